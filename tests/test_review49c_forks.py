@@ -13,6 +13,11 @@ hash of its first change the stored copy does not hold, when it was seen) in
 and MAX_FORK_RECORDS in all (the first ones stay: docs/formats.md, "Pre-rotation and stored
 histories"). A fork whose first differing change is the first of a checkpointed history is
 not kept: its link to the change before it is only its checkpoint's word, no signature.
+
+Forks 2: past MAX_FORK_RECORDS nothing more was kept, a local identity's fork included: a
+member mints identities for free and forks its own, and the owner's node lost the evidence
+that its own keys leaked. A local identity's forks are kept past it (within
+MAX_FORKS_PER_IDENTITY each; only the node's operator makes local identities).
 """
 
 from __future__ import annotations
@@ -165,3 +170,26 @@ def test_the_cli_shows_the_owner_the_forks_of_her_identity(troth_home: Path) -> 
     other = str(Identifier(b"\x02" * 32))
     assert run_json("identity", "forks", other) == []
     assert "no fork of" in run("identity", "forks", other).output
+
+
+def test_a_full_record_still_keeps_a_local_identitys_fork(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forks 2: a member mints identities for free, and forks its own: with MAX_FORK_RECORDS
+    full of those, the owner's node must still keep the fork of its own local identity (the
+    evidence that its keys leaked), which no one else can add to."""
+    monkeypatch.setattr(limits, "MAX_FORK_RECORDS", 2)
+    for _ in range(3):
+        base = honest_history(1)
+        real, forged = forks_of(base, 2)
+        node.identities.import_history(encode(real.changes), now=NOW)
+        with pytest.raises(IdentityError):
+            node.identities.import_history(encode(forged.changes), now=NOW)
+    local = node.identities.create(now=NOW, name="alice")
+    stolen = rotate_identity(
+        node.vault, local.identity, local.primary_key, local.next_key, now=NOW + 5, valid_for=DAY
+    ).identity
+    with pytest.raises(IdentityError):
+        node.identities.check_known(stolen)
+    (kept,) = node.identities.forks(local.identifier)
+    assert kept.change_hash == stolen.current_change_hash

@@ -196,7 +196,9 @@ class IdentityStore(Transactional, Protocol):
         """Keep a verified history refused as a fork, its first change the stored copy does
         not hold being `index` (hash `change_hash`), unless that change is kept already or
         MAX_FORKS_PER_IDENTITY of the identity, or MAX_FORK_RECORDS in all, are (the first
-        ones stay). Whether it was kept."""
+        ones stay; a local identity's past MAX_FORK_RECORDS too: the evidence that its keys
+        leaked, which others' forks of identities minted for free must not crowd out, review
+        49c, forks 2). Whether it was kept."""
         ...
 
     def forks(self, identifier: bytes) -> list[ForkRecord]:

@@ -327,11 +327,13 @@ class SqliteIdentityStore:
     def add_fork(
         self, identifier: bytes, index: int, change_hash: bytes, history: bytes, now: int
     ) -> bool:
-        (mine, total) = self._db.fetch_one(
-            "SELECT count(*) FILTER (WHERE identifier = ?), count(*) FROM identity_forks",
-            (identifier,),
+        (mine, total, local) = self._db.fetch_one(
+            "SELECT count(*) FILTER (WHERE identifier = ?), count(*), EXISTS (SELECT 1 FROM "
+            "identities WHERE identifier = ? AND primary_key IS NOT NULL) FROM identity_forks",
+            (identifier, identifier),
         )
-        if int(mine) >= limits.MAX_FORKS_PER_IDENTITY or int(total) >= limits.MAX_FORK_RECORDS:
+        full = int(total) >= limits.MAX_FORK_RECORDS and not local  # review 49c, forks 2
+        if int(mine) >= limits.MAX_FORKS_PER_IDENTITY or full:
             return False  # the first ones stay: later input never erases evidence
         return (
             self._db.execute(
