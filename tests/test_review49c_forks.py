@@ -160,7 +160,7 @@ def test_the_cli_shows_the_owner_the_forks_of_her_identity(troth_home: Path) -> 
             node.identities.check_known(forged)
     assert run_json("identity", "show", "alice")["forks"] == 1
     shown = run("identity", "show", "alice").output
-    assert "1 fork(s) of it seen" in shown
+    assert "1 fork(s) of it seen and refused, the newest" in shown
     assert "--compromised" in shown
     (kept,) = run_json("identity", "forks", "alice")
     assert (kept["index"], kept["change_hash"]) == (1, forged.current_change_hash.hex())

@@ -151,14 +151,16 @@ def show(ref: str, node_name: str, reporter: Reporter) -> None:
         # a rotation whose announcement never happened (the command killed after its commit,
         # the authority unreachable) is reported, never shown as done (review 38c, rotate 1)
         _changes, due = node.wallet.unannounced(ref)
-        forked = len(node.identities.forks(local.identity.identifier))
+        forked = node.identities.forks(local.identity.identifier)
     text = shown(data)
     if forked:  # review 49c, forks 1: the proof that a copy of its keys is in other hands
-        data["forks"] = forked
+        data["forks"] = len(forked)
+        newest = moment(max(fork.seen_at for fork in forked), CLOCK.now())
         text += (
-            f"\n{forked} fork(s) of it seen and refused: someone holds its keys (troth identity "
-            f"forks {local.identity.identifier} --node {node_name}); rotate it with "
-            '--compromised (docs/vault.md, "Recovering from a stolen backup")'
+            f"\n{len(forked)} fork(s) of it seen and refused, the newest {newest}: someone held "
+            f"its keys (troth identity forks {local.identity.identifier} --node {node_name}); "
+            'rotate it with --compromised unless it was since (docs/vault.md, "Recovering '
+            'from a stolen backup")'
         )
     if due:
         data["unannounced"] = [str(authority) for authority in due]
