@@ -791,5 +791,7 @@ change out of the node's judgment of that identity (its voucher), so losing one 
 node refuse more, never admit anyone (docs/storage.md, "Vouchers"; review 30a, refuted 1: one
 member's fresh delegates, each forking from a checkpoint of its own, added 64 rows each for
 good)."""
+MAX_FORKS_PER_IDENTITY: Final = 4  # refused forks of one identity kept (review 49c, forks 1)
+MAX_FORK_RECORDS: Final = 1024  # refused forks kept, local identities' aside (docs/storage.md)
 VOUCHER_SWEEP_ROWS: Final = 256
 """Rows of one authority a sweep of the vouchers examines at once (forgotten, or kept for good)."""

@@ -1,4 +1,4 @@
-"""`troth identity ...`: create, show, list, rotate, export, verify, import, did."""
+"""`troth identity ...`: create, show, list, rotate, export, verify, import, did, forks."""
 
 from __future__ import annotations
 
@@ -151,7 +151,17 @@ def show(ref: str, node_name: str, reporter: Reporter) -> None:
         # a rotation whose announcement never happened (the command killed after its commit,
         # the authority unreachable) is reported, never shown as done (review 38c, rotate 1)
         _changes, due = node.wallet.unannounced(ref)
+        forked = node.identities.forks(local.identity.identifier)
     text = shown(data)
+    if forked:  # review 49c, forks 1: the proof that a copy of its keys is in other hands
+        data["forks"] = len(forked)
+        newest = moment(max(fork.seen_at for fork in forked), CLOCK.now())
+        text += (
+            f"\n{len(forked)} fork(s) of it seen and refused, the newest {newest}: someone held "
+            f"its keys (troth identity forks {local.identity.identifier} --node {node_name}); "
+            'rotate it with --compromised unless it was since (docs/vault.md, "Recovering '
+            'from a stolen backup")'
+        )
     if due:
         data["unannounced"] = [str(authority) for authority in due]
         name = local.name or str(local.identity.identifier)
@@ -327,3 +337,33 @@ def did(ref: str, node_name: str, reporter: Reporter) -> None:
             node.identities.get(reporter.names.local(ref, node), now=CLOCK.now()).identity
         )
     reporter.result(document, json.dumps(document, indent=2))
+
+
+@identity_group.command("forks")
+@IDENTITY_ARG
+@node_option
+@json_command
+def forks(ref: str, node_name: str, reporter: Reporter) -> None:
+    """List the histories of IDENTITY this node refused as forks of its stored copy, kept as
+    evidence: the first change of each that the stored copy does not hold is signed with the
+    identity's keys, as the stored copy's is, so one of the two was made by someone holding a
+    copy of them (a stolen backup), or its owner signed both. JSON carries each history (hex),
+    which `troth identity verify` takes."""
+    with open_cli_node(node_name) as node:
+        identifier = reporter.names.identifier(ref, node)
+        kept = node.identities.forks(identifier)
+    rows = [
+        {
+            "index": fork.index,
+            "change_hash": fork.change_hash.hex(),
+            "seen_at": fork.seen_at,
+            "history": fork.history.hex(),
+        }
+        for fork in kept
+    ]
+    now = CLOCK.now()
+    text = "\n".join(
+        f"change {fork.index} {fork.change_hash.hex()}  seen {moment(fork.seen_at, now)}"
+        for fork in kept
+    )
+    reporter.result(rows, text or f"no fork of {identifier} seen by node {node_name!r}")

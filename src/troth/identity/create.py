@@ -19,7 +19,14 @@ from troth.identity.change import ChangeBody, FirstChanges, SignedChange, next_k
 from troth.identity.history import VerifiedIdentity
 from troth.vault import KeyHandle, KeyPurpose, Vault
 
-__all__ = ["HeldIdentity", "new_identities", "new_identity", "rotate_identity"]
+__all__ = [
+    "HeldIdentity",
+    "fits_limits",
+    "new_identities",
+    "new_identity",
+    "presented_whole",
+    "rotate_identity",
+]
 
 _PRIMARY = KeyPurpose.PRIMARY  # bound once: a member's lookup through its enum class is slow
 _UINT_BOUND = 1 << 64  # a change's times are CBOR unsigned integers (docs/formats.md)
@@ -147,3 +154,17 @@ def rotate_identity(
     encoded = body.encode()
     signed = SignedChange(encoded, vault.sign(next_key, encoded), vault.sign(current, encoded))
     return HeldIdentity(next_key, identity.extended(signed, body), following)
+
+
+def presented_whole(identity: VerifiedIdentity) -> bool:
+    """Whether `identity` is presented as it is: every change, within the limits
+    (`IdentityService._presentable` returns it unchanged)."""
+    return identity.first_index == 0 and fits_limits(identity)
+
+
+def fits_limits(identity: VerifiedIdentity) -> bool:
+    """Whether a presented history is within the limits every verifier enforces."""
+    return (
+        len(identity.changes) <= limits.MAX_IDENTITY_CHANGES
+        and len(identity.history) <= limits.MAX_IDENTITY_HISTORY_BYTES
+    )

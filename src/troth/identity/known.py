@@ -28,6 +28,7 @@ stored copy cannot extend a newer one.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import itertools
 import threading
@@ -36,9 +37,10 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Final, NamedTuple
 
+from troth import limits
 from troth.clock import Clock
 from troth.crypto import sha256
-from troth.errors import DecodeError, IdentityError, IdentityFailure, StorageError
+from troth.errors import DecodeError, IdentityError, IdentityFailure, StorageError, TrothError
 from troth.identity.change import ChangeBody, UnverifiedHistory
 from troth.identity.history import (
     VerifiedChange,
@@ -86,10 +88,17 @@ class _Seen(enum.Enum):
     rolls back one that is not made up)."""
 
     STORED = 1  # the stored copy itself
-    NEW = 2  # none stored, or it extends the stored copy
+    NEW = 2  # it extends the stored copy
     REFUTED = 3  # it shows the stored copy made up
     UNBOUND = 4  # a copy from a checkpoint that does not bind it (`Binds`)
     LINKS = 5  # her full history, ending at the stored copy from a checkpoint's last change
+    FIRST = 6  # none stored (so no local identity's either)
+
+
+_UNCHANGED: Final = (_Seen.STORED, _Seen.LINKS, _Seen.FIRST)
+"""What continues no stored copy past its last change (none stored, so no local identity;
+her own changes up to it): `_own_only` need not look for a local identity."""
+_LOCAL_ONLY: Final = "a local identity is rotated only by its own node"
 
 
 class StoredSpan(NamedTuple):
@@ -138,13 +147,53 @@ class KnownHistories:
         nor extends it. Give `binds` only for a presenter already admitted: the copy is then
         replaced and its changes recorded refuted. `linked`: the caller checked the link of a
         history from a checkpoint to its identifier (an authority pin confirmed out of band:
-        review 30a, enrollment 7), so it is stored linked as a full one is."""
-        if self._judge(identity, binds, tell=False) is not _Seen.STORED:
-            # tells `refuted` of a copy it replaces; stores her full history over a copy
-            # from a checkpoint ending at the same change (`_Seen.LINKS`: review 29a)
-            self._store_or_extend(identity, binds, linked)
-        elif linked and identity.first_index > 0:
-            self._link(identity)
+        review 30a, enrollment 7), so it is stored linked as a full one is. A FORK is kept as
+        evidence (`_keeping_forks`)."""
+        with self._keeping_forks(identity):
+            if self._judge(identity, binds, tell=False) is not _Seen.STORED:
+                # tells `refuted` of a copy it replaces; stores her full history over a copy
+                # from a checkpoint ending at the same change (`_Seen.LINKS`: review 29a)
+                self._store_or_extend(identity, binds, linked)
+            elif linked and identity.first_index > 0:
+                self._link(identity)
+
+    @contextmanager
+    def _keeping_forks(self, identity: VerifiedIdentity) -> Iterator[None]:
+        """Keep `identity` as evidence (`IdentityStore.add_fork`) when the judgment inside
+        refuses it as a FORK (review 49c, forks 1: with the stored copy, the signed proof that
+        two rotations were made with the identity's keys, one by a copy's holder, went with the
+        refusal). Its first change the stored copy does not hold
+        must be one whose previous-key signature `verify_history` checked: not the first of
+        a checkpointed history (its checkpoint's word). Best effort, in a transaction of its
+        own, after the judgment's rolled back: the refusal stands whatever happens to it (a
+        caller's transaction that the refusal rolls back drops it too)."""
+        try:
+            yield
+        except IdentityError as exc:
+            if exc.reason is IdentityFailure.FORK:
+                with contextlib.suppress(TrothError):
+                    self._keep_fork(identity, exc.change)
+            raise
+
+    def _keep_fork(self, identity: VerifiedIdentity, change: int | None) -> None:
+        """`_keeping_forks`: the write lock is taken only for a fork not kept yet and within
+        the identity's bound (a fork once public is anyone's to replay, at every handshake)."""
+        digest = identity.identifier.digest
+        if change is None:  # a local identity's continuation: the change after its own
+            stored = self._store.get_history(digest)
+            if stored is None:
+                return
+            change = _stored_span(stored[0]).last + 1
+        if not identity.first_index < change <= identity.current.index:
+            return
+        forking = identity.changes[change - identity.first_index].change_hash
+        kept = self._store.forks(digest)
+        if len(kept) >= limits.MAX_FORKS_PER_IDENTITY or any(
+            k.change_hash == forking for k in kept
+        ):
+            return
+        with self._store.transaction():
+            self._store.add_fork(digest, change, forking, identity.history, self._clock.now())
 
     def _link(self, identity: VerifiedIdentity) -> None:
         """Mark the stored copy that ends at `identity`'s last change linked: the caller tied
@@ -170,17 +219,25 @@ class KnownHistories:
     def check(self, identity: VerifiedIdentity, *, binds: Binds | None = None) -> None:
         """Raise IdentityError as `observe` would, but store nothing (for a requester not yet
         authorised: a stranger must not be able to fill the store). A copy that does not bind
-        it (`binds`) is left as it is, and no one is told of it."""
-        self._judge(identity, binds)
+        it (`binds`) is left as it is, and no one is told of it. A FORK is kept as evidence
+        (`_keeping_forks`: signed with the identity's keys, whoever presents it)."""
+        with self._keeping_forks(identity):
+            if self._judge(identity, binds) not in _UNCHANGED:
+                self._own_only(identity)
 
     def check_no_fork(self, identity: VerifiedIdentity) -> None:
         """Raise IdentityError (FORK, IDENTIFIER_MISMATCH, a gap) unless `identity` equals,
         extends or is an older prefix of the stored copy (what a signature made before a
         rotation carries); store nothing. A prefix that ends before a checkpointed stored copy
         begins is accepted only when this node stores a row of its last change (a local
-        identity's), else refused as a gap: deny when in doubt."""
+        identity's), else refused as a gap: deny when in doubt. A FORK is kept as evidence."""
+        with self._keeping_forks(identity):
+            self._no_fork(identity)
+
+    def _no_fork(self, identity: VerifiedIdentity) -> None:
+        """`check_no_fork`, its evidence aside."""
         try:
-            self._judge(identity)
+            seen = self._judge(identity)
         except IdentityError as exc:
             if exc.reason is not IdentityFailure.ROLLBACK:
                 raise
@@ -197,6 +254,32 @@ class KnownHistories:
                         f"({known.first}): nothing here shows it is an older prefix",
                         last,
                     ) from None
+        else:
+            if seen not in _UNCHANGED:
+                self._own_only(identity, older=True)
+
+    def _own_only(self, identity: VerifiedIdentity, *, older: bool = False) -> None:
+        """Raise FORK when `identity` would change the stored history of a local identity, as
+        `_store_or_extend` does: only its own node rotates it, so a change it did not make is
+        a thief's (a copy of its vault holds the committed next key: review 49c, local 1: the
+        checks that store nothing passed it, and the owner's node called the thief's rotation
+        of its own identity valid). Judged by the copy the store holds: another process of the
+        node may have rotated it since the cache was filled, and its own newer history passes.
+        `older`: an older prefix of that copy passes (`check_no_fork`)."""
+        digest = identity.identifier.digest
+        if self._store.find_local(identifier=digest) is None:
+            return
+        stored = self._store.get_history(digest)
+        if stored is None:
+            return
+        try:
+            seen = self._extends(digest, stored[0], identity, None)
+        except IdentityError as exc:
+            if older and exc.reason is IdentityFailure.ROLLBACK:
+                return
+            raise
+        if seen not in _UNCHANGED:
+            raise IdentityError(IdentityFailure.FORK, _LOCAL_ONLY)
 
     def stored(self, digest: bytes) -> StoredSpan | None:
         """The changes of the stored copy of `digest` (cached for `cache_seconds`)."""
@@ -216,7 +299,7 @@ class KnownHistories:
         digest = identity.identifier.digest
         known = self.stored(digest)
         if known is None:
-            return _Seen.NEW
+            return _Seen.FIRST
         if known.hashes[-1] == identity.current_change_hash:
             return _equal(known, identity)  # hash-linked changes, equal last hash, equal all
         if identity.first_index != known.last + 1:
@@ -234,7 +317,7 @@ class KnownHistories:
         # known 1)
         stored = self._store.get_history(digest)
         if stored is None:
-            return _Seen.NEW
+            return _Seen.FIRST
         seen = self._extends(digest, stored[0], identity, binds)
         if seen is _Seen.REFUTED and tell and self._refuted is not None:
             self._refuted(identity.identifier, _decode(stored[0]))
@@ -290,9 +373,7 @@ class KnownHistories:
                 write = replaced or count > stored[1] or seen is _Seen.LINKS
                 if write and self._store.find_local(identifier=digest) is not None:
                     if seen is not _Seen.LINKS:
-                        raise IdentityError(
-                            IdentityFailure.FORK, "a local identity is rotated only by its own node"
-                        )
+                        raise IdentityError(IdentityFailure.FORK, _LOCAL_ONLY)
                     write = False  # its own rows stand: nothing to link
                 if write:
                     # an extension keeps the stored copy's link (checked, or a checkpoint's

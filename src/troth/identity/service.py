@@ -37,7 +37,13 @@ from troth.errors import (
 from troth.faults import crash_point
 from troth.identity.attestation import VerifiedPurposeKey, attest_purpose_key, verify_attestation
 from troth.identity.change import Checkpoint, SignedChange, UnverifiedHistory, encode_history
-from troth.identity.create import HeldIdentity, new_identities, rotate_identity
+from troth.identity.create import (
+    HeldIdentity,
+    fits_limits,
+    new_identities,
+    presented_whole,
+    rotate_identity,
+)
 from troth.identity.history import Checkpoints, VerifiedIdentity, indexed_hashes, verify_history
 from troth.identity.identifier import Identifier
 from troth.identity.known import (
@@ -50,7 +56,7 @@ from troth.identity.known import (
 from troth.identity.retirement import owned_purpose_keys
 from troth.identity.signer import Signer
 from troth.names import check_name
-from troth.storage import IdentityStore, LocalIdentityRecord, PurposeKeyRecord
+from troth.storage import ForkRecord, IdentityStore, LocalIdentityRecord, PurposeKeyRecord
 from troth.storage.base import RETIRED_PROOF_MARK, LocalIdentityRow
 from troth.vault import KeyHandle, KeyPurpose, Vault
 from troth.vault.base import RetiringVault, key_batch
@@ -339,7 +345,7 @@ class IdentityService:
                         not compromised or held.primary in generated
                     ):
                         break
-                archived = bool(record.change_rows) or not _whole(held.identity)
+                archived = bool(record.change_rows) or not presented_whole(held.identity)
                 if archived:
                     self._archive(local.identity, held.identity, record.change_rows)
                 presented = self._presentable(held.identity)
@@ -373,8 +379,8 @@ class IdentityService:
         """Store the changes `after` added to `before` one row each, and, when `before`'s
         changes have no rows yet (`rows`, how many have: 0 while the presented history holds
         every change), those too: until then they lived in the identity's history row, which
-        is whole until the first rotation whose history is not (`_whole`). Rows exist for every
-        local identity whose presented history is cut (what the checkpoint queries of
+        is whole until the first rotation whose history is not (`presented_whole`). Rows exist
+        for every local identity whose presented history is cut (what the checkpoint queries of
         `_presentable` and the windows of `history_window` read); a whole one is read from its
         history row (`attested_by_store`, `window_around`)."""
         start = before.change_count if rows == before.change_count else before.first_index
@@ -400,7 +406,7 @@ class IdentityService:
         oldest within the last 64 changes, or else the newest — so that a verifier whose
         stored copy is up to 63 changes old still sees a history that overlaps it (a gap is
         refused: docs/formats.md, "Stored copies"). IdentityError OVER_LIMIT when none fits."""
-        if _whole(identity):
+        if presented_whole(identity):
             return identity
         digest = identity.identifier.digest
         floor = identity.current.index - limits.MAX_IDENTITY_CHANGES + 1
@@ -412,10 +418,10 @@ class IdentityService:
 
         found = self.store.checkpoint(digest, oldest_from=max(floor, 0))
         presented = cut(found)
-        if not _fits(presented):  # rarely: the newest checkpoint, read only then
+        if not fits_limits(presented):  # rarely: the newest checkpoint, read only then
             found = self.store.checkpoint(digest)
             presented = cut(found)
-        if _fits(presented):
+        if fits_limits(presented):
             return presented
         raise IdentityError(
             IdentityFailure.OVER_LIMIT,
@@ -540,6 +546,12 @@ class IdentityService:
     def _refuted(self, identifier: Identifier, copy: UnverifiedHistory) -> None:
         for hook in self.refuted_hooks:
             hook(identifier, copy)
+
+    def forks(self, identifier: Identifier) -> list[ForkRecord]:
+        """The verified histories of `identifier` refused as forks, kept as evidence that their
+        two rotations were signed with its keys, one by someone holding a copy of them
+        (troth.identity.known; review 49c, forks 1)."""
+        return self.store.forks(identifier.digest)
 
     def stored_changes(self, identifier: Identifier) -> int | None:
         """How many changes the stored copy of `identifier` says it has (None: none stored)."""
@@ -767,17 +779,3 @@ class IdentityService:
         for handle in handles:
             with contextlib.suppress(TrothError):
                 self.vault.delete(handle)
-
-
-def _whole(identity: VerifiedIdentity) -> bool:
-    """Whether `identity` is presented as it is: every change, within the limits
-    (`IdentityService._presentable` returns it unchanged)."""
-    return identity.first_index == 0 and _fits(identity)
-
-
-def _fits(identity: VerifiedIdentity) -> bool:
-    """Whether a presented history is within the limits every verifier enforces."""
-    return (
-        len(identity.changes) <= limits.MAX_IDENTITY_CHANGES
-        and len(identity.history) <= limits.MAX_IDENTITY_HISTORY_BYTES
-    )

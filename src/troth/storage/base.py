@@ -16,6 +16,7 @@ __all__ = [
     "CredentialStore",
     "FeedRow",
     "FeedState",
+    "ForkRecord",
     "HeldCredential",
     "IdentityStore",
     "LocalIdentityRecord",
@@ -56,6 +57,19 @@ class LocalIdentityRecord:
     changes: int
     next_key: str | None
     change_rows: int = 0  # how many of its changes are stored one row each (from index 0)
+
+
+@dataclass(frozen=True, slots=True)
+class ForkRecord:
+    """A verified history refused as a fork of the stored copy, kept as evidence (review 49c,
+    forks 1): the index and hash of its first change the stored copy does not hold (signed
+    by the key the change before it committed to, and by the one before), the history, and
+    when it was seen."""
+
+    index: int
+    change_hash: bytes
+    history: bytes
+    seen_at: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +188,21 @@ class IdentityStore(Transactional, Protocol):
     def add_refuted(self, identifier: bytes, changes: Sequence[tuple[int, bytes]]) -> None:
         """Record the (index, hash) of each change of a stored copy shown made up, in the
         transaction that replaces it (read by `VoucherStore.refuted`)."""
+        ...
+
+    def add_fork(
+        self, identifier: bytes, index: int, change_hash: bytes, history: bytes, now: int
+    ) -> bool:
+        """Keep a verified history refused as a fork, its first change the stored copy does
+        not hold being `index` (hash `change_hash`), unless that change is kept already or
+        MAX_FORKS_PER_IDENTITY of the identity, or MAX_FORK_RECORDS in all, are (the first
+        ones stay; a local identity's past MAX_FORK_RECORDS too: the evidence that its keys
+        leaked, which others' forks of identities minted for free must not crowd out, review
+        49c, forks 2). Whether it was kept."""
+        ...
+
+    def forks(self, identifier: bytes) -> list[ForkRecord]:
+        """The forks of `identifier` kept (`add_fork`), in the order they were seen."""
         ...
 
     def drop_refuted(self, identifier: bytes, changes: Sequence[tuple[int, bytes]]) -> None:

@@ -253,6 +253,18 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
     );
     CREATE INDEX IF NOT EXISTS feed_syncs_due_authority ON feed_syncs_due (authority);
     """,
+    """
+    -- review 49c, forks 1: verified histories refused as forks of the stored copy, kept as
+    -- evidence (their first change the stored copy does not hold is signed with the
+    -- identity's keys, as the stored copy's change at that index is: two rotations, one by
+    -- a copy's holder), the first MAX_FORKS_PER_IDENTITY of an identity and MAX_FORK_RECORDS
+    -- in all (`IdentityService.forks`, docs/storage.md "Schema")
+    CREATE TABLE IF NOT EXISTS identity_forks (
+        seq INTEGER PRIMARY KEY, identifier BLOB NOT NULL, change_hash BLOB NOT NULL,
+        idx INTEGER NOT NULL, history BLOB NOT NULL, seen_at INTEGER NOT NULL,
+        UNIQUE (identifier, change_hash)
+    );
+    """,
 )
 
 

@@ -13,6 +13,7 @@ from troth.errors import ConflictError, StorageError
 from troth.storage.base import (
     RETIRED_PROOF_MARK,
     ChangeRow,
+    ForkRecord,
     LocalIdentityRecord,
     LocalIdentityRow,
     PurposeKeyRecord,
@@ -322,6 +323,34 @@ class SqliteIdentityStore:
                 "DELETE FROM refuted_changes WHERE copy_seq = ?", (int(oldest),)
             ).rowcount
             excess -= removed
+
+    def add_fork(
+        self, identifier: bytes, index: int, change_hash: bytes, history: bytes, now: int
+    ) -> bool:
+        (mine, total, local) = self._db.fetch_one(
+            "SELECT count(*) FILTER (WHERE identifier = ?), count(*), EXISTS (SELECT 1 FROM "
+            "identities WHERE identifier = ? AND primary_key IS NOT NULL) FROM identity_forks",
+            (identifier, identifier),
+        )
+        full = int(total) >= limits.MAX_FORK_RECORDS and not local  # review 49c, forks 2
+        if int(mine) >= limits.MAX_FORKS_PER_IDENTITY or full:
+            return False  # the first ones stay: later input never erases evidence
+        return (
+            self._db.execute(
+                "INSERT OR IGNORE INTO identity_forks "
+                "(identifier, change_hash, idx, history, seen_at) VALUES (?, ?, ?, ?, ?)",
+                (identifier, change_hash, index, history, now),
+            ).rowcount
+            == 1
+        )
+
+    def forks(self, identifier: bytes) -> list[ForkRecord]:
+        rows = self._db.fetch_all(
+            "SELECT idx, change_hash, history, seen_at FROM identity_forks "
+            "WHERE identifier = ? ORDER BY seq",
+            (identifier,),
+        )
+        return [ForkRecord(int(i), bytes(h), bytes(data), int(at)) for i, h, data, at in rows]
 
     def drop_refuted(self, identifier: bytes, changes: Sequence[tuple[int, bytes]]) -> None:
         if (
