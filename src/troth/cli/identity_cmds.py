@@ -159,8 +159,8 @@ def show(ref: str, node_name: str, reporter: Reporter) -> None:
         text += (
             f"\n{len(forked)} fork(s) of it seen and refused, the newest {newest}: someone held "
             f"its keys (troth identity forks {local.identity.identifier} --node {node_name}); "
-            'rotate it with --compromised unless it was since (docs/vault.md, "Recovering '
-            'from a stolen backup")'
+            "rotate it with --compromised unless it was since "
+            '(docs/vault.md, "Recovering from a stolen backup")'
         )
     if due:
         data["unannounced"] = [str(authority) for authority in due]
