@@ -19,10 +19,6 @@ import pytest
 import troth
 from troth.node.rekey import rekey_vault
 
-pytestmark = pytest.mark.xfail(
-    strict=True, reason="review 49a, handles 1: a closed node reopens its database"
-)
-
 
 def _closed_scene() -> tuple[troth.Node, troth.Authority, troth.Credential, troth.Identity]:
     hub = troth.Node.open("hub")

@@ -522,7 +522,8 @@ class Node:
         return feed
 
     def close(self) -> None:
-        """Close the node's vault and store."""
+        """Close the node's vault and store: every later call through it (or its
+        `Authority`, or a `Verifier` it feeds) is a StorageError (open the node again)."""
         self._stored.close()
 
     def __enter__(self) -> Node:
