@@ -66,7 +66,6 @@ def _refused(call: Callable[[], Any], parameter: str) -> troth.ArgumentError:
 # -- 1. Node.open, Identities.create, attributes -------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="review 49a, arguments 1: home as a str is a TypeError")
 def test_open_takes_home_as_text(troth_home: Path) -> None:
     with troth.Node.open("n", home=_(str(troth_home))) as node:
         made = node.identities.create("someone")
@@ -83,7 +82,6 @@ OPEN_CASES: dict[str, tuple[str, Callable[[Path], Any]]] = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="review 49a, arguments 1: Node.open fails deep inside")
 @pytest.mark.parametrize("case", sorted(OPEN_CASES))
 def test_open_refuses_what_it_does_not_take(case: str, troth_home: Path) -> None:
     parameter, call = OPEN_CASES[case]
@@ -134,7 +132,6 @@ NODE_CASES: dict[str, tuple[str, Callable[[Scene], Any]]] = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="review 49a, arguments 1: untyped errors from beneath")
 @pytest.mark.parametrize("case", sorted(NODE_CASES))
 def test_node_calls_refuse_what_they_do_not_take(case: str, scene: Scene) -> None:
     parameter, call = NODE_CASES[case]
@@ -182,7 +179,6 @@ VERIFIER_CASES: dict[str, tuple[str, Callable[[Scene], Any]]] = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="review 49a, arguments 2: Verifier fails deep inside")
 @pytest.mark.parametrize("case", sorted(VERIFIER_CASES))
 def test_verifier_refuses_what_it_does_not_take(case: str, scene: Scene) -> None:
     parameter, call = VERIFIER_CASES[case]
@@ -215,7 +211,6 @@ CHANNEL_CASES: dict[str, tuple[str, Callable[[troth.Channel], Any]]] = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="review 49a, arguments 3: Channel.call sends anything")
 @pytest.mark.parametrize("case", sorted(CHANNEL_CASES))
 def test_channel_call_refuses_what_it_does_not_take(case: str, scene: Scene) -> None:
     parameter, use = CHANNEL_CASES[case]
@@ -248,7 +243,6 @@ SERVE_CASES: dict[str, tuple[str, Callable[[Scene], Any]]] = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="review 49a, arguments 3: untyped errors from beneath")
 @pytest.mark.parametrize("case", sorted(SERVE_CASES))
 def test_services_and_serve_refuse_what_they_do_not_take(case: str, scene: Scene) -> None:
     parameter, call = SERVE_CASES[case]

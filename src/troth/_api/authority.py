@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from troth._api.arguments import check_mapping, check_optional_text, check_text, check_whole
+from troth._api.arguments import (
+    check_attributes,
+    check_optional_text,
+    check_text,
+    check_whole,
+)
 from troth._api.results import Credential, Identity
 from troth.authority import Authority as HostedAuthority
 from troth.authority.core import DEFAULT_TICKET_TTL
 from troth.clock import Clock
-from troth.credentials import Attributes, VerifiedFeed
+from troth.credentials import VerifiedFeed
 from troth.errors import ArgumentError
 from troth.identity import Identifier
 from troth.node.node import Node as StoredNode
@@ -20,11 +25,6 @@ __all__ = ["AttributesLike", "Authority"]
 AttributesLike = Mapping[str, str | Iterable[str]]
 """Attributes as a mapping: `{"orders.access": ["read", "write"], "orders.customer": "4471"}`
 (an `Attributes` is one too)."""
-
-
-def attributes_of(attributes: AttributesLike) -> Attributes:
-    """`attributes` validated (ValueError for a bad name or value)."""
-    return attributes if isinstance(attributes, Attributes) else Attributes(attributes)
 
 
 class Authority:
@@ -60,13 +60,13 @@ class Authority:
         `Node.enroll`. It carries the authority's identity and where it is reached: `at` (a
         route such as `/tcp/127.0.0.1:4000`), else the node's configured address (`node:NAME`
         on this machine when it has none). `uses` redemptions within `ttl` seconds."""
-        check_mapping("Authority.ticket", "attributes", attributes)
+        granted = check_attributes("Authority.ticket", "attributes", attributes)
         check_optional_text("Authority.ticket", "at", at)
         check_whole("Authority.ticket", "uses", uses)
         check_whole("Authority.ticket", "ttl", ttl, unit=" of seconds")
         ticket = self._hosted.create_ticket(
             creator=self._hosted.identifier,
-            attributes=attributes_of(attributes),
+            attributes=granted,
             address=at or self._config.address(),
             now=self._clock.now(),
             uses=uses,

@@ -9,7 +9,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from troth._api.arguments import check_credential, check_optional_text, check_peer, check_text
+from troth._api.arguments import (
+    check_credential,
+    check_name_text,
+    check_optional_text,
+    check_peer,
+    check_seconds,
+    check_text,
+)
 from troth._api.node import IdentityRef, Link, PeerRef, _ref
 from troth._api.results import Credential
 from troth.authority.client import revoke_request
@@ -17,7 +24,6 @@ from troth.credentials import VerifiedCredential
 from troth.encoding import cbor
 from troth.errors import ArgumentError, ConfigError, RoutingError, StorageError, TrothError
 from troth.identity import Identifier
-from troth.names import check_name
 from troth.node.access import (
     AnyAuthenticated,
     AttributeCoversArgument,
@@ -82,10 +88,12 @@ class Service:
     """None: a service of this kind answers requests (it takes no one-way messages)."""
 
     def __init__(self, name: str) -> None:
-        """A service named `name` (not one of a node's built-in services)."""
-        check_name(name, "service name")
+        """A service named `name` (not one of a node's built-in services; ArgumentError)."""
+        check_name_text("Service", "name", name, "service name")
         if name in KNOWN_SERVICES:
-            raise ValueError(f"{name!r} is a built-in service of every node; choose another")
+            raise ArgumentError(
+                "Service", "name", "a name no built-in service of every node has", repr(name)
+            )
         service_address(name)  # RoutingError for a name no address can carry
         self.name = name
         self._methods: dict[str, Method] = {}
@@ -163,7 +171,11 @@ class Channel:
         """Call `method` of `service` at the other end with `arguments` (CBOR data); its
         answer. Raises `Denied` (the other node's access decision, with its reasons),
         `RemoteError` (the service failed the request) or `RoutingError` (no such service,
-        or no answer within `timeout` seconds)."""
+        or no answer within `timeout` seconds). A service or method that is not a str, or a
+        timeout that is not a number of seconds over 0, is an ArgumentError."""
+        check_text("Channel.call", "service", service)
+        check_text("Channel.call", "method", method)
+        timeout = check_seconds("Channel.call", "timeout", timeout)
         address = service_address(service)
         return await call(
             self._runtime.router, (self._end.enc, address), method, arguments, timeout=timeout
