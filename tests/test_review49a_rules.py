@@ -66,7 +66,6 @@ def _(value: object) -> Any:
     return value
 
 
-@pytest.mark.xfail(strict=True, reason="review 49a, rules 1: a rule is taken as given")
 @pytest.mark.parametrize("rule", sorted(RULES))
 def test_a_rule_given_as_the_rest_of_the_api_takes_it_admits_a_member(
     rule: str, scene: Scene
@@ -74,7 +73,6 @@ def test_a_rule_given_as_the_rest_of_the_api_takes_it_admits_a_member(
     assert str(_call(scene, RULES[rule])).startswith("heard T")
 
 
-@pytest.mark.xfail(strict=True, reason="review 49a, rules 1: a dict is an internal error")
 def test_a_rule_of_another_authority_still_refuses(scene: Scene) -> None:
     other = str(scene.agents.identity.identifier)  # no authority at all
     with pytest.raises(troth.Denied):
@@ -101,7 +99,6 @@ BAD: dict[str, tuple[str, Callable[[troth.Service], Any]]] = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="review 49a, rules 1: a rule is taken as given")
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_a_rule_of_the_wrong_kind_is_refused_when_declared(case: str) -> None:
     parameter, declare = BAD[case]

@@ -5,11 +5,13 @@ point has checked before your handler runs (docs/protocols.md, "Services" and "A
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from troth._api.arguments import (
+    check_attributes,
     check_credential,
     check_name_text,
     check_optional_text,
@@ -20,9 +22,16 @@ from troth._api.arguments import (
 from troth._api.node import IdentityRef, Link, PeerRef, _ref
 from troth._api.results import Credential
 from troth.authority.client import revoke_request
-from troth.credentials import VerifiedCredential
+from troth.credentials import Attributes, VerifiedCredential
 from troth.encoding import cbor
-from troth.errors import ArgumentError, ConfigError, RoutingError, StorageError, TrothError
+from troth.errors import (
+    ArgumentError,
+    ConfigError,
+    MalformedText,
+    RoutingError,
+    StorageError,
+    TrothError,
+)
 from troth.identity import Identifier
 from troth.node.access import (
     AnyAuthenticated,
@@ -112,7 +121,10 @@ class Service:
         Credentials that carry caveats satisfy no rule yet (fail closed). Any other `allow`
         is an ArgumentError: `GatedMembers` admits caveated credentials, which only a service
         that decides each request with Cedar itself may take (the MCP service; review 48j,
-        delegation 3)."""
+        delegation 3). A rule's attributes may be a mapping and its `authority` an
+        identifier's text, as the rest of the API takes them; a rule holding anything else, or
+        a `name` that is not a str, is an ArgumentError (review 49a, rules 1)."""
+        check_text("Service.method", "name", name)
         if name in self._methods:
             raise ValueError(f"service {self.name} already has a method {name!r}")
         if not isinstance(allow, _SERVICE_RULES):
@@ -122,6 +134,7 @@ class Service:
                 "AnyAuthenticated, MembersOnly or RequireAttributes",
                 "None" if allow is None else type(allow).__name__,
             )
+        rule = _checked(allow)
 
         def register(handler: Handler) -> Handler:
             async def answer(arguments: Any, context: RequestContext) -> Any:
@@ -134,7 +147,7 @@ class Service:
                 )
                 return await handler(request)
 
-            self._methods[name] = Method(answer, allow)
+            self._methods[name] = Method(answer, rule)
             return handler
 
         return register
@@ -145,6 +158,29 @@ class Service:
     def status(self) -> dict[str, Any]:
         """The service's methods (what `troth node status` shows)."""
         return {"methods": sorted(self._methods)}
+
+
+def _checked(rule: Rule) -> Rule:
+    """`rule` with its attributes an `Attributes` and its authority an `Identifier`: given as
+    a mapping, the node's decision point failed every request on it; as text, it refused every
+    caller (review 49a, rules 1)."""
+    call, expected = "Service.method", "a rule whose authority is an Identifier, its text or None"
+    changes: dict[str, Any] = {}
+    authority = getattr(rule, "authority", None)
+    if authority is not None and not isinstance(authority, Identifier):
+        if not isinstance(authority, str):
+            raise ArgumentError(call, "allow", expected, f"an authority of type {_type(authority)}")
+        try:
+            changes["authority"] = Identifier.parse(authority)
+        except MalformedText:
+            raise ArgumentError(call, "allow", expected, "text that is not one") from None
+    if isinstance(rule, RequireAttributes) and not isinstance(rule.attributes, Attributes):
+        changes["attributes"] = check_attributes(call, "allow", rule.attributes)
+    return dataclasses.replace(rule, **changes) if changes else rule
+
+
+def _type(value: object) -> str:
+    return type(value).__name__
 
 
 class Channel:
