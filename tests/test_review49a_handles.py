@@ -21,7 +21,6 @@ async def _echo_as_sub(route: str) -> object:
         return await channel.call("echo", "echo", "hi")
 
 
-@pytest.mark.xfail(strict=True, reason="review 49a, handles 2: the serving handle is not told")
 def test_a_revocation_through_another_handle_reaches_the_running_node(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

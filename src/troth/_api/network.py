@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from troth._api.arguments import (
@@ -54,7 +56,16 @@ from troth.routing import format_route, parse_route
 if TYPE_CHECKING:
     from troth._api.node import Node
 
-__all__ = ["Channel", "Handler", "Request", "RunningNode", "Service", "revoke_remotely", "serve"]
+__all__ = [
+    "Channel",
+    "Handler",
+    "Request",
+    "RunningNode",
+    "Service",
+    "revoke_remotely",
+    "runtimes_here",
+    "serve",
+]
 
 _SERVICE_RULES: Final = (AnyAuthenticated, MembersOnly, RequireAttributes, AttributeCoversArgument)
 """The rules a service of your own may take: each refuses a credential that carries caveats
@@ -354,16 +365,38 @@ async def serve(
     if node._running is not None:
         raise RuntimeError(f"node {node.name!r} is already running in this process")
     runtime = NodeRuntime(node._stored, clock=node._clock)
+    running: RunningNode | None = None
     try:
         for service in services:
             runtime.host.add(service)  # before start(): its rules join the decision point
         await runtime.start(listen)
         running = node._running = RunningNode(node, runtime)
+        here = node._stored.path.resolve()
+        with _RUNNING_LOCK:
+            _RUNNING.setdefault(here, []).append(running)
         await runtime.maintain()
         yield running
     finally:
         node._running = None
+        if running is not None:
+            with _RUNNING_LOCK:
+                runtimes = _RUNNING.get(here, [])
+                runtimes.remove(running)
+                if not runtimes:
+                    _RUNNING.pop(here, None)
         await runtime.stop()
+
+
+_RUNNING: dict[Path, list[RunningNode]] = {}
+"""The nodes `serve` runs in this process, by node directory, whichever handle runs them."""
+_RUNNING_LOCK: Final = threading.Lock()
+
+
+def runtimes_here(node: Node) -> list[NodeRuntime]:
+    """The runtimes of `node` (its directory) that `serve` runs in this process, through any
+    handle: a revocation made through one handle must reach them all (review 49a, handles 2)."""
+    with _RUNNING_LOCK:
+        return [r._runtime for r in _RUNNING.get(node._stored.path.resolve(), ())]
 
 
 async def revoke_remotely(

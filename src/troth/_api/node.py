@@ -377,9 +377,10 @@ class Node:
         upstream of it) issued, with the authority at the chain's root: every chain holding
         the link stops verifying, sibling delegations stay valid. Returns the feed entry's
         number, once this node's copy of the authority's feed holds it and the running node
-        refuses the link: inside `serve`, this one (with an authority reached over the
-        network, await `RunningNode.revoke` there); outside it, a daemon running this node
-        (`troth node start`), told as `troth revoke link` tells it. A sync of that copy that
+        refuses the link: served in this process, through this handle or another (inside
+        `serve`, with an authority reached over the network, await `RunningNode.revoke`
+        there); a daemon running this node (`troth node start`), told as `troth revoke link`
+        tells it. A sync of that copy that
         fails (the authority over the network, or on this machine), or a daemon that cannot be
         told, raises StorageError saying the link is revoked and its feed entry: the revocation
         stands, and the node's (or the daemon's) next feed refresh takes it
@@ -411,8 +412,7 @@ class Node:
                 reason=reason,
                 clock=self._clock,
             )
-        if self._running is not None:  # the running node's decisions see it at once
-            self._running._runtime.trust.learn_held()
+        self._tell_runtimes_here()
         return seq
 
     def _revoked_remotely(
@@ -447,8 +447,18 @@ class Node:
             tell_local_nodes(self._stored, link.authority)
         if not_held is not None:  # the link is revoked and recorded: the error says so
             raise not_held
+        self._tell_runtimes_here()
         tell_running(self._stored, seq)
         return seq
+
+    def _tell_runtimes_here(self) -> None:
+        """Every runtime of this node in this process re-reads the feeds the node holds, so
+        that its decisions see a revocation at once: served through this handle or another
+        (review 49a, handles 2: a second handle's revocation went unheard)."""
+        from troth._api.network import runtimes_here
+
+        for runtime in runtimes_here(self):
+            runtime.trust.learn_held()
 
     async def _revoke_over_network(self, link: Link, ref: str, reason: str) -> int:
         async with self.serve() as running:
