@@ -75,8 +75,10 @@ class Verifier:
         """Verify `chain` as presented by `presenter` (who must be its last subject) now: the
         root issued by a trusted authority, every link signed and only narrowing, none
         revoked nor expired, no issuer's history superseded. Returns what the presenter may
-        do; raises `CredentialError` with the reason (`exc.reason`) and the link (`exc.link`)
-        otherwise."""
+        do: its `attributes`, under its `caveats`, conditions (Cedar expressions) the chain
+        carries that this call does not evaluate: enforce them (troth.gates), or refuse a
+        chain that has any, as a `Service` rule does. Raises `CredentialError` with the
+        reason (`exc.reason`) and the link (`exc.link`) otherwise."""
         check_chain("Verifier.verify", "chain", chain)
         check_peer("Verifier.verify", "presenter", presenter)
         data = chain.chain if isinstance(chain, Credential) else chain
