@@ -14,6 +14,7 @@ import pytest
 
 import troth
 import troth.node.shown_identity
+from tests.support.revocation import delegated_to_sub
 
 
 async def _echo(caller: troth.Node, route: str) -> object:
@@ -21,7 +22,6 @@ async def _echo(caller: troth.Node, route: str) -> object:
         return await channel.call("echo", "echo", "hi")
 
 
-@pytest.mark.xfail(strict=True, reason="review 49a, revocation 1: a served node is not told")
 @pytest.mark.parametrize("what", ["credential", "identity"])
 def test_a_node_served_here_refuses_what_the_authority_revoked_at_once(
     what: str, monkeypatch: pytest.MonkeyPatch
@@ -46,6 +46,33 @@ def test_a_node_served_here_refuses_what_the_authority_revoked_at_once(
                     acme.revoke_identity(agents.identity, reason="left")
                 with pytest.raises((troth.ChannelError, troth.Denied)) as refused:
                     await _echo(agents, running.address)
+                assert "revoked" in str(refused.value)
+
+        asyncio.run(scenario())
+
+
+def test_a_node_served_here_refuses_a_link_a_delegator_revoked_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`Node.revoke` (a delegator, the authority on this machine) reaches the other nodes
+    served in this process too, not only the revoker's own."""
+    monkeypatch.setattr(troth.node.shown_identity, "revokes_a_link", lambda *args: False)
+    with (
+        troth.Node.open("hub") as hub,
+        troth.Node.open("desk") as desk,
+        troth.Node.open("agents") as agents,
+        troth.Node.open("sub") as sub,
+    ):
+        acme = hub.create_authority()
+        desk.enroll(acme.ticket({"orders.access": "none"}))
+        chain = delegated_to_sub(acme, agents, sub)
+
+        async def scenario() -> None:
+            async with desk.serve(listen=("127.0.0.1", 0)) as running:
+                assert await _echo(sub, running.address) == "hi"
+                agents.revoke(chain, by=agents.identity, reason="done")
+                with pytest.raises((troth.ChannelError, troth.Denied)) as refused:
+                    await _echo(sub, running.address)
                 assert "revoked" in str(refused.value)
 
         asyncio.run(scenario())

@@ -91,9 +91,7 @@ class Authority:
                 "a Credential or a credential id (bytes)",
                 f"{type(credential).__name__} (an identity is revoked with revoke_identity)",
             )
-        return revoke_as_authority(
-            self._node, self._hosted, target, reason=reason, clock=self._clock
-        )
+        return self._revoked(target, reason)
 
     def revoke_identity(self, identity: Identifier | Identity | str, *, reason: str = "") -> int:
         """Revoke an identity for good (an `Identifier`, an `Identity`, or identifier text):
@@ -113,9 +111,20 @@ class Authority:
                 "an identity to revoke (an Identifier, an Identity or identifier text)",
                 type(identity).__name__,
             )
-        return revoke_as_authority(
-            self._node, self._hosted, identifier, reason=reason, clock=self._clock
-        )
+        return self._revoked(identifier, reason)
+
+    def _revoked(self, target: bytes | Identifier, reason: str) -> int:
+        """Revoke `target`, recorded; then the nodes served in this process that trust this
+        authority hold it before the call returns (review 49a, revocation 1), as the daemons
+        running here do (`tell_local_nodes`)."""
+        from troth._api.network import sync_runtimes_here
+
+        try:
+            return revoke_as_authority(
+                self._node, self._hosted, target, reason=reason, clock=self._clock
+            )
+        finally:  # recorded or not, the revocation stands
+            sync_runtimes_here(self._hosted, now=self._clock.now())
 
     def _revocation_feed(self, authority: Identifier, *, now: int) -> VerifiedFeed | None:
         """This authority's own feed as of `now`, when `authority` is this one."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from troth._api.arguments import (
 )
 from troth._api.node import IdentityRef, Link, PeerRef, _ref
 from troth._api.results import Credential
+from troth.authority import Authority as HostedAuthority
 from troth.authority.client import revoke_request
 from troth.credentials import Attributes, VerifiedCredential
 from troth.encoding import cbor
@@ -44,7 +46,7 @@ from troth.node.access import (
     RequireAttributes,
     Rule,
 )
-from troth.node.authorities import is_local
+from troth.node.authorities import is_local, sync_from
 from troth.node.channel_ends import ChannelEnd
 from troth.node.config import KNOWN_SERVICES
 from troth.node.runtime import AUTHORITY, NodeRuntime
@@ -56,6 +58,8 @@ from troth.routing import format_route, parse_route
 if TYPE_CHECKING:
     from troth._api.node import Node
 
+log = logging.getLogger("troth.node")
+
 __all__ = [
     "Channel",
     "Handler",
@@ -65,6 +69,7 @@ __all__ = [
     "revoke_remotely",
     "runtimes_here",
     "serve",
+    "sync_runtimes_here",
 ]
 
 _SERVICE_RULES: Final = (AnyAuthenticated, MembersOnly, RequireAttributes, AttributeCoversArgument)
@@ -390,6 +395,27 @@ async def serve(
 _RUNNING: dict[Path, list[RunningNode]] = {}
 """The nodes `serve` runs in this process, by node directory, whichever handle runs them."""
 _RUNNING_LOCK: Final = threading.Lock()
+
+
+def sync_runtimes_here(host: HostedAuthority, *, now: int) -> None:
+    """Every node `serve` runs in this process that trusts `host` (an authority on this
+    machine, open) syncs its copy of its feed from it and holds it, now that it took a
+    revocation: the daemons running here are told (`tell_local_nodes`), and a node served in
+    this process admitted what was revoked until its next maintenance round (review 49a,
+    revocation 1). One whose sync fails is logged and learns it at its next round: the
+    revocation stands."""
+    with _RUNNING_LOCK:
+        running = [r for runtimes in _RUNNING.values() for r in runtimes]
+    authority = host.identifier
+    for each in running:
+        stored = each._node._stored
+        try:
+            if authority not in stored.wallet.trusted():
+                continue
+            sync_from(stored, host, now=now)
+            each._runtime.trust.learn_held()
+        except TrothError as exc:
+            log.warning("node %r was not told of the revocation: %s", each._node.name, exc)
 
 
 def runtimes_here(node: Node) -> list[NodeRuntime]:

@@ -400,6 +400,8 @@ class Node:
 
     def _revoke_here(self, link: Link, ref: str, reason: str, address: str | None) -> int:
         """`revoke` with the authority on this machine (at `address`, or wherever it is)."""
+        from troth._api.network import sync_runtimes_here
+
         home = home_of(self._stored)
         with local_authority(home, link.authority, hint=address, beside=self._stored) as host:
             # recorded, and the feed this node holds synced: the CLI's call (review 47k)
@@ -412,6 +414,8 @@ class Node:
                 reason=reason,
                 clock=self._clock,
             )
+            # the other nodes served in this process that trust it (review 49a, revocation 1)
+            sync_runtimes_here(host, now=self._clock.now())
         self._tell_runtimes_here()
         return seq
 
