@@ -240,9 +240,9 @@ def test_synchronous_network_calls_inside_an_event_loop_say_what_to_do() -> None
 
 
 def test_service_names_and_methods_are_checked() -> None:
-    with pytest.raises(ValueError, match="built-in"):
+    with pytest.raises(ValueError, match="built-in service"):
         troth.Service("echo")
-    with pytest.raises(ValueError, match="invalid service name"):
+    with pytest.raises(ValueError, match="name must be a service name"):
         troth.Service("Orders!")
     service = troth.Service("orders")
 

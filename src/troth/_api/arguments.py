@@ -3,27 +3,46 @@
 Each check returns its argument, typed, or raises `ArgumentError` naming the call, the
 parameter and what it takes (review 45a, API 1: an `int` identity failed with an
 AttributeError about `.startswith` deep in the identifier parser, `Node.revoke(None)` with
-one about `.authority`, a ttl of "60" with a TypeError about `<=`). Only types, and the
-ranges the layers beneath do not check; values of the right type are theirs to judge (a
-name's form, an attribute's, a ticket's). No value is shown in the error: a ticket or a chain
-passed as the wrong type is still a secret."""
+one about `.authority`, a ttl of "60" with a TypeError about `<=`). Types, the ranges the
+layers beneath do not check, and the forms they check with a bare ValueError (a name's, a key
+type's, an attribute's: review 49a, arguments 1); other values of the right type are theirs to
+judge (a ticket's, a chain's). No value of the wrong type is shown in the error: a ticket or a
+chain passed as one is still a secret; a name or a key type of the wrong form is shown, cut to
+40 characters."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import itertools
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Final, TypeVar
 
+from troth import limits
 from troth._api.results import Credential, Identity
+from troth.clock import Clock
+from troth.credentials import Attributes
+from troth.crypto import KeyType
 from troth.errors import ArgumentError
 from troth.identity import Identifier
+from troth.names import check_name
 
 __all__ = [
+    "check_anchors",
+    "check_attributes",
     "check_chain",
+    "check_clock",
     "check_credential",
+    "check_home",
     "check_identity",
+    "check_key_type",
+    "check_listen",
     "check_mapping",
+    "check_name_text",
     "check_optional_text",
     "check_peer",
+    "check_seconds",
     "check_text",
     "check_texts",
     "check_whole",
@@ -128,3 +147,140 @@ def check_texts(call: str, parameter: str, value: object) -> Sequence[str]:
     ):
         raise ArgumentError(call, parameter, "a sequence of str", _got(value))
     return value
+
+
+# -- review 49a, arguments 1-3: what review 45a left to the layers beneath ----------------------
+
+_SHOWN_TEXT: Final = 40
+"""Text shown in an ArgumentError at most this long (a name of 100,000 letters was echoed whole
+by the ValueError beneath)."""
+
+
+_SHOWN_REASON: Final = 200
+"""The reason the layer beneath gave, shown at most this long."""
+
+
+def _text(value: str) -> str:
+    return repr(value if len(value) <= _SHOWN_TEXT else value[:_SHOWN_TEXT] + "...")
+
+
+def check_name_text(call: str, parameter: str, value: object, what: str) -> str:
+    """`value`, a str of a name's form (troth.names): a node's, an identity's, a service's."""
+    text = check_text(call, parameter, value)
+    try:
+        return check_name(text, what)
+    except ValueError:
+        raise ArgumentError(
+            call,
+            parameter,
+            f"a {what} (1-{limits.MAX_NAME_LENGTH} characters a-z 0-9 . _ -, starting with a "
+            "letter or digit)",
+            _text(text),
+        ) from None
+
+
+def check_key_type(call: str, parameter: str, value: object) -> KeyType:
+    """`value`, a key type's label (`ed25519`, `p256`)."""
+    text = check_text(call, parameter, value)
+    try:
+        return KeyType.from_label(text)
+    except ValueError:
+        raise ArgumentError(call, parameter, "a key type, ed25519 or p256", _text(text)) from None
+
+
+def check_home(call: str, parameter: str, value: object) -> Path | None:
+    """`value`, a directory: a `Path`, a str or another `os.PathLike` of text (or None)."""
+    if value is None or isinstance(value, Path):
+        return value
+    if isinstance(value, str) or (
+        isinstance(value, os.PathLike) and isinstance(os.fspath(value), str)
+    ):
+        return Path(value)
+    raise ArgumentError(call, parameter, "a directory (a Path or a str) or None", _got(value))
+
+
+def check_clock(call: str, parameter: str, value: object) -> Clock | None:
+    """`value`, a `troth.clock.Clock` (anything with a `now()` method) or None."""
+    if value is not None and not callable(getattr(value, "now", None)):
+        raise ArgumentError(call, parameter, "a Clock (with a now() method) or None", _got(value))
+    return value  # type: ignore[return-value]  # checked: it has now()
+
+
+def check_seconds(call: str, parameter: str, value: object) -> float:
+    """`value`, a number of seconds over 0 (an int or a finite float, not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ArgumentError(call, parameter, "a number of seconds", _got(value))
+    if not (math.isfinite(value) and value > 0):
+        raise ArgumentError(call, parameter, "a number of seconds over 0", repr(value))
+    return float(value)
+
+
+def check_attributes(call: str, parameter: str, value: object) -> Attributes:
+    """`value`, attributes: an `Attributes`, or a mapping of names (`namespace.name`) each to a
+    str or an iterable of 1-64 str. Values are read once (an iterator is consumed), at most one
+    past the bound."""
+    if isinstance(value, Attributes):
+        return value
+    check_mapping(call, parameter, value)
+    expected = "a mapping of attribute names to a str or an iterable of str"
+    items: dict[str, str | tuple[str, ...]] = {}
+    for key, given in value.items():  # type: ignore[attr-defined]  # checked: a Mapping
+        if not isinstance(key, str):
+            raise ArgumentError(call, parameter, expected, f"a key of type {_got(key)}")
+        if isinstance(given, str):
+            items[key] = given
+            continue
+        if isinstance(given, bytes | bytearray | Mapping) or not isinstance(given, Iterable):
+            raise ArgumentError(call, parameter, expected, f"{key}: {_got(given)}")
+        values = tuple(itertools.islice(given, limits.MAX_ATTRIBUTE_VALUES + 1))
+        wrong = [v for v in values if not isinstance(v, str)]
+        if wrong:
+            raise ArgumentError(
+                call, parameter, expected, f"{key}: a value of type {_got(wrong[0])}"
+            )
+        items[key] = values
+    try:
+        return Attributes(items)
+    except ValueError as exc:  # a name not of the form, a value too long, a set too large
+        said = str(exc)  # it shows the name: cut, as `_text` cuts one
+        raise ArgumentError(call, parameter, "valid attributes", said[:_SHOWN_REASON]) from None
+
+
+def check_anchors(call: str, parameter: str, value: object) -> list[Identifier | str]:
+    """`value`, identities to trust: an iterable (not one str) of `Identifier`s or their text."""
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise ArgumentError(
+            call, parameter, "an iterable of Identifiers or identifier text", _got(value)
+        )
+    anchors: list[Identifier | str] = []
+    for item in value:
+        if not isinstance(item, Identifier | str):
+            raise ArgumentError(
+                call,
+                parameter,
+                "an iterable of Identifiers or identifier text",
+                f"an item of type {_got(item)}",
+            )
+        anchors.append(item)
+    return anchors
+
+
+def check_listen(call: str, parameter: str, value: object) -> tuple[str, int] | None:
+    """`value`, where to listen: a (host, port) pair, the port 0 (any) to 65535, or None."""
+    if value is None:
+        return None
+    if (
+        not isinstance(value, tuple)
+        or len(value) != 2
+        or not isinstance(value[0], str)
+        or isinstance(value[1], bool)
+        or not isinstance(value[1], int)
+    ):
+        raise ArgumentError(call, parameter, "a (host, port) pair or None", _got(value))
+    if not 0 <= value[1] <= _MAX_PORT:
+        raise ArgumentError(call, parameter, f"a port 0 to {_MAX_PORT}", _number(value[1]))
+    return value[0], value[1]
+
+
+_MAX_PORT: Final = 65535
+"""The largest TCP port."""

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from troth._api.arguments import check_mapping, check_optional_text, check_text, check_whole
+from troth._api.arguments import (
+    check_attributes,
+    check_optional_text,
+    check_text,
+    check_whole,
+)
 from troth._api.results import Credential, Identity
 from troth.authority import Authority as HostedAuthority
 from troth.authority.core import DEFAULT_TICKET_TTL
 from troth.clock import Clock
-from troth.credentials import Attributes, VerifiedFeed
+from troth.credentials import VerifiedFeed
 from troth.errors import ArgumentError
 from troth.identity import Identifier
 from troth.node.node import Node as StoredNode
@@ -20,11 +25,6 @@ __all__ = ["AttributesLike", "Authority"]
 AttributesLike = Mapping[str, str | Iterable[str]]
 """Attributes as a mapping: `{"orders.access": ["read", "write"], "orders.customer": "4471"}`
 (an `Attributes` is one too)."""
-
-
-def attributes_of(attributes: AttributesLike) -> Attributes:
-    """`attributes` validated (ValueError for a bad name or value)."""
-    return attributes if isinstance(attributes, Attributes) else Attributes(attributes)
 
 
 class Authority:
@@ -60,13 +60,13 @@ class Authority:
         `Node.enroll`. It carries the authority's identity and where it is reached: `at` (a
         route such as `/tcp/127.0.0.1:4000`), else the node's configured address (`node:NAME`
         on this machine when it has none). `uses` redemptions within `ttl` seconds."""
-        check_mapping("Authority.ticket", "attributes", attributes)
+        granted = check_attributes("Authority.ticket", "attributes", attributes)
         check_optional_text("Authority.ticket", "at", at)
         check_whole("Authority.ticket", "uses", uses)
         check_whole("Authority.ticket", "ttl", ttl, unit=" of seconds")
         ticket = self._hosted.create_ticket(
             creator=self._hosted.identifier,
-            attributes=attributes_of(attributes),
+            attributes=granted,
             address=at or self._config.address(),
             now=self._clock.now(),
             uses=uses,
@@ -91,9 +91,7 @@ class Authority:
                 "a Credential or a credential id (bytes)",
                 f"{type(credential).__name__} (an identity is revoked with revoke_identity)",
             )
-        return revoke_as_authority(
-            self._node, self._hosted, target, reason=reason, clock=self._clock
-        )
+        return self._revoked(target, reason)
 
     def revoke_identity(self, identity: Identifier | Identity | str, *, reason: str = "") -> int:
         """Revoke an identity for good (an `Identifier`, an `Identity`, or identifier text):
@@ -113,9 +111,20 @@ class Authority:
                 "an identity to revoke (an Identifier, an Identity or identifier text)",
                 type(identity).__name__,
             )
-        return revoke_as_authority(
-            self._node, self._hosted, identifier, reason=reason, clock=self._clock
-        )
+        return self._revoked(identifier, reason)
+
+    def _revoked(self, target: bytes | Identifier, reason: str) -> int:
+        """Revoke `target`, recorded; then the nodes served in this process that trust this
+        authority hold it before the call returns (review 49a, revocation 1), as the daemons
+        running here do (`tell_local_nodes`)."""
+        from troth._api.network import sync_runtimes_here
+
+        try:
+            return revoke_as_authority(
+                self._node, self._hosted, target, reason=reason, clock=self._clock
+            )
+        finally:  # recorded or not, the revocation stands
+            sync_runtimes_here(self._hosted, now=self._clock.now())
 
     def _revocation_feed(self, authority: Identifier, *, now: int) -> VerifiedFeed | None:
         """This authority's own feed as of `now`, when `authority` is this one."""

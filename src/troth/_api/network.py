@@ -5,19 +5,38 @@ point has checked before your handler runs (docs/protocols.md, "Services" and "A
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import logging
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from troth._api.arguments import check_credential, check_optional_text, check_peer, check_text
+from troth._api.arguments import (
+    check_attributes,
+    check_credential,
+    check_name_text,
+    check_optional_text,
+    check_peer,
+    check_seconds,
+    check_text,
+)
 from troth._api.node import IdentityRef, Link, PeerRef, _ref
 from troth._api.results import Credential
+from troth.authority import Authority as HostedAuthority
 from troth.authority.client import revoke_request
-from troth.credentials import VerifiedCredential
+from troth.credentials import Attributes, VerifiedCredential
 from troth.encoding import cbor
-from troth.errors import ArgumentError, ConfigError, RoutingError, StorageError, TrothError
+from troth.errors import (
+    ArgumentError,
+    ConfigError,
+    MalformedText,
+    RoutingError,
+    StorageError,
+    TrothError,
+)
 from troth.identity import Identifier
-from troth.names import check_name
 from troth.node.access import (
     AnyAuthenticated,
     AttributeCoversArgument,
@@ -27,7 +46,7 @@ from troth.node.access import (
     RequireAttributes,
     Rule,
 )
-from troth.node.authorities import is_local
+from troth.node.authorities import is_local, sync_from
 from troth.node.channel_ends import ChannelEnd
 from troth.node.config import KNOWN_SERVICES
 from troth.node.runtime import AUTHORITY, NodeRuntime
@@ -39,7 +58,19 @@ from troth.routing import format_route, parse_route
 if TYPE_CHECKING:
     from troth._api.node import Node
 
-__all__ = ["Channel", "Handler", "Request", "RunningNode", "Service", "revoke_remotely", "serve"]
+log = logging.getLogger("troth.node")
+
+__all__ = [
+    "Channel",
+    "Handler",
+    "Request",
+    "RunningNode",
+    "Service",
+    "revoke_remotely",
+    "runtimes_here",
+    "serve",
+    "sync_runtimes_here",
+]
 
 _SERVICE_RULES: Final = (AnyAuthenticated, MembersOnly, RequireAttributes, AttributeCoversArgument)
 """The rules a service of your own may take: each refuses a credential that carries caveats
@@ -82,10 +113,12 @@ class Service:
     """None: a service of this kind answers requests (it takes no one-way messages)."""
 
     def __init__(self, name: str) -> None:
-        """A service named `name` (not one of a node's built-in services)."""
-        check_name(name, "service name")
+        """A service named `name` (not one of a node's built-in services; ArgumentError)."""
+        check_name_text("Service", "name", name, "service name")
         if name in KNOWN_SERVICES:
-            raise ValueError(f"{name!r} is a built-in service of every node; choose another")
+            raise ArgumentError(
+                "Service", "name", "a name no built-in service of every node has", repr(name)
+            )
         service_address(name)  # RoutingError for a name no address can carry
         self.name = name
         self._methods: dict[str, Method] = {}
@@ -104,7 +137,10 @@ class Service:
         Credentials that carry caveats satisfy no rule yet (fail closed). Any other `allow`
         is an ArgumentError: `GatedMembers` admits caveated credentials, which only a service
         that decides each request with Cedar itself may take (the MCP service; review 48j,
-        delegation 3)."""
+        delegation 3). A rule's attributes may be a mapping and its `authority` an
+        identifier's text, as the rest of the API takes them; a rule holding anything else, or
+        a `name` that is not a str, is an ArgumentError (review 49a, rules 1)."""
+        check_text("Service.method", "name", name)
         if name in self._methods:
             raise ValueError(f"service {self.name} already has a method {name!r}")
         if not isinstance(allow, _SERVICE_RULES):
@@ -114,6 +150,7 @@ class Service:
                 "AnyAuthenticated, MembersOnly or RequireAttributes",
                 "None" if allow is None else type(allow).__name__,
             )
+        rule = _checked(allow)
 
         def register(handler: Handler) -> Handler:
             async def answer(arguments: Any, context: RequestContext) -> Any:
@@ -126,7 +163,7 @@ class Service:
                 )
                 return await handler(request)
 
-            self._methods[name] = Method(answer, allow)
+            self._methods[name] = Method(answer, rule)
             return handler
 
         return register
@@ -137,6 +174,29 @@ class Service:
     def status(self) -> dict[str, Any]:
         """The service's methods (what `troth node status` shows)."""
         return {"methods": sorted(self._methods)}
+
+
+def _checked(rule: Rule) -> Rule:
+    """`rule` with its attributes an `Attributes` and its authority an `Identifier`: given as
+    a mapping, the node's decision point failed every request on it; as text, it refused every
+    caller (review 49a, rules 1)."""
+    call, expected = "Service.method", "a rule whose authority is an Identifier, its text or None"
+    changes: dict[str, Any] = {}
+    authority = getattr(rule, "authority", None)
+    if authority is not None and not isinstance(authority, Identifier):
+        if not isinstance(authority, str):
+            raise ArgumentError(call, "allow", expected, f"an authority of type {_type(authority)}")
+        try:
+            changes["authority"] = Identifier.parse(authority)
+        except MalformedText:
+            raise ArgumentError(call, "allow", expected, "text that is not one") from None
+    if isinstance(rule, RequireAttributes) and not isinstance(rule.attributes, Attributes):
+        changes["attributes"] = check_attributes(call, "allow", rule.attributes)
+    return dataclasses.replace(rule, **changes) if changes else rule
+
+
+def _type(value: object) -> str:
+    return type(value).__name__
 
 
 class Channel:
@@ -163,7 +223,11 @@ class Channel:
         """Call `method` of `service` at the other end with `arguments` (CBOR data); its
         answer. Raises `Denied` (the other node's access decision, with its reasons),
         `RemoteError` (the service failed the request) or `RoutingError` (no such service,
-        or no answer within `timeout` seconds)."""
+        or no answer within `timeout` seconds). A service or method that is not a str, or a
+        timeout that is not a number of seconds over 0, is an ArgumentError."""
+        check_text("Channel.call", "service", service)
+        check_text("Channel.call", "method", method)
+        timeout = check_seconds("Channel.call", "timeout", timeout)
         address = service_address(service)
         return await call(
             self._runtime.router, (self._end.enc, address), method, arguments, timeout=timeout
@@ -306,16 +370,59 @@ async def serve(
     if node._running is not None:
         raise RuntimeError(f"node {node.name!r} is already running in this process")
     runtime = NodeRuntime(node._stored, clock=node._clock)
+    running: RunningNode | None = None
     try:
         for service in services:
             runtime.host.add(service)  # before start(): its rules join the decision point
         await runtime.start(listen)
         running = node._running = RunningNode(node, runtime)
+        here = node._stored.path.resolve()
+        with _RUNNING_LOCK:
+            _RUNNING.setdefault(here, []).append(running)
         await runtime.maintain()
         yield running
     finally:
         node._running = None
+        if running is not None:
+            with _RUNNING_LOCK:
+                runtimes = _RUNNING.get(here, [])
+                runtimes.remove(running)
+                if not runtimes:
+                    _RUNNING.pop(here, None)
         await runtime.stop()
+
+
+_RUNNING: dict[Path, list[RunningNode]] = {}
+"""The nodes `serve` runs in this process, by node directory, whichever handle runs them."""
+_RUNNING_LOCK: Final = threading.Lock()
+
+
+def sync_runtimes_here(host: HostedAuthority, *, now: int) -> None:
+    """Every node `serve` runs in this process that trusts `host` (an authority on this
+    machine, open) syncs its copy of its feed from it and holds it, now that it took a
+    revocation: the daemons running here are told (`tell_local_nodes`), and a node served in
+    this process admitted what was revoked until its next maintenance round (review 49a,
+    revocation 1). One whose sync fails is logged and learns it at its next round: the
+    revocation stands."""
+    with _RUNNING_LOCK:
+        running = [r for runtimes in _RUNNING.values() for r in runtimes]
+    authority = host.identifier
+    for each in running:
+        stored = each._node._stored
+        try:
+            if authority not in stored.wallet.trusted():
+                continue
+            sync_from(stored, host, now=now)
+            each._runtime.trust.learn_held()
+        except TrothError as exc:
+            log.warning("node %r was not told of the revocation: %s", each._node.name, exc)
+
+
+def runtimes_here(node: Node) -> list[NodeRuntime]:
+    """The runtimes of `node` (its directory) that `serve` runs in this process, through any
+    handle: a revocation made through one handle must reach them all (review 49a, handles 2)."""
+    with _RUNNING_LOCK:
+        return [r._runtime for r in _RUNNING.get(node._stored.path.resolve(), ())]
 
 
 async def revoke_remotely(

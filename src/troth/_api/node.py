@@ -12,23 +12,34 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from troth import limits
 from troth._api.arguments import (
+    check_attributes,
     check_chain,
+    check_clock,
     check_credential,
+    check_home,
     check_identity,
-    check_mapping,
+    check_key_type,
+    check_listen,
+    check_name_text,
     check_optional_text,
     check_peer,
     check_text,
     check_texts,
     check_whole,
 )
-from troth._api.authority import AttributesLike, Authority, attributes_of
+from troth._api.authority import AttributesLike, Authority
 from troth._api.results import Credential, Identity
 from troth.authority.core import DEFAULT_CREDENTIAL_TTL, DEFAULT_DELEGATION_DEPTH
 from troth.clock import Clock, SystemClock
 from troth.credentials import VerifiedFeed
-from troth.crypto import KeyType
-from troth.errors import ConfigError, ConflictError, NotFound, StorageError, TrothError
+from troth.errors import (
+    ArgumentError,
+    ConfigError,
+    ConflictError,
+    NotFound,
+    StorageError,
+    TrothError,
+)
 from troth.identity import Identifier
 from troth.node.authorities import (
     announce_here,
@@ -135,11 +146,9 @@ class Identities:
         """Create an identity named `name` (keys generated inside the node's vault);
         ConflictError if the name is taken."""
         stored = self._node._stored
-        check_text("Identities.create", "name", name)
-        check_text("Identities.create", "key_type", key_type)
-        created = stored.identities.create(
-            now=self._node._clock.now(), name=name, key_type=KeyType.from_label(key_type)
-        )
+        check_name_text("Identities.create", "name", name, "identity name")
+        kind = check_key_type("Identities.create", "key_type", key_type)
+        created = stored.identities.create(now=self._node._clock.now(), name=name, key_type=kind)
         return Identity._of(created.name, created.identity)
 
     def get(self, identity: IdentityRef) -> Identity:
@@ -169,11 +178,13 @@ class Identities:
         one made now (docs/vault.md, "Recovering from a stolen backup")."""
         node = self._node
         ref = _ref(identity, node._stored, "Identities.rotate")
-        check_optional_text("Identities.rotate", "key_type", key_type)
+        kind = (
+            None if key_type is None else check_key_type("Identities.rotate", "key_type", key_type)
+        )
         rotated = node._stored.identities.rotate(
             ref,
             now=node._clock,
-            key_type=KeyType.from_label(key_type) if key_type else None,
+            key_type=kind,
             compromised=compromised,
         )
         announce_here(node._stored, ref, now=node._clock.now())
@@ -197,15 +208,17 @@ class Node:
         cls,
         name: str = DEFAULT_NODE,
         *,
-        home: Path | None = None,
+        home: Path | str | None = None,
         create: bool = True,
         clock: Clock | None = None,
     ) -> Node:
-        """Open node `name` in `home` (default: `$TROTH_HOME`, else the platform's data
-        directory), creating it (software vault) on first use unless `create` is False
-        (then NotFound). `clock` gives the time (default: the system clock)."""
-        check_text("Node.open", "name", name)
-        home = home or troth_home()
+        """Open node `name` in `home` (a `Path` or a str; default: `$TROTH_HOME`, else the
+        platform's data directory), creating it (software vault) on first use unless `create`
+        is False (then NotFound). `clock` gives the time (default: the system clock). A name
+        not of a node name's form (1-64 characters a-z 0-9 . _ -) is an ArgumentError."""
+        check_name_text("Node.open", "name", name, "node name")
+        home = check_home("Node.open", "home", home) or troth_home()
+        clock = check_clock("Node.open", "clock", clock)
         if create and not (node_dir(home, name) / "node.json").is_file():
             try:
                 init_node(name, home=home)
@@ -329,7 +342,7 @@ class Node:
         call = "Node.delegate"
         ref = _ref(identity, self._stored, call)
         check_peer(call, "to", to)
-        check_mapping(call, "attributes", attributes)
+        granted = check_attributes(call, "attributes", attributes)
         # refused first, naming ttl: it failed deep inside, or made a link expired at birth
         # (review 44c, API 1)
         check_whole(call, "ttl", ttl, low=1, high=limits.MAX_TTL, unit=" of seconds")
@@ -341,7 +354,7 @@ class Node:
             self._stored,
             ref,
             to=self._identifier_of(to),
-            attributes=attributes_of(attributes),
+            attributes=granted,
             ttl=ttl,
             purpose=purpose,
             caveats=caveats,
@@ -364,9 +377,10 @@ class Node:
         upstream of it) issued, with the authority at the chain's root: every chain holding
         the link stops verifying, sibling delegations stay valid. Returns the feed entry's
         number, once this node's copy of the authority's feed holds it and the running node
-        refuses the link: inside `serve`, this one (with an authority reached over the
-        network, await `RunningNode.revoke` there); outside it, a daemon running this node
-        (`troth node start`), told as `troth revoke link` tells it. A sync of that copy that
+        refuses the link: served in this process, through this handle or another (inside
+        `serve`, with an authority reached over the network, await `RunningNode.revoke`
+        there); a daemon running this node (`troth node start`), told as `troth revoke link`
+        tells it. A sync of that copy that
         fails (the authority over the network, or on this machine), or a daemon that cannot be
         told, raises StorageError saying the link is revoked and its feed entry: the revocation
         stands, and the node's (or the daemon's) next feed refresh takes it
@@ -386,6 +400,8 @@ class Node:
 
     def _revoke_here(self, link: Link, ref: str, reason: str, address: str | None) -> int:
         """`revoke` with the authority on this machine (at `address`, or wherever it is)."""
+        from troth._api.network import sync_runtimes_here
+
         home = home_of(self._stored)
         with local_authority(home, link.authority, hint=address, beside=self._stored) as host:
             # recorded, and the feed this node holds synced: the CLI's call (review 47k)
@@ -398,8 +414,9 @@ class Node:
                 reason=reason,
                 clock=self._clock,
             )
-        if self._running is not None:  # the running node's decisions see it at once
-            self._running._runtime.trust.learn_held()
+            # the other nodes served in this process that trust it (review 49a, revocation 1)
+            sync_runtimes_here(host, now=self._clock.now())
+        self._tell_runtimes_here()
         return seq
 
     def _revoked_remotely(
@@ -434,8 +451,18 @@ class Node:
             tell_local_nodes(self._stored, link.authority)
         if not_held is not None:  # the link is revoked and recorded: the error says so
             raise not_held
+        self._tell_runtimes_here()
         tell_running(self._stored, seq)
         return seq
+
+    def _tell_runtimes_here(self) -> None:
+        """Every runtime of this node in this process re-reads the feeds the node holds, so
+        that its decisions see a revocation at once: served through this handle or another
+        (review 49a, handles 2: a second handle's revocation went unheard)."""
+        from troth._api.network import runtimes_here
+
+        for runtime in runtimes_here(self):
+            runtime.trust.learn_held()
 
     async def _revoke_over_network(self, link: Link, ref: str, reason: str) -> int:
         async with self.serve() as running:
@@ -449,10 +476,24 @@ class Node:
         """Run the node while the `async with` block lasts: answer secure channels, serve its
         configured services and `services`, listen on `listen` (host, port; port 0 picks one)
         if given, relay, keep feeds and credentials fresh. The running node speaks as the
-        node's own identity."""
-        from troth._api.network import serve
+        node's own identity. A `listen` that is not a (host, port) pair of a port 0 to 65535, or
+        `services` that are not `Service`s, are an ArgumentError."""
+        from troth._api.network import Service, serve
 
-        return serve(self, listen, tuple(services))
+        check_listen("Node.serve", "listen", listen)
+        if isinstance(services, str | bytes) or not isinstance(services, Iterable):
+            got = type(services).__name__
+            raise ArgumentError("Node.serve", "services", "an iterable of Service", got)
+        served = tuple(services)
+        for service in served:
+            if not isinstance(service, Service):
+                raise ArgumentError(
+                    "Node.serve",
+                    "services",
+                    "an iterable of Service",
+                    f"an item of type {type(service).__name__}",
+                )
+        return serve(self, listen, served)
 
     @contextlib.asynccontextmanager
     async def connect(self, route: str, *, expect: PeerRef | None) -> AsyncIterator[Channel]:
@@ -486,6 +527,8 @@ class Node:
         """Synchronous `connect` + `Channel.call`: open a channel to `route`, call `method` of
         `service` there with `arguments`, close the channel, return the answer."""
         check_text("Node.call", "route", route)
+        check_text("Node.call", "service", service)
+        check_text("Node.call", "method", method)
         if expect is not None:
             check_peer("Node.call", "expect", expect)
 
@@ -522,7 +565,8 @@ class Node:
         return feed
 
     def close(self) -> None:
-        """Close the node's vault and store."""
+        """Close the node's vault and store: every later call through it (or its
+        `Authority`, or a `Verifier` it feeds) is a StorageError (open the node again)."""
         self._stored.close()
 
     def __enter__(self) -> Node:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from troth._api.arguments import check_anchors, check_chain, check_peer
 from troth._api.authority import Authority
 from troth._api.node import Node
 from troth._api.results import Credential, Identity
@@ -35,7 +36,9 @@ class Verifier:
     `limits.MAX_FEED_STALENESS_SECONDS`, 30 days, else `troth.errors.OutOfRange`, a
     ConfigError and ValueError). `max_clock_skew` seconds (0 to 300) are allowed at the edges
     of every link's validity window. Safe to reuse: checks that
-    depend only on the bytes are cached."""
+    depend only on the bytes are cached. `trust` that is not an iterable of `Identifier`s or
+    their text (one identifier's text, say) is an ArgumentError, as is a chain or presenter
+    of a type `verify` does not take."""
 
     def __init__(
         self,
@@ -46,8 +49,9 @@ class Verifier:
         max_clock_skew: int = CREDENTIAL_SKEW,
         clock: Clock | None = None,
     ) -> None:
+        anchors = check_anchors("Verifier", "trust", trust)
         policy = TrustPolicy(
-            frozenset(_anchor(a) for a in trust),
+            frozenset(_anchor(a) for a in anchors),
             max_clock_skew=max_clock_skew,
             max_feed_staleness=max_feed_age,
         )
@@ -71,8 +75,12 @@ class Verifier:
         """Verify `chain` as presented by `presenter` (who must be its last subject) now: the
         root issued by a trusted authority, every link signed and only narrowing, none
         revoked nor expired, no issuer's history superseded. Returns what the presenter may
-        do; raises `CredentialError` with the reason (`exc.reason`) and the link (`exc.link`)
-        otherwise."""
+        do: its `attributes`, under its `caveats`, conditions (Cedar expressions) the chain
+        carries that this call does not evaluate: enforce them (troth.gates), or refuse a
+        chain that has any, as a `Service` rule does. Raises `CredentialError` with the
+        reason (`exc.reason`) and the link (`exc.link`) otherwise."""
+        check_chain("Verifier.verify", "chain", chain)
+        check_peer("Verifier.verify", "presenter", presenter)
         data = chain.chain if isinstance(chain, Credential) else chain
         now = self._clock.now()
         return self._verifier.verify(

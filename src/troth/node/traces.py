@@ -22,6 +22,7 @@ node syncs the feed before it hands out a chain of that authority again (review 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -61,11 +62,25 @@ __all__ = [
 log = logging.getLogger("troth.node")
 
 
+_RECORDING: dict[Path, threading.RLock] = {}
+"""One lock per node directory: the records `traced_as` blocks of a node make in this process
+are made one at a time (review 49a, threads 1)."""
+_RECORDING_LOCK = threading.Lock()
+
+
 @contextmanager
 def traced_as(node: Node, ref: str, *, clock: Clock) -> Iterator[TraceRecorder]:
-    """A recorder signing as local identity `ref` into the node's log (closed after)."""
+    """A recorder signing as local identity `ref` into the node's log (closed after). Blocks of
+    one node in this process run one at a time: each reads its agent's last record, signs the
+    next and appends it, and another thread's record of the same agent appended in between
+    had it refused (CHAIN_BROKEN), three times over for a `Node.delegate` beside others, which
+    then failed for a delegation it made (review 49a, threads 1). Another process's record in
+    between is retried (`TraceRecorder.record`)."""
     identities = node.identities
-    with open_node_log(node, clock=clock) as log:
+    key = node.path.resolve()
+    with _RECORDING_LOCK:
+        recording = _RECORDING.setdefault(key, threading.RLock())
+    with recording, open_node_log(node, clock=clock) as log:
         yield TraceRecorder(log, lambda now: identities.signer(ref, now=now), clock=clock)
 
 

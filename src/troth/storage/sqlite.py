@@ -291,6 +291,7 @@ class SqliteDatabase:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
+        self._closed = False
         if not self.path.exists():
             try:  # create it 0600 before SQLite does (its -wal/-shm files copy this mode)
                 os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
@@ -301,9 +302,10 @@ class SqliteDatabase:
     # -- connections and transactions ---------------------------------------------------------
 
     def connection(self) -> sqlite3.Connection:
-        """This thread's connection (opened on first use)."""
+        """This thread's connection (opened on first use); StorageError once `close`d."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
+            self._check_open()
             try:
                 conn = self._when_free(self._connect, "open")
             except sqlite3.Error as exc:
@@ -332,6 +334,7 @@ class SqliteDatabase:
         makes its use exclusive across threads itself: the trace log's commit leader, so that
         every commit finds its page cache and prepared statements warm (in WAL mode a
         connection drops its page cache whenever another connection wrote)."""
+        self._check_open()
         try:
             conn = self._when_free(self._connect, "open")
         except sqlite3.Error as exc:
@@ -462,11 +465,21 @@ class SqliteDatabase:
         return PeerLock(self.path.with_name(f"{self.path.name}.{kind}"))
 
     def close(self) -> None:
+        """Close every connection; the database is closed for good (a second call does
+        nothing). Its users hold it open: a node's hold on `node.db.vault`, which it lets go
+        when it closes, is what keeps `troth vault rekey` away, so a closed database opens no
+        new connection (review 49a, handles 1: a closed node reopened one, and after a rekey
+        sealed a new key under the old KEK)."""
         with self._all_lock:
+            self._closed = True
             for conn in self._all:
                 conn.close()
             self._all.clear()
         self._local = threading.local()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError(f"{self.path} is closed: open it again (a new handle)")
 
     # -- a busy database ------------------------------------------------------------------------
 
