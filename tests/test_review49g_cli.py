@@ -1,0 +1,146 @@
+"""Review 49g, CLI: a security engineer's sweep of every command in docs/cli.md with bad input
+(missing, directory, empty, truncated, wrong-format and non-UTF-8 files; malformed and
+wrong-kind identifiers; names with separators, `..` and newlines; `--json` on every failure
+path), looking for tracebacks, invalid JSON and untyped errors.
+
+1. `troth mcp gate --upstream COMMAND` whose COMMAND does not exist, or is not executable (a
+   typo, a script without its x bit), died in a traceback of the MCP SDK's exception group
+   (FileNotFoundError / PermissionError from spawning it): exit 1, read as a verdict, and
+   nothing on stdout with --json. Review 30c typed the SDK's own error (an upstream that exits
+   at once) but not a spawn that fails; the node (`troth mcp serve`) answered the bare
+   `[Errno 2] No such file or directory: 'nope'`, naming neither the server nor the upstream.
+2. A stdout that cannot be written. Failing (a full disk; /dev/full): `--json` wrote the
+   result, got ENOSPC, then wrote the error object to the same stdout and died in a traceback,
+   exit 1. Closed (`troth ... >&-`): Python has no sys.stdout and click.echo writes nothing,
+   silently, so `troth authority ticket create` made a ticket and lost it with exit 0, and
+   `troth trace export` died in an AttributeError traceback. A closed stdout is now an I/O
+   error (exit 4) before the command acts; a failing one is exit 4 naming stdout; either way
+   with --json the error goes to stderr, where it can be written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tests.support.cli import run
+from troth.cli.common import home
+from troth.integrations.mcp.local import serve_local_gate
+from troth.node import DEFAULT_NODE
+
+SRC = str(Path(__file__).parents[1] / "src")
+
+
+def _troth(*args: str) -> subprocess.CompletedProcess[str]:
+    """`troth *args` in a process of its own (stdin empty): the stdio commands need real
+    descriptors, which CliRunner does not give."""
+    env = {**os.environ, "PYTHONPATH": SRC}
+    return subprocess.run(
+        [sys.executable, "-m", "troth.cli.main", *args],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=90,
+        env=env,
+    )
+
+
+@pytest.mark.parametrize("upstream", ["no-such-upstream-49g", "/etc/hostname"])
+def test_an_upstream_that_cannot_start_is_a_typed_error(upstream: str) -> None:
+    """Cli 1, the library: the gate raises an OSError naming the upstream and why it did not
+    start (not found; not executable), not the SDK's exception group."""
+    if not Path("/etc/hostname").exists():
+        pytest.skip("needs /etc/hostname")
+    run("identity", "create", "someone")
+    with pytest.raises(OSError, match=r"the upstream MCP server .* could not start: "):
+        anyio.run(serve_local_gate, home(), DEFAULT_NODE, "someone", [upstream])
+
+
+def test_mcp_gate_with_a_missing_upstream_is_one_json_error() -> None:
+    """Cli 1, the command: exit 4 (I/O) and one JSON error object naming the upstream, nothing
+    on stderr; without --json one line on stderr, no traceback."""
+    run("identity", "create", "someone")
+    gate = ("mcp", "gate", "--as", "someone", "--upstream", "no-such-upstream-49g")
+    result = _troth(*gate, "--json")
+    assert result.returncode == 4, (result.stdout, result.stderr)
+    error = json.loads(result.stdout)
+    assert error["ok"] is False
+    assert error["exit_code"] == 4
+    assert "no-such-upstream-49g could not start" in error["message"]
+    assert result.stderr == ""
+    result = _troth(*gate)
+    assert result.returncode == 4
+    assert result.stderr.startswith("troth: the upstream MCP server no-such-upstream-49g")
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def _troth_out(stdout: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`troth *args` with its stdout `closed` (`>&-`) or the file `stdout` (/dev/full)."""
+    env = {**os.environ, "PYTHONPATH": SRC}
+    redirect = ">&-" if stdout == "closed" else f"> {stdout}"
+    return subprocess.run(
+        ["sh", "-c", f'"$@" {redirect}', "sh", sys.executable, "-m", "troth.cli.main", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        timeout=90,
+        env=env,
+    )
+
+
+_FULL = pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+
+
+@_FULL
+@pytest.mark.parametrize("as_json", [False, True])
+@pytest.mark.parametrize("ref", ["someone", "nobody"])
+def test_a_full_stdout_is_one_line_on_stderr(ref: str, as_json: bool) -> None:
+    """Cli 2, a failing stdout (a full disk; /dev/full): `--json` wrote the result, failed
+    (ENOSPC), then wrote the error object to the same stdout and died in a traceback, exit 1
+    (read as a verdict). Now: the result's write failure is an I/O error (exit 4), a failure's
+    own error keeps its code (2: no identity `nobody`), and either is one line on stderr."""
+    run("identity", "create", "someone")
+    result = _troth_out("/dev/full", "identity", "show", ref, *(["--json"] if as_json else []))
+    assert result.returncode == (4 if ref == "someone" else 2), result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("troth: ")
+    assert result.stderr.count("\n") == 1
+    if ref == "someone":
+        assert "cannot write the result to stdout: No space left on device" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("authority", "ticket", "create", "--authority", "acme", "--attr", "a.b=c"),
+        ("trace", "export"),
+        ("identity", "list", "--json"),
+        ("identity", "list", "--nope", "--json"),
+    ],
+)
+def test_a_closed_stdout_is_an_io_error_before_the_command_acts(args: tuple[str, ...]) -> None:
+    """Cli 2, stdout closed (`troth ... >&-`): Python has no sys.stdout and click.echo writes
+    nothing, silently: `authority ticket create` made a ticket (a use of the authority's) and
+    lost it with exit 0; `trace export` died in an AttributeError traceback, exit 1. Now exit
+    4 before the command acts (no ticket made), saying so on stderr; a usage error with --json
+    (its error object printed nowhere) keeps its code (2), on stderr."""
+    run("authority", "create", "acme")
+    result = _troth_out("closed", *args)
+    assert "Traceback" not in result.stderr
+    if "--nope" in args:  # click's usage text, on stderr as without --json
+        assert result.returncode == 2
+        assert "No such option '--nope'" in result.stderr
+        return
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.returncode == 4, result.stderr
+    assert "stdout is closed" in result.stderr
+    members = run("authority", "members", "list", "--authority", "acme", "--json")
+    assert "a.b" not in members.stdout
