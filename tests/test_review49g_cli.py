@@ -16,6 +16,9 @@ path), looking for tracebacks, invalid JSON and untyped errors.
    `troth trace export` died in an AttributeError traceback. A closed stdout is now an I/O
    error (exit 4) before the command acts; a failing one is exit 4 naming stdout; either way
    with --json the error goes to stderr, where it can be written.
+3. Ctrl-C while `troth node start` waited for the node it spawned: exit 130 `interrupted`, and
+   the node (its own session, out of the terminal's Ctrl-C) came up and ran on. The start
+   stops what it spawned before it reports the interrupt.
 """
 
 from __future__ import annotations
@@ -24,15 +27,20 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import anyio
 import pytest
+from click.testing import CliRunner
 
 from tests.support.cli import run
 from troth.cli.common import home
+from troth.cli.main import cli
 from troth.integrations.mcp.local import serve_local_gate
-from troth.node import DEFAULT_NODE
+from troth.node import DEFAULT_NODE, daemon, init_node
 
 SRC = str(Path(__file__).parents[1] / "src")
 
@@ -144,3 +152,39 @@ def test_a_closed_stdout_is_an_io_error_before_the_command_acts(args: tuple[str,
     assert "stdout is closed" in result.stderr
     members = run("authority", "members", "list", "--authority", "acme", "--json")
     assert "a.b" not in members.stdout
+
+
+def test_an_interrupted_node_start_leaves_no_node_running(
+    troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cli 3: Ctrl-C while `troth node start` waits for the node it spawned to come up: the
+    command said `interrupted` (exit 130), and the node (its own session: the terminal's
+    Ctrl-C never reaches it) came up and ran on, where a script reads 130 as "not started"
+    and its retry is refused as already running. The start stops what it spawned now."""
+    monkeypatch.setenv("PYTHONPATH", SRC)
+    init_node("n", home=troth_home)
+    spawned: list[subprocess.Popen[bytes]] = []
+    real_popen = subprocess.Popen
+
+    def popen(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        spawned.append(real_popen(*args, **kwargs))
+        return spawned[-1]
+
+    def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    clock = SimpleNamespace(monotonic=time.monotonic, sleep=interrupted)  # the start's wait
+    monkeypatch.setattr(daemon, "time", clock)
+    try:
+        result = CliRunner().invoke(cli, ["node", "start", "n", "--json"])
+        assert result.exit_code == 130, (result.stdout, result.stderr)
+        assert json.loads(result.stdout)["error"] == "KeyboardInterrupt"
+        assert len(spawned) == 1
+        assert spawned[0].poll() is not None, "the spawned node runs on"
+        assert not daemon.node_status(troth_home, "n")["running"]
+    finally:
+        for process in spawned:
+            if process.poll() is None:
+                process.kill()
+                process.wait(30)
