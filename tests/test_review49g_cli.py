@@ -19,6 +19,10 @@ path), looking for tracebacks, invalid JSON and untyped errors.
 3. Ctrl-C while `troth node start` waited for the node it spawned: exit 130 `interrupted`, and
    the node (its own session, out of the terminal's Ctrl-C) came up and ran on. The start
    stops what it spawned before it reports the interrupt.
+4. `troth node create NAME --vault pkcs11` whose vault did not open (module not loadable, PIN
+   variable unset) failed (exit 3) and left NAME configured: listed by `troth node list`, and
+   its re-creation with the right options refused as `already exists`. The failed create
+   removes what it made.
 """
 
 from __future__ import annotations
@@ -188,3 +192,41 @@ def test_an_interrupted_node_start_leaves_no_node_running(
             if process.poll() is None:
                 process.kill()
                 process.wait(30)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ("--pkcs11-module", "/nonexistent/libpkcs11-49g.so", "--pin-env", "HOME"),
+        ("--pin-env", "TROTH_49G_UNSET_PIN"),
+    ],
+)
+def test_a_node_create_that_fails_leaves_no_node(
+    troth_home: Path, options: tuple[str, ...]
+) -> None:
+    """Cli 4: `troth node create NAME --vault pkcs11` whose vault does not open (its module
+    cannot load, its PIN variable is unset) said so (exit 3) and left node NAME configured: a
+    node.json, a database and a vault.key, listed by `troth node list` as a pkcs11 node, and
+    the retry with the right options refused (`node 'hsm' already exists`) until the
+    directory was found and deleted by hand. The failed create removes what it made; what
+    the directory held before is left as it was."""
+    os.environ.pop("TROTH_49G_UNSET_PIN", None)
+    (troth_home / "nodes" / "hsm").mkdir(parents=True)
+    (troth_home / "nodes" / "hsm" / "notes.txt").write_text("kept")
+    create = ("node", "create", "hsm", "--vault", "pkcs11", "--token-label", "t", *options)
+    first = CliRunner().invoke(cli, [*create, "--json"])
+    assert first.exit_code == 3, first.stdout
+    assert not (troth_home / "nodes" / "hsm" / "node.json").exists()
+    assert sorted(p.name for p in (troth_home / "nodes" / "hsm").iterdir()) == ["notes.txt"]
+    listed = CliRunner().invoke(cli, ["node", "list", "--json"])
+    assert "hsm" not in listed.stdout
+    again = CliRunner().invoke(cli, [*create, "--json"])
+    assert json.loads(again.stdout)["message"] == json.loads(first.stdout)["message"]
+
+
+def test_a_node_create_that_fails_removes_the_directory_it_made(troth_home: Path) -> None:
+    """Cli 4: with no directory before, none after."""
+    create = ("node", "create", "hsm", "--vault", "pkcs11", "--token-label", "t")
+    result = CliRunner().invoke(cli, [*create, "--pin-env", "TROTH_49G_UNSET_PIN"])
+    assert result.exit_code == 3
+    assert not (troth_home / "nodes" / "hsm").exists()
