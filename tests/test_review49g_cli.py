@@ -23,6 +23,10 @@ path), looking for tracebacks, invalid JSON and untyped errors.
    variable unset) failed (exit 3) and left NAME configured: listed by `troth node list`, and
    its re-creation with the right options refused as `already exists`. The failed create
    removes what it made.
+5. A node's status.json naming a pid past what pid_t holds (a damaged file; the pid was
+   checked to be a positive int, never bounded) failed os.kill with an OverflowError in every
+   command asking whether the node runs (`node status`, `node list`, `node stop`, `node
+   start`): tracebacks until the file was deleted by hand. Such a pid is no process.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ from troth.cli.common import home
 from troth.cli.main import cli
 from troth.integrations.mcp.local import serve_local_gate
 from troth.node import DEFAULT_NODE, daemon, init_node
+from troth.node.home import write_private_file
+from troth.node.node import node_dir
 
 SRC = str(Path(__file__).parents[1] / "src")
 
@@ -230,3 +236,19 @@ def test_a_node_create_that_fails_removes_the_directory_it_made(troth_home: Path
     result = CliRunner().invoke(cli, [*create, "--pin-env", "TROTH_49G_UNSET_PIN"])
     assert result.exit_code == 3
     assert not (troth_home / "nodes" / "hsm").exists()
+
+
+@pytest.mark.parametrize("pid", [2**31, 2**40, 2**53 - 1])
+def test_a_status_file_naming_an_impossible_pid_is_not_running(troth_home: Path, pid: int) -> None:
+    """Cli 5: a node's status.json whose pid is past what a pid can be (a damaged file: it
+    is checked to be a positive int, never bounded) failed os.kill with an OverflowError in
+    every command asking whether the node runs: `node status`, `node list`, `node stop`,
+    `channel list` and `node start` itself died in a traceback, exit 1, until the file was
+    found and deleted by hand. Such a pid is no process: the node is not running."""
+    init_node("n", home=troth_home)
+    write_private_file(node_dir(troth_home, "n") / "status.json", b'{"pid": %d}' % pid)
+    assert daemon.node_status(troth_home, "n")["running"] is False
+    for args in (("node", "status", "n"), ("node", "list"), ("node", "stop", "n")):
+        result = CliRunner().invoke(cli, [*args, "--json"], catch_exceptions=False)
+        assert result.exit_code == 0, result.stdout
+        assert '"running": true' not in result.stdout

@@ -177,10 +177,11 @@ def record_listen(home: Path, name: str, listen: str) -> NodeConfig:
 
 def _alive(pid: int) -> bool:
     """Whether `pid` is a process this user may signal (one of another user's never is this
-    user's node)."""
+    user's node; a pid past what the platform's pid_t holds, from a damaged status file, is
+    no process: it failed every status, stop and start in an OverflowError, review 49g, cli 5)."""
     try:
         os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
+    except (ProcessLookupError, PermissionError, OverflowError):
         return False
     return True
 
