@@ -27,6 +27,9 @@ path), looking for tracebacks, invalid JSON and untyped errors.
    checked to be a positive int, never bounded) failed os.kill with an OverflowError in every
    command asking whether the node runs (`node status`, `node list`, `node stop`, `node
    start`): tracebacks until the file was deleted by hand. Such a pid is no process.
+6. A node.json whose `listen` is not host:port: `troth node start` spawned the node, which
+   died in a RoutingError traceback, and quoted that traceback's last lines as its error. The
+   configuration is checked when read (as its `traces` is): a ConfigError naming the field.
 """
 
 from __future__ import annotations
@@ -252,3 +255,25 @@ def test_a_status_file_naming_an_impossible_pid_is_not_running(troth_home: Path,
         result = CliRunner().invoke(cli, [*args, "--json"], catch_exceptions=False)
         assert result.exit_code == 0, result.stdout
         assert '"running": true' not in result.stdout
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:99999999999", "no-port", "[::1]:-1"])
+def test_a_node_json_listening_nowhere_is_a_configuration_error(
+    troth_home: Path, listen: str
+) -> None:
+    """Cli 6: a node.json whose `listen` is not host:port (hand-edited, damaged) was taken as
+    it was: `troth node start` spawned the node, which died in a RoutingError traceback, and
+    the command's error (exit 3) was that traceback's last lines (`return Address("tcp",
+    text).host_port() | ^^^^ | File ".../address.py"`). node.json is checked when read, as
+    its `traces` is: a ConfigError naming the file and the field, before anything starts."""
+    init_node("n", home=troth_home)
+    path = node_dir(troth_home, "n") / "node.json"
+    config = json.loads(path.read_bytes())
+    config["listen"] = listen
+    write_private_file(path, json.dumps(config).encode())
+    result = CliRunner().invoke(cli, ["node", "start", "n", "--json"])
+    assert result.exit_code == 3, result.stdout
+    message = json.loads(result.stdout)["message"]
+    assert "node.json: listen is host:port" in message
+    assert "File " not in message
+    assert not daemon.node_status(troth_home, "n")["running"]
