@@ -30,6 +30,9 @@ path), looking for tracebacks, invalid JSON and untyped errors.
 6. A node.json whose `listen` is not host:port: `troth node start` spawned the node, which
    died in a RoutingError traceback, and quoted that traceback's last lines as its error. The
    configuration is checked when read (as its `traces` is): a ConfigError naming the field.
+7. `--out` replaced whatever file it named, troth's own included: `--out
+   $TROTH_HOME/nodes/default/vault.key` destroyed the node's key-encryption key, `--out
+   node.db` in a node directory its database, exit 0. An output inside $TROTH_HOME is refused.
 """
 
 from __future__ import annotations
@@ -277,3 +280,35 @@ def test_a_node_json_listening_nowhere_is_a_configuration_error(
     assert "node.json: listen is host:port" in message
     assert "File " not in message
     assert not daemon.node_status(troth_home, "n")["running"]
+
+
+@pytest.mark.parametrize("target", ["default/vault.key", "acme/node.db", "link/node.json"])
+def test_out_never_replaces_a_file_troth_keeps(
+    troth_home: Path, tmp_path: Path, target: str
+) -> None:
+    """Cli 7: `--out` wrote over whatever file it named, troth's own included: `troth identity
+    export alice --out .../nodes/default/vault.key` replaced the node's key-encryption key
+    (every key sealed under it unrecoverable) and `revocations show --out node.db` in an
+    authority's node directory replaced its database (the authority gone), both with exit 0.
+    An output inside $TROTH_HOME, through a symlinked directory too, is refused (exit 2) and
+    nothing is written."""
+    run("identity", "create", "alice")
+    run("authority", "create", "acme")
+    (tmp_path / "link").symlink_to(troth_home / "nodes" / "default")
+    node, name = target.split("/")
+    path = (tmp_path if node == "link" else troth_home / "nodes") / node / name
+    before = path.read_bytes()
+    exports = {
+        "vault.key": ("identity", "export", "alice"),
+        "node.db": ("revocations", "show", "--authority", "acme"),
+        "node.json": ("trace", "export"),
+    }
+    result = CliRunner().invoke(cli, [*exports[name], "--out", str(path), "--json"])
+    assert result.exit_code == 2, result.stdout
+    assert "inside troth's home" in json.loads(result.stdout)["message"]
+    if name == "node.db":  # the feed's own pages may be stored there: still the database
+        assert path.read_bytes()[:16] == before[:16] == b"SQLite format 3\x00"
+    else:
+        assert path.read_bytes() == before
+    run("identity", "show", "alice")
+    run("authority", "list")
