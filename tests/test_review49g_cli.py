@@ -33,6 +33,10 @@ path), looking for tracebacks, invalid JSON and untyped errors.
 7. `--out` replaced whatever file it named, troth's own included: `--out
    $TROTH_HOME/nodes/default/vault.key` destroyed the node's key-encryption key, `--out
    node.db` in a node directory its database, exit 0. An output inside $TROTH_HOME is refused.
+8. An authority whose node cannot be read (node.json or database damaged) was reported as
+   missing: `authority list` said `no authority on this machine`, `--authority acme` `no
+   authority 'acme' ... create one with: troth authority create NAME` (exit 2). Now exit 3
+   saying the node cannot be read and why; `authority list` says so on stderr.
 """
 
 from __future__ import annotations
@@ -312,3 +316,28 @@ def test_out_never_replaces_a_file_troth_keeps(
         assert path.read_bytes() == before
     run("identity", "show", "alice")
     run("authority", "list")
+
+
+@pytest.mark.parametrize("damaged", ["node.json", "node.db"])
+def test_an_authority_whose_node_cannot_be_read_is_not_said_to_be_missing(
+    troth_home: Path, damaged: str
+) -> None:
+    """Cli 8: with authority acme's node damaged (its node.json or database unreadable),
+    `troth authority list` said `no authority on this machine` and every `--authority acme`
+    `no authority 'acme' on this machine (... create one with: troth authority create NAME)`,
+    exit 2: the authority silently gone, and the advice to create another one in its place.
+    Now --authority acme is a configuration error (exit 3) saying the node cannot be read and
+    why, and `authority list` says so on stderr beside what it lists."""
+    run("authority", "create", "acme")
+    (troth_home / "nodes" / "acme" / damaged).write_bytes(b"{damaged" * 600)
+    ticket = ("authority", "ticket", "create", "--authority", "acme", "--attr", "a.b=c")
+    result = CliRunner().invoke(cli, [*ticket, "--json"])
+    assert result.exit_code == 3, result.stdout
+    message = json.loads(result.stdout)["message"]
+    assert "node 'acme'" in message
+    assert "cannot be read" in message
+    assert damaged in message
+    listed = CliRunner().invoke(cli, ["authority", "list"])
+    assert listed.exit_code == 0
+    assert "node 'acme'" in listed.stderr
+    assert "cannot be read" in listed.stderr
