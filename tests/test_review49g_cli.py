@@ -37,6 +37,8 @@ path), looking for tracebacks, invalid JSON and untyped errors.
    missing: `authority list` said `no authority on this machine`, `--authority acme` `no
    authority 'acme' ... create one with: troth authority create NAME` (exit 2). Now exit 3
    saying the node cannot be read and why; `authority list` says so on stderr.
+9. One node whose node.json was damaged failed `troth node list` as a whole (exit 3), hiding
+   every node. The others are listed, the damaged one with why (`error` with --json).
 """
 
 from __future__ import annotations
@@ -341,3 +343,20 @@ def test_an_authority_whose_node_cannot_be_read_is_not_said_to_be_missing(
     assert listed.exit_code == 0
     assert "node 'acme'" in listed.stderr
     assert "cannot be read" in listed.stderr
+
+
+def test_node_list_lists_the_nodes_beside_one_that_cannot_be_read(troth_home: Path) -> None:
+    """Cli 9: one node whose node.json was damaged failed `troth node list` as a whole (exit
+    3): no node of the machine could be listed, the way to find which one to repair. The
+    others are listed now, the damaged one with why it cannot be read."""
+    init_node("a", home=troth_home)
+    init_node("b", home=troth_home)
+    (node_dir(troth_home, "b") / "node.json").write_bytes(b"{damaged")
+    result = CliRunner().invoke(cli, ["node", "list", "--json"])
+    assert result.exit_code == 0, result.stdout
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert rows["a"]["vault"] == "software"
+    assert "node.json" in rows["b"]["error"]
+    plain = CliRunner().invoke(cli, ["node", "list"])
+    assert plain.exit_code == 0
+    assert "cannot be read" in plain.stdout

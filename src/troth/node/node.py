@@ -227,16 +227,28 @@ def _unmake(path: Path, before: Set[str], made_directory: bool) -> None:
             path.rmdir()
 
 
-def list_nodes(home: Path | None = None) -> list[NodeConfig]:
-    """The configurations of the nodes in `home` (default: troth_home()), by name."""
+def list_nodes(
+    home: Path | None = None, *, unreadable: dict[str, str] | None = None
+) -> list[NodeConfig]:
+    """The configurations of the nodes in `home` (default: troth_home()), by name. With
+    `unreadable`, a node whose node.json cannot be read is put there (its name: why) and the
+    others are listed; else its ConfigError is raised (review 49g, cli 9: one damaged node
+    kept `troth node list` from listing any)."""
     base = _nodes_dir(home or troth_home())
     if not base.is_dir():
         return []
-    return [
-        NodeConfig.from_json(read_private_file(p / "node.json"), p / "node.json")
-        for p in sorted(base.iterdir())
-        if (p / "node.json").is_file()
-    ]
+    configs = []
+    for path in sorted(base.iterdir()):
+        config_path = path / "node.json"
+        if not config_path.is_file():
+            continue
+        try:
+            configs.append(NodeConfig.from_json(read_private_file(config_path), config_path))
+        except ConfigError as exc:
+            if unreadable is None:
+                raise
+            unreadable[path.name] = str(exc)
+    return configs
 
 
 def open_node(name: str, *, home: Path | None = None, create_default: bool = False) -> Node:
