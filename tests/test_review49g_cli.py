@@ -39,6 +39,9 @@ path), looking for tracebacks, invalid JSON and untyped errors.
    saying the node cannot be read and why; `authority list` says so on stderr.
 9. One node whose node.json was damaged failed `troth node list` as a whole (exit 3), hiding
    every node. The others are listed, the damaged one with why (`error` with --json).
+10. `troth node start` of a node whose node.db is damaged: the node process died in a
+   StorageError traceback and the command quoted its last lines as the error. The node's
+   entry point says why in one line (exit 4), which the command reports.
 """
 
 from __future__ import annotations
@@ -360,3 +363,23 @@ def test_node_list_lists_the_nodes_beside_one_that_cannot_be_read(troth_home: Pa
     plain = CliRunner().invoke(cli, ["node", "list"])
     assert plain.exit_code == 0
     assert "cannot be read" in plain.stdout
+
+
+def test_a_node_whose_database_is_damaged_starts_with_a_one_line_error(
+    troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cli 10: `troth node start` of a node whose node.db is damaged: the node process died in
+    a StorageError traceback (its entry point turned only NotFound and ConfigError into a
+    line), and the command's error was that traceback's last lines (`conn = self.connection()
+    | ^^^^ | File ".../sqlite.py", line 298 ...`). The node says why in one line (exit 4, I/O),
+    and that line is the command's error."""
+    monkeypatch.setenv("PYTHONPATH", SRC)
+    init_node("n", home=troth_home)
+    (node_dir(troth_home, "n") / "node.db").write_bytes(b"\x8f" * 5000)
+    result = CliRunner().invoke(cli, ["node", "start", "n", "--json"])
+    assert result.exit_code == 3, result.stdout
+    message = json.loads(result.stdout)["message"]
+    assert "cannot open" in message
+    assert "node.db" in message
+    assert "File " not in message
+    assert "Traceback" not in (node_dir(troth_home, "n") / "node.log").read_text()
