@@ -130,6 +130,8 @@ def list_(reporter: Reporter) -> None:
         f"{'':<{width}}  pin {_pin_text(r)}"
         for r in rows
     )
+    for node, why in reporter.names.unreadable().items():  # hidden, it read as no authority
+        reporter.info(f"node {node!r} cannot be read (an authority it hosts is not listed): {why}")
     reporter.result(
         rows, text or "no authority on this machine (create one with: troth authority create NAME)"
     )

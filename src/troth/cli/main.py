@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from troth import __version__
-from troth.cli.output import EXIT_CODES_HELP, EXIT_INTERRUPTED, error_object
+from troth.cli.output import EXIT_CODES_HELP, EXIT_INTERRUPTED, error_object, write_stdout
 
 COMMANDS: Mapping[str, tuple[str, str]] = {
     "identity": ("troth.cli.identity_cmds", "identity_group"),
@@ -140,7 +140,10 @@ class TrothGroup(click.Group):
             code = super().main(argv, prog_name, complete_var, False, **extra)
         except click.ClickException as exc:
             shown = KeyboardInterrupt("interrupted") if isinstance(exc, Interrupted) else exc
-            click.echo(json.dumps(error_object(shown), indent=2))
+            try:
+                write_stdout(json.dumps(error_object(shown), indent=2))
+            except OSError:  # stdout closed or failing: the error on stderr (review 49g, cli 2)
+                exc.show()
             sys.exit(exc.exit_code)
         except click.Abort:
             sys.exit(1)

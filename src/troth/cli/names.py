@@ -4,7 +4,9 @@ command line means.
 
 The directory reads every node's database in $TROTH_HOME (local identities, the authority a
 node hosts, the authorities it trusts at `node:NAME`) without opening any vault: a PKCS#11
-node's token is not touched to find a name. A node that cannot be read is skipped.
+node's token is not touched to find a name. A node that cannot be read is skipped, and
+remembered: an authority looked up by the name of such a node is a ConfigError saying why, not
+`no authority` (review 49g, cli 8).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from troth.errors import NotFound, TrothError
+from troth.errors import ConfigError, NotFound, TrothError
 from troth.identity import Identifier
 from troth.names import check_name
 from troth.node import Node, NodeConfig
@@ -64,14 +66,21 @@ class _Entries:
     holders: dict[str, set[tuple[str, Identifier]]]  # identity name -> (node, identifier)
     locals_by_id: dict[Identifier, set[str]]  # identifier -> nodes holding its key
     authorities: list[LocalAuthority]
+    unreadable: dict[str, str]  # node -> why it could not be read
 
 
-def _node_configs(home: Path) -> list[NodeConfig]:
+def _node_configs(home: Path, unreadable: dict[str, str]) -> list[NodeConfig]:
+    """The configurations of the nodes in `home`; each node whose node.json is there but cannot
+    be read goes into `unreadable` with the reason."""
     base = home / "nodes"
     configs = []
     for path in sorted(base.iterdir()) if base.is_dir() else []:
-        with contextlib.suppress(TrothError, OSError):
-            configs.append(NodeConfig.from_json(read_private_file(path / "node.json"), path))
+        config_path = path / "node.json"
+        try:
+            configs.append(NodeConfig.from_json(read_private_file(config_path), config_path))
+        except (TrothError, OSError) as exc:
+            if config_path.exists():
+                unreadable[path.name] = str(exc)
     return configs
 
 
@@ -85,12 +94,14 @@ class Directory:
     def _load(self) -> _Entries:
         if self._entries is not None:
             return self._entries
-        entries = _Entries({}, defaultdict(set), defaultdict(set), [])
-        for config in _node_configs(self.home):
+        entries = _Entries({}, defaultdict(set), defaultdict(set), [], {})
+        for config in _node_configs(self.home, entries.unreadable):
             path = self.home / "nodes" / config.name / "node.db"
             if path.is_file():
-                with contextlib.suppress(TrothError, OSError):
+                try:
                     self._read_node(config.name, path, entries)
+                except (TrothError, OSError) as exc:
+                    entries.unreadable[config.name] = f"{path}: {exc}"
         self._entries = entries
         return entries
 
@@ -206,12 +217,21 @@ class Directory:
         """The authorities hosted by nodes on this machine, by name."""
         return sorted(self._load().authorities, key=lambda a: a.name)
 
+    def unreadable(self) -> dict[str, str]:
+        """The nodes on this machine that could not be read (their authorities and identities
+        unknown here), each with why."""
+        return dict(self._load().unreadable)
+
     def authority(self, ref: str) -> LocalAuthority:
-        """The local authority `ref` names (its name, its node's name, or its identifier)."""
+        """The local authority `ref` names (its name, its node's name, or its identifier);
+        ConfigError when `ref` names a node that cannot be read (where it would live)."""
         wanted = Identifier.parse(ref) if Identifier.looks_like(ref) else None
         for authority in self.authorities():
             if ref in (authority.name, authority.node) or authority.identifier == wanted:
                 return authority
+        why = self._load().unreadable.get(ref)
+        if why is not None:  # it said `no authority`, and to create one (review 49g, cli 8)
+            raise ConfigError(f"node {ref!r}, where authority {ref!r} lives, cannot be read: {why}")
         where = "hosted on this machine" if wanted else "on this machine"
         raise NotFound(
             f"no authority {ref!r} {where} (list them with: troth authority list; create one "

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import click
 
 from troth.cli.common import CLOCK, home
-from troth.cli.output import Reporter, json_command, kv
+from troth.cli.output import Reporter, escape_text, json_command, kv
 from troth.node import NodeConfig, init_node, list_nodes, open_node
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -97,21 +97,27 @@ def init(name: str, reporter: Reporter, **options: Any) -> None:
 @node_group.command("list")
 @json_command
 def list_(reporter: Reporter) -> None:
-    """List the nodes in $TROTH_HOME: name, vault, running or stopped."""
+    """List the nodes in $TROTH_HOME: name, vault, running or stopped. A node whose
+    configuration cannot be read is listed with why (with --json, as `error`)."""
     from troth.node.daemon import node_status
 
-    rows = [
+    unreadable: dict[str, str] = {}
+    rows: list[dict[str, Any]] = [
         {
             "name": c.name,
             "vault": c.vault,
             "durability": c.durability,
             "running": node_status(home(), c.name)["running"],
         }
-        for c in list_nodes(home())
+        for c in list_nodes(home(), unreadable=unreadable)
     ]
+    rows += [{"name": name, "error": why} for name, why in unreadable.items()]
+    rows.sort(key=lambda r: str(r["name"]))
     width = max((len(r["name"]) for r in rows), default=0)
     text = "\n".join(
-        f"{r['name']:<{width}}  {r['vault']:<8}  {'running' if r['running'] else 'stopped'}"
+        f"{r['name']:<{width}}  cannot be read: {escape_text(r['error'])}"
+        if "error" in r
+        else f"{r['name']:<{width}}  {r['vault']:<8}  {'running' if r['running'] else 'stopped'}"
         for r in rows
     )
     reporter.result(rows, text or f"no nodes in {home()} (create one with: troth node create NAME)")

@@ -45,6 +45,7 @@ __all__ = [
     "json_command",
     "kv",
     "message_for",
+    "write_stdout",
 ]
 
 EXIT_INVALID = 1
@@ -212,6 +213,24 @@ class Progress:
             self._next = done + max(1, total // 10)
 
 
+STDOUT_CLOSED = "cannot write the result: stdout is closed (redirect it, e.g. to /dev/null)"
+"""The error of a command run with stdout closed (`>&-`): Python has no sys.stdout there and
+click.echo wrote nothing, silently, so a command's result (a ticket, a checkpoint) was lost
+with exit 0, or it died in a traceback writing to None (review 49g, cli 2)."""
+
+
+def write_stdout(text: str) -> None:
+    """`text` and a newline on stdout (click.echo), where a stdout that is closed or fails (a
+    full disk, /dev/full) is an OSError saying so (exit 4), never a silent loss or a traceback
+    (review 49g, cli 2)."""
+    if sys.stdout is None:
+        raise OSError(STDOUT_CLOSED)
+    try:
+        click.echo(text)
+    except OSError as exc:
+        raise OSError(f"cannot write the result to stdout: {exc.strerror or exc}") from None
+
+
 class Reporter:
     """Prints a command's result in the format the user asked for: `--json` to stdout (and
     nothing else anywhere on failure), text to stdout, notes to stderr."""
@@ -233,17 +252,17 @@ class Reporter:
 
     def result(self, data: dict[str, Any] | list[Any], text: str | None = None) -> None:
         if self.as_json:
-            click.echo(json.dumps(data, indent=2, sort_keys=False))
+            write_stdout(json.dumps(data, indent=2, sort_keys=False))
         elif text is not None:
             # commands escape each document-derived value (newlines too); this catches any
             # other control or bidi character before it reaches a terminal
-            click.echo(escape_text(text, keep_newlines=True))
+            write_stdout(escape_text(text, keep_newlines=True))
 
     def document(self, text: str) -> None:
         """A JSON document the command makes (a proof bundle), on stdout in both modes: the
         characters a terminal acts on (DEL, C1, bidi controls; JSON escapes C0 itself) as
         `\\u0085`-style escapes, which keep it the same JSON."""
-        click.echo(text.translate(_JSON_ESCAPES))
+        write_stdout(text.translate(_JSON_ESCAPES))
 
     def info(self, text: str) -> None:
         """Notes for people: stderr, and only without --json (the JSON result says it all)."""
@@ -255,13 +274,19 @@ class Reporter:
     ) -> NoReturn:
         """Report `exc` and exit with its code: with --json one JSON object on stdout (`payload`
         or an error object) and nothing on stderr; else the message on stderr, with every
-        identifier in it shown with its local name."""
+        identifier in it shown with its local name. With --json and a stdout that cannot be
+        written (closed, a full disk), the message goes to stderr as without --json: the error
+        is never lost in a traceback (review 49g, cli 2)."""
         code = exit_code(exc) if code is None else code
         if self.as_json:
-            click.echo(json.dumps(payload or error_object(exc), indent=2))
-        else:
-            message = self.names.label_text(message_for(exc))
-            click.echo(f"troth: {escape_text(message)}", err=True)
+            try:
+                write_stdout(json.dumps(payload or error_object(exc), indent=2))
+            except OSError:
+                pass
+            else:
+                sys.exit(code)
+        message = self.names.label_text(message_for(exc))
+        click.echo(f"troth: {escape_text(message)}", err=True)
         sys.exit(code)
 
 
@@ -275,6 +300,8 @@ def json_command(func: Callable[..., R]) -> Callable[..., R]:
     def wrapper(*args: Any, as_json: bool, **kwargs: Any) -> Any:
         reporter = Reporter(as_json)
         try:
+            if sys.stdout is None:  # before the command does anything it could not report
+                raise OSError(STDOUT_CLOSED)
             return func(*args, reporter=reporter, **kwargs)
         except (TrothError, ValueError, OSError, Explained) as exc:
             reporter.fail(exc)

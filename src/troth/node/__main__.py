@@ -8,7 +8,7 @@ import asyncio
 import logging
 import sys
 
-from troth.errors import ConfigError, NotFound, RoutingError
+from troth.errors import ConfigError, NotFound, RoutingError, StorageError, VaultError
 from troth.names import check_name
 from troth.node.daemon import serve
 from troth.node.home import troth_home
@@ -37,6 +37,11 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:  # e.g. the node already runs: said, not a traceback
         logging.getLogger("troth.node").error("%s", exc)
         sys.exit(3)
+    except (StorageError, VaultError) as exc:  # its database or vault failed: said, exit 4
+        # was a traceback, whose last lines `troth node start` gave as its error (review
+        # 49g, cli 10)
+        logging.getLogger("troth.node").error("%s", exc)
+        sys.exit(4)
 
 
 if __name__ == "__main__":

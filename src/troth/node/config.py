@@ -102,6 +102,9 @@ class NodeConfig:
             raise ConfigError(
                 f"{path}: services must be distinct names among {', '.join(KNOWN_SERVICES)}"
             )
+        if config.listen is not None and not _host_port(config.listen):
+            # the node died on it in a traceback, `troth node start` quoting its last lines
+            raise ConfigError(f"{path}: listen is host:port (review 49g, cli 6)")
         if config.traces is not None and not config.traces.endswith("/service/trace"):
             raise ConfigError(f"{path}: traces is a route ending in /service/trace")
         if config.traces_expect is not None:
@@ -116,6 +119,18 @@ class NodeConfig:
                 f"{path}: a pkcs11 vault needs pkcs11_module, token_label and pin_env"
             )
         return config
+
+
+def _host_port(text: str) -> bool:
+    """Whether `text` is host:port, as `troth node start --tcp-listen` takes it."""
+    from troth.errors import RoutingError
+    from troth.routing import Address  # on use: routing imports much a CLI start does not need
+
+    try:
+        Address("tcp", text).host_port()
+    except (RoutingError, ValueError):
+        return False
+    return True
 
 
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {

@@ -177,10 +177,11 @@ def record_listen(home: Path, name: str, listen: str) -> NodeConfig:
 
 def _alive(pid: int) -> bool:
     """Whether `pid` is a process this user may signal (one of another user's never is this
-    user's node)."""
+    user's node; a pid past what the platform's pid_t holds, from a damaged status file, is
+    no process: it failed every status, stop and start in an OverflowError, review 49g, cli 5)."""
     try:
         os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
+    except (ProcessLookupError, PermissionError, OverflowError):
         return False
     return True
 
@@ -339,20 +340,37 @@ def _spawn(home: Path, name: str, tcp_listen: str | None) -> dict[str, Any]:
             start_new_session=True,
             env={**os.environ, "TROTH_HOME": str(home)},
         )
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if _file_id(directory / "status.json") not in (None, stale):
-            status = node_status(home, name)
-            if status["running"] and status.get("pid") == process.pid:
-                return status
-        if process.poll() is not None:
-            with open(log_file, "rb") as log:
-                log.seek(before)
-                tail = log.read().decode(errors="replace").splitlines()[-5:]
-            raise ConfigError(f"node {name!r} failed to start: " + " | ".join(tail))
-        time.sleep(0.05)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if _file_id(directory / "status.json") not in (None, stale):
+                status = node_status(home, name)
+                if status["running"] and status.get("pid") == process.pid:
+                    return status
+            if process.poll() is not None:
+                with open(log_file, "rb") as log:
+                    log.seek(before)
+                    tail = log.read().decode(errors="replace").splitlines()[-5:]
+                raise ConfigError(f"node {name!r} failed to start: " + " | ".join(tail))
+            time.sleep(0.05)
+    except KeyboardInterrupt:
+        # Ctrl-C while it comes up: the start is abandoned, so is the node (its own session,
+        # which the terminal's Ctrl-C never reaches, ran on: review 49g, cli 3)
+        _end(process)
+        raise
     process.kill()
     raise ConfigError(f"node {name!r} did not become ready within {START_TIMEOUT} s")
+
+
+def _end(process: subprocess.Popen[bytes]) -> None:
+    """Stop a node process this start spawned: SIGTERM (the daemon stops as `troth node stop`
+    stops it), SIGKILL when it has not ended within STOP_TIMEOUT."""
+    process.terminate()
+    try:
+        process.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:

@@ -172,7 +172,10 @@ def init_node(
 ) -> NodeConfig:
     """Create a node directory and its configuration (NodeExists if it exists). Atomic: the
     configuration appears whole or not at all (an exclusive link of a complete file), and of
-    processes racing to create the same node exactly one does; the others get NodeExists."""
+    processes racing to create the same node exactly one does; the others get NodeExists. A
+    node whose vault does not open (a PKCS#11 module that does not load, its PIN variable
+    unset) is not created: what this call made is removed, what the directory held before is
+    kept (review 49g, cli 4: the node stayed, listed, and its re-creation was refused)."""
     home = home or troth_home()
     path = node_dir(home, name)
     if (path / "node.json").exists():
@@ -192,26 +195,60 @@ def init_node(
     )
     secure_dir(home)
     secure_dir(_nodes_dir(home))
+    made_directory = not path.exists()
     secure_dir(path)
+    before = {entry.name for entry in path.iterdir()}
     try:
         write_private_file(path / "node.json", config.to_json(), exclusive=True)
     except FileExistsError:
         raise NodeExists(f"node {name!r} already exists in {home}") from None
-    node = open_node(name, home=home)  # creates the database and checks the vault opens
+    try:
+        node = open_node(name, home=home)  # creates the database and checks the vault opens
+    except BaseException:
+        _unmake(path, before, made_directory)
+        raise
     node.close()
     return config
 
 
-def list_nodes(home: Path | None = None) -> list[NodeConfig]:
-    """The configurations of the nodes in `home` (default: troth_home()), by name."""
+def _unmake(path: Path, before: Set[str], made_directory: bool) -> None:
+    """Remove what a failed `init_node` made in node directory `path`: its node.json first (the
+    node is gone for every other process), then each file that was not among `before`, and the
+    directory when it made it. Best effort: what cannot be removed stays."""
+    with contextlib.suppress(OSError):
+        (path / "node.json").unlink()
+    with contextlib.suppress(OSError):
+        made = [e for e in path.iterdir() if e.name not in before and not e.is_dir()]
+        for entry in made:
+            with contextlib.suppress(OSError):
+                entry.unlink()
+    if made_directory:
+        with contextlib.suppress(OSError):
+            path.rmdir()
+
+
+def list_nodes(
+    home: Path | None = None, *, unreadable: dict[str, str] | None = None
+) -> list[NodeConfig]:
+    """The configurations of the nodes in `home` (default: troth_home()), by name. With
+    `unreadable`, a node whose node.json cannot be read is put there (its name: why) and the
+    others are listed; else its ConfigError is raised (review 49g, cli 9: one damaged node
+    kept `troth node list` from listing any)."""
     base = _nodes_dir(home or troth_home())
     if not base.is_dir():
         return []
-    return [
-        NodeConfig.from_json(read_private_file(p / "node.json"), p / "node.json")
-        for p in sorted(base.iterdir())
-        if (p / "node.json").is_file()
-    ]
+    configs = []
+    for path in sorted(base.iterdir()):
+        config_path = path / "node.json"
+        if not config_path.is_file():
+            continue
+        try:
+            configs.append(NodeConfig.from_json(read_private_file(config_path), config_path))
+        except ConfigError as exc:
+            if unreadable is None:
+                raise
+            unreadable[path.name] = str(exc)
+    return configs
 
 
 def open_node(name: str, *, home: Path | None = None, create_default: bool = False) -> Node:

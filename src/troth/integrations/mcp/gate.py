@@ -353,10 +353,17 @@ def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
 def upstream_error(exc: BaseException, upstream: str) -> OSError | None:
     """The error to report when the connection to `upstream` (its command line) failed with
     `exc`: an OSError naming it and the MCP SDK's reason when `exc` is the SDK's error (alone,
-    or alone in its task groups: the upstream exited, or speaks no MCP), else None (not the
-    upstream's: re-raise `exc`). Review 30c, mcp 3: the commands' errors are typed."""
+    or alone in its task groups: the upstream exited, or speaks no MCP), or naming it and why
+    it could not start when `exc` is spawning's OSError (its program or working directory
+    missing, not executable: the one OSError with a file name), else None (not the upstream's:
+    re-raise `exc`). Review 30c, mcp 3: the commands' errors are typed; review 49g, cli 1: a
+    spawn that failed was a traceback of the SDK's task groups."""
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
+    if isinstance(exc, OSError) and exc.filename is not None:
+        reason = exc.strerror or type(exc).__name__
+        where = exc.filename
+        return OSError(f"the upstream MCP server {upstream} could not start: {reason}: {where}")
     if not isinstance(exc, MCPError):
         return None
     return OSError(f"the upstream MCP server {upstream} failed: {exc}")
