@@ -52,7 +52,8 @@ def test_a_peer_at_exactly_its_reassembly_budget_over_three_channels_keeps_them_
         first = ends[0]
         await send_fragments(a, first, MESSAGE, 1)  # another message: one frame past it,
         await until(lambda: held() == 5 * frame)  # made room for by the first channel's
-        # older message, given up (review 49f, reassembly 1: it closed the channel)
+        # older message, given up (review 49f, reassembly 1: it closed the channel), counted
+        assert hub.manager.counters.reassembly_given_up == 1
         again = await a.manager.open(parse_route(HUB))
         await send_fragments(a, again, MESSAGE, 2)  # its second fragment: one frame past,
         await until(lambda: again.enc not in a.manager.ends)  # and it holds nothing older
