@@ -1,8 +1,10 @@
 """Review 48h, reassembly (refuted): one peer's incomplete fragmented messages held on several
 channels at exactly its reassembly budget (`ChannelLimits.max_reassembly_per_peer`), and one
 fragment past it. The budget is charged per fragment (its whole decrypted frame) against all
-the channels of the member together: at the bound every channel stays open, one fragment
-more closes only the channel it came on (`too large`), and what it held is given back."""
+the channels of the member together: at the bound every channel stays open; one fragment
+more is made room for from its channel's older messages (review 49f, reassembly 1), and where
+there are none it closes only the channel it came on (`too large`), and what it held is given
+back."""
 
 from __future__ import annotations
 
@@ -18,8 +20,9 @@ def test_a_peer_at_exactly_its_reassembly_budget_over_three_channels_keeps_them_
     """A first hub measures what one fragment of a 400 KB message is charged (`frame`). The
     hub under test takes 6 x `frame` per peer (the node's total far above): one peer leaves
     two fragments on each of 3 channels (exactly 6 x `frame`): all three stay open and
-    answer; a seventh fragment, on the first channel, closes it alone (`too large`), and the
-    budget it held is free again (a new channel of the same peer holds two fragments)."""
+    answer; a seventh fragment, a new message on the first channel, takes the place of that
+    channel's older message; a new channel's message past the budget closes it alone (`too
+    large`), and what it held is free again."""
 
     async def test(net: Net) -> None:
         probe = await net.hub()
@@ -47,15 +50,16 @@ def test_a_peer_at_exactly_its_reassembly_budget_over_three_channels_keeps_them_
         for n, end in enumerate(ends):  # at the bound: every channel open and answering
             assert await echo(a, end, f"open {n}") == f"open {n}"
         first = ends[0]
-        await send_fragments(a, first, MESSAGE, 1)  # another message: one frame past it
-        await until(lambda: first.enc not in a.manager.ends)
-        assert first.channel.close_reason is ChannelFailure.TOO_LARGE
-        await until(lambda: held() == 4 * frame)  # the first channel's two given back
-        for n, end in enumerate(ends[1:]):
-            assert await echo(a, end, f"still {n}") == f"still {n}"
+        await send_fragments(a, first, MESSAGE, 1)  # another message: one frame past it,
+        await until(lambda: held() == 5 * frame)  # made room for by the first channel's
+        # older message, given up (review 49f, reassembly 1: it closed the channel), counted
+        assert hub.manager.counters.reassembly_given_up == 1
         again = await a.manager.open(parse_route(HUB))
-        await send_fragments(a, again, MESSAGE, 2)
-        await until(lambda: held() == 6 * frame)
-        assert await echo(a, again, "again") == "again"
+        await send_fragments(a, again, MESSAGE, 2)  # its second fragment: one frame past,
+        await until(lambda: again.enc not in a.manager.ends)  # and it holds nothing older
+        assert again.channel.close_reason is ChannelFailure.TOO_LARGE
+        await until(lambda: held() == 5 * frame)  # what it held given back
+        for n, end in enumerate(ends):
+            assert await echo(a, end, f"still {n}") == f"still {n}"
 
     run(test)

@@ -12,6 +12,7 @@ from troth.channel.events import (
     DropReason,
     Established,
     Event,
+    GivenUp,
     NotRouted,
     Received,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "Dropped",
     "Established",
     "Event",
+    "GivenUp",
     "HandshakeState",
     "NotRouted",
     "PeerPolicy",

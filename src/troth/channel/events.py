@@ -1,6 +1,6 @@
 """What a secure channel reports as it processes packets (docs/protocols.md, "Secure channel").
 Events are small frozen dataclasses; a host reacts to them (the node's ChannelManager forgets a
-channel on `Closed`, counts `Dropped`, answers `Received`)."""
+channel on `Closed`, counts `Dropped` and `GivenUp`, answers `Received`)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ __all__ = [
     "Dropped",
     "Established",
     "Event",
+    "GivenUp",
     "NotRouted",
     "Received",
 ]
@@ -94,4 +95,13 @@ class NotRouted:
     problem: RouteProblem
 
 
-Event = Established | Accepted | Received | Dropped | Closed | NotRouted
+@dataclass(frozen=True, slots=True)
+class GivenUp:
+    """Incomplete fragmented messages of the channel given up for a later one that would pass
+    a reassembly bound: their tails were lost on the way (troth.channel.reassembly; review
+    49f, reassembly 1). Counted; the channel goes on."""
+
+    messages: int
+
+
+Event = Established | Accepted | Received | Dropped | Closed | NotRouted | GivenUp

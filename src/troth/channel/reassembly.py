@@ -5,7 +5,13 @@ peer's own (a ChannelError that closes the channel). Memory is bounded three way
 
 - per message: its declared total is at most `max_message` bytes;
 - per channel: at most `max_messages` messages at once, holding at most `max_message` +
-  one frame of decrypted bytes together;
+  one frame of decrypted bytes together. A fragment that would pass either bound (or the
+  peer's budget, below) first makes room by giving up the channel's other incomplete
+  messages, oldest first: a channel's fragments leave in order, a message's together, so an
+  older message still incomplete lost its tail on the way (a first hop that refused a packet
+  drops it and the ones after it: troth.node.channel_ends, `flush`), and its sender, told, may
+  send it again. Only a fragment that passes a bound with nothing else held closes the channel
+  (review 49f, reassembly 1: the sender's next large message closed it, TOO_LARGE);
 - per peer: a `ReassemblyBudget` shared by all channels with that peer (the node gives each
   member one, its delegates' channels included: troth.node.channels), so many channels cannot
   multiply the per-channel bound;
@@ -97,6 +103,7 @@ class Reassembler:
         "_deadline",
         "_messages",
         "budget",
+        "given_up",
         "held",
         "max_message",
         "max_messages",
@@ -118,6 +125,8 @@ class Reassembler:
         """The peer's budget, shared with its other channels (None: this channel's bound)."""
         self.held = 0
         """Decrypted bytes held by incomplete messages now."""
+        self.given_up = 0
+        """Incomplete messages given up for a later one (their tails lost on the way)."""
         self._messages: dict[int, _Message] = {}  # by message id
         self._deadline: int | None = None  # when the oldest message expires
 
@@ -139,19 +148,27 @@ class Reassembler:
         if size < MIN_FRAGMENT and offset + size != total:
             raise ChannelError(_F.PROTOCOL, f"a {size}-byte fragment that is not the last")
         entry = self._messages.get(message_id)
+        if entry is not None and (entry.total != total or offset in entry.chunks):
+            raise ChannelError(_F.PROTOCOL, "inconsistent fragments")
+        held = len(body.obj)  # type: ignore[arg-type]  # the whole decrypted frame stays alive
+        new = 1 if entry is None else 0
+        while (  # past a bound: the channel's older messages go first (module docstring)
+            len(self._messages) + new > self.max_messages
+            or self.held + held > self.max_message + limits.MAX_CHANNEL_FRAME
+        ) and self._give_up_oldest(message_id):
+            pass
+        if len(self._messages) + new > self.max_messages:  # (the bound is at least 1: never)
+            raise ChannelError(_F.PROTOCOL, "too many messages in reassembly")
+        if self.held + held > self.max_message + limits.MAX_CHANNEL_FRAME:
+            raise ChannelError(_F.TOO_LARGE, "reassembly over the message limit")
+        budget = self.budget
+        while budget is not None and not budget.take(held):
+            if not self._give_up_oldest(message_id):
+                raise ChannelError(_F.TOO_LARGE, "reassembly over the peer's or the node's limit")
         if entry is None:
-            if len(self._messages) >= self.max_messages:
-                raise ChannelError(_F.PROTOCOL, "too many messages in reassembly")
             entry = self._messages[message_id] = _Message(total, now)
             if self._deadline is None:
                 self._deadline = now + self.timeout
-        if entry.total != total or offset in entry.chunks:
-            raise ChannelError(_F.PROTOCOL, "inconsistent fragments")
-        held = len(body.obj)  # type: ignore[arg-type]  # the whole decrypted frame stays alive
-        if self.held + held > self.max_message + limits.MAX_CHANNEL_FRAME:
-            raise ChannelError(_F.TOO_LARGE, "reassembly over the message limit")
-        if self.budget is not None and not self.budget.take(held):
-            raise ChannelError(_F.TOO_LARGE, "reassembly over the peer's or the node's limit")
         entry.chunks[offset] = chunk
         entry.got += size
         entry.held += held
@@ -186,6 +203,15 @@ class Reassembler:
         """Give up every incomplete message (the channel closed)."""
         for message_id in list(self._messages):
             self._release(message_id)
+
+    def _give_up_oldest(self, keep: int) -> bool:
+        """Give up the oldest incomplete message but `keep` (False when there is none)."""
+        oldest = next((m for m in self._messages if m != keep), None)
+        if oldest is None:
+            return False
+        self.given_up += 1
+        self._release(oldest)
+        return True
 
     def _release(self, message_id: int) -> None:
         entry = self._messages.pop(message_id)

@@ -41,6 +41,7 @@ from troth.channel.events import (
     DropReason,
     Established,
     Event,
+    GivenUp,
     NotRouted,
     Received,
     received,
@@ -571,9 +572,14 @@ class SecureChannel:
         if kind is Kind.BATCH:
             return [received(message) for message in batch_items(body)]
         if kind is Kind.FRAGMENT:
-            self._reassembler.expire(now)
-            message = self._reassembler.add(body, now)
-            return [] if message is None else [Received(message)]
+            reassembler = self._reassembler
+            reassembler.expire(now)
+            given_up = reassembler.given_up
+            message = reassembler.add(body, now)
+            events: list[Event] = [] if message is None else [Received(message)]
+            if reassembler.given_up != given_up:  # older messages made room for this one
+                events.insert(0, GivenUp(reassembler.given_up - given_up))
+            return events
         if kind is Kind.ACCEPTED:
             return [Accepted()]
         if kind is Kind.CREDENTIALS:

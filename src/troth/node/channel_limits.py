@@ -140,6 +140,9 @@ class ChannelCounters:
     evicted_half_open: int = 0
     dropped_frames: int = 0
     reassembly_expired_bytes: int = 0
+    reassembly_given_up: int = 0
+    """Incomplete messages given up for a later message of their channel that would pass a
+    reassembly bound (their tails lost on the way: review 49f, reassembly 1)."""
     unsent_packets: int = 0
     """Packets channels made that their first hop did not take: a congested path (its
     connection's peer does not read, `Congested`) or a connection gone (review 27c)."""

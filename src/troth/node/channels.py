@@ -51,6 +51,7 @@ from troth.channel import (
     Dropped,
     Established,
     Event,
+    GivenUp,
     NotRouted,
     SecureChannel,
     VerifiedPeer,
@@ -352,6 +353,9 @@ class ChannelManager:
         elif isinstance(event, Dropped):
             self.counters.dropped_frames += 1
             self._note("%s: dropped a frame: %s %s", end.name, event.reason.value, event.detail)
+        elif isinstance(event, GivenUp):
+            self.counters.reassembly_given_up += event.messages
+            self._note("%s: gave up %d incomplete messages", end.name, event.messages)
         elif isinstance(event, Closed):
             self._on_closed(end, event)
         elif isinstance(event, NotRouted) and not end.established.done():

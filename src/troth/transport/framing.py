@@ -7,9 +7,10 @@
 any of the body is buffered. Its buffer is bounded: it starts at `small` bytes, grows to hold
 a large frame (exactly) or to `large` for a heavy stream (reads that fill all the space they
 are given, so the kernel can hand over several frames at once), and `shrink()` gives it
-back to `small` bytes; the host calls that when the connection has been quiet (the TCP sweep),
-so an idle connection holds a small buffer, never the largest it once needed, while a busy
-stream is not slowed by reallocating per frame. Buffers are anonymous memory mappings: only
+back to `small` bytes; the host calls that, through `settle()`, when at most `small` bytes
+came in since it last looked (the TCP sweep), so an idle or a trickling connection holds a
+small buffer, never the largest it once needed, while a busy stream is not slowed by
+reallocating per frame. Buffers are anonymous memory mappings: only
 the pages bytes were written to are resident, and a dropped buffer goes back to the system at
 once (docs/protocols.md, "Load limits").
 """
@@ -81,7 +82,9 @@ class FrameReader:
         "_end",
         "_heavy",
         "_offered",
+        "_settled_at",
         "_start",
+        "bytes_read",
         "error",
         "frames_read",
         "large",
@@ -113,6 +116,9 @@ class FrameReader:
         """When the frame now being received started (None: no partial frame held)."""
         self.frames_read = 0
         """Complete frames cut so far."""
+        self.bytes_read = 0
+        """Bytes received so far."""
+        self._settled_at = 0  # bytes_read at the last `settle()`
 
     @property
     def capacity(self) -> int:
@@ -144,6 +150,7 @@ class FrameReader:
             raise ValueError("advance past the buffer given out")
         self._heavy = nbytes == self._offered
         self._end += nbytes
+        self.bytes_read += nbytes
         frames = self._cut()
         if self.error is not None:
             self._buffer = bytearray(0)  # nothing more will be read: release it
@@ -169,6 +176,15 @@ class FrameReader:
         self._start, self._end = 0, len(unread)
         self._heavy = False
         return True
+
+    def settle(self) -> bool:
+        """The host's periodic look (the TCP sweep): `shrink()` when at most `small` bytes came
+        in since the last call (True when it shrank). A quiet stream and a light one alike: a
+        peer that sent one small frame before each sweep kept the buffer a burst had grown
+        (review 49f, buffers 1), while a heavy stream keeps its large buffer."""
+        light = self.bytes_read - self._settled_at <= self.small
+        self._settled_at = self.bytes_read
+        return light and self.shrink()
 
     def feed(self, data: bytes | bytearray | memoryview, now: float) -> list[bytes]:
         """Copy `data` in: the frames it completes (DecodeError for a bad header)."""

@@ -16,9 +16,9 @@ Hostile load (all limits in `TcpSettings`):
 - Timeouts: connecting gives up after `connect_timeout`; a connection must bring its first
   frame within `first_frame_timeout`, a started frame must finish within `frame_timeout`, and a
   connection that carries no frame for `idle_timeout` is closed (one sweep timer checks them).
-- Memory: read buffers shrink back once a connection is quiet (the sweep); reading pauses while
-  `max_queued_frames` frames wait to be routed, and the consumer awaits each routing, so a slow
-  consumer slows its producers.
+- Memory: read buffers shrink back once a connection is quiet or light (the sweep); reading
+  pauses while `max_queued_frames` frames wait to be routed, and the consumer awaits each
+  routing, so a slow consumer slows its producers.
 - Writing: while more than `write_buffer` bytes wait for the socket, frames sent to the
   connection wait in its queue instead (at most `max_queued_bytes`, the connections of one peer
   address together at most `queued_per_source`, all of them at most `max_queued_total`),
@@ -129,7 +129,6 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         # after it wait in `_frames` for the consumer
         self._draining = False  # the consumer routes a frame of `_frames` now
         self._activity = 0  # frames read + sent when the sweep last looked
-        self._frames_at_sweep = 0
 
     @property
     def frames_read(self) -> int:
@@ -424,9 +423,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         settings, counters = self.owner.settings, self.owner.counters
         reader = self._reader
         activity = reader.frames_read + self.frames_sent
-        if reader.frames_read == self._frames_at_sweep:
-            reader.shrink()  # nothing came in since the last sweep: give the buffer back
-        self._frames_at_sweep = reader.frames_read
+        reader.settle()  # little or nothing came in since the last sweep: buffer given back
         if activity != self._activity:
             self._activity = activity
             self.last_active = now
