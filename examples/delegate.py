@@ -3,8 +3,9 @@
 acme, an authority on this machine, enrolls a customer with a one-time ticket. The customer
 delegates read access to a support agent for one complaint (a caveat), and the support agent
 narrows it again for a sub-agent. A verifier that trusts only acme accepts the sub-agent's
-chain, refuses it from anyone else, refuses a wider grant, and refuses the chain once the
-customer revokes its delegation.
+chain for complaint 123 (the caveat evaluated against the context the verifier passes),
+refuses it for another complaint or with no context, refuses it from anyone else, refuses a
+wider grant, and refuses the chain once the customer revokes its delegation.
 
     TROTH_HOME=$(mktemp -d) python examples/delegate.py
 """
@@ -57,17 +58,27 @@ def main() -> None:
         )
 
         verifier = troth.Verifier(trust=[acme.identifier], feeds=acme)
-        verified = verifier.verify(to_sub, presenter=sub)
+        complaint = {"complaint": "123"}  # what the sub-agent asks about: its caveats' context
+        verified = verifier.verify(to_sub, presenter=sub, context=complaint)
         names = {i.identifier: i.name for i in agents.identities.all()}
         names[acme.identifier] = "acme"
         print(f"verified: {names[verified.actor]} may {verified.attributes.to_json()}")
-        print(f"  only if: {' and '.join(verified.caveats)}")
+        print(f"  checked: {' and '.join(verified.caveats)}")
         for link in verified.links:
             what = link.purpose or "member credential"
             print(f"  link {link.index}: {names[link.issuer]} -> {names[link.subject]} ({what})")
 
+        refused(
+            "for another complaint",
+            lambda: verifier.verify(to_sub, presenter=sub, context={"complaint": "124"}),
+        )
+        refused("its caveat left unevaluated", lambda: verifier.verify(to_sub, presenter=sub))
+
         agents.hold(sub, to_sub)
-        refused("the support agent presents it", lambda: verifier.verify(to_sub, presenter=support))
+        refused(
+            "the support agent presents it",
+            lambda: verifier.verify(to_sub, presenter=support, context=complaint),
+        )
         refused(
             "the sub-agent passes on write",
             lambda: agents.delegate(
@@ -77,7 +88,10 @@ def main() -> None:
 
         agents.revoke(to_support, by=customer, reason="complaint resolved")
         print("the customer revokes its delegation to the support agent")
-        refused("the sub-agent presents it again", lambda: verifier.verify(to_sub, presenter=sub))
+        refused(
+            "the sub-agent presents it again",
+            lambda: verifier.verify(to_sub, presenter=sub, context=complaint),
+        )
 
 
 if __name__ == "__main__":

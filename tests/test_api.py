@@ -15,6 +15,7 @@ from troth.clock import FixedClock
 from troth.errors import DecodeProblem, PolicyFailure
 
 READ = {"orders.customer": "4471", "orders.access": "read"}
+COMPLAINT = {"complaint": "123"}  # the context the story's caveat holds for
 
 
 @dataclass
@@ -106,7 +107,7 @@ def test_enroll_delegate_and_verify_end_to_end(story: Story, clock: FixedClock) 
     held = story.agents.credentials(story.support)
     assert [c.id for c in held] == [story.to_support.id]
 
-    verified = _verifier(story, clock).verify(story.to_sub, presenter=story.sub)
+    verified = _verifier(story, clock).verify(story.to_sub, presenter=story.sub, context=COMPLAINT)
     assert verified.actor == story.sub.identifier
     assert [link.subject for link in verified.links] == [
         story.customer.identifier,
@@ -118,7 +119,10 @@ def test_enroll_delegate_and_verify_end_to_end(story: Story, clock: FixedClock) 
     assert verified.attributes == troth.Attributes(READ)
     # the same chain, the presenter given as text, and the feed taken from the agents node
     by_node = troth.Verifier(trust=[str(story.acme.identifier)], feeds=story.agents, clock=clock)
-    assert by_node.verify(story.to_sub.chain, presenter=str(story.sub.identifier)) == verified
+    assert (
+        by_node.verify(story.to_sub.chain, presenter=str(story.sub.identifier), context=COMPLAINT)
+        == verified
+    )
 
 
 def test_a_chain_from_an_authority_not_trusted_is_refused(story: Story, clock: FixedClock) -> None:
@@ -126,7 +130,7 @@ def test_a_chain_from_an_authority_not_trusted_is_refused(story: Story, clock: F
         other = other_hub.create_authority()
         verifier = troth.Verifier(trust=[other.identifier], feeds=other, clock=clock)
         with pytest.raises(troth.CredentialError) as refused:
-            verifier.verify(story.to_sub, presenter=story.sub)
+            verifier.verify(story.to_sub, presenter=story.sub, context=COMPLAINT)
     assert refused.value.reason is troth.CredentialFailure.UNTRUSTED_ISSUER
     assert refused.value.link == 0
 
@@ -142,7 +146,7 @@ def test_a_verifier_has_no_default_trust_nor_feeds(story: Story) -> None:
 
 def test_a_chain_presented_by_another_identity_is_refused(story: Story, clock: FixedClock) -> None:
     with pytest.raises(troth.CredentialError) as refused:
-        _verifier(story, clock).verify(story.to_sub, presenter=story.support)
+        _verifier(story, clock).verify(story.to_sub, presenter=story.support, context=COMPLAINT)
     assert refused.value.reason is troth.CredentialFailure.WRONG_SUBJECT
 
 
@@ -150,16 +154,16 @@ def test_a_verifier_without_the_authoritys_feed_refuses(story: Story, clock: Fix
     with troth.Node.open("bystander", clock=clock) as bystander:  # holds no feed of acme
         verifier = troth.Verifier(trust=[story.acme.identifier], feeds=bystander, clock=clock)
         with pytest.raises(troth.CredentialError) as refused:
-            verifier.verify(story.to_sub, presenter=story.sub)
+            verifier.verify(story.to_sub, presenter=story.sub, context=COMPLAINT)
     assert refused.value.reason is troth.CredentialFailure.NO_FEED
 
 
 def test_a_credential_the_authority_revokes_is_refused(story: Story, clock: FixedClock) -> None:
     verifier = _verifier(story, clock)
-    verifier.verify(story.to_sub, presenter=story.sub)
+    verifier.verify(story.to_sub, presenter=story.sub, context=COMPLAINT)
     story.acme.revoke(story.member, reason="left the company")
     with pytest.raises(troth.CredentialError) as refused:
-        verifier.verify(story.to_sub, presenter=story.sub)
+        verifier.verify(story.to_sub, presenter=story.sub, context=COMPLAINT)
     assert (refused.value.reason, refused.value.link) == (troth.CredentialFailure.REVOKED, 0)
 
 
@@ -177,7 +181,7 @@ def test_a_delegator_revokes_its_link_and_the_sibling_lives(
     for feeds in (story.acme, agents):
         verifier = troth.Verifier(trust=[story.acme.identifier], feeds=feeds, clock=clock)
         with pytest.raises(troth.CredentialError) as refused:
-            verifier.verify(story.to_sub, presenter=story.sub)
+            verifier.verify(story.to_sub, presenter=story.sub, context=COMPLAINT)
         assert (refused.value.reason, refused.value.link) == (troth.CredentialFailure.REVOKED, 1)
         assert verifier.verify(sibling, presenter=sibling_holder).actor == sibling_holder.identifier
 
@@ -203,7 +207,7 @@ def test_an_expired_chain_is_refused(story: Story, clock: FixedClock) -> None:
     verifier = _verifier(story, clock)
     clock.advance(600 + 60)  # the sub-agent's link lasts 600 s; the skew allowance is 60 s
     with pytest.raises(troth.CredentialError) as refused:
-        verifier.verify(story.to_sub, presenter=story.sub)
+        verifier.verify(story.to_sub, presenter=story.sub, context=COMPLAINT)
     assert (refused.value.reason, refused.value.link) == (troth.CredentialFailure.EXPIRED, 2)
 
 
@@ -212,13 +216,19 @@ def test_a_node_brings_a_stale_feed_up_to_date_from_a_local_authority(
 ) -> None:
     verifier = troth.Verifier(trust=[story.acme.identifier], feeds=story.agents, clock=clock)
     clock.advance(400)  # past the feed's staleness limit (300 s)
-    assert verifier.verify(story.to_sub, presenter=story.sub).actor == story.sub.identifier
+    assert (
+        verifier.verify(story.to_sub, presenter=story.sub, context=COMPLAINT).actor
+        == story.sub.identifier
+    )
     story.acme.revoke(story.to_sub)
     # within half the staleness limit the held copy is used as it is (a cached feed)...
-    assert verifier.verify(story.to_sub, presenter=story.sub).actor == story.sub.identifier
+    assert (
+        verifier.verify(story.to_sub, presenter=story.sub, context=COMPLAINT).actor
+        == story.sub.identifier
+    )
     clock.advance(151)  # ...and past it, synced again: the revocation shows
     with pytest.raises(troth.CredentialError) as refused:
-        verifier.verify(story.to_sub, presenter=story.sub)
+        verifier.verify(story.to_sub, presenter=story.sub, context=COMPLAINT)
     assert refused.value.reason is troth.CredentialFailure.REVOKED
 
 
@@ -228,7 +238,7 @@ def test_chains_signed_before_a_rotation_are_superseded(story: Story, clock: Fix
     rotated = story.agents.identities.rotate(story.customer)  # a member: acme hears of it
     assert rotated.changes == 2
     with pytest.raises(troth.CredentialError) as refused:
-        verifier.verify(story.to_support, presenter=story.support)
+        verifier.verify(story.to_support, presenter=story.support, context=COMPLAINT)
     assert (refused.value.reason, refused.value.link) == (troth.CredentialFailure.SUPERSEDED, 1)
     again = story.agents.delegate(
         story.customer, to=story.support, attributes=READ, ttl=600, purpose="again"

@@ -261,6 +261,11 @@ class CredentialFailure(enum.Enum):
     FEED_INVALID = "revocation feed invalid"
     FEED_ROLLBACK = "revocation feed is older than or forks from the one held"
     SUPERSEDED = "superseded history"
+    CAVEAT_UNSATISFIED = "caveat not satisfied"
+    """A caveat of the chain is false for the context the verifier was given (review 49k)."""
+    CAVEAT_UNEVALUATED = "caveat cannot be evaluated"
+    """A caveat of the chain could not be evaluated: no context given, an error for the one
+    given, or not a Cedar condition (review 49k: deny when in doubt)."""
 
 
 class CredentialError(TrothError):

@@ -4,7 +4,9 @@ verification")."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Final
 
 from troth._api.arguments import check_anchors, check_chain, check_peer
 from troth._api.authority import Authority
@@ -12,10 +14,14 @@ from troth._api.node import Node
 from troth._api.results import Credential, Identity
 from troth.clock import Clock, SystemClock
 from troth.credentials import ChainVerifier, TrustPolicy, VerifiedCredential, VerifiedFeed
+from troth.errors import ArgumentError, CredentialError, CredentialFailure
 from troth.identity import Identifier
 from troth.node.trust import CREDENTIAL_SKEW, FEED_STALENESS
 
 __all__ = ["FeedSource", "Verifier"]
+
+_ENCODER: Final = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+_CONTEXT: Final = "a mapping of str keys (but `now`) to JSON values"
 
 FeedSource = Node | Authority
 """Where a verifier's revocation feeds come from: an `Authority` (its own feed, current at
@@ -70,22 +76,54 @@ class Verifier:
         self._clock = clock or SystemClock()
 
     def verify(
-        self, chain: Credential | bytes, *, presenter: Identifier | Identity | str
+        self,
+        chain: Credential | bytes,
+        *,
+        presenter: Identifier | Identity | str,
+        context: Mapping[str, object] | None = None,
+        unevaluated_caveats: bool = False,
     ) -> VerifiedCredential:
         """Verify `chain` as presented by `presenter` (who must be its last subject) now: the
         root issued by a trusted authority, every link signed and only narrowing, none
-        revoked nor expired, no issuer's history superseded. Returns what the presenter may
-        do: its `attributes`, under its `caveats`, conditions (Cedar expressions) the chain
-        carries that this call does not evaluate: enforce them (troth.gates), or refuse a
-        chain that has any, as a `Service` rule does. Raises `CredentialError` with the
-        reason (`exc.reason`) and the link (`exc.link`) otherwise."""
+        revoked nor expired, no issuer's history superseded, and each of its caveats (Cedar
+        conditions delegators put on links) true for `context`. Returns what the presenter
+        may do: its `attributes` (and the `caveats` they were checked under). Raises
+        `CredentialError` with the reason (`exc.reason`) and the link (`exc.link`) otherwise.
+
+        A chain without caveats needs no `context`. A chain with caveats is checked against
+        `context`, a mapping of str keys to JSON values (str, int, bool, lists, mappings; the
+        key `now` is troth's, the verification time in seconds; another mapping is an
+        ArgumentError), as the Cedar request of principal the presenter, action
+        `Action::"verify"` and resource the chain's last link (docs/policy.md, "Caveats
+        outside a bundle"): a caveat that is false refuses the chain (`CAVEAT_UNSATISFIED`),
+        as does one that cannot be evaluated (`CAVEAT_UNEVALUATED`: an error for this
+        context, or no Cedar condition); `exc.detail` names it (`caveat:1:0` is link 1's
+        first). With no `context` such a chain is refused (`CAVEAT_UNEVALUATED`: deny when in
+        doubt) unless `unevaluated_caveats=True`, which returns it with its `caveats`
+        unevaluated for the caller to enforce (troth.gates; or refuse any chain that has
+        one, as a `Service` rule does); passing both is an ArgumentError."""
         check_chain("Verifier.verify", "chain", chain)
         check_peer("Verifier.verify", "presenter", presenter)
+        if type(unevaluated_caveats) is not bool:
+            raise ArgumentError(
+                "Verifier.verify",
+                "unevaluated_caveats",
+                "a bool",
+                type(unevaluated_caveats).__name__,
+            )
+        if context is not None and unevaluated_caveats:
+            raise ArgumentError(
+                "Verifier.verify", "context", "None with unevaluated_caveats=True", "a mapping"
+            )
         data = chain.chain if isinstance(chain, Credential) else chain
         now = self._clock.now()
-        return self._verifier.verify(
+        extra = None if context is None else _context(context, now)
+        verified = self._verifier.verify(
             data, presenter=_presenter(presenter), feeds=self._feeds(now), now=now
         )
+        if any(link.caveats for link in verified.links) and not unevaluated_caveats:
+            _enforce_caveats(verified, extra)
+        return verified
 
     def _feeds(self, now: int) -> dict[Identifier, VerifiedFeed]:
         """Each trusted authority's newest feed among the sources: the one with the most
@@ -107,3 +145,45 @@ def _presenter(presenter: Identifier | Identity | str) -> Identifier:
     if isinstance(presenter, Identity):
         return presenter.identifier
     return _anchor(presenter)
+
+
+def _context(context: Mapping[str, object], now: int) -> str:
+    """The Cedar context of a caveat evaluation: `context` with `now`, as JSON text."""
+    if not isinstance(context, Mapping):
+        raise ArgumentError("Verifier.verify", "context", _CONTEXT, type(context).__name__)
+    record = dict(context)
+    if not all(isinstance(key, str) for key in record) or "now" in record:
+        raise ArgumentError("Verifier.verify", "context", _CONTEXT, "another mapping")
+    record["now"] = now
+    try:
+        return _ENCODER.encode(record)
+    except (TypeError, ValueError, RecursionError):  # an object, NaN, nested past the encoder
+        raise ArgumentError(
+            "Verifier.verify", "context", _CONTEXT, "a mapping of other values"
+        ) from None
+
+
+def _enforce_caveats(verified: VerifiedCredential, context: str | None) -> None:
+    """Refuse `verified` unless each of its caveats holds for `context` (troth.gates.caveats:
+    imported, with Cedar, on the first chain with a caveat); None: none given, refused."""
+    if context is None:
+        ids = [
+            f"caveat:{link.index}:{n}" for link in verified.links for n in range(len(link.caveats))
+        ]
+        raise CredentialError(
+            CredentialFailure.CAVEAT_UNEVALUATED,
+            f"{', '.join(ids)}: no context given (pass `context` to evaluate the caveats, or "
+            "`unevaluated_caveats=True` to enforce them yourself)",
+            int(ids[0].split(":")[1]),
+        )
+    from troth.gates.caveats import evaluate_caveats
+
+    failure = evaluate_caveats(verified, context)
+    if failure is not None:
+        reason = (
+            CredentialFailure.CAVEAT_UNSATISFIED
+            if failure.evaluated
+            else CredentialFailure.CAVEAT_UNEVALUATED
+        )
+        detail = f"{', '.join(failure.ids)}: {failure.detail}"
+        raise CredentialError(reason, detail, failure.link)

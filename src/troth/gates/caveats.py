@@ -7,20 +7,35 @@ authority away. The wrapped text must parse to exactly one static `forbid` with 
 naive wrap lets `true }; permit(principal, action, resource); forbid(...) unless { true`
 inject a permit). Caveats are not validated against a schema: a caveat naming an argument the
 tool lacks errors at evaluation, and a decision with an error is a denial.
+
+Outside a policy bundle (`troth.Verifier.verify` with a context: docs/policy.md, "Caveats
+outside a bundle") a chain's caveats are evaluated alone: the same forbids beside one
+`permit(principal, action, resource)`, on the chain's entities, with no schema.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Final
 
 import cedarpy
 
 from troth import limits
+from troth.credentials import VerifiedCredential
 from troth.errors import PolicyError, PolicyFailure
+from troth.gates.cedar_call import EVALUATION_ERROR, authorize
+from troth.gates.entities import agent_uid, credential_entities
 from troth.gates.nesting import cedar_refusal
 
-__all__ = ["CAVEAT_ID_PREFIX", "caveat_fragment", "check_caveat"]
+__all__ = [
+    "CAVEAT_ID_PREFIX",
+    "VERIFY_ACTION",
+    "CaveatFailure",
+    "caveat_fragment",
+    "check_caveat",
+    "evaluate_caveats",
+]
 
 CAVEAT_ID_PREFIX: Final = "caveat:"
 """The `@id` of caveat `n` of link `i` is `caveat:<i>:<n>`; bundle policies may not use it."""
@@ -77,3 +92,75 @@ def caveat_fragment(links: list[tuple[int, tuple[str, ...]]]) -> tuple[str, tupl
             ids.append(f"{CAVEAT_ID_PREFIX}{index}:{n}")
             texts.append(f'@id("{ids[-1]}")\n{check_caveat(condition)}')
     return "\n".join(texts), tuple(ids)
+
+
+VERIFY_ACTION: Final = 'Action::"verify"'
+"""The action of the request a chain's caveats are evaluated for outside a bundle."""
+_PERMIT: Final = '@id("verify")\npermit(principal, action, resource);\n'
+
+
+@dataclass(frozen=True, slots=True)
+class CaveatFailure:
+    """Why a chain's caveats did not all hold: `ids` (`caveat:<link>:<n>`, in chain order) are
+    false (`evaluated` True) or could not be evaluated (`evaluated` False); `detail` says why
+    in a fixed text (never the context's values)."""
+
+    ids: tuple[str, ...]
+    evaluated: bool
+    detail: str
+
+    @property
+    def link(self) -> int:
+        """The link of the first caveat named."""
+        return int(self.ids[0].split(":")[1])
+
+
+def _order(ids: set[str], every: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(i for i in every if i in ids)
+
+
+def evaluate_caveats(credential: VerifiedCredential, context: str) -> CaveatFailure | None:
+    """None when every caveat of the verified `credential` holds for the request: principal
+    its actor, action `VERIFY_ACTION`, resource `Credential::"<last link's hash, hex>"`,
+    context `context` (a JSON object's text); else which do not and why. The same forbids
+    (`caveat_fragment`) and entities (`credential_entities`) a bundle's decisions use, beside
+    one permit; Cedar's answer is read as the engine reads it: anything but Allow with zero
+    errors is a refusal (research §1.6)."""
+    links = [(link.index, link.caveats) for link in credential.links]
+    for index, caveats in links:  # name the caveat that is no condition (caveat_fragment: none)
+        for n, condition in enumerate(caveats):
+            try:
+                check_caveat(condition)
+            except PolicyError as exc:
+                ids = (f"{CAVEAT_ID_PREFIX}{index}:{n}",)
+                return CaveatFailure(ids, False, f"not a Cedar condition: {exc.detail}")
+    fragment, every = caveat_fragment(links)
+    if not every:
+        return None
+    try:
+        policies = cedarpy.PolicySet.from_str(_PERMIT + fragment)
+        entities = cedarpy.Entities.from_json_str(credential_entities(credential), None)
+    except ValueError:  # each caveat parsed alone; troth builds the entities: not expected
+        return CaveatFailure(every, False, "Cedar could not read the chain's caveats")
+    request = {
+        "principal": agent_uid(credential.actor),
+        "action": VERIFY_ACTION,
+        "resource": f'Credential::"{credential.links[-1].hash.hex()}"',
+        "context": context,
+    }
+    answer = authorize(request, policies, entities, None)
+    names = {f"policy{k + 1}": caveat for k, caveat in enumerate(every)}  # policy0: the permit
+    false = {names[p] for p in answer.reasons if p in names}
+    if answer.decision == "Deny" and false:
+        return CaveatFailure(_order(false, every), True, "false for this context")
+    failing: set[str] = set()
+    for text in answer.errors:
+        match = EVALUATION_ERROR.match(text)
+        if match is None:  # the request could not be built: Cedar takes no such context
+            return CaveatFailure(every, False, "the context is not a Cedar record")
+        failing.add(names.get(match[1], every[0]))
+    if failing:
+        return CaveatFailure(_order(failing, every), False, "an error for this context")
+    if not answer.allowed:  # no forbid, no error, no Allow: not expected
+        return CaveatFailure(every, False, "Cedar did not decide")
+    return None

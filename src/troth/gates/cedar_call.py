@@ -16,6 +16,7 @@ allowed only on Allow with zero errors, so it is denied.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -23,7 +24,7 @@ from typing import Any, Final
 import cedarpy
 import orjson
 
-__all__ = ["DIRECT", "UNREADABLE", "CedarAnswer", "authorize"]
+__all__ = ["DIRECT", "EVALUATION_ERROR", "UNREADABLE", "CedarAnswer", "authorize"]
 
 _native: Callable[..., list[str]] | None = getattr(
     getattr(cedarpy, "_internal", None), "is_authorized_batch", None
@@ -31,6 +32,9 @@ _native: Callable[..., list[str]] | None = getattr(
 DIRECT: Final = callable(_native)
 """Whether `authorize` calls cedarpy's native function itself (else the public wrapper)."""
 _DECISIONS: Final = frozenset({"Allow", "Deny", "NoDecision"})
+EVALUATION_ERROR: Final = re.compile(r"error while evaluating policy `([^`]*)`")
+"""An answer's error text for one policy that could not be evaluated (group 1: its Cedar id);
+any other error is the request's (it could not be built: no policy was evaluated)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +58,11 @@ def authorize(
     request: dict[str, str],
     policies: cedarpy.PolicySet,
     entities: cedarpy.Entities,
-    schema: cedarpy.Schema,
+    schema: cedarpy.Schema | None,
 ) -> CedarAnswer:
     """Cedar's answer to `request` (principal, action, resource as Cedar text; context as a
-    JSON object's text) on the pre-parsed `policies`, `entities` and `schema`."""
+    JSON object's text) on the pre-parsed `policies`, `entities` and `schema` (None: none, the
+    context and entities then taken as they are)."""
     if _native is not None:
         return _read(orjson.loads(_native([request], policies, entities._inner, schema, False)[0]))
     result = cedarpy.is_authorized(request, policies, entities, schema)

@@ -28,7 +28,7 @@ from troth import limits
 from troth.credentials import VerifiedCredential
 from troth.errors import PolicyError
 from troth.gates.caveats import caveat_fragment
-from troth.gates.cedar_call import CedarAnswer, authorize
+from troth.gates.cedar_call import EVALUATION_ERROR, CedarAnswer, authorize
 from troth.gates.entities import agent_uid, credential_entities
 from troth.gates.policies import CompiledPolicies, tool_action
 from troth.gates.toolschema import NAME, ToolSchema
@@ -48,7 +48,6 @@ CACHE_ENTRIES: Final = 4096
 DECISIONS_PER_CHAIN: Final = 64
 """Mapped error-free decisions an engine keeps per chain (they repeat call after call)."""
 _ENCODER: Final = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
-_EVALUATION_ERROR: Final = re.compile(r"error while evaluating policy `([^`]*)`")
 _NUL: Final = re.compile(r"(?:^|[^\\])(?:\\\\)*\\u0000")
 """A NUL in the arguments' JSON text as `_ENCODER` writes it (`\\u0000` after an even run of
 backslashes: `\\\\u0000` is a backslash, then text)."""
@@ -429,7 +428,7 @@ class PolicyEngine:
         failing: list[str] = []
         errors: list[str] = []
         for text in raw_errors:  # fixed texts only: Cedar's messages may echo argument values
-            match = _EVALUATION_ERROR.match(text)
+            match = EVALUATION_ERROR.match(text)
             if match is None:
                 if text.startswith("failed to build request"):
                     return self._deny(Outcome.ARGUMENTS)
