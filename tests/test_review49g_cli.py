@@ -32,7 +32,8 @@ path), looking for tracebacks, invalid JSON and untyped errors.
    configuration is checked when read (as its `traces` is): a ConfigError naming the field.
 7. `--out` replaced whatever file it named, troth's own included: `--out
    $TROTH_HOME/nodes/default/vault.key` destroyed the node's key-encryption key, `--out
-   node.db` in a node directory its database, exit 0. An output inside $TROTH_HOME is refused.
+   node.db` in a node directory its database, exit 0. An output inside $TROTH_HOME/nodes is
+   refused (the home itself holds nothing else of troth's: the README's story writes there).
 8. An authority whose node cannot be read (node.json or database damaged) was reported as
    missing: `authority list` said `no authority on this machine`, `--authority acme` `no
    authority 'acme' ... create one with: troth authority create NAME` (exit 2). Now exit 3
@@ -299,8 +300,8 @@ def test_out_never_replaces_a_file_troth_keeps(
     export alice --out .../nodes/default/vault.key` replaced the node's key-encryption key
     (every key sealed under it unrecoverable) and `revocations show --out node.db` in an
     authority's node directory replaced its database (the authority gone), both with exit 0.
-    An output inside $TROTH_HOME, through a symlinked directory too, is refused (exit 2) and
-    nothing is written."""
+    An output inside $TROTH_HOME/nodes, through a symlinked directory too, is refused (exit 2)
+    and nothing is written; one in the home itself is written (the README's story does it)."""
     run("identity", "create", "alice")
     run("authority", "create", "acme")
     (tmp_path / "link").symlink_to(troth_home / "nodes" / "default")
@@ -321,6 +322,16 @@ def test_out_never_replaces_a_file_troth_keeps(
         assert path.read_bytes() == before
     run("identity", "show", "alice")
     run("authority", "list")
+
+
+def test_out_in_the_home_itself_is_written(troth_home: Path) -> None:
+    """Cli 7's refusal covers $TROTH_HOME/nodes, where troth keeps its files, not the home
+    itself: the README's story (`cd "$TROTH_HOME"`) writes its chains and exports there."""
+    run("identity", "create", "alice")
+    path = troth_home / "alice.id"
+    result = CliRunner().invoke(cli, ["identity", "export", "alice", "--out", str(path), "--json"])
+    assert result.exit_code == 0, result.stdout
+    assert path.read_bytes()
 
 
 @pytest.mark.parametrize("damaged", ["node.json", "node.db"])

@@ -214,19 +214,20 @@ def _open_special(target: Path, text: bool) -> IO[Any]:
 
 
 def outside_home(target: Path) -> None:
-    """ValueError (exit 2) when `target`, a file a command is to write, is inside troth's home
-    (through symlinked directories too): there troth keeps node databases, configurations and
-    vault keys, and an --out naming one replaced it (`--out .../vault.key`: every key sealed
-    under it lost; review 49g, cli 7)."""
+    """ValueError (exit 2) when `target`, a file a command is to write, is inside troth's home's
+    node directories (`$TROTH_HOME/nodes`, through symlinked directories too): there troth
+    keeps node databases, configurations and vault keys, and an --out naming one replaced it
+    (`--out .../vault.key`: every key sealed under it lost; review 49g, cli 7). The home itself
+    holds nothing else of troth's, and the README's story writes its files there."""
     try:
-        home_dir = troth_home().resolve()
+        nodes_dir = (troth_home() / "nodes").resolve()
         where = target.parent.resolve() / target.name
     except (OSError, RuntimeError):  # unresolvable (a symlink loop): the write will say why
         return
-    if where.is_relative_to(home_dir):
+    if where.is_relative_to(nodes_dir):
         raise ValueError(
-            f"{target} is inside troth's home {home_dir}, where troth keeps node databases, "
-            "configurations and vault keys: write it elsewhere"
+            f"{target} is inside troth's home, in {nodes_dir}, where troth keeps node "
+            "databases, configurations and vault keys: write it elsewhere"
         )
 
 
@@ -238,8 +239,8 @@ def output_file(path: str, *, text: bool = False) -> Iterator[IO[Any]]:
     or a FIFO of this user at `path` is written in place, and so is one of this process's
     descriptors named by /dev/stdout, /dev/stderr, /dev/fd/N or /proc/self/fd/N (symlinks:
     they were replaced, review 34d, CLI files 2); a FIFO of another user is refused. OSError
-    naming the file and the reason: exit 4. A file inside troth's home is refused (ValueError:
-    exit 2, `outside_home`)."""
+    naming the file and the reason: exit 4. A file inside troth's node directories is refused
+    (ValueError: exit 2, `outside_home`)."""
     target = Path(path)
     descriptor = _descriptor(path)
     if descriptor is None:
