@@ -247,7 +247,8 @@ def _is_our_node(pid: int, name: str, directory: Path) -> bool:
     own), unless its own descriptors say it holds node.lock (`_holds_flock_on`: where
     /proc/locks names the lock's device otherwise than stat, btrfs or an overlay, review 35b,
     node home 1); else, where /proc/locks does not tell, one whose command line is `python -m
-    troth.node NAME` (or `troth node start NAME --foreground`). A stale pid may be reused: by
+    troth.node NAME` (or `troth node start NAME --foreground`) with node.lock open (review 49i,
+    lifecycle 1). A stale pid may be reused: by
     another user's process naming the node in its command line on purpose (the node's is
     world-readable), which kept the node from starting and failed its stop (review 34d, node
     home 5), or by the node of that name in another home, which `troth node stop` then
@@ -269,7 +270,33 @@ def _is_our_node(pid: int, name: str, directory: Path) -> bool:
     except OSError:
         return True  # no /proc: trust the pid file
     started = b"troth.node" in words or (b"node" in words and b"start" in words)  # foreground
-    return started and name.encode() in words
+    if not (started and name.encode() in words):
+        return False
+    # the command line alone is no proof: a process of this user that holds no lock and only
+    # names the node (`ssh box troth node start web`) was taken for it, and `troth node stop`
+    # sent it SIGTERM (review 49i, lifecycle 1); the node has its node.lock open as long as it
+    # runs, whatever pids /proc/locks shows (another pid namespace's)
+    opened = _has_open(pid, directory / "node.lock")
+    return opened if opened is not None else holders is None
+
+
+def _has_open(pid: int, path: Path) -> bool | None:
+    """Whether one of `pid`'s descriptors is the file at `path` (None when its descriptors
+    cannot be read: a process that made itself undumpable, no /proc)."""
+    try:
+        info = path.stat()
+    except OSError:
+        return False  # no node.lock: no node runs
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    for fd in names:
+        with contextlib.suppress(OSError):
+            opened = os.stat(f"/proc/{pid}/fd/{fd}")
+            if (opened.st_dev, opened.st_ino) == (info.st_dev, info.st_ino):
+                return True
+    return False
 
 
 def node_status(home: Path, name: str) -> dict[str, Any]:
