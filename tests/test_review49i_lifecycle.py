@@ -4,14 +4,20 @@ do (docs/protocols.md, "Node control")."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from troth.node import daemon as node_daemon
 from troth.node import init_node
-from troth.node.daemon import node_status, stop_daemon
+from troth.node.daemon import node_status, start_daemon, stop_daemon
 
 
 def _stale_status(directory: Path, pid: int) -> None:
@@ -45,3 +51,59 @@ def test_a_stale_pid_taken_by_a_process_naming_the_node_is_not_stopped(troth_hom
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_a_stop_leaves_the_files_of_a_node_started_meanwhile(
+    troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review 49i, lifecycle 2. `troth node stop n` waits for the node to end, then removes
+    status.json and node.pid (a node it had to kill left them). A `troth node start n` that
+    ran between the node's end and that removal (a supervisor restarting it, a second
+    operator) had its new node's status file deleted: the node ran on, holding node.lock, but
+    `troth node status n` said not running, `troth node stop n` could not stop it, and every
+    `troth node start n` failed ("already running: stop it first"). Now the files are removed
+    only under the node's lock, when no node holds it.
+
+    Was a strict xfail until `stop_daemon` removed them under `_running_lock`."""
+    init_node("n")
+    first = start_daemon(troth_home, "n", None)
+    real = node_daemon._is_our_node
+    second: dict[str, Any] = {}
+
+    def racing(pid: int, name: str, directory: Path) -> bool:
+        ours = real(pid, name, directory)
+        if not ours and pid == first["pid"] and not second:
+            second.update(start_daemon(troth_home, "n", None))  # started once the first ended
+        return ours
+
+    monkeypatch.setattr(node_daemon, "_is_our_node", racing)
+    try:
+        assert stop_daemon(troth_home, "n") is True
+        assert second  # the race happened
+        monkeypatch.setattr(node_daemon, "_is_our_node", real)
+        status = node_status(troth_home, "n")
+        assert status["running"]
+        assert status["pid"] == second["pid"]
+        assert stop_daemon(troth_home, "n") is True
+    finally:
+        monkeypatch.setattr(node_daemon, "_is_our_node", real)
+        for started in (first, second):
+            if started:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(started["pid"], signal.SIGKILL)
+
+
+def test_a_node_that_ends_before_the_stop_signals_it_is_stopped(
+    troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review 49i, lifecycle 3. A node that ends (a crash, the OOM killer, its own stop)
+    between `troth node stop`'s look at it and its SIGTERM: the signal found no process and
+    the stop failed with ProcessLookupError. Now a node gone by then is stopped.
+
+    Was a strict xfail until `stop_daemon` took ProcessLookupError for the node's end."""
+    init_node("n")
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()  # reaped: its pid names no process
+    seen = {"name": "n", "running": True, "pid": ended.pid}
+    monkeypatch.setattr(node_daemon, "node_status", lambda home, name: seen)
+    assert stop_daemon(troth_home, "n") is True
