@@ -15,6 +15,9 @@ from typing import Any
 
 import pytest
 
+import troth
+from tests.support.cli import run, run_json
+from tests.support.revocation import delegated_to_sub, refused_as_revoked
 from troth.node import daemon as node_daemon
 from troth.node import init_node
 from troth.node.daemon import node_status, start_daemon, stop_daemon
@@ -107,3 +110,51 @@ def test_a_node_that_ends_before_the_stop_signals_it_is_stopped(
     seen = {"name": "n", "running": True, "pid": ended.pid}
     monkeypatch.setattr(node_daemon, "node_status", lambda home, name: seen)
     assert stop_daemon(troth_home, "n") is True
+
+
+def test_a_revocation_reaches_the_daemon_when_another_local_node_cannot_be_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review 49i, lifecycle 4. `Node.revoke` tells the other nodes running on this machine to
+    sync the feed (`tell_local_nodes`), then the daemon running the revoking node to re-read
+    its trust (`tell_running`). Another local node whose control socket is gone (a daemon
+    stopping, one killed since its status was read, its socket's directory cleaned) made the
+    control client raise an OSError, which `tell_local_nodes` let through: `Node.revoke`
+    failed with FileNotFoundError for a revocation it had committed, without telling the
+    daemon running the node, which admitted the revoked link until its next round (and the
+    local nodes after the dead one were not told either). Now a node that cannot be told is
+    logged and skipped, as one whose sync fails.
+
+    Was a strict xfail until `tell_local_nodes` took an OSError as a node not told."""
+    import troth.node.daemon
+
+    chain, route = _revocation_setup()
+    real_status = troth.node.daemon.node_status
+
+    def hub_seems_running(home: Path, name: str) -> dict[str, Any]:
+        if name != "hub":
+            return real_status(home, name)
+        gone = str(home / "nodes" / "hub" / "control.sock")  # its daemon's socket, removed
+        return {"name": name, "running": True, "pid": os.getpid(), "control": gone}
+
+    try:
+        with monkeypatch.context() as patched, troth.Node.open("agents") as agents:
+            patched.setattr(troth.node.daemon, "node_status", hub_seems_running)
+            assert agents.revoke(chain, by=agents.identity, reason="done") == 0
+        refused_as_revoked(route, chain, monkeypatch)
+    finally:
+        run("node", "stop", "agents")
+
+
+def _revocation_setup() -> tuple[troth.Credential, str]:
+    """acme on `hub`, `agents` enrolled with it and running as a daemon, `sub` holding a chain
+    `agents` delegated to it: the chain and the daemon's route (as review 47s)."""
+    with (
+        troth.Node.open("hub") as hub,
+        troth.Node.open("agents") as agents,
+        troth.Node.open("sub") as sub,
+    ):
+        acme = hub.create_authority()
+        chain = delegated_to_sub(acme, agents, sub)
+    started = run_json("node", "start", "agents", "--tcp-listen", "127.0.0.1:0")
+    return chain, "/tcp/" + started["listening"]
