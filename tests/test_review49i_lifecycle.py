@@ -158,3 +158,40 @@ def _revocation_setup() -> tuple[troth.Credential, str]:
         chain = delegated_to_sub(acme, agents, sub)
     started = run_json("node", "start", "agents", "--tcp-listen", "127.0.0.1:0")
     return chain, "/tcp/" + started["listening"]
+
+
+def test_a_daemon_whose_socket_is_gone_fails_the_revocation_saying_it_is_revoked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review 49i, lifecycle 5. The daemon running the revoking node cannot be told because
+    its control socket is gone (it is stopping, or was killed since its status was read):
+    the control client's OSError went through `tell_running`, which turns only a TrothError
+    into the StorageError that says the link is revoked and stored (review 47s). `Node.revoke`
+    (and `troth revoke link`, exit 4) reported a bare FileNotFoundError for a revocation
+    that was committed and held. Now it says the link is revoked, as for any daemon that
+    cannot be told.
+
+    Was a strict xfail until `tell_running` took an OSError as a daemon not told."""
+    import troth.node.daemon
+
+    with (
+        troth.Node.open("hub") as hub,
+        troth.Node.open("agents") as agents,
+        troth.Node.open("sub") as sub,
+    ):
+        chain = delegated_to_sub(hub.create_authority(), agents, sub)
+    real_status = troth.node.daemon.node_status
+
+    def agents_seem_running(home: Path, name: str) -> dict[str, Any]:
+        if name != "agents":
+            return real_status(home, name)
+        gone = str(home / "nodes" / "agents" / "control.sock")
+        return {"name": name, "running": True, "pid": os.getpid(), "control": gone}
+
+    with monkeypatch.context() as patched, troth.Node.open("agents") as agents:
+        patched.setattr(troth.node.daemon, "node_status", agents_seem_running)
+        with pytest.raises(troth.StorageError, match=r"the link is revoked \(feed entry 0\)"):
+            agents.revoke(chain, by=agents.identity)
+        held = agents._stored.wallet.held_feed(chain.authority)
+        assert held is not None
+        assert held.credential_revoked(chain.id)

@@ -301,7 +301,7 @@ def tell_running(node: Node, seq: int) -> None:
         return
     try:
         _control(home, node.name, status, "trust.reload", {})
-    except TrothError as exc:
+    except (TrothError, OSError) as exc:  # its socket gone, too (review 49i, lifecycle 5)
         from troth.node.upkeep import MAINTENANCE_SECONDS
 
         raise StorageError(
