@@ -52,3 +52,63 @@ def test_a_node_killed_with_sigkill_starts_again_without_deleting_its_files(
             if started:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(int(str(started["pid"])), signal.SIGKILL)
+
+
+def test_a_migration_cut_short_leaves_the_schema_as_it_was_and_the_next_open_finishes(
+    tmp_path: Path,
+) -> None:
+    """Storage migrations: a process killed (here: an exception) in the middle of a
+    migration run, after an earlier migration's statements ran, leaves the file at its old
+    schema version with nothing of the run (one transaction, DDL included); the next open
+    applies every migration once."""
+    import sqlite3
+
+    import pytest
+
+    from troth.storage.sqlite import SqliteDatabase
+
+    def cut(conn: sqlite3.Connection) -> None:
+        raise RuntimeError("killed here")
+
+    first = "CREATE TABLE a (x INTEGER); INSERT INTO a VALUES (1)"
+    second = "CREATE TABLE b (y INTEGER)"
+    path = tmp_path / "m.db"
+    SqliteDatabase(path, migrations=(first,)).close()
+    with pytest.raises(RuntimeError, match="killed here"):
+        SqliteDatabase(path, migrations=(first, second, cut))
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert raw.execute("SELECT name FROM sqlite_master WHERE name = 'b'").fetchall() == []
+    raw.close()
+    db = SqliteDatabase(path, migrations=(first, second, "CREATE TABLE c (z INTEGER)"))
+    try:
+        assert db.execute("SELECT count(*) FROM a").fetchone()[0] == 1
+        assert db.execute("SELECT count(*) FROM b").fetchone()[0] == 0
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+    finally:
+        db.close()
+
+
+def test_a_stale_pid_taken_by_a_process_that_does_not_name_the_node_is_not_stopped(
+    troth_home: Path,
+) -> None:
+    """A killed node's pid taken by an unrelated process of the same user (its command line
+    does not name the node): `troth node status` says not running and `troth node stop`
+    signals nothing."""
+    import json
+    import subprocess
+    import sys
+
+    init_node("n")
+    directory = troth_home / "nodes" / "n"
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        stale = {"pid": bystander.pid, "listening": None, "control": "x"}
+        (directory / "status.json").write_text(json.dumps(stale))
+        os.chmod(directory / "status.json", 0o600)
+        assert node_status(troth_home, "n")["running"] is False
+        assert stop_daemon(troth_home, "n") is False
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
