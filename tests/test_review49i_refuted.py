@@ -112,3 +112,25 @@ def test_a_stale_pid_taken_by_a_process_that_does_not_name_the_node_is_not_stopp
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_a_node_create_killed_before_its_identity_leaves_a_node_that_starts(
+    troth_home: Path,
+) -> None:
+    """`troth node create n` killed after the node's directory and configuration, before its
+    identity's commit: `troth node create n` again says it exists, and `troth node start n`
+    makes the node's own identity (named n) at its first start."""
+    from tests.support.cli import run_json, troth_process
+
+    troth_process("node", "create", "n", crash="identity.create.before-commit")
+    assert run_json("identity", "list", "--node", "n") == []
+    troth_process("node", "create", "n", code=3, check=True)
+    started = start_daemon(troth_home, "n", None)
+    try:
+        names = [row["name"] for row in run_json("identity", "list", "--node", "n")]
+        assert names == ["n"]
+        assert control(troth_home, "n", "status", {})["identifier"] == started["identifier"]
+    finally:
+        stop_daemon(troth_home, "n")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(started["pid"], signal.SIGKILL)
