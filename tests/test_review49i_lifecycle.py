@@ -195,3 +195,35 @@ def test_a_daemon_whose_socket_is_gone_fails_the_revocation_saying_it_is_revoked
         held = agents._stored.wallet.held_feed(chain.authority)
         assert held is not None
         assert held.credential_revoked(chain.id)
+
+
+def test_a_bundle_installed_on_a_node_whose_socket_is_gone_says_it_is_installed(
+    troth_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review 49i, lifecycle 6. `install_bundle` (`troth policy push`) commits the bundle,
+    then tells the running node (`policy.reload`). A node whose control socket is gone (it
+    is stopping, or was killed since its status was read) made it fail with a bare
+    FileNotFoundError (exit 4) for a bundle it had installed (docs/storage.md, "Recovery
+    rules": failure only when nothing reported as failed was committed). Now the error says
+    the bundle is installed, and that the node takes it up at its next round.
+
+    Was a strict xfail until `install_bundle` took an OSError as a node not told."""
+    import troth.node.daemon
+    from tests.test_review45f_policy import bundles
+    from troth.clock import SystemClock
+    from troth.node.services.policy import install_bundle, stored_bundles
+
+    first, _ = bundles(troth_home, tmp_path)
+    real_status = troth.node.daemon.node_status
+
+    def acme_seems_running(home: Path, name: str) -> dict[str, Any]:
+        if name != "acme":
+            return real_status(home, name)
+        gone = str(home / "nodes" / "acme" / "control.sock")
+        return {"name": name, "running": True, "pid": os.getpid(), "control": gone}
+
+    monkeypatch.setattr(troth.node.daemon, "node_status", acme_seems_running)
+    with pytest.raises(troth.StorageError, match="installed"):
+        install_bundle(troth_home, "acme", first.read_bytes(), clock=SystemClock())
+    monkeypatch.setattr(troth.node.daemon, "node_status", real_status)
+    assert len(stored_bundles(troth_home, "acme", clock=SystemClock())) == 1
