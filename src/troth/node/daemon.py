@@ -248,7 +248,8 @@ def _is_our_node(pid: int, name: str, directory: Path) -> bool:
     own), unless its own descriptors say it holds node.lock (`_holds_flock_on`: where
     /proc/locks names the lock's device otherwise than stat, btrfs or an overlay, review 35b,
     node home 1); else, where /proc/locks does not tell, one whose command line is `python -m
-    troth.node NAME` (or `troth node start NAME --foreground`). A stale pid may be reused: by
+    troth.node NAME` (or `troth node start NAME --foreground`) with node.lock open (review 49i,
+    lifecycle 1). A stale pid may be reused: by
     another user's process naming the node in its command line on purpose (the node's is
     world-readable), which kept the node from starting and failed its stop (review 34d, node
     home 5), or by the node of that name in another home, which `troth node stop` then
@@ -270,7 +271,33 @@ def _is_our_node(pid: int, name: str, directory: Path) -> bool:
     except OSError:
         return True  # no /proc: trust the pid file
     started = b"troth.node" in words or (b"node" in words and b"start" in words)  # foreground
-    return started and name.encode() in words
+    if not (started and name.encode() in words):
+        return False
+    # the command line alone is no proof: a process of this user that holds no lock and only
+    # names the node (`ssh box troth node start web`) was taken for it, and `troth node stop`
+    # sent it SIGTERM (review 49i, lifecycle 1); the node has its node.lock open as long as it
+    # runs, whatever pids /proc/locks shows (another pid namespace's)
+    opened = _has_open(pid, directory / "node.lock")
+    return opened if opened is not None else holders is None
+
+
+def _has_open(pid: int, path: Path) -> bool | None:
+    """Whether one of `pid`'s descriptors is the file at `path` (None when its descriptors
+    cannot be read: a process that made itself undumpable, no /proc)."""
+    try:
+        info = path.stat()
+    except OSError:
+        return False  # no node.lock: no node runs
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    for fd in names:
+        with contextlib.suppress(OSError):
+            opened = os.stat(f"/proc/{pid}/fd/{fd}")
+            if (opened.st_dev, opened.st_ino) == (info.st_dev, info.st_ino):
+                return True
+    return False
 
 
 def node_status(home: Path, name: str) -> dict[str, Any]:
@@ -388,15 +415,21 @@ def stop_daemon(home: Path, name: str) -> bool:
     if not status["running"]:
         return False
     pid = int(status["pid"])
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
     directory = _dir(home, name)
-    while time.monotonic() < deadline and _is_our_node(pid, name, directory):
-        time.sleep(0.05)
-    if _is_our_node(pid, name, directory):
-        os.kill(pid, signal.SIGKILL)
-    for leftover in ("status.json", "node.pid"):
-        (directory / leftover).unlink(missing_ok=True)
+    with contextlib.suppress(ProcessLookupError):  # ended since it was looked at: stopped
+        # (the signal failed the stop: review 49i, lifecycle 3)
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while time.monotonic() < deadline and _is_our_node(pid, name, directory):
+            time.sleep(0.05)
+        if _is_our_node(pid, name, directory):
+            os.kill(pid, signal.SIGKILL)
+    # what a killed node left, removed only while no node runs: a node started since the stop
+    # saw this one end had its status file deleted, and ran on hidden from status, stop and
+    # every later start (review 49i, lifecycle 2); a SIGKILL drops the lock at once
+    with contextlib.suppress(ConfigError), _running_lock(directory, name):
+        for leftover in ("status.json", "node.pid"):
+            (directory / leftover).unlink(missing_ok=True)
     return True
 
 

@@ -316,7 +316,7 @@ def tell_running(node: Node, seq: int) -> None:
         return
     try:
         _control(home, node.name, status, "trust.reload", {})
-    except TrothError as exc:
+    except (TrothError, OSError) as exc:  # its socket gone, too (review 49i, lifecycle 5)
         from troth.node.upkeep import MAINTENANCE_SECONDS
 
         raise StorageError(
@@ -332,8 +332,8 @@ def tell_local_nodes(node: Node, authority: Identifier) -> None:
     that it took a revocation: they held their copies as they were until their next
     maintenance round, admitting what was revoked meanwhile (review 48c, revocation 2). The
     hosting node's own daemon re-reads its store (`HOSTED_FEED_POLL`). One that cannot be told
-    (or whose sync fails) is logged and learns it at its next round: the revocation stands,
-    and where it was made holds it."""
+    (its control socket fails, or its sync) is logged, not raised, and learns it at its next
+    round: the revocation stands, and where it was made holds it (review 49i, lifecycle 4)."""
     from troth.node.daemon import node_status
 
     home = home_of(node)
@@ -346,12 +346,15 @@ def tell_local_nodes(node: Node, authority: Identifier) -> None:
     for config in configs:
         if config.name == node.name:
             continue
-        status = node_status(home, config.name)
-        if not status["running"]:
-            continue
+        # a node removed meanwhile (NotFound), or whose control socket fails (an OSError: a
+        # daemon stopping or killed since its status was read): the others are told all the
+        # same, and the revocation's caller goes on (review 49i, lifecycle 4: it failed a
+        # committed revocation, and `Node.revoke` then never told the daemon running its node)
         try:
-            _control(home, config.name, status, "feed.sync", arguments)
-        except TrothError as exc:
+            status = node_status(home, config.name)
+            if status["running"]:
+                _control(home, config.name, status, "feed.sync", arguments)
+        except (TrothError, OSError) as exc:
             log.warning("node %r was not told of the revocation: %s", config.name, exc)
 
 

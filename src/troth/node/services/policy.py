@@ -65,6 +65,7 @@ from troth.errors import (
     PolicyError,
     PolicyFailure,
     RemoteError,
+    StorageError,
     TrothError,
 )
 from troth.gates import (
@@ -481,7 +482,14 @@ def install_bundle(home: Path, name: str, data: bytes, *, clock: Clock) -> dict[
         verified, new = _open_policies(node, clock).accept(data, now=clock.now())
     running = bool(node_status(home, name)["running"])
     if running:
-        control(home, name, "policy.reload", {})
+        try:
+            control(home, name, "policy.reload", {})
+        except (TrothError, OSError) as exc:  # its socket gone, say (review 49i, lifecycle 6)
+            raise StorageError(
+                f"the bundle is installed (revision {verified.body.revision}) and the node's store "
+                f"holds it, but the running node {name!r} could not be told: {exc} (it takes "
+                "it up at its next maintenance round)"
+            ) from exc
     return {**verified.to_json(), "new": new, "node_running": running}
 
 
