@@ -240,7 +240,19 @@ class _Export:
                     _check_follows(seq, before, link, next_to=earlier == seq - 1)
                 except TraceError as exc:
                     self.faults.note(exc)
+            try:
+                if self.complete():
+                    _check_no_gap(ordered)
+            except TraceError as exc:
+                self.faults.note(exc)
         self._check_links()
+
+    def complete(self) -> bool:
+        """Whether the lines verified hold every record of the log up to their checkpoint
+        (every index below its size): none left out, so a seq an agent's chain skips is a
+        record deleted (review 49j, exports 1)."""
+        size = 0 if self.checkpoint is None else self.checkpoint.size
+        return len(self.seen_index) == size and all(0 <= i < size for i in self.seen_index)
 
     def _newest_view(self, agent: Identifier, use: _KeyUse) -> KeyEpoch | None:
         """A key of `agent` some line judged by an older history than the newest of the agent
@@ -332,6 +344,21 @@ def _settled(
     if not all_before:  # a line before it left out
         return False
     return held.own is not None or len(present) == size  # a forward link
+
+
+def _check_no_gap(ordered: list[tuple[int, _Link]]) -> None:
+    """An agent's records in a complete export (`_Export.complete`), in seq order, are its
+    seqs 0, 1, 2, ... as `verify_log` requires: a seq skipped is a record deleted, the indices
+    closed up (docs/traces.md, "What verification detects"). TraceError(CHAIN_BROKEN) at the
+    record after the gap (review 49j, exports 1)."""
+    for expected, (seq, link) in enumerate(ordered):
+        if seq != expected:
+            detail = (
+                f"the agent's first record has seq {seq}"
+                if expected == 0
+                else f"seq {seq} after seq {expected - 1}"
+            )
+            raise TraceError(_F.CHAIN_BROKEN, detail, index=link[2], record=link[5])
 
 
 def _check_follows(seq: int, before: _Link, link: _Link, *, next_to: bool) -> None:
