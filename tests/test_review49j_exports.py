@@ -7,6 +7,9 @@ files.
    same log (`seq N after seq M`), and docs/traces.md says a deleted record is caught at the
    agent's next record; an export checked the chain only between records at consecutive
    seqs, taking the gap for lines left out, which a complete export has none of.
+2. A complete export holding a resolution of an escalation the log does not hold (deleted,
+   the indices closed up) verified: `verify_log` refuses it (`parent X is not an escalation
+   in the log`); an export checked a resolution only against an escalation among its lines.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from troth.clock import FixedClock
 from troth.errors import TraceError, TraceFailure
 from troth.trace import TraceLog, verify_log
 from troth.trace.export import export_jsonl, verify_export
-from troth.trace.signing import sign_record
+from troth.trace.record import Decision, Kind, Links
+from troth.trace.signing import RecordContent, sign_record
 
 
 def _export(log: TraceLog) -> list[bytes]:
@@ -63,3 +67,36 @@ def test_a_complete_export_whose_chain_skips_a_seq_is_refused(
             verify_export(order)
         assert (caught.value.reason, caught.value.index) == (TraceFailure.CHAIN_BROKEN, index)
     verify_export([lines[0], lines[2]])  # some lines left out: the gap may be one of them
+
+
+def _orphan(tmp_path: Path) -> TraceLog:
+    """A log: the agent's record (record 0), then a human's resolution of an escalation of
+    the agent the log does not hold (record 1: the escalation deleted by the log's operator,
+    the indices closed up)."""
+    clock, owner, agent, human = FixedClock(NOW), Held(), Held(), Held()
+    log = open_log(tmp_path / "trace.db", clock, owner)
+    recorder(log, agent, clock).record(tool_call())
+    log.close()
+    content = RecordContent(
+        Kind.RESOLUTION,
+        values={"inputs": "nothing", "reasoning": "approved"},
+        decision=Decision("approved"),
+        links=Links(parent="0123456789abcdef0123456789abcdef", parent_agent=agent.identifier),
+    )
+    _insert(log, 1, sign_record(human.signer(NOW), content, seq=0, prev=None, time=NOW))
+    return open_log(tmp_path / "trace.db", clock, owner)
+
+
+def test_a_complete_export_with_a_resolution_of_no_escalation_is_refused(tmp_path: Path) -> None:
+    """2: every line present, the escalation is not in the log: refused at the resolution, as
+    `verify_log` refuses it; an export without some line may be without the escalation."""
+    log = _orphan(tmp_path)
+    with pytest.raises(TraceError) as whole:
+        verify_log(log)
+    assert (whole.value.reason, whole.value.index) == (TraceFailure.LINK_INVALID, 1)
+    lines = _export(log)
+    for order in (lines, lines[::-1]):
+        with pytest.raises(TraceError) as caught:
+            verify_export(order)
+        assert (caught.value.reason, caught.value.index) == (TraceFailure.LINK_INVALID, 1)
+    verify_export(lines[1:])

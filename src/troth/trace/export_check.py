@@ -276,17 +276,21 @@ class _Export:
         trace 4: as `verify_log` and the log at append check it); a version 1 link names one
         record, placed by the lines' log indices, whatever the lines' order (review 36e, trace
         4; review 36g, trace 2), when the lines left out cannot change which one (review 38b,
-        trace 1)."""
+        trace 1); in a complete export (`complete`) a resolution of an escalation it does not
+        hold is of none in the log (review 49j, exports 2)."""
         placed = ((agent, record_id, at) for (agent, record_id), at in self.seen_id.items())
         holders = id_holders(placed, (record for record, _ in self.linking))
         present = sorted(self.seen_index)
         size = 0 if self.checkpoint is None else self.checkpoint.size
+        whole = self.complete()  # every record present: one not among them is not in the log
         for record, index in self.linking:
             if record.parent_by_id and not _settled(record, holders, index, present, size):
                 continue
             try:
                 parent = parent_record(record, holders, index=index)
-                if record.kind is Kind.RESOLUTION and (parent is None or parent in self.seen_id):
+                if record.kind is Kind.RESOLUTION and (
+                    parent is None or parent in self.seen_id or whole
+                ):
                     check_resolution(
                         record, None if parent is None else self.escalations.get(parent)
                     )
