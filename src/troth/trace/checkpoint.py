@@ -19,8 +19,9 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import itertools
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -36,7 +37,9 @@ __all__ = [
     "AnchorStatus",
     "Checkpoint",
     "CheckpointAnchor",
+    "check_checkpoint_time",
     "format_note",
+    "in_order",
     "log_origin",
     "note_key_id",
     "parse_checkpoint",
@@ -285,6 +288,34 @@ def verify_checkpoint(
         checkpoint.note,
         verified=True,
     )
+
+
+def check_checkpoint_time(checkpoint: Checkpoint, latest: int | None) -> None:
+    """A checkpoint is signed after the records it covers entered the log, each within
+    MAX_CLOCK_SKEW_SECONDS of the log's clock: one dated earlier than that before the latest of
+    them is a forgery (a retired log key backdating its signature; review 16)."""
+    if latest is not None and checkpoint.time < latest - limits.MAX_CLOCK_SKEW_SECONDS:
+        raise TraceError(
+            _F.CHECKPOINT_INVALID,
+            f"dated {checkpoint.time}, before the records it covers (one at {latest})",
+        )
+
+
+def in_order(checkpoints: Iterable[Checkpoint]) -> list[Checkpoint]:
+    """A log's checkpoints, smallest first, each dated no earlier than a smaller one: a log
+    never dates one before an older one (`TraceLog.checkpoint`), and a verifier that kept the
+    smaller refuses the larger (`CheckpointAnchor.accept`); in one log, a larger tree signed
+    back to an earlier time (by a log key since retired) is refused as well (review 49j,
+    checkpoints 1). Raises TraceError(INCONSISTENT)."""
+    ordered = sorted(checkpoints, key=lambda c: c.size)
+    for smaller, larger in itertools.pairwise(ordered):
+        if larger.time < smaller.time:
+            raise TraceError(
+                _F.INCONSISTENT,
+                f"the checkpoint of {larger.size} records is dated {larger.time}, before the "
+                f"one of {smaller.size} ({smaller.time})",
+            )
+    return ordered
 
 
 def _verifies(epoch: KeyEpoch, signature: bytes, body: bytes) -> bool:
