@@ -95,6 +95,13 @@ class Checkpoint:
         """The signed text: everything up to the blank line."""
         return self.note[: self.note.rindex(b"\n\n") + 1]
 
+    @property
+    def log(self) -> str:
+        """The log identity the origin names (whose key signs the checkpoint): what a report
+        of an unanchored answer names, the only thing telling one log's from another's
+        (review 49j, logs 1)."""
+        return self.origin.removeprefix(ORIGIN_PREFIX)
+
     def to_json(self) -> dict[str, object]:
         return {
             "origin": self.origin,

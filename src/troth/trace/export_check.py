@@ -60,7 +60,11 @@ class ExportReport:
             "agents": self.agents,
             "checkpoint": None
             if self.checkpoint is None
-            else {"size": self.checkpoint.size, "root": self.checkpoint.root.hex()},
+            else {
+                "log": self.checkpoint.log,  # whose checkpoint (review 49j, logs 1)
+                "size": self.checkpoint.size,
+                "root": self.checkpoint.root.hex(),
+            },
         }
 
 
