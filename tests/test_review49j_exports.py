@@ -10,6 +10,11 @@ files.
 2. A complete export holding a resolution of an escalation the log does not hold (deleted,
    the indices closed up) verified: `verify_log` refuses it (`parent X is not an escalation
    in the log`); an export checked a resolution only against an escalation among its lines.
+3. The export of 1 with a later line badly signed (refused alone): the export was no longer
+   taken as complete, so the later line's bad signature was named, not the gap before it
+   (review 48i: the first bad record is the one of the lowest index). A refused line counts
+   as present for the gap (it may hold the missing seq only at a lower index than the record
+   after the gap, its own fault then the first).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import pytest
 
 from tests.support.traces import NOW, Held, open_log, recorder, tool_call
 from tests.test_review34g_trace import _insert
+from tests.test_review48i_firstbad import _badly_signed
 from troth.clock import FixedClock
 from troth.errors import TraceError, TraceFailure
 from troth.trace import TraceLog, verify_log
@@ -33,6 +39,13 @@ def _export(log: TraceLog) -> list[bytes]:
     out = io.StringIO()
     export_jsonl(log, out)
     return [line.encode() for line in out.getvalue().splitlines()]
+
+
+_OWNERS: dict[Path, Held] = {}
+
+
+def log_owner(log: TraceLog) -> Held:
+    return _OWNERS[log.store.path]
 
 
 def _skipping(tmp_path: Path, first: int, second: int) -> tuple[TraceLog, int]:
@@ -48,6 +61,7 @@ def _skipping(tmp_path: Path, first: int, second: int) -> tuple[TraceLog, int]:
     _insert(log, 1, one)
     two = sign_record(agent.signer(NOW), tool_call(), seq=second, prev=one.hash, time=NOW)
     _insert(log, 2, two)
+    _OWNERS[log.store.path] = owner
     return open_log(tmp_path / "trace.db", clock, owner), 3
 
 
@@ -100,3 +114,18 @@ def test_a_complete_export_with_a_resolution_of_no_escalation_is_refused(tmp_pat
             verify_export(order)
         assert (caught.value.reason, caught.value.index) == (TraceFailure.LINK_INVALID, 1)
     verify_export(lines[1:])
+
+
+def test_a_gap_before_a_badly_signed_line_is_the_first_fault(tmp_path: Path) -> None:
+    """3: every line present, one after the gap badly signed (refused alone): the gap, at the
+    lower index, is the first bad record (review 48i), as `verify_log` names it."""
+    log, _count = _skipping(tmp_path, 0, 2)
+    log.close()
+    third = sign_record(Held().signer(NOW), tool_call(), seq=0, prev=None, time=NOW)
+    _insert(log, 3, third)
+    lines = _export(open_log(tmp_path / "trace.db", FixedClock(NOW), log_owner(log)))
+    lines[3] = _badly_signed(lines[3])
+    for order in (lines, lines[::-1]):
+        with pytest.raises(TraceError) as caught:
+            verify_export(order)
+        assert (caught.value.reason, caught.value.index) == (TraceFailure.CHAIN_BROKEN, 2)

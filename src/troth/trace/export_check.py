@@ -136,6 +136,7 @@ class _Export:
         self.checkpoint: Checkpoint | None = None
         self.status = AnchorStatus.UNANCHORED
         self.seen_index: set[int] = set()
+        self.refused_index: set[int] = set()  # the indices lines refused named
         self.seen_id: dict[tuple[Identifier, str], int] = {}  # (agent, record id) to its index
         self.by_agent: dict[Identifier, dict[int, _Link]] = {}
         self.escalations: dict[tuple[Identifier, str], TraceRecord] = {}
@@ -152,6 +153,7 @@ class _Export:
         export is checked as without it) and its fault noted."""
         if fault.index is not None:
             self.highest = max(self.highest, fault.index)
+            self.refused_index.add(fault.index)
         self.faults.note(fault, self.highest)
 
     def overfull(self) -> bool:
@@ -229,6 +231,7 @@ class _Export:
             epoch = self._newest_view(agent, use)
             if epoch is not None:
                 retiring.setdefault(agent, {})[keyid] = epoch
+        gapless = self.complete(refused=True)  # each agent's seqs 0, 1, 2, ... (49j)
         for agent, links in self.by_agent.items():
             retirements = retiring.get(agent, {})
             ordered = sorted(links.items())
@@ -245,18 +248,23 @@ class _Export:
                 except TraceError as exc:
                     self.faults.note(exc)
             try:
-                if self.complete():
+                if gapless:
                     _check_no_gap(ordered)
             except TraceError as exc:
                 self.faults.note(exc)
         self._check_links()
 
-    def complete(self) -> bool:
+    def complete(self, *, refused: bool = False) -> bool:
         """Whether the lines verified hold every record of the log up to their checkpoint
-        (every index below its size): none left out, so a seq an agent's chain skips is a
-        record deleted (review 49j, exports 1)."""
+        (every index below its size): none left out. With `refused`, the lines refused
+        count: a seq an agent's chain skips is then a record deleted (review 49j, exports 1)
+        or one a refused line holds, at an index before the record after the gap (a log holds
+        each agent's records in seq order), its fault the first (review 49j, exports 3); a
+        link's record in a refused line may be after it (a forward link to a bad record: that
+        record is the first bad one, review 48i), so links count the lines verified only."""
         size = 0 if self.checkpoint is None else self.checkpoint.size
-        return len(self.seen_index) == size and all(0 <= i < size for i in self.seen_index)
+        named = self.seen_index | {i for i in self.refused_index if refused and 0 <= i < size}
+        return len(named) == size and all(0 <= i < size for i in self.seen_index)
 
     def _newest_view(self, agent: Identifier, use: _KeyUse) -> KeyEpoch | None:
         """A key of `agent` some line judged by an older history than the newest of the agent
