@@ -12,8 +12,12 @@ no kept checkpoint).
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
+import pytest
+
+from tests.support.cli import run
 from tests.support.traces import NOW, Held, open_log, tool_call
 from troth.clock import FixedClock
 from troth.trace import AnchorStatus
@@ -39,3 +43,18 @@ def test_a_bundle_names_the_log_whose_checkpoint_vouches_for_it(tmp_path: Path) 
     for owner, bundle_json, export_json in reports:
         assert bundle_json["checkpoint"]["log"] == str(owner.identifier), bundle_json
         assert export_json["checkpoint"]["log"] == str(owner.identifier), export_json
+
+
+def test_the_cli_names_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """1, at the CLI: `troth trace verify --file BUNDLE` says whose log's checkpoint."""
+    clock, owner = FixedClock(NOW), Held()
+    record = sign_record(Held().signer(NOW), tool_call(), seq=0, prev=None, time=NOW)
+    log = open_log(tmp_path / "trace.db", clock, owner)
+    log.append(record)
+    log.checkpoint()
+    bundle = tmp_path / "bundle.json"
+    bundle.write_text(json.dumps(prove(log, record.record.id), indent=2))
+    monkeypatch.setenv("TROTH_HOME", str(tmp_path / "home"))
+    run("node", "init", "verifier")
+    said = run("trace", "verify", "--file", str(bundle)).stdout
+    assert said.startswith(f"unanchored: 1 record(s) verified in log {owner.identifier}"), said
