@@ -142,3 +142,30 @@ def test_a_kept_checkpoint_corrupted_or_another_logs_is_never_valid(tmp_path: Pa
         with pytest.raises(TraceError) as caught:
             verify_log(log, anchor=bad)
         assert caught.value.reason is _F.CHECKPOINT_INVALID, (bad, caught.value)
+
+
+def test_a_payload_with_a_duplicate_member_is_refused() -> None:
+    """RFC 8785 has one spelling: a member twice (either value first) is not it."""
+    signed = sign_record(Held().signer(NOW), tool_call(), seq=0, prev=None, time=NOW)
+    payload = open_envelope(signed.envelope)[1]
+    for twice in (b'"seq":0,"seq":1', b'"seq":1,"seq":0', b'"seq":0,"seq":0'):
+        with pytest.raises(DecodeError):
+            decode_payload(payload.replace(b'"seq":0', twice, 1))
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda n: n.replace("\n\n", "\nextra line\n\n", 1),  # a second extension line
+        lambda n: n.replace("\ntroth-time", "\n\ntroth-time", 1),  # an empty line in the text
+        lambda n: n.replace("\n\n", "\n\n\n", 1),  # an empty line ending the text
+        lambda n: n.replace("troth-time ", "troth-time  ", 1),
+        lambda n: n.replace("troth-time ", "troth-time +", 1),
+    ],
+)
+def test_a_checkpoint_with_extra_lines_is_refused(line: dict[str, Any], edit: Any) -> None:
+    """The text is signed: an edited note no longer verifies, and most edits do not parse."""
+    edited = copy.deepcopy(line)
+    edited["checkpoint"] = edit(line["checkpoint"])
+    assert edited["checkpoint"] != line["checkpoint"]
+    assert _refused(edited).reason is _F.CHECKPOINT_INVALID
