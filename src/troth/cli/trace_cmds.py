@@ -216,6 +216,8 @@ def verify(
     status = data_out["status"]
     # The verdict leads: `unanchored` is not `valid` (docs/traces.md, "Proof rules").
     text = f"{status}: {data_out.get('records', 1)} record(s) verified"
+    if file_path is not None and data_out.get("checkpoint"):  # whose (review 49j, logs 1)
+        text += f" in log {data_out['checkpoint']['log']}"
     if data_out.get("checkpoint", True) is None and file_path is not None:
         text += " (the file holds no record)"  # not the log's (review 46b, cli 1)
     elif data_out.get("checkpoint", True) is None:

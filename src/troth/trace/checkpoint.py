@@ -7,7 +7,8 @@ The origin is "troth.trace/" + the log identity's identifier, so a checkpoint na
 whose signing key must sign it; the signature line's name is the origin (tlog-checkpoint), its
 key id SHA-256(name || 0x0A || 0x01 || public key)[:4] (signed-note, Ed25519). The extension
 line dates the checkpoint, so the log's signing key is judged at that time as a record's key
-is (`troth.trace.signing.KeyEpoch`). Signature lines by other names or key ids are skipped.
+is (`troth.trace.signing.KeyEpoch`). Signature lines by other names or key ids are skipped;
+one by the log's name and key id that does not verify refuses the note (review 49j, notes 3).
 
 `CheckpointAnchor` is what a verifier keeps: the last checkpoint it accepted. With none, every
 answer is "unanchored"; a later checkpoint must be consistent with it (no truncation, no fork).
@@ -18,8 +19,9 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import itertools
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -35,7 +37,9 @@ __all__ = [
     "AnchorStatus",
     "Checkpoint",
     "CheckpointAnchor",
+    "check_checkpoint_time",
     "format_note",
+    "in_order",
     "log_origin",
     "note_key_id",
     "parse_checkpoint",
@@ -53,6 +57,8 @@ _DASH: Final = "\u2014 "
 _ED25519: Final = b"\x01"
 _F = TraceFailure
 _DECIMAL: Final = re.compile(r"0|[1-9][0-9]{0,18}")
+_CONTROL: Final = re.compile(r"[\x00-\x09\x0b-\x1f]")
+_NOT_IN_NAME: Final = re.compile(r"[\s+]")  # Unicode spaces (str patterns) and plus
 
 
 def log_origin(log_identity: Identifier) -> str:
@@ -88,6 +94,13 @@ class Checkpoint:
     def body(self) -> bytes:
         """The signed text: everything up to the blank line."""
         return self.note[: self.note.rindex(b"\n\n") + 1]
+
+    @property
+    def log(self) -> str:
+        """The log identity the origin names (whose key signs the checkpoint): what a report
+        of an unanchored answer names, the only thing telling one log's from another's
+        (review 49j, logs 1)."""
+        return self.origin.removeprefix(ORIGIN_PREFIX)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -128,13 +141,17 @@ NoteSignature = tuple[str, bytes, bytes]
 def parse_note(note: bytes) -> tuple[bytes, list[NoteSignature]]:
     """Split a C2SP signed note into its text (ending in its newline) and its signature lines
     (those too short to hold a key id and a signature are skipped). Raises
-    TraceError(CHECKPOINT_INVALID)."""
+    TraceError(CHECKPOINT_INVALID), also for an ASCII control character other than newline
+    and a key name holding a Unicode space or a plus (signed-note, "Format": MUST NOT;
+    review 49j, notes 1-2)."""
     if len(note) > limits.MAX_TRACE_CHECKPOINT_BYTES:
         raise TraceError(_F.OVER_LIMIT, f"note of {len(note)} bytes")
     try:
         decoded = note.decode("utf-8")
     except UnicodeDecodeError:
         raise _invalid("not UTF-8") from None
+    if _CONTROL.search(decoded):
+        raise _invalid("an ASCII control character other than newline")
     if not decoded.endswith("\n") or "\n\n" not in decoded:
         raise _invalid("not a signed note (text, blank line, signatures)")
     text, _, block = decoded.rpartition("\n\n")
@@ -143,6 +160,8 @@ def parse_note(note: bytes) -> tuple[bytes, list[NoteSignature]]:
         parts = line.split(" ")
         if len(parts) != 3 or parts[0] != _DASH.strip() or not parts[1]:
             raise _invalid("bad signature line")
+        if _NOT_IN_NAME.search(parts[1]):
+            raise _invalid("a key name with a space or a plus")
         try:
             blob = base64.b64decode(parts[2], validate=True)
         except (binascii.Error, ValueError):
@@ -249,24 +268,61 @@ def verify_checkpoint(
         if epoch.key.key_type is KeyType.ED25519:
             epochs.append(epoch)
     body = checkpoint.body
+    good: KeyEpoch | None = None
     for name, key_id, signature in signatures:
         if name != checkpoint.origin:
             continue
         for epoch in epochs:
-            if note_key_id(name, epoch.key) == key_id and _verifies(epoch, signature, body):
-                try:
-                    epoch.check_time(checkpoint.time)
-                except TraceError as exc:
-                    raise _invalid(f"the log's key: {exc}") from None
-                return Checkpoint(
-                    checkpoint.origin,
-                    checkpoint.size,
-                    checkpoint.root,
-                    checkpoint.time,
-                    checkpoint.note,
-                    verified=True,
-                )
-    raise _invalid("no signature by the log's key")
+            if note_key_id(name, epoch.key) != key_id:
+                continue
+            # signed-note, "Signatures": a known key's signature that fails to verify rejects
+            # the whole note (a forged line: a 4-byte key id is easily collided; review 49j,
+            # notes 3), as `verify_note` does
+            if not _verifies(epoch, signature, body):
+                raise _invalid("bad signature by the log's key name and key id")
+            good = good or epoch
+    if good is None:
+        raise _invalid("no signature by the log's key")
+    try:
+        good.check_time(checkpoint.time)
+    except TraceError as exc:
+        raise _invalid(f"the log's key: {exc}") from None
+    return Checkpoint(
+        checkpoint.origin,
+        checkpoint.size,
+        checkpoint.root,
+        checkpoint.time,
+        checkpoint.note,
+        verified=True,
+    )
+
+
+def check_checkpoint_time(checkpoint: Checkpoint, latest: int | None) -> None:
+    """A checkpoint is signed after the records it covers entered the log, each within
+    MAX_CLOCK_SKEW_SECONDS of the log's clock: one dated earlier than that before the latest of
+    them is a forgery (a retired log key backdating its signature; review 16)."""
+    if latest is not None and checkpoint.time < latest - limits.MAX_CLOCK_SKEW_SECONDS:
+        raise TraceError(
+            _F.CHECKPOINT_INVALID,
+            f"dated {checkpoint.time}, before the records it covers (one at {latest})",
+        )
+
+
+def in_order(checkpoints: Iterable[Checkpoint]) -> list[Checkpoint]:
+    """A log's checkpoints, smallest first, each dated no earlier than a smaller one: a log
+    never dates one before an older one (`TraceLog.checkpoint`), and a verifier that kept the
+    smaller refuses the larger (`CheckpointAnchor.accept`); in one log, a larger tree signed
+    back to an earlier time (by a log key since retired) is refused as well (review 49j,
+    checkpoints 1). Raises TraceError(INCONSISTENT)."""
+    ordered = sorted(checkpoints, key=lambda c: c.size)
+    for smaller, larger in itertools.pairwise(ordered):
+        if larger.time < smaller.time:
+            raise TraceError(
+                _F.INCONSISTENT,
+                f"the checkpoint of {larger.size} records is dated {larger.time}, before the "
+                f"one of {smaller.size} ({smaller.time})",
+            )
+    return ordered
 
 
 def _verifies(epoch: KeyEpoch, signature: bytes, body: bytes) -> bool:

@@ -60,7 +60,11 @@ class ExportReport:
             "agents": self.agents,
             "checkpoint": None
             if self.checkpoint is None
-            else {"size": self.checkpoint.size, "root": self.checkpoint.root.hex()},
+            else {
+                "log": self.checkpoint.log,  # whose checkpoint (review 49j, logs 1)
+                "size": self.checkpoint.size,
+                "root": self.checkpoint.root.hex(),
+            },
         }
 
 
@@ -132,6 +136,7 @@ class _Export:
         self.checkpoint: Checkpoint | None = None
         self.status = AnchorStatus.UNANCHORED
         self.seen_index: set[int] = set()
+        self.refused_index: set[int] = set()  # the indices lines refused named
         self.seen_id: dict[tuple[Identifier, str], int] = {}  # (agent, record id) to its index
         self.by_agent: dict[Identifier, dict[int, _Link]] = {}
         self.escalations: dict[tuple[Identifier, str], TraceRecord] = {}
@@ -148,6 +153,7 @@ class _Export:
         export is checked as without it) and its fault noted."""
         if fault.index is not None:
             self.highest = max(self.highest, fault.index)
+            self.refused_index.add(fault.index)
         self.faults.note(fault, self.highest)
 
     def overfull(self) -> bool:
@@ -225,6 +231,7 @@ class _Export:
             epoch = self._newest_view(agent, use)
             if epoch is not None:
                 retiring.setdefault(agent, {})[keyid] = epoch
+        gapless = self.complete(refused=True)  # each agent's seqs 0, 1, 2, ... (49j)
         for agent, links in self.by_agent.items():
             retirements = retiring.get(agent, {})
             ordered = sorted(links.items())
@@ -240,7 +247,24 @@ class _Export:
                     _check_follows(seq, before, link, next_to=earlier == seq - 1)
                 except TraceError as exc:
                     self.faults.note(exc)
+            try:
+                if gapless:
+                    _check_no_gap(ordered)
+            except TraceError as exc:
+                self.faults.note(exc)
         self._check_links()
+
+    def complete(self, *, refused: bool = False) -> bool:
+        """Whether the lines verified hold every record of the log up to their checkpoint
+        (every index below its size): none left out. With `refused`, the lines refused
+        count: a seq an agent's chain skips is then a record deleted (review 49j, exports 1)
+        or one a refused line holds, at an index before the record after the gap (a log holds
+        each agent's records in seq order), its fault the first (review 49j, exports 3); a
+        link's record in a refused line may be after it (a forward link to a bad record: that
+        record is the first bad one, review 48i), so links count the lines verified only."""
+        size = 0 if self.checkpoint is None else self.checkpoint.size
+        named = self.seen_index | {i for i in self.refused_index if refused and 0 <= i < size}
+        return len(named) == size and all(0 <= i < size for i in self.seen_index)
 
     def _newest_view(self, agent: Identifier, use: _KeyUse) -> KeyEpoch | None:
         """A key of `agent` some line judged by an older history than the newest of the agent
@@ -264,17 +288,21 @@ class _Export:
         trace 4: as `verify_log` and the log at append check it); a version 1 link names one
         record, placed by the lines' log indices, whatever the lines' order (review 36e, trace
         4; review 36g, trace 2), when the lines left out cannot change which one (review 38b,
-        trace 1)."""
+        trace 1); in a complete export (`complete`) a resolution of an escalation it does not
+        hold is of none in the log (review 49j, exports 2)."""
         placed = ((agent, record_id, at) for (agent, record_id), at in self.seen_id.items())
         holders = id_holders(placed, (record for record, _ in self.linking))
         present = sorted(self.seen_index)
         size = 0 if self.checkpoint is None else self.checkpoint.size
+        whole = self.complete()  # every record present: one not among them is not in the log
         for record, index in self.linking:
             if record.parent_by_id and not _settled(record, holders, index, present, size):
                 continue
             try:
                 parent = parent_record(record, holders, index=index)
-                if record.kind is Kind.RESOLUTION and (parent is None or parent in self.seen_id):
+                if record.kind is Kind.RESOLUTION and (
+                    parent is None or parent in self.seen_id or whole
+                ):
                     check_resolution(
                         record, None if parent is None else self.escalations.get(parent)
                     )
@@ -332,6 +360,21 @@ def _settled(
     if not all_before:  # a line before it left out
         return False
     return held.own is not None or len(present) == size  # a forward link
+
+
+def _check_no_gap(ordered: list[tuple[int, _Link]]) -> None:
+    """An agent's records in a complete export (`_Export.complete`), in seq order, are its
+    seqs 0, 1, 2, ... as `verify_log` requires: a seq skipped is a record deleted, the indices
+    closed up (docs/traces.md, "What verification detects"). TraceError(CHAIN_BROKEN) at the
+    record after the gap (review 49j, exports 1)."""
+    for expected, (seq, link) in enumerate(ordered):
+        if seq != expected:
+            detail = (
+                f"the agent's first record has seq {seq}"
+                if expected == 0
+                else f"seq {seq} after seq {expected - 1}"
+            )
+            raise TraceError(_F.CHAIN_BROKEN, detail, index=link[2], record=link[5])
 
 
 def _check_follows(seq: int, before: _Link, link: _Link, *, next_to: bool) -> None:

@@ -225,8 +225,9 @@ def decode_payload(payload: bytes) -> TraceRecord:
 
 def check_resolution(resolution: TraceRecord, escalation: TraceRecord | None) -> None:
     """Raise TraceError(LINK_INVALID) unless `resolution` resolves `escalation` (its parent
-    record, None when it is not in the log): an escalation, and, when that escalation named
-    whom it asked, signed by that identity."""
+    record, None when it is not in the log): an escalation, signed by another identity than
+    the agent that escalated (a decision it asked for is not its own: docs/formats.md,
+    "Decision traces"), and, when that escalation named whom it asked, by that identity."""
     if resolution.links.parent is None:
         raise TraceError(
             TraceFailure.LINK_INVALID, "a resolution names its escalation", record=resolution.id
@@ -235,6 +236,12 @@ def check_resolution(resolution: TraceRecord, escalation: TraceRecord | None) ->
         raise TraceError(
             TraceFailure.LINK_INVALID,
             f"parent {resolution.links.parent} is not an escalation in the log",
+            record=resolution.id,
+        )
+    if resolution.agent == escalation.agent:  # review 49j, resolutions 1: not a human's
+        raise TraceError(
+            TraceFailure.LINK_INVALID,
+            f"{resolution.agent} resolved its own escalation",
             record=resolution.id,
         )
     if escalation.escalation_to is not None and escalation.escalation_to != resolution.agent:

@@ -34,7 +34,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from troth import limits
 from troth.credentials.format import CredentialBody, CredentialChain
 from troth.crypto import sha256
 from troth.errors import DecodeError, IdentityError, NotFound, TraceError, TraceFailure
@@ -52,6 +51,8 @@ from troth.trace.checkpoint import (
     AnchorStatus,
     Checkpoint,
     CheckpointAnchor,
+    check_checkpoint_time,
+    in_order,
     parse_checkpoint,
     verify_checkpoint,
 )
@@ -131,17 +132,6 @@ class LogReport:
             "chains_checked": self.chains_checked,
             "chains_elsewhere": self.chains_elsewhere,
         }
-
-
-def check_checkpoint_time(checkpoint: Checkpoint, latest: int | None) -> None:
-    """A checkpoint is signed after the records it covers entered the log, each within
-    MAX_CLOCK_SKEW_SECONDS of the log's clock: one dated earlier than that before the latest of
-    them is a forgery (a retired log key backdating its signature; review 16)."""
-    if latest is not None and checkpoint.time < latest - limits.MAX_CLOCK_SKEW_SECONDS:
-        raise TraceError(
-            _F.CHECKPOINT_INVALID,
-            f"dated {checkpoint.time}, before the records it covers (one at {latest})",
-        )
 
 
 def key_in_rows(
@@ -407,7 +397,7 @@ class LogVerifier:
             verify_checkpoint(note, log, attestations, resolve=self._judge)
             for note in self.material.checkpoints
         ]
-        return sorted(verified, key=lambda c: c.size)
+        return in_order(verified)  # none dated before a smaller one (review 49j)
 
     def _judge(self, identity: VerifiedIdentity, attestation: bytes) -> KeyEpoch:
         """A key of `identity` by the newest this verifier knows (`newest_view`)."""
