@@ -198,9 +198,9 @@ def test_a_stolen_authority_key_cannot_sign_the_feed_once_the_authority_rotates(
     anchor = world.authority.identifier
     real = verify_feed(world.authority.feed(now=now), authority=anchor, now=now, max_staleness=60)
     assert real.supersession(anchor) is not None  # the rotation is published by the feed
-    with open_node("stolen") as stolen:
+    with open_node("stolen") as stolen:  # the signer's vault lives while the node is open
         old_signer = stolen.authority().signer(now)
-    forged = world.authority.revocations.page(old_signer, since=0, now=now)
+        forged = world.authority.revocations.page(old_signer, since=0, now=now)
     with pytest.raises(CredentialError) as refused:
         verify_feed(forged, authority=anchor, now=now, max_staleness=60)
     assert refused.value.reason is CredentialFailure.FEED_INVALID

@@ -73,11 +73,12 @@ def test_a_rotation_after_a_stolen_backup_leaves_the_thief_no_key(troth_home: Pa
     with open_node("laptop") as owner:
         owner.identities.rotate("courier", now=NOW + 10, compromised=True)  # the recovery
         current = verify_history(owner.identities.export("courier"), now=NOW + 20)
-    with open_node("stolen") as thief:
-        signer = _thiefs_signer(thief, "courier", current, NOW + 20)
     message = b"pay the thief"
+    with open_node("stolen") as thief:  # the signer's vault lives while the node is open
+        signer = _thiefs_signer(thief, "courier", current, NOW + 20)
+        signature = signer.sign(message)
     with pytest.raises(IdentityError) as refused:
-        verify_signed_by(current, signer.attestation, message, signer.sign(message), at=NOW + 20)
+        verify_signed_by(current, signer.attestation, message, signature, at=NOW + 20)
     assert refused.value.reason is IdentityFailure.ATTESTATION_INVALID
 
 

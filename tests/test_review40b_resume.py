@@ -5,6 +5,7 @@ and the local path (one identity's records on this machine resumed together).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -99,11 +100,12 @@ def test_a_given_up_local_record_is_not_resumed_with_its_identitys_others(
 
     elsewhere = tmp_path / "elsewhere"  # another machine's nodes: no node here hosts them
     tickets = []
+    opened = contextlib.ExitStack()  # the authorities issue tickets while their nodes are open
     for name in ("far", "farther"):
         init_node(name, home=elsewhere)
-        with open_node(name, home=elsewhere) as node:
-            authority = node.create_authority(name, now=int(time.time()) - 60)
-            tickets.append((str(authority.identifier), authority))
+        node = opened.enter_context(open_node(name, home=elsewhere))
+        authority = node.create_authority(name, now=int(time.time()) - 60)
+        tickets.append((str(authority.identifier), authority))
 
     async def test(net: MemNet) -> None:
         agent = await net.node("agent")
@@ -124,7 +126,8 @@ def test_a_given_up_local_record_is_not_resumed_with_its_identitys_others(
         assert sum(second in r.getMessage() for r in caplog.records) > 0
         assert sum(first in r.getMessage() for r in caplog.records) == tried  # given up
 
-    run_memnet(test, tmp_path)
+    with opened:
+        run_memnet(test, tmp_path)
 
 
 def test_records_at_one_dead_address_cost_one_attempt_a_round(tmp_path: Path) -> None:
