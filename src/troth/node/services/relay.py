@@ -10,13 +10,17 @@ for those of every authority it enrolls with (review 38a, relay 1: a co-trusted 
 authority it trusts (their shares of the names: troth.node.shares). A name belongs to the identity
 that created it: when its owner's channel closes, the name stays reserved for that owner for a
 grace period (`RELAY_GRACE`, 5 minutes by default), so that another holder of `troth.relay=*`
-cannot take it over while the owner reconnects; each maintenance round decides `create` again
-for the owner of every relay whose channel is open, and a refused one is held the same way
-(`_recheck`). The names and their owners are kept in `<node dir>/relays.json` (`RelayBook`), so
-a restarted relay node holds every name for its owner for the grace period too. One member (the
-names of identities it delegated to included) holds at most `limits.MAX_RELAYS_PER_OWNER` names,
-a node at most `limits.MAX_RELAYS` (past it, a member whose authority holds less than its share
-still creates one: troth.node.shares).
+cannot take it over while the owner reconnects. An owner that created its name again over
+another channel keeps the earlier ones it is still open on (`Relay.others`, at most
+`limits.MAX_CHANNELS_PER_MEMBER`): when the channel it forwards over closes, it forwards over
+the latest of them that still shows its owner and, with a decision point, may still create it
+(review 49n, relays 1), and is held only once none does. Each maintenance round decides
+`create` again for the owner of every relay whose channel is open, and a refused one is held
+the same way (`_recheck`). The names and their owners are kept in `<node dir>/relays.json`
+(`RelayBook`), so a restarted relay node holds every name for its owner for the grace period
+too. One member (the names of identities it delegated to included) holds at most
+`limits.MAX_RELAYS_PER_OWNER` names, a node at most `limits.MAX_RELAYS` (past it, a member
+whose authority holds less than its share still creates one: troth.node.shares).
 
 **Relay not found** (docs/protocols.md): the service is the router's transport for `relay`
 addresses. A message to a relay that is up goes on over its owner's connection; a message to
@@ -86,6 +90,8 @@ class Relay:
     # its channel still open (`RelayService._recheck`: forwards again once it may)
     beyond: Route = ()  # the hops past `connection` to the owner's node: an owner that came
     # through other relays (review 45e, relay 1)
+    others: tuple[str, ...] = ()  # the owner's other open channels it was created over, the
+    # latest last: where it forwards when `channel` closes (review 49n, relays 1)
 
 
 class RelayBook(IdentifierBook):
@@ -186,6 +192,12 @@ class RelayService:
         # the way to the owner's node: its channel's route back, but the channel's own end
         # (not only the first hop: an owner behind another relay; review 45e, relay 1)
         first, *beyond = end.peer_route[:-1] or end.peer_route
+        others: tuple[str, ...] = ()
+        if existing is not None and not new_owner:  # its owner's channels still open
+            earlier = (*existing.others, existing.channel)
+            others = tuple(
+                c for c in earlier if c != caller.channel and self.channels.find(c) is not None
+            )[-limits.MAX_CHANNELS_PER_MEMBER :]
         self.relays[name] = Relay(
             caller.identifier,
             first,
@@ -194,6 +206,7 @@ class RelayService:
             accounts,
             authorities,
             beyond=tuple(beyond),
+            others=others,
         )
         if new_owner:  # kept even if this request is cancelled meanwhile (its channel closed)
             await to_the_end(self._save(), self._saving)
@@ -272,11 +285,36 @@ class RelayService:
     # -- owners coming and going -----------------------------------------------------------------
 
     def _channel_closed(self, end: ChannelEnd) -> None:
-        for relay in self.relays.values():
+        for name, relay in self.relays.items():
+            if end.id in relay.others:
+                relay.others = tuple(c for c in relay.others if c != end.id)
             if relay.channel == end.id:
                 relay.refused = False  # held since it was refused, or from now on
-                if relay.lost_at is None:
+                if not self._fall_back(name, relay) and relay.lost_at is None:
                     relay.lost_at = self.clock()
+
+    def _fall_back(self, name: str, relay: Relay) -> bool:
+        """Forward `name` over the latest other open channel its owner created it over that
+        still shows the owner (and may still create it); whether there was one. The channels
+        tried are dropped from `relay.others`."""
+        while relay.others:
+            *rest, last = relay.others
+            relay.others = tuple(rest)
+            end = self.channels.find(last)
+            caller = end.caller if end is not None else None
+            if end is None or caller is None or caller.identifier != relay.owner:
+                continue
+            if not end.peer_route:
+                continue
+            decide = self.decide
+            request = AccessRequest(caller, self.name, "create", name, self.clock())
+            if decide is not None and not decide(request).allowed:
+                continue
+            first, *beyond = end.peer_route[:-1] or end.peer_route
+            relay.channel, relay.connection, relay.beyond = last, first, tuple(beyond)
+            relay.lost_at = None
+            return True
+        return False
 
     def _free_expired(self, now: int) -> bool:
         freed = [
