@@ -19,7 +19,7 @@ from troth.errors import DecodeError, NotFound
 from troth.identity import Identifier
 from troth.node.access import AccessRequest, LocalCaller, require
 from troth.node.runtime import NodeRuntime
-from troth.node.services.broker import broker_operation, lease_operation
+from troth.node.services.broker_control import broker_operation, lease_operation
 from troth.routing import parse_route
 
 __all__ = [

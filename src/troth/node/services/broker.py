@@ -14,7 +14,10 @@ holds back the broker's other work.
 
 Upkeep (docs/secrets.md, "The served broker"):
 - at start, `recover` (expired and unfinished leases revoked, orphans swept), then the feeds the
-  node holds are installed;
+  node holds are installed: both call upstream, so start waits for them at most
+  `START_RECOVERY_SECONDS` and they run on past it; until they finished, issue, renew and
+  forward are refused (review 49p, broker 1: an unreachable upstream held the node's start past
+  the daemon's START_TIMEOUT); a failed recovery is tried again at the next sweep;
 - every `SWEEP_SECONDS`, `sweep`: an expired lease — and its database sessions — lives at most
   that long past its expiry, unless more leases expired at once than a sweep's budget of first
   revocations takes (troth.secrets.sweep): the rest wait for the next sweeps, in turn across
@@ -22,7 +25,7 @@ Upkeep (docs/secrets.md, "The served broker"):
 - whenever the node installs a feed with more entries, `revoke_for_feed`: the leases it revokes
   are revoked within the time the node takes to see the feed (the hosted authority's: within
   HOSTED_FEED_POLL; another authority's: its next feed refresh, MAINTENANCE_SECONDS) plus the
-  engines' revocation.
+  engines' revocation; when it fails, the next sweep tries it again (review 49p, broker 2).
 """
 
 from __future__ import annotations
@@ -99,6 +102,8 @@ if TYPE_CHECKING:
 __all__ = [
     "ADMIN_ATTRIBUTE",
     "BROKER_ADDRESS",
+    "REFUSED_UNTIL_READY",
+    "START_RECOVERY_SECONDS",
     "SWEEP_SECONDS",
     "BrokerClient",
     "BrokerService",
@@ -118,6 +123,12 @@ SWEEP_SECONDS: Final = 5
 """How often the served broker sweeps: an expired lease (a database role and its open
 sessions) is revoked at most this long after it expired (a burst past a sweep's budget of first
 revocations, `MAX_SWEEP_FIRST_ATTEMPTS` and `SWEEP_FIRST_SECONDS`, over the next sweeps)."""
+START_RECOVERY_SECONDS: Final = 5.0
+"""How long the served broker's start waits for its recovery and the held feeds' revocations
+(upstream calls: the daemon's START_TIMEOUT bounds a node's whole start); the rest runs on."""
+REFUSED_UNTIL_READY: Final = frozenset({"issue", "renew", "forward"})
+"""The methods refused until the broker recovered and revoked what the held feeds revoke (deny
+while in doubt: an aborted issue's lease, a revoked holder's lease, may still be live)."""
 ADMIN_ATTRIBUTE: Final = Attributes({"troth.broker": "admin"})
 """A peer whose credential carries it may revoke every lease of an identity (local callers
 always may)."""
@@ -266,6 +277,12 @@ class BrokerService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._feed_counts: dict[Identifier, int] = {}
+        self._failed_feeds: dict[Identifier, VerifiedFeed] = {}  # retried at the next sweep
+        self._recovery: asyncio.Task[None] | None = None
+        self._recovered = False
+        self.ready = False
+        """Whether the broker recovered and revoked what the feeds held at start revoke (until
+        then `REFUSED_UNTIL_READY` are refused)."""
         self._closed = False
         self.sweeps = 0
         # The broker's operators are the admins of the authority the node hosts: a node trusts
@@ -293,12 +310,37 @@ class BrokerService:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the broker, recover, install the held feeds, start sweeping."""
+        """Open the broker; recover and install the held feeds, waiting for that at most
+        `START_RECOVERY_SECONDS` (it runs on past them); start sweeping."""
         self._loop = asyncio.get_running_loop()
         await self._run(self._open)
-        for feed in list(self.trust.feeds.values()):
-            await self._revoke_for_feed(feed)
+        self._recovery = self._loop.create_task(self._recover())
+        self._tasks.add(self._recovery)
+        self._recovery.add_done_callback(self._tasks.discard)
+        await asyncio.wait({self._recovery}, timeout=START_RECOVERY_SECONDS)
         self._spawn(self._sweeping())
+
+    async def _recover(self) -> None:
+        """`Broker.recover`, then the feeds held now installed (their leases revoked); ready
+        once both succeeded. A failure leaves the broker refusing `REFUSED_UNTIL_READY`: the
+        next sweep tries again."""
+        broker = self.broker
+        if broker is None:
+            return
+        feeds = list(self._failed_feeds.values())  # recovered: those that failed since
+        if not self._recovered:
+            try:
+                report = await self._run(broker.recover, self.clock.now())
+            except TrothError as exc:
+                log.warning("broker recovery (tried again at the next sweep): %s", exc)
+                return
+            if report.expired or report.revoked or report.orphans:
+                log.info("broker recovered: %s", report.to_json())
+            self._recovered = True
+            feeds = list(self.trust.feeds.values())
+        for feed in feeds:
+            await self._revoke_for_feed(feed)
+        self.ready = not self._failed_feeds
 
     def started(self) -> Broker:
         """The broker this service serves (RemoteError before the node started it)."""
@@ -312,13 +354,6 @@ class BrokerService:
         broker = Broker(
             self.node.db, _vault(self.node), now=now, policy=self.policy, audit=self.audit
         )
-        try:
-            report = broker.recover(now)
-        except BaseException:
-            broker.close()  # its database lock and upstream connections with it
-            raise
-        if report.expired or report.revoked or report.orphans:
-            log.info("broker recovered: %s", report.to_json())
         self.broker, self.endpoint = broker, BrokerEndpoint(broker)
 
     async def close(self) -> None:
@@ -345,8 +380,13 @@ class BrokerService:
     async def sweep(self) -> None:
         """One sweep now (expired leases revoked, failed revocations retried, orphans)."""
         broker = self.broker
-        if broker is None:
+        if broker is None or (self._recovery is not None and not self._recovery.done()):
+            return  # the recovery (a sweep of its own) is still running
+        if not self.ready:
+            await self._recover()  # or the held feeds' revocations that failed
             return
+        for feed in list(self._failed_feeds.values()):  # review 49p, broker 2
+            await self._revoke_for_feed(feed)
         try:
             await self._run(broker.sweep, self.clock.now())
             self.sweeps += 1
@@ -375,6 +415,7 @@ class BrokerService:
             return {"ready": False}
         return {
             "ready": True,
+            "recovering": not self.ready,
             "secrets": len(broker.store.secrets()),
             "sweeps": self.sweeps,
             # REVOKING leases whose upstream revocation failed (up to MAX_STUCK_REPORTED)
@@ -403,18 +444,22 @@ class BrokerService:
         try:
             revoked = await self._run(lambda: broker.revoke_for_feed(feed, now=self.clock.now()))
         except TrothError as exc:
-            self._feed_counts.pop(feed.authority, None)  # tried again with the next feed
+            self._feed_counts.pop(feed.authority, None)  # tried again at the next sweep
+            failed = self._failed_feeds.get(feed.authority)
+            if failed is None or failed.count <= feed.count:
+                self._failed_feeds[feed.authority] = feed
             log.warning("broker: revocations of a feed of %s: %s", feed.authority, exc)
             return
+        failed = self._failed_feeds.get(feed.authority)
+        if failed is not None and failed.count <= feed.count:
+            del self._failed_feeds[feed.authority]  # this feed revokes all that one did
         if revoked:
             log.info("broker: the feed of %s revoked %d leases", feed.authority, len(revoked))
 
     # -- requests -----------------------------------------------------------------------------
 
     async def _handle(self, method: str, arguments: Any, context: RequestContext) -> Any:
-        endpoint = self.endpoint
-        if endpoint is None:
-            raise RemoteError("the broker is starting: try again")
+        endpoint = self._endpoint_for(method)
         caller = self._caller(method, context)
         try:
             if method == "forward":
@@ -483,9 +528,7 @@ class BrokerService:
 
     async def local(self, method: str, arguments: Any) -> Any:
         """`method(arguments)` as a local caller (the control socket): its answer."""
-        endpoint = self.endpoint
-        if endpoint is None:
-            raise RemoteError("the broker is starting: try again")
+        endpoint = self._endpoint_for(method)
         caller = BrokerCaller(None, operator=True)
         if method == "forward":
             answer = await self._forward(endpoint, arguments, caller)
@@ -494,6 +537,15 @@ class BrokerService:
         return raise_refusal(answer)
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _endpoint_for(self, method: str) -> BrokerEndpoint:
+        """The endpoint, when `method` may be served now (RemoteError otherwise)."""
+        endpoint = self.endpoint
+        if endpoint is None:
+            raise RemoteError("the broker is starting: try again")
+        if method in REFUSED_UNTIL_READY and not self.ready:
+            raise RemoteError("the broker is recovering: try again")
+        return endpoint
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -693,71 +745,6 @@ def local_broker(runtime: NodeRuntime) -> BrokerService:
             f"(troth secret put NAME --engine ENGINE --config FILE --node {runtime.name})"
         )
     return service
-
-
-# -- control operations (troth.node.control) ----------------------------------------------------
-
-
-def _seconds(text: str | None) -> int | None:
-    if text is None:
-        return None
-    if not text.isdigit():
-        raise DecodeError("ttl: whole seconds")
-    return int(text)
-
-
-def _required(args: Mapping[str, str | None], name: str, op: str) -> str:
-    value = args.get(name)
-    if value is None:
-        raise DecodeError(f"lease.{op} needs {name}")
-    return value
-
-
-async def lease_operation(runtime: NodeRuntime, op: str, args: Mapping[str, str | None]) -> Any:
-    """lease.issue / renew / revoke / list for a local identity, at a broker on another node
-    (args: troth.node.control.LeaseArgs)."""
-    expect = args.get("expect")
-    client = BrokerClient(
-        runtime,
-        broker_route(_required(args, "broker", op)),
-        _required(args, "identity", op),
-        expect=None if expect is None else Identifier.parse(expect),
-    )
-    ttl = _seconds(args.get("ttl"))
-    if op == "issue":
-        scope = args.get("scope")
-        issued = await client.issue(
-            _required(args, "secret", op),
-            scope=None if scope is None else tuple(scope.split()),
-            ttl=ttl,
-        )
-        return issued.to_json()
-    if op == "list":
-        return {
-            "leases": [
-                lease.to_json() for lease in await client.leases(ended=bool(args.get("ended")))
-            ]
-        }
-    lease_id = LeaseId.parse(_required(args, "lease", op))
-    if op == "renew":
-        lease, credential = await client.renew(lease_id, ttl=ttl)
-        return {"lease": lease.to_json(), "credential": credential.reveal()}
-    if op == "revoke":
-        return {"lease": (await client.revoke(lease_id)).to_json()}
-    raise NotFound(f"no lease operation {op!r}")
-
-
-async def broker_operation(runtime: NodeRuntime, op: str, identity: str | None) -> Any:
-    """broker.revoke-identity / jwks on the broker this node serves, as its operator."""
-    service = local_broker(runtime)
-    if op == "jwks":
-        return await service.local("jwks", {})
-    if op == "revoke-identity":
-        if identity is None:
-            raise DecodeError("broker.revoke-identity needs identity")
-        arguments = RevokeIdentityArgs(Identifier.parse(identity)).to_wire()
-        return await service.local("revoke-identity", arguments)
-    raise NotFound(f"no broker operation {op!r}")
 
 
 def _forward_account(caller: BrokerCaller) -> Hashable:
