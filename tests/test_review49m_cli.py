@@ -63,7 +63,6 @@ def test_verify_says_how_many_records_the_checkpoint_does_not_cover(
     assert said == "valid: 5 record(s) verified\n"
 
 
-@pytest.mark.xfail(strict=True, reason="review 49m, cli 2: --json left out unreadable nodes")
 def test_authority_list_json_names_the_nodes_it_could_not_read(troth_home: Path) -> None:
     """Cli 2: with authority acme's node damaged, `authority list --json` listed globex alone
     and nothing said acme's node could not be read (the text says so on stderr). It is a row
