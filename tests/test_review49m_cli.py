@@ -84,7 +84,6 @@ def test_authority_list_json_names_the_nodes_it_could_not_read(troth_home: Path)
     assert broken[0]["identifier"] is None
 
 
-@pytest.mark.xfail(strict=True, reason="review 49m, cli 3: advertise was not checked when read")
 @pytest.mark.parametrize("advertise", ["not a route", "/tcp", "/nosuch/x", "node:../x", ""])
 def test_a_node_json_advertising_no_route_is_a_configuration_error(
     troth_home: Path, advertise: str
