@@ -117,7 +117,6 @@ def test_a_good_advertise_is_read(troth_home: Path) -> None:
         assert daemon._config(troth_home, "n").address() == advertise
 
 
-@pytest.mark.xfail(strict=True, reason="review 49m, cli 4: listen recorded before the node listens")
 def test_tcp_listen_is_recorded_only_once_the_node_listens(
     troth_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
