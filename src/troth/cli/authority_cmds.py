@@ -114,7 +114,8 @@ def create(
 def list_(reporter: Reporter) -> None:
     """List the authorities hosted on this machine: name, node, identifier, and the pin
     (IDENTIFIER:KEY) a new member confirms when its ticket cannot show who the authority is
-    (troth enroll --authority-pin)."""
+    (troth enroll --authority-pin). A node that cannot be read is said on stderr (with --json,
+    a row whose name and identifier are null and whose error says why)."""
     rows: list[dict[str, Any]] = [
         {
             "name": a.name,
@@ -132,6 +133,18 @@ def list_(reporter: Reporter) -> None:
     )
     for node, why in reporter.names.unreadable().items():  # hidden, it read as no authority
         reporter.info(f"node {node!r} cannot be read (an authority it hosts is not listed): {why}")
+        # --json says so too, in a row with every key of the others (None where unknown) and
+        # `error`, as `troth node list --json` does (review 49m, cli 2)
+        rows.append(
+            {
+                "name": None,
+                "node": node,
+                "identifier": None,
+                "pin": None,
+                "pin_unavailable": why,
+                "error": why,
+            }
+        )
     reporter.result(
         rows, text or "no authority on this machine (create one with: troth authority create NAME)"
     )

@@ -227,6 +227,12 @@ def verify(
         text += " (the kept checkpoint is another log's, or of another size: not compared)"
     elif status == "unanchored":
         text += " (no kept checkpoint to compare with: pass --checkpoint FILE)"
+    if data_out.get("checkpoint") and data_out.get("after_checkpoint"):  # signed, chained, but
+        # no checkpoint covers them: `valid` spoke for the whole log (review 49m, cli 1)
+        text += (
+            f"; {data_out['after_checkpoint']} record(s) after the checkpoint, not covered by"
+            " it (troth trace checkpoint)"
+        )
     reporter.result(data_out, text)
     if require_anchor and status != "valid":
         sys.exit(EXIT_INVALID)

@@ -105,6 +105,9 @@ class NodeConfig:
         if config.listen is not None and not _host_port(config.listen):
             # the node died on it in a traceback, `troth node start` quoting its last lines
             raise ConfigError(f"{path}: listen is host:port (review 49g, cli 6)")
+        if config.advertise is not None and not _reachable(config.advertise):
+            # tickets carried it, and enrollments failed only when sent (review 49m, cli 3)
+            raise ConfigError(f"{path}: advertise is node:NAME or a route (/tcp/HOST:PORT...)")
         if config.traces is not None and not config.traces.endswith("/service/trace"):
             raise ConfigError(f"{path}: traces is a route ending in /service/trace")
         if config.traces_expect is not None:
@@ -129,6 +132,18 @@ def _host_port(text: str) -> bool:
     try:
         Address("tcp", text).host_port()
     except (RoutingError, ValueError):
+        return False
+    return True
+
+
+def _reachable(text: str) -> bool:
+    """Whether `text` is an address a ticket may carry (`troth.authority.tickets.check_address`:
+    node:NAME or a route)."""
+    from troth.authority.tickets import check_address  # on use, as _host_port's import
+
+    try:
+        check_address(text)
+    except DecodeError:
         return False
     return True
 

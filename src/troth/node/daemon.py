@@ -320,23 +320,20 @@ def node_status(home: Path, name: str) -> dict[str, Any]:
 
 def start_daemon(home: Path, name: str, tcp_listen: str | None) -> dict[str, Any]:
     """Start node `name` in the background (listening on `tcp_listen`, recorded in its
-    configuration, else on the configured address); its status once it is ready. A start
-    that fails leaves the recorded address as it was."""
+    configuration once the node listens there, else on the configured address); its status
+    once it is ready. A start that fails, or is killed before the node is up, leaves the
+    recorded address as it was."""
     if node_status(home, name)["running"]:
         raise ConfigError(f"node {name!r} is already running")
-    previous = _config(home, name).listen
+    if tcp_listen:
+        _parse_listen(tcp_listen)  # ValueError / RoutingError for a bad address
+    # The node is given the address as an argument; it is recorded only once the node is up:
+    # recorded first and put back when the start failed, a start killed meanwhile (SIGKILL)
+    # never put it back, and every later start failed on it (review 49m, cli 4)
+    status = _spawn(home, name, tcp_listen)
     if tcp_listen:
         record_listen(home, name, tcp_listen)
-    try:
-        return _spawn(home, name, tcp_listen)
-    except ConfigError:  # it never listened there: the address it had stays the recorded one
-        if tcp_listen and tcp_listen != previous:
-
-            def restore(config: NodeConfig) -> NodeConfig:
-                return config.with_listen(previous) if config.listen == tcp_listen else config
-
-            update_config(_dir(home, name) / "node.json", restore)
-        raise
+    return status
 
 
 def _config(home: Path, name: str) -> NodeConfig:
