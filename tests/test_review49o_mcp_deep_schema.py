@@ -20,7 +20,7 @@ from troth import limits
 from troth.clock import FixedClock
 from troth.errors import PolicyError
 from troth.gates import schema_from_function
-from troth.gates.toolschema import schema_shape
+from troth.gates.toolschema import compile_tool_schema, schema_shape
 from troth.integrations.mcp.gate import McpGate
 
 
@@ -58,9 +58,8 @@ class Deep:
         return types.CallToolResult(content=[types.TextContent(type="text", text="ran")])
 
 
-@pytest.mark.xfail(raises=RecursionError, strict=True, reason="review 49o, mcp 1")
 @pytest.mark.parametrize("name", ["deep_tool", "refund"])
-@pytest.mark.parametrize("key", ["items"])
+@pytest.mark.parametrize("key", ["items", "examples"])  # a schema, or an annotation's value
 def test_a_tool_nested_past_the_recursion_limit_is_hidden_the_others_listed(
     name: str, key: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -83,3 +82,12 @@ def test_a_tool_nested_past_the_recursion_limit_is_hidden_the_others_listed(
     assert said == [False, True]  # the others callable; the deep one denied, never run
     assert upstream.ran == ["lookup_order"]
     assert any(name in r.getMessage() and "nested" in r.getMessage() for r in caplog.records)
+
+
+def test_schema_shape_and_compile_refuse_a_schema_over_the_depth_limit() -> None:
+    deep = _deep(limits.MAX_UPSTREAM_SCHEMA_DEPTH - 2)  # its JSON nests 3 levels more
+    with pytest.raises(PolicyError, match="nested deeper"):
+        schema_shape(deep)
+    with pytest.raises(PolicyError, match="tool t: schema nested deeper"):
+        compile_tool_schema("t", deep)
+    schema_shape(_deep(limits.MAX_UPSTREAM_SCHEMA_DEPTH - 3))  # at the limit: read

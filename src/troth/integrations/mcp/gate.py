@@ -5,7 +5,10 @@ a time (docs/policy.md, "MCP gates"; research §2.2).
   with the upstream's input schemas declared: a tool the caller could never be permitted to
   call is not listed, nor one whose upstream schema differs from the bundle's (logged once per
   tool and revision), nor a name the upstream lists twice (which entry would run is the
-  upstream's to pick: it is called as a tool the bundle does not declare).
+  upstream's to pick: it is called as a tool the bundle does not declare), nor one whose
+  upstream schema is not JSON the gate can compare or nests deeper than
+  MAX_UPSTREAM_SCHEMA_DEPTH (logged once per tool; review 49o, mcp 1: one nested past the
+  recursion limit failed the whole listing).
 - `tools/call`: every call is decided (gate 2) with the caller's current credential and feed, a
   hidden tool called by name included; a denial is `CallToolResult(isError=True)` with the
   decision's fixed reason, which names policy ids and never echoes argument values (research
@@ -197,6 +200,7 @@ class McpGate:
         self._listings = anyio.Semaphore(limits.MAX_MCP_LISTINGS)  # for tools/list (review 30c)
         self._reported: set[tuple[str, int | None]] = set()
         self._twice: set[str] = set()  # names the upstream listed twice (logged once)
+        self._unreadable: set[str] = set()  # names whose schemas were refused (logged once)
 
     def _stale(self, listed: _Listed) -> bool:
         """Whether the upstream announced a change of its tools since `listed` began."""
@@ -225,8 +229,8 @@ class McpGate:
             names.add(tool.name)
             try:
                 schemas[tool.name] = schema_shape(tool.input_schema)
-            except PolicyError:
-                continue  # not JSON the gate can compare: never offered
+            except PolicyError as exc:  # not JSON the gate can compare (or nested too deep:
+                self._refused(tool.name, exc)  # review 49o, mcp 1): never offered
         for name in sorted(twice):  # which of its schemas would run is the upstream's to pick
             schemas.pop(name, None)
             # logged once, and only a name a bundle could declare (no newline, bounded length)
@@ -237,6 +241,15 @@ class McpGate:
         if begun > self._kept:  # not one begun before the listing kept (review 26c, mcp 2)
             self._listed, self._kept = listed, begun
         return listed
+
+    def _refused(self, name: str, exc: PolicyError) -> None:
+        """Log once a tool whose upstream schema the gate cannot compare (not offered), when
+        its name is one a bundle could declare (no newline, bounded length)."""
+        if name not in self._unreadable and NAME.fullmatch(name):
+            self._unreadable.add(name)
+            log.warning(
+                "tool %s: the upstream's input schema is refused (%s): not offered", name, exc
+            )
 
     async def list_tools(self, caller: Caller) -> types.ListToolsResult:
         """The upstream's tools `caller` could be permitted to call now (gate 1), as a listing
