@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import anyio
 import mcp_types as types
-import pytest
 from mcp import Client
 
 from tests.support.gates import POLICIES, T, make_world
@@ -34,7 +33,6 @@ class Told:
         await anyio.lowlevel.checkpoint()
 
 
-@pytest.mark.xfail(strict=True, reason="review 49o, mcp 2: no list_changed on a new revision")
 def test_a_call_decided_under_a_new_revision_tells_the_client_its_tools_changed() -> None:
     world = make_world()
     store = world.store(world.bundle())
