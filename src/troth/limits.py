@@ -475,6 +475,7 @@ MAX_TOOL_SCHEMA_BYTES: Final = 16 * 1024
 """Largest JSON input schema of one tool (canonical JSON bytes)."""
 MAX_TOOL_SCHEMA_DEPTH: Final = 8
 """Deepest nesting of objects and arrays in a tool's input schema."""
+MAX_UPSTREAM_SCHEMA_DEPTH: Final = 64  # JSON nesting of a schema an MCP gate reads (49o, mcp 1)
 MAX_TOOL_PROPERTIES: Final = 64
 """Most properties of one object in a tool's input schema."""
 MAX_SERVICES: Final = 64

@@ -90,6 +90,22 @@ def canonical_json(value: Any) -> str:
         raise _refuse(f"not canonicalisable JSON: {exc}") from None
 
 
+def _check_depth(schema: Any, what: str = "schema") -> None:
+    """Refuse `schema` when its JSON arrays and objects nest deeper than
+    MAX_UPSTREAM_SCHEMA_DEPTH, annotations included, before anything walks it recursively
+    (review 49o, mcp 1: an upstream's tool nested past the recursion limit was a RecursionError
+    out of the MCP gate's tools/list). Iterative: its own depth is the limit's."""
+    stack: list[tuple[Any, int]] = [(schema, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, dict | list):
+            continue
+        if depth > limits.MAX_UPSTREAM_SCHEMA_DEPTH:
+            raise _refuse(f"{what} nested deeper than {limits.MAX_UPSTREAM_SCHEMA_DEPTH}")
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children)
+
+
 def _without_annotations(node: Any) -> Any:
     """A schema node without its annotations, nested schemas too (property names and enum
     values are kept as they are)."""
@@ -107,7 +123,9 @@ def schema_shape(schema: Any) -> str:
     """What two input schemas must share to accept the same arguments: the canonical JSON of
     `schema` without its annotations (`title`, `description`, ...), which typing ignores
     (`default` is kept: omitted arguments are judged with it). A gate compares its tool's
-    shape with the bundle's (PolicyError if not JSON)."""
+    shape with the bundle's (PolicyError if not JSON, or nested deeper than
+    MAX_UPSTREAM_SCHEMA_DEPTH)."""
+    _check_depth(schema)
     return canonical_json(_without_annotations(schema))
 
 
@@ -129,6 +147,7 @@ def compile_tool_schema(name: str, schema: Any) -> ToolSchema:
     """Compile a tool's JSON input schema (an object schema), or raise PolicyError naming the
     first unsupported feature and where it is."""
     check_name(name)
+    _check_depth(schema, f"tool {name}: schema")
     canonical = canonical_json(schema)
     if len(canonical.encode()) > limits.MAX_TOOL_SCHEMA_BYTES:
         raise _refuse(f"tool {name}: schema over {limits.MAX_TOOL_SCHEMA_BYTES} bytes")

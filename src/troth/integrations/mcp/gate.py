@@ -5,7 +5,10 @@ a time (docs/policy.md, "MCP gates"; research §2.2).
   with the upstream's input schemas declared: a tool the caller could never be permitted to
   call is not listed, nor one whose upstream schema differs from the bundle's (logged once per
   tool and revision), nor a name the upstream lists twice (which entry would run is the
-  upstream's to pick: it is called as a tool the bundle does not declare).
+  upstream's to pick: it is called as a tool the bundle does not declare), nor one whose
+  upstream schema is not JSON the gate can compare or nests deeper than
+  MAX_UPSTREAM_SCHEMA_DEPTH (logged once per tool; review 49o, mcp 1: one nested past the
+  recursion limit failed the whole listing).
 - `tools/call`: every call is decided (gate 2) with the caller's current credential and feed, a
   hidden tool called by name included; a denial is `CallToolResult(isError=True)` with the
   decision's fixed reason, which names policy ids and never echoes argument values (research
@@ -35,6 +38,12 @@ a time (docs/policy.md, "MCP gates"; research §2.2).
   MAX_MCP_LISTINGS at once (a burst of tools/list shares a few listings); one connection has at
   most MAX_MCP_CALLS_PER_SESSION tools/call decided and at the upstream at once.
 
+A request of one connection decided under another bundle revision than its last (a bundle
+swapped in, or none in force any more) is followed by `notifications/tools/list_changed` to
+that client, when its protocol version is one before 2026-07-28 (the gate declares
+`tools.listChanged` to them; it serves no `subscriptions/listen`): what the caller may see may
+have changed (review 49o, mcp 2).
+
 Only tools pass: the gate offers no resources, prompts or sampling (closed by default). One
 `McpGate` serves many callers (the upstream client is shared); `gate_server` builds the MCP
 `Server` of one connection around one caller, as research §2.3 recommends.
@@ -46,7 +55,7 @@ import contextlib
 import functools
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -55,7 +64,10 @@ import anyio.lowlevel
 import anyio.to_thread
 import mcp_types as types
 from mcp.server import Server, ServerRequestContext
+from mcp.server.lowlevel.server import NotificationOptions
+from mcp.server.models import InitializationOptions
 from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from troth import __version__, limits
 from troth.clock import Clock, SystemClock
@@ -161,6 +173,9 @@ class _Listed:
         return found
 
 
+Decided = Callable[[int | None], None]
+"""Told the bundle revision a request of one connection was decided under (`gate_server`)."""
+
 _AS_UNKNOWN: Final = frozenset(
     {Outcome.UNKNOWN_REQUEST, Outcome.CREDENTIAL, Outcome.CAVEAT_INVALID, Outcome.NOT_IN_FORCE}
 )
@@ -197,6 +212,7 @@ class McpGate:
         self._listings = anyio.Semaphore(limits.MAX_MCP_LISTINGS)  # for tools/list (review 30c)
         self._reported: set[tuple[str, int | None]] = set()
         self._twice: set[str] = set()  # names the upstream listed twice (logged once)
+        self._unreadable: set[str] = set()  # names whose schemas were refused (logged once)
 
     def _stale(self, listed: _Listed) -> bool:
         """Whether the upstream announced a change of its tools since `listed` began."""
@@ -225,8 +241,8 @@ class McpGate:
             names.add(tool.name)
             try:
                 schemas[tool.name] = schema_shape(tool.input_schema)
-            except PolicyError:
-                continue  # not JSON the gate can compare: never offered
+            except PolicyError as exc:  # not JSON the gate can compare (or nested too deep:
+                self._refused(tool.name, exc)  # review 49o, mcp 1): never offered
         for name in sorted(twice):  # which of its schemas would run is the upstream's to pick
             schemas.pop(name, None)
             # logged once, and only a name a bundle could declare (no newline, bounded length)
@@ -238,10 +254,22 @@ class McpGate:
             self._listed, self._kept = listed, begun
         return listed
 
-    async def list_tools(self, caller: Caller) -> types.ListToolsResult:
+    def _refused(self, name: str, exc: PolicyError) -> None:
+        """Log once a tool whose upstream schema the gate cannot compare (not offered), when
+        its name is one a bundle could declare (no newline, bounded length)."""
+        if name not in self._unreadable and NAME.fullmatch(name):
+            self._unreadable.add(name)
+            log.warning(
+                "tool %s: the upstream's input schema is refused (%s): not offered", name, exc
+            )
+
+    async def list_tools(
+        self, caller: Caller, *, decided: Decided | None = None
+    ) -> types.ListToolsResult:
         """The upstream's tools `caller` could be permitted to call now (gate 1), as a listing
         begun since this request lists them: the gate's own, or one that ended while this
-        request waited for one of its MAX_MCP_LISTINGS listings at once."""
+        request waited for one of its MAX_MCP_LISTINGS listings at once. `decided` is told the
+        bundle revision that decided (None: none in force)."""
         asked = self._begun
         async with self._listings:
             listed = self._listed
@@ -249,6 +277,8 @@ class McpGate:
             if listed is None or self._kept <= asked or self._stale(listed):
                 listed = await self._list_upstream()
         preview = self.point.preview_tools(caller, now=self.clock.now(), declared=listed.schemas)
+        if decided is not None:
+            decided(preview.revision)
         for name in sorted(preview.mismatched):
             if (name, preview.revision) not in self._reported:
                 self._reported.add((name, preview.revision))
@@ -279,9 +309,15 @@ class McpGate:
             return listed or _Listed((), {})  # the last listing failed: nothing is known
 
     async def call_tool(
-        self, caller: Caller, name: str, arguments: Mapping[str, Any] | None
+        self,
+        caller: Caller,
+        name: str,
+        arguments: Mapping[str, Any] | None,
+        *,
+        decided: Decided | None = None,
     ) -> types.CallToolResult:
-        """Decide the call now (gate 2); forward it to the upstream only when allowed."""
+        """Decide the call now (gate 2); forward it to the upstream only when allowed.
+        `decided` is told the bundle revision that decided (None: none in force)."""
         listed = self._listed
         unknown = listed is None or name not in listed.schemas or self._stale(listed)
         if listed is None or unknown:
@@ -297,6 +333,8 @@ class McpGate:
         record, told = (
             judge() if self.point.recorder is None else await anyio.to_thread.run_sync(judge)
         )
+        if decided is not None:
+            decided(record.decision.revision)
         if not told.allowed:  # a hidden tool: told as undeclared (review 47h, gates 1)
             if not unknown and told.outcome in _AS_UNKNOWN:
                 # what a name the listing does not know costs: the same listing, when one is
@@ -328,24 +366,70 @@ class McpGate:
                 await anyio.to_thread.run_sync(refuse)
 
 
+class _Revisions:
+    """The bundle revision one connection's requests were last decided under: a new one
+    (a bundle swapped in, or none in force any more) may change the tools its caller sees."""
+
+    def __init__(self) -> None:
+        self.last: int | None = None
+        self.seen = False
+        self.changed = False
+
+    def __call__(self, revision: int | None) -> None:
+        if self.seen and revision != self.last:
+            self.changed = True
+        self.seen, self.last = True, revision
+
+    async def tell(self, ctx: ServerRequestContext[Any]) -> None:
+        """Send `notifications/tools/list_changed` once the revision changed, to a client of
+        a protocol version before 2026-07-28 (the gate declares `tools.listChanged` to them;
+        later versions have it on `subscriptions/listen` streams only, which the gate does not
+        serve). Review 49o, mcp 2: a new bundle changed what a caller could see unannounced."""
+        if not self.changed or ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            return
+        self.changed = False
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            await ctx.session.send_tool_list_changed()
+
+
+class _GateServer(Server[Any]):
+    """A `Server` declaring `tools.listChanged` (its `_Revisions` tell the client)."""
+
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        options = notification_options or NotificationOptions(tools_changed=True)
+        return super().create_initialization_options(options, experimental_capabilities, extensions)
+
+
 def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
     """The MCP server of one connection: `gate` deciding for `caller` (a `CredentialSource`
     is asked for the caller's current credential at every request), at most
-    MAX_MCP_CALLS_PER_SESSION tools/call at once (the others wait, in turn)."""
+    MAX_MCP_CALLS_PER_SESSION tools/call at once (the others wait, in turn). A request decided
+    under another bundle revision than the connection's last one is followed by
+    `notifications/tools/list_changed` (`_Revisions`; review 49o, mcp 2)."""
     calls = anyio.Semaphore(limits.MAX_MCP_CALLS_PER_SESSION)
+    revisions = _Revisions()
 
     async def on_list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        return await gate.list_tools(caller)
+        listing = await gate.list_tools(caller, decided=revisions)
+        revisions.changed = False  # this listing is already the new revision's
+        return listing
 
     async def on_call_tool(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
         async with calls:  # review 30c, mcp 5
-            return await gate.call_tool(caller, params.name, params.arguments)
+            result = await gate.call_tool(caller, params.name, params.arguments, decided=revisions)
+        await revisions.tell(ctx)
+        return result
 
-    return Server(
+    return _GateServer(
         GATE_NAME, version=__version__, on_list_tools=on_list_tools, on_call_tool=on_call_tool
     )
 
