@@ -429,30 +429,33 @@ class Node:
     ) -> int:
         """Record the revocation an authority over the network took as entry `seq` (this
         node's copy of its feed synced up to it, else `not_held` says why not), then tell a
-        daemon running this node (review 48c, revnet 1: it went on admitting the link)."""
+        daemon running this node (review 48c, revnet 1: it went on admitting the link), then
+        those running the other nodes here: its own daemon first, so that telling the others
+        raising does not leave it untold (review 49l, revtell 1)."""
         try:
-            record_revocation(
-                self._stored,
-                ref,
-                "link",
-                link.id.hex(),
-                authority=link.authority,
-                reason=reason,
-                seq=seq,
-                clock=self._clock,
-                chain=link.chain,
-            )
-        except StorageError:  # the revocation stands: a daemon learns it all the same
-            if not_held is None:
-                with contextlib.suppress(TrothError):
-                    tell_running(self._stored, seq)
-            raise
+            try:
+                record_revocation(
+                    self._stored,
+                    ref,
+                    "link",
+                    link.id.hex(),
+                    authority=link.authority,
+                    reason=reason,
+                    seq=seq,
+                    clock=self._clock,
+                    chain=link.chain,
+                )
+            except StorageError:  # the revocation stands: a daemon learns it all the same
+                if not_held is None:
+                    with contextlib.suppress(TrothError):
+                        tell_running(self._stored, seq)
+                raise
+            if not_held is not None:  # the link is revoked and recorded: the error says so
+                raise not_held
+            self._tell_runtimes_here()
+            tell_running(self._stored, seq)
         finally:  # the other nodes running here sync it (review 48c, revocation 2)
             tell_local_nodes(self._stored, link.authority)
-        if not_held is not None:  # the link is revoked and recorded: the error says so
-            raise not_held
-        self._tell_runtimes_here()
-        tell_running(self._stored, seq)
         return seq
 
     def _tell_runtimes_here(self) -> None:
