@@ -13,29 +13,19 @@ import pytest
 
 import troth
 from tests.support.cli import run, run_json
-from tests.support.revocation import delegated_to_sub, echo_as_sub, refused_as_revoked
+from tests.support.revocation import (
+    echo_as_sub,
+    refused_as_revoked,
+    sub_chain_and_running_agents,
+)
 from tests.test_cli_credentials import delegate, world  # noqa: F401  (the fixture)
 from troth.errors import Unreachable
-
-
-def _setup() -> tuple[troth.Credential, str]:
-    """acme on `hub`, `agents` enrolled with it and running as a daemon, `sub` holding a chain
-    `agents` delegated to it: the chain and the daemon's route."""
-    with (
-        troth.Node.open("hub") as hub,
-        troth.Node.open("agents") as agents,
-        troth.Node.open("sub") as sub,
-    ):
-        acme = hub.create_authority()
-        chain = delegated_to_sub(acme, agents, sub)
-    started = run_json("node", "start", "agents", "--tcp-listen", "127.0.0.1:0")
-    return chain, "/tcp/" + started["listening"]
 
 
 def test_node_revoke_outside_serve_tells_the_running_daemon(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    chain, route = _setup()
+    chain, route = sub_chain_and_running_agents()
     try:
         assert (
             echo_as_sub(route, monkeypatch) == "hi"
@@ -54,7 +44,7 @@ def test_a_daemon_that_cannot_be_told_fails_the_call_saying_the_link_is_revoked(
     node's store holds it (the daemon learns it at its next feed refresh)."""
     import troth.node.daemon
 
-    chain, _ = _setup()
+    chain, _ = sub_chain_and_running_agents()
     try:
 
         def unreachable(*args: object, **kwargs: object) -> None:
@@ -76,7 +66,7 @@ def test_node_revoke_from_a_coroutine_tells_the_running_daemon(
 ) -> None:
     """`Node.revoke` called from a coroutine (an event loop running, no `serve`): the daemon is
     told all the same (its control client runs a loop of its own, off this one)."""
-    chain, route = _setup()
+    chain, route = sub_chain_and_running_agents()
     try:
 
         async def revoke() -> None:

@@ -16,9 +16,13 @@ import pytest
 
 import troth
 from tests.support.cli import run, run_json
-from tests.support.revocation import delegated_to_sub, echo_as_sub, refused_as_revoked
+from tests.support.revocation import (
+    delegated_to_sub,
+    echo_as_sub,
+    refused_as_revoked,
+    sub_chain_and_running_agents,
+)
 from tests.test_api_network import LOOPBACK, served_in_a_thread
-from tests.test_review47s_revdaemon import _setup
 
 
 def test_node_revoke_over_the_network_tells_the_running_daemon(
@@ -46,7 +50,7 @@ def test_an_authority_revocation_reaches_a_running_local_node_at_once(
     """The authority on `hub` revokes a link (`Authority.revoke`, as `troth revoke credential`):
     the daemon running `agents`, which trusts acme at `node:hub`, refuses the link at once
     (it synced acme's feed only at its next maintenance round)."""
-    chain, route = _setup()
+    chain, route = sub_chain_and_running_agents()
     try:
         assert echo_as_sub(route, monkeypatch) == "hi"
         with troth.Node.open("hub") as hub:
@@ -60,7 +64,7 @@ def test_troth_revoke_identity_reaches_a_running_local_node_at_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """`troth revoke identity` of the delegate: the daemon of the delegator's node refuses it."""
-    _, route = _setup()
+    _, route = sub_chain_and_running_agents()
     try:
         assert echo_as_sub(route, monkeypatch) == "hi"
         with troth.Node.open("sub") as sub:
@@ -100,7 +104,7 @@ def test_a_link_revoked_by_its_delegator_reaches_another_running_local_node_at_o
 ) -> None:
     """`agents` revokes the link it delegated to `sub` (`Node.revoke`, as `troth revoke link`):
     the daemon running `svc`, another node here trusting acme, refuses the chain at once."""
-    chain, agents_route = _setup()
+    chain, agents_route = sub_chain_and_running_agents()
     run("node", "stop", "agents")  # the daemon under test is svc's
     with troth.Node.open("hub") as hub, troth.Node.open("svc") as svc:
         svc.enroll(hub.authority().ticket({"orders.access": "none"}))

@@ -15,9 +15,12 @@ from typing import Any
 
 import pytest
 
-import troth
-from tests.support.cli import run, run_json
-from tests.support.revocation import delegated_to_sub, refused_as_revoked
+from tests.support.cli import run
+from tests.support.revocation import (
+    delegated_to_sub,
+    refused_as_revoked,
+    sub_chain_and_running_agents,
+)
 from troth.node import daemon as node_daemon
 from troth.node import init_node
 from troth.node.daemon import node_status, start_daemon, stop_daemon
@@ -128,7 +131,7 @@ def test_a_revocation_reaches_the_daemon_when_another_local_node_cannot_be_told(
     Was a strict xfail until `tell_local_nodes` took an OSError as a node not told."""
     import troth.node.daemon
 
-    chain, route = _revocation_setup()
+    chain, route = sub_chain_and_running_agents()
     real_status = troth.node.daemon.node_status
 
     def hub_seems_running(home: Path, name: str) -> dict[str, Any]:
@@ -144,20 +147,6 @@ def test_a_revocation_reaches_the_daemon_when_another_local_node_cannot_be_told(
         refused_as_revoked(route, chain, monkeypatch)
     finally:
         run("node", "stop", "agents")
-
-
-def _revocation_setup() -> tuple[troth.Credential, str]:
-    """acme on `hub`, `agents` enrolled with it and running as a daemon, `sub` holding a chain
-    `agents` delegated to it: the chain and the daemon's route (as review 47s)."""
-    with (
-        troth.Node.open("hub") as hub,
-        troth.Node.open("agents") as agents,
-        troth.Node.open("sub") as sub,
-    ):
-        acme = hub.create_authority()
-        chain = delegated_to_sub(acme, agents, sub)
-    started = run_json("node", "start", "agents", "--tcp-listen", "127.0.0.1:0")
-    return chain, "/tcp/" + started["listening"]
 
 
 def test_a_daemon_whose_socket_is_gone_fails_the_revocation_saying_it_is_revoked(

@@ -1,5 +1,5 @@
 """A delegated link to revoke, and the daemon's refusal of it, shared by the revocation reviews
-(47s, 48c, 48p)."""
+(47s, 48c, 48p, 49i)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pytest
 
 import troth
 import troth.node.shown_identity
+from tests.support.cli import run_json
 
 
 def delegated_to_sub(
@@ -27,6 +28,20 @@ def delegated_to_sub(
     sub.identities.create("other")
     sub.enroll(acme.ticket({"orders.access": "none"}, at=at), identity="other")
     return chain
+
+
+def sub_chain_and_running_agents() -> tuple[troth.Credential, str]:
+    """acme on `hub`, `agents` enrolled with it and running as a daemon, `sub` holding a chain
+    `agents` delegated to it: the chain and the daemon's route."""
+    with (
+        troth.Node.open("hub") as hub,
+        troth.Node.open("agents") as agents,
+        troth.Node.open("sub") as sub,
+    ):
+        acme = hub.create_authority()
+        chain = delegated_to_sub(acme, agents, sub)
+    started = run_json("node", "start", "agents", "--tcp-listen", "127.0.0.1:0")
+    return chain, "/tcp/" + started["listening"]
 
 
 def echo_as_sub(route: str, monkeypatch: pytest.MonkeyPatch) -> object:
