@@ -24,10 +24,10 @@ from pathlib import Path
 from tests.support.nodes import HUB, MemNet, run_memnet
 from tests.test_review44d_relays import FAST, crash_and_restart, until
 from troth.errors import TrothError
-from troth.node.channel_ends import PROBE_AFTER, PROBE_WAIT
+from troth.node.channel_ends import PROBE_AFTER, PROBE_WAIT, ChannelEnd
 from troth.node.channels import ChannelLimits
 from troth.node.links import LinkState
-from troth.node.runtime import SINK
+from troth.node.runtime import SINK, NodeRuntime
 from troth.routing import RoutedMessage, parse_route
 
 TO_B = f"{HUB}/relay/b/service/echo"
@@ -40,18 +40,25 @@ async def relayed_b(net: MemNet) -> None:
     await b.create_relay("b", HUB)
 
 
+async def restarted_behind_relay(net: MemNet) -> tuple[NodeRuntime, ChannelEnd]:
+    """b behind the hub's relay, a member a that called it (its channel to b: returned), then b
+    crashed and restarted, up at the relay and linked again: (a, a's old channel to b)."""
+    await relayed_b(net)
+    b = net.runtimes[-1]
+    a = await net.member("a")
+    assert await a.send_message(TO_B, "before") == "before"
+    old = await a.channel_to(B)
+    hub = net.hub
+    assert hub is not None
+    b = await crash_and_restart(net, b)
+    await until(lambda: hub.status()["services"]["relay"]["b"]["state"] == "up")
+    await until(lambda: b.link_rows()[0].state is LinkState.CONNECTED)
+    return a, old
+
+
 def test_a_sender_reaches_a_member_restarted_behind_its_relay(tmp_path: Path) -> None:
     async def test(net: MemNet) -> None:
-        await relayed_b(net)
-        b = net.runtimes[-1]
-        a = await net.member("a")
-        assert await a.send_message(TO_B, "before") == "before"
-        old = await a.channel_to(B)
-        hub = net.hub
-        assert hub is not None
-        b = await crash_and_restart(net, b)
-        await until(lambda: hub.status()["services"]["relay"]["b"]["state"] == "up")
-        await until(lambda: b.link_rows()[0].state is LinkState.CONNECTED)
+        a, old = await restarted_behind_relay(net)
         back = time.monotonic()
         try:  # the first call may go into the dead channel: it fails within its timeout
             first = await asyncio.wait_for(a.send_message(TO_B, "first"), 15)

@@ -23,12 +23,11 @@ from typing import Any, cast
 import pytest
 
 from tests.support.nodes import MemNet, run_memnet
-from tests.test_reconnect_restarted_member import TO_B, B, relayed_b
-from tests.test_review44d_relays import crash_and_restart, until
+from tests.test_reconnect_restarted_member import TO_B, B, restarted_behind_relay
+from tests.test_review44d_relays import until
 from troth.encoding import cbor
 from troth.errors import DecodeError, Unreachable
 from troth.node.channel_ends import ChannelEnd
-from troth.node.links import LinkState
 from troth.node.no_route import NOTICE_BURST, NOTICE_INTERVAL, NoRouteNotices
 from troth.node.runtime import NodeRuntime
 from troth.routing import Address, RoutedMessage, parse_route
@@ -39,16 +38,9 @@ GENEROUS = 60.0  # far past the channel's 10 s call timeout: only the outcome is
 
 def test_the_first_call_after_a_relayed_member_restarts_fails_fast(tmp_path: Path) -> None:
     async def test(net: MemNet) -> None:
-        await relayed_b(net)
-        b = net.runtimes[-1]
-        a = await net.member("a")
-        assert await a.send_message(TO_B, "before") == "before"
-        old = await a.channel_to(B)
+        a, old = await restarted_behind_relay(net)
         hub = net.hub
         assert hub is not None
-        b = await crash_and_restart(net, b)
-        await until(lambda: hub.status()["services"]["relay"]["b"]["state"] == "up")
-        await until(lambda: b.link_rows()[0].state is LinkState.CONNECTED)
 
         # before: "no answer within 10 s" (the call's own timeout, in the dead channel)
         with pytest.raises(Unreachable, match="no route at the hub"):
