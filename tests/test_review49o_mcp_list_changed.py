@@ -10,27 +10,14 @@ counting the notifications, as review 48e's tests do."""
 from __future__ import annotations
 
 import anyio
-import mcp_types as types
 from mcp import Client
 
 from tests.support.gates import POLICIES, T, make_world
 from tests.support.mcp_orders import names, orders_server, text
 from troth.clock import FixedClock
-from troth.integrations.mcp.gate import McpGate, gate_server
+from troth.integrations.mcp.gate import McpGate, UpstreamChanges, gate_server
 
 WITHOUT_REFUND = "\n".join(line for line in POLICIES.splitlines()[:2] + POLICIES.splitlines()[4:])
-
-
-class Told:
-    """A client message handler counting `notifications/tools/list_changed`."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    async def __call__(self, message: object) -> None:
-        if isinstance(message, types.ToolListChangedNotification):
-            self.count += 1
-        await anyio.lowlevel.checkpoint()
 
 
 def test_a_call_decided_under_a_new_revision_tells_the_client_its_tools_changed() -> None:
@@ -38,7 +25,7 @@ def test_a_call_decided_under_a_new_revision_tells_the_client_its_tools_changed(
     store = world.store(world.bundle())
     point = world.point(store)
     caller = world.credential(world.support_chain, world.support)
-    told = Told()
+    told = UpstreamChanges()  # a message handler counting tools/list_changed
     seen: list[object] = []
 
     async def main() -> None:

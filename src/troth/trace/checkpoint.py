@@ -23,7 +23,7 @@ import itertools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from troth import limits
 from troth.crypto import KeyType, PublicKey, sha256, verify_signature
@@ -101,6 +101,11 @@ class Checkpoint:
         of an unanchored answer names, the only thing telling one log's from another's
         (review 49j, logs 1)."""
         return self.origin.removeprefix(ORIGIN_PREFIX)
+
+    def summary(self) -> dict[str, Any]:
+        """What a verification report says of the checkpoint it was checked against: whose
+        (`log`, review 49j, logs 1), its size and root."""
+        return {"log": self.log, "size": self.size, "root": self.root.hex()}
 
     def to_json(self) -> dict[str, object]:
         return {

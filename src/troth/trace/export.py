@@ -365,11 +365,7 @@ class BundleReport:
             "agent": str(self.record.agent),
             "kind": self.record.kind.value,
             "disclosed": list(self.disclosed),
-            "checkpoint": {
-                "log": self.checkpoint.log,  # whose checkpoint (review 49j, logs 1)
-                "size": self.checkpoint.size,
-                "root": self.checkpoint.root.hex(),
-            },
+            "checkpoint": self.checkpoint.summary(),
         }
 
 

@@ -58,13 +58,7 @@ class ExportReport:
             "status": self.status.value,
             "records": self.records,
             "agents": self.agents,
-            "checkpoint": None
-            if self.checkpoint is None
-            else {
-                "log": self.checkpoint.log,  # whose checkpoint (review 49j, logs 1)
-                "size": self.checkpoint.size,
-                "root": self.checkpoint.root.hex(),
-            },
+            "checkpoint": None if self.checkpoint is None else self.checkpoint.summary(),
         }
 
 
