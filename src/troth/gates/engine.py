@@ -358,7 +358,7 @@ class PolicyEngine:
             encoded = _ENCODER.encode(args)
         except (TypeError, ValueError, RecursionError):  # nested past the encoder: review 23c
             return self._deny(Outcome.ARGUMENTS)
-        if len(encoded) > limits.MAX_TOOL_ARGUMENTS_BYTES:
+        if len(encoded) > limits.MAX_TOOL_ARGUMENTS_BYTES or not _str_keys(args):
             return self._deny(Outcome.ARGUMENTS)
         # a NUL ends the string a tool hands on as a C string (a path, a command): Cedar would
         # judge more than it acts on (review 47g, gates 1; docs/policy.md, "Tool arguments")
@@ -512,6 +512,23 @@ class PolicyEngine:
                 if partial.decision is not cedarpy.Decision.Deny and not partial.diagnostics.errors:
                     visible.add(name)
         return self._visible.put(key, frozenset(visible))
+
+
+def _str_keys(args: dict[str, Any]) -> bool:
+    """Whether every object key in `args` (encoded: no deeper than the encoder went, no larger
+    than MAX_TOOL_ARGUMENTS_BYTES) is exactly a `str`. JSON writes `True`, `1` or a `str`
+    subclass as text the schema's checks, which look a property up by its `str` name, never
+    judged (review 50d, gates 2; docs/policy.md, "Tool arguments"): a direct caller's only."""
+    pending: list[Any] = [args]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            if not all(type(key) is str for key in value):
+                return False
+            pending.extend(v for v in value.values() if isinstance(v, dict | list | tuple))
+        else:
+            pending.extend(v for v in value if isinstance(v, dict | list | tuple))
+    return True
 
 
 def fragment_ids(base: int, added: int) -> list[str]:
