@@ -89,11 +89,12 @@ class PolicySource(Protocol):
 class ToolPreview:
     """Gate 1's answer: the tools a caller could be permitted to call (`visible`), the ones it
     could call but whose declared input schema differs from the bundle's (`mismatched`:
-    hidden), and the bundle revision that decided (None: no bundle in force)."""
+    hidden), and the bundle revision and digest that decided (None: no bundle in force)."""
 
     visible: frozenset[str]
     mismatched: frozenset[str]
     revision: int | None = None
+    digest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,8 +379,8 @@ class DecisionPoint:
             return ToolPreview(frozenset(), frozenset())
         visible = engine.visible_tools(credential)
         if declared is None:
-            return ToolPreview(visible, frozenset(), engine.revision)
+            return ToolPreview(visible, frozenset(), engine.revision, engine.digest)
         tools = engine.tools
         same = frozenset(name for name in visible if declared.get(name) == tools[name].shape)
         differ = frozenset(name for name in visible if name in declared) - same
-        return ToolPreview(same, differ, engine.revision)
+        return ToolPreview(same, differ, engine.revision, engine.digest)

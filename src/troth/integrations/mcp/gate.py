@@ -38,8 +38,9 @@ a time (docs/policy.md, "MCP gates"; research §2.2).
   MAX_MCP_LISTINGS at once (a burst of tools/list shares a few listings); one connection has at
   most MAX_MCP_CALLS_PER_SESSION tools/call decided and at the upstream at once.
 
-A request of one connection decided under another bundle revision than its last (a bundle
-swapped in, or none in force any more) is followed by `notifications/tools/list_changed` to
+A request of one connection decided under another bundle than its last (another revision or
+digest: a bundle swapped in, one of the same revision included; or none in force any more;
+review 50d, mcp 3) is followed by `notifications/tools/list_changed` to
 that client, when its protocol version is one before 2026-07-28 (the gate declares
 `tools.listChanged` to them; it serves no `subscriptions/listen`): what the caller may see may
 have changed (review 49o, mcp 2).
@@ -173,8 +174,9 @@ class _Listed:
         return found
 
 
-Decided = Callable[[int | None], None]
-"""Told the bundle revision a request of one connection was decided under (`gate_server`)."""
+Decided = Callable[[int | None, str | None], None]
+"""Told the bundle revision and digest a request of one connection was decided under
+(`gate_server`)."""
 
 _AS_UNKNOWN: Final = frozenset(
     {Outcome.UNKNOWN_REQUEST, Outcome.CREDENTIAL, Outcome.CAVEAT_INVALID, Outcome.NOT_IN_FORCE}
@@ -269,7 +271,7 @@ class McpGate:
         """The upstream's tools `caller` could be permitted to call now (gate 1), as a listing
         begun since this request lists them: the gate's own, or one that ended while this
         request waited for one of its MAX_MCP_LISTINGS listings at once. `decided` is told the
-        bundle revision that decided (None: none in force)."""
+        bundle revision and digest that decided (None: none in force)."""
         asked = self._begun
         async with self._listings:
             listed = self._listed
@@ -278,7 +280,7 @@ class McpGate:
                 listed = await self._list_upstream()
         preview = self.point.preview_tools(caller, now=self.clock.now(), declared=listed.schemas)
         if decided is not None:
-            decided(preview.revision)
+            decided(preview.revision, preview.digest)
         for name in sorted(preview.mismatched):
             if (name, preview.revision) not in self._reported:
                 self._reported.add((name, preview.revision))
@@ -317,7 +319,7 @@ class McpGate:
         decided: Decided | None = None,
     ) -> types.CallToolResult:
         """Decide the call now (gate 2); forward it to the upstream only when allowed.
-        `decided` is told the bundle revision that decided (None: none in force)."""
+        `decided` is told the bundle revision and digest that decided (None: none in force)."""
         listed = self._listed
         unknown = listed is None or name not in listed.schemas or self._stale(listed)
         if listed is None or unknown:
@@ -334,7 +336,7 @@ class McpGate:
             judge() if self.point.recorder is None else await anyio.to_thread.run_sync(judge)
         )
         if decided is not None:
-            decided(record.decision.revision)
+            decided(record.decision.revision, record.decision.digest)
         if not told.allowed:  # a hidden tool: told as undeclared (review 47h, gates 1)
             if not unknown and told.outcome in _AS_UNKNOWN:
                 # what a name the listing does not know costs: the same listing, when one is
@@ -367,21 +369,22 @@ class McpGate:
 
 
 class _Revisions:
-    """The bundle revision one connection's requests were last decided under: a new one
-    (a bundle swapped in, or none in force any more) may change the tools its caller sees."""
+    """The bundle (revision and digest) one connection's requests were last decided under: a
+    new one (a bundle swapped in, of the same revision too: review 50d, mcp 3; or none in
+    force any more) may change the tools its caller sees."""
 
     def __init__(self) -> None:
-        self.last: int | None = None
+        self.last: tuple[int | None, str | None] = (None, None)
         self.seen = False
         self.changed = False
 
-    def __call__(self, revision: int | None) -> None:
-        if self.seen and revision != self.last:
+    def __call__(self, revision: int | None, digest: str | None) -> None:
+        if self.seen and (revision, digest) != self.last:
             self.changed = True
-        self.seen, self.last = True, revision
+        self.seen, self.last = True, (revision, digest)
 
     async def tell(self, ctx: ServerRequestContext[Any]) -> None:
-        """Send `notifications/tools/list_changed` once the revision changed, to a client of
+        """Send `notifications/tools/list_changed` once the bundle changed, to a client of
         a protocol version before 2026-07-28 (the gate declares `tools.listChanged` to them;
         later versions have it on `subscriptions/listen` streams only, which the gate does not
         serve). Review 49o, mcp 2: a new bundle changed what a caller could see unannounced."""
@@ -409,7 +412,7 @@ def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
     """The MCP server of one connection: `gate` deciding for `caller` (a `CredentialSource`
     is asked for the caller's current credential at every request), at most
     MAX_MCP_CALLS_PER_SESSION tools/call at once (the others wait, in turn). A request decided
-    under another bundle revision than the connection's last one is followed by
+    under another bundle (revision or digest) than the connection's last one is followed by
     `notifications/tools/list_changed` (`_Revisions`; review 49o, mcp 2)."""
     calls = anyio.Semaphore(limits.MAX_MCP_CALLS_PER_SESSION)
     revisions = _Revisions()
