@@ -182,6 +182,7 @@ def test_escape_sequences_cannot_forge_verify_output(world: dict[str, str], tmp_
         world["authority"],
         "--authority",
         "acme",
+        "--unevaluated-caveats",  # shown, not evaluated (review 50d, caveats 1)
     )
     human = run(*args).stdout
     lines = human.splitlines()

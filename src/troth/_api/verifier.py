@@ -6,22 +6,35 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Final
 
+from troth import limits
 from troth._api.arguments import check_anchors, check_chain, check_peer
 from troth._api.authority import Authority
 from troth._api.node import Node
 from troth._api.results import Credential, Identity
 from troth.clock import Clock, SystemClock
 from troth.credentials import ChainVerifier, TrustPolicy, VerifiedCredential, VerifiedFeed
-from troth.errors import ArgumentError, CredentialError, CredentialFailure
+from troth.encoding.ijson import load_json
+from troth.errors import ArgumentError, CredentialError, CredentialFailure, DecodeError
 from troth.identity import Identifier
 from troth.node.trust import CREDENTIAL_SKEW, FEED_STALENESS
 
-__all__ = ["FeedSource", "Verifier"]
+__all__ = [
+    "CaveatCheck",
+    "FeedSource",
+    "Verifier",
+    "caveat_context",
+    "caveat_context_json",
+    "check_caveats",
+]
 
 _ENCODER: Final = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
 _CONTEXT: Final = "a mapping of str keys (but `now`) to JSON values"
+_MISSING: Final = (
+    "pass `context` to evaluate the caveats, or `unevaluated_caveats=True` to enforce them yourself"
+)
 
 FeedSource = Node | Authority
 """Where a verifier's revocation feeds come from: an `Authority` (its own feed, current at
@@ -117,12 +130,14 @@ class Verifier:
             )
         data = chain.chain if isinstance(chain, Credential) else chain
         now = self._clock.now()
-        extra = None if context is None else _context(context, now)
+        extra = None if context is None else caveat_context(context, now)
         verified = self._verifier.verify(
             data, presenter=_presenter(presenter), feeds=self._feeds(now), now=now
         )
         if any(link.caveats for link in verified.links) and not unevaluated_caveats:
-            _enforce_caveats(verified, extra)
+            refusal = check_caveats(verified, extra).refusal()
+            if refusal is not None:
+                raise refusal
         return verified
 
     def _feeds(self, now: int) -> dict[Identifier, VerifiedFeed]:
@@ -147,43 +162,92 @@ def _presenter(presenter: Identifier | Identity | str) -> Identifier:
     return _anchor(presenter)
 
 
-def _context(context: Mapping[str, object], now: int) -> str:
-    """The Cedar context of a caveat evaluation: `context` with `now`, as JSON text."""
+def caveat_context(context: Mapping[str, object], now: int, where: str = "Verifier.verify") -> str:
+    """The Cedar context of a caveat evaluation: `context` with `now`, as JSON text; an
+    ArgumentError of call `where` for one that is no mapping of str keys (but `now`) to JSON
+    values."""
     if not isinstance(context, Mapping):
-        raise ArgumentError("Verifier.verify", "context", _CONTEXT, type(context).__name__)
+        raise ArgumentError(where, "context", _CONTEXT, type(context).__name__)
     record = dict(context)
-    if not all(isinstance(key, str) for key in record) or "now" in record:
-        raise ArgumentError("Verifier.verify", "context", _CONTEXT, "another mapping")
+    if not all(type(key) is str for key in record) or "now" in record:
+        raise ArgumentError(where, "context", _CONTEXT, "another mapping")
     record["now"] = now
     try:
         return _ENCODER.encode(record)
     except (TypeError, ValueError, RecursionError):  # an object, NaN, nested past the encoder
-        raise ArgumentError(
-            "Verifier.verify", "context", _CONTEXT, "a mapping of other values"
-        ) from None
+        raise ArgumentError(where, "context", _CONTEXT, "a mapping of other values") from None
 
 
-def _enforce_caveats(verified: VerifiedCredential, context: str | None) -> None:
-    """Refuse `verified` unless each of its caveats holds for `context` (troth.gates.caveats:
-    imported, with Cedar, on the first chain with a caveat); None: none given, refused."""
-    if context is None:
-        ids = [
-            f"caveat:{link.index}:{n}" for link in verified.links for n in range(len(link.caveats))
-        ]
-        raise CredentialError(
-            CredentialFailure.CAVEAT_UNEVALUATED,
-            f"{', '.join(ids)}: no context given (pass `context` to evaluate the caveats, or "
-            "`unevaluated_caveats=True` to enforce them yourself)",
-            int(ids[0].split(":")[1]),
-        )
+def caveat_context_json(data: bytes, now: int, where: str) -> str:
+    """`caveat_context` of the JSON object `data` (I-JSON: no duplicate names, NaN or
+    integers past 2^53; at most MAX_TOOL_ARGUMENTS_BYTES and MAX_JSON_DEPTH deep), or an
+    ArgumentError of `where` saying why not (the CLI's --context)."""
+    try:
+        value = load_json(data, max_bytes=limits.MAX_TOOL_ARGUMENTS_BYTES, what="the context")
+    except DecodeError as exc:
+        raise ArgumentError(where, "context", "a JSON object", str(exc)) from None
+    if not isinstance(value, dict):
+        raise ArgumentError(where, "context", "a JSON object", type(value).__name__)
+    return caveat_context(value, now, where)
+
+
+@dataclass(frozen=True, slots=True)
+class CaveatCheck:
+    """What became of a verified chain's caveats: `ids` every one (`caveat:<link>:<n>`, in
+    chain order; empty: the chain has none), `evaluated` whether they were evaluated against
+    a context, `failed` those false or not evaluable for it (`reason`, `detail`: why)."""
+
+    ids: tuple[str, ...]
+    evaluated: bool
+    failed: tuple[str, ...] = ()
+    reason: CredentialFailure | None = None
+    detail: str = ""
+
+    @property
+    def held(self) -> bool:
+        """Whether every caveat was evaluated and holds (a chain without any: True)."""
+        return not self.ids or (self.evaluated and not self.failed)
+
+    def refusal(self, missing: str = _MISSING) -> CredentialError | None:
+        """The error refusing the chain (None: every caveat holds, or it has none): a caveat
+        false, or not evaluable, or none evaluated (no context given: `missing` says what to
+        give, deny when in doubt)."""
+        if self.held:
+            return None
+        named = self.failed or self.ids
+        link = int(named[0].split(":")[1])
+        if not self.evaluated:
+            detail = f"{', '.join(self.ids)}: no context given ({missing})"
+            return CredentialError(CredentialFailure.CAVEAT_UNEVALUATED, detail, link)
+        reason = self.reason or CredentialFailure.CAVEAT_UNEVALUATED
+        return CredentialError(reason, f"{', '.join(self.failed)}: {self.detail}", link)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "ids": list(self.ids),
+            "evaluated": self.evaluated,
+            "failed": list(self.failed),
+            "held": self.held,
+        }
+
+
+def check_caveats(verified: VerifiedCredential, context: str | None) -> CaveatCheck:
+    """Evaluate the caveats of `verified` against `context` (`caveat_context`'s JSON text;
+    None: none given, nothing evaluated) with troth.gates.caveats (imported, with Cedar, on
+    the first chain with a caveat): docs/policy.md, "Caveats outside a bundle"."""
+    ids = tuple(
+        f"caveat:{link.index}:{n}" for link in verified.links for n in range(len(link.caveats))
+    )
+    if not ids or context is None:
+        return CaveatCheck(ids, False)
     from troth.gates.caveats import evaluate_caveats
 
     failure = evaluate_caveats(verified, context)
-    if failure is not None:
-        reason = (
-            CredentialFailure.CAVEAT_UNSATISFIED
-            if failure.evaluated
-            else CredentialFailure.CAVEAT_UNEVALUATED
-        )
-        detail = f"{', '.join(failure.ids)}: {failure.detail}"
-        raise CredentialError(reason, detail, failure.link)
+    if failure is None:
+        return CaveatCheck(ids, True)
+    reason = (
+        CredentialFailure.CAVEAT_UNSATISFIED
+        if failure.evaluated
+        else CredentialFailure.CAVEAT_UNEVALUATED
+    )
+    return CaveatCheck(ids, True, failure.ids, reason, failure.detail)

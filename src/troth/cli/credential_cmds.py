@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from troth import limits
+from troth._api.verifier import caveat_context_json, check_caveats
 from troth.authority.tickets import TICKET_PREFIX
 from troth.cli.common import (
     CLOCK,
@@ -49,6 +50,7 @@ from troth.cli.verdicts import delegation_refused, not_verified
 from troth.credentials import Attributes, VerifiedCredential, VerifiedLink
 from troth.credentials.vc import vc_credential_hash
 from troth.errors import (
+    ArgumentError,
     AuthorityError,
     AuthorityFailure,
     CredentialError,
@@ -545,6 +547,25 @@ def delegate_cmd(
     help="Use no node store: issuer histories are neither checked against stored copies nor "
     "stored (the feed's supersessions still apply).",
 )
+@click.option(
+    "--context",
+    "context_text",
+    metavar="JSON",
+    help="The request the chain's caveats are evaluated for: a JSON object (context.KEY in a "
+    'caveat; "now" is the verification time), e.g. \'{"complaint": "123"}\'.',
+)
+@click.option(
+    "--context-file",
+    type=INPUT_FILE,
+    metavar="FILE",
+    help="--context read from FILE (- for stdin).",
+)
+@click.option(
+    "--unevaluated-caveats",
+    is_flag=True,
+    help="Accept a chain with caveats without evaluating them (you enforce them yourself); "
+    "without it and without a context such a chain is invalid.",
+)
 @node_option
 @json_command
 def verify(
@@ -557,6 +578,9 @@ def verify(
     fmt: str,
     issuer_history: str | None,
     no_store: bool,
+    context_text: str | None,
+    context_file: str | None,
+    unevaluated_caveats: bool,
     node_name: str,
     reporter: Reporter,
 ) -> None:
@@ -566,9 +590,23 @@ def verify(
     A chain is checked against the node's store of histories (each issuer's history must
     extend the stored copy, and is stored; the presenter's stored history is checked against
     the feed), and so are a VC's issuer history and the feed files' authority histories,
-    unless --no-store."""
-    stdin_once(FILE=file, **{"--issuer-history": issuer_history})
+    unless --no-store.
+
+    A chain whose links carry caveats (Cedar conditions) is valid only when each holds for
+    the request given with --context or --context-file (principal the presenter, action
+    Action::"verify", resource the last link: docs/policy.md, "Caveats outside a bundle");
+    with neither it is invalid (deny when in doubt) unless --unevaluated-caveats."""
+    stdin_once(FILE=file, **{"--issuer-history": issuer_history, "--context-file": context_file})
+    given = [o for o, v in [("--context", context_text), ("--context-file", context_file)] if v]
+    if len(given) > 1 or (given and unevaluated_caveats):
+        raise click.UsageError(
+            f"{' and '.join([*given, '--unevaluated-caveats'][:2])} cannot go together: give "
+            "one context, or none with --unevaluated-caveats"
+        )
+    if fmt == "vc" and (given or unevaluated_caveats):
+        raise click.UsageError("a VC carries no caveats: --context goes with a chain")
     now = CLOCK.now()
+    context = _caveat_context(context_text, context_file, now)
     names = reporter.names
     anchors = frozenset(names.anchor(t) for t in trusted)
     local = None if authority_ref is None else names.authority(authority_ref).node
@@ -600,7 +638,17 @@ def verify(
             )
     except CredentialError as exc:
         reporter.fail(not_verified(exc, names, anchors, now), EXIT_INVALID, invalid_object(exc))
-    result = {"valid": True, **verified.to_json(), "within_skew": verified.within_skew(now)}
+    check = check_caveats(verified, context)  # None with --unevaluated-caveats
+    refusal = None if unevaluated_caveats else check.refusal(_MISSING_CONTEXT)
+    if refusal is not None:
+        payload = {**invalid_object(refusal), "caveat_check": check.to_json()}
+        reporter.fail(refusal, EXIT_INVALID, payload)
+    result = {
+        "valid": True,
+        **verified.to_json(),
+        "within_skew": verified.within_skew(now),
+        "caveat_check": check.to_json(),
+    }
     lines = [
         f"{_valid(verified.not_before, verified.expires_at, now)}: "
         f"{reporter.label(verified.actor)} acts, "
@@ -611,7 +659,32 @@ def verify(
         f"({duration(verified.expires_at - verified.not_before)}), "
         + _ends(verified.expires_at, now),
     ]
+    if check.ids:
+        held = "hold for the context given" if check.evaluated else "NOT evaluated: enforce them"
+        lines.append(f"  caveats: {held} ({', '.join(check.ids)})")
     reporter.result(result, "\n".join(lines))
+
+
+_MISSING_CONTEXT = (
+    "give the request with --context JSON or --context-file FILE, or accept the chain with "
+    "its caveats unevaluated with --unevaluated-caveats"
+)
+
+
+def _caveat_context(text: str | None, file: str | None, now: int) -> str | None:
+    """The caveats' Cedar context from --context or --context-file, with `now`
+    (`caveat_context_json`); None when neither is given."""
+    if file is not None:
+        data = read_input(file, limits.MAX_TOOL_ARGUMENTS_BYTES, "context")
+    elif text is not None:
+        data = text.encode("utf-8", "surrogateescape")  # argv's bytes
+    else:
+        return None
+    option = "--context-file" if file is not None else "--context"
+    try:
+        return caveat_context_json(data, now, option)
+    except ArgumentError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
 
 
 def _ends(expires_at: int, now: int) -> str:
