@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from tests.support.gates import POLICIES, TOOLS, T, make_world
-from troth.gates import Outcome, ToolCall
+from troth.gates import LeaseRequest, Outcome, ServiceCall, ToolCall
+from troth.gates.engine import Request
 
 PICK_TOOLS: dict[str, Any] = {
     **TOOLS,
@@ -69,3 +70,55 @@ def test_keys_that_are_not_str_are_denied(arguments: dict[Any, Any]) -> None:
     decision = _decide(arguments)
     assert not decision.allowed
     assert decision.outcome is Outcome.ARGUMENTS
+
+
+class Shown(str):
+    """A str that formats as another text: the engine checked one name, Cedar judged another."""
+
+    shown: str
+
+    def __new__(cls, value: str, shown: str) -> Shown:
+        made = super().__new__(cls, value)
+        made.shown = shown
+        return made
+
+    def __format__(self, spec: str) -> str:
+        return self.shown
+
+    def __str__(self) -> str:
+        return self.shown
+
+
+SERVICE_POLICIES = (
+    '@id("status") permit(principal, action == Action::"status", resource == Service::"orders");\n'
+    '@id("db") permit(principal, action == Action::"lease", resource == Secret::"orders-db");\n'
+)
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        ServiceCall("orders", Shown("cancel", "status")),
+        ServiceCall(Shown("orders", "orders"), "status"),
+        LeaseRequest(Shown("other-db", "orders-db")),
+        LeaseRequest("orders-db", (Shown("a", "b"),)),
+        LeaseRequest("orders-db", (1,)),  # type: ignore[arg-type]
+        LeaseRequest("orders-db", ttl=True),
+        ToolCall(Shown("lookup_order", "lookup_order"), {"order_id": "1"}),
+    ],
+    ids=["method", "service", "secret", "scope", "scope-int", "ttl-bool", "tool"],
+)
+def test_names_that_are_not_exactly_str_are_unknown(request_: Request) -> None:
+    """Review 50d, gates 2 (more): a ServiceCall's method or a lease's secret of a `str`
+    subclass formatting as another name was checked as one (declared) and decided by Cedar as
+    the other (`Action::"status"`): `cancel` allowed where only `status` is permitted."""
+    world = make_world()
+    store = world.store(
+        world.bundle(
+            policies=POLICIES + SERVICE_POLICIES, services={"orders": ["status", "cancel"]}
+        )
+    )
+    caller = world.credential(world.support_chain, world.support)
+    decision = world.point(store).decide(caller, request_, now=T + 10)
+    assert not decision.allowed
+    assert decision.outcome is Outcome.UNKNOWN_REQUEST

@@ -288,6 +288,8 @@ class PolicyEngine:
         self, credential: VerifiedCredential, request: Request, *, now: int
     ) -> PolicyDecision:
         """Decide `request` by the (current, verified) `credential`'s actor at `now`."""
+        if not _plain(request):
+            return self._deny(Outcome.UNKNOWN_REQUEST, what=_WHAT.get(type(request), "request"))
         if isinstance(request, ToolCall):
             built = self._tool_request(request, now)
             if isinstance(built, PolicyDecision):  # denied before Cedar: the same work anyway
@@ -512,6 +514,30 @@ class PolicyEngine:
                 if partial.decision is not cedarpy.Decision.Deny and not partial.diagnostics.errors:
                     visible.add(name)
         return self._visible.put(key, frozenset(visible))
+
+
+_WHAT: Final[dict[type, str]] = {
+    ToolCall: "tool",
+    ServiceCall: "service method",
+    LeaseRequest: "secret",
+}
+
+
+def _plain(request: Request) -> bool:
+    """Whether the names of `request` are exactly `str` (a lease's scope tokens too, its ttl
+    exactly an `int`): a `str` subclass is checked by its text and written into the Cedar
+    request by its `__format__`, which may say another name (review 50d, gates 2: a
+    ServiceCall of `cancel` formatting as `status` was decided as `status`)."""
+    if isinstance(request, ToolCall):
+        return type(request.tool) is str
+    if isinstance(request, ServiceCall):
+        return type(request.service) is str and type(request.method) is str
+    return (
+        isinstance(request, LeaseRequest)
+        and type(request.secret) is str
+        and type(request.ttl) is int
+        and all(type(token) is str for token in request.scope)
+    )
 
 
 def _str_keys(args: dict[str, Any]) -> bool:
