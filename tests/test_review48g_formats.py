@@ -61,7 +61,7 @@ WRITTEN: dict[str, set[int]] = {
     requests.REQUEST_TYPE: {requests.VERSION},
     payloads.AUTH_TYPE: {payloads.VERSION},
     packets.ROUTE_ERROR_TYPE: {packets.ROUTE_ERROR_VERSION},
-    notice.NO_ROUTE_TYPE: {notice.NO_ROUTE_VERSION},
+    notice.NO_ROUTE_TYPE: {1, notice.NO_ROUTE_VERSION},
     protocol.REQUEST: {protocol.VERSION},
     protocol.RESPONSE: {protocol.VERSION},
     frames.FRAME_TYPE: {frames.VERSION},
