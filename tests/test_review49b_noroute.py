@@ -27,8 +27,9 @@ from tests.test_reconnect_restarted_member import TO_B, B, restarted_behind_rela
 from tests.test_review44d_relays import until
 from troth.encoding import cbor
 from troth.errors import DecodeError, Unreachable
+from troth.limits import NOTICE_BURST, NOTICE_INTERVAL
 from troth.node.channel_ends import ChannelEnd
-from troth.node.no_route import NOTICE_BURST, NOTICE_INTERVAL, NoRouteNotices
+from troth.node.no_route import NoRouteNotices
 from troth.node.runtime import NodeRuntime
 from troth.routing import Address, RoutedMessage, parse_route
 from troth.routing.notice import no_route, parse_no_route

@@ -31,9 +31,9 @@ from tests.test_review49b_noroute import GENEROUS, direct_end
 from tests.test_review50f_refuted import hub_end_of, notify_hub
 from troth.credentials import Attributes
 from troth.errors import Unreachable
+from troth.limits import NOTICE_BURST
 from troth.node import Node
 from troth.node.links import LinkState
-from troth.node.no_route import NOTICE_BURST
 from troth.node.runtime import NodeRuntime
 from troth.routing import Address, RoutedMessage, parse_route
 
@@ -116,7 +116,7 @@ def test_notices_a_peer_cannot_pass_back_do_not_spend_the_senders_budget(
 ) -> None:
     """m floods the hub with notices naming a's connection there (never reaching m's): a's
     budget there is untouched (no budget refills in this test: the interval is made huge)."""
-    monkeypatch.setattr(no_route_module, "NOTICE_INTERVAL", 1e9)
+    monkeypatch.setattr(no_route_module, "NOTICE_INTERVAL", 1e9)  # its own name for it
 
     async def test(net: MemNet) -> None:
         hub = net.hub

@@ -15,7 +15,8 @@ the other end of the stale channel's first hop: the one node that could already 
 packet of it. So it gives that node no power it lacked, and a frame no key made, or a notice
 from any other peer, closes nothing (issue #8: no unauthenticated word is taken for a peer's
 departure). A node sends at most `NOTICE_BURST` notices on a connection at once and regains
-one every `NOTICE_INTERVAL` s: packets sent to many dead addresses are not answered in kind.
+one every `NOTICE_INTERVAL` s (troth.limits): packets sent to many dead addresses are not answered
+in kind.
 
 Further along a chain of relays (a -> hub -> hub2 -> member), the packet that hub2 drops came
 from the hub, not from its sender: hub2 tells the hub (over its own channel with the node at the
@@ -42,6 +43,7 @@ from typing import TYPE_CHECKING, Final
 from troth import limits
 from troth.channel import ChannelState
 from troth.errors import ChannelFailure, DecodeError, TrothError
+from troth.limits import MAX_NOTICE_BUCKETS, NOTICE_BURST, NOTICE_INTERVAL
 from troth.node.services.calls import forget_calls
 from troth.routing import Address, Route, RoutedMessage, Source
 from troth.routing.notice import NOTICE_SERVICE, no_route, parse_no_route
@@ -51,17 +53,10 @@ if TYPE_CHECKING:
     from troth.node.channel_ends import ChannelEnd
     from troth.node.channels import ChannelManager
 
-__all__ = ["NOTICE_BURST", "NOTICE_INTERVAL", "NoRouteNotices"]
+__all__ = ["NOTICE_DETAIL", "NoRouteNotices"]
 
 log = logging.getLogger("troth.node.channels")
 
-NOTICE_BURST: Final = 4
-"""The most no-route notices a node sends back to back on one connection."""
-NOTICE_INTERVAL: Final = 1.0
-"""Seconds a connection takes to regain one notice past its burst."""
-MAX_NOTICE_BUCKETS: Final = 4096
-"""The most connections whose notice budgets are kept; past it, a full (refilled) one is
-dropped first, and with none full a notice is not sent (deny when in doubt)."""
 NOTICE_DETAIL: Final = "no route at the hub"
 """Why a channel closed by a notice closed (its waiting calls fail `Unreachable` with it)."""
 
