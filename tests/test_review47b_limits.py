@@ -1,5 +1,5 @@
 """Review 47b, limits end to end: what one side may send, the other side must accept
-(src/troth/limits.py).
+(src/troth/limits/).
 
 1. The trace service's `prove` of a record at the submission limit. A submission is at most
    MAX_SERVICE_MESSAGE (1 MiB) and a record's disclosed values may fill it (each value within

@@ -1,6 +1,6 @@
 """docs/formats.md against the code (review 48g, formats): every type tag and version the doc
 writes is the one the encoder writes, and every figure of its Limits table is the constant of
-src/troth/limits.py it names (formats 1: the table gave a record's disclosures 730,276 bytes,
+src/troth/limits/ it names (formats 1: the table gave a record's disclosures 730,276 bytes,
 the bound before review 47o; MAX_TRACE_RECORD_DISCLOSURE_BYTES is 555,496)."""
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ WRITTEN: dict[str, set[int]] = {
     requests.REQUEST_TYPE: {requests.VERSION},
     payloads.AUTH_TYPE: {payloads.VERSION},
     packets.ROUTE_ERROR_TYPE: {packets.ROUTE_ERROR_VERSION},
-    notice.NO_ROUTE_TYPE: {notice.NO_ROUTE_VERSION},
+    notice.NO_ROUTE_TYPE: {1, notice.NO_ROUTE_VERSION},
     protocol.REQUEST: {protocol.VERSION},
     protocol.RESPONSE: {protocol.VERSION},
     frames.FRAME_TYPE: {frames.VERSION},

@@ -27,8 +27,9 @@ from tests.test_reconnect_restarted_member import TO_B, B, restarted_behind_rela
 from tests.test_review44d_relays import until
 from troth.encoding import cbor
 from troth.errors import DecodeError, Unreachable
+from troth.limits import NOTICE_BURST, NOTICE_INTERVAL
 from troth.node.channel_ends import ChannelEnd
-from troth.node.no_route import NOTICE_BURST, NOTICE_INTERVAL, NoRouteNotices
+from troth.node.no_route import NoRouteNotices
 from troth.node.runtime import NodeRuntime
 from troth.routing import Address, RoutedMessage, parse_route
 from troth.routing.notice import no_route, parse_no_route
@@ -63,8 +64,10 @@ def direct_end(runtime: NodeRuntime) -> ChannelEnd:
 
 
 def test_a_flood_to_dead_addresses_gets_at_most_a_burst_of_notices(tmp_path: Path) -> None:
-    """a sends 50 packets to addresses the hub never served, over its connection, as fast as
-    it can: the hub answers a burst of them (`NOTICE_BURST`), not one notice each."""
+    """a sends 50 packets to addresses the hub serves no more, over its connection, as fast as
+    it can: the hub answers a burst of them (`NOTICE_BURST`), not one notice each. (Addresses
+    a's connection could reach there, as the connections of 50 peers gone that it talked to:
+    one it could not is not answered at all; review 50f, relays 3.)"""
 
     async def test(net: MemNet) -> None:
         hub = net.hub
@@ -72,8 +75,11 @@ def test_a_flood_to_dead_addresses_gets_at_most_a_burst_of_notices(tmp_path: Pat
         a = await net.member("a")
         link = direct_end(a)
         connection = link.peer_route[0]
+        at_hub = hub.tcp.connection(direct_end(hub).peer_route[0])
+        assert at_hub is not None
         for n in range(50):
             dead = Address("worker", f"tcp-gone-{n}")
+            at_hub.allow(dead)
             probe = RoutedMessage((connection, dead, Address("worker", "x")), (link.dec,), b"!")
             await a.router.route(probe)
         await until(lambda: hub.channels.counters.no_route_notices_sent >= NOTICE_BURST)
@@ -113,12 +119,39 @@ def test_the_stored_no_route_notice_is_the_documented_array() -> None:
         [dead.kind, dead.value],
         [sender.kind, sender.value],
     ]
-    assert parse_no_route(stored) == (dead, sender)
-    assert no_route(dead, sender) == stored
+    assert parse_no_route(stored) == ((dead,), (sender,))
+    assert no_route((dead,), (sender,)) == stored
     for bad in (
         stored[:-1],
-        cbor.encode(["troth.route.noroute", 2, ["worker", "a"], ["worker", "b"]]),
+        cbor.encode(["troth.route.noroute", 3, [["worker", "a"]], [["worker", "b"]]]),
         cbor.encode(["troth.route.noroute", 1, ["service", "a"], ["worker", "b"]]),
+    ):
+        with pytest.raises(DecodeError):
+            parse_no_route(bad)
+
+
+def test_the_stored_no_route_notice_passed_back_is_the_documented_array() -> None:
+    """Version 2 (review 50f, relays 2): a way and a sender route, not one address each; one
+    of one address each is only ever version 1."""
+    vector = VECTORS["no_route_notice_v2"]
+    stored = bytes.fromhex(vector["bytes"])
+    way, sender = parse_route(vector["way"]), parse_route(vector["sender"])
+    assert cbor.decode(stored) == [
+        "troth.route.noroute",
+        2,
+        [[a.kind, a.value] for a in way],
+        [[a.kind, a.value] for a in sender],
+    ]
+    assert parse_no_route(stored) == (way, sender)
+    assert no_route(way, sender) == stored
+    for bad in (
+        stored[:-1],
+        cbor.encode(["troth.route.noroute", 2, [["worker", "a"]], [["worker", "b"]]]),
+        cbor.encode(["troth.route.noroute", 2, [], [["worker", "a"], ["worker", "b"]]]),
+        cbor.encode(
+            ["troth.route.noroute", 2, [["worker", "a"]], [["relay", "b"], ["worker", "c"]]]
+        ),
+        cbor.encode(["troth.route.noroute", 2, [["worker", "a"]] * 17, [["worker", "b"]]]),
     ):
         with pytest.raises(DecodeError):
             parse_no_route(bad)

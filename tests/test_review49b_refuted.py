@@ -41,7 +41,7 @@ def test_a_notice_from_the_peer_past_the_hub_closes_nothing(tmp_path: Path) -> N
     async def test(net: MemNet) -> None:
         a, b, end = await a_and_b(net)
         (theirs,) = [e for e in b.channels.ends.values() if not e.channel.initiator]  # a's
-        notice = no_route(end.peer_route[1], end.dec)
+        notice = no_route(end.peer_route[1:2], (end.dec,))
         await b.router.route(RoutedMessage((theirs.enc, NOTICE_SERVICE), (), notice))
         await still_open(a, end)
 
@@ -62,7 +62,7 @@ def test_a_notice_from_the_hub_naming_another_hop_closes_nothing(tmp_path: Path)
             for e in hub.channels.ends.values()
             if e.direct and e.peer is not None and e.peer.identifier != end.peer.identifier
         ]
-        notice = no_route(Address("worker", "tcp-some-other"), end.dec)
+        notice = no_route((Address("worker", "tcp-some-other"),), (end.dec,))
         await hub.router.route(RoutedMessage((to_a.enc, NOTICE_SERVICE), (), notice))
         await still_open(a, end)
 
@@ -75,7 +75,7 @@ def test_a_notice_sent_unauthenticated_into_the_channel_closes_nothing(tmp_path:
 
     async def test(net: MemNet) -> None:
         a, _, end = await a_and_b(net)
-        notice = no_route(end.peer_route[1], end.dec)
+        notice = no_route(end.peer_route[1:2], (end.dec,))
         await a.router.route(RoutedMessage((end.dec,), (), notice))
         for route in ((NOTICE_SERVICE,), (end.dec, NOTICE_SERVICE)):
             with contextlib.suppress(TrothError):  # refused at the router: nothing closed

@@ -7,7 +7,7 @@ byte flipped or replaced, truncated, extended, a range deleted, duplicated or in
 and JSON also a drawn value at a drawn path, into nested CBOR bodies and JSON texts; some signed
 again with the vectors' fixed keys so the checks after the signature see hostile values) and
 feeds it to the public entry point that reads such bytes from a peer, a file or a member. The
-rule (src/troth/errors.py, src/troth/limits.py): the entry point answers, or raises one
+rule (src/troth/errors.py, src/troth/limits/): the entry point answers, or raises one
 TrothError subclass — never a bare KeyError, TypeError, IndexError, ValueError,
 UnicodeDecodeError, OverflowError, RecursionError, MemoryError, nor hangs. Where an answer
 means "valid", it must be for a semantically valid input (`typed(valid_if=...)`: the same

@@ -149,6 +149,9 @@ class ChannelCounters:
     no_route_notices_sent: int = 0
     """No-route notices sent: a packet from a peer named a `/worker/...` hop this node serves
     no more (troth.node.no_route; review 49b, relays 1)."""
+    no_route_notices_forwarded: int = 0
+    """No-route notices passed back, from the node at the other end of a connection, for a
+    packet that came to this node over another (review 50f, relays 2)."""
     closed_by_no_route: int = 0
     """Channels closed by a no-route notice from the node at the other end of their first hop."""
 

@@ -15,7 +15,23 @@ the other end of the stale channel's first hop: the one node that could already 
 packet of it. So it gives that node no power it lacked, and a frame no key made, or a notice
 from any other peer, closes nothing (issue #8: no unauthenticated word is taken for a peer's
 departure). A node sends at most `NOTICE_BURST` notices on a connection at once and regains
-one every `NOTICE_INTERVAL` s: packets sent to many dead addresses are not answered in kind.
+one every `NOTICE_INTERVAL` s (troth.limits): packets sent to many dead addresses are not answered
+in kind.
+
+Further along a chain of relays (a -> hub -> hub2 -> member), the packet that hub2 drops came
+from the hub, not from its sender: hub2 tells the hub (over its own channel with the node at the
+other end of that connection), and the hub passes it back to the node the packet came from
+before it, the same way, hop by hop to the sender (review 50f, relays 2). A node passes one on
+only from a channel whose peer is at the other end of the connection named the next hop of the
+way it names, toward a connection that may reach that connection (the packet could have gone
+that way: `AllowSet.allows`), under the budget of the connection it came from (so what a
+peer sends toward a connection that never reached it spends only its own), then that of the one
+it goes over, and puts the connection it came from before the way, so each way names every hop
+from the receiver's connection to the dead address. A
+sender closes its channel only when the way is the channel's own next hops there: each hop on it
+could already drop every packet of it, and no one else says anything a sender takes. Only a
+`/worker/...` address the packet's connection may reach is answered at all (review 50f, relays
+3; `Router.route`): a peer learns nothing of an address it could not send to.
 """
 
 from __future__ import annotations
@@ -24,10 +40,12 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Final
 
+from troth import limits
 from troth.channel import ChannelState
 from troth.errors import ChannelFailure, DecodeError, TrothError
+from troth.limits import MAX_NOTICE_BUCKETS, NOTICE_BURST, NOTICE_INTERVAL
 from troth.node.services.calls import forget_calls
-from troth.routing import Address, RoutedMessage, Source
+from troth.routing import Address, Route, RoutedMessage, Source
 from troth.routing.notice import NOTICE_SERVICE, no_route, parse_no_route
 from troth.transport.connection import Connection
 
@@ -35,17 +53,10 @@ if TYPE_CHECKING:
     from troth.node.channel_ends import ChannelEnd
     from troth.node.channels import ChannelManager
 
-__all__ = ["NOTICE_BURST", "NOTICE_INTERVAL", "NoRouteNotices"]
+__all__ = ["NOTICE_DETAIL", "NoRouteNotices"]
 
 log = logging.getLogger("troth.node.channels")
 
-NOTICE_BURST: Final = 4
-"""The most no-route notices a node sends back to back on one connection."""
-NOTICE_INTERVAL: Final = 1.0
-"""Seconds a connection takes to regain one notice past its burst."""
-MAX_NOTICE_BUCKETS: Final = 4096
-"""The most connections whose notice budgets are kept; past it, a full (refilled) one is
-dropped first, and with none full a notice is not sent (deny when in doubt)."""
 NOTICE_DETAIL: Final = "no route at the hub"
 """Why a channel closed by a notice closed (its waiting calls fail `Unreachable` with it)."""
 
@@ -57,21 +68,22 @@ class NoRouteNotices:
     def __init__(self, channels: ChannelManager) -> None:
         self._channels = channels
         self._budgets: dict[Address, tuple[float, float]] = {}  # connection: (level, at)
+        self._taken: dict[Address, tuple[float, float]] = {}  # what each passes back to us
         self._sending: set[asyncio.Task[None]] = set()
 
     # -- the node that dropped a packet ------------------------------------------------------
 
     def unroutable(self, message: RoutedMessage, source: Source) -> None:
-        """`message`, from `source`, was dropped for its next hop (a `/worker/...` address no
-        worker serves): tell its sender, when it is at the other end of the connection, has an
-        open channel with this node over it, and the connection's budget allows."""
+        """`message`, from `source`, was dropped for its next hop (a `/worker/...` address
+        `source` may reach that no worker serves): tell the node at the other end of the
+        connection, when this node has an open channel with it over it and the connection's
+        budget allows; it is the sender, or passes the notice back toward it."""
         route = message.return_route
-        # the sender is the node at the other end of the connection (its return route: the
-        # connection, then its own channel end); a message that came from further on (one a
-        # hub forwarded to this node) is not answered: its sender is not on this connection
-        if not isinstance(source, Connection) or len(route) != 2 or route[1].kind != "worker":
+        # the return route: the connection, then what the node before put there (its own
+        # connection the packet came over, and so on), the sender's channel end last
+        if not isinstance(source, Connection) or len(route) < 2 or not _local(route):
             return
-        via, sender = route[0], route[1]
+        via = route[0]
         # the budget first: finding the channel looks at every channel over the connection
         if not self.take(via, asyncio.get_running_loop().time()):
             return
@@ -79,10 +91,7 @@ class NoRouteNotices:
         if end is None:
             return
         self._channels.counters.no_route_notices_sent += 1
-        notice = RoutedMessage((end.enc, NOTICE_SERVICE), (), no_route(message.onward[0], sender))
-        task = asyncio.get_running_loop().create_task(self._send(notice))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
+        self._send(end, no_route((message.onward[0],), route[1:]))
 
     def _direct_end(self, via: Address) -> ChannelEnd | None:
         """An open channel of this node whose peer is at the other end of connection `via`."""
@@ -97,60 +106,119 @@ class NoRouteNotices:
         return None
 
     def take(self, via: Address, now: float) -> bool:
-        """Spend one notice of connection `via`'s budget at loop time `now`; False when it has
-        none."""
-        budgets = self._budgets
-        level, at = budgets.get(via, (float(NOTICE_BURST), now))
-        level = min(float(NOTICE_BURST), level + (now - at) / NOTICE_INTERVAL)
-        if via not in budgets and len(budgets) >= MAX_NOTICE_BUCKETS:
-            full = [k for k, (v, t) in budgets.items() if v + (now - t) / NOTICE_INTERVAL >= 1]
-            if not full:
-                return False
-            del budgets[full[0]]
-        if level < 1:
-            budgets[via] = (level, now)
-            return False
-        budgets[via] = (level - 1, now)
-        return True
+        """Spend one notice of connection `via`'s budget (what it is sent) at loop time `now`;
+        False when it has none."""
+        return _take(self._budgets, via, now)
 
     def forget(self, connection: Address) -> None:
-        """`connection` closed: its budget goes."""
+        """`connection` closed: its budgets go."""
         self._budgets.pop(connection, None)
+        self._taken.pop(connection, None)
 
-    async def _send(self, notice: RoutedMessage) -> None:
+    def _send(self, end: ChannelEnd, notice: bytes) -> None:
+        message = RoutedMessage((end.enc, NOTICE_SERVICE), (), notice)
+        task = asyncio.get_running_loop().create_task(self._route(message))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _route(self, notice: RoutedMessage) -> None:
         try:
             await self._channels.router.route(notice)
         except TrothError as exc:  # the channel closed meanwhile, or its way is congested
             log.debug("a no-route notice was not sent: %s", exc)
 
-    # -- the sender --------------------------------------------------------------------------
+    # -- a notice that came out of a channel -------------------------------------------------
 
     def received(self, end: ChannelEnd, message: RoutedMessage) -> None:
-        """A notice came out of `end`: close the stale channel it names when `end`'s peer is at
-        the other end of that channel's first hop (`direct`, the same connection), and the
-        address it names dead is the hop after it; anything else is dropped."""
+        """A notice came out of `end`: taken only when `end`'s peer is at the other end of its
+        connection (`direct`); then the stale channel it names is closed (a sender of one
+        address: this node's channel end), or it is passed back toward its sender (more)."""
         channels = self._channels
         try:
-            dead, sender = parse_no_route(message.payload)
+            way, sender = parse_no_route(message.payload)
         except DecodeError as exc:
             channels.note("%s: dropped a malformed no-route notice: %s", end.name, exc)
             return
-        if not end.direct or not end.peer_route or not sender.value.endswith(".dec"):
+        if not end.direct or not end.peer_route:
             channels.note("%s: dropped a no-route notice from a peer past a hop", end.name)
             return
-        stale = channels.ends.get(Address("worker", sender.value[: -len(".dec")] + ".enc"))
+        if len(sender) > 1:
+            self._pass_back(end, way, sender)
+        else:
+            self._close(end, way, sender[0])
+
+    def _close(self, end: ChannelEnd, way: Route, sender: Address) -> None:
+        """Close the channel whose end is `sender` when it runs over `end`'s connection and its
+        next hops there are `way` (the dead address last)."""
+        channels = self._channels
+        stale = None
+        if sender.value.endswith(".dec"):
+            stale = channels.ends.get(Address("worker", sender.value[: -len(".dec")] + ".enc"))
+        hops = len(way)
         if (
             stale is None
             or stale is end
             or stale.dec != sender
-            or len(stale.peer_route) < 2
+            or len(stale.peer_route) < 1 + hops
             or stale.peer_route[0] != end.peer_route[0]
-            or stale.peer_route[1] != dead
+            or stale.peer_route[1 : 1 + hops] != way
         ):
             channels.note("%s: dropped a no-route notice for no channel of ours", end.name)
             return
         peer = stale.peer.identifier if stale.peer else "?"
-        log.info("%s with %s closed: %s (%s)", stale.name, peer, NOTICE_DETAIL, dead)
+        log.info("%s with %s closed: %s (%s)", stale.name, peer, NOTICE_DETAIL, way[-1])
         channels.counters.closed_by_no_route += 1
         forget_calls(channels.router, stale.enc, f"{stale.name} closed: {NOTICE_DETAIL}")
         channels.close_end(stale, ChannelFailure.PEER_CLOSED, NOTICE_DETAIL)
+
+    def _pass_back(self, end: ChannelEnd, way: Route, sender: Route) -> None:
+        """Pass a notice from the node at the other end of `end`'s connection back over the
+        connection the packet came on (`sender[0]`), when that connection may reach `end`'s
+        (the way the packet went) and its budget allows, with `end`'s connection put first."""
+        channels = self._channels
+        ahead, back = end.peer_route[0], sender[0]
+        if len(way) >= limits.MAX_ROUTE_LENGTH or not channels.router.has(back):
+            channels.note("%s: dropped a no-route notice for no connection here", end.name)
+            return
+        # the budget of the connection it came from before the channel is looked for among
+        # every channel over `back`; `back`'s only once it is found to go a way the packet
+        # could have gone (what a peer sends toward another connection spends only its own)
+        now = asyncio.get_running_loop().time()
+        if not _take(self._taken, ahead, now):
+            return
+        out = self._direct_end(back)
+        source = out.source if out is not None else None
+        if (
+            out is None
+            or not isinstance(source, Connection)
+            or source.address != back
+            or not source.allows(ahead)
+        ):
+            channels.note("%s: dropped a no-route notice it could not pass back", end.name)
+            return
+        if not self.take(back, now):
+            return
+        channels.counters.no_route_notices_forwarded += 1
+        self._send(out, no_route((ahead, *way), sender[1:]))
+
+
+def _local(route: Route) -> bool:
+    """Whether every hop of `route` is node-local (`/worker/...`)."""
+    return all(address.kind == "worker" for address in route)
+
+
+def _take(budgets: dict[Address, tuple[float, float]], via: Address, now: float) -> bool:
+    """Spend one notice of connection `via`'s budget in `budgets` at loop time `now` (a burst
+    of `NOTICE_BURST`, one more each `NOTICE_INTERVAL` s); False when it has none."""
+    level, at = budgets.get(via, (float(NOTICE_BURST), now))
+    level = min(float(NOTICE_BURST), level + (now - at) / NOTICE_INTERVAL)
+    if via not in budgets and len(budgets) >= MAX_NOTICE_BUCKETS:
+        full = [k for k, (v, t) in budgets.items() if v + (now - t) / NOTICE_INTERVAL >= 1]
+        if not full:
+            return False
+        del budgets[full[0]]
+    if level < 1:
+        budgets[via] = (level, now)
+        return False
+    budgets[via] = (level - 1, now)
+    return True

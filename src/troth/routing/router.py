@@ -47,8 +47,9 @@ class Source(Protocol):
 Handler = Callable[[RoutedMessage, Source | None], Awaitable[None]]
 """A worker: gets the message (already past its own address) and its source (None: local)."""
 Unroutable = Callable[[RoutedMessage, Source], None]
-"""Told of a message from a source whose next hop is a node-local address (`/worker/...`) no
-worker serves, before it is dropped (troth.node.no_route: the no-route notice)."""
+"""Told of a message from a source whose next hop is a node-local address (`/worker/...`) the
+source may reach and no worker serves, before it is dropped (troth.node.no_route: the no-route
+notice; never for an address the source may not reach: review 50f, relays 3)."""
 
 
 class Transport(Protocol):
@@ -73,8 +74,9 @@ class Router:
         self._workers: dict[Address, Handler] = {}
         self._transports: dict[str, Transport] = {}
         self.unroutable: Unroutable | None = None
-        """Told of each message from a source dropped for a `/worker/...` next hop no worker
-        serves (docs/protocols.md, "Unanswered channels"; review 49b, relays 1)."""
+        """Told of each message from a source dropped for a `/worker/...` next hop the source
+        may reach and no worker serves (docs/protocols.md, "Unanswered channels"; review 49b,
+        relays 1; review 50f, relays 3)."""
 
     def register(self, address: Address, handler: Handler) -> None:
         """Serve `address` with `handler` (RoutingError when it is taken)."""
@@ -105,8 +107,8 @@ class Router:
             raise DecodeError("message has no onward route")
         hop = onward[0]
         if source is not None and not source.allows(hop):
-            if hop.kind == "worker" and hop not in self._workers:
-                self._unroutable(message, source)
+            # no notice: one would tell the source whether a node-local address it could never
+            # reach is served (review 50f, relays 3)
             raise RoutingError(f"{source.name} may not reach {hop}")
         handler = self._workers.get(hop)
         if handler is not None:
@@ -114,8 +116,8 @@ class Router:
             return
         transport = self._transports.get(hop.kind)
         if transport is None:
-            if source is not None and hop.kind == "worker":
-                self._unroutable(message, source)
+            if source is not None and hop.kind == "worker":  # one `source` may reach: it was
+                self._unroutable(message, source)  # there, and is no more
             raise RoutingError(f"no worker or transport for {hop}")
         if source is not None and hop.kind == "tcp":
             raise RoutingError(f"{source.name} may not open connections ({hop})")

@@ -25,7 +25,7 @@ from troth.channel.noise import CipherState
 from troth.channel.packets import TRANSPORT_FRAME
 from troth.channel.payloads import Kind, pack
 from troth.crypto import AeadAlgorithm
-from troth.routing import Address
+from troth.routing import Address, format_route
 from troth.routing.notice import no_route
 
 KEY = bytes(range(32))
@@ -34,6 +34,11 @@ DEAD = Address("worker", "tcp-h0123456789abcdef-0011223344556677")
 """The connection of a member gone from its hub, as the hub names an accepted one."""
 SENDER = Address("worker", "chan-8899aabbccddeeff.dec")
 """The sender's channel end that sent into it."""
+WAY = (Address("worker", "tcp-8899aabbccddeeff"), DEAD)
+"""A no-route notice's way one hop back (review 50f, relays 2): the connection it came over
+at the node it goes to, then the dead address."""
+SENDER_ROUTE = (Address("worker", "tcp-h89abcdef-7766554433221100"), SENDER)
+"""The sender route one hop back: the connection the packet came over there, then the end."""
 BATCH_MESSAGES = (b"the first message of this batch", b"the second message, a little longer")
 """Each at least MIN_BATCH_MESSAGE (31) bytes (review 47e, batch 1)."""
 
@@ -79,7 +84,12 @@ def vectors() -> dict[str, Any]:
         "no_route_notice": {
             "dead": str(DEAD),
             "sender": str(SENDER),
-            "bytes": no_route(DEAD, SENDER).hex(),
+            "bytes": no_route((DEAD,), (SENDER,)).hex(),
+        },
+        "no_route_notice_v2": {  # passed back one hop: the way and the sender two addresses
+            "way": format_route(WAY),
+            "sender": format_route(SENDER_ROUTE),
+            "bytes": no_route(WAY, SENDER_ROUTE).hex(),
         },
         "route_error": {
             "code": int(RouteProblem.RELAY_NOT_FOUND),

@@ -241,7 +241,7 @@ class AuthorityService:
         """A page: refused for a `since` outside the feed before anything is spent; at the
         feed's end, the shared page (`_tip_page`); else reused while the feed has not grown,
         the authority has not rotated and it is under FEED_REUSE s old, and signed anew for a
-        peer only within its own budget and its class's pool (limits.py: a peer cycling
+        peer only within its own budget and its class's pool (troth.limits: a peer cycling
         `since` values cannot make the node sign and read pages without end)."""
         latest = self.authority.store.revocation_tip()[0]
         if not 0 <= since <= latest:  # what feed_page refuses, refused before any budget

@@ -17,6 +17,10 @@ from __future__ import annotations
 
 from typing import Final
 
+# the gates' limits (troth.gates) are named in troth.limits.gates, and troth.limits' as these
+# (its `__all__`: review 50f, limits 4; tests/test_review50f_limits.py checks every one is)
+from troth.limits.gates import *  # noqa: F403
+
 # -- generic CBOR decoding (troth.encoding.cbor) ---------------------------------------------
 MAX_CBOR_BYTES: Final = 1 << 20
 """Largest CBOR document any decoder accepts (1 MiB)."""
@@ -351,155 +355,6 @@ MAX_INJECT_RULES: Final = 256
 MAX_JWKS_BYTES: Final = 64 * 1024
 """Largest JWKS document (JSON) `Jwks.parse` reads."""
 
-# -- gates: policy bundles and tool calls (troth.gates) ---------------------------------------
-MAX_POLICY_BUNDLE_BYTES: Final = 768 * 1024
-"""Largest signed policy bundle (with its signer's chain and history): it fits one service
-message (MAX_SERVICE_MESSAGE) with room for the request around it."""
-MAX_POLICY_TEXT: Final = 512 * 1024
-"""Longest Cedar policy text in a bundle (characters); 1,000 typical policies take ~150 KB."""
-MAX_CAVEATED_POLICY_TEXT: Final = 16 * 1024 * 1024
-"""Policy text an engine keeps in its copies of the bundle's policy set with a chain's caveats
-added (one per caveated chain, each a copy of the text with the chain's caveats): it keeps the
-latest whose texts, the caveats' included, add up to at most this (at most its cache's
-entries), and builds the others again at each call (review 41d, caveats 1: 4,096 copies of a
-400 KB text held 1.7 GB; review 43b, caveats 1: the caveats' text was not counted)."""
-MAX_CEDAR_NESTING: Final = 64
-"""Deepest bracket nesting of Cedar text (policies, a schema, a caveat) troth hands cedarpy:
-its parser recurses per bracket and kills the process at a few hundred levels (troth.gates.
-nesting); a caveat's parsed form stays well within Python's recursion limit at this depth."""
-MAX_CEDAR_OPERATORS: Final = 2048
-"""Most operators (`||`, `&&`, `.`, comparisons, arithmetic, `if`/`else`, `in`, `has`, ...,
-each character of one counted) in one Cedar statement (a policy, a schema declaration): the
-parser recurses once per link of an operator chain and kills the process at a few thousand
-(troth.gates.nesting). A list of ~300 `||`-joined comparisons fits; a longer one is a set."""
-MAX_CEDAR_ANCESTORS: Final = 65_536
-"""Most (declaration, ancestor) pairs a schema fragment's hierarchy holds (each entity type and
-action with all of its ancestors through `in`): Cedar builds every pair, a few hundred bytes
-each, and a chain of n declarations has n²/2 of them — a 64 KiB chain took 1-2 GB (review
-22f; troth.gates.nesting). 2,000 types in one group are 2,000; this bound is at most ~40 MB."""
-MAX_CEDAR_ENVIRONMENTS: Final = 4096
-"""Most request environments a schema fragment's actions make (for each action, its principal
-types times its resource types, `appliesTo`): Cedar's validator checks every policy that does
-not name its action once in each (~1.2 µs), so one action for 1,000 x 1,000 types made each
-policy take ~1.2 s, and 2,500 x 2,500 ~9 s and 1.6 GB (review 22f; troth.gates.nesting). The
-tools' and services' actions (MAX_TOOLS, MAX_SERVICES) make one each."""
-MAX_CEDAR_TYPE_NODES: Final = 16_384
-"""Most type nodes a schema fragment's types make with its common types expanded (each name in
-a type position, plus what a common type it names expands to; troth.gates.nesting): Cedar
-expands each `type` wherever it is used, and its schema parser and validator walk every
-expansion — 30 common types each a record of two of the one before (812 bytes) took ~8 s to
-parse, each one more doubling it, and a context of 64 uses of 2^17 nodes made one `==` in a
-policy take ~0.7 s (review 22h). A 64 KiB schema written out flat has fewer."""
-MAX_CEDAR_TYPE_TEXT: Final = 1 << 18
-"""Longest printed form of one type a schema fragment declares, its common types expanded (an
-upper bound read from the text: troth.gates.nesting, `largest_type_text`). A validation error
-names an operand of the wrong type by its whole type, as Cedar prints it (`expected Long but
-saw {b0: {aaaa...: Long}, ...}`): a 33 KB fragment (a common type of one 10,000-character
-attribute, a context of 3,000 attributes of it, within MAX_CEDAR_TYPE_NODES) printed 30 MB in
-each such message, and 40 of them took the process over 1 GiB, where cedarpy aborts (review 25,
-gates 1). A fragment written out flat prints within ~2x its text; this bound is 4x
-MAX_POLICY_SCHEMA_TEXT."""
-MAX_CEDAR_ACTION_PAIRS: Final = 1 << 26
-"""Most (request environment, action) pairs Cedar's validator walks for a bundle's policies:
-the composed schema's environments times (1 + the descendants of each action group an `in`
-names), ~6 ns a pair: ~0.4 s here (review 22h, gates 6; docs/policy.md, "Nesting and size").
-100 tools in `invoke` allow MAX_POLICIES policies `action in Action::"invoke"` (512: ~250)."""
-MAX_CEDAR_COMPARED_NODES: Final = 1 << 24
-"""Most type nodes Cedar's validator may walk comparing two non-literal values in a bundle's
-policies: environments x the largest record type (expanded) x such comparisons (`==`, `!=`,
-`.contains*`, `if` branches, set elements), ~80-120 ns a node: ~1.5-2 s here (review 22h,
-gates 5; docs/policy.md, "Nesting and size"). A comparison with a literal is not counted."""
-MAX_CEDAR_CHECKED_NODES: Final = 1 << 24
-"""Most (request environment, policy node) pairs Cedar's validator typechecks for a bundle
-(~80-130 ns a node; a node counts once more for each `has`/`.hasTag` proven before it, a
-function's string argument a node per 8 characters, an environment a policy is not checked
-in 10 nodes): ~1.3-2.2 s here, where 4,096 environments and one 80 KB set literal took ~13 s
-(reviews 22i, 22j; measurements in docs/policy.md, "Nesting and size")."""
-MAX_CEDAR_INPROCESS_WORK: Final = 1 << 30
-"""Most request environments x policy text length² (characters) whose Cedar validation runs
-in the calling process; above it, in a child under MAX_CEDAR_VALIDATION_CPU_SECONDS and
-MAX_CEDAR_VALIDATION_BYTES (troth.gates.validate_child). The validator's worst case is ~0.5 ns
-x environments x text²/3 (an error per ~3 characters): ~0.18 s at this bound (review 22j,
-gates 5); the child costs ~0.07 s to start, so a bundle of a few tools stays in-process up to
-~16 KiB of policies (docs/policy.md, "Nesting and size")."""
-MAX_CEDAR_INPROCESS_MESSAGES: Final = 1 << 24
-"""Most text of the types a bundle's validation errors may name (an upper bound read before
-Cedar runs: troth.gates.policies, `_quoted_text`) for its Cedar validation to run in the calling
-process; above it, in the child process (MAX_CEDAR_VALIDATION_BYTES), as over
-MAX_CEDAR_INPROCESS_WORK. cedarpy holds the messages, and Python a copy (a few times this
-bound at most; review 25, gates 1)."""
-MAX_CEDAR_VALIDATION_OUTPUT: Final = 1 << 22
-"""Most bytes of the validating child's output the parent reads: past it the bundle is refused
-(OVER_LIMIT) unread, not its messages decoded and kept (review 25, gates 2)."""
-MAX_POLICY_MESSAGE_TEXT: Final = 2048
-"""Longest validation message a PolicyError keeps (characters; a longer one is cut, saying how
-much was left out): a message names whole types (MAX_CEDAR_TYPE_TEXT; review 25, gates 1-2)."""
-MAX_POLICY_MESSAGES: Final = 256
-"""Most validation messages a PolicyError keeps (the count of the others is the last one)."""
-CEDAR_RETRY_FIRST_SECONDS: Final = 30
-"""A stored bundle whose policies could not be checked (PolicyNotChecked: the validating child
-did not start, missed its wall-clock wait, or was killed before its CPU limit) is tried again
-no sooner than this after the first failure, then after twice as long each time up to
-CEDAR_RETRY_MAX_SECONDS (`BundleStore.reload`): a bundle whose child the out-of-memory killer
-ends every time does not cost a child at each reload (review 26c, gates 2)."""
-CEDAR_RETRY_MAX_SECONDS: Final = 900
-"""The longest wait between two tries of a bundle whose policies could not be checked."""
-MAX_CEDAR_VALIDATION_CPU_SECONDS: Final = 8
-"""CPU time (RLIMIT_CPU) of the child process validating a policy text over
-MAX_CEDAR_INPROCESS_WORK: a bundle whose validation takes longer is refused (OVER_LIMIT).
-Cedar spends time per validation error in proportion to the whole text, which no count bounds
-before it runs: an invalid 400 KB policy of 100 failing terms in 4,096 environments took
-~26 s, a 490 KB comment and 40 failing policies ~13.5 s (review 22j, gates 5). The cost
-model's bounds keep a valid bundle's validation to ~0.4-2.2 s each (MAX_CEDAR_ACTION_PAIRS,
-_COMPARED_NODES, _CHECKED_NODES; under ~5 s if one bundle reached all three), so a bundle
-that passes them fits, with room for a slower machine."""
-MAX_CEDAR_VALIDATION_BYTES: Final = 1 << 30
-"""Address space (RLIMIT_AS) of the validating child process: Python and cedarpy take ~30 MB,
-validating 4,000 failing policies (~300 KB) 60-80 MB; the attack tests of reviews 22f-22j run
-their whole compile within 1 GiB."""
-CEDAR_VALIDATION_TIMEOUT_SECONDS: Final = 30
-"""Wall-clock time the parent waits for the validating child process (a second guard, for a
-child that does not run: on a loaded machine CPU time accrues slower than wall time); the
-child is then killed and the bundle refused (OVER_LIMIT)."""
-MAX_POLICIES: Final = 4096
-"""Most policies in a bundle."""
-MAX_POLICY_SCHEMA_TEXT: Final = 64 * 1024
-"""Longest Cedar schema fragment in a bundle (characters)."""
-MAX_POLICY_ID_TEXT: Final = 128
-"""Longest policy `@id`."""
-MAX_TOOLS: Final = 512
-"""Most tools a bundle declares."""
-MAX_TOOL_NAME: Final = 128
-"""Longest tool, service, method or secret name (MCP's tool-name limit, SEP-986)."""
-MAX_TOOL_SCHEMA_BYTES: Final = 16 * 1024
-"""Largest JSON input schema of one tool (canonical JSON bytes)."""
-MAX_TOOL_SCHEMA_DEPTH: Final = 8
-"""Deepest nesting of objects and arrays in a tool's input schema."""
-MAX_UPSTREAM_SCHEMA_DEPTH: Final = 64  # JSON nesting of a schema an MCP gate reads (49o, mcp 1)
-MAX_TOOL_PROPERTIES: Final = 64
-"""Most properties of one object in a tool's input schema."""
-MAX_SERVICES: Final = 64
-"""Most services a bundle declares, and most methods per service."""
-MAX_TOOL_ARGUMENTS_BYTES: Final = 1 << 20
-"""Largest tool-call arguments a gate decides on (their JSON; MCP messages are smaller)."""
-MAX_POLICY_BUNDLE_TTL: Final = 90 * 86_400
-"""Longest a policy bundle may be valid (issued_at to expires_at)."""
-MAX_POLICY_REVISION: Final = (1 << 53) - 1
-"""Highest policy bundle revision (exact in JSON numbers and in SQLite's INTEGER)."""
-MAX_MEMBER_POLICY_REVISION: Final = (1 << 52) - 1
-"""Highest revision a policy-admin (a member) may sign: the authority can always sign a higher
-one, so a revoked admin's bundle at the top of the member range never locks it out."""
-MAX_POLICY_SUBSCRIBERS: Final = 1024
-"""Peers one node pushes new bundle revisions to (one subscription per peer and authority;
-past it, a peer still pulls on its maintenance rounds), unless the peer's authority holds less
-than its share (troth.node.shares): at most twice this."""
-MAX_POLICY_PUSHES: Final = 16
-"""Bundle pushes one node has in flight at once (the others wait their turn)."""
-MAX_POLICY_CONFLICTS_SEEN: Final = 16
-"""Same-revision conflicts (revision, kept digest, other digest) one bundle store remembers per
-authority, so a replay of a bundle it already refused for one costs its decoding and is not
-logged again (review 43b, bundles 2); past it, the memory of that authority starts over."""
-
 # -- MCP over secure channels (troth.node.services.mcp) ---------------------------------------
 MAX_MCP_FRAME: Final = MAX_SERVICE_MESSAGE - 2048
 """Largest MCP frame (one JSON-RPC message and its header) either side sends or accepts: a
@@ -759,6 +614,16 @@ MAX_OWN_RELAYS_FILE_BYTES: Final = MAX_OWN_RELAYS * (
 )
 """Largest own-relays.json (every relay route at its longest, with its identifier: a relay
 route is at most MAX_ROUTE_LENGTH hops, `kept_relays` refuses more; one hop of room)."""
+
+# -- no-route notices (troth.node.no_route; docs/protocols.md, "Unanswered channels") ---------
+NOTICE_BURST: Final = 4
+"""The most no-route notices a node sends back to back over one connection (those it passes
+back included), and takes back to back from one to pass back."""
+NOTICE_INTERVAL: Final = 1.0
+"""Seconds a connection takes to regain one notice past its burst (NOTICE_BURST)."""
+MAX_NOTICE_BUCKETS: Final = 4096
+"""The most connections whose notice budgets a node keeps (each kind); past it, a full
+(refilled) one is dropped first, and with none full a notice is not sent (deny when in doubt)."""
 
 # -- pinned routes (troth.node.pins) ---------------------------------------------------------
 MAX_ROUTE_PINS: Final = 64

@@ -1,0 +1,39 @@
+"""Review 50f, limits 4: `troth.limits` became a package (its one module was at the 800-line
+cap); the gates' limits are named in `troth.limits.gates`, and `troth.limits` stays the one
+place every hard limit is named: each limit a submodule names is `troth.limits`' own, the very
+object, and in the submodule's `__all__` (what `troth.limits` takes)."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Any
+
+import troth.limits
+from troth import limits
+
+
+def _named(module: Any) -> set[str]:
+    """The upper-case names a module defines (its limits)."""
+    return {name for name in vars(module) if name.isupper() and not name.startswith("_")}
+
+
+def test_every_limit_of_a_submodule_is_troth_limits_own() -> None:
+    submodules = [
+        importlib.import_module(f"troth.limits.{info.name}")
+        for info in pkgutil.iter_modules(troth.limits.__path__)
+    ]
+    assert [module.__name__ for module in submodules] == ["troth.limits.gates"]
+    for module in submodules:
+        assert set(module.__all__) == _named(module), module.__name__
+        for name in module.__all__:
+            assert getattr(limits, name) is getattr(module, name), name
+
+
+def test_the_gates_limits_are_read_where_they_always_were() -> None:
+    """A few of those the gates read (`limits.X`, `from troth.limits import X`)."""
+    from troth.limits import MAX_POLICY_BUNDLE_BYTES, MAX_TOOL_ARGUMENTS_BYTES
+
+    assert MAX_POLICY_BUNDLE_BYTES == 768 * 1024 < limits.MAX_SERVICE_MESSAGE
+    assert MAX_TOOL_ARGUMENTS_BYTES == limits.MAX_TOOL_ARGUMENTS_BYTES
+    assert limits.MAX_MCP_FRAME == limits.MAX_SERVICE_MESSAGE - 2048
