@@ -316,7 +316,7 @@ def _revision(value: Any) -> int:
 
 
 def _check_revision(revision: int, *, by_authority: bool) -> None:
-    """A member's revision stays below the authority's range (limits.py)."""
+    """A member's revision stays below the authority's range (troth.limits)."""
     top = limits.MAX_POLICY_REVISION if by_authority else limits.MAX_MEMBER_POLICY_REVISION
     if not 1 <= revision <= top:
         raise PolicyError(
