@@ -62,8 +62,8 @@ class DueWatch:
             await asyncio.sleep(DUE_POLL)
             try:
                 await self.poll()
-            except TrothError as exc:  # logged, tried again next poll
-                log.warning("marks due a sync: %s", exc)
+            except Exception:  # logged, tried again next poll (as a maintenance step is)
+                log.exception("marks due a sync")
 
     async def poll(self) -> None:
         """Read the marks; sync the feed of each authority marked whose wait is over."""
@@ -81,6 +81,8 @@ class DueWatch:
                 await self._sync(authority)
             except TrothError as exc:
                 log.warning("the feed of %s, due a sync, was not synced: %s", authority, exc)
+            except Exception:  # (its wait doubles all the same: no sync at every poll)
+                log.exception("the feed of %s, due a sync, was not synced", authority)
             if authority in trust.due:  # failed, or a revoker still holds its mark
                 wait = min(max(2 * wait, DUE_POLL), DUE_RETRY_MAX)
                 self._waits[authority] = (self.time() + wait, wait)
