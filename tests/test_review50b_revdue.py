@@ -20,7 +20,7 @@ import pytest
 
 import troth
 import troth.node.traces
-from tests.support.cli import run
+from tests.support.cli import run, troth_process
 from tests.support.revocation import (
     echo_as_sub,
     refused_as_revoked,
@@ -69,6 +69,39 @@ def test_a_running_node_refuses_what_a_killed_revoker_revoked_before_its_round(
             time.sleep(0.2)
         assert _marks("agents", identifier) == 0  # its daemon synced, and cleared it
         refused_as_revoked(route, chain, monkeypatch)
+    finally:
+        run("node", "stop", "agents")
+
+
+@pytest.mark.parametrize("command", ["revoke credential", "authority members remove"])
+def test_a_running_node_refuses_what_a_revoker_killed_after_the_commit_revoked(
+    command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`troth revoke credential` (of the link `agents` delegated to `sub`) or `troth authority
+    members remove` (of `agents`, whose credential the chain extends), the process really
+    killed right after the authority's commit (crash point `authority.revoke.after-commit`):
+    the daemon running `agents`, never told, found its mark, synced and refuses the chain."""
+    chain, route = sub_chain_and_running_agents()
+    try:
+        assert echo_as_sub(route, monkeypatch) == "hi"
+        with troth.Node.open("agents") as agents:
+            member = str(agents.identity.identifier)
+        with troth.Node.open("hub") as hub:
+            identifier = hub.authority().identifier
+        args: tuple[str, ...]
+        if command == "revoke credential":
+            args = ("revoke", "credential", chain.id.hex(), "--authority", "hub")
+        else:
+            args = ("authority", "members", "remove", member, "--authority", "hub")
+        troth_process(*args, crash="authority.revoke.after-commit")
+        with troth.Node.open("hub") as hub:
+            assert hub._stored.authority().store.revocation_tip()[0] >= 1  # taken
+        deadline = time.monotonic() + 20  # (well below the 30-s round: the poll is every 1 s)
+        while _marks("agents", identifier) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _marks("agents", identifier) == 0
+        with pytest.raises(troth.ChannelError, match="revoked"):
+            echo_as_sub(route, monkeypatch)
     finally:
         run("node", "stop", "agents")
 
