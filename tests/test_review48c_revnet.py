@@ -82,11 +82,11 @@ def test_troth_authority_members_remove_tells_the_running_local_nodes(
     """`troth authority members remove` revokes the member's credentials: it tells the nodes
     running here (`tell_local_nodes`, whose effect the tests above show), as the other
     revocations on this machine do."""
-    import troth.cli.authority_cmds
+    import troth.node.traces  # (the CLI's `remove_member_as_authority` tells them)
 
     told: list[tuple[str, str]] = []
     monkeypatch.setattr(
-        troth.cli.authority_cmds,
+        troth.node.traces,
         "tell_local_nodes",
         lambda node, authority: told.append((node.name, str(authority))),
     )

@@ -6,8 +6,9 @@ killed between the two leaves the other nodes holding their copies of the feed a
 admitting what was revoked until their next maintenance round. Review 48m's mark
 (`feed_syncs_due`, troth.node.syncdue) covers the revoker's own node's copy in a link
 revocation, not the other nodes' copies; and a running daemon reads its marks only at its feed
-refresh, so marking the other nodes' stores alone would not close this: left open, the test
-says what is missing."""
+refresh, so marking the other nodes' stores alone would not close this. Closed by review 50b
+(troth.node.localdue marks them before the commit; troth.node.duewatch has a running node read
+its marks every second: tests/test_review50b_revdue.py runs it against a real daemon)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,6 @@ import troth
 import troth.node.traces
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 49l, revdue 1: the other nodes here are not marked due before the commit",
-)
 @pytest.mark.parametrize("what", ["credential", "identity"])
 def test_a_revocation_killed_before_the_other_nodes_are_told_leaves_them_due(
     what: str, monkeypatch: pytest.MonkeyPatch

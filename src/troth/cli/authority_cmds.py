@@ -24,7 +24,7 @@ from troth.identity import Identifier
 from troth.limits import DEFAULT_REVOCATION_QUOTA
 from troth.node import init_node, open_node
 from troth.node.authorities import ticket_address
-from troth.node.traces import tell_local_nodes
+from troth.node.traces import remove_member_as_authority
 
 ATTR_HELP = "key=value to grant (repeat the option; repeat a key for a set of values)."
 REASON_HELP = "Why (recorded in the signed revocation feed)."
@@ -295,9 +295,9 @@ def members_remove(member: str, authority_ref: str, reason: str, reporter: Repor
     """Stop issuing to member IDENTITY and revoke its unexpired credentials."""
     identifier = reporter.names.identifier(member)
     with open_authority_node(reporter.names, authority_ref) as node:
-        authority = node.authority()
-        revoked = authority.remove_member(identifier, now=CLOCK.now(), reason=reason)
-        tell_local_nodes(node, authority.identifier)  # the nodes running here refuse them
+        revoked = remove_member_as_authority(
+            node, node.authority(), identifier, reason=reason, clock=CLOCK
+        )
     data = {"removed": str(identifier), "revoked_credentials": [r.hex() for r in revoked]}
     reporter.result(
         data, f"removed {reporter.label(identifier)}; revoked {len(revoked)} credential(s)"

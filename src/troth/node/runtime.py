@@ -53,6 +53,7 @@ from troth.node.channel_ends import ChannelEnd, caller_of
 from troth.node.channel_opening import ChannelOpening, Transport
 from troth.node.channels import LISTENER, ChannelLimits, ChannelManager
 from troth.node.composition import compose
+from troth.node.duewatch import DueWatch
 from troth.node.links import Backoff, Link, LinkRow, Links
 from troth.node.membership import AUTHORITY, REFRESH_MARGIN
 from troth.node.node import Node
@@ -207,6 +208,7 @@ class NodeRuntime(ChannelOpening, Upkeep):
             listener = Listener(addresses=frozenset({LISTENER}), kinds=frozenset({"relay"}))
             self.listening = await self.tcp.listen(listen[0], listen[1], listener)
         self._spawn(self._maintain())
+        self._spawn(DueWatch(self).run())  # marks due a sync (review 50b, revdue 1)
         if self.trust.hosted is not None:
             self._spawn(self._watch_hosted())
         policy = self.host.services.get("policy")

@@ -36,6 +36,7 @@ from troth.crypto import sha256
 from troth.errors import AuthorityError, StorageError, TraceError, TraceFailure, TrothError
 from troth.identity import Identifier
 from troth.node.authorities import home_of, is_local, sync_from
+from troth.node.localdue import local_nodes_due
 from troth.node.node import Node, list_nodes
 from troth.node.syncdue import sync_due_while
 from troth.trace.adapters import delegation_content, revocation_content
@@ -49,6 +50,7 @@ __all__ = [
     "escalating_agent",
     "hold_revocation",
     "record_revocation",
+    "remove_member_as_authority",
     "resolve_escalation",
     "revoke_as_authority",
     "revoke_link_at",
@@ -188,15 +190,23 @@ def revoke_as_authority(
     clock: Clock,
 ) -> int:
     """The authority `node` hosts revokes a credential (`target`: its hash) or an identity, and
-    records it, signed by the authority; the feed entry's seq."""
+    records it, signed by the authority; the feed entry's seq. The other nodes here that
+    trust it are marked due a sync of its feed before it commits (`local_nodes_due`: a
+    process killed before `tell_local_nodes` leaves the marks, and they sync it soon:
+    review 50b, revdue 1)."""
     now = clock.now()
-    if isinstance(target, Identifier):
-        seq = authority.revoke_identity(target, now=now, reason=reason)
-        what, text = "identity", str(target)
-    else:
-        seq = authority.revoke_credential(target, now=now, reason=reason)
-        what, text = "credential", target.hex()
     me = authority.identifier
+    with local_nodes_due(node, me, now=now) as due:  # before the commit (review 50b, revdue 1)
+        try:
+            if isinstance(target, Identifier):
+                seq = authority.revoke_identity(target, now=now, reason=reason)
+                what, text = "identity", str(target)
+            else:
+                seq = authority.revoke_credential(target, now=now, reason=reason)
+                what, text = "credential", target.hex()
+        except AuthorityError:  # refused: the authority took nothing
+            due.clear()
+            raise
     try:
         record_revocation(
             node, str(me), what, text, authority=me, reason=reason, seq=seq, clock=clock
@@ -204,6 +214,25 @@ def revoke_as_authority(
     finally:  # recorded or not, the revocation stands: the nodes running here learn it
         tell_local_nodes(node, me)
     return seq
+
+
+def remove_member_as_authority(
+    node: Node, authority: Authority, member: Identifier, *, reason: str, clock: Clock
+) -> list[bytes]:
+    """The authority `node` hosts removes `member` (`Authority.remove_member`: its credentials
+    revoked), the other nodes here that trust it marked due a sync of its feed before it
+    commits (`local_nodes_due`: review 50b, revdue 1), then the daemons running them told
+    (`tell_local_nodes`); the credentials' ids."""
+    me = authority.identifier
+    now = clock.now()
+    with local_nodes_due(node, me, now=now) as due:
+        try:
+            revoked = authority.remove_member(member, now=now, reason=reason)
+        except AuthorityError:  # not a member: the authority took nothing
+            due.clear()
+            raise
+    tell_local_nodes(node, me)  # the nodes running here refuse them
+    return revoked
 
 
 def revoke_link_at(
@@ -254,18 +283,27 @@ def revoke_link_recorded(
     revoked). The node's copy of the feed is marked due before the authority is asked, and
     the mark cleared once it holds the entry (troth.node.syncdue): a process killed between
     the authority's commit and the sync leaves the mark, and the node syncs that feed before
-    it hands out a chain of that authority again (review 48m, revcrash 2)."""
+    it hands out a chain of that authority again (review 48m, revcrash 2); the other nodes
+    here that trust it are marked as well (`local_nodes_due`: review 50b, revdue 1)."""
     identifier = authority.identifier
     address = node.wallet.trusted().get(identifier) or ""
     here = address if is_local(address) else ""  # (on this machine: its node is found)
     with sync_due_while(node, identifier, address=here, now=clock.now()) as due:
-        try:
-            seq = revoke_link_at(
-                node, ref, authority, credential_hash, chain=chain, reason=reason, now=clock.now()
-            )
-        except AuthorityError:  # refused: the authority took nothing
-            due.clear()
-            raise
+        with local_nodes_due(node, identifier, now=clock.now()) as others:
+            try:
+                seq = revoke_link_at(
+                    node,
+                    ref,
+                    authority,
+                    credential_hash,
+                    chain=chain,
+                    reason=reason,
+                    now=clock.now(),
+                )
+            except AuthorityError:  # refused: the authority took nothing
+                others.clear()
+                due.clear()
+                raise
         try:
             not_held: StorageError | None = None
             try:

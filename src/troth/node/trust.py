@@ -75,8 +75,9 @@ class NodeTrust:
         self.anchors: frozenset[Identifier] = frozenset()
         self.feeds: dict[Identifier, VerifiedFeed] = {}
         self.due: frozenset[Identifier] = frozenset()
-        """The authorities whose feed a link revocation made here left due a sync (the store's
-        marks, read at each feed refresh: `read_due`): their chains a peer presents are judged
+        """The authorities whose feed a revocation made on this machine left due a sync (the
+        store's marks, read at each feed refresh and every `DUE_POLL` s, troth.node.duewatch:
+        `read_due`; review 50b, revdue 1): their chains a peer presents are judged
         by none of this node's decisions until it is synced (`_judge`: fail closed; review
         48w, duepeer 1)."""
         self.routes: dict[Identifier, str] = {}
@@ -159,7 +160,8 @@ class NodeTrust:
 
     def read_due(self) -> None:
         """Read which authorities' feeds link revocations made here left due a sync (`due`;
-        one query, at each feed refresh: the decisions themselves read memory only)."""
+        one query, at each feed refresh and every `DUE_POLL` s: the decisions themselves read
+        memory only)."""
         due = frozenset(Identifier(digest) for digest, _ in self.node.wallet.store.syncs_due())
         if due != self.due:
             self.due = due
@@ -381,7 +383,7 @@ class NodeTrust:
             if credential.authority in due:  # the held feed may predate a revocation made here
                 dropped_reasons.append(  # (review 48w, duepeer 1)
                     f"a credential from {credential.authority}: its feed is due a sync after a "
-                    f"link revocation made on {self.node.name}; wait for this node's copy of "
+                    f"revocation made on this machine; wait for {self.node.name}'s copy of "
                     "its feed to be synced"
                 )
                 continue
