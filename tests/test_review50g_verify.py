@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.support.cli import run, run_json
 
 
@@ -28,10 +26,6 @@ def _histories(tmp_path: Path) -> tuple[Path, Path]:
     return before, after
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 50g, verify 1: identity verify --node stored nothing: a stale backup valid",
-)
 def test_a_verified_rotation_refuses_the_stale_backup_after_it(tmp_path: Path) -> None:
     before, after = _histories(tmp_path)
     run("node", "init", "desk")

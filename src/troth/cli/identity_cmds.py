@@ -288,7 +288,8 @@ def export(ref: str, out: str, node_name: str, reporter: Reporter) -> None:
     metavar="NODE",
     help="Also require the history to extend this node's stored copy (no fork, no rollback) and "
     "not be superseded in a feed the node holds (a trusted authority's own history: in its own "
-    "feed); a checkpointed history is attested by that copy or by a fresh feed the node holds.",
+    "feed); a checkpointed history is attested by that copy or by a fresh feed the node holds. "
+    "A valid history that extends the stored copy replaces it (an unknown one is not stored).",
 )
 @json_command
 def verify(file: str, node_name: str | None, reporter: Reporter) -> None:
