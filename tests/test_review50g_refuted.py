@@ -18,6 +18,9 @@ is refused, and the held feed is unchanged.
 
 Refuted 4: a member replaying its enrollment (the same ticket, within its window) after its
 credential was revoked gets the same, revoked credential back: never a fresh one.
+
+Refuted 5: a genuine channel session recorded (handshake and data) and replayed to a fresh end
+opens nothing and delivers nothing.
 """
 
 from __future__ import annotations
@@ -30,9 +33,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.channels import T, dropped, make_world
 from tests.support.cli import run
 from tests.support.enroll import acme_and_agent, enroll_in_process
 from troth import enrollment
+from troth.channel import ChannelState, DropReason, Established, Received, SecureChannel
 from troth.clock import FixedClock
 from troth.credentials import CredentialChain
 from troth.errors import AuthorityError, CredentialError, CredentialFailure
@@ -186,3 +191,43 @@ def test_an_enrollment_replayed_after_its_credential_was_revoked_gets_it_back_re
         assert again.encode() == issued.encode()  # no fresh credential, no second use
         held = sync_from(agent, authority, now=now + 3)
         assert held.credential_revoked(credential)
+
+
+def test_a_genuine_handshake_transcript_replayed_opens_nothing() -> None:
+    """Refuted 5: every packet alice sent in a genuine session (her handshake messages, then
+    data), recorded and replayed in order to a fresh responder of bob, opens no channel and
+    delivers nothing; bob's packets replayed to a fresh initiator of alice neither (the Noise
+    handshake binds each side's fresh ephemeral key)."""
+    world = make_world()
+    a = SecureChannel.initiate(
+        me=world.alice.me((world.credential(world.alice),)), trust=world.trust()
+    )
+    b = world.responder()
+    from_a: list[bytes] = []
+    from_b: list[bytes] = []
+    for _ in range(10):
+        to_b, to_a = a.outgoing(), b.outgoing()
+        if not to_b and not to_a:
+            break
+        from_a += [bytes(sent) for sent in to_b]  # a copy: a buffer may be reused
+        from_b += [bytes(sent) for sent in to_a]
+        for sent in to_b:
+            b.receive(sent, T + 1)
+        for sent in to_a:
+            a.receive(sent, T + 1)
+    assert a.state is b.state is ChannelState.OPEN
+    a.send(b"genuine")
+    from_a += [bytes(sent) for sent in a.outgoing()]
+    assert b.receive(from_a[-1], T + 1) == [Received(b"genuine")]
+
+    fresh_b = world.responder()
+    seen_b = [event for sent in from_a for event in fresh_b.receive(sent, T + 2)]
+    fresh_a = SecureChannel.initiate(
+        me=world.alice.me((world.credential(world.alice),)), trust=world.trust()
+    )
+    fresh_a.outgoing()  # its own first message, with a new ephemeral key
+    seen_a = [event for sent in from_b for event in fresh_a.receive(sent, T + 2)]
+    for fresh, seen in ((fresh_b, seen_b), (fresh_a, seen_a)):
+        assert fresh.state is not ChannelState.OPEN
+        assert not [e for e in seen if isinstance(e, Established | Received)]
+        assert DropReason.UNDECRYPTABLE in dropped(seen)  # the replayed handshake message
