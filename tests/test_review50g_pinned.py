@@ -75,7 +75,6 @@ def nodes(troth_home: Path) -> Identifier:
     return identifier
 
 
-@pytest.mark.xfail(strict=True, reason="review 50g, pinned 1: a pinned peer's history not kept")
 def test_a_pinned_peers_stale_backup_is_refused_once_its_rotation_was_seen(
     troth_home: Path, tmp_path: Path, nodes: Identifier
 ) -> None:
