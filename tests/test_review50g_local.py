@@ -14,8 +14,6 @@ import sqlite3
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.support.cli import run
 from troth.node import open_node
 from troth.node.authorities import sync_from
@@ -25,7 +23,6 @@ def _db(home: Path, name: str) -> Path:
     return home / "nodes" / name / "node.db"
 
 
-@pytest.mark.xfail(strict=True, reason="review 50g, local 1: a superseded local identity not shown")
 def test_a_restored_node_is_told_its_identity_is_superseded(
     troth_home: Path, tmp_path: Path
 ) -> None:

@@ -390,6 +390,18 @@ def check_not_superseded(node: Node, identity: VerifiedIdentity) -> None:
         feed.check_current(identity)
 
 
+def superseded_reason(node: Node, identity: VerifiedIdentity) -> str | None:
+    """Why a feed `node` holds says `identity`'s history is superseded (`check_not_superseded`'s
+    refusal), else None. For a local identity: the node runs a copy older than the history
+    its owner announced, or a fork of it (a restored node.db, a clone), and what it signs is
+    refused wherever that feed is held (review 50g, local 1)."""
+    try:
+        check_not_superseded(node, identity)
+    except CredentialError as exc:
+        return str(exc)
+    return None
+
+
 def verify_bare_history(node: Node, data: bytes, *, now: int) -> VerifiedIdentity:
     """Verify history bytes `data` shown with no chain at `node` (what `troth identity verify
     --node` does, as one call): a checkpointed history attested by the node's copy or a fresh
