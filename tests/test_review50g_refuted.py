@@ -21,6 +21,9 @@ credential was revoked gets the same, revoked credential back: never a fresh one
 
 Refuted 5: a genuine channel session recorded (handshake and data) and replayed to a fresh end
 opens nothing and delivers nothing.
+
+Refuted 6: a secrets broker's node.db restored from a copy refuses the tokens minted after the
+copy was taken (their leases are unknown to it: an unknown `jti` is revoked).
 """
 
 from __future__ import annotations
@@ -33,17 +36,27 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import NOW
 from tests.support.channels import T, dropped, make_world
 from tests.support.cli import run
 from tests.support.enroll import acme_and_agent, enroll_in_process
+from tests.support.leases import make_world as lease_world
+from tests.support.leases import open_broker
 from troth import enrollment
 from troth.channel import ChannelState, DropReason, Established, Received, SecureChannel
 from troth.clock import FixedClock
 from troth.credentials import CredentialChain
-from troth.errors import AuthorityError, CredentialError, CredentialFailure
+from troth.errors import (
+    AuthorityError,
+    CredentialError,
+    CredentialFailure,
+    SecretError,
+    SecretFailure,
+)
 from troth.identity import Identifier
 from troth.node import open_node
 from troth.node.authorities import sync_from
+from troth.secrets import AllowListPolicy
 
 
 def _db(home: Path, name: str) -> Path:
@@ -52,7 +65,11 @@ def _db(home: Path, name: str) -> Path:
 
 def _backup(home: Path, name: str, to: Path) -> None:
     """A consistent copy of node `name`'s node.db (SQLite's online backup), the node closed."""
-    source, copy = sqlite3.connect(_db(home, name)), sqlite3.connect(to)
+    _copy_db(_db(home, name), to)
+
+
+def _copy_db(path: Path, to: Path) -> None:
+    source, copy = sqlite3.connect(path), sqlite3.connect(to)
     try:
         source.backup(copy)
     finally:
@@ -231,3 +248,42 @@ def test_a_genuine_handshake_transcript_replayed_opens_nothing() -> None:
         assert fresh.state is not ChannelState.OPEN
         assert not [e for e in seen if isinstance(e, Established | Received)]
         assert DropReason.UNDECRYPTABLE in dropped(seen)  # the replayed handshake message
+
+
+def test_a_restored_brokers_tokens_issued_after_its_copy_are_refused(tmp_path: Path) -> None:
+    """Refuted 6: a broker's node.db restored from a copy: a token minted after the copy was
+    taken (its lease unknown to the copy) is refused by the restored broker (an unknown `jti`
+    is a revoked one), and one minted before it still validates."""
+    world = lease_world(NOW)
+    policy = AllowListPolicy({world.agent_a.identifier: {"api": None}})
+    path, copy = tmp_path / "node.db", tmp_path / "copy.db"
+    db, broker = open_broker(path, now=NOW, policy=policy)
+    broker.put_secret(
+        "api", "token", {"scopes": ["read"], "ttl": 300, "audience": "x"}, b"", now=NOW
+    )
+
+    def token() -> str:
+        issued = broker.issue(world.credential_a(), "api", now=NOW, scope=["read"])
+        return str(issued.credential.reveal()["token"])
+
+    before = token()
+    broker.close()
+    db.close()
+    _copy_db(path, copy)
+    db, broker = open_broker(path, now=NOW, policy=policy)
+    after = token()
+    broker.validate_token(after, audience="x", now=NOW + 1)
+    broker.close()
+    db.close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    shutil.copy(copy, path)
+    db, broker = open_broker(path, now=NOW, policy=policy)
+    try:
+        broker.validate_token(before, audience="x", now=NOW + 1)
+        with pytest.raises(SecretError) as refused:
+            broker.validate_token(after, audience="x", now=NOW + 1)
+        assert refused.value.reason is SecretFailure.REVOKED
+    finally:
+        broker.close()
+        db.close()
