@@ -38,7 +38,7 @@ from troth.identity import Identifier, VerifiedIdentity, did_document, verify_hi
 from troth.identity.service import IdentityExists
 from troth.node import open_node, troth_home
 from troth.node.authorities import announce_here
-from troth.node.verify import import_bare_history, verify_bare_history
+from troth.node.verify import import_bare_history, superseded_reason, verify_bare_history
 
 KEY_TYPES = click.Choice(["ed25519", "p256"])
 IDENTITY_ARG = click.argument("ref", metavar="IDENTITY")
@@ -152,7 +152,16 @@ def show(ref: str, node_name: str, reporter: Reporter) -> None:
         # the authority unreachable) is reported, never shown as done (review 38c, rotate 1)
         _changes, due = node.wallet.unannounced(ref)
         forked = node.identities.forks(local.identity.identifier)
+        superseded = superseded_reason(node, local.identity)
     text = shown(data)
+    if superseded is not None:  # review 50g, local 1: a restored node.db, or a clone
+        data["superseded"] = superseded
+        text += (
+            f"\nsuperseded: {superseded}\nthis node holds an older copy of the identity than "
+            "(or a fork of) the one its owner announced (a restored node.db, or a clone): what "
+            "it signs is refused wherever that feed is held; use the node that holds the "
+            'current history (docs/vault.md, "Recovering from a stolen backup")'
+        )
     if forked:  # review 49c, forks 1: the proof that a copy of its keys is in other hands
         data["forks"] = len(forked)
         newest = moment(max(fork.seen_at for fork in forked), CLOCK.now())
@@ -288,7 +297,8 @@ def export(ref: str, out: str, node_name: str, reporter: Reporter) -> None:
     metavar="NODE",
     help="Also require the history to extend this node's stored copy (no fork, no rollback) and "
     "not be superseded in a feed the node holds (a trusted authority's own history: in its own "
-    "feed); a checkpointed history is attested by that copy or by a fresh feed the node holds.",
+    "feed); a checkpointed history is attested by that copy or by a fresh feed the node holds. "
+    "A valid history that extends the stored copy replaces it (an unknown one is not stored).",
 )
 @json_command
 def verify(file: str, node_name: str | None, reporter: Reporter) -> None:

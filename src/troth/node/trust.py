@@ -25,7 +25,7 @@ from troth.credentials import ChainVerifier, TrustPolicy, VerifiedCredential, Ve
 from troth.errors import CredentialError, IdentityError
 from troth.identity import Checkpoints, Identifier, IdentityService, VerifiedIdentity
 from troth.identity.known import Binds
-from troth.node.access import Standing
+from troth.node.access import ChannelAdmission, Standing
 from troth.node.copies import REFUTABLE, attested_binds, with_standing
 from troth.node.node import Node
 from troth.node.vouchers import Vouchers
@@ -211,13 +211,15 @@ class NodeTrust:
             hook(feed)
 
     def channel_trust(self, policy: PeerPolicy) -> ChannelTrust:
-        """How channels judge peers: `policy` admits them (the decision point's adapter)."""
+        """How channels judge peers: `policy` admits them (the decision point's adapter; the
+        identity it pins, `ChannelAdmission.expect`, has its history kept: `_remember`)."""
+        pinned = policy.expect if isinstance(policy, ChannelAdmission) else None
         return ChannelTrust(
             policy=policy,
             verifier=self._handshakes,
             feeds=lambda: self.feeds,
             known=self.node.identities.check_known,
-            observe=self._remember,
+            observe=functools.partial(self._remember, pinned=pinned),
             checkpoints=self.checkpoints,
             vouched=self.vouchers.of,
             vouched_for=self.vouchers.standing,
@@ -299,14 +301,20 @@ class NodeTrust:
             return
         identities.observe(identity)
 
-    def _remember(self, peer: VerifiedPeer) -> None:
+    def _remember(self, peer: VerifiedPeer, *, pinned: Identifier | None = None) -> None:
         """Store (or extend) an admitted peer's history, and its chains' issuer histories, when
         it is a member (a credential from a trust anchor) or an anchor: a stranger admitted to
         enroll is judged against the store but not kept (its history is stored when it
         enrolls), and a peer refused (e.g. its member's share of the vouchers is full) leaves
-        no history behind, its delegators' neither (review 23a, histories 1)."""
+        no history behind, its delegators' neither (review 23a, histories 1). The history of
+        a peer admitted without a credential is kept when it is the identity the channel pins
+        (`pinned`: the operator's choice, one identity) or one this node stores a copy of (an
+        extension replaces it; nothing new is stored): else the node verified a pinned peer's
+        rotation at every handshake and admitted its stale backup, the pre-rotation keys,
+        right after (review 50g, pinned 1)."""
+        identities = self.node.identities
         if peer.credentials or peer.identifier in self.feeds:
-            observe = self.node.identities.observe
+            observe = identities.observe
             for credential in peer.credentials:
                 for issuer in credential.issuers:
                     # judged as at the handshake (`_issuer_known`: the chain's root has
@@ -315,6 +323,8 @@ class NodeTrust:
             # judged as at the handshake (`_known_by`): a copy that does not bind its full
             # history is replaced now that it is admitted, and its attesters' word forgotten
             observe(peer.identity, binds=self._binds(peer.identity, peer.credentials))
+        elif peer.identifier == pinned or identities.stored_changes(peer.identifier) is not None:
+            identities.observe(peer.identity, binds=self._binds(peer.identity, ()))
 
     def checkpoints(self, now: int) -> Checkpoints:
         """The node's word on checkpointed peer histories: its stored copies and held feeds

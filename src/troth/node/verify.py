@@ -390,18 +390,37 @@ def check_not_superseded(node: Node, identity: VerifiedIdentity) -> None:
         feed.check_current(identity)
 
 
+def superseded_reason(node: Node, identity: VerifiedIdentity) -> str | None:
+    """Why a feed `node` holds says `identity`'s history is superseded (`check_not_superseded`'s
+    refusal), else None. For a local identity: the node runs a copy older than the history
+    its owner announced, or a fork of it (a restored node.db, a clone), and what it signs is
+    refused wherever that feed is held (review 50g, local 1)."""
+    try:
+        check_not_superseded(node, identity)
+    except CredentialError as exc:
+        return str(exc)
+    return None
+
+
 def verify_bare_history(node: Node, data: bytes, *, now: int) -> VerifiedIdentity:
     """Verify history bytes `data` shown with no chain at `node` (what `troth identity verify
     --node` does, as one call): a checkpointed history attested by the node's copy or a fresh
     feed it holds, extending the stored copy as `import_bare_history` requires (review 30a,
     import 4), and superseded in no held feed whose word counts (`check_not_superseded`).
-    Raises IdentityError or CredentialError."""
+    A history that passes and extends a copy the node stores replaces it (store-or-extend):
+    what the node verified protects it from then on, else a stale backup (the history before
+    the rotation just verified) was valid at the same node right after (review 50g, verify
+    1). The history of an identity of which no copy is stored is only checked: a check is no
+    first sight (`troth identity import` is). Raises IdentityError or CredentialError."""
     checkpoints = node.wallet.checkpoints(
         now=now, max_staleness=limits.DEFAULT_FEED_STALENESS_SECONDS
     )
     identity = verify_history(data, now=now, checkpoints=checkpoints)
-    node.identities.check_known(identity, binds=node.wallet.anchor_binds(identity))
+    binds = node.wallet.anchor_binds(identity)
+    node.identities.check_known(identity, binds=binds)  # a fork is kept as evidence
     check_not_superseded(node, identity)  # review 38d, verify 1
+    if node.identities.stored_changes(identity.identifier) is not None:
+        node.identities.observe(identity, binds=binds)  # IdentityError: another's copy since
     return identity
 
 

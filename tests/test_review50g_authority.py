@@ -1,0 +1,51 @@
+"""Review 50g, authority 1 (left): an authority's node.db restored from a copy taken before a
+one-time ticket was redeemed redeems that ticket again, for anyone holding its code (a second
+member made from a ticket already used). The authority cannot tell a restored store from its
+current one: nothing outside node.db records the redemption (a fix needs a record the copy
+cannot roll back: e.g. a monotonic counter kept apart from node.db, or the feed's holders'
+word). The residual is bounded by the ticket's window (10 minutes by default): only tickets
+still unexpired when the copy is restored are open again (docs/storage.md, "Restoring a
+backup").
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import troth
+from troth.errors import AuthorityError
+
+
+def _db(home: Path, name: str) -> Path:
+    return home / "nodes" / name / "node.db"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 50g, authority 1: a restored authority redeems a used ticket again (left)",
+)
+def test_a_restored_authority_does_not_redeem_a_used_ticket_again(
+    troth_home: Path, tmp_path: Path
+) -> None:
+    with troth.Node.open("acme") as acme:
+        ticket = acme.create_authority().ticket({"team.name": "x"})
+    copy = tmp_path / "acme.db"
+    source, target = sqlite3.connect(_db(troth_home, "acme")), sqlite3.connect(copy)
+    try:
+        source.backup(target)
+    finally:
+        target.close()
+        source.close()
+    with troth.Node.open("a") as a:
+        a.enroll(ticket)
+    with troth.Node.open("b") as b, pytest.raises(AuthorityError):
+        b.enroll(ticket)  # used up
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{_db(troth_home, 'acme')}{suffix}").unlink(missing_ok=True)
+    shutil.copy(copy, _db(troth_home, "acme"))
+    with troth.Node.open("b") as b, pytest.raises(AuthorityError):
+        b.enroll(ticket)
