@@ -6,7 +6,7 @@ import itertools
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Final
+from typing import Any
 
 from troth import limits
 from troth.errors import ConflictError, StorageError
@@ -21,12 +21,6 @@ from troth.storage.base import (
 from troth.storage.sqlite import SqliteDatabase
 
 __all__ = ["SqliteIdentityStore", "SqliteKeyStore"]
-
-
-_DELETED: Final = "deleted_keys"
-"""`vault_meta` row counting the keys deleted from `vault_keys` (in each deletion's transaction):
-what another process's software vault reads to tell whether a cached key may be gone (review
-48l; docs/vault.md, "Keys deleted by another process")."""
 
 
 class SqliteKeyStore:
@@ -63,21 +57,22 @@ class SqliteKeyStore:
     def data_version(self) -> int:
         return self._db.data_version()
 
-    def deleted_keys(self) -> int:
-        row = self._db.fetch_one("SELECT value FROM vault_meta WHERE name = ?", (_DELETED,))
-        return 0 if row is None else int(row[0])
+    def stored_key_numbers(self, key_numbers: Sequence[int]) -> set[int]:
+        """Which of `key_numbers` have a row, in one statement (a primary-key look-up each,
+        no row read): how another connection's software vault tells, with no write on
+        either side, whether a key it caches was deleted (review 50a; docs/vault.md, "Keys
+        deleted by another process"). At most _BATCH numbers."""
+        if not key_numbers:
+            return set()
+        if len(key_numbers) > _BATCH:
+            raise StorageError(f"at most {_BATCH} key numbers a look-up")
+        marks = ", ".join(["?"] * len(key_numbers))
+        query = f"SELECT key_id FROM vault_keys WHERE key_id IN ({marks})"  # noqa: S608
+        return {row[0] for row in self._db.fetch_all(query, tuple(key_numbers))}
 
     def delete_sealed_key(self, key_number: int) -> bool:
         query = "DELETE FROM vault_keys WHERE key_id = ?"
-        with self._db.transaction():
-            if self._db.execute(query, (key_number,)).rowcount != 1:
-                return False
-            self._db.execute(
-                "INSERT INTO vault_meta VALUES (?, 1) "
-                "ON CONFLICT (name) DO UPDATE SET value = value + 1",
-                (_DELETED,),
-            )
-        return True
+        return self._db.execute(query, (key_number,)).rowcount == 1
 
     def get_vault_meta(self, name: str) -> bytes | None:
         row = self._db.fetch_one("SELECT value FROM vault_meta WHERE name = ?", (name,))

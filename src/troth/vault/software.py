@@ -58,6 +58,10 @@ _EPOCH_MS: Final = 1_735_689_600_000  # 2025-01-01T00:00:00Z
 _MAX_KEY_NUMBER: Final = (1 << 63) - 1  # a SQLite INTEGER
 _NONCES_PER_READ: Final = 64  # a key batch's random nonces, read from the OS together
 _RESEAL_CHUNK: Final = 1000  # rows a rekey reads and rewrites at a time
+_RECHECK_KEYS: Final = 256
+"""Keys a thread saw stored that are looked up again in one read after another connection's
+commit (SoftwareVault._live); past it each is looked up at its next use. Under
+SealedKeyStore.stored_key_numbers' 500 and SQLite's oldest limit on parameters (999)."""
 
 SealedKeyRow = tuple[int, int, int, bytes, int]
 """A `vault_keys` row: key number, key type, purpose, sealed key, created_at."""
@@ -87,9 +91,9 @@ class SealedKeyStore(Protocol):
         data_version`)."""
         ...
 
-    def deleted_keys(self) -> int:
-        """How many keys were ever deleted from the store (each deletion counts in its own
-        transaction): unchanged since a thread last asked, no cached key of its is gone."""
+    def stored_key_numbers(self, key_numbers: Sequence[int]) -> set[int]:
+        """Which of `key_numbers` (at most 500) have a row, read in one statement, writing
+        nothing."""
         ...
 
     def delete_sealed_key(self, key_number: int) -> bool: ...
@@ -114,7 +118,6 @@ class _Seen(threading.local):
 
     def __init__(self) -> None:
         self.version = -1
-        self.deleted = -1
         self.live: set[str] = set()
 
 
@@ -127,9 +130,10 @@ class SoftwareVault:
     a running node, or the node beside a command) that deleted it (a rotation, a renewed
     purpose key) deleted it here too. Before each use of a cached key the vault asks the
     store's data version (one `PRAGMA data_version`, a few microseconds): when another
-    connection committed since and the store's count of deleted keys moved, the key's row is
-    looked up again before it is used (review 48l, vault 1: the cache signed on with keys a
-    compromised rotation elsewhere had deleted).
+    connection committed since, the keys the thread had seen stored are looked up again,
+    together in one read, before the key is used (review 48l, vault 1: the cache signed on with
+    keys a compromised rotation elsewhere had deleted). A deletion writes only the key's row
+    (review 50a: no count of deletions beside it).
     """
 
     name = "software"
@@ -386,23 +390,30 @@ class SoftwareVault:
 
     def _live(self, key_id: str) -> bool:
         """Whether the cached key `key_id` may be used: its row is still stored, as this
-        thread's connection last saw it, unless another connection committed a deletion since
-        (a rotation in another process deleting it: the store's data version moved and its
-        count of deleted keys with it), then looked up again. A commit that deleted no key
-        costs one read of that count, not a look-up per key (a node's own storage thread
-        commits between handshakes: channel.establish.tcp 1.04x -> 1.10x its floor with a
-        look-up per key). An ephemeral vault's keys are its cache."""
+        thread's connection last saw it, unless another connection committed since (a
+        rotation in another process may have deleted it: the store's data version moved),
+        then looked up again. The keys this thread saw stored are looked up together at the
+        first use after such a commit, in one read (`stored_key_numbers`), those still there
+        kept: a commit that deleted no key costs one statement, not a look-up per key (a
+        node's own storage thread commits between handshakes: channel.establish.tcp 1.04x ->
+        1.10x its floor with a look-up per key), and a deletion writes nothing more than the
+        key's row (identity.rotate: a count of deletions beside it cost ~15 us of ~217 us,
+        review 50a). Past _RECHECK_KEYS seen keys, each is looked up again at its next use
+        instead. An ephemeral vault's keys are its cache."""
         store = self._store
         if store is None or key_id in self._unstored:
             return True
         seen = self._seen
         version = store.data_version()
-        if version != seen.version:  # written elsewhere: was a key deleted?
+        if version != seen.version:  # written elsewhere: which of the seen keys are left?
+            live: set[str] = set()
+            if 0 < len(seen.live) <= _RECHECK_KEYS:  # key ids: _key_number's spelling
+                numbers = {int(seen_id, 16): seen_id for seen_id in seen.live}
+                live = {numbers[n] for n in store.stored_key_numbers(list(numbers)) if n in numbers}
+            # both after the look-up (a failed one leaves the next use to ask again); the
+            # version read before it: a commit after the look-up moves the version again
             seen.version = version
-            deleted = store.deleted_keys()
-            if deleted != seen.deleted:  # yes: every cached key is looked up again
-                seen.deleted = deleted
-                seen.live = set()
+            seen.live = live
         if key_id in seen.live:
             return True
         if store.get_sealed_key(int(key_id, 16)) is None:  # key ids: _key_number's spelling
