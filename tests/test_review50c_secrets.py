@@ -13,18 +13,23 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import NOW
 from tests.support.leases import LeaseWorld, RemoteStub, make_world, open_broker
+from troth.crypto import KeyType
 from troth.errors import SecretError, SecretFailure
 from troth.secrets import AllowListPolicy, LeaseState
-from troth.secrets.broker import Broker
+from troth.secrets.broker import Broker, IssuedLease
 from troth.secrets.engine import SecretSpec
 from troth.secrets.lease import Lease, SecretValue
+from troth.secrets.store import SigningKeyRecord
 from troth.secrets.sweep import BATCH_REVOKE_SECONDS
+from troth.vault import KeyPurpose
 
 CONNECT_TIMEOUT = 10.0  # the postgres engine's default connect_timeout
 
@@ -138,3 +143,72 @@ def test_a_chain_dated_ahead_leases_nothing_before_its_not_before(tmp_path: Path
     assert broker.leases(early) == []
     issued = broker.issue(early, "s", now=NOW + 30)
     assert issued.lease.issued_at == NOW + 30
+
+
+TOKEN_CONFIG = {"scopes": ["x"], "ttl": 120, "max_ttl": 600, "audience": "payments"}
+
+
+def _token_broker(path: Path, world: LeaseWorld, now: int) -> Broker:
+    policy = AllowListPolicy({world.agent_a.identifier: {"payments": None}})
+    _db, broker = open_broker(path, now=now, policy=policy)
+    if not broker.secrets():
+        broker.put_secret("payments", "token", TOKEN_CONFIG, b"", now=now)
+    return broker
+
+
+def _plant(broker: Broker, now: int) -> str:
+    """A writer of node.db without the vault key points the current token key's record at
+    another key of the vault (here a fresh signing key: an identity's, say); returns its
+    handle."""
+    vault = broker.vault
+    handle = str(vault.generate(KeyType.ED25519, KeyPurpose.SIGNING))
+    with broker.store.transaction():
+        broker.store.add_signing_key(SigningKeyRecord("planted", handle, now, None))
+    return handle
+
+
+def _kid(token_lease: IssuedLease) -> str:
+    header = str(token_lease.credential.reveal()["token"]).split(".")[0]
+    return str(json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"])
+
+
+def test_a_token_key_record_pointed_at_another_key_signs_nothing(tmp_path: Path) -> None:
+    """Token keys 1: a record of node.db pointed at a vault key the broker did not make (no
+    ownership tag opens for it) made it the broker's current token key: every token was
+    signed with it (key confusion: an identity's key signing JWTs). The running broker now
+    refuses to sign with it (CONFIG_INVALID), and a broker opened over that database makes
+    a key of its own, current from then on."""
+    world = make_world(NOW)
+    broker = _token_broker(tmp_path / "node.db", world, NOW)
+    broker.issue(world.credential_a(), "payments", now=NOW)  # (the broker's own key, cached)
+    _plant(broker, NOW + 1)
+    with pytest.raises(SecretError) as refused:
+        broker.issue(world.credential_a(), "payments", now=NOW + 2)
+    assert refused.value.reason is SecretFailure.CONFIG_INVALID, refused.value
+    broker.close()
+    again = _token_broker(tmp_path / "node.db", world, NOW + 3)
+    issued = again.issue(world.credential_a(), "payments", now=NOW + 3)
+    assert _kid(issued) != "planted"
+    again.validate_token(str(issued.credential.reveal()["token"]), audience="payments", now=NOW + 4)
+
+
+def test_a_current_token_key_without_its_tag_is_rotated_and_its_tokens_still_validate(
+    tmp_path: Path,
+) -> None:
+    """Token keys 1, a key made before review 48r (no ownership tag): a broker opened over
+    the database makes a key of its own (a routine rotation: the old one stays published, so
+    the tokens it signed still validate until they expire)."""
+    world = make_world(NOW)
+    broker = _token_broker(tmp_path / "node.db", world, NOW)
+    old = broker.issue(world.credential_a(), "payments", now=NOW)
+    (record,) = broker.store.signing_keys()
+    with broker.store.transaction():
+        broker.store.drop_meta("token-key:" + record.handle)
+    broker.close()
+    again = _token_broker(tmp_path / "node.db", world, NOW + 1)
+    new = again.issue(world.credential_a(), "payments", now=NOW + 1)
+    assert _kid(new) != _kid(old) == record.kid
+    for issued in (old, new):
+        again.validate_token(
+            str(issued.credential.reveal()["token"]), audience="payments", now=NOW + 2
+        )
