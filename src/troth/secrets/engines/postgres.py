@@ -70,9 +70,14 @@ _SETTINGS = frozenset(
 )
 _SSLMODES = frozenset({"disable", "allow", "prefer", "require", "verify-ca", "verify-full"})
 OWN_ROW_LOCK_MS: Final = 200
-"""Milliseconds a statement on a lease's own role (`ALTER ROLE`) waits for its pg_authid row,
-which the lease's own session can hold (review 49e, revocations 1): a revocation ends that
-session and tries again, a renewal is refused."""
+"""Milliseconds a revocation's statement on a lease's own role (`ALTER ROLE ... NOLOGIN`) waits
+for its pg_authid row, which the lease's own session can hold (review 49e, revocations 1): it
+ends that session and tries again."""
+RENEW_ROW_LOCK_MS: Final = 1
+"""Milliseconds a renewal's `ALTER ROLE ... VALID UNTIL` waits for its role's pg_authid row (the
+least `lock_timeout` there is; 0 would wait for ever): a lease's session holding it gets its
+renewal refused at once, not `OWN_ROW_LOCK_MS` of the broker's thread at each renewal its agent
+asks for (review 50c, renewals 1). The agent renews again once its transaction ended."""
 NOLOGIN_ROUNDS: Final = 3
 """Rounds of ending a role's sessions and making it NOLOGIN a revocation tries (`_shut_out`)."""
 
@@ -199,12 +204,14 @@ class PostgresEngine:
         )
         with self._admin(settings, settings["dbname"], upstream, "renew role") as conn:
             # its own session may hold its pg_authid row (review 49e, revocations 1): refused
-            # at once, never a lock timeout of the broker's thread at each renewal it asks for
+            # at once, never a lock wait of the broker's thread at each renewal it asks for
+            # (review 50c, renewals 1: `OWN_ROW_LOCK_MS`, 200 ms a renewal)
             _short_wait(
                 conn,
                 sql.SQL("ALTER ROLE {} VALID UNTIL {}").format(
                     sql.Identifier(role), sql.Literal(_at(grant.expires_at))
                 ),
+                RENEW_ROW_LOCK_MS,
             )
         return LeaseCredential({"user": role, "valid_until": grant.expires_at}, role.encode())
 
@@ -535,11 +542,11 @@ def _end_lock_holders(conn: Any, role: str, wait_ms: int) -> None:
             continue
 
 
-def _short_wait(conn: Any, statement: Any) -> None:
-    """Run `statement` waiting at most `OWN_ROW_LOCK_MS` for a lock (in a transaction of its
-    own: `SET LOCAL`)."""
+def _short_wait(conn: Any, statement: Any, wait_ms: int | None = None) -> None:
+    """Run `statement` waiting at most `wait_ms` (default `OWN_ROW_LOCK_MS`) for a lock (in a
+    transaction of its own: `SET LOCAL`)."""
     with conn.transaction():
-        conn.execute(f"SET LOCAL lock_timeout = {OWN_ROW_LOCK_MS}")
+        conn.execute(f"SET LOCAL lock_timeout = {OWN_ROW_LOCK_MS if wait_ms is None else wait_ms}")
         conn.execute(statement)
 
 
