@@ -46,6 +46,7 @@ from troth import limits
 from troth.crypto import sha256
 from troth.errors import ConfigError, SecretError, SecretFailure
 from troth.secrets.engine import Grant, SecretSpec, config_error
+from troth.secrets.engines import outages
 from troth.secrets.engines import postgres_grants as grants
 from troth.secrets.engines.postgres_grants import Privilege
 from troth.secrets.lease import LeaseCredential, LeaseHandle, SecretValue
@@ -112,6 +113,8 @@ class PostgresEngine:
         self.role_prefix = role_prefix
         self._connections: dict[tuple[Any, ...], Any] = {}
         self._lock = threading.Lock()
+        self.outages = outages.Outages()
+        """The servers that did not answer a connect (troth.secrets.engines.outages)."""
 
     def check_settings(
         self, settings: Mapping[str, Any], scopes: tuple[str, ...]
@@ -364,25 +367,22 @@ class PostgresEngine:
             settings["terminate_wait_ms"],  # part of the statement timeout
             sha256(password),  # a changed admin password opens a new connection
         )
+        server = (settings["host"], settings["port"])
         with self._lock:
             conn = self._connections.pop(key, None)
             try:
                 if conn is None or conn.closed or conn.broken:
-                    conn = psycopg.connect(
-                        host=settings["host"],
-                        port=settings["port"],
-                        dbname=dbname,
-                        user=settings["user"],
-                        password=password.decode(),
-                        connect_timeout=settings["connect_timeout"],
-                        sslmode=settings["sslmode"],
-                        autocommit=True,
-                        options=_session_options(settings),
-                        keepalives=1,  # a server that stops answering is noticed (TCP)
-                        keepalives_idle=limits.POSTGRES_KEEPALIVE_SECONDS,
-                        keepalives_interval=limits.POSTGRES_KEEPALIVE_SECONDS,
-                        keepalives_count=3,
-                    )
+                    conn = None
+                    # a server that did not answer is not tried again for a while (review
+                    # 50c, outages 1: a connect timeout of the broker's thread per call)
+                    self.outages.check(server, f"postgres {what}: {server[0]}:{server[1]}")
+                    started = outages.monotonic()
+                    try:
+                        conn = self._connect(psycopg, settings, dbname, password)
+                    except psycopg.Error:
+                        self.outages.failed(server, started)
+                        raise
+                    self.outages.reached(server)
                 yield conn
             except psycopg.Error as exc:
                 raise _engine_error(what, exc) from None
@@ -392,6 +392,24 @@ class PostgresEngine:
                         self._connections[key] = conn
                     else:
                         conn.close()
+
+    @staticmethod
+    def _connect(psycopg: Any, settings: Mapping[str, Any], dbname: str, password: bytes) -> Any:
+        return psycopg.connect(
+            host=settings["host"],
+            port=settings["port"],
+            dbname=dbname,
+            user=settings["user"],
+            password=password.decode(),
+            connect_timeout=settings["connect_timeout"],
+            sslmode=settings["sslmode"],
+            autocommit=True,
+            options=_session_options(settings),
+            keepalives=1,  # a server that stops answering is noticed (TCP)
+            keepalives_idle=limits.POSTGRES_KEEPALIVE_SECONDS,
+            keepalives_interval=limits.POSTGRES_KEEPALIVE_SECONDS,
+            keepalives_count=3,
+        )
 
 
 def _at(when: int) -> str:
