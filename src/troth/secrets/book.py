@@ -612,9 +612,9 @@ class LeaseBook(BookAudit):
     ) -> None:
         # the chain verifier's window rule, `not_before - skew <= now < expires_at + skew`, with
         # no skew here: a lease is dated by this clock and capped at the expiry, and a chain
-        # valid only thanks to the skew (`within_skew`) leased up to it early (review 50c, not
-        # before 1; docs/secrets.md, "Leases")
-        if credential.within_skew(now):
+        # valid only thanks to the skew (`within_skew`, inline: the issue path) leased up to
+        # it early (review 50c, not before 1; docs/secrets.md, "Leases")
+        if now >= credential.expires_at or now < credential.not_before:
             if now >= credential.expires_at:
                 raise SecretError(_F.EXPIRED, "the credential presented has expired")
             raise SecretError(
