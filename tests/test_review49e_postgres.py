@@ -46,9 +46,9 @@ def test_an_agent_holding_its_roles_row_lock_leaves_the_node_database_free(
     free (it was held: 5 s of every other writer of the node per renewal, one a second)."""
     import psycopg
 
-    # the renewal's wait on its role's row as long as it was (it is 200 ms now: revocations 1),
-    # so that the test sees it waiting
-    monkeypatch.setattr(postgres_engine, "OWN_ROW_LOCK_MS", 5000)
+    # the renewal's wait on its role's row as long as it was (it is 1 ms now: revocations 1,
+    # review 50c renewals 1), so that the test sees it waiting
+    monkeypatch.setattr(postgres_engine, "RENEW_ROW_LOCK_MS", 5000)
     path = tmp_path / "node.db"
     broker = pg_setup(tmp_path, world, orders)
     agent = world.credential_a()

@@ -610,8 +610,17 @@ class LeaseBook(BookAudit):
         *,
         renewal: bool,
     ) -> None:
-        if now >= credential.expires_at:
-            raise SecretError(_F.EXPIRED, "the credential presented has expired")
+        # the chain verifier's window rule, `not_before - skew <= now < expires_at + skew`, with
+        # no skew here: a lease is dated by this clock and capped at the expiry, and a chain
+        # valid only thanks to the skew (`within_skew`, inline: the issue path) leased up to
+        # it early (review 50c, not before 1; docs/secrets.md, "Leases")
+        if now >= credential.expires_at or now < credential.not_before:
+            if now >= credential.expires_at:
+                raise SecretError(_F.EXPIRED, "the credential presented has expired")
+            raise SecretError(
+                _F.DENIED,
+                f"the credential presented is not valid before {credential.not_before}",
+            )
         self._check_feed(credential)
         question = LeaseQuestion(
             credential, spec.name, spec.engine, scope, ttl, renewal, now, spec.grantable_by

@@ -18,7 +18,7 @@ from typing import Any, Final, TypeVar
 
 from troth import limits
 from troth.credentials import VerifiedCredential, VerifiedFeed
-from troth.crypto import KeyType, sha256
+from troth.crypto import KeyType
 from troth.encoding.ijson import load_json
 from troth.errors import DecodeError, SecretError, SecretFailure, TrothError
 from troth.identity import Identifier
@@ -30,7 +30,6 @@ from troth.secrets.engines.http_inject import (
     HttpRequest,
     HttpResponse,
     PreparedForward,
-    check_secret_header,
 )
 from troth.secrets.engines.postgres import PostgresEngine
 from troth.secrets.engines.token import TokenEngine
@@ -51,12 +50,17 @@ from troth.secrets.orphans import OrphanSweep
 from troth.secrets.policy import DenyAllPolicy, LeasePolicy
 from troth.secrets.store import SecretRecord, SqliteSecretStore
 from troth.secrets.sweep import (
+    BATCH_REVOKE_SECONDS,
     MAX_SWEEP_FIRST_ATTEMPTS,
     SWEEP_FIRST_SECONDS,
     Due,
     RetryBudget,
     fair_order,
 )
+from troth.secrets.upstreams import check_value as _check_value
+from troth.secrets.upstreams import config_text as _config_text
+from troth.secrets.upstreams import engine_call as _engine_call
+from troth.secrets.upstreams import secret_aad as _secret_aad
 from troth.storage import SqliteDatabase
 from troth.vault import SealingVault
 
@@ -66,7 +70,6 @@ log = logging.getLogger("troth.secrets.broker")
 
 _F = SecretFailure
 _T = TypeVar("_T")
-_SECRET_AAD: Final = b"troth.secret/2\x00"
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +280,7 @@ class Broker:
             leases = self._open_leases(name)
         started = [self.book.revoke_handle(lease.handle, now) for lease in leases]
         done = [lease for lease in started if lease is not None]
-        failed = self._revoke_upstream(done, now, spec, early=True)
+        failed = self._revoke_batch(done, now, spec, early=True)
         if failed:
             raise SecretError(
                 _F.ENGINE_FAILED,
@@ -503,14 +506,14 @@ class Broker:
         justified by their credentials); returns them as they are after the engines'
         revocations (REVOKED, or REVOKING when an engine failed: the sweep retries)."""
         leases = self.book.revoke_identity(identity, now, authorities=authorities)
-        self._revoke_upstream(leases, now)
+        self._revoke_batch(leases, now)
         return [self._lease(lease.handle) for lease in leases]
 
     def revoke_for_feed(self, feed: VerifiedFeed, *, now: int) -> list[Lease]:
         """The node's revocation feed changed: revoke every lease it revokes, now (returned as
         they are after the engines' revocations)."""
         leases = self.book.revoke_for_feed(feed, now)
-        self._revoke_upstream(leases, now)
+        self._revoke_batch(leases, now)
         return [self._lease(lease.handle) for lease in leases]
 
     def sweep(self, now: int, *, after_restart: bool = False) -> SweepReport:
@@ -708,6 +711,24 @@ class Broker:
             self.book.finish_revoke(lease, now, member=member)
         return failed
 
+    def _revoke_batch(
+        self, leases: list[Lease], now: int, spec: SecretSpec | None = None, *, early: bool = False
+    ) -> int:
+        """`_revoke_upstream` of a batch (a feed's, an operator's), in turn within a budget of
+        engine time (`BATCH_REVOKE_SECONDS`): a server that stopped answering cost a connect
+        timeout per lease, N of them on the broker's thread (review 50c, batches 1). The
+        leases not tried are REVOKING already (committed before any engine call), due for
+        the sweep's first attempts. Returns how many were not revoked, those included."""
+        budget = RetryBudget(
+            lambda: self.monotonic(), seconds=BATCH_REVOKE_SECONDS, attempts=len(leases)
+        )
+        failures: list[int] = []
+
+        def attempt(lease: Lease) -> None:
+            failures.append(self._revoke_upstream([lease], now, spec, early=early))
+
+        return budget.run(leases, attempt) + sum(failures)
+
     def _upstream_refs(self, engine: Engine, spec: SecretSpec) -> set[str]:
         upstream = self._upstream(spec)
         return _engine_call(lambda: engine.upstream_refs(spec, upstream))
@@ -753,40 +774,3 @@ class Broker:
 
 def _actor(caller: VerifiedCredential | Identifier) -> Identifier:
     return caller.actor if isinstance(caller, VerifiedCredential) else caller
-
-
-def _engine_call(call: Callable[[], _T]) -> _T:
-    """Run an engine call; anything but a SecretError becomes ENGINE_FAILED (class name only:
-    an engine's exception text may quote what it was given)."""
-    try:
-        return call()
-    except SecretError:
-        raise
-    except Exception as exc:
-        raise SecretError(_F.ENGINE_FAILED, type(exc).__name__) from None
-
-
-def _config_text(spec: SecretSpec) -> str:
-    """A secret's configuration as stored (and bound into its seal)."""
-    return json.dumps(spec.to_json(), sort_keys=True, separators=(",", ":"))
-
-
-def _secret_aad(name: str, engine: str, config: str) -> bytes:
-    """docs/formats.md: the name, the engine and the SHA-256 of the stored configuration."""
-    return (
-        _SECRET_AAD + name.encode() + b"\x00" + engine.encode() + b"\x00" + sha256(config.encode())
-    )
-
-
-def _check_value(engine: str, value: bytes) -> None:
-    if len(value) > limits.MAX_SECRET_VALUE_BYTES:
-        raise SecretError(_F.CONFIG_INVALID, "the secret value is over the limit")
-    if engine == "http-inject":
-        check_secret_header(value)
-    elif engine == "postgres" and (not value or b"\x00" in value):
-        raise SecretError(_F.CONFIG_INVALID, "a postgres admin password is non-empty, no NUL")
-    elif engine == "postgres":
-        try:
-            value.decode()
-        except UnicodeDecodeError:
-            raise SecretError(_F.CONFIG_INVALID, "a postgres password is UTF-8") from None

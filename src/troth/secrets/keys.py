@@ -81,7 +81,13 @@ class BrokerKeys:
                 sealed_audit = vault.seal(seal_key, os.urandom(_AUDIT_KEY_SIZE), _AUDIT_KEY_AAD)
                 store.put_meta("audit_key", sealed_audit)
             self.seal_key = seal_key
-            if not any(k.retired_at is None for k in store.signing_keys()):
+            current = [k for k in store.signing_keys() if k.retired_at is None]
+            if not current:
+                self._add_signing_key(now)
+            elif not self._owned(current[-1].handle) and self._room(now):
+                # a key made before review 48r (no tag), or a record pointed at another key:
+                # a routine rotation, the old one published for the tokens it signed
+                store.retire_signing_keys(now)
                 self._add_signing_key(now)
         self.broker_id = broker_id.decode()
         self.hasher = AuditHasher(vault.unseal(seal_key, sealed_audit, _AUDIT_KEY_AAD))
@@ -125,13 +131,17 @@ class BrokerKeys:
             self._delete_committed(records, retired)
         return kid
 
+    def _room(self, now: int) -> bool:
+        """Whether one more published key stays within the JWKS bound."""
+        published = sum(1 for record in self._store.signing_keys() if _published(record, now))
+        return published < limits.MAX_JWKS_KEYS
+
     def _check_room(self, now: int) -> None:
         """SecretError CONFIG_INVALID if one more published key would be over the JWKS bound."""
-        published = sum(1 for record in self._store.signing_keys() if _published(record, now))
-        if published >= limits.MAX_JWKS_KEYS:
+        if not self._room(now):
             raise SecretError(
                 SecretFailure.CONFIG_INVALID,
-                f"the JWKS publishes {published} token keys, at most {limits.MAX_JWKS_KEYS}: "
+                f"the JWKS publishes {limits.MAX_JWKS_KEYS} token keys, its most: "
                 "a retired key stays published until the tokens it signed expired (30 days); "
                 "rotate again later, or as compromised (every older key withdrawn)",
             )
@@ -228,7 +238,13 @@ class BrokerKeys:
         key signs nothing after its retirement's commit. Review 48f, tokens 1: it was read
         again only every 10 s, and the tokens the retired key signed meanwhile, dated after
         its retirement, were refused by `Broker.validate_token` (after a compromised rotation,
-        by everyone: a key withdrawn from the JWKS)."""
+        by everyone: a key withdrawn from the JWKS).
+
+        The key is checked as the broker's own when it is taken up (its ownership tag,
+        `_owned`): a record of node.db pointed at another key of the vault (an identity's
+        signing key: a writer of node.db without the vault key) signed every token with it
+        (review 50c, token keys 1); it signs nothing now (CONFIG_INVALID), and a broker
+        opening over such a record (or a key made before review 48r, with no tag) rotates."""
         current = self._signer
         if (
             current is not None
@@ -239,6 +255,12 @@ class BrokerKeys:
         records = [k for k in self._store.signing_keys() if k.retired_at is None]
         if not records:
             raise SecretError(SecretFailure.CONFIG_INVALID, "the broker has no signing key")
+        if not self._owned(records[-1].handle):  # review 50c, token keys 1 (`token_signer`)
+            raise SecretError(
+                SecretFailure.CONFIG_INVALID,
+                "the current token key is not one this broker made (no ownership tag opens "
+                "for it): rotate it (`troth secret rotate-key --compromised`)",
+            )
         kid, handle = records[-1].kid, KeyHandle.parse(records[-1].handle)
         sign = functools.partial(self._vault.sign, handle)
         current = self._signer = TokenSigner(kid, ALGORITHMS[handle.key_type], issuer, sign)

@@ -19,6 +19,12 @@ of them, each an upstream round trip) made one sweep try them all, however long 
 in expiry order (review 46d, secrets 2). A first attempt not tried stays due (REVOKING, never
 tried) for the next sweeps; retries keep their own allowance, so a burst never starves them.
 
+A revocation batch (a feed's, an operator's: `Broker.revoke_for_feed`, `revoke_identity`,
+removing a secret) has a budget of its own, `BATCH_REVOKE_SECONDS`, fresh for each batch: a
+server that stopped answering cost a connect timeout per lease in turn (review 50c, batches
+1). The leases a batch did not try are REVOKING, committed before any engine call: the first
+attempts of the next sweeps, after a crash too.
+
 The orphan sweep (troth.secrets.orphans) has a third allowance of its own, in upstream calls
 (`MAX_SWEEP_ORPHANS`) and engine time (`SWEEP_ORPHAN_SECONDS`; review 49e, orphans 1).
 """
@@ -32,6 +38,7 @@ from typing import Final, TypeVar
 from troth.secrets.lease import Lease
 
 __all__ = [
+    "BATCH_REVOKE_SECONDS",
     "MAX_SWEEP_FIRST_ATTEMPTS",
     "MAX_SWEEP_ORPHANS",
     "MAX_SWEEP_RETRIES",
@@ -58,6 +65,10 @@ SWEEP_FIRST_SECONDS: Final = 1.0
 """Seconds of engine time (and of the book's writes that end each lease) one sweep spends on
 first revocations, averaged over the sweeps as for retries: with the served broker's sweep
 every 5 s, a burst of expiring leases takes at most ~20% of the broker's thread."""
+BATCH_REVOKE_SECONDS: Final = 2.0
+"""Seconds of engine time one revocation batch (a feed's, an operator's) spends on upstream
+revocations before it leaves the rest to the sweeps (at least one is tried: one connect
+timeout of a server that stopped answering, not one per lease)."""
 MAX_SWEEP_ORPHANS: Final = 32
 """Upstream calls of the orphan sweep (a secret's listing of its server's objects, the removal
 of one orphan) one sweep makes at most (troth.secrets.orphans; review 49e, orphans 1)."""

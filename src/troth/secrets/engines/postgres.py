@@ -46,6 +46,7 @@ from troth import limits
 from troth.crypto import sha256
 from troth.errors import ConfigError, SecretError, SecretFailure
 from troth.secrets.engine import Grant, SecretSpec, config_error
+from troth.secrets.engines import outages
 from troth.secrets.engines import postgres_grants as grants
 from troth.secrets.engines.postgres_grants import Privilege
 from troth.secrets.lease import LeaseCredential, LeaseHandle, SecretValue
@@ -70,9 +71,14 @@ _SETTINGS = frozenset(
 )
 _SSLMODES = frozenset({"disable", "allow", "prefer", "require", "verify-ca", "verify-full"})
 OWN_ROW_LOCK_MS: Final = 200
-"""Milliseconds a statement on a lease's own role (`ALTER ROLE`) waits for its pg_authid row,
-which the lease's own session can hold (review 49e, revocations 1): a revocation ends that
-session and tries again, a renewal is refused."""
+"""Milliseconds a revocation's statement on a lease's own role (`ALTER ROLE ... NOLOGIN`) waits
+for its pg_authid row, which the lease's own session can hold (review 49e, revocations 1): it
+ends that session and tries again."""
+RENEW_ROW_LOCK_MS: Final = 1
+"""Milliseconds a renewal's `ALTER ROLE ... VALID UNTIL` waits for its role's pg_authid row (the
+least `lock_timeout` there is; 0 would wait for ever): a lease's session holding it gets its
+renewal refused at once, not `OWN_ROW_LOCK_MS` of the broker's thread at each renewal its agent
+asks for (review 50c, renewals 1). The agent renews again once its transaction ended."""
 NOLOGIN_ROUNDS: Final = 3
 """Rounds of ending a role's sessions and making it NOLOGIN a revocation tries (`_shut_out`)."""
 
@@ -107,6 +113,8 @@ class PostgresEngine:
         self.role_prefix = role_prefix
         self._connections: dict[tuple[Any, ...], Any] = {}
         self._lock = threading.Lock()
+        self.outages = outages.Outages()
+        """The servers that did not answer a connect (troth.secrets.engines.outages)."""
 
     def check_settings(
         self, settings: Mapping[str, Any], scopes: tuple[str, ...]
@@ -199,12 +207,14 @@ class PostgresEngine:
         )
         with self._admin(settings, settings["dbname"], upstream, "renew role") as conn:
             # its own session may hold its pg_authid row (review 49e, revocations 1): refused
-            # at once, never a lock timeout of the broker's thread at each renewal it asks for
+            # at once, never a lock wait of the broker's thread at each renewal it asks for
+            # (review 50c, renewals 1: `OWN_ROW_LOCK_MS`, 200 ms a renewal)
             _short_wait(
                 conn,
                 sql.SQL("ALTER ROLE {} VALID UNTIL {}").format(
                     sql.Identifier(role), sql.Literal(_at(grant.expires_at))
                 ),
+                RENEW_ROW_LOCK_MS,
             )
         return LeaseCredential({"user": role, "valid_until": grant.expires_at}, role.encode())
 
@@ -357,25 +367,22 @@ class PostgresEngine:
             settings["terminate_wait_ms"],  # part of the statement timeout
             sha256(password),  # a changed admin password opens a new connection
         )
+        server = (settings["host"], settings["port"])
         with self._lock:
             conn = self._connections.pop(key, None)
             try:
                 if conn is None or conn.closed or conn.broken:
-                    conn = psycopg.connect(
-                        host=settings["host"],
-                        port=settings["port"],
-                        dbname=dbname,
-                        user=settings["user"],
-                        password=password.decode(),
-                        connect_timeout=settings["connect_timeout"],
-                        sslmode=settings["sslmode"],
-                        autocommit=True,
-                        options=_session_options(settings),
-                        keepalives=1,  # a server that stops answering is noticed (TCP)
-                        keepalives_idle=limits.POSTGRES_KEEPALIVE_SECONDS,
-                        keepalives_interval=limits.POSTGRES_KEEPALIVE_SECONDS,
-                        keepalives_count=3,
-                    )
+                    conn = None
+                    # a server that did not answer is not tried again for a while (review
+                    # 50c, outages 1: a connect timeout of the broker's thread per call)
+                    self.outages.check(server, f"postgres {what}: {server[0]}:{server[1]}")
+                    started = outages.monotonic()
+                    try:
+                        conn = self._connect(psycopg, settings, dbname, password)
+                    except psycopg.Error:
+                        self.outages.failed(server, started)
+                        raise
+                    self.outages.reached(server)
                 yield conn
             except psycopg.Error as exc:
                 raise _engine_error(what, exc) from None
@@ -385,6 +392,24 @@ class PostgresEngine:
                         self._connections[key] = conn
                     else:
                         conn.close()
+
+    @staticmethod
+    def _connect(psycopg: Any, settings: Mapping[str, Any], dbname: str, password: bytes) -> Any:
+        return psycopg.connect(
+            host=settings["host"],
+            port=settings["port"],
+            dbname=dbname,
+            user=settings["user"],
+            password=password.decode(),
+            connect_timeout=settings["connect_timeout"],
+            sslmode=settings["sslmode"],
+            autocommit=True,
+            options=_session_options(settings),
+            keepalives=1,  # a server that stops answering is noticed (TCP)
+            keepalives_idle=limits.POSTGRES_KEEPALIVE_SECONDS,
+            keepalives_interval=limits.POSTGRES_KEEPALIVE_SECONDS,
+            keepalives_count=3,
+        )
 
 
 def _at(when: int) -> str:
@@ -535,11 +560,11 @@ def _end_lock_holders(conn: Any, role: str, wait_ms: int) -> None:
             continue
 
 
-def _short_wait(conn: Any, statement: Any) -> None:
-    """Run `statement` waiting at most `OWN_ROW_LOCK_MS` for a lock (in a transaction of its
-    own: `SET LOCAL`)."""
+def _short_wait(conn: Any, statement: Any, wait_ms: int | None = None) -> None:
+    """Run `statement` waiting at most `wait_ms` (default `OWN_ROW_LOCK_MS`) for a lock (in a
+    transaction of its own: `SET LOCAL`)."""
     with conn.transaction():
-        conn.execute(f"SET LOCAL lock_timeout = {OWN_ROW_LOCK_MS}")
+        conn.execute(f"SET LOCAL lock_timeout = {OWN_ROW_LOCK_MS if wait_ms is None else wait_ms}")
         conn.execute(statement)
 
 
