@@ -222,7 +222,7 @@ def _refused_within(route: str, monkeypatch: pytest.MonkeyPatch, seconds: int) -
     for _ in range(seconds):
         try:
             echo_as_sub(route, monkeypatch)
-        except troth.ChannelError as exc:
+        except (troth.ChannelError, troth.Denied) as exc:  # at the handshake or the request
             return str(exc)
         time.sleep(1)
     raise AssertionError(f"still admitted after {seconds} tries")
