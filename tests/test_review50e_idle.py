@@ -26,9 +26,9 @@ from tests.test_reconnect import stop_all, tcp_node, ticket, until
 from troth.node import init_node, open_node
 from troth.node.channels import LISTENER
 from troth.node.runtime import NodeRuntime
-from troth.routing import Address, RoutedMessage
+from troth.routing import Address, RoutedMessage, Router
 from troth.transport import TcpTransport, frame
-from troth.transport.settings import TcpCounters
+from troth.transport.settings import TcpCounters, TcpSettings
 from troth.transport.tcp import TcpConnection
 
 IDLE = 600.0  # the default idle timeout (TcpSettings.idle_timeout)
@@ -127,5 +127,43 @@ def test_a_channel_keeps_its_connection_and_a_relayed_one_its_own(tmp_path: Path
             assert counters(hub).closed_idle == 2
         finally:
             await stop_all(a, b, hub)
+
+    asyncio.run(main())
+
+
+def test_at_the_cap_a_connection_that_brought_only_junk_is_evicted_first(
+    tmp_path: Path,
+) -> None:
+    """Review 50e, idle 2: at the connection cap a newcomer evicts a connection that brought no
+    frame yet; one junk frame made a connection "active", evictable only once idle for
+    `evict_idle_after` (60 s), so a party reconnecting every 59 s from as many networks as
+    the table holds kept every newcomer out. At a node, one that made no progress yet is
+    evicted as one that brought no frame (oldest first, of the source holding the most)."""
+
+    def capped(router: Router) -> TcpTransport:
+        return TcpTransport(router, settings=TcpSettings(max_connections=2))
+
+    async def main() -> None:
+        init_node("hub", home=tmp_path)
+        hub = NodeRuntime(open_node("hub", home=tmp_path), transport=capped)
+        await hub.start(("127.0.0.1", 0))
+        assert hub.listening is not None
+        raws: list[socket.socket] = []
+        try:
+            for source in ("127.0.0.1", "127.0.0.2"):
+                raw = socket.create_connection(hub.listening, source_address=(source, 0))
+                raws.append(raw)
+                raw.sendall(JUNK[0])
+                read = partial(lambda n: sum(c.frames_read for c in accepted(hub)) == n, len(raws))
+                await until(read)
+            first = min(accepted(hub), key=lambda c: c.liveness.opened_at)
+            raws.append(socket.create_connection(hub.listening, source_address=("127.0.0.3", 0)))
+            await until(lambda: counters(hub).evicted + counters(hub).refused_over_limit == 1)
+            assert counters(hub).evicted == 1
+            await until(lambda: first.closed.is_set())
+        finally:
+            for raw in raws:
+                raw.close()
+            await stop_all(hub)
 
     asyncio.run(main())

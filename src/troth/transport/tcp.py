@@ -703,8 +703,9 @@ class TcpTransport(ConnectionTable[TcpConnection]):
 
     def _eviction_candidate(self, newcomer: TcpConnection) -> TcpConnection | None:
         """The accepted connection to give up for a new one: of those that brought no frame
-        yet, the oldest of the source address that holds the most such connections (a flood of
-        connections from one address gives up its own, not a newcomer's from another address
+        yet (at a node: made no progress yet, as junk makes none), the oldest of the source
+        address that holds the most such connections (a flood of connections from one address
+        gives up its own, not a newcomer's from another address
         accepted before its first frame arrived: review 41b, connections 1; its active
         connections not counted, so a busy source is not "the most" for its next connection,
         which an attacker's many addresses, each holding fewer, then evicted at once: review
@@ -718,8 +719,9 @@ class TcpTransport(ConnectionTable[TcpConnection]):
         else the one idle the longest if idle at least `evict_idle_after`."""
         idlest: TcpConnection | None = None
         frameless: list[TcpConnection] = []  # oldest first
+        strict = self.authenticated_idle  # at a node: no progress yet (review 50e, idle 2)
         for connection in self._accepted:  # oldest first
-            if not connection.frames_read:
+            if not (connection.progress if strict else connection.frames_read):
                 frameless.append(connection)
             elif idlest is None or _active(connection) < _active(idlest):
                 idlest = connection
