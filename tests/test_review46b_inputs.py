@@ -25,7 +25,6 @@ from troth.encoding import cbor
 from troth.errors import ConfigError
 from troth.node import daemon, init_node
 from troth.node.home import read_private_file
-from troth.node.node import node_dir
 from troth.transport.framing import frame
 
 
@@ -33,14 +32,13 @@ async def _serving(home: Path, body: Callable[[str], Awaitable[None]]) -> None:
     """Node `n` served in this process (`daemon.serve`) while `body(control socket)` runs;
     stopped by the SIGTERM it handles once it runs."""
     task = asyncio.create_task(daemon.serve(home, "n", None))
-    status = node_dir(home, "n") / "status.json"
-    for _ in range(400):  # at most ~8 s to come up
-        if status.is_file() or task.done():
+    for _ in range(400):  # at most ~8 s to come up (its status file says "starting" before)
+        if daemon.node_status(home, "n")["running"] or task.done():
             break
         await asyncio.sleep(0.02)
     if task.done():
         await task  # its error
-    if not status.is_file():
+    if not daemon.node_status(home, "n")["running"]:
         task.cancel()
         raise AssertionError("the node did not come up")
     try:
@@ -55,7 +53,7 @@ def _handlers() -> list[asyncio.Task[object]]:
     return [
         task
         for task in asyncio.all_tasks()
-        if "serve.<locals>.handle" in getattr(task.get_coro(), "__qualname__", "")
+        if "_run.<locals>.handle" in getattr(task.get_coro(), "__qualname__", "")
     ]
 
 

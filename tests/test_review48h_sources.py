@@ -55,19 +55,22 @@ def test_one_network_of_sources_at_the_cap_does_not_lock_a_newcomer_out(nodes: N
     try:
         for source in attacker_addresses(CAP, subnet=5):
             sock = connect(source, net.hub)
-            sock.sendall(garbage_frame(100))  # a frame: not "frameless", never evicted first
+            sock.sendall(garbage_frame(100))  # a frame, but junk: since review 50e (idle 2)
+            # no progress, so evicted first, as a connection that brought no frame
             attackers.append(sock)
         time.sleep(0.5)
         assert closed_by_node(attackers, timeout=0.5) == 0  # all CAP held
         assert timed_echo(f"{net.hub.address}/service/echo") < LIVENESS
         assert closed_by_node(attackers, timeout=1) == 1  # one attacker's gave way
-        # more attackers from that network (new addresses of it) are refused now, and the
-        # legitimate channel's connection stays
+        # more attackers from that network (new addresses of it) get in only in place of
+        # attackers' connections, which made no progress (review 50e, idle 2: they were
+        # refused, the attackers' connections evictable only once idle 60 s), and the
+        # legitimate channel's connection stays: at most CAP - 1 attackers' are open
         late = [connect(s, net.hub) for s in attacker_addresses(100, subnet=5)[CAP:]]
         attackers += late
         for sock in late:
             sock.sendall(garbage_frame(100))
-        assert closed_by_node(late, timeout=2) == len(late)
+        assert closed_by_node(attackers, timeout=2) >= len(attackers) - (CAP - 1)
         assert timed_echo(f"{net.hub.address}/service/echo") < LIVENESS
     finally:
         close_all(attackers)

@@ -165,7 +165,7 @@ def start(name: str, tcp_listen: str | None, foreground: bool, reporter: Reporte
         listen = Address("tcp", tcp_listen).host_port()
     if foreground:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-        asyncio.run(serve(home(), name, listen))
+        asyncio.run(serve(home(), name, listen, record=tcp_listen))
         return
     status = start_daemon(home(), name, tcp_listen)
     text = kv(
@@ -183,7 +183,7 @@ def start(name: str, tcp_listen: str | None, foreground: bool, reporter: Reporte
 @click.argument("name")
 @json_command
 def stop(name: str, reporter: Reporter) -> None:
-    """Stop node NAME (it was not running: said so, exit 0)."""
+    """Stop node NAME (starting: once it is up; not running: said so, exit 0)."""
     from troth.node.daemon import stop_daemon
 
     stopped = stop_daemon(home(), name)
@@ -230,6 +230,9 @@ def status(name: str, reporter: Reporter) -> None:
     from troth.node.links import LinkRow
 
     data = node_status(home(), name)
+    if data.get("starting"):
+        reporter.result(data, f"{name}: starting (pid {data['pid']})")
+        return
     if not data["running"]:
         reporter.result(data, f"{name}: not running (start it with: troth node start {name})")
         return

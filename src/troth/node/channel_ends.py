@@ -166,8 +166,18 @@ class ChannelEnd(AllowSetSource):
         congested 1). A flush that fails is counted (`ChannelCounters.unsent_packets`), and the
         channel goes on: `Congested` is not that the peer is gone (its keepalive judges that),
         and a connection that closed closes its channels (`ChannelManager.connection_lost`)."""
-        before = self.channel.state
-        events = self.channel.receive(message.payload, self._clock())
+        channel = self.channel
+        before, authenticated = channel.state, channel.authenticated
+        events = channel.receive(message.payload, self._clock())
+        if (
+            channel.authenticated != authenticated  # a transport frame authenticated, or a
+            or (  # handshake step verified the peer (message 2 or 3; not a message 1)
+                channel.state is not before
+                and before is not ChannelState.AWAITING_MESSAGE_1
+                and channel.state is not ChannelState.CLOSED
+            )
+        ) and isinstance(source, Connection):
+            source.progressed()  # what keeps the connection from idling (review 50e, idle 1)
         if (
             not self.peer_route
             and before is ChannelState.AWAITING_MESSAGE_2

@@ -3,7 +3,8 @@ a control socket in its node directory (docs/protocols.md, "Node control").
 
     <node dir>/node.pid      the daemon's pid
     <node dir>/node.log      its log (appended)
-    <node dir>/status.json   pid, listening address, control socket path (written when ready)
+    <node dir>/status.json   pid and its start time ("starting" while the runtime starts); once
+                             ready, its listening address and control socket path
     <node dir>/node.lock     held (flock) by the one process running the node
     <node dir>/control.sock  Unix socket, 0600 in a 0700 directory: CBOR requests from the CLI
 
@@ -31,9 +32,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from troth import limits
 from troth.encoding import cbor
@@ -57,10 +58,15 @@ from troth.errors import (
 from troth.node.config import NodeConfig, update_config
 from troth.node.home import read_private_file, write_private_file
 from troth.node.node import node_dir, open_node
+from troth.node.process import send_signal, start_time, still
 from troth.transport.framing import FRAME_HEADER, check_header, frame
+
+if TYPE_CHECKING:
+    from troth.node.runtime import NodeRuntime
 
 __all__ = [
     "control",
+    "control_failure",
     "node_status",
     "record_listen",
     "run_transient",
@@ -313,8 +319,14 @@ def node_status(home: Path, name: str) -> dict[str, Any]:
     pid = status.get("pid") if isinstance(status, dict) else None
     if type(pid) is not int or pid <= 0:
         return {"name": name, "running": False}
-    if not _is_our_node(pid, name, directory):
+    started = status.get("started")
+    if not _is_our_node(pid, name, directory) or not still(pid, started):
+        # (a start time that is not the pid's: another process was given it, one that may
+        # hold node.lock too, `troth vault rekey`: review 50e, lifecycle 2)
         return {"name": name, "running": False, "stale_pid": pid}
+    if status.get("starting") is True:  # it holds the lock and starts (review 50e,
+        # lifecycle 1): not running yet (no control socket), but `troth node stop` stops it
+        return {"name": name, "running": False, "starting": True, "pid": pid, "started": started}
     return {"name": name, "running": True, **status}
 
 
@@ -323,8 +335,11 @@ def start_daemon(home: Path, name: str, tcp_listen: str | None) -> dict[str, Any
     configuration once the node listens there, else on the configured address); its status
     once it is ready. A start that fails, or is killed before the node is up, leaves the
     recorded address as it was."""
-    if node_status(home, name)["running"]:
-        raise ConfigError(f"node {name!r} is already running")
+    running = node_status(home, name)
+    if running["running"] or running.get("starting"):
+        raise ConfigError(
+            f"node {name!r} is already {'running' if running['running'] else 'starting'}"
+        )
     if tcp_listen:
         _parse_listen(tcp_listen)  # ValueError / RoutingError for a bad address
     # The node is given the address as an argument; it is recorded only once the node is up:
@@ -367,9 +382,18 @@ def _spawn(home: Path, name: str, tcp_listen: str | None) -> dict[str, Any]:
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            if _file_id(directory / "status.json") not in (None, stale):
+            # its status file, told from a stale one by its start time (the daemon writes it
+            # twice, starting and then up, so the second may be given the stale file's freed
+            # inode: review 50e, lifecycle 1), else, without /proc, by its inode
+            fresh = _file_id(directory / "status.json") not in (None, stale)
+            started = start_time(process.pid)
+            if fresh or started is not None:
                 status = node_status(home, name)
-                if status["running"] and status.get("pid") == process.pid:
+                if (
+                    status["running"]
+                    and status.get("pid") == process.pid
+                    and (fresh or status.get("started") == started)
+                ):
                     return status
             if process.poll() is not None:
                 with open(log_file, "rb") as log:
@@ -407,20 +431,27 @@ def _file_id(path: Path) -> tuple[int, int] | None:
 
 
 def stop_daemon(home: Path, name: str) -> bool:
-    """Stop a running node (SIGTERM, then SIGKILL after a grace period). False if not running."""
+    """Stop a running node, or one starting (it stops once started: review 50e, lifecycle 1):
+    SIGTERM, then SIGKILL after a grace period. False if neither. The process is signalled
+    only while it is still the one that wrote the status file (its start time: review 50e,
+    lifecycle 2)."""
     status = node_status(home, name)
-    if not status["running"]:
+    if not (status["running"] or status.get("starting")):
         return False
-    pid = int(status["pid"])
+    pid, started = int(status["pid"]), status.get("started")
     directory = _dir(home, name)
+
+    def running() -> bool:
+        return _is_our_node(pid, name, directory) and still(pid, started)
+
     with contextlib.suppress(ProcessLookupError):  # ended since it was looked at: stopped
         # (the signal failed the stop: review 49i, lifecycle 3)
-        os.kill(pid, signal.SIGTERM)
+        send_signal(pid, started, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT
-        while time.monotonic() < deadline and _is_our_node(pid, name, directory):
+        while time.monotonic() < deadline and running():
             time.sleep(0.05)
-        if _is_our_node(pid, name, directory):
-            os.kill(pid, signal.SIGKILL)
+        if running():
+            send_signal(pid, started, signal.SIGKILL)
     # what a killed node left, removed only while no node runs: a node started since the stop
     # saw this one end had its status file deleted, and ran on hidden from status, stop and
     # every later start (review 49i, lifecycle 2); a SIGKILL drops the lock at once
@@ -521,6 +552,16 @@ def error_answer(exc: Exception) -> dict[str, Any]:
     return answer
 
 
+def control_failure(exc: Exception) -> dict[str, Any]:
+    """A control request failed with `exc`: logged (a bug with its traceback), and the
+    caller's answer."""
+    if isinstance(exc, OSError):  # the client gone, a disk full: one line (review 50e,
+        log.warning("control request failed: %s", exc)  # lifecycle 4), not a traceback
+    elif not isinstance(exc, TrothError | ValueError):
+        log.error("control request failed", exc_info=exc)
+    return error_answer(exc)
+
+
 def answer_error(answer: dict[Any, Any]) -> Exception:
     """The error a failed control answer reports, as the class that raised it where that
     decides the exit code (a daemon's I/O error stays an I/O error), else RemoteError; the
@@ -600,9 +641,18 @@ def _running_lock(directory: Path, name: str) -> Iterator[None]:
             os.close(fd)
 
 
-async def serve(home: Path, name: str, listen: tuple[str, int] | None) -> None:
+async def serve(
+    home: Path, name: str, listen: tuple[str, int] | None, *, record: str | None = None
+) -> None:
     """Run node `name` until SIGTERM or SIGINT, listening on `listen` (else on its configured
-    `listen` address, if any): the body of `python -m troth.node`."""
+    `listen` address, if any): the body of `python -m troth.node`. `record` (a foreground
+    `troth node start --tcp-listen`) is recorded as the node's address once it listens there,
+    as the background start records it (review 50e, lifecycle 3).
+
+    Its status file says it is starting from the moment it holds the node's lock, and a
+    SIGTERM or SIGINT while it starts stops it once started (`troth node stop` meanwhile said
+    "not running" and the node came up: review 50e, lifecycle 1); it records the process's
+    start time, so a later process given the same pid is not taken for it (lifecycle 2)."""
     # the runtime is imported here, not with the module: `troth node status`, `start` and
     # `stop` (the control client, the status file) start without it
     from troth.node.control import perform
@@ -612,58 +662,88 @@ async def serve(home: Path, name: str, listen: tuple[str, int] | None) -> None:
     socket_path = _socket_path(directory)
     with _running_lock(directory, name), open_node(name, home=home) as node:
         socket_path.unlink(missing_ok=True)  # a crashed daemon's: the lock says none runs
-        if listen is None and node.config.listen:
-            listen = _parse_listen(node.config.listen)
-        runtime = NodeRuntime(node)
-        await runtime.start(listen)
-
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                request = cbor.decode(await _read_request(reader))
-                if not isinstance(request, dict) or not isinstance(request.get("op"), str):
-                    raise DecodeError("a control request is a map with an op")
-                raw = request.get("args") or {}
-                if not isinstance(raw, dict):
-                    raise DecodeError("control arguments are a map")
-                result = await perform(runtime, request["op"], raw)
-                answer: dict[str, Any] = {"ok": True, "result": result}
-            except Exception as exc:  # any failure is the caller's answer, never the daemon's end
-                if not isinstance(exc, TrothError | ValueError):
-                    log.exception("control request failed")
-                answer = error_answer(exc)
-            try:
-                data = _control_frame(answer, limits.MAX_CONTROL_ANSWER)
-            except DecodeError as exc:  # too large: done, but said as an error, never dropped
-                data = _control_frame(error_answer(exc), limits.MAX_CONTROL_ANSWER)
-            with contextlib.suppress(ConnectionError):
-                writer.write(data)
-                try:
-                    await asyncio.wait_for(writer.drain(), CONTROL_IO_TIMEOUT)
-                except TimeoutError:  # a client not reading its answer: dropped, with it
-                    log.info("control answer not taken within %g s: dropped", CONTROL_IO_TIMEOUT)
-                    writer.transport.abort()
-            writer.close()
-
-        server = await asyncio.start_unix_server(handle, str(socket_path))
-        os.chmod(socket_path, 0o600)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        own = {"pid": os.getpid(), "started": start_time(os.getpid())}
+        write_private_file(directory / "node.pid", f"{os.getpid()}\n".encode())
+        write_private_file(
+            directory / "status.json", json.dumps({**own, "starting": True}).encode()
+        )
+        try:
+            if listen is None and node.config.listen:
+                listen = _parse_listen(node.config.listen)
+            runtime = NodeRuntime(node)
+            await runtime.start(listen)
+
+            def up() -> None:
+                if record:
+                    record_listen(home, name, record)
+
+            await _run(runtime, perform, directory, socket_path, own, stop, up)
+        finally:
+            for leftover in (socket_path, directory / "status.json", directory / "node.pid"):
+                leftover.unlink(missing_ok=True)
+
+
+async def _run(
+    runtime: NodeRuntime,
+    perform: Callable[[NodeRuntime, str, dict[Any, Any]], Awaitable[Any]],
+    directory: Path,
+    socket_path: Path,
+    own: dict[str, Any],
+    stop: asyncio.Event,
+    up: Callable[[], None],
+) -> None:
+    """The started node: its control socket and status file, until `stop` (at once when it
+    was set while the node started); `up()` once it is up, before its status says so."""
+    name = runtime.name
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = cbor.decode(await _read_request(reader))
+            if not isinstance(request, dict) or not isinstance(request.get("op"), str):
+                raise DecodeError("a control request is a map with an op")
+            raw = request.get("args") or {}
+            if not isinstance(raw, dict):
+                raise DecodeError("control arguments are a map")
+            result = await perform(runtime, request["op"], raw)
+            answer: dict[str, Any] = {"ok": True, "result": result}
+        except Exception as exc:  # any failure is the caller's answer, never the daemon's end
+            answer = control_failure(exc)
+        try:
+            data = _control_frame(answer, limits.MAX_CONTROL_ANSWER)
+        except DecodeError as exc:  # too large: done, but said as an error, never dropped
+            data = _control_frame(error_answer(exc), limits.MAX_CONTROL_ANSWER)
+        with contextlib.suppress(ConnectionError):
+            writer.write(data)
+            try:
+                await asyncio.wait_for(writer.drain(), CONTROL_IO_TIMEOUT)
+            except TimeoutError:  # a client not reading its answer: dropped, with it
+                log.info("control answer not taken within %g s: dropped", CONTROL_IO_TIMEOUT)
+                writer.transport.abort()
+        writer.close()
+
+    server = None
+    try:
+        if stop.is_set():  # stopped while it started: it does not come up
+            log.info("node %s stopped while it started", name)
+            return
+        up()
+        server = await asyncio.start_unix_server(handle, str(socket_path))
+        os.chmod(socket_path, 0o600)
         status = {
-            "pid": os.getpid(),
+            **own,
             "listening": None if runtime.listening is None else "{}:{}".format(*runtime.listening),
             "control": str(socket_path),
             "identifier": runtime.status()["identifier"],
         }
-        write_private_file(directory / "node.pid", f"{os.getpid()}\n".encode())
         write_private_file(directory / "status.json", json.dumps(status).encode())
         log.info("node %s running: %s", name, status)
-        try:
-            await stop.wait()
-        finally:
-            log.info("node %s stopping", name)
+        await stop.wait()
+    finally:
+        log.info("node %s stopping", name)
+        if server is not None:
             server.close()
-            await runtime.stop()
-            for leftover in (socket_path, directory / "status.json", directory / "node.pid"):
-                leftover.unlink(missing_ok=True)
+        await runtime.stop()

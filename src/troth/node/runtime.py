@@ -112,6 +112,8 @@ class NodeRuntime(ChannelOpening, Upkeep):
         self.name = node.name
         self.router = Router()
         self.tcp: Transport = (transport or TcpTransport)(self.router)
+        if isinstance(self.tcp, TcpTransport):  # only authenticated progress keeps a
+            self.tcp.authenticated_idle = True  # connection (review 50e, idle 1)
         self.worker = StoreWorker()
         self.trust = NodeTrust(node, hosted=None)
         self.policy = RulesPolicy(self.name, {}, self.trust.standing)

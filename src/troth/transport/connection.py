@@ -157,6 +157,15 @@ class Connection(AllowSetSource):
             )
         )
         self.frames_sent = 0
+        self.progress = 0
+        """Authenticated progress seen on it so far (`progressed`)."""
+
+    def progressed(self) -> None:
+        """What arrived on this connection authenticated (a handshake step that verified the
+        peer, a channel's transport frame), or a relay owner sent a frame back over it: what
+        keeps it from idling out at a node (`TcpTransport.authenticated_idle`; review 50e,
+        idle 1: junk does not)."""
+        self.progress += 1
 
     def set_peer(self, host: str, port: int) -> None:
         """The accepted peer's address, once known."""

@@ -115,8 +115,9 @@ class TcpSettings:
     first_frame_timeout: float = 10.0
     """A connection must bring its first complete frame within this long."""
     idle_timeout: float = 600.0
-    """A connection that carries no complete frame, either way, for this long is closed (a
-    channel over it keeps it busy: its keepalive pings every 15 s when idle)."""
+    """A connection that makes no progress for this long is closed (a channel over it keeps it
+    busy: its keepalive pings every 15 s when idle). Progress is any complete frame either way,
+    at a node only an authenticated one (`TcpTransport.authenticated_idle`)."""
     evict_idle_after: float = 60.0
     """At the connection limit, a new connection evicts the accepted connection idle the
     longest, if it brought no frame yet or has been idle at least this long."""

@@ -15,7 +15,8 @@ Hostile load (all limits in `TcpSettings`):
   those) or has been idle a while, else it is refused.
 - Timeouts: connecting gives up after `connect_timeout`; a connection must bring its first
   frame within `first_frame_timeout`, a started frame must finish within `frame_timeout`, and a
-  connection that carries no frame for `idle_timeout` is closed (one sweep timer checks them).
+  connection that makes no progress for `idle_timeout` is closed (one sweep timer checks them:
+  `troth.transport.liveness`; at a node only authenticated progress counts).
 - Memory: read buffers shrink back once a connection is quiet or light (the sweep); reading
   pauses while `max_queued_frames` frames wait to be routed, and the consumer awaits each
   routing, so a slow consumer slows its producers.
@@ -58,6 +59,7 @@ from troth.transport.budget import STALL_PROGRESS, WriteBudget, unsent
 from troth.transport.connection import Connection, ConnectionTable, Listener, source_network
 from troth.transport.eager import start_eagerly
 from troth.transport.framing import FRAME_HEADER, FRAME_VERSION, FrameReader
+from troth.transport.liveness import Liveness
 from troth.transport.ratelog import RateLimitedLog, install_accept_error_filter
 from troth.transport.settings import QUEUED_FRAME_COST, TcpCounters, TcpSettings
 
@@ -92,9 +94,8 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         )
         self.owner = transport
         self.closed = asyncio.Event()
-        self.opened_at = 0.0
-        self.last_active = 0.0
-        """When the sweep last saw a frame go either way (loop time)."""
+        self.liveness = Liveness()
+        """When it opened and last made progress (the sweep's idle clock, `Liveness`)."""
         self.network = ""
         """The network of its source (`source_network`), set as an accepted one is admitted."""
 
@@ -128,7 +129,6 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         self._routing: asyncio.Task[None] | None = None  # a routing that waits: the frames
         # after it wait in `_frames` for the consumer
         self._draining = False  # the consumer routes a frame of `_frames` now
-        self._activity = 0  # frames read + sent when the sweep last looked
 
     @property
     def frames_read(self) -> int:
@@ -149,7 +149,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         self._socket = transport
         loop = asyncio.get_running_loop()
         self._time = loop.time
-        self.opened_at = self.last_active = loop.time()
+        self.liveness.opened(loop.time())
         if not self.outgoing:
             peername = transport.get_extra_info("peername") or ("?", 0)
             self.set_peer(str(peername[0]), int(peername[1]))
@@ -419,28 +419,18 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
                 self._draining = False
 
     def _check(self, now: float) -> None:
-        """The sweep: close this connection when it stalls or idles past its timeouts."""
-        settings, counters = self.owner.settings, self.owner.counters
-        reader = self._reader
-        activity = reader.frames_read + self.frames_sent
+        """The sweep: close this connection when it stalls or idles past its timeouts
+        (`Liveness.overdue`; progress is any frame either way, or at a node only what
+        `progressed` counts: review 50e, idle 1)."""
+        owner, reader = self.owner, self._reader
+        progress = (
+            self.progress if owner.authenticated_idle else reader.frames_read + self.frames_sent
+        )
         reader.settle()  # little or nothing came in since the last sweep: buffer given back
-        if activity != self._activity:
-            self._activity = activity
-            self.last_active = now
-        since = reader.partial_since
-        if since is not None and not self._reading_paused and now - since > settings.frame_timeout:
-            counters.closed_stalled += 1
-            why = f"a frame stalled for {settings.frame_timeout} s"
-        elif not reader.frames_read and now - self.opened_at > settings.first_frame_timeout:
-            counters.closed_first_frame += 1
-            why = f"no frame within {settings.first_frame_timeout} s"
-        elif now - self.last_active > settings.idle_timeout:
-            counters.closed_idle += 1
-            why = f"idle for {settings.idle_timeout} s"
-        else:
-            return
-        self.owner.warn("%s: closing: %s", self.name, why)
-        self._abort()
+        why = self.liveness.overdue(now, progress, reader, self._reading_paused, owner)
+        if why is not None:
+            owner.warn("%s: closing: %s", self.name, why)
+            self._abort()
 
     # -- sending ---------------------------------------------------------------------------------
 
@@ -584,6 +574,10 @@ class TcpTransport(ConnectionTable[TcpConnection]):
         default_factory=list
     )
     """Called with every message that arrives (what a relay sees: tests and the demo)."""
+    authenticated_idle: bool = False
+    """True at a node: only authenticated progress (`Connection.progressed`, which its channels
+    and relayed answers call) keeps a connection from idling out or being evicted as idle;
+    else any frame either way does (review 50e, idle 1: `troth.transport.liveness`)."""
     lost: list[collections.abc.Callable[[Address], None]] = field(default_factory=list)
     """Called with the worker address of every connection that closed (its channels die), and
     an outgoing one's `/tcp/host:port` (the handshakes opened on it fail at once)."""
@@ -709,8 +703,9 @@ class TcpTransport(ConnectionTable[TcpConnection]):
 
     def _eviction_candidate(self, newcomer: TcpConnection) -> TcpConnection | None:
         """The accepted connection to give up for a new one: of those that brought no frame
-        yet, the oldest of the source address that holds the most such connections (a flood of
-        connections from one address gives up its own, not a newcomer's from another address
+        yet (at a node: made no progress yet, as junk makes none), the oldest of the source
+        address that holds the most such connections (a flood of connections from one address
+        gives up its own, not a newcomer's from another address
         accepted before its first frame arrived: review 41b, connections 1; its active
         connections not counted, so a busy source is not "the most" for its next connection,
         which an attacker's many addresses, each holding fewer, then evicted at once: review
@@ -724,10 +719,11 @@ class TcpTransport(ConnectionTable[TcpConnection]):
         else the one idle the longest if idle at least `evict_idle_after`."""
         idlest: TcpConnection | None = None
         frameless: list[TcpConnection] = []  # oldest first
+        strict = self.authenticated_idle  # at a node: no progress yet (review 50e, idle 2)
         for connection in self._accepted:  # oldest first
-            if not connection.frames_read:
+            if not (connection.progress if strict else connection.frames_read):
                 frameless.append(connection)
-            elif idlest is None or connection.last_active < idlest.last_active:
+            elif idlest is None or _active(connection) < _active(idlest):
                 idlest = connection
         if frameless:
             waiting = collections.Counter(connection.host for connection in frameless)
@@ -735,14 +731,12 @@ class TcpTransport(ConnectionTable[TcpConnection]):
             return next(c for c in frameless if waiting[c.host] == most_waiting)
         top, most = self._per_host.most_common(1)[0]
         if most >= self._per_host[newcomer.host] + 2:
-            return min((c for c in self._accepted if c.host == top), key=lambda c: c.last_active)
+            return min((c for c in self._accepted if c.host == top), key=_active)
         network, most = self._per_network.most_common(1)[0]
         if most >= self._per_network[newcomer.network] + 2:
-            return min(
-                (c for c in self._accepted if c.network == network), key=lambda c: c.last_active
-            )
-        now = newcomer.opened_at
-        if idlest is not None and now - idlest.last_active >= self.settings.evict_idle_after:
+            return min((c for c in self._accepted if c.network == network), key=_active)
+        now = newcomer.liveness.opened_at
+        if idlest is not None and now - _active(idlest) >= self.settings.evict_idle_after:
             return idlest
         return None
 
@@ -785,10 +779,16 @@ class TcpTransport(ConnectionTable[TcpConnection]):
             self._sweeper = None
 
 
+def _active(connection: TcpConnection) -> float:
+    return connection.liveness.last_active
+
+
 def connection_worker(connection: TcpConnection) -> Handler:
     """The worker at a connection's address: whatever is routed to it goes out on the wire."""
 
     async def handle(message: RoutedMessage, source: Source | None) -> None:
+        if isinstance(source, Connection) and source is not connection:  # a relay owner's
+            connection.progressed()  # frame back to the peer it answers (review 50e, idle 1)
         await connection.send(message)
 
     return handle

@@ -1,0 +1,58 @@
+"""Which process a pid is now: its start time, which tells a process from a later one given
+the same pid (a daemon's status file outlives a daemon killed by SIGKILL, and its pid may be
+reused: docs/protocols.md, "Nodes")."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+__all__ = ["send_signal", "start_time", "still"]
+
+
+def start_time(pid: int) -> int | None:
+    """When process `pid` started, in clock ticks after boot (/proc/PID/stat, field 22:
+    proc(5)); None when that cannot be told (no such process, no /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            data = stat.read()
+    except (OSError, OverflowError, ValueError):
+        return None
+    # the command name (field 2) is in parentheses and may hold any byte: the fields after
+    # it start past its last ")"; field 22 is the 20th of those (field 3 the 1st)
+    fields = data[data.rfind(b")") + 2 :].split()
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def still(pid: int, started: object) -> bool:
+    """Whether `pid` is still the process that started at `started` (what a status file
+    recorded): True when nothing was recorded or the time cannot be told now (no /proc)."""
+    if type(started) is not int:
+        return True
+    now = start_time(pid)
+    return now is None or now == started
+
+
+def send_signal(pid: int, started: object, sig: signal.Signals) -> None:
+    """Send `sig` to `pid` only while it is the process that started at `started` (`still`);
+    ProcessLookupError when it is not (or is gone). Where the OS has them (Linux 5.3) through
+    a pidfd opened before the check, so the pid cannot be given to another process between the
+    check and the signal."""
+    try:
+        handle = os.pidfd_open(pid)
+    except (AttributeError, OSError) as exc:  # no pidfds here: checked, then signalled
+        if isinstance(exc, ProcessLookupError):
+            raise
+        if not still(pid, started):
+            raise ProcessLookupError(pid) from None
+        os.kill(pid, sig)
+        return
+    try:
+        if not still(pid, started):
+            raise ProcessLookupError(pid)
+        signal.pidfd_send_signal(handle, sig)
+    finally:
+        os.close(handle)
