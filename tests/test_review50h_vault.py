@@ -63,9 +63,6 @@ def _reuse_number(
     return new, other
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 50h, vault 1: a reused key number keeps the cached key"
-)
 def test_a_key_number_deleted_and_given_to_another_key_does_not_sign_with_the_old(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -87,9 +84,6 @@ def test_a_key_number_deleted_and_given_to_another_key_does_not_sign_with_the_ol
     assert user.public_key(high) == new_public
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 50h, vault 1: a reused key number keeps the cached key"
-)
 def test_the_single_look_up_compares_the_row_too(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -108,9 +102,6 @@ def test_the_single_look_up_compares_the_row_too(
     assert user.public_key(high) == other.public_key(new) != old_public
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 50h, vault 1: a reused key number keeps the cached key"
-)
 def test_a_seal_key_number_given_to_another_row_does_not_seal_with_the_old(
     tmp_path: Path,
 ) -> None:
