@@ -124,3 +124,46 @@ def test_a_seal_key_number_given_to_another_row_does_not_seal_with_the_old(
         )
     with pytest.raises((VaultError, KeyNotFound)):
         user.unseal(seal_key, sealed, b"aad")
+
+
+def test_a_rekey_keeps_the_rekeying_vaults_cached_keys_its_own(tmp_path: Path) -> None:
+    """A rekey re-seals every row under a fresh nonce: the rekeying vault records its cached
+    keys' new rows, so after another connection's commit they are still its own (no row read
+    and unsealed again, no key dropped)."""
+    path = tmp_path / "node.db"
+    vault, db = _vault(path)
+    handles = [vault.generate(KeyType.ED25519, KeyPurpose.SIGNING) for _ in range(3)]
+    seal_key = vault.generate_seal_key()
+    with db.transaction():
+        assert vault.rekey(bytes(range(1, 33))) == 4
+    writer = SqliteDatabase(path)  # another connection commits: the data version moves
+    writer.execute("INSERT INTO vault_meta VALUES ('other', x'00')")
+    seen: list[str] = []
+    db.connection().set_trace_callback(seen.append)
+    for handle in handles:
+        vault.sign(handle, b"after the rekey")
+    vault.unseal(seal_key, vault.seal(seal_key, b"secret", b"aad"), b"aad")
+    db.connection().set_trace_callback(None)
+    assert [s for s in seen if "vault_keys" in s and "sealed FROM" in s] == []
+    assert len([s for s in seen if "vault_keys" in s]) == 1  # the one grouped look-up
+
+
+def test_storing_a_key_writes_its_row_and_nothing_else(tmp_path: Path) -> None:
+    """The row a cached key came from is told by its sealed value's nonce, already in the
+    row: a key's insertion (one or a batch) writes only the key's row, no counter beside it."""
+    vault, db = _vault(tmp_path / "node.db")
+    seen: list[str] = []
+    db.connection().set_trace_callback(seen.append)
+    vault.generate(KeyType.ED25519, KeyPurpose.SIGNING)
+    with db.transaction():
+        batch = vault.key_batch()
+        batch.generate(KeyType.X25519, KeyPurpose.SECURE_CHANNEL)
+        batch.store()
+    db.connection().set_trace_callback(None)
+    writes = [
+        s
+        for s in seen
+        if not s.lstrip().upper().startswith(("SELECT", "PRAGMA", "BEGIN", "COMMIT", "SAVEPOINT"))
+        and not s.lstrip().upper().startswith("RELEASE")
+    ]
+    assert [w.split(" VALUES")[0] for w in writes] == ["INSERT INTO vault_keys"] * 2
