@@ -74,7 +74,9 @@ def test_a_foreign_commit_costs_one_read_for_every_key_the_thread_saw(tmp_path: 
     second_db.connection().set_trace_callback(None)
     reads = [s for s in statements if "vault_keys" in s]
     assert len(reads) == 1
-    assert reads[0].startswith("SELECT key_id FROM vault_keys WHERE key_id IN (")
+    assert reads[0].startswith(
+        "SELECT key_id, substr(sealed, 2, 12) FROM vault_keys WHERE key_id IN ("
+    )
 
 
 def test_a_key_deleted_and_another_made_in_the_same_interval_is_refused(tmp_path: Path) -> None:
@@ -119,11 +121,11 @@ def test_a_failed_look_up_leaves_the_next_use_to_ask_again(
     store = second._store
     assert store is not None
 
-    def failing(_numbers: object) -> set[int]:
+    def failing(_numbers: object) -> dict[int, bytes]:
         raise sqlite3.OperationalError("database is locked")
 
     with monkeypatch.context() as patched:
-        patched.setattr(store, "stored_key_numbers", failing)
+        patched.setattr(store, "stored_key_nonces", failing)
         with pytest.raises(sqlite3.OperationalError):
             second.sign(gone, b"after")
     with pytest.raises(KeyNotFound):

@@ -57,18 +57,20 @@ class SqliteKeyStore:
     def data_version(self) -> int:
         return self._db.data_version()
 
-    def stored_key_numbers(self, key_numbers: Sequence[int]) -> set[int]:
-        """Which of `key_numbers` have a row, in one statement (a primary-key look-up each,
-        no row read): how another connection's software vault tells, with no write on
-        either side, whether a key it caches was deleted (review 50a; docs/vault.md, "Keys
-        deleted by another process"). At most _BATCH numbers."""
+    def stored_key_nonces(self, key_numbers: Sequence[int]) -> dict[int, bytes]:
+        """The sealed value's nonce (its bytes 1-12) of each of `key_numbers` that has a row,
+        in one statement (a primary-key look-up each): how another connection's software
+        vault tells, with no write on either side, whether a key it caches was deleted, or its
+        number given to another key (reviews 50a, 50h; docs/vault.md, "Keys deleted by another
+        process"). At most _BATCH numbers."""
         if not key_numbers:
-            return set()
+            return {}
         if len(key_numbers) > _BATCH:
             raise StorageError(f"at most {_BATCH} key numbers a look-up")
         marks = ", ".join(["?"] * len(key_numbers))
-        query = f"SELECT key_id FROM vault_keys WHERE key_id IN ({marks})"  # noqa: S608
-        return {row[0] for row in self._db.fetch_all(query, tuple(key_numbers))}
+        query = "SELECT key_id, substr(sealed, 2, 12) FROM vault_keys WHERE key_id IN "
+        query += f"({marks})"
+        return dict(self._db.fetch_all(query, tuple(key_numbers)))
 
     def delete_sealed_key(self, key_number: int) -> bool:
         query = "DELETE FROM vault_keys WHERE key_id = ?"

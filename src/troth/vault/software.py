@@ -61,7 +61,7 @@ _RESEAL_CHUNK: Final = 1000  # rows a rekey reads and rewrites at a time
 _RECHECK_KEYS: Final = 256
 """Keys a thread saw stored that are looked up again in one read after another connection's
 commit (SoftwareVault._live); past it each is looked up at its next use. Under
-SealedKeyStore.stored_key_numbers' 500 and SQLite's oldest limit on parameters (999)."""
+SealedKeyStore.stored_key_nonces' 500 and SQLite's oldest limit on parameters (999)."""
 
 SealedKeyRow = tuple[int, int, int, bytes, int]
 """A `vault_keys` row: key number, key type, purpose, sealed key, created_at."""
@@ -91,9 +91,9 @@ class SealedKeyStore(Protocol):
         data_version`)."""
         ...
 
-    def stored_key_numbers(self, key_numbers: Sequence[int]) -> set[int]:
-        """Which of `key_numbers` (at most 500) have a row, read in one statement, writing
-        nothing."""
+    def stored_key_nonces(self, key_numbers: Sequence[int]) -> dict[int, bytes]:
+        """The sealed key's nonce (bytes 1-12 of its sealed value) of each of `key_numbers`
+        (at most 500) that has a row, read in one statement, writing nothing."""
         ...
 
     def delete_sealed_key(self, key_number: int) -> bool: ...
@@ -114,7 +114,7 @@ class SealedKeyStore(Protocol):
 
 class _Seen(threading.local):
     """What one thread knows of the store (SoftwareVault._live): its connection's data version
-    when last asked, and the cached keys whose rows it saw since."""
+    when last asked, and the cached keys whose rows (SoftwareVault._rows) it saw since."""
 
     def __init__(self) -> None:
         self.version = -1
@@ -133,7 +133,9 @@ class SoftwareVault:
     connection committed since, the keys the thread had seen stored are looked up again,
     together in one read, before the key is used (review 48l, vault 1: the cache signed on with
     keys a compromised rotation elsewhere had deleted). A deletion writes only the key's row
-    (review 50a: no count of deletions beside it).
+    (review 50a: no count of deletions beside it). Each look-up compares the row's nonce with
+    the cached key's: a number deleted and given to another key is not the cached key's row
+    (review 50h, vault 1).
     """
 
     name = "software"
@@ -142,6 +144,9 @@ class SoftwareVault:
         self._store = store
         self._cache: dict[str, PrivateKey] = {}
         self._seal_keys: dict[str, Aead] = {}
+        self._rows: dict[str, bytes] = {}
+        """The row each cached key (private or seal key) was stored as or unsealed from: its
+        sealed value's random nonce (a key number can be deleted and given to another key)."""
         self._aead: Aead | None = None
         self._last_number = 0
         self._seen = _Seen()
@@ -210,6 +215,10 @@ class SoftwareVault:
                 nonce = os.urandom(Aead.NONCE_SIZE)
                 resealed.append((number, _SEAL_VERSION + nonce + new.encrypt(nonce, raw, aad)))
             store.replace_sealed_keys(resealed)
+            rows = self._rows
+            for number, sealed in resealed:  # the cached keys' rows, re-sealed: still theirs
+                if f"{number:016x}" in rows:
+                    rows[f"{number:016x}"] = sealed[1 : 1 + Aead.NONCE_SIZE]
             count += len(resealed)
             after = found[-1][0]
         nonce = os.urandom(Aead.NONCE_SIZE)
@@ -252,6 +261,7 @@ class SoftwareVault:
             key_id, row = self._sealed_row(key_type, purpose, raw, aad_head, aad_tail, _now())
             try:
                 store.put_sealed_key(*row)
+                self._rows[key_id] = row[3][1 : 1 + Aead.NONCE_SIZE]
                 return key_id
             except ConflictError:  # another process took this number in the same millisecond
                 continue
@@ -306,6 +316,7 @@ class SoftwareVault:
         number = _key_number(handle)  # the one spelling: the cache and the row agree
         found = self._cache.pop(handle.key_id, None) is not None
         self._seen.live.discard(handle.key_id)
+        self._rows.pop(handle.key_id, None)
         if self._store is not None:
             found = self._store.delete_sealed_key(number) or found
         if not found:
@@ -340,6 +351,7 @@ class SoftwareVault:
         number = _key_number(key)
         found = self._seal_keys.pop(key.key_id, None) is not None
         self._seen.live.discard(key.key_id)
+        self._rows.pop(key.key_id, None)
         if self._store is not None:
             found = self._store.delete_sealed_key(number) or found
         if not found:
@@ -367,6 +379,12 @@ class SoftwareVault:
         cache = self._cache
         if len(cache) >= _CACHE_SIZE:  # drop the older half (amortised O(1)); they reload on use
             self._cache = cache = dict(itertools.islice(cache.items(), _CACHE_SIZE // 2, None))
+            seal_keys = self._seal_keys
+            self._rows = {
+                kept: nonce
+                for kept, nonce in self._rows.items()
+                if kept == key_id or kept in cache or kept in seal_keys or kept in self._unstored
+            }
         cache[key_id] = key
 
     def _load(self, handle: KeyHandle) -> PrivateKey:
@@ -393,13 +411,15 @@ class SoftwareVault:
         thread's connection last saw it, unless another connection committed since (a
         rotation in another process may have deleted it: the store's data version moved),
         then looked up again. The keys this thread saw stored are looked up together at the
-        first use after such a commit, in one read (`stored_key_numbers`), those still there
-        kept: a commit that deleted no key costs one statement, not a look-up per key (a
-        node's own storage thread commits between handshakes: channel.establish.tcp 1.04x ->
-        1.10x its floor with a look-up per key), and a deletion writes nothing more than the
-        key's row (identity.rotate: a count of deletions beside it cost ~15 us of ~217 us,
-        review 50a). Past _RECHECK_KEYS seen keys, each is looked up again at its next use
-        instead. An ephemeral vault's keys are its cache."""
+        first use after such a commit, in one read (`stored_key_nonces`), those whose row is
+        still the one the key was cached from kept (the same nonce: a deleted key's number may
+        be given to another key, review 50h): a commit that deleted no key costs one
+        statement, not a look-up per key (a node's own storage thread commits between
+        handshakes: channel.establish.tcp 1.04x -> 1.10x its floor with a look-up per key),
+        and a deletion writes nothing more than the key's row (identity.rotate: a count of
+        deletions beside it cost ~15 us of ~217 us, review 50a). Past _RECHECK_KEYS seen
+        keys, each is looked up again at its next use instead. An ephemeral vault's keys are
+        its cache."""
         store = self._store
         if store is None or key_id in self._unstored:
             return True
@@ -409,15 +429,21 @@ class SoftwareVault:
             live: set[str] = set()
             if 0 < len(seen.live) <= _RECHECK_KEYS:  # key ids: _key_number's spelling
                 numbers = {int(seen_id, 16): seen_id for seen_id in seen.live}
-                live = {numbers[n] for n in store.stored_key_numbers(list(numbers)) if n in numbers}
+                rows = self._rows
+                live = {
+                    numbers[n]
+                    for n, nonce in store.stored_key_nonces(list(numbers)).items()
+                    if n in numbers and rows.get(numbers[n]) == nonce  # the cached key's row
+                }
             # both after the look-up (a failed one leaves the next use to ask again); the
             # version read before it: a commit after the look-up moves the version again
             seen.version = version
             seen.live = live
         if key_id in seen.live:
             return True
-        if store.get_sealed_key(int(key_id, 16)) is None:  # key ids: _key_number's spelling
-            return False
+        row = store.get_sealed_key(int(key_id, 16))  # key ids: _key_number's spelling
+        if row is None or row[2][1 : 1 + Aead.NONCE_SIZE] != self._rows.get(key_id):
+            return False  # deleted, or its number given to another key (review 50h, vault 1)
         seen.live.add(key_id)
         return True
 
@@ -437,9 +463,11 @@ class SoftwareVault:
         try:
             if len(ciphertext) < Aead.TAG_SIZE:  # cut short: not the library's ValueError for
                 raise CryptoError("a sealed key cut short")  # the nonce (review 34a, vault 1)
-            return self._aead.decrypt(nonce, ciphertext, aad_for(purpose))
+            raw = self._aead.decrypt(nonce, ciphertext, aad_for(purpose))
         except CryptoError:
             raise VaultError(f"key {handle} failed to unseal (tampered or another KEK)") from None
+        self._rows[handle.key_id] = nonce  # the row the key is cached from (_live)
+        return raw
 
 
 class _SoftwareKeyBatch:
@@ -477,6 +505,7 @@ class _SoftwareKeyBatch:
                 at = 0
             self._next_nonce = at + Aead.NONCE_SIZE
             nonce = self._nonces[at : at + Aead.NONCE_SIZE]
+            vault._rows[key_id] = nonce
             sealed = encrypt(nonce, key.private_bytes(), _KEY_AAD + key_id.encode() + tail)
             self._rows.append(
                 (
@@ -503,6 +532,7 @@ class _SoftwareKeyBatch:
             self._made.remove(handle.key_id)
             self._vault._cache.pop(handle.key_id, None)
             self._vault._unstored.discard(handle.key_id)
+            self._vault._rows.pop(handle.key_id, None)
             return
         self._vault.delete(handle)
 
@@ -518,9 +548,10 @@ class _SoftwareKeyBatch:
         self._made.clear()
 
     def discard(self) -> None:
-        cache = self._vault._cache
+        cache, rows = self._vault._cache, self._vault._rows
         for key_id in self._made:
             cache.pop(key_id, None)
+            rows.pop(key_id, None)
         self._vault._unstored.difference_update(self._made)
         self._rows.clear()
         self._made.clear()
