@@ -1,0 +1,150 @@
+"""Review 50j, duewatch: what review 50b's marks (troth.node.localdue) and a running node's poll
+of them (troth.node.duewatch) left.
+
+1. A mark whose authority is on no node here any more (nor reached otherwise) was tried every
+   `DUE_RETRY_MAX` seconds for good, each try opening the nodes here to look for it: the poll
+   now stops after `DUE_TRIES` tries whose marks stood, and tries again only once a newer
+   mark of that authority is made (at most once per `DUE_RETRY_MAX`), when told, or
+   restarted. The marks are never cleared for it: the authority's chains stay refused.
+2. Marking another node waited, without bound, for its `node.db.revoking` while that node held
+   it alone (settling a sync): the wait is now bounded by `MARK_BUSY_SECONDS`, and that node is
+   left unmarked (logged) while the revocation commits.
+3. `MARK_BUSY_SECONDS`, `DUE_POLL`, `DUE_RETRY_MAX` are hard limits, named in troth.limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+import troth
+import troth.node.traces
+from tests.test_review50b_revdue import _marks
+from troth import limits
+from troth.clock import SystemClock
+from troth.identity import Identifier
+from troth.node.duewatch import DueWatch
+from troth.storage.peers import PeerLock
+
+
+class _Lost:
+    """What `DueWatch` uses of a runtime whose marks' authority is on no node here: a feed
+    copy held, the authority not trusted, every settling sync failing (its marks stand)."""
+
+    def __init__(self, authority: Identifier) -> None:
+        self.settles = 0
+        self.marks = [1]
+        self.trust = SimpleNamespace(
+            due=frozenset({authority}),
+            hosted=None,
+            routes={},
+            read_due=lambda: None,
+            learn_held=lambda: None,
+        )
+        store = SimpleNamespace(marks_due=lambda digest: list(self.marks))
+        self.node = SimpleNamespace(settle_due=self._settle, wallet=SimpleNamespace(store=store))
+        self.worker = SimpleNamespace(run=self._run)
+        self.clock = SimpleNamespace(now=lambda: 0)
+
+    def _settle(self, authority: Identifier, now: int) -> bool:
+        self.settles += 1  # (the real one opens every node here looking for the authority)
+        return False
+
+    async def _run(self, function: Any, *args: Any) -> Any:
+        return function(*args)
+
+
+def _polls(watch: DueWatch, now: list[float], until: float) -> None:
+    async def polls() -> None:
+        while now[0] < until:
+            await watch.poll()
+            now[0] += limits.DUE_POLL
+
+    asyncio.run(polls())
+
+
+@pytest.mark.xfail(strict=True, reason="review 50j, duewatch 1: tried every 30 s for good")
+def test_a_mark_whose_authority_is_gone_is_tried_a_bounded_number_of_times() -> None:
+    """The authority's node was deleted after the mark: the poll tries `DUE_TRIES` syncs, then
+    none for an hour while the marks stay as they are; a newer mark is tried once, after the
+    longest wait. The marks stand throughout (the authority stays in `due`: refused)."""
+    authority = Identifier(bytes(32))
+    runtime = _Lost(authority)
+    watch = DueWatch(runtime)  # type: ignore[arg-type]
+    now = [0.0]
+    watch.time = lambda: now[0]
+    _polls(watch, now, 3600.0)
+    assert runtime.settles == limits.DUE_TRIES
+    runtime.marks.append(2)  # another revocation by it marked the node again
+    _polls(watch, now, 3600.0 + 2 * limits.DUE_RETRY_MAX)
+    assert runtime.settles == limits.DUE_TRIES + 1
+    _polls(watch, now, 7200.0)
+    assert runtime.settles == limits.DUE_TRIES + 1
+    assert runtime.trust.due == frozenset({authority})
+    runtime.trust.due = frozenset()  # synced at last (told): forgotten
+    asyncio.run(watch.poll())
+    assert watch._waits == {}
+    assert watch._parked == {}
+
+
+@pytest.mark.xfail(strict=True, reason="review 50j, duewatch 2: waits without bound")
+def test_a_revocation_waits_for_a_node_settling_a_sync_at_most_mark_busy_seconds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`agents` holds its `node.db.revoking` alone (as its settling sync does, for as long as
+    the sync takes): hub's removal of a member commits without it, `agents` left unmarked and
+    logged so (before, the revocation waited for as long as `agents` held it)."""
+    with troth.Node.open("hub") as hub, troth.Node.open("agents") as agents:
+        acme = hub.create_authority()
+        agents.enroll(acme.ticket({"orders.access": "read"}))
+        member = agents.identity.identifier
+    home = Path(os.environ["TROTH_HOME"]) / "nodes"
+    done: list[object] = []
+
+    def remove() -> None:
+        with troth.Node.open("hub") as hub:
+            node = hub._stored
+            done.extend(
+                troth.node.traces.remove_member_as_authority(
+                    node, node.authority(), member, reason="left", clock=SystemClock()
+                )
+            )
+            done.append(True)
+
+    lock = PeerLock(home / "agents" / "node.db.revoking")
+    try:
+        with caplog.at_level(logging.WARNING, logger="troth.node"), lock.alone() as alone:
+            assert alone
+            remover = threading.Thread(target=remove, daemon=True)
+            remover.start()
+            remover.join(timeout=10 * limits.MARK_BUSY_SECONDS + 20)
+            finished = not remover.is_alive()
+        remover.join()
+    finally:
+        lock.close()
+    assert finished
+    assert done[-1] is True
+    assert len(done) == 2  # committed: the member's one credential revoked
+    assert _marks("agents", acme.identifier) == 0
+    assert any("node 'agents' was not marked" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.xfail(strict=True, reason="review 50j, duewatch 3: outside troth.limits")
+def test_the_marks_waits_are_named_in_troth_limits() -> None:
+    """The poll's period, its longest wait, its tries and the marking's wait are hard limits:
+    `troth.limits`' own, the very objects the modules read."""
+    import troth.node.duewatch as duewatch
+    import troth.node.localdue as localdue
+
+    assert duewatch.DUE_POLL is limits.DUE_POLL == 1.0
+    assert duewatch.DUE_RETRY_MAX is limits.DUE_RETRY_MAX == 30.0
+    assert localdue.MARK_BUSY_SECONDS is limits.MARK_BUSY_SECONDS == 2.0
+    assert "DUE_POLL" not in vars(duewatch).get("__all__", ())
+    assert "MARK_BUSY_SECONDS" not in vars(localdue).get("__all__", ())
