@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 import troth
+import troth.node.syncdue
 import troth.node.traces
 from tests.test_review50b_revdue import _marks
 from troth import limits
@@ -146,3 +147,52 @@ def test_the_marks_waits_are_named_in_troth_limits() -> None:
     assert (limits.DUE_POLL, limits.DUE_RETRY_MAX, limits.MARK_BUSY_SECONDS) == (1.0, 30.0, 2.0)
     assert not {"DUE_POLL", "DUE_RETRY_MAX"} & set(duewatch.__all__)
     assert "MARK_BUSY_SECONDS" not in localdue.__all__
+
+
+@pytest.mark.xfail(strict=True, reason="review 50j, duewatch 4: a settling sync holds it alone")
+def test_a_node_settling_a_sync_is_marked_by_a_revocation_meanwhile(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`agents` settles a mark of acme's feed (a revoker killed earlier) while hub removes a
+    member: the removal marks `agents` at once (its settling sync held `node.db.revoking`
+    alone for the whole sync, so the removal waited `MARK_BUSY_SECONDS` and left it
+    unmarked), and the settling clears only the marks it read before its sync: the removal's
+    stands until a sync after it."""
+    with troth.Node.open("hub") as hub, troth.Node.open("agents") as agents:
+        acme = hub.create_authority()
+        agents.enroll(acme.ticket({"orders.access": "read"}))
+        member = agents.identity.identifier
+        agents._stored.wallet.store.mark_sync_due(acme.identifier.digest, "", 0)
+    syncing, go = threading.Event(), threading.Event()
+    real = troth.node.syncdue.sync_local_feed
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        syncing.set()
+        go.wait(60)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(troth.node.syncdue, "sync_local_feed", slow)
+    settled: list[bool] = []
+
+    def settle() -> None:
+        with troth.Node.open("agents") as agents:
+            settled.append(agents._stored.settle_due(acme.identifier, SystemClock().now()))
+
+    settler = threading.Thread(target=settle, daemon=True)
+    settler.start()
+    try:
+        assert syncing.wait(60)
+        with caplog.at_level(logging.WARNING, logger="troth.node"), troth.Node.open("hub") as hub:
+            node = hub._stored
+            troth.node.traces.remove_member_as_authority(
+                node, node.authority(), member, reason="left", clock=SystemClock()
+            )
+    finally:
+        go.set()
+        settler.join()
+    assert not any("node 'agents' was not marked" in r.getMessage() for r in caplog.records)
+    assert settled == [False]  # the removal's mark stands: its commit may postdate the sync
+    assert _marks("agents", acme.identifier) == 1
+    with troth.Node.open("agents") as agents:
+        assert agents._stored.settle_due(acme.identifier, SystemClock().now())
+    assert _marks("agents", acme.identifier) == 0
