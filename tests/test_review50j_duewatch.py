@@ -31,6 +31,7 @@ from tests.test_review50b_revdue import _marks
 from troth import limits
 from troth.clock import SystemClock
 from troth.identity import Identifier
+from troth.node.authorities import sync_local_feed
 from troth.node.duewatch import DueWatch
 from troth.storage.peers import PeerLock
 
@@ -149,7 +150,6 @@ def test_the_marks_waits_are_named_in_troth_limits() -> None:
     assert "MARK_BUSY_SECONDS" not in localdue.__all__
 
 
-@pytest.mark.xfail(strict=True, reason="review 50j, duewatch 4: a settling sync holds it alone")
 def test_a_node_settling_a_sync_is_marked_by_a_revocation_meanwhile(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -164,7 +164,7 @@ def test_a_node_settling_a_sync_is_marked_by_a_revocation_meanwhile(
         member = agents.identity.identifier
         agents._stored.wallet.store.mark_sync_due(acme.identifier.digest, "", 0)
     syncing, go = threading.Event(), threading.Event()
-    real = troth.node.syncdue.sync_local_feed
+    real = sync_local_feed
 
     def slow(*args: Any, **kwargs: Any) -> Any:
         syncing.set()
