@@ -15,6 +15,7 @@ of them (troth.node.duewatch) left.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -196,3 +197,55 @@ def test_a_node_settling_a_sync_is_marked_by_a_revocation_meanwhile(
     with troth.Node.open("agents") as agents:
         assert agents._stored.settle_due(acme.identifier, SystemClock().now())
     assert _marks("agents", acme.identifier) == 0
+
+
+class _Stuck:
+    """What `DueWatch` uses of a runtime whose sync of one authority's feed never ends (its
+    node answers slowly, over the network): the marks read as the store holds them."""
+
+    def __init__(self) -> None:
+        self.stored: set[Identifier] = set()
+        self.trust = SimpleNamespace(due=frozenset(), hosted=None, routes={}, read_due=self._read)
+        self.worker = SimpleNamespace(run=self._run)
+
+    def _read(self) -> None:
+        self.trust.routes = dict.fromkeys(self.stored, "/tcp/127.0.0.1:9")
+        self.trust.due = frozenset(self.stored)
+
+    async def _run(self, function: Any, *args: Any) -> Any:
+        return function(*args)
+
+    async def sync_trusted_feed(self, authority: Identifier) -> int:
+        await asyncio.Event().wait()  # never ends
+        return 0
+
+
+@pytest.mark.xfail(strict=True, reason="review 50j, duewatch 5: a slow sync stops the reading")
+def test_a_slow_sync_holds_back_no_reading_of_newer_marks() -> None:
+    """The sync of one marked authority's feed hangs: a mark of another authority made
+    meanwhile is still read (its chains refused) within a poll or so, not once that sync
+    ended (up to `FEED_SYNC_SECONDS` and more before)."""
+    first, second = Identifier(bytes(32)), Identifier(bytes([1]) * 32)
+    runtime = _Stuck()
+    runtime.stored.add(first)
+    watch = DueWatch(runtime)  # type: ignore[arg-type]
+
+    async def main() -> bool:
+        task = asyncio.create_task(watch.run())
+        try:
+            for _ in range(40):
+                await asyncio.sleep(limits.DUE_POLL / 4)
+                if runtime.trust.due == frozenset({first}):
+                    break
+            runtime.stored.add(second)  # a revocation by another authority marked the node
+            for _ in range(40):
+                await asyncio.sleep(limits.DUE_POLL / 4)
+                if second in runtime.trust.due:
+                    return True
+            return False
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    assert asyncio.run(main())
