@@ -220,7 +220,6 @@ class _Stuck:
         return 0
 
 
-@pytest.mark.xfail(strict=True, reason="review 50j, duewatch 5: a slow sync stops the reading")
 def test_a_slow_sync_holds_back_no_reading_of_newer_marks() -> None:
     """The sync of one marked authority's feed hangs: a mark of another authority made
     meanwhile is still read (its chains refused) within a poll or so, not once that sync

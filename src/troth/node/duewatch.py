@@ -11,8 +11,10 @@ memory only). From that read on, the chains of a marked authority are judged by 
 decisions (`NodeTrust._judge`, fail closed), and its feed is synced in the same poll: the
 marks no revocation under way holds go once a sync started after they were read completed
 (`orphaned_marks`), and the node judges that authority's chains again with the feed synced.
-The latency bound: a mark committed is read within `DUE_POLL` seconds; its sync starts in that
-poll, within `DUE_RETRY_MAX` once it failed or found the marks held by a revoker still running.
+The latency bound: a mark committed is read within `DUE_POLL` seconds, whatever sync is under
+way (the syncs run in a task of their own: review 50j, duewatch 5; a read waits only for the
+storage worker's call under way); its sync starts once the syncs before it ended, within
+`DUE_RETRY_MAX` once it failed or found the marks held by a revoker still running.
 
 Refetching is bounded: one sync of an authority's feed per poll at most, and one whose marks
 stand after it waits twice as long before the next (up to `DUE_RETRY_MAX`, the maintenance
@@ -61,19 +63,39 @@ class DueWatch:
         """authority -> the newest of its marks when the poll stopped trying it (`DUE_TRIES`)."""
 
     async def run(self) -> None:
-        """Poll every `DUE_POLL` seconds until cancelled."""
-        while True:
-            await asyncio.sleep(DUE_POLL)
-            try:
-                await self.poll()
-            except Exception:  # logged, tried again next poll (as a maintenance step is)
-                log.exception("marks due a sync")
+        """Read the marks every `DUE_POLL` seconds until cancelled, and sync those due in a
+        task of its own: a sync that takes long (an authority's node answering slowly, up to
+        `FEED_SYNC_SECONDS`) holds back no reading of newer marks, another authority's chains
+        refused from then on (review 50j, duewatch 5: the poll read none until it ended)."""
+        syncing: asyncio.Task[None] | None = None
+        try:
+            while True:
+                await asyncio.sleep(DUE_POLL)
+                try:
+                    await self.runtime.worker.run(self.runtime.trust.read_due)
+                except Exception:  # logged, tried again next poll (as a maintenance step is)
+                    log.exception("marks due a sync")
+                    continue
+                if self.runtime.trust.due and (syncing is None or syncing.done()):
+                    syncing = asyncio.create_task(self._logged_syncs())
+        finally:
+            if syncing is not None:
+                syncing.cancel()
+
+    async def _logged_syncs(self) -> None:
+        try:
+            await self.syncs()
+        except Exception:  # logged, tried again next poll
+            log.exception("marks due a sync")
 
     async def poll(self) -> None:
         """Read the marks; sync the feed of each authority marked whose wait is over."""
-        runtime = self.runtime
-        trust = runtime.trust
-        await runtime.worker.run(trust.read_due)
+        await self.runtime.worker.run(self.runtime.trust.read_due)
+        await self.syncs()
+
+    async def syncs(self) -> None:
+        """Sync the feed of each authority marked (as last read) whose wait is over."""
+        trust = self.runtime.trust
         due = trust.due
         for table in (self._waits, self._tries, self._parked):
             for gone in [a for a in table if a not in due]:
