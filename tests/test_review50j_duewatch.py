@@ -248,3 +248,34 @@ def test_a_slow_sync_holds_back_no_reading_of_newer_marks() -> None:
                 await task
 
     assert asyncio.run(main())
+
+
+@pytest.mark.xfail(strict=True, reason="review 50j, duewatch 6: one commit per mark")
+def test_the_marks_a_sync_clears_go_in_one_transaction(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A revocation loop leaves many marks standing (10,000: each revocation held them, so no
+    sync could clear them): the sync after it clears them in one transaction, all or none,
+    not one commit each (3.8 s of the storage worker with durability "full" here, every
+    request of the node waiting on it)."""
+    from troth.node.syncdue import clear_marks
+
+    authority = Identifier(bytes(32))
+    with troth.Node.open("agents") as agents:
+        node = agents._stored
+        store = node.wallet.store
+        marks = [store.mark_sync_due(authority.digest, "", 0) for _ in range(3)]
+        cleared: list[int] = []
+        clear = store.clear_sync_due
+
+        def failing(digest: bytes, mark: int | None = None) -> int:
+            if cleared:
+                raise troth.StorageError("disk full")
+            cleared.append(clear(digest, mark))
+            return cleared[-1]
+
+        monkeypatch.setattr(store, "clear_sync_due", failing)
+        with pytest.raises(troth.StorageError):
+            clear_marks(node, authority, marks)
+        monkeypatch.undo()
+        assert store.marks_due(authority.digest) == marks  # none cleared: one transaction
+        clear_marks(node, authority, marks)
+        assert store.marks_due(authority.digest) == []
