@@ -250,7 +250,6 @@ def test_a_slow_sync_holds_back_no_reading_of_newer_marks() -> None:
     assert asyncio.run(main())
 
 
-@pytest.mark.xfail(strict=True, reason="review 50j, duewatch 6: one commit per mark")
 def test_the_marks_a_sync_clears_go_in_one_transaction(monkeypatch: pytest.MonkeyPatch) -> None:
     """A revocation loop leaves many marks standing (10,000: each revocation held them, so no
     sync could clear them): the sync after it clears them in one transaction, all or none,

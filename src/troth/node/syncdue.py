@@ -129,6 +129,9 @@ def orphaned_marks(node: Node, authority: Identifier) -> list[int]:
 
 def clear_marks(node: Node, authority: Identifier, marks: list[int]) -> None:
     """Forget `marks` of `authority` (`orphaned_marks`), once a sync started after they were
-    read completed."""
-    for mark in marks:
-        node.wallet.store.clear_sync_due(authority.digest, mark)
+    read completed: in one transaction (a revocation loop may leave thousands: one commit each
+    held the storage worker for seconds; review 50j, duewatch 6)."""
+    store = node.wallet.store
+    with store.transaction():
+        for mark in marks:
+            store.clear_sync_due(authority.digest, mark)
