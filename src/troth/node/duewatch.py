@@ -11,13 +11,21 @@ memory only). From that read on, the chains of a marked authority are judged by 
 decisions (`NodeTrust._judge`, fail closed), and its feed is synced in the same poll: the
 marks no revocation under way holds go once a sync started after they were read completed
 (`orphaned_marks`), and the node judges that authority's chains again with the feed synced.
-The latency bound: a mark committed is read within `DUE_POLL` seconds; its sync starts in that
-poll, within `DUE_RETRY_MAX` once it failed or found the marks held by a revoker still running.
+The latency bound: a mark committed is read within `DUE_POLL` seconds, whatever sync is under
+way (the syncs run in a task of their own: review 50j, duewatch 5; a read waits only for the
+storage worker's call under way); its sync starts once the syncs before it ended, within
+`DUE_RETRY_MAX` once it failed or found the marks held by a revoker still running.
 
 Refetching is bounded: one sync of an authority's feed per poll at most, and one whose marks
 stand after it waits twice as long before the next (up to `DUE_RETRY_MAX`, the maintenance
-round's period). Marks are written only by processes with this node's store, or an authority's
-store on this machine, open: no peer makes one over the network.
+round's period). After `DUE_TRIES` syncs in a row whose marks stood (its authority on no node
+here any more, or out of reach: each try of one on this machine opened every node here to look
+for it), the poll tries it again only once a mark newer than those it tried is made (at most
+once per `DUE_RETRY_MAX`: review 50j, duewatch 1). The marks are never cleared for that: until
+a sync started after them completes (told, `feed.sync`; the maintenance round's sync of a
+trusted authority's feed; a restart), the authority's chains stay refused (fail closed).
+Marks are written only by processes with this node's store, or an authority's store on this
+machine, open: no peer makes one over the network.
 """
 
 from __future__ import annotations
@@ -26,24 +34,18 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from troth.errors import TrothError
 from troth.identity import Identifier
+from troth.limits import DUE_POLL, DUE_RETRY_MAX, DUE_TRIES
 
 if TYPE_CHECKING:
     from troth.node.runtime import NodeRuntime
 
-__all__ = ["DUE_POLL", "DUE_RETRY_MAX", "DueWatch"]
+__all__ = ["DueWatch"]
 
 log = logging.getLogger("troth.node")
-
-DUE_POLL: Final = 1.0
-"""How often (seconds) a running node reads its marks: a revocation made on this machine whose
-process was killed before telling it is taken (and the authority's chains refused) within this."""
-DUE_RETRY_MAX: Final = 30.0
-"""The longest wait (seconds) before a mark's sync is tried again (the maintenance round's
-period, troth.node.upkeep `MAINTENANCE_SECONDS`)."""
 
 
 class DueWatch:
@@ -55,27 +57,52 @@ class DueWatch:
         """The clock the waits are measured with (seconds)."""
         self._waits: dict[Identifier, tuple[float, float]] = {}
         """authority -> (the time its next sync may start, the wait after it)."""
+        self._tries: dict[Identifier, int] = {}
+        """authority -> the syncs in a row whose marks stood after them."""
+        self._parked: dict[Identifier, int] = {}
+        """authority -> the newest of its marks when the poll stopped trying it (`DUE_TRIES`)."""
 
     async def run(self) -> None:
-        """Poll every `DUE_POLL` seconds until cancelled."""
-        while True:
-            await asyncio.sleep(DUE_POLL)
-            try:
-                await self.poll()
-            except Exception:  # logged, tried again next poll (as a maintenance step is)
-                log.exception("marks due a sync")
+        """Read the marks every `DUE_POLL` seconds until cancelled, and sync those due in a
+        task of its own: a sync that takes long (an authority's node answering slowly, up to
+        `FEED_SYNC_SECONDS`) holds back no reading of newer marks, another authority's chains
+        refused from then on (review 50j, duewatch 5: the poll read none until it ended)."""
+        syncing: asyncio.Task[None] | None = None
+        try:
+            while True:
+                await asyncio.sleep(DUE_POLL)
+                try:
+                    await self.runtime.worker.run(self.runtime.trust.read_due)
+                except Exception:  # logged, tried again next poll (as a maintenance step is)
+                    log.exception("marks due a sync")
+                    continue
+                if self.runtime.trust.due and (syncing is None or syncing.done()):
+                    syncing = asyncio.create_task(self._logged_syncs())
+        finally:
+            if syncing is not None:
+                syncing.cancel()
+
+    async def _logged_syncs(self) -> None:
+        try:
+            await self.syncs()
+        except Exception:  # logged, tried again next poll
+            log.exception("marks due a sync")
 
     async def poll(self) -> None:
         """Read the marks; sync the feed of each authority marked whose wait is over."""
-        runtime = self.runtime
-        trust = runtime.trust
-        await runtime.worker.run(trust.read_due)
+        await self.runtime.worker.run(self.runtime.trust.read_due)
+        await self.syncs()
+
+    async def syncs(self) -> None:
+        """Sync the feed of each authority marked (as last read) whose wait is over."""
+        trust = self.runtime.trust
         due = trust.due
-        for gone in [a for a in self._waits if a not in due]:
-            del self._waits[gone]
+        for table in (self._waits, self._tries, self._parked):
+            for gone in [a for a in table if a not in due]:
+                del table[gone]
         for authority in sorted(due, key=lambda a: a.digest):
             start, wait = self._waits.get(authority, (0.0, 0.0))
-            if self.time() < start:
+            if self.time() < start or not await self._unparked(authority):
                 continue
             try:
                 await self._sync(authority)
@@ -86,8 +113,42 @@ class DueWatch:
             if authority in trust.due:  # failed, or a revoker still holds its mark
                 wait = min(max(2 * wait, DUE_POLL), DUE_RETRY_MAX)
                 self._waits[authority] = (self.time() + wait, wait)
+                tries = self._tries[authority] = self._tries.get(authority, 0) + 1
+                if tries >= DUE_TRIES:
+                    await self._park(authority)
             else:
                 self._waits.pop(authority, None)
+                self._tries.pop(authority, None)
+
+    async def _newest_mark(self, authority: Identifier) -> int:
+        store = self.runtime.node.wallet.store
+        marks = await self.runtime.worker.run(store.marks_due, authority.digest)
+        return max(marks, default=0)
+
+    async def _park(self, authority: Identifier) -> None:
+        """Stop trying `authority` until a newer mark of it is made (module docstring)."""
+        self._parked[authority] = await self._newest_mark(authority)
+        log.warning(
+            "the feed of %s, due a sync, was not synced in %d tries: its chains stay refused "
+            "until it is (tried again at its next revocation here, when told, or at restart)",
+            authority,
+            DUE_TRIES,
+        )
+
+    async def _unparked(self, authority: Identifier) -> bool:
+        """Whether `authority` may be tried (its wait over): not parked, or marked since (one
+        more try: its wait stays the longest)."""
+        parked = self._parked.get(authority)
+        if parked is None:
+            return True
+        newest = await self._newest_mark(authority)
+        if newest <= parked:
+            _, wait = self._waits[authority]
+            self._waits[authority] = (self.time() + wait, wait)  # (one query per wait)
+            return False
+        del self._parked[authority]
+        self._tries[authority] = DUE_TRIES - 1
+        return True
 
     async def _sync(self, authority: Identifier) -> None:
         """Sync `authority`'s feed as `feed.sync` does (its marks go: troth.node.membership);

@@ -17,9 +17,13 @@ node's sync (told, or its poll of the marks, troth.node.duewatch), else the node
 settling before it hands out a chain of that authority (`CredentialWallet.sync_due`).
 
 Best effort: the authority's own feed is the truth, and a node whose configuration, store or
-lock cannot be opened or written (missing, locked past `MARK_BUSY_SECONDS`, corrupt, not
-ours) is logged and left unmarked; the revocation commits all the same, and that node learns
-it when told or at its next round. A node whose `node.db` does not exist is never created.
+lock cannot be opened or written (missing, corrupt, not ours, or busy past
+`limits.MARK_BUSY_SECONDS`: its `node.db.revoking` held alone by a settling sync, or its store
+locked; review 50j, duewatch 2) is logged and left unmarked; the revocation commits all the
+same, and that node learns it when told, else at its next maintenance round (a node not
+running: when it next syncs that feed). Between the commit and then, a node left unmarked may
+admit what was revoked: as every node did before review 50b. A node whose `node.db` does not
+exist is never created.
 Marks are made only by a process revoking here with the authority's own store open: no peer,
 member or not, makes one over the network.
 """
@@ -29,24 +33,20 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Final
 
 from troth.errors import TrothError
 from troth.identity import Identifier
+from troth.limits import MARK_BUSY_SECONDS
 from troth.node.authorities import home_of
 from troth.node.node import Node, list_nodes, node_dir
 from troth.storage import Durability, PeerLock, SqliteCredentialStore, SqliteDatabase
 
-__all__ = ["MARK_BUSY_SECONDS", "LocalDue", "local_nodes_due"]
+__all__ = ["LocalDue", "local_nodes_due"]
 
 log = logging.getLogger("troth.node")
-
-MARK_BUSY_SECONDS: Final = 2.0
-"""How long (seconds) marking another node waits for its store's write lock before that node
-is left unmarked (logged): a node held locked delays a revocation by at most this, never
-fails it."""
 
 
 @dataclass(slots=True)
@@ -131,9 +131,14 @@ def _mark(
     path = node_dir(home_of(node), name)
     if not (path / "node.db").is_file():  # never made here: a missing store stays missing
         return None
-    lock = PeerLock(path / "node.db.revoking")  # (troth.node.syncdue: taken before the mark)
+    # (troth.node.syncdue: taken before the mark). Both waits, for the lock (held alone while
+    # the node settles a sync, for as long as the sync takes) and for the store's write lock,
+    # within MARK_BUSY_SECONDS: a busy node is left unmarked (review 50j, duewatch 2)
+    deadline = time.monotonic() + MARK_BUSY_SECONDS
+    lock = PeerLock(path / "node.db.revoking", wait=MARK_BUSY_SECONDS)
     try:
-        db = SqliteDatabase(path / "node.db", durability, busy_timeout=MARK_BUSY_SECONDS)
+        left = max(deadline - time.monotonic(), 0.0)
+        db = SqliteDatabase(path / "node.db", durability, busy_timeout=left)
     except BaseException:
         lock.close()
         raise

@@ -12,12 +12,16 @@ to a peer) and when a running node reads its trust (`NodeTrust.reload`): the fee
 from the authority here, then the authority's marks go; until that succeeds, the node hands
 out none of that authority's chains (fail closed).
 
-A mark is cleared by a sync only when no revocation is under way here: each revoker holds
-`<node>/node.db.revoking` shared from before its mark until it cleared it (troth.storage.peers
-`PeerLock`), and a settling sync runs only while it holds that file alone. So a sync that
-fetched the feed before a live revoker's authority took the entry never clears that
-revoker's mark; a killed revoker holds nothing (the kernel drops its lock), and its
-authority's commit, if any, came before the sync.
+A mark is cleared by a sync only when no revocation held it as the sync started: each revoker
+holds `<node>/node.db.revoking` shared from before its mark until it cleared it
+(troth.storage.peers `PeerLock`), and a settling sync reads the marks it may clear while it
+holds that file alone, then lets it go, syncs, and clears those only (`orphaned_marks`, as a
+running node's sync does). So a sync that fetched the feed before a live revoker's authority
+took the entry never clears that revoker's mark (made after the read); a killed revoker holds
+nothing (the kernel drops its lock), and its authority's commit, if any, came before the
+sync. The file is held alone only for that read, never for a sync: a revocation marking this
+node waits for no sync (review 50j, duewatch 4: it waited for the whole of one, up to
+`limits.MARK_BUSY_SECONDS`, then left the node unmarked).
 """
 
 from __future__ import annotations
@@ -82,35 +86,29 @@ def sync_due_while(
 
 
 def settle_sync(node: Node, authority: Identifier, now: int) -> bool:
-    """Sync `node`'s copy of the feed of `authority`, on this machine, that a link revocation
-    left due, and forget its marks; whether it did. Not while a revocation is under way here
-    (its own process clears its mark), nor for an authority reached over the network (a
-    running node's sync of its feed settles them: `orphaned_marks`); a sync that fails (the
-    authority is not on this machine now, or its node does not open) is logged, and the
-    marks stand."""
+    """Sync `node`'s copy of the feed of `authority`, on this machine, that a revocation left
+    due, and forget the marks no revocation under way held as it started (`orphaned_marks`);
+    whether none stands now. Not while a revocation under way holds them all (its own process
+    clears its mark), nor for an authority reached over the network (a running node's sync of
+    its feed settles them); a sync that fails (the authority is not on this machine now, or
+    its node does not open) is logged, and the marks stand."""
     address = dict(node.wallet.store.syncs_due()).get(authority.digest)
     if address is None:
         return True
     if address and not is_local(address):
         return False
-    lock = PeerLock(_lock_path(node))
+    marks = orphaned_marks(node, authority)  # (`node.db.revoking` alone for this read only)
+    if not marks:  # all held by revocations under way (or gone meanwhile)
+        return not node.wallet.store.sync_due(authority.digest)
     try:
-        with lock.alone() as alone:
-            if not alone:
-                return False
-            try:
-                sync_local_feed(node, authority, address=address, now=now)
-            except TrothError as exc:
-                log.warning(
-                    "the feed of %s, due a sync after a revocation, was not synced: %s",
-                    authority,
-                    exc,
-                )
-                return False
-            node.wallet.store.clear_sync_due(authority.digest)
-            return True
-    finally:
-        lock.close()
+        sync_local_feed(node, authority, address=address, now=now)
+    except TrothError as exc:
+        log.warning(
+            "the feed of %s, due a sync after a revocation, was not synced: %s", authority, exc
+        )
+        return False
+    clear_marks(node, authority, marks)
+    return not node.wallet.store.sync_due(authority.digest)
 
 
 def orphaned_marks(node: Node, authority: Identifier) -> list[int]:
@@ -131,6 +129,9 @@ def orphaned_marks(node: Node, authority: Identifier) -> list[int]:
 
 def clear_marks(node: Node, authority: Identifier, marks: list[int]) -> None:
     """Forget `marks` of `authority` (`orphaned_marks`), once a sync started after they were
-    read completed."""
-    for mark in marks:
-        node.wallet.store.clear_sync_due(authority.digest, mark)
+    read completed: in one transaction (a revocation loop may leave thousands: one commit each
+    held the storage worker for seconds; review 50j, duewatch 6)."""
+    store = node.wallet.store
+    with store.transaction():
+        for mark in marks:
+            store.clear_sync_due(authority.digest, mark)

@@ -38,9 +38,10 @@ __all__ = ["PeerLock", "SoleHolder", "Turns"]
 
 class PeerLock:
     """A shared hold on `path` (created 0600) from construction to `close()`; `alone()` also
-    takes `<path>.gate` (created 0600; module docstring)."""
+    takes `<path>.gate` (created 0600; module docstring). With `wait`, the shared hold is
+    waited for at most that many seconds (a peer alone with it past them: StorageError)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, wait: float | None = None) -> None:
         self.path = path
         self.gate = path.with_name(f"{path.name}.gate")
         self._file = _lock_file(path)
@@ -51,7 +52,10 @@ class PeerLock:
             raise
         try:
             # waits only while a peer is inside `alone()`, and alone
-            fcntl.flock(self._file, fcntl.LOCK_SH)
+            if wait is None:
+                fcntl.flock(self._file, fcntl.LOCK_SH)
+            else:
+                _shared_within(self._file, path, wait)
         except BaseException:
             self.close()
             raise
@@ -176,6 +180,23 @@ class Turns:
 
 _POLL_FIRST: Final = 0.0001
 _POLL_MAX: Final = 0.001
+
+
+def _shared_within(file: BinaryIO, path: Path, wait: float) -> None:
+    """Hold `file` shared, tried without blocking until `wait` seconds passed (flock(2) has no
+    timeout of its own): StorageError past them."""
+    deadline = time.monotonic() + wait
+    pause = 0.001
+    while True:
+        try:
+            fcntl.flock(file, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise StorageError(f"{path} is held alone by a peer past {wait} s") from None
+            time.sleep(min(pause, left))
+            pause = min(2 * pause, 0.05)
 
 
 def _lock_file(path: Path) -> BinaryIO:
