@@ -45,7 +45,9 @@ def feed_steps(tmp_path: Path, chains: int) -> int:
         credential = globex_chain(world, globex, world.agent_b, NOW + i)
         granted = broker.issue(credential, "payments", now=NOW + i)
         broker.revoke(credential, granted.lease_id, now=NOW + i)
-    broker.issue(globex_chain(world, globex, world.agent_b, NOW + chains), "payments", now=NOW)
+    # the live lease's chain: another one again, valid from before NOW (review 50c: a lease
+    # is refused before its chain's not_before)
+    broker.issue(globex_chain(world, globex, world.agent_b, NOW - 1), "payments", now=NOW)
     feed = world.feed_revoking(
         [(int(RevocationKind.IDENTITY), world.agent_b.identifier.digest)], now=NOW + 5
     )
