@@ -10,18 +10,13 @@ backup").
 
 from __future__ import annotations
 
-import shutil
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 import troth
+from tests.support.backups import copy_db, node_db, restore_db
 from troth.errors import AuthorityError
-
-
-def _db(home: Path, name: str) -> Path:
-    return home / "nodes" / name / "node.db"
 
 
 @pytest.mark.xfail(
@@ -34,18 +29,11 @@ def test_a_restored_authority_does_not_redeem_a_used_ticket_again(
     with troth.Node.open("acme") as acme:
         ticket = acme.create_authority().ticket({"team.name": "x"})
     copy = tmp_path / "acme.db"
-    source, target = sqlite3.connect(_db(troth_home, "acme")), sqlite3.connect(copy)
-    try:
-        source.backup(target)
-    finally:
-        target.close()
-        source.close()
+    copy_db(node_db(troth_home, "acme"), copy)
     with troth.Node.open("a") as a:
         a.enroll(ticket)
     with troth.Node.open("b") as b, pytest.raises(AuthorityError):
         b.enroll(ticket)  # used up
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{_db(troth_home, 'acme')}{suffix}").unlink(missing_ok=True)
-    shutil.copy(copy, _db(troth_home, "acme"))
+    restore_db(node_db(troth_home, "acme"), copy)
     with troth.Node.open("b") as b, pytest.raises(AuthorityError):
         b.enroll(ticket)

@@ -9,13 +9,12 @@ backup").
 
 from __future__ import annotations
 
-import shutil
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import NOW
+from tests.support.backups import copy_db, restore_db
 from tests.support.leases import make_world, open_broker
 from troth.errors import SecretError
 from troth.secrets import AllowListPolicy
@@ -35,21 +34,14 @@ def test_a_restored_broker_keeps_a_revoked_lease_revoked(tmp_path: Path) -> None
     token = str(issued.credential.reveal()["token"])
     broker.close()
     db.close()
-    source, target = sqlite3.connect(path), sqlite3.connect(copy)
-    try:
-        source.backup(target)
-    finally:
-        target.close()
-        source.close()
+    copy_db(path, copy)
     db, broker = open_broker(path, now=NOW, policy=policy)
     broker.revoke(world.credential_a(), issued.lease_id, now=NOW + 1)
     with pytest.raises(SecretError):
         broker.validate_token(token, audience="x", now=NOW + 2)
     broker.close()
     db.close()
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    shutil.copy(copy, path)
+    restore_db(path, copy)
     db, broker = open_broker(path, now=NOW, policy=policy)
     try:
         with pytest.raises(SecretError):

@@ -9,18 +9,13 @@ nothing: the operator kept signing with the retired key. `troth identity show` (
 from __future__ import annotations
 
 import json
-import shutil
-import sqlite3
 import time
 from pathlib import Path
 
+from tests.support.backups import copy_db, node_db, restore_db
 from tests.support.cli import run
 from troth.node import open_node
 from troth.node.authorities import sync_from
-
-
-def _db(home: Path, name: str) -> Path:
-    return home / "nodes" / name / "node.db"
 
 
 def test_a_restored_node_is_told_its_identity_is_superseded(
@@ -36,16 +31,9 @@ def test_a_restored_node_is_told_its_identity_is_superseded(
     shown = json.loads(run("identity", "show", "agent", "--node", "agent", "--json").stdout)
     assert "superseded" not in shown
     copy = tmp_path / "agent.db"
-    source, target = sqlite3.connect(_db(troth_home, "agent")), sqlite3.connect(copy)
-    try:
-        source.backup(target)
-    finally:
-        target.close()
-        source.close()
+    copy_db(node_db(troth_home, "agent"), copy)
     run("identity", "rotate", "agent", "--compromised", "--node", "agent")  # announced
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{_db(troth_home, 'agent')}{suffix}").unlink(missing_ok=True)
-    shutil.copy(copy, _db(troth_home, "agent"))
+    restore_db(node_db(troth_home, "agent"), copy)
     with open_node("acme") as acme, open_node("agent") as agent:
         sync_from(agent, acme.authority(), now=int(time.time()))  # its feed: 3 changes
     text = run("identity", "show", "agent", "--node", "agent").stdout

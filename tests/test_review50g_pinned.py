@@ -12,36 +12,24 @@ enroll is still judged but not kept (review 23a, histories 1).
 from __future__ import annotations
 
 import asyncio
-import shutil
-import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 
 import troth
+from tests.support.backups import copy_db, node_db, restore_db
 from troth.errors import ChannelError, ChannelFailure
 from troth.identity import Identifier
 from troth.node import open_node
 
 
-def _db(home: Path, name: str) -> Path:
-    return home / "nodes" / name / "node.db"
-
-
 def _copy(home: Path, name: str, to: Path) -> None:
-    source, copy = sqlite3.connect(_db(home, name)), sqlite3.connect(to)
-    try:
-        source.backup(copy)
-    finally:
-        copy.close()
-        source.close()
+    copy_db(node_db(home, name), to)
 
 
 def _restore(home: Path, name: str, copy: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{_db(home, name)}{suffix}").unlink(missing_ok=True)
-    shutil.copy(copy, _db(home, name))
+    restore_db(node_db(home, name), copy)
 
 
 async def _echo(bee: Identifier) -> str:

@@ -29,14 +29,13 @@ copy was taken (their leases are unknown to it: an unknown `jti` is revoked).
 from __future__ import annotations
 
 import os
-import shutil
-import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import NOW
+from tests.support.backups import copy_db, node_db, restore_db
 from tests.support.channels import T, dropped, make_world
 from tests.support.cli import run
 from tests.support.enroll import acme_and_agent, enroll_in_process
@@ -59,29 +58,14 @@ from troth.node.authorities import sync_from
 from troth.secrets import AllowListPolicy
 
 
-def _db(home: Path, name: str) -> Path:
-    return home / "nodes" / name / "node.db"
-
-
 def _backup(home: Path, name: str, to: Path) -> None:
     """A consistent copy of node `name`'s node.db (SQLite's online backup), the node closed."""
-    _copy_db(_db(home, name), to)
-
-
-def _copy_db(path: Path, to: Path) -> None:
-    source, copy = sqlite3.connect(path), sqlite3.connect(to)
-    try:
-        source.backup(copy)
-    finally:
-        copy.close()
-        source.close()
+    copy_db(node_db(home, name), to)
 
 
 def _restore(home: Path, name: str, copy: Path) -> None:
     """Put the copy back as node `name`'s node.db (its write-ahead log and index gone)."""
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{_db(home, name)}{suffix}").unlink(missing_ok=True)
-    shutil.copy(copy, _db(home, name))
+    restore_db(node_db(home, name), copy)
 
 
 def test_a_restored_member_node_speaks_for_its_rotated_identity_nowhere(
@@ -269,15 +253,13 @@ def test_a_restored_brokers_tokens_issued_after_its_copy_are_refused(tmp_path: P
     before = token()
     broker.close()
     db.close()
-    _copy_db(path, copy)
+    copy_db(path, copy)
     db, broker = open_broker(path, now=NOW, policy=policy)
     after = token()
     broker.validate_token(after, audience="x", now=NOW + 1)
     broker.close()
     db.close()
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    shutil.copy(copy, path)
+    restore_db(path, copy)
     db, broker = open_broker(path, now=NOW, policy=policy)
     try:
         broker.validate_token(before, audience="x", now=NOW + 1)
