@@ -17,7 +17,7 @@ import pytest
 
 from tests.support.cli import run
 from tests.support.revocation import (
-    delegated_to_sub,
+    acme_and_sub_chain,
     refused_as_revoked,
     sub_chain_and_running_agents,
 )
@@ -163,12 +163,7 @@ def test_a_daemon_whose_socket_is_gone_fails_the_revocation_saying_it_is_revoked
     Was a strict xfail until `tell_running` took an OSError as a daemon not told."""
     import troth.node.daemon
 
-    with (
-        troth.Node.open("hub") as hub,
-        troth.Node.open("agents") as agents,
-        troth.Node.open("sub") as sub,
-    ):
-        chain = delegated_to_sub(hub.create_authority(), agents, sub)
+    _, chain = acme_and_sub_chain()
     real_status = troth.node.daemon.node_status
 
     def agents_seem_running(home: Path, name: str) -> dict[str, Any]:

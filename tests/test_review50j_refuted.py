@@ -17,7 +17,7 @@ import pytest
 
 import troth
 import troth.node.traces
-from tests.support.revocation import delegated_to_sub
+from tests.support.revocation import acme_and_sub_chain
 from tests.test_review50b_revdue import _marks
 from troth import limits
 from troth.clock import SystemClock
@@ -32,13 +32,7 @@ def test_a_link_revocation_the_authority_refuses_leaves_no_mark_at_the_other_nod
     """`sub`, the chain's subject and not its delegator, asks acme (on this machine) to revoke
     it: refused, and the mark its attempt made at `agents` (which trusts acme) goes with it
     (a local process without the authority's word marks nothing that stands)."""
-    with (
-        troth.Node.open("hub") as hub,
-        troth.Node.open("agents") as agents,
-        troth.Node.open("sub") as sub,
-    ):
-        acme = hub.create_authority()
-        chain = delegated_to_sub(acme, agents, sub)
+    acme, chain = acme_and_sub_chain()
     cleared: list[list[str]] = []
     clear = LocalDue.clear
 
@@ -51,7 +45,7 @@ def test_a_link_revocation_the_authority_refuses_leaves_no_mark_at_the_other_nod
         with troth.Node.open("sub") as sub, pytest.raises(troth.AuthorityError):
             sub.revoke(chain, by=sub.identity, reason="not mine")
     assert cleared == [["agents"]]  # marked before acme was asked, then cleared
-    assert _marks("agents", acme.identifier) == 0
+    assert _marks("agents", acme) == 0
     with troth.Node.open("hub") as hub:
         assert hub._stored.authority().store.revocation_tip()[0] == 0
 

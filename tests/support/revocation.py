@@ -30,16 +30,22 @@ def delegated_to_sub(
     return chain
 
 
-def sub_chain_and_running_agents() -> tuple[troth.Credential, str]:
-    """acme on `hub`, `agents` enrolled with it and running as a daemon, `sub` holding a chain
-    `agents` delegated to it: the chain and the daemon's route."""
+def acme_and_sub_chain() -> tuple[troth.Identifier, troth.Credential]:
+    """acme created on `hub`, `agents` enrolled with it, `sub` holding a chain `agents`
+    delegated to it (`delegated_to_sub`), the nodes closed: acme's identifier and the chain."""
     with (
         troth.Node.open("hub") as hub,
         troth.Node.open("agents") as agents,
         troth.Node.open("sub") as sub,
     ):
         acme = hub.create_authority()
-        chain = delegated_to_sub(acme, agents, sub)
+        return acme.identifier, delegated_to_sub(acme, agents, sub)
+
+
+def sub_chain_and_running_agents() -> tuple[troth.Credential, str]:
+    """`acme_and_sub_chain`, and `agents` running as a daemon: the chain and the daemon's
+    route."""
+    _, chain = acme_and_sub_chain()
     started = run_json("node", "start", "agents", "--tcp-listen", "127.0.0.1:0")
     return chain, "/tcp/" + started["listening"]
 
