@@ -21,6 +21,7 @@ import pytest
 from troth.rates import ByteBudgets
 from troth.secrets.audit import _HMAC_DOMAIN, AuditEvent, AuditHasher
 from troth.secrets.book import Granted
+from troth.secrets.broker import IssuedLease
 from troth.secrets.engine import Grant
 from troth.secrets.lease import Lease
 from troth.secrets.policy import LeaseQuestion
@@ -57,7 +58,7 @@ class _Quick:
 
 def test_quick_init_keeps_the_dataclass_constructor() -> None:
     assert inspect.signature(_Quick.__init__) == inspect.signature(_Plain.__init__)
-    for cls in (Lease, Grant, AuditEvent, Granted, LeaseQuestion):
+    for cls in (Lease, Grant, AuditEvent, Granted, LeaseQuestion, IssuedLease):
         names = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
         assert names == [f.name for f in dataclasses.fields(cls)]
     quick = _Quick(1, "x", d=4)

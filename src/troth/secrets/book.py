@@ -181,7 +181,7 @@ class LeaseBook(BookAudit):
                 stored, live = self._store.config_and_live(name, account, now, up_to=self.quota)
                 spec = spec_of(name, stored)
                 wanted = spec.scopes if scope is None else check_scope(list(scope))
-                if not set(wanted) <= set(spec.scopes):
+                if wanted is not spec.scopes and not set(wanted) <= set(spec.scopes):
                     raise SecretError(_F.BAD_REQUEST, "a scope the secret does not offer")
                 ttl = spec.ttl if ttl is None else ttl
                 if not limits.MIN_LEASE_TTL <= ttl <= spec.max_ttl:
