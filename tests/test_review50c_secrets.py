@@ -192,12 +192,14 @@ def test_a_token_key_record_pointed_at_another_key_signs_nothing(tmp_path: Path)
     again.validate_token(str(issued.credential.reveal()["token"]), audience="payments", now=NOW + 4)
 
 
-def test_a_current_token_key_without_its_tag_is_rotated_and_its_tokens_still_validate(
+def test_a_current_token_key_without_its_tag_is_rotated_and_its_tokens_no_longer_validate(
     tmp_path: Path,
 ) -> None:
     """Token keys 1, a key made before review 48r (no ownership tag): a broker opened over
-    the database makes a key of its own (a routine rotation: the old one stays published, so
-    the tokens it signed still validate until they expire)."""
+    the database makes a key of its own (a routine rotation). The old key is not published
+    (review 50i, jwks 1: an untagged row is no different from one a writer of node.db
+    pointed at another key of the vault), so the tokens it signed are refused: their holders
+    lease again."""
     world = make_world(NOW)
     broker = _token_broker(tmp_path / "node.db", world, NOW)
     old = broker.issue(world.credential_a(), "payments", now=NOW)
@@ -208,7 +210,10 @@ def test_a_current_token_key_without_its_tag_is_rotated_and_its_tokens_still_val
     again = _token_broker(tmp_path / "node.db", world, NOW + 1)
     new = again.issue(world.credential_a(), "payments", now=NOW + 1)
     assert _kid(new) != _kid(old) == record.kid
-    for issued in (old, new):
+    again.validate_token(str(new.credential.reveal()["token"]), audience="payments", now=NOW + 2)
+    with pytest.raises(SecretError) as refused:
         again.validate_token(
-            str(issued.credential.reveal()["token"]), audience="payments", now=NOW + 2
+            str(old.credential.reveal()["token"]), audience="payments", now=NOW + 2
         )
+    assert refused.value.reason is SecretFailure.JWT_UNKNOWN_KEY, refused.value
+    assert record.kid not in again.jwks(NOW + 2).keys

@@ -54,6 +54,7 @@ from troth.secrets.members import (
     standing_member,
 )
 from troth.secrets.policy import LeasePolicy, LeaseQuestion
+from troth.secrets.records import quick_init
 from troth.secrets.store import SqliteSecretStore
 from troth.secrets.sweep import Due
 
@@ -109,6 +110,7 @@ def revoke_backoff(attempts: int) -> int:
 _LOCATOR_DRAWS: Final = 8  # 28 random bits per second: 8 collisions in a row never happen
 
 
+@quick_init  # the issue path makes one per lease
 @dataclass(frozen=True, slots=True)
 class Granted:
     """A lease just written: the lease id (give it to the agent once), the record, what the
@@ -179,7 +181,7 @@ class LeaseBook(BookAudit):
                 stored, live = self._store.config_and_live(name, account, now, up_to=self.quota)
                 spec = spec_of(name, stored)
                 wanted = spec.scopes if scope is None else check_scope(list(scope))
-                if not set(wanted) <= set(spec.scopes):
+                if wanted is not spec.scopes and not set(wanted) <= set(spec.scopes):
                     raise SecretError(_F.BAD_REQUEST, "a scope the secret does not offer")
                 ttl = spec.ttl if ttl is None else ttl
                 if not limits.MIN_LEASE_TTL <= ttl <= spec.max_ttl:

@@ -48,6 +48,7 @@ from troth.secrets.lease import (
 )
 from troth.secrets.orphans import OrphanSweep
 from troth.secrets.policy import DenyAllPolicy, LeasePolicy
+from troth.secrets.records import quick_init
 from troth.secrets.store import SecretRecord, SqliteSecretStore
 from troth.secrets.sweep import (
     BATCH_REVOKE_SECONDS,
@@ -72,6 +73,7 @@ _F = SecretFailure
 _T = TypeVar("_T")
 
 
+@quick_init  # one per issue
 @dataclass(frozen=True, slots=True)
 class IssuedLease:
     """A new lease: `lease_id` goes to the agent once (it is never stored), with `credential`."""

@@ -19,6 +19,7 @@ from troth import limits
 from troth.errors import SecretError, SecretFailure
 from troth.identity import Identifier
 from troth.secrets.lease import LeaseCredential, LeaseHandle, SecretValue, check_scope
+from troth.secrets.records import quick_init
 
 __all__ = ["Engine", "Grant", "LocalEngine", "SecretSpec", "config_error", "parse_spec"]
 
@@ -57,6 +58,7 @@ class SecretSpec:
         }
 
 
+@quick_init  # the issue path makes one per lease
 @dataclass(frozen=True, slots=True)
 class Grant:
     """A lease the book has granted, as an engine sees it."""

@@ -3,9 +3,10 @@
 - the seal key (AES-256 in the vault) that seals every upstream secret and the audit key;
 - the audit key (32 random bytes, stored only sealed) for the audit log's HMACs;
 - the token signing keys (Ed25519 or P-256 in the vault), published as a JWKS by their RFC 7638
-  thumbprint; a retired key stays published for `limits.MAX_LEASE_TTL` so tokens it signed
-  still validate until they expire, unless it was withdrawn by a compromised rotation; then,
-  `RETIRED_KEY_GRACE` later, the broker's prune deletes it (`forget_retired`).
+  thumbprint, each only with its ownership tag (review 50i, jwks 1); a retired key stays
+  published for `limits.MAX_LEASE_TTL` so tokens it signed still validate until they expire,
+  unless it was withdrawn by a compromised rotation; then, `RETIRED_KEY_GRACE` later, the
+  broker's prune deletes it (`forget_retired`).
 
 A token key is retired (withdrawn, pruned) as the identity service retires its keys: in the
 retiring transaction the vault records the retirement (`RetiringVault.retire`, a PKCS#11
@@ -267,13 +268,21 @@ class BrokerKeys:
         return current
 
     def jwks(self, now: int) -> Jwks:
+        """The published token keys: the current one and those retired at most
+        `limits.MAX_LEASE_TTL` ago, each only if its ownership tag opens (`_owned`, checked
+        when the rows change). A row of node.db pointed at another key of the vault (an
+        identity's), retired or current (a broker opening over one retires it), was published,
+        and what that key signed validated (review 50i, jwks 1); an unowned key, one made
+        before review 48r included (its tokens are refused: its holders lease again), signs
+        nothing and is published for nothing."""
         records = tuple(record for record in self._store.signing_keys() if _published(record, now))
         published = self._published
         if published is not None and published[0] == records:
             return published[1]
-        self._retired = {r.kid: r.retired_at for r in records if r.retired_at is not None}
+        owned = [record for record in records if self._owned(record.handle)]
+        self._retired = {r.kid: r.retired_at for r in owned if r.retired_at is not None}
         keys = []
-        for record in records:
+        for record in owned:
             handle = KeyHandle.parse(record.handle)
             keys.append(
                 Jwk(record.kid, ALGORITHMS[handle.key_type], self._vault.public_key(handle))

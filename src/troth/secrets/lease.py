@@ -22,6 +22,7 @@ from troth import limits
 from troth.crypto import sha256
 from troth.errors import SecretError, SecretFailure
 from troth.identity import Identifier
+from troth.secrets.records import quick_init
 
 __all__ = [
     "LEASE_ID_SIZE",
@@ -237,6 +238,7 @@ class EndReason(enum.IntEnum):
     SECRET_REMOVED = 5
 
 
+@quick_init  # the issue path makes one per lease
 @dataclass(frozen=True, slots=True)
 class Lease:
     """The broker's record of one lease (never holds the lease id nor any credential)."""

@@ -17,6 +17,7 @@ from typing import Final, Protocol
 from troth.credentials import VerifiedCredential
 from troth.gates import DecisionPoint, LeaseRequest
 from troth.identity import Identifier
+from troth.secrets.records import quick_init
 
 __all__ = [
     "LEASE_ACTION",
@@ -32,6 +33,7 @@ __all__ = [
 LEASE_ACTION: Final = "lease"
 
 
+@quick_init  # the issue path makes one per lease
 @dataclass(frozen=True, slots=True)
 class LeaseQuestion:
     """May `credential.actor` hold a lease of secret `secret` (action `lease`)?"""
