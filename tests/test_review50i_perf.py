@@ -1,6 +1,6 @@
 """Review 50i, secrets.token.issue: what its speed-ups must keep.
 
-- The audit HMAC by hand (`AuditHasher`, RFC 2104 §2 with the pads' states kept) equals
+- The audit HMAC (`AuditHasher`: `hmac`'s keyed state, copied per value) equals
   `hmac.new(key, domain || value, sha256)` for every key and value length that matters (a key
   over the block size is hashed first).
 - `quick_init` keeps a dataclass's constructor as `dataclasses` writes it: the signature, the
