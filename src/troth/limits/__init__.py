@@ -549,7 +549,8 @@ DUE_TRIES: Final = 8
 """Syncs in a row a running node tries, from its poll of the marks, of a feed whose authority
 it finds on no node here (about 2 minutes of doubling waits); then it stops trying until
 another mark of that authority is made, it is told (`feed.sync`) or restarts. Its marks stand
-all the while, the authority's chains refused (review 50j, duewatch 1)."""
+all the while, the authority's chains refused (review 50j, duewatch 1). Handing out a chain
+of a marked authority bounds its settling syncs alike (troth.node.syncdue; review 50k, due 1)."""
 FEED_WALK_WINDOW: Final = 600
 """A peer's sync may walk the whole feed once per this many seconds with its pages after the
 first charged to the node's budget only (a new node's sync of a long feed); past that, or on a
