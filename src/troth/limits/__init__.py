@@ -532,18 +532,25 @@ due a sync of its authority's feed (troth.node.localdue): for the node's `node.d
 (held alone while that node settles a sync) and for its store's write lock. Past it that node
 is left unmarked (logged): a node held busy delays a revocation by at most this, never fails
 it (review 50j, duewatch 2)."""
+MAINTENANCE_SECONDS: Final = 30
+"""How often (seconds) a running node's maintenance round runs (troth.node.upkeep): feeds
+synced, credentials refreshed, rotations announced, peers re-checked."""
+HOSTED_FEED_POLL: Final = 1.0
+"""How often (seconds) a running node checks its hosted authority's store for entries another
+process appended (troth.node.upkeep): a `troth revoke` on this machine takes effect within this."""
 DUE_POLL: Final = 1.0
 """How often (seconds) a running node reads its marks due a sync (troth.node.duewatch): a
 revocation made on this machine whose process was killed before telling it is taken (and the
 authority's chains refused) within this."""
 DUE_RETRY_MAX: Final = 30.0
 """The longest wait (seconds) before a running node tries a mark's sync again (the maintenance
-round's period, troth.node.upkeep `MAINTENANCE_SECONDS`)."""
+round's period, `MAINTENANCE_SECONDS`)."""
 DUE_TRIES: Final = 8
 """Syncs in a row a running node tries, from its poll of the marks, of a feed whose authority
 it finds on no node here (about 2 minutes of doubling waits); then it stops trying until
 another mark of that authority is made, it is told (`feed.sync`) or restarts. Its marks stand
-all the while, the authority's chains refused (review 50j, duewatch 1)."""
+all the while, the authority's chains refused (review 50j, duewatch 1). Handing out a chain
+of a marked authority bounds its settling syncs alike (troth.node.syncdue; review 50k, due 1)."""
 FEED_WALK_WINDOW: Final = 600
 """A peer's sync may walk the whole feed once per this many seconds with its pages after the
 first charged to the node's budget only (a new node's sync of a long feed); past that, or on a

@@ -78,6 +78,11 @@ class Node:
     _vault_peers: PeerLock | None = field(default=None, init=False, repr=False, compare=False)
     """A shared hold on `node.db.vault` while open: `troth vault rekey` runs alone
     (troth.node.rekey)."""
+    _settle_tries: dict[bytes, tuple[int, int]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    """authority digest -> (failed settling syncs in a row as chains were handed out, the
+    newest mark then): `settle_due_bounded` (review 50k, due 1)."""
 
     @property
     def name(self) -> str:
@@ -96,6 +101,15 @@ class Node:
         from troth.node.syncdue import settle_sync
 
         return settle_sync(self, authority, now)
+
+    def settle_due_bounded(self, authority: Identifier, now: int) -> bool:
+        """`settle_due` as handing out a chain tries it (`CredentialWallet.settle_due`): after
+        `limits.DUE_TRIES` failed syncs in a row of `authority`'s feed, none until a newer mark
+        of it is made; False meanwhile, its chains refused (review 50k, due 1: each try of an
+        authority on no node here opened every node here)."""
+        from troth.node.syncdue import settle_sync
+
+        return settle_sync(self, authority, now, tries=self._settle_tries)
 
     def authority(self) -> Authority:
         """The authority this node hosts (NotFound if none)."""
@@ -285,7 +299,7 @@ def open_node(name: str, *, home: Path | None = None, create_default: bool = Fal
     node = Node(config, path, db, vault, identities, wallet)
     node._vault_peers = peers
     wallet.binds_over = node.binds_over  # a ticket's authority history (review 30a)
-    wallet.settle_due = node.settle_due  # review 48m, revcrash 2
+    wallet.settle_due = node.settle_due_bounded  # review 48m, revcrash 2; 50k, due 1
     return node
 
 

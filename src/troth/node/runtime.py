@@ -31,6 +31,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
 from troth.channel import ChannelSettings, ChannelState
+from troth.channel.packets import LENGTH, TRANSPORT_FRAME
 from troth.clock import Clock, SystemClock
 from troth.credentials import VerifiedFeed
 from troth.errors import Denied, NotFound, RemoteError, RoutingError, TrothError
@@ -113,7 +114,9 @@ class NodeRuntime(ChannelOpening, Upkeep):
         self.router = Router()
         self.tcp: Transport = (transport or TcpTransport)(self.router)
         if isinstance(self.tcp, TcpTransport):  # only authenticated progress keeps a
-            self.tcp.authenticated_idle = True  # connection (review 50e, idle 1)
+            self.tcp.authenticated_idle = True  # connection (review 50e, idle 1), and of
+            self.tcp.relayed_progress = (LENGTH.size, TRANSPORT_FRAME)  # relayed frames a
+            # channel's transport frame (its first frame's type byte), not a handshake (50k)
         self.worker = StoreWorker()
         self.trust = NodeTrust(node, hosted=None)
         self.policy = RulesPolicy(self.name, {}, self.trust.standing)

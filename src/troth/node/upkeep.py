@@ -8,10 +8,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from troth.errors import TrothError
 from troth.identity import Identifier
+from troth.limits import HOSTED_FEED_POLL, MAINTENANCE_SECONDS
 from troth.node.membership import REFRESH_MARGIN
 from troth.node.services import ServiceHost
 from troth.node.services.node_policies import NodePolicies
@@ -20,11 +21,6 @@ from troth.node.shown_identity import ShownIdentity
 __all__ = ["HOSTED_FEED_POLL", "MAINTENANCE_SECONDS", "Upkeep"]
 
 log = logging.getLogger("troth.node")
-MAINTENANCE_SECONDS: Final = 30
-"""How often feeds are synced, credentials refreshed, rotations announced, peers re-checked."""
-HOSTED_FEED_POLL: Final = 1.0
-"""How often (seconds) the hosted authority's store is checked for entries another process
-appended (a `troth revoke` on this machine takes effect within this)."""
 
 
 class Upkeep(ShownIdentity):

@@ -6,9 +6,12 @@ What counts as progress is the transport's choice (`TcpTransport.authenticated_i
 bare transport (tests, tools) any complete frame either way; at a node only authenticated
 progress (`Connection.progressed`: a handshake step that verified the peer, a transport frame
 of a channel that authenticated, a relay owner's frame sent back through the node to the
-connection). Junk — a frame that does not decode, does not authenticate, or reaches nothing,
-even one the node answers (a route error) — does not: review 50e, idle 1, where a junk frame
-every 59 s held a connection open for good and kept it from being evicted as idle.
+connection that is a channel's transport frame, `TcpTransport.relayed_progress` — not a
+handshake message: review 50k, idle 1, where a relay owner's message 2 to a stranger's message
+1 every 59 s kept the stranger's connection). Junk — a frame that does not decode, does not
+authenticate, or reaches nothing, even one the node answers (a route error) — does not: review
+50e, idle 1, where a junk frame every 59 s held a connection open for good and kept it from
+being evicted as idle.
 """
 
 from __future__ import annotations
@@ -19,7 +22,16 @@ from typing import Protocol
 from troth.transport.framing import FrameReader
 from troth.transport.settings import TcpCounters, TcpSettings
 
-__all__ = ["Liveness"]
+__all__ = ["Liveness", "last_active"]
+
+
+class _Live(Protocol):
+    liveness: Liveness
+
+
+def last_active(connection: _Live) -> float:
+    """When the sweep last saw `connection` make progress (what eviction as idle compares)."""
+    return connection.liveness.last_active
 
 
 class _Owner(Protocol):

@@ -60,6 +60,7 @@ from troth.transport.connection import Connection, ConnectionTable, Listener, so
 from troth.transport.eager import start_eagerly
 from troth.transport.framing import FRAME_HEADER, FRAME_VERSION, FrameReader
 from troth.transport.liveness import Liveness
+from troth.transport.liveness import last_active as _active
 from troth.transport.ratelog import RateLimitedLog, install_accept_error_filter
 from troth.transport.settings import QUEUED_FRAME_COST, TcpCounters, TcpSettings
 
@@ -578,6 +579,9 @@ class TcpTransport(ConnectionTable[TcpConnection]):
     """True at a node: only authenticated progress (`Connection.progressed`, which its channels
     and relayed answers call) keeps a connection from idling out or being evicted as idle;
     else any frame either way does (review 50e, idle 1: `troth.transport.liveness`)."""
+    relayed_progress: tuple[int, int] = (0, -1)
+    """(offset, byte) the node sets: a frame relayed to a connection counts as its progress only
+    with that byte there (a channel's transport frame, not a handshake step; review 50k, idle 1)."""
     lost: list[collections.abc.Callable[[Address], None]] = field(default_factory=list)
     """Called with the worker address of every connection that closed (its channels die), and
     an outgoing one's `/tcp/host:port` (the handshakes opened on it fail at once)."""
@@ -779,16 +783,15 @@ class TcpTransport(ConnectionTable[TcpConnection]):
             self._sweeper = None
 
 
-def _active(connection: TcpConnection) -> float:
-    return connection.liveness.last_active
-
-
 def connection_worker(connection: TcpConnection) -> Handler:
     """The worker at a connection's address: whatever is routed to it goes out on the wire."""
 
     async def handle(message: RoutedMessage, source: Source | None) -> None:
         if isinstance(source, Connection) and source is not connection:  # a relay owner's
-            connection.progressed()  # frame back to the peer it answers (review 50e, idle 1)
+            at, mark = connection.owner.relayed_progress  # frame back to the peer it answers
+            payload = message.payload  # (review 50e, idle 1): only a transport frame (50k)
+            if len(payload) > at and payload[at] == mark:
+                connection.progressed()
         await connection.send(message)
 
     return handle
