@@ -1,0 +1,47 @@
+"""Review 50l, due 1: a process holding a node's `node.db.revoking` alone (a settling sync
+reading its marks, `troth.node.syncdue.orphaned_marks`) and stopped there (SIGSTOP, Ctrl-Z, a
+debugger) held every other reader of that node's marks: their shared hold waited without
+bound, the running daemon's storage worker (troth.node.feedsync, membership) with it."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+import troth
+from troth import limits
+from troth.identity import Identifier
+from troth.node.syncdue import orphaned_marks
+from troth.storage.peers import PeerLock
+
+
+@pytest.mark.xfail(strict=True, reason="review 50l, due 1: orphaned_marks waits without bound")
+def test_reading_the_marks_waits_at_most_mark_busy_seconds_for_a_peer_alone() -> None:
+    """A peer alone with `agents`' `node.db.revoking` (a flock of another open file, as
+    another process's: a stopped settling sync): reading the marks gives up within
+    MARK_BUSY_SECONDS, none read (the marks stand: the next poll or settling tries again)."""
+    authority = Identifier(bytes(32))
+    with troth.Node.open("agents") as agents:
+        node = agents._stored
+        node.wallet.store.mark_sync_due(authority.digest, "", 0)
+        home = Path(os.environ["TROTH_HOME"]) / "nodes"
+        read: list[list[int]] = []
+        lock = PeerLock(home / "agents" / "node.db.revoking")
+        try:
+            with lock.alone() as alone:
+                assert alone
+                reader = threading.Thread(
+                    target=lambda: read.append(orphaned_marks(node, authority)), daemon=True
+                )
+                reader.start()
+                reader.join(timeout=10 * limits.MARK_BUSY_SECONDS + 20)
+                finished = not reader.is_alive()
+            reader.join()
+        finally:
+            lock.close()
+        assert finished
+        assert read == [[]]
+        assert node.wallet.store.marks_due(authority.digest) != []
