@@ -9,8 +9,6 @@ import os
 import threading
 from pathlib import Path
 
-import pytest
-
 import troth
 from troth import limits
 from troth.identity import Identifier
@@ -18,7 +16,6 @@ from troth.node.syncdue import orphaned_marks
 from troth.storage.peers import PeerLock
 
 
-@pytest.mark.xfail(strict=True, reason="review 50l, due 1: orphaned_marks waits without bound")
 def test_reading_the_marks_waits_at_most_mark_busy_seconds_for_a_peer_alone() -> None:
     """A peer alone with `agents`' `node.db.revoking` (a flock of another open file, as
     another process's: a stopped settling sync): reading the marks gives up within
