@@ -9,10 +9,12 @@ import os
 import threading
 from pathlib import Path
 
+import pytest
+
 import troth
 from troth import limits
 from troth.identity import Identifier
-from troth.node.syncdue import orphaned_marks
+from troth.node.syncdue import orphaned_marks, sync_due_while
 from troth.storage.peers import PeerLock
 
 
@@ -42,3 +44,41 @@ def test_reading_the_marks_waits_at_most_mark_busy_seconds_for_a_peer_alone() ->
         assert finished
         assert read == [[]]
         assert node.wallet.store.marks_due(authority.digest) != []
+
+
+@pytest.mark.xfail(strict=True, reason="review 50l, due 2: sync_due_while waits without bound")
+def test_a_revocation_s_own_mark_waits_at_most_mark_busy_seconds_for_a_peer_alone() -> None:
+    """A peer stopped alone with `agents`' `node.db.revoking`: a link revocation by `agents`
+    (its own mark, `sync_due_while`; `RunningNode.revoke` runs it on the storage worker) gives
+    up within MARK_BUSY_SECONDS with a StorageError, before the authority is asked (nothing
+    revoked, nothing marked), instead of waiting for as long as the peer is stopped."""
+    with troth.Node.open("hub") as hub, troth.Node.open("agents") as agents:
+        acme = hub.create_authority()
+        agents.enroll(acme.ticket({"orders.access": "read"}))
+    home = Path(os.environ["TROTH_HOME"]) / "nodes"
+    outcome: list[object] = []
+
+    def mark() -> None:
+        with troth.Node.open("agents") as agents:
+            node = agents._stored
+            try:
+                with sync_due_while(node, acme.identifier, address="", now=0):
+                    outcome.append("marked")
+            except troth.StorageError as exc:
+                outcome.append(exc)
+            outcome.append(node.wallet.store.marks_due(acme.identifier.digest))
+
+    lock = PeerLock(home / "agents" / "node.db.revoking")
+    try:
+        with lock.alone() as alone:
+            assert alone
+            marker = threading.Thread(target=mark, daemon=True)
+            marker.start()
+            marker.join(timeout=10 * limits.MARK_BUSY_SECONDS + 20)
+            finished = not marker.is_alive()
+        marker.join()
+    finally:
+        lock.close()
+    assert finished
+    assert isinstance(outcome[0], troth.StorageError)
+    assert outcome[1:] == [[]]
