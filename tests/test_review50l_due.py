@@ -1,15 +1,14 @@
-"""Review 50l, due 1: a process holding a node's `node.db.revoking` alone (a settling sync
+"""Review 50l, due 1 and 2: a process holding a node's `node.db.revoking` alone (a settling sync
 reading its marks, `troth.node.syncdue.orphaned_marks`) and stopped there (SIGSTOP, Ctrl-Z, a
 debugger) held every other reader of that node's marks: their shared hold waited without
-bound, the running daemon's storage worker (troth.node.feedsync, membership) with it."""
+bound, the running daemon's storage worker (troth.node.feedsync, membership) with it (due 1),
+and so did a link revocation's own mark of it (`sync_due_while`, due 2)."""
 
 from __future__ import annotations
 
 import os
 import threading
 from pathlib import Path
-
-import pytest
 
 import troth
 from troth import limits
@@ -46,7 +45,6 @@ def test_reading_the_marks_waits_at_most_mark_busy_seconds_for_a_peer_alone() ->
         assert node.wallet.store.marks_due(authority.digest) != []
 
 
-@pytest.mark.xfail(strict=True, reason="review 50l, due 2: sync_due_while waits without bound")
 def test_a_revocation_s_own_mark_waits_at_most_mark_busy_seconds_for_a_peer_alone() -> None:
     """A peer stopped alone with `agents`' `node.db.revoking`: a link revocation by `agents`
     (its own mark, `sync_due_while`; `RunningNode.revoke` runs it on the storage worker) gives

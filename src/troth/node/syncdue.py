@@ -72,13 +72,16 @@ def sync_due_while(
     known here, found among the nodes on this machine) is under way: the node's copy of its
     feed is marked due (committed before the block runs) unless the node neither trusts it
     nor holds a feed of it (it has no copy to sync). `SyncDue.synced` clears the mark; one
-    left at the end of the block stands (settled by `settle_sync`)."""
+    left at the end of the block stands (settled by `settle_sync`). StorageError before the
+    block runs when a peer holds the node's `node.db.revoking` alone past `MARK_BUSY_SECONDS`
+    (one stopped in its read of the marks held the revocation, on the node's storage worker
+    for `RunningNode.revoke`, without bound: review 50l, due 2): nothing is revoked."""
     wallet = node.wallet
     holds = authority in wallet.trusted() or wallet.store.feed_state(authority.digest) is not None
     if not holds:
         yield SyncDue(node, authority, None)
         return
-    lock = PeerLock(_lock_path(node))
+    lock = PeerLock(_lock_path(node), wait=MARK_BUSY_SECONDS)
     try:
         mark = wallet.store.mark_sync_due(authority.digest, address or "", now)
         yield SyncDue(node, authority, mark)
