@@ -11,7 +11,7 @@ from troth.errors import ConfigError
 from troth.secrets.lease import LeaseState
 from troth.storage import SqliteDatabase
 
-__all__ = ["create_tables"]
+__all__ = ["INSERT_LEASE", "create_tables"]
 
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS secret_store (
@@ -61,6 +61,28 @@ _SCHEMA: Final = (
         identity BLOB NOT NULL, account BLOB NOT NULL, PRIMARY KEY (identity, account)
     ) WITHOUT ROWID""",
 )
+
+
+def _insert_lease(engine_ref: bool, request: bool) -> str:
+    columns = (
+        "locator, handle, identity, account, secret, engine, scope, chain_hash, authority, "
+        "issued_at, expires_at, ttl, max_ttl, cap_at, state, state_at, proof"
+        + (", engine_ref" if engine_ref else "")
+        + (", request, request_attempt" if request else "")
+    )
+    marks = ", ".join("?" * (columns.count(",") + 1))
+    return f"INSERT INTO secret_leases ({columns}) VALUES ({marks})"  # noqa: S608 (constants)
+
+
+INSERT_LEASE: Final = {
+    (engine_ref, request): _insert_lease(engine_ref, request)
+    for engine_ref in (False, True)
+    for request in (False, True)
+}
+"""The INSERT of a new lease, by (whether it has an engine_ref, whether a request asked for
+it): the columns a new lease leaves NULL (its end_reason, and these when it has none) are not
+named, their default being NULL: CPython's sqlite3 looks an adapter up for each None bound
+(~0.25 us; a token lease left 4: review 50m)."""
 
 
 def create_tables(conn: sqlite3.Connection, db: SqliteDatabase) -> None:
