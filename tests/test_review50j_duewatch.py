@@ -17,9 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import threading
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -28,13 +26,13 @@ import pytest
 import troth
 import troth.node.syncdue
 import troth.node.traces
+from tests.support.locks import finishes_while_held_alone
 from tests.test_review50b_revdue import _marks
 from troth import limits
 from troth.clock import SystemClock
 from troth.identity import Identifier
 from troth.node.authorities import sync_local_feed
 from troth.node.duewatch import DueWatch
-from troth.storage.peers import PeerLock
 
 
 class _Lost:
@@ -106,7 +104,6 @@ def test_a_revocation_waits_for_a_node_settling_a_sync_at_most_mark_busy_seconds
         acme = hub.create_authority()
         agents.enroll(acme.ticket({"orders.access": "read"}))
         member = agents.identity.identifier
-    home = Path(os.environ["TROTH_HOME"]) / "nodes"
     done: list[object] = []
 
     def remove() -> None:
@@ -119,18 +116,8 @@ def test_a_revocation_waits_for_a_node_settling_a_sync_at_most_mark_busy_seconds
             )
             done.append(True)
 
-    lock = PeerLock(home / "agents" / "node.db.revoking")
-    try:
-        with caplog.at_level(logging.WARNING, logger="troth.node"), lock.alone() as alone:
-            assert alone
-            remover = threading.Thread(target=remove, daemon=True)
-            remover.start()
-            remover.join(timeout=10 * limits.MARK_BUSY_SECONDS + 20)
-            finished = not remover.is_alive()
-        remover.join()
-    finally:
-        lock.close()
-    assert finished
+    with caplog.at_level(logging.WARNING, logger="troth.node"):
+        assert finishes_while_held_alone("agents", remove)
     assert done[-1] is True
     assert len(done) == 2  # committed: the member's one credential revoked
     assert _marks("agents", acme.identifier) == 0

@@ -6,15 +6,10 @@ and so did a link revocation's own mark of it (`sync_due_while`, due 2)."""
 
 from __future__ import annotations
 
-import os
-import threading
-from pathlib import Path
-
 import troth
-from troth import limits
+from tests.support.locks import finishes_while_held_alone
 from troth.identity import Identifier
 from troth.node.syncdue import orphaned_marks, sync_due_while
-from troth.storage.peers import PeerLock
 
 
 def test_reading_the_marks_waits_at_most_mark_busy_seconds_for_a_peer_alone() -> None:
@@ -25,22 +20,10 @@ def test_reading_the_marks_waits_at_most_mark_busy_seconds_for_a_peer_alone() ->
     with troth.Node.open("agents") as agents:
         node = agents._stored
         node.wallet.store.mark_sync_due(authority.digest, "", 0)
-        home = Path(os.environ["TROTH_HOME"]) / "nodes"
         read: list[list[int]] = []
-        lock = PeerLock(home / "agents" / "node.db.revoking")
-        try:
-            with lock.alone() as alone:
-                assert alone
-                reader = threading.Thread(
-                    target=lambda: read.append(orphaned_marks(node, authority)), daemon=True
-                )
-                reader.start()
-                reader.join(timeout=10 * limits.MARK_BUSY_SECONDS + 20)
-                finished = not reader.is_alive()
-            reader.join()
-        finally:
-            lock.close()
-        assert finished
+        assert finishes_while_held_alone(
+            "agents", lambda: read.append(orphaned_marks(node, authority))
+        )
         assert read == [[]]
         assert node.wallet.store.marks_due(authority.digest) != []
 
@@ -53,7 +36,6 @@ def test_a_revocation_s_own_mark_waits_at_most_mark_busy_seconds_for_a_peer_alon
     with troth.Node.open("hub") as hub, troth.Node.open("agents") as agents:
         acme = hub.create_authority()
         agents.enroll(acme.ticket({"orders.access": "read"}))
-    home = Path(os.environ["TROTH_HOME"]) / "nodes"
     outcome: list[object] = []
 
     def mark() -> None:
@@ -66,17 +48,6 @@ def test_a_revocation_s_own_mark_waits_at_most_mark_busy_seconds_for_a_peer_alon
                 outcome.append(exc)
             outcome.append(node.wallet.store.marks_due(acme.identifier.digest))
 
-    lock = PeerLock(home / "agents" / "node.db.revoking")
-    try:
-        with lock.alone() as alone:
-            assert alone
-            marker = threading.Thread(target=mark, daemon=True)
-            marker.start()
-            marker.join(timeout=10 * limits.MARK_BUSY_SECONDS + 20)
-            finished = not marker.is_alive()
-        marker.join()
-    finally:
-        lock.close()
-    assert finished
+    assert finishes_while_held_alone("agents", mark)
     assert isinstance(outcome[0], troth.StorageError)
     assert outcome[1:] == [[]]
