@@ -21,6 +21,7 @@ import pytest
 
 from tests.conftest import NOW
 from tests.support.leases import LeaseWorld, RemoteStub, make_world, open_broker
+from tests.test_review49e_secrets import CONNECT_TIMEOUT, _Clock
 from troth.crypto import KeyType
 from troth.errors import SecretError, SecretFailure
 from troth.secrets import AllowListPolicy, LeaseState
@@ -30,16 +31,6 @@ from troth.secrets.lease import Lease, SecretValue
 from troth.secrets.store import SigningKeyRecord
 from troth.secrets.sweep import BATCH_REVOKE_SECONDS
 from troth.vault import KeyPurpose
-
-CONNECT_TIMEOUT = 10.0  # the postgres engine's default connect_timeout
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class _Dead(RemoteStub):
