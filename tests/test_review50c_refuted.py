@@ -8,7 +8,8 @@ import pytest
 
 from tests.conftest import NOW
 from tests.support.leases import RemoteStub, make_world, open_broker
-from tests.test_review50c_secrets import CONNECT_TIMEOUT, _leases
+from tests.test_review49e_secrets import CONNECT_TIMEOUT
+from tests.test_review50c_secrets import _leases
 from troth.errors import SecretError, SecretFailure
 from troth.secrets import AllowListPolicy, LeaseState
 
