@@ -29,9 +29,12 @@ from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` a
 from tests.test_secrets_postgres import login as pg_login
 from tests.test_secrets_postgres import now as pg_now
 from tests.test_secrets_postgres import setup as pg_setup
+from troth.credentials import VerifiedCredential
 from troth.errors import SecretError, SecretFailure
 from troth.secrets import LeaseState
+from troth.secrets.broker import Broker, IssuedLease
 from troth.secrets.engines import postgres as postgres_engine
+from troth.secrets.lease import LeaseId
 
 
 def test_an_agent_holding_its_roles_row_lock_leaves_the_node_database_free(
@@ -50,26 +53,8 @@ def test_an_agent_holding_its_roles_row_lock_leaves_the_node_database_free(
     # review 50c renewals 1), so that the test sees it waiting
     monkeypatch.setattr(postgres_engine, "RENEW_ROW_LOCK_MS", 5000)
     path = tmp_path / "node.db"
-    broker = pg_setup(tmp_path, world, orders)
-    agent = world.credential_a()
-    issued = broker.issue(agent, SECRET, scope=["orders:read"], now=pg_now())
-    login = issued.credential.reveal()
-    role = str(login["user"])
-    session = pg_login(orders, login)
-    session.execute("BEGIN")
-    session.execute(sql_password(role))
-    outcome: list[BaseException | None] = []
-
-    def renew() -> None:
-        try:
-            broker.renew(agent, issued.lease_id, now=pg_now())
-        except BaseException as exc:  # (the lock timeout: ENGINE_FAILED)
-            outcome.append(exc)
-        else:
-            outcome.append(None)
-
-    worker = threading.Thread(target=renew)
-    worker.start()
+    broker, agent, issued, role, session = lease_holding_its_row(tmp_path, world, orders)
+    worker, outcome = renewing(broker, agent, issued.lease_id)
     try:
         with orders.server.connect() as watcher:
             while not outcome:  # until the admin's ALTER ROLE waits for the agent's lock
@@ -104,6 +89,45 @@ def sql_password(role: str) -> Any:
     )
 
 
+def lease_holding_its_row(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+) -> tuple[Broker, VerifiedCredential, IssuedLease, str, Any]:
+    """agent a's lease, whose own session changed its role's password in a transaction it
+    keeps open (any role may), holding the role's pg_authid row: the broker, the agent's
+    credential, the lease, its role and that session."""
+    broker = pg_setup(tmp_path, world, orders)
+    agent = world.credential_a()
+    issued = broker.issue(agent, SECRET, scope=["orders:read"], now=pg_now())
+    login = issued.credential.reveal()
+    role = str(login["user"])
+    session = pg_login(orders, login)
+    session.execute("BEGIN")
+    session.execute(sql_password(role))
+    return broker, agent, issued, role, session
+
+
+def renewing(
+    broker: Broker, agent: VerifiedCredential, lease_id: LeaseId
+) -> tuple[threading.Thread, list[BaseException | None]]:
+    """A renewal of `lease_id` started in a thread: the thread, and where its outcome (None
+    or what it raised) goes once it ends."""
+    outcome: list[BaseException | None] = []
+
+    def renew() -> None:
+        try:
+            broker.renew(agent, lease_id, now=pg_now())
+        except BaseException as exc:  # (a lock timeout: ENGINE_FAILED)
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    worker = threading.Thread(target=renew)
+    worker.start()
+    return worker, outcome
+
+
 def test_a_lease_holding_its_own_roles_row_lock_is_revoked_all_the_same(
     tmp_path: Path,
     world: LeaseWorld,  # noqa: F811
@@ -116,19 +140,13 @@ def test_a_lease_holding_its_own_roles_row_lock_is_revoked_all_the_same(
     as long as it kept that transaction open. Now its sessions end first."""
     import psycopg
 
-    broker = pg_setup(tmp_path, world, orders)
-    agent = world.credential_a()
-    issued = broker.issue(agent, SECRET, scope=["orders:read"], now=pg_now())
-    login = issued.credential.reveal()
-    session = pg_login(orders, login)
-    session.execute("BEGIN")
-    session.execute(sql_password(str(login["user"])))
+    broker, agent, issued, role, session = lease_holding_its_row(tmp_path, world, orders)
     try:
         lease = broker.revoke(agent, issued.lease_id, now=pg_now())
         assert lease.state is LeaseState.REVOKED
         with pytest.raises(psycopg.OperationalError):
             session.execute("SELECT id FROM orders").fetchall()
-        assert orders.roles(str(login["user"])) == set()
+        assert orders.roles(role) == set()
     finally:
         with contextlib.suppress(psycopg.Error):
             session.execute("ROLLBACK")

@@ -7,22 +7,19 @@ broker's thread for that row before it was refused. A renewal now waits for it a
 from __future__ import annotations
 
 import contextlib
-import threading
 from pathlib import Path
 
 import pytest
 
 from tests.support.leases import LeaseWorld
-from tests.test_review49e_postgres import sql_password
+from tests.test_review49e_postgres import lease_holding_its_row, renewing
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
     SECRET,
     OrdersDb,
     orders,
     world,
 )
-from tests.test_secrets_postgres import login as pg_login
 from tests.test_secrets_postgres import now as pg_now
-from tests.test_secrets_postgres import setup as pg_setup
 from troth import limits
 from troth.errors import SecretError, SecretFailure
 from troth.secrets.engines import postgres as postgres_engine
@@ -45,25 +42,8 @@ def test_a_renewal_against_its_own_sessions_row_lock_is_refused_without_waiting(
 
     monkeypatch.setattr(postgres_engine, "OWN_ROW_LOCK_MS", HELD)
     monkeypatch.setattr(limits, "POSTGRES_STATEMENT_TIMEOUT_MS", HELD)
-    broker = pg_setup(tmp_path, world, orders)
-    agent = world.credential_a()
-    issued = broker.issue(agent, SECRET, scope=["orders:read"], now=pg_now())
-    login = issued.credential.reveal()
-    session = pg_login(orders, login)
-    session.execute("BEGIN")
-    session.execute(sql_password(str(login["user"])))
-    outcome: list[BaseException | None] = []
-
-    def renew() -> None:
-        try:
-            broker.renew(agent, issued.lease_id, now=pg_now())
-        except BaseException as exc:
-            outcome.append(exc)
-        else:
-            outcome.append(None)
-
-    worker = threading.Thread(target=renew)
-    worker.start()
+    broker, agent, issued, _, session = lease_holding_its_row(tmp_path, world, orders)
+    worker, outcome = renewing(broker, agent, issued.lease_id)
     try:
         worker.join(30)
         finished = not worker.is_alive()
