@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-import troth.node.no_route as no_route_module
+import troth.node.notice_budgets as notice_budgets
 from tests.support.nodes import HUB, MemNet, run_memnet
 from tests.test_review44d_relays import FAST, crash_and_restart, until
 from tests.test_review45e_relay import HUB_AT_R1, R1, TO_B, _ticket
@@ -116,7 +116,8 @@ def test_notices_a_peer_cannot_pass_back_do_not_spend_the_senders_budget(
 ) -> None:
     """m floods the hub with notices naming a's connection there (never reaching m's): a's
     budget there is untouched (no budget refills in this test: the interval is made huge)."""
-    monkeypatch.setattr(no_route_module, "NOTICE_INTERVAL", 1e9)  # its own name for it
+    monkeypatch.setattr(notice_budgets, "NOTICE_INTERVAL", 1e9)  # its own name for it
+    monkeypatch.setattr(notice_budgets, "NOTICE_CONNECTION_INTERVAL", 1e9)
 
     async def test(net: MemNet) -> None:
         hub = net.hub

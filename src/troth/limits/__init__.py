@@ -642,13 +642,27 @@ route is at most MAX_ROUTE_LENGTH hops, `kept_relays` refuses more; one hop of r
 
 # -- no-route notices (troth.node.no_route; docs/protocols.md, "Unanswered channels") ---------
 NOTICE_BURST: Final = 4
-"""The most no-route notices a node sends back to back over one connection (those it passes
-back included), and takes back to back from one to pass back."""
+"""The most no-route notices a node sends back to back over one connection for one source (the
+connection the dropped packet came on at the node before, or the node at the other end of the
+connection; for a notice passed back, the connection it came from: troth.node.notice_budgets),
+and takes back to back from one connection to pass back toward one of its own."""
 NOTICE_INTERVAL: Final = 1.0
-"""Seconds a connection takes to regain one notice past its burst (NOTICE_BURST)."""
+"""Seconds one source's share takes to regain one notice past its burst (NOTICE_BURST)."""
+NOTICE_CONNECTION_BURST: Final = 8 * NOTICE_BURST
+"""The most no-route notices a node sends back to back over one connection, every source's
+together (and takes from one to pass back): eight sources' worth, so one source spends at
+most an eighth of it (review 51h, notices 1 and 2: one spent all of it)."""
+NOTICE_CONNECTION_INTERVAL: Final = NOTICE_INTERVAL / 8
+"""Seconds a connection's total takes to regain one notice past its burst
+(NOTICE_CONNECTION_BURST): eight sources' rate."""
+MAX_NOTICE_SOURCES: Final = 16
+"""The most sources whose notice budgets a node keeps per connection (each kind); past it, a
+refilled one is dropped first, and with none refilled a notice is not sent (deny when in
+doubt)."""
 MAX_NOTICE_BUCKETS: Final = 4096
-"""The most connections whose notice budgets a node keeps (each kind); past it, a full
-(refilled) one is dropped first, and with none full a notice is not sent (deny when in doubt)."""
+"""The most connections whose notice budgets a node keeps (each kind); past it, one whose total
+and sources all refilled is dropped first, and with none a notice is not sent (deny when in
+doubt)."""
 
 # -- pinned routes (troth.node.pins) ---------------------------------------------------------
 MAX_ROUTE_PINS: Final = 64

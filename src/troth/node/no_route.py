@@ -14,9 +14,10 @@ The notice is authenticated by that channel, and is taken only from a channel wh
 the other end of the stale channel's first hop: the one node that could already drop every
 packet of it. So it gives that node no power it lacked, and a frame no key made, or a notice
 from any other peer, closes nothing (issue #8: no unauthenticated word is taken for a peer's
-departure). A node sends at most `NOTICE_BURST` notices on a connection at once and regains
-one every `NOTICE_INTERVAL` s (troth.limits): packets sent to many dead addresses are not answered
-in kind.
+departure). A node sends at most `NOTICE_BURST` notices on a connection at once for one source
+and regains one every `NOTICE_INTERVAL` s, within a total for the connection
+(troth.node.notice_budgets; troth.limits): packets sent to many dead addresses are not answered
+in kind, and one source does not spend the notices of the others (review 51h, notices 1-2).
 
 Further along a chain of relays (a -> hub -> hub2 -> member), the packet that hub2 drops came
 from the hub, not from its sender: hub2 tells the hub (over its own channel with the node at the
@@ -43,7 +44,7 @@ from typing import TYPE_CHECKING, Final
 from troth import limits
 from troth.channel import ChannelState
 from troth.errors import ChannelFailure, DecodeError, TrothError
-from troth.limits import MAX_NOTICE_BUCKETS, NOTICE_BURST, NOTICE_INTERVAL
+from troth.node.notice_budgets import NoticeBudgets
 from troth.node.services.calls import forget_calls
 from troth.routing import Address, Route, RoutedMessage, Source
 from troth.routing.notice import NOTICE_SERVICE, no_route, parse_no_route
@@ -67,8 +68,8 @@ class NoRouteNotices:
 
     def __init__(self, channels: ChannelManager) -> None:
         self._channels = channels
-        self._budgets: dict[Address, tuple[float, float]] = {}  # connection: (level, at)
-        self._taken: dict[Address, tuple[float, float]] = {}  # what each passes back to us
+        self._budgets = NoticeBudgets()  # what each connection is sent
+        self._taken = NoticeBudgets()  # what each passes back to us
         self._sending: set[asyncio.Task[None]] = set()
 
     # -- the node that dropped a packet ------------------------------------------------------
@@ -84,8 +85,10 @@ class NoRouteNotices:
         if not isinstance(source, Connection) or len(route) < 2 or not _local(route):
             return
         via = route[0]
-        # the budget first: finding the channel looks at every channel over the connection
-        if not self.take(via, asyncio.get_running_loop().time()):
+        # the budget first: finding the channel looks at every channel over the connection;
+        # the packet's source: the connection it came on at the node before, or that node
+        spender = route[1] if len(route) > 2 else via
+        if not self.take(via, asyncio.get_running_loop().time(), spender):
             return
         end = self._direct_end(via)
         if end is None:
@@ -105,15 +108,16 @@ class NoRouteNotices:
                 return end
         return None
 
-    def take(self, via: Address, now: float) -> bool:
-        """Spend one notice of connection `via`'s budget (what it is sent) at loop time `now`;
+    def take(self, via: Address, now: float, source: Address | None = None) -> bool:
+        """Spend one notice of connection `via`'s budget (what it is sent) at loop time `now`
+        for `source` (None: the node at the other end of `via`; troth.node.notice_budgets);
         False when it has none."""
-        return _take(self._budgets, via, now)
+        return self._budgets.take(via, via if source is None else source, now)
 
     def forget(self, connection: Address) -> None:
         """`connection` closed: its budgets go."""
-        self._budgets.pop(connection, None)
-        self._taken.pop(connection, None)
+        self._budgets.forget(connection)
+        self._taken.forget(connection)
 
     def _send(self, end: ChannelEnd, notice: bytes) -> None:
         message = RoutedMessage((end.enc, NOTICE_SERVICE), (), notice)
@@ -184,7 +188,7 @@ class NoRouteNotices:
         # every channel over `back`; `back`'s only once it is found to go a way the packet
         # could have gone (what a peer sends toward another connection spends only its own)
         now = asyncio.get_running_loop().time()
-        if not _take(self._taken, ahead, now):
+        if not self._taken.take(ahead, back, now):
             return
         out = self._direct_end(back)
         source = out.source if out is not None else None
@@ -196,7 +200,7 @@ class NoRouteNotices:
         ):
             channels.note("%s: dropped a no-route notice it could not pass back", end.name)
             return
-        if not self.take(back, now):
+        if not self.take(back, now, ahead):
             return
         channels.counters.no_route_notices_forwarded += 1
         self._send(out, no_route((ahead, *way), sender[1:]))
@@ -205,20 +209,3 @@ class NoRouteNotices:
 def _local(route: Route) -> bool:
     """Whether every hop of `route` is node-local (`/worker/...`)."""
     return all(address.kind == "worker" for address in route)
-
-
-def _take(budgets: dict[Address, tuple[float, float]], via: Address, now: float) -> bool:
-    """Spend one notice of connection `via`'s budget in `budgets` at loop time `now` (a burst
-    of `NOTICE_BURST`, one more each `NOTICE_INTERVAL` s); False when it has none."""
-    level, at = budgets.get(via, (float(NOTICE_BURST), now))
-    level = min(float(NOTICE_BURST), level + (now - at) / NOTICE_INTERVAL)
-    if via not in budgets and len(budgets) >= MAX_NOTICE_BUCKETS:
-        full = [k for k, (v, t) in budgets.items() if v + (now - t) / NOTICE_INTERVAL >= 1]
-        if not full:
-            return False
-        del budgets[full[0]]
-    if level < 1:
-        budgets[via] = (level, now)
-        return False
-    budgets[via] = (level - 1, now)
-    return True

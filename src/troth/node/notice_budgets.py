@@ -1,0 +1,101 @@
+"""No-route notice budgets (docs/protocols.md, "Unanswered channels"; troth.node.no_route).
+
+A node's notices over one connection are spent per source as well as in all: each source a
+burst of `NOTICE_BURST`, one more each `NOTICE_INTERVAL` s; the connection a burst of
+`NOTICE_CONNECTION_BURST`, one more each `NOTICE_CONNECTION_INTERVAL` s (eight sources'
+worth), over at most `MAX_NOTICE_SOURCES` sources a connection and `MAX_NOTICE_BUCKETS`
+connections (troth.limits). A source is the address that spends it: the connection a dropped
+packet came on at the node before (the one the node at the other end of the connection put
+in its return route), or that connection itself for a packet from that node; for a notice
+passed back, the connection it came from. One source could spend a connection's whole budget
+before (review 51h, notices 1 and 2: a member a sender had called sent the hub notices for
+the sender's connection, or a sender behind the hub sent a relay past it packets to a dead
+address, and the other senders' calls to a member restarted waited their timeout): now it
+spends at most its own share. What the node at the other end of the connection names as a
+source, it names for what goes back to itself only (the packets and notices of the senders
+behind it, which it could drop anyway).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+from troth.limits import (
+    MAX_NOTICE_BUCKETS,
+    MAX_NOTICE_SOURCES,
+    NOTICE_BURST,
+    NOTICE_CONNECTION_BURST,
+    NOTICE_CONNECTION_INTERVAL,
+    NOTICE_INTERVAL,
+)
+from troth.routing import Address
+
+__all__ = ["NoticeBudgets"]
+
+
+def _source_level(value: tuple[float, float], now: float) -> float:
+    """A source's share at `now` (`value`: its level, and when)."""
+    level, at = value
+    return min(float(NOTICE_BURST), level + (now - at) / NOTICE_INTERVAL)
+
+
+@dataclass(slots=True)
+class _Connection:
+    level: float
+    at: float
+    sources: dict[Hashable, tuple[float, float]] = field(default_factory=dict)
+    """source -> (level, at)."""
+
+    def total(self, now: float) -> float:
+        """The connection's total at `now`."""
+        level = self.level + (now - self.at) / NOTICE_CONNECTION_INTERVAL
+        return min(float(NOTICE_CONNECTION_BURST), level)
+
+    def full(self, now: float) -> bool:
+        """Whether the connection's total and each of its sources' shares refilled:
+        forgetting it loses nothing."""
+        return self.total(now) >= NOTICE_CONNECTION_BURST and all(
+            _source_level(value, now) >= NOTICE_BURST for value in self.sources.values()
+        )
+
+
+class NoticeBudgets:
+    """The notice budgets of one kind (sent over each connection; taken from each to pass
+    back), each connection's per source and in all."""
+
+    def __init__(self) -> None:
+        self._connections: dict[Address, _Connection] = {}
+
+    def take(self, connection: Address, source: Hashable, now: float) -> bool:
+        """Spend one notice of `connection`'s budget for `source` at loop time `now`: False
+        when the source's share or the connection's total has none (then neither is spent),
+        or when there is no room for a budget of either and none is refilled (deny when in
+        doubt)."""
+        entry = self._connections.get(connection)
+        if entry is None:
+            if len(self._connections) >= MAX_NOTICE_BUCKETS:
+                full = [k for k, v in self._connections.items() if v.full(now)]
+                if not full:
+                    return False
+                del self._connections[full[0]]
+            entry = self._connections[connection] = _Connection(float(NOTICE_CONNECTION_BURST), now)
+        sources = entry.sources
+        if source not in sources and len(sources) >= MAX_NOTICE_SOURCES:
+            refilled = [k for k, v in sources.items() if _source_level(v, now) >= NOTICE_BURST]
+            if not refilled:
+                return False
+            del sources[refilled[0]]
+        mine = _source_level(sources.get(source, (float(NOTICE_BURST), now)), now)
+        total = entry.total(now)
+        if mine < 1 or total < 1:
+            sources[source] = (mine, now)
+            entry.level, entry.at = total, now
+            return False
+        sources[source] = (mine - 1, now)
+        entry.level, entry.at = total - 1, now
+        return True
+
+    def forget(self, connection: Address) -> None:
+        """`connection` closed: its budgets go."""
+        self._connections.pop(connection, None)
