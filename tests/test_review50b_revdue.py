@@ -212,4 +212,4 @@ def test_a_mark_that_stands_is_synced_at_most_once_per_wait() -> None:
     assert set(gaps[5:]) == {DUE_RETRY_MAX}
     runtime.trust.due = frozenset()  # synced at last: the wait is forgotten
     asyncio.run(watch.poll())
-    assert watch._waits == {}
+    assert watch.waiting() == frozenset()

@@ -90,8 +90,8 @@ def test_a_mark_whose_authority_is_gone_is_tried_a_bounded_number_of_times() -> 
     assert runtime.trust.due == frozenset({authority})
     runtime.trust.due = frozenset()  # synced at last (told): forgotten
     asyncio.run(watch.poll())
-    assert watch._waits == {}
-    assert watch._parked == {}
+    assert watch.waiting() == frozenset()
+    assert watch.tries.counted() == frozenset()
 
 
 def test_a_revocation_waits_for_a_node_settling_a_sync_at_most_mark_busy_seconds(

@@ -21,7 +21,9 @@ stand after it waits twice as long before the next (up to `DUE_RETRY_MAX`, the m
 round's period). After `DUE_TRIES` syncs in a row whose marks stood (its authority on no node
 here any more, or out of reach: each try of one on this machine opened every node here to look
 for it), the poll tries it again only once a mark newer than those it tried is made (at most
-once per `DUE_RETRY_MAX`: review 50j, duewatch 1). The marks are never cleared for that: until
+once per `DUE_RETRY_MAX`: review 50j, duewatch 1), counted in the node's one count of failed
+settling syncs, which handing out chains spends too (`Node.due_tries`, troth.node.duetries:
+review 51h, due 1). The marks are never cleared for that: until
 a sync started after them completes (told, `feed.sync`; the maintenance round's sync of a
 trusted authority's feed; a restart), the authority's chains stay refused (fail closed).
 Marks are written only by processes with this node's store, or an authority's store on this
@@ -39,6 +41,7 @@ from typing import TYPE_CHECKING
 from troth.errors import TrothError
 from troth.identity import Identifier
 from troth.limits import DUE_POLL, DUE_RETRY_MAX, DUE_TRIES
+from troth.node.duetries import DueTries
 
 if TYPE_CHECKING:
     from troth.node.runtime import NodeRuntime
@@ -51,16 +54,15 @@ log = logging.getLogger("troth.node")
 class DueWatch:
     """The marks' poll of one running node (`run`: a task of its runtime)."""
 
-    def __init__(self, runtime: NodeRuntime) -> None:
+    def __init__(self, runtime: NodeRuntime, tries: DueTries | None = None) -> None:
         self.runtime = runtime
+        self.tries = DueTries() if tries is None else tries
+        """The count of failed syncs (the node's: `Node.due_tries`): a sync whose marks
+        stood after it is one, even one a revoker still running held them for."""
         self.time: Callable[[], float] = time.monotonic
         """The clock the waits are measured with (seconds)."""
         self._waits: dict[Identifier, tuple[float, float]] = {}
         """authority -> (the time its next sync may start, the wait after it)."""
-        self._tries: dict[Identifier, int] = {}
-        """authority -> the syncs in a row whose marks stood after them."""
-        self._parked: dict[Identifier, int] = {}
-        """authority -> the newest of its marks when the poll stopped trying it (`DUE_TRIES`)."""
 
     async def run(self) -> None:
         """Read the marks every `DUE_POLL` seconds until cancelled, and sync those due in a
@@ -97,9 +99,9 @@ class DueWatch:
         """Sync the feed of each authority marked (as last read) whose wait is over."""
         trust = self.runtime.trust
         due = trust.due
-        for table in (self._waits, self._tries, self._parked):
-            for gone in [a for a in table if a not in due]:
-                del table[gone]
+        for gone in [a for a in self._waits if a not in due]:
+            del self._waits[gone]
+        self.tries.keep(due)
         for authority in sorted(due, key=lambda a: a.digest):
             start, wait = self._waits.get(authority, (0.0, 0.0))
             if self.time() < start or not await self._unparked(authority):
@@ -113,12 +115,15 @@ class DueWatch:
             if authority in trust.due:  # failed, or a revoker still holds its mark
                 wait = min(max(2 * wait, DUE_POLL), DUE_RETRY_MAX)
                 self._waits[authority] = (self.time() + wait, wait)
-                tries = self._tries[authority] = self._tries.get(authority, 0) + 1
-                if tries >= DUE_TRIES:
+                if self.tries.failed(authority):
                     await self._park(authority)
             else:
                 self._waits.pop(authority, None)
-                self._tries.pop(authority, None)
+                self.tries.succeeded(authority)
+
+    def waiting(self) -> frozenset[Identifier]:
+        """The authorities whose next sync waits (one failed, or its marks stood)."""
+        return frozenset(self._waits)
 
     async def _newest_mark(self, authority: Identifier) -> int:
         store = self.runtime.node.wallet.store
@@ -127,7 +132,7 @@ class DueWatch:
 
     async def _park(self, authority: Identifier) -> None:
         """Stop trying `authority` until a newer mark of it is made (module docstring)."""
-        self._parked[authority] = await self._newest_mark(authority)
+        self.tries.stop(authority, await self._newest_mark(authority))
         log.warning(
             "the feed of %s, due a sync, was not synced in %d tries: its chains stay refused "
             "until it is (tried again at its next revocation here, when told, or at restart)",
@@ -136,19 +141,16 @@ class DueWatch:
         )
 
     async def _unparked(self, authority: Identifier) -> bool:
-        """Whether `authority` may be tried (its wait over): not parked, or marked since (one
-        more try: its wait stays the longest)."""
-        parked = self._parked.get(authority)
-        if parked is None:
+        """Whether `authority` may be tried (its wait over): its tries not stopped, or marked
+        since (one more try: its wait stays the longest). The newest mark is read only once
+        they stopped (one query per wait)."""
+        if not self.tries.stopped(authority):
             return True
-        newest = await self._newest_mark(authority)
-        if newest <= parked:
-            _, wait = self._waits[authority]
-            self._waits[authority] = (self.time() + wait, wait)  # (one query per wait)
-            return False
-        del self._parked[authority]
-        self._tries[authority] = DUE_TRIES - 1
-        return True
+        if self.tries.resume(authority, await self._newest_mark(authority)):
+            return True
+        _, wait = self._waits.get(authority, (0.0, DUE_RETRY_MAX))
+        self._waits[authority] = (self.time() + wait, wait)
+        return False
 
     async def _sync(self, authority: Identifier) -> None:
         """Sync `authority`'s feed as `feed.sync` does (its marks go: troth.node.membership);

@@ -27,6 +27,7 @@ from troth.limits import DEFAULT_REVOCATION_QUOTA
 from troth.names import check_name
 from troth.node.config import NodeConfig, VaultKind
 from troth.node.copies import stored_binds
+from troth.node.duetries import DueTries
 from troth.node.home import read_private_file, secure_dir, troth_home, write_private_file
 from troth.storage import (
     SqliteAuthorityStore,
@@ -78,11 +79,10 @@ class Node:
     _vault_peers: PeerLock | None = field(default=None, init=False, repr=False, compare=False)
     """A shared hold on `node.db.vault` while open: `troth vault rekey` runs alone
     (troth.node.rekey)."""
-    _settle_tries: dict[bytes, tuple[int, int]] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
-    """authority digest -> (failed settling syncs in a row as chains were handed out, the
-    newest mark then): `settle_due_bounded` (review 50k, due 1)."""
+    due_tries: DueTries = field(default_factory=DueTries, init=False, repr=False, compare=False)
+    """The count of failed settling syncs of marked authorities in this process: handing out
+    chains (`settle_due_bounded`; review 50k, due 1) and a running node's poll of its marks
+    (troth.node.duewatch) spend it alike (troth.node.duetries; review 51h, due 1)."""
 
     @property
     def name(self) -> str:
@@ -109,7 +109,7 @@ class Node:
         authority on no node here opened every node here)."""
         from troth.node.syncdue import settle_sync
 
-        return settle_sync(self, authority, now, tries=self._settle_tries)
+        return settle_sync(self, authority, now, tries=self.due_tries)
 
     def authority(self) -> Authority:
         """The authority this node hosts (NotFound if none)."""

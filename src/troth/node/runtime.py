@@ -213,7 +213,7 @@ class NodeRuntime(ChannelOpening, Upkeep):
             listener = Listener(addresses=frozenset({LISTENER}), kinds=frozenset({"relay"}))
             self.listening = await self.tcp.listen(listen[0], listen[1], listener)
         self._spawn(self._maintain())
-        self._spawn(DueWatch(self).run())  # marks due a sync (review 50b, revdue 1)
+        self._spawn(DueWatch(self, self.node.due_tries).run())  # review 50b, revdue 1; 51h
         if self.trust.hosted is not None:
             self._spawn(self._watch_hosted())
         policy = self.host.services.get("policy")

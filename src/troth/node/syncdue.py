@@ -34,8 +34,9 @@ from pathlib import Path
 
 from troth.errors import StorageError, TrothError
 from troth.identity import Identifier
-from troth.limits import DUE_TRIES, MARK_BUSY_SECONDS
+from troth.limits import MARK_BUSY_SECONDS
 from troth.node.authorities import is_local, sync_local_feed
+from troth.node.duetries import DueTries
 from troth.node.node import Node
 from troth.storage.peers import PeerLock
 
@@ -94,16 +95,16 @@ def settle_sync(
     authority: Identifier,
     now: int,
     *,
-    tries: dict[bytes, tuple[int, int]] | None = None,
+    tries: DueTries | None = None,
 ) -> bool:
     """Sync `node`'s copy of the feed of `authority`, on this machine, that a revocation left
     due, and forget the marks no revocation under way held as it started (`orphaned_marks`);
     whether none stands now. Not while a revocation under way holds them all (its own process
     clears its mark), nor for an authority reached over the network (a running node's sync of
     its feed settles them); a sync that fails (the authority is not on this machine now, or
-    its node does not open) is logged, and the marks stand. With `tries` (authority digest ->
-    failed syncs in a row, the newest mark then): after `DUE_TRIES` of them, no sync until a
-    newer mark is made (False: the marks stand; review 50k, due 1)."""
+    its node does not open) is logged, and the marks stand. With `tries` (the count of failed
+    syncs, troth.node.duetries): after `DUE_TRIES` in a row, no sync until a newer mark is made
+    (False: the marks stand; review 50k, due 1; review 51h, due 1)."""
     address = dict(node.wallet.store.syncs_due()).get(authority.digest)
     if address is None:
         return True
@@ -112,9 +113,8 @@ def settle_sync(
     marks = orphaned_marks(node, authority)  # (`node.db.revoking` alone for this read only)
     if not marks:  # all held by revocations under way (or gone meanwhile)
         return not node.wallet.store.sync_due(authority.digest)
-    digest, newest = authority.digest, max(marks)
-    failed, seen = (0, 0) if tries is None else tries.get(digest, (0, 0))
-    if failed >= DUE_TRIES and newest <= seen:
+    newest = max(marks)
+    if tries is not None and not tries.resume(authority, newest):
         return False  # tried enough: again once a newer mark is made
     try:
         sync_local_feed(node, authority, address=address, now=now)
@@ -122,11 +122,11 @@ def settle_sync(
         log.warning(
             "the feed of %s, due a sync after a revocation, was not synced: %s", authority, exc
         )
-        if tries is not None:
-            tries[digest] = (failed + 1, newest)
+        if tries is not None and tries.failed(authority):
+            tries.stop(authority, newest)
         return False
     if tries is not None:
-        tries.pop(digest, None)
+        tries.succeeded(authority)
     clear_marks(node, authority, marks)
     return not node.wallet.store.sync_due(authority.digest)
 
