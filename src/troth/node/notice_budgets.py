@@ -18,7 +18,6 @@ behind it, which it could drop anyway).
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 from troth.limits import (
@@ -44,7 +43,7 @@ def _source_level(value: tuple[float, float], now: float) -> float:
 class _Connection:
     level: float
     at: float
-    sources: dict[Hashable, tuple[float, float]] = field(default_factory=dict)
+    sources: dict[Address, tuple[float, float]] = field(default_factory=dict)
     """source -> (level, at)."""
 
     def total(self, now: float) -> float:
@@ -67,7 +66,7 @@ class NoticeBudgets:
     def __init__(self) -> None:
         self._connections: dict[Address, _Connection] = {}
 
-    def take(self, connection: Address, source: Hashable, now: float) -> bool:
+    def take(self, connection: Address, source: Address, now: float) -> bool:
         """Spend one notice of `connection`'s budget for `source` at loop time `now`: False
         when the source's share or the connection's total has none (then neither is spent),
         or when there is no room for a budget of either and none is refilled (deny when in
@@ -75,17 +74,19 @@ class NoticeBudgets:
         entry = self._connections.get(connection)
         if entry is None:
             if len(self._connections) >= MAX_NOTICE_BUCKETS:
-                full = [k for k, v in self._connections.items() if v.full(now)]
-                if not full:
+                full = next((k for k, v in self._connections.items() if v.full(now)), None)
+                if full is None:
                     return False
-                del self._connections[full[0]]
+                del self._connections[full]
             entry = self._connections[connection] = _Connection(float(NOTICE_CONNECTION_BURST), now)
         sources = entry.sources
         if source not in sources and len(sources) >= MAX_NOTICE_SOURCES:
-            refilled = [k for k, v in sources.items() if _source_level(v, now) >= NOTICE_BURST]
-            if not refilled:
+            refilled = next(
+                (k for k, v in sources.items() if _source_level(v, now) >= NOTICE_BURST), None
+            )
+            if refilled is None:
                 return False
-            del sources[refilled[0]]
+            del sources[refilled]
         mine = _source_level(sources.get(source, (float(NOTICE_BURST), now)), now)
         total = entry.total(now)
         if mine < 1 or total < 1:
