@@ -165,3 +165,22 @@ def test_equal_bytes_are_one_claim(peer: ChannelParty) -> None:
     )
     assert trust.claims is not None
     assert trust.claims.get(copy.history, copy.attestation, T) is not None
+
+
+def test_a_claim_in_other_buffers_is_verified_in_full(
+    peer: ChannelParty, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only `bytes` (what a handshake decodes) are kept: a bytearray is verified every time,
+    never an unhashable key."""
+    histories = _counting(monkeypatch, "verify_history")
+    trust = _trust(ClaimCache())
+    claim = peer.claim()
+    loose = HandshakeClaim(
+        bytearray(claim.history),  # type: ignore[arg-type]
+        claim.attestation,
+        claim.static_key,
+    )
+    verify_peer(trust, loose, (), T)
+    verify_peer(trust, loose, (), T)
+    assert len(histories) == 2
+    assert len(trust.claims or ()) == 0

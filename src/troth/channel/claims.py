@@ -67,7 +67,10 @@ class ClaimCache:
         self, history: bytes, attestation: bytes, now: int
     ) -> tuple[VerifiedIdentity, VerifiedPurposeKey] | None:
         """What the claim verified to, when it did before and every time check it passed then
-        still holds at `now`; else None (verify it in full)."""
+        still holds at `now`; else None (verify it in full). Only `bytes` are keys (what a
+        handshake decodes): any other buffer is verified in full."""
+        if type(history) is not bytes or type(attestation) is not bytes:
+            return None
         found = self._results.get((history, attestation))
         if found is None or not found.since <= now < found.until:
             return None
@@ -82,7 +85,9 @@ class ClaimCache:
         now: int,
     ) -> None:
         """Keep a claim that just verified at `now` (a checkpointed history is not kept)."""
-        if identity.checkpoint is not None:
+        if identity.checkpoint is not None or type(history) is not bytes:
+            return
+        if type(attestation) is not bytes:
             return
         # the time checks that can stop holding later: the current key's validity
         # (`now <= valid_until`) and the attestation's (`now < expires_at`)
