@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from troth import limits
+from troth.channel.claims import ClaimCache
 from troth.credentials import ChainVerifier, VerifiedCredential, VerifiedFeed
 from troth.crypto import PublicKey
 from troth.errors import (
@@ -150,6 +151,9 @@ class ChannelTrust:
     rollback (a copy from a checkpoint binds it only when an authority attesting it has
     standing over it); None: `known`'s refusal stands. Stores nothing: `observe` replaces the
     copy once the peer is admitted."""
+    claims: ClaimCache | None = None
+    """Handshake claims verified before (troth.channel.claims): a peer showing the same
+    history and attestation again pays no signature; None: every claim verified in full."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,19 +319,27 @@ def _authenticate(
     """The claim's verified identity, and `known`'s refusal of it when `known_by` may judge it
     again (`_check_known`)."""
     bound: IdentityError | None = None
+    claims = trust.claims  # (the same checks in the same order whether kept or not)
+    kept = None if claims is None else claims.get(claim.history, claim.attestation, now)
     try:
-        checkpoints = None if trust.checkpoints is None else trust.checkpoints(now)
-        identity = verify_history(claim.history, now=now, checkpoints=checkpoints)
-        if trust.known is not None:
+        if kept is None:
+            checkpoints = None if trust.checkpoints is None else trust.checkpoints(now)
+            identity = verify_history(claim.history, now=now, checkpoints=checkpoints)
+        else:
+            identity, key = kept
+        if trust.known is not None:  # the stored copy: judged at every handshake
             try:
                 trust.known(identity)
             except IdentityError as exc:
                 if not _judged_again(trust, identity, exc):
                     raise
                 bound = exc
-        key = verify_attestation(
-            identity, claim.attestation, purpose=KeyPurpose.SECURE_CHANNEL, now=now
-        )
+        if kept is None:
+            key = verify_attestation(
+                identity, claim.attestation, purpose=KeyPurpose.SECURE_CHANNEL, now=now
+            )
+            if claims is not None:
+                claims.put(claim.history, claim.attestation, identity, key, now)
     except IdentityError as exc:
         raise ChannelError(_F.PEER_INVALID, str(exc)) from None
     if claim.static_key is None or key.key != claim.static_key:

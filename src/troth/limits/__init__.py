@@ -143,6 +143,12 @@ Readers still take chains up to MAX_CHAIN_BYTES. Review 45g, channel 2: a 75 KB 
 held and then shown to no peer."""
 MAX_CHANNEL_CREDENTIALS: Final = 8
 """Most credential chains one side presents in a handshake or refresh."""
+MAX_CACHED_CLAIMS: Final = 1024
+"""Most handshake claims (history and attestation bytes) a node keeps verified
+(troth.channel.claims): beyond it the oldest go, and a claim not kept is verified again."""
+MAX_CACHED_CLAIM_BYTES: Final = 8 * 1024 * 1024
+"""What the kept claims may hold together: each is charged its bytes and 1,536 per decoded
+change of its history (troth.channel.claims, CLAIM_CHANGE_BYTES)."""
 CHANNEL_REFRESH_BURST: Final = 8
 """In-band credential refreshes (CREDENTIALS frames) a channel takes back to back; one more is
 regained every CHANNEL_REFRESH_SECONDS. Each makes the receiver verify every chain presented

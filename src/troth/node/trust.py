@@ -20,6 +20,7 @@ from typing import Final
 from troth import limits
 from troth.authority import Authority
 from troth.channel import ChannelTrust, PeerPolicy, VerifiedPeer
+from troth.channel.claims import ClaimCache
 from troth.channel.verification import identity_refusal, standing_feeds
 from troth.credentials import ChainVerifier, TrustPolicy, VerifiedCredential, VerifiedFeed
 from troth.errors import CredentialError, IdentityError
@@ -92,6 +93,7 @@ class NodeTrust:
         as a peer's is, the chain's root having standing over them (`_issuer_known`), and
         stored only once the peer is admitted (`_remember`)."""
         self._recheck: ChainVerifier | None = None  # per decision: memory only (no `known`)
+        self._claims = ClaimCache()  # peers' handshake claims verified before (their bytes)
         self.vouchers = Vouchers(
             SqliteVoucherStore(node.db),
             feeds=lambda: self.feeds,
@@ -225,6 +227,7 @@ class NodeTrust:
             vouched_for=self.vouchers.standing,
             vouch=self._vouch,
             known_by=self._known_by,
+            claims=self._claims,
         )
 
     def _vouch(
