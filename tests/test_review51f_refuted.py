@@ -12,10 +12,13 @@
   (a path), and the upstream never sees the call.
 - An upstream schema whose integer default is written `1.0` has the bundle's shape (RFC 8785
   writes both `1`): the call is judged, recorded and forwarded with the integer 1.
+- A presented chain mutated at random (bytes of a caveated delegate's chain) is decided and
+  recorded every time: no error escapes the decision point unrecorded.
 """
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import anyio
@@ -28,7 +31,15 @@ from tests.support.mcp_orders import orders_server
 from troth.clock import FixedClock
 from troth.credentials import Attributes, CredentialChain, delegate
 from troth.errors import CredentialError, StorageError
-from troth.gates import DecisionRecord, ListRecorder, Outcome, Tool, ToolCall, ToolGate
+from troth.gates import (
+    DecisionRecord,
+    ListRecorder,
+    Outcome,
+    PresentedChain,
+    Tool,
+    ToolCall,
+    ToolGate,
+)
 from troth.integrations.mcp.gate import DENIED_PREFIX, McpGate, gate_server
 
 UNDECLARED = DENIED_PREFIX + "denied: the policy bundle declares no such tool"
@@ -244,3 +255,25 @@ def test_the_tool_gate_runs_the_plain_values_judged() -> None:
     assert gate.invoke(caller, "refund", {"order_id": "o1", "amount": 20}).allowed
     denied = gate.invoke(caller, "refund", {"order_id": "o1", "amount": 5000})
     assert denied.decision.outcome is Outcome.FORBIDDEN
+
+
+def test_a_mutated_chain_is_decided_and_recorded_every_time() -> None:
+    world = make_world(sub_caveats=("context.args.amount <= 10",))
+    recorder = ListRecorder()
+    point = world.point(world.store(world.bundle()), recorder)
+    rnd = random.Random(51)
+    decided = 0
+    for _ in range(300):
+        data = bytearray(world.sub_chain)
+        for _ in range(rnd.randint(1, 4)):
+            data[rnd.randrange(len(data))] = rnd.randrange(256)
+        try:
+            caller = PresentedChain(
+                bytes(data), world.sub.identifier, world.verifier, world.held_feed
+            )
+        except CredentialError:  # not even a chain's shape: no caller to decide for
+            continue
+        point.decide(caller, ToolCall("lookup_order", {"order_id": "o1"}), now=T + 10)
+        decided += 1
+    assert decided > 100
+    assert len(recorder.records) == decided
