@@ -10,14 +10,21 @@ mcp 2: the names a gate logs once (an upstream listing a name twice, or with a s
 cannot read; a tool whose schema differs from the bundle's, per revision) were kept for good:
 an upstream listing new names at every listing grew the gate's memory without bound. They are
 now bounded (MAX_MCP_NOTED_NAMES): past it the memory starts over.
+
+mcp 3: the upstream's own error text (its refusal of a listen stream; its failure after a
+published server started) was logged raw: a newline in it forged a log line, an escape
+sequence reached the terminal showing the log. It is now logged escaped and cut
+(MAX_MCP_LOGGED_TEXT).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import anyio
 import mcp_types as types
+import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
@@ -26,7 +33,7 @@ from tests.support.mcp_orders import orders_server
 from troth import limits
 from troth.clock import FixedClock
 from troth.gates import ListRecorder, Outcome, ToolCall
-from troth.integrations.mcp.gate import DENIED_PREFIX, McpGate
+from troth.integrations.mcp.gate import DENIED_PREFIX, McpGate, UpstreamChanges
 
 UNDECLARED = DENIED_PREFIX + "denied: the policy bundle declares no such tool"
 
@@ -155,3 +162,29 @@ def test_the_names_a_gate_logs_once_are_bounded() -> None:
     assert upstream.listings == 8
     assert 0 < len(gate._twice) <= limits.MAX_MCP_NOTED_NAMES
     assert 0 < len(gate._unreadable) <= limits.MAX_MCP_NOTED_NAMES
+
+
+class _RefusingListen:
+    """A client whose upstream refuses a listen stream with a message of its own choosing."""
+
+    def listen(self, **_kinds: bool) -> Any:
+        raise MCPError(
+            -32603, "refused\nWARNING troth.node.policy: forged line\x1b[2J" + "x" * 5000
+        )
+
+
+def test_the_upstreams_refusal_of_a_listen_stream_is_logged_as_one_bounded_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Review 51f, mcp 3: the upstream chose the text logged when it refused the listen stream
+    (a newline forged a log line, an escape sequence reached the terminal showing the log);
+    the gate logs its error's type and the text escaped and cut, as it logs a tool's name
+    only when no newline or length can come of it."""
+    changes = UpstreamChanges()
+    with caplog.at_level(logging.WARNING, logger="troth.mcp"):
+        anyio.run(changes.watch, _RefusingListen())
+    (message,) = [r.getMessage() for r in caplog.records if r.name == "troth.mcp"]
+    assert "\n" not in message
+    assert "\x1b" not in message
+    assert "forged line" in message  # escaped, not dropped
+    assert len(message) < 1000

@@ -75,7 +75,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from troth import __version__, limits
 from troth.clock import Clock, SystemClock
-from troth.errors import PolicyError
+from troth.errors import PolicyError, cut_text
 from troth.gates import Caller, DecisionPoint, DecisionRecord, Outcome, PolicyDecision, ToolCall
 from troth.gates.toolschema import NAME, Fill, compile_tool_schema, schema_shape
 
@@ -87,6 +87,7 @@ __all__ = [
     "UpstreamChanges",
     "gate_server",
     "upstream_error",
+    "upstream_said",
 ]
 
 log = logging.getLogger("troth.mcp")
@@ -144,7 +145,9 @@ class UpstreamChanges:
                 self.count += 1
                 await anyio.sleep(limits.MCP_RELISTEN_SECONDS)
             except Exception as exc:  # MCPError (refused), a timeout before its answer, ...
-                log.warning("the upstream's tool-list changes are not followed: %s", exc)
+                log.warning(
+                    "the upstream's tool-list changes are not followed: %s", upstream_said(exc)
+                )
                 return
 
 
@@ -185,6 +188,14 @@ _AS_UNKNOWN: Final = frozenset(
     {Outcome.UNKNOWN_REQUEST, Outcome.CREDENTIAL, Outcome.CAVEAT_INVALID, Outcome.NOT_IN_FORCE}
 )
 """What a call of a name the gate's listing does not know can be told (`call_tool`)."""
+
+
+def upstream_said(exc: BaseException) -> str:
+    """`exc` as a log line may quote it when the upstream chose its text (an MCPError's
+    message): its type, then the text cut to MAX_MCP_LOGGED_TEXT characters and escaped (Python's
+    repr), so no newline forges a log line and no escape sequence reaches a terminal showing
+    the log (review 51f, mcp 3)."""
+    return f"{type(exc).__name__}: {cut_text(str(exc), limits.MAX_MCP_LOGGED_TEXT)!r}"
 
 
 def _first(noted: set[Any], key: Any) -> bool:
