@@ -102,12 +102,15 @@ def test_arguments_using_cedars_json_escapes_or_other_types_are_denied(
 
 
 def test_duplicates_and_nesting_do_not_slip_past_a_forbid() -> None:
-    """Refuted: a forbidden set member repeated is still forbidden (a Set loses duplicates,
-    not members); a set nested 900 deep (past Cedar's JSON parser, within Python's encoder)
-    is denied as the arguments, not an error that reads as no decision."""
+    """Refuted: a forbidden set member repeated is still denied (since review 51f, gates 1,
+    before Cedar, as the arguments: a repeated item is one a Set keeps once; alone, the
+    forbid denies it); a set nested 900 deep (past Cedar's JSON parser, within Python's
+    encoder) is denied as the arguments, not an error that reads as no decision."""
     point, caller = _setup()
     twice = point.decide(caller, ToolCall("t", {"tags": ["admin", "admin"]}), now=T + 10)
-    assert (twice.allowed, twice.policies) == (False, ("no-admin-tag",))
+    assert (twice.allowed, twice.outcome) == (False, Outcome.ARGUMENTS)
+    once = point.decide(caller, ToolCall("t", {"tags": ["admin"]}), now=T + 10)
+    assert (once.allowed, once.policies) == (False, ("no-admin-tag",))
     deep: Any = "x"
     for _ in range(900):
         deep = [deep]

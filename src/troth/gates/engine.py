@@ -362,6 +362,10 @@ class PolicyEngine:
             return self._deny(Outcome.ARGUMENTS)
         if len(encoded) > limits.MAX_TOOL_ARGUMENTS_BYTES or not _str_keys(args):
             return self._deny(Outcome.ARGUMENTS)
+        # a repeated array item is one a Cedar Set keeps once: the tool would act on more than
+        # Cedar judged (review 51f, gates 1; docs/policy.md, "Tool arguments")
+        if spec.distinct is not None and not spec.distinct(args):
+            return self._deny(Outcome.ARGUMENTS)
         # a NUL ends the string a tool hands on as a C string (a path, a command): Cedar would
         # judge more than it acts on (review 47g, gates 1; docs/policy.md, "Tool arguments")
         if "\\u0000" in encoded and _NUL.search(encoded):

@@ -5,7 +5,8 @@
     {"type": "string"}                  __cedar::String
     {"type": "integer"}                 __cedar::Long        (a JSON integer within i64)
     {"type": "boolean"}                 __cedar::Bool
-    {"type": "array", "items": S}       Set<S>               (order and duplicates are lost)
+    {"type": "array", "items": S}       Set<S>               (order is lost; a repeated item
+                                                             is denied: review 51f, gates 1)
     {"type": "object", "properties":    { "name": S, "opt"?: S }   (a closed record: names in
      {...}, "required": [...]}                                     `required` are mandatory)
     "enum" / "const" on string, integer: the type above; troth checks membership itself
@@ -141,6 +142,8 @@ class ToolSchema:
     check: Check | None = field(default=None, compare=False)
     shape: str = ""
     fill: Fill | None = field(default=None, compare=False)
+    distinct: Check | None = field(default=None, compare=False)
+    """Whether no array of the arguments repeats an item (None: the schema has no array)."""
 
 
 def compile_tool_schema(name: str, schema: Any) -> ToolSchema:
@@ -155,7 +158,8 @@ def compile_tool_schema(name: str, schema: Any) -> ToolSchema:
         raise _refuse(f"tool {name}: the input schema must be an object schema")
     top = {k: v for k, v in schema.items() if k != "$schema"}
     cedar, check = _node(top, f"{name}:", 1)
-    return ToolSchema(name, canonical, cedar, check, schema_shape(schema), _filler(top))
+    shape = schema_shape(schema)
+    return ToolSchema(name, canonical, cedar, check, shape, _filler(top), _distinct(top))
 
 
 def _node(node: Any, path: str, depth: int) -> tuple[str, Check | None]:
@@ -318,6 +322,52 @@ def _value_filler(node: dict[str, Any]) -> _Inner | None:
             return None
         return lambda v, budget: [item(x, budget) for x in v] if type(v) is list else v
     return None
+
+
+_KEY: Final = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+
+
+def _cedar_key(value: Any) -> str:
+    """`value` (plain JSON) as text equal for two values Cedar holds equal: an array is a set
+    (its items' texts sorted, each once), a record's fields are sorted by name."""
+    if isinstance(value, list | tuple):  # what JSON writes as an array (a direct caller's)
+        return "[" + ",".join(sorted({_cedar_key(item) for item in value})) + "]"
+    if isinstance(value, dict):
+        fields = (f"{_KEY.encode(k)}:{_cedar_key(value[k])}" for k in sorted(value))
+        return "{" + ",".join(fields) + "}"
+    return _KEY.encode(value)
+
+
+def _distinct(node: dict[str, Any]) -> Check | None:
+    """What checks that no array of a value of schema `node` (compiled: its type is known)
+    repeats an item, nested arrays and records in arrays included: a Cedar `Set` keeps one of
+    each (as Cedar compares them: `_cedar_key`), so a repeated item is one Cedar never judged
+    and the tool acts on again (review 51f, gates 1; docs/policy.md, "Tool arguments"). None
+    when `node` holds no array. A value not of its type is left to Cedar (True); one that
+    cannot be compared (not JSON, nested past the recursion limit) fails."""
+    kind = node.get("type")
+    if kind == "array":
+        item = _distinct(node["items"])
+
+        def array(value: Any) -> bool:
+            if not isinstance(value, list | tuple):  # a tuple: a direct caller's array
+                return True
+            if len(value) > 1:
+                try:
+                    if len({_cedar_key(x) for x in value}) != len(value):
+                        return False
+                except (TypeError, ValueError, RecursionError):
+                    return False
+            return item is None or all(item(x) for x in value)
+
+        return array
+    if kind != "object":
+        return None
+    properties: dict[str, Any] = node.get("properties", {})
+    inner = {name: c for name, sub in properties.items() if (c := _distinct(sub)) is not None}
+    if not inner:
+        return None
+    return lambda v: not isinstance(v, dict) or all(c(v[k]) for k, c in inner.items() if k in v)
 
 
 def _record(node: dict[str, Any], path: str, depth: int) -> tuple[str, Check | None]:

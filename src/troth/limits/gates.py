@@ -27,6 +27,8 @@ __all__ = [
     "MAX_CEDAR_VALIDATION_BYTES",
     "MAX_CEDAR_VALIDATION_CPU_SECONDS",
     "MAX_CEDAR_VALIDATION_OUTPUT",
+    "MAX_MCP_LOGGED_TEXT",
+    "MAX_MCP_NOTED_NAMES",
     "MAX_MEMBER_POLICY_REVISION",
     "MAX_POLICIES",
     "MAX_POLICY_BUNDLE_BYTES",
@@ -174,6 +176,13 @@ MAX_TOOL_SCHEMA_BYTES: Final = 16 * 1024
 MAX_TOOL_SCHEMA_DEPTH: Final = 8
 """Deepest nesting of objects and arrays in a tool's input schema."""
 MAX_UPSTREAM_SCHEMA_DEPTH: Final = 64  # JSON nesting of a schema an MCP gate reads (49o, mcp 1)
+MAX_MCP_LOGGED_TEXT: Final = 200
+"""Characters of an upstream's own error text an MCP gate logs (escaped: review 51f, mcp 3)."""
+MAX_MCP_NOTED_NAMES: Final = 4096
+"""Tool names an MCP gate remembers having logged, for each kind of warning it logs once (an
+upstream listing a name twice, or with a schema it cannot read; a tool whose schema differs
+from the bundle's, per revision): past it that memory starts over, so an upstream listing new
+names at every listing cannot grow the gate without bound (review 51f, mcp 2)."""
 MAX_TOOL_PROPERTIES: Final = 64
 """Most properties of one object in a tool's input schema."""
 MAX_SERVICES: Final = 64

@@ -4,7 +4,8 @@ a time (docs/policy.md, "MCP gates"; research §2.2).
 - `tools/list`: the upstream's tools, filtered through gate 1 (`DecisionPoint.preview_tools`)
   with the upstream's input schemas declared: a tool the caller could never be permitted to
   call is not listed, nor one whose upstream schema differs from the bundle's (logged once per
-  tool and revision), nor a name the upstream lists twice (which entry would run is the
+  tool and revision; what is logged once is remembered up to MAX_MCP_NOTED_NAMES names: review
+  51f, mcp 2), nor a name the upstream lists twice (which entry would run is the
   upstream's to pick: it is called as a tool the bundle does not declare), nor one whose
   upstream schema is not JSON the gate can compare or nests deeper than
   MAX_UPSTREAM_SCHEMA_DEPTH (logged once per tool; review 49o, mcp 1: one nested past the
@@ -22,7 +23,9 @@ a time (docs/policy.md, "MCP gates"; research §2.2).
   name the last listing does not know lists the upstream again, at most once per
   MCP_RELIST_SECONDS for all callers together (one listing at a time): within it the name is
   judged as undeclared (denied), so calls of made-up names cannot make the gate list the
-  upstream (up to MAX_TOOL_PAGES pages) once each; a listed tool's call told what an unknown
+  upstream (up to MAX_TOOL_PAGES pages) once each; a listing the upstream fails (an error
+  answered, or gone) knows no tool, so the call is denied and recorded as one of an unknown
+  name (review 51f, mcp 1); a listed tool's call told what an unknown
   name's is (hidden from the caller) lists it again as that call would, when one is due, so the
   listings cannot tell a timer which names the upstream serves (review 48t, gates 1). An
   upstream's announced change of its tools (`tools/list_changed` to the upstream client's
@@ -72,7 +75,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from troth import __version__, limits
 from troth.clock import Clock, SystemClock
-from troth.errors import PolicyError
+from troth.errors import PolicyError, cut_text
 from troth.gates import Caller, DecisionPoint, DecisionRecord, Outcome, PolicyDecision, ToolCall
 from troth.gates.toolschema import NAME, Fill, compile_tool_schema, schema_shape
 
@@ -84,6 +87,7 @@ __all__ = [
     "UpstreamChanges",
     "gate_server",
     "upstream_error",
+    "upstream_said",
 ]
 
 log = logging.getLogger("troth.mcp")
@@ -141,7 +145,9 @@ class UpstreamChanges:
                 self.count += 1
                 await anyio.sleep(limits.MCP_RELISTEN_SECONDS)
             except Exception as exc:  # MCPError (refused), a timeout before its answer, ...
-                log.warning("the upstream's tool-list changes are not followed: %s", exc)
+                log.warning(
+                    "the upstream's tool-list changes are not followed: %s", upstream_said(exc)
+                )
                 return
 
 
@@ -184,6 +190,26 @@ _AS_UNKNOWN: Final = frozenset(
 """What a call of a name the gate's listing does not know can be told (`call_tool`)."""
 
 
+def upstream_said(exc: BaseException) -> str:
+    """`exc` as a log line may quote it when the upstream chose its text (an MCPError's
+    message): its type, then the text cut to MAX_MCP_LOGGED_TEXT characters and escaped (Python's
+    repr), so no newline forges a log line and no escape sequence reaches a terminal showing
+    the log (review 51f, mcp 3)."""
+    return f"{type(exc).__name__}: {cut_text(str(exc), limits.MAX_MCP_LOGGED_TEXT)!r}"
+
+
+def _first(noted: set[Any], key: Any) -> bool:
+    """Note `key` in `noted` (something logged once); whether it was not noted yet. At most
+    MAX_MCP_NOTED_NAMES are kept: past it the memory starts over, so an upstream listing new
+    names at every listing cannot grow the gate without bound (review 51f, mcp 2)."""
+    if key in noted:
+        return False
+    if len(noted) >= limits.MAX_MCP_NOTED_NAMES:
+        noted.clear()
+    noted.add(key)
+    return True
+
+
 def _denied(reason: str) -> types.CallToolResult:
     return types.CallToolResult(
         content=[types.TextContent(type="text", text=DENIED_PREFIX + reason)], is_error=True
@@ -212,6 +238,7 @@ class McpGate:
         self._begun = self._kept = 0  # listings begun; the count of the one `_listed` holds
         self._relisting = anyio.Lock()  # one listing for calls at a time
         self._listings = anyio.Semaphore(limits.MAX_MCP_LISTINGS)  # for tools/list (review 30c)
+        # what was logged once, each at most MAX_MCP_NOTED_NAMES (review 51f, mcp 2)
         self._reported: set[tuple[str, int | None]] = set()
         self._twice: set[str] = set()  # names the upstream listed twice (logged once)
         self._unreadable: set[str] = set()  # names whose schemas were refused (logged once)
@@ -248,8 +275,7 @@ class McpGate:
         for name in sorted(twice):  # which of its schemas would run is the upstream's to pick
             schemas.pop(name, None)
             # logged once, and only a name a bundle could declare (no newline, bounded length)
-            if name not in self._twice and NAME.fullmatch(name):
-                self._twice.add(name)
+            if NAME.fullmatch(name) and _first(self._twice, name):
                 log.warning("tool %s: the upstream lists it twice: not offered", name)
         listed = _Listed(tuple(tools), schemas, changes)
         if begun > self._kept:  # not one begun before the listing kept (review 26c, mcp 2)
@@ -259,8 +285,7 @@ class McpGate:
     def _refused(self, name: str, exc: PolicyError) -> None:
         """Log once a tool whose upstream schema the gate cannot compare (not offered), when
         its name is one a bundle could declare (no newline, bounded length)."""
-        if name not in self._unreadable and NAME.fullmatch(name):
-            self._unreadable.add(name)
+        if NAME.fullmatch(name) and _first(self._unreadable, name):
             log.warning(
                 "tool %s: the upstream's input schema is refused (%s): not offered", name, exc
             )
@@ -282,8 +307,7 @@ class McpGate:
         if decided is not None:
             decided(preview.revision, preview.digest)
         for name in sorted(preview.mismatched):
-            if (name, preview.revision) not in self._reported:
-                self._reported.add((name, preview.revision))
+            if _first(self._reported, (name, preview.revision)):
                 log.warning(
                     "tool %s: the upstream's input schema differs from the policy bundle's "
                     "(revision %s): not offered",
@@ -302,13 +326,29 @@ class McpGate:
         async with self._relisting:
             listed, last = self._listed, self._listed_at
             if listed is not None and self._stale(listed):
-                return await self._list_upstream()
+                return await self._relist()
             if listed is not None and name is not None and name in listed.schemas:
                 return listed  # listed while this call waited
             # a clock set back (the wall clock: NTP, an operator) lists again too (review 26c)
             if last is None or not 0 <= self.clock.now() - last < limits.MCP_RELIST_SECONDS:
-                return await self._list_upstream()
+                return await self._relist()
             return listed or _Listed((), {})  # the last listing failed: nothing is known
+
+    async def _relist(self) -> _Listed:
+        """A new listing for calls; one the upstream fails (it answers tools/list with an
+        error, or is gone) is an empty one: nothing is known of its tools, so the call is
+        judged, denied and recorded as one of a name the gate does not know, never judged by
+        a listing the upstream said is stale (review 51f, mcp 1: the call was neither decided
+        nor recorded, and the upstream's error was its answer). A cancellation propagates."""
+        try:
+            return await self._list_upstream()
+        except Exception as exc:  # MCPError, the connection closed, a malformed listing
+            log.warning(  # the upstream's text is not logged (newlines, length)
+                "the upstream's tools could not be listed (%s): calls are judged as of tools "
+                "the gate does not know",
+                type(exc).__name__,
+            )
+            return _Listed((), {})
 
     async def call_tool(
         self,

@@ -191,7 +191,12 @@ class McpService:
         import anyio
         from mcp import Client
 
-        from troth.integrations.mcp.gate import McpGate, UpstreamChanges, upstream_error
+        from troth.integrations.mcp.gate import (
+            McpGate,
+            UpstreamChanges,
+            upstream_error,
+            upstream_said,
+        )
 
         changes = UpstreamChanges()  # its tool-list changes: listed again (review 48e, gates 2)
         try:
@@ -212,7 +217,7 @@ class McpService:
             if not ready.done():
                 ready.set_exception(failed)
             else:
-                log.error("%s: the upstream failed: %s", self.name, failed)
+                log.error("%s: the upstream failed: %s", self.name, upstream_said(failed))
         finally:
             self.gate = None
             for session in list(self.sessions.values()):
