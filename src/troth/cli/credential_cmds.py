@@ -675,7 +675,7 @@ def _caveat_context(text: str | None, file: str | None, now: int) -> str | None:
     """The caveats' Cedar context from --context or --context-file, with `now`
     (`caveat_context_json`); None when neither is given."""
     if file is not None:
-        data = read_input(file, limits.MAX_TOOL_ARGUMENTS_BYTES, "context")
+        data = read_input(file, limits.MAX_CAVEAT_CONTEXT_BYTES, "context")
     elif text is not None:
         data = text.encode("utf-8", "surrogateescape")  # argv's bytes
     else:
