@@ -250,8 +250,8 @@ def check_attributes(call: str, parameter: str, value: object) -> Attributes:
         items[key] = values
     try:
         return Attributes(items)
-    except ValueError as exc:  # a name not of the form, a value too long, a set too large
-        said = str(exc)  # it shows the name: cut, as `_text` cuts one
+    except ArgumentError as exc:  # a name not of the form, a value too long, a set too large
+        said = exc.got  # it shows the name: cut, as `_text` cuts one
         raise ArgumentError(call, parameter, "valid attributes", said[:_SHOWN_REASON]) from None
 
 

@@ -139,10 +139,16 @@ class Service:
         that decides each request with Cedar itself may take (the MCP service; review 48j,
         delegation 3). A rule's attributes may be a mapping and its `authority` an
         identifier's text, as the rest of the API takes them; a rule holding anything else, or
-        a `name` that is not a str, is an ArgumentError (review 49a, rules 1)."""
+        a `name` that is not a str (or one the service already has), is an ArgumentError
+        (review 49a, rules 1)."""
         check_text("Service.method", "name", name)
-        if name in self._methods:
-            raise ValueError(f"service {self.name} already has a method {name!r}")
+        if name in self._methods:  # a bare ValueError (review 51e, exports 9)
+            raise ArgumentError(
+                "Service.method",
+                "name",
+                "a name the service has no method of yet",
+                f"{_shown(name)} (service {self.name} already has a method {_shown(name)})",
+            )
         if not isinstance(allow, _SERVICE_RULES):
             raise ArgumentError(
                 "Service.method",
@@ -197,6 +203,11 @@ def _checked(rule: Rule) -> Rule:
 
 def _type(value: object) -> str:
     return type(value).__name__
+
+
+def _shown(name: str) -> str:
+    """A method's name as an error shows it: at most 40 characters."""
+    return repr(name if len(name) <= 40 else name[:40] + "...")
 
 
 class Channel:
@@ -324,7 +335,10 @@ class RunningNode:
     async def relay(self, name: str, *, at: str) -> str:
         """Ask the node at route `at` to forward `/relay/<name>` to this node over this node's
         connection (it needs a credential whose `troth.relay` holds `name`): this node is then
-        reachable at the returned route without listening."""
+        reachable at the returned route without listening. A `name` or `at` that is not a str
+        is an ArgumentError."""
+        check_text("RunningNode.relay", "name", name)  # review 51e, exports 9
+        check_text("RunningNode.relay", "at", at)
         answer = await self._runtime.create_relay(name, at)
         return answer["route"]
 

@@ -48,6 +48,7 @@ from troth import limits
 from troth.errors import DecodeError, DecodeProblem
 
 __all__ = [
+    "check_limits",
     "decode",
     "encode",
     "encode_checked",
@@ -101,6 +102,18 @@ def encode(value: Any) -> bytes:
     except DecodeError as exc:
         raise DecodeError(f"cannot encode value: {exc}") from None
     return data
+
+
+def check_limits(
+    data: bytes,
+    *,
+    max_depth: int = limits.MAX_CBOR_DEPTH,
+    max_items: int = limits.MAX_CBOR_ITEMS,
+) -> None:
+    """Raise `DecodeError` when `decode` would refuse `data` (what `encode` made) for its depth
+    or its number of items: a sender's check that what it sends the other side accepts
+    (review 51e, calls 6)."""
+    _scan(data, max_depth, max_items)
 
 
 def encode_checked(value: list[Any]) -> bytes:
