@@ -233,9 +233,13 @@ class Channel:
     ) -> Any:
         """Call `method` of `service` at the other end with `arguments` (CBOR data); its
         answer. Raises `Denied` (the other node's access decision, with its reasons),
-        `RemoteError` (the service failed the request) or `RoutingError` (no such service,
-        or no answer within `timeout` seconds). A service or method that is not a str, or a
-        timeout that is not a number of seconds over 0, is an ArgumentError."""
+        `RemoteError` (the service failed the request, or the request is over
+        `limits.MAX_SERVICE_MESSAGE`) or `RoutingError` (no such service, or no answer within
+        `timeout` seconds). Arguments CBOR data cannot hold (a float, a set, an object, an
+        integer past 64 bits) or the other side would not read (nested deeper than
+        `limits.MAX_CBOR_DEPTH`) are a `DecodeError`, raised before anything is sent. A
+        service or method that is not a str, or a timeout that is not a number of seconds
+        over 0, is an ArgumentError."""
         check_text("Channel.call", "service", service)
         check_text("Channel.call", "method", method)
         timeout = check_seconds("Channel.call", "timeout", timeout)
