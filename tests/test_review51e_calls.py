@@ -58,3 +58,21 @@ def test_deep_arguments_are_refused_by_the_caller_not_lost() -> None:
 def test_a_deep_answer_is_a_remote_error_not_lost() -> None:
     with pytest.raises(troth.RemoteError, match="nested deeper"):
         _scene(None, "desk.deep")
+
+
+@pytest.mark.parametrize("depth", [limits.MAX_CBOR_DEPTH - 1, limits.MAX_CBOR_DEPTH])
+@pytest.mark.parametrize("text", ["", "é" * 40, "\x80"])
+def test_the_senders_check_refuses_what_decode_refuses_and_only_that(depth: int, text: str) -> None:
+    """At the edge of the depth, with text whose UTF-8 holds bytes an array's header may
+    start with (the check's shortcut counts them): the check and `decode` agree."""
+    value: Any = [text, b"\x80\xbf"]
+    for _n in range(depth - 1):
+        value = [value]
+    data = cbor.encode(value)
+    try:
+        cbor.decode(data)
+    except troth.DecodeError:
+        with pytest.raises(troth.DecodeError):
+            cbor.check_limits(data)
+    else:
+        cbor.check_limits(data)
