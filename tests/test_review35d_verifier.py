@@ -62,5 +62,5 @@ def test_a_feed_source_that_is_not_a_node_nor_an_authority_is_refused_at_once(
     sources are checked when the verifier is made (TypeError naming what was given). Was a
     strict xfail until `Verifier` checked its sources."""
     for wrong in ("agents", ["agents"], [members.agents, members.acme.identifier]):
-        with pytest.raises(TypeError, match="feeds come from a Node or an Authority"):
+        with pytest.raises(TypeError, match="feeds must be a Node or an Authority"):
             troth.Verifier(trust=[members.acme.identifier], feeds=wrong)  # type: ignore[arg-type]

@@ -188,7 +188,7 @@ class ArgumentError(TrothError, TypeError, ValueError):
     ValueError, which such checks raised before (review 45a, API 1); the CLI's exit code 2."""
 
     def __init__(self, call: str, parameter: str, expected: str, got: str) -> None:
-        self.call, self.parameter, self.expected = call, parameter, expected
+        self.call, self.parameter, self.expected, self.got = call, parameter, expected, got
         super().__init__(f"{call}: {parameter} must be {expected}, not {got}")
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "check_chain",
     "check_clock",
     "check_credential",
+    "check_flag",
     "check_home",
     "check_identity",
     "check_key_type",
@@ -66,6 +67,14 @@ def check_optional_text(call: str, parameter: str, value: object) -> str | None:
     """`value`, a str or None."""
     if value is not None and not isinstance(value, str):
         raise ArgumentError(call, parameter, "a str or None", _got(value))
+    return value
+
+
+def check_flag(call: str, parameter: str, value: object) -> bool:
+    """`value`, a bool: a flag is never read by truthiness (review 51e, flags 4: `create="no"`
+    created a node, `compromised="no"` appended a compromised rotation)."""
+    if type(value) is not bool:
+        raise ArgumentError(call, parameter, "a bool", _got(value))
     return value
 
 
@@ -241,8 +250,8 @@ def check_attributes(call: str, parameter: str, value: object) -> Attributes:
         items[key] = values
     try:
         return Attributes(items)
-    except ValueError as exc:  # a name not of the form, a value too long, a set too large
-        said = str(exc)  # it shows the name: cut, as `_text` cuts one
+    except ArgumentError as exc:  # a name not of the form, a value too long, a set too large
+        said = exc.got  # it shows the name: cut, as `_text` cuts one
         raise ArgumentError(call, parameter, "valid attributes", said[:_SHOWN_REASON]) from None
 
 

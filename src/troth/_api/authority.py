@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Final
 
 from troth._api.arguments import (
     check_attributes,
@@ -21,6 +22,9 @@ from troth.node.node import Node as StoredNode
 from troth.node.traces import revoke_as_authority
 
 __all__ = ["AttributesLike", "Authority"]
+
+_ID_BYTES: Final = 32
+"""A credential id's length (a SHA-256 hash)."""
 
 AttributesLike = Mapping[str, str | Iterable[str]]
 """Attributes as a mapping: `{"orders.access": ["read", "write"], "orders.customer": "4471"}`
@@ -77,13 +81,20 @@ class Authority:
     def revoke(self, credential: Credential | bytes, *, reason: str = "") -> int:
         """Revoke a credential (a `Credential`'s last link, or a credential id: bytes) in every
         chain rooted here: every chain holding it stops verifying. Returns the feed entry's
-        number. Anything else is an ArgumentError, a TypeError (an identity is revoked by
-        `revoke_identity`)."""
+        number. A credential id not of 32 bytes, or anything else, is an ArgumentError, a
+        TypeError (an identity is revoked by `revoke_identity`)."""
         check_text("Authority.revoke", "reason", reason)
         if isinstance(credential, Credential):
             target = credential.id
-        elif isinstance(credential, bytes):
+        elif isinstance(credential, bytes) and len(credential) == _ID_BYTES:
             target = credential
+        elif isinstance(credential, bytes):  # a bare ValueError beneath (review 51e, authority 3)
+            raise ArgumentError(
+                "Authority.revoke",
+                "credential",
+                f"a Credential or a credential id ({_ID_BYTES} bytes)",
+                f"{len(credential)} bytes",
+            )
         else:  # an Identifier here was revoked as an identity (review 35d, authority 3)
             raise ArgumentError(
                 "Authority.revoke",

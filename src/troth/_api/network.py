@@ -139,10 +139,16 @@ class Service:
         that decides each request with Cedar itself may take (the MCP service; review 48j,
         delegation 3). A rule's attributes may be a mapping and its `authority` an
         identifier's text, as the rest of the API takes them; a rule holding anything else, or
-        a `name` that is not a str, is an ArgumentError (review 49a, rules 1)."""
+        a `name` that is not a str (or one the service already has), is an ArgumentError
+        (review 49a, rules 1)."""
         check_text("Service.method", "name", name)
-        if name in self._methods:
-            raise ValueError(f"service {self.name} already has a method {name!r}")
+        if name in self._methods:  # a bare ValueError (review 51e, exports 9)
+            raise ArgumentError(
+                "Service.method",
+                "name",
+                "a name the service has no method of yet",
+                f"{_shown(name)} (service {self.name} already has a method {_shown(name)})",
+            )
         if not isinstance(allow, _SERVICE_RULES):
             raise ArgumentError(
                 "Service.method",
@@ -199,6 +205,11 @@ def _type(value: object) -> str:
     return type(value).__name__
 
 
+def _shown(name: str) -> str:
+    """A method's name as an error shows it: at most 40 characters."""
+    return repr(name if len(name) <= 40 else name[:40] + "...")
+
+
 class Channel:
     """A secure channel to another node (Noise XX; both identities and credentials checked).
     Get one with `async with node.connect(route, expect=...)`."""
@@ -222,9 +233,13 @@ class Channel:
     ) -> Any:
         """Call `method` of `service` at the other end with `arguments` (CBOR data); its
         answer. Raises `Denied` (the other node's access decision, with its reasons),
-        `RemoteError` (the service failed the request) or `RoutingError` (no such service,
-        or no answer within `timeout` seconds). A service or method that is not a str, or a
-        timeout that is not a number of seconds over 0, is an ArgumentError."""
+        `RemoteError` (the service failed the request, or the request is over
+        `limits.MAX_SERVICE_MESSAGE`) or `RoutingError` (no such service, or no answer within
+        `timeout` seconds). Arguments CBOR data cannot hold (a float, a set, an object, an
+        integer past 64 bits) or the other side would not read (nested deeper than
+        `limits.MAX_CBOR_DEPTH`) are a `DecodeError`, raised before anything is sent. A
+        service or method that is not a str, or a timeout that is not a number of seconds
+        over 0, is an ArgumentError."""
         check_text("Channel.call", "service", service)
         check_text("Channel.call", "method", method)
         timeout = check_seconds("Channel.call", "timeout", timeout)
@@ -324,7 +339,10 @@ class RunningNode:
     async def relay(self, name: str, *, at: str) -> str:
         """Ask the node at route `at` to forward `/relay/<name>` to this node over this node's
         connection (it needs a credential whose `troth.relay` holds `name`): this node is then
-        reachable at the returned route without listening."""
+        reachable at the returned route without listening. A `name` or `at` that is not a str
+        is an ArgumentError."""
+        check_text("RunningNode.relay", "name", name)  # review 51e, exports 9
+        check_text("RunningNode.relay", "at", at)
         answer = await self._runtime.create_relay(name, at)
         return answer["route"]
 

@@ -16,6 +16,7 @@ from troth._api.arguments import (
     check_chain,
     check_clock,
     check_credential,
+    check_flag,
     check_home,
     check_identity,
     check_key_type,
@@ -175,9 +176,11 @@ class Identities:
         it, then re-sign it (`troth.node.services.policy.resign_held_bundle`, with its
         digest). `compromised`: the node's keys may have been copied (a stolen backup), which
         hold the committed next key too: two changes are appended, so the new primary key is
-        one made now (docs/vault.md, "Recovering from a stolen backup")."""
+        one made now (docs/vault.md, "Recovering from a stolen backup"). A `compromised` that
+        is not a bool is an ArgumentError."""
         node = self._node
         ref = _ref(identity, node._stored, "Identities.rotate")
+        check_flag("Identities.rotate", "compromised", compromised)
         kind = (
             None if key_type is None else check_key_type("Identities.rotate", "key_type", key_type)
         )
@@ -215,8 +218,10 @@ class Node:
         """Open node `name` in `home` (a `Path` or a str; default: `$TROTH_HOME`, else the
         platform's data directory), creating it (software vault) on first use unless `create`
         is False (then NotFound). `clock` gives the time (default: the system clock). A name
-        not of a node name's form (1-64 characters a-z 0-9 . _ -) is an ArgumentError."""
+        not of a node name's form (1-64 characters a-z 0-9 . _ -), or a `create` that is not a
+        bool, is an ArgumentError."""
         check_name_text("Node.open", "name", name, "node name")
+        check_flag("Node.open", "create", create)
         home = check_home("Node.open", "home", home) or troth_home()
         clock = check_clock("Node.open", "clock", clock)
         if create and not (node_dir(home, name) / "node.json").is_file():

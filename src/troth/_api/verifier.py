@@ -10,7 +10,13 @@ from dataclasses import dataclass
 from typing import Final
 
 from troth import limits
-from troth._api.arguments import check_anchors, check_chain, check_peer
+from troth._api.arguments import (
+    check_anchors,
+    check_chain,
+    check_clock,
+    check_peer,
+    check_whole,
+)
 from troth._api.authority import Authority
 from troth._api.node import Node
 from troth._api.results import Credential, Identity
@@ -30,7 +36,7 @@ __all__ = [
     "check_caveats",
 ]
 
-_ENCODER: Final = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+_ENCODER: Final = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":"))
 _CONTEXT: Final = "a mapping of str keys (but `now`) to JSON values"
 _MISSING: Final = (
     "pass `context` to evaluate the caveats, or `unevaluated_caveats=True` to enforce them yourself"
@@ -48,16 +54,18 @@ def _anchor(value: Identifier | str) -> Identifier:
 
 
 class Verifier:
-    """Verifies credential chains for the authorities in `trust` only (there is no default:
-    an empty `trust` is a ValueError), each checked against that authority's revocation feed
-    from `feeds` (the newest any of them has: each a `Node` or an `Authority`, else a
-    TypeError), which must be at most `max_feed_age` seconds old (1 s to
-    `limits.MAX_FEED_STALENESS_SECONDS`, 30 days, else `troth.errors.OutOfRange`, a
-    ConfigError and ValueError). `max_clock_skew` seconds (0 to 300) are allowed at the edges
-    of every link's validity window. Safe to reuse: checks that
-    depend only on the bytes are cached. `trust` that is not an iterable of `Identifier`s or
-    their text (one identifier's text, say) is an ArgumentError, as is a chain or presenter
-    of a type `verify` does not take."""
+    """Verifies credential chains for the authorities in `trust` only (there is no default),
+    each checked against that authority's revocation feed from `feeds` (the newest any of
+    them has: each a `Node` or an `Authority`), which must be at most `max_feed_age` seconds
+    old (1 s to `limits.MAX_FEED_STALENESS_SECONDS`, 30 days, else `troth.errors.OutOfRange`,
+    a ConfigError and ValueError). `max_clock_skew` seconds (0 to 300) are allowed at the
+    edges of every link's validity window; `clock` gives the time (default: the system
+    clock). Safe to reuse: checks that depend only on the bytes are cached. An empty `trust`
+    or `feeds`, `trust` that is not an iterable of `Identifier`s or their text (one
+    identifier's text, say), `feeds` of anything but nodes and authorities, a `max_feed_age`
+    or `max_clock_skew` that is not a whole number (a bool, a float, text) or a `clock`
+    without `now()` is an ArgumentError (a TypeError and a ValueError), as is a chain or
+    presenter of a type `verify` does not take."""
 
     def __init__(
         self,
@@ -68,23 +76,25 @@ class Verifier:
         max_clock_skew: int = CREDENTIAL_SKEW,
         clock: Clock | None = None,
     ) -> None:
+        # each refused with an ArgumentError, a TypeError and a ValueError as documented, and a
+        # TrothError as every error is (review 51e, verifier 2: bare ones, and a clock taken
+        # unchecked that failed every verify with an AttributeError)
         anchors = check_anchors("Verifier", "trust", trust)
-        policy = TrustPolicy(
+        if not anchors:
+            raise ArgumentError(
+                "Verifier", "trust", "at least one authority (trust anchor)", "none"
+            )
+        check_whole("Verifier", "max_feed_age", max_feed_age, unit=" of seconds")
+        check_whole("Verifier", "max_clock_skew", max_clock_skew, unit=" of seconds")
+        clock = check_clock("Verifier", "clock", clock)
+        policy = TrustPolicy(  # OutOfRange for a value of the right type out of its range
             frozenset(_anchor(a) for a in anchors),
             max_clock_skew=max_clock_skew,
             max_feed_staleness=max_feed_age,
         )
         self.trust = policy.anchors
         """The trusted authorities."""
-        self._sources = (feeds,) if isinstance(feeds, Node | Authority) else tuple(feeds)
-        if not self._sources:
-            raise ValueError("a verifier needs a source of revocation feeds")
-        for source in self._sources:  # not at the first verification (review 35d, verifier 2)
-            if not isinstance(source, Node | Authority):
-                raise TypeError(
-                    f"feeds come from a Node or an Authority, not {type(source).__name__} "
-                    f"{source!r}"
-                )
+        self._sources = _sources(feeds)
         self._verifier = ChainVerifier(policy)
         self._clock = clock or SystemClock()
 
@@ -156,6 +166,28 @@ class Verifier:
         return f"Verifier(trust={sorted(str(a) for a in self.trust)})"
 
 
+def _sources(feeds: object) -> tuple[FeedSource, ...]:
+    """`feeds`, a `Node` or an `Authority` or a sequence of them, checked when the verifier is
+    made, not at its first verification (review 35d, verifier 2)."""
+    expected = "a Node or an Authority, or a sequence of them"
+    if isinstance(feeds, Node | Authority):
+        return (feeds,)
+    if isinstance(feeds, str | bytes) or not isinstance(feeds, Iterable):
+        raise ArgumentError("Verifier", "feeds", expected, _got(feeds))
+    sources = tuple(feeds)
+    if not sources:
+        got, wanted = "none", "at least one source of revocation feeds (a Node or an Authority)"
+        raise ArgumentError("Verifier", "feeds", wanted, got)
+    for source in sources:
+        if not isinstance(source, Node | Authority):
+            raise ArgumentError("Verifier", "feeds", expected, f"an item {_got(source)}")
+    return sources
+
+
+def _got(value: object) -> str:
+    return "None" if value is None else type(value).__name__
+
+
 def _presenter(presenter: Identifier | Identity | str) -> Identifier:
     if isinstance(presenter, Identity):
         return presenter.identifier
@@ -165,25 +197,55 @@ def _presenter(presenter: Identifier | Identity | str) -> Identifier:
 def caveat_context(context: Mapping[str, object], now: int, where: str = "Verifier.verify") -> str:
     """The Cedar context of a caveat evaluation: `context` with `now`, as JSON text; an
     ArgumentError of call `where` for one that is no mapping of str keys (but `now`) to JSON
-    values."""
+    values, or past what `troth credential verify --context` reads: JSON (compact UTF-8)
+    of more than MAX_CAVEAT_CONTEXT_BYTES, or nested more than MAX_JSON_DEPTH deep (review
+    51e, verify 1: a context of any size was handed to Cedar)."""
     if not isinstance(context, Mapping):
         raise ArgumentError(where, "context", _CONTEXT, type(context).__name__)
     record = dict(context)
     if not all(type(key) is str for key in record) or "now" in record:
         raise ArgumentError(where, "context", _CONTEXT, "another mapping")
-    record["now"] = now
-    try:
-        return _ENCODER.encode(record)
+    try:  # a lone surrogate fails the UTF-8 encoding
+        text = _ENCODER.encode(record)
+        size = len(text.encode("utf-8"))
     except (TypeError, ValueError, RecursionError):  # an object, NaN, nested past the encoder
         raise ArgumentError(where, "context", _CONTEXT, "a mapping of other values") from None
+    if size > limits.MAX_CAVEAT_CONTEXT_BYTES:
+        got = f"{size} bytes of JSON (at most {limits.MAX_CAVEAT_CONTEXT_BYTES})"
+        raise ArgumentError(where, "context", _CONTEXT, got)
+    if _deeper_than(record, limits.MAX_JSON_DEPTH):
+        got = f"JSON nested more than {limits.MAX_JSON_DEPTH} deep"
+        raise ArgumentError(where, "context", _CONTEXT, got)
+    return f'{text[:-1]}{"," if record else ""}"now":{now}}}'
+
+
+def _deeper_than(value: object, depth: int) -> bool:
+    """Whether `value` (encoded as JSON: no cycles, at most MAX_CAVEAT_CONTEXT_BYTES) nests
+    arrays and objects more than `depth` deep; `value` itself is one deep."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = (
+            item.values()
+            if isinstance(item, Mapping)
+            else item
+            if isinstance(item, list | tuple)
+            else None
+        )
+        if children is None:
+            continue
+        if level > depth:
+            return True
+        stack.extend((child, level + 1) for child in children)
+    return False
 
 
 def caveat_context_json(data: bytes, now: int, where: str) -> str:
     """`caveat_context` of the JSON object `data` (I-JSON: no duplicate names, NaN or
-    integers past 2^53; at most MAX_TOOL_ARGUMENTS_BYTES and MAX_JSON_DEPTH deep), or an
+    integers past 2^53; at most MAX_CAVEAT_CONTEXT_BYTES and MAX_JSON_DEPTH deep), or an
     ArgumentError of `where` saying why not (the CLI's --context)."""
     try:
-        value = load_json(data, max_bytes=limits.MAX_TOOL_ARGUMENTS_BYTES, what="the context")
+        value = load_json(data, max_bytes=limits.MAX_CAVEAT_CONTEXT_BYTES, what="the context")
     except DecodeError as exc:
         raise ArgumentError(where, "context", "a JSON object", str(exc)) from None
     if not isinstance(value, dict):

@@ -11,6 +11,7 @@ from troth.authority import ADMIN, ENROLLER
 from troth.authority.client import authority_pin_of
 from troth.cli.common import (
     CLOCK,
+    attributes_of,
     authority_option,
     duration_option,
     home,
@@ -18,7 +19,6 @@ from troth.cli.common import (
 )
 from troth.cli.output import Reporter, json_command, kv
 from troth.cli.text import attributes, duration, moment
-from troth.credentials import Attributes
 from troth.errors import NotFound, TrothError
 from troth.identity import Identifier
 from troth.limits import DEFAULT_REVOCATION_QUOTA
@@ -210,7 +210,7 @@ def ticket_create(
     address = ticket_address(home(), local.node)
     with open_authority_node(reporter.names, authority_ref) as node:
         authority = node.authority()
-        granted = Attributes.from_assignments(attrs)
+        granted = attributes_of(attrs)
         ticket = authority.create_ticket(
             creator=authority.identifier,
             attributes=granted,

@@ -23,6 +23,8 @@ import click
 from troth.cli.names import Directory
 from troth.cli.text import parse_duration
 from troth.clock import SystemClock
+from troth.credentials import Attributes
+from troth.errors import ArgumentError
 from troth.node import DEFAULT_NODE, Node, open_node, troth_home
 from troth.node.home import private_file_writer
 
@@ -164,6 +166,15 @@ def read_input(path: str, limit: int, what: str) -> bytes:
     if len(data) > limit:
         raise OSError(f"{what} {path}: file is larger than {limit} bytes")
     return data
+
+
+def attributes_of(assignments: tuple[str, ...], option: str = "--attr") -> Attributes:
+    """The attributes `--attr KEY=VALUE` options give (a usage error saying what is wrong with
+    them, as it was before `Attributes` raised ArgumentError: review 51e, exports 8)."""
+    try:
+        return Attributes.from_assignments(assignments)
+    except ArgumentError as exc:
+        raise click.BadParameter(exc.got, param_hint=option) from None
 
 
 def _to_seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:

@@ -21,6 +21,7 @@ from troth.cli.common import (
     INPUT_FILE,
     OUTPUT_FILE,
     as_option,
+    attributes_of,
     authority_option,
     duration_option,
     home,
@@ -47,7 +48,7 @@ from troth.cli.output import (
 )
 from troth.cli.text import attributes, duration, moment, relative, timestamp
 from troth.cli.verdicts import delegation_refused, not_verified
-from troth.credentials import Attributes, VerifiedCredential, VerifiedLink
+from troth.credentials import VerifiedCredential, VerifiedLink
 from troth.credentials.vc import vc_credential_hash
 from troth.errors import (
     ArgumentError,
@@ -466,7 +467,7 @@ def delegate_cmd(
     (--out) for the receiver to import. Refused if it would amplify (more attributes, a
     later expiry, more depth)."""
     now = CLOCK.now()
-    requested = Attributes.from_assignments(attrs)
+    requested = attributes_of(attrs)
     # the file first: a chain that cannot be written is never delegated, nor recorded in the
     # signed trace (review 44c, CLI 6); a refusal below leaves no file
     with output_file(out) as file, open_cli_node(node_name) as node:
@@ -675,7 +676,7 @@ def _caveat_context(text: str | None, file: str | None, now: int) -> str | None:
     """The caveats' Cedar context from --context or --context-file, with `now`
     (`caveat_context_json`); None when neither is given."""
     if file is not None:
-        data = read_input(file, limits.MAX_TOOL_ARGUMENTS_BYTES, "context")
+        data = read_input(file, limits.MAX_CAVEAT_CONTEXT_BYTES, "context")
     elif text is not None:
         data = text.encode("utf-8", "surrogateescape")  # argv's bytes
     else:

@@ -11,12 +11,13 @@ CBOR: a map text -> text / [+ text], sets as arrays sorted by their UTF-8 bytes,
 from __future__ import annotations
 
 import functools
+import itertools
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any, Final
 
 from troth import limits
-from troth.errors import DecodeError, DecodeProblem
+from troth.errors import ArgumentError, DecodeError, DecodeProblem
 
 __all__ = ["RESERVED_PREFIX", "AttributeValue", "Attributes", "check_key"]
 
@@ -41,6 +42,42 @@ def _check_text(text: str, what: str) -> str:
     return text
 
 
+_EXPECTED: Final = "a mapping of attribute names (namespace.name) to a str or an iterable of str"
+
+
+def _checked(items: object) -> dict[str, AttributeValue]:
+    """`Attributes.__init__`'s items, checked (ValueError saying what is wrong)."""
+    if items is None:
+        return {}
+    if not isinstance(items, Mapping):
+        raise ValueError(f"not a mapping but a {type(items).__name__}")
+    checked: dict[str, AttributeValue] = {}
+    for key, value in items.items():
+        if not isinstance(key, str):
+            raise ValueError(f"a name of type {type(key).__name__}")
+        check_key(key)
+        if isinstance(value, str):
+            checked[key] = _check_text(value, f"value of {key}")
+            continue
+        if isinstance(value, bytes | bytearray | Mapping) or not isinstance(value, Iterable):
+            raise ValueError(f"{key}: a value of type {type(value).__name__}")
+        texts = (  # an iterator read at most one past the bound
+            value
+            if isinstance(value, Collection)
+            else tuple(itertools.islice(value, limits.MAX_ATTRIBUTE_VALUES + 1))
+        )
+        for text in texts:
+            if not isinstance(text, str):
+                raise ValueError(f"{key}: a value of type {type(text).__name__}")
+        values = frozenset(_check_text(v, f"value of {key}") for v in texts)
+        if not values or len(values) > limits.MAX_ATTRIBUTE_VALUES:
+            raise ValueError(f"{key}: a set holds 1-{limits.MAX_ATTRIBUTE_VALUES} values")
+        checked[key] = values
+    if len(checked) > limits.MAX_ATTRIBUTES:
+        raise ValueError(f"more than {limits.MAX_ATTRIBUTES} attributes")
+    return checked
+
+
 def _as_set(value: AttributeValue) -> frozenset[str]:
     return frozenset((value,)) if isinstance(value, str) else value
 
@@ -51,28 +88,25 @@ class Attributes(Mapping[str, AttributeValue]):
     __slots__ = ("_items",)
 
     def __init__(self, items: Mapping[str, AttributeValue | Iterable[str]] | None = None) -> None:
-        checked: dict[str, AttributeValue] = {}
-        for key, value in (items or {}).items():
-            check_key(key)
-            if isinstance(value, str):
-                checked[key] = _check_text(value, f"value of {key}")
-            else:
-                values = frozenset(_check_text(v, f"value of {key}") for v in value)
-                if not values or len(values) > limits.MAX_ATTRIBUTE_VALUES:
-                    raise ValueError(f"{key}: a set holds 1-{limits.MAX_ATTRIBUTE_VALUES} values")
-                checked[key] = values
-        if len(checked) > limits.MAX_ATTRIBUTES:
-            raise ValueError(f"more than {limits.MAX_ATTRIBUTES} attributes")
-        self._items = checked
+        """Attributes of `items`: each name (`namespace.name`) to a str or an iterable of 1-64
+        str, each 1-256 characters; anything else is an ArgumentError (a TypeError and a
+        ValueError: review 51e, exports 8, bare ones, and a mapping taken as its keys)."""
+        try:
+            self._items = _checked(items)
+        except ValueError as exc:
+            raise ArgumentError("Attributes", "items", _EXPECTED, str(exc)) from None
 
     @classmethod
     def from_assignments(cls, assignments: Iterable[str]) -> Attributes:
-        """`key=value` strings; a key given more than once becomes a set."""
+        """`key=value` strings; a key given more than once becomes a set (ArgumentError for a
+        string that is not one)."""
         collected: dict[str, list[str]] = {}
         for text in assignments:
             key, sep, value = text.partition("=")
             if not sep:
-                raise ValueError(f"attribute {text!r} is not key=value")
+                raise ArgumentError(
+                    "Attributes", "items", "key=value", f"attribute {text!r} is not key=value"
+                )
             collected.setdefault(key.strip(), []).append(value)
         return cls({k: v[0] if len(v) == 1 else frozenset(v) for k, v in collected.items()})
 

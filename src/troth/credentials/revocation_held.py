@@ -9,7 +9,7 @@ a `VerifiedFeed` by troth.credentials.revocation.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Set
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Final
 
 from troth import limits
@@ -125,10 +125,10 @@ class VerifiedFeed:
     issued_at: int
     new_entries: tuple[RevocationEntry, ...] = field(repr=False)
     _index: _Index = field(repr=False)
-    _token: object = field(repr=False)
+    _token: InitVar[object]  # not a field: replace() cannot pass it on (review 51e, verified 11)
 
-    def __post_init__(self) -> None:
-        if self._token is not _VERIFIED:
+    def __post_init__(self, _token: object) -> None:
+        if _token is not _VERIFIED:
             raise TypeError("VerifiedFeed is made by verify_page or feed_from_store")
 
     @property

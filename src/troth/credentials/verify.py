@@ -187,7 +187,7 @@ class VerifiedCredential:
     chain: bytes = field(repr=False)
     issuers: tuple[VerifiedIdentity, ...] = field(repr=False, compare=False)
     presenter: VerifiedIdentity | None = field(repr=False, compare=False)
-    _token: object = field(repr=False, compare=False)
+    _token: object = field(init=False, repr=False, compare=False)  # not passed on by replace()
 
     def __init__(
         self,
@@ -201,7 +201,7 @@ class VerifiedCredential:
         chain: bytes,
         issuers: tuple[VerifiedIdentity, ...],
         presenter: VerifiedIdentity | None,
-        _token: object,
+        _token: object = None,
     ) -> None:
         if _token is not _VERIFIED:
             raise TypeError("VerifiedCredential is made by ChainVerifier.verify")

@@ -48,6 +48,7 @@ from troth import limits
 from troth.errors import DecodeError, DecodeProblem
 
 __all__ = [
+    "check_limits",
     "decode",
     "encode",
     "encode_checked",
@@ -101,6 +102,26 @@ def encode(value: Any) -> bytes:
     except DecodeError as exc:
         raise DecodeError(f"cannot encode value: {exc}") from None
     return data
+
+
+def check_limits(
+    data: bytes,
+    *,
+    max_depth: int = limits.MAX_CBOR_DEPTH,
+    max_items: int = limits.MAX_CBOR_ITEMS,
+) -> None:
+    """Raise `DecodeError` when `decode` would refuse `data` (what `encode` made) for its depth
+    or its number of items: a sender's check that what it sends the other side accepts
+    (review 51e, calls 6). Scanned only when it could be refused: every item takes a byte,
+    and every array or map opens with a byte of 0x80-0xBF (fewer such bytes than
+    `max_depth`: fewer nested containers than the scan refuses)."""
+    if len(data) <= max_items and len(data.translate(None, _NOT_CONTAINER)) < max_depth:
+        return
+    _scan(data, max_depth, max_items)
+
+
+_NOT_CONTAINER: Final = bytes(b for b in range(256) if not 0x80 <= b <= 0xBF)
+"""Every byte but those an array's or a map's header starts with (major types 4 and 5)."""
 
 
 def encode_checked(value: list[Any]) -> bytes:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Any, Final
 
 from troth import limits
@@ -262,10 +262,10 @@ class VerifiedBundle:
     signer_histories: tuple[VerifiedIdentity, ...] = field(repr=False)
     data: bytes = field(repr=False)
     digest: bytes = field(repr=False)
-    _token: object = field(repr=False)
+    _token: InitVar[object]  # not a field: replace() cannot pass it on (review 51e, verified 11)
 
-    def __post_init__(self) -> None:
-        if self._token is not _VERIFIED:
+    def __post_init__(self, _token: object) -> None:
+        if _token is not _VERIFIED:
             raise TypeError("VerifiedBundle is made by verify_bundle or load_stored_bundle")
 
     def revoked_by(self, feed: VerifiedFeed) -> bool:

@@ -97,7 +97,7 @@ class VerifiedIdentity:
     identifier: Identifier
     changes: tuple[VerifiedChange, ...]
     history: bytes
-    _token: object = field(repr=False, compare=False)
+    _token: object = field(init=False, repr=False, compare=False)  # not passed on by replace()
     checkpoint: Checkpoint | None = None
 
     def __init__(
@@ -105,7 +105,7 @@ class VerifiedIdentity:
         identifier: Identifier,
         changes: tuple[VerifiedChange, ...],
         history: bytes,
-        _token: object,
+        _token: object = None,
         checkpoint: Checkpoint | None = None,
     ) -> None:
         if _token is not _VERIFIED:

@@ -26,8 +26,8 @@ class Identifier:
     digest: bytes
 
     def __init__(self, digest: bytes) -> None:
-        if len(digest) != 32:
-            raise ValueError("an identifier is a 32-byte SHA-256 digest")
+        if not isinstance(digest, bytes) or len(digest) != 32:  # review 51e, exports 7
+            raise MalformedText("an identifier is a 32-byte SHA-256 digest (bytes)")
         _set_digest(self, digest)  # frozen: through the slot (object.__setattr__ is slower)
 
     def __hash__(self) -> int:  # the generated one hashes a 1-tuple; identifiers key hot dicts
@@ -44,6 +44,8 @@ class Identifier:
     @classmethod
     def parse(cls, text: str) -> Identifier:
         """Parse the text form or the DID form; raise MalformedText (a ValueError) otherwise."""
+        if not isinstance(text, str):  # review 51e, exports 7: an AttributeError
+            raise MalformedText(f"not an identifier: a {type(text).__name__}, not text")
         if text.startswith(DID_PREFIX):
             body = text[len(DID_PREFIX) :]
         elif text.startswith(TEXT_PREFIX):
@@ -57,6 +59,8 @@ class Identifier:
     @staticmethod
     def looks_like(text: str) -> bool:
         """Whether `text` is in identifier form (names can never be: they are lowercase)."""
+        if not isinstance(text, str):
+            return False
         if text.startswith(DID_PREFIX):
             body = text[len(DID_PREFIX) :]
         elif text[:1] == TEXT_PREFIX:

@@ -13,6 +13,7 @@ __all__ = [
     "CEDAR_RETRY_MAX_SECONDS",
     "CEDAR_VALIDATION_TIMEOUT_SECONDS",
     "MAX_CAVEATED_POLICY_TEXT",
+    "MAX_CAVEAT_CONTEXT_BYTES",
     "MAX_CEDAR_ACTION_PAIRS",
     "MAX_CEDAR_ANCESTORS",
     "MAX_CEDAR_CHECKED_NODES",
@@ -189,6 +190,10 @@ MAX_SERVICES: Final = 64
 """Most services a bundle declares, and most methods per service."""
 MAX_TOOL_ARGUMENTS_BYTES: Final = 1 << 20
 """Largest tool-call arguments a gate decides on (their JSON; MCP messages are smaller)."""
+MAX_CAVEAT_CONTEXT_BYTES: Final = MAX_TOOL_ARGUMENTS_BYTES
+"""Largest context a chain's caveats are evaluated against outside a bundle (its compact UTF-8
+JSON, without `now`): `troth.Verifier.verify(context=...)` and `troth credential verify
+--context` alike (review 51e, verify 1: the API took one of any size)."""
 MAX_POLICY_BUNDLE_TTL: Final = 90 * 86_400
 """Longest a policy bundle may be valid (issued_at to expires_at)."""
 MAX_POLICY_REVISION: Final = (1 << 53) - 1

@@ -26,13 +26,14 @@ or a stale feed is a denial.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Protocol
 
 from troth.channel import VerifiedPeer
 from troth.credentials import Attributes, VerifiedCredential
-from troth.errors import ChannelError, ChannelFailure, Denied, cut_text
+from troth.errors import ChannelError, ChannelFailure, Denied, MalformedText, cut_text
 from troth.gates import DecisionPoint, ServiceCall
 from troth.identity import Identifier
 
@@ -207,15 +208,22 @@ class AnyAuthenticated:
     name: str = "any authenticated identity"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class MembersOnly:
     """Open to holders of a verified credential from a trust anchor (without caveats), and to
     the trust anchors themselves; from `authority` and to it only, when given (a node trusts
-    every authority it enrolls with: review 35d, access 2)."""
+    every authority it enrolls with: review 35d, access 2). `authority` may be given as its
+    identifier's text."""
 
     name: str = "members only"
     authority: Identifier | None = field(default=None, kw_only=True)
     """The one authority whose members count (None: any the node trusts)."""
+
+    def __init__(
+        self, name: str = "members only", *, authority: Identifier | str | None = None
+    ) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "authority", _authority(authority))
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,17 +235,49 @@ class GatedMembers:
     name: str = "members (each call gated)"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class RequireAttributes:
     """Open to holders of a credential (without caveats) whose attributes cover `attributes`,
     from `authority` when given. A node trusts every authority it enrolls with, and any of
     them can grant any attribute: name the authority whose attributes these are, so that
-    another one granting the same does not pass (review 35d, access 1)."""
+    another one granting the same does not pass (review 35d, access 1). `attributes` may be
+    given as a mapping (as `Authority.ticket` takes them), `authority` as its identifier's
+    text."""
 
     attributes: Attributes
     name: str = "attributes"
     authority: Identifier | None = field(default=None, kw_only=True)
     """The one authority whose credentials count (None: any the node trusts)."""
+
+    def __init__(
+        self,
+        attributes: Attributes | Mapping[str, str | Iterable[str]],
+        name: str = "attributes",
+        *,
+        authority: Identifier | str | None = None,
+    ) -> None:
+        object.__setattr__(self, "attributes", _attributes(attributes))
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "authority", _authority(authority))
+
+
+def _authority(value: object) -> Any:
+    """`value` as an `Identifier` when it is one's text (review 51e, rules 5: the type hints
+    took an `Identifier` only, which the guide gives as text); anything else as given, for
+    `Service.method` to refuse (troth._api.network: review 49a, rules 1)."""
+    if isinstance(value, str):
+        with contextlib.suppress(MalformedText):
+            return Identifier.parse(value)
+    return value
+
+
+def _attributes(value: object) -> Any:
+    """`value` as `Attributes` when it is a mapping that makes them (review 51e, rules 5);
+    anything else as given, for `Service.method` to refuse (review 49a, rules 1)."""
+    if isinstance(value, Mapping) and not isinstance(value, Attributes):
+        with contextlib.suppress(ValueError, TypeError):
+            return Attributes(value)
+    return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -221,8 +221,9 @@ class TraceRecorder:
         conversation: str | None = None,
         trace: str | None = None,
     ) -> Receipt:
-        """Record that this agent asks `to` (a human's identity) to decide: the question and
-        context it presents (`inputs`) and why it escalates (`reasoning`)."""
+        """Record that this agent asks `to` (a human's identity) to decide: `question`, the
+        question and context it presents (the record's `inputs`), and why it escalates
+        (`reasoning`)."""
         values: dict[str, Any] = {"inputs": question}
         if reasoning is not None:
             values["reasoning"] = reasoning

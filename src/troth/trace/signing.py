@@ -191,7 +191,7 @@ class VerifiedRecord:
     epoch: KeyEpoch = field(repr=False)
     disclosures: Mapping[str, Disclosure] = field(repr=False)
     stored_disclosures: bytes | None = field(repr=False)  # as the log keeps them
-    _token: object = field(repr=False, compare=False)
+    _token: object = field(init=False, repr=False, compare=False)  # not passed on by replace()
 
     def __init__(
         self,

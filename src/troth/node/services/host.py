@@ -36,6 +36,7 @@ from troth.node.services.protocol import (
     REQUEST,
     RESPONSE,
     VERSION,
+    check_message,
     decode_envelope,
     error_response,
     failure_response,
@@ -245,6 +246,8 @@ class ServiceHost:
                 limit = limits.MAX_SERVICE_MESSAGE
                 too_large = f"the answer is over the {limit}-byte service limit"
                 payload = error_response(FAILED, too_large, request=request)
+            else:  # one its caller would drop, unanswered (review 51e, calls 6)
+                check_message(payload)
         except Busy as exc:  # the handler ran and met busy further on (a call of its own):
             # `failed`, for `busy` says it did not run and its caller would run it again
             # (docs/protocols.md, "Services"; review 28a, busy 1)

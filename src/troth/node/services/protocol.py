@@ -46,6 +46,7 @@ __all__ = [
     "REQUEST",
     "RESPONSE",
     "VERSION",
+    "check_message",
     "decode_envelope",
     "decode_request",
     "decode_response",
@@ -80,11 +81,23 @@ MAX_ERROR_REASONS: Final = 16
 
 def encode_request(request_id: int, method: str, arguments: Any) -> bytes:
     """A request (RemoteError when it is over the service message limit; DecodeError when
-    `arguments` are not encodable)."""
+    `arguments` are not encodable, or nested deeper or made of more items than the other
+    side's `decode_envelope` takes: review 51e, calls 6, it dropped such a request and its
+    caller waited out its timeout)."""
     request = cbor.encode([REQUEST, VERSION, request_id, method, arguments])
     if len(request) > limits.MAX_SERVICE_MESSAGE:
         raise RemoteError(f"a request over the {limits.MAX_SERVICE_MESSAGE}-byte service limit")
+    check_message(request)
     return request
+
+
+def check_message(message: bytes) -> None:
+    """DecodeError ("cannot encode value: ...") when `decode_envelope` would refuse `message`
+    (a request or an answer within the size limit) for its depth or its number of items."""
+    try:
+        cbor.check_limits(message)
+    except DecodeError as exc:
+        raise DecodeError(f"cannot encode value: {exc}", exc.problem) from None
 
 
 def decode_envelope(payload: bytes | bytearray | memoryview, type_tag: str, what: str) -> list[Any]:
