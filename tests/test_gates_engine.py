@@ -4,6 +4,7 @@ lease requests, and gate 1 (a tool no permit can allow is never listed)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import cedarpy
@@ -255,6 +256,19 @@ def test_a_caveat_only_removes_authority() -> None:
     )
     # the member's own chain carries no caveat
     assert gate.decide(member, call("refund", order_id="o", amount=500), now=NOW).allowed
+
+
+def test_the_demo_and_readme_caveat_refuses_a_negative_refund() -> None:
+    # review 51f, found 3: `amount <= 100` alone let a negative amount (a charge) through
+    from troth.demo.chapter4_gates import CAVEAT
+
+    assert CAVEAT in (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    _, sub = support((CAVEAT,))
+    gate = engine('@id("all") permit(principal, action in Action::"invoke", resource);')
+    assert gate.decide(sub, call("refund", order_id="o", amount=20), now=NOW).allowed
+    for amount in (-500, 0, 101):
+        decision = gate.decide(sub, call("refund", order_id="o", amount=amount), now=NOW)
+        assert decision.outcome is Outcome.FORBIDDEN, amount
 
 
 def test_an_injected_caveat_in_a_chain_denies_everything() -> None:

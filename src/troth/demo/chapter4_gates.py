@@ -30,7 +30,7 @@ from troth.node.services.node_policies import LocalCredential
 from troth.node.services.policy import PolicyService
 from troth.routing import parse_route
 
-CAVEAT = "context.args.amount <= 100"
+CAVEAT = "0 < context.args.amount && context.args.amount <= 100"  # no negative refund
 POLICIES = """\
 @id("support-lookup") permit(principal, action == Action::"invoke:lookup_order", resource)
   when { principal.hasTag("orders.access") };

@@ -52,7 +52,7 @@ POLICIES = """\
 @id("refund") permit(principal, action == Action::"invoke:refund", resource)
   when { principal.hasTag("orders.access") && principal.getTag("orders.access").contains("write") };
 @id("refund-cap") forbid(principal, action == Action::"invoke:refund", resource)
-  unless { context.args.amount <= 100 };
+  unless { 0 < context.args.amount && context.args.amount <= 100 };
 """
 CAVEAT = 'context.args.order_id == "4471"'
 CONVERSATION = "complaint-123"
