@@ -104,8 +104,9 @@ class Checkpoint:
 
     def summary(self) -> dict[str, Any]:
         """What a verification report says of the checkpoint it was checked against: whose
-        (`log`, review 49j, logs 1), its size and root."""
-        return {"log": self.log, "size": self.size, "root": self.root.hex()}
+        (`log`, review 49j, logs 1), its size, root and time (which of the log's it is: an
+        older one kept in place of the newest reads `valid` too; review 51g, anchor 1)."""
+        return {"log": self.log, "size": self.size, "root": self.root.hex(), "time": self.time}
 
     def to_json(self) -> dict[str, object]:
         return {

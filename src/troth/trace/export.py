@@ -354,6 +354,8 @@ class BundleReport:
     disclosed: tuple[str, ...]
     key_change: int = 0
     """The change of the signer's history its key was attested under (`KeyEpoch.change`)."""
+    anchor: Checkpoint | None = None
+    """The checkpoint the verifier kept that the bundle's is (VALID), parsed; else None."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -366,6 +368,7 @@ class BundleReport:
             "kind": self.record.kind.value,
             "disclosed": list(self.disclosed),
             "checkpoint": self.checkpoint.summary(),
+            "anchor": None if self.anchor is None else self.anchor.summary(),
         }
 
 
@@ -510,13 +513,13 @@ def _verify_line(
         )
     except TraceError as exc:
         raise exc.located(index=index, record=None if record is None else record.id) from None
-    status = AnchorStatus.UNANCHORED
+    status, kept = AnchorStatus.UNANCHORED, None
     if anchor is not None:  # a note the verifier kept, so verified when it was kept
         saved = parse_checkpoint(anchor)[0]
         if saved.origin == checkpoint.origin and saved.size == checkpoint.size:
             if saved.root != checkpoint.root:
                 raise TraceError(_F.FORKED, f"size {saved.size}", index=index, record=record.id)
-            status = AnchorStatus.VALID
+            status, kept = AnchorStatus.VALID, saved  # named: review 51g, anchor 1
     report = BundleReport(
         record,
         index,
@@ -525,6 +528,7 @@ def _verify_line(
         status,
         tuple(sorted(disclosures)),
         epoch.change,
+        kept,
     )
     return report, identity, attestation, carried
 

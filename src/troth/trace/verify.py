@@ -32,7 +32,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from troth.credentials.format import CredentialBody, CredentialChain
 from troth.crypto import sha256
@@ -69,6 +68,7 @@ from troth.trace.signing import (
     resolve_key,
 )
 from troth.trace.stored import StoredEntry, history_windows
+from troth.trace.verify_report import LogReport
 
 __all__ = [
     "LogMaterial",
@@ -104,34 +104,6 @@ class LogMaterial:
     log_identity: Identifier | None = None
     windows: Mapping[Identifier, Sequence[bytes]] = field(default_factory=dict)
     """Per signer, the older histories its newest one no longer holds (`TraceLog`)."""
-
-
-@dataclass(frozen=True, slots=True)
-class LogReport:
-    """A verified log: how far, anchored or not, and what could not be checked offline."""
-
-    status: AnchorStatus
-    size: int
-    checkpoint: Checkpoint | None
-    tail: int
-    agents: int
-    disclosures: int
-    chains_checked: int
-    chains_elsewhere: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "valid": self.status is AnchorStatus.VALID,  # unanchored is not valid
-            "verified": True,  # every signature, chain and proof checked
-            "status": self.status.value,
-            "records": self.size,
-            "checkpoint": None if self.checkpoint is None else self.checkpoint.to_json(),
-            "after_checkpoint": self.tail,
-            "agents": self.agents,
-            "disclosures_checked": self.disclosures,
-            "chains_checked": self.chains_checked,
-            "chains_elsewhere": self.chains_elsewhere,
-        }
 
 
 def key_in_rows(
@@ -631,7 +603,7 @@ class LogVerifier:
         for checkpoint in self._checkpoints:
             self._check_root(checkpoint, size)
         newest = self._checkpoints[-1] if self._checkpoints else None
-        status = AnchorStatus.UNANCHORED
+        status, saved = AnchorStatus.UNANCHORED, None
         if anchor is not None:
             saved = verify_checkpoint(
                 anchor, self._log_identity(), self.material.attestations, resolve=self._judge
@@ -650,6 +622,7 @@ class LogVerifier:
             self.disclosures,
             self.chains_checked,
             self.chains_elsewhere,
+            saved,
         )
 
     def _check_links(self, before: int) -> None:
