@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from troth.errors import TraceError, TraceFailure
 from troth.identity import Checkpoints, Identifier, VerifiedIdentity
-from troth.trace.checkpoint import AnchorStatus, Checkpoint, parse_checkpoint
+from troth.trace.checkpoint import AnchorStatus, Checkpoint, parse_kept
 from troth.trace.export_lines import at_line, numbered
 from troth.trace.faults import Faults
 from troth.trace.links import check_one_branch
@@ -321,7 +321,7 @@ def _check_reaches(anchor: bytes, checkpoint: Checkpoint | None) -> None:
     kept checkpoint of the empty tree is a prefix of every log; one of another log, or a
     larger checkpoint than the kept one (no consistency proof in an export), stays
     unanchored."""
-    saved = parse_checkpoint(anchor)[0]
+    saved = parse_kept(anchor)
     if checkpoint is None:
         if saved.size > 0:
             raise TraceError(

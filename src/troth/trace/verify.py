@@ -52,8 +52,9 @@ from troth.trace.checkpoint import (
     CheckpointAnchor,
     check_checkpoint_time,
     in_order,
-    parse_checkpoint,
+    parse_kept,
     verify_checkpoint,
+    what_is_kept,
 )
 from troth.trace.faults import read_on
 from troth.trace.log import TraceLog
@@ -605,9 +606,11 @@ class LogVerifier:
         newest = self._checkpoints[-1] if self._checkpoints else None
         status, saved = AnchorStatus.UNANCHORED, None
         if anchor is not None:
-            saved = verify_checkpoint(
-                anchor, self._log_identity(), self.material.attestations, resolve=self._judge
-            )
+            log_identity = self._log_identity()
+            with what_is_kept():  # another log's, or not the log's keys' (review 51g, kept 1)
+                saved = verify_checkpoint(
+                    anchor, log_identity, self.material.attestations, resolve=self._judge
+                )
             if saved.size > size:
                 raise TraceError(_F.TRUNCATED, f"anchored at {saved.size}, the log has {size}")
             status = CheckpointAnchor(saved).accept(newest or saved, root_at=self._root_at)
@@ -699,7 +702,7 @@ def verify_records(
     are read for that); `resume(index)`: the log's entries from `index` on, read after a row
     the entries could not read (TraceError at its index), else that row is reported as is."""
     if anchor is not None:
-        verifier.want_root(parse_checkpoint(anchor)[0].size)
+        verifier.want_root(parse_kept(anchor).size)
     stream = iter(entries)
     while True:
         try:
