@@ -14,6 +14,11 @@
 5. A checkpoint note with a second extension line, or text after its signatures, is refused.
 6. A kept checkpoint of another log is refused by `verify_log`, not taken for the log's.
 7. An export line of another log (its own checkpoint) slipped into an export is refused.
+8. Span attributes of any type (the SDK's checks bypassed: bytes, NaN, lists of mixed types,
+   lone surrogates, 300 KB strings, empty strings) on every GenAI attribute the processor
+   reads are recorded, or refused as a TrothError or ValueError only (`strict=False` counts
+   them); only `troth.decision`, the instrumentation's own outcome, refuses a span (policy
+   ids and a revision did too: otel 1, tests/test_review51g_otel.py, fixed).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
 
 from tests.support.traces import NOW, Held, open_log, recorder, tool_call
 from troth.clock import FixedClock
@@ -31,6 +37,7 @@ from troth.trace.checkpoint import format_note, parse_checkpoint, parse_note
 from troth.trace.dsse import encode_envelope, pae
 from troth.trace.export import export_jsonl, verify_export
 from troth.trace.merkle import MemoryTree, leaf_hash, verify_inclusion
+from troth.trace.otel import SigningSpanProcessor
 from troth.trace.record import PAYLOAD_TYPE, Disclosure, commitment
 from troth.trace.record_decode import decode_payload
 from troth.trace.signing import open_envelope, sign_record, verify_envelope
@@ -157,3 +164,56 @@ def test_an_export_line_of_another_log_is_refused(tmp_path: Path) -> None:
     assert caught.value.reason is TraceFailure.MALFORMED  # lines against two checkpoints
     ours.close()
     theirs.close()
+
+
+_HOSTILE: list[object] = [
+    None,
+    1,
+    1.5,
+    float("nan"),
+    True,
+    b"bytes",
+    ["a", 1],
+    [1.0] * 70,
+    "",
+    "\x00",
+    "\ud800",
+    "x" * 300_000,
+    ["p"] * 65,
+]
+_READ = [
+    "gen_ai.tool.name",
+    "gen_ai.tool.call.id",
+    "gen_ai.conversation.id",
+    "gen_ai.tool.call.arguments",
+    "gen_ai.tool.call.result",
+    "gen_ai.input.messages",
+    "troth.policy.ids",
+    "troth.bundle.revision",
+    "troth.decision",
+]
+
+
+@pytest.mark.parametrize("operation", ["execute_tool", "invoke_agent"])
+def test_hostile_span_attributes_never_escape_the_processor(tmp_path: Path, operation: str) -> None:
+    clock = FixedClock(NOW)
+    log = open_log(tmp_path / "trace.db", clock)
+    processor = SigningSpanProcessor(recorder(log, Held(), clock), strict=False)
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("agent")
+    refused: set[str] = set()
+    for key in _READ:
+        for value in _HOSTILE:
+            base = {"gen_ai.operation.name": operation}
+            if key != "troth.decision":
+                base["troth.decision"] = "allow"
+            span = tracer.start_span(f"{operation} x", attributes=base)
+            vars(span)["_attributes"]._dict[key] = value  # past the SDK's checks
+            before = processor.failures
+            span.end()  # raises nothing past strict=False
+            if processor.failures != before:
+                refused.add(key)
+    assert refused == {"troth.decision"}
+    assert processor.recorded == len(_READ) * len(_HOSTILE) - processor.failures
+    log.close()
