@@ -233,6 +233,11 @@ def verify(
     elif status == "unanchored" and anchor is not None:  # another log's, or a size this
         # answer holds no proof against: not "pass --checkpoint", which was (review 48b, 3)
         text += " (the kept checkpoint is another log's, or of another size: not compared)"
+    elif status == "unanchored" and anchor_file is not None:  # passed, nothing there yet: not
+        # "pass --checkpoint" (review 51g, cli 1)
+        text += f" (nothing kept at {escape_text(str(anchor_file))} yet" + (
+            ")" if file_path is not None else ": the newest checkpoint is kept there now)"
+        )
     elif status == "unanchored":
         text += " (no kept checkpoint to compare with: pass --checkpoint FILE)"
     if data_out.get("checkpoint") and data_out.get("after_checkpoint"):  # signed, chained, but
