@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.cli import run, run_json
 from tests.support.traces import tool_call
+from troth.cli.text import timestamp
 from troth.clock import SystemClock
 from troth.node import open_node, troth_home
 from troth.trace import TraceRecorder, open_node_log
@@ -75,7 +76,11 @@ def test_verify_unanchored_then_anchored(records: list[str], tmp_path: Path) -> 
     again = run_json("trace", "verify", "--checkpoint", str(anchor), "--require-anchor")
     assert (again["status"], again["records"]) == ("valid", 3)
     said = run("trace", "verify", "--checkpoint", str(anchor)).stdout
-    assert said == "valid: 3 record(s) verified\n"
+    kept = again["anchor"]  # which checkpoint it was compared with (review 51g, anchor 1)
+    assert said == (
+        "valid: 3 record(s) verified, against the kept checkpoint of 3 record(s), signed "
+        f"{timestamp(kept['time'])}\n"
+    )
 
 
 def test_verify_names_the_first_bad_record(records: list[str], tmp_path: Path) -> None:

@@ -170,6 +170,7 @@ NOT_PYTHON = {
     "troth.relay",
     "troth.decision",  # span attributes (docs/traces.md)
     "troth.policy.ids",
+    "troth.bundle.revision",
     "troth.node.policy",  # a logger
 }
 

@@ -27,6 +27,7 @@ from troth.cli.common import (
     write_output,
 )
 from troth.cli.output import EXIT_INVALID, Reporter, escape_text, json_command
+from troth.cli.text import timestamp
 from troth.errors import NotFound, StorageError, TraceError
 from troth.identity import Identifier, IdentityService
 from troth.node import Node
@@ -218,6 +219,13 @@ def verify(
     text = f"{status}: {data_out.get('records', 1)} record(s) verified"
     if file_path is not None and data_out.get("checkpoint"):  # whose (review 49j, logs 1)
         text += f" in log {data_out['checkpoint']['log']}"
+    if status == "valid" and data_out.get("anchor"):  # which of the log's: an older one kept
+        # in place of the newest, the log rolled back to it, is valid too (review 51g, anchor 1)
+        kept = data_out["anchor"]
+        text += (
+            f", against the kept checkpoint of {kept['size']} record(s), signed"
+            f" {timestamp(kept['time'])}"
+        )
     if data_out.get("checkpoint", True) is None and file_path is not None:
         text += " (the file holds no record)"  # not the log's (review 46b, cli 1)
     elif data_out.get("checkpoint", True) is None:
@@ -225,6 +233,11 @@ def verify(
     elif status == "unanchored" and anchor is not None:  # another log's, or a size this
         # answer holds no proof against: not "pass --checkpoint", which was (review 48b, 3)
         text += " (the kept checkpoint is another log's, or of another size: not compared)"
+    elif status == "unanchored" and anchor_file is not None:  # passed, nothing there yet: not
+        # "pass --checkpoint" (review 51g, cli 1)
+        text += f" (nothing kept at {escape_text(str(anchor_file))} yet" + (
+            ")" if file_path is not None else ": the newest checkpoint is kept there now)"
+        )
     elif status == "unanchored":
         text += " (no kept checkpoint to compare with: pass --checkpoint FILE)"
     if data_out.get("checkpoint") and data_out.get("after_checkpoint"):  # signed, chained, but

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import enum
 import itertools
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -44,11 +45,13 @@ __all__ = [
     "note_key_id",
     "parse_checkpoint",
     "parse_checkpoint_text",
+    "parse_kept",
     "parse_note",
     "sign_checkpoint",
     "verifier_key",
     "verify_checkpoint",
     "verify_note",
+    "what_is_kept",
 ]
 
 ORIGIN_PREFIX: Final = "troth.trace/"
@@ -104,8 +107,9 @@ class Checkpoint:
 
     def summary(self) -> dict[str, Any]:
         """What a verification report says of the checkpoint it was checked against: whose
-        (`log`, review 49j, logs 1), its size and root."""
-        return {"log": self.log, "size": self.size, "root": self.root.hex()}
+        (`log`, review 49j, logs 1), its size, root and time (which of the log's it is: an
+        older one kept in place of the newest reads `valid` too; review 51g, anchor 1)."""
+        return {"log": self.log, "size": self.size, "root": self.root.hex(), "time": self.time}
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -248,6 +252,26 @@ def parse_checkpoint(note: bytes) -> tuple[Checkpoint, list[NoteSignature]]:
     if size == 0 and root != EMPTY_ROOT:
         raise _invalid("an empty tree has the root SHA-256('')")
     return Checkpoint(origin, size, root, int(time_text), bytes(note)), signatures
+
+
+@contextlib.contextmanager
+def what_is_kept() -> Iterator[None]:
+    """A TraceError raised within said of the checkpoint the verifier kept (its detail starting
+    `the kept checkpoint: `, no record named): a damaged kept file, or another log's note, is
+    not the log's or an export line's fault (review 51g, kept 1: `line 1: not a signed
+    note`)."""
+    try:
+        yield
+    except TraceError as exc:
+        detail = exc.detail or exc.reason.value
+        raise TraceError(exc.reason, f"the kept checkpoint: {detail}") from None
+
+
+def parse_kept(anchor: bytes) -> Checkpoint:
+    """The checkpoint a verifier kept (`anchor`), parsed (not verified); its faults said of it
+    (`what_is_kept`)."""
+    with what_is_kept():
+        return parse_checkpoint(anchor)[0]
 
 
 def verify_checkpoint(

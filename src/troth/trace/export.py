@@ -49,6 +49,7 @@ from troth.trace.checkpoint import (
     Checkpoint,
     note_key_id,
     parse_checkpoint,
+    parse_kept,
     verify_checkpoint,
 )
 from troth.trace.export_check import ExportReport, LineFound, check_export
@@ -354,6 +355,8 @@ class BundleReport:
     disclosed: tuple[str, ...]
     key_change: int = 0
     """The change of the signer's history its key was attested under (`KeyEpoch.change`)."""
+    anchor: Checkpoint | None = None
+    """The checkpoint the verifier kept that the bundle's is (VALID), parsed; else None."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -366,6 +369,7 @@ class BundleReport:
             "kind": self.record.kind.value,
             "disclosed": list(self.disclosed),
             "checkpoint": self.checkpoint.summary(),
+            "anchor": None if self.anchor is None else self.anchor.summary(),
         }
 
 
@@ -409,7 +413,10 @@ def verify_bundle(
     """Verify a proof bundle (or one JSONL line) with nothing but its bytes: the signer's and
     the log's histories, the record's key at its time, signature, disclosures, chain, the
     inclusion proof and the checkpoint's signature. With `anchor` (a checkpoint note the
-    verifier kept), the checkpoint must be that one (VALID) or the answer is UNANCHORED."""
+    verifier kept), the checkpoint must be that one (VALID) or the answer is UNANCHORED; a kept
+    note that is none is refused as such first (review 51g, kept 1)."""
+    if anchor is not None:
+        parse_kept(anchor)
     return _verify_line(data, anchor, known, checkpoints, rows)[0]
 
 
@@ -510,13 +517,13 @@ def _verify_line(
         )
     except TraceError as exc:
         raise exc.located(index=index, record=None if record is None else record.id) from None
-    status = AnchorStatus.UNANCHORED
+    status, kept = AnchorStatus.UNANCHORED, None
     if anchor is not None:  # a note the verifier kept, so verified when it was kept
-        saved = parse_checkpoint(anchor)[0]
+        saved = parse_kept(anchor)
         if saved.origin == checkpoint.origin and saved.size == checkpoint.size:
             if saved.root != checkpoint.root:
                 raise TraceError(_F.FORKED, f"size {saved.size}", index=index, record=record.id)
-            status = AnchorStatus.VALID
+            status, kept = AnchorStatus.VALID, saved  # named: review 51g, anchor 1
     report = BundleReport(
         record,
         index,
@@ -525,6 +532,7 @@ def _verify_line(
         status,
         tuple(sorted(disclosures)),
         epoch.change,
+        kept,
     )
     return report, identity, attestation, carried
 
@@ -578,6 +586,9 @@ def verify_export(
     TraceError: the first bad record's fault, the one of the lowest log index of every fault
     found, whatever the order of the lines (`check_export`; issue #13, review 48i)."""
     chains: Chains = {}  # the windows lines carried, verified once
+    if anchor is not None:  # a kept note that is none, refused before a line is read: not
+        # blamed on the first line (review 51g, kept 1)
+        parse_kept(anchor)
 
     def verify(line: bytes) -> LineFound:
         return _verify_line(line, anchor, known, checkpoints, rows, chains)

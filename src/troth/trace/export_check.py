@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from troth.errors import TraceError, TraceFailure
 from troth.identity import Checkpoints, Identifier, VerifiedIdentity
-from troth.trace.checkpoint import AnchorStatus, Checkpoint, parse_checkpoint
+from troth.trace.checkpoint import AnchorStatus, Checkpoint, parse_kept
 from troth.trace.export_lines import at_line, numbered
 from troth.trace.faults import Faults
 from troth.trace.links import check_one_branch
@@ -50,6 +50,9 @@ class ExportReport:
     agents: int
     checkpoint: Checkpoint | None
     status: AnchorStatus
+    anchor: Checkpoint | None = None
+    """The checkpoint the verifier kept that the lines' is (VALID), parsed; else None (review
+    51g, anchor 1: an older one kept in its place reads `valid` too)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -59,6 +62,7 @@ class ExportReport:
             "records": self.records,
             "agents": self.agents,
             "checkpoint": None if self.checkpoint is None else self.checkpoint.summary(),
+            "anchor": None if self.anchor is None else self.anchor.summary(),
         }
 
 
@@ -129,6 +133,7 @@ class _Export:
         self.highest = -1  # the highest index of the lines read: a line that names none is after
         self.checkpoint: Checkpoint | None = None
         self.status = AnchorStatus.UNANCHORED
+        self.kept: Checkpoint | None = None  # the anchor the lines' checkpoint is (VALID)
         self.seen_index: set[int] = set()
         self.refused_index: set[int] = set()  # the indices lines refused named
         self.seen_id: dict[tuple[Identifier, str], int] = {}  # (agent, record id) to its index
@@ -166,6 +171,7 @@ class _Export:
         check_one_branch(record.agent, carried, self.branches, index=index, record=record.id)
         if self.checkpoint is None:
             self.checkpoint, self.status = report.checkpoint, report.status
+            self.kept = report.anchor
         elif report.checkpoint.note != self.checkpoint.note:
             raise TraceError(
                 _F.MALFORMED, "lines against different checkpoints", index=index, record=record.id
@@ -304,7 +310,7 @@ class _Export:
                 self.faults.note(exc.located(index=index, record=record.id))
 
     def report(self) -> ExportReport:
-        return ExportReport(self.count, len(self.by_agent), self.checkpoint, self.status)
+        return ExportReport(self.count, len(self.by_agent), self.checkpoint, self.status, self.kept)
 
 
 def _check_reaches(anchor: bytes, checkpoint: Checkpoint | None) -> None:
@@ -315,7 +321,7 @@ def _check_reaches(anchor: bytes, checkpoint: Checkpoint | None) -> None:
     kept checkpoint of the empty tree is a prefix of every log; one of another log, or a
     larger checkpoint than the kept one (no consistency proof in an export), stays
     unanchored."""
-    saved = parse_checkpoint(anchor)[0]
+    saved = parse_kept(anchor)
     if checkpoint is None:
         if saved.size > 0:
             raise TraceError(

@@ -59,7 +59,7 @@ from troth.trace.log_histories import Observed, keep, observe
 from troth.trace.log_reader import LogReader, holding, locate
 from troth.trace.merkle import Frontier
 from troth.trace.pending import Pending as _Pending
-from troth.trace.pending import Receipt
+from troth.trace.pending import Receipt, remember
 from troth.trace.record import (
     Kind,
     TraceRecord,
@@ -388,8 +388,8 @@ class TraceLog(LogReader):
                 crash_point("trace.append.before-commit")
             crash_point("trace.append.after-commit")
             self._frontier = frontier
-            self._known_keys |= state.new_keys
-            self._known_chains |= state.new_chains
+            self._known_keys = remember(self._known_keys, state.new_keys)
+            self._known_chains = remember(self._known_chains, state.new_chains)
             self._heads.update(state.heads)
             self._histories.update(state.histories)
             self._cached_at = (frontier.size, mark[1])

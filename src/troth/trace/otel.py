@@ -347,6 +347,35 @@ def _policies(value: Any) -> tuple[str, ...]:
     return tuple(str(p) for p in value)
 
 
+def _is_text(text: str) -> bool:
+    """Whether `text` is a record text (1-MAX_TRACE_TEXT printable characters)."""
+    try:
+        Decision(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _decision(outcome: str, attributes: Mapping[str, Any]) -> tuple[Decision, dict[str, Any]]:
+    """The span's decision, and what of it the record keeps in `inputs` instead: the outcome
+    is the instrumentation's own (one that is no record text refuses the span); of the policy
+    ids, those a record holds, at most MAX_TRACE_POLICY_IDS, as a gate's recorder keeps them
+    (`decision_content`), every id given in `inputs` when some are left out; a revision that is
+    no record text in `inputs` alone (review 51g, otel 1: the span was refused)."""
+    given = attributes.get(TROTH_BUNDLE_REVISION)
+    revision = None if given is None else str(given)
+    policies = _policies(attributes.get(TROTH_POLICY_IDS))
+    held = tuple(p for p in policies if _is_text(p))[: limits.MAX_TRACE_POLICY_IDS]
+    small = limits.MAX_TRACE_DENIED_DISCLOSURE_BYTES  # the record's values stay within
+    # MAX_TRACE_RECORD_DISCLOSURE_BYTES (review 47b, limits 1)
+    noted: dict[str, Any] = {}
+    if revision is not None and not _is_text(revision):
+        noted["bundle"], revision = disclosed(revision, small), None
+    if held != policies:
+        noted["policies"] = disclosed(list(policies), small)
+    return Decision(outcome, revision, held), noted
+
+
 def _times(span: ReadableSpan) -> SpanTimes | None:
     """The span's times in microseconds: an end before the start (the SDK reads the wall
     clock, which NTP may step back) is taken as the start; times a record cannot hold (before
@@ -397,12 +426,13 @@ def span_content(
                 values[field] = disclosed(_text(attributes[key]))
     decision = None
     if decision_text is not None:
-        revision = attributes.get(TROTH_BUNDLE_REVISION)
-        decision = Decision(
-            decision_text,
-            None if revision is None else str(revision),
-            _policies(attributes.get(TROTH_POLICY_IDS)),
-        )
+        decision, noted = _decision(decision_text, attributes)
+        if noted and operation == EXECUTE_TOOL:  # its `inputs` are this dict, if any
+            values.setdefault("inputs", {}).update(noted)
+        elif noted:  # an invoke_agent span's `inputs` are its messages
+            values["inputs"] = (
+                {"messages": values["inputs"], **noted} if "inputs" in values else noted
+            )
     context = span.context
     parent = span.parent
     links = Links(

@@ -1,16 +1,32 @@
 """The entries of a trace log's group-commit queue (`troth.trace.log`): a queued record,
-whose waiter the commit leader wakes, and the receipt of an acknowledged append."""
+whose waiter the commit leader wakes, and the receipt of an acknowledged append; and what a
+log remembers having stored once a commit is done (`remember`)."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Hashable, Set
 from dataclasses import dataclass
+from typing import TypeVar
 
+from troth import limits
 from troth.errors import StorageError
 from troth.identity import VerifiedIdentity
 from troth.trace.signing import VerifiedRecord
 
-__all__ = ["Pending", "Receipt"]
+__all__ = ["Pending", "Receipt", "remember"]
+
+_T = TypeVar("_T", bound=Hashable)
+
+
+def remember(known: set[_T], new: Set[_T]) -> set[_T]:
+    """`known` with `new` added, the keys or chain digests a log stored: a cache that saves an
+    INSERT OR IGNORE, at most TRACE_LOG_KNOWN_CACHE of them, started again past it (a member
+    signing each record with a new key made it grow with the log; review 51g, caches 1)."""
+    if len(known) + len(new) > limits.TRACE_LOG_KNOWN_CACHE:
+        known = set()
+    known |= new
+    return known
 
 
 @dataclass(frozen=True, slots=True, init=False)

@@ -32,7 +32,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from troth.credentials.format import CredentialBody, CredentialChain
 from troth.crypto import sha256
@@ -53,8 +52,9 @@ from troth.trace.checkpoint import (
     CheckpointAnchor,
     check_checkpoint_time,
     in_order,
-    parse_checkpoint,
+    parse_kept,
     verify_checkpoint,
+    what_is_kept,
 )
 from troth.trace.faults import read_on
 from troth.trace.log import TraceLog
@@ -69,6 +69,7 @@ from troth.trace.signing import (
     resolve_key,
 )
 from troth.trace.stored import StoredEntry, history_windows
+from troth.trace.verify_report import LogReport
 
 __all__ = [
     "LogMaterial",
@@ -104,34 +105,6 @@ class LogMaterial:
     log_identity: Identifier | None = None
     windows: Mapping[Identifier, Sequence[bytes]] = field(default_factory=dict)
     """Per signer, the older histories its newest one no longer holds (`TraceLog`)."""
-
-
-@dataclass(frozen=True, slots=True)
-class LogReport:
-    """A verified log: how far, anchored or not, and what could not be checked offline."""
-
-    status: AnchorStatus
-    size: int
-    checkpoint: Checkpoint | None
-    tail: int
-    agents: int
-    disclosures: int
-    chains_checked: int
-    chains_elsewhere: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "valid": self.status is AnchorStatus.VALID,  # unanchored is not valid
-            "verified": True,  # every signature, chain and proof checked
-            "status": self.status.value,
-            "records": self.size,
-            "checkpoint": None if self.checkpoint is None else self.checkpoint.to_json(),
-            "after_checkpoint": self.tail,
-            "agents": self.agents,
-            "disclosures_checked": self.disclosures,
-            "chains_checked": self.chains_checked,
-            "chains_elsewhere": self.chains_elsewhere,
-        }
 
 
 def key_in_rows(
@@ -631,11 +604,13 @@ class LogVerifier:
         for checkpoint in self._checkpoints:
             self._check_root(checkpoint, size)
         newest = self._checkpoints[-1] if self._checkpoints else None
-        status = AnchorStatus.UNANCHORED
+        status, saved = AnchorStatus.UNANCHORED, None
         if anchor is not None:
-            saved = verify_checkpoint(
-                anchor, self._log_identity(), self.material.attestations, resolve=self._judge
-            )
+            log_identity = self._log_identity()
+            with what_is_kept():  # another log's, or not the log's keys' (review 51g, kept 1)
+                saved = verify_checkpoint(
+                    anchor, log_identity, self.material.attestations, resolve=self._judge
+                )
             if saved.size > size:
                 raise TraceError(_F.TRUNCATED, f"anchored at {saved.size}, the log has {size}")
             status = CheckpointAnchor(saved).accept(newest or saved, root_at=self._root_at)
@@ -650,6 +625,7 @@ class LogVerifier:
             self.disclosures,
             self.chains_checked,
             self.chains_elsewhere,
+            saved,
         )
 
     def _check_links(self, before: int) -> None:
@@ -726,7 +702,7 @@ def verify_records(
     are read for that); `resume(index)`: the log's entries from `index` on, read after a row
     the entries could not read (TraceError at its index), else that row is reported as is."""
     if anchor is not None:
-        verifier.want_root(parse_checkpoint(anchor)[0].size)
+        verifier.want_root(parse_kept(anchor).size)
     stream = iter(entries)
     while True:
         try:

@@ -1,0 +1,48 @@
+"""Review 51g, cli 1: `troth trace verify --checkpoint FILE` with no checkpoint kept at FILE
+yet (a first run, or a mistyped path) said, after `unanchored: N record(s) verified`, `(no kept
+checkpoint to compare with: pass --checkpoint FILE)`: the option was passed. It now says that
+nothing was kept at FILE yet (and, for the node's log, that the newest checkpoint is kept there
+now); without the option it still says to pass it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.support.cli import run
+from tests.support.traces import tool_call
+from troth.clock import SystemClock
+from troth.node import open_node
+from troth.trace import TraceRecorder, open_node_log
+
+
+def _record(home: Path, count: int) -> None:
+    clock = SystemClock()
+    with open_node("default", home=home) as node, open_node_log(node, clock=clock) as log:
+        agent = TraceRecorder(
+            log, lambda now: node.identities.signer("support", now=now), clock=clock
+        )
+        for _ in range(count):
+            agent.record(tool_call())
+
+
+def test_a_checkpoint_file_not_there_yet_is_not_told_to_be_passed(
+    troth_home: Path, tmp_path: Path
+) -> None:
+    run("identity", "create", "support")
+    _record(troth_home, 2)
+    run("trace", "checkpoint")
+    kept = tmp_path / "kept.note"
+    said = run("trace", "verify", "--checkpoint", str(kept)).stdout
+    assert said.startswith("unanchored: 2 record(s) verified"), said
+    assert "pass --checkpoint" not in said, said
+    assert f"nothing kept at {kept} yet: the newest checkpoint is kept there now" in said, said
+    assert kept.exists()
+    export = tmp_path / "export.jsonl"
+    run("trace", "export", "--out", str(export))
+    absent = tmp_path / "absent.note"
+    said = run("trace", "verify", "--file", str(export), "--checkpoint", str(absent)).stdout
+    assert f"nothing kept at {absent} yet)" in said, said
+    assert not absent.exists()  # a file's verification keeps nothing
+    said = run("trace", "verify").stdout
+    assert "(no kept checkpoint to compare with: pass --checkpoint FILE)" in said, said
