@@ -33,8 +33,8 @@ REACHED = (
     "trace.append.before-commit",
     "trace.append.after-commit",
     # review 51d: the rollback guard raised after the authority's commit (its feed entry)
-    "storage.rollback-guard.before-rename",
-    "storage.rollback-guard.after-rename",
+    "storage.rollback-guard.before-write",
+    "storage.rollback-guard.after-write",
 )
 """The crash points a link revocation passes (each ends the process there)."""
 

@@ -20,10 +20,13 @@ from troth import limits
 from troth.errors import DecodeError
 from troth.storage import SqliteDatabase
 from troth.storage.rollback import (
+    GUARD_SLOT_BYTES,
     Restored,
     RollbackGuard,
     decode_guard,
+    decode_slot,
     encode_guard,
+    encode_slot,
     guard_path,
     read_guard,
     restored_rows,
@@ -131,8 +134,8 @@ def test_killed_after_the_commit_before_the_guards_rename_reads_current(
     guard = RollbackGuard(db, "authority")
     if not first:
         _bump(guard, db)
-    # the first bump passes the rename twice: its entry before the commit, its count after
-    _kill_at(monkeypatch, "storage.rollback-guard.before-rename", hit=2 if first else 1)
+    # the first bump writes twice: its entry before the commit (the guard made), its count after
+    _kill_at(monkeypatch, "storage.rollback-guard.before-write", hit=2 if first else 1)
     with pytest.raises(Killed):
         _bump(guard, db)
     counter = guard.counter()
@@ -143,18 +146,37 @@ def test_killed_after_the_commit_before_the_guards_rename_reads_current(
     assert read_guard(guard_path(db.path)) == {"authority": counter}  # raised to the store
 
 
-def test_killed_after_the_rename_reads_current(
+def test_killed_after_the_write_reads_current(
     db: SqliteDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Window 3: the guard renamed, its directory not fsynced: current (after a power loss
-    the rename may be undone: window 2)."""
+    """Window 3: the slot written and synced: current."""
     guard = RollbackGuard(db, "broker")
     _bump(guard, db)
-    _kill_at(monkeypatch, "storage.rollback-guard.after-rename")
+    _kill_at(monkeypatch, "storage.rollback-guard.after-write")
     with pytest.raises(Killed):
         _bump(guard, db)
     assert read_guard(guard_path(db.path)) == {"broker": 2}
     assert guard.check(NOW, _voided) is None
+
+
+def test_a_torn_slot_leaves_the_record_before_it(db: SqliteDatabase) -> None:
+    """Window 2, torn: a raise writes the slot not holding the newest record; half of it
+    written (a power loss mid-write) fails its checksum, and the record before it is the
+    guard: the store is ahead of it (current), never behind."""
+    guard = RollbackGuard(db, "broker")
+    _bump(guard, db)  # made with record 1 (count 0) before the commit, record 2 after it
+    _bump(guard, db)  # record 3, in slot 1
+    path = guard_path(db.path)
+    assert decode_slot(path.read_bytes()[:GUARD_SLOT_BYTES]) == (2, {"broker": 1})
+    assert decode_slot(path.read_bytes()[GUARD_SLOT_BYTES:]) == (3, {"broker": 2})
+    _bump(guard, db)  # record 4 goes to slot 0, the older one: torn there
+    data = bytearray(path.read_bytes())
+    data[30:60] = os.urandom(30)
+    path.write_bytes(bytes(data))
+    assert read_guard(path) == {"broker": 2}
+    assert guard.check(NOW, _voided) is None
+    assert read_guard(path) == {"broker": 3}  # raised again (record 4), into the torn slot
+    assert decode_slot(path.read_bytes()[:GUARD_SLOT_BYTES]) == (4, {"broker": 3})
 
 
 def test_a_restore_killed_before_its_commit_is_found_again(
@@ -220,7 +242,17 @@ def _restored_after(db: SqliteDatabase, tmp_path: Path, scope: str = "authority"
 
 @pytest.mark.parametrize(
     "damage",
-    ["deleted", "garbage", "empty", "oversize", "wrong type", "unknown scope", "link", "dir"],
+    [
+        "deleted",
+        "garbage",
+        "empty",
+        "oversize",
+        "both slots torn",
+        "wrong type",
+        "unknown scope",
+        "link",
+        "dir",
+    ],
 )
 def test_a_guard_deleted_or_damaged_fails_closed(
     db: SqliteDatabase, tmp_path: Path, damage: str
@@ -235,11 +267,13 @@ def test_a_guard_deleted_or_damaged_fails_closed(
     elif damage == "empty":
         path.write_bytes(b"")
     elif damage == "oversize":
-        path.write_bytes(encode_guard({"authority": 9}) + bytes(limits.MAX_ROLLBACK_GUARD_BYTES))
+        path.write_bytes(encode_guard({"authority": 9}) + bytes(1))
+    elif damage == "both slots torn":
+        path.write_bytes(bytes(a ^ 1 for a in encode_slot(2, {"authority": 9}) * 2))
     elif damage == "wrong type":
-        path.write_bytes(encode_guard({"authority": 9}).replace(b"rollback", b"rollbacc"))
+        path.write_bytes(_forged(["troth.rollback-guarc", 1, 1, {"authority": 9}]))
     elif damage == "unknown scope":
-        path.write_bytes(encode_guard({"authority": 9}).replace(b"authority", b"authorizy"))
+        path.write_bytes(_forged(["troth.rollback-guard", 1, 1, {"authorizy": 9}]))
     elif damage == "link":
         target = tmp_path / "elsewhere"
         target.write_bytes(encode_guard({"authority": 2}))
@@ -315,15 +349,35 @@ def test_a_power_loss_undoing_a_counted_commit_reads_as_restored(db: SqliteDatab
 # -- the guard's format (docs/formats.md, "Rollback guard") ------------------------------------
 
 
+def _forged(value: list[Any]) -> bytes:
+    """A guard file whose slot 1 holds `value` with a right checksum (what a forger writes)."""
+    from troth.crypto import sha256
+    from troth.encoding import cbor
+
+    body = cbor.encode(value)
+    slot = (len(body).to_bytes(2, "big") + body + sha256(body)[:16]).ljust(GUARD_SLOT_BYTES, b"\0")
+    return bytes(GUARD_SLOT_BYTES) + slot
+
+
 @pytest.mark.parametrize("name", sorted(VECTORS))
 def test_the_golden_guards(name: str) -> None:
+    """Rebuilt byte for byte, decoded to the newest valid slot; a slot as docs/formats.md lays
+    it out (length, CBOR, 16 bytes of its SHA-256, zeros)."""
     from tests.vectors.storage.generate import build
+    from troth.crypto import sha256
+    from troth.encoding import cbor
 
     vector = VECTORS[name]
     assert build()[name] == vector
     data = bytes.fromhex(vector["guard"])
-    assert decode_guard(data) == vector["counts"]
-    assert encode_guard(vector["counts"]) == data
+    assert len(data) == limits.MAX_ROLLBACK_GUARD_BYTES == 2 * GUARD_SLOT_BYTES
+    assert decode_guard(data) == (vector["seq"], vector["counts"])
+    slot = encode_slot(vector["seq"], vector["counts"])
+    assert slot in (data[:GUARD_SLOT_BYTES], data[GUARD_SLOT_BYTES:])
+    body = cbor.encode(["troth.rollback-guard", 1, vector["seq"], vector["counts"]])
+    assert slot.rstrip(b"\0") == (len(body).to_bytes(2, "big") + body + sha256(body)[:16]).rstrip(
+        b"\0"
+    )
 
 
 @pytest.mark.parametrize(
@@ -336,16 +390,43 @@ def test_the_golden_guards(name: str) -> None:
     ],
 )
 def test_a_guard_out_of_its_bounds_is_refused(counts: dict[str, Any], problem: str) -> None:
-    from troth.encoding import cbor
-
     with pytest.raises(DecodeError, match=problem):
-        decode_guard(cbor.encode(["troth.rollback-guard", 1, counts]))
+        decode_guard(_forged(["troth.rollback-guard", 1, 1, counts]))
 
 
-def test_a_guard_of_another_version_is_refused() -> None:
-    from troth.encoding import cbor
-
+def test_a_guard_of_another_version_or_layout_is_refused() -> None:
     with pytest.raises(DecodeError, match="unknown version"):
-        decode_guard(cbor.encode(["troth.rollback-guard", 2, {"broker": 1}]))
+        decode_guard(_forged(["troth.rollback-guard", 2, 1, {"broker": 1}]))
     with pytest.raises(DecodeError, match="expected a map"):
-        decode_guard(cbor.encode(["troth.rollback-guard", 1, [1]]))
+        decode_guard(_forged(["troth.rollback-guard", 1, 1, [1]]))
+    with pytest.raises(DecodeError, match="sequence number over"):
+        decode_guard(_forged(["troth.rollback-guard", 1, 1 << 63, {}]))
+    with pytest.raises(DecodeError, match="damaged"):  # not zeros after the checksum
+        decode_guard(_forged(["troth.rollback-guard", 1, 1, {}])[:-1] + b"x")
+    with pytest.raises(DecodeError, match="bytes"):
+        decode_guard(encode_guard({"broker": 1})[:-1])
+
+
+@pytest.mark.parametrize("durability", ["normal", "full"])
+def test_the_guard_is_as_durable_as_the_writes_it_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durability: str
+) -> None:
+    """`durability = full` fdatasyncs each raise (node.db fsyncs each commit); `normal` does
+    not (nor does node.db: a power loss may undo the last of either, docs/storage.md)."""
+    synced: list[int] = []
+    real = os.fdatasync
+
+    def spy(fd: int) -> None:
+        synced.append(fd)
+        real(fd)
+
+    database = SqliteDatabase(tmp_path / "node.db", durability)  # type: ignore[arg-type]
+    try:
+        guard = RollbackGuard(database, "broker")
+        _bump(guard, database)  # makes the guard (fsync, rename, directory fsync)
+        monkeypatch.setattr(os, "fdatasync", spy)
+        _bump(guard, database)
+        assert read_guard(guard_path(database.path)) == {"broker": 2}
+        assert len(synced) == (1 if durability == "full" else 0)
+    finally:
+        database.close()

@@ -297,6 +297,7 @@ class SqliteDatabase:
         if durability not in ("normal", "full"):
             raise ConfigError(f"unknown durability {durability!r} (normal or full)")
         self.path = Path(path)
+        self.durability: Durability = durability
         self.busy_timeout = _busy_timeout() if busy_timeout is None else busy_timeout
         self._synchronous = "FULL" if durability == "full" else "NORMAL"
         self._local = threading.local()
