@@ -200,3 +200,15 @@ def test_a_feed_revoking_leases_counts_once_per_batch(tmp_path: Path) -> None:
     finally:
         broker.close()
         db.close()
+
+
+def test_node_status_says_what_was_found() -> None:
+    """`troth node status`'s line (JSON `restored`: each row's `to_json`); none, no line."""
+    from troth.cli.node_cmds import _restored
+
+    rows = [Restored("authority", 0, 1, 2, NOW), Restored("broker", 3, None, 1, NOW)]
+    text = _restored([row.to_json() for row in rows])
+    assert text is not None
+    assert f"authority at {NOW}, 2 ticket(s) voided" in text
+    assert f"broker at {NOW}, 1 lease(s) revoked" in text
+    assert _restored([]) is None
