@@ -59,8 +59,9 @@ def test_an_upgraded_database_keeps_the_bound(members: Node) -> None:
         conn.execute("DROP TABLE retired_keys")  # review 47f's
         conn.execute("DROP TABLE feed_syncs_due")  # review 48m's
         conn.execute("DROP TABLE identity_forks")  # review 49c's
+        conn.execute("DROP TABLE rollback_counters")  # review 51d's
         (version,) = conn.execute("PRAGMA user_version").fetchone()
-        conn.execute(f"PRAGMA user_version = {version - 8}")
+        conn.execute(f"PRAGMA user_version = {version - 9}")
     with open_node("acme-node") as node:
         authority = node.authority()
         start = authority.store.revocation_tip()[0]

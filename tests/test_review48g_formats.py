@@ -37,7 +37,7 @@ from troth.node.services.relay import RelayBook
 from troth.routing import notice
 from troth.secrets import audit
 from troth.secrets.store import SqliteSecretStore
-from troth.storage import SqliteDatabase
+from troth.storage import SqliteDatabase, rollback
 from troth.trace import export, outbox_store, record, record_decode, submit
 from troth.transport.settings import TcpSettings
 from troth.vault import KeyPurpose
@@ -71,6 +71,7 @@ WRITTEN: dict[str, set[int]] = {
     export.BUNDLE_TYPE: {export._VERSION, export._WINDOWED},
     submit.SUBMIT_TYPE: {submit.VERSION, submit.WINDOWS_VERSION},
     submit.RECEIPTS_TYPE: {submit.VERSION},
+    rollback.GUARD_TYPE: {rollback.GUARD_VERSION},  # review 51d
 }
 
 _WRITTEN_AS = re.compile(r'"(troth\.[a-z.-]+)"`?,\s*(?:"version":\s*)?`?(\d+)')

@@ -1,12 +1,12 @@
-"""Review 50g, authority 1 (left): an authority's node.db restored from a copy taken before a
-one-time ticket was redeemed redeems that ticket again, for anyone holding its code (a second
-member made from a ticket already used). The authority cannot tell a restored store from its
-current one: nothing outside node.db records the redemption (a fix needs a record the copy
-cannot roll back: e.g. a monotonic counter kept apart from node.db, or the feed's holders'
-word). The residual is bounded by the ticket's window (10 minutes by default): only tickets
-still unexpired when the copy is restored are open again (docs/storage.md, "Restoring a
-backup").
-"""
+"""Review 50g, authority 1 (closed by review 51d, rollback 1: the rollback guard beside node.db,
+docs/storage.md "Rollback guard"; the restored authority's tickets are used up): an authority's
+node.db restored from a copy taken before a one-time ticket was redeemed redeems that ticket
+again, for anyone holding its code (a second member made from a ticket already used). The
+authority could not tell a restored store from its current one: nothing outside node.db records the
+redemption (a fix needs a record the copy cannot roll back: e.g. a monotonic counter kept apart
+from node.db, or the feed's holders' word). The residual is bounded by the ticket's window (10
+minutes by default): only tickets still unexpired when the copy is restored are open again
+(docs/storage.md, "Restoring a backup")."""
 
 from __future__ import annotations
 
@@ -19,10 +19,6 @@ from tests.support.backups import copy_db, node_db, restore_db
 from troth.errors import AuthorityError
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 50g, authority 1: a restored authority redeems a used ticket again (left)",
-)
 def test_a_restored_authority_does_not_redeem_a_used_ticket_again(
     troth_home: Path, tmp_path: Path
 ) -> None:

@@ -1,11 +1,11 @@
-"""Review 50g, broker 1 (left): a secrets broker's node.db restored from a copy taken before a
-lease was revoked holds that lease open again: the broker validates its token again (and may
-renew it) until the lease's expiry (at most its secret's `max_ttl`), though it was revoked and
-its upstream credential withdrawn. The broker cannot tell a restored store from its current
-one (a fix needs a record the copy cannot roll back; troth/secrets is another helper's area).
-Its operator revokes again what was revoked after the copy (docs/storage.md, "Restoring a
-backup").
-"""
+"""Review 50g, broker 1 (closed by review 51d, rollback 2: the rollback guard beside node.db,
+docs/storage.md "Rollback guard"; the restored broker's open leases are revoked): a secrets
+broker's node.db restored from a copy taken before a lease was revoked holds that lease open
+again: the broker validates its token again (and may renew it) until the lease's expiry (at most
+its secret's `max_ttl`), though it was revoked and its upstream credential withdrawn. The broker
+could not tell a restored store from its current one (a fix needs a record the copy cannot roll
+back; troth/secrets is another helper's area). Its operator revokes again what was revoked after
+the copy (docs/storage.md, "Restoring a backup")."""
 
 from __future__ import annotations
 
@@ -20,9 +20,6 @@ from troth.errors import SecretError
 from troth.secrets import AllowListPolicy
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 50g, broker 1: a restored broker holds a revoked lease open (left)"
-)
 def test_a_restored_broker_keeps_a_revoked_lease_revoked(tmp_path: Path) -> None:
     world = make_world(NOW)
     policy = AllowListPolicy({world.agent_a.identifier: {"api": None}})

@@ -70,6 +70,10 @@ CRASH_POINTS: Final = (
     "vault.rekey.after-vacuum",
     "vault.rekey.after-scrub",
     "vault.rekey.after-rename",
+    # review 51d: the rollback guard beside node.db raised after an irreversible write's
+    # commit (troth.storage.rollback: the store ahead of its guard until the slot is written)
+    "storage.rollback-guard.before-write",
+    "storage.rollback-guard.after-write",
 )
 """Every crash point the library has (tests iterate over them)."""
 

@@ -205,6 +205,8 @@ class Authority(Revoking, Issuing):
                 self._learn(verified.requester, now)
                 return self._issue_bounded(member, attributes, now)
             attributes_cbor, created_by, ticket_expires_at = redeemed
+            # a use a restored copy of the store must not give back (review 51d, rollback 1)
+            self.store.count_irreversible()
             granted = Attributes.from_cbor(cbor.decode(attributes_cbor))
             self._check_creator(Identifier(created_by), granted)  # rolls the use back
             existing = self.store.get_member(member.digest)
@@ -289,6 +291,7 @@ class Authority(Revoking, Issuing):
         with self.store.transaction():
             if not self.store.remove_member(identifier.digest):
                 raise AuthorityError(_A.NOT_A_MEMBER, str(identifier))
+            self.store.count_irreversible()  # review 51d: a restore is found, and said
             since = now - limits.MAX_CLOCK_SKEW_SECONDS
             ids = self.store.unexpired_issued(identifier.digest, since)
             self._revoke_many(RevocationKind.CREDENTIAL, ids, now, reason)

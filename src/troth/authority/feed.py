@@ -173,6 +173,7 @@ class AuthorityFeed:
         if len(encoded) > limits.MAX_REVOCATION_ENTRY_BYTES:
             raise AuthorityError(_A.FEED_LIMIT, f"an entry of {len(encoded)} bytes")
         new_head = next_head(head or feed_genesis(self.authority), encoded)
+        self.store.count_irreversible()  # a restore losing it is found (review 51d)
         self.store.add_revocation(
             RevocationRecord(
                 entry.seq,

@@ -220,6 +220,19 @@ def _traces(traces: dict[str, Any]) -> str:
     return shown
 
 
+def _restored(rows: list[dict[str, Any]]) -> str | None:
+    """The restores of node.db found (docs/storage.md, "Rollback guard"), or None (no line)."""
+    voided = {"authority": "ticket(s) voided", "broker": "lease(s) revoked"}
+    return (
+        "; ".join(
+            f"{row['scope']} at {row['at']}, {row['voided']} {voided.get(row['scope'], 'voided')}"
+            " (revoke again what was revoked after the copy)"
+            for row in rows
+        )
+        or None
+    )
+
+
 @node_group.command("status")
 @click.argument("name")
 @json_command
@@ -253,6 +266,7 @@ def status(name: str, reporter: Reporter) -> None:
             "trusts": ", ".join(reporter.label(a) for a in data.get("trusted") or []) or "none",
             "sink": f"{sunk.get('messages', 0)} message(s), {sunk.get('bytes', 0)} bytes",
             "traces": _traces(data.get("traces") or {}),
+            "restored": _restored(data.get("restored") or []),
             **_counters(data.get("counters") or {}),
         }
     )

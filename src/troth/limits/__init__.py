@@ -269,6 +269,14 @@ MAX_NODE_FILE_BYTES: Final = 64 * 1024
 MAX_JSON_DEPTH: Final = 32
 """Deepest nesting of JSON arrays and objects (a VC uses 5)."""
 
+# -- the rollback guard beside node.db (troth.storage.rollback) --------------------------------
+MAX_ROLLBACK_GUARD_BYTES: Final = 256
+"""The size of a rollback guard file (`node.db.guard`): two slots of 128 bytes (docs/formats.md,
+"Rollback guard": a slot of both scopes' largest counts takes 86); any other is no guard."""
+MAX_ROLLBACK_COUNTER: Final = (1 << 63) - 1
+"""Highest count of irreversible writes, and record number, a guard holds (SQLite's largest
+INTEGER)."""
+
 # -- leased secrets (troth.secrets) ----------------------------------------------------------
 MAX_SECRET_NAME: Final = 64
 """Longest secret name (a lowercase name, like node and identity names)."""

@@ -18,6 +18,7 @@ from typing import Final
 
 from troth.authority import Authority
 from troth.authority.core import DEFAULT_CREDENTIAL_TTL, DEFAULT_DELEGATION_DEPTH
+from troth.clock import SystemClock
 from troth.credentials.wallet import CredentialWallet
 from troth.crypto import KeyType
 from troth.errors import ConfigError, NotFound
@@ -112,11 +113,14 @@ class Node:
         return settle_sync(self, authority, now, tries=self.due_tries)
 
     def authority(self) -> Authority:
-        """The authority this node hosts (NotFound if none)."""
+        """The authority this node hosts (NotFound if none). A node.db restored from a copy is
+        found here, before the authority serves (review 51d, rollback 1: its tickets are used
+        up; docs/storage.md, "Rollback guard")."""
         store = SqliteAuthorityStore(self.db)
         config = store.get_config()
         if config is None:
             raise NotFound(f"node {self.name!r} hosts no authority (troth authority create)")
+        store.check_restored(SystemClock().now())
         return self._judging(Authority(self.identities, store, config))
 
     def hosted_authority(self) -> Authority | None:

@@ -69,6 +69,7 @@ from troth.node.trust import NodeTrust
 from troth.node.upkeep import HOSTED_FEED_POLL, MAINTENANCE_SECONDS, Upkeep
 from troth.node.worker import StoreWorker
 from troth.routing import Address, Route, RoutedMessage, Router, format_route, parse_route
+from troth.storage.rollback import restored_rows
 from troth.transport import Listener, TcpTransport
 from troth.transport.ratelog import RateLimitedLog
 
@@ -482,6 +483,8 @@ class NodeRuntime(ChannelOpening, Upkeep):
             "trusted": [str(a) for a in sorted(self.trust.anchors, key=lambda a: a.digest)],
             "services": {name: s.status() for name, s in self.host.services.items()},
             "traces": self.traces.status(),
+            # node.db found restored from a copy, by scope (docs/storage.md, "Rollback guard")
+            "restored": [row.to_json() for row in restored_rows(self.node.db)],
             "counters": {
                 "tcp": {} if tcp_counters is None else dataclasses.asdict(tcp_counters),
                 "channels": dataclasses.asdict(self.channels.counters),

@@ -57,6 +57,7 @@ from troth.secrets.policy import LeasePolicy, LeaseQuestion
 from troth.secrets.records import quick_init
 from troth.secrets.store import SqliteSecretStore
 from troth.secrets.sweep import Due
+from troth.storage.rollback import Restored, RollbackGuard
 
 __all__ = [
     "ENDED_LEASE_RETENTION",
@@ -73,6 +74,11 @@ __all__ = [
 
 _F = SecretFailure
 _S = LeaseState
+_E = EndReason
+_COUNTED: Final = frozenset({_E.REVOKED, _E.IDENTITY_REVOKED, _E.SECRET_REMOVED})
+"""The ends of an ACTIVE lease a restored copy of node.db would undo (its tokens validating
+again): counted by the rollback guard. An expiry is not (the copy's lease is past its
+`expires_at` too), nor an abort (a PENDING lease carries no token)."""
 REVOKE_RETRY_FIRST: Final = 5
 """Seconds after a failed upstream revocation before the sweep tries it again (the served
 broker's SWEEP_SECONDS); each further failure doubles the wait, up to `REVOKE_RETRY_MAX`."""
@@ -151,6 +157,8 @@ class LeaseBook(BookAudit):
         self._chain_cursor = b""
         self._account_cursor: tuple[bytes, bytes] | None = None
         self._chains_due = self._accounts_due = self._accounts_turn = False
+        # revocations a restored copy of node.db must not undo (review 51d, rollback 2)
+        self._guard = RollbackGuard(store.db, "broker")
 
     # -- issue --------------------------------------------------------------------------------
 
@@ -516,6 +524,24 @@ class LeaseBook(BookAudit):
                 "revoked in the feed",
             )
 
+    def check_restored(self, now: int) -> Restored | None:
+        """Whether the node.db under this book is a restored copy (troth.storage.rollback): if
+        so, every open lease is revoked (which of them were revoked after the copy was taken
+        cannot be known: review 51d, rollback 2) in the transaction that records the restore,
+        found once; their upstream revocations are the sweep's, as any."""
+
+        def revoke_all() -> int:
+            leases = self._store.leases_in(LIVE_STATES, limit=None)
+            detail = "node.db was restored from a copy (docs/storage.md, Rollback guard)"
+            return len(self._start_all(leases, now, _E.REVOKED, detail, counted=False))
+
+        return self._guard.check(now, revoke_all, self._store.transaction)
+
+    def restored(self) -> bool:
+        """Whether the node.db under this book is a restored copy not yet checked (read only;
+        `check_restored` acts on it)."""
+        return self._guard.behind()
+
     def expire(self, now: int, *, limit: int = 10_000) -> list[Lease]:
         """ACTIVE leases past their expiry -> REVOKING (their upstream credentials may still
         work: a role's open sessions outlive VALID UNTIL)."""
@@ -675,6 +701,7 @@ class LeaseBook(BookAudit):
         *,
         member: Identifier | None = None,
         ending: bool = False,
+        counted: bool = True,
     ) -> Lease | None:
         if lease.state is _S.REVOKED:
             return None
@@ -683,6 +710,8 @@ class LeaseBook(BookAudit):
                 lease.handle, was=LIVE_STATES, to=_S.REVOKING, now=now, end_reason=reason
             ):
                 return None
+            if counted and reason in _COUNTED:
+                self._guard.bump()  # a restored copy must not hold it open (review 51d)
             self._record(kind, now, lease, detail, member=member, ending=ending)
         return self._get(lease.handle)
 
@@ -693,8 +722,11 @@ class LeaseBook(BookAudit):
         reason: EndReason,
         detail: str,
         kind: AuditKind = AuditKind.REVOKE,
+        *,
+        counted: bool = True,
     ) -> list[Lease]:
         started = [
-            self._start_revoke(lease, now, reason, detail, kind, ending=True) for lease in leases
+            self._start_revoke(lease, now, reason, detail, kind, ending=True, counted=counted)
+            for lease in leases
         ]
         return [lease for lease in started if lease is not None]

@@ -304,6 +304,11 @@ class AuthorityStore(Transactional, Protocol):
 
     def put_config(self, config: AuthorityConfig) -> None: ...
 
+    def count_irreversible(self) -> None:
+        """Count a write a restored copy of the store must not undo (a ticket's use, a member
+        removed, a feed entry), inside its transaction (docs/storage.md, "Rollback guard")."""
+        ...
+
     def put_ticket(
         self,
         code_hash: bytes,

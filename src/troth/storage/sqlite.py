@@ -265,6 +265,17 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
         UNIQUE (identifier, change_hash)
     );
     """,
+    """
+    -- review 51d, rollback 1-2: each scope's count of the irreversible writes this store
+    -- made (a ticket redeemed, a lease revoked: troth.storage.rollback), raised in the
+    -- transaction of the write, and the guard file beside node.db (`node.db.guard`) raised
+    -- to it after the commit: a store whose count is behind its guard's is a restored copy.
+    -- `restored_*`: the last time one was found, and what it was found with (node status)
+    CREATE TABLE IF NOT EXISTS rollback_counters (
+        scope TEXT PRIMARY KEY, counter INTEGER NOT NULL, restored_at INTEGER,
+        restored_counter INTEGER, restored_guard INTEGER, restored_voided INTEGER
+    ) WITHOUT ROWID;
+    """,
 )
 
 
@@ -286,6 +297,7 @@ class SqliteDatabase:
         if durability not in ("normal", "full"):
             raise ConfigError(f"unknown durability {durability!r} (normal or full)")
         self.path = Path(path)
+        self.durability: Durability = durability
         self.busy_timeout = _busy_timeout() if busy_timeout is None else busy_timeout
         self._synchronous = "FULL" if durability == "full" else "NORMAL"
         self._local = threading.local()
@@ -359,6 +371,15 @@ class SqliteDatabase:
             self._local.after.append(callback)
         else:
             callback()
+
+    def after_commit_once(self, callback: Callable[[], None]) -> bool:
+        """`after_commit(callback)` unless this transaction already holds an equal one (a bound
+        method of the same object): a batch of writes that each ask for it runs it once.
+        Whether it was added (or, outside a transaction, run)."""
+        if getattr(self._local, "depth", 0) and callback in self._local.after:
+            return False
+        self.after_commit(callback)
+        return True
 
     @contextmanager
     def transaction_on(self, conn: sqlite3.Connection) -> Iterator[None]:

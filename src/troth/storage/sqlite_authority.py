@@ -16,6 +16,7 @@ from troth.storage.base import (
     PendingEnrollmentRecord,
     RevocationRecord,
 )
+from troth.storage.rollback import Restored, RollbackGuard
 from troth.storage.sqlite import SqliteDatabase
 
 __all__ = ["SqliteAuthorityStore", "SqliteCredentialStore"]
@@ -27,9 +28,27 @@ class SqliteAuthorityStore:
 
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
+        self._guard = RollbackGuard(db, "authority")
 
     def transaction(self) -> AbstractContextManager[None]:
         return self._db.transaction()
+
+    def count_irreversible(self) -> None:
+        """Count a write a restored copy must not undo, in its transaction (a ticket's use,
+        a member removed, a feed entry: troth.storage.rollback, docs/storage.md "Rollback
+        guard")."""
+        self._guard.bump()
+
+    def check_restored(self, now: int) -> Restored | None:
+        """Whether this store is a restored copy (troth.storage.rollback): if so, every ticket
+        it holds is used up (which of them were redeemed after the copy was taken cannot be
+        known) in the transaction that records the restore, found once."""
+        return self._guard.check(now, self._void_tickets)
+
+    def _void_tickets(self) -> int:
+        return int(
+            self._db.execute("UPDATE tickets SET uses_left = 0 WHERE uses_left > 0").rowcount
+        )
 
     def get_config(self) -> AuthorityConfig | None:
         row = self._db.fetch_one(

@@ -1,0 +1,381 @@
+"""The rollback guard: a record of node.db's irreversible writes that a restored copy of node.db
+cannot roll back (review 51d, rollback 1-2; docs/storage.md, "Rollback guard"; its file:
+docs/formats.md, "Rollback guard").
+
+Each scope (`SCOPES`: an authority's ticket redemptions, member removals and feed entries, a
+broker's lease revocations) counts its irreversible writes in node.db (`rollback_counters`),
+one more in the transaction of each write (`RollbackGuard.bump`), and the guard file beside it
+(`node.db.guard`) is raised to the committed count after the commit, under
+`node.db.guard.lock` (flock), never lowered. The file is two fixed slots, each a numbered,
+checksummed record of every scope's count; a raise writes the slot not holding the newest
+record in place, so a torn write leaves the record before it the newest. It is as durable as
+the writes it counts: with `durability = full` the slot is fdatasynced (node.db's commits
+are), with `normal` not (nor are they: both survive a crash of the process, and a power loss
+may undo the last of either). An fsync per redemption cost ~5 ms here (it flushes the WAL
+too: enroll.1000 took twice as long), a new file's fsync, rename and directory fsync ~8.
+
+A store whose count is behind its guard's, or above 0 with no readable guard or no entry of
+its scope in it, is a restored copy (`RollbackGuard.check`): the scope's owner fails closed for
+what the copy cannot know, and the count is raised to the guard's in that same transaction, so
+the restore is found (logged, recorded for `troth node status`) once.
+
+Crash windows (a process killed, SIGKILL, or a power loss), in the order of a bump's writes:
+1. before the write commits: neither moved (the first bump of a scope writes its entry, at the
+   store's count, before it: window 2 then finds an entry, never none);
+2. after the commit, before the slot is written, or while it is (torn): the store is ahead of
+   its guard, which is what a current store may be and a restored copy never is (a copy's
+   count is at most the guard's once the copy's own writes were published); `check` raises
+   the guard to it;
+3. after the slot's write: current.
+`check` reads the guard first, then the count: the count only grows and the guard is raised
+only to a count committed before, so a current store never reads as behind.
+
+A power loss with `durability = normal` may undo the last commits and the guard's last raises:
+a store left behind its guard is treated as restored, rightly so (the redemption or revocation
+it lost is undone exactly as a restored copy's would be); a guard left behind its store is
+raised at the next open; both undone are node.db's older state, as `normal` allows.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import secrets
+import stat
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from troth import limits
+from troth.crypto import sha256
+from troth.encoding import cbor
+from troth.errors import DecodeError, StorageError
+from troth.faults import crash_point
+from troth.storage.peers import Turns
+from troth.storage.sqlite import SqliteDatabase
+
+__all__ = [
+    "GUARD_SLOT_BYTES",
+    "GUARD_TYPE",
+    "GUARD_VERSION",
+    "SCOPES",
+    "Restored",
+    "RollbackGuard",
+    "decode_guard",
+    "decode_slot",
+    "encode_guard",
+    "encode_slot",
+    "guard_path",
+    "read_guard",
+    "restored_rows",
+]
+
+GUARD_TYPE: Final = "troth.rollback-guard"
+GUARD_VERSION: Final = 1
+GUARD_SLOT_BYTES: Final = limits.MAX_ROLLBACK_GUARD_BYTES // 2
+"""A guard file is two slots of this size, written in place in turn (docs/formats.md)."""
+_CHECK: Final = 16  # bytes of a slot's SHA-256 kept
+SCOPES: Final = ("authority", "broker")
+"""The scopes a guard counts: each is checked, and fails closed, by its own owner."""
+
+_log = logging.getLogger(__name__)
+
+
+def guard_path(db_path: Path) -> Path:
+    """The guard file of the database at `db_path`: `<db>.guard` beside it."""
+    return db_path.with_name(f"{db_path.name}.guard")
+
+
+def encode_slot(seq: int, counters: Mapping[str, int]) -> bytes:
+    """One slot of a guard file (`GUARD_SLOT_BYTES`): the length of the CBOR below (2 bytes,
+    big-endian), `["troth.rollback-guard", 1, seq, {scope: count}]` (canonical CBOR), the
+    first 16 bytes of its SHA-256, zeros to the end."""
+    body = cbor.encode([GUARD_TYPE, GUARD_VERSION, seq, dict(sorted(counters.items()))])
+    slot = len(body).to_bytes(2, "big") + body + sha256(body)[:_CHECK]
+    if len(slot) > GUARD_SLOT_BYTES:
+        raise ValueError("a rollback guard slot overflows")
+    return slot.ljust(GUARD_SLOT_BYTES, b"\0")
+
+
+def decode_slot(slot: bytes) -> tuple[int, dict[str, int]]:
+    """A slot's sequence number and counts, else DecodeError: not `GUARD_SLOT_BYTES`, empty,
+    its checksum wrong (a torn write), not the type and version above, a scope not in SCOPES,
+    a number not in 0..MAX_ROLLBACK_COUNTER, not zeros after it."""
+    if len(slot) != GUARD_SLOT_BYTES:
+        raise DecodeError(f"rollback guard slot of {len(slot)} bytes")
+    size = int.from_bytes(slot[:2], "big")
+    end = 2 + size + _CHECK
+    if not size or end > GUARD_SLOT_BYTES:
+        raise DecodeError("rollback guard slot empty")
+    body = slot[2 : 2 + size]
+    if slot[2 + size : end] != sha256(body)[:_CHECK] or slot[end:].strip(b"\0"):
+        raise DecodeError("rollback guard slot damaged")
+    value = cbor.expect_array(cbor.decode(body, max_bytes=GUARD_SLOT_BYTES), "rollback guard", 4)
+    cbor.expect_header(value, GUARD_TYPE, GUARD_VERSION, "rollback guard")
+    seq, counters = _bounded(value[2], "sequence number"), value[3]
+    if type(counters) is not dict:
+        raise DecodeError("rollback guard: expected a map of counts")
+    decoded: dict[str, int] = {}
+    for scope, count in counters.items():
+        if cbor.expect_text(scope, "rollback guard scope") not in SCOPES:
+            raise DecodeError(f"rollback guard: unknown scope {scope[:40]!r}")
+        decoded[scope] = _bounded(count, "count")
+    return seq, decoded
+
+
+def _bounded(value: object, what: str) -> int:
+    number = cbor.expect_int(value, f"rollback guard {what}")
+    if number > limits.MAX_ROLLBACK_COUNTER:
+        raise DecodeError(f"rollback guard: {what} over MAX_ROLLBACK_COUNTER")
+    return number
+
+
+def encode_guard(counters: Mapping[str, int], seq: int = 1) -> bytes:
+    """A whole guard file (`MAX_ROLLBACK_GUARD_BYTES`: two slots) holding `counters` as
+    number `seq`, in slot `seq % 2`, the other slot empty (zeros): what a guard is made as."""
+    slots = [bytes(GUARD_SLOT_BYTES)] * 2
+    slots[seq % 2] = encode_slot(seq, counters)
+    return b"".join(slots)
+
+
+def decode_guard(data: bytes) -> tuple[int, dict[str, int]]:
+    """A guard file's newest slot: the valid one of highest sequence number (the other may be
+    torn, or older), else DecodeError (not `MAX_ROLLBACK_GUARD_BYTES`, no valid slot)."""
+    if len(data) != limits.MAX_ROLLBACK_GUARD_BYTES:
+        raise DecodeError(f"a rollback guard is {limits.MAX_ROLLBACK_GUARD_BYTES} bytes")
+    found = []
+    for start in range(0, len(data), GUARD_SLOT_BYTES):
+        try:
+            found.append(decode_slot(data[start : start + GUARD_SLOT_BYTES]))
+        except DecodeError as exc:
+            problem = exc
+    if not found:
+        raise problem
+    return max(found, key=lambda slot: slot[0])
+
+
+def _read_state(path: Path) -> tuple[int, dict[str, int]] | None:
+    """`decode_guard` of the file at `path`; None when there is none or it cannot be read as
+    one (anything but a regular file, a symbolic link, damaged bytes). A guard this process
+    may not read is a StorageError (it cannot judge)."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENXIO):
+            return None  # a symbolic link (O_NOFOLLOW), a socket: no guard
+        raise StorageError(f"cannot read {path}: {exc}") from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        data = os.read(fd, limits.MAX_ROLLBACK_GUARD_BYTES + 1)
+    finally:
+        os.close(fd)
+    try:
+        return decode_guard(data)
+    except DecodeError:
+        return None
+
+
+def read_guard(path: Path) -> dict[str, int] | None:
+    """The counts of the guard file at `path`; None when there is none or it cannot be read
+    as one: every such guard is judged as missing, which fails closed for a store that
+    counted a write (module docstring)."""
+    state = _read_state(path)
+    return None if state is None else state[1]
+
+
+def _write_slot(path: Path, seq: int, counters: Mapping[str, int], *, sync: bool) -> None:
+    """Write slot `seq % 2` of the guard at `path` in place (never the newest valid one, slot
+    `(seq - 1) % 2`; a torn write leaves that one the newest), then with `sync` fdatasync it
+    (the write survives a power loss, not only a crash of the process)."""
+    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
+    try:
+        crash_point("storage.rollback-guard.before-write")
+        os.pwrite(fd, encode_slot(seq, counters), (seq % 2) * GUARD_SLOT_BYTES)
+        if sync:
+            os.fdatasync(fd)
+    finally:
+        os.close(fd)
+    crash_point("storage.rollback-guard.after-write")
+
+
+def _create_guard(path: Path, counters: Mapping[str, int]) -> None:
+    """Make the guard at `path` (none, or none readable): a new temporary file beside it
+    (O_EXCL, 0600), fsynced, renamed over `path` (a symbolic link there is replaced), the
+    directory fsynced. Once per node.db, unless the guard is taken away."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
+    try:
+        try:
+            os.write(fd, encode_guard(counters))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        crash_point("storage.rollback-guard.before-write")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    crash_point("storage.rollback-guard.after-write")
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    """A restored copy found by `RollbackGuard.check`: its scope, the store's count when found,
+    the guard's (None: no readable guard, or no entry of the scope), what the scope's owner
+    failed closed on (tickets voided, leases revoked) and when."""
+
+    scope: str
+    counter: int
+    guard: int | None
+    voided: int
+    at: int
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "scope": self.scope,
+            "counter": self.counter,
+            "guard": self.guard,
+            "voided": self.voided,
+            "at": self.at,
+        }
+
+
+class RollbackGuard:
+    """One scope's count of irreversible writes in `db` and in its guard file (module
+    docstring)."""
+
+    def __init__(self, db: SqliteDatabase, scope: str) -> None:
+        if scope not in SCOPES:
+            raise ValueError(f"unknown rollback scope {scope!r}")
+        self._db = db
+        self.scope = scope
+        self.path = guard_path(db.path)
+        self._lock_path = self.path.with_name(f"{self.path.name}.lock")
+
+    def counter(self) -> int:
+        """The store's count of this scope's irreversible writes."""
+        row = self._db.fetch_one(
+            "SELECT counter FROM rollback_counters WHERE scope = ?", (self.scope,)
+        )
+        return 0 if row is None else int(row[0])
+
+    def bump(self) -> None:
+        """Count one irreversible write, inside the transaction that makes it; the guard is
+        raised once that transaction commits (once for all the bumps of a transaction). The
+        first bump of a scope writes its entry, at the store's count, before the commit."""
+        if not self._db.in_transaction:
+            raise StorageError("a rollback guard counts a write inside its transaction")
+        if self._db.after_commit_once(self._publish):
+            guard = read_guard(self.path)
+            if guard is None or self.scope not in guard:
+                self._raise_guard(self.counter())  # crash window 1 (module docstring)
+        self._db.execute(
+            "INSERT INTO rollback_counters (scope, counter) VALUES (?, 1) "
+            "ON CONFLICT (scope) DO UPDATE SET counter = counter + 1",
+            (self.scope,),
+        )
+
+    def behind(self) -> bool:
+        """Whether the store is a restored copy for this scope (read only: the guard, then the
+        count). A store ahead of its guard (crash window 2) has its guard raised."""
+        guard = read_guard(self.path)
+        counter = self.counter()
+        known = None if guard is None else guard.get(self.scope)
+        if known is None:
+            return counter > 0
+        if counter > known:
+            self._raise_guard(counter)
+        return counter < known
+
+    def check(
+        self,
+        now: int,
+        fail_closed: Callable[[], int],
+        transaction: Callable[[], AbstractContextManager[None]] | None = None,
+    ) -> Restored | None:
+        """At open: None for a current store; for a restored copy, `fail_closed()` (what it
+        voids, counted) runs in one transaction with the count raised to the guard's and the
+        restore recorded, then the guard is raised to the count, and the restore is logged
+        and returned. Found once: a second check (here or in another process) finds the store
+        current. `fail_closed` must not `bump` (its first write of the guard would come
+        before the restore's commit)."""
+        if not self.behind():
+            return None
+        # again under the write lock (`transaction`: the owner's, default the database's):
+        # another may have done it
+        with (transaction or self._db.transaction)():
+            guard = read_guard(self.path)
+            known = None if guard is None else guard.get(self.scope)
+            counter = self.counter()
+            if (counter == 0) if known is None else (counter >= known):
+                return None
+            voided = fail_closed()
+            self._db.execute(
+                "INSERT INTO rollback_counters (scope, counter, restored_at, restored_counter, "
+                "restored_guard, restored_voided) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (scope) DO UPDATE SET counter = excluded.counter, "
+                "restored_at = excluded.restored_at, "
+                "restored_counter = excluded.restored_counter, "
+                "restored_guard = excluded.restored_guard, "
+                "restored_voided = excluded.restored_voided",
+                (self.scope, max(counter, known or 0), now, counter, known, voided),
+            )
+            self._db.after_commit_once(self._publish)
+        restored = Restored(self.scope, counter, known, voided, now)
+        _log.warning(
+            "%s: node.db is a restored copy for its %s (its count of irreversible writes %d, "
+            'the guard\'s %s): failed closed on %d (docs/storage.md, "Rollback guard")',
+            self._db.path,
+            self.scope,
+            counter,
+            "missing" if known is None else known,
+            voided,
+        )
+        return restored
+
+    def _publish(self) -> None:
+        """After a commit: raise the guard to the store's count, read now (at least the
+        committed one)."""
+        self._raise_guard(self.counter())
+
+    def _raise_guard(self, counter: int) -> None:
+        """Raise this scope's entry of the guard to `counter` (never lower it), the other
+        scopes' entries kept, under the guard's lock (so two writers never lower it)."""
+        turns = Turns(self._lock_path, self._db.busy_timeout)
+        try:
+            with turns.turn():
+                state = _read_state(self.path)
+                if state is None:
+                    _create_guard(self.path, {self.scope: counter})
+                    return
+                seq, current = state
+                if current.get(self.scope, -1) < counter:
+                    _write_slot(
+                        self.path,
+                        seq + 1,
+                        {**current, self.scope: counter},
+                        sync=self._db.durability == "full",
+                    )
+        finally:
+            turns.close()
+
+
+def restored_rows(db: SqliteDatabase) -> list[Restored]:
+    """The last restore found for each scope of `db` (what `troth node status` shows)."""
+    rows = db.fetch_all(
+        "SELECT scope, restored_counter, restored_guard, restored_voided, restored_at "
+        "FROM rollback_counters WHERE restored_at IS NOT NULL ORDER BY scope"
+    )
+    return [Restored(r[0], int(r[1]), r[2], int(r[3]), int(r[4])) for r in rows]
