@@ -113,7 +113,10 @@ def decision_content(
             if decision.allowed
             else limits.MAX_TRACE_DENIED_DISCLOSURE_BYTES
         )
-        values["args"] = disclosed(dict(request.arguments), limit)
+        # arguments as given: a denied caller's list of pairs is not an object (review 51f,
+        # trace 1), and a string must not make the recorder raise
+        given: Any = request.arguments
+        values["args"] = disclosed(dict(given) if isinstance(given, Mapping) else given, limit)
         if tool.name != request.tool:  # a made-up name: small in clear, so the record's values
             # stay within MAX_TRACE_RECORD_DISCLOSURE_BYTES (review 47b, limits 1)
             made_up = min(limit, limits.MAX_TRACE_DENIED_DISCLOSURE_BYTES)
