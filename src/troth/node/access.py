@@ -110,7 +110,7 @@ Caller = LocalCaller | PeerCaller
 """Who makes a request."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class AccessRequest:
     """What is asked: who calls which method of which service with what, at `now`."""
 
@@ -119,6 +119,23 @@ class AccessRequest:
     method: str
     arguments: Any
     now: int
+
+    def __init__(self, caller: Caller, service: str, method: str, arguments: Any, now: int) -> None:
+        # one is made per request: its fields are set through their slots (the generated
+        # __init__ of a frozen dataclass goes through object.__setattr__: ~60 % more
+        # instructions, benchmarks/README.md "Pass 51a")
+        _set_caller(self, caller)
+        _set_service(self, service)
+        _set_method(self, method)
+        _set_arguments(self, arguments)
+        _set_now(self, now)
+
+
+_set_caller = vars(AccessRequest)["caller"].__set__  # the slot descriptors
+_set_service = vars(AccessRequest)["service"].__set__
+_set_method = vars(AccessRequest)["method"].__set__
+_set_arguments = vars(AccessRequest)["arguments"].__set__
+_set_now = vars(AccessRequest)["now"].__set__
 
 
 class Decision:
@@ -295,6 +312,10 @@ class AttributeCoversArgument:
 
 Rule = AnyAuthenticated | MembersOnly | GatedMembers | RequireAttributes | AttributeCoversArgument
 """One method's access rule."""
+_MEMBERS: Final = (MembersOnly, GatedMembers)
+_PINNABLE: Final = (MembersOnly, RequireAttributes, AttributeCoversArgument)
+"""The rules that may name their authority. (Tuples, not `A | B`: a union is built anew at each
+`isinstance` it is written in, and these are checked at every request's decision.)"""
 
 
 @dataclass
@@ -330,8 +351,8 @@ class RulesPolicy:
         if standing.problem is not None:
             return Decision(False, (f"{me} refused {caller}: {standing.problem}",), (rule.name,))
         if isinstance(rule, AnyAuthenticated) or (
-            isinstance(rule, MembersOnly | GatedMembers)
-            and (standing.is_anchor or caller.identifier in self.also)
+            isinstance(rule, _MEMBERS)
+            and (standing.is_anchor or (self.also and caller.identifier in self.also))
             and _anchor_counts(rule, caller.identifier)
         ):
             why = "an authenticated identity" if isinstance(rule, AnyAuthenticated) else "anchor"
@@ -364,14 +385,10 @@ def _anchor_counts(rule: MembersOnly | GatedMembers, caller: Identifier) -> bool
 
 
 def _satisfies(rule: Rule, credential: VerifiedCredential, arguments: Any) -> bool:
-    pinned = (
-        rule.authority
-        if isinstance(rule, MembersOnly | RequireAttributes | AttributeCoversArgument)
-        else None
-    )
+    pinned = rule.authority if isinstance(rule, _PINNABLE) else None
     if pinned is not None and credential.authority != pinned:
         return False  # another authority's word (review 35d, access 1 and 2)
-    if isinstance(rule, MembersOnly | GatedMembers):
+    if isinstance(rule, _MEMBERS):
         return True
     if isinstance(rule, RequireAttributes):
         return rule.attributes.first_excess_over(credential.attributes) is None

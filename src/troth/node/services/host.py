@@ -18,7 +18,6 @@ the host the channel's frames, reassembly and the relay's forwarding.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Hashable
@@ -262,8 +261,10 @@ class ServiceHost:
 
     async def _answer(self, back: Route, payload: bytes) -> None:
         if back:
-            with contextlib.suppress(TrothError):
+            try:  # noqa: SIM105 - a suppress() costs three Python calls on every answer
                 await self.router.route(RoutedMessage(back, (), payload))
+            except TrothError:
+                pass
 
 
 def to_the_end(work: Coroutine[Any, Any, T], kept: set[asyncio.Task[Any]]) -> Awaitable[T]:
