@@ -101,15 +101,16 @@ class SecretValue:
     __hash__ = None  # type: ignore[assignment]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class LeaseHandle:
     """The public name of a lease (16 bytes; text: base64url, the token's `jti`)."""
 
     digest: bytes
 
-    def __post_init__(self) -> None:
-        if len(self.digest) != HANDLE_SIZE:
+    def __init__(self, digest: bytes) -> None:
+        if len(digest) != HANDLE_SIZE:
             raise ValueError(f"a lease handle is {HANDLE_SIZE} bytes")
+        _set_handle(self, digest)  # frozen: through the slot (one per issue and validation)
 
     def __str__(self) -> str:
         return b64url(self.digest)
@@ -126,6 +127,9 @@ class LeaseHandle:
             return cls(b64url_decode(text))
         except ValueError:
             raise SecretError(SecretFailure.NO_SUCH_LEASE, "not a lease handle") from None
+
+
+_set_handle = vars(LeaseHandle)["digest"].__set__  # the slot descriptor
 
 
 def locator_floor(second: int) -> int:

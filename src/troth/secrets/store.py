@@ -46,7 +46,7 @@ from troth.secrets.lease import (
     locator_floor,
 )
 from troth.secrets.members import ROOT_MEMBER
-from troth.secrets.store_schema import INSERT_LEASE, create_tables
+from troth.secrets.store_schema import CONFIG_AND_LIVE, INSERT_LEASE, create_tables
 from troth.secrets.sweep import Due
 from troth.storage import SqliteDatabase
 
@@ -433,19 +433,7 @@ class SqliteSecretStore:
         `insert_lease` that follows in the same transaction, and the current token key's kid,
         for a token minted in it (`signing_kid_now`)."""
         row = self._one(
-            "SELECT (SELECT kid FROM secret_signing_keys WHERE retired_at IS NULL "
-            "ORDER BY created_at DESC, kid DESC LIMIT 1), "
-            "secret.engine, "
-            "(SELECT COALESCE((SELECT value FROM secret_meta WHERE name = ?8), 0)), "
-            "secret.config, "
-            "(SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases WHERE account = ?1 "
-            "AND state IN (?2, ?7) LIMIT ?5)) + (SELECT COUNT(*) FROM (SELECT 1 FROM "
-            "secret_leases WHERE account = ?1 AND state = ?3 AND expires_at > ?4 LIMIT ?5)) + "
-            "(SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases INDEXED BY secret_leases_upstream "
-            "WHERE account = ?1 AND state = ?3 AND expires_at <= ?4 AND engine_ref IS NOT NULL "
-            "LIMIT ?5)) "
-            # one row, whether the secret exists or not; its row looked up once (review 50m)
-            "FROM (SELECT 1) LEFT JOIN secret_store AS secret ON secret.name = ?6",
+            CONFIG_AND_LIVE,
             (
                 sql_blob(account.digest),
                 int(LeaseState.PENDING),

@@ -11,7 +11,7 @@ from troth.errors import ConfigError
 from troth.secrets.lease import LeaseState
 from troth.storage import SqliteDatabase
 
-__all__ = ["INSERT_LEASE", "create_tables"]
+__all__ = ["CONFIG_AND_LIVE", "INSERT_LEASE", "create_tables"]
 
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS secret_store (
@@ -83,6 +83,31 @@ INSERT_LEASE: Final = {
 it): the columns a new lease leaves NULL (its end_reason, and these when it has none) are not
 named, their default being NULL: CPython's sqlite3 looks an adapter up for each None bound
 (~0.25 us; a token lease left 4: review 50m)."""
+
+
+CONFIG_AND_LIVE: Final = (
+    "SELECT (SELECT kid FROM secret_signing_keys WHERE retired_at IS NULL "
+    "ORDER BY created_at DESC, kid DESC LIMIT 1), "
+    "secret.engine, COALESCE((SELECT value FROM secret_meta WHERE name = ?8), 0), "
+    "secret.config, "
+    "(SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases WHERE account = ?1 AND state = ?2 "
+    "LIMIT ?5)) + "
+    "(SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases WHERE account = ?1 AND state = ?7 "
+    "LIMIT ?5)) + "
+    "(SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases WHERE account = ?1 AND state = ?3 "
+    "AND expires_at > ?4 LIMIT ?5)) + "
+    "(SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases INDEXED BY secret_leases_upstream "
+    "WHERE account = ?1 AND state = ?3 AND expires_at <= ?4 AND engine_ref IS NOT NULL "
+    "LIMIT ?5)) "
+    # one row, whether the secret exists or not; its row looked up once (review 50m)
+    "FROM (SELECT 1) LEFT JOIN secret_store AS secret ON secret.name = ?6"
+)
+"""The issue's one read (`SqliteSecretStore.config_and_live`): the current token key's kid,
+the secret's engine, the chains' epoch, its config, and the account's leases held against its
+quota, each state's counted up to ?5 (?1 the account, ?2 PENDING, ?7 REVOKING, ?3 ACTIVE, ?4
+now, ?6 the secret, ?8 the epoch's row). Each state is an equality range of
+`secret_leases_live`: `state IN (?2, ?7)` built its list as an ephemeral B-tree at every issue
+(review 51c, issue 1)."""
 
 
 def create_tables(conn: sqlite3.Connection, db: SqliteDatabase) -> None:

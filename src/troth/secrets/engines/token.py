@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from troth.secrets.engine import Grant, LocalEngine, config_error
@@ -33,11 +33,11 @@ class TokenSigner:
     alg: str
     issuer: str
     sign: Callable[[bytes], bytes]
+    header: str = field(init=False, repr=False, compare=False)
+    """The base64url JOSE header of its tokens, encoded once with the signer (review 51c)."""
 
-    @property
-    def header(self) -> str:
-        """The base64url JOSE header of its tokens (computed once per kid and alg)."""
-        return encoded_header(self.alg, self.kid)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "header", encoded_header(self.alg, self.kid))
 
 
 class TokenEngine(LocalEngine):
