@@ -6,11 +6,14 @@ wrote there, so this cannot be refused; but the answer said only `valid: N recor
 verified`, and `--json` did not name the checkpoint it was compared with. The report now says
 which (`anchor`: its log, size, root and time; `checkpoint` summaries carry the time too) and
 the text names its size and date, so an operator who kept a checkpoint of six records last
-week sees that this `valid` is against one of three from the month before.
+week sees that this `valid` is against one of three from the month before. Review 52a, anchor
+1: the node that accepted the newer one refuses the swap; the naming is what is left to a
+verifier that accepted none.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from tests.support.backups import copy_db, restore_db
@@ -52,7 +55,11 @@ def test_an_older_kept_checkpoint_is_named_in_the_answer(troth_home: Path, tmp_p
     assert parse_checkpoint(kept.read_bytes())[0].size == 6
     restore_db(_trace_db(troth_home), backup)  # the log rolled back to 3 records
     kept.write_bytes(older.read_bytes())  # the swap
-    old = parse_checkpoint(older.read_bytes())[0]
+    said = run("trace", "verify", "--checkpoint", str(kept), code=1).stderr
+    assert "kept checkpoint older than one accepted before" in said  # review 52a, anchor 1
+    with sqlite3.connect(troth_home / "nodes" / "default" / "node.db") as conn:
+        conn.execute("DELETE FROM trace_accepted")  # a node that accepted none of the log's:
+    old = parse_checkpoint(older.read_bytes())[0]  # the note alone cannot tell, the answer says
     report = run_json("trace", "verify", "--checkpoint", str(kept))
     assert (report["status"], report["records"]) == ("valid", 3)  # consistent: cannot refuse
     assert report["anchor"] == {

@@ -476,6 +476,9 @@ class TraceFailure(enum.Enum):
     TRUNCATED = "log is shorter than the anchored checkpoint"
     FORKED = "checkpoint of the anchored size with another root"
     INCONSISTENT = "checkpoint not consistent with the anchored one"
+    ROLLED_BACK = "kept checkpoint older than one accepted before"
+    """The checkpoint a verifier keeps is older than (or forks from) the newest one a verifier
+    of the node accepted of that log (`troth.trace.accepted`; review 52a, anchor 1)."""
     DISCLOSURE_MISMATCH = "disclosed value does not match the record"
     CHAIN_MISMATCH = "delegation chain does not match the record"
     CREDENTIAL_INVALID = "delegation chain does not verify"

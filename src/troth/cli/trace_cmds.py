@@ -32,6 +32,7 @@ from troth.errors import NotFound, StorageError, TraceError
 from troth.identity import Identifier, IdentityService
 from troth.node import Node
 from troth.node.traces import escalating_agent, resolve_escalation
+from troth.trace.accepted import AcceptedCheckpoints
 from troth.trace.export import (
     bundle_text,
     export_bundles,
@@ -199,6 +200,8 @@ def verify(
         if file_path is not None:  # against the histories the node knows, as its own log
             with open_cli_node(node_name) as node:
                 report: Any = _verify_file(file_path, anchor, node.identities)
+                if report.anchor is not None:  # older than accepted (review 52a, anchor 1)
+                    AcceptedCheckpoints(node.db).check(report.anchor)
         else:
             with open_cli_node(node_name) as node, open_node_log(node, clock=CLOCK) as log:
                 identities = node.identities  # its stored copies judge forks and checkpoints
@@ -209,8 +212,12 @@ def verify(
                     checkpoints=identities.attested_by_store,
                     rows=identities.window_around,
                 )
-                if anchor_file is not None and report.checkpoint is not None:
-                    write_output(str(anchor_file), report.checkpoint.note)
+                accepted = AcceptedCheckpoints(node.db)  # the node's, not the file's: a kept
+                if report.anchor is not None:  # file swapped back is refused (52a, anchor 1)
+                    accepted.check(report.anchor)
+                if anchor_file is not None and report.newest is not None:
+                    path = str(anchor_file)
+                    accepted.keep(report.anchor, report.newest, lambda n: write_output(path, n))
     except TraceError as exc:
         _invalid(reporter, exc)
     data_out = report.to_json()
@@ -228,6 +235,14 @@ def verify(
         )
     if data_out.get("checkpoint", True) is None and file_path is not None:
         text += " (the file holds no record)"  # not the log's (review 46b, cli 1)
+    elif data_out.get("lacks_kept_checkpoint"):  # its checkpoints missing, not "none yet"
+        newest = data_out["checkpoint"]  # (review 52a, anchor 2)
+        text += (
+            " (the log holds no checkpoint, not even the kept one: its checkpoints are missing"
+            if newest is None
+            else f" (the log's newest checkpoint is of {newest['size']} record(s), smaller than"
+            " the kept one: its later checkpoints are missing"
+        ) + ", not its records)"
     elif data_out.get("checkpoint", True) is None:
         text += " (the log has no checkpoint yet: troth trace checkpoint)"
     elif status == "unanchored" and anchor is not None:  # another log's, or a size this
@@ -240,8 +255,9 @@ def verify(
         )
     elif status == "unanchored":
         text += " (no kept checkpoint to compare with: pass --checkpoint FILE)"
-    if data_out.get("checkpoint") and data_out.get("after_checkpoint"):  # signed, chained, but
-        # no checkpoint covers them: `valid` spoke for the whole log (review 49m, cli 1)
+    covering = data_out.get("checkpoint") or data_out.get("anchor")  # the kept one when the
+    if covering and data_out.get("after_checkpoint"):  # log lacks it (52a, anchor 2): signed,
+        # chained, but no checkpoint covers them: `valid` spoke for the whole log (49m, cli 1)
         text += (
             f"; {data_out['after_checkpoint']} record(s) after the checkpoint, not covered by"
             " it (troth trace checkpoint)"

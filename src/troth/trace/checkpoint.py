@@ -41,6 +41,7 @@ __all__ = [
     "check_checkpoint_time",
     "format_note",
     "in_order",
+    "judge_kept",
     "log_origin",
     "note_key_id",
     "parse_checkpoint",
@@ -297,7 +298,7 @@ def verify_checkpoint(
         if epoch.key.key_type is KeyType.ED25519:
             epochs.append(epoch)
     body = checkpoint.body
-    good: KeyEpoch | None = None
+    good: list[KeyEpoch] = []
     for name, key_id, signature in signatures:
         if name != checkpoint.origin:
             continue
@@ -309,13 +310,10 @@ def verify_checkpoint(
             # notes 3), as `verify_note` does
             if not _verifies(epoch, signature, body):
                 raise _invalid("bad signature by the log's key name and key id")
-            good = good or epoch
-    if good is None:
+            good.append(epoch)
+    if not good:
         raise _invalid("no signature by the log's key")
-    try:
-        good.check_time(checkpoint.time)
-    except TraceError as exc:
-        raise _invalid(f"the log's key: {exc}") from None
+    _check_times(good, checkpoint.time)
     return Checkpoint(
         checkpoint.origin,
         checkpoint.size,
@@ -324,6 +322,21 @@ def verify_checkpoint(
         checkpoint.note,
         verified=True,
     )
+
+
+def _check_times(good: Sequence[KeyEpoch], at: int) -> None:
+    """Any of the log's keys whose signature verified could sign at `at` (a retired key's
+    line beside the current key's does not refuse the note; review 52a, anchor 3), else the
+    first one's fault: one retired before `at` is refused as before."""
+    first: TraceError | None = None
+    for epoch in good:
+        try:
+            epoch.check_time(at)
+        except TraceError as exc:
+            first = first or exc
+        else:
+            return
+    raise _invalid(f"the log's key: {first}")
 
 
 def check_checkpoint_time(checkpoint: Checkpoint, latest: int | None) -> None:
@@ -421,3 +434,22 @@ class CheckpointAnchor:
             raise TraceError(_F.INCONSISTENT, "dated before the anchored checkpoint")
         self.saved = new
         return AnchorStatus.VALID
+
+
+def judge_kept(
+    saved: Checkpoint, newest: Checkpoint | None, size: int, root_at: RootAt
+) -> AnchorStatus:
+    """Judge a log of `size` records, its `newest` checkpoint (verified, its root checked) and
+    `root_at` (the roots the verifier computed) against the kept checkpoint `saved` (verified):
+    TRUNCATED when the log is shorter; a log that lacks the kept one (no checkpoint, or a
+    smaller newest), every record it covers there, is judged the other way round: VALID, not
+    TRUNCATED (review 52a, anchor 2); the first records must hash to the kept root."""
+    if saved.size > size:
+        raise TraceError(_F.TRUNCATED, f"anchored at {saved.size}, the log has {size}")
+    if newest is None or newest.size < saved.size:
+        status = CheckpointAnchor(newest or saved).accept(saved, root_at=root_at)
+    else:
+        status = CheckpointAnchor(saved).accept(newest, root_at=root_at)
+    if root_at(saved.size) != saved.root:  # no stored checkpoint since the anchor
+        raise TraceError(_F.INCONSISTENT, f"the first {saved.size} records differ")
+    return status

@@ -49,9 +49,9 @@ from troth.identity import Checkpoint as IdentityCheckpoint
 from troth.trace.checkpoint import (
     AnchorStatus,
     Checkpoint,
-    CheckpointAnchor,
     check_checkpoint_time,
     in_order,
+    judge_kept,
     parse_kept,
     verify_checkpoint,
     what_is_kept,
@@ -611,16 +611,13 @@ class LogVerifier:
                 saved = verify_checkpoint(
                     anchor, log_identity, self.material.attestations, resolve=self._judge
                 )
-            if saved.size > size:
-                raise TraceError(_F.TRUNCATED, f"anchored at {saved.size}, the log has {size}")
-            status = CheckpointAnchor(saved).accept(newest or saved, root_at=self._root_at)
-            if self._root_at(saved.size) != saved.root:  # no stored checkpoint since the anchor
-                raise TraceError(_F.INCONSISTENT, f"the first {saved.size} records differ")
+            status = judge_kept(saved, newest, size, self._root_at)
+        covered = max((c.size for c in (newest, saved) if c is not None), default=0)
         return LogReport(
             status,
             size,
             newest,
-            size - (newest.size if newest else 0),
+            size - covered,
             len(self._agents),
             self.disclosures,
             self.chains_checked,

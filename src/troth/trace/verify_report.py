@@ -26,8 +26,24 @@ class LogReport:
     chains_elsewhere: int
     anchor: Checkpoint | None = None
     """The checkpoint the verifier kept that the log was compared with (None: none kept). An
-    older genuine note of the log in its place, the log rolled back to it, is consistent and
-    reads `valid`: its size and time say which it was (review 51g, anchor 1)."""
+    older genuine note of the log in its place, the log rolled back to it, is consistent: its
+    size and time say which it was (review 51g, anchor 1); a node refuses it
+    (`troth.trace.accepted`, review 52a, anchor 1)."""
+
+    @property
+    def lacks_kept(self) -> bool:
+        """The log holds no checkpoint as large as the kept one (none, or its newest smaller),
+        every record the kept one covers there and matching it: its later checkpoints are
+        missing; `tail` counts the records after the kept one (review 52a, anchor 2)."""
+        return self.anchor is not None and (
+            self.checkpoint is None or self.checkpoint.size < self.anchor.size
+        )
+
+    @property
+    def newest(self) -> Checkpoint | None:
+        """The newest checkpoint of the log the verifier holds: the log's, or the kept one
+        when the log lacks it (what a kept file is replaced by; never an older one)."""
+        return self.anchor if self.lacks_kept else self.checkpoint
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -38,6 +54,7 @@ class LogReport:
             "checkpoint": None if self.checkpoint is None else self.checkpoint.to_json(),
             "anchor": None if self.anchor is None else self.anchor.summary(),
             "after_checkpoint": self.tail,
+            "lacks_kept_checkpoint": self.lacks_kept,
             "agents": self.agents,
             "disclosures_checked": self.disclosures,
             "chains_checked": self.chains_checked,

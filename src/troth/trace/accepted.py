@@ -1,0 +1,97 @@
+"""The newest checkpoint the node's verifiers accepted of each log (docs/formats.md, "Trace
+log and checkpoints": **Accepted**), kept in the node's database (table `trace_accepted`, made
+on first use), apart from the log (`trace.db`) and from the file a verifier keeps its
+checkpoint in (`troth trace verify --checkpoint FILE`).
+
+A kept file swapped for an older genuine note of the same log, the log rolled back to match,
+is consistent with the log: nothing in the note refuses it (review 51g, anchor 1). What the
+node accepted before does: a kept checkpoint smaller than it, of its size with another root,
+or dated before it is refused (TraceError ROLLED_BACK, "kept checkpoint older than one
+accepted before"; review 52a, anchor 1). The row only moves forward: `keep` raises it to the
+newer of what it holds and what it is given, in one write transaction (BEGIN IMMEDIATE), so
+two verifiers racing leave the newer; the file is written inside that transaction with what
+the row then holds, so a slower verifier never writes an older note over a newer one.
+
+Not protected: a verifier with no node (the Python API alone, `verify_log(anchor=...)`) has
+only its kept note; and a node database rolled back with the file (a whole-node restore) has
+the node's own rollback guard to answer for it (docs/formats.md, "Rollback guard").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+from troth.errors import TraceError, TraceFailure
+from troth.storage.sqlite import SqliteDatabase
+from troth.trace.checkpoint import Checkpoint, parse_checkpoint
+
+__all__ = ["AcceptedCheckpoints"]
+
+_F = TraceFailure
+_SCHEMA: Final = (
+    "CREATE TABLE IF NOT EXISTS trace_accepted (origin TEXT PRIMARY KEY, size INTEGER NOT NULL,"
+    " root BLOB NOT NULL, time INTEGER NOT NULL, note BLOB NOT NULL)"
+)
+
+
+def _newer(new: Checkpoint, old: Checkpoint) -> bool:
+    return (new.size, new.time) > (old.size, old.time)
+
+
+class AcceptedCheckpoints:
+    """Per log origin, the newest checkpoint a verifier of the node accepted."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self.db = db
+        with db.transaction():
+            db.execute(_SCHEMA)
+
+    def newest(self, origin: str) -> Checkpoint | None:
+        """The newest checkpoint accepted of the log `origin` (None: none yet)."""
+        row = self.db.fetch_one("SELECT note FROM trace_accepted WHERE origin = ?", (origin,))
+        return None if row is None else parse_checkpoint(bytes(row[0]))[0]
+
+    def check(self, kept: Checkpoint) -> None:
+        """Refuse a kept checkpoint older than the newest accepted of its log: smaller, of its
+        size with another root, or dated before it (TraceError ROLLED_BACK)."""
+        accepted = self.newest(kept.origin)
+        if accepted is None:
+            return
+        if kept.size == accepted.size and kept.root != accepted.root:
+            raise TraceError(
+                _F.ROLLED_BACK, f"of {kept.size} records with another root than the one accepted"
+            )
+        if kept.size < accepted.size or kept.time < accepted.time:
+            raise TraceError(
+                _F.ROLLED_BACK,
+                f"the kept checkpoint is of {kept.size} records (time {kept.time}), one of"
+                f" {accepted.size} (time {accepted.time}) was accepted before",
+            )
+
+    def keep(
+        self,
+        kept: Checkpoint | None,
+        new: Checkpoint,
+        write: Callable[[bytes], None] | None = None,
+    ) -> Checkpoint:
+        """Record `new` (verified, judged against `kept`, the note the verifier compared it
+        with) as accepted unless a newer one is, `kept` checked again inside the transaction
+        (another verifier may have moved the row on); `write` the newest accepted (the kept
+        file) within it. Returns the newest accepted."""
+        if not new.verified:
+            raise ValueError("accept only a verified checkpoint")
+        with self.db.transaction():
+            if kept is not None:
+                self.check(kept)
+            accepted = self.newest(new.origin)
+            if accepted is None or _newer(new, accepted):
+                self.db.execute(
+                    "INSERT OR REPLACE INTO trace_accepted (origin, size, root, time, note)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (new.origin, new.size, new.root, new.time, new.note),
+                )
+                accepted = new
+            if write is not None:
+                write(accepted.note)
+        return accepted
