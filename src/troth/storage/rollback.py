@@ -41,6 +41,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import secrets
 import stat
 from collections.abc import Callable, Mapping
@@ -310,7 +311,9 @@ class RollbackGuard:
         restore recorded, then the guard is raised to the count, and the restore is logged
         and returned. Found once: a second check (here or in another process) finds the store
         current. `fail_closed` must not `bump` (its first write of the guard would come
-        before the restore's commit)."""
+        before the restore's commit). Temporary guards a process killed while it made the
+        guard left beside it are deleted first (review 52c, rollback 3)."""
+        self._sweep_leftovers()
         if not self.behind():
             return None
         # again under the write lock (`transaction`: the owner's, default the database's):
@@ -344,6 +347,23 @@ class RollbackGuard:
             voided,
         )
         return restored
+
+    def _sweep_leftovers(self) -> None:
+        """Delete this guard's temporary files (`_create_guard`'s, named as it names them),
+        if any, under the guard's lock: one another process is writing is renamed (gone)
+        once it has the lock back."""
+        pattern = re.compile(rf"\.{re.escape(self.path.name)}\.[0-9a-f]{{16}}\.tmp")
+        with os.scandir(self.path.parent) as entries:
+            found = [Path(e.path) for e in entries if pattern.fullmatch(e.name)]
+        if not found:
+            return
+        turns = Turns(self._lock_path, self._db.busy_timeout)
+        try:
+            with turns.turn():
+                for path in found:
+                    path.unlink(missing_ok=True)
+        finally:
+            turns.close()
 
     def _publish(self) -> None:
         """After a commit: raise the guard to the store's count, read now (at least the
