@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+import troth
 from tests.conftest import NOW
-from tests.support.backups import copy_db, restore_db
+from tests.support.backups import copy_db, node_db, restore_db
 from tests.support.leases import make_world, open_broker
-from troth.errors import SecretError
+from troth.errors import AuthorityError, SecretError
 from troth.secrets import AllowListPolicy
 from troth.storage import SqliteDatabase
 from troth.storage.rollback import RollbackGuard, guard_path, read_guard
@@ -114,7 +115,7 @@ def test_a_renewal_for_as_long_or_longer_counts_nothing(tmp_path: Path) -> None:
         broker.put_secret("api", "token", CONFIG, b"", now=NOW)
         issued = broker.issue(world.credential_a(), "api", now=NOW, scope=["read"])
         broker.renew(world.credential_a(), issued.lease_id, now=NOW + 5)
-        assert not guard_path(path).exists()
+        assert read_guard(guard_path(path)) == {"broker": 0}  # armed by the issue only
     finally:
         broker.close()
         db.close()
@@ -135,4 +136,54 @@ def test_leftover_temporary_guards_are_cleaned(tmp_path: Path) -> None:
         assert not leftover.exists()
         assert other.exists()  # another database's
     finally:
+        db.close()
+
+
+def test_a_copy_that_counted_nothing_restored_without_its_guard_is_found(
+    troth_home: Path, tmp_path: Path
+) -> None:
+    """Review 52c, rollback 4: a copy from before the authority's first counted write (its
+    count 0), restored with its guard deleted, read as a fresh store: the ticket redeemed
+    after it was redeemed again. A ticket made arms the scope (its entry at 0, in the store
+    and the guard), so a store holding one with no guard is a restored copy."""
+    with troth.Node.open("acme") as acme:
+        ticket = acme.create_authority().ticket({"team.name": "x"})
+    path = node_db(troth_home, "acme")
+    copy = tmp_path / "acme.db"
+    copy_db(path, copy)
+    with troth.Node.open("a") as a:
+        a.enroll(ticket)
+    restore_db(path, copy)
+    guard_path(path).unlink()
+    with troth.Node.open("b") as b, pytest.raises(AuthorityError):
+        b.enroll(ticket)
+
+
+def test_a_broker_copy_that_counted_nothing_restored_without_its_guard_is_found(
+    tmp_path: Path,
+) -> None:
+    """Review 52c, rollback 4: the broker's side: a lease issued arms the scope."""
+    world = make_world(NOW)
+    path, copy = tmp_path / "node.db", tmp_path / "copy.db"
+    policy = AllowListPolicy({world.agent_a.identifier: {"api": None}})
+    db, broker = open_broker(path, now=NOW, policy=policy)
+    broker.put_secret("api", "token", CONFIG, b"", now=NOW)
+    issued = broker.issue(world.credential_a(), "api", now=NOW, scope=["read"])
+    broker.close()
+    db.close()
+    copy_db(path, copy)
+    db, broker = open_broker(path, now=NOW + 1, policy=policy)
+    broker.revoke_lease(issued.lease.handle, now=NOW + 1)
+    broker.close()
+    db.close()
+    restore_db(path, copy)
+    guard_path(path).unlink()
+    db, broker = open_broker(path, now=NOW + 2, policy=policy)
+    try:
+        assert broker.restored is not None
+        token = str(issued.credential.reveal()["token"])
+        with pytest.raises(SecretError):
+            broker.validate_token(token, audience="x", now=NOW + 3)
+    finally:
+        broker.close()
         db.close()

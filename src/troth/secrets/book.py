@@ -200,6 +200,7 @@ class LeaseBook(BookAudit):
                         _F.QUOTA_EXCEEDED, f"{self.quota} open leases under member {account}"
                     )
                 cap = min(now + spec.max_ttl, credential.expires_at)
+                self._guard.arm()  # a copy holding a lease is found, its guard deleted (52c)
                 for _ in range(_LOCATOR_DRAWS):  # a locator is taken: draw again (mint is pure)
                     lease_id = LeaseId.new(now)
                     handle, proof = lease_id.handle_and_proof()
