@@ -15,7 +15,7 @@ from tests.support.leases import make_world, open_broker
 from troth.errors import AuthorityError, SecretError
 from troth.secrets import AllowListPolicy
 from troth.storage import SqliteDatabase
-from troth.storage.rollback import RollbackGuard, guard_path, read_guard
+from troth.storage.rollback import RollbackGuard, guard_path, read_guard, restored_rows
 
 CONFIG = {"scopes": ["read"], "ttl": 300, "audience": "x"}
 
@@ -157,6 +157,16 @@ def test_a_copy_that_counted_nothing_restored_without_its_guard_is_found(
     guard_path(path).unlink()
     with troth.Node.open("b") as b, pytest.raises(AuthorityError):
         b.enroll(ticket)
+    assert read_guard(guard_path(path)) == {"authority": 0}  # written again, found once:
+    with troth.Node.open("acme") as acme:
+        fresh = acme.authority().ticket({"team.name": "y"})
+    with troth.Node.open("b") as b:
+        b.enroll(fresh)
+    db = SqliteDatabase(path)
+    try:
+        assert [(row.counter, row.guard) for row in restored_rows(db)] == [(0, None)]
+    finally:
+        db.close()
 
 
 def test_a_broker_copy_that_counted_nothing_restored_without_its_guard_is_found(
