@@ -64,12 +64,20 @@ def test_a_restored_authority_voids_every_ticket_it_held_once(
 
 def test_making_tickets_counts_nothing(troth_home: Path) -> None:
     """A ticket made (its code in no one's hands but its maker's) is no irreversible write:
-    no guard, no fsync on that path."""
+    counted 0, the guard written for the first one only (it arms the scope: review 52c,
+    rollback 4), none after it."""
     with troth.Node.open("acme") as acme:
         authority = acme.create_authority()
+        authority.ticket({"team.name": "x"})
+        guard = guard_path(node_db(troth_home, "acme"))
+        written = guard.stat()
         for _ in range(3):
             authority.ticket({"team.name": "x"})
-    assert not guard_path(node_db(troth_home, "acme")).exists()
+    assert read_guard(guard) == {"authority": 0}
+    assert (guard.stat().st_ino, guard.stat().st_mtime_ns) == (
+        written.st_ino,
+        written.st_mtime_ns,
+    )
 
 
 def test_a_copy_from_before_a_revocation_is_found(troth_home: Path, tmp_path: Path) -> None:
@@ -171,17 +179,21 @@ def test_a_restored_broker_revokes_every_open_lease_and_withdraws_its_keys(
 
 
 def test_issuing_validating_and_expiring_count_nothing(tmp_path: Path) -> None:
-    """The hot paths add no write: no guard after leases issued, their tokens validated and
-    their expiry swept (an expired lease is over in a restored copy too)."""
+    """The hot paths add no write: counted 0 after leases issued (the first arms the scope,
+    the guard written for it only: review 52c, rollback 4), their tokens validated and their
+    expiry swept (an expired lease is over in a restored copy too)."""
     world = make_world(NOW)
     path = tmp_path / "node.db"
     db, broker, tokens = _broker_with_leases(path, world)
     try:
+        written = guard_path(path).stat()
         for token in tokens:
             broker.validate_token(token, audience="x", now=NOW + 1)
+        broker.issue(world.credential_a(), "api", now=NOW + 1, scope=["read"])
         assert broker.book.expire(NOW + 400)
-        assert not guard_path(path).exists()
-        assert not db.fetch_all("SELECT * FROM rollback_counters")
+        assert read_guard(guard_path(path)) == {"broker": 0}
+        assert guard_path(path).stat().st_mtime_ns == written.st_mtime_ns
+        assert db.fetch_all("SELECT scope, counter FROM rollback_counters") == [("broker", 0)]
     finally:
         broker.close()
         db.close()

@@ -200,6 +200,7 @@ class LeaseBook(BookAudit):
                         _F.QUOTA_EXCEEDED, f"{self.quota} open leases under member {account}"
                     )
                 cap = min(now + spec.max_ttl, credential.expires_at)
+                self._guard.arm()  # a copy holding a lease is found, its guard deleted (52c)
                 for _ in range(_LOCATOR_DRAWS):  # a locator is taken: draw again (mint is pure)
                     lease_id = LeaseId.new(now)
                     handle, proof = lease_id.handle_and_proof()
@@ -347,12 +348,12 @@ class LeaseBook(BookAudit):
                 secret = lease.secret
                 grant = self._renewal(credential, lease, ttl, now, spec_of)
                 if not remote(grant.spec):
-                    return self._renewed(credential, grant, extend(grant), now)
+                    return self._renewed(credential, grant, extend(grant), now, lease)
             made = extend(grant)
             with self._store.transaction():
                 lease = self._own(identity, lease_id)
                 if lease.state is _S.ACTIVE:
-                    return self._renewed(credential, grant, made, now)
+                    return self._renewed(credential, grant, made, now, lease)
             undo(lease, grant.spec)
             raise SecretError(_F.REVOKED, f"lease {handle} was revoked while it was renewed")
         except SecretError as exc:
@@ -405,11 +406,19 @@ class LeaseBook(BookAudit):
         )
 
     def _renewed(
-        self, credential: VerifiedCredential, grant: Grant, made: LeaseCredential, now: int
+        self,
+        credential: VerifiedCredential,
+        grant: Grant,
+        made: LeaseCredential,
+        now: int,
+        was: Lease,
     ) -> tuple[Lease, LeaseCredential]:
         """Write a renewal (`grant.expires_at`) and its audit record, in the caller's
-        transaction."""
+        transaction. One for less time than `was` had ends its earlier tokens sooner: counted
+        by the rollback guard, as a revocation (review 52c, rollback 2)."""
         self._store.extend(grant.handle, grant.expires_at, now)
+        if grant.expires_at < was.expires_at:
+            self._guard.bump()
         lease = self._get(grant.handle)
         self._record(
             AuditKind.RENEW,

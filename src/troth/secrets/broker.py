@@ -195,8 +195,10 @@ class Broker:
         # held while open: `recover` aborts every PENDING lease only when no other broker (of
         # this process or another: the daemon, a CLI command's runtime) has the database open
         self._peers = db.peer_lock("brokers")
-        if self.book.restored():  # node.db restored from a copy: its token keys withdrawn
-            self.keys.rotate_signing_key(now, compromised=True)  # (first: a crash redoes it)
+        # node.db restored from a copy: its token keys withdrawn first (a crash redoes it),
+        # not counted (counted, a copy one write behind would read as current: review 52c)
+        if self.book.restored():
+            self.keys.rotate_signing_key(now, compromised=True, counted=False)
         self.restored = self.book.check_restored(now)  # and its open leases revoked (51d)
 
     def close(self) -> None:

@@ -35,6 +35,7 @@ from troth.secrets.jwt import ALGORITHMS, Jwk, Jwks, jwk_of, thumbprint
 from troth.secrets.store import SigningKeyRecord, SqliteSecretStore
 from troth.storage import SqliteIdentityStore
 from troth.storage.base import RETIRED_PROOF_MARK
+from troth.storage.rollback import RollbackGuard
 from troth.vault import KeyHandle, KeyPurpose, SealingVault, SealKey
 from troth.vault.base import RetiringVault
 
@@ -96,7 +97,9 @@ class BrokerKeys:
         self._published: tuple[tuple[SigningKeyRecord, ...], Jwks] | None = None
         self._retired: dict[str, int] = {}  # kid -> retired_at, of the keys `jwks` published
 
-    def rotate_signing_key(self, now: int, *, compromised: bool = False) -> str:
+    def rotate_signing_key(
+        self, now: int, *, compromised: bool = False, counted: bool = True
+    ) -> str:
         """Retire the current token key and make a new one; returns the new kid. Routine: the
         retired key stays published for `limits.MAX_LEASE_TTL`, so the tokens it signed still
         validate. `compromised` (a copy of the vault, a leaked key: docs/secrets.md,
@@ -114,7 +117,13 @@ class BrokerKeys:
         A routine rotation that would publish more than `limits.MAX_JWKS_KEYS` keys (the
         current one and those retired in the last `MAX_LEASE_TTL`) is refused, SecretError
         CONFIG_INVALID, nothing changed: a JWKS of more is one `Jwks.parse` refuses, and no
-        token of the broker would validate where it is parsed (review 48f, jwks 1)."""
+        token of the broker would validate where it is parsed (review 48f, jwks 1).
+
+        A compromised rotation is counted by the rollback guard (troth.storage.rollback): a
+        copy of node.db from before it holds the withdrawn keys, and is found as restored
+        (review 52c, rollback 1). `counted=False`: the rotation a restored broker makes at
+        open (counted, it could raise the copy's count to its guard's, the copy then read as
+        current, its leases left open)."""
         retired = SqliteIdentityStore(self._store.db)
         with self._lock:
             with self._store.transaction():
@@ -123,6 +132,8 @@ class BrokerKeys:
                 self._store.retire_signing_keys(now)
                 kid = self._add_signing_key(now)
                 gone = self._store.withdraw_signing_keys(kid) if compromised else []
+                if compromised and counted:
+                    RollbackGuard(self._store.db, "broker").bump()
                 records = self._retire(gone)
                 retired.add_retired_keys(records)
                 self._signer = None

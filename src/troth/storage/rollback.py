@@ -14,10 +14,11 @@ are), with `normal` not (nor are they: both survive a crash of the process, and 
 may undo the last of either). An fsync per redemption cost ~5 ms here (it flushes the WAL
 too: enroll.1000 took twice as long), a new file's fsync, rename and directory fsync ~8.
 
-A store whose count is behind its guard's, or above 0 with no readable guard or no entry of
-its scope in it, is a restored copy (`RollbackGuard.check`): the scope's owner fails closed for
-what the copy cannot know, and the count is raised to the guard's in that same transaction, so
-the restore is found (logged, recorded for `troth node status`) once.
+A store whose count is behind its guard's, or with an entry of its scope (counted, or armed
+at 0 by the first ticket or lease: `RollbackGuard.arm`, review 52c) and no readable guard or
+no entry of the scope in it, is a restored copy (`RollbackGuard.check`): the scope's owner
+fails closed for what the copy cannot know, and the count is raised to the guard's in that
+same transaction, so the restore is found (logged, recorded for `troth node status`) once.
 
 Crash windows (a process killed, SIGKILL, or a power loss), in the order of a bump's writes:
 1. before the write commits: neither moved (the first bump of a scope writes its entry, at the
@@ -41,6 +42,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import secrets
 import stat
 from collections.abc import Callable, Mapping
@@ -185,7 +187,7 @@ def _read_state(path: Path) -> tuple[int, dict[str, int]] | None:
 def read_guard(path: Path) -> dict[str, int] | None:
     """The counts of the guard file at `path`; None when there is none or it cannot be read
     as one: every such guard is judged as missing, which fails closed for a store that
-    counted a write (module docstring)."""
+    armed or counted its scope (module docstring)."""
     state = _read_state(path)
     return None if state is None else state[1]
 
@@ -263,13 +265,43 @@ class RollbackGuard:
         self.scope = scope
         self.path = guard_path(db.path)
         self._lock_path = self.path.with_name(f"{self.path.name}.lock")
+        self._armed = False  # the store's entry of the scope seen committed (`arm`)
 
     def counter(self) -> int:
         """The store's count of this scope's irreversible writes."""
+        row = self._row()
+        return 0 if row is None else row
+
+    def _row(self) -> int | None:
+        """The store's count of this scope; None: no entry (never armed nor counted)."""
         row = self._db.fetch_one(
             "SELECT counter FROM rollback_counters WHERE scope = ?", (self.scope,)
         )
-        return 0 if row is None else int(row[0])
+        return None if row is None else int(row[0])
+
+    def arm(self) -> None:
+        """Inside the transaction that first gives a copy of the store something to replay (a
+        ticket made, a lease issued): the scope's entry in the store, at 0, and in the guard,
+        written before the commit (as a first `bump`'s), so a copy taken since, restored
+        with its guard deleted, is found though it counted nothing (review 52c, rollback 4:
+        it read as a fresh store). Reads a row once per object after the first commit."""
+        if self._armed:
+            return
+        if not self._db.in_transaction:
+            raise StorageError("a rollback guard is armed inside its transaction")
+        if self._row() is None:
+            guard = read_guard(self.path)
+            if guard is None or self.scope not in guard:
+                self._raise_guard(0)
+            self._db.execute(
+                "INSERT INTO rollback_counters (scope, counter) VALUES (?, 0) "
+                "ON CONFLICT (scope) DO NOTHING",
+                (self.scope,),
+            )
+        self._db.after_commit_once(self._armed_now)
+
+    def _armed_now(self) -> None:
+        self._armed = True
 
     def bump(self) -> None:
         """Count one irreversible write, inside the transaction that makes it; the guard is
@@ -291,10 +323,11 @@ class RollbackGuard:
         """Whether the store is a restored copy for this scope (read only: the guard, then the
         count). A store ahead of its guard (crash window 2) has its guard raised."""
         guard = read_guard(self.path)
-        counter = self.counter()
+        row = self._row()
+        counter = 0 if row is None else row
         known = None if guard is None else guard.get(self.scope)
         if known is None:
-            return counter > 0
+            return row is not None  # armed or counted (review 52c, rollback 4: counter > 0)
         if counter > known:
             self._raise_guard(counter)
         return counter < known
@@ -310,7 +343,9 @@ class RollbackGuard:
         restore recorded, then the guard is raised to the count, and the restore is logged
         and returned. Found once: a second check (here or in another process) finds the store
         current. `fail_closed` must not `bump` (its first write of the guard would come
-        before the restore's commit)."""
+        before the restore's commit). Temporary guards a process killed while it made the
+        guard left beside it are deleted first (review 52c, rollback 3)."""
+        self._sweep_leftovers()
         if not self.behind():
             return None
         # again under the write lock (`transaction`: the owner's, default the database's):
@@ -318,8 +353,9 @@ class RollbackGuard:
         with (transaction or self._db.transaction)():
             guard = read_guard(self.path)
             known = None if guard is None else guard.get(self.scope)
-            counter = self.counter()
-            if (counter == 0) if known is None else (counter >= known):
+            row = self._row()
+            counter = 0 if row is None else row
+            if (row is None) if known is None else (counter >= known):
                 return None
             voided = fail_closed()
             self._db.execute(
@@ -344,6 +380,23 @@ class RollbackGuard:
             voided,
         )
         return restored
+
+    def _sweep_leftovers(self) -> None:
+        """Delete this guard's temporary files (`_create_guard`'s, named as it names them),
+        if any, under the guard's lock: one another process is writing is renamed (gone)
+        once it has the lock back."""
+        pattern = re.compile(rf"\.{re.escape(self.path.name)}\.[0-9a-f]{{16}}\.tmp")
+        with os.scandir(self.path.parent) as entries:
+            found = [Path(e.path) for e in entries if pattern.fullmatch(e.name)]
+        if not found:
+            return
+        turns = Turns(self._lock_path, self._db.busy_timeout)
+        try:
+            with turns.turn():
+                for path in found:
+                    path.unlink(missing_ok=True)
+        finally:
+            turns.close()
 
     def _publish(self) -> None:
         """After a commit: raise the guard to the store's count, read now (at least the

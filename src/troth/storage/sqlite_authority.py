@@ -84,6 +84,7 @@ class SqliteAuthorityStore:
         created_by: bytes,
         now: int,
     ) -> None:
+        self._guard.arm()  # a copy holding a ticket is found, its guard deleted (review 52c)
         self._db.execute(
             "INSERT INTO tickets VALUES (?, ?, ?, ?, ?, ?)",
             (code_hash, attributes, uses, expires_at, created_by, now),
