@@ -52,6 +52,7 @@ __all__ = [
     "NAME",
     "ToolSchema",
     "canonical_json",
+    "check_depth",
     "check_name",
     "compile_tool_schema",
     "schema_from_function",
@@ -91,7 +92,7 @@ def canonical_json(value: Any) -> str:
         raise _refuse(f"not canonicalisable JSON: {exc}") from None
 
 
-def _check_depth(schema: Any, what: str = "schema") -> None:
+def check_depth(schema: Any, what: str = "schema") -> None:
     """Refuse `schema` when its JSON arrays and objects nest deeper than
     MAX_UPSTREAM_SCHEMA_DEPTH, annotations included, before anything walks it recursively
     (review 49o, mcp 1: an upstream's tool nested past the recursion limit was a RecursionError
@@ -126,7 +127,7 @@ def schema_shape(schema: Any) -> str:
     (`default` is kept: omitted arguments are judged with it). A gate compares its tool's
     shape with the bundle's (PolicyError if not JSON, or nested deeper than
     MAX_UPSTREAM_SCHEMA_DEPTH)."""
-    _check_depth(schema)
+    check_depth(schema)
     return canonical_json(_without_annotations(schema))
 
 
@@ -150,7 +151,7 @@ def compile_tool_schema(name: str, schema: Any) -> ToolSchema:
     """Compile a tool's JSON input schema (an object schema), or raise PolicyError naming the
     first unsupported feature and where it is."""
     check_name(name)
-    _check_depth(schema, f"tool {name}: schema")
+    check_depth(schema, f"tool {name}: schema")
     canonical = canonical_json(schema)
     if len(canonical.encode()) > limits.MAX_TOOL_SCHEMA_BYTES:
         raise _refuse(f"tool {name}: schema over {limits.MAX_TOOL_SCHEMA_BYTES} bytes")

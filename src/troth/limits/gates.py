@@ -30,6 +30,7 @@ __all__ = [
     "MAX_CEDAR_VALIDATION_OUTPUT",
     "MAX_MCP_LOGGED_TEXT",
     "MAX_MCP_NOTED_NAMES",
+    "MAX_MCP_PINNED_TOOLS",
     "MAX_MEMBER_POLICY_REVISION",
     "MAX_POLICIES",
     "MAX_POLICY_BUNDLE_BYTES",
@@ -184,6 +185,9 @@ MAX_MCP_NOTED_NAMES: Final = 4096
 upstream listing a name twice, or with a schema it cannot read; a tool whose schema differs
 from the bundle's, per revision): past it that memory starts over, so an upstream listing new
 names at every listing cannot grow the gate without bound (review 51f, mcp 2)."""
+MAX_MCP_PINNED_TOOLS: Final = 4096
+"""Tools (name and input-schema shape) an MCP gate pins what it serves of, for the life of its
+connection to the upstream (review 52b, mcp 2): past it, a tool not pinned yet is not offered."""
 MAX_TOOL_PROPERTIES: Final = 64
 """Most properties of one object in a tool's input schema."""
 MAX_SERVICES: Final = 64

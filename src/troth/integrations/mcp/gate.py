@@ -9,7 +9,11 @@ a time (docs/policy.md, "MCP gates"; research §2.2).
   upstream's to pick: it is called as a tool the bundle does not declare), nor one whose
   upstream schema is not JSON the gate can compare or nests deeper than
   MAX_UPSTREAM_SCHEMA_DEPTH (logged once per tool; review 49o, mcp 1: one nested past the
-  recursion limit failed the whole listing).
+  recursion limit failed the whole listing). A tool is served without its annotation hints,
+  icons and `_meta`, and only as the gate first listed it (name and shape) for the life of its
+  connection to the upstream: one changed since (its description, title, schemas' text) is
+  withheld and logged once, a call of it judged as of a tool the gate does not declare
+  (troth.integrations.mcp.pins; review 52b, mcp 1 and 2).
 - `tools/call`: every call is decided (gate 2) with the caller's current credential and feed, a
   hidden tool called by name included; a denial is `CallToolResult(isError=True)` with the
   decision's fixed reason, which names policy ids and never echoes argument values (research
@@ -78,6 +82,7 @@ from troth.clock import Clock, SystemClock
 from troth.errors import PolicyError, cut_text
 from troth.gates import Caller, DecisionPoint, DecisionRecord, Outcome, PolicyDecision, ToolCall
 from troth.gates.toolschema import NAME, Fill, compile_tool_schema, schema_shape
+from troth.integrations.mcp.pins import Pin, Pins, served
 
 __all__ = [
     "DENIED_PREFIX",
@@ -153,8 +158,9 @@ class UpstreamChanges:
 
 @dataclass(frozen=True, slots=True)
 class _Listed:
-    """The upstream's tools as last listed: each tool and its input schema's shape (a name
-    listed twice has none), and the fillers of their defaults found so far."""
+    """The upstream's tools as last listed: each tool offered (as `served`, held to its pin)
+    and its input schema's shape (a name listed twice, or withheld, has none), and the fillers
+    of their defaults found so far."""
 
     tools: tuple[types.Tool, ...]
     schemas: Mapping[str, str]
@@ -242,6 +248,8 @@ class McpGate:
         self._reported: set[tuple[str, int | None]] = set()
         self._twice: set[str] = set()  # names the upstream listed twice (logged once)
         self._unreadable: set[str] = set()  # names whose schemas were refused (logged once)
+        self._changed: set[tuple[str, str]] = set()  # tools withheld by their pins (logged once)
+        self._pins = Pins()  # what each tool served when first listed (review 52b, mcp 2)
 
     def _stale(self, listed: _Listed) -> bool:
         """Whether the upstream announced a change of its tools since `listed` began."""
@@ -277,18 +285,48 @@ class McpGate:
             # logged once, and only a name a bundle could declare (no newline, bounded length)
             if NAME.fullmatch(name) and _first(self._twice, name):
                 log.warning("tool %s: the upstream lists it twice: not offered", name)
-        listed = _Listed(tuple(tools), schemas, changes)
+        kept = [t for t in map(served, tools) if self._pinned(t, schemas)]
+        listed = _Listed(tuple(kept), schemas, changes)
         if begun > self._kept:  # not one begun before the listing kept (review 26c, mcp 2)
             self._listed, self._kept = listed, begun
         return listed
 
+    def _pinned(self, tool: types.Tool, schemas: dict[str, str]) -> bool:
+        """Whether `tool` (as `served`, its schema's shape in `schemas`) is offered: what its
+        first listing served of its name and shape (`Pins`; review 52b, mcp 2). One that is not
+        (changed since, past MAX_MCP_PINNED_TOOLS, an unreadable output schema, a name no
+        bundle could declare) is dropped from `schemas`, so a call of it is judged as of a
+        tool the gate does not declare; logged once (a name a bundle could declare)."""
+        shape = schemas.get(tool.name)
+        if shape is None:  # listed twice, or an unreadable input schema
+            return False
+        if not NAME.fullmatch(tool.name):
+            del schemas[tool.name]
+            return False
+        try:
+            pin = self._pins.check(tool, shape)
+        except PolicyError as exc:
+            del schemas[tool.name]
+            self._refused(tool.name, exc)
+            return False
+        if pin is Pin.SAME:
+            return True
+        del schemas[tool.name]
+        if _first(self._changed, (tool.name, shape)):
+            why = (
+                "the upstream changed it since the gate first listed it"
+                if pin is Pin.CHANGED
+                else f"the gate pins no more tools ({limits.MAX_MCP_PINNED_TOOLS})"
+            )
+            log.warning("tool %s: %s: not offered", tool.name, why)
+        return False
+
     def _refused(self, name: str, exc: PolicyError) -> None:
-        """Log once a tool whose upstream schema the gate cannot compare (not offered), when
+        """Log once a tool whose upstream schema (input, or output: review 52b, mcp 2) the gate
+        cannot compare (not offered), when
         its name is one a bundle could declare (no newline, bounded length)."""
         if NAME.fullmatch(name) and _first(self._unreadable, name):
-            log.warning(
-                "tool %s: the upstream's input schema is refused (%s): not offered", name, exc
-            )
+            log.warning("tool %s: the upstream's schema is refused (%s): not offered", name, exc)
 
     async def list_tools(
         self, caller: Caller, *, decided: Decided | None = None
