@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import sys
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
@@ -200,21 +200,27 @@ def verify(
         if file_path is not None:  # against the histories the node knows, as its own log
             with open_cli_node(node_name) as node:
                 report: Any = _verify_file(file_path, anchor, node.identities)
-                if report.anchor is not None:  # older than accepted (review 52a, anchor 1)
-                    AcceptedCheckpoints(node.db).check(report.anchor)
+                # older than accepted (review 52a, anchor 1): the file read again, against the
+                # accepted note (review 52d, anchor 1), unless stdin (read once)
+                again = None if file_path == "-" else _again_file(file_path, node.identities)
+                report = AcceptedCheckpoints(node.db).anchored(report, again)
         else:
             with open_cli_node(node_name) as node, open_node_log(node, clock=CLOCK) as log:
                 identities = node.identities  # its stored copies judge forks and checkpoints
-                report = verify_log(
-                    log,
-                    anchor=anchor,
-                    known=identities.check_no_fork,
-                    checkpoints=identities.attested_by_store,
-                    rows=identities.window_around,
-                )
+
+                def against(note: bytes | None) -> Any:
+                    return verify_log(
+                        log,
+                        anchor=note,
+                        known=identities.check_no_fork,
+                        checkpoints=identities.attested_by_store,
+                        rows=identities.window_around,
+                    )
+
+                report = against(anchor)
                 accepted = AcceptedCheckpoints(node.db)  # the node's, not the file's: a kept
-                if report.anchor is not None:  # file swapped back is refused (52a, anchor 1)
-                    accepted.check(report.anchor)
+                # file swapped back is refused (52a, anchor 1), another verifier's newer is not
+                report = accepted.anchored(report, against)  # (review 52d, anchor 1)
                 if anchor_file is not None and report.newest is not None:
                     path = str(anchor_file)
                     accepted.keep(report.anchor, report.newest, lambda n: write_output(path, n))
@@ -277,6 +283,11 @@ def _lines(stream: BinaryIO, path: str) -> Generator[bytes, None, None]:
         if len(line) > limit:  # named by its number, as a line that is no bundle (48b)
             raise OSError(f"{path}: line {number} is longer than {limit} bytes")
         yield line
+
+
+def _again_file(path: str, identities: IdentityService) -> Callable[[bytes], Any]:
+    """`_verify_file` of `path` against another kept note (review 52d, anchor 1)."""
+    return lambda note: _verify_file(path, note, identities)
 
 
 def _verify_file(path: str, anchor: bytes | None, identities: IdentityService) -> Any:

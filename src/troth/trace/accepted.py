@@ -12,6 +12,12 @@ newer of what it holds and what it is given, in one write transaction (BEGIN IMM
 two verifiers racing leave the newer; the file is written inside that transaction with what
 the row then holds, so a slower verifier never writes an older note over a newer one.
 
+The row is the node's, one per log, and each verifier keeps its own file: another verifier's
+file moves the row past this one's. A kept file older than the row (not a fork of it) is no
+rollback when the log is consistent with the row as well: `anchored` verifies the log again
+against the row's note, and refuses only when that fails (review 52d, anchor 1: the older of
+two verifiers' genuine files, the log intact, read as a rollback).
+
 Not protected: a verifier with no node (the Python API alone, `verify_log(anchor=...)`) has
 only its kept note; and a node database rolled back with the file (a whole-node restore) has
 the node's own rollback guard to answer for it (docs/formats.md, "Rollback guard").
@@ -20,13 +26,13 @@ the node's own rollback guard to answer for it (docs/formats.md, "Rollback guard
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final
+from typing import Final, Protocol, TypeVar
 
 from troth.errors import TraceError, TraceFailure
 from troth.storage.sqlite import SqliteDatabase
 from troth.trace.checkpoint import Checkpoint, parse_checkpoint
 
-__all__ = ["AcceptedCheckpoints"]
+__all__ = ["AcceptedCheckpoints", "Anchored"]
 
 _F = TraceFailure
 _SCHEMA: Final = (
@@ -37,6 +43,16 @@ _SCHEMA: Final = (
 
 def _newer(new: Checkpoint, old: Checkpoint) -> bool:
     return (new.size, new.time) > (old.size, old.time)
+
+
+class Anchored(Protocol):
+    """A verification's report: the kept checkpoint it was judged against (None: none)."""
+
+    @property
+    def anchor(self) -> Checkpoint | None: ...
+
+
+_R = TypeVar("_R", bound=Anchored)
 
 
 class AcceptedCheckpoints:
@@ -68,6 +84,28 @@ class AcceptedCheckpoints:
                 f"the kept checkpoint is of {kept.size} records (time {kept.time}), one of"
                 f" {accepted.size} (time {accepted.time}) was accepted before",
             )
+
+    def anchored(self, report: _R, again: Callable[[bytes], _R] | None) -> _R:
+        """`report` (a verification against a kept checkpoint) when its kept checkpoint is not
+        older than the newest accepted of its log; else the log verified `again` against the
+        accepted one's note, when `again` is given (None: the input cannot be read twice) and
+        the kept one is not a fork of it (review 52d, anchor 1). TraceError ROLLED_BACK as
+        `check` says when the log is not consistent with the accepted checkpoint either."""
+        kept = report.anchor
+        if kept is None:
+            return report
+        accepted = self.newest(kept.origin)
+        forked = accepted is not None and kept.size == accepted.size and kept.root != accepted.root
+        if again is not None and accepted is not None and _newer(accepted, kept) and not forked:
+            try:
+                report = again(accepted.note)
+            except TraceError:
+                self.check(kept)  # the refusal the kept checkpoint earns (ROLLED_BACK)
+                raise
+            kept = report.anchor
+        if kept is not None:
+            self.check(kept)
+        return report
 
     def keep(
         self,
