@@ -9,11 +9,21 @@ checkpoint (the row taken as an anchor too), not from the kept file being older 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+
+import pytest
 
 from tests.support.backups import copy_db, restore_db
 from tests.support.cli import run
-from tests.test_review52a_anchor import _record, _trace_db
+from tests.support.traces import NOW, open_log
+from tests.test_review52a_anchor import _grown, _record, _trace_db
+from troth.clock import FixedClock
+from troth.errors import TraceError, TraceFailure
+from troth.storage.sqlite import SqliteDatabase
+from troth.trace import verify_log
+from troth.trace.accepted import AcceptedCheckpoints
+from troth.trace.checkpoint import Checkpoint
 
 
 def test_two_verifiers_files_of_one_node_do_not_read_as_a_rollback(
@@ -56,3 +66,37 @@ def test_an_older_kept_file_and_a_log_rolled_back_are_still_refused(
     restore_db(_trace_db(troth_home), backup)
     said = run("trace", "verify", "--checkpoint", str(auditor), code=1)
     assert "kept checkpoint older than one accepted before" in said.stdout + said.stderr
+
+
+@dataclasses.dataclass(frozen=True)
+class _Report:
+    anchor: Checkpoint | None
+
+
+def test_a_reverification_that_compares_nothing_still_refuses(tmp_path: Path) -> None:
+    """`anchored`: the input verified again against the accepted note, but not compared with
+    it (an export of another size): the older kept checkpoint is refused as before."""
+    path, kept, owner = _grown(tmp_path)
+    log = open_log(path, FixedClock(NOW), owner)
+    newer = verify_log(log, anchor=kept).checkpoint
+    smaller = verify_log(log, anchor=log.checkpoints()[0]).anchor
+    log.close()
+    assert newer is not None
+    assert smaller is not None
+    db = SqliteDatabase(tmp_path / "node.db")
+    accepted = AcceptedCheckpoints(db)
+    accepted.keep(None, newer)
+    asked: list[bytes] = []
+
+    def again(note: bytes) -> _Report:
+        asked.append(note)
+        return _Report(None)
+
+    with pytest.raises(TraceError) as caught:
+        accepted.anchored(_Report(smaller), again)
+    assert caught.value.reason is TraceFailure.ROLLED_BACK
+    assert asked == [newer.note]
+    assert accepted.anchored(_Report(smaller), lambda note: _Report(newer)).anchor == newer
+    assert accepted.anchored(_Report(newer), again).anchor == newer  # not older: as it is
+    assert len(asked) == 1
+    db.close()

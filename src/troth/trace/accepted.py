@@ -90,7 +90,8 @@ class AcceptedCheckpoints:
         older than the newest accepted of its log; else the log verified `again` against the
         accepted one's note, when `again` is given (None: the input cannot be read twice) and
         the kept one is not a fork of it (review 52d, anchor 1). TraceError ROLLED_BACK as
-        `check` says when the log is not consistent with the accepted checkpoint either."""
+        `check` says when the log is not consistent with the accepted checkpoint either, or
+        was not compared with it (an export of another size)."""
         kept = report.anchor
         if kept is None:
             return report
@@ -98,13 +99,13 @@ class AcceptedCheckpoints:
         forked = accepted is not None and kept.size == accepted.size and kept.root != accepted.root
         if again is not None and accepted is not None and _newer(accepted, kept) and not forked:
             try:
-                report = again(accepted.note)
+                against = again(accepted.note)
             except TraceError:
                 self.check(kept)  # the refusal the kept checkpoint earns (ROLLED_BACK)
                 raise
-            kept = report.anchor
-        if kept is not None:
-            self.check(kept)
+            if against.anchor is not None:  # compared with the accepted one: it stands for
+                report, kept = against, against.anchor  # the kept one (else: refused below)
+        self.check(kept)
         return report
 
     def keep(
