@@ -22,24 +22,12 @@ import pytest
 from click.testing import CliRunner
 
 from tests.support.cli import run, run_json
-from tests.support.traces import tool_call
+from tests.support.traces import record_on_node
 from troth.cli.main import cli
-from troth.clock import SystemClock
 from troth.errors import ConfigError
-from troth.node import daemon, init_node, open_node
+from troth.node import daemon, init_node
 from troth.node.home import write_private_file
 from troth.node.node import node_dir
-from troth.trace import TraceRecorder, open_node_log
-
-
-def _record(home: Path, count: int) -> None:
-    clock = SystemClock()
-    with open_node("default", home=home) as node, open_node_log(node, clock=clock) as log:
-        agent = TraceRecorder(
-            log, lambda now: node.identities.signer("support", now=now), clock=clock
-        )
-        for _ in range(count):
-            agent.record(tool_call())
 
 
 def test_verify_says_how_many_records_the_checkpoint_does_not_cover(
@@ -48,11 +36,11 @@ def test_verify_says_how_many_records_the_checkpoint_does_not_cover(
     """Cli 1: two records after the newest checkpoint, and the text said only `valid: 5
     record(s) verified`, as if the checkpoint covered all five."""
     run("identity", "create", "support")
-    _record(troth_home, 3)
+    record_on_node(troth_home, 3)
     run("trace", "checkpoint")
     anchor = tmp_path / "anchor.note"
     run("trace", "verify", "--checkpoint", str(anchor))
-    _record(troth_home, 2)
+    record_on_node(troth_home, 2)
     report = run_json("trace", "verify", "--checkpoint", str(anchor))
     assert (report["status"], report["records"], report["after_checkpoint"]) == ("valid", 5, 2)
     said = run("trace", "verify", "--checkpoint", str(anchor)).stdout

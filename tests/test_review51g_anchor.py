@@ -18,42 +18,25 @@ from pathlib import Path
 
 from tests.support.backups import copy_db, restore_db
 from tests.support.cli import run, run_json
-from tests.support.traces import tool_call
+from tests.support.traces import node_trace_db, record_on_node
 from troth.cli.text import timestamp
-from troth.clock import SystemClock
-from troth.node import open_node
-from troth.trace import TraceRecorder, open_node_log
 from troth.trace.checkpoint import parse_checkpoint
-
-
-def _record(home: Path, count: int) -> None:
-    clock = SystemClock()
-    with open_node("default", home=home) as node, open_node_log(node, clock=clock) as log:
-        agent = TraceRecorder(
-            log, lambda now: node.identities.signer("support", now=now), clock=clock
-        )
-        for _ in range(count):
-            agent.record(tool_call())
-
-
-def _trace_db(home: Path) -> Path:
-    return home / "nodes" / "default" / "trace.db"
 
 
 def test_an_older_kept_checkpoint_is_named_in_the_answer(troth_home: Path, tmp_path: Path) -> None:
     run("identity", "create", "support")
-    _record(troth_home, 3)
+    record_on_node(troth_home, 3)
     run("trace", "checkpoint")
     older = tmp_path / "older.note"
     run("trace", "verify", "--checkpoint", str(older))  # kept: the checkpoint of 3
     backup = tmp_path / "trace-backup.db"
-    copy_db(_trace_db(troth_home), backup)  # the log as it is then
-    _record(troth_home, 3)
+    copy_db(node_trace_db(troth_home), backup)  # the log as it is then
+    record_on_node(troth_home, 3)
     run("trace", "checkpoint")
     kept = tmp_path / "kept.note"
     run("trace", "verify", "--checkpoint", str(kept))  # kept: the checkpoint of 6
     assert parse_checkpoint(kept.read_bytes())[0].size == 6
-    restore_db(_trace_db(troth_home), backup)  # the log rolled back to 3 records
+    restore_db(node_trace_db(troth_home), backup)  # the log rolled back to 3 records
     kept.write_bytes(older.read_bytes())  # the swap
     said = run("trace", "verify", "--checkpoint", str(kept), code=1).stderr
     assert "kept checkpoint older than one accepted before" in said  # review 52a, anchor 1

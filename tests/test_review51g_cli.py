@@ -10,27 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.support.cli import run
-from tests.support.traces import tool_call
-from troth.clock import SystemClock
-from troth.node import open_node
-from troth.trace import TraceRecorder, open_node_log
-
-
-def _record(home: Path, count: int) -> None:
-    clock = SystemClock()
-    with open_node("default", home=home) as node, open_node_log(node, clock=clock) as log:
-        agent = TraceRecorder(
-            log, lambda now: node.identities.signer("support", now=now), clock=clock
-        )
-        for _ in range(count):
-            agent.record(tool_call())
+from tests.support.traces import record_on_node
 
 
 def test_a_checkpoint_file_not_there_yet_is_not_told_to_be_passed(
     troth_home: Path, tmp_path: Path
 ) -> None:
     run("identity", "create", "support")
-    _record(troth_home, 2)
+    record_on_node(troth_home, 2)
     run("trace", "checkpoint")
     kept = tmp_path / "kept.note"
     said = run("trace", "verify", "--checkpoint", str(kept)).stdout

@@ -20,14 +20,21 @@ import pytest
 
 from tests.support.backups import copy_db, restore_db
 from tests.support.cli import run, run_json
-from tests.support.traces import NOW, Held, open_log, recorder, tool_call
-from troth.clock import FixedClock, SystemClock
+from tests.support.traces import (
+    NOW,
+    Held,
+    node_trace_db,
+    open_log,
+    record_on_node,
+    recorder,
+    tool_call,
+)
+from troth.clock import FixedClock
 from troth.crypto import KeyType
 from troth.crypto.private import generate_private_key
 from troth.errors import TraceError, TraceFailure
-from troth.node import open_node
 from troth.storage.sqlite import SqliteDatabase
-from troth.trace import TraceRecorder, open_node_log, verify_log
+from troth.trace import verify_log
 from troth.trace.accepted import AcceptedCheckpoints
 from troth.trace.checkpoint import (
     format_note,
@@ -41,35 +48,21 @@ from troth.trace.signing import KeyEpoch
 _F = TraceFailure
 
 
-def _record(home: Path, count: int) -> None:
-    clock = SystemClock()
-    with open_node("default", home=home) as node, open_node_log(node, clock=clock) as log:
-        agent = TraceRecorder(
-            log, lambda now: node.identities.signer("support", now=now), clock=clock
-        )
-        for _ in range(count):
-            agent.record(tool_call())
-
-
-def _trace_db(home: Path) -> Path:
-    return home / "nodes" / "default" / "trace.db"
-
-
 def test_a_kept_checkpoint_swapped_for_an_older_one_is_refused(
     troth_home: Path, tmp_path: Path
 ) -> None:
     run("identity", "create", "support")
-    _record(troth_home, 3)
+    record_on_node(troth_home, 3)
     run("trace", "checkpoint")
     older = tmp_path / "older.note"
     run("trace", "verify", "--checkpoint", str(older))  # kept: the checkpoint of 3
     backup = tmp_path / "trace-backup.db"
-    copy_db(_trace_db(troth_home), backup)
-    _record(troth_home, 3)
+    copy_db(node_trace_db(troth_home), backup)
+    record_on_node(troth_home, 3)
     run("trace", "checkpoint")
     kept = tmp_path / "kept.note"
     run("trace", "verify", "--checkpoint", str(kept))  # kept: the checkpoint of 6
-    restore_db(_trace_db(troth_home), backup)  # the log rolled back to 3 records
+    restore_db(node_trace_db(troth_home), backup)  # the log rolled back to 3 records
     kept.write_bytes(older.read_bytes())  # the swap
     said = run("trace", "verify", "--checkpoint", str(kept), code=1)
     assert "kept checkpoint older than one accepted before" in said.stdout + said.stderr
@@ -84,14 +77,14 @@ def test_the_kept_file_never_goes_back(troth_home: Path, tmp_path: Path) -> None
     """The log's newest smaller than the kept one (its checkpoints rolled back, every record
     there): the kept file keeps the newer note, not the log's older one."""
     run("identity", "create", "support")
-    _record(troth_home, 2)
+    record_on_node(troth_home, 2)
     run("trace", "checkpoint")
-    _record(troth_home, 2)
+    record_on_node(troth_home, 2)
     run("trace", "checkpoint")
     kept = tmp_path / "kept.note"
     run("trace", "verify", "--checkpoint", str(kept))
     newest = kept.read_bytes()
-    with sqlite3.connect(_trace_db(troth_home)) as conn:
+    with sqlite3.connect(node_trace_db(troth_home)) as conn:
         conn.execute("DELETE FROM checkpoints WHERE size = 4")
     report = run_json("trace", "verify", "--checkpoint", str(kept))
     assert report["status"] == "valid"
@@ -99,7 +92,7 @@ def test_the_kept_file_never_goes_back(troth_home: Path, tmp_path: Path) -> None
     said = run("trace", "verify", "--checkpoint", str(kept)).stdout
     assert "the log's newest checkpoint is of 2 record(s), smaller than the kept one" in said
     assert "later checkpoints are missing, not its records" in said
-    with sqlite3.connect(_trace_db(troth_home)) as conn:
+    with sqlite3.connect(node_trace_db(troth_home)) as conn:
         conn.execute("DELETE FROM checkpoints")
     said = run("trace", "verify", "--checkpoint", str(kept)).stdout
     assert said.startswith("valid: 4 record(s) verified"), said

@@ -16,8 +16,8 @@ import pytest
 
 from tests.support.backups import copy_db, restore_db
 from tests.support.cli import run
-from tests.support.traces import NOW, open_log
-from tests.test_review52a_anchor import _grown, _record, _trace_db
+from tests.support.traces import NOW, node_trace_db, open_log, record_on_node
+from tests.test_review52a_anchor import _grown
 from troth.clock import FixedClock
 from troth.errors import TraceError, TraceFailure
 from troth.storage.sqlite import SqliteDatabase
@@ -30,11 +30,11 @@ def test_two_verifiers_files_of_one_node_do_not_read_as_a_rollback(
     troth_home: Path, tmp_path: Path
 ) -> None:
     run("identity", "create", "support")
-    _record(troth_home, 2)
+    record_on_node(troth_home, 2)
     run("trace", "checkpoint")
     auditor = tmp_path / "auditor.note"
     run("trace", "verify", "--checkpoint", str(auditor))  # the checkpoint of 2
-    _record(troth_home, 2)
+    record_on_node(troth_home, 2)
     run("trace", "checkpoint")
     older = auditor.read_bytes()
     operator = tmp_path / "operator.note"
@@ -54,16 +54,16 @@ def test_an_older_kept_file_and_a_log_rolled_back_are_still_refused(
 ) -> None:
     """The row verified against, not the kept file: a log rolled back below it is refused."""
     run("identity", "create", "support")
-    _record(troth_home, 2)
+    record_on_node(troth_home, 2)
     run("trace", "checkpoint")
     auditor = tmp_path / "auditor.note"
     run("trace", "verify", "--checkpoint", str(auditor))
     backup = tmp_path / "trace-backup.db"
-    copy_db(_trace_db(troth_home), backup)
-    _record(troth_home, 2)
+    copy_db(node_trace_db(troth_home), backup)
+    record_on_node(troth_home, 2)
     run("trace", "checkpoint")
     run("trace", "verify", "--checkpoint", str(tmp_path / "operator.note"))
-    restore_db(_trace_db(troth_home), backup)
+    restore_db(node_trace_db(troth_home), backup)
     said = run("trace", "verify", "--checkpoint", str(auditor), code=1)
     assert "kept checkpoint older than one accepted before" in said.stdout + said.stderr
 

@@ -33,9 +33,10 @@ from tests.support.cli import run
 from tests.support.gates import T, make_world
 from tests.support.mcp_orders import names
 from tests.support.nodes import MemNet, run_memnet
+from tests.support.traces import record_on_node
 from tests.test_review38a_mcp import TOOLS
 from tests.test_review40c_mcp import _acme_tools
-from tests.test_review52a_anchor import _grown, _record
+from tests.test_review52a_anchor import _grown
 from troth.clock import FixedClock
 from troth.errors import PolicyError
 from troth.integrations.mcp.connect import connect
@@ -143,7 +144,7 @@ def test_a_symlinked_kept_file_is_replaced_not_written_through(
     troth_home: Path, tmp_path: Path
 ) -> None:
     run("identity", "create", "support")
-    _record(troth_home, 2)
+    record_on_node(troth_home, 2)
     run("trace", "checkpoint")
     first = tmp_path / "first.note"
     run("trace", "verify", "--checkpoint", str(first))
@@ -151,7 +152,7 @@ def test_a_symlinked_kept_file_is_replaced_not_written_through(
     target.write_bytes(first.read_bytes())
     kept = tmp_path / "kept.note"
     kept.symlink_to(target)
-    _record(troth_home, 2)
+    record_on_node(troth_home, 2)
     run("trace", "checkpoint")
     run("trace", "verify", "--checkpoint", str(kept))
     assert not kept.is_symlink()

@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Protocol
 
-from troth.clock import FixedClock
+from troth.clock import FixedClock, SystemClock
 from troth.crypto import KeyType
 from troth.errors import Unreachable
 from troth.identity import (
@@ -20,9 +20,19 @@ from troth.identity import (
     new_identity,
     rotate_identity,
 )
+from troth.node import open_node
 from troth.node.services.trace import TraceClient
 from troth.storage import SqliteDatabase
-from troth.trace import Decision, Kind, Links, RecordContent, ToolCall, TraceLog, TraceRecorder
+from troth.trace import (
+    Decision,
+    Kind,
+    Links,
+    RecordContent,
+    ToolCall,
+    TraceLog,
+    TraceRecorder,
+    open_node_log,
+)
 from troth.trace.collect import TraceCollector
 from troth.trace.export import ExportReport, export_jsonl, verify_export
 from troth.trace.outbox import TraceOutbox
@@ -110,6 +120,21 @@ def tool_call(name: str = "refund", **values: Any) -> RecordContent:
         decision=Decision("allow", "7", (name,)),
         links=Links(conversation="conv-1"),
     )
+
+
+def record_on_node(home: Path, count: int, name: str = "support") -> None:
+    """`count` tool-call records signed by the identity `name` of the node "default" under
+    `home`, appended to its trace log (the CLI's `troth trace` tests' set-up)."""
+    clock = SystemClock()
+    with open_node("default", home=home) as node, open_node_log(node, clock=clock) as log:
+        agent = TraceRecorder(log, lambda now: node.identities.signer(name, now=now), clock=clock)
+        for _ in range(count):
+            agent.record(tool_call())
+
+
+def node_trace_db(home: Path) -> Path:
+    """The trace log's database of the node "default" under `home`."""
+    return home / "nodes" / "default" / "trace.db"
 
 
 def db(log: TraceLog) -> sqlite3.Connection:
