@@ -18,6 +18,7 @@ import os
 
 import pytest
 
+from troth.dataclass_init import quick_init
 from troth.rates import ByteBudgets
 from troth.secrets.audit import _HMAC_DOMAIN, AuditEvent, AuditHasher
 from troth.secrets.book import Granted
@@ -25,7 +26,6 @@ from troth.secrets.broker import IssuedLease
 from troth.secrets.engine import Grant
 from troth.secrets.lease import Lease
 from troth.secrets.policy import LeaseQuestion
-from troth.secrets.records import quick_init
 
 
 @pytest.mark.parametrize("key_size", [0, 1, 31, 32, 63, 64, 65, 128, 200])

@@ -26,6 +26,7 @@ from typing import Final
 
 from troth import limits
 from troth.credentials import VerifiedCredential, VerifiedFeed
+from troth.dataclass_init import quick_init
 from troth.errors import SecretError, SecretFailure, StorageError
 from troth.identity import Identifier
 from troth.secrets.audit import AuditHasher, AuditKind, AuditSink
@@ -54,7 +55,6 @@ from troth.secrets.members import (
     standing_member,
 )
 from troth.secrets.policy import LeasePolicy, LeaseQuestion
-from troth.secrets.records import quick_init
 from troth.secrets.store import SqliteSecretStore
 from troth.secrets.sweep import Due
 from troth.storage.rollback import Restored, RollbackGuard

@@ -19,6 +19,7 @@ from typing import Any, Final, TypeVar
 from troth import limits
 from troth.credentials import VerifiedCredential, VerifiedFeed
 from troth.crypto import KeyType
+from troth.dataclass_init import quick_init
 from troth.encoding.ijson import load_json
 from troth.errors import DecodeError, SecretError, SecretFailure, TrothError
 from troth.identity import Identifier
@@ -48,7 +49,6 @@ from troth.secrets.lease import (
 )
 from troth.secrets.orphans import OrphanSweep
 from troth.secrets.policy import DenyAllPolicy, LeasePolicy
-from troth.secrets.records import quick_init
 from troth.secrets.store import SecretRecord, SqliteSecretStore
 from troth.secrets.sweep import (
     BATCH_REVOKE_SECONDS,

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from troth import limits
+from troth.dataclass_init import quick_init
 from troth.errors import SecretError, SecretFailure
 from troth.identity import Identifier
 from troth.secrets.lease import LeaseCredential, LeaseHandle, SecretValue, check_scope
-from troth.secrets.records import quick_init
 
 __all__ = ["Engine", "Grant", "LocalEngine", "SecretSpec", "config_error", "parse_spec"]
 

@@ -20,9 +20,9 @@ from typing import Any, Final
 
 from troth import limits
 from troth.crypto import sha256
+from troth.dataclass_init import quick_init
 from troth.errors import SecretError, SecretFailure
 from troth.identity import Identifier
-from troth.secrets.records import quick_init
 
 __all__ = [
     "LEASE_ID_SIZE",

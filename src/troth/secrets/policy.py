@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from troth.credentials import VerifiedCredential
+from troth.dataclass_init import quick_init
 from troth.gates import DecisionPoint, LeaseRequest
 from troth.identity import Identifier
-from troth.secrets.records import quick_init
 
 __all__ = [
     "LEASE_ACTION",

@@ -13,13 +13,15 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from troth.dataclass_init import quick_init
 from troth.node.access import Caller, Decision, Rule
 from troth.routing import Address, Route
 
 __all__ = ["Handler", "Method", "NodeService", "RequestContext", "service_address"]
 
 
-@dataclass(frozen=True, slots=True, init=False)
+@quick_init  # one is made per request (benchmarks/README.md "Pass 51a")
+@dataclass(frozen=True, slots=True)
 class RequestContext:
     """What a handler knows of a request: the verified caller, where the answer goes, the
     decision that let it through, and the time it was decided at."""
@@ -28,21 +30,6 @@ class RequestContext:
     return_route: Route
     decision: Decision
     now: int
-
-    def __init__(self, caller: Caller, return_route: Route, decision: Decision, now: int) -> None:
-        # one is made per request: its fields are set through their slots (the generated
-        # __init__ of a frozen dataclass goes through object.__setattr__: ~60 % more
-        # instructions, benchmarks/README.md "Pass 51a")
-        _set_caller(self, caller)
-        _set_return_route(self, return_route)
-        _set_decision(self, decision)
-        _set_now(self, now)
-
-
-_set_caller = vars(RequestContext)["caller"].__set__  # the slot descriptors
-_set_return_route = vars(RequestContext)["return_route"].__set__
-_set_decision = vars(RequestContext)["decision"].__set__
-_set_now = vars(RequestContext)["now"].__set__
 
 
 Handler = Callable[[Any, RequestContext], Awaitable[Any]]

@@ -1,9 +1,11 @@
-"""A faster `__init__` for the frozen, slotted dataclasses a lease issue makes (`Lease`, `Grant`,
-`AuditEvent`): the one `dataclasses` writes stores each field with `object.__setattr__` (the
-frozen class's own refuses), ~0.09 us a field; this one calls each slot's descriptor, as
+"""A faster `__init__` for frozen, slotted dataclasses made once per operation on a hot path
+(a lease issue's `Lease`, `Grant`, `AuditEvent`; a node request's `AccessRequest` and
+`RequestContext`): the one `dataclasses` writes stores each field with `object.__setattr__`
+(the frozen class's own refuses), ~0.09 us a field; this one calls each slot's descriptor, as
 `object.__setattr__` ends up doing, at about half that (secrets.token.issue: ~1.5 us of its
-~110 us). Same signature, defaults and behaviour: the instance stays frozen (assignment after
-`__init__` raises `FrozenInstanceError`), and `dataclasses.replace` and keyword calls work.
+~110 us; benchmarks/README.md "Pass 51a" for the request records). Same signature, defaults
+and behaviour: the instance stays frozen (assignment after `__init__` raises
+`FrozenInstanceError`), and `dataclasses.replace` and keyword calls work.
 """
 
 from __future__ import annotations
