@@ -37,6 +37,7 @@ from troth.storage.sqlite import SqliteDatabase
 from troth.trace import verify_log
 from troth.trace.accepted import AcceptedCheckpoints
 from troth.trace.checkpoint import (
+    Checkpoint,
     format_note,
     note_key_id,
     parse_checkpoint,
@@ -114,6 +115,18 @@ def _grown(tmp_path: Path) -> tuple[Path, bytes, Held]:
     kept = log.checkpoint().note
     log.close()
     return tmp_path / "trace.db", kept, owner
+
+
+def _newer_and_smaller(tmp_path: Path) -> tuple[Checkpoint, Checkpoint]:
+    """A grown log's newest checkpoint, verified, and its first, smaller one."""
+    path, kept, owner = _grown(tmp_path)
+    log = open_log(path, FixedClock(NOW), owner)
+    newer = verify_log(log, anchor=kept).checkpoint
+    smaller = verify_log(log, anchor=log.checkpoints()[0]).anchor
+    log.close()
+    assert newer is not None
+    assert smaller is not None
+    return newer, smaller
 
 
 def test_a_log_without_checkpoints_is_said_so(tmp_path: Path) -> None:
@@ -194,13 +207,7 @@ def test_a_retired_key_line_before_the_current_one_does_not_refuse(tmp_path: Pat
 def test_the_accepted_row_only_moves_forward(tmp_path: Path) -> None:
     """Two verifiers racing: the slower one's older checkpoint neither lowers the row nor is
     written to the kept file; a kept note older than the row, or forking from it, is refused."""
-    path, kept, owner = _grown(tmp_path)
-    log = open_log(path, FixedClock(NOW), owner)
-    newer = verify_log(log, anchor=kept).checkpoint
-    smaller = verify_log(log, anchor=log.checkpoints()[0]).anchor
-    log.close()
-    assert newer is not None
-    assert smaller is not None
+    newer, smaller = _newer_and_smaller(tmp_path)
     assert smaller.size < newer.size
     db = SqliteDatabase(tmp_path / "node.db")
     accepted = AcceptedCheckpoints(db)

@@ -16,12 +16,10 @@ import pytest
 
 from tests.support.backups import copy_db, restore_db
 from tests.support.cli import run
-from tests.support.traces import NOW, node_trace_db, open_log, record_on_node
-from tests.test_review52a_anchor import _grown
-from troth.clock import FixedClock
+from tests.support.traces import node_trace_db, record_on_node
+from tests.test_review52a_anchor import _newer_and_smaller
 from troth.errors import TraceError, TraceFailure
 from troth.storage.sqlite import SqliteDatabase
-from troth.trace import verify_log
 from troth.trace.accepted import AcceptedCheckpoints
 from troth.trace.checkpoint import Checkpoint
 
@@ -76,13 +74,7 @@ class _Report:
 def test_a_reverification_that_compares_nothing_still_refuses(tmp_path: Path) -> None:
     """`anchored`: the input verified again against the accepted note, but not compared with
     it (an export of another size): the older kept checkpoint is refused as before."""
-    path, kept, owner = _grown(tmp_path)
-    log = open_log(path, FixedClock(NOW), owner)
-    newer = verify_log(log, anchor=kept).checkpoint
-    smaller = verify_log(log, anchor=log.checkpoints()[0]).anchor
-    log.close()
-    assert newer is not None
-    assert smaller is not None
+    newer, smaller = _newer_and_smaller(tmp_path)
     db = SqliteDatabase(tmp_path / "node.db")
     accepted = AcceptedCheckpoints(db)
     accepted.keep(None, newer)
