@@ -169,7 +169,8 @@ def select_feeds(
     checkpoints: Checkpoints | None = None,
 ) -> dict[Identifier, VerifiedFeed]:
     """The fresh feeds of trusted authorities, from feed files and/or a local authority
-    (`checkpoints`: the caller's word on a long-lived authority's checkpointed history)."""
+    (`checkpoints`: the caller's word on a long-lived authority's checkpointed history); of
+    an authority given twice, the copy with the most entries, then the latest issued."""
     check_feed_age(max_age)
     feeds = [read_feed_file(path, anchors, now, known, checkpoints) for path in feed_files]
     if authority is not None:
@@ -181,7 +182,15 @@ def select_feeds(
         feeds.append(feed)
     for feed in feeds:
         feed.check_fresh(now=now, max_staleness=max_age)
-    return {feed.authority: feed for feed in feeds}
+    # of each authority, the copy with the most entries, then the latest issued: a feed only
+    # grows, so an older copy given last never hides a revocation another holds (review 53e,
+    # feeds 1; the Python API's `Verifier` alike, review 35d, verifier 1)
+    newest: dict[Identifier, VerifiedFeed] = {}
+    for feed in feeds:
+        held = newest.get(feed.authority)
+        if held is None or (feed.count, feed.issued_at) > (held.count, held.issued_at):
+            newest[feed.authority] = feed
+    return newest
 
 
 @dataclass(frozen=True, slots=True)
