@@ -39,6 +39,11 @@ def check_key(key: str) -> str:
 def _check_text(text: str, what: str) -> str:
     if not text or len(text) > limits.MAX_ATTRIBUTE_TEXT:
         raise ValueError(f"{what} must be 1-{limits.MAX_ATTRIBUTE_TEXT} characters")
+    if not text.isascii():
+        try:  # a credential carries UTF-8 text: a lone surrogate is none (review 53e, attributes 1)
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{what} is not valid Unicode text (a lone surrogate)") from None
     return text
 
 
@@ -89,8 +94,9 @@ class Attributes(Mapping[str, AttributeValue]):
 
     def __init__(self, items: Mapping[str, AttributeValue | Iterable[str]] | None = None) -> None:
         """Attributes of `items`: each name (`namespace.name`) to a str or an iterable of 1-64
-        str, each 1-256 characters; anything else is an ArgumentError (a TypeError and a
-        ValueError: review 51e, exports 8, bare ones, and a mapping taken as its keys)."""
+        str, each 1-256 characters of Unicode text (no lone surrogate: review 53e, attributes
+        1); anything else is an ArgumentError (a TypeError and a ValueError: review 51e,
+        exports 8, bare ones, and a mapping taken as its keys)."""
         try:
             self._items = _checked(items)
         except ValueError as exc:

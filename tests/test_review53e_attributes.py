@@ -1,0 +1,49 @@
+"""Review 53e, attributes: attribute values that no credential can carry.
+
+Attributes 1. `Attributes` took any `str` as a value, a lone surrogate too (`"\\udcff"`: what
+Python makes of a byte that is not UTF-8 in a command-line argument or a file name), though a
+credential's CBOR carries UTF-8 text only. Nothing refused it until it was encoded: a ticket
+granting it was refused by `Authority.create_ticket` with a bare `UnicodeEncodeError` (a set
+holding it, sorted by its UTF-8 bytes) or a `DecodeError` (`cannot encode value`), not the
+authority's typed error, and `troth authority ticket create --attr` printed the codec's
+message. Was a strict xfail until `Attributes` refused text that is not valid Unicode (an
+`ArgumentError` naming the attribute), as it refuses an empty or over-long value.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.enroll import acme_and_agent
+from troth.credentials import Attributes
+from troth.errors import ArgumentError
+
+NOW = 1_800_000_000
+LONE = "\udcff"
+
+
+def test_a_value_that_is_not_unicode_is_refused_when_made(tmp_path: Path) -> None:
+    for items in ({"app.x": LONE}, {"app.x": [LONE, "b"]}, {"app.x": "a" + LONE}):
+        with pytest.raises(ArgumentError, match=r"app\.x"):
+            Attributes(items)
+    with pytest.raises(ArgumentError, match=r"app\.x"):
+        Attributes.from_assignments([f"app.x={LONE}", "app.x=b"])
+    with (
+        acme_and_agent(tmp_path / "home", NOW) as (authority, _agent, _member, _ticket),
+        pytest.raises(ArgumentError, match=r"app\.x"),
+    ):
+        authority.create_ticket(
+            creator=authority.identifier,
+            attributes=Attributes({"app.x": frozenset({LONE, "b"})}),
+            address="node:acme",
+            now=NOW,
+        )
+
+
+def test_unicode_beyond_ascii_is_still_a_value() -> None:
+    """The control: any valid Unicode text is a value (sorted by its UTF-8 bytes)."""
+    attributes = Attributes({"app.x": ["é", "日本", "\U0001f600"], "app.y": "ß"})
+    assert attributes.values_of("app.x") == frozenset({"é", "日本", "\U0001f600"})
+    assert Attributes.from_cbor(attributes.to_cbor()) == attributes
