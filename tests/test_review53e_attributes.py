@@ -8,6 +8,10 @@ holding it, sorted by its UTF-8 bytes) or a `DecodeError` (`cannot encode value`
 authority's typed error, and `troth authority ticket create --attr` printed the codec's
 message. Was a strict xfail until `Attributes` refused text that is not valid Unicode (an
 `ArgumentError` naming the attribute), as it refuses an empty or over-long value.
+
+Attributes 2. The same of a delegation's purpose and caveats: `delegate` (documented to refuse
+with a `CredentialError`) raised the encoder's `DecodeError` (`cannot encode value`). Was a
+strict xfail until `Delegation` refused them (`delegate`: MALFORMED, saying so).
 """
 
 from __future__ import annotations
@@ -17,10 +21,13 @@ from pathlib import Path
 import pytest
 
 from tests.support.enroll import acme_and_agent
-from troth.credentials import Attributes
-from troth.errors import ArgumentError
+from tests.support.parties import make_party
+from troth.credentials import Attributes, CredentialChain, delegate, issue_credential
+from troth.errors import ArgumentError, CredentialError, CredentialFailure
+from troth.vault import SoftwareVault
 
 NOW = 1_800_000_000
+T = 1_780_000_000
 LONE = "\udcff"
 
 
@@ -47,3 +54,31 @@ def test_unicode_beyond_ascii_is_still_a_value() -> None:
     attributes = Attributes({"app.x": ["é", "日本", "\U0001f600"], "app.y": "ß"})
     assert attributes.values_of("app.x") == frozenset({"é", "日本", "\U0001f600"})
     assert Attributes.from_cbor(attributes.to_cbor()) == attributes
+
+
+def test_a_purpose_or_caveat_that_is_not_unicode_is_a_credential_error() -> None:
+    vault = SoftwareVault()
+    authority, alice, bob = (make_party(vault, now=T) for _ in range(3))
+    root = issue_credential(
+        authority.signer,
+        subject=alice.identifier,
+        attributes=Attributes({"app.x": "1"}),
+        now=T,
+        ttl=3600,
+        depth=4,
+    )
+    chain = CredentialChain((root,), (authority.identity.history,))
+    for purpose, caveats in ((LONE, ()), ("p", ("true", LONE))):
+        with pytest.raises(CredentialError) as refused:
+            delegate(
+                alice.signer,
+                chain,
+                subject=bob.identifier,
+                attributes=Attributes(),
+                now=T,
+                ttl=60,
+                purpose=purpose,
+                caveats=caveats,
+            )
+        assert refused.value.reason is CredentialFailure.MALFORMED
+        assert "Unicode" in refused.value.detail

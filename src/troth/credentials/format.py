@@ -44,6 +44,14 @@ def _text(value: Any, what: str, limit: int) -> str:
     return text
 
 
+def _check_unicode(text: str) -> None:
+    """ValueError for text a credential cannot carry (a lone surrogate: no UTF-8)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("a purpose or caveat is not valid Unicode text") from None
+
+
 @dataclass(frozen=True, slots=True)
 class Delegation:
     """What a delegation link adds: its parent, why, and the conditions it imposes."""
@@ -62,6 +70,9 @@ class Delegation:
         for caveat in self.caveats:
             if not caveat.strip() or len(caveat) > limits.MAX_CAVEAT_TEXT:
                 raise ValueError(f"a caveat is 1-{limits.MAX_CAVEAT_TEXT} characters")
+        for text in (self.purpose, *self.caveats):  # carried as UTF-8 (review 53e, attributes 2)
+            if not text.isascii():
+                _check_unicode(text)
 
 
 @dataclass(frozen=True, slots=True, init=False)
