@@ -12,6 +12,11 @@ message. Was a strict xfail until `Attributes` refused text that is not valid Un
 Attributes 2. The same of a delegation's purpose and caveats: `delegate` (documented to refuse
 with a `CredentialError`) raised the encoder's `DecodeError` (`cannot encode value`). Was a
 strict xfail until `Delegation` refused them (`delegate`: MALFORMED, saying so).
+
+Attributes 3. `Authority.create_ticket(role=...)` adds `troth.role` to the attributes given: to
+64 of them (`MAX_ATTRIBUTES`) that made 65, refused with `Attributes`' own `ArgumentError`
+("items must be a mapping ..."), as if the caller's valid attributes were wrong, not the
+authority's `request invalid`. Was a strict xfail until `create_ticket` said so itself.
 """
 
 from __future__ import annotations
@@ -22,8 +27,16 @@ import pytest
 
 from tests.support.enroll import acme_and_agent
 from tests.support.parties import make_party
+from troth import limits
+from troth.authority import ADMIN
 from troth.credentials import Attributes, CredentialChain, delegate, issue_credential
-from troth.errors import ArgumentError, CredentialError, CredentialFailure
+from troth.errors import (
+    ArgumentError,
+    AuthorityError,
+    AuthorityFailure,
+    CredentialError,
+    CredentialFailure,
+)
 from troth.vault import SoftwareVault
 
 NOW = 1_800_000_000
@@ -82,3 +95,21 @@ def test_a_purpose_or_caveat_that_is_not_unicode_is_a_credential_error() -> None
             )
         assert refused.value.reason is CredentialFailure.MALFORMED
         assert "Unicode" in refused.value.detail
+
+
+def test_a_role_past_the_attribute_bound_is_the_authoritys_refusal(tmp_path: Path) -> None:
+    full = Attributes({f"app.a{n}": "x" for n in range(limits.MAX_ATTRIBUTES)})
+    with acme_and_agent(tmp_path / "home", NOW) as (authority, _agent, _member, _ticket):
+        with pytest.raises(AuthorityError) as refused:
+            authority.create_ticket(
+                creator=authority.identifier,
+                attributes=full,
+                address="node:acme",
+                now=NOW,
+                role=ADMIN,
+            )
+        assert refused.value.reason is AuthorityFailure.REQUEST_INVALID
+        assert "role" in refused.value.detail
+        authority.create_ticket(  # the control: the same attributes without a role
+            creator=authority.identifier, attributes=full, address="node:acme", now=NOW
+        )

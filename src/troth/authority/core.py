@@ -124,7 +124,12 @@ class Authority(Revoking, Issuing):
         if role is not None:
             if role not in (ADMIN, ENROLLER):
                 raise AuthorityError(_A.REQUEST_INVALID, f"unknown role {role!r}")
-            attributes = attributes.merged(Attributes({ROLE: role}))
+            try:  # 64 attributes and a role are 65 (review 53e, attributes 3)
+                attributes = attributes.merged(Attributes({ROLE: role}))
+            except ValueError as exc:
+                raise AuthorityError(
+                    _A.REQUEST_INVALID, f"the ticket's attributes with its role: {exc}"
+                ) from None
         try:
             check_fits(attributes)
         except CredentialError as exc:
