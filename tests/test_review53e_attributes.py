@@ -17,6 +17,11 @@ Attributes 3. `Authority.create_ticket(role=...)` adds `troth.role` to the attri
 64 of them (`MAX_ATTRIBUTES`) that made 65, refused with `Attributes`' own `ArgumentError`
 ("items must be a mapping ..."), as if the caller's valid attributes were wrong, not the
 authority's `request invalid`. Was a strict xfail until `create_ticket` said so itself.
+
+Attributes 4. A revocation's reason alike: `Authority.revoke_credential` / `revoke_identity`
+(and `troth.Authority.revoke`, `remove_member`) with a reason holding a lone surrogate raised
+the encoder's `DecodeError` from inside the feed's append. Was a strict xfail until
+`_revoke_many` refused it as it refuses a reason too long (`request invalid`).
 """
 
 from __future__ import annotations
@@ -113,3 +118,16 @@ def test_a_role_past_the_attribute_bound_is_the_authoritys_refusal(tmp_path: Pat
         authority.create_ticket(  # the control: the same attributes without a role
             creator=authority.identifier, attributes=full, address="node:acme", now=NOW
         )
+
+
+def test_a_revocation_reason_that_is_not_unicode_is_the_authoritys_refusal(
+    tmp_path: Path,
+) -> None:
+    with acme_and_agent(tmp_path / "home", NOW) as (authority, _agent, member, _ticket):
+        with pytest.raises(AuthorityError) as refused:
+            authority.revoke_credential(bytes(32), now=NOW, reason=LONE)
+        assert refused.value.reason is AuthorityFailure.REQUEST_INVALID
+        with pytest.raises(AuthorityError) as refused:
+            authority.revoke_identity(member, now=NOW, reason=LONE)
+        assert refused.value.reason is AuthorityFailure.REQUEST_INVALID
+        assert authority.revocations.held(now=NOW).count == 0  # nothing written

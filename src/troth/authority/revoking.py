@@ -61,6 +61,11 @@ class Revoking(Requesters):
     ) -> list[int]:
         if len(reason) > limits.MAX_REVOCATION_REASON:
             raise AuthorityError(_A.REQUEST_INVALID, "reason too long")
+        if not reason.isascii():  # an entry carries UTF-8 text (review 53e, attributes 4)
+            try:
+                reason.encode("utf-8")
+            except UnicodeEncodeError:
+                raise AuthorityError(_A.REQUEST_INVALID, "reason is not valid Unicode") from None
         return self.revocations.revoke_many(
             kind, targets, by=self.identifier, now=now, reason=reason
         )
