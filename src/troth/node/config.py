@@ -97,6 +97,10 @@ class NodeConfig:
             raise ConfigError(f"{path}: {exc}") from None
         if config.version != 1 or config.vault not in ("software", "pkcs11"):
             raise ConfigError(f"{path}: unsupported configuration (version {config.version})")
+        if config.kek_source not in ("env", "file"):
+            # read two ways before: the key file by `_load_kek`, the environment by the check
+            # of a kept node.db and by `troth vault rekey` (review 53f, node home 1)
+            raise ConfigError(f'{path}: kek_source is "file" or "env"')
         unknown = set(config.services) - set(KNOWN_SERVICES)
         if unknown or len(set(config.services)) != len(config.services):
             raise ConfigError(

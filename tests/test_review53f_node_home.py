@@ -1,0 +1,59 @@
+"""Review 53f, node home: node.json's `kek_source` is read by two rules that disagree on a
+value that is neither "env" nor "file" (a hand edit: "File", "file ", "env-var").
+
+`_load_kek` takes anything but "env" for the key file, `_check_database_kept` and `troth
+vault rekey` anything but "file" for the environment. So a node.json saying `"kek_source":
+"File"` was accepted: its vault.key beside a deleted node.db no longer stopped the open (the
+node started afresh on an empty database, review 44d's guard skipped), and `troth vault
+rekey --new-key-env VAR` re-sealed every key under the new key without writing it to
+vault.key, which the next open still read: the vault opened nowhere (every key lost but by
+hand). Now such a value is refused when node.json is read (ConfigError, exit 3)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from troth.errors import ConfigError
+from troth.node.node import init_node, open_node
+from troth.node.rekey import rekey_vault
+
+
+def _set_kek_source(home: Path, name: str, value: str) -> None:
+    path = home / "nodes" / name / "node.json"
+    config = json.loads(path.read_bytes())
+    config["kek_source"] = value
+    path.write_text(json.dumps(config))
+    os.chmod(path, 0o600)
+
+
+def test_an_unknown_kek_source_is_refused_not_read_two_ways(troth_home: Path) -> None:
+    """node home 1: the guard of a deleted node.db beside its vault.key held for "file" only."""
+    init_node("n1")
+    with open_node("n1") as node:
+        node.identities.create(now=1_800_000_000, name="agent")
+    _set_kek_source(troth_home, "n1", "File")
+    database = troth_home / "nodes" / "n1" / "node.db"
+    for leftover in (database, database.with_name("node.db-wal")):
+        leftover.unlink(missing_ok=True)
+    with pytest.raises(ConfigError, match="kek_source"):
+        open_node("n1").close()
+    assert not database.exists()  # no fresh database made beside the key that sealed the old
+
+
+def test_a_rekey_of_an_unknown_kek_source_is_refused_before_any_reseal(
+    troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """node home 1: the rekey re-sealed under a key it wrote nowhere the node reads."""
+    init_node("n1")
+    with open_node("n1") as node:
+        node.identities.create(now=1_800_000_000, name="agent")
+    _set_kek_source(troth_home, "n1", "file ")
+    with pytest.raises(ConfigError, match="kek_source"):
+        rekey_vault("n1", new_kek=bytes(range(32)))
+    _set_kek_source(troth_home, "n1", "file")
+    with open_node("n1") as node:  # every key still opens under vault.key
+        assert node.identities.get("agent", now=1_800_000_000).identity.change_count == 1
