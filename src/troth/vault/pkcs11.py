@@ -18,8 +18,9 @@ token to sign.
   secrets broker records one too: review 48r, pkcs11 1); `delete` destroys a key only when
   this object made it or the token holds a retirement of it.
 - Seal keys: CKK_AES, 256 bits, CKM_AES_KEY_GEN, sensitive and never extractable, usable only to
-  encrypt/decrypt (no wrap/unwrap); sealing is CKM_AES_GCM (PKCS#11 v3.0 §2.12.5) with a
-  96-bit nonce drawn on the host and a 128-bit tag, in the `SealingVault` blob format.
+  encrypt/decrypt (no wrap/unwrap), not modifiable (review 53f, pkcs11 1); sealing is
+  CKM_AES_GCM (PKCS#11 v3.0 §2.12.5) with a 96-bit nonce drawn on the host and a 128-bit tag,
+  in the `SealingVault` blob format.
 
 python-pkcs11 is the optional `hsm` extra; it is imported when this vault is opened.
 """
@@ -352,6 +353,9 @@ class Pkcs11Vault:
             attr.SIGN: False,
             attr.VERIFY: False,
             attr.DERIVE: False,
+            # as a key pair's (review 48d, pkcs11 1): no PIN session gives it back what this
+            # withholds, nor moves its CKA_ID (review 53f, pkcs11 1)
+            attr.MODIFIABLE: False,
         }
         with self._lock, self._mapped("generate seal key"):
             key = self._session.generate_key(p11.KeyType.AES, 256, template=template, store=True)
