@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
 
-from troth.errors import ConfigError
+from tests.support.cli import run
+from troth.errors import ConfigError, StorageError
 from troth.node.node import init_node, open_node
 from troth.node.rekey import rekey_vault
 
@@ -57,3 +59,36 @@ def test_a_rekey_of_an_unknown_kek_source_is_refused_before_any_reseal(
     _set_kek_source(troth_home, "n1", "file")
     with open_node("n1") as node:  # every key still opens under vault.key
         assert node.identities.get("agent", now=1_800_000_000).identity.change_count == 1
+
+
+def _damage_schema(database: Path) -> None:
+    """A node.db whose schema holds bytes that are not UTF-8 (a disk error, a bad copy): SQLite's
+    error for it quotes them, and Python's sqlite3 raises UnicodeDecodeError decoding it."""
+    conn = sqlite3.connect(database, isolation_level=None)
+    try:
+        (name,) = conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' LIMIT 1"
+        ).fetchone()
+        conn.execute("PRAGMA writable_schema = ON")
+        conn.execute(
+            "UPDATE sqlite_master SET name = CAST(X'ff74' AS TEXT), "
+            "sql = CAST(X'435245415445205441424c45ff2028' AS TEXT) WHERE name = ?",
+            (name,),
+        )
+    finally:
+        conn.close()
+
+
+def test_a_node_db_damaged_in_its_schema_is_a_storage_error(troth_home: Path) -> None:
+    """node home 2: a node.db whose schema is damaged failed with the UnicodeDecodeError of
+    Python's sqlite3 (a ValueError: exit 2, "usage", the message naming no file), where the
+    exit code table says 4 (the database failed) and every other damage says so."""
+    init_node("n1")
+    with open_node("n1") as node:
+        node.identities.create(now=1_800_000_000, name="agent")
+    database = troth_home / "nodes" / "n1" / "node.db"
+    _damage_schema(database)
+    with pytest.raises(StorageError, match=r"node\.db"):
+        open_node("n1").close()
+    result = run("identity", "list", "--node", "n1", code=4)
+    assert "node.db" in result.stderr
