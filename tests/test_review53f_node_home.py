@@ -92,3 +92,32 @@ def test_a_node_db_damaged_in_its_schema_is_a_storage_error(troth_home: Path) ->
         open_node("n1").close()
     result = run("identity", "list", "--node", "n1", code=4)
     assert "node.db" in result.stderr
+
+
+def test_no_fresh_vault_key_is_written_beside_sealed_keys_without_a_check(
+    troth_home: Path,
+) -> None:
+    """node home 3: `_load_kek` judged "the vault holds sealed keys" by the key check row
+    alone (review 38c, vault 1), so a node.db holding sealed keys but no check row (a restore
+    without `vault_meta`, the case of review 45d, vault 1) beside a missing vault.key got a
+    fresh random vault.key written, and the open then said that this key does not open the
+    vault: the damage (a missing key file) was reported as a wrong key, and a key that opens
+    nothing was left where the real one is to be restored."""
+    init_node("n1")
+    with open_node("n1") as node:
+        node.identities.create(now=1_800_000_000, name="agent")
+    path = troth_home / "nodes" / "n1"
+    kept = (path / "vault.key").read_bytes()
+    (path / "vault.key").unlink()
+    conn = sqlite3.connect(path / "node.db", isolation_level=None)
+    try:
+        conn.execute("DELETE FROM vault_meta WHERE name = 'kek_check'")
+    finally:
+        conn.close()
+    with pytest.raises(ConfigError, match=r"vault\.key is missing"):
+        open_node("n1").close()
+    assert not (path / "vault.key").exists()
+    (path / "vault.key").write_bytes(kept)  # the real key restored: the node opens
+    os.chmod(path / "vault.key", 0o600)
+    with open_node("n1") as node:
+        assert node.identities.get("agent", now=1_800_000_000).identity.change_count == 1

@@ -320,7 +320,9 @@ def open_software_vault(
     try:
         keys = SqliteKeyStore(db)
         settle_rekey(config, path, db, peers)
-        sealed = keys.get_vault_meta("kek_check") is not None
+        # a key check, or keys without one (a restore without `vault_meta`: review 45d, vault
+        # 1): a fresh vault.key beside either opens nothing (review 53f, node home 3)
+        sealed = keys.get_vault_meta("kek_check") is not None or keys.max_key_number() > 0
         return peers, SoftwareVault(keys, _load_kek(config, path, sealed=sealed))
     except BaseException:
         peers.close()
@@ -372,7 +374,8 @@ def _has_pages(wal: Path) -> bool:
 
 def _load_kek(config: NodeConfig, path: Path, *, sealed: bool = False) -> bytes:
     """The software vault's KEK: from TROTH_VAULT_KEY, or `vault.key` (made on first use).
-    `sealed`: the database already holds a key check made under a KEK, so a missing
+    `sealed`: the database already holds a key check made under a KEK, or sealed keys (review
+    53f, node home 3), so a missing
     `vault.key` is damage (a restore killed half-way, a partial copy) reported as such, never
     replaced by a fresh key that opens nothing (review 38c, vault 1; docs/vault.md)."""
     text = os.environ.get(_KEK_ENV)
