@@ -26,7 +26,7 @@ from troth.identity import Identifier, IdentityService, VerifiedIdentity
 from troth.identity.known import Binds
 from troth.limits import DEFAULT_REVOCATION_QUOTA
 from troth.names import check_name
-from troth.node.config import NodeConfig, VaultKind
+from troth.node.config import NodeConfig, VaultKind, check_module_path
 from troth.node.copies import stored_binds
 from troth.node.duetries import DueTries
 from troth.node.home import read_private_file, secure_dir, troth_home, write_private_file
@@ -200,6 +200,8 @@ def init_node(
         raise NodeExists(f"node {name!r} already exists in {home}")
     if vault == "pkcs11" and not token_label:
         raise ConfigError("a pkcs11 node needs --token-label")
+    if vault == "pkcs11" and pkcs11_module is not None:
+        check_module_path(pkcs11_module, "--pkcs11-module")
     if durability not in ("normal", "full"):
         raise ConfigError(f"unknown durability {durability!r}")
     config = NodeConfig(
