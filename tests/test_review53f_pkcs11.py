@@ -8,9 +8,15 @@ withhold), and change its CKA_ID so that no unseal finds it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from tests.conftest import SoftHsm
 from tests.support.hsm import vault_fixture  # noqa: F401  (the fixture `vault`)
+from troth.identity.service import IdentityExists
+from troth.node import Node
+from troth.node.node import open_node
 from troth.vault.pkcs11 import Pkcs11Vault
 
 pytestmark = pytest.mark.hsm
@@ -35,3 +41,32 @@ def test_a_seal_key_cannot_be_given_back_what_its_template_withholds(
     sealed = vault.seal(seal, b"secret", b"aad")  # still seals and unseals
     assert vault.unseal(seal, sealed, b"aad") == b"secret"
     vault.delete_seal_key(seal)  # and is still destroyed (CKA_DESTROYABLE is another attribute)
+
+
+def _token_keys(node: Node) -> int:
+    """The private key objects troth made in the node's token."""
+    from pkcs11 import Attribute, ObjectClass
+
+    vault = node.vault._primary  # type: ignore[attr-defined]  # the CompositeVault's token
+    with vault._lock:
+        found = vault._session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY})
+        return sum(1 for key in found if str(key[Attribute.LABEL]).startswith("troth:"))
+
+
+def test_a_create_refused_for_a_taken_name_leaves_no_key_in_the_token(
+    softhsm: SoftHsm, troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pkcs11 3: `troth identity create NAME` for a name taken generated the new identity's
+    primary and next key in the token, then failed on the name (IdentityExists) with the two
+    key pairs left there: the batch of a vault that stores each key as it makes it
+    (`_ImmediateKeys`) was told they were stored before the identity's row was written, so its
+    `discard` deleted nothing. Every retry left two more, usable by any session with the PIN
+    and retired by nothing (a software vault's rows roll back with the transaction)."""
+    softhsm.init_node("hsm", monkeypatch)
+    with open_node("hsm") as node:
+        node.identities.create(now=1_800_000_000, name="agent")
+        before = _token_keys(node)
+        for _ in range(2):
+            with pytest.raises(IdentityExists):
+                node.identities.create(now=1_800_000_000, name="agent")
+        assert _token_keys(node) == before
