@@ -70,3 +70,37 @@ def test_a_create_refused_for_a_taken_name_leaves_no_key_in_the_token(
             with pytest.raises(IdentityExists):
                 node.identities.create(now=1_800_000_000, name="agent")
         assert _token_keys(node) == before
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 53f, pkcs11 4, found and not fixed: a dead shared session is never reopened",
+)
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # its finalizer
+def test_a_vault_opened_after_its_tokens_session_died_signs(softhsm: SoftHsm) -> None:
+    """pkcs11 4, found and not fixed. One logged-in session per token per process
+    (`_SharedSession`); when it ends under the process (a token reset or removed, a network
+    HSM failing over: CKR_SESSION_HANDLE_INVALID), every operation fails with VaultError, and a
+    vault opened afterwards in the same process shares the dead session, so a running node
+    signs nothing until it is restarted. A fix reopens the session (it needs the PIN, which the
+    vault does not keep) and drops the key objects cached from the old one."""
+    import contextlib
+
+    from troth.crypto import KeyType
+    from troth.errors import VaultError
+    from troth.vault import KeyPurpose
+
+    first = Pkcs11Vault(softhsm.module, softhsm.token_label, softhsm.pin)
+    second: Pkcs11Vault | None = None
+    try:
+        handle = first.generate(KeyType.ED25519, KeyPurpose.SIGNING)
+        first._session.close()  # the session ends under the process
+        with pytest.raises(VaultError):
+            first.sign(handle, b"m")
+        second = Pkcs11Vault(softhsm.module, softhsm.token_label, softhsm.pin)
+        assert second.sign(handle, b"m")
+    finally:
+        for vault in (first, second):
+            if vault is not None:
+                with contextlib.suppress(Exception):  # closing the dead session fails too
+                    vault.close()
