@@ -72,20 +72,14 @@ def test_a_create_refused_for_a_taken_name_leaves_no_key_in_the_token(
         assert _token_keys(node) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 53f, pkcs11 4, found and not fixed: a dead shared session is never reopened",
-)
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # its finalizer
 def test_a_vault_opened_after_its_tokens_session_died_signs(softhsm: SoftHsm) -> None:
-    """pkcs11 4, found and not fixed. One logged-in session per token per process
-    (`_SharedSession`); when it ends under the process (a token reset or removed, a network
-    HSM failing over: CKR_SESSION_HANDLE_INVALID), every operation fails with VaultError, and a
-    vault opened afterwards in the same process shares the dead session, so a running node
-    signs nothing until it is restarted. A fix reopens the session (it needs the PIN, which the
-    vault does not keep) and drops the key objects cached from the old one."""
-    import contextlib
-
+    """pkcs11 4: one logged-in session per token per process (`_SharedSession`); when it
+    ended under the process (a token reset or removed, a network HSM failing over:
+    CKR_SESSION_HANDLE_INVALID), every operation failed with VaultError, and a vault opened
+    afterwards in the same process shared the dead session, so a running node signed nothing
+    until it was restarted. Now the operation that finds it dead fails, and the next one, of
+    any vault over it, opens it again (the objects found through the old one forgotten)."""
     from troth.crypto import KeyType
     from troth.errors import VaultError
     from troth.vault import KeyPurpose
@@ -99,8 +93,16 @@ def test_a_vault_opened_after_its_tokens_session_died_signs(softhsm: SoftHsm) ->
             first.sign(handle, b"m")
         second = Pkcs11Vault(softhsm.module, softhsm.token_label, softhsm.pin)
         assert second.sign(handle, b"m")
+        assert first.sign(handle, b"n")  # the same vault, its cached key object dropped
+        seal = first.generate_seal_key()
+        sealed = first.seal(seal, b"s", b"aad")
+        first._shared.session.close()  # again, found dead by an unseal this time
+        with pytest.raises(VaultError):
+            first.unseal(seal, sealed, b"aad")
+        assert second.unseal(seal, sealed, b"aad") == b"s"
+        assert first.unseal(seal, sealed, b"aad") == b"s"
+        first.delete_seal_key(seal)
     finally:
         for vault in (first, second):
             if vault is not None:
-                with contextlib.suppress(Exception):  # closing the dead session fails too
-                    vault.close()
+                vault.close()
