@@ -157,4 +157,5 @@ def run_server(key_hex: str) -> None:
 def bare_rpc_server(key: bytes) -> contextlib.AbstractContextManager[int]:
     """The bare echo server in a process of its own; yields its port, stops it on exit."""
     program = "import sys; from troth.bench.bare_rpc import run_server; run_server(sys.argv[1])"
-    return serving([sys.executable, "-c", program, key.hex()], "bare RPC server")
+    # -P: not from the working directory, which `-c` puts first (review 53f, node home 4)
+    return serving([sys.executable, "-P", "-c", program, key.hex()], "bare RPC server")

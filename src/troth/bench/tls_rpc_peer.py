@@ -57,7 +57,9 @@ def tls_rpc_server(pki: TlsPki) -> contextlib.AbstractContextManager[int]:
     program = (
         "import sys; from troth.bench.tls_rpc_peer import run_server; run_server(*sys.argv[1:])"
     )
-    command = [sys.executable, "-c", program]  # not -m: the package imports this module first
+    # not -m: the package imports this module first; -P: not from the working directory
+    # either, which `-c` puts first on the module path (review 53f, node home 4)
+    command = [sys.executable, "-P", "-c", program]
     command += [str(pki.ca_cert), str(pki.server_cert), str(pki.server_key)]
     return serving(command, "TLS RPC server")
 

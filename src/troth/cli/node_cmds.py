@@ -43,7 +43,7 @@ def node_options(func: F) -> F:
             click.option(
                 "--pkcs11-module",
                 metavar="PATH",
-                help="Path of the PKCS#11 library (default: SoftHSM2's).",
+                help="Absolute path of the PKCS#11 library (default: SoftHSM2's).",
             ),
             click.option("--token-label", metavar="LABEL", help="Label of the PKCS#11 token."),
             click.option(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 
 import click
 
@@ -36,7 +37,8 @@ def vault_group() -> None:
     "--new-key-file",
     type=INPUT_FILE,
     metavar="PATH",
-    help="For a node whose vault key is TROTH_VAULT_KEY: a file holding the new key (- for stdin).",
+    help="For a node whose vault key is TROTH_VAULT_KEY: a file holding the new key, readable "
+    "by you alone (- for stdin).",
 )
 @node_option
 @json_command
@@ -59,6 +61,7 @@ def rekey(
             raise ConfigError(f"the environment variable {new_key_env} is not set")
         new_kek = _parse_key(text, f"${new_key_env}")
     elif new_key_file is not None:
+        _check_private(new_key_file)
         data = read_input(new_key_file, _KEY_TEXT_LIMIT, "the new vault key")
         new_kek = _parse_key(data.decode("ascii", errors="replace"), new_key_file)
     from troth.node.rekey import rekey_vault
@@ -76,6 +79,25 @@ def rekey(
         else "set TROTH_VAULT_KEY to the new key before the node's next command"
     )
     reporter.result(data_out, f"{result.node}: {result.keys} keys re-sealed; {where}")
+
+
+def _check_private(path: str) -> None:
+    """ConfigError (exit 3) when `path` is a file that group or others can read: a new vault
+    key there is one every local user may have copied, and the rekey (the recovery from a
+    stolen backup) would seal every key under it (review 53f, vault 1; as `read_private_file`
+    refuses node.json and vault.key). A pipe (`-`, a process substitution) is not such a file;
+    a file that cannot be read is left to `read_input` to say so."""
+    if path == "-":
+        return
+    try:
+        info = os.stat(path)
+    except OSError:
+        return
+    if stat.S_ISREG(info.st_mode) and info.st_mode & 0o077:
+        raise ConfigError(
+            f"{path} is accessible by others (mode {info.st_mode & 0o777:o}): a vault key in "
+            "it may have been copied; write a new one to a file only you can read (chmod 600)"
+        )
 
 
 def _parse_key(text: str, where: str) -> bytes:

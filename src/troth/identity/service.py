@@ -223,7 +223,6 @@ class IdentityService:
                     progress("created", len(created), count)
             if progress is not None:
                 progress("committing", count, count)
-            keys.store()
             rows: list[LocalIdentityRow] = [
                 (
                     c.identity.identifier.digest,
@@ -236,6 +235,7 @@ class IdentityService:
                 for c in created
             ]
             self.store.add_locals(rows)
+            keys.store()  # after the rows: a name taken, `discard` deletes them (53f, pkcs11 3)
         except ConflictError:
             keys.discard()
             for name in names:  # the first name taken (only names and identifiers are unique)

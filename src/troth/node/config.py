@@ -32,7 +32,14 @@ from troth.identity import Identifier
 from troth.names import check_name
 from troth.node.home import read_private_file, write_private_file
 
-__all__ = ["DEFAULT_SERVICES", "KNOWN_SERVICES", "NodeConfig", "VaultKind", "update_config"]
+__all__ = [
+    "DEFAULT_SERVICES",
+    "KNOWN_SERVICES",
+    "NodeConfig",
+    "VaultKind",
+    "check_module_path",
+    "update_config",
+]
 
 VaultKind = Literal["software", "pkcs11"]
 KNOWN_SERVICES: Final = ("echo", "sink", "relay", "authority", "policy", "trace", "broker")
@@ -97,6 +104,10 @@ class NodeConfig:
             raise ConfigError(f"{path}: {exc}") from None
         if config.version != 1 or config.vault not in ("software", "pkcs11"):
             raise ConfigError(f"{path}: unsupported configuration (version {config.version})")
+        if config.kek_source not in ("env", "file"):
+            # read two ways before: the key file by `_load_kek`, the environment by the check
+            # of a kept node.db and by `troth vault rekey` (review 53f, node home 1)
+            raise ConfigError(f'{path}: kek_source is "file" or "env"')
         unknown = set(config.services) - set(KNOWN_SERVICES)
         if unknown or len(set(config.services)) != len(config.services):
             raise ConfigError(
@@ -115,6 +126,8 @@ class NodeConfig:
                 Identifier.parse(config.traces_expect)
             except ValueError:
                 raise ConfigError(f"{path}: traces_expect is an identifier (T...)") from None
+        if config.pkcs11_module is not None:
+            check_module_path(config.pkcs11_module, str(path))
         if config.vault == "pkcs11" and not (
             config.pkcs11_module and config.token_label and config.pin_env
         ):
@@ -122,6 +135,18 @@ class NodeConfig:
                 f"{path}: a pkcs11 vault needs pkcs11_module, token_label and pin_env"
             )
         return config
+
+
+def check_module_path(module: str, where: str) -> None:
+    """ConfigError unless `module`, a PKCS#11 library every open of the node loads into the
+    process that logs in with the PIN, is an absolute path: a relative one was loaded from the
+    working directory of each process (or the loader's search path), so a command run where
+    someone else can write ran that someone's library (review 53f, pkcs11 2)."""
+    if not os.path.isabs(module):
+        raise ConfigError(
+            f"{where}: the PKCS#11 module is an absolute path, not {module!r} (a relative one "
+            "is looked up afresh by every process, in its working directory)"
+        )
 
 
 def _host_port(text: str) -> bool:

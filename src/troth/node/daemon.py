@@ -364,7 +364,10 @@ def _spawn(home: Path, name: str, tcp_listen: str | None) -> dict[str, Any]:
     # home 1); the wait below takes only a status file written since (the daemon replaces it:
     # a new inode) naming the pid spawned here (a stale one may name it: pids are reused)
     stale = _file_id(directory / "status.json")
-    command = [sys.executable, "-m", "troth.node", name]
+    # -P: `-m` puts the working directory first on the module path, and a module planted in
+    # the directory the command ran in (/tmp, a shared checkout) ran in the daemon, which holds
+    # the vault key and the PIN (review 53f, node home 4; as the policy child, gates/policies)
+    command = [sys.executable, "-P", "-m", "troth.node", name]
     if tcp_listen:
         command += ["--tcp-listen", tcp_listen]
     log_file = directory / "node.log"

@@ -26,7 +26,7 @@ from troth.identity import Identifier, IdentityService, VerifiedIdentity
 from troth.identity.known import Binds
 from troth.limits import DEFAULT_REVOCATION_QUOTA
 from troth.names import check_name
-from troth.node.config import NodeConfig, VaultKind
+from troth.node.config import NodeConfig, VaultKind, check_module_path
 from troth.node.copies import stored_binds
 from troth.node.duetries import DueTries
 from troth.node.home import read_private_file, secure_dir, troth_home, write_private_file
@@ -200,6 +200,8 @@ def init_node(
         raise NodeExists(f"node {name!r} already exists in {home}")
     if vault == "pkcs11" and not token_label:
         raise ConfigError("a pkcs11 node needs --token-label")
+    if vault == "pkcs11" and pkcs11_module is not None:
+        check_module_path(pkcs11_module, "--pkcs11-module")
     if durability not in ("normal", "full"):
         raise ConfigError(f"unknown durability {durability!r}")
     config = NodeConfig(
@@ -320,7 +322,9 @@ def open_software_vault(
     try:
         keys = SqliteKeyStore(db)
         settle_rekey(config, path, db, peers)
-        sealed = keys.get_vault_meta("kek_check") is not None
+        # a key check, or keys without one (a restore without `vault_meta`: review 45d, vault
+        # 1): a fresh vault.key beside either opens nothing (review 53f, node home 3)
+        sealed = keys.get_vault_meta("kek_check") is not None or keys.max_key_number() > 0
         return peers, SoftwareVault(keys, _load_kek(config, path, sealed=sealed))
     except BaseException:
         peers.close()
@@ -372,7 +376,8 @@ def _has_pages(wal: Path) -> bool:
 
 def _load_kek(config: NodeConfig, path: Path, *, sealed: bool = False) -> bytes:
     """The software vault's KEK: from TROTH_VAULT_KEY, or `vault.key` (made on first use).
-    `sealed`: the database already holds a key check made under a KEK, so a missing
+    `sealed`: the database already holds a key check made under a KEK, or sealed keys (review
+    53f, node home 3), so a missing
     `vault.key` is damage (a restore killed half-way, a partial copy) reported as such, never
     replaced by a fresh key that opens nothing (review 38c, vault 1; docs/vault.md)."""
     text = os.environ.get(_KEK_ENV)

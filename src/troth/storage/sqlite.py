@@ -49,6 +49,10 @@ _BACKOFF_FIRST: Final = 0.005  # seconds before the first retry, doubled up to _
 _BACKOFF_MAX: Final = 0.25
 _WAL_WRITE_LOCK: Final = 120  # the byte of the -shm file a WAL writer locks (SQLite wal.c)
 _CACHE_KIB: Final = 32 * 1024  # page cache per connection (SQLite's default is 2 MiB)
+_OPEN_FAILURES: Final = (sqlite3.Error, UnicodeDecodeError)
+"""What opening a file and reading its schema raises: SQLite's errors, and the
+UnicodeDecodeError Python's sqlite3 raises in their place when SQLite's message quotes bytes
+of a damaged schema that are not UTF-8 (review 53f, node home 2: a ValueError, exit 2)."""
 
 Migration = str | Callable[[sqlite3.Connection], None]
 """One schema migration: SQL statements (separated by `;`), or a function that migrates
@@ -320,8 +324,8 @@ class SqliteDatabase:
             self._check_open()
             try:
                 conn = self._when_free(self._connect, "open")
-            except sqlite3.Error as exc:
-                raise StorageError(f"cannot open {self.path}: {exc}") from exc
+            except _OPEN_FAILURES as exc:
+                raise StorageError(f"cannot open {self.path}: {_reason(exc)}") from exc
             self._local.conn = conn
             self._local.depth = 0
             with self._all_lock:
@@ -349,8 +353,8 @@ class SqliteDatabase:
         self._check_open()
         try:
             conn = self._when_free(self._connect, "open")
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot open {self.path}: {exc}") from exc
+        except _OPEN_FAILURES as exc:
+            raise StorageError(f"cannot open {self.path}: {_reason(exc)}") from exc
         with self._all_lock:
             self._all.append(conn)
         return conn
@@ -544,8 +548,8 @@ class SqliteDatabase:
         conn = self.connection()
         try:
             version = self._when_free(lambda: _schema_version(conn), "read")
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot read {self.path}: {exc}") from exc
+        except _OPEN_FAILURES as exc:
+            raise StorageError(f"cannot read {self.path}: {_reason(exc)}") from exc
         if version == len(self._migrations):
             return
         with self.transaction():
@@ -630,6 +634,13 @@ def _rollback(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:
         with contextlib.suppress(sqlite3.Error):  # the failure being raised says more
             conn.execute("ROLLBACK")
+
+
+def _reason(exc: Exception) -> str:
+    """Why an open failed: SQLite's message, or (its message not UTF-8) that it is damaged."""
+    if isinstance(exc, UnicodeDecodeError):
+        return "it is damaged (SQLite's message about it is not even text)"
+    return str(exc)
 
 
 def _schema_version(conn: sqlite3.Connection) -> int:

@@ -18,8 +18,9 @@ token to sign.
   secrets broker records one too: review 48r, pkcs11 1); `delete` destroys a key only when
   this object made it or the token holds a retirement of it.
 - Seal keys: CKK_AES, 256 bits, CKM_AES_KEY_GEN, sensitive and never extractable, usable only to
-  encrypt/decrypt (no wrap/unwrap); sealing is CKM_AES_GCM (PKCS#11 v3.0 §2.12.5) with a
-  96-bit nonce drawn on the host and a 128-bit tag, in the `SealingVault` blob format.
+  encrypt/decrypt (no wrap/unwrap), not modifiable (review 53f, pkcs11 1); sealing is
+  CKM_AES_GCM (PKCS#11 v3.0 §2.12.5) with a 96-bit nonce drawn on the host and a 128-bit tag,
+  in the `SealingVault` blob format.
 
 python-pkcs11 is the optional `hsm` extra; it is imported when this vault is opened.
 """
@@ -88,16 +89,34 @@ _NONCE_SIZE = 12
 _TAG_BITS = 128
 
 
+_DEAD_SESSION: Final = (
+    "SessionHandleInvalid",
+    "SessionClosed",
+    "UserNotLoggedIn",
+    "DeviceRemoved",
+    "TokenNotPresent",
+)
+"""python-pkcs11's errors for a session that ended under the process (a token reset or removed,
+a network HSM failing over): the shared session is opened again at the next operation."""
+
+
 class _SharedSession:
     """One logged-in session per (module, token) per process: PKCS#11 login state belongs to
     the application, so a second C_Login fails with USER_ALREADY_LOGGED_IN. Sessions are not
-    thread-safe, so they come with one lock."""
+    thread-safe, so they come with one lock. A session found dead (`_DEAD_SESSION`) is opened
+    again, logged in with the PIN it was opened with, by the next operation of any vault over
+    it, which drops the key objects it found through the old one (`generation`): before review
+    53f (pkcs11 4) it stayed dead, and every vault of the process with it, so a running node
+    signed nothing until it was restarted."""
 
-    def __init__(self, session: Any, pin_digest: bytes) -> None:
+    def __init__(self, session: Any, pin: str, pin_digest: bytes) -> None:
         self.session = session
+        self.pin = pin
         self.pin_digest = pin_digest
         self.refs = 0
         self.lock = threading.Lock()
+        self.dead = False
+        self.generation = 0
 
 
 _SESSIONS: dict[tuple[str, str], _SharedSession] = {}
@@ -127,7 +146,7 @@ class Pkcs11Vault:
             shared = _SESSIONS.get(self._key)
             if shared is None:
                 shared = _SharedSession(
-                    _open_session(pkcs11, module_path, token_label, pin), pin_digest
+                    _open_session(pkcs11, module_path, token_label, pin), pin, pin_digest
                 )
                 _SESSIONS[self._key] = shared
             elif not hmac.compare_digest(shared.pin_digest, pin_digest):
@@ -135,8 +154,28 @@ class Pkcs11Vault:
             shared.refs += 1
         self._shared = shared
         self._session = shared.session
+        self._generation = shared.generation
         self._lock = shared.lock
         self._closed = False
+
+    def _revive(self) -> None:
+        """Open the shared session again if an operation found it dead (one vault does it, the
+        others then take it), and forget the objects found through an older one."""
+        shared = self._shared
+        if shared.dead:
+            with _SESSIONS_LOCK, shared.lock:
+                if shared.dead:
+                    with contextlib.suppress(self._errors.PKCS11Error):
+                        shared.session.close()
+                    module, label = self._key
+                    shared.session = _open_session(self._p11, module, label, shared.pin)
+                    shared.dead = False
+                    shared.generation += 1
+        if self._generation != shared.generation:
+            with shared.lock:
+                self._session = shared.session
+                self._objects.clear()
+                self._generation = shared.generation
 
     def close(self) -> None:
         with _SESSIONS_LOCK:
@@ -146,12 +185,13 @@ class Pkcs11Vault:
             self._shared.refs -= 1
             if self._shared.refs == 0:
                 del _SESSIONS[self._key]
-                with self._lock:
-                    self._session.close()
+                with self._lock, contextlib.suppress(self._errors.PKCS11Error):  # a dead one
+                    self._shared.session.close()
 
     # -- the Vault interface ------------------------------------------------------------------
 
     def generate(self, key_type: KeyType, purpose: KeyPurpose) -> KeyHandle:
+        self._revive()
         p11 = self._p11
         from pkcs11.util.ec import encode_named_curve_parameters
 
@@ -216,6 +256,7 @@ class Pkcs11Vault:
         return PublicKey(handle.key_type, bytes(point))
 
     def sign(self, handle: KeyHandle, data: bytes) -> bytes:
+        self._revive()
         cached = f"{handle.key_type.label}:{handle.key_id}"
         private = self._objects.get(cached) if handle.vault == self.name else None
         if private is None:  # _find refuses a handle of another vault or key type
@@ -335,6 +376,7 @@ class Pkcs11Vault:
     # -- sealing (the SealingVault interface) ---------------------------------------------------
 
     def generate_seal_key(self) -> SealKey:
+        self._revive()
         p11 = self._p11
         attr = p11.Attribute
         key_id = os.urandom(16).hex()
@@ -352,6 +394,9 @@ class Pkcs11Vault:
             attr.SIGN: False,
             attr.VERIFY: False,
             attr.DERIVE: False,
+            # as a key pair's (review 48d, pkcs11 1): no PIN session gives it back what this
+            # withholds, nor moves its CKA_ID (review 53f, pkcs11 1)
+            attr.MODIFIABLE: False,
         }
         with self._lock, self._mapped("generate seal key"):
             key = self._session.generate_key(p11.KeyType.AES, 256, template=template, store=True)
@@ -389,7 +434,8 @@ class Pkcs11Vault:
                         ciphertext, mechanism=self._p11.Mechanism.AES_GCM, mechanism_param=params
                     )
                 )
-        except self._errors.PKCS11Error:  # SoftHSM2 reports a bad tag as CKR_GENERAL_ERROR
+        except self._errors.PKCS11Error as exc:  # SoftHSM2: a bad tag is CKR_GENERAL_ERROR
+            _note_dead(self._shared, exc)
             raise failed from None
 
     def delete_seal_key(self, key: SealKey) -> None:
@@ -399,6 +445,7 @@ class Pkcs11Vault:
             self._objects.pop(_SEAL_LABEL_PREFIX + key.key_id, None)
 
     def _seal_object(self, key: SealKey) -> Any:
+        self._revive()
         cached = self._objects.get(_SEAL_LABEL_PREFIX + key.key_id)
         if cached is not None and key.vault == self.name:
             return cached
@@ -423,6 +470,7 @@ class Pkcs11Vault:
     # -- internals ----------------------------------------------------------------------------
 
     def _check_handle(self, handle: KeyHandle) -> None:
+        self._revive()
         if handle.vault != self.name or handle.key_type not in (KeyType.ED25519, KeyType.P256):
             raise KeyNotFound(f"{handle} is not a key of this vault")
         if not _KEY_ID.fullmatch(handle.key_id):  # one spelling: cache and token agree
@@ -456,15 +504,23 @@ class Pkcs11Vault:
                 private[attr.DERIVE] = False
 
     def _mapped(self, what: str) -> _MapErrors:
-        return _MapErrors(what, self._errors.PKCS11Error)
+        return _MapErrors(what, self._errors.PKCS11Error, self._shared)
+
+
+def _note_dead(shared: _SharedSession, exc: BaseException) -> None:
+    """Mark `shared` dead when `exc` says its session ended (`_DEAD_SESSION`)."""
+    if type(exc).__name__ in _DEAD_SESSION:
+        shared.dead = True
 
 
 class _MapErrors:
-    """Turn python-pkcs11 errors into VaultError (one place, `raise ... from`)."""
+    """Turn python-pkcs11 errors into VaultError (one place, `raise ... from`), noting a dead
+    session (`_note_dead`)."""
 
-    def __init__(self, what: str, base: type[Exception]) -> None:
+    def __init__(self, what: str, base: type[Exception], shared: _SharedSession) -> None:
         self._what = what
         self._base = base
+        self._shared = shared
 
     def __enter__(self) -> None:
         return None
@@ -473,4 +529,5 @@ class _MapErrors:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
     ) -> None:
         if exc is not None and isinstance(exc, self._base):
+            _note_dead(self._shared, exc)
             raise VaultError(f"PKCS#11 {self._what} failed: {type(exc).__name__}") from exc
