@@ -9,6 +9,7 @@ sync) gives its place back."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from typing import Any
 
@@ -97,3 +98,53 @@ def test_two_threads_handing_out_at_once_sync_once(monkeypatch: pytest.MonkeyPat
         assert answers == [True]
         assert len(syncs) == DUE_TRIES
         assert agents._stored.due_tries.stopped(acme.identifier)
+
+
+def test_a_mark_made_after_a_sync_cleared_the_newest_reads_as_newer() -> None:
+    """Due 2: a mark's number was its row id, which SQLite gives again once the newest row is
+    deleted: a node whose tries of an authority stopped at its newest mark, that mark cleared
+    by a sync in another process and a new one made before the node's poll read the marks
+    again, read the new mark as not newer (its chains refused until a restart, a newer mark,
+    or being told). Mark numbers are never given twice now (`AUTOINCREMENT`)."""
+    with troth.Node.open("agents") as agents:
+        node = agents._stored
+        store = node.wallet.store
+        first = store.mark_sync_due(A.digest, "", 0)
+        tries = _stopped_at(first)
+        assert store.clear_sync_due(A.digest) == 1  # a sync elsewhere cleared it
+        second = store.mark_sync_due(A.digest, "", 0)  # a new revocation's
+        assert second > first
+        assert tries.resume(A, max(store.marks_due(A.digest)))
+    with troth.Node.open("agents") as agents:  # a reopened store too
+        store = agents._stored.wallet.store
+        assert store.clear_sync_due(A.digest) == 1
+        assert store.mark_sync_due(A.digest, "", 0) > second
+
+
+def test_marks_from_before_the_migration_keep_their_numbers() -> None:
+    """Due 2, the migration: a node.db whose `feed_syncs_due` gives ids again (as before it)
+    opens with its marks as they were, and a mark made after the newest was cleared reads as
+    newer."""
+    with troth.Node.open("agents") as agents:
+        path = agents._stored.path / "node.db"
+    with sqlite3.connect(path) as conn:
+        (current,) = conn.execute("PRAGMA user_version").fetchone()
+        conn.execute("DROP TABLE feed_syncs_due")
+        conn.execute(
+            "CREATE TABLE feed_syncs_due (id INTEGER PRIMARY KEY, authority BLOB NOT NULL, "
+            "address TEXT NOT NULL, marked_at INTEGER NOT NULL)"
+        )
+        conn.execute("CREATE INDEX feed_syncs_due_authority ON feed_syncs_due (authority)")
+        for mark in (3, 7):
+            conn.execute(
+                "INSERT INTO feed_syncs_due VALUES (?, ?, 'node:acme', 1)", (mark, A.digest)
+            )
+        conn.execute(f"PRAGMA user_version = {current - 1}")
+    with troth.Node.open("agents") as agents:
+        store = agents._stored.wallet.store
+        assert store.marks_due(A.digest) == [3, 7]
+        assert store.syncs_due() == [(A.digest, "node:acme")]
+        assert store.clear_sync_due(A.digest, 7) == 1
+        assert store.mark_sync_due(A.digest, "node:acme", 2) > 7
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == current

@@ -12,6 +12,9 @@ made, then once more (review 50j, duewatch 1; review 50k, due 1: each wrote the 
 tables). A sync that completes forgets the count. The marks are never cleared for it: the
 authority's chains stay refused (fail closed).
 
+A mark's number is never given twice (review 53h, due 2: SQLite gave a deleted newest row's
+id again, so a mark made after a sync elsewhere cleared the newest read as not newer).
+
 A try counts from when it starts (`resume`) until it ends (`failed`, `succeeded`, or `ended`
 for one that ended with no word, an exception other than a failed sync): one asked for while
 the tries under way and the failed ones fill `DUE_TRIES` is refused, its marks standing (review
