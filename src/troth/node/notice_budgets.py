@@ -23,7 +23,10 @@ sixteen sources past it, held every kept source and the connection's whole total
 sender's calls to a dead member waited their timeout). What stays: a party holding many hosts
 (eight IPv4 addresses or IPv6 /64s take a connection's total; sixteen hold its kept sources) is
 many sources, as at every per-source limit of a relay; a node past a relay sees its tag alone,
-not its network; and senders behind one address (a NAT) share one source.
+not its network; and senders behind one address (a NAT) share one source: an office of them
+calling one member restarted past a second relay at once gets its notices a burst, then one a
+second, so past a dozen or so senders the last wait their 10 s timeout (each connection had its
+own share before), as every per-source limit counts them.
 """
 
 from __future__ import annotations
