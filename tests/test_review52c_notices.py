@@ -1,14 +1,15 @@
-"""Review 52c, notices 1 (found, not fixed: a design limit written down): a source is a
-connection at the node before, so one party holding many connections there is many sources.
-Eight of them spending their shares as they refill take a connection's whole total
-(NOTICE_CONNECTION_INTERVAL: eight sources' rate), and sixteen fill its kept sources
-(MAX_NOTICE_SOURCES, none refilled): another sender's source then gets no notice, its calls
-waiting out their timeout (troth.node.notice_budgets). A fix needs the sources grouped by
-who holds them (the node before knows; this node does not)."""
+"""Review 52c, notices 1 (closed by review 53h, notices 1: tests/test_review53h_notices.py): a
+source is a connection at the node before, so one party holding many connections there was many
+sources. Eight of them spending their shares as they refill took a connection's whole total
+(NOTICE_CONNECTION_INTERVAL: eight sources' rate), and sixteen filled its kept sources
+(MAX_NOTICE_SOURCES, none refilled): another sender's source then got no notice, its calls
+waiting out their timeout (troth.node.notice_budgets). The node before (a relay) names each
+connection it accepted by its peer's host (`/worker/tcp-h<tag>-<random>`), and the budgets now
+count one host's connections as one source."""
 
 from __future__ import annotations
 
-import pytest
+import os
 
 from troth import limits
 from troth.node.notice_budgets import NoticeBudgets
@@ -17,15 +18,14 @@ from troth.routing import Address
 ONE = Address("worker", "tcp-one")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 52c, notices 1: one party's many connections at the node before starve "
-    "another sender's notices (sources are connections, not parties)",
-)
 def test_a_party_with_many_connections_cannot_starve_another_source() -> None:
     budgets = NoticeBudgets()
-    party = [Address("worker", f"tcp-party-{i}") for i in range(limits.MAX_NOTICE_SOURCES)]
-    other = Address("worker", "tcp-other-sender")
+    # the party's connections at the relay, from one host, as the relay names them
+    party = [
+        Address("worker", f"tcp-h0badc0de-{os.urandom(8).hex()}")
+        for _ in range(limits.MAX_NOTICE_SOURCES)
+    ]
+    other = Address("worker", f"tcp-h600dcafe-{os.urandom(8).hex()}")
     got = 0
     step = limits.NOTICE_CONNECTION_INTERVAL
     for tick in range(int(10 / step)):  # ten seconds: a call's timeout

@@ -661,8 +661,9 @@ route is at most MAX_ROUTE_LENGTH hops, `kept_relays` refuses more; one hop of r
 # -- no-route notices (troth.node.no_route; docs/protocols.md, "Unanswered channels") ---------
 NOTICE_BURST: Final = 4
 """The most no-route notices a node sends back to back over one connection for one source (the
-connection the dropped packet came on at the node before, or the node at the other end of the
-connection; for a notice passed back, the connection it came from: troth.node.notice_budgets),
+connection the dropped packet came on at the node before, every connection of one host there
+one source when that node named them by host, or the node at the other end of the connection;
+for a notice passed back, the connection it came from: troth.node.notice_budgets),
 and takes back to back from one connection to pass back toward one of its own."""
 NOTICE_INTERVAL: Final = 1.0
 """Seconds one source's share takes to regain one notice past its burst (NOTICE_BURST)."""

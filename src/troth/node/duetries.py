@@ -12,6 +12,15 @@ made, then once more (review 50j, duewatch 1; review 50k, due 1: each wrote the 
 tables). A sync that completes forgets the count. The marks are never cleared for it: the
 authority's chains stay refused (fail closed).
 
+A mark's number is never given twice (review 53h, due 2: SQLite gave a deleted newest row's
+id again, so a mark made after a sync elsewhere cleared the newest read as not newer).
+
+A try counts from when it starts (`resume`) until it ends (`failed`, `succeeded`, or `ended`
+for one that ended with no word, an exception other than a failed sync): one asked for while
+the tries under way and the failed ones fill `DUE_TRIES` is refused, its marks standing (review
+53h, due 1: a try was counted only once it failed, so the poll and a handout asking at once,
+after a newer mark or at the last try, both tried).
+
 The count is kept per process, in memory, not stored (review 51h, due 2): a restart tries
 again, as being told (`feed.sync`) does. Restarting a daemon, like making a mark, takes a
 process with the node's own files (the troth home is the trust boundary: review 50j's threat
@@ -46,6 +55,8 @@ class DueTries:
         """authority -> syncs in a row that left its marks standing."""
         self._stopped: dict[Identifier, int] = {}
         """authority -> the newest of its marks when its tries stopped (`DUE_TRIES`)."""
+        self._trying: dict[Identifier, int] = {}
+        """authority -> its tries under way (started by `resume`, not ended)."""
 
     def stopped(self, authority: Identifier) -> bool:
         """Whether `authority`'s tries stopped: ask `resume` with the newest of its marks
@@ -56,23 +67,43 @@ class DueTries:
     def resume(self, authority: Identifier, newest: int) -> bool:
         """Whether `authority` may be tried now that its newest mark is `newest`: its tries
         did not stop, or a newer mark was made since (one more try: a failed one stops them
-        again)."""
+        again), and the tries under way and failed leave room for one. True starts the try:
+        the caller ends it (`failed`, `succeeded` or `ended`)."""
         with self._lock:
             stopped = self._stopped.get(authority)
-            if stopped is None:
-                return True
-            if newest <= stopped:
-                return False
-            del self._stopped[authority]
-            self._failed[authority] = DUE_TRIES - 1
+            if stopped is not None:
+                if newest <= stopped:
+                    return False
+                del self._stopped[authority]
+                self._failed[authority] = DUE_TRIES - 1
+            trying = self._trying.get(authority, 0)
+            if self._failed.get(authority, 0) + trying >= DUE_TRIES:
+                return False  # (the last tries are under way)
+            self._trying[authority] = trying + 1
             return True
 
     def failed(self, authority: Identifier) -> bool:
-        """A sync of `authority` left its marks standing; whether that was its last try
-        (`DUE_TRIES` in a row): the caller then `stop`s it at the newest of its marks."""
+        """A sync of `authority` left its marks standing (its try ends); whether that was its
+        last try (`DUE_TRIES` in a row): the caller then `stop`s it at the newest of its
+        marks."""
         with self._lock:
+            self._end(authority)
             failed = self._failed[authority] = self._failed.get(authority, 0) + 1
             return failed >= DUE_TRIES
+
+    def ended(self, authority: Identifier) -> None:
+        """A try of `authority` ended with no word (not a failed sync: an exception, or it was
+        cancelled): not counted, its place given back."""
+        with self._lock:
+            self._end(authority)
+
+    def _end(self, authority: Identifier) -> None:
+        """One try of `authority` under way ended (with the lock held)."""
+        trying = self._trying.get(authority, 0)
+        if trying > 1:
+            self._trying[authority] = trying - 1
+        else:
+            self._trying.pop(authority, None)
 
     def stop(self, authority: Identifier, newest: int) -> None:
         """Try `authority` no more until a mark newer than `newest` is made (`resume`)."""
@@ -80,13 +111,15 @@ class DueTries:
             self._stopped[authority] = newest
 
     def succeeded(self, authority: Identifier) -> None:
-        """A sync of `authority` cleared its marks: its count goes."""
+        """A sync of `authority` cleared its marks (its try ends): its count goes."""
         with self._lock:
+            self._end(authority)
             self._failed.pop(authority, None)
             self._stopped.pop(authority, None)
 
     def keep(self, authorities: Container[Identifier]) -> None:
-        """Forget the count of every authority not in `authorities` (no longer marked)."""
+        """Forget the count of every authority not in `authorities` (no longer marked; its
+        tries under way are kept until they end)."""
         with self._lock:
             for table in (self._failed, self._stopped):
                 for gone in [a for a in table if a not in authorities]:

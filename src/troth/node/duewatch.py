@@ -112,6 +112,9 @@ class DueWatch:
                 log.warning("the feed of %s, due a sync, was not synced: %s", authority, exc)
             except Exception:  # (its wait doubles all the same: no sync at every poll)
                 log.exception("the feed of %s, due a sync, was not synced", authority)
+            except BaseException:  # cancelled: not a failed sync, its place goes back
+                self.tries.ended(authority)
+                raise
             if authority in trust.due:  # failed, or a revoker still holds its mark
                 wait = min(max(2 * wait, DUE_POLL), DUE_RETRY_MAX)
                 self._waits[authority] = (self.time() + wait, wait)
@@ -141,15 +144,17 @@ class DueWatch:
         )
 
     async def _unparked(self, authority: Identifier) -> bool:
-        """Whether `authority` may be tried (its wait over): its tries not stopped, or marked
-        since (one more try: its wait stays the longest). The newest mark is read only once
-        they stopped (one query per wait)."""
-        if not self.tries.stopped(authority):
+        """Whether `authority` may be tried (its wait over), the try started
+        (`DueTries.resume`): its tries not stopped, or marked since (one more try: its wait
+        stays the longest), and its last not under way in a handout (then asked again at the
+        next poll). The newest mark is read only once they stopped (one query per wait)."""
+        stopped = self.tries.stopped(authority)
+        newest = await self._newest_mark(authority) if stopped else 0
+        if self.tries.resume(authority, newest):
             return True
-        if self.tries.resume(authority, await self._newest_mark(authority)):
-            return True
-        _, wait = self._waits.get(authority, (0.0, DUE_RETRY_MAX))
-        self._waits[authority] = (self.time() + wait, wait)
+        if stopped:
+            _, wait = self._waits.get(authority, (0.0, DUE_RETRY_MAX))
+            self._waits[authority] = (self.time() + wait, wait)
         return False
 
     async def _sync(self, authority: Identifier) -> None:

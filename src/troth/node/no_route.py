@@ -54,12 +54,16 @@ if TYPE_CHECKING:
     from troth.node.channel_ends import ChannelEnd
     from troth.node.channels import ChannelManager
 
-__all__ = ["NOTICE_DETAIL", "NoRouteNotices"]
+__all__ = ["NOTICE_DETAIL", "NOTICE_DETAIL_PAST", "NoRouteNotices"]
 
 log = logging.getLogger("troth.node.channels")
 
 NOTICE_DETAIL: Final = "no route at the hub"
-"""Why a channel closed by a notice closed (its waiting calls fail `Unreachable` with it)."""
+"""Why a channel closed by a notice for a dead address right after its first hop closed (its
+waiting calls fail `Unreachable` with it)."""
+NOTICE_DETAIL_PAST: Final = "no route at a relay past the hub"
+"""`NOTICE_DETAIL` for a dead address further along (a notice passed back: the hub had a route;
+review 53h, relays 1, where it read "no route at the hub")."""
 
 
 class NoRouteNotices:
@@ -170,10 +174,11 @@ class NoRouteNotices:
             channels.note("%s: dropped a no-route notice for no channel of ours", end.name)
             return
         peer = stale.peer.identifier if stale.peer else "?"
-        log.info("%s with %s closed: %s (%s)", stale.name, peer, NOTICE_DETAIL, way[-1])
+        detail = NOTICE_DETAIL if hops == 1 else NOTICE_DETAIL_PAST
+        log.info("%s with %s closed: %s (%s)", stale.name, peer, detail, way[-1])
         channels.counters.closed_by_no_route += 1
-        forget_calls(channels.router, stale.enc, f"{stale.name} closed: {NOTICE_DETAIL}")
-        channels.close_end(stale, ChannelFailure.PEER_CLOSED, NOTICE_DETAIL)
+        forget_calls(channels.router, stale.enc, f"{stale.name} closed: {detail}")
+        channels.close_end(stale, ChannelFailure.PEER_CLOSED, detail)
 
     def _pass_back(self, end: ChannelEnd, way: Route, sender: Route) -> None:
         """Pass a notice from the node at the other end of `end`'s connection back over the

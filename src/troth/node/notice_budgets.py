@@ -14,6 +14,19 @@ address, and the other senders' calls to a member restarted waited their timeout
 spends at most its own share. What the node at the other end of the connection names as a
 source, it names for what goes back to itself only (the packets and notices of the senders
 behind it, which it could drop anyway).
+
+A source a node names by its peer's host (a connection it accepted, `/worker/tcp-h<tag>-...`:
+`troth.transport.connection.host_tag`, the key the channel limits past a relay count too) is
+that host's, however many connections the host holds there (review 53h, notices 1; review 52c,
+notices 1: one host's sixteen connections to a relay, up to `max_connections_per_source`, were
+sixteen sources past it, held every kept source and the connection's whole total, and another
+sender's calls to a dead member waited their timeout). What stays: a party holding many hosts
+(eight IPv4 addresses or IPv6 /64s take a connection's total; sixteen hold its kept sources) is
+many sources, as at every per-source limit of a relay; a node past a relay sees its tag alone,
+not its network; and senders behind one address (a NAT) share one source: an office of them
+calling one member restarted past a second relay at once gets its notices a burst, then one a
+second, so past a dozen or so senders the last wait their 10 s timeout (each connection had its
+own share before), as every per-source limit counts them.
 """
 
 from __future__ import annotations
@@ -29,8 +42,16 @@ from troth.limits import (
     NOTICE_INTERVAL,
 )
 from troth.routing import Address
+from troth.transport.connection import host_tag
 
 __all__ = ["NoticeBudgets"]
+
+
+def _spender(source: Address) -> Address:
+    """Who spends a source's share: the host a tagged connection address names (one host's
+    connections at the node before are one source), else the source itself."""
+    tag = host_tag(source)
+    return source if tag is None else Address("worker", f"host-{tag}")
 
 
 def _source_level(value: tuple[float, float], now: float) -> float:
@@ -70,7 +91,8 @@ class NoticeBudgets:
         """Spend one notice of `connection`'s budget for `source` at loop time `now`: False
         when the source's share or the connection's total has none (then neither is spent),
         or when there is no room for a budget of either and none is refilled (deny when in
-        doubt)."""
+        doubt). Sources a node named by one host are one (`_spender`)."""
+        source = _spender(source)
         entry = self._connections.get(connection)
         if entry is None:
             if len(self._connections) >= MAX_NOTICE_BUCKETS:

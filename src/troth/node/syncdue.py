@@ -125,6 +125,10 @@ def settle_sync(
         if tries is not None and tries.failed(authority):
             tries.stop(authority, newest)
         return False
+    except BaseException:
+        if tries is not None:
+            tries.ended(authority)  # (not a failed sync: its place goes back)
+        raise
     if tries is not None:
         tries.succeeded(authority)
     clear_marks(node, authority, marks)

@@ -517,7 +517,8 @@ class CredentialStore(Transactional, Protocol):
     def mark_sync_due(self, authority: bytes, address: str, now: int) -> int:
         """Record that this node's copy of `authority`'s feed (reached at `address`) must be
         synced before a chain of that authority is handed out: a link revocation is under way
-        with it (review 48m, revcrash 2); the mark's number (one per revocation)."""
+        with it (review 48m, revcrash 2); the mark's number (one per revocation, never given
+        twice, so a newer mark has a larger one: review 53h, due 2)."""
         ...
 
     def syncs_due(self) -> list[tuple[bytes, str]]:

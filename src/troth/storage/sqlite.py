@@ -280,6 +280,21 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
         restored_counter INTEGER, restored_guard INTEGER, restored_voided INTEGER
     ) WITHOUT ROWID;
     """,
+    """
+    -- review 53h, due 2: a mark's number (its id) is never given twice (AUTOINCREMENT): a
+    -- node whose syncs of an authority stopped at its newest mark tries once more at a newer
+    -- one (troth.node.duetries), and SQLite gave a deleted newest row's id again, so a mark
+    -- made after a sync elsewhere cleared that one read as not newer. The rows keep their ids
+    CREATE TABLE feed_syncs_due_ids (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, authority BLOB NOT NULL, address TEXT NOT NULL,
+        marked_at INTEGER NOT NULL
+    );
+    INSERT INTO feed_syncs_due_ids (id, authority, address, marked_at)
+        SELECT id, authority, address, marked_at FROM feed_syncs_due;
+    DROP TABLE feed_syncs_due;
+    ALTER TABLE feed_syncs_due_ids RENAME TO feed_syncs_due;
+    CREATE INDEX feed_syncs_due_authority ON feed_syncs_due (authority);
+    """,
 )
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "Connection",
     "ConnectionTable",
     "Listener",
+    "host_tag",
     "source_host",
     "source_network",
 ]
@@ -54,6 +55,13 @@ stateless translator (SIIT, RFC 7915) from its IPv4 address in it (review 29b, s
 _HOST_KEY = os.urandom(16)
 """Keys this process's host tags: stable per host while it runs, unlinkable elsewhere."""
 _TAGGED = re.compile(r"[a-z]+-h([0-9a-f]{8})-[0-9a-f]{16}")
+
+
+def host_tag(address: Address) -> str | None:
+    """The host tag of a connection address a node gave a connection it accepted (`/worker/
+    <kind>-h<tag>-<random>`: `_accepted_address`), None for any other address."""
+    tagged = _TAGGED.fullmatch(address.value) if address.kind == "worker" else None
+    return None if tagged is None else tagged.group(1)
 
 
 def source_host(host: str) -> str:
@@ -196,8 +204,8 @@ class Connection(AllowSetSource):
         connection to that host in the route (None otherwise: an accepted connection, or a
         route whose second hop the relay did not tag)."""
         via = return_route[1] if self.outgoing and len(return_route) > 1 else None
-        tagged = _TAGGED.fullmatch(via.value) if via is not None and via.kind == "worker" else None
-        return None if tagged is None else f"{self.address} via host {tagged.group(1)}"
+        tag = host_tag(via) if via is not None else None
+        return None if tag is None else f"{self.address} via host {tag}"
 
     # -- frames ----------------------------------------------------------------------------------
 
