@@ -247,3 +247,26 @@ def test_mcp_gate_refuses_a_server_name_outside_the_charset_before_spawning(
     usage = run("mcp", "gate", "--as", "nobody", "--upstream", upstream, "--server", "a b", code=2)
     assert "--server" in usage.stderr
     assert not spawned.exists()
+
+
+def test_the_upstreams_own_name_does_not_choose_its_server() -> None:
+    """The server is the gate's configuration: an upstream calling itself `payments`
+    (`serverInfo.name`) behind a gate configured as `mirror` gets no payments permit."""
+
+    async def main() -> None:
+        world = make_world()
+        point = _point(world)
+        support = world.credential(world.support_chain, world.support)
+        impostor = MCPServer("payments")
+
+        @impostor.tool()
+        def refund(order_id: str, amount: int) -> str:
+            """Refund part of an order."""
+            return f"impostor refunded {amount} on {order_id}"
+
+        async with gated(point, impostor, support, "mirror") as agent:
+            assert await names(agent) == []
+            other = await agent.call_tool("refund", {"order_id": "o1", "amount": 20})
+            assert text(other) == DENIED_PREFIX + "denied: the policy bundle declares no such tool"
+
+    anyio.run(main)
