@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.vectors.gates.generate import POLICIES, SCHEMA, SERVICES, TOOLS, build
+from tests.vectors.gates.generate import POLICIES, SCHEMA, SERVER_POLICIES, SERVICES, TOOLS, build
 from troth.credentials import ChainVerifier, TrustPolicy, verify_feed
 from troth.encoding import cbor
 from troth.gates import (
@@ -60,6 +60,37 @@ def test_stored_bundles_verify() -> None:
     assert (status.allowed, status.policies, status.revision) == (True, ("status",), 2)
     refund = point.decide(admin, ToolCall("refund", {"order_id": "o", "amount": 1}), now=T + 60)
     assert (refund.allowed, refund.outcome) == (False, Outcome.NO_PERMIT)
+
+
+def test_the_server_vector_permits_one_servers_tool_only() -> None:
+    """Review 53c, gates 1 (docs/formats.md, "Tools and their servers"): the bundle's permit
+    names `Server::"payments"`: the payments server's refund is allowed, another server's and a
+    gate's of no server are not."""
+    authority = Identifier.parse(VECTOR["authority"])
+    feed = verify_feed(
+        bytes.fromhex(VECTOR["feed"]), authority=authority, now=T + 60, max_staleness=300
+    )
+    verifier = ChainVerifier(TrustPolicy(frozenset({authority})))
+    data = bytes.fromhex(VECTOR["bundle_with_server"])
+    verified = verify_bundle(data, verifier=verifier, feeds={authority: feed}, now=T + 60)
+    assert (verified.body.revision, verified.body.policies) == (3, SERVER_POLICIES)
+    store = BundleStore(verifier)
+    store.accept(data, feeds={authority: feed}, now=T + 60)
+    point = DecisionPoint(store, {authority: feed}.get)
+    admin = verifier.verify(
+        bytes.fromhex(VECTOR["admin_chain"]),
+        presenter=Identifier.parse(VECTOR["admin"]),
+        feeds={authority: feed},
+        now=T + 60,
+    )
+    args = {"order_id": "o", "amount": 1}
+    decided = {
+        server: point.decide(admin, ToolCall("refund", args, server=server), now=T + 60)
+        for server in ("payments", "mirror", None)
+    }
+    assert decided["payments"].allowed
+    assert decided["payments"].policies == ("payments-refund",)
+    assert [decided[s].outcome for s in ("mirror", None)] == [Outcome.NO_PERMIT] * 2
 
 
 def test_the_body_layout() -> None:

@@ -7,6 +7,7 @@ else there (errors go to stderr, or to stdout as JSON with --json when serving f
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 
@@ -61,7 +62,7 @@ def _sdk() -> None:
     "mcp",
     epilog="""\b
 Example:
-  troth mcp gate --as support --upstream "python orders.py" --node agents
+  troth mcp gate --as support --upstream "python orders.py" --server orders --node agents
   troth mcp serve orders --upstream "python orders.py" --node hub
   troth mcp connect /tcp/127.0.0.1:4000/service/mcp.orders --as support --node agents""",
 )
@@ -73,9 +74,19 @@ def mcp_group() -> None:
 @mcp_group.command("gate")
 @as_option("The local identity the gate acts for (its keys stay in the node's vault)")
 @UPSTREAM
+@click.option(
+    "--server",
+    metavar="NAME",
+    default=None,
+    help='The upstream server\'s name: its tools are Cedar\'s Tool::"TOOL" in Server::"NAME", '
+    'so a policy naming `resource in Server::"NAME"` allows them and no other server\'s '
+    "(1-128 of A-Z a-z 0-9 _ . -). Default: none, in no server (such a policy denies them).",
+)
 @node_option
 @json_command
-def gate(as_name: str, upstream: str, node_name: str, reporter: Reporter) -> None:
+def gate(
+    as_name: str, upstream: str, server: str | None, node_name: str, reporter: Reporter
+) -> None:
     """Serve a stdio MCP server in front of the upstream one, deciding every call as IDENTITY
     with its current credential and the node's current bundle and feed."""
     _sdk()
@@ -83,8 +94,17 @@ def gate(as_name: str, upstream: str, node_name: str, reporter: Reporter) -> Non
 
     from troth.integrations.mcp.local import serve_local_gate
 
+    if server is not None:  # refused before the upstream starts
+        try:
+            check_name(server, "MCP server")
+        except PolicyError as exc:
+            raise click.BadParameter(exc.detail, param_hint="--server") from None
     as_name = local_identity(reporter.names, as_name, node_name)
-    anyio.run(serve_local_gate, home(), node_name, as_name, _command(upstream))
+    anyio.run(
+        functools.partial(
+            serve_local_gate, home(), node_name, as_name, _command(upstream), server=server
+        )
+    )
 
 
 @mcp_group.command("serve")

@@ -32,6 +32,7 @@ from troth.cli.text import duration, moment
 from troth.encoding.ijson import load_json
 from troth.errors import DecodeError, PolicyError
 from troth.gates import ToolCall, decode_bundle
+from troth.gates.toolschema import check_name
 from troth.identity import Identifier
 from troth.node.policy_test import decide_offline
 from troth.node.trust import FEED_STALENESS
@@ -288,6 +289,13 @@ def _parse_time(text: str) -> int:
     help="The caller's credential chain.",
 )
 @click.option("--tool", required=True, help="The tool called.")
+@click.option(
+    "--server",
+    metavar="NAME",
+    default=None,
+    help='The MCP server whose tool it is (Cedar: Tool::"TOOL" in Server::"NAME", as a '
+    "published server NAME or `troth mcp gate --server NAME` decides it). Default: none.",
+)
 @click.option("--args", "args_text", default="{}", show_default=True, help="Arguments as JSON.")
 @click.option(
     "--time",
@@ -329,6 +337,7 @@ def test(
     bundle_file: str,
     chain_file: str,
     tool: str,
+    server: str | None,
     args_text: str,
     at_text: str | None,
     feed_files: tuple[str, ...],
@@ -342,6 +351,11 @@ def test(
     authority is trusted, and the output names it: --authority's or --trust's (the bundle
     must be signed under it), or the one the bundle names (--trust-bundle-authority)."""
     stdin_once(**{"--bundle": bundle_file, "--chain": chain_file})
+    if server is not None:
+        try:
+            check_name(server, "MCP server")
+        except PolicyError as exc:
+            raise click.BadParameter(exc.detail, param_hint="--server") from None
     trusted_by = _trusted_by(authority_ref, trust_ref, trust_bundle_authority)
     now = CLOCK.now() if at_text is None else _parse_time(at_text)
     bundle = read_input(bundle_file, limits.MAX_POLICY_BUNDLE_BYTES, "bundle")
@@ -364,7 +378,7 @@ def test(
             outcome = decide_offline(
                 bundle,
                 chain,
-                ToolCall(tool, arguments),
+                ToolCall(tool, arguments, server=server),
                 anchor=anchor,
                 host=host,
                 feed_files=feed_files,

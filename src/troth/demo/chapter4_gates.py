@@ -34,7 +34,8 @@ CAVEAT = "0 < context.args.amount && context.args.amount <= 100"  # no negative 
 POLICIES = """\
 @id("support-lookup") permit(principal, action == Action::"invoke:lookup_order", resource)
   when { principal.hasTag("orders.access") };
-@id("support-refund") permit(principal, action == Action::"invoke:refund", resource)
+@id("support-refund") permit(
+  principal, action == Action::"invoke:refund", resource in Server::"orders")
   when { principal.hasTag("orders.access") && principal.getTag("orders.access").contains("write") };
 @id("dpo-export") permit(principal, action == Action::"invoke:export_customers", resource)
   when { principal.hasTag("troth.role") && principal.getTag("troth.role").contains("dpo") };
@@ -219,6 +220,8 @@ async def _setup(scene: _Scene) -> None:
     await shop.worker.run(lambda: shop.policies.accept(data, now=clock.now()))
     ids = ", ".join(shop.policies.show(now=clock.now())[0]["policies"])
     story.say(f"the shop signs revision 1 of its policy bundle: 3 tools, policies {ids}")
+    story.say('  (support-refund names its server, resource in Server::"orders": a refund')
+    story.say("  another MCP server lists is not one it allows)")
     policy = agents.host.services["policy"]
     if isinstance(policy, PolicyService):
         await policy.pull()
@@ -235,8 +238,11 @@ async def _in_process(scene: _Scene) -> None:
     scene.delegate("support-agent", "sub-agent", read, (), ttl=300)
     scene.story.say(f"customer 4471 delegates read, write to support-agent, only if {CAVEAT};")
     scene.story.say("  support-agent passes read on to its sub-agent")
-    gate = ToolGate(
-        agents.policies.point, [Tool.from_function(f) for f in TOOLS], clock=scene.clock
+    gate = ToolGate(  # the orders server's tools, in process
+        agents.policies.point,
+        [Tool.from_function(f) for f in TOOLS],
+        clock=scene.clock,
+        server="orders",
     )
 
     def caller(who: str) -> LocalCredential:

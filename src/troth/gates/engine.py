@@ -138,11 +138,15 @@ class ToolCall:
     """Invoke `tool` with `arguments` (a JSON object). `schema` is the shape
     (`schema_shape`) of the input schema the enforcing gate declares for the tool: a call is
     denied when it differs from the bundle's ("" = the gate declares no such tool; None = not
-    compared)."""
+    compared). `server` is the MCP server whose tool it is (the gate's configuration: a
+    published server's name, `troth mcp gate --server`), the Cedar resource then
+    `Tool::"<tool>"` in `Server::"<server>"`; None: a tool of no server, in none (review 53c,
+    gates 1; docs/policy.md, "Entities")."""
 
     tool: str
     arguments: Mapping[str, Any] = field(default_factory=dict)
     schema: str | None = None
+    server: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +244,8 @@ class PolicyEngine:
             cache_size, limits.MAX_CAVEATED_POLICY_TEXT
         )
         self._visible: _Bounded[bytes, frozenset[str]] = _Bounded(cache_size)
+        # per (chain, server): the chain's entities with the bundle's tools in the server
+        self._served: _Bounded[bytes, cedarpy.Entities] = _Bounded(cache_size)
         self._with_placeholder: cedarpy.Schema | None = None  # _placeholder_schema
 
     @property
@@ -311,6 +317,9 @@ class PolicyEngine:
         principal = self._principal(credential)
         if principal.refused is not None:
             return principal.refused
+        entities = principal.entities
+        if isinstance(request, ToolCall) and request.server is not None:
+            entities = self._entities_of(credential, principal, request.server)
         answer = authorize(
             {
                 "principal": principal.uid,
@@ -319,7 +328,7 @@ class PolicyEngine:
                 "context": context,
             },
             principal.policy_set,
-            principal.entities,  # type: ignore[arg-type]  # set whenever refused is None
+            entities,  # type: ignore[arg-type]  # set whenever refused is None
             self.compiled.schema,
         )
         if answer.errors:
@@ -331,6 +340,31 @@ class PolicyEngine:
             if len(principal.decided) < DECISIONS_PER_CHAIN:
                 principal.decided[key] = found
         return found
+
+    def _entities_of(
+        self, credential: VerifiedCredential, principal: _Principal, server: str | None
+    ) -> cedarpy.Entities | None:
+        """The chain's entities with each of the bundle's tools `Tool::"<name>"` in
+        `Server::"<server>"` (in none for None; cached per chain and server): a tool an MCP
+        gate serves is its server's (review 53c, gates 1; docs/policy.md, "Entities"). Cedar
+        decides a tool absent from the entities as one in no server, but a partial evaluation
+        leaves `resource in Server::"s"` unknown for it (a tool of no server would be shown),
+        so previews always use these. None: `server` is no valid server name (its requests are
+        denied: `_plain`), or the chain has no entities."""
+        if principal.entities is None or (server is not None and not NAME.fullmatch(server)):
+            return None
+        key = credential.links[-1].hash  # always 32 bytes: the server's name follows
+        if server is not None:
+            key += server.encode()
+        found = self._served.get(key)
+        if found is not None:
+            return found
+        parent = [] if server is None else [{"type": "Server", "id": server}]
+        tools = [
+            {"uid": {"type": "Tool", "id": name}, "attrs": {}, "parents": parent}
+            for name in self._tools
+        ]
+        return self._served.put(key, principal.entities.with_added_json_str(json.dumps(tools)))
 
     def _tool_request(self, request: ToolCall, now: int) -> tuple[str, str, str] | PolicyDecision:
         """The Cedar action, resource and context of tool call `request`, or its denial before
@@ -485,7 +519,7 @@ class PolicyEngine:
             return refused
         # looked up for every denied name, a made-up one included: the same cached lookup, or
         # the same partial evaluations the first time for a chain (review 48t, gates 1)
-        visible = self.visible_tools(credential)
+        visible = self.visible_tools(credential, server=request.server)
         if decision.outcome is Outcome.UNKNOWN_REQUEST:
             return decision
         entry = self._tools.get(request.tool)
@@ -497,22 +531,31 @@ class PolicyEngine:
             return decision
         return self._deny(Outcome.UNKNOWN_REQUEST, what="tool")
 
-    def visible_tools(self, credential: VerifiedCredential) -> frozenset[str]:
-        """The bundle's tools the actor could be permitted to call: partial evaluation with the
-        context unknown hides a tool iff the answer is Deny or has errors (sound, not complete:
-        an unsatisfiable condition still shows a tool; every call is decided anyway)."""
+    def visible_tools(
+        self, credential: VerifiedCredential, *, server: str | None = None
+    ) -> frozenset[str]:
+        """The bundle's tools the actor could be permitted to call (as tools of MCP server
+        `server`, None: of none): partial evaluation with the context unknown hides a tool iff
+        the answer is Deny or has errors (sound, not complete: an unsatisfiable condition still
+        shows a tool; every call is decided anyway). A `server` that is no valid server name
+        shows none."""
         key = credential.links[-1].hash
+        if server is not None:
+            if type(server) is not str or not NAME.fullmatch(server):
+                return frozenset()
+            key += server.encode()  # the hash: always 32 bytes
         found = self._visible.get(key)
         if found is not None:
             return found
         principal = self._principal(credential)
         visible: set[str] = set()
         if principal.refused is None:
+            entities = self._entities_of(credential, principal, server)
             for name, (_, action, resource) in self._tools.items():
                 partial = cedarpy.is_authorized_partial(
                     {"principal": principal.uid, "action": action, "resource": resource},
                     principal.policy_set,
-                    principal.entities,  # type: ignore[arg-type]
+                    entities,  # type: ignore[arg-type]
                     self.compiled.schema,
                 )
                 if partial.decision is not cedarpy.Decision.Deny and not partial.diagnostics.errors:
@@ -532,8 +575,11 @@ def _plain(request: Request) -> bool:
     exactly an `int`): a `str` subclass is checked by its text and written into the Cedar
     request by its `__format__`, which may say another name (review 50d, gates 2: a
     ServiceCall of `cancel` formatting as `status` was decided as `status`)."""
-    if isinstance(request, ToolCall):
-        return type(request.tool) is str
+    if isinstance(request, ToolCall):  # a server named as the gates name one (review 53c)
+        server = request.server
+        return type(request.tool) is str and (
+            server is None or (type(server) is str and NAME.fullmatch(server) is not None)
+        )
     if isinstance(request, ServiceCall):
         return type(request.service) is str and type(request.method) is str
     return (

@@ -361,15 +361,26 @@ class DecisionPoint:
         return self._decide(caller, request, now)[1]
 
     def visible_tools(
-        self, caller: Caller, *, now: int, declared: Mapping[str, str] | None = None
+        self,
+        caller: Caller,
+        *,
+        now: int,
+        declared: Mapping[str, str] | None = None,
+        server: str | None = None,
     ) -> frozenset[str]:
         """The tools `caller` could be permitted to call now (none when its credential or the
         bundle is not in force); with `declared` (tool -> its input schema's `schema_shape`),
-        only declared tools whose schema has the bundle's shape."""
-        return self.preview_tools(caller, now=now, declared=declared).visible
+        only declared tools whose schema has the bundle's shape; with `server`, as tools of
+        that MCP server (`ToolCall.server`; review 53c, gates 1)."""
+        return self.preview_tools(caller, now=now, declared=declared, server=server).visible
 
     def preview_tools(
-        self, caller: Caller, *, now: int, declared: Mapping[str, str] | None = None
+        self,
+        caller: Caller,
+        *,
+        now: int,
+        declared: Mapping[str, str] | None = None,
+        server: str | None = None,
     ) -> ToolPreview:
         """What `visible_tools` answers, and the tools the caller could call but that are
         hidden because their declared schema differs from the bundle's (a gate logs them)."""
@@ -377,7 +388,7 @@ class DecisionPoint:
             credential, engine = self._engine(caller, now)
         except (CredentialError, PolicyError):
             return ToolPreview(frozenset(), frozenset())
-        visible = engine.visible_tools(credential)
+        visible = engine.visible_tools(credential, server=server)
         if declared is None:
             return ToolPreview(visible, frozenset(), engine.revision, engine.digest)
         tools = engine.tools

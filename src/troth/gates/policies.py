@@ -2,7 +2,8 @@
 
 The schema of a bundle is composed of three parts, in this order:
 1. troth's fixed declarations (`FIXED_SCHEMA`): the `Agent` entity (delegation facts as
-   attributes, credential attributes as tags), `Tool`, `Service`, `Secret`, the action group
+   attributes, credential attributes as tags), `Tool` (in `Server`: the MCP server serving it;
+   review 53c, gates 1), `Service`, `Secret`, the action group
    `invoke` and the action `lease`;
 2. what troth derives from the bundle: one action per tool,
    `action "invoke:<tool>" in [Action::"invoke"]` whose `context.args` is the tool's input
@@ -76,7 +77,8 @@ entity Agent {
   not_before: __cedar::Long,
   expires_at: __cedar::Long
 } tags Set<__cedar::String>;
-entity Tool;
+entity Server;
+entity Tool in [Server];
 entity Service;
 entity Secret;
 action invoke;

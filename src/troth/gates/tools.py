@@ -148,8 +148,13 @@ class ToolGate:
         *,
         clock: Clock | None = None,
         leases: LeaseProvider | None = None,
+        server: str | None = None,
     ) -> None:
+        """`server`: the name of the server these tools are of (a tool name's charset;
+        PolicyError otherwise), each decided as `Tool::"<name>"` in `Server::"<server>"`, as an
+        MCP gate decides its upstream's (review 53c, gates 1); None: in no server."""
         self.point = point
+        self.server = None if server is None else check_name(server, "server")
         self.clock: Clock = clock or SystemClock()
         self.leases: LeaseProvider = leases or NoLeases()
         self._tools: dict[str, Tool] = {}
@@ -161,7 +166,9 @@ class ToolGate:
 
     def available_tools(self, caller: Caller) -> list[Tool]:
         """The declared tools `caller` could be permitted to call now, in declaration order."""
-        visible = self.point.visible_tools(caller, now=self.clock.now(), declared=self._declared)
+        visible = self.point.visible_tools(
+            caller, now=self.clock.now(), declared=self._declared, server=self.server
+        )
         return [tool for tool in self._tools.values() if tool.name in visible]
 
     def invoke(self, caller: Caller, tool: str, arguments: Mapping[str, Any]) -> ToolResult:
@@ -177,7 +184,7 @@ class ToolGate:
             # unfilled, not read as one (review 47h, gates 2: a list was taken for pairs)
             with contextlib.suppress(PolicyError):  # over the limit filled: the engine denies
                 plain = declared.fill(plain)  # it unfilled (review 49d, gates 1)
-        request = ToolCall(tool, plain, "" if declared is None else declared.shape)
+        request = ToolCall(tool, plain, "" if declared is None else declared.shape, self.server)
         record, told = self.point.judge_tool(caller, request, now=self.clock.now())
         if not told.allowed or declared is None:
             return ToolResult(told)  # a hidden tool's denial: an undeclared one's (47h, gates 1)

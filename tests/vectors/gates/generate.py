@@ -38,6 +38,12 @@ POLICIES = """\
   unless { context.args.amount <= 100 };
 @id("status") permit(principal, action == Action::"status", resource == Service::"orders");
 """
+SERVER_POLICIES = """\
+@id("payments-refund") permit(
+  principal, action == Action::"invoke:refund", resource in Server::"payments");
+"""
+"""Review 53c, gates 1: a permit of the payments server's refund only (docs/formats.md, "Tools
+and their servers"): a verifier from before it refuses the bundle (no entity type `Server`)."""
 SCHEMA = "entity Order;"
 TOOLS: dict[str, Any] = {
     "refund": {
@@ -75,6 +81,9 @@ def build() -> dict[str, Any]:
     }
     by_authority = create_bundle(authority.signer, revision=1, **common)
     by_admin = create_bundle(admin.signer, revision=2, chain=chain, **common)
+    with_server = create_bundle(
+        authority.signer, revision=3, **{**common, "policies": SERVER_POLICIES}
+    )
     feed = build_feed(authority.signer, [], feed_genesis(authority.identifier), now=T + 60)
     return {
         "authority": str(authority.identifier),
@@ -82,6 +91,7 @@ def build() -> dict[str, Any]:
         "admin_chain": chain.hex(),
         "bundle_by_authority": by_authority.hex(),
         "bundle_by_admin": by_admin.hex(),
+        "bundle_with_server": with_server.hex(),
         "feed": feed.hex(),
         "issued_at": T,
     }
@@ -91,7 +101,8 @@ def main() -> None:
     print_vectors(
         "troth policy bundle golden vectors (docs/formats.md, 'Policy bundles'): a bundle signed "
         "by its authority (revision 1) and one signed by a policy-admin carrying its chain "
-        "(revision 2), with the authority's empty feed; fixed keys 01..01 to 06..06. Generated "
+        "(revision 2), one by its authority permitting a tool of one server only (revision 3, "
+        "review 53c), with the authority's empty feed; fixed keys 01..01 to 06..06. Generated "
         "by tests/vectors/gates/generate.py.",
         build(),
     )

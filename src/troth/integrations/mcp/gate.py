@@ -52,6 +52,10 @@ that client, when its protocol version is one before 2026-07-28 (the gate declar
 `tools.listChanged` to them; it serves no `subscriptions/listen`): what the caller may see may
 have changed (review 49o, mcp 2).
 
+Every tool is its server's: a gate given the upstream's `server` name decides each of its tools
+as `Tool::"<name>"` in `Server::"<server>"` (docs/policy.md, "Entities"), so a bundle can allow
+`refund` on the payments server and not another upstream's `refund` (review 53c, gates 1).
+
 Only tools pass: the gate offers no resources, prompts or sampling (closed by default). One
 `McpGate` serves many callers (the upstream client is shared); `gate_server` builds the MCP
 `Server` of one connection around one caller, as research §2.3 recommends.
@@ -81,7 +85,7 @@ from troth import __version__, limits
 from troth.clock import Clock, SystemClock
 from troth.errors import PolicyError, cut_text
 from troth.gates import Caller, DecisionPoint, DecisionRecord, Outcome, PolicyDecision, ToolCall
-from troth.gates.toolschema import NAME, Fill, compile_tool_schema, schema_shape
+from troth.gates.toolschema import NAME, Fill, check_name, compile_tool_schema, schema_shape
 from troth.integrations.mcp.pins import Pin, Pins, served
 
 __all__ = [
@@ -232,11 +236,17 @@ class McpGate:
         *,
         clock: Clock | None = None,
         changes: UpstreamChanges | None = None,
+        server: str | None = None,
     ):
         """`changes`: the message handler of the upstream's client (`UpstreamChanges`), which
-        tells the gate its listing is stale; None: the upstream never announces a change."""
+        tells the gate its listing is stale; None: the upstream never announces a change.
+        `server`: the name of the upstream server (a tool name's charset; PolicyError
+        otherwise), its tools decided as `Tool::"<name>"` in `Server::"<server>"`, so a policy
+        scoped `resource in Server::"payments"` allows no other upstream's tool of that name
+        (review 53c, gates 1); None: in no server, which such a policy never allows."""
         self.point = point
         self.upstream = upstream
+        self.server = None if server is None else check_name(server, "MCP server")
         self.clock: Clock = clock or SystemClock()
         self.changes = changes or UpstreamChanges()
         self._listed: _Listed | None = None
@@ -341,7 +351,9 @@ class McpGate:
             # none begun since, or the upstream announced a change since: list now
             if listed is None or self._kept <= asked or self._stale(listed):
                 listed = await self._list_upstream()
-        preview = self.point.preview_tools(caller, now=self.clock.now(), declared=listed.schemas)
+        preview = self.point.preview_tools(
+            caller, now=self.clock.now(), declared=listed.schemas, server=self.server
+        )
         if decided is not None:
             decided(preview.revision, preview.digest)
         for name in sorted(preview.mismatched):
@@ -407,7 +419,7 @@ class McpGate:
         if fill is not None:  # judged, recorded and forwarded as filled (review 23c); over the
             with contextlib.suppress(PolicyError):  # limit filled, denied unfilled (49d, gates 1)
                 args = fill(args)
-        request = ToolCall(name, args, listed.schemas.get(name, ""))
+        request = ToolCall(name, args, listed.schemas.get(name, ""), self.server)
         judge = functools.partial(self.point.judge_tool, caller, request, now=self.clock.now())
         # a recording point signs and appends durably: off the event loop, which serves others
         record, told = (

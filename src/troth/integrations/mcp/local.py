@@ -40,9 +40,12 @@ async def serve_local_gate(
     *,
     cwd: str | None = None,
     clock: Clock | None = None,
+    server: str | None = None,
 ) -> None:
     """Serve the gate on this process's stdin and stdout until the client goes away (OSError
-    when the upstream fails: it exits, or speaks no MCP)."""
+    when the upstream fails: it exits, or speaks no MCP). `server`: the upstream server's
+    name, its tools decided as `Tool::"<tool>"` in `Server::"<server>"` (`McpGate`; review
+    53c, gates 1); None: in no server."""
     clock = clock or SystemClock()
     with open_node(node_name, home=home) as node:
         feeds = NodeFeeds(node, clock)
@@ -74,10 +77,10 @@ async def serve_local_gate(
                 ):
                     watch.cancel()
                     listening.start_soon(changes.watch, upstream)
-                    gate = McpGate(point, upstream, clock=clock, changes=changes)
-                    server = gate_server(gate, caller)
+                    gate = McpGate(point, upstream, clock=clock, changes=changes, server=server)
+                    served = gate_server(gate, caller)
                     async with stdio_server() as (read, write):
-                        await server.run(read, write, server.create_initialization_options())
+                        await served.run(read, write, served.create_initialization_options())
                     listening.cancel_scope.cancel()  # the listen stream ends with the gate
         except BaseException as exc:  # the SDK's errors come in anyio's task groups
             failed = upstream_error(exc, shlex.join(command))

@@ -207,7 +207,13 @@ class McpService:
                 listening.start_soon(changes.watch, client)
                 listed = await client.list_tools()
                 self.tools = [tool.name for tool in listed.tools]
-                self.gate = McpGate(self.point, client, clock=self.clock, changes=changes)
+                self.gate = McpGate(  # its tools are in Server::"<NAME>" (review 53c)
+                    self.point,
+                    client,
+                    clock=self.clock,
+                    changes=changes,
+                    server=self.name.removeprefix(MCP_PREFIX),
+                )
                 ready.set_result(None)
                 await self._stop.wait()
                 listening.cancel_scope.cancel()  # the listen stream ends with the upstream
