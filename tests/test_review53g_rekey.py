@@ -76,3 +76,19 @@ def test_junk_naming_a_far_epoch_changes_nothing() -> None:
         assert dropped(b.receive(junk, T + 1)) == [DropReason.UNDECRYPTABLE]
     a.send(b"genuine")
     assert pump(a, b)[1] == [Received(b"genuine")]
+
+
+def test_keys_derived_for_junk_are_the_ones_the_peer_then_uses() -> None:
+    """Junk naming epoch 3 derives the keys of epochs 1-3 ahead of time; the peer's genuine
+    frames then walk epochs 1 to 5 one frame each (the derived keys shift as each commits) and,
+    after three lost epochs, on again: every one decrypts."""
+    a, b = _open_pair(make_world())
+    junk = packet(bytes((TRANSPORT_FRAME,)) + (3 * INTERVAL).to_bytes(8, "big") + bytes(32))
+    assert dropped(b.receive(junk, T + 1)) == [DropReason.UNDECRYPTABLE]
+    sent = 0  # the frames `a` sent: its next nonce
+    for epoch in (1, 2, 3, 4, 5, 9):
+        _lose(a, epoch * INTERVAL - sent)
+        a.send(b"epoch %d" % epoch)
+        assert pump(a, b)[1] == [Received(b"epoch %d" % epoch)]
+        sent = epoch * INTERVAL + 1
+    assert b.drops == {DropReason.UNDECRYPTABLE: 1}
