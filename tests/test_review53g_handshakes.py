@@ -14,6 +14,8 @@ own oldest.
 
 from __future__ import annotations
 
+import pytest
+
 from tests.support.channels import T
 from tests.support.parties import make_channel_party
 from tests.test_channel_manager import HUB, Net, message_1, run, until
@@ -23,7 +25,16 @@ from troth.routing import Address, RoutedMessage, Router, Source, parse_route
 from troth.transport import MemoryTransport
 
 
-def test_one_networks_sources_do_not_evict_another_networks_handshake() -> None:
+@pytest.mark.parametrize(
+    "address",
+    [
+        "10.6.6.{n}",  # the addresses of one IPv4 /24
+        "::ffff:10.6.6.{n}",  # the same, IPv4-mapped (every other one: a mix of the two)
+        "2001:db8:0:{n:x}::1",  # the /64s of one IPv6 /48
+    ],
+    ids=["ipv4", "ipv4-mapped-mix", "ipv6"],
+)
+def test_one_networks_sources_do_not_evict_another_networks_handshake(address: str) -> None:
     async def test(net: Net) -> None:
         hub = await net.hub(limits=ChannelLimits(max_half_open=8))
         counters = hub.manager.counters
@@ -34,7 +45,9 @@ def test_one_networks_sources_do_not_evict_another_networks_handshake() -> None:
             for _ in range(count):
                 flooders += 1
                 flooder = Router()
-                MemoryTransport(flooder, net.network, host=f"10.6.6.{flooders}")
+                mapped = address.startswith("::ffff:") and flooders % 2
+                host = (address if mapped else address.removeprefix("::ffff:")).format(n=flooders)
+                MemoryTransport(flooder, net.network, host=host)
                 await flooder.route(message_1(f"flood-{flooders}"))
 
         await flood(7)
