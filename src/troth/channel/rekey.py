@@ -15,14 +15,13 @@ from __future__ import annotations
 
 from typing import Final
 
+from troth import limits
 from troth.channel.noise import CipherState
 
 __all__ = ["MAX_EPOCHS_AHEAD", "ReceiveKeys"]
 
-MAX_EPOCHS_AHEAD: Final = 4
-"""Epochs past the newest one a frame authenticated in whose keys a receiver derives (a peer
-may have lost this many epochs of frames on the way less one: 196,608 at the default
-interval): a frame naming an epoch further ahead is dropped without deriving anything."""
+MAX_EPOCHS_AHEAD: Final = limits.MAX_REKEY_EPOCHS_AHEAD
+"""Epochs ahead whose keys a receiver derives (`limits.MAX_REKEY_EPOCHS_AHEAD`)."""
 
 
 class ReceiveKeys:
