@@ -11,6 +11,8 @@ section 5) that the code already met, each a passing test.
   has moved past is dropped, never decrypted.
 - Junk between genuine frames at every epoch boundary changes nothing: each genuine frame is
   read, each junk frame dropped and counted, and the channel never closes.
+- A replayed handshake (message 1 and message 3 captured) opens nothing: the replayed message
+  3 does not decrypt under the new end's ephemeral key.
 """
 
 from __future__ import annotations
@@ -92,3 +94,24 @@ def test_junk_at_every_epoch_boundary_closes_nothing() -> None:
     assert received == 6 * INTERVAL
     assert b.state is ChannelState.OPEN
     assert b.drops == {DropReason.UNDECRYPTABLE: 6 * INTERVAL}
+
+
+def test_a_replayed_handshake_opens_nothing() -> None:
+    """A captured message 1 and message 3, replayed to the responder: message 1 makes a new
+    half-open end (answered with a new ephemeral key), and the old message 3 does not
+    decrypt under it: dropped, the end still waiting (its handshake timeout ends it)."""
+    world = make_world()
+    a, b = world.initiator(), world.responder()
+    (message_1,) = a.outgoing()
+    b.receive(message_1, T + 1)
+    for message_2 in b.outgoing():
+        a.receive(message_2, T + 1)
+    (message_3,) = a.outgoing()
+    b.receive(message_3, T + 1)
+    assert b.state is ChannelState.OPEN
+    replayed = world.responder()
+    assert replayed.receive(message_1, T + 2) == []
+    assert replayed.state is ChannelState.AWAITING_MESSAGE_3
+    assert dropped(replayed.receive(message_3, T + 2)) == [DropReason.UNDECRYPTABLE]
+    assert replayed.state is ChannelState.AWAITING_MESSAGE_3
+    assert replayed.peer is None
