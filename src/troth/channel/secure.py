@@ -75,6 +75,7 @@ from troth.channel.reassembly import (
     Reassembler,
     ReassemblyBudget,
 )
+from troth.channel.rekey import ReceiveKeys
 from troth.channel.replay import ReplayWindow, Verdict
 from troth.channel.state import HANDSHAKE_STEPS, READS, ChannelState, Step, next_state
 from troth.channel.verification import ChannelTrust, HandshakeClaim, VerifiedPeer, verify_peer
@@ -158,30 +159,6 @@ class ChannelSettings:
         return f"Noise_XX_25519_{self.cipher}_SHA256"
 
 
-class _Receiver:
-    """The receiving keys: the current epoch's and the previous one's (for late messages)."""
-
-    __slots__ = ("epochs",)
-
-    def __init__(self, base: CipherState) -> None:
-        self.epochs = {0: base}
-
-    def cipher_for(self, epoch: int) -> CipherState | None:
-        """The key for `epoch` (the next epoch's is derived, not yet kept: see `commit`), or
-        None when no key for it is held (an older epoch, or one too far ahead)."""
-        cipher = self.epochs.get(epoch)
-        if cipher is not None:
-            return cipher
-        top = max(self.epochs)
-        return self.epochs[top].rekeyed() if epoch == top + 1 else None
-
-    def commit(self, epoch: int, cipher: CipherState) -> None:
-        """A frame of `epoch` authenticated: keep its key (and only the one before it)."""
-        if epoch not in self.epochs:
-            top = max(self.epochs)
-            self.epochs = {top: self.epochs[top], epoch: cipher}
-
-
 class SecureChannel:
     """One end of a secure channel. An initiator is created with message 1 queued; feed every
     packet from the peer to `receive`; take packets to send from `outgoing()`."""
@@ -220,7 +197,7 @@ class SecureChannel:
         self._pending_size = 0  # their plaintext as one frame (a DATA or a BATCH frame)
         self._send: CipherState | None = None
         self._send_epoch = 0
-        self._receiver: _Receiver | None = None
+        self._receiver: ReceiveKeys | None = None
         self._next_nonce = 0
         self._window = ReplayWindow(self.settings.replay_window)
         self._reassembler = Reassembler(
@@ -527,7 +504,7 @@ class SecureChannel:
         c1, c2 = handshake.split()
         send, receive = (c1, c2) if self.initiator else (c2, c1)
         self._send = send
-        self._receiver = _Receiver(receive)
+        self._receiver = ReceiveKeys(receive)
         self.handshake_hash = handshake.handshake_hash
         self._handshake = None  # ephemeral keys dropped: forward secrecy
         self.peer = peer

@@ -161,6 +161,11 @@ MAX_APPLICATION_MESSAGE: Final = 16 * 1024 * 1024
 """Largest application message a channel reassembles from fragments."""
 MAX_REASSEMBLIES: Final = 16
 """Most fragmented messages a channel reassembles at once."""
+MAX_REKEY_EPOCHS_AHEAD: Final = 4
+"""Epochs past the newest one a channel frame authenticated in whose keys a receiver derives
+(troth.channel.rekey): a peer that lost up to this many epochs of frames less one on the way
+(196,608 at the default rekey interval) is still read; a frame naming an epoch further ahead
+is dropped without deriving anything (review 53g, rekey 1)."""
 MAX_TRANSPORT_FRAME: Final = 128 * 1024
 """Largest TCP frame (a routed message: routes + one channel frame)."""
 MAX_CONTROL_REQUEST: Final = MAX_TRANSPORT_FRAME

@@ -19,8 +19,9 @@ transport connection that closes closes the channels that run over it (`connecti
 
 Hostile load (all limits in `ChannelLimits`): half-open handshakes are bounded per source (the
 TCP peer's address, or for a relayed handshake the relay connection and the relay's connection
-to the sender) and globally, where a newcomer evicts the oldest handshake of the sources
-holding the most (of all, when none holds more than its own would); handshakes expire by
+to the sender) and globally, where a newcomer evicts, of the network holding the most (its
+own when it is one of them), the oldest handshake of the sources holding the most (the
+network's oldest when none holds more than its own would); handshakes expire by
 timer; channels per peer identity are bounded, and per member (its delegates' included,
 counted as the reassembly budgets are: review 43a, channels 1); the
 reassemblies of one member's channels (its delegates' included: a peer with no chain, its own)
@@ -92,7 +93,7 @@ from troth.routing import (
     format_route,
 )
 from troth.routing.notice import NOTICE_SERVICE
-from troth.transport.connection import Connection
+from troth.transport.connection import Connection, source_network
 from troth.transport.ratelog import RateLimitedLog
 
 __all__ = [
@@ -138,6 +139,8 @@ class ChannelManager:
     connection, went silent past the keepalive timeout: the connection is dead too."""
     _half_open: dict[ChannelEnd, ChannelTrust] = field(default_factory=dict)  # responder
     # handshakes (oldest first) and the trust each gets once open
+    _networks: dict[ChannelEnd, str] = field(default_factory=dict)  # the network of each
+    # half-open end's source (`_source_network`: review 53g, handshakes 1)
     _users: dict[Identifier, set[ChannelEnd]] = field(default_factory=dict)  # the open ends
     # by peer identity (the per-peer channel limit)
     _budgets: dict[frozenset[bytes], tuple[PeerReassembly, set[ChannelEnd]]] = field(
@@ -222,7 +225,8 @@ class ChannelManager:
         if len(payload) != len(_MESSAGE_1) + 32 or bytes(payload[:3]) != _MESSAGE_1:
             raise RoutingError("not a secure channel message 1")  # no state for garbage
         source_key = source.origin(message.return_route) if source is not None else "local"
-        self._make_room(source_key)
+        network = _source_network(source_key)
+        self._make_room(source_key, network)
         trust = self.trust()
         limited = ChannelsPerPeer(
             trust.policy,
@@ -240,6 +244,7 @@ class ChannelManager:
         end = self._add(channel, message.return_route, source, source_key)
         end.direct = isinstance(source, Connection) and not source.outgoing  # it connected
         self._half_open[end] = trust
+        self._networks[end] = network
         self._per_source[source_key] += 1
         self.counters.handshakes_started += 1
         if source is not None:
@@ -255,7 +260,7 @@ class ChannelManager:
         if end.channel.state is ChannelState.AWAITING_MESSAGE_1:  # message 1 was unusable
             self._forget(end)
 
-    def _make_room(self, source_key: str) -> None:
+    def _make_room(self, source_key: str, network: str) -> None:
         """Room for one more half-open handshake from a source (RoutingError when none)."""
         if self._per_source[source_key] >= self.limits.max_channels_per_source:
             self.counters.refused_channels_per_source += 1
@@ -273,13 +278,21 @@ class ChannelManager:
         # finishes within a round trip, so keeping newcomers out takes max_half_open messages
         # 1 per round trip; refusing the newcomer when no source held more than its own would
         # let sources holding one each (256 networks: one IPv6 /56) lock every newcomer out
-        # for one message 1 each per handshake timeout (review 34e, handshakes 2).
-        held_by = collections.Counter(e.source_key for e in self._half_open)
+        # for one message 1 each per handshake timeout (review 34e, handshakes 2). Networks
+        # first (`source_network`): the sources of one network each holding one were never
+        # "the most", and their messages 1 evicted another network's handshakes, so the
+        # network holding the most gives up its own (review 53g, handshakes 1).
+        held_by = collections.Counter(self._networks.values())
         most = max(held_by.values())
-        if held == most:  # this source is among the largest: its own oldest goes first
-            victim = next(end for end in self._half_open if end.source_key == source_key)
+        if held_by[network] != most:  # another network holds more: its handshakes go
+            network = next(n for n in self._networks.values() if held_by[n] == most)
+        ends = [end for end in self._half_open if self._networks[end] == network]
+        sources = collections.Counter(end.source_key for end in ends)
+        most = max(sources.values())
+        if sources[source_key] == most:  # this source is among the largest: its own oldest
+            victim = next(end for end in ends if end.source_key == source_key)
         else:
-            victim = next(end for end in self._half_open if held_by[end.source_key] == most)
+            victim = next(end for end in ends if sources[end.source_key] == most)
         self.counters.evicted_half_open += 1
         self._on_closed(victim, victim.channel.close(ChannelFailure.TIMEOUT, "evicted"))
 
@@ -372,6 +385,7 @@ class ChannelManager:
         # the routes to the services (each request is then decided by the node)
         end.allowed.grant(self.services())
         trust = self._half_open.pop(end, None)
+        self._networks.pop(end, None)
         if trust is not None:  # a responder's handshake completed: the per-peer limit is done
             end.channel.trust = trust
             # counted again here: the handshake's policy checked it as message 3 was read, but
@@ -442,6 +456,7 @@ class ChannelManager:
             else:
                 del self._per_source[end.source_key]
         self._half_open.pop(end, None)
+        self._networks.pop(end, None)
         over = self._over.get(end.peer_route[0]) if end.peer_route else None
         if over is not None:
             over.discard(end)
@@ -628,3 +643,13 @@ class ChannelManager:
             self._sweeper = None
         for task in list(self._flushing):
             task.cancel()
+
+
+def _source_network(source_key: str) -> str:
+    """The network a half-open handshake's source belongs to (`Connection.origin`'s key): an
+    accepted connection's `<kind> <host>` as its kind and `source_network` (an IPv4 /24, an
+    IPv6 /48); any other key (a sender behind a relay, a local one) is its own network."""
+    kind, _, host = source_key.partition(" ")
+    if not host or " " in host:
+        return source_key
+    return f"{kind} {source_network(host)}"

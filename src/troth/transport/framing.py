@@ -7,10 +7,10 @@
 any of the body is buffered. Its buffer is bounded: it starts at `small` bytes, grows to hold
 a large frame (exactly) or to `large` for a heavy stream (reads that fill all the space they
 are given, so the kernel can hand over several frames at once), and `shrink()` gives it
-back to `small` bytes; the host calls that, through `settle()`, when at most `small` bytes
-came in since it last looked (the TCP sweep), so an idle or a trickling connection holds a
-small buffer, never the largest it once needed, while a busy stream is not slowed by
-reallocating per frame. Buffers are anonymous memory mappings: only
+back to `small` bytes; the host calls that, through `settle()`, when at most `small` bytes,
+or less than half the buffer, came in since it last looked (the TCP sweep), so an idle or a
+trickling connection holds a small buffer, never the largest it once needed, while a busy
+stream is not slowed by reallocating per frame. Buffers are anonymous memory mappings: only
 the pages bytes were written to are resident, and a dropped buffer goes back to the system at
 once (docs/protocols.md, "Load limits").
 """
@@ -178,13 +178,15 @@ class FrameReader:
         return True
 
     def settle(self) -> bool:
-        """The host's periodic look (the TCP sweep): `shrink()` when at most `small` bytes came
-        in since the last call (True when it shrank). A quiet stream and a light one alike: a
-        peer that sent one small frame before each sweep kept the buffer a burst had grown
-        (review 49f, buffers 1), while a heavy stream keeps its large buffer."""
-        light = self.bytes_read - self._settled_at <= self.small
+        """The host's periodic look (the TCP sweep): `shrink()` when at most `small` bytes, or
+        less than half the buffer, came in since the last call (True when it shrank). A quiet
+        stream and a light one alike: a peer that sent one small frame before each sweep kept
+        the buffer a burst had grown (review 49f, buffers 1), and one that sent just over
+        `small` kept 512 KiB for 17 KiB a sweep (review 53g, buffers 1); a buffer is kept
+        only by at least half of it since the last call, so it holds at most twice that."""
+        came = self.bytes_read - self._settled_at
         self._settled_at = self.bytes_read
-        return light and self.shrink()
+        return (came <= self.small or came < len(self._buffer) // 2) and self.shrink()
 
     def feed(self, data: bytes | bytearray | memoryview, now: float) -> list[bytes]:
         """Copy `data` in: the frames it completes (DecodeError for a bad header)."""
