@@ -20,12 +20,15 @@ from pathlib import Path
 import pytest
 
 from tests.support.traces import NOW, Held, open_log, recorder
+from tests.test_review34g_trace import _insert
+from tests.test_review49j_exports import _export
 from troth.clock import FixedClock
 from troth.errors import TraceError, TraceFailure
 from troth.trace import Decision, Kind, Links, RecordContent
+from troth.trace.export import verify_export
 from troth.trace.record import HASHED_VERSION, VERSION, TraceRecord
 from troth.trace.record_decode import check_resolution
-from troth.trace.signing import open_envelope, verify_envelope
+from troth.trace.signing import open_envelope, sign_record, verify_envelope
 from troth.trace.verify import verify_log
 
 
@@ -147,3 +150,44 @@ def test_one_encoding_per_version(case: str) -> None:
             links=links,
             version=version,
         )
+
+
+def test_verify_log_and_an_export_refuse_a_resolution_of_another_escalations_hash(
+    tmp_path: Path,
+) -> None:
+    """The log's operator writes H's answer to another question (its hash is another
+    escalation's under the id) after A's escalation, the tree re-signed: `verify_log` and the
+    export's verification refuse it at the resolution, whatever the order of the lines."""
+    clock, owner, agent, human = FixedClock(NOW), Held(), Held(), Held()
+    log = open_log(tmp_path / "trace.db", clock, owner)
+    asked = recorder(log, agent, clock).escalate(human.identifier, question={"refund": 10})
+    log.close()
+    other = sign_record(
+        agent.signer(NOW),
+        RecordContent(
+            Kind.ESCALATION,
+            values={"inputs": {"refund": 10_000}},
+            escalation_to=human.identifier,
+            id=asked.record,
+        ),
+        seq=0,
+        prev=None,
+        time=NOW,
+    )
+    links = Links(parent=asked.record, parent_agent=agent.identifier, parent_hash=other.hash)
+    answer = RecordContent(
+        Kind.RESOLUTION,
+        values={"inputs": "10,000", "reasoning": "ok"},
+        decision=Decision("approved"),
+        links=links,
+    )
+    _insert(log, 1, sign_record(human.signer(NOW), answer, seq=0, prev=None, time=NOW))
+    log = open_log(tmp_path / "trace.db", clock, owner)
+    with pytest.raises(TraceError) as whole:
+        verify_log(log)
+    assert (whole.value.reason, whole.value.index) == (TraceFailure.LINK_INVALID, 1)
+    lines = _export(log)
+    for order in (lines, lines[::-1]):
+        with pytest.raises(TraceError) as caught:
+            verify_export(order)
+        assert (caught.value.reason, caught.value.index) == (TraceFailure.LINK_INVALID, 1)
