@@ -305,7 +305,7 @@ def test_one_encoding_per_version() -> None:
         decode_payload(v2.replace(b'"version":2}', b'"version":1}'))
     assert caught.value.problem is not DecodeProblem.UNKNOWN_VERSION
     with pytest.raises(DecodeError) as unknown:
-        decode_payload(v2.replace(b'"version":2}', b'"version":3}'))
+        decode_payload(v2.replace(b'"version":2}', b'"version":4}'))
     assert unknown.value.problem is DecodeProblem.UNKNOWN_VERSION
     v1 = _resolution(human, asked).record.encode()
     assert decode_payload(v1).version == 1

@@ -164,7 +164,7 @@ def _payload(**changes: Any) -> bytes:
             lambda p: p.replace(b"troth.trace.record", b"troth.trace.other"),
             DecodeProblem.UNKNOWN_TYPE,
         ),
-        (lambda p: p.replace(b'"version":2', b'"version":3'), DecodeProblem.UNKNOWN_VERSION),
+        (lambda p: p.replace(b'"version":2', b'"version":4'), DecodeProblem.UNKNOWN_VERSION),
         (lambda p: p.replace(b'"version":2', b'"version":true'), DecodeProblem.UNKNOWN_VERSION),
         (
             lambda p: p.replace(b'"kind":"tool_invocation"', b'"kind":"nap"'),

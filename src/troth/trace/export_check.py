@@ -26,7 +26,13 @@ from troth.trace.export_lines import at_line, numbered
 from troth.trace.faults import Faults
 from troth.trace.links import check_one_branch
 from troth.trace.record import Kind, TraceRecord
-from troth.trace.record_decode import Holders, check_resolution, id_holders, parent_record
+from troth.trace.record_decode import (
+    Escalation,
+    Holders,
+    check_resolution,
+    id_holders,
+    parent_record,
+)
 from troth.trace.signing import KeyEpoch, keyid_of
 from troth.trace.verify import Known, Rows, newest_view
 
@@ -138,7 +144,7 @@ class _Export:
         self.refused_index: set[int] = set()  # the indices lines refused named
         self.seen_id: dict[tuple[Identifier, str], int] = {}  # (agent, record id) to its index
         self.by_agent: dict[Identifier, dict[int, _Link]] = {}
-        self.escalations: dict[tuple[Identifier, str], TraceRecord] = {}
+        self.escalations: dict[tuple[Identifier, str], Escalation] = {}
         self.linking: list[tuple[TraceRecord, int]] = []  # resolutions and version 1 links
         self.newest: dict[Identifier, VerifiedIdentity] = {}  # per agent, the newest carried
         self.keys: dict[tuple[Identifier, str], _KeyUse] = {}
@@ -208,7 +214,7 @@ class _Export:
         fewest = identity.change_count if use is None else min(use[1], identity.change_count)
         self.keys[key] = (attestation, fewest)
         if record.kind is Kind.ESCALATION:
-            self.escalations[named] = record
+            self.escalations[named] = (record, report.hash)
         if record.kind is Kind.RESOLUTION or record.parent_by_id:
             self.linking.append((record, index))
         self.count += 1

@@ -60,12 +60,8 @@ from troth.trace.log_reader import LogReader, holding, locate
 from troth.trace.merkle import Frontier
 from troth.trace.pending import Pending as _Pending
 from troth.trace.pending import Receipt, remember
-from troth.trace.record import (
-    Kind,
-    TraceRecord,
-    encode_disclosures,
-)
-from troth.trace.record_decode import Holding, check_resolution, parent_record
+from troth.trace.record import Kind, encode_disclosures
+from troth.trace.record_decode import Escalation, Holding, check_resolution, parent_record
 from troth.trace.signing import VerifiedRecord, open_envelope, resolve_key
 from troth.trace.store import NODE_LEVEL_STRIDE, insert_rows, open_trace_store, select_in
 from troth.trace.stored import (
@@ -117,7 +113,7 @@ class _Batch:
     # the first two admitted under it: (index, agent digest), for version 1 links
     histories: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)
     node_newest: dict[bytes, int] = field(default_factory=dict)
-    escalations: dict[tuple[str, bytes], TraceRecord] = field(default_factory=dict)
+    escalations: dict[tuple[str, bytes], Escalation] = field(default_factory=dict)
     taken: set[tuple[str, bytes]] = field(default_factory=set)
     looked_up: set[bytes] = field(default_factory=set)  # identifiers whose history was read
     new_keys: set[str] = field(default_factory=set)  # cached once the commit succeeds
@@ -538,7 +534,7 @@ class TraceLog(LogReader):
                 conn.execute("INSERT OR IGNORE INTO chains VALUES (?, ?)", (authority.chain, kept))
             state.new_chains.add(authority.chain)
         if record.kind is Kind.ESCALATION:
-            state.escalations[key] = record
+            state.escalations[key] = (record, verified.hash)
         state.ids[key] = index
         under = state.held.get(record.id)
         if under is None or len(under) < 2:
@@ -547,9 +543,9 @@ class TraceLog(LogReader):
         state.changed_heads.add(agent)
 
     @staticmethod
-    def _escalation(state: _Batch, parent: tuple[Identifier, str] | None) -> TraceRecord | None:
+    def _escalation(state: _Batch, parent: tuple[Identifier, str] | None) -> Escalation | None:
         """The record a resolution's parent link names (`parent_record`: (agent, id), never
-        another agent's record under the same id)."""
+        another agent's record under the same id), and its hash."""
         if parent is None:
             return None
         key = (parent[1], parent[0].digest)
@@ -558,7 +554,10 @@ class TraceLog(LogReader):
         row = state.conn.execute(
             "SELECT envelope FROM leaves WHERE record_id = ? AND agent = ?", key
         ).fetchone()
-        return None if row is None else open_envelope(bytes(row[0]))[0]
+        if row is None:
+            return None
+        record, payload, *_ = open_envelope(bytes(row[0]))
+        return record, sha256(payload)
 
     def _chain_to_keep(
         self, state: _Batch, digest: bytes, at: str, pending: _Pending

@@ -3,16 +3,18 @@
 The payload is RFC 8785 canonical JSON (an object; every member below, optional ones omitted
 when absent):
 
-    type "troth.trace.record", version 2 (1: read, never written), id (32 hex: 128 bits,
+    type "troth.trace.record", version 2 (3: a resolution naming its escalation's hash; 1:
+    read, never written), id (32 hex: 128 bits,
     unique per agent), agent ("T" + 64 hex), key (64 hex: SHA-256 of the signing key's
     attestation = the DSSE keyid), seq (the agent's record number, from 0), prev (64 hex: the
     hash of the agent's previous record, null for seq 0), time (Unix seconds), kind,
     tool {name, call?}, digests {args?, result?, inputs?, reasoning?} (salted, 64 hex),
     decision {outcome, bundle?, policies?}, authority {chain, credentials [{id, hash}], at},
-    links {parent?, parent_agent?, trace?, span?, parent_span?, conversation?} (a parent is
-    the record `parent` of agent `parent_agent`, or of the record's own agent when that is
-    absent: ids are unique per agent; version 1 has no `parent_agent` and its parent is found
-    by id: `TraceRecord.parent_by_id`), escalation {to},
+    links {parent?, parent_agent?, parent_hash?, trace?, span?, parent_span?, conversation?}
+    (a parent is the record `parent` of agent `parent_agent`, or of the record's own agent
+    when that is absent: ids are unique per agent; version 1 has no `parent_agent` and its
+    parent is found by id: `TraceRecord.parent_by_id`; `parent_hash`, version 3 only: the
+    record hash of a resolution's escalation), escalation {to},
     span {start_us, end_us, status?}
 
 A record's hash is SHA-256 of its payload bytes. Redactable values (tool arguments and result,
@@ -51,6 +53,7 @@ from troth.errors import DecodeError, DecodeProblem
 from troth.identity import Identifier
 
 __all__ = [
+    "HASHED_VERSION",
     "PAYLOAD_TYPE",
     "PROCESS_RECORD_IDS",
     "RECORD_TYPE",
@@ -79,9 +82,12 @@ PAYLOAD_TYPE: Final = "application/vnd.troth.trace.v1+json"
 RECORD_TYPE: Final = "troth.trace.record"
 VERSION: Final = 2
 """The record version written (docs/formats.md, "Trace records": the version rule)."""
-VERSIONS: Final = (1, 2)
+HASHED_VERSION: Final = 3
+"""The version of a resolution that names its escalation's record hash (`links.parent_hash`),
+and of no other record: version 2 and that member (review 53i, resolutions 1)."""
+VERSIONS: Final = (1, 2, 3)
 """The record versions read: 1 (written before ids were per agent: a parent named by its id
-alone, resolved by `troth.trace.record_decode.parent_record`) and 2."""
+alone, resolved by `troth.trace.record_decode.parent_record`), 2 and 3."""
 REDACTABLE: Final = ("args", "result", "inputs", "reasoning")
 _DISCLOSURE_DOMAIN: Final = b"troth.trace.disclosure/1\x00"
 _COMMITMENT_PREFIX: Final = {
@@ -441,7 +447,10 @@ class Links:
     so the parent record is (`parent_agent`, `parent`): `parent_agent` names the agent whose
     record `parent` is when that is another agent than the record's own (a resolution's
     escalation, another agent's step in a multi-agent flow); None means the record's own
-    agent. A record naming its own agent as `parent_agent` is refused (one encoding)."""
+    agent. A record naming its own agent as `parent_agent` is refused (one encoding).
+    `parent_hash`: the parent record's hash (SHA-256 of its payload), which a resolution
+    names (version 3) so that it answers that escalation's bytes, not whichever record is
+    under its id in another log (review 53i, resolutions 1)."""
 
     parent: str | None = None
     trace: str | None = None
@@ -449,12 +458,15 @@ class Links:
     parent_span: str | None = None
     conversation: str | None = None
     parent_agent: Identifier | None = None
+    parent_hash: bytes | None = None
 
     def __post_init__(self) -> None:
         if self.parent is not None and not _HEX32.fullmatch(self.parent):
             raise ValueError("a parent record id is 32 lowercase hex digits")
         if self.parent_agent is not None and self.parent is None:
             raise ValueError("a parent agent names whose parent record: only with a parent")
+        if self.parent_hash is not None and (self.parent is None or len(self.parent_hash) != 32):
+            raise ValueError("a parent hash is 32 bytes, and only with a parent")
         for name in ("trace", "span", "parent_span", "conversation"):
             text = getattr(self, name)
             if text is not None:
@@ -471,19 +483,30 @@ class Links:
         `agent` itself (the one encoding of a parent of its own)."""
         if self.parent_agent is None or self.parent_agent != agent:
             return self
-        return Links(self.parent, self.trace, self.span, self.parent_span, self.conversation)
+        return Links(
+            self.parent,
+            self.trace,
+            self.span,
+            self.parent_span,
+            self.conversation,
+            parent_hash=self.parent_hash,
+        )
 
     def to_json(self) -> dict[str, Any]:
         names = ("parent", "trace", "span", "parent_span", "conversation")
         value = {n: getattr(self, n) for n in names if getattr(self, n) is not None}
         if self.parent_agent is not None:
             value["parent_agent"] = str(self.parent_agent)
+        if self.parent_hash is not None:
+            value["parent_hash"] = self.parent_hash.hex()
         return value
 
     def canonical(self) -> str | None:
         """`canonical_json(self.to_json())` as text, members in RFC 8785 order; None when no
         link is set (the record then omits the member)."""
         parent_agent = "" if self.parent_agent is None else f',"parent_agent":"{self.parent_agent}"'
+        if self.parent_hash is not None:
+            parent_agent += f',"parent_hash":"{self.parent_hash.hex()}"'
         members = (
             _member("conversation", self.conversation)
             + _member("parent", self.parent)
@@ -573,6 +596,12 @@ class TraceRecord:
             raise ValueError(f"record version {version}: not one of {VERSIONS}")
         if version == 1 and links.parent_agent is not None:  # one encoding per version
             raise ValueError("a version 1 record names no parent agent (its parent is by id)")
+        if (links.parent_hash is not None) != (version == HASHED_VERSION) or (
+            version == HASHED_VERSION and kind is not Kind.RESOLUTION
+        ):  # one encoding per version (review 53i, resolutions 1)
+            raise ValueError(
+                f"a parent hash is a resolution's, in version {HASHED_VERSION} and no other"
+            )
         if not _HEX32.fullmatch(id):
             raise ValueError("a record id is 32 lowercase hex digits")
         if not _HEX64.fullmatch(key):

@@ -36,6 +36,7 @@ from troth.trace.record import (
 )
 
 __all__ = [
+    "Escalation",
     "Holders",
     "Holding",
     "check_resolution",
@@ -132,11 +133,23 @@ def _parts(value: dict[str, Any]) -> dict[str, Any]:
         links = _object(
             value["links"],
             "links",
-            {"parent", "parent_agent", "trace", "span", "parent_span", "conversation"},
+            {
+                "parent",
+                "parent_agent",
+                "parent_hash",
+                "trace",
+                "span",
+                "parent_span",
+                "conversation",
+            },
         )
         if not links:
             raise DecodeError("links: empty")
-        texts = {k: _opt_text(v, f"link {k}") for k, v in links.items() if k != "parent_agent"}
+        texts = {
+            k: _opt_text(v, f"link {k}")
+            for k, v in links.items()
+            if k not in ("parent_agent", "parent_hash")
+        }
         parts["links"] = Links(
             texts.get("parent"),
             texts.get("trace"),
@@ -146,6 +159,9 @@ def _parts(value: dict[str, Any]) -> dict[str, Any]:
             None
             if "parent_agent" not in links
             else _identifier(links["parent_agent"], "link parent_agent"),
+            None  # version 3: a resolution's (review 53i, resolutions 1)
+            if "parent_hash" not in links
+            else _hex(links["parent_hash"], "link parent_hash", _HEX64),
         )
     if "escalation" in value:
         escalation = _object(value["escalation"], "escalation", {"to"})
@@ -223,31 +239,47 @@ def decode_payload(payload: bytes) -> TraceRecord:
     return record
 
 
-def check_resolution(resolution: TraceRecord, escalation: TraceRecord | None) -> None:
+Escalation = tuple[TraceRecord, bytes]
+"""An escalation record and its record hash (SHA-256 of its payload)."""
+
+
+def check_resolution(resolution: TraceRecord, escalation: Escalation | None) -> None:
     """Raise TraceError(LINK_INVALID) unless `resolution` resolves `escalation` (its parent
-    record, None when it is not in the log): an escalation, signed by another identity than
-    the agent that escalated (a decision it asked for is not its own: docs/formats.md,
-    "Decision traces"), and, when that escalation named whom it asked, by that identity."""
+    record and that record's hash, None when it is not in the log): an escalation, signed by
+    another identity than the agent that escalated (a decision it asked for is not its own:
+    docs/formats.md, "Decision traces"), and, when that escalation named whom it asked, by
+    that identity; a resolution naming its escalation's hash (version 3), of that record's
+    bytes (review 53i, resolutions 1: one signed under the id in another log, with another
+    question, took the answer)."""
     if resolution.links.parent is None:
         raise TraceError(
             TraceFailure.LINK_INVALID, "a resolution names its escalation", record=resolution.id
         )
-    if escalation is None or escalation.kind is not Kind.ESCALATION:
+    if escalation is None or escalation[0].kind is not Kind.ESCALATION:
         raise TraceError(
             TraceFailure.LINK_INVALID,
             f"parent {resolution.links.parent} is not an escalation in the log",
             record=resolution.id,
         )
-    if resolution.agent == escalation.agent:  # review 49j, resolutions 1: not a human's
+    asked, asked_hash = escalation
+    named = resolution.links.parent_hash
+    if named is not None and named != asked_hash:
+        raise TraceError(
+            TraceFailure.LINK_INVALID,
+            f"parent {resolution.links.parent} is another record than the escalation resolved "
+            f"(its hash is not {named.hex()})",
+            record=resolution.id,
+        )
+    if resolution.agent == asked.agent:  # review 49j, resolutions 1: not a human's
         raise TraceError(
             TraceFailure.LINK_INVALID,
             f"{resolution.agent} resolved its own escalation",
             record=resolution.id,
         )
-    if escalation.escalation_to is not None and escalation.escalation_to != resolution.agent:
+    if asked.escalation_to is not None and asked.escalation_to != resolution.agent:
         raise TraceError(
             TraceFailure.LINK_INVALID,
-            f"escalated to {escalation.escalation_to}, resolved by {resolution.agent}",
+            f"escalated to {asked.escalation_to}, resolved by {resolution.agent}",
             record=resolution.id,
         )
 

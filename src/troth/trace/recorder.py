@@ -21,11 +21,19 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from troth.clock import Clock
-from troth.errors import KeyNotFound, TraceError, TraceFailure, TrothError
+from troth.crypto import sha256
+from troth.errors import KeyNotFound, NotFound, TraceError, TraceFailure, TrothError
 from troth.identity import Identifier, Signer
 from troth.trace.log import Receipt, TraceLog
 from troth.trace.record import Decision, Kind, Links
-from troth.trace.signing import KeyEpoch, RecordContent, VerifiedRecord, resolve_key, sign_next
+from troth.trace.signing import (
+    KeyEpoch,
+    RecordContent,
+    VerifiedRecord,
+    open_envelope,
+    resolve_key,
+    sign_next,
+)
 
 __all__ = ["RandomPool", "SignerCache", "TraceRecorder"]
 
@@ -245,9 +253,22 @@ class TraceRecorder:
     ) -> Receipt:
         """Record, as this (human's) identity, the decision on escalation record `escalation`
         of agent `of` (record ids are unique per agent: the link names whose record it is):
-        the outcome, what was considered (`inputs`) and why (`reasoning`)."""
+        the outcome, what was considered (`inputs`) and why (`reasoning`). The link names the
+        escalation's record hash too, as the log holds it (a record of version 3), so the
+        answer is to that question and no other record under the id (review 53i,
+        resolutions 1); one the log does not hold is refused as it appends."""
         values = {"inputs": considered, "reasoning": reasoning}
-        links = Links(parent=escalation, trace=trace, conversation=conversation, parent_agent=of)
+        try:
+            asked: bytes | None = sha256(open_envelope(self.log.find(escalation, of).envelope)[1])
+        except NotFound:
+            asked = None  # (refused at append: no escalation in the log)
+        links = Links(
+            parent=escalation,
+            trace=trace,
+            conversation=conversation,
+            parent_agent=of,
+            parent_hash=asked,
+        )
         return self.record(
             RecordContent(Kind.RESOLUTION, values=values, decision=Decision(outcome), links=links)
         )

@@ -26,8 +26,10 @@ from troth.identity.identifier import Identifier
 from troth.trace.dsse import decode_envelope, encode_envelope, pae
 from troth.trace.merkle import leaf_hash
 from troth.trace.record import (
+    HASHED_VERSION,
     PAYLOAD_TYPE,
     PROCESS_RECORD_IDS,
+    VERSION,
     Authority,
     Decision,
     Disclosure,
@@ -316,6 +318,8 @@ def sign_record(
         content.links.signed_by(signer.identity.identifier),
         content.escalation_to,
         content.span,
+        # a resolution naming its escalation's hash (review 53i, resolutions 1)
+        VERSION if content.links.parent_hash is None else HASHED_VERSION,
     )
     return _seal(signer, epoch, record, disclosures)
 

@@ -60,7 +60,7 @@ from troth.trace.faults import read_on
 from troth.trace.log import TraceLog
 from troth.trace.merkle import Frontier, leaf_hash
 from troth.trace.record import Disclosure, Kind, TraceRecord
-from troth.trace.record_decode import check_resolution, id_holders, parent_record
+from troth.trace.record_decode import Escalation, check_resolution, id_holders, parent_record
 from troth.trace.signing import (
     KeyEpoch,
     check_disclosures,
@@ -330,7 +330,7 @@ class LogVerifier:
         # (agent, record id) to its index: ids are unique per agent (docs/formats.md, "Trace
         # records"); a version 1 link is resolved by where the records under its id are
         self._ids: dict[tuple[Identifier, str], int] = {}
-        self._escalations: dict[tuple[Identifier, str], TraceRecord] = {}
+        self._escalations: dict[tuple[Identifier, str], Escalation] = {}
         self._waiting: list[tuple[int, TraceRecord]] = []
         self._chains_seen: dict[bytes, _ChainSummary] = {}
         self._frontier = Frontier()
@@ -565,7 +565,7 @@ class LogVerifier:
         if record.authority is not None:
             self._check_authority(record)
         if record.kind is Kind.ESCALATION:
-            self._escalations[key] = record
+            self._escalations[key] = (record, record_hash)
         parent = record.links.parent_of(record.agent)  # a version 1 link: the signer's own first
         if (
             parent is not None
@@ -654,12 +654,13 @@ class LogVerifier:
         try:
             for index, envelope in rest:
                 try:
-                    record = open_envelope(envelope)[0]
+                    record, payload, *_ = open_envelope(envelope)
                 except TraceError:
                     continue
-                self._ids.setdefault((record.agent, record.id), index)
-                if record.kind is Kind.ESCALATION:
-                    self._escalations.setdefault((record.agent, record.id), record)
+                named = (record.agent, record.id)
+                self._ids.setdefault(named, index)
+                if record.kind is Kind.ESCALATION:  # with its hash (review 53i, resolutions 1)
+                    self._escalations.setdefault(named, (record, sha256(payload)))
         except TraceError:  # a row the log cannot read: the links stay unjudged
             return fault
         try:

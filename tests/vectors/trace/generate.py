@@ -7,9 +7,10 @@ tests/test_trace_golden.py rebuilds every vector and compares byte for byte, and
 stored bytes (docs/formats.md, "Trace records", "Trace log and checkpoints").
 
 trace_vectors_v1.json holds the same records as version 1 wrote them (the resolution's parent
-named by id alone), made by the code of commit f53b847, the last to write version 1, and kept
-as made; `build(1)` rebuilds them byte for byte with today's version 1 encoder (records are
-read in both versions: docs/formats.md, "Trace records", the version rule).
+named by id alone, and no hash of it), made by the code of commit f53b847, the last to write
+version 1, and kept as made; `build(1)` rebuilds them byte for byte with today's version 1
+encoder (records are read in every version: docs/formats.md, "Trace records", the version
+rule). The resolution of trace_vectors.json names its escalation's hash (version 3).
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def as_version(held: Signer, verified: VerifiedRecord, version: int) -> Verified
     if version == VERSION:
         return verified
     record = verified.record
-    links = dataclasses.replace(record.links, parent_agent=None)
+    links = dataclasses.replace(record.links, parent_agent=None, parent_hash=None)
     payload = dataclasses.replace(record, links=links, version=version).encode()
     signature = held.sign(pae(PAYLOAD_TYPE, payload))
     envelope = encode_envelope(PAYLOAD_TYPE, payload, keyid_of(held.attestation), signature)
@@ -130,7 +131,8 @@ def build(version: int = VERSION) -> dict[str, Any]:
     )
     second = as_version(agent, second, version)
     # signed by the identity the escalation asks (the log's, for the vectors): a link to
-    # another agent's record names that agent (record ids are unique per agent only)
+    # another agent's record names that agent (record ids are unique per agent only), and
+    # the escalation's record hash (version 3: review 53i, resolutions 1)
     third = sign_record(
         log,
         RecordContent(
@@ -141,6 +143,7 @@ def build(version: int = VERSION) -> dict[str, Any]:
                 parent=second.record.id,
                 parent_agent=agent.identity.identifier,
                 conversation="conv-1",
+                parent_hash=second.hash,
             ),
         ),
         seq=0,
