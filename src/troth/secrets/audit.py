@@ -123,7 +123,7 @@ class SqliteAuditLog:
                 conn.execute(statement)
 
     def append(self, event: AuditEvent) -> None:
-        self._db.execute(
+        self._db.run(
             "INSERT INTO secret_audit (at, kind, identity, secret, lease, detail, digest) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (

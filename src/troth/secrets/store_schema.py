@@ -85,28 +85,35 @@ named, their default being NULL: CPython's sqlite3 looks an adapter up for each 
 (~0.25 us; a token lease left 4: review 50m)."""
 
 
+_PENDING, _ACTIVE, _REVOKING = (
+    int(LeaseState.PENDING),
+    int(LeaseState.ACTIVE),
+    int(LeaseState.REVOKING),
+)
+
 CONFIG_AND_LIVE: Final = (
-    "SELECT (SELECT kid FROM secret_signing_keys WHERE retired_at IS NULL "
+    "SELECT (SELECT kid FROM secret_signing_keys WHERE retired_at IS NULL "  # noqa: S608
     "ORDER BY created_at DESC, kid DESC LIMIT 1), "
-    "secret.engine, COALESCE((SELECT value FROM secret_meta WHERE name = ?8), 0), "
+    "secret.engine, COALESCE((SELECT value FROM secret_meta WHERE name = ?5), 0), "
     "secret.config, "
-    "(SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases WHERE account = ?1 AND state = ?2 "
-    "LIMIT ?5)) + "
-    "(SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases WHERE account = ?1 AND state = ?7 "
-    "LIMIT ?5)) + "
-    "(SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases WHERE account = ?1 AND state = ?3 "
-    "AND expires_at > ?4 LIMIT ?5)) + "
+    # the states are constants written into the query, not bound at each issue (review 53a)
+    "(SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases WHERE account = ?1 "
+    f"AND state = {_PENDING} LIMIT ?3)) + "
+    "(SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases WHERE account = ?1 "
+    f"AND state = {_REVOKING} LIMIT ?3)) + "
+    "(SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases WHERE account = ?1 "
+    f"AND state = {_ACTIVE} AND expires_at > ?2 LIMIT ?3)) + "
     "(SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases INDEXED BY secret_leases_upstream "
-    "WHERE account = ?1 AND state = ?3 AND expires_at <= ?4 AND engine_ref IS NOT NULL "
-    "LIMIT ?5)) "
+    f"WHERE account = ?1 AND state = {_ACTIVE} AND expires_at <= ?2 AND engine_ref IS NOT NULL "
+    "LIMIT ?3)) "
     # one row, whether the secret exists or not; its row looked up once (review 50m)
-    "FROM (SELECT 1) LEFT JOIN secret_store AS secret ON secret.name = ?6"
+    "FROM (SELECT 1) LEFT JOIN secret_store AS secret ON secret.name = ?4"
 )
 """The issue's one read (`SqliteSecretStore.config_and_live`): the current token key's kid,
 the secret's engine, the chains' epoch, its config, and the account's leases held against its
-quota, each state's counted up to ?5 (?1 the account, ?2 PENDING, ?7 REVOKING, ?3 ACTIVE, ?4
-now, ?6 the secret, ?8 the epoch's row). Each state is an equality range of
-`secret_leases_live`: `state IN (?2, ?7)` built its list as an ephemeral B-tree at every issue
+quota, each state's counted up to ?3 (?1 the account, ?2 now, ?4 the secret, ?5 the epoch's
+row; the states PENDING, REVOKING and ACTIVE written in). Each state is an equality range of
+`secret_leases_live`: `state IN (?, ?)` built its list as an ephemeral B-tree at every issue
 (review 51c, issue 1)."""
 
 

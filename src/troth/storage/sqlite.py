@@ -343,6 +343,7 @@ class SqliteDatabase:
                 raise StorageError(f"cannot open {self.path}: {_reason(exc)}") from exc
             self._local.conn = conn
             self._local.depth = 0
+            self._local.cursor = conn.cursor()  # `run`'s
             with self._all_lock:
                 self._all.append(conn)
         return conn
@@ -437,6 +438,22 @@ class SqliteDatabase:
             if self._local.depth:
                 return conn.execute(sql, params)
             return self._when_free(lambda: conn.execute(sql, params), "use")
+        except sqlite3.IntegrityError as exc:
+            raise ConflictError(str(exc)) from exc
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from exc
+
+    def run(self, sql: str, params: tuple[object, ...] = ()) -> sqlite3.Cursor:
+        """`execute`, inside this thread's `transaction()` on the thread's one reusable cursor
+        instead of a new one per statement (~0.3 us each; the lease issue path's statements:
+        review 53a). The cursor is this thread's next `run`'s too: read what it returns at
+        once, never across another `run`, and a query to its end (`fetchall`): a query left
+        unfinished would hold this connection on its snapshot past the commit."""
+        local = self._local
+        if not getattr(local, "depth", 0):
+            return self.execute(sql, params)
+        try:
+            return local.cursor.execute(sql, params)  # type: ignore[no-any-return]
         except sqlite3.IntegrityError as exc:
             raise ConflictError(str(exc)) from exc
         except sqlite3.Error as exc:
