@@ -68,10 +68,6 @@ def _fail_commit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(SqliteDatabase, "_commit", failing)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 53k, pkcs11 1: a renewal's new key stays in the token when its write fails",
-)
 def test_a_renewal_whose_write_fails_leaves_no_key_in_the_token(
     node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -84,10 +80,6 @@ def test_a_renewal_whose_write_fails_leaves_no_key_in_the_token(
     assert _token_keys(node) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 53k, pkcs11 1: a renewal's new key stays in the token when its commit fails",
-)
 def test_a_renewal_whose_commit_fails_leaves_no_key_in_the_token(
     node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -101,11 +93,6 @@ def test_a_renewal_whose_commit_fails_leaves_no_key_in_the_token(
     node.vault.sign(handle, b"the stored key is the old one, still there")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 53k, pkcs11 1: "
-    "a renewal's new key stays in the token when the token fails after",
-)
 def test_a_renewal_whose_token_fails_the_next_call_leaves_no_key_in_it(
     node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -123,10 +110,6 @@ def test_a_renewal_whose_token_fails_the_next_call_leaves_no_key_in_it(
     assert _token_keys(node) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 53k, pkcs11 2: a rotation's new key stays in the token when its commit fails",
-)
 def test_a_rotation_whose_commit_fails_leaves_no_key_in_the_token(
     node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -142,10 +125,6 @@ def test_a_rotation_whose_commit_fails_leaves_no_key_in_the_token(
     node.identities.rotate("agent", now=NOW + 20)  # its committed next key is still there
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 53k, pkcs11 2: a rotation's new keys stay in the token when its commit fails",
-)
 def test_a_compromised_rotation_whose_commit_fails_leaves_no_key_in_the_token(
     node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -157,11 +136,6 @@ def test_a_compromised_rotation_whose_commit_fails_leaves_no_key_in_the_token(
     assert _token_keys(node) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 53k, pkcs11 3: "
-    "a failed rotation inside a committed transaction deleted the next key its row names",
-)
 def test_a_rotation_that_fails_inside_a_transaction_that_commits_keeps_its_keys(
     node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -178,4 +152,29 @@ def test_a_rotation_that_fails_inside_a_transaction_that_commits_keeps_its_keys(
     record = node.identities.find("agent")
     assert record.next_key is not None
     node.vault.public_key(KeyHandle.parse(record.next_key))  # in the token
+    node.identities.rotate("agent", now=NOW + 20)
+
+
+def test_a_rotation_that_raises_after_its_commit_keeps_its_keys(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pkcs11 1-3, the other side: a failure after the commit (a callback of it raising) is no
+    failure of the rotation's write, and the keys its stored row names stay."""
+    store = node.identities.store
+    take = store.take_purpose_keys
+
+    def then_raise(identifier: bytes) -> object:
+        store.after_commit(lambda: _fail())  # runs once the rotation committed
+        return take(identifier)
+
+    monkeypatch.setattr(store, "take_purpose_keys", then_raise)
+    old = node.identities.find("agent")
+    with pytest.raises(StorageError):
+        node.identities.rotate("agent", now=NOW + 10)
+    monkeypatch.setattr(store, "take_purpose_keys", take)
+    record = node.identities.find("agent")
+    assert record.history != old.history  # committed
+    assert record.next_key is not None
+    node.vault.public_key(KeyHandle.parse(record.primary_key))
+    node.vault.public_key(KeyHandle.parse(record.next_key))
     node.identities.rotate("agent", now=NOW + 20)

@@ -2,7 +2,7 @@
 
 Every method takes `now` (a rotation may take a Clock, read once the write lock is held);
 storage and vault come from the node. Writes happen in one transaction each, so a crash leaves
-either the old state or the new one.
+either the old state or the new one; the keys a failed one generated are deleted (fresh.py).
 
 A local identity rotates for years (docs/storage.md, "Identities"): each rotation adds one row
 per change and rewrites only the history the node presents, which holds every change while
@@ -44,6 +44,7 @@ from troth.identity.create import (
     presented_whole,
     rotate_identity,
 )
+from troth.identity.fresh import new_keys
 from troth.identity.history import Checkpoints, VerifiedIdentity, indexed_hashes, verify_history
 from troth.identity.identifier import Identifier
 from troth.identity.known import (
@@ -170,8 +171,9 @@ class IdentityService:
     ) -> LocalIdentity:
         if name is not None:
             check_name(name, "identity name")
-        with self.store.transaction():
+        with new_keys(self.store, self.vault, self._keys_in_store) as fresh:
             (created,) = self._create([name], key_type, now, None)
+            fresh.add(created.primary_key, created.next_key)  # until the commit (fresh.py)
             crash_point("identity.create.before-commit")
         crash_point("identity.create.after-commit")
         return created
@@ -194,8 +196,9 @@ class IdentityService:
             if name_prefix is None
             else [f"{name_prefix}-{number}" for number in range(count)]
         )
-        with self.store.transaction():
+        with new_keys(self.store, self.vault, self._keys_in_store) as fresh:
             created = self._create(names, key_type, now, progress)
+            fresh.add(*(k for c in created for k in (c.primary_key, c.next_key)))
             crash_point("identity.create.before-commit")
         crash_point("identity.create.after-commit")
         return created
@@ -318,7 +321,7 @@ class IdentityService:
         (IdentityError OVER_LIMIT, nothing written) when even that would exceed them.
         """
         generated: list[KeyHandle] = []
-        with self.store.transaction():
+        with new_keys(self.store, self.vault, self._keys_in_store) as fresh:
             at = now if isinstance(now, int) else now.now()
             record = self.find(ref)
             local = self._local(record, at)
@@ -326,50 +329,46 @@ class IdentityService:
             wanted = key_type or local.next_key.key_type
             held = HeldIdentity(local.primary_key, local.identity, local.next_key)
             retired: list[KeyHandle] = []
-            try:
-                while True:  # one change, or two when the committed key is of another type
-                    retired.append(held.primary)
-                    held = rotate_identity(
-                        self.vault,
-                        held.identity,
-                        held.primary,
-                        held.next_key,
-                        now=at,
-                        valid_for=self.primary_key_ttl,
-                        next_type=wanted,
-                    )
-                    generated.append(held.next_key)
-                    # a compromised vault: not the committed key, which a copy holds, but one
-                    # generated here (review 34a, identity 1)
-                    if held.primary.key_type is wanted and (
-                        not compromised or held.primary in generated
-                    ):
-                        break
-                archived = bool(record.change_rows) or not presented_whole(held.identity)
-                if archived:
-                    self._archive(local.identity, held.identity, record.change_rows)
-                presented = self._presentable(held.identity)
-                self.store.update_history(
-                    digest,
-                    presented.history,
-                    presented.change_count,
-                    local.identity.change_count,
-                    at,
-                    primary_key=str(held.primary),
-                    next_key=str(held.next_key),
-                    change_rows=presented.change_count if archived else 0,
+            while True:  # one change, or two when the committed key is of another type
+                retired.append(held.primary)
+                held = rotate_identity(
+                    fresh,
+                    held.identity,
+                    held.primary,
+                    held.next_key,
+                    now=at,
+                    valid_for=self.primary_key_ttl,
+                    next_type=wanted,
                 )
-                retired_purpose = self.store.take_purpose_keys(digest)
-                self._retire_keys(
-                    [
-                        *((h, KeyPurpose.PRIMARY) for h in retired),
-                        *owned_purpose_keys(self.vault, local.identity, retired_purpose),
-                    ]
-                )
-                crash_point("identity.rotate.before-commit")
-            except TrothError:
-                self._forget_keys(generated)
-                raise
+                generated.append(held.next_key)
+                # a compromised vault: not the committed key, which a copy holds, but one
+                # generated here (review 34a, identity 1)
+                if held.primary.key_type is wanted and (
+                    not compromised or held.primary in generated
+                ):
+                    break
+            archived = bool(record.change_rows) or not presented_whole(held.identity)
+            if archived:
+                self._archive(local.identity, held.identity, record.change_rows)
+            presented = self._presentable(held.identity)
+            self.store.update_history(
+                digest,
+                presented.history,
+                presented.change_count,
+                local.identity.change_count,
+                at,
+                primary_key=str(held.primary),
+                next_key=str(held.next_key),
+                change_rows=presented.change_count if archived else 0,
+            )
+            retired_purpose = self.store.take_purpose_keys(digest)
+            self._retire_keys(
+                [
+                    *((h, KeyPurpose.PRIMARY) for h in retired),
+                    *owned_purpose_keys(self.vault, local.identity, retired_purpose),
+                ]
+            )
+            crash_point("identity.rotate.before-commit")
         crash_point("identity.rotate.after-commit")
         self._keep_verified(presented)
         self._known.remember_identity(presented)
@@ -647,7 +646,7 @@ class IdentityService:
     def _purpose_key(
         self, ref: str, purpose: KeyPurpose, *, now: int
     ) -> tuple[LocalIdentity, KeyHandle, VerifiedPurposeKey]:
-        with self.store.transaction():
+        with new_keys(self.store, self.vault, self._keys_in_store) as fresh:
             local = self.get(ref, now=now)
             digest = local.identifier.digest
             record = self.store.get_purpose_key(digest, int(purpose))
@@ -665,7 +664,7 @@ class IdentityService:
                 if purpose is KeyPurpose.SECURE_CHANNEL
                 else local.primary_key.key_type
             )
-            handle = self.vault.generate(key_type, purpose)
+            handle = fresh.generate(key_type, purpose)
             attestation = attest_purpose_key(
                 self.vault,
                 local.primary_key,
