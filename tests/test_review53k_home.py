@@ -28,7 +28,6 @@ def _owned_by_another(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(os, "geteuid", lambda: uid + 1)
 
 
-@pytest.mark.xfail(strict=True, reason="review 53k, home 1: another user's file was read")
 def test_a_private_file_another_user_owns_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
