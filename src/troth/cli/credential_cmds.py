@@ -4,6 +4,8 @@ credentials."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Iterable
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -112,6 +114,27 @@ def _ticket_text(argument: str) -> str:
         raise DecodeError("not a troth ticket (not ASCII text)") from None
 
 
+def _exposed_ticket(argument: str) -> str | None:
+    """A warning when TICKET names a regular file that group or others can read (review 53k,
+    cli 1). A ticket is a one-time secret: redeeming it at once is what makes a copy worthless
+    (an authority redeems a ticket once), so the enrollment goes on (a refusal would leave the
+    copy redeemable), and the warning says how to tell whether a copy was used first."""
+    if argument.startswith(TICKET_PREFIX) or argument == "-":
+        return None
+    try:
+        info = os.stat(argument)
+    except OSError:
+        return None
+    if not stat.S_ISREG(info.st_mode) or not info.st_mode & 0o077:
+        return None
+    return (
+        f"troth: warning: {argument} holds a ticket others can read (mode "
+        f"{info.st_mode & 0o777:o}): anyone who copied it may redeem it first (the enrollment "
+        "is then refused as redeemed: ask the authority for a new ticket); delete the file, "
+        "and keep tickets in files only you can read (chmod 600) or pass them with -"
+    )
+
+
 def _utc(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -164,7 +187,9 @@ def enroll(
     authority from then on.
 
     Safe to run again with the same ticket: an enrollment interrupted by a crash is resumed,
-    and a completed one is answered with the credential already issued."""
+    and a completed one is answered with the credential already issued. A ticket file that
+    group or others can read is warned of on stderr (a copy may be redeemed first)."""
+    exposed = _exposed_ticket(ticket)
     ticket = _ticket_text(ticket)
     try:
         parsed = parse_ticket(ticket)
@@ -172,6 +197,8 @@ def enroll(
         raise Explained(
             exc, f"not a troth ticket (it is cut short or altered): {TICKET_AGAIN}"
         ) from None
+    if exposed is not None:  # a ticket it holds (review 53k, cli 1)
+        reporter.info(exposed)
     with open_cli_node(node_name) as node:
         as_name = reporter.names.local(as_name, node)
     try:

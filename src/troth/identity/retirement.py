@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from troth.errors import TrothError
+from troth.errors import KeyNotFound, TrothError
 from troth.identity.attestation import PurposeKeyAttestation, verify_attestation
 from troth.identity.history import VerifiedIdentity
 from troth.storage import PurposeKeyRecord
+from troth.storage.base import RETIRED_PROOF_MARK
 from troth.vault import KeyHandle, KeyPurpose, Vault
+from troth.vault.base import RetiringVault
 
-__all__ = ["owned_purpose_keys"]
+__all__ = ["owned_purpose_keys", "retirement_record"]
 
 _PURPOSES = frozenset(KeyPurpose)
 
@@ -42,3 +44,19 @@ def owned_purpose_keys(
             continue
         owned.append((handle, purpose))
     return owned
+
+
+def retirement_record(vault: Vault, handle: KeyHandle, purpose: KeyPurpose) -> str | None:
+    """The record of `handle` retired as a key of `purpose`: the handle and the proof its
+    vault made of the retirement (`RetiringVault.retire`, before the commit), which
+    `forget_retired` needs to delete it: a record planted in node.db by a writer who
+    cannot use the vault has none, and the vault keeps the key (review 48k, pkcs11 3).
+    None when the vault holds no such key of `purpose` (a purpose key record pointed at
+    an identity's key): nothing to delete."""
+    if not isinstance(vault, RetiringVault):
+        return str(handle)
+    try:
+        proof = vault.retire(handle, purpose)
+    except KeyNotFound:
+        return None
+    return str(handle) if proof is None else f"{handle}{RETIRED_PROOF_MARK}{proof}"

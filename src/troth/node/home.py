@@ -161,7 +161,9 @@ def write_private_file(path: Path, data: bytes, *, exclusive: bool = False) -> N
 
 
 def read_private_file(path: Path, max_bytes: int = MAX_NODE_FILE_BYTES) -> bytes:
-    """Read a file that must not be readable by group or others (like ssh's private keys): a
+    """Read a file that must not be readable by group or others (like ssh's private keys) and
+    is this user's or root's (review 53k, home 1: run as root over a home another user can
+    write, a file of theirs was trusted, node.json naming the PKCS#11 module root loaded): a
     regular file of at most `max_bytes`, else ConfigError. It is opened without waiting (a
     FIFO at a node.json hung every command that lists the nodes) and read no further than
     the limit (a huge one was read whole; review 46b, home 1 and 2)."""
@@ -177,6 +179,11 @@ def read_private_file(path: Path, max_bytes: int = MAX_NODE_FILE_BYTES) -> bytes
         if mode & 0o077:
             raise ConfigError(
                 f"{path} is accessible by others (mode {mode & 0o777:o}); chmod 600 it"
+            )
+        if info.st_uid not in (os.geteuid(), 0):  # as ssh: ours or root's (review 53k, home 1)
+            raise ConfigError(
+                f"{path} is owned by uid {info.st_uid}, not by this user (uid {os.geteuid()}) "
+                "or root: its owner could rewrite it; chown it, or run troth as its owner"
             )
         file = os.fdopen(fd, "rb")
     except BaseException as exc:
