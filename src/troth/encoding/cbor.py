@@ -52,6 +52,7 @@ __all__ = [
     "decode",
     "encode",
     "encode_checked",
+    "encode_counted",
     "expect_array",
     "expect_bytes",
     "expect_header",
@@ -122,6 +123,71 @@ def check_limits(
 
 _NOT_CONTAINER: Final = bytes(b for b in range(256) if not 0x80 <= b <= 0xBF)
 """Every byte but those an array's or a map's header starts with (major types 4 and 5)."""
+
+
+def encode_counted(
+    value: Any,
+    *,
+    max_depth: int = limits.MAX_CBOR_DEPTH,
+    max_items: int = limits.MAX_CBOR_ITEMS,
+) -> tuple[bytes, bool]:
+    """`encode(value)`, and whether `decode` with these limits is known to take it: True when
+    `value` is made only of the subset's exact types (as `_in_subset` finds) and the walk that
+    finds so counts its data items and nesting as the scan counts them from the headers, within
+    the limits; then the encoding needs no `check_limits` (no second pass over what was just
+    encoded: review 53b). False means "not known", never "refused": the caller runs
+    `check_limits` on the bytes, which decides and names the reason."""
+    try:
+        declared = _declared(value, 0, max_depth - 1)
+    except RecursionError:
+        declared = -1
+    if declared < 0 or declared >= max_items:  # the document itself is one item more
+        return encode(value), False
+    try:
+        return cbor2.dumps(value, canonical=True), True
+    except (cbor2.CBOREncodeError, ValueError) as exc:  # a text string that is not UTF-8
+        raise DecodeError(f"cannot encode value: {exc}") from exc
+
+
+def _declared(value: Any, enclosing: int, deepest: int) -> int:
+    """The data items the headers of `value`'s containers declare (an array its length, a map
+    twice its length), as `_scan` adds them up; -1 when `value` is not made only of the
+    subset's exact types (`_in_subset`'s test) or holds a non-empty container inside `deepest`
+    others (what the scan refuses as nested too deep)."""
+    kind = type(value)
+    if kind in _LEAF_TYPES:
+        return 0
+    if kind is int:
+        return 0 if _MIN_INT <= value < _INT_BOUND else -1
+    if kind is list or kind is tuple:
+        items = value
+        total = len(value)
+    elif kind is dict:
+        for key in value:
+            if type(key) is not str:
+                return -1
+        items = value.values()
+        total = 2 * len(value)
+    else:
+        return -1
+    if not total:
+        return 0
+    if enclosing >= deepest:
+        return -1
+    inner = enclosing + 1
+    for item in items:
+        kind = type(item)
+        if kind is int:
+            if _MIN_INT <= item < _INT_BOUND:
+                continue
+            return -1
+        if kind in _LEAF_TYPES:
+            continue
+        inside = _declared(item, inner, deepest)
+        if inside < 0:
+            return -1
+        total += inside
+    return total
 
 
 def encode_checked(value: list[Any]) -> bytes:

@@ -239,14 +239,14 @@ class ServiceHost:
         an error answers this request only)."""
         try:
             result = await _run(method, arguments, context)
-            payload = cbor.encode([RESPONSE, VERSION, request, True, result])
+            payload, within = cbor.encode_counted([RESPONSE, VERSION, request, True, result])
             if len(payload) > limits.MAX_SERVICE_MESSAGE:
                 log.error("%s: a %d-byte answer is over the limit", service, len(payload))
                 limit = limits.MAX_SERVICE_MESSAGE
                 too_large = f"the answer is over the {limit}-byte service limit"
                 payload = error_response(FAILED, too_large, request=request)
-            else:  # one its caller would drop, unanswered (review 51e, calls 6)
-                check_message(payload)
+            elif not within:  # one its caller would drop, unanswered (review 51e, calls 6);
+                check_message(payload)  # else the encoding walk counted them (review 53b)
         except Busy as exc:  # the handler ran and met busy further on (a call of its own):
             # `failed`, for `busy` says it did not run and its caller would run it again
             # (docs/protocols.md, "Services"; review 28a, busy 1)

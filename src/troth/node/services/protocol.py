@@ -84,10 +84,11 @@ def encode_request(request_id: int, method: str, arguments: Any) -> bytes:
     `arguments` are not encodable, or nested deeper or made of more items than the other
     side's `decode_envelope` takes: review 51e, calls 6, it dropped such a request and its
     caller waited out its timeout)."""
-    request = cbor.encode([REQUEST, VERSION, request_id, method, arguments])
+    request, within = cbor.encode_counted([REQUEST, VERSION, request_id, method, arguments])
     if len(request) > limits.MAX_SERVICE_MESSAGE:
         raise RemoteError(f"a request over the {limits.MAX_SERVICE_MESSAGE}-byte service limit")
-    check_message(request)
+    if not within:  # else the encoding walk counted its depth and items (review 53b)
+        check_message(request)
     return request
 
 
