@@ -200,6 +200,24 @@ class VerifiedFeed:
         superseded = self.supersession(identity.identifier)
         return superseded is not None and superseded.changes - 1 >= identity.first_index
 
+    def agrees_with(self, other: VerifiedFeed) -> bool:
+        """Whether the shorter of this feed and `other` (a copy of the same authority's feed)
+        holds the first entries of the longer, as far as their targets show: False for two
+        lines of one authority's history (a fork: restored from a backup, or its key signed
+        both), whose longer copy need not hold the shorter's revocations (review 53j, feeds 1).
+        Copies of one count agree iff their heads (the hash chain's) do."""
+        if self.count == other.count:
+            return self.head == other.head
+        shorter, longer = (self, other) if self.count <= other.count else (other, self)
+        count = shorter.count
+        first = shorter._index.prefix(count)
+        held = longer._index.prefix(count)
+        return (
+            first.credentials == held.credentials
+            and first.identities == held.identities
+            and first.superseded == held.superseded
+        )
+
     def attests(self, identifier: bytes, index: int, change_hash: bytes) -> bool:
         """Whether a supersession in this feed names change `index` of `identifier` with
         `change_hash` (the checkpoint of a history presented from that change)."""

@@ -188,6 +188,12 @@ def select_feeds(
     newest: dict[Identifier, VerifiedFeed] = {}
     for feed in feeds:
         held = newest.get(feed.authority)
+        if held is not None and not feed.agrees_with(held):  # review 53j, feeds 1
+            raise CredentialError(
+                _F.FEED_INVALID,
+                f"two copies of the feed of {feed.authority} fork (neither holds the other's"
+                " entries): the authority's history was rolled back or signed twice",
+            )
         if held is None or (feed.count, feed.issued_at) > (held.count, held.issued_at):
             newest[feed.authority] = feed
     return newest
