@@ -421,6 +421,7 @@ class Pkcs11Vault:
         from pkcs11.mechanisms import GCMParams
 
         secret = self._seal_object(key)
+        session = self._session  # the one `secret` was found through
         failed = VaultError(f"cannot unseal under {key} (tampered, moved or another key)")
         try:
             nonce, ciphertext = split_sealed(key, sealed)
@@ -435,7 +436,7 @@ class Pkcs11Vault:
                     )
                 )
         except self._errors.PKCS11Error as exc:  # SoftHSM2: a bad tag is CKR_GENERAL_ERROR
-            _note_dead(self._shared, exc)
+            _note_dead(self._shared, exc, session)
             raise failed from None
 
     def delete_seal_key(self, key: SealKey) -> None:
@@ -504,12 +505,15 @@ class Pkcs11Vault:
                 private[attr.DERIVE] = False
 
     def _mapped(self, what: str) -> _MapErrors:
-        return _MapErrors(what, self._errors.PKCS11Error, self._shared)
+        return _MapErrors(what, self._errors.PKCS11Error, self._shared, self._session)
 
 
-def _note_dead(shared: _SharedSession, exc: BaseException) -> None:
-    """Mark `shared` dead when `exc` says its session ended (`_DEAD_SESSION`)."""
-    if type(exc).__name__ in _DEAD_SESSION:
+def _note_dead(shared: _SharedSession, exc: BaseException, session: Any) -> None:
+    """Mark `shared` dead when `exc` says `session`, the one the operation used, ended
+    (`_DEAD_SESSION`) and `shared` still holds it: an operation on a session another vault
+    already replaced marked the new one dead, which the next operation closed under every
+    operation in flight on it (review 53j, pkcs11 1)."""
+    if type(exc).__name__ in _DEAD_SESSION and shared.session is session:
         shared.dead = True
 
 
@@ -517,10 +521,13 @@ class _MapErrors:
     """Turn python-pkcs11 errors into VaultError (one place, `raise ... from`), noting a dead
     session (`_note_dead`)."""
 
-    def __init__(self, what: str, base: type[Exception], shared: _SharedSession) -> None:
+    def __init__(
+        self, what: str, base: type[Exception], shared: _SharedSession, session: Any
+    ) -> None:
         self._what = what
         self._base = base
         self._shared = shared
+        self._session = session
 
     def __enter__(self) -> None:
         return None
@@ -529,5 +536,5 @@ class _MapErrors:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
     ) -> None:
         if exc is not None and isinstance(exc, self._base):
-            _note_dead(self._shared, exc)
+            _note_dead(self._shared, exc, self._session)
             raise VaultError(f"PKCS#11 {self._what} failed: {type(exc).__name__}") from exc
