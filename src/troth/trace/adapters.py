@@ -121,6 +121,10 @@ def decision_content(
             # stay within MAX_TRACE_RECORD_DISCLOSURE_BYTES (review 47b, limits 1)
             made_up = min(limit, limits.MAX_TRACE_DENIED_DISCLOSURE_BYTES)
             values["inputs"] = {"tool": disclosed(request.tool, made_up)}
+        if request.server is not None:  # whose tool: decided apart (review 53j, gates 1); a
+            # gate's is a tool name's charset, a made-up one as small as a made-up tool name
+            server = disclosed(request.server, limits.MAX_TRACE_DENIED_DISCLOSURE_BYTES)
+            values.setdefault("inputs", {})["server"] = server
     else:
         name = (
             f"service:{request.service}.{request.method}"
