@@ -14,6 +14,9 @@ shared session dead only when it came from the session the shared one still hold
 
 from __future__ import annotations
 
+import contextlib
+from typing import Any
+
 import pytest
 
 from tests.conftest import SoftHsm
@@ -53,3 +56,50 @@ def test_an_old_sessions_error_does_not_mark_the_new_one_dead(softhsm: SoftHsm) 
     finally:
         second.close()
         first.close()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_pin_the_token_refuses_at_a_new_login_is_not_tried_again(
+    softhsm: SoftHsm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pkcs11 2: the recovery logs in again with the PIN the vault was opened with, at the
+    next operation after the session died, and at every one after it while that fails. A PIN
+    changed on the token since (rotated by its officer, the node to be restarted with the new
+    one) was tried at every operation (every handshake or request that signs, which a remote
+    peer causes at will): each a failed C_Login, which a token counts towards locking its user
+    PIN (CKR_PIN_LOCKED: the token unusable until its security officer unlocks it). Before
+    review 53f the dead session stayed dead and no login was tried. Now a PIN refused at a new
+    login is not tried again in this process (each operation a VaultError saying so), and a
+    failure to reopen is the vault's VaultError, not a ConfigError from an operation."""
+    import troth.vault.pkcs11 as module
+
+    logins: list[str] = []
+    real = module._open_session
+
+    def counted(*args: Any) -> Any:
+        logins.append("login")
+        return real(*args)
+
+    vault = Pkcs11Vault(softhsm.module, softhsm.token_label, softhsm.pin)
+    try:
+        handle = vault.generate(KeyType.ED25519, KeyPurpose.SIGNING)
+        vault._session.set_pin(softhsm.pin, softhsm.pin + "-rotated")
+        vault._session.close()  # then the session ends under the process
+        monkeypatch.setattr(module, "_open_session", counted)
+        for _ in range(10):
+            with pytest.raises(VaultError) as failed:
+                vault.sign(handle, b"m")
+        assert logins == ["login"]
+        assert "PinIncorrect" in str(failed.value)
+        assert "not tried again" in str(failed.value)
+    finally:
+        vault.close()
+        with contextlib.suppress(Exception):  # the token's PIN as the fixture made it
+            session = real(
+                pytest.importorskip("pkcs11"),
+                softhsm.module,
+                softhsm.token_label,
+                softhsm.pin + "-rotated",
+            )
+            session.set_pin(softhsm.pin + "-rotated", softhsm.pin)
+            session.close()

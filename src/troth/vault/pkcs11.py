@@ -98,6 +98,9 @@ _DEAD_SESSION: Final = (
 )
 """python-pkcs11's errors for a session that ended under the process (a token reset or removed,
 a network HSM failing over): the shared session is opened again at the next operation."""
+_PIN_REFUSED: Final = ("PinIncorrect", "PinLocked", "PinExpired", "PinInvalid", "PinLenRange")
+"""python-pkcs11's errors for a PIN the token refuses at a login: never tried again (each failed
+C_Login counts towards locking the token's user PIN; review 53j, pkcs11 2)."""
 
 
 class _SharedSession:
@@ -107,7 +110,8 @@ class _SharedSession:
     again, logged in with the PIN it was opened with, by the next operation of any vault over
     it, which drops the key objects it found through the old one (`generation`): before review
     53f (pkcs11 4) it stayed dead, and every vault of the process with it, so a running node
-    signed nothing until it was restarted."""
+    signed nothing until it was restarted. A PIN the token refuses at that login is not tried
+    again (`refused`; review 53j, pkcs11 2)."""
 
     def __init__(self, session: Any, pin: str, pin_digest: bytes) -> None:
         self.session = session
@@ -117,6 +121,7 @@ class _SharedSession:
         self.lock = threading.Lock()
         self.dead = False
         self.generation = 0
+        self.refused: str | None = None  # why the PIN is not tried again (`_revive`)
 
 
 _SESSIONS: dict[tuple[str, str], _SharedSession] = {}
@@ -164,11 +169,23 @@ class Pkcs11Vault:
         shared = self._shared
         if shared.dead:
             with _SESSIONS_LOCK, shared.lock:
+                if shared.refused is not None:  # no login with a PIN the token refused
+                    raise VaultError(shared.refused)
                 if shared.dead:
                     with contextlib.suppress(self._errors.PKCS11Error):
                         shared.session.close()
                     module, label = self._key
-                    shared.session = _open_session(self._p11, module, label, shared.pin)
+                    try:
+                        shared.session = _open_session(self._p11, module, label, shared.pin)
+                    except ConfigError as exc:  # an operation's error is the vault's
+                        refused = type(exc.__cause__).__name__
+                        if refused in _PIN_REFUSED:
+                            shared.refused = (
+                                f"PKCS#11 token {label!r} refused the PIN at a new login "
+                                f"({refused}); it is not tried again: restart with its PIN"
+                            )
+                            raise VaultError(shared.refused) from exc
+                        raise VaultError(f"PKCS#11 session not opened again: {exc}") from exc
                     shared.dead = False
                     shared.generation += 1
         if self._generation != shared.generation:
