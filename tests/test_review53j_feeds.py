@@ -17,9 +17,11 @@ from pathlib import Path
 
 import pytest
 
+import troth
 from tests.support.enroll import acme_and_agent
 from troth.authority import Authority
 from troth.authority.client import enroll_request
+from troth.clock import FixedClock
 from troth.credentials import write_page_sequence
 from troth.errors import CredentialError, CredentialFailure
 from troth.node.verify import authority_pages, select_feeds
@@ -72,3 +74,36 @@ def test_copies_of_one_history_are_still_chosen_by_count(tmp_path: Path) -> None
         for files in ((older, newer), (newer, older), (newer, newer)):
             feeds = select_feeds(feed_files=files, authority=None, anchors=anchors, now=NOW + 3)
             assert feeds[authority.identifier].credential_revoked(chain.credentials[0].hash)
+
+
+def test_the_verifier_refuses_a_padded_fork_among_its_sources(
+    troth_home: Path, clock: FixedClock
+) -> None:
+    """The Python API's `Verifier` alike (its newest copy by count: review 35d, verifier 1): a
+    node holding the honest copy, and the rolled-back authority itself with more entries."""
+    with (
+        troth.Node.open("acme", clock=clock) as hub,
+        troth.Node.open("agents", clock=clock) as node,
+    ):
+        acme = hub.create_authority()
+        customer = node.identities.create("customer")
+        member = node.enroll(acme.ticket({"orders.access": "read"}), identity=customer)
+        hosted: Authority = acme._hosted  # the authority behind the API's handle
+        before = hosted.revocations.store.revocation_tip()[0]
+        clock.advance(200)
+        acme.revoke(member, reason="left the team")
+        trust = [acme.identifier]
+        with pytest.raises(troth.CredentialError) as refused:  # the node syncs the honest copy
+            troth.Verifier(trust=trust, feeds=[node], clock=clock).verify(
+                member, presenter=customer
+            )
+        assert refused.value.reason is troth.CredentialFailure.REVOKED
+        _roll_back(hosted, before)
+        for n in range(2):
+            hosted.revoke_credential(bytes([n + 1]) * 32, now=clock.now(), reason="other")
+        sources: list[troth.Node | troth.Authority] = [node, acme]
+        for feeds in (sources, sources[::-1]):
+            verifier = troth.Verifier(trust=trust, feeds=feeds, clock=clock)
+            with pytest.raises(troth.CredentialError) as refused:
+                verifier.verify(member, presenter=customer)
+            assert refused.value.reason is troth.CredentialFailure.FEED_INVALID

@@ -22,6 +22,7 @@ from troth._api.node import Node
 from troth._api.results import Credential, Identity
 from troth.clock import Clock, SystemClock
 from troth.credentials import ChainVerifier, TrustPolicy, VerifiedCredential, VerifiedFeed
+from troth.credentials.revocation_held import newest_copy
 from troth.encoding.ijson import load_json
 from troth.errors import ArgumentError, CredentialError, CredentialFailure, DecodeError
 from troth.identity import Identifier
@@ -153,13 +154,14 @@ class Verifier:
     def _feeds(self, now: int) -> dict[Identifier, VerifiedFeed]:
         """Each trusted authority's newest feed among the sources: the one with the most
         entries, then the latest issued (a feed only grows, so an older copy one source
-        holds never hides a revocation another source has: review 35d, verifier 1)."""
+        holds never hides a revocation another source has: review 35d, verifier 1); two that fork,
+        CredentialError FEED_INVALID (`newest_copy`)."""
         feeds: dict[Identifier, VerifiedFeed] = {}
         for authority in self.trust:
             held = [source._revocation_feed(authority, now=now) for source in self._sources]
-            found = [feed for feed in held if feed is not None]
-            if found:
-                feeds[authority] = max(found, key=lambda feed: (feed.count, feed.issued_at))
+            found = newest_copy(feed for feed in held if feed is not None)
+            if found is not None:  # (two copies that fork are refused: review 53j, feeds 1)
+                feeds[authority] = found
         return feeds
 
     def __repr__(self) -> str:

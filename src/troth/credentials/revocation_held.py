@@ -25,6 +25,7 @@ __all__ = [
     "check_supersession",
     "feed_checkpoints",
     "feed_from_store",
+    "newest_copy",
     "store_rows",
 ]
 
@@ -236,6 +237,30 @@ class VerifiedFeed:
             seq < self.count and changes == index + 1 and named == change_hash
             for seq, changes, named in rows or ()
         )
+
+
+def newest_copy(copies: Iterable[VerifiedFeed]) -> VerifiedFeed | None:
+    """Of copies of one authority's feed (files, nodes, the authority), the newest: the one
+    with the most entries, then the latest issued (a feed only grows, so an older copy hides
+    none of the revocations a newer one holds: review 35d, verifier 1; review 53e, feeds 1);
+    None for none. CredentialError FEED_INVALID when two copies fork, the shorter not the
+    longer's first entries (`VerifiedFeed.agrees_with`): the authority's history was rolled
+    back (restored from a backup) or signed twice, and the longer copy need not hold the
+    shorter's revocations (review 53j, feeds 1)."""
+    newest: VerifiedFeed | None = None
+    for feed in copies:
+        if newest is None:
+            newest = feed
+            continue
+        if not feed.agrees_with(newest):
+            raise CredentialError(
+                _F.FEED_INVALID,
+                f"two copies of the feed of {feed.authority} fork (neither holds the other's "
+                "entries): the authority's history was rolled back or signed twice",
+            )
+        if (feed.count, feed.issued_at) > (newest.count, newest.issued_at):
+            newest = feed
+    return newest
 
 
 def feed_checkpoints(

@@ -29,6 +29,7 @@ from troth.credentials import (
     verify_page,
     verify_pages,
 )
+from troth.credentials.revocation_held import newest_copy
 from troth.credentials.vc import VerifiedVC, vc_issuer, verify_troth_vc
 from troth.credentials.verify import check_feed_age
 from troth.credentials.wallet import next_page
@@ -182,21 +183,12 @@ def select_feeds(
         feeds.append(feed)
     for feed in feeds:
         feed.check_fresh(now=now, max_staleness=max_age)
-    # of each authority, the copy with the most entries, then the latest issued: a feed only
-    # grows, so an older copy given last never hides a revocation another holds (review 53e,
-    # feeds 1; the Python API's `Verifier` alike, review 35d, verifier 1)
-    newest: dict[Identifier, VerifiedFeed] = {}
+    # of each authority, its newest copy, a fork refused (review 53e, feeds 1; 53j, feeds 1)
+    copies: dict[Identifier, list[VerifiedFeed]] = {}
     for feed in feeds:
-        held = newest.get(feed.authority)
-        if held is not None and not feed.agrees_with(held):  # review 53j, feeds 1
-            raise CredentialError(
-                _F.FEED_INVALID,
-                f"two copies of the feed of {feed.authority} fork (neither holds the other's"
-                " entries): the authority's history was rolled back or signed twice",
-            )
-        if held is None or (feed.count, feed.issued_at) > (held.count, held.issued_at):
-            newest[feed.authority] = feed
-    return newest
+        copies.setdefault(feed.authority, []).append(feed)
+    newest = {authority: newest_copy(held) for authority, held in copies.items()}
+    return {authority: feed for authority, feed in newest.items() if feed is not None}
 
 
 @dataclass(frozen=True, slots=True)
