@@ -12,9 +12,15 @@
   32-byte hash in the cache keys, so no server name and no chain collide with the key of no
   server; a server name that is no tool name (a separator, a quote, empty) is denied, never
   shown, never cached as another server's.
+- Due 1 (review 53h's AUTOINCREMENT migration of feed_syncs_due): all or nothing (one
+  transaction with its schema version), so a crash before its commit leaves the old table and
+  the next open migrates it; a troth from before it refuses the migrated file.
 """
 
 from __future__ import annotations
+
+import sqlite3
+from typing import Any
 
 import pytest
 
@@ -129,3 +135,62 @@ def test_server_names_neither_collide_in_the_caches_nor_pass_as_another() -> Non
         assert decision.outcome is Outcome.UNKNOWN_REQUEST
     # and the cache of a valid name was not touched by them
     assert point.visible_tools(caller, now=now, server="payments") == both
+
+
+def _before_migration(path: Any, current: int) -> None:
+    """node.db as it was before review 53h's migration (ids given again), with marks 3 and 7."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE feed_syncs_due")
+        conn.execute(
+            "CREATE TABLE feed_syncs_due (id INTEGER PRIMARY KEY, authority BLOB NOT NULL, "
+            "address TEXT NOT NULL, marked_at INTEGER NOT NULL)"
+        )
+        conn.execute("CREATE INDEX feed_syncs_due_authority ON feed_syncs_due (authority)")
+        for mark in (3, 7):
+            conn.execute("INSERT INTO feed_syncs_due VALUES (?, ?, 'node:acme', 1)", (mark, A))
+        conn.execute(f"PRAGMA user_version = {current - 1}")
+
+
+def _schema(path: Any) -> tuple[int, list[str]]:
+    with sqlite3.connect(path) as conn:
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        tables = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE name LIKE 'feed_syncs_due%' ORDER BY name"
+        ).fetchall()
+    return version, [row[0] for row in tables]
+
+
+A = bytes(32)
+
+
+def test_the_autoincrement_migration_is_all_or_nothing_and_no_downgrade_reads_it() -> None:
+    """Due 2's migration (feed_syncs_due rebuilt): a process killed after its statements and
+    before its commit (here: a later migration failing in the same transaction) leaves the old
+    table, rows and schema version, and the next open migrates it; a troth from before it
+    (one migration fewer) refuses the migrated file instead of writing to it."""
+    import troth
+    from troth.errors import ConfigError
+    from troth.storage.sqlite import _MIGRATIONS, SqliteDatabase
+
+    with troth.Node.open("agents") as agents:
+        path = agents._stored.path / "node.db"
+    current = len(_MIGRATIONS)
+    _before_migration(path, current)
+    before = _schema(path)
+
+    def crash(conn: sqlite3.Connection) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    with pytest.raises(Exception, match="disk I/O error"):
+        SqliteDatabase(path, migrations=(*_MIGRATIONS, crash)).connection()
+    assert _schema(path) == before  # the old table and version, nothing half-done
+    with troth.Node.open("agents") as agents:
+        store = agents._stored.wallet.store
+        assert store.marks_due(A) == [3, 7]
+        assert store.clear_sync_due(A, 7) == 1
+        assert store.mark_sync_due(A, "node:acme", 2) > 7
+    version, tables = _schema(path)
+    assert version == current
+    assert any("AUTOINCREMENT" in sql for sql in tables if sql)
+    with pytest.raises(ConfigError, match="this troth knows"):
+        SqliteDatabase(path, migrations=_MIGRATIONS[:-1]).connection()
