@@ -46,6 +46,10 @@ __all__ = [
 CACHE_ENTRIES: Final = 4096
 """Chains an engine keeps entities, merged policy sets and visible tools for."""
 DECISIONS_PER_CHAIN: Final = 64
+SERVED_ENTRIES: Final = 256
+"""(chain, server, tool) an engine keeps the chain's entities with that tool in that server for
+(each a copy of the chain's entities, which hold the schema's actions: ~130 KiB at MAX_TOOLS;
+past it a decision builds its own, ~10 us; review 53j, gates 2)."""
 """Mapped error-free decisions an engine keeps per chain (they repeat call after call)."""
 _ENCODER: Final = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
 _NUL: Final = re.compile(r"(?:^|[^\\])(?:\\\\)*\\u0000")
@@ -244,8 +248,11 @@ class PolicyEngine:
             cache_size, limits.MAX_CAVEATED_POLICY_TEXT
         )
         self._visible: _Bounded[bytes, frozenset[str]] = _Bounded(cache_size)
-        # per (chain, server): the chain's entities with the bundle's tools in the server
-        self._served: _Bounded[bytes, cedarpy.Entities] = _Bounded(cache_size)
+        # per (chain, server, tool) decided: the chain's entities with that one tool in that
+        # server (never the bundle's every tool: review 53j, gates 2)
+        self._served: _Bounded[bytes, cedarpy.Entities | None] = _Bounded(
+            min(cache_size, SERVED_ENTRIES)
+        )
         self._with_placeholder: cedarpy.Schema | None = None  # _placeholder_schema
 
     @property
@@ -319,7 +326,17 @@ class PolicyEngine:
             return principal.refused
         entities = principal.entities
         if isinstance(request, ToolCall) and request.server is not None:
-            entities = self._entities_of(credential, principal, request.server)
+            # the hash is 32 bytes, and `/` is in no name: one key per (chain, server, tool)
+            served = b"%s%s/%s" % (
+                credential.links[-1].hash,
+                request.server.encode(),
+                request.tool.encode(),
+            )
+            entities = self._served.get(served)
+            if entities is None:
+                entities = self._served.put(
+                    served, _with_tool(principal, request.tool, request.server)
+                )
         answer = authorize(
             {
                 "principal": principal.uid,
@@ -340,31 +357,6 @@ class PolicyEngine:
             if len(principal.decided) < DECISIONS_PER_CHAIN:
                 principal.decided[key] = found
         return found
-
-    def _entities_of(
-        self, credential: VerifiedCredential, principal: _Principal, server: str | None
-    ) -> cedarpy.Entities | None:
-        """The chain's entities with each of the bundle's tools `Tool::"<name>"` in
-        `Server::"<server>"` (in none for None; cached per chain and server): a tool an MCP
-        gate serves is its server's (review 53c, gates 1; docs/policy.md, "Entities"). Cedar
-        decides a tool absent from the entities as one in no server, but a partial evaluation
-        leaves `resource in Server::"s"` unknown for it (a tool of no server would be shown),
-        so previews always use these. None: `server` is no valid server name (its requests are
-        denied: `_plain`), or the chain has no entities."""
-        if principal.entities is None or (server is not None and not NAME.fullmatch(server)):
-            return None
-        key = credential.links[-1].hash  # always 32 bytes: the server's name follows
-        if server is not None:
-            key += server.encode()
-        found = self._served.get(key)
-        if found is not None:
-            return found
-        parent = [] if server is None else [{"type": "Server", "id": server}]
-        tools = [
-            {"uid": {"type": "Tool", "id": name}, "attrs": {}, "parents": parent}
-            for name in self._tools
-        ]
-        return self._served.put(key, principal.entities.with_added_json_str(json.dumps(tools)))
 
     def _tool_request(self, request: ToolCall, now: int) -> tuple[str, str, str] | PolicyDecision:
         """The Cedar action, resource and context of tool call `request`, or its denial before
@@ -550,12 +542,11 @@ class PolicyEngine:
         principal = self._principal(credential)
         visible: set[str] = set()
         if principal.refused is None:
-            entities = self._entities_of(credential, principal, server)
             for name, (_, action, resource) in self._tools.items():
                 partial = cedarpy.is_authorized_partial(
                     {"principal": principal.uid, "action": action, "resource": resource},
                     principal.policy_set,
-                    entities,  # type: ignore[arg-type]
+                    _with_tool(principal, name, server),  # type: ignore[arg-type]
                     self.compiled.schema,
                 )
                 if partial.decision is not cedarpy.Decision.Deny and not partial.diagnostics.errors:
@@ -568,6 +559,23 @@ _WHAT: Final[dict[type, str]] = {
     ServiceCall: "service method",
     LeaseRequest: "secret",
 }
+
+
+def _with_tool(principal: _Principal, tool: str, server: str | None) -> cedarpy.Entities | None:
+    """The chain's entities with the one tool `tool`, `Tool::"<tool>"` in `Server::"<server>"`
+    (in none for None; `server` a valid name: `_plain`, `visible_tools`): a tool an MCP gate
+    serves is its server's (review 53c, gates 1; docs/policy.md, "Entities"). Cedar decides a
+    tool absent from the entities as one in no server, but a partial evaluation leaves
+    `resource in Server::"s"` unknown for it (a tool of no server would be shown), so previews
+    use these too. Only the tool decided (a decision keeps it per chain, server and tool): per
+    chain and server the bundle's every tool was kept (up to MAX_TOOLS, ~0.7 MB an entry), and
+    a member's delegates, free to mint, each added one (review 53j, gates 2). None: the chain
+    has no entities (its requests refused)."""
+    if principal.entities is None:
+        return None
+    parent = [] if server is None else [{"type": "Server", "id": server}]
+    tool_entity = [{"uid": {"type": "Tool", "id": tool}, "attrs": {}, "parents": parent}]
+    return principal.entities.with_added_json_str(_ENCODER.encode(tool_entity))
 
 
 def _plain(request: Request) -> bool:
