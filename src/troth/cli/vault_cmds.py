@@ -85,8 +85,10 @@ def _check_private(path: str) -> None:
     """ConfigError (exit 3) when `path` is a file that group or others can read: a new vault
     key there is one every local user may have copied, and the rekey (the recovery from a
     stolen backup) would seal every key under it (review 53f, vault 1; as `read_private_file`
-    refuses node.json and vault.key). A pipe (`-`, a process substitution) is not such a file;
-    a file that cannot be read is left to `read_input` to say so."""
+    refuses node.json and vault.key), or that another user owns (its owner wrote the key, and
+    knows it: review 53j, vault 1; as `read_private_file` since review 53k, home 1). A pipe
+    (`-`, a process substitution) is not such a file; a file that cannot be read is left to
+    `read_input` to say so."""
     if path == "-":
         return
     try:
@@ -97,6 +99,11 @@ def _check_private(path: str) -> None:
         raise ConfigError(
             f"{path} is accessible by others (mode {info.st_mode & 0o777:o}): a vault key in "
             "it may have been copied; write a new one to a file only you can read (chmod 600)"
+        )
+    if stat.S_ISREG(info.st_mode) and info.st_uid not in (os.geteuid(), 0):
+        raise ConfigError(
+            f"{path} is owned by uid {info.st_uid}, not by this user (uid {os.geteuid()}) or "
+            "root: its owner wrote the key in it; write a new one to a file of your own"
         )
 
 
