@@ -8,7 +8,9 @@
    destroy the key.
 2. `_create` deleted its keys itself when inserting the rows failed, inside a caller's
    transaction too: a batch whose second insert chunk failed there, the caller catching the
-   error and committing, left the first chunk's rows naming deleted keys."""
+   error and committing, left the first chunk's rows naming deleted keys.
+3. Such an object, whatever left it (a crash before the commit; a token written before this
+   review), was enough for `Pkcs11Vault.delete` to destroy the key it names."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from tests.test_review53k_pkcs11 import _fail, _fail_commit, _renew_at
 from troth.errors import KeyNotFound, StorageError
 from troth.identity.service import IdentityExists
 from troth.node import Node
-from troth.node.node import open_node
+from troth.node.node import init_node, open_node
 from troth.vault import KeyHandle, KeyPurpose
 
 pytestmark = pytest.mark.hsm
@@ -52,9 +54,7 @@ def node_fixture(
         yield node
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 53m, pkcs11 1: retirement objects of a failed rotation stay"
-)
+@pytest.mark.xfail(strict=True, reason="review 53m, pkcs11 1: stays")
 def test_a_rotation_whose_commit_fails_leaves_no_retirement_in_the_token(
     node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -68,9 +68,7 @@ def test_a_rotation_whose_commit_fails_leaves_no_retirement_in_the_token(
     node.vault.sign(KeyHandle.parse(record.primary_key), b"still the current key")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 53m, pkcs11 1: retirement objects of a failed rotation stay"
-)
+@pytest.mark.xfail(strict=True, reason="review 53m, pkcs11 1: stays")
 def test_a_rotation_whose_write_fails_leaves_no_retirement_in_the_token(
     node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -82,9 +80,7 @@ def test_a_rotation_whose_write_fails_leaves_no_retirement_in_the_token(
     assert _retirements(node) == before
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 53m, pkcs11 1: the retirement object of a failed renewal stays"
-)
+@pytest.mark.xfail(strict=True, reason="review 53m, pkcs11 1: stays")
 def test_a_renewal_whose_commit_fails_leaves_no_retirement_in_the_token(
     node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -96,9 +92,7 @@ def test_a_renewal_whose_commit_fails_leaves_no_retirement_in_the_token(
     assert _retirements(node) == before
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 53m, pkcs11 1: a stale retirement lets delete destroy a current key"
-)
+@pytest.mark.xfail(strict=True, reason="review 53m, pkcs11 1: delete")
 def test_a_stale_retirement_does_not_let_delete_destroy_a_current_key(
     node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -115,9 +109,7 @@ def test_a_stale_retirement_does_not_let_delete_destroy_a_current_key(
     node.vault.sign(primary, b"still there")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 53m, pkcs11 2: _create deletes keys inside a caller's transaction"
-)
+@pytest.mark.xfail(strict=True, reason="review 53m, pkcs11 2: deleted")
 def test_a_batch_that_fails_inside_a_transaction_that_commits_keeps_its_keys(
     node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -133,3 +125,38 @@ def test_a_batch_that_fails_inside_a_transaction_that_commits_keeps_its_keys(
         assert record.next_key is not None
         node.vault.sign(KeyHandle.parse(record.primary_key), b"its key is in the token")
         node.vault.public_key(KeyHandle.parse(record.next_key))
+
+
+@pytest.mark.xfail(strict=True, reason="review 53m, pkcs11 2: a discarded software batch")
+def test_a_software_batch_that_fails_inside_a_transaction_that_commits_keeps_its_keys(
+    troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pkcs11 2, the software vault: its batch stores its keys after the rows, and the
+    discarded batch never stored the keys the first chunk's committed rows name."""
+    monkeypatch.setattr("troth.storage.sqlite_stores._INSERT_ROWS", 2)
+    init_node("soft")
+    with open_node("soft") as node:
+        node.identities.create(now=NOW, name="b-2")
+        store = node.identities.store
+        with store.transaction(), pytest.raises(IdentityExists):
+            node.identities.create_many(3, now=NOW, name_prefix="b")
+    with open_node("soft") as node:
+        for name in ("b-0", "b-1"):
+            record = node.identities.find(name)
+            assert record.next_key is not None
+            node.vault.sign(KeyHandle.parse(record.primary_key), b"its key is in the vault")
+            node.vault.public_key(KeyHandle.parse(record.next_key))
+
+
+@pytest.mark.xfail(strict=True, reason="review 53m, pkcs11 3: delete honours any retirement object")
+def test_a_stale_retirement_lets_no_other_vault_object_delete_the_key(node: Node) -> None:
+    """pkcs11 3: a retirement object of a write that never committed (a crash before it, a
+    nested write its caller rolled back, a token written before this review) let `delete`
+    (no proof) destroy the current key from any vault object that did not make it."""
+    primary = KeyHandle.parse(node.identities.find("agent").primary_key)
+    node.vault.retire(primary, KeyPurpose.PRIMARY)  # type: ignore[attr-defined]
+    token = node.vault._primary  # type: ignore[attr-defined]
+    token._made.discard(primary.key_id)
+    with pytest.raises(KeyNotFound):
+        node.vault.delete(primary)
+    node.vault.sign(primary, b"still the current key")
