@@ -54,7 +54,6 @@ def node_fixture(
         yield node
 
 
-@pytest.mark.xfail(strict=True, reason="review 53m, pkcs11 1: stays")
 def test_a_rotation_whose_commit_fails_leaves_no_retirement_in_the_token(
     node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -68,7 +67,6 @@ def test_a_rotation_whose_commit_fails_leaves_no_retirement_in_the_token(
     node.vault.sign(KeyHandle.parse(record.primary_key), b"still the current key")
 
 
-@pytest.mark.xfail(strict=True, reason="review 53m, pkcs11 1: stays")
 def test_a_rotation_whose_write_fails_leaves_no_retirement_in_the_token(
     node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -80,7 +78,6 @@ def test_a_rotation_whose_write_fails_leaves_no_retirement_in_the_token(
     assert _retirements(node) == before
 
 
-@pytest.mark.xfail(strict=True, reason="review 53m, pkcs11 1: stays")
 def test_a_renewal_whose_commit_fails_leaves_no_retirement_in_the_token(
     node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -92,7 +89,6 @@ def test_a_renewal_whose_commit_fails_leaves_no_retirement_in_the_token(
     assert _retirements(node) == before
 
 
-@pytest.mark.xfail(strict=True, reason="review 53m, pkcs11 1: delete")
 def test_a_stale_retirement_does_not_let_delete_destroy_a_current_key(
     node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -109,7 +105,6 @@ def test_a_stale_retirement_does_not_let_delete_destroy_a_current_key(
     node.vault.sign(primary, b"still there")
 
 
-@pytest.mark.xfail(strict=True, reason="review 53m, pkcs11 2: deleted")
 def test_a_batch_that_fails_inside_a_transaction_that_commits_keeps_its_keys(
     node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -127,7 +122,6 @@ def test_a_batch_that_fails_inside_a_transaction_that_commits_keeps_its_keys(
         node.vault.public_key(KeyHandle.parse(record.next_key))
 
 
-@pytest.mark.xfail(strict=True, reason="review 53m, pkcs11 2: a discarded software batch")
 def test_a_software_batch_that_fails_inside_a_transaction_that_commits_keeps_its_keys(
     troth_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -148,7 +142,6 @@ def test_a_software_batch_that_fails_inside_a_transaction_that_commits_keeps_its
             node.vault.public_key(KeyHandle.parse(record.next_key))
 
 
-@pytest.mark.xfail(strict=True, reason="review 53m, pkcs11 3: delete honours any retirement object")
 def test_a_stale_retirement_lets_no_other_vault_object_delete_the_key(node: Node) -> None:
     """pkcs11 3: a retirement object of a write that never committed (a crash before it, a
     nested write its caller rolled back, a token written before this review) let `delete`
