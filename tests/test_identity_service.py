@@ -19,6 +19,7 @@ from troth.identity import (
     rotate_identity,
     verify_history,
 )
+from troth.identity.fresh import NewKeys
 from troth.node import Node, init_node, open_node
 from troth.vault import KeyHandle, KeyPurpose
 
@@ -120,8 +121,8 @@ def test_a_rotation_that_fails_after_retiring_keys_keeps_them(
     channel, _ = service.purpose_key("a", KeyPurpose.SECURE_CHANNEL, now=NOW)
     retire = service._retire_keys
 
-    def retire_then_fail(handles: list[tuple[KeyHandle, KeyPurpose]]) -> None:
-        retire(handles)
+    def retire_then_fail(handles: list[tuple[KeyHandle, KeyPurpose]], fresh: NewKeys) -> None:
+        retire(handles, fresh)
         # every retired key was deleted inside the transaction, none left to delete after it
         assert service.store.retired_keys(16) == []
         raise ConflictError("the commit failed")

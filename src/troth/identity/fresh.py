@@ -6,7 +6,9 @@ generated: a creation, a rotation or a purpose key's renewal that then fails (a 
 the commit, the token failing the next call) left it there, usable by any session with the PIN
 and named by no row, so nothing ever deleted it (review 53f, pkcs11 3; review 53k, pkcs11 1-2).
 `new_keys` opens the write transaction and deletes, when anything in it or its commit fails,
-every key generated through the `NewKeys` it yields or handed to `NewKeys.add`. It deletes
+every key generated through the `NewKeys` it yields or handed to `NewKeys.add`, and undoes the
+retirements recorded through `NewKeys.retired` (review 53m, pkcs11 1: the token kept them, a
+retirement of a key still in use). It deletes
 nothing once the transaction committed (a callback raised after the commit is no failure of
 the write) nor when it joined a caller's transaction (review 53k, pkcs11 3: that one may still
 commit the rows naming the keys; it may also roll back, and the keys then stay, as after a
@@ -25,19 +27,32 @@ from troth.crypto import KeyType
 from troth.errors import TrothError
 from troth.storage import IdentityStore
 from troth.vault import KeyHandle, KeyPurpose, Vault
+from troth.vault.base import KeyBatch, RetiringVault
 
-__all__ = ["NewKeys", "new_keys"]
+__all__ = ["NewKeys", "end_batch", "new_keys"]
 
 
 class NewKeys:
     """A view of a vault that records the keys it generates (a `Vault` to the code that makes
     identities and attestations); `add` records keys generated otherwise."""
 
-    __slots__ = ("_made", "_vault", "delete", "dh", "name", "public_key", "sign")
+    __slots__ = (
+        "_made",
+        "_retired",
+        "_vault",
+        "delete",
+        "dh",
+        "joined",
+        "name",
+        "public_key",
+        "sign",
+    )
 
     def __init__(self, vault: Vault) -> None:
         self._vault = vault
         self._made: list[KeyHandle] = []
+        self._retired: list[tuple[KeyHandle, str]] = []
+        self.joined = False  # whether the write joined a caller's transaction (keep its keys)
         self.name = vault.name
         self.public_key = vault.public_key
         self.sign = vault.sign
@@ -52,14 +67,24 @@ class NewKeys:
     def add(self, *handles: KeyHandle) -> None:
         self._made.extend(handles)
 
+    def retired(self, handle: KeyHandle, proof: str) -> None:
+        """Record a retirement the vault made (`RetiringVault.retire`) for this write."""
+        self._retired.append((handle, proof))
+
     def discard(self, in_store: frozenset[str]) -> None:
-        """Delete the recorded keys of vaults other than `in_store`'s (best effort: a token
-        failing again keeps them, as a crash would)."""
+        """Delete the recorded keys of vaults other than `in_store`'s and undo the recorded
+        retirements (best effort: a token failing again keeps them, as a crash would)."""
         for handle in self._made:
             if handle.vault not in in_store:
                 with contextlib.suppress(TrothError):
                     self._vault.delete(handle)
+        vault = self._vault
+        if isinstance(vault, RetiringVault):
+            for handle, proof in self._retired:
+                with contextlib.suppress(TrothError):
+                    vault.unretire(handle, proof)
         self._made.clear()
+        self._retired.clear()
 
 
 @contextlib.contextmanager
@@ -69,6 +94,7 @@ def new_keys(store: IdentityStore, vault: Vault, in_store: frozenset[str]) -> It
     store.after_commit(lambda: outside.append(True))  # at once outside a transaction only
     committed: list[bool] = []
     keys = NewKeys(vault)
+    keys.joined = not outside
     try:
         with store.transaction():
             store.after_commit(lambda: committed.append(True))  # the first to run after it
@@ -77,3 +103,15 @@ def new_keys(store: IdentityStore, vault: Vault, in_store: frozenset[str]) -> It
         if outside and not committed:
             keys.discard(in_store)
         raise
+
+
+def end_batch(batch: KeyBatch, keys: NewKeys) -> None:
+    """A failed write's `key_batch`: discarded (its keys deleted), unless the write joined a
+    caller's transaction, which may commit the rows it inserted before it failed: stored
+    then, the keys kept (review 53m, pkcs11 2: a batch whose second insert chunk failed
+    there deleted the keys its first chunk's committed rows name)."""
+    if not keys.joined:
+        batch.discard()
+        return
+    with contextlib.suppress(TrothError):
+        batch.store()

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 from troth.errors import KeyNotFound, TrothError
 from troth.identity.attestation import PurposeKeyAttestation, verify_attestation
+from troth.identity.fresh import NewKeys
 from troth.identity.history import VerifiedIdentity
 from troth.storage import PurposeKeyRecord
 from troth.storage.base import RETIRED_PROOF_MARK
@@ -46,17 +47,23 @@ def owned_purpose_keys(
     return owned
 
 
-def retirement_record(vault: Vault, handle: KeyHandle, purpose: KeyPurpose) -> str | None:
+def retirement_record(
+    vault: Vault, handle: KeyHandle, purpose: KeyPurpose, keys: NewKeys
+) -> str | None:
     """The record of `handle` retired as a key of `purpose`: the handle and the proof its
     vault made of the retirement (`RetiringVault.retire`, before the commit), which
     `forget_retired` needs to delete it: a record planted in node.db by a writer who
     cannot use the vault has none, and the vault keeps the key (review 48k, pkcs11 3).
     None when the vault holds no such key of `purpose` (a purpose key record pointed at
-    an identity's key): nothing to delete."""
+    an identity's key): nothing to delete. The retirement is recorded in `keys`, the write's,
+    which undoes it if the write fails (review 53m, pkcs11 1)."""
     if not isinstance(vault, RetiringVault):
         return str(handle)
     try:
         proof = vault.retire(handle, purpose)
     except KeyNotFound:
         return None
-    return str(handle) if proof is None else f"{handle}{RETIRED_PROOF_MARK}{proof}"
+    if proof is None:
+        return str(handle)
+    keys.retired(handle, proof)
+    return f"{handle}{RETIRED_PROOF_MARK}{proof}"

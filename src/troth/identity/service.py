@@ -45,7 +45,7 @@ from troth.identity.create import (
     presented_whole,
     rotate_identity,
 )
-from troth.identity.fresh import new_keys
+from troth.identity.fresh import NewKeys, end_batch, new_keys
 from troth.identity.history import Checkpoints, VerifiedIdentity, indexed_hashes, verify_history
 from troth.identity.identifier import Identifier
 from troth.identity.known import (
@@ -175,7 +175,7 @@ class IdentityService:
         if name is not None:
             check_name(name, "identity name")
         with new_keys(self.store, self.vault, self._keys_in_store) as fresh:
-            (created,) = self._create([name], key_type, now, None)
+            (created,) = self._create([name], key_type, now, None, fresh)
             fresh.add(created.primary_key, created.next_key)  # until the commit (fresh.py)
             crash_point("identity.create.before-commit")
         crash_point("identity.create.after-commit")
@@ -200,7 +200,7 @@ class IdentityService:
             else [f"{name_prefix}-{number}" for number in range(count)]
         )
         with new_keys(self.store, self.vault, self._keys_in_store) as fresh:
-            created = self._create(names, key_type, now, progress)
+            created = self._create(names, key_type, now, progress, fresh)
             fresh.add(*(k for c in created for k in (c.primary_key, c.next_key)))
             crash_point("identity.create.before-commit")
         crash_point("identity.create.after-commit")
@@ -212,9 +212,13 @@ class IdentityService:
         key_type: KeyType,
         now: int,
         progress: Progress | None,
+        fresh: NewKeys,
     ) -> list[LocalIdentity]:
-        """Make an identity per name (inside the caller's transaction); their keys and rows
-        are written together at the end (one multi-row insert per table and chunk)."""
+        """Make an identity per name (inside `fresh`'s transaction); their keys and rows are
+        written together at the end (one multi-row insert per table and chunk). On a failure
+        the keys are discarded unless the write joined a caller's transaction, which may
+        commit the rows of the chunks inserted before it: they are stored then (review 53m,
+        pkcs11 2; fresh.py's rule)."""
         # inside the transaction (see BatchingVault.key_batch); one identity's two keys are
         # stored as they are made, which spares the batch's query
         keys = key_batch(self.vault, deferred=len(names) > 1)
@@ -243,14 +247,14 @@ class IdentityService:
             self.store.add_locals(rows)
             keys.store()  # after the rows: a name taken, `discard` deletes them (53f, pkcs11 3)
         except ConflictError:
-            keys.discard()
+            end_batch(keys, fresh)
             for name in names:  # the first name taken (only names and identifiers are unique)
                 existing = None if name is None else self.store.find_local(name=name)
                 if existing is not None and name is not None:
                     raise IdentityExists(name, Identifier(existing.identifier)) from None
             raise
         except BaseException:
-            keys.discard()
+            end_batch(keys, fresh)
             raise
         return created
 
@@ -371,7 +375,8 @@ class IdentityService:
                 [
                     *((h, KeyPurpose.PRIMARY) for h in retired),
                     *owned_purpose_keys(self.vault, local.identity, retired_purpose),
-                ]
+                ],
+                fresh,
             )
             crash_point("identity.rotate.before-commit")
         crash_point("identity.rotate.after-commit")
@@ -686,7 +691,7 @@ class IdentityService:
             replaced = (
                 [] if record is None else owned_purpose_keys(self.vault, local.identity, [record])
             )
-            self._retire_keys(replaced)
+            self._retire_keys(replaced, fresh)
         return local, handle, verified
 
     def signer(self, ref: str, *, now: int) -> Signer:
@@ -702,7 +707,7 @@ class IdentityService:
             )
         verified[identity.identifier.digest] = identity
 
-    def _retire_keys(self, handles: list[tuple[KeyHandle, KeyPurpose]]) -> None:
+    def _retire_keys(self, handles: list[tuple[KeyHandle, KeyPurpose]], fresh: NewKeys) -> None:
         """Inside a write transaction: delete the keys of `handles` whose rows live in the
         store (they come back if it rolls back); record the others as retired (`retired_keys`,
         in the same transaction), deleted once the outermost transaction commits
@@ -715,7 +720,7 @@ class IdentityService:
             text
             for handle, purpose in handles
             if handle.vault not in inside
-            and (text := retirement_record(self.vault, handle, purpose)) is not None
+            and (text := retirement_record(self.vault, handle, purpose, fresh)) is not None
         ]
         if outside:
             self.store.add_retired_keys(outside)

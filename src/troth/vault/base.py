@@ -123,6 +123,12 @@ class RetiringVault(Vault, Protocol):
         KeyNotFound when the vault holds no such key or the retirement is not proven."""
         ...
 
+    def unretire(self, handle: KeyHandle, proof: str) -> None:
+        """Undo the retirement `retire` made with `proof` when the write that was to commit it
+        failed (the key stays in use: docs/vault.md, "Keys of a failed write"); nothing when
+        the vault holds no such retirement."""
+        ...
+
 
 class KeyBatch(Vault, Protocol):
     """A vault view whose `generate` may defer storing the new keys until `store()`, which

@@ -69,6 +69,11 @@ class CompositeVault:
         else:
             vault.delete(handle)
 
+    def unretire(self, handle: KeyHandle, proof: str) -> None:
+        vault = self._route(handle)
+        if isinstance(vault, RetiringVault):
+            vault.unretire(handle, proof)
+
     # -- sealing: the primary's seal keys when it can seal, else the fallback's ----------------
 
     def generate_seal_key(self) -> SealKey:

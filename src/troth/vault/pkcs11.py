@@ -15,8 +15,8 @@ token to sign.
   retired keys are no proof (a writer without the PIN plants them). `retire` makes, before the
   retiring commit, a private data object (a PIN session only: PKCS#11 v3.0 §4.4) holding a
   random proof the commit records; `delete_retired` destroys a key with that proof only (the
-  secrets broker records one too: review 48r, pkcs11 1); `delete` destroys a key only when
-  this object made it or the token holds a retirement of it.
+  secrets broker records one too: review 48r, pkcs11 1); `unretire` undoes a retirement whose
+  write failed; `delete` destroys only a key this object made (review 53m, pkcs11 1 and 3).
 - Seal keys: CKK_AES, 256 bits, CKM_AES_KEY_GEN, sensitive and never extractable, usable only to
   encrypt/decrypt (no wrap/unwrap), not modifiable (review 53f, pkcs11 1); sealing is
   CKM_AES_GCM (PKCS#11 v3.0 §2.12.5) with a 96-bit nonce drawn on the host and a 128-bit tag,
@@ -291,24 +291,31 @@ class Pkcs11Vault:
         raise UnsupportedKeyType("the PKCS#11 vault holds no X25519 keys")
 
     def delete(self, handle: KeyHandle) -> None:
-        """Destroy a key pair, only when this vault made it (a rotation or a renewal that
-        failed undoes its keys) or the token holds a retirement of it (`retire`): else
-        KeyNotFound, the key kept. The secrets broker deleted its token keys this way, from
-        its rows of node.db, and a writer of node.db without the PIN pointed one at an
-        identity's current key (review 48k, pkcs11 4; at its signing key, review 48r, pkcs11
-        1); it retires them through `retire` and `delete_retired` now, which want the exact
-        proof. The key's retirement objects go with it."""
+        """Destroy a key pair only when this vault made it (a creation, rotation or renewal
+        that failed undoes its keys): else KeyNotFound, the key kept. The secrets broker
+        deleted its token keys this way, from its rows of node.db, and a writer of node.db
+        without the PIN pointed one at an identity's current key (review 48k, pkcs11 4; at its
+        signing key, review 48r, pkcs11 1); a retired key is destroyed by `delete_retired`,
+        with the exact proof. A retirement object alone no longer lets `delete` destroy a
+        key: a write that failed or a crash before its commit left one for a key still in
+        use (review 53m, pkcs11 1 and 3)."""
+        if handle.key_id not in self._made:
+            self._find(handle, self._p11.ObjectClass.PRIVATE_KEY)  # KeyNotFound if none
+            raise KeyNotFound(f"{handle} is a key the token has not retired")
+        self._destroy(handle)
+
+    def _destroy(self, handle: KeyHandle) -> None:
+        """Destroy a key pair and its retirement objects (of no use once the key is gone: key
+        ids are not reused); KeyNotFound when the token holds no such key."""
         private = self._find(handle, self._p11.ObjectClass.PRIVATE_KEY)
         retirements = self._retirement_objects(handle)
-        if handle.key_id not in self._made and not retirements:
-            raise KeyNotFound(f"{handle} is a key the token has not retired")
         objects = [private, self._find(handle, self._p11.ObjectClass.PUBLIC_KEY)]
         with self._lock, self._mapped("delete"):
             for obj in objects:
                 obj.destroy()
             self._objects.pop(f"{handle.key_type.label}:{handle.key_id}", None)
             self._made.discard(handle.key_id)
-            for obj in retirements:  # of no use once the key is gone (key ids are not reused)
+            for obj in retirements:
                 obj.destroy()
 
     # -- retirement (the RetiringVault interface; review 48k, pkcs11 3) ------------------------
@@ -351,12 +358,24 @@ class Pkcs11Vault:
             raise KeyNotFound(f"{handle}: no proof of its retirement in the token")
         self._retirements(handle, proof)  # KeyNotFound unless the token retired it
         try:
-            self.delete(handle)  # the key, then its retirement objects
+            self._destroy(handle)  # the key, then its retirement objects
         except KeyNotFound:  # gone already (a call killed before its objects went)
             markers = self._retirement_objects(handle)
             with self._lock, self._mapped("delete a retirement"):
                 for marker in markers:
                     marker.destroy()
+
+    def unretire(self, handle: KeyHandle, proof: str) -> None:
+        """Destroy the retirement objects `retire` made for `handle` with `proof`, whose write
+        failed before its commit (review 53m, pkcs11 1: they stayed, a retirement of a key
+        still in use). Those of other proofs stay; nothing when there is none."""
+        try:
+            found = self._retirements(handle, proof)
+        except KeyNotFound:
+            return
+        with self._lock, self._mapped("undo a retirement"):
+            for obj in found:
+                obj.destroy()
 
     def _retirements(self, handle: KeyHandle, proof: str) -> list[Any]:
         """The private objects `retire` made for `handle` with `proof`; KeyNotFound if none."""
