@@ -58,9 +58,9 @@ from troth.routing import Address, Handler, RoutedMessage, Router, Source
 from troth.transport.budget import STALL_PROGRESS, WriteBudget, unsent
 from troth.transport.connection import Connection, ConnectionTable, Listener, source_network
 from troth.transport.eager import start_eagerly
+from troth.transport.eviction import eviction_candidate
 from troth.transport.framing import FRAME_HEADER, FRAME_VERSION, FrameReader
 from troth.transport.liveness import Liveness
-from troth.transport.liveness import last_active as _active
 from troth.transport.ratelog import RateLimitedLog, install_accept_error_filter
 from troth.transport.settings import QUEUED_FRAME_COST, TcpCounters, TcpSettings
 
@@ -686,7 +686,14 @@ class TcpTransport(ConnectionTable[TcpConnection]):
                 )
                 return False
             if len(self._accepted) >= settings.max_connections:
-                victim = self._eviction_candidate(connection)
+                victim = eviction_candidate(
+                    self._accepted,
+                    connection,
+                    self._per_host,
+                    self._per_network,
+                    strict=self.authenticated_idle,  # at a node: progress (review 50e, idle 2)
+                    evict_idle_after=settings.evict_idle_after,
+                )
                 if victim is None:
                     counters.refused_over_limit += 1
                     self.warn("%s: refused: at %d connections", connection.name, len(self._all))
@@ -704,45 +711,6 @@ class TcpTransport(ConnectionTable[TcpConnection]):
         if self._sweeper is None:
             self._sweep()
         return True
-
-    def _eviction_candidate(self, newcomer: TcpConnection) -> TcpConnection | None:
-        """The accepted connection to give up for a new one: of those that brought no frame
-        yet (at a node: made no progress yet, as junk makes none), the oldest of the source
-        address that holds the most such connections (a flood of connections from one address
-        gives up its own, not a newcomer's from another address
-        accepted before its first frame arrived: review 41b, connections 1; its active
-        connections not counted, so a busy source is not "the most" for its next connection,
-        which an attacker's many addresses, each holding fewer, then evicted at once: review
-        43a, connections 1); else, when
-        another source address holds at least two more connections than the newcomer's (a
-        fair share: many addresses each under the per-source cap cannot lock out a new one),
-        that source's connection idle the longest; else, the same between networks
-        (`source_network`: one party holds the /64s of a /48, or the addresses of a /24, as
-        cheaply as one of them, each a source holding one connection: review 48h, sources 1),
-        the idlest connection of the network holding at least two more than the newcomer's;
-        else the one idle the longest if idle at least `evict_idle_after`."""
-        idlest: TcpConnection | None = None
-        frameless: list[TcpConnection] = []  # oldest first
-        strict = self.authenticated_idle  # at a node: no progress yet (review 50e, idle 2)
-        for connection in self._accepted:  # oldest first
-            if not (connection.progress if strict else connection.frames_read):
-                frameless.append(connection)
-            elif idlest is None or _active(connection) < _active(idlest):
-                idlest = connection
-        if frameless:
-            waiting = collections.Counter(connection.host for connection in frameless)
-            most_waiting = max(waiting.values())
-            return next(c for c in frameless if waiting[c.host] == most_waiting)
-        top, most = self._per_host.most_common(1)[0]
-        if most >= self._per_host[newcomer.host] + 2:
-            return min((c for c in self._accepted if c.host == top), key=_active)
-        network, most = self._per_network.most_common(1)[0]
-        if most >= self._per_network[newcomer.network] + 2:
-            return min((c for c in self._accepted if c.network == network), key=_active)
-        now = newcomer.liveness.opened_at
-        if idlest is not None and now - _active(idlest) >= self.settings.evict_idle_after:
-            return idlest
-        return None
 
     def _sweep(self) -> None:
         loop = asyncio.get_running_loop()
