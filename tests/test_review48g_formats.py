@@ -163,6 +163,8 @@ LIMITS_TABLE: dict[str, list[str]] = {
         f"is full {L.MAX_CONNECTION_QUEUE_BYTES // MIB} MiB",
         f"one peer address {L.MAX_QUEUED_BYTES_PER_SOURCE // MIB} MiB",
         f"for all connections {L.MAX_QUEUED_BYTES // MIB} MiB",
+        f"their bytes {L.MAX_ROUTING_QUEUE_BYTES // 4 // MIB} MiB for the connections of one",
+        f"(a quarter of the total), {L.MAX_ROUTING_QUEUE_BYTES // MIB} MiB for all connections",
     ],
     "relays": [
         f"{L.MAX_RELAYS:,} names on a node ({2 * L.MAX_RELAYS:,} within",
@@ -202,6 +204,7 @@ def test_the_table_s_exact_multiples_hold() -> None:
     assert (L.MAX_SERVICE_MESSAGE - L.MAX_MCP_FRAME) % KIB == 0
     assert (L.MAX_SERVICE_MESSAGE - L.MAX_LEASE_LIST_BYTES) % KIB == 0
     assert L.MAX_QUEUED_BYTES_PER_SOURCE * 4 == L.MAX_QUEUED_BYTES  # "a quarter of the total"
+    assert L.MAX_ROUTING_QUEUE_BYTES % (4 * MIB) == 0  # its quarter, in MiB
     for value in (L.MAX_CBOR_BYTES, L.MAX_APPLICATION_MESSAGE, L.TRACE_OUTBOX_BYTES):
         assert value % MIB == 0
     for value in (L.MAX_CHAIN_BYTES, L.MAX_TICKET_BYTES, L.MAX_FEED_PAGE_BYTES):
@@ -517,6 +520,9 @@ def _defaults() -> list[tuple[str, str]]:
         ("queue per connection", f"{tcp.max_queued_bytes // MIB} MiB"),
         ("queues of the connections of one peer", f"{tcp.max_queued_total // 4 // MIB} MiB"),
         ("queues of all connections", f"{tcp.max_queued_total // MIB} MiB"),
+        ("frames waiting to be routed per connection", f"{tcp.max_queued_frames}"),
+        ("frames waiting to be routed from the conn", f"{tcp.routing_per_source // MIB} MiB"),
+        ("frames waiting to be routed from all", f"{tcp.max_routing_total // MIB} MiB"),
         ("stall timeout", f"{tcp.stall_timeout:g} s"),
         ("write timeout", f"{tcp.write_timeout:g} s"),
         ("handshake timeout", f"{channels.handshake_timeout:g} s"),

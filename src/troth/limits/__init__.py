@@ -198,6 +198,17 @@ default total (TcpSettings.queued_per_source: a quarter of max_queued_total, wha
 to, review 27a queue 1): one address's slow readers, each reading just above the stall floor,
 cannot hold the whole budget and leave every other connection without a queue (review 26a,
 queue 2)."""
+MAX_ROUTING_QUEUE_BYTES: Final = 64 << 20
+"""Bytes of frames read from all a node's TCP connections together that wait to be routed
+(TcpSettings.max_routing_total, 64 MiB; a quarter of it, 16 MiB, for the connections of one
+peer IP address: TcpSettings.routing_per_source). Past either, the connection whose frames
+passed it pauses reading until its own frames are routed (back-pressure, as past
+TcpSettings.max_queued_frames: nothing is dropped), so it is passed by at most one read per
+connection (the frames its read buffer held, at most 512 KiB; review 53n, queues 1: before,
+only each connection's 64 frames were bounded, ~8 MiB each, ~512 MiB for one address at the
+per-source connection cap). One connection's full queue (64 frames of MAX_TRANSPORT_FRAME and
+their QUEUED_FRAME_COST, ~8 MiB) fits a source's share twice: a sender alone reaches its frame
+bound first."""
 MAX_ROUTE_LENGTH: Final = 16
 """Most addresses in an onward or return route."""
 MAX_ADDRESS_TEXT: Final = 256

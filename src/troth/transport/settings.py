@@ -127,6 +127,11 @@ class TcpSettings:
     """Accepted connections open at once from one IP address."""
     max_queued_frames: int = 64
     """Frames read but not yet routed before reading pauses (backpressure)."""
+    max_routing_total: int = limits.MAX_ROUTING_QUEUE_BYTES
+    """Bytes of frames read but not yet routed, all connections together: past it, or past a
+    quarter of it for the connections of one peer IP address (`routing_per_source`), the
+    connection whose frame passed it pauses reading until its own frames are routed (review
+    53n, queues 1)."""
     write_buffer: int = 1 << 20
     """Bytes queued for the socket before senders wait."""
     write_buffer_total: int = limits.MAX_WRITE_BUFFER_TOTAL
@@ -201,6 +206,8 @@ class TcpSettings:
             )
         if self.max_queued_total < self.max_queued_bytes:
             raise ValueError("max_queued_total must be at least max_queued_bytes")
+        if self.max_routing_total < largest:
+            raise ValueError(f"max_routing_total must hold a frame ({largest} bytes)")
 
     @property
     def queued_per_source(self) -> int:
@@ -210,6 +217,12 @@ class TcpSettings:
         if self.max_queued_per_source is not None:
             return self.max_queued_per_source
         return max(self.max_queued_total // SOURCE_SHARES, self.max_queued_bytes)
+
+    @property
+    def routing_per_source(self) -> int:
+        """The bound on the bytes the connections of one peer address hold waiting to be
+        routed: a quarter of `max_routing_total` (review 53n, queues 1)."""
+        return self.max_routing_total // SOURCE_SHARES
 
     @property
     def sweep_interval(self) -> float:

@@ -18,8 +18,9 @@ Hostile load (all limits in `TcpSettings`):
   connection that makes no progress for `idle_timeout` is closed (one sweep timer checks them:
   `troth.transport.liveness`; at a node only authenticated progress counts).
 - Memory: read buffers shrink back once a connection is quiet or light (the sweep); reading
-  pauses while `max_queued_frames` frames wait to be routed, and the consumer awaits each
-  routing, so a slow consumer slows its producers.
+  pauses while `max_queued_frames` frames wait to be routed, or, while it holds frames that do,
+  past their bytes' bound for the node (`max_routing_total`) or its source (a quarter), and the
+  consumer awaits each routing, so a slow consumer slows its producers.
 - Writing: while more than `write_buffer` bytes wait for the socket, frames sent to the
   connection wait in its queue instead (at most `max_queued_bytes`, the connections of one peer
   address together at most `queued_per_source`, all of them at most `max_queued_total`),
@@ -58,9 +59,10 @@ from troth.routing import Address, Handler, RoutedMessage, Router, Source
 from troth.transport.budget import STALL_PROGRESS, WriteBudget, unsent
 from troth.transport.connection import Connection, ConnectionTable, Listener, source_network
 from troth.transport.eager import start_eagerly
+from troth.transport.eviction import eviction_candidate
 from troth.transport.framing import FRAME_HEADER, FRAME_VERSION, FrameReader
+from troth.transport.inbound import RoutingBudget, routing_cost
 from troth.transport.liveness import Liveness
-from troth.transport.liveness import last_active as _active
 from troth.transport.ratelog import RateLimitedLog, install_accept_error_filter
 from troth.transport.settings import QUEUED_FRAME_COST, TcpCounters, TcpSettings
 
@@ -199,8 +201,12 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
                 for connection in reading:
                     connection._write_corked()
         queue.extend(frames)
+        inbound = self.owner.inbound
+        inbound.charge(self.host, routing_cost(frames))
         self._wakeup.set()
-        if len(queue) >= self.owner.settings.max_queued_frames and self._socket is not None:
+        full = len(queue) >= self.owner.settings.max_queued_frames  # (the budget: only while
+        # it holds frames, whose routing resumes it)
+        if (full or (queue and inbound.over(self.host))) and self._socket is not None:
             self._socket.pause_reading()
             self._reading_paused = True
 
@@ -383,7 +389,19 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
             log.error("%s: a message failed", self.name, exc_info=exc)
 
     async def _consume(self) -> None:
-        router = self.owner.router
+        try:
+            await self._route_queued()
+        finally:
+            self._give_up_frames()
+
+    def _give_up_frames(self) -> None:
+        """Stopped (the consumer, or the connection closed): the frames waiting to be routed
+        are given up, and so are their bytes in the budget (review 53n, queues 1)."""
+        self.owner.inbound.charge(self.host, -routing_cost(self._frames))
+        self._frames.clear()
+
+    async def _route_queued(self) -> None:
+        router, inbound = self.owner.router, self.owner.inbound
         frames = self._frames
         resume_below = self.owner.settings.max_queued_frames // 2
         while True:
@@ -405,7 +423,9 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
                 await self._wakeup.wait()
                 continue
             body = frames.popleft()
-            if self._reading_paused and len(frames) < resume_below and self._socket:
+            inbound.charge(self.host, -routing_cost((body,)))
+            below = len(frames) < resume_below and not (frames and inbound.over(self.host))
+            if self._reading_paused and below and self._socket:
                 self._socket.resume_reading()
                 self._reading_paused = False
             message = self._message(body)
@@ -560,6 +580,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
             self._consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._consumer
+            self._give_up_frames()  # (a consumer cancelled before it started ran no finally)
 
 
 @dataclass
@@ -605,10 +626,14 @@ class TcpTransport(ConnectionTable[TcpConnection]):
     (written together when it returns)."""
     budget: WriteBudget = field(init=False)
     """The write buffers of all connections together (`settings.write_buffer_total`)."""
+    inbound: RoutingBudget = field(init=False)
+    """The frames read that wait to be routed (`settings.max_routing_total`)."""
 
     def __post_init__(self) -> None:
         self.router.add_transport(self)
         self.budget = WriteBudget(self.settings.write_buffer_total)
+        settings = self.settings
+        self.inbound = RoutingBudget(settings.max_routing_total, settings.routing_per_source)
         self._log = RateLimitedLog(log, self.settings.log_lines_per_minute)
 
     def queued_from(self, host: str) -> int:
@@ -686,7 +711,14 @@ class TcpTransport(ConnectionTable[TcpConnection]):
                 )
                 return False
             if len(self._accepted) >= settings.max_connections:
-                victim = self._eviction_candidate(connection)
+                victim = eviction_candidate(
+                    self._accepted,
+                    connection,
+                    self._per_host,
+                    self._per_network,
+                    strict=self.authenticated_idle,  # at a node: progress (review 50e, idle 2)
+                    evict_idle_after=settings.evict_idle_after,
+                )
                 if victim is None:
                     counters.refused_over_limit += 1
                     self.warn("%s: refused: at %d connections", connection.name, len(self._all))
@@ -704,45 +736,6 @@ class TcpTransport(ConnectionTable[TcpConnection]):
         if self._sweeper is None:
             self._sweep()
         return True
-
-    def _eviction_candidate(self, newcomer: TcpConnection) -> TcpConnection | None:
-        """The accepted connection to give up for a new one: of those that brought no frame
-        yet (at a node: made no progress yet, as junk makes none), the oldest of the source
-        address that holds the most such connections (a flood of connections from one address
-        gives up its own, not a newcomer's from another address
-        accepted before its first frame arrived: review 41b, connections 1; its active
-        connections not counted, so a busy source is not "the most" for its next connection,
-        which an attacker's many addresses, each holding fewer, then evicted at once: review
-        43a, connections 1); else, when
-        another source address holds at least two more connections than the newcomer's (a
-        fair share: many addresses each under the per-source cap cannot lock out a new one),
-        that source's connection idle the longest; else, the same between networks
-        (`source_network`: one party holds the /64s of a /48, or the addresses of a /24, as
-        cheaply as one of them, each a source holding one connection: review 48h, sources 1),
-        the idlest connection of the network holding at least two more than the newcomer's;
-        else the one idle the longest if idle at least `evict_idle_after`."""
-        idlest: TcpConnection | None = None
-        frameless: list[TcpConnection] = []  # oldest first
-        strict = self.authenticated_idle  # at a node: no progress yet (review 50e, idle 2)
-        for connection in self._accepted:  # oldest first
-            if not (connection.progress if strict else connection.frames_read):
-                frameless.append(connection)
-            elif idlest is None or _active(connection) < _active(idlest):
-                idlest = connection
-        if frameless:
-            waiting = collections.Counter(connection.host for connection in frameless)
-            most_waiting = max(waiting.values())
-            return next(c for c in frameless if waiting[c.host] == most_waiting)
-        top, most = self._per_host.most_common(1)[0]
-        if most >= self._per_host[newcomer.host] + 2:
-            return min((c for c in self._accepted if c.host == top), key=_active)
-        network, most = self._per_network.most_common(1)[0]
-        if most >= self._per_network[newcomer.network] + 2:
-            return min((c for c in self._accepted if c.network == network), key=_active)
-        now = newcomer.liveness.opened_at
-        if idlest is not None and now - _active(idlest) >= self.settings.evict_idle_after:
-            return idlest
-        return None
 
     def _sweep(self) -> None:
         loop = asyncio.get_running_loop()

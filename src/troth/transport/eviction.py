@@ -1,0 +1,81 @@
+"""Which accepted TCP connection gives way to a new one at the connection cap (sans-IO: the
+connections and their counts are passed in; docs/protocols.md, "TCP transport")."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterable, Mapping
+from typing import Protocol, TypeVar
+
+from troth.transport.liveness import Liveness
+
+__all__ = ["eviction_candidate"]
+
+
+class _Candidate(Protocol):
+    @property
+    def host(self) -> str: ...
+    @property
+    def network(self) -> str: ...
+    @property
+    def progress(self) -> int: ...
+    @property
+    def frames_read(self) -> int: ...
+    @property
+    def liveness(self) -> Liveness: ...
+
+
+_C = TypeVar("_C", bound=_Candidate)
+
+
+def _active(connection: _Candidate) -> float:
+    """When the sweep last saw `connection` make progress (`liveness.last_active`)."""
+    return connection.liveness.last_active
+
+
+def eviction_candidate(
+    accepted: Iterable[_C],
+    newcomer: _C,
+    per_host: Mapping[str, int],
+    per_network: Mapping[str, int],
+    *,
+    strict: bool,
+    evict_idle_after: float,
+) -> _C | None:
+    """The accepted connection (`accepted`, oldest first; `per_host` and `per_network` count
+    them by source address and network) to give up for `newcomer`: of those that brought no
+    frame yet (`strict`, at a node: made no progress yet, as junk makes none), the oldest of
+    the source address that holds the most such connections (a flood of connections from one
+    address gives up its own, not a newcomer's from another address accepted before its first
+    frame arrived: review 41b, connections 1; its active connections not counted, so a busy
+    source is not "the most" for its next connection, which an attacker's many addresses, each
+    holding fewer, then evicted at once: review 43a, connections 1); else, when another source
+    address holds at least two more connections than the newcomer's (a fair share: many
+    addresses each under the per-source cap cannot lock out a new one), that source's
+    connection idle the longest; else, the same between networks (`source_network`: one party
+    holds the /64s of a /48, or the addresses of a /24, as cheaply as one of them, each a
+    source holding one connection: review 48h, sources 1), the idlest connection of the
+    network holding at least two more than the newcomer's; else the one idle the longest if
+    idle at least `evict_idle_after` (review 50e, idle 2: at a node, progress)."""
+    accepted = list(accepted)
+    idlest: _C | None = None
+    frameless: list[_C] = []  # oldest first
+    for connection in accepted:
+        if not (connection.progress if strict else connection.frames_read):
+            frameless.append(connection)
+        elif idlest is None or _active(connection) < _active(idlest):
+            idlest = connection
+    if frameless:
+        waiting = collections.Counter(connection.host for connection in frameless)
+        most_waiting = max(waiting.values())
+        return next(c for c in frameless if waiting[c.host] == most_waiting)
+    top, most = max(per_host.items(), key=lambda item: item[1])
+    if most >= per_host.get(newcomer.host, 0) + 2:
+        return min((c for c in accepted if c.host == top), key=_active)
+    network, most = max(per_network.items(), key=lambda item: item[1])
+    if most >= per_network.get(newcomer.network, 0) + 2:
+        return min((c for c in accepted if c.network == network), key=_active)
+    now = newcomer.liveness.opened_at
+    if idlest is not None and now - _active(idlest) >= evict_idle_after:
+        return idlest
+    return None
