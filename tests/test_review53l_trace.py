@@ -6,6 +6,14 @@ named the tool alone: a record of `refund` did not say which server's refund the
 through. Fixed: the gate's server is the record's `tool.server` (a version 3 record,
 docs/formats.md, "Trace records": the version rule), shown by `troth trace show` and the
 OTel export (`troth.tool.server`).
+
+Resolutions 1: a human resolved one escalation several times with conflicting outcomes
+(`approved`, then `refused`), every answer accepted: which one stands? Fixed: a version 3
+resolution's id is derived from its escalation's record hash (as a revocation's from its feed
+entry, review 46c), so a resolver's second answer to one escalation is a second record of one
+agent under one id: refused at append (`record already in the log`) and reported by
+`verify_log` and an export's verification (docs/formats.md, "Trace records": "Decision
+traces").
 """
 
 from __future__ import annotations
@@ -18,13 +26,18 @@ import pytest
 from tests.support.gates import T, lookup_order, make_world, refund
 from tests.support.traces import NOW, Held, open_log, recorder
 from troth.clock import FixedClock
+from troth.errors import DecodeError, TraceError, TraceFailure
 from troth.gates import ListRecorder, Tool, ToolGate
+from troth.trace import Kind, ToolCall
 from troth.trace.adapters import decision_content
-from troth.trace.record import HASHED_VERSION
+from troth.trace.otel import TROTH_TOOL_SERVER, record_span
+from troth.trace.record import HASHED_VERSION, VERSION, TraceRecord, canonical_json
+from troth.trace.record_decode import decode_payload
 from troth.trace.signing import open_envelope
+from troth.trace.view import TraceNode
 
 
-def _gated(server: str | None, arguments: Any) -> Any:
+def _gated(server: str | None, arguments: Any, runner: Held) -> Any:
     world = make_world()
     decisions = ListRecorder()
     point = world.point(world.store(world.bundle()), decisions)
@@ -37,22 +50,105 @@ def _gated(server: str | None, arguments: Any) -> Any:
     )
     gate.invoke(caller, "refund", arguments)
     (decision,) = decisions.records
-    content, _chain = decision_content(decision, world.support.identifier)
+    content, _chain = decision_content(decision, runner.identifier)
     return content
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 53l, tools 1: a record of a gated call names no server"
-)
 @pytest.mark.parametrize("arguments", [{"order_id": "o1", "amount": 20}, "not an object"])
 def test_a_record_of_a_gated_call_names_its_server(tmp_path: Path, arguments: Any) -> None:
-    content = _gated("payments", arguments)
+    gate = Held()
+    content = _gated("payments", arguments, gate)
     assert content.tool is not None
     assert getattr(content.tool, "server", None) == "payments"
     clock = FixedClock(NOW)
     log = open_log(tmp_path / "log.db", clock)
-    gate = Held()
     signed = recorder(log, gate, clock).record(content)
     record = open_envelope(log.find(signed.record, gate.identifier).envelope)[0]
     assert getattr(record.tool, "server", None) == "payments"
     assert record.version == HASHED_VERSION
+    span = record_span(record, index=0, record_hash=b"\0" * 32)
+    assert span.attributes is not None
+    assert span.attributes[TROTH_TOOL_SERVER] == "payments"
+    shown = TraceNode(0, record, None).summary({})
+    assert (shown["tool"], shown["server"]) == ("refund", "payments")
+
+
+def test_a_gate_of_no_server_writes_version_2_as_before(tmp_path: Path) -> None:
+    """No server: the record's bytes are version 2's (no `server` member)."""
+    runner = Held()
+    content = _gated(None, {"order_id": "o1", "amount": 20}, runner)
+    clock = FixedClock(NOW)
+    log = open_log(tmp_path / "log.db", clock)
+    signed = recorder(log, runner, clock).record(content)
+    record, payload = _opened(log.find(signed.record, runner.identifier).envelope)
+    assert record.version == VERSION
+    assert record.tool == ToolCall("refund")
+    assert b"server" not in payload
+    span = record_span(record, index=0, record_hash=b"\0" * 32)
+    assert span.attributes is not None
+    assert TROTH_TOOL_SERVER not in span.attributes
+
+
+def _opened(envelope: bytes) -> tuple[TraceRecord, bytes]:
+    record = open_envelope(envelope)[0]
+    return record, record.encode()
+
+
+def _record(version: int, tool: ToolCall) -> TraceRecord:
+    return TraceRecord(
+        "0" * 32,
+        Held().identifier,
+        "a" * 64,
+        0,
+        None,
+        NOW,
+        Kind.TOOL_INVOCATION,
+        tool,
+        version=version,
+    )
+
+
+@pytest.mark.parametrize(
+    ("version", "tool"),
+    [(VERSION, ToolCall("refund", None, "payments")), (HASHED_VERSION, ToolCall("refund"))],
+)
+def test_one_encoding_per_version(version: int, tool: ToolCall) -> None:
+    """A tool's server is in version 3 only, and a version 3 record names a server (or is a
+    resolution naming its escalation's hash): refused when signing and when decoding."""
+    with pytest.raises(ValueError, match="server"):
+        _record(version, tool)
+    other = VERSION if version == HASHED_VERSION else HASHED_VERSION
+    value = _record(other, ToolCall("refund", None, "payments" if other == 3 else None))
+    payload = value.to_json()
+    payload["version"] = version
+    payload["tool"] = tool.to_json()
+    with pytest.raises(DecodeError):
+        decode_payload(canonical_json(payload))
+
+
+def test_the_server_is_canonical_in_the_payload() -> None:
+    """The hand-written encoder writes `tool.server` where RFC 8785 puts it."""
+    for tool in (ToolCall("refund", None, "payments"), ToolCall("refund", "c1", "pay\u00e9")):
+        record = _record(HASHED_VERSION, tool)
+        assert record.encode() == canonical_json(record.to_json())
+        assert decode_payload(record.encode()) == record
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 53l, resolutions 1: one escalation resolved twice by one human, both kept",
+)
+def test_a_second_answer_to_one_escalation_is_refused(tmp_path: Path) -> None:
+    clock = FixedClock(NOW)
+    log = open_log(tmp_path / "trace.db", clock)
+    agent, human = Held(), Held()
+    asked = recorder(log, agent, clock).escalate(human.identifier, question="refund 5000?")
+    answering = recorder(log, human, clock)
+    answering.resolve(
+        asked.record, of=agent.identifier, outcome="approved", considered="", reasoning="ok"
+    )
+    with pytest.raises(TraceError) as refused:
+        answering.resolve(
+            asked.record, of=agent.identifier, outcome="refused", considered="", reasoning="no"
+        )
+    assert refused.value.reason is TraceFailure.REPLAYED

@@ -90,11 +90,13 @@ class RecordSink(Protocol):
         ...
 
 
-def _tool(name: str) -> TracedTool:
+def _tool(name: str, server: str | None = None) -> TracedTool:
+    """The record's tool: `name` (or a placeholder for a name a caller made up) of MCP
+    server `server` (the gate's: a name, checked there; review 53l, tools 1)."""
     try:
-        return TracedTool(name)
+        return TracedTool(name, None, server)
     except ValueError:  # a name a caller made up: not a tool's
-        return TracedTool("(not a tool name)")
+        return TracedTool("(not a tool name)", None, server)
 
 
 def decision_content(
@@ -105,7 +107,7 @@ def decision_content(
     request, decision = record.request, record.decision
     values: dict[str, Any] = {}
     if isinstance(request, ToolCall):
-        tool = _tool(request.tool)
+        tool = _tool(request.tool, request.server)
         kind = Kind.TOOL_INVOCATION if decision.allowed else Kind.DENIAL
         # what a denied caller sent is kept in clear only when small (its hash otherwise)
         limit = (

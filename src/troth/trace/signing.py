@@ -26,10 +26,8 @@ from troth.identity.identifier import Identifier
 from troth.trace.dsse import decode_envelope, encode_envelope, pae
 from troth.trace.merkle import leaf_hash
 from troth.trace.record import (
-    HASHED_VERSION,
     PAYLOAD_TYPE,
     PROCESS_RECORD_IDS,
-    VERSION,
     Authority,
     Decision,
     Disclosure,
@@ -44,6 +42,7 @@ from troth.trace.record import (
     encode_disclosures,
     is_canonical_value,
     new_record_id,
+    version_of,
 )
 from troth.trace.record_decode import decode_payload
 from troth.vault import KeyPurpose
@@ -318,8 +317,8 @@ def sign_record(
         content.links.signed_by(signer.identity.identifier),
         content.escalation_to,
         content.span,
-        # a resolution naming its escalation's hash (review 53i, resolutions 1)
-        VERSION if content.links.parent_hash is None else HASHED_VERSION,
+        # a resolution naming its escalation's hash, a tool its server (reviews 53i, 53l)
+        version_of(content.tool, content.links),
     )
     return _seal(signer, epoch, record, disclosures)
 
