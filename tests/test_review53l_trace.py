@@ -18,6 +18,7 @@ traces").
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +26,24 @@ import pytest
 
 from tests.support.gates import T, lookup_order, make_world, refund
 from tests.support.traces import NOW, Held, open_log, recorder
+from tests.test_review34g_trace import _insert
 from troth.clock import FixedClock
 from troth.errors import DecodeError, TraceError, TraceFailure
 from troth.gates import ListRecorder, Tool, ToolGate
-from troth.trace import Kind, ToolCall
+from troth.gates.engine import ToolCall as GatedCall
+from troth.trace import Decision, Kind, Links, RecordContent, ToolCall
 from troth.trace.adapters import decision_content
 from troth.trace.otel import TROTH_TOOL_SERVER, record_span
-from troth.trace.record import HASHED_VERSION, VERSION, TraceRecord, canonical_json
+from troth.trace.record import (
+    HASHED_VERSION,
+    VERSION,
+    TraceRecord,
+    canonical_json,
+    resolution_id,
+    version_of,
+)
 from troth.trace.record_decode import decode_payload
-from troth.trace.signing import open_envelope
+from troth.trace.signing import open_envelope, sign_record
 from troth.trace.view import TraceNode
 
 
@@ -65,7 +75,7 @@ def test_a_record_of_a_gated_call_names_its_server(tmp_path: Path, arguments: An
     signed = recorder(log, gate, clock).record(content)
     record = open_envelope(log.find(signed.record, gate.identifier).envelope)[0]
     assert getattr(record.tool, "server", None) == "payments"
-    assert record.version == HASHED_VERSION
+    assert record.version == HASHED_VERSION == version_of(record.tool, record.links)
     span = record_span(record, index=0, record_hash=b"\0" * 32)
     assert span.attributes is not None
     assert span.attributes[TROTH_TOOL_SERVER] == "payments"
@@ -81,7 +91,7 @@ def test_a_gate_of_no_server_writes_version_2_as_before(tmp_path: Path) -> None:
     log = open_log(tmp_path / "log.db", clock)
     signed = recorder(log, runner, clock).record(content)
     record, payload = _opened(log.find(signed.record, runner.identifier).envelope)
-    assert record.version == VERSION
+    assert record.version == VERSION == version_of(record.tool, record.links)
     assert record.tool == ToolCall("refund")
     assert b"server" not in payload
     span = record_span(record, index=0, record_hash=b"\0" * 32)
@@ -134,10 +144,6 @@ def test_the_server_is_canonical_in_the_payload() -> None:
         assert decode_payload(record.encode()) == record
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 53l, resolutions 1: one escalation resolved twice by one human, both kept",
-)
 def test_a_second_answer_to_one_escalation_is_refused(tmp_path: Path) -> None:
     clock = FixedClock(NOW)
     log = open_log(tmp_path / "trace.db", clock)
@@ -152,3 +158,80 @@ def test_a_second_answer_to_one_escalation_is_refused(tmp_path: Path) -> None:
             asked.record, of=agent.identifier, outcome="refused", considered="", reasoning="no"
         )
     assert refused.value.reason is TraceFailure.REPLAYED
+
+
+def test_a_second_answer_signed_apart_cannot_be_written_into_the_log(tmp_path: Path) -> None:
+    """The human's second answer, signed apart (its own seq, after the first) and written into
+    the file by the log's operator: it is a second record of one agent under one id, which the
+    log's file cannot hold (and `verify_log` and an export's verification refuse, REPLAYED)."""
+    clock = FixedClock(NOW)
+    log = open_log(tmp_path / "trace.db", clock)
+    agent, human = Held(), Held()
+    asked = recorder(log, agent, clock).escalate(human.identifier, question="refund 5000?")
+    first = recorder(log, human, clock).resolve(
+        asked.record, of=agent.identifier, outcome="approved", considered="", reasoning="ok"
+    )
+    assert first.record == resolution_id(asked.hash)
+    again = RecordContent(
+        Kind.RESOLUTION,
+        values={"inputs": "", "reasoning": "no"},
+        decision=Decision("refused"),
+        links=Links(parent=asked.record, parent_agent=agent.identifier, parent_hash=asked.hash),
+    )
+    second = sign_record(human.signer(NOW), again, seq=1, prev=first.hash, time=NOW)
+    assert second.record.id == first.record
+    with pytest.raises(TraceError) as refused:
+        log.append(second)
+    assert refused.value.reason is TraceFailure.REPLAYED
+    log.close()
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+        _insert(log, 2, second)
+
+
+def test_a_resolution_under_another_id_is_refused() -> None:
+    """A version 3 resolution's id is its escalation's: another is refused when signing and
+    when decoding (a resolver choosing a fresh id per answer)."""
+    human, escalation_hash = Held(), b"\x01" * 32
+    links = Links(parent="0" * 32, parent_agent=Held().identifier, parent_hash=escalation_hash)
+    good = TraceRecord(
+        resolution_id(escalation_hash),
+        human.identifier,
+        "a" * 64,
+        0,
+        None,
+        NOW,
+        Kind.RESOLUTION,
+        links=links,
+        version=HASHED_VERSION,
+    )
+    payload = good.to_json()
+    payload["id"] = "0" * 31 + "2"
+    with pytest.raises(DecodeError):
+        decode_payload(canonical_json(payload))
+    with pytest.raises(ValueError, match="id is its escalation's"):
+        TraceRecord(
+            "0" * 31 + "2",
+            human.identifier,
+            "a" * 64,
+            0,
+            None,
+            NOW,
+            Kind.RESOLUTION,
+            links=links,
+            version=HASHED_VERSION,
+        )
+
+
+def test_a_request_of_a_server_no_record_can_name_is_recorded() -> None:
+    """A request made by hand naming a server that is no record text (a control character):
+    the engine denies it, and its denial is recorded under a placeholder, not raised."""
+    world = make_world()
+    decisions = ListRecorder()
+    point = world.point(world.store(world.bundle()), decisions)
+    caller = world.credential(world.support_chain, world.support)
+    request = GatedCall("refund", {"order_id": "o1", "amount": 20}, "", "pay\nments")
+    point.decide(caller, request, now=T + 10)
+    (decision,) = decisions.records
+    content, _chain = decision_content(decision, Held().identifier)
+    assert content.kind is Kind.DENIAL
+    assert content.tool == ToolCall("refund", None, "(not a server name)")

@@ -92,7 +92,13 @@ class RecordSink(Protocol):
 
 def _tool(name: str, server: str | None = None) -> TracedTool:
     """The record's tool: `name` (or a placeholder for a name a caller made up) of MCP
-    server `server` (the gate's: a name, checked there; review 53l, tools 1)."""
+    server `server` (the gate's, review 53l, tools 1; a placeholder for one that is no record
+    text: a request made by hand, which the engine denies, is still recorded)."""
+    if server is not None:
+        try:
+            TracedTool("-", None, server)
+        except ValueError:
+            server = "(not a server name)"
     try:
         return TracedTool(name, None, server)
     except ValueError:  # a name a caller made up: not a tool's

@@ -76,6 +76,7 @@ __all__ = [
     "encode_disclosures",
     "is_canonical_value",
     "new_record_id",
+    "resolution_id",
     "version_of",
 ]
 
@@ -98,6 +99,16 @@ def version_of(tool: ToolCall | None, links: Links) -> int:
     return HASHED_VERSION
 
 
+def resolution_id(escalation_hash: bytes) -> str:
+    """The id of a version 3 resolution of the escalation whose record hash is
+    `escalation_hash`: 32 hex digits of SHA-256("troth.trace.resolution-id/1" 0x00 || hash),
+    so a resolver's second answer to one escalation is refused as a record already in the log
+    (ids are unique per agent; docs/formats.md, "Trace records": "Decision traces"; review
+    53l, resolutions 1)."""
+    return sha256(_RESOLUTION_ID_DOMAIN + escalation_hash)[:16].hex()
+
+
+_RESOLUTION_ID_DOMAIN: Final = b"troth.trace.resolution-id/1\x00"
 VERSIONS: Final = (1, 2, 3)
 """The record versions read: 1 (written before ids were per agent: a parent named by its id
 alone, resolved by `troth.trace.record_decode.parent_record`), 2 and 3."""
@@ -620,7 +631,8 @@ class TraceRecord:
             raise ValueError(f"record version {version}: not one of {VERSIONS}")
         if version == 1 and links.parent_agent is not None:  # one encoding per version
             raise ValueError("a version 1 record names no parent agent (its parent is by id)")
-        if (version == HASHED_VERSION) != (version_of(tool, links) == HASHED_VERSION) or (
+        hashed = links.parent_hash is not None or (tool is not None and tool.server is not None)
+        if (version == HASHED_VERSION) != hashed or (  # `version_of`, inline (per record)
             links.parent_hash is not None and kind is not Kind.RESOLUTION
         ):  # one encoding per version (review 53i, resolutions 1; review 53l, tools 1)
             raise ValueError(
@@ -629,6 +641,8 @@ class TraceRecord:
             )
         if not _HEX32.fullmatch(id):
             raise ValueError("a record id is 32 lowercase hex digits")
+        if links.parent_hash is not None and id != resolution_id(links.parent_hash):
+            raise ValueError("a resolution's id is its escalation's (review 53l, resolutions 1)")
         if not _HEX64.fullmatch(key):
             raise ValueError("a record key is 64 lowercase hex digits")
         if not 0 <= seq <= _MAX_INT or not 0 <= time <= _MAX_INT:
