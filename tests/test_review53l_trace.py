@@ -27,6 +27,7 @@ import pytest
 from tests.support.gates import T, lookup_order, make_world, refund
 from tests.support.traces import NOW, Held, open_log, recorder
 from tests.test_review34g_trace import _insert
+from troth.cli.trace_cmds import _tree_line
 from troth.clock import FixedClock
 from troth.errors import DecodeError, TraceError, TraceFailure
 from troth.gates import ListRecorder, Tool, ToolGate
@@ -81,6 +82,7 @@ def test_a_record_of_a_gated_call_names_its_server(tmp_path: Path, arguments: An
     assert span.attributes[TROTH_TOOL_SERVER] == "payments"
     shown = TraceNode(0, record, None).summary({})
     assert (shown["tool"], shown["server"]) == ("refund", "payments")
+    assert "tool refund of server payments" in _tree_line(TraceNode(0, record, None), {}, 0, None)
 
 
 def test_a_gate_of_no_server_writes_version_2_as_before(tmp_path: Path) -> None:
