@@ -171,6 +171,7 @@ NOT_PYTHON = {
     "troth.decision",  # span attributes (docs/traces.md)
     "troth.policy.ids",
     "troth.bundle.revision",
+    "troth.tool.server",
     "troth.node.policy",  # a logger
 }
 

@@ -26,7 +26,7 @@ from troth.clock import FixedClock
 from troth.errors import TraceError, TraceFailure
 from troth.trace import Decision, Kind, Links, RecordContent
 from troth.trace.export import verify_export
-from troth.trace.record import HASHED_VERSION, VERSION, TraceRecord
+from troth.trace.record import HASHED_VERSION, VERSION, TraceRecord, resolution_id
 from troth.trace.record_decode import check_resolution
 from troth.trace.signing import open_envelope, sign_record, verify_envelope
 from troth.trace.verify import verify_log
@@ -111,7 +111,7 @@ def test_the_hash_is_checked_by_the_offline_rule() -> None:
     )
     links = Links(parent=escalation.id, parent_agent=agent.identifier, parent_hash=b"\x01" * 32)
     resolution = TraceRecord(
-        "0" * 31 + "2",
+        resolution_id(b"\x01" * 32),  # a resolution's id is its escalation's (review 53l)
         human.identifier,
         "b" * 64,
         0,

@@ -7,7 +7,8 @@ recorder (`troth.trace.adapters.decision_content`) still recorded the tool by na
 records of two calls, one to each server's `refund`, said the same thing, so an auditor could
 not tell which server's tool an agent invoked (nor, for a policy not scoped to a server, show
 that a call reached the server the bundle meant). Was a strict xfail until a call of a named
-server's tool recorded the server in its `inputs` (`{"server": NAME}`).
+server's tool recorded the server (in `inputs` first; since review 53l, tools 1, in the record's
+`tool` member, `tool.server`, signed as the tool's name is: one place, not two).
 """
 
 from __future__ import annotations
@@ -31,5 +32,6 @@ def test_a_tool_calls_record_names_its_server() -> None:
     servers = []
     for record in recorder.records:
         content, _chain = decision_content(record, world.support.identifier)
-        servers.append(content.values.get("inputs", {}).get("server"))
+        assert content.tool is not None
+        servers.append(content.tool.server)
     assert servers == ["payments", "mirror", None]

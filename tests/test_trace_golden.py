@@ -58,9 +58,12 @@ def test_stored_bytes_verify(vectors: dict[str, Any], version: int) -> None:
         assert leaf_hash(envelope).hex() == stored["leaf_hash"]
         assert verified.record.key == keyid_of(attestation)
         kinds.append(verified.record.kind)
-        # today's resolution names its escalation's hash: version 3 (review 53i, resolutions 1)
-        resolution_v3 = version == 2 and verified.record.kind is Kind.RESOLUTION
-        assert verified.record.version == (HASHED_VERSION if resolution_v3 else version)
+        # today's resolution names its escalation's hash (review 53i, resolutions 1), and the
+        # tool invocation its server (review 53l, tools 1): version 3
+        hashed = version == 2 and verified.record.kind is not Kind.ESCALATION
+        assert verified.record.version == (HASHED_VERSION if hashed else version)
+        if verified.record.tool is not None:
+            assert verified.record.tool.server == ("payments" if version == 2 else None)
     assert kinds == [Kind.TOOL_INVOCATION, Kind.ESCALATION, Kind.RESOLUTION]
     resolution = verify_envelope(
         vectors["records"][2]["envelope"].encode(),

@@ -114,7 +114,8 @@ def _tree_line(
     item = node.summary(names)
     parts = [f"#{item['index']}", item["agent"], item["kind"]]
     if "tool" in item:
-        parts.append(f"tool {item['tool']}")
+        server = f" of server {item['server']}" if "server" in item else ""  # review 53l
+        parts.append(f"tool {item['tool']}{server}")
     if "decision" in item:
         policies = ",".join(item["policies"]) or "-"
         parts.append(f"{item['decision']} by [{policies}] rev {item['bundle'] or '-'}")

@@ -205,7 +205,10 @@ async def _run(story: Story, home: Path, clock: Clock) -> None:
             )
         )
         story.say(f'alice resolves it: refused, "{reasoning}"')
-        story.say("  (a `resolution` record, signed by alice, linked to the escalation)")
+        story.say(
+            "  (a `resolution` record, signed by alice, linked to the escalation by its id and "
+            "its record hash: an answer to that question, no other)"
+        )
     finally:
         for runtime in reversed(runtimes):
             await runtime.stop()
@@ -350,7 +353,9 @@ def _describe(node: TraceNode, log: TraceLog, cast: _Cast) -> str:
     if record.kind is Kind.ESCALATION:
         return f"{who} asked {cast(record.escalation_to)}: {shown.get('inputs')}"
     if record.kind is Kind.RESOLUTION and decision is not None:
-        return f"{who} decided: {decision.outcome}, {shown.get('reasoning')}"
+        # `TraceRecorder.resolve` names the escalation's record hash (version 3: review 53i)
+        hashed = "" if record.links.parent_hash is None else " (of that question's hash)"
+        return f"{who} decided: {decision.outcome}, {shown.get('reasoning')}{hashed}"
     if _is_tool(node) and decision is not None and record.tool is not None:
         call = ", ".join(f"{value}" for value in args.values())
         policies = ", ".join(decision.policies) or "no policy"

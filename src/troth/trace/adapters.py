@@ -90,11 +90,19 @@ class RecordSink(Protocol):
         ...
 
 
-def _tool(name: str) -> TracedTool:
+def _tool(name: str, server: str | None = None) -> TracedTool:
+    """The record's tool: `name` (or a placeholder for a name a caller made up) of MCP
+    server `server` (the gate's, review 53l, tools 1; a placeholder for one that is no record
+    text: a request made by hand, which the engine denies, is still recorded)."""
+    if server is not None:
+        try:
+            TracedTool("-", None, server)
+        except ValueError:
+            server = "(not a server name)"
     try:
-        return TracedTool(name)
+        return TracedTool(name, None, server)
     except ValueError:  # a name a caller made up: not a tool's
-        return TracedTool("(not a tool name)")
+        return TracedTool("(not a tool name)", None, server)
 
 
 def decision_content(
@@ -105,7 +113,7 @@ def decision_content(
     request, decision = record.request, record.decision
     values: dict[str, Any] = {}
     if isinstance(request, ToolCall):
-        tool = _tool(request.tool)
+        tool = _tool(request.tool, request.server)
         kind = Kind.TOOL_INVOCATION if decision.allowed else Kind.DENIAL
         # what a denied caller sent is kept in clear only when small (its hash otherwise)
         limit = (
@@ -121,10 +129,6 @@ def decision_content(
             # stay within MAX_TRACE_RECORD_DISCLOSURE_BYTES (review 47b, limits 1)
             made_up = min(limit, limits.MAX_TRACE_DENIED_DISCLOSURE_BYTES)
             values["inputs"] = {"tool": disclosed(request.tool, made_up)}
-        if request.server is not None:  # whose tool: decided apart (review 53j, gates 1); a
-            # gate's is a tool name's charset, a made-up one as small as a made-up tool name
-            server = disclosed(request.server, limits.MAX_TRACE_DENIED_DISCLOSURE_BYTES)
-            values.setdefault("inputs", {})["server"] = server
     else:
         name = (
             f"service:{request.service}.{request.method}"

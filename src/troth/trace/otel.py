@@ -87,6 +87,8 @@ TROTH_DECISION: Final = "troth.decision"
 TROTH_POLICY_IDS: Final = "troth.policy.ids"
 TROTH_BUNDLE_REVISION: Final = "troth.bundle.revision"
 TROTH_ESCALATION_TO: Final = "troth.escalation.to"
+TROTH_TOOL_SERVER: Final = "troth.tool.server"
+"""The MCP server whose tool it is (the conventions name no server of a tool: review 53l)."""
 
 _HEX16: Final = re.compile(r"[0-9a-f]{16}")
 _HEX32: Final = re.compile(r"[0-9a-f]{32}")
@@ -151,6 +153,8 @@ def record_span(
         attributes[GEN_AI_TOOL_NAME] = record.tool.name
         if record.tool.call is not None:
             attributes[GEN_AI_TOOL_CALL_ID] = record.tool.call
+        if record.tool.server is not None:
+            attributes[TROTH_TOOL_SERVER] = record.tool.server
     if record.links.conversation is not None:
         attributes[GEN_AI_CONVERSATION_ID] = record.links.conversation
     if record.authority is not None:

@@ -3,12 +3,12 @@
 The payload is RFC 8785 canonical JSON (an object; every member below, optional ones omitted
 when absent):
 
-    type "troth.trace.record", version 2 (3: a resolution naming its escalation's hash; 1:
-    read, never written), id (32 hex: 128 bits,
+    type "troth.trace.record", version 2 (3: a resolution naming its escalation's hash, a
+    tool record naming its server; 1: read, never written), id (32 hex: 128 bits,
     unique per agent), agent ("T" + 64 hex), key (64 hex: SHA-256 of the signing key's
     attestation = the DSSE keyid), seq (the agent's record number, from 0), prev (64 hex: the
     hash of the agent's previous record, null for seq 0), time (Unix seconds), kind,
-    tool {name, call?}, digests {args?, result?, inputs?, reasoning?} (salted, 64 hex),
+    tool {name, call?, server?}, digests {args?, result?, inputs?, reasoning?} (salted, 64 hex),
     decision {outcome, bundle?, policies?}, authority {chain, credentials [{id, hash}], at},
     links {parent?, parent_agent?, parent_hash?, trace?, span?, parent_span?, conversation?}
     (a parent is the record `parent` of agent `parent_agent`, or of the record's own agent
@@ -76,6 +76,8 @@ __all__ = [
     "encode_disclosures",
     "is_canonical_value",
     "new_record_id",
+    "resolution_id",
+    "version_of",
 ]
 
 PAYLOAD_TYPE: Final = "application/vnd.troth.trace.v1+json"
@@ -83,8 +85,30 @@ RECORD_TYPE: Final = "troth.trace.record"
 VERSION: Final = 2
 """The record version written (docs/formats.md, "Trace records": the version rule)."""
 HASHED_VERSION: Final = 3
-"""The version of a resolution that names its escalation's record hash (`links.parent_hash`),
-and of no other record: version 2 and that member (review 53i, resolutions 1)."""
+"""The version of a resolution that names its escalation's record hash (`links.parent_hash`,
+review 53i, resolutions 1) and of a record naming its tool's server (`tool.server`, review
+53l, tools 1), and of no other record: version 2 and those members."""
+
+
+def version_of(tool: ToolCall | None, links: Links) -> int:
+    """The version a record with `tool` and `links` is written as (docs/formats.md, "Trace
+    records": the version rule): 3 when it names its parent's hash (a resolution) or its
+    tool's server, 2 otherwise."""
+    if links.parent_hash is None and (tool is None or tool.server is None):
+        return VERSION
+    return HASHED_VERSION
+
+
+def resolution_id(escalation_hash: bytes) -> str:
+    """The id of a version 3 resolution of the escalation whose record hash is
+    `escalation_hash`: 32 hex digits of SHA-256("troth.trace.resolution-id/1" 0x00 || hash),
+    so a resolver's second answer to one escalation is refused as a record already in the log
+    (ids are unique per agent; docs/formats.md, "Trace records": "Decision traces"; review
+    53l, resolutions 1)."""
+    return sha256(_RESOLUTION_ID_DOMAIN + escalation_hash)[:16].hex()
+
+
+_RESOLUTION_ID_DOMAIN: Final = b"troth.trace.resolution-id/1\x00"
 VERSIONS: Final = (1, 2, 3)
 """The record versions read: 1 (written before ids were per agent: a parent named by its id
 alone, resolved by `troth.trace.record_decode.parent_record`), 2 and 3."""
@@ -344,24 +368,35 @@ def _check_text(text: str, what: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ToolCall:
-    """The tool a record is about: its name and the caller's call id."""
+    """The tool a record is about: its name, the caller's call id and the MCP server whose
+    tool it is (the gate's `server`, review 53l, tools 1: a record of version 3; None: a
+    tool of no server)."""
 
     name: str
     call: str | None = None
+    server: str | None = None
 
     def __post_init__(self) -> None:
         _check_text(self.name, "tool name")
         if self.call is not None:
             _check_text(self.call, "tool call id")
+        if self.server is not None:
+            _check_text(self.server, "tool server")
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name} if self.call is None else {"name": self.name, "call": self.call}
+        value = {"name": self.name}
+        if self.call is not None:
+            value["call"] = self.call
+        if self.server is not None:
+            value["server"] = self.server
+        return value
 
     def canonical(self) -> str:
         """`canonical_json(self.to_json())` as text, members in RFC 8785 order."""
+        server = "" if self.server is None else ',"server":' + _text(self.server)
         if self.call is None:
-            return '{"name":' + _text(self.name) + "}"
-        return '{"call":' + _text(self.call) + ',"name":' + _text(self.name) + "}"
+            return '{"name":' + _text(self.name) + server + "}"
+        return '{"call":' + _text(self.call) + ',"name":' + _text(self.name) + server + "}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -596,14 +631,18 @@ class TraceRecord:
             raise ValueError(f"record version {version}: not one of {VERSIONS}")
         if version == 1 and links.parent_agent is not None:  # one encoding per version
             raise ValueError("a version 1 record names no parent agent (its parent is by id)")
-        if (links.parent_hash is not None) != (version == HASHED_VERSION) or (
-            version == HASHED_VERSION and kind is not Kind.RESOLUTION
-        ):  # one encoding per version (review 53i, resolutions 1)
+        hashed = links.parent_hash is not None or (tool is not None and tool.server is not None)
+        if (version == HASHED_VERSION) != hashed or (  # `version_of`, inline (per record)
+            links.parent_hash is not None and kind is not Kind.RESOLUTION
+        ):  # one encoding per version (review 53i, resolutions 1; review 53l, tools 1)
             raise ValueError(
-                f"a parent hash is a resolution's, in version {HASHED_VERSION} and no other"
+                f"a parent hash is a resolution's, in version {HASHED_VERSION}, as is a tool's "
+                f"server, and a version {HASHED_VERSION} record has one of them"
             )
         if not _HEX32.fullmatch(id):
             raise ValueError("a record id is 32 lowercase hex digits")
+        if links.parent_hash is not None and id != resolution_id(links.parent_hash):
+            raise ValueError("a resolution's id is its escalation's (review 53l, resolutions 1)")
         if not _HEX64.fullmatch(key):
             raise ValueError("a record key is 64 lowercase hex digits")
         if not 0 <= seq <= _MAX_INT or not 0 <= time <= _MAX_INT:

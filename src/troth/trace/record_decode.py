@@ -91,9 +91,11 @@ def _parts(value: dict[str, Any]) -> dict[str, Any]:
     """The optional members of a payload, decoded (ValueError from the part constructors)."""
     parts: dict[str, Any] = {}
     if "tool" in value:
-        tool = _object(value["tool"], "tool", {"name", "call"})
+        tool = _object(value["tool"], "tool", {"name", "call", "server"})
         parts["tool"] = ToolCall(
-            _opt_text(tool.get("name"), "tool name") or "", _opt_text(tool.get("call"), "call")
+            _opt_text(tool.get("name"), "tool name") or "",
+            _opt_text(tool.get("call"), "call"),
+            _opt_text(tool.get("server"), "tool server"),  # version 3 (review 53l, tools 1)
         )
     if "digests" in value:
         digests = _object(value["digests"], "digests", set(REDACTABLE))

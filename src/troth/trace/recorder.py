@@ -256,7 +256,9 @@ class TraceRecorder:
         the outcome, what was considered (`inputs`) and why (`reasoning`). The link names the
         escalation's record hash too, as the log holds it (a record of version 3), so the
         answer is to that question and no other record under the id (review 53i,
-        resolutions 1); one the log does not hold is refused as it appends."""
+        resolutions 1); one the log does not hold is refused as it appends. Its id is derived
+        from that hash, so a second answer to the escalation is refused (TraceError REPLAYED:
+        one answer per escalation, review 53l, resolutions 1)."""
         values = {"inputs": considered, "reasoning": reasoning}
         try:
             asked: bytes | None = sha256(open_envelope(self.log.find(escalation, of).envelope)[1])

@@ -44,6 +44,7 @@ from troth.trace.record import (
     encode_disclosures,
     is_canonical_value,
     new_record_id,
+    resolution_id,
 )
 from troth.trace.record_decode import decode_payload
 from troth.vault import KeyPurpose
@@ -302,8 +303,11 @@ def sign_record(
         offset += 16
         disclosures[name] = disclosure
         digests[name] = commitment(name, disclosure)
+    record_id, tool, escalation_hash = content.id, content.tool, content.links.parent_hash
+    if escalation_hash is not None:  # a resolution's (review 53l, resolutions 1)
+        record_id = record_id or resolution_id(escalation_hash)
     record = TraceRecord(  # (positional: keywords cost a lookup each, per record)
-        content.id
+        record_id
         or (new_record_id(time, entropy[:16]) if ids is None else ids.next(time, entropy[:16])),
         signer.identity.identifier,  # agent
         epoch.keyid,  # key
@@ -311,15 +315,18 @@ def sign_record(
         prev,
         time,
         content.kind,
-        content.tool,
+        tool,
         digests,
         content.decision,
         content.authority,
         content.links.signed_by(signer.identity.identifier),
         content.escalation_to,
         content.span,
-        # a resolution naming its escalation's hash (review 53i, resolutions 1)
-        VERSION if content.links.parent_hash is None else HASHED_VERSION,
+        # a resolution naming its escalation's hash, a tool its server (reviews 53i, 53l):
+        # `version_of`, inline (per record)
+        VERSION
+        if escalation_hash is None and (tool is None or tool.server is None)
+        else HASHED_VERSION,
     )
     return _seal(signer, epoch, record, disclosures)
 

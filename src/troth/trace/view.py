@@ -85,6 +85,8 @@ class TraceNode:
             value["tool"] = record.tool.name
             if record.tool.call is not None:
                 value["call"] = record.tool.call
+            if record.tool.server is not None:
+                value["server"] = record.tool.server
         if record.decision is not None:
             value["decision"] = record.decision.outcome
             value["policies"] = list(record.decision.policies)

@@ -10,7 +10,8 @@ trace_vectors_v1.json holds the same records as version 1 wrote them (the resolu
 named by id alone, and no hash of it), made by the code of commit f53b847, the last to write
 version 1, and kept as made; `build(1)` rebuilds them byte for byte with today's version 1
 encoder (records are read in every version: docs/formats.md, "Trace records", the version
-rule). The resolution of trace_vectors.json names its escalation's hash (version 3).
+rule). The resolution of trace_vectors.json names its escalation's hash, and its tool
+invocation its tool's MCP server (version 3).
 """
 
 from __future__ import annotations
@@ -81,12 +82,14 @@ def signer(label: str) -> Signer:
 
 
 def as_version(held: Signer, verified: VerifiedRecord, version: int) -> VerifiedRecord:
-    """`verified` as a record of `version` signs it (version 1: the parent by id alone)."""
+    """`verified` as a record of `version` signs it (version 1: the parent by id alone, and
+    no tool server)."""
     if version == VERSION:
         return verified
     record = verified.record
     links = dataclasses.replace(record.links, parent_agent=None, parent_hash=None)
-    payload = dataclasses.replace(record, links=links, version=version).encode()
+    tool = None if record.tool is None else dataclasses.replace(record.tool, server=None)
+    payload = dataclasses.replace(record, tool=tool, links=links, version=version).encode()
     signature = held.sign(pae(PAYLOAD_TYPE, payload))
     envelope = encode_envelope(PAYLOAD_TYPE, payload, keyid_of(held.attestation), signature)
     return verify_envelope(
@@ -105,7 +108,8 @@ def build(version: int = VERSION) -> dict[str, Any]:
         agent,
         RecordContent(
             Kind.TOOL_INVOCATION,
-            tool=ToolCall("refund", "call_1"),
+            # a gated call of MCP server "payments" (version 3: review 53l, tools 1)
+            tool=ToolCall("refund", "call_1", "payments"),
             values={"args": {"order_id": "o1", "amount": 20}, "result": "refunded"},
             decision=Decision("allow", "7", ("refund-small",)),
             links=Links(conversation="conv-1"),
@@ -143,7 +147,9 @@ def build(version: int = VERSION) -> dict[str, Any]:
                 parent=second.record.id,
                 parent_agent=agent.identity.identifier,
                 conversation="conv-1",
-                parent_hash=second.hash,
+                # version 1 wrote none, and its id was random (today's version 3: derived
+                # from this hash, review 53l, resolutions 1)
+                parent_hash=second.hash if version == VERSION else None,
             ),
         ),
         seq=0,
