@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.cli import run, run_json
 from troth.node.channels import ChannelLimits
 from troth.node.daemon import control, node_status, start_daemon
 from troth.node.links import RECONNECT_MAX_DELAY
@@ -122,14 +123,16 @@ def fast_nodes(troth_home: Path) -> Iterator[str]:
 
 
 def _nodes(**b_environ: str) -> Iterator[str]:
+    """The set-up's commands run in this process (tests.support.cli), but for the daemons'
+    starts: an interpreter started for each was most of the set-up's time."""
     started: list[str] = []
     try:
-        troth("authority", "create", "hub")
+        run("authority", "create", "hub")
         hub = f"/tcp/127.0.0.1:{free_port()}"
         troth("node", "start", "hub", "--tcp-listen", hub[5:])
         started.append("hub")
         for name in ("a", "b1", "b2"):
-            troth("node", "create", name)
+            run("node", "create", name)
         for name in ("b1", "b2"):
             begun = cli("node", "start", name, **b_environ)
             assert begun.returncode == 0, (name, begun.stdout, begun.stderr)
@@ -138,10 +141,10 @@ def _nodes(**b_environ: str) -> Iterator[str]:
             attributes = ["--attr", "agents.team=x"]
             if relay is not None:
                 attributes += ["--attr", f"troth.relay={relay}"]
-            ticket = troth_json("authority", "ticket", "create", "--authority", "hub", *attributes)
-            troth("enroll", ticket["ticket"], "--as", name, "--node", name)
+            ticket = run_json("authority", "ticket", "create", "--authority", "hub", *attributes)
+            run("enroll", ticket["ticket"], "--as", name, "--node", name)
         for name in ("b1", "b2"):
-            troth("relay", "create", name, "--at", hub, "--node", name)
+            run("relay", "create", name, "--at", hub, "--node", name)
         yield hub
     finally:
         for name in started:

@@ -6,6 +6,7 @@ replaced under its cursor.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from pathlib import Path
 
@@ -99,13 +100,26 @@ class _Records:
     def __init__(self, records: list[PendingEnrollmentRecord]) -> None:
         self.records = records
 
+    @property
+    def records(self) -> list[PendingEnrollmentRecord]:
+        return self._records
+
+    @records.setter
+    def records(self, records: list[PendingEnrollmentRecord]) -> None:
+        """Sorted once here, not at every read (10,000 records a round made the test slow)."""
+        self._records = records
+        self._ordered = sorted(records, key=_key)
+        self._keys = [_key(p) for p in self._ordered]
+
     def interrupted_enrollments(
         self, limit: int, after: tuple[int, bytes, bytes] | None = None
     ) -> list[PendingEnrollmentRecord]:
-        ordered = sorted(self.records, key=lambda p: (p.started_at, p.identifier, p.authority))
-        return [
-            p for p in ordered if after is None or (p.started_at, p.identifier, p.authority) > after
-        ][:limit]
+        start = 0 if after is None else bisect.bisect_right(self._keys, after)
+        return self._ordered[start : start + limit]
+
+
+def _key(p: PendingEnrollmentRecord) -> tuple[int, bytes, bytes]:
+    return (p.started_at, p.identifier, p.authority)
 
 
 def _record(i: int, started_at: int, ticket: str = "t") -> PendingEnrollmentRecord:

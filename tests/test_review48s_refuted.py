@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import run as in_process
+from tests.support.cli import run_json as in_process_json
 from tests.test_reconnect_daemon import (  # noqa: F401 (the fixture)
     RELAY_BACK,
     cli,
@@ -246,7 +248,7 @@ def network(troth_home: Path) -> Iterator[tuple[str, HalfOpen]]:
     started: list[str] = []
     proxy: HalfOpen | None = None
     try:
-        troth("authority", "create", "hub")
+        in_process("authority", "create", "hub")  # in this process but for the daemons' starts
         port = free_port()
         hub = f"/tcp/127.0.0.1:{port}"
         started_with("hub", "--tcp-listen", hub[5:])
@@ -255,15 +257,15 @@ def network(troth_home: Path) -> Iterator[tuple[str, HalfOpen]]:
         proxy.start()
         assert proxy.ready.wait(10)
         for name in ("a", "b"):
-            troth("node", "create", name)
+            in_process("node", "create", name)
         started_with("b")
         started.append("b")
         for name, extra in (("a", []), ("b", ["--attr", "troth.relay=b"])):
-            made = troth_json(
+            made = in_process_json(
                 "authority", "ticket", "create", "--authority", "hub", "--attr", "t.x=1", *extra
             )
-            troth("enroll", made["ticket"], "--as", name, "--node", name)
-        troth("relay", "create", "b", "--at", f"/tcp/127.0.0.1:{proxy.port}", "--node", "b")
+            in_process("enroll", made["ticket"], "--as", name, "--node", name)
+        in_process("relay", "create", "b", "--at", f"/tcp/127.0.0.1:{proxy.port}", "--node", "b")
         yield hub, proxy
     finally:
         for name in started:

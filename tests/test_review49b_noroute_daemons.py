@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.cli import run, run_json
 from troth.errors import TrothError
 from troth.node.daemon import control, node_status
 
@@ -84,23 +85,23 @@ def hub(troth_home: Path) -> Iterator[str]:
     """A hub (authority and relay), b behind it as `/relay/b`, a running (a daemon: its
     channels outlive one call). Yields the hub's route."""
     started: list[str] = []
-    try:
-        troth("authority", "create", "hub")
+    try:  # in this process (tests.support.cli) but for the daemons' starts: set-up time
+        run("authority", "create", "hub")
         route = f"/tcp/127.0.0.1:{free_port()}"
         troth("node", "start", "hub", "--tcp-listen", route[5:])
         started.append("hub")
         for name in ("a", "b"):
-            troth("node", "create", name)
+            run("node", "create", name)
             troth("node", "start", name)
             started.append(name)
         for name, relay in (("a", None), ("b", "b")):
             attributes = ["--attr", "agents.team=x"]
             if relay is not None:
                 attributes += ["--attr", f"troth.relay={relay}"]
-            ticket = ("authority", "ticket", "create", "--authority", "hub", "--json")
-            made = troth(*ticket, *attributes)
-            troth("enroll", json.loads(made.stdout)["ticket"], "--as", name, "--node", name)
-        troth("relay", "create", "b", "--at", route, "--node", "b")
+            ticket = ("authority", "ticket", "create", "--authority", "hub")
+            made = run_json(*ticket, *attributes)
+            run("enroll", made["ticket"], "--as", name, "--node", name)
+        run("relay", "create", "b", "--at", route, "--node", "b")
         yield route
     finally:
         for name in started:
