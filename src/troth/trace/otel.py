@@ -31,6 +31,7 @@ from opentelemetry.util.types import AttributeValue
 
 from troth import limits
 from troth.errors import ConfigError, TraceError, TrothError
+from troth.gates.toolschema import NAME
 from troth.identity import Identifier
 from troth.trace.log import TraceLog
 from troth.trace.log_reader import locate
@@ -88,7 +89,15 @@ TROTH_POLICY_IDS: Final = "troth.policy.ids"
 TROTH_BUNDLE_REVISION: Final = "troth.bundle.revision"
 TROTH_ESCALATION_TO: Final = "troth.escalation.to"
 TROTH_TOOL_SERVER: Final = "troth.tool.server"
-"""The MCP server whose tool it is (the conventions name no server of a tool: review 53l)."""
+"""The MCP server whose tool it is (the conventions name no server of a tool: review 53l;
+mcp.* attributes name none either, and `server.address` is a network peer, not the name
+policies give a server). Written by the export, read by `SigningSpanProcessor` (review 53r,
+otel 1: an app's execute_tool span names its tool's server by it)."""
+TROTH_CLAIMED_SPAN_ID: Final = "troth.claimed.span_id"
+TROTH_CLAIMED_PARENT_SPAN_ID: Final = "troth.claimed.parent_span_id"
+TROTH_SPAN_RENAMED: Final = "troth.span.renamed"
+"""The span ids a record claims (`links.span`, `links.parent_span`) as its signer's claim,
+and the mark of a span renamed: the export's span ids are its own (review 53r, otel 2)."""
 
 _HEX16: Final = re.compile(r"[0-9a-f]{16}")
 _HEX32: Final = re.compile(r"[0-9a-f]{32}")
@@ -333,12 +342,22 @@ def _carried(text: str | None) -> str | None:
     return text
 
 
-def _tool_call(name: str, call: str | None) -> tuple[ToolCall, str | None]:
-    """The tool a span is about, and its name when that is no record text."""
+NOT_A_SERVER_NAME: Final = "(not a server name)"
+"""The server a record names for a span whose `troth.tool.server` is no name the gates take
+(toolschema.NAME, as `troth mcp gate --server` and `ToolGate(server=)` check it; the gate's
+recorder's placeholder too): the text itself is in the record's `inputs`."""
+
+
+def _tool_call(name: str, call: str | None, server: str | None) -> tuple[ToolCall, dict[str, str]]:
+    """The tool a span is about, and what of it is no name (`tool`, `server`): for `inputs`."""
+    made_up: dict[str, str] = {}
+    if server is not None and not NAME.fullmatch(server):
+        made_up["server"], server = server, NOT_A_SERVER_NAME
     try:
-        return ToolCall(name, call), None
+        return ToolCall(name, call, server), made_up
     except ValueError:
-        return ToolCall(NOT_A_TOOL_NAME, call), name
+        made_up["tool"] = name
+        return ToolCall(NOT_A_TOOL_NAME, call, server), made_up
 
 
 def _policies(value: Any) -> tuple[str, ...]:
@@ -401,7 +420,9 @@ def span_content(
     output, so every span can be recorded (docs/traces.md): a value a record cannot disclose
     (over MAX_TRACE_DISCLOSURE_BYTES, not I-JSON) is disclosed by its hash and size
     (`disclosed`), a tool name that is no record text is recorded as "(not a tool name)" with
-    the name in `inputs`, and an id that is none by its digest (review 30c)."""
+    the name in `inputs`, a server (`troth.tool.server`) that is no name the gates take as
+    "(not a server name)" with the text in `inputs` (review 53r, otel 1), and an id that is
+    none by its digest (review 30c)."""
     values: dict[str, Any] = {}
     decision_text = _text(attributes.get(TROTH_DECISION))
     if operation == EXECUTE_TOOL:
@@ -409,13 +430,13 @@ def span_content(
             _text(attributes.get(GEN_AI_TOOL_NAME)) or span.name.removeprefix(EXECUTE_TOOL).strip()
         )
         call = _carried(_text(attributes.get(GEN_AI_TOOL_CALL_ID)))
-        tool, made_up = _tool_call(name, call)
-        if made_up is not None:
+        server = _text(attributes.get(TROTH_TOOL_SERVER))
+        tool, made_up = _tool_call(name, call, server)
+        if made_up:
             # small in clear: the record's values stay within
             # MAX_TRACE_RECORD_DISCLOSURE_BYTES (review 47b, limits 1)
-            values["inputs"] = {
-                "tool": disclosed(made_up, limits.MAX_TRACE_DENIED_DISCLOSURE_BYTES)
-            }
+            small = limits.MAX_TRACE_DENIED_DISCLOSURE_BYTES
+            values["inputs"] = {key: disclosed(text, small) for key, text in made_up.items()}
         kind = Kind.DENIAL if decision_text == "deny" else Kind.TOOL_INVOCATION
         for key, field in (
             (GEN_AI_TOOL_CALL_ARGUMENTS, "args"),
