@@ -172,6 +172,9 @@ NOT_PYTHON = {
     "troth.policy.ids",
     "troth.bundle.revision",
     "troth.tool.server",
+    "troth.claimed.span_id",
+    "troth.claimed.parent_span_id",
+    "troth.span.renamed",
     "troth.node.policy",  # a logger
 }
 

@@ -25,12 +25,16 @@ from tests.support.traces import NOW, Held, open_log, recorder, tool_call
 from troth import limits
 from troth.clock import FixedClock
 from troth.trace import TraceLog
-from troth.trace.otel import TROTH_TOOL_SERVER, SigningSpanProcessor, export_otel
+from troth.trace.otel import (
+    TROTH_CLAIMED_PARENT_SPAN_ID,
+    TROTH_CLAIMED_SPAN_ID,
+    TROTH_SPAN_RENAMED,
+    TROTH_TOOL_SERVER,
+    SigningSpanProcessor,
+    export_otel,
+)
 from troth.trace.record import Links, TraceRecord, disclosed
 from troth.trace.signing import RecordContent, open_envelope
-
-TROTH_CLAIMED_SPAN_ID = "troth.claimed.span_id"
-TROTH_CLAIMED_PARENT_SPAN_ID = "troth.claimed.parent_span_id"
 
 SPAN_B = "00000000000000b1"
 PARENT_B = "00000000000000b0"
@@ -99,9 +103,6 @@ def test_otel1_no_server_attribute_no_server(tmp_path: Path, clock: FixedClock) 
     assert record.tool.server is None
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 53r, otel 2: another agent's claimed span id is exported as is"
-)
 def test_otel2_another_agent_s_claimed_span_hides_no_span(
     tmp_path: Path, clock: FixedClock
 ) -> None:
@@ -124,9 +125,6 @@ def test_otel2_another_agent_s_claimed_span_hides_no_span(
     assert len(parents) == 2  # each under its own signer's span PARENT_B, not the other's
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 53r, otel 2: one agent's span id claimed twice is exported twice"
-)
 def test_otel2_one_agent_s_span_claimed_twice_is_renamed(tmp_path: Path, clock: FixedClock) -> None:
     log = open_log(tmp_path / "trace.db", clock)
     agent = recorder(log, Held(), clock)
@@ -139,8 +137,8 @@ def test_otel2_one_agent_s_span_claimed_twice_is_renamed(tmp_path: Path, clock: 
     assert first.context is not None
     assert second.context is not None
     assert first.context.span_id != second.context.span_id
-    assert (first.attributes or {}).get("troth.span.renamed") is None
-    assert (second.attributes or {})["troth.span.renamed"] is True
+    assert (first.attributes or {}).get(TROTH_SPAN_RENAMED) is None
+    assert (second.attributes or {})[TROTH_SPAN_RENAMED] is True
 
 
 def test_otel2_a_processor_s_tree_is_kept(tmp_path: Path, clock: FixedClock) -> None:

@@ -3,7 +3,8 @@
 Out: `record_spans` turns records into SDK spans (`ReadableSpan`) named and attributed per the
 GenAI semantic conventions (`execute_tool {tool}`, `invoke_agent {agent}`; gen_ai.agent.id,
 gen_ai.tool.name, gen_ai.tool.call.id, gen_ai.conversation.id) plus troth.* attributes (record
-hash, index, signer, key, chain digest, decision, policies), for any `SpanExporter`: the OTLP
+hash, index, signer, key, chain digest, decision, policies, the span ids the record claims:
+the export's span ids are its own, review 53r, otel 2), for any `SpanExporter`: the OTLP
 one (`otlp_exporter(endpoint)`, needs opentelemetry-exporter-otlp-proto-http) or the SDK's
 in-memory one.
 
@@ -117,11 +118,20 @@ def _trace_id(record: TraceRecord) -> int:
     return _derived(b"troth.trace/otel-trace\x00", record.links.conversation or own, 16)
 
 
+def _claimed(span: str | None) -> str | None:
+    """A claimed OTel span id (16 hex, not all zero), else None."""
+    return span if span is not None and _HEX16.fullmatch(span) and int(span, 16) else None
+
+
 def _span_id(named: tuple[Identifier, str] | None, span: str | None) -> int:
-    """A span's id: its OTel span id, else derived from the record (agent, id) `named` (ids
-    are unique per agent only: another agent's record under the id derives another span)."""
-    if span is not None and _HEX16.fullmatch(span) and int(span, 16):
-        return int(span, 16)
+    """A span's id in the export, the export's own (review 53r, otel 2): derived from the
+    signer of the record `named` (agent, id) and the OTel span id `span` it claims (a claim:
+    another agent claiming the id derives another span, so no record can hide another
+    signer's span behind its id), else from the record (ids are unique per agent only:
+    another agent's record under the id derives another span)."""
+    claimed = _claimed(span)
+    if claimed is not None and named is not None:
+        return _derived(b"troth.trace/otel-claimed-span\x00", f"{named[0]}/{claimed}", 8)
     text = "" if named is None else f"{named[0]}/{named[1]}"
     return _derived(b"troth.trace/otel-span\x00", text, 8)
 
@@ -140,12 +150,20 @@ def record_span(
     index: int,
     record_hash: bytes,
     holders: Holders | None = None,
+    taken: set[int] | None = None,
 ) -> ReadableSpan:
     """One record as an OTel span (GenAI conventions plus troth.* attributes). `holders`:
     where the records under an id are in the log (`TraceLog.holding`), for a version 1
     record's parent link, named by id alone (`parent_record` with the record's `index`: the
     signer's own record, else the one record under it before it, else the one after it; an
-    ambiguous link gives no parent span); None: read as the signer's own."""
+    ambiguous link gives no parent span); None: read as the signer's own.
+
+    Span ids are the export's own (`_span_id`), the ids the record claims carried as
+    `troth.claimed.span_id` / `troth.claimed.parent_span_id`: a span under a claimed parent is
+    under its own signer's span of that id. `taken`: the span ids the export already emitted
+    (updated): a span id its signer claimed again is renamed, derived from the record, and
+    marked `troth.span.renamed` (review 53r, otel 2: a backend merges or drops one of two spans
+    of one id)."""
     name, operation = _name_and_operation(record)
     attributes: dict[str, AttributeValue] = {
         GEN_AI_AGENT_ID: str(record.agent),
@@ -176,13 +194,18 @@ def record_span(
             attributes[TROTH_BUNDLE_REVISION] = record.decision.bundle
     if record.escalation_to is not None:
         attributes[TROTH_ESCALATION_TO] = str(record.escalation_to)
+    if record.links.span is not None:
+        attributes[TROTH_CLAIMED_SPAN_ID] = record.links.span
+    if record.links.parent_span is not None:
+        attributes[TROTH_CLAIMED_PARENT_SPAN_ID] = record.links.parent_span
     trace_id = _trace_id(record)
-    context = SpanContext(
-        trace_id,
-        _span_id((record.agent, record.id), record.links.span),
-        False,
-        TraceFlags(TraceFlags.SAMPLED),
-    )
+    span_id = _span_id((record.agent, record.id), record.links.span)
+    if taken is not None:
+        if span_id in taken:
+            span_id = _span_id((record.agent, record.id), None)
+            attributes[TROTH_SPAN_RENAMED] = True
+        taken.add(span_id)
+    context = SpanContext(trace_id, span_id, False, TraceFlags(TraceFlags.SAMPLED))
     parent = None
     named = record.links.parent_of(record.agent)
     if holders is not None and record.parent_by_id:
@@ -191,7 +214,11 @@ def record_span(
         except TraceError:  # ambiguous: no record's span is its parent
             named = None
     if record.links.parent_span is not None or named is not None:
-        parent_id = _span_id(named, record.links.parent_span)
+        # a claimed parent span is its signer's: the named record's, else the record's own
+        owner = (record.agent, record.id) if named is None else named
+        parent_id = _span_id(named, None)
+        if _claimed(record.links.parent_span) is not None:
+            parent_id = _span_id(owner, record.links.parent_span)
         parent = SpanContext(trace_id, parent_id, True, TraceFlags(TraceFlags.SAMPLED))
     start = record.time * 1_000_000_000 if record.span is None else record.span.start_us * 1000
     end = start if record.span is None else record.span.end_us * 1000
@@ -215,14 +242,18 @@ def record_spans(
     records: Iterable[tuple[int, bytes]],
     *,
     holders: Holders | None = None,
+    taken: set[int] | None = None,
 ) -> list[ReadableSpan]:
     """Spans of (log index, envelope) pairs (decoded, not verified: verify the log first);
-    `holders` as for `record_span`."""
+    `holders` and `taken` as for `record_span` (None: a set of these spans alone)."""
     spans = []
+    taken = set() if taken is None else taken
     for index, envelope in records:
         record, payload, _signature, _keyid = open_envelope(envelope)
         digest = hashlib.sha256(payload).digest()
-        spans.append(record_span(record, index=index, record_hash=digest, holders=holders))
+        spans.append(
+            record_span(record, index=index, record_hash=digest, holders=holders, taken=taken)
+        )
     return spans
 
 
@@ -247,12 +278,15 @@ def export_otel(
     log: TraceLog, exporter: SpanExporter, *, agent: str | None = None, batch: int = 512
 ) -> int:
     """Export every record of `log` (of `agent`, an identifier text, or all) as spans through
-    `exporter`; return how many. Raises ConfigError when the exporter fails."""
+    `exporter`; return how many. Raises ConfigError when the exporter fails. No two spans of
+    the export share an id (review 53r, otel 2: the ids emitted are kept for the export, one
+    set entry per span, and a repeat renamed: `record_span`'s `taken`)."""
     count = 0
     pending: list[ReadableSpan] = []
     holders = _LogHolders(log)
+    taken: set[int] = set()
     for entry in log.stored():
-        span = record_spans([(entry.index, entry.envelope)], holders=holders)[0]
+        span = record_spans([(entry.index, entry.envelope)], holders=holders, taken=taken)[0]
         if agent is not None and (span.attributes or {}).get(GEN_AI_AGENT_ID) != agent:
             continue
         pending.append(span)
