@@ -35,6 +35,7 @@ from troth.trace.otel import (
 )
 from troth.trace.record import Links, TraceRecord, disclosed
 from troth.trace.signing import RecordContent, open_envelope
+from troth.trace.verify import verify_log
 
 SPAN_B = "00000000000000b1"
 PARENT_B = "00000000000000b0"
@@ -74,6 +75,7 @@ def test_otel1_a_span_names_its_tool_s_server(tmp_path: Path, clock: FixedClock)
     record = _sign_tool_span(log, clock, {TROTH_TOOL_SERVER: "payments"})
     assert record.tool is not None
     assert (record.tool.name, record.tool.server) == ("refund", "payments")
+    assert verify_log(log).size == 1
     exporter = InMemorySpanExporter()
     assert export_otel(log, exporter) == 1
     (span,) = exporter.get_finished_spans()
