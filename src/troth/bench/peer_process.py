@@ -4,9 +4,12 @@ interpreter, it prints its port once listening and stops when its standard input
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 from collections.abc import Iterator
 from typing import Final
+
+from troth.child_path import child_environment
 
 __all__ = ["serving"]
 
@@ -17,7 +20,11 @@ _STOP_TIMEOUT: Final = 15.0
 def serving(command: list[str], what: str) -> Iterator[int]:
     """Run `command` (a server printing its port); yield the port, stop it on exit."""
     with subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=child_environment(os.environ),  # not the cwd (review 53q, import path 1)
     ) as server:
         try:
             if server.stdout is None:

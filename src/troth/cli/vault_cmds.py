@@ -61,8 +61,7 @@ def rekey(
             raise ConfigError(f"the environment variable {new_key_env} is not set")
         new_kek = _parse_key(text, f"${new_key_env}")
     elif new_key_file is not None:
-        _check_private(new_key_file)
-        data = read_input(new_key_file, _KEY_TEXT_LIMIT, "the new vault key")
+        data = _read_private_key(new_key_file)
         new_kek = _parse_key(data.decode("ascii", errors="replace"), new_key_file)
     from troth.node.rekey import rekey_vault
 
@@ -81,30 +80,42 @@ def rekey(
     reporter.result(data_out, f"{result.node}: {result.keys} keys re-sealed; {where}")
 
 
-def _check_private(path: str) -> None:
-    """ConfigError (exit 3) when `path` is a file that group or others can read: a new vault
-    key there is one every local user may have copied, and the rekey (the recovery from a
-    stolen backup) would seal every key under it (review 53f, vault 1; as `read_private_file`
-    refuses node.json and vault.key), or that another user owns (its owner wrote the key, and
-    knows it: review 53j, vault 1; as `read_private_file` since review 53k, home 1). A pipe
-    (`-`, a process substitution) is not such a file; a file that cannot be read is left to
-    `read_input` to say so."""
+def _read_private_key(path: str) -> bytes:
+    """The new vault key's bytes from `path`, refused (ConfigError, exit 3) when it is a file
+    that group or others can read: a new vault key there is one every local user may have
+    copied, and the rekey (the recovery from a stolen backup) would seal every key under it
+    (review 53f, vault 1; as `read_private_file` refuses node.json and vault.key), or that
+    another user owns (its owner wrote the key, and knows it: review 53j, vault 1; as
+    `read_private_file` since review 53k, home 1). The file is opened once, checked by its
+    open descriptor (fstat) and read from it: checked by its path and opened again, it could
+    be replaced in between (review 53q, keyfile 1). A pipe (`-`, a process substitution) is
+    not such a file; a file that cannot be read is an OSError (exit 4), as `read_input`'s."""
     if path == "-":
-        return
+        return read_input(path, _KEY_TEXT_LIMIT, "the new vault key")
     try:
-        info = os.stat(path)
-    except OSError:
-        return
-    if stat.S_ISREG(info.st_mode) and info.st_mode & 0o077:
-        raise ConfigError(
-            f"{path} is accessible by others (mode {info.st_mode & 0o777:o}): a vault key in "
-            "it may have been copied; write a new one to a file only you can read (chmod 600)"
-        )
-    if stat.S_ISREG(info.st_mode) and info.st_uid not in (os.geteuid(), 0):
-        raise ConfigError(
-            f"{path} is owned by uid {info.st_uid}, not by this user (uid {os.geteuid()}) or "
-            "root: its owner wrote the key in it; write a new one to a file of your own"
-        )
+        fd = os.open(path, os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise OSError(f"cannot read the new vault key {path}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(file.fileno())
+        if stat.S_ISREG(info.st_mode) and info.st_mode & 0o077:
+            raise ConfigError(
+                f"{path} is accessible by others (mode {info.st_mode & 0o777:o}): a vault key "
+                "in it may have been copied; write a new one to a file only you can read "
+                "(chmod 600)"
+            )
+        if stat.S_ISREG(info.st_mode) and info.st_uid not in (os.geteuid(), 0):
+            raise ConfigError(
+                f"{path} is owned by uid {info.st_uid}, not by this user (uid {os.geteuid()}) "
+                "or root: its owner wrote the key in it; write a new one to a file of your own"
+            )
+        try:
+            data = file.read(_KEY_TEXT_LIMIT + 1)
+        except OSError as exc:
+            raise OSError(f"cannot read the new vault key {path}: {exc.strerror or exc}") from None
+    if len(data) > _KEY_TEXT_LIMIT:
+        raise OSError(f"the new vault key {path}: file is larger than {_KEY_TEXT_LIMIT} bytes")
+    return data
 
 
 def _parse_key(text: str, where: str) -> bytes:

@@ -52,6 +52,7 @@ from typing import Any, Final
 import cedarpy
 
 from troth import limits
+from troth.child_path import child_environment
 from troth.errors import PolicyError, PolicyFailure, PolicyNotChecked, cut_text
 from troth.gates.caveats import CAVEAT_ID_PREFIX
 from troth.gates.nesting import action_hierarchy, cedar_refusal, largest_types
@@ -617,11 +618,13 @@ _CHILD_ENVIRONMENT_PREFIXES: Final = ("PYTHON",)
 def _child_environment() -> dict[str, str]:
     """The part of the node's environment the child needs (`_CHILD_ENVIRONMENT`, PYTHON*),
     with `CHILD_MALLOC` added to GLIBC_TUNABLES."""
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if name in _CHILD_ENVIRONMENT or name.startswith(_CHILD_ENVIRONMENT_PREFIXES)
-    }
+    environment = child_environment(  # no empty PYTHONPATH entry (review 53q, import path 1)
+        {
+            name: value
+            for name, value in os.environ.items()
+            if name in _CHILD_ENVIRONMENT or name.startswith(_CHILD_ENVIRONMENT_PREFIXES)
+        }
+    )
     tunables = environment.get("GLIBC_TUNABLES")
     environment["GLIBC_TUNABLES"] = CHILD_MALLOC if not tunables else f"{tunables}:{CHILD_MALLOC}"
     return environment

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from troth import limits
+from troth.child_path import child_environment
 from troth.encoding import cbor
 from troth.encoding.ijson import load_json
 from troth.errors import (
@@ -380,7 +381,10 @@ def _spawn(home: Path, name: str, tcp_listen: str | None) -> dict[str, Any]:
             stdout=out,
             stderr=out,
             start_new_session=True,
-            env={**os.environ, "TROTH_HOME": str(home)},
+            # in its node's directory, with no empty PYTHONPATH entry: neither means the
+            # directory the start ran in (review 53q, import path 1)
+            cwd=directory.absolute(),
+            env=child_environment({**os.environ, "TROTH_HOME": str(home.absolute())}),
         )
     try:
         deadline = time.monotonic() + START_TIMEOUT

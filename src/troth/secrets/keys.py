@@ -23,6 +23,7 @@ import contextlib
 import functools
 import os
 import threading
+from collections.abc import Callable, Iterator
 from typing import Final
 
 from troth import limits
@@ -124,24 +125,68 @@ class BrokerKeys:
         (review 52c, rollback 1). `counted=False`: the rotation a restored broker makes at
         open (counted, it could raise the copy's count to its guard's, the copy then read as
         current, its leases left open)."""
-        retired = SqliteIdentityStore(self._store.db)
-        with self._lock:
-            with self._store.transaction():
-                if not compromised:
-                    self._check_room(now)
-                self._store.retire_signing_keys(now)
-                kid = self._add_signing_key(now)
-                gone = self._store.withdraw_signing_keys(kid) if compromised else []
-                if compromised and counted:
-                    RollbackGuard(self._store.db, "broker").bump()
-                records = self._retire(gone)
-                retired.add_retired_keys(records)
-                self._signer = None
-                self._published = None
-                crash_point("secrets.rotate-key.before-commit")
-            crash_point("secrets.rotate-key.after-commit")
-            self._delete_committed(records, retired)
+        with self._lock, self._retiring("secrets.rotate-key.after-commit") as retire:
+            if not compromised:
+                self._check_room(now)
+            self._store.retire_signing_keys(now)
+            kid = self._add_signing_key(now)
+            gone = self._store.withdraw_signing_keys(kid) if compromised else []
+            if compromised and counted:
+                RollbackGuard(self._store.db, "broker").bump()
+            retire(gone)
+            self._signer = None
+            self._published = None
+            crash_point("secrets.rotate-key.before-commit")
         return kid
+
+    @contextlib.contextmanager
+    def _retiring(
+        self, after_commit: str | None = None
+    ) -> Iterator[Callable[[list[SigningKeyRecord]], None]]:
+        """The transaction of a write taking token keys out of the store; yields the function
+        that retires them in it (`_retire`, their `retired_keys` records). Their keys are
+        deleted from the vault once the outermost transaction committed (inside a caller's,
+        the end of this one is no commit: review 53q, broker keys 2, a caller rolling back
+        was left naming a deleted key as the current one), after crash point `after_commit`.
+        A write failing before its commit undoes its retirements (`RetiringVault.unretire`:
+        review 53q, broker keys 1, as identity/fresh.py's `NewKeys.discard` since review 53m,
+        pkcs11 1), never after the commit nor inside a caller's transaction, which may commit
+        what it wrote (the token left as a crash leaves it)."""
+        db = self._store.db
+        joined = db.in_transaction
+        retired = SqliteIdentityStore(db)
+        records: list[str] = []
+        committed: list[bool] = []
+
+        def retire(gone: list[SigningKeyRecord]) -> None:
+            made = self._retire(gone)
+            records.extend(made)
+            retired.add_retired_keys(made)
+
+        try:
+            with self._store.transaction():
+                db.after_commit(lambda: committed.append(True))  # the first to run after it
+                yield retire
+                if after_commit is not None:
+                    point = after_commit
+                    db.after_commit(lambda: crash_point(point))
+                db.after_commit(lambda: self._delete_committed(records, retired))
+        except BaseException:
+            if not joined and not committed:
+                self._unretire(records)
+            raise
+
+    def _unretire(self, records: list[str]) -> None:
+        """Undo the token's retirements of `records`, whose write failed (best effort: a token
+        failing again keeps them, as a crash would)."""
+        vault = self._vault
+        if not isinstance(vault, RetiringVault):
+            return
+        for text in records:
+            named, marked, proof = text.partition(RETIRED_PROOF_MARK)
+            if marked:
+                with contextlib.suppress(TrothError):
+                    vault.unretire(KeyHandle.parse(named), proof)
 
     def _room(self, now: int) -> bool:
         """Whether one more published key stays within the JWKS bound."""
@@ -232,14 +277,10 @@ class BrokerKeys:
             k.retired_at is not None and k.retired_at < before for k in self._store.signing_keys()
         ):
             return 0  # (a read: no write transaction in a round with nothing to forget)
-        retired = SqliteIdentityStore(self._store.db)
-        with self._lock:
-            with self._store.transaction():
-                gone = self._store.forget_signing_keys(retired_before=before)
-                records = self._retire(gone)
-                retired.add_retired_keys(records)  # as a rotation's
-                self._published = None
-            self._delete_committed(records, retired)
+        with self._lock, self._retiring() as retire:
+            gone = self._store.forget_signing_keys(retired_before=before)
+            retire(gone)  # as a rotation's
+            self._published = None
         return len(gone)
 
     def token_signer(self, issuer: str) -> TokenSigner:

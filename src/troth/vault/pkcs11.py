@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import logging
 import os
 import re
 import threading
@@ -50,6 +51,10 @@ from troth.vault.base import (
 )
 
 __all__ = ["Pkcs11Vault"]
+
+_log = logging.getLogger("troth.vault.pkcs11")
+_WARNED_MODIFIABLE: set[str] = set()
+"""The seal keys found modifiable by this process (`Pkcs11Vault._warn_modifiable`: warned once)."""
 
 _KEY_ID: Final = re.compile(r"[0-9a-f]{32}")  # a token object's CKA_ID, its one spelling
 _PROOF: Final = re.compile(f"[0-9a-f]{{{2 * RETIRE_PROOF_SIZE}}}")  # `retire`'s, as recorded
@@ -501,8 +506,25 @@ class Pkcs11Vault:
             found = list(self._session.get_objects(query))
         if len(found) != 1:
             raise KeyNotFound(f"no seal key {key} in the token")
+        self._warn_modifiable(key, found[0])
         self._objects[_SEAL_LABEL_PREFIX + key.key_id] = found[0]
         return found[0]
+
+    def _warn_modifiable(self, key: SealKey, secret: Any) -> None:
+        """Log once a process a seal key made before review 53f, pkcs11 1 (modifiable: a
+        session with the PIN can turn on wrap or move its CKA_ID, and PKCS#11 fixes
+        CKA_MODIFIABLE at creation; docs/vault.md, "Sealing: data encrypted by a key that
+        never leaves the vault"). Best effort: a token that does not say is left alone."""
+        if key.key_id in _WARNED_MODIFIABLE:
+            return
+        with self._lock, contextlib.suppress(self._errors.PKCS11Error):
+            if secret[self._p11.Attribute.MODIFIABLE]:
+                _WARNED_MODIFIABLE.add(key.key_id)
+                _log.warning(
+                    "seal key %s is modifiable (made before troth review 53f): a session with "
+                    "the token's PIN can change what it may do; see docs/vault.md, on sealing",
+                    key,
+                )
 
     # -- internals ----------------------------------------------------------------------------
 
