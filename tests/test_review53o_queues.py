@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from tests.test_review53n_queues import SLOW, FakeSocket, Peers, feed
 from troth.routing import RoutedMessage, Router, Source
 from troth.transport import Listener, TcpSettings, TcpTransport
@@ -43,9 +41,6 @@ async def _strangers_over_the_total() -> tuple[TcpTransport, asyncio.Event, List
     return transport, never, listener
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 53o, queues 1: the node's own connections share the routing budget"
-)
 def test_strangers_over_the_total_do_not_pause_the_nodes_own_connection() -> None:
     """Accepted connections from eight addresses hold the node-wide total over its bound; the
     node's own connection to its hub (outgoing) brings frames that wait too: it keeps reading
@@ -69,9 +64,6 @@ def test_strangers_over_the_total_do_not_pause_the_nodes_own_connection() -> Non
     asyncio.run(main())
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 53o, queues 1: the node's own connections share the routing budget"
-)
 def test_the_nodes_own_connections_are_bounded_by_their_reserved_share() -> None:
     """The node's own connections alone hold past their share (a quarter of the total): the
     one whose frame passed it pauses, as an accepted connection past its source's share."""
