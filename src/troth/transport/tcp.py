@@ -19,8 +19,9 @@ Hostile load (all limits in `TcpSettings`):
   `troth.transport.liveness`; at a node only authenticated progress counts).
 - Memory: read buffers shrink back once a connection is quiet or light (the sweep); reading
   pauses while `max_queued_frames` frames wait to be routed, or, while it holds frames that do,
-  past their bytes' bound for the node (`max_routing_total`) or its source (a quarter), and the
-  consumer awaits each routing, so a slow consumer slows its producers.
+  past their bytes' bound for the node (`max_routing_total`) or its source (a quarter; the
+  node's own outgoing connections: a reserved quarter apart, `troth.transport.inbound`), and
+  the consumer awaits each routing, so a slow consumer slows its producers.
 - Writing: while more than `write_buffer` bytes wait for the socket, frames sent to the
   connection wait in its queue instead (at most `max_queued_bytes`, the connections of one peer
   address together at most `queued_per_source`, all of them at most `max_queued_total`),
