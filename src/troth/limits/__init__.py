@@ -208,7 +208,9 @@ connection (the frames its read buffer held, at most 512 KiB; review 53n, queues
 only each connection's 64 frames were bounded, ~8 MiB each, ~512 MiB for one address at the
 per-source connection cap). One connection's full queue (64 frames of MAX_TRANSPORT_FRAME and
 their QUEUED_FRAME_COST, ~8 MiB) fits a source's share twice: a sender alone reaches its frame
-bound first."""
+bound first. The node's own outgoing connections (its hub, its configured peers) are not counted
+in it: they have a reserved quarter of their own (TcpSettings.routing_outgoing, 16 MiB; review
+53o, queues 1: strangers over the total paused the node's uplink)."""
 MAX_ROUTE_LENGTH: Final = 16
 """Most addresses in an onward or return route."""
 MAX_ADDRESS_TEXT: Final = 256

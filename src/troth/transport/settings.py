@@ -225,6 +225,13 @@ class TcpSettings:
         return self.max_routing_total // SOURCE_SHARES
 
     @property
+    def routing_outgoing(self) -> int:
+        """The bound on the bytes the node's own outgoing connections (its hub, its configured
+        peers) hold waiting to be routed: a quarter of `max_routing_total`, reserved, not
+        counted in it (review 53o, queues 1: strangers over the total paused the uplink)."""
+        return self.max_routing_total // SOURCE_SHARES
+
+    @property
     def sweep_interval(self) -> float:
         """How often connections are checked against the timeouts."""
         return min(self.frame_timeout, self.first_frame_timeout, self.idle_timeout) / 4

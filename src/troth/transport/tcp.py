@@ -19,8 +19,9 @@ Hostile load (all limits in `TcpSettings`):
   `troth.transport.liveness`; at a node only authenticated progress counts).
 - Memory: read buffers shrink back once a connection is quiet or light (the sweep); reading
   pauses while `max_queued_frames` frames wait to be routed, or, while it holds frames that do,
-  past their bytes' bound for the node (`max_routing_total`) or its source (a quarter), and the
-  consumer awaits each routing, so a slow consumer slows its producers.
+  past their bytes' bound for the node (`max_routing_total`) or its source (a quarter; the
+  node's own outgoing connections: a reserved quarter apart, `troth.transport.inbound`), and
+  the consumer awaits each routing, so a slow consumer slows its producers.
 - Writing: while more than `write_buffer` bytes wait for the socket, frames sent to the
   connection wait in its queue instead (at most `max_queued_bytes`, the connections of one peer
   address together at most `queued_per_source`, all of them at most `max_queued_total`),
@@ -202,11 +203,11 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
                     connection._write_corked()
         queue.extend(frames)
         inbound = self.owner.inbound
-        inbound.charge(self.host, routing_cost(frames))
+        inbound.charge(self.host, routing_cost(frames), self.outgoing)
         self._wakeup.set()
         full = len(queue) >= self.owner.settings.max_queued_frames  # (the budget: only while
         # it holds frames, whose routing resumes it)
-        if (full or (queue and inbound.over(self.host))) and self._socket is not None:
+        if (full or (queue and inbound.over(self.host, self.outgoing))) and self._socket:
             self._socket.pause_reading()
             self._reading_paused = True
 
@@ -397,7 +398,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
     def _give_up_frames(self) -> None:
         """Stopped (the consumer, or the connection closed): the frames waiting to be routed
         are given up, and so are their bytes in the budget (review 53n, queues 1)."""
-        self.owner.inbound.charge(self.host, -routing_cost(self._frames))
+        self.owner.inbound.charge(self.host, -routing_cost(self._frames), self.outgoing)
         self._frames.clear()
 
     async def _route_queued(self) -> None:
@@ -423,9 +424,9 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
                 await self._wakeup.wait()
                 continue
             body = frames.popleft()
-            inbound.charge(self.host, -routing_cost((body,)))
-            below = len(frames) < resume_below and not (frames and inbound.over(self.host))
-            if self._reading_paused and below and self._socket:
+            inbound.charge(self.host, -routing_cost((body,)), self.outgoing)
+            over = frames and inbound.over(self.host, self.outgoing)
+            if self._reading_paused and len(frames) < resume_below and not over and self._socket:
                 self._socket.resume_reading()
                 self._reading_paused = False
             message = self._message(body)
@@ -632,8 +633,7 @@ class TcpTransport(ConnectionTable[TcpConnection]):
     def __post_init__(self) -> None:
         self.router.add_transport(self)
         self.budget = WriteBudget(self.settings.write_buffer_total)
-        settings = self.settings
-        self.inbound = RoutingBudget(settings.max_routing_total, settings.routing_per_source)
+        self.inbound = RoutingBudget.of(self.settings)
         self._log = RateLimitedLog(log, self.settings.log_lines_per_minute)
 
     def queued_from(self, host: str) -> int:
