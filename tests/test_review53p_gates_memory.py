@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.gates import T, make_world
+from tests.support.gates import TOOLS, T, make_world
+from tests.test_review41d_caveats import caveated_callers
 from troth import limits
 from troth.gates import ToolCall
 from troth.gates.engine import PolicyEngine
@@ -53,3 +54,23 @@ def test_many_chains_keep_at_most_the_entity_budget(monkeypatch: pytest.MonkeyPa
     assert held <= budget, f"{held} entities kept for {CHAINS} chains (budget {budget})"
     # an evicted chain is decided as before: its entities are built again
     assert point.decide(callers[0], call, now=T + 10).allowed
+
+
+def test_many_caveated_chains_keep_at_most_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The caveated chains' cache was bounded by its policy text only: under a small bundle of
+    MAX_TOOLS tools it kept its every entry's ~130 KiB of entities uncounted."""
+    world = make_world()
+    names = [f"t{i:03d}" + "x" * (limits.MAX_TOOL_NAME - 4) for i in range(limits.MAX_TOOLS - 3)]
+    tools = {**TOOLS, **{name: {"type": "object"} for name in names}}
+    entity_bytes = 256  # limits.CEDAR_ENTITY_BYTES
+    budget = BOUND_CHAINS * (limits.MAX_TOOLS + 8) * entity_bytes
+    monkeypatch.setattr(limits, "MAX_CAVEATED_POLICY_TEXT", budget)
+    point = world.point(world.store(world.bundle(tools=tools)))
+    callers = caveated_callers(world, CHAINS, ('context.args.order_id != "x"',))
+    lookup = ToolCall("lookup_order", {"order_id": "4471"})
+    for caller in callers:
+        assert point.decide(caller, lookup, now=T + 10).allowed
+    engine = _engine(point, callers[0])
+    held = sum(len(p.entities) for p in engine._caveated.values() if p.entities is not None)
+    assert held * entity_bytes <= budget, f"{held} entities kept for {CHAINS} chains"
+    assert point.decide(callers[0], lookup, now=T + 10).allowed
