@@ -9,7 +9,8 @@ texts). Per verified chain (keyed by the hash of its last credential body, which
 every body above it) the engine builds the chain's entities and the bundle's policy set plus
 the chain's caveats once, and reuses them; the caches are bounded (those of chains with
 caveats, each a copy of the policy set with the caveats added, by the length of that text too:
-review 41d, caveats 1; review 43b, caveats 1).
+review 41d, caveats 1; review 43b, caveats 1; all by the entities they hold, each chain's the
+schema's every action: review 53p, memory 1).
 """
 
 from __future__ import annotations
@@ -239,7 +240,12 @@ class PolicyEngine:
             name: (spec, f'Action::"{tool_action(name)}"', f'Tool::"{name}"')
             for name, spec in compiled.tools.items()
         }
-        self._principals: _Bounded[bytes, _Principal] = _Bounded(cache_size)
+        # each chain's entities hold the schema's every action (~130 KiB at MAX_TOOLS), and a
+        # member's delegates are chains minted for free: bounded by the entities they hold too
+        # (review 53p, memory 1); an evicted chain's are built again at its next call
+        self._principals: _Bounded[bytes, _Principal] = _Bounded(
+            cache_size, limits.MAX_CACHED_CHAIN_ENTITIES
+        )
         # the chains with caveats: each keeps a copy of the policy set with its caveats added
         # (the text of both), so they are bounded by that text's length (review 41d, caveats
         # 1), the caveats' counted too (review 43b, caveats 1: under a small bundle 4,096
@@ -275,20 +281,23 @@ class PolicyEngine:
             merged = base.with_added_str(fragment) if ids else base
         except (PolicyError, ValueError):
             refused = self._deny(Outcome.CAVEAT_INVALID)
-            return self._principals.put(key, _Principal(uid, None, base, {}, refused))
+            return self._principals.put(key, _Principal(uid, None, base, {}, refused), 1)
         try:
             entities = cedarpy.Entities.from_json_str(
                 credential_entities(credential), self.compiled.schema
             )
         except ValueError:  # troth builds them to the fixed schema: not expected
             refused = self._deny(Outcome.CREDENTIAL, "denied: the credential has no Cedar form")
-            return self._principals.put(key, _Principal(uid, None, base, {}, refused))
+            return self._principals.put(key, _Principal(uid, None, base, {}, refused), 1)
         names = dict(self.compiled.names)
         names.update(zip(fragment_ids(len(names), len(ids)), ids, strict=True))
         principal = _Principal(uid, entities, merged, names, None)
         if ids:
-            return self._caveated.put(key, principal, self.compiled.text_size + len(fragment))
-        return self._principals.put(key, principal)
+            held = len(entities) * limits.CEDAR_ENTITY_BYTES  # review 53p, memory 1
+            return self._caveated.put(
+                key, principal, self.compiled.text_size + len(fragment) + held
+            )
+        return self._principals.put(key, principal, len(entities))
 
     # -- deciding ---------------------------------------------------------------------------
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "CEDAR_ENTITY_BYTES",
     "CEDAR_RETRY_FIRST_SECONDS",
     "CEDAR_RETRY_MAX_SECONDS",
     "CEDAR_VALIDATION_TIMEOUT_SECONDS",
+    "MAX_CACHED_CHAIN_ENTITIES",
     "MAX_CAVEATED_POLICY_TEXT",
     "MAX_CAVEAT_CONTEXT_BYTES",
     "MAX_CEDAR_ACTION_PAIRS",
@@ -62,9 +64,20 @@ MAX_POLICY_TEXT: Final = 512 * 1024
 MAX_CAVEATED_POLICY_TEXT: Final = 16 * 1024 * 1024
 """Policy text an engine keeps in its copies of the bundle's policy set with a chain's caveats
 added (one per caveated chain, each a copy of the text with the chain's caveats): it keeps the
-latest whose texts, the caveats' included, add up to at most this (at most its cache's
-entries), and builds the others again at each call (review 41d, caveats 1: 4,096 copies of a
-400 KB text held 1.7 GB; review 43b, caveats 1: the caveats' text was not counted)."""
+latest whose texts, the caveats' included, and their entities (CEDAR_ENTITY_BYTES each: review
+53p, memory 1) add up to at most this (at most its cache's entries), and builds the others
+again at each call (review 41d, caveats 1: 4,096 copies of a 400 KB text held 1.7 GB; review
+43b, caveats 1: the caveats' text was not counted)."""
+MAX_CACHED_CHAIN_ENTITIES: Final = 262_144
+"""Cedar entities an engine keeps across the chains it has cached without caveats (a chain's:
+its subjects and the schema's every action, so at least MAX_TOOLS with a full bundle; about
+CEDAR_ENTITY_BYTES each: ~64 MiB, ~500 chains at MAX_TOOLS, CACHE_ENTRIES (4,096) chains under
+a bundle of ~60 tools); past it the oldest are dropped and built again at their next call (a
+cost, never a denial). Review 53p, memory 1: bounded by count only, 4,096 chains (a member's
+delegates, free to mint) held ~130 KiB each at MAX_TOOLS, ~500 MB."""
+CEDAR_ENTITY_BYTES: Final = 256
+"""What one Cedar entity of a cached chain is counted as against MAX_CAVEATED_POLICY_TEXT (the
+caveated chains' cache; measured: ~250 bytes of native memory an action entity)."""
 MAX_CEDAR_NESTING: Final = 64
 """Deepest bracket nesting of Cedar text (policies, a schema, a caveat) troth hands cedarpy:
 its parser recurses per bracket and kills the process at a few hundred levels (troth.gates.
