@@ -9,63 +9,21 @@ never once it did (a key a durable row names must stay)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from tests.conftest import SoftHsm
+from tests.support.hsm import (  # noqa: F401 - `node` is a fixture
+    NOW,
+    agent_node_fixture,
+    fail,
+    fail_commit,
+    renew_at,
+    token_keys,
+)
 from troth.errors import StorageError, VaultError
 from troth.node import Node
-from troth.node.node import open_node
-from troth.storage.sqlite import SqliteDatabase
 from troth.vault import KeyHandle, KeyPurpose
 
 pytestmark = pytest.mark.hsm
-
-NOW = 1_800_000_000
-
-
-def _token_keys(node: Node) -> int:
-    """The private key objects troth made in the node's token."""
-    from pkcs11 import Attribute, ObjectClass
-
-    vault = node.vault._primary  # type: ignore[attr-defined]  # the CompositeVault's token
-    with vault._lock:
-        found = vault._session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY})
-        return sum(1 for key in found if str(key[Attribute.LABEL]).startswith("troth:"))
-
-
-@pytest.fixture(name="node")
-def node_fixture(
-    softhsm: SoftHsm, troth_home: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Node]:
-    softhsm.init_node("hsm", monkeypatch)
-    with open_node("hsm") as node:
-        node.identities.create(now=NOW, name="agent")
-        node.identities.purpose_key("agent", KeyPurpose.SIGNING, now=NOW)
-        yield node
-
-
-def _renew_at(node: Node) -> int:
-    """A time at which the signing key made at NOW is renewed (within a day of expiry)."""
-    return NOW + node.identities.purpose_key_ttl - 3600
-
-
-def _fail(*_args: object, **_kwargs: object) -> None:
-    raise StorageError("injected: the disk failed")
-
-
-def _fail_commit(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make the next COMMIT fail (after its rollback), as a full disk or an I/O error does."""
-    commit = SqliteDatabase._commit
-
-    def failing(self: SqliteDatabase, conn: object) -> None:
-        monkeypatch.setattr(SqliteDatabase, "_commit", commit)  # once
-        conn.execute("ROLLBACK")  # type: ignore[attr-defined]
-        raise StorageError("injected: commit failed")
-
-    monkeypatch.setattr(SqliteDatabase, "_commit", failing)
 
 
 def test_a_renewal_whose_write_fails_leaves_no_key_in_the_token(
@@ -73,22 +31,22 @@ def test_a_renewal_whose_write_fails_leaves_no_key_in_the_token(
 ) -> None:
     """pkcs11 1: the renewed key was generated and attested, then `put_purpose_key` failed:
     the new key stayed in the token (the renewal had no failure path at all)."""
-    before = _token_keys(node)
-    monkeypatch.setattr(node.identities.store, "put_purpose_key", _fail)
+    before = token_keys(node)
+    monkeypatch.setattr(node.identities.store, "put_purpose_key", fail)
     with pytest.raises(StorageError):
-        node.identities.purpose_key("agent", KeyPurpose.SIGNING, now=_renew_at(node))
-    assert _token_keys(node) == before
+        node.identities.purpose_key("agent", KeyPurpose.SIGNING, now=renew_at(node))
+    assert token_keys(node) == before
 
 
 def test_a_renewal_whose_commit_fails_leaves_no_key_in_the_token(
     node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """pkcs11 1: the same when the commit fails (rolled back: no row names the key)."""
-    before = _token_keys(node)
-    _fail_commit(monkeypatch)
+    before = token_keys(node)
+    fail_commit(monkeypatch)
     with pytest.raises(StorageError):
-        node.identities.purpose_key("agent", KeyPurpose.SIGNING, now=_renew_at(node))
-    assert _token_keys(node) == before
+        node.identities.purpose_key("agent", KeyPurpose.SIGNING, now=renew_at(node))
+    assert token_keys(node) == before
     handle, _key = node.identities.purpose_key("agent", KeyPurpose.SIGNING, now=NOW)
     node.vault.sign(handle, b"the stored key is the old one, still there")
 
@@ -97,7 +55,7 @@ def test_a_renewal_whose_token_fails_the_next_call_leaves_no_key_in_it(
     node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """pkcs11 1: the token made the key, then failed the attestation's signature."""
-    before = _token_keys(node)
+    before = token_keys(node)
     sign = node.vault.sign
 
     def failing(handle: KeyHandle, data: bytes) -> bytes:
@@ -106,8 +64,8 @@ def test_a_renewal_whose_token_fails_the_next_call_leaves_no_key_in_it(
 
     monkeypatch.setattr(node.vault, "sign", failing)
     with pytest.raises(VaultError):
-        node.identities.purpose_key("agent", KeyPurpose.SIGNING, now=_renew_at(node))
-    assert _token_keys(node) == before
+        node.identities.purpose_key("agent", KeyPurpose.SIGNING, now=renew_at(node))
+    assert token_keys(node) == before
 
 
 def test_a_rotation_whose_commit_fails_leaves_no_key_in_the_token(
@@ -115,12 +73,12 @@ def test_a_rotation_whose_commit_fails_leaves_no_key_in_the_token(
 ) -> None:
     """pkcs11 2: a rotation deleted its new keys when its body raised a TrothError, not when
     its commit failed (the transaction's end, outside that `try`)."""
-    before = _token_keys(node)
+    before = token_keys(node)
     old = node.identities.find("agent")
-    _fail_commit(monkeypatch)
+    fail_commit(monkeypatch)
     with pytest.raises(StorageError):
         node.identities.rotate("agent", now=NOW + 10)
-    assert _token_keys(node) == before
+    assert token_keys(node) == before
     assert node.identities.find("agent") == old
     node.identities.rotate("agent", now=NOW + 20)  # its committed next key is still there
 
@@ -129,11 +87,11 @@ def test_a_compromised_rotation_whose_commit_fails_leaves_no_key_in_the_token(
     node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """pkcs11 2: the same for a rotation that generates two keys (`compromised`)."""
-    before = _token_keys(node)
-    _fail_commit(monkeypatch)
+    before = token_keys(node)
+    fail_commit(monkeypatch)
     with pytest.raises(StorageError):
         node.identities.rotate("agent", now=NOW + 10, compromised=True)
-    assert _token_keys(node) == before
+    assert token_keys(node) == before
 
 
 def test_a_rotation_that_fails_inside_a_transaction_that_commits_keeps_its_keys(
@@ -145,7 +103,7 @@ def test_a_rotation_that_fails_inside_a_transaction_that_commits_keeps_its_keys(
     can never rotate again. A key a row may still name is never deleted."""
     store = node.identities.store
     take = store.take_purpose_keys
-    monkeypatch.setattr(store, "take_purpose_keys", _fail)
+    monkeypatch.setattr(store, "take_purpose_keys", fail)
     with store.transaction(), pytest.raises(StorageError):
         node.identities.rotate("agent", now=NOW + 10)
     monkeypatch.setattr(store, "take_purpose_keys", take)
@@ -164,7 +122,7 @@ def test_a_rotation_that_raises_after_its_commit_keeps_its_keys(
     take = store.take_purpose_keys
 
     def then_raise(identifier: bytes) -> object:
-        store.after_commit(lambda: _fail())  # runs once the rotation committed
+        store.after_commit(lambda: fail())  # runs once the rotation committed
         return take(identifier)
 
     monkeypatch.setattr(store, "take_purpose_keys", then_raise)

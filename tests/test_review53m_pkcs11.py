@@ -14,13 +14,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import SoftHsm
-from tests.test_review53k_pkcs11 import _fail, _fail_commit, _renew_at
+from tests.support.hsm import (  # noqa: F401 - `node` is a fixture
+    NOW,
+    agent_node_fixture,
+    fail,
+    fail_commit,
+    renew_at,
+    token_retirements,
+)
 from troth.errors import KeyNotFound, StorageError
 from troth.identity.service import IdentityExists
 from troth.node import Node
@@ -29,40 +34,16 @@ from troth.vault import KeyHandle, KeyPurpose
 
 pytestmark = pytest.mark.hsm
 
-NOW = 1_800_000_000
-
-
-def _retirements(node: Node) -> list[str]:
-    """The labels of the retirement objects in the node's token."""
-    from pkcs11 import Attribute, ObjectClass
-
-    vault = node.vault._primary  # type: ignore[attr-defined]  # the CompositeVault's token
-    with vault._lock:
-        found = vault._session.get_objects({Attribute.CLASS: ObjectClass.DATA})
-        labels = [str(obj[Attribute.LABEL]) for obj in found]
-    return sorted(label for label in labels if label.startswith("troth-retired:"))
-
-
-@pytest.fixture(name="node")
-def node_fixture(
-    softhsm: SoftHsm, troth_home: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Node]:
-    softhsm.init_node("hsm", monkeypatch)
-    with open_node("hsm") as node:
-        node.identities.create(now=NOW, name="agent")
-        node.identities.purpose_key("agent", KeyPurpose.SIGNING, now=NOW)
-        yield node
-
 
 def test_a_rotation_whose_commit_fails_leaves_no_retirement_in_the_token(
     node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """pkcs11 1: the current key and the signing key stayed retired in the token."""
-    before = _retirements(node)
-    _fail_commit(monkeypatch)
+    before = token_retirements(node)
+    fail_commit(monkeypatch)
     with pytest.raises(StorageError):
         node.identities.rotate("agent", now=NOW + 10)
-    assert _retirements(node) == before
+    assert token_retirements(node) == before
     record = node.identities.find("agent")
     node.vault.sign(KeyHandle.parse(record.primary_key), b"still the current key")
 
@@ -71,22 +52,22 @@ def test_a_rotation_whose_write_fails_leaves_no_retirement_in_the_token(
     node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """pkcs11 1: the same when a storage write after the retirement fails."""
-    before = _retirements(node)
-    monkeypatch.setattr(node.identities.store, "add_retired_keys", _fail)
+    before = token_retirements(node)
+    monkeypatch.setattr(node.identities.store, "add_retired_keys", fail)
     with pytest.raises(StorageError):
         node.identities.rotate("agent", now=NOW + 10)
-    assert _retirements(node) == before
+    assert token_retirements(node) == before
 
 
 def test_a_renewal_whose_commit_fails_leaves_no_retirement_in_the_token(
     node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """pkcs11 1: the signing key a failed renewal replaced stayed retired in the token."""
-    before = _retirements(node)
-    _fail_commit(monkeypatch)
+    before = token_retirements(node)
+    fail_commit(monkeypatch)
     with pytest.raises(StorageError):
-        node.identities.purpose_key("agent", KeyPurpose.SIGNING, now=_renew_at(node))
-    assert _retirements(node) == before
+        node.identities.purpose_key("agent", KeyPurpose.SIGNING, now=renew_at(node))
+    assert token_retirements(node) == before
 
 
 def test_a_stale_retirement_does_not_let_delete_destroy_a_current_key(
@@ -94,7 +75,7 @@ def test_a_stale_retirement_does_not_let_delete_destroy_a_current_key(
 ) -> None:
     """pkcs11 1, the harm: after the failed rotation, `delete` (which takes no proof) of the
     identity's current key from another vault object (another process) destroyed it."""
-    _fail_commit(monkeypatch)
+    fail_commit(monkeypatch)
     with pytest.raises(StorageError):
         node.identities.rotate("agent", now=NOW + 10)
     primary = KeyHandle.parse(node.identities.find("agent").primary_key)

@@ -3,34 +3,20 @@ the token (docs/vault.md, "Keys of a failed write") that the code withstands."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from tests.conftest import SoftHsm
-from tests.test_review53k_pkcs11 import _fail
-from tests.test_review53m_pkcs11 import _retirements
+from tests.support.hsm import (  # noqa: F401 - `node` is a fixture
+    NOW,
+    agent_node_fixture,
+    fail,
+    token_retirements,
+)
 from troth.errors import KeyNotFound
 from troth.node import Node
-from troth.node.node import open_node
 from troth.storage.base import RETIRED_PROOF_MARK
 from troth.vault import KeyHandle, KeyPurpose
 
 pytestmark = pytest.mark.hsm
-
-NOW = 1_800_000_000
-
-
-@pytest.fixture(name="node")
-def node_fixture(
-    softhsm: SoftHsm, troth_home: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Node]:
-    softhsm.init_node("hsm", monkeypatch)
-    with open_node("hsm") as node:
-        node.identities.create(now=NOW, name="agent")
-        node.identities.purpose_key("agent", KeyPurpose.SIGNING, now=NOW)
-        yield node
 
 
 def _stale(node: Node) -> tuple[KeyHandle, str]:
@@ -62,7 +48,7 @@ def test_a_stale_retirement_goes_with_the_key_at_its_real_retirement(node: Node)
     node.identities.rotate("agent", now=NOW + 10)
     with pytest.raises(KeyNotFound):
         node.vault.public_key(primary)
-    assert not [label for label in _retirements(node) if label.endswith(primary.key_id)]
+    assert not [label for label in token_retirements(node) if label.endswith(primary.key_id)]
 
 
 def test_a_rotation_failing_after_its_commit_keeps_its_retirements(
@@ -77,13 +63,13 @@ def test_a_rotation_failing_after_its_commit_keeps_its_retirements(
     take = store.take_purpose_keys
 
     def then_raise(identifier: bytes) -> object:
-        store.after_commit(lambda: _fail())
+        store.after_commit(lambda: fail())
         return take(identifier)
 
     monkeypatch.setattr(store, "take_purpose_keys", then_raise)
     with pytest.raises(Exception, match="injected"):
         node.identities.rotate("agent", now=NOW + 10)
-    assert [label for label in _retirements(node) if label.endswith(old.key_id)]
+    assert [label for label in token_retirements(node) if label.endswith(old.key_id)]
     forget()
     with pytest.raises(KeyNotFound):
         node.vault.public_key(old)

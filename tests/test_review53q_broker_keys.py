@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SoftHsm
+from tests.support.hsm import fail, fail_commit, token_retirements
 from tests.test_review48r_pkcs11 import broker_keys, token_handles
-from tests.test_review53k_pkcs11 import _fail, _fail_commit
-from tests.test_review53m_pkcs11 import _retirements
 from troth import limits
 from troth.errors import KeyNotFound, StorageError
 from troth.node import Node
@@ -45,11 +44,11 @@ def test_a_compromised_rotation_whose_commit_fails_leaves_no_retirement(
     now = int(time.time())
     keys = broker_keys(node.vault, node.db, now)
     (first,) = token_handles(node.db)
-    before = _retirements(node)
-    _fail_commit(monkeypatch)
+    before = token_retirements(node)
+    fail_commit(monkeypatch)
     with pytest.raises(StorageError):
         keys.rotate_signing_key(now + 1, compromised=True)
-    assert _retirements(node) == before
+    assert token_retirements(node) == before
     assert token_handles(node.db) == [first]  # rolled back: still the current key
     node.vault.sign(first, b"still in use")
 
@@ -60,12 +59,12 @@ def test_a_prune_whose_write_fails_leaves_no_retirement(
     now = int(time.time())
     keys = broker_keys(node.vault, node.db, now)
     keys.rotate_signing_key(now + 1)  # the first key retired, still published
-    before = _retirements(node)
-    monkeypatch.setattr(SqliteIdentityStore, "add_retired_keys", _fail)
+    before = token_retirements(node)
+    monkeypatch.setattr(SqliteIdentityStore, "add_retired_keys", fail)
     later = now + limits.MAX_LEASE_TTL + RETIRED_KEY_GRACE + 10
     with pytest.raises(StorageError):
         keys.forget_retired(later)
-    assert _retirements(node) == before
+    assert token_retirements(node) == before
     assert len(token_handles(node.db)) == 2  # rolled back: both rows kept
 
 
@@ -80,13 +79,13 @@ def test_a_rotation_in_a_callers_transaction_keeps_its_retirements(
     now = int(time.time())
     keys = broker_keys(node.vault, node.db, now)
     (first,) = token_handles(node.db)
-    before = _retirements(node)
+    before = token_retirements(node)
     with pytest.raises(RuntimeError), node.db.transaction():
         keys.rotate_signing_key(now + 1, compromised=True)
         raise RuntimeError("the caller's next step failed")
     assert token_handles(node.db) == [first]  # rolled back: still the current key
     node.vault.sign(first, b"still in use")
-    assert len(_retirements(node)) == len(before) + 1
+    assert len(token_retirements(node)) == len(before) + 1
 
 
 def test_a_rotation_in_a_callers_committed_transaction_deletes_the_withdrawn_key(
