@@ -16,7 +16,8 @@ rule's scope among the lease's scopes). The exact rules (docs/secrets.md, "http-
   `Content-Length`, `Transfer-Encoding`, `Expect`, every header `Connection` names, the agent's
   own credentials (`Authorization`, `Proxy-Authorization`, `Cookie`, the injected header and
   the configured `strip` list) are dropped; `Content-Length` is set from the body;
-- the response comes back without hop-by-hop headers and `Set-Cookie`, and with every
+- the response comes back without hop-by-hop headers, `Set-Cookie` and any header whose
+  name carries the secret, and with every
   occurrence of the secret (and of its credential part after a scheme) replaced by
   `[redacted]`, in headers and body, as sent or as JSON, HTML or percent-encoding would echo
   it, escapes mixed within it (`_echoes`), so an upstream that echoes requests leaks nothing;
@@ -669,6 +670,8 @@ def _clean_response(
         lower = name.lower()
         if lower in _HOP_BY_HOP or lower in _DROPPED_RESPONSE:
             continue
+        if echoed.search(name.encode("latin-1", "replace")):  # a name is not text to edit
+            continue  # (review 53t, secrets 1: an upstream reflecting it into a header name)
         raw = echoed.sub(_REDACTED, value.encode("latin-1", "replace"))
         cleaned.append((name, raw.decode("latin-1")))
     body = echoed.sub(_REDACTED, body)
