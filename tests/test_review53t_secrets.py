@@ -5,15 +5,28 @@
    header name (`X-Seen-<token>: 1`, a debugging echo) handed the agent the secret whole,
    against docs/secrets.md, "http-inject" ("every occurrence of the secret ... in headers and
    body"). A header whose name carries the secret is now dropped (a name is not text to edit).
+2. A transfer-coded answer: http.client decodes `Transfer-Encoding: chunked` alone, so an
+   upstream answering `gzip, chunked` (or `gzip`) had its raw compressed bytes handed to the
+   agent, where the redaction cannot find the secret and the agent can decompress it. An answer
+   with any transfer-coding but `chunked` is refused, as one with a `Content-Encoding` was.
+
+Each test asserts the correct behaviour and was a strict xfail until its fix.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import gzip
+import socket
+import threading
 
 import pytest
 
-from troth.secrets.engines.http_inject import _clean_response
+from troth.errors import SecretError, SecretFailure
+from troth.secrets.engine import parse_spec
+from troth.secrets.engines.http_inject import HttpInjectEngine, HttpRequest, _clean_response
+from troth.secrets.lease import SecretValue
 
 _TOKEN = "s3cr3tTokenValue0123456789"
 
@@ -28,3 +41,52 @@ def test_the_secret_in_a_response_header_name_is_not_returned(secret: str) -> No
     cleaned = _clean_response(200, "OK", headers, b"ok", secret.encode())
     assert all(_TOKEN not in name for name, _ in cleaned.headers)
     assert ("Content-Type", "text/plain") in cleaned.headers
+
+
+class _RawUpstream:
+    """A TCP server answering each connection with `answer` (raw bytes), then closing."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, args=(answer,), daemon=True)
+        self.thread.start()
+
+    def _serve(self, answer: bytes) -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = self.sock.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(answer)
+
+    def close(self) -> None:
+        self.sock.close()
+        self.thread.join(timeout=5)
+
+
+@pytest.mark.parametrize("coding", ["gzip, chunked", "gzip", "deflate"])
+def test_a_transfer_coded_answer_is_refused(coding: str) -> None:
+    """Review 53t, secrets 2: a body under a transfer-coding other than chunked cannot be
+    searched for the secret; it is refused as a content-coded one is."""
+    secret = f"Bearer {_TOKEN}".encode()
+    packed = gzip.compress(b"you sent: " + secret)
+    if coding.endswith("chunked"):
+        packed = b"%x\r\n%s\r\n0\r\n\r\n" % (len(packed), packed)
+    answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: %s\r\nConnection: close\r\n\r\n%s" % (
+        coding.encode(),
+        packed,
+    )
+    upstream = _RawUpstream(answer)
+    config = {
+        "upstream": upstream.url,
+        "header": "Authorization",
+        "rules": [{"methods": ["GET"], "path": "/**"}],
+        "timeout": 5,
+    }
+    spec = parse_spec("api", HttpInjectEngine(), config)
+    try:
+        with pytest.raises(SecretError) as caught:
+            HttpInjectEngine().forward(spec, (), HttpRequest("GET", "/x"), SecretValue(secret))
+    finally:
+        upstream.close()
+    assert caught.value.reason is SecretFailure.UPSTREAM_FAILED

@@ -21,6 +21,7 @@ rule's scope among the lease's scopes). The exact rules (docs/secrets.md, "http-
   occurrence of the secret (and of its credential part after a scheme) replaced by
   `[redacted]`, in headers and body, as sent or as JSON, HTML or percent-encoding would echo
   it, escapes mixed within it (`_echoes`), so an upstream that echoes requests leaks nothing;
+  an answer with a content- or transfer-coding (but `chunked`) is refused, unsearchable;
 - the whole exchange (connecting, sending, the answer's headers and body) ends within the
   secret's `timeout`, however the upstream paces its bytes.
 """
@@ -82,8 +83,9 @@ _HOP_BY_HOP: Final = frozenset(
 )
 _CREDENTIAL_HEADERS: Final = frozenset({"authorization", "proxy-authorization", "cookie"})
 # what would let a response escape the literal-secret redaction: a compressed or partial body
-# (the broker asks for the identity encoding and refuses any other), and what upstreams and
-# their proxies honour as another method, path or host than the one a rule allowed
+# (the broker asks for the identity encoding and refuses any other content- or
+# transfer-coding but chunked), and what upstreams and their proxies honour as another
+# method, path or host than the one a rule allowed
 _REWRITING_HEADERS: Final = frozenset(
     {
         "accept-encoding",
@@ -663,7 +665,12 @@ def _clean_response(
     if len(headers) > limits.MAX_INJECT_HEADERS or _header_bytes(headers) > _HEADERS_TOTAL:
         raise SecretError(_F.UPSTREAM_FAILED, "too many response headers")
     for name, value in headers:  # fail closed: an encoded body cannot be searched for the secret
-        if name.lower() == "content-encoding" and value.strip().lower() not in ("", "identity"):
+        coding = value.strip().lower()
+        if name.lower() == "content-encoding" and coding not in ("", "identity"):
+            raise SecretError(_F.UPSTREAM_FAILED, "the upstream answered with an encoded body")
+        # http.client decodes `chunked` alone: under `gzip, chunked` it hands the chunks' raw
+        # bytes on, compressed (review 53t, secrets 2)
+        if name.lower() == "transfer-encoding" and coding not in ("chunked", "identity"):
             raise SecretError(_F.UPSTREAM_FAILED, "the upstream answered with an encoded body")
     cleaned: list[tuple[str, str]] = []
     for name, value in headers:
