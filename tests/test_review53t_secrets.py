@@ -9,6 +9,9 @@
    upstream answering `gzip, chunked` (or `gzip`) had its raw compressed bytes handed to the
    agent, where the redaction cannot find the secret and the agent can decompress it. An answer
    with any transfer-coding but `chunked` is refused, as one with a `Content-Encoding` was.
+3. A forward under a lease of another engine (a token lease) was refused BAD_REQUEST with no
+   audit record, where every other refusal of a forward is audited `deny` (within the denial
+   budget). It is audited now.
 
 Each test asserts the correct behaviour and was a strict xfail until its fix.
 """
@@ -20,10 +23,15 @@ import contextlib
 import gzip
 import socket
 import threading
+from pathlib import Path
 
 import pytest
 
+from tests.conftest import NOW
+from tests.support.leases import make_world, open_broker
 from troth.errors import SecretError, SecretFailure
+from troth.secrets import AllowListPolicy
+from troth.secrets.audit import AuditEvent, AuditKind
 from troth.secrets.engine import parse_spec
 from troth.secrets.engines.http_inject import HttpInjectEngine, HttpRequest, _clean_response
 from troth.secrets.lease import SecretValue
@@ -90,3 +98,34 @@ def test_a_transfer_coded_answer_is_refused(coding: str) -> None:
     finally:
         upstream.close()
     assert caught.value.reason is SecretFailure.UPSTREAM_FAILED
+
+
+class _Sink:
+    """An audit sink that keeps every record."""
+
+    def __init__(self) -> None:
+        self.events: list[AuditEvent] = []
+
+    def append(self, event: AuditEvent) -> None:
+        self.events.append(event)
+
+
+def test_a_forward_under_a_lease_of_another_engine_is_audited(tmp_path: Path) -> None:
+    """Review 53t, secrets 3: every other refusal of a forward (no such lease, revoked,
+    expired, another chain, a request the rules forbid) is audited `deny`; asking the broker
+    to forward under a token lease was refused BAD_REQUEST with no record."""
+    world = make_world(NOW)
+    sink = _Sink()
+    policy = AllowListPolicy({world.agent_a.identifier: {"api": None}})
+    _db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy, audit=sink)
+    broker.put_secret("api", "token", {"audience": "x", "scopes": ["read"]}, b"", now=NOW)
+    agent = world.credential_a()
+    issued = broker.issue(agent, "api", now=NOW)
+    before = len(sink.events)
+    with pytest.raises(SecretError) as caught:
+        broker.prepare_forward(agent, issued.lease_id, HttpRequest("GET", "/x"), now=NOW + 1)
+    assert caught.value.reason is SecretFailure.BAD_REQUEST
+    denials = [e for e in sink.events[before:] if e.kind is AuditKind.DENY]
+    assert len(denials) == 1
+    assert denials[0].lease == issued.lease.handle
+    assert denials[0].secret == "api"
