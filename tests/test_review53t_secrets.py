@@ -12,6 +12,9 @@
 3. A forward under a lease of another engine (a token lease) was refused BAD_REQUEST with no
    audit record, where every other refusal of a forward is audited `deny` (within the denial
    budget). It is audited now.
+4. A folded response header (obs-fold): http.client keeps `\r\n ` in the value, so a fold
+   inside the secret hid it from the redaction. Such an answer is refused, as RFC 9112 section
+   5.2 has a gateway do.
 
 Each test asserts the correct behaviour and was a strict xfail until its fix.
 """
@@ -129,3 +132,28 @@ def test_a_forward_under_a_lease_of_another_engine_is_audited(tmp_path: Path) ->
     assert len(denials) == 1
     assert denials[0].lease == issued.lease.handle
     assert denials[0].secret == "api"
+
+
+def test_a_folded_response_header_is_refused() -> None:
+    """Review 53t, secrets 4: http.client keeps an obs-fold (a header line continued on the
+    next, RFC 9112 section 5.2) in the value, `\\r\\n ` and all; folded inside the secret, the
+    redaction found neither half and the agent joined them. A gateway discards such a message
+    (RFC 9112 section 5.2): refused as UPSTREAM_FAILED."""
+    secret = f"Bearer {_TOKEN}".encode()
+    half = len(_TOKEN) // 2
+    folded = f"X-Echo: Bearer {_TOKEN[:half]}\r\n {_TOKEN[half:]}\r\n".encode()
+    answer = b"HTTP/1.1 200 OK\r\n%sContent-Length: 2\r\nConnection: close\r\n\r\nok" % folded
+    upstream = _RawUpstream(answer)
+    config = {
+        "upstream": upstream.url,
+        "header": "Authorization",
+        "rules": [{"methods": ["GET"], "path": "/**"}],
+        "timeout": 5,
+    }
+    spec = parse_spec("api", HttpInjectEngine(), config)
+    try:
+        with pytest.raises(SecretError) as caught:
+            HttpInjectEngine().forward(spec, (), HttpRequest("GET", "/x"), SecretValue(secret))
+    finally:
+        upstream.close()
+    assert caught.value.reason is SecretFailure.UPSTREAM_FAILED

@@ -21,7 +21,7 @@ rule's scope among the lease's scopes). The exact rules (docs/secrets.md, "http-
   occurrence of the secret (and of its credential part after a scheme) replaced by
   `[redacted]`, in headers and body, as sent or as JSON, HTML or percent-encoding would echo
   it, escapes mixed within it (`_echoes`), so an upstream that echoes requests leaks nothing;
-  an answer with a content- or transfer-coding (but `chunked`) is refused, unsearchable;
+  an answer with a content- or transfer-coding (but `chunked`) or a folded header is refused;
 - the whole exchange (connecting, sending, the answer's headers and body) ends within the
   secret's `timeout`, however the upstream paces its bytes.
 """
@@ -665,6 +665,9 @@ def _clean_response(
     if len(headers) > limits.MAX_INJECT_HEADERS or _header_bytes(headers) > _HEADERS_TOTAL:
         raise SecretError(_F.UPSTREAM_FAILED, "too many response headers")
     for name, value in headers:  # fail closed: an encoded body cannot be searched for the secret
+        if "\r" in value or "\n" in value:  # an obs-fold, kept by http.client: a gateway
+            # discards the message (RFC 9112 section 5.2); one inside the secret hid it (53t)
+            raise SecretError(_F.UPSTREAM_FAILED, "the upstream answered a folded header")
         coding = value.strip().lower()
         if name.lower() == "content-encoding" and coding not in ("", "identity"):
             raise SecretError(_F.UPSTREAM_FAILED, "the upstream answered with an encoded body")
