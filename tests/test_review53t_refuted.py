@@ -6,6 +6,10 @@ a target in absolute form, with `//`, a userinfo-looking `@` segment, percent-es
 `%25` (an IPv6 zone id's escape) or non-ASCII text never names another host; `Host`,
 `Forwarded` and `X-Forwarded-*` from the agent are dropped, and a header `Connection` names
 goes with it.
+
+Leases and tokens: a lease the sweep ended stays over when the broker's clock is set back;
+renewals at the edge stop at `issued_at + max_ttl`; a token is refused for another secret's
+audience and carries only the scopes its lease was issued.
 """
 
 from __future__ import annotations
@@ -13,11 +17,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.conftest import NOW
+from tests.support.leases import LeaseWorld, make_world, open_broker
 from troth.errors import SecretError, SecretFailure
+from troth.secrets import AllowListPolicy, Broker
 from troth.secrets.engine import SecretSpec, parse_spec
 from troth.secrets.engines.http_inject import HttpInjectEngine, HttpRequest
 from troth.secrets.lease import SecretValue
@@ -166,3 +174,63 @@ def test_a_header_smuggling_another_line_is_refused(header: tuple[str, str]) -> 
     with pytest.raises(SecretError) as caught:
         HttpInjectEngine().check_request(spec, (), HttpRequest("GET", "/x", (header,)))
     assert caught.value.reason is SecretFailure.FORBIDDEN_REQUEST
+
+
+# -- leases and tokens: a clock set back, renewals at the cap, another audience ----------------
+
+
+def _token_broker(tmp_path: Path, world: LeaseWorld) -> Broker:
+    policy = AllowListPolicy({world.agent_a.identifier: {"api": None, "other": None}})
+    _db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy)
+    config = {"audience": "payments", "scopes": ["read", "write"], "ttl": 60, "max_ttl": 100}
+    broker.put_secret("api", "token", config, b"", now=NOW)
+    broker.put_secret("other", "token", {**config, "audience": "billing"}, b"", now=NOW)
+    return broker
+
+
+def test_a_swept_lease_stays_over_when_the_clock_is_set_back(tmp_path: Path) -> None:
+    """The sweep ends an expired lease's state: a broker clock moved back before its expiry
+    neither validates its token nor renews it."""
+    world = make_world(NOW)
+    broker = _token_broker(tmp_path, world)
+    issued = broker.issue(world.credential_a(), "api", now=NOW)
+    token = str(issued.credential.reveal()["token"])
+    broker.sweep(NOW + 61)
+    with pytest.raises(SecretError) as caught:
+        broker.validate_token(token, audience="payments", now=NOW + 10)
+    assert caught.value.reason is SecretFailure.REVOKED
+    with pytest.raises(SecretError) as caught:
+        broker.renew(world.credential_a(), issued.lease_id, now=NOW + 10)
+    assert caught.value.reason is SecretFailure.REVOKED
+
+
+def test_renewals_never_pass_max_ttl_from_the_issue(tmp_path: Path) -> None:
+    """Renewing each time just before the expiry, with the longest ttl, stops at
+    issued_at + max_ttl; past it the lease ends."""
+    world = make_world(NOW)
+    broker = _token_broker(tmp_path, world)
+    issued = broker.issue(world.credential_a(), "api", now=NOW)
+    now, expires = NOW, issued.lease.expires_at
+    for _ in range(5):
+        now = expires - 1
+        lease, _made = broker.renew(world.credential_a(), issued.lease_id, now=now, ttl=100)
+        expires = lease.expires_at
+        assert expires <= NOW + 100
+    assert expires == NOW + 100
+    with pytest.raises(SecretError) as caught:
+        broker.renew(world.credential_a(), issued.lease_id, now=NOW + 100)
+    assert caught.value.reason is SecretFailure.EXPIRED
+
+
+def test_a_token_is_not_valid_for_another_secrets_audience(tmp_path: Path) -> None:
+    """A token of secret `api` (audience payments) is refused for `billing`, the audience of
+    another secret the same agent may lease, and its scope cannot be widened: a token for
+    `read` carries `read` alone."""
+    world = make_world(NOW)
+    broker = _token_broker(tmp_path, world)
+    issued = broker.issue(world.credential_a(), "api", scope=["read"], now=NOW)
+    token = str(issued.credential.reveal()["token"])
+    with pytest.raises(SecretError) as caught:
+        broker.validate_token(token, audience="billing", now=NOW + 1)
+    assert caught.value.reason is SecretFailure.JWT_WRONG_AUDIENCE
+    assert broker.validate_token(token, audience="payments", now=NOW + 1).scope == ("read",)
