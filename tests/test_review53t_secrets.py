@@ -15,6 +15,10 @@
 4. A folded response header (obs-fold): http.client keeps `\r\n ` in the value, so a fold
    inside the secret hid it from the redaction. Such an answer is refused, as RFC 9112 section
    5.2 has a gateway do.
+5. A method override by parameter: the broker drops `X-HTTP-Method-Override` and its kin,
+   but `_method` in the query or a form body (Laravel, Symfony, Rails, Express's
+   method-override) turned a POST a rule allowed into a DELETE or PUT upstream. A query or body
+   naming a `_method` parameter is refused.
 
 Each test asserts the correct behaviour and was a strict xfail until its fix.
 """
@@ -157,3 +161,52 @@ def test_a_folded_response_header_is_refused() -> None:
     finally:
         upstream.close()
     assert caught.value.reason is SecretFailure.UPSTREAM_FAILED
+
+
+@pytest.mark.parametrize(
+    ("target", "body"),
+    [
+        ("/v1/refunds?_method=DELETE", b""),
+        ("/v1/refunds?a=1&%5Fmethod=DELETE", b""),
+        ("/v1/refunds?_METHOD=PUT", b""),
+        ("/v1/refunds", b"amount=1&_method=DELETE"),
+        ("/v1/refunds", b'--b\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE'),
+    ],
+)
+def test_a_method_override_parameter_is_refused(target: str, body: bytes) -> None:
+    """Review 53t, secrets 5: the broker drops `X-HTTP-Method-Override` and its kin, which
+    upstreams honour as another method than the one a rule allowed; their parameter form,
+    `_method` (Laravel and Symfony read it from the query or a form body of a POST, Rails'
+    Rack::MethodOverride and Express's method-override from a form body or the query), passed,
+    so a rule allowing POST /v1/refunds let an agent DELETE it on such an upstream."""
+    config = {
+        "upstream": "http://127.0.0.1:9/api",
+        "header": "Authorization",
+        "rules": [{"methods": ["POST"], "path": "/v1/refunds"}],
+    }
+    spec = parse_spec("api", HttpInjectEngine(), config)
+    with pytest.raises(SecretError) as caught:
+        HttpInjectEngine().check_request(spec, (), HttpRequest("POST", target, (), body))
+    assert caught.value.reason is SecretFailure.FORBIDDEN_REQUEST
+
+
+@pytest.mark.parametrize(
+    ("target", "body"),
+    [
+        ("/v1/refunds?payment_method=pm_1", b""),
+        ("/v1/refunds", b"payment_method=pm_1&amount=1"),
+        ("/v1/refunds", b'{"payment_method": "pm_1", "method": "card"}'),
+    ],
+)
+def test_another_name_ending_in_method_passes(target: str, body: bytes) -> None:
+    """`payment_method` is not `_method`: such requests still pass (review 53t, secrets 5)."""
+    config = {
+        "upstream": "http://127.0.0.1:9/api",
+        "header": "Authorization",
+        "rules": [{"methods": ["POST"], "path": "/v1/refunds"}],
+    }
+    spec = parse_spec("api", HttpInjectEngine(), config)
+    target_sent, _ = HttpInjectEngine().check_request(
+        spec, (), HttpRequest("POST", target, (), body)
+    )
+    assert target_sent == "/api" + target

@@ -15,7 +15,8 @@ rule's scope among the lease's scopes). The exact rules (docs/secrets.md, "http-
 - headers are RFC 9110 tokens with values free of CR, LF and NUL; hop-by-hop headers, `Host`,
   `Content-Length`, `Transfer-Encoding`, `Expect`, every header `Connection` names, the agent's
   own credentials (`Authorization`, `Proxy-Authorization`, `Cookie`, the injected header and
-  the configured `strip` list) are dropped; `Content-Length` is set from the body;
+  the configured `strip` list) are dropped; `Content-Length` is set from the body; a query
+  or body naming a `_method` parameter (a method override) is refused;
 - the response comes back without hop-by-hop headers, `Set-Cookie` and any header whose
   name carries the secret, and with every
   occurrence of the secret (and of its credential part after a scheme) replaced by
@@ -103,6 +104,10 @@ _REWRITING_HEADERS: Final = frozenset(
     }
 )
 _REWRITING_PREFIX: Final = "x-forwarded-"
+# their parameter form: `_method` in the query or a form body of a POST (Laravel, Symfony,
+# Rails' Rack::MethodOverride, Express's method-override) as a name of its own, any case,
+# percent-escaped or not (`payment_method` is another name; review 53t, secrets 5)
+_METHOD_PARAMETER: Final = re.compile(rb"(?:^|[&;?\s\"'])_method(?:$|[=&;\s\"'])", re.I | re.M)
 _DROPPED_RESPONSE: Final = frozenset({"set-cookie", "set-cookie2", "proxy-authenticate"})
 _REDACTED: Final = b"[redacted]"
 _SETTINGS = frozenset({"upstream", "header", "rules", "strip", "timeout"})
@@ -248,6 +253,9 @@ class HttpInjectEngine(LocalEngine):
             raise SecretError(_F.FORBIDDEN_REQUEST, f"no rule allows {request.method} {path}")
         if len(request.body) > limits.MAX_INJECT_REQUEST_BYTES:
             raise SecretError(_F.FORBIDDEN_REQUEST, "the body is over the limit")
+        for text in (query or "").encode(), request.body:
+            if _METHOD_PARAMETER.search(urllib.parse.unquote_to_bytes(text)):
+                raise SecretError(_F.FORBIDDEN_REQUEST, "a method-override parameter (_method)")
         return _upstream_target(spec, path, query), _forwarded_headers(spec, request.headers)
 
     def forward(
