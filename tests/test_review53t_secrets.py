@@ -19,6 +19,10 @@
    but `_method` in the query or a form body (Laravel, Symfony, Rails, Express's
    method-override) turned a POST a rule allowed into a DELETE or PUT upstream. A query or body
    naming a `_method` parameter is refused.
+6. Chunks http.client leaves framed: it decodes chunks only when the first Transfer-Encoding
+   value is exactly `chunked`; under `chunked ` (a trailing space) or `identity` then
+   `chunked` the chunk framing stayed in the body and split a secret sent across two chunks.
+   Any Transfer-Encoding value but exactly `chunked` is refused.
 
 Each test asserts the correct behaviour and was a strict xfail until its fix.
 """
@@ -210,3 +214,34 @@ def test_another_name_ending_in_method_passes(target: str, body: bytes) -> None:
         spec, (), HttpRequest("POST", target, (), body)
     )
     assert target_sent == "/api" + target
+
+
+@pytest.mark.parametrize(
+    "coding", [b"chunked ", b"identity\r\nTransfer-Encoding: chunked", b"Chunked\t"]
+)
+def test_chunks_http_client_does_not_decode_are_refused(coding: bytes) -> None:
+    """Review 53t, secrets 6: http.client decodes chunks only when the first Transfer-Encoding
+    value is exactly `chunked` (any case); `chunked ` with a trailing space, or `identity`
+    before `chunked`, left the chunks' framing in the body, so a secret split across two
+    chunks reached the agent in two halves the redaction did not see."""
+    secret = f"Bearer {_TOKEN}".encode()
+    first, second = secret[:12], secret[12:]
+    body = b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(first), first, len(second), second)
+    answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: %s\r\nConnection: close\r\n\r\n%s" % (
+        coding,
+        body,
+    )
+    upstream = _RawUpstream(answer)
+    config = {
+        "upstream": upstream.url,
+        "header": "Authorization",
+        "rules": [{"methods": ["GET"], "path": "/**"}],
+        "timeout": 5,
+    }
+    spec = parse_spec("api", HttpInjectEngine(), config)
+    try:
+        with pytest.raises(SecretError) as caught:
+            HttpInjectEngine().forward(spec, (), HttpRequest("GET", "/x"), SecretValue(secret))
+    finally:
+        upstream.close()
+    assert caught.value.reason is SecretFailure.UPSTREAM_FAILED

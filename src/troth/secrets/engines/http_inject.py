@@ -679,9 +679,10 @@ def _clean_response(
         coding = value.strip().lower()
         if name.lower() == "content-encoding" and coding not in ("", "identity"):
             raise SecretError(_F.UPSTREAM_FAILED, "the upstream answered with an encoded body")
-        # http.client decodes `chunked` alone: under `gzip, chunked` it hands the chunks' raw
-        # bytes on, compressed (review 53t, secrets 2)
-        if name.lower() == "transfer-encoding" and coding not in ("chunked", "identity"):
+        # http.client decodes chunks only under a first value of exactly `chunked`: under
+        # `gzip, chunked` it handed the compressed bytes on (review 53t, secrets 2), under
+        # `chunked ` or `identity` then `chunked` the framing, which split the secret (6)
+        if name.lower() == "transfer-encoding" and value.lower() != "chunked":
             raise SecretError(_F.UPSTREAM_FAILED, "the upstream answered with an encoded body")
     cleaned: list[tuple[str, str]] = []
     for name, value in headers:
