@@ -23,6 +23,9 @@
    value is exactly `chunked`; under `chunked ` (a trailing space) or `identity` then
    `chunked` the chunk framing stayed in the body and split a secret sent across two chunks.
    Any Transfer-Encoding value but exactly `chunked` is refused.
+7. Wide charsets: the agent's `Accept-Charset` went upstream, and an answer in UTF-16 or
+   UTF-32 carries the secret as two or four bytes a character, unseen by the redaction. The
+   request header is dropped and such an answer (its `Content-Type` charset) refused.
 
 Each test asserts the correct behaviour and was a strict xfail until its fix.
 """
@@ -245,3 +248,27 @@ def test_chunks_http_client_does_not_decode_are_refused(coding: bytes) -> None:
     finally:
         upstream.close()
     assert caught.value.reason is SecretFailure.UPSTREAM_FAILED
+
+
+def test_an_answer_in_utf16_is_refused_and_accept_charset_is_dropped() -> None:
+    """Review 53t, secrets 7: the agent's `Accept-Charset` went upstream, and an answer in
+    UTF-16 or UTF-32 (which such an upstream sends) holds the secret as two or four bytes a
+    character, which the redaction does not read: the request header is dropped (as
+    `Accept-Encoding` is) and such an answer refused (`upstream failed`)."""
+    secret = f"Bearer {_TOKEN}".encode()
+    config = {
+        "upstream": "http://127.0.0.1:9/api",
+        "header": "Authorization",
+        "rules": [{"methods": ["GET"], "path": "/**"}],
+    }
+    spec = parse_spec("api", HttpInjectEngine(), config)
+    _, kept = HttpInjectEngine().check_request(
+        spec, (), HttpRequest("GET", "/x", (("Accept-Charset", "utf-16"),))
+    )
+    assert kept == []
+    body = ("you sent: " + secret.decode()).encode("utf-16")
+    for charset in ("utf-16", "UTF-16LE", '"utf-32"'):
+        headers = [("Content-Type", f"text/plain; charset={charset}")]
+        with pytest.raises(SecretError) as caught:
+            _clean_response(200, "OK", headers, body, secret)
+        assert caught.value.reason is SecretFailure.UPSTREAM_FAILED

@@ -22,7 +22,8 @@ rule's scope among the lease's scopes). The exact rules (docs/secrets.md, "http-
   occurrence of the secret (and of its credential part after a scheme) replaced by
   `[redacted]`, in headers and body, as sent or as JSON, HTML or percent-encoding would echo
   it, escapes mixed within it (`_echoes`), so an upstream that echoes requests leaks nothing;
-  an answer with a content- or transfer-coding (but `chunked`) or a folded header is refused;
+  an answer with a content- or transfer-coding (but `chunked`), a folded header or in UTF-16
+  or UTF-32 is refused (`Accept-Charset` is dropped);
 - the whole exchange (connecting, sending, the answer's headers and body) ends within the
   secret's `timeout`, however the upstream paces its bytes.
 """
@@ -90,6 +91,7 @@ _CREDENTIAL_HEADERS: Final = frozenset({"authorization", "proxy-authorization", 
 _REWRITING_HEADERS: Final = frozenset(
     {
         "accept-encoding",
+        "accept-charset",  # an answer in UTF-16 or UTF-32 the redaction cannot read (53t)
         "range",
         "if-range",
         "x-http-method-override",
@@ -108,6 +110,8 @@ _REWRITING_PREFIX: Final = "x-forwarded-"
 # Rails' Rack::MethodOverride, Express's method-override) as a name of its own, any case,
 # percent-escaped or not (`payment_method` is another name; review 53t, secrets 5)
 _METHOD_PARAMETER: Final = re.compile(rb"(?:^|[&;?\s\"'])_method(?:$|[=&;\s\"'])", re.I | re.M)
+# a charset of two or four bytes a character: the redaction reads none (review 53t, secrets 7)
+_WIDE_CHARSET: Final = re.compile(r"""charset\s*=\s*["']?\s*(?:utf-?(?:16|32)|ucs-?[24])""", re.I)
 _DROPPED_RESPONSE: Final = frozenset({"set-cookie", "set-cookie2", "proxy-authenticate"})
 _REDACTED: Final = b"[redacted]"
 _SETTINGS = frozenset({"upstream", "header", "rules", "strip", "timeout"})
@@ -676,6 +680,8 @@ def _clean_response(
         if "\r" in value or "\n" in value:  # an obs-fold, kept by http.client: a gateway
             # discards the message (RFC 9112 section 5.2); one inside the secret hid it (53t)
             raise SecretError(_F.UPSTREAM_FAILED, "the upstream answered a folded header")
+        if name.lower() == "content-type" and _WIDE_CHARSET.search(value):  # review 53t
+            raise SecretError(_F.UPSTREAM_FAILED, "the upstream answered in UTF-16 or UTF-32")
         coding = value.strip().lower()
         if name.lower() == "content-encoding" and coding not in ("", "identity"):
             raise SecretError(_F.UPSTREAM_FAILED, "the upstream answered with an encoded body")
