@@ -465,10 +465,11 @@ class Broker:
         lease = self.book.active_lease(credential, lease_id, now)
         spec = self.spec(lease.secret)
         engine = self.engines[spec.engine]
-        if not isinstance(engine, HttpInjectEngine):
-            raise SecretError(_F.BAD_REQUEST, f"{spec.name} is not an http-inject secret")
-
         account = lease_account(credential)
+        if not isinstance(engine, HttpInjectEngine):  # audited as every refusal (review 53t)
+            refused = SecretError(_F.BAD_REQUEST, f"{spec.name} is not an http-inject secret")
+            self.book.deny(refused, now, lease.identity, spec.name, lease.handle, account)
+            raise refused
 
         def record(kind: AuditKind, detail: str) -> None:
             with self.store.transaction():
@@ -488,8 +489,7 @@ class Broker:
             if exc.reason is _F.FORBIDDEN_REQUEST:  # within the denial budget (review 45k)
                 self.book.deny(exc, now, lease.identity, spec.name, lease.handle, account)
             raise
-        secret = SecretValue(self._upstream(spec).reveal())
-        # audited before it is sent (fail closed)
+        secret = SecretValue(self._upstream(spec).reveal())  # its use audited before sent
         record(AuditKind.USE, f"{request.method} {request.target.partition('?')[0]}")
         return PreparedForward(engine, spec, request, target, tuple(headers), secret)
 

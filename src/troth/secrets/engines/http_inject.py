@@ -15,11 +15,15 @@ rule's scope among the lease's scopes). The exact rules (docs/secrets.md, "http-
 - headers are RFC 9110 tokens with values free of CR, LF and NUL; hop-by-hop headers, `Host`,
   `Content-Length`, `Transfer-Encoding`, `Expect`, every header `Connection` names, the agent's
   own credentials (`Authorization`, `Proxy-Authorization`, `Cookie`, the injected header and
-  the configured `strip` list) are dropped; `Content-Length` is set from the body;
-- the response comes back without hop-by-hop headers and `Set-Cookie`, and with every
+  the configured `strip` list) are dropped; `Content-Length` is set from the body; a query
+  or body naming a `_method` parameter (a method override) is refused;
+- the response comes back without hop-by-hop headers, `Set-Cookie` and any header whose
+  name carries the secret, and with every
   occurrence of the secret (and of its credential part after a scheme) replaced by
   `[redacted]`, in headers and body, as sent or as JSON, HTML or percent-encoding would echo
   it, escapes mixed within it (`_echoes`), so an upstream that echoes requests leaks nothing;
+  an answer with a content- or transfer-coding (but `chunked`), a folded header or in UTF-16
+  or UTF-32 is refused (`Accept-Charset` is dropped);
 - the whole exchange (connecting, sending, the answer's headers and body) ends within the
   secret's `timeout`, however the upstream paces its bytes.
 """
@@ -81,11 +85,13 @@ _HOP_BY_HOP: Final = frozenset(
 )
 _CREDENTIAL_HEADERS: Final = frozenset({"authorization", "proxy-authorization", "cookie"})
 # what would let a response escape the literal-secret redaction: a compressed or partial body
-# (the broker asks for the identity encoding and refuses any other), and what upstreams and
-# their proxies honour as another method, path or host than the one a rule allowed
+# (the broker asks for the identity encoding and refuses any other content- or
+# transfer-coding but chunked), and what upstreams and their proxies honour as another
+# method, path or host than the one a rule allowed
 _REWRITING_HEADERS: Final = frozenset(
     {
         "accept-encoding",
+        "accept-charset",  # an answer in UTF-16 or UTF-32 the redaction cannot read (53t)
         "range",
         "if-range",
         "x-http-method-override",
@@ -100,6 +106,12 @@ _REWRITING_HEADERS: Final = frozenset(
     }
 )
 _REWRITING_PREFIX: Final = "x-forwarded-"
+# their parameter form: `_method` in the query or a form body of a POST (Laravel, Symfony,
+# Rails' Rack::MethodOverride, Express's method-override) as a name of its own, any case,
+# percent-escaped or not (`payment_method` is another name; review 53t, secrets 5)
+_METHOD_PARAMETER: Final = re.compile(rb"(?:^|[&;?\s\"'])_method(?:$|[=&;\s\"'])", re.I | re.M)
+# a charset of two or four bytes a character: the redaction reads none (review 53t, secrets 7)
+_WIDE_CHARSET: Final = re.compile(r"""charset\s*=\s*["']?\s*(?:utf-?(?:16|32)|ucs-?[24])""", re.I)
 _DROPPED_RESPONSE: Final = frozenset({"set-cookie", "set-cookie2", "proxy-authenticate"})
 _REDACTED: Final = b"[redacted]"
 _SETTINGS = frozenset({"upstream", "header", "rules", "strip", "timeout"})
@@ -245,6 +257,9 @@ class HttpInjectEngine(LocalEngine):
             raise SecretError(_F.FORBIDDEN_REQUEST, f"no rule allows {request.method} {path}")
         if len(request.body) > limits.MAX_INJECT_REQUEST_BYTES:
             raise SecretError(_F.FORBIDDEN_REQUEST, "the body is over the limit")
+        for text in (query or "").encode(), request.body:
+            if _METHOD_PARAMETER.search(urllib.parse.unquote_to_bytes(text)):
+                raise SecretError(_F.FORBIDDEN_REQUEST, "a method-override parameter (_method)")
         return _upstream_target(spec, path, query), _forwarded_headers(spec, request.headers)
 
     def forward(
@@ -662,13 +677,26 @@ def _clean_response(
     if len(headers) > limits.MAX_INJECT_HEADERS or _header_bytes(headers) > _HEADERS_TOTAL:
         raise SecretError(_F.UPSTREAM_FAILED, "too many response headers")
     for name, value in headers:  # fail closed: an encoded body cannot be searched for the secret
-        if name.lower() == "content-encoding" and value.strip().lower() not in ("", "identity"):
+        if "\r" in value or "\n" in value:  # an obs-fold, kept by http.client: a gateway
+            # discards the message (RFC 9112 section 5.2); one inside the secret hid it (53t)
+            raise SecretError(_F.UPSTREAM_FAILED, "the upstream answered a folded header")
+        if name.lower() == "content-type" and _WIDE_CHARSET.search(value):  # review 53t
+            raise SecretError(_F.UPSTREAM_FAILED, "the upstream answered in UTF-16 or UTF-32")
+        coding = value.strip().lower()
+        if name.lower() == "content-encoding" and coding not in ("", "identity"):
+            raise SecretError(_F.UPSTREAM_FAILED, "the upstream answered with an encoded body")
+        # http.client decodes chunks only under a first value of exactly `chunked`: under
+        # `gzip, chunked` it handed the compressed bytes on (review 53t, secrets 2), under
+        # `chunked ` or `identity` then `chunked` the framing, which split the secret (6)
+        if name.lower() == "transfer-encoding" and value.lower() != "chunked":
             raise SecretError(_F.UPSTREAM_FAILED, "the upstream answered with an encoded body")
     cleaned: list[tuple[str, str]] = []
     for name, value in headers:
         lower = name.lower()
         if lower in _HOP_BY_HOP or lower in _DROPPED_RESPONSE:
             continue
+        if echoed.search(name.encode("latin-1", "replace")):  # a name is not text to edit
+            continue  # (review 53t, secrets 1: an upstream reflecting it into a header name)
         raw = echoed.sub(_REDACTED, value.encode("latin-1", "replace"))
         cleaned.append((name, raw.decode("latin-1")))
     body = echoed.sub(_REDACTED, body)
