@@ -11,22 +11,27 @@ from tests.support.cli import run
 from troth.credentials import Attributes
 from troth.node.node import init_node, open_node
 
-NOW = int(time.time())  # the CLI checks against the clock
+
+def _now() -> int:
+    """The clock's second (the CLI checks against the clock; read per test, never at import:
+    a ticket made at collection time expired before a whole suite reached this file)."""
+    return int(time.time())
 
 
 def _ticket_file(home: Path, mode: int) -> Path:
     """A ticket of authority acme (node acme) in a file of `mode`; node agent holds `agent`."""
     init_node("acme")
     init_node("agent")
+    now = _now()
     with open_node("acme") as acme, open_node("agent") as agent:
-        authority = acme.create_authority("acme", now=NOW)
+        authority = acme.create_authority("acme", now=now)
         ticket = authority.create_ticket(
             creator=authority.identifier,
             attributes=Attributes({"agents.team": "a"}),
             address="node:acme",
-            now=NOW,
+            now=now,
         )
-        agent.identities.create(now=NOW, name="agent")
+        agent.identities.create(now=now, name="agent")
     path = home / "ticket.txt"
     path.write_text(str(ticket))
     path.chmod(mode)
@@ -55,7 +60,7 @@ def test_a_damaged_local_identity_row_is_a_database_failure(troth_home: Path) ->
     database failed), not an input the user gave that troth judged (exit 1)."""
     init_node("n")
     with open_node("n") as node:
-        node.identities.create(now=NOW, name="agent")
+        node.identities.create(now=_now(), name="agent")
         db = node.db.path
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE identities SET history = ? WHERE name = 'agent'", (b"\x82\x01ga",))
