@@ -59,7 +59,7 @@ from troth.errors import (
 from troth.node.config import NodeConfig, update_config
 from troth.node.home import read_private_file, write_private_file
 from troth.node.node import node_dir, open_node
-from troth.node.process import send_signal, start_time, still
+from troth.node.process import peer_pid, send_signal, start_time, still
 from troth.transport.framing import FRAME_HEADER, check_header, frame
 
 if TYPE_CHECKING:
@@ -496,9 +496,22 @@ def _control_frame(value: Any, limit: int) -> bytes:
     return frame(cbor.encode(value), limit)
 
 
-async def _control_request(path: str, op: str, arguments: dict[str, Any], timeout: float) -> Any:
+async def _control_request(
+    path: str, op: str, arguments: dict[str, Any], timeout: float, pid: object = None
+) -> Any:
+    """`op` asked of the node listening at `path`: only when the kernel says the listener is
+    process `pid` (the node's status names it, and it holds the node's lock), else nothing is
+    sent (a listener another user put at the socket's name was handed tickets: review 53u,
+    control 1). Where the platform cannot tell the listener, the socket's directory is relied
+    on alone."""
     reader, writer = await asyncio.open_unix_connection(path)
     try:
+        listener = peer_pid(writer.get_extra_info("socket"))
+        if listener is not None and listener != pid:
+            raise ConnectionRefusedError(
+                f"the process listening at {path} (pid {listener}) is not the node (pid {pid}): "
+                f"another process took the control socket's name; {op} was not sent to it"
+            )
         writer.write(_control_frame({"op": op, "args": arguments}, limits.MAX_CONTROL_REQUEST))
         await writer.drain()
         answer = cbor.decode(
@@ -601,7 +614,9 @@ def control(
     status = status or node_status(home, name)
     if not status["running"]:
         raise ConfigError(f"node {name!r} is not running: start it with: troth node start {name}")
-    return asyncio.run(_control_request(status["control"], op, arguments, timeout))
+    return asyncio.run(
+        _control_request(status["control"], op, arguments, timeout, status.get("pid"))
+    )
 
 
 def run_transient(home: Path, name: str, op: str, arguments: dict[str, Any]) -> Any:

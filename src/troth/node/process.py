@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import struct
 
-__all__ = ["send_signal", "start_time", "still"]
+__all__ = ["peer_pid", "send_signal", "start_time", "still"]
+
+_PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid (unix(7))
 
 
 def start_time(pid: int) -> int | None:
@@ -56,3 +60,19 @@ def send_signal(pid: int, started: object, sig: signal.Signals) -> None:
         signal.pidfd_send_signal(handle, sig)
     finally:
         os.close(handle)
+
+
+def peer_pid(connection: socket.socket) -> int | None:
+    """The pid of the process that listens at the other end of Unix socket `connection`, as
+    the kernel tells it (SO_PEERCRED: unix(7)); None where that cannot be told (no
+    SO_PEERCRED on this platform, or the peer is in a pid namespace this one cannot see)."""
+    option = getattr(socket, "SO_PEERCRED", None)
+    if option is None:
+        return None
+    try:
+        pid, _, _ = _PEERCRED.unpack(
+            connection.getsockopt(socket.SOL_SOCKET, option, _PEERCRED.size)
+        )
+    except (OSError, struct.error):
+        return None
+    return pid if pid > 0 else None
