@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from troth.node import init_node
-from troth.node.daemon import control
+from troth.node.daemon import control, start_daemon, stop_daemon
 
 # The node: it holds the node's lock (as the real daemon does) and listens on the control
 # socket; its status file names it.
@@ -100,3 +104,59 @@ def test_a_listener_planted_at_the_socket_is_never_sent_the_request(
     with pytest.raises(ConnectionRefusedError, match="not the node"):
         control(troth_home, "n", "enroll", {"ticket": "troth-ticket-SECRET"})
     assert not planted.exists() or b"SECRET" not in planted.read_bytes()
+
+
+# A client of another user: it connects to the node's control socket and asks for `status`;
+# it prints the answer.
+_OTHER_USER = """
+import asyncio, os, sys
+from troth.node.daemon import _control_request  # imported first: the code is not theirs to read
+os.setgid(65534)
+os.setuid(65534)
+try:
+    print(asyncio.run(_control_request(sys.argv[1], "status", {}, 30.0, int(sys.argv[2]))))
+except Exception as exc:
+    print(type(exc).__name__, exc)
+"""
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0, reason="runs a client as another user"
+)
+def test_another_user_who_reaches_the_socket_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review 53u, control 2. The node ran any request of whoever could connect to its control
+    socket: the socket's mode and its directory's were the only check, and neither is looked
+    at again (the node directory is made 0700 by `troth node create` and never checked at
+    start; the socket is made with the process's umask and made 0600 only after it listens).
+    A node directory left open to others (here, as such a window leaves the socket, the
+    socket itself too) let another user run every operation: read the status, enroll, lease,
+    publish an MCP upstream (a command line run as the owner). Now the node asks the kernel
+    who connected (SO_PEERCRED) and refuses anyone but its own user (and root) before it
+    reads the request."""
+    home = Path(tempfile.mkdtemp(prefix="t53u-", dir="/tmp"))
+    monkeypatch.setenv("TROTH_HOME", str(home))
+    try:
+        init_node("n", home=home)
+        for path in (home, home / "nodes", home / "nodes" / "n"):
+            os.chmod(path, 0o755)  # noqa: S103 - the loose directory is the attack
+        started = start_daemon(home, "n", None)
+        try:
+            os.chmod(started["control"], 0o666)  # noqa: S103 - as the window leaves it
+            other = subprocess.run(
+                [sys.executable, "-c", _OTHER_USER, started["control"], str(started["pid"])],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert other.returncode == 0, other.stderr
+            assert "identifier" not in other.stdout, other.stdout
+            assert other.stdout.startswith("PermissionError"), other.stdout
+            assert control(home, "n", "status", {})["name"] == "n"  # its owner still is served
+        finally:
+            stop_daemon(home, "n")
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(started["pid"], signal.SIGKILL)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)

@@ -59,7 +59,7 @@ from troth.errors import (
 from troth.node.config import NodeConfig, update_config
 from troth.node.home import read_private_file, write_private_file
 from troth.node.node import node_dir, open_node
-from troth.node.process import peer_pid, send_signal, start_time, still
+from troth.node.process import own_user, peer_credentials, send_signal, start_time, still
 from troth.transport.framing import FRAME_HEADER, check_header, frame
 
 if TYPE_CHECKING:
@@ -506,10 +506,10 @@ async def _control_request(
     on alone."""
     reader, writer = await asyncio.open_unix_connection(path)
     try:
-        listener = peer_pid(writer.get_extra_info("socket"))
-        if listener is not None and listener != pid:
+        peer = peer_credentials(writer.get_extra_info("socket"))
+        if peer is not None and peer[0] != pid:  # (a pid the caller's namespace cannot see: 0)
             raise ConnectionRefusedError(
-                f"the process listening at {path} (pid {listener}) is not the node (pid {pid}): "
+                f"the process listening at {path} (pid {peer[0]}) is not the node (pid {pid}): "
                 f"another process took the control socket's name; {op} was not sent to it"
             )
         writer.write(_control_frame({"op": op, "args": arguments}, limits.MAX_CONTROL_REQUEST))
@@ -724,6 +724,7 @@ async def _run(
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
+            own_user(writer.get_extra_info("socket"))  # review 53u, control 2
             request = cbor.decode(await _read_request(reader))
             if not isinstance(request, dict) or not isinstance(request.get("op"), str):
                 raise DecodeError("a control request is a map with an op")
