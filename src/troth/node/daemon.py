@@ -57,7 +57,7 @@ from troth.errors import (
     VaultError,
 )
 from troth.node.config import NodeConfig, update_config
-from troth.node.home import read_private_file, write_private_file
+from troth.node.home import open_private_log, read_private_file, write_private_file
 from troth.node.node import node_dir, open_node
 from troth.node.process import own_user, peer_credentials, send_signal, start_time, still
 from troth.transport.framing import FRAME_HEADER, check_header, frame
@@ -372,8 +372,7 @@ def _spawn(home: Path, name: str, tcp_listen: str | None) -> dict[str, Any]:
     if tcp_listen:
         command += ["--tcp-listen", tcp_listen]
     log_file = directory / "node.log"
-    with open(log_file, "ab") as out:
-        os.chmod(log_file, 0o600)
+    with open_private_log(log_file) as out:  # never through a link (review 53u, control 3)
         before = out.tell()  # what this start writes begins here (older runs' lines are above)
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             command,
