@@ -185,3 +185,23 @@ def test_a_link_at_node_log_is_not_followed(troth_home: Path, tmp_path: Path) ->
             stop_daemon(troth_home, "n")
     assert victim.read_text() == "the owner's\n"
     assert victim.stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("where", ["nodes/n", "nodes", ""])
+def test_a_node_directory_others_can_write_in_is_not_started(troth_home: Path, where: str) -> None:
+    """Review 53u, control 4. Controls 1 to 3 above share a cause: a node started in a
+    directory another user can write in (made so after `troth node create`, restored from a
+    copy with loose modes), where they replace the control socket, the node's log and any
+    file not checked at its use. Nothing looked at the directory again after `node create`
+    made it 0700. Now a node is not started there (as ssh's StrictModes): the node's
+    directory, the nodes directory and the troth home must be this user's (or root's) and
+    writable by no one else."""
+    init_node("n")
+    os.chmod(troth_home / where, 0o777)  # noqa: S103 - the loose directory under test
+    try:
+        with pytest.raises(ConfigError, match="writable by others"):
+            start_daemon(troth_home, "n", None)
+    finally:
+        os.chmod(troth_home / where, 0o700)
+        if node_status(troth_home, "n")["running"]:
+            stop_daemon(troth_home, "n")

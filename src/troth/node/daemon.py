@@ -57,7 +57,7 @@ from troth.errors import (
     VaultError,
 )
 from troth.node.config import NodeConfig, update_config
-from troth.node.home import open_private_log, read_private_file, write_private_file
+from troth.node.home import check_kept_dirs, open_private_log, read_private_file, write_private_file
 from troth.node.node import node_dir, open_node
 from troth.node.process import own_user, peer_credentials, send_signal, start_time, still
 from troth.transport.framing import FRAME_HEADER, check_header, frame
@@ -90,6 +90,14 @@ def _dir(home: Path, name: str) -> Path:
     path = node_dir(home, name)
     if not (path / "node.json").is_file():
         raise NotFound(f"no node {name!r} (create it with: troth node create {name})")
+    return path
+
+
+def _kept_dir(home: Path, name: str) -> Path:
+    """Node `name`'s directory, to run it in: it, the nodes directory and the home writable by
+    no one else (review 53u, control 4)."""
+    path = _dir(home, name)
+    check_kept_dirs(path, path.parent, home)
     return path
 
 
@@ -341,6 +349,7 @@ def start_daemon(home: Path, name: str, tcp_listen: str | None) -> dict[str, Any
         raise ConfigError(
             f"node {name!r} is already {'running' if running['running'] else 'starting'}"
         )
+    _kept_dir(home, name)
     if tcp_listen:
         _parse_listen(tcp_listen)  # ValueError / RoutingError for a bad address
     # The node is given the address as an argument; it is recorded only once the node is up:
@@ -679,7 +688,7 @@ async def serve(
     from troth.node.control import perform
     from troth.node.runtime import NodeRuntime
 
-    directory = _dir(home, name)
+    directory = _kept_dir(home, name)
     socket_path = _socket_path(directory)
     with _running_lock(directory, name), open_node(name, home=home) as node:
         socket_path.unlink(missing_ok=True)  # a crashed daemon's: the lock says none runs

@@ -24,6 +24,7 @@ from troth.limits import MAX_NODE_FILE_BYTES
 
 __all__ = [
     "STALE_TEMPORARY_AGE",
+    "check_kept_dirs",
     "open_private_log",
     "private_file_writer",
     "read_private_file",
@@ -159,6 +160,23 @@ def write_private_file(path: Path, data: bytes, *, exclusive: bool = False) -> N
     """Write `data` to `path` atomically with mode 0600. `exclusive`: fail if `path` exists."""
     with private_file_writer(path, exclusive=exclusive) as handle:
         handle.write(data)
+
+
+def check_kept_dirs(*paths: Path) -> None:
+    """ConfigError unless each of `paths` is a directory of this user (or root) that no one else
+    can write in (as ssh's StrictModes): a node started in one others write in had its control
+    socket and log replaced by theirs (review 53u, control 4)."""
+    for path in paths:
+        try:
+            info = os.stat(path)
+        except OSError as exc:
+            raise ConfigError(f"cannot look at {path}: {exc}") from exc
+        if info.st_uid not in (os.geteuid(), 0) or info.st_mode & 0o022:
+            raise ConfigError(
+                f"{path} ({stat.filemode(info.st_mode)}, uid {info.st_uid}) is writable by "
+                "others, or not this user's: another user could replace the node's control "
+                f"socket or files there; chmod 700 it (as `troth node create` made it)"
+            )
 
 
 def open_private_log(path: Path) -> BinaryIO:
