@@ -4,7 +4,9 @@ of operations, op name -> argument dataclass -> handler.
 A request is {"op": text, "args": map}; the map must hold exactly the argument dataclass's
 fields (text, or null where optional), else the request is refused before anything runs.
 Every operation passes the node's access decision point as a local caller (service
-"control", method = the op): the control socket is a 0600 socket in a 0700 directory.
+"control", method = the op): the control socket is a 0600 socket in a 0700 directory, and
+the node serves only its own user's (and root's) processes, as the kernel tells them
+(SO_PEERCRED; review 53u, control 2).
 """
 
 from __future__ import annotations

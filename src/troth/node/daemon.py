@@ -57,9 +57,9 @@ from troth.errors import (
     VaultError,
 )
 from troth.node.config import NodeConfig, update_config
-from troth.node.home import read_private_file, write_private_file
+from troth.node.home import check_kept_dirs, open_private_log, read_private_file, write_private_file
 from troth.node.node import node_dir, open_node
-from troth.node.process import send_signal, start_time, still
+from troth.node.process import own_user, peer_credentials, send_signal, start_time, still
 from troth.transport.framing import FRAME_HEADER, check_header, frame
 
 if TYPE_CHECKING:
@@ -90,6 +90,14 @@ def _dir(home: Path, name: str) -> Path:
     path = node_dir(home, name)
     if not (path / "node.json").is_file():
         raise NotFound(f"no node {name!r} (create it with: troth node create {name})")
+    return path
+
+
+def _kept_dir(home: Path, name: str) -> Path:
+    """Node `name`'s directory, to run it in: it, the nodes directory and the home writable by
+    no one else (review 53u, control 4)."""
+    path = _dir(home, name)
+    check_kept_dirs(path, path.parent, home)
     return path
 
 
@@ -341,6 +349,7 @@ def start_daemon(home: Path, name: str, tcp_listen: str | None) -> dict[str, Any
         raise ConfigError(
             f"node {name!r} is already {'running' if running['running'] else 'starting'}"
         )
+    _kept_dir(home, name)
     if tcp_listen:
         _parse_listen(tcp_listen)  # ValueError / RoutingError for a bad address
     # The node is given the address as an argument; it is recorded only once the node is up:
@@ -372,8 +381,7 @@ def _spawn(home: Path, name: str, tcp_listen: str | None) -> dict[str, Any]:
     if tcp_listen:
         command += ["--tcp-listen", tcp_listen]
     log_file = directory / "node.log"
-    with open(log_file, "ab") as out:
-        os.chmod(log_file, 0o600)
+    with open_private_log(log_file) as out:  # never through a link (review 53u, control 3)
         before = out.tell()  # what this start writes begins here (older runs' lines are above)
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             command,
@@ -496,9 +504,22 @@ def _control_frame(value: Any, limit: int) -> bytes:
     return frame(cbor.encode(value), limit)
 
 
-async def _control_request(path: str, op: str, arguments: dict[str, Any], timeout: float) -> Any:
+async def _control_request(
+    path: str, op: str, arguments: dict[str, Any], timeout: float, pid: object = None
+) -> Any:
+    """`op` asked of the node listening at `path`: only when the kernel says the listener is
+    process `pid` (the node's status names it, and it holds the node's lock), else nothing is
+    sent (a listener another user put at the socket's name was handed tickets: review 53u,
+    control 1). Where the platform cannot tell the listener, the socket's directory is relied
+    on alone."""
     reader, writer = await asyncio.open_unix_connection(path)
     try:
+        peer = peer_credentials(writer.get_extra_info("socket"))
+        if peer is not None and peer[0] != pid:  # (a pid the caller's namespace cannot see: 0)
+            raise ConnectionRefusedError(
+                f"the process listening at {path} (pid {peer[0]}) is not the node (pid {pid}): "
+                f"another process took the control socket's name; {op} was not sent to it"
+            )
         writer.write(_control_frame({"op": op, "args": arguments}, limits.MAX_CONTROL_REQUEST))
         await writer.drain()
         answer = cbor.decode(
@@ -601,7 +622,9 @@ def control(
     status = status or node_status(home, name)
     if not status["running"]:
         raise ConfigError(f"node {name!r} is not running: start it with: troth node start {name}")
-    return asyncio.run(_control_request(status["control"], op, arguments, timeout))
+    return asyncio.run(
+        _control_request(status["control"], op, arguments, timeout, status.get("pid"))
+    )
 
 
 def run_transient(home: Path, name: str, op: str, arguments: dict[str, Any]) -> Any:
@@ -665,7 +688,7 @@ async def serve(
     from troth.node.control import perform
     from troth.node.runtime import NodeRuntime
 
-    directory = _dir(home, name)
+    directory = _kept_dir(home, name)
     socket_path = _socket_path(directory)
     with _running_lock(directory, name), open_node(name, home=home) as node:
         socket_path.unlink(missing_ok=True)  # a crashed daemon's: the lock says none runs
@@ -709,6 +732,7 @@ async def _run(
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
+            own_user(writer.get_extra_info("socket"))  # review 53u, control 2
             request = cbor.decode(await _read_request(reader))
             if not isinstance(request, dict) or not isinstance(request.get("op"), str):
                 raise DecodeError("a control request is a map with an op")

@@ -14,7 +14,7 @@ import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Any, BinaryIO, Final
 
 import platformdirs
 
@@ -24,6 +24,8 @@ from troth.limits import MAX_NODE_FILE_BYTES
 
 __all__ = [
     "STALE_TEMPORARY_AGE",
+    "check_kept_dirs",
+    "open_private_log",
     "private_file_writer",
     "read_private_file",
     "secure_dir",
@@ -158,6 +160,45 @@ def write_private_file(path: Path, data: bytes, *, exclusive: bool = False) -> N
     """Write `data` to `path` atomically with mode 0600. `exclusive`: fail if `path` exists."""
     with private_file_writer(path, exclusive=exclusive) as handle:
         handle.write(data)
+
+
+def check_kept_dirs(*paths: Path) -> None:
+    """ConfigError unless each of `paths` is a directory of this user (or root) that no one else
+    can write in (as ssh's StrictModes): a node started in one others write in had its control
+    socket and log replaced by theirs (review 53u, control 4)."""
+    for path in paths:
+        try:
+            info = os.stat(path)
+        except OSError as exc:
+            raise ConfigError(f"cannot look at {path}: {exc}") from exc
+        if info.st_uid not in (os.geteuid(), 0) or info.st_mode & 0o022:
+            raise ConfigError(
+                f"{path} ({stat.filemode(info.st_mode)}, uid {info.st_uid}) is writable by "
+                "others, or not this user's: another user could replace the node's control "
+                f"socket or files there; chmod 700 it (as `troth node create` made it)"
+            )
+
+
+def open_private_log(path: Path) -> BinaryIO:
+    """`path` opened to append, made 0600: never through a link, and only a regular file of this
+    user (a link planted at a node's node.log had another file of the owner's made private and
+    the node's output appended to it: review 53u, control 3); ConfigError else."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot open {path} (a link there is not followed): {exc}") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+            raise ConfigError(f"{path} is not a regular file of this user")
+        os.fchmod(fd, 0o600)
+        return os.fdopen(fd, "ab")
+    except BaseException as exc:
+        os.close(fd)
+        if isinstance(exc, OSError):
+            raise ConfigError(f"cannot open {path}: {exc}") from exc
+        raise
 
 
 def read_private_file(path: Path, max_bytes: int = MAX_NODE_FILE_BYTES) -> bytes:

@@ -4,10 +4,16 @@ reused: docs/protocols.md, "Nodes")."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
+import socket
+import struct
 
-__all__ = ["send_signal", "start_time", "still"]
+__all__ = ["own_user", "peer_credentials", "send_signal", "start_time", "still"]
+
+log = logging.getLogger("troth.node.daemon")
+_PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid (unix(7))
 
 
 def start_time(pid: int) -> int | None:
@@ -56,3 +62,31 @@ def send_signal(pid: int, started: object, sig: signal.Signals) -> None:
         signal.pidfd_send_signal(handle, sig)
     finally:
         os.close(handle)
+
+
+def peer_credentials(connection: socket.socket) -> tuple[int, int] | None:
+    """The pid and uid of the process at the other end of Unix socket `connection` (the one
+    that listens, or the one that connected), as the kernel tells them (SO_PEERCRED:
+    unix(7)); None where that cannot be told (no SO_PEERCRED on this platform)."""
+    option = getattr(socket, "SO_PEERCRED", None)
+    if option is None:
+        return None
+    try:
+        pid, uid, _ = _PEERCRED.unpack(
+            connection.getsockopt(socket.SOL_SOCKET, option, _PEERCRED.size)
+        )
+    except (OSError, struct.error):
+        return None
+    return pid, uid
+
+
+def own_user(connection: socket.socket) -> None:
+    """PermissionError unless the client of a node's control socket `connection` is this
+    user's process or root's, as the kernel tells it (SO_PEERCRED): the socket's modes are not
+    the only check (a node directory left open to others, a socket made under a loose umask
+    before its chmod, let another user run every operation: review 53u, control 2). Where the
+    platform cannot tell, the modes are."""
+    peer = peer_credentials(connection)
+    if peer is not None and peer[1] not in (os.getuid(), 0):
+        log.warning("control connection of uid %d (pid %d) refused: not this user", *peer[::-1])
+        raise PermissionError(f"uid {peer[1]} may not use this node's control socket")
