@@ -201,6 +201,31 @@ def test_the_settings_refuse_a_routing_budget_below_one_frame() -> None:
     ).routing_per_source == (2 << 20)
 
 
+async def strangers_over_the_total() -> tuple[TcpTransport, asyncio.Event, Listener]:
+    """A transport whose accepted connections, from eight addresses, hold the node-wide routing
+    total over its bound (a worker that never returns), and the event that releases it."""
+    router = Router()
+    never = asyncio.Event()
+
+    async def slow(message: RoutedMessage, source: Source | None) -> None:
+        await never.wait()
+
+    router.register(SLOW, slow)
+    transport = TcpTransport(router, TcpSettings(max_routing_total=4 << 20))
+    listener = Listener(frozenset({SLOW}))
+    peers: Peers = []
+    for n in range(8):
+        connection = TcpConnection(transport, outgoing=False, listener=listener, peer="?")
+        socket = FakeSocket(f"10.0.{n}.1", 1000)
+        connection.connection_made(socket)
+        peers.append((connection, socket, [16]))
+    await asyncio.sleep(0)  # the consumers wait for frames
+    for _ in range(16):
+        feed(peers)
+    assert transport.inbound.held > transport.settings.max_routing_total
+    return transport, never, listener
+
+
 def test_a_connection_holding_no_frame_is_not_paused_by_the_budget() -> None:
     """The budget is passed by other sources' connections; a connection whose one light frame
     is routed at once from the read callback (its routing waiting on the slow worker) holds
@@ -208,28 +233,11 @@ def test_a_connection_holding_no_frame_is_not_paused_by_the_budget() -> None:
     it)."""
 
     async def main() -> None:
-        router = Router()
-        never = asyncio.Event()
-
-        async def slow(message: RoutedMessage, source: Source | None) -> None:
-            await never.wait()
-
-        router.register(SLOW, slow)
-        transport = TcpTransport(router, TcpSettings(max_routing_total=4 << 20))
-        listener = Listener(frozenset({SLOW}))
-        peers: Peers = []
-        for n in range(8):
-            connection = TcpConnection(transport, outgoing=False, listener=listener, peer="?")
-            socket = FakeSocket(f"10.0.{n}.1", 1000)
-            connection.connection_made(socket)
-            peers.append((connection, socket, [16]))
+        transport, never, listener = await strangers_over_the_total()
         light = TcpConnection(transport, outgoing=False, listener=listener, peer="?")
         socket = FakeSocket("10.0.9.1", 1000)
         light.connection_made(socket)
-        await asyncio.sleep(0)  # the consumers wait for frames
-        for _ in range(16):
-            feed(peers)
-        assert transport.inbound.held > transport.settings.max_routing_total
+        await asyncio.sleep(0)  # its consumer waits for frames
         data = frame(RoutedMessage((SLOW,), (), b"light").encode())
         space = light.get_buffer(-1)
         space[: len(data)] = data

@@ -12,33 +12,10 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.test_review53n_queues import SLOW, FakeSocket, Peers, feed
+from tests.test_review53n_queues import SLOW, FakeSocket, feed, strangers_over_the_total
 from troth.routing import RoutedMessage, Router, Source
-from troth.transport import Listener, TcpSettings, TcpTransport
+from troth.transport import TcpSettings, TcpTransport
 from troth.transport.tcp import TcpConnection
-
-
-async def _strangers_over_the_total() -> tuple[TcpTransport, asyncio.Event, Listener]:
-    router = Router()
-    never = asyncio.Event()
-
-    async def slow(message: RoutedMessage, source: Source | None) -> None:
-        await never.wait()
-
-    router.register(SLOW, slow)
-    transport = TcpTransport(router, TcpSettings(max_routing_total=4 << 20))
-    listener = Listener(frozenset({SLOW}))
-    peers: Peers = []
-    for n in range(8):
-        connection = TcpConnection(transport, outgoing=False, listener=listener, peer="?")
-        socket = FakeSocket(f"10.0.{n}.1", 1000)
-        connection.connection_made(socket)
-        peers.append((connection, socket, [16]))
-    await asyncio.sleep(0)  # the consumers wait for frames
-    for _ in range(16):
-        feed(peers)
-    assert transport.inbound.held > transport.settings.max_routing_total
-    return transport, never, listener
 
 
 def test_strangers_over_the_total_do_not_pause_the_nodes_own_connection() -> None:
@@ -47,7 +24,7 @@ def test_strangers_over_the_total_do_not_pause_the_nodes_own_connection() -> Non
     (before, it paused with the strangers' connections)."""
 
     async def main() -> None:
-        transport, never, _listener = await _strangers_over_the_total()
+        transport, never, _listener = await strangers_over_the_total()
         hub = TcpConnection(transport, outgoing=True, listener=None, peer="10.9.9.9:4000")
         socket = FakeSocket("10.9.9.9", 4000)
         hub.connection_made(socket)
