@@ -11,41 +11,16 @@ from pathlib import Path
 
 import pytest
 
-import troth
-from troth.errors import ConfigError
-from troth.node.daemon import start_daemon, stop_daemon
+from tests.support.planted import SRC, assert_daemon_runs_none_of_it, plant
 from troth.node.node import init_node
-
-_PLANTED = """\
-import os, pathlib, sys
-pathlib.Path(os.environ["TROTH_53F_MARKER"]).write_text("planted code ran in the daemon")
-sys.exit(1)
-"""
 
 
 def test_a_module_planted_in_the_working_directory_is_not_imported_by_the_daemon(
     troth_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     init_node("n1")
-    planted = tmp_path / "shared" / "troth" / "node"
-    planted.mkdir(parents=True)
-    (planted.parent / "__init__.py").write_text("")
-    (planted / "__init__.py").write_text("")
-    (planted / "__main__.py").write_text(_PLANTED)
-    marker = tmp_path / "marker"
-    monkeypatch.setenv("TROTH_53F_MARKER", str(marker))
     # the daemon finds this troth by an absolute path whatever its working directory
-    monkeypatch.setenv("PYTHONPATH", str(Path(troth.__file__).resolve().parents[1]))
-    monkeypatch.chdir(tmp_path / "shared")
-    try:
-        try:
-            status = start_daemon(troth_home, "n1", None)
-        except ConfigError:
-            status = {"running": False}
-        assert not marker.exists(), marker.read_text()
-        assert status["running"]
-    finally:
-        stop_daemon(troth_home, "n1")
+    assert_daemon_runs_none_of_it(troth_home, "n1", plant(tmp_path, monkeypatch, SRC))
 
 
 def test_the_benchmarks_peer_processes_do_not_import_from_the_working_directory(

@@ -15,49 +15,17 @@ from pathlib import Path
 
 import pytest
 
-import troth
-from troth.errors import ConfigError
+from tests.support.planted import SRC, assert_daemon_runs_none_of_it, plant
 from troth.node.daemon import start_daemon, stop_daemon
 from troth.node.node import init_node
 
-_MARK = """\
-import os, pathlib, sys
-pathlib.Path(os.environ["TROTH_53Q_MARKER"]).write_text("planted code ran in the child")
-sys.exit(1)
-"""
-_SRC = str(Path(troth.__file__).resolve().parents[1])
 
-
-def _plant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pythonpath: str) -> Path:
-    """A `troth/` package and a `cedarpy.py` in a working directory; the marker they write."""
-    shared = tmp_path / "shared"
-    (shared / "troth" / "node").mkdir(parents=True)
-    (shared / "troth" / "__init__.py").write_text(_MARK)
-    (shared / "troth" / "node" / "__init__.py").write_text(_MARK)
-    (shared / "troth" / "node" / "__main__.py").write_text(_MARK)
-    (shared / "cedarpy.py").write_text(_MARK)
-    marker = tmp_path / "marker"
-    monkeypatch.setenv("TROTH_53Q_MARKER", str(marker))
-    monkeypatch.setenv("PYTHONPATH", pythonpath)
-    monkeypatch.chdir(shared)
-    return marker
-
-
-@pytest.mark.parametrize("pythonpath", [f":{_SRC}", f"{_SRC}:", f"{_SRC}::/nowhere"])
+@pytest.mark.parametrize("pythonpath", [f":{SRC}", f"{SRC}:", f"{SRC}::/nowhere"])
 def test_an_empty_pythonpath_entry_does_not_import_the_working_directory_in_the_daemon(
     troth_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pythonpath: str
 ) -> None:
     init_node("n1")
-    marker = _plant(tmp_path, monkeypatch, pythonpath)
-    try:
-        try:
-            status = start_daemon(troth_home, "n1", None)
-        except ConfigError:
-            status = {"running": False}
-        assert not marker.exists(), marker.read_text()
-        assert status["running"]
-    finally:
-        stop_daemon(troth_home, "n1")
+    assert_daemon_runs_none_of_it(troth_home, "n1", plant(tmp_path, monkeypatch, pythonpath))
 
 
 def test_an_empty_pythonpath_entry_does_not_import_the_working_directory_in_the_policy_child(
@@ -65,7 +33,7 @@ def test_an_empty_pythonpath_entry_does_not_import_the_working_directory_in_the_
 ) -> None:
     from troth.gates import policies
 
-    marker = _plant(tmp_path, monkeypatch, f":{_SRC}")
+    marker = plant(tmp_path, monkeypatch, f":{SRC}")
     schema = 'entity User; action "read" appliesTo { principal: [User], resource: [User] };'
     bad = policies._validate_in_child(
         '@id("p") permit(principal, action == Action::"write", resource);', schema
@@ -80,7 +48,7 @@ def test_an_empty_pythonpath_entry_does_not_import_the_working_directory_in_a_be
 ) -> None:
     from troth.bench.bare_rpc import bare_rpc_server
 
-    marker = _plant(tmp_path, monkeypatch, f":{_SRC}")
+    marker = plant(tmp_path, monkeypatch, f":{SRC}")
     try:
         with bare_rpc_server(bytes(32)) as port:
             assert port > 0
@@ -94,7 +62,7 @@ def test_a_relative_pythonpath_entry_still_finds_troth_from_the_daemons_director
     """The daemon runs in its node's directory now: a relative entry (PYTHONPATH=src, run in a
     checkout) is made absolute where the start ran, as Python read it, so it still starts."""
     init_node("n1")
-    src = Path(_SRC)
+    src = Path(SRC)
     monkeypatch.chdir(src.parent)
     monkeypatch.setenv("PYTHONPATH", src.name)
     try:
