@@ -14,19 +14,15 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import run
-from tests.test_vault_rekey import make_node, opened_under
+from tests.test_vault_rekey import NEW_KEY, node_and_key_file, opened_under
 
 
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
 def test_a_new_vault_key_in_a_file_others_can_read_is_refused(
     troth_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: int
 ) -> None:
-    old, new = "11" * 32, "22" * 32
-    monkeypatch.setenv("TROTH_VAULT_KEY", old)
-    path = make_node(troth_home)
-    key_file = tmp_path / "new.key"
-    key_file.write_text(new + "\n")
-    os.chmod(key_file, mode)
+    old, new = "11" * 32, NEW_KEY
+    path, key_file = node_and_key_file(troth_home, tmp_path, monkeypatch, mode)
     refused = run("vault", "rekey", "--node", "n", "--new-key-file", str(key_file), code=3)
     assert "chmod 600" in refused.stderr
     assert new not in refused.stderr

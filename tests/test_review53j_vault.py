@@ -12,25 +12,20 @@ the same way (exit 3, nothing re-sealed).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from tests.support.cli import run
 from tests.test_review53k_home import _owned_by_another
-from tests.test_vault_rekey import make_node, opened_under
+from tests.test_vault_rekey import NEW_KEY, node_and_key_file, opened_under
 
 
 def test_a_new_vault_key_in_a_file_another_user_owns_is_refused(
     troth_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    old, new = "11" * 32, "22" * 32
-    monkeypatch.setenv("TROTH_VAULT_KEY", old)
-    path = make_node(troth_home)
-    key_file = tmp_path / "new.key"
-    key_file.write_text(new + "\n")
-    os.chmod(key_file, 0o600)
+    new = NEW_KEY
+    path, key_file = node_and_key_file(troth_home, tmp_path, monkeypatch, 0o600)
     _owned_by_another(key_file, monkeypatch)
     refused = run("vault", "rekey", "--node", "n", "--new-key-file", str(key_file), code=3)
     assert "owned by uid" in refused.stderr

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.support.cli import run
-from tests.test_vault_rekey import make_node, opened_under
+from tests.test_vault_rekey import NEW_KEY, make_node, node_and_key_file, opened_under
 
 
 def test_a_key_file_swapped_after_its_check_is_not_read(
@@ -53,12 +53,8 @@ def test_a_key_file_swapped_after_its_check_is_not_read(
 def test_a_key_file_others_can_read_is_refused_by_its_descriptor(
     troth_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    old, new = "11" * 32, "22" * 32
-    monkeypatch.setenv("TROTH_VAULT_KEY", old)
-    path = make_node(troth_home)
-    key_file = tmp_path / "new.key"
-    key_file.write_text(new + "\n")
-    os.chmod(key_file, 0o640)
+    new = NEW_KEY
+    path, key_file = node_and_key_file(troth_home, tmp_path, monkeypatch, 0o640)
     refused = run("vault", "rekey", "--node", "n", "--new-key-file", str(key_file), code=3)
     assert "accessible by others" in refused.stderr
     assert opened_under(bytes.fromhex(new), path) == []

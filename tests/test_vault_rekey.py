@@ -84,6 +84,23 @@ def make_node(home: Path) -> Path:
     return node_path(home)
 
 
+NEW_KEY = "22" * 32
+"""The new vault key `node_and_key_file` writes (hex), the old one being "11" * 32."""
+
+
+def node_and_key_file(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: int
+) -> tuple[Path, Path]:
+    """Node `n` keyed by the environment ("11" * 32), and a file of `mode` holding NEW_KEY (for
+    `vault rekey --new-key-file`): the node's directory and the file."""
+    monkeypatch.setenv("TROTH_VAULT_KEY", "11" * 32)
+    path = make_node(home)
+    key_file = tmp_path / "new.key"
+    key_file.write_text(NEW_KEY + "\n")
+    os.chmod(key_file, mode)
+    return path, key_file
+
+
 def test_after_a_stolen_backup_the_thiefs_kek_opens_no_later_key(troth_home: Path) -> None:
     """The documented recovery (vault rekey, then rotate --compromised): the thief's vault.key
     unseals no row of a node.db copied afterwards, and opens no node with it."""
