@@ -10,6 +10,7 @@ import click
 from troth.cli.common import INPUT_FILE, home, node_option, read_input
 from troth.cli.output import Reporter, json_command
 from troth.errors import ConfigError
+from troth.node.home import check_private
 
 _KEY_TEXT_LIMIT = 1024  # 64 hex digits or 44 base64 characters, and white space
 
@@ -98,16 +99,13 @@ def _read_private_key(path: str) -> bytes:
         raise OSError(f"cannot read the new vault key {path}: {exc.strerror or exc}") from None
     with os.fdopen(fd, "rb") as file:
         info = os.fstat(file.fileno())
-        if stat.S_ISREG(info.st_mode) and info.st_mode & 0o077:
-            raise ConfigError(
-                f"{path} is accessible by others (mode {info.st_mode & 0o777:o}): a vault key "
-                "in it may have been copied; write a new one to a file only you can read "
-                "(chmod 600)"
-            )
-        if stat.S_ISREG(info.st_mode) and info.st_uid not in (os.geteuid(), 0):
-            raise ConfigError(
-                f"{path} is owned by uid {info.st_uid}, not by this user (uid {os.geteuid()}) "
-                "or root: its owner wrote the key in it; write a new one to a file of your own"
+        if stat.S_ISREG(info.st_mode):  # a pipe is no copy left behind
+            check_private(
+                info,
+                path,
+                readable=": a vault key in it may have been copied; write a new one to a file "
+                "only you can read (chmod 600)",
+                owned="its owner wrote the key in it; write a new one to a file of your own",
             )
         try:
             data = file.read(_KEY_TEXT_LIMIT + 1)

@@ -25,6 +25,7 @@ from troth.limits import MAX_NODE_FILE_BYTES
 __all__ = [
     "STALE_TEMPORARY_AGE",
     "check_kept_dirs",
+    "check_private",
     "open_private_log",
     "private_file_writer",
     "read_private_file",
@@ -201,6 +202,22 @@ def open_private_log(path: Path) -> BinaryIO:
         raise
 
 
+def check_private(info: os.stat_result, path: Path | str, *, readable: str, owned: str) -> None:
+    """ConfigError unless the file `info` describes (its open descriptor's, never its path's:
+    review 53q, keyfile 1) is private, as ssh wants a private key: no access by group or others
+    (`readable` ends that message: what follows for the file), and this user's or root's
+    (`owned` ends that one: review 53k, home 1; review 53j, vault 1)."""
+    if info.st_mode & 0o077:
+        raise ConfigError(
+            f"{path} is accessible by others (mode {info.st_mode & 0o777:o}){readable}"
+        )
+    if info.st_uid not in (os.geteuid(), 0):
+        raise ConfigError(
+            f"{path} is owned by uid {info.st_uid}, not by this user (uid {os.geteuid()}) "
+            f"or root: {owned}"
+        )
+
+
 def read_private_file(path: Path, max_bytes: int = MAX_NODE_FILE_BYTES) -> bytes:
     """Read a file that must not be readable by group or others (like ssh's private keys) and
     is this user's or root's (review 53k, home 1: run as root over a home another user can
@@ -216,16 +233,12 @@ def read_private_file(path: Path, max_bytes: int = MAX_NODE_FILE_BYTES) -> bytes
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise ConfigError(f"{path} is not a regular file")
-        mode = info.st_mode
-        if mode & 0o077:
-            raise ConfigError(
-                f"{path} is accessible by others (mode {mode & 0o777:o}); chmod 600 it"
-            )
-        if info.st_uid not in (os.geteuid(), 0):  # as ssh: ours or root's (review 53k, home 1)
-            raise ConfigError(
-                f"{path} is owned by uid {info.st_uid}, not by this user (uid {os.geteuid()}) "
-                "or root: its owner could rewrite it; chown it, or run troth as its owner"
-            )
+        check_private(
+            info,
+            path,
+            readable="; chmod 600 it",
+            owned="its owner could rewrite it; chown it, or run troth as its owner",
+        )
         file = os.fdopen(fd, "rb")
     except BaseException as exc:
         os.close(fd)  # never left open (each failure leaked one)
