@@ -29,7 +29,6 @@ from troth.trace import TraceRecorder, open_node_log
 RESOLVE = ("--considered", "x", "--reasoning", "y", "--json")
 
 
-@pytest.mark.xfail(strict=True, reason="review 54c, crash 1: a resolution redone is refused")
 def test_a_resolution_again_with_the_same_outcome_answers_the_recorded_one(
     tmp_path: Path,
 ) -> None:
@@ -61,7 +60,6 @@ def test_a_resolution_again_with_the_same_outcome_answers_the_recorded_one(
     log.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review 54c, crash 1: a resolution redone is refused")
 def test_a_resolution_killed_after_its_commit_is_answered_by_the_same_command() -> None:
     run_json("identity", "create", "support")
     alice = run_json("identity", "create", "alice")["identifier"]

@@ -25,7 +25,7 @@ from troth.crypto import sha256
 from troth.errors import KeyNotFound, NotFound, TraceError, TraceFailure, TrothError
 from troth.identity import Identifier, Signer
 from troth.trace.log import Receipt, TraceLog
-from troth.trace.record import Decision, Kind, Links
+from troth.trace.record import Decision, Kind, Links, resolution_id
 from troth.trace.signing import (
     KeyEpoch,
     RecordContent,
@@ -258,12 +258,16 @@ class TraceRecorder:
         answer is to that question and no other record under the id (review 53i,
         resolutions 1); one the log does not hold is refused as it appends. Its id is derived
         from that hash, so a second answer to the escalation is refused (TraceError REPLAYED:
-        one answer per escalation, review 53l, resolutions 1)."""
+        one answer per escalation, review 53l, resolutions 1). The same outcome again (a redo
+        after a crash that followed the answer's commit) answers the receipt of the one the log
+        holds; another outcome is refused, naming it (review 54c, crash 1)."""
         values = {"inputs": considered, "reasoning": reasoning}
         try:
             asked: bytes | None = sha256(open_envelope(self.log.find(escalation, of).envelope)[1])
         except NotFound:
             asked = None  # (refused at append: no escalation in the log)
+        if asked is not None and (held := self._resolved(asked, outcome)) is not None:
+            return held
         links = Links(
             parent=escalation,
             trace=trace,
@@ -271,6 +275,41 @@ class TraceRecorder:
             parent_agent=of,
             parent_hash=asked,
         )
-        return self.record(
-            RecordContent(Kind.RESOLUTION, values=values, decision=Decision(outcome), links=links)
-        )
+        try:
+            return self.record(
+                RecordContent(
+                    Kind.RESOLUTION, values=values, decision=Decision(outcome), links=links
+                )
+            )
+        except TraceError as exc:  # answered meanwhile (another process's redo)
+            if exc.reason is not TraceFailure.REPLAYED or asked is None:
+                raise
+            if (held := self._resolved(asked, outcome)) is None:
+                raise
+            return held
+
+    def _resolved(self, asked: bytes, outcome: str) -> Receipt | None:
+        """The receipt of this agent's resolution of the escalation whose record hash is
+        `asked`, if the log holds one with `outcome`; None when it holds none; TraceError
+        REPLAYED when it holds another answer (its outcome named) or another record under the
+        id (review 54c, crash 1)."""
+        record_id = resolution_id(asked)
+        agent = self.agent
+        if agent not in self.log.agents_of(record_id):
+            return None
+        stored = self.log.find(record_id, agent)
+        record, payload, _, _ = open_envelope(stored.envelope)
+        if record.kind is not Kind.RESOLUTION or record.decision is None:
+            raise TraceError(
+                TraceFailure.REPLAYED,
+                f"record {record_id} of {agent} is not a resolution",
+                record=record_id,
+            )
+        if record.decision.outcome != outcome:
+            raise TraceError(
+                TraceFailure.REPLAYED,
+                f"the escalation is already resolved: {record.decision.outcome} (record "
+                f"{record_id}, index {stored.index}); one answer per escalation",
+                record=record_id,
+            )
+        return Receipt(stored.index, record_id, sha256(payload), stored.leaf)
