@@ -73,6 +73,8 @@ def test_a_resolution_killed_after_its_commit_is_answered_by_the_same_command() 
             troth.Identifier.parse(alice), question="refund?", parent=step.record
         )
     args = ("trace", "resolve", asked.record, "--as", "alice", "--outcome", "approved")
+    troth_process(*args, *RESOLVE, crash="trace.append.before-commit")
+    assert run_json("trace", "verify")["records"] == 2  # rolled back: nothing of it
     troth_process(*args, *RESOLVE, crash="trace.append.after-commit")
     redo = json.loads(troth_process(*args, *RESOLVE).stdout)
     assert redo["resolves"] == asked.record
