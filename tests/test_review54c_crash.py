@@ -9,6 +9,14 @@ A resolution's id comes from its escalation (review 53l), as a revocation's from
 (review 46c), so the redo now finds the resolver's answer and answers its receipt when it is the
 same outcome; another outcome is still refused (one answer per escalation), naming the one
 recorded.
+
+Crash 2: a node's trace log is bound to its log identity (an unnamed local identity that signs
+its checkpoints) at its first opening: the identity was created and committed in node.db, then
+bound in trace.db. A process killed in between (`identity.create.after-commit`, the first `troth
+trace checkpoint` or any command that opens the log) left an identity no log names, listed by
+`troth identity list`, its keys in the vault, one more at each such crash. The identity is now
+reserved in trace.db before node.db commits it, and the next opening binds the reserved one when
+node.db holds it (troth.trace.log_identity).
 """
 
 from __future__ import annotations
@@ -83,3 +91,24 @@ def test_a_resolution_killed_after_its_commit_is_answered_by_the_same_command() 
     refused = json.loads(troth_process(*other, *RESOLVE, code=1).stdout)
     assert refused["reason"] == "record already in the log"
     assert "approved" in refused["detail"]
+
+
+def unnamed(node_name: str) -> list[str]:
+    return [
+        row["identifier"]
+        for row in run_json("identity", "list", "--node", node_name)
+        if row["name"] is None
+    ]
+
+
+@pytest.mark.xfail(strict=True, reason="review 54c, crash 2: an orphan log identity")
+def test_a_log_opened_first_and_killed_leaves_no_identity_it_does_not_name(
+    troth_home: Path,
+) -> None:
+    troth_process("node", "create", "x")
+    checkpoint = ("trace", "checkpoint", "--node", "x")
+    troth_process(*checkpoint, crash="identity.create.after-commit")
+    troth_process(*checkpoint)
+    with open_node("x") as node, open_node_log(node, clock=SystemClock()) as log:
+        bound = str(log.log_identity)
+    assert unnamed("x") == [bound]
