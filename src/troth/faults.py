@@ -50,6 +50,10 @@ CRASH_POINTS: Final = (
     "trace.redact.after-checkpoint",  # review 46c: the WAL truncated, the redaction's mark kept
     "trace.outbox-redact.before-commit",  # review 46e: a queued record's value redacted
     "trace.outbox-redact.after-commit",  # (node.db's WAL not truncated yet)
+    # review 54c, crash 2: a node's log identity reserved in trace.db, not yet in node.db;
+    # in node.db, not yet bound (troth.trace.log_identity)
+    "trace.log-identity.after-reserve",
+    "trace.log-identity.before-bind",
     # review 47f: a member credential's refresh at the authority (issued, the answer lost)
     "authority.refresh.before-commit",
     "authority.refresh.after-commit",

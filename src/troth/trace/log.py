@@ -56,6 +56,7 @@ from troth.storage.peers import Turns
 from troth.trace.bridge import SignerBridge
 from troth.trace.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
 from troth.trace.log_histories import Observed, keep, observe
+from troth.trace.log_identity import bind_log_identity, node_log_identity
 from troth.trace.log_reader import LogReader, holding, locate
 from troth.trace.merkle import Frontier
 from troth.trace.pending import Pending as _Pending
@@ -197,15 +198,7 @@ class TraceLog(LogReader):
 
     def _bind(self, identifier: Identifier) -> Identifier:
         """Record `identifier` as the log identity unless one is recorded; return the one."""
-        with self.store.transaction():
-            conn = self.store.connection()
-            row = conn.execute("SELECT value FROM meta WHERE name = 'log_identity'").fetchone()
-            if row is not None:
-                return Identifier(bytes(row[0]))
-            conn.execute(
-                "INSERT INTO meta (name, value) VALUES ('log_identity', ?)", (identifier.digest,)
-            )
-            return identifier
+        return bind_log_identity(self.store, identifier)
 
     @property
     def log_identity(self) -> Identifier:
@@ -721,12 +714,11 @@ def open_node_log(node: Node, *, clock: Clock) -> TraceLog:
     """The trace log of `node` (`<node dir>/trace.db`), its checkpoints signed by the node's
     log identity: an unnamed local identity created on first use (Ed25519)."""
     log = TraceLog(open_trace_store(node.path / LOG_FILE), clock=clock)
-    row = log.store.fetch_one("SELECT value FROM meta WHERE name = 'log_identity'")
-    if row is None:
-        created = node.identities.create(now=clock.now()).identifier
-        bound = log._bind(created)  # another process may have bound its own first: use that
-    else:
-        bound = Identifier(bytes(row[0]))
+    try:  # made and bound on first use, a killed first use resumed (review 54c, crash 2)
+        bound = node_log_identity(node, log.store, now=clock.now())
+    except BaseException:
+        log.close()
+        raise
     identities, ref = node.identities, str(bound)
 
     def signer(now: int) -> Signer:
