@@ -109,3 +109,23 @@ def test_a_member_removal_killed_after_its_commit_stands() -> None:
         assert store.find_revocation(int(RevocationKind.CREDENTIAL), issued[0]) is not None
     again = json.loads(troth_process(*remove, code=1).stdout)
     assert again["reason"] == "not a member of this authority"
+
+
+def test_a_vault_key_made_at_a_first_opening_killed_at_each_step_opens_the_node(
+    troth_home: Path,
+) -> None:
+    """A node whose node.json alone was written (`troth node create` killed after its rename):
+    the next command makes node.db, then vault.key (the vault's KEK, a private file written
+    exclusively). Killed before vault.key's rename (a temporary beside it) or after it (no key
+    check sealed yet): node.db is no fresh database beside a key made for another, and the
+    next command opens the node and completes what it was asked."""
+    troth_process("node", "create", "n", crash="node.file.after-rename")
+    directory = troth_home / "nodes" / "n"
+    assert not (directory / "node.db").exists()
+    create = ("identity", "create", "a", "--node", "n")
+    troth_process(*create, crash="node.file.before-rename")
+    assert not (directory / "vault.key").exists()
+    troth_process(*create, crash="node.file.after-rename")
+    assert (directory / "vault.key").stat().st_size == 32
+    troth_process(*create)
+    assert [row["name"] for row in run_json("identity", "list", "--node", "n")] == ["a"]
