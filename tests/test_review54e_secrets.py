@@ -15,8 +15,9 @@
    the latest `now` it was given (persisted: a restart keeps it) and judges expiry at
    max(now, that).
 
-Each test asserts the correct behaviour and was a strict xfail until its fix, but the last,
-which guards fix 3 (a relying party's clock moves nothing at the broker).
+Each test asserts the correct behaviour and was a strict xfail until its fix, but the last two,
+which guard fix 3 (a relying party's clock moves nothing at the broker; an issue's second
+counts after a crash).
 """
 
 from __future__ import annotations
@@ -172,3 +173,19 @@ def test_a_relying_partys_clock_moves_not_the_brokers(tmp_path: Path) -> None:
         issued.lease.handle
     )
     assert validate_token(token, jwks, audience=AUDIENCE, now=NOW + 1, revoked=states).jti
+
+
+def test_an_issues_second_is_the_clocks_mark_after_a_crash(tmp_path: Path) -> None:
+    """Review 54e, secrets 3: an issue stores no mark of its own (its lease's locator keeps
+    its second): a broker opened after one, its clock behind (the process killed, nothing
+    closed), reads the mark back from the newest lease and ends what had ended by then."""
+    world = make_world(NOW)
+    broker = _broker(tmp_path / "node.db", world)
+    first = broker.issue(world.credential_a(), "payments", ttl=120, now=NOW)
+    token = str(first.credential.reveal()["token"])
+    broker.issue(world.credential_a(), "payments", ttl=120, now=NOW + 200)  # the last call
+    again = _broker(tmp_path / "node.db", world, now=NOW + 60)  # no close: as after a kill
+    assert again.clock.seen() >= NOW + 200
+    assert _refused(lambda: again.validate_token(token, audience=AUDIENCE, now=NOW + 60)) is (
+        SecretFailure.EXPIRED
+    )
