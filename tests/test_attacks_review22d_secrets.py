@@ -36,7 +36,7 @@ import pytest
 from tests.support.leases import LeaseWorld
 from tests.support.upstreams import answering, forward_once
 from tests.test_secrets_postgres import now, world  # noqa: F401 - `world` is a fixture
-from troth.secrets.engines.http_inject import _echo_pattern
+from troth.secrets.engines.redaction import echo_pattern as _echo_pattern
 
 _PASSWORD = "Geheimnis-für-den-Dienst-7f3a"
 _CHARSETS = {"iso-8859-1 password": "latin-1", "utf-8 password": "utf-8"}

@@ -67,7 +67,7 @@ def test_an_upstream_showing_the_decoded_credential_python_escaped_leaks_no_pass
 
 _BACKSLASHES = """\
 import sys
-from troth.secrets.engines.http_inject import _echo_pattern
+from troth.secrets.engines.redaction import echo_pattern as _echo_pattern
 run = int(sys.argv[1])
 secret = "Bearer " + "\\\\" * run + "x" * 10
 pattern = _echo_pattern(secret.encode())

@@ -17,7 +17,7 @@ from troth.secrets import AllowListPolicy, LeaseState
 def test_a_lease_a_batch_left_untried_is_revoking_all_the_same(tmp_path: Path) -> None:
     """A lease the feed's batch did not get to upstream (its budget spent on a dead server)
     is REVOKING in node.db all the same, as its agent lists it (so neither renewed, used nor
-    its tokens valid: `is_revoked`); only its upstream object waits for the sweep."""
+    its tokens valid: `revoked_leases`); only its upstream object waits for the sweep."""
     broker, engine, clock, world, leases = _leases(tmp_path, 5)
     engine.down = True
     feed = world.feed_revoking([(2, world.agent_a.identifier.digest)], now=NOW + 1)

@@ -15,7 +15,7 @@ from troth.secrets.engines import (
     TokenEngine,
     TokenSigner,
 )
-from troth.secrets.jwt import Jwk, Jwks, ValidatedToken, validate_token
+from troth.secrets.jwt import Jwk, Jwks, LeaseStates, ValidatedToken, validate_token
 from troth.secrets.lease import (
     EndReason,
     Lease,
@@ -75,6 +75,7 @@ __all__ = [
     "LeaseQuestion",
     "LeaseSource",
     "LeaseState",
+    "LeaseStates",
     "LocalLeases",
     "PostgresEngine",
     "SecretNeed",

@@ -456,16 +456,6 @@ class LeaseBook(BookAudit):
         """Any lease by handle (operators; agents use `leases_of`)."""
         return self._store.get_lease(handle)
 
-    def is_revoked(self, jti: str) -> bool:
-        """Whether the token lease `jti` may no longer be used: revoked, being revoked, pending
-        or unknown (every token this broker minted has a row)."""
-        try:
-            handle = LeaseHandle.parse(jti)
-        except SecretError:
-            return True
-        state = self._store.lease_state(handle)
-        return state is None or state[0] is not _S.ACTIVE
-
     # -- revoke -------------------------------------------------------------------------------
 
     def revoke(

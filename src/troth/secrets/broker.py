@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Container, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
@@ -35,7 +35,7 @@ from troth.secrets.engines.http_inject import (
 from troth.secrets.engines.postgres import PostgresEngine
 from troth.secrets.engines.token import TokenEngine
 from troth.secrets.issues import IssueBudget
-from troth.secrets.jwt import Jwks, ValidatedToken, validate_token
+from troth.secrets.jwt import Jwks, LeaseStates, ValidatedToken, validate_token
 from troth.secrets.keys import BrokerKeys
 from troth.secrets.lease import (
     OPEN_STATES,
@@ -49,6 +49,7 @@ from troth.secrets.lease import (
 )
 from troth.secrets.orphans import OrphanSweep
 from troth.secrets.policy import DenyAllPolicy, LeasePolicy
+from troth.secrets.states import BrokerClock, PublishedLeases, check_token_of_lease
 from troth.secrets.store import SecretRecord, SqliteSecretStore
 from troth.secrets.sweep import (
     BATCH_REVOKE_SECONDS,
@@ -132,16 +133,6 @@ MAX_STUCK_REPORTED: Final = 100
 """Stuck revocations `Broker.stuck_revocations` lists at most (the most attempted first)."""
 
 
-class _RevokedLeases(Container[str]):
-    """`jti in broker.revoked_leases()`: the lease is not ACTIVE (or unknown)."""
-
-    def __init__(self, book: LeaseBook) -> None:
-        self._book = book
-
-    def __contains__(self, jti: object) -> bool:
-        return not isinstance(jti, str) or self._book.is_revoked(jti)
-
-
 class Broker:
     """Leases of upstream secrets to verified agents (see the module docstring)."""
 
@@ -162,6 +153,8 @@ class Broker:
         limits, `limits.LEASE_ISSUE_*`)."""
         self.issues = issues or IssueBudget()
         self.store = SqliteSecretStore(db)
+        self.clock = BrokerClock(self.store)
+        """The latest `now` given: every call judged at max(now, it) (review 54e, secrets 3)."""
         self.vault = vault
         self.issuer = issuer
         self.keys = BrokerKeys(self.store, vault, key_type=key_type, now=now)
@@ -343,6 +336,7 @@ class Broker:
         budget of the credential's member and of the broker's (`IssueBudget`); SecretError
         BUSY, nothing read or written, when either is spent (review 48o, issue rate 1). A
         refusal gives the broker's back (the member's stays spent)."""
+        now = self.clock.now(now, store=False)  # its lease's locator keeps the second
         self.issues.take(lease_account(credential), now)
         try:
             if request is not None:
@@ -402,6 +396,7 @@ class Broker:
         database open (`LeaseBook.renew`).
         Each call spends one of the issue budgets, as `issue` does (review 48o, issue rate 2:
         each renewal writes an audit record and mints a credential)."""
+        now = self.clock.now(now)
         self.issues.take(lease_account(credential), now)
         try:
             return self.book.renew(
@@ -462,6 +457,7 @@ class Broker:
         forward audited `use` (fail closed: not sent unless recorded). `send()` may then run
         on another thread; the served broker calls this on its own thread right before it
         sends, so a lease revoked while the forward waited is never used."""
+        now = self.clock.now(now)
         lease = self.book.active_lease(credential, lease_id, now)
         spec = self.spec(lease.secret)
         engine = self.engines[spec.engine]
@@ -533,6 +529,7 @@ class Broker:
         expiring leases was tried all at once); the rest stay REVOKING, due for the next
         sweeps (`SweepReport.deferred`). The orphans are swept on a schedule and within a budget
         of their own (troth.secrets.orphans; review 49e, orphans 1)."""
+        now = self.clock.now(now)
         expired = self.book.expire(now)  # -> REVOKING, never tried: due below
         redo = self._stalled(now, after_restart)
         failures: list[int] = []
@@ -590,18 +587,20 @@ class Broker:
         for their tokens to have expired)."""
         return self.keys.jwks(now)
 
-    def revoked_leases(self) -> Container[str]:
-        """For `validate_token(..., revoked=...)`: a jti is revoked unless its lease is ACTIVE."""
-        return _RevokedLeases(self.book)
+    def revoked_leases(self) -> LeaseStates:
+        """For `validate_token(..., revoked=...)`: a jti is revoked unless its lease is ACTIVE;
+        a live lease's end and the broker's clock (`LeaseStates`), so that a standalone
+        validator ends what this broker ends (review 54e, secrets 1 and 3)."""
+        return PublishedLeases(self.store, self.clock)
 
     def validate_token(self, token: str, *, audience: str, now: int) -> ValidatedToken:
-        """`validate_token` with this broker's keys, issuer and lease states, and what only the
+        """`validate_token` with this broker's keys, issuer and lease states (the lease not
+        over: `now` before its `expires_at`, so a renewal for less time ends the earlier tokens
+        too, before the sweep marks it), at max(now, the broker's clock), and what only the
         broker knows: a token signed by a retired key must predate its retirement (a leaked
-        retired key mints nothing new), and the token must be one its lease could carry —
-        the lease's identity as `sub`, its secret's audience, scopes within its scopes, dated
-        within its life (`iat` from its issue, `exp` by its cap) — and the lease not over
-        (`now` before its `expires_at`, so a renewal for less time ends the earlier tokens
-        too, before the sweep marks it). SecretError otherwise."""
+        retired key mints nothing new), and the token must be one its lease could carry
+        (`check_token_of_lease`). SecretError otherwise."""
+        now = self.clock.now(now)
         validated = validate_token(
             token,
             self.jwks(now),
@@ -616,17 +615,9 @@ class Broker:
                 _F.JWT_UNKNOWN_KEY, f"kid {validated.kid} retired at {retired_at}, before iat"
             )
         lease = self.book.lease(LeaseHandle.parse(validated.jti))
-        if (
-            lease is None
-            or lease.engine != "token"
-            or validated.subject != lease.identity.did
-            or not set(validated.scope) <= set(lease.scope)
-            or not lease.issued_at <= validated.issued_at <= validated.expires_at <= lease.cap_at
-            or self.spec(lease.secret).settings.get("audience") != audience
-        ):
-            raise SecretError(_F.JWT_NOT_OF_LEASE, f"lease {validated.jti}")
-        if now >= lease.expires_at:  # over (a renewal for less time), swept or not yet
-            raise SecretError(_F.EXPIRED, f"lease {validated.jti} ended at {lease.expires_at}")
+        check_token_of_lease(
+            validated, lease, audience, lambda name: self.spec(name).settings.get("audience")
+        )
         return validated
 
     # -- internals ----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ verification plus two small JSON parses (docs/secrets.md, "`token`: a JWT per le
 
 from __future__ import annotations
 
+import abc
 import functools
 import json
 from collections.abc import Container, Mapping
@@ -27,6 +28,7 @@ __all__ = [
     "ALGORITHMS",
     "Jwk",
     "Jwks",
+    "LeaseStates",
     "ValidatedToken",
     "canonical_json",
     "compact_jws",
@@ -281,6 +283,29 @@ def _parse_claims(segment: str) -> _Claims:
     )
 
 
+class LeaseStates(Container[str]):
+    """What a broker publishes of its leases for `validate_token(..., revoked=)`: which are
+    revoked (`jti in states`), and more, so that a relying party reaches the broker's own
+    answer (`Broker.validate_token`): a live lease's end (`not_after`: a renewal for less time
+    ends the lease's earlier tokens; review 54e, secrets 1) and the latest time the broker has
+    judged at (`seen`: a token or a lease ended then stays ended, however the clocks are set
+    back; review 54e, secrets 3). `Broker.revoked_leases()` is one."""
+
+    __slots__ = ()
+
+    def __contains__(self, jti: object) -> bool:
+        return not isinstance(jti, str) or self.not_after(jti) is None
+
+    @abc.abstractmethod
+    def not_after(self, jti: str) -> int | None:
+        """The end of lease `jti` (its `expires_at`) while it is live; None when it is revoked,
+        being revoked, pending or unknown."""
+
+    @abc.abstractmethod
+    def seen(self) -> int:
+        """The latest `now` the publisher has judged at (never moved by a relying party)."""
+
+
 def validate_token(
     token: str,
     jwks: Jwks | Mapping[str, Any] | str | bytes,
@@ -294,9 +319,15 @@ def validate_token(
     """Validate a broker token at `now` for `audience`; SecretError with the reason otherwise.
 
     `revoked` holds revoked leases' handles (`jti`), e.g. `broker.revoked_leases()`: a token
-    whose lease was revoked is refused even before it expires. Every call verifies the
+    whose lease was revoked is refused even before it expires. When it is `LeaseStates` (the
+    broker's are), a token is also refused EXPIRED once its lease ended (a renewal for less
+    time), and every time is judged at max(`now`, `revoked.seen()`): a clock behind the
+    broker's revives nothing (review 54e, secrets 1 and 3). Every call verifies the
     signature; the claims of a segment already verified and parsed are not parsed again (a
     service validates the same bearer token at each of its requests)."""
+    states = revoked if isinstance(revoked, LeaseStates) else None
+    if states is not None:
+        now = max(now, states.seen())
     keys = jwks if isinstance(jwks, Jwks) else Jwks.parse(jwks)
     if not isinstance(token, str) or len(token) > limits.MAX_TOKEN_BYTES or not token.isascii():
         raise SecretError(_F.JWT_MALFORMED, "not a compact JWS of a sane size")
@@ -320,8 +351,15 @@ def validate_token(
     iss = parsed.issuer
     if issuer is not None and iss != issuer:
         raise SecretError(_F.JWT_WRONG_ISSUER, f"not from {issuer!r}")
-    if parsed.jti in revoked:
-        raise SecretError(_F.REVOKED, f"lease {parsed.jti}")
+    if states is None:
+        if parsed.jti in revoked:
+            raise SecretError(_F.REVOKED, f"lease {parsed.jti}")
+    else:  # one lookup: live or not, and until when
+        ends = states.not_after(parsed.jti)
+        if ends is None:
+            raise SecretError(_F.REVOKED, f"lease {parsed.jti}")
+        if now >= ends + leeway:  # renewed for less time, swept or not yet
+            raise SecretError(_F.EXPIRED, f"lease {parsed.jti} ended at {ends}")
     return ValidatedToken(
         parsed.subject,
         parsed.actors,

@@ -138,6 +138,11 @@ def locator_floor(second: int) -> int:
     return min(max(second, 0), _LOCATOR_MAX_SECOND) << _LOCATOR_RANDOM_BITS
 
 
+def locator_second(locator: int) -> int:
+    """The issue second a locator starts with (`LeaseId.new`)."""
+    return locator >> _LOCATOR_RANDOM_BITS
+
+
 class LeaseId(SecretValue):
     """The secret that proves a lease is the caller's (hidden in repr; only its handle shows)."""
 

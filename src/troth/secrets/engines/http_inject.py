@@ -23,20 +23,16 @@ rule's scope among the lease's scopes). The exact rules (docs/secrets.md, "http-
   `[redacted]`, in headers and body, as sent or as JSON, HTML or percent-encoding would echo
   it, escapes mixed within it (`_echoes`), so an upstream that echoes requests leaks nothing;
   an answer with a content- or transfer-coding (but `chunked`), a folded header or in UTF-16
-  or UTF-32 is refused (`Accept-Charset` is dropped);
+  or UTF-32 (by its charset, a byte order mark or leading NUL bytes:
+  `redaction.check_readable`) is refused (`Accept-Charset` is dropped);
 - the whole exchange (connecting, sending, the answer's headers and body) ends within the
   secret's `timeout`, however the upstream paces its bytes.
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import functools
-import html.entities
 import http.client
 import io
-import itertools
 import re
 import socket
 import ssl
@@ -49,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 from troth import limits
 from troth.errors import SecretError, SecretFailure
 from troth.secrets.engine import Grant, LocalEngine, SecretSpec, config_error
+from troth.secrets.engines.redaction import check_readable, echo_pattern
 from troth.secrets.lease import LeaseCredential, SecretValue
 
 if TYPE_CHECKING:
@@ -110,8 +107,6 @@ _REWRITING_PREFIX: Final = "x-forwarded-"
 # Rails' Rack::MethodOverride, Express's method-override) as a name of its own, any case,
 # percent-escaped or not (`payment_method` is another name; review 53t, secrets 5)
 _METHOD_PARAMETER: Final = re.compile(rb"(?:^|[&;?\s\"'])_method(?:$|[=&;\s\"'])", re.I | re.M)
-# a charset of two or four bytes a character: the redaction reads none (review 53t, secrets 7)
-_WIDE_CHARSET: Final = re.compile(r"""charset\s*=\s*["']?\s*(?:utf-?(?:16|32)|ucs-?[24])""", re.I)
 _DROPPED_RESPONSE: Final = frozenset({"set-cookie", "set-cookie2", "proxy-authenticate"})
 _REDACTED: Final = b"[redacted]"
 _SETTINGS = frozenset({"upstream", "header", "rules", "strip", "timeout"})
@@ -519,169 +514,16 @@ def _forwarded_headers(
     ]
 
 
-def _html_names() -> dict[str, tuple[bytes, ...]]:
-    """Each character's HTML5 named character references (`&plus;`, `&sol;`, `&AMP;`, ...;
-    WHATWG HTML, "Named character references"), without their `;`."""
-    names: dict[str, set[bytes]] = {}
-    for name, value in html.entities.html5.items():
-        if len(value) == 1:
-            names.setdefault(value, set()).add(name.rstrip(";").encode())
-    return {char: tuple(sorted(found)) for char, found in names.items()}
-
-
-_NAMED: Final = _html_names()
-_SHORT_JSON: Final = {c: re.escape("\\" + c).encode() for c in '"\\/'}
-"""JSON's two-character escapes of `"`, `\\` and `/` (RFC 8259, section 7), as patterns."""
-_ALNUM: Final = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
-
-
-def _hex(number: int, digits: int) -> bytes:
-    """`number` in hexadecimal, `digits` wide, each letter in either case (a pattern)."""
-    return b"".join(
-        b"[%s%s]" % (d.lower().encode(), d.upper().encode()) if d.isalpha() else d.encode()
-        for d in f"{number:0{digits}x}"
-    )
-
-
-def _json_escape(char: str) -> bytes:
-    """The `\\u00fc`-style escape of `char` (a surrogate pair past U+FFFF), either hex case,
-    as a pattern."""
-    units = char.encode("utf-16-be")
-    return b"".join(
-        b"\\\\u" + _hex(int.from_bytes(units[i : i + 2]), 4) for i in range(0, len(units), 2)
-    )
-
-
-def _char_forms(char: str) -> bytes:
-    """A pattern for one character of the secret (`_forms`)."""
-    if char in _ALNUM:  # escapers leave letters and digits as they are
-        return char.encode()
-    return b"(?:" + b"|".join(_forms(char)) + b")"
-
-
-def _forms(char: str) -> list[bytes]:
-    """Patterns for one character of the secret as text can carry it (an ASCII letter or digit
-    is echoed as itself: `_char_forms`): itself (UTF-8), a JSON escape (`\\u00fc` in either hex
-    case, as .NET and Go write any character; `\\"`, `\\\\`, `\\/`; JavaScript's `\\'` and
-    `\\xHH` of an ASCII one; a C-style `\\xHH` of each UTF-8 byte of another, as a bytes repr
-    shows it, or of the character up to U+00FF, and `\\U0001f511`), an HTML character
-    reference (`&#DDD;`, `&#xHH;` with any leading zeros, or any of its HTML5 names; the `;`
-    optional, as HTML reads it), its UTF-8 bytes percent-escaped (either hex case; a space also
-    as `+`)."""
-    code = ord(char)
-    utf8 = char.encode()
-    forms = [re.escape(utf8), b"".join(b"%" + _hex(byte, 2) for byte in utf8), _json_escape(char)]
-    # possessive (`*+`, `?+`: Python 3.11): a reference takes its zeros and its `;` when they
-    # are there, as an HTML reader does, and never gives them back — with a plain `;?` a secret
-    # of many `;` made a body of `&#59;` backtrack exponentially (review 22d: 316 s a search)
-    forms.append(b"&#0*+%d;?+" % code)
-    forms.append(b"&#[xX]0*+" + _hex(code, len(f"{code:x}")) + b";?+")
-    forms.extend(b"&%s;?+" % name for name in _NAMED.get(char, ()))
-    if char in _SHORT_JSON:
-        forms.append(_SHORT_JSON[char])
-    if code < 0x80:  # JavaScript's escapes (Go's JSEscapeString, PHP addslashes): \' and \xHH
-        forms.append(re.escape("\\" + char).encode())
-        forms.append(b"\\\\x" + _hex(code, 2))
-    else:  # C-style escapes: a bytes repr (Python's b'...', Ruby's inspect) writes each UTF-8
-        # byte as \xHH; Python's unicode_escape and YAML write \xHH up to U+00FF, \U past
-        forms.append(b"".join(b"\\\\x" + _hex(byte, 2) for byte in utf8))
-        if code < 0x100:
-            forms.append(b"\\\\x" + _hex(code, 2))
-        forms.append(b"\\\\U" + _hex(code, 8))
-    if char == " ":
-        forms.append(b"\\+")
-    return forms
-
-
-def _backslashes(run: int, after: bytes = b"") -> bytes:
-    """A pattern for `run` backslashes in a row in the secret and `after`, the pattern of the
-    character after them (none at the secret's end): raw backslashes, each as sent or escaped
-    (`\\\\`: JSON, JavaScript, a repr), so from `run` to twice as many; or each in one of its
-    other forms (`%5C`, `\\u005c`, `&#92;`, ...). Read one at a time, a backslash as itself or
-    doubled let a run of them split in 2^run ways, each tried when a search failed (review 22f:
-    16 in a row, ~5 s a search of 32 backslashes): the run is one count, and with the character
-    after it an atomic group, each count tried once and the first that fits kept. Not the run
-    alone possessively: the next character's escape may begin with a backslash the run would
-    take (Python's backslashreplace writes `\\` then `é` as `\\xe9`; review 22h)."""
-    raw = (re.escape(b"\\"), _SHORT_JSON["\\"])
-    others = b"|".join(form for form in _forms("\\") if form not in raw)
-    if not after:
-        return b"(?:\\\\{%d,%d}+|(?:%s){%d})" % (run, 2 * run, others, run)
-    return b"(?:(?>\\\\{%d,%d}%s)|(?:%s){%d}%s)" % (run, 2 * run, after, others, run, after)
-
-
-def _text_forms(text: str) -> bytes:
-    """A pattern for `text` as an upstream could echo it (`_char_forms`; runs of backslashes
-    with the character after them `_backslashes`)."""
-    parts: list[bytes] = []
-    runs = [(char, sum(1 for _ in group)) for char, group in itertools.groupby(text)]
-    skip = False
-    for index, (char, run) in enumerate(runs):
-        if skip:  # the first of this run went with the backslashes before it
-            skip, run = False, run - 1
-            parts.append(_char_forms(char) * run)
-        elif char == "\\" and index + 1 < len(runs):
-            parts.append(_backslashes(run, _char_forms(runs[index + 1][0])))
-            skip = True
-        elif char == "\\":
-            parts.append(_backslashes(run))
-        else:
-            parts.append(_char_forms(char) * run)
-    return b"".join(parts)
-
-
-def _echoes(value: bytes) -> list[bytes]:
-    """Patterns matching `value` (the secret, a part of it, a decoded Basic password) however
-    an upstream's text could echo it: each of its characters other than ASCII letters and
-    digits as sent or escaped by JSON, JavaScript, HTML or percent-encoding (`_char_forms`),
-    escapes mixed freely within it — the bytes read as UTF-8 and, when they are not ASCII, as
-    ISO-8859-1 too (RFC 7617's historical reading of a Basic credential)."""
-    readings = {value.decode("latin-1")}
-    with contextlib.suppress(UnicodeDecodeError):
-        readings.add(value.decode())
-    return [_text_forms(text) for text in sorted(readings)]
-
-
-_PART: Final = 8
-"""A part of the secret (the credential after its scheme, a Basic password) is redacted on its
-own when at least this long (a shorter one would redact ordinary text)."""
-
-
-@functools.lru_cache(maxsize=16)
-def _echo_pattern(secret: bytes) -> re.Pattern[bytes]:
-    """The secret's echoes, its credential part's after a scheme (`Bearer ...`) and, for a
-    `Basic` secret, the decoded `user:password`'s and the password's, as one pattern: compiled
-    once per secret value (up to ~2 s for 8 KiB of punctuation, a few ms for a token) and kept
-    for the next answers (16 values at most)."""
-    forms = _echoes(secret)  # the whole secret first: it holds the credential part
-    scheme, _, credential = secret.rpartition(b" ")
-    if scheme and len(credential) >= _PART:
-        forms += _echoes(credential)
-    if scheme.lower() == b"basic":  # RFC 7617: what an upstream may answer having decoded it
-        try:
-            decoded = base64.b64decode(credential, validate=True)
-        except ValueError:
-            decoded = b""
-        _user, colon, password = decoded.partition(b":")
-        if colon:
-            forms += _echoes(decoded)
-            if len(password) >= _PART:
-                forms += _echoes(password)
-    return re.compile(b"|".join(forms))
-
-
 def _clean_response(
     status: int, reason: str, headers: list[tuple[str, str]], body: bytes, secret: bytes
 ) -> HttpResponse:
-    echoed = _echo_pattern(secret)
+    echoed = echo_pattern(secret)
     if len(headers) > limits.MAX_INJECT_HEADERS or _header_bytes(headers) > _HEADERS_TOTAL:
         raise SecretError(_F.UPSTREAM_FAILED, "too many response headers")
     for name, value in headers:  # fail closed: an encoded body cannot be searched for the secret
         if "\r" in value or "\n" in value:  # an obs-fold, kept by http.client: a gateway
             # discards the message (RFC 9112 section 5.2); one inside the secret hid it (53t)
             raise SecretError(_F.UPSTREAM_FAILED, "the upstream answered a folded header")
-        if name.lower() == "content-type" and _WIDE_CHARSET.search(value):  # review 53t
-            raise SecretError(_F.UPSTREAM_FAILED, "the upstream answered in UTF-16 or UTF-32")
         coding = value.strip().lower()
         if name.lower() == "content-encoding" and coding not in ("", "identity"):
             raise SecretError(_F.UPSTREAM_FAILED, "the upstream answered with an encoded body")
@@ -690,6 +532,8 @@ def _clean_response(
         # `chunked ` or `identity` then `chunked` the framing, which split the secret (6)
         if name.lower() == "transfer-encoding" and value.lower() != "chunked":
             raise SecretError(_F.UPSTREAM_FAILED, "the upstream answered with an encoded body")
+    # review 53t, secrets 7 (a wide charset's label); review 54e, secrets 2 (its BOM, no label)
+    check_readable((v for n, v in headers if n.lower() == "content-type"), body)
     cleaned: list[tuple[str, str]] = []
     for name, value in headers:
         lower = name.lower()

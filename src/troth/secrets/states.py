@@ -1,0 +1,123 @@
+"""The broker's clock and what it publishes of its leases (docs/secrets.md, "The broker's
+clock").
+
+`BrokerClock` is the latest `now` the broker's calls were given, its high-water mark: the
+broker judges every call at max(now, that), so the node's clock set back revives no lease
+that expired and no token whose `exp` passed (review 54e, secrets 3: an expired lease not
+swept yet was live again until the clock passed its end once more). The mark is stored in
+`secret_meta` ("clock") whenever it moves, but by an issue: an issue's second is its lease's
+locator (docs/formats.md, "Leases"), which the mark is read back from with it at start. Only
+the broker's own calls move it: a relying party's `now`, a token's claims, an agent's request
+never do.
+
+`PublishedLeases` is `Broker.revoked_leases()`: the `LeaseStates` a relying party validates
+with (each live lease's end and the broker's mark: review 54e, secrets 1).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Final
+
+from troth.errors import SecretError, SecretFailure
+from troth.secrets.jwt import LeaseStates, ValidatedToken
+from troth.secrets.lease import Lease, LeaseHandle, LeaseState, locator_second
+from troth.secrets.store import SqliteSecretStore
+
+__all__ = ["BrokerClock", "PublishedLeases", "check_token_of_lease"]
+
+CLOCK_META: Final = "clock"
+"""The `secret_meta` row of the broker's high-water mark (an integer, seconds)."""
+
+_READ: Final = (
+    "SELECT (SELECT value FROM secret_meta WHERE name = ?), (SELECT max(locator) FROM "
+    "secret_leases)"
+)
+_ADVANCE: Final = (
+    "INSERT INTO secret_meta VALUES (?, ?) "
+    "ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)"
+)
+
+
+class BrokerClock:
+    """The latest `now` the broker judged at (see the module docstring), kept in memory and in
+    the node's database."""
+
+    def __init__(self, store: SqliteSecretStore) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self._stored = self._read()
+        self._seen = self._stored
+
+    def _read(self) -> int:
+        row = self._store.db.fetch_one(_READ, (CLOCK_META,))
+        stored = int(row[0]) if row is not None and row[0] is not None else 0
+        newest = locator_second(int(row[1])) if row is not None and row[1] is not None else 0
+        return max(stored, newest)
+
+    def seen(self) -> int:
+        """The high-water mark: the latest `now` given (0 before any)."""
+        return self._seen
+
+    def now(self, now: int, *, store: bool = True) -> int:
+        """max(now, the mark), the mark moved to it; stored when it moved past what is stored
+        (`store=False`: an issue, whose lease row keeps its second)."""
+        with self._lock:
+            if now > self._seen:
+                self._seen = now
+            if not store or self._seen <= self._stored:
+                return self._seen
+        with self._store.transaction():
+            self._store.db.execute(_ADVANCE, (CLOCK_META, self._seen))
+            row = self._store.db.fetch_one(
+                "SELECT value FROM secret_meta WHERE name = ?", (CLOCK_META,)
+            )
+        with self._lock:  # another broker on the database may have stored a later one
+            self._stored = max(self._stored, int(row[0]) if row is not None else 0)
+            self._seen = max(self._seen, self._stored)
+            return self._seen
+
+
+class PublishedLeases(LeaseStates):
+    """`Broker.revoked_leases()`: a lease is live while ACTIVE (a token lease's every token
+    is one of its own: every token this broker minted has a row), until its `expires_at`;
+    `seen` is the broker's clock."""
+
+    __slots__ = ("_clock", "_store")
+
+    def __init__(self, store: SqliteSecretStore, clock: BrokerClock) -> None:
+        self._store = store
+        self._clock = clock
+
+    def not_after(self, jti: str) -> int | None:
+        try:
+            handle = LeaseHandle.parse(jti)
+        except SecretError:
+            return None
+        state = self._store.lease_state(handle)
+        return None if state is None or state[0] is not LeaseState.ACTIVE else state[1]
+
+    def seen(self) -> int:
+        return self._clock.seen()
+
+
+def check_token_of_lease(
+    validated: ValidatedToken,
+    lease: Lease | None,
+    audience: str,
+    audience_of: Callable[[str], object],
+) -> None:
+    """What only the broker checks of a valid token (`Broker.validate_token`): it is one its
+    lease could carry — the lease's identity as `sub`, its secret's audience
+    (`audience_of(secret)`, as stored now), scopes within its scopes, dated within its life (`iat`
+    from its issue, `exp` by its cap). SecretError JWT_NOT_OF_LEASE otherwise."""
+    if (
+        lease is None
+        or lease.engine != "token"
+        or validated.subject != lease.identity.did
+        or not set(validated.scope) <= set(lease.scope)
+        or not lease.issued_at <= validated.issued_at <= validated.expires_at <= lease.cap_at
+        or audience_of(lease.secret) != audience
+    ):
+        raise SecretError(SecretFailure.JWT_NOT_OF_LEASE, f"lease {validated.jti}")
