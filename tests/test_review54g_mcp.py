@@ -56,8 +56,9 @@ def _upstream(*, listing_fails: bool = False, answer: dict[str, Any] | None = No
 
     async def on_call_tool(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
-    ) -> dict[str, Any]:
-        return answer or {"content": [{"type": "text", "text": "order o1"}]}
+    ) -> types.CallToolResult:
+        wire = answer or {"content": [{"type": "text", "text": "order o1"}]}
+        return types.CallToolResult.model_validate(wire, by_name=False)
 
     return Server("orders", on_list_tools=on_list_tools, on_call_tool=on_call_tool)
 
@@ -70,7 +71,6 @@ def _gate(upstream: Client, recorder: ListRecorder | None = None) -> tuple[McpGa
     )
 
 
-@pytest.mark.xfail(strict=True, reason="review 54g, mcp 1: an upstream's listing error answered")
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
 def test_an_upstreams_failed_listing_is_not_the_callers_answer(
     mode: Any, caplog: pytest.LogCaptureFixture
@@ -96,7 +96,6 @@ def test_an_upstreams_failed_listing_is_not_the_callers_answer(
     assert any("hunter2" in line and "\n" not in line for line in logged)  # for the operator
 
 
-@pytest.mark.xfail(strict=True, reason="review 54g, mcp 1: an upstream's listing error answered")
 def test_an_upstream_gone_is_not_the_callers_answer_either() -> None:
     """mcp 1: an upstream whose connection is closed: the gate's error, not the SDK's text."""
     errors: list[types.ErrorData] = []
@@ -129,7 +128,6 @@ FORGED = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="review 54g, mcp 2: the upstream's result envelope passed")
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
 def test_an_allowed_calls_result_is_served_in_the_gates_envelope(mode: Any) -> None:
     """mcp 2: the upstream's content, structured content and isError reach the agent; its

@@ -13,7 +13,8 @@ a time (docs/policy.md, "MCP gates"; research §2.2).
   icons and `_meta`, and only as the gate first listed it (name and shape) for the life of its
   connection to the upstream: one changed since (its description, title, schemas' text) is
   withheld and logged once, a call of it judged as of a tool the gate does not declare
-  (troth.integrations.mcp.pins; review 52b, mcp 1 and 2).
+  (troth.integrations.mcp.pins; review 52b, mcp 1 and 2). A listing the upstream fails is
+  answered with the gate's own error, never the upstream's text or data (review 54g, mcp 1).
 - `tools/call`: every call is decided (gate 2) with the caller's current credential and feed, a
   hidden tool called by name included; a denial is `CallToolResult(isError=True)` with the
   decision's fixed reason, which names policy ids and never echoes argument values (research
@@ -41,9 +42,11 @@ a time (docs/policy.md, "MCP gates"; research §2.2).
   is recorded again after its allowed record as a denial, outcome UNANSWERED
   (`DecisionPoint.refuse`, as the tool gate records a refused lease): no call without a result
   is left recorded as only allowed (review 47m, mcp 1); one the upstream answered ran and stays
-  allowed only. A tools/list is answered with a listing begun since it was asked, at most
-  MAX_MCP_LISTINGS at once (a burst of tools/list shares a few listings); one connection has at
-  most MAX_MCP_CALLS_PER_SESSION tools/call decided and at the upstream at once.
+  allowed only, its content, structured content and isError served in the gate's envelope
+  (not the upstream's `_meta` nor `resultType`: review 54g, mcp 2). A tools/list is answered
+  with a listing begun since it was asked, at most MAX_MCP_LISTINGS at once (a burst of
+  tools/list shares a few listings); one connection has at most MAX_MCP_CALLS_PER_SESSION
+  tools/call decided and at the upstream at once.
 
 A request of one connection decided under another bundle than its last (another revision or
 digest: a bundle swapped in, one of the same revision included; or none in force any more;
@@ -220,6 +223,30 @@ def _first(noted: set[Any], key: Any) -> bool:
     return True
 
 
+def _unlisted(exc: Exception) -> MCPError:
+    """The error a tools/list is answered with when the upstream's listing failed with `exc`
+    (an error it answered, its connection gone): the gate's own, naming the failure's type
+    only; the upstream's text is logged (`upstream_said`), never sent, and its error's data
+    neither (review 54g, mcp 1: they were the answer of any caller, one allowed no tool
+    included)."""
+    log.warning("the upstream's tools could not be listed: %s", upstream_said(exc))
+    reason = f"the upstream's tools could not be listed ({type(exc).__name__})"
+    return MCPError(types.INTERNAL_ERROR, DENIED_PREFIX + reason)
+
+
+def _served_result(result: types.CallToolResult) -> types.CallToolResult:
+    """An allowed call's result as the gate serves it: the upstream's content, structured
+    content and isError, in the gate's envelope. The upstream's `_meta` (the serverInfo stamp
+    the protocol reserves for the server the client speaks to, a related task, ...) and
+    `resultType` are not the tool's data but the response's, which is the gate's (review 54g,
+    mcp 2; as a tool is served without its `_meta`: review 52b, mcp 1)."""
+    return types.CallToolResult(
+        content=result.content,
+        structured_content=result.structured_content,
+        is_error=result.is_error,
+    )
+
+
 def _denied(reason: str) -> types.CallToolResult:
     return types.CallToolResult(
         content=[types.TextContent(type="text", text=DENIED_PREFIX + reason)], is_error=True
@@ -350,7 +377,10 @@ class McpGate:
             listed = self._listed
             # none begun since, or the upstream announced a change since: list now
             if listed is None or self._kept <= asked or self._stale(listed):
-                listed = await self._list_upstream()
+                try:
+                    listed = await self._list_upstream()
+                except Exception as exc:  # MCPError, the connection closed, a malformed listing
+                    raise _unlisted(exc) from None
         preview = self.point.preview_tools(
             caller, now=self.clock.now(), declared=listed.schemas, server=self.server
         )
@@ -434,10 +464,11 @@ class McpGate:
                 await self._listing(None)
             return _denied(told.reason)
         try:
-            return await self.upstream.call_tool(name, args)
+            result = await self.upstream.call_tool(name, args)
         except BaseException as exc:  # cancelled (the agent, its connection) or failed
             await self._unanswered(record, exc)
             raise
+        return _served_result(result)
 
     async def _unanswered(self, record: DecisionRecord, exc: BaseException) -> None:
         """Record that the call `record` allowed got no result from the upstream (it may have
