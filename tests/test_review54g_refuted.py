@@ -20,6 +20,14 @@ its client for everything it may:
    letters, a trailing space) are neither listed to the agent nor forwarded when called.
 5. Arguments the caller mutates while the call is decided (a recording point judges in a
    worker thread) are not what is forwarded: the gate forwards its copy, the one judged.
+6. A call cancelled while it is decided (the decision recorded in a worker thread, which a
+   cancellation does not stop) is recorded again as unanswered when the cancellation reaches
+   it (at its first wait, inside the upstream call the record guards: review 47m, mcp 1), or
+   runs and stays allowed only when the upstream's answer came first: never allowed only
+   without an answer.
+7. A caller's tools/list (2026-07-28, whose results carry cache hints) is private to it and
+   stale at once (`cacheScope` private, `ttlMs` 0): no shared cache serves one caller's
+   listing to another.
 """
 
 from __future__ import annotations
@@ -402,3 +410,71 @@ def test_arguments_mutated_while_the_call_is_decided_are_not_forwarded() -> None
     assert dict(record.request.arguments) == {"order_id": "o1", "amount": 20}
     ((_, params),) = asked
     assert params.arguments == {"order_id": "o1", "amount": 20}
+
+
+class _Slow:
+    """A recorder that records, then holds the deciding thread until `go` is set."""
+
+    def __init__(self) -> None:
+        self.records: list[DecisionRecord] = []
+        self.deciding = threading.Event()
+        self.go = threading.Event()
+
+    def record(self, record: DecisionRecord) -> None:
+        self.records.append(record)
+        self.deciding.set()
+        self.go.wait(30)
+
+
+def test_a_call_cancelled_while_it_is_decided_is_recorded_unanswered() -> None:
+    """6: cancelled once its allowed record is written, before it reaches the upstream."""
+    asked: Asked = []
+    recorder = _Slow()
+    point, caller = _point(recorder)
+    raised: list[str] = []
+
+    async def main() -> None:
+        async with Client(_everything(asked), cache=None) as upstream:
+            gate = McpGate(point, upstream, clock=FixedClock(T + 10))
+            await gate.list_tools(caller)
+            async with anyio.create_task_group() as group:
+
+                async def call() -> None:
+                    try:
+                        await gate.call_tool(caller, "lookup_order", {"order_id": "o1"})
+                    except BaseException as exc:
+                        raised.append(type(exc).__name__)
+                        raise
+
+                group.start_soon(call)
+                await anyio.to_thread.run_sync(recorder.deciding.wait, 30)
+                group.cancel_scope.cancel()
+                recorder.go.set()
+
+    anyio.run(main)
+    outcomes = [record.decision.outcome for record in recorder.records]
+    if raised:  # the cancellation reached the call: recorded as never answered
+        assert raised == ["CancelledError"]
+        assert outcomes == [Outcome.ALLOWED, Outcome.UNANSWERED]
+    else:  # the upstream's answer came first (the SDK's client may wait for it): it ran
+        assert [name for name, _ in asked] == ["tools/call"]
+        assert outcomes == [Outcome.ALLOWED]
+
+
+def test_a_callers_listing_is_private_and_never_cached() -> None:
+    """7: the 2026-07-28 answer of a tools/list carries `cacheScope` private and `ttlMs` 0."""
+    asked: Asked = []
+    point, caller = _point()
+    got: list[types.ListToolsResult] = []
+
+    async def main() -> None:
+        async with Client(_everything(asked), cache=None) as upstream:
+            gate = McpGate(point, upstream, clock=FixedClock(T + 10))
+            async with Client(gate_server(gate, caller), cache=None) as agent:
+                assert agent.protocol_version == "2026-07-28"
+                got.append(await agent.session.list_tools())
+
+    anyio.run(main)
+    (listing,) = got
+    assert [tool.name for tool in listing.tools] == ["lookup_order"]
+    assert (listing.cache_scope, listing.ttl_ms) == ("private", 0)
