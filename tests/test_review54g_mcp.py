@@ -175,7 +175,6 @@ def test_an_allowed_calls_result_is_served_in_the_gates_envelope(mode: Any) -> N
         assert meta[SERVER_INFO]["name"] == GATE_NAME
 
 
-@pytest.mark.xfail(strict=True, reason="review 54g, mcp 3: an upstream's call error passed")
 def test_an_upstreams_protocol_error_on_a_call_is_answered_by_the_gate() -> None:
     """mcp 3: a URL elicitation in an error, and a code and data of the upstream's choosing:
     the agent gets the gate's internal error with the upstream's message, no code or data of

@@ -43,7 +43,9 @@ a time (docs/policy.md, "MCP gates"; research §2.2).
   (`DecisionPoint.refuse`, as the tool gate records a refused lease): no call without a result
   is left recorded as only allowed (review 47m, mcp 1); one the upstream answered ran and stays
   allowed only, its content, structured content and isError served in the gate's envelope
-  (not the upstream's `_meta` nor `resultType`: review 54g, mcp 2). A tools/list is answered
+  (not the upstream's `_meta` nor `resultType`: review 54g, mcp 2); one it answered with a
+  JSON-RPC error is answered with the gate's, the upstream's message kept, not its code nor
+  data (review 54g, mcp 3). A tools/list is answered
   with a listing begun since it was asked, at most MAX_MCP_LISTINGS at once (a burst of
   tools/list shares a few listings); one connection has at most MAX_MCP_CALLS_PER_SESSION
   tools/call decided and at the upstream at once.
@@ -105,7 +107,8 @@ __all__ = [
 log = logging.getLogger("troth.mcp")
 GATE_NAME: Final = "troth-gate"
 DENIED_PREFIX: Final = "troth: "
-"""How a denial's text starts (then the decision's fixed reason)."""
+"""How the gate's own texts start: a denial's (then the decision's fixed reason), and the
+errors it answers for a failed upstream (review 54g, mcp 1 and 3)."""
 MAX_TOOL_PAGES: Final = 64
 """Pages of an upstream's tools/list the gate reads (past it, the rest is not offered)."""
 
@@ -231,6 +234,16 @@ def _unlisted(exc: Exception) -> MCPError:
     included)."""
     log.warning("the upstream's tools could not be listed: %s", upstream_said(exc))
     reason = f"the upstream's tools could not be listed ({type(exc).__name__})"
+    return MCPError(types.INTERNAL_ERROR, DENIED_PREFIX + reason)
+
+
+def _failed(exc: MCPError) -> MCPError:
+    """The error an allowed call is answered with when the upstream answered it with `exc`, a
+    JSON-RPC error: the gate's own (an internal error, no data), the upstream's message kept as
+    the text of the call's answer. Its code and data are the protocol's words, which a client
+    acts on (-32042 of 2025-11-25: a URL for the user to open, an elicitation the gate's client
+    refuses when the upstream asks it as a request), not the tool's (review 54g, mcp 3)."""
+    reason = f"the upstream failed the call: {exc.error.message}"
     return MCPError(types.INTERNAL_ERROR, DENIED_PREFIX + reason)
 
 
@@ -467,6 +480,8 @@ class McpGate:
             result = await self.upstream.call_tool(name, args)
         except BaseException as exc:  # cancelled (the agent, its connection) or failed
             await self._unanswered(record, exc)
+            if isinstance(exc, MCPError):  # the upstream's error: answered as the gate's
+                raise _failed(exc) from None
             raise
         return _served_result(result)
 
