@@ -8,8 +8,8 @@ its client for everything it may:
 
 1. No method but tools/list and tools/call reaches the upstream, in either era: every other
    request a client may send (resources/unsubscribe and subscriptions/listen too, a server's
-   own methods sent the other way, a made-up one) is not found, nothing decided; ping and
-   server/discover are the gate's own answers, which declare tools only.
+   own methods sent the other way, a made-up one) is not found, nothing decided; the
+   handshake, ping and server/discover are the gate's own answers, which declare tools only.
 2. What an upstream asks during an allowed call never reaches the agent: its elicitation,
    sampling and roots requests (2025-11-25: requests to its client; 2026-07-28: an
    `input_required` result) are refused by the gate's own client (the call is then recorded
@@ -225,9 +225,12 @@ def test_no_method_but_tools_reaches_the_upstream(modern: bool) -> None:
         assert got[100]["error"]["code"] == types.METHOD_NOT_FOUND
         capabilities = got[101]["result"]["capabilities"]
         assert set(capabilities) - {"experimental", "extensions"} == {"tools"}
-    else:  # the handshake era has no server/discover
+    else:  # the handshake era has no server/discover; its handshake declares tools only
         assert got[100]["result"] == {}
         assert got[101]["error"]["code"] == types.METHOD_NOT_FOUND
+        capabilities = got[0]["result"]["capabilities"]
+        assert set(capabilities) - {"experimental", "extensions"} == {"tools"}
+        assert "instructions" not in got[0]["result"]
     assert asked == []
     assert recorder.records == []
 

@@ -61,7 +61,10 @@ Every tool is its server's: a gate given the upstream's `server` name decides ea
 as `Tool::"<name>"` in `Server::"<server>"` (docs/policy.md, "Entities"), so a bundle can allow
 `refund` on the payments server and not another upstream's `refund` (review 53c, gates 1).
 
-Only tools pass: the gate offers no resources, prompts or sampling (closed by default). One
+Only tools pass: the gate offers no resources, prompts or sampling (closed by default), and
+what an upstream asks of its client (sampling, elicitation, roots: as requests, or in an
+`input_required` result) or tells it (progress, logs, resource changes) stops at the gate's
+own client, which refuses every request (review 54g, refuted). One
 `McpGate` serves many callers (the upstream client is shared); `gate_server` builds the MCP
 `Server` of one connection around one caller, as research §2.3 recommends.
 """
