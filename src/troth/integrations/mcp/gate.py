@@ -45,10 +45,10 @@ a time (docs/policy.md, "MCP gates"; research §2.2).
   allowed only, its content, structured content and isError served in the gate's envelope
   (not the upstream's `_meta` nor `resultType`: review 54g, mcp 2); one it answered with a
   JSON-RPC error is answered with the gate's, the upstream's message kept, not its code nor
-  data (review 54g, mcp 3). A tools/list is answered
-  with a listing begun since it was asked, at most MAX_MCP_LISTINGS at once (a burst of
-  tools/list shares a few listings); one connection has at most MAX_MCP_CALLS_PER_SESSION
-  tools/call decided and at the upstream at once.
+  data (review 54g, mcp 3). A tools/list is answered with a listing begun since it was asked,
+  at most MAX_MCP_LISTINGS at once (a burst of tools/list shares a few listings); one
+  connection has at most MAX_MCP_CALLS_PER_SESSION tools/call decided and at the upstream at
+  once.
 
 A request of one connection decided under another bundle than its last (another revision or
 digest: a bundle swapped in, one of the same revision included; or none in force any more;
@@ -387,7 +387,8 @@ class McpGate:
         """The upstream's tools `caller` could be permitted to call now (gate 1), as a listing
         begun since this request lists them: the gate's own, or one that ended while this
         request waited for one of its MAX_MCP_LISTINGS listings at once. `decided` is told the
-        bundle revision and digest that decided (None: none in force)."""
+        bundle revision and digest that decided (None: none in force). MCPError, the gate's
+        own, when the upstream's listing failed (review 54g, mcp 1)."""
         asked = self._begun
         async with self._listings:
             listed = self._listed
@@ -455,7 +456,9 @@ class McpGate:
         decided: Decided | None = None,
     ) -> types.CallToolResult:
         """Decide the call now (gate 2); forward it to the upstream only when allowed.
-        `decided` is told the bundle revision and digest that decided (None: none in force)."""
+        `decided` is told the bundle revision and digest that decided (None: none in force).
+        MCPError, the gate's own, when the upstream answered with a JSON-RPC error (review
+        54g, mcp 3); its other failures and a cancellation propagate."""
         listed = self._listed
         unknown = listed is None or name not in listed.schemas or self._stale(listed)
         if listed is None or unknown:
