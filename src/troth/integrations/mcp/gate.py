@@ -13,7 +13,8 @@ a time (docs/policy.md, "MCP gates"; research §2.2).
   icons and `_meta`, and only as the gate first listed it (name and shape) for the life of its
   connection to the upstream: one changed since (its description, title, schemas' text) is
   withheld and logged once, a call of it judged as of a tool the gate does not declare
-  (troth.integrations.mcp.pins; review 52b, mcp 1 and 2).
+  (troth.integrations.mcp.pins; review 52b, mcp 1 and 2). A listing the upstream fails is
+  answered with the gate's own error, never the upstream's text or data (review 54g, mcp 1).
 - `tools/call`: every call is decided (gate 2) with the caller's current credential and feed, a
   hidden tool called by name included; a denial is `CallToolResult(isError=True)` with the
   decision's fixed reason, which names policy ids and never echoes argument values (research
@@ -41,9 +42,13 @@ a time (docs/policy.md, "MCP gates"; research §2.2).
   is recorded again after its allowed record as a denial, outcome UNANSWERED
   (`DecisionPoint.refuse`, as the tool gate records a refused lease): no call without a result
   is left recorded as only allowed (review 47m, mcp 1); one the upstream answered ran and stays
-  allowed only. A tools/list is answered with a listing begun since it was asked, at most
-  MAX_MCP_LISTINGS at once (a burst of tools/list shares a few listings); one connection has at
-  most MAX_MCP_CALLS_PER_SESSION tools/call decided and at the upstream at once.
+  allowed only, its content, structured content and isError served in the gate's envelope
+  (not the upstream's `_meta` nor `resultType`: review 54g, mcp 2); one it answered with a
+  JSON-RPC error is answered with the gate's, the upstream's message kept, not its code nor
+  data (review 54g, mcp 3). A tools/list is answered with a listing begun since it was asked,
+  at most MAX_MCP_LISTINGS at once (a burst of tools/list shares a few listings); one
+  connection has at most MAX_MCP_CALLS_PER_SESSION tools/call decided and at the upstream at
+  once.
 
 A request of one connection decided under another bundle than its last (another revision or
 digest: a bundle swapped in, one of the same revision included; or none in force any more;
@@ -56,7 +61,10 @@ Every tool is its server's: a gate given the upstream's `server` name decides ea
 as `Tool::"<name>"` in `Server::"<server>"` (docs/policy.md, "Entities"), so a bundle can allow
 `refund` on the payments server and not another upstream's `refund` (review 53c, gates 1).
 
-Only tools pass: the gate offers no resources, prompts or sampling (closed by default). One
+Only tools pass: the gate offers no resources, prompts or sampling (closed by default), and
+what an upstream asks of its client (sampling, elicitation, roots: as requests, or in an
+`input_required` result) or tells it (progress, logs, resource changes) stops at the gate's
+own client, which refuses every request (review 54g, refuted). One
 `McpGate` serves many callers (the upstream client is shared); `gate_server` builds the MCP
 `Server` of one connection around one caller, as research §2.3 recommends.
 """
@@ -102,7 +110,8 @@ __all__ = [
 log = logging.getLogger("troth.mcp")
 GATE_NAME: Final = "troth-gate"
 DENIED_PREFIX: Final = "troth: "
-"""How a denial's text starts (then the decision's fixed reason)."""
+"""How the gate's own texts start: a denial's (then the decision's fixed reason), and the
+errors it answers for a failed upstream (review 54g, mcp 1 and 3)."""
 MAX_TOOL_PAGES: Final = 64
 """Pages of an upstream's tools/list the gate reads (past it, the rest is not offered)."""
 
@@ -218,6 +227,40 @@ def _first(noted: set[Any], key: Any) -> bool:
         noted.clear()
     noted.add(key)
     return True
+
+
+def _unlisted(exc: Exception) -> MCPError:
+    """The error a tools/list is answered with when the upstream's listing failed with `exc`
+    (an error it answered, its connection gone): the gate's own, naming the failure's type
+    only; the upstream's text is logged (`upstream_said`), never sent, and its error's data
+    neither (review 54g, mcp 1: they were the answer of any caller, one allowed no tool
+    included)."""
+    log.warning("the upstream's tools could not be listed: %s", upstream_said(exc))
+    reason = f"the upstream's tools could not be listed ({type(exc).__name__})"
+    return MCPError(types.INTERNAL_ERROR, DENIED_PREFIX + reason)
+
+
+def _failed(exc: MCPError) -> MCPError:
+    """The error an allowed call is answered with when the upstream answered it with `exc`, a
+    JSON-RPC error: the gate's own (an internal error, no data), the upstream's message kept as
+    the text of the call's answer. Its code and data are the protocol's words, which a client
+    acts on (-32042 of 2025-11-25: a URL for the user to open, an elicitation the gate's client
+    refuses when the upstream asks it as a request), not the tool's (review 54g, mcp 3)."""
+    reason = f"the upstream failed the call: {exc.error.message}"
+    return MCPError(types.INTERNAL_ERROR, DENIED_PREFIX + reason)
+
+
+def _served_result(result: types.CallToolResult) -> types.CallToolResult:
+    """An allowed call's result as the gate serves it: the upstream's content, structured
+    content and isError, in the gate's envelope. The upstream's `_meta` (the serverInfo stamp
+    the protocol reserves for the server the client speaks to, a related task, ...) and
+    `resultType` are not the tool's data but the response's, which is the gate's (review 54g,
+    mcp 2; as a tool is served without its `_meta`: review 52b, mcp 1)."""
+    return types.CallToolResult(
+        content=result.content,
+        structured_content=result.structured_content,
+        is_error=result.is_error,
+    )
 
 
 def _denied(reason: str) -> types.CallToolResult:
@@ -344,13 +387,17 @@ class McpGate:
         """The upstream's tools `caller` could be permitted to call now (gate 1), as a listing
         begun since this request lists them: the gate's own, or one that ended while this
         request waited for one of its MAX_MCP_LISTINGS listings at once. `decided` is told the
-        bundle revision and digest that decided (None: none in force)."""
+        bundle revision and digest that decided (None: none in force). MCPError, the gate's
+        own, when the upstream's listing failed (review 54g, mcp 1)."""
         asked = self._begun
         async with self._listings:
             listed = self._listed
             # none begun since, or the upstream announced a change since: list now
             if listed is None or self._kept <= asked or self._stale(listed):
-                listed = await self._list_upstream()
+                try:
+                    listed = await self._list_upstream()
+                except Exception as exc:  # MCPError, the connection closed, a malformed listing
+                    raise _unlisted(exc) from None
         preview = self.point.preview_tools(
             caller, now=self.clock.now(), declared=listed.schemas, server=self.server
         )
@@ -409,7 +456,9 @@ class McpGate:
         decided: Decided | None = None,
     ) -> types.CallToolResult:
         """Decide the call now (gate 2); forward it to the upstream only when allowed.
-        `decided` is told the bundle revision and digest that decided (None: none in force)."""
+        `decided` is told the bundle revision and digest that decided (None: none in force).
+        MCPError, the gate's own, when the upstream answered with a JSON-RPC error (review
+        54g, mcp 3); its other failures and a cancellation propagate."""
         listed = self._listed
         unknown = listed is None or name not in listed.schemas or self._stale(listed)
         if listed is None or unknown:
@@ -434,10 +483,13 @@ class McpGate:
                 await self._listing(None)
             return _denied(told.reason)
         try:
-            return await self.upstream.call_tool(name, args)
+            result = await self.upstream.call_tool(name, args)
         except BaseException as exc:  # cancelled (the agent, its connection) or failed
             await self._unanswered(record, exc)
+            if isinstance(exc, MCPError):  # the upstream's error: answered as the gate's
+                raise _failed(exc) from None
             raise
+        return _served_result(result)
 
     async def _unanswered(self, record: DecisionRecord, exc: BaseException) -> None:
         """Record that the call `record` allowed got no result from the upstream (it may have
