@@ -344,6 +344,7 @@ class SqliteDatabase:
             self._local.conn = conn
             self._local.depth = 0
             self._local.cursor = conn.cursor()  # `run`'s
+            self._local.version = None  # `data_version` inside this thread's transaction
             with self._all_lock:
                 self._all.append(conn)
         return conn
@@ -459,12 +460,39 @@ class SqliteDatabase:
         except sqlite3.Error as exc:
             raise self._failed(exc) from exc
 
+    def run_rows(self, sql: str, params: tuple[object, ...] = ()) -> list[Any]:
+        """Every row of a query, read to its end, errors mapped like `fetch_all`: inside this
+        thread's `transaction()` through `run` (its kept cursor), outside one `fetch_all`."""
+        local = self._local
+        if not getattr(local, "depth", 0):
+            return self.fetch_all(sql, params)
+        try:
+            return local.cursor.execute(sql, params).fetchall()  # type: ignore[no-any-return]
+        except sqlite3.IntegrityError as exc:
+            raise ConflictError(str(exc)) from exc
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from exc
+
     def data_version(self) -> int:
         """`PRAGMA data_version` on this thread's connection: it changes when, and only when,
         another connection (another process's, or another thread's of this one) committed to
         the file since this connection last asked (sqlite.org/pragma.html#pragma_data_version).
-        A few microseconds: the software vault asks it before each use of a cached key."""
+        A few microseconds: the software vault asks it before each use of a cached key.
+
+        Inside this thread's `transaction()` the first answer is kept for the rest of it: a
+        connection's data version is read from its open read transaction, which no later
+        commit of another connection changes (and BEGIN IMMEDIATE holds the write lock: none
+        can commit), so asking again returns the same number (a rotation asked 5 times:
+        review 54a). Only while SQLite's transaction is open (`in_transaction`): one it rolled
+        back itself (a full disk, an I/O error) is asked again."""
+        local = self._local
         try:
+            if getattr(local, "depth", 0) and local.conn.in_transaction:
+                version: int | None = local.version
+                if version is None:
+                    row = local.conn.execute("PRAGMA data_version").fetchone()
+                    version = local.version = int(row[0])
+                return version
             return int(self.connection().execute("PRAGMA data_version").fetchone()[0])
         except sqlite3.Error as exc:
             raise self._failed(exc) from exc
@@ -625,6 +653,7 @@ class _Transaction(AbstractContextManager[None]):
             return
         local.depth = 1
         local.after = []
+        local.version = None  # `data_version` asks SQLite again in each transaction
         try:
             db._begin(conn)
         except BaseException:

@@ -32,9 +32,9 @@ class SqliteKeyStore:
     def put_sealed_key(
         self, key_number: int, key_type: int, purpose: int, sealed: bytes, created_at: int
     ) -> None:
-        self._db.execute(
+        self._db.run(  # a rotation's new key: the kept cursor, the BLOB bound unadapted
             "INSERT INTO vault_keys VALUES (?, ?, ?, ?, ?)",
-            (key_number, key_type, purpose, sealed, created_at),
+            (key_number, key_type, purpose, bytearray(sealed), created_at),
         )
 
     def put_sealed_keys(self, rows: Sequence[tuple[int, int, int, bytes, int]]) -> None:
@@ -49,10 +49,10 @@ class SqliteKeyStore:
         return int(self._db.fetch_one("SELECT coalesce(max(key_id), 0) FROM vault_keys")[0])
 
     def get_sealed_key(self, key_number: int) -> tuple[int, int, bytes] | None:
-        row = self._db.fetch_one(
+        rows = self._db.run_rows(
             "SELECT key_type, purpose, sealed FROM vault_keys WHERE key_id = ?", (key_number,)
         )
-        return None if row is None else (row[0], row[1], row[2])
+        return (rows[0][0], rows[0][1], rows[0][2]) if rows else None
 
     def data_version(self) -> int:
         return self._db.data_version()
@@ -74,7 +74,7 @@ class SqliteKeyStore:
 
     def delete_sealed_key(self, key_number: int) -> bool:
         query = "DELETE FROM vault_keys WHERE key_id = ?"
-        return self._db.execute(query, (key_number,)).rowcount == 1
+        return self._db.run(query, (key_number,)).rowcount == 1
 
     def get_vault_meta(self, name: str) -> bytes | None:
         row = self._db.fetch_one("SELECT value FROM vault_meta WHERE name = ?", (name,))
@@ -124,6 +124,17 @@ def _insert_rows(
 _LOCAL_SELECT = (
     "SELECT identifier, name, primary_key, created_at, history, changes, next_key, change_rows "
     "FROM identities WHERE primary_key IS NOT NULL"
+)
+_LOCAL_BY_NAME = _LOCAL_SELECT + " AND name = ?"
+_LOCAL_BY_IDENTIFIER = _LOCAL_SELECT + " AND identifier = ?"
+_UPDATE_HISTORY_SET = (
+    "UPDATE identities SET history = ?, changes = ?, updated_at = ?, "
+    "primary_key = coalesce(?, primary_key), next_key = coalesce(?, next_key), "
+    "change_rows = coalesce(?, change_rows)"
+)
+_UPDATE_HISTORY = _UPDATE_HISTORY_SET + " WHERE identifier = ? AND changes = ?"
+_UPDATE_HISTORY_LINKED = (
+    _UPDATE_HISTORY_SET + ", linked = coalesce(?, linked) WHERE identifier = ? AND changes = ?"
 )
 
 
@@ -210,22 +221,14 @@ class SqliteIdentityStore:
         change_rows: int | None = None,
         linked: bool | None = None,
     ) -> None:
-        updated = self._db.execute(
-            "UPDATE identities SET history = ?, changes = ?, updated_at = ?, "
-            "primary_key = coalesce(?, primary_key), next_key = coalesce(?, next_key), "
-            "change_rows = coalesce(?, change_rows), linked = coalesce(?, linked) "
-            "WHERE identifier = ? AND changes = ?",
-            (
-                history,
-                changes,
-                now,
-                primary_key,
-                next_key,
-                change_rows,
-                None if linked is None else int(linked),
-                identifier,
-                expected_changes,
-            ),
+        # the kept cursor, byte strings bound as bytearrays and no NULL for `linked` when not
+        # given (each bytes or None parameter costs sqlite3 an adapter look-up: review 54a)
+        head = (bytearray(history), changes, now, primary_key, next_key, change_rows)
+        updated = self._db.run(
+            _UPDATE_HISTORY if linked is None else _UPDATE_HISTORY_LINKED,
+            (*head, bytearray(identifier), expected_changes)
+            if linked is None
+            else (*head, int(linked), bytearray(identifier), expected_changes),
         ).rowcount
         if updated != 1:
             raise ConflictError("the stored history changed meanwhile")
@@ -234,10 +237,10 @@ class SqliteIdentityStore:
         self, *, name: str | None = None, identifier: bytes | None = None
     ) -> LocalIdentityRecord | None:
         if name is not None:
-            row = self._db.fetch_one(_LOCAL_SELECT + " AND name = ?", (name,))
+            rows = self._db.run_rows(_LOCAL_BY_NAME, (name,))
         else:
-            row = self._db.fetch_one(_LOCAL_SELECT + " AND identifier = ?", (identifier,))
-        return None if row is None else _local(row)
+            rows = self._db.run_rows(_LOCAL_BY_IDENTIFIER, (identifier,))
+        return _local(rows[0]) if rows else None
 
     def list_local(self) -> Iterator[LocalIdentityRecord]:
         for row in self._db.fetch_all(_LOCAL_SELECT + " ORDER BY created_at, name"):
@@ -257,10 +260,10 @@ class SqliteIdentityStore:
         return None if row is None else PurposeKeyRecord(identifier, purpose, row[0], bytes(row[1]))
 
     def take_purpose_keys(self, identifier: bytes) -> list[PurposeKeyRecord]:
-        rows = self._db.fetch_all(
+        rows = self._db.run_rows(
             "DELETE FROM purpose_keys WHERE identifier = ? "
             "RETURNING purpose, key_handle, attestation",
-            (identifier,),
+            (bytearray(identifier),),
         )
         return [PurposeKeyRecord(identifier, r[0], r[1], bytes(r[2])) for r in rows]
 
