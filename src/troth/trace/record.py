@@ -234,7 +234,10 @@ class Disclosure:
         _set_value(self, value)
 
     def to_json(self) -> dict[str, Any]:
-        return {"salt": self.salt.hex(), "value": json.loads(self.value)}
+        """As an export carries it; DecodeError when the value is not I-JSON (a crafted log's
+        stored disclosure: review 54d, json 1)."""
+        value = load_json(self.value, max_bytes=limits.MAX_TRACE_DISCLOSURE_BYTES, what="value")
+        return {"salt": self.salt.hex(), "value": value}
 
     @classmethod
     def from_json(cls, value: Any, what: str) -> Disclosure:

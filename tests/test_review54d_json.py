@@ -1,0 +1,114 @@
+"""Review 54d, JSON inputs: hostile JSON a file or an upstream controls.
+
+1. A trace log's stored disclosure (a crafted or damaged log file: the `disclosures` column)
+   was read back for an export (`export_jsonl`, `prove`, `troth trace export` and `prove`, the
+   trace service's `prove`) with a bare `json.loads`: a value nested 100,000 deep escaped as a
+   RecursionError, an integer of 5,000 digits as Python's ValueError, and `NaN`, a duplicated
+   member name or a lone surrogate were written into the export line as they loaded (a line no
+   verifier reads, or one disclosing what the log does not hold). Each is now read as I-JSON
+   (`load_json`, bounded by MAX_TRACE_DISCLOSURE_BYTES) and refused as TraceError MALFORMED,
+   located at its record, as the log's other damage is (review 28b, export 1).
+2. An upstream MCP server that wrote bytes that are not UTF-8 on its stdout made the MCP SDK's
+   reader raise UnicodeDecodeError in its task groups: `troth mcp gate` failed with the
+   exception group (a traceback, exit 1), and `troth mcp serve` answered it, naming neither the
+   upstream nor why, where an upstream that exits or speaks no MCP is an OSError naming it
+   (review 30c, mcp 3 and 4). `upstream_error` now reads it as one too.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tests.support.cli import run
+from tests.support.traces import NOW, Held, db, open_log, recorder, tool_call
+from troth.cli.common import home
+from troth.clock import FixedClock
+from troth.errors import TraceError, TraceFailure
+from troth.integrations.mcp import local
+from troth.integrations.mcp.gate import upstream_error
+from troth.node import DEFAULT_NODE
+from troth.trace import TraceLog
+from troth.trace.export import export_jsonl, prove
+from troth.trace.record import Disclosure, encode_disclosures
+
+HOSTILE = {
+    "deep": b"[" * 100_000 + b"]" * 100_000,
+    "digits": b"9" * 5_000,
+    "nan": b"NaN",
+    "duplicate": b'{"a":1,"a":2}',
+    "surrogate": b'"\\ud800"',
+}
+
+
+def _crafted(path: Path, value: bytes) -> tuple[TraceLog, str]:
+    """A log of two records whose first's stored disclosure `args` now holds `value`."""
+    clock = FixedClock(NOW)
+    log = open_log(path, clock)
+    writer = recorder(log, Held(), clock)
+    for _ in range(2):
+        writer.record(tool_call())
+    log.checkpoint()
+    conn = db(log)
+    record_id = str(conn.execute("SELECT record_id FROM leaves WHERE idx = 0").fetchone()[0])
+    held = log.disclosures(record_id)
+    held["args"] = Disclosure(held["args"].salt, value)
+    conn.execute(
+        "UPDATE leaves SET disclosures = ? WHERE record_id = ?",
+        (encode_disclosures(held), record_id),
+    )
+    conn.close()
+    return log, record_id
+
+
+@pytest.mark.parametrize("value", list(HOSTILE.values()), ids=list(HOSTILE))
+def test_a_stored_disclosure_that_is_not_i_json_is_a_typed_export_error(
+    tmp_path: Path, value: bytes
+) -> None:
+    """Json 1."""
+    log, record_id = _crafted(tmp_path / "trace.db", value)
+    for export in (lambda: export_jsonl(log, io.StringIO()), lambda: prove(log, record_id)):
+        with pytest.raises(TraceError) as caught:
+            export()
+        assert caught.value.reason is TraceFailure.MALFORMED
+        assert (caught.value.index, caught.value.record) == (0, record_id)
+        assert "stored disclosure args" in str(caught.value)
+
+
+def test_a_stored_disclosure_in_i_json_is_exported_as_before(tmp_path: Path) -> None:
+    """Json 1: what a log holds (canonical JSON) is exported unchanged."""
+    log, record_id = _crafted(tmp_path / "trace.db", b'{"amount":-0.5,"to":"\xc3\xa9"}')
+    bundle = prove(log, record_id)
+    assert bundle["disclosures"]["args"]["value"] == {"amount": -0.5, "to": "é"}
+
+
+def test_upstream_error_names_an_upstream_that_wrote_bytes_not_utf_8() -> None:
+    """Json 2: the SDK's reader's UnicodeDecodeError, alone in its task groups."""
+    bad = UnicodeDecodeError("utf-8", b"\xff\n", 0, 1, "invalid start byte")
+    group = ExceptionGroup("outer", [ExceptionGroup("inner", [bad])])
+    failed = upstream_error(group, "server --flag")
+    assert isinstance(failed, OSError)
+    assert str(failed) == (
+        "the upstream MCP server server --flag failed: it wrote bytes that are not UTF-8 "
+        "(invalid start byte at byte 0 of a read)"
+    )
+
+
+def test_the_local_gate_of_an_upstream_writing_bytes_not_utf_8_is_a_typed_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Json 2, through `serve_local_gate` (`troth mcp gate`)."""
+    run("identity", "create", "someone")
+    monkeypatch.setattr(local, "START_TIMEOUT", 30)  # the bytes come at once: never waited
+    upstream = [
+        sys.executable,
+        "-c",
+        "import sys, time; sys.stdout.buffer.write(b'\\xff\\n'); sys.stdout.flush(); "
+        "time.sleep(1000)",
+    ]
+    with pytest.raises(OSError, match=r"failed: it wrote bytes that are not UTF-8"):
+        anyio.run(local.serve_local_gate, home(), DEFAULT_NODE, "someone", upstream)
