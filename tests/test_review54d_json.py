@@ -112,3 +112,59 @@ def test_the_local_gate_of_an_upstream_writing_bytes_not_utf_8_is_a_typed_error(
     ]
     with pytest.raises(OSError, match=r"failed: it wrote bytes that are not UTF-8"):
         anyio.run(local.serve_local_gate, home(), DEFAULT_NODE, "someone", upstream)
+
+
+# -- json 3 ---------------------------------------------------------------------------------------
+
+_NOTICE = b'{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":1}}'
+
+
+def _writes(*pieces: str) -> list[str]:
+    """A Python command writing the bytes each expression of `pieces` makes on its stdout, one
+    write each, then waiting."""
+    code = "import sys, time\n"
+    for piece in pieces:
+        code += f"sys.stdout.buffer.write({piece}); sys.stdout.flush()\n"
+    return [sys.executable, "-c", code + "time.sleep(1000)\n"]
+
+
+def test_an_upstream_line_over_the_limit_is_dropped_and_the_next_read() -> None:
+    """Json 3: a line past the limit (written in many pieces) is dropped as it comes, the
+    session told; the line after it is read as before."""
+    from mcp import StdioServerParameters
+    from mcp.shared.message import SessionMessage
+
+    from troth.integrations.mcp.upstream import LineTooLong, upstream_stdio
+
+    command = _writes(
+        """b'{"jsonrpc":"2.0","id":1,"result":{"x":"' + b"a" * 1000""",
+        """b"a" * 300_000 + b'"}}\\n'""",
+        repr(_NOTICE + b"\n" + _NOTICE[:10]),
+    )
+    parameters = StdioServerParameters(command=command[0], args=command[1:])
+
+    async def main() -> list[SessionMessage | Exception]:
+        async with upstream_stdio(parameters, max_line=100_000) as (read, _write):
+            return [await read.receive(), await read.receive()]
+
+    first, second = anyio.run(main)
+    assert isinstance(first, LineTooLong)
+    assert str(first) == "a line of the upstream over 100000 bytes, dropped"
+    assert isinstance(second, SessionMessage)
+    assert second.message.model_dump(exclude_unset=True)["method"] == "notifications/message"
+
+
+def test_the_line_reader_keeps_no_more_than_the_limit() -> None:
+    """Json 3: what `_Lines` holds of a line never passes the limit, however it comes."""
+    from troth.integrations.mcp.upstream import LineTooLong, _Lines
+
+    lines = _Lines(10)
+    assert lines.feed(b"12345") == []
+    assert lines.feed(b"67890") == []
+    found = lines.feed(b"x" * 1000)
+    assert len(found) == 1
+    assert isinstance(found[0], LineTooLong)
+    assert (lines.parts, lines.size) == ([], 0)
+    assert lines.feed(b"y" * 1000 + b"\nab\n\ncd") == [b"ab", b""]
+    assert lines.feed(b"ef\n") == [b"cdef"]
+    assert lines.feed(b"0123456789\n") == [b"0123456789"]
