@@ -5,9 +5,10 @@
    trace service's `prove`) with a bare `json.loads`: a value nested 100,000 deep escaped as a
    RecursionError, an integer of 5,000 digits as Python's ValueError, and `NaN`, a duplicated
    member name or a lone surrogate were written into the export line as they loaded (a line no
-   verifier reads, or one disclosing what the log does not hold). Each is now read as I-JSON
-   (`load_json`, bounded by MAX_TRACE_DISCLOSURE_BYTES) and refused as TraceError MALFORMED,
-   located at its record, as the log's other damage is (review 28b, export 1).
+   verifier reads, or one disclosing what the log does not hold). Each is now read as the
+   export's verifier reads it back (`exported_value`: I-JSON, `load_json`, no deeper than it
+   may be once nested in the line) and refused as TraceError MALFORMED, located at its
+   record, as the log's other damage is (review 28b, export 1).
 2. An upstream MCP server that wrote bytes that are not UTF-8 on its stdout made the MCP SDK's
    reader raise UnicodeDecodeError in its task groups: `troth mcp gate` failed with the
    exception group (a traceback, exit 1), and `troth mcp serve` answered it, naming neither the
@@ -42,6 +43,8 @@ HOSTILE = {
     "nan": b"NaN",
     "duplicate": b'{"a":1,"a":2}',
     "surrogate": b'"\\ud800"',
+    "deeper in the line": b"[" * 30 + b"]" * 30,
+    "two values": b"1],[2",
 }
 
 
