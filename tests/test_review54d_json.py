@@ -14,6 +14,12 @@
    exception group (a traceback, exit 1), and `troth mcp serve` answered it, naming neither the
    upstream nor why, where an upstream that exits or speaks no MCP is an OSError naming it
    (review 30c, mcp 3 and 4). `upstream_error` now reads it as one too.
+3. The MCP SDK's reader of an upstream's stdout joined every chunk it read (64 KiB at most) to
+   the line so far and split the whole again, and held a line of any length: one 64 MiB line
+   (a tools/call answered with a file or a page) cost ~80 s of the event loop, every service
+   of a node publishing the upstream stalled meanwhile (16 MiB: 8.1 s; troth's reader, 0.6 s
+   end to end). `troth.integrations.mcp.upstream` reads each chunk once and drops a line past
+   MAX_MCP_UPSTREAM_LINE as it comes (nothing timed here: the bound and the drop are tested).
 """
 
 from __future__ import annotations
@@ -97,7 +103,7 @@ def test_upstream_error_names_an_upstream_that_wrote_bytes_not_utf_8() -> None:
     assert isinstance(failed, OSError)
     assert str(failed) == (
         "the upstream MCP server server --flag failed: it wrote bytes that are not UTF-8 "
-        "(invalid start byte at byte 0 of a read)"
+        "(invalid start byte at byte 0 of a line)"
     )
 
 
