@@ -20,6 +20,9 @@
    of a node publishing the upstream stalled meanwhile (16 MiB: 8.1 s; troth's reader, 0.6 s
    end to end). `troth.integrations.mcp.upstream` reads each chunk once and drops a line past
    MAX_MCP_UPSTREAM_LINE as it comes (nothing timed here: the bound and the drop are tested).
+4. A JWT's JOSE header (read before its signature) holding NaN or Infinity, which are not JSON,
+   was read by Python's reader as a number: the token was refused as signed by an unknown key.
+   It is now malformed (JWT_MALFORMED), as any header that is not JSON is.
 """
 
 from __future__ import annotations
@@ -35,10 +38,12 @@ from tests.support.cli import run
 from tests.support.traces import NOW, Held, db, open_log, recorder, tool_call
 from troth.cli.common import home
 from troth.clock import FixedClock
-from troth.errors import TraceError, TraceFailure
+from troth.errors import SecretError, SecretFailure, TraceError, TraceFailure
 from troth.integrations.mcp import local
 from troth.integrations.mcp.gate import upstream_error
 from troth.node import DEFAULT_NODE
+from troth.secrets.jwt import Jwks, validate_token
+from troth.secrets.lease import b64url
 from troth.trace import TraceLog
 from troth.trace.export import export_jsonl, prove
 from troth.trace.record import Disclosure, encode_disclosures
@@ -177,3 +182,17 @@ def test_the_line_reader_keeps_no_more_than_the_limit() -> None:
     assert lines.feed(b"y" * 1000 + b"\nab\n\ncd") == [b"ab", b""]
     assert lines.feed(b"ef\n") == [b"cdef"]
     assert lines.feed(b"0123456789\n") == [b"0123456789"]
+
+
+# -- json 4 ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("constant", [b"NaN", b"Infinity", b"-Infinity"])
+def test_a_jwt_header_holding_nan_is_a_malformed_token(constant: bytes) -> None:
+    """Json 4: Python's reader took `NaN` (not JSON, RFC 8259 §6) in a token's JOSE header,
+    read before its signature: the token was refused as signed by an unknown key."""
+    header = b64url(b'{"alg":' + constant + b',"kid":"k"}')
+    token = f"{header}.{b64url(b'{}')}.{b64url(b'x' * 64)}"
+    with pytest.raises(SecretError) as caught:
+        validate_token(token, Jwks(), audience="a", now=NOW)
+    assert caught.value.reason is SecretFailure.JWT_MALFORMED
