@@ -23,6 +23,9 @@
 4. A JWT's JOSE header (read before its signature) holding NaN or Infinity, which are not JSON,
    was read by Python's reader as a number: the token was refused as signed by an unknown key.
    It is now malformed (JWT_MALFORMED), as any header that is not JSON is.
+5. `troth policy test --args` of bytes that are not UTF-8 failed encoding Python's surrogate
+   escapes of them, with the codec's message naming no option; they are now read as the bytes
+   they are (as `--context` reads them), and `load_json` refuses them naming `--args`.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.support.cli import run
+from tests.support.cli import run, run_json
 from tests.support.traces import NOW, Held, db, open_log, recorder, tool_call
 from troth.cli.common import home
 from troth.clock import FixedClock
@@ -196,3 +199,23 @@ def test_a_jwt_header_holding_nan_is_a_malformed_token(constant: bytes) -> None:
     with pytest.raises(SecretError) as caught:
         validate_token(token, Jwks(), audience="a", now=NOW)
     assert caught.value.reason is SecretFailure.JWT_MALFORMED
+
+
+# -- json 5 ---------------------------------------------------------------------------------------
+
+
+def test_policy_test_args_of_bytes_not_utf_8_name_the_option(tmp_path: Path) -> None:
+    """Json 5: `troth policy test --args` given bytes that are not UTF-8 (argv's bytes, as
+    Python hands them on: `\\udcff` for the byte 0xff) failed in `str.encode` with Python's
+    codec message, naming no option; `--context` of `troth credential verify` reads them as
+    the bytes they are, which `load_json` refuses as not UTF-8."""
+    (tmp_path / "any").write_bytes(b"x")
+    found = run_json(
+        "policy",
+        "test",
+        *("--bundle", str(tmp_path / "any"), "--chain", str(tmp_path / "any")),
+        *("--tool", "refund", "--args", '{"a":"\udcff"}', "--trust-bundle-authority"),
+        code=1,  # a DecodeError, as of --args that is not JSON
+    )
+    assert found["error"] == "DecodeError"
+    assert found["message"] == "--args: not UTF-8 (invalid start byte at byte 6)"
