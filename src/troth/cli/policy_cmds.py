@@ -360,7 +360,9 @@ def test(
     now = CLOCK.now() if at_text is None else _parse_time(at_text)
     bundle = read_input(bundle_file, limits.MAX_POLICY_BUNDLE_BYTES, "bundle")
     chain = read_input(chain_file, limits.MAX_CHAIN_BYTES, "chain")
-    arguments = _json_object(args_text.encode(), limits.MAX_TOOL_ARGUMENTS_BYTES, "--args")
+    arguments = _json_object(  # argv's bytes, as --context reads them (review 54d, json 5)
+        args_text.encode("utf-8", "surrogateescape"), limits.MAX_TOOL_ARGUMENTS_BYTES, "--args"
+    )
     if not feed_files and not authority_ref:
         raise ValueError("the authority's feed is needed: --feed FILE or --authority NAME")
     names = reporter.names

@@ -427,6 +427,10 @@ MAX_MCP_CALLS_PER_SESSION: Final = 8
 upstream at once; past it they wait in the session, in turn (the MCP SDK's server starts every
 request as it comes): one member's burst neither floods the shared upstream nor queues its
 decisions ahead of every other session's for the worker threads (review 30c)."""
+MAX_MCP_UPSTREAM_LINE: Final = 64 << 20
+"""Longest line (one JSON-RPC message) an MCP gate reads of an upstream it spawned
+(troth.integrations.mcp.upstream): a longer one is dropped as it comes, unanswered (review
+54d, json 3)."""
 MAX_MCP_LISTINGS: Final = 2
 """Listings of the upstream's tools one MCP gate makes at once for callers' tools/list (each
 holds the upstream's whole list until answered): past it a tools/list waits, and answers with

@@ -16,7 +16,7 @@ import json
 from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, NoReturn
 
 from troth import limits
 from troth.crypto import KeyType, PublicKey, sha256, verify_signature
@@ -218,9 +218,15 @@ class ValidatedToken(NamedTuple):
     claims: Mapping[str, Any]
 
 
+def _not_json(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON number (RFC 8259 §6)")
+
+
 def _part(text: str, what: str) -> Any:
+    """A JOSE header or a claims set (NaN / Infinity refused, as any text not JSON: review
+    54d, json 4; of a duplicated name the last is read, RFC 7519 §4)."""
     try:
-        return json.loads(b64url_decode(text).decode())
+        return json.loads(b64url_decode(text).decode(), parse_constant=_not_json)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise SecretError(_F.JWT_MALFORMED, f"the {what} is not base64url JSON") from None
 

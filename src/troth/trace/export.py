@@ -136,7 +136,7 @@ class _Bundler:
             "index": index,
             "envelope": envelope.decode("ascii"),
             "record": json.loads(payload),
-            "disclosures": {name: d.to_json() for name, d in sorted(disclosures.items())},
+            "disclosures": _disclosed(index, record.id, disclosures),
             "proof": [p.hex() for p in proof],
             "checkpoint": self.checkpoint.note.decode(),
             "signer": signer,
@@ -217,6 +217,21 @@ class _Bundler:
                 )
             found = self._signer_history[keyid] = (retiring or [rows or newest])[0]
         return found
+
+
+def _disclosed(index: int, record_id: str, disclosures: dict[str, Disclosure]) -> dict[str, Any]:
+    """A record's stored disclosures as its bundle carries them; TraceError MALFORMED, located,
+    for one whose value is not I-JSON (a crafted or damaged log: a value nested past the
+    parser, an integer past 2**53, NaN, a duplicate name; review 54d, json 1)."""
+    shown = {}
+    for name, disclosure in sorted(disclosures.items()):
+        try:
+            shown[name] = disclosure.to_json()
+        except DecodeError as exc:
+            raise TraceError(
+                _F.MALFORMED, f"the stored disclosure {name}: {exc}", index=index, record=record_id
+            ) from None
+    return shown
 
 
 def _signing(log: TraceLog, identity: Identifier, checkpoint: Checkpoint) -> list[bytes]:

@@ -74,6 +74,7 @@ __all__ = [
     "disclosed",
     "disclosure_value",
     "encode_disclosures",
+    "exported_value",
     "is_canonical_value",
     "new_record_id",
     "resolution_id",
@@ -234,7 +235,9 @@ class Disclosure:
         _set_value(self, value)
 
     def to_json(self) -> dict[str, Any]:
-        return {"salt": self.salt.hex(), "value": json.loads(self.value)}
+        """As an export carries it; DecodeError when the value is not I-JSON (a crafted log's
+        stored disclosure: review 54d, json 1)."""
+        return {"salt": self.salt.hex(), "value": exported_value(self.value)}
 
     @classmethod
     def from_json(cls, value: Any, what: str) -> Disclosure:
@@ -271,17 +274,28 @@ _EXPORT_NESTING: Final = 3
 """How deep an export line holds a disclosure's value: {"disclosures": {name: {"value": ...}}}."""
 
 
+def exported_value(value: bytes) -> Any:
+    """The JSON value `value` as an export's verifier reads it back: I-JSON (`load_json`: no
+    noncharacter, not too deep once nested in the line); DecodeError otherwise."""
+    parsed = load_json(
+        b"[" * _EXPORT_NESTING + value + b"]" * _EXPORT_NESTING,  # as deep as in a line
+        max_bytes=limits.MAX_TRACE_LINE_BYTES,
+        what="disclosed value",
+    )
+    for _ in range(_EXPORT_NESTING):
+        if type(parsed) is not list or len(parsed) != 1:  # `1],[2`: not one value
+            raise DecodeError("disclosed value: not one JSON value")
+        parsed = parsed[0]
+    return parsed
+
+
 def is_canonical_value(value: bytes) -> bool:
     """Whether `value` is the canonical JSON (RFC 8785) of a JSON value an export line can
-    carry: what `disclosure_value` makes, what an export's verifier reads back (I-JSON,
-    `load_json`: no noncharacter, not too deep once nested in the line) and recomputes. A
-    disclosure in any other form would not open its commitment, or not load, in an export."""
-    nested = b"[" * _EXPORT_NESTING + value + b"]" * _EXPORT_NESTING  # as deep as in a line
+    carry: what `disclosure_value` makes, what an export's verifier reads back
+    (`exported_value`) and recomputes. A disclosure in any other form would not open its
+    commitment, or not load, in an export."""
     try:
-        parsed = load_json(nested, max_bytes=limits.MAX_TRACE_LINE_BYTES, what="disclosure")
-        for _ in range(_EXPORT_NESTING):
-            (parsed,) = parsed
-        return disclosure_value(parsed) == value
+        return disclosure_value(exported_value(value)) == value
     except (DecodeError, ValueError, RecursionError):  # not I-JSON, or not canonical
         return False
 

@@ -584,15 +584,22 @@ def upstream_error(exc: BaseException, upstream: str) -> OSError | None:
     `exc`: an OSError naming it and the MCP SDK's reason when `exc` is the SDK's error (alone,
     or alone in its task groups: the upstream exited, or speaks no MCP), or naming it and why
     it could not start when `exc` is spawning's OSError (its program or working directory
-    missing, not executable: the one OSError with a file name), else None (not the upstream's:
-    re-raise `exc`). Review 30c, mcp 3: the commands' errors are typed; review 49g, cli 1: a
-    spawn that failed was a traceback of the SDK's task groups."""
+    missing, not executable: the one OSError with a file name), or naming it and saying it wrote
+    bytes that are not UTF-8 when `exc` is the UnicodeDecodeError of the reader of its stdout
+    (troth.integrations.mcp.upstream), else None (not the upstream's: re-raise `exc`). Review
+    30c, mcp 3: the commands' errors are typed; review 49g, cli 1: a spawn that failed was a
+    traceback of the SDK's task groups; review 54d, json 2: so was an upstream's byte that is
+    not UTF-8."""
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
     if isinstance(exc, OSError) and exc.filename is not None:
         reason = exc.strerror or type(exc).__name__
         where = exc.filename
         return OSError(f"the upstream MCP server {upstream} could not start: {reason}: {where}")
+    if isinstance(exc, UnicodeDecodeError):
+        where = f"{exc.reason} at byte {exc.start} of a line"
+        said = f"it wrote bytes that are not UTF-8 ({where})"
+        return OSError(f"the upstream MCP server {upstream} failed: {said}")
     if not isinstance(exc, MCPError):
         return None
     return OSError(f"the upstream MCP server {upstream} failed: {exc}")

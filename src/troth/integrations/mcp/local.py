@@ -1,8 +1,9 @@
 """`troth mcp gate`: a stdio MCP server in front of another MCP server, acting for one local
 identity of a node (docs/policy.md, "The local MCP gate").
 
-The upstream is spawned with the MCP SDK's stdio client and its default environment (a
-whitelist: PATH, HOME, ...), so nothing of troth's (keys, vault key, secrets) reaches it. The
+The upstream is spawned as the MCP SDK's stdio client spawns it, with its default environment (a
+whitelist: PATH, HOME, ...), so nothing of troth's (keys, vault key, secrets) reaches it; its
+lines are read within MAX_MCP_UPSTREAM_LINE bytes (troth.integrations.mcp.upstream). The
 identity's keys stay in the node's vault; for every request the gate re-reads from the node's
 store the identity's credential chains, the bundles the node holds (`troth policy push`, or
 the running node's distribution) and the feeds (the running node keeps them fresh; a feed
@@ -24,6 +25,7 @@ from mcp.server.stdio import stdio_server
 
 from troth.clock import Clock, SystemClock
 from troth.integrations.mcp.gate import McpGate, UpstreamChanges, gate_server, upstream_error
+from troth.integrations.mcp.upstream import upstream_stdio
 from troth.node import open_node
 from troth.node.services.mcp import START_TIMEOUT
 from troth.node.services.node_policies import LocalCredential, NodeFeeds, NodePolicies
@@ -72,7 +74,9 @@ async def serve_local_gate(
                 group.start_soon(watchdog)
                 changes = UpstreamChanges()  # its tool-list changes: listed again (review 48e)
                 async with (
-                    Client(parameters, cache=None, message_handler=changes) as upstream,
+                    Client(
+                        upstream_stdio(parameters), cache=None, message_handler=changes
+                    ) as upstream,
                     anyio.create_task_group() as listening,
                 ):
                     watch.cancel()

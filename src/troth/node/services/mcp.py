@@ -17,7 +17,9 @@ requests too when a bundle declares the service; a tools/call is decided with a 
 Bounded: MAX_MCP_SESSIONS in total (past it, a peer whose authority holds less than its share
 still opens one: troth.node.shares), MAX_MCP_SESSIONS_PER_PEER per member, MAX_MCP_QUEUE
 messages queued per session (a session that falls behind is closed), frames of at most
-MAX_MCP_FRAME bytes. Sessions end with their channel or when the client ends them.
+MAX_MCP_FRAME bytes, lines of the upstream of at most MAX_MCP_UPSTREAM_LINE bytes
+(troth.integrations.mcp.upstream). Sessions end with their channel or when the client ends
+them.
 
 The upstream runs with the MCP SDK's default environment (its whitelist: PATH, HOME, ...):
 troth's secrets and keys are never passed to it. The SDK (the `mcp` extra) is imported only
@@ -197,11 +199,12 @@ class McpService:
             upstream_error,
             upstream_said,
         )
+        from troth.integrations.mcp.upstream import connectable
 
         changes = UpstreamChanges()  # its tool-list changes: listed again (review 48e, gates 2)
         try:
             async with (
-                Client(self.upstream, cache=None, message_handler=changes) as client,  # type: ignore[arg-type]
+                Client(connectable(self.upstream), cache=None, message_handler=changes) as client,  # type: ignore[arg-type]
                 anyio.create_task_group() as listening,
             ):
                 listening.start_soon(changes.watch, client)

@@ -1,0 +1,176 @@
+"""An upstream MCP server over stdio, its stdout read line by line within
+MAX_MCP_UPSTREAM_LINE (review 54d, json 3).
+
+The MCP SDK's `stdio_client` joins each chunk its reader takes (64 KiB at most) to the line so
+far and splits the whole again: a line of n bytes costs n²/64 KiB of copying and searching, in
+the event loop — an upstream answering a tools/call with one 64 MiB line (a file read, a page
+fetched) stalled the node's every service for some 80 s, and a line of any length was held.
+`upstream_stdio` is that client with another reader: each chunk is searched once for the end
+of a line, the parts of a line are joined once when it ends, and a line past
+MAX_MCP_UPSTREAM_LINE bytes is dropped as it comes (the session is told, as of a line that is
+not JSON-RPC: logged; the request it answered gets no answer). The process, its environment,
+the writer and the shutdown are the SDK's own (its spawn, stop and drain helpers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator
+from typing import TextIO
+
+import anyio
+import anyio.lowlevel
+from mcp.client._transport import TransportStreams
+from mcp.client.stdio import (
+    _WRITER_FLUSH_TIMEOUT,
+    StdioServerParameters,
+    _aclose_all,
+    _create_platform_compatible_process,
+    _drain_stdout,
+    _get_executable_command,
+    _parse_line,
+    _stop_server_process,
+    get_default_environment,
+)
+from mcp.shared.message import SessionMessage
+
+from troth import limits
+
+__all__ = ["LineTooLong", "connectable", "upstream_stdio"]
+
+log = logging.getLogger("troth.mcp")
+
+
+class LineTooLong(ValueError):
+    """A line of the upstream's stdout past MAX_MCP_UPSTREAM_LINE bytes (dropped)."""
+
+
+def connectable(upstream: object) -> object:
+    """What `mcp.Client` connects to for `upstream`: `upstream_stdio` of stdio parameters, any
+    other server or transport as it is."""
+    if isinstance(upstream, StdioServerParameters):
+        return upstream_stdio(upstream)
+    return upstream
+
+
+class _Lines:
+    """Splits the bytes read into lines, each at most `limit` bytes (longer: `LineTooLong` in its
+    place, its bytes dropped as they come)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.dropping = False
+
+    def feed(self, data: bytes) -> list[bytes | LineTooLong]:
+        found: list[bytes | LineTooLong] = []
+        start = 0
+        while (end := data.find(b"\n", start)) >= 0:
+            self._add(data[start:end], found)
+            if not self.dropping:
+                found.append(b"".join(self.parts))
+            self.parts, self.size, self.dropping = [], 0, False
+            start = end + 1
+        self._add(data[start:], found)
+        return found
+
+    def _add(self, part: bytes, found: list[bytes | LineTooLong]) -> None:
+        if self.dropping or not part:
+            return
+        self.size += len(part)
+        if self.size > self.limit:
+            self.parts, self.size, self.dropping = [], 0, True
+            found.append(LineTooLong(f"a line of the upstream over {self.limit} bytes, dropped"))
+        else:
+            self.parts.append(part)
+
+
+@contextlib.asynccontextmanager
+async def upstream_stdio(
+    server: StdioServerParameters,
+    errlog: TextIO = sys.stderr,
+    *,
+    max_line: int | None = None,
+) -> AsyncIterator[TransportStreams]:
+    """`mcp.client.stdio.stdio_client` with a reader of lines within `max_line` bytes (None:
+    MAX_MCP_UPSTREAM_LINE; module docstring). A line that is not in the server's encoding
+    raises UnicodeDecodeError, as the SDK's reader does (`upstream_error` names it)."""
+    command = await _get_executable_command(server.command)
+    process = await _create_platform_compatible_process(
+        command=command,
+        args=server.args,
+        env=get_default_environment() | (server.env or {}),
+        errlog=errlog,
+        cwd=server.cwd,
+    )
+    stdout, stdin = process.stdout, process.stdin
+    if stdout is None or stdin is None:  # never: the SDK spawns it with pipes
+        raise OSError(f"the upstream MCP server {server.command} has no pipes")
+    read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+    write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
+    shutting_down = False
+    writer_done = anyio.Event()
+
+    async def stdout_reader() -> None:
+        lines = _Lines(limits.MAX_MCP_UPSTREAM_LINE if max_line is None else max_line)
+        try:
+            async with read_writer:
+                try:
+                    async for data in stdout:
+                        for line in lines.feed(data):
+                            item: SessionMessage | Exception
+                            if isinstance(line, LineTooLong):
+                                log.warning("MCP upstream %s: %s", server.command, line)
+                                item = line
+                            else:
+                                text = line.decode(server.encoding, server.encoding_error_handler)
+                                item = _parse_line(text)
+                            try:
+                                await read_writer.send(item)
+                            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                                return  # the session is gone; only the drain below remains
+                finally:
+                    await _drain_stdout(process)
+        except anyio.ClosedResourceError:
+            pass  # our own shutdown closed the stdout stream under the read
+        except (anyio.BrokenResourceError, ConnectionError):
+            if not shutting_down:
+                log.exception("reading the MCP upstream's stdout failed mid-session")
+
+    async def stdin_writer() -> None:
+        try:
+            async with write_reader:
+                async for message in write_reader:
+                    text = message.message.model_dump_json(by_alias=True, exclude_unset=True)
+                    data = (text + "\n").encode(server.encoding, server.encoding_error_handler)
+                    await stdin.send(data)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+            await read_writer.aclose()  # the session sees the connection end
+        finally:
+            writer_done.set()
+
+    async def shutdown() -> None:
+        read_stream.close()
+        write_stream.close()
+        with anyio.move_on_after(_WRITER_FLUSH_TIMEOUT) as flush_scope:
+            await writer_done.wait()
+        if flush_scope.cancelled_caught:
+            await anyio.lowlevel.cancel_shielded_checkpoint()
+        await _stop_server_process(process)
+        await _aclose_all(read_stream, write_stream, read_writer, write_reader)
+        await anyio.lowlevel.checkpoint()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(stdout_reader)
+        group.start_soon(stdin_writer)
+        try:
+            yield read_stream, write_stream
+        finally:
+            shutting_down = True
+            with anyio.CancelScope(shield=True):
+                await shutdown()
+            group.cancel_scope.cancel()
+    await anyio.lowlevel.cancel_shielded_checkpoint()
