@@ -71,15 +71,17 @@ def test_the_owners_authoritys_feed_outranks_a_fork_the_node_stored_first(
     troth_home: Path,
 ) -> None:
     """Identity 2 (open): a thief holding alice's whole backup rotates her change 0 its own
-    way, and desk stores that fork first (`troth identity import`, or a handshake of the thief
-    with her stolen credential). Acme, her authority, then names her real change 1 in its feed
-    and desk holds it: desk refuses the fork (`superseded history`) and her real history (`history
-    forks from the stored copy`), for good. A stateless verifier's memory lets the root's feed
-    outrank a fork it saw first (review 40a, memory 3 and 4: docs/formats.md, "Pre-rotation and
-    stored histories"); a node's store does not: the thief locks her out of every node that saw
-    its fork first, whatever her authority says. A fix must give that word only to an authority
-    with standing over her (a co-trusted authority's feed must not wipe another's member's
-    copy: review 41a, memory 1)."""
+    way, and desk stores that fork first (`troth identity import` here; by the code, a
+    handshake of the thief with her stolen acme credential too, and her own handshake is then
+    refused the same way: `_known_by` judges a stored full copy as binding). Acme, her
+    authority, then names her real change 1 in its feed and desk holds it: desk refuses the
+    fork (`superseded history`) and her real history (`history forks from the stored copy`),
+    for good. A stateless verifier's memory lets the root's feed outrank a fork it saw first
+    (review 40a, memory 3 and 4: docs/formats.md, "Pre-rotation and stored histories"); a
+    node's store does not: the thief locks her out of every node that saw its fork first,
+    whatever her authority says. A fix must give that word only to an authority with
+    standing over her (a co-trusted authority's feed must not wipe another's member's copy:
+    review 41a, memory 1)."""
     now = int(time.time())
     vault = SoftwareVault()
     acme, alice = make_party(vault, now=now - 100), make_party(vault, now=now - 100)
