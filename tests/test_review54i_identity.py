@@ -1,24 +1,28 @@
-"""Review 54i: identity change histories as peers see them (layer 1). Each test is an attack
-that worked before its fix (docs/formats.md, "Pre-rotation and stored histories")."""
+"""Review 54i: identity change histories as peers see them (layer 1; docs/formats.md,
+"Pre-rotation and stored histories"). Identity 1 was a strict xfail until its fix; identity 2
+is one still (not fixed: its test says what a fix must keep)."""
 
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.support.channels import T
 from tests.support.cli import run, run_json
 from tests.support.feeds import pages, superseded
-from tests.support.parties import make_party
+from tests.support.histories import DAY
 from tests.support.traces import NOW, Held, open_log, recorder, tool_call
+from tests.test_trust_scope import NOW as T_NOW
+from tests.test_trust_scope import make_two
+from troth.channel import AnyAuthenticatedIdentity, verify_peer
 from troth.clock import FixedClock
-from troth.errors import IdentityError, IdentityFailure
-from troth.identity import rotate_identity, verify_history
+from troth.errors import ChannelError, IdentityError, IdentityFailure
+from troth.identity import VerifiedIdentity, rotate_identity, verify_history
 from troth.node import init_node, open_node
+from troth.node.trust import NodeTrust
 from troth.trace.export import export_jsonl
-from troth.vault import SoftwareVault
 
 
 def _export_after_rotation(tmp_path: Path) -> tuple[Held, bytes, Path]:
@@ -64,44 +68,50 @@ def test_a_rotation_a_trace_verification_saw_refuses_the_stale_backup_after(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="review 54i, identity 2 (not fixed): a stored fork outranks the owner's authority's "
-    "feed at a node; both histories are refused there for good",
+    reason="review 54i, identity 2 (not fixed): a fork a node stored first outranks the "
+    "owner's authority's feed; she is refused there for good",
 )
-def test_the_owners_authoritys_feed_outranks_a_fork_the_node_stored_first(
-    troth_home: Path,
-) -> None:
-    """Identity 2 (open): a thief holding alice's whole backup rotates her change 0 its own
-    way, and desk stores that fork first (`troth identity import` here; by the code, a
-    handshake of the thief with her stolen acme credential too, and her own handshake is then
-    refused the same way: `_known_by` judges a stored full copy as binding). Acme, her
-    authority, then names her real change 1 in its feed and desk holds it: desk refuses the
-    fork (`superseded history`) and her real history (`history forks from the stored copy`),
-    for good. A stateless verifier's memory lets the root's feed outrank a fork it saw first
-    (review 40a, memory 3 and 4: docs/formats.md, "Pre-rotation and stored histories"); a
-    node's store does not: the thief locks her out of every node that saw its fork first,
-    whatever her authority says. A fix must give that word only to an authority with
-    standing over her (a co-trusted authority's feed must not wipe another's member's copy:
-    review 41a, memory 1)."""
-    now = int(time.time())
-    vault = SoftwareVault()
-    acme, alice = make_party(vault, now=now - 100), make_party(vault, now=now - 100)
-    real = rotate_identity(
-        vault, alice.identity, alice.primary, alice.next_primary, now=now - 50, valid_for=86_400
-    ).identity
-    fork = rotate_identity(  # the same keys (the backup's), another next-key commitment
-        vault, alice.identity, alice.primary, alice.next_primary, now=now - 45, valid_for=86_400
-    ).identity
+def test_her_authoritys_feed_outranks_a_fork_the_node_stored_first(troth_home: Path) -> None:
+    """Identity 2 (open): a thief holding alice's whole backup (her key, the committed next
+    key, her acme credential) rotates her change 0 its own way and connects to desk first:
+    desk admits it (acme's chain, acme's feed naming nothing yet), stores the fork and records
+    acme's voucher under it. Acme then names her real change 1 in its feed and desk holds it:
+    desk refuses the thief (`superseded history`) and alice herself, with the same chain
+    (`history forks from the stored copy`: `_known_by` judges a stored full copy as binding
+    whatever the feed says), for good. A stateless verifier's memory lets the root's feed
+    outrank a fork it saw first (review 40a, memory 3 and 4: docs/formats.md, "Pre-rotation
+    and stored histories"); a node's store does not, so the thief locks her out of every node
+    that saw its fork first. A fix must give that word only to an authority with standing over
+    both histories (here acme: the root of her chain, and it vouched for the stored copy), never
+    to a co-trusted authority that did not (review 41a, memory 1), and keep the replaced copy as
+    fork evidence."""
+    two = make_two()
+    alice = two.alice.party
+
+    def rotated(at: int) -> VerifiedIdentity:  # the same keys: the owner's, or the backup's
+        return rotate_identity(
+            two.vault, alice.identity, alice.primary, alice.next_primary, now=at, valid_for=DAY
+        ).identity
+
+    real, fork = rotated(T), rotated(T)
+    assert real.current_change_hash != fork.current_change_hash  # another next-key commitment
+    acme = two.acme.identifier
     init_node("desk")
-    forked, mine = troth_home / "fork.history", troth_home / "real.history"
-    forked.write_bytes(fork.history)
-    mine.write_bytes(real.history)
-    run("identity", "import", str(forked), "--node", "desk")
-    entry = superseded(
-        0, alice.identifier, acme.identifier, 2, real.current_change_hash, at=now - 40
-    )
-    (page,) = pages(acme, [entry], now=now - 30, per_page=1)
-    with open_node("desk") as desk:
-        desk.wallet.trust(acme.identifier, f"node:{acme.identifier}", now=now)
-        desk.wallet.update_feed(page, authority=acme.identifier, now=now)
-    run("identity", "verify", str(forked), "--node", "desk", code=1)  # superseded
-    run("identity", "import", str(mine), "--node", "desk")  # refused: a fork of the copy
+    with open_node("desk") as node:
+        node.wallet.trust(acme, f"node:{acme}", now=T)
+        (empty,) = pages(two.acme, [], now=T, per_page=1)
+        node.wallet.update_feed(empty, authority=acme, now=T_NOW)
+        desk = NodeTrust(node, None)
+        desk.reload(T_NOW)
+        trust = desk.channel_trust(AnyAuthenticatedIdentity())
+        chain = two.chain(two.acme)
+        verify_peer(trust, fork, (chain,), T_NOW)  # the thief, first
+        assert node.identities.store.get_history(fork.identifier.digest) == (fork.history, 2)
+        entry = superseded(0, alice.identifier, acme, 2, real.current_change_hash, at=T_NOW)
+        (page,) = pages(two.acme, [entry], now=T_NOW, per_page=1)
+        node.wallet.update_feed(page, authority=acme, now=T_NOW)
+        desk.reload(T_NOW)
+        with pytest.raises(ChannelError) as caught:
+            verify_peer(trust, fork, (chain,), T_NOW)
+        assert "superseded history" in str(caught.value)
+        assert verify_peer(trust, real, (chain,), T_NOW).identifier == alice.identifier
