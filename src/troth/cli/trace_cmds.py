@@ -29,9 +29,10 @@ from troth.cli.common import (
 from troth.cli.output import EXIT_INVALID, Reporter, escape_text, json_command
 from troth.cli.text import timestamp
 from troth.errors import NotFound, StorageError, TraceError
-from troth.identity import Identifier, IdentityService
+from troth.identity import Identifier
 from troth.node import Node
 from troth.node.traces import escalating_agent, resolve_escalation
+from troth.node.verify import trace_known
 from troth.trace.accepted import AcceptedCheckpoints
 from troth.trace.export import (
     bundle_text,
@@ -200,20 +201,21 @@ def verify(
     try:
         if file_path is not None:  # against the histories the node knows, as its own log
             with open_cli_node(node_name) as node:
-                report: Any = _verify_file(file_path, anchor, node.identities)
+                report: Any = _verify_file(file_path, anchor, node)
                 # older than accepted (review 52a, anchor 1): the file read again, against the
                 # accepted note (review 52d, anchor 1), unless stdin (read once)
-                again = None if file_path == "-" else _again_file(file_path, node.identities)
+                again = None if file_path == "-" else _again_file(file_path, node)
                 report = AcceptedCheckpoints(node.db).anchored(report, again)
         else:
             with open_cli_node(node_name) as node, open_node_log(node, clock=CLOCK) as log:
                 identities = node.identities  # its stored copies judge forks and checkpoints
+                known = trace_known(node)  # a rotation it verifies is stored (54i, identity 1)
 
                 def against(note: bytes | None) -> Any:
                     return verify_log(
                         log,
                         anchor=note,
-                        known=identities.check_no_fork,
+                        known=known,
                         checkpoints=identities.attested_by_store,
                         rows=identities.window_around,
                     )
@@ -286,17 +288,18 @@ def _lines(stream: BinaryIO, path: str) -> Generator[bytes, None, None]:
         yield line
 
 
-def _again_file(path: str, identities: IdentityService) -> Callable[[bytes], Any]:
+def _again_file(path: str, node: Node) -> Callable[[bytes], Any]:
     """`_verify_file` of `path` against another kept note (review 52d, anchor 1)."""
-    return lambda note: _verify_file(path, note, identities)
+    return lambda note: _verify_file(path, note, node)
 
 
-def _verify_file(path: str, anchor: bytes | None, identities: IdentityService) -> Any:
+def _verify_file(path: str, anchor: bytes | None, node: Node) -> Any:
     """A JSONL export (one bundle per line) or one proof bundle (as `prove` writes it), with
-    the histories the node stores (forks refused, checkpointed histories attested). The file
-    is opened and read once (`-`: stdin): a pipe or a FIFO cannot be read again (review 30c,
-    files 1)."""
-    known, attests = identities.check_no_fork, identities.attested_by_store
+    the histories the node stores (forks refused, an extension stored: `trace_known`,
+    checkpointed histories attested). The file is opened and read once (`-`: stdin): a pipe or
+    a FIFO cannot be read again (review 30c, files 1)."""
+    identities = node.identities
+    known, attests = trace_known(node), identities.attested_by_store  # 54i, identity 1
     rows = identities.window_around
     limit = limits.MAX_TRACE_LINE_BYTES
     if path == "-":

@@ -14,7 +14,10 @@ attesting it has standing over that history (`Binds`, given by the caller: revie
 one that does not bind it is replaced the same way once its presenter is admitted (`observe`),
 never by a check; a full history ending at such a copy's last change is stored over it, linked,
 and a history stored linked drops the refuted records of the changes it holds (they are hers:
-`IdentityStore.drop_refuted`, review 29a). The decision and the write are one
+`IdentityStore.drop_refuted`, review 29a). A full copy that an admitted peer's full history
+forks from is replaced by it when the word of the authorities with standing over both says the
+copy is superseded (`Outranks`, given by the caller), and kept as fork evidence (review 54i,
+identity 2: a thief's fork seen first refused her for good). The decision and the write are one
 `BEGIN IMMEDIATE` transaction with a compare-and-swap on the stored change count, so of two
 concurrent observations of different extensions exactly one is stored and the other is a fork.
 
@@ -57,6 +60,7 @@ __all__ = [
     "KNOWN_CACHE_SIZE",
     "Binds",
     "KnownHistories",
+    "Outranks",
     "Refuted",
     "StoredSpan",
     "refuted_changes",
@@ -93,6 +97,7 @@ class _Seen(enum.Enum):
     UNBOUND = 4  # a copy from a checkpoint that does not bind it (`Binds`)
     LINKS = 5  # her full history, ending at the stored copy from a checkpoint's last change
     FIRST = 6  # none stored (so no local identity's either)
+    OUTRANKED = 7  # a full copy it forks from that her authorities' word supersedes (`Outranks`)
 
 
 _UNCHANGED: Final = (_Seen.STORED, _Seen.LINKS, _Seen.FIRST)
@@ -114,6 +119,15 @@ class StoredSpan(NamedTuple):
     def hash_at(self, index: int) -> bytes | None:
         """The hash of change `index`, if the copy holds it."""
         return self.hashes[index - self.first] if self.first <= index <= self.last else None
+
+
+Outranks = Callable[[StoredSpan], bool]
+"""Given a stored full copy the full history judged now forks from, whether the word of the
+authorities with standing over both says the history is hers and the copy is not: every
+authority that vouched for the identity here is a root of a chain its presenter shows now, and
+its held feed names a change the history holds where the copy holds another (docs/formats.md,
+"Pre-rotation and stored histories"; review 54i, identity 2: else a thief's fork stored first
+refused her for good, whatever her authority said)."""
 
 
 def _span(identity: VerifiedIdentity) -> StoredSpan:
@@ -139,7 +153,12 @@ class KnownHistories:
         self._lock = threading.Lock()
 
     def observe(
-        self, identity: VerifiedIdentity, *, binds: Binds | None = None, linked: bool = False
+        self,
+        identity: VerifiedIdentity,
+        *,
+        binds: Binds | None = None,
+        linked: bool = False,
+        outranks: Outranks | None = None,
     ) -> None:
         """Record `identity` if it is new or extends the stored copy, or shows it made up, or
         is a full history a copy from a checkpoint does not bind (`binds`; None: every copy
@@ -148,12 +167,13 @@ class KnownHistories:
         replaced and its changes recorded refuted. `linked`: the caller checked the link of a
         history from a checkpoint to its identifier (an authority pin confirmed out of band:
         review 30a, enrollment 7), so it is stored linked as a full one is. A FORK is kept as
-        evidence (`_keeping_forks`)."""
+        evidence (`_keeping_forks`); so is a full copy `outranks` says is superseded, replaced
+        (review 54i, identity 2)."""
         with self._keeping_forks(identity):
-            if self._judge(identity, binds, tell=False) is not _Seen.STORED:
+            if self._judge(identity, binds, tell=False, outranks=outranks) is not _Seen.STORED:
                 # tells `refuted` of a copy it replaces; stores her full history over a copy
                 # from a checkpoint ending at the same change (`_Seen.LINKS`: review 29a)
-                self._store_or_extend(identity, binds, linked)
+                self._store_or_extend(identity, binds, linked, outranks)
             elif linked and identity.first_index > 0:
                 self._link(identity)
 
@@ -216,13 +236,20 @@ class KnownHistories:
             )
             _confirm(self._store, identity)
 
-    def check(self, identity: VerifiedIdentity, *, binds: Binds | None = None) -> None:
+    def check(
+        self,
+        identity: VerifiedIdentity,
+        *,
+        binds: Binds | None = None,
+        outranks: Outranks | None = None,
+    ) -> None:
         """Raise IdentityError as `observe` would, but store nothing (for a requester not yet
         authorised: a stranger must not be able to fill the store). A copy that does not bind
-        it (`binds`) is left as it is, and no one is told of it. A FORK is kept as evidence
-        (`_keeping_forks`: signed with the identity's keys, whoever presents it)."""
+        it (`binds`), or that `outranks` says is superseded, is left as it is, and no one is
+        told of it. A FORK is kept as evidence (`_keeping_forks`: signed with the identity's
+        keys, whoever presents it)."""
         with self._keeping_forks(identity):
-            if self._judge(identity, binds) not in _UNCHANGED:
+            if self._judge(identity, binds, outranks=outranks) not in _UNCHANGED:
                 self._own_only(identity)
 
     def check_no_fork(self, identity: VerifiedIdentity) -> None:
@@ -291,11 +318,17 @@ class KnownHistories:
         return known
 
     def _judge(
-        self, identity: VerifiedIdentity, binds: Binds | None = None, *, tell: bool = True
+        self,
+        identity: VerifiedIdentity,
+        binds: Binds | None = None,
+        *,
+        tell: bool = True,
+        outranks: Outranks | None = None,
     ) -> _Seen:
         """How `identity` stands against the stored (or cached) copy; raise if it neither
         equals nor extends it, unless it shows it made up (then `tell` the `refuted`
-        callback) or the copy does not bind it (`binds`: no one told)."""
+        callback), the copy does not bind it (`binds`: no one told) or `outranks` says the
+        full copy it forks from is superseded."""
         digest = identity.identifier.digest
         known = self.stored(digest)
         if known is None:
@@ -307,10 +340,13 @@ class KnownHistories:
                 check_extends(known.hashes, identity, stored_first=known.first)
                 return _Seen.NEW
             except IdentityError as exc:
-                if known.first == 0 or exc.reason not in _REFUTABLE:
+                if exc.reason not in _REFUTABLE or (
+                    known.first == 0 and (outranks is None or not _may_outrank(identity, exc))
+                ):
                     raise
-                # a copy from a checkpoint, which `identity` may show made up: judged by the
-                # copy the store holds (another process may have replaced it already)
+                # a copy from a checkpoint, which `identity` may show made up, or a full one
+                # `outranks` may judge: by the copy the store holds (another process may have
+                # replaced it already)
         # else, rarely: its first link is checked against the stored copy's last change, read
         # from the store, which another process may have extended or replaced (with this very
         # history, say) since `known` was cached: judged by what the store holds (review 24a,
@@ -318,18 +354,24 @@ class KnownHistories:
         stored = self._store.get_history(digest)
         if stored is None:
             return _Seen.FIRST
-        seen = self._extends(digest, stored[0], identity, binds)
+        seen = self._extends(digest, stored[0], identity, binds, outranks)
         if seen is _Seen.REFUTED and tell and self._refuted is not None:
             self._refuted(identity.identifier, _decode(stored[0]))
         return seen
 
     def _extends(
-        self, digest: bytes, history: bytes, identity: VerifiedIdentity, binds: Binds | None
+        self,
+        digest: bytes,
+        history: bytes,
+        identity: VerifiedIdentity,
+        binds: Binds | None,
+        outranks: Outranks | None = None,
     ) -> _Seen:
         """How `identity` stands against the stored copy `history`; raise unless it is that
         copy, extends it (a history starting right after it following its last change as a
         rotation does: `check_extends` given that change: review 23a, checkpoints 4), shows
-        it made up (`_made_up`) or is not bound by it (`_unbound`)."""
+        it made up (`_made_up`), is not bound by it (`_unbound`) or is a full history whose
+        authorities' word supersedes the full copy it forks from (`outranks`)."""
         copy = _decode(history)
         span = StoredSpan(copy.first_index, tuple(sha256(c.body) for c in copy.changes))
         self.remember(identity.identifier.digest, span)
@@ -349,17 +391,29 @@ class KnownHistories:
                     return _Seen.REFUTED
                 if _unbound(copy, identity, binds) and not self._store.history_linked(digest):
                     return _Seen.UNBOUND
+                if (
+                    span.first == 0
+                    and outranks is not None
+                    and _may_outrank(identity, exc)
+                    and outranks(span)
+                ):
+                    return _Seen.OUTRANKED
             raise
         return _Seen.NEW
 
     def _store_or_extend(
-        self, identity: VerifiedIdentity, binds: Binds | None, tied: bool = False
+        self,
+        identity: VerifiedIdentity,
+        binds: Binds | None,
+        tied: bool = False,
+        outranks: Outranks | None = None,
     ) -> None:
         digest = identity.identifier.digest
         count = identity.change_count
         # its link to the identifier checked here (a full history, or one the caller tied)
         full = identity.first_index == 0 or tied
         refuted: bytes | None = None
+        stepped_back = False  # a copy replaced: the cache steps back to the store
         with self._store.transaction():
             stored = self._store.get_history(digest)
             if stored is None:
@@ -368,8 +422,8 @@ class KnownHistories:
                 if full:
                     _confirm(self._store, identity)
             else:
-                seen = self._extends(digest, stored[0], identity, binds)
-                replaced = seen in (_Seen.REFUTED, _Seen.UNBOUND)
+                seen = self._extends(digest, stored[0], identity, binds, outranks)
+                replaced = seen in (_Seen.REFUTED, _Seen.UNBOUND, _Seen.OUTRANKED)
                 write = replaced or count > stored[1] or seen is _Seen.LINKS
                 if write and self._store.find_local(identifier=digest) is not None:
                     if seen is not _Seen.LINKS:
@@ -387,7 +441,13 @@ class KnownHistories:
                         self._clock.now(),
                         linked=linked,
                     )
-                    if replaced:
+                    stepped_back = replaced
+                    if seen is _Seen.OUTRANKED:
+                        # kept as evidence, as a fork refused is: two rotations were signed
+                        # with her keys, the copy's by a thief (review 54i, identity 2)
+                        self._keep_outranked(identity, stored[0])
+                        _confirm(self._store, identity)
+                    elif replaced:
                         refuted = stored[0]
                         # recorded with the replacement, for every process and a restart:
                         # the `refuted` callback below runs only here, after the commit
@@ -399,14 +459,26 @@ class KnownHistories:
                         _confirm(self._store, identity)
         # once committed (a caller's transaction may hold this one and roll it back: review
         # 31a, requests 1): a made-up copy replaced, the cache steps back to this one
-        self._store.after_commit(lambda: self._stored(identity, refuted))
+        self._store.after_commit(lambda: self._stored(identity, refuted, stepped_back))
 
-    def _stored(self, identity: VerifiedIdentity, refuted: bytes | None) -> None:
+    def _keep_outranked(self, identity: VerifiedIdentity, copy: bytes) -> None:
+        """Keep the full copy `identity` replaces as an `outranks` said (`_Seen.OUTRANKED`) as
+        fork evidence (`IdentityStore.add_fork`), in the replacing transaction."""
+        for index, change_hash in enumerate(indexed_hashes(copy)[1]):
+            if index > identity.current.index or (
+                identity.changes[index].change_hash != change_hash
+            ):
+                now = self._clock.now()
+                self._store.add_fork(identity.identifier.digest, index, change_hash, copy, now)
+                return
+
+    def _stored(self, identity: VerifiedIdentity, refuted: bytes | None, replaced: bool) -> None:
         """What follows a committed store-or-extend of `identity`: the cache, and the
         `refuted` callback told of the copy it replaced (`refuted`, when it did), even when
-        reading the store for the cache fails (the entry is dropped then)."""
+        reading the store for the cache fails (the entry is dropped then). `replaced`: a copy
+        was replaced (the cache steps back to what the store holds)."""
         digest = identity.identifier.digest
-        if refuted is None:
+        if not replaced:
             self.remember(digest, _span(identity))  # never steps a fresher entry back
         else:
             # the cache steps back to what the store holds now, read under the cache's lock:
@@ -506,6 +578,12 @@ def _made_up(copy: UnverifiedHistory, identity: VerifiedIdentity) -> bool:
     except IdentityError:
         return True
     return False
+
+
+def _may_outrank(identity: VerifiedIdentity, exc: IdentityError) -> bool:
+    """Whether a full copy refusing `identity` for `exc` may be judged by an `Outranks`: a full
+    history forking from it (a rollback is no one's rotation to prefer)."""
+    return exc.reason is IdentityFailure.FORK and identity.first_index == 0
 
 
 def _equal(known: StoredSpan, identity: VerifiedIdentity) -> _Seen:

@@ -52,6 +52,7 @@ from troth.identity.known import (
     KNOWN_CACHE_SECONDS,
     Binds,
     KnownHistories,
+    Outranks,
     Refuted,
     StoredSpan,
 )
@@ -539,18 +540,25 @@ class IdentityService:
 
     # -- observed identities (store-or-extend) -------------------------------------------------
 
-    def observe(self, identity: VerifiedIdentity, *, binds: Binds | None = None) -> None:
+    def observe(
+        self,
+        identity: VerifiedIdentity,
+        *,
+        binds: Binds | None = None,
+        outranks: Outranks | None = None,
+    ) -> None:
         """Record a verified history: the first one of an identifier is stored, a later one
         must equal or extend the stored copy (then it replaces it), or show it made up (a copy
         from a checkpoint whose first change does not follow the change it names: replaced too,
         and `refuted_hooks` told), or be a full history of an admitted peer that a copy from a
         checkpoint does not bind (`binds`, troth.identity.known: replaced and told too),
-        anything else raises
+        or be a full history whose authorities' word supersedes the full copy it forks from
+        (`outranks`: replaced, the copy kept as fork evidence), anything else raises
         IdentityError (FORK, ROLLBACK, IDENTIFIER_MISMATCH). Atomic: of two concurrent
         observations of different extensions exactly one is stored, the other is a fork. A
         local identity is never replaced by an observed copy. The known-peer hot path touches
         no database within `known_cache_seconds` (troth.identity.known)."""
-        self._known.observe(identity, binds=binds)
+        self._known.observe(identity, binds=binds, outranks=outranks)
 
     def _refuted(self, identifier: Identifier, copy: UnverifiedHistory) -> None:
         for hook in self.refuted_hooks:
@@ -575,10 +583,16 @@ class IdentityService:
             identifier.digest
         )
 
-    def check_known(self, identity: VerifiedIdentity, *, binds: Binds | None = None) -> None:
+    def check_known(
+        self,
+        identity: VerifiedIdentity,
+        *,
+        binds: Binds | None = None,
+        outranks: Outranks | None = None,
+    ) -> None:
         """Raise IdentityError as `observe` would, without storing anything: for a requester
         that is not yet authorised (observe it once it is, with the same `binds`)."""
-        self._known.check(identity, binds=binds)
+        self._known.check(identity, binds=binds, outranks=outranks)
 
     def check_no_fork(self, identity: VerifiedIdentity) -> None:
         """Raise IdentityError if `identity` forks from the stored copy; an older prefix of it

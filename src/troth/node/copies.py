@@ -22,12 +22,13 @@ from troth.credentials import VerifiedFeed
 from troth.credentials.wallet import CredentialWallet
 from troth.errors import IdentityError, IdentityFailure
 from troth.identity import Identifier, VerifiedIdentity
-from troth.identity.known import Binds
+from troth.identity.known import Binds, Outranks, StoredSpan
 from troth.storage import VoucherRow, VoucherStore
 
 __all__ = [
     "REFUTABLE",
     "attested_binds",
+    "feed_outranks",
     "holds_change",
     "stored_binds",
     "vouched_under",
@@ -110,3 +111,37 @@ def stored_binds(
         return attested_binds(identity.identifier, over, feeds)(changes)
 
     return binds
+
+
+def feed_outranks(
+    identity: VerifiedIdentity,
+    roots: Set[Identifier],
+    vouched: Set[Identifier],
+    feeds: Mapping[Identifier, VerifiedFeed],
+) -> Outranks:
+    """Whether the full copy of `identity`'s identifier stored here, which the full history
+    `identity` forks from, is superseded by the word of the authorities with standing over
+    both (review 54i, identity 2: a thief's fork shown first refused her for good, whatever
+    her authority said): every authority that vouched for the identity here (`vouched`, at
+    least one) is one of `roots` (the roots of the chains verified for her now), and each one's
+    held feed (`feeds`) names, in its newest supersession, a change `identity` holds where the
+    copy holds another (or none). A co-trusted authority that never vouched for her cannot
+    replace the copy another authority's chain stored, nor one authority among several that
+    vouched for her (as the memory of a stateless verifier: review 41a, memory 1)."""
+
+    def outranks(span: StoredSpan) -> bool:
+        if not vouched or not vouched <= roots:
+            return False
+        for authority in vouched:
+            feed = feeds.get(authority)
+            named = None if feed is None else feed.supersession(identity.identifier)
+            if named is None:
+                return False
+            index = named.changes - 1
+            if not holds_change(identity, index, named.change_hash):
+                return False
+            if span.hash_at(index) == named.change_hash:
+                return False
+        return True
+
+    return outranks

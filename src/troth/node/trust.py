@@ -25,9 +25,9 @@ from troth.channel.verification import identity_refusal, standing_feeds
 from troth.credentials import ChainVerifier, TrustPolicy, VerifiedCredential, VerifiedFeed
 from troth.errors import CredentialError, IdentityError
 from troth.identity import Checkpoints, Identifier, IdentityService, VerifiedIdentity
-from troth.identity.known import Binds
+from troth.identity.known import Binds, Outranks, StoredSpan
 from troth.node.access import ChannelAdmission, Standing
-from troth.node.copies import REFUTABLE, attested_binds, with_standing
+from troth.node.copies import REFUTABLE, attested_binds, feed_outranks, with_standing
 from troth.node.node import Node
 from troth.node.vouchers import Vouchers
 from troth.storage import SqliteVoucherStore
@@ -244,9 +244,28 @@ class NodeTrust:
     ) -> None:
         """The store-or-extend check of a full history some trusted authority vouches for now
         (`credentials`, all verified): a copy from a checkpoint binds it only when an authority
-        attesting it has standing over it (`_binds`). Changes nothing (`_remember` does, once
-        the peer is admitted)."""
-        self.node.identities.check_known(identity, binds=self._binds(identity, credentials))
+        attesting it has standing over it (`_binds`), a full copy it forks from only while the
+        authorities with standing over both do not supersede it (`_outranks`: review 54i,
+        identity 2). Changes nothing (`_remember` does, once the peer is admitted)."""
+        self.node.identities.check_known(
+            identity,
+            binds=self._binds(identity, credentials),
+            outranks=self._outranks(identity, credentials),
+        )
+
+    def _outranks(
+        self, identity: VerifiedIdentity, credentials: tuple[VerifiedCredential, ...]
+    ) -> Outranks:
+        """`feed_outranks` of `identity` shown with the verified `credentials`, by the
+        authorities that vouched for it here and the held feeds, worked out only when asked (a
+        full copy refused it: rarely; the hot path, an admitted peer's copy, never asks)."""
+
+        def outranks(span: StoredSpan) -> bool:
+            roots = {credential.authority for credential in credentials}
+            vouched = self.vouchers.of(identity.identifier)
+            return feed_outranks(identity, roots, vouched, self.feeds)(span)
+
+        return outranks
 
     def _issuer_known(self, identity: VerifiedIdentity, root: Identifier) -> None:
         """The handshake verifier's `known_in`: the store-or-extend check of an issuer history
@@ -325,7 +344,11 @@ class NodeTrust:
                     observe(issuer, binds=self._binds_over(issuer, {credential.authority}))
             # judged as at the handshake (`_known_by`): a copy that does not bind its full
             # history is replaced now that it is admitted, and its attesters' word forgotten
-            observe(peer.identity, binds=self._binds(peer.identity, peer.credentials))
+            observe(
+                peer.identity,
+                binds=self._binds(peer.identity, peer.credentials),
+                outranks=self._outranks(peer.identity, peer.credentials),  # 54i, identity 2
+            )
         elif peer.identifier == pinned or identities.stored_changes(peer.identifier) is not None:
             identities.observe(peer.identity, binds=self._binds(peer.identity, ()))
 

@@ -55,6 +55,7 @@ __all__ = [
     "named_file_hint",
     "read_feed_file",
     "select_feeds",
+    "trace_known",
     "verify_chain",
     "verify_vc",
 ]
@@ -431,6 +432,28 @@ def verify_bare_history(node: Node, data: bytes, *, now: int) -> VerifiedIdentit
     if node.identities.stored_changes(identity.identifier) is not None:
         node.identities.observe(identity, binds=binds)  # IdentityError: another's copy since
     return identity
+
+
+def trace_known(node: Node) -> Callable[[VerifiedIdentity], None]:
+    """The `known` of a trace verification at `node` (`troth trace verify`, its own log or a
+    file): a signer's history that forks from the stored copy is refused, an older prefix of
+    it passes (a record keeps the history its signer had: docs/formats.md, "Signatures outlive
+    rotations"), and one that extends the stored copy and that no feed the node holds
+    supersedes is stored over it, as `verify_bare_history` stores what it verified: else the
+    node verified an agent's rotation in an export and imported (or admitted at a handshake)
+    the stale backup, the retired key, right after (review 54i, identity 1). The history of
+    an identity of which no copy is stored is only checked: a check is no first sight."""
+    identities = node.identities
+
+    def known(identity: VerifiedIdentity) -> None:
+        identities.check_no_fork(identity)  # a fork is kept as evidence
+        stored = identities.stored_changes(identity.identifier)
+        if stored is None or identity.change_count <= stored:
+            return  # the hot path: a copy it holds (or an older prefix), from the cache
+        if superseded_reason(node, identity) is None:
+            identities.observe(identity, binds=node.wallet.anchor_binds(identity))
+
+    return known
 
 
 def import_bare_history(node: Node, data: bytes, *, now: int) -> VerifiedIdentity:
