@@ -215,7 +215,23 @@ def test_policy_test_args_of_bytes_not_utf_8_name_the_option(tmp_path: Path) -> 
         "test",
         *("--bundle", str(tmp_path / "any"), "--chain", str(tmp_path / "any")),
         *("--tool", "refund", "--args", '{"a":"\udcff"}', "--trust-bundle-authority"),
-        code=1,  # a DecodeError, as of --args that is not JSON
+        code=2,  # a bad option value (json 6)
     )
-    assert found["error"] == "DecodeError"
-    assert found["message"] == "--args: not UTF-8 (invalid start byte at byte 6)"
+    assert "--args" in found["message"]
+    assert "not UTF-8 (invalid start byte at byte 6)" in found["message"]
+
+
+@pytest.mark.parametrize("args", ["[1]", "{", '{"a":"\udcff"}'])
+def test_policy_test_args_not_a_json_object_is_a_usage_error(tmp_path: Path, args: str) -> None:
+    """Json 6: `troth policy test` exits 1 for a deny; a malformed `--args` exited 1 too, so a
+    script read a typo as the policy's verdict. A bad option value is a usage error (2), as a
+    malformed `--context` of `troth credential verify` is, and the message names `--args`."""
+    (tmp_path / "any").write_bytes(b"x")
+    found = run_json(
+        "policy",
+        "test",
+        *("--bundle", str(tmp_path / "any"), "--chain", str(tmp_path / "any")),
+        *("--tool", "refund", "--args", args, "--trust-bundle-authority"),
+        code=2,
+    )
+    assert "--args" in found["message"]

@@ -360,9 +360,13 @@ def test(
     now = CLOCK.now() if at_text is None else _parse_time(at_text)
     bundle = read_input(bundle_file, limits.MAX_POLICY_BUNDLE_BYTES, "bundle")
     chain = read_input(chain_file, limits.MAX_CHAIN_BYTES, "chain")
-    arguments = _json_object(  # argv's bytes, as --context reads them (review 54d, json 5)
-        args_text.encode("utf-8", "surrogateescape"), limits.MAX_TOOL_ARGUMENTS_BYTES, "--args"
-    )
+    try:  # argv's bytes, as --context reads them (review 54d, json 5); a bad value is a
+        # usage error, never exit 1, a deny's code (json 6)
+        arguments = _json_object(
+            args_text.encode("utf-8", "surrogateescape"), limits.MAX_TOOL_ARGUMENTS_BYTES, "--args"
+        )
+    except DecodeError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--args: "), param_hint="--args") from None
     if not feed_files and not authority_ref:
         raise ValueError("the authority's feed is needed: --feed FILE or --authority NAME")
     names = reporter.names
