@@ -1,0 +1,137 @@
+"""Mutation fuzzing of the decoders of the broker service's messages (docs/protocols.md,
+"Broker service"; troth.secrets.wire): the arguments of each method, which the broker reads from
+any authenticated peer, and the answers, which an agent reads from the broker, at the limits
+too (tests/support/limit_mutations.py: as many scopes and headers as a message may carry, and
+one more). The lease ids, tokens, JWKS and sealed blobs: tests/test_decoders_mutated_channel.py.
+
+The mutations and the rule every property checks: tests/support/decoder_vectors.py. The
+messages are canonical CBOR values in the service protocol: what decodes encodes again to the
+same value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.support.decoder_vectors import ED, SECRETS
+from tests.support.limit_mutations import QUICK, hostile
+from tests.support.mutations import typed
+from troth.encoding import cbor
+from troth.errors import DecodeError, DecodeProblem
+from troth.secrets import wire
+from troth.secrets.engines.http_inject import HttpRequest
+from troth.secrets.lease import LeaseId, LeaseRequest
+
+LEASE_ID = LeaseId.parse(SECRETS["lease"]["text"])
+LEASE = {
+    "handle": SECRETS["lease"]["handle"],
+    "identity": ED["identifier"],
+    "secret": "payments-api",
+    "engine": "http-inject",
+    "scope": ["refund", "status"],
+    "credential": "5e" * 32,
+    "authority": ED["identifier"],
+    "issued_at": 1767225600,
+    "expires_at": 1767225900,
+    "ttl": 300,
+    "max_ttl": 3600,
+    "renewable_until": 1767229200,
+    "state": "revoked",
+    "state_at": 1767225700,
+    "end_reason": "identity_revoked",
+}
+ARGUMENTS: dict[str, tuple[Callable[[Any], Any], Any]] = {
+    "issue": (
+        wire.IssueArgs.from_wire,
+        wire.IssueArgs("payments-api", ("refund",), 300, LeaseRequest(b"\x01" * 16, 2)),
+    ),
+    "renew": (wire.LeaseArgs.from_wire, wire.LeaseArgs(LEASE_ID, 300)),
+    "list": (wire.ListArgs.from_wire, wire.ListArgs(True)),
+    "revoke-identity": (
+        wire.RevokeIdentityArgs.from_wire,
+        wire.RevokeIdentityArgs.from_wire({"identity": ED["identifier"]}),
+    ),
+    "forward": (
+        wire.ForwardArgs.from_wire,
+        wire.ForwardArgs(LEASE_ID, HttpRequest("POST", "/v1/refunds", (("a", "b"),), b"{}")),
+    ),
+}
+
+
+@pytest.mark.parametrize("method", sorted(ARGUMENTS))
+@QUICK
+@given(data=st.data())
+def test_broker_arguments(method: str, data: st.DataObject) -> None:
+    """A method's arguments mutated: read (they encode again to the same value), or
+    DecodeError (a `failed` answer)."""
+    read, arguments = ARGUMENTS[method]
+    original = cbor.encode(arguments.to_wire())
+    mutant = data.draw(hostile(original))
+    typed(
+        lambda b: read(cbor.decode(b)),
+        mutant,
+        valid_if=lambda a: cbor.encode(a.to_wire()) == mutant,
+    )
+
+
+ANSWERS: dict[str, tuple[Callable[[Any], Any], Any, Callable[[Any], Any] | None]] = {
+    "lease": (wire.decode_lease, LEASE, wire.encode_lease),
+    "list": (wire.decode_leases, {"leases": [LEASE, LEASE]}, None),
+    "revoke-identity": (wire.decode_revoked, {"leases": [LEASE], "revoked": 2}, None),
+    "issue": (
+        wire.decode_issued,
+        {"lease_id": LEASE_ID.text(), "lease": LEASE, "credential": {"token": "t", "n": 1}},
+        None,
+    ),
+    "forward": (
+        wire.decode_response,
+        {"status": 200, "reason": "OK", "headers": [["a", "b"]], "body": b"{}"},
+        wire.encode_response,
+    ),
+    "refusal": (wire.raise_refusal, {"refused": "NO_SUCH_LEASE", "detail": "no lease"}, None),
+}
+
+
+@pytest.mark.parametrize("answer", sorted(ANSWERS))
+@QUICK
+@given(data=st.data())
+def test_broker_answer(answer: str, data: st.DataObject) -> None:
+    """An answer mutated: read (a lease or a forwarded response encodes again to the same
+    value), or DecodeError, or the SecretError a refusal carries."""
+    read, value, encode = ANSWERS[answer]
+    original = cbor.encode(value)
+    if answer != "refusal":  # (which raises the SecretError it carries)
+        assert read(value) is not None
+    mutant = data.draw(hostile(original))
+    typed(
+        lambda b: read(cbor.decode(b)),
+        mutant,
+        valid_if=None if encode is None else lambda v: cbor.encode(encode(v)) == mutant,
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("credential", "5E" * 32),  # upper case
+        ("credential", "5e" * 16),  # not a SHA-256
+        ("credential", " 5e" * 32),  # spaces
+        ("state", "Revoked"),
+        ("end_reason", "IDENTITY_REVOKED"),
+        ("identity", ED["did"]),
+    ],
+)
+def test_a_lease_not_as_the_broker_writes_it_is_refused(field: str, value: str) -> None:
+    """Found by test_broker_answer (review 54b, decoders 2): `decode_lease` read the chain's
+    hash with `bytes.fromhex` (any case, spaces, any length: docs/protocols.md says its
+    SHA-256), the state and end reason in any case and an identity in its DID form, so one
+    lease had many encodings, and a hash that is none was taken."""
+    assert wire.decode_lease(LEASE).chain_hash == bytes.fromhex(LEASE["credential"])
+    with pytest.raises(DecodeError) as refused:
+        wire.decode_lease({**LEASE, field: value})
+    assert refused.value.problem is DecodeProblem.NON_CANONICAL or field == "credential"
