@@ -8,11 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import settings
 from hypothesis import strategies as st
 
+from tests.support.decoder_vectors import FUZZ
 from tests.support.mutations import _paths, _substitute, mutated
 from troth import limits
 from troth.encoding import cbor
+
+QUICK = settings(FUZZ, max_examples=100)
+"""FUZZ with fewer examples: for the files of many properties, each a few seconds in all."""
 
 # the count and size limits a decoder of a peer's, a file's or a member's bytes enforces (and
 # the depths): each is drawn as it is and one past it

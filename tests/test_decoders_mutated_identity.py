@@ -1,0 +1,78 @@
+"""Mutation fuzzing of the decoders of identities' parts, read before any signature is checked:
+change bodies, change histories (from change 0, and from a checkpoint) and purpose-key
+attestations, at the limits too (tests/support/limit_mutations.py: as many changes as a history
+may hold and one more, nested to the depth limit and one past it). Their verifiers are fuzzed in
+tests/test_decoders_mutated_credentials.py.
+
+The mutations and the rule every property checks: tests/support/decoder_vectors.py. Every
+format here is canonical CBOR (docs/formats.md, "Encoding"): what decodes encodes again to the
+same bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.support.decoder_vectors import IDENTITY
+from tests.support.limit_mutations import QUICK, hostile
+from tests.support.mutations import typed
+from troth import limits
+from troth.encoding import cbor
+from troth.errors import DecodeError, DecodeProblem
+from troth.identity.attestation import PurposeKeyAttestation
+from troth.identity.change import ChangeBody, UnverifiedHistory, encode_history
+
+
+@pytest.mark.parametrize("vector", IDENTITY, ids=lambda v: v["key_type"])
+@pytest.mark.parametrize("name", ["change0_body", "change1_body"])
+@QUICK
+@given(data=st.data())
+def test_change_body(vector: dict[str, Any], name: str, data: st.DataObject) -> None:
+    mutant = data.draw(hostile(bytes.fromhex(vector[name])))
+    typed(ChangeBody.decode, mutant, valid_if=lambda body: body.encode() == mutant)
+
+
+@pytest.mark.parametrize("vector", IDENTITY, ids=lambda v: v["key_type"])
+@pytest.mark.parametrize("name", ["history1", "history2", "history2_from_change1"])
+@QUICK
+@given(data=st.data())
+def test_unverified_history(vector: dict[str, Any], name: str, data: st.DataObject) -> None:
+    mutant = data.draw(hostile(bytes.fromhex(vector[name])))
+    typed(
+        UnverifiedHistory.decode,
+        mutant,
+        valid_if=lambda h: encode_history(h.changes, h.checkpoint) == mutant == h.data,
+    )
+
+
+@pytest.mark.parametrize("vector", IDENTITY, ids=lambda v: v["key_type"])
+@QUICK
+@given(data=st.data())
+def test_purpose_key_attestation(vector: dict[str, Any], data: st.DataObject) -> None:
+    mutant = data.draw(hostile(bytes.fromhex(vector["channel_attestation"])))
+    typed(
+        PurposeKeyAttestation.decode,
+        mutant,
+        valid_if=lambda a: cbor.encode([a.body, a.signature]) == mutant,
+    )
+
+
+def _history_of(count: int) -> bytes:
+    """The Ed25519 vector's 2-change history with its last change repeated to `count`."""
+    value = cbor.decode(bytes.fromhex(IDENTITY[0]["history2"]))
+    value[2] = value[2] + [value[2][-1]] * (count - len(value[2]))
+    return cbor.encode(value)
+
+
+def test_a_history_of_the_most_changes_decodes_and_one_more_is_over_the_limit() -> None:
+    """MAX_IDENTITY_CHANGES changes decode (verifying them is the verifier's work); one more is
+    refused before any is read, as over a limit."""
+    at_limit = _history_of(limits.MAX_IDENTITY_CHANGES)
+    assert len(UnverifiedHistory.decode(at_limit).changes) == limits.MAX_IDENTITY_CHANGES
+    with pytest.raises(DecodeError) as refused:
+        UnverifiedHistory.decode(_history_of(limits.MAX_IDENTITY_CHANGES + 1))
+    assert refused.value.problem is DecodeProblem.OVER_LIMIT
