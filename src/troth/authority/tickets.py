@@ -94,7 +94,7 @@ class Ticket:
             raise DecodeError(f"a ticket starts with {TICKET_PREFIX!r}")
         encoded = text[len(TICKET_PREFIX) :]
         if len(encoded) > limits.MAX_TICKET_BYTES * 4 // 3 + 4:
-            raise DecodeError("ticket too long")
+            raise DecodeError("ticket too long", DecodeProblem.OVER_LIMIT)
         # unpadded base64url and nothing else (docs/formats.md, "Enrollment tickets"):
         # urlsafe_b64decode dropped characters out of its alphabet and took padding and `+`
         # `/`, so other texts enrolled with the same ticket (review 54b, decoders 1)

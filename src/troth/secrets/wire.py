@@ -86,7 +86,7 @@ def _lease_id(value: Any) -> LeaseId:
 def _texts(value: Any, what: str, limit: int) -> tuple[str, ...]:
     items = cbor.expect_array(value, what)
     if len(items) > limit:
-        raise DecodeError(f"{what}: more than {limit}")
+        raise DecodeError(f"{what}: more than {limit}", DecodeProblem.OVER_LIMIT)
     return tuple(cbor.expect_text(item, what) for item in items)
 
 
@@ -207,7 +207,7 @@ class ForwardArgs:
         fields = _map(value, "forward", ("lease_id", "method", "target", "headers", "body"))
         body = cbor.expect_bytes(fields["body"], "body")
         if len(body) > limits.MAX_INJECT_REQUEST_BYTES:
-            raise DecodeError("body: over the limit")
+            raise DecodeError("body: over the limit", DecodeProblem.OVER_LIMIT)
         request = HttpRequest(
             cbor.expect_text(fields["method"], "method"),
             cbor.expect_text(fields["target"], "target"),
@@ -220,7 +220,7 @@ class ForwardArgs:
 def _headers(value: Any) -> tuple[tuple[str, str], ...]:
     items = cbor.expect_array(value, "headers")
     if len(items) > limits.MAX_INJECT_HEADERS:
-        raise DecodeError("headers: too many")
+        raise DecodeError("headers: too many", DecodeProblem.OVER_LIMIT)
     pairs = []
     for item in items:
         name, text = cbor.expect_array(item, "header", 2)
@@ -331,7 +331,7 @@ def _leases_answer(value: Any, optional: tuple[str, ...]) -> tuple[list[Lease], 
     fields = _map(value, "leases", ("leases",), optional)
     items = cbor.expect_array(fields["leases"], "leases")
     if len(items) > limits.MAX_LEASE_LIST:
-        raise DecodeError("leases: more than the list limit")
+        raise DecodeError("leases: more than the list limit", DecodeProblem.OVER_LIMIT)
     leases = [decode_lease(item) for item in items]
     if "revoked" not in fields:
         return leases, len(leases)
@@ -376,7 +376,7 @@ def decode_response(value: Any) -> HttpResponse:
     fields = _map(value, "response", ("status", "reason", "headers", "body"))
     body = cbor.expect_bytes(fields["body"], "body")
     if len(body) > limits.MAX_INJECT_RESPONSE_BYTES:
-        raise DecodeError("body: over the limit")
+        raise DecodeError("body: over the limit", DecodeProblem.OVER_LIMIT)
     return HttpResponse(
         cbor.expect_int(fields["status"], "status"),
         cbor.expect_text(fields["reason"], "reason"),

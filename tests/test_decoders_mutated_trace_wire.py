@@ -1,0 +1,108 @@
+"""Mutation fuzzing of the decoders of the trace service's messages and a verifier's kept
+files: submissions (versions 1 and 2, with history windows) a log reads from every agent, the
+receipts an agent reads from the log, a kept checkpoint (the anchor a verifier holds), the
+version 2 proof bundle (history windows), a proof bundle checked against a kept anchor, and the
+disclosures a log stores, at the limits too (tests/support/limit_mutations.py: as many records,
+keys, chains and windows as a submission carries, and one more). Records, envelopes, notes and
+version 1 bundles: tests/test_decoders_mutated_trace.py.
+
+The mutations and the rule every property checks: tests/support/decoder_vectors.py. The
+submissions and receipts are canonical CBOR (docs/formats.md, "Encoding"): what decodes encodes
+again to the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.support.decoder_vectors import TRACE, vectors
+from tests.support.limit_mutations import QUICK, hostile
+from tests.support.mutations import mutated, typed
+from troth import limits
+from troth.encoding import cbor
+from troth.errors import DecodeError, DecodeProblem
+from troth.trace import export
+from troth.trace.checkpoint import parse_kept
+from troth.trace.stored import decode_disclosures
+from troth.trace.submit import Receipts, Submission
+
+SUBMIT = vectors("trace/submit_vectors.json")
+PROOFS = vectors("trace/proof_vectors.json")
+
+
+@pytest.mark.parametrize("version", ["submit_v1", "submit_v2"])
+@QUICK
+@given(data=st.data())
+def test_submission(version: str, data: st.DataObject) -> None:
+    original = bytes.fromhex(SUBMIT[version])
+    assert cbor.encode(Submission.from_cbor(cbor.decode(original)).to_cbor()) == original
+    mutant = data.draw(hostile(original))
+    typed(
+        lambda b: Submission.from_cbor(cbor.decode(b)),
+        mutant,
+        valid_if=lambda s: cbor.encode(s.to_cbor()) == mutant,
+    )
+
+
+@QUICK
+@given(data=st.data())
+def test_receipts(data: st.DataObject) -> None:
+    original = bytes.fromhex(SUBMIT["receipts"])
+    expected = len(cbor.decode(original)[2])
+    mutant = data.draw(hostile(original))
+    typed(
+        lambda b: Receipts.from_cbor(cbor.decode(b), expected=expected),
+        mutant,
+        valid_if=lambda r: cbor.encode(r.to_cbor()) == mutant,
+    )
+
+
+def test_a_submission_of_the_most_records_and_of_one_more() -> None:
+    """MAX_TRACE_SUBMIT_RECORDS records decode; one more is refused, as over a limit."""
+    value = cbor.decode(bytes.fromhex(SUBMIT["submit_v1"]))
+    value[5] = [value[5][0]] * limits.MAX_TRACE_SUBMIT_RECORDS
+    assert len(Submission.from_cbor(value).records) == limits.MAX_TRACE_SUBMIT_RECORDS
+    value[5].append(value[5][0])
+    with pytest.raises(DecodeError) as refused:
+        Submission.from_cbor(value)
+    assert refused.value.problem is DecodeProblem.OVER_LIMIT
+
+
+@QUICK
+@given(data=st.data())
+def test_kept_checkpoint(data: st.DataObject) -> None:
+    """The checkpoint note a verifier kept, mutated: parsed, or TraceError (it says so of the
+    kept one); a proof bundle checked against it answers, or TraceError."""
+    anchor = data.draw(mutated(TRACE["checkpoint"].encode()))
+    typed(parse_kept, anchor)
+    bundle = PROOFS["bundles"][0].encode()
+    typed(lambda b: export.verify_bundle(bundle, anchor=b), anchor)
+
+
+@QUICK
+@given(data=st.data())
+def test_proof_bundle_v2(data: st.DataObject) -> None:
+    """The version 2 proof bundle (the signer's history in windows), mutated."""
+    original = PROOFS["bundle_v2"].encode()
+    assert export.verify_bundle(original).index == 0
+    typed(export.verify_bundle, data.draw(mutated(original, is_json=True)))
+
+
+DISCLOSURES = json.dumps(
+    {
+        name: [disclosure["salt"], json.dumps(disclosure["value"], separators=(",", ":"))]
+        for name, disclosure in TRACE["records"][0]["disclosures"].items()
+    }
+).encode()
+
+
+@QUICK
+@given(data=st.data())
+def test_stored_disclosures(data: st.DataObject) -> None:
+    """The disclosures a log keeps beside a record (its own column), mutated: TraceError."""
+    assert decode_disclosures(DISCLOSURES)
+    typed(decode_disclosures, data.draw(mutated(DISCLOSURES, is_json=True)))
