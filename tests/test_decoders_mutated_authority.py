@@ -1,6 +1,8 @@
 """Mutation fuzzing of the decoders of the authority's inputs: enrollment tickets (the text a
 member is handed, and its CBOR inside) and the signed requests members send (enroll, refresh,
-revoke, rotated), at the limits too (tests/support/limit_mutations.py).
+revoke, rotated), at the limits too (tests/support/limit_mutations.py); and those requests'
+bodies mutated and signed again by a member, so that each kind's handler reads hostile
+arguments (an authority hosted by a node, kept for the module).
 
 The mutations and the rule every property checks: tests/support/decoder_vectors.py.
 """
@@ -8,19 +10,31 @@ The mutations and the rule every property checks: tests/support/decoder_vectors.
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import NOW
 from tests.support.decoder_vectors import FUZZ, vectors
-from tests.support.limit_mutations import hostile
+from tests.support.limit_mutations import QUICK, hostile, values
 from tests.support.mutations import as_text, mutated, typed
-from troth.authority.requests import verify_request
+from troth.authority import Authority
+from troth.authority.client import enroll_request
+from troth.authority.requests import REQUEST_TYPE, verify_request
+from troth.authority.requests import VERSION as REQUEST_VERSION
 from troth.authority.tickets import TICKET_PREFIX, Ticket
+from troth.credentials import Attributes, CredentialChain
+from troth.encoding import cbor
 from troth.errors import DecodeError, DecodeProblem
 from troth.identity import Identifier
+from troth.node import Node, init_node, open_node
 from troth.node.authorities import parse_ticket
+
+ORDERS = Attributes({"orders.access": frozenset({"read", "write"}), "orders.customer": "4471"})
 
 AUTHORITY = vectors("authority/authority_vectors.json")
 
@@ -99,3 +113,65 @@ def test_signed_request(kind: str, data: st.DataObject) -> None:
         mutant,
         valid_if=lambda _: mutant == original,
     )
+
+
+# -- re-signed requests: what only a member could send reaches each kind's handler -----------
+
+
+@dataclass
+class Hosted:
+    """An authority hosted by a node, and a member of it (alice) on another node, enrolled
+    with a ticket of many uses, holding its chain."""
+
+    authority: Authority
+    agents: Node
+    code: bytes
+    chain: bytes
+
+
+@pytest.fixture(scope="module")
+def hosted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hosted]:
+    home = tmp_path_factory.mktemp("home")
+    init_node("auth", home=home)
+    init_node("agents", home=home)
+    with open_node("auth", home=home) as node, open_node("agents", home=home) as agents:
+        authority = node.create_authority("acme", now=NOW)
+        ticket = authority.create_ticket(
+            creator=authority.identifier, attributes=ORDERS, address="node:auth", now=NOW, uses=9
+        )
+        agents.identities.create(now=NOW, name="alice")
+        chain = authority.enroll(
+            enroll_request(agents.identities, "alice", ticket, now=NOW), now=NOW
+        )
+        yield Hosted(authority, agents, ticket.code, chain.encode())
+
+
+@settings(QUICK, suppress_health_check=list(HealthCheck))  # a module's authority
+@given(data=st.data())
+def test_resigned_request(hosted: Hosted, data: st.DataObject) -> None:
+    """A request's arguments, or anything in its body (kind, authority, time), mutated and
+    signed again by the member: answered by its kind's handler, or AuthorityError."""
+    authority, signer = hosted.authority, hosted.agents.identities.signer("alice", now=NOW)
+    kind = data.draw(st.sampled_from(["enroll", "refresh", "revoke", "rotated"]))
+    taken: dict[str, list[Any]] = {
+        "enroll": [hosted.code],
+        "refresh": [],
+        "revoke": [CredentialChain.decode(hosted.chain).credentials[0].hash, hosted.chain, "x"],
+        "rotated": [],
+    }
+    arguments = taken[kind]
+    head = [REQUEST_TYPE, REQUEST_VERSION, kind, authority.identifier.digest, NOW, arguments]
+    if data.draw(st.booleans()):  # any part of the body
+        mutant = data.draw(hostile(cbor.encode(head)))
+    else:  # the arguments only, maybe past the limits: they replace the last item (one byte)
+        mutant = cbor.encode([*head[:-1], None])[:-1] + data.draw(values(cbor.encode(arguments)))
+    request = cbor.encode(
+        [mutant, signer.sign(mutant), signer.attestation, signer.identity.history]
+    )
+    handler = {
+        "enroll": authority.enroll,
+        "refresh": authority.refresh,
+        "revoke": authority.revoke_link,
+        "rotated": authority.rotated,
+    }[kind]
+    typed(lambda b: handler(b, now=NOW), request)

@@ -12,7 +12,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from tests.support.decoder_vectors import FUZZ
-from tests.support.mutations import _paths, _substitute, mutated
+from tests.support.mutations import _paths, _substitute, cbor_mutation, mutated
 from troth import limits
 from troth.encoding import cbor
 
@@ -87,3 +87,9 @@ def limit_mutation(draw: st.DrawFn, original: bytes) -> bytes:
 def hostile(original: bytes) -> st.SearchStrategy[bytes]:
     """The byte-level and value mutations of a CBOR encoding, and those at the limits."""
     return st.one_of(mutated(original, is_cbor=True), limit_mutation(original))
+
+
+def values(original: bytes) -> st.SearchStrategy[bytes]:
+    """Only the mutations that keep a CBOR encoding canonical: a value replaced, or one at the
+    limits (the bytes of a value to sign again, or to decode as a peer sent it)."""
+    return st.one_of(cbor_mutation(original), limit_mutation(original))
