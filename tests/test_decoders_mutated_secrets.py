@@ -2,7 +2,8 @@
 "Broker service"; troth.secrets.wire): the arguments of each method, which the broker reads from
 any authenticated peer, and the answers, which an agent reads from the broker, at the limits
 too (tests/support/limit_mutations.py: as many scopes and headers as a message may carry, and
-one more). The lease ids, tokens, JWKS and sealed blobs: tests/test_decoders_mutated_channel.py.
+one more), and those arguments served by a broker's endpoint to a credentialed agent. The
+lease ids, tokens, JWKS and sealed blobs: tests/test_decoders_mutated_channel.py.
 
 The mutations and the rule every property checks: tests/support/decoder_vectors.py. The
 messages are canonical CBOR values in the service protocol: what decodes encodes again to the
@@ -12,18 +13,22 @@ same value.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import NOW
 from tests.support.decoder_vectors import ED, SECRETS
-from tests.support.limit_mutations import QUICK, hostile
+from tests.support.leases import make_world, open_broker
+from tests.support.limit_mutations import QUICK, hostile, values
 from tests.support.mutations import typed
 from troth.encoding import cbor
 from troth.errors import DecodeError, DecodeProblem
-from troth.secrets import wire
+from troth.secrets import AllowListPolicy, wire
+from troth.secrets.endpoint import BrokerCaller, BrokerEndpoint
 from troth.secrets.engines.http_inject import HttpRequest
 from troth.secrets.lease import LeaseId, LeaseRequest
 
@@ -135,3 +140,58 @@ def test_a_lease_not_as_the_broker_writes_it_is_refused(field: str, value: str) 
     with pytest.raises(DecodeError) as refused:
         wire.decode_lease({**LEASE, field: value})
     assert refused.value.problem is DecodeProblem.NON_CANONICAL or field == "credential"
+
+
+# -- the broker's endpoint: each method's arguments, mutated, from a credentialed agent --------
+
+
+@dataclass
+class Served:
+    endpoint: BrokerEndpoint
+    caller: BrokerCaller
+    lease_id: LeaseId
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Served:
+    """A broker over a node-like database holding a token secret `payments` every agent may
+    lease, and agent B (credentialed by the authority) holding one lease of it."""
+    world = make_world(NOW)
+    policy = AllowListPolicy({world.agent_b.identifier: {"payments": None}})
+    path = tmp_path_factory.mktemp("broker") / "node.db"
+    _, broker = open_broker(path, now=NOW, policy=policy, quota=100_000)
+    broker.put_secret("payments", "token", TOKEN_SECRET, b"", now=NOW)
+    credential = world.credential_b()
+    issued = broker.issue(credential, "payments", now=NOW)
+    caller = BrokerCaller(world.agent_b.identifier, (credential,))
+    return Served(BrokerEndpoint(broker), caller, issued.lease_id)
+
+
+TOKEN_SECRET = {"scopes": ["refunds", "charges"], "ttl": 120, "max_ttl": 600, "audience": "pay"}
+
+
+@settings(QUICK, suppress_health_check=list(HealthCheck))  # the module's broker
+@given(data=st.data())
+def test_broker_endpoint(served: Served, data: st.DataObject) -> None:
+    """A method's arguments (its lease id the agent's) mutated, at the limits too, and served:
+    an answer (maybe the broker's typed refusal), or DecodeError (a `failed` answer)."""
+    method = data.draw(st.sampled_from(["issue", "renew", "revoke", "list", "jwks"]))
+    arguments = {
+        "issue": wire.IssueArgs("payments", ("refunds",), 60).to_wire(),
+        "renew": wire.LeaseArgs(served.lease_id, 60).to_wire(),
+        "revoke": wire.LeaseArgs(served.lease_id).to_wire(),
+        "list": wire.ListArgs(True).to_wire(),
+        "jwks": {},
+    }[method]
+    mutant = data.draw(values(cbor.encode(arguments)))
+    answer = typed(
+        lambda b: served.endpoint.handle(method, cbor_value(b), served.caller, NOW + 1), mutant
+    )
+    if isinstance(answer, dict) and "refused" in answer:
+        typed(lambda _: wire.raise_refusal(answer), b"")
+
+
+def cbor_value(data: bytes) -> Any:
+    """`data` as the service protocol hands a request's arguments over: decoded within its
+    limits (DecodeError past them, as the node answers such a request)."""
+    return cbor.decode(data)
