@@ -12,6 +12,7 @@ same value.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,12 +25,17 @@ from tests.conftest import NOW
 from tests.support.decoder_vectors import ED, SECRETS
 from tests.support.leases import make_world, open_broker
 from tests.support.limit_mutations import QUICK, hostile, values
-from tests.support.mutations import typed
+from tests.support.mutations import mutated, typed
+from troth import limits
 from troth.encoding import cbor
-from troth.errors import DecodeError, DecodeProblem
+from troth.encoding.ijson import load_json
+from troth.errors import DecodeError, DecodeProblem, SecretError, SecretFailure
 from troth.secrets import AllowListPolicy, wire
 from troth.secrets.endpoint import BrokerCaller, BrokerEndpoint
-from troth.secrets.engines.http_inject import HttpRequest
+from troth.secrets.engine import Engine, parse_spec
+from troth.secrets.engines.http_inject import HttpInjectEngine, HttpRequest
+from troth.secrets.engines.postgres import PostgresEngine
+from troth.secrets.engines.token import TokenEngine
 from troth.secrets.lease import LeaseId, LeaseRequest
 
 LEASE_ID = LeaseId.parse(SECRETS["lease"]["text"])
@@ -195,3 +201,71 @@ def cbor_value(data: bytes) -> Any:
     """`data` as the service protocol hands a request's arguments over: decoded within its
     limits (DecodeError past them, as the node answers such a request)."""
     return cbor.decode(data)
+
+
+# -- a secret's configuration (`troth secret put`: the operator's JSON, for each engine) -------
+
+SECRET_CONFIGS: dict[str, tuple[Engine, dict[str, Any]]] = {
+    "token": (
+        TokenEngine(lambda now: None),  # type: ignore[arg-type,return-value]  # (never signs)
+        {"scopes": ["refunds"], "ttl": 120, "max_ttl": 600, "audience": "payments"},
+    ),
+    "http-inject": (
+        HttpInjectEngine(),
+        {
+            "scopes": ["refunds:write", "orders:read"],
+            "upstream": "https://payments.example/v1",
+            "header": "Authorization",
+            "rules": [
+                {"methods": ["GET"], "path": "/v1/orders/*", "scope": "orders:read"},
+                {"methods": ["POST"], "path": "/v1/refunds", "scope": "refunds:write"},
+            ],
+            "strip": ["X-Api-Key"],
+            "grantable_by": [ED["identifier"]],
+        },
+    ),
+    "postgres": (
+        PostgresEngine("troth_"),
+        {
+            "scopes": ["orders:read"],
+            "host": "127.0.0.1",
+            "port": 5432,
+            "dbname": "shop",
+            "user": "troth",
+            "templates": {"orders:read": "reader"},
+            "sslmode": "disable",
+        },
+    ),
+}
+
+
+def read_config(engine: Engine, data: bytes) -> object:
+    """What `Broker.put_secret` does with the configuration's text (no value stored)."""
+    try:
+        config = load_json(data, max_bytes=limits.MAX_SECRET_CONFIG_BYTES, what="config")
+    except DecodeError:
+        return None  # put_secret: SecretError CONFIG_INVALID
+    return parse_spec("payments", engine, config)
+
+
+@pytest.mark.parametrize("kind", sorted(SECRET_CONFIGS))
+@QUICK
+@given(data=st.data())
+def test_secret_config(kind: str, data: st.DataObject) -> None:
+    """A secret's configuration mutated: its spec, or SecretError CONFIG_INVALID."""
+    engine, config = SECRET_CONFIGS[kind]
+    original = json.dumps(config).encode()
+    assert read_config(engine, original) is not None
+    typed(lambda b: read_config(engine, b), data.draw(mutated(original, is_json=True)))
+
+
+@pytest.mark.parametrize("sslmode", [["disable"], {"mode": "disable"}])
+def test_a_postgres_sslmode_not_text_is_a_config_error(sslmode: object) -> None:
+    """Found by test_secret_config (review 54b, decoders 4): an `sslmode` that is a list or an
+    object let TypeError (unhashable) out of the postgres engine's check, past `troth secret
+    put`, instead of CONFIG_INVALID naming the setting."""
+    engine, config = SECRET_CONFIGS["postgres"]
+    with pytest.raises(SecretError) as refused:
+        parse_spec("payments", engine, {**config, "sslmode": sslmode})
+    assert refused.value.reason is SecretFailure.CONFIG_INVALID
+    assert "sslmode" in refused.value.detail
