@@ -1,7 +1,8 @@
 """Mutation fuzzing of the decoders of identities' parts, read before any signature is checked:
 change bodies, change histories (from change 0, and from a checkpoint) and purpose-key
 attestations, at the limits too (tests/support/limit_mutations.py: as many changes as a history
-may hold and one more, nested to the depth limit and one past it). Their verifiers are fuzzed in
+may hold and one more, nested to the depth limit and one past it), and change bodies mutated
+and signed again with the vectors' keys. Their verifiers are fuzzed in
 tests/test_decoders_mutated_credentials.py.
 
 The mutations and the rule every property checks: tests/support/decoder_vectors.py. Every
@@ -17,14 +18,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.support.decoder_vectors import IDENTITY
-from tests.support.limit_mutations import QUICK, hostile
+from tests.support.decoder_vectors import AT, IDENTITY
+from tests.support.limit_mutations import QUICK, hostile, values
 from tests.support.mutations import typed
 from troth import limits
+from troth.crypto import KeyType
+from troth.crypto.private import load_private_key
 from troth.encoding import cbor
 from troth.errors import DecodeError, DecodeProblem
+from troth.identity import verify_history
 from troth.identity.attestation import PurposeKeyAttestation
-from troth.identity.change import ChangeBody, UnverifiedHistory, encode_history
+from troth.identity.change import ChangeBody, SignedChange, UnverifiedHistory, encode_history
 
 
 @pytest.mark.parametrize("vector", IDENTITY, ids=lambda v: v["key_type"])
@@ -76,3 +80,27 @@ def test_a_history_of_the_most_changes_decodes_and_one_more_is_over_the_limit() 
     with pytest.raises(DecodeError) as refused:
         UnverifiedHistory.decode(_history_of(limits.MAX_IDENTITY_CHANGES + 1))
     assert refused.value.problem is DecodeProblem.OVER_LIMIT
+
+
+# -- re-signed changes: what only the key's holder could write reaches the checks after it ----
+
+
+@pytest.mark.parametrize("vector", IDENTITY, ids=lambda v: v["key_type"])
+@QUICK
+@given(data=st.data())
+def test_resigned_change(vector: dict[str, Any], data: st.DataObject) -> None:
+    """A change body mutated (a value replaced, or at the limits) and signed again with the
+    vector's keys (change 0 by its own key; change 1 by the next key and the previous one):
+    verify_history answers or raises IdentityError."""
+    key_type = KeyType.ED25519 if vector["key_type"] == "ed25519" else KeyType.P256
+    keys = [load_private_key(key_type, bytes.fromhex(k)) for k in vector["private_keys"]]
+    first = SignedChange(
+        bytes.fromhex(vector["change0_body"]), bytes.fromhex(vector["change0_signature"]), None
+    )
+    if data.draw(st.booleans()):
+        body = data.draw(values(first.body))
+        changes = [SignedChange(body, keys[0].sign(body), None)]
+    else:
+        body = data.draw(values(bytes.fromhex(vector["change1_body"])))
+        changes = [first, SignedChange(body, keys[1].sign(body), keys[0].sign(body))]
+    typed(lambda b: verify_history(b, now=AT), encode_history(changes))
