@@ -2,7 +2,7 @@
 change bodies, change histories (from change 0, and from a checkpoint) and purpose-key
 attestations, at the limits too (tests/support/limit_mutations.py: as many changes as a history
 may hold and one more, nested to the depth limit and one past it), and change bodies mutated
-and signed again with the vectors' keys. Their verifiers are fuzzed in
+(and attestations) signed again with the vectors' keys. Their verifiers are fuzzed in
 tests/test_decoders_mutated_credentials.py.
 
 The mutations and the rule every property checks: tests/support/decoder_vectors.py. Every
@@ -21,14 +21,16 @@ from hypothesis import strategies as st
 from tests.support.decoder_vectors import AT, IDENTITY
 from tests.support.limit_mutations import QUICK, hostile, values
 from tests.support.mutations import typed
+from tests.test_decoders_mutated_credentials import identity_two
 from troth import limits
 from troth.crypto import KeyType
 from troth.crypto.private import load_private_key
 from troth.encoding import cbor
 from troth.errors import DecodeError, DecodeProblem
-from troth.identity import verify_history
+from troth.identity import verify_attestation, verify_history
 from troth.identity.attestation import PurposeKeyAttestation
 from troth.identity.change import ChangeBody, SignedChange, UnverifiedHistory, encode_history
+from troth.vault import KeyPurpose
 
 
 @pytest.mark.parametrize("vector", IDENTITY, ids=lambda v: v["key_type"])
@@ -104,3 +106,22 @@ def test_resigned_change(vector: dict[str, Any], data: st.DataObject) -> None:
         body = data.draw(values(bytes.fromhex(vector["change1_body"])))
         changes = [first, SignedChange(body, keys[1].sign(body), keys[0].sign(body))]
     typed(lambda b: verify_history(b, now=AT), encode_history(changes))
+
+
+@pytest.mark.parametrize("vector", IDENTITY, ids=lambda v: v["key_type"])
+@QUICK
+@given(data=st.data())
+def test_resigned_attestation(vector: dict[str, Any], data: st.DataObject) -> None:
+    """The channel-key attestation's body mutated and signed again by the identity's current
+    primary key (the vector's second): verify_attestation answers or raises IdentityError."""
+    key_type = KeyType.ED25519 if vector["key_type"] == "ed25519" else KeyType.P256
+    primary = load_private_key(key_type, bytes.fromhex(vector["private_keys"][1]))
+    body = cbor.decode(bytes.fromhex(vector["channel_attestation"]))[0]
+    mutant = data.draw(values(body))
+    identity = identity_two(vector["key_type"])
+    typed(
+        lambda b: verify_attestation(
+            identity, cbor.encode([b, primary.sign(b)]), purpose=KeyPurpose.SECURE_CHANNEL, now=AT
+        ),
+        mutant,
+    )
