@@ -2,7 +2,8 @@
 member is handed, and its CBOR inside) and the signed requests members send (enroll, refresh,
 revoke, rotated), at the limits too (tests/support/limit_mutations.py); and those requests'
 bodies mutated and signed again by a member, so that each kind's handler reads hostile
-arguments (an authority hosted by a node, kept for the module).
+arguments (an authority hosted by a node, kept for the module); and an authority's pin, given
+with its ticket.
 
 The mutations and the rule every property checks: tests/support/decoder_vectors.py.
 """
@@ -23,7 +24,7 @@ from tests.support.decoder_vectors import FUZZ, vectors
 from tests.support.limit_mutations import QUICK, hostile, values
 from tests.support.mutations import as_text, mutated, typed
 from troth.authority import Authority
-from troth.authority.client import enroll_request
+from troth.authority.client import authority_pin_of, check_ticket, enroll_request
 from troth.authority.requests import REQUEST_TYPE, verify_request
 from troth.authority.requests import VERSION as REQUEST_VERSION
 from troth.authority.tickets import TICKET_PREFIX, Ticket
@@ -125,8 +126,12 @@ class Hosted:
 
     authority: Authority
     agents: Node
-    code: bytes
+    ticket: Ticket
     chain: bytes
+
+    @property
+    def code(self) -> bytes:
+        return self.ticket.code
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +148,7 @@ def hosted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hosted]:
         chain = authority.enroll(
             enroll_request(agents.identities, "alice", ticket, now=NOW), now=NOW
         )
-        yield Hosted(authority, agents, ticket.code, chain.encode())
+        yield Hosted(authority, agents, ticket, chain.encode())
 
 
 @settings(QUICK, suppress_health_check=list(HealthCheck))  # a module's authority
@@ -175,3 +180,20 @@ def test_resigned_request(hosted: Hosted, data: st.DataObject) -> None:
         "rotated": authority.rotated,
     }[kind]
     typed(lambda b: handler(b, now=NOW), request)
+
+
+@settings(QUICK, suppress_health_check=list(HealthCheck))  # the module's nodes
+@given(data=st.data())
+def test_authority_pin(hosted: Hosted, data: st.DataObject) -> None:
+    """The authority's pin (`IDENTIFIER:KEY`, told out of band) mutated, given with its ticket
+    (`troth enroll --authority-pin`): the authority, or ConfigError (not a pin) or IdentityError
+    (not this authority's)."""
+    history = hosted.agents.identities.check_history(hosted.ticket.authority_history, now=NOW)
+    pin = authority_pin_of(history)
+    mutant = as_text(data.draw(mutated(pin.encode())))
+    identities = hosted.agents.identities
+    typed(
+        lambda _: check_ticket(identities, hosted.ticket, now=NOW, authority_pin=mutant),
+        b"",
+        valid_if=lambda identifier: identifier == history.identifier,
+    )
