@@ -16,13 +16,14 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 from dataclasses import dataclass
 from typing import Final
 
 from troth import limits
 from troth.crypto import sha256
 from troth.encoding import cbor
-from troth.errors import DecodeError, RoutingError
+from troth.errors import DecodeError, DecodeProblem, RoutingError
 from troth.names import check_name
 from troth.routing.address import parse_route
 
@@ -34,6 +35,7 @@ LOCAL_PREFIX: Final = "node:"
 TICKET_TYPE: Final = "troth.ticket"
 VERSION: Final = 1
 CODE_SIZE: Final = 32
+_BASE64URL: Final = re.compile(r"[A-Za-z0-9_-]*")
 
 
 def new_code() -> bytes:
@@ -92,11 +94,20 @@ class Ticket:
             raise DecodeError(f"a ticket starts with {TICKET_PREFIX!r}")
         encoded = text[len(TICKET_PREFIX) :]
         if len(encoded) > limits.MAX_TICKET_BYTES * 4 // 3 + 4:
-            raise DecodeError("ticket too long")
+            raise DecodeError("ticket too long", DecodeProblem.OVER_LIMIT)
+        # unpadded base64url and nothing else (docs/formats.md, "Enrollment tickets"):
+        # urlsafe_b64decode dropped characters out of its alphabet and took padding and `+`
+        # `/`, so other texts enrolled with the same ticket (review 54b, decoders 1)
+        if not _BASE64URL.fullmatch(encoded) or len(encoded) % 4 == 1:
+            raise DecodeError("ticket is not unpadded base64url")
         try:
             data = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
         except (binascii.Error, ValueError) as exc:
             raise DecodeError(f"ticket is not base64url: {exc}") from None
+        if base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii") != encoded:
+            raise DecodeError(
+                "ticket: unused bits set in its base64url", DecodeProblem.NON_CANONICAL
+            )
         value = cbor.expect_array(cbor.decode(data, max_bytes=limits.MAX_TICKET_BYTES), "ticket", 5)
         cbor.expect_header(value, TICKET_TYPE, VERSION, "ticket")
         return cls(

@@ -378,7 +378,10 @@ def _record(node: dict[str, Any], path: str, depth: int) -> tuple[str, Check | N
     required = node.get("required", [])
     if not isinstance(properties, dict) or len(properties) > limits.MAX_TOOL_PROPERTIES:
         raise _refuse(f"{path} properties: an object of at most {limits.MAX_TOOL_PROPERTIES}")
-    if not isinstance(required, list) or any(r not in properties for r in required):
+    if not isinstance(required, list) or any(type(r) is not str for r in required):
+        # a list or an object there raised TypeError at every verifier (review 54b, decoders 5)
+        raise _refuse(f"{path} required is a list of property names")
+    if any(r not in properties for r in required):
         raise _refuse(f"{path} required names a property that is not declared")
     fields: list[str] = []
     checks: list[tuple[str, Check]] = []

@@ -9,7 +9,7 @@ from typing import Final
 
 from troth import limits
 from troth.encoding import cbor
-from troth.errors import DecodeError, RoutingError
+from troth.errors import DecodeError, DecodeProblem, RoutingError
 from troth.routing.address import Address, Route, route_from_cbor, route_to_cbor
 
 __all__ = ["Buffer", "RoutedMessage", "stepped"]
@@ -146,7 +146,9 @@ def _parse(data: bytes | memoryview, max_size: int) -> tuple[Route, Route, int]:
     """(onward, return route, where the payload starts) of an encoded message."""
     size = len(data)
     if size > max_size:
-        raise DecodeError(f"message of {size} bytes over the limit of {max_size}")
+        raise DecodeError(
+            f"message of {size} bytes over the limit of {max_size}", DecodeProblem.OVER_LIMIT
+        )
     if size < _HEADER_LEN.size:
         raise DecodeError("message too short")
     (length,) = _HEADER_LEN.unpack_from(data)

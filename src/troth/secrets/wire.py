@@ -11,13 +11,14 @@ Decoders here raise only DecodeError (sans-IO: the node adapter and the client b
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from troth import limits
 from troth.encoding import cbor
-from troth.errors import DecodeError, SecretError, SecretFailure
+from troth.errors import DecodeError, DecodeProblem, SecretError, SecretFailure
 from troth.identity import Identifier
 from troth.secrets.broker import IssuedLease
 from troth.secrets.engines.http_inject import HttpRequest, HttpResponse
@@ -85,7 +86,7 @@ def _lease_id(value: Any) -> LeaseId:
 def _texts(value: Any, what: str, limit: int) -> tuple[str, ...]:
     items = cbor.expect_array(value, what)
     if len(items) > limit:
-        raise DecodeError(f"{what}: more than {limit}")
+        raise DecodeError(f"{what}: more than {limit}", DecodeProblem.OVER_LIMIT)
     return tuple(cbor.expect_text(item, what) for item in items)
 
 
@@ -206,7 +207,7 @@ class ForwardArgs:
         fields = _map(value, "forward", ("lease_id", "method", "target", "headers", "body"))
         body = cbor.expect_bytes(fields["body"], "body")
         if len(body) > limits.MAX_INJECT_REQUEST_BYTES:
-            raise DecodeError("body: over the limit")
+            raise DecodeError("body: over the limit", DecodeProblem.OVER_LIMIT)
         request = HttpRequest(
             cbor.expect_text(fields["method"], "method"),
             cbor.expect_text(fields["target"], "target"),
@@ -219,7 +220,7 @@ class ForwardArgs:
 def _headers(value: Any) -> tuple[tuple[str, str], ...]:
     items = cbor.expect_array(value, "headers")
     if len(items) > limits.MAX_INJECT_HEADERS:
-        raise DecodeError("headers: too many")
+        raise DecodeError("headers: too many", DecodeProblem.OVER_LIMIT)
     pairs = []
     for item in items:
         name, text = cbor.expect_array(item, "header", 2)
@@ -253,6 +254,7 @@ def encode_lease(lease: Lease) -> dict[str, Any]:
     return lease.to_json()
 
 
+_SHA256_HEX: Final = re.compile(r"[0-9a-f]{64}")
 _LEASE_FIELDS: Final = (
     "handle",
     "identity",
@@ -279,13 +281,13 @@ def decode_lease(value: Any) -> Lease:
         state = LeaseState[cbor.expect_text(fields["state"], "state").upper()]
         end = fields["end_reason"]
         end_reason = None if end is None else EndReason[cbor.expect_text(end, "end").upper()]
-        return Lease(
+        lease = Lease(
             handle=LeaseHandle.parse(cbor.expect_text(fields["handle"], "handle")),
             identity=Identifier.parse(cbor.expect_text(fields["identity"], "identity")),
             secret=cbor.expect_text(fields["secret"], "secret"),
             engine=cbor.expect_text(fields["engine"], "engine"),
             scope=_texts(fields["scope"], "scope", limits.MAX_LEASE_SCOPES),
-            chain_hash=bytes.fromhex(cbor.expect_text(fields["credential"], "credential")),
+            chain_hash=_sha256_hex(fields["credential"]),
             authority=Identifier.parse(cbor.expect_text(fields["authority"], "authority")),
             issued_at=cbor.expect_int(fields["issued_at"], "issued_at"),
             expires_at=cbor.expect_int(fields["expires_at"], "expires_at"),
@@ -299,6 +301,18 @@ def decode_lease(value: Any) -> Lease:
         )
     except (KeyError, ValueError, SecretError):
         raise DecodeError("lease: a field is malformed") from None
+    if lease.to_json() != fields:  # one encoding per lease (review 54b, decoders 2)
+        raise DecodeError("lease: not as the broker writes it", DecodeProblem.NON_CANONICAL)
+    return lease
+
+
+def _sha256_hex(value: Any) -> bytes:
+    """The justifying chain's SHA-256: 64 lowercase hex digits (bytes.fromhex took any case,
+    spaces and any length: review 54b, decoders 2)."""
+    text = cbor.expect_text(value, "credential")
+    if not _SHA256_HEX.fullmatch(text):
+        raise DecodeError("lease: credential is not a SHA-256 in lowercase hex")
+    return bytes.fromhex(text)
 
 
 def decode_leases(value: Any) -> list[Lease]:
@@ -317,7 +331,7 @@ def _leases_answer(value: Any, optional: tuple[str, ...]) -> tuple[list[Lease], 
     fields = _map(value, "leases", ("leases",), optional)
     items = cbor.expect_array(fields["leases"], "leases")
     if len(items) > limits.MAX_LEASE_LIST:
-        raise DecodeError("leases: more than the list limit")
+        raise DecodeError("leases: more than the list limit", DecodeProblem.OVER_LIMIT)
     leases = [decode_lease(item) for item in items]
     if "revoked" not in fields:
         return leases, len(leases)
@@ -362,7 +376,7 @@ def decode_response(value: Any) -> HttpResponse:
     fields = _map(value, "response", ("status", "reason", "headers", "body"))
     body = cbor.expect_bytes(fields["body"], "body")
     if len(body) > limits.MAX_INJECT_RESPONSE_BYTES:
-        raise DecodeError("body: over the limit")
+        raise DecodeError("body: over the limit", DecodeProblem.OVER_LIMIT)
     return HttpResponse(
         cbor.expect_int(fields["status"], "status"),
         cbor.expect_text(fields["reason"], "reason"),

@@ -53,7 +53,7 @@ from typing import Any, Final
 
 from troth import limits
 from troth.encoding import cbor
-from troth.errors import DecodeError, TraceError, TraceFailure
+from troth.errors import DecodeError, DecodeProblem, TraceError, TraceFailure
 from troth.trace.record import REDACTABLE, Disclosure
 
 __all__ = [
@@ -143,19 +143,19 @@ class Submission:
         cbor.expect_header(fields, SUBMIT_TYPE, version, "submission")
         history = cbor.expect_bytes(fields[2], "history")
         if len(history) > limits.MAX_IDENTITY_HISTORY_BYTES:
-            raise DecodeError("history: over the limit")
+            raise DecodeError("history: over the limit", DecodeProblem.OVER_LIMIT)
         windows: tuple[bytes, ...] = ()
         if version == WINDOWS_VERSION:
             given = _bounded(fields[6], "windows", limits.MAX_TRACE_SUBMIT_WINDOWS, 1)
             windows = tuple(cbor.expect_bytes(w, "window") for w in given)
             if any(len(window) > limits.MAX_IDENTITY_HISTORY_BYTES for window in windows):
-                raise DecodeError("window: over the limit")
+                raise DecodeError("window: over the limit", DecodeProblem.OVER_LIMIT)
         attestations = _bounded(fields[3], "attestations", limits.MAX_TRACE_SUBMIT_KEYS, 1)
         chains = _bounded(fields[4], "chains", limits.MAX_TRACE_SUBMIT_CHAINS, 0)
         keys = tuple(cbor.expect_bytes(a, "attestation") for a in attestations)
         kept = tuple(cbor.expect_bytes(c, "chain") for c in chains)
         if any(len(chain) > limits.MAX_CHAIN_BYTES for chain in kept):
-            raise DecodeError("chain: over the limit")
+            raise DecodeError("chain: over the limit", DecodeProblem.OVER_LIMIT)
         items = _bounded(fields[5], "records", limits.MAX_TRACE_SUBMIT_RECORDS, 1)
         return cls(history, keys, kept, tuple(_record(item) for item in items), windows)
 
@@ -167,8 +167,9 @@ def windows_size(windows: tuple[bytes, ...]) -> int:
 
 def _bounded(value: Any, what: str, most: int, least: int) -> list[Any]:
     items = cbor.expect_array(value, what)
-    if not least <= len(items) <= most:
-        raise DecodeError(f"{what}: {least} to {most}, got {len(items)}")
+    if not least <= len(items) <= most:  # past `most`: over a limit (review 54b, decoders 3)
+        problem = DecodeProblem.OVER_LIMIT if len(items) > most else DecodeProblem.MALFORMED
+        raise DecodeError(f"{what}: {least} to {most}, got {len(items)}", problem)
     return items
 
 
@@ -176,7 +177,7 @@ def _record(value: Any) -> SubmittedRecord:
     envelope, shown = cbor.expect_array(value, "record", 2)
     envelope = cbor.expect_bytes(envelope, "envelope")
     if len(envelope) > limits.MAX_TRACE_ENVELOPE_BYTES:
-        raise DecodeError("envelope: over the limit")
+        raise DecodeError("envelope: over the limit", DecodeProblem.OVER_LIMIT)
     if type(shown) is not dict or not set(shown) <= set(REDACTABLE):
         raise DecodeError(f"disclosures: a map of fields among {REDACTABLE}")
     disclosures = {}

@@ -140,7 +140,7 @@ class PostgresEngine:
         if type(wait) is not int or not 100 <= wait <= 60_000:
             raise config_error("terminate_wait_ms is 100-60000")
         sslmode = settings.get("sslmode", "prefer")
-        if sslmode not in _SSLMODES:
+        if type(sslmode) is not str or sslmode not in _SSLMODES:  # review 54b, decoders 4
             raise config_error(f"sslmode is one of {', '.join(sorted(_SSLMODES))}")
         return {
             "host": host,
