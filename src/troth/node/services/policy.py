@@ -72,8 +72,8 @@ from troth.gates import (
     POLICY_ADMIN,
     SqliteBundleTable,
     VerifiedBundle,
+    bundle_claims,
     create_bundle,
-    decode_bundle,
     default_bundle_ttl,
     resign_bundle,
 )
@@ -237,7 +237,7 @@ class PolicyService:
         any); else `Denied` (`why`: who refused whom), decided on the bundle's claimed
         authority alone, so the answer says nothing of what the node holds (review 36f,
         policy 3). On the storage thread: it decodes the bundle."""
-        authority = decode_bundle(data).authority
+        authority = bundle_claims(data).authority
         if own is not None and authority not in own:
             raise Denied(
                 (
@@ -423,7 +423,7 @@ class PolicyService:
             if stamp is None or not _answers(stamp[0], stamp[1], revision, digest):
                 return None
             data = table.load(authority.digest)
-        if data is None or now >= decode_bundle(data).expires_at:
+        if data is None or now >= bundle_claims(data).expires_at:
             return None
         return data
 

@@ -1,0 +1,103 @@
+"""Review 54h, bundles: adversarial review of how policy bundles are made, signed, distributed
+and installed (docs/policy.md, "Bundles on a node", "Distribution").
+
+bundles 1: a member (anyone the policy service's `push` admits) sends a stream of junk: bundles
+naming a trusted authority, MAX_TOOLS tool schemas each, the signature broken. Each tool schema
+was parsed and canonicalised three times (the service's decoding for the authority, the store's
+for the rollback check, verification's) before the signature was looked at: ~0.3 s of the
+node's one storage thread per push (a 527 KB bundle of 512 ~1 KB schemas; CBOR alone decodes it
+in under a millisecond), so a member's 16 requests in flight, pushed again as each is refused,
+held the storage thread every node service shares. A bundle's claims are now read without its
+tool schemas (`troth.gates.bundles.bundle_claims`) and the schemas checked only once the
+signature is the signer's.
+
+bundles 2: a peer sends the held bundle again and again (10,000 times): each push parsed every
+tool schema twice before the store saw the bytes were the ones it held. The same: a replay
+costs the claims' decoding only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from tests.support.gates import TOOLS, T, make_world
+from tests.test_review42b_bundles import signature_altered
+from troth.errors import PolicyError, PolicyFailure
+from troth.gates import bundles as bundles_module
+from troth.node.services.policy import PolicyService
+
+EXTRA = {**TOOLS, **{f"extra_{i}": TOOLS["lookup_order"] for i in range(8)}}
+
+
+@pytest.fixture
+def parsed(monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
+    """How many tool schemas troth.gates.bundles canonicalised since the last call."""
+    count = [0]
+    real = bundles_module.canonical_json  # type: ignore[attr-defined]
+
+    def counting(value: Any) -> str:
+        count[0] += 1
+        return real(value)
+
+    monkeypatch.setattr(bundles_module, "canonical_json", counting)
+
+    def since() -> int:
+        done, count[0] = count[0], 0
+        return done
+
+    return since
+
+
+def _service(accept: Callable[[bytes, int], Any]) -> Any:
+    """A stand-in for a PolicyService whose node accepts with `accept` (`_accept_from` reads
+    `self.policies.accept` only)."""
+    policies = SimpleNamespace(accept=lambda data, *, now: (accept(data, now), True))
+    return SimpleNamespace(policies=policies)
+
+
+def test_a_junk_push_parses_no_tool_schema(parsed: Callable[[], int]) -> None:
+    """bundles 1: a bundle of the trusted authority with 11 tools and a broken signature,
+    pushed through the policy service's acceptance: refused BAD_SIGNATURE without one tool
+    schema parsed."""
+    world = make_world()
+    held = world.bundle(revision=1, tools=EXTRA)
+    store = world.store(held)
+    junk = signature_altered(world.bundle(revision=2, tools=EXTRA))(0)
+    service = _service(lambda data, now: store.accept(data, feeds=world.feeds(), now=now))
+    parsed()
+    with pytest.raises(PolicyError) as refused:
+        PolicyService._accept_from(service, junk, None, "test", now=T + 5)
+    assert refused.value.reason is PolicyFailure.BAD_SIGNATURE
+    assert parsed() == 0
+
+
+def test_the_held_bundle_pushed_again_parses_no_tool_schema(parsed: Callable[[], int]) -> None:
+    """bundles 2: the held bundle pushed 100 times through the policy service's acceptance:
+    each a no-op, no tool schema parsed."""
+    world = make_world()
+    held = world.bundle(revision=1, tools=EXTRA)
+    store = world.store(held)
+    service = _service(lambda data, now: store.accept(data, feeds=world.feeds(), now=now))
+    parsed()
+    for _ in range(100):
+        verified, _new = PolicyService._accept_from(service, held, None, "test", now=T + 5)
+        assert verified is store.active(world.authority.identifier).bundle  # type: ignore[union-attr]
+    assert parsed() == 0
+
+
+def test_a_genuine_new_bundle_parses_its_schemas_once(parsed: Callable[[], int]) -> None:
+    """What the fix keeps: a genuine newer bundle is verified in full, each of its 11 tool
+    schemas parsed once, and decides."""
+    world = make_world()
+    store = world.store(world.bundle(revision=1, tools=EXTRA))
+    newer = world.bundle(revision=2, tools=EXTRA)
+    service = _service(lambda data, now: store.accept(data, feeds=world.feeds(), now=now))
+    parsed()
+    verified, _new = PolicyService._accept_from(service, newer, None, "test", now=T + 5)
+    assert verified.body.revision == 2
+    assert sorted(verified.body.tools) == sorted(EXTRA)
+    assert parsed() == len(EXTRA)
