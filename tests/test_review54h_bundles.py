@@ -14,20 +14,34 @@ signature is the signer's.
 bundles 2: a peer sends the held bundle again and again (10,000 times): each push parsed every
 tool schema twice before the store saw the bytes were the ones it held. The same: a replay
 costs the claims' decoding only.
+
+bundles 3: `troth policy push FILE --node NODE` on a member's node (docs/policy.md,
+"Distribution": "Any node can take it") activated the bundle there and pushed it to that node's
+subscribers only, normally none (nodes pull from their authority's node): the authority's
+node and every other member went on deciding by the older bundle, each pulling from the
+authority's node and told nothing newer, until it expired (up to MAX_POLICY_BUNDLE_TTL, 90
+days), while the CLI said "the running node distributes it". A node now passes a bundle
+installed on it on to its authority's node (a push, over a secure channel, as a member), which
+distributes it to the fleet.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from tests.support.gates import TOOLS, T, make_world
+from tests.support.nodes import MemNet, run_memnet
+from tests.test_gates_distribution import bundle, revision_of, until
 from tests.test_review42b_bundles import signature_altered
 from troth.errors import PolicyError, PolicyFailure
 from troth.gates import bundles as bundles_module
+from troth.node.control import perform
+from troth.node.services.node_policies import NodeFeeds, NodePolicies
 from troth.node.services.policy import PolicyService
 
 EXTRA = {**TOOLS, **{f"extra_{i}": TOOLS["lookup_order"] for i in range(8)}}
@@ -101,3 +115,28 @@ def test_a_genuine_new_bundle_parses_its_schemas_once(parsed: Callable[[], int])
     assert verified.body.revision == 2
     assert sorted(verified.body.tools) == sorted(EXTRA)
     assert parsed() == len(EXTRA)
+
+
+def test_a_bundle_installed_on_a_members_node_reaches_the_fleet(tmp_path: Path) -> None:
+    """bundles 3: revision 1 installed on member b's node (`troth policy push --node b`: the
+    table, then `policy.reload`) reaches the authority's node, then member c at its next
+    round."""
+
+    async def test(net: MemNet) -> None:
+        authority = net.authority.identifier
+        b = await net.member("agent-b")
+        c = await net.member("agent-c")
+        hub = net.hub
+        assert hub is not None
+        await c.maintain()
+        feeds = NodeFeeds(b.node, net.clock)
+        cli = NodePolicies(b.node, feeds)
+        cli.trust(feeds.anchors(), now=net.clock.now())
+        cli.accept(bundle(net, 1), now=net.clock.now())
+        await perform(b, "policy.reload", {})
+        assert revision_of(b, authority) == 1
+        await until(lambda: revision_of(hub, authority) == 1, timeout=3)
+        await c.maintain()
+        assert revision_of(c, authority) == 1
+
+    run_memnet(test, tmp_path)

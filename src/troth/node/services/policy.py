@@ -22,7 +22,9 @@ that activates a new bundle (a higher revision, or one replacing a bundle no lon
 pushes it once to each subscriber over its open channel, the subscriber's standing checked
 again first (at most MAX_POLICY_SUBSCRIBERS subscriptions, past it only within the
 subscriber's authority's share, troth.node.shares; one per peer and authority this node
-trusts, so one peer holds at most one per trust anchor; MAX_POLICY_PUSHES in flight). A node
+trusts, so one peer holds at most one per trust anchor; MAX_POLICY_PUSHES in flight). A bundle
+installed on a node that does not host its authority is pushed on to that authority's node
+(`PolicyService.upstream`; review 54h, bundles 3). A node
 pulls from each trusted authority's node when it starts and on every maintenance round, so a
 missed push costs one round; a node whose bundle is no longer in force for good (its signer
 revoked or superseded) pulls with revision 0, so a replacement of any revision reaches it, and
@@ -346,11 +348,35 @@ class PolicyService:
         task.add_done_callback(self._tasks.discard)
 
     async def installed(self) -> list[dict[str, Any]]:
-        """Activate what `troth policy push` stored in this node's table, and distribute it."""
+        """Activate what `troth policy push` stored in this node's table, distribute it, and
+        pass it on to its authority's node (`upstream`)."""
         loaded = await self.worker.run(lambda: self.policies.reload(now=self.clock()))
         for bundle in loaded:
             self.distribute(bundle)
+            self.upstream(bundle)
         return [bundle.body.to_json() for bundle in loaded]
+
+    def upstream(self, bundle: VerifiedBundle) -> None:
+        """Push `bundle`, installed on this node, to the node of its authority (unless this
+        node hosts it, or that node is on this machine: it reads this node's table only when
+        it pulls, which it does not), which distributes it to the fleet: else it stayed on
+        this node and its subscribers, the authority's node and the other members deciding
+        by the older bundle until it expired (review 54h, bundles 3). A failed push is
+        logged; the bundle reaches the authority's node when it is installed there."""
+        authority = bundle.body.authority
+        address = self.routes().get(authority)
+        if authority == self.hosted() or address is None or is_local(address):
+            return
+        self._spawn(self._push_upstream(authority, address, bundle.data))
+
+    async def _push_upstream(self, authority: Identifier, address: str, data: bytes) -> None:
+        async with self._pushing:
+            try:
+                end = await self.channel_to(parse_route(address), expect=authority)
+                await call(self.router, (end.enc, POLICY), "push", [data])
+                self.pushed += 1
+            except TrothError as exc:
+                log.warning("policy bundle of %s not passed on to its node: %s", authority, exc)
 
     async def pull(self) -> list[VerifiedBundle]:
         """Fetch newer bundles from every trusted authority's node (on this machine: from its
