@@ -23,6 +23,17 @@ authority's node and told nothing newer, until it expired (up to MAX_POLICY_BUND
 days), while the CLI said "the running node distributes it". A node now passes a bundle
 installed on it on to its authority's node (a push, over a secure channel, as a member), which
 distributes it to the fleet.
+
+bundles 4: a thief with a policy-admin's key pushes a short-lived bundle at the members' top
+revision (MAX_MEMBER_POLICY_REVISION); the authority revokes the admin, which puts that bundle
+out of force for good, so a bundle of any revision issued since replaces it (docs/policy.md,
+"Bundles on a node": "say, revision 2"). A node restarted once the thief's bundle had expired
+did not load it (expired), so nothing was held to judge out of force, and every replacement
+below the stored revision was refused ROLLBACK ("a newer revision is stored: reload") for
+good: the node denied every call until a bundle above the thief's revision came (never, for a
+stolen authority key's bundle at the top revision). The table's bundle, not loaded, is now
+judged as the held one would be: out of force for good by the current feed, it gives way to
+a verified bundle issued since it.
 """
 
 from __future__ import annotations
@@ -38,7 +49,10 @@ from tests.support.gates import TOOLS, T, make_world
 from tests.support.nodes import MemNet, run_memnet
 from tests.test_gates_distribution import bundle, revision_of, until
 from tests.test_review42b_bundles import signature_altered
+from troth import limits
+from troth.credentials import RevocationKind
 from troth.errors import PolicyError, PolicyFailure
+from troth.gates import BundleStore, MemoryBundleTable
 from troth.gates import bundles as bundles_module
 from troth.node.control import perform
 from troth.node.services.node_policies import NodeFeeds, NodePolicies
@@ -140,3 +154,53 @@ def test_a_bundle_installed_on_a_members_node_reaches_the_fleet(tmp_path: Path) 
         assert revision_of(c, authority) == 1
 
     run_memnet(test, tmp_path)
+
+
+@pytest.mark.parametrize("restarted", [False, True])
+def test_a_replacement_of_an_expired_thiefs_bundle_is_taken_after_a_restart(
+    restarted: bool,
+) -> None:
+    """bundles 4: the thief's admin bundle at the members' top revision, an hour long; the
+    admin revoked; the authority's replacement at revision 2, signed after the thief's bundle
+    expired, is taken and decides, by the running store or by one restarted on its table."""
+    world = make_world()
+    thief = world.bundle(revision=limits.MAX_MEMBER_POLICY_REVISION, by_admin=True, now=T, ttl=3600)
+    table = MemoryBundleTable()
+    store = BundleStore(world.verifier, table)
+    store.accept(thief, feeds=world.feeds(), now=T + 5)
+    world.revoke(RevocationKind.IDENTITY, world.admin.identifier.digest, now=T + 3900)
+    replacement = world.bundle(revision=2, now=T + 4000)
+    if restarted:
+        store = BundleStore(world.verifier, table)
+        assert store.reload(now=T + 4001) == []  # the thief's bundle expired: not loaded
+    verified = store.accept(replacement, feeds=world.feeds(), now=T + 4001)
+    assert verified.body.revision == 2
+    assert table.load(world.authority.identifier.digest) == replacement
+    engine = store.engine(world.authority.identifier, feed=world.feed, now=T + 4002)
+    assert engine.revision == 2
+
+
+@pytest.mark.parametrize("case", ["older", "in-force"])
+def test_a_restarted_node_still_refuses_a_rollback_of_its_expired_bundle(case: str) -> None:
+    """Attacks on the bundles 4 fix, refuted. A store restarted on a table whose bundle
+    (revision 9, an hour long) expired: with the admin revoked, a genuine revision-2 bundle
+    issued before it (a member's replay) is refused ROLLBACK; with the signer in force, a
+    revision-2 bundle issued since it is refused ROLLBACK (an expired bundle never yields to a
+    lower revision). The table keeps revision 9."""
+    world = make_world()
+    older = world.bundle(revision=2, now=T, ttl=86_400)
+    stored = world.bundle(revision=9, by_admin=True, now=T + 10, ttl=3600)
+    table = MemoryBundleTable()
+    BundleStore(world.verifier, table).accept(stored, feeds=world.feeds(), now=T + 15)
+    if case == "older":
+        world.revoke(RevocationKind.IDENTITY, world.admin.identifier.digest, now=T + 3900)
+        offered = older
+    else:
+        world.refresh_feed(T + 3900)
+        offered = world.bundle(revision=2, now=T + 4000)
+    store = BundleStore(world.verifier, table)
+    store.reload(now=T + 4001)
+    with pytest.raises(PolicyError) as refused:
+        store.accept(offered, feeds=world.feeds(), now=T + 4001)
+    assert refused.value.reason is PolicyFailure.ROLLBACK
+    assert table.load(world.authority.identifier.digest) == stored
