@@ -34,10 +34,18 @@ good: the node denied every call until a bundle above the thief's revision came 
 stolen authority key's bundle at the top revision). The table's bundle, not loaded, is now
 judged as the held one would be: out of force for good by the current feed, it gives way to
 a verified bundle issued since it.
+
+bundles 5: two bundles of one revision (two signers: docs/policy.md, "Two bundles of one
+revision") may hold different texts under the same policy ids, and a node replaces the one it
+holds by the one of the lower digest: a call allowed under the first and one under the second
+were recorded alike ("revision 6, policy refund"), and an auditor could not tell which text
+allowed which. A decision's record names the deciding bundle's digest too (in its `result`
+disclosure, beside the reason, errors and policy ids: the signed record format unchanged).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -45,18 +53,21 @@ from typing import Any
 
 import pytest
 
-from tests.support.gates import TOOLS, T, make_world
+from tests.support.gates import POLICIES, TOOLS, T, make_world
 from tests.support.nodes import MemNet, run_memnet
 from tests.test_gates_distribution import bundle, revision_of, until
+from tests.test_review23c_trace import NOW, recorded_point
 from tests.test_review42b_bundles import signature_altered
 from troth import limits
 from troth.credentials import RevocationKind
+from troth.crypto import sha256
 from troth.errors import PolicyError, PolicyFailure
-from troth.gates import BundleStore, MemoryBundleTable
+from troth.gates import BundleStore, MemoryBundleTable, ToolCall
 from troth.gates import bundles as bundles_module
 from troth.node.control import perform
 from troth.node.services.node_policies import NodeFeeds, NodePolicies
 from troth.node.services.policy import PolicyService
+from troth.trace.signing import open_envelope
 
 EXTRA = {**TOOLS, **{f"extra_{i}": TOOLS["lookup_order"] for i in range(8)}}
 
@@ -204,3 +215,28 @@ def test_a_restarted_node_still_refuses_a_rollback_of_its_expired_bundle(case: s
         store.accept(offered, feeds=world.feeds(), now=T + 4001)
     assert refused.value.reason is PolicyFailure.ROLLBACK
     assert table.load(world.authority.identifier.digest) == stored
+
+
+def test_each_record_names_the_bundle_that_decided(tmp_path: Path) -> None:
+    """bundles 5: a refund of 50 allowed under revision 6 of one digest, then under the other
+    revision-6 bundle (the lower digest, its refund-cap tighter): each record names its
+    deciding bundle's digest."""
+    world = make_world()
+    point, log = recorded_point(tmp_path, world)
+    store = world.store()
+    point.bundles = store
+    tighter = POLICIES.replace("<= 1000", "<= 100")
+    low, high = sorted(
+        (world.bundle(revision=6, now=T), world.bundle(revision=6, now=T + 1, policies=tighter)),
+        key=sha256,
+    )
+    member = world.credential(world.support_chain, world.support)
+    call = ToolCall("refund", {"order_id": "o1", "amount": 50})
+    store.accept(high, feeds=world.feeds(), now=T + 5)
+    assert point.decide(member, call, now=NOW).allowed
+    store.accept(low, feeds=world.feeds(), now=T + 6)
+    assert point.decide(member, call, now=NOW).allowed
+    records = [open_envelope(entry.envelope)[0] for entry in log.stored()]
+    assert [r.decision.bundle for r in records if r.decision is not None] == ["6", "6"]
+    named = [json.loads(log.disclosures(r.id)["result"].value)["bundle"] for r in records]
+    assert named == [sha256(high).hex(), sha256(low).hex()]
