@@ -22,7 +22,9 @@ node and every other member went on deciding by the older bundle, each pulling f
 authority's node and told nothing newer, until it expired (up to MAX_POLICY_BUNDLE_TTL, 90
 days), while the CLI said "the running node distributes it". A node now passes a bundle
 installed on it on to its authority's node (a push, over a secure channel, as a member), which
-distributes it to the fleet.
+distributes it to the fleet. So is a bundle installed while the node was stopped, once it
+starts and has pulled (`PolicyService.started`): it loaded it from its table at start, which
+passed nothing on.
 
 bundles 4: a thief with a policy-admin's key pushes a short-lived bundle at the members' top
 revision (MAX_MEMBER_POLICY_REVISION); the authority revokes the admin, which puts that bundle
@@ -65,6 +67,7 @@ from troth.errors import PolicyError, PolicyFailure
 from troth.gates import BundleStore, MemoryBundleTable, ToolCall
 from troth.gates import bundles as bundles_module
 from troth.node.control import perform
+from troth.node.runtime import NodeRuntime
 from troth.node.services.node_policies import NodeFeeds, NodePolicies
 from troth.node.services.policy import PolicyService
 from troth.trace.signing import open_envelope
@@ -163,6 +166,33 @@ def test_a_bundle_installed_on_a_members_node_reaches_the_fleet(tmp_path: Path) 
         await until(lambda: revision_of(hub, authority) == 1, timeout=3)
         await c.maintain()
         assert revision_of(c, authority) == 1
+
+    run_memnet(test, tmp_path)
+
+
+def test_a_bundle_installed_on_a_stopped_members_node_reaches_the_fleet(tmp_path: Path) -> None:
+    """bundles 3: revision 2 installed on member b's node while it is stopped (the hub and b
+    at revision 1) reaches the hub once b has started again."""
+
+    async def test(net: MemNet) -> None:
+        authority = net.authority.identifier
+        b = await net.member("agent-b")
+        hub = net.hub
+        assert hub is not None
+        feeds = NodeFeeds(b.node, net.clock)
+        cli = NodePolicies(b.node, feeds)
+        cli.trust(feeds.anchors(), now=net.clock.now())
+        first = bundle(net, 1)
+        hub.policies.accept(first, now=net.clock.now())
+        cli.accept(first, now=net.clock.now())
+        await b.stop()
+        cli.reload(now=net.clock.now())
+        cli.accept(bundle(net, 2), now=net.clock.now())
+        again = NodeRuntime(b.node, clock=net.clock, transport=net.transport("host-agent-b"))
+        net.runtimes.append(again)
+        await again.start()
+        await until(lambda: revision_of(again, authority) == 2)
+        await until(lambda: revision_of(hub, authority) == 2, timeout=3)
 
     run_memnet(test, tmp_path)
 

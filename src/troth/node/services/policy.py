@@ -356,27 +356,42 @@ class PolicyService:
             self.upstream(bundle)
         return [bundle.body.to_json() for bundle in loaded]
 
-    def upstream(self, bundle: VerifiedBundle) -> None:
+    def upstream(self, bundle: VerifiedBundle, *, quiet: bool = False) -> None:
         """Push `bundle`, installed on this node, to the node of its authority (unless this
         node hosts it, or that node is on this machine: it reads this node's table only when
         it pulls, which it does not), which distributes it to the fleet: else it stayed on
         this node and its subscribers, the authority's node and the other members deciding
         by the older bundle until it expired (review 54h, bundles 3). A failed push is
-        logged; the bundle reaches the authority's node when it is installed there."""
+        logged (`quiet`: at the debug level only, for a bundle that may be older than the
+        one that node holds, at a start whose pull says why that node cannot be reached); the
+        bundle reaches the authority's node when it is installed there."""
         authority = bundle.body.authority
         address = self.routes().get(authority)
         if authority == self.hosted() or address is None or is_local(address):
             return
-        self._spawn(self._push_upstream(authority, address, bundle.data))
+        self._spawn(self._push_upstream(authority, address, bundle.data, quiet))
 
-    async def _push_upstream(self, authority: Identifier, address: str, data: bytes) -> None:
+    async def _push_upstream(
+        self, authority: Identifier, address: str, data: bytes, quiet: bool
+    ) -> None:
         async with self._pushing:
             try:
                 end = await self.channel_to(parse_route(address), expect=authority)
                 await call(self.router, (end.enc, POLICY), "push", [data])
                 self.pushed += 1
             except TrothError as exc:
-                log.warning("policy bundle of %s not passed on to its node: %s", authority, exc)
+                level = logging.DEBUG if quiet else logging.WARNING
+                log.log(level, "policy bundle of %s not passed on to its node: %s", authority, exc)
+
+    async def started(self) -> None:
+        """At the node's start: pull (`pull`), then pass on to its authority's node each bundle
+        held (`upstream`): one installed while the node was stopped was loaded from its table
+        at start and passed on nothing (review 54h, bundles 3). The authority's node takes it
+        when it is newer (the bundle it holds, or an older one, is a no-op or a refusal)."""
+        await self.pull()
+        store = self.policies.store
+        for active in [] if store is None else store.actives():
+            self.upstream(active.bundle, quiet=True)
 
     async def pull(self) -> list[VerifiedBundle]:
         """Fetch newer bundles from every trusted authority's node (on this machine: from its
