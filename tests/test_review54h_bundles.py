@@ -43,6 +43,13 @@ holds by the one of the lower digest: a call allowed under the first and one und
 were recorded alike ("revision 6, policy refund"), and an auditor could not tell which text
 allowed which. A decision's record names the deciding bundle's digest too (in its `result`
 disclosure, beside the reason, errors and policy ids: the signed record format unchanged).
+
+bundles 6: a node whose table's bundle is not active (restarted after it expired: the case of
+bundles 4) had nothing held to refuse a rollback on its claims: a member's replay of a genuine
+older bundle, still unexpired, was verified in full at every push, its policies compiled and
+validated by Cedar (a child process for a large set), before the table refused it. Refused now
+on its claims and the table's bundle's, as a held one would be: a lower revision not issued
+since the stored bundle is no replacement of it, in force or not.
 """
 
 from __future__ import annotations
@@ -270,3 +277,32 @@ def test_each_record_names_the_bundle_that_decided(tmp_path: Path) -> None:
     assert [r.decision.bundle for r in records if r.decision is not None] == ["6", "6"]
     named = [json.loads(log.disclosures(r.id)["result"].value)["bundle"] for r in records]
     assert named == [sha256(high).hex(), sha256(low).hex()]
+
+
+def test_a_restarted_node_refuses_a_replay_without_compiling_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """bundles 6: the table holds revision 9 (expired, so not loaded at the restart); a member
+    pushes the genuine revision 2, issued before it, five times: each refused ROLLBACK, its
+    policies never compiled."""
+    world = make_world()
+    older = world.bundle(revision=2, now=T, ttl=86_400)
+    stored = world.bundle(revision=9, now=T + 10, ttl=3600)
+    table = MemoryBundleTable()
+    BundleStore(world.verifier, table).accept(stored, feeds=world.feeds(), now=T + 15)
+    world.refresh_feed(T + 3900)
+    store = BundleStore(world.verifier, table)
+    assert store.reload(now=T + 4001) == []
+    compiled = [0]
+    real = bundles_module.compile_policies  # type: ignore[attr-defined]
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        compiled[0] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bundles_module, "compile_policies", counting)
+    for _ in range(5):
+        with pytest.raises(PolicyError) as refused:
+            store.accept(older, feeds=world.feeds(), now=T + 4001)
+        assert refused.value.reason is PolicyFailure.ROLLBACK
+    assert compiled[0] == 0

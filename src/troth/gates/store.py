@@ -308,6 +308,8 @@ class BundleStore:
             or (claimed.revision, held.bundle.digest, digest) in self._seen_conflicts(claimed)
         ):
             raise PolicyError(*refusal)
+        if held is None or claimed.revision > held.bundle.body.revision:
+            self._below_stored(claimed, skew)
         verified = verify_bundle(
             data,
             verifier=self.verifier,
@@ -371,6 +373,31 @@ class BundleStore:
         if same:
             self._note(body.authority, body.revision, digest, stored_digest)
         return True
+
+    def _below_stored(self, body: BundleBody, skew: int) -> None:
+        """ROLLBACK, on the claims alone, for a bundle of `body` the table's bundle of its
+        authority (not active here, or newer than the active one) refuses whatever the
+        verification says: of a lower revision, and not issued since it (`_replace_stored`
+        would refuse it once verified; review 54h, bundles 6: a member's replay of a genuine
+        older bundle to a node restarted after its bundle expired was verified, its policies
+        compiled, at every push)."""
+        authority = body.authority.digest
+        stamp = self.table.stamps().get(authority)
+        if stamp is None or stamp[0] <= body.revision:
+            return
+        stored = self.table.load(authority)
+        try:
+            old = None if stored is None else bundle_claims(stored)
+        except PolicyError:
+            return
+        if old is None or old.revision <= body.revision:
+            return
+        if body.issued_at <= old.issued_at + skew:
+            raise PolicyError(
+                _P.ROLLBACK,
+                f"{body.revision} < {old.revision}, the stored revision, and issued at "
+                f"{body.issued_at}, not since it (issued at {old.issued_at})",
+            )
 
     def _out_of_force(
         self, stored: bytes, old: BundleBody, body: BundleBody, feed: VerifiedFeed | None
