@@ -62,7 +62,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.gates import POLICIES, TOOLS, T, make_world
+from tests.support.gates import POLICIES, TOOLS, T, make_world, rotate, superseding
 from tests.support.nodes import MemNet, run_memnet
 from tests.test_gates_distribution import bundle, revision_of, until
 from tests.test_review23c_trace import NOW, recorded_point
@@ -71,7 +71,7 @@ from troth import limits
 from troth.credentials import RevocationKind
 from troth.crypto import sha256
 from troth.errors import PolicyError, PolicyFailure
-from troth.gates import BundleStore, MemoryBundleTable, ToolCall
+from troth.gates import BundleStore, MemoryBundleTable, ToolCall, create_bundle
 from troth.gates import bundles as bundles_module
 from troth.node.control import perform
 from troth.node.runtime import NodeRuntime
@@ -226,6 +226,37 @@ def test_a_replacement_of_an_expired_thiefs_bundle_is_taken_after_a_restart(
     assert table.load(world.authority.identifier.digest) == replacement
     engine = store.engine(world.authority.identifier, feed=world.feed, now=T + 4002)
     assert engine.revision == 2
+
+
+def test_a_restarted_node_takes_a_rotated_authoritys_replacement_of_a_top_revision() -> None:
+    """bundles 4, the authority's own key stolen: the thief's bundle at the top revision (an
+    hour long), the authority rotated (its feed supersedes the old history); a store
+    restarted once that bundle expired takes the rotated authority's revision 2, signed
+    since; before, no bundle could ever replace it there (none is above the top revision)."""
+    world = make_world()
+    table = MemoryBundleTable()
+
+    def signed(signer: Any, revision: int, now: int, ttl: int) -> bytes:
+        return create_bundle(
+            signer,
+            authority=world.authority.identifier,
+            policies=POLICIES,
+            schema="",
+            tools=TOOLS,
+            revision=revision,
+            now=now,
+            ttl=ttl,
+        )
+
+    stolen = signed(world.authority.signer, limits.MAX_POLICY_REVISION, T, 3600)
+    BundleStore(world.verifier, table).accept(stolen, feeds=world.feeds(), now=T + 5)
+    history, authority = rotate(world, world.authority, T + 20)
+    world.feed = superseding(authority, history, world.authority, T + 3900)
+    store = BundleStore(world.verifier, table)
+    assert store.reload(now=T + 4001) == []
+    replacement = signed(authority.signer, 2, T + 4000, 86_400)
+    assert store.accept(replacement, feeds=world.feeds(), now=T + 4001).body.revision == 2
+    assert store.engine(world.authority.identifier, feed=world.feed, now=T + 4002).revision == 2
 
 
 @pytest.mark.parametrize("case", ["older", "in-force"])
