@@ -50,6 +50,13 @@ older bundle, still unexpired, was verified in full at every push, its policies 
 validated by Cedar (a child process for a large set), before the table refused it. Refused now
 on its claims and the table's bundle's, as a held one would be: a lower revision not issued
 since the stored bundle is no replacement of it, in force or not.
+
+bundles 7: a node that cannot pull its authority's bundles (that node down, or serving no
+policy service) keeps deciding by the bundle it holds until it expires (up to
+MAX_POLICY_BUNDLE_TTL, 90 days), and only its log said so, a warning each round: its status
+(`troth node status`: the policy service's) and `troth policy show` said the bundle was in
+force and nothing of the pulls. The policy service's status now says, per authority, when a
+pull last succeeded and, while they fail, since when and why (`pulls`).
 """
 
 from __future__ import annotations
@@ -337,3 +344,34 @@ def test_a_restarted_node_refuses_a_replay_without_compiling_it(
             store.accept(older, feeds=world.feeds(), now=T + 4001)
         assert refused.value.reason is PolicyFailure.ROLLBACK
     assert compiled[0] == 0
+
+
+def test_the_status_says_when_pulls_fail(tmp_path: Path) -> None:
+    """bundles 7: member b pulls from the hub (a success), then the hub stops: b's next round
+    fails, and its policy status says since when and why; the success before is kept."""
+
+    async def test(net: MemNet) -> None:
+        authority = str(net.authority.identifier)
+        b = await net.member("agent-b")
+        hub = net.hub
+        assert hub is not None
+        service = b.host.services["policy"]
+        await b.maintain()
+        first = net.clock.now()
+        pulled = service.status()["pulls"][authority]
+        assert (pulled["succeeded_at"], pulled["failing_since"], pulled["error"]) == (
+            first,
+            None,
+            None,
+        )
+        await hub.stop()
+        net.clock.advance(30)
+        await b.maintain()
+        net.clock.advance(30)
+        await b.maintain()
+        failing = service.status()["pulls"][authority]
+        assert failing["succeeded_at"] == first
+        assert failing["failing_since"] == first + 30
+        assert failing["error"]
+
+    run_memnet(test, tmp_path)

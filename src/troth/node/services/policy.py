@@ -69,6 +69,7 @@ from troth.errors import (
     RemoteError,
     StorageError,
     TrothError,
+    cut_text,
 )
 from troth.gates import (
     POLICY_ADMIN,
@@ -123,6 +124,31 @@ class _Subscription:
     authorities: frozenset[bytes] = frozenset()  # whose share it counts in (authorities_of)
     waiting: bytes | None = None  # the newest bundle not pushed yet (one: it replaces the rest)
     pushing: bool = False  # a push task runs for it
+
+
+@dataclass
+class _Pulls:
+    """How a node's pulls of an authority's bundles go: when one last succeeded, and since
+    when they fail and why (review 54h, bundles 7: only the log said so)."""
+
+    succeeded_at: int | None = None
+    failing_since: int | None = None
+    error: str | None = None
+
+    def ended(self, now: int, error: str | None) -> None:
+        if error is None:
+            self.succeeded_at, self.failing_since, self.error = now, None, None
+            return
+        if self.failing_since is None:
+            self.failing_since = now
+        self.error = error
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "succeeded_at": self.succeeded_at,
+            "failing_since": self.failing_since,
+            "error": self.error,
+        }
 
 
 def _bundle_argument(arguments: Any) -> bytes:
@@ -186,6 +212,8 @@ class PolicyService:
         self.find_channel = find_channel
         self.clock = clock
         self.subscriptions: dict[tuple[Identifier, Identifier], _Subscription] = {}
+        self.pulls: dict[Identifier, _Pulls] = {}
+        """Per trusted authority, how this node's pulls of its bundles go (`status`)."""
         self.pushed = 0
         self._pushing = asyncio.Semaphore(limits.MAX_POLICY_PUSHES)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -398,10 +426,14 @@ class PolicyService:
         store; else over a secure channel); the new ones are activated and distributed."""
         new: list[VerifiedBundle] = []
         hosted = self.hosted()
-        for authority, address in self.routes().items():
+        routes = self.routes()
+        self.pulls = {a: pulls for a, pulls in self.pulls.items() if a in routes}
+        for authority, address in routes.items():
             if authority == hosted:
                 continue
-            asked = self._asked(authority, now=self.clock())
+            pulls = self.pulls.setdefault(authority, _Pulls())
+            started = self.clock()
+            asked = self._asked(authority, now=started)
             try:
                 if is_local(address):
                     data = await self.worker.run(
@@ -417,6 +449,7 @@ class PolicyService:
                         answer = await call(self.router, (end.enc, POLICY), "get", asked[:2])
                     data = None if answer is None else cbor.expect_bytes(answer, "bundle")
                 if data is None:
+                    pulls.ended(started, None)
                     continue
                 # a bundle of the authority asked only: its node speaks for no other here
                 why = f"{self.policies.node.name} refused the node of {authority}"
@@ -425,7 +458,9 @@ class PolicyService:
                 )
             except (TrothError, DecodeError) as exc:
                 log.warning("policy bundle of %s: %s", authority, exc)
+                pulls.ended(started, cut_text(str(exc), limits.MAX_POLICY_MESSAGE_TEXT))
                 continue
+            pulls.ended(started, None)
             if fresh:
                 self.distribute(verified)
                 new.append(verified)
@@ -484,8 +519,10 @@ class PolicyService:
 
     def status(self) -> dict[str, Any]:
         """The active bundles' revisions, the last same-revision conflict of each authority
-        (`conflicts`: two bundles signed at one revision, the lower digest kept), subscribers
-        and pushes."""
+        (`conflicts`: two bundles signed at one revision, the lower digest kept), subscribers,
+        pushes, and how this node's pulls of each authority's bundles go (`pulls`: when one
+        last succeeded; while they fail, since when and why: a bundle that cannot be
+        refreshed still decides until it expires)."""
         store = self.policies.store
         actives = [] if store is None else store.actives()
         return {
@@ -493,6 +530,7 @@ class PolicyService:
             "conflicts": self.policies.conflicts(),
             "subscribers": len(self.subscriptions),
             "pushed": self.pushed,
+            "pulls": {str(a): pulls.to_json() for a, pulls in self.pulls.items()},
         }
 
     async def close(self) -> None:
