@@ -57,6 +57,13 @@ MAX_POLICY_BUNDLE_TTL, 90 days), and only its log said so, a warning each round:
 (`troth node status`: the policy service's) and `troth policy show` said the bundle was in
 force and nothing of the pulls. The policy service's status now says, per authority, when a
 pull last succeeded and, while they fail, since when and why (`pulls`).
+
+bundles 8: the authority's node restarted on a restored copy of its node.db (a backup) holds
+an older bundle than its members, who took the newer one from it: it pulls from nobody, and
+its members pull with their newer revision and are answered nothing, so it decided by the
+older bundle, and gave it to every new member, until a newer one was installed on it. A `get`
+asking a revision above the one a node holds now makes it ask the requester (over the
+requester's channel, `get` as any node asks) for its bundle, verified as any.
 """
 
 from __future__ import annotations
@@ -373,5 +380,41 @@ def test_the_status_says_when_pulls_fail(tmp_path: Path) -> None:
         assert failing["succeeded_at"] == first
         assert failing["failing_since"] == first + 30
         assert failing["error"]
+
+    run_memnet(test, tmp_path)
+
+
+def test_a_restored_authority_node_takes_the_newer_bundle_back_from_a_member(
+    tmp_path: Path,
+) -> None:
+    """bundles 8: the hub and member b at revision 2; the hub restarted on a table holding
+    revision 1 (a restored backup); b's next pull brings revision 2 back to the hub, and
+    member c, new, gets revision 2."""
+
+    async def test(net: MemNet) -> None:
+        authority = net.authority.identifier
+        hub = net.hub
+        assert hub is not None
+        old, new = bundle(net, 1), bundle(net, 2)
+        hub.policies.accept(new, now=net.clock.now())
+        b = await net.member("agent-b")
+        await b.maintain()
+        assert revision_of(b, authority) == 2
+        await hub.stop()
+        hub.node.db.execute(
+            "UPDATE gates_policy_bundles SET revision = 1, bundle = ?, digest = ?",
+            (old, sha256(old)),
+        )
+        again = NodeRuntime(hub.node, clock=net.clock, transport=net.transport("hub"))
+        net.runtimes.append(again)
+        await again.start(("hub", 4000))
+        assert revision_of(again, authority) == 1
+        await b.maintain()
+        await until(lambda: revision_of(again, authority) == 2, timeout=3)
+        c = await net.member("agent-c")
+        await c.maintain()
+        assert revision_of(c, authority) == 2
+        # b did not subscribe the hub when it asked back: a newer bundle is not echoed to it
+        assert b.host.services["policy"].status()["subscribers"] == 0
 
     run_memnet(test, tmp_path)

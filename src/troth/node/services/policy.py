@@ -24,7 +24,9 @@ again first (at most MAX_POLICY_SUBSCRIBERS subscriptions, past it only within t
 subscriber's authority's share, troth.node.shares; one per peer and authority this node
 trusts, so one peer holds at most one per trust anchor; MAX_POLICY_PUSHES in flight). A bundle
 installed on a node that does not host its authority is pushed on to that authority's node
-(`PolicyService.upstream`; review 54h, bundles 3). A node
+(`PolicyService.upstream`; review 54h, bundles 3), and a node asked for a revision above
+the one it holds asks the requester back for it (`PolicyService._ask_back`; review 54h,
+bundles 8). A node
 pulls from each trusted authority's node when it starts and on every maintenance round, so a
 missed push costs one round; a node whose bundle is no longer in force for good (its signer
 revoked or superseded) pulls with revision 0, so a replacement of any revision reaches it, and
@@ -217,6 +219,7 @@ class PolicyService:
         self.pushed = 0
         self._pushing = asyncio.Semaphore(limits.MAX_POLICY_PUSHES)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._asking: set[tuple[Identifier, Identifier]] = set()  # `_ask_back`s in flight
         members = MembersOnly()
         self.methods: Mapping[str, Method] = {
             "push": Method(self.push, members),
@@ -285,14 +288,17 @@ class PolicyService:
         node's feed says is no longer in force, nor one of an authority the requester does
         not speak for (`speaks_for`: null, as for a bundle the node does not hold, and no
         subscription; review 36f, policy 1-2). The requester's channel is subscribed to
-        later bundles."""
+        later bundles. A requester asking a revision above the one held is asked for its
+        bundle in turn (`_ask_back`)."""
         authority, revision, digest = _get_arguments(arguments)
         own = self.speaks_for(context.caller, context.now)
         if own is not None and authority not in own:
             return None
+        held = self.policies.held(authority)
         if isinstance(context.caller, PeerCaller):
             self._subscribe(context.caller, authority)
-        held = self.policies.held(authority)
+            if revision > (0 if held is None else held.bundle.body.revision):
+                self._ask_back(context.caller, authority)
         if held is None:
             return None
         if not _answers(held.bundle.body.revision, held.bundle.digest, revision, digest):
@@ -300,6 +306,43 @@ class PolicyService:
         if context.now >= held.bundle.body.expires_at or self.policies.replaceable(authority):
             return None  # every node refuses it (expired: review 43b, bundles 3)
         return held.bundle.data
+
+    def _ask_back(self, caller: PeerCaller, authority: Identifier) -> None:
+        """Ask `caller`, whose `get` named a revision of `authority` above the one held here,
+        for its bundle (a `get` over its channel, as `pull` asks; one at a time per caller and
+        authority, of an authority this node trusts only): verified and taken as any pulled
+        bundle, then distributed. An authority's node restarted on a restored copy of its
+        node.db (or one that missed a member's push) held an older bundle than its members,
+        who pull from it only, and kept deciding by it, and handing it to new members, until
+        one was installed on it again (review 54h, bundles 8)."""
+        key = (caller.identifier, authority)
+        if authority not in self.policies.anchors or key in self._asking:
+            return
+        self._asking.add(key)
+        self._spawn(self._asked_back(caller.channel, key))
+
+    async def _asked_back(self, channel: str, key: tuple[Identifier, Identifier]) -> None:
+        authority = key[1]
+        try:
+            async with self._pushing:
+                end = self.find_channel(channel)
+                if end is None or end.channel.state is not ChannelState.OPEN:
+                    return
+                asked = self._asked(authority, now=self.clock())
+                answer = await call(self.router, (end.enc, POLICY), "get", asked)
+                if answer is None:
+                    return
+                data = cbor.expect_bytes(answer, "bundle")
+                why = f"{self.policies.node.name} refused {key[0]}'s answer"
+                verified, fresh = await self.worker.run(
+                    self._accept_from, data, frozenset({authority}), why, now=self.clock()
+                )
+            if fresh:
+                self.distribute(verified)
+        except (TrothError, DecodeError) as exc:
+            log.info("policy bundle of %s asked back from %s: %s", authority, key[0], exc)
+        finally:
+            self._asking.discard(key)
 
     def _accepted(self, job: Future[tuple[VerifiedBundle, bool]]) -> None:
         """A pushed bundle's storage ended (on the loop): distribute it when it is new, whether
@@ -313,6 +356,8 @@ class PolicyService:
     def _subscribe(self, caller: PeerCaller, authority: Identifier) -> None:
         if authority not in self.policies.anchors:  # else one peer could take every place
             return
+        if caller.identifier == authority:  # its own node, asking back (`_ask_back`): pushed
+            return  # each bundle would come back to it from every member it asked
         key = (caller.identifier, authority)
         found = self.subscriptions.get(key)
         if found is not None:
