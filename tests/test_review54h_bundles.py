@@ -63,7 +63,9 @@ an older bundle than its members, who took the newer one from it: it pulls from 
 its members pull with their newer revision and are answered nothing, so it decided by the
 older bundle, and gave it to every new member, until a newer one was installed on it. A `get`
 asking a revision above the one a node holds now makes it ask the requester (over the
-requester's channel, `get` as any node asks) for its bundle, verified as any.
+requester's channel, `get` as any node asks) for its bundle, verified as any; so does one
+naming its revision with a lower digest (the bundle every node keeps, which the authority's
+node, asked with it, did not take).
 """
 
 from __future__ import annotations
@@ -416,5 +418,31 @@ def test_a_restored_authority_node_takes_the_newer_bundle_back_from_a_member(
         assert revision_of(c, authority) == 2
         # b did not subscribe the hub when it asked back: a newer bundle is not echoed to it
         assert b.host.services["policy"].status()["subscribers"] == 0
+
+    run_memnet(test, tmp_path)
+
+
+def test_the_authority_node_takes_back_a_members_lower_digest_of_its_revision(
+    tmp_path: Path,
+) -> None:
+    """bundles 8, two bundles of one revision: the hub holds revision 2 of the higher digest,
+    member b (which took it from elsewhere, not passed on) the lower: b's next pull, naming
+    its digest, brings the lower one to the hub, the one every node keeps."""
+
+    async def test(net: MemNet) -> None:
+        authority = net.authority.identifier
+        hub = net.hub
+        assert hub is not None
+        low, high = sorted((bundle(net, 2), bundle(net, 2, policies=POLICIES)), key=sha256)
+        hub.policies.accept(high, now=net.clock.now())
+        b = await net.member("agent-b")
+        b.policies.accept(low, now=net.clock.now())
+        await b.maintain()
+
+        def kept() -> bool:
+            held = hub.policies.held(authority)
+            return held is not None and held.bundle.data == low
+
+        await until(kept, timeout=3)
 
     run_memnet(test, tmp_path)

@@ -75,6 +75,7 @@ from troth.errors import (
 )
 from troth.gates import (
     POLICY_ADMIN,
+    ActiveBundle,
     SqliteBundleTable,
     VerifiedBundle,
     bundle_claims,
@@ -184,6 +185,17 @@ def _answers(revision: int, digest: bytes, asked: int, asked_digest: bytes | Non
     return asked_digest is not None and digest < asked_digest
 
 
+def _asks_above(held: ActiveBundle | None, revision: int, digest: bytes | None) -> bool:
+    """Whether a `get` of `revision` (and `digest`) names a bundle that would replace
+    `held`: a higher revision, or the same with a lower digest (`_ask_back`)."""
+    if held is None:
+        return revision > 0
+    body = held.bundle.body
+    if revision != body.revision:
+        return revision > body.revision
+    return digest is not None and digest < held.bundle.digest
+
+
 class PolicyService:
     """Answers pushes and pulls of bundles; pulls from trusted authorities' nodes and pushes
     new revisions to subscribers (module docstring)."""
@@ -288,8 +300,8 @@ class PolicyService:
         node's feed says is no longer in force, nor one of an authority the requester does
         not speak for (`speaks_for`: null, as for a bundle the node does not hold, and no
         subscription; review 36f, policy 1-2). The requester's channel is subscribed to
-        later bundles. A requester asking a revision above the one held is asked for its
-        bundle in turn (`_ask_back`)."""
+        later bundles. A requester naming a bundle that would replace the one held (a higher
+        revision, or the same of a lower digest) is asked for it in turn (`_ask_back`)."""
         authority, revision, digest = _get_arguments(arguments)
         own = self.speaks_for(context.caller, context.now)
         if own is not None and authority not in own:
@@ -297,7 +309,7 @@ class PolicyService:
         held = self.policies.held(authority)
         if isinstance(context.caller, PeerCaller):
             self._subscribe(context.caller, authority)
-            if revision > (0 if held is None else held.bundle.body.revision):
+            if _asks_above(held, revision, digest):
                 self._ask_back(context.caller, authority)
         if held is None:
             return None
@@ -308,13 +320,14 @@ class PolicyService:
         return held.bundle.data
 
     def _ask_back(self, caller: PeerCaller, authority: Identifier) -> None:
-        """Ask `caller`, whose `get` named a revision of `authority` above the one held here,
-        for its bundle (a `get` over its channel, as `pull` asks; one at a time per caller and
-        authority, of an authority this node trusts only): verified and taken as any pulled
-        bundle, then distributed. An authority's node restarted on a restored copy of its
-        node.db (or one that missed a member's push) held an older bundle than its members,
-        who pull from it only, and kept deciding by it, and handing it to new members, until
-        one was installed on it again (review 54h, bundles 8)."""
+        """Ask `caller`, whose `get` named a bundle of `authority` that would replace the one
+        held here (a higher revision, or its revision of a lower digest), for its bundle (a
+        `get` over its channel, as `pull` asks; one at a time per caller and authority, of an
+        authority this node trusts only): verified and taken as any pulled bundle, then
+        distributed. An authority's node restarted on a restored copy of its node.db (or one
+        that missed a member's push) held an older bundle than its members, who pull from it
+        only, and kept deciding by it, and handing it to new members, until one was installed
+        on it again (review 54h, bundles 8)."""
         key = (caller.identifier, authority)
         if authority not in self.policies.anchors or key in self._asking:
             return
