@@ -64,6 +64,7 @@ __all__ = [
     "BundleBody",
     "KnownIn",
     "VerifiedBundle",
+    "bundle_claims",
     "create_bundle",
     "decode_bundle",
     "default_bundle_ttl",
@@ -130,7 +131,9 @@ class BundleBody:
         )
 
     @classmethod
-    def decode(cls, data: bytes) -> BundleBody:
+    def decode(cls, data: bytes, *, schemas: bool = True) -> BundleBody:
+        """The body in `data`; with `schemas` False its tool schemas are taken as the texts
+        they are, not parsed (`bundle_claims`)."""
         value = cbor.expect_array(
             cbor.decode(data, max_bytes=limits.MAX_POLICY_BUNDLE_BYTES), "policy bundle", 11
         )
@@ -147,7 +150,7 @@ class BundleBody:
             cbor.expect_int(value[6], "expires_at"),
             policies,
             schema,
-            _decode_tools(value[9]),
+            _decode_tools(value[9], schemas=schemas),
             _decode_services(value[10]),
         )
         if body.expires_at <= body.issued_at:
@@ -166,7 +169,7 @@ class BundleBody:
         }
 
 
-def _decode_tools(value: Any) -> dict[str, str]:
+def _decode_tools(value: Any, *, schemas: bool) -> dict[str, str]:
     if type(value) is not dict:
         raise DecodeError("tools: expected a map")
     if len(value) > limits.MAX_TOOLS:
@@ -174,6 +177,9 @@ def _decode_tools(value: Any) -> dict[str, str]:
     tools: dict[str, str] = {}
     for name, text in value.items():
         schema_text = cbor.expect_text(text, "tool schema")
+        if not schemas:
+            tools[name] = schema_text
+            continue
         try:
             check_name(name)
             parsed = load_json(schema_text.encode(), max_bytes=limits.MAX_TOOL_SCHEMA_BYTES)
@@ -224,7 +230,8 @@ class _Signed:
         )
 
 
-def _decode_signed(data: bytes) -> tuple[_Signed, BundleBody]:
+def _decode_signed(data: bytes, *, schemas: bool = True) -> tuple[_Signed, BundleBody]:
+    """The signed envelope and its body (`schemas`: `BundleBody.decode`)."""
     try:
         value = cbor.expect_array(
             cbor.decode(data, max_bytes=limits.MAX_POLICY_BUNDLE_BYTES), "signed bundle", 7
@@ -238,14 +245,34 @@ def _decode_signed(data: bytes) -> tuple[_Signed, BundleBody]:
             cbor.expect_bytes(value[5], "history"),
             chain,
         )
-        return signed, BundleBody.decode(signed.body)
+        return signed, _decode_body(signed.body, schemas=schemas)
     except DecodeError as exc:
-        raise PolicyError(_DECODE_REASONS.get(exc.problem, _P.MALFORMED), str(exc)) from None
+        raise _decode_refusal(exc) from None
+
+
+def _decode_body(data: bytes, *, schemas: bool = True) -> BundleBody:
+    try:
+        return BundleBody.decode(data, schemas=schemas)
+    except DecodeError as exc:
+        raise _decode_refusal(exc) from None
+
+
+def _decode_refusal(exc: DecodeError) -> PolicyError:
+    return PolicyError(_DECODE_REASONS.get(exc.problem, _P.MALFORMED), str(exc))
 
 
 def decode_bundle(data: bytes) -> BundleBody:
     """A bundle's body, decoded but NOT verified (to show what a file claims)."""
     return _decode_signed(data)[1]
+
+
+def bundle_claims(data: bytes) -> BundleBody:
+    """What a bundle claims (its authority, signer, revision, lifetime), decoded but NOT
+    verified, and its tool schemas not parsed: read on every bundle a peer sends, before its
+    signature is checked (review 54h, bundles 1-2: a peer's junk, or the held bundle sent
+    again, had each of its up to MAX_TOOLS schemas parsed up to three times first). PolicyError
+    when it does not decode; `decode_bundle` checks the schemas too."""
+    return _decode_signed(data, schemas=False)[1]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -520,17 +547,20 @@ def _verify(
     known: Known | None,
     known_in: KnownIn | None = None,
 ) -> VerifiedBundle:
-    signed, body = _decode_signed(data)
-    if body.authority not in verifier.policy.anchors:
-        raise PolicyError(_P.UNTRUSTED_AUTHORITY, str(body.authority))
-    if body.issued_at > now + verifier.policy.max_clock_skew:
-        raise PolicyError(_P.NOT_YET_VALID, f"issued at {body.issued_at}")
-    if now >= body.expires_at:
-        raise PolicyError(_P.EXPIRED, f"at {body.expires_at}")
-    if body.expires_at - body.issued_at > limits.MAX_POLICY_BUNDLE_TTL:
+    # the claims first, the tool schemas parsed only once the signature is the signer's
+    # (review 54h, bundles 1: a peer's junk had them parsed before anything was checked)
+    signed, claims = _decode_signed(data, schemas=False)
+    if claims.authority not in verifier.policy.anchors:
+        raise PolicyError(_P.UNTRUSTED_AUTHORITY, str(claims.authority))
+    if claims.issued_at > now + verifier.policy.max_clock_skew:
+        raise PolicyError(_P.NOT_YET_VALID, f"issued at {claims.issued_at}")
+    if now >= claims.expires_at:
+        raise PolicyError(_P.EXPIRED, f"at {claims.expires_at}")
+    if claims.expires_at - claims.issued_at > limits.MAX_POLICY_BUNDLE_TTL:
         raise PolicyError(_P.OVER_LIMIT, "lives longer than MAX_POLICY_BUNDLE_TTL")
-    _check_revision(body.revision, by_authority=body.signer == body.authority)
-    identity = _signer(signed, body, now)
+    _check_revision(claims.revision, by_authority=claims.signer == claims.authority)
+    identity = _signer(signed, claims, now)
+    body = _decode_body(signed.body)
     feed = None
     if feeds is not None:
         feed = feeds.get(body.authority)

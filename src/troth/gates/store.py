@@ -48,7 +48,7 @@ from troth.gates.bundles import (
     BundleBody,
     KnownIn,
     VerifiedBundle,
-    decode_bundle,
+    bundle_claims,
     load_stored_bundle,
     verify_bundle,
 )
@@ -287,10 +287,10 @@ class BundleStore:
         bundles 3), or of any revision issued since the held one when `feeds` says that one is
         no longer in force (its signer revoked or superseded); PolicyError SAME_REVISION for
         the same revision with a higher digest (recorded: `conflicts`), ROLLBACK otherwise.
-        The bytes already active are accepted again as a no-op. A bundle of the revision the
-        table holds in a bundle not active here (it did not load at `reload`: expired then)
-        replaces it by the same rules, read from its decoding (`_replace_stored`)."""
-        claimed = decode_bundle(data)  # a replayed old revision costs only its decoding
+        The bytes already active are accepted again as a no-op. The table's bundle not active
+        here (it did not load at `reload`: expired then) is replaced by the same rules
+        (`_replace_stored`: review 43b, bundles 3; review 54h, bundles 4)."""
+        claimed = bundle_claims(data)  # a replay costs its claims' decoding (54h, bundles 2)
         skew = self.verifier.policy.max_clock_skew
         feed = feeds.get(claimed.authority)
         held = self._active.get(claimed.authority)
@@ -308,6 +308,8 @@ class BundleStore:
             or (claimed.revision, held.bundle.digest, digest) in self._seen_conflicts(claimed)
         ):
             raise PolicyError(*refusal)
+        if held is None or claimed.revision > held.bundle.body.revision:
+            self._below_stored(claimed, skew)
         verified = verify_bundle(
             data,
             verifier=self.verifier,
@@ -324,11 +326,10 @@ class BundleStore:
             if held is not None:
                 refusal = _rollback(body, verified.digest, held, feed, skew, now)
             if held is None or body.revision > held.bundle.body.revision:
-                if not self.table.save_if_newer(authority, body.revision, data, now):
-                    replaced = self._replace_stored(body, verified.digest, data, now)
-                    if replaced is None:
-                        raise PolicyError(_P.ROLLBACK, "a newer revision is stored: reload")
-                    self._note(body.authority, body.revision, verified.digest, replaced)
+                if not self.table.save_if_newer(
+                    authority, body.revision, data, now
+                ) and not self._replace_stored(body, verified.digest, data, feed, now):
+                    raise PolicyError(_P.ROLLBACK, "a newer revision is stored: reload")
             elif refusal is not None:
                 self._note_refused(body, verified.digest, held, refusal)
                 raise PolicyError(*refusal)
@@ -341,30 +342,81 @@ class BundleStore:
         return verified
 
     def _replace_stored(
-        self, body: BundleBody, digest: bytes, data: bytes, now: int
-    ) -> bytes | None:
+        self, body: BundleBody, digest: bytes, data: bytes, feed: VerifiedFeed | None, now: int
+    ) -> bool:
         """Store `data` (verified, of `body` and `digest`) in place of the table's bundle of
-        its authority when that one is of the same revision, not active here (it did not load
-        at `reload`: expired, or not yet valid, then) and `data` would replace it were it
-        held: its digest is lower, or it has expired at `now` (review 43b, bundles 3: a node
+        its authority, not active here (it did not load at `reload`: expired, or not yet
+        valid, then), when `data` would replace it were it held: of the same revision, its
+        digest lower or the stored one expired at `now` (review 43b, bundles 3: a node
         restarted after its bundle expired was refused the other bundle of that revision for
-        good, ROLLBACK, its table holding that revision). The replaced bundle's digest, or
-        None (nothing stored). The table's bundle is this node's own, verified when stored:
-        its decoding says its revision and lifetime."""
+        good, ROLLBACK, its table holding that revision; the conflict is recorded); or of any
+        revision issued since it (more than the clock skew after) when `feed` says the stored
+        one is out of force for good, its signer revoked or superseded (review 54h, bundles 4:
+        a node restarted after a thief's bundle at the top revision expired refused every
+        replacement below it for good). Whether it was stored. The table's bundle is this
+        node's own, verified when stored: its decoding says its revision and lifetime, and,
+        read as at its issue, its signer's chain and histories."""
         authority = body.authority.digest
         stored = self.table.load(authority)
         if stored is None or stored == data:
-            return None
+            return False
         try:
-            old = decode_bundle(stored)
+            old = bundle_claims(stored)
         except PolicyError:
-            return None
+            return False
         stored_digest = sha256(stored)
-        if old.revision != body.revision or not (digest < stored_digest or now >= old.expires_at):
-            return None
+        same = old.revision == body.revision and (digest < stored_digest or now >= old.expires_at)
+        if not same and not self._out_of_force(stored, old, body, feed):
+            return False
         if not self.table.replace(authority, stored, body.revision, data, now):
-            return None
-        return stored_digest
+            return False
+        if same:
+            self._note(body.authority, body.revision, digest, stored_digest)
+        return True
+
+    def _below_stored(self, body: BundleBody, skew: int) -> None:
+        """ROLLBACK, on the claims alone, for a bundle of `body` the table's bundle of its
+        authority (not active here, or newer than the active one) refuses whatever the
+        verification says: of a lower revision, and not issued since it (`_replace_stored`
+        would refuse it once verified; review 54h, bundles 6: a member's replay of a genuine
+        older bundle to a node restarted after its bundle expired was verified, its policies
+        compiled, at every push)."""
+        authority = body.authority.digest
+        stamp = self.table.stamps().get(authority)
+        if stamp is None or stamp[0] <= body.revision:
+            return
+        stored = self.table.load(authority)
+        try:
+            old = None if stored is None else bundle_claims(stored)
+        except PolicyError:
+            return
+        if old is None or old.revision <= body.revision:
+            return
+        if body.issued_at <= old.issued_at + skew:
+            raise PolicyError(
+                _P.ROLLBACK,
+                f"{body.revision} < {old.revision}, the stored revision, and issued at "
+                f"{body.issued_at}, not since it (issued at {old.issued_at})",
+            )
+
+    def _out_of_force(
+        self, stored: bytes, old: BundleBody, body: BundleBody, feed: VerifiedFeed | None
+    ) -> bool:
+        """Whether the table's bundle `stored` (of `old`), not active here, is out of force
+        for good by `feed` and `body` was issued since it (`_rollback`'s rule for a held one):
+        read as at its issue, when it verified (`load_stored_bundle`)."""
+        skew = self.verifier.policy.max_clock_skew
+        if (
+            feed is None
+            or feed.authority != old.authority
+            or body.issued_at <= old.issued_at + skew
+        ):
+            return False
+        try:
+            judged = load_stored_bundle(stored, verifier=self.verifier, now=old.issued_at)
+        except PolicyError:  # it does not load (nor, then, decide): no judgement on it
+            return False
+        return not judged.signer_in_force(feed)
 
     def _note_refused(
         self,
@@ -441,7 +493,7 @@ class BundleStore:
             except PolicyError as exc:
                 self._unchecked.pop(key, None)
                 if exc.reason in _UNTIMELY:  # the clock's doing: loads at another time
-                    body = decode_bundle(data)
+                    body = bundle_claims(data)
                     skew = self.verifier.policy.max_clock_skew
                     self._untimely[key] = (body.issued_at - skew, body.expires_at)
                 else:

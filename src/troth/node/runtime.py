@@ -247,9 +247,10 @@ class NodeRuntime(ChannelOpening, Upkeep):
                 end.allowed.grant(addresses)
 
     async def _pull_policies(self, policy: PolicyService) -> None:
-        """Pull newer policy bundles once at start (then every maintenance round)."""
+        """Pull newer policy bundles once at start (then every maintenance round), and pass
+        on those held to their authorities' nodes (`PolicyService.started`)."""
         try:
-            await policy.pull()
+            await policy.started()
         except TrothError as exc:
             log.warning("policy bundles at start: %s", exc)
 

@@ -140,12 +140,15 @@ def decision_content(
         tool = _tool(name)
         kind = Kind.DECISION if decision.allowed else Kind.DENIAL
     policies = tuple(p for p in decision.policies if _fits(p))[: limits.MAX_TRACE_POLICY_IDS]
-    # the reason may be a lease provider's text (a remote broker's refusal: review 26c, gate 3)
+    # the reason may be a lease provider's text (a remote broker's refusal: review 26c, gate 3);
+    # `bundle`: the deciding bundle's SHA-256, as two bundles of one revision may hold
+    # different texts under the same policy ids (review 54h, bundles 5)
     values["result"] = disclosed(
         {
             "reason": decision.reason,
             "errors": list(decision.errors),
             "policies": list(decision.policies),
+            "bundle": decision.digest,
         }
     )
     revision = None if decision.revision is None else str(decision.revision)

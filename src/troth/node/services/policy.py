@@ -22,7 +22,11 @@ that activates a new bundle (a higher revision, or one replacing a bundle no lon
 pushes it once to each subscriber over its open channel, the subscriber's standing checked
 again first (at most MAX_POLICY_SUBSCRIBERS subscriptions, past it only within the
 subscriber's authority's share, troth.node.shares; one per peer and authority this node
-trusts, so one peer holds at most one per trust anchor; MAX_POLICY_PUSHES in flight). A node
+trusts, so one peer holds at most one per trust anchor; MAX_POLICY_PUSHES in flight). A bundle
+installed on a node that does not host its authority is pushed on to that authority's node
+(`PolicyService.upstream`; review 54h, bundles 3), and a node asked for a revision above
+the one it holds asks the requester back for it (`PolicyService._ask_back`; review 54h,
+bundles 8). A node
 pulls from each trusted authority's node when it starts and on every maintenance round, so a
 missed push costs one round; a node whose bundle is no longer in force for good (its signer
 revoked or superseded) pulls with revision 0, so a replacement of any revision reaches it, and
@@ -67,13 +71,15 @@ from troth.errors import (
     RemoteError,
     StorageError,
     TrothError,
+    cut_text,
 )
 from troth.gates import (
     POLICY_ADMIN,
+    ActiveBundle,
     SqliteBundleTable,
     VerifiedBundle,
+    bundle_claims,
     create_bundle,
-    decode_bundle,
     default_bundle_ttl,
     resign_bundle,
 )
@@ -123,6 +129,31 @@ class _Subscription:
     pushing: bool = False  # a push task runs for it
 
 
+@dataclass
+class _Pulls:
+    """How a node's pulls of an authority's bundles go: when one last succeeded, and since
+    when they fail and why (review 54h, bundles 7: only the log said so)."""
+
+    succeeded_at: int | None = None
+    failing_since: int | None = None
+    error: str | None = None
+
+    def ended(self, now: int, error: str | None) -> None:
+        if error is None:
+            self.succeeded_at, self.failing_since, self.error = now, None, None
+            return
+        if self.failing_since is None:
+            self.failing_since = now
+        self.error = error
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "succeeded_at": self.succeeded_at,
+            "failing_since": self.failing_since,
+            "error": self.error,
+        }
+
+
 def _bundle_argument(arguments: Any) -> bytes:
     try:
         (data,) = cbor.expect_array(arguments, "push arguments [bundle]", 1)
@@ -152,6 +183,17 @@ def _answers(revision: int, digest: bytes, asked: int, asked_digest: bytes | Non
     if revision != asked:
         return revision > asked
     return asked_digest is not None and digest < asked_digest
+
+
+def _asks_above(held: ActiveBundle | None, revision: int, digest: bytes | None) -> bool:
+    """Whether a `get` of `revision` (and `digest`) names a bundle that would replace
+    `held`: a higher revision, or the same with a lower digest (`_ask_back`)."""
+    if held is None:
+        return revision > 0
+    body = held.bundle.body
+    if revision != body.revision:
+        return revision > body.revision
+    return digest is not None and digest < held.bundle.digest
 
 
 class PolicyService:
@@ -184,9 +226,12 @@ class PolicyService:
         self.find_channel = find_channel
         self.clock = clock
         self.subscriptions: dict[tuple[Identifier, Identifier], _Subscription] = {}
+        self.pulls: dict[Identifier, _Pulls] = {}
+        """Per trusted authority, how this node's pulls of its bundles go (`status`)."""
         self.pushed = 0
         self._pushing = asyncio.Semaphore(limits.MAX_POLICY_PUSHES)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._asking: set[tuple[Identifier, Identifier]] = set()  # `_ask_back`s in flight
         members = MembersOnly()
         self.methods: Mapping[str, Method] = {
             "push": Method(self.push, members),
@@ -237,7 +282,7 @@ class PolicyService:
         any); else `Denied` (`why`: who refused whom), decided on the bundle's claimed
         authority alone, so the answer says nothing of what the node holds (review 36f,
         policy 3). On the storage thread: it decodes the bundle."""
-        authority = decode_bundle(data).authority
+        authority = bundle_claims(data).authority
         if own is not None and authority not in own:
             raise Denied(
                 (
@@ -255,14 +300,17 @@ class PolicyService:
         node's feed says is no longer in force, nor one of an authority the requester does
         not speak for (`speaks_for`: null, as for a bundle the node does not hold, and no
         subscription; review 36f, policy 1-2). The requester's channel is subscribed to
-        later bundles."""
+        later bundles. A requester naming a bundle that would replace the one held (a higher
+        revision, or the same of a lower digest) is asked for it in turn (`_ask_back`)."""
         authority, revision, digest = _get_arguments(arguments)
         own = self.speaks_for(context.caller, context.now)
         if own is not None and authority not in own:
             return None
+        held = self.policies.held(authority)
         if isinstance(context.caller, PeerCaller):
             self._subscribe(context.caller, authority)
-        held = self.policies.held(authority)
+            if _asks_above(held, revision, digest):
+                self._ask_back(context.caller, authority)
         if held is None:
             return None
         if not _answers(held.bundle.body.revision, held.bundle.digest, revision, digest):
@@ -270,6 +318,44 @@ class PolicyService:
         if context.now >= held.bundle.body.expires_at or self.policies.replaceable(authority):
             return None  # every node refuses it (expired: review 43b, bundles 3)
         return held.bundle.data
+
+    def _ask_back(self, caller: PeerCaller, authority: Identifier) -> None:
+        """Ask `caller`, whose `get` named a bundle of `authority` that would replace the one
+        held here (a higher revision, or its revision of a lower digest), for its bundle (a
+        `get` over its channel, as `pull` asks; one at a time per caller and authority, of an
+        authority this node trusts only): verified and taken as any pulled bundle, then
+        distributed. An authority's node restarted on a restored copy of its node.db (or one
+        that missed a member's push) held an older bundle than its members, who pull from it
+        only, and kept deciding by it, and handing it to new members, until one was installed
+        on it again (review 54h, bundles 8)."""
+        key = (caller.identifier, authority)
+        if authority not in self.policies.anchors or key in self._asking:
+            return
+        self._asking.add(key)
+        self._spawn(self._asked_back(caller.channel, key))
+
+    async def _asked_back(self, channel: str, key: tuple[Identifier, Identifier]) -> None:
+        authority = key[1]
+        try:
+            async with self._pushing:
+                end = self.find_channel(channel)
+                if end is None or end.channel.state is not ChannelState.OPEN:
+                    return
+                asked = self._asked(authority, now=self.clock())
+                answer = await call(self.router, (end.enc, POLICY), "get", asked)
+                if answer is None:
+                    return
+                data = cbor.expect_bytes(answer, "bundle")
+                why = f"{self.policies.node.name} refused {key[0]}'s answer"
+                verified, fresh = await self.worker.run(
+                    self._accept_from, data, frozenset({authority}), why, now=self.clock()
+                )
+            if fresh:
+                self.distribute(verified)
+        except (TrothError, DecodeError) as exc:
+            log.info("policy bundle of %s asked back from %s: %s", authority, key[0], exc)
+        finally:
+            self._asking.discard(key)
 
     def _accepted(self, job: Future[tuple[VerifiedBundle, bool]]) -> None:
         """A pushed bundle's storage ended (on the loop): distribute it when it is new, whether
@@ -283,6 +369,8 @@ class PolicyService:
     def _subscribe(self, caller: PeerCaller, authority: Identifier) -> None:
         if authority not in self.policies.anchors:  # else one peer could take every place
             return
+        if caller.identifier == authority:  # its own node, asking back (`_ask_back`): pushed
+            return  # each bundle would come back to it from every member it asked
         key = (caller.identifier, authority)
         found = self.subscriptions.get(key)
         if found is not None:
@@ -346,21 +434,64 @@ class PolicyService:
         task.add_done_callback(self._tasks.discard)
 
     async def installed(self) -> list[dict[str, Any]]:
-        """Activate what `troth policy push` stored in this node's table, and distribute it."""
+        """Activate what `troth policy push` stored in this node's table, distribute it, and
+        pass it on to its authority's node (`upstream`)."""
         loaded = await self.worker.run(lambda: self.policies.reload(now=self.clock()))
         for bundle in loaded:
             self.distribute(bundle)
+            self.upstream(bundle)
         return [bundle.body.to_json() for bundle in loaded]
+
+    def upstream(self, bundle: VerifiedBundle, *, quiet: bool = False) -> None:
+        """Push `bundle`, installed on this node, to the node of its authority (unless this
+        node hosts it, or that node is on this machine: it reads this node's table only when
+        it pulls, which it does not), which distributes it to the fleet: else it stayed on
+        this node and its subscribers, the authority's node and the other members deciding
+        by the older bundle until it expired (review 54h, bundles 3). A failed push is
+        logged (`quiet`: at the debug level only, for a bundle that may be older than the
+        one that node holds, at a start whose pull says why that node cannot be reached); the
+        bundle reaches the authority's node when it is installed there."""
+        authority = bundle.body.authority
+        address = self.routes().get(authority)
+        if authority == self.hosted() or address is None or is_local(address):
+            return
+        self._spawn(self._push_upstream(authority, address, bundle.data, quiet))
+
+    async def _push_upstream(
+        self, authority: Identifier, address: str, data: bytes, quiet: bool
+    ) -> None:
+        async with self._pushing:
+            try:
+                end = await self.channel_to(parse_route(address), expect=authority)
+                await call(self.router, (end.enc, POLICY), "push", [data])
+                self.pushed += 1
+            except TrothError as exc:
+                level = logging.DEBUG if quiet else logging.WARNING
+                log.log(level, "policy bundle of %s not passed on to its node: %s", authority, exc)
+
+    async def started(self) -> None:
+        """At the node's start: pull (`pull`), then pass on to its authority's node each bundle
+        held (`upstream`): one installed while the node was stopped was loaded from its table
+        at start and passed on nothing (review 54h, bundles 3). The authority's node takes it
+        when it is newer (the bundle it holds, or an older one, is a no-op or a refusal)."""
+        await self.pull()
+        store = self.policies.store
+        for active in [] if store is None else store.actives():
+            self.upstream(active.bundle, quiet=True)
 
     async def pull(self) -> list[VerifiedBundle]:
         """Fetch newer bundles from every trusted authority's node (on this machine: from its
         store; else over a secure channel); the new ones are activated and distributed."""
         new: list[VerifiedBundle] = []
         hosted = self.hosted()
-        for authority, address in self.routes().items():
+        routes = self.routes()
+        self.pulls = {a: pulls for a, pulls in self.pulls.items() if a in routes}
+        for authority, address in routes.items():
             if authority == hosted:
                 continue
-            asked = self._asked(authority, now=self.clock())
+            pulls = self.pulls.setdefault(authority, _Pulls())
+            started = self.clock()
+            asked = self._asked(authority, now=started)
             try:
                 if is_local(address):
                     data = await self.worker.run(
@@ -376,6 +507,7 @@ class PolicyService:
                         answer = await call(self.router, (end.enc, POLICY), "get", asked[:2])
                     data = None if answer is None else cbor.expect_bytes(answer, "bundle")
                 if data is None:
+                    pulls.ended(started, None)
                     continue
                 # a bundle of the authority asked only: its node speaks for no other here
                 why = f"{self.policies.node.name} refused the node of {authority}"
@@ -384,7 +516,9 @@ class PolicyService:
                 )
             except (TrothError, DecodeError) as exc:
                 log.warning("policy bundle of %s: %s", authority, exc)
+                pulls.ended(started, cut_text(str(exc), limits.MAX_POLICY_MESSAGE_TEXT))
                 continue
+            pulls.ended(started, None)
             if fresh:
                 self.distribute(verified)
                 new.append(verified)
@@ -423,7 +557,7 @@ class PolicyService:
             if stamp is None or not _answers(stamp[0], stamp[1], revision, digest):
                 return None
             data = table.load(authority.digest)
-        if data is None or now >= decode_bundle(data).expires_at:
+        if data is None or now >= bundle_claims(data).expires_at:
             return None
         return data
 
@@ -443,8 +577,10 @@ class PolicyService:
 
     def status(self) -> dict[str, Any]:
         """The active bundles' revisions, the last same-revision conflict of each authority
-        (`conflicts`: two bundles signed at one revision, the lower digest kept), subscribers
-        and pushes."""
+        (`conflicts`: two bundles signed at one revision, the lower digest kept), subscribers,
+        pushes, and how this node's pulls of each authority's bundles go (`pulls`: when one
+        last succeeded; while they fail, since when and why: a bundle that cannot be
+        refreshed still decides until it expires)."""
         store = self.policies.store
         actives = [] if store is None else store.actives()
         return {
@@ -452,6 +588,7 @@ class PolicyService:
             "conflicts": self.policies.conflicts(),
             "subscribers": len(self.subscriptions),
             "pushed": self.pushed,
+            "pulls": {str(a): pulls.to_json() for a, pulls in self.pulls.items()},
         }
 
     async def close(self) -> None:
