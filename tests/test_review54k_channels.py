@@ -13,6 +13,8 @@ channel (of the network, then the source, holding the most), or, with none, is r
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.support.channels import T
@@ -89,6 +91,24 @@ def test_at_the_cap_a_member_takes_a_strangers_place_and_members_alone_are_refus
         assert counters.refused_open == 2
         for member, end in held:
             assert await echo(member, end, "still") == "still"
+
+    run(test)
+
+
+def test_handshakes_finishing_together_hold_no_more_than_the_strangers_part() -> None:
+    """Twelve strangers from twelve sources open at once (their messages 3 all pass the
+    handshake's check of the cap before any channel is taken in): the places are taken as each
+    channel is, so the hub still holds six, and every opener either got a channel the hub
+    closed later or one it holds."""
+
+    async def test(net: Net) -> None:
+        hub = await net.hub(limits=ChannelLimits(max_open_channels=BOUND))
+        hub.manager.trust = lambda: net.world.trust(AdmitAnyone())
+        sources = [net.peer(f"10.9.{n}.1") for n in range(12)]
+        opened = await asyncio.gather(*(open_as_stranger(net, p) for p in sources))
+        await until(lambda: sum(not end.channel.closed for end in opened) == 6)
+        assert len(hub.manager.ends) == BOUND - BOUND // 4
+        assert hub.manager.counters.evicted_open == 6
 
     run(test)
 
