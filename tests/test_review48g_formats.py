@@ -533,6 +533,7 @@ def _defaults() -> list[tuple[str, str]]:
         ("open channels one peer identity", f"{channels.max_channels_per_peer}"),
         ("open channels the peers of one member", f"{channels.max_channels_per_member}"),
         ("channels (handshaking or open)", f"{channels.max_channels_per_source}"),
+        ("open channels peers opened, node-wide", f"{channels.max_open_channels:,}"),
         ("reassembly timeout", f"the channel settings' ({settings.reassembly_timeout} s)"),
         ("channel timer", f"every {channels.reassembly_sweep:g} s"),
         ("reply paths per channel", f"{channels.max_reply_paths:,}"),

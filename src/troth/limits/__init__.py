@@ -245,6 +245,12 @@ a node, ones they opened (docs/protocols.md, "Load limits"): a member mints dele
 so the per-identity limit (`ChannelLimits.max_channels_per_peer`, 64) and the per-source one
 did not bound one member's delegates from many addresses (review 43a, channels 1). The default
 of `ChannelLimits.max_channels_per_member`."""
+MAX_OPEN_CHANNELS: Final = 4096
+"""Open channels peers opened that a node holds, all peers together (~17 KB each: ~68 MiB;
+docs/protocols.md, "Load limits"): the per-identity, per-member and per-source limits did not
+bound many sources together (review 54k, channels 1). Strangers hold at most three quarters;
+the rest is kept for the members of the node's authorities, local callers and the nodes at the
+other end of the node's own connections. The default of `ChannelLimits.max_open_channels`."""
 MAX_REQUESTS_PER_PEER: Final = 16
 """Requests of one member (its delegates' included: the members at the roots of the caller's
 chains) a node runs at once, over all its channels (docs/protocols.md, "Concurrent requests"):

@@ -66,6 +66,12 @@ class ChannelLimits:
     """Bytes held by incomplete fragmented messages of all peers together (identities cost an
     attacker nothing on a node that admits any authenticated identity); past it, a peer takes
     more only within one of its authorities' share (strangers are one), up to twice this."""
+    max_open_channels: int = protocol_limits.MAX_OPEN_CHANNELS
+    """Open channels peers opened to this node, all together (`troth.node.channel_cap`):
+    strangers hold at most three quarters, the rest is kept for the members of the node's
+    authorities, local callers and the nodes at the other end of its own connections; at the
+    cap a newcomer takes the place of a stranger's channel (of the network, then the source,
+    holding the most), or is refused (review 54k, channels 1)."""
     reassembly_timeout: int | None = None
     """Seconds an incomplete message is kept on this node's channels (None: the channel
     settings' `reassembly_timeout`, 60 s by default)."""
@@ -96,6 +102,7 @@ class ChannelLimits:
             "max_channels_per_peer",
             "max_channels_per_source",
             "max_channels_per_member",
+            "max_open_channels",
             "max_reply_paths",  # each channel end failed as it was made (settings 2)
         )
         if self.reassembly_timeout is not None and self.reassembly_timeout <= 0:
@@ -138,6 +145,10 @@ class ChannelCounters:
     refused_half_open_per_source: int = 0
     refused_channels_per_source: int = 0
     evicted_half_open: int = 0
+    evicted_open: int = 0
+    """Strangers' open channels closed for a newcomer at the node's cap (review 54k)."""
+    refused_open: int = 0
+    """Channels closed as they opened: the node at its cap, no stranger's channel to give way."""
     dropped_frames: int = 0
     reassembly_expired_bytes: int = 0
     reassembly_given_up: int = 0
@@ -198,8 +209,9 @@ class PeerReassembly(ReassemblyBudget):
 class ChannelsPerPeer:
     """The handshake's policy: the node's, and a peer may not hold more than `limit` channels
     opened to this node, nor the peers of its member (`member_count`, given the peer: its own
-    and its delegates', review 43a, channels 1) more than `member_limit` (used only until the
-    handshake completes)."""
+    and its delegates', review 43a, channels 1) more than `member_limit`, and the node must
+    have room for it under its cap on open channels (`room`, given the peer: review 54k,
+    channels 1) (used only until the handshake completes)."""
 
     def __init__(
         self,
@@ -209,13 +221,16 @@ class ChannelsPerPeer:
         *,
         member_count: Callable[[VerifiedPeer], int] | None = None,
         member_limit: int = protocol_limits.MAX_CHANNELS_PER_MEMBER,
+        room: Callable[[VerifiedPeer], bool] | None = None,
     ) -> None:
         self.inner, self.count, self.limit = inner, count, limit
-        self.member_count, self.member_limit = member_count, member_limit
+        self.member_count, self.member_limit, self.room = member_count, member_limit, room
 
     def admit(self, peer: VerifiedPeer) -> bool:
-        """Admitted by the node's policy and under the per-peer and per-member channel
-        limits."""
+        """Admitted by the node's policy, under the per-peer and per-member channel limits,
+        and with room under the node's cap."""
         if not self.inner.admit(peer) or self.count(peer.identifier) >= self.limit:
+            return False
+        if self.room is not None and not self.room(peer):
             return False
         return self.member_count is None or self.member_count(peer) < self.member_limit

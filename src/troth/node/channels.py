@@ -27,7 +27,9 @@ counted as the reassembly budgets are: review 43a, channels 1); the
 reassemblies of one member's channels (its delegates' included: a peer with no chain, its own)
 share one budget, all members' budgets draw on the node's
 (past its total, within the share of one of the peer's authorities: troth.node.shares), and
-they expire by timer. `ChannelLimits.from_environment` reads `TROTH_CHANNELS_*`.
+they expire by timer; the open channels peers opened are capped for the node, strangers'
+within three quarters of the cap (troth.node.channel_cap; review 54k, channels 1).
+`ChannelLimits.from_environment` reads `TROTH_CHANNELS_*`.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ from troth.errors import (
 )
 from troth.identity import Identifier
 from troth.node.access import PeerCaller, member_accounts
+from troth.node.channel_cap import OpenChannels
 from troth.node.channel_ends import ChannelEnd, caller_of
 from troth.node.channel_limits import (
     CHANNELS_ENVIRONMENT_PREFIX,
@@ -83,7 +86,7 @@ from troth.node.services.base import (
     forget_calls,
     request_id_of,
 )
-from troth.node.shares import Shares, authorities_of
+from troth.node.shares import STRANGERS, Shares, authorities_of
 from troth.routing import (
     Address,
     Route,
@@ -160,6 +163,8 @@ class ChannelManager:
     _flushing: set[asyncio.Task[None]] = field(default_factory=set)  # keepalive, close sends
     _reassembly: Shares = field(init=False)  # the node's bytes, every peer's budget draws on
     _notices: NoRouteNotices = field(init=False)  # troth.node.no_route
+    _open: OpenChannels[ChannelEnd] = field(init=False)  # the node's cap on the channels
+    # peers opened (troth.node.channel_cap; review 54k, channels 1)
 
     def __post_init__(self) -> None:
         if self.limits.reassembly_timeout is not None:
@@ -169,6 +174,7 @@ class ChannelManager:
         self._log = RateLimitedLog(log, self.limits.log_lines_per_minute)
         self._reassembly = Shares(self.trusted)
         self._notices = NoRouteNotices(self)
+        self._open = OpenChannels(self.limits.max_open_channels)
 
     def start(self) -> None:
         """Serve the channel listener (`/service/channels`), and send no-route notices for
@@ -225,6 +231,7 @@ class ChannelManager:
         if len(payload) != len(_MESSAGE_1) + 32 or bytes(payload[:3]) != _MESSAGE_1:
             raise RoutingError("not a secure channel message 1")  # no state for garbage
         source_key = source.origin(message.return_route) if source is not None else "local"
+        own = _own_link(source, message.return_route)
         network = _source_network(source_key)
         self._make_room(source_key, network)
         trust = self.trust()
@@ -234,6 +241,7 @@ class ChannelManager:
             self.limits.max_channels_per_peer,
             member_count=self._channels_opened_by_member,
             member_limit=self.limits.max_channels_per_member,
+            room=lambda peer: self._room(peer, source_key, network, own),
         )
         channel = SecureChannel(
             initiator=False,
@@ -402,6 +410,8 @@ class ChannelManager:
                 detail = f"the member of {peer.identifier} holds its most channels to this node"
                 self._on_closed(end, end.channel.close(ChannelFailure.PEER_NOT_ALLOWED, detail))
                 return
+            if not self._take_place(end, peer):  # the node's cap (review 54k, channels 1)
+                return
         authorities = authorities_of(PeerCaller(peer, end.id))
         # the budget of the member at the root of the peer's chains, its delegates' too (a
         # member mints them for free; a peer with no chain: its own), chosen as the channel
@@ -431,6 +441,43 @@ class ChannelManager:
         if not end.channel.initiator and not end.established.done():
             end.established.set_result(peer)
 
+    def _room(self, peer: VerifiedPeer, source_key: str, network: str, own: bool) -> bool:
+        """Whether `peer`, opening a channel from `source_key` (of `network`; `own`: at the
+        other end of a connection this node made), finds room under the node's cap on open
+        channels (its handshake's policy asks at message 3; the place is taken, checked again,
+        as the channel is taken in: `_take_place`)."""
+        stranger = _stranger(peer, source_key, own)
+        if self._open.place(stranger=stranger, source=source_key, network=network).admitted:
+            return True
+        self.counters.refused_open += 1
+        self._note("refused a channel from %s: the node holds its most channels", source_key)
+        return False
+
+    def _take_place(self, end: ChannelEnd, peer: VerifiedPeer) -> bool:
+        """A place for responder `end`, just opened by `peer`, under the node's cap on open
+        channels (`troth.node.channel_cap`): a stranger's channel may give way for it (closed,
+        its CLOSE sent in a task of its own), or it is closed (`peer not allowed`)."""
+        source, network = end.source_key, _source_network(end.source_key)
+        stranger = _stranger(peer, source, _own_link(end.source, end.peer_route))
+        place = self._open.place(stranger=stranger, source=source, network=network)
+        if not place.admitted:
+            self.counters.refused_open += 1
+            detail = "this node holds its most channels"
+            self._on_closed(end, end.channel.close(ChannelFailure.PEER_NOT_ALLOWED, detail))
+            return False
+        victim = place.victim
+        if victim is not None:
+            self.counters.evicted_open += 1
+            who = victim.peer.identifier if victim.peer else "?"
+            self._closing(victim, logging.INFO, "%s with %s closed: evicted at the cap", who)
+            event = victim.channel.close(ChannelFailure.TIMEOUT, "evicted for a new channel")
+            task = asyncio.get_running_loop().create_task(self._close_sent(victim))
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
+            self._on_closed(victim, event)
+        self._open.add(end, stranger=stranger, source=source, network=network)
+        return True
+
     def _on_closed(self, end: ChannelEnd, event: Closed) -> None:
         if not end.established.done():
             end.established.set_exception(
@@ -457,6 +504,7 @@ class ChannelManager:
                 del self._per_source[end.source_key]
         self._half_open.pop(end, None)
         self._networks.pop(end, None)
+        self._open.discard(end)
         over = self._over.get(end.peer_route[0]) if end.peer_route else None
         if over is not None:
             over.discard(end)
@@ -643,6 +691,27 @@ class ChannelManager:
             self._sweeper = None
         for task in list(self._flushing):
             task.cancel()
+
+
+def _stranger(peer: VerifiedPeer, source_key: str, own: bool) -> bool:
+    """Whether a peer that opened a channel from `source_key` counts as a stranger against the
+    node's cap (`troth.node.channel_cap`): its verified chains root in no authority the node
+    trusts, it is no local caller, and not the node at the other end of a connection this
+    node made (`own`: its hub, a configured peer, an anchor showing no chain)."""
+    if own or source_key == "local":
+        return False
+    return authorities_of(PeerCaller(peer, "")) == _STRANGERS
+
+
+def _own_link(source: Source | None, return_route: Route) -> bool:
+    """Whether a message 1 with `return_route` came from the node at the other end of a
+    connection this node made: over it, with nothing between (the connection and the sender's
+    own reply address; one relayed by that node has its connection to the sender between,
+    which the relay puts in the route itself)."""
+    return isinstance(source, Connection) and source.outgoing and len(return_route) == 2
+
+
+_STRANGERS: Final = frozenset({STRANGERS})
 
 
 def _source_network(source_key: str) -> str:
