@@ -117,7 +117,6 @@ async def _call_error(gate: McpGate, caller: Any) -> types.ErrorData:
     return raised.value.error
 
 
-@pytest.mark.xfail(strict=True, reason="review 54j, mcp 1: a closed upstream's text, code 0")
 def test_a_call_to_a_closed_upstream_is_answered_by_the_gate(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -169,7 +168,6 @@ async def _answering(
             tg.cancel_scope.cancel()
 
 
-@pytest.mark.xfail(strict=True, reason="review 54j, mcp 1: a refused answer blamed the agent")
 def test_an_upstream_answer_the_sdk_refuses_is_answered_by_the_gate(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -196,7 +194,6 @@ def test_an_upstream_answer_the_sdk_refuses_is_answered_by_the_gate(
     assert all("\n" not in line for line in logged)
 
 
-@pytest.mark.xfail(strict=True, reason="review 54j, mcp 1: the storage's text, code 0")
 def test_a_decision_point_that_fails_denies_with_the_gates_error() -> None:
     """The recorder's storage fails on the call's record: never forwarded, and the agent gets
     the gate's error, not the storage's text (a path)."""
@@ -229,7 +226,6 @@ def test_a_decision_point_that_fails_denies_with_the_gates_error() -> None:
     assert calls == []
 
 
-@pytest.mark.xfail(strict=True, reason="review 54j, mcp 1: the storage's text, code 0")
 def test_a_caller_whose_credential_cannot_be_read_gets_the_gates_error() -> None:
     """tools/list of a caller whose credential source fails (its node's storage)."""
     errors: list[types.ErrorData] = []
@@ -250,7 +246,6 @@ def test_a_caller_whose_credential_cannot_be_read_gets_the_gates_error() -> None
     _safe(errors[0], "the caller's tools could not be decided (StorageError)")
 
 
-@pytest.mark.xfail(strict=True, reason="review 54j, mcp 1: a failed record replaced the answer")
 def test_an_unanswered_record_that_fails_leaves_the_gates_answer(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -333,7 +328,6 @@ def _refused(listed: Any, called: types.CallToolResult) -> None:
     assert called.content == [types.TextContent(type="text", text=UNDECLARED)]
 
 
-@pytest.mark.xfail(strict=True, reason="review 54j, mcp 2: any number of tools a page")
 def test_a_listing_of_too_many_tools_is_refused() -> None:
     _refused(*_listed_and_called(_many(limits.MAX_UPSTREAM_TOOLS + 1)))
 
@@ -344,7 +338,6 @@ def test_a_listing_of_as_many_tools_as_allowed_is_read() -> None:
     assert not called.is_error
 
 
-@pytest.mark.xfail(strict=True, reason="review 54j, mcp 2: the pages past the limit were cut")
 def test_a_listing_of_too_many_pages_is_refused() -> None:
     _refused(*_listed_and_called(_pages(limits.MAX_TOOL_PAGES + 1)))
 
@@ -355,14 +348,12 @@ def test_a_listing_of_as_many_pages_as_allowed_is_read() -> None:
     assert not called.is_error
 
 
-@pytest.mark.xfail(strict=True, reason="review 54j, mcp 2: a listing of any size was held")
 def test_a_listing_of_too_many_bytes_is_refused() -> None:
     each = limits.MAX_UPSTREAM_TOOL_BYTES - 1024
     count = limits.MAX_UPSTREAM_LISTING_BYTES // each + 2
     _refused(*_listed_and_called(_many(count, description="d" * each)))
 
 
-@pytest.mark.xfail(strict=True, reason="review 54j, mcp 2: a tool of any size was offered")
 def test_a_tool_too_large_is_not_offered(caplog: pytest.LogCaptureFixture) -> None:
     big = "d" * limits.MAX_UPSTREAM_TOOL_BYTES
 
@@ -409,7 +400,6 @@ BLOCKS: dict[str, list[dict[str, Any]]] = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="review 54j, mcp 3: content blocks' _meta passed")
 def test_content_blocks_are_served_without_their_meta() -> None:
     results: list[types.CallToolResult] = []
 
