@@ -50,10 +50,14 @@ __all__ = [
     "MAX_TOOLS",
     "MAX_TOOL_ARGUMENTS_BYTES",
     "MAX_TOOL_NAME",
+    "MAX_TOOL_PAGES",
     "MAX_TOOL_PROPERTIES",
     "MAX_TOOL_SCHEMA_BYTES",
     "MAX_TOOL_SCHEMA_DEPTH",
+    "MAX_UPSTREAM_LISTING_BYTES",
     "MAX_UPSTREAM_SCHEMA_DEPTH",
+    "MAX_UPSTREAM_TOOLS",
+    "MAX_UPSTREAM_TOOL_BYTES",
 ]
 
 MAX_POLICY_BUNDLE_BYTES: Final = 768 * 1024
@@ -201,6 +205,23 @@ names at every listing cannot grow the gate without bound (review 51f, mcp 2).""
 MAX_MCP_PINNED_TOOLS: Final = 4096
 """Tools (name and input-schema shape) an MCP gate pins what it serves of, for the life of its
 connection to the upstream (review 52b, mcp 2): past it, a tool not pinned yet is not offered."""
+MAX_TOOL_PAGES: Final = 64
+"""Pages of an upstream's tools/list an MCP gate reads in one listing: an upstream with more
+(a `nextCursor` on the last) has its listing refused, as one it failed (review 54j, mcp 2: the
+rest was not offered, and a name listed again past the cut was not seen twice)."""
+MAX_UPSTREAM_TOOLS: Final = MAX_MCP_PINNED_TOOLS
+"""Tools one listing of an upstream may hold, all its pages together (an MCP gate could pin no
+more): an upstream listing more has its listing refused, as one it failed (review 54j, mcp 2:
+a page held any number)."""
+MAX_UPSTREAM_TOOL_BYTES: Final = 4 * MAX_TOOL_SCHEMA_BYTES
+"""Largest upstream tool an MCP gate offers: the compact UTF-8 JSON of what it would serve of
+it (name, title, description, input and output schemas; a bundle's input schema is at most
+MAX_TOOL_SCHEMA_BYTES without its descriptions). A larger one is not offered, logged once
+(review 54j, mcp 2: a description of any size was held and served)."""
+MAX_UPSTREAM_LISTING_BYTES: Final = 8 << 20
+"""Most bytes of the tools an MCP gate keeps of one listing (each counted as for
+MAX_UPSTREAM_TOOL_BYTES): a listing over it is refused, as one the upstream failed. A gate
+holds its last listing and at most MAX_MCP_LISTINGS being made (review 54j, mcp 2)."""
 MAX_TOOL_PROPERTIES: Final = 64
 """Most properties of one object in a tool's input schema."""
 MAX_SERVICES: Final = 64

@@ -13,8 +13,12 @@ a time (docs/policy.md, "MCP gates"; research §2.2).
   icons and `_meta`, and only as the gate first listed it (name and shape) for the life of its
   connection to the upstream: one changed since (its description, title, schemas' text) is
   withheld and logged once, a call of it judged as of a tool the gate does not declare
-  (troth.integrations.mcp.pins; review 52b, mcp 1 and 2). A listing the upstream fails is
-  answered with the gate's own error, never the upstream's text or data (review 54g, mcp 1).
+  (troth.integrations.mcp.pins; review 52b, mcp 1 and 2). A listing is read within the gate's
+  limits (troth.integrations.mcp.listing; review 54j, mcp 2): one of more than MAX_TOOL_PAGES
+  pages, MAX_UPSTREAM_TOOLS tools or MAX_UPSTREAM_LISTING_BYTES is refused whole, a tool
+  larger than MAX_UPSTREAM_TOOL_BYTES not offered (logged once). A listing the upstream fails
+  (or refused) is answered with the gate's own error, never the upstream's text or data
+  (review 54g, mcp 1).
 - `tools/call`: every call is decided (gate 2) with the caller's current credential and feed, a
   hidden tool called by name included; a denial is `CallToolResult(isError=True)` with the
   decision's fixed reason, which names policy ids and never echoes argument values (research
@@ -43,12 +47,16 @@ a time (docs/policy.md, "MCP gates"; research §2.2).
   (`DecisionPoint.refuse`, as the tool gate records a refused lease): no call without a result
   is left recorded as only allowed (review 47m, mcp 1); one the upstream answered ran and stays
   allowed only, its content, structured content and isError served in the gate's envelope
-  (not the upstream's `_meta` nor `resultType`: review 54g, mcp 2); one it answered with a
+  (not the upstream's `_meta` nor `resultType`: review 54g, mcp 2; nor its content blocks'
+  `_meta`: review 54j, mcp 3; troth.integrations.mcp.answers); one it answered with a
   JSON-RPC error is answered with the gate's, the upstream's message kept, not its code nor
-  data (review 54g, mcp 3). A tools/list is answered with a listing begun since it was asked,
-  at most MAX_MCP_LISTINGS at once (a burst of tools/list shares a few listings); one
-  connection has at most MAX_MCP_CALLS_PER_SESSION tools/call decided and at the upstream at
-  once.
+  data (review 54g, mcp 3). Every other failure of a request (the upstream's connection
+  closed, an answer the SDK refuses, the decision point's recorder or the caller's credential
+  source failing: a call never forwarded) is answered with the gate's `McpGateError`, its
+  text fixed, never the SDK's code 0 and the failure's text (review 54j, mcp 1). A tools/list
+  is answered with a listing begun since it was asked, at most MAX_MCP_LISTINGS at once (a
+  burst of tools/list shares a few listings); one connection has at most
+  MAX_MCP_CALLS_PER_SESSION tools/call decided and at the upstream at once.
 
 A request of one connection decided under another bundle than its last (another revision or
 digest: a bundle swapped in, one of the same revision included; or none in force any more;
@@ -75,7 +83,7 @@ import contextlib
 import functools
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -91,15 +99,27 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from troth import __version__, limits
 from troth.clock import Clock, SystemClock
-from troth.errors import PolicyError, cut_text
+from troth.errors import PolicyError
 from troth.gates import Caller, DecisionPoint, DecisionRecord, Outcome, PolicyDecision, ToolCall
-from troth.gates.toolschema import NAME, Fill, check_name, compile_tool_schema, schema_shape
-from troth.integrations.mcp.pins import Pin, Pins, served
+from troth.gates.toolschema import NAME, Fill, check_name, compile_tool_schema
+from troth.integrations.mcp.answers import (
+    DENIED_PREFIX,
+    McpGateError,
+    denied,
+    failed,
+    gate_failed,
+    served_result,
+    unlisted,
+    upstream_said,
+)
+from troth.integrations.mcp.listing import Reading
+from troth.integrations.mcp.pins import Pin, Pins
 
 __all__ = [
     "DENIED_PREFIX",
     "GATE_NAME",
     "McpGate",
+    "McpGateError",
     "Upstream",
     "UpstreamChanges",
     "gate_server",
@@ -109,11 +129,6 @@ __all__ = [
 
 log = logging.getLogger("troth.mcp")
 GATE_NAME: Final = "troth-gate"
-DENIED_PREFIX: Final = "troth: "
-"""How the gate's own texts start: a denial's (then the decision's fixed reason), and the
-errors it answers for a failed upstream (review 54g, mcp 1 and 3)."""
-MAX_TOOL_PAGES: Final = 64
-"""Pages of an upstream's tools/list the gate reads (past it, the rest is not offered)."""
 
 
 class Upstream(Protocol):
@@ -209,14 +224,6 @@ _AS_UNKNOWN: Final = frozenset(
 """What a call of a name the gate's listing does not know can be told (`call_tool`)."""
 
 
-def upstream_said(exc: BaseException) -> str:
-    """`exc` as a log line may quote it when the upstream chose its text (an MCPError's
-    message): its type, then the text cut to MAX_MCP_LOGGED_TEXT characters and escaped (Python's
-    repr), so no newline forges a log line and no escape sequence reaches a terminal showing
-    the log (review 51f, mcp 3)."""
-    return f"{type(exc).__name__}: {cut_text(str(exc), limits.MAX_MCP_LOGGED_TEXT)!r}"
-
-
 def _first(noted: set[Any], key: Any) -> bool:
     """Note `key` in `noted` (something logged once); whether it was not noted yet. At most
     MAX_MCP_NOTED_NAMES are kept: past it the memory starts over, so an upstream listing new
@@ -227,46 +234,6 @@ def _first(noted: set[Any], key: Any) -> bool:
         noted.clear()
     noted.add(key)
     return True
-
-
-def _unlisted(exc: Exception) -> MCPError:
-    """The error a tools/list is answered with when the upstream's listing failed with `exc`
-    (an error it answered, its connection gone): the gate's own, naming the failure's type
-    only; the upstream's text is logged (`upstream_said`), never sent, and its error's data
-    neither (review 54g, mcp 1: they were the answer of any caller, one allowed no tool
-    included)."""
-    log.warning("the upstream's tools could not be listed: %s", upstream_said(exc))
-    reason = f"the upstream's tools could not be listed ({type(exc).__name__})"
-    return MCPError(types.INTERNAL_ERROR, DENIED_PREFIX + reason)
-
-
-def _failed(exc: MCPError) -> MCPError:
-    """The error an allowed call is answered with when the upstream answered it with `exc`, a
-    JSON-RPC error: the gate's own (an internal error, no data), the upstream's message kept as
-    the text of the call's answer. Its code and data are the protocol's words, which a client
-    acts on (-32042 of 2025-11-25: a URL for the user to open, an elicitation the gate's client
-    refuses when the upstream asks it as a request), not the tool's (review 54g, mcp 3)."""
-    reason = f"the upstream failed the call: {exc.error.message}"
-    return MCPError(types.INTERNAL_ERROR, DENIED_PREFIX + reason)
-
-
-def _served_result(result: types.CallToolResult) -> types.CallToolResult:
-    """An allowed call's result as the gate serves it: the upstream's content, structured
-    content and isError, in the gate's envelope. The upstream's `_meta` (the serverInfo stamp
-    the protocol reserves for the server the client speaks to, a related task, ...) and
-    `resultType` are not the tool's data but the response's, which is the gate's (review 54g,
-    mcp 2; as a tool is served without its `_meta`: review 52b, mcp 1)."""
-    return types.CallToolResult(
-        content=result.content,
-        structured_content=result.structured_content,
-        is_error=result.is_error,
-    )
-
-
-def _denied(reason: str) -> types.CallToolResult:
-    return types.CallToolResult(
-        content=[types.TextContent(type="text", text=DENIED_PREFIX + reason)], is_error=True
-    )
 
 
 class McpGate:
@@ -313,32 +280,25 @@ class McpGate:
         self._begun += 1
         begun = self._begun
         changes = self.changes.count  # one announced during the listing leaves it stale
-        tools: list[types.Tool] = []
+        reading = Reading()  # within the gate's limits (review 54j, mcp 2)
         cursor: str | None = None
-        for _ in range(MAX_TOOL_PAGES):
+        for _ in range(limits.MAX_TOOL_PAGES):
             page = await self.upstream.list_tools(cursor=cursor)
-            tools.extend(page.tools)
+            for tool in page.tools:
+                reading.add(tool)
             cursor = page.next_cursor
             if cursor is None:
                 break
-        schemas: dict[str, str] = {}
-        names: set[str] = set()
-        twice: set[str] = set()
-        for tool in tools:
-            if tool.name in names:
-                twice.add(tool.name)
-                continue
-            names.add(tool.name)
-            try:
-                schemas[tool.name] = schema_shape(tool.input_schema)
-            except PolicyError as exc:  # not JSON the gate can compare (or nested too deep:
-                self._refused(tool.name, exc)  # review 49o, mcp 1): never offered
-        for name in sorted(twice):  # which of its schemas would run is the upstream's to pick
-            schemas.pop(name, None)
-            # logged once, and only a name a bundle could declare (no newline, bounded length)
-            if NAME.fullmatch(name) and _first(self._twice, name):
+        else:  # pages left: refused, never cut (a name listed again past it would pass)
+            raise reading.pages_left()
+        for name, why in reading.refused:  # a schema the gate cannot compare (nested too
+            self._refused(name, why)  # deep: review 49o, mcp 1), too large: never offered
+        schemas = {t.name: shape for t, shape in reading.tools if t.name not in reading.twice}
+        for name in sorted(reading.twice):  # which entry would run is the upstream's to pick
+            # logged once (a name a bundle could declare: no newline, bounded length)
+            if _first(self._twice, name):
                 log.warning("tool %s: the upstream lists it twice: not offered", name)
-        kept = [t for t in map(served, tools) if self._pinned(t, schemas)]
+        kept = [t for t, _ in reading.tools if self._pinned(t, schemas)]
         listed = _Listed(tuple(kept), schemas, changes)
         if begun > self._kept:  # not one begun before the listing kept (review 26c, mcp 2)
             self._listed, self._kept = listed, begun
@@ -360,7 +320,7 @@ class McpGate:
             pin = self._pins.check(tool, shape)
         except PolicyError as exc:
             del schemas[tool.name]
-            self._refused(tool.name, exc)
+            self._refused(tool.name, f"the upstream's schema is refused ({exc})")
             return False
         if pin is Pin.SAME:
             return True
@@ -374,12 +334,12 @@ class McpGate:
             log.warning("tool %s: %s: not offered", tool.name, why)
         return False
 
-    def _refused(self, name: str, exc: PolicyError) -> None:
-        """Log once a tool whose upstream schema (input, or output: review 52b, mcp 2) the gate
-        cannot compare (not offered), when
-        its name is one a bundle could declare (no newline, bounded length)."""
+    def _refused(self, name: str, why: str) -> None:
+        """Log once a tool not offered for `why`: its upstream schema (input, or output: review
+        52b, mcp 2) the gate cannot compare, or its size (review 54j, mcp 2), when its name is
+        one a bundle could declare (no newline, bounded length)."""
         if NAME.fullmatch(name) and _first(self._unreadable, name):
-            log.warning("tool %s: the upstream's schema is refused (%s): not offered", name, exc)
+            log.warning("tool %s: %s: not offered", name, why)
 
     async def list_tools(
         self, caller: Caller, *, decided: Decided | None = None
@@ -387,8 +347,10 @@ class McpGate:
         """The upstream's tools `caller` could be permitted to call now (gate 1), as a listing
         begun since this request lists them: the gate's own, or one that ended while this
         request waited for one of its MAX_MCP_LISTINGS listings at once. `decided` is told the
-        bundle revision and digest that decided (None: none in force). MCPError, the gate's
-        own, when the upstream's listing failed (review 54g, mcp 1)."""
+        bundle revision and digest that decided (None: none in force). McpGateError when the
+        upstream's listing failed or was refused (review 54g, mcp 1; review 54j, mcp 2), or the
+        caller's tools could not be decided (its credential source failed: review 54j, mcp
+        1)."""
         asked = self._begun
         async with self._listings:
             listed = self._listed
@@ -396,11 +358,14 @@ class McpGate:
             if listed is None or self._kept <= asked or self._stale(listed):
                 try:
                     listed = await self._list_upstream()
-                except Exception as exc:  # MCPError, the connection closed, a malformed listing
-                    raise _unlisted(exc) from None
-        preview = self.point.preview_tools(
-            caller, now=self.clock.now(), declared=listed.schemas, server=self.server
-        )
+                except Exception as exc:  # MCPError, the connection closed, a malformed
+                    raise unlisted(exc) from None  # listing, one over the gate's limits
+        try:
+            preview = self.point.preview_tools(
+                caller, now=self.clock.now(), declared=listed.schemas, server=self.server
+            )
+        except Exception as exc:  # the caller's credential source failed (its storage)
+            raise gate_failed("the caller's tools could not be decided", exc) from None
         if decided is not None:
             decided(preview.revision, preview.digest)
         for name in sorted(preview.mismatched):
@@ -439,11 +404,11 @@ class McpGate:
         nor recorded, and the upstream's error was its answer). A cancellation propagates."""
         try:
             return await self._list_upstream()
-        except Exception as exc:  # MCPError, the connection closed, a malformed listing
-            log.warning(  # the upstream's text is not logged (newlines, length)
+        except Exception as exc:  # MCPError, the connection closed, a malformed listing, one
+            log.warning(  # over the gate's limits; its text escaped and cut (review 51f, mcp 3)
                 "the upstream's tools could not be listed (%s): calls are judged as of tools "
                 "the gate does not know",
-                type(exc).__name__,
+                upstream_said(exc),
             )
             return _Listed((), {})
 
@@ -457,8 +422,12 @@ class McpGate:
     ) -> types.CallToolResult:
         """Decide the call now (gate 2); forward it to the upstream only when allowed.
         `decided` is told the bundle revision and digest that decided (None: none in force).
-        MCPError, the gate's own, when the upstream answered with a JSON-RPC error (review
-        54g, mcp 3); its other failures and a cancellation propagate."""
+        McpGateError when the call could not be decided (the decision point failed: its
+        recorder's storage, the caller's credential source; never forwarded), or the upstream
+        failed an allowed call: its JSON-RPC error's message kept (review 54g, mcp 3), any
+        other failure named by its type only (its connection closed, an answer the SDK
+        refuses: review 54j, mcp 1); the call is recorded unanswered. A cancellation
+        propagates."""
         listed = self._listed
         unknown = listed is None or name not in listed.schemas or self._stale(listed)
         if listed is None or unknown:
@@ -471,9 +440,13 @@ class McpGate:
         request = ToolCall(name, args, listed.schemas.get(name, ""), self.server)
         judge = functools.partial(self.point.judge_tool, caller, request, now=self.clock.now())
         # a recording point signs and appends durably: off the event loop, which serves others
-        record, told = (
-            judge() if self.point.recorder is None else await anyio.to_thread.run_sync(judge)
-        )
+        try:
+            record, told = (
+                judge() if self.point.recorder is None else await anyio.to_thread.run_sync(judge)
+            )
+        except Exception as exc:  # a recorder failing stops the call (fail closed), or the
+            # caller's credential source: the gate's error, never their text (review 54j, mcp 1)
+            raise gate_failed("the call could not be decided", exc) from None
         if decided is not None:
             decided(record.decision.revision, record.decision.digest)
         if not told.allowed:  # a hidden tool: told as undeclared (review 47h, gates 1)
@@ -481,21 +454,26 @@ class McpGate:
                 # what a name the listing does not know costs: the same listing, when one is
                 # due (review 48t, gates 1: else a timer tells the upstream's tools)
                 await self._listing(None)
-            return _denied(told.reason)
+            return denied(told.reason)
         try:
             result = await self.upstream.call_tool(name, args)
         except BaseException as exc:  # cancelled (the agent, its connection) or failed
             await self._unanswered(record, exc)
             if isinstance(exc, MCPError):  # the upstream's error: answered as the gate's
-                raise _failed(exc) from None
+                raise failed(exc) from None
+            if isinstance(exc, Exception):  # closed, an answer the SDK refused (review 54j)
+                raise gate_failed("the upstream failed the call", exc) from None
             raise
-        return _served_result(result)
+        return served_result(result)
 
     async def _unanswered(self, record: DecisionRecord, exc: BaseException) -> None:
         """Record that the call `record` allowed got no result from the upstream (it may have
         run in part), after its allowed record, as `DecisionPoint.refuse` records a refused
         lease: no call whose result never came is left recorded as only allowed (review 47m,
-        mcp 1). Shielded: the cancellation that ended the call does not end its record."""
+        mcp 1). Shielded: the cancellation that ended the call does not end its record. A
+        recorder that fails is logged (an error: the trace holds the call as allowed only) and
+        leaves the call's answer as it was: the gate's error for the upstream's failure, or the
+        cancellation (review 54j, mcp 1: its text was the answer, code 0)."""
         why = "cancelled" if isinstance(exc, anyio.get_cancelled_exc_class()) else "failed"
         decision = PolicyDecision.deny(
             Outcome.UNANSWERED,
@@ -504,10 +482,17 @@ class McpGate:
         )
         refuse = functools.partial(self.point.refuse, record, decision)
         with anyio.CancelScope(shield=True):
-            if self.point.recorder is None:
-                refuse()
-            else:  # signed and appended durably: off the event loop
-                await anyio.to_thread.run_sync(refuse)
+            try:
+                if self.point.recorder is None:
+                    refuse()
+                else:  # signed and appended durably: off the event loop
+                    await anyio.to_thread.run_sync(refuse)
+            except Exception as failure:
+                log.error(
+                    "tool %s: the call's unanswered record failed (%s): recorded allowed only",
+                    record.request.tool if isinstance(record.request, ToolCall) else "?",
+                    upstream_said(failure),
+                )
 
 
 class _Revisions:
@@ -550,6 +535,19 @@ class _GateServer(Server[Any]):
         return super().create_initialization_options(options, experimental_capabilities, extensions)
 
 
+@contextlib.contextmanager
+def _own_errors() -> Iterator[None]:
+    """Any failure of a request not already the gate's own error (`McpGateError`, which
+    `McpGate` raises for each it knows) answered as one, never by the MCP SDK's code 0 and the
+    exception's text (review 54j, mcp 1)."""
+    try:
+        yield
+    except MCPError:
+        raise
+    except Exception as exc:
+        raise gate_failed("the gate failed the request", exc) from None
+
+
 def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
     """The MCP server of one connection: `gate` deciding for `caller` (a `CredentialSource`
     is asked for the caller's current credential at every request), at most
@@ -562,7 +560,8 @@ def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
     async def on_list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        listing = await gate.list_tools(caller, decided=revisions)
+        with _own_errors():
+            listing = await gate.list_tools(caller, decided=revisions)
         revisions.changed = False  # this listing is already the new revision's
         return listing
 
@@ -570,7 +569,10 @@ def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
         async with calls:  # review 30c, mcp 5
-            result = await gate.call_tool(caller, params.name, params.arguments, decided=revisions)
+            with _own_errors():
+                result = await gate.call_tool(
+                    caller, params.name, params.arguments, decided=revisions
+                )
         await revisions.tell(ctx)
         return result
 

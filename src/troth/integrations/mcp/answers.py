@@ -1,0 +1,149 @@
+"""What an MCP gate answers its agent in its own words: its errors, its denials, and an allowed
+call's result in its envelope (docs/policy.md, "MCP gates" and "What the gate serves of a
+tool"; troth.integrations.mcp.gate).
+
+- `McpGateError`: every failure the gate answers is its own JSON-RPC internal error with a text
+  of its own, no data: an upstream's failed listing or call, the decision point failing (its
+  recorder's storage, the caller's credential source). What failed is logged, escaped and cut
+  (`upstream_said`), never sent: the MCP SDK answers any other exception a handler raises with
+  code 0 and the exception's text, which quoted the upstream (an answer its client refused) or
+  the gate's internals (a path, SQL) (review 54j, mcp 1). An upstream's JSON-RPC error on a
+  call keeps its message only (review 54g, mcp 3).
+- `served_result`: an allowed call's content, structured content and isError, in the gate's
+  envelope (review 54g, mcp 2), each content block without its `_meta` (nor a resource
+  link its icons): the response's words, not the tool's data (review 54j, mcp 3). Its
+  annotations (audience, priority, lastModified) pass: how the tool means its data to be used,
+  which the gate passes as it passes the data.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+import mcp_types as types
+from mcp.shared.exceptions import MCPError
+
+from troth import limits
+from troth.errors import cut_text
+
+__all__ = [
+    "DENIED_PREFIX",
+    "McpGateError",
+    "denied",
+    "failed",
+    "gate_failed",
+    "served_result",
+    "unlisted",
+    "upstream_said",
+]
+
+log = logging.getLogger("troth.mcp")
+DENIED_PREFIX: Final = "troth: "
+"""How the gate's own texts start: a denial's (then the decision's fixed reason), and the
+errors it answers for a failure (review 54g, mcp 1 and 3; review 54j, mcp 1)."""
+
+
+class McpGateError(MCPError):
+    """The MCP gate's own error: a JSON-RPC internal error, no data, its text the gate's
+    (`DENIED_PREFIX`, then what failed and the failure's type), or an upstream's JSON-RPC
+    error's message on a call (review 54g, mcp 3). Raised `from None`: what failed is logged
+    escaped and cut, so no traceback printing the chain logs its text raw."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(types.INTERNAL_ERROR, DENIED_PREFIX + reason)
+
+
+def upstream_said(exc: BaseException) -> str:
+    """`exc` as a log line may quote it when the upstream chose its text (an MCPError's
+    message), or it may quote anything (a path, SQL, an answer of the upstream): its type, then
+    the text cut to MAX_MCP_LOGGED_TEXT characters and escaped (Python's repr), so no newline
+    forges a log line and no escape sequence reaches a terminal showing the log (review 51f,
+    mcp 3)."""
+    return f"{type(exc).__name__}: {cut_text(str(exc), limits.MAX_MCP_LOGGED_TEXT)!r}"
+
+
+def gate_failed(what: str, exc: BaseException) -> McpGateError:
+    """The error answered when `what` (the gate's words: "the upstream failed the call") failed
+    with `exc`: its type named, its text logged (`upstream_said`), never sent (review 54j,
+    mcp 1)."""
+    log.warning("%s: %s", what, upstream_said(exc))
+    return McpGateError(f"{what} ({type(exc).__name__})")
+
+
+def unlisted(exc: BaseException) -> McpGateError:
+    """The error a tools/list is answered with when the upstream's listing failed with `exc`
+    (an error it answered, its connection gone, a listing over the gate's limits): the gate's
+    own, naming the failure's type only; the upstream's text is logged, never sent, and its
+    error's data neither (review 54g, mcp 1: they were the answer of any caller, one allowed no
+    tool included)."""
+    return gate_failed("the upstream's tools could not be listed", exc)
+
+
+def failed(exc: MCPError) -> McpGateError:
+    """The error an allowed call is answered with when the upstream answered it with `exc`, a
+    JSON-RPC error: the gate's own (an internal error, no data), the upstream's message kept as
+    the text of the call's answer. Its code and data are the protocol's words, which a client
+    acts on (-32042 of 2025-11-25: a URL for the user to open, an elicitation the gate's client
+    refuses when the upstream asks it as a request), not the tool's (review 54g, mcp 3)."""
+    return McpGateError(f"the upstream failed the call: {exc.error.message}")
+
+
+def denied(reason: str) -> types.CallToolResult:
+    """A denied call's answer: a tool error with the decision's fixed reason."""
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=DENIED_PREFIX + reason)], is_error=True
+    )
+
+
+def served_result(result: types.CallToolResult) -> types.CallToolResult:
+    """An allowed call's result as the gate serves it: the upstream's content (`_block`),
+    structured content and isError, in the gate's envelope. The upstream's `_meta` (the
+    serverInfo stamp the protocol reserves for the server the client speaks to, a related task,
+    ...) and `resultType` are not the tool's data but the response's, which is the gate's
+    (review 54g, mcp 2; as a tool is served without its `_meta`: review 52b, mcp 1)."""
+    return types.CallToolResult(
+        content=[_block(block) for block in result.content],
+        structured_content=result.structured_content,
+        is_error=result.is_error,
+    )
+
+
+def _block(block: types.ContentBlock) -> types.ContentBlock:
+    """A content block as the gate serves it: its data and annotations, without its `_meta`
+    (an embedded resource's contents neither), nor a resource link its icons, which a client
+    fetches unasked (as a tool's: review 52b, mcp 1). Review 54j, mcp 3: the upstream's keys a
+    client may act on (a related task, an app's UI) passed in every block."""
+    note = block.annotations
+    if isinstance(block, types.TextContent):
+        return types.TextContent(type="text", text=block.text, annotations=note)
+    if isinstance(block, types.ImageContent):
+        return types.ImageContent(
+            type="image", data=block.data, mime_type=block.mime_type, annotations=note
+        )
+    if isinstance(block, types.AudioContent):
+        return types.AudioContent(
+            type="audio", data=block.data, mime_type=block.mime_type, annotations=note
+        )
+    if isinstance(block, types.ResourceLink):
+        return types.ResourceLink(
+            type="resource_link",
+            uri=block.uri,
+            name=block.name,
+            title=block.title,
+            description=block.description,
+            mime_type=block.mime_type,
+            size=block.size,
+            annotations=note,
+        )
+    contents = block.resource
+    resource: types.TextResourceContents | types.BlobResourceContents
+    if isinstance(contents, types.TextResourceContents):
+        resource = types.TextResourceContents(
+            uri=contents.uri, mime_type=contents.mime_type, text=contents.text
+        )
+    else:
+        resource = types.BlobResourceContents(
+            uri=contents.uri, mime_type=contents.mime_type, blob=contents.blob
+        )
+    return types.EmbeddedResource(type="resource", resource=resource, annotations=note)

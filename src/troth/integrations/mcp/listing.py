@@ -1,0 +1,103 @@
+"""One listing of an upstream MCP server's tools as an MCP gate reads it, within its limits
+(docs/policy.md, "MCP gates"; troth.integrations.mcp.gate).
+
+The gate holds what it reads of a listing (its last, and those being made), so an upstream's
+listing is bounded by the gate, not trusted (review 54j, mcp 2: only its pages were, and those
+past the limit were cut):
+
+- at most MAX_TOOL_PAGES pages and MAX_UPSTREAM_TOOLS tools, all pages together; at most
+  MAX_UPSTREAM_LISTING_BYTES of the tools it keeps. A listing past one is refused whole
+  (PolicyError OVER_LIMIT, which the gate takes as a listing the upstream failed: its tools/list
+  answered with the gate's error, a call judged as of a tool the gate does not know). Never
+  cut: a name listed again past a cut would not be seen twice, and which of its entries runs is
+  the upstream's to pick.
+- a tool larger than MAX_UPSTREAM_TOOL_BYTES (the compact UTF-8 JSON of what the gate would
+  serve of it, `tool_bytes`) is not offered, nor one whose schemas the gate cannot read; each
+  noted in `refused` (the gate logs it once). Its name still counts: listed twice, it is not
+  offered either.
+- a name no bundle could declare (`NAME`: MCP's charset, at most MAX_TOOL_NAME characters) is
+  never offered, so it is neither kept nor remembered.
+"""
+
+from __future__ import annotations
+
+import json
+
+import mcp_types as types
+
+from troth import limits
+from troth.errors import PolicyError, PolicyFailure
+from troth.gates.toolschema import NAME, check_depth, schema_shape
+from troth.integrations.mcp.pins import served
+
+__all__ = ["Reading", "tool_bytes"]
+
+
+def tool_bytes(tool: types.Tool) -> int:
+    """The size of `tool` as an MCP gate serves it (`served`): the compact UTF-8 JSON of its
+    name, title, description, input and output schemas. Its schemas' depth is checked first
+    (`check_depth`); PolicyError when it is not JSON. What the gate cannot pin (a NaN, a lone
+    surrogate) is measured, then refused by `Pins.check`, as before the size was."""
+    check_depth(tool.input_schema, "input schema")
+    check_depth(tool.output_schema, "output schema")
+    value = [tool.name, tool.title, tool.description, tool.input_schema, tool.output_schema]
+    try:  # a NaN is measured here (as `NaN`), refused by the pins (not canonicalisable)
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return len(text.encode("utf-8", "surrogatepass"))
+    except (TypeError, ValueError) as exc:  # not JSON
+        raise PolicyError(
+            PolicyFailure.SCHEMA_INVALID, f"not canonicalisable JSON: {exc}"
+        ) from None
+
+
+class Reading:
+    """One listing being read, a page at a time (`add` each tool): the tools it may offer
+    (`tools`: each as `served`, and its input schema's shape), the names listed twice, and the
+    tools refused with why (module docstring)."""
+
+    def __init__(self) -> None:
+        self.tools: list[tuple[types.Tool, str]] = []
+        self.twice: set[str] = set()
+        self.refused: list[tuple[str, str]] = []  # name, why (logged once by the gate)
+        self._names: set[str] = set()
+        self._count = 0
+        self._bytes = 0
+
+    def add(self, tool: types.Tool) -> None:
+        """Read the listing's next tool; PolicyError OVER_LIMIT when the listing is past
+        MAX_UPSTREAM_TOOLS tools or MAX_UPSTREAM_LISTING_BYTES."""
+        self._count += 1
+        if self._count > limits.MAX_UPSTREAM_TOOLS:
+            raise PolicyError(
+                PolicyFailure.OVER_LIMIT, f"more than {limits.MAX_UPSTREAM_TOOLS} tools listed"
+            )
+        name = tool.name
+        if not NAME.fullmatch(name):
+            return  # no bundle could declare it: never offered
+        if name in self._names:
+            self.twice.add(name)
+            return
+        self._names.add(name)
+        try:
+            size = tool_bytes(tool)
+            shape = schema_shape(tool.input_schema)
+        except PolicyError as exc:  # not JSON the gate can compare, or nested too deep
+            self.refused.append((name, f"the upstream's schema is refused ({exc})"))
+            return
+        if size > limits.MAX_UPSTREAM_TOOL_BYTES:
+            why = f"larger than {limits.MAX_UPSTREAM_TOOL_BYTES} bytes ({size})"
+            self.refused.append((name, f"the upstream's tool is refused ({why})"))
+            return
+        self._bytes += size
+        if self._bytes > limits.MAX_UPSTREAM_LISTING_BYTES:
+            raise PolicyError(
+                PolicyFailure.OVER_LIMIT,
+                f"more than {limits.MAX_UPSTREAM_LISTING_BYTES} bytes of tools listed",
+            )
+        self.tools.append((served(tool), shape))
+
+    def pages_left(self) -> PolicyError:
+        """The error of a listing with pages left after MAX_TOOL_PAGES."""
+        return PolicyError(
+            PolicyFailure.OVER_LIMIT, f"more than {limits.MAX_TOOL_PAGES} pages listed"
+        )
