@@ -42,7 +42,6 @@ def forked(node: Node, member: bytes | None = None, forks: int = 1) -> Identifie
     return identity.identifier
 
 
-@pytest.mark.xfail(strict=True, reason="review 54m, identity 1: one member's forks crowd out")
 def test_one_members_delegates_forks_do_not_crowd_out_anothers(
     node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -60,3 +59,51 @@ def test_one_members_delegates_forks_do_not_crowd_out_anothers(
     victim = forked(node, os.urandom(32))
     (kept,) = node.identities.forks(victim)
     assert kept.index == 1
+
+
+def test_a_member_keeps_no_more_than_its_share(node: Node, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Identity 1: one source's forks past MAX_FORK_RECORDS_PER_SOURCE are not kept (its first
+    ones stay), while the store has room; another source's still are."""
+    monkeypatch.setattr(limits, "MAX_FORK_RECORDS_PER_SOURCE", 3)
+    flooder = os.urandom(32)
+    first, second = (forked(node, flooder, forks=2) for _ in range(2))
+    assert len(node.identities.forks(first)) == 2
+    assert len(node.identities.forks(second)) == 1  # the source's third
+    other = forked(node, os.urandom(32), forks=2)
+    assert len(node.identities.forks(other)) == 2
+
+
+def test_a_lone_victims_evidence_is_never_evicted(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Identity 1: with the store full of sources holding one record each (identities with no
+    voucher, each its own source), a new one's fork is not kept: no record is evicted for it,
+    so none of theirs goes. A source holding two loses one for a newcomer's first."""
+    monkeypatch.setattr(limits, "MAX_FORK_RECORDS", 3)
+    lone = [forked(node) for _ in range(3)]
+    late = forked(node)
+    assert node.identities.forks(late) == []
+    assert all(len(node.identities.forks(v)) == 1 for v in lone)
+    monkeypatch.setattr(limits, "MAX_FORK_RECORDS", 5)
+    two = forked(node, forks=2)
+    assert len(node.identities.forks(two)) == 2
+    again = forked(node)
+    assert len(node.identities.forks(again)) == 1
+    assert len(node.identities.forks(two)) == 1
+    assert all(len(node.identities.forks(v)) == 1 for v in lone)
+    assert node.identities.forks(forked(node)) == []  # every source holds one now
+    assert sum(len(node.identities.forks(v)) for v in [*lone, two, again]) == 5
+
+
+def test_a_floods_newest_record_goes_first(node: Node, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Identity 1: the record evicted for another source's fork is the flooding source's
+    newest: its first ones stay (later input never erases earlier evidence of the same
+    source)."""
+    monkeypatch.setattr(limits, "MAX_FORK_RECORDS", 4)
+    flooder = os.urandom(32)
+    first = forked(node, flooder, forks=2)
+    last = forked(node, flooder, forks=2)
+    victim = forked(node, os.urandom(32))
+    assert len(node.identities.forks(first)) == 2
+    assert len(node.identities.forks(last)) == 1
+    assert len(node.identities.forks(victim)) == 1
