@@ -10,9 +10,13 @@ from pathlib import Path
 import pytest
 
 from tests.support.histories import DAY, T0, encode, extend, honest_history
+from tests.test_review54i_identity import _desk, _forked, _names, _refused
+from tests.test_trust_scope import NOW as T_NOW
+from tests.test_trust_scope import Two, make_two
 from troth import limits
+from troth.channel import verify_peer
 from troth.errors import IdentityError
-from troth.identity import Identifier
+from troth.identity import Identifier, VerifiedIdentity
 from troth.node import Node, init_node, open_node
 from troth.storage.sqlite_vouchers import SqliteVoucherStore
 
@@ -107,3 +111,34 @@ def test_a_floods_newest_record_goes_first(node: Node, monkeypatch: pytest.Monke
     assert len(node.identities.forks(first)) == 2
     assert len(node.identities.forks(last)) == 1
     assert len(node.identities.forks(victim)) == 1
+
+
+def _imported_fork(name: str) -> tuple[Two, VerifiedIdentity, VerifiedIdentity]:
+    """Node `name` stores a thief's fork of alice's change 0 (`troth identity import`: no
+    authority vouched for it there): alice, her real rotation, the fork."""
+    two = make_two()
+    real, fork = _forked(two)
+    init_node(name)
+    with open_node(name) as node:
+        node.identities.import_history(fork.history, now=T_NOW)
+    return two, real, fork
+
+
+@pytest.mark.xfail(strict=True, reason="review 54m, identity 2: an imported fork outranks")
+def test_her_only_authoritys_feed_outranks_an_imported_fork(troth_home: Path) -> None:
+    """Identity 2: a fork stored where no authority vouched for it (an import, a pinned peer's
+    first handshake) refused alice for good after acme, the one authority desk trusts, named
+    her real rotation in its feed (54i's rule needs an authority that vouched for her here).
+    Now the word of every authority desk trusts, each the root of a chain she shows and naming
+    her change, outranks such a copy; kept as fork evidence."""
+    two, real, fork = _imported_fork("desk")
+    with open_node("desk") as node:
+        desk, trust = _desk(node, two, two.acme)
+        chain = two.chain(two.acme)
+        assert "history forks from the stored copy" in _refused(trust, real, chain)
+        _names(node, desk, two.acme, real)
+        assert verify_peer(trust, real, (chain,), T_NOW).identifier == real.identifier
+        assert node.identities.store.get_history(real.identifier.digest) == (real.history, 2)
+        kept = {(k.index, k.change_hash) for k in node.identities.forks(real.identifier)}
+        assert (1, fork.current_change_hash) in kept
+        assert "history forks from the stored copy" in _refused(trust, fork, chain)
