@@ -15,9 +15,11 @@ from tests.test_trust_scope import NOW as T_NOW
 from tests.test_trust_scope import Two, make_two
 from troth import limits
 from troth.channel import verify_peer
-from troth.errors import IdentityError
+from troth.errors import ChannelError, IdentityError
 from troth.identity import Identifier, VerifiedIdentity
+from troth.identity.known import StoredSpan
 from troth.node import Node, init_node, open_node
+from troth.node.copies import feed_outranks
 from troth.storage.sqlite_vouchers import SqliteVoucherStore
 
 NOW = T0 + 3 * DAY
@@ -124,7 +126,6 @@ def _imported_fork(name: str) -> tuple[Two, VerifiedIdentity, VerifiedIdentity]:
     return two, real, fork
 
 
-@pytest.mark.xfail(strict=True, reason="review 54m, identity 2: an imported fork outranks")
 def test_her_only_authoritys_feed_outranks_an_imported_fork(troth_home: Path) -> None:
     """Identity 2: a fork stored where no authority vouched for it (an import, a pinned peer's
     first handshake) refused alice for good after acme, the one authority desk trusts, named
@@ -142,3 +143,50 @@ def test_her_only_authoritys_feed_outranks_an_imported_fork(troth_home: Path) ->
         kept = {(k.index, k.change_hash) for k in node.identities.forks(real.identifier)}
         assert (1, fork.current_change_hash) in kept
         assert "history forks from the stored copy" in _refused(trust, fork, chain)
+        # the judges are the trusted authorities, but for one of their own histories: none
+        span = StoredSpan(0, tuple(c.change_hash for c in fork.changes))
+        roots = {two.acme.identifier, real.identifier}
+        judged = feed_outranks(real, roots, frozenset(), desk.feeds, {two.acme.identifier})
+        assert judged(span)
+        assert not feed_outranks(real, roots, frozenset(), desk.feeds, roots)(span)
+
+
+def test_one_of_two_trusted_authorities_does_not_outrank_an_imported_fork(
+    troth_home: Path,
+) -> None:
+    """Identity 2's limit: desk trusts acme and globex; with no voucher, every authority it
+    trusts judges, so acme's word alone (globex silent) replaces nothing, whichever chains she
+    shows; both naming her change do."""
+    two, real, _ = _imported_fork("desk")
+    with open_node("desk") as node:
+        desk, trust = _desk(node, two, two.acme, two.globex)
+        both = (two.chain(two.acme), two.chain(two.globex))
+        _names(node, desk, two.acme, real)
+        with pytest.raises(ChannelError, match="history forks from the stored copy"):
+            verify_peer(trust, real, both, T_NOW)
+        _names(node, desk, two.globex, real)
+        assert verify_peer(trust, real, both, T_NOW).identifier == real.identifier
+        assert node.identities.store.get_history(real.identifier.digest) == (real.history, 2)
+
+
+def test_a_swept_voucher_leaves_her_copy_to_no_co_trusted_authority(troth_home: Path) -> None:
+    """Identity 2's limit, 54i's guarantee kept: desk stored alice's rotation with acme's
+    chain, and acme's row lapsed and was swept (no voucher left): globex's feed naming the
+    thief's fork, shown with globex's chain (or with both, acme silent), replaces nothing."""
+    two = make_two()
+    real, fork = _forked(two)
+    init_node("desk")
+    with open_node("desk") as node:
+        desk, trust = _desk(node, two, two.acme, two.globex)
+        verify_peer(trust, real, (two.chain(two.acme),), T_NOW)
+        assert desk.vouchers.of(real.identifier) == {two.acme.identifier}
+        with node.db.transaction():
+            node.db.execute("DELETE FROM vouchers WHERE identifier = ?", (real.identifier.digest,))
+    with open_node("desk") as node:
+        desk, trust = _desk(node, two, two.acme, two.globex)
+        assert not desk.vouchers.of(real.identifier)
+        _names(node, desk, two.globex, fork)
+        for shown in ((two.chain(two.globex),), (two.chain(two.acme), two.chain(two.globex))):
+            with pytest.raises(ChannelError, match="history forks from the stored copy"):
+                verify_peer(trust, fork, shown, T_NOW)
+        assert node.identities.store.get_history(real.identifier.digest) == (real.history, 2)
