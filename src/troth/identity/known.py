@@ -124,8 +124,9 @@ class StoredSpan(NamedTuple):
 Outranks = Callable[[StoredSpan], bool]
 """Given a stored full copy the full history judged now forks from, whether the word of the
 authorities with standing over both says the history is hers and the copy is not: every
-authority that vouched for the identity here is a root of a chain its presenter shows now, and
-its held feed names a change the history holds where the copy holds another (docs/formats.md,
+authority that vouched for the identity here (none: every one the node trusts, review 54m,
+identity 2) is a root of a chain its presenter shows now, and its held feed names a change the
+history holds where the copy holds another (docs/formats.md,
 "Pre-rotation and stored histories"; review 54i, identity 2: else a thief's fork stored first
 refused her for good, whatever her authority said)."""
 

@@ -745,5 +745,10 @@ member's fresh delegates, each forking from a checkpoint of its own, added 64 ro
 good)."""
 MAX_FORKS_PER_IDENTITY: Final = 4  # refused forks of one identity kept (review 49c, forks 1)
 MAX_FORK_RECORDS: Final = 1024  # refused forks kept, local identities' aside (docs/storage.md)
+MAX_FORK_RECORDS_PER_SOURCE: Final = 64
+"""Refused forks kept of the identities of one source (the member at the root of the chains a
+node verified for them, else the identity itself): past it that source's are not kept, and with
+MAX_FORK_RECORDS kept the source holding the most loses its newest for another's (one member's
+delegates' forks crowded out every other's: docs/storage.md, "Schema"; review 54m, identity 1)."""
 VOUCHER_SWEEP_ROWS: Final = 256
 """Rows of one authority a sweep of the vouchers examines at once (forgotten, or kept for good)."""

@@ -118,21 +118,27 @@ def feed_outranks(
     roots: Set[Identifier],
     vouched: Set[Identifier],
     feeds: Mapping[Identifier, VerifiedFeed],
+    trusted: Set[Identifier] = frozenset(),
 ) -> Outranks:
     """Whether the full copy of `identity`'s identifier stored here, which the full history
     `identity` forks from, is superseded by the word of the authorities with standing over
     both (review 54i, identity 2: a thief's fork shown first refused her for good, whatever
-    her authority said): every authority that vouched for the identity here (`vouched`, at
-    least one) is one of `roots` (the roots of the chains verified for her now), and each one's
-    held feed (`feeds`) names, in its newest supersession, a change `identity` holds where the
-    copy holds another (or none). A co-trusted authority that never vouched for her cannot
-    replace the copy another authority's chain stored, nor one authority among several that
-    vouched for her (as the memory of a stateless verifier: review 41a, memory 1)."""
+    her authority said): its judges, each one of `roots` (the roots of the chains verified for
+    her now), each one's held feed (`feeds`) naming, in its newest supersession, a change
+    `identity` holds where the copy holds another (or none). The judges: every authority that
+    vouched for the identity here (`vouched`); when none did (a copy stored by `troth identity
+    import`, or at a pinned peer's handshake), every authority the node trusts (`trusted`, at
+    least one; none when the identity is one of them: review 54m, identity 2). A co-trusted
+    authority that never vouched for her cannot replace the copy another authority's chain
+    stored, nor one authority among several that vouched for her (as the memory of a
+    stateless verifier: review 41a, memory 1); nor, when no voucher is left (one lapsed and
+    swept), any authority without every other trusted one."""
+    judges = vouched or (frozenset() if identity.identifier in trusted else trusted)
 
     def outranks(span: StoredSpan) -> bool:
-        if not vouched or not vouched <= roots:
+        if not judges or not judges <= roots:
             return False
-        for authority in vouched:
+        for authority in judges:
             feed = feeds.get(authority)
             named = None if feed is None else feed.supersession(identity.identifier)
             if named is None:

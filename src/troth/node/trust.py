@@ -257,13 +257,14 @@ class NodeTrust:
         self, identity: VerifiedIdentity, credentials: tuple[VerifiedCredential, ...]
     ) -> Outranks:
         """`feed_outranks` of `identity` shown with the verified `credentials`, by the
-        authorities that vouched for it here and the held feeds, worked out only when asked (a
-        full copy refused it: rarely; the hot path, an admitted peer's copy, never asks)."""
+        authorities that vouched for it here (none: every trust anchor, review 54m, identity
+        2) and the held feeds, worked out only when asked (a full copy refused it: rarely; the
+        hot path, an admitted peer's copy, never asks)."""
 
         def outranks(span: StoredSpan) -> bool:
             roots = {credential.authority for credential in credentials}
             vouched = self.vouchers.of(identity.identifier)
-            return feed_outranks(identity, roots, vouched, self.feeds)(span)
+            return feed_outranks(identity, roots, vouched, self.feeds, self.anchors)(span)
 
         return outranks
 

@@ -195,10 +195,14 @@ class IdentityStore(Transactional, Protocol):
     ) -> bool:
         """Keep a verified history refused as a fork, its first change the stored copy does
         not hold being `index` (hash `change_hash`), unless that change is kept already or
-        MAX_FORKS_PER_IDENTITY of the identity, or MAX_FORK_RECORDS in all, are (the first
-        ones stay; a local identity's past MAX_FORK_RECORDS too: the evidence that its keys
-        leaked, which others' forks of identities minted for free must not crowd out, review
-        49c, forks 2). Whether it was kept."""
+        MAX_FORKS_PER_IDENTITY of the identity, or MAX_FORK_RECORDS_PER_SOURCE of its source
+        (the member at the root of the chains verified for it here, else itself), are (the
+        first ones stay); with MAX_FORK_RECORDS kept, only when the source holding the most
+        holds two more than its own, whose newest goes (review 54m, identity 1: one member's
+        delegates' forks crowded out every other's). A local identity's are kept past
+        MAX_FORK_RECORDS and never go (the evidence that its keys leaked, which others' forks
+        of identities minted for free must not crowd out, review 49c, forks 2). Whether it
+        was kept."""
         ...
 
     def forks(self, identifier: bytes) -> list[ForkRecord]:

@@ -23,6 +23,26 @@ from troth.storage.sqlite import SqliteDatabase
 __all__ = ["SqliteIdentityStore", "SqliteKeyStore"]
 
 
+# review 54m, identity 1: whose share of `identity_forks` a fork of an identity counts against,
+# its source: the member at the root of the chains this node verified for it (`vouchers`, the
+# lowest when several: a delegate's member, a member herself), else the identity itself (an
+# imported copy, a pinned peer's, an issuer's); a local identity's forks count for none
+_FORKS_OF_SOURCE = (  # the forks kept of the source of identifier ?1
+    "WITH kept AS (SELECT coalesce((SELECT min(member) FROM vouchers v "
+    "WHERE v.identifier = f.identifier), f.identifier) AS source FROM identity_forks f "
+    "WHERE NOT EXISTS (SELECT 1 FROM identities i WHERE i.identifier = f.identifier "
+    "AND i.primary_key IS NOT NULL)) SELECT count(*) FROM kept WHERE source = "
+    "coalesce((SELECT min(member) FROM vouchers WHERE identifier = ?1), ?1)"
+)
+_FORK_SOURCE_MOST = (  # the source holding the most (ties: the newest record's): its newest
+    "WITH kept AS (SELECT seq, coalesce((SELECT min(member) FROM vouchers v "
+    "WHERE v.identifier = f.identifier), f.identifier) AS source FROM identity_forks f "
+    "WHERE NOT EXISTS (SELECT 1 FROM identities i WHERE i.identifier = f.identifier "
+    "AND i.primary_key IS NOT NULL)) SELECT count(*), max(seq) FROM kept GROUP BY source "
+    "ORDER BY count(*) DESC, max(seq) DESC LIMIT 1"
+)
+
+
 class SqliteKeyStore:
     """Sealed private keys of the software vault (`vault_keys`, `vault_meta`)."""
 
@@ -327,14 +347,16 @@ class SqliteIdentityStore:
     def add_fork(
         self, identifier: bytes, index: int, change_hash: bytes, history: bytes, now: int
     ) -> bool:
-        (mine, total, local) = self._db.fetch_one(
-            "SELECT count(*) FILTER (WHERE identifier = ?), count(*), EXISTS (SELECT 1 FROM "
-            "identities WHERE identifier = ? AND primary_key IS NOT NULL) FROM identity_forks",
-            (identifier, identifier),
+        (mine, kept, total, local) = self._db.fetch_one(
+            "SELECT count(*) FILTER (WHERE identifier = ?1), count(*) FILTER (WHERE identifier "
+            "= ?1 AND change_hash = ?2), count(*), EXISTS (SELECT 1 FROM identities WHERE "
+            "identifier = ?1 AND primary_key IS NOT NULL) FROM identity_forks",
+            (identifier, change_hash),
         )
-        full = int(total) >= limits.MAX_FORK_RECORDS and not local  # review 49c, forks 2
-        if int(mine) >= limits.MAX_FORKS_PER_IDENTITY or full:
+        if int(mine) >= limits.MAX_FORKS_PER_IDENTITY or int(kept):
             return False  # the first ones stay: later input never erases evidence
+        if not local and not self._fork_room(identifier, int(total)):
+            return False  # review 49c, forks 2: a local identity's are kept past the bound
         return (
             self._db.execute(
                 "INSERT OR IGNORE INTO identity_forks "
@@ -343,6 +365,24 @@ class SqliteIdentityStore:
             ).rowcount
             == 1
         )
+
+    def _fork_room(self, identifier: bytes, total: int) -> bool:
+        """Whether a fork of `identifier` (not a local identity) may be kept: its source holds
+        fewer than MAX_FORK_RECORDS_PER_SOURCE, and with MAX_FORK_RECORDS kept, the source
+        holding the most holds two more than its own at least: that source's newest record
+        goes (review 54m, identity 1: one member's delegates' forks crowded out every other's;
+        a source holding one record, a lone victim's, never loses it). The sources are read
+        on this path only (a fork not kept yet)."""
+        (held,) = self._db.fetch_one(_FORKS_OF_SOURCE, (identifier,))
+        if int(held) >= limits.MAX_FORK_RECORDS_PER_SOURCE:
+            return False
+        if total < limits.MAX_FORK_RECORDS:
+            return True
+        most = self._db.fetch_one(_FORK_SOURCE_MOST)
+        if most is None or int(most[0]) < int(held) + 2:
+            return False  # no source holds more than this one would: the first ones stay
+        self._db.execute("DELETE FROM identity_forks WHERE seq = ?", (int(most[1]),))
+        return True
 
     def forks(self, identifier: bytes) -> list[ForkRecord]:
         rows = self._db.fetch_all(
