@@ -26,7 +26,6 @@ pytestmark = pytest.mark.hsm
 NOW = 1_800_000_000
 
 
-@pytest.mark.xfail(strict=True, reason="review 54l, trace 1: the identity's keys left in the token")
 def test_a_log_identitys_reservation_that_fails_leaves_no_key_in_the_token(
     node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
