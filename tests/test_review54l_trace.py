@@ -8,24 +8,29 @@ keys are generated in the token at once, and a joined write never deletes them o
 reservation failing (trace.db busy, read-only, its disk full) rolled node.db back and left the
 two new keys in the token, usable with the PIN and named by no row, two more at each failed
 opening (review 53k's rule: a new key is deleted on every failure before its write commits).
+
+Trace 2: a resolution redone (review 54c, crash 1) was matched on its outcome alone.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from tests.support.hsm import agent_node_fixture, token_keys  # noqa: F401 - `node` is a fixture
+from tests.support.traces import Held, open_log, recorder
 from troth.clock import FixedClock
-from troth.errors import StorageError
+from troth.errors import StorageError, TraceError, TraceFailure
 from troth.node import Node
 from troth.storage import SqliteDatabase
 from troth.trace import open_node_log
 
-pytestmark = pytest.mark.hsm
-
 NOW = 1_800_000_000
 
 
+@pytest.mark.hsm
 def test_a_log_identitys_reservation_that_fails_leaves_no_key_in_the_token(
     node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -50,3 +55,36 @@ def test_a_log_identitys_reservation_that_fails_leaves_no_key_in_the_token(
         bound = log.log_identity
     assert token_keys(node) == before + 2  # the log identity's primary and next keys
     assert bound.digest in {each.identifier for each in node.identities.list_local()}
+
+
+@pytest.mark.xfail(strict=True, reason="review 54l, trace 2: other reasons taken for a redo")
+def test_a_resolution_again_with_other_reasons_is_refused(tmp_path: Path) -> None:
+    """Trace 2: a redone resolution (review 54c, crash 1) was matched on its outcome alone: the
+    same outcome with other inputs, other reasoning or another trace was answered with the
+    recorded resolution's receipt, the caller told its answer stood while the log holds
+    another. Only the same answer is a redo; another is refused as a second answer, naming
+    the recorded one."""
+    clock = FixedClock(NOW)
+    log = open_log(tmp_path / "trace.db", clock)
+    agent, human = Held(), Held()
+    asked = recorder(log, agent, clock).escalate(human.identifier, question="refund 5000?")
+    answering = recorder(log, human, clock)
+    first = answering.resolve(
+        asked.record, of=agent.identifier, outcome="approved", considered="c", reasoning="ok"
+    )
+    same = answering.resolve(
+        asked.record, of=agent.identifier, outcome="approved", considered="c", reasoning="ok"
+    )
+    assert same.hash == first.hash
+    others: tuple[dict[str, Any], ...] = (
+        {"considered": "c", "reasoning": "a different reason"},
+        {"considered": ["other inputs"], "reasoning": "ok"},
+        {"considered": "c", "reasoning": "ok", "trace": "another-trace"},
+    )
+    for other in others:
+        with pytest.raises(TraceError) as refused:
+            answering.resolve(asked.record, of=agent.identifier, outcome="approved", **other)
+        assert refused.value.reason is TraceFailure.REPLAYED
+        assert first.record in str(refused.value)
+    assert log.size() == 2
+    log.close()
