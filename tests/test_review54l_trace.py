@@ -57,7 +57,6 @@ def test_a_log_identitys_reservation_that_fails_leaves_no_key_in_the_token(
     assert bound.digest in {each.identifier for each in node.identities.list_local()}
 
 
-@pytest.mark.xfail(strict=True, reason="review 54l, trace 2: other reasons taken for a redo")
 def test_a_resolution_again_with_other_reasons_is_refused(tmp_path: Path) -> None:
     """Trace 2: a redone resolution (review 54c, crash 1) was matched on its outcome alone: the
     same outcome with other inputs, other reasoning or another trace was answered with the
