@@ -40,6 +40,9 @@ _WHATWG_ASCII: Final = frozenset(
 # printable ASCII, and what a stateful or escaping charset reads otherwise (UTF-7's "+AEE-",
 # HZ's "~{", an escape codec's backslashes)
 _PROBE: Final = bytes(range(0x20, 0x7F)) + b"+AEE-~{~}\\u0041\\x41"
+_EBCDIC_XML: Final = b"\x4c\x6f\xa7\x94"
+"""`<?xm` in EBCDIC: what an XML reader's detection takes for an EBCDIC document (XML 1.0,
+appendix F.1; libxml2's), its echoed secret not the secret's bytes (review 54l, secrets 4)."""
 _WIDE_BOMS: Final = (
     codecs.BOM_UTF32_BE,
     codecs.BOM_UTF32_LE,  # begins with UTF-16 LE's, so either is refused
@@ -58,7 +61,9 @@ def check_readable(content_types: Iterable[str], body: bytes) -> None:
     of bytes applies). Deny when in
     doubt: a binary answer that begins with a NUL byte is refused too (review 54e, secrets 2:
     an unlabelled UTF-16 answer with a BOM carried the secret past the redaction). A UTF-8
-    BOM passes: the text after it is UTF-8."""
+    BOM passes: the text after it is UTF-8. Refused too: a `charset` label whose printable
+    ASCII is not ASCII's bytes (`_ascii_charset`; review 54l, secrets 3), and a body that
+    begins as an XML document in EBCDIC (`_EBCDIC_XML`; review 54l, secrets 4)."""
     for value in content_types:
         if _WIDE_CHARSET.search(value):
             raise SecretError(_F.UPSTREAM_FAILED, "the upstream answered in UTF-16 or UTF-32")
@@ -74,6 +79,8 @@ def check_readable(content_types: Iterable[str], body: bytes) -> None:
             _F.UPSTREAM_FAILED,
             "the upstream answered in UTF-16 or UTF-32 (a byte order mark or NUL bytes)",
         )
+    if body.startswith(_EBCDIC_XML):  # review 54l, secrets 4
+        raise SecretError(_F.UPSTREAM_FAILED, "the upstream answered XML in EBCDIC")
 
 
 @functools.lru_cache(maxsize=64)
