@@ -168,6 +168,11 @@ class IdentityService:
         # filled by creation, which would keep every identity of a batch alive for nothing
         self._verified_local: dict[bytes, VerifiedIdentity] = {}
 
+    @property
+    def keys_in_store(self) -> frozenset[str]:
+        """The vaults whose keys are rows of the store's database (a rollback undoes them)."""
+        return self._keys_in_store
+
     # -- creation -----------------------------------------------------------------------------
 
     def create(

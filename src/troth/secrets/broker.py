@@ -584,8 +584,9 @@ class Broker:
 
     def jwks(self, now: int) -> Jwks:
         """The broker's published token keys (the current one and those retired too recently
-        for their tokens to have expired)."""
-        return self.keys.jwks(now)
+        for their tokens to have expired), at max(now, the broker's clock): a clock set back
+        publishes no key again (review 54l, secrets 2)."""
+        return self.keys.jwks(max(now, self.clock.seen()))
 
     def revoked_leases(self) -> LeaseStates:
         """For `validate_token(..., revoked=...)`: a jti is revoked unless its lease is ACTIVE;

@@ -1,14 +1,18 @@
 """The broker's clock and what it publishes of its leases (docs/secrets.md, "The broker's
 clock").
 
-`BrokerClock` is the latest `now` the broker's calls were given, its high-water mark: the
-broker judges every call at max(now, that), so the node's clock set back revives no lease
-that expired and no token whose `exp` passed (review 54e, secrets 3: an expired lease not
-swept yet was live again until the clock passed its end once more). The mark is stored in
-`secret_meta` ("clock") whenever it moves, but by an issue: an issue's second is its lease's
-locator (docs/formats.md, "Leases"), which the mark is read back from with it at start. Only
-the broker's own calls move it: a relying party's `now`, a token's claims, an agent's request
-never do.
+`BrokerClock` is the broker's time: the node's clock, never going back. It keeps the latest
+time it answered, its high-water mark, so the node's clock set back revives no lease that
+expired and no token whose `exp` passed (review 54e, secrets 3: an expired lease not swept yet
+was live again until the clock passed its end once more). Behind the mark, the clock's time
+does not stand still at it but goes on from it at half the clock's pace (`_SLEW`) until the
+clock is back there (review 54l, secrets 1: standing still, a lease issued after a set back of
+D, dated from the mark, lived D more than its term, a year more after a clock a year ahead
+once): a lease lives at most twice its term meanwhile, and issue budgets refill. The mark is
+stored in `secret_meta` ("clock") whenever it moves, but by an issue: an issue's second is its
+lease's locator (docs/formats.md, "Leases"), which the mark is read back from with it at start.
+Only the broker's own calls move it: a relying party's `now`, a token's claims, an agent's
+request never do.
 
 `PublishedLeases` is `Broker.revoked_leases()`: the `LeaseStates` a relying party validates
 with (each live lease's end and the broker's mark: review 54e, secrets 1).
@@ -34,6 +38,8 @@ _READ: Final = (
     "SELECT (SELECT value FROM secret_meta WHERE name = ?), (SELECT max(locator) FROM "
     "secret_leases)"
 )
+_SLEW: Final = 2
+"""Behind the mark, the broker's time goes on 1 second per `_SLEW` seconds of the clock's."""
 _ADVANCE: Final = (
     "INSERT INTO secret_meta VALUES (?, ?) "
     "ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)"
@@ -41,14 +47,17 @@ _ADVANCE: Final = (
 
 
 class BrokerClock:
-    """The latest `now` the broker judged at (see the module docstring), kept in memory and in
-    the node's database."""
+    """The broker's time (see the module docstring), its mark kept in memory and in the node's
+    database."""
 
     def __init__(self, store: SqliteSecretStore) -> None:
         self._store = store
         self._lock = threading.Lock()
         self._stored = self._read()
         self._seen = self._stored
+        self._behind: tuple[int, int] | None = None
+        """(the clock's time, the broker's) when the clock was last set back behind the mark."""
+        self._last = 0  # the clock's latest time given
 
     def _read(self) -> int:
         row = self._store.db.fetch_one(_READ, (CLOCK_META,))
@@ -57,26 +66,45 @@ class BrokerClock:
         return max(stored, newest)
 
     def seen(self) -> int:
-        """The high-water mark: the latest `now` given (0 before any)."""
+        """The high-water mark: the latest time answered (0 before any)."""
         return self._seen
 
     def now(self, now: int, *, store: bool = True) -> int:
-        """max(now, the mark), the mark moved to it; stored when it moved past what is stored
+        """The broker's time at the clock's `now`: `now` at or past the mark; behind it, the
+        mark's time when the clock fell behind, gone on since at half the clock's pace (never
+        below the mark). The mark moves to it, stored when it moved past what is stored
         (`store=False`: an issue, whose lease row keeps its second)."""
         with self._lock:
-            if now > self._seen:
-                self._seen = now
-            if not store or self._seen <= self._stored:
-                return self._seen
+            answer = self._advance(now)
+            if not store or answer <= self._stored:
+                return answer
         with self._store.transaction():
-            self._store.db.execute(_ADVANCE, (CLOCK_META, self._seen))
+            self._store.db.execute(_ADVANCE, (CLOCK_META, answer))
             row = self._store.db.fetch_one(
                 "SELECT value FROM secret_meta WHERE name = ?", (CLOCK_META,)
             )
         with self._lock:  # another broker on the database may have stored a later one
-            self._stored = max(self._stored, int(row[0]) if row is not None else 0)
-            self._seen = max(self._seen, self._stored)
-            return self._seen
+            stored = max(self._stored, int(row[0]) if row is not None else 0)
+            self._stored = stored
+            if stored > self._seen:  # go on from that one
+                self._seen = stored
+                self._behind = (now, stored) if now < stored else None
+            return max(answer, self._seen)
+
+    def _advance(self, now: int) -> int:
+        """The broker's time at `now`, the mark moved to it (under the lock)."""
+        seen, last = self._seen, self._last
+        self._last = now
+        if now >= seen:
+            self._behind = None
+            self._seen = now
+            return now
+        behind = self._behind
+        if behind is None or now < last:  # set back (again): go on from the mark
+            behind = self._behind = (now, seen)
+        answer = max(seen, behind[1] + (now - behind[0]) // _SLEW)
+        self._seen = answer
+        return answer
 
 
 class PublishedLeases(LeaseStates):

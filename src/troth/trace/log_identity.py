@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Final
 from troth.errors import NotFound
 from troth.faults import crash_point
 from troth.identity import Identifier
+from troth.identity.fresh import new_keys
 from troth.storage import SqliteDatabase
 
 if TYPE_CHECKING:
@@ -40,8 +41,14 @@ def node_log_identity(node: Node, store: SqliteDatabase, *, now: int) -> Identif
     row = store.fetch_one(_GET, (_RESERVED,))
     if row is not None and _held(node, Identifier(bytes(row[0]))):
         return bind_log_identity(store, Identifier(bytes(row[0])))
-    with node.db.transaction():  # the identity's own transaction joins this one
-        created = node.identities.create(now=now).identifier
+    identities = node.identities
+    # the identity's own transaction joins this one, whose failure before its commit deletes
+    # the keys a vault outside node.db made for it (review 54l, trace 1: a PKCS#11 token kept
+    # them when trace.db refused the reservation; troth.identity.fresh's rule)
+    with new_keys(identities.store, identities.vault, identities.keys_in_store) as fresh:
+        made = identities.create(now=now)
+        fresh.add(made.primary_key, made.next_key)
+        created = made.identifier
         with store.transaction():
             store.execute(
                 "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",

@@ -25,7 +25,7 @@ from troth.crypto import sha256
 from troth.errors import KeyNotFound, NotFound, TraceError, TraceFailure, TrothError
 from troth.identity import Identifier, Signer
 from troth.trace.log import Receipt, TraceLog
-from troth.trace.record import Decision, Kind, Links, resolution_id
+from troth.trace.record import Decision, Kind, Links, disclosure_value, resolution_id
 from troth.trace.signing import (
     KeyEpoch,
     RecordContent,
@@ -260,14 +260,14 @@ class TraceRecorder:
         from that hash, so a second answer to the escalation is refused (TraceError REPLAYED:
         one answer per escalation, review 53l, resolutions 1). The same outcome again (a redo
         after a crash that followed the answer's commit) answers the receipt of the one the log
-        holds; another outcome is refused, naming it (review 54c, crash 1)."""
+        holds; another answer is refused, naming it (review 54c, crash 1): another outcome, or
+        the same with other inputs, reasoning, trace or conversation (review 54l, trace 2: a
+        redo was matched on its outcome alone, and another answer told it stood)."""
         values = {"inputs": considered, "reasoning": reasoning}
         try:
             asked: bytes | None = sha256(open_envelope(self.log.find(escalation, of).envelope)[1])
         except NotFound:
             asked = None  # (refused at append: no escalation in the log)
-        if asked is not None and (held := self._resolved(asked, outcome)) is not None:
-            return held
         links = Links(
             parent=escalation,
             trace=trace,
@@ -275,24 +275,26 @@ class TraceRecorder:
             parent_agent=of,
             parent_hash=asked,
         )
+        answer = RecordContent(
+            Kind.RESOLUTION, values=values, decision=Decision(outcome), links=links
+        )
+        if asked is not None and (held := self._resolved(asked, answer)) is not None:
+            return held
         try:
-            return self.record(
-                RecordContent(
-                    Kind.RESOLUTION, values=values, decision=Decision(outcome), links=links
-                )
-            )
+            return self.record(answer)
         except TraceError as exc:  # answered meanwhile (another process's redo)
             if exc.reason is not TraceFailure.REPLAYED or asked is None:
                 raise
-            if (held := self._resolved(asked, outcome)) is None:
+            if (held := self._resolved(asked, answer)) is None:
                 raise
             return held
 
-    def _resolved(self, asked: bytes, outcome: str) -> Receipt | None:
+    def _resolved(self, asked: bytes, answer: RecordContent) -> Receipt | None:
         """The receipt of this agent's resolution of the escalation whose record hash is
-        `asked`, if the log holds one with `outcome`; None when it holds none; TraceError
-        REPLAYED when it holds another answer (its outcome named) or another record under the
-        id (review 54c, crash 1)."""
+        `asked`, if the log holds one that is `answer` (its outcome, trace, conversation and
+        the values still disclosed: a redacted one is not compared); None when it holds none;
+        TraceError REPLAYED when it holds another answer (its outcome named) or another record
+        under the id (review 54c, crash 1; review 54l, trace 2)."""
         record_id = resolution_id(asked)
         agent = self.agent
         if agent not in self.log.agents_of(record_id):
@@ -305,11 +307,23 @@ class TraceRecorder:
                 f"record {record_id} of {agent} is not a resolution",
                 record=record_id,
             )
-        if record.decision.outcome != outcome:
+        outcome = answer.decision.outcome if answer.decision is not None else None
+        disclosed = self.log.disclosures(record_id, agent)
+        if (
+            record.decision.outcome != outcome
+            or record.links.trace != answer.links.trace
+            or record.links.conversation != answer.links.conversation
+            or any(
+                disclosure_value(answer.values[name]) != kept.value
+                for name, kept in disclosed.items()
+                if name in answer.values
+            )
+        ):
             raise TraceError(
                 TraceFailure.REPLAYED,
                 f"the escalation is already resolved: {record.decision.outcome} (record "
-                f"{record_id}, index {stored.index}); one answer per escalation",
+                f"{record_id}, index {stored.index}), another answer than this one; one answer "
+                "per escalation",
                 record=record_id,
             )
         return Receipt(stored.index, record_id, sha256(payload), stored.leaf)

@@ -3,7 +3,8 @@
 echoes (`echo_pattern`: the secret as an upstream's text could carry it, escaped by JSON,
 JavaScript, HTML or percent-encoding), and whether a body is one those patterns can read at all
 (`check_readable`: not in UTF-16 or UTF-32, labelled or not; review 53t, secrets 7; review 54e,
-secrets 2).
+secrets 2; nor labelled in a charset whose printable ASCII is not ASCII's bytes: review 54l,
+secrets 3).
 """
 
 from __future__ import annotations
@@ -25,6 +26,23 @@ __all__ = ["check_readable", "echo_pattern"]
 _F = SecretFailure
 # a charset of two or four bytes a character: the redaction reads none (review 53t, secrets 7)
 _WIDE_CHARSET: Final = re.compile(r"""charset\s*=\s*["']?\s*(?:utf-?(?:16|32)|ucs-?[24])""", re.I)
+_CHARSET: Final = re.compile(r"""charset\s*=\s*["']?\s*([^"';,\s]*)""", re.I)
+# WHATWG labels of charsets that read ASCII's bytes as ASCII (UTF-8's, x-user-defined, ...)
+# that Python's codecs do not know under any of `_spellings`
+_WHATWG_ASCII: Final = frozenset(
+    {
+        "unicode-1-1-utf-8", "unicode11utf8", "unicode20utf8", "x-unicode20utf8",
+        "x-user-defined", "windows-31j", "x-x-big5", "cn-big5", "cseuckr", "csgb2312",
+        "gb_2312-80", "cseucpkdfmtjapanese", "csmacintosh", "mac", "koi", "logical", "visual",
+        "sun_eu_greek",
+    }
+)  # fmt: skip
+# printable ASCII, and what a stateful or escaping charset reads otherwise (UTF-7's "+AEE-",
+# HZ's "~{", an escape codec's backslashes)
+_PROBE: Final = bytes(range(0x20, 0x7F)) + b"+AEE-~{~}\\u0041\\x41"
+_EBCDIC_XML: Final = b"\x4c\x6f\xa7\x94"
+"""`<?xm` in EBCDIC: what an XML reader's detection takes for an EBCDIC document (XML 1.0,
+appendix F.1; libxml2's), its echoed secret not the secret's bytes (review 54l, secrets 4)."""
 _WIDE_BOMS: Final = (
     codecs.BOM_UTF32_BE,
     codecs.BOM_UTF32_LE,  # begins with UTF-16 LE's, so either is refused
@@ -43,14 +61,60 @@ def check_readable(content_types: Iterable[str], body: bytes) -> None:
     of bytes applies). Deny when in
     doubt: a binary answer that begins with a NUL byte is refused too (review 54e, secrets 2:
     an unlabelled UTF-16 answer with a BOM carried the secret past the redaction). A UTF-8
-    BOM passes: the text after it is UTF-8."""
-    if any(_WIDE_CHARSET.search(value) for value in content_types):
-        raise SecretError(_F.UPSTREAM_FAILED, "the upstream answered in UTF-16 or UTF-32")
+    BOM passes: the text after it is UTF-8. Refused too: a `charset` label whose printable
+    ASCII is not ASCII's bytes (`_ascii_charset`; review 54l, secrets 3), and a body that
+    begins as an XML document in EBCDIC (`_EBCDIC_XML`; review 54l, secrets 4)."""
+    for value in content_types:
+        if _WIDE_CHARSET.search(value):
+            raise SecretError(_F.UPSTREAM_FAILED, "the upstream answered in UTF-16 or UTF-32")
+        for label in _CHARSET.findall(value):
+            if not _ascii_charset(label):
+                raise SecretError(
+                    _F.UPSTREAM_FAILED,
+                    "the upstream answered in a charset whose bytes are not ASCII's "
+                    f"({label[:40]!r})",
+                )
     if body.startswith(_WIDE_BOMS) or 0 in body[:4]:
         raise SecretError(
             _F.UPSTREAM_FAILED,
             "the upstream answered in UTF-16 or UTF-32 (a byte order mark or NUL bytes)",
         )
+    if body.startswith(_EBCDIC_XML):  # review 54l, secrets 4
+        raise SecretError(_F.UPSTREAM_FAILED, "the upstream answered XML in EBCDIC")
+
+
+@functools.lru_cache(maxsize=64)
+def _ascii_charset(label: str) -> bool:
+    """Whether charset `label` reads printable ASCII's bytes as ASCII (`_PROBE`) and writes
+    ASCII as those bytes, so that an echoed secret's bytes are the secret's: UTF-8 and the
+    ISO-8859, Windows, Mac and Asian multi-byte charsets do; EBCDIC (cp037, cp500, cp1140,
+    ...), UTF-7 and HZ do not, nor a label Python's codecs do not know under WHATWG's
+    spellings (`x-`, `windows-`, `dos-`, `-i`), unless WHATWG's decoders read it as ASCII
+    (deny when in doubt: review 54l, secrets 3). An empty label names no charset."""
+    label = label.strip().lower()
+    if not label or label in _WHATWG_ASCII:
+        return True
+    text = _PROBE.decode("ascii")
+    for name in _spellings(label):
+        try:
+            return _PROBE.decode(name) == text and text.encode(name).endswith(_PROBE)
+        except LookupError:  # another spelling, or unknown
+            continue
+        except ValueError:  # not a text encoding, or not ASCII there
+            return False
+    return False
+
+
+def _spellings(label: str) -> list[str]:
+    """`label`, and its spellings without WHATWG's prefixes and suffixes (`x-mac-cyrillic`,
+    `windows-874`, `iso-8859-8-i`), which Python's codecs know by another name."""
+    names = [label]
+    bare = label.removeprefix("x-")
+    bare = re.sub(r"^(?:windows|dos)-(\d+)$", r"cp\1", bare)
+    bare = re.sub(r"^(iso-?8859-\d+)-[ie]$", r"\1", bare)
+    if bare != label:
+        names.append(bare)
+    return names
 
 
 def _html_names() -> dict[str, tuple[bytes, ...]]:
