@@ -33,6 +33,7 @@ __all__ = [
     "MAX_MCP_LOGGED_TEXT",
     "MAX_MCP_NOTED_NAMES",
     "MAX_MCP_PINNED_TOOLS",
+    "MAX_MCP_UPSTREAM_ERROR_TEXT",
     "MAX_MEMBER_POLICY_REVISION",
     "MAX_POLICIES",
     "MAX_POLICY_BUNDLE_BYTES",
@@ -197,6 +198,9 @@ MAX_TOOL_SCHEMA_DEPTH: Final = 8
 MAX_UPSTREAM_SCHEMA_DEPTH: Final = 64  # JSON nesting of a schema an MCP gate reads (49o, mcp 1)
 MAX_MCP_LOGGED_TEXT: Final = 200
 """Characters of an upstream's own error text an MCP gate logs (escaped: review 51f, mcp 3)."""
+MAX_MCP_UPSTREAM_ERROR_TEXT: Final = 1024
+"""Characters of an upstream's JSON-RPC error message an MCP gate passes to the agent as the
+text of an allowed call's answer (review 54g, mcp 3 and 4): the rest is cut, saying how much."""
 MAX_MCP_NOTED_NAMES: Final = 4096
 """Tool names an MCP gate remembers having logged, for each kind of warning it logs once (an
 upstream listing a name twice, or with a schema it cannot read; a tool whose schema differs
