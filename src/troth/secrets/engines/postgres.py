@@ -37,6 +37,7 @@ from __future__ import annotations
 import datetime
 import re
 import secrets
+import selectors
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -350,7 +351,8 @@ class PostgresEngine:
         """A connection as the admin to `dbname` (kept open, one per database and admin
         password, used under a lock; closed after use unless `keep`: a database the secret does
         not list, whose admin session would stop its owner from dropping it); a broken one is
-        dropped and reopened on the next call."""
+        dropped and reopened on the next call, and so is one the server ended while it was
+        idle (`_still_open`)."""
         try:
             import psycopg
         except ImportError as exc:
@@ -371,6 +373,8 @@ class PostgresEngine:
         with self._lock:
             conn = self._connections.pop(key, None)
             try:
+                if conn is not None and not _still_open(conn):
+                    conn.close()  # ended by the server while idle (review 54f, postgres 1)
                 if conn is None or conn.closed or conn.broken:
                     conn = None
                     # a server that did not answer is not tried again for a while (review
@@ -410,6 +414,23 @@ class PostgresEngine:
             keepalives_interval=limits.POSTGRES_KEEPALIVE_SECONDS,
             keepalives_count=3,
         )
+
+
+def _still_open(conn: Any) -> bool:
+    """Whether an idle kept connection may be used: nothing to read on its socket. The server
+    sends nothing to an idle session but when it ends it (a restart, a failover,
+    `pg_terminate_backend`, `idle_session_timeout`: an error, then the socket's end), and a
+    connection used as it was failed the next call, an agent's issue or its revocation, which
+    left the lease REVOKING with its role able to log in until the sweep's retry (review 54f,
+    postgres 1). One with anything to read is closed and opened anew (no round trip)."""
+    import psycopg
+
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(conn.fileno(), selectors.EVENT_READ)
+            return not selector.select(0)
+    except (OSError, ValueError, psycopg.Error):
+        return False
 
 
 def _at(when: int) -> str:
