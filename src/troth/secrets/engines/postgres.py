@@ -266,6 +266,12 @@ class PostgresEngine:
                 conn.close()
             self._connections.clear()
 
+    def release(self) -> None:
+        """Close the kept admin connections (opened again when next needed): a secret was
+        stored anew or removed, and a session on a database it no longer names would stop its
+        owner from dropping it (review 54f, postgres 2)."""
+        self.close()
+
     # -- internals ----------------------------------------------------------------------------
 
     def _role(self, grant: Grant) -> str:
@@ -387,6 +393,11 @@ class PostgresEngine:
                         self.outages.failed(server, started)
                         raise
                     self.outages.reached(server)
+                    # the kept ones to this database as this admin under another password (a
+                    # rotated one) or other settings are never used again (review 54f, postgres
+                    # 2: one session per rotation and database was left open for good)
+                    for other in [k for k in self._connections if k[:4] == key[:4]]:
+                        self._connections.pop(other).close()
                 yield conn
             except psycopg.Error as exc:
                 raise _engine_error(what, exc) from None
