@@ -22,8 +22,8 @@ the role owns or holds something (pg_shdepend: a large object needs no privilege
 any database PUBLIC may connect to), so what the lease's role created dies with it (handed to
 the admin, a SECURITY DEFINER function it wrote would run with the admin's rights; with the
 objects of the other roles being revoked when theirs depend on it, and with CASCADE when a
-live role's object still does, `_drop_owned`), then `DROP ROLE`. Each step tolerates a role
-already gone.
+live role's object still does, `_drop_owned`), then `DROP ROLE`. A role already gone, before
+or during these steps (another broker on the node's database revoked it meanwhile), is revoked.
 
 Identifiers always go through `sql.Identifier`, values through `sql.Literal` or parameters;
 the admin's sessions search `pg_catalog` only (`_session_options`), so no function or operator
@@ -220,10 +220,30 @@ class PostgresEngine:
         return LeaseCredential({"user": role, "valid_until": grant.expires_at}, role.encode())
 
     def revoke(self, spec: SecretSpec, ref: str | None, upstream: SecretValue) -> None:
-        from psycopg import sql
-
         if ref is None:
             return
+        try:
+            self._revoke(spec, ref, upstream)
+        except SecretError:
+            # another broker on the node's database (its daemon, a CLI command) revoked the
+            # same lease meanwhile and dropped the role under this one's steps: gone is what a
+            # revocation promises (review 54f, postgres 3: it failed, an operator's removal of
+            # the secret with it, and a failed attempt was counted)
+            if not self._role_gone(spec.settings, ref, upstream):
+                raise
+
+    def _role_gone(self, settings: Mapping[str, Any], ref: str, upstream: SecretValue) -> bool:
+        """Whether the role `ref` no longer exists (False when that cannot be read)."""
+        try:
+            with self._admin(settings, settings["dbname"], upstream, "find role") as conn:
+                query = "SELECT 1 FROM pg_roles WHERE rolname = %s"
+                return conn.execute(query, (ref,)).fetchone() is None
+        except SecretError:
+            return False
+
+    def _revoke(self, spec: SecretSpec, ref: str, upstream: SecretValue) -> None:
+        from psycopg import sql
+
         role, settings = sql.Identifier(ref), spec.settings
         with self._admin(settings, settings["dbname"], upstream, "revoke role") as conn:
             if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ref,)).fetchone() is None:
