@@ -3,7 +3,7 @@ failed (the code was right), against a real PostgreSQL server: names with quotes
 spaces in what a template holds; admin passwords with quotes, backslashes, non-ASCII and 10,000
 characters (NUL, invalid UTF-8 and empty ones refused, as for every secret); the admin
 connection killed in the middle of an issue; a renewal racing another broker's revocation; the
-quota under two brokers issuing at once."""
+quota under two brokers issuing at once; a template's table locked by a long transaction."""
 
 from __future__ import annotations
 
@@ -217,3 +217,27 @@ def test_two_brokers_issuing_at_once_keep_the_quota(
     for db, broker in opened:
         broker.close()
         db.close()
+
+
+def test_a_template_table_locked_by_a_long_transaction_holds_no_issue_or_revocation(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+) -> None:
+    """An operator's transaction holds ACCESS EXCLUSIVE on the template's table (a slow
+    migration): a lease is issued and revoked all the same (GRANT, REVOKE and DROP OWNED of a
+    role that only holds privileges on it take no lock on the table; had they waited, the
+    lock timeout would have failed them ENGINE_FAILED)."""
+    broker = setup(tmp_path, world, orders)
+    agent = world.credential_a()
+    holder = orders.server.connect(dbname=orders.dbname, autocommit=False)
+    try:
+        holder.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+        issued = broker.issue(agent, SECRET, scope=["orders:read"], now=now())
+        assert orders.roles("tl_") == {issued.lease.engine_ref}
+        assert broker.revoke(agent, issued.lease_id, now=now()).state is LeaseState.REVOKED
+        assert orders.roles("tl_") == set()
+    finally:
+        holder.rollback()
+        holder.close()
+    broker.close()
