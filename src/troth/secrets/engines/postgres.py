@@ -413,10 +413,11 @@ class PostgresEngine:
                         self.outages.failed(server, started)
                         raise
                     self.outages.reached(server)
-                    # the kept ones to this database as this admin under another password (a
-                    # rotated one) or other settings are never used again (review 54f, postgres
-                    # 2: one session per rotation and database was left open for good)
-                    for other in [k for k in self._connections if k[:4] == key[:4]]:
+                    # the kept one to this database as this admin under another password (a
+                    # rotated one: the admin has one) is never used again (review 54f,
+                    # postgres 2: one session per rotation and database was left open for
+                    # good); one with other settings may be another secret's, still in use
+                    for other in [k for k in self._connections if k[:-1] == key[:-1]]:
                         self._connections.pop(other).close()
                 yield conn
             except psycopg.Error as exc:
