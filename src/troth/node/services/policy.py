@@ -307,6 +307,8 @@ class PolicyService:
         if own is not None and authority not in own:
             return None
         held = self.policies.held(authority)
+        if held is not None and self.policies.held_back(authority):
+            held = None  # a restored copy's: handed to no one, any requester asked back (54p)
         if isinstance(context.caller, PeerCaller):
             self._subscribe(context.caller, authority)
             if _asks_above(held, revision, digest):
@@ -531,12 +533,14 @@ class PolicyService:
         or a higher one replaces it, whatever its digest: review 43b, bundles 3; asked as
         "newer than the one below", which every node since the first answers, and a lower
         revision, refused here as a rollback, is not sent); else the held revision and digest
-        (one of that revision with a lower digest replaces it: review 41d, bundles 2)."""
+        (one of that revision with a lower digest replaces it: review 41d, bundles 2). A held-
+        back bundle (a restored copy's) is asked as an expired one: the same bytes answered
+        let it decide (review 54p, rollback 1)."""
         held = self.policies.held(authority)
         if held is None or self.policies.replaceable(authority):
             return [authority.digest, 0]
         body = held.bundle.body
-        if now >= body.expires_at:
+        if now >= body.expires_at or self.policies.held_back(authority):
             return [authority.digest, body.revision - 1]
         return [authority.digest, body.revision, held.bundle.digest]
 
@@ -555,6 +559,8 @@ class PolicyService:
             table = SqliteBundleTable(node.db)
             stamp = table.stamps().get(authority.digest)
             if stamp is None or not _answers(stamp[0], stamp[1], revision, digest):
+                return None
+            if authority.digest in table.held_back():  # a restored copy's (review 54p)
                 return None
             data = table.load(authority.digest)
         if data is None or now >= bundle_claims(data).expires_at:
