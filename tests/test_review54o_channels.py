@@ -1,0 +1,72 @@
+"""Review 54o, channels 1: a stranger relayed to a node through the hub its own connection goes
+to, sending with no return route of its own, counted as the node at the other end of that
+connection (not a stranger) against the node's cap on open channels (review 54k).
+
+`_own_link` took a message 1 whose return route is two hops long (the connection it came on,
+and one more) as sent by the node at the other end of a connection this node made: its own
+reply address. But a relay puts its connection to the sender in the route itself (review 29b,
+sources 1: a tagged connection address), so a relayed sender that sends with an empty return
+route arrives with two hops too, the second the relay's tagged connection to it. Such
+strangers took the places kept for members and the node's own connections, and, counted as
+no strangers, never gave way: from enough sources they held the whole cap, and the hub's own
+channel (or a member's) was refused.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.channels import T
+from tests.support.parties import make_channel_party
+from tests.test_channel_manager import HUB, Net, Peer, echo, run
+from tests.test_review53o_refuted import AdmitAnyone
+from troth.node.channels import ChannelEnd, ChannelLimits
+from troth.routing import Address, RoutedMessage, Source, parse_route
+
+
+def no_return_route(peer: Peer) -> None:
+    """`peer` sends every message with an empty return route and takes what comes back with
+    no onward route as its channel's (as an attacker's own code reads its connection)."""
+    route = peer.router.route
+    replies: list[Address] = []
+
+    async def routed(message: RoutedMessage, source: Source | None = None) -> None:
+        if source is None and message.return_route:  # ours, going out: no way back named
+            replies.append(message.return_route[0])
+            message = RoutedMessage(message.onward, (), message.payload)
+        elif source is not None and not message.onward and replies:  # back to our channel
+            await route(RoutedMessage((replies[-1],), message.return_route, message.payload))
+            return
+        await route(message, source)
+
+    peer.router.route = routed  # type: ignore[method-assign]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 54o, channels 1: a relayed stranger with no return route counts as own link",
+)
+def test_a_stranger_relayed_with_no_return_route_is_a_stranger_at_the_cap() -> None:
+    """Node b (cap 4: strangers 3) made its connection to the hub; four strangers from four
+    sources, relayed to b through the hub with no return route of their own, hold at most the
+    strangers' three places: the hub's own channel to b still takes the kept one."""
+
+    async def test(net: Net) -> None:
+        hub = await net.hub()
+        b = await net.relayed(hub, "b", limits=ChannelLimits(max_open_channels=4))
+        b.manager.trust = lambda: net.world.trust(AdmitAnyone())
+        relayed = parse_route(f"{HUB}/relay/b")
+        ends: list[ChannelEnd] = []
+        for n in range(4):
+            peer = net.peer(f"10.6.{n}.1")
+            no_return_route(peer)
+            who = make_channel_party(net.world.vault, now=T)
+            ends.append(await peer.manager.open(relayed, me=who.me(())))
+        assert b.manager._open.strangers == len(b.manager._open) == 3
+        (uplink,) = b.transport.connections()
+        (at_hub,) = [c for c in hub.transport.connections() if c.other is uplink]
+        who = make_channel_party(net.world.vault, now=T)
+        own = await hub.manager.open((at_hub.address,), me=who.me(()))
+        assert await echo(hub, own, "kept") == "kept"
+
+    run(test)
