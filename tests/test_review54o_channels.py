@@ -14,8 +14,6 @@ channel (or a member's) was refused.
 
 from __future__ import annotations
 
-import pytest
-
 from tests.support.channels import T
 from tests.support.parties import make_channel_party
 from tests.test_channel_manager import HUB, Net, Peer, echo, run
@@ -42,10 +40,6 @@ def no_return_route(peer: Peer) -> None:
     peer.router.route = routed  # type: ignore[method-assign]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 54o, channels 1: a relayed stranger with no return route counts as own link",
-)
 def test_a_stranger_relayed_with_no_return_route_is_a_stranger_at_the_cap() -> None:
     """Node b (cap 4: strangers 3) made its connection to the hub; four strangers from four
     sources, relayed to b through the hub with no return route of their own, hold at most the

@@ -70,7 +70,7 @@ from troth.errors import (
 from troth.identity import Identifier
 from troth.node.access import PeerCaller, member_accounts
 from troth.node.channel_cap import OpenChannels
-from troth.node.channel_ends import ChannelEnd, caller_of
+from troth.node.channel_ends import ChannelEnd, caller_of, is_channel_reply
 from troth.node.channel_limits import (
     CHANNELS_ENVIRONMENT_PREFIX,
     ChannelCounters,
@@ -706,9 +706,14 @@ def _stranger(peer: VerifiedPeer, source_key: str, own: bool) -> bool:
 def _own_link(source: Source | None, return_route: Route) -> bool:
     """Whether a message 1 with `return_route` came from the node at the other end of a
     connection this node made: over it, with nothing between (the connection and the sender's
-    own reply address; one relayed by that node has its connection to the sender between,
-    which the relay puts in the route itself)."""
-    return isinstance(source, Connection) and source.outgoing and len(return_route) == 2
+    own reply address, a channel end's: `is_channel_reply`). One relayed by that node has
+    its connection to the sender between, which the relay puts in the route itself: a sender
+    that names no reply address of its own arrives with two hops too, the second the relay's
+    connection to it, not a channel end's (review 54o, channels 1: such strangers took the
+    places kept for members and never gave way)."""
+    if not isinstance(source, Connection) or not source.outgoing or len(return_route) != 2:
+        return False
+    return is_channel_reply(return_route[1])
 
 
 _STRANGERS: Final = frozenset({STRANGERS})
