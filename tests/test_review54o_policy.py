@@ -90,9 +90,6 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 54o, policy 1: asks back hold the places of the node's pushes"
-)
 def test_asks_back_never_answered_hold_back_no_push(monkeypatch: pytest.MonkeyPatch) -> None:
     """Sixteen members' asks back, never answered: a new bundle is still pushed to a
     subscriber at once."""
@@ -119,9 +116,6 @@ def test_asks_back_never_answered_hold_back_no_push(monkeypatch: pytest.MonkeyPa
     asyncio.run(test())
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 54o, policy 1: one ask back per delegate of a member"
-)
 def test_a_members_delegates_have_one_ask_back_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
     """Forty delegates of one member each name a higher revision: one `get` back is sent (the
     others' are not queued behind it either); another member's is."""
