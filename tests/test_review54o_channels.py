@@ -14,12 +14,14 @@ channel (or a member's) was refused.
 
 from __future__ import annotations
 
-import pytest
+import collections
+import random
 
 from tests.support.channels import T
 from tests.support.parties import make_channel_party
 from tests.test_channel_manager import HUB, Net, Peer, echo, run
 from tests.test_review53o_refuted import AdmitAnyone
+from troth.node.channel_cap import OpenChannels
 from troth.node.channels import ChannelEnd, ChannelLimits
 from troth.routing import Address, RoutedMessage, Source, parse_route
 
@@ -68,9 +70,6 @@ def test_a_stranger_relayed_with_no_return_route_is_a_stranger_at_the_cap() -> N
     run(test)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 54o, channels 2: the message 3 check picks a victim too"
-)
 def test_a_newcomer_at_the_cap_picks_its_victim_once() -> None:
     """Channels 2: at the cap, each newcomer's handshake picked a victim twice (at message 3,
     where only whether there is room counts, and as its channel was taken in), each a scan of
@@ -101,3 +100,54 @@ def test_a_newcomer_at_the_cap_picks_its_victim_once() -> None:
 async def open_stranger(net: Net, host: str) -> ChannelEnd:
     who = make_channel_party(net.world.vault, now=T)
     return await net.peer(host).manager.open(parse_route(HUB), me=who.me(()))
+
+
+def reference_victim(
+    held: list[tuple[int, str, str]], source: str | None, network: str | None
+) -> int:
+    """The victim as review 54k picked it, by a scan of the strangers' channels oldest first
+    (`held`: end, source, network)."""
+    networks = collections.Counter(n for _, _, n in held)
+    most = max(networks.values())
+    if network is None or networks[network] != most:
+        network = next(n for _, _, n in held if networks[n] == most)
+    ours = [(end, s) for end, s, n in held if n == network]
+    sources = collections.Counter(s for _, s in ours)
+    most = max(sources.values())
+    if source is None or sources[source] != most:
+        source = next(s for _, s in ours if sources[s] == most)
+    return next(end for end, s in ours if s == source)
+
+
+def test_the_kept_counts_pick_the_victim_the_scan_picked() -> None:
+    """Channels 2: channels of strangers and members opened and closed at random (networks
+    and sources few, so ties are many): each place, for a stranger of any source and for a
+    member, names the victim review 54k's scan named, and the counts match the channels."""
+    rng = random.Random(542)
+    cap: OpenChannels[int] = OpenChannels(16)
+    held: list[tuple[int, str, str]] = []  # strangers', oldest first
+    members: list[int] = []
+    for end in range(3000):
+        network = f"n{rng.randrange(4)}"
+        source = f"{network}s{rng.randrange(3)}"
+        stranger = rng.random() < 0.8
+        if cap.strangers:
+            for asker, at in ((source, network), (None, None)):
+                assert cap._victim(asker, at) == reference_victim(held, asker, at)
+        place = cap.place(stranger=stranger, source=source, network=network)
+        assert place.admitted == cap.admits(stranger=stranger)
+        if place.victim is not None:
+            cap.discard(place.victim)
+            held = [h for h in held if h[0] != place.victim]
+        if place.admitted:
+            cap.add(end, stranger=stranger, source=source, network=network)
+            if stranger:
+                held.append((end, source, network))
+            else:
+                members.append(end)
+        if rng.random() < 0.3 and (held or members):
+            gone = rng.choice([h[0] for h in held] + members)
+            cap.discard(gone)
+            held = [h for h in held if h[0] != gone]
+            members = [m for m in members if m != gone]
+        assert (len(cap), cap.strangers) == (len(held) + len(members), len(held))

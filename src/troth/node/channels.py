@@ -241,7 +241,7 @@ class ChannelManager:
             self.limits.max_channels_per_peer,
             member_count=self._channels_opened_by_member,
             member_limit=self.limits.max_channels_per_member,
-            room=lambda peer: self._room(peer, source_key, network, own),
+            room=lambda peer: self._room(peer, source_key, own),
         )
         channel = SecureChannel(
             initiator=False,
@@ -441,14 +441,13 @@ class ChannelManager:
         if not end.channel.initiator and not end.established.done():
             end.established.set_result(peer)
 
-    def _room(self, peer: VerifiedPeer, source_key: str, network: str, own: bool) -> bool:
-        """Whether `peer`, opening a channel from `source_key` (of `network`; `own`: at the
-        other end of a connection this node made), finds room under the node's cap on open
+    def _room(self, peer: VerifiedPeer, source_key: str, own: bool) -> bool:
+        """Whether `peer`, opening a channel from `source_key` (`own`: at the other end of a
+        connection this node made), finds room under the node's cap on open
         channels (its handshake's policy asks at message 3; the place is taken, checked again,
         as the channel is taken in: `_take_place`)."""
-        stranger = _stranger(peer, source_key, own)
-        if self._open.place(stranger=stranger, source=source_key, network=network).admitted:
-            return True
+        if self._open.admits(stranger=_stranger(peer, source_key, own)):
+            return True  # the place is picked as the channel is taken in (54o, channels 2)
         self.counters.refused_open += 1
         self._note("refused a channel from %s: the node holds its most channels", source_key)
         return False
