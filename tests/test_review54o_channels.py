@@ -17,10 +17,13 @@ from __future__ import annotations
 import collections
 import random
 
+import pytest
+
 from tests.support.channels import T
 from tests.support.parties import make_channel_party
 from tests.test_channel_manager import HUB, Net, Peer, echo, run
 from tests.test_review53o_refuted import AdmitAnyone
+from troth.errors import ChannelError
 from troth.node.channel_cap import OpenChannels
 from troth.node.channels import ChannelEnd, ChannelLimits
 from troth.routing import Address, RoutedMessage, Source, parse_route
@@ -151,3 +154,35 @@ def test_the_kept_counts_pick_the_victim_the_scan_picked() -> None:
             held = [h for h in held if h[0] != gone]
             members = [m for m in members if m != gone]
         assert (len(cap), cap.strangers) == (len(held) + len(members), len(held))
+
+
+@pytest.mark.xfail(
+    strict=True, reason="review 54o, channels 3: each of the hub's own channels its own source"
+)
+def test_the_node_at_the_end_of_its_own_connection_is_one_source() -> None:
+    """Channels 3: node b made its connection to the hub. The hub's own channels to b (its
+    identities free: an anchor shows no chain) were each a source of their own (the
+    connection and the hub's reply address, another per channel), so no per-source limit
+    bounded them, and, counted as the node at the other end of b's own connection, none gave
+    way at the cap: a hub (a relay others run) filled b's cap, every member refused. Now they
+    are one source, the connection: past `max_channels_per_source` the hub is refused."""
+
+    async def test(net: Net) -> None:
+        hub = await net.hub()
+        limits = ChannelLimits(max_open_channels=8, max_channels_per_source=2)
+        b = await net.relayed(hub, "b", limits=limits)
+        b.manager.trust = lambda: net.world.trust(AdmitAnyone())
+        (uplink,) = b.transport.connections()
+        (at_hub,) = [c for c in hub.transport.connections() if c.other is uplink]
+        opened = []
+        for _ in range(2):
+            who = make_channel_party(net.world.vault, now=T)
+            opened.append(await hub.manager.open((at_hub.address,), me=who.me(())))
+        who = make_channel_party(net.world.vault, now=T)
+        with pytest.raises(ChannelError):
+            await hub.manager.open((at_hub.address,), me=who.me(()))
+        assert len(b.manager._open) == 2
+        for end in opened:
+            assert await echo(hub, end, "kept") == "kept"
+
+    run(test)
