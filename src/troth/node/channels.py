@@ -232,6 +232,9 @@ class ChannelManager:
             raise RoutingError("not a secure channel message 1")  # no state for garbage
         source_key = source.origin(message.return_route) if source is not None else "local"
         own = _own_link(source, message.return_route)
+        if own and isinstance(source, Connection):  # the node at its other end: one source,
+            # not one per reply address of its channels (review 54o, channels 3)
+            source_key = str(source.address)
         network = _source_network(source_key)
         self._make_room(source_key, network)
         trust = self.trust()
