@@ -6,15 +6,22 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
 
 from tests.support.channels import T
+from tests.support.gates import make_world
 from tests.support.parties import make_channel_party
 from tests.test_channel_manager import HUB, Net, echo, run, until
 from tests.test_review53o_refuted import AdmitAnyone
+from tests.test_review54o_policy import AUTHORITY, caller, service
 from troth import limits
 from troth.errors import cut_text
 from troth.integrations.mcp.upstream import LineTooLong, _Lines
 from troth.node.channels import ChannelLimits
+from troth.node.services import policy as policy_module
 from troth.node.services.policy import _Pulls
 from troth.routing import parse_route
 
@@ -112,3 +119,41 @@ def test_channels_closed_silent_by_the_keepalive_give_their_places_back() -> Non
         await until(lambda: len(hub.manager._open) == 0 and not hub.manager.ends)
 
     run(test)
+
+
+def test_an_ask_back_answered_with_another_authoritys_bundle_installs_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """54h, bundles 8: a member whose `get` made its authority's node ask it back answers
+    with a bundle of another authority the node trusts (genuine, signed by that authority):
+    refused before it is verified (the ask back takes a bundle of the authority asked only),
+    nothing accepted nor distributed; an answer that is not a bundle is refused as well."""
+    other = make_world().bundle(revision=9)
+    accepted: list[bytes] = []
+    distributed: list[object] = []
+
+    async def run_on_worker(function: Any, *args: Any, **kwargs: Any) -> Any:
+        return function(*args, **kwargs)
+
+    async def test() -> None:
+        for answer in (other, b"junk", 7):
+
+            async def answering(router: Any, route: Any, method: str, arguments: Any) -> Any:
+                assert method == "get"
+                return answer  # noqa: B023 (awaited within the loop's iteration)
+
+            monkeypatch.setattr(policy_module, "call", answering)
+            node = service()
+            patched: Any = node
+            patched.worker = SimpleNamespace(run=run_on_worker)
+            patched.policies.accept = lambda data, *, now: accepted.append(data)
+            patched.distribute = distributed.append
+            node._ask_back(caller(1, member=1), AUTHORITY)
+            for _ in range(50):  # its task runs to its end
+                await asyncio.sleep(0)
+            assert not node._asking
+            assert not node._tasks
+        assert accepted == []
+        assert distributed == []
+
+    asyncio.run(test())
