@@ -36,6 +36,7 @@ __all__ = [
     "MAX_MCP_UPSTREAM_ERROR_TEXT",
     "MAX_MEMBER_POLICY_REVISION",
     "MAX_POLICIES",
+    "MAX_POLICY_ASKS_BACK",
     "MAX_POLICY_BUNDLE_BYTES",
     "MAX_POLICY_BUNDLE_TTL",
     "MAX_POLICY_CONFLICTS_SEEN",
@@ -249,6 +250,11 @@ past it, a peer still pulls on its maintenance rounds), unless the peer's author
 than its share (troth.node.shares): at most twice this."""
 MAX_POLICY_PUSHES: Final = 16
 """Bundle pushes one node has in flight at once (the others wait their turn)."""
+MAX_POLICY_ASKS_BACK: Final = 16
+"""A node's asks back (`get`s of a requester whose `get` named a bundle that would replace the
+one held) in flight at once, apart from its pushes (the others wait their turn); one per member,
+its delegates' included, and authority at a time (review 54o, policy 1: delegates' asks back
+never answered held every push place)."""
 MAX_POLICY_CONFLICTS_SEEN: Final = 16
 """Same-revision conflicts (revision, kept digest, other digest) one bundle store remembers per
 authority, so a replay of a bundle it already refused for one costs its decoding and is not
