@@ -1,0 +1,38 @@
+"""Review 54n: attacks on the public Python API's argument checks that the code refused as it
+should (each a TrothError with a reason, not a bare Python error)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import troth
+
+
+def _(value: object) -> Any:
+    return value
+
+
+@pytest.mark.parametrize(
+    "value", ["", "a\x00b", "sup\ud800port", b"T" + b"0" * 64, 0, True, None, [], 2**70]
+)
+def test_verify_presenter_of_any_wrong_value_is_a_troth_error(value: object) -> None:
+    """Text that is no identifier (a lone surrogate, a NUL) is MalformedText or an
+    ArgumentError; another type an ArgumentError; before any chain is read."""
+    with troth.Node.open("hub") as hub:
+        acme = hub.create_authority()
+        verifier = troth.Verifier(trust=[acme.identifier], feeds=acme)
+        with pytest.raises(troth.TrothError):
+            verifier.verify(b"", presenter=_(value))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 1.5, True, "5", None, b"5"])
+def test_ticket_ttl_and_uses_of_wrong_values_are_argument_errors(value: object) -> None:
+    """NaN, inf, a float, a bool (an int in Python), text or bytes as a ttl or a ticket's uses."""
+    with troth.Node.open("hub") as hub:
+        acme = hub.create_authority()
+        with pytest.raises(troth.ArgumentError):
+            acme.ticket({"a.b": "x"}, ttl=_(value))
+        with pytest.raises(troth.ArgumentError):
+            acme.ticket({"a.b": "x"}, uses=_(value))
