@@ -218,8 +218,9 @@ class Node:
         """Open node `name` in `home` (a `Path` or a str; default: `$TROTH_HOME`, else the
         platform's data directory), creating it (software vault) on first use unless `create`
         is False (then NotFound). `clock` gives the time (default: the system clock). A name
-        not of a node name's form (1-64 characters a-z 0-9 . _ -), or a `create` that is not a
-        bool, is an ArgumentError."""
+        not of a node name's form (1-64 characters a-z 0-9 . _ -), a `home` that is empty or
+        no file name (a NUL, a lone surrogate), or a `create` that is not a bool, is an
+        ArgumentError."""
         check_name_text("Node.open", "name", name, "node name")
         check_flag("Node.open", "create", create)
         home = check_home("Node.open", "home", home) or troth_home()

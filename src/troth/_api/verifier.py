@@ -18,6 +18,7 @@ from troth._api.arguments import (
     check_whole,
 )
 from troth._api.authority import Authority
+from troth._api.kinds import got as _got
 from troth._api.node import Node
 from troth._api.results import Credential, Identity
 from troth.clock import Clock, SystemClock
@@ -184,10 +185,6 @@ def _sources(feeds: object) -> tuple[FeedSource, ...]:
         if not isinstance(source, Node | Authority):
             raise ArgumentError("Verifier", "feeds", expected, f"an item {_got(source)}")
     return sources
-
-
-def _got(value: object) -> str:
-    return "None" if value is None else type(value).__name__
 
 
 def _presenter(presenter: Identifier | Identity | str) -> Identifier:
