@@ -25,6 +25,10 @@ KeyError, ValueError, IndexError or UnicodeEncodeError from deep inside.
 - api 7: `Attributes.values_of` (and `Request.attribute`) of an unhashable key: TypeError.
 - api 8: `VerifiedCredential(...)` by hand: a bare TypeError, not a TrothError (it is refused,
   as it must be: verified and unverified chains are different types).
+- api 9: `Service.method(...)` took a handler that is not callable (None, 5, text): each
+  request to the method then failed on the node as an "internal error", found only by a caller.
+- api 10: a `Request` made by hand (to test a handler) with a `credential` that is not a
+  `VerifiedCredential`: `attribute()` failed with an AttributeError.
 """
 
 from __future__ import annotations
@@ -212,10 +216,38 @@ CASES: dict[str, tuple[int, Case]] = {
             None,
         ),
     ),
+    # api 9
+    "Service.method(...)(None)": (
+        9,
+        lambda s: troth.Service("desk").method("m", allow=troth.AnyAuthenticated())(_(None)),
+    ),
+    "Service.method(...)(5)": (
+        9,
+        lambda s: troth.Service("desk").method("m", allow=troth.AnyAuthenticated())(_(5)),
+    ),
+    # api 10
+    "Request(credential=text)": (10, lambda s: troth.Request(None, None, _("a.b"), 0)),
+    "Request(caller=text)": (10, lambda s: troth.Request(None, _("T00"), None, 0)),
+    "Request(now=1.5)": (10, lambda s: troth.Request(None, None, None, _(1.5))),
+}
+
+NEW = {
+    "Service.method(...)(None)",
+    "Service.method(...)(5)",
+    "Request(credential=text)",
+    "Request(caller=text)",
+    "Request(now=1.5)",
 }
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+def _xfail(case: str) -> Any:
+    if case not in NEW:
+        return case
+    reason = f"review 54n, api {CASES[case][0]}: {case} escapes as a bare Python error"
+    return pytest.param(case, marks=pytest.mark.xfail(strict=True, reason=reason))
+
+
+@pytest.mark.parametrize("case", [_xfail(case) for case in sorted(CASES)])
 def test_wrong_input_is_an_argument_error(scene: Scene, case: str) -> None:
     _finding, call = CASES[case]
     with pytest.raises(troth.ArgumentError) as raised:
