@@ -231,23 +231,8 @@ CASES: dict[str, tuple[int, Case]] = {
     "Request(now=1.5)": (10, lambda s: troth.Request(None, None, None, _(1.5))),
 }
 
-NEW = {
-    "Service.method(...)(None)",
-    "Service.method(...)(5)",
-    "Request(credential=text)",
-    "Request(caller=text)",
-    "Request(now=1.5)",
-}
 
-
-def _xfail(case: str) -> Any:
-    if case not in NEW:
-        return case
-    reason = f"review 54n, api {CASES[case][0]}: {case} escapes as a bare Python error"
-    return pytest.param(case, marks=pytest.mark.xfail(strict=True, reason=reason))
-
-
-@pytest.mark.parametrize("case", [_xfail(case) for case in sorted(CASES)])
+@pytest.mark.parametrize("case", sorted(CASES))
 def test_wrong_input_is_an_argument_error(scene: Scene, case: str) -> None:
     _finding, call = CASES[case]
     with pytest.raises(troth.ArgumentError) as raised:

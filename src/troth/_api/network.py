@@ -22,6 +22,8 @@ from troth._api.arguments import (
     check_seconds,
     check_text,
 )
+from troth._api.kinds import check_kind
+from troth._api.kinds import got as _got
 from troth._api.node import IdentityRef, Link, PeerRef, _ref
 from troth._api.results import Credential
 from troth.authority import Authority as HostedAuthority
@@ -92,6 +94,19 @@ class Request:
     now: int
     """When the request was decided (Unix seconds)."""
 
+    def __post_init__(self) -> None:
+        """One made by hand (to test a handler) of fields of other types is an ArgumentError,
+        not an AttributeError from `attribute` (review 54n, api 10; isinstance tests only: the
+        node makes one per request)."""
+        if self.caller is not None and not isinstance(self.caller, Identifier):
+            raise ArgumentError("Request", "caller", "an Identifier or None", _got(self.caller))
+        credential = self.credential
+        if credential is not None and not isinstance(credential, VerifiedCredential):
+            raise ArgumentError(
+                "Request", "credential", "a VerifiedCredential or None", _got(credential)
+            )
+        check_kind("Request", "now", self.now, int, "a whole number of seconds")
+
     def attribute(self, key: str) -> frozenset[str]:
         """The values of attribute `key` in `credential` (empty when it has none)."""
         return frozenset() if self.credential is None else self.credential.attributes.values_of(key)
@@ -140,7 +155,7 @@ class Service:
         delegation 3). A rule's attributes may be a mapping and its `authority` an
         identifier's text, as the rest of the API takes them; a rule holding anything else, or
         a `name` that is not a str (or one the service already has), is an ArgumentError
-        (review 49a, rules 1)."""
+        (review 49a, rules 1), as is a handler that is not callable."""
         check_text("Service.method", "name", name)
         if name in self._methods:  # a bare ValueError (review 51e, exports 9)
             raise ArgumentError(
@@ -159,6 +174,11 @@ class Service:
         rule = _checked(allow)
 
         def register(handler: Handler) -> Handler:
+            if not callable(handler):  # else every request failed on the node (review 54n, api 9)
+                raise ArgumentError(
+                    "Service.method", "handler", "an async function of a Request", _got(handler)
+                )
+
             async def answer(arguments: Any, context: RequestContext) -> Any:
                 caller = context.caller
                 request = Request(
