@@ -29,6 +29,14 @@ KeyError, ValueError, IndexError or UnicodeEncodeError from deep inside.
   request to the method then failed on the node as an "internal error", found only by a caller.
 - api 10: a `Request` made by hand (to test a handler) with a `credential` that is not a
   `VerifiedCredential`: `attribute()` failed with an AttributeError.
+- api 11: `troth.gates.compile_policies` (and `create_bundle`, which calls it) given `services`
+  that are not a mapping of names to lists of names (review 54b found it: the CLI checks them
+  first, the library did not), `tools` that are not a mapping, or `policies`/`schema` that are
+  not text: AttributeError, TypeError or IndexError deep inside; methods given as one str were
+  taken letter by letter.
+- api 12: `troth.gates.create_bundle` given a `signer` that is not a `Signer` (AttributeError),
+  or a `revision`, `now` or `ttl` that is not a whole number (a TypeError from a comparison;
+  a bool was taken as 1).
 """
 
 from __future__ import annotations
@@ -279,3 +287,77 @@ def test_an_empty_home_is_an_argument_error(
     with pytest.raises(troth.ArgumentError):
         troth.Node.open("x", home="")
     assert not (tmp_path / "nodes").exists()
+
+
+# -- api 11-12: troth.gates, the library beneath -------------------------------------------------
+
+P = '@id("x") permit(principal, action, resource);'
+
+POLICY_CASES: dict[str, dict[str, object]] = {
+    "services a list": {"services": [("desk", ["ask"])]},
+    "services text": {"services": "desk"},
+    "services an int": {"services": 5},
+    "services methods text": {"services": {"desk": "ask"}},
+    "services methods None": {"services": {"desk": None}},
+    "tools None": {"tools": None},
+    "tools a list": {"tools": [("t", {})]},
+    "tools bytes": {"tools": b"x"},
+    "policies None": {"policies": None},
+    "policies bytes": {"policies": b"x"},
+    "schema None": {"schema": None},
+}
+
+
+@pytest.mark.xfail(strict=True, reason="review 54n, api 11: bare errors from compile_policies")
+@pytest.mark.parametrize("case", sorted(POLICY_CASES))
+def test_compile_policies_of_wrong_types_is_an_argument_error(case: str) -> None:
+    from troth.gates import compile_policies
+
+    given: dict[str, Any] = {"policies": P, "schema": "", "tools": {}, "services": None}
+    given.update(POLICY_CASES[case])
+    with pytest.raises(troth.ArgumentError):
+        compile_policies(**given)
+
+
+BUNDLE_CASES: dict[str, dict[str, object]] = {
+    "signer None": {"signer": None},
+    "signer an identifier": {"signer": "identifier"},
+    "revision None": {"revision": None},
+    "revision True": {"revision": True},
+    "revision text": {"revision": "5"},
+    "now None": {"now": None},
+    "now True": {"now": True},
+    "ttl None": {"ttl": None},
+    "ttl True": {"ttl": True},
+    "ttl text": {"ttl": "60"},
+    "services text": {"services": "desk"},
+    "services 5": {"services": 5},
+}
+
+
+@pytest.mark.xfail(strict=True, reason="review 54n, api 11-12: bare errors from create_bundle")
+@pytest.mark.parametrize("case", sorted(BUNDLE_CASES))
+def test_create_bundle_of_wrong_types_is_an_argument_error(
+    scene: Scene, clock: FixedClock, case: str
+) -> None:
+    from tests.support.gates import POLICIES, TOOLS
+    from troth.gates import create_bundle
+
+    now = clock.now()
+    stored = scene.hub._stored
+    given: dict[str, Any] = {
+        "signer": stored.identities.signer(str(scene.acme.identifier), now=now),
+        "authority": scene.acme.identifier,
+        "policies": POLICIES,
+        "schema": "",
+        "tools": TOOLS,
+        "revision": 5,
+        "now": now,
+        "ttl": 3600,
+    }
+    given.update(BUNDLE_CASES[case])
+    if given["signer"] == "identifier":
+        given["signer"] = scene.acme.identifier
+    signer = given.pop("signer")
+    with pytest.raises(troth.ArgumentError):
+        create_bundle(signer, **given)
