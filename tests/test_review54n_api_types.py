@@ -308,7 +308,6 @@ POLICY_CASES: dict[str, dict[str, object]] = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="review 54n, api 11: bare errors from compile_policies")
 @pytest.mark.parametrize("case", sorted(POLICY_CASES))
 def test_compile_policies_of_wrong_types_is_an_argument_error(case: str) -> None:
     from troth.gates import compile_policies
@@ -335,7 +334,6 @@ BUNDLE_CASES: dict[str, dict[str, object]] = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="review 54n, api 11-12: bare errors from create_bundle")
 @pytest.mark.parametrize("case", sorted(BUNDLE_CASES))
 def test_create_bundle_of_wrong_types_is_an_argument_error(
     scene: Scene, clock: FixedClock, case: str

@@ -36,3 +36,40 @@ def test_ticket_ttl_and_uses_of_wrong_values_are_argument_errors(value: object) 
             acme.ticket({"a.b": "x"}, ttl=_(value))
         with pytest.raises(troth.ArgumentError):
             acme.ticket({"a.b": "x"}, uses=_(value))
+
+
+WRONG: list[object] = [
+    None,
+    "",
+    "a\x00b",
+    "\ud800",
+    b"x",
+    0,
+    -1,
+    True,
+    2**70,
+    1.5,
+    float("nan"),
+    [],
+    {},
+    {1: "a"},
+]
+
+
+@pytest.mark.parametrize("value", WRONG, ids=repr)
+def test_identifiers_and_attributes_of_wrong_values_are_troth_errors(value: object) -> None:
+    """`Identifier(...)`, `Identifier.parse`, `Attributes(...)` (whole, as a value): MalformedText
+    or ArgumentError for each; `Identifier.looks_like` False. (`Attributes(None)` and
+    `Attributes({})` are empty attributes, and a value may hold a NUL: text, as CBOR and Cedar
+    take it.)"""
+    with pytest.raises(troth.TrothError):
+        troth.Identifier(_(value))
+    with pytest.raises(troth.TrothError):
+        troth.Identifier.parse(_(value))
+    if value is not None and value != {}:
+        with pytest.raises(troth.TrothError):
+            troth.Attributes(_(value))
+    if value != "a\x00b":
+        with pytest.raises(troth.TrothError):
+            troth.Attributes({"a.b": _(value)})
+    assert troth.Identifier.looks_like(_(value)) is False

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Final, TypeVar
 
 from troth import limits
-from troth._api.kinds import check_utf8, got
 from troth._api.results import Credential, Identity
 from troth.clock import Clock
 from troth.credentials import Attributes
 from troth.crypto import KeyType
 from troth.errors import ArgumentError
 from troth.identity import Identifier
+from troth.kinds import check_utf8, got
 from troth.names import check_name
 
 __all__ = [

@@ -22,8 +22,6 @@ from troth._api.arguments import (
     check_seconds,
     check_text,
 )
-from troth._api.kinds import check_kind
-from troth._api.kinds import got as _got
 from troth._api.node import IdentityRef, Link, PeerRef, _ref
 from troth._api.results import Credential
 from troth.authority import Authority as HostedAuthority
@@ -39,6 +37,8 @@ from troth.errors import (
     TrothError,
 )
 from troth.identity import Identifier
+from troth.kinds import check_kind
+from troth.kinds import got as _got
 from troth.node.access import (
     AnyAuthenticated,
     AttributeCoversArgument,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
-from troth._api.kinds import check_kind, check_utf8, got
 from troth.credentials import Attributes, VerifiedCredential
 from troth.errors import ArgumentError
 from troth.identity import Identifier, VerifiedIdentity
+from troth.kinds import check_kind, check_utf8, got
 
 __all__ = ["Credential", "Identity"]
 

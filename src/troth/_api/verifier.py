@@ -18,7 +18,6 @@ from troth._api.arguments import (
     check_whole,
 )
 from troth._api.authority import Authority
-from troth._api.kinds import got as _got
 from troth._api.node import Node
 from troth._api.results import Credential, Identity
 from troth.clock import Clock, SystemClock
@@ -27,6 +26,7 @@ from troth.credentials.revocation_held import newest_copy
 from troth.encoding.ijson import load_json
 from troth.errors import ArgumentError, CredentialError, CredentialFailure, DecodeError
 from troth.identity import Identifier
+from troth.kinds import got as _got
 from troth.node.trust import CREDENTIAL_SKEW, FEED_STALENESS
 
 __all__ = [

@@ -1,6 +1,7 @@
-"""The smallest checks of the public API, shared by `troth._api.arguments` (what a call is
-given) and `troth._api.results` (what an `Identity` or a `Credential` is made of, by the API
-or by hand): beneath both, so that neither imports the other."""
+"""The smallest checks of what a public call is given, shared by every layer that takes
+arguments from a Python user: `troth._api` (what a call is given, what an `Identity` or a
+`Credential` is made of, by the API or by hand) and the libraries beneath (troth.gates). Each
+refuses with an ArgumentError naming the call and the parameter (review 54n)."""
 
 from __future__ import annotations
 
