@@ -73,3 +73,29 @@ def test_identifiers_and_attributes_of_wrong_values_are_troth_errors(value: obje
         with pytest.raises(troth.TrothError):
             troth.Attributes({"a.b": _(value)})
     assert troth.Identifier.looks_like(_(value)) is False
+
+
+def test_a_credential_made_by_hand_of_the_right_types_revokes_nothing_it_may_not() -> None:
+    """A `Credential` of the right types whose `id` is not a link of its `chain`, or a link its
+    revoker did not issue, or whose `authority` no node hosts: refused by the authority (or
+    NotFound), and both chains still verify. Only `chain` is ever trusted, after checking."""
+    import dataclasses
+
+    with troth.Node.open("hub") as hub, troth.Node.open("agents") as agents:
+        acme = hub.create_authority()
+        support = agents.identities.create("support")
+        sub = agents.identities.create("sub")
+        member = agents.enroll(acme.ticket({"a.b": "x"}), identity=support)
+        chain = agents.delegate(support, to=sub, attributes={"a.b": "x"}, ttl=60, purpose="p")
+        forged = (
+            dataclasses.replace(chain, id=b"\x07" * 32),
+            dataclasses.replace(chain, id=member.id),
+            dataclasses.replace(chain, chain=member.chain),
+            dataclasses.replace(chain, authority=sub.identifier),
+        )
+        for credential in forged:
+            with pytest.raises((troth.AuthorityError, troth.NotFound)):
+                agents.revoke(credential, by=support)
+        verifier = troth.Verifier(trust=[acme.identifier], feeds=acme)
+        assert verifier.verify(member, presenter=support).actor == support.identifier
+        assert verifier.verify(chain, presenter=sub).actor == sub.identifier
