@@ -37,6 +37,8 @@ KeyError, ValueError, IndexError or UnicodeEncodeError from deep inside.
 - api 12: `troth.gates.create_bundle` given a `signer` that is not a `Signer` (AttributeError),
   or a `revision`, `now` or `ttl` that is not a whole number (a TypeError from a comparison;
   a bool was taken as 1).
+- api 13: `troth.gates.check_caveat` of anything but text: AttributeError (`.strip`) or a
+  TypeError from a regular expression (bytes).
 """
 
 from __future__ import annotations
@@ -359,3 +361,12 @@ def test_create_bundle_of_wrong_types_is_an_argument_error(
     signer = given.pop("signer")
     with pytest.raises(troth.ArgumentError):
         create_bundle(signer, **given)
+
+
+@pytest.mark.xfail(strict=True, reason="review 54n, api 13: check_caveat of another type")
+@pytest.mark.parametrize("value", [None, 5, True, b"context.x", [], {}], ids=repr)
+def test_check_caveat_of_another_type_is_an_argument_error(value: object) -> None:
+    from troth.gates import check_caveat
+
+    with pytest.raises(troth.ArgumentError):
+        check_caveat(_(value))
