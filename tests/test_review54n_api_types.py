@@ -37,6 +37,11 @@ KeyError, ValueError, IndexError or UnicodeEncodeError from deep inside.
 - api 12: `troth.gates.create_bundle` given a `signer` that is not a `Signer` (AttributeError),
   or a `revision`, `now` or `ttl` that is not a whole number (a TypeError from a comparison;
   a bool was taken as 1).
+- api 14: `troth.clock.FixedClock` (docs/python.md uses it) took a start or a step of any
+  type (None, text, a float, a bool), and `Node.open(clock=...)` or `Verifier(clock=...)` took
+  any clock whose `now()` gave something else than a whole number: each later call failed
+  deep inside (a TypeError from a comparison, a DecodeError of the float, or, for `True`, a
+  node living at 1 s after 1970).
 - api 13: `troth.gates.check_caveat` of anything but text: AttributeError (`.strip`) or a
   TypeError from a regular expression (bytes).
 """
@@ -369,3 +374,28 @@ def test_check_caveat_of_another_type_is_an_argument_error(value: object) -> Non
 
     with pytest.raises(troth.ArgumentError):
         check_caveat(_(value))
+
+
+class _TextClock:
+    def now(self) -> int:
+        return _("1790000000")
+
+
+@pytest.mark.xfail(strict=True, reason="review 54n, api 14: a clock of another type")
+@pytest.mark.parametrize("value", [None, "5", 1.5, float("nan"), True, []], ids=repr)
+def test_a_fixed_clock_of_another_type_is_an_argument_error(value: object) -> None:
+    with pytest.raises(troth.ArgumentError):
+        FixedClock(_(value))
+    with pytest.raises(troth.ArgumentError):
+        FixedClock(1_790_000_000).advance(_(value))
+
+
+@pytest.mark.xfail(strict=True, reason="review 54n, api 14: a clock of another type")
+def test_a_clock_whose_now_is_no_whole_number_is_an_argument_error() -> None:
+    anyone = troth.Identifier(b"\x01" * 32)
+    with troth.Node.open("n", clock=_TextClock()) as node:
+        with pytest.raises(troth.ArgumentError):
+            node.identities.create("a")
+        verifier = troth.Verifier(trust=[anyone], feeds=node, clock=_TextClock())
+        with pytest.raises(troth.ArgumentError):
+            verifier.verify(b"", presenter=anyone)
