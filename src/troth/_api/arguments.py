@@ -225,10 +225,31 @@ def check_home(call: str, parameter: str, value: object) -> Path | None:
 
 
 def check_clock(call: str, parameter: str, value: object) -> Clock | None:
-    """`value`, a `troth.clock.Clock` (anything with a `now()` method) or None."""
-    if value is not None and not callable(getattr(value, "now", None)):
+    """`value`, a `troth.clock.Clock` (anything with a `now()` method) or None; read through
+    `CheckedClock`, so that a `now()` of anything but a whole number is an ArgumentError where
+    it is read, not an error deep inside (review 54n, api 14)."""
+    if value is None:
+        return None
+    if not callable(getattr(value, "now", None)):
         raise ArgumentError(call, parameter, "a Clock (with a now() method) or None", _got(value))
-    return value  # type: ignore[return-value]  # checked: it has now()
+    return CheckedClock(value, call, parameter)  # type: ignore[arg-type]  # checked: now()
+
+
+class CheckedClock:
+    """A caller's clock, each reading checked to be a whole number of seconds (a type test: the
+    clock is read per call of the API, not in the layers' loops, which take `now`)."""
+
+    __slots__ = ("_call", "_clock", "_parameter")
+
+    def __init__(self, clock: Clock, call: str, parameter: str) -> None:
+        self._clock, self._call, self._parameter = clock, call, parameter
+
+    def now(self) -> int:
+        now = self._clock.now()
+        if type(now) is not int:
+            expected = "a Clock whose now() is a whole number of seconds"
+            raise ArgumentError(self._call, self._parameter, expected, f"now() of {_got(now)}")
+        return now
 
 
 def check_seconds(call: str, parameter: str, value: object) -> float:
