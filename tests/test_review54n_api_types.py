@@ -42,6 +42,10 @@ KeyError, ValueError, IndexError or UnicodeEncodeError from deep inside.
   any clock whose `now()` gave something else than a whole number: each later call failed
   deep inside (a TypeError from a comparison, a DecodeError of the float, or, for `True`, a
   node living at 1 s after 1970).
+- api 15: the public classes one gets from a call, made directly: `troth.Node("acme")` (not
+  `Node.open`) a TypeError about a missing `clock`, `troth.Node("acme", None)` an object every
+  use of which failed with an AttributeError, as did `Authority(...)`, `Identities(...)`,
+  `RunningNode(...)` and `Channel(...)` of anything.
 - api 13: `troth.gates.check_caveat` of anything but text: AttributeError (`.strip`) or a
   TypeError from a regular expression (bytes).
 """
@@ -397,3 +401,20 @@ def test_a_clock_whose_now_is_no_whole_number_is_an_argument_error() -> None:
         verifier = troth.Verifier(trust=[anyone], feeds=node, clock=_TextClock())
         with pytest.raises(troth.ArgumentError):
             verifier.verify(b"", presenter=anyone)
+
+
+MADE_DIRECTLY: dict[str, Callable[[], object]] = {
+    "Node('acme')": lambda: troth.Node(_("acme")),
+    "Node('acme', None)": lambda: troth.Node(_("acme"), _(None)),
+    "Authority('x', 'y', None)": lambda: troth.Authority(_("x"), _("y"), _(None)),
+    "Identities(None)": lambda: troth.Identities(_(None)),
+    "RunningNode(None, None)": lambda: troth.RunningNode(_(None), _(None)),
+    "Channel(None, None, '/tcp/1.2.3.4:1')": lambda: troth.Channel(_(None), _(None), "/x"),
+}
+
+
+@pytest.mark.xfail(strict=True, reason="review 54n, api 15: a public class made directly")
+@pytest.mark.parametrize("case", sorted(MADE_DIRECTLY))
+def test_a_public_class_made_directly_of_anything_else_is_an_argument_error(case: str) -> None:
+    with pytest.raises(troth.ArgumentError):
+        MADE_DIRECTLY[case]()
