@@ -413,7 +413,6 @@ MADE_DIRECTLY: dict[str, Callable[[], object]] = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="review 54n, api 15: a public class made directly")
 @pytest.mark.parametrize("case", sorted(MADE_DIRECTLY))
 def test_a_public_class_made_directly_of_anything_else_is_an_argument_error(case: str) -> None:
     with pytest.raises(troth.ArgumentError):

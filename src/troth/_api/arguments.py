@@ -21,7 +21,7 @@ from typing import Final, TypeVar
 
 from troth import limits
 from troth._api.results import Credential, Identity
-from troth.clock import Clock
+from troth.clock import Clock, SystemClock
 from troth.credentials import Attributes
 from troth.crypto import KeyType
 from troth.errors import ArgumentError
@@ -228,8 +228,8 @@ def check_clock(call: str, parameter: str, value: object) -> Clock | None:
     """`value`, a `troth.clock.Clock` (anything with a `now()` method) or None; read through
     `CheckedClock`, so that a `now()` of anything but a whole number is an ArgumentError where
     it is read, not an error deep inside (review 54n, api 14)."""
-    if value is None:
-        return None
+    if value is None or isinstance(value, CheckedClock | SystemClock):  # checked, or ours
+        return value
     if not callable(getattr(value, "now", None)):
         raise ArgumentError(call, parameter, "a Clock (with a now() method) or None", _got(value))
     return CheckedClock(value, call, parameter)  # type: ignore[arg-type]  # checked: now()

@@ -235,8 +235,10 @@ class Channel:
     Get one with `async with node.connect(route, expect=...)`."""
 
     def __init__(self, runtime: NodeRuntime, end: ChannelEnd, route: str) -> None:
-        self._runtime = runtime
-        self._end = end
+        """(Use `node.connect`: anything else is an ArgumentError; review 54n, api 15.)"""
+        use = "a running node's channel (use node.connect)"
+        self._runtime = check_kind("Channel", "runtime", runtime, NodeRuntime, use)
+        self._end = check_kind("Channel", "end", end, ChannelEnd, use)
         self.route = route
         """The route the channel was opened to."""
 
@@ -277,8 +279,12 @@ class RunningNode:
     name, open channels."""
 
     def __init__(self, node: Node, runtime: NodeRuntime) -> None:
-        self._node = node
-        self._runtime = runtime
+        """(Use `node.serve`: anything else is an ArgumentError; review 54n, api 15.)"""
+        from troth._api.node import Node
+
+        use = "a node running (use node.serve)"
+        self._node = check_kind("RunningNode", "node", node, Node, use)
+        self._runtime = check_kind("RunningNode", "runtime", runtime, NodeRuntime, use)
         self._users: dict[ChannelEnd, int] = {}
         """How many `connect` blocks use each channel: the runtime keeps one channel per
         route, and the last block to end closes it (review 35d, connect 2)."""
