@@ -4,7 +4,8 @@ type or form, as a Python user (not the CLI) passes them. Every refusal must be 
 KeyError, ValueError, IndexError or UnicodeEncodeError from deep inside.
 
 - api 1: `Node.open(home=...)` of text with a NUL or a lone surrogate: a bare ValueError
-  ("embedded null byte") or UnicodeEncodeError from pathlib.
+  ("embedded null byte") or UnicodeEncodeError from pathlib; `home=""` made the node under
+  the current directory.
 - api 2: an identity's name (or identifier text) with a lone surrogate, given to any call that
   takes a local identity or a peer (`identities.get`/`rotate`, `enroll`, `credentials`,
   `delegate`, `hold`, `revoke(by=)`, `call(expect=)`, `RunningNode.enroll`): a
@@ -37,6 +38,8 @@ KeyError, ValueError, IndexError or UnicodeEncodeError from deep inside.
 - api 12: `troth.gates.create_bundle` given a `signer` that is not a `Signer` (AttributeError),
   or a `revision`, `now` or `ttl` that is not a whole number (a TypeError from a comparison;
   a bool was taken as 1).
+- api 13: `troth.gates.check_caveat` of anything but text: AttributeError (`.strip`) or a
+  TypeError from a regular expression (bytes).
 - api 14: `troth.clock.FixedClock` (docs/python.md uses it) took a start or a step of any
   type (None, text, a float, a bool), and `Node.open(clock=...)` or `Verifier(clock=...)` took
   any clock whose `now()` gave something else than a whole number: each later call failed
@@ -46,8 +49,6 @@ KeyError, ValueError, IndexError or UnicodeEncodeError from deep inside.
   `Node.open`) a TypeError about a missing `clock`, `troth.Node("acme", None)` an object every
   use of which failed with an AttributeError, as did `Authority(...)`, `Identities(...)`,
   `RunningNode(...)` and `Channel(...)` of anything.
-- api 13: `troth.gates.check_caveat` of anything but text: AttributeError (`.strip`) or a
-  TypeError from a regular expression (bytes).
 """
 
 from __future__ import annotations
