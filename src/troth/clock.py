@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
+from troth.kinds import check_kind
+
 __all__ = ["Clock", "FixedClock", "SystemClock"]
 
 
@@ -18,13 +20,15 @@ class SystemClock:
 
 
 class FixedClock:
-    """A clock that moves only when told to (tests, vectors, the demo's time travel)."""
+    """A clock that moves only when told to (tests, vectors, the demo's time travel). A start
+    or a step that is not a whole number of seconds (a float, text, a bool) is an
+    ArgumentError (review 54n, api 14)."""
 
     def __init__(self, start: int) -> None:
-        self._now = start
+        self._now = check_kind("FixedClock", "start", start, int, "a whole number of seconds")
 
     def now(self) -> int:
         return self._now
 
     def advance(self, seconds: int) -> None:
-        self._now += seconds
+        self._now += check_kind("FixedClock.advance", "seconds", seconds, int, "whole seconds")

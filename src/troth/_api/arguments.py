@@ -21,11 +21,12 @@ from typing import Final, TypeVar
 
 from troth import limits
 from troth._api.results import Credential, Identity
-from troth.clock import Clock
+from troth.clock import Clock, SystemClock
 from troth.credentials import Attributes
 from troth.crypto import KeyType
 from troth.errors import ArgumentError
 from troth.identity import Identifier
+from troth.kinds import check_utf8, got
 from troth.names import check_name
 
 __all__ = [
@@ -52,8 +53,7 @@ __all__ = [
 T = TypeVar("T")
 
 
-def _got(value: object) -> str:
-    return "None" if value is None else type(value).__name__
+_got = got
 
 
 def check_text(call: str, parameter: str, value: object) -> str:
@@ -114,6 +114,8 @@ def check_identity(call: str, parameter: str, value: T) -> T:
     """`value`, a local identity reference: a name (or identifier text) or an `Identity`."""
     if not isinstance(value, str | Identity):
         raise ArgumentError(call, parameter, "an identity's name or an Identity", _got(value))
+    if isinstance(value, str):  # looked up in the store: a lone surrogate (review 54n, api 2)
+        check_utf8(call, parameter, value)
     return value
 
 
@@ -123,6 +125,8 @@ def check_peer(call: str, parameter: str, value: T) -> T:
         raise ArgumentError(
             call, parameter, "an Identifier, an Identity, identifier text or a name", _got(value)
         )
+    if isinstance(value, str):  # a name is looked up in the store (review 54n, api 2)
+        check_utf8(call, parameter, value)
     return value
 
 
@@ -198,21 +202,54 @@ def check_key_type(call: str, parameter: str, value: object) -> KeyType:
 
 
 def check_home(call: str, parameter: str, value: object) -> Path | None:
-    """`value`, a directory: a `Path`, a str or another `os.PathLike` of text (or None)."""
-    if value is None or isinstance(value, Path):
-        return value
-    if isinstance(value, str) or (
-        isinstance(value, os.PathLike) and isinstance(os.fspath(value), str)
-    ):
-        return Path(value)
-    raise ArgumentError(call, parameter, "a directory (a Path or a str) or None", _got(value))
+    """`value`, a directory: a `Path`, a str or another `os.PathLike` of text (or None), one the
+    system can name: not empty, no NUL, no lone surrogate but those of undecodable file-name
+    bytes (review 54n, api 1: "" was the current directory, the others a ValueError or a
+    UnicodeEncodeError from pathlib)."""
+    if value is None:
+        return None
+    expected = "a directory (a Path or a str) or None"
+    if not isinstance(value, str | os.PathLike) or not isinstance(os.fspath(value), str):
+        raise ArgumentError(call, parameter, expected, _got(value))
+    if not os.fspath(value):  # not the current directory (review 54n, api 1)
+        raise ArgumentError(call, parameter, expected, "an empty path")
+    try:
+        named = os.fsencode(value)
+    except UnicodeEncodeError:
+        raise ArgumentError(
+            call, parameter, f"{expected}: text a file name can be", "a lone surrogate"
+        ) from None
+    if b"\0" in named:
+        raise ArgumentError(call, parameter, f"{expected}: text a file name can be", "a NUL")
+    return value if isinstance(value, Path) else Path(value)
 
 
 def check_clock(call: str, parameter: str, value: object) -> Clock | None:
-    """`value`, a `troth.clock.Clock` (anything with a `now()` method) or None."""
-    if value is not None and not callable(getattr(value, "now", None)):
+    """`value`, a `troth.clock.Clock` (anything with a `now()` method) or None; read through
+    `CheckedClock`, so that a `now()` of anything but a whole number is an ArgumentError where
+    it is read, not an error deep inside (review 54n, api 14)."""
+    if value is None or isinstance(value, CheckedClock | SystemClock):  # checked, or ours
+        return value
+    if not callable(getattr(value, "now", None)):
         raise ArgumentError(call, parameter, "a Clock (with a now() method) or None", _got(value))
-    return value  # type: ignore[return-value]  # checked: it has now()
+    return CheckedClock(value, call, parameter)  # type: ignore[arg-type]  # checked: now()
+
+
+class CheckedClock:
+    """A caller's clock, each reading checked to be a whole number of seconds (a type test: the
+    clock is read per call of the API, not in the layers' loops, which take `now`)."""
+
+    __slots__ = ("_call", "_clock", "_parameter")
+
+    def __init__(self, clock: Clock, call: str, parameter: str) -> None:
+        self._clock, self._call, self._parameter = clock, call, parameter
+
+    def now(self) -> int:
+        now = self._clock.now()
+        if type(now) is not int:
+            expected = "a Clock whose now() is a whole number of seconds"
+            raise ArgumentError(self._call, self._parameter, expected, f"now() of {_got(now)}")
+        return now
 
 
 def check_seconds(call: str, parameter: str, value: object) -> float:

@@ -18,6 +18,7 @@ from troth.clock import Clock
 from troth.credentials import VerifiedFeed
 from troth.errors import ArgumentError
 from troth.identity import Identifier
+from troth.kinds import check_kind
 from troth.node.node import Node as StoredNode
 from troth.node.traces import revoke_as_authority
 
@@ -37,8 +38,11 @@ class Authority:
     or `Node.authority`)."""
 
     def __init__(self, hosted: HostedAuthority, node: StoredNode, clock: Clock) -> None:
-        self._hosted = hosted
-        self._node = node
+        """(Use `Node.create_authority` or `Node.authority`: anything else is an ArgumentError;
+        review 54n, api 15.)"""
+        use = "an authority a node hosts (use Node.create_authority or Node.authority)"
+        self._hosted = check_kind("Authority", "hosted", hosted, HostedAuthority, use)
+        self._node = check_kind("Authority", "node", node, StoredNode, use)
         self._config = node.config
         self._clock = clock
 

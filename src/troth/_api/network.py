@@ -37,6 +37,8 @@ from troth.errors import (
     TrothError,
 )
 from troth.identity import Identifier
+from troth.kinds import check_kind
+from troth.kinds import got as _got
 from troth.node.access import (
     AnyAuthenticated,
     AttributeCoversArgument,
@@ -92,6 +94,19 @@ class Request:
     now: int
     """When the request was decided (Unix seconds)."""
 
+    def __post_init__(self) -> None:
+        """One made by hand (to test a handler) of fields of other types is an ArgumentError,
+        not an AttributeError from `attribute` (review 54n, api 10; isinstance tests only: the
+        node makes one per request)."""
+        if self.caller is not None and not isinstance(self.caller, Identifier):
+            raise ArgumentError("Request", "caller", "an Identifier or None", _got(self.caller))
+        credential = self.credential
+        if credential is not None and not isinstance(credential, VerifiedCredential):
+            raise ArgumentError(
+                "Request", "credential", "a VerifiedCredential or None", _got(credential)
+            )
+        check_kind("Request", "now", self.now, int, "a whole number of seconds")
+
     def attribute(self, key: str) -> frozenset[str]:
         """The values of attribute `key` in `credential` (empty when it has none)."""
         return frozenset() if self.credential is None else self.credential.attributes.values_of(key)
@@ -140,7 +155,7 @@ class Service:
         delegation 3). A rule's attributes may be a mapping and its `authority` an
         identifier's text, as the rest of the API takes them; a rule holding anything else, or
         a `name` that is not a str (or one the service already has), is an ArgumentError
-        (review 49a, rules 1)."""
+        (review 49a, rules 1), as is a handler that is not callable."""
         check_text("Service.method", "name", name)
         if name in self._methods:  # a bare ValueError (review 51e, exports 9)
             raise ArgumentError(
@@ -159,6 +174,11 @@ class Service:
         rule = _checked(allow)
 
         def register(handler: Handler) -> Handler:
+            if not callable(handler):  # else every request failed on the node (review 54n, api 9)
+                raise ArgumentError(
+                    "Service.method", "handler", "an async function of a Request", _got(handler)
+                )
+
             async def answer(arguments: Any, context: RequestContext) -> Any:
                 caller = context.caller
                 request = Request(
@@ -215,8 +235,10 @@ class Channel:
     Get one with `async with node.connect(route, expect=...)`."""
 
     def __init__(self, runtime: NodeRuntime, end: ChannelEnd, route: str) -> None:
-        self._runtime = runtime
-        self._end = end
+        """(Use `node.connect`: anything else is an ArgumentError; review 54n, api 15.)"""
+        use = "a running node's channel (use node.connect)"
+        self._runtime = check_kind("Channel", "runtime", runtime, NodeRuntime, use)
+        self._end = check_kind("Channel", "end", end, ChannelEnd, use)
         self.route = route
         """The route the channel was opened to."""
 
@@ -257,8 +279,12 @@ class RunningNode:
     name, open channels."""
 
     def __init__(self, node: Node, runtime: NodeRuntime) -> None:
-        self._node = node
-        self._runtime = runtime
+        """(Use `node.serve`: anything else is an ArgumentError; review 54n, api 15.)"""
+        from troth._api.node import Node
+
+        use = "a node running (use node.serve)"
+        self._node = check_kind("RunningNode", "node", node, Node, use)
+        self._runtime = check_kind("RunningNode", "runtime", runtime, NodeRuntime, use)
         self._users: dict[ChannelEnd, int] = {}
         """How many `connect` blocks use each channel: the runtime keeps one channel per
         route, and the last block to end closes it (review 35d, connect 2)."""

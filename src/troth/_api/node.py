@@ -8,7 +8,7 @@ import contextlib
 from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 from troth import limits
 from troth._api.arguments import (
@@ -42,6 +42,7 @@ from troth.errors import (
     TrothError,
 )
 from troth.identity import Identifier
+from troth.kinds import check_kind
 from troth.node.authorities import (
     announce_here,
     enroll_locally,
@@ -137,11 +138,15 @@ def _ref(identity: IdentityRef, stored: StoredNode, call: str, parameter: str = 
     return record.name or str(identity.identifier)
 
 
+_OPENED: Final = "an open troth.node.Node (use troth.Node.open(name))"
+"""What the API's classes wrap, as an ArgumentError says it (review 54n, api 15)."""
+
+
 class Identities:
     """The identities whose keys a node's vault holds (`Node.identities`)."""
 
     def __init__(self, node: Node) -> None:
-        self._node = node
+        self._node = check_kind("Identities", "node", node, Node, "a Node (use node.identities)")
 
     def create(self, name: str, *, key_type: str = "ed25519") -> Identity:
         """Create an identity named `name` (keys generated inside the node's vault);
@@ -198,10 +203,11 @@ class Node:
     """A node: a vault holding identities' keys, and a store of what they hold and trust.
     Open one with `Node.open`; use it as a context manager (or `close()` it)."""
 
-    def __init__(self, stored: StoredNode, clock: Clock) -> None:
-        """Wrap an open `troth.node.Node` (use `Node.open`)."""
-        self._stored = stored
-        self._clock = clock
+    def __init__(self, stored: StoredNode, clock: Clock | None = None) -> None:
+        """Wrap an open `troth.node.Node` (use `Node.open`: anything else, a node's name say,
+        is an ArgumentError; review 54n, api 15)."""
+        self._stored = check_kind("Node", "stored", stored, StoredNode, _OPENED)
+        self._clock = check_clock("Node", "clock", clock) or SystemClock()
         self._running: RunningNode | None = None
         self.identities = Identities(self)
         """The node's identities: create, get, rotate."""
@@ -218,8 +224,9 @@ class Node:
         """Open node `name` in `home` (a `Path` or a str; default: `$TROTH_HOME`, else the
         platform's data directory), creating it (software vault) on first use unless `create`
         is False (then NotFound). `clock` gives the time (default: the system clock). A name
-        not of a node name's form (1-64 characters a-z 0-9 . _ -), or a `create` that is not a
-        bool, is an ArgumentError."""
+        not of a node name's form (1-64 characters a-z 0-9 . _ -), a `home` that is empty or
+        no file name (a NUL, a lone surrogate), or a `create` that is not a bool, is an
+        ArgumentError."""
         check_name_text("Node.open", "name", name, "node name")
         check_flag("Node.open", "create", create)
         home = check_home("Node.open", "home", home) or troth_home()

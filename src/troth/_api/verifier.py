@@ -26,6 +26,7 @@ from troth.credentials.revocation_held import newest_copy
 from troth.encoding.ijson import load_json
 from troth.errors import ArgumentError, CredentialError, CredentialFailure, DecodeError
 from troth.identity import Identifier
+from troth.kinds import got as _got
 from troth.node.trust import CREDENTIAL_SKEW, FEED_STALENESS
 
 __all__ = [
@@ -184,10 +185,6 @@ def _sources(feeds: object) -> tuple[FeedSource, ...]:
         if not isinstance(source, Node | Authority):
             raise ArgumentError("Verifier", "feeds", expected, f"an item {_got(source)}")
     return sources
-
-
-def _got(value: object) -> str:
-    return "None" if value is None else type(value).__name__
 
 
 def _presenter(presenter: Identifier | Identity | str) -> Identifier:

@@ -87,6 +87,14 @@ def _as_set(value: AttributeValue) -> frozenset[str]:
     return frozenset((value,)) if isinstance(value, str) else value
 
 
+def _got(value: object) -> str:
+    return "None" if value is None else type(value).__name__
+
+
+def _not_attributes(call: str, parameter: str, value: object) -> ArgumentError:
+    return ArgumentError(call, parameter, "an Attributes", _got(value))
+
+
 class Attributes(Mapping[str, AttributeValue]):
     """An immutable, validated attribute map."""
 
@@ -105,9 +113,17 @@ class Attributes(Mapping[str, AttributeValue]):
     @classmethod
     def from_assignments(cls, assignments: Iterable[str]) -> Attributes:
         """`key=value` strings; a key given more than once becomes a set (ArgumentError for a
-        string that is not one)."""
+        string that is not one, or anything but an iterable of str: review 54n, api 5)."""
+        expected = "an iterable of key=value str"
+        if isinstance(assignments, str | bytes) or not isinstance(assignments, Iterable):
+            raise ArgumentError(
+                "Attributes.from_assignments", "assignments", expected, _got(assignments)
+            )
         collected: dict[str, list[str]] = {}
         for text in assignments:
+            if not isinstance(text, str):
+                got = f"an item {_got(text)}"
+                raise ArgumentError("Attributes.from_assignments", "assignments", expected, got)
             key, sep, value = text.partition("=")
             if not sep:
                 raise ArgumentError(
@@ -145,20 +161,34 @@ class Attributes(Mapping[str, AttributeValue]):
         return sorted(k for k in self._items if k.startswith(RESERVED_PREFIX))
 
     def first_excess_over(self, parent: Attributes) -> str | None:
-        """The first key whose value `parent` does not cover (None when self ⊆ parent)."""
+        """The first key whose value `parent` does not cover (None when self ⊆ parent); a
+        `parent` that is not an `Attributes` is an ArgumentError (review 54n, api 6: an
+        AttributeError; checked by catching, not before: a verification calls it per link)."""
+        try:
+            parents = parent._items
+        except AttributeError:
+            raise _not_attributes("Attributes.first_excess_over", "parent", parent) from None
         for key, value in self._items.items():
-            held = parent._items.get(key)
+            held = parents.get(key)
             if held is None or not _as_set(value) <= _as_set(held):
                 return key
         return None
 
     def merged(self, other: Attributes) -> Attributes:
-        """These attributes with `other`'s values taking precedence."""
+        """These attributes with `other`'s values taking precedence (an `Attributes`, else an
+        ArgumentError: review 54n, api 6)."""
+        if not isinstance(other, Attributes):
+            raise _not_attributes("Attributes.merged", "other", other)
         return Attributes({**self._items, **other._items})
 
     def values_of(self, key: str) -> frozenset[str]:
-        """The values of `key` as a set (empty when absent)."""
-        value = self._items.get(key)
+        """The values of `key` as a set (empty when absent: any key not a name held); an
+        unhashable `key` is an ArgumentError (review 54n, api 7: a TypeError; caught, not
+        checked before: a decision reads attributes per request)."""
+        try:
+            value = self._items.get(key)
+        except TypeError:
+            raise ArgumentError("Attributes.values_of", "key", "a str", _got(key)) from None
         return frozenset() if value is None else _as_set(value)
 
     # -- encodings ----------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from troth.credentials.format import CredentialBody, CredentialChain
 from troth.credentials.memory import VerifierMemory
 from troth.credentials.revocation_held import VerifiedFeed, check_feed_age, feed_checkpoints
 from troth.errors import (
+    ArgumentError,
     CredentialError,
     CredentialFailure,
     DecodeError,
@@ -204,7 +205,12 @@ class VerifiedCredential:
         _token: object = None,
     ) -> None:
         if _token is not _VERIFIED:
-            raise TypeError("VerifiedCredential is made by ChainVerifier.verify")
+            raise ArgumentError(  # a TypeError too; not a bare one (review 54n, api 8)
+                "VerifiedCredential",
+                "_token",
+                "ChainVerifier.verify's (a VerifiedCredential is made by verifying a chain)",
+                "a call of the constructor",
+            )
         # frozen: set through the slots, as VerifiedLink
         _set_credential_actor(self, actor)
         _set_credential_authority(self, authority)

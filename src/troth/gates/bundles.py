@@ -52,6 +52,7 @@ from troth.errors import (
     PolicyError,
     PolicyFailure,
 )
+from troth.gates.arguments import check_bundle_inputs, check_policy_inputs
 from troth.gates.policies import CompiledPolicies, compile_policies
 from troth.gates.toolschema import canonical_json, check_name
 from troth.identity import Identifier, Signer, VerifiedIdentity, verify_history, verify_signed_by
@@ -367,7 +368,10 @@ def create_bundle(
 ) -> bytes:
     """Compile (refusing what does not validate, with the validator's messages), then sign a
     bundle as `signer`: the authority itself (no chain), or a policy-admin whose credential
-    `chain` is from `authority`. It expires after `ttl` seconds."""
+    `chain` is from `authority`. It expires after `ttl` seconds. Arguments of other types
+    are an ArgumentError (review 54n, api 11-12)."""
+    check_bundle_inputs(signer, revision, now, ttl)
+    check_policy_inputs("create_bundle", policies, schema, tools, services)
     _check_revision(revision, by_authority=signer.identity.identifier == authority)
     if not 0 < ttl <= limits.MAX_POLICY_BUNDLE_TTL or now + ttl > signer.expires_at:
         raise PolicyError(

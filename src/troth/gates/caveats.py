@@ -27,6 +27,7 @@ from troth.errors import PolicyError, PolicyFailure
 from troth.gates.cedar_call import EVALUATION_ERROR, authorize
 from troth.gates.entities import agent_uid, credential_entities
 from troth.gates.nesting import cedar_refusal
+from troth.kinds import check_kind
 
 __all__ = [
     "CAVEAT_ID_PREFIX",
@@ -52,7 +53,10 @@ def _wrap(condition: str) -> str:
 
 
 def check_caveat(condition: str) -> str:
-    """The forbid policy enforcing `condition`, or PolicyError(CAVEAT_INVALID) saying why."""
+    """The forbid policy enforcing `condition`, or PolicyError(CAVEAT_INVALID) saying why (an
+    ArgumentError for anything but text: review 54n, api 13; an isinstance test only, for a
+    chain's caveats are checked here at every evaluation)."""
+    check_kind("check_caveat", "condition", condition, str, "a Cedar condition (a str)")
     if not condition.strip() or len(condition) > limits.MAX_CAVEAT_TEXT:
         raise _refuse(f"a caveat is 1-{limits.MAX_CAVEAT_TEXT} characters")
     refusal = cedar_refusal(condition)

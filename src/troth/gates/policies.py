@@ -54,6 +54,7 @@ import cedarpy
 from troth import limits
 from troth.child_path import child_environment
 from troth.errors import PolicyError, PolicyFailure, PolicyNotChecked, cut_text
+from troth.gates.arguments import check_policy_inputs
 from troth.gates.caveats import CAVEAT_ID_PREFIX
 from troth.gates.nesting import action_hierarchy, cedar_refusal, largest_types
 from troth.gates.toolschema import ToolSchema, check_name, compile_tool_schema
@@ -499,7 +500,9 @@ def compile_policies(
     services: Mapping[str, Iterable[str]] | None = None,
 ) -> CompiledPolicies:
     """Compose the schema, check the `@id`s, validate the policies and parse them into handles;
-    PolicyError (with the validator's messages) when any step refuses."""
+    PolicyError (with the validator's messages) when any step refuses (ArgumentError: of
+    other types, review 54n, api 11)."""
+    check_policy_inputs("compile_policies", policies, schema, tools, services)
     if len(policies) > limits.MAX_POLICY_TEXT or len(schema) > limits.MAX_POLICY_SCHEMA_TEXT:
         raise _refuse(PolicyFailure.OVER_LIMIT, "policy or schema text too long")
     if len(tools) > limits.MAX_TOOLS:
