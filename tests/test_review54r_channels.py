@@ -20,6 +20,7 @@ from tests.test_channel_manager import HUB, Net, Peer, echo, run
 from tests.test_review53o_refuted import AdmitAnyone
 from troth.channel import ChannelTrust
 from troth.credentials import ChainVerifier, CredentialChain, TrustPolicy, issue_credential
+from troth.errors import ChannelError, ChannelFailure
 from troth.node.channel_cap import OpenChannels
 from troth.node.channels import ChannelEnd, ChannelLimits
 from troth.node.shares import LOCAL
@@ -53,7 +54,6 @@ async def open_as_member_of(net: Net, authority: Party, peer: Peer) -> ChannelEn
     return await peer.manager.open(parse_route(HUB), me=who.me((chain,)))
 
 
-@pytest.mark.xfail(strict=True, reason="review 54r, channels 1: Y's member is refused")
 def test_one_authoritys_members_fill_the_cap_and_another_authoritys_member_still_opens() -> None:
     """Authority X's members, from eight sources, fill the hub's whole cap (no stranger's
     channel to give way); a member of authority Y then opens a channel and gets an echo: one of
@@ -79,12 +79,12 @@ def test_one_authoritys_members_fill_the_cap_and_another_authoritys_member_still
     run(test)
 
 
-@pytest.mark.xfail(strict=True, reason="review 54r, channels 1: no share per authority")
 def test_the_authority_most_over_its_share_gives_way_and_one_within_its_share_is_kept() -> None:
     """Sans-IO (shares of 2 with two authorities trusted): X holds 4 (two from s1), Y 2, the
     local callers 2. A member of Z (a third authority, holding none) takes X's place — s1's
     oldest; a member of Y, at its share, is refused; so is a newcomer counting against no
-    authority; the local callers' channels never give way."""
+    authority; the local callers' channels never give way. Was a strict xfail (no share per
+    authority) until the cap kept one."""
     cap: OpenChannels[str] = OpenChannels(BOUND, lambda: 2)
     x, y, z = frozenset({b"x"}), frozenset({b"y"}), frozenset({b"z"})
     for end, source, authorities in [
@@ -115,3 +115,28 @@ def test_the_authority_most_over_its_share_gives_way_and_one_within_its_share_is
 
 
 LOCALS = frozenset({LOCAL})
+
+
+def test_members_filling_the_cap_leave_the_node_its_own_connections_place() -> None:
+    """Node b (cap 4, one authority trusted: shares of 4 // 3 = 1) made its connection to the
+    hub. Members of X relayed to it through the hub hold all four places; the hub's own channel
+    to b (counting against the local callers' share, which holds none) takes the place of one
+    of X's, and a further X member is then refused (X holds 3, past its share) rather than
+    taking the hub's place, which still answers."""
+
+    async def test(net: Net) -> None:
+        hub = await net.hub()
+        b = await net.relayed(hub, "b", limits=ChannelLimits(max_open_channels=4))
+        relayed = parse_route(f"{HUB}/relay/b")
+        for n in range(4):
+            await net.peer(f"10.6.{n}.1").manager.open(relayed)
+        (uplink,) = b.transport.connections()
+        (at_hub,) = [c for c in hub.transport.connections() if c.other is uplink]
+        own = await hub.manager.open((at_hub.address,))
+        assert b.manager.counters.evicted_open == 1
+        with pytest.raises(ChannelError) as caught:
+            await net.peer("10.6.9.1").manager.open(relayed)
+        assert caught.value.reason is ChannelFailure.PEER_NOT_ALLOWED
+        assert await echo(hub, own, "kept") == "kept"
+
+    run(test)
