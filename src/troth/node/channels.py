@@ -28,7 +28,8 @@ reassemblies of one member's channels (its delegates' included: a peer with no c
 share one budget, all members' budgets draw on the node's
 (past its total, within the share of one of the peer's authorities: troth.node.shares), and
 they expire by timer; the open channels peers opened are capped for the node, strangers'
-within three quarters of the cap (troth.node.channel_cap; review 54k, channels 1).
+within three quarters of the cap, members' within their authorities' shares of it past that
+(troth.node.channel_cap; review 54k, channels 1; review 54r, channels 1).
 `ChannelLimits.from_environment` reads `TROTH_CHANNELS_*`.
 """
 
