@@ -16,7 +16,7 @@ import pytest
 
 from tests.support.channels import MEMBER, T
 from tests.support.parties import Party, make_channel_party, make_party, verified_feed
-from tests.test_channel_manager import HUB, Net, Peer, echo, run
+from tests.test_channel_manager import HUB, Net, Peer, echo, run, until
 from tests.test_review53o_refuted import AdmitAnyone
 from troth.channel import ChannelTrust
 from troth.credentials import ChainVerifier, CredentialChain, TrustPolicy, issue_credential
@@ -26,8 +26,11 @@ from troth.node.channels import ChannelEnd, ChannelLimits
 from troth.node.shares import LOCAL
 from troth.routing import parse_route
 
+CAP = 12
+"""The hub's cap on open channels peers opened in the test over the in-memory transport; the
+hub trusting two authorities, each one's share is 12 // (2 + 2) = 3 (4 with one trusted)."""
 BOUND = 8
-"""The hub's cap on open channels peers opened; trusting two authorities, each one's share is
+"""The sans-IO cap on open channels peers opened; trusting two authorities, each one's share is
 8 // (2 + 2) = 2 (the strangers and the local callers hold the other two shares)."""
 
 
@@ -55,26 +58,34 @@ async def open_as_member_of(net: Net, authority: Party, peer: Peer) -> ChannelEn
 
 
 def test_one_authoritys_members_fill_the_cap_and_another_authoritys_member_still_opens() -> None:
-    """Authority X's members, from eight sources, fill the hub's whole cap (no stranger's
-    channel to give way); a member of authority Y then opens a channel and gets an echo: one of
-    X's channels (X holds 8, its share 2) gave way, told with a CLOSE. Was a strict xfail
-    (Y's member refused `peer not allowed`) until the cap split its places by authority."""
+    """Authority X's members, from twelve sources, fill the hub's whole cap (12: no stranger's
+    channel to give way); members of authority Y then open channels and get echoes: for each,
+    one of X's channels gave way, told with a CLOSE, until Y holds its share (12 // (2 + 2):
+    two authorities trusted) and a fourth is refused. Was a strict xfail (Y's first member
+    refused `peer not allowed`) until the cap split its places by authority."""
 
     async def test(net: Net) -> None:
         other = make_party(net.world.vault, now=T)
-        hub = await net.hub(limits=ChannelLimits(max_open_channels=BOUND))
+        hub = await net.hub(limits=ChannelLimits(max_open_channels=CAP))
         hub.manager.trust = lambda: trust_both(net, other)
         hub.manager.trusted = lambda: 2
-        xs = [net.peer(f"10.6.{n}.1") for n in range(BOUND)]
-        for peer in xs:
+        held = []
+        for n in range(CAP):
+            peer = net.peer(f"10.6.{n}.1")
             end = await open_as_member_of(net, net.world.authority, peer)
             assert await echo(peer, end, "x") == "x"
-        assert len(hub.manager.ends) == BOUND
-        y = net.peer("10.7.0.1")
-        end = await open_as_member_of(net, other, y)
-        assert await echo(y, end, "y") == "y"
-        assert hub.manager.counters.evicted_open == 1
-        assert len(hub.manager.ends) == BOUND
+            held.append(end)
+        assert len(hub.manager.ends) == CAP
+        ys = [net.peer(f"10.7.{n}.1") for n in range(4)]
+        for y in ys[:3]:
+            end = await open_as_member_of(net, other, y)
+            assert await echo(y, end, "y") == "y"
+        assert hub.manager.counters.evicted_open == 3
+        await until(lambda: sum(not end.channel.closed for end in held) == CAP - 3)
+        with pytest.raises(ChannelError) as caught:
+            await open_as_member_of(net, other, ys[3])
+        assert caught.value.reason is ChannelFailure.PEER_NOT_ALLOWED
+        assert len(hub.manager.ends) == CAP
 
     run(test)
 

@@ -175,7 +175,7 @@ class ChannelManager:
         self._log = RateLimitedLog(log, self.limits.log_lines_per_minute)
         self._reassembly = Shares(self.trusted)
         self._notices = NoRouteNotices(self)
-        self._open = OpenChannels(self.limits.max_open_channels, self.trusted)
+        self._open = OpenChannels(self.limits.max_open_channels, lambda: self.trusted())
 
     def start(self) -> None:
         """Serve the channel listener (`/service/channels`), and send no-route notices for
