@@ -71,7 +71,7 @@ WRITTEN: dict[str, set[int]] = {
     export.BUNDLE_TYPE: {export._VERSION, export._WINDOWED},
     submit.SUBMIT_TYPE: {submit.VERSION, submit.WINDOWS_VERSION},
     submit.RECEIPTS_TYPE: {submit.VERSION},
-    rollback.GUARD_TYPE: {rollback.GUARD_VERSION},  # review 51d
+    rollback.GUARD_TYPE: {1, rollback.GUARD_VERSION},  # review 51d; 2: review 54p
 }
 
 _WRITTEN_AS = re.compile(r'"(troth\.[a-z.-]+)"`?,\s*(?:"version":\s*)?`?(\d+)')

@@ -374,7 +374,7 @@ def test_the_golden_guards(name: str) -> None:
     assert decode_guard(data) == (vector["seq"], vector["counts"])
     slot = encode_slot(vector["seq"], vector["counts"])
     assert slot in (data[:GUARD_SLOT_BYTES], data[GUARD_SLOT_BYTES:])
-    body = cbor.encode(["troth.rollback-guard", 1, vector["seq"], vector["counts"]])
+    body = cbor.encode(["troth.rollback-guard", vector["version"], vector["seq"], vector["counts"]])
     assert slot.rstrip(b"\0") == (len(body).to_bytes(2, "big") + body + sha256(body)[:16]).rstrip(
         b"\0"
     )
@@ -396,7 +396,7 @@ def test_a_guard_out_of_its_bounds_is_refused(counts: dict[str, Any], problem: s
 
 def test_a_guard_of_another_version_or_layout_is_refused() -> None:
     with pytest.raises(DecodeError, match="unknown version"):
-        decode_guard(_forged(["troth.rollback-guard", 2, 1, {"broker": 1}]))
+        decode_guard(_forged(["troth.rollback-guard", 3, 1, {"broker": 1}]))
     with pytest.raises(DecodeError, match="expected a map"):
         decode_guard(_forged(["troth.rollback-guard", 1, 1, [1]]))
     with pytest.raises(DecodeError, match="sequence number over"):

@@ -41,6 +41,7 @@ from mcp.server import Server, ServerRequestContext
 from mcp.shared.exceptions import MCPError, UrlElicitationRequiredError
 
 from tests.support.gates import TOOLS, T, make_world
+from troth import limits
 from troth.clock import FixedClock
 from troth.gates import ListRecorder, Outcome
 from troth.integrations.mcp.gate import DENIED_PREFIX, GATE_NAME, McpGate, gate_server
@@ -208,3 +209,25 @@ def test_an_upstreams_protocol_error_on_a_call_is_answered_by_the_gate() -> None
     ]
     outcomes = [r.decision.outcome for r in recorder.records]
     assert outcomes == [Outcome.ALLOWED, Outcome.UNANSWERED] * 2
+
+
+def test_an_upstreams_error_text_reaches_the_agent_cut() -> None:
+    """Mcp 4: an upstream's JSON-RPC error message on an allowed call is the text of the call's
+    answer (mcp 3); it was passed whole, up to a frame, into the agent's context. It is cut to
+    MAX_MCP_UPSTREAM_ERROR_TEXT characters, saying how many were left out."""
+    long = "x" * (limits.MAX_MCP_UPSTREAM_ERROR_TEXT * 8)
+    errors: list[types.ErrorData] = []
+
+    async def main() -> None:
+        async with Client(_upstream(error=MCPError(-32001, long)), cache=None) as upstream:
+            gate, caller = _gate(upstream, ListRecorder())
+            async with Client(gate_server(gate, caller), mode="legacy", cache=None) as agent:
+                with pytest.raises(MCPError) as raised:
+                    await agent.call_tool("lookup_order", {"order_id": "o1"})
+                errors.append(raised.value.error)
+
+    anyio.run(main)
+    (error,) = errors
+    head = DENIED_PREFIX + "the upstream failed the call: "
+    assert error.message.startswith(head + "x" * limits.MAX_MCP_UPSTREAM_ERROR_TEXT + "... (")
+    assert len(error.message) < len(head) + limits.MAX_MCP_UPSTREAM_ERROR_TEXT + 40

@@ -323,6 +323,7 @@ class PolicyFailure(enum.Enum):
     NOT_YET_VALID = "issued in the future"
     EXPIRED = "the bundle expired"
     NO_BUNDLE = "no policy bundle"
+    RESTORED = "the bundle came back with a restored copy of node.db: held back until confirmed"
     STALE_FEED = "the authority's revocation feed is missing or stale"
     SCHEMA_INVALID = "schema invalid or unsupported"
     POLICIES_INVALID = "policies invalid"

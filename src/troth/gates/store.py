@@ -30,11 +30,22 @@ on the bundle the replacing process judged, so of two concurrent replacements on
 Bundles read back are the node's own (verified when stored): signatures and compilation are
 checked again, revocations and supersessions at every decision. A bundle another process
 stored (or replaced) is seen after `reload`.
+
+Every bundle stored (or replaced) counts in the node's rollback guard (scope `policy`:
+troth.storage.rollback; docs/storage.md, "Rollback guard"), so a node.db restored from a copy
+taken before it is found when the table is opened: each bundle the copy holds is then **held
+back** (table `gates_policy_held_back`): still active (a service its bundle declares stays
+under Cedar) but deciding nothing, every decision denied (PolicyFailure.RESTORED), until a
+bundle of its authority is stored or the same bytes are accepted again (`BundleStore.confirm`:
+a reinstall, a push, a pull's answer; a node holding one back asks its authority's node for
+that revision or newer, and hands it to no one; review 54p, rollback 1: the copy's older
+bundle decided, unseen, until the next pull).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -54,6 +65,7 @@ from troth.gates.bundles import (
 )
 from troth.gates.engine import PolicyEngine
 from troth.identity import Identifier, VerifiedIdentity
+from troth.storage.rollback import Restored, RollbackGuard
 from troth.storage.sqlite import SqliteDatabase
 
 __all__ = [
@@ -98,6 +110,15 @@ class BundleTable(Protocol):
         """The stored bundle of `authority`, if any."""
         ...
 
+    def held_back(self) -> frozenset[bytes]:
+        """The authorities whose stored bundle came back with a restored copy of the table and
+        decides nothing until confirmed (module docstring)."""
+        ...
+
+    def confirm(self, authority: bytes) -> bool:
+        """Let `authority`'s held-back bundle decide again; whether it was held back."""
+        ...
+
 
 class MemoryBundleTable:
     """A BundleTable in memory (agents without a node, tests)."""
@@ -132,22 +153,63 @@ class MemoryBundleTable:
         row = self._rows.get(authority)
         return None if row is None else row[1]
 
+    def held_back(self) -> frozenset[bytes]:
+        return frozenset()  # memory is never restored from a copy
+
+    def confirm(self, authority: bytes) -> bool:
+        return False
+
 
 class SqliteBundleTable:
     """A BundleTable in the node's SQLite database (its own table, made on first use; a
-    table an older troth made gains its `digest` column)."""
+    table an older troth made gains its `digest` column). Opened, it checks the rollback
+    guard's `policy` scope (`restored`: the restore found then, if any; module docstring)."""
 
-    def __init__(self, db: SqliteDatabase) -> None:
+    def __init__(self, db: SqliteDatabase, *, now: int | None = None) -> None:
         self.db = db
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS gates_policy_bundles (authority BLOB PRIMARY KEY, "
             "revision INTEGER NOT NULL, bundle BLOB NOT NULL, stored_at INTEGER NOT NULL, "
             "digest BLOB)"
         )
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS gates_policy_held_back (authority BLOB PRIMARY KEY) "
+            "WITHOUT ROWID"
+        )
         if not self._current():
             with self.db.transaction():
                 if not self._current():
                     self._add_digests()
+        self._guard = RollbackGuard(db, "policy")
+        self.restored: Restored | None = self._guard.check(
+            int(time.time()) if now is None else now, self._hold_back
+        )
+
+    def _hold_back(self) -> int:
+        """A restored copy found: hold back every bundle it holds (module docstring)."""
+        return int(
+            self.db.execute(
+                "INSERT INTO gates_policy_held_back (authority) SELECT authority FROM "
+                "gates_policy_bundles WHERE true ON CONFLICT (authority) DO NOTHING"
+            ).rowcount
+        )
+
+    def _stored(self, authority: bytes) -> None:
+        """In the transaction that stored a bundle of `authority`: count it in the rollback
+        guard (a copy from before it is found), and let it decide."""
+        self._guard.bump()
+        self.db.execute("DELETE FROM gates_policy_held_back WHERE authority = ?", (authority,))
+
+    def held_back(self) -> frozenset[bytes]:
+        rows = self.db.fetch_all("SELECT authority FROM gates_policy_held_back")
+        return frozenset(bytes(row[0]) for row in rows)
+
+    def confirm(self, authority: bytes) -> bool:
+        with self.db.transaction():
+            cursor = self.db.execute(
+                "DELETE FROM gates_policy_held_back WHERE authority = ?", (authority,)
+            )
+        return cursor.rowcount == 1
 
     def _current(self) -> bool:
         """Whether the table has its digest column, filled in."""
@@ -179,6 +241,8 @@ class SqliteBundleTable:
                 "WHERE excluded.revision > revision",
                 (authority, revision, data, now, sha256(data)),
             )
+            if cursor.rowcount == 1:
+                self._stored(authority)
             crash_point("node.policy-bundle.before-commit")
         crash_point("node.policy-bundle.after-commit")
         return cursor.rowcount == 1
@@ -190,6 +254,8 @@ class SqliteBundleTable:
                 "digest = ? WHERE authority = ? AND bundle = ?",
                 (revision, data, now, sha256(data), authority, held),
             )
+            if cursor.rowcount == 1:
+                self._stored(authority)
             crash_point("node.policy-bundle.before-commit")
         crash_point("node.policy-bundle.after-commit")
         return cursor.rowcount == 1
@@ -273,6 +339,9 @@ class BundleStore:
         # the conflicts seen per authority (at most MAX_POLICY_CONFLICTS_SEEN each): a replay
         # of one is refused on its decoding and not counted again (review 43b, bundles 2)
         self._conflicts_seen: dict[Identifier, set[tuple[int, bytes, bytes]]] = {}
+        # the authorities whose stored bundle is held back (a restored copy: module
+        # docstring), read from the table at the first reload, again at each while any is
+        self._held_back: frozenset[bytes] | None = None
         self.conflicts_noted = 0
         """How many different same-revision conflicts this store has seen (a node logs each
         new one once: review 43b, bundles 2)."""
@@ -295,6 +364,7 @@ class BundleStore:
         feed = feeds.get(claimed.authority)
         held = self._active.get(claimed.authority)
         if held is not None and held.bundle.data == data:
+            self.confirm(claimed.authority)  # accepted again: a held-back bundle decides
             return held.bundle
         digest = sha256(data)
         refusal = None if held is None else _rollback(claimed, digest, held, feed, skew, now)
@@ -339,7 +409,27 @@ class BundleStore:
                 self._note(body.authority, body.revision, verified.digest, held.bundle.digest)
             self._active[body.authority] = _activate(verified)
             self._seen[authority] = (body.revision, verified.digest)
+            if self._held_back:  # the table let it decide in its commit
+                self._held_back = self._held_back - {authority}
         return verified
+
+    def held_back(self, authority: Identifier) -> bool:
+        """Whether `authority`'s bundle came back with a restored copy of the node's table and
+        decides nothing until confirmed (module docstring; review 54p, rollback 1)."""
+        if self._held_back is None:
+            self._held_back = self.table.held_back()
+        return authority.digest in self._held_back
+
+    def confirm(self, authority: Identifier) -> bool:
+        """Let `authority`'s held-back bundle decide again (its bytes were accepted again: a
+        reinstall, a push, a pull's answer); whether it was held back. Writes the table when
+        it was: call off the event loop."""
+        if not self.held_back(authority):
+            return False
+        self.table.confirm(authority.digest)
+        with self._lock:
+            self._held_back = (self._held_back or frozenset()) - {authority.digest}
+        return True
 
     def _replace_stored(
         self, body: BundleBody, digest: bytes, data: bytes, feed: VerifiedFeed | None, now: int
@@ -466,6 +556,8 @@ class BundleStore:
         the time alone (not yet valid, expired) is tried again at a reload whose `now` is
         inside its lifetime (a node restarted with its clock behind, then set right: review
         41d, bundles 1)."""
+        if self._held_back is None or self._held_back:  # one read while any is held back
+            self._held_back = self.table.held_back()
         loaded = []
         for digest, stamp in self.table.stamps().items():
             key = (digest, stamp)
@@ -570,6 +662,12 @@ class BundleStore:
         held = self._active.get(authority)
         if held is None:
             raise PolicyError(_P.NO_BUNDLE, str(authority))
+        if self.held_back(authority):  # deny while in doubt (review 54p, rollback 1)
+            raise PolicyError(
+                _P.RESTORED,
+                f"revision {held.bundle.body.revision}: the same bundle pulled from {authority}'s "
+                "node, or installed again, or a newer one lets it decide",
+            )
         bundle = held.bundle
         if now >= bundle.body.expires_at:
             raise PolicyError(_P.EXPIRED, f"at {bundle.body.expires_at}")

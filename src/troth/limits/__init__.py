@@ -298,7 +298,10 @@ MAX_JSON_DEPTH: Final = 32
 # -- the rollback guard beside node.db (troth.storage.rollback) --------------------------------
 MAX_ROLLBACK_GUARD_BYTES: Final = 256
 """The size of a rollback guard file (`node.db.guard`): two slots of 128 bytes (docs/formats.md,
-"Rollback guard": a slot of both scopes' largest counts takes 86); any other is no guard."""
+"Rollback guard": a slot of the three scopes' largest counts takes 102); any other is no
+guard."""
+MAX_ROLLBACK_SCOPE_TEXT: Final = 16
+"""Longest scope name a version 2 guard slot holds (one it does not know is kept: review 54p)."""
 MAX_ROLLBACK_COUNTER: Final = (1 << 63) - 1
 """Highest count of irreversible writes, and record number, a guard holds (SQLite's largest
 INTEGER)."""

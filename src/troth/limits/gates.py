@@ -33,8 +33,10 @@ __all__ = [
     "MAX_MCP_LOGGED_TEXT",
     "MAX_MCP_NOTED_NAMES",
     "MAX_MCP_PINNED_TOOLS",
+    "MAX_MCP_UPSTREAM_ERROR_TEXT",
     "MAX_MEMBER_POLICY_REVISION",
     "MAX_POLICIES",
+    "MAX_POLICY_ASKS_BACK",
     "MAX_POLICY_BUNDLE_BYTES",
     "MAX_POLICY_BUNDLE_TTL",
     "MAX_POLICY_CONFLICTS_SEEN",
@@ -197,6 +199,9 @@ MAX_TOOL_SCHEMA_DEPTH: Final = 8
 MAX_UPSTREAM_SCHEMA_DEPTH: Final = 64  # JSON nesting of a schema an MCP gate reads (49o, mcp 1)
 MAX_MCP_LOGGED_TEXT: Final = 200
 """Characters of an upstream's own error text an MCP gate logs (escaped: review 51f, mcp 3)."""
+MAX_MCP_UPSTREAM_ERROR_TEXT: Final = 1024
+"""Characters of an upstream's JSON-RPC error message an MCP gate passes to the agent as the
+text of an allowed call's answer (review 54g, mcp 3 and 4): the rest is cut, saying how much."""
 MAX_MCP_NOTED_NAMES: Final = 4096
 """Tool names an MCP gate remembers having logged, for each kind of warning it logs once (an
 upstream listing a name twice, or with a schema it cannot read; a tool whose schema differs
@@ -245,6 +250,11 @@ past it, a peer still pulls on its maintenance rounds), unless the peer's author
 than its share (troth.node.shares): at most twice this."""
 MAX_POLICY_PUSHES: Final = 16
 """Bundle pushes one node has in flight at once (the others wait their turn)."""
+MAX_POLICY_ASKS_BACK: Final = 16
+"""A node's asks back (`get`s of a requester whose `get` named a bundle that would replace the
+one held) in flight at once, apart from its pushes (the others wait their turn); one per member,
+its delegates' included, and authority at a time (review 54o, policy 1: delegates' asks back
+never answered held every push place)."""
 MAX_POLICY_CONFLICTS_SEEN: Final = 16
 """Same-revision conflicts (revision, kept digest, other digest) one bundle store remembers per
 authority, so a replay of a bundle it already refused for one costs its decoding and is not

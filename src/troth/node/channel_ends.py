@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Final
 
@@ -27,7 +28,7 @@ from troth.routing import (
 )
 from troth.transport.connection import Connection
 
-__all__ = ["COALESCE_LIMIT", "ChannelEnd", "caller_of"]
+__all__ = ["COALESCE_LIMIT", "ChannelEnd", "caller_of", "is_channel_reply"]
 
 COALESCE_LIMIT: Final = 64 * 1024
 """Bytes of messages a channel end queues within one loop iteration before it sends them at
@@ -41,6 +42,16 @@ PROBE_WAIT: Final = 5.0
 before the channel is suspect: `channel_to` opens a fresh one instead of reusing it. Generous
 (a PING is answered by the peer's channel layer at once): a peer on a starved host, or behind a
 busy relay, is not taken for gone."""
+
+
+_CHANNEL_REPLY: Final = re.compile(r"chan-[0-9a-f]{16}\.dec")
+
+
+def is_channel_reply(address: Address) -> bool:
+    """Whether `address` is a channel end's reply address as a node names it (`.dec`,
+    `ChannelEnd.dec`), not a connection's (troth.node.channels `_own_link`; review 54o,
+    channels 1)."""
+    return address.kind == "worker" and _CHANNEL_REPLY.fullmatch(address.value) is not None
 
 
 class ChannelEnd(AllowSetSource):

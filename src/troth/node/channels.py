@@ -71,7 +71,7 @@ from troth.errors import (
 from troth.identity import Identifier
 from troth.node.access import PeerCaller, member_accounts
 from troth.node.channel_cap import OpenChannels
-from troth.node.channel_ends import ChannelEnd, caller_of
+from troth.node.channel_ends import ChannelEnd, caller_of, is_channel_reply
 from troth.node.channel_limits import (
     CHANNELS_ENVIRONMENT_PREFIX,
     ChannelCounters,
@@ -233,6 +233,9 @@ class ChannelManager:
             raise RoutingError("not a secure channel message 1")  # no state for garbage
         source_key = source.origin(message.return_route) if source is not None else "local"
         own = _own_link(source, message.return_route)
+        if own and isinstance(source, Connection):  # the node at its other end: one source,
+            # not one per reply address of its channels (review 54o, channels 3)
+            source_key = str(source.address)
         network = _source_network(source_key)
         self._make_room(source_key, network)
         trust = self.trust()
@@ -242,7 +245,7 @@ class ChannelManager:
             self.limits.max_channels_per_peer,
             member_count=self._channels_opened_by_member,
             member_limit=self.limits.max_channels_per_member,
-            room=lambda peer: self._room(peer, source_key, network, own),
+            room=lambda peer: self._room(peer, source_key, own),
         )
         channel = SecureChannel(
             initiator=False,
@@ -442,17 +445,14 @@ class ChannelManager:
         if not end.channel.initiator and not end.established.done():
             end.established.set_result(peer)
 
-    def _room(self, peer: VerifiedPeer, source_key: str, network: str, own: bool) -> bool:
-        """Whether `peer`, opening a channel from `source_key` (of `network`; `own`: at the
-        other end of a connection this node made), finds room under the node's cap on open
+    def _room(self, peer: VerifiedPeer, source_key: str, own: bool) -> bool:
+        """Whether `peer`, opening a channel from `source_key` (`own`: at the other end of a
+        connection this node made), finds room under the node's cap on open
         channels (its handshake's policy asks at message 3; the place is taken, checked again,
         as the channel is taken in: `_take_place`)."""
         counted = _counts_against(peer, source_key, own)
-        stranger = counted == _STRANGERS
-        if self._open.place(
-            stranger=stranger, source=source_key, network=network, authorities=counted
-        ).admitted:
-            return True
+        if self._open.admits(stranger=counted == _STRANGERS, authorities=counted):
+            return True  # the place is picked as the channel is taken in (54o, channels 2)
         self.counters.refused_open += 1
         self._note("refused a channel from %s: the node holds its most channels", source_key)
         return False
@@ -714,9 +714,14 @@ def _counts_against(peer: VerifiedPeer, source_key: str, own: bool) -> frozenset
 def _own_link(source: Source | None, return_route: Route) -> bool:
     """Whether a message 1 with `return_route` came from the node at the other end of a
     connection this node made: over it, with nothing between (the connection and the sender's
-    own reply address; one relayed by that node has its connection to the sender between,
-    which the relay puts in the route itself)."""
-    return isinstance(source, Connection) and source.outgoing and len(return_route) == 2
+    own reply address, a channel end's: `is_channel_reply`). One relayed by that node has
+    its connection to the sender between, which the relay puts in the route itself: a sender
+    that names no reply address of its own arrives with two hops too, the second the relay's
+    connection to it, not a channel end's (review 54o, channels 1: such strangers took the
+    places kept for members and never gave way)."""
+    if not isinstance(source, Connection) or not source.outgoing or len(return_route) != 2:
+        return False
+    return is_channel_reply(return_route[1])
 
 
 _STRANGERS: Final = frozenset({STRANGERS})

@@ -62,6 +62,7 @@ from troth.secrets.sweep import (
 from troth.secrets.upstreams import check_value as _check_value
 from troth.secrets.upstreams import config_text as _config_text
 from troth.secrets.upstreams import engine_call as _engine_call
+from troth.secrets.upstreams import release as _release
 from troth.secrets.upstreams import secret_aad as _secret_aad
 from troth.storage import SqliteDatabase
 from troth.vault import SealingVault
@@ -249,6 +250,8 @@ class Broker:
                         detail=f"engine {engine}",
                         value=secret.reveal(),
                     )
+                    if before is not None:  # what the old configuration reached (postgres)
+                        _release(self.engines, before[0], engine)
                     return spec
             self._revoke_all_of(name, now)
         raise SecretError(_F.ENGINE_FAILED, f"{name} keeps being leased: retry")
@@ -266,6 +269,7 @@ class Broker:
                 self.store.delete_secret(name)
                 self.book.audit_other(AuditKind.REMOVE, now, secret=name, detail="removed")
             self._upstreams.pop((name, spec.engine, _config_text(spec)), None)
+            _release(self.engines, spec.engine)
             return revoked
         raise SecretError(_F.ENGINE_FAILED, f"{name} keeps being leased: retry")
 

@@ -5,7 +5,7 @@ troth.secrets.broker): the stored configuration text, the seal's associated data
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Final, TypeVar
 
 from troth import limits
@@ -14,7 +14,7 @@ from troth.errors import SecretError, SecretFailure
 from troth.secrets.engine import SecretSpec
 from troth.secrets.engines.http_inject import check_secret_header
 
-__all__ = ["check_value", "config_text", "engine_call", "secret_aad"]
+__all__ = ["check_value", "config_text", "engine_call", "release", "secret_aad"]
 
 _F = SecretFailure
 _T = TypeVar("_T")
@@ -30,6 +30,17 @@ def engine_call(call: Callable[[], _T]) -> _T:
         raise
     except Exception as exc:
         raise SecretError(_F.ENGINE_FAILED, type(exc).__name__) from None
+
+
+def release(engines: Mapping[str, object], *kinds: str) -> None:
+    """Have the engines of `kinds` that keep connections to their servers (`release`:
+    postgres) close them: a secret stored anew or removed no longer needs what its old
+    configuration reached (review 54f, postgres 2: a removed secret's database could not be
+    dropped while the broker ran, its admin session open there)."""
+    for kind in dict.fromkeys(kinds):
+        drop = getattr(engines.get(kind), "release", None)
+        if drop is not None:
+            drop()
 
 
 def config_text(spec: SecretSpec) -> str:

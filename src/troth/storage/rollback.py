@@ -3,16 +3,17 @@ cannot roll back (review 51d, rollback 1-2; docs/storage.md, "Rollback guard"; i
 docs/formats.md, "Rollback guard").
 
 Each scope (`SCOPES`: an authority's ticket redemptions, member removals and feed entries, a
-broker's lease revocations) counts its irreversible writes in node.db (`rollback_counters`),
-one more in the transaction of each write (`RollbackGuard.bump`), and the guard file beside it
-(`node.db.guard`) is raised to the committed count after the commit, under
-`node.db.guard.lock` (flock), never lowered. The file is two fixed slots, each a numbered,
-checksummed record of every scope's count; a raise writes the slot not holding the newest
-record in place, so a torn write leaves the record before it the newest. It is as durable as
-the writes it counts: with `durability = full` the slot is fdatasynced (node.db's commits
-are), with `normal` not (nor are they: both survive a crash of the process, and a power loss
-may undo the last of either). An fsync per redemption cost ~5 ms here (it flushes the WAL
-too: enroll.1000 took twice as long), a new file's fsync, rename and directory fsync ~8.
+broker's lease revocations, a node's policy bundles stored: review 54p, rollback 1) counts its
+irreversible writes in node.db (`rollback_counters`), one more in the transaction of each write
+(`RollbackGuard.bump`), and the guard file beside it (`node.db.guard`) is raised to the
+committed count after the commit, under `node.db.guard.lock` (flock), never lowered. The file
+is two fixed slots, each a numbered, checksummed record of every scope's count; a raise writes
+the slot not holding the newest record in place, so a torn write leaves the record before it
+the newest. It is as durable as the writes it counts: with `durability = full` the slot is
+fdatasynced (node.db's commits are), with `normal` not (nor are they: both survive a crash of
+the process, and a power loss may undo the last of either). An fsync per redemption cost ~5 ms
+here (it flushes the WAL too: enroll.1000 took twice as long), a new file's fsync, rename and
+directory fsync ~8.
 
 A store whose count is behind its guard's, or with an entry of its scope (counted, or armed
 at 0 by the first ticket or lease: `RollbackGuard.arm`, review 52c) and no readable guard or
@@ -64,6 +65,7 @@ __all__ = [
     "GUARD_TYPE",
     "GUARD_VERSION",
     "SCOPES",
+    "V1_SCOPES",
     "Restored",
     "RollbackGuard",
     "decode_guard",
@@ -76,12 +78,19 @@ __all__ = [
 ]
 
 GUARD_TYPE: Final = "troth.rollback-guard"
-GUARD_VERSION: Final = 1
+GUARD_VERSION: Final = 2
+"""The version a guard holding a scope version 1 does not know is written as (docs/formats.md,
+"Rollback guard"); one holding only version 1's scopes is written as version 1, which every
+troth since review 51d reads."""
 GUARD_SLOT_BYTES: Final = limits.MAX_ROLLBACK_GUARD_BYTES // 2
 """A guard file is two slots of this size, written in place in turn (docs/formats.md)."""
 _CHECK: Final = 16  # bytes of a slot's SHA-256 kept
-SCOPES: Final = ("authority", "broker")
+SCOPES: Final = ("authority", "broker", "policy")
 """The scopes a guard counts: each is checked, and fails closed, by its own owner."""
+V1_SCOPES: Final = frozenset({"authority", "broker"})
+"""The only scopes a version 1 slot holds (an older troth refuses any other, and any version
+but 1: it reads such a guard as none)."""
+_SCOPE_NAME: Final = re.compile(rf"[a-z][a-z0-9-]{{0,{limits.MAX_ROLLBACK_SCOPE_TEXT - 1}}}")
 
 _log = logging.getLogger(__name__)
 
@@ -93,9 +102,12 @@ def guard_path(db_path: Path) -> Path:
 
 def encode_slot(seq: int, counters: Mapping[str, int]) -> bytes:
     """One slot of a guard file (`GUARD_SLOT_BYTES`): the length of the CBOR below (2 bytes,
-    big-endian), `["troth.rollback-guard", 1, seq, {scope: count}]` (canonical CBOR), the
-    first 16 bytes of its SHA-256, zeros to the end."""
-    body = cbor.encode([GUARD_TYPE, GUARD_VERSION, seq, dict(sorted(counters.items()))])
+    big-endian), `["troth.rollback-guard", version, seq, {scope: count}]` (canonical CBOR;
+    version 1 while every scope is one of `V1_SCOPES`, else `GUARD_VERSION`), the first 16
+    bytes of its SHA-256, zeros to the end."""
+    counts = dict(sorted(counters.items()))
+    version = 1 if set(counts) <= V1_SCOPES else GUARD_VERSION
+    body = cbor.encode([GUARD_TYPE, version, seq, counts])
     slot = len(body).to_bytes(2, "big") + body + sha256(body)[:_CHECK]
     if len(slot) > GUARD_SLOT_BYTES:
         raise ValueError("a rollback guard slot overflows")
@@ -104,8 +116,14 @@ def encode_slot(seq: int, counters: Mapping[str, int]) -> bytes:
 
 def decode_slot(slot: bytes) -> tuple[int, dict[str, int]]:
     """A slot's sequence number and counts, else DecodeError: not `GUARD_SLOT_BYTES`, empty,
-    its checksum wrong (a torn write), not the type and version above, a scope not in SCOPES,
-    a number not in 0..MAX_ROLLBACK_COUNTER, not zeros after it."""
+    its checksum wrong (a torn write), not the type above, a version but 1 and 2, a number not
+    in 0..MAX_ROLLBACK_COUNTER, not zeros after it. Version 1 holds `V1_SCOPES` only (as
+    every troth since review 51d reads it); version 2 any scope named as `_SCOPE_NAME` says,
+    at least one not in `V1_SCOPES` (else it is written as version 1: one encoding), and as
+    many as still fit a slot at the largest counts: a scope this troth does not know (a newer
+    troth's) is kept as read and written back as it is, never lowered (review 54p,
+    rollback 1: version 1's decoder refused an unknown scope, so a newer troth's scope read
+    the whole guard as none, a restore)."""
     if len(slot) != GUARD_SLOT_BYTES:
         raise DecodeError(f"rollback guard slot of {len(slot)} bytes")
     size = int.from_bytes(slot[:2], "big")
@@ -116,15 +134,24 @@ def decode_slot(slot: bytes) -> tuple[int, dict[str, int]]:
     if slot[2 + size : end] != sha256(body)[:_CHECK] or slot[end:].strip(b"\0"):
         raise DecodeError("rollback guard slot damaged")
     value = cbor.expect_array(cbor.decode(body, max_bytes=GUARD_SLOT_BYTES), "rollback guard", 4)
-    cbor.expect_header(value, GUARD_TYPE, GUARD_VERSION, "rollback guard")
+    version = GUARD_VERSION if type(value[1]) is int and value[1] == GUARD_VERSION else 1
+    cbor.expect_header(value, GUARD_TYPE, version, "rollback guard")  # 1 or 2, else refused
     seq, counters = _bounded(value[2], "sequence number"), value[3]
     if type(counters) is not dict:
         raise DecodeError("rollback guard: expected a map of counts")
     decoded: dict[str, int] = {}
     for scope, count in counters.items():
-        if cbor.expect_text(scope, "rollback guard scope") not in SCOPES:
-            raise DecodeError(f"rollback guard: unknown scope {scope[:40]!r}")
-        decoded[scope] = _bounded(count, "count")
+        name = cbor.expect_text(scope, "rollback guard scope")
+        if name not in V1_SCOPES and (version == 1 or not _SCOPE_NAME.fullmatch(name)):
+            raise DecodeError(f"rollback guard: unknown scope {name[:40]!r}")
+        decoded[name] = _bounded(count, "count")
+    if version == GUARD_VERSION:
+        if set(decoded) <= V1_SCOPES:
+            raise DecodeError("rollback guard: version 2 of version 1's scopes only")
+        largest = dict.fromkeys(decoded, limits.MAX_ROLLBACK_COUNTER)
+        grown = cbor.encode([GUARD_TYPE, version, limits.MAX_ROLLBACK_COUNTER, largest])
+        if 2 + len(grown) + _CHECK > GUARD_SLOT_BYTES:
+            raise DecodeError("rollback guard: more scopes than a slot holds at their largest")
     return seq, decoded
 
 

@@ -85,8 +85,11 @@ def failed(exc: MCPError) -> McpGateError:
     JSON-RPC error: the gate's own (an internal error, no data), the upstream's message kept as
     the text of the call's answer. Its code and data are the protocol's words, which a client
     acts on (-32042 of 2025-11-25: a URL for the user to open, an elicitation the gate's client
-    refuses when the upstream asks it as a request), not the tool's (review 54g, mcp 3)."""
-    return McpGateError(f"the upstream failed the call: {exc.error.message}")
+    refuses when the upstream asks it as a request), not the tool's (review 54g, mcp 3). The
+    message is cut to MAX_MCP_UPSTREAM_ERROR_TEXT characters (mcp 4: it was passed whole, up to
+    a frame, into the agent's context)."""
+    message = cut_text(exc.error.message, limits.MAX_MCP_UPSTREAM_ERROR_TEXT)
+    return McpGateError(f"the upstream failed the call: {message}")
 
 
 def denied(reason: str) -> types.CallToolResult:

@@ -172,6 +172,11 @@ class NodePolicies:
             )
         return verified, before is None or before.bundle.data != verified.data
 
+    def held_back(self, authority: Identifier) -> bool:
+        """Whether `authority`'s bundle came back with a restored copy of node.db and decides
+        nothing until confirmed (`BundleStore.held_back`; review 54p, rollback 1)."""
+        return self.store is not None and self.store.held_back(authority)
+
     def conflicts(self) -> list[dict[str, Any]]:
         """The last same-revision conflict of each authority (`BundleStore.conflicts`)."""
         return [] if self.store is None else [c.to_json() for c in self.store.conflicts()]

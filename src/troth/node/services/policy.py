@@ -84,7 +84,7 @@ from troth.gates import (
     resign_bundle,
 )
 from troth.identity import Identifier
-from troth.node.access import Caller, MembersOnly, PeerCaller, Standing
+from troth.node.access import Caller, MembersOnly, PeerCaller, Standing, member_accounts
 from troth.node.authorities import home_of, is_local
 from troth.node.node import Node, open_node
 from troth.node.services.base import Method, RequestContext, call, service_address
@@ -231,7 +231,9 @@ class PolicyService:
         self.pushed = 0
         self._pushing = asyncio.Semaphore(limits.MAX_POLICY_PUSHES)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._asking: set[tuple[Identifier, Identifier]] = set()  # `_ask_back`s in flight
+        self._asks_back = asyncio.Semaphore(limits.MAX_POLICY_ASKS_BACK)  # not `_pushing`'s
+        self._asking: set[tuple[frozenset[bytes], Identifier]] = set()  # `_ask_back`s: per
+        # member (its delegates' included) and authority, in flight or waiting
         members = MembersOnly()
         self.methods: Mapping[str, Method] = {
             "push": Method(self.push, members),
@@ -307,6 +309,8 @@ class PolicyService:
         if own is not None and authority not in own:
             return None
         held = self.policies.held(authority)
+        if held is not None and self.policies.held_back(authority):
+            held = None  # a restored copy's: handed to no one, any requester asked back (54p)
         if isinstance(context.caller, PeerCaller):
             self._subscribe(context.caller, authority)
             if _asks_above(held, revision, digest):
@@ -322,22 +326,25 @@ class PolicyService:
     def _ask_back(self, caller: PeerCaller, authority: Identifier) -> None:
         """Ask `caller`, whose `get` named a bundle of `authority` that would replace the one
         held here (a higher revision, or its revision of a lower digest), for its bundle (a
-        `get` over its channel, as `pull` asks; one at a time per caller and authority, of an
-        authority this node trusts only): verified and taken as any pulled bundle, then
-        distributed. An authority's node restarted on a restored copy of its node.db (or one
-        that missed a member's push) held an older bundle than its members, who pull from it
-        only, and kept deciding by it, and handing it to new members, until one was installed
-        on it again (review 54h, bundles 8)."""
-        key = (caller.identifier, authority)
+        `get` over its channel, as `pull` asks; one at a time per member, its delegates'
+        included, and authority, of an authority this node trusts only; MAX_POLICY_ASKS_BACK
+        in flight, apart from the pushes: review 54o, policy 1): verified and taken as any
+        pulled bundle, then distributed. An authority's node restarted on a restored copy of
+        its node.db (or one that missed a member's push) held an older bundle than its
+        members, who pull from it only, and kept deciding by it, and handing it to new
+        members, until one was installed on it again (review 54h, bundles 8)."""
+        key = (member_accounts(caller.peer), authority)
         if authority not in self.policies.anchors or key in self._asking:
             return
         self._asking.add(key)
-        self._spawn(self._asked_back(caller.channel, key))
+        self._spawn(self._asked_back(caller, key))
 
-    async def _asked_back(self, channel: str, key: tuple[Identifier, Identifier]) -> None:
-        authority = key[1]
+    async def _asked_back(
+        self, caller: PeerCaller, key: tuple[frozenset[bytes], Identifier]
+    ) -> None:
+        authority, channel = key[1], caller.channel
         try:
-            async with self._pushing:
+            async with self._asks_back:
                 end = self.find_channel(channel)
                 if end is None or end.channel.state is not ChannelState.OPEN:
                     return
@@ -346,14 +353,14 @@ class PolicyService:
                 if answer is None:
                     return
                 data = cbor.expect_bytes(answer, "bundle")
-                why = f"{self.policies.node.name} refused {key[0]}'s answer"
+                why = f"{self.policies.node.name} refused {caller}'s answer"
                 verified, fresh = await self.worker.run(
                     self._accept_from, data, frozenset({authority}), why, now=self.clock()
                 )
             if fresh:
                 self.distribute(verified)
         except (TrothError, DecodeError) as exc:
-            log.info("policy bundle of %s asked back from %s: %s", authority, key[0], exc)
+            log.info("policy bundle of %s asked back from %s: %s", authority, caller, exc)
         finally:
             self._asking.discard(key)
 
@@ -531,12 +538,14 @@ class PolicyService:
         or a higher one replaces it, whatever its digest: review 43b, bundles 3; asked as
         "newer than the one below", which every node since the first answers, and a lower
         revision, refused here as a rollback, is not sent); else the held revision and digest
-        (one of that revision with a lower digest replaces it: review 41d, bundles 2)."""
+        (one of that revision with a lower digest replaces it: review 41d, bundles 2). A held-
+        back bundle (a restored copy's) is asked as an expired one: the same bytes answered
+        let it decide (review 54p, rollback 1)."""
         held = self.policies.held(authority)
         if held is None or self.policies.replaceable(authority):
             return [authority.digest, 0]
         body = held.bundle.body
-        if now >= body.expires_at:
+        if now >= body.expires_at or self.policies.held_back(authority):
             return [authority.digest, body.revision - 1]
         return [authority.digest, body.revision, held.bundle.digest]
 
@@ -555,6 +564,8 @@ class PolicyService:
             table = SqliteBundleTable(node.db)
             stamp = table.stamps().get(authority.digest)
             if stamp is None or not _answers(stamp[0], stamp[1], revision, digest):
+                return None
+            if authority.digest in table.held_back():  # a restored copy's (review 54p)
                 return None
             data = table.load(authority.digest)
         if data is None or now >= bundle_claims(data).expires_at:

@@ -22,8 +22,8 @@ the role owns or holds something (pg_shdepend: a large object needs no privilege
 any database PUBLIC may connect to), so what the lease's role created dies with it (handed to
 the admin, a SECURITY DEFINER function it wrote would run with the admin's rights; with the
 objects of the other roles being revoked when theirs depend on it, and with CASCADE when a
-live role's object still does, `_drop_owned`), then `DROP ROLE`. Each step tolerates a role
-already gone.
+live role's object still does, `_drop_owned`), then `DROP ROLE`. A role already gone, before
+or during these steps (another broker on the node's database revoked it meanwhile), is revoked.
 
 Identifiers always go through `sql.Identifier`, values through `sql.Literal` or parameters;
 the admin's sessions search `pg_catalog` only (`_session_options`), so no function or operator
@@ -37,6 +37,7 @@ from __future__ import annotations
 import datetime
 import re
 import secrets
+import selectors
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -219,10 +220,30 @@ class PostgresEngine:
         return LeaseCredential({"user": role, "valid_until": grant.expires_at}, role.encode())
 
     def revoke(self, spec: SecretSpec, ref: str | None, upstream: SecretValue) -> None:
-        from psycopg import sql
-
         if ref is None:
             return
+        try:
+            self._revoke(spec, ref, upstream)
+        except SecretError:
+            # another broker on the node's database (its daemon, a CLI command) revoked the
+            # same lease meanwhile and dropped the role under this one's steps: gone is what a
+            # revocation promises (review 54f, postgres 3: it failed, an operator's removal of
+            # the secret with it, and a failed attempt was counted)
+            if not self._role_gone(spec.settings, ref, upstream):
+                raise
+
+    def _role_gone(self, settings: Mapping[str, Any], ref: str, upstream: SecretValue) -> bool:
+        """Whether the role `ref` no longer exists (False when that cannot be read)."""
+        try:
+            with self._admin(settings, settings["dbname"], upstream, "find role") as conn:
+                query = "SELECT 1 FROM pg_roles WHERE rolname = %s"
+                return conn.execute(query, (ref,)).fetchone() is None
+        except SecretError:
+            return False
+
+    def _revoke(self, spec: SecretSpec, ref: str, upstream: SecretValue) -> None:
+        from psycopg import sql
+
         role, settings = sql.Identifier(ref), spec.settings
         with self._admin(settings, settings["dbname"], upstream, "revoke role") as conn:
             if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ref,)).fetchone() is None:
@@ -264,6 +285,12 @@ class PostgresEngine:
             for conn in self._connections.values():
                 conn.close()
             self._connections.clear()
+
+    def release(self) -> None:
+        """Close the kept admin connections (opened again when next needed): a secret was
+        stored anew or removed, and a session on a database it no longer names would stop its
+        owner from dropping it (review 54f, postgres 2)."""
+        self.close()
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -350,7 +377,8 @@ class PostgresEngine:
         """A connection as the admin to `dbname` (kept open, one per database and admin
         password, used under a lock; closed after use unless `keep`: a database the secret does
         not list, whose admin session would stop its owner from dropping it); a broken one is
-        dropped and reopened on the next call."""
+        dropped and reopened on the next call, and so is one the server ended while it was
+        idle (`_still_open`)."""
         try:
             import psycopg
         except ImportError as exc:
@@ -371,6 +399,8 @@ class PostgresEngine:
         with self._lock:
             conn = self._connections.pop(key, None)
             try:
+                if conn is not None and not _still_open(conn):
+                    conn.close()  # ended by the server while idle (review 54f, postgres 1)
                 if conn is None or conn.closed or conn.broken:
                     conn = None
                     # a server that did not answer is not tried again for a while (review
@@ -383,6 +413,12 @@ class PostgresEngine:
                         self.outages.failed(server, started)
                         raise
                     self.outages.reached(server)
+                    # the kept one to this database as this admin under another password (a
+                    # rotated one: the admin has one) is never used again (review 54f,
+                    # postgres 2: one session per rotation and database was left open for
+                    # good); one with other settings may be another secret's, still in use
+                    for other in [k for k in self._connections if k[:-1] == key[:-1]]:
+                        self._connections.pop(other).close()
                 yield conn
             except psycopg.Error as exc:
                 raise _engine_error(what, exc) from None
@@ -410,6 +446,23 @@ class PostgresEngine:
             keepalives_interval=limits.POSTGRES_KEEPALIVE_SECONDS,
             keepalives_count=3,
         )
+
+
+def _still_open(conn: Any) -> bool:
+    """Whether an idle kept connection may be used: nothing to read on its socket. The server
+    sends nothing to an idle session but when it ends it (a restart, a failover,
+    `pg_terminate_backend`, `idle_session_timeout`: an error, then the socket's end), and a
+    connection used as it was failed the next call, an agent's issue or its revocation, which
+    left the lease REVOKING with its role able to log in until the sweep's retry (review 54f,
+    postgres 1). One with anything to read is closed and opened anew (no round trip)."""
+    import psycopg
+
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(conn.fileno(), selectors.EVENT_READ)
+            return not selector.select(0)
+    except (OSError, ValueError, psycopg.Error):
+        return False
 
 
 def _at(when: int) -> str:
