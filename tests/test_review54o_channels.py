@@ -25,6 +25,7 @@ from tests.test_channel_manager import HUB, Net, Peer, echo, run, until
 from tests.test_review53o_refuted import AdmitAnyone
 from troth.node.channel_cap import OpenChannels
 from troth.node.channels import ChannelEnd, ChannelLimits
+from troth.node.shares import LOCAL
 from troth.routing import Address, RoutedMessage, Source, parse_route
 
 
@@ -121,38 +122,89 @@ def reference_victim(
     return next(end for end, s in ours if s == source)
 
 
+def reference_members_victim(
+    members: list[tuple[int, str, frozenset[bytes]]], share: int
+) -> int | None:
+    """The member's channel that gives way as review 54r picked it, by a scan of the members'
+    channels oldest first (`members`: end, source, authorities; only those that give way), two
+    authorities of the same oldest channel told apart by their digests."""
+    held = collections.Counter(a for _, _, authorities in members for a in authorities)
+    over = {a: n for a, n in held.items() if n > share}
+    if not over:
+        return None
+    most = max(over.values())
+    authority = next(
+        min(a for a in ours if over.get(a) == most)
+        for _, _, ours in members
+        if any(over.get(a) == most for a in ours)
+    )
+    ours = [(end, s) for end, s, authorities in members if authority in authorities]
+    sources = collections.Counter(s for _, s in ours)
+    top = max(sources.values())
+    source = next(s for _, s in ours if sources[s] == top)
+    return next(end for end, s in ours if s == source)
+
+
+AUTHORITIES: tuple[frozenset[bytes], ...] = (
+    frozenset({b"a0"}),
+    frozenset({b"a1"}),
+    frozenset({b"a2"}),
+    frozenset({b"a0", b"a1"}),
+    frozenset({LOCAL}),
+    frozenset(),
+)
+
+
 def test_the_kept_counts_pick_the_victim_the_scan_picked() -> None:
-    """Channels 2: channels of strangers and members opened and closed at random (networks
-    and sources few, so ties are many): each place, for a stranger of any source and for a
-    member, names the victim review 54k's scan named, and the counts match the channels."""
+    """Channels 2: channels of strangers and members opened and closed at random (networks,
+    sources and authorities few, so ties are many; strangers many, then few, so the cap is
+    held by members alone at times): each place, for a stranger of any source and for a
+    member, names the victim review 54k's scan named (a member's with no stranger left, review
+    54r's), and the counts match the channels."""
     rng = random.Random(542)
-    cap: OpenChannels[int] = OpenChannels(16)
+    cap: OpenChannels[int] = OpenChannels(16, lambda: 2)  # shares of 16 // 4
     held: list[tuple[int, str, str]] = []  # strangers', oldest first
-    members: list[int] = []
-    for end in range(3000):
+    members: list[tuple[int, str, frozenset[bytes]]] = []  # oldest first
+    in_members_place = 0
+    for end in range(6000):
         network = f"n{rng.randrange(4)}"
         source = f"{network}s{rng.randrange(3)}"
-        stranger = rng.random() < 0.8
+        stranger = rng.random() < (0.8 if end // 500 % 2 == 0 else 0.1)
+        authorities = frozenset() if stranger else rng.choice(AUTHORITIES)
         if cap.strangers:
             for asker, at in ((source, network), (None, None)):
                 assert cap._victim(asker, at) == reference_victim(held, asker, at)
-        place = cap.place(stranger=stranger, source=source, network=network)
-        assert place.admitted == cap.admits(stranger=stranger)
+        giving = [m for m in members if m[2] and LOCAL not in m[2]]
+        expected = reference_members_victim(giving, 4)
+        assert cap._members_victim() == expected
+        place = cap.place(
+            stranger=stranger, source=source, network=network, authorities=authorities
+        )
+        admits = cap.admits(stranger=stranger, authorities=authorities)
+        if place.admitted or cap.strangers or len(cap) < cap.limit:
+            assert place.admitted == admits
+        else:  # admitted at message 3, refused at take-in: no authority over its share
+            assert expected is None or not admits
         if place.victim is not None:
+            in_members_place += not cap.strangers
             cap.discard(place.victim)
             held = [h for h in held if h[0] != place.victim]
+            members = [m for m in members if m[0] != place.victim]
         if place.admitted:
-            cap.add(end, stranger=stranger, source=source, network=network)
+            cap.add(end, stranger=stranger, source=source, network=network, authorities=authorities)
             if stranger:
                 held.append((end, source, network))
             else:
-                members.append(end)
+                members.append((end, source, authorities))
         if rng.random() < 0.3 and (held or members):
-            gone = rng.choice([h[0] for h in held] + members)
+            gone = rng.choice([h[0] for h in held] + [m[0] for m in members])
             cap.discard(gone)
             held = [h for h in held if h[0] != gone]
-            members = [m for m in members if m != gone]
+            members = [m for m in members if m[0] != gone]
         assert (len(cap), cap.strangers) == (len(held) + len(members), len(held))
+        for authority in (b"a0", b"a1", b"a2", LOCAL):
+            assert cap._shares.held(authority) == sum(authority in m[2] for m in members)
+    assert in_members_place > 50  # the member branch was taken often
 
 
 def test_the_node_at_the_end_of_its_own_connection_is_one_source() -> None:

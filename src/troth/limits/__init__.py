@@ -250,7 +250,9 @@ MAX_OPEN_CHANNELS: Final = 4096
 docs/protocols.md, "Load limits"): the per-identity, per-member and per-source limits did not
 bound many sources together (review 54k, channels 1). Strangers hold at most three quarters;
 the rest is kept for the members of the node's authorities, local callers and the nodes at the
-other end of the node's own connections. The default of `ChannelLimits.max_open_channels`."""
+other end of the node's own connections; with no stranger's channel left, the cap is split
+between authorities as the node's other pools are (review 54r, channels 1). The default of
+`ChannelLimits.max_open_channels`."""
 MAX_REQUESTS_PER_PEER: Final = 16
 """Requests of one member (its delegates' included: the members at the roots of the caller's
 chains) a node runs at once, over all its channels (docs/protocols.md, "Concurrent requests"):

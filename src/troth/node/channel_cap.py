@@ -19,8 +19,15 @@ they had sources. Now the channels peers opened are at most `limit` together, an
   when they are among the most (a flood from one source churns its own channels). Not the least
   recently active: a PING keeps a channel active for nothing, so an attacker's channels would
   stay and quiet honest strangers' go;
-- with no stranger's channel to give way (members and local callers hold the whole cap), the
-  newcomer is refused.
+- with no stranger's channel to give way (members and local callers hold the whole cap), a
+  member of an authority within its share of the cap ("Shares of node-wide pools",
+  `troth.node.shares`: the rule of the other node-wide pools, its code) takes the place of a
+  channel of the authority holding the most over its share: its source holding the most, its
+  oldest (review 54r, channels 1: an authority mints members for free, so one authority's
+  members held the kept quarter and every stranger's place besides, and every other
+  authority's members were refused). Local callers' channels and those of the nodes at the
+  other end of this node's own connections count against the local callers' share and never
+  give way; with no authority over its share, or the newcomer's at its own, it is refused.
 
 The channels this node opened (its links, the channels it dials) are not counted: nobody else
 can open or close them. A channel keeps the class it opened with (a stranger that shows a
@@ -30,13 +37,16 @@ member's chain later stays a stranger here, as its other limits do: review 53o, 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
+
+from troth.node.shares import LOCAL, STRANGERS, Shares
 
 __all__ = ["OpenChannels", "Place"]
 
 E = TypeVar("E", bound=Hashable)
+K = TypeVar("K", bound=Hashable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +54,20 @@ class _Held:
     stranger: bool
     source: str
     network: str
+    authorities: frozenset[bytes]  # what it counts against (STRANGERS for a stranger)
     seq: int  # its order of opening (the oldest the lowest)
+
+    @property
+    def gives_way(self) -> bool:
+        """Whether a member of an authority within its share may take its place: a member's
+        channel (not a stranger's, a local caller's, one counting against no authority)."""
+        return not self.stranger and bool(self.authorities) and LOCAL not in self.authorities
 
 
 @dataclass(frozen=True, slots=True)
 class Place(Generic[E]):
     """What the cap says for a new channel: `admitted`, after closing `victim` if one is
-    named (a stranger's channel that gives way); not admitted: refused."""
+    named (a stranger's or a member's channel that gives way); not admitted: refused."""
 
     admitted: bool
     victim: E | None = None
@@ -58,16 +75,20 @@ class Place(Generic[E]):
 
 class OpenChannels(Generic[E]):
     """The open channels peers opened, counted against the node's cap (module docstring).
-    Strangers' channels are kept by network and by source, oldest first, so a victim is picked
-    from counts, not a scan of every stranger's channel (review 54o, channels 2: ~0.7 ms with
-    3,072 of them, twice per handshake at the cap)."""
+    Strangers' channels are kept by network and by source, oldest first, and members' that
+    give way by authority and by source, so a victim is picked from counts, not a scan of
+    every channel (review 54o, channels 2: ~0.7 ms with 3,072 of them, twice per handshake at
+    the cap). `trusted` is the number of authorities the node trusts now (review 54r)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, trusted: Callable[[], int] = lambda: 1) -> None:
         self.limit = limit
         self._held: dict[E, _Held] = {}
         self._seq = itertools.count()
         self._networks: dict[str, dict[E, None]] = {}  # strangers' channels, oldest first
         self._sources: dict[str, dict[str, dict[E, None]]] = {}  # by network, then source
+        self._members: dict[bytes, dict[E, None]] = {}  # members' that give way, by authority
+        self._member_sources: dict[bytes, dict[str, dict[E, None]]] = {}  # then by source
+        self._shares = Shares(trusted)  # the places each authority holds (review 54r)
         self.strangers = 0
         """Strangers' channels held now."""
 
@@ -82,55 +103,78 @@ class OpenChannels(Generic[E]):
     def __contains__(self, end: object) -> bool:
         return end in self._held
 
-    def admits(self, *, stranger: bool) -> bool:
-        """Whether a channel of a stranger (`stranger`) or a member finds room, at once or in
-        a stranger's place, without picking that place (`place` does: the handshake's check at
-        message 3 needs only this; review 54o, channels 2)."""
-        return self._room(stranger) or self.strangers > 0
+    def admits(self, *, stranger: bool, authorities: frozenset[bytes] = frozenset()) -> bool:
+        """Whether a channel of a stranger (`stranger`) or a member of `authorities` (as for
+        `place`) finds room, at once, in a stranger's place, or with its authorities within
+        their share, without picking that place (`place` does, and refuses it then if no
+        authority is over its share: the handshake's check at message 3 needs only this;
+        review 54o, channels 2; review 54r, channels 1)."""
+        if self._room(stranger) or self.strangers > 0:
+            return True
+        return not stranger and self._shares.room(authorities, self.limit)
 
-    def place(self, *, stranger: bool, source: str, network: str) -> Place[E]:
+    def place(
+        self,
+        *,
+        stranger: bool,
+        source: str,
+        network: str,
+        authorities: frozenset[bytes] = frozenset(),
+    ) -> Place[E]:
         """Whether a channel opened from `source` (of `network`) by a stranger (`stranger`) or
-        a member finds room: at once, after a stranger's channel gives way, or not at all."""
+        a member of `authorities` ({LOCAL}: a local caller, the node at the other end of this
+        node's own connection; none: counting against no authority) finds room: at once, after
+        a stranger's or an authority's channel gives way, or not at all."""
         if self._room(stranger):
             return Place(True)
-        if not self.strangers:
-            return Place(False)
-        return Place(
-            True, self._victim(source if stranger else None, network if stranger else None)
-        )
+        if self.strangers:
+            return Place(
+                True, self._victim(source if stranger else None, network if stranger else None)
+            )
+        if stranger or not self._shares.room(authorities, self.limit):
+            return Place(False)  # at the cap, its authorities all at their share or past it
+        victim = self._members_victim()
+        return Place(victim is not None, victim)
 
     def _room(self, stranger: bool) -> bool:
         full = len(self._held) >= self.limit
         return not full and not (stranger and self.strangers >= self.strangers_bound)
 
-    def add(self, end: E, *, stranger: bool, source: str, network: str) -> None:
+    def add(
+        self,
+        end: E,
+        *,
+        stranger: bool,
+        source: str,
+        network: str,
+        authorities: frozenset[bytes] = frozenset(),
+    ) -> None:
         """`end` opened and holds a place (after `place` admitted it)."""
         if end in self._held:
             return
-        self._held[end] = _Held(stranger, source, network, next(self._seq))
+        counted = _STRANGERS if stranger else authorities
+        held = _Held(stranger, source, network, counted, next(self._seq))
+        self._held[end] = held
+        self._shares.take(counted)
         if stranger:
             self.strangers += 1
-            self._networks.setdefault(network, {})[end] = None
-            self._sources.setdefault(network, {}).setdefault(source, {})[end] = None
+            _file(self._networks, self._sources, network, source, end)
+        elif held.gives_way:
+            for authority in counted:
+                _file(self._members, self._member_sources, authority, source, end)
 
     def discard(self, end: E) -> None:
         """`end` closed: its place is given back (nothing for one that held none)."""
         held = self._held.pop(end, None)
-        if held is None or not held.stranger:
+        if held is None:
             return
-        self.strangers -= 1
-        network, source = held.network, held.source
-        ends = self._networks[network]
-        del ends[end]
-        if not ends:
-            del self._networks[network]
-        sources = self._sources[network]
-        ours = sources[source]
-        del ours[end]
-        if not ours:
-            del sources[source]
-            if not sources:
-                del self._sources[network]
+        self._shares.release(held.authorities)
+        if held.stranger:
+            self.strangers -= 1
+            _unfile(self._networks, self._sources, held.network, held.source, end)
+        elif held.gives_way:
+            for authority in held.authorities:
+                _unfile(self._members, self._member_sources, authority, held.source, end)
 
     def _victim(self, source: str | None, network: str | None) -> E:
         """The strangers' channel that gives way: of the network holding the most (`network`,
@@ -141,7 +185,24 @@ class OpenChannels(Generic[E]):
         source = self._most(sources, source)
         return next(iter(sources[source]))
 
-    def _most(self, groups: Mapping[str, dict[E, None]], mine: str | None) -> str:
+    def _members_victim(self) -> E | None:
+        """The member's channel that gives way for a member of an authority within its share:
+        of the authority holding the most over its share (among equals, the one whose oldest
+        channel is the oldest, then the lowest digest), the source holding the most, its
+        oldest; None when no authority is over its share (review 54r, channels 1)."""
+        share = self._shares.share(self.limit)
+        over = {a: ends for a, ends in self._members.items() if self._shares.held(a) > share}
+        if not over:
+            return None
+        most = max(self._shares.held(a) for a in over)
+        authority = min(
+            (a for a in over if self._shares.held(a) == most),
+            key=lambda a: (self._held[next(iter(over[a]))].seq, a),
+        )
+        sources = self._member_sources[authority]
+        return next(iter(sources[self._most(sources, None)]))
+
+    def _most(self, groups: Mapping[K, dict[E, None]], mine: K | None) -> K:
         """The key of `groups` holding the most channels: `mine` when it is among them, else
         the one whose oldest channel is the oldest."""
         most = max(len(ends) for ends in groups.values())
@@ -151,3 +212,39 @@ class OpenChannels(Generic[E]):
             (key for key, ends in groups.items() if len(ends) == most),
             key=lambda key: self._held[next(iter(groups[key]))].seq,
         )
+
+
+def _file(
+    groups: dict[K, dict[E, None]],
+    subgroups: dict[K, dict[str, dict[E, None]]],
+    key: K,
+    source: str,
+    end: E,
+) -> None:
+    """`end` (of `source`) kept under `key` in `groups` and, by source, in `subgroups`."""
+    groups.setdefault(key, {})[end] = None
+    subgroups.setdefault(key, {}).setdefault(source, {})[end] = None
+
+
+def _unfile(
+    groups: dict[K, dict[E, None]],
+    subgroups: dict[K, dict[str, dict[E, None]]],
+    key: K,
+    source: str,
+    end: E,
+) -> None:
+    """`end` (of `source`) no longer kept under `key` (groups left empty are forgotten)."""
+    ends = groups[key]
+    del ends[end]
+    if not ends:
+        del groups[key]
+    sources = subgroups[key]
+    ours = sources[source]
+    del ours[end]
+    if not ours:
+        del sources[source]
+        if not sources:
+            del subgroups[key]
+
+
+_STRANGERS: Final = frozenset({STRANGERS})

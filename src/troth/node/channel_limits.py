@@ -71,7 +71,8 @@ class ChannelLimits:
     strangers hold at most three quarters, the rest is kept for the members of the node's
     authorities, local callers and the nodes at the other end of its own connections; at the
     cap a newcomer takes the place of a stranger's channel (of the network, then the source,
-    holding the most), or is refused (review 54k, channels 1)."""
+    holding the most), or, with none, of a member's of the authority most over its share of
+    the cap, or is refused (review 54k, channels 1; review 54r, channels 1)."""
     reassembly_timeout: int | None = None
     """Seconds an incomplete message is kept on this node's channels (None: the channel
     settings' `reassembly_timeout`, 60 s by default)."""

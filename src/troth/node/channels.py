@@ -28,7 +28,8 @@ reassemblies of one member's channels (its delegates' included: a peer with no c
 share one budget, all members' budgets draw on the node's
 (past its total, within the share of one of the peer's authorities: troth.node.shares), and
 they expire by timer; the open channels peers opened are capped for the node, strangers'
-within three quarters of the cap (troth.node.channel_cap; review 54k, channels 1).
+within three quarters of the cap, members' within their authorities' shares of it past that
+(troth.node.channel_cap; review 54k, channels 1; review 54r, channels 1).
 `ChannelLimits.from_environment` reads `TROTH_CHANNELS_*`.
 """
 
@@ -86,7 +87,7 @@ from troth.node.services.base import (
     forget_calls,
     request_id_of,
 )
-from troth.node.shares import STRANGERS, Shares, authorities_of
+from troth.node.shares import LOCAL, STRANGERS, Shares, authorities_of
 from troth.routing import (
     Address,
     Route,
@@ -174,7 +175,7 @@ class ChannelManager:
         self._log = RateLimitedLog(log, self.limits.log_lines_per_minute)
         self._reassembly = Shares(self.trusted)
         self._notices = NoRouteNotices(self)
-        self._open = OpenChannels(self.limits.max_open_channels)
+        self._open = OpenChannels(self.limits.max_open_channels, lambda: self.trusted())
 
     def start(self) -> None:
         """Serve the channel listener (`/service/channels`), and send no-route notices for
@@ -449,7 +450,8 @@ class ChannelManager:
         connection this node made), finds room under the node's cap on open
         channels (its handshake's policy asks at message 3; the place is taken, checked again,
         as the channel is taken in: `_take_place`)."""
-        if self._open.admits(stranger=_stranger(peer, source_key, own)):
+        counted = _counts_against(peer, source_key, own)
+        if self._open.admits(stranger=counted == _STRANGERS, authorities=counted):
             return True  # the place is picked as the channel is taken in (54o, channels 2)
         self.counters.refused_open += 1
         self._note("refused a channel from %s: the node holds its most channels", source_key)
@@ -460,8 +462,11 @@ class ChannelManager:
         channels (`troth.node.channel_cap`): a stranger's channel may give way for it (closed,
         its CLOSE sent in a task of its own), or it is closed (`peer not allowed`)."""
         source, network = end.source_key, _source_network(end.source_key)
-        stranger = _stranger(peer, source, _own_link(end.source, end.peer_route))
-        place = self._open.place(stranger=stranger, source=source, network=network)
+        counted = _counts_against(peer, source, _own_link(end.source, end.peer_route))
+        stranger = counted == _STRANGERS
+        place = self._open.place(
+            stranger=stranger, source=source, network=network, authorities=counted
+        )
         if not place.admitted:
             self.counters.refused_open += 1
             detail = "this node holds its most channels"
@@ -477,7 +482,7 @@ class ChannelManager:
             self._flushing.add(task)
             task.add_done_callback(self._flushing.discard)
             self._on_closed(victim, event)
-        self._open.add(end, stranger=stranger, source=source, network=network)
+        self._open.add(end, stranger=stranger, source=source, network=network, authorities=counted)
         return True
 
     def _on_closed(self, end: ChannelEnd, event: Closed) -> None:
@@ -695,14 +700,15 @@ class ChannelManager:
             task.cancel()
 
 
-def _stranger(peer: VerifiedPeer, source_key: str, own: bool) -> bool:
-    """Whether a peer that opened a channel from `source_key` counts as a stranger against the
-    node's cap (`troth.node.channel_cap`): its verified chains root in no authority the node
-    trusts, it is no local caller, and not the node at the other end of a connection this
-    node made (`own`: its hub, a configured peer, an anchor showing no chain)."""
+def _counts_against(peer: VerifiedPeer, source_key: str, own: bool) -> frozenset[bytes]:
+    """What a peer that opened a channel from `source_key` counts against under the node's cap
+    (`troth.node.channel_cap`): {LOCAL} for a local caller and the node at the other end of a
+    connection this node made (`own`: its hub, a configured peer, an anchor showing no chain);
+    else the authorities at the roots of its verified chains, {STRANGERS} (a stranger) for
+    none the node trusts (review 54r, channels 1)."""
     if own or source_key == "local":
-        return False
-    return authorities_of(PeerCaller(peer, "")) == _STRANGERS
+        return _LOCAL
+    return authorities_of(PeerCaller(peer, ""))
 
 
 def _own_link(source: Source | None, return_route: Route) -> bool:
@@ -719,6 +725,7 @@ def _own_link(source: Source | None, return_route: Route) -> bool:
 
 
 _STRANGERS: Final = frozenset({STRANGERS})
+_LOCAL: Final = frozenset({LOCAL})
 
 
 def _source_network(source_key: str) -> str:

@@ -81,8 +81,17 @@ class Shares:
             return True
         if after > 2 * bound:  # the most any pool holds (when the authorities trusted
             return False  # change, or places are held by none: names kept across a restart)
-        share = max(1, bound // (self.trusted() + _PSEUDO))  # the strangers' and locals' too
+        share = self.share(bound)
         return any(self._held[authority] + size <= share for authority in authorities)
+
+    def share(self, bound: int) -> int:
+        """Each authority's share of a pool bounded by `bound`: the bound split evenly between
+        the authorities trusted, the strangers and the local callers (at least 1)."""
+        return max(1, bound // (self.trusted() + _PSEUDO))
+
+    def held(self, authority: Hashable) -> int:
+        """The places `authority` holds now."""
+        return self._held[authority]
 
     def take(self, authorities: Iterable[Hashable], size: int = 1) -> None:
         """`size` places are taken, counting against `authorities`."""
