@@ -1,0 +1,88 @@
+"""Review 54q (delegation and attenuation): attacks by which a delegate ends with more than
+its delegator, each failing on main before its fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import NOW
+from tests.support.leases import ATTRS, CHAIN_TTL, LeaseWorld, make_world, open_broker
+from troth.credentials import CredentialChain, VerifiedCredential, delegate, issue_credential
+from troth.errors import SecretError, SecretFailure
+from troth.secrets import AllowListPolicy
+from troth.secrets.policy import LeaseQuestion
+
+SHORT_LEASES = "context.ttl <= 60"
+
+
+def _caveated(world_now: int = NOW) -> tuple[VerifiedCredential, VerifiedCredential, LeaseWorld]:
+    """Agent B's member credential, and agent A's chain from B with caveat `SHORT_LEASES`
+    (B allows A leases of at most 60 seconds), both verified."""
+    world = make_world(world_now)
+    chain_b = CredentialChain.decode(world.chain_b)
+    # agent B's own credential has depth 0: re-issue one B may delegate from
+    member = issue_credential(
+        world.authority.signer,
+        subject=world.agent_b.identifier,
+        attributes=ATTRS,
+        now=world_now,
+        ttl=CHAIN_TTL,
+        depth=1,
+    )
+    chain_b = CredentialChain((member,), chain_b.histories)
+    to_a = delegate(
+        world.agent_b.signer,
+        chain_b,
+        subject=world.agent_a.identifier,
+        attributes=ATTRS,
+        now=world_now,
+        ttl=CHAIN_TTL,
+        purpose="refunds, briefly",
+        caveats=(SHORT_LEASES,),
+    )
+    feeds = world.feeds()
+    b = world.verifier.verify(
+        chain_b.encode(), presenter=world.agent_b.identifier, feeds=feeds, now=world_now
+    )
+    a = world.verifier.verify(
+        to_a.encode(), presenter=world.agent_a.identifier, feeds=feeds, now=world_now
+    )
+    return b, a, world
+
+
+@pytest.mark.xfail(strict=True, reason="review 54q, delegation 1: the allow list ignores caveats")
+def test_the_allow_list_does_not_ignore_a_delegators_caveats() -> None:
+    """Review 54q, delegation 1: `AllowListPolicy` granted a lease on the actor's identity
+    alone, ignoring the caveats of the chain it presented: agent B delegated to agent A with
+    the caveat `context.ttl <= 60`, and A (on the allow list) leased for 600 seconds. A caveat
+    "is a condition on every request of the chain, leases included" (docs/secrets.md), and the
+    node's non-Cedar access rules drop caveated chains (fail closed): so does the list now."""
+    _b, a, _world = _caveated()
+    policy = AllowListPolicy({a.actor: {"payments": None}})
+    question = LeaseQuestion(a, "payments", "token", ("read",), 600, False, NOW)
+    decision = policy.decide(question)
+    assert not decision.allowed, decision
+    assert "caveat" in decision.reason
+
+
+def test_the_allow_list_still_grants_an_uncaveated_chain() -> None:
+    """The fix refuses caveated chains only: B's own (uncaveated) credential still passes."""
+    b, _a, _world = _caveated()
+    policy = AllowListPolicy({b.actor: {"payments": None}})
+    question = LeaseQuestion(b, "payments", "token", ("read",), 600, False, NOW)
+    assert policy.decide(question).allowed
+
+
+@pytest.mark.xfail(strict=True, reason="review 54q, delegation 1: the allow list ignores caveats")
+def test_a_broker_on_the_allow_list_refuses_the_caveated_chain(tmp_path: Path) -> None:
+    """Review 54q, delegation 1, through the broker: the lease is refused DENIED."""
+    _b, a, _world = _caveated()
+    policy = AllowListPolicy({a.actor: {"payments": None}})
+    _db, broker = open_broker(tmp_path / "b.db", now=NOW, policy=policy)
+    config = {"scopes": ["read"], "ttl": 120, "max_ttl": 600, "audience": "payments-api"}
+    broker.put_secret("payments", "token", config, b"", now=NOW)
+    with pytest.raises(SecretError) as caught:
+        broker.issue(a, "payments", ttl=600, now=NOW)
+    assert caught.value.reason is SecretFailure.DENIED, caught.value
