@@ -52,7 +52,6 @@ def _caveated(world_now: int = NOW) -> tuple[VerifiedCredential, VerifiedCredent
     return b, a, world
 
 
-@pytest.mark.xfail(strict=True, reason="review 54q, delegation 1: the allow list ignores caveats")
 def test_the_allow_list_does_not_ignore_a_delegators_caveats() -> None:
     """Review 54q, delegation 1: `AllowListPolicy` granted a lease on the actor's identity
     alone, ignoring the caveats of the chain it presented: agent B delegated to agent A with
@@ -75,7 +74,6 @@ def test_the_allow_list_still_grants_an_uncaveated_chain() -> None:
     assert policy.decide(question).allowed
 
 
-@pytest.mark.xfail(strict=True, reason="review 54q, delegation 1: the allow list ignores caveats")
 def test_a_broker_on_the_allow_list_refuses_the_caveated_chain(tmp_path: Path) -> None:
     """Review 54q, delegation 1, through the broker: the lease is refused DENIED."""
     _b, a, _world = _caveated()
@@ -86,3 +84,12 @@ def test_a_broker_on_the_allow_list_refuses_the_caveated_chain(tmp_path: Path) -
     with pytest.raises(SecretError) as caught:
         broker.issue(a, "payments", ttl=600, now=NOW)
     assert caught.value.reason is SecretFailure.DENIED, caught.value
+
+
+def test_the_allow_list_takes_a_caveated_chain_when_told_the_caller_enforces_them() -> None:
+    """`unevaluated_caveats=True`: the caller enforces the caveats itself (the demo's gate
+    evaluated them for the call a lease is taken for)."""
+    _b, a, _world = _caveated()
+    policy = AllowListPolicy({a.actor: {"payments": None}}, unevaluated_caveats=True)
+    question = LeaseQuestion(a, "payments", "token", ("read",), 600, False, NOW)
+    assert policy.decide(question).allowed
