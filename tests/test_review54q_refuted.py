@@ -345,3 +345,68 @@ def test_the_principal_is_the_last_link_with_its_narrowed_attributes(world: Worl
     assert principal["tags"] == {"orders.access": ["read"]}
     assert principal["attrs"]["expires_at"] == NOW + 50
     assert principal["attrs"]["depth"] == 2
+
+
+# -- what a policy reads of upstream agents (docs/policy.md, "What a delegate holds") ------------
+
+
+def _decide(policy: str, credential: VerifiedCredential) -> bool:
+    """Cedar's answer for `credential`'s actor invoking `Tool::"t"` under `policy` alone."""
+    import cedarpy
+
+    from troth.gates.cedar_call import authorize
+    from troth.gates.entities import agent_uid
+
+    request = {
+        "principal": agent_uid(credential.actor),
+        "action": 'Action::"invoke"',
+        "resource": 'Tool::"t"',
+        "context": "{}",
+    }
+    policies = cedarpy.PolicySet.from_str(policy)
+    entities = cedarpy.Entities.from_json_str(credential_entities(credential), None)
+    return authorize(request, policies, entities, None).allowed
+
+
+SUSPENDED = Attributes({"orders.access": "read", "orders.status": "suspended"})
+PERMIT = '@id("p") permit(principal, action, resource);\n'
+
+
+def test_a_forbid_on_the_root_s_tag_binds_every_delegate(world: World) -> None:
+    """A delegation may leave any attribute out: a forbid on the principal's own tag is
+    escaped by delegating without it (documented), one on the root's (the authority's word
+    about the member, link 0) binds every delegate."""
+    root = issue_credential(
+        world.authority.signer,
+        subject=world.alice.identifier,
+        attributes=SUSPENDED,
+        now=NOW,
+        ttl=TTL,
+        depth=1,
+    )
+    chain = CredentialChain((root,), (world.authority.identity.history,))
+    delegated = world.verify(_link(world.alice, chain, world.bob.identifier), world.bob)
+    own = 'forbid(principal, action, resource) when { principal.hasTag("orders.status") };'
+    roots = 'forbid(principal, action, resource) when { principal.root.hasTag("orders.status") };'
+    assert _decide(PERMIT + own, delegated)  # the dropped attribute: the forbid missed
+    assert not _decide(PERMIT + roots, delegated)
+    assert not _decide(PERMIT + roots, world.verify(chain, world.alice))
+
+
+def test_a_delegators_tags_are_not_the_principals(world: World) -> None:
+    """`principal.delegator`'s tags are what the delegator holds (wider): a permit on them
+    alone admits a delegate its delegation withheld them from (documented); the principal's
+    own tags are its narrowed authority."""
+    chain = _link(world.alice, world.root, world.bob.identifier, attributes=READ)
+    delegated = world.verify(chain, world.bob)
+    write = 'getTag("orders.access").contains("write")'
+    upstream = (
+        f"permit(principal, action, resource) when {{ principal has delegator && "
+        f'principal.delegator.hasTag("orders.access") && principal.delegator.{write} }};'
+    )
+    own = (
+        f"permit(principal, action, resource) when {{ "
+        f'principal.hasTag("orders.access") && principal.{write} }};'
+    )
+    assert _decide(upstream, delegated)
+    assert not _decide(own, delegated)
