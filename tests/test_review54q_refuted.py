@@ -410,3 +410,68 @@ def test_a_delegators_tags_are_not_the_principals(world: World) -> None:
     )
     assert _decide(upstream, delegated)
     assert not _decide(own, delegated)
+
+
+# -- a pre-rotation key, after the rotation and after a restart -----------------------------------
+
+
+def test_a_link_by_the_delegators_pre_rotation_key_dies_with_its_rotation() -> None:
+    """alice rotates and announces it (the authority's feed supersedes her old history); a
+    link her old signing key signs afterwards, carrying her old history, is refused by a
+    verifier that never saw the rotation (one started afresh: no memory of it), and one
+    carrying the new history refuses the old key's attestation."""
+    from tests.support.feeds import pages
+    from troth.credentials import RevocationEntry, RevocationKind, Supersession, verify_page
+    from troth.identity import rotate_identity
+
+    vault = SoftwareVault()
+    authority, alice, bob = (make_party(vault, now=NOW) for _ in range(3))
+    root = issue_credential(
+        authority.signer, subject=alice.identifier, attributes=READ, now=NOW, ttl=TTL, depth=2
+    )
+    chain = CredentialChain((root,), (authority.identity.history,))
+    _, rotated, _ = rotate_identity(
+        vault, alice.identity, alice.primary, alice.next_primary, now=NOW + 1, valid_for=10**8
+    )
+    entry = RevocationEntry(
+        0,
+        RevocationKind.SUPERSEDED,
+        alice.identifier.digest,
+        authority.identifier,
+        NOW + 2,
+        "",
+        Supersession(2, rotated.current_change_hash),
+    )
+    (page,) = pages(authority, [entry], now=NOW + 2, per_page=1)
+    feed = verify_page(page, authority=authority.identifier, now=NOW + 2)
+    late = NOW + 10
+    forged = delegate(
+        alice.signer, chain, subject=bob.identifier, attributes=READ, now=late, ttl=60, purpose="p"
+    )
+    restarted = ChainVerifier(TrustPolicy(frozenset({authority.identifier})))
+    with pytest.raises(CredentialError) as caught:
+        restarted.verify(
+            forged.encode(), presenter=bob.identifier, feeds={authority.identifier: feed}, now=late
+        )
+    assert (caught.value.reason, caught.value.link) == (F.SUPERSEDED, 1)
+    with_new_history = CredentialChain(forged.credentials, (*chain.histories, rotated.history))
+    with pytest.raises(CredentialError) as caught:
+        restarted.verify(
+            with_new_history.encode(),
+            presenter=bob.identifier,
+            feeds={authority.identifier: feed},
+            now=late,
+        )
+    assert (caught.value.reason, caught.value.link) == (F.ATTESTATION_INVALID, 1)
+
+
+def test_a_context_escape_is_not_read_as_a_value(world: World) -> None:
+    """Cedar's JSON escapes in a context (`__expr`, `__extn`, `__entity`) never make a caveat
+    hold: `context.ttl <= 60` is false or an error for each (a denial)."""
+    credential = _caveated(world)
+    for escaped in (
+        {"__expr": "1"},
+        {"__extn": {"fn": "decimal", "arg": "1.0"}},
+        {"__entity": {"type": "Agent", "id": str(world.bob.identifier)}},
+    ):
+        assert evaluate_caveats(credential, json.dumps({"ttl": escaped})) is not None
