@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import NOW
 from tests.support.leases import ATTRS, CHAIN_TTL, LeaseWorld, make_world, open_broker
 from troth.credentials import CredentialChain, VerifiedCredential, delegate, issue_credential
-from troth.errors import SecretError, SecretFailure
+from troth.errors import ArgumentError, SecretError, SecretFailure
 from troth.secrets import AllowListPolicy
 from troth.secrets.policy import LeaseQuestion
 
@@ -93,3 +93,8 @@ def test_the_allow_list_takes_a_caveated_chain_when_told_the_caller_enforces_the
     policy = AllowListPolicy({a.actor: {"payments": None}}, unevaluated_caveats=True)
     question = LeaseQuestion(a, "payments", "token", ("read",), 600, False, NOW)
     assert policy.decide(question).allowed
+
+
+def test_the_allow_list_takes_only_a_bool_for_unevaluated_caveats() -> None:
+    with pytest.raises(ArgumentError):
+        AllowListPolicy({}, unevaluated_caveats="yes")  # type: ignore[arg-type]

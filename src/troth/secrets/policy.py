@@ -16,6 +16,7 @@ from typing import Final, Protocol
 
 from troth.credentials import VerifiedCredential
 from troth.dataclass_init import quick_init
+from troth.errors import ArgumentError
 from troth.gates import DecisionPoint, LeaseRequest
 from troth.identity import Identifier
 
@@ -103,7 +104,10 @@ class AllowListPolicy:
         *,
         unevaluated_caveats: bool = False,
     ) -> None:
-        self._unevaluated_caveats = unevaluated_caveats is True
+        if type(unevaluated_caveats) is not bool:
+            got = type(unevaluated_caveats).__name__
+            raise ArgumentError("AllowListPolicy", "unevaluated_caveats", "a bool", got)
+        self._unevaluated_caveats = unevaluated_caveats
         self._entries = {
             identity: {
                 name: None if scopes is None else frozenset(scopes)
