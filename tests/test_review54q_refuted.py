@@ -475,3 +475,30 @@ def test_a_context_escape_is_not_read_as_a_value(world: World) -> None:
         {"__entity": {"type": "Agent", "id": str(world.bob.identifier)}},
     ):
         assert evaluate_caveats(credential, json.dumps({"ttl": escaped})) is not None
+
+
+def test_a_caveat_on_a_tags_absence_is_met_by_a_delegate_that_drops_it(world: World) -> None:
+    """A caveat is evaluated for the acting principal (documented, docs/policy.md): alice's
+    caveat `!principal.hasTag("orders.status")` on bob, who holds the tag, is met by bob's
+    delegate carol whose link leaves it out; one on `principal.root` binds carol too."""
+    root = issue_credential(
+        world.authority.signer,
+        subject=world.alice.identifier,
+        attributes=SUSPENDED,
+        now=NOW,
+        ttl=TTL,
+        depth=2,
+    )
+    chain = CredentialChain((root,), (world.authority.identity.history,))
+    for caveat, carol_passes in (
+        ('!principal.hasTag("orders.status")', True),
+        ('!principal.root.hasTag("orders.status")', False),
+    ):
+        to_bob = _link(
+            world.alice, chain, world.bob.identifier, attributes=SUSPENDED, caveats=(caveat,)
+        )
+        to_carol = _link(world.bob, to_bob, world.carol.identifier, attributes=READ)
+        bob = world.verify(to_bob, world.bob)
+        carol = world.verify(to_carol, world.carol)
+        assert evaluate_caveats(bob, "{}") is not None
+        assert (evaluate_caveats(carol, "{}") is None) is carol_passes
