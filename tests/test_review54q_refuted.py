@@ -502,3 +502,35 @@ def test_a_caveat_on_a_tags_absence_is_met_by_a_delegate_that_drops_it(world: Wo
         carol = world.verify(to_carol, world.carol)
         assert evaluate_caveats(bob, "{}") is not None
         assert (evaluate_caveats(carol, "{}") is None) is carol_passes
+
+
+# -- the gate: the delegate's narrowed authority, and revocation of a cached chain -------------
+
+
+def test_the_gate_decides_the_delegates_narrowed_authority_and_its_revocation() -> None:
+    """The support agent (orders.access read+write) delegates read to the sub-agent: the gate
+    lets the sub-agent look up but not refund (the root's write is not its own); once the
+    sub-agent's link, or the support agent's identity, is revoked, the credential the gate
+    decided before (its entities and policies cached per chain) is denied."""
+    from tests.support.gates import T
+    from tests.support.gates import make_world as gates_world
+    from troth.gates import Outcome, ToolCall
+
+    lookup = ToolCall("lookup_order", {"order_id": "4471"})
+    refund = ToolCall("refund", {"order_id": "4471", "amount": 5})
+    for what, kind in (("link", 1), ("identity", 2)):
+        gates = gates_world()
+        point = gates.point(gates.store(gates.bundle()))
+        sub = gates.credential(gates.sub_chain, gates.sub)
+        assert point.decide(sub, lookup, now=T + 10).allowed
+        assert point.decide(sub, refund, now=T + 10).outcome is Outcome.NO_PERMIT
+        support = gates.credential(gates.support_chain, gates.support)
+        assert point.decide(support, refund, now=T + 10).allowed
+        revoked = (
+            CredentialChain.decode(gates.sub_chain).credentials[1].hash
+            if what == "link"
+            else gates.support.identifier.digest
+        )
+        gates.revoke(kind, revoked, now=T + 11)
+        denied = point.decide(sub, lookup, now=T + 12)
+        assert denied.outcome is Outcome.CREDENTIAL, denied
