@@ -8,9 +8,22 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NOW
+from tests.support.feeds import pages
 from tests.support.leases import ATTRS, CHAIN_TTL, LeaseWorld, make_world, open_broker
-from troth.credentials import CredentialChain, VerifiedCredential, delegate, issue_credential
+from tests.support.parties import Party
+from troth.credentials import (
+    CredentialChain,
+    RevocationEntry,
+    RevocationKind,
+    Supersession,
+    VerifiedCredential,
+    VerifiedFeed,
+    delegate,
+    issue_credential,
+    verify_page,
+)
 from troth.errors import ArgumentError, SecretError, SecretFailure
+from troth.identity import rotate_identity
 from troth.secrets import AllowListPolicy
 from troth.secrets.policy import LeaseQuestion
 
@@ -98,3 +111,43 @@ def test_the_allow_list_takes_a_caveated_chain_when_told_the_caller_enforces_the
 def test_the_allow_list_takes_only_a_bool_for_unevaluated_caveats() -> None:
     with pytest.raises(ArgumentError):
         AllowListPolicy({}, unevaluated_caveats="yes")  # type: ignore[arg-type]
+
+
+def _superseding(world: LeaseWorld, party: Party, now: int) -> VerifiedFeed:
+    """`party` rotates, and the authority's feed says so (its older history superseded)."""
+    _, rotated, _ = rotate_identity(
+        world.vault, party.identity, party.primary, party.next_primary, now=now, valid_for=10**8
+    )
+    entry = RevocationEntry(
+        0,
+        RevocationKind.SUPERSEDED,
+        party.identifier.digest,
+        world.authority.identifier,
+        now,
+        "",
+        Supersession(2, rotated.current_change_hash),
+    )
+    (page,) = pages(world.authority, [entry], now=now, per_page=1)
+    return verify_page(page, authority=world.authority.identifier, now=now)
+
+
+@pytest.mark.xfail(strict=True, reason="review 54q, delegation 3: the broker reads no supersession")
+def test_a_lease_under_a_superseded_delegators_link_is_not_renewed(tmp_path: Path) -> None:
+    """Review 54q, delegation 3: agent A leased under its chain (user -> orchestrator -> A);
+    the orchestrator then rotated (its old key stolen, say) and the authority's feed superseded
+    its older history, the one A's link was signed under. The broker, given that feed, still
+    renewed the lease and served it under the same verified credential: its held feeds were
+    read for revocations only, never for supersessions, where the gates' decision point reads
+    both (docs/secrets.md, "A rotation is not a revocation": a renewal under such a chain is
+    refused)."""
+    world = make_world(NOW)
+    policy = AllowListPolicy({world.agent_a.identifier: {"payments": None}})
+    _db, broker = open_broker(tmp_path / "b.db", now=NOW, policy=policy)
+    config = {"scopes": ["read"], "ttl": 120, "max_ttl": 600, "audience": "payments-api"}
+    broker.put_secret("payments", "token", config, b"", now=NOW)
+    credential = world.credential_a()
+    issued = broker.issue(credential, "payments", now=NOW)
+    broker.revoke_for_feed(_superseding(world, world.orchestrator, NOW + 5), now=NOW + 5)
+    with pytest.raises(SecretError) as caught:
+        broker.renew(credential, issued.lease_id, now=NOW + 10)
+    assert caught.value.reason is SecretFailure.REVOKED, caught.value
