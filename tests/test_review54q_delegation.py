@@ -131,7 +131,6 @@ def _superseding(world: LeaseWorld, party: Party, now: int) -> VerifiedFeed:
     return verify_page(page, authority=world.authority.identifier, now=now)
 
 
-@pytest.mark.xfail(strict=True, reason="review 54q, delegation 3: the broker reads no supersession")
 def test_a_lease_under_a_superseded_delegators_link_is_not_renewed(tmp_path: Path) -> None:
     """Review 54q, delegation 3: agent A leased under its chain (user -> orchestrator -> A);
     the orchestrator then rotated (its old key stolen, say) and the authority's feed superseded
@@ -151,3 +150,12 @@ def test_a_lease_under_a_superseded_delegators_link_is_not_renewed(tmp_path: Pat
     with pytest.raises(SecretError) as caught:
         broker.renew(credential, issued.lease_id, now=NOW + 10)
     assert caught.value.reason is SecretFailure.REVOKED, caught.value
+    with pytest.raises(SecretError) as caught:
+        broker.issue(credential, "payments", now=NOW + 10)
+    assert caught.value.reason is SecretFailure.REVOKED, caught.value
+    other = world.credential_b()  # a chain the rotation does not touch
+    policy_b = AllowListPolicy({other.actor: {"payments": None}})
+    _db2, broker_b = open_broker(tmp_path / "c.db", now=NOW, policy=policy_b)
+    broker_b.put_secret("payments", "token", config, b"", now=NOW)
+    broker_b.revoke_for_feed(_superseding(world, world.user, NOW + 5), now=NOW + 5)
+    broker_b.issue(other, "payments", now=NOW + 10)
