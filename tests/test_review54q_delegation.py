@@ -22,7 +22,13 @@ from troth.credentials import (
     issue_credential,
     verify_page,
 )
-from troth.errors import ArgumentError, SecretError, SecretFailure
+from troth.errors import (
+    ArgumentError,
+    CredentialError,
+    CredentialFailure,
+    SecretError,
+    SecretFailure,
+)
 from troth.identity import rotate_identity
 from troth.secrets import AllowListPolicy
 from troth.secrets.policy import LeaseQuestion
@@ -159,3 +165,27 @@ def test_a_lease_under_a_superseded_delegators_link_is_not_renewed(tmp_path: Pat
     broker_b.put_secret("payments", "token", config, b"", now=NOW)
     broker_b.revoke_for_feed(_superseding(world, world.user, NOW + 5), now=NOW + 5)
     broker_b.issue(other, "payments", now=NOW + 10)
+
+
+@pytest.mark.xfail(strict=True, reason="review 54q, delegation 4: delegate() makes a cycle")
+@pytest.mark.parametrize("back_to", ["authority", "user"])
+def test_a_delegation_back_up_the_chain_is_refused_when_made(back_to: str) -> None:
+    """Review 54q, delegation 4: `delegate` refused only a delegation to its own signer; one
+    back to an identity already in the chain (the orchestrator's back to the user who
+    delegated to it, or to the authority) was signed, and every verifier then refused the
+    chain (CYCLE): refused when made, as amplification is."""
+    world = make_world(NOW)
+    chain_a = CredentialChain.decode(world.chain_a)
+    to_orchestrator = CredentialChain(chain_a.credentials[:2], chain_a.histories[:2])
+    subject = world.authority if back_to == "authority" else world.user
+    with pytest.raises(CredentialError) as caught:
+        delegate(
+            world.orchestrator.signer,
+            to_orchestrator,
+            subject=subject.identifier,
+            attributes=ATTRS,
+            now=NOW,
+            ttl=60,
+            purpose="back",
+        )
+    assert (caught.value.reason, caught.value.link) == (CredentialFailure.CYCLE, 2)
