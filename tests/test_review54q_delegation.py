@@ -167,7 +167,6 @@ def test_a_lease_under_a_superseded_delegators_link_is_not_renewed(tmp_path: Pat
     broker_b.issue(other, "payments", now=NOW + 10)
 
 
-@pytest.mark.xfail(strict=True, reason="review 54q, delegation 4: delegate() makes a cycle")
 @pytest.mark.parametrize("back_to", ["authority", "user"])
 def test_a_delegation_back_up_the_chain_is_refused_when_made(back_to: str) -> None:
     """Review 54q, delegation 4: `delegate` refused only a delegation to its own signer; one
