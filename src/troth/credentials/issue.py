@@ -92,11 +92,11 @@ def delegate(
 ) -> CredentialChain:
     """Append a delegation from the holder of `chain` (the signer) to `subject`.
 
-    Refuses (CredentialError) unless the signer is the chain's subject, every attribute is held
-    (a set may only shrink), the expiry is no later than the parent's nor before the link's
-    start (the parent's, when later than `now`), and the remaining depth is below the
-    parent's. `depth` defaults to one less than the parent's. `credential_id` (16 bytes) is
-    random unless given (golden vectors)."""
+    Refuses (CredentialError) unless the signer is the chain's subject, `subject` is not in the
+    chain yet (CYCLE), every attribute is held (a set may only shrink), the expiry is no later
+    than the parent's nor before the link's start (the parent's, when later than `now`), and
+    the remaining depth is below the parent's. `depth` defaults to one less than the parent's.
+    `credential_id` (16 bytes) is random unless given (golden vectors)."""
     parent_signed = chain.credentials[-1]
     parent = CredentialBody.decode(parent_signed.body)
     link = len(chain.credentials)
@@ -104,6 +104,11 @@ def delegate(
         raise CredentialError(_F.MISALIGNED, "the signer does not hold this chain", link)
     if subject == signer.identity.identifier:
         raise CredentialError(_F.CYCLE, "an identity cannot delegate to itself", link)
+    # every verifier refuses an identity twice in a chain: refused when made (review 54q,
+    # delegation 4: a delegation back to a delegator, or to the authority, was signed)
+    above = [CredentialBody.decode(signed.body) for signed in chain.credentials[:-1]]
+    if subject in {above[0].issuer if above else parent.issuer, *(b.subject for b in above)}:
+        raise CredentialError(_F.CYCLE, f"{subject} is already in the chain", link)
     excess = attributes.first_excess_over(parent.attributes)
     if excess is not None:
         raise CredentialError(_F.AMPLIFIED, f"attribute {excess!r} is not held", link)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 
 from troth.credentials import VerifiedCredential, VerifiedFeed
-from troth.errors import SecretError, SecretFailure
+from troth.errors import CredentialError, SecretError, SecretFailure
 from troth.identity import Identifier
 from troth.secrets.lease import LIVE_STATES, Lease, LeaseHandle
 from troth.secrets.members import CREDENTIAL_MEMBER, IDENTITY_MEMBER, ROOT_MEMBER, standing_member
@@ -42,12 +42,19 @@ class HeldFeeds:
 
     def check(self, credential: VerifiedCredential, store: SqliteSecretStore) -> None:
         """SecretError REVOKED when the feeds held revoke `credential` (`LeaseBook._check_feed`):
-        its authority's, a link; another authority's, its agent, when that authority has
-        standing over it in `store`."""
+        its authority's, a link, or an issuer's or the presenter's history it supersedes (as
+        the gates' decision point reads it; review 54q, delegation 3: a link signed under a
+        delegator's retired key renewed and served leases); another authority's, its agent,
+        when that authority has standing over it in `store`."""
         feed = self._feeds.get(credential.authority)
-        revoked = None if feed is None else credential.revoked_link_in(feed)
-        if revoked is not None:
-            raise SecretError(_F.REVOKED, f"link {revoked} of the credential is revoked")
+        if feed is not None:
+            revoked = credential.revoked_link_in(feed)
+            if revoked is not None:
+                raise SecretError(_F.REVOKED, f"link {revoked} of the credential is revoked")
+            try:
+                credential.current_in(feed)
+            except CredentialError as exc:
+                raise SecretError(_F.REVOKED, f"the credential is not current: {exc}") from None
         actor = credential.actor
         with self._lock:
             others = [a for a, f in self._feeds.items() if actor.digest in f.revoked_identities]

@@ -16,6 +16,7 @@ from typing import Final, Protocol
 
 from troth.credentials import VerifiedCredential
 from troth.dataclass_init import quick_init
+from troth.errors import ArgumentError
 from troth.gates import DecisionPoint, LeaseRequest
 from troth.identity import Identifier
 
@@ -68,6 +69,11 @@ class LeaseDecision:
 
 
 _ALLOWED_BY_LIST: Final = LeaseDecision(True, "allow list")  # immutable: one for every answer
+_CAVEATED: Final = LeaseDecision(
+    False,
+    "the credential carries caveats, which an allow list cannot evaluate: use the gates "
+    "engine as the lease policy (GatesLeasePolicy)",
+)
 
 
 class LeasePolicy(Protocol):
@@ -84,12 +90,24 @@ class DenyAllPolicy:
 
 
 class AllowListPolicy:
-    """Allows exactly the listed (identity, secret) pairs, optionally limited to some scopes."""
+    """Allows exactly the listed (identity, secret) pairs, optionally limited to some scopes.
+
+    A caveat is a Cedar condition on every request of the chain, leases included, which no
+    list evaluates: a chain with caveats is refused (fail closed, as the node's access rules
+    drop one; review 54q, delegation 1: a delegator's caveats were ignored, its delegate on
+    the list leasing past them) unless `unevaluated_caveats=True`, for a caller that enforces
+    them itself (as `troth.Verifier.verify` takes it)."""
 
     def __init__(
         self,
         entries: Mapping[Identifier, Mapping[str, Iterable[str] | None]],
+        *,
+        unevaluated_caveats: bool = False,
     ) -> None:
+        if type(unevaluated_caveats) is not bool:
+            got = type(unevaluated_caveats).__name__
+            raise ArgumentError("AllowListPolicy", "unevaluated_caveats", "a bool", got)
+        self._unevaluated_caveats = unevaluated_caveats
         self._entries = {
             identity: {
                 name: None if scopes is None else frozenset(scopes)
@@ -101,6 +119,8 @@ class AllowListPolicy:
     def decide(self, question: LeaseQuestion) -> LeaseDecision:
         if question.grantable_by and question.credential.authority not in question.grantable_by:
             return not_grantable(question)
+        if question.credential.caveats and not self._unevaluated_caveats:
+            return _CAVEATED
         secrets = self._entries.get(question.credential.actor)
         if secrets is None or question.secret not in secrets:
             return LeaseDecision(False, f"{question.resource} is not on the allow list")
