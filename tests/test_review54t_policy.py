@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.support.nodes import MemNet, route, run_memnet
 from tests.test_gates_distribution import bundle, revision_of
 from troth.node.runtime import NodeRuntime
@@ -30,11 +28,6 @@ def _restart_held_back(net: MemNet, runtime: NodeRuntime) -> NodeRuntime:
     return again
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 54t, policy 1: a fellow member's push of the same bytes confirms a "
-    "held-back bundle",
-)
 def test_a_fellow_members_push_of_the_same_bytes_does_not_confirm_a_held_back_bundle(
     tmp_path: Path,
 ) -> None:
