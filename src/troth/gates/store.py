@@ -160,6 +160,9 @@ class MemoryBundleTable:
         return False
 
 
+_ANY_BUNDLE = "SELECT 1 FROM gates_policy_bundles LIMIT 1"
+
+
 class SqliteBundleTable:
     """A BundleTable in the node's SQLite database (its own table, made on first use; a
     table an older troth made gains its `digest` column). Opened, it checks the rollback
@@ -184,6 +187,11 @@ class SqliteBundleTable:
         self.restored: Restored | None = self._guard.check(
             int(time.time()) if now is None else now, self._hold_back
         )
+        if not self._guard.armed() and self.db.fetch_one(_ANY_BUNDLE) is not None:
+            # bundles an older troth stored, never counted: armed now, so a copy taken from
+            # here on and put back with its guard deleted is found (review 54t, rollback 1)
+            with self.db.transaction():
+                self._guard.arm()
 
     def _hold_back(self) -> int:
         """A restored copy found: hold back every bundle it holds (module docstring)."""
