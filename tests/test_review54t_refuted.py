@@ -9,7 +9,15 @@ import mcp_types as types
 import pytest
 
 from tests.support.gates import T, make_world
-from tests.support.leases import open_broker
+from tests.support.leases import LeaseWorld, open_broker
+from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
+    SECRET,
+    OrdersDb,
+    now,
+    orders,
+    setup,
+    world,
+)
 from troth import limits
 from troth.errors import PolicyError, PolicyFailure
 from troth.gates import BundleStore, SqliteBundleTable
@@ -144,20 +152,78 @@ def test_a_held_back_table_read_by_a_second_store_is_held_back_there_too(tmp_pat
     holds the bundle back: the hold is a table, not the finder's memory."""
     from tests.support.backups import copy_db, restore_db
 
-    world = make_world()
+    gates = make_world()
     path, copy = tmp_path / "node.db", tmp_path / "copy.db"
     db = SqliteDatabase(path)
-    store = BundleStore(world.verifier, SqliteBundleTable(db))
-    store.accept(world.bundle(revision=1), feeds=world.feeds(), now=T + 5)
+    store = BundleStore(gates.verifier, SqliteBundleTable(db))
+    store.accept(gates.bundle(revision=1), feeds=gates.feeds(), now=T + 5)
     copy_db(path, copy)
-    store.accept(world.bundle(revision=2), feeds=world.feeds(), now=T + 6)
+    store.accept(gates.bundle(revision=2), feeds=gates.feeds(), now=T + 6)
     db.close()
     restore_db(path, copy)
     db = SqliteDatabase(path)
     assert SqliteBundleTable(db).restored is not None  # the finder
     later = SqliteBundleTable(db)
     assert later.restored is None  # found once
-    again = BundleStore(world.verifier, later)
+    again = BundleStore(gates.verifier, later)
     again.reload(now=T + 7)
-    assert again.held_back(world.authority.identifier)
+    assert again.held_back(gates.authority.identifier)
     db.close()
+
+
+# -- 54f: a role gone is revoked; one of the same name re-created is not ------------------------
+
+
+def test_a_role_re_created_under_the_leases_name_is_no_revocation(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The daemon's revocation drops the role under the operator's steps (review 54f, postgres
+    3), and someone re-creates a role of that name at once, owning a database so its DROP ROLE
+    fails: the operator's revocation meets a role that exists, so its failure is no "already
+    gone": the removal fails, the role is not called revoked."""
+    from psycopg import sql
+
+    from troth.errors import SecretError
+    from troth.secrets.engines import postgres as postgres_engine
+
+    daemon = setup(tmp_path, world, orders)
+    agent = world.credential_a()
+    issued = daemon.issue(agent, SECRET, scope=["orders:read"], now=now())
+    role = issued.lease.engine_ref
+    assert role is not None
+    db, operator = open_broker(tmp_path / "node.db", now=now())
+    real = postgres_engine._end_sessions
+    evil = f"evil_{role}"[:60]
+
+    def end_sessions(conn: object, name: str, wait_ms: int) -> None:
+        real(conn, name, wait_ms)
+        if not (tmp_path / "raced").exists():
+            (tmp_path / "raced").touch()
+            daemon.revoke(agent, issued.lease_id, now=now())
+            with orders.server.connect() as admin:
+                admin.execute(
+                    sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'x'").format(sql.Identifier(role))
+                )
+                admin.execute(
+                    sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                        sql.Identifier(evil), sql.Identifier(role)
+                    )
+                )
+
+    monkeypatch.setattr(postgres_engine, "_end_sessions", end_sessions)
+    try:
+        with pytest.raises(SecretError) as caught:
+            operator.remove_secret(SECRET, now=now())
+        assert (tmp_path / "raced").exists()
+        assert "could not be revoked upstream" in str(caught.value)
+        assert role in orders.roles("tl_")
+    finally:
+        with orders.server.connect() as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(evil)))
+            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+        operator.close()
+        db.close()
+        daemon.close()
