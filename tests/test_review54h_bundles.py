@@ -120,7 +120,7 @@ def parsed(monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
 def _service(accept: Callable[[bytes, int], Any]) -> Any:
     """A stand-in for a PolicyService whose node accepts with `accept` (`_accept_from` reads
     `self.policies.accept` only)."""
-    policies = SimpleNamespace(accept=lambda data, *, now: (accept(data, now), True))
+    policies = SimpleNamespace(accept=lambda data, *, now, confirms=True: (accept(data, now), True))
     return SimpleNamespace(policies=policies)
 
 

@@ -160,6 +160,9 @@ class MemoryBundleTable:
         return False
 
 
+_ANY_BUNDLE = "SELECT 1 FROM gates_policy_bundles LIMIT 1"
+
+
 class SqliteBundleTable:
     """A BundleTable in the node's SQLite database (its own table, made on first use; a
     table an older troth made gains its `digest` column). Opened, it checks the rollback
@@ -184,6 +187,11 @@ class SqliteBundleTable:
         self.restored: Restored | None = self._guard.check(
             int(time.time()) if now is None else now, self._hold_back
         )
+        if not self._guard.armed() and self.db.fetch_one(_ANY_BUNDLE) is not None:
+            # bundles an older troth stored, never counted: armed now, so a copy taken from
+            # here on and put back with its guard deleted is found (review 54t, rollback 1)
+            with self.db.transaction():
+                self._guard.arm()
 
     def _hold_back(self) -> int:
         """A restored copy found: hold back every bundle it holds (module docstring)."""
@@ -348,7 +356,12 @@ class BundleStore:
         self._lock = threading.Lock()
 
     def accept(
-        self, data: bytes, *, feeds: Mapping[Identifier, VerifiedFeed], now: int
+        self,
+        data: bytes,
+        *,
+        feeds: Mapping[Identifier, VerifiedFeed],
+        now: int,
+        confirms: bool = True,
     ) -> VerifiedBundle:
         """Verify and activate a bundle of a higher revision than the one held, of the same
         revision with a lower digest (SHA-256 of `data`: the one every node keeps; review 41d,
@@ -358,13 +371,16 @@ class BundleStore:
         the same revision with a higher digest (recorded: `conflicts`), ROLLBACK otherwise.
         The bytes already active are accepted again as a no-op. The table's bundle not active
         here (it did not load at `reload`: expired then) is replaced by the same rules
-        (`_replace_stored`: review 43b, bundles 3; review 54h, bundles 4)."""
+        (`_replace_stored`: review 43b, bundles 3; review 54h, bundles 4). The bytes held
+        back given again let them decide (`confirm`) unless `confirms` is False (a copy from
+        no one who knows better: review 54t, policy 1)."""
         claimed = bundle_claims(data)  # a replay costs its claims' decoding (54h, bundles 2)
         skew = self.verifier.policy.max_clock_skew
         feed = feeds.get(claimed.authority)
         held = self._active.get(claimed.authority)
         if held is not None and held.bundle.data == data:
-            self.confirm(claimed.authority)  # accepted again: a held-back bundle decides
+            if confirms:  # accepted again: a held-back bundle decides
+                self.confirm(claimed.authority)
             return held.bundle
         digest = sha256(data)
         refusal = None if held is None else _rollback(claimed, digest, held, feed, skew, now)

@@ -299,6 +299,10 @@ class RollbackGuard:
         row = self._row()
         return 0 if row is None else row
 
+    def armed(self) -> bool:
+        """Whether the store has an entry of this scope (armed or counted: `arm`)."""
+        return self._row() is not None
+
     def _row(self) -> int | None:
         """The store's count of this scope; None: no entry (never armed nor counted)."""
         row = self._db.fetch_one(

@@ -141,16 +141,19 @@ class NodePolicies:
         """Activate the bundles stored since (by another process: `troth policy push`)."""
         return [] if self.store is None else self.store.reload(now=now)
 
-    def accept(self, data: bytes, *, now: int) -> tuple[VerifiedBundle, bool]:
+    def accept(
+        self, data: bytes, *, now: int, confirms: bool = True
+    ) -> tuple[VerifiedBundle, bool]:
         """Verify, store and activate a bundle of a higher revision (PolicyError otherwise;
-        the bytes already active again are no error): the bundle, and whether it is new."""
+        the bytes already active again are no error): the bundle, and whether it is new.
+        `confirms`: the bytes held back, given again, decide again (`BundleStore.accept`)."""
         if self.store is None:
             raise PolicyError(_P.UNTRUSTED_AUTHORITY, "this node trusts no authority yet")
         held = {a: self.store.active(a) for a in self.anchors}
         feeds = {a: feed for a in self.anchors if (feed := self.feeds(a)) is not None}
         noted = self.store.conflicts_noted
         try:
-            verified = self.store.accept(data, feeds=feeds, now=now)
+            verified = self.store.accept(data, feeds=feeds, now=now, confirms=confirms)
         except PolicyError as exc:
             # two signers at one revision: said once per conflict, not at each replay of the
             # refused bundle (review 43b, bundles 2)

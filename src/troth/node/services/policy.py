@@ -270,7 +270,8 @@ class PolicyService:
         data = _bundle_argument(arguments)
         own = self.speaks_for(context.caller, context.now)
         why = f"{self.policies.node.name} refused {context.caller}"
-        job = self.worker.submit(self._accept_from, data, own, why, now=context.now)
+        sender = context.caller.peer.identifier if isinstance(context.caller, PeerCaller) else None
+        job = self.worker.submit(self._accept_from, data, own, why, now=context.now, sender=sender)
         loop = asyncio.get_running_loop()
         job.add_done_callback(lambda done: _call_soon(loop, self._accepted, done))
         verified, new = await asyncio.wrap_future(job)
@@ -278,12 +279,22 @@ class PolicyService:
         return {"authority": str(body.authority), "revision": body.revision, "accepted": new}
 
     def _accept_from(
-        self, data: bytes, own: frozenset[Identifier] | None, why: str, *, now: int
+        self,
+        data: bytes,
+        own: frozenset[Identifier] | None,
+        why: str,
+        *,
+        now: int,
+        sender: Identifier | None = None,
     ) -> tuple[VerifiedBundle, bool]:
         """`NodePolicies.accept`, for a bundle of one of the authorities `own` only (None:
         any); else `Denied` (`why`: who refused whom), decided on the bundle's claimed
         authority alone, so the answer says nothing of what the node holds (review 36f,
-        policy 3). On the storage thread: it decodes the bundle."""
+        policy 3). On the storage thread: it decodes the bundle. The bytes held back (a
+        restored copy's) are confirmed by a local caller's, or the authority's node's
+        (`sender` None: a pull's answer; or the authority itself), or, on the authority's own
+        node, a member's (none knows better); not by another member's copy on a member's node,
+        as stale as the restored one or kept on purpose (review 54t, policy 1)."""
         authority = bundle_claims(data).authority
         if own is not None and authority not in own:
             raise Denied(
@@ -292,7 +303,8 @@ class PolicyService:
                     "authority itself and local callers",
                 )
             )
-        return self.policies.accept(data, now=now)
+        confirms = sender is None or sender == authority or authority == self.hosted()
+        return self.policies.accept(data, now=now, confirms=confirms)
 
     async def get(self, arguments: Any, context: RequestContext) -> bytes | None:
         """The bundle of an authority newer than the requester's revision, or of that revision
@@ -355,7 +367,12 @@ class PolicyService:
                 data = cbor.expect_bytes(answer, "bundle")
                 why = f"{self.policies.node.name} refused {caller}'s answer"
                 verified, fresh = await self.worker.run(
-                    self._accept_from, data, frozenset({authority}), why, now=self.clock()
+                    self._accept_from,
+                    data,
+                    frozenset({authority}),
+                    why,
+                    now=self.clock(),
+                    sender=caller.peer.identifier,
                 )
             if fresh:
                 self.distribute(verified)

@@ -43,6 +43,12 @@ _PROBE: Final = bytes(range(0x20, 0x7F)) + b"+AEE-~{~}\\u0041\\x41"
 _EBCDIC_XML: Final = b"\x4c\x6f\xa7\x94"
 """`<?xm` in EBCDIC: what an XML reader's detection takes for an EBCDIC document (XML 1.0,
 appendix F.1; libxml2's), its echoed secret not the secret's bytes (review 54l, secrets 4)."""
+_XML_ENCODING: Final = re.compile(
+    rb"""\A(?:\xef\xbb\xbf)?\s*<\?xml\s[^>]{0,1024}?\sencoding\s*=\s*["']([^"'>]{0,80})""", re.I
+)
+"""An XML declaration's `encoding` (XML 1.0, section 4.3.3), read in ASCII: a reader that
+detects ASCII from the first bytes reads the rest of the document in it (libxml2 does: review
+54t, secrets 1)."""
 _WIDE_BOMS: Final = (
     codecs.BOM_UTF32_BE,
     codecs.BOM_UTF32_LE,  # begins with UTF-16 LE's, so either is refused
@@ -62,8 +68,10 @@ def check_readable(content_types: Iterable[str], body: bytes) -> None:
     doubt: a binary answer that begins with a NUL byte is refused too (review 54e, secrets 2:
     an unlabelled UTF-16 answer with a BOM carried the secret past the redaction). A UTF-8
     BOM passes: the text after it is UTF-8. Refused too: a `charset` label whose printable
-    ASCII is not ASCII's bytes (`_ascii_charset`; review 54l, secrets 3), and a body that
-    begins as an XML document in EBCDIC (`_EBCDIC_XML`; review 54l, secrets 4)."""
+    ASCII is not ASCII's bytes (`_ascii_charset`; review 54l, secrets 3), a body that
+    begins as an XML document in EBCDIC (`_EBCDIC_XML`; review 54l, secrets 4), and one whose
+    XML declaration names such a charset (`_XML_ENCODING`; review 54t, secrets 1: an XML
+    reader reads the rest of the document in it)."""
     for value in content_types:
         if _WIDE_CHARSET.search(value):
             raise SecretError(_F.UPSTREAM_FAILED, "the upstream answered in UTF-16 or UTF-32")
@@ -81,6 +89,15 @@ def check_readable(content_types: Iterable[str], body: bytes) -> None:
         )
     if body.startswith(_EBCDIC_XML):  # review 54l, secrets 4
         raise SecretError(_F.UPSTREAM_FAILED, "the upstream answered XML in EBCDIC")
+    declared = _XML_ENCODING.match(body)
+    if declared is not None:  # review 54t, secrets 1
+        label = declared.group(1).decode("ascii", "replace")
+        if not _ascii_charset(label):
+            raise SecretError(
+                _F.UPSTREAM_FAILED,
+                "the upstream answered XML declared in a charset whose bytes are not ASCII's "
+                f"({label[:40]!r})",
+            )
 
 
 @functools.lru_cache(maxsize=64)
