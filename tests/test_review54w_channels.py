@@ -10,8 +10,6 @@ review 54o's equivalence test)."""
 
 from __future__ import annotations
 
-import pytest
-
 from troth.node.channel_cap import OpenChannels
 from troth.node.shares import LOCAL
 
@@ -32,10 +30,6 @@ def held_by_local_callers() -> OpenChannels[str]:
     return cap
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 54w, channels 1: admits at message 3 a member that place then refuses",
-)
 def test_admits_refuses_at_message_3_the_member_place_would_refuse() -> None:
     cap = held_by_local_callers()
     place = cap.place(stranger=False, source="s3", network="n3", authorities=frozenset({C}))
