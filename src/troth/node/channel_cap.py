@@ -106,12 +106,14 @@ class OpenChannels(Generic[E]):
     def admits(self, *, stranger: bool, authorities: frozenset[bytes] = frozenset()) -> bool:
         """Whether a channel of a stranger (`stranger`) or a member of `authorities` (as for
         `place`) finds room, at once, in a stranger's place, or with its authorities within
-        their share, without picking that place (`place` does, and refuses it then if no
-        authority is over its share: the handshake's check at message 3 needs only this;
-        review 54o, channels 2; review 54r, channels 1)."""
+        their share and an authority over its share to give way, without picking that place
+        (`place` does: the handshake's check at message 3 needs only this; review 54o,
+        channels 2; review 54r, channels 1). It agrees with `place`: a member it admits is not
+        refused as its channel is taken in, its handshake completed for nothing (review 54w,
+        channels 1: with no authority over its share it was, each time)."""
         if self._room(stranger) or self.strangers > 0:
             return True
-        return not stranger and self._shares.room(authorities, self.limit)
+        return not stranger and self._shares.room(authorities, self.limit) and bool(self._over())
 
     def place(
         self,
@@ -190,8 +192,7 @@ class OpenChannels(Generic[E]):
         of the authority holding the most over its share (among equals, the one whose oldest
         channel is the oldest, then the lowest digest), the source holding the most, its
         oldest; None when no authority is over its share (review 54r, channels 1)."""
-        share = self._shares.share(self.limit)
-        over = {a: ends for a, ends in self._members.items() if self._shares.held(a) > share}
+        over = self._over()
         if not over:
             return None
         most = max(self._shares.held(a) for a in over)
@@ -201,6 +202,12 @@ class OpenChannels(Generic[E]):
         )
         sources = self._member_sources[authority]
         return next(iter(sources[self._most(sources, None)]))
+
+    def _over(self) -> dict[bytes, dict[E, None]]:
+        """The members' channels that give way, of each authority holding more than its share
+        (these channels are among those it holds)."""
+        share = self._shares.share(self.limit)
+        return {a: ends for a, ends in self._members.items() if self._shares.held(a) > share}
 
     def _most(self, groups: Mapping[K, dict[E, None]], mine: K | None) -> K:
         """The key of `groups` holding the most channels: `mine` when it is among them, else
