@@ -155,18 +155,20 @@ def test_smuggled_arguments_are_denied_and_recorded(arguments: Any) -> None:
 
 
 def test_a_delegation_back_into_the_chain_is_refused() -> None:
+    """Refused when made (review 54q, delegation 4: `delegate` refuses a subject already in the
+    chain); a link made by hand, with no check, is refused by every verifier
+    (tests/test_review54q_refuted.py, the cycle tests)."""
     world = make_world(sub_caveats=("context.args.amount <= 10",))
-    back = delegate(
-        world.sub.signer,
-        CredentialChain.decode(world.sub_chain),
-        subject=world.support.identifier,
-        attributes=Attributes({"orders.access": "read"}),
-        now=T,
-        ttl=86_400,
-        purpose="back to the support agent",
-    )
     with pytest.raises(CredentialError, match="delegation cycle"):
-        world.credential(back.encode(), world.support)
+        delegate(
+            world.sub.signer,
+            CredentialChain.decode(world.sub_chain),
+            subject=world.support.identifier,
+            attributes=Attributes({"orders.access": "read"}),
+            now=T,
+            ttl=86_400,
+            purpose="back to the support agent",
+        )
 
 
 class _Failing:
