@@ -14,6 +14,9 @@ a log line to a UTF-8 stream raised UnicodeEncodeError instead of reporting it.
   raised a DecodeError, `cannot encode value`).
 - errors 3: a log line of such an error to a UTF-8 stream was lost (logging's "--- Logging
   error ---" instead).
+- errors 6: a peer's error answer (failed, busy, denied, no route) was raised with its text as
+  it came, newlines and escape sequences too: a node logging it (a trace batch not delivered,
+  a policy push refused) wrote the peer's lines into node.log as if they were its own.
 - errors 4: the CLI's `--json` error object of a path from argv, or of a `$TROTH_HOME`, that
   is not UTF-8 held a lone surrogate as a `\\udcff` JSON escape: JSON that strict parsers
   (I-JSON, RFC 7493 section 2.1; troth's own decoder) refuse.
@@ -22,7 +25,8 @@ a log line to a UTF-8 stream raised UnicodeEncodeError instead of reporting it.
 
 Was a strict xfail each until TrothError's text, the typed errors' quoted fields and
 `cut_text` gave lone surrogates as `\\udcff` escapes (`troth.errors.encodable_text`), the
-CLI's error objects likewise, and `escape_text` escaped them as it escapes control characters.
+CLI's error objects likewise, and `escape_text` escaped them as it escapes control characters;
+and (errors 6) until `result_of` gave a peer's error text on one line (`one_line_text`).
 """
 
 from __future__ import annotations
@@ -67,7 +71,16 @@ from troth.errors import (
     TrothError,
     cut_text,
 )
-from troth.node.services.protocol import failure_response
+from troth.node.services.protocol import (
+    BUSY,
+    DENIED,
+    FAILED,
+    NO_ROUTE,
+    decode_response,
+    error_response,
+    failure_response,
+    result_of,
+)
 
 LONE = "a\udcffb"
 SRC = str(Path(troth.__file__).resolve().parents[1])
@@ -175,6 +188,22 @@ def test_a_log_line_of_such_an_error_is_written(monkeypatch: pytest.MonkeyPatch)
     finally:
         log.removeHandler(handler)
     assert out.getvalue() == b"cannot listen on a\\udcffb:0: no\n"
+
+
+# -- errors 6: a peer's error text, one line ------------------------------------------------------
+
+FORGED = "x\n2026-12-05 12:00:00,000 troth.node admin logged in\x1b[2K"
+
+
+@pytest.mark.parametrize("kind", [FAILED, BUSY, DENIED, NO_ROUTE])
+def test_a_peers_error_text_is_one_line(kind: str) -> None:
+    answer = error_response(kind, f"busy: {FORGED}", (FORGED,), request=3)
+    with pytest.raises(TrothError) as raised:
+        result_of(decode_response(answer)[1])
+    for text in _texts_of(raised.value):
+        assert "\n" not in text, ascii(text)
+        assert "\x1b" not in text, ascii(text)
+    assert "x\\n2026" in str(raised.value)
 
 
 # -- errors 4-5: the CLI ---------------------------------------------------------------------------

@@ -91,6 +91,7 @@ __all__ = [
     "VaultError",
     "cut_text",
     "encodable_text",
+    "one_line_text",
 ]
 
 
@@ -544,3 +545,14 @@ def encodable_text(text: str) -> str:
     if not isinstance(text, str) or text.isascii():  # (a field of another type: as it is)
         return text
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
+_CONTROLS.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+
+
+def one_line_text(text: str) -> str:
+    """`text` a peer gave, as an error quotes it: control characters (C0 with newline and CR,
+    DEL, C1) as escapes (`\\n`, `\\x1b`) and lone surrogates as `encodable_text` shows them,
+    so that a log line of the error is one line, the node's own (review 54v, errors 6)."""
+    return encodable_text(text.translate(_CONTROLS))
