@@ -90,11 +90,17 @@ __all__ = [
     "UnsupportedKeyType",
     "VaultError",
     "cut_text",
+    "encodable_text",
+    "one_line_text",
 ]
 
 
 class TrothError(Exception):
-    """Base of every error troth raises on purpose."""
+    """Base of every error troth raises on purpose. Its text is always valid UTF-8: a lone
+    surrogate in what it quotes is shown as a `\\udcff` escape (`troth.errors.encodable_text`)."""
+
+    def __str__(self) -> str:
+        return encodable_text(super().__str__())
 
     def diagnostics(self) -> str:
         """A text for people: what failed and why."""
@@ -227,7 +233,7 @@ class IdentityError(TrothError):
 
     def __init__(self, reason: IdentityFailure, detail: str = "", change: int | None = None):
         self.reason = reason
-        self.detail = detail
+        self.detail = encodable_text(detail)
         self.change = change
         where = f"change {change}: " if change is not None else ""
         super().__init__(f"{where}{reason.value}" + (f" ({detail})" if detail else ""))
@@ -273,7 +279,7 @@ class CredentialError(TrothError):
 
     def __init__(self, reason: CredentialFailure, detail: str = "", link: int | None = None):
         self.reason = reason
-        self.detail = detail
+        self.detail = encodable_text(detail)
         self.link = link
         where = f"link {link}: " if link is not None else ""
         super().__init__(f"{where}{reason.value}" + (f" ({detail})" if detail else ""))
@@ -301,7 +307,7 @@ class AuthorityError(TrothError):
 
     def __init__(self, reason: AuthorityFailure, detail: str = "") -> None:
         self.reason = reason
-        self.detail = detail
+        self.detail = encodable_text(detail)
         super().__init__(reason.value + (f" ({detail})" if detail else ""))
 
 
@@ -338,8 +344,8 @@ class PolicyError(TrothError):
         self, reason: PolicyFailure, detail: str = "", messages: tuple[str, ...] = ()
     ) -> None:
         self.reason = reason
-        self.detail = detail
-        self.messages = messages
+        self.detail = encodable_text(detail)
+        self.messages = tuple(map(encodable_text, messages))
         super().__init__(reason.value + (f" ({detail})" if detail else ""))
 
     def diagnostics(self) -> str:
@@ -377,7 +383,7 @@ class ChannelError(TrothError):
 
     def __init__(self, reason: ChannelFailure, detail: str = "", *, by_peer: bool = False) -> None:
         self.reason = reason
-        self.detail = detail
+        self.detail = encodable_text(detail)
         self.by_peer = by_peer
         label = reason.name.lower().replace("_", " ")
         super().__init__(label + (f" ({detail})" if detail else ""))
@@ -414,7 +420,7 @@ class Denied(TrothError):
     """An access decision refused a request; `reasons` say who refused whom and why."""
 
     def __init__(self, reasons: tuple[str, ...]) -> None:
-        self.reasons = reasons
+        self.reasons = tuple(map(encodable_text, reasons))
         super().__init__("denied: " + "; ".join(reasons) if reasons else "denied")
 
 
@@ -448,7 +454,7 @@ class SecretError(TrothError):
 
     def __init__(self, reason: SecretFailure, detail: str = "") -> None:
         self.reason = reason
-        self.detail = detail
+        self.detail = encodable_text(detail)
         super().__init__(reason.value + (f" ({detail})" if detail else ""))
 
 
@@ -503,9 +509,9 @@ class TraceError(TrothError):
         record: str | None = None,
     ) -> None:
         self.reason = reason
-        self.detail = detail
+        self.detail = encodable_text(detail)
         self.index = index
-        self.record = record
+        self.record = None if record is None else encodable_text(record)
         place = [] if index is None else [f"record {index}"]
         if record is not None:
             place.append(f"id {record}")
@@ -524,7 +530,29 @@ class TraceError(TrothError):
 
 def cut_text(text: str, most: int) -> str:
     """`text` as an error quotes it: within `most` characters, saying how many were left out (a
-    peer, a file or a policy chose it, up to a whole message)."""
+    peer, a file or a policy chose it, up to a whole message), lone surrogates escaped
+    (`encodable_text`)."""
     if len(text) <= most:
+        return encodable_text(text)
+    return f"{encodable_text(text[:most])}... ({len(text) - most} more characters)"
+
+
+def encodable_text(text: str) -> str:
+    """`text` as valid Unicode, which encodes as UTF-8: each lone surrogate (what Python makes
+    of bytes that are not UTF-8 in argv, a file name or the environment, or text a caller or a
+    peer passes) as a `\\udcff` escape, as `repr` shows it; other text as it is. An error that
+    quotes it can then be printed, logged or sent (review 54v, errors 1)."""
+    if not isinstance(text, str) or text.isascii():  # (a field of another type: as it is)
         return text
-    return f"{text[:most]}... ({len(text) - most} more characters)"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
+_CONTROLS.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+
+
+def one_line_text(text: str) -> str:
+    """`text` a peer gave, as an error quotes it: control characters (C0 with newline and CR,
+    DEL, C1) as escapes (`\\n`, `\\x1b`) and lone surrogates as `encodable_text` shows them,
+    so that a log line of the error is one line, the node's own (review 54v, errors 6)."""
+    return encodable_text(text.translate(_CONTROLS))

@@ -26,6 +26,7 @@ from troth.errors import (
     TrothError,
     Unreachable,
     VaultError,
+    encodable_text,
 )
 from troth.node import troth_home
 
@@ -73,6 +74,8 @@ _ESCAPES.update(
         0x2029,  # PARAGRAPH SEPARATOR
         *range(0x202A, 0x202F),  # bidi embeddings and overrides LRE RLE PDF LRO RLO
         *range(0x2066, 0x206A),  # bidi isolates LRI RLI FSI PDI
+        *range(0xD800, 0xE000),  # lone surrogates: argv's or a file name's bytes not UTF-8,
+        # which no UTF-8 stream writes (review 54v, errors 5)
     )
 )
 _ESCAPES_KEEPING_NEWLINES = {k: v for k, v in _ESCAPES.items() if k != ord("\n")}
@@ -82,7 +85,8 @@ _JSON_ESCAPES = {code: f"\\u{code:04x}" for code in _ESCAPES if code != ord("\n"
 def escape_text(text: object, *, keep_newlines: bool = False) -> str:
     """`text` made safe for a terminal: control characters (C0 including newline and CR, DEL,
     C1 including ESC sequences' CSI) and bidi controls become visible escapes (`\\n`,
-    `\\x1b`, `\\u202e`), so text from a document cannot forge, erase or reorder lines.
+    `\\x1b`, `\\u202e`), so text from a document cannot forge, erase or reorder lines; lone
+    surrogates too (`\\udcff`), so that it is text a UTF-8 stream can write.
 
     Every document-derived value in human output goes through here; `--json` output does not
     need it (JSON escapes control characters). Backslashes are left as they are: a literal
@@ -148,11 +152,13 @@ def error_object(exc: BaseException, message: str | None = None) -> dict[str, An
     for a refused history or chain, its typed reason."""
     if isinstance(exc, Explained):
         return error_object(exc.error, exc.message)
+    message = encodable_text(
+        message or (exc.format_message() if isinstance(exc, click.ClickException) else str(exc))
+    )
     data: dict[str, Any] = {
         "ok": False,
         "error": type(exc).__name__,
-        "message": message
-        or (exc.format_message() if isinstance(exc, click.ClickException) else str(exc)),
+        "message": message,
         "exit_code": exit_code(exc),
     }
     if isinstance(exc, IdentityError):

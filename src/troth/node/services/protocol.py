@@ -32,6 +32,7 @@ from troth.errors import (
     RoutingError,
     TrothError,
     cut_text,
+    one_line_text,
 )
 
 __all__ = [
@@ -142,6 +143,9 @@ def result_of(response: list[Any]) -> Any:
         kind, message, reasons = _error_fields(response[4])
     except DecodeError as exc:
         raise RemoteError(f"malformed response: {exc}") from None
+    # the peer's text, on one line: what this node logs of it is its own line (review 54v,
+    # errors 6)
+    message, reasons = one_line_text(message), tuple(map(one_line_text, reasons))
     if kind == DENIED:
         raise Denied(reasons)
     if kind == NO_ROUTE:
