@@ -15,10 +15,8 @@ can make an identity unusable.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 from collections.abc import Callable, Collection, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Final, Literal
 
 from troth import limits
@@ -29,11 +27,8 @@ from troth.errors import (
     DecodeError,
     IdentityError,
     IdentityFailure,
-    KeyNotFound,
-    MalformedText,
     NotFound,
     StorageError,
-    TrothError,
 )
 from troth.faults import crash_point
 from troth.identity.attestation import VerifiedPurposeKey, attest_purpose_key, verify_attestation
@@ -56,13 +51,16 @@ from troth.identity.known import (
     Refuted,
     StoredSpan,
 )
-from troth.identity.retirement import owned_purpose_keys, retirement_record
+from troth.identity.local import IdentityExists, LocalIdentity
+from troth.identity.retired_keys import RETIRED_KEYS_PER_CALL as RETIRED_KEYS_PER_CALL
+from troth.identity.retired_keys import RetiredKeys
+from troth.identity.retirement import owned_purpose_keys
 from troth.identity.signer import Signer
 from troth.names import check_name
 from troth.storage import ForkRecord, IdentityStore, LocalIdentityRecord, PurposeKeyRecord
-from troth.storage.base import RETIRED_PROOF_MARK, LocalIdentityRow
+from troth.storage.base import LocalIdentityRow
 from troth.vault import KeyHandle, KeyPurpose, Vault
-from troth.vault.base import RetiringVault, key_batch
+from troth.vault.base import key_batch
 
 __all__ = [
     "PRIMARY_KEY_TTL",
@@ -84,58 +82,13 @@ _VERIFIED_LOCAL_SIZE: Final = 4096
 """Local identities whose verified history is kept in memory at most."""
 _UNDECODABLE: Final = frozenset({IdentityFailure.MALFORMED, IdentityFailure.TRAILING_BYTES})
 """A local identity's stored history failing so does not decode: node.db is damaged."""
-RETIRED_KEYS_PER_CALL: Final = 256
-"""Retired keys one `IdentityService.forget_retired` deletes at most (the rest at the next)."""
 
 Progress = Callable[[Literal["created", "committing"], int, int], None]
 """Told ("created", done, total) after each identity of a batch, then ("committing", total,
 total) just before the batch commits (nothing is stored until that commit returns)."""
 
 
-class IdentityExists(ConflictError):
-    """A local identity of that name exists already: `identifier` names it."""
-
-    def __init__(self, name: str, identifier: Identifier) -> None:
-        self.name = name
-        self.identifier = identifier
-        super().__init__(f"an identity named {name!r} exists: {identifier}")
-
-
-@dataclass(frozen=True, slots=True, init=False)
-class LocalIdentity:
-    """An identity whose primary key (and committed next primary key) this node's vault holds."""
-
-    name: str | None
-    identity: VerifiedIdentity
-    primary_key: KeyHandle
-    next_key: KeyHandle
-
-    def __init__(
-        self,
-        name: str | None,
-        identity: VerifiedIdentity,
-        primary_key: KeyHandle,
-        next_key: KeyHandle,
-    ) -> None:
-        # frozen: the fields are set through their slots (the generated __init__ goes through
-        # object.__setattr__, twice as slow; a batch makes one per identity)
-        _set_local_name(self, name)
-        _set_local_identity(self, identity)
-        _set_local_primary(self, primary_key)
-        _set_local_next(self, next_key)
-
-    @property
-    def identifier(self) -> Identifier:
-        return self.identity.identifier
-
-
-_set_local_name = vars(LocalIdentity)["name"].__set__  # the slot descriptors
-_set_local_identity = vars(LocalIdentity)["identity"].__set__
-_set_local_primary = vars(LocalIdentity)["primary_key"].__set__
-_set_local_next = vars(LocalIdentity)["next_key"].__set__
-
-
-class IdentityService:
+class IdentityService(RetiredKeys):
     """A node's local identities (keys in its vault) and the histories it has observed."""
 
     def __init__(
@@ -725,69 +678,3 @@ class IdentityService:
                 itertools.islice(verified.items(), _VERIFIED_LOCAL_SIZE // 2, None)
             )
         verified[identity.identifier.digest] = identity
-
-    def _retire_keys(self, handles: list[tuple[KeyHandle, KeyPurpose]], fresh: NewKeys) -> None:
-        """Inside a write transaction: delete the keys of `handles` whose rows live in the
-        store (they come back if it rolls back); record the others as retired (`retired_keys`,
-        in the same transaction), deleted once the outermost transaction commits
-        (`forget_retired`; nothing on a rollback). Review 47f, rotate 1: they were deleted
-        after the commit from memory only, so a process killed in between left a token's
-        retired keys in it for good, signing. Each with its vault's proof (`retirement_record`)."""
-        inside = self._keys_in_store
-        self._forget_keys([h for h, _ in handles if h.vault in inside])
-        outside = [
-            text
-            for handle, purpose in handles
-            if handle.vault not in inside
-            and (text := retirement_record(self.vault, handle, purpose, fresh)) is not None
-        ]
-        if outside:
-            self.store.add_retired_keys(outside)
-            self.store.after_commit(self._forget_retired_after_commit)
-
-    def forget_retired(self, limit: int = RETIRED_KEYS_PER_CALL) -> int:
-        """Delete from the vault up to `limit` keys recorded as retired (by a rotation or a
-        purpose key's renewal, in a vault whose keys are not rows of the store: a token's),
-        then their records; a key the vault does not hold (deleted by another process) counts
-        as deleted, one it failed to delete stays recorded for the next call. Runs after each
-        commit that records some, and in a running node's maintenance round: a process killed
-        after such a commit leaves them to the next. Returns how many records went."""
-        done: list[str] = []
-        recorded = self.store.retired_key_records(limit)
-        if recorded:
-            crash_point("identity.retired-keys.before-delete")
-        vault = self.vault
-        for text in recorded:
-            named, marked, proof = text.partition(RETIRED_PROOF_MARK)
-            try:
-                handle = KeyHandle.parse(named)
-            except MalformedText:  # names no key: nothing to delete
-                done.append(text)
-                continue
-            try:
-                if isinstance(vault, RetiringVault):  # only what the vault says was retired
-                    vault.delete_retired(handle, proof if marked else None)
-                else:
-                    vault.delete(handle)
-            except KeyNotFound:
-                pass  # gone already (another process's call), or its retirement unproven
-            except TrothError:
-                continue  # kept: tried again at the next call
-            done.append(text)
-        if done:
-            with self.store.transaction():
-                self.store.drop_retired_keys(done)
-        return len(done)
-
-    def _forget_retired_after_commit(self) -> None:
-        """`forget_retired` once a commit that retired keys is done: best effort (what it
-        leaves stays recorded for the next call), so the committed operation is never reported
-        as failed."""
-        with contextlib.suppress(TrothError):
-            self.forget_retired()
-
-    def _forget_keys(self, handles: list[KeyHandle]) -> None:
-        """Delete keys that no longer back anything (best effort: an orphan is harmless)."""
-        for handle in handles:
-            with contextlib.suppress(TrothError):
-                self.vault.delete(handle)

@@ -22,15 +22,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import hashlib
 import json
 import logging
 import os
 import signal
-import stat
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -58,8 +55,10 @@ from troth.errors import (
 )
 from troth.node.config import NodeConfig, update_config
 from troth.node.home import check_kept_dirs, open_private_log, read_private_file, write_private_file
+from troth.node.lock_holders import _alive, _flock_holders, _has_open, _holds_flock_on
 from troth.node.node import node_dir, open_node
 from troth.node.process import own_user, peer_credentials, send_signal, start_time, still
+from troth.node.socket_dir import _socket_path
 from troth.transport.framing import FRAME_HEADER, check_header, frame
 
 if TYPE_CHECKING:
@@ -101,80 +100,6 @@ def _kept_dir(home: Path, name: str) -> Path:
     return path
 
 
-def _socket_path(directory: Path) -> Path:
-    path = directory / "control.sock"
-    if len(os.fsencode(path)) < 100:  # AF_UNIX paths: ~108 bytes (review 34d, node home 7)
-        return path
-    base = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir())
-    runtime = base / f"troth-{os.getuid()}"
-    # checked before anything is done through the name (/tmp is shared: a symlink planted
-    # there had the victim's directory chmod-ed 0700; review 34d, node home 3)
-    try:
-        _no_renames_by_others(base)
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(runtime, 0o700)
-        info = runtime.lstat()
-        loose = info.st_mode
-        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and info.st_mode & 0o077:
-            os.chmod(runtime, 0o700)  # ours, and not a link: only we can rename it (sticky /tmp)
-            info = runtime.lstat()
-    except OSError as exc:
-        raise ConfigError(f"cannot create directory {runtime}: {exc}") from exc
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
-        raise ConfigError(f"{runtime} is not a private directory of this user")
-    try:  # now that no one else can add one, loose until now or not (review 36d, socket dir 1)
-        _none_of_others(runtime, loose)
-    except OSError as exc:
-        raise ConfigError(f"cannot list directory {runtime}: {exc}") from exc
-    return runtime / (hashlib.sha256(str(directory).encode()).hexdigest()[:20] + ".sock")
-
-
-def _no_renames_by_others(base: Path) -> None:
-    """ConfigError unless only this user (or root) can rename entries of `base`, the directory
-    `troth-<uid>` is made in, and of every directory above it: each ours or root's, and not
-    writable by group or others unless sticky (/tmp). Else another user renames our checked
-    `troth-<uid>` (or a directory holding it) away and puts theirs, or a link, in its place,
-    and every check of it is moot (review 36d, socket dir 2 and 3). The path is resolved
-    first: a link on it (macOS's /tmp) counts as the directory it names, and a link in a
-    directory only we and root can write stays theirs."""
-    real = base.resolve(strict=True)
-    for directory in (real, *real.parents):
-        info = os.stat(directory)
-        ours = info.st_uid in (0, os.getuid())
-        sticky = bool(info.st_mode & stat.S_ISVTX)
-        if not ours or (info.st_mode & 0o022 and not sticky):
-            raise ConfigError(
-                f"{directory} ({stat.filemode(info.st_mode)}, uid {info.st_uid}) lets another "
-                f"user rename what is in it, so the control socket's directory under {base} "
-                "would not stay ours. Use a directory of this user, on a path only it and root "
-                "can change (directories with the sticky bit, as /tmp, count), as "
-                "$XDG_RUNTIME_DIR"
-            )
-
-
-def _none_of_others(runtime: Path, mode: int) -> None:
-    """ConfigError when `runtime`, ours and private now (`mode`: as it was found), holds an
-    entry of another user: what they put there while they could (it was loose, made so by
-    hand or before an older troth's chmod) stays after the chmod (at the socket's own name, a
-    directory of theirs made the node fail with a bare OSError; review 36b, socket dir 2;
-    review 36d, socket dir 1: a directory already 0700 is looked at too). Nothing of theirs
-    is removed: the operator decides. Entries are looked at (lstat), never followed."""
-    me = os.getuid()
-    had = (
-        f"had group/other permissions ({stat.filemode(mode)})"
-        if mode & 0o077
-        else "is private, but was not always"
-    )
-    with os.scandir(runtime) as entries:
-        for entry in entries:
-            owner = entry.stat(follow_symlinks=False).st_uid
-            if owner != me:
-                raise ConfigError(
-                    f"{runtime} {had} and {entry.name} belongs to uid {owner}: remove what "
-                    "is not yours there, or the directory itself, and start again"
-                )
-
-
 def _parse_listen(text: str) -> tuple[str, int]:
     from troth.routing import Address
 
@@ -188,73 +113,6 @@ def record_listen(home: Path, name: str, listen: str) -> NodeConfig:
     if listen.endswith(":0"):
         return _config(home, name)
     return update_config(_dir(home, name) / "node.json", lambda config: config.with_listen(listen))
-
-
-def _alive(pid: int) -> bool:
-    """Whether `pid` is a process this user may signal (one of another user's never is this
-    user's node; a pid past what the platform's pid_t holds, from a damaged status file, is
-    no process: it failed every status, stop and start in an OverflowError, review 49g, cli 5)."""
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError, OverflowError):
-        return False
-    return True
-
-
-def _flock_holders(lock: Path) -> tuple[set[int], set[int]] | None:
-    """From Linux /proc/locks: the pids holding an flock on `lock` (none when there is no such
-    file), and every pid holding an flock on anything; None when that cannot be told."""
-    try:
-        with open("/proc/locks", encoding="ascii", errors="replace") as locks:
-            lines = locks.read().splitlines()
-    except OSError:
-        return None
-    try:
-        info = lock.stat()
-    except FileNotFoundError:
-        info = None
-    except OSError:
-        return None
-    ours: set[int] = set()
-    anything: set[int] = set()
-    for line in lines:  # "1: FLOCK  ADVISORY  WRITE 1234 fe:00:5374403 0 EOF" ("->": waiting)
-        fields = line.split()
-        if len(fields) < 6 or fields[1] != "FLOCK":
-            continue
-        try:
-            major, minor, inode = fields[5].split(":")
-            pid = int(fields[4])
-            anything.add(pid)
-            device = (int(major, 16), int(minor, 16))
-            same = info is not None and int(inode) == info.st_ino
-            if same and info and device == (os.major(info.st_dev), os.minor(info.st_dev)):
-                ours.add(pid)
-        except ValueError:
-            continue
-    return ours, anything
-
-
-def _holds_flock_on(pid: int, lock: Path) -> bool:
-    """Whether one of `pid`'s descriptors is `lock` (stat through /proc/PID/fd: the device as
-    this process sees it) and holds an flock on it (/proc/PID/fdinfo "lock:" lines)."""
-    try:
-        info = lock.stat()
-        names = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return False
-    for fd in names:
-        try:
-            opened = os.stat(f"/proc/{pid}/fd/{fd}")
-            if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino):
-                continue
-            with open(f"/proc/{pid}/fdinfo/{fd}", encoding="ascii", errors="replace") as lines:
-                for line in lines:  # "lock:\t1: FLOCK  ADVISORY  WRITE 1234 00:29:8 0 EOF"
-                    fields = line.split()
-                    if fields[:1] == ["lock:"] and fields[2:3] == ["FLOCK"]:
-                        return True
-        except OSError:
-            continue
-    return False
 
 
 def _is_our_node(pid: int, name: str, directory: Path) -> bool:
@@ -294,25 +152,6 @@ def _is_our_node(pid: int, name: str, directory: Path) -> bool:
     # runs, whatever pids /proc/locks shows (another pid namespace's)
     opened = _has_open(pid, directory / "node.lock")
     return opened if opened is not None else holders is None
-
-
-def _has_open(pid: int, path: Path) -> bool | None:
-    """Whether one of `pid`'s descriptors is the file at `path` (None when its descriptors
-    cannot be read: a process that made itself undumpable, no /proc)."""
-    try:
-        info = path.stat()
-    except OSError:
-        return False  # no node.lock: no node runs
-    try:
-        names = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return None
-    for fd in names:
-        with contextlib.suppress(OSError):
-            opened = os.stat(f"/proc/{pid}/fd/{fd}")
-            if (opened.st_dev, opened.st_ino) == (info.st_dev, info.st_ino):
-                return True
-    return False
 
 
 def node_status(home: Path, name: str) -> dict[str, Any]:

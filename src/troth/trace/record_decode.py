@@ -17,8 +17,6 @@ from troth import limits
 from troth.errors import DecodeError, DecodeProblem, TraceError, TraceFailure
 from troth.identity import Identifier
 from troth.trace.record import (
-    _HEX32,
-    _HEX64,
     _KINDS,
     _MAX_INT,
     RECORD_TYPE,
@@ -31,9 +29,9 @@ from troth.trace.record import (
     SpanTimes,
     ToolCall,
     TraceRecord,
-    _hex,
     canonical_json,
 )
+from troth.trace.record_text import _HEX32, _HEX64, _hex
 
 __all__ = [
     "Escalation",

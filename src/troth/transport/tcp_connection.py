@@ -1,0 +1,548 @@
+"""One TCP connection of the TCP transport (troth.transport.tcp, whose docstring gives the
+design and the limits; docs/protocols.md, "TCP transport"): the protocol reading frames into
+its `FrameReader`, routing them in order, and writing, queueing and corking what is sent."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import collections.abc
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+from troth import limits
+from troth.errors import (
+    Congested,
+    DecodeError,
+    RoutingError,
+    TrothError,
+    Unreachable,
+)
+from troth.routing import RoutedMessage
+from troth.transport.budget import STALL_PROGRESS, unsent
+from troth.transport.connection import Connection, Listener
+from troth.transport.eager import start_eagerly
+from troth.transport.framing import FRAME_HEADER, FRAME_VERSION, FrameReader
+from troth.transport.inbound import routing_cost
+from troth.transport.liveness import Liveness
+from troth.transport.settings import QUEUED_FRAME_COST
+
+if TYPE_CHECKING:
+    from troth.transport.tcp import TcpTransport
+
+__all__ = ["CORK_LIMIT", "EAGER_LIMIT", "TcpConnection"]
+
+log = logging.getLogger("troth.transport.tcp")
+CORK_LIMIT = 64 * 1024
+"""The first frame sent in a loop iteration is written at once; the ones after it in the same
+iteration are written together when it ends, or as soon as this many bytes wait (a large frame
+is written at once, and backpressure sees it)."""
+
+
+EAGER_LIMIT = 64 * 1024
+"""The frames of a read are routed from the read callback while they total less than this;
+a heavier read goes to the consumer task, so the next read can come in while it is routed
+(a bulk stream's receiver keeps the sender's TCP window open instead of stalling it)."""
+
+
+class TcpConnection(Connection, asyncio.BufferedProtocol):
+    """One TCP connection: a protocol (bytes in), a worker (messages out), a Source."""
+
+    def __init__(
+        self, transport: TcpTransport, *, outgoing: bool, listener: Listener | None, peer: str
+    ) -> None:
+        settings = transport.settings
+        super().__init__(
+            kind="tcp",
+            outgoing=outgoing,
+            listener=listener,
+            peer=peer,
+            max_reply_paths=settings.max_reply_paths,
+        )
+        self.owner = transport
+        self.closed = asyncio.Event()
+        self.liveness = Liveness()
+        """When it opened and last made progress (the sweep's idle clock, `Liveness`)."""
+        self.network = ""
+        """The network of its source (`source_network`), set as an accepted one is admitted."""
+
+        self._reader = FrameReader(
+            small=settings.small_read_buffer, large=settings.large_read_buffer
+        )
+        self._socket: asyncio.Transport | None = None
+        self._time: collections.abc.Callable[[], float] = lambda: 0.0
+        self._loop = asyncio.get_running_loop()
+        self._frames: collections.deque[bytes] = collections.deque()
+        self._wakeup = asyncio.Event()
+        self._reading_paused = False
+        self._writable = True  # False while the socket's write buffer is over its limit
+        self._held_back = False  # not writable for the node-wide budget (`_wrote`)
+        self._write_waiters: list[asyncio.Future[None]] = []  # senders waiting for the queue
+        self._queue: collections.deque[bytes] = collections.deque()  # frames waiting for the
+        # write buffer to drain (bounded: `_enqueue`)
+        self._queued = 0  # their bytes
+        self._stalled = False  # the peer took (next to) nothing in `stall_timeout`: its frames
+        # are dropped until it drains
+        self._unsent_at_check = 0  # bytes unsent at the last stall check
+        self._stall_timer: asyncio.TimerHandle | None = None
+        self._write_timer: asyncio.TimerHandle | None = None
+        self._linger: asyncio.TimerHandle | None = None  # closed: what is left has
+        # `write_timeout` to be written (review 26a, queue 3)
+        self._why_closed = "closed"
+        self._corked: list[bytes | bytearray | memoryview] = []  # frames not yet written
+        self._corked_size = 0
+        self._cork: asyncio.Handle | None = None  # set once a frame left in this iteration
+        self._consumer: asyncio.Task[None] | None = None
+        self._routing: asyncio.Task[None] | None = None  # a routing that waits: the frames
+        # after it wait in `_frames` for the consumer
+        self._draining = False  # the consumer routes a frame of `_frames` now
+
+    @property
+    def frames_read(self) -> int:
+        """Complete frames received so far."""
+        return self._reader.frames_read
+
+    @property
+    def read_buffer(self) -> int:
+        """The read buffer's size now (given back by the sweep once the connection is quiet)."""
+        return self._reader.capacity
+
+    # -- protocol callbacks ----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """asyncio: connected (admitted against the connection limits, or aborted)."""
+        if not isinstance(transport, asyncio.Transport):
+            raise TypeError("a TCP connection needs a stream transport")
+        self._socket = transport
+        loop = asyncio.get_running_loop()
+        self._time = loop.time
+        self.liveness.opened(loop.time())
+        if not self.outgoing:
+            peername = transport.get_extra_info("peername") or ("?", 0)
+            self.set_peer(str(peername[0]), int(peername[1]))
+        if not self.owner._admit(self):
+            transport.abort()
+            return
+        transport.set_write_buffer_limits(high=self.owner.settings.write_buffer)
+        self._consumer = loop.create_task(self._consume())
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        """asyncio: where to receive (the FrameReader's free space)."""
+        return self._reader.get_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """asyncio: `nbytes` arrived in the buffer: queue the frames they complete."""
+        reader = self._reader
+        try:
+            frames = reader.advance(nbytes, self._time())
+        except DecodeError:
+            frames = []
+        if reader.error is not None:  # the frames before a bad header are still routed
+            self.owner.counters.closed_bad_frame += 1
+            self.owner.warn("%s: closing: %s", self.name, reader.error)
+            self._abort()
+        if not frames:
+            return
+        queue = self._frames
+        if (  # nothing waits, and a light read: route them now, in order
+            not queue
+            and self._routing is None
+            and not self._draining
+            and sum(map(len, frames)) < EAGER_LIMIT
+        ):
+            owner = self.owner
+            reading: list[TcpConnection] = []
+            outer, owner.reading = owner.reading, reading
+            try:
+                for at, body in enumerate(frames):
+                    if self._route_now(body):
+                        frames = frames[at + 1 :]
+                        break
+                else:
+                    return
+            finally:
+                owner.reading = outer
+                for connection in reading:
+                    connection._write_corked()
+        queue.extend(frames)
+        inbound = self.owner.inbound
+        inbound.charge(self.host, routing_cost(frames), self.outgoing)
+        self._wakeup.set()
+        full = len(queue) >= self.owner.settings.max_queued_frames  # (the budget: only while
+        # it holds frames, whose routing resumes it)
+        if (full or (queue and inbound.over(self.host, self.outgoing))) and self._socket:
+            self._socket.pause_reading()
+            self._reading_paused = True
+
+    def eof_received(self) -> bool:
+        """asyncio: the peer closed its side: close ours."""
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """asyncio: the connection is gone."""
+        self._socket = None
+        self._release()
+        self._wakeup.set()
+        self.closed.set()
+        self.owner._forget(self)
+
+    def pause_writing(self) -> None:
+        """asyncio: the socket's write buffer is over the limit: frames queue from now on; the
+        peer is dropped unless it drains within `write_timeout`, and stalls when it takes
+        less than `write_buffer / STALL_PROGRESS` in a `stall_timeout`."""
+        self._writable = False
+        settings, loop = self.owner.settings, self._loop
+        self._stop_timers()
+        self._write_timer = loop.call_later(settings.write_timeout, self._not_reading)
+        self._unsent_at_check = self._unsent()
+        self._stall_timer = loop.call_later(settings.stall_timeout, self._check_stall)
+
+    def resume_writing(self) -> None:
+        """asyncio: the socket's write buffer drained (to a quarter of its limit): the queue
+        goes on into it, and a stalled peer reads again."""
+        self._stop_timers()
+        socket, queue = self._socket, self._queue
+        if self._held_back and socket is not None:  # held by the budget: its own limit again
+            self._held_back = False
+            socket.set_write_buffer_limits(high=self.owner.settings.write_buffer)
+        self.owner.budget.count(self)
+        self._writable = True
+        self._stalled = False
+        while queue and self._writable and socket is not None:  # pause_writing may stop it
+            frame = queue.popleft()
+            self._dequeued(len(frame) + QUEUED_FRAME_COST)
+            socket.write(frame)
+            self._wrote()
+        self._wake()
+
+    def _unsent(self) -> int:
+        """Bytes sent to the peer that it has not taken yet (`budget.unsent`)."""
+        return unsent(self._socket)
+
+    def buffered(self) -> int:
+        """The bytes the event loop's write buffer holds now (what the budget counts)."""
+        socket = self._socket
+        return 0 if socket is None else socket.get_write_buffer_size()
+
+    def _wrote(self) -> None:
+        """After a write: the node-wide budget counts this buffer; past the budget
+        (`write_buffer_total`), a connection left holding unsent bytes is held back as if its
+        buffer were full (review 48q, write budget 1): its frames queue (within the queues'
+        bounds) and its timers run, as past `write_buffer`, until it drains."""
+        budget, socket = self.owner.budget, self._socket
+        if budget.count(self) and self._writable and socket and budget.over(self._time()):
+            self.owner.counters.held_back += 1
+            self._held_back = True
+            socket.set_write_buffer_limits(high=0)  # pause_writing now; resumed once empty
+
+    def _check_stall(self) -> None:
+        """The stall timer: the peer took at least a sixteenth of `write_buffer` of what was
+        sent since the last check (checked again later), or less: stalled (a peer that stopped
+        reading still lets a little through: the segments in flight when its receive buffer
+        filled, and what its kernel frees when it compacts that buffer)."""
+        self._stall_timer = None
+        if self._writable or self._socket is None:
+            return
+        unsent, settings = self._unsent(), self.owner.settings
+        if unsent <= self._unsent_at_check - settings.write_buffer // STALL_PROGRESS:
+            self._unsent_at_check = unsent
+            self._stall_timer = self._loop.call_later(settings.stall_timeout, self._check_stall)
+            return
+        self._stalled = True
+        counters = self.owner.counters
+        counters.stalled += 1
+        counters.dropped_stalled += len(self._queue)
+        self.owner.warn("%s: peer stalled: %d queued frames dropped", self.name, len(self._queue))
+        self._drop_queue()
+
+    def _not_reading(self) -> None:
+        """The write timer: the peer did not drain its write buffer in `write_timeout`."""
+        self._write_timer = None
+        timeout = self.owner.settings.write_timeout
+        self.owner.counters.closed_not_reading += 1
+        self.owner.warn("%s: peer not reading for %s s: dropped", self.name, timeout)
+        self._why_closed = "not reading"
+        self._abort()
+
+    def _linger_over(self) -> None:
+        """The close timer: the peer did not take what was left for it in `write_timeout`
+        (`resume_writing` stops the write timer, and a closed connection writes nothing more
+        to start it again: its socket, outside the caps and the sweep, stayed for good)."""
+        self._linger = None
+        self.owner.counters.closed_not_reading += 1
+        timeout = self.owner.settings.write_timeout
+        self.owner.warn("%s: closed, what was left not taken in %s s: dropped", self.name, timeout)
+        self._abort()
+
+    def _stop_timers(self) -> None:
+        for timer in (self._stall_timer, self._write_timer):
+            if timer is not None:
+                timer.cancel()
+        self._stall_timer = self._write_timer = None
+
+    def _dequeued(self, size: int) -> None:
+        self._queued -= size
+        self.owner.charge_queue(self.host, -size)
+
+    def _drop_queue(self) -> None:
+        """Give up the frames queued (stalled or closed); wake the senders waiting."""
+        self.owner.charge_queue(self.host, -self._queued)
+        self._queued = 0
+        self._queue.clear()
+        self._wake()
+
+    def _release(self) -> None:
+        """The connection closed: its queue and timers go, its senders wake (and fail)."""
+        self._stop_timers()
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+        self._writable = True
+        self._held_back = False
+        self.owner.budget.forget(self)
+        self._drop_queue()
+
+    def _wake(self) -> None:
+        """Room in this queue (or a reason to give up): wake its senders, and, when all queues
+        together hold less, those waiting for that."""
+        waiters, self._write_waiters = self._write_waiters, []
+        if self.owner.queued_bytes < self.owner.settings.max_queued_total:
+            waiters += self.owner.space_waiters
+            self.owner.space_waiters = []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- routing what arrives ----------------------------------------------------------------
+
+    def _message(self, body: bytes) -> RoutedMessage | None:
+        """The routed message a frame carries (None: malformed, dropped and counted)."""
+        try:  # the framing held: a bad message is dropped, the connection stays
+            message = self.arrived(body)
+        except TrothError as exc:
+            self.owner.counters.dropped_messages += 1
+            self.owner.note("%s: dropped a malformed message: %s", self.name, exc)
+            return None
+        for observe in self.owner.observers:
+            observe(self, message)
+        return message
+
+    def _route_now(self, body: bytes) -> bool:
+        """Route a frame from the read callback; True when its routing waits (it goes on in
+        `_routing`, which the frames after it wait for)."""
+        message = self._message(body)
+        if message is None:
+            return False
+        try:
+            self._routing = start_eagerly(self.owner.router.route(message, self), self._loop)
+        except Exception as exc:  # as in `_consume`: one message dropped
+            self._dropped(exc)
+            return False
+        if self._routing is None:
+            return False
+        self._wakeup.set()  # the consumer waits for it, then routes what queued behind it
+        return True
+
+    def _dropped(self, exc: BaseException) -> None:
+        """A message's routing failed: denied or undeliverable (TrothError), or a bug (logged);
+        only that message is dropped, the connection stays."""
+        if isinstance(exc, TrothError):
+            self.owner.counters.dropped_messages += 1
+            self.owner.note("%s: dropped a message: %s", self.name, exc)
+        else:
+            log.error("%s: a message failed", self.name, exc_info=exc)
+
+    async def _consume(self) -> None:
+        try:
+            await self._route_queued()
+        finally:
+            self._give_up_frames()
+
+    def _give_up_frames(self) -> None:
+        """Stopped (the consumer, or the connection closed): the frames waiting to be routed
+        are given up, and so are their bytes in the budget (review 53n, queues 1)."""
+        self.owner.inbound.charge(self.host, -routing_cost(self._frames), self.outgoing)
+        self._frames.clear()
+
+    async def _route_queued(self) -> None:
+        router, inbound = self.owner.router, self.owner.inbound
+        frames = self._frames
+        resume_below = self.owner.settings.max_queued_frames // 2
+        while True:
+            if self._routing is not None:  # a routing started by the read callback waits
+                try:
+                    await self._routing
+                except asyncio.CancelledError:
+                    consumer = asyncio.current_task()
+                    if self.closed.is_set() or (consumer is not None and consumer.cancelling()):
+                        raise  # this task is stopped (not only the routing it waited for)
+                except Exception as exc:  # dropped, as below
+                    self._dropped(exc)
+                self._routing = None
+                continue
+            if not frames:
+                if self.closed.is_set():
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            body = frames.popleft()
+            inbound.charge(self.host, -routing_cost((body,)), self.outgoing)
+            over = frames and inbound.over(self.host, self.outgoing)
+            if self._reading_paused and len(frames) < resume_below and not over and self._socket:
+                self._socket.resume_reading()
+                self._reading_paused = False
+            message = self._message(body)
+            if message is None:
+                continue
+            self._draining = True
+            try:
+                await router.route(message, self)
+            except Exception as exc:  # one message dropped, the connection stays
+                self._dropped(exc)
+            finally:
+                self._draining = False
+
+    def _check(self, now: float) -> None:
+        """The sweep: close this connection when it stalls or idles past its timeouts
+        (`Liveness.overdue`; progress is any frame either way, or at a node only what
+        `progressed` counts: review 50e, idle 1)."""
+        owner, reader = self.owner, self._reader
+        progress = (
+            self.progress if owner.authenticated_idle else reader.frames_read + self.frames_sent
+        )
+        reader.settle()  # little or nothing came in since the last sweep: buffer given back
+        why = self.liveness.overdue(now, progress, reader, self._reading_paused, owner)
+        if why is not None:
+            owner.warn("%s: closing: %s", self.name, why)
+            self._abort()
+
+    # -- sending ---------------------------------------------------------------------------------
+
+    async def send(self, message: RoutedMessage) -> None:
+        """Write one message as a frame; queued while the write buffer is full (waits while
+        the queue is too, and the peer reads; Congested once it stalled)."""
+        socket = self._socket
+        if socket is None or self.closed.is_set():
+            raise Unreachable(f"{self.name} is {self._why_closed}")
+        if message.return_route:
+            self.allowed.allow(message.return_route[0])  # replies may come back to the sender
+        header = message.header()
+        size = len(header) + len(message.payload)
+        if size > limits.MAX_TRANSPORT_FRAME:
+            raise RoutingError(f"message of {size} bytes over the frame limit")
+        head = FRAME_HEADER.pack(FRAME_VERSION, size) + header
+        if self._stalled:
+            self._stalled_drop()
+        if self._queue or not self._writable:
+            await self._enqueue(b"".join((head, message.payload)))
+            return
+        reading = self.owner.reading
+        if reading is None and self._cork is None:  # the first frame of this loop iteration
+            # (no read callback routing): written at once
+            self._cork = self._loop.call_soon(self._uncork)
+            socket.write(b"".join((head, message.payload)))
+            self._wrote()
+        else:  # written when the read callback that routes returns, or with the others of
+            # this iteration when it ends
+            if reading is not None and not self._corked:
+                reading.append(self)
+            self._corked += (head, message.payload)
+            self._corked_size += size + FRAME_HEADER.size
+            if self._corked_size >= CORK_LIMIT:
+                self._write_corked()
+        self.frames_sent += 1
+
+    async def _enqueue(self, frame: bytes) -> None:
+        """Queue a frame for the write buffer, at once while this queue and all of them hold
+        less than their bounds (each frame counted with `QUEUED_FRAME_COST`, what holding it
+        costs beyond its bytes); else wait for room while the peer reads (a future, not
+        `asyncio.timeout`: a read callback's routing has no task). The timers end the wait:
+        a peer that stalls has its frame dropped (Congested), one not reading is closed."""
+        owner, size = self.owner, len(frame) + QUEUED_FRAME_COST
+        settings = owner.settings
+        self._write_corked()  # what was sent before goes first
+        while True:
+            if self._socket is None or self.closed.is_set():
+                raise Unreachable(f"{self.name} is {self._why_closed}")
+            if self._stalled:
+                self._stalled_drop()
+            if not self._queue and self._writable:  # drained meanwhile
+                self._socket.write(frame)
+                self._wrote()
+                break
+            room = (
+                self._queued + size <= settings.max_queued_bytes
+                and owner.queued_from(self.host) + size <= settings.queued_per_source
+            )
+            if room and owner.queued_bytes + size <= settings.max_queued_total:
+                self._queue.append(frame)
+                self._queued += size
+                owner.charge_queue(self.host, size)
+                break
+            waiter = self._loop.create_future()
+            self._write_waiters.append(waiter)
+            if room:  # all the queues together are full: any of them draining will do
+                owner.space_waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                for waiting in (self._write_waiters, owner.space_waiters):
+                    with contextlib.suppress(ValueError):
+                        waiting.remove(waiter)
+        self.frames_sent += 1
+
+    def _stalled_drop(self) -> None:
+        """A frame for a stalled peer: dropped (counted), the sender told (Congested)."""
+        self.owner.counters.dropped_stalled += 1
+        raise Congested(f"{self.name} is not reading: a frame for it was dropped")
+
+    def _uncork(self) -> None:
+        """The loop iteration is over: write what it corked; the next frame leaves at once."""
+        self._cork = None
+        self._write_corked()
+
+    def _write_corked(self) -> None:
+        """Write the corked frames in one piece (one system call for the answers to many
+        callers, where a write per frame would cost one each)."""
+        corked = self._corked
+        if not corked:
+            return
+        self._corked = []
+        self._corked_size = 0
+        if self._socket is not None:
+            data = b"".join(corked)
+            if not self._writable:  # the stall check counts what the peer takes from here
+                self._unsent_at_check += len(data)
+            self._socket.write(data)
+            self._wrote()
+
+    def _abort(self) -> None:
+        if self._socket is not None:
+            self._socket.abort()
+
+    async def close(self) -> None:
+        """Close the connection (what was sent is still written) and stop routing what it
+        brought."""
+        if self._socket is not None:
+            self._write_corked()
+            for frame in self._queue:  # sent: written before the connection closes
+                self._socket.write(frame)
+            self._drop_queue()  # (in the socket's buffer now: written within the write
+            # timeout, or the connection is dropped)
+            self.owner.budget.count(self)  # (until it is lost)
+            self._socket.close()
+            if self._linger is None:
+                timeout = self.owner.settings.write_timeout
+                self._linger = self._loop.call_later(timeout, self._linger_over)
+        self.closed.set()
+        self._wakeup.set()
+        self.owner._forget(self)
+        if self._routing is not None and self._routing is not asyncio.current_task():
+            self._routing.cancel()
+        if self._consumer is not None and self._consumer is not asyncio.current_task():
+            self._consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._consumer
+            self._give_up_frames()  # (a consumer cancelled before it started ran no finally)
