@@ -195,10 +195,12 @@ def test_a_bundle_pushed_while_its_channel_closes_still_reaches_the_subscribers(
         gate, storing = threading.Event(), threading.Event()
         accept = hub.policies.accept
 
-        def slow_accept(data: bytes, *, now: int) -> tuple[VerifiedBundle, bool]:
+        def slow_accept(
+            data: bytes, *, now: int, confirms: bool = True
+        ) -> tuple[VerifiedBundle, bool]:
             storing.set()
             gate.wait(30)
-            return accept(data, now=now)
+            return accept(data, now=now, confirms=confirms)
 
         hub.policies.accept = slow_accept  # type: ignore[method-assign]
         end = await pusher.channel_to(route(HUB))
