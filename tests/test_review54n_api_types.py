@@ -418,3 +418,21 @@ MADE_DIRECTLY: dict[str, Callable[[], object]] = {
 def test_a_public_class_made_directly_of_anything_else_is_an_argument_error(case: str) -> None:
     with pytest.raises(troth.ArgumentError):
         MADE_DIRECTLY[case]()
+
+
+REASONS: dict[str, Case] = {
+    "Node.revoke": lambda s: s.agents.revoke(s.chain, by=s.support, reason=SURROGATE),
+    "Authority.revoke": lambda s: s.acme.revoke(s.member, reason=SURROGATE),
+    "Authority.revoke_identity": lambda s: s.acme.revoke_identity(s.sub, reason=SURROGATE),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REASONS))
+def test_a_revocation_reason_with_a_lone_surrogate_is_an_argument_error(
+    scene: Scene, case: str
+) -> None:
+    """Api 16 (54v found it): a revocation reason holding a lone surrogate reached the feed's
+    encoder, `DecodeError("cannot encode value")`, not the caller's ArgumentError."""
+    with pytest.raises(troth.ArgumentError) as raised:
+        REASONS[case](scene)
+    assert raised.value.parameter == "reason"

@@ -18,7 +18,7 @@ from troth.clock import Clock
 from troth.credentials import VerifiedFeed
 from troth.errors import ArgumentError
 from troth.identity import Identifier
-from troth.kinds import check_kind
+from troth.kinds import check_kind, check_utf8
 from troth.node.node import Node as StoredNode
 from troth.node.traces import revoke_as_authority
 
@@ -87,7 +87,7 @@ class Authority:
         chain rooted here: every chain holding it stops verifying. Returns the feed entry's
         number. A credential id not of 32 bytes, or anything else, is an ArgumentError, a
         TypeError (an identity is revoked by `revoke_identity`)."""
-        check_text("Authority.revoke", "reason", reason)
+        check_utf8("Authority.revoke", "reason", check_text("Authority.revoke", "reason", reason))
         if isinstance(credential, Credential):
             target = credential.id
         elif isinstance(credential, bytes) and len(credential) == _ID_BYTES:
@@ -112,7 +112,11 @@ class Authority:
         """Revoke an identity for good (an `Identifier`, an `Identity`, or identifier text):
         every link it issued or holds stops verifying. Anything else is an ArgumentError, a
         TypeError (its digest's bytes would name a credential id: review 35d, authority 1)."""
-        check_text("Authority.revoke_identity", "reason", reason)
+        check_utf8(
+            "Authority.revoke_identity",
+            "reason",
+            check_text("Authority.revoke_identity", "reason", reason),
+        )
         if isinstance(identity, Identity):
             identifier = identity.identifier
         elif isinstance(identity, Identifier):

@@ -37,7 +37,7 @@ from troth.errors import (
     TrothError,
 )
 from troth.identity import Identifier
-from troth.kinds import check_kind
+from troth.kinds import check_kind, check_utf8
 from troth.kinds import got as _got
 from troth.node.access import (
     AnyAuthenticated,
@@ -334,7 +334,9 @@ class RunningNode:
         the link (review 48c, revnet 2: a node running inside `serve` could not revoke over
         the network)."""
         check_credential("RunningNode.revoke", "credential", credential)
-        check_text("RunningNode.revoke", "reason", reason)
+        check_utf8(
+            "RunningNode.revoke", "reason", check_text("RunningNode.revoke", "reason", reason)
+        )
         ref = _ref(by, self._node._stored, "RunningNode.revoke", "by")
         return await self._revoke(credential, ref, reason)
 

@@ -42,7 +42,7 @@ from troth.errors import (
     TrothError,
 )
 from troth.identity import Identifier
-from troth.kinds import check_kind
+from troth.kinds import check_kind, check_utf8
 from troth.node.authorities import (
     announce_here,
     enroll_locally,
@@ -399,7 +399,7 @@ class Node:
         (docs/credentials.md, "Revocation is real")."""
         check_credential("Node.revoke", "credential", credential)
         ref = _ref(by, self._stored, "Node.revoke", "by")
-        check_text("Node.revoke", "reason", reason)
+        check_utf8("Node.revoke", "reason", check_text("Node.revoke", "reason", reason))
         return self._revoke(credential, ref, reason)
 
     def _revoke(self, link: Link, ref: str, reason: str) -> int:
