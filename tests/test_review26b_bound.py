@@ -60,8 +60,9 @@ def test_an_upgraded_database_keeps_the_bound(members: Node) -> None:
         conn.execute("DROP TABLE feed_syncs_due")  # review 48m's
         conn.execute("DROP TABLE identity_forks")  # review 49c's
         conn.execute("DROP TABLE rollback_counters")  # review 51d's
+        conn.execute("DROP TABLE voucher_sources")  # review 54x's
         (version,) = conn.execute("PRAGMA user_version").fetchone()
-        conn.execute(f"PRAGMA user_version = {version - 10}")  # (review 53h's rebuild too)
+        conn.execute(f"PRAGMA user_version = {version - 11}")  # (review 53h's rebuild too)
     with open_node("acme-node") as node:
         authority = node.authority()
         start = authority.store.revocation_tip()[0]

@@ -105,7 +105,7 @@ def test_a_thiefs_rotation_of_a_local_identity_is_kept_at_the_owners_node(node: 
 
 def test_a_database_from_before_the_table_opens_and_keeps_forks(troth_home: Path) -> None:
     """Forks 1: a node.db as the schema before `identity_forks` left it (the table absent,
-    user_version lower; review 51d's and 53h's migrations after it undone too) opens: the
+    user_version lower; review 51d's, 53h's and 54x's migrations after it undone too) opens: the
     migration adds the table, and a fork is kept."""
     init_node("n")
     with open_node("n") as node:
@@ -114,7 +114,8 @@ def test_a_database_from_before_the_table_opens_and_keeps_forks(troth_home: Path
         (current,) = conn.execute("PRAGMA user_version").fetchone()
         conn.execute("DROP TABLE identity_forks")
         conn.execute("DROP TABLE rollback_counters")  # (review 51d's, the migration after it)
-        conn.execute(f"PRAGMA user_version = {current - 3}")  # (and review 53h's, due 2)
+        conn.execute("DROP TABLE voucher_sources")  # (review 54x's)
+        conn.execute(f"PRAGMA user_version = {current - 4}")  # (and review 53h's, due 2)
     base = honest_history(1)
     real, forged = forks_of(base, 2)
     with open_node("n") as node:

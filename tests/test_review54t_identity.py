@@ -1,13 +1,13 @@
-"""Review 54t, identity 1 (open): an identity's fork evidence counts against its source, the
+"""Review 54t, identity 1: an identity's fork evidence counts against its source, the
 member at the root of the newest chain the node verified for it (review 54m, identity 1), and
 a chain of a later expiry replaces that member (`vouchers`: docs/storage.md, "Vouchers"). A
 thief holding the victim's keys, with a member who delegates to the victim's identifier (a
 credential needs no consent of its subject) and whose own delegates' forks fill
 MAX_FORK_RECORDS_PER_SOURCE (free: she holds their keys), shows that chain at a handshake as
 the victim: the victim's row now names that member, and the thief's fork is refused with no
-evidence kept, the store far from full. Not fixed here: the source is read from the vouchers
-of the moment, which whoever holds the keys moves; keeping the first fork of an identity past
-its source's share reopens review 54m's flood of first forks (see the report of review 54t)."""
+evidence kept, the store far from full. Was a strict xfail until review 54x: the source is
+now the member of the identity's first voucher row (`voucher_sources`, written once), which a
+later chain does not move (tests/test_review54x_identity.py)."""
 
 from __future__ import annotations
 
@@ -23,11 +23,6 @@ from troth.node import Node
 from troth.storage.sqlite_vouchers import SqliteVoucherStore
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 54t, identity 1 (open): a thief moves the victim's fork evidence to a "
-    "source a colluding member filled",
-)
 def test_a_thief_cannot_move_a_victims_forks_to_a_full_source(
     node: Node,  # noqa: F811 - the fixture
     monkeypatch: pytest.MonkeyPatch,

@@ -196,10 +196,11 @@ class IdentityStore(Transactional, Protocol):
         """Keep a verified history refused as a fork, its first change the stored copy does
         not hold being `index` (hash `change_hash`), unless that change is kept already or
         MAX_FORKS_PER_IDENTITY of the identity, or MAX_FORK_RECORDS_PER_SOURCE of its source
-        (the member at the root of the chains verified for it here, else itself), are (the
-        first ones stay); with MAX_FORK_RECORDS kept, only when the source holding the most
-        holds two more than its own, whose newest goes (review 54m, identity 1: one member's
-        delegates' forks crowded out every other's). A local identity's are kept past
+        (the member at the root of the first chain verified for it here, kept once: review
+        54x, identity 1; else itself), are (the first ones stay); with MAX_FORK_RECORDS kept,
+        only when the source holding the most holds two more than its own, whose newest goes
+        (review 54m, identity 1: one member's delegates' forks crowded out every other's).
+        A local identity's are kept past
         MAX_FORK_RECORDS and never go (the evidence that its keys leaked, which others' forks
         of identities minted for free must not crowd out, review 49c, forks 2). Whether it
         was kept."""
@@ -574,7 +575,10 @@ class VoucherStore(Transactional, Protocol):
     ) -> None:
         """Insert the row, or extend its expiry to `expires_at` (and its member to `member`)
         when that is later (a renewed chain: then a sweep judges it again), and its `since` to
-        the given one when that is older (a lower index; None: any history, kept for good)."""
+        the given one when that is older (a lower index; None: any history, kept for good).
+        The member of the identity's first row is kept as the source of its fork evidence
+        (`IdentityStore.add_fork`), never moved by a later row, until its last row goes
+        (`settle`; review 54x, identity 1)."""
         ...
 
     def lapsed(

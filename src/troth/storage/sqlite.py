@@ -295,6 +295,18 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE feed_syncs_due_ids RENAME TO feed_syncs_due;
     CREATE INDEX feed_syncs_due_authority ON feed_syncs_due (authority);
     """,
+    """
+    -- review 54x, identity 1: the source of an identity's fork evidence, the member at the
+    -- root of the first voucher row recorded for it, written once (a later chain renewing or
+    -- adding a row never moves it) and dropped with its last voucher row. For the rows
+    -- before this migration, whose first is not known, the lowest member (the rule before)
+    -- (docs/storage.md, "Schema")
+    CREATE TABLE IF NOT EXISTS voucher_sources (
+        identifier BLOB PRIMARY KEY, member BLOB NOT NULL
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO voucher_sources (identifier, member)
+        SELECT identifier, min(member) FROM vouchers GROUP BY identifier;
+    """,
 )
 
 

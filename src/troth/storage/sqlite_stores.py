@@ -24,18 +24,19 @@ __all__ = ["SqliteIdentityStore", "SqliteKeyStore"]
 
 
 # review 54m, identity 1: whose share of `identity_forks` a fork of an identity counts against,
-# its source: the member at the root of the chains this node verified for it (`vouchers`, the
-# lowest when several: a delegate's member, a member herself), else the identity itself (an
-# imported copy, a pinned peer's, an issuer's); a local identity's forks count for none
+# its source: the member at the root of the first chain this node verified for it (its first
+# `vouchers` row's, kept in `voucher_sources`: review 54x, identity 1, a later chain, which
+# whoever holds its keys can show, never moves it), else the identity itself (an imported
+# copy, a pinned peer's, an issuer's); a local identity's forks count for none
 _FORKS_OF_SOURCE = (  # the forks kept of the source of identifier ?1
-    "WITH kept AS (SELECT coalesce((SELECT min(member) FROM vouchers v "
+    "WITH kept AS (SELECT coalesce((SELECT member FROM voucher_sources v "
     "WHERE v.identifier = f.identifier), f.identifier) AS source FROM identity_forks f "
     "WHERE NOT EXISTS (SELECT 1 FROM identities i WHERE i.identifier = f.identifier "
     "AND i.primary_key IS NOT NULL)) SELECT count(*) FROM kept WHERE source = "
-    "coalesce((SELECT min(member) FROM vouchers WHERE identifier = ?1), ?1)"
+    "coalesce((SELECT member FROM voucher_sources WHERE identifier = ?1), ?1)"
 )
 _FORK_SOURCE_MOST = (  # the source holding the most (ties: the newest record's): its newest
-    "WITH kept AS (SELECT seq, coalesce((SELECT min(member) FROM vouchers v "
+    "WITH kept AS (SELECT seq, coalesce((SELECT member FROM voucher_sources v "
     "WHERE v.identifier = f.identifier), f.identifier) AS source FROM identity_forks f "
     "WHERE NOT EXISTS (SELECT 1 FROM identities i WHERE i.identifier = f.identifier "
     "AND i.primary_key IS NOT NULL)) SELECT count(*), max(seq) FROM kept GROUP BY source "

@@ -36,6 +36,13 @@ VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (identifier, authority) DO UPDATE SET
 WHERE excluded.expires_at > vouchers.expires_at OR (vouchers.since_idx IS NOT NULL
     AND (excluded.since_idx IS NULL OR excluded.since_idx < vouchers.since_idx))
 """
+# review 54x, identity 1: the member of an identity's first voucher row, the source its fork
+# evidence counts against (troth.storage.sqlite_stores), written once; it goes with the last row
+_SOURCE = "INSERT OR IGNORE INTO voucher_sources (identifier, member) VALUES (?, ?)"
+_UNSOURCE = (
+    "DELETE FROM voucher_sources WHERE identifier = ?1 "
+    "AND NOT EXISTS (SELECT 1 FROM vouchers WHERE identifier = ?1)"
+)
 _KEEP = "UPDATE vouchers SET kept = 1 WHERE identifier = ? AND authority = ? AND expires_at = ?"
 
 
@@ -80,7 +87,10 @@ class SqliteVoucherStore:
         since: tuple[int, bytes] | None = None,
     ) -> None:
         index, change_hash = (None, None) if since is None else since
-        self._db.execute(_VOUCH, (identifier, authority, expires_at, member, index, change_hash))
+        row = (identifier, authority, expires_at, member, index, change_hash)
+        with self._db.transaction():  # runs only for a new or widened row (node.vouchers)
+            self._db.execute(_VOUCH, row)
+            self._db.execute(_SOURCE, (identifier, member))
 
     def lapsed(
         self, authority: bytes, until: int, limit: int, member: bytes | None = None
@@ -105,6 +115,7 @@ class SqliteVoucherStore:
                 params = (identifier, authority, expires_at)
                 if self._db.execute(_FORGET, params).rowcount:
                     forgotten.append(identifier)
+                    self._db.execute(_UNSOURCE, (identifier,))
             for identifier, expires_at in keep:
                 params = (identifier, authority, expires_at)
                 self._db.execute(_KEEP, params)
