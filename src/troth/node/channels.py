@@ -397,7 +397,7 @@ class ChannelManager:
         # the routes to the services (each request is then decided by the node)
         end.allowed.grant(self.services())
         trust = self._half_open.pop(end, None)
-        self._networks.pop(end, None)
+        network = self._networks.pop(end, None)  # as message 1 found it (review 54y)
         if trust is not None:  # a responder's handshake completed: the per-peer limit is done
             end.channel.trust = trust
             # counted again here: the handshake's policy checked it as message 3 was read, but
@@ -414,7 +414,7 @@ class ChannelManager:
                 detail = f"the member of {peer.identifier} holds its most channels to this node"
                 self._on_closed(end, end.channel.close(ChannelFailure.PEER_NOT_ALLOWED, detail))
                 return
-            if not self._take_place(end, peer):  # the node's cap (review 54k, channels 1)
+            if not self._take_place(end, peer, network):  # the node's cap (54k, channels 1)
                 return
         authorities = authorities_of(PeerCaller(peer, end.id))
         # the budget of the member at the root of the peer's chains, its delegates' too (a
@@ -457,11 +457,15 @@ class ChannelManager:
         self._note("refused a channel from %s: the node holds its most channels", source_key)
         return False
 
-    def _take_place(self, end: ChannelEnd, peer: VerifiedPeer) -> bool:
-        """A place for responder `end`, just opened by `peer`, under the node's cap on open
-        channels (`troth.node.channel_cap`): a stranger's channel may give way for it (closed,
-        its CLOSE sent in a task of its own), or it is closed (`peer not allowed`)."""
-        source, network = end.source_key, _source_network(end.source_key)
+    def _take_place(self, end: ChannelEnd, peer: VerifiedPeer, network: str | None) -> bool:
+        """A place for responder `end`, just opened by `peer` from `network` (its source's,
+        as its message 1 found it: not parsed again, review 54y; None: worked out here), under
+        the node's cap on open channels (`troth.node.channel_cap`): a stranger's channel may
+        give way for it (closed, its CLOSE sent in a task of its own), or it is closed (`peer
+        not allowed`)."""
+        source = end.source_key
+        if network is None:
+            network = _source_network(source)
         counted = _counts_against(peer, source, _own_link(end.source, end.peer_route))
         stranger = counted == _STRANGERS
         place = self._open.place(

@@ -83,7 +83,7 @@ import contextlib
 import functools
 import json
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -535,17 +535,26 @@ class _GateServer(Server[Any]):
         return super().create_initialization_options(options, experimental_capabilities, extensions)
 
 
-@contextlib.contextmanager
-def _own_errors() -> Iterator[None]:
-    """Any failure of a request not already the gate's own error (`McpGateError`, which
-    `McpGate` raises for each it knows) answered as one, never by the MCP SDK's code 0 and the
-    exception's text (review 54j, mcp 1)."""
-    try:
-        yield
-    except MCPError:
-        raise
-    except Exception as exc:
-        raise gate_failed("the gate failed the request", exc) from None
+class _OwnErrors:
+    """`with _OWN_ERRORS:` any failure of a request not already the gate's own error
+    (`McpGateError`, which `McpGate` raises for each it knows) answered as one, never by the
+    MCP SDK's code 0 and the exception's text (review 54j, mcp 1). A class, not a
+    `contextlib.contextmanager` generator: no generator and helper object per request (review
+    54y, gates.mcp.call)."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        if isinstance(exc, Exception) and not isinstance(exc, MCPError):
+            raise gate_failed("the gate failed the request", exc) from None
+
+
+_OWN_ERRORS: Final = _OwnErrors()
 
 
 def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
@@ -560,7 +569,7 @@ def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
     async def on_list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        with _own_errors():
+        with _OWN_ERRORS:
             listing = await gate.list_tools(caller, decided=revisions)
         revisions.changed = False  # this listing is already the new revision's
         return listing
@@ -569,7 +578,7 @@ def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
         async with calls:  # review 30c, mcp 5
-            with _own_errors():
+            with _OWN_ERRORS:
                 result = await gate.call_tool(
                     caller, params.name, params.arguments, decided=revisions
                 )
