@@ -65,7 +65,7 @@ def test_an_admin_session_the_server_ended_while_idle_is_opened_again(
     assert end_admin_sessions(orders) >= 1
     revoked = broker.revoke(agent, first.lease_id, now=now())
     assert revoked.state is LeaseState.REVOKED
-    assert first.lease.engine_ref not in orders.roles("tl_")
+    assert first.lease.engine_ref not in orders.lease_roles()
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         login(orders, first.credential.reveal())
     broker.revoke(agent, second.lease_id, now=now())
@@ -131,7 +131,7 @@ def test_a_removed_secrets_database_can_be_dropped(
     agent = world.credential_a()
     broker.issue(agent, SECRET, scope=["orders:read"], now=now())
     assert broker.remove_secret(SECRET, now=now()) == 1
-    assert orders.roles("tl_") == set()
+    assert orders.lease_roles() == set()
     with orders.server.connect() as conn:
         conn.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(orders.dbname)))
     broker.close()
@@ -166,7 +166,7 @@ def test_a_revocation_another_broker_finished_meanwhile_succeeds(
     monkeypatch.setattr(postgres_engine, "_end_sessions", end_sessions)
     assert operator.remove_secret(SECRET, now=now()) == 1
     assert raced == [LeaseState.REVOKED]
-    assert orders.roles("tl_") == set()
+    assert orders.lease_roles() == set()
     assert operator.store.get_config(SECRET) is None
     lease = operator.book.lease(issued.lease.handle)
     assert lease is not None

@@ -68,7 +68,7 @@ def test_odd_object_names_are_copied_and_revoked(
         assert session.execute(f"SELECT nextval('{ODD}.\"se q\"')").fetchall() == [(1,)]
         session.execute(f"SET troth{tag}.a.b = 'x'")
     assert broker.revoke(agent, issued.lease_id, now=now()).state is LeaseState.REVOKED
-    assert orders.roles("tl_") == set()
+    assert orders.lease_roles() == set()
     broker.close()
 
 
@@ -132,11 +132,11 @@ def test_the_admin_connection_killed_mid_issue_leaves_no_role(
         broker.issue(agent, SECRET, scope=["orders:read"], now=now())
     assert caught.value.reason is SecretFailure.ENGINE_FAILED
     assert killed
-    assert orders.roles("tl_") == set()
+    assert orders.lease_roles() == set()
     (aborted,) = broker.leases(agent, include_ended=True)
     assert aborted.state is LeaseState.REVOKED
     issued = broker.issue(agent, SECRET, scope=["orders:read"], now=now())
-    assert orders.roles("tl_") == {issued.lease.engine_ref}
+    assert orders.lease_roles() == {issued.lease.engine_ref}
     broker.revoke(agent, issued.lease_id, now=now())
     broker.close()
 
@@ -172,7 +172,7 @@ def test_a_renewal_racing_another_brokers_revocation_is_refused(
     assert lease is not None
     assert lease.state is LeaseState.REVOKED
     assert lease.expires_at == issued.lease.expires_at
-    assert orders.roles("tl_") == set()
+    assert orders.lease_roles() == set()
     other.close()
     db.close()
     daemon.close()
@@ -211,7 +211,7 @@ def test_two_brokers_issuing_at_once_keep_the_quota(
     issued = [r for r in results if not isinstance(r, SecretFailure)]
     assert len(issued) == 2, results
     assert [r for r in results if isinstance(r, SecretFailure)] == [F.QUOTA_EXCEEDED] * 4
-    assert orders.roles("tl_") == {i.lease.engine_ref for i in issued}
+    assert orders.lease_roles() == {i.lease.engine_ref for i in issued}
     for lease in issued:
         opened[0][1].revoke(agent, lease.lease_id, now=now())
     for db, broker in opened:
@@ -234,9 +234,9 @@ def test_a_template_table_locked_by_a_long_transaction_holds_no_issue_or_revocat
     try:
         holder.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
         issued = broker.issue(agent, SECRET, scope=["orders:read"], now=now())
-        assert orders.roles("tl_") == {issued.lease.engine_ref}
+        assert orders.lease_roles() == {issued.lease.engine_ref}
         assert broker.revoke(agent, issued.lease_id, now=now()).state is LeaseState.REVOKED
-        assert orders.roles("tl_") == set()
+        assert orders.lease_roles() == set()
     finally:
         holder.rollback()
         holder.close()

@@ -35,6 +35,9 @@ class OrdersDb:
     dbname: str
     reader: str
     writer: str
+    earlier: frozenset[str] = frozenset()
+    """Lease roles other tests left in the cluster when this database was made (roles are per
+    cluster, and tests that end a broker mid-lease leave theirs)."""
 
     def config(self, **changes: Any) -> dict[str, Any]:
         settings: dict[str, Any] = {
@@ -58,6 +61,10 @@ class OrdersDb:
             ).fetchall()
         return {name for (name,) in rows}
 
+    def lease_roles(self) -> set[str]:
+        """The lease roles (`tl_`) made since this database was: this test's."""
+        return self.roles("tl_") - self.earlier
+
 
 @pytest.fixture
 def orders(pg_server: PgServer) -> OrdersDb:
@@ -73,6 +80,7 @@ def orders(pg_server: PgServer) -> OrdersDb:
         )
         conn.execute(f"CREATE ROLE {db.reader} NOLOGIN; GRANT SELECT ON orders TO {db.reader}")
         conn.execute(f"CREATE ROLE {db.writer} NOLOGIN; GRANT INSERT ON orders TO {db.writer}")
+    db.earlier = frozenset(db.roles("tl_"))
     return db
 
 
