@@ -9,6 +9,7 @@ import pytest
 from mcp_types import CallToolResult, ListToolsResult, TextContent
 
 from tests.support.gates import POLICIES, T, lookup_order, make_world, refund
+from tests.support.parties import hand_link
 from troth.clock import FixedClock
 from troth.credentials import Attributes, CredentialChain, RevocationKind, delegate
 from troth.errors import CredentialError, PolicyError
@@ -21,16 +22,20 @@ def test_a_delegation_back_to_an_earlier_subject_is_refused() -> None:
     member's, with write access, and the delegate's, read only): the chain is refused when it
     is verified, so no decision sees it."""
     world = make_world()
-    back = delegate(
-        world.sub.signer,
-        CredentialChain.decode(world.sub_chain),
-        subject=world.support.identifier,
-        attributes=Attributes({"orders.access": "read"}),
-        now=T,
-        ttl=86_400,
-        purpose="loop",
-    )
-    with pytest.raises(CredentialError, match="cycle"):
+    chain = CredentialChain.decode(world.sub_chain)
+    read = Attributes({"orders.access": "read"})
+    with pytest.raises(CredentialError, match="cycle"):  # refused when made (review 54q)
+        delegate(
+            world.sub.signer,
+            chain,
+            subject=world.support.identifier,
+            attributes=read,
+            now=T,
+            ttl=86_400,
+            purpose="loop",
+        )
+    back = hand_link(world.sub, chain, world.support.identifier, read, now=T, expires_at=T + 600)
+    with pytest.raises(CredentialError, match="cycle"):  # and made by hand, when verified
         world.credential(back.encode(), world.support)
 
 

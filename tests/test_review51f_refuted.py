@@ -28,6 +28,7 @@ from mcp import Client
 
 from tests.support.gates import POLICIES, TOOLS, T, lookup_order, make_world, refund
 from tests.support.mcp_orders import orders_server
+from tests.support.parties import hand_link
 from troth.clock import FixedClock
 from troth.credentials import Attributes, CredentialChain, delegate
 from troth.errors import CredentialError, StorageError
@@ -156,19 +157,23 @@ def test_smuggled_arguments_are_denied_and_recorded(arguments: Any) -> None:
 
 def test_a_delegation_back_into_the_chain_is_refused() -> None:
     """Refused when made (review 54q, delegation 4: `delegate` refuses a subject already in the
-    chain); a link made by hand, with no check, is refused by every verifier
-    (tests/test_review54q_refuted.py, the cycle tests)."""
+    chain), and a link made by hand, with no check, when the gate verifies it."""
     world = make_world(sub_caveats=("context.args.amount <= 10",))
+    chain = CredentialChain.decode(world.sub_chain)
+    read = Attributes({"orders.access": "read"})
     with pytest.raises(CredentialError, match="delegation cycle"):
         delegate(
             world.sub.signer,
-            CredentialChain.decode(world.sub_chain),
+            chain,
             subject=world.support.identifier,
-            attributes=Attributes({"orders.access": "read"}),
+            attributes=read,
             now=T,
             ttl=86_400,
             purpose="back to the support agent",
         )
+    back = hand_link(world.sub, chain, world.support.identifier, read, now=T, expires_at=T + 600)
+    with pytest.raises(CredentialError, match="delegation cycle"):
+        world.credential(back.encode(), world.support)
 
 
 class _Failing:

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 from dataclasses import dataclass
 
 import pytest
 
 from tests.conftest import NOW
-from tests.support.parties import Party, make_party, verified_feed
+from tests.support.parties import Party, hand_link, make_party, verified_feed
 from troth import limits
 from troth.credentials import (
     Attributes,
@@ -23,7 +22,6 @@ from troth.credentials import (
     delegate,
     issue_credential,
 )
-from troth.credentials.format import CredentialBody, Delegation, SignedCredential
 from troth.errors import CredentialError, CredentialFailure
 from troth.gates.caveats import evaluate_caveats
 from troth.gates.entities import credential_entities
@@ -90,21 +88,17 @@ def _link(
     caveats: tuple[str, ...] = (),
 ) -> CredentialChain:
     """`chain` extended by a link `signer` signs by hand, with no check at all."""
-    above = CredentialBody.decode(chain.credentials[-1].body)
-    body = CredentialBody(
-        os.urandom(16),
+    return hand_link(
+        signer,
+        chain,
         subject,
-        signer.identifier,
         attributes,
-        NOW,
-        NOW,
-        expires_at,
-        above.depth - 1 if depth is None else depth,
-        Delegation(parent or chain.credentials[-1].hash, "p", caveats),
+        now=NOW,
+        expires_at=expires_at,
+        depth=depth,
+        parent=parent,
+        caveats=caveats,
     )
-    data = body.encode()
-    signed = SignedCredential(data, signer.signer.sign(data), signer.signer.attestation)
-    return chain.extended(signed, signer.identity.history)
 
 
 def _refused(world: World, chain: CredentialChain, presenter: Party) -> CredentialError:

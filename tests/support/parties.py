@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from troth.channel import ChannelIdentity
 from troth.channel.verification import HandshakeClaim
-from troth.credentials import VerifiedFeed
+from troth.credentials import Attributes, CredentialChain, VerifiedFeed
+from troth.credentials.format import CredentialBody, Delegation, SignedCredential
 from troth.crypto import KeyType
 from troth.identity import Identifier, Signer, VerifiedIdentity, attest_purpose_key, new_identity
 from troth.vault import KeyHandle, KeyPurpose, Vault
@@ -160,3 +162,34 @@ def claim_with_new_key(
         vault, primary, identity, KeyPurpose.SECURE_CHANNEL, key, now=now, expires_at=now + ttl
     )
     return HandshakeClaim(identity.history, attestation, key)
+
+
+def hand_link(
+    signer: Party,
+    chain: CredentialChain,
+    subject: Identifier,
+    attributes: Attributes,
+    *,
+    now: int,
+    expires_at: int,
+    depth: int | None = None,
+    parent: bytes | None = None,
+    caveats: tuple[str, ...] = (),
+) -> CredentialChain:
+    """`chain` extended by a link `signer` signs by hand, with no check at all (`delegate`
+    refuses what verifiers must refuse too: a cycle, an amplification)."""
+    above = CredentialBody.decode(chain.credentials[-1].body)
+    body = CredentialBody(
+        os.urandom(16),
+        subject,
+        signer.identifier,
+        attributes,
+        now,
+        now,
+        expires_at,
+        above.depth - 1 if depth is None else depth,
+        Delegation(parent or chain.credentials[-1].hash, "p", caveats),
+    )
+    data = body.encode()
+    signed = SignedCredential(data, signer.signer.sign(data), signer.signer.attestation)
+    return chain.extended(signed, signer.identity.history)
