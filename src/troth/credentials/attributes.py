@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from troth import limits
 from troth.errors import ArgumentError, DecodeError, DecodeProblem
+from troth.kinds import got as _got
 
 __all__ = ["RESERVED_PREFIX", "AttributeValue", "Attributes", "check_key"]
 
@@ -85,10 +86,6 @@ def _checked(items: object) -> dict[str, AttributeValue]:
 
 def _as_set(value: AttributeValue) -> frozenset[str]:
     return frozenset((value,)) if isinstance(value, str) else value
-
-
-def _got(value: object) -> str:
-    return "None" if value is None else type(value).__name__
 
 
 def _not_attributes(call: str, parameter: str, value: object) -> ArgumentError:
