@@ -22,35 +22,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import NOW
-from tests.support.leases import LeaseWorld, make_world, open_broker
+from tests.support.leases import make_world
+from tests.test_review54e_secrets import AUDIENCE, _broker, _refused
 from troth import limits
 from troth.errors import SecretError, SecretFailure
-from troth.secrets import AllowListPolicy, Broker, LeaseState, validate_token
+from troth.secrets import LeaseState, validate_token
 from troth.secrets.engines.http_inject import _clean_response
 
-AUDIENCE = "payments"
-CONFIG = {"scopes": ["refunds:write"], "ttl": 120, "max_ttl": 600, "audience": AUDIENCE}
 _TOKEN = "s3cr3tTokenValue0123456789"
-
-
-def _broker(path: Path, world: LeaseWorld, now: int = NOW) -> Broker:
-    policy = AllowListPolicy({world.agent_a.identifier: {"payments": None}})
-    _db, broker = open_broker(path, now=now, policy=policy)
-    if not broker.secrets():
-        broker.put_secret("payments", "token", CONFIG, b"", now=now)
-    return broker
-
-
-def _refused(call: Callable[[], object]) -> SecretFailure:
-    with pytest.raises(SecretError) as caught:
-        call()
-    return caught.value.reason
 
 
 def test_a_lease_issued_after_a_clock_set_back_ends_within_twice_its_term(
