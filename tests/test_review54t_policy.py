@@ -10,22 +10,11 @@ from pathlib import Path
 
 from tests.support.nodes import MemNet, route, run_memnet
 from tests.test_gates_distribution import bundle, revision_of
-from troth.node.runtime import NodeRuntime
+from tests.test_review54p_rollback import _restart_held_back
 from troth.node.services import call
 from troth.node.services.policy import POLICY
 
 B = ("host-agent-b", 4100)
-
-
-def _restart_held_back(net: MemNet, runtime: NodeRuntime) -> NodeRuntime:
-    """`runtime`'s node, its bundle held back (as a restore found at open leaves it), in a
-    new runtime listening on `B` (not started)."""
-    runtime.node.db.execute(
-        "INSERT INTO gates_policy_held_back VALUES (?)", (net.authority.identifier.digest,)
-    )
-    again = NodeRuntime(runtime.node, clock=net.clock, transport=net.transport(B[0]))
-    net.runtimes.append(again)
-    return again
 
 
 def test_a_fellow_members_push_of_the_same_bytes_does_not_confirm_a_held_back_bundle(
@@ -44,7 +33,7 @@ def test_a_fellow_members_push_of_the_same_bytes_does_not_confirm_a_held_back_bu
         assert revision_of(c, authority) == 1
         await b.stop()
         await hub.stop()  # the authority's node out of reach: b's pulls find nothing
-        again = _restart_held_back(net, b)
+        again = _restart_held_back(net, b, B[0])
         await again.start(B)
         assert again.policies.held_back(authority)
         end = await c.channel_to(route(f"/tcp/{B[0]}:{B[1]}"))
