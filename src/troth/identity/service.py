@@ -27,6 +27,7 @@ from troth.errors import (
     DecodeError,
     IdentityError,
     IdentityFailure,
+    KeyNotFound,
     NotFound,
     StorageError,
 )
@@ -638,9 +639,14 @@ class IdentityService(RetiredKeys):
                         local.identity, record.attestation, purpose=purpose, now=now
                     )
                     if verified.expires_at - now > _RENEW_BEFORE:
-                        return local, KeyHandle.parse(record.key_handle), verified
-                except IdentityError:
-                    pass  # stale or expired: replace it below
+                        handle = KeyHandle.parse(record.key_handle)
+                        # the key under the handle must be the one attested: a writer of
+                        # node.db pointed alice's record at bob's key, and alice signed with
+                        # it, as bob (review 55d, lifecycle 1); such a record is renewed
+                        if self.vault.public_key(handle) == verified.key:
+                            return local, handle, verified
+                except (IdentityError, KeyNotFound):
+                    pass  # stale, expired or not its key: replace it below
             key_type = (
                 KeyType.X25519
                 if purpose is KeyPurpose.SECURE_CHANNEL
