@@ -8,7 +8,8 @@ row, so rows cannot be swapped. A KEK check value in `vault_meta` makes a wrong 
 
 Seal keys (AES-256, `SealingVault`) are kept the same way in `vault_keys`, with key type 16
 (not a signing or DH key type) and AAD = "troth.vault.seal-key/1" 0x00 key-id: a seal key's
-row can never unseal as a private key, nor a private key's as a seal key.
+row can never unseal as a private key, nor a private key's as a seal key. A seal key's row
+holds its values, 32 bytes each: the one that seals, then those a rekey replaced (`rekey`).
 """
 
 from __future__ import annotations
@@ -143,7 +144,8 @@ class SoftwareVault:
     def __init__(self, store: SealedKeyStore | None = None, kek: bytes | None = None) -> None:
         self._store = store
         self._cache: dict[str, PrivateKey] = {}
-        self._seal_keys: dict[str, Aead] = {}
+        self._seal_keys: dict[str, tuple[Aead, ...]] = {}
+        """Each seal key's values, the one that seals first (`_seal_values`)."""
         self._rows: dict[str, bytes] = {}
         """The row each cached key (private or seal key) was stored as or unsealed from: its
         sealed value's random nonce (a key number can be deleted and given to another key)."""
@@ -189,7 +191,10 @@ class SoftwareVault:
         inside the store's write transaction: a row that does not unseal under the current KEK
         (damaged, or foreign) raises VaultError, and the caller's rollback then leaves every row
         as it was. Afterwards this vault seals under `new_kek` (discard it if the transaction
-        rolls back). The node's switch-over (the key file, crash safety): troth.node.rekey."""
+        rolls back). Each seal key also gets a fresh value, which seals from now on, before
+        those it had (they still unseal what they sealed): a stolen copy of the vault opened
+        every seal key, and what the node sealed after the rekey too (review 55d, vault 1).
+        The node's switch-over (the key file, crash safety): troth.node.rekey."""
         store, old = self._store, self._aead
         if store is None or old is None:
             raise VaultError("an ephemeral vault has no KEK to change")
@@ -212,6 +217,10 @@ class SoftwareVault:
                         f"key {key_id} does not unseal under the vault's key (damaged or not "
                         "troth's): nothing was re-sealed; delete its row or restore it first"
                     )
+                if key_type == SEAL_KEY_TYPE:  # a value the old KEK never opened, first
+                    raw = os.urandom(Aead.KEY_SIZE) + raw  # (review 55d, vault 1)
+                    if key_id in self._seal_keys:  # cached: with it from now on
+                        self._seal_keys[key_id] = _seal_values(SealKey(self.name, key_id), raw)
                 nonce = os.urandom(Aead.NONCE_SIZE)
                 resealed.append((number, _SEAL_VERSION + nonce + new.encrypt(nonce, raw, aad)))
             store.replace_sealed_keys(resealed)
@@ -327,24 +336,28 @@ class SoftwareVault:
     def generate_seal_key(self) -> SealKey:
         raw = os.urandom(Aead.KEY_SIZE)
         key_id = self._store_new(SEAL_KEY_TYPE, 0, raw, _SEAL_KEY_AAD, b"")
-        self._seal_keys[key_id] = Aead(AeadAlgorithm.AES_256_GCM, raw)
+        self._seal_keys[key_id] = (Aead(AeadAlgorithm.AES_256_GCM, raw),)
         self._seen.live.add(key_id)
         return SealKey(self.name, key_id)
 
     def seal(self, key: SealKey, plaintext: bytes, aad: bytes) -> bytes:
         nonce = os.urandom(Aead.NONCE_SIZE)
-        sealed = self._seal_key(key).encrypt(nonce, plaintext, seal_aad(key, aad))
+        sealed = self._seal_key(key)[0].encrypt(nonce, plaintext, seal_aad(key, aad))
         return bytes((SEAL_VERSION,)) + nonce + sealed
 
     def unseal(self, key: SealKey, sealed: bytes, aad: bytes) -> bytes:
-        aead = self._seal_key(key)
+        values = self._seal_key(key)
+        failed = VaultError(f"cannot unseal under {key} (tampered, moved or another key)")
         try:
             nonce, ciphertext = split_sealed(key, sealed)
-            return aead.decrypt(nonce, ciphertext, seal_aad(key, aad))
         except CryptoError:
-            raise VaultError(
-                f"cannot unseal under {key} (tampered, moved or another key)"
-            ) from None
+            raise failed from None
+        for aead in values:  # the current value, then those earlier rekeys replaced
+            try:
+                return aead.decrypt(nonce, ciphertext, seal_aad(key, aad))
+            except CryptoError:
+                continue
+        raise failed
 
     def delete_seal_key(self, key: SealKey) -> None:
         check_seal_key(self.name, key)
@@ -357,17 +370,17 @@ class SoftwareVault:
         if not found:
             raise KeyNotFound(f"no seal key {key}")
 
-    def _seal_key(self, key: SealKey) -> Aead:
-        aead = self._seal_keys.get(key.key_id)
-        if aead is not None and key.vault == self.name:
+    def _seal_key(self, key: SealKey) -> tuple[Aead, ...]:
+        values = self._seal_keys.get(key.key_id)
+        if values is not None and key.vault == self.name:
             if self._live(key.key_id):
-                return aead
+                return values
             self._seal_keys.pop(key.key_id, None)  # deleted by another process
         check_seal_key(self.name, key)
         raw = self._unseal_row(key, SEAL_KEY_TYPE, lambda _purpose: _seal_key_aad(key.key_id))
-        aead = self._seal_keys[key.key_id] = Aead(AeadAlgorithm.AES_256_GCM, raw)
+        values = self._seal_keys[key.key_id] = _seal_values(key, raw)
         self._seen.live.add(key.key_id)
-        return aead
+        return values
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -623,6 +636,17 @@ def _key_number(handle: KeyHandle | SealKey) -> int:
 
 def _seal_key_aad(key_id: str) -> bytes:
     return _SEAL_KEY_AAD + key_id.encode()
+
+
+def _seal_values(key: SealKey, raw: bytes) -> tuple[Aead, ...]:
+    """A seal key's values from its unsealed row: 32 bytes each, the one that seals first, then
+    those earlier rekeys replaced, newest first (what was sealed under them still unseals)."""
+    size = Aead.KEY_SIZE
+    if not raw or len(raw) % size:
+        raise VaultError(f"seal key {key} does not match its stored record")
+    return tuple(
+        Aead(AeadAlgorithm.AES_256_GCM, raw[at : at + size]) for at in range(0, len(raw), size)
+    )
 
 
 def _aad(key_id: str, key_type: KeyType | int, purpose: KeyPurpose | int) -> bytes:
