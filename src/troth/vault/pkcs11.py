@@ -310,18 +310,34 @@ class Pkcs11Vault:
         self._destroy(handle)
 
     def _destroy(self, handle: KeyHandle) -> None:
-        """Destroy a key pair and its retirement objects (of no use once the key is gone: key
-        ids are not reused); KeyNotFound when the token holds no such key."""
+        """Destroy a key pair, private key first, and its retirement objects (of no use once
+        the key is gone: key ids are not reused); KeyNotFound when the token holds no such
+        private key. Every public key object of its CKA_ID goes (`_public_objects`): looked up
+        as one, a public twin planted without the PIN beside a pair made before review 34a
+        failed the look-up, and the retired private key was kept, reported gone (review 55d,
+        pkcs11 1)."""
         private = self._find(handle, self._p11.ObjectClass.PRIVATE_KEY)
-        retirements = self._retirement_objects(handle)
-        objects = [private, self._find(handle, self._p11.ObjectClass.PUBLIC_KEY)]
+        rest = [*self._public_objects(handle), *self._retirement_objects(handle)]
         with self._lock, self._mapped("delete"):
-            for obj in objects:
-                obj.destroy()
+            private.destroy()
             self._objects.pop(f"{handle.key_type.label}:{handle.key_id}", None)
             self._made.discard(handle.key_id)
-            for obj in retirements:
+            for obj in rest:
                 obj.destroy()
+
+    def _public_objects(self, handle: KeyHandle) -> list[Any]:
+        """The public key objects of `handle`'s CKA_ID: the private ones (every pair troth has
+        made since review 34a), else the public ones (a pair made before, and whatever a
+        session without the PIN planted beside it)."""
+        self._check_handle(handle)
+        attr = self._p11.Attribute
+        query = {
+            attr.CLASS: self._p11.ObjectClass.PUBLIC_KEY,
+            attr.ID: bytes.fromhex(handle.key_id),
+        }
+        with self._lock, self._mapped("find key"):
+            found = list(self._session.get_objects({**query, attr.PRIVATE: True}))
+            return found or list(self._session.get_objects({**query, attr.PRIVATE: False}))
 
     # -- retirement (the RetiringVault interface; review 48k, pkcs11 3) ------------------------
 
@@ -363,12 +379,12 @@ class Pkcs11Vault:
             raise KeyNotFound(f"{handle}: no proof of its retirement in the token")
         self._retirements(handle, proof)  # KeyNotFound unless the token retired it
         try:
-            self._destroy(handle)  # the key, then its retirement objects
+            self._destroy(handle)  # the key, then its public key and retirement objects
         except KeyNotFound:  # gone already (a call killed before its objects went)
-            markers = self._retirement_objects(handle)
+            rest = [*self._public_objects(handle), *self._retirement_objects(handle)]
             with self._lock, self._mapped("delete a retirement"):
-                for marker in markers:
-                    marker.destroy()
+                for obj in rest:
+                    obj.destroy()
 
     def unretire(self, handle: KeyHandle, proof: str) -> None:
         """Destroy the retirement objects `retire` made for `handle` with `proof`, whose write
