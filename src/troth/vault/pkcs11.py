@@ -36,9 +36,16 @@ import re
 import threading
 from typing import Any, Final
 
-from troth.crypto import KeyType, PublicKey
+from troth.crypto import KeyType, PublicKey, verify_signature
 from troth.crypto.private import p256_raw_low_s
-from troth.errors import ConfigError, CryptoError, KeyNotFound, UnsupportedKeyType, VaultError
+from troth.errors import (
+    ConfigError,
+    CryptoError,
+    KeyNotFound,
+    TrothError,
+    UnsupportedKeyType,
+    VaultError,
+)
 from troth.vault.base import (
     RETIRE_PROOF_SIZE,
     SEAL_VERSION,
@@ -270,12 +277,29 @@ class Pkcs11Vault:
         return KeyHandle(self.name, key_type, key_id)
 
     def public_key(self, handle: KeyHandle) -> PublicKey:
+        """The key's public key object's point. Several objects (a pair made before review 34a,
+        its public object public, and one a session without the PIN planted beside it with
+        its CKA_ID): the one a signature of the key verifies under; before review 55d
+        (pkcs11 2) none, and the identity never rotated again."""
         from asn1crypto.core import OctetString
 
-        public = self._find(handle, self._p11.ObjectClass.PUBLIC_KEY)
+        found = self._public_objects(handle)
+        points = []
         with self._lock, self._mapped("read public key"):
-            point = OctetString.load(public[self._p11.Attribute.EC_POINT]).native
-        return PublicKey(handle.key_type, bytes(point))
+            for obj in found:
+                with contextlib.suppress(ValueError, TypeError):  # not DER: planted, skipped
+                    points.append(OctetString.load(obj[self._p11.Attribute.EC_POINT]).native)
+        if len(points) == 1:
+            return PublicKey(handle.key_type, bytes(points[0]))
+        if points:
+            probe = os.urandom(32)
+            signature = self.sign(handle, probe)
+            for point in points:
+                with contextlib.suppress(TrothError, TypeError, ValueError):
+                    key = PublicKey(handle.key_type, bytes(point))
+                    verify_signature(key, signature, probe)
+                    return key
+        raise KeyNotFound(f"no key {handle} in the token")
 
     def sign(self, handle: KeyHandle, data: bytes) -> bytes:
         self._revive()
