@@ -151,8 +151,8 @@ def sealing_vault() -> SoftwareVault:
     vault = SoftwareVault()
     key = SealKey.parse(SECRETS["sealed"]["seal_key_handle"])
     # test-only key injection, as tests/test_secrets_vectors.py does
-    vault._seal_keys[key.key_id] = Aead(
-        AeadAlgorithm.AES_256_GCM, bytes.fromhex(SECRETS["sealed"]["seal_key"])
+    vault._seal_keys[key.key_id] = (  # its values: one (review 55d, vault 1)
+        Aead(AeadAlgorithm.AES_256_GCM, bytes.fromhex(SECRETS["sealed"]["seal_key"])),
     )
     return vault
 

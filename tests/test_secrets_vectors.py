@@ -66,8 +66,8 @@ def test_stored_sealed_blob_unseals_in_the_software_vault() -> None:
     vault = SoftwareVault()
     key = SealKey.parse(vector["seal_key_handle"])
     # test-only key injection (like tests/support/fixed_vault.py): the vault has no import API
-    vault._seal_keys[key.key_id] = Aead(
-        AeadAlgorithm.AES_256_GCM, bytes.fromhex(vector["seal_key"])
+    vault._seal_keys[key.key_id] = (  # its values: one (review 55d, vault 1)
+        Aead(AeadAlgorithm.AES_256_GCM, bytes.fromhex(vector["seal_key"])),
     )
     plaintext = vault.unseal(key, bytes.fromhex(vector["sealed"]), bytes.fromhex(vector["aad"]))
     assert plaintext == bytes.fromhex(vector["plaintext"])
