@@ -16,6 +16,7 @@ __all__ = [
     "MAX_CACHED_CHAIN_ENTITIES",
     "MAX_CAVEATED_POLICY_TEXT",
     "MAX_CAVEAT_CONTEXT_BYTES",
+    "MAX_CAVEAT_LIKE_WEIGHT",
     "MAX_CEDAR_ACTION_PAIRS",
     "MAX_CEDAR_ANCESTORS",
     "MAX_CEDAR_CHECKED_NODES",
@@ -237,6 +238,13 @@ MAX_CAVEAT_CONTEXT_BYTES: Final = MAX_TOOL_ARGUMENTS_BYTES
 """Largest context a chain's caveats are evaluated against outside a bundle (its compact UTF-8
 JSON, without `now`): `troth.Verifier.verify(context=...)` and `troth credential verify
 --context` alike (review 51e, verify 1: the API took one of any size)."""
+MAX_CAVEAT_LIKE_WEIGHT: Final = 32
+"""The `like` work a chain's caveats may hold, together: each pattern counts one and each
+character after its first `*` one (troth.gates.caveats). Cedar tries a pattern's text after a
+`*` again at every position of the string, holding the GIL: `like "*" + 1,000 characters`
+took ~1.3-2.7 s against a 1 MiB argument, and a member writes its delegates' caveats for free
+(review 55f, caveats 1). At this bound a chain's caveats cost at most ~0.1 s a call at
+MAX_TOOL_ARGUMENTS_BYTES."""
 MAX_POLICY_BUNDLE_TTL: Final = 90 * 86_400
 """Longest a policy bundle may be valid (issued_at to expires_at)."""
 MAX_POLICY_REVISION: Final = (1 << 53) - 1
