@@ -95,3 +95,38 @@ def test_caveats_within_the_like_bound_are_evaluated(
     decision = point.decide(sub, _lookup(order_id), now=T + 10)
     assert decision.allowed is allowed
     assert decision.outcome is (Outcome.ALLOWED if allowed else Outcome.FORBIDDEN)
+
+
+# -- caveats 2: the caveats' text a chain brings to every evaluation ---------------------------
+
+_NOT = 'context.args.order_id != "'
+LONG = tuple(_NOT + chr(ord("a") + n) * (1000 - len(_NOT) - 1) + '"' for n in range(5))
+"""Five caveats of 1,000 characters, each true for order `4471` and within every bound alone:
+5,000 characters together."""
+
+
+def test_a_chain_whose_caveats_are_past_the_text_bound_is_denied_before_cedar() -> None:
+    """The sub-agent's chain carries the five caveats (each checks alone): its calls are
+    denied as a chain with a caveat no gate evaluates, its preview shows no tool, and
+    `Verifier.verify` refuses it unevaluated, all before Cedar runs."""
+    for caveat in LONG:
+        check_caveat(caveat)
+    world = make_world(sub_caveats=LONG)
+    point = world.point(world.store(world.bundle()))
+    sub = world.credential(world.sub_chain, world.sub)
+    assert point.decide(sub, _lookup("4471"), now=T + 10).outcome is Outcome.CAVEAT_INVALID
+    assert point.visible_tools(sub, now=T + 10) == frozenset()
+    failure = evaluate_caveats(sub, '{"args":{"order_id":"4471"},"now":1}')
+    assert failure is not None
+    assert not failure.evaluated
+    assert "MAX_CHAIN_CAVEAT_TEXT" in failure.detail
+
+
+def test_a_chain_whose_caveats_are_within_the_text_bound_is_decided() -> None:
+    """Four of them (4,000 characters): decided as before, the call allowed and the tool
+    shown."""
+    world = make_world(sub_caveats=LONG[:4])
+    point = world.point(world.store(world.bundle()))
+    sub = world.credential(world.sub_chain, world.sub)
+    assert point.decide(sub, _lookup("4471"), now=T + 10).allowed
+    assert "lookup_order" in point.visible_tools(sub, now=T + 10)

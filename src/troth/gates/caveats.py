@@ -133,7 +133,8 @@ def caveat_fragment(links: list[tuple[int, tuple[str, ...]]]) -> tuple[str, tupl
     """The forbid policies for the caveats of each (link index, caveats), as one Cedar text,
     and their ids in order (`caveat:<link>:<n>`). Raises PolicyError for a caveat that is not
     a single condition, or caveats whose `like` patterns together are over
-    MAX_CAVEAT_LIKE_WEIGHT (review 55f, caveats 1)."""
+    MAX_CAVEAT_LIKE_WEIGHT (review 55f, caveats 1) or whose text is over
+    MAX_CHAIN_CAVEAT_TEXT (caveats 2)."""
     texts: list[str] = []
     ids: list[str] = []
     weight = 0
@@ -145,6 +146,12 @@ def caveat_fragment(links: list[tuple[int, tuple[str, ...]]]) -> tuple[str, tupl
             weight += more
     if weight > limits.MAX_CAVEAT_LIKE_WEIGHT:
         raise _refuse(_LIKE_REFUSAL.format(what="the chain's caveats'", weight=weight))
+    text = sum(len(condition) for _, caveats in links for condition in caveats)
+    if text > limits.MAX_CHAIN_CAVEAT_TEXT:  # evaluated at every call (review 55f, caveats 2)
+        raise _refuse(
+            f"the chain's caveats hold {text} characters, more than MAX_CHAIN_CAVEAT_TEXT "
+            f"({limits.MAX_CHAIN_CAVEAT_TEXT}): each is evaluated at every request"
+        )
     return "\n".join(texts), tuple(ids)
 
 
@@ -190,7 +197,7 @@ def evaluate_caveats(credential: VerifiedCredential, context: str) -> CaveatFail
                 return CaveatFailure(ids, False, f"not a Cedar condition: {exc.detail}")
     try:
         fragment, every = caveat_fragment(links)
-    except PolicyError as exc:  # together too costly to evaluate (review 55f, caveats 1)
+    except PolicyError as exc:  # together too costly to evaluate (review 55f, caveats 1-2)
         named = tuple(
             f"{CAVEAT_ID_PREFIX}{i}:{n}" for i, caveats in links for n in range(len(caveats))
         )
