@@ -26,7 +26,7 @@ from troth.credentials import VerifiedCredential
 from troth.errors import PolicyError, PolicyFailure
 from troth.gates.cedar_call import EVALUATION_ERROR, authorize
 from troth.gates.entities import agent_uid, credential_entities
-from troth.gates.nesting import cedar_refusal
+from troth.gates.nesting import cedar_refusal, json_objects
 from troth.kinds import check_kind
 
 __all__ = [
@@ -106,26 +106,19 @@ def _like_weight(conditions: Any) -> int:
     each literal character after its first wildcard one. Cedar tries the text after a `*` at
     every position of the string matched, so a pattern costs about the string's length times
     this (review 55f, caveats 1: `"*" + 1,000 characters` against a 1 MiB argument took
-    seconds; text before the first `*` is matched once). Read iteratively: the form may nest
-    as deep as an operator chain."""
+    seconds; text before the first `*` is matched once)."""
     weight = 0
-    stack: list[Any] = [conditions]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, list):
-            stack.extend(node)
-        elif isinstance(node, dict):
-            like = node.get("like")
-            if isinstance(like, dict) and isinstance(like.get("pattern"), list):
-                starred = False
-                weight += 1
-                for element in like["pattern"]:
-                    if element == "Wildcard":
-                        starred = True
-                    elif starred and isinstance(element, dict):
-                        literal = element.get("Literal")
-                        weight += len(literal) if isinstance(literal, str) else 0
-            stack.extend(node.values())
+    for node in json_objects(conditions):
+        like = node.get("like")
+        if isinstance(like, dict) and isinstance(like.get("pattern"), list):
+            starred = False
+            weight += 1
+            for element in like["pattern"]:
+                if element == "Wildcard":
+                    starred = True
+                elif starred and isinstance(element, dict):
+                    literal = element.get("Literal")
+                    weight += len(literal) if isinstance(literal, str) else 0
     return weight
 
 

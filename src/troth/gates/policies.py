@@ -41,7 +41,7 @@ import json
 import re
 import signal
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -52,6 +52,7 @@ from troth.errors import PolicyError, PolicyFailure, PolicyNotChecked, cut_text
 from troth.gates.arguments import check_policy_inputs
 from troth.gates.caveats import CAVEAT_ID_PREFIX
 from troth.gates.nesting import action_hierarchy, cedar_refusal, largest_types
+from troth.gates.nesting import json_objects as _objects
 from troth.gates.toolschema import ToolSchema, check_name, compile_tool_schema
 from troth.gates.validation_process import CHILD_MALLOC as CHILD_MALLOC
 from troth.gates.validation_process import CPU_LIMIT_REACHED as CPU_LIMIT_REACHED
@@ -339,19 +340,6 @@ def _guards(root: Any) -> dict[int, int]:
         own = isinstance(node, dict) and ("has" in node or "hasTag" in node)
         counts[id(node)] = own + sum(counts.get(id(part), 0) for part in parts)
     return counts
-
-
-def _objects(root: Any) -> Iterator[dict[str, Any]]:
-    """Every JSON object within `root`, each once (iterative: a condition's JSON form nests
-    hundreds deep)."""
-    stack: list[Any] = [root]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, list):
-            stack.extend(node)
-        elif isinstance(node, dict):
-            yield node
-            stack.extend(node.values())
 
 
 def _values(expression: Any, known: dict[int, int]) -> int:
