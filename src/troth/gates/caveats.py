@@ -26,7 +26,7 @@ from troth.credentials import VerifiedCredential
 from troth.errors import PolicyError, PolicyFailure
 from troth.gates.cedar_call import EVALUATION_ERROR, authorize
 from troth.gates.entities import agent_uid, credential_entities
-from troth.gates.nesting import cedar_refusal
+from troth.gates.nesting import cedar_refusal, json_objects
 from troth.kinds import check_kind
 
 __all__ = [
@@ -56,6 +56,12 @@ def check_caveat(condition: str) -> str:
     """The forbid policy enforcing `condition`, or PolicyError(CAVEAT_INVALID) saying why (an
     ArgumentError for anything but text: review 54n, api 13; an isinstance test only, for a
     chain's caveats are checked here at every evaluation)."""
+    return _checked(condition)[0]
+
+
+def _checked(condition: str) -> tuple[str, int]:
+    """`check_caveat`'s policy and the `like` work of the condition (`_like_weight`), which
+    alone may not be over MAX_CAVEAT_LIKE_WEIGHT."""
     check_kind("check_caveat", "condition", condition, str, "a Cedar condition (a str)")
     if not condition.strip() or len(condition) > limits.MAX_CAVEAT_TEXT:
         raise _refuse(f"a caveat is 1-{limits.MAX_CAVEAT_TEXT} characters")
@@ -82,19 +88,63 @@ def check_caveat(condition: str) -> str:
         or any(only.get(part) != _ALL for part in ("principal", "action", "resource"))
     ):
         raise _refuse("a caveat must be a single condition")
-    return policy
+    weight = _like_weight(conditions)
+    if weight > limits.MAX_CAVEAT_LIKE_WEIGHT:
+        raise _refuse(_LIKE_REFUSAL.format(what="a caveat's", weight=weight))
+    return policy, weight
+
+
+_LIKE_REFUSAL: Final = (
+    "{what} `like` patterns are too costly to match ({weight} > MAX_CAVEAT_LIKE_WEIGHT, "
+    f"{limits.MAX_CAVEAT_LIKE_WEIGHT}: each pattern counts one and each character after its "
+    "first `*` one; Cedar tries that text again at every character of the string)"
+)
+
+
+def _like_weight(conditions: Any) -> int:
+    """The `like` work of a policy's conditions (their JSON form): each pattern counts one and
+    each literal character after its first wildcard one. Cedar tries the text after a `*` at
+    every position of the string matched, so a pattern costs about the string's length times
+    this (review 55f, caveats 1: `"*" + 1,000 characters` against a 1 MiB argument took
+    seconds; text before the first `*` is matched once)."""
+    weight = 0
+    for node in json_objects(conditions):
+        like = node.get("like")
+        if isinstance(like, dict) and isinstance(like.get("pattern"), list):
+            starred = False
+            weight += 1
+            for element in like["pattern"]:
+                if element == "Wildcard":
+                    starred = True
+                elif starred and isinstance(element, dict):
+                    literal = element.get("Literal")
+                    weight += len(literal) if isinstance(literal, str) else 0
+    return weight
 
 
 def caveat_fragment(links: list[tuple[int, tuple[str, ...]]]) -> tuple[str, tuple[str, ...]]:
     """The forbid policies for the caveats of each (link index, caveats), as one Cedar text,
     and their ids in order (`caveat:<link>:<n>`). Raises PolicyError for a caveat that is not
-    a single condition."""
+    a single condition, or caveats whose `like` patterns together are over
+    MAX_CAVEAT_LIKE_WEIGHT (review 55f, caveats 1) or whose text is over
+    MAX_CHAIN_CAVEAT_TEXT (caveats 2)."""
     texts: list[str] = []
     ids: list[str] = []
+    weight = 0
     for index, caveats in links:
         for n, condition in enumerate(caveats):
             ids.append(f"{CAVEAT_ID_PREFIX}{index}:{n}")
-            texts.append(f'@id("{ids[-1]}")\n{check_caveat(condition)}')
+            policy, more = _checked(condition)
+            texts.append(f'@id("{ids[-1]}")\n{policy}')
+            weight += more
+    if weight > limits.MAX_CAVEAT_LIKE_WEIGHT:
+        raise _refuse(_LIKE_REFUSAL.format(what="the chain's caveats'", weight=weight))
+    text = sum(len(condition) for _, caveats in links for condition in caveats)
+    if text > limits.MAX_CHAIN_CAVEAT_TEXT:  # evaluated at every call (review 55f, caveats 2)
+        raise _refuse(
+            f"the chain's caveats hold {text} characters, more than MAX_CHAIN_CAVEAT_TEXT "
+            f"({limits.MAX_CHAIN_CAVEAT_TEXT}): each is evaluated at every request"
+        )
     return "\n".join(texts), tuple(ids)
 
 
@@ -138,7 +188,13 @@ def evaluate_caveats(credential: VerifiedCredential, context: str) -> CaveatFail
             except PolicyError as exc:
                 ids = (f"{CAVEAT_ID_PREFIX}{index}:{n}",)
                 return CaveatFailure(ids, False, f"not a Cedar condition: {exc.detail}")
-    fragment, every = caveat_fragment(links)
+    try:
+        fragment, every = caveat_fragment(links)
+    except PolicyError as exc:  # together too costly to evaluate (review 55f, caveats 1-2)
+        named = tuple(
+            f"{CAVEAT_ID_PREFIX}{i}:{n}" for i, caveats in links for n in range(len(caveats))
+        )
+        return CaveatFailure(named, False, exc.detail)
     if not every:
         return None
     try:

@@ -27,13 +27,15 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Final
+from collections.abc import Iterator
+from typing import Any, Final
 
 from troth import limits
 
 __all__ = [
     "action_hierarchy",
     "cedar_refusal",
+    "json_objects",
     "largest_record",
     "largest_type_text",
     "largest_types",
@@ -502,3 +504,16 @@ def cedar_refusal(text: str, *, schema: bool = False) -> str | None:
             "(MAX_CEDAR_ANCESTORS: Cedar gives each entity type and action all of its own)"
         )
     return None
+
+
+def json_objects(root: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object within `root` (a policy's JSON form), each once (iterative: a
+    condition's JSON form nests hundreds deep)."""
+    stack: list[Any] = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            yield node
+            stack.extend(node.values())

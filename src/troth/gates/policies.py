@@ -41,7 +41,7 @@ import json
 import re
 import signal
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -52,11 +52,12 @@ from troth.errors import PolicyError, PolicyFailure, PolicyNotChecked, cut_text
 from troth.gates.arguments import check_policy_inputs
 from troth.gates.caveats import CAVEAT_ID_PREFIX
 from troth.gates.nesting import action_hierarchy, cedar_refusal, largest_types
+from troth.gates.nesting import json_objects as _objects
 from troth.gates.toolschema import ToolSchema, check_name, compile_tool_schema
 from troth.gates.validation_process import CHILD_MALLOC as CHILD_MALLOC
 from troth.gates.validation_process import CPU_LIMIT_REACHED as CPU_LIMIT_REACHED
+from troth.gates.validation_process import OWN_SIGNALS, _run_child, signal_name
 from troth.gates.validation_process import _child_environment as _child_environment
-from troth.gates.validation_process import _run_child
 
 __all__ = [
     "FIXED_SCHEMA",
@@ -341,19 +342,6 @@ def _guards(root: Any) -> dict[int, int]:
     return counts
 
 
-def _objects(root: Any) -> Iterator[dict[str, Any]]:
-    """Every JSON object within `root`, each once (iterative: a condition's JSON form nests
-    hundreds deep)."""
-    stack: list[Any] = [root]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, list):
-            stack.extend(node)
-        elif isinstance(node, dict):
-            yield node
-            stack.extend(node.values())
-
-
 def _values(expression: Any, known: dict[int, int]) -> int:
     """How many record types comparing `expression` may walk: the non-literal values in its
     record and set literals (`{a: context, b: context}` is two contexts; review 22i, gates 2),
@@ -583,8 +571,9 @@ def _validate_in_child(policies: str, schema_text: str) -> list[tuple[str, str]]
     an output over MAX_CEDAR_VALIDATION_OUTPUT (EXIT_OUTPUT: its RLIMIT_FSIZE), that (review
     25, gates 2). PolicyNotChecked
     when it did not start, missed the wait, or was killed by SIGKILL before its CPU limit (the
-    kernel's out-of-memory killer, or a kill from outside): not a verdict on the policies
-    (review 25, gates 3)."""
+    kernel's out-of-memory killer, or a kill from outside) or by a signal its limits do not
+    send (`OWN_SIGNALS`: SIGTERM, SIGHUP, ... from outside): not a verdict on the policies
+    (review 25, gates 3; review 55f, validation 1)."""
     from troth.gates import validate_child  # here: `python -m` it imports troth.gates first
 
     cpu, space = limits.MAX_CEDAR_VALIDATION_CPU_SECONDS, limits.MAX_CEDAR_VALIDATION_BYTES
@@ -620,6 +609,12 @@ def _validate_in_child(policies: str, schema_text: str) -> list[tuple[str, str]]
             f"time, under its limit of {cpu} s: by the kernel's out-of-memory killer (validating "
             "the policies needed more memory than the machine had free, within "
             f"MAX_CEDAR_VALIDATION_BYTES, {space} bytes) or from outside",
+        )
+    if code < 0 and -code not in OWN_SIGNALS:  # from outside (review 55f, validation 1)
+        raise PolicyNotChecked(
+            PolicyFailure.OVER_LIMIT,
+            f"the policy validator process was killed by {signal_name(-code)}, a signal its "
+            "limits do not send (from outside)",
         )
     if code in (-signal.SIGABRT, validate_child.EXIT_MEMORY):
         raise _refuse(

@@ -16,13 +16,38 @@ from typing import Final
 from troth import limits
 from troth.child_path import child_environment
 
-__all__ = ["CHILD_MALLOC", "CPU_LIMIT_REACHED"]
+__all__ = ["CHILD_MALLOC", "CPU_LIMIT_REACHED", "OWN_SIGNALS", "signal_name"]
 
 CPU_LIMIT_REACHED: Final = 0.9
 """The fraction of its CPU limit a validating child killed by SIGKILL has used when it is taken
 as over that limit: the kernel kills at RLIMIT_CPU's hard limit (the child's usage is then at
 least the limit). One killed with less (the kernel's out-of-memory killer, or from outside) is
 refused naming that instead."""
+OWN_SIGNALS: Final = frozenset(
+    {
+        signal.SIGXCPU,
+        signal.SIGKILL,
+        signal.SIGABRT,
+        signal.SIGSEGV,
+        signal.SIGBUS,
+        signal.SIGILL,
+        signal.SIGFPE,
+    }
+)
+"""The signals a validating child's own limits (RLIMIT_CPU: SIGXCPU, then SIGKILL; RLIMIT_AS:
+Rust's SIGABRT) or a fault of its validation send it: its end by one is about the bundle (SIGKILL
+only at its CPU limit: `CPU_LIMIT_REACHED`). Any other came from outside (`kill PID`: SIGTERM;
+a closed terminal: SIGHUP), which says nothing about the bundle (review 55f, validation 1)."""
+
+
+def signal_name(number: int) -> str:
+    """`SIGTERM` for 15; `signal 34` for a number with no name here."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
 _STDERR_TAIL: Final = 1024
 """The bytes of the end of the child's stderr read (a failure's message quotes its last 200
 characters)."""

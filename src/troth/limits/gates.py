@@ -16,6 +16,7 @@ __all__ = [
     "MAX_CACHED_CHAIN_ENTITIES",
     "MAX_CAVEATED_POLICY_TEXT",
     "MAX_CAVEAT_CONTEXT_BYTES",
+    "MAX_CAVEAT_LIKE_WEIGHT",
     "MAX_CEDAR_ACTION_PAIRS",
     "MAX_CEDAR_ANCESTORS",
     "MAX_CEDAR_CHECKED_NODES",
@@ -30,6 +31,7 @@ __all__ = [
     "MAX_CEDAR_VALIDATION_BYTES",
     "MAX_CEDAR_VALIDATION_CPU_SECONDS",
     "MAX_CEDAR_VALIDATION_OUTPUT",
+    "MAX_CHAIN_CAVEAT_TEXT",
     "MAX_MCP_LOGGED_TEXT",
     "MAX_MCP_NOTED_NAMES",
     "MAX_MCP_PINNED_TOOLS",
@@ -237,6 +239,20 @@ MAX_CAVEAT_CONTEXT_BYTES: Final = MAX_TOOL_ARGUMENTS_BYTES
 """Largest context a chain's caveats are evaluated against outside a bundle (its compact UTF-8
 JSON, without `now`): `troth.Verifier.verify(context=...)` and `troth credential verify
 --context` alike (review 51e, verify 1: the API took one of any size)."""
+MAX_CAVEAT_LIKE_WEIGHT: Final = 32
+"""The `like` work a chain's caveats may hold, together: each pattern counts one and each
+character after its first `*` one (troth.gates.caveats). Cedar tries a pattern's text after a
+`*` again at every position of the string, holding the GIL: `like "*" + 1,000 characters`
+took ~1.3-2.7 s against a 1 MiB argument, and a member writes its delegates' caveats for free
+(review 55f, caveats 1). At this bound a chain's caveats cost at most ~0.1 s a call at
+MAX_TOOL_ARGUMENTS_BYTES."""
+MAX_CHAIN_CAVEAT_TEXT: Final = 4096
+"""The caveats' text one chain may carry, together (characters; each caveat at most
+MAX_CAVEAT_TEXT). Cedar evaluates every caveat at every request of the chain, and a preview
+(gate 1) partially evaluates them for each of the bundle's tools, their residuals written out
+each time: at MAX_TOOLS, the ~56 KB of caveats a chain of MAX_DELEGATION_LINKS links could
+carry took ~16 s a preview (0.1 s without) and ~1 ms a call (0.05 ms), for a chain a member
+mints for free (review 55f, caveats 2); at this bound ~1 s and ~0.15 ms."""
 MAX_POLICY_BUNDLE_TTL: Final = 90 * 86_400
 """Longest a policy bundle may be valid (issued_at to expires_at)."""
 MAX_POLICY_REVISION: Final = (1 << 53) - 1
