@@ -203,8 +203,9 @@ MAX_ROUTING_QUEUE_BYTES: Final = 64 << 20
 (TcpSettings.max_routing_total, 64 MiB; a quarter of it, 16 MiB, for the connections of one
 peer IP address: TcpSettings.routing_per_source). Past either, the connection whose frames
 passed it pauses reading until its own frames are routed (back-pressure, as past
-TcpSettings.max_queued_frames: nothing is dropped), so it is passed by at most one read per
-connection (the frames its read buffer held, at most 512 KiB; review 53n, queues 1: before,
+TcpSettings.max_queued_frames: nothing is dropped; past its source's share, every connection of
+that source: review 55a, budget 1), so the total is passed by at most one read per connection,
+a source's share by one read (at most 512 KiB; review 53n, queues 1: before,
 only each connection's 64 frames were bounded, ~8 MiB each, ~512 MiB for one address at the
 per-source connection cap). One connection's full queue (64 frames of MAX_TRANSPORT_FRAME and
 their QUEUED_FRAME_COST, ~8 MiB) fits a source's share twice: a sender alone reaches its frame
