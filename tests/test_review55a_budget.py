@@ -18,8 +18,6 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import pytest
-
 from tests.test_reconnect import stop_all, tcp_node, ticket, until
 from tests.test_review23b_relay_tcp import start_hub
 from tests.test_review53n_queues import SLOW, FakeSocket, feed
@@ -169,7 +167,6 @@ def test_one_source_holds_at_most_its_share_and_one_read_however_many_connection
     with_stalled_owner(tmp_path, test)
 
 
-@pytest.mark.xfail(strict=True, reason="review 55a budget 2: one full read per connection")
 def test_past_the_nodes_total_a_connection_reads_a_little_at_a_time(tmp_path: Path) -> None:
     """Budget 2: four addresses pass the node's total (a quarter each); then eight
     others, each within its share, send at once: each reads at most `READ_PAST_ROUTING_TOTAL`

@@ -206,8 +206,8 @@ MAX_ROUTING_QUEUE_BYTES: Final = 64 << 20
 peer IP address: TcpSettings.routing_per_source). Past either, the connection whose frames
 passed it pauses reading until its own frames are routed (back-pressure, as past
 TcpSettings.max_queued_frames: nothing is dropped; past its source's share, every connection of
-that source: review 55a, budget 1), so the total is passed by at most one read per connection,
-a source's share by one read (at most 512 KiB; review 53n, queues 1: before,
+that source: review 55a, budget 1), so a source's share is passed by one read (at most 512 KiB),
+the total by READ_PAST_ROUTING_TOTAL and a frame per connection (review 53n, queues 1: before,
 only each connection's 64 frames were bounded, ~8 MiB each, ~512 MiB for one address at the
 per-source connection cap). One connection's full queue (64 frames of MAX_TRANSPORT_FRAME and
 their QUEUED_FRAME_COST, ~8 MiB) fits a source's share twice: a sender alone reaches its frame

@@ -129,8 +129,15 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         self._consumer = loop.create_task(self._consume())
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        """asyncio: where to receive (the FrameReader's free space)."""
-        return self._reader.get_buffer()
+        """asyncio: where to receive (the FrameReader's free space; an accepted connection's
+        at most `READ_PAST_ROUTING_TOTAL` bytes of it while the frames waiting to be routed
+        pass the node's total, so one that reads then holds at most that past it, and the frame
+        it completed: review 55a, budget 2)."""
+        space = self._reader.get_buffer()
+        inbound = self.owner.inbound
+        if inbound.held > inbound.total and not self.outgoing:
+            return space[: limits.READ_PAST_ROUTING_TOTAL]
+        return space
 
     def buffer_updated(self, nbytes: int) -> None:
         """asyncio: `nbytes` arrived in the buffer: queue the frames they complete."""
