@@ -18,8 +18,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from tests.test_reconnect import stop_all, tcp_node, ticket, until
-from tests.test_review23b_relay_tcp import start_hub
+from tests.support.relay_tcp import hub_and_relayed_b, stop_reading
+from tests.test_reconnect import until
 from tests.test_review53n_queues import SLOW, FakeSocket, feed
 from troth.limits import MAX_TRANSPORT_FRAME, READ_PAST_ROUTING_TOTAL
 from troth.node.runtime import NodeRuntime
@@ -115,24 +115,14 @@ def with_stalled_owner(tmp_path: Path, test: Callable[[StalledOwner], Awaitable[
     """Run `test` with a hub and a relayed member b that does not read (`StalledOwner`)."""
 
     async def main() -> None:
-        hub = await start_hub(tmp_path, SETTINGS)
-        assert hub.listening is not None
-        at = "/tcp/{}:{}".format(*hub.listening)
-        b = await tcp_node(tmp_path, "b")
         net: StalledOwner | None = None
-        try:
-            await b.enroll(ticket(hub, at, **{"troth.relay": "b"}), "b")
-            await b.create_relay("b", at)
-            (to_hub,) = b.tcp.connections()
-            assert isinstance(to_hub, TcpConnection)
-            assert to_hub._socket is not None
-            to_hub._socket.pause_reading()  # b reads nothing: what goes to it waits
-            net = StalledOwner(hub, b, to_hub)
-            await test(net)
-        finally:
-            for writer in net.writers if net is not None else ():
-                writer.close()
-            await stop_all(b, hub)
+        async with hub_and_relayed_b(tmp_path, SETTINGS) as (hub, b):
+            try:
+                net = StalledOwner(hub, b, stop_reading(b))  # what goes to b waits
+                await test(net)
+            finally:
+                for writer in net.writers if net is not None else ():
+                    writer.close()
 
     asyncio.run(asyncio.wait_for(main(), 90))
 

@@ -12,8 +12,8 @@ import struct
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from tests.test_reconnect import stop_all, tcp_node, ticket, until
-from tests.test_review23b_relay_tcp import start_hub
+from tests.support.relay_tcp import hub_and_relayed_b
+from tests.test_reconnect import until
 from troth import limits
 from troth.channel import RouteProblem, route_error
 from troth.errors import DecodeError
@@ -68,20 +68,13 @@ class Stranger:
 
 def with_stranger(tmp_path: Path, test: Callable[[Stranger], Awaitable[None]]) -> None:
     async def main() -> None:
-        hub = await start_hub(tmp_path, TcpSettings())
-        assert hub.listening is not None
-        at = "/tcp/{}:{}".format(*hub.listening)
-        b = await tcp_node(tmp_path, "b")
-        writer: asyncio.StreamWriter | None = None
-        try:
-            await b.enroll(ticket(hub, at, **{"troth.relay": "b"}), "b")
-            await b.create_relay("b", at)
+        async with hub_and_relayed_b(tmp_path, TcpSettings()) as (hub, b):
+            assert hub.listening is not None
             reader, writer = await asyncio.open_connection(*hub.listening)
-            await test(Stranger(hub, b, reader, writer))
-        finally:
-            if writer is not None:
+            try:
+                await test(Stranger(hub, b, reader, writer))
+            finally:
                 writer.close()
-            await stop_all(b, hub)
 
     asyncio.run(asyncio.wait_for(main(), 60))
 
