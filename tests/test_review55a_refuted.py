@@ -197,3 +197,29 @@ def test_no_frame_from_a_stranger_reads_the_relayed_owners_connection_as_its_own
         assert not net.mine()
 
     with_stranger(tmp_path, test)
+
+
+def test_probes_of_names_not_up_get_at_most_one_answer_no_larger_than_each(
+    tmp_path: Path,
+) -> None:
+    """Amplification: probes to a name not up, each with a return route of 15 long addresses
+    for the answer to carry. Three under 21 bytes of payload get no answer; one of 21 bytes
+    gets one, no larger than the probe (the return route it names travels in both)."""
+
+    async def test(net: Stranger) -> None:
+        back = tuple(
+            parse_route(f"/worker/{'x' * 250}-{n}")[0] for n in range(limits.MAX_ROUTE_LENGTH - 1)
+        )
+        small = RoutedMessage(parse_route("/relay/nobody"), back, bytes(20)).encode()
+        probe = RoutedMessage(parse_route("/relay/nobody"), back, bytes(21)).encode()
+        for _ in range(3):
+            net.send_raw(small)
+        net.send_raw(probe)
+        answer = await net.receive()
+        assert answer.onward == back
+        assert len(answer.encode()) <= len(probe)
+        assert net.relay.not_found == 4
+        net.send("/relay/nobody", parse_route("/worker/probe-3"))  # the next one answered
+        assert (await net.receive()).onward == parse_route("/worker/probe-3")
+
+    with_stranger(tmp_path, test)
