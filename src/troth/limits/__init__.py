@@ -17,9 +17,11 @@ from __future__ import annotations
 
 from typing import Final
 
-# the gates' limits (troth.gates) are named in troth.limits.gates, and troth.limits' as these
-# (its `__all__`: review 50f, limits 4; tests/test_review50f_limits.py checks every one is)
+# the gates' limits (troth.gates) are named in troth.limits.gates, routing's in
+# troth.limits.routing, and troth.limits' as these (their `__all__`: review 50f, limits 4;
+# tests/test_review50f_limits.py checks every one is)
 from troth.limits.gates import *  # noqa: F403
+from troth.limits.routing import *  # noqa: F403
 
 # -- generic CBOR decoding (troth.encoding.cbor) ---------------------------------------------
 MAX_CBOR_BYTES: Final = 1 << 20
@@ -203,8 +205,9 @@ MAX_ROUTING_QUEUE_BYTES: Final = 64 << 20
 (TcpSettings.max_routing_total, 64 MiB; a quarter of it, 16 MiB, for the connections of one
 peer IP address: TcpSettings.routing_per_source). Past either, the connection whose frames
 passed it pauses reading until its own frames are routed (back-pressure, as past
-TcpSettings.max_queued_frames: nothing is dropped), so it is passed by at most one read per
-connection (the frames its read buffer held, at most 512 KiB; review 53n, queues 1: before,
+TcpSettings.max_queued_frames: nothing is dropped; past its source's share, every connection of
+that source: review 55a, budget 1), so a source's share is passed by one read (at most 512 KiB),
+the total by READ_PAST_ROUTING_TOTAL and a frame per connection (review 53n, queues 1: before,
 only each connection's 64 frames were bounded, ~8 MiB each, ~512 MiB for one address at the
 per-source connection cap). One connection's full queue (64 frames of MAX_TRANSPORT_FRAME and
 their QUEUED_FRAME_COST, ~8 MiB) fits a source's share twice: a sender alone reaches its frame

@@ -66,6 +66,11 @@ class RoutingBudget:
         else:
             self._by_source.pop(host, None)
 
+    def source_over(self, host: str) -> bool:
+        """True past `host`'s share (its accepted connections are then held back from reading
+        until it is back within it: troth.transport.holds; review 55a, budget 1)."""
+        return self.held_by(host) > self.per_source
+
     def over(self, host: str, outgoing: bool = False) -> bool:
         """True past the node's bound or `host`'s share (`outgoing`: past the own connections'
         share): a connection from `host` holding frames pauses reading (back-pressure) until its

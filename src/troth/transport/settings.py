@@ -131,7 +131,8 @@ class TcpSettings:
     """Bytes of frames read but not yet routed, all connections together: past it, or past a
     quarter of it for the connections of one peer IP address (`routing_per_source`), the
     connection whose frame passed it pauses reading until its own frames are routed (review
-    53n, queues 1)."""
+    53n, queues 1); past the address's share, every connection of that address, until its
+    frames are back within it (review 55a, budget 1: troth.transport.holds)."""
     write_buffer: int = 1 << 20
     """Bytes queued for the socket before senders wait."""
     write_buffer_total: int = limits.MAX_WRITE_BUFFER_TOTAL

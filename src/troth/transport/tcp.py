@@ -52,6 +52,7 @@ from troth.routing import Address, Handler, RoutedMessage, Router, Source
 from troth.transport.budget import WriteBudget
 from troth.transport.connection import Connection, ConnectionTable, Listener, source_network
 from troth.transport.eviction import eviction_candidate
+from troth.transport.holds import SourceHolds
 from troth.transport.inbound import RoutingBudget
 from troth.transport.ratelog import RateLimitedLog, install_accept_error_filter
 from troth.transport.settings import TcpCounters, TcpSettings
@@ -92,6 +93,9 @@ class TcpTransport(ConnectionTable[TcpConnection]):
     _accepted: dict[TcpConnection, None] = field(default_factory=dict)  # oldest first
     _per_host: collections.Counter[str] = field(default_factory=collections.Counter)
     _per_network: collections.Counter[str] = field(default_factory=collections.Counter)
+    holds: SourceHolds[TcpConnection] = field(default_factory=SourceHolds)
+    """The accepted connections by source, and the sources held back from reading past their
+    share of the routing budget (review 55a, budget 1)."""
     _listeners: list[Listener] = field(default_factory=list)
     _sweeper: asyncio.TimerHandle | None = None
     _log: RateLimitedLog | None = None
@@ -211,6 +215,7 @@ class TcpTransport(ConnectionTable[TcpConnection]):
             self._accepted[connection] = None
             self._per_host[connection.host] += 1
             self._per_network[connection.network] += 1
+            self.holds.add(connection)  # held at once when its source is
         self._all.add(connection)
         self.router.register(connection.address, connection_worker(connection))
         if self._sweeper is None:
@@ -230,6 +235,7 @@ class TcpTransport(ConnectionTable[TcpConnection]):
         self._all.discard(connection)
         if connection in self._accepted:
             del self._accepted[connection]
+            self.holds.remove(connection)
             for counts, key in (
                 (self._per_host, connection.host),
                 (self._per_network, connection.network),

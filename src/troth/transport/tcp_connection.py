@@ -76,6 +76,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         self._frames: collections.deque[bytes] = collections.deque()
         self._wakeup = asyncio.Event()
         self._reading_paused = False
+        self._held = False  # its source passed its share of the routing budget (`hold_reading`)
         self._writable = True  # False while the socket's write buffer is over its limit
         self._held_back = False  # not writable for the node-wide budget (`_wrote`)
         self._write_waiters: list[asyncio.Future[None]] = []  # senders waiting for the queue
@@ -128,8 +129,15 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         self._consumer = loop.create_task(self._consume())
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        """asyncio: where to receive (the FrameReader's free space)."""
-        return self._reader.get_buffer()
+        """asyncio: where to receive (the FrameReader's free space; an accepted connection's
+        at most `READ_PAST_ROUTING_TOTAL` bytes of it while the frames waiting to be routed
+        pass the node's total, so one that reads then holds at most that past it, and the frame
+        it completed: review 55a, budget 2)."""
+        space = self._reader.get_buffer()
+        inbound = self.owner.inbound
+        if inbound.held > inbound.total and not self.outgoing:
+            return space[: limits.READ_PAST_ROUTING_TOTAL]
+        return space
 
     def buffer_updated(self, nbytes: int) -> None:
         """asyncio: `nbytes` arrived in the buffer: queue the frames they complete."""
@@ -169,11 +177,42 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         inbound = self.owner.inbound
         inbound.charge(self.host, routing_cost(frames), self.outgoing)
         self._wakeup.set()
+        if not self.outgoing and inbound.source_over(self.host):  # every connection of its
+            self.owner.holds.hold(self.host)  # source stops (review 55a, budget 1)
         full = len(queue) >= self.owner.settings.max_queued_frames  # (the budget: only while
         # it holds frames, whose routing resumes it)
         if (full or (queue and inbound.over(self.host, self.outgoing))) and self._socket:
             self._socket.pause_reading()
             self._reading_paused = True
+
+    def hold_reading(self) -> None:
+        """Its source passed its share of the routing budget: stop reading until it is back
+        within it (`release_reading`; troth.transport.holds), this connection's own frames or
+        none (before review 55a, budget 1, each of a source's connections read once more)."""
+        self._held = True
+        if self._socket is not None and not self._reading_paused:
+            self._socket.pause_reading()
+            self._reading_paused = True
+
+    def release_reading(self) -> None:
+        """Its source is back within its share: read again, unless its own frames hold it (as
+        `_route_queued` resumes it)."""
+        self._held = False
+        frames = self._frames
+        if (
+            self._reading_paused
+            and self._socket is not None
+            and len(frames) < self.owner.settings.max_queued_frames // 2
+            and not (frames and self.owner.inbound.over(self.host, self.outgoing))
+        ):
+            self._socket.resume_reading()
+            self._reading_paused = False
+
+    def _routed(self) -> None:
+        """Frames of this connection were routed or given up: its source, back within its
+        share, reads again (troth.transport.holds)."""
+        if not self.outgoing and not self.owner.inbound.source_over(self.host):
+            self.owner.holds.release(self.host)
 
     def eof_received(self) -> bool:
         """asyncio: the peer closed its side: close ours."""
@@ -364,6 +403,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         are given up, and so are their bytes in the budget (review 53n, queues 1)."""
         self.owner.inbound.charge(self.host, -routing_cost(self._frames), self.outgoing)
         self._frames.clear()
+        self._routed()
 
     async def _route_queued(self) -> None:
         router, inbound = self.owner.router, self.owner.inbound
@@ -389,7 +429,8 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
                 continue
             body = frames.popleft()
             inbound.charge(self.host, -routing_cost((body,)), self.outgoing)
-            over = frames and inbound.over(self.host, self.outgoing)
+            self._routed()
+            over = self._held or (frames and inbound.over(self.host, self.outgoing))
             if self._reading_paused and len(frames) < resume_below and not over and self._socket:
                 self._socket.resume_reading()
                 self._reading_paused = False
