@@ -148,6 +148,7 @@ class Authority(Revoking, Issuing):
                 f"({limits.MAX_TICKET_BYTES}): give a shorter address",
             )
         with self.store.transaction():
+            self.store.forget_tickets(now)  # those past their expiry (review 55c, tickets 1)
             self.store.put_ticket(
                 code_hash(code),
                 cbor.encode(attributes.to_cbor()),
@@ -161,6 +162,29 @@ class Authority(Revoking, Issuing):
         # is kept, so it can never be redeemed and is gone at its expiry (review 45f)
         crash_point("authority.ticket.after-commit")
         return ticket
+
+    def forget_expired_tickets(self, *, now: int) -> int:
+        """Delete the tickets that expired by `now`, so that none is redeemed again when the
+        clock is set back (review 55c, tickets 1: the redemption compares the expiry with the
+        clock, and an expired ticket was redeemed at an earlier reading). Done at each
+        enrollment and ticket made, and at each round of a running node hosting the authority
+        (`AuthorityService.maintain`). How many were deleted."""
+        with self.store.transaction():
+            return self.store.forget_tickets(now)
+
+    def void_ticket(self, ticket: Ticket, *, now: int) -> bool:
+        """Void `ticket` before its expiry, one someone else saw (a shell's history, a log, a
+        screen): no one redeems it any more (review 55c, tickets 2). A member that redeemed it
+        stays a member (`remove_member`), and a repeat of its enrollment is still answered with
+        the credential recorded (`enroll`: nothing lost on a crash). Counted by the rollback
+        guard: a restored copy holding the ticket voids every ticket (docs/storage.md). Whether
+        this authority held it unexpired (False: unknown here, expired or voided already)."""
+        with self.store.transaction():
+            self.store.forget_tickets(now)
+            if not self.store.forget_tickets(now, code_hash(ticket.code)):
+                return False
+            self.store.count_irreversible()
+        return True
 
     # -- enrollment and member credentials -------------------------------------------------------
 
@@ -180,6 +204,7 @@ class Authority(Revoking, Issuing):
         identity revoked for good (`revoke_identity`) is NOT_A_MEMBER whatever its ticket.
         """
         verified = self._verify(request, "enroll", now)
+        self.forget_expired_tickets(now=now)  # committed, whatever this enrollment's end
         try:
             (code,) = verified.arguments
             code = cbor.expect_bytes(code, "code")

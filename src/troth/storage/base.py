@@ -330,6 +330,12 @@ class AuthorityStore(Transactional, Protocol):
         of a ticket with k uses, exactly min(N, k) win."""
         ...
 
+    def forget_tickets(self, now: int, code_hash: bytes | None = None) -> int:
+        """Delete the tickets that expired by `now` (and the one of `code_hash`, if given,
+        expired or not): none is redeemed again, whatever a clock reads later (review 55c,
+        tickets 1 and 2). How many were deleted."""
+        ...
+
     def find_redemption(self, code_hash: bytes, member: bytes, now: int) -> bytes | None:
         """The chain issued when `member` redeemed the ticket, while the ticket's window lasts."""
         ...

@@ -277,7 +277,9 @@ class AuthorityService:
         return tip[2], tip[3]
 
     async def maintain(self, now: int) -> None:
-        """Nothing to maintain (the runtime renews the held feed)."""
+        """Forget the tickets past their expiry, so that a clock set back later revives none
+        (review 55c, tickets 1; the runtime renews the held feed)."""
+        await self.worker.run(lambda: self.authority.forget_expired_tickets(now=now))
 
     def status(self) -> dict[str, Any]:
         """The hosted authority."""
