@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 __all__ = [
@@ -446,7 +446,7 @@ class PendingEnrollmentRecord:
 
     identifier: bytes
     authority: bytes
-    ticket: str
+    ticket: str = field(repr=False)  # its code: never in a repr, as `Ticket`'s (review 55c)
     address: str
     started_at: int
 
