@@ -118,6 +118,17 @@ class Issuing(AuthorityBase):
             return None
         return CredentialChain((credential,), (authority.history,))
 
+    def _verifies_now(self, chain: CredentialChain, now: int) -> bool:
+        """Whether a member credential this authority recorded (an enrollment's answer) is one
+        a verifier still takes at `now`: unexpired, attested under the authority's current
+        change (a rotation retires the older ones) and not revoked."""
+        credential = chain.credentials[0]
+        body = CredentialBody.decode(credential.body)
+        attested = PurposeKeyAttestation.decode(credential.attestation).change_hash
+        current = self.identities.get(self.config.name, now=now).identity.current_change_hash
+        revoked = self.store.find_revocation(int(RevocationKind.CREDENTIAL), credential.hash)
+        return body.expires_at > now and attested == current and revoked is None
+
     def issue_member_credential(self, member: Identifier, *, now: int) -> CredentialChain:
         with self.store.transaction():
             return self._issue(member, self.member(member).attributes, now)

@@ -1,0 +1,95 @@
+"""Review 55c, enroll 1: a repeat of an enrollment was answered with the credential recorded at
+its redemption, whatever became of that credential since.
+
+The authority answers a repeat of the same enrollment (same member, same ticket, within the
+ticket's window) with the chain it recorded, so a member whose answer was lost (a crash on
+either side) gets it (docs/storage.md, "Recovery rules"). A ticket's window may be far longer
+than a credential's TTL (`--ttl 1d` for a team's ticket, an hour's credential), and within it
+the recorded chain was answered even once no verifier would take it: expired (the holder
+held it, and `troth enroll` reported a credential that had expired before it was answered),
+issued under a change of the authority's its rotation retired, or revoked by the member's
+removal (the member made one again with another ticket since). Nothing a refresh by that very
+member would not give it is needed: after the window the authority already answers the repeat
+as a refresh (review 38c, enroll 1).
+
+Was a strict xfail until the recorded chain was answered only while a verifier takes it
+(`Issuing._verifies_now`), else a credential as the member's refresh would give it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.support.enroll import acme_and_agent
+from troth.authority import Authority
+from troth.clock import FixedClock
+from troth.credentials import Attributes, RevocationKind
+from troth.credentials.wallet import authority_changes
+from troth.encoding import cbor
+from troth.enrollment import enroll, resume
+from troth.identity import Identifier
+from troth.storage import MemberRecord
+
+NOW = 1_800_000_000
+DAY = 86_400
+
+
+class AnswerLost(Exception):
+    """The authority committed the enrollment; its answer never reached the holder."""
+
+
+def _expired(authority: Authority, clock: FixedClock, member: Identifier) -> None:
+    clock.advance(authority.config.credential_ttl + 100)  # the holder's node down for a while
+
+
+def _rotated(authority: Authority, clock: FixedClock, member: Identifier) -> None:
+    clock.advance(60)
+    authority.identities.rotate(authority.config.name, now=clock.now())
+    clock.advance(60)
+
+
+def _removed_and_back(authority: Authority, clock: FixedClock, member: Identifier) -> None:
+    clock.advance(60)
+    authority.remove_member(member, now=clock.now())  # its credentials revoked
+    attributes = cbor.encode(Attributes({"team.name": "x"}).to_cbor())
+    # a member again, as by another ticket since
+    authority.store.put_member(MemberRecord(member.digest, attributes, member.digest, NOW))
+    clock.advance(60)
+
+
+@pytest.mark.parametrize("since", [_expired, _rotated, _removed_and_back])
+def test_a_repeat_is_answered_with_a_credential_that_verifies(
+    tmp_path: Path, since: Callable[[Authority, FixedClock, Identifier], None]
+) -> None:
+    clock = FixedClock(NOW)
+    with acme_and_agent(tmp_path, NOW) as (authority, agent, member, _ticket):
+        ticket = authority.create_ticket(
+            creator=authority.identifier,
+            attributes=Attributes({"team.name": "x"}),
+            address="node:acme",
+            now=NOW,
+            ttl=DAY,
+        )
+
+        def lost(request: bytes) -> bytes:
+            authority.enroll(request, now=clock.now())
+            raise AnswerLost
+
+        with pytest.raises(AnswerLost):
+            enroll(agent.identities, agent.wallet, "agent", ticket, clock=clock, send=lost)
+        since(authority, clock, member)
+        (pending,) = agent.wallet.pending_enrollments("agent")
+
+        def send(request: bytes) -> bytes:
+            return authority.enroll(request, now=clock.now()).encode()
+
+        enrolled = resume(agent.identities, agent.wallet, pending, clock=clock, send=send)
+        assert enrolled.credential.expires_at > clock.now()
+        credential = enrolled.credential.links[-1].hash
+        revoked = authority.store.find_revocation(int(RevocationKind.CREDENTIAL), credential)
+        assert revoked is None
+        (held,) = agent.wallet.held("agent")
+        assert authority_changes(held) == authority.changes()
