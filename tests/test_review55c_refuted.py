@@ -4,22 +4,24 @@ that did not work. Each would fail if its defence broke.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.backups import node_db
 from tests.support.enroll import enroll_in_process
 from troth.authority import Authority
-from troth.authority.client import enroll_request
-from troth.authority.tickets import Ticket
+from troth.authority.client import enroll_request, refresh_request
+from troth.authority.tickets import Ticket, new_code
 from troth.clock import FixedClock
 from troth.credentials import Attributes, CredentialChain
 from troth.credentials.wallet import authority_changes
 from troth.enrollment import enroll
 from troth.errors import AuthorityError, AuthorityFailure, DecodeError
-from troth.limits import MAX_CLOCK_SKEW_SECONDS
+from troth.limits import MAX_CLOCK_SKEW_SECONDS, MAX_LIVE_CREDENTIALS_PER_MEMBER
 from troth.node import Node, init_node, open_node
 
 NOW = 1_800_000_000
@@ -193,3 +195,51 @@ def test_a_tickets_parse_errors_never_echo_it() -> None:
     message = str(caught.value)
     assert code.hex() not in message
     assert edited.removeprefix("troth-ticket:")[:24] not in message
+
+
+def _content(path: Path) -> list[str]:
+    """Every row of the database at `path` (and its schema), as SQL."""
+    db = sqlite3.connect(path)
+    try:
+        return list(db.iterdump())
+    finally:
+        db.close()
+
+
+def test_a_flood_of_enrollments_with_made_up_codes_writes_nothing(
+    two_openings: tuple[Authority, Authority, Node], troth_home: Path
+) -> None:
+    """Strangers (fresh identities, free to mint) sending enroll requests with codes the
+    authority never issued: every one `ticket unknown`, and node.db unchanged, row for row
+    (no history learned, nothing issued, no feed entry, no ticket swept: none expired)."""
+    authority, _other, agents = two_openings
+    path = node_db(troth_home, "acme")
+    before = _content(path)
+    for index in range(24):
+        name = f"stranger-{index}"
+        agents.identities.create(now=NOW, name=name)
+        made_up = Ticket(new_code(), authority.history(), "node:acme")
+        with pytest.raises(AuthorityError) as caught:
+            authority.enroll(enroll_request(agents.identities, name, made_up, now=NOW), now=NOW)
+        assert caught.value.reason is A.TICKET_UNKNOWN
+    assert _content(path) == before
+
+
+def test_a_members_refresh_flood_is_bounded(
+    two_openings: tuple[Authority, Authority, Node],
+) -> None:
+    """A member refreshing in a loop: at most MAX_LIVE_CREDENTIALS_PER_MEMBER credentials
+    issued, then the newest answered again; no feed entry written."""
+    authority, _other, agents = two_openings
+    agents.identities.create(now=NOW, name="alice")
+    authority.enroll(
+        enroll_request(agents.identities, "alice", _ticket(authority), now=NOW), now=NOW
+    )
+    alice = agents.identities.get("alice", now=NOW).identifier
+    feed = authority.store.revocation_tip()[0]
+    for second in range(3 * MAX_LIVE_CREDENTIALS_PER_MEMBER):
+        request = refresh_request(agents.identities, "alice", authority.identifier, now=NOW)
+        authority.refresh(request, now=NOW + second)
+    issued = authority.store.unexpired_issued(alice.digest, NOW)
+    assert len(issued) == MAX_LIVE_CREDENTIALS_PER_MEMBER
+    assert authority.store.revocation_tip()[0] == feed
