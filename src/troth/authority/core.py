@@ -199,10 +199,11 @@ class Authority(Revoking, Issuing):
         identity with the same code, within the ticket's window, even once its uses are
         gone) is answered with that credential: never a second use, never a second credential.
         So a member whose answer was lost (a crash on either side) enrolls again and gets it,
-        while a verifier takes it (`_verifies_now`; else as its refresh would be: review 55c,
-        enroll 1). After the window, the same member's repeat is answered as its refresh would be
-        (`_issue_bounded`; NOT_A_MEMBER once removed); anyone else's is TICKET_UNKNOWN. An
-        identity revoked for good (`revoke_identity`) is NOT_A_MEMBER whatever its ticket.
+        unless it expired or a rotation retired it (`_answers_again`; then as its refresh would
+        be: review 55c, enroll 1). After the window, the same member's repeat is answered as
+        its refresh would be (`_issue_bounded`; NOT_A_MEMBER once removed); anyone else's is
+        TICKET_UNKNOWN. An identity revoked for good (`revoke_identity`) is NOT_A_MEMBER
+        whatever its ticket.
         """
         verified = self._verify(request, "enroll", now)
         self.forget_expired_tickets(now=now)  # committed, whatever this enrollment's end
@@ -224,10 +225,10 @@ class Authority(Revoking, Issuing):
                     raise AuthorityError(_A.NOT_A_MEMBER, "removed since it redeemed this ticket")
                 self._learn(verified.requester, now)
                 recorded = CredentialChain.decode(issued)
-                if self._verifies_now(recorded, now):
+                if self._answers_again(recorded, now):
                     return recorded
-                # expired, retired by a rotation or revoked since: answered as the member's
-                # refresh would be, as after the window (review 55c, enroll 1)
+                # expired, or retired by a rotation since: answered as the member's refresh
+                # would be, as after the window (review 55c, enroll 1)
                 return self._issue_bounded(member, self.member(member).attributes, now)
             redeemed = self.store.redeem_ticket(hashed, now)
             if redeemed is None:
