@@ -12,14 +12,12 @@ stdin, but the `enroll` itself says nothing. The remedy exists since review 55c,
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.support.cli import run
-from troth.credentials import Attributes
-from troth.node.node import init_node, open_node
+from tests.test_review53k_cli import _ticket_file
 
 
 @pytest.mark.xfail(
@@ -28,18 +26,6 @@ from troth.node.node import init_node, open_node
     "ticket on the command line (the shell's history) is not warned of",
 )
 def test_enroll_warns_of_a_ticket_given_on_the_command_line(troth_home: Path) -> None:
-    init_node("acme")
-    init_node("agent")
-    now = int(time.time())
-    with open_node("acme") as acme, open_node("agent") as agent:
-        authority = acme.create_authority("acme", now=now)
-        ticket = authority.create_ticket(
-            creator=authority.identifier,
-            attributes=Attributes({"agents.team": "a"}),
-            address="node:acme",
-            now=now,
-            uses=5,
-        )
-        agent.identities.create(now=now, name="agent")
-    result = run("enroll", str(ticket), "--as", "agent", "--node", "agent")
+    ticket = _ticket_file(troth_home, 0o600).read_text()
+    result = run("enroll", ticket, "--as", "agent", "--node", "agent")
     assert "command line" in result.stderr

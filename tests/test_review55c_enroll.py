@@ -24,10 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.enroll import acme_and_agent
+from tests.support.enroll import acme_and_agent, acme_ticket
 from troth.authority import Authority
 from troth.clock import FixedClock
-from troth.credentials import Attributes
 from troth.credentials.wallet import authority_changes
 from troth.enrollment import enroll, resume
 from troth.identity import Identifier
@@ -56,13 +55,7 @@ def test_a_repeat_is_answered_with_a_credential_that_verifies(
 ) -> None:
     clock = FixedClock(NOW)
     with acme_and_agent(tmp_path, NOW) as (authority, agent, member, _ticket):
-        ticket = authority.create_ticket(
-            creator=authority.identifier,
-            attributes=Attributes({"team.name": "x"}),
-            address="node:acme",
-            now=NOW,
-            ttl=DAY,
-        )
+        ticket = acme_ticket(authority, NOW, ttl=DAY)
 
         def lost(request: bytes) -> bytes:
             authority.enroll(request, now=clock.now())
@@ -87,13 +80,7 @@ def test_a_repeat_never_undoes_a_revocation_once_expired(tmp_path: Path) -> None
     answered again as it is, not a fresh one."""
     clock = FixedClock(NOW)
     with acme_and_agent(tmp_path, NOW) as (authority, agent, _member, _ticket):
-        ticket = authority.create_ticket(
-            creator=authority.identifier,
-            attributes=Attributes({"team.name": "x"}),
-            address="node:acme",
-            now=NOW,
-            ttl=DAY,
-        )
+        ticket = acme_ticket(authority, NOW, ttl=DAY)
         sent: list[bytes] = []
 
         def send(request: bytes) -> bytes:

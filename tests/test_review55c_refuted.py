@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from tests.support.backups import node_db
-from tests.support.enroll import enroll_in_process
+from tests.support.enroll import acme_ticket, enroll_in_process
 from troth.authority import Authority
 from troth.authority.client import enroll_request, refresh_request
 from troth.authority.tickets import Ticket, new_code
 from troth.clock import FixedClock
-from troth.credentials import Attributes, CredentialChain
+from troth.credentials import CredentialChain
 from troth.credentials.wallet import authority_changes
 from troth.enrollment import enroll
 from troth.errors import AuthorityError, AuthorityFailure, DecodeError
@@ -38,16 +38,6 @@ def two_openings(troth_home: Path) -> Iterator[tuple[Authority, Authority, Node]
         first.create_authority("acme", now=NOW)
         with open_node("acme") as second:
             yield first.authority(), second.authority(), agents
-
-
-def _ticket(authority: Authority, uses: int = 1) -> Ticket:
-    return authority.create_ticket(
-        creator=authority.identifier,
-        attributes=Attributes({"team.name": "x"}),
-        address="node:acme",
-        now=NOW,
-        uses=uses,
-    )
 
 
 def _race(openings: list[Authority], requests: list[bytes]) -> list[CredentialChain | A]:
@@ -74,7 +64,7 @@ def test_two_processes_sharing_node_db_redeem_a_one_use_ticket_once(
     two_openings: tuple[Authority, Authority, Node],
 ) -> None:
     first, second, agents = two_openings
-    ticket = _ticket(first)
+    ticket = acme_ticket(first, NOW)
     requests = []
     for name in ("alice", "bob"):
         agents.identities.create(now=NOW, name=name)
@@ -91,7 +81,7 @@ def test_a_member_racing_itself_on_two_processes_takes_one_use(
     """The same enrollment sent twice at once (a `troth enroll` and the node's resumption),
     each to its own process: one use taken, one credential, answered to both."""
     first, second, agents = two_openings
-    ticket = _ticket(first, uses=2)
+    ticket = acme_ticket(first, NOW, uses=2)
     agents.identities.create(now=NOW, name="alice")
     request = enroll_request(agents.identities, "alice", ticket, now=NOW)
     again = enroll_request(agents.identities, "alice", ticket, now=NOW + 1)
@@ -112,7 +102,7 @@ def test_a_captured_enroll_request_replayed_gains_nothing(
     member's own credential (its subject's key needed to use it), no use taken, nothing
     issued; once out of the clock skew, refused before anything is read."""
     authority, _second, agents = two_openings
-    ticket = _ticket(authority, uses=2)
+    ticket = acme_ticket(authority, NOW, uses=2)
     agents.identities.create(now=NOW, name="alice")
     request = enroll_request(agents.identities, "alice", ticket, now=NOW)
     chain = authority.enroll(request, now=NOW)
@@ -134,7 +124,7 @@ def test_a_ticket_edited_to_name_another_authority_redeems_nowhere(troth_home: P
         init_node(name)
     with open_node("acme") as a, open_node("globex") as g, open_node("agents") as agents:
         acme, globex = a.create_authority("acme", now=NOW), g.create_authority("globex", now=NOW)
-        ticket = _ticket(acme)
+        ticket = acme_ticket(acme, NOW)
         edited = Ticket(ticket.code, globex.history(), "node:globex")
         agents.identities.create(now=NOW, name="alice")
         request = enroll_request(agents.identities, "alice", edited, now=NOW)
@@ -153,7 +143,7 @@ def test_a_removal_revokes_the_credential_whose_answer_is_in_flight(
     enrollment committed and before its answer arrived: the removal revokes that credential,
     and the member's repeat of the enrollment is `not a member`."""
     authority, other, agents = two_openings
-    ticket = _ticket(authority)
+    ticket = acme_ticket(authority, NOW)
     agents.identities.create(now=NOW, name="alice")
     request = enroll_request(agents.identities, "alice", ticket, now=NOW)
     in_flight = authority.enroll(request, now=NOW)
@@ -171,7 +161,7 @@ def test_an_authority_rotated_mid_flight_answers_under_its_new_change(
     (the ticket carries the older history): the credential is signed under the newer change,
     and the member's node holds a chain carrying it."""
     authority, _other, agents = two_openings
-    ticket = _ticket(authority)
+    ticket = acme_ticket(authority, NOW)
     clock = FixedClock(NOW + 10)
 
     def rotate_then_enroll(request: bytes) -> bytes:
@@ -182,7 +172,7 @@ def test_an_authority_rotated_mid_flight_answers_under_its_new_change(
     enroll(agents.identities, agents.wallet, "alice", ticket, clock=clock, send=rotate_then_enroll)
     (held,) = agents.wallet.held("alice")
     assert authority_changes(held) == authority.changes() == 2
-    assert enroll_in_process(agents, "alice", authority, _ticket(authority), clock)
+    assert enroll_in_process(agents, "alice", authority, acme_ticket(authority, NOW), clock)
 
 
 def test_a_tickets_parse_errors_never_echo_it() -> None:
@@ -233,7 +223,7 @@ def test_a_members_refresh_flood_is_bounded(
     authority, _other, agents = two_openings
     agents.identities.create(now=NOW, name="alice")
     authority.enroll(
-        enroll_request(agents.identities, "alice", _ticket(authority), now=NOW), now=NOW
+        enroll_request(agents.identities, "alice", acme_ticket(authority, NOW), now=NOW), now=NOW
     )
     alice = agents.identities.get("alice", now=NOW).identifier
     feed = authority.store.revocation_tip()[0]
