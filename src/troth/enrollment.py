@@ -15,7 +15,8 @@ ticket, within the ticket's window) with that credential. So a crash anywhere le
 the credential held, or a pending record (and a ticket that still works for this identity):
 the next `troth enroll` with the same ticket, or `troth credential refresh`, sends the
 enrollment again and completes it, and the authority never issues a second credential for one
-redemption.
+redemption (but one its refresh would give, once the recorded one expired or was retired by a
+rotation: review 55c, enroll 1).
 
 `enroll` and `enroll_async` drive the steps with a blocking or an awaitable `send`; a runtime
 that keeps storage work off its event loop runs `request_of`, `complete` and `refused` (each

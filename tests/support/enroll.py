@@ -9,6 +9,7 @@ from pathlib import Path
 
 from troth import enrollment
 from troth.authority import Authority
+from troth.authority.core import DEFAULT_TICKET_TTL
 from troth.authority.tickets import Ticket
 from troth.clock import Clock
 from troth.credentials import Attributes
@@ -49,10 +50,18 @@ def acme_and_agent(
     with open_node("acme", home=home) as acme, open_node("agent", home=home) as agent:
         authority = acme.create_authority("acme", now=now)
         member = agent.identities.create(now=now, name="agent").identifier
-        ticket = authority.create_ticket(
-            creator=authority.identifier,
-            attributes=Attributes({"team.name": "x"}),
-            address="node:acme",
-            now=now,
-        )
-        yield authority, agent, member, ticket
+        yield authority, agent, member, acme_ticket(authority, now)
+
+
+def acme_ticket(
+    authority: Authority, now: int, *, uses: int = 1, ttl: int = DEFAULT_TICKET_TTL
+) -> Ticket:
+    """A `node:acme` ticket of `authority` for team x (`uses` uses, valid `ttl` seconds)."""
+    return authority.create_ticket(
+        creator=authority.identifier,
+        attributes=Attributes({"team.name": "x"}),
+        address="node:acme",
+        now=now,
+        uses=uses,
+        ttl=ttl,
+    )

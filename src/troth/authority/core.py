@@ -148,6 +148,7 @@ class Authority(Revoking, Issuing):
                 f"({limits.MAX_TICKET_BYTES}): give a shorter address",
             )
         with self.store.transaction():
+            self.store.forget_tickets(now)  # those past their expiry (review 55c, tickets 1)
             self.store.put_ticket(
                 code_hash(code),
                 cbor.encode(attributes.to_cbor()),
@@ -162,6 +163,29 @@ class Authority(Revoking, Issuing):
         crash_point("authority.ticket.after-commit")
         return ticket
 
+    def forget_expired_tickets(self, *, now: int) -> int:
+        """Delete the tickets that expired by `now`, so that none is redeemed again when the
+        clock is set back (review 55c, tickets 1: the redemption compares the expiry with the
+        clock, and an expired ticket was redeemed at an earlier reading). Done at each
+        enrollment and ticket made, and at each round of a running node hosting the authority
+        (`AuthorityService.maintain`). How many were deleted."""
+        with self.store.transaction():
+            return self.store.forget_tickets(now)
+
+    def void_ticket(self, ticket: Ticket, *, now: int) -> bool:
+        """Void `ticket` before its expiry, one someone else saw (a shell's history, a log, a
+        screen): no one redeems it any more (review 55c, tickets 2). A member that redeemed it
+        stays a member (`remove_member`), and a repeat of its enrollment is still answered with
+        the credential recorded (`enroll`: nothing lost on a crash). Counted by the rollback
+        guard: a restored copy holding the ticket voids every ticket (docs/storage.md). Whether
+        this authority held it unexpired (False: unknown here, expired or voided already)."""
+        with self.store.transaction():
+            self.store.forget_tickets(now)
+            if not self.store.forget_tickets(now, code_hash(ticket.code)):
+                return False
+            self.store.count_irreversible()
+        return True
+
     # -- enrollment and member credentials -------------------------------------------------------
 
     def enroll(self, request: bytes, *, now: int) -> CredentialChain:
@@ -174,12 +198,15 @@ class Authority(Revoking, Issuing):
         in the same transaction. A repeat of the same enrollment (a new request by the same
         identity with the same code, within the ticket's window, even once its uses are
         gone) is answered with that credential: never a second use, never a second credential.
-        So a member whose answer was lost (a crash on either side) enrolls again and gets it.
-        After the window, the same member's repeat is answered as its refresh would be
-        (`_issue_bounded`; NOT_A_MEMBER once removed); anyone else's is TICKET_UNKNOWN. An
-        identity revoked for good (`revoke_identity`) is NOT_A_MEMBER whatever its ticket.
+        So a member whose answer was lost (a crash on either side) enrolls again and gets it,
+        unless it expired or a rotation retired it (`_answers_again`; then as its refresh would
+        be: review 55c, enroll 1). After the window, the same member's repeat is answered as
+        its refresh would be (`_issue_bounded`; NOT_A_MEMBER once removed); anyone else's is
+        TICKET_UNKNOWN. An identity revoked for good (`revoke_identity`) is NOT_A_MEMBER
+        whatever its ticket.
         """
         verified = self._verify(request, "enroll", now)
+        self.forget_expired_tickets(now=now)  # committed, whatever this enrollment's end
         try:
             (code,) = verified.arguments
             code = cbor.expect_bytes(code, "code")
@@ -197,7 +224,12 @@ class Authority(Revoking, Issuing):
                 if self.store.get_member(member.digest) is None:
                     raise AuthorityError(_A.NOT_A_MEMBER, "removed since it redeemed this ticket")
                 self._learn(verified.requester, now)
-                return CredentialChain.decode(issued)
+                recorded = CredentialChain.decode(issued)
+                if self._answers_again(recorded, now):
+                    return recorded
+                # expired, or retired by a rotation since: answered as the member's refresh
+                # would be, as after the window (review 55c, enroll 1)
+                return self._issue_bounded(member, self.member(member).attributes, now)
             redeemed = self.store.redeem_ticket(hashed, now)
             if redeemed is None:
                 if not self.store.redeemed(hashed, member.digest):

@@ -118,6 +118,19 @@ class Issuing(AuthorityBase):
             return None
         return CredentialChain((credential,), (authority.history,))
 
+    def _answers_again(self, chain: CredentialChain, now: int) -> bool:
+        """Whether a member credential this authority recorded (an enrollment's answer) is
+        answered again at `now`: unexpired and attested under the authority's current change
+        (a rotation retires the older ones). A revoked one is answered as it is: repeating the
+        enrollment never undoes a revocation with a fresh credential (review 50g, refuted 4)."""
+        credential = chain.credentials[0]
+        if self.store.find_revocation(int(RevocationKind.CREDENTIAL), credential.hash) is not None:
+            return True  # expired or retired too: the revocation stands
+        body = CredentialBody.decode(credential.body)
+        attested = PurposeKeyAttestation.decode(credential.attestation).change_hash
+        current = self.identities.get(self.config.name, now=now).identity.current_change_hash
+        return body.expires_at > now and attested == current
+
     def issue_member_credential(self, member: Identifier, *, now: int) -> CredentialChain:
         with self.store.transaction():
             return self._issue(member, self.member(member).attributes, now)

@@ -17,13 +17,14 @@ from troth.cli.common import (
     home,
     open_authority_node,
 )
+from troth.cli.credential_cmds import _ticket_text
 from troth.cli.output import Reporter, json_command, kv
 from troth.cli.text import attributes, duration, moment
 from troth.errors import NotFound, TrothError
-from troth.identity import Identifier
+from troth.identity import Identifier, UnverifiedHistory
 from troth.limits import DEFAULT_REVOCATION_QUOTA
 from troth.node import init_node, open_node
-from troth.node.authorities import ticket_address
+from troth.node.authorities import parse_ticket, ticket_address
 from troth.node.traces import remove_member_as_authority
 
 ATTR_HELP = "key=value to grant (repeat the option; repeat a key for a set of values)."
@@ -171,7 +172,8 @@ def _pin(node_name: str, identifier: Identifier) -> dict[str, str | None]:
     epilog="""\b
 Example:
   troth authority ticket create --authority acme --attr orders.customer=4471 \\
-    | troth enroll - --as customer""",
+    | troth enroll - --as customer
+  troth authority ticket void - --authority acme < leaked-ticket.txt""",
 )
 def ticket_group() -> None:
     """One-time enrollment tickets: a ticket carries a secret code, the authority's identity
@@ -233,6 +235,34 @@ def ticket_create(
             "authority": str(authority.identifier),
         },
         str(ticket),
+    )
+
+
+@ticket_group.command("void")
+@click.argument("ticket", metavar="TICKET")
+@authority_option(help_text="The authority that made the ticket (its name or identifier).")
+@json_command
+def ticket_void(ticket: str, authority_ref: str, reporter: Reporter) -> None:
+    """Void TICKET before its expiry (someone else may have seen it: a shell's history, a log):
+    no one can redeem it any more. TICKET is the ticket, - (read from stdin) or a file
+    holding it. Who redeemed it stays a member (troth authority members remove)."""
+    parsed = parse_ticket(_ticket_text(ticket))
+    with open_authority_node(reporter.names, authority_ref) as node:
+        authority = node.authority()
+        if UnverifiedHistory.decode(parsed.authority_history).identifier_digest != (
+            authority.identifier.digest
+        ):
+            raise click.UsageError(
+                f"the ticket was not made by {reporter.label(authority.identifier)}: give its "
+                "authority with --authority"
+            )
+        voided = authority.void_ticket(parsed, now=CLOCK.now())
+    reporter.result(
+        {"voided": voided, "authority": str(authority.identifier)},
+        "voided: no one can redeem it any more"
+        if voided
+        else "nothing to void: the ticket expired, was voided already or never was this "
+        "authority's",
     )
 
 

@@ -78,7 +78,7 @@ class EnrollArgs:
     """enroll: the ticket text, the local identity (default: the node's), and the authority's
     pin confirmed out of band (`IDENTIFIER:KEY`; `check_ticket`)."""
 
-    ticket: str
+    ticket: str = dataclasses.field(repr=False)  # its code: never in a repr (review 55c)
     identity: str | None = None
     authority_pin: str | None = None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 __all__ = [
@@ -330,6 +330,12 @@ class AuthorityStore(Transactional, Protocol):
         of a ticket with k uses, exactly min(N, k) win."""
         ...
 
+    def forget_tickets(self, now: int, code_hash: bytes | None = None) -> int:
+        """Delete the tickets that expired by `now` (and the one of `code_hash`, if given,
+        expired or not): none is redeemed again, whatever a clock reads later (review 55c,
+        tickets 1 and 2). How many were deleted."""
+        ...
+
     def find_redemption(self, code_hash: bytes, member: bytes, now: int) -> bytes | None:
         """The chain issued when `member` redeemed the ticket, while the ticket's window lasts."""
         ...
@@ -440,7 +446,7 @@ class PendingEnrollmentRecord:
 
     identifier: bytes
     authority: bytes
-    ticket: str
+    ticket: str = field(repr=False)  # its code: never in a repr, as `Ticket`'s (review 55c)
     address: str
     started_at: int
 

@@ -100,6 +100,13 @@ class SqliteAuthorityStore:
         )
         return None if row is None else (bytes(row[0]), bytes(row[1]), int(row[2]))
 
+    def forget_tickets(self, now: int, code_hash: bytes | None = None) -> int:
+        return int(
+            self._db.execute(
+                "DELETE FROM tickets WHERE expires_at <= ? OR code_hash = ?", (now, code_hash)
+            ).rowcount
+        )
+
     def find_redemption(self, code_hash: bytes, member: bytes, now: int) -> bytes | None:
         row = self._db.fetch_one(
             "SELECT chain FROM redemptions WHERE code_hash = ? AND member = ? "
