@@ -37,8 +37,11 @@ troth.node.services.trace.TraceClient, as the in-memory troth.trace.batcher.Trac
   the answer reports, when they come up for sending: same id, content, commitments and salts;
   new seq, prev, time and key (`resign_record`). So a refusal blocks nothing after it, but
   the records after it are delivered with other bytes than `add` first signed (their ids are
-  unchanged). A stale record is never one the log may hold: a record becomes stale only when
-  an answer shows that it, or one before it, is not in the log.
+  unchanged). Only a row whose envelope verifies as the agent's (its attestation's key, its
+  signature, its disclosures) is signed again; any other is set aside: a writer of node.db
+  without the agent's key gets nothing signed (review 55b, outbox 1). A stale record is
+  never one the log may hold: a record becomes stale only when an answer shows that it, or
+  one before it, is not in the log.
 - A record signed again keeps its time unless it is older than half the log's window
   (MAX_CLOCK_SKEW_SECONDS / 2): then it is dated when it is signed again. Records that waited
   longer than the window (a node down for a while) are refused TIME_OUT_OF_RANGE when first
@@ -97,9 +100,9 @@ from troth.trace.signing import (
     KeyEpoch,
     RecordContent,
     VerifiedRecord,
-    open_envelope,
     resign_record,
     sign_next,
+    verify_envelope,
 )
 from troth.trace.stored import decode_disclosures
 from troth.trace.submit import Head, Receipts, Submission, SubmittedRecord, item_size
@@ -435,8 +438,15 @@ class TraceOutbox:
                 (0, None, 0) if before is None else (before.seq + 1, before.hash, before.time)
             )
             try:
-                record = open_envelope(row.envelope)[0]
                 disclosures = decode_disclosures(row.disclosures)
+                # the agent's own, as stored: a row planted or edited in node.db by a writer
+                # without the agent's key is never signed by it (review 55b, outbox 1)
+                record = verify_envelope(
+                    row.envelope,
+                    signer=signer.identity,
+                    attestation=row.attestation,
+                    disclosures=disclosures,
+                ).record
                 verified = resign_record(
                     signer,
                     record,
