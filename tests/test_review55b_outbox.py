@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-
-from tests.test_trace_outbox import Outboxes, logged
+from tests.test_trace_outbox import (  # noqa: F401 - `outboxes` is a fixture
+    Outboxes,
+    logged,
+    outboxes,
+)
 from tests.test_trace_service import (  # noqa: F401 - `service` is a fixture
     NOW,
     Service,
@@ -31,13 +31,6 @@ from troth.trace.record import PAYLOAD_TYPE
 from troth.trace.signing import open_envelope
 
 
-@pytest.fixture
-def outboxes(tmp_path: Path, service: Service) -> Iterator[Outboxes]:  # noqa: F811
-    made = Outboxes(tmp_path / "node.db", service.world.support)
-    yield made
-    made.close()
-
-
 def _forged(envelope: bytes, tool_name: str) -> bytes:
     """`envelope`'s record with another tool, under its key, with a signature no key made."""
     record, *_ = open_envelope(envelope)
@@ -47,7 +40,7 @@ def _forged(envelope: bytes, tool_name: str) -> bytes:
 
 def test_a_stale_row_planted_in_node_db_is_never_signed_by_the_agent(
     service: Service,  # noqa: F811
-    outboxes: Outboxes,
+    outboxes: Outboxes,  # noqa: F811
 ) -> None:
     outbox = outboxes.open()
     genuine = outbox.add(tool("refund"), now=NOW).record

@@ -8,12 +8,15 @@ another number of records."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.test_trace_outbox import Outboxes, logged
+from tests.test_trace_outbox import (  # noqa: F401 - `outboxes` is a fixture
+    Outboxes,
+    logged,
+    outboxes,
+)
 from tests.test_trace_service import (  # noqa: F401 - `service` is a fixture
     NOW,
     Service,
@@ -29,13 +32,6 @@ from troth.trace.stored import decode_disclosures
 from troth.trace.submit import Receipts, Status
 
 F = TraceFailure
-
-
-@pytest.fixture
-def outboxes(tmp_path: Path, service: Service) -> Iterator[Outboxes]:  # noqa: F811
-    made = Outboxes(tmp_path / "node.db", service.world.support)
-    yield made
-    made.close()
 
 
 def _send_all(service: Service, outbox: TraceOutbox) -> None:  # noqa: F811
@@ -59,7 +55,7 @@ def _edit(path: Path, sql: str, *args: object) -> None:
 
 def test_a_byte_flipped_in_a_queued_envelope_is_set_aside_not_lost_silently(
     service: Service,  # noqa: F811
-    outboxes: Outboxes,
+    outboxes: Outboxes,  # noqa: F811
 ) -> None:
     outbox = outboxes.open()
     made = [outbox.add(tool("refund", n=n), now=NOW).record for n in range(3)]
@@ -85,7 +81,7 @@ def test_a_byte_flipped_in_a_queued_envelope_is_set_aside_not_lost_silently(
 
 def test_an_edited_disclosure_is_refused_and_never_reaches_the_log(
     service: Service,  # noqa: F811
-    outboxes: Outboxes,
+    outboxes: Outboxes,  # noqa: F811
 ) -> None:
     outbox = outboxes.open()
     made = outbox.add(tool("refund", n=1), now=NOW).record
@@ -104,7 +100,7 @@ def test_an_edited_disclosure_is_refused_and_never_reaches_the_log(
 
 def test_a_row_duplicated_under_another_id_is_appended_once(
     service: Service,  # noqa: F811
-    outboxes: Outboxes,
+    outboxes: Outboxes,  # noqa: F811
 ) -> None:
     outbox = outboxes.open()
     made = outbox.add(tool("refund"), now=NOW).record
@@ -121,7 +117,7 @@ def test_a_row_duplicated_under_another_id_is_appended_once(
 
 def test_a_stale_row_planted_from_another_agents_record_is_never_signed(
     service: Service,  # noqa: F811
-    outboxes: Outboxes,
+    outboxes: Outboxes,  # noqa: F811
 ) -> None:
     """Another identity's genuine record (its signature good) planted as a stale row of the
     node's agent: the agent signs nothing of it."""
@@ -170,7 +166,7 @@ def test_two_records_at_one_seq_in_a_batch_append_one(service: Service) -> None:
 
 def test_an_answer_for_another_number_of_records_deletes_nothing(
     service: Service,  # noqa: F811
-    outboxes: Outboxes,
+    outboxes: Outboxes,  # noqa: F811
 ) -> None:
     """A service that answers a batch of two with one receipt (a lie, or another batch's)."""
     outbox = outboxes.open()
