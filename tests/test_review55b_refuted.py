@@ -2,8 +2,8 @@
 work. Each is a real attempt and fails if the defence it met breaks: a queued record of the
 outbox with a byte flipped, a disclosed value edited, a row duplicated under another id, a
 stale row planted from another agent's record (a writer of node.db without the agent's key); a
-member replaying one record 10,000 times, two records at one seq in a batch; an answer for
-another number of records."""
+member replaying one record 10,000 times, two records at one seq in a batch; a stolen backup's
+old key once the node knows the rotation; an answer for another number of records."""
 
 from __future__ import annotations
 
@@ -12,6 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.traces import Held
+from tests.test_identity_observe import observer
+from tests.test_review27t_collect import NOW as STOLEN_AT
+from tests.test_review27t_collect import _batch, _collector
 from tests.test_trace_outbox import (  # noqa: F401 - `outboxes` is a fixture
     Outboxes,
     logged,
@@ -27,7 +31,8 @@ from tests.test_trace_service import (  # noqa: F401 - `service` is a fixture
 from troth.errors import TraceError, TraceFailure
 from troth.trace.batcher import TraceBatcher
 from troth.trace.outbox import TraceOutbox
-from troth.trace.record import encode_disclosures
+from troth.trace.record import Kind, ToolCall, encode_disclosures
+from troth.trace.signing import RecordContent
 from troth.trace.stored import decode_disclosures
 from troth.trace.submit import Receipts, Status
 
@@ -187,3 +192,27 @@ def test_an_answer_for_another_number_of_records_deletes_nothing(
     with pytest.raises(TraceError):
         batcher.answered(Receipts((), None))
     assert batcher.pending() == 1
+
+
+def test_a_stolen_backups_old_key_is_refused_once_the_node_knows_the_rotation(
+    tmp_path: Path,
+) -> None:
+    """A thief holding a backup of the agent (its history and key before a rotation) submits
+    records as the agent once the node stored the rotated history: none is appended; the
+    agent's own, with its new key, is."""
+    _, log, collector = _collector(tmp_path)
+    store = observer(tmp_path / "node.db", cache_seconds=0)
+    collector._observe = store.observe
+    agent = Held(now=STOLEN_AT - 1000)
+    stolen = agent.signer(STOLEN_AT - 100)  # the backup's key, under change 0
+    agent.rotate(STOLEN_AT - 10)
+    store.observe(agent.identity)  # the agent's channel showed the rotation
+    content = RecordContent(Kind.TOOL_INVOCATION, tool=ToolCall("wire_everything_out"))
+    forged = _batch(collector, stolen, content)
+    receipts = collector.submit(forged, submitter=agent.identifier, now=STOLEN_AT)
+    assert [r.reason for r in receipts.results] == [F.ATTESTATION_STALE]
+    assert log.size() == 0
+    genuine = _batch(collector, agent.signer(STOLEN_AT), content)
+    (result,) = collector.submit(genuine, submitter=agent.identifier, now=STOLEN_AT).results
+    assert result.delivered, result.detail
+    log.close()
