@@ -92,6 +92,7 @@ from troth.trace.batcher import (
     SUBMIT_ROOM,
     Queued,
     SignerSource,
+    head_reported,
 )
 from troth.trace.outbox_store import OutboxRow, OutboxStore, Tail, outbox_exists, row_size
 from troth.trace.record import Kind
@@ -499,8 +500,7 @@ class TraceOutbox:
                     failed.append((item.record, error))
             if stale_from is not None:
                 self.store.mark_stale(agent, stale_from)
-            if receipts.head is not None or any(r.delivered for r in receipts.results):
-                # (a batch refused whole reports no head: the one kept stays)
+            if head_reported(receipts):  # (a batch refused whole reports none: kept)
                 self.store.set_head(agent, receipts.head)
         self._in_flight = None
         if delivered and self._scrub_due(now):  # the rows' old pages are in the WAL's frames
