@@ -7,7 +7,8 @@ agent chain broken` ("expected 0"), signed again on the same stale head three ti
 aside: every record the node made from then on, for good (the outbox keeps the head in
 node.db, so a restart changed nothing), until the outbox filled and the node stopped. An answer
 that refuses a record `per-agent chain broken` is the log's word on where the agent's chain
-stands: its head, none included, is now taken."""
+stands: its head, none included, is now taken. Chains 1 (the same log's loss, the chains a
+client took for kept) is below."""
 
 from __future__ import annotations
 
@@ -91,4 +92,46 @@ def test_a_batcher_goes_on_after_the_services_log_lost_the_agents_records(
         if batch is None:
             break
         batcher.answered(afresh.submit(batch.submission, party))
+    assert queued.result() == 0
+
+
+def test_a_chain_the_services_log_lost_is_sent_again(
+    service: Service,  # noqa: F811
+    outboxes: Outboxes,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Review 55b, chains 1: a client sends a chain once and then believes the log keeps it
+    (`_kept_chains`); the log begun afresh refused each later record under that chain `the
+    chain the record names was not sent (nor is it kept)`, set aside for good, in every
+    process that sent one before. The client now forgets a chain so refused and sends the
+    record again with it (once: a second such refusal is the record's own)."""
+    party, chain = service.world.support, service.world.support_chain
+    outbox = outboxes.open()
+    outbox.add(tool("refund", chain), chain=chain, now=NOW)
+    assert outbox.claim()
+    batch = outbox.next_batch(NOW)
+    assert batch is not None
+    outbox.answered(service.submit(batch.submission, party), now=NOW)
+    afresh = _begun_afresh(service, tmp_path / "afresh.db")
+    made = outbox.add(tool("refund", chain, n=1), chain=chain, now=NOW).record
+    for _ in range(4):
+        batch = outbox.next_batch(NOW)
+        if batch is None:
+            break
+        outbox.answered(afresh.submit(batch.submission, party), now=NOW)
+    assert outbox.store.refused() == []
+    assert [entry[0] for entry in logged(afresh)] == [made]
+    batcher = TraceBatcher(lambda now: party.signer)
+    batcher.set_head(afresh.head_of(party).head)
+    batcher.add(tool("refund", chain, n=2), chain=chain, now=NOW)
+    first = batcher.next_batch(NOW)
+    assert first is not None
+    batcher.answered(afresh.submit(first.submission, party))
+    again = _begun_afresh(service, tmp_path / "again.db")
+    queued = batcher.add(tool("refund", chain, n=3), chain=chain, now=NOW)
+    for _ in range(4):
+        sent = batcher.next_batch(NOW)
+        if sent is None:
+            break
+        batcher.answered(again.submit(sent.submission, party))
     assert queued.result() == 0

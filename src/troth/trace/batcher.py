@@ -401,6 +401,11 @@ class TraceBatcher:
                 queued.waits += 1  # refused for now: sent again after a backoff (review 48n)
                 again.append(queued)
                 continue
+            digest = None if queued.chain is None else sha256(queued.chain)
+            if result.reason is _F.CHAIN_MISMATCH and digest in self._kept_chains:
+                self._kept_chains.discard(digest)  # the log lost it: sent again with it (55b,
+                again.append(queued)  # chains 1)
+                continue
             queued.attempts += 1
             if result.reason in RESIGNED and queued.attempts < RESIGN_ATTEMPTS:
                 again.append(queued)
