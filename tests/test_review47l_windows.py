@@ -39,7 +39,13 @@ from troth.channel.verification import VerifiedPeer
 from troth.clock import FixedClock
 from troth.encoding import cbor
 from troth.errors import DecodeError, RemoteError, TraceError, TraceFailure, Unreachable
-from troth.identity import Checkpoint, SignedChange, encode_history, indexed_hashes
+from troth.identity import (
+    Checkpoint,
+    SignedChange,
+    UnverifiedHistory,
+    encode_history,
+    indexed_hashes,
+)
 from troth.node.access import Decision, PeerCaller
 from troth.node.runtime import NodeRuntime
 from troth.node.services.base import RequestContext
@@ -464,6 +470,9 @@ def test_each_window_costs_a_submission_charge(tmp_path: Path) -> None:
     context = RequestContext(PeerCaller(peer, "channel-1"), (), Decision(True), LATE)
     windows = (b"w",) * limits.MAX_TRACE_SUBMIT_WINDOWS
     cost = limits.TRACE_SUBMIT_CHARGE * (1 + limits.MAX_TRACE_SUBMIT_WINDOWS)
+    history = _batch(silent.collector, silent.agent.signer(LATE), LATE).history
+    changes = len(UnverifiedHistory.decode(history).changes)  # its history too, in proportion
+    cost += limits.TRACE_SUBMIT_CHARGE * (changes - 1) // limits.MAX_IDENTITY_CHANGES  # (55b)
     most = limits.TRACE_SUBMIT_BURST_BYTES // cost
     served, refusal = 0, ""
     for _ in range(most + 1):

@@ -226,7 +226,12 @@ def verify(
                 report = accepted.anchored(report, against)  # (review 52d, anchor 1)
                 if anchor_file is not None and report.newest is not None:
                     path = str(anchor_file)
-                    accepted.keep(report.anchor, report.newest, lambda n: write_output(path, n))
+                    accepted.keep(  # onto a log consistent with it only (55b, accepted 1)
+                        report.anchor,
+                        report.newest,
+                        lambda n: write_output(path, n),
+                        proof=log.consistency_proof,
+                    )
     except TraceError as exc:
         _invalid(reporter, exc)
     data_out = report.to_json()

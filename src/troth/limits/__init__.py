@@ -632,9 +632,9 @@ TRACE_KEPT_CHAINS: Final = 1024
 """Chains a trace client remembers the service keeps (not sent again; past this it forgets them
 all and sends each once more)."""
 TRACE_LOG_KNOWN_CACHE: Final = 4096
-"""Signing keys, and chain digests, a trace log remembers in its process having stored (so an
-append does not store them again): past it, it forgets them all (a member mints keys freely:
-one per record made the memory grow with the log; review 51g, caches 1)."""
+"""Signing keys, chain digests, and agents' heads and histories a trace log remembers in its
+process (an append skips storing or reading them again): past it, it forgets them all (a member
+mints keys and delegates freely: review 51g, caches 1; review 55b, log 1)."""
 TRACE_OUTBOX_RECORDS: Final = 65_536
 """Records a node's trace outbox holds (queued for its trace service, or set aside refused):
 past it `record()` raises TraceError OVER_LIMIT, so an agent that cannot keep its audit trail

@@ -25,12 +25,13 @@ the node's own rollback guard to answer for it (docs/formats.md, "Rollback guard
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final, Protocol, TypeVar
 
 from troth.errors import TraceError, TraceFailure
 from troth.storage.sqlite import SqliteDatabase
 from troth.trace.checkpoint import Checkpoint, parse_checkpoint
+from troth.trace.merkle import verify_consistency
 
 __all__ = ["AcceptedCheckpoints", "Anchored"]
 
@@ -41,8 +42,34 @@ _SCHEMA: Final = (
 )
 
 
+Proof = Callable[[int, int], Sequence[bytes]]
+"""A log's consistency proof from its tree of `size1` records to its tree of `size2`."""
+
+
 def _newer(new: Checkpoint, old: Checkpoint) -> bool:
     return (new.size, new.time) > (old.size, old.time)
+
+
+def _check_grown(accepted: Checkpoint, new: Checkpoint, proof: Proof) -> None:
+    """Raise TraceError ROLLED_BACK unless the log's tree of `new` (newer) grew from the one
+    of `accepted`: the same root at one size, else a consistency proof between the two roots
+    (any tree grew from the empty one)."""
+    if accepted.size == 0:
+        return
+    try:
+        if new.size == accepted.size:
+            if new.root != accepted.root:
+                raise TraceError(_F.PROOF_INVALID, "another root at that size")
+        else:
+            given = proof(accepted.size, new.size)
+            verify_consistency(accepted.size, new.size, accepted.root, new.root, given)
+    except (TraceError, ValueError) as exc:
+        raise TraceError(
+            _F.ROLLED_BACK,
+            f"the log's checkpoint of {new.size} records is not consistent with the checkpoint "
+            f"of {accepted.size} records accepted before (a log rolled back and grown on, or "
+            f"rewritten): {exc}",
+        ) from None
 
 
 class Anchored(Protocol):
@@ -113,17 +140,24 @@ class AcceptedCheckpoints:
         kept: Checkpoint | None,
         new: Checkpoint,
         write: Callable[[bytes], None] | None = None,
+        proof: Proof | None = None,
     ) -> Checkpoint:
         """Record `new` (verified, judged against `kept`, the note the verifier compared it
         with) as accepted unless a newer one is, `kept` checked again inside the transaction
         (another verifier may have moved the row on); `write` the newest accepted (the kept
-        file) within it. Returns the newest accepted."""
+        file) within it. Returns the newest accepted. Given the log's consistency proofs
+        (`proof(size1, size2)`), the row moves only to a checkpoint the log proves consistent
+        with the one it holds, else TraceError ROLLED_BACK and nothing is kept (review 55b,
+        accepted 1: a fresh kept file, or the fork's own newest note in one, moved it onto a
+        log rolled back and grown on, and the rollback guard vouched for the fork)."""
         if not new.verified:
             raise ValueError("accept only a verified checkpoint")
         with self.db.transaction():
             if kept is not None:
                 self.check(kept)
             accepted = self.newest(new.origin)
+            if accepted is not None and proof is not None and _newer(new, accepted):
+                _check_grown(accepted, new, proof)
             if accepted is None or _newer(new, accepted):
                 self.db.execute(
                     "INSERT OR REPLACE INTO trace_accepted (origin, size, root, time, note)"

@@ -18,7 +18,8 @@ and hands back the answers (troth.node.services.trace.TraceClient pumps it over 
   record refused for now (`not accepted yet`: troth.trace.submit, TRANSIENT) stays queued and
   goes again after the client's backoff, up to TRACE_TRANSIENT_RETRIES times (review 48n);
   any other refusal fails that record (its `error`), and the records after it are signed
-  again on the head the answer reports (kept when a batch refused whole reports none).
+  again on the head the answer reports (kept when a batch refused whole reports none;
+  `head_reported`: a `per-agent chain broken` answer's "none" is taken, review 55b, head 1).
 
 A record keeps the time it was made unless it waited in the queue more than half the log's
 window (MAX_CLOCK_SKEW_SECONDS / 2): then it is dated when it is signed, since the log accepts
@@ -113,6 +114,19 @@ class SentBatch(Protocol):
 
     @property
     def submission(self) -> Submission: ...
+
+
+def head_reported(receipts: Receipts) -> bool:
+    """Whether `receipts` says where the agent's chain stands in the log: a head, or none when
+    a record was delivered or refused for its place in the chain (CHAIN_BROKEN: the log judged
+    it against its head, none included). A batch refused whole (an invalid signer) reports no
+    head and says nothing of it: the head kept stays. Before review 55b (head 1) "none" was
+    always taken for that, so a log that lost every record of the agent (restored from a
+    backup, begun afresh) refused each later record, signed again on a head it no longer
+    held, for good."""
+    return receipts.head is not None or any(
+        result.delivered or result.reason is _F.CHAIN_BROKEN for result in receipts.results
+    )
 
 
 class Batcher(Protocol):
@@ -387,6 +401,11 @@ class TraceBatcher:
                 queued.waits += 1  # refused for now: sent again after a backoff (review 48n)
                 again.append(queued)
                 continue
+            digest = None if queued.chain is None else sha256(queued.chain)
+            if result.reason is _F.CHAIN_MISMATCH and digest in self._kept_chains:
+                self._kept_chains.discard(digest)  # the log lost it: sent again with it (55b,
+                again.append(queued)  # chains 1)
+                continue
             queued.attempts += 1
             if result.reason in RESIGNED and queued.attempts < RESIGN_ATTEMPTS:
                 again.append(queued)
@@ -394,8 +413,8 @@ class TraceBatcher:
                 self._settle(queued, None, result.error(queued.record))
         with self._lock:
             self._queue.extendleft(reversed(again))
-        if receipts.head is not None or any(r.delivered for r in receipts.results):
-            self._head = receipts.head  # (a batch refused whole reports none: kept)
+        if head_reported(receipts):  # (a batch refused whole reports none: kept)
+            self._head = receipts.head
 
     def agent(self, now: int) -> Identifier:
         """The identity whose records these are."""

@@ -9,7 +9,8 @@ runs it on the node's storage thread). For the batch, once:
   identity holds that change, or a fresh feed it holds names it), never on the history's own
   word: a checkpoint nothing the node holds attests is refused (review 47i, collector 1);
   and, when a member submits it, is the member's own (`submitter`): a member submits only the
-  records it signed;
+  records it signed (whose it is is read from the history before any signature is verified:
+  review 55b, service 1);
 - no feed of an authority with standing over that identity revokes or supersedes it: the
   roots of the chains its channel showed, the authorities whose chains the node verified for
   it before (`vouched`), itself as an anchor; every held feed for a stranger (docs/formats.md,
@@ -73,6 +74,7 @@ from troth.crypto import sha256
 from troth.errors import (
     CredentialError,
     CredentialFailure,
+    DecodeError,
     IdentityError,
     IdentityFailure,
     NotFound,
@@ -82,6 +84,7 @@ from troth.errors import (
 from troth.identity import (
     Checkpoints,
     Identifier,
+    UnverifiedHistory,
     VerifiedIdentity,
     check_extends,
     indexed_hashes,
@@ -255,10 +258,22 @@ class TraceCollector:
         prefix: a batch signed before a rotation the node learnt of since, sent again) or a
         feed with standing supersedes it, why (review 48a, resend 1 and 2); TraceError when
         the batch is refused whole."""
+        # whose it claims to be first, before a signature: a member's own only (review 55b,
+        # service 1: another identity's 64 changes were verified, 127 signatures, then refused)
+        try:
+            decoded = UnverifiedHistory.decode(history)
+        except DecodeError as exc:
+            raise TraceError(_F.SIGNER_INVALID, f"the signer history: {exc}") from None
+        claimed = Identifier(decoded.identifier_digest)
+        if submitter is not None and claimed != submitter:
+            raise TraceError(
+                _F.SIGNER_INVALID,
+                f"a member submits only the records it signs: {submitter} sent {claimed}'s",
+            )
         # a checkpointed history only as the node attests it (review 47i, collector 1)
         attests = None if self._checkpoints is None else self._checkpoints(now)
         try:
-            identity = verify_history(history, now=now, checkpoints=attests)
+            identity = verify_history(decoded, now=now, checkpoints=attests)
         except IdentityError as exc:
             # a checkpoint the node cannot attest yet (its feed copy not fresh) or a change
             # dated ahead of its clock may pass later: refused for now, sent again (review
@@ -267,12 +282,6 @@ class TraceCollector:
                 attests is not None and exc.reason is IdentityFailure.UNATTESTED_CHECKPOINT
             )
             raise TraceError(_F.NOT_YET if passing else _F.SIGNER_INVALID, str(exc)) from None
-        if submitter is not None and identity.identifier != submitter:
-            raise TraceError(
-                _F.SIGNER_INVALID,
-                f"a member submits only the records it signs: {submitter} sent "
-                f"{identity.identifier}'s",
-            )
         # only the word of the authorities with standing over the signer counts (docs/formats.md,
         # "Whose word counts on an identity"): the roots of its chains, those this node verified
         # a chain of for it before (whatever its channel shows now), itself as an anchor

@@ -60,7 +60,7 @@ from troth.trace.log_identity import bind_log_identity, node_log_identity
 from troth.trace.log_reader import LogReader, holding, locate
 from troth.trace.merkle import Frontier
 from troth.trace.pending import Pending as _Pending
-from troth.trace.pending import Receipt, remember
+from troth.trace.pending import Receipt, remember, remember_agents
 from troth.trace.record import Kind, encode_disclosures
 from troth.trace.record_decode import Escalation, Holding, check_resolution, parent_record
 from troth.trace.signing import VerifiedRecord, open_envelope, resolve_key
@@ -379,8 +379,8 @@ class TraceLog(LogReader):
             self._frontier = frontier
             self._known_keys = remember(self._known_keys, state.new_keys)
             self._known_chains = remember(self._known_chains, state.new_chains)
-            self._heads.update(state.heads)
-            self._histories.update(state.histories)
+            self._heads = remember_agents(self._heads, state.heads)
+            self._histories = remember_agents(self._histories, state.histories)
             self._cached_at = (frontier.size, mark[1])
         except BaseException as exc:
             self._frontier = None

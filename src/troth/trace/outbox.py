@@ -37,8 +37,11 @@ troth.node.services.trace.TraceClient, as the in-memory troth.trace.batcher.Trac
   the answer reports, when they come up for sending: same id, content, commitments and salts;
   new seq, prev, time and key (`resign_record`). So a refusal blocks nothing after it, but
   the records after it are delivered with other bytes than `add` first signed (their ids are
-  unchanged). A stale record is never one the log may hold: a record becomes stale only when
-  an answer shows that it, or one before it, is not in the log.
+  unchanged). Only a row whose envelope verifies as the agent's (its attestation's key, its
+  signature, its disclosures) is signed again; any other is set aside: a writer of node.db
+  without the agent's key gets nothing signed (review 55b, outbox 1). A stale record is
+  never one the log may hold: a record becomes stale only when an answer shows that it, or
+  one before it, is not in the log.
 - A record signed again keeps its time unless it is older than half the log's window
   (MAX_CLOCK_SKEW_SECONDS / 2): then it is dated when it is signed again. Records that waited
   longer than the window (a node down for a while) are refused TIME_OUT_OF_RANGE when first
@@ -89,6 +92,7 @@ from troth.trace.batcher import (
     SUBMIT_ROOM,
     Queued,
     SignerSource,
+    head_reported,
 )
 from troth.trace.outbox_store import OutboxRow, OutboxStore, Tail, outbox_exists, row_size
 from troth.trace.record import Kind
@@ -97,9 +101,9 @@ from troth.trace.signing import (
     KeyEpoch,
     RecordContent,
     VerifiedRecord,
-    open_envelope,
     resign_record,
     sign_next,
+    verify_envelope,
 )
 from troth.trace.stored import decode_disclosures
 from troth.trace.submit import Head, Receipts, Submission, SubmittedRecord, item_size
@@ -435,8 +439,15 @@ class TraceOutbox:
                 (0, None, 0) if before is None else (before.seq + 1, before.hash, before.time)
             )
             try:
-                record = open_envelope(row.envelope)[0]
                 disclosures = decode_disclosures(row.disclosures)
+                # the agent's own, as stored: a row planted or edited in node.db by a writer
+                # without the agent's key is never signed by it (review 55b, outbox 1)
+                record = verify_envelope(
+                    row.envelope,
+                    signer=signer.identity,
+                    attestation=row.attestation,
+                    disclosures=disclosures,
+                ).record
                 verified = resign_record(
                     signer,
                     record,
@@ -479,6 +490,8 @@ class TraceOutbox:
                 refused = True
                 if result.transient and self._wait(item.record):
                     continue  # refused for now: kept as signed, sent again (review 48n)
+                if result.reason is _F.CHAIN_MISMATCH and self._forget_chain(item.chain):
+                    continue  # the log lost the chain: sent again with it (55b, chains 1)
                 if stale_from is None:
                     stale_from = item.pos
                 if result.reason in RESIGNED and item.attempts + 1 < RESIGN_ATTEMPTS:
@@ -489,8 +502,7 @@ class TraceOutbox:
                     failed.append((item.record, error))
             if stale_from is not None:
                 self.store.mark_stale(agent, stale_from)
-            if receipts.head is not None or any(r.delivered for r in receipts.results):
-                # (a batch refused whole reports no head: the one kept stays)
+            if head_reported(receipts):  # (a batch refused whole reports none: kept)
                 self.store.set_head(agent, receipts.head)
         self._in_flight = None
         if delivered and self._scrub_due(now):  # the rows' old pages are in the WAL's frames
@@ -554,6 +566,15 @@ class TraceOutbox:
         fsync, ~15-20 ms: once per batch of a busy outbox would tax the storage thread)."""
         last = self._scrubbed_at
         return last is None or now - last >= SCRUB_SECONDS or not self.store.pending(self._agent)
+
+    def _forget_chain(self, chain: bytes | None) -> bool:
+        """Whether `chain` was taken for kept by the log (now forgotten: the next batch sends
+        it), not for one refused with it sent (review 55b, chains 1)."""
+        digest = None if chain is None else sha256(chain)
+        if digest not in self._kept_chains:
+            return False
+        self._kept_chains.discard(digest)
+        return True
 
     def _keep_chain(self, digest: bytes) -> None:
         if len(self._kept_chains) >= limits.TRACE_KEPT_CHAINS:

@@ -5,7 +5,7 @@ log remembers having stored once a commit is done (`remember`)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable, Set
+from collections.abc import Hashable, Mapping, Set
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -14,9 +14,10 @@ from troth.errors import StorageError
 from troth.identity import VerifiedIdentity
 from troth.trace.signing import VerifiedRecord
 
-__all__ = ["Pending", "Receipt", "remember"]
+__all__ = ["Pending", "Receipt", "remember", "remember_agents"]
 
 _T = TypeVar("_T", bound=Hashable)
+_V = TypeVar("_V")
 
 
 def remember(known: set[_T], new: Set[_T]) -> set[_T]:
@@ -26,6 +27,17 @@ def remember(known: set[_T], new: Set[_T]) -> set[_T]:
     if len(known) + len(new) > limits.TRACE_LOG_KNOWN_CACHE:
         known = set()
     known |= new
+    return known
+
+
+def remember_agents(known: dict[_T, _V], new: Mapping[_T, _V]) -> dict[_T, _V]:
+    """`known` updated with `new`, what a log read of its agents (their heads, their history
+    summaries): a cache that saves a read per commit, at most TRACE_LOG_KNOWN_CACHE agents,
+    started again past it (a member's freshly minted delegates, each with a record, made it
+    grow with the number of agents; review 55b, log 1)."""
+    if len(known) + len(new) > limits.TRACE_LOG_KNOWN_CACHE:
+        known = {}
+    known.update(new)
     return known
 
 

@@ -344,7 +344,8 @@ def resign_record(
     """`record` (with its `disclosures`) signed again as `signer` at another place in the
     agent's chain: the same id and content, the same commitments and salts, a new seq, prev,
     time and key (a trace outbox re-signs a record the log refused for its place, and those
-    chained after it: troth.trace.outbox)."""
+    chained after it: troth.trace.outbox). It seals whatever `record` holds: the caller first
+    verifies it as the signer's own (review 55b, outbox 1)."""
     if record.agent != signer.identity.identifier:
         raise TraceError(_F.SIGNER_INVALID, "the record is another identity's")
     epoch = epoch or resolve_key(signer.identity, signer.attestation)

@@ -22,7 +22,8 @@ caller whose authority holds less than its share still submits: troth.node.share
 refused at once ("busy") and the client sends again after a backoff. A member's submissions
 (its delegates' with them) spend TRACE_SUBMIT_BYTES_PER_SECOND, each at least
 TRACE_SUBMIT_CHARGE (a commit of the log, whatever its size), and as much again for each
-history window it carries (up to 64 signatures to verify; review 47l, windows 1); each `head`
+history window it carries (up to 64 signatures to verify; review 47l, windows 1) and, in
+proportion, for its signer history's changes (review 55b, service 2); each `head`
 and `held` TRACE_QUERY_CHARGE (review 48a, queries 1), each `prove` its answer's bytes (at
 least that; queries 2).
 
@@ -63,7 +64,7 @@ from troth.errors import (
     TraceFailure,
     TrothError,
 )
-from troth.identity import Identifier, VerifiedIdentity
+from troth.identity import Identifier, UnverifiedHistory, VerifiedIdentity
 from troth.node.access import MembersOnly, PeerCaller, member_accounts
 from troth.node.links import Backoff
 from troth.node.node import Node
@@ -112,6 +113,18 @@ def _agent(arguments: Any, context: RequestContext, method: str) -> Identifier:
         except (DecodeError, ValueError) as exc:
             raise RemoteError(str(exc)) from None
     return agent
+
+
+def _history_cost(history: bytes, least: int) -> int:
+    """What verifying a submitted signer history costs beyond its first change, in proportion
+    to its changes: `least` (a commit's worth) for MAX_IDENTITY_CHANGES of them, as a history
+    window costs (review 55b, service 2: 64 changes, 127 signatures, were free). A history
+    that does not decode costs nothing more (the collector refuses it unverified)."""
+    try:
+        changes = len(UnverifiedHistory.decode(history).changes)
+    except DecodeError:
+        return 0
+    return least * (changes - 1) // limits.MAX_IDENTITY_CHANGES
 
 
 def _accounts(context: RequestContext) -> frozenset[bytes] | None:
@@ -197,8 +210,10 @@ class TraceService:
         except DecodeError as exc:
             self._charge(accounts, least, context.now)
             raise RemoteError(f"not a submission: {exc}") from None
-        # each window verified costs about a commit too (review 47l, windows 1)
-        cost = max(submission.size(), least * (1 + len(submission.windows)))
+        # each window verified costs about a commit too (review 47l, windows 1), and so does
+        # the signer history, as long as a window (review 55b, service 2)
+        windows = least * (1 + len(submission.windows))
+        cost = max(submission.size(), windows + _history_cost(submission.history, least))
         self._charge(accounts, cost, context.now)
         caller = context.caller
         with self._slot(accounts, authorities_of(caller)):
