@@ -20,6 +20,7 @@ from typing import Final
 # the gates' limits (troth.gates) are named in troth.limits.gates, and troth.limits' as these
 # (its `__all__`: review 50f, limits 4; tests/test_review50f_limits.py checks every one is)
 from troth.limits.gates import *  # noqa: F403
+from troth.limits.traces import *  # noqa: F403
 
 # -- generic CBOR decoding (troth.encoding.cbor) ---------------------------------------------
 MAX_CBOR_BYTES: Final = 1 << 20
