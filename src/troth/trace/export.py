@@ -55,9 +55,10 @@ from troth.trace.checkpoint import (
 from troth.trace.export_check import ExportReport, LineFound, check_export
 from troth.trace.export_lines import readable_is_payload
 from troth.trace.export_memo import ExportMemo, Judged, checkpoint_key, signer_key
+from troth.trace.export_tree import DiskTree
 from troth.trace.links import chain_retired, link_windows, verify_linked
 from troth.trace.log import TraceLog
-from troth.trace.merkle import MemoryTree, leaf_hash, verify_inclusion
+from troth.trace.merkle import leaf_hash, verify_inclusion
 from troth.trace.record import Disclosure, TraceRecord, disclosure_value
 from troth.trace.signing import (
     KeyEpoch,
@@ -289,31 +290,37 @@ def export_bundles(
     records do not hash to it), and the proof bundle of every record (of `agent`, or all)
     against it, one by one: the lines of `export_jsonl`."""
     checkpoint = log.checkpoint()
-    leaves: list[bytes] = []
-    for entry in log.stored():
-        if entry.index >= checkpoint.size:
-            break
-        if entry.index != len(leaves):  # a gap (a crafted file): named as `verify_log` names
-            # it, not a tree asked for leaves it lacks (review 28b, export 2)
-            raise TraceError(_F.MALFORMED, f"expected record {len(leaves)} next", index=entry.index)
-        leaves.append(leaf_hash(entry.envelope))
-    if len(leaves) != checkpoint.size:
-        raise TraceError(
-            _F.MALFORMED, f"the log holds {len(leaves)} records, its checkpoint {checkpoint.size}"
-        )
-    tree = MemoryTree(leaves)
-    if tree.root(checkpoint.size) != checkpoint.root:
-        raise TraceError(_F.ROOT_MISMATCH, "the stored records do not hash to the checkpoint")
-    bundler = _Bundler(log, checkpoint)
-
-    def bundles() -> Iterator[dict[str, Any]]:
+    tree = DiskTree()  # on disk: ~150 bytes a record in memory (review 55e, exports 2)
+    try:
         for entry in log.stored():
             if entry.index >= checkpoint.size:
                 break
-            if agent is not None and open_envelope(entry.envelope)[0].agent != agent:
-                continue
-            proof = tree.inclusion_proof(entry.index, checkpoint.size)
-            yield bundler.bundle(entry.index, entry.envelope, entry.disclosures(), proof)
+            if entry.index != tree.size:  # a gap (a crafted file): named as `verify_log` names
+                # it, not a tree asked for leaves it lacks (review 28b, export 2)
+                raise TraceError(
+                    _F.MALFORMED, f"expected record {tree.size} next", index=entry.index
+                )
+            tree.append(leaf_hash(entry.envelope))
+        if tree.size != checkpoint.size:
+            raise TraceError(
+                _F.MALFORMED, f"the log holds {tree.size} records, its checkpoint {checkpoint.size}"
+            )
+        if tree.root() != checkpoint.root:
+            raise TraceError(_F.ROOT_MISMATCH, "the stored records do not hash to the checkpoint")
+        bundler = _Bundler(log, checkpoint)
+    except BaseException:
+        tree.close()
+        raise
+
+    def bundles() -> Iterator[dict[str, Any]]:
+        with tree:
+            for entry in log.stored():
+                if entry.index >= checkpoint.size:
+                    break
+                if agent is not None and open_envelope(entry.envelope)[0].agent != agent:
+                    continue
+                proof = tree.inclusion_proof(entry.index)
+                yield bundler.bundle(entry.index, entry.envelope, entry.disclosures(), proof)
 
     return checkpoint, bundles()
 
