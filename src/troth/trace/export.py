@@ -54,9 +54,11 @@ from troth.trace.checkpoint import (
 )
 from troth.trace.export_check import ExportReport, LineFound, check_export
 from troth.trace.export_lines import readable_is_payload
-from troth.trace.links import Chains, chain_retired, link_windows, verify_linked
+from troth.trace.export_memo import ExportMemo, Judged, checkpoint_key, signer_key
+from troth.trace.export_tree import DiskTree
+from troth.trace.links import chain_retired, link_windows, verify_linked
 from troth.trace.log import TraceLog
-from troth.trace.merkle import MemoryTree, leaf_hash, verify_inclusion
+from troth.trace.merkle import leaf_hash, verify_inclusion
 from troth.trace.record import Disclosure, TraceRecord, disclosure_value
 from troth.trace.signing import (
     KeyEpoch,
@@ -288,31 +290,37 @@ def export_bundles(
     records do not hash to it), and the proof bundle of every record (of `agent`, or all)
     against it, one by one: the lines of `export_jsonl`."""
     checkpoint = log.checkpoint()
-    leaves: list[bytes] = []
-    for entry in log.stored():
-        if entry.index >= checkpoint.size:
-            break
-        if entry.index != len(leaves):  # a gap (a crafted file): named as `verify_log` names
-            # it, not a tree asked for leaves it lacks (review 28b, export 2)
-            raise TraceError(_F.MALFORMED, f"expected record {len(leaves)} next", index=entry.index)
-        leaves.append(leaf_hash(entry.envelope))
-    if len(leaves) != checkpoint.size:
-        raise TraceError(
-            _F.MALFORMED, f"the log holds {len(leaves)} records, its checkpoint {checkpoint.size}"
-        )
-    tree = MemoryTree(leaves)
-    if tree.root(checkpoint.size) != checkpoint.root:
-        raise TraceError(_F.ROOT_MISMATCH, "the stored records do not hash to the checkpoint")
-    bundler = _Bundler(log, checkpoint)
-
-    def bundles() -> Iterator[dict[str, Any]]:
+    tree = DiskTree()  # on disk: ~150 bytes a record in memory (review 55e, exports 2)
+    try:
         for entry in log.stored():
             if entry.index >= checkpoint.size:
                 break
-            if agent is not None and open_envelope(entry.envelope)[0].agent != agent:
-                continue
-            proof = tree.inclusion_proof(entry.index, checkpoint.size)
-            yield bundler.bundle(entry.index, entry.envelope, entry.disclosures(), proof)
+            if entry.index != tree.size:  # a gap (a crafted file): named as `verify_log` names
+                # it, not a tree asked for leaves it lacks (review 28b, export 2)
+                raise TraceError(
+                    _F.MALFORMED, f"expected record {tree.size} next", index=entry.index
+                )
+            tree.append(leaf_hash(entry.envelope))
+        if tree.size != checkpoint.size:
+            raise TraceError(
+                _F.MALFORMED, f"the log holds {tree.size} records, its checkpoint {checkpoint.size}"
+            )
+        if tree.root() != checkpoint.root:
+            raise TraceError(_F.ROOT_MISMATCH, "the stored records do not hash to the checkpoint")
+        bundler = _Bundler(log, checkpoint)
+    except BaseException:
+        tree.close()
+        raise
+
+    def bundles() -> Iterator[dict[str, Any]]:
+        with tree:
+            for entry in log.stored():
+                if entry.index >= checkpoint.size:
+                    break
+                if agent is not None and open_envelope(entry.envelope)[0].agent != agent:
+                    continue
+                proof = tree.inclusion_proof(entry.index)
+                yield bundler.bundle(entry.index, entry.envelope, entry.disclosures(), proof)
 
     return checkpoint, bundles()
 
@@ -441,11 +449,9 @@ def _linked(
     signer: dict[str, Any],
     known: Known | None,
     checkpoints: Checkpoints | None,
-    chains: Chains | None = None,
 ) -> tuple[VerifiedIdentity, list[VerifiedIdentity]]:
     """The signer's `history` and its chain (it and the windows, oldest first), by the windows
-    a version 2 bundle carries (`verify_linked`; review 47o, bundles 1); `chains`, those
-    verified before against the same verifier (a refused one is not kept)."""
+    a version 2 bundle carries (`verify_linked`; review 47o, bundles 1)."""
     entries, at = signer.get("windows"), signer.get("at")
     if (
         type(entries) is not list
@@ -459,13 +465,35 @@ def _linked(
             "the history's place among them",
         )
     windows = [_unb64(entry, "signer window") for entry in entries]
-    key = (agent, history, tuple(windows), at)
-    if chains is not None and key in chains:
-        return chains[key]
-    found = verify_linked(agent, [*windows[:at], history, *windows[at:]], at, known, checkpoints)
-    if chains is not None:
-        chains[key] = found
-    return found
+    return verify_linked(agent, [*windows[:at], history, *windows[at:]], at, known, checkpoints)
+
+
+def _judged(
+    record: TraceRecord,
+    history: bytes,
+    attestation: bytes,
+    signer: dict[str, Any],
+    windowed: bool,
+    verifier: tuple[Known | None, Checkpoints | None, Rows | None],
+    memo: ExportMemo | None,
+) -> Judged:
+    """A line's signer judged (its history, with the windows a version 2 bundle carries,
+    `_linked`) and the record's key by the newest the verifier knows (`newest_view`) and the
+    chain the line carries (`chain_retired`; review 47r, bundles 2); once per export for the
+    lines that carry the same (`memo`; review 55e, exports 1)."""
+    key = None if memo is None else signer_key(record.agent, history, attestation, windowed, signer)
+    found = None if memo is None or key is None else memo.signers.get(key)
+    if found is not None:
+        return found
+    known, checkpoints, rows = verifier
+    if windowed:
+        identity, carried = _linked(record.agent, history, signer, known, checkpoints)
+    else:
+        identity = verify_identity(record.agent, history, known, checkpoints)
+        carried = [identity]
+    epoch = newest_view(record.agent, attestation, identity, rows, known, checkpoints)
+    judged = (identity, carried, chain_retired(epoch, identity, carried))
+    return judged if memo is None or key is None else memo.signers.put(key, judged)
 
 
 def _verify_line(
@@ -474,11 +502,12 @@ def _verify_line(
     known: Known | None,
     checkpoints: Checkpoints | None,
     rows: Rows | None,
-    chains: Chains | None = None,
+    memo: ExportMemo | None = None,
 ) -> tuple[BundleReport, VerifiedIdentity, bytes, list[VerifiedIdentity]]:
     """`verify_bundle`, and the signer's identity (the history the line carries) and key
     attestation it judged the record by, and the histories of the signer it carries (that one,
-    and its windows, oldest first: the newest last); `chains`: `_linked`'s."""
+    and its windows, oldest first: the newest last); `memo`: what the export's lines before
+    it verified (`_judged`, `_checkpoint`)."""
     if isinstance(data, bytes | bytearray):
         try:
             value = load_json(bytes(data), max_bytes=limits.MAX_TRACE_LINE_BYTES, what="bundle")
@@ -503,13 +532,11 @@ def _verify_line(
         if keyid_of(attestation) != keyid:
             raise TraceError(_F.UNKNOWN_KEY, "the bundle's attestation is not the record's key")
         history = _unb64(signer.get("history"), "signer history")
-        if version == _WINDOWED:
-            identity, carried = _linked(record.agent, history, signer, known, checkpoints, chains)
-        else:
-            identity = verify_identity(record.agent, history, known, checkpoints)
-            carried = [identity]
-        epoch = newest_view(record.agent, attestation, identity, rows, known, checkpoints)
-        epoch = chain_retired(epoch, identity, carried)  # review 47r, bundles 2
+        verifier = (known, checkpoints, rows)
+        windowed = version == _WINDOWED
+        identity, carried, epoch = _judged(
+            record, history, attestation, signer, windowed, verifier, memo
+        )
         epoch.check_time(record.time)
         check_signature(epoch, payload, signature)
         disclosures = _disclosures(_field(value, "disclosures", dict))
@@ -525,7 +552,7 @@ def _verify_line(
             raise TraceError(
                 _F.CHAIN_MISMATCH, "the bundle does not carry the chain the record keeps at the log"
             )
-        checkpoint = _checkpoint(value, known, checkpoints, rows)
+        checkpoint = _checkpoint(value, known, checkpoints, rows, memo)
         check_checkpoint_time(checkpoint, record.time)
         verify_inclusion(
             index, checkpoint.size, leaf_hash(envelope), _proof(value.get("proof")), checkpoint.root
@@ -560,11 +587,32 @@ def _disclosures(value: dict[str, Any]) -> dict[str, Disclosure]:
 
 
 def _checkpoint(
-    value: dict[str, Any], known: Known | None, checkpoints: Checkpoints | None, rows: Rows | None
+    value: dict[str, Any],
+    known: Known | None,
+    checkpoints: Checkpoints | None,
+    rows: Rows | None,
+    memo: ExportMemo | None = None,
 ) -> Checkpoint:
-    note = _field(value, "checkpoint", str).encode("utf-8")
-    parsed, _ = parse_checkpoint(note)
+    """A line's checkpoint, verified by the log's history and attestations the line carries;
+    once per export for the lines that carry the same (`memo`; review 55e, exports 1)."""
+    text = _field(value, "checkpoint", str)
     log = _field(value, "log", dict)
+    key = None if memo is None else checkpoint_key(text, log)
+    found = None if memo is None or key is None else memo.checkpoints.get(key)
+    if found is not None:
+        return found
+    verified = _verify_checkpoint(text.encode("utf-8"), log, known, checkpoints, rows)
+    return verified if memo is None or key is None else memo.checkpoints.put(key, verified)
+
+
+def _verify_checkpoint(
+    note: bytes,
+    log: dict[str, Any],
+    known: Known | None,
+    checkpoints: Checkpoints | None,
+    rows: Rows | None,
+) -> Checkpoint:
+    parsed, _ = parse_checkpoint(note)
     try:
         identifier = Identifier.parse(parsed.origin.split("/", 1)[1])
     except (IndexError, ValueError):
@@ -600,13 +648,13 @@ def verify_export(
     (review 38b, trace 1). With `anchor`, the export must reach it (TRUNCATED otherwise).
     TraceError: the first bad record's fault, the one of the lowest log index of every fault
     found, whatever the order of the lines (`check_export`; issue #13, review 48i)."""
-    chains: Chains = {}  # the windows lines carried, verified once
+    memo = ExportMemo()  # what the lines repeat, verified once (review 55e, exports 1)
     if anchor is not None:  # a kept note that is none, refused before a line is read: not
         # blamed on the first line (review 51g, kept 1)
         parse_kept(anchor)
 
     def verify(line: bytes) -> LineFound:
-        return _verify_line(line, anchor, known, checkpoints, rows, chains)
+        return _verify_line(line, anchor, known, checkpoints, rows, memo)
 
     return check_export(
         lines, verify, anchor=anchor, known=known, checkpoints=checkpoints, rows=rows

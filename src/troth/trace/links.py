@@ -20,14 +20,7 @@ from troth.trace.bridge import check_windows
 from troth.trace.signing import KeyEpoch
 from troth.trace.verify import Known, no_fork, retired_by, verify_identity, verify_windows
 
-__all__ = ["Chains", "chain_retired", "check_one_branch", "link_windows", "verify_linked"]
-
-Chains = dict[
-    tuple[Identifier, bytes, tuple[bytes, ...], int],
-    tuple[VerifiedIdentity, list[VerifiedIdentity]],
-]
-"""The chains of windows one `verify_export` verified, by what the line carried: the lines of
-an agent's old records carry the same windows, verified once (each up to 64 signatures)."""
+__all__ = ["chain_retired", "check_one_branch", "link_windows", "verify_linked"]
 
 _Span = tuple[int, list[bytes]]
 

@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from troth import limits
 from troth.errors import NotFound, StorageError
 from troth.identity import Identifier
 from troth.storage import SqliteDatabase
@@ -99,10 +100,12 @@ class LogReader:
 
     def stored(self, start: int = 0, *, chunk: int = 4096) -> Iterator[StoredEntry]:
         """Every stored record from index `start` (up to the last one stored when it is first
-        asked for), in order, with its disclosures: `chunk` rows per read, each read going on
-        from the last index the previous one returned, so a crafted file's far index costs one
-        read, not one per empty window before it (review 27t, verify 1). A column of another
-        type than the schema's is TraceError MALFORMED at its record (verify 2)."""
+        asked for), in order, with its disclosures: `chunk` rows per read, fewer past
+        MAX_TRACE_READ_BYTES of envelopes and disclosures (`_rows_within`; review 55e, reads 1),
+        each read going on from the last index the previous one returned, so a crafted file's
+        far index costs one read, not one per empty window before it (review 27t, verify 1). A
+        column of another type than the schema's is TraceError MALFORMED at its record (verify
+        2)."""
         last = self.store.fetch_one("SELECT max(idx) FROM leaves")[0]
         position = start
         sql = (
@@ -113,7 +116,8 @@ class LogReader:
             "WHERE idx >= ? AND idx <= ? ORDER BY idx LIMIT ?"
         )
         while last is not None and position <= last:
-            rows = self.store.fetch_all(sql, (position, last, chunk))
+            within = self._rows_within(position, last, chunk)
+            rows = self.store.fetch_all(sql, (position, last, within))
             for index, *columns in rows:
                 id_kind, record_id, kind, envelope, leaf_kind, leaf, disclosed_kind, disclosed = (
                     columns[:8]
@@ -128,9 +132,27 @@ class LogReader:
                     else stored_bytes(disclosed_kind, disclosed, "disclosures", index=index),
                     stored_bytes(columns[8], columns[9], "record agent", index=index),
                 )
-            if len(rows) < chunk:
+            if len(rows) < within or not rows:
                 return
             position = rows[-1][0] + 1
+
+    def _rows_within(self, position: int, last: int, chunk: int) -> int:
+        """How many of the (at most `chunk`) rows from index `position` to `last` one read of
+        `stored` takes: those whose envelopes and disclosures together stay within
+        MAX_TRACE_READ_BYTES, at least one (their sizes read from the rows' headers, not their
+        bytes: `length` of a BLOB reads no overflow page). A read of the largest records holds
+        a few of them, not `chunk` (review 55e, reads 1)."""
+        sizes = self.store.fetch_all(
+            "SELECT length(envelope) + coalesce(length(disclosures), 0) FROM leaves "
+            "WHERE idx >= ? AND idx <= ? ORDER BY idx LIMIT ?",
+            (position, last, chunk),
+        )
+        total = 0
+        for count, (size,) in enumerate(sizes):
+            total += size if type(size) is int else 0
+            if total > limits.MAX_TRACE_READ_BYTES:
+                return max(count, 1)
+        return max(len(sizes), 1)
 
     def histories(self) -> dict[Identifier, bytes]:
         """Every signer's newest history the log keeps (TraceError MALFORMED naming a row of

@@ -36,6 +36,7 @@ from troth.gates.toolschema import NAME
 from troth.identity import Identifier
 from troth.trace.log import TraceLog
 from troth.trace.log_reader import locate
+from troth.trace.otel_ids import SpanIds, TakenIds
 from troth.trace.record import (
     Decision,
     Kind,
@@ -150,7 +151,7 @@ def record_span(
     index: int,
     record_hash: bytes,
     holders: Holders | None = None,
-    taken: set[int] | None = None,
+    taken: TakenIds | None = None,
 ) -> ReadableSpan:
     """One record as an OTel span (GenAI conventions plus troth.* attributes). `holders`:
     where the records under an id are in the log (`TraceLog.holding`), for a version 1
@@ -242,17 +243,17 @@ def record_spans(
     records: Iterable[tuple[int, bytes]],
     *,
     holders: Holders | None = None,
-    taken: set[int] | None = None,
+    taken: TakenIds | None = None,
 ) -> list[ReadableSpan]:
     """Spans of (log index, envelope) pairs (decoded, not verified: verify the log first);
     `holders` and `taken` as for `record_span` (None: a set of these spans alone)."""
     spans = []
-    taken = set() if taken is None else taken
+    emitted: TakenIds = set() if taken is None else taken
     for index, envelope in records:
         record, payload, _signature, _keyid = open_envelope(envelope)
         digest = hashlib.sha256(payload).digest()
         spans.append(
-            record_span(record, index=index, record_hash=digest, holders=holders, taken=taken)
+            record_span(record, index=index, record_hash=digest, holders=holders, taken=emitted)
         )
     return spans
 
@@ -279,20 +280,21 @@ def export_otel(
 ) -> int:
     """Export every record of `log` (of `agent`, an identifier text, or all) as spans through
     `exporter`; return how many. Raises ConfigError when the exporter fails. No two spans of
-    the export share an id (review 53r, otel 2: the ids emitted are kept for the export, one
-    set entry per span, and a repeat renamed: `record_span`'s `taken`)."""
+    the export share an id (review 53r, otel 2: the ids emitted are kept for the export and a
+    repeat renamed: `record_span`'s `taken`), kept on disk (`SpanIds`; review 55e, otel 1:
+    a set in memory grew by ~120 bytes a span)."""
     count = 0
     pending: list[ReadableSpan] = []
     holders = _LogHolders(log)
-    taken: set[int] = set()
-    for entry in log.stored():
-        span = record_spans([(entry.index, entry.envelope)], holders=holders, taken=taken)[0]
-        if agent is not None and (span.attributes or {}).get(GEN_AI_AGENT_ID) != agent:
-            continue
-        pending.append(span)
-        if len(pending) >= batch:
-            count += _export(exporter, pending)
-            pending = []
+    with SpanIds() as taken:
+        for entry in log.stored():
+            span = record_spans([(entry.index, entry.envelope)], holders=holders, taken=taken)[0]
+            if agent is not None and (span.attributes or {}).get(GEN_AI_AGENT_ID) != agent:
+                continue
+            pending.append(span)
+            if len(pending) >= batch:
+                count += _export(exporter, pending)
+                pending = []
     if pending:
         count += _export(exporter, pending)
     exporter.force_flush()

@@ -1,0 +1,23 @@
+"""The hard limits of trace verification added since review 55e (troth.trace).
+
+Part of `troth.limits`, which re-exports every one of them (`troth.limits.X`), as
+`troth.limits.gates` is: the module itself is near the 800-line cap.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["MAX_TRACE_EXPORT_MEMO", "MAX_TRACE_READ_BYTES"]
+
+MAX_TRACE_EXPORT_MEMO: Final = 64
+"""Most signer judgements (a line's signer history, windows and key) and, apart, checkpoints
+(a line's note with the log's history and attestations) one export's verification keeps, so
+that what its lines repeat is verified once (`troth.trace.export_memo`; review 55e, exports
+1); the least recently used goes first: lines that all differ cost no more memory than one
+line each while they are read."""
+MAX_TRACE_READ_BYTES: Final = 2 * 1024 * 1024
+"""Most bytes of envelopes and stored disclosures one read of a trace log's records fetches
+(`LogReader.stored`: at least one row, at most its `chunk` of rows), so verifying or exporting
+a log of records at MAX_TRACE_RECORD_DISCLOSURE_BYTES holds a few of them at a time, not 4,096
+(review 55e, reads 1: about 2.2 GiB)."""
