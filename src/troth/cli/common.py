@@ -102,10 +102,10 @@ INPUT_FILE = click.Path(dir_okay=False, allow_dash=True)
 
 
 class _NamedFile(click.Path):
-    """A file the command writes, by name: `-` and an empty name are refused (a usage error,
-    saying why), never taken as a file's name or as none. An output wrote a file named `-`
-    where every input reads `-` as stdin, and stdout cannot carry the file beside the
-    command's result (review 44c, CLI 2)."""
+    """A file the command writes, or reads where it cannot read stdin, by name: `-` and an
+    empty name are refused (a usage error, saying why), never taken as a file's name or as
+    none. An output wrote a file named `-` where every input reads `-` as stdin, and stdout
+    cannot carry the file beside the command's result (review 44c, CLI 2)."""
 
     def __init__(self, dash: str) -> None:
         super().__init__(dir_okay=False)
@@ -124,6 +124,10 @@ OUTPUT_FILE = _NamedFile("name a file, or /dev/stdout")
 KEPT_FILE = _NamedFile("the file is read, then replaced: name a file (stdin cannot be replaced)")
 """The click type of a file read and then rewritten (trace verify --checkpoint): `-` is refused:
 taken as a name, a checkpoint piped in was ignored, unanchored (review 44c, CLI 4)."""
+FEED_FILE = _NamedFile("a feed is read from a file, not stdin: name the file")
+"""The click type of a revocation feed file (--feed), read as a stream of pages: `-` is refused:
+taken as a name, a file named `-` planted in the working directory was read where a script
+piped the fresh feed in, and a revocation it named was missed (review 55g, cli 3)."""
 
 
 def stdin_once(**inputs: str | None) -> None:

@@ -3,7 +3,6 @@ credentials."""
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from collections.abc import Iterable
@@ -19,6 +18,7 @@ from troth._api.verifier import caveat_context_json, check_caveats
 from troth.authority.tickets import TICKET_PREFIX
 from troth.cli.common import (
     CLOCK,
+    FEED_FILE,
     IDENTITY_HELP,
     INPUT_FILE,
     OUTPUT_FILE,
@@ -46,6 +46,7 @@ from troth.cli.output import (
     escape_text,
     invalid_object,
     json_command,
+    json_text,
     kv,
 )
 from troth.cli.text import attributes, duration, moment, relative, timestamp
@@ -348,7 +349,7 @@ def export(
     # 44c, CLI 6)
     with output_file(out) as file, open_authority_node(reporter.names, authority_ref) as node:
         document = node.authority().issue_member_vc(subject, now=now)
-        file.write(json.dumps(document, indent=2).encode() + b"\n")
+        file.write(json_text(document).encode() + b"\n")
     credential_hash = vc_credential_hash(document["id"])
     reporter.result(
         {
@@ -545,6 +546,7 @@ def delegate_cmd(
     "--feed",
     "feed_files",
     multiple=True,
+    type=FEED_FILE,
     metavar="FILE",
     help="A revocation feed file (troth revocations show --authority A --out FILE).",
 )

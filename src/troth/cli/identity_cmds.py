@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
@@ -28,6 +27,7 @@ from troth.cli.output import (
     escape_text,
     invalid_object,
     json_command,
+    json_text,
     kv,
 )
 from troth.cli.text import moment
@@ -346,7 +346,7 @@ def did(ref: str, node_name: str, reporter: Reporter) -> None:
         document = did_document(
             node.identities.get(reporter.names.local(ref, node), now=CLOCK.now()).identity
         )
-    reporter.result(document, json.dumps(document, indent=2))
+    reporter.result(document, json_text(document))
 
 
 @identity_group.command("forks")

@@ -44,6 +44,7 @@ __all__ = [
     "exit_code",
     "invalid_object",
     "json_command",
+    "json_text",
     "kv",
     "message_for",
     "write_stdout",
@@ -94,6 +95,26 @@ def escape_text(text: object, *, keep_newlines: bool = False) -> str:
     line."""
     table = _ESCAPES_KEEPING_NEWLINES if keep_newlines else _ESCAPES
     return str(text).translate(table)
+
+
+def json_text(data: Any, *, indent: int | None = 2) -> str:
+    """`data` as JSON text: how every `--json` result, error object and JSON document the CLI
+    prints or writes is made. Each string, map keys too, as valid Unicode (`encodable_text`:
+    a lone surrogate, from argv, a file name or $TROTH_HOME whose bytes are not UTF-8, as the
+    text `\\udcff`, as error messages show it; its JSON escape `\\udcff` is no character,
+    RFC 8259 section 8.2, and strict parsers refuse it: review 55g, cli 1); NaN and the
+    infinities, which are not JSON, refused (ValueError)."""
+    return json.dumps(_encodable(data), indent=indent, allow_nan=False)
+
+
+def _encodable(value: Any) -> Any:
+    if isinstance(value, str):
+        return encodable_text(value)
+    if isinstance(value, dict):
+        return {_encodable(key): _encodable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encodable(item) for item in value]
+    return value
 
 
 EXIT_CODES_HELP = """\b
@@ -258,7 +279,7 @@ class Reporter:
 
     def result(self, data: dict[str, Any] | list[Any], text: str | None = None) -> None:
         if self.as_json:
-            write_stdout(json.dumps(data, indent=2, sort_keys=False))
+            write_stdout(json_text(data))
         elif text is not None:
             # commands escape each document-derived value (newlines too); this catches any
             # other control or bidi character before it reaches a terminal
@@ -286,7 +307,7 @@ class Reporter:
         code = exit_code(exc) if code is None else code
         if self.as_json:
             try:
-                write_stdout(json.dumps(payload or error_object(exc), indent=2))
+                write_stdout(json_text(payload or error_object(exc)))
             except OSError:
                 pass
             else:

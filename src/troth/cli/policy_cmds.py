@@ -13,6 +13,7 @@ import click
 from troth import limits
 from troth.cli.common import (
     CLOCK,
+    FEED_FILE,
     INPUT_FILE,
     OUTPUT_FILE,
     as_option,
@@ -307,6 +308,7 @@ def _parse_time(text: str) -> int:
     "--feed",
     "feed_files",
     multiple=True,
+    type=FEED_FILE,
     metavar="FILE",
     help="The authority's revocation feed (troth revocations show --out).",
 )

@@ -10,7 +10,6 @@ line, and is never printed.
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +29,7 @@ from troth.cli.common import (
     stdin_once,
 )
 from troth.cli.network_cmds import ask_node, route_value
-from troth.cli.output import Reporter, escape_text, json_command, kv
+from troth.cli.output import Reporter, escape_text, json_command, json_text, kv
 from troth.cli.text import duration, moment
 from troth.identity import Identifier
 
@@ -259,7 +258,7 @@ def jwks(node_name: str, reporter: Reporter) -> None:
     """The broker node's token keys as a JWKS document: what a service validates the broker's
     tokens with (any JWT library; kid = RFC 7638 thumbprint)."""
     data = ask_node(node_name, "broker.jwks", {})
-    reporter.result(data, json.dumps(data, indent=2))
+    reporter.result(data, json_text(data))
 
 
 @click.group(

@@ -1,0 +1,206 @@
+"""Review 55g, CLI: the command line as a security engineer scripts it (file inputs, `--json`
+results, exit codes, errors), each attack a run of the real CLI in a process of its own.
+
+1. `--json` results carried a lone surrogate as a `\\udcff` JSON escape: a file name or
+   $TROTH_HOME whose bytes are not UTF-8 (`--out`'s `file`, `node init`'s `home`). JSON with
+   such an escape is not text (RFC 8259 section 8.2: not interoperable; strict parsers, e.g.
+   serde_json, refuse it), where the error objects already showed it as the text `\\udcff`
+   (review 54v, errors 1). Every `--json` result is now written by one function that does
+   the same, and refuses NaN and infinities (not JSON at all).
+2. `troth message send`: a reply the peer's service answers with a byte string (CBOR has
+   them, JSON has not) died in a TypeError traceback, exit 1 (read as a verdict), with
+   `--json` nothing on stdout. The reply is checked to be JSON data: a DecodeError (exit 1,
+   one JSON object with --json), saying what the peer answered.
+3. `--feed -` (credential verify, policy test) opened a file named `-` in the working
+   directory, where every other input reads `-` as stdin: a script piping the fresh feed in
+   had the verifier read a file planted there instead, an older feed without the revocation,
+   and a revoked chain verified (exit 0). `-` is refused for --feed (exit 2), as for --out,
+   and so is a directory (it was an IsADirectoryError quoted raw, exit 4).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.cli import run, run_json, troth_process
+from troth.node.daemon import node_status
+
+BAD = os.fsdecode(b"\xff")  # a byte that is not UTF-8, as Python gives it: U+DCFF
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _strict_json(stdout: str) -> Any:
+    """`stdout` parsed as JSON text that a strict parser takes: no NaN or infinity, and every
+    string valid Unicode (no lone surrogate escape)."""
+
+    def refuse(constant: str) -> Any:
+        raise AssertionError(f"{constant} is not JSON")
+
+    value = json.loads(stdout, parse_constant=refuse)
+    for text in _strings(value):
+        text.encode("utf-8")  # UnicodeEncodeError: a lone surrogate
+    return value
+
+
+# -- 1. lone surrogates in --json results ----------------------------------------------------
+
+
+def test_a_json_result_naming_a_non_utf8_file_is_valid_unicode(tmp_path: Path) -> None:
+    run("identity", "create", "alice")
+    out = str(tmp_path / f"alice{BAD}.id")
+    result = troth_process("identity", "export", "alice", "--out", out, "--json")
+    assert _strict_json(result.stdout)["file"] == str(tmp_path / "alice\\udcff.id")
+    assert Path(out).exists()
+
+
+def test_a_json_result_naming_a_non_utf8_home_is_valid_unicode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / f"home{BAD}"
+    monkeypatch.setenv("TROTH_HOME", str(home))
+    result = troth_process("node", "init", "n1", "--json")
+    assert _strict_json(result.stdout)["home"] == str(tmp_path / "home\\udcff")
+
+
+# -- 2. a peer's reply that is not JSON data ---------------------------------------------------
+
+_HOSTILE_HUB = """
+from troth.node.services import echo
+
+async def hostile(self, arguments, context):
+    return b"\\x1b[2J" + arguments.encode()
+
+echo.EchoService.echo = hostile
+from troth.cli.main import cli
+
+cli(["node", "start", "hub", "--foreground", "--tcp-listen", "127.0.0.1:0"], prog_name="troth")
+"""
+
+
+@pytest.fixture
+def hostile_hub(troth_home: Path) -> Iterator[str]:
+    """A hub whose echo service answers a byte string, and node `a`, a member: the route of
+    the hub's echo service."""
+    run("authority", "create", "hub")
+    run("node", "create", "a")
+    ticket = run_json("authority", "ticket", "create", "--authority", "hub")["ticket"]
+    run("enroll", ticket, "--as", "a", "--node", "a")
+    hub = subprocess.Popen(
+        [sys.executable, "-c", _HOSTILE_HUB],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(300):  # up to 30 s for the node to listen
+            status = node_status(troth_home, "hub")
+            if status.get("running") and status.get("listening"):
+                break
+            if hub.poll() is not None:
+                raise AssertionError(f"the hostile hub exited ({hub.returncode})")
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the hostile hub did not start")
+        yield f"/tcp/{status['listening']}/service/echo"
+    finally:
+        run("node", "stop", "hub")
+        try:
+            hub.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            hub.kill()
+            hub.wait()
+
+
+def test_a_reply_of_bytes_is_one_json_error(hostile_hub: str) -> None:
+    result = troth_process("message", "send", hostile_hub, "hi", "--node", "a", "--json", code=1)
+    error = _strict_json(result.stdout)
+    assert error["error"] == "DecodeError", error
+    assert "byte string" in error["message"], error
+    assert result.stderr == ""
+
+
+def test_a_reply_of_bytes_is_one_line_on_stderr(hostile_hub: str) -> None:
+    result = troth_process("message", "send", hostile_hub, "hi", "--node", "a", code=1)
+    assert result.stdout == ""
+    assert result.stderr.startswith("troth: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "\x1b" not in result.stderr
+
+
+# -- 3. --feed - -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def revoked(tmp_path: Path) -> tuple[Path, Path]:
+    """A chain acme -> customer -> support whose second link is revoked, in `tmp_path`: the
+    chain, and the feed from before the revocation."""
+    run("authority", "create", "acme")
+    run("identity", "create", "customer")
+    support = run_json("identity", "create", "support")["identifier"]
+    ticket = run_json("authority", "ticket", "create", "--authority", "acme")["ticket"]
+    run("enroll", ticket, "--as", "customer")
+    chain = tmp_path / "support.chain"
+    delegate = ("credential", "delegate", "--as", "customer", "--to", support, "--ttl", "10m")
+    run(*delegate, "--purpose", "test", "--out", str(chain))
+    old = tmp_path / "old.feed"
+    run("revocations", "show", "--authority", "acme", "--out", str(old))
+    link = run_json("credential", "show", "--file", str(chain))["chain"][1]["id"]
+    run("revoke", "link", link, "--chain", str(chain), "--as", "customer", "--authority", "acme")
+    return chain, old
+
+
+@pytest.mark.parametrize("command", ["credential verify", "policy test"])
+def test_feed_dash_never_reads_a_file_planted_as_dash(
+    revoked: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """A script pipes the fresh feed (naming the revocation) into `--feed -`; a file named `-`
+    in its working directory holds the feed from before."""
+    chain, old = revoked
+    fresh = tmp_path / "fresh.feed"
+    run("revocations", "show", "--authority", "acme", "--out", str(fresh))
+    shutil.copy(old, tmp_path / "-")
+    monkeypatch.chdir(tmp_path)
+    args = (
+        ("credential", "verify", str(chain), "--trust", "acme")
+        if command == "credential verify"
+        else ("policy", "test", "--bundle", str(old), "--chain", str(chain), "--tool", "t")
+        + ("--trust", "acme")
+    )
+    result = troth_process(*args, "--feed", "-", "--json", check=False)
+    assert result.returncode == 2, (result.returncode, result.stdout)
+    assert "--feed" in _strict_json(result.stdout)["message"]
+
+
+def test_feed_naming_a_directory_is_a_usage_error(revoked: tuple[Path, Path]) -> None:
+    chain, _ = revoked
+    result = troth_process(
+        "credential",
+        "verify",
+        str(chain),
+        "--trust",
+        "acme",
+        "--feed",
+        str(chain.parent),
+        "--json",
+        code=2,
+    )
+    assert "is a directory" in _strict_json(result.stdout)["message"]
