@@ -16,6 +16,10 @@ results, exit codes, errors), each attack a run of the real CLI in a process of 
    had the verifier read a file planted there instead, an older feed without the revocation,
    and a revoked chain verified (exit 0). `-` is refused for --feed (exit 2), as for --out,
    and so is a directory (it was an IsADirectoryError quoted raw, exit 4).
+4. Warnings were dropped with `--json` (`Reporter.info` prints only without it, and the result
+   did not carry them): `troth enroll FILE --json` with a ticket file others can read said
+   nothing of it (review 53k, cli 1's warning: a copy may have been redeemed first). A
+   warning is now in the result's `warnings` list with --json, on stderr without.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import Any
 import pytest
 
 from tests.support.cli import run, run_json, troth_process
+from tests.test_review53k_cli import _ticket_file
 from troth.node.daemon import node_status
 
 BAD = os.fsdecode(b"\xff")  # a byte that is not UTF-8, as Python gives it: U+DCFF
@@ -142,7 +147,8 @@ def test_a_reply_of_bytes_is_one_json_error(hostile_hub: str) -> None:
 def test_a_reply_of_bytes_is_one_line_on_stderr(hostile_hub: str) -> None:
     result = troth_process("message", "send", hostile_hub, "hi", "--node", "a", code=1)
     assert result.stdout == ""
-    assert result.stderr.startswith("troth: ") and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("troth: "), result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
     assert "\x1b" not in result.stderr
 
 
@@ -180,12 +186,11 @@ def test_feed_dash_never_reads_a_file_planted_as_dash(
     shutil.copy(old, tmp_path / "-")
     monkeypatch.chdir(tmp_path)
     args = (
-        ("credential", "verify", str(chain), "--trust", "acme")
+        ("credential", "verify", str(chain))
         if command == "credential verify"
         else ("policy", "test", "--bundle", str(old), "--chain", str(chain), "--tool", "t")
-        + ("--trust", "acme")
     )
-    result = troth_process(*args, "--feed", "-", "--json", check=False)
+    result = troth_process(*args, "--trust", "acme", "--feed", "-", "--json", check=False)
     assert result.returncode == 2, (result.returncode, result.stdout)
     assert "--feed" in _strict_json(result.stdout)["message"]
 
@@ -204,3 +209,21 @@ def test_feed_naming_a_directory_is_a_usage_error(revoked: tuple[Path, Path]) ->
         code=2,
     )
     assert "is a directory" in _strict_json(result.stdout)["message"]
+
+
+# -- 4. warnings with --json -------------------------------------------------------------------
+
+
+def test_a_ticket_file_others_can_read_is_warned_of_in_the_json_result(troth_home: Path) -> None:
+    path = _ticket_file(troth_home, 0o644)
+    result = troth_process("enroll", str(path), "--as", "agent", "--node", "agent", "--json")
+    assert result.stderr == ""
+    warnings = _strict_json(result.stdout).get("warnings", [])
+    assert len(warnings) == 1, warnings
+    assert "others can read" in warnings[0], warnings
+
+
+def test_a_private_ticket_file_gives_no_warnings(troth_home: Path) -> None:
+    path = _ticket_file(troth_home, 0o600)
+    result = troth_process("enroll", str(path), "--as", "agent", "--node", "agent", "--json")
+    assert "warnings" not in _strict_json(result.stdout)

@@ -129,7 +129,7 @@ def _exposed_ticket(argument: str) -> str | None:
     if not stat.S_ISREG(info.st_mode) or not info.st_mode & 0o077:
         return None
     return (
-        f"troth: warning: {argument} holds a ticket others can read (mode "
+        f"{argument} holds a ticket others can read (mode "
         f"{info.st_mode & 0o777:o}): anyone who copied it may redeem it first (the enrollment "
         "is then refused as redeemed: ask the authority for a new ticket); delete the file, "
         "and keep tickets in files only you can read (chmod 600) or pass them with -"
@@ -143,8 +143,8 @@ def _utc(timestamp: int) -> str:
 def _feed_warning(reporter: Reporter, authority: Identifier, feed: FeedOutcome) -> None:
     """A committed enrollment or refresh whose feed sync failed: a warning, not a failure."""
     if not feed.synced:
-        reporter.info(
-            f"troth: warning: the credential is stored, but the feed of {authority} was not "
+        reporter.warn(
+            f"the credential is stored, but the feed of {authority} was not "
             f"synced: {feed.error} (troth credential refresh retries)"
         )
 
@@ -199,7 +199,7 @@ def enroll(
             exc, f"not a troth ticket (it is cut short or altered): {TICKET_AGAIN}"
         ) from None
     if exposed is not None:  # a ticket it holds (review 53k, cli 1)
-        reporter.info(exposed)
+        reporter.warn(exposed)
     with open_cli_node(node_name) as node:
         as_name = reporter.names.local(as_name, node)
     try:
@@ -425,8 +425,8 @@ def refresh(ref: str, node_name: str, reporter: Reporter) -> None:
         announced, _remote = announce_here(node, ref, now=CLOCK.now())
         for outcome in announced:
             if outcome.error is not None:
-                reporter.info(
-                    f"troth: warning: the rotation is not announced to "
+                reporter.warn(
+                    f"the rotation is not announced to "
                     f"{reporter.label(outcome.authority)}: {outcome.error}"
                 )
         authority_id = Identifier(held[0].authority)

@@ -258,6 +258,10 @@ def write_stdout(text: str) -> None:
         raise OSError(f"cannot write the result to stdout: {exc.strerror or exc}") from None
 
 
+def _warning(text: str) -> None:
+    click.echo(f"troth: warning: {escape_text(text, keep_newlines=True)}", err=True)
+
+
 class Reporter:
     """Prints a command's result in the format the user asked for: `--json` to stdout (and
     nothing else anywhere on failure), text to stdout, notes to stderr."""
@@ -265,6 +269,7 @@ class Reporter:
     def __init__(self, as_json: bool, names: Directory | None = None) -> None:
         self.as_json = as_json
         self._names = names
+        self._warnings: list[str] = []
 
     @property
     def names(self) -> Directory:
@@ -279,6 +284,10 @@ class Reporter:
 
     def result(self, data: dict[str, Any] | list[Any], text: str | None = None) -> None:
         if self.as_json:
+            if self._warnings and isinstance(data, dict):
+                data = {**data, "warnings": list(self._warnings)}
+            for warning in [] if isinstance(data, dict) else self._warnings:
+                _warning(warning)  # a list result has no room for them: stderr
             write_stdout(json_text(data))
         elif text is not None:
             # commands escape each document-derived value (newlines too); this catches any
@@ -295,6 +304,16 @@ class Reporter:
         """Notes for people: stderr, and only without --json (the JSON result says it all)."""
         if not self.as_json:
             click.echo(escape_text(text, keep_newlines=True), err=True)
+
+    def warn(self, text: str) -> None:
+        """A warning: something to act on that the command's success does not say (a ticket
+        file others could read, a rotation not announced). Without --json on stderr as
+        `troth: warning: TEXT`; with --json in the result object's `warnings` list (it was
+        dropped there, as a note is, where scripts read the result: review 55g, cli 4)."""
+        if self.as_json:
+            self._warnings.append(text)
+        else:
+            _warning(text)
 
     def fail(
         self, exc: BaseException, code: int | None = None, payload: dict[str, Any] | None = None
