@@ -20,6 +20,10 @@ results, exit codes, errors), each attack a run of the real CLI in a process of 
    did not carry them): `troth enroll FILE --json` with a ticket file others can read said
    nothing of it (review 53k, cli 1's warning: a copy may have been redeemed first). A
    warning is now in the result's `warnings` list with --json, on stderr without.
+5. `troth policy test --time` took any integer and any ISO date: a time before 1970 or past
+   what troth's times hold (2**64) was decided, and denied (exit 1, a verdict: "key used
+   outside its validity"), where a script asked a question troth cannot answer. A time
+   outside 1970 .. 9999-12-31T23:59:59Z (what the CLI shows) is a usage error (exit 2).
 """
 
 from __future__ import annotations
@@ -227,3 +231,30 @@ def test_a_private_ticket_file_gives_no_warnings(troth_home: Path) -> None:
     path = _ticket_file(troth_home, 0o600)
     result = troth_process("enroll", str(path), "--as", "agent", "--node", "agent", "--json")
     assert "warnings" not in _strict_json(result.stdout)
+
+
+# -- 5. policy test --time ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("moment", ["18446744073709551616", "0001-01-01T00:00:00", "1969-12-31"])
+def test_a_policy_test_time_troth_cannot_hold_is_a_usage_error(
+    revoked: tuple[Path, Path], moment: str
+) -> None:
+    chain, feed = revoked
+    result = troth_process(
+        "policy",
+        "test",
+        "--bundle",
+        str(feed),
+        "--chain",
+        str(chain),
+        "--tool",
+        "t",
+        "--authority",
+        "acme",
+        "--time",
+        moment,
+        "--json",
+        code=2,
+    )
+    assert "--time" in _strict_json(result.stdout)["message"]

@@ -29,7 +29,7 @@ from troth.cli.common import (
 )
 from troth.cli.names import Directory
 from troth.cli.output import EXIT_INVALID, Reporter, json_command, kv
-from troth.cli.text import duration, moment
+from troth.cli.text import LAST_DATE, duration, moment
 from troth.encoding.ijson import load_json
 from troth.errors import DecodeError, PolicyError
 from troth.gates import ToolCall, decode_bundle
@@ -260,16 +260,24 @@ def _refused(exc: PolicyError) -> dict[str, Any]:
 
 
 def _parse_time(text: str) -> int:
-    """Unix seconds, or an ISO 8601 date-time (UTC unless it names its offset)."""
+    """Unix seconds, or an ISO 8601 date-time (UTC unless it names its offset), from 1970 to
+    the end of 9999 (ValueError otherwise: a time before 1970 or past what troth's times
+    hold was decided, and denied, exit 1; review 55g, cli 5)."""
     if text.isdigit():
-        return int(text)
-    try:
-        moment = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"--time {text!r}: use Unix seconds or an ISO 8601 date-time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return int(moment.timestamp())
+        seconds = int(text)
+    else:
+        try:
+            moment = datetime.datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(
+                f"--time {text!r}: use Unix seconds or an ISO 8601 date-time"
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.UTC)
+        seconds = int(moment.timestamp())
+    if not 0 <= seconds <= LAST_DATE:
+        raise ValueError(f"--time {text!r}: give a time from 1970 to 9999-12-31T23:59:59Z")
+    return seconds
 
 
 @policy_group.command("test")
