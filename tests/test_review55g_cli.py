@@ -24,6 +24,9 @@ results, exit codes, errors), each attack a run of the real CLI in a process of 
    what troth's times hold (2**64) was decided, and denied (exit 1, a verdict: "key used
    outside its validity"), where a script asked a question troth cannot answer. A time
    outside 1970 .. 9999-12-31T23:59:59Z (what the CLI shows) is a usage error (exit 2).
+6. `troth enroll DIRECTORY`: an I/O error (exit 4, "cannot read ticket ...: Is a directory"),
+   where a directory given as any other input file is a usage error (exit 2, click's check):
+   now a usage error too.
 """
 
 from __future__ import annotations
@@ -258,3 +261,12 @@ def test_a_policy_test_time_troth_cannot_hold_is_a_usage_error(
         code=2,
     )
     assert "--time" in _strict_json(result.stdout)["message"]
+
+
+# -- 6. enroll DIRECTORY -----------------------------------------------------------------------
+
+
+def test_enroll_of_a_directory_is_a_usage_error(tmp_path: Path) -> None:
+    run("identity", "create", "alice")
+    result = troth_process("enroll", str(tmp_path), "--as", "alice", "--json", code=2)
+    assert "is a directory" in _strict_json(result.stdout)["message"]

@@ -108,6 +108,8 @@ def _ticket_text(argument: str) -> str:
             f"not a troth ticket (it does not start with {TICKET_PREFIX}, is not -, and names "
             f"no file): {TICKET_AGAIN}"
         )
+    if argument != "-" and os.path.isdir(argument):  # as any input file (review 55g, cli 6)
+        raise click.BadParameter(f"{argument} is a directory", param_hint="'TICKET'")
     data = read_input(argument, limits.MAX_TICKET_TEXT, "ticket")
     try:
         return data.decode("ascii").strip()
