@@ -27,6 +27,9 @@ results, exit codes, errors), each attack a run of the real CLI in a process of 
 6. `troth enroll DIRECTORY`: an I/O error (exit 4, "cannot read ticket ...: Is a directory"),
    where a directory given as any other input file is a usage error (exit 2, click's check):
    now a usage error too.
+7. `troth node start NAME --tcp-listen VALUE` with a VALUE that is not host:port (`garbage`,
+   port 99999): a RoutingError, exit 1 (read as a verdict), where every route option is a
+   usage error (exit 2, `route_value`). Checked as the option is read now.
 """
 
 from __future__ import annotations
@@ -270,3 +273,14 @@ def test_enroll_of_a_directory_is_a_usage_error(tmp_path: Path) -> None:
     run("identity", "create", "alice")
     result = troth_process("enroll", str(tmp_path), "--as", "alice", "--json", code=2)
     assert "is a directory" in _strict_json(result.stdout)["message"]
+
+
+# -- 7. node start --tcp-listen ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("listen", ["garbage", "127.0.0.1:99999", ":"])
+def test_a_listen_address_that_is_not_host_port_is_a_usage_error(listen: str) -> None:
+    run("node", "create", "n")
+    result = troth_process("node", "start", "n", "--tcp-listen", listen, "--json", code=2)
+    assert "--tcp-listen" in _strict_json(result.stdout)["message"]
+    assert not node_status(Path(os.environ["TROTH_HOME"]), "n")["running"]
