@@ -30,6 +30,10 @@ results, exit codes, errors), each attack a run of the real CLI in a process of 
 7. `troth node start NAME --tcp-listen VALUE` with a VALUE that is not host:port (`garbage`,
    port 99999): a RoutingError, exit 1 (read as a verdict), where every route option is a
    usage error (exit 2, `route_value`). Checked as the option is read now.
+8. A policy command's refusal with `--json` (`policy push`, `bundle create`, `bundle resign`,
+   `test`) was an object without `message` and `exit_code`, the keys every other error object
+   has (`error_object`): `jq -r .message` read null. It is an error object now, with the
+   refusal's reason, detail and messages beside them.
 """
 
 from __future__ import annotations
@@ -284,3 +288,19 @@ def test_a_listen_address_that_is_not_host_port_is_a_usage_error(listen: str) ->
     result = troth_process("node", "start", "n", "--tcp-listen", listen, "--json", code=2)
     assert "--tcp-listen" in _strict_json(result.stdout)["message"]
     assert not node_status(Path(os.environ["TROTH_HOME"]), "n")["running"]
+
+
+# -- 8. policy refusals as error objects -------------------------------------------------------
+
+
+def test_a_policy_refusal_is_an_error_object(tmp_path: Path) -> None:
+    run("authority", "create", "acme")
+    garbage = tmp_path / "garbage.bundle"
+    garbage.write_bytes(b"\x80")
+    result = troth_process("policy", "push", str(garbage), "--node", "acme", "--json", code=1)
+    refused = _strict_json(result.stdout)
+    assert refused["ok"] is False
+    assert refused["error"] == "PolicyError"
+    assert refused["exit_code"] == 1
+    assert refused["message"]
+    assert refused["reason"] == "malformed", refused

@@ -28,7 +28,7 @@ from troth.cli.common import (
     write_output,
 )
 from troth.cli.names import Directory
-from troth.cli.output import EXIT_INVALID, Reporter, json_command, kv
+from troth.cli.output import EXIT_INVALID, Reporter, error_object, json_command, kv
 from troth.cli.text import LAST_DATE, duration, moment
 from troth.encoding.ijson import load_json
 from troth.errors import DecodeError, PolicyError
@@ -250,9 +250,11 @@ def resign(digest: str, node_name: str, reporter: Reporter) -> None:
 
 
 def _refused(exc: PolicyError) -> dict[str, Any]:
+    """A refusal with --json: an error object (`message`, `exit_code`: it had neither; review
+    55g, cli 8) with the reason, detail and the validator's messages."""
     return {
-        "ok": False,
-        "error": "PolicyError",
+        **error_object(exc),
+        "exit_code": EXIT_INVALID,
         "reason": exc.reason.value,
         "detail": exc.detail,
         "messages": list(exc.messages),
