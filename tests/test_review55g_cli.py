@@ -34,6 +34,11 @@ results, exit codes, errors), each attack a run of the real CLI in a process of 
    `test`) was an object without `message` and `exit_code`, the keys every other error object
    has (`error_object`): `jq -r .message` read null. It is an error object now, with the
    refusal's reason, detail and messages beside them.
+9. A value given on the command line that the library refuses was judged (exit 1, "invalid
+   or denied"), where a bad option value is a usage error (exit 2, as `--attr`'s is): a
+   `--purpose` or `--reason` longer than troth carries or not valid Unicode (argv bytes that
+   are not UTF-8), a `secret put NAME` that is no secret name. Each is checked as the option
+   is read now.
 """
 
 from __future__ import annotations
@@ -304,3 +309,33 @@ def test_a_policy_refusal_is_an_error_object(tmp_path: Path) -> None:
     assert refused["exit_code"] == 1
     assert refused["message"]
     assert refused["reason"] == "malformed", refused
+
+
+# -- 9. bad option values judged ---------------------------------------------------------------
+
+
+def _bad_values(support: str) -> list[tuple[str, ...]]:
+    delegate = ("credential", "delegate", "--as", "customer", "--to", support, "--ttl", "10m")
+    revoke = ("revoke", "credential", "ab" * 32, "--authority", "acme")
+    return [
+        (*delegate, "--purpose", f"p{BAD}", "--out", "x.chain"),
+        (*delegate, "--purpose", "p" * 257, "--out", "x.chain"),
+        (*delegate, "--purpose", "p", "--caveat", f'context.a == "{BAD}"', "--out", "x.chain"),
+        (*revoke, "--reason", f"r{BAD}"),
+        (*revoke, "--reason", "r" * 257),
+        ("secret", "put", "Bad Name", "--engine", "token", "--config", "x.json"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_a_bad_option_value_is_a_usage_error(
+    revoked: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: int
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.json").write_text('{"audience": "a", "scopes": ["r"], "ttl": 60}')
+    support = run_json("identity", "show", "support")["identifier"]
+    args = _bad_values(support)[case]
+    result = troth_process(*args, "--json", check=False)
+    assert result.returncode == 2, (args, result.stdout)
+    assert _strict_json(result.stdout)["exit_code"] == 2
+    assert not (tmp_path / "x.chain").exists()

@@ -181,6 +181,30 @@ def attributes_of(assignments: tuple[str, ...], option: str = "--attr") -> Attri
         raise click.BadParameter(exc.got, param_hint=option) from None
 
 
+def text_value(limit: int) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A click callback for an option whose text troth signs or records (a purpose, a caveat, a
+    reason; each value of a repeated option): at most `limit` characters of valid Unicode
+    (argv's bytes that are not UTF-8 are lone surrogates), else a usage error, exit 2. The
+    library refused them as a request or link it judged invalid, exit 1: a verdict (review
+    55g, cli 9)."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        for text in value if isinstance(value, tuple) else (value,):
+            if text is None:
+                continue
+            if len(text) > limit:
+                raise click.BadParameter(f"longer than {limit} characters", ctx, param)
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise click.BadParameter(
+                    "not valid Unicode text (bytes that are not UTF-8)", ctx, param
+                ) from None
+        return value
+
+    return check
+
+
 def _to_seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
     if value is None:
         return None

@@ -35,6 +35,7 @@ from troth.cli.common import (
     read_input,
     renamed,
     stdin_once,
+    text_value,
     write_output,
 )
 from troth.cli.network_cmds import ask_node
@@ -464,11 +465,17 @@ def refresh(ref: str, node_name: str, reporter: Reporter) -> None:
 @duration_option(
     "--ttl", required=True, help="How long the delegation lasts (no longer than its parent)."
 )
-@click.option("--purpose", required=True, help="Why: recorded in the signed link.")
+@click.option(
+    "--purpose",
+    required=True,
+    callback=text_value(limits.MAX_PURPOSE_TEXT),
+    help="Why: recorded in the signed link.",
+)
 @click.option(
     "--caveat",
     "caveats",
     multiple=True,
+    callback=text_value(limits.MAX_CAVEAT_TEXT),
     metavar="CONDITION",
     help="A Cedar condition the gates will enforce (repeat for several).",
 )
