@@ -39,6 +39,12 @@ results, exit codes, errors), each attack a run of the real CLI in a process of 
    `--purpose` or `--reason` longer than troth carries or not valid Unicode (argv bytes that
    are not UTF-8), a `secret put NAME` that is no secret name. Each is checked as the option
    is read now.
+10. A name on the command line whose bytes are not UTF-8 (`identity show`, `identity rotate`,
+   `credential delegate --to`, `mcp forget`) failed with Python's codec message, `'utf-8'
+   codec can't encode character '\\udcff' in position 1: surrogates not allowed` (SQLite's,
+   looking it up), naming neither the option nor what was looked for. A name that is not a
+   name is looked up nowhere now: `no identity ...`, and for `mcp forget` the name check
+   `mcp serve` makes.
 """
 
 from __future__ import annotations
@@ -339,3 +345,29 @@ def test_a_bad_option_value_is_a_usage_error(
     assert result.returncode == 2, (args, result.stdout)
     assert _strict_json(result.stdout)["exit_code"] == 2
     assert not (tmp_path / "x.chain").exists()
+
+
+# -- 10. non-UTF-8 names -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("identity", "show", f"x{BAD}"), "no identity"),
+        (("identity", "rotate", f"x{BAD}"), "no identity"),
+        (("mcp", "forget", f"x{BAD}"), "MCP server name"),
+        (
+            (
+                *("credential", "delegate", "--as", "alice", "--to", f"x{BAD}", "--ttl", "1m"),
+                *("--purpose", "p", "--out", "x.chain"),
+            ),
+            "identifier",
+        ),
+    ],
+)
+def test_a_non_utf8_name_is_said_to_name_nothing(args: tuple[str, ...], said: str) -> None:
+    run("identity", "create", "alice")
+    result = troth_process(*args, "--json", code=2)
+    message = _strict_json(result.stdout)["message"]
+    assert said in message, message
+    assert "codec" not in message, message
