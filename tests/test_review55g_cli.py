@@ -45,6 +45,11 @@ results, exit codes, errors), each attack a run of the real CLI in a process of 
    looking it up), naming neither the option nor what was looked for. A name that is not a
    name is looked up nowhere now: `no identity ...`, and for `mcp forget` the name check
    `mcp serve` makes.
+11. `stdin_once` (review 46b, cli 2) caught `-` given twice, not stdin under another name:
+   `troth secret put NAME --config - --value-file /dev/stdin < config.json` read the
+   configuration from stdin, then reopened the file behind /dev/stdin and stored the
+   configuration itself as the secret's value (exit 0). /dev/stdin, /dev/fd/0 and
+   /proc/self/fd/0 are stdin to it now.
 """
 
 from __future__ import annotations
@@ -371,3 +376,31 @@ def test_a_non_utf8_name_is_said_to_name_nothing(args: tuple[str, ...], said: st
     message = _strict_json(result.stdout)["message"]
     assert said in message, message
     assert "codec" not in message, message
+
+
+# -- 11. stdin under another name --------------------------------------------------------------
+
+_INJECT = {
+    "scopes": ["read"],
+    "upstream": "https://api.example",
+    "header": "X-Key",
+    "rules": [{"methods": ["GET"], "path": "/x", "scope": "read"}],
+}
+
+
+@pytest.mark.parametrize("alias", ["/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"])
+def test_stdin_named_twice_is_a_usage_error(tmp_path: Path, alias: str) -> None:
+    run("node", "create", "hub")
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(_INJECT))
+    args = ("secret", "put", "s", "--engine", "http-inject", "--config", "-", "--node", "hub")
+    with config.open("rb") as stdin:  # a file: /dev/stdin reopens it from its start
+        result = subprocess.run(
+            [sys.executable, "-m", "troth.cli.main", *args, "--value-file", alias, "--json"],
+            stdin=stdin,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+    assert result.returncode == 2, result.stdout
+    assert "stdin" in _strict_json(result.stdout)["message"]

@@ -130,12 +130,17 @@ taken as a name, a file named `-` planted in the working directory was read wher
 piped the fresh feed in, and a revocation it named was missed (review 55g, cli 3)."""
 
 
+_STDIN_NAMES = frozenset({"-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"})
+
+
 def stdin_once(**inputs: str | None) -> None:
     """A usage error (exit 2) when more than one of a command's `inputs` (option name: its
     value) is `-`: stdin is read once, by the first; the second read nothing, and the command
     judged that (exit 1), a secret's value piped in parsed as its configuration (review 46b,
-    cli 2). Called before any input is read."""
-    dashes = [name for name, value in inputs.items() if value == "-"]
+    cli 2). Stdin's other names count as `-` (/dev/stdin reopens a file redirected to stdin:
+    a configuration was stored as the secret's value, review 55g, cli 11). Called before any
+    input is read."""
+    dashes = [name for name, value in inputs.items() if value in _STDIN_NAMES]
     if len(dashes) > 1:
         raise click.UsageError(
             f"{' and '.join(dashes)} both read stdin (-), which can be read once: "
