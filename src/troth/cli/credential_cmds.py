@@ -557,7 +557,7 @@ def delegate_cmd(
     multiple=True,
     type=FEED_FILE,
     metavar="FILE",
-    help="A revocation feed file (troth revocations show --authority A --out FILE).",
+    help="A revocation feed file (troth revocations show --authority A --out FILE; a file, not -).",
 )
 @authority_option(
     required=False,

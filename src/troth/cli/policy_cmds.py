@@ -320,7 +320,7 @@ def _parse_time(text: str) -> int:
     multiple=True,
     type=FEED_FILE,
     metavar="FILE",
-    help="The authority's revocation feed (troth revocations show --out).",
+    help="The authority's revocation feed (troth revocations show --out; a file, not -).",
 )
 @authority_option(
     required=False,
