@@ -50,6 +50,13 @@ results, exit codes, errors), each attack a run of the real CLI in a process of 
    configuration from stdin, then reopened the file behind /dev/stdin and stored the
    configuration itself as the secret's value (exit 0). /dev/stdin, /dev/fd/0 and
    /proc/self/fd/0 are stdin to it now.
+12. LEFT (a strict xfail): a feed file (`--feed`) is verified page by page with no bound on
+   its pages, and a page that adds no entry is taken again and again: the one page of an
+   authority that revoked nothing, copied 5,000 times, took 9 s of signature checks (about
+   1.5 ms a page, memory flat), a 2 GiB file of copies hours, a FIFO fed copies forever.
+   Bounding it is a change to feed verification (troth.credentials.revocation.verify_pages:
+   e.g. refuse a page that adds no entry after one that added none), outside the CLI: left
+   to the lead.
 """
 
 from __future__ import annotations
@@ -404,3 +411,27 @@ def test_stdin_named_twice_is_a_usage_error(tmp_path: Path, alias: str) -> None:
         )
     assert result.returncode == 2, result.stdout
     assert "stdin" in _strict_json(result.stdout)["message"]
+
+
+# -- 12. a feed of one page repeated (left) ----------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review55g cli 12 (left): a page that adds no entry is taken again without bound",
+)
+def test_a_feed_repeating_a_page_without_new_entries_is_refused(tmp_path: Path) -> None:
+    """An authority that revoked nothing: its feed is one page with no entry, and a file of
+    50 copies of it verifies (each copy's signature checked), as would one of millions."""
+    run("authority", "create", "acme")
+    run("identity", "create", "customer")
+    ticket = run_json("authority", "ticket", "create", "--authority", "acme")["ticket"]
+    run("enroll", ticket, "--as", "customer")
+    chain, fresh = tmp_path / "customer.chain", tmp_path / "fresh.feed"
+    run("credential", "export", "customer", "--out", str(chain))
+    run("revocations", "show", "--authority", "acme", "--out", str(fresh))
+    repeated = tmp_path / "repeated.feed"
+    repeated.write_bytes(fresh.read_bytes() * 50)
+    args = ("credential", "verify", str(chain), "--trust", "acme", "--feed", str(repeated))
+    result = troth_process(*args, "--json", code=1)
+    assert _strict_json(result.stdout)["reason"] == "revocation feed invalid"
