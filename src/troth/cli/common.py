@@ -102,10 +102,10 @@ INPUT_FILE = click.Path(dir_okay=False, allow_dash=True)
 
 
 class _NamedFile(click.Path):
-    """A file the command writes, by name: `-` and an empty name are refused (a usage error,
-    saying why), never taken as a file's name or as none. An output wrote a file named `-`
-    where every input reads `-` as stdin, and stdout cannot carry the file beside the
-    command's result (review 44c, CLI 2)."""
+    """A file the command writes, or reads where it cannot read stdin, by name: `-` and an
+    empty name are refused (a usage error, saying why), never taken as a file's name or as
+    none. An output wrote a file named `-` where every input reads `-` as stdin, and stdout
+    cannot carry the file beside the command's result (review 44c, CLI 2)."""
 
     def __init__(self, dash: str) -> None:
         super().__init__(dir_okay=False)
@@ -124,14 +124,23 @@ OUTPUT_FILE = _NamedFile("name a file, or /dev/stdout")
 KEPT_FILE = _NamedFile("the file is read, then replaced: name a file (stdin cannot be replaced)")
 """The click type of a file read and then rewritten (trace verify --checkpoint): `-` is refused:
 taken as a name, a checkpoint piped in was ignored, unanchored (review 44c, CLI 4)."""
+FEED_FILE = _NamedFile("a feed is read from a file, not stdin: name the file")
+"""The click type of a revocation feed file (--feed), read as a stream of pages: `-` is refused:
+taken as a name, a file named `-` planted in the working directory was read where a script
+piped the fresh feed in, and a revocation it named was missed (review 55g, cli 3)."""
+
+
+_STDIN_NAMES = frozenset({"-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"})
 
 
 def stdin_once(**inputs: str | None) -> None:
     """A usage error (exit 2) when more than one of a command's `inputs` (option name: its
     value) is `-`: stdin is read once, by the first; the second read nothing, and the command
     judged that (exit 1), a secret's value piped in parsed as its configuration (review 46b,
-    cli 2). Called before any input is read."""
-    dashes = [name for name, value in inputs.items() if value == "-"]
+    cli 2). Stdin's other names count as `-` (/dev/stdin reopens a file redirected to stdin:
+    a configuration was stored as the secret's value, review 55g, cli 11). Called before any
+    input is read."""
+    dashes = [name for name, value in inputs.items() if value in _STDIN_NAMES]
     if len(dashes) > 1:
         raise click.UsageError(
             f"{' and '.join(dashes)} both read stdin (-), which can be read once: "
@@ -175,6 +184,30 @@ def attributes_of(assignments: tuple[str, ...], option: str = "--attr") -> Attri
         return Attributes.from_assignments(assignments)
     except ArgumentError as exc:
         raise click.BadParameter(exc.got, param_hint=option) from None
+
+
+def text_value(limit: int) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A click callback for an option whose text troth signs or records (a purpose, a caveat, a
+    reason; each value of a repeated option): at most `limit` characters of valid Unicode
+    (argv's bytes that are not UTF-8 are lone surrogates), else a usage error, exit 2. The
+    library refused them as a request or link it judged invalid, exit 1: a verdict (review
+    55g, cli 9)."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        for text in value if isinstance(value, tuple) else (value,):
+            if text is None:
+                continue
+            if len(text) > limit:
+                raise click.BadParameter(f"longer than {limit} characters", ctx, param)
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise click.BadParameter(
+                    "not valid Unicode text (bytes that are not UTF-8)", ctx, param
+                ) from None
+        return value
+
+    return check
 
 
 def _to_seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:

@@ -3,7 +3,6 @@ credentials."""
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from collections.abc import Iterable
@@ -19,6 +18,7 @@ from troth._api.verifier import caveat_context_json, check_caveats
 from troth.authority.tickets import TICKET_PREFIX
 from troth.cli.common import (
     CLOCK,
+    FEED_FILE,
     IDENTITY_HELP,
     INPUT_FILE,
     OUTPUT_FILE,
@@ -35,6 +35,7 @@ from troth.cli.common import (
     read_input,
     renamed,
     stdin_once,
+    text_value,
     write_output,
 )
 from troth.cli.network_cmds import ask_node
@@ -46,6 +47,7 @@ from troth.cli.output import (
     escape_text,
     invalid_object,
     json_command,
+    json_text,
     kv,
 )
 from troth.cli.text import attributes, duration, moment, relative, timestamp
@@ -107,6 +109,8 @@ def _ticket_text(argument: str) -> str:
             f"not a troth ticket (it does not start with {TICKET_PREFIX}, is not -, and names "
             f"no file): {TICKET_AGAIN}"
         )
+    if argument != "-" and os.path.isdir(argument):  # as any input file (review 55g, cli 6)
+        raise click.BadParameter(f"{argument} is a directory", param_hint="'TICKET'")
     data = read_input(argument, limits.MAX_TICKET_TEXT, "ticket")
     try:
         return data.decode("ascii").strip()
@@ -128,7 +132,7 @@ def _exposed_ticket(argument: str) -> str | None:
     if not stat.S_ISREG(info.st_mode) or not info.st_mode & 0o077:
         return None
     return (
-        f"troth: warning: {argument} holds a ticket others can read (mode "
+        f"{argument} holds a ticket others can read (mode "
         f"{info.st_mode & 0o777:o}): anyone who copied it may redeem it first (the enrollment "
         "is then refused as redeemed: ask the authority for a new ticket); delete the file, "
         "and keep tickets in files only you can read (chmod 600) or pass them with -"
@@ -142,8 +146,8 @@ def _utc(timestamp: int) -> str:
 def _feed_warning(reporter: Reporter, authority: Identifier, feed: FeedOutcome) -> None:
     """A committed enrollment or refresh whose feed sync failed: a warning, not a failure."""
     if not feed.synced:
-        reporter.info(
-            f"troth: warning: the credential is stored, but the feed of {authority} was not "
+        reporter.warn(
+            f"the credential is stored, but the feed of {authority} was not "
             f"synced: {feed.error} (troth credential refresh retries)"
         )
 
@@ -198,7 +202,7 @@ def enroll(
             exc, f"not a troth ticket (it is cut short or altered): {TICKET_AGAIN}"
         ) from None
     if exposed is not None:  # a ticket it holds (review 53k, cli 1)
-        reporter.info(exposed)
+        reporter.warn(exposed)
     with open_cli_node(node_name) as node:
         as_name = reporter.names.local(as_name, node)
     try:
@@ -348,7 +352,7 @@ def export(
     # 44c, CLI 6)
     with output_file(out) as file, open_authority_node(reporter.names, authority_ref) as node:
         document = node.authority().issue_member_vc(subject, now=now)
-        file.write(json.dumps(document, indent=2).encode() + b"\n")
+        file.write(json_text(document).encode() + b"\n")
     credential_hash = vc_credential_hash(document["id"])
     reporter.result(
         {
@@ -424,8 +428,8 @@ def refresh(ref: str, node_name: str, reporter: Reporter) -> None:
         announced, _remote = announce_here(node, ref, now=CLOCK.now())
         for outcome in announced:
             if outcome.error is not None:
-                reporter.info(
-                    f"troth: warning: the rotation is not announced to "
+                reporter.warn(
+                    f"the rotation is not announced to "
                     f"{reporter.label(outcome.authority)}: {outcome.error}"
                 )
         authority_id = Identifier(held[0].authority)
@@ -461,11 +465,17 @@ def refresh(ref: str, node_name: str, reporter: Reporter) -> None:
 @duration_option(
     "--ttl", required=True, help="How long the delegation lasts (no longer than its parent)."
 )
-@click.option("--purpose", required=True, help="Why: recorded in the signed link.")
+@click.option(
+    "--purpose",
+    required=True,
+    callback=text_value(limits.MAX_PURPOSE_TEXT),
+    help="Why: recorded in the signed link.",
+)
 @click.option(
     "--caveat",
     "caveats",
     multiple=True,
+    callback=text_value(limits.MAX_CAVEAT_TEXT),
     metavar="CONDITION",
     help="A Cedar condition the gates will enforce (repeat for several).",
 )
@@ -545,8 +555,9 @@ def delegate_cmd(
     "--feed",
     "feed_files",
     multiple=True,
+    type=FEED_FILE,
     metavar="FILE",
-    help="A revocation feed file (troth revocations show --authority A --out FILE).",
+    help="A revocation feed file (troth revocations show --authority A --out FILE; a file, not -).",
 )
 @authority_option(
     required=False,

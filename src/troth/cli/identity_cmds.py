@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
@@ -28,6 +27,7 @@ from troth.cli.output import (
     escape_text,
     invalid_object,
     json_command,
+    json_text,
     kv,
 )
 from troth.cli.text import moment
@@ -236,8 +236,8 @@ def rotate(
             lines.append(f"announced to {authority} (feed entry {row['seq']})")
         else:
             error = reporter.names.label_text(row["error"])
-            reporter.info(
-                f"troth: warning: not announced to {authority}: {error} "
+            reporter.warn(
+                f"not announced to {authority}: {error} "
                 "(the rotation is committed; a running node retries)"
             )
     reporter.result({**data, "announcements": announced}, "\n".join(lines))
@@ -252,8 +252,8 @@ def _hint_resign(node_name: str, identity: Identifier, reporter: Reporter) -> No
     found = held_authority_bundle(home(), node_name)
     if found is None or found[0] != identity:
         return
-    reporter.info(
-        f"troth: the policy bundle this node holds (digest {sha256(found[1]).hex()}) was "
+    reporter.warn(
+        f"the policy bundle this node holds (digest {sha256(found[1]).hex()}) was "
         "signed under the retired key and is out of force; check it (troth policy show), then "
         f"re-sign it: troth policy bundle resign --digest <digest> --node {node_name}"
     )
@@ -346,7 +346,7 @@ def did(ref: str, node_name: str, reporter: Reporter) -> None:
         document = did_document(
             node.identities.get(reporter.names.local(ref, node), now=CLOCK.now()).identity
         )
-    reporter.result(document, json.dumps(document, indent=2))
+    reporter.result(document, json_text(document))
 
 
 @identity_group.command("forks")

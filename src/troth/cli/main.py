@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -11,7 +10,13 @@ from typing import Any
 import click
 
 from troth import __version__
-from troth.cli.output import EXIT_CODES_HELP, EXIT_INTERRUPTED, error_object, write_stdout
+from troth.cli.output import (
+    EXIT_CODES_HELP,
+    EXIT_INTERRUPTED,
+    error_object,
+    json_text,
+    write_stdout,
+)
 
 COMMANDS: Mapping[str, tuple[str, str]] = {
     "identity": ("troth.cli.identity_cmds", "identity_group"),
@@ -141,7 +146,7 @@ class TrothGroup(click.Group):
         except click.ClickException as exc:
             shown = KeyboardInterrupt("interrupted") if isinstance(exc, Interrupted) else exc
             try:
-                write_stdout(json.dumps(error_object(shown), indent=2))
+                write_stdout(json_text(error_object(shown)))
             except OSError:  # stdout closed or failing: the error on stderr (review 49g, cli 2)
                 exc.show()
             sys.exit(exc.exit_code)
@@ -163,7 +168,8 @@ Grammar:
   --authority AUTHORITY  an authority on this machine: its name or identifier (revoke link:
                          also the identifier of one the node trusts over the network)
   --trust AUTHORITY      a trust anchor: a local authority's name, or any identifier
-  --json                 the result, or the error, as one JSON object on stdout
+  --json                 the result, or the error, as one JSON object on stdout (a
+                         warning in the result's warnings list, not on stderr)
 
 \b
 Example:

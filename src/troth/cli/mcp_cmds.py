@@ -51,6 +51,14 @@ def _authority_id(reporter: Reporter, text: str) -> Identifier:
     return reporter.names.authority(text).identifier
 
 
+def _server_name(name: str, option: str) -> None:
+    """A usage error (exit 2) naming `option` when `name` is no MCP server name."""
+    try:
+        check_name(name, "MCP server")
+    except PolicyError as exc:
+        raise click.BadParameter(exc.detail, param_hint=option) from None
+
+
 def _sdk() -> None:
     try:
         import mcp  # noqa: F401
@@ -95,10 +103,7 @@ def gate(
     from troth.integrations.mcp.local import serve_local_gate
 
     if server is not None:  # refused before the upstream starts
-        try:
-            check_name(server, "MCP server")
-        except PolicyError as exc:
-            raise click.BadParameter(exc.detail, param_hint="--server") from None
+        _server_name(server, "--server")
     as_name = local_identity(reporter.names, as_name, node_name)
     anyio.run(
         functools.partial(
@@ -131,10 +136,7 @@ def serve(
     verified peer, by the bundle of its authority when that authority grants the server's tools
     (docs/policy.md, "MCP over secure channels")."""
     _command(upstream)
-    try:
-        check_name(name, "MCP server")
-    except PolicyError as exc:
-        raise click.BadParameter(exc.detail, param_hint="NAME") from None
+    _server_name(name, "NAME")
     named = [_authority_id(reporter, text) for text in grantable_by]
     arguments = {"name": name, "upstream": upstream, "cwd": os.getcwd()}
     if named:
@@ -181,6 +183,7 @@ def forget(name: str, node_name: str, reporter: Reporter) -> None:
     secure channels")."""
     from troth.node.services.mcp import forget_grantors
 
+    _server_name(name, "NAME")  # a name that is none is looked up nowhere (review 55g, cli 10)
     with open_cli_node(node_name) as node:
         forgotten = forget_grantors(node, name)
     reporter.result(

@@ -24,6 +24,7 @@ from troth.node import Node, NodeConfig
 from troth.node.authorities import LOCAL_PREFIX
 from troth.node.home import read_private_file
 from troth.storage import (
+    LocalIdentityRecord,
     SqliteAuthorityStore,
     SqliteCredentialStore,
     SqliteDatabase,
@@ -49,6 +50,15 @@ def short(identifier: Identifier | str) -> str:
     """`T4dfd…b2a1`: enough to tell identifiers apart by eye, never to type."""
     text = str(identifier)
     return f"{text[:5]}…{text[-4:]}"
+
+
+def _find(node: Node, ref: str) -> LocalIdentityRecord:
+    """`node`'s local identity `ref` (a name or an identifier); NotFound without a look-up for
+    text that is neither (argv's bytes that are not UTF-8 failed SQLite's encoding, the error
+    Python's codec message; review 55g, cli 10)."""
+    if not (is_name(ref) or Identifier.looks_like(ref)):
+        raise NotFound(f"no identity {ref!r}")
+    return node.identities.find(ref)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +176,7 @@ class Directory:
             return Identifier.parse(ref)
         if node is not None:
             with contextlib.suppress(NotFound):
-                return Identifier(node.identities.find(ref).identifier)
+                return Identifier(_find(node, ref).identifier)
         entries = self._load()
         found = {identifier for _, identifier in entries.holders.get(ref, ())}
         found |= {a.identifier for a in entries.authorities if ref in (a.name, a.node)}
@@ -192,7 +202,7 @@ class Directory:
         """`ref` when it names a local identity of `node` (one whose key the node holds), else
         NotFound saying which node holds it, or how to create it."""
         with contextlib.suppress(NotFound):
-            node.identities.find(ref)
+            _find(node, ref)
             return ref
         entries = self._load()
         if Identifier.looks_like(ref):

@@ -7,14 +7,13 @@ command.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
 from troth.cli.common import IDENTITY_HELP, home, node_option, renamed
-from troth.cli.output import Explained, Reporter, escape_text, json_command
-from troth.errors import ChannelError, ChannelFailure, RoutingError, Unreachable
+from troth.cli.output import Explained, Reporter, escape_text, json_command, json_text
+from troth.errors import ChannelError, ChannelFailure, DecodeError, RoutingError, Unreachable
 from troth.routing.address import parse_route
 
 ROUTE_HELP = "a route such as /tcp/127.0.0.1:4000 (through a relay: .../relay/NAME)"
@@ -140,8 +139,27 @@ def message_send(
     """Send TEXT to the service at ROUTE (e.g. /tcp/127.0.0.1:4000/service/echo) through a
     secure channel; print the reply."""
     arguments = {"to": route, "text": text, "expect": _expect(reporter, expect)}
-    reply = ask_node(node_name, "message.send", arguments)
-    reporter.result({"reply": reply}, reply if isinstance(reply, str) else json.dumps(reply))
+    reply = _json_data(ask_node(node_name, "message.send", arguments))
+    reporter.result({"reply": reply}, reply if isinstance(reply, str) else json_text(reply))
+
+
+def _json_data(reply: Any) -> Any:
+    """The reply of a peer's service, which the command prints as JSON: DecodeError (exit 1)
+    when it holds a byte string, which CBOR has and JSON has not (a peer's echo that answered
+    one died in a TypeError traceback, exit 1 with nothing on stdout; review 55g, cli 2)."""
+    values = [reply]
+    while values:
+        value = values.pop()
+        if isinstance(value, bytes):
+            raise DecodeError(
+                "the service answered a byte string, which is not text or JSON data: the "
+                "reply is not shown"
+            )
+        if isinstance(value, dict):
+            values.extend(value.values())
+        elif isinstance(value, list):
+            values.extend(value)
+    return reply
 
 
 @click.group(

@@ -137,6 +137,20 @@ def create(name: str, reporter: Reporter, **options: Any) -> None:
     reporter.result(data, kv(data))
 
 
+def _listen_value(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--tcp-listen checked as it is read: one that is not host:port is a usage error (exit 2),
+    as every route option is (it was a RoutingError, exit 1; review 55g, cli 7)."""
+    from troth.errors import RoutingError
+    from troth.routing import Address
+
+    if value is not None:
+        try:
+            Address("tcp", value).host_port()
+        except RoutingError as exc:
+            raise click.BadParameter(str(exc), ctx, param) from None
+    return value
+
+
 def _listening(value: Any) -> str:
     return str(value) if value else "no port (reachable through a relay, or not at all)"
 
@@ -146,6 +160,7 @@ def _listening(value: Any) -> str:
 @click.option(
     "--tcp-listen",
     metavar="HOST:PORT",
+    callback=_listen_value,
     help="Listen for channels here (e.g. 127.0.0.1:4000; port 0: any free port). Recorded: "
     "the node's tickets carry this address.",
 )

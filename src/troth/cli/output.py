@@ -44,6 +44,7 @@ __all__ = [
     "exit_code",
     "invalid_object",
     "json_command",
+    "json_text",
     "kv",
     "message_for",
     "write_stdout",
@@ -94,6 +95,26 @@ def escape_text(text: object, *, keep_newlines: bool = False) -> str:
     line."""
     table = _ESCAPES_KEEPING_NEWLINES if keep_newlines else _ESCAPES
     return str(text).translate(table)
+
+
+def json_text(data: Any, *, indent: int | None = 2) -> str:
+    """`data` as JSON text: how every `--json` result, error object and JSON document the CLI
+    prints or writes is made. Each string, map keys too, as valid Unicode (`encodable_text`:
+    a lone surrogate, from argv, a file name or $TROTH_HOME whose bytes are not UTF-8, as the
+    text `\\udcff`, as error messages show it; its JSON escape `\\udcff` is no character,
+    RFC 8259 section 8.2, and strict parsers refuse it: review 55g, cli 1); NaN and the
+    infinities, which are not JSON, refused (ValueError)."""
+    return json.dumps(_encodable(data), indent=indent, allow_nan=False)
+
+
+def _encodable(value: Any) -> Any:
+    if isinstance(value, str):
+        return encodable_text(value)
+    if isinstance(value, dict):
+        return {_encodable(key): _encodable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encodable(item) for item in value]
+    return value
 
 
 EXIT_CODES_HELP = """\b
@@ -237,6 +258,10 @@ def write_stdout(text: str) -> None:
         raise OSError(f"cannot write the result to stdout: {exc.strerror or exc}") from None
 
 
+def _warning(text: str) -> None:
+    click.echo(f"troth: warning: {escape_text(text, keep_newlines=True)}", err=True)
+
+
 class Reporter:
     """Prints a command's result in the format the user asked for: `--json` to stdout (and
     nothing else anywhere on failure), text to stdout, notes to stderr."""
@@ -244,6 +269,7 @@ class Reporter:
     def __init__(self, as_json: bool, names: Directory | None = None) -> None:
         self.as_json = as_json
         self._names = names
+        self._warnings: list[str] = []
 
     @property
     def names(self) -> Directory:
@@ -258,7 +284,11 @@ class Reporter:
 
     def result(self, data: dict[str, Any] | list[Any], text: str | None = None) -> None:
         if self.as_json:
-            write_stdout(json.dumps(data, indent=2, sort_keys=False))
+            if self._warnings and isinstance(data, dict):
+                data = {**data, "warnings": list(self._warnings)}
+            for warning in [] if isinstance(data, dict) else self._warnings:
+                _warning(warning)  # a list result has no room for them: stderr
+            write_stdout(json_text(data))
         elif text is not None:
             # commands escape each document-derived value (newlines too); this catches any
             # other control or bidi character before it reaches a terminal
@@ -275,6 +305,16 @@ class Reporter:
         if not self.as_json:
             click.echo(escape_text(text, keep_newlines=True), err=True)
 
+    def warn(self, text: str) -> None:
+        """A warning: something to act on that the command's success does not say (a ticket
+        file others could read, a rotation not announced). Without --json on stderr as
+        `troth: warning: TEXT`; with --json in the result object's `warnings` list (it was
+        dropped there, as a note is, where scripts read the result: review 55g, cli 4)."""
+        if self.as_json:
+            self._warnings.append(text)
+        else:
+            _warning(text)
+
     def fail(
         self, exc: BaseException, code: int | None = None, payload: dict[str, Any] | None = None
     ) -> NoReturn:
@@ -286,7 +326,7 @@ class Reporter:
         code = exit_code(exc) if code is None else code
         if self.as_json:
             try:
-                write_stdout(json.dumps(payload or error_object(exc), indent=2))
+                write_stdout(json_text(payload or error_object(exc)))
             except OSError:
                 pass
             else:

@@ -13,6 +13,7 @@ import click
 from troth import limits
 from troth.cli.common import (
     CLOCK,
+    FEED_FILE,
     INPUT_FILE,
     OUTPUT_FILE,
     as_option,
@@ -27,8 +28,8 @@ from troth.cli.common import (
     write_output,
 )
 from troth.cli.names import Directory
-from troth.cli.output import EXIT_INVALID, Reporter, json_command, kv
-from troth.cli.text import duration, moment
+from troth.cli.output import EXIT_INVALID, Reporter, error_object, json_command, kv
+from troth.cli.text import LAST_DATE, duration, moment
 from troth.encoding.ijson import load_json
 from troth.errors import DecodeError, PolicyError
 from troth.gates import ToolCall, decode_bundle
@@ -249,9 +250,11 @@ def resign(digest: str, node_name: str, reporter: Reporter) -> None:
 
 
 def _refused(exc: PolicyError) -> dict[str, Any]:
+    """A refusal with --json: an error object (`message`, `exit_code`: it had neither; review
+    55g, cli 8) with the reason, detail and the validator's messages."""
     return {
-        "ok": False,
-        "error": "PolicyError",
+        **error_object(exc),
+        "exit_code": EXIT_INVALID,
         "reason": exc.reason.value,
         "detail": exc.detail,
         "messages": list(exc.messages),
@@ -259,16 +262,24 @@ def _refused(exc: PolicyError) -> dict[str, Any]:
 
 
 def _parse_time(text: str) -> int:
-    """Unix seconds, or an ISO 8601 date-time (UTC unless it names its offset)."""
+    """Unix seconds, or an ISO 8601 date-time (UTC unless it names its offset), from 1970 to
+    the end of 9999 (ValueError otherwise: a time before 1970 or past what troth's times
+    hold was decided, and denied, exit 1; review 55g, cli 5)."""
     if text.isdigit():
-        return int(text)
-    try:
-        moment = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"--time {text!r}: use Unix seconds or an ISO 8601 date-time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return int(moment.timestamp())
+        seconds = int(text)
+    else:
+        try:
+            moment = datetime.datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(
+                f"--time {text!r}: use Unix seconds or an ISO 8601 date-time"
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.UTC)
+        seconds = int(moment.timestamp())
+    if not 0 <= seconds <= LAST_DATE:
+        raise ValueError(f"--time {text!r}: give a time from 1970 to 9999-12-31T23:59:59Z")
+    return seconds
 
 
 @policy_group.command("test")
@@ -307,8 +318,9 @@ def _parse_time(text: str) -> int:
     "--feed",
     "feed_files",
     multiple=True,
+    type=FEED_FILE,
     metavar="FILE",
-    help="The authority's revocation feed (troth revocations show --out).",
+    help="The authority's revocation feed (troth revocations show --out; a file, not -).",
 )
 @authority_option(
     required=False,

@@ -20,6 +20,7 @@ from troth.cli.common import (
     open_cli_node,
     read_input,
     renamed,
+    text_value,
     write_output,
 )
 from troth.cli.output import Progress, Reporter, escape_text, json_command
@@ -28,7 +29,12 @@ from troth.credentials import write_page_sequence
 from troth.node.traces import revoke_as_authority
 from troth.node.verify import authority_pages
 
-REASON = click.option("--reason", default="", help="Why (recorded in the signed feed).")
+REASON = click.option(
+    "--reason",
+    default="",
+    callback=text_value(limits.MAX_REVOCATION_REASON),
+    help="Why (recorded in the signed feed).",
+)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 

@@ -10,7 +10,6 @@ line, and is never printed.
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -30,8 +29,9 @@ from troth.cli.common import (
     stdin_once,
 )
 from troth.cli.network_cmds import ask_node, route_value
-from troth.cli.output import Reporter, escape_text, json_command, kv
+from troth.cli.output import Reporter, escape_text, json_command, json_text, kv
 from troth.cli.text import duration, moment
+from troth.errors import SecretError
 from troth.identity import Identifier
 
 if TYPE_CHECKING:
@@ -57,6 +57,17 @@ LEASE_HELP = (
 )
 
 
+def _secret_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """NAME checked as it is read: one that is no secret name is a usage error (exit 2); the
+    broker refused it as a request it judged, exit 1 (review 55g, cli 9)."""
+    from troth.secrets.lease import check_secret_name
+
+    try:
+        return check_secret_name(value)
+    except SecretError as exc:
+        raise click.BadParameter(exc.detail, ctx, param) from None
+
+
 @click.group(
     "secret",
     epilog="""\b
@@ -72,7 +83,7 @@ def secret_group() -> None:
 
 
 @secret_group.command("put")
-@click.argument("name")
+@click.argument("name", callback=_secret_name)
 @click.option(
     "--engine",
     required=True,
@@ -190,7 +201,7 @@ def _secret_value(value_file: str | None) -> bytes:
 
 
 @secret_group.command("lease")
-@click.argument("name")
+@click.argument("name", callback=_secret_name)
 @click.option(
     "--scope",
     "scopes",
@@ -259,7 +270,7 @@ def jwks(node_name: str, reporter: Reporter) -> None:
     """The broker node's token keys as a JWKS document: what a service validates the broker's
     tokens with (any JWT library; kid = RFC 7638 thumbprint)."""
     data = ask_node(node_name, "broker.jwks", {})
-    reporter.result(data, json.dumps(data, indent=2))
+    reporter.result(data, json_text(data))
 
 
 @click.group(

@@ -10,7 +10,15 @@ from typing import Any
 
 from troth import limits
 
-__all__ = ["attributes", "duration", "moment", "parse_duration", "relative", "timestamp"]
+__all__ = [
+    "LAST_DATE",
+    "attributes",
+    "duration",
+    "moment",
+    "parse_duration",
+    "relative",
+    "timestamp",
+]
 
 _UNITS = (("d", 86_400), ("h", 3600), ("m", 60), ("s", 1))
 _UNIT_SECONDS = dict(_UNITS)
@@ -18,7 +26,7 @@ _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 _YEAR = 365 * 86_400
 
 
-_LAST_DATE = 253_402_300_799
+LAST_DATE = 253_402_300_799
 """9999-12-31T23:59:59Z, the last second a `datetime` holds: a peer's time may be any uint
 (a change's valid_until up to 2^64 - 1: review 34a, cli 1)."""
 
@@ -26,7 +34,7 @@ _LAST_DATE = 253_402_300_799
 def timestamp(epoch: int) -> str:
     """`2026-12-01T14:02:00Z` (ISO 8601, UTC, whole seconds); a time past the year 9999 (what
     a peer may write) as `after 9999-12-31T23:59:59Z (epoch N)`, never an OverflowError."""
-    if not 0 <= epoch <= _LAST_DATE:
+    if not 0 <= epoch <= LAST_DATE:
         return f"after 9999-12-31T23:59:59Z (epoch {epoch})" if epoch > 0 else f"epoch {epoch}"
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
