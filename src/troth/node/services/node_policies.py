@@ -273,7 +273,8 @@ class LocalCredential:
         """The credential, verified now (CredentialError / PolicyError when there is none)."""
         if self.anchors is not None:
             self.policies.trust(self.anchors(), now=now)
-        every = self.node.wallet.held(self.name)
+        wallet = self.node.wallet
+        every = wallet.held(self.name)
         if not every:
             raise CredentialError(CredentialFailure.UNTRUSTED_ISSUER, f"{self.name} holds none")
         held = sorted((h for h in every if h.expires_at > now), key=lambda h: -h.expires_at)
@@ -281,6 +282,16 @@ class LocalCredential:
         if store is None:
             raise PolicyError(_P.NO_BUNDLE, "this node trusts no authority yet")
         usable = [h for h in held if self.policies.held(Identifier(h.authority)) is not None]
+        # not a chain of an authority whose feed a revocation made here left due a sync (the
+        # feed held may predate it): none is handed out meanwhile (review 55i, mcp 2)
+        waits = {a: wallet.sync_due(Identifier(a), now=now) for a in {h.authority for h in usable}}
+        if usable and all(waits[h.authority] for h in usable):
+            raise CredentialError(
+                CredentialFailure.STALE_FEED,
+                f"the chains {self.name} holds wait for this node's copy of their authority's "
+                "feed to be synced (due a sync after a revocation made on this machine)",
+            )
+        usable = [h for h in usable if not waits[h.authority]]
         if not usable:
             if held:
                 raise PolicyError(_P.NO_BUNDLE, f"none for the authorities {self.name} holds")
@@ -348,10 +359,19 @@ class PeerCredential:
         peer = self.peer()
         if peer is None:
             raise CredentialError(CredentialFailure.REVOKED, "the channel is closed")
-        problem = self.standing(peer, now).problem
-        if problem is not None:
-            raise CredentialError(CredentialFailure.REVOKED, problem)
-        credentials = list(peer.credentials)
+        standing = self.standing(peer, now)
+        if standing.problem is not None:
+            raise CredentialError(CredentialFailure.REVOKED, standing.problem)
+        # not the chains of an authority whose feed is due a sync: the feed held may predate
+        # a revocation made here, and the standing drops them (review 55i, mcp 1)
+        waiting = standing.waiting
+        credentials = [c for c in peer.credentials if c.authority not in waiting]
+        if waiting and not credentials:
+            raise CredentialError(
+                CredentialFailure.STALE_FEED,
+                "its chains wait for this node's copy of their authority's feed to be synced "
+                "(due a sync after a revocation made on this machine)",
+            )
         if self.admits is not None and credentials:
             credentials = [c for c in credentials if self.admits(c, now)]
             if not credentials:  # none of its chains meets the service's admission now
