@@ -78,7 +78,8 @@ def test_the_local_gates_credential_waits_for_a_due_feed_as_handing_it_out_does(
     tmp_path: Path,
 ) -> None:
     """A local identity `helper` holding desk's delegation: its gate decides with it; once
-    desk's copy of the hub's feed is marked due a sync (out of reach), the node presents the chain to no peer, and the local gate refuses it too."""
+    desk's copy of the hub's feed is marked due a sync (out of reach), the node presents the
+    chain to no peer, and the local gate refuses it too."""
 
     async def scene(net: MemNet) -> None:
         desk, _ = await _desk_and_agent(net)

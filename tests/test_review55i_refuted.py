@@ -1,0 +1,75 @@
+"""Review 55i, refuted: attacks on "revocation is real" that did not work, each a real attempt
+on node runtimes that would succeed if its defence broke."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.nodes import MemNet, run_memnet
+from tests.test_review55i_revoked import DESK, _desk_and_agent
+from troth.credentials import Attributes
+from troth.errors import Denied
+from troth.node.services import call, service_address
+from troth.routing import parse_route
+
+ECHO = service_address("echo")
+
+
+def test_open_channels_of_a_revoked_member_and_its_delegate_are_refused_in_the_same_second(
+    tmp_path: Path,
+) -> None:
+    """The member `agent` and `helper`, its delegate on its node, each hold an open channel to
+    desk and are served; the authority revokes agent's identity (compromised) and desk syncs
+    the feed, all within one second of desk's clock: neither standing cached for that second
+    nor the verifier's cache lets the next request of either open channel through."""
+
+    async def scene(net: MemNet) -> None:
+        desk, _ = await _desk_and_agent(net)
+        [agent] = [r for r in net.runtimes if r.name == "agent"]
+        now = net.clock.now()
+        helper = agent.node.identities.create(now=now, name="helper").identifier
+        chain = agent.node.wallet.delegate(
+            "agent",
+            to=helper,
+            attributes=Attributes({"agents.team": "support"}),
+            now=now,
+            ttl=600,
+            purpose="p",
+        )
+        agent.node.wallet.hold("helper", chain, now=now)
+        ends = [
+            await agent.channel_to(parse_route(DESK)),
+            await agent.channel_to(parse_route(DESK), identity="helper"),
+        ]
+        assert [end.channel.peer is not None for end in ends] == [True, True]
+        assert ends[0] is not ends[1]  # one channel as agent, one as helper
+        for end in ends:
+            assert await call(agent.router, (end.enc, ECHO), "echo", "hi") == "hi"
+        assert agent.identifier is not None
+        net.authority.revoke_identity(agent.identifier, now=now, reason="compromised")
+        assert await desk.sync_trusted_feed(net.authority.identifier) == 1
+        assert net.clock.now() == now
+        for end in ends:
+            assert end.enc in agent.channels.ends  # the channel is still open
+            with pytest.raises(Denied, match="revoked"):
+                await call(agent.router, (end.enc, ECHO), "echo", "again")
+
+    run_memnet(scene, tmp_path)
+
+
+def test_a_member_on_a_node_whose_feed_went_stale_is_refused(tmp_path: Path) -> None:
+    """Deny when in doubt: desk holds a feed that it cannot refresh (no sync for more than the
+    maximum staleness, 5 minutes): the member's next request over its open channel is refused,
+    saying the feed is stale, not served on the old feed's word."""
+
+    async def scene(net: MemNet) -> None:
+        await _desk_and_agent(net)
+        [agent] = [r for r in net.runtimes if r.name == "agent"]
+        assert await agent.send_message(f"{DESK}/service/echo", "hi") == "hi"
+        net.clock.advance(301)
+        with pytest.raises(Denied, match="stale"):
+            await agent.send_message(f"{DESK}/service/echo", "again")
+
+    run_memnet(scene, tmp_path)
