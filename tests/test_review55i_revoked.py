@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.brokers import hub_bundle
-from tests.support.nodes import MemNet, run_memnet
+from tests.support.nodes import MemNet, globex_over_tcp, run_memnet
 from troth.channel import VerifiedPeer
 from troth.credentials import Attributes
 from troth.errors import CredentialError
@@ -100,6 +100,31 @@ def test_the_local_gates_credential_waits_for_a_due_feed_as_handing_it_out_does(
         node.wallet.store.mark_sync_due(hub.digest, "/tcp/away:4000", now)
         assert node.wallet.presentable("helper", now=now) == []
         with pytest.raises(CredentialError, match="due a sync"):
+            source.current(now=now)
+
+    run_memnet(scene, tmp_path)
+
+
+def test_the_local_gate_refuses_an_identity_a_co_trusted_authority_revoked(
+    tmp_path: Path,
+) -> None:
+    """desk is a member of the hub (whose bundle decides its tools) and of globex; globex
+    revokes desk's identity for good (compromised). Every node that verified desk's globex
+    chain refuses desk whatever chain it shows (docs/formats.md, "Whose word counts on an
+    identity"); desk's own local gate must not go on deciding desk's tool calls with its hub
+    chain."""
+
+    async def scene(net: MemNet) -> None:
+        desk, _ = await _desk_and_agent(net)
+        _globex, authority, ticket = await globex_over_tcp(net)
+        await desk.enroll(ticket, "desk")
+        source = LocalCredential(desk.node, "desk", desk.policies)
+        now = net.clock.now()
+        assert source.current(now=now).authority == net.authority.identifier
+        assert desk.identifier is not None
+        authority.revoke_identity(desk.identifier, now=now, reason="compromised")
+        assert await desk.sync_trusted_feed(authority.identifier) == 1
+        with pytest.raises(CredentialError, match="revoked"):
             source.current(now=now)
 
     run_memnet(scene, tmp_path)
