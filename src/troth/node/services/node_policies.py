@@ -249,7 +249,9 @@ class NodePolicies:
 class LocalCredential:
     """A local identity's current credential (a `CredentialSource`): its held chains re-read
     from the node's store at each decision, the one that expires last from an authority whose
-    bundle the node holds, verified against that authority's current feed. With `anchors`
+    bundle the node holds, verified against that authority's current feed, passing over the
+    chains of an authority whose feed is due a sync (as handing them out does); the identity
+    itself judged by the feeds of all the authorities whose chains it holds. With `anchors`
     (outside a running node), the node's trust and stored bundles are re-read first."""
 
     def __init__(
