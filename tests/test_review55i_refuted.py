@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.nodes import MemNet, run_memnet
+from tests.support.nodes import MemNet, globex_over_tcp, run_memnet
 from tests.test_review55i_revoked import DESK, _desk_and_agent
 from troth.credentials import Attributes
-from troth.errors import Denied
+from troth.errors import ChannelError, Denied
 from troth.node.services import call, service_address
+from troth.node.services.node_policies import unrevoked
 from troth.routing import parse_route
 
 ECHO = service_address("echo")
@@ -71,5 +72,53 @@ def test_a_member_on_a_node_whose_feed_went_stale_is_refused(tmp_path: Path) -> 
         net.clock.advance(301)
         with pytest.raises(Denied, match="stale"):
             await agent.send_message(f"{DESK}/service/echo", "again")
+
+    run_memnet(scene, tmp_path)
+
+
+def test_a_member_cannot_hide_the_chain_of_the_co_trusted_authority_that_revoked_it(
+    tmp_path: Path,
+) -> None:
+    """agent is a member of the hub and of globex, both trusted by desk, and showed desk both
+    chains. globex revokes agent's identity (compromised); agent's node, having synced
+    globex's feed, shows only its hub chain from then on. desk refuses the next request of
+    the open channel, and a new channel, whatever chain agent shows: globex vouched for it."""
+
+    async def scene(net: MemNet) -> None:
+        desk, _ = await _desk_and_agent(net)
+        [agent] = [r for r in net.runtimes if r.name == "agent"]
+        _globex, authority, ticket = await globex_over_tcp(net)
+        await desk.enroll(ticket, "desk")
+        second = authority.create_ticket(
+            creator=authority.identifier,
+            attributes=Attributes({"globex.team": "desk"}),
+            address="/tcp/globex:4000",
+            now=net.clock.now(),
+        )
+        await agent.enroll(str(second), "agent")
+        await (await agent.channel_to(parse_route(DESK))).close()  # opened before: one chain
+        end = await agent.channel_to(parse_route(DESK))
+        assert end.channel.peer is not None
+        [mine] = [
+            e
+            for e in desk.channels.ends.values()
+            if e.peer and e.peer.identifier == agent.identifier
+        ]
+        assert mine.peer is not None
+        assert len(mine.peer.credentials) == 2  # both chains shown
+        assert await call(agent.router, (end.enc, ECHO), "echo", "hi") == "hi"
+        assert agent.identifier is not None
+        authority.revoke_identity(agent.identifier, now=net.clock.now(), reason="compromised")
+        assert await desk.sync_trusted_feed(authority.identifier) == 1
+        assert await agent.sync_trusted_feed(authority.identifier) == 1
+        held = agent.node.wallet.presentable("agent", now=net.clock.now())
+        shown = unrevoked(tuple(h.chain for h in held), agent.trust.feeds)  # what it shows
+        assert len(held) == 2
+        assert len(shown) == 1
+        with pytest.raises(Denied, match="revoked"):
+            await call(agent.router, (end.enc, ECHO), "echo", "again")
+        await end.close()
+        with pytest.raises(ChannelError, match="revoked"):
+            await agent.channel_to(parse_route(DESK))
 
     run_memnet(scene, tmp_path)
