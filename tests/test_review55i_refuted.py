@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.nodes import MemNet, globex_over_tcp, run_memnet
+from tests.support.nodes import HUB, MemNet, globex_over_tcp, run_memnet
 from tests.test_review55i_revoked import DESK, _desk_and_agent
 from troth.credentials import Attributes
-from troth.errors import ChannelError, Denied
+from troth.errors import ChannelError, Denied, RoutingError
 from troth.node.services import call, service_address
 from troth.node.services.node_policies import unrevoked
-from troth.routing import parse_route
+from troth.node.services.relay import RelayService
+from troth.routing import Address, RoutedMessage, parse_route
 
 ECHO = service_address("echo")
 
@@ -120,5 +121,34 @@ def test_a_member_cannot_hide_the_chain_of_the_co_trusted_authority_that_revoked
         await end.close()
         with pytest.raises(ChannelError, match="revoked"):
             await agent.channel_to(parse_route(DESK))
+
+    run_memnet(scene, tmp_path)
+
+
+def test_a_relay_stops_forwarding_for_a_member_revoked_at_the_next_round(tmp_path: Path) -> None:
+    """A member holding a relay name on the hub (its troth.relay attribute) is revoked for
+    good: at the hub's next maintenance round its relay forwards nothing (docs/protocols.md,
+    "Relays": decided again each round), though its channel to the hub, through which the
+    hub's relay forwards, may live on; a message to the name is answered not found."""
+
+    async def scene(net: MemNet) -> None:
+        hub = net.hub
+        assert hub is not None
+        owner = await net.member("owner", **{"troth.relay": "owner"})
+        await owner.create_relay("owner", HUB)
+        service = hub.host.services["relay"]
+        assert isinstance(service, RelayService)
+        relay = service.relays["owner"]
+        assert relay.lost_at is None
+        assert owner.identifier is not None
+        now = net.clock.now()
+        await service.maintain(now)
+        assert not relay.refused  # decided again, and allowed, before the revocation
+        net.authority.revoke_identity(owner.identifier, now=now, reason="compromised")
+        hub.trust.refresh_hosted(now)
+        await service.maintain(now)
+        assert relay.refused
+        with pytest.raises(RoutingError, match="not found"):
+            await service.send(Address("relay", "owner"), RoutedMessage((), (), b"x" * 64))
 
     run_memnet(scene, tmp_path)
