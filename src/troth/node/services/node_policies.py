@@ -340,7 +340,8 @@ def _first_current(
 
 class PeerCredential:
     """A channel peer's current credential (a `CredentialSource`): at each decision, the
-    peer's standing against the feeds held now (its identity neither revoked nor superseded),
+    peer's standing against the feeds held now (its identity neither revoked nor superseded;
+    the chains of an authority whose feed is due a sync left out, `Standing.waiting`),
     then the first chain it presented from an authority whose bundle the node holds, verified
     again against that authority's current feed (so a denial says why: revoked, expired). With
     `admits`, among the chains it says the service admits now only (the MCP service: the
