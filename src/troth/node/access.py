@@ -191,12 +191,17 @@ class Standing:
     by an authority with standing over it (then nothing is allowed; docs/formats.md, "Whose
     word counts on an identity"), its credentials that verify against the feeds held now, and
     why each other presented credential does not (no longer verifies, or was dropped at the
-    handshake: its root is not one of this node's trust anchors)."""
+    handshake: its root is not one of this node's trust anchors). `waiting`: the authorities
+    whose chains it dropped because the node's copy of their feed is due a sync (a revocation
+    made on this machine may be missing from it: docs/credentials.md, "Revocation is real"),
+    which a credential source re-verifying the presented chains must drop too (review 55i,
+    mcp 1)."""
 
     credentials: tuple[VerifiedCredential, ...]
     is_anchor: bool = False
     problem: str | None = None
     dropped: tuple[str, ...] = ()
+    waiting: frozenset[Identifier] = frozenset()
 
 
 # -- rules (data) ----------------------------------------------------------------------------
@@ -539,7 +544,7 @@ class GatedPolicy:
             return None, governed
         free = tuple(c for c in standing.credentials if not governs(service, c.authority))
         anchor = standing.is_anchor and not governs(service, caller.identifier)
-        return Standing(free, anchor, None, standing.dropped), governed
+        return Standing(free, anchor, None, standing.dropped, standing.waiting), governed
 
 
 def _satisfies_gated(rule: Rule, credential: VerifiedCredential, arguments: Any) -> bool:

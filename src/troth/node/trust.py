@@ -416,8 +416,10 @@ class NodeTrust:
         current: list[VerifiedCredential] = []
         dropped_reasons = list(peer.dropped)  # chains of roots this node does not trust
         due = self.due
+        waiting: set[Identifier] = set()
         for credential in peer.credentials:
             if credential.authority in due:  # the held feed may predate a revocation made here
+                waiting.add(credential.authority)
                 dropped_reasons.append(  # (review 48w, duepeer 1)
                     f"a credential from {credential.authority}: its feed is due a sync after a "
                     f"revocation made on this machine; wait for {self.node.name}'s copy of "
@@ -430,7 +432,7 @@ class NodeTrust:
                 )
             except CredentialError as exc:
                 dropped_reasons.append(f"a credential from {credential.authority}: {exc}")
-        return Standing(tuple(current), is_anchor, None, tuple(dropped_reasons))
+        return Standing(tuple(current), is_anchor, None, tuple(dropped_reasons), frozenset(waiting))
 
 
 def own_authorities(
