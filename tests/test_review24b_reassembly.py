@@ -57,7 +57,7 @@ def test_fragments_held_across_a_change_of_authorities_leave_no_count_behind(
         credentials = (await member._renew_identity()).credentials
         theirs = [e for e in hub.channels.ends.values() if e.peer_route and e.direct]
         await first.present(())  # a stranger now: what it holds moves to the strangers
-        await until(lambda: pool._held[STRANGERS] == held)
+        await until(lambda: pool.held(STRANGERS) == held)
         assert (pool.places, pool.holders()) == (held, 1)
         await _fragments(member, second, 1)  # the second channel's too, then its chain again
         await until(lambda: pool.places > held)

@@ -69,6 +69,9 @@ class ChannelOpening(ShownIdentity):
         if identity is not None and identity != self.name:
             return await self._channel_as(identity, route, expect)
         key = format_route(route)
+        end = self._open.get(key)  # a channel there still open, its peer alive and the one
+        if end is not None and self._reusable(end, expect):  # expected: reused without making,
+            return end  # taking and releasing the route's lock (a message sent, each time)
         if len(self._opening) > 1024:  # routes no one is opening a channel to now
             self._opening = {k: v for k, v in self._opening.items() if v.locked()}
         async with self._opening.setdefault(key, asyncio.Lock()):
@@ -121,6 +124,8 @@ class ChannelOpening(ShownIdentity):
         end = self._open.get(key)
         if end is None or end.enc not in self.channels.ends:
             return None
+        if self._reusable(end, expect):
+            return end
         if end.suspect(asyncio.get_running_loop().time()):
             # a request and a probe PING went unanswered (nothing authenticated since): the
             # peer is gone, e.g. restarted behind a relay, whose connection never closed.
@@ -128,11 +133,15 @@ class ChannelOpening(ShownIdentity):
             # than calls sent into it until its keepalive timeout (45 s)
             log.warning("%s to %s: closed, no answer to a request nor a PING", end.name, key)
             self._spawn(end.close(ChannelFailure.TIMEOUT))
-            return None
-        peer = end.peer
-        if expect is None or (peer is not None and peer.identifier == expect):
-            return end
         return None
+
+    def _reusable(self, end: ChannelEnd, expect: Identifier | None) -> bool:
+        """Whether `end` (open) is reused as it is: its peer looks alive (not `suspect`) and is
+        `expect` (when given). Nothing is changed: `_still_open` closes a suspect one."""
+        if end.enc not in self.channels.ends or end.suspect(asyncio.get_running_loop().time()):
+            return False
+        peer = end.peer
+        return expect is None or (peer is not None and peer.identifier == expect)
 
     def _drop_connection(
         self, address: Address, why: str = "its peer went silent", unless: Identifier | None = None

@@ -24,7 +24,6 @@ places kept in a table of its own).
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Callable, Hashable, Iterable
 from typing import Final
 
@@ -60,7 +59,8 @@ class Shares:
         self.trusted = trusted
         self.places = 0
         """Places held now, in all."""
-        self._held: collections.Counter[Hashable] = collections.Counter()
+        self._held: dict[Hashable, int] = {}  # (a dict: Counter's missing key and delete are
+        # Python calls, made for each fragment a node reassembles: review 55h, bulk)
 
     @classmethod
     def counted(cls, trusted: Callable[[], int], held: Iterable[frozenset[bytes]]) -> Shares:
@@ -82,7 +82,8 @@ class Shares:
         if after > 2 * bound:  # the most any pool holds (when the authorities trusted
             return False  # change, or places are held by none: names kept across a restart)
         share = self.share(bound)
-        return any(self._held[authority] + size <= share for authority in authorities)
+        held = self._held
+        return any(held.get(authority, 0) + size <= share for authority in authorities)
 
     def share(self, bound: int) -> int:
         """Each authority's share of a pool bounded by `bound`: the bound split evenly between
@@ -91,24 +92,26 @@ class Shares:
 
     def held(self, authority: Hashable) -> int:
         """The places `authority` holds now."""
-        return self._held[authority]
+        return self._held.get(authority, 0)
 
     def take(self, authorities: Iterable[Hashable], size: int = 1) -> None:
         """`size` places are taken, counting against `authorities`."""
         self.places += size
+        held = self._held
         for authority in authorities:
-            self._held[authority] += size
+            held[authority] = held.get(authority, 0) + size
 
     def release(self, authorities: Iterable[Hashable], size: int = 1) -> None:
         """`size` places taken with `authorities` are given back (counts at zero are
         forgotten)."""
         self.places -= size
+        held = self._held
         for authority in authorities:
-            left = self._held[authority] - size
+            left = held.get(authority, 0) - size
             if left > 0:
-                self._held[authority] = left
+                held[authority] = left
             else:
-                del self._held[authority]
+                held.pop(authority, None)
 
     def holders(self) -> int:
         """How many authorities hold places now (what the counts keep)."""

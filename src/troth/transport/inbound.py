@@ -77,4 +77,4 @@ class RoutingBudget:
         own are routed."""
         if outgoing:
             return self.held_own > self.own
-        return self.held > self.total or self.held_by(host) > self.per_source
+        return self.held > self.total or self._by_source.get(host, 0) > self.per_source
