@@ -20,13 +20,8 @@ from __future__ import annotations
 
 import asyncio
 
+from tests.support.held_source import HeldSources
 from tests.test_reconnect import until
-from tests.test_review53n_queues import SLOW, FakeSocket, feed
-from troth.routing import RoutedMessage, Router, Source
-from troth.transport import Listener, TcpSettings, TcpTransport
-from troth.transport.tcp import TcpConnection
-
-TOTAL = 4 << 20  # 1 MiB a source
 
 
 def test_a_connection_held_with_its_source_is_not_closed_for_sending_no_frame() -> None:
@@ -35,32 +30,14 @@ def test_a_connection_held_with_its_source_is_not_closed_for_sending_no_frame() 
     keeps it (before: closed, `closed_first_frame`); once the frames are routed it reads."""
 
     async def main() -> None:
-        router = Router()
-        release = asyncio.Event()
-
-        async def slow(message: RoutedMessage, source: Source | None) -> None:
-            await release.wait()
-
-        router.register(SLOW, slow)
-        settings = TcpSettings(max_routing_total=TOTAL)
-        transport = TcpTransport(router, settings)
-        listener = Listener(frozenset({SLOW}))
-
-        def accept(host: str, port: int) -> tuple[TcpConnection, FakeSocket]:
-            connection = TcpConnection(transport, outgoing=False, listener=listener, peer="?")
-            socket = FakeSocket(host, port)
-            connection.connection_made(socket)
-            return connection, socket
-
-        stranger, stranger_socket = accept("10.0.0.1", 1000)
-        for _ in range(16):
-            feed([(stranger, stranger_socket, [1])])
-        assert transport.inbound.source_over("10.0.0.1")
-        peer, peer_socket = accept("10.0.0.1", 1001)
+        net = HeldSources()
+        transport, settings = net.transport, net.settings
+        net.over_share("10.0.0.1")
+        peer, peer_socket = net.accept("10.0.0.1", 1001)
         assert peer_socket.paused  # held: the node reads nothing of it
         peer._check(peer.liveness.opened_at + settings.first_frame_timeout + 1)
         assert transport.counters.closed_first_frame == 0
-        release.set()
+        net.release.set()
         await until(lambda: transport.inbound.held == 0, 10)
         assert not peer_socket.paused
         await transport.close()
