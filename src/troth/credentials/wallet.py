@@ -52,6 +52,9 @@ __all__ = [
     "supersedes_an_issuer",
 ]
 
+_LinkCaveats = tuple[int, tuple[str, ...]]
+"""A link's index in a chain and its caveats."""
+
 _F = CredentialFailure
 FEED_RACE_RETRIES: Final = 5
 """How often a sync fetches a page again because another process extended the held feed while
@@ -161,6 +164,10 @@ class CredentialWallet:
         self.identities = identities
         self.store = store
         self.check_caveat = check_caveat
+        self.check_chain_caveats: Callable[[list[_LinkCaveats]], object] | None = None
+        """Refuses the caveats of the chain `delegate` would make, (link index, caveats) each,
+        together (at a node troth.gates.caveats.caveat_fragment: past the chain's bounds every
+        gate denies it; review 55k, caveats 1, where such a chain was signed and handed out)."""
         self._feeds: dict[Identifier, VerifiedFeed] = {}
         self.feed_binds: Callable[[VerifiedIdentity], Binds] | None = None
         """Given a feed page's authority history (a full one), which stored copies from a
@@ -362,11 +369,15 @@ class CredentialWallet:
         if self.check_caveat is not None:
             for caveat in caveats:
                 self.check_caveat(caveat)
-        parent = self.parent_for(ref, attributes, now=now, credential_hash=credential_hash)
+        parent = CredentialChain.decode(
+            self.parent_for(ref, attributes, now=now, credential_hash=credential_hash)
+        )
+        if self.check_chain_caveats is not None and caveats:
+            self.check_chain_caveats([*_caveats(parent), (len(parent.credentials), tuple(caveats))])
         signer = self.identities.signer(ref, now=now)
         chain = delegate(
             signer,
-            CredentialChain.decode(parent),
+            parent,
             subject=to,
             attributes=attributes,
             now=now,
@@ -721,3 +732,13 @@ def next_page(feed: VerifiedFeed, since: int) -> int | None:
             _F.FEED_INVALID, f"a page with no entries at {since} of {feed.latest}"
         )
     return feed.count
+
+
+def _caveats(chain: CredentialChain) -> list[_LinkCaveats]:
+    """The (link index, caveats) of `chain`'s links that carry caveats."""
+    links = []
+    for index, credential in enumerate(chain.credentials):
+        delegation = CredentialBody.decode(credential.body).delegation
+        if delegation is not None and delegation.caveats:
+            links.append((index, delegation.caveats))
+    return links

@@ -302,6 +302,7 @@ def open_node(name: str, *, home: Path | None = None, create_default: bool = Fal
         vault, SqliteIdentityStore(db), keys_in_store=frozenset({software.name})
     )
     wallet = CredentialWallet(identities, SqliteCredentialStore(db), check_caveat=_check_caveat)
+    wallet.check_chain_caveats = _check_chain_caveats  # together (review 55k, caveats 1)
     node = Node(config, path, db, vault, identities, wallet)
     node._vault_peers = peers
     wallet.binds_over = node.binds_over  # a ticket's authority history (review 30a)
@@ -336,6 +337,15 @@ def _check_caveat(condition: str) -> str:
     from troth.gates import check_caveat
 
     return check_caveat(condition)
+
+
+def _check_chain_caveats(links: list[tuple[int, tuple[str, ...]]]) -> None:
+    """PolicyError(CAVEAT_INVALID) unless a chain with these (link index, caveats) is within
+    what the gates evaluate (troth.gates.caveats.caveat_fragment: MAX_CAVEAT_LIKE_WEIGHT and
+    MAX_CHAIN_CAVEAT_TEXT together; review 55k, caveats 1)."""
+    from troth.gates.caveats import caveat_fragment
+
+    caveat_fragment(links)
 
 
 def _check_database_kept(config: NodeConfig, path: Path) -> None:

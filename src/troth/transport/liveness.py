@@ -62,7 +62,9 @@ class Liveness:
         owner: _Owner,
     ) -> str | None:
         """The sweep at `now`, `progress` the connection's count of progress so far, `reader`
-        its deframer: why to close it (counted in `owner.counters`), or None to keep it."""
+        its deframer: why to close it (counted in `owner.counters`), or None to keep it. The
+        stalled-frame and first-frame clocks do not count while the node holds its reading
+        (`reading_paused`: its own frames wait, or its source's, troth.transport.holds)."""
         settings, counters = owner.settings, owner.counters
         partial_since, frames_read = reader.partial_since, reader.frames_read
         if progress != self.seen:
@@ -75,7 +77,11 @@ class Liveness:
         ):
             counters.closed_stalled += 1
             return f"a frame stalled for {settings.frame_timeout} s"
-        if not frames_read and now - self.opened_at > settings.first_frame_timeout:
+        if (  # not while the node holds its reading (its source's hold: review 55k, transport 1)
+            not frames_read
+            and not reading_paused
+            and now - self.opened_at > settings.first_frame_timeout
+        ):
             counters.closed_first_frame += 1
             return f"no frame within {settings.first_frame_timeout} s"
         if now - self.last_active > settings.idle_timeout:

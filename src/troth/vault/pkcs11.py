@@ -157,6 +157,8 @@ class Pkcs11Vault:
         self._errors = p11_errors
         self._objects: dict[str, Any] = {}
         self._made: set[str] = set()  # the keys made here and not deleted (`delete`)
+        self._probed: dict[str, bytes] = {}  # key id: the point a signature chose of several
+        # public key objects (`public_key`; review 55k, pkcs11 1)
         self._key = (module_path, token_label)
         pin_digest = hashlib.sha256(pin.encode()).digest()
         with _SESSIONS_LOCK:
@@ -280,7 +282,8 @@ class Pkcs11Vault:
         """The key's public key object's point. Several objects (a pair made before review 34a,
         its public object public, and one a session without the PIN planted beside it with
         its CKA_ID): the one a signature of the key verifies under; before review 55d
-        (pkcs11 2) none, and the identity never rotated again."""
+        (pkcs11 2) none, and the identity never rotated again. That choice is kept while the
+        token still holds the point (review 55k, pkcs11 1: a probe signed at every call)."""
         from asn1crypto.core import OctetString
 
         found = self._public_objects(handle)
@@ -291,6 +294,9 @@ class Pkcs11Vault:
                     points.append(OctetString.load(obj[self._p11.Attribute.EC_POINT]).native)
         if len(points) == 1:
             return PublicKey(handle.key_type, bytes(points[0]))
+        chosen = self._probed.get(handle.key_id)
+        if chosen is not None and chosen in points:  # told apart once: a token signature
+            return PublicKey(handle.key_type, chosen)  # each call, before (review 55k)
         if points:
             probe = os.urandom(32)
             signature = self.sign(handle, probe)
@@ -298,6 +304,7 @@ class Pkcs11Vault:
                 with contextlib.suppress(TrothError, TypeError, ValueError):
                     key = PublicKey(handle.key_type, bytes(point))
                     verify_signature(key, signature, probe)
+                    self._probed[handle.key_id] = bytes(point)
                     return key
         raise KeyNotFound(f"no key {handle} in the token")
 
@@ -346,6 +353,7 @@ class Pkcs11Vault:
             private.destroy()
             self._objects.pop(f"{handle.key_type.label}:{handle.key_id}", None)
             self._made.discard(handle.key_id)
+            self._probed.pop(handle.key_id, None)
             for obj in rest:
                 obj.destroy()
 
