@@ -309,6 +309,20 @@ class KnownHistories:
         if seen not in _UNCHANGED:
             raise IdentityError(IdentityFailure.FORK, _LOCAL_ONLY)
 
+    def outgrown(self, identity: VerifiedIdentity) -> bool:
+        """Whether a copy of `identity`'s history that this process stored or read holds its
+        current change and a later one: it is an older prefix of that copy (a stale backup's,
+        after the owner's rotation was stored here). From memory only, whatever the entry's
+        age (a stored history only grows, and the changes after one it holds are signed
+        rotations), for decisions made on the event loop (review 55j, rotation 1); False when
+        nothing is cached."""
+        with self._lock:
+            entry = self._cache.get(identity.identifier.digest)
+        if entry is None:
+            return False
+        span, current = entry[1], identity.current
+        return span.last > current.index and span.hash_at(current.index) == current.change_hash
+
     def stored(self, digest: bytes) -> StoredSpan | None:
         """The changes of the stored copy of `digest` (cached for `cache_seconds`)."""
         known = self._cached(digest)

@@ -534,6 +534,12 @@ class IdentityService(RetiredKeys):
         span = self._known.stored(identifier.digest)
         return None if span is None else span.last + 1
 
+    def outgrown(self, identity: VerifiedIdentity) -> bool:
+        """Whether a copy of `identity`'s history this process stored or read ends after it
+        and holds its current change (an older prefix: a rotation since). Memory only, no
+        database (troth.identity.known)."""
+        return self._known.outgrown(identity)
+
     def linked(self, identifier: Identifier) -> bool:
         """Whether this node stores a copy of `identifier`'s history whose link to it was
         checked here (a full history, or one extending such a copy; a local identity's):

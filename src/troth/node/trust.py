@@ -49,6 +49,7 @@ CREDENTIAL_SKEW: Final = limits.DEFAULT_CREDENTIAL_SKEW_SECONDS
 STANDING_CACHE: Final = 4096
 """Standings remembered (a standing depends only on the peer, the feeds and the second); a
 peer's are forgotten when its last channel to the node closes (`NodeTrust.forget_peer`)."""
+_OLDER: Final = "older than the copy this node stored since the handshake (it rotated)"
 
 
 Known = Callable[[VerifiedIdentity], None]
@@ -409,6 +410,9 @@ class NodeTrust:
         if refusal is not None:
             problem = f"it is {refusal.detail}" if refusal.revoked else refusal.detail
             return Standing((), is_anchor, problem)
+        outgrown = self.node.identities.outgrown
+        if outgrown(identity):  # a rotation stored since the handshake (review 55j, rotation 1)
+            return Standing((), is_anchor, f"its history is {_OLDER}")
         verifier = self._recheck
         if verifier is None:
             dropped = (f"{self.node.name} trusts no authority yet: enroll it with one first",)
@@ -424,6 +428,11 @@ class NodeTrust:
                     f"a credential from {credential.authority}: its feed is due a sync after a "
                     f"revocation made on this machine; wait for {self.node.name}'s copy of "
                     "its feed to be synced"
+                )
+                continue
+            if any(outgrown(issuer) for issuer in credential.issuers):
+                dropped_reasons.append(
+                    f"a credential from {credential.authority}: an issuer history is {_OLDER}"
                 )
                 continue
             try:
