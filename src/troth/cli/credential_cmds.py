@@ -122,8 +122,18 @@ def _exposed_ticket(argument: str) -> str | None:
     """A warning when TICKET names a regular file that group or others can read (review 53k,
     cli 1). A ticket is a one-time secret: redeeming it at once is what makes a copy worthless
     (an authority redeems a ticket once), so the enrollment goes on (a refusal would leave the
-    copy redeemable), and the warning says how to tell whether a copy was used first."""
-    if argument.startswith(TICKET_PREFIX) or argument == "-":
+    copy redeemable), and the warning says how to tell whether a copy was used first. A
+    ticket given on the command line is warned of too (review 55c, cli 1): it stays in the
+    shell's history, redeemable by whoever reads it while it has uses left (a ticket of several
+    uses, or an enrollment that failed)."""
+    if argument.startswith(TICKET_PREFIX):
+        return (
+            "the ticket was given on the command line, so it is in the shell's history: while "
+            "it has uses left (several, or an enrollment that failed) whoever reads that "
+            "history may redeem it (troth authority ticket void on the authority's machine "
+            "ends it); pass tickets with - or in a file only you can read"
+        )
+    if argument == "-":
         return None
     try:
         info = os.stat(argument)
@@ -191,8 +201,9 @@ def enroll(
     authority from then on.
 
     Safe to run again with the same ticket: an enrollment interrupted by a crash is resumed,
-    and a completed one is answered with the credential already issued. A ticket file that
-    group or others can read is warned of on stderr (a copy may be redeemed first)."""
+    and a completed one is answered with the credential already issued. A ticket given on the
+    command line, or in a file that group or others can read, is warned of (a copy may be
+    redeemed first)."""
     exposed = _exposed_ticket(ticket)
     ticket = _ticket_text(ticket)
     try:
@@ -201,10 +212,10 @@ def enroll(
         raise Explained(
             exc, f"not a troth ticket (it is cut short or altered): {TICKET_AGAIN}"
         ) from None
-    if exposed is not None:  # a ticket it holds (review 53k, cli 1)
-        reporter.warn(exposed)
     with open_cli_node(node_name) as node:
         as_name = reporter.names.local(as_name, node)
+    if exposed is not None:  # a ticket it holds (review 53k, cli 1), or the command line's
+        reporter.warn(exposed)  # (review 55c, cli 1)
     try:
         if not is_local(parsed.address) or node_running(node_name):
             # over the network (a secure channel to the authority), or through the running node
