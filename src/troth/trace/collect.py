@@ -35,8 +35,10 @@ Then for each record, in order: its envelope decodes, names the signer and one o
 attestations sent, its key could sign at the record's time, the signature verifies and every
 disclosure opens its commitment (`verify_envelope`); when it names a delegation chain, that
 chain (sent in the batch, or kept by the log) is the one named, ends at the signer, and
-verifies now against the node's trust anchors and feeds (`ChainVerifier`). The log then adds
-its own append-time checks (replay, per-agent chain, time window, stale keys).
+verifies now against the node's trust anchors and feeds (`ChainVerifier`), its authority's
+feed not due a sync after a revocation made on this machine (`due`: the node's standing drops
+such chains; review 55p, trace 1). The log then adds its own append-time checks (replay,
+per-agent chain, time window, stale keys).
 
 A record already in the log byte for byte is answered with its index (`Status.ALREADY`): a
 client that resends a batch whose answer it lost gets the same indices, and nothing is
@@ -57,8 +59,8 @@ A refusal for a passing condition is NOT_YET, not a refusal for good (review 48n
 keeps the record and sends it again after a backoff, troth.trace.submit "TRANSIENT"): the
 whole batch for a checkpointed signer history the node cannot attest yet (its feed copy not
 fresh, its stored copy behind) or a change dated ahead of its clock; a record for a chain
-whose authority's feed the node holds stale or not at all, or a node that trusts no
-authority yet. A storage failure on the node fails the request (the client sends it again).
+whose authority's feed the node holds stale, not at all or due a sync, or a node that trusts
+no authority yet. A storage failure on the node fails the request (the client sends it again).
 """
 
 from __future__ import annotations
@@ -122,11 +124,15 @@ class TraceCollector:
         observe: Known,
         vouched: Vouched,
         checkpoints: Callable[[int], Checkpoints] | None = None,
+        due: Callable[[], frozenset[Identifier]] = frozenset,
     ) -> None:
         """`checkpoints(now)`: the node's word on a checkpointed signer history (its stored
-        copies and held feeds: `NodeTrust.checkpoints`); None takes full histories only."""
+        copies and held feeds: `NodeTrust.checkpoints`); None takes full histories only.
+        `due()`: the authorities whose held feed a revocation made on this machine left due a
+        sync (`NodeTrust.due`): their chains are refused for now (review 55p, trace 1)."""
         self.log = log
         self._verifier = verifier
+        self._due = due
         self._feeds = feeds
         self._observe = observe
         self._vouched = vouched
@@ -408,12 +414,21 @@ class TraceCollector:
         if verifier is None:  # (trust is being set up: refused for now; review 48n)
             return TraceError(_F.NOT_YET, "this node trusts no authority yet")
         try:
-            return verifier.verify(chain, presenter=identity, feeds=self._feeds(), now=now)
+            credential = verifier.verify(chain, presenter=identity, feeds=self._feeds(), now=now)
         except CredentialError as exc:
             # the node's copy of a feed stale or not fetched yet: refused for now, sent again
             # once it is fresh (review 48n, classes 1: refused for good, set aside)
             passing = exc.reason in _FEED_NOT_YET
             return TraceError(_F.NOT_YET if passing else _F.CREDENTIAL_INVALID, str(exc))
+        if credential.authority in self._due():  # the held feed may predate a revocation made
+            # here: the node's standing drops the chain, and so does its log (review 55p,
+            # trace 1: verified by that feed, a revoked link's records were appended)
+            return TraceError(
+                _F.NOT_YET,
+                f"a chain from {credential.authority}: its feed is due a sync after a "
+                "revocation made on this machine; sent again once the node's copy is synced",
+            )
+        return credential
 
     def _already_under(
         self,

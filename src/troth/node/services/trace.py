@@ -172,6 +172,7 @@ class TraceService:
                 observe=self.traces.node.identities.observe,
                 vouched=self.trust.vouchers.of,
                 checkpoints=self.trust.checkpoints,
+                due=lambda: self.trust.due,
             )
         return self._collector
 
