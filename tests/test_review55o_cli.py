@@ -20,8 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from troth.cli.output import EXIT_CONFIG, EXIT_INTERRUPTED
 from troth.node import init_node
 from troth.node.daemon import node_status, stop_daemon
@@ -73,9 +71,6 @@ def _troth_failing(
     )
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review55o cli 1: an unexpected exception exits 1 with a traceback"
-)
 def test_an_unexpected_exception_exits_70_in_one_line() -> None:
     result = _troth_failing("command", "runtime", "identity", "list")
     assert result.returncode == 70, result
@@ -83,9 +78,6 @@ def test_an_unexpected_exception_exits_70_in_one_line() -> None:
     assert result.stdout == ""
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review55o cli 1: an unexpected exception exits 1 with a traceback"
-)
 def test_an_unexpected_exception_with_json_is_one_error_object() -> None:
     result = _troth_failing("command", "runtime", "identity", "list", "--json")
     assert result.returncode == 70, result
@@ -98,18 +90,12 @@ def test_an_unexpected_exception_with_json_is_one_error_object() -> None:
     assert result.stderr == ""
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review55o cli 1: an unexpected exception exits 1 with a traceback"
-)
 def test_an_unexpected_exception_outside_a_command_exits_70() -> None:
     """Not only inside a command: resolving one (importing its module) too."""
     result = _troth_failing("group", "runtime", "identity", "list")
     assert (result.returncode, result.stderr) == (70, LINE)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review55o cli 1: an unexpected exception exits 1 with a traceback"
-)
 def test_the_traceback_only_with_troth_debug() -> None:
     result = _troth_failing("command", "runtime", "identity", "list", debug=True)
     assert result.returncode == 70, result
@@ -118,9 +104,6 @@ def test_the_traceback_only_with_troth_debug() -> None:
     assert result.stderr.endswith(LINE)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review55o cli 1: an unexpected exception exits 1 with a traceback"
-)
 def test_an_exception_type_name_cannot_forge_a_line() -> None:
     result = _troth_failing("command", "odd", "identity", "list")
     assert result.returncode == 70, result
@@ -135,9 +118,6 @@ def test_ctrl_c_still_exits_130() -> None:
     assert json.loads(result.stdout)["exit_code"] == EXIT_INTERRUPTED
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review55o cli 1: an unexpected exception exits 1 with a traceback"
-)
 def test_an_error_of_troths_outside_a_command_keeps_its_code() -> None:
     """Not an internal error: a ConfigError raised outside any command exits 3, as inside one."""
     result = _troth_failing("group", "config", "identity", "list", "--json")
@@ -145,9 +125,6 @@ def test_an_error_of_troths_outside_a_command_keeps_its_code() -> None:
     assert json.loads(result.stdout)["error"] == "ConfigError"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review55o cli 2: node start --foreground --json prints nothing"
-)
 def test_a_foreground_node_says_it_stopped_with_json(troth_home: Path) -> None:
     init_node("n", home=troth_home)
     process = subprocess.Popen(
