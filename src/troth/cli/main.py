@@ -13,7 +13,10 @@ from troth import __version__
 from troth.cli.output import (
     EXIT_CODES_HELP,
     EXIT_INTERRUPTED,
+    REPORTED_ERRORS,
+    Reporter,
     error_object,
+    internal_error,
     json_text,
     write_stdout,
 )
@@ -188,8 +191,16 @@ def cli() -> None:
 
 
 def main() -> None:
-    """The console script: `troth ...`."""
-    cli(prog_name="troth")
+    """The console script: `troth ...`. An error of troth's that no command reported (one
+    raised outside any) exits with its code, as inside one; any other exception, a bug, exits
+    70 without its traceback (`internal_error`). Calling `cli` itself (tests, in-process) lets
+    such an exception through (review 55o, cli 1)."""
+    try:
+        cli(prog_name="troth")
+    except REPORTED_ERRORS as exc:
+        Reporter("--json" in sys.argv[1:]).fail(exc)
+    except Exception as exc:  # a bug: not exit 1, a verdict's code
+        internal_error(exc, "--json" in sys.argv[1:])
 
 
 if __name__ == "__main__":  # `python -m troth.cli.main` (how tests run the CLI in a process)

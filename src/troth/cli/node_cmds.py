@@ -181,6 +181,7 @@ def start(name: str, tcp_listen: str | None, foreground: bool, reporter: Reporte
     if foreground:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
         asyncio.run(serve(home(), name, listen, record=tcp_listen))
+        reporter.result({"name": name, "stopped": True})  # --json: an object (review 55o, cli 2)
         return
     status = start_daemon(home(), name, tcp_listen)
     text = kv(

@@ -1,11 +1,13 @@
 """How commands report: `--json` to stdout, human text to stdout, diagnostics to stderr, and
-one exit code per error class (0 ok, 1 invalid/denied, 2 usage, 3 config, 4 I/O)."""
+one exit code per error class (0 ok, 1 invalid/denied, 2 usage, 3 config, 4 I/O, 70 internal)."""
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
@@ -27,21 +29,25 @@ from troth.errors import (
     Unreachable,
     VaultError,
     encodable_text,
+    one_line_text,
 )
 from troth.node import troth_home
 
 __all__ = [
     "EXIT_CONFIG",
+    "EXIT_INTERNAL",
     "EXIT_INTERRUPTED",
     "EXIT_INVALID",
     "EXIT_IO",
     "EXIT_USAGE",
+    "REPORTED_ERRORS",
     "Explained",
     "Progress",
     "Reporter",
     "error_object",
     "escape_text",
     "exit_code",
+    "internal_error",
     "invalid_object",
     "json_command",
     "json_text",
@@ -54,6 +60,9 @@ EXIT_INVALID = 1
 EXIT_USAGE = 2
 EXIT_CONFIG = 3
 EXIT_IO = 4
+EXIT_INTERNAL = 70
+"""An unexpected exception, a bug in troth: EX_SOFTWARE (sysexits.h); never 1, which a script
+reads as a verdict (review 55o, cli 1)."""
 EXIT_INTERRUPTED = 130
 """Ctrl-C: 128 + SIGINT, the shell's code for it; never 1, which a script reads as a verdict
 (review 44c, interrupt 1)."""
@@ -128,6 +137,7 @@ Exit codes:
      or already running, a missing environment variable)
   4  I/O: a file could not be read or written, the network did not answer (connection
      refused or closed, unreachable, timed out), the database or vault failed
+  70  internal error: a bug in troth (TROTH_DEBUG=1 prints its traceback)
   130  interrupted (Ctrl-C)"""
 """The exit code table, as `troth --help` prints it (and docs/cli.md, and the README)."""
 
@@ -336,6 +346,37 @@ class Reporter:
         sys.exit(code)
 
 
+def internal_error(exc: BaseException, as_json: bool) -> NoReturn:
+    """Report an exception that is none of troth's errors (a bug) and exit 70: one line on
+    stderr naming its type, or with --json an error object (`InternalError`), never its
+    message, which may hold paths and values; its traceback on stderr only with TROTH_DEBUG=1
+    (review 55o, cli 1: a traceback, exit 1, as if something had been denied)."""
+    message = f"internal error: {one_line_text(type(exc).__name__)}"
+    message += " (set TROTH_DEBUG=1 for the traceback)"
+    if os.environ.get("TROTH_DEBUG", "") not in ("", "0"):
+        traceback.print_exception(exc)
+    if as_json:
+        data = {
+            "ok": False,
+            "error": "InternalError",
+            "message": message,
+            "exit_code": EXIT_INTERNAL,
+        }
+        try:
+            write_stdout(json_text(data))
+        except OSError:
+            pass
+        else:
+            sys.exit(EXIT_INTERNAL)
+    click.echo(f"troth: {message}", err=True)
+    sys.exit(EXIT_INTERNAL)
+
+
+REPORTED_ERRORS = (TrothError, ValueError, OSError, Explained)
+"""The exceptions a command reports with their exit codes (`exit_code`); any other is a bug
+(`internal_error`)."""
+
+
 def json_command(func: Callable[..., R]) -> Callable[..., R]:
     """Add `--json` and map troth's errors to exit codes; the command gets a `reporter`."""
 
@@ -349,7 +390,7 @@ def json_command(func: Callable[..., R]) -> Callable[..., R]:
             if sys.stdout is None:  # before the command does anything it could not report
                 raise OSError(STDOUT_CLOSED)
             return func(*args, reporter=reporter, **kwargs)
-        except (TrothError, ValueError, OSError, Explained) as exc:
+        except REPORTED_ERRORS as exc:
             reporter.fail(exc)
         except KeyboardInterrupt:  # Ctrl-C: exit 130, with --json one error object
             reporter.fail(KeyboardInterrupt("interrupted"))
