@@ -18,7 +18,7 @@ import pytest
 from tests.support.cli import run
 from tests.support.traces import record_on_node
 from troth.errors import StorageError
-from troth.trace import export_tree, otel_ids
+from troth.trace import scratch
 from troth.trace.export_tree import DiskTree
 from troth.trace.merkle import leaf_hash
 from troth.trace.otel_ids import SpanIds
@@ -29,7 +29,7 @@ class _Full:
 
     def __init__(self, pages: int) -> None:
         self.pages = pages
-        self.Error = sqlite3.Error  # noqa: N815 - the module's name
+        self.Error = sqlite3.Error
 
     def connect(self, *args: Any, **kwargs: Any) -> sqlite3.Connection:
         connection = sqlite3.connect(*args, **kwargs)
@@ -39,13 +39,9 @@ class _Full:
 
 @pytest.fixture
 def full_disk(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(export_tree, "sqlite3", _Full(4))
-    monkeypatch.setattr(otel_ids, "sqlite3", _Full(4))
+    monkeypatch.setattr(scratch, "sqlite3", _Full(4))
 
 
-@pytest.mark.xfail(
-    strict=True, raises=sqlite3.OperationalError, reason="exports 1: SQLITE_FULL untyped"
-)
 @pytest.mark.usefixtures("full_disk")
 def test_exports1_a_full_disk_under_the_export_tree_is_a_storage_error() -> None:
     with pytest.raises(StorageError), DiskTree() as tree:
@@ -53,9 +49,6 @@ def test_exports1_a_full_disk_under_the_export_tree_is_a_storage_error() -> None
             tree.append(leaf_hash(n.to_bytes(4, "big")))
 
 
-@pytest.mark.xfail(
-    strict=True, raises=sqlite3.OperationalError, reason="exports 1: SQLITE_FULL untyped"
-)
 @pytest.mark.usefixtures("full_disk")
 def test_exports1_a_full_disk_under_the_span_ids_is_a_storage_error() -> None:
     with pytest.raises(StorageError), SpanIds() as ids:
@@ -63,14 +56,11 @@ def test_exports1_a_full_disk_under_the_span_ids_is_a_storage_error() -> None:
             ids.add(n << 40)
 
 
-@pytest.mark.xfail(
-    strict=True, raises=sqlite3.OperationalError, reason="exports 1: SQLITE_FULL untyped"
-)
 def test_exports1_troth_trace_export_on_a_full_disk_fails_as_storage(
     troth_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run("identity", "create", "support")
     record_on_node(troth_home, 1)
-    monkeypatch.setattr(export_tree, "sqlite3", _Full(1))  # no room for the tree's table
+    monkeypatch.setattr(scratch, "sqlite3", _Full(1))  # no room for the tree's table
     said = run("trace", "export", "--out", str(tmp_path / "out.jsonl"), code=4)
     assert "full" in said.stdout + said.stderr
