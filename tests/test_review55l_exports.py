@@ -32,7 +32,7 @@ class _Full:
         self.Error = sqlite3.Error
 
     def connect(self, *args: Any, **kwargs: Any) -> sqlite3.Connection:
-        connection = sqlite3.connect(*args, **kwargs)
+        connection: sqlite3.Connection = sqlite3.connect(*args, **kwargs)
         connection.execute(f"PRAGMA max_page_count = {self.pages}")
         return connection
 
