@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.test_review55b_head import _begun_afresh
 from tests.test_trace_outbox import (  # noqa: F401 - `outboxes` is a fixture
     Outboxes,
@@ -27,9 +25,6 @@ from tests.test_trace_service import (  # noqa: F401 - `service` is a fixture
 from troth.trace.batcher import TraceBatcher
 
 
-@pytest.mark.xfail(
-    strict=True, reason="chains 1: the second record under the lost chain is set aside"
-)
 def test_chains1_every_record_of_a_batch_under_a_lost_chain_is_delivered(
     service: Service,  # noqa: F811
     outboxes: Outboxes,  # noqa: F811
@@ -53,7 +48,6 @@ def test_chains1_every_record_of_a_batch_under_a_lost_chain_is_delivered(
     assert [entry[0] for entry in logged(afresh)] == made
 
 
-@pytest.mark.xfail(strict=True, reason="chains 1: the second record under the lost chain fails")
 def test_chains1_a_batcher_delivers_every_record_under_a_lost_chain(
     service: Service,  # noqa: F811
     tmp_path: Path,
