@@ -23,6 +23,20 @@ from tests.test_trace_service import (  # noqa: F401 - `service` is a fixture
     tool,
 )
 from troth.trace.batcher import TraceBatcher
+from troth.trace.outbox import TraceOutbox
+
+
+def outbox_keeping_the_chain(service: Service, outboxes: Outboxes) -> TraceOutbox:  # noqa: F811
+    """An outbox of the support party that delivered one record under its chain to `service`'s
+    log: it takes the chain for kept (sends it no more)."""
+    chain = service.world.support_chain
+    outbox = outboxes.open()
+    outbox.add(tool("refund", chain), chain=chain, now=NOW)
+    assert outbox.claim()
+    batch = outbox.next_batch(NOW)
+    assert batch is not None
+    outbox.answered(service.submit(batch.submission, service.world.support), now=NOW)
+    return outbox
 
 
 def test_chains1_every_record_of_a_batch_under_a_lost_chain_is_delivered(
@@ -31,12 +45,7 @@ def test_chains1_every_record_of_a_batch_under_a_lost_chain_is_delivered(
     tmp_path: Path,
 ) -> None:
     party, chain = service.world.support, service.world.support_chain
-    outbox = outboxes.open()
-    outbox.add(tool("refund", chain), chain=chain, now=NOW)
-    assert outbox.claim()
-    batch = outbox.next_batch(NOW)
-    assert batch is not None
-    outbox.answered(service.submit(batch.submission, party), now=NOW)  # the chain kept
+    outbox = outbox_keeping_the_chain(service, outboxes)
     afresh = _begun_afresh(service, tmp_path / "afresh.db")
     made = [outbox.add(tool("refund", chain, n=n), chain=chain, now=NOW).record for n in (1, 2)]
     for _ in range(6):

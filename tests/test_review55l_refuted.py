@@ -17,6 +17,7 @@ import pytest
 
 from tests.support.backups import copy_db, restore_db
 from tests.support.traces import NOW, Held, open_log, recorder, tool_call
+from tests.test_review55l_chains import outbox_keeping_the_chain
 from tests.test_trace_outbox import (  # noqa: F401 - `outboxes` is a fixture
     Outboxes,
     outboxes,
@@ -124,13 +125,8 @@ def test_a_service_refusing_a_chain_as_not_sent_forever_gets_it_sent_again_once(
     service: Service,  # noqa: F811
     outboxes: Outboxes,  # noqa: F811
 ) -> None:
-    party, chain = service.world.support, service.world.support_chain
-    outbox = outboxes.open()
-    outbox.add(tool("refund", chain), chain=chain, now=SERVICE_NOW)
-    assert outbox.claim()
-    batch = outbox.next_batch(SERVICE_NOW)
-    assert batch is not None
-    outbox.answered(service.submit(batch.submission, party), now=SERVICE_NOW)  # chain kept
+    chain = service.world.support_chain
+    outbox = outbox_keeping_the_chain(service, outboxes)
     made = outbox.add(tool("refund", chain, n=1), chain=chain, now=SERVICE_NOW).record
     lie = SubmitResult(Status.REFUSED, reason=F.CHAIN_MISMATCH, detail="not sent (nor kept)")
     carried = []
