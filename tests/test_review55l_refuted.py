@@ -6,7 +6,8 @@ honest log's growth through sizes that are powers of two and one past them, and 
 restored and grown again by the same records, each moving the accepted
 checkpoint (55b, accepted 1: no false ROLLED_BACK); a service answering every send of a record
 `the chain the record names was not sent` (55b, chains 1: the chain is sent again once, not
-forever)."""
+forever); a due mark standing for good over an MCP session's and a local gate's credential
+(55i, mcp 1 and 2: the node's next sync of the feed clears it, and both decide again)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.backups import copy_db, restore_db
+from tests.support.nodes import MemNet, run_memnet
 from tests.support.traces import NOW, Held, open_log, recorder, tool_call
+from tests.test_review55i_revoked import _desk_and_agent
 from tests.test_review55l_chains import outbox_keeping_the_chain
 from tests.test_trace_outbox import (  # noqa: F401 - `outboxes` is a fixture
     Outboxes,
@@ -30,7 +33,9 @@ from tests.test_trace_service import (  # noqa: F401 - `service` is a fixture
 )
 from troth import limits
 from troth.clock import FixedClock
-from troth.errors import TraceError, TraceFailure
+from troth.credentials import Attributes
+from troth.errors import CredentialError, TraceError, TraceFailure
+from troth.node.services.node_policies import LocalCredential, PeerCredential
 from troth.storage import SqliteDatabase
 from troth.trace.accepted import AcceptedCheckpoints
 from troth.trace.log import TraceLog
@@ -139,3 +144,36 @@ def test_a_service_refusing_a_chain_as_not_sent_forever_gets_it_sent_again_once(
     assert carried == [(), (chain,)]  # taken for kept, then sent again with it: once
     (refused,) = outbox.store.refused()
     assert (refused.record, refused.reason) == (made, F.CHAIN_MISMATCH.value)
+
+
+def test_a_due_mark_over_a_sessions_and_a_local_gates_credential_clears_at_the_next_sync(
+    tmp_path: Path,
+) -> None:
+    async def scene(net: MemNet) -> None:
+        desk, peer = await _desk_and_agent(net)
+        node, now, hub = desk.node, net.clock.now(), net.authority.identifier
+        helper = node.identities.create(now=now, name="helper").identifier
+        delegated = node.wallet.delegate(
+            "desk",
+            to=helper,
+            attributes=Attributes({"agents.team": "support"}),
+            now=now,
+            ttl=600,
+            purpose="p",
+        )
+        node.wallet.hold("helper", delegated, now=now)
+        sources = (
+            PeerCredential(lambda: peer, desk.trust.standing, desk.policies),
+            LocalCredential(node, "helper", desk.policies),
+        )
+        node.wallet.store.mark_sync_due(hub.digest, "/tcp/away:4000", now)  # out of reach
+        desk.trust.read_due()
+        for source in sources:
+            with pytest.raises(CredentialError, match="due a sync"):
+                source.current(now=now)
+        await desk.refresh_feeds()  # the node's next sync of the hub's feed
+        assert not node.wallet.sync_due(hub, now=now)
+        for source in sources:
+            assert source.current(now=now).authority == hub
+
+    run_memnet(scene, tmp_path)
