@@ -32,7 +32,7 @@ import dataclasses
 import os
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -42,7 +42,14 @@ from troth.errors import TraceError, TraceFailure
 from troth.identity import Identifier, Signer
 from troth.trace.record import disclosure_value, new_record_id
 from troth.trace.signing import KeyEpoch, RecordContent, resolve_key, sign_record
-from troth.trace.submit import Head, Receipts, Submission, SubmittedRecord, item_size
+from troth.trace.submit import (
+    Head,
+    Receipts,
+    Submission,
+    SubmitResult,
+    SubmittedRecord,
+    item_size,
+)
 
 __all__ = ["Batch", "Batcher", "Queued", "SentBatch", "TraceBatcher"]
 
@@ -127,6 +134,25 @@ def head_reported(receipts: Receipts) -> bool:
     return receipts.head is not None or any(
         result.delivered or result.reason is _F.CHAIN_BROKEN for result in receipts.results
     )
+
+
+def lost_chain(
+    result: SubmitResult, chain: bytes | None, carried: Set[bytes], kept: set[bytes]
+) -> bool:
+    """Whether `result` refuses a record under `chain` as not sent (nor kept) while its batch
+    left the chain out, taken for kept by the log: the log lost it (restored, begun afresh),
+    so it is forgotten (dropped from `kept`) and the record sent again with it (review 55b,
+    chains 1). A batch that carried it (`carried`, their digests): the record's own failure.
+    Judged by what the batch carried, not by `kept` (review 55l, chains 1: the first such
+    record of a batch made the chain forgotten, and each later one under it, finding it
+    forgotten already, was failed for good)."""
+    if result.reason is not _F.CHAIN_MISMATCH or chain is None:
+        return False
+    digest = sha256(chain)
+    if digest in carried:
+        return False
+    kept.discard(digest)
+    return True
 
 
 class Batcher(Protocol):
@@ -401,10 +427,8 @@ class TraceBatcher:
                 queued.waits += 1  # refused for now: sent again after a backoff (review 48n)
                 again.append(queued)
                 continue
-            digest = None if queued.chain is None else sha256(queued.chain)
-            if result.reason is _F.CHAIN_MISMATCH and digest in self._kept_chains:
-                self._kept_chains.discard(digest)  # the log lost it: sent again with it (55b,
-                again.append(queued)  # chains 1)
+            if lost_chain(result, queued.chain, batch.chains, self._kept_chains):
+                again.append(queued)  # the log lost it: sent again with it (55b, chains 1)
                 continue
             queued.attempts += 1
             if result.reason in RESIGNED and queued.attempts < RESIGN_ATTEMPTS:

@@ -2,19 +2,20 @@
 otel 1): a set kept in a private temporary SQLite database, so that its memory does not grow
 with the log (an in-memory set took about 120 bytes a span: 1.2 GB for ten million records).
 
-SQLite keeps the database in a file of its own (`connect("")`: deleted when it is closed) and
-at most `_CACHE_KIB` of its pages in memory; nothing is synced (the set lives as long as one
-export).
+The database is a `troth.trace.scratch` one, at most `_CACHE_KIB` of its pages in memory (a
+full disk: StorageError).
 """
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Final, Protocol
+
+from troth.trace.scratch import open_scratch, scratch_errors
 
 __all__ = ["SpanIds", "TakenIds"]
 
 _CACHE_KIB: Final = 2048
+_WHAT: Final = "the span ids the OpenTelemetry export emitted"
 _SIGNED: Final = 1 << 63  # an OTel span id is 64 bits unsigned, an SQLite integer signed
 
 
@@ -31,21 +32,20 @@ class SpanIds:
     """A set of span ids on disk (`TakenIds`); `close` deletes it."""
 
     def __init__(self) -> None:
-        self._db = sqlite3.connect("", isolation_level=None)
-        self._db.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
-        self._db.execute("PRAGMA journal_mode = OFF")
-        self._db.execute("PRAGMA synchronous = OFF")
-        self._db.execute("CREATE TABLE ids (id INTEGER PRIMARY KEY) WITHOUT ROWID")
-        self._db.execute("BEGIN")  # one transaction for the export: never committed
+        self._db = open_scratch(
+            _WHAT, _CACHE_KIB, "CREATE TABLE ids (id INTEGER PRIMARY KEY) WITHOUT ROWID"
+        )
 
     def __contains__(self, span_id: object, /) -> bool:
         if type(span_id) is not int:
             return False
-        found = self._db.execute("SELECT 1 FROM ids WHERE id = ?", (span_id - _SIGNED,))
-        return found.fetchone() is not None
+        with scratch_errors(_WHAT):
+            found = self._db.execute("SELECT 1 FROM ids WHERE id = ?", (span_id - _SIGNED,))
+            return found.fetchone() is not None
 
     def add(self, span_id: int, /) -> None:
-        self._db.execute("INSERT OR IGNORE INTO ids VALUES (?)", (span_id - _SIGNED,))
+        with scratch_errors(_WHAT):
+            self._db.execute("INSERT OR IGNORE INTO ids VALUES (?)", (span_id - _SIGNED,))
 
     def close(self) -> None:
         self._db.close()

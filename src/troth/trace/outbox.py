@@ -93,6 +93,7 @@ from troth.trace.batcher import (
     Queued,
     SignerSource,
     head_reported,
+    lost_chain,
 )
 from troth.trace.outbox_store import OutboxRow, OutboxStore, Tail, outbox_exists, row_size
 from troth.trace.record import Kind
@@ -474,6 +475,7 @@ class TraceOutbox:
         agent = self._agent
         delivered: list[tuple[str, int | None]] = []
         failed: list[tuple[str, TraceError]] = []
+        carried = {sha256(chain) for chain in batch.submission.chains}
         with self._unit():
             refused = False
             stale_from: int | None = None
@@ -490,7 +492,7 @@ class TraceOutbox:
                 refused = True
                 if result.transient and self._wait(item.record):
                     continue  # refused for now: kept as signed, sent again (review 48n)
-                if result.reason is _F.CHAIN_MISMATCH and self._forget_chain(item.chain):
+                if lost_chain(result, item.chain, carried, self._kept_chains):
                     continue  # the log lost the chain: sent again with it (55b, chains 1)
                 if stale_from is None:
                     stale_from = item.pos
@@ -566,15 +568,6 @@ class TraceOutbox:
         fsync, ~15-20 ms: once per batch of a busy outbox would tax the storage thread)."""
         last = self._scrubbed_at
         return last is None or now - last >= SCRUB_SECONDS or not self.store.pending(self._agent)
-
-    def _forget_chain(self, chain: bytes | None) -> bool:
-        """Whether `chain` was taken for kept by the log (now forgotten: the next batch sends
-        it), not for one refused with it sent (review 55b, chains 1)."""
-        digest = None if chain is None else sha256(chain)
-        if digest not in self._kept_chains:
-            return False
-        self._kept_chains.discard(digest)
-        return True
 
     def _keep_chain(self, digest: bytes) -> None:
         if len(self._kept_chains) >= limits.TRACE_KEPT_CHAINS:
