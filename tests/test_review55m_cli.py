@@ -38,7 +38,6 @@ def _aliases(tmp_path: Path) -> list[str]:
     ]
 
 
-@pytest.mark.xfail(strict=True, reason="review55m cli 1: stdin under another name is read twice")
 def test_stdin_under_any_name_is_stdin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for alias in _aliases(tmp_path):
         with pytest.raises(click.UsageError, match="both read stdin"):
@@ -59,7 +58,6 @@ def test_other_files_are_not_stdin(tmp_path: Path) -> None:
     stdin_once(**{"--config": "-", "--value-file": "/dev/null"})
 
 
-@pytest.mark.xfail(strict=True, reason="review55m cli 1: stdin under another name is read twice")
 def test_secret_value_from_stdin_under_another_name_is_a_usage_error(tmp_path: Path) -> None:
     run("node", "create", "hub")
     config = tmp_path / "config.json"
