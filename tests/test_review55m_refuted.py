@@ -10,11 +10,22 @@ import pytest
 
 from tests.support.enroll import acme_and_agent, acme_ticket
 from tests.support.held_source import HeldSources
+from tests.support.histories import DAY, T0, encode, extend, honest_history
 from tests.test_review53e_feeds import _feed_file
 from troth.authority.client import enroll_request
+from troth.clock import SystemClock
 from troth.credentials import read_page_sequence, verify_pages, write_page_sequence
-from troth.errors import AuthorityError, AuthorityFailure, CredentialError
+from troth.errors import (
+    AuthorityError,
+    AuthorityFailure,
+    CredentialError,
+    IdentityError,
+    IdentityFailure,
+)
+from troth.identity import verify_history
+from troth.identity.known import KnownHistories
 from troth.node.verify import read_feed_file
+from troth.storage import SqliteDatabase, SqliteIdentityStore
 
 NOW = 1_800_000_000
 
@@ -112,3 +123,29 @@ def test_a_held_silent_connection_is_still_closed_when_idle_and_after_its_hold()
 async def _until_released(net: HeldSources) -> None:
     while net.transport.inbound.held:
         await asyncio.sleep(0.01)
+
+
+# -- 55j, rotation 1: a peer whose history is an older prefix of a copy held is refused --------
+
+
+def test_a_longer_fork_shown_here_never_makes_the_honest_history_outgrown(tmp_path: Path) -> None:
+    """A thief holding the key the owner's change 2 revealed shows a fork of two more changes
+    (a handshake, `trace verify`: each observed): refused as a FORK, kept as evidence only, and
+    the owner's history (at change 3) is not outgrown by it; nor by its own older copy."""
+    store = SqliteIdentityStore(SqliteDatabase(tmp_path / "n.db"))
+    known = KnownHistories(store, SystemClock(), cache_seconds=0)
+    two = honest_history(2)
+    honest = extend(two, T0 + 3 * DAY)
+    fork = extend(extend(two, T0 + 3 * DAY), T0 + 4 * DAY)
+    now = T0 + 5 * DAY
+    owner, forked = (verify_history(encode(h.changes), now=now) for h in (honest, fork))
+    known.observe(owner)
+    with pytest.raises(IdentityError) as refused:
+        known.observe(forked)
+    assert refused.value.reason is IdentityFailure.FORK
+    assert store.forks(owner.identifier.digest)  # kept as evidence
+    assert not known.outgrown(owner)
+    stored = known.stored(owner.identifier.digest)
+    assert stored is not None
+    assert stored.last == owner.current.index  # the owner's copy, not the fork's
+    assert known.outgrown(verify_history(encode(two.changes), now=now))
