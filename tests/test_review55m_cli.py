@@ -90,7 +90,6 @@ def test_secret_value_from_stdin_under_another_name_is_a_usage_error(tmp_path: P
     assert "stdin" in result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="review55m cli 2: a warning before a failure is lost")
 def test_a_warning_given_before_a_failure_is_in_the_json_error(troth_home: Path) -> None:
     path = _ticket_file(troth_home, 0o644)
     run("enroll", str(path), "--as", "agent", "--node", "agent")  # the copy redeemed first
