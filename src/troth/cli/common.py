@@ -130,7 +130,30 @@ taken as a name, a file named `-` planted in the working directory was read wher
 piped the fresh feed in, and a revocation it named was missed (review 55g, cli 3)."""
 
 
-_STDIN_NAMES = frozenset({"-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"})
+_STDIN_NAMES = frozenset({"/dev/stdin", "/dev/fd/0", "/proc/self/fd/0", "/proc/thread-self/fd/0"})
+_LINK_HOPS = 8  # symlinks followed from an input's name to one of stdin's
+
+
+def _reads_stdin(value: str | None) -> bool:
+    """Whether input `value` is stdin: `-`, or a path naming it (review 55m, cli 1: compared
+    as text, /dev//stdin, /proc/PID/fd/0 or a symlink to /dev/stdin was another file): made
+    absolute and normal, then followed through its symlinks to one of stdin's names."""
+    if value is None:
+        return False
+    if value == "-":
+        return True
+    names = _STDIN_NAMES | {f"/proc/{os.getpid()}/fd/0"}
+    path = value
+    for _ in range(_LINK_HOPS):
+        path = "/" + os.path.normpath(os.path.abspath(path)).lstrip("/")  # (//x is /x here)
+        if path in names:
+            return True
+        try:
+            target = os.readlink(path)
+        except (OSError, ValueError):  # not a symlink, or no such file: a file of its own
+            return False
+        path = os.path.join(os.path.dirname(path), target)
+    return False
 
 
 def stdin_once(**inputs: str | None) -> None:
@@ -138,9 +161,9 @@ def stdin_once(**inputs: str | None) -> None:
     value) is `-`: stdin is read once, by the first; the second read nothing, and the command
     judged that (exit 1), a secret's value piped in parsed as its configuration (review 46b,
     cli 2). Stdin's other names count as `-` (/dev/stdin reopens a file redirected to stdin:
-    a configuration was stored as the secret's value, review 55g, cli 11). Called before any
-    input is read."""
-    dashes = [name for name, value in inputs.items() if value in _STDIN_NAMES]
+    a configuration was stored as the secret's value, review 55g, cli 11), however spelled
+    (`_reads_stdin`). Called before any input is read."""
+    dashes = [name for name, value in inputs.items() if _reads_stdin(value)]
     if len(dashes) > 1:
         raise click.UsageError(
             f"{' and '.join(dashes)} both read stdin (-), which can be read once: "

@@ -332,15 +332,22 @@ class Reporter:
         or an error object) and nothing on stderr; else the message on stderr, with every
         identifier in it shown with its local name. With --json and a stdout that cannot be
         written (closed, a full disk), the message goes to stderr as without --json: the error
-        is never lost in a traceback (review 49g, cli 2)."""
+        is never lost in a traceback (review 49g, cli 2). The warnings given before, in the
+        object's `warnings` list, else on stderr before it (review 55m, cli 2: they were lost,
+        the failure they may explain reported alone)."""
         code = exit_code(exc) if code is None else code
         if self.as_json:
+            error = payload or error_object(exc)
+            if self._warnings:
+                error = {**error, "warnings": list(self._warnings)}
             try:
-                write_stdout(json_text(payload or error_object(exc)))
+                write_stdout(json_text(error))
             except OSError:
                 pass
             else:
                 sys.exit(code)
+        for warning in self._warnings:  # (--json's stdout could not be written)
+            _warning(warning)
         message = self.names.label_text(message_for(exc))
         click.echo(f"troth: {escape_text(message)}", err=True)
         sys.exit(code)
