@@ -172,7 +172,7 @@ Grammar:
                          also the identifier of one the node trusts over the network)
   --trust AUTHORITY      a trust anchor: a local authority's name, or any identifier
   --json                 the result, or the error, as one JSON object on stdout (a
-                         warning in the result's warnings list, not on stderr)
+                         warning in its warnings list, not on stderr)
 
 \b
 Example:
