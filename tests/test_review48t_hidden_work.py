@@ -22,7 +22,7 @@ from tests.test_attacks_review22b_gates import _nested_sets
 from tests.test_review47h_hidden import _caller, _gate
 from troth.gates import ListRecorder, Outcome, ToolCall, ToolGate
 from troth.gates import engine as engine_module
-from troth.gates.cedar_call import authorize
+from troth.gates.cedar_call import authorize, partial_shows
 from troth.gates.engine import PolicyEngine
 
 MADE_UP = "not_a_tool"
@@ -57,8 +57,8 @@ def work(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
         return wrapper
 
     monkeypatch.setattr(engine_module, "authorize", counted("cedar", authorize))
-    monkeypatch.setattr(
-        cedarpy, "is_authorized_partial", counted("partial", cedarpy.is_authorized_partial)
+    monkeypatch.setattr(  # one per tool previewed, whichever cedarpy function runs it
+        engine_module, "partial_shows", counted("partial", partial_shows)
     )
     monkeypatch.setattr(
         cedarpy.Entities,
@@ -69,8 +69,8 @@ def work(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     monkeypatch.setattr(bounded, "get", counted("cache.get", dict.get), raising=False)
     monkeypatch.setattr(bounded, "put", counted("cache.put", bounded.put))
     monkeypatch.setattr(
-        PolicyEngine, "visible_tools", counted("visible", PolicyEngine.visible_tools)
-    )
+        PolicyEngine, "_preview", counted("visible", PolicyEngine._preview)
+    )  # every visibility lookup (`visible_tools` and `told` both; review 55n, preview 1)
     return counts
 
 

@@ -12,6 +12,10 @@ the public wrapper answers instead (`DIRECT` says which); tests hold both ways t
 answers. An answer of another shape — its diagnostics without their `errors` list included
 (review 34f, gates 2) — reads as `NoDecision` with an error (`UNREADABLE`): a request is
 allowed only on Allow with zero errors, so it is denied.
+
+`partial_shows` does the same for a preview's partial evaluation (review 55n, preview 2): the
+wrapper parsed every answer whole (with the standard parser) into objects, residuals included,
+of which a preview reads the decision and whether there are errors.
 """
 
 from __future__ import annotations
@@ -24,10 +28,20 @@ from typing import Any, Final
 import cedarpy
 import orjson
 
-__all__ = ["DIRECT", "EVALUATION_ERROR", "UNREADABLE", "CedarAnswer", "authorize"]
+__all__ = [
+    "DIRECT",
+    "EVALUATION_ERROR",
+    "UNREADABLE",
+    "CedarAnswer",
+    "authorize",
+    "partial_shows",
+]
 
 _native: Callable[..., list[str]] | None = getattr(
     getattr(cedarpy, "_internal", None), "is_authorized_batch", None
+)
+_native_partial: Callable[..., str] | None = getattr(
+    getattr(cedarpy, "_internal", None), "is_authorized_partial", None
 )
 DIRECT: Final = callable(_native)
 """Whether `authorize` calls cedarpy's native function itself (else the public wrapper)."""
@@ -100,3 +114,29 @@ def _read(answer: Any) -> CedarAnswer:
 
 UNREADABLE: Final = CedarAnswer("NoDecision", (), ("Cedar answered in an unknown shape",), {})
 """What an answer of another shape reads as: no decision, one error (a denial)."""
+
+
+def partial_shows(
+    request: dict[str, str],
+    policies: cedarpy.PolicySet,
+    entities: cedarpy.Entities,
+    schema: cedarpy.Schema,
+) -> bool:
+    """Whether Cedar's partial evaluation of `request` (principal, action, resource as Cedar
+    text; the context unknown) answers neither Deny nor any error: what shows a tool in a
+    preview. An answer of another shape hides it (deny when in doubt)."""
+    if _native_partial is None:
+        partial = cedarpy.is_authorized_partial(request, policies, entities, schema)
+        return partial.decision is not cedarpy.Decision.Deny and not partial.diagnostics.errors
+    answer = orjson.loads(_native_partial(request, policies, entities._inner, schema, False))
+    if type(answer) is not dict:
+        return False
+    diagnostics = answer.get("diagnostics")
+    if answer.get("decision") not in _PARTIAL or type(diagnostics) is not dict:
+        return False
+    errors = diagnostics.get("errors")
+    return type(errors) is list and not errors and answer.get("decision") != "Deny"
+
+
+_PARTIAL: Final = frozenset({"Allow", "Deny", "NoDecision", None})
+"""The decisions a partial evaluation answers (None: none, residuals left)."""

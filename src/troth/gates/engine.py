@@ -29,9 +29,10 @@ from troth import limits
 from troth.credentials import VerifiedCredential
 from troth.errors import PolicyError
 from troth.gates.caveats import caveat_fragment
-from troth.gates.cedar_call import EVALUATION_ERROR, CedarAnswer, authorize
+from troth.gates.cedar_call import EVALUATION_ERROR, CedarAnswer, authorize, partial_shows
 from troth.gates.entities import agent_uid, credential_entities
 from troth.gates.policies import CompiledPolicies, tool_action
+from troth.gates.preview_budget import PreviewBudgets
 from troth.gates.toolschema import NAME, ToolSchema
 
 __all__ = [
@@ -85,6 +86,7 @@ class Outcome(enum.Enum):
     NOT_IN_FORCE = "not-in-force"
     LEASE_DENIED = "lease-denied"
     UNANSWERED = "unanswered"  # allowed, then cancelled or failed before its result (47m)
+    PREVIEW_BUDGET = "preview-budget"  # told only: the member's previews refused (55n)
 
 
 _TEXT: Final = {
@@ -95,6 +97,9 @@ _TEXT: Final = {
     Outcome.UNKNOWN_REQUEST: "denied: the policy bundle declares no such {what}",
     Outcome.SCHEMA_MISMATCH: "denied: the tool's input schema differs from the policy bundle's",
     Outcome.CAVEAT_INVALID: "denied: a caveat of the caller's credential is not a Cedar condition",
+    Outcome.PREVIEW_BUDGET: (
+        "denied: this member's delegates have used their budget of tool previews; try again later"
+    ),
 }
 
 
@@ -260,6 +265,7 @@ class PolicyEngine:
             min(cache_size, SERVED_ENTRIES)
         )
         self._with_placeholder: cedarpy.Schema | None = None  # _placeholder_schema
+        self._budgets = PreviewBudgets()  # uncached previews, by member (review 55n, preview 1)
 
     @property
     def tools(self) -> Mapping[str, ToolSchema]:
@@ -502,7 +508,12 @@ class PolicyEngine:
     # -- previews (gate 1) ------------------------------------------------------------------
 
     def told(
-        self, credential: VerifiedCredential, request: ToolCall, decision: PolicyDecision
+        self,
+        credential: VerifiedCredential,
+        request: ToolCall,
+        decision: PolicyDecision,
+        *,
+        now: int | None = None,
     ) -> PolicyDecision:
         """What the caller of `request`, denied with `decision` by this engine, is told: that
         decision when gate 1 shows it the tool (its reason names why these arguments are
@@ -512,7 +523,9 @@ class PolicyEngine:
         bundle holds that it may never use (review 47h, gates 1; docs/policy.md, "The tool
         gate"). A caller whose credential this engine refuses (a caveat that is not a Cedar
         condition) is told that refusal for every name, made up or not (review 47n, gates 3).
-        The record keeps `decision`. Only for denials: an allowed tool is shown."""
+        The record keeps `decision`. Only for denials: an allowed tool is shown. With `now`, a
+        lookup not cached is charged as `visible_tools` charges it: past the member's budget
+        every denied name is told so (`preview-budget`; review 55n, preview 1)."""
         if decision.allowed:
             return decision
         refused = self._principal(credential).refused
@@ -520,7 +533,9 @@ class PolicyEngine:
             return refused
         # looked up for every denied name, a made-up one included: the same cached lookup, or
         # the same partial evaluations the first time for a chain (review 48t, gates 1)
-        visible = self.visible_tools(credential, server=request.server)
+        visible = self._preview(credential, request.server, now)
+        if visible is None:
+            return self._deny(Outcome.PREVIEW_BUDGET)
         if decision.outcome is Outcome.UNKNOWN_REQUEST:
             return decision
         entry = self._tools.get(request.tool)
@@ -533,13 +548,21 @@ class PolicyEngine:
         return self._deny(Outcome.UNKNOWN_REQUEST, what="tool")
 
     def visible_tools(
-        self, credential: VerifiedCredential, *, server: str | None = None
+        self, credential: VerifiedCredential, *, server: str | None = None, now: int | None = None
     ) -> frozenset[str]:
         """The bundle's tools the actor could be permitted to call (as tools of MCP server
         `server`, None: of none): partial evaluation with the context unknown hides a tool iff
         the answer is Deny or has errors (sound, not complete: an unsatisfiable condition still
         shows a tool; every call is decided anyway). A `server` that is no valid server name
-        shows none."""
+        shows none. With `now` (a decision point's), a preview not cached is charged to the
+        chain's member (`PreviewBudgets`): past its budget it shows none, and is not cached
+        (review 55n, preview 1)."""
+        return self._preview(credential, server, now) or frozenset()
+
+    def _preview(
+        self, credential: VerifiedCredential, server: str | None, now: int | None
+    ) -> frozenset[str] | None:
+        """`visible_tools`' answer; None: refused, past the member's budget."""
         key = credential.links[-1].hash
         if server is not None:
             if type(server) is not str or not NAME.fullmatch(server):
@@ -551,14 +574,23 @@ class PolicyEngine:
         principal = self._principal(credential)
         visible: set[str] = set()
         if principal.refused is None:
+            # a chain without caveats: each tool against the policies that can apply to it
+            # only (exact; review 55n, preview 2); with caveats, against all and the caveats
+            compiled = self.compiled
+            plain = principal.policy_set is compiled.policy_set
+            sets = compiled.tool_sets if plain else {}
+            work = compiled.preview_work if plain else 0
+            work = work or len(self._tools) * max(1, len(principal.names))
+            if now is not None and not self._budgets.charge(credential, work, now=now):
+                return None
             for name, (_, action, resource) in self._tools.items():
-                partial = cedarpy.is_authorized_partial(
+                policies = sets.get(name)
+                if partial_shows(
                     {"principal": principal.uid, "action": action, "resource": resource},
-                    principal.policy_set,
+                    principal.policy_set if policies is None else policies[0],
                     _with_tool(principal, name, server),  # type: ignore[arg-type]
-                    self.compiled.schema,
-                )
-                if partial.decision is not cedarpy.Decision.Deny and not partial.diagnostics.errors:
+                    compiled.schema,
+                ):
                     visible.add(name)
         return self._visible.put(key, frozenset(visible))
 

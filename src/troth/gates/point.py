@@ -318,7 +318,7 @@ class DecisionPoint:
         decision = record.decision
         if decision.allowed or engine is None or record.credential is None:
             return record, decision  # a credential or bundle refused: whatever the tool
-        return record, engine.told(record.credential, call, decision)
+        return record, engine.told(record.credential, call, decision, now=now)
 
     def _judge(
         self, caller: Caller, request: Request, now: int
@@ -388,7 +388,7 @@ class DecisionPoint:
             credential, engine = self._engine(caller, now)
         except (CredentialError, PolicyError):
             return ToolPreview(frozenset(), frozenset())
-        visible = engine.visible_tools(credential, server=server)
+        visible = engine.visible_tools(credential, server=server, now=now)
         if declared is None:
             return ToolPreview(visible, frozenset(), engine.revision, engine.digest)
         tools = engine.tools

@@ -42,7 +42,7 @@ import re
 import signal
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import cedarpy
@@ -53,6 +53,7 @@ from troth.gates.arguments import check_policy_inputs
 from troth.gates.caveats import CAVEAT_ID_PREFIX
 from troth.gates.nesting import action_hierarchy, cedar_refusal, largest_types
 from troth.gates.nesting import json_objects as _objects
+from troth.gates.preview_sets import ToolSets, tool_sets
 from troth.gates.toolschema import ToolSchema, check_name, compile_tool_schema
 from troth.gates.validation_process import CHILD_MALLOC as CHILD_MALLOC
 from troth.gates.validation_process import CPU_LIMIT_REACHED as CPU_LIMIT_REACHED
@@ -150,6 +151,12 @@ class CompiledPolicies:
     text_size: int = 0
     """The length of the policy text (what a copy of `policy_set` holds: the engine bounds
     its copies with caveats added by it, review 41d, caveats 1)."""
+    tool_sets: ToolSets = field(default_factory=dict)
+    """Per tool, the policies that can apply to it, where fewer than all (troth.gates.
+    preview_sets: what a preview evaluates it against; review 55n, preview 2)."""
+    preview_work: int = 0
+    """The policies a preview of every tool evaluates in all (0: not counted; then tools x
+    policies)."""
 
 
 def compose_schema(
@@ -532,6 +539,9 @@ def compile_policies(
             for policy, error in errors
         )
         raise _refuse(PolicyFailure.POLICIES_INVALID, "the policies do not validate", messages)
+    sets, work = tool_sets(
+        est.get("staticPolicies", {}), {tool_action(name): name for name in compiled_tools}
+    )
     return CompiledPolicies(
         cedarpy.PolicySet.from_str(policies),  # the ids are positional, as the EST's keys
         schema_handle,
@@ -541,6 +551,8 @@ def compile_policies(
         tuple(ids.values()),
         ids,
         len(policies),
+        sets,
+        work,
     )
 
 

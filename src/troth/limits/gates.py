@@ -50,6 +50,8 @@ __all__ = [
     "MAX_POLICY_SCHEMA_TEXT",
     "MAX_POLICY_SUBSCRIBERS",
     "MAX_POLICY_TEXT",
+    "MAX_PREVIEW_SET_POLICIES",
+    "MAX_PREVIEW_SOURCES",
     "MAX_SERVICES",
     "MAX_TOOLS",
     "MAX_TOOL_ARGUMENTS_BYTES",
@@ -62,6 +64,8 @@ __all__ = [
     "MAX_UPSTREAM_SCHEMA_DEPTH",
     "MAX_UPSTREAM_TOOLS",
     "MAX_UPSTREAM_TOOL_BYTES",
+    "PREVIEW_WORK_BURST",
+    "PREVIEW_WORK_RATE",
 ]
 
 MAX_POLICY_BUNDLE_BYTES: Final = 768 * 1024
@@ -275,3 +279,18 @@ MAX_POLICY_CONFLICTS_SEEN: Final = 16
 """Same-revision conflicts (revision, kept digest, other digest) one bundle store remembers per
 authority, so a replay of a bundle it already refused for one costs its decoding and is not
 logged again (review 43b, bundles 2); past it, the memory of that authority starts over."""
+PREVIEW_WORK_BURST: Final = MAX_TOOLS * 512
+"""Preview work one member may spend at once on chains an engine has not cached (its
+delegates' included; one unit: one policy in one tool's partial evaluation): one preview of
+MAX_TOOLS tools under 512 policies (~5 s of CPU, the GIL held). Past it the member's uncached
+previews are refused until it refills (review 55n, preview 1); a bigger preview needs the
+whole budget and leaves it below zero."""
+PREVIEW_WORK_RATE: Final = 1024
+"""Preview work a member's budget refills by each second (PREVIEW_WORK_BURST in ~4 minutes)."""
+MAX_PREVIEW_SOURCES: Final = 4096
+"""Members an engine keeps a preview budget for; when every one kept is in use, a new member's
+uncached preview is refused (deny when in doubt)."""
+MAX_PREVIEW_SET_POLICIES: Final = 2 * MAX_POLICIES
+"""Policies a compiled bundle keeps in its per-tool sets for previews (each tool's, the
+policies that can apply to it: troth.gates.preview_sets); the tools past it are previewed
+against the whole set (review 55n, preview 2)."""

@@ -219,7 +219,13 @@ Decided = Callable[[int | None, str | None], None]
 (`gate_server`)."""
 
 _AS_UNKNOWN: Final = frozenset(
-    {Outcome.UNKNOWN_REQUEST, Outcome.CREDENTIAL, Outcome.CAVEAT_INVALID, Outcome.NOT_IN_FORCE}
+    {
+        Outcome.UNKNOWN_REQUEST,
+        Outcome.CREDENTIAL,
+        Outcome.CAVEAT_INVALID,
+        Outcome.NOT_IN_FORCE,
+        Outcome.PREVIEW_BUDGET,  # review 55n, preview 1: told for any name
+    }
 )
 """What a call of a name the gate's listing does not know can be told (`call_tool`)."""
 
