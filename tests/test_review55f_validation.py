@@ -29,10 +29,19 @@ BIG = "// " + "x" * 40_000 + "\n" + POLICIES
 
 
 def _killed_by(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
-    """The interpreter the parent starts for the child (`sys.executable`) is a shell script that
-    kills itself with signal `name`, as a signal from outside ends the child."""
+    """The interpreter the parent starts for the child (`sys.executable`) is a script that
+    kills itself with signal `name`, as a signal from outside ends the child. The script is
+    Python, which first restores the signal's default action: a shell cannot, for a signal
+    ignored when it started (POSIX), and a suite run under `nohup` starts with SIGHUP ignored
+    (a `kill -HUP $$` in sh then did nothing and the child exited 0)."""
     fake = tmp_path / "python"
-    fake.write_text(f"#!/bin/sh\nkill -{name} $$\nsleep 5\n")
+    fake.write_text(
+        f"#!{sys.executable}\n"
+        "import os, signal, time\n"
+        f"signal.signal(signal.SIG{name}, signal.SIG_DFL)\n"
+        f"os.kill(os.getpid(), signal.SIG{name})\n"
+        "time.sleep(5)\n"
+    )
     fake.chmod(0o755)
     monkeypatch.setattr(sys, "executable", str(fake))
 
