@@ -49,6 +49,23 @@ async def _desk_and_agent(net: MemNet) -> tuple[NodeRuntime, VerifiedPeer]:
     return desk, peer
 
 
+def _helper_of(desk: NodeRuntime, now: int) -> LocalCredential:
+    """The local gate's credential source of a local identity `helper` holding desk's
+    delegation (agents.team=support)."""
+    node = desk.node
+    helper = node.identities.create(now=now, name="helper").identifier
+    chain = node.wallet.delegate(
+        "desk",
+        to=helper,
+        attributes=Attributes({"agents.team": "support"}),
+        now=now,
+        ttl=600,
+        purpose="p",
+    )
+    node.wallet.hold("helper", chain, now=now)
+    return LocalCredential(node, "helper", desk.policies)
+
+
 def test_an_mcp_sessions_credential_waits_for_a_due_feed_as_the_standing_does(
     tmp_path: Path,
 ) -> None:
@@ -84,17 +101,7 @@ def test_the_local_gates_credential_waits_for_a_due_feed_as_handing_it_out_does(
     async def scene(net: MemNet) -> None:
         desk, _ = await _desk_and_agent(net)
         node, now = desk.node, net.clock.now()
-        helper = node.identities.create(now=now, name="helper").identifier
-        chain = node.wallet.delegate(
-            "desk",
-            to=helper,
-            attributes=Attributes({"agents.team": "support"}),
-            now=now,
-            ttl=600,
-            purpose="p",
-        )
-        node.wallet.hold("helper", chain, now=now)
-        source = LocalCredential(node, "helper", desk.policies)
+        source = _helper_of(desk, now)
         hub = net.authority.identifier
         assert source.current(now=now).authority == hub
         node.wallet.store.mark_sync_due(hub.digest, "/tcp/away:4000", now)

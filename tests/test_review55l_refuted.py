@@ -19,7 +19,7 @@ import pytest
 from tests.support.backups import copy_db, restore_db
 from tests.support.nodes import MemNet, run_memnet
 from tests.support.traces import NOW, Held, open_log, recorder, tool_call
-from tests.test_review55i_revoked import _desk_and_agent
+from tests.test_review55i_revoked import _desk_and_agent, _helper_of
 from tests.test_review55l_chains import outbox_keeping_the_chain
 from tests.test_trace_outbox import (  # noqa: F401 - `outboxes` is a fixture
     Outboxes,
@@ -33,9 +33,8 @@ from tests.test_trace_service import (  # noqa: F401 - `service` is a fixture
 )
 from troth import limits
 from troth.clock import FixedClock
-from troth.credentials import Attributes
 from troth.errors import CredentialError, TraceError, TraceFailure
-from troth.node.services.node_policies import LocalCredential, PeerCredential
+from troth.node.services.node_policies import PeerCredential
 from troth.storage import SqliteDatabase
 from troth.trace.accepted import AcceptedCheckpoints
 from troth.trace.log import TraceLog
@@ -152,19 +151,9 @@ def test_a_due_mark_over_a_sessions_and_a_local_gates_credential_clears_at_the_n
     async def scene(net: MemNet) -> None:
         desk, peer = await _desk_and_agent(net)
         node, now, hub = desk.node, net.clock.now(), net.authority.identifier
-        helper = node.identities.create(now=now, name="helper").identifier
-        delegated = node.wallet.delegate(
-            "desk",
-            to=helper,
-            attributes=Attributes({"agents.team": "support"}),
-            now=now,
-            ttl=600,
-            purpose="p",
-        )
-        node.wallet.hold("helper", delegated, now=now)
         sources = (
             PeerCredential(lambda: peer, desk.trust.standing, desk.policies),
-            LocalCredential(node, "helper", desk.policies),
+            _helper_of(desk, now),
         )
         node.wallet.store.mark_sync_due(hub.digest, "/tcp/away:4000", now)  # out of reach
         desk.trust.read_due()
