@@ -17,6 +17,7 @@ from tests.support.parties import ChannelParty, make_channel_party
 from troth.channel import ChannelSettings, ChannelState, split_packet
 from troth.errors import ChannelError, ChannelFailure, ConfigError
 from troth.node.access import AnyAuthenticated, RulesPolicy, Standing
+from troth.node.channel_pins import Pins
 from troth.node.channels import LISTENER, ChannelEnd, ChannelLimits, ChannelManager, caller_of
 from troth.node.services import (
     FAILED,
@@ -69,6 +70,7 @@ class Net:
         settings: ChannelSettings | None = None,
         services: tuple[NodeService, ...] = (),
         requests: RequestLimits | None = None,
+        pins: Pins | None = None,
     ) -> Peer:
         """A node-like peer: router, memory transport, channel manager, echo service (and
         `services`, open to any authenticated peer)."""
@@ -84,6 +86,7 @@ class Net:
             settings=settings or ChannelSettings(),
             clock=self.clock,
             limits=limits or ChannelLimits(),
+            pins=pins,
         )
         manager.start()
 

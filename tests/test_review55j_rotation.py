@@ -23,6 +23,7 @@ import pytest
 
 import troth
 from tests.support.histories import DAY, T0, encode, extend, honest_history
+from tests.support.nodes import authority_and_trusting_node
 from troth.clock import SystemClock
 from troth.errors import Denied
 from troth.identity import Identifier, verify_history
@@ -35,13 +36,7 @@ from troth.storage import SqliteDatabase, SqliteIdentityStore
 def nodes(troth_home: Path) -> tuple[Identifier, Identifier]:
     """acme (an authority on its node), desk trusting it, and thief: a copy of acme's node
     directory (vault key and node.db) taken now. Returns acme's identifier and desk's."""
-    with troth.Node.open("acme") as acme:
-        acme.create_authority()
-        authority = acme.identity.identifier
-    with troth.Node.open("desk") as desk:
-        served = desk.identity.identifier
-    with open_node("desk") as node:
-        node.wallet.trust(authority, "node:acme", now=int(time.time()))
+    authority, served = authority_and_trusting_node("acme", "desk")
     shutil.copytree(troth_home / "nodes" / "acme", troth_home / "nodes" / "thief")
     return authority, served
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import troth
 from troth.authority import Authority
 from troth.clock import FixedClock
 from troth.credentials import Attributes
@@ -144,3 +145,16 @@ async def globex_over_tcp(net: MemNet) -> tuple[NodeRuntime, Authority, str]:
         now=net.clock.now(),
     )
     return globex, authority, str(ticket)
+
+
+def authority_and_trusting_node(authority: str, node: str) -> tuple[Identifier, Identifier]:
+    """`authority`, a node hosting an authority, and `node` trusting it (troth.Node API):
+    their identifiers."""
+    with troth.Node.open(authority) as hosting:
+        hosting.create_authority()
+        authority_id = hosting.identity.identifier
+    with troth.Node.open(node) as trusting:
+        served = trusting.identity.identifier
+    with open_node(node) as opened:
+        opened.wallet.trust(authority_id, f"node:{authority}", now=int(time.time()))
+    return authority_id, served

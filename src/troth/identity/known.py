@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -69,7 +68,8 @@ __all__ = [
 KNOWN_CACHE_SECONDS: Final = 10.0
 """How long a cached copy of a stored history is trusted before the store is read again."""
 KNOWN_CACHE_SIZE: Final = 4096
-"""Cached identities at most (when full, the older half is dropped)."""
+"""Cached identities at most, the pinned ones aside (when full, the older half of the others is
+dropped)."""
 
 Refuted = Callable[[Identifier, UnverifiedHistory], None]
 """Told of a stored copy shown made up (the identity, the copy): whoever attested it lied; or
@@ -151,6 +151,7 @@ class KnownHistories:
         self._cache_seconds = cache_seconds
         self._refuted = refuted
         self._cache: dict[bytes, tuple[float, StoredSpan]] = {}
+        self._pins: dict[bytes, int] = {}  # digest: how many pinned it (`pin`)
         self._lock = threading.Lock()
 
     def observe(
@@ -315,13 +316,37 @@ class KnownHistories:
         after the owner's rotation was stored here). From memory only, whatever the entry's
         age (a stored history only grows, and the changes after one it holds are signed
         rotations), for decisions made on the event loop (review 55j, rotation 1); False when
-        nothing is cached."""
+        nothing is cached (a digest an open channel pinned keeps its entry: `pin`)."""
         with self._lock:
             entry = self._cache.get(identity.identifier.digest)
         if entry is None:
             return False
         span, current = entry[1], identity.current
         return span.last > current.index and span.hash_at(current.index) == current.change_hash
+
+    def pin(self, digest: bytes) -> None:
+        """Keep the cached copy of `digest` (when there is one, or once there is) out of the
+        cache's eviction until as many `unpin`s: what `outgrown` answers for an open channel's
+        peer and issuers (review 55m, rotation 1: 4096 other histories stored after the
+        owner's rotation evicted it, and the stolen backup's channel passed again until the
+        next re-check). Reference-counted, by digest (a longer copy stored over it stays
+        pinned); the pinned entries are bounded by the open channels of the caller."""
+        with self._lock:
+            self._pins[digest] = self._pins.get(digest, 0) + 1
+
+    def unpin(self, digest: bytes) -> None:
+        """Release one `pin` of `digest` (its entry is evicted as any other once none holds)."""
+        with self._lock:
+            held = self._pins.get(digest, 0) - 1
+            if held > 0:
+                self._pins[digest] = held
+            else:
+                self._pins.pop(digest, None)
+
+    def pinned(self) -> int:
+        """How many digests are pinned now."""
+        with self._lock:
+            return len(self._pins)
 
     def stored(self, digest: bytes) -> StoredSpan | None:
         """The changes of the stored copy of `digest` (cached for `cache_seconds`)."""
@@ -537,8 +562,13 @@ class KnownHistories:
         ):
             self._cache[digest] = entry
             return entry[1]
-        if len(self._cache) >= KNOWN_CACHE_SIZE:  # drop the older half (amortised O(1))
-            self._cache = dict(itertools.islice(self._cache.items(), KNOWN_CACHE_SIZE // 2, None))
+        pins = self._pins
+        if len(self._cache) >= KNOWN_CACHE_SIZE + len(pins):
+            # at least KNOWN_CACHE_SIZE unpinned: the older half of them goes, the pinned stay
+            # (amortised O(1 + pins / KNOWN_CACHE_SIZE) a put)
+            unpinned = [d for d in self._cache if d not in pins]
+            gone = frozenset(unpinned[: len(unpinned) // 2])
+            self._cache = {d: e for d, e in self._cache.items() if d not in gone}
         self._cache[digest] = (now, span)
         return span
 

@@ -540,6 +540,15 @@ class IdentityService(RetiredKeys):
         database (troth.identity.known)."""
         return self._known.outgrown(identity)
 
+    def pin(self, digest: bytes) -> None:
+        """Keep what `outgrown` knows of `digest` while an open channel depends on it, until
+        as many `unpin`s (troth.identity.known; review 55q, pins)."""
+        self._known.pin(digest)
+
+    def unpin(self, digest: bytes) -> None:
+        """Release one `pin` of `digest`."""
+        self._known.unpin(digest)
+
     def linked(self, identifier: Identifier) -> bool:
         """Whether this node stores a copy of `identifier`'s history whose link to it was
         checked here (a full history, or one extending such a copy; a local identity's):

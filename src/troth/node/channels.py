@@ -79,6 +79,7 @@ from troth.node.channel_limits import (
     ChannelsPerPeer,
     PeerReassembly,
 )
+from troth.node.channel_pins import ChannelPins, Pins
 from troth.node.no_route import NoRouteNotices
 from troth.node.services.base import (
     BUSY,
@@ -141,6 +142,8 @@ class ChannelManager:
     silent_hooks: list[Callable[[Address], None]] = field(default_factory=list)
     """Called with the connection under a channel whose peer, at the other end of that
     connection, went silent past the keepalive timeout: the connection is dead too."""
+    pins: Pins | None = None
+    """Told the histories each open channel depends on (troth.node.channel_pins)."""
     _half_open: dict[ChannelEnd, ChannelTrust] = field(default_factory=dict)  # responder
     # handshakes (oldest first) and the trust each gets once open
     _networks: dict[ChannelEnd, str] = field(default_factory=dict)  # the network of each
@@ -166,6 +169,7 @@ class ChannelManager:
     _notices: NoRouteNotices = field(init=False)  # troth.node.no_route
     _open: OpenChannels[ChannelEnd] = field(init=False)  # the node's cap on the channels
     # peers opened (troth.node.channel_cap; review 54k, channels 1)
+    _pinned: ChannelPins = field(init=False)  # each open channel's pins (troth.node.channel_pins)
 
     def __post_init__(self) -> None:
         if self.limits.reassembly_timeout is not None:
@@ -176,6 +180,7 @@ class ChannelManager:
         self._reassembly = Shares(self.trusted)
         self._notices = NoRouteNotices(self)
         self._open = OpenChannels(self.limits.max_open_channels, lambda: self.trusted())
+        self._pinned = ChannelPins(self.pins)
 
     def start(self) -> None:
         """Serve the channel listener (`/service/channels`), and send no-route notices for
@@ -416,6 +421,8 @@ class ChannelManager:
                 return
             if not self._take_place(end, peer, network):  # the node's cap (54k, channels 1)
                 return
+        if not end.forgotten:  # released as it is forgotten (review 55q, pins)
+            self._pinned.hold(end, peer)
         authorities = authorities_of(PeerCaller(peer, end.id))
         # the budget of the member at the root of the peer's chains, its delegates' too (a
         # member mints them for free; a peer with no chain: its own), chosen as the channel
@@ -516,6 +523,7 @@ class ChannelManager:
         self._half_open.pop(end, None)
         self._networks.pop(end, None)
         self._open.discard(end)
+        self._pinned.release(end)
         over = self._over.get(end.peer_route[0]) if end.peer_route else None
         if over is not None:
             over.discard(end)

@@ -142,6 +142,7 @@ class NodeRuntime(ChannelOpening, Upkeep):
             clock=self.clock.now,
             limits=limits or ChannelLimits.from_environment(),
             trusted=trusted,
+            pins=node.identities,  # what `NodeTrust` asks `outgrown` of (review 55q, pins)
         )
         self.relay_grace = relay_grace
         self.links = Links(
