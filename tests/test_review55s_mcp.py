@@ -13,11 +13,15 @@ past it a request is answered at once with the gate's error, never decided nor f
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 import mcp_types as types
 import pytest
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from mcp.server import Server
 from mcp.shared.message import SessionMessage
 
 from tests.support.gates import make_world
@@ -32,7 +36,44 @@ def raw(value: Any) -> SessionMessage:
     return decode_message(json.dumps(value).encode())
 
 
-@pytest.mark.xfail(strict=True, reason="review 55s mcp 1: waiting calls pile up unbounded")
+def call(ident: int, name: str, arguments: dict[str, Any]) -> SessionMessage:
+    params = {"name": name, "arguments": arguments}
+    return raw({"jsonrpc": "2.0", "id": ident, "method": "tools/call", "params": params})
+
+
+Streams = tuple[
+    MemoryObjectSendStream[SessionMessage | Exception], MemoryObjectReceiveStream[SessionMessage]
+]
+
+
+@asynccontextmanager
+async def raw_session(upstream: Blocking, recorder: ListRecorder) -> AsyncIterator[Streams]:
+    """The support agent's MCP session with a gate in front of `upstream`, over memory streams,
+    initialized: (what the client sends, what it reads)."""
+    world = make_world()
+    support = world.credential(world.support_chain, world.support)
+    async with (
+        gate_of(world, upstream, recorder) as gate,
+        _run(gate_server(gate, support)) as streams,
+    ):
+        yield streams
+
+
+@asynccontextmanager
+async def _run(server: Server[Any]) -> AsyncIterator[Streams]:
+    send, read = anyio.create_memory_object_stream[SessionMessage | Exception](64)
+    write, out = anyio.create_memory_object_stream[SessionMessage](64)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(server.run, read, write, server.create_initialization_options())
+        hello = {"name": "agent", "version": "1"}
+        init = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": hello}
+        await send.send(raw({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": init}))
+        await out.receive()
+        await send.send(raw({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        yield send, out
+        tg.cancel_scope.cancel()
+
+
 def test_a_session_holds_a_bounded_number_of_waiting_requests(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -42,37 +83,20 @@ def test_a_session_holds_a_bounded_number_of_waiting_requests(
     answers: list[Any] = []
 
     async def main() -> None:
-        world = make_world()
-        support = world.credential(world.support_chain, world.support)
-        async with gate_of(world, upstream, recorder) as gate:
-            server = gate_server(gate, support)
-            send, read = anyio.create_memory_object_stream[SessionMessage | Exception](64)
-            write, out = anyio.create_memory_object_stream[SessionMessage](64)
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(server.run, read, write, server.create_initialization_options())
-                hello = {"name": "agent", "version": "1"}
-                init = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": hello}
-                await send.send(
-                    raw({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": init})
-                )
-                await out.receive()
-                await send.send(raw({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-                params = {"name": "lookup_order", "arguments": {"order_id": "o1"}}
-                for ident in range(1, 7):  # 1 at the upstream, 3 waiting, 2 past the bound
-                    call = {"jsonrpc": "2.0", "id": ident, "method": "tools/call"}
-                    await send.send(raw({**call, "params": params}))
-                    if ident == 1:
-                        await upstream.started.wait()
-                listing = {"jsonrpc": "2.0", "id": 7, "method": "tools/list"}
-                await send.send(raw(listing))
-                with anyio.fail_after(10):  # answered at once, the upstream still busy
-                    for _ in range(3):
-                        answers.append((await out.receive()).message)
-                upstream.release.set()
-                with anyio.fail_after(10):
-                    for _ in range(4):
-                        answers.append((await out.receive()).message)
-                tg.cancel_scope.cancel()
+        async with raw_session(upstream, recorder) as (send, out):
+            for ident in range(1, 7):  # 1 at the upstream, 3 waiting, 2 past the bound
+                await send.send(call(ident, "lookup_order", {"order_id": "o1"}))
+                if ident == 1:
+                    await upstream.started.wait()
+            listing = {"jsonrpc": "2.0", "id": 7, "method": "tools/list"}
+            await send.send(raw(listing))
+            with anyio.fail_after(10):  # answered at once, the upstream still busy
+                for _ in range(3):
+                    answers.append((await out.receive()).message)
+            upstream.release.set()
+            with anyio.fail_after(10):
+                for _ in range(4):
+                    answers.append((await out.receive()).message)
 
     anyio.run(main)
     refused = answers[:3]

@@ -12,22 +12,21 @@ that fails if the defence breaks).
 
 from __future__ import annotations
 
-import json
 import unicodedata
 from typing import Any
 
 import anyio
 import mcp_types as types
 import pytest
-from mcp.shared.message import SessionMessage
 
 from tests.support.gates import POLICIES, TOOLS, T, make_world
-from tests.test_review47m_mcp_cancel import Blocking, gate_of, outcomes
+from tests.test_review47m_mcp_cancel import Blocking, outcomes
+from tests.test_review55s_mcp import call, raw, raw_session
 from troth.clock import FixedClock
 from troth.errors import DecodeError
 from troth.gates import ListRecorder, Outcome, ToolCall
 from troth.integrations.mcp.channel import decode_message
-from troth.integrations.mcp.gate import McpGate, gate_server
+from troth.integrations.mcp.gate import McpGate
 
 SAME_SHAPE = {**TOOLS, "find_order": TOOLS["lookup_order"]}
 BOTH = POLICIES + (
@@ -125,15 +124,6 @@ def test_a_confusable_name_is_never_offered_nor_run() -> None:
     assert upstream.calls == []
 
 
-def raw(value: Any) -> SessionMessage:
-    return decode_message(json.dumps(value).encode())
-
-
-def call(ident: int, name: str, arguments: dict[str, Any]) -> SessionMessage:
-    params = {"name": name, "arguments": arguments}
-    return raw({"jsonrpc": "2.0", "id": ident, "method": "tools/call", "params": params})
-
-
 def test_a_batch_array_is_not_a_message() -> None:
     with pytest.raises(DecodeError):
         decode_message(b'[{"jsonrpc":"2.0","id":1,"method":"ping"}]')
@@ -148,36 +138,21 @@ def test_reused_ids_and_stray_responses_leave_every_call_decided_and_recorded() 
     answers: list[Any] = []
 
     async def main() -> None:
-        world = make_world()
-        support = world.credential(world.support_chain, world.support)
-        async with gate_of(world, upstream, recorder) as gate:
-            server = gate_server(gate, support)
-            send, read = anyio.create_memory_object_stream[SessionMessage | Exception](16)
-            write, out = anyio.create_memory_object_stream[SessionMessage](16)
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(server.run, read, write, server.create_initialization_options())
-                hello = {"name": "agent", "version": "1"}
-                init = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": hello}
-                await send.send(
-                    raw({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init})
-                )
-                await out.receive()
-                await send.send(raw({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-                await send.send(call(7, "lookup_order", {"order_id": "o1"}))
-                await upstream.started.wait()
-                await send.send(raw({"jsonrpc": "2.0", "id": 99, "result": {}}))
-                await send.send(DecodeError("not JSON-RPC"))
-                await send.send(call(7, "refund", {"order_id": "o1", "amount": 5}))
-                with anyio.fail_after(10):
-                    answers.append((await out.receive()).message)
-                cancel = {"requestId": 7}
-                await send.send(
-                    raw({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": cancel})
-                )
-                upstream.release.set()
-                with anyio.fail_after(10):
-                    answers.append((await out.receive()).message)
-                tg.cancel_scope.cancel()
+        async with raw_session(upstream, recorder) as (send, out):
+            await send.send(call(7, "lookup_order", {"order_id": "o1"}))
+            await upstream.started.wait()
+            await send.send(raw({"jsonrpc": "2.0", "id": 99, "result": {}}))
+            await send.send(DecodeError("not JSON-RPC"))
+            await send.send(call(7, "refund", {"order_id": "o1", "amount": 5}))
+            with anyio.fail_after(10):
+                answers.append((await out.receive()).message)
+            cancel = {"requestId": 7}
+            await send.send(
+                raw({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": cancel})
+            )
+            upstream.release.set()
+            with anyio.fail_after(10):
+                answers.append((await out.receive()).message)
 
     anyio.run(main)
     assert [getattr(a, "id", None) for a in answers] == [7, 7]
