@@ -425,7 +425,8 @@ MAX_MCP_GRANTOR_RECORDS: Final = 1024
 it, publishing a new name is refused until the operator forgets one (`troth mcp forget`)."""
 MAX_MCP_QUEUE: Final = 64
 """JSON-RPC messages queued for one MCP session either way; a session whose reader falls this
-far behind is closed."""
+far behind is closed. Also the tools/call and tools/list one MCP session may have waiting in
+the gate beyond its MAX_MCP_CALLS_PER_SESSION (review 55s, mcp 1)."""
 MCP_BYTES_PER_SECOND: Final = 1 << 20
 """Bytes of MCP messages one member (its delegates' included) may send one published MCP server
 per second, each message counted as at least MCP_MESSAGE_CHARGE: every tools/call is decided

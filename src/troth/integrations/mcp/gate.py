@@ -56,7 +56,9 @@ a time (docs/policy.md, "MCP gates"; research §2.2).
   text fixed, never the SDK's code 0 and the failure's text (review 54j, mcp 1). A tools/list
   is answered with a listing begun since it was asked, at most MAX_MCP_LISTINGS at once (a
   burst of tools/list shares a few listings); one connection has at most
-  MAX_MCP_CALLS_PER_SESSION tools/call decided and at the upstream at once.
+  MAX_MCP_CALLS_PER_SESSION tools/call decided and at the upstream at once, and at most
+  MAX_MCP_QUEUE more tools/call and tools/list waiting in the gate (past it one is answered
+  at once with the gate's error: review 55s, mcp 1).
 
 A request of one connection decided under another bundle than its last (another revision or
 digest: a bundle swapped in, one of the same revision included; or none in force any more;
@@ -563,19 +565,46 @@ class _OwnErrors:
 _OWN_ERRORS: Final = _OwnErrors()
 
 
+class _InProgress:
+    """`with held:` one request of a connection in the gate, at most `most` at once: past it
+    McpGateError at once. The MCP SDK's server starts every request as it reads it, so the
+    connection's inbound queue never fills while its requests wait in the gate (for a call
+    slot, a listing): without this a member whose calls the upstream was slow to answer piled
+    up waiting calls, each holding its arguments, as fast as its budget let it send (review
+    55s, mcp 1)."""
+
+    __slots__ = ("count", "most")
+
+    def __init__(self, most: int) -> None:
+        self.count = 0
+        self.most = most
+
+    def __enter__(self) -> None:
+        if self.count >= self.most:
+            raise McpGateError(f"{self.most} requests in progress in this session: send later")
+        self.count += 1
+
+    def __exit__(self, kind: object, exc: object, tb: object) -> None:
+        self.count -= 1
+
+
 def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
     """The MCP server of one connection: `gate` deciding for `caller` (a `CredentialSource`
     is asked for the caller's current credential at every request), at most
     MAX_MCP_CALLS_PER_SESSION tools/call at once (the others wait, in turn). A request decided
     under another bundle (revision or digest) than the connection's last one is followed by
-    `notifications/tools/list_changed` (`_Revisions`; review 49o, mcp 2)."""
+    `notifications/tools/list_changed` (`_Revisions`; review 49o, mcp 2). The connection holds
+    at most MAX_MCP_CALLS_PER_SESSION + MAX_MCP_QUEUE tools/call and tools/list in the gate
+    (at the upstream or waiting): past it one is answered at once with the gate's error, never
+    decided (`_InProgress`; review 55s, mcp 1)."""
     calls = anyio.Semaphore(limits.MAX_MCP_CALLS_PER_SESSION)
     revisions = _Revisions()
+    held = _InProgress(limits.MAX_MCP_CALLS_PER_SESSION + limits.MAX_MCP_QUEUE)
 
     async def on_list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        with _OWN_ERRORS:
+        with held, _OWN_ERRORS:
             listing = await gate.list_tools(caller, decided=revisions)
         revisions.changed = False  # this listing is already the new revision's
         return listing
@@ -583,11 +612,12 @@ def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
     async def on_call_tool(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        async with calls:  # review 30c, mcp 5
-            with _OWN_ERRORS:
-                result = await gate.call_tool(
-                    caller, params.name, params.arguments, decided=revisions
-                )
+        with held:
+            async with calls:  # review 30c, mcp 5
+                with _OWN_ERRORS:
+                    result = await gate.call_tool(
+                        caller, params.name, params.arguments, decided=revisions
+                    )
         await revisions.tell(ctx)
         return result
 
