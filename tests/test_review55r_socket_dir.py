@@ -14,6 +14,18 @@ from troth.node.node import node_dir
 from troth.node.socket_dir import _socket_path
 
 
+def _linked(tmp_path: Path) -> tuple[Path, Path]:
+    """A private directory of ours, and a link to it in a sticky shared directory (as /tmp)."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)  # noqa: S103 - what /tmp is
+    ours = tmp_path / "ours"
+    ours.mkdir(0o700)
+    link = shared / "run"
+    link.symlink_to(ours)
+    return ours, link
+
+
 @needs_root
 def test_a_base_reached_through_another_users_link_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -28,13 +40,7 @@ def test_a_base_reached_through_another_users_link_is_refused(
     in review 36d, socket dir 2. Now every link on the base's path must be this user's or
     root's, in a directory no one else may rename in, as the directories are. Was a strict
     xfail until `_no_renames_by_others` looked at the links on the base's path."""
-    shared = tmp_path / "shared"
-    shared.mkdir()
-    os.chmod(shared, 0o1777)  # noqa: S103 - what /tmp is
-    ours = tmp_path / "ours"
-    ours.mkdir(0o700)
-    link = shared / "run"
-    link.symlink_to(ours)
+    ours, link = _linked(tmp_path)
     os.lchown(link, OTHER_UID, OTHER_UID)  # another user's link, to a directory of ours
     home, _ = long_home(tmp_path, monkeypatch, link)
     with pytest.raises(ConfigError) as refused:
@@ -49,13 +55,7 @@ def test_a_base_reached_through_our_own_link_is_used(
 ) -> None:
     """The control of socket dir 1: our own link in a sticky directory (as macOS's /tmp, a
     link of root's) passes, and `troth-<uid>` is made 0700 where it points."""
-    shared = tmp_path / "shared"
-    shared.mkdir()
-    os.chmod(shared, 0o1777)  # noqa: S103 - what /tmp is
-    ours = tmp_path / "ours"
-    ours.mkdir(0o700)
-    link = shared / "run"
-    link.symlink_to(ours)
+    ours, link = _linked(tmp_path)
     home, _ = long_home(tmp_path, monkeypatch, link)
     path = _socket_path(node_dir(home, "n"))
     assert path.parent == link / f"troth-{os.getuid()}"
