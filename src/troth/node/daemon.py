@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -343,6 +344,32 @@ def _control_frame(value: Any, limit: int) -> bytes:
     return frame(cbor.encode(value), limit)
 
 
+async def _connect(path: str, op: str, timeout: float) -> socket.socket:
+    """A connection to the node's control socket at `path`, waiting up to `timeout` seconds for
+    room in its listen backlog: a full backlog (a node busy or hung) fails a connect with
+    EAGAIN, never "in progress" (unix(7)), and asyncio returned the socket unconnected, whose
+    peer (pid 0) was taken for another process's planted listener (review 55r, control 1)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        client = socket.socket(socket.AF_UNIX)
+        client.setblocking(False)
+        try:
+            client.connect(path)
+            return client
+        except BlockingIOError:
+            client.close()
+        except BaseException:
+            client.close()
+            raise
+        if loop.time() >= deadline:
+            raise TimeoutError(
+                f"the node did not take the control connection of {op} within {timeout:g} s "
+                f"(busy or hung: see its node.log); {op} was not sent"
+            )
+        await asyncio.sleep(0.05)
+
+
 async def _control_request(
     path: str, op: str, arguments: dict[str, Any], timeout: float, pid: object = None
 ) -> Any:
@@ -351,7 +378,7 @@ async def _control_request(
     sent (a listener another user put at the socket's name was handed tickets: review 53u,
     control 1). Where the platform cannot tell the listener, the socket's directory is relied
     on alone."""
-    reader, writer = await asyncio.open_unix_connection(path)
+    reader, writer = await asyncio.open_unix_connection(sock=await _connect(path, op, timeout))
     try:
         peer = peer_credentials(writer.get_extra_info("socket"))
         if peer is not None and peer[0] != pid:  # (a pid the caller's namespace cannot see: 0)
@@ -461,9 +488,12 @@ def control(
     status = status or node_status(home, name)
     if not status["running"]:
         raise ConfigError(f"node {name!r} is not running: start it with: troth node start {name}")
-    return asyncio.run(
-        _control_request(status["control"], op, arguments, timeout, status.get("pid"))
-    )
+    path = status.get("control")
+    if not isinstance(path, str) or not path:  # damaged, or rewritten: said, never a TypeError
+        # (an internal error, exit 70, for every command asking the node: review 55r, control 2)
+        status_file = _dir(home, name) / "status.json"
+        raise ConfigError(f"{status_file} names no control socket: {path!r}")
+    return asyncio.run(_control_request(path, op, arguments, timeout, status.get("pid")))
 
 
 def run_transient(home: Path, name: str, op: str, arguments: dict[str, Any]) -> Any:

@@ -51,21 +51,37 @@ def _no_renames_by_others(base: Path) -> None:
     writable by group or others unless sticky (/tmp). Else another user renames our checked
     `troth-<uid>` (or a directory holding it) away and puts theirs, or a link, in its place,
     and every check of it is moot (review 36d, socket dir 2 and 3). The path is resolved
-    first: a link on it (macOS's /tmp) counts as the directory it names, and a link in a
-    directory only we and root can write stays theirs."""
-    real = base.resolve(strict=True)
+    first: a link on it (macOS's /tmp) counts as the directory it names, and must itself be
+    ours or root's, in a directory as above: another user's link in /tmp is theirs to point
+    elsewhere, the sticky bit notwithstanding (review 55r, socket dir 1)."""
+    _kept_path(base.resolve(strict=True), base)
+    path = Path(os.path.abspath(base))
+    for entry in (path, *path.parents):
+        info = os.lstat(entry)
+        if stat.S_ISLNK(info.st_mode):
+            _kept(entry, info, base)
+            _kept_path(entry.parent.resolve(strict=True), base)
+
+
+def _kept_path(real: Path, base: Path) -> None:
+    """`_kept` for directory `real` (resolved) and every directory above it."""
     for directory in (real, *real.parents):
-        info = os.stat(directory)
-        ours = info.st_uid in (0, os.getuid())
-        sticky = bool(info.st_mode & stat.S_ISVTX)
-        if not ours or (info.st_mode & 0o022 and not sticky):
-            raise ConfigError(
-                f"{directory} ({stat.filemode(info.st_mode)}, uid {info.st_uid}) lets another "
-                f"user rename what is in it, so the control socket's directory under {base} "
-                "would not stay ours. Use a directory of this user, on a path only it and root "
-                "can change (directories with the sticky bit, as /tmp, count), as "
-                "$XDG_RUNTIME_DIR"
-            )
+        _kept(directory, os.stat(directory), base)
+
+
+def _kept(entry: Path, info: os.stat_result, base: Path) -> None:
+    """ConfigError unless `entry` (a directory or a link; `info`, its own) is ours or root's
+    and, a directory, not writable by group or others unless sticky."""
+    sticky = bool(info.st_mode & stat.S_ISVTX)
+    loose = stat.S_ISDIR(info.st_mode) and info.st_mode & 0o022 and not sticky
+    if info.st_uid not in (0, os.getuid()) or loose:
+        raise ConfigError(
+            f"{entry} ({stat.filemode(info.st_mode)}, uid {info.st_uid}) lets another "
+            f"user rename or change what is in it, so the control socket's directory under "
+            f"{base} would not stay ours. Use a directory of this user, on a path only it "
+            "and root can change (directories with the sticky bit, as /tmp, count; links "
+            "only this user's or root's), as $XDG_RUNTIME_DIR"
+        )
 
 
 def _none_of_others(runtime: Path, mode: int) -> None:
