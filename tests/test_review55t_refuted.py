@@ -128,3 +128,21 @@ def test_a_refresh_of_the_same_peer_pins_once_and_a_second_release_is_a_no_op(
     assert not counted.held
     assert known.pinned() == 0
     assert len(pins) == 0
+
+
+def test_an_erring_policy_of_one_tool_is_left_out_of_the_others_exactly() -> None:
+    """A forbid of tool `a` whose condition always errs (an overflow: an erring answer hides a
+    tool) is left out of `b`'s set: `b`, previewed without it, is shown, as the whole set shows it
+    (Cedar never evaluates the condition of a policy whose action scope does not match)."""
+    world = make_world()
+    caller = world.credential(world.support_chain, world.support)
+    policies = _PERMIT + (
+        '@id("f") forbid(principal, action == Action::"invoke:a", resource)'
+        " when { 9223372036854775807 + 1 > 0 };"
+    )
+    compiled = compile_policies(policies, "", {n: {"type": "object"} for n in "ab"})
+    assert set(compiled.tool_sets) == {"b"}
+    shown = PolicyEngine(compiled).visible_tools(caller)
+    with _wrapper_only():
+        before = PolicyEngine(replace(compiled, tool_sets={}, preview_work=0))
+        assert shown == before.visible_tools(caller) == {"b"}
