@@ -16,6 +16,8 @@ from troth.errors import ConfigError
 
 __all__: list[str] = []  # troth.node.daemon's private helpers only
 
+_MAX_LINKS = 40  # links followed resolving the base: Linux's own limit (ELOOP past it)
+
 
 def _socket_path(directory: Path) -> Path:
     path = directory / "control.sock"
@@ -50,23 +52,30 @@ def _no_renames_by_others(base: Path) -> None:
     `troth-<uid>` is made in, and of every directory above it: each ours or root's, and not
     writable by group or others unless sticky (/tmp). Else another user renames our checked
     `troth-<uid>` (or a directory holding it) away and puts theirs, or a link, in its place,
-    and every check of it is moot (review 36d, socket dir 2 and 3). The path is resolved
-    first: a link on it (macOS's /tmp) counts as the directory it names, and must itself be
-    ours or root's, in a directory as above: another user's link in /tmp is theirs to point
-    elsewhere, the sticky bit notwithstanding (review 55r, socket dir 1)."""
-    _kept_path(base.resolve(strict=True), base)
-    path = Path(os.path.abspath(base))
-    for entry in (path, *path.parents):
-        info = os.lstat(entry)
+    and every check of it is moot (review 36d, socket dir 2 and 3). A link on the path (macOS's
+    /tmp) must itself be ours or root's, in a directory as above: another user's link in /tmp
+    is theirs to point elsewhere, the sticky bit notwithstanding (review 55r, socket dir 1).
+    The path is walked as the kernel resolves it, every directory and link met looked at: a
+    link behind a link, or before a `..` (dropped as written by os.path.abspath), passed
+    unseen, and a link loop was a RuntimeError (review 55x, socket dir 1 to 3)."""
+    real, todo, links = Path("/"), list((Path.cwd() / base).parts), 0
+    while todo:
+        part = todo.pop(0)
+        if part == "/":
+            real = Path("/")
+        elif part == "..":
+            real = real.parent  # already looked at, on the way down
+            continue
+        else:
+            real = real / part
+        info = os.lstat(real)
+        _kept(real, info, base)
         if stat.S_ISLNK(info.st_mode):
-            _kept(entry, info, base)
-            _kept_path(entry.parent.resolve(strict=True), base)
-
-
-def _kept_path(real: Path, base: Path) -> None:
-    """`_kept` for directory `real` (resolved) and every directory above it."""
-    for directory in (real, *real.parents):
-        _kept(directory, os.stat(directory), base)
+            links += 1
+            if links > _MAX_LINKS:
+                raise ConfigError(f"{base}: too many levels of links (a loop?)")
+            todo[:0] = Path(os.readlink(real)).parts
+            real = real.parent
 
 
 def _kept(entry: Path, info: os.stat_result, base: Path) -> None:
