@@ -15,12 +15,14 @@ import anyio
 import mcp_types as types
 import pytest
 
+from tests.support.gates import make_world
 from tests.test_review36d_socket_dir import long_home
-from tests.test_review47m_mcp_cancel import Blocking
+from tests.test_review47m_mcp_cancel import Blocking, gate_of
 from tests.test_review55r_socket_dir import _linked
-from tests.test_review55s_mcp import call, raw, raw_session
+from tests.test_review55s_mcp import _run, call, raw, raw_session
 from troth import limits
 from troth.gates import ListRecorder
+from troth.integrations.mcp.gate import gate_server
 from troth.node.daemon import _control_request
 from troth.node.node import node_dir
 from troth.node.socket_dir import _socket_path
@@ -120,3 +122,32 @@ def test_a_cancelled_or_failed_call_releases_its_place(monkeypatch: pytest.Monke
     assert answers[1].id == 1000
     assert isinstance(answers[1], types.JSONRPCResponse)
     assert "refunded 5" in str(answers[1].result)
+
+
+def test_one_session_full_leaves_another_sessions_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """55s's count is per connection (one `_InProgress` per `gate_server`), not the gate's:
+    a member's session holding its one place at a blocked upstream leaves another session of
+    the same gate its own, answered."""
+    monkeypatch.setattr(limits, "MAX_MCP_CALLS_PER_SESSION", 1)
+    monkeypatch.setattr(limits, "MAX_MCP_QUEUE", 0)
+    upstream = Blocking()
+    world = make_world()
+    support = world.credential(world.support_chain, world.support)
+    answers: list[Any] = []
+
+    async def main() -> None:
+        async with (
+            gate_of(world, upstream, ListRecorder()) as gate,
+            _run(gate_server(gate, support)) as (send, _),
+            _run(gate_server(gate, support)) as (other, out),
+        ):
+            await send.send(call(1, "lookup_order", {"order_id": "o1"}))
+            await upstream.started.wait()
+            with anyio.fail_after(10):
+                await other.send(call(2, "refund", {"order_id": "o1", "amount": 5}))
+                answers.append((await out.receive()).message)
+            upstream.release.set()
+
+    anyio.run(main)
+    assert isinstance(answers[0], types.JSONRPCResponse)
+    assert "refunded 5" in str(answers[0].result)
