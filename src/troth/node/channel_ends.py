@@ -8,7 +8,6 @@ The manager that opens, admits, limits and forgets the ends is troth.node.channe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 from collections.abc import Awaitable, Callable, Hashable
@@ -336,11 +335,17 @@ class ChannelEnd(AllowSetSource):
                 self._on_event(self, event)
 
     async def close(self, reason: ChannelFailure = ChannelFailure.NORMAL) -> None:
-        """Close the channel (the peer is told when keys exist)."""
+        """Close the channel (the peer is told when keys exist). The end is forgotten whatever
+        the CLOSE's flush raises: a close cancelled while a peer that does not read holds the
+        write, or a first hop's error other than a TrothError (raised after), left it in the
+        node's table with its pins and cap share (review 55u, close 1)."""
         event = self.channel.close(reason)
-        with contextlib.suppress(TrothError):
+        try:
             await self.flush()
-        self._on_event(self, event)
+        except TrothError:
+            pass
+        finally:
+            self._on_event(self, event)
 
 
 _CALLBACK: Final = object()
