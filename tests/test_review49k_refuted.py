@@ -30,7 +30,8 @@ def test_a_caveat_no_wallet_checked_is_refused_not_skipped(caveat: str) -> None:
         customer = agents.identities.create("customer")
         sub = agents.identities.create("sub")
         agents.enroll(acme.ticket(READ), identity=customer)
-        agents._stored.wallet.check_caveat = None  # a delegator with no such check
+        agents._stored.wallet.check_caveat = None  # a delegator with no such check, nor the
+        agents._stored.wallet.check_chain_caveats = None  # whole chain's (review 55k, caveats 1)
         chain = agents.delegate(
             customer, to=sub, attributes=READ, ttl=60, purpose="p", caveats=["true", caveat]
         )
