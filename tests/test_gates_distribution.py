@@ -50,7 +50,7 @@ class OrdersService:
         return {}
 
 
-def bundle(net: MemNet, revision: int, policies: str = READ) -> bytes:
+def bundle(net: MemNet, revision: int, policies: str = READ, *, ttl: int = 3600) -> bytes:
     hub = net.hub
     assert hub is not None
     now = net.clock.now()
@@ -63,7 +63,7 @@ def bundle(net: MemNet, revision: int, policies: str = READ) -> bytes:
         services={"orders": ["read"]},
         revision=revision,
         now=now,
-        ttl=3600,
+        ttl=ttl,
     )
 
 

@@ -31,6 +31,19 @@ from troth.channel.verification import remember_nothing
 from troth.trace import TraceLog
 from troth.trace.batcher import TraceBatcher
 from troth.trace.collect import TraceCollector
+from troth.trace.outbox import TraceOutbox
+from troth.trace.submit import Submission
+
+
+def two_queued(outboxes: Outboxes) -> tuple[TraceOutbox, Submission]:  # noqa: F811
+    """A fresh outbox holding two records, claimed, and the submission of its batch of both."""
+    outbox = outboxes.open()
+    for n in range(2):
+        outbox.add(tool("refund", n=n), now=NOW)
+    assert outbox.claim()
+    batch = outbox.next_batch(NOW)
+    assert batch is not None
+    return outbox, batch.submission
 
 
 def _begun_afresh(service: Service, path: Path) -> Service:  # noqa: F811
@@ -55,13 +68,8 @@ def test_an_outbox_goes_on_after_the_services_log_lost_the_agents_records(
     tmp_path: Path,
 ) -> None:
     party = service.world.support
-    outbox = outboxes.open()
-    for n in range(2):
-        outbox.add(tool("refund", n=n), now=NOW)
-    assert outbox.claim()
-    batch = outbox.next_batch(NOW)
-    assert batch is not None
-    outbox.answered(service.submit(batch.submission, party), now=NOW)
+    outbox, submission = two_queued(outboxes)
+    outbox.answered(service.submit(submission, party), now=NOW)
     assert len(logged(service)) == 2
     afresh = _begun_afresh(service, tmp_path / "afresh.db")
     made = outbox.add(tool("refund", n=2), now=NOW).record

@@ -16,6 +16,7 @@ from tests.support.traces import Held
 from tests.test_identity_observe import observer
 from tests.test_review27t_collect import NOW as STOLEN_AT
 from tests.test_review27t_collect import _batch, _collector
+from tests.test_review55b_head import two_queued
 from tests.test_trace_outbox import (  # noqa: F401 - `outboxes` is a fixture
     Outboxes,
     logged,
@@ -174,13 +175,8 @@ def test_an_answer_for_another_number_of_records_deletes_nothing(
     outboxes: Outboxes,  # noqa: F811
 ) -> None:
     """A service that answers a batch of two with one receipt (a lie, or another batch's)."""
-    outbox = outboxes.open()
-    for n in range(2):
-        outbox.add(tool("refund", n=n), now=NOW)
-    assert outbox.claim()
-    batch = outbox.next_batch(NOW)
-    assert batch is not None
-    lie = Receipts((service.submit(batch.submission, service.world.support).results[0],), None)
+    outbox, submission = two_queued(outboxes)
+    lie = Receipts((service.submit(submission, service.world.support).results[0],), None)
     with pytest.raises(TraceError) as raised:
         outbox.answered(lie, now=NOW)
     assert raised.value.reason is F.MALFORMED

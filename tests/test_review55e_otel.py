@@ -14,8 +14,7 @@ from pathlib import Path
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from tests.support.traces import NOW, Held, open_log, recorder, tool_call
-from troth.clock import FixedClock
+from tests.support.traces import log_of
 from troth.trace.otel import export_otel
 
 BATCH = 512
@@ -45,11 +44,7 @@ class _Measuring(SpanExporter):
 
 
 def _held(path: Path, records: int) -> int:
-    clock = FixedClock(NOW)
-    log = open_log(path, clock)
-    agent = recorder(log, Held(), clock)
-    for _ in range(records):
-        agent.record(tool_call())
+    log = log_of(path, records)
     exporter = _Measuring()
     tracemalloc.start()
     try:

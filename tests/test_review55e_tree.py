@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.traces import NOW, Held, open_log, recorder, tool_call
-from troth.clock import FixedClock
+from tests.support.traces import log_of
 from troth.trace.export import export_jsonl
 from troth.trace.export_tree import DiskTree
 from troth.trace.merkle import MemoryTree, leaf_hash
@@ -44,11 +43,7 @@ class _Measuring(io.StringIO):
 
 
 def _held(path: Path, records: int) -> int:
-    clock = FixedClock(NOW)
-    log = open_log(path, clock)
-    agent = recorder(log, Held(), clock)
-    for _ in range(records):
-        agent.record(tool_call())
+    log = log_of(path, records)
     out = _Measuring(records)
     tracemalloc.start()
     try:

@@ -111,6 +111,16 @@ def recorder(log: TraceLog, who: Held, clock: FixedClock) -> TraceRecorder:
     return TraceRecorder(log, lambda now: who.signer(now), clock=clock)
 
 
+def log_of(path: Path, records: int) -> TraceLog:
+    """A log at `path` holding `records` tool calls of one agent, at NOW."""
+    clock = FixedClock(NOW)
+    log = open_log(path, clock)
+    agent = recorder(log, Held(), clock)
+    for _ in range(records):
+        agent.record(tool_call())
+    return log
+
+
 def tool_call(name: str = "refund", **values: Any) -> RecordContent:
     """A tool invocation allowed by policy `name`, with `values` as its redactable fields."""
     return RecordContent(
