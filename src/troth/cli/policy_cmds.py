@@ -55,6 +55,21 @@ def _json_object(data: bytes, limit: int, what: str) -> dict[str, Any]:
     return value
 
 
+def _arguments(text: str | None, file: str | None) -> dict[str, Any]:
+    """The call's arguments from --args or --args-file (neither: none). A bad value is a usage
+    error, never exit 1, a deny's code (review 54d, json 6); an unreadable or larger file an
+    I/O error, as every input's."""
+    option = "--args" if file is None else "--args-file"
+    if file is not None:
+        data = read_input(file, limits.MAX_TOOL_ARGUMENTS_BYTES, "arguments")
+    else:  # argv's bytes, as --context reads them (review 54d, json 5)
+        data = ("{}" if text is None else text).encode("utf-8", "surrogateescape")
+    try:
+        return _json_object(data, limits.MAX_TOOL_ARGUMENTS_BYTES, option)
+    except DecodeError as exc:
+        raise click.BadParameter(str(exc).removeprefix(f"{option}: "), param_hint=option) from None
+
+
 def _authority_id(names: Directory, text: str) -> Identifier:
     """An authority given as an identifier, or by the name of a local authority (or its node)."""
     if Identifier.looks_like(text):
@@ -307,7 +322,18 @@ def _parse_time(text: str) -> int:
     help='The MCP server whose tool it is (Cedar: Tool::"TOOL" in Server::"NAME", as a '
     "published server NAME or `troth mcp gate --server NAME` decides it). Default: none.",
 )
-@click.option("--args", "args_text", default="{}", show_default=True, help="Arguments as JSON.")
+@click.option(
+    "--args",
+    "args_text",
+    metavar="JSON",
+    help="The call's arguments: a JSON object. Default: {} (none).",
+)
+@click.option(
+    "--args-file",
+    type=INPUT_FILE,
+    metavar="FILE",
+    help="--args read from FILE (- for stdin), for arguments too large for a command line.",
+)
 @click.option(
     "--time",
     "at_text",
@@ -350,7 +376,8 @@ def test(
     chain_file: str,
     tool: str,
     server: str | None,
-    args_text: str,
+    args_text: str | None,
+    args_file: str | None,
     at_text: str | None,
     feed_files: tuple[str, ...],
     authority_ref: str | None,
@@ -362,7 +389,9 @@ def test(
     """Decide one tool call by a chain's holder under a bundle: exit 0 allow, 1 deny. One
     authority is trusted, and the output names it: --authority's or --trust's (the bundle
     must be signed under it), or the one the bundle names (--trust-bundle-authority)."""
-    stdin_once(**{"--bundle": bundle_file, "--chain": chain_file})
+    stdin_once(**{"--bundle": bundle_file, "--chain": chain_file, "--args-file": args_file})
+    if args_text is not None and args_file is not None:
+        raise click.UsageError("--args and --args-file cannot go together: give the arguments once")
     if server is not None:
         try:
             check_name(server, "MCP server")
@@ -372,13 +401,7 @@ def test(
     now = CLOCK.now() if at_text is None else _parse_time(at_text)
     bundle = read_input(bundle_file, limits.MAX_POLICY_BUNDLE_BYTES, "bundle")
     chain = read_input(chain_file, limits.MAX_CHAIN_BYTES, "chain")
-    try:  # argv's bytes, as --context reads them (review 54d, json 5); a bad value is a
-        # usage error, never exit 1, a deny's code (json 6)
-        arguments = _json_object(
-            args_text.encode("utf-8", "surrogateescape"), limits.MAX_TOOL_ARGUMENTS_BYTES, "--args"
-        )
-    except DecodeError as exc:
-        raise click.BadParameter(str(exc).removeprefix("--args: "), param_hint="--args") from None
+    arguments = _arguments(args_text, args_file)
     if not feed_files and not authority_ref:
         raise ValueError("the authority's feed is needed: --feed FILE or --authority NAME")
     names = reporter.names
