@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from tests.support.cli import run_json
 from tests.test_gates_cli import create, desk  # noqa: F401  (the fixture)
 from tests.test_review48p_policytest import ARGS
+from troth import limits
 from troth.cli.main import cli
 
 
@@ -68,6 +69,9 @@ def test_args_and_args_file_together_or_bad_are_usage_errors(
     assert "expected a JSON object" in bad["message"]
     missing = run_json(*_policy_test(desk, "--args-file", str(path) + ".none"), code=4)
     assert "cannot read arguments" in missing["message"]
+    path.write_text(" " * limits.MAX_TOOL_ARGUMENTS_BYTES + "{}")  # read no further than that
+    large = run_json(*_policy_test(desk, "--args-file", str(path)), code=4)
+    assert f"larger than {limits.MAX_TOOL_ARGUMENTS_BYTES} bytes" in large["message"]
 
 
 def test_a_bundle_and_the_args_on_stdin_together_are_refused(
