@@ -16,8 +16,8 @@ from troth import limits
 from troth.cli.main import cli
 
 
-def _policy_test(desk: dict[str, str], *extra: str) -> list[str]:  # noqa: F811
-    bundle = str(Path(desk["dir"]) / "b1")
+def _policy_test(desk: dict[str, str], *extra: str, bundle: str | None = None) -> list[str]:  # noqa: F811
+    bundle = bundle or str(Path(desk["dir"]) / "b1")
     return [
         "policy",
         "test",
@@ -77,20 +77,5 @@ def test_args_and_args_file_together_or_bad_are_usage_errors(
 def test_a_bundle_and_the_args_on_stdin_together_are_refused(
     desk: dict[str, str],  # noqa: F811
 ) -> None:
-    create(desk, "admin", "b1", "--revision", "1", "--ttl", "30m")
-    found = run_json(
-        "policy",
-        "test",
-        "--bundle",
-        "-",
-        "--chain",
-        desk["chain"],
-        "--tool",
-        "refund",
-        "--authority",
-        "acme",
-        "--args-file",
-        "-",
-        code=2,
-    )
+    found = run_json(*_policy_test(desk, "--args-file", "-", bundle="-"), code=2)
     assert "--args-file" in found["message"]
