@@ -30,7 +30,7 @@ from troth.errors import SecretError, SecretFailure
 
 def test_a_leases_temporary_policy_naming_the_template_stops_no_other_lease(
     tmp_path: Path,
-    world: LeaseWorld,
+    world: LeaseWorld,  # noqa: F811 - the fixtures
     orders: OrdersDb,  # noqa: F811 - the fixtures
 ) -> None:
     """Agent A's lease names the reader template in a policy on its temporary tables, in the
@@ -54,7 +54,7 @@ def test_a_leases_temporary_policy_naming_the_template_stops_no_other_lease(
 
 def test_a_template_named_in_a_lasting_policy_is_still_refused(
     tmp_path: Path,
-    world: LeaseWorld,
+    world: LeaseWorld,  # noqa: F811 - the fixtures
     orders: OrdersDb,  # noqa: F811 - the fixtures
 ) -> None:
     """The check the fix narrows still holds for a policy a lease did not make: on a table of
@@ -74,7 +74,7 @@ def test_a_template_named_in_a_lasting_policy_is_still_refused(
 
 def test_a_leases_grant_to_the_template_fails_no_other_issue(
     tmp_path: Path,
-    world: LeaseWorld,
+    world: LeaseWorld,  # noqa: F811 - the fixtures
     orders: OrdersDb,  # noqa: F811 - the fixtures
 ) -> None:
     """With an admin that is no superuser (CREATEROLE, the template's privileges WITH GRANT
@@ -108,3 +108,25 @@ def test_a_leases_grant_to_the_template_fails_no_other_issue(
                     f"SET ROLE {admin}; REVOKE ALL ON orders FROM {role}; RESET ROLE; "
                     f"DROP OWNED BY {role}; DROP ROLE {role}"
                 )
+
+
+def test_a_leases_grant_to_another_lease_ends_none_of_its_sessions(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811 - the fixtures
+    orders: OrdersDb,  # noqa: F811 - the fixtures
+) -> None:
+    """Agent A's lease grants agent B's lease role SELECT on its temporary table (role names
+    are public): B's renewal took it for a privilege to take away, revoked it and ended B's
+    open sessions, at every renewal A did it again."""
+    broker = setup(tmp_path, world, orders)
+    a = broker.issue(world.credential_a(), SECRET, scope=["orders:read"], now=now())
+    b = broker.issue(world.credential_b(), SECRET, scope=["orders:read"], now=now())
+    session_a, session_b = (
+        login(orders, a.credential.reveal()),
+        login(orders, b.credential.reveal()),
+    )
+    session_a.execute("CREATE TEMP TABLE t (x int)")
+    session_a.execute(f"GRANT SELECT ON t TO {b.credential.reveal()['user']}")
+    broker.renew(world.credential_b(), b.lease_id, now=now())
+    assert session_b.execute("SELECT id FROM orders").fetchall() == [(4471,)]
+    broker.close()
