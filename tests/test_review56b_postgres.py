@@ -26,6 +26,32 @@ from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` a
     world,
 )
 from troth.errors import SecretError, SecretFailure
+from troth.secrets import Broker
+
+
+def plain_admin(orders: OrdersDb) -> str:  # noqa: F811 - the fixture's name
+    """An admin that is no superuser: CREATEROLE, and the templates' privileges WITH GRANT
+    OPTION (what docs/secrets.md asks of one)."""
+    admin = f"admin_{orders.reader}"
+    _admin_sql(
+        orders,
+        f"CREATE ROLE {admin} LOGIN CREATEROLE PASSWORD '{ADMIN_PASSWORD}'",
+        f"GRANT pg_signal_backend TO {admin}",
+        f"GRANT SELECT ON orders TO {admin} WITH GRANT OPTION",
+        f"GRANT INSERT ON orders TO {admin} WITH GRANT OPTION",
+    )
+    return admin
+
+
+def drop_leases(orders: OrdersDb, admin: str, broker: Broker) -> None:  # noqa: F811
+    """What a CREATEROLE admin cannot revoke on PostgreSQL 15 (DROP OWNED), done as the
+    superuser: the admin's grants first (a superuser revokes as the owner)."""
+    with orders.server.connect(dbname=orders.dbname) as conn:
+        for role in orders.roles(f"tl_{broker.keys.broker_id}_"):
+            conn.execute(
+                f"SET ROLE {admin}; REVOKE ALL ON orders FROM {role}; RESET ROLE; "
+                f"DROP OWNED BY {role}; DROP ROLE {role}"
+            )
 
 
 def test_a_leases_temporary_policy_naming_the_template_stops_no_other_lease(
@@ -81,14 +107,7 @@ def test_a_leases_grant_to_the_template_fails_no_other_issue(
     OPTION: what docs/secrets.md asks for), agent A's lease grants the reader template SELECT
     on its large object and its temporary table: the admin may not grant those on, and agent
     B's issue failed ENGINE_FAILED ("lacks SELECT on large object ...")."""
-    admin = f"admin_{orders.reader}"
-    _admin_sql(
-        orders,
-        f"CREATE ROLE {admin} LOGIN CREATEROLE PASSWORD '{ADMIN_PASSWORD}'",
-        f"GRANT pg_signal_backend TO {admin}",
-        f"GRANT SELECT ON orders TO {admin} WITH GRANT OPTION",
-        f"GRANT INSERT ON orders TO {admin} WITH GRANT OPTION",
-    )
+    admin = plain_admin(orders)
     broker = setup(tmp_path, world, orders, user=admin)
     a = broker.issue(world.credential_a(), SECRET, scope=["orders:read"], now=now())
     session = login(orders, a.credential.reveal())
@@ -102,12 +121,7 @@ def test_a_leases_grant_to_the_template_fails_no_other_issue(
     finally:
         session.close()
         broker.close()
-        with orders.server.connect(dbname=orders.dbname) as conn:  # a CREATEROLE admin may not
-            for role in orders.roles(f"tl_{broker.keys.broker_id}_"):  # DROP OWNED (PG 15)
-                conn.execute(  # the admin's grants first: a superuser revokes as the owner
-                    f"SET ROLE {admin}; REVOKE ALL ON orders FROM {role}; RESET ROLE; "
-                    f"DROP OWNED BY {role}; DROP ROLE {role}"
-                )
+        drop_leases(orders, admin, broker)
 
 
 def test_a_leases_grant_to_another_lease_ends_none_of_its_sessions(
@@ -130,3 +144,31 @@ def test_a_leases_grant_to_another_lease_ends_none_of_its_sessions(
     broker.renew(world.credential_b(), b.lease_id, now=now())
     assert session_b.execute("SELECT id FROM orders").fetchall() == [(4471,)]
     broker.close()
+
+
+def test_another_brokers_lease_fails_no_issue_of_this_one(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811 - the fixtures
+    orders: OrdersDb,  # noqa: F811 - the fixtures
+) -> None:
+    """Two nodes' brokers lease the same cluster (each its own lease roles' prefix), with an
+    admin that is no superuser: a lease of the first grants the reader template SELECT on its
+    large object, and the second broker's issue failed (its roles' prefix was the only one
+    left out)."""
+    admin = plain_admin(orders)
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    first = setup(tmp_path / "one", world, orders, user=admin)
+    second = setup(tmp_path / "two", world, orders, user=admin)
+    a = first.issue(world.credential_a(), SECRET, scope=["orders:read"], now=now())
+    session = login(orders, a.credential.reveal())
+    (oid,) = session.execute("SELECT lo_create(0)").fetchone()
+    session.execute(f"GRANT SELECT ON LARGE OBJECT {oid} TO {orders.reader}")
+    try:
+        other = second.issue(world.credential_b(), SECRET, scope=["orders:read"], now=now())
+        assert login(orders, other.credential.reveal()).execute("SELECT id FROM orders").fetchall()
+    finally:
+        session.close()
+        for broker in (first, second):
+            broker.close()
+            drop_leases(orders, admin, broker)

@@ -57,6 +57,7 @@ __all__ = ["PostgresEngine"]
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}")  # an ordinary identifier, <= 63 bytes
 _HOST = re.compile(r"[A-Za-z0-9.:_/-]{1,255}")
 _PASSWORD_BYTES: Final = 32
+_ANY_LEASE: Final = "^tl_[0-9a-f]{8}_[0-9a-f]{32}$"  # a Broker's: tl_<broker id>_<handle hex>
 _SETTINGS = frozenset(
     {
         "host",
@@ -112,6 +113,9 @@ class PostgresEngine:
         if not _IDENT.fullmatch(role_prefix) or len(role_prefix) > 24:
             raise ConfigError("a role prefix is a short plain identifier")
         self.role_prefix = role_prefix
+        self.lease_roles = f"{grants.exactly(role_prefix)[:-1]}[0-9a-f]{{32}}$|{_ANY_LEASE}"
+        """The names of lease roles, this engine's and any troth broker's: what they own and
+        what a policy on their tables says is no template's (review 56b, postgres 1, 2, 4)."""
         self._connections: dict[tuple[Any, ...], Any] = {}
         self._lock = threading.Lock()
         self.outages = outages.Outages()
@@ -314,7 +318,7 @@ class PostgresEngine:
         `fresh` (not created yet) — refused before any change when a template cannot be
         copied."""
         dbname = settings["dbname"]
-        leases = self.role_prefix
+        leases = self.lease_roles
 
         def connect(database: str) -> Any:  # kept only for a database the secret lists
             listed = database in _databases(settings)
@@ -360,7 +364,7 @@ class PostgresEngine:
             with self._admin(settings, database, upstream, "grant privileges") as conn:
                 if wanted - have:
                     grants.apply(conn, "GRANT", role, wanted - have)
-                now = grants.held(conn, role, shared=shared, leases=self.role_prefix)
+                now = grants.held(conn, role, shared=shared, leases=self.lease_roles)
             if now != wanted:  # PostgreSQL only warns when the admin may not grant one
                 wrong = sorted(now ^ wanted)[0]
                 raise SecretError(
@@ -544,7 +548,8 @@ def _pair(
     conn: Any, sources: list[str], role: str, leases: str, *, shared: bool, fresh: bool
 ) -> tuple[set[Privilege], set[Privilege]]:
     """The privileges `sources` hold and those `role` holds (none when it is `fresh`), but on
-    the objects of lease roles (`leases`: their prefix) and temporary tables."""
+    the objects of lease roles (`leases`: their names' regular expression) and temporary
+    tables."""
     wanted = grants.privileges(conn, sources, role, shared=shared, leases=leases)
     return wanted, set() if fresh else grants.held(conn, role, shared=shared, leases=leases)
 

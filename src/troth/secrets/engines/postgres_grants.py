@@ -32,7 +32,7 @@ from typing import Any, Final
 
 from troth.errors import SecretError, SecretFailure
 
-__all__ = ["Privilege", "apply", "check_templates", "held", "privileges"]
+__all__ = ["Privilege", "apply", "check_templates", "exactly", "held", "privileges"]
 
 _FIRST_NORMAL_OID: Final = 16384  # FirstNormalObjectId: below it, roles made by initdb
 _PRIVILEGES: Final = frozenset(
@@ -123,7 +123,7 @@ _LOCAL: Final = (
 _WHERE: Final = (
     ") AS e(kind, nsp, name, col, argn, argt, privilege, owner, grantee) "
     "WHERE grantee <> owner AND grantee IN (SELECT oid FROM pg_roles WHERE rolname = ANY(%s)) "
-    "AND owner NOT IN (SELECT oid FROM pg_roles WHERE rolname = %s OR starts_with(rolname, %s))"
+    "AND owner NOT IN (SELECT oid FROM pg_roles WHERE rolname = %s OR rolname ~ %s)"
 )
 # The roles named in a row-level security policy on a table of the connection's database that
 # is neither temporary nor a lease's (`check_templates`)
@@ -134,7 +134,7 @@ _LASTING_POLICIES: Final = (
     "WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
     "AND s.classid = 'pg_policy'::regclass AND s.deptype = 'r' "
     "AND s.refclassid = 'pg_authid'::regclass AND r.rolname = ANY(%s) "
-    "AND c.relpersistence <> 't' AND NOT starts_with(o.rolname, %s) ORDER BY 1 LIMIT 1"
+    "AND c.relpersistence <> 't' AND o.rolname !~ %s ORDER BY 1 LIMIT 1"
 )
 
 
@@ -171,7 +171,8 @@ def check_templates(
     """The roles whose privileges the lease's role gets: the templates and every role they
     inherit from; SecretError CONFIG_INVALID for a template a lease cannot copy faithfully
     (ENGINE_FAILED for one that does not exist). A policy naming one on a temporary table, or
-    on a table of a lease role (`leases`: their names' prefix), is not the template's to copy:
+    on a table of a lease role (`leases`: a regular expression of their names), is not the
+    template's to copy:
     any lease may make one (review 56b, postgres 1). `connect(database)` is the admin's session
     to a database: `dbname`, then each other one where a policy names one of the roles (a
     policy is looked at in its own database's catalogs)."""
@@ -261,7 +262,8 @@ def privileges(
 ) -> set[Privilege]:
     """The privileges `roles` hold by ACL entries, on the shared catalogs (`shared`) or on
     those of the connection's database; an owner's entries, the lease's own objects, those of
-    every lease role (`leases`: their names' prefix) and temporary tables are left out (the
+    every lease role (`leases`: a regular expression of their names; by default the lease's
+    alone) and temporary tables are left out (the
     owner's rights come with owning, the lease's objects die with it, and any lease may grant
     a template, or another lease, rights on what it makes: review 56b, postgres 2)."""
     from psycopg import sql
@@ -276,7 +278,7 @@ def privileges(
     )
     with conn.transaction():  # JIT compiling this query costs a second; it runs in ms without
         conn.execute("SET LOCAL jit = off")
-        rows = conn.execute(query, (roles, lease, leases or lease)).fetchall()
+        rows = conn.execute(query, (roles, lease, leases or exactly(lease))).fetchall()
     found: set[Privilege] = set()
     for kind, schema, name, column, arg_schemas, arg_names, privilege in rows:
         args = tuple(zip(arg_schemas or (), arg_names or (), strict=True))
@@ -292,6 +294,12 @@ def _check(item: Privilege) -> None:
             SecretFailure.CONFIG_INVALID,
             f"{item.describe()} is not a privilege a lease can be granted",
         )
+
+
+def exactly(name: str) -> str:
+    """A regular expression (PostgreSQL's) matching the role name `name` (an identifier:
+    `$` is its only character special there) and nothing else."""
+    return "^" + name.replace("$", "\\$") + "$"
 
 
 def held(conn: Any, lease: str, *, shared: bool, leases: str | None = None) -> set[Privilege]:
