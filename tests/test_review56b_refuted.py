@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import NOW
 from tests.support.leases import LeaseWorld, make_world, open_broker
+from tests.test_secrets_postgres import SECRET, OrdersDb, login, now, orders, setup  # noqa: F401
 from troth.errors import SecretError, SecretFailure
 from troth.secrets import AllowListPolicy, Broker, LeaseState, validate_token
 from troth.secrets.lease import LeaseRequest
@@ -101,3 +102,25 @@ def test_a_relying_partys_leeway_revives_no_revoked_lease(
     with pytest.raises(SecretError) as revoked:
         validate_token(token, keys, audience="svc", now=NOW + 2, revoked=states, leeway=3600)
     assert revoked.value.reason is F.REVOKED
+
+
+def test_a_lease_cannot_make_a_template_a_member_of_its_role(
+    tmp_path: Path,
+    orders: OrdersDb,  # noqa: F811 - the fixture
+) -> None:
+    """A lease grants its own role to the reader template (PostgreSQL before 16 let a session
+    grant membership in its session user): the template would then reach the lease's role,
+    which owns objects, and every other issue of the template be refused. The server refuses
+    the grant, and another agent is issued a lease."""
+    import psycopg
+
+    world = make_world(now())
+    broker = setup(tmp_path, world, orders)
+    a = broker.issue(world.credential_a(), SECRET, scope=["orders:read"], now=now())
+    session = login(orders, a.credential.reveal())
+    session.execute("CREATE TEMP TABLE t (x int)")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        session.execute(f"GRANT {a.credential.reveal()['user']} TO {orders.reader}")
+    other = broker.issue(world.credential_b(), SECRET, scope=["orders:read"], now=now())
+    assert other.lease.state is LeaseState.ACTIVE
+    broker.close()
