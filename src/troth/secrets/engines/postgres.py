@@ -57,6 +57,7 @@ __all__ = ["PostgresEngine"]
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}")  # an ordinary identifier, <= 63 bytes
 _HOST = re.compile(r"[A-Za-z0-9.:_/-]{1,255}")
 _PASSWORD_BYTES: Final = 32
+_ANY_LEASE: Final = "^tl_[0-9a-f]{8}_[0-9a-f]{32}$"  # a Broker's: tl_<broker id>_<handle hex>
 _SETTINGS = frozenset(
     {
         "host",
@@ -112,6 +113,9 @@ class PostgresEngine:
         if not _IDENT.fullmatch(role_prefix) or len(role_prefix) > 24:
             raise ConfigError("a role prefix is a short plain identifier")
         self.role_prefix = role_prefix
+        self.lease_roles = f"{grants.exactly(role_prefix)[:-1]}[0-9a-f]{{32}}$|{_ANY_LEASE}"
+        """The names of lease roles, this engine's and any troth broker's: what they own and
+        what a policy on their tables says is no template's (review 56b, postgres 1, 2, 4)."""
         self._connections: dict[tuple[Any, ...], Any] = {}
         self._lock = threading.Lock()
         self.outages = outages.Outages()
@@ -314,14 +318,19 @@ class PostgresEngine:
         `fresh` (not created yet) — refused before any change when a template cannot be
         copied."""
         dbname = settings["dbname"]
-        with self._admin(settings, dbname, upstream, "read templates") as conn:
-            sources = grants.check_templates(conn, templates)
-            plan = [(dbname, True, *_pair(conn, sources, role, shared=True, fresh=fresh))]
+        leases = self.lease_roles
+
+        def connect(database: str) -> Any:  # kept only for a database the secret lists
+            listed = database in _databases(settings)
+            return self._admin(settings, database, upstream, "read templates", keep=listed)
+
+        sources = grants.check_templates(connect, dbname, templates, leases=leases)
+        with self._admin(settings, dbname, upstream, "read privileges") as conn:
+            plan = [(dbname, True, *_pair(conn, sources, role, leases, shared=True, fresh=fresh))]
         for database in _databases(settings):
             with self._admin(settings, database, upstream, "read privileges") as conn:
-                plan.append(
-                    (database, False, *_pair(conn, sources, role, shared=False, fresh=fresh))
-                )
+                pair = _pair(conn, sources, role, leases, shared=False, fresh=fresh)
+                plan.append((database, False, *pair))
         return plan
 
     def _reconcile(
@@ -355,7 +364,7 @@ class PostgresEngine:
             with self._admin(settings, database, upstream, "grant privileges") as conn:
                 if wanted - have:
                     grants.apply(conn, "GRANT", role, wanted - have)
-                now = grants.held(conn, role, shared=shared)
+                now = grants.held(conn, role, shared=shared, leases=self.lease_roles)
             if now != wanted:  # PostgreSQL only warns when the admin may not grant one
                 wrong = sorted(now ^ wanted)[0]
                 raise SecretError(
@@ -536,11 +545,13 @@ def _memberships(conn: Any, role: str) -> set[str]:
 
 
 def _pair(
-    conn: Any, sources: list[str], role: str, *, shared: bool, fresh: bool
+    conn: Any, sources: list[str], role: str, leases: str, *, shared: bool, fresh: bool
 ) -> tuple[set[Privilege], set[Privilege]]:
-    """The privileges `sources` hold and those `role` holds (none when it is `fresh`)."""
-    wanted = grants.privileges(conn, sources, role, shared=shared)
-    return wanted, set() if fresh else grants.held(conn, role, shared=shared)
+    """The privileges `sources` hold and those `role` holds (none when it is `fresh`), but on
+    the objects of lease roles (`leases`: their names' regular expression) and temporary
+    tables."""
+    wanted = grants.privileges(conn, sources, role, shared=shared, leases=leases)
+    return wanted, set() if fresh else grants.held(conn, role, shared=shared, leases=leases)
 
 
 def _session_options(settings: Mapping[str, Any]) -> str:

@@ -15,20 +15,24 @@ REPLICATION, BYPASSRLS); the privileges of a built-in role (`pg_read_all_data`,
 `pg_monitor`, ..., the bootstrap superuser: not ACL entries) or a membership it does not
 inherit (its rights are reached by SET ROLE only); an ADMIN OPTION; owning an object in any
 database (an owner's rights are not grantable) or being named in a row-level security policy
-(policies apply by membership), for the template or any role it inherits from.
+(policies apply by membership), for the template or any role it inherits from. What a
+lease could make itself is not the template's: temporary tables and the objects of lease roles
+are left out of both checks (review 56b, postgres 1 and 2: any lease may name any role in a
+policy on its table, or grant it rights on what it owns).
 
 Identifiers go through `sql.Identifier`, privilege keywords come from a closed list.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Final
 
 from troth.errors import SecretError, SecretFailure
 
-__all__ = ["Privilege", "apply", "check_templates", "held", "privileges"]
+__all__ = ["Privilege", "apply", "check_templates", "exactly", "held", "privileges"]
 
 _FIRST_NORMAL_OID: Final = 16384  # FirstNormalObjectId: below it, roles made by initdb
 _PRIVILEGES: Final = frozenset(
@@ -87,12 +91,13 @@ _LOCAL: Final = (
     "SELECT CASE c.relkind WHEN 'S' THEN 'sequence' ELSE 'table' END, n.nspname::text, "
     "c.relname::text, NULL, NULL::text[], NULL::text[], a.privilege_type, c.relowner, "
     "a.grantee FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, "
-    "aclexplode(c.relacl) a WHERE c.relkind IN ('r', 'v', 'm', 'f', 'p', 'S')",
+    "aclexplode(c.relacl) a WHERE c.relkind IN ('r', 'v', 'm', 'f', 'p', 'S') "
+    "AND c.relpersistence <> 't'",
     "SELECT 'column', n.nspname::text, c.relname::text, t.attname::text, NULL::text[], "
     "NULL::text[], a.privilege_type, c.relowner, a.grantee FROM pg_attribute t "
     "JOIN pg_class c ON c.oid = t.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace, "
     "aclexplode(t.attacl) a WHERE t.attnum > 0 AND NOT t.attisdropped "
-    "AND c.relkind IN ('r', 'v', 'm', 'f', 'p')",
+    "AND c.relkind IN ('r', 'v', 'm', 'f', 'p') AND c.relpersistence <> 't'",
     "SELECT 'routine', n.nspname::text, p.proname::text, NULL, "
     "ARRAY(SELECT tn.nspname::text FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY x(t, i) "
     "JOIN pg_type ty ON ty.oid = x.t JOIN pg_namespace tn ON tn.oid = ty.typnamespace "
@@ -118,7 +123,18 @@ _LOCAL: Final = (
 _WHERE: Final = (
     ") AS e(kind, nsp, name, col, argn, argt, privilege, owner, grantee) "
     "WHERE grantee <> owner AND grantee IN (SELECT oid FROM pg_roles WHERE rolname = ANY(%s)) "
-    "AND owner NOT IN (SELECT oid FROM pg_roles WHERE rolname = %s)"
+    "AND owner NOT IN (SELECT oid FROM pg_roles WHERE rolname = %s OR rolname ~ %s)"
+)
+# The roles named in a row-level security policy on a table of the connection's database that
+# is neither temporary nor a lease's (`check_templates`)
+_LASTING_POLICIES: Final = (
+    "SELECT r.rolname FROM pg_shdepend s JOIN pg_roles r ON r.oid = s.refobjid "
+    "JOIN pg_policy p ON p.oid = s.objid JOIN pg_class c ON c.oid = p.polrelid "
+    "JOIN pg_roles o ON o.oid = c.relowner "
+    "WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND s.classid = 'pg_policy'::regclass AND s.deptype = 'r' "
+    "AND s.refclassid = 'pg_authid'::regclass AND r.rolname = ANY(%s) "
+    "AND c.relpersistence <> 't' AND o.rolname !~ %s ORDER BY 1 LIMIT 1"
 )
 
 
@@ -145,11 +161,36 @@ def _refuse(template: str, why: str) -> SecretError:
     )
 
 
-def check_templates(conn: Any, templates: Iterable[str]) -> list[str]:
+def check_templates(
+    connect: Callable[[str], AbstractContextManager[Any]],
+    dbname: str,
+    templates: Iterable[str],
+    *,
+    leases: str,
+) -> list[str]:
     """The roles whose privileges the lease's role gets: the templates and every role they
     inherit from; SecretError CONFIG_INVALID for a template a lease cannot copy faithfully
-    (ENGINE_FAILED for one that does not exist)."""
-    names = sorted(set(templates))
+    (ENGINE_FAILED for one that does not exist). A policy naming one on a temporary table, or
+    on a table of a lease role (`leases`: a regular expression of their names), is not the
+    template's to copy:
+    any lease may make one (review 56b, postgres 1). `connect(database)` is the admin's session
+    to a database: `dbname`, then each other one where a policy names one of the roles (a
+    policy is looked at in its own database's catalogs)."""
+    with connect(dbname) as conn:
+        sources, databases = _sources(conn, sorted(set(templates)))
+        roles = sorted(sources)
+        if dbname in databases:
+            _check_policies(conn, sources, dbname, leases)
+    for database in databases:
+        if database != dbname:
+            with connect(database) as there:
+                _check_policies(there, sources, database, leases)
+    return roles
+
+
+def _sources(conn: Any, names: list[str]) -> tuple[dict[str, str], list[str]]:
+    """`check_templates` in one database: each role reached from the templates with the
+    template it is reached from, and the databases where a policy names one of them."""
     found = {
         row[0]: row[1:]
         for row in conn.execute(
@@ -186,30 +227,45 @@ def check_templates(conn: Any, templates: Iterable[str]) -> list[str]:
     ).fetchone()
     if admin is not None:
         raise _refuse(sources[admin[0]], f"{admin[0]} holds ADMIN OPTION on {admin[1]}")
-    depends = conn.execute(
-        "SELECT r.rolname, s.deptype, s.classid::regclass::text, d.datname "
+    owns = conn.execute(
+        "SELECT r.rolname, s.classid::regclass::text, d.datname "
         "FROM pg_shdepend s JOIN pg_roles r ON r.oid = s.refobjid "
         "LEFT JOIN pg_database d ON d.oid = s.dbid "
-        "WHERE s.refclassid = 'pg_authid'::regclass AND s.deptype IN ('o', 'r') "
+        "WHERE s.refclassid = 'pg_authid'::regclass AND s.deptype = 'o' "
         "AND r.rolname = ANY(%s) ORDER BY 1, 2 LIMIT 1",
         (roles,),
     ).fetchone()
-    if depends is not None:
-        role, deptype, catalog, database = depends
+    if owns is not None:
+        role, catalog, database = owns
         where = f"{catalog} in {'the cluster' if database is None else 'database ' + database}"
-        what = (
-            f"{role} owns an object ({where}; an owner's rights cannot be granted)"
-            if deptype == "o"
-            else f"{role} is named in a row-level security policy ({where})"
-        )
-        raise _refuse(sources[role], what)
-    return roles
+        why = f"{role} owns an object ({where}; an owner's rights cannot be granted)"
+        raise _refuse(sources[role], why)
+    databases = conn.execute(
+        "SELECT DISTINCT d.datname FROM pg_shdepend s JOIN pg_roles r ON r.oid = s.refobjid "
+        "JOIN pg_database d ON d.oid = s.dbid WHERE s.refclassid = 'pg_authid'::regclass "
+        "AND s.deptype = 'r' AND r.rolname = ANY(%s) ORDER BY 1",
+        (roles,),
+    ).fetchall()
+    return sources, [database for (database,) in databases]
 
 
-def privileges(conn: Any, roles: list[str], lease: str, *, shared: bool) -> set[Privilege]:
+def _check_policies(conn: Any, sources: dict[str, str], database: str, leases: str) -> None:
+    named = conn.execute(_LASTING_POLICIES, (sorted(sources), leases)).fetchone()
+    if named is not None:
+        role = named[0]
+        where = f"pg_policy in database {database}"
+        raise _refuse(sources[role], f"{role} is named in a row-level security policy ({where})")
+
+
+def privileges(
+    conn: Any, roles: list[str], lease: str, *, shared: bool, leases: str | None = None
+) -> set[Privilege]:
     """The privileges `roles` hold by ACL entries, on the shared catalogs (`shared`) or on
-    those of the connection's database; an owner's entries and the lease's own objects are
-    left out (the owner's rights come with owning, and the lease's objects die with it)."""
+    those of the connection's database; an owner's entries, the lease's own objects, those of
+    every lease role (`leases`: a regular expression of their names; by default the lease's
+    alone) and temporary tables are left out (the
+    owner's rights come with owning, the lease's objects die with it, and any lease may grant
+    a template, or another lease, rights on what it makes: review 56b, postgres 2)."""
     from psycopg import sql
 
     if shared:
@@ -222,7 +278,7 @@ def privileges(conn: Any, roles: list[str], lease: str, *, shared: bool) -> set[
     )
     with conn.transaction():  # JIT compiling this query costs a second; it runs in ms without
         conn.execute("SET LOCAL jit = off")
-        rows = conn.execute(query, (roles, lease)).fetchall()
+        rows = conn.execute(query, (roles, lease, leases or exactly(lease))).fetchall()
     found: set[Privilege] = set()
     for kind, schema, name, column, arg_schemas, arg_names, privilege in rows:
         args = tuple(zip(arg_schemas or (), arg_names or (), strict=True))
@@ -240,9 +296,16 @@ def _check(item: Privilege) -> None:
         )
 
 
-def held(conn: Any, lease: str, *, shared: bool) -> set[Privilege]:
-    """The privileges the lease's own role holds by ACL entries (but on its own objects)."""
-    return privileges(conn, [lease], lease, shared=shared)
+def exactly(name: str) -> str:
+    """A regular expression (PostgreSQL's) matching the role name `name` (an identifier:
+    `$` is its only character special there) and nothing else."""
+    return "^" + name.replace("$", "\\$") + "$"
+
+
+def held(conn: Any, lease: str, *, shared: bool, leases: str | None = None) -> set[Privilege]:
+    """The privileges the lease's own role holds by ACL entries (but on its own objects, and
+    with `leases`, on those of every lease role)."""
+    return privileges(conn, [lease], lease, shared=shared, leases=leases)
 
 
 def apply(conn: Any, verb: str, lease: str, changes: set[Privilege]) -> None:
