@@ -21,6 +21,10 @@ import pytest
 from tests.support.cli import run, run_json
 from tests.support.traces import record_on_node
 from troth.cli import trace_cmds
+from troth.cli.output import json_text
+from troth.cli.output_stream import json_chunks
+from troth.errors import TraceError, TraceFailure
+from troth.trace.export import export_bundles
 
 RECORDS = 12
 
@@ -29,7 +33,6 @@ class _Bundle(dict[str, Any]):
     """A proof bundle that can be watched (a weak reference) while the export runs."""
 
 
-@pytest.mark.xfail(strict=True, reason="review56f exports 1: every bundle is held in a list")
 def test_exports1_json_without_out_holds_one_bundle_at_a_time(
     troth_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -37,7 +40,7 @@ def test_exports1_json_without_out_holds_one_bundle_at_a_time(
     record_on_node(troth_home, RECORDS)
     made: list[weakref.ref[_Bundle]] = []
     held: list[int] = []
-    real = trace_cmds.export_bundles
+    real = export_bundles
 
     def watched(*args: Any, **kwargs: Any) -> tuple[Any, Iterator[dict[str, Any]]]:
         checkpoint, bundles = real(*args, **kwargs)
@@ -64,3 +67,33 @@ def test_exports1_the_document_is_the_one_printed_before(troth_home: Path) -> No
     assert list(document) == ["out", "proofs", "checkpoint"]
     assert document["out"] is None
     assert [p["record"] for p in document["proofs"]] == [json.loads(x)["record"] for x in lines]
+
+
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_exports1_the_chunks_are_the_text_of_the_whole_result(count: int) -> None:
+    item = {"text": "é\u202e\udcff\n", "in": {"a": [], "b": [1, {}]}}
+    items = [{"n": n, **item} for n in range(count)]
+    data = {"out": None, "proofs": ["ignored"], "checkpoint": {"note": "x\ny", "size": 2}}
+    whole = json_text({**data, "proofs": items})
+    assert "".join(json_chunks(data, "proofs", iter(items))) == whole
+
+
+def test_exports1_a_failure_part_way_prints_only_the_error_object(
+    troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run("identity", "create", "support")
+    record_on_node(troth_home, 3)
+    real = export_bundles
+
+    def failing(*args: Any, **kwargs: Any) -> tuple[Any, Iterator[dict[str, Any]]]:
+        checkpoint, bundles = real(*args, **kwargs)
+
+        def each() -> Iterator[dict[str, Any]]:
+            yield next(bundles)
+            raise TraceError(TraceFailure.MALFORMED, "the disk went away")
+
+        return checkpoint, each()
+
+    monkeypatch.setattr(trace_cmds, "export_bundles", failing)
+    error = json.loads(run("trace", "export", "--json", code=1).stdout)  # one document
+    assert "the disk went away" in error["message"]
