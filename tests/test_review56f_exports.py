@@ -20,7 +20,7 @@ import pytest
 
 from tests.support.cli import run, run_json
 from tests.support.traces import record_on_node
-from troth.cli import trace_cmds
+from troth.cli import output_stream, trace_cmds
 from troth.cli.output import json_text
 from troth.cli.output_stream import json_chunks
 from troth.errors import TraceError, TraceFailure
@@ -97,3 +97,16 @@ def test_exports1_a_failure_part_way_prints_only_the_error_object(
     monkeypatch.setattr(trace_cmds, "export_bundles", failing)
     error = json.loads(run("trace", "export", "--json", code=1).stdout)  # one document
     assert "the disk went away" in error["message"]
+
+
+def test_exports1_a_document_past_the_spool_comes_from_disk_whole(
+    troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run("identity", "create", "support")
+    record_on_node(troth_home, 3)
+    whole = run("trace", "export", "--json").stdout
+    monkeypatch.setattr(output_stream, "TRACE_EXPORT_SPOOL_BYTES", 64)
+    monkeypatch.setattr(output_stream, "_COPY_CHUNK", 100)  # many reads of the spool
+    spilled = run("trace", "export", "--json").stdout
+    assert len(whole) > 1000
+    assert json.loads(spilled)["proofs"] == json.loads(whole)["proofs"]
