@@ -8,7 +8,7 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -268,6 +268,17 @@ def write_stdout(text: str) -> None:
         raise OSError(f"cannot write the result to stdout: {exc.strerror or exc}") from None
 
 
+def write_stdout_chunks(chunks: Iterable[str]) -> None:
+    """`chunks` on stdout as they come (no newline added), failing as `write_stdout` does."""
+    if sys.stdout is None:
+        raise OSError(STDOUT_CLOSED)
+    try:
+        for chunk in chunks:
+            click.echo(chunk, nl=False)
+    except OSError as exc:
+        raise OSError(f"cannot write the result to stdout: {exc.strerror or exc}") from None
+
+
 def _warning(text: str) -> None:
     click.echo(f"troth: warning: {escape_text(text, keep_newlines=True)}", err=True)
 
@@ -303,6 +314,15 @@ class Reporter:
             # commands escape each document-derived value (newlines too); this catches any
             # other control or bidi character before it reaches a terminal
             write_stdout(escape_text(text, keep_newlines=True))
+
+    def result_listing(self, data: dict[str, Any], key: str, items: Iterable[Any]) -> None:
+        """With --json, `result({**data, key: list(items)})` (`key` in its place in `data`),
+        holding one item at a time and printed once all are made (review 56f, exports 1)."""
+        from troth.cli.output_stream import json_chunks, spooled_result
+
+        if self.as_json:
+            extra = {"warnings": list(self._warnings)} if self._warnings else {}
+            spooled_result(json_chunks({**data, **extra}, key, items))
 
     def document(self, text: str) -> None:
         """A JSON document the command makes (a proof bundle), on stdout in both modes: the

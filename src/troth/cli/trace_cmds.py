@@ -385,9 +385,13 @@ def export(
             reporter.result({"spans": count, "endpoint": endpoint}, f"{count} spans sent")
             return
         if out is None and reporter.as_json:  # one JSON document, not JSONL (review 44c, CLI 3)
-            checkpoint, bundles = export_bundles(log, agent=agent)
-            proofs = list(bundles)
-            reporter.result({"out": None, "proofs": proofs, "checkpoint": checkpoint.to_json()})
+            checkpoint, bundles = export_bundles(log, agent=agent)  # one bundle at a time
+            document: dict[str, Any] = {
+                "out": None,
+                "proofs": [],
+                "checkpoint": checkpoint.to_json(),
+            }
+            reporter.result_listing(document, "proofs", bundles)  # (review 56f, exports 1)
             return
         target: Any = output_file(out, text=True) if out else nullcontext(sys.stdout)
         with target as stream:

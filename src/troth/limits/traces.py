@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["MAX_TRACE_EXPORT_MEMO", "MAX_TRACE_READ_BYTES"]
+__all__ = [
+    "MAX_TRACE_EXPORT_MEMO",
+    "MAX_TRACE_READ_BYTES",
+    "TRACE_EXPORT_SPOOL_BYTES",
+]
 
 MAX_TRACE_EXPORT_MEMO: Final = 64
 """Most signer judgements (a line's signer history, windows and key) and, apart, checkpoints
@@ -21,3 +25,8 @@ MAX_TRACE_READ_BYTES: Final = 2 * 1024 * 1024
 (`LogReader.stored`: at least one row, at most its `chunk` of rows), so verifying or exporting
 a log of records at MAX_TRACE_RECORD_DISCLOSURE_BYTES holds a few of them at a time, not 4,096
 (review 55e, reads 1: about 2.2 GiB)."""
+TRACE_EXPORT_SPOOL_BYTES: Final = 1024 * 1024
+"""Most bytes of `troth trace export --json` (without --out) held in memory before they go to
+a temporary file: the document is printed only once every bundle is made (so a failure
+part-way prints only the error object), and a log's export is larger than memory should hold
+(review 56f, exports 1)."""

@@ -44,6 +44,7 @@ from troth.identity import (
     VerifiedIdentity,
     indexed_hashes,
 )
+from troth.trace.chain_signed import check_chain_signed
 from troth.trace.checkpoint import (
     AnchorStatus,
     Checkpoint,
@@ -546,6 +547,8 @@ def _verify_line(
             if sha256(chain) != record.authority.chain:
                 raise TraceError(_F.CHAIN_MISMATCH, "the bundle's chain is not the one named")
             check_chain(record, chain)
+            signed = None if memo is None else memo.chains  # review 56f, chains 1
+            check_chain_signed(chain, record.time, checkpoints, signed)
         elif record.authority is not None and record.authority.at == "log":
             # the log holds every chain named "at log" (refused at append otherwise) and its
             # bundles carry it: one without it was stripped (review 27t, export 1)

@@ -68,10 +68,12 @@ class Memo(Generic[K, V]):
 
 @dataclass(slots=True)
 class ExportMemo:
-    """The signers and checkpoints one export's lines verified (`verify_export`)."""
+    """The signers, checkpoints and chains one export's lines verified (`verify_export`)."""
 
     signers: Memo[SignerKey, Judged] = field(default_factory=Memo)
     checkpoints: Memo[CheckpointKey, Checkpoint] = field(default_factory=Memo)
+    chains: Memo[bytes, bool] = field(default_factory=Memo)
+    """The delegation chains (their bytes) the lines carry that are signed (review 56f)."""
 
 
 def signer_key(

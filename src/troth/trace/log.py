@@ -54,6 +54,7 @@ from troth.identity import (
 from troth.storage import SqliteDatabase
 from troth.storage.peers import Turns
 from troth.trace.bridge import SignerBridge
+from troth.trace.chain_signed import check_chain_signed, issuers_carried
 from troth.trace.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
 from troth.trace.log_histories import Observed, keep, observe
 from troth.trace.log_identity import bind_log_identity, node_log_identity
@@ -558,13 +559,16 @@ class TraceLog(LogReader):
         """Whether the log holds the chain a record names once the record is stored, and the
         chain bytes to store with it (None: the log holds them already, or the record names a
         chain kept elsewhere); TraceError CHAIN_MISMATCH when the chain given is not the one
-        named, or one named "at log" is not held. Stores nothing: the caller does, once the
+        named, or one named "at log" is not held; CREDENTIAL_INVALID for a chain given that no
+        issuer signed (`check_chain_signed`). Stores nothing: the caller does, once the
         record is admitted."""
         chain = pending.chain
         known = digest in self._known_chains or digest in state.new_chains
         if chain is not None:
             if sha256(chain) != digest:
                 raise TraceError(_F.CHAIN_MISMATCH, "the chain given is not the one named")
+            if not known:  # signed by its issuers (review 56f, chains 1)
+                check_chain_signed(chain, pending.record.record.time, issuers_carried)
             return True, None if known else chain
         if at == "log" and not known:
             row = state.conn.execute("SELECT 1 FROM chains WHERE digest = ?", (digest,)).fetchone()

@@ -46,6 +46,7 @@ from troth.identity import (
     verify_history,
 )
 from troth.identity import Checkpoint as IdentityCheckpoint
+from troth.trace.chain_signed import check_chain_signed
 from troth.trace.checkpoint import (
     AnchorStatus,
     Checkpoint,
@@ -592,6 +593,7 @@ class LogVerifier:
             if sha256(chain) != authority.chain:
                 raise TraceError(_F.CHAIN_MISMATCH, "the stored chain is damaged")
             self._chains_seen[authority.chain] = _chain_summary(chain)
+            check_chain_signed(chain, record.time, self._attests)  # review 56f, chains 1
         _check_summary(record, self._chains_seen[authority.chain])
         self.chains_checked += 1
 
