@@ -1,0 +1,357 @@
+"""Review 56i: attacks on the identity core (canonical CBOR, the change history, rotation and the
+identifier) that did not work. Each test is a real attempt, and fails if the defence breaks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from pathlib import Path
+from random import Random
+from typing import Any
+
+import cbor2
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.support.histories import (
+    DAY,
+    T0,
+    body_for,
+    encode,
+    extend,
+    honest_history,
+    raw_history,
+    sign_change,
+)
+from tests.support.limit_mutations import QUICK
+from tests.test_encoding import VALUES
+from tests.test_identity_observe import observer
+from troth import limits
+from troth.crypto import KeyType, sha256
+from troth.crypto.private import generate_private_key, load_private_key
+from troth.encoding import cbor
+from troth.errors import DecodeError, IdentityError, IdentityFailure
+from troth.identity import ChangeBody, verify_history
+from troth.identity.change import SignedChange, UnverifiedHistory
+from troth.identity.history import change_hashes, check_extends
+
+ED: dict[str, Any] = json.loads(
+    (Path(__file__).parent / "vectors" / "identity" / "identity_vectors.json").read_text()
+)["vectors"][0]
+AT = ED["rotated_at"] + 3600
+
+
+# -- a non-canonical encoder: every other byte form of a value ------------------------------------
+
+
+def _head(rng: Random, major: int, argument: int) -> bytes:
+    """A header of `major` with `argument`: mostly in its shortest form, else a longer one."""
+    widths = [
+        w for w, bound in ((0, 24), (1, 1 << 8), (2, 1 << 16), (4, 1 << 32)) if argument < bound
+    ]
+    widths.append(8)
+    width = widths[0] if rng.randint(0, 7) or len(widths) == 1 else rng.choice(widths[1:])
+    if width == 0:
+        return bytes([major << 5 | argument])
+    info = {1: 24, 2: 25, 4: 26, 8: 27}[width]
+    return bytes([major << 5 | info]) + argument.to_bytes(width, "big")
+
+
+def _chunks(rng: Random, major: int, data: bytes) -> bytes:
+    """`data` as an indefinite-length string of definite chunks."""
+    cut = rng.randint(0, len(data))
+    parts = [data[:cut], data[cut:]]
+    return (
+        bytes([major << 5 | 31]) + b"".join(_head(rng, major, len(p)) + p for p in parts) + b"\xff"
+    )
+
+
+def alternative(rng: Random, value: Any) -> bytes:
+    """One byte form of `value` (drawn): non-shortest arguments, indefinite lengths, unsorted or
+    duplicated map keys, a tag around an item, an integer written as a float, or the canonical
+    form. Every form but the canonical one must be refused."""
+    if rng.randint(0, 15) == 0:  # a tag around the item (0: date, 2: bignum, 55799: magic)
+        tag = rng.choice([0, 2, 24, 55799])
+        return _head(rng, 6, tag) + alternative(rng, value)
+    if value is False or value is True or value is None:
+        return bytes([{False: 0xF4, True: 0xF5, None: 0xF6}[value]])
+    if type(value) is int:
+        if -(2**24) < value < 2**24 and rng.randint(0, 7) == 0:
+            return b"\xfb" + struct.pack(">d", float(value))  # a float where an int belongs
+        if value >= 0:
+            return _head(rng, 0, value)
+        return _head(rng, 1, -1 - value)
+    if type(value) in (bytes, str):
+        major = 2 if type(value) is bytes else 3
+        data = value if type(value) is bytes else value.encode()
+        if rng.randint(0, 7) == 0:
+            return _chunks(rng, major, data)
+        return _head(rng, major, len(data)) + data
+    if type(value) is list:
+        items = b"".join(alternative(rng, item) for item in value)
+        if rng.randint(0, 7) == 0:
+            return b"\x9f" + items + b"\xff"
+        return _head(rng, 4, len(value)) + items
+    pairs = [(cbor.encode(k), alternative(rng, v)) for k, v in value.items()]
+    if rng.randint(0, 3) == 0 and pairs:
+        rng.shuffle(pairs)
+    if rng.randint(0, 7) == 0 and pairs:
+        pairs = [*pairs, pairs[rng.randrange(len(pairs))]]
+    items = b"".join(k + v for k, v in pairs)
+    if rng.randint(0, 7) == 0:
+        return b"\xbf" + items + b"\xff"
+    return _head(rng, 5, len(pairs)) + items
+
+
+def forms(value: Any) -> st.SearchStrategy[bytes]:
+    """Byte forms of `value`, each from a drawn seed (one draw: the forms are many choices)."""
+    return st.integers(0, 2**32).map(lambda seed: alternative(Random(seed), value))
+
+
+@QUICK
+@given(value=VALUES, data=st.data())
+def test_every_other_byte_form_of_a_value_is_refused(value: Any, data: st.DataObject) -> None:
+    """The brief's CBOR angles at once: a value written with non-shortest integers or lengths,
+    indefinite lengths, duplicate or unsorted map keys, tags, floats for integers decodes only
+    when the bytes are the canonical encoding; every other form is DecodeError."""
+    canonical = cbor.encode(value)
+    form = data.draw(forms(value))
+    if form == canonical:
+        assert cbor.decode(form) == value
+        return
+    with pytest.raises(DecodeError):
+        cbor.decode(form)
+
+
+def _key(index: int) -> Any:
+    return load_private_key(KeyType.ED25519, bytes.fromhex(ED["private_keys"][index]))
+
+
+@QUICK
+@given(data=st.data())
+def test_a_first_change_written_another_way_names_no_identity(data: st.DataObject) -> None:
+    """The owner's first change with the same fields (same keys, same commitment, same times)
+    written in another byte form, signed again by its key, would hash to a second identifier
+    claiming the same keys: verify_history refuses it before any signature (malformed)."""
+    body = cbor.decode(bytes.fromhex(ED["change0_body"]))
+    form = data.draw(forms(body))
+    if form == bytes.fromhex(ED["change0_body"]):
+        return
+    key = _key(0)
+    history = raw_history([[form, key.sign(form), None]])
+    with pytest.raises(IdentityError) as caught:
+        verify_history(history, now=AT)
+    assert caught.value.reason in (IdentityFailure.MALFORMED, IdentityFailure.TRAILING_BYTES)
+    assert caught.value.change == 0
+
+
+@QUICK
+@given(data=st.data())
+def test_a_history_envelope_written_another_way_is_refused(data: st.DataObject) -> None:
+    """history2 with its envelope in another byte form: UnverifiedHistory.decode and
+    verify_history refuse it with their own error types, or it is the same bytes."""
+    original = bytes.fromhex(ED["history2"])
+    form = data.draw(forms(cbor.decode(original)))
+    if form == original:
+        assert verify_history(form, now=AT).history == original
+        return
+    with pytest.raises(DecodeError):
+        UnverifiedHistory.decode(form)
+    with pytest.raises(IdentityError):
+        verify_history(form, now=AT)
+
+
+# -- the golden vector derived by hand (cbor2, hashlib, cryptography: none of troth's encoders) ---
+
+
+def test_the_ed25519_vector_is_what_formats_md_describes() -> None:
+    """change0_body, change1_body, history2 and the identifier of the Ed25519 vector rebuilt
+    from docs/formats.md's layouts with cbor2 (canonical), hashlib and pyca's Ed25519 alone."""
+    private = [
+        ed25519.Ed25519PrivateKey.from_private_bytes(bytes.fromhex(k)) for k in ED["private_keys"]
+    ]
+    public = [k.public_key().public_bytes_raw() for k in private]
+
+    def commit(key: bytes) -> bytes:
+        encoded = cbor2.dumps([1, key], canonical=True)
+        return hashlib.sha256(b"troth.identity.next-key/1\x00" + encoded).digest()
+
+    created, rotated, valid_for = ED["created_at"], ED["rotated_at"], ED["valid_for"]
+    body0 = cbor2.dumps(
+        [
+            "troth.identity.change",
+            2,
+            0,
+            None,
+            [1, public[0]],
+            commit(public[1]),
+            created,
+            created,
+            created + valid_for,
+        ],
+        canonical=True,
+    )
+    assert body0.hex() == ED["change0_body"]
+    assert "T" + hashlib.sha256(body0).hexdigest() == ED["identifier"]
+    body1 = cbor2.dumps(
+        [
+            "troth.identity.change",
+            2,
+            1,
+            hashlib.sha256(body0).digest(),
+            [1, public[1]],
+            commit(public[2]),
+            rotated,
+            rotated,
+            rotated + valid_for,
+        ],
+        canonical=True,
+    )
+    assert body1.hex() == ED["change1_body"]
+    history2 = cbor2.dumps(
+        [
+            "troth.identity.history",
+            2,
+            [
+                [body0, private[0].sign(body0), None],
+                [body1, private[1].sign(body1), private[0].sign(body1)],
+            ],
+            None,
+        ],
+        canonical=True,
+    )
+    assert history2.hex() == ED["history2"]
+
+
+# -- rotation ------------------------------------------------------------------------------------
+
+
+def _rotation(history: Any, revealed: Any, signer: Any, previous_signer: Any) -> bytes:
+    """`history` with one more change revealing `revealed`, signed by `signer` (as its own key)
+    and `previous_signer` (as the previous key's)."""
+    body = body_for(
+        revealed, sha256(history.changes[-1].body), T0 + 5 * DAY, index=len(history.changes)
+    )
+    encoded = body.encode()
+    change = SignedChange(encoded, signer.sign(encoded), previous_signer.sign(encoded))
+    return encode([*history.changes, change])
+
+
+def _reason(data: bytes, now: int = T0 + 6 * DAY) -> tuple[IdentityFailure, int | None]:
+    with pytest.raises(IdentityError) as caught:
+        verify_history(data, now=now)
+    return caught.value.reason, caught.value.change
+
+
+def test_a_stolen_current_key_cannot_rotate_to_its_own_key() -> None:
+    """The thief holds the current key (it signs the rotation as the previous key, and as the
+    new one it introduces): the new key is not the committed one."""
+    history = honest_history(2)
+    thief = generate_private_key(KeyType.ED25519)
+    data = _rotation(history, thief, thief, history.keys[-1])
+    assert _reason(data) == (IdentityFailure.NEXT_KEY_MISMATCH, 2)
+
+
+def test_a_rotation_revealing_the_committed_key_but_signed_by_the_current_key_is_refused() -> None:
+    """The thief of the current key reveals the committed public key (which it learns from
+    nothing, but may guess) and signs the change with the current key in both places."""
+    history = honest_history(2)
+    data = _rotation(history, history.next_key, history.keys[-1], history.keys[-1])
+    assert _reason(data) == (IdentityFailure.BAD_SIGNATURE, 2)
+
+
+def test_a_stolen_pre_rotation_key_cannot_fork_after_the_rotation() -> None:
+    """After [c0, c1, c2], a thief of key 1 (pre-rotation) builds its own change 2: it must
+    reveal key 2 (the commitment of c1), which it does not hold; with its own key it is refused
+    by every verifier, stateless ones included."""
+    history = honest_history(3)
+    stolen = history.keys[1]
+    two = type(history)(history.keys[:2], history.changes[:2], history.keys[2])
+    thief = generate_private_key(KeyType.ED25519)
+    assert _reason(_rotation(two, thief, thief, stolen)) == (IdentityFailure.NEXT_KEY_MISMATCH, 2)
+
+
+def test_rotations_with_equal_or_decreasing_indexes_or_times() -> None:
+    history = honest_history(2)
+    keys = history.keys
+    previous = sha256(history.changes[-1].body)
+    for index in (0, 1, 3):  # a repeated, a decreasing, a skipped index: broken hash link
+        body = body_for(history.next_key, previous, T0 + 2 * DAY, index=index)
+        data = encode([*history.changes, sign_change(body, history.next_key, keys[-1])])
+        assert _reason(data) == (IdentityFailure.BROKEN_LINK, 2)
+    before = body_for(history.next_key, previous, T0 + DAY - 1, index=2)
+    data = encode([*history.changes, sign_change(before, history.next_key, keys[-1])])
+    assert _reason(data) == (IdentityFailure.TIME_REVERSED, 2)
+    # the same second as the change before: allowed (formats.md, rule 5: created_at_i >= ...)
+    same = body_for(history.next_key, previous, T0 + DAY, index=2)
+    data = encode([*history.changes, sign_change(same, history.next_key, keys[-1])])
+    assert verify_history(data, now=T0 + 2 * DAY).change_count == 3
+
+
+def test_two_forks_after_change_k_each_refuses_the_other_whichever_arrives_first() -> None:
+    """Two validly signed continuations of [c0, c1] (someone holds both keys: a whole backup):
+    a stateless verifier accepts each (formats.md: the feed decides), a store keeps the first
+    it saw and refuses the other as a fork at change 2, in either order."""
+    base = honest_history(2)
+    one = extend(base, T0 + 2 * DAY)
+    other = extend(base, T0 + 3 * DAY)
+    now = T0 + 4 * DAY
+    first = verify_history(encode(one.changes), now=now)
+    second = verify_history(encode(other.changes), now=now)
+    assert first.identifier == second.identifier
+    for stored, candidate in ((first, second), (second, first)):
+        with pytest.raises(IdentityError) as caught:
+            check_extends(change_hashes(stored.history), candidate)
+        assert (caught.value.reason, caught.value.change) == (IdentityFailure.FORK, 2)
+        check_extends(change_hashes(encode(base.changes)), candidate)  # both extend [c0, c1]
+
+
+def test_a_history_at_the_change_limit_verifies_and_one_more_is_over_it() -> None:
+    """MAX_IDENTITY_CHANGES honest changes verify whole; one more is refused before any
+    signature is checked (the owner presents it from a checkpoint instead)."""
+    history = honest_history(limits.MAX_IDENTITY_CHANGES, start=T0)
+    now = T0 + limits.MAX_IDENTITY_CHANGES * DAY
+    data = encode(history.changes)
+    assert verify_history(data, now=now).change_count == limits.MAX_IDENTITY_CHANGES
+    longer = extend(history, now)
+    assert _reason(encode(longer.changes), now) == (IdentityFailure.OVER_LIMIT, None)
+
+
+def test_the_body_limit_is_enforced_before_the_signature() -> None:
+    """A change body one byte over MAX_CHANGE_BYTES (padded inside its own, signed fields)."""
+    key = generate_private_key(KeyType.ED25519)
+    fields = cbor.decode(body_for(key, None, T0).encode())
+    fields.append(b"\x00" * (limits.MAX_CHANGE_BYTES - len(cbor.encode(fields)) - 2))
+    padded = cbor.encode(fields)
+    assert len(padded) > limits.MAX_CHANGE_BYTES
+    with pytest.raises(DecodeError):
+        ChangeBody.decode(padded)
+    reason, change = _reason(raw_history([[padded, key.sign(padded), None]]), T0 + DAY)
+    assert (reason, change) == (IdentityFailure.OVER_LIMIT, 0)
+
+
+@pytest.mark.parametrize("first_seen", [0, 1])
+def test_a_store_keeps_the_fork_it_saw_first_and_the_other_as_evidence(
+    tmp_path: Path, first_seen: int
+) -> None:
+    """The same two forks after change 1 observed by a node in either order: the first stored,
+    the second refused as a fork at change 2 and kept as evidence (formats.md, "Store-or-
+    extend": whichever the node saw first; its authority's feed may outrank it)."""
+    base = honest_history(2, start=T0)
+    forks = [extend(base, T0 + 2 * DAY), extend(base, T0 + 3 * DAY)]
+    now = T0 + 4 * DAY
+    seen = [verify_history(encode(f.changes), now=now) for f in forks]
+    first, second = seen[first_seen], seen[1 - first_seen]
+    node = observer(tmp_path / "node.db")
+    node.observe(first)
+    with pytest.raises(IdentityError) as caught:
+        node.observe(second)
+    assert (caught.value.reason, caught.value.change) == (IdentityFailure.FORK, 2)
+    assert node.stored_changes(first.identifier) == 3
+    evidence = node.forks(first.identifier)
+    assert [(e.index, e.change_hash, e.history) for e in evidence] == [
+        (2, second.current_change_hash, second.history)
+    ]
