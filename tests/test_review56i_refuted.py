@@ -12,7 +12,9 @@ from typing import Any
 
 import cbor2
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, x25519
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -38,9 +40,10 @@ from troth.identity import ChangeBody, verify_history
 from troth.identity.change import SignedChange, UnverifiedHistory
 from troth.identity.history import change_hashes, check_extends
 
-ED: dict[str, Any] = json.loads(
+VECTORS: list[dict[str, Any]] = json.loads(
     (Path(__file__).parent / "vectors" / "identity" / "identity_vectors.json").read_text()
-)["vectors"][0]
+)["vectors"]
+ED = VECTORS[0]
 AT = ED["rotated_at"] + 3600
 
 
@@ -126,26 +129,35 @@ def test_every_other_byte_form_of_a_value_is_refused(value: Any, data: st.DataOb
         cbor.decode(form)
 
 
-def _key(index: int) -> Any:
-    return load_private_key(KeyType.ED25519, bytes.fromhex(ED["private_keys"][index]))
+def _key(vector: dict[str, Any], index: int) -> Any:
+    label = vector["key_type"]
+    return load_private_key(KeyType.from_label(label), bytes.fromhex(vector["private_keys"][index]))
 
 
+@pytest.mark.parametrize("vector", VECTORS, ids=lambda v: v["key_type"])
+@pytest.mark.parametrize("change", [0, 1])
 @QUICK
 @given(data=st.data())
-def test_a_first_change_written_another_way_names_no_identity(data: st.DataObject) -> None:
-    """The owner's first change with the same fields (same keys, same commitment, same times)
-    written in another byte form, signed again by its key, would hash to a second identifier
-    claiming the same keys: verify_history refuses it before any signature (malformed)."""
-    body = cbor.decode(bytes.fromhex(ED["change0_body"]))
-    form = data.draw(forms(body))
-    if form == bytes.fromhex(ED["change0_body"]):
+def test_a_change_written_another_way_is_refused_before_its_signatures(
+    vector: dict[str, Any], change: int, data: st.DataObject
+) -> None:
+    """The owner's change with the same fields (same keys, commitment, link and times) written
+    in another byte form and signed again by its keys: a first change so would hash to a second
+    identifier claiming the same keys, a rotation to a second change hash. verify_history
+    refuses it as malformed at that change, before any signature."""
+    original = bytes.fromhex(vector[f"change{change}_body"])
+    form = data.draw(forms(cbor.decode(original)))
+    if form == original:
         return
-    key = _key(0)
-    history = raw_history([[form, key.sign(form), None]])
+    if change == 0:
+        entries = [[form, _key(vector, 0).sign(form), None]]
+    else:
+        first = cbor.decode(bytes.fromhex(vector["history1"]))[2][0]
+        entries = [first, [form, _key(vector, 1).sign(form), _key(vector, 0).sign(form)]]
     with pytest.raises(IdentityError) as caught:
-        verify_history(history, now=AT)
+        verify_history(raw_history(entries), now=vector["rotated_at"] + 3600)
     assert caught.value.reason in (IdentityFailure.MALFORMED, IdentityFailure.TRAILING_BYTES)
-    assert caught.value.change == 0
+    assert caught.value.change == change
 
 
 @QUICK
@@ -167,63 +179,80 @@ def test_a_history_envelope_written_another_way_is_refused(data: st.DataObject) 
 # -- the golden vector derived by hand (cbor2, hashlib, cryptography: none of troth's encoders) ---
 
 
-def test_the_ed25519_vector_is_what_formats_md_describes() -> None:
-    """change0_body, change1_body, history2 and the identifier of the Ed25519 vector rebuilt
-    from docs/formats.md's layouts with cbor2 (canonical), hashlib and pyca's Ed25519 alone."""
-    private = [
-        ed25519.Ed25519PrivateKey.from_private_bytes(bytes.fromhex(k)) for k in ED["private_keys"]
-    ]
-    public = [k.public_key().public_bytes_raw() for k in private]
+_P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
-    def commit(key: bytes) -> bytes:
-        encoded = cbor2.dumps([1, key], canonical=True)
+
+class _HandKey:
+    """A vector's private key through pyca alone: its public key as a change carries it, and
+    its signatures as formats.md describes them (Ed25519; P-256 RFC 6979, r || s, low s)."""
+
+    def __init__(self, label: str, raw: bytes) -> None:
+        self.label = label
+        if label == "ed25519":
+            self.ed = ed25519.Ed25519PrivateKey.from_private_bytes(raw)
+            self.public = self.ed.public_key().public_bytes_raw()
+        else:
+            self.ec = ec.derive_private_key(int.from_bytes(raw, "big"), ec.SECP256R1())
+            self.public = self.ec.public_key().public_bytes(
+                serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+            )
+
+    def sign(self, data: bytes) -> bytes:
+        if self.label == "ed25519":
+            return self.ed.sign(data)
+        der = self.ec.sign(data, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
+        r, s = decode_dss_signature(der)
+        s = min(s, _P256_N - s)
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+@pytest.mark.parametrize("vector", VECTORS, ids=lambda v: v["key_type"])
+def test_a_golden_vector_is_what_formats_md_describes(vector: dict[str, Any]) -> None:
+    """Every identity vector (change bodies, histories from change 0 and from a checkpoint, the
+    identifier, the channel-key attestation) rebuilt from docs/formats.md's layouts with cbor2
+    (canonical), hashlib and pyca alone: none of troth's encoders, hashes or signers."""
+    number = {"ed25519": 1, "p256": 2}[vector["key_type"]]
+    keys = [_HandKey(vector["key_type"], bytes.fromhex(k)) for k in vector["private_keys"]]
+
+    def dumps(value: Any) -> bytes:
+        return cbor2.dumps(value, canonical=True)
+
+    def commit(key: _HandKey) -> bytes:
+        encoded = dumps([number, key.public])
         return hashlib.sha256(b"troth.identity.next-key/1\x00" + encoded).digest()
 
-    created, rotated, valid_for = ED["created_at"], ED["rotated_at"], ED["valid_for"]
-    body0 = cbor2.dumps(
-        [
-            "troth.identity.change",
-            2,
-            0,
-            None,
-            [1, public[0]],
-            commit(public[1]),
-            created,
-            created,
-            created + valid_for,
-        ],
-        canonical=True,
+    def body(index: int, previous: bytes | None, at: int) -> bytes:
+        window = [at, at, at + vector["valid_for"]]
+        return dumps(
+            ["troth.identity.change", 2, index, previous, [number, keys[index].public],
+             commit(keys[index + 1]), *window]
+        )  # fmt: skip
+
+    body0 = body(0, None, vector["created_at"])
+    body1 = body(1, hashlib.sha256(body0).digest(), vector["rotated_at"])
+    identifier = hashlib.sha256(body0).digest()
+    assert (body0.hex(), body1.hex()) == (vector["change0_body"], vector["change1_body"])
+    assert vector["identifier"] == "T" + identifier.hex()
+    assert vector["did"] == "did:troth:" + identifier.hex()
+    change0 = [body0, keys[0].sign(body0), None]
+    change1 = [body1, keys[1].sign(body1), keys[0].sign(body1)]
+    assert dumps(["troth.identity.history", 2, [change0], None]).hex() == vector["history1"]
+    assert (
+        dumps(["troth.identity.history", 2, [change0, change1], None]).hex() == (vector["history2"])
     )
-    assert body0.hex() == ED["change0_body"]
-    assert "T" + hashlib.sha256(body0).hexdigest() == ED["identifier"]
-    body1 = cbor2.dumps(
-        [
-            "troth.identity.change",
-            2,
-            1,
-            hashlib.sha256(body0).digest(),
-            [1, public[1]],
-            commit(public[2]),
-            rotated,
-            rotated,
-            rotated + valid_for,
-        ],
-        canonical=True,
+    checkpoint = [identifier, bytes.fromhex(vector["checkpoint_authority"]), 1]
+    assert (
+        dumps(["troth.identity.history", 2, [change1], checkpoint]).hex()
+        == (vector["history2_from_change1"])
     )
-    assert body1.hex() == ED["change1_body"]
-    history2 = cbor2.dumps(
-        [
-            "troth.identity.history",
-            2,
-            [
-                [body0, private[0].sign(body0), None],
-                [body1, private[1].sign(body1), private[0].sign(body1)],
-            ],
-            None,
-        ],
-        canonical=True,
-    )
-    assert history2.hex() == ED["history2"]
+    channel = x25519.X25519PrivateKey.from_private_bytes(
+        bytes.fromhex(vector["x25519_private_key"])
+    ).public_key()
+    attested = dumps(
+        ["troth.identity.purpose-key", 1, identifier, hashlib.sha256(body1).digest(), 1,
+         [3, channel.public_bytes_raw()], vector["rotated_at"], vector["rotated_at"] + 30 * DAY]
+    )  # fmt: skip
+    assert dumps([attested, keys[1].sign(attested)]).hex() == vector["channel_attestation"]
 
 
 # -- rotation ------------------------------------------------------------------------------------
