@@ -384,3 +384,31 @@ def test_a_store_keeps_the_fork_it_saw_first_and_the_other_as_evidence(
     assert [(e.index, e.change_hash, e.history) for e in evidence] == [
         (2, second.current_change_hash, second.history)
     ]
+
+
+_ED25519_L = 2**252 + 27742317777372353535851937790883648493
+
+
+def _malleated(key_type: str, signature: bytes) -> bytes:
+    """The other valid-looking form of `signature`: Ed25519 S + L, P-256 (r, n - s)."""
+    if key_type == "ed25519":
+        s = int.from_bytes(signature[32:], "little") + _ED25519_L
+        return signature[:32] + s.to_bytes(32, "little")
+    return signature[:32] + (_P256_N - int.from_bytes(signature[32:], "big")).to_bytes(32, "big")
+
+
+@pytest.mark.parametrize("vector", VECTORS, ids=lambda v: v["key_type"])
+@pytest.mark.parametrize(
+    ("slot", "reason"),
+    [(1, IdentityFailure.BAD_SIGNATURE), (2, IdentityFailure.BAD_PREVIOUS_SIGNATURE)],
+)
+def test_a_third_party_cannot_malleate_a_changes_signatures(
+    vector: dict[str, Any], slot: int, reason: IdentityFailure
+) -> None:
+    """Rotation's signatures mutated into their second form (no key needed): a history of the
+    same changes in other bytes. Refused (Ed25519 S < L, P-256 low s)."""
+    value = cbor.decode(bytes.fromhex(vector["history2"]))
+    value[2][1][slot] = _malleated(vector["key_type"], value[2][1][slot])
+    with pytest.raises(IdentityError) as caught:
+        verify_history(cbor.encode(value), now=vector["rotated_at"] + 3600)
+    assert (caught.value.reason, caught.value.change) == (reason, 1)
