@@ -36,7 +36,7 @@ from troth.crypto import KeyType, sha256
 from troth.crypto.private import generate_private_key, load_private_key
 from troth.encoding import cbor
 from troth.errors import DecodeError, IdentityError, IdentityFailure
-from troth.identity import ChangeBody, verify_history
+from troth.identity import ChangeBody, Checkpoint, verify_history
 from troth.identity.change import SignedChange, UnverifiedHistory
 from troth.identity.history import change_hashes, check_extends
 
@@ -392,3 +392,49 @@ def test_a_third_party_cannot_malleate_a_changes_signatures(
     with pytest.raises(IdentityError) as caught:
         verify_history(cbor.encode(value), now=vector["rotated_at"] + 3600)
     assert (caught.value.reason, caught.value.change) == (reason, 1)
+
+
+def test_a_fork_is_found_whichever_parts_of_either_history_are_shown() -> None:
+    """Two histories sharing changes 0-2 and forking at 3, each shown whole or from any
+    checkpoint and up to any change: `check_extends` of every view of one against every view
+    of the other says what the model says (a fork where they overlap past change 2, or where
+    one starts right after the other's last change; else older, a gap, or an extension)."""
+    shared = honest_history(3)
+    owner, thief = shared, extend(shared, T0 + 3 * DAY + 5)
+    for step in range(3):
+        owner = extend(owner, T0 + (3 + step) * DAY)
+    for step in range(2):
+        thief = extend(thief, T0 + (4 + step) * DAY)
+    now = T0 + 7 * DAY
+
+    def views(history: Any) -> dict[tuple[int, int], Any]:
+        shown = {}
+        for last in range(6):
+            whole = verify_history(encode(history.changes[: last + 1]), now=now)
+            for first in range(last + 1):
+                checkpoint = Checkpoint(whole.identifier.digest, bytes(32), first)
+                shown[first, last] = whole.from_checkpoint(checkpoint) if first else whole
+        return shown
+
+    candidates = views(thief)
+    for (stored_first, stored_last), stored in views(owner).items():
+        hashes = [c.change_hash for c in stored.changes]
+        for (first, last), candidate in candidates.items():
+            if any(i >= 3 for i in range(max(stored_first, first), min(stored_last, last) + 1)):
+                expected: IdentityFailure | None = IdentityFailure.FORK
+            elif last < stored_last:
+                expected = IdentityFailure.ROLLBACK
+            elif first == stored_last + 1:
+                expected = IdentityFailure.FORK if first >= 4 else None
+            elif first > stored_last + 1:
+                expected = IdentityFailure.UNATTESTED_CHECKPOINT
+            else:
+                expected = None
+            try:
+                check_extends(
+                    hashes, candidate, stored_first=stored_first, stored_last=stored.current.signed
+                )
+                reason = None
+            except IdentityError as exc:
+                reason = exc.reason
+            assert reason is expected, ((stored_first, stored_last), (first, last))
