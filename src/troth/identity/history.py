@@ -155,7 +155,7 @@ class VerifiedIdentity:
                 raise IdentityError(
                     IdentityFailure.FUTURE_CHANGE, future(change.body.created_at, now), change.index
                 )
-        _check_current_key(self.changes[-1].body, now, len(self.changes) - 1)
+        _check_current_key(self.changes[-1].body, now, self.changes[-1].index)
 
     def extended(self, signed: SignedChange, body: ChangeBody) -> VerifiedIdentity:
         """This identity with one more change that the caller has just built and signed."""
