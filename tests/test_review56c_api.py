@@ -12,6 +12,10 @@
   worker, and `connect` still opened a secure channel and called a service as the node, on a
   runtime that no longer ran its maintenance (feeds, credentials); `identifier` still
   answered. Now each is a `ConfigError` saying the node no longer runs there.
+- api 4: a `Channel` kept past its `connect` block went on calling the other node while
+  another block of the running node to the same route and peer shared the channel (one alone
+  failed with "no worker or transport for /worker/chan-..."). Now a RoutingError saying its
+  block ended, whichever blocks share it.
 - docs 1: docs/python.md, concatenated as the guide says (one program), failed
   `mypy --strict`: its dict of lambdas is a "call to untyped function". A user who types
   their script as the API is typed (py.typed) could not follow the guide.
@@ -152,6 +156,28 @@ def test_a_running_node_past_its_serve_block_refuses_to_revoke(scene: Scene) -> 
         asyncio.run(_kept_past_serve(scene, revoke))
     verifier = troth.Verifier(trust=[scene.acme.identifier], feeds=scene.acme)
     assert verifier.verify(chain, presenter=scene.sub).actor == scene.sub.identifier
+
+
+# -- api 4: a Channel kept past its connect block ----------------------------------------------
+
+
+def test_a_channel_kept_past_its_block_is_refused_while_another_block_shares_it(
+    scene: Scene,
+) -> None:
+    async def kept() -> object:
+        with troth.Node.open("desk") as desk:
+            async with (
+                desk.serve(listen=("127.0.0.1", 0), services=[greet]) as live,
+                scene.agents.serve() as running,
+                running.connect(live.address, expect=live.identifier) as outer,
+            ):
+                async with running.connect(live.address, expect=live.identifier) as inner:
+                    assert await inner.call("greet", "hi") == "hi"
+                with pytest.raises(troth.RoutingError, match="its connect block ended"):
+                    await inner.call("greet", "hi")
+                return await outer.call("greet", "hi")  # the other block's is still open
+
+    assert asyncio.run(kept()) == "hi"
 
 
 # -- api 3: a handler that is no async function --------------------------------------------------

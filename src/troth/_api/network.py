@@ -245,7 +245,8 @@ def _shown(name: str) -> str:
 
 class Channel:
     """A secure channel to another node (Noise XX; both identities and credentials checked).
-    Get one with `async with node.connect(route, expect=...)`."""
+    Get one with `async with node.connect(route, expect=...)`: it is for that block (kept past
+    it, a call is a RoutingError)."""
 
     def __init__(self, runtime: NodeRuntime, end: ChannelEnd, route: str) -> None:
         """(Use `node.connect`: anything else is an ArgumentError; review 54n, api 15.)"""
@@ -254,6 +255,9 @@ class Channel:
         self._end = check_kind("Channel", "end", end, ChannelEnd, use)
         self.route = route
         """The route the channel was opened to."""
+        self._ended = False
+        """Whether its `connect` block ended: every later call is refused, even while another
+        block shares the channel underneath (review 56c, api 4)."""
 
     @property
     def peer(self) -> Identifier:
@@ -274,10 +278,13 @@ class Channel:
         integer past 64 bits) or the other side would not read (nested deeper than
         `limits.MAX_CBOR_DEPTH`) are a `DecodeError`, raised before anything is sent. A
         service or method that is not a str, or a timeout that is not a number of seconds
-        over 0, is an ArgumentError."""
+        over 0, is an ArgumentError; a call once the channel's `connect` block ended, a
+        RoutingError."""
         check_text("Channel.call", "service", service)
         check_text("Channel.call", "method", method)
         timeout = check_seconds("Channel.call", "timeout", timeout)
+        if self._ended:
+            raise RoutingError(f"the channel to {self.route} is closed: its connect block ended")
         address = service_address(service)
         return await call(
             self._runtime.router, (self._end.enc, address), method, arguments, timeout=timeout
@@ -421,9 +428,11 @@ class RunningNode:
             # peer must be one the node's trust admits now (review 35d, connect 1).
             ChannelAdmission(runtime.policy, runtime.clock.now).admit(peer)
         self._users[end] = self._users.get(end, 0) + 1
+        channel = Channel(runtime, end, format_route(parse_route(route)))
         try:
-            yield Channel(runtime, end, format_route(parse_route(route)))
+            yield channel
         finally:
+            channel._ended = True
             users = self._users.pop(end) - 1
             if users:
                 self._users[end] = users
