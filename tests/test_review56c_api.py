@@ -16,6 +16,9 @@
   another block of the running node to the same route and peer shared the channel (one alone
   failed with "no worker or transport for /worker/chan-..."). Now a RoutingError saying its
   block ended, whichever blocks share it.
+- docs 2: `Verifier.verify(presenter=5)` said the presenter must be "an Identifier, an
+  Identity, identifier text or a name"; a verifier has no node to look a name up in, and a
+  name given is refused (MalformedText). The refusal now says what it takes.
 - docs 1: docs/python.md, concatenated as the guide says (one program), failed
   `mypy --strict`: its dict of lambdas is a "call to untyped function". A user who types
   their script as the API is typed (py.typed) could not follow the guide.
@@ -204,6 +207,18 @@ def test_an_async_callable_or_a_partial_is_taken_as_a_handler() -> None:
     service.method("call", allow=troth.AnyAuthenticated())(_AsyncCallable())
     service.method("partial", allow=troth.AnyAuthenticated())(functools.partial(hi))
     assert sorted(service.methods) == ["call", "partial"]
+
+
+# -- docs 2: what Verifier.verify's presenter takes ----------------------------------------------
+
+
+def test_a_presenter_of_another_type_is_refused_without_offering_a_name(scene: Scene) -> None:
+    verifier = troth.Verifier(trust=[scene.acme.identifier], feeds=scene.acme)
+    with pytest.raises(troth.MalformedText):  # a name is not taken: the verifier has no node
+        verifier.verify(scene.member, presenter="support")
+    with pytest.raises(troth.ArgumentError) as raised:
+        verifier.verify(scene.member, presenter=5)  # type: ignore[arg-type]  # on purpose
+    assert raised.value.expected == "an Identifier, an Identity or identifier text"
 
 
 # -- docs 1: the documented programs under mypy --strict ---------------------------------------
