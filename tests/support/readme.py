@@ -35,6 +35,11 @@ def blocks(markdown: str) -> list[Block]:
     ]
 
 
+def python_program(markdown: str) -> str:
+    """The ```python blocks of `markdown`, concatenated in order: the one program they are."""
+    return "\n".join(block.text for block in blocks(markdown) if block.language == "python")
+
+
 def commands(block: Block) -> tuple[str, ...]:
     """The commands of a shell block, comments and blank lines left out."""
     lines = (line.split("#", 1)[0].strip() for line in block.text.splitlines())

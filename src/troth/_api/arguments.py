@@ -119,12 +119,16 @@ def check_identity(call: str, parameter: str, value: T) -> T:
     return value
 
 
-def check_peer(call: str, parameter: str, value: T) -> T:
-    """`value`, another identity: an `Identifier`, an `Identity`, identifier text or a name."""
+def check_peer(call: str, parameter: str, value: T, *, names: bool = True) -> T:
+    """`value`, another identity: an `Identifier`, an `Identity`, identifier text or (`names`:
+    where a node looks it up) a local name."""
     if not isinstance(value, Identifier | Identity | str):
-        raise ArgumentError(
-            call, parameter, "an Identifier, an Identity, identifier text or a name", _got(value)
+        expected = (
+            "an Identifier, an Identity, identifier text or a name"
+            if names
+            else "an Identifier, an Identity or identifier text"  # review 56c, docs 2
         )
+        raise ArgumentError(call, parameter, expected, _got(value))
     if isinstance(value, str):  # a name is looked up in the store (review 54n, api 2)
         check_utf8(call, parameter, value)
     return value

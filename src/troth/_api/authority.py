@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Final
 
+from troth import limits
 from troth._api.arguments import (
     check_attributes,
     check_optional_text,
@@ -67,11 +68,14 @@ class Authority:
         """A one-time ticket (text) granting `attributes` to whoever redeems it with
         `Node.enroll`. It carries the authority's identity and where it is reached: `at` (a
         route such as `/tcp/127.0.0.1:4000`), else the node's configured address (`node:NAME`
-        on this machine when it has none). `uses` redemptions within `ttl` seconds."""
+        on this machine when it has none). `uses` redemptions (1 to `limits.MAX_TICKET_USES`)
+        within `ttl` seconds (1 to `limits.MAX_TTL`); out of range, or of another type, an
+        ArgumentError."""
         granted = check_attributes("Authority.ticket", "attributes", attributes)
         check_optional_text("Authority.ticket", "at", at)
-        check_whole("Authority.ticket", "uses", uses)
-        check_whole("Authority.ticket", "ttl", ttl, unit=" of seconds")
+        # out of range refused here, naming it, not by the authority beneath (review 56c, api 1)
+        check_whole("Authority.ticket", "uses", uses, low=1, high=limits.MAX_TICKET_USES)
+        check_whole("Authority.ticket", "ttl", ttl, low=1, high=limits.MAX_TTL, unit=" of seconds")
         ticket = self._hosted.create_ticket(
             creator=self._hosted.identifier,
             attributes=granted,

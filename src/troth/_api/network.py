@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -155,7 +156,8 @@ class Service:
         delegation 3). A rule's attributes may be a mapping and its `authority` an
         identifier's text, as the rest of the API takes them; a rule holding anything else, or
         a `name` that is not a str (or one the service already has), is an ArgumentError
-        (review 49a, rules 1), as is a handler that is not callable."""
+        (review 49a, rules 1), as is a handler that is not an async function (or an object
+        whose `__call__` is one)."""
         check_text("Service.method", "name", name)
         if name in self._methods:  # a bare ValueError (review 51e, exports 9)
             raise ArgumentError(
@@ -174,7 +176,9 @@ class Service:
         rule = _checked(allow)
 
         def register(handler: Handler) -> Handler:
-            if not callable(handler):  # else every request failed on the node (review 54n, api 9)
+            # else every request failed on the node (review 54n, api 9), also for a function
+            # that is not async, whose answer was awaited (review 56c, api 3)
+            if not _is_async(handler):
                 raise ArgumentError(
                     "Service.method", "handler", "an async function of a Request", _got(handler)
                 )
@@ -221,6 +225,15 @@ def _checked(rule: Rule) -> Rule:
     return dataclasses.replace(rule, **changes) if changes else rule
 
 
+def _is_async(handler: object) -> bool:
+    """Whether `handler` is an async function (or a partial of one), or an object whose
+    `__call__` is one: what calling it gives is awaited."""
+    return callable(handler) and (
+        inspect.iscoroutinefunction(handler)
+        or inspect.iscoroutinefunction(type(handler).__call__)  # callable: it has one
+    )
+
+
 def _type(value: object) -> str:
     return type(value).__name__
 
@@ -232,7 +245,8 @@ def _shown(name: str) -> str:
 
 class Channel:
     """A secure channel to another node (Noise XX; both identities and credentials checked).
-    Get one with `async with node.connect(route, expect=...)`."""
+    Get one with `async with node.connect(route, expect=...)`: it is for that block (kept past
+    it, a call is a RoutingError)."""
 
     def __init__(self, runtime: NodeRuntime, end: ChannelEnd, route: str) -> None:
         """(Use `node.connect`: anything else is an ArgumentError; review 54n, api 15.)"""
@@ -241,6 +255,9 @@ class Channel:
         self._end = check_kind("Channel", "end", end, ChannelEnd, use)
         self.route = route
         """The route the channel was opened to."""
+        self._ended = False
+        """Whether its `connect` block ended: every later call is refused, even while another
+        block shares the channel underneath (review 56c, api 4)."""
 
     @property
     def peer(self) -> Identifier:
@@ -261,10 +278,13 @@ class Channel:
         integer past 64 bits) or the other side would not read (nested deeper than
         `limits.MAX_CBOR_DEPTH`) are a `DecodeError`, raised before anything is sent. A
         service or method that is not a str, or a timeout that is not a number of seconds
-        over 0, is an ArgumentError."""
+        over 0, is an ArgumentError; a call once the channel's `connect` block ended, a
+        RoutingError."""
         check_text("Channel.call", "service", service)
         check_text("Channel.call", "method", method)
         timeout = check_seconds("Channel.call", "timeout", timeout)
+        if self._ended:
+            raise RoutingError(f"the channel to {self.route} is closed: its connect block ended")
         address = service_address(service)
         return await call(
             self._runtime.router, (self._end.enc, address), method, arguments, timeout=timeout
@@ -276,7 +296,7 @@ class Channel:
 
 class RunningNode:
     """A node while `Node.serve` runs it: enroll over the network, revoke a link, hold a relay
-    name, open channels."""
+    name, open channels. Once its `serve` block ends, every use of it is a ConfigError."""
 
     def __init__(self, node: Node, runtime: NodeRuntime) -> None:
         """(Use `node.serve`: anything else is an ArgumentError; review 54n, api 15.)"""
@@ -288,11 +308,24 @@ class RunningNode:
         self._users: dict[ChannelEnd, int] = {}
         """How many `connect` blocks use each channel: the runtime keeps one channel per
         route, and the last block to end closes it (review 35d, connect 2)."""
+        self._ended = False
+        """Whether its `serve` block ended: the runtime is stopped, and every use is refused
+        (review 56c, api 2: `enroll` failed with a bare RuntimeError, `connect` opened
+        channels as the node on a runtime that no longer kept its feeds fresh)."""
+
+    def _live(self) -> NodeRuntime:
+        """The runtime, while `serve` runs it; ConfigError once its block ended."""
+        if self._ended:
+            raise ConfigError(
+                f"node {self._node.name!r} no longer runs here: its serve block ended "
+                "(serve it again, and use the RunningNode it gives)"
+            )
+        return self._runtime
 
     @property
     def identifier(self) -> Identifier:
         """The identity the node speaks as on secure channels (its own)."""
-        identifier = self._runtime.identifier
+        identifier = self._live().identifier
         if identifier is None:  # set by start(), before serve() yields
             raise ConfigError(f"node {self._node.name!r} has not started")
         return identifier
@@ -301,7 +334,7 @@ class RunningNode:
     def address(self) -> str:
         """The route other nodes reach this one at (`/tcp/HOST:PORT`); ConfigError when it
         does not listen (give `serve(listen=...)`, or hold a relay name: `relay`)."""
-        listening = self._runtime.listening
+        listening = self._live().listening
         if listening is None:
             raise ConfigError(f"node {self._node.name!r} does not listen (serve(listen=...))")
         return "/tcp/{}:{}".format(*listening)
@@ -317,12 +350,12 @@ class RunningNode:
         at once when `identity` is the node's own)."""
         check_text("RunningNode.enroll", "ticket", ticket)
         check_optional_text("RunningNode.enroll", "authority_pin", authority_pin)
+        runtime = self._live()
         ref = (
             self._node.name
             if identity is None
             else _ref(identity, self._node._stored, "RunningNode.enroll")
         )
-        runtime = self._runtime
         held = await runtime.enroll(ticket, ref, authority_pin)
         last = bytes.fromhex(held["chain"][-1]["id"])
         return await runtime.worker.run(self._held, ref, last)
@@ -337,6 +370,7 @@ class RunningNode:
         check_utf8(
             "RunningNode.revoke", "reason", check_text("RunningNode.revoke", "reason", reason)
         )
+        self._live()
         ref = _ref(by, self._node._stored, "RunningNode.revoke", "by")
         return await self._revoke(credential, ref, reason)
 
@@ -371,7 +405,7 @@ class RunningNode:
         is an ArgumentError."""
         check_text("RunningNode.relay", "name", name)  # review 51e, exports 9
         check_text("RunningNode.relay", "at", at)
-        answer = await self._runtime.create_relay(name, at)
+        answer = await self._live().create_relay(name, at)
         return answer["route"]
 
     @contextlib.asynccontextmanager
@@ -380,7 +414,7 @@ class RunningNode:
         check_text("RunningNode.connect", "route", route)
         if expect is not None:
             check_peer("RunningNode.connect", "expect", expect)
-        runtime = self._runtime
+        runtime = self._live()
         pinned = None if expect is None else self._node._identifier_of(expect)
         end = await runtime.channel_to(
             parse_route(route),
@@ -394,9 +428,11 @@ class RunningNode:
             # peer must be one the node's trust admits now (review 35d, connect 1).
             ChannelAdmission(runtime.policy, runtime.clock.now).admit(peer)
         self._users[end] = self._users.get(end, 0) + 1
+        channel = Channel(runtime, end, format_route(parse_route(route)))
         try:
-            yield Channel(runtime, end, format_route(parse_route(route)))
+            yield channel
         finally:
+            channel._ended = True
             users = self._users.pop(end) - 1
             if users:
                 self._users[end] = users
@@ -430,6 +466,7 @@ async def serve(
     finally:
         node._running = None
         if running is not None:
+            running._ended = True  # every later use refused (review 56c, api 2)
             with _RUNNING_LOCK:
                 runtimes = _RUNNING.get(here, [])
                 runtimes.remove(running)

@@ -268,9 +268,16 @@ class Node:
         node: the identity its tickets name and its channels present). Member credentials (and
         their VC exports) last `credential_ttl` seconds, never past the authority's signing
         key, and allow `delegation_depth` further links. Create it
-        before the node first runs (ConflictError once the node's identity exists)."""
-        check_whole("Node.create_authority", "credential_ttl", credential_ttl, unit=" of seconds")
-        check_whole("Node.create_authority", "delegation_depth", delegation_depth)
+        before the node first runs (ConflictError once the node's identity exists). A
+        `credential_ttl` not from 1 to `limits.MAX_TTL`, or a `delegation_depth` not from 0 to
+        `limits.MAX_DELEGATION_LINKS`, is an ArgumentError."""
+        call = "Node.create_authority"  # out of range refused here too (review 56c, api 1)
+        check_whole(
+            call, "credential_ttl", credential_ttl, low=1, high=limits.MAX_TTL, unit=" of seconds"
+        )
+        check_whole(
+            call, "delegation_depth", delegation_depth, low=0, high=limits.MAX_DELEGATION_LINKS
+        )
         try:
             hosted = self._stored.create_authority(
                 self.name,
@@ -349,8 +356,9 @@ class Node:
         (CredentialError AMPLIFIED otherwise). `caveats` are conditions (Cedar expressions)
         every use must meet; `depth` limits further delegation (default: one less). Returns
         the extended chain: hand `.chain` to its holder (`Node.hold`). A ttl that is not a
-        whole number of seconds from 1 to `troth.limits.MAX_TTL` is an ArgumentError (a
-        ValueError), as is any argument of another type."""
+        whole number of seconds from 1 to `troth.limits.MAX_TTL`, or a `depth` not from 0 to
+        `limits.MAX_DELEGATION_LINKS`, is an ArgumentError (a ValueError), as is any argument
+        of another type."""
         call = "Node.delegate"
         ref = _ref(identity, self._stored, call)
         check_peer(call, "to", to)
@@ -360,8 +368,8 @@ class Node:
         check_whole(call, "ttl", ttl, low=1, high=limits.MAX_TTL, unit=" of seconds")
         check_text(call, "purpose", purpose)
         check_texts(call, "caveats", caveats)
-        if depth is not None:
-            check_whole(call, "depth", depth)
+        if depth is not None:  # a negative one was "AMPLIFIED" (review 56c, api 1)
+            check_whole(call, "depth", depth, low=0, high=limits.MAX_DELEGATION_LINKS)
         chain = delegate_recorded(
             self._stored,
             ref,

@@ -128,7 +128,7 @@ class Verifier:
         unevaluated for the caller to enforce (troth.gates; or refuse any chain that has
         one, as a `Service` rule does); passing both is an ArgumentError."""
         check_chain("Verifier.verify", "chain", chain)
-        check_peer("Verifier.verify", "presenter", presenter)
+        check_peer("Verifier.verify", "presenter", presenter, names=False)
         if type(unevaluated_caveats) is not bool:
             raise ArgumentError(
                 "Verifier.verify",
