@@ -13,12 +13,21 @@ good too (`troth.enrollment._refused_for_good`), and forgets the pending record.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from tests.support.enroll import acme_and_agent, enroll_answer_lost, resume_in_process
+from tests.support.enroll import (
+    acme_and_agent,
+    acme_ticket,
+    enroll_answer_lost,
+    enroll_in_process,
+    resume_in_process,
+)
 from troth.authority.core import DEFAULT_TICKET_TTL
+from troth.cli.main import cli
 from troth.clock import FixedClock
 from troth.errors import AuthorityError, AuthorityFailure
 
@@ -38,3 +47,20 @@ def test_a_removed_members_pending_enrollment_is_forgotten(tmp_path: Path, late:
         assert refused.value.reason is AuthorityFailure.NOT_A_MEMBER
         assert agent.wallet.pending_enrollments("agent") == []  # nothing left to resend
         assert agent.wallet.held("agent") == []
+
+
+def test_troth_credential_refresh_says_a_removed_members_enrollment_is_dropped(
+    troth_home: Path,
+) -> None:
+    """Removal 2: `troth credential refresh` resumes the pending enrollment, refused for good
+    (`not a member`) and forgotten, and said `it stays pending`."""
+    now = int(time.time())
+    clock = FixedClock(now)
+    with acme_and_agent(troth_home, now) as (authority, agent, member, ticket):
+        enroll_in_process(agent, "agent", authority, ticket, clock)
+        enroll_answer_lost(agent, "agent", authority, acme_ticket(authority, now), clock)
+        authority.remove_member(member, now=now)
+    result = CliRunner().invoke(cli, ["credential", "refresh", "agent", "--node", "agent"])
+    assert "not a member" in result.stderr
+    assert "stays pending" not in result.stderr
+    assert "dropped" in result.stderr
