@@ -18,27 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.nodes import HUB, MemNet, route, run_memnet
+from tests.support.nodes import HUB, MemNet, ask_authority, run_memnet
 from troth.authority.budgets import RequestBudgets
 from troth.authority.client import enroll_request, refresh_request
 from troth.authority.tickets import Ticket, new_code
 from troth.errors import AuthorityError, AuthorityFailure, RemoteError
 from troth.limits import ENROLL_REQUESTS_BURST, MAX_ENROLL_REQUEST_SOURCES
-from troth.node.runtime import NodeRuntime
-from troth.node.services import call, service_address
 
-AUTHORITY = service_address("authority")
 ATTEMPTS = 10_000
 LIMITED = AuthorityFailure.RATE_LIMITED.value
 NOW = 1_800_000_000
-
-
-async def _ask(node: NodeRuntime, net: MemNet, method: str, request: bytes) -> object:
-    authority = net.authority.identifier
-    end = await node.channel_to(
-        route(HUB), also_trust=frozenset({authority}), expect=authority, claimed=True
-    )
-    return await call(node.router, (end.enc, AUTHORITY), method, request)
 
 
 def test_a_flood_of_bogus_enrollments_from_one_source_is_refused_past_its_budget(
@@ -54,7 +43,7 @@ def test_a_flood_of_bogus_enrollments_from_one_source_is_refused_past_its_budget
         request = enroll_request(mallory.node.identities, "mallory", bogus, now=net.clock.now())
         for attempt in range(ATTEMPTS):
             with pytest.raises(RemoteError) as refused:
-                await _ask(mallory, net, "enroll", request)
+                await ask_authority(mallory, net, "enroll", request)
             if attempt >= ENROLL_REQUESTS_BURST:  # past the budget: refused unchecked
                 assert LIMITED in str(refused.value), attempt
         alice = await net.member("alice")
@@ -75,7 +64,7 @@ def test_a_members_refresh_loop_is_refused_past_its_budget(tmp_path: Path) -> No
         for _ in range(ENROLL_REQUESTS_BURST + 8):
             request = refresh_request(m.node.identities, "m", authority, now=net.clock.now())
             try:
-                await _ask(m, net, "refresh", request)
+                await ask_authority(m, net, "refresh", request)
                 answered += 1
             except RemoteError as exc:
                 refused = exc
@@ -84,7 +73,7 @@ def test_a_members_refresh_loop_is_refused_past_its_budget(tmp_path: Path) -> No
         assert LIMITED in str(refused)
         assert answered >= ENROLL_REQUESTS_BURST - 2  # its enrollment took one of its budget
         request = refresh_request(n.node.identities, "n", authority, now=net.clock.now())
-        await _ask(n, net, "refresh", request)
+        await ask_authority(n, net, "refresh", request)
 
     run_memnet(test, tmp_path / "home", budget=120)
 

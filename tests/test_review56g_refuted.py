@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from tests.support.enroll import acme_and_agent, acme_ticket, enroll_in_process
-from troth.authority.tickets import code_hash
+from tests.support.nodes import HUB, MemNet, ask_authority, run_memnet
+from troth.authority.client import enroll_request
+from troth.authority.tickets import Ticket, code_hash, new_code
 from troth.clock import FixedClock
-from troth.errors import AuthorityError, AuthorityFailure
-from troth.limits import REDEMPTION_GRACE_SECONDS
+from troth.errors import AuthorityError, AuthorityFailure, RemoteError
+from troth.limits import ENROLL_REQUESTS_BURST, REDEMPTION_GRACE_SECONDS
 
 NOW = 1_800_000_000
 TTL = 3600
@@ -38,3 +40,24 @@ def test_a_ticket_whose_redemption_was_pruned_redeems_nothing_again(tmp_path: Pa
                     enroll_in_process(agent, ref, authority, ticket, FixedClock(when))
                 assert refused.value.reason is AuthorityFailure.TICKET_UNKNOWN
         assert [m.identifier for m in authority.members()] == [member]
+
+
+def test_fresh_identities_on_one_network_share_its_enroll_budget(tmp_path: Path) -> None:
+    """Budgets 1 against identities minted for free: mallory spends its source's budget of
+    enroll requests from 10.9.9.1, then sends from a fresh identity on 10.9.9.2 (the same
+    /24): refused at once, as rate limited. alice, on another /24, still enrolls."""
+
+    async def test(net: MemNet) -> None:
+        bogus = Ticket(new_code(), net.authority.history(), HUB)
+        first = await net.node("mallory", listen=("10.9.9.1", 0))
+        second = await net.node("mallory-2", listen=("10.9.9.2", 0))
+        for node in (first, second):
+            request = enroll_request(node.node.identities, node.name, bogus, now=net.clock.now())
+            for _ in range(ENROLL_REQUESTS_BURST if node is first else 1):
+                with pytest.raises(RemoteError) as refused:
+                    await ask_authority(node, net, "enroll", request)
+            assert (AuthorityFailure.RATE_LIMITED.value in str(refused.value)) is (node is second)
+        alice = await net.node("alice", listen=("10.9.10.1", 0))
+        await alice.enroll(net.ticket(), "alice")
+
+    run_memnet(test, tmp_path / "home", budget=60)
