@@ -62,15 +62,16 @@ def test_an_interrupted_enrollment_elsewhere_does_not_block_credential_refresh()
         code=CRASH_EXIT_CODE,
     )
     # beta's operator then removes the member (its right): the pending enrollment can no
-    # longer complete, and the ticket is not refused for good while its window lasts
+    # longer complete, refused for good (`not a member`; review 56g, removal 1: it was kept)
     troth("authority", "members", "remove", str(member), "--authority", "beta")
     refreshed = troth("credential", "refresh", "agent", "--node", "agent", "--json", code=None)
     # acme's credential is refreshed; beta's refusal is reported, not a reason to fail it
     assert refreshed.returncode == 0, refreshed.stderr
     with open_node("acme") as acme:
         assert json.loads(refreshed.stdout)["authority"] == str(acme.authority().identifier)
-    (pending,) = json.loads(refreshed.stdout)["pending"]  # beta's, reported and kept
-    assert "member" in pending["error"]
+    assert json.loads(refreshed.stdout)["pending"] == []
+    (dropped,) = json.loads(refreshed.stdout)["dropped"]  # beta's, reported and forgotten
+    assert "member" in dropped["error"]
 
 
 # -- 2. a second `node start --foreground` takes over a running node's directory -----------------

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.enroll import acme_and_agent
+from tests.support.enroll import acme_and_agent, enroll_answer_lost, resume_in_process
 from tests.support.nodes import HUB, MemNet, run_memnet
 from troth.authority.core import DEFAULT_TICKET_TTL
 from troth.clock import FixedClock
 from troth.credentials import Attributes
-from troth.enrollment import enroll, enrollment, request_of, resume
+from troth.enrollment import enrollment, request_of
 from troth.errors import AuthorityError, AuthorityFailure
 from troth.identity import Identifier
 from troth.node import open_node
@@ -38,23 +38,13 @@ from troth.node.membership import RESUME_AFTER
 NOW = 1_800_000_000
 
 
-class AnswerLost(Exception):
-    """The authority committed the enrollment; its answer never reached the holder."""
-
-
 def _interrupted(tmp_path: Path) -> tuple[FixedClock, Identifier]:
     """acme (authority) and agent (member `agent`): agent's enrollment committed at acme, the
     answer lost (what a crash at `authority.enroll.after-commit` or `holder.enroll.before-
     commit` leaves: a pending record, a redemption). Returns the clock and agent's identifier."""
     clock = FixedClock(NOW)
     with acme_and_agent(tmp_path, NOW) as (authority, agent, member, ticket):
-
-        def lost(request: bytes) -> bytes:
-            authority.enroll(request, now=clock.now())
-            raise AnswerLost
-
-        with pytest.raises(AnswerLost):
-            enroll(agent.identities, agent.wallet, "agent", ticket, clock=clock, send=lost)
+        enroll_answer_lost(agent, "agent", authority, ticket, clock)
         assert len(agent.wallet.pending_enrollments("agent")) == 1
         assert agent.wallet.held("agent") == []
     return clock, member
@@ -67,22 +57,17 @@ def test_an_enrollment_resumed_after_the_tickets_window_completes(tmp_path: Path
         authority = acme.authority()
         assert authority.member(member).identifier == member  # a member at acme
         (pending,) = agent.wallet.pending_enrollments("agent")
-
-        def send(request: bytes) -> bytes:
-            return authority.enroll(request, now=clock.now()).encode()
-
-        enrolled = resume(agent.identities, agent.wallet, pending, clock=clock, send=send)
+        enrolled = resume_in_process(agent, pending, authority, clock)
         assert enrolled.authority == authority.identifier
         (held,) = agent.wallet.held("agent")
         assert held.authority == authority.identifier.digest
         assert agent.wallet.pending_enrollments("agent") == []
 
 
-def test_after_the_window_a_removed_member_is_told_so_and_keeps_its_record(
-    tmp_path: Path,
-) -> None:
+def test_after_the_window_a_removed_member_is_told_so(tmp_path: Path) -> None:
     """Review 38c, enroll 1: a member removed since it redeemed the ticket is answered `not a
-    member` after the window too (as within it), not `ticket unknown`."""
+    member` after the window too (as within it), not `ticket unknown` (its pending record is
+    then forgotten: tests/test_review56g_removal.py)."""
     clock, member = _interrupted(tmp_path)
     with open_node("acme", home=tmp_path) as acme:
         acme.authority().remove_member(member, now=clock.now())
@@ -90,12 +75,8 @@ def test_after_the_window_a_removed_member_is_told_so_and_keeps_its_record(
     with open_node("acme", home=tmp_path) as acme, open_node("agent", home=tmp_path) as agent:
         authority = acme.authority()
         (pending,) = agent.wallet.pending_enrollments("agent")
-
-        def send(request: bytes) -> bytes:
-            return authority.enroll(request, now=clock.now()).encode()
-
         with pytest.raises(AuthorityError) as refused:
-            resume(agent.identities, agent.wallet, pending, clock=clock, send=send)
+            resume_in_process(agent, pending, authority, clock)
         assert refused.value.reason is AuthorityFailure.NOT_A_MEMBER
         assert agent.wallet.held("agent") == []
 

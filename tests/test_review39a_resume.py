@@ -4,7 +4,8 @@ enroll 2: `troth.node.membership.resume_enrollments`, run by each maintenance ro
 A pending record names a ticket the operator once gave `troth enroll`: its address and its
 authority are whatever that text said. One that never completes (an address no one answers
 at, a party that is not the authority, an authority that answers garbage or keeps the
-request waiting, a member since removed) stays pending: it must neither be contacted every
+request waiting) stays pending (a member since removed: forgotten once refused, review 56g,
+removal 1): it must neither be contacted every
 round forever, nor hold back the records behind it, nor the rest of the node's maintenance.
 """
 

@@ -24,19 +24,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.enroll import acme_and_agent, acme_ticket
+from tests.support.enroll import acme_and_agent, acme_ticket, enroll_answer_lost, resume_in_process
 from troth.authority import Authority
 from troth.clock import FixedClock
 from troth.credentials.wallet import authority_changes
-from troth.enrollment import enroll, resume
+from troth.enrollment import enroll
 from troth.identity import Identifier
 
 NOW = 1_800_000_000
 DAY = 86_400
-
-
-class AnswerLost(Exception):
-    """The authority committed the enrollment; its answer never reached the holder."""
 
 
 def _expired(authority: Authority, clock: FixedClock, member: Identifier) -> None:
@@ -56,20 +52,10 @@ def test_a_repeat_is_answered_with_a_credential_that_verifies(
     clock = FixedClock(NOW)
     with acme_and_agent(tmp_path, NOW) as (authority, agent, member, _ticket):
         ticket = acme_ticket(authority, NOW, ttl=DAY)
-
-        def lost(request: bytes) -> bytes:
-            authority.enroll(request, now=clock.now())
-            raise AnswerLost
-
-        with pytest.raises(AnswerLost):
-            enroll(agent.identities, agent.wallet, "agent", ticket, clock=clock, send=lost)
+        enroll_answer_lost(agent, "agent", authority, ticket, clock)
         since(authority, clock, member)
         (pending,) = agent.wallet.pending_enrollments("agent")
-
-        def send(request: bytes) -> bytes:
-            return authority.enroll(request, now=clock.now()).encode()
-
-        enrolled = resume(agent.identities, agent.wallet, pending, clock=clock, send=send)
+        enrolled = resume_in_process(agent, pending, authority, clock)
         assert enrolled.credential.expires_at > clock.now()
         (held,) = agent.wallet.held("agent")
         assert authority_changes(held) == authority.changes()

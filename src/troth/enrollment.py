@@ -171,14 +171,21 @@ def _exchange(
     return Enrolled(name, Identifier(pending.authority), held, resumed, replaced)
 
 
+_FOR_GOOD = (AuthorityFailure.TICKET_UNKNOWN, AuthorityFailure.NOT_A_MEMBER)
+
+
 def _refused_for_good(exc: AuthorityError | RemoteError) -> bool:
     """Whether the authority refused the ticket itself (unknown, used up, or expired without
-    a redemption by this identity): nothing is left to resume. A remote refusal arrives as the
-    service's error text, `AuthorityError: <reason>` (docs/protocols.md, "Services")."""
-    reason = AuthorityFailure.TICKET_UNKNOWN
+    a redemption by this identity), or this identity with it (`not a member`: removed since
+    it redeemed the ticket, or revoked for good; only another ticket makes it a member again,
+    and its enrollment replaces the record: review 56g, removal 1): nothing is left to resume.
+    A remote refusal arrives as the service's error text, `AuthorityError: <reason>`
+    (docs/protocols.md, "Services")."""
     if isinstance(exc, AuthorityError):
-        return exc.reason is reason
-    return str(exc).startswith(f"{AuthorityError.__name__}: {reason.value}")
+        return exc.reason in _FOR_GOOD
+    return any(
+        str(exc).startswith(f"{AuthorityError.__name__}: {reason.value}") for reason in _FOR_GOOD
+    )
 
 
 def _parse(ticket_text: str) -> Ticket:

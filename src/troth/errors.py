@@ -300,6 +300,9 @@ class AuthorityFailure(enum.Enum):
     CLOCK_SKEW = "request made outside the allowed clock skew of the authority's time"
     """A request made, or a requester history dated, more than MAX_CLOCK_SKEW_SECONDS from
     the authority's clock (review 48s, skew 1: it was `request invalid`, as a forgery is)."""
+    RATE_LIMITED = "too many enroll and refresh requests from this source: ask again later"
+    """Past its source's budget of enroll and refresh requests (`limits.ENROLL_REQUESTS_BURST`;
+    review 56g, budgets 1): refused before anything is checked; not a refusal for good."""
 
 
 class AuthorityError(TrothError):

@@ -21,14 +21,17 @@ class _Bucket:
 class ByteBudgets:
     """A bucket of `burst` bytes per source, refilled at `rate` bytes per second. At most
     `max_sources` buckets are kept; a full (refilled) bucket is dropped first, and when every
-    kept bucket is in use a new source is refused (deny when in doubt)."""
+    kept bucket is in use a new source is refused (deny when in doubt), or with `evict` the
+    oldest bucket is dropped for it (where sources cost nothing and a refused newcomer is the
+    greater harm: review 56g, budgets 1)."""
 
-    def __init__(self, *, rate: int, burst: int, max_sources: int) -> None:
+    def __init__(self, *, rate: int, burst: int, max_sources: int, evict: bool = False) -> None:
         if rate < 1 or burst < 1 or max_sources < 1:
             raise ValueError("a byte budget needs a positive rate, burst and source count")
         self.rate = rate
         self.burst = burst
         self.max_sources = max_sources
+        self.evict = evict
         self._buckets: dict[Hashable, _Bucket] = {}
 
     def take(self, source: Hashable, amount: int, *, now: int) -> bool:
@@ -76,7 +79,9 @@ class ByteBudgets:
             if len(self._buckets) >= self.max_sources:
                 self.prune(now=now)
                 if len(self._buckets) >= self.max_sources:
-                    return None
+                    if not self.evict:
+                        return None
+                    del self._buckets[next(iter(self._buckets))]  # the oldest
             bucket = self._buckets[source] = _Bucket(self.burst, now)
         elif now > bucket.at:
             bucket.level = min(self.burst, bucket.level + (now - bucket.at) * self.rate)

@@ -16,6 +16,7 @@ from troth.credentials import Attributes
 from troth.enrollment import Enrolled
 from troth.identity import Identifier
 from troth.node import Node, init_node, open_node
+from troth.storage import PendingEnrollmentRecord
 
 
 def enroll_in_process(
@@ -64,4 +65,39 @@ def acme_ticket(
         now=now,
         uses=uses,
         ttl=ttl,
+    )
+
+
+class AnswerLost(Exception):
+    """The authority committed the enrollment; its answer never reached the holder."""
+
+
+def enroll_answer_lost(
+    member: Node, ref: str, authority: Authority, ticket: Ticket | str, clock: Clock
+) -> None:
+    """`enroll_in_process` whose answer is lost once the authority committed it (what a crash at
+    `authority.enroll.after-commit` or `holder.enroll.before-commit` leaves: a pending record at
+    the holder, a redemption at the authority)."""
+
+    def lost(request: bytes) -> bytes:
+        authority.enroll(request, now=clock.now())
+        raise AnswerLost
+
+    try:
+        enrollment.enroll(member.identities, member.wallet, ref, ticket, clock=clock, send=lost)
+    except AnswerLost:
+        return
+    raise AssertionError("the enrollment's answer was not lost")
+
+
+def resume_in_process(
+    member: Node, pending: PendingEnrollmentRecord, authority: Authority, clock: Clock
+) -> Enrolled:
+    """`troth.enrollment.resume` of `pending` with `authority` (its `enroll` the transport)."""
+    return enrollment.resume(
+        member.identities,
+        member.wallet,
+        pending,
+        clock=clock,
+        send=lambda request: authority.enroll(request, now=clock.now()).encode(),
     )

@@ -21,6 +21,7 @@ from troth.node import Node, init_node, open_node
 from troth.node.home import write_private_file
 from troth.node.node import node_dir
 from troth.node.runtime import NodeRuntime
+from troth.node.services import call, service_address
 from troth.routing import Router, parse_route
 from troth.transport import MemoryNetwork, MemoryTransport
 
@@ -158,3 +159,13 @@ def authority_and_trusting_node(authority: str, node: str) -> tuple[Identifier, 
     with open_node(node) as opened:
         opened.wallet.trust(authority_id, f"node:{authority}", now=int(time.time()))
     return authority_id, served
+
+
+async def ask_authority(node: NodeRuntime, net: MemNet, method: str, request: bytes) -> Any:
+    """Call `method` of the hub's authority service with `request` from `node`, over a channel
+    pinned to the hub's authority (as an enrolling node opens it: its members or not)."""
+    authority = net.authority.identifier
+    end = await node.channel_to(
+        route(HUB), also_trust=frozenset({authority}), expect=authority, claimed=True
+    )
+    return await call(node.router, (end.enc, service_address("authority")), method, request)

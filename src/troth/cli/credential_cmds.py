@@ -422,6 +422,14 @@ def refresh(ref: str, node_name: str, reporter: Reporter) -> None:
                 ask_node(node_name, "enroll", {"ticket": pending.ticket, "identity": ref})
             except TrothError as exc:
                 failed.append((Identifier(pending.authority), exc))
+        still = {p.authority for p in node.wallet.pending_enrollments(ref)}
+        gone = [(a, why) for a, why in failed if a.digest not in still]  # refused for good
+        failed = [(a, why) for a, why in failed if a.digest in still]
+        for authority, why in gone:  # forgotten: no longer "stays pending" (review 56g, removal 2)
+            reporter.info(
+                f"the enrollment with {reporter.label(authority)} is dropped: the authority "
+                f"refused it for good ({why})"
+            )
         for authority, why in failed:  # reported; the other credentials are refreshed anyway
             reporter.info(
                 f"the enrollment with {reporter.label(authority)} could not complete now "
@@ -453,7 +461,7 @@ def refresh(ref: str, node_name: str, reporter: Reporter) -> None:
     data["pending"] = [{"authority": str(a), "error": str(why)} for a, why in failed]
     data["dropped"] = [
         {"authority": str(Identifier(pending.authority)), "error": why} for pending, why in dropped
-    ]
+    ] + [{"authority": str(a), "error": str(why)} for a, why in gone]
     reporter.result(
         data,
         f"refreshed {reporter.label(done.credential.actor)}\n"

@@ -47,7 +47,11 @@ def compose(
             authority=_hosted(runtime),
         ),
         "authority": lambda: (
-            None if hosted is None else AuthorityService(hosted, runtime.trust, runtime.worker)
+            None
+            if hosted is None
+            else AuthorityService(
+                hosted, runtime.trust, runtime.worker, find_channel=runtime.channels.find
+            )
         ),
         "broker": lambda: BrokerService(
             runtime.node,

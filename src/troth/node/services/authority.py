@@ -18,21 +18,30 @@ number of identities that cost someone nothing can leave a member's sync answere
 member's delegates share its own budget and its sync allowance: the account is the member at
 the root of the caller's chains from this authority (another authority's chains name accounts
 of the caller's choosing: review 34b, feed pages 1).
+
+Enroll and refresh requests (docs/credentials.md, "Request budgets"): each is charged to its
+source's budget before anything is checked (`troth.authority.budgets`; review 56g, budgets 1):
+a member's to the same account its pages are, anyone else's to the network its channel came
+from (what the node's per-source channel limits count by: an identity costs nothing); a local
+caller's to no one.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from troth import limits
 from troth.authority import Authority
+from troth.authority.budgets import RequestBudgets
 from troth.encoding import cbor
 from troth.errors import AuthorityError, AuthorityFailure, DecodeError, RemoteError, TrothError
 from troth.node.access import AnyAuthenticated, Caller, PeerCaller, member_accounts
+from troth.node.channel_ends import ChannelEnd
+from troth.node.channels import _source_network
 from troth.node.rates import ByteBudgets
 from troth.node.services.base import Method, RequestContext
 from troth.node.trust import NodeTrust
@@ -126,10 +135,18 @@ class AuthorityService:
     name = "authority"
     oneway: Method | None = None
 
-    def __init__(self, authority: Authority, trust: NodeTrust, worker: StoreWorker) -> None:
+    def __init__(
+        self,
+        authority: Authority,
+        trust: NodeTrust,
+        worker: StoreWorker,
+        find_channel: Callable[[str], ChannelEnd | None] = lambda _: None,
+    ) -> None:
         self.authority = authority
         self.trust = trust
         self.worker = worker
+        self.find_channel = find_channel
+        self.budgets = RequestBudgets()  # enroll and refresh requests, by source
         # signed pages: since -> ((the feed's length, the authority's changes), signed at,
         # page, the entry it ends before); the page at the feed's end is kept apart (`_tip`)
         self._pages: dict[int, tuple[tuple[int, int], int, bytes, int]] = {}
@@ -152,11 +169,13 @@ class AuthorityService:
     async def enroll(self, request: Any, context: RequestContext) -> bytes:
         """Redeem a ticket: the new member's credential chain."""
         data = _request(request)
+        self._charge(context)
         return await self.worker.run(lambda: self.authority.enroll(data, now=context.now).encode())
 
     async def refresh(self, request: Any, context: RequestContext) -> bytes:
         """A member's fresh credential chain."""
         data = _request(request)
+        self._charge(context)
         return await self.worker.run(lambda: self.authority.refresh(data, now=context.now).encode())
 
     async def revoke(self, request: Any, context: RequestContext) -> int:
@@ -182,6 +201,22 @@ class AuthorityService:
             raise RemoteError(str(exc)) from None
         payer = self._payer(context.caller, context.now)
         return await self.worker.run(self._page, start, context.now, payer)
+
+    def _charge(self, context: RequestContext) -> None:
+        """Spend one enroll or refresh request of the caller's source (`RequestBudgets`):
+        a member's account (or an anchor's), as `_payer` names it, or else the network its
+        channel came from; a local caller's, nothing. RATE_LIMITED past it."""
+        caller = context.caller
+        payer = self._payer(caller, context.now)
+        if payer is None or not isinstance(caller, PeerCaller):
+            return
+        member = payer.callers is self._members
+        if member:
+            source: Hashable = payer.source
+        else:
+            end = self.find_channel(caller.channel)  # gone: one shared source
+            source = "gone" if end is None else _source_network(end.source_key)
+        self.budgets.charge(source, member=member, now=context.now)
 
     def _payer(self, caller: Caller, now: int) -> _Payer | None:
         """Whom `caller`'s pages are charged to (None: a local caller, never charged). A member

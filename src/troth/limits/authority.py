@@ -1,0 +1,38 @@
+"""The hard limits of a hosted authority's service: how many enroll and refresh requests one
+source may send it (troth.authority.budgets, `/service/authority`; docs/credentials.md,
+"Request budgets").
+
+Part of `troth.limits`, which re-exports every one of them: the one place hard limits are named
+(`troth.limits.X`; review 50f, limits 4).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "ENROLL_REQUESTS_BURST",
+    "ENROLL_REQUEST_SECONDS",
+    "MAX_ENROLL_REQUEST_SOURCES",
+    "REDEMPTION_GRACE_SECONDS",
+]
+
+ENROLL_REQUESTS_BURST: Final = 32
+"""Enroll and refresh requests one source may send a hosted authority's service at once, then
+one per ENROLL_REQUEST_SECONDS (review 56g, budgets 1): a member (its delegates with it: the
+member at the root of the caller's chains from that authority), or anyone else by the network
+its channel came from (an IPv4 /24, an IPv6 /48; a sender behind a relay by what the relay's
+route says of it). Past it a request is refused (`AuthorityFailure.RATE_LIMITED`) before its
+signature is checked. Callers on the node's own machine are not counted."""
+ENROLL_REQUEST_SECONDS: Final = 4
+"""Seconds one enroll or refresh request of a source's budget takes to refill (15 a minute)."""
+MAX_ENROLL_REQUEST_SOURCES: Final = 4096
+"""Sources whose enroll and refresh budget a hosted authority keeps at once, per class (its
+members; everyone else): refilled budgets are forgotten first, then the oldest (it starts
+again with a full budget), so no number of sources leaves a new one refused."""
+REDEMPTION_GRACE_SECONDS: Final = 30 * 24 * 3600
+"""How long past its ticket's expiry a hosted authority keeps a redemption (the credential it
+issued for it), so that its member's late repeat of the enrollment is answered as its refresh
+would be (a holder resumes for a week: `RESUME_FOR`); then it is deleted with the expired
+tickets (review 56g, redemptions 1). The ticket itself is deleted at its expiry: its code is
+never redeemable again either way."""
