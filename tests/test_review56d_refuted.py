@@ -1,0 +1,96 @@
+"""Review 56d (storage: node.db, its rollback guard): attacks tried that did not work. Each test
+is a real attempt that fails if the defence it names breaks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import troth
+from tests.support.backups import node_db
+from troth.storage import SqliteDatabase
+from troth.storage.rollback import guard_path, read_guard, restored_rows
+
+_WRITER = """\
+import os, sys, troth
+prefix = sys.argv[1]
+with troth.Node.open("acme") as node:
+    authority = node.authority()
+    n = 0
+    while True:
+        n += 1
+        node.identities.create(f"{prefix}{n}")
+        print("made", n, flush=True)
+        node.identities.rotate(f"{prefix}{n}")
+        print("rotated", n, flush=True)
+        print("revoked", authority.revoke(os.urandom(32)), flush=True)
+"""
+
+
+def _killed_after(lines: int, prefix: str) -> list[tuple[str, int]]:
+    """Run `_WRITER` in a child process, SIGKILL it once it acknowledged `lines` commits (it is
+    then somewhere in its next write: a commit, the guard's raise after it); what it
+    acknowledged."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, prefix],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    said: list[tuple[str, int]] = []
+    try:
+        while len(said) < lines:
+            line = child.stdout.readline()
+            assert line, child.stderr.read() if child.stderr else ""
+            what, number = line.split()
+            said.append((what, int(number)))
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=60)
+        child.stdout.close()
+        if child.stderr is not None:
+            child.stderr.close()
+    assert child.returncode == -signal.SIGKILL
+    return said
+
+
+@pytest.mark.parametrize("lines", [1, 5, 13])
+def test_a_writer_killed_mid_write_loses_nothing_acknowledged(troth_home: Path, lines: int) -> None:
+    """Kill -9 (a real SIGKILL, not a crash point) of a process creating identities, rotating
+    them and appending to its authority's feed (each counted by the rollback guard, raised
+    after the commit): node.db reopens whole (`integrity_check`), every write the process
+    acknowledged is there, and the guard finds no restore (a crash never makes a current
+    store read as a restored copy: no ticket voided), three rounds on the same node."""
+    with troth.Node.open("acme") as acme:
+        acme.create_authority()
+    path = node_db(troth_home, "acme")
+    for round_ in "abc":
+        said = _killed_after(lines, round_)
+        with sqlite3.connect(path) as raw:
+            assert raw.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        with troth.Node.open("acme") as acme:
+            ticket = acme.authority().ticket({"team.name": "x"})  # opens the authority: checks
+            for what, number in said:
+                if what == "made":
+                    acme.identities.get(f"{round_}{number}")
+                elif what == "rotated":
+                    assert acme.identities.get(f"{round_}{number}").changes >= 2
+            db = SqliteDatabase(path)
+            try:
+                assert restored_rows(db) == []
+                revoked = [n for what, n in said if what == "revoked"]
+                seq = db.fetch_one("SELECT max(seq) FROM revocations")[0]
+                assert seq is not None or not revoked
+                assert not revoked or seq >= max(revoked)
+                assert db.fetch_all("SELECT DISTINCT uses_left FROM tickets") == [(1,)]
+            finally:
+                db.close()
+            assert ticket
+        assert read_guard(guard_path(path)) is not None

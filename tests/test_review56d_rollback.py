@@ -1,0 +1,60 @@
+"""Review 56d, rollback 1: the rollback guard arms the `authority` scope (its entry at 0, in
+node.db and in the guard) when a ticket is made (review 52c, rollback 4), so a store holding
+a ticket is never read as fresh with its guard deleted. A node.db whose tickets an older troth
+made (before review 52c armed the scope, before review 51d counted anything) held tickets and
+no entry: upgraded, and opened by a troth that knows the scope, it stayed unarmed until the
+next ticket made or counted write, so a copy taken in between (or the pre-upgrade backup
+itself), put back with its guard deleted once a ticket was redeemed, read as a fresh store and
+the redeemed ticket was redeemed again. Review 54t, rollback 1 closed the same gap for the
+`policy` scope only (docs/storage.md, "Rollback guard": the attacker)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import troth
+from tests.support.backups import copy_db, node_db, restore_db
+from troth.errors import AuthorityError
+from troth.storage import SqliteDatabase
+from troth.storage.rollback import guard_path, read_guard, restored_rows
+
+
+def _as_an_older_troth_left_it(path: Path) -> None:
+    """node.db as a troth from before review 52c left it: tickets and no `authority` entry,
+    no guard."""
+    db = SqliteDatabase(path)
+    try:
+        db.execute("DELETE FROM rollback_counters")
+    finally:
+        db.close()
+    guard_path(path).unlink()
+
+
+@pytest.mark.xfail(
+    strict=True, reason="review 56d rollback 1: an upgraded store's tickets arm nothing"
+)
+def test_rollback1_a_copy_of_an_upgraded_store_restored_without_its_guard_is_found(
+    troth_home: Path, tmp_path: Path
+) -> None:
+    with troth.Node.open("acme") as acme:
+        ticket = acme.create_authority().ticket({"team.name": "x"})
+    path = node_db(troth_home, "acme")
+    _as_an_older_troth_left_it(path)
+    with troth.Node.open("acme") as acme:
+        acme.authority()  # the upgraded troth opens the authority (its daemon's start, a command)
+    assert read_guard(guard_path(path)) == {"authority": 0}  # armed: a copy from now replays
+    copy = tmp_path / "acme.db"
+    copy_db(path, copy)
+    with troth.Node.open("a") as a:
+        a.enroll(ticket)
+    restore_db(path, copy)
+    guard_path(path).unlink()
+    with troth.Node.open("b") as b, pytest.raises(AuthorityError):
+        b.enroll(ticket)  # redeemed again: a second member from a one-use ticket
+    db = SqliteDatabase(path)
+    try:
+        assert [(row.counter, row.guard) for row in restored_rows(db)] == [(0, None)]
+    finally:
+        db.close()
