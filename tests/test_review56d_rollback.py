@@ -15,10 +15,15 @@ from pathlib import Path
 import pytest
 
 import troth
+from tests.conftest import NOW
 from tests.support.backups import copy_db, node_db, restore_db
-from troth.errors import AuthorityError
+from tests.support.leases import make_world, open_broker
+from troth.errors import AuthorityError, SecretError
+from troth.secrets import AllowListPolicy
 from troth.storage import SqliteDatabase
 from troth.storage.rollback import guard_path, read_guard, restored_rows
+
+CONFIG = {"scopes": ["read"], "ttl": 300, "audience": "x"}
 
 
 def _as_an_older_troth_left_it(path: Path) -> None:
@@ -32,9 +37,6 @@ def _as_an_older_troth_left_it(path: Path) -> None:
     guard_path(path).unlink()
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 56d rollback 1: an upgraded store's tickets arm nothing"
-)
 def test_rollback1_a_copy_of_an_upgraded_store_restored_without_its_guard_is_found(
     troth_home: Path, tmp_path: Path
 ) -> None:
@@ -57,4 +59,47 @@ def test_rollback1_a_copy_of_an_upgraded_store_restored_without_its_guard_is_fou
     try:
         assert [(row.counter, row.guard) for row in restored_rows(db)] == [(0, None)]
     finally:
+        db.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 56d rollback 2: a broker store's leases an older troth issued arm nothing "
+    "(the fix belongs in troth.secrets.book, another helper's area)",
+)
+def test_rollback2_a_broker_copy_of_an_upgraded_store_restored_without_its_guard_is_found(
+    tmp_path: Path,
+) -> None:
+    """The broker's side: a lease an older troth issued (none armed the `broker` scope before
+    review 52c) arms nothing when the upgraded broker opens, so a copy taken then, put back
+    with its guard deleted after the lease was revoked, reads as fresh: the revoked lease is
+    open again and its token validates."""
+    world = make_world(NOW)
+    path, copy = tmp_path / "node.db", tmp_path / "copy.db"
+    policy = AllowListPolicy({world.agent_a.identifier: {"api": None}})
+    db, broker = open_broker(path, now=NOW, policy=policy)
+    broker.put_secret("api", "token", CONFIG, b"", now=NOW)
+    issued = broker.issue(world.credential_a(), "api", now=NOW, scope=["read"])
+    broker.close()
+    db.close()
+    _as_an_older_troth_left_it(path)
+    db, broker = open_broker(path, now=NOW + 1, policy=policy)  # the upgraded troth
+    broker.close()
+    db.close()
+    copy_db(path, copy)
+    db, broker = open_broker(path, now=NOW + 2, policy=policy)
+    broker.revoke_lease(issued.lease.handle, now=NOW + 2)
+    broker.close()
+    db.close()
+    restore_db(path, copy)
+    guard_path(path).unlink()
+    db, broker = open_broker(path, now=NOW + 3, policy=policy)
+    try:
+        assert broker.restored is not None
+        with pytest.raises(SecretError):
+            broker.validate_token(
+                str(issued.credential.reveal()["token"]), audience="x", now=NOW + 4
+            )
+    finally:
+        broker.close()
         db.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from typing import Final
 
 from troth.errors import ConflictError, StorageError
 from troth.storage.base import (
@@ -20,6 +21,9 @@ from troth.storage.rollback import Restored, RollbackGuard
 from troth.storage.sqlite import SqliteDatabase
 
 __all__ = ["SqliteAuthorityStore", "SqliteCredentialStore"]
+
+
+_ANY_TICKET: Final = "SELECT 1 FROM tickets LIMIT 1"
 
 
 class SqliteAuthorityStore:
@@ -42,8 +46,15 @@ class SqliteAuthorityStore:
     def check_restored(self, now: int) -> Restored | None:
         """Whether this store is a restored copy (troth.storage.rollback): if so, every ticket
         it holds is used up (which of them were redeemed after the copy was taken cannot be
-        known) in the transaction that records the restore, found once."""
-        return self._guard.check(now, self._void_tickets)
+        known) in the transaction that records the restore, found once. A store holding
+        tickets an older troth made (none armed the scope before review 52c) is armed now, so
+        a copy taken from here on, put back with its guard deleted, is found (review 56d,
+        rollback 1; review 54t, rollback 1 for the bundles)."""
+        restored = self._guard.check(now, self._void_tickets)
+        if not self._guard.armed() and self._db.fetch_one(_ANY_TICKET) is not None:
+            with self._db.transaction():
+                self._guard.arm()
+        return restored
 
     def _void_tickets(self) -> int:
         return int(
