@@ -80,9 +80,6 @@ def _disk_full(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("troth.storage.rollback.os", fake)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 56d storage 2: a guard's full disk is a bare OSError"
-)
 @pytest.mark.parametrize("first", [True, False])
 def test_storage2_a_full_disk_under_the_guard_is_a_storage_error_naming_it(
     troth_home: Path, monkeypatch: pytest.MonkeyPatch, first: bool
@@ -93,21 +90,25 @@ def test_storage2_a_full_disk_under_the_guard_is_a_storage_error_naming_it(
     `internal error`. It is a StorageError naming the guard, as every other storage failure
     (review 44d, node home 2-3). A raise that failed after its write's commit leaves the store
     ahead of its guard (crash window 2): with room again, no restore is found and the guard
-    is raised."""
+    is raised; a first write's failure rolls its transaction back."""
     with troth.Node.open("acme") as acme:
         authority = acme.create_authority()
         made = None if first else authority.ticket({"team.name": "x"})
-        _disk_full(monkeypatch)
-        with pytest.raises(StorageError, match=r"node\.db\.guard") as raised:
+        with monkeypatch.context() as patched, pytest.raises(StorageError) as raised:
+            _disk_full(patched)
             if made is None:
                 authority.ticket({"team.name": "x"})
             else:
                 acme._stored.authority().void_ticket(Ticket.parse(made), now=int(time.time()))
-        assert "No space left" in str(raised.value)
-    monkeypatch.undo()
+        assert "node.db.guard: No space left" in str(raised.value)
     with troth.Node.open("acme") as acme:
         acme.authority()  # checked: no restore (none found would void the tickets)
         db = acme._stored.db
         assert restored_rows(db) == []
-        counted = db.fetch_one("SELECT counter FROM rollback_counters")[0]
-        assert read_guard(guard_path(db.path)) == {"authority": counted}
+        row = db.fetch_one("SELECT counter FROM rollback_counters")
+        guard = read_guard(guard_path(db.path))
+        if first:  # the ticket's transaction rolled back: nothing made, nothing armed
+            assert (row, guard) == (None, None)
+            assert db.fetch_one("SELECT count(*) FROM tickets")[0] == 0
+        else:  # the void committed, counted: the guard raised to it now
+            assert (row[0], guard) == (1, {"authority": 1})
