@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,3 +95,82 @@ def test_a_writer_killed_mid_write_loses_nothing_acknowledged(troth_home: Path, 
                 db.close()
             assert ticket
         assert read_guard(guard_path(path)) is not None
+
+
+_REVOKER = """\
+import os, sys, troth
+from troth.errors import StorageError
+with troth.Node.open("acme") as node:
+    authority = node.authority()
+    for _ in range(int(sys.argv[1])):
+        try:
+            authority.revoke(os.urandom(32))
+        except StorageError as exc:  # review 56d, concurrency 1: committed, not traced
+            if "could not be recorded in the trace" not in str(exc):
+                raise
+"""
+
+_CHECKER = """\
+import sys, troth
+from troth.storage.rollback import restored_rows
+opens = 0
+while sys.stdin.readline().strip() != "stop":
+    with troth.Node.open("acme") as node:
+        node.authority()  # the rollback check of every open
+        opens += 1
+        assert not restored_rows(node._stored.db), "a current store read as restored"
+    print("opened", flush=True)
+print(opens)
+"""
+
+
+def test_writers_and_openers_at_once_never_lower_the_guard_nor_read_as_restored(
+    troth_home: Path,
+) -> None:
+    """Two processes appending to the authority's feed at once (each entry counted by the
+    rollback guard, raised after its commit under the guard's lock), while a third opens the
+    authority again and again (each open checks for a restored copy): no open finds a
+    restore (the check reads the guard before the count, and the guard is raised only to a
+    committed count), the ticket made before stays usable, and both end equal to the
+    entries appended (no raise lowered the guard, no count was lost)."""
+    with troth.Node.open("acme") as acme:
+        acme.create_authority().ticket({"team.name": "x"})
+    each = 12
+    writers = [
+        subprocess.Popen([sys.executable, "-c", _REVOKER, str(each)], stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    checker = subprocess.Popen(
+        [sys.executable, "-c", _CHECKER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert checker.stdin is not None
+    assert checker.stdout is not None
+    try:
+        while any(w.poll() is None for w in writers):
+            checker.stdin.write("go\n")
+            checker.stdin.flush()
+            assert checker.stdout.readline() == "opened\n", checker.stderr
+        checker.stdin.write("stop\n")
+        checker.stdin.flush()
+        err = checker.communicate(timeout=60)[1]
+    finally:
+        processes: list[subprocess.Popen[Any]] = [*writers, checker]
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait(timeout=60)
+    assert checker.returncode == 0, err
+    assert [w.returncode for w in writers] == [0, 0], [w.stderr.read() for w in writers if w.stderr]
+    path = node_db(troth_home, "acme")
+    db = SqliteDatabase(path)
+    try:
+        assert restored_rows(db) == []
+        assert db.fetch_one("SELECT counter FROM rollback_counters")[0] == 2 * each
+        assert db.fetch_all("SELECT uses_left FROM tickets") == [(1,)]
+    finally:
+        db.close()
+    assert read_guard(guard_path(path)) == {"authority": 2 * each}
