@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ import troth
 from tests.support.backups import node_db
 from troth.storage import SqliteDatabase
 from troth.storage.rollback import guard_path, read_guard, restored_rows
+from troth.storage.sqlite import _MIGRATIONS
 
 _WRITER = """\
 import os, sys, troth
@@ -174,3 +176,40 @@ def test_writers_and_openers_at_once_never_lower_the_guard_nor_read_as_restored(
     finally:
         db.close()
     assert read_guard(guard_path(path)) == {"authority": 2 * each}
+
+
+def test_an_authority_made_under_an_open_umask_keeps_its_guard_and_trace_private(
+    troth_home: Path,
+) -> None:
+    """Under umask 000, what an authority adds beside node.db (review 55d tried a node
+    without one): the rollback guard and its lock (a ticket made, a revocation counted), the
+    trace log and its writer's lock (the revocation recorded) are 0600, their directories
+    0700."""
+    old = os.umask(0)
+    try:
+        with troth.Node.open("acme") as acme:
+            authority = acme.create_authority()
+            authority.ticket({"team.name": "x"})
+            authority.revoke(os.urandom(32))
+    finally:
+        os.umask(old)
+    folder = node_db(troth_home, "acme").parent
+    modes = {p.name: stat.S_IMODE(p.lstat().st_mode) for p in folder.iterdir()}
+    assert {"node.db.guard", "node.db.guard.lock", "trace.db", "trace.db.writer"} <= set(modes)
+    assert {name: mode for name, mode in modes.items() if mode & 0o077} == {}
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize("version", range(1, len(_MIGRATIONS)))
+def test_a_node_db_of_every_earlier_schema_migrates(tmp_path: Path, version: int) -> None:
+    """A node.db an older troth left at each earlier schema version opens, every later
+    migration applied in one transaction, and is current (no migration assumes a table or
+    column another one made and a later one dropped)."""
+    path = tmp_path / "node.db"
+    SqliteDatabase(path, migrations=_MIGRATIONS[:version]).close()
+    db = SqliteDatabase(path)
+    try:
+        assert db.fetch_one("PRAGMA user_version")[0] == len(_MIGRATIONS)
+        assert db.fetch_all("PRAGMA integrity_check") == [("ok",)]
+    finally:
+        db.close()
