@@ -17,9 +17,8 @@ import pytest
 import troth
 from tests.conftest import NOW
 from tests.support.backups import copy_db, node_db, restore_db
-from tests.support.leases import make_world, open_broker
+from tests.support.leases import broker_at, first_lease
 from troth.errors import AuthorityError, SecretError
-from troth.secrets import AllowListPolicy
 from troth.storage import SqliteDatabase
 from troth.storage.rollback import guard_path, read_guard, restored_rows
 
@@ -74,32 +73,18 @@ def test_rollback2_a_broker_copy_of_an_upgraded_store_restored_without_its_guard
     review 52c) arms nothing when the upgraded broker opens, so a copy taken then, put back
     with its guard deleted after the lease was revoked, reads as fresh: the revoked lease is
     open again and its token validates."""
-    world = make_world(NOW)
     path, copy = tmp_path / "node.db", tmp_path / "copy.db"
-    policy = AllowListPolicy({world.agent_a.identifier: {"api": None}})
-    db, broker = open_broker(path, now=NOW, policy=policy)
-    broker.put_secret("api", "token", CONFIG, b"", now=NOW)
-    issued = broker.issue(world.credential_a(), "api", now=NOW, scope=["read"])
-    broker.close()
-    db.close()
+    _world, policy, issued = first_lease(path, now=NOW, config=CONFIG)
     _as_an_older_troth_left_it(path)
-    db, broker = open_broker(path, now=NOW + 1, policy=policy)  # the upgraded troth
-    broker.close()
-    db.close()
+    with broker_at(path, now=NOW + 1, policy=policy):
+        pass  # the upgraded troth opens the broker
     copy_db(path, copy)
-    db, broker = open_broker(path, now=NOW + 2, policy=policy)
-    broker.revoke_lease(issued.lease.handle, now=NOW + 2)
-    broker.close()
-    db.close()
+    with broker_at(path, now=NOW + 2, policy=policy) as broker:
+        broker.revoke_lease(issued.lease.handle, now=NOW + 2)
     restore_db(path, copy)
     guard_path(path).unlink()
-    db, broker = open_broker(path, now=NOW + 3, policy=policy)
-    try:
+    with broker_at(path, now=NOW + 3, policy=policy) as broker:
         assert broker.restored is not None
+        token = str(issued.credential.reveal()["token"])
         with pytest.raises(SecretError):
-            broker.validate_token(
-                str(issued.credential.reveal()["token"]), audience="x", now=NOW + 4
-            )
-    finally:
-        broker.close()
-        db.close()
+            broker.validate_token(token, audience="x", now=NOW + 4)
