@@ -50,7 +50,9 @@ def test_storage1_no_write_stands_from_a_transaction_sqlite_rolled_back(db: Sqli
         for write in (db.execute, db.run, db.run_rows):  # callers going on, best effort
             with contextlib.suppress(StorageError):
                 write("INSERT INTO t VALUES (?)", (write.__name__.encode(),))
-    assert _rows(db) == []  # all or nothing: it was `[b"execute", b"run", b"run_rows"]`
+        with contextlib.suppress(StorageError):
+            db.execute_many("INSERT INTO t VALUES (?)", [(b"many",)])
+    assert _rows(db) == []  # all or nothing: it was `[b"execute", b"many", b"run", ...]`
 
 
 def test_storage1_a_transaction_sqlite_rolled_back_fails_the_next_statement(

@@ -21,7 +21,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
@@ -455,6 +455,19 @@ class SqliteDatabase:
                     raise self._abandoned()
                 return conn.execute(sql, params)
             return self._when_free(lambda: conn.execute(sql, params), "use")
+        except sqlite3.IntegrityError as exc:
+            raise ConflictError(str(exc)) from exc
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from exc
+
+    def execute_many(self, sql: str, rows: Iterable[tuple[object, ...]]) -> None:
+        """`executemany` on this thread's connection, errors mapped like `execute`'s (inside
+        a transaction: not retried when busy, as a statement inside one never is)."""
+        conn = self.connection()
+        if getattr(self._local, "depth", 0) and not conn.in_transaction:
+            raise self._abandoned()
+        try:
+            conn.executemany(sql, rows)
         except sqlite3.IntegrityError as exc:
             raise ConflictError(str(exc)) from exc
         except sqlite3.Error as exc:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Final
 
-from troth.errors import ConflictError, StorageError
 from troth.storage.base import (
     AuthorityConfig,
     FeedRow,
@@ -358,15 +356,10 @@ class SqliteCredentialStore:
     def extend_feed(self, state: FeedState, rows: list[FeedRow]) -> None:
         with self._db.transaction():
             if rows:
-                try:
-                    self._db.connection().executemany(
-                        "INSERT INTO feed_entries VALUES (?, ?, ?, ?, ?, ?)",
-                        [(state.authority, *row) for row in rows],
-                    )
-                except sqlite3.IntegrityError as exc:
-                    raise ConflictError(str(exc)) from exc
-                except sqlite3.Error as exc:
-                    raise StorageError(str(exc)) from exc
+                self._db.execute_many(
+                    "INSERT INTO feed_entries VALUES (?, ?, ?, ?, ?, ?)",
+                    [(state.authority, *row) for row in rows],
+                )
             self._db.execute(
                 "INSERT OR REPLACE INTO feed_state VALUES (?, ?, ?, ?, ?)",
                 (state.authority, state.count, state.head, state.latest, state.issued_at),
