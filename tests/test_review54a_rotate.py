@@ -107,7 +107,7 @@ def test_the_kept_data_version_is_the_one_sqlite_gives(
                 elif db.connection().in_transaction:
                     manager.__exit__(None, None, None)
                 else:  # SQLite rolled it back: nothing to commit
-                    with pytest.raises(StorageError, match="no transaction is active"):
+                    with pytest.raises(StorageError, match="transaction was rolled back"):
                         manager.__exit__(None, None, None)
             elif action == "auto-rollback" and db.connection().in_transaction:
                 db.connection().execute("ROLLBACK")  # as SQLite does on a full disk

@@ -26,7 +26,8 @@ from troth.credentials import (
 )
 from troth.crypto import KeyType
 from troth.identity import Identifier
-from troth.secrets import AuditSink, Broker, LeasePolicy
+from troth.secrets import AllowListPolicy, AuditSink, Broker, LeasePolicy
+from troth.secrets.broker import IssuedLease
 from troth.secrets.engine import Grant, SecretSpec
 from troth.secrets.lease import LeaseCredential, LeaseHandle, SecretValue
 from troth.storage import SqliteDatabase, SqliteKeyStore
@@ -152,6 +153,30 @@ def open_broker(
     vault = SoftwareVault(SqliteKeyStore(db), kek)
     broker = Broker(db, vault, now=now, policy=policy, audit=audit, key_type=key_type, quota=quota)
     return db, broker
+
+
+@contextmanager
+def broker_at(path: Path, *, now: int, policy: LeasePolicy | None = None) -> Iterator[Broker]:
+    """`open_broker` for a block: the broker and its database closed after it."""
+    db, broker = open_broker(path, now=now, policy=policy)
+    try:
+        yield broker
+    finally:
+        broker.close()
+        db.close()
+
+
+def first_lease(
+    path: Path, *, now: int, config: Mapping[str, Any]
+) -> tuple[LeaseWorld, LeasePolicy, IssuedLease]:
+    """A broker at `path` given secret `api` (`config`) and agent a's lease of it at `now`
+    (closed after): the world, the policy letting a take it, the lease."""
+    world = make_world(now)
+    policy = AllowListPolicy({world.agent_a.identifier: {"api": None}})
+    with broker_at(path, now=now, policy=policy) as broker:
+        broker.put_secret("api", "token", dict(config), b"", now=now)
+        issued = broker.issue(world.credential_a(), "api", now=now, scope=["read"])
+    return world, policy, issued
 
 
 class RemoteStub:

@@ -417,8 +417,11 @@ class RollbackGuard:
         if any, under the guard's lock: one another process is writing is renamed (gone)
         once it has the lock back."""
         pattern = re.compile(rf"\.{re.escape(self.path.name)}\.[0-9a-f]{{16}}\.tmp")
-        with os.scandir(self.path.parent) as entries:
-            found = [Path(e.path) for e in entries if pattern.fullmatch(e.name)]
+        try:
+            with os.scandir(self.path.parent) as entries:
+                found = [Path(e.path) for e in entries if pattern.fullmatch(e.name)]
+        except OSError as exc:
+            raise StorageError(f"cannot read {self.path.parent}: {exc.strerror or exc}") from exc
         if not found:
             return
         turns = Turns(self._lock_path, self._db.busy_timeout)
@@ -426,6 +429,8 @@ class RollbackGuard:
             with turns.turn():
                 for path in found:
                     path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot delete a leftover of {self.path}: {exc}") from exc
         finally:
             turns.close()
 
@@ -452,6 +457,8 @@ class RollbackGuard:
                         {**current, self.scope: counter},
                         sync=self._db.durability == "full",
                     )
+        except OSError as exc:  # a full disk, an I/O error (review 56d, storage 2)
+            raise StorageError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
         finally:
             turns.close()
 

@@ -21,7 +21,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
@@ -432,6 +432,8 @@ class SqliteDatabase:
             raise StorageError(f"{self.path}: cannot begin a transaction: {exc}") from exc
 
     def _commit(self, conn: sqlite3.Connection) -> None:
+        if not conn.in_transaction:
+            raise self._abandoned()
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -449,8 +451,23 @@ class SqliteDatabase:
         conn = self.connection()
         try:
             if self._local.depth:
+                if not conn.in_transaction:
+                    raise self._abandoned()
                 return conn.execute(sql, params)
             return self._when_free(lambda: conn.execute(sql, params), "use")
+        except sqlite3.IntegrityError as exc:
+            raise ConflictError(str(exc)) from exc
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from exc
+
+    def execute_many(self, sql: str, rows: Iterable[tuple[object, ...]]) -> None:
+        """`executemany` on this thread's connection, errors mapped like `execute`'s (inside
+        a transaction: not retried when busy, as a statement inside one never is)."""
+        conn = self.connection()
+        if getattr(self._local, "depth", 0) and not conn.in_transaction:
+            raise self._abandoned()
+        try:
+            conn.executemany(sql, rows)
         except sqlite3.IntegrityError as exc:
             raise ConflictError(str(exc)) from exc
         except sqlite3.Error as exc:
@@ -465,6 +482,8 @@ class SqliteDatabase:
         local = self._local
         if not getattr(local, "depth", 0):
             return self.execute(sql, params)
+        if not local.conn.in_transaction:
+            raise self._abandoned()
         try:
             return local.cursor.execute(sql, params)  # type: ignore[no-any-return]
         except sqlite3.IntegrityError as exc:
@@ -478,6 +497,8 @@ class SqliteDatabase:
         local = self._local
         if not getattr(local, "depth", 0):
             return self.fetch_all(sql, params)
+        if not local.conn.in_transaction:
+            raise self._abandoned()
         try:
             return local.cursor.execute(sql, params).fetchall()  # type: ignore[no-any-return]
         except sqlite3.IntegrityError as exc:
@@ -534,6 +555,16 @@ class SqliteDatabase:
         malformed"), a full disk, a read-only file are found by whichever statement meets
         them, and a node's home holds several databases (review 44d, node home 2)."""
         return StorageError(f"{self.path}: {exc}")
+
+    def _abandoned(self) -> StorageError:
+        """A statement (or the commit) of a transaction SQLite rolled back itself when a
+        statement in it failed (a full disk, an I/O error, a damaged page: it may undo the
+        whole transaction, not the statement only). Run, it would commit on its own
+        (autocommit), outside the unit of work (review 56d, storage 1)."""
+        return StorageError(
+            f"{self.path}: the transaction was rolled back after a statement in it failed; "
+            "nothing of it was written"
+        )
 
     def peer_lock(self, kind: str) -> PeerLock:
         """A hold on `<this file>.<kind>` that tells whether another user of `kind` (another

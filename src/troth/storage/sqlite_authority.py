@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from typing import Final
 
 from troth import limits
-from troth.errors import ConflictError, StorageError
 from troth.storage.base import (
     AuthorityConfig,
     FeedRow,
@@ -31,6 +30,9 @@ _EXPIRY_INDEXES = {
 """Review 56g, redemptions 1: the expired tickets and redemptions found by their expiry, not
 by a scan of every row (`forget_tickets` runs at every enrollment, ticket and round). Made when
 the store is opened on a node.db made before them, as a migration is (`SqliteDatabase`)."""
+
+
+_ANY_TICKET: Final = "SELECT 1 FROM tickets LIMIT 1"
 
 
 class SqliteAuthorityStore:
@@ -59,8 +61,15 @@ class SqliteAuthorityStore:
     def check_restored(self, now: int) -> Restored | None:
         """Whether this store is a restored copy (troth.storage.rollback): if so, every ticket
         it holds is used up (which of them were redeemed after the copy was taken cannot be
-        known) in the transaction that records the restore, found once."""
-        return self._guard.check(now, self._void_tickets)
+        known) in the transaction that records the restore, found once. A store holding
+        tickets an older troth made (none armed the scope before review 52c) is armed now, so
+        a copy taken from here on, put back with its guard deleted, is found (review 56d,
+        rollback 1; review 54t, rollback 1 for the bundles)."""
+        restored = self._guard.check(now, self._void_tickets)
+        if not self._guard.armed() and self._db.fetch_one(_ANY_TICKET) is not None:
+            with self._db.transaction():
+                self._guard.arm()
+        return restored
 
     def _void_tickets(self) -> int:
         return int(
@@ -372,15 +381,10 @@ class SqliteCredentialStore:
     def extend_feed(self, state: FeedState, rows: list[FeedRow]) -> None:
         with self._db.transaction():
             if rows:
-                try:
-                    self._db.connection().executemany(
-                        "INSERT INTO feed_entries VALUES (?, ?, ?, ?, ?, ?)",
-                        [(state.authority, *row) for row in rows],
-                    )
-                except sqlite3.IntegrityError as exc:
-                    raise ConflictError(str(exc)) from exc
-                except sqlite3.Error as exc:
-                    raise StorageError(str(exc)) from exc
+                self._db.execute_many(
+                    "INSERT INTO feed_entries VALUES (?, ?, ?, ?, ?, ?)",
+                    [(state.authority, *row) for row in rows],
+                )
             self._db.execute(
                 "INSERT OR REPLACE INTO feed_state VALUES (?, ?, ?, ?, ?)",
                 (state.authority, state.count, state.head, state.latest, state.issued_at),

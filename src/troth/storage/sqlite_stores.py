@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
@@ -289,7 +288,7 @@ class SqliteIdentityStore:
         return [PurposeKeyRecord(identifier, r[0], r[1], bytes(r[2])) for r in rows]
 
     def add_retired_keys(self, handles: Sequence[str]) -> None:
-        self._db.connection().executemany(
+        self._db.execute_many(
             "INSERT OR IGNORE INTO retired_keys VALUES (?)", [(h,) for h in handles]
         )
 
@@ -301,20 +300,13 @@ class SqliteIdentityStore:
         return [str(r[0]) for r in rows]
 
     def drop_retired_keys(self, handles: Sequence[str]) -> None:
-        self._db.connection().executemany(
-            "DELETE FROM retired_keys WHERE handle = ?", [(h,) for h in handles]
-        )
+        self._db.execute_many("DELETE FROM retired_keys WHERE handle = ?", [(h,) for h in handles])
 
     def append_changes(self, identifier: bytes, rows: Sequence[ChangeRow]) -> None:
-        try:
-            self._db.connection().executemany(
-                "INSERT INTO identity_changes VALUES (?, ?, ?, ?, ?, ?)",
-                [(identifier, *row) for row in rows],
-            )
-        except sqlite3.IntegrityError as exc:
-            raise ConflictError(str(exc)) from exc
-        except sqlite3.Error as exc:
-            raise StorageError(str(exc)) from exc
+        self._db.execute_many(
+            "INSERT INTO identity_changes VALUES (?, ?, ?, ?, ?, ?)",
+            [(identifier, *row) for row in rows],
+        )
 
     def change_hash(self, identifier: bytes, index: int) -> bytes | None:
         row = self._db.fetch_one(
