@@ -18,9 +18,11 @@ from __future__ import annotations
 from typing import Final
 
 # the gates' limits (troth.gates) are named in troth.limits.gates, routing's in
-# troth.limits.routing, the trace readers' in troth.limits.traces, and troth.limits' as these
+# troth.limits.routing, the trace readers' in troth.limits.traces, the secrets broker's
+# storage in troth.limits.leases, and troth.limits' as these
 # (their `__all__`: review 50f, limits 4; tests/test_review50f_limits.py checks every one is)
 from troth.limits.gates import *  # noqa: F403
+from troth.limits.leases import *  # noqa: F403
 from troth.limits.routing import *  # noqa: F403
 from troth.limits.traces import *  # noqa: F403
 
