@@ -1,5 +1,5 @@
-"""The hard limits of what the leased-secrets broker keeps per lease (troth.secrets; docs/secrets.md,
-"Storage").
+"""The hard limits of what the leased-secrets broker keeps per lease (troth.secrets;
+docs/secrets.md, "Storage").
 
 Part of `troth.limits`, which re-exports every one of them: the one place hard limits are named
 (`troth.limits.X`; review 50f, limits 4: the module is near the 800-line cap).
@@ -15,11 +15,12 @@ MAX_RETAINED_LEASE_BYTES: Final = 8 * 1024
 """Bytes (the columns' payload, before SQLite's page and index overhead) the broker keeps for one
 lease, open or ended, until `prune` forgets it 30 days after it ended, whatever the chain it was
 issued under: its row (~290 bytes of fixed fields, the secret's name of at most MAX_SECRET_NAME
-characters, MAX_LEASE_SCOPES ASCII scopes of at most MAX_ATTRIBUTE_TEXT characters, ~4.1 KB, and
-the engine's kind and reference, a name it derives from the handle) and, when its chain is new,
-the chain's hash, its (identity, account) row and its members (three a link, at most
-1 + MAX_DELEGATION_LINKS links, and the standing row: ~1.8 KB), ~6.6 KB in all. Not the chain:
-its bytes were kept too, up to MAX_PRESENTED_CHAIN_BYTES (~31.9 KB) a lease on a served broker
+characters, MAX_LEASE_SCOPES ASCII scopes of at most MAX_ATTRIBUTE_TEXT characters, ~4.1 KB, and the
+engine's kind and reference, a name it derives from the handle) and, when its chain is new, the
+chain's hash, its (identity, account) row and its members (three a link, at most 1 +
+MAX_DELEGATION_LINKS links, and the standing row: ~1.8 KB), ~6.6 KB in all. Not the chain: its bytes
+were kept too, up to MAX_PRESENTED_CHAIN_BYTES (~31.9 KB) a lease on a served broker
 (MAX_CHAIN_BYTES in the library), and nothing read them (review 56j, chains 1: a fresh delegate
-chain at each issue, ~2.6 million in 30 days, let one member make the node keep ~83 GB). Times a member's issue bound (docs/secrets.md, "Issue rate") it bounds
-what one member leaves in the lease tables: ~21 GB in 30 days, ~420 GB for the whole broker."""
+chain at each issue, ~2.6 million in 30 days, let one member make the node keep ~83 GB). Times a
+member's issue bound (docs/secrets.md, "Issue rate") it bounds what one member leaves in the lease
+tables: ~21 GB in 30 days, ~420 GB for the whole broker."""
