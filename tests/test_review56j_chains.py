@@ -33,6 +33,19 @@ its delegates pass them on (a three-link chain stays under `MAX_PRESENTED_CHAIN_
 channel carries)."""
 
 
+def member_chain(world: LeaseWorld, attributes: Attributes, *, depth: int) -> CredentialChain:
+    """Agent b's member credential with `attributes`, allowed `depth` delegations."""
+    member = issue_credential(
+        world.authority.signer,
+        subject=world.agent_b.identifier,
+        attributes=attributes,
+        now=NOW,
+        ttl=CHAIN_TTL,
+        depth=depth,
+    )
+    return CredentialChain((member,), (world.authority.identity.history,))
+
+
 def stored_bytes(db: SqliteDatabase) -> int:
     """The payload bytes of every lease table of the broker (each column's length summed)."""
     total = 0
@@ -54,17 +67,9 @@ def test_ended_leases_keep_no_chain_bytes(tmp_path: Path) -> None:
     every ended lease, kept 30 days, must leave at most `MAX_RETAINED_LEASE_BYTES`, not its ~21
     KB chain."""
     world = make_world(NOW)
-    member = issue_credential(
-        world.authority.signer,
-        subject=world.agent_b.identifier,
-        attributes=_BIG,
-        now=NOW,
-        ttl=CHAIN_TTL,
-        depth=2,
-    )
     root = delegate(
         world.agent_b.signer,
-        CredentialChain((member,), (world.authority.identity.history,)),
+        member_chain(world, _BIG, depth=2),
         subject=world.orchestrator.identifier,
         attributes=_BIG,
         now=NOW,

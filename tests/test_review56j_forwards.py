@@ -18,19 +18,11 @@ from pathlib import Path
 from tests.conftest import NOW
 from tests.support.leases import make_world, open_broker
 from tests.support.parties import Party
+from tests.test_review30b_leases import INJECT
 from troth.errors import SecretError
 from troth.secrets import AllowListPolicy, Broker, HttpRequest
 from troth.secrets.audit import AuditKind
 from troth.secrets.issues import ForwardBudget
-
-INJECT = {
-    "scopes": ["orders"],
-    "ttl": 60,
-    "max_ttl": 600,
-    "upstream": "http://127.0.0.1:9/api",  # never called: prepare_forward sends nothing
-    "header": "Authorization",
-    "rules": [{"methods": ["GET"], "path": "/v1/orders/*"}],
-}
 
 
 def test_a_members_forwards_write_records_within_its_budget(tmp_path: Path) -> None:

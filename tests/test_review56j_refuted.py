@@ -11,8 +11,8 @@ import pytest
 from tests.conftest import NOW
 from tests.support.leases import ATTRS, CHAIN_TTL, RemoteStub, make_world, open_broker
 from tests.support.parties import make_party
-from tests.test_review56j_chains import stored_bytes
-from troth.credentials import CredentialChain, delegate, issue_credential
+from tests.test_review56j_chains import member_chain, stored_bytes
+from troth.credentials import delegate
 from troth.errors import SecretError, SecretFailure
 from troth.secrets import AllowListPolicy
 from troth.secrets.audit import AuditKind
@@ -73,15 +73,7 @@ def test_fresh_delegates_refused_record_within_their_members_budget(tmp_path: Pa
     (`DENIALS_PER_ACCOUNT` a window), the rest counted, not written one each."""
     world = make_world(NOW)
     broker = _broker(tmp_path, AllowListPolicy({}))  # the policy allows no one
-    member = issue_credential(
-        world.authority.signer,
-        subject=world.agent_b.identifier,
-        attributes=ATTRS,
-        now=NOW,
-        ttl=CHAIN_TTL,
-        depth=1,
-    )
-    root = CredentialChain((member,), (world.authority.identity.history,))
+    root = member_chain(world, ATTRS, depth=1)
     callers = DENIALS_PER_ACCOUNT + 16
     for _ in range(callers):
         fresh = make_party(world.vault, now=NOW)
