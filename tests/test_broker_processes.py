@@ -98,7 +98,7 @@ def test_a_broker_restarted_after_a_sigkilled_one_aborts_its_pending_lease_at_on
     worker = subprocess.run(
         [sys.executable, "-m", "tests.support.pending_worker", str(path)],
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join((str(ROOT / "src"), str(ROOT)))},
         capture_output=True,
         text=True,
         timeout=120,

@@ -77,7 +77,7 @@ def test_a_lease_with_an_end_reason_is_not_written(tmp_path: Path) -> None:
     store = broker.store
     with pytest.raises(StorageError, match="end reason"), store.transaction():
         store.config_and_live("payments", issued.lease.identity, NOW, up_to=10)
-        store.insert_lease(ended, lease_account(credential), proof, b"chain", lambda: ())
+        store.insert_lease(ended, lease_account(credential), proof, lambda: ())
     assert store.get_lease(handle) is None
     assert store.get_lease(issued.lease.handle) == issued.lease
 

@@ -268,7 +268,8 @@ def test_sigkill_mid_issue_and_mid_revoke(tmp_path: Path, orders: OrdersDb) -> N
     crashed: list[str] = []
     kills = 0
     for round_no in range(26):
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        # this tree's troth, not an installed one (a worktree's workers ran the main tree's)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(ROOT / "src"), str(ROOT)))}
         env["TROTH_CRASH_AT"] = points[round_no % len(points)] if round_no % 2 == 0 else ""
         worker = subprocess.Popen(
             [sys.executable, "-m", "tests.support.lease_worker", str(db_path), str(round_no)],

@@ -237,7 +237,6 @@ class LeaseBook(BookAudit):
                         lease,
                         account,
                         proof,
-                        credential.chain,
                         lambda: chain_members(credential),
                         None if request is None else (request.key(identity), request.attempt),
                     ):

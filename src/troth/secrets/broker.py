@@ -35,7 +35,7 @@ from troth.secrets.engines.http_inject import (
 )
 from troth.secrets.engines.postgres import PostgresEngine
 from troth.secrets.engines.token import TokenEngine
-from troth.secrets.issues import IssueBudget
+from troth.secrets.issues import ForwardBudget, IssueBudget
 from troth.secrets.jwt import Jwks, LeaseStates, ValidatedToken, validate_token
 from troth.secrets.keys import BrokerKeys
 from troth.secrets.lease import (
@@ -134,10 +134,13 @@ class Broker(BrokerUpstreams):
         key_type: KeyType = KeyType.ED25519,
         quota: int = limits.DEFAULT_LEASE_QUOTA,
         issues: IssueBudget | None = None,
+        forwards: ForwardBudget | None = None,
     ) -> None:
         """`issues`: how many leases are issued per member and in all (default: the named
-        limits, `limits.LEASE_ISSUE_*`)."""
+        limits, `limits.LEASE_ISSUE_*`); `forwards`: how many requests are forwarded per member
+        and in all (`limits.LEASE_FORWARD_*`)."""
         self.issues = issues or IssueBudget()
+        self.forwards = forwards or ForwardBudget()
         self.store = SqliteSecretStore(db)
         self.clock = BrokerClock(self.store)
         """The latest `now` given: every call judged at max(now, it) (review 54e, secrets 3)."""
@@ -442,10 +445,12 @@ class Broker(BrokerUpstreams):
     ) -> PreparedForward:
         """Everything of `forward` but the upstream call: the caller's http-inject lease is
         ACTIVE at `now` and `credential` is the one it was issued under, the request passes
-        the secret's rules (a refusal is audited `deny`), the secret is unsealed and the
-        forward audited `use` (fail closed: not sent unless recorded). `send()` may then run
-        on another thread; the served broker calls this on its own thread right before it
-        sends, so a lease revoked while the forward waited is never used."""
+        the secret's rules (a refusal is audited `deny`), it is counted in the member's and
+        the broker's forward budgets (`ForwardBudget`: SecretError BUSY, nothing written),
+        the secret is unsealed and the forward audited `use` (fail closed: not sent unless
+        recorded). `send()` may then run on another thread; the served broker calls this on
+        its own thread right before it sends, so a lease revoked while the forward waited is
+        never used."""
         now = self.clock.now(now)
         lease = self.book.active_lease(credential, lease_id, now)
         spec = self.spec(lease.secret)
@@ -474,6 +479,9 @@ class Broker(BrokerUpstreams):
             if exc.reason is _F.FORBIDDEN_REQUEST:  # within the denial budget (review 45k)
                 self.book.deny(exc, now, lease.identity, spec.name, lease.handle, account)
             raise
+        # each forward writes a `use` record: counted per member and in all, as issues are
+        # (review 56j, forwards 2); BUSY writes nothing
+        self.forwards.take(account, now)
         secret = SecretValue(self._upstream(spec).reveal())  # its use audited before sent
         record(AuditKind.USE, f"{request.method} {request.target.partition('?')[0]}")
         return PreparedForward(engine, spec, request, target, tuple(headers), secret)

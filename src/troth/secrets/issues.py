@@ -15,6 +15,11 @@ itself within the denial budget) gives the total back (`refund_total`): members 
 refuses spend their own budgets only, never the share of those it allows. Like the denial budget
 it is held in memory: a restarted broker starts every bucket full. Sans-IO: `now` is passed in;
 safe to call from several threads.
+
+`ForwardBudget` counts the requests forwarded with http-inject leases the same way, in buckets
+of their own (`limits.LEASE_FORWARD_*`): each writes a `use` record to the append-only audit
+log, and none was counted (review 56j, forwards 2: one member wrote as many as the node served
+it).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from troth.errors import SecretError, SecretFailure
 from troth.identity import Identifier
 from troth.rates import ByteBudgets
 
-__all__ = ["IssueBudget"]
+__all__ = ["ForwardBudget", "IssueBudget"]
 
 _TOTAL: Final = "total"  # the one source of the broker's total bucket
 
@@ -35,6 +40,9 @@ _TOTAL: Final = "total"  # the one source of the broker's total bucket
 class IssueBudget:
     """Lease issues per member and in all (module docstring); the defaults are the named
     limits (`limits.LEASE_ISSUE_*`)."""
+
+    _MEMBER_BUSY = "member {} was issued {} leases lately (then {} a second): retry later"
+    _TOTAL_BUSY = "the broker issued {} leases lately (then {} a second): retry later"
 
     def __init__(
         self,
@@ -57,15 +65,12 @@ class IssueBudget:
             if not self.members.take(account, 1, now=now):
                 raise SecretError(
                     SecretFailure.BUSY,
-                    f"member {account} was issued {self.members.burst} leases lately "
-                    f"(then {self.members.rate} a second): retry later",
+                    self._MEMBER_BUSY.format(account, self.members.burst, self.members.rate),
                 )
             if not self.total.take(_TOTAL, 1, now=now):
                 self.members.refund(account, 1, now=now)
                 raise SecretError(
-                    SecretFailure.BUSY,
-                    f"the broker issued {self.total.burst} leases lately "
-                    f"(then {self.total.rate} a second): retry later",
+                    SecretFailure.BUSY, self._TOTAL_BUSY.format(self.total.burst, self.total.rate)
                 )
 
     def refund_total(self, now: int) -> None:
@@ -73,3 +78,28 @@ class IssueBudget:
         the member's budget stays spent."""
         with self._lock:
             self.total.refund(_TOTAL, 1, now=now)
+
+
+class ForwardBudget(IssueBudget):
+    """Requests forwarded with http-inject leases per member and in all (module docstring); the
+    defaults are the named limits (`limits.LEASE_FORWARD_*`)."""
+
+    _MEMBER_BUSY = "member {} had {} requests forwarded lately (then {} a second): retry later"
+    _TOTAL_BUSY = "the broker forwarded {} requests lately (then {} a second): retry later"
+
+    def __init__(
+        self,
+        *,
+        burst: int = limits.LEASE_FORWARD_BURST,
+        rate: int = limits.LEASE_FORWARD_RATE,
+        total_burst: int = limits.LEASE_FORWARD_TOTAL_BURST,
+        total_rate: int = limits.LEASE_FORWARD_TOTAL_RATE,
+        max_accounts: int = limits.MAX_LEASE_ISSUE_ACCOUNTS,
+    ) -> None:
+        super().__init__(
+            burst=burst,
+            rate=rate,
+            total_burst=total_burst,
+            total_rate=total_rate,
+            max_accounts=max_accounts,
+        )

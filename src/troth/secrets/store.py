@@ -10,8 +10,9 @@
                          (state, account, expires_at), serves the quota (per
                          account: the member a chain starts from), an identity's leases and
                          the sweep
-    secret_lease_chains  the credential chain that justified leases, by its SHA-256; deleted
-                         with its members once no lease refers to it (`prune_chains`)
+    secret_lease_chains  the SHA-256 of each credential chain that justified leases (not its
+                         bytes: review 56j, chains 1); deleted with its members once no lease
+                         refers to it (`prune_chains`)
     secret_lease_members each chain's credential hashes and identities (revocation lookups);
                          a pruned chain's standing row (`ROOT_MEMBER`) is kept once, under
                          the empty chain hash
@@ -306,13 +307,13 @@ class SqliteSecretStore:
         lease: Lease,
         account: Identifier,
         proof: bytes,
-        chain: bytes,
         members: Callable[[], Iterable[bytes]],
         request: tuple[bytes, int] | None = None,
     ) -> bool:
         """Write a lease filed under `account` (whose quota it spends), with the key and the
         attempt of the request that asked for it if any, and, unless already stored, its
-        chain, the chain's `members()` and its (identity, account) pair; False (nothing
+        chain's hash (not its bytes, which nothing reads: review 56j, chains 1), the chain's
+        `members()` and its (identity, account) pair; False (nothing
         written) if its locator is taken (the caller draws another lease id). Called in the
         transaction of the `config_and_live` it follows (the chains' epoch it read decides
         whether the chains remembered as stored still are)."""
@@ -333,7 +334,7 @@ class SqliteSecretStore:
             (lease.identity.digest, account.digest),
         )
         if self.db.execute(
-            "INSERT OR IGNORE INTO secret_lease_chains VALUES (?, ?)", (lease.chain_hash, chain)
+            "INSERT OR IGNORE INTO secret_lease_chains VALUES (?)", (lease.chain_hash,)
         ).rowcount:
             for member in members():
                 self.db.execute(

@@ -13,6 +13,10 @@ from troth.storage import SqliteDatabase
 
 __all__ = ["CONFIG_AND_LIVE", "INSERT_LEASE", "create_tables"]
 
+_SCHEMA_CHAINS: Final = (
+    "CREATE TABLE IF NOT EXISTS secret_lease_chains (chain_hash BLOB PRIMARY KEY) WITHOUT ROWID"
+)
+
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS secret_store (
         name TEXT PRIMARY KEY, engine TEXT NOT NULL, config TEXT NOT NULL,
@@ -48,9 +52,9 @@ _SCHEMA: Final = (
     # review 46d's index of ended leases' chains cost every lease an index entry when it
     # ended (secrets.token.issue 2.05x -> 2.8-3.0x its floor): `prune_chains` scans instead
     "DROP INDEX IF EXISTS secret_leases_ended_chain",
-    """CREATE TABLE IF NOT EXISTS secret_lease_chains (
-        chain_hash BLOB PRIMARY KEY, chain BLOB NOT NULL
-    )""",
+    # the chains leases were issued under, by hash alone: their bytes, up to MAX_CHAIN_BYTES,
+    # were kept too, with the ended leases, and nothing read them (review 56j, chains 1)
+    _SCHEMA_CHAINS,
     """CREATE TABLE IF NOT EXISTS secret_lease_members (
         member BLOB NOT NULL, chain_hash BLOB NOT NULL, PRIMARY KEY (member, chain_hash)
     ) WITHOUT ROWID""",
@@ -124,6 +128,7 @@ def create_tables(conn: sqlite3.Connection, db: SqliteDatabase) -> None:
     for statement in _SCHEMA:
         conn.execute(statement)
     _add_columns(conn)
+    _drop_chain_bytes(conn)
 
 
 def _retire_old_leases(conn: sqlite3.Connection, db: SqliteDatabase) -> None:
@@ -161,3 +166,21 @@ def _add_columns(conn: sqlite3.Connection) -> None:
         "CREATE INDEX IF NOT EXISTS secret_leases_request_attempt "
         "ON secret_leases (request, request_attempt) WHERE request IS NOT NULL"
     )
+
+
+def _drop_chain_bytes(conn: sqlite3.Connection) -> None:
+    """Rewrite a `secret_lease_chains` table made before review 56j (chains 1), which kept each
+    chain's bytes beside its hash, as the hashes alone: the bytes, up to MAX_CHAIN_BYTES a chain
+    and kept as long as an ended lease referred to it, were never read (a renewal presents the
+    chain again, a feed's revocation reads `secret_lease_members`). Its hashes are kept, so a
+    chain's members are still deleted with it by `prune_chains`."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(secret_lease_chains)")}
+    if "chain" not in columns:
+        return
+    conn.execute("ALTER TABLE secret_lease_chains RENAME TO secret_lease_chains_old")
+    conn.execute(_SCHEMA_CHAINS)
+    conn.execute(
+        "INSERT INTO secret_lease_chains (chain_hash) "
+        "SELECT chain_hash FROM secret_lease_chains_old"
+    )
+    conn.execute("DROP TABLE secret_lease_chains_old")
