@@ -1,0 +1,112 @@
+"""Review 56k, chains: attacks on the signed-chain check of a trace log (review 56f, chains 1).
+
+1. A log checks at append that a chain given with a record is signed by its issuers
+   (`check_chain_signed`), but took every checkpointed issuer history "as carried"
+   (`issuers_carried`): the first change of a history presented from a checkpoint is vouched
+   for by the checkpoint alone, so a chain whose root history was the attacker's own key
+   presented as change 1 of the real authority's identity (no authority attests it) was
+   "signed by its issuer" and appended, naming the real authority. Any checkpoint index works,
+   not only past 64 changes. Now the log takes a checkpointed issuer history only on its own
+   word source (`TraceLog.issuers`: a node's stored copies and held feeds; none: refused, as an
+   offline `verify_log` refuses it) or from a collector that verified the chain against the
+   node's trust (the `VerifiedCredential` it hands with it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.gates import SUPPORT, GatesWorld, T, make_world
+from tests.support.parties import make_party
+from troth.clock import FixedClock
+from troth.credentials import CredentialChain, issue_credential
+from troth.crypto import KeyType
+from troth.errors import TraceError, TraceFailure
+from troth.identity import (
+    ChangeBody,
+    Checkpoint,
+    SignedChange,
+    Signer,
+    attest_purpose_key,
+    encode_history,
+    next_key_digest,
+    verify_history,
+)
+from troth.trace import Authority, Kind, RecordContent, ToolCall, TraceLog, TraceRecorder
+from troth.trace.verify import verify_log
+from troth.vault import KeyPurpose
+
+NOW = T + 10
+
+
+def forged_root(world: GatesWorld, index: int = 70) -> bytes:
+    """The support agent's chain re-made by an attacker: its root credential issued in the
+    real authority's name, signed by the attacker's key, carried in a history presented from a
+    checkpoint (change `index`) that names the real authority's identifier."""
+    vault = world.vault
+    primary = vault.generate(KeyType.ED25519, KeyPurpose.PRIMARY)
+    body = ChangeBody(
+        index,
+        bytes(32),
+        vault.public_key(primary),
+        next_key_digest(vault.public_key(vault.generate(KeyType.ED25519, KeyPurpose.PRIMARY))),
+        T - 100,
+        T - 100,
+        T + 365 * 86_400,
+    )
+    encoded = body.encode()
+    change = SignedChange(encoded, vault.sign(primary, encoded), bytes(64))
+    authority = world.authority.identifier
+    checkpoint = Checkpoint(authority.digest, authority.digest, index)
+    history = encode_history([change], checkpoint)
+    identity = verify_history(history, now=T, checkpoints=lambda c, h: True)
+    assert identity.identifier == authority  # the real authority's name, the attacker's key
+    signing = vault.generate(KeyType.ED25519, KeyPurpose.SIGNING)
+    attestation = attest_purpose_key(
+        vault,
+        primary,
+        identity,
+        KeyPurpose.SIGNING,
+        vault.public_key(signing),
+        now=T,
+        expires_at=T + 86_400 * 60,
+    )
+    signer = Signer(identity, vault, signing, attestation, T + 86_400 * 60)
+    credential = issue_credential(
+        signer,
+        subject=world.support.identifier,
+        attributes=SUPPORT,
+        now=T,
+        ttl=30 * 86_400,
+        depth=3,
+    )
+    return CredentialChain((credential,), (history,)).encode()
+
+
+def support_log(tmp_path: Path, world: GatesWorld) -> tuple[TraceLog, TraceRecorder]:
+    owner = make_party(world.vault, now=T)
+    clock = FixedClock(NOW)
+    log = TraceLog.open(tmp_path / "trace.db", clock=clock, signer=lambda now: owner.signer)
+    return log, TraceRecorder(log, lambda now: world.support.signer, clock=clock)
+
+
+def under(chain: bytes) -> RecordContent:
+    return RecordContent(
+        Kind.TOOL_INVOCATION, tool=ToolCall("refund"), authority=Authority.from_chain(chain)
+    )
+
+
+@pytest.mark.xfail(strict=True, reason="review 56k chains 1: a forged checkpointed root history")
+@pytest.mark.parametrize("index", [1, 70])
+def test_chains1_the_log_refuses_a_root_history_no_one_attests(tmp_path: Path, index: int) -> None:
+    world = make_world()
+    log, recorder = support_log(tmp_path, world)
+    forged = forged_root(world, index)
+    with pytest.raises(TraceError) as caught:
+        recorder.record(under(forged), chain=forged)
+    assert caught.value.reason is TraceFailure.CREDENTIAL_INVALID
+    assert "checkpoint" in str(caught.value)
+    recorder.record(under(world.support_chain), chain=world.support_chain)  # the real one
+    assert verify_log(log).chains_checked == 1
