@@ -21,12 +21,13 @@ import pytest
 from tests.support.gates import SUPPORT, GatesWorld, T, make_world
 from tests.support.parties import make_party
 from troth.clock import FixedClock
-from troth.credentials import CredentialChain, issue_credential
+from troth.credentials import ChainVerifier, CredentialChain, TrustPolicy, issue_credential
 from troth.crypto import KeyType
 from troth.errors import TraceError, TraceFailure
 from troth.identity import (
     ChangeBody,
     Checkpoint,
+    Checkpoints,
     SignedChange,
     Signer,
     attest_purpose_key,
@@ -35,6 +36,7 @@ from troth.identity import (
     verify_history,
 )
 from troth.trace import Authority, Kind, RecordContent, ToolCall, TraceLog, TraceRecorder
+from troth.trace.signing import sign_record
 from troth.trace.verify import verify_log
 from troth.vault import KeyPurpose
 
@@ -98,7 +100,6 @@ def under(chain: bytes) -> RecordContent:
     )
 
 
-@pytest.mark.xfail(strict=True, reason="review 56k chains 1: a forged checkpointed root history")
 @pytest.mark.parametrize("index", [1, 70])
 def test_chains1_the_log_refuses_a_root_history_no_one_attests(tmp_path: Path, index: int) -> None:
     world = make_world()
@@ -110,3 +111,44 @@ def test_chains1_the_log_refuses_a_root_history_no_one_attests(tmp_path: Path, i
     assert "checkpoint" in str(caught.value)
     recorder.record(under(world.support_chain), chain=world.support_chain)  # the real one
     assert verify_log(log).chains_checked == 1
+
+
+def test_chains1_a_checkpointed_issuer_history_stands_on_the_logs_word(tmp_path: Path) -> None:
+    """What the fix keeps: a checkpointed issuer history the log's `issuers` attests (a node's
+    stored copy or held feed names the change) is appended, one it does not is refused."""
+    world = make_world()
+    log, recorder = support_log(tmp_path, world)
+    forged = forged_root(world)
+    asked: list[int] = []
+
+    def issuers(now: int) -> Checkpoints:
+        asked.append(now)
+        return lambda checkpoint, change_hash: checkpoint.index == 70
+
+    log.issuers = issuers
+    recorder.record(under(forged), chain=forged)
+    assert asked == [NOW]
+    other = forged_root(world, 71)
+    with pytest.raises(TraceError) as caught:
+        recorder.record(under(other), chain=other)
+    assert caught.value.reason is TraceFailure.CREDENTIAL_INVALID
+
+
+def test_chains1_a_chain_a_trace_service_verified_is_not_checked_again(tmp_path: Path) -> None:
+    """The collector hands the log its `VerifiedCredential` (verified against the node's
+    anchors and feeds, a stronger check): the log takes that chain and only that chain."""
+    world = make_world()
+    log, _ = support_log(tmp_path, world)
+    forged = forged_root(world)
+    verifier = ChainVerifier(TrustPolicy(frozenset({world.authority.identifier})))
+    credential = verifier.verify_structure(forged, now=T, checkpoints=lambda c, h: True)
+    signer = world.support.signer
+    first = sign_record(signer, under(forged), seq=0, prev=None, time=NOW)
+    log.wait(pending := log.enqueue(first, chain=forged, credential=credential))
+    assert pending.result().index == 0
+    other = forged_root(world, 71)  # another chain: the credential is not its verification
+    second = sign_record(signer, under(other), seq=1, prev=first.hash, time=NOW)
+    log.wait(pending := log.enqueue(second, chain=other, credential=credential))
+    with pytest.raises(TraceError) as caught:
+        pending.result()
+    assert caught.value.reason is TraceFailure.CREDENTIAL_INVALID

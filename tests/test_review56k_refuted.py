@@ -4,14 +4,22 @@ defence it pins breaks)."""
 from __future__ import annotations
 
 import io
+import json
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.support.cli import run
 from tests.support.gates import SUPPORT, T, make_world
 from tests.support.parties import make_party
-from tests.support.traces import bare_collector
+from tests.support.traces import bare_collector, record_on_node
 from tests.test_review56k_chains import NOW, forged_root, support_log, under
+from troth.cli import output_stream
 from troth.credentials import CredentialChain, issue_credential
 from troth.errors import TraceError, TraceFailure
 from troth.trace.export import export_jsonl, verify_bundle, verify_export
@@ -69,7 +77,7 @@ def test_offline_verification_refuses_a_forged_checkpointed_root_history(
     world = make_world()
     log, recorder = support_log(tmp_path, world)
     forged = forged_root(world)
-    monkeypatch.setattr("troth.trace.log.check_chain_signed", lambda *a, **k: None)
+    monkeypatch.setattr("troth.trace.log.check_appended", lambda *a, **k: None)
     recorder.record(under(forged), chain=forged)
     monkeypatch.undo()
     with pytest.raises(TraceError) as logged:
@@ -79,7 +87,91 @@ def test_offline_verification_refuses_a_forged_checkpointed_root_history(
     export_jsonl(log, out)
     (line,) = out.getvalue().encode().splitlines()
     anchor = log.latest_checkpoint().note
-    for verify in (verify_export, verify_bundle):
-        with pytest.raises(TraceError) as caught:
-            verify([line] if verify is verify_export else line, anchor=anchor)  # type: ignore[operator]
-        assert caught.value.reason is TraceFailure.CREDENTIAL_INVALID
+    with pytest.raises(TraceError) as exported:
+        verify_export([line], anchor=anchor)
+    assert exported.value.reason is TraceFailure.CREDENTIAL_INVALID
+    with pytest.raises(TraceError) as bundled:
+        verify_bundle(line, anchor=anchor)
+    assert bundled.value.reason is TraceFailure.CREDENTIAL_INVALID
+
+
+# -- exports: the spooled `trace export --json` (review 56f, exports 1) -----------------------
+
+
+def _spools(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[Any]:
+    """The spools `spooled_result` makes from now on (kept to look at), with a small memory
+    part and their files in a directory of the test's own."""
+    made: list[Any] = []
+    real = tempfile.SpooledTemporaryFile
+
+    def spool(*args: Any, **kwargs: Any) -> Any:
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    (tmp_path / "spool").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "spool"))
+    monkeypatch.setattr(tempfile, "SpooledTemporaryFile", spool)
+    monkeypatch.setattr(output_stream, "TRACE_EXPORT_SPOOL_BYTES", 64)
+    return made
+
+
+def test_a_spilled_export_is_an_unnamed_file_only_its_owner_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Past the spool's memory the document goes to a file no other user can read (0600) and
+    no one can open by a name (unlinked: O_TMPFILE, or mkstemp then unlink), gone at close."""
+    made = _spools(monkeypatch, tmp_path)
+    seen: list[os.stat_result] = []
+
+    def chunks() -> Iterator[str]:
+        yield "x" * 200
+        seen.append(os.fstat(made[0].fileno()))  # rolled over: a real file
+        yield "y"
+
+    output_stream.spooled_result(chunks())
+    assert capsys.readouterr().out == "x" * 200 + "y\n"
+    (st,) = seen
+    assert (stat.S_IMODE(st.st_mode) & 0o077, st.st_nlink) == (0, 0)
+    assert os.listdir(tmp_path / "spool") == []
+    assert made[0].closed
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, OSError])
+def test_a_spilled_export_cut_short_leaves_no_file_and_prints_nothing(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    stop: type[BaseException],
+) -> None:
+    """^C (or a failure) while the bundles are made, after the spool went to disk: the file
+    is closed (and, unnamed, gone) and stdout holds nothing."""
+    made = _spools(monkeypatch, tmp_path)
+
+    def chunks() -> Iterator[str]:
+        yield "x" * 200
+        raise stop()
+
+    with pytest.raises(stop):
+        output_stream.spooled_result(chunks())
+    assert capsys.readouterr().out == ""
+    assert made[0].closed
+    assert os.listdir(tmp_path / "spool") == []
+
+
+def test_a_full_disk_under_the_spool_prints_only_the_error_object(
+    troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spool's file on a full disk (/dev/full: every write ENOSPC): the export fails with
+    exit 4 and stdout holds the error object alone, never bytes read back from a file that
+    took none."""
+    run("identity", "create", "support")
+    record_on_node(troth_home, 3)
+    monkeypatch.setattr(output_stream, "TRACE_EXPORT_SPOOL_BYTES", 64)
+
+    def full(mode: str = "w+b", buffering: int = -1, **kwargs: Any) -> Any:
+        encoding, errors, newline = (kwargs.get(k) for k in ("encoding", "errors", "newline"))
+        return open("/dev/full", mode, buffering, encoding, errors, newline)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", full)
+    error = json.loads(run("trace", "export", "--json", code=4).stdout)
+    assert "No space left on device" in error["message"], error

@@ -11,28 +11,25 @@ subject of the one before, narrowing, depth), with the chain's own root as the a
 authorities to trust, the chain's windows and revocation are the verifier's own question
 (`ChainVerifier.verify` against its policy and feeds), as a chain kept elsewhere is.
 
-A log checks a chain given with a record it appends, once (`TraceLog`): there an issuer's
-checkpointed history (past 64 changes) is taken as carried (`issuers_carried`), since the node
-stores it only once a record under the chain is appended (a trace service judged it against
-its feeds first); a verification judges it by the verifier's store (`checkpoints`).
+A log checks a chain given with a record it appends, once (`TraceLog`, `check_appended`): a
+chain a trace service verified against its node's trust (`ChainVerifier.verify`, which checks
+all this and more) is not checked again; any other judges an issuer's checkpointed history by
+the log's `issuers` (a node's stored copies and held feeds), refused without, as a
+verification judges it by the verifier's store (`checkpoints`). The first change of a history
+presented from a checkpoint is vouched for by the checkpoint alone: taken as carried, an
+attacker's own key presented as change 1 of a real authority's identity signed a chain "by its
+issuer" (review 56k, chains 1).
 """
 
 from __future__ import annotations
 
-from troth.credentials import ChainVerifier, TrustPolicy
+from troth.credentials import ChainVerifier, TrustPolicy, VerifiedCredential
 from troth.credentials.format import CredentialBody, CredentialChain
 from troth.errors import CredentialError, DecodeError, TraceError, TraceFailure
-from troth.identity import Checkpoint, Checkpoints
+from troth.identity import Checkpoints
 from troth.trace.export_memo import Memo
 
-__all__ = ["check_chain_signed", "issuers_carried"]
-
-
-def issuers_carried(checkpoint: Checkpoint, change_hash: bytes) -> bool:
-    """A `Checkpoints` that takes every checkpointed issuer history as carried (a log's append:
-    see above); what follows each checkpoint is verified all the same."""
-    del checkpoint, change_hash
-    return True
+__all__ = ["check_appended", "check_chain_signed"]
 
 
 def check_chain_signed(
@@ -57,3 +54,14 @@ def check_chain_signed(
         raise TraceError(TraceFailure.CREDENTIAL_INVALID, str(exc)) from None
     if signed is not None:
         signed.put(chain, True)
+
+
+def check_appended(
+    chain: bytes, at: int, credential: VerifiedCredential | None, issuers: Checkpoints | None
+) -> None:
+    """`check_chain_signed` of a chain given with a record a log appends (see above), unless
+    `credential` is its verification by a trace service; `issuers` attests a checkpointed
+    issuer history (none: it is refused)."""
+    if credential is not None and credential.chain == chain:
+        return
+    check_chain_signed(chain, at, issuers)
