@@ -15,10 +15,21 @@ from typing import Any
 import pytest
 
 from tests.support.cli import run
-from tests.support.gates import SUPPORT, T, make_world
+from tests.support.gates import SUPPORT, GatesWorld, T, make_world
+from tests.support.leases import LeaseWorld
 from tests.support.parties import make_party
 from tests.support.traces import bare_collector, record_on_node
 from tests.test_review56k_chains import NOW, forged_root, support_log, under
+from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
+    SECRET,
+    OrdersDb,
+    _admin_sql,
+    login,
+    now,
+    orders,
+    setup,
+    world,
+)
 from troth.cli import output_stream
 from troth.credentials import CredentialChain, issue_credential
 from troth.errors import TraceError, TraceFailure
@@ -28,12 +39,12 @@ from troth.trace.submit import Submission, SubmittedRecord
 from troth.trace.verify import verify_log
 
 
-def self_rooted(world: object) -> bytes:
+def self_rooted(gates: GatesWorld) -> bytes:
     """The support agent's credential issued by an authority the attacker made itself."""
-    own = make_party(world.vault, now=T)  # type: ignore[attr-defined]
+    own = make_party(gates.vault, now=T)
     credential = issue_credential(
         own.signer,
-        subject=world.support.identifier,  # type: ignore[attr-defined]
+        subject=gates.support.identifier,
         attributes=SUPPORT,
         now=T,
         ttl=30 * 86_400,
@@ -50,10 +61,10 @@ def test_a_trace_collector_refuses_a_chain_its_node_does_not_trust(
     the real authority's name from a checkpoint no one attests: the collector verifies the
     chain against the node's anchors and feeds (ChainVerifier.verify) before the log sees it,
     and nothing is appended."""
-    world = make_world()
-    log, _ = support_log(tmp_path, world)
-    chain = self_rooted(world) if kind == "self-rooted" else forged_root(world)
-    signer = world.support.signer
+    gates = make_world()
+    log, _ = support_log(tmp_path, gates)
+    chain = self_rooted(gates) if kind == "self-rooted" else forged_root(gates)
+    signer = gates.support.signer
     verified = sign_record(signer, under(chain), seq=0, prev=None, time=NOW)
     batch = Submission(
         signer.identity.history,
@@ -61,7 +72,7 @@ def test_a_trace_collector_refuses_a_chain_its_node_does_not_trust(
         (chain,),
         (SubmittedRecord(verified.envelope, verified.disclosures),),
     )
-    receipts = bare_collector(log, world.verifier).submit(batch, submitter=None, now=NOW)
+    receipts = bare_collector(log, gates.verifier).submit(batch, submitter=None, now=NOW)
     (result,) = receipts.results
     assert (result.delivered, result.reason) == (False, TraceFailure.CREDENTIAL_INVALID)
     assert log.size() == 0
@@ -74,9 +85,9 @@ def test_offline_verification_refuses_a_forged_checkpointed_root_history(
     history presented from a checkpoint no one attests: verify_log, verify_export and
     verify_bundle with no stored histories refuse it (the checkpoint is not taken as carried
     there)."""
-    world = make_world()
-    log, recorder = support_log(tmp_path, world)
-    forged = forged_root(world)
+    gates = make_world()
+    log, recorder = support_log(tmp_path, gates)
+    forged = forged_root(gates)
     monkeypatch.setattr("troth.trace.log.check_appended", lambda *a, **k: None)
     recorder.record(under(forged), chain=forged)
     monkeypatch.undo()
@@ -175,3 +186,63 @@ def test_a_full_disk_under_the_spool_prints_only_the_error_object(
     monkeypatch.setattr(tempfile, "TemporaryFile", full)
     error = json.loads(run("trace", "export", "--json", code=4).stdout)
     assert "No space left on device" in error["message"], error
+
+
+# -- postgres: what review 56b leaves out of a template's copy (TROTH_REQUIRE_PG=1) ------------
+
+
+def test_a_permanent_table_of_the_template_is_copied_whatever_it_is_called(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811 - the fixtures
+    orders: OrdersDb,  # noqa: F811 - the fixtures
+) -> None:
+    """Only temporary tables are left out (by `relpersistence`, not by name): an UNLOGGED
+    table, and a permanent one named like a temporary one in a schema named like a lease's,
+    that the template reads are read by its lease too."""
+    _admin_sql(
+        orders,
+        "CREATE UNLOGGED TABLE u (x int); INSERT INTO u VALUES (1)",
+        "CREATE SCHEMA tl_0123abcd; CREATE TABLE tl_0123abcd.pg_temp_1 (x int)",
+        "INSERT INTO tl_0123abcd.pg_temp_1 VALUES (2)",
+        f"GRANT USAGE ON SCHEMA tl_0123abcd TO {orders.reader}",
+        f"GRANT SELECT ON u, tl_0123abcd.pg_temp_1 TO {orders.reader}",
+    )
+    broker = setup(tmp_path, world, orders)
+    lease = broker.issue(world.credential_a(), SECRET, scope=["orders:read"], now=now())
+    with login(orders, lease.credential.reveal()) as session:
+        assert session.execute("SELECT x FROM u").fetchall() == [(1,)]
+        assert session.execute("SELECT x FROM tl_0123abcd.pg_temp_1").fetchall() == [(2,)]
+    broker.close()
+
+
+def test_a_lasting_role_named_like_a_lease_role_gives_a_lease_no_more_than_its_template(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811 - the fixtures
+    orders: OrdersDb,  # noqa: F811 - the fixtures
+) -> None:
+    """A role an admin made with a lease role's name (tl_<8 hex>_<32 hex>) owns a table the
+    template reads under a restrictive policy: left out of the copy as a lease's object, the
+    lease is not granted it at all (fewer rights, never the rows the policy hides from the
+    template)."""
+    owner = "tl_0123abcd_" + "0" * 32
+    _admin_sql(
+        orders,
+        f"CREATE ROLE {owner} NOLOGIN",
+        "CREATE TABLE kept (x int); INSERT INTO kept VALUES (3)",
+        f"ALTER TABLE kept OWNER TO {owner}",
+        "ALTER TABLE kept ENABLE ROW LEVEL SECURITY",
+        "CREATE POLICY everyone ON kept USING (true)",
+        f"CREATE POLICY hidden ON kept AS RESTRICTIVE TO {orders.reader} USING (false)",
+        f"GRANT SELECT ON kept TO {orders.reader}",
+    )
+    import psycopg
+
+    try:
+        broker = setup(tmp_path, world, orders)
+        lease = broker.issue(world.credential_a(), SECRET, scope=["orders:read"], now=now())
+        session = login(orders, lease.credential.reveal())
+        with session, pytest.raises(psycopg.errors.InsufficientPrivilege):
+            session.execute("SELECT x FROM kept")
+        broker.close()
+    finally:
+        _admin_sql(orders, f"DROP OWNED BY {owner}", f"DROP ROLE {owner}")
