@@ -9,7 +9,9 @@ credential is checked by the bytes alone, as `ChainVerifier.verify_structure` do
 signed by its issuer's key under the issuer history the chain carries, each issued by the
 subject of the one before, narrowing, depth), with the chain's own root as the anchor: which
 authorities to trust, the chain's windows and revocation are the verifier's own question
-(`ChainVerifier.verify` against its policy and feeds), as a chain kept elsewhere is.
+(`ChainVerifier.verify` against its policy and feeds), as a chain kept elsewhere is. Its issuer
+histories are judged at the latest time the chain names (`_made_at`), not a record's: the
+answer is the chain's alone, so once per chain is enough (review 56k, chains 2).
 
 A log checks a chain given with a record it appends, once (`TraceLog`, `check_appended`): a
 chain a trace service verified against its node's trust (`ChainVerifier.verify`, which checks
@@ -23,10 +25,12 @@ issuer" (review 56k, chains 1).
 
 from __future__ import annotations
 
+import contextlib
+
 from troth.credentials import ChainVerifier, TrustPolicy, VerifiedCredential
 from troth.credentials.format import CredentialBody, CredentialChain
 from troth.errors import CredentialError, DecodeError, TraceError, TraceFailure
-from troth.identity import Checkpoints
+from troth.identity import ChangeBody, Checkpoints, UnverifiedHistory
 from troth.trace.export_memo import Memo
 
 __all__ = ["check_appended", "check_chain_signed"]
@@ -34,20 +38,19 @@ __all__ = ["check_appended", "check_chain_signed"]
 
 def check_chain_signed(
     chain: bytes,
-    at: int,
     checkpoints: Checkpoints | None = None,
     signed: Memo[bytes, bool] | None = None,
 ) -> None:
     """Raise TraceError(CREDENTIAL_INVALID) unless every credential of `chain` is signed by
-    its issuer (the chain's issuer histories judged at `at`, the record's time; `checkpoints`
-    attests a checkpointed one: none, it is refused). `signed`: the chains that verified
-    before (by their bytes), added to."""
+    its issuer (`checkpoints` attests a checkpointed issuer history: none, it is refused).
+    `signed`: the chains that verified before (by their bytes), added to."""
     if signed is not None and signed.get(chain):
         return
     try:
-        root = CredentialBody.decode(CredentialChain.decode(chain).credentials[0].body).issuer
+        decoded = CredentialChain.decode(chain)
+        root = CredentialBody.decode(decoded.credentials[0].body).issuer
         verifier = ChainVerifier(TrustPolicy(frozenset({root})))
-        verifier.verify_structure(chain, now=at, checkpoints=checkpoints)
+        verifier.verify_structure(chain, now=_made_at(decoded), checkpoints=checkpoints)
     except DecodeError as exc:
         raise TraceError(TraceFailure.CHAIN_MISMATCH, str(exc)) from None
     except CredentialError as exc:
@@ -56,12 +59,26 @@ def check_chain_signed(
         signed.put(chain, True)
 
 
+def _made_at(chain: CredentialChain) -> int:
+    """The time the chain's issuer histories are judged at: the latest its bytes name (a
+    credential made, a change of an issuer), so the answer is the chain's alone, the same for
+    every record under it (review 56k, chains 2: judged at the record's time, a chain was
+    judged once, at its first record's, by the log and `verify_log`, and an export's answer
+    hung on the order of its lines)."""
+    times = [CredentialBody.decode(signed.body).created_at for signed in chain.credentials]
+    for history in chain.histories:
+        with contextlib.suppress(DecodeError):  # refused as such by `verify_structure`
+            changes = UnverifiedHistory.decode(history).changes
+            times.extend(ChangeBody.decode(change.body).created_at for change in changes)
+    return max(times)
+
+
 def check_appended(
-    chain: bytes, at: int, credential: VerifiedCredential | None, issuers: Checkpoints | None
+    chain: bytes, credential: VerifiedCredential | None, issuers: Checkpoints | None
 ) -> None:
     """`check_chain_signed` of a chain given with a record a log appends (see above), unless
     `credential` is its verification by a trace service; `issuers` attests a checkpointed
     issuer history (none: it is refused)."""
     if credential is not None and credential.chain == chain:
         return
-    check_chain_signed(chain, at, issuers)
+    check_chain_signed(chain, issuers)

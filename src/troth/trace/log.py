@@ -577,7 +577,7 @@ class TraceLog(LogReader):
                 raise TraceError(_F.CHAIN_MISMATCH, "the chain given is not the one named")
             if not known:  # signed by its issuers (review 56f, chains 1; 56k, chains 1)
                 issuers = None if self.issuers is None else self.issuers(self.clock.now())
-                check_appended(chain, pending.record.record.time, pending.credential, issuers)
+                check_appended(chain, pending.credential, issuers)
             return True, None if known else chain
         if at == "log" and not known:
             row = state.conn.execute("SELECT 1 FROM chains WHERE digest = ?", (digest,)).fetchone()
