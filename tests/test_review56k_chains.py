@@ -28,7 +28,8 @@ import pytest
 
 from tests.support.gates import SUPPORT, GatesWorld, T, make_world
 from tests.support.histories import DAY
-from tests.support.parties import make_party, signer_as
+from tests.support.parties import signer_as
+from tests.support.traces import agent_log, under_chain
 from troth.clock import FixedClock
 from troth.credentials import ChainVerifier, CredentialChain, TrustPolicy, issue_credential
 from troth.crypto import KeyType
@@ -39,13 +40,11 @@ from troth.identity import (
     Checkpoints,
     SignedChange,
     Signer,
-    attest_purpose_key,
     encode_history,
     new_identity,
     next_key_digest,
     verify_history,
 )
-from troth.trace import Authority, Kind, RecordContent, ToolCall, TraceLog, TraceRecorder
 from troth.trace.collect import TraceCollector
 from troth.trace.export import export_jsonl, verify_bundle, verify_export
 from troth.trace.signing import sign_record
@@ -78,51 +77,27 @@ def forged_root(world: GatesWorld, index: int = 70) -> bytes:
     history = encode_history([change], checkpoint)
     identity = verify_history(history, now=T, checkpoints=lambda c, h: True)
     assert identity.identifier == authority  # the real authority's name, the attacker's key
-    signing = vault.generate(KeyType.ED25519, KeyPurpose.SIGNING)
-    attestation = attest_purpose_key(
-        vault,
-        primary,
-        identity,
-        KeyPurpose.SIGNING,
-        vault.public_key(signing),
-        now=T,
-        expires_at=T + 86_400 * 60,
-    )
-    signer = Signer(identity, vault, signing, attestation, T + 86_400 * 60)
+    return chain_from(signer_as(vault, primary, identity, now=T), world)
+
+
+def chain_from(signer: Signer, world: GatesWorld, ttl: int = 30 * 86_400) -> bytes:
+    """The support agent's credential from `signer`, with the history it signs under."""
     credential = issue_credential(
-        signer,
-        subject=world.support.identifier,
-        attributes=SUPPORT,
-        now=T,
-        ttl=30 * 86_400,
-        depth=3,
+        signer, subject=world.support.identifier, attributes=SUPPORT, now=T, ttl=ttl, depth=3
     )
-    return CredentialChain((credential,), (history,)).encode()
-
-
-def support_log(tmp_path: Path, world: GatesWorld) -> tuple[TraceLog, TraceRecorder]:
-    owner = make_party(world.vault, now=T)
-    clock = FixedClock(NOW)
-    log = TraceLog.open(tmp_path / "trace.db", clock=clock, signer=lambda now: owner.signer)
-    return log, TraceRecorder(log, lambda now: world.support.signer, clock=clock)
-
-
-def under(chain: bytes) -> RecordContent:
-    return RecordContent(
-        Kind.TOOL_INVOCATION, tool=ToolCall("refund"), authority=Authority.from_chain(chain)
-    )
+    return CredentialChain((credential,), (signer.identity.history,)).encode()
 
 
 @pytest.mark.parametrize("index", [1, 70])
 def test_chains1_the_log_refuses_a_root_history_no_one_attests(tmp_path: Path, index: int) -> None:
     world = make_world()
-    log, recorder = support_log(tmp_path, world)
+    log, recorder = agent_log(tmp_path, world, NOW)
     forged = forged_root(world, index)
     with pytest.raises(TraceError) as caught:
-        recorder.record(under(forged), chain=forged)
+        recorder.record(under_chain(forged), chain=forged)
     assert caught.value.reason is TraceFailure.CREDENTIAL_INVALID
     assert "checkpoint" in str(caught.value)
-    recorder.record(under(world.support_chain), chain=world.support_chain)  # the real one
+    recorder.record(under_chain(world.support_chain), chain=world.support_chain)  # the real one
     assert verify_log(log).chains_checked == 1
 
 
@@ -130,7 +105,7 @@ def test_chains1_a_checkpointed_issuer_history_stands_on_the_logs_word(tmp_path:
     """What the fix keeps: a checkpointed issuer history the log's `issuers` attests (a node's
     stored copy or held feed names the change) is appended, one it does not is refused."""
     world = make_world()
-    log, recorder = support_log(tmp_path, world)
+    log, recorder = agent_log(tmp_path, world, NOW)
     forged = forged_root(world)
     asked: list[int] = []
 
@@ -139,11 +114,11 @@ def test_chains1_a_checkpointed_issuer_history_stands_on_the_logs_word(tmp_path:
         return lambda checkpoint, change_hash: checkpoint.index == 70
 
     log.issuers = issuers
-    recorder.record(under(forged), chain=forged)
+    recorder.record(under_chain(forged), chain=forged)
     assert asked == [NOW]
     other = forged_root(world, 71)
     with pytest.raises(TraceError) as caught:
-        recorder.record(under(other), chain=other)
+        recorder.record(under_chain(other), chain=other)
     assert caught.value.reason is TraceFailure.CREDENTIAL_INVALID
 
 
@@ -151,16 +126,16 @@ def test_chains1_a_chain_a_trace_service_verified_is_not_checked_again(tmp_path:
     """The collector hands the log its `VerifiedCredential` (verified against the node's
     anchors and feeds, a stronger check): the log takes that chain and only that chain."""
     world = make_world()
-    log, _ = support_log(tmp_path, world)
+    log, _ = agent_log(tmp_path, world, NOW)
     forged = forged_root(world)
     verifier = ChainVerifier(TrustPolicy(frozenset({world.authority.identifier})))
     credential = verifier.verify_structure(forged, now=T, checkpoints=lambda c, h: True)
     signer = world.support.signer
-    first = sign_record(signer, under(forged), seq=0, prev=None, time=NOW)
+    first = sign_record(signer, under_chain(forged), seq=0, prev=None, time=NOW)
     log.wait(pending := log.enqueue(first, chain=forged, credential=credential))
     assert pending.result().index == 0
     other = forged_root(world, 71)  # another chain: the credential is not its verification
-    second = sign_record(signer, under(other), seq=1, prev=first.hash, time=NOW)
+    second = sign_record(signer, under_chain(other), seq=1, prev=first.hash, time=NOW)
     log.wait(pending := log.enqueue(second, chain=other, credential=credential))
     with pytest.raises(TraceError) as caught:
         pending.result()
@@ -171,11 +146,7 @@ def short_lived_authority_chain(world: GatesWorld) -> bytes:
     """The support agent's credential from an authority whose key is valid 5 days (a day's
     credential, by a day's signing key)."""
     primary, identity, _next = new_identity(world.vault, KeyType.ED25519, now=T, valid_for=5 * DAY)
-    signer = signer_as(world.vault, primary, identity, now=T, ttl=DAY)
-    credential = issue_credential(
-        signer, subject=world.support.identifier, attributes=SUPPORT, now=T, ttl=DAY, depth=3
-    )
-    return CredentialChain((credential,), (identity.history,)).encode()
+    return chain_from(signer_as(world.vault, primary, identity, now=T, ttl=DAY), world, DAY)
 
 
 def test_chains2_what_the_log_admits_under_a_chain_every_line_verifies_alone(
@@ -187,14 +158,12 @@ def test_chains2_what_the_log_admits_under_a_chain_every_line_verifies_alone(
     verify_log and verify_export with the lines in log order said valid, while that line alone
     (verify_bundle), or the export with its lines the other way round, was refused."""
     world = make_world()
-    owner = make_party(world.vault, now=T)
-    clock = FixedClock(NOW)
-    log = TraceLog.open(tmp_path / "trace.db", clock=clock, signer=lambda now: owner.signer)
-    recorder = TraceRecorder(log, lambda now: world.support.signer, clock=clock)
+    log, recorder = agent_log(tmp_path, world, NOW)
     chain = short_lived_authority_chain(world)
-    recorder.record(under(chain), chain=chain)
-    clock.advance(6 * DAY)
-    recorder.record(under(chain), chain=chain)
+    recorder.record(under_chain(chain), chain=chain)
+    assert isinstance(recorder.clock, FixedClock)
+    recorder.clock.advance(6 * DAY)
+    recorder.record(under_chain(chain), chain=chain)
     assert verify_log(log).chains_checked == 2
     out = io.StringIO()
     export_jsonl(log, out)
@@ -213,7 +182,7 @@ def test_chains1_a_chain_a_member_sends_is_verified_once_outside_the_commit(
     again by its bytes inside the commit (the write transaction every appender waits on), for
     each chain it did not know yet. It now takes the collector's verification."""
     world = make_world()
-    log, _ = support_log(tmp_path, world)
+    log, _ = agent_log(tmp_path, world, NOW)
     structure = ChainVerifier.verify_structure
     calls: list[bytes] = []
 
@@ -229,15 +198,15 @@ def test_chains1_a_chain_a_member_sends_is_verified_once_outside_the_commit(
         observe=lambda identity: None,
         vouched=lambda identifier: frozenset(),
     )
-    signer, chain = world.support.signer, world.support_chain
-    verified = sign_record(signer, under(chain), seq=0, prev=None, time=NOW)
-    batch = Submission(
-        signer.identity.history,
-        (signer.attestation,),
-        (chain,),
-        (SubmittedRecord(verified.envelope, verified.disclosures),),
-    )
-    (result,) = collector.submit(batch, submitter=None, now=NOW).results
+    (result,) = collector.submit(sent(world, world.support_chain), submitter=None, now=NOW).results
     assert result.delivered, result
     assert calls == []  # verify() checks the bytes itself; the log does not again
     assert verify_log(log).chains_checked == 1
+
+
+def sent(world: GatesWorld, chain: bytes) -> Submission:
+    """The support agent's first record under `chain`, as its client sends it (with it)."""
+    signer = world.support.signer
+    verified = sign_record(signer, under_chain(chain), seq=0, prev=None, time=NOW)
+    records = (SubmittedRecord(verified.envelope, verified.disclosures),)
+    return Submission(signer.identity.history, (signer.attestation,), (chain,), records)

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from tests.support.cli import run
-from tests.support.gates import SUPPORT, GatesWorld, T, make_world
+from tests.support.gates import GatesWorld, T, make_world
 from tests.support.leases import LeaseWorld
 from tests.support.parties import make_party
-from tests.support.traces import bare_collector, record_on_node
-from tests.test_review56k_chains import NOW, forged_root, support_log, under
+from tests.support.traces import agent_log, bare_collector, record_on_node, under_chain
+from tests.test_review56k_chains import NOW, chain_from, forged_root, sent
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
     SECRET,
     OrdersDb,
@@ -31,26 +31,14 @@ from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` a
     world,
 )
 from troth.cli import output_stream
-from troth.credentials import CredentialChain, issue_credential
 from troth.errors import TraceError, TraceFailure
 from troth.trace.export import export_jsonl, verify_bundle, verify_export
-from troth.trace.signing import sign_record
-from troth.trace.submit import Submission, SubmittedRecord
 from troth.trace.verify import verify_log
 
 
 def self_rooted(gates: GatesWorld) -> bytes:
     """The support agent's credential issued by an authority the attacker made itself."""
-    own = make_party(gates.vault, now=T)
-    credential = issue_credential(
-        own.signer,
-        subject=gates.support.identifier,
-        attributes=SUPPORT,
-        now=T,
-        ttl=30 * 86_400,
-        depth=3,
-    )
-    return CredentialChain((credential,), (own.identity.history,)).encode()
+    return chain_from(make_party(gates.vault, now=T).signer, gates)
 
 
 @pytest.mark.parametrize("kind", ["self-rooted", "forged checkpoint"])
@@ -62,17 +50,11 @@ def test_a_trace_collector_refuses_a_chain_its_node_does_not_trust(
     chain against the node's anchors and feeds (ChainVerifier.verify) before the log sees it,
     and nothing is appended."""
     gates = make_world()
-    log, _ = support_log(tmp_path, gates)
+    log, _ = agent_log(tmp_path, gates, NOW)
     chain = self_rooted(gates) if kind == "self-rooted" else forged_root(gates)
-    signer = gates.support.signer
-    verified = sign_record(signer, under(chain), seq=0, prev=None, time=NOW)
-    batch = Submission(
-        signer.identity.history,
-        (signer.attestation,),
-        (chain,),
-        (SubmittedRecord(verified.envelope, verified.disclosures),),
+    receipts = bare_collector(log, gates.verifier).submit(
+        sent(gates, chain), submitter=None, now=NOW
     )
-    receipts = bare_collector(log, gates.verifier).submit(batch, submitter=None, now=NOW)
     (result,) = receipts.results
     assert (result.delivered, result.reason) == (False, TraceFailure.CREDENTIAL_INVALID)
     assert log.size() == 0
@@ -86,10 +68,10 @@ def test_offline_verification_refuses_a_forged_checkpointed_root_history(
     verify_bundle with no stored histories refuse it (the checkpoint is not taken as carried
     there)."""
     gates = make_world()
-    log, recorder = support_log(tmp_path, gates)
+    log, recorder = agent_log(tmp_path, gates, NOW)
     forged = forged_root(gates)
     monkeypatch.setattr("troth.trace.log.check_appended", lambda *a, **k: None)
-    recorder.record(under(forged), chain=forged)
+    recorder.record(under_chain(forged), chain=forged)
     monkeypatch.undo()
     with pytest.raises(TraceError) as logged:
         verify_log(log)
