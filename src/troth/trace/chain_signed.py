@@ -65,9 +65,12 @@ def _made_at(chain: CredentialChain) -> int:
     every record under it (review 56k, chains 2: judged at the record's time, a chain was
     judged once, at its first record's, by the log and `verify_log`, and an export's answer
     hung on the order of its lines)."""
-    times = [CredentialBody.decode(signed.body).created_at for signed in chain.credentials]
-    for history in chain.histories:
+    times = [0]
+    for signed in chain.credentials:
         with contextlib.suppress(DecodeError):  # refused as such by `verify_structure`
+            times.append(CredentialBody.decode(signed.body).created_at)
+    for history in chain.histories:
+        with contextlib.suppress(DecodeError):
             changes = UnverifiedHistory.decode(history).changes
             times.extend(ChangeBody.decode(change.body).created_at for change in changes)
     return max(times)
