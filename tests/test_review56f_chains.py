@@ -21,12 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.gates import GatesWorld, T, make_world
-from tests.support.parties import make_party
-from troth.clock import FixedClock
+from tests.support.gates import T, make_world
+from tests.support.traces import agent_log, under_chain
 from troth.credentials.format import CredentialChain, SignedCredential
 from troth.errors import TraceError, TraceFailure
-from troth.trace import Authority, Kind, RecordContent, ToolCall, TraceLog, TraceRecorder
 from troth.trace.export import export_jsonl, verify_bundle, verify_export
 from troth.trace.verify import verify_log
 
@@ -41,27 +39,14 @@ def _unsigned(chain: bytes) -> bytes:
     return CredentialChain((*decoded.credentials[:-1], forged), decoded.histories).encode()
 
 
-def _log(tmp_path: Path, world: GatesWorld) -> tuple[TraceLog, TraceRecorder]:
-    owner = make_party(world.vault, now=T)
-    clock = FixedClock(NOW)
-    log = TraceLog.open(tmp_path / "trace.db", clock=clock, signer=lambda now: owner.signer)
-    return log, TraceRecorder(log, lambda now: world.support.signer, clock=clock)
-
-
-def _under(chain: bytes) -> RecordContent:
-    return RecordContent(
-        Kind.TOOL_INVOCATION, tool=ToolCall("refund"), authority=Authority.from_chain(chain)
-    )
-
-
 def test_chains1_the_log_refuses_a_chain_no_authority_signed(tmp_path: Path) -> None:
     world = make_world()
-    log, recorder = _log(tmp_path, world)
+    log, recorder = agent_log(tmp_path, world, NOW)
     forged = _unsigned(world.support_chain)
     with pytest.raises(TraceError) as caught:
-        recorder.record(_under(forged), chain=forged)
+        recorder.record(under_chain(forged), chain=forged)
     assert caught.value.reason is TraceFailure.CREDENTIAL_INVALID
-    recorder.record(_under(world.support_chain), chain=world.support_chain)  # the real one
+    recorder.record(under_chain(world.support_chain), chain=world.support_chain)  # the real one
     assert (verify_log(log).size, verify_log(log).chains_checked) == (1, 1)
 
 
@@ -69,11 +54,11 @@ def test_chains1_offline_verification_refuses_a_chain_no_authority_signed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     world = make_world()
-    log, recorder = _log(tmp_path, world)
+    log, recorder = agent_log(tmp_path, world, NOW)
     forged = _unsigned(world.support_chain)
     # the log as an agent without the check wrote it (a log of an older troth, a crafted file)
-    monkeypatch.setattr("troth.trace.log.check_chain_signed", lambda *a: None, raising=False)
-    recorder.record(_under(forged), chain=forged)
+    monkeypatch.setattr("troth.trace.log.check_appended", lambda *a: None, raising=False)
+    recorder.record(under_chain(forged), chain=forged)
     monkeypatch.undo()
     with pytest.raises(TraceError) as logged:
         verify_log(log)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import io
 import sqlite3
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from tests.support.parties import make_party
 from troth.clock import FixedClock, SystemClock
 from troth.crypto import KeyType
 from troth.errors import Unreachable
@@ -24,6 +25,7 @@ from troth.node import open_node
 from troth.node.services.trace import TraceClient
 from troth.storage import SqliteDatabase
 from troth.trace import (
+    Authority,
     Decision,
     Kind,
     Links,
@@ -37,6 +39,9 @@ from troth.trace.collect import TraceCollector
 from troth.trace.export import ExportReport, export_jsonl, verify_export
 from troth.trace.outbox import TraceOutbox
 from troth.vault import KeyPurpose, SoftwareVault
+
+if TYPE_CHECKING:
+    from tests.support.gates import GatesWorld
 
 
 class Signing(Protocol):
@@ -227,4 +232,20 @@ def bare_collector(log: TraceLog, verifier: Any) -> TraceCollector:
         feeds=dict,
         observe=lambda identity: None,
         vouched=lambda identifier: frozenset(),
+    )
+
+
+def agent_log(tmp_path: Path, world: GatesWorld, now: int) -> tuple[TraceLog, TraceRecorder]:
+    """A log of its own (owned by a new party) and the support agent of `world` recording in
+    it, at `now` (review 56f, 56k: chains)."""
+    owner = make_party(world.vault, now=now - 10)
+    clock = FixedClock(now)
+    log = TraceLog.open(tmp_path / "trace.db", clock=clock, signer=lambda at: owner.signer)
+    return log, TraceRecorder(log, lambda at: world.support.signer, clock=clock)
+
+
+def under_chain(chain: bytes) -> RecordContent:
+    """A tool call made under `chain`, kept at the log."""
+    return RecordContent(
+        Kind.TOOL_INVOCATION, tool=ToolCall("refund"), authority=Authority.from_chain(chain)
     )

@@ -9,51 +9,79 @@ credential is checked by the bytes alone, as `ChainVerifier.verify_structure` do
 signed by its issuer's key under the issuer history the chain carries, each issued by the
 subject of the one before, narrowing, depth), with the chain's own root as the anchor: which
 authorities to trust, the chain's windows and revocation are the verifier's own question
-(`ChainVerifier.verify` against its policy and feeds), as a chain kept elsewhere is.
+(`ChainVerifier.verify` against its policy and feeds), as a chain kept elsewhere is. Its issuer
+histories are judged at the latest time the chain names (`_made_at`), not a record's: the
+answer is the chain's alone, so once per chain is enough (review 56k, chains 2).
 
-A log checks a chain given with a record it appends, once (`TraceLog`): there an issuer's
-checkpointed history (past 64 changes) is taken as carried (`issuers_carried`), since the node
-stores it only once a record under the chain is appended (a trace service judged it against
-its feeds first); a verification judges it by the verifier's store (`checkpoints`).
+A log checks a chain given with a record it appends, once (`TraceLog`, `check_appended`): a
+chain a trace service verified against its node's trust (`ChainVerifier.verify`, which checks
+all this and more) is not checked again; any other judges an issuer's checkpointed history by
+the log's `issuers` (a node's stored copies and held feeds), refused without, as a
+verification judges it by the verifier's store (`checkpoints`). The first change of a history
+presented from a checkpoint is vouched for by the checkpoint alone: taken as carried, an
+attacker's own key presented as change 1 of a real authority's identity signed a chain "by its
+issuer" (review 56k, chains 1).
 """
 
 from __future__ import annotations
 
-from troth.credentials import ChainVerifier, TrustPolicy
+import contextlib
+
+from troth.credentials import ChainVerifier, TrustPolicy, VerifiedCredential
 from troth.credentials.format import CredentialBody, CredentialChain
 from troth.errors import CredentialError, DecodeError, TraceError, TraceFailure
-from troth.identity import Checkpoint, Checkpoints
+from troth.identity import ChangeBody, Checkpoints, UnverifiedHistory
 from troth.trace.export_memo import Memo
 
-__all__ = ["check_chain_signed", "issuers_carried"]
-
-
-def issuers_carried(checkpoint: Checkpoint, change_hash: bytes) -> bool:
-    """A `Checkpoints` that takes every checkpointed issuer history as carried (a log's append:
-    see above); what follows each checkpoint is verified all the same."""
-    del checkpoint, change_hash
-    return True
+__all__ = ["check_appended", "check_chain_signed"]
 
 
 def check_chain_signed(
     chain: bytes,
-    at: int,
     checkpoints: Checkpoints | None = None,
     signed: Memo[bytes, bool] | None = None,
 ) -> None:
     """Raise TraceError(CREDENTIAL_INVALID) unless every credential of `chain` is signed by
-    its issuer (the chain's issuer histories judged at `at`, the record's time; `checkpoints`
-    attests a checkpointed one: none, it is refused). `signed`: the chains that verified
-    before (by their bytes), added to."""
+    its issuer (`checkpoints` attests a checkpointed issuer history: none, it is refused).
+    `signed`: the chains that verified before (by their bytes), added to."""
     if signed is not None and signed.get(chain):
         return
     try:
-        root = CredentialBody.decode(CredentialChain.decode(chain).credentials[0].body).issuer
+        decoded = CredentialChain.decode(chain)
+        root = CredentialBody.decode(decoded.credentials[0].body).issuer
         verifier = ChainVerifier(TrustPolicy(frozenset({root})))
-        verifier.verify_structure(chain, now=at, checkpoints=checkpoints)
+        verifier.verify_structure(chain, now=_made_at(decoded), checkpoints=checkpoints)
     except DecodeError as exc:
         raise TraceError(TraceFailure.CHAIN_MISMATCH, str(exc)) from None
     except CredentialError as exc:
         raise TraceError(TraceFailure.CREDENTIAL_INVALID, str(exc)) from None
     if signed is not None:
         signed.put(chain, True)
+
+
+def _made_at(chain: CredentialChain) -> int:
+    """The time the chain's issuer histories are judged at: the latest its bytes name (a
+    credential made, a change of an issuer), so the answer is the chain's alone, the same for
+    every record under it (review 56k, chains 2: judged at the record's time, a chain was
+    judged once, at its first record's, by the log and `verify_log`, and an export's answer
+    hung on the order of its lines)."""
+    times = [0]
+    for signed in chain.credentials:
+        with contextlib.suppress(DecodeError):  # refused as such by `verify_structure`
+            times.append(CredentialBody.decode(signed.body).created_at)
+    for history in chain.histories:
+        with contextlib.suppress(DecodeError):
+            changes = UnverifiedHistory.decode(history).changes
+            times.extend(ChangeBody.decode(change.body).created_at for change in changes)
+    return max(times)
+
+
+def check_appended(
+    chain: bytes, credential: VerifiedCredential | None, issuers: Checkpoints | None
+) -> None:
+    """`check_chain_signed` of a chain given with a record a log appends (see above), unless
+    `credential` is its verification by a trace service; `issuers` attests a checkpointed
+    issuer history (none: it is refused)."""
+    if credential is not None and credential.chain == chain:
+        return
+    check_chain_signed(chain, issuers)

@@ -389,6 +389,7 @@ class TraceCollector:
             item.envelope, signer=identity, attestation=attestation, disclosures=item.disclosures
         )
         given: bytes | None = None
+        credential: VerifiedCredential | None = None
         authority = record.authority
         if authority is not None:
             given = chains.get(authority.chain)
@@ -403,8 +404,11 @@ class TraceCollector:
             outcome = checked[authority.chain]
             if isinstance(outcome, TraceError):
                 raise outcome
+            credential = outcome
         digest = None if authority is None else authority.chain
-        return self.log.enqueue(verified, chain=given, windows=windows), item, record.id, digest
+        # the chain verified here is not checked again by the log (review 56k, chains 1)
+        pending = self.log.enqueue(verified, chain=given, windows=windows, credential=credential)
+        return pending, item, record.id, digest
 
     def _credential(
         self, chain: bytes, identity: VerifiedIdentity, now: int

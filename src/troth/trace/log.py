@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from troth import limits
 from troth.clock import Clock
+from troth.credentials import VerifiedCredential
 from troth.crypto import sha256
 from troth.errors import (
     ConfigError,
@@ -47,6 +48,7 @@ from troth.errors import (
 )
 from troth.faults import crash_point
 from troth.identity import (
+    Checkpoints,
     Identifier,
     Signer,
     VerifiedIdentity,
@@ -54,7 +56,7 @@ from troth.identity import (
 from troth.storage import SqliteDatabase
 from troth.storage.peers import Turns
 from troth.trace.bridge import SignerBridge
-from troth.trace.chain_signed import check_chain_signed, issuers_carried
+from troth.trace.chain_signed import check_appended
 from troth.trace.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
 from troth.trace.log_histories import Observed, keep, observe
 from troth.trace.log_identity import bind_log_identity, node_log_identity
@@ -163,6 +165,10 @@ class TraceLog(LogReader):
         self.bridge: SignerBridge | None = None
         """What bridges a signer's history across 64 silent rotations: the node's own rows
         (`open_node_log` sets it)."""
+        self.issuers: Callable[[int], Checkpoints] | None = None
+        """The word at `now` on a checkpointed issuer history of a chain given at append: the
+        node's stored copies and held feeds (`open_node_log` sets it); none, it is refused
+        (`chain_signed.check_appended`; review 56k, chains 1)."""
         self._finish_interrupted_redaction()
 
     @classmethod
@@ -238,12 +244,14 @@ class TraceLog(LogReader):
         *,
         chain: bytes | None = None,
         windows: tuple[VerifiedIdentity, ...] = (),
+        credential: VerifiedCredential | None = None,
     ) -> _Pending:
         """Queue `record` behind every record queued before it (per-agent order is queue
         order), with its signer's verified `windows` (bridging the log's copy of the signer:
-        `check_windows`). The caller must then `wait` for it (the lead passes to the oldest
-        queued record's waiter) and read `result()`."""
-        pending = _Pending(record, chain, windows)
+        `check_windows`) and `credential`, `chain` as a trace service verified it against its
+        node's trust (not checked again). The caller must then `wait` for it (the lead passes
+        to the oldest queued record's waiter) and read `result()`."""
+        pending = _Pending(record, chain, windows, credential)
         self._queue.append(pending)  # (atomic: no mutex, whose wait would let go of the GIL)
         return pending
 
@@ -567,8 +575,9 @@ class TraceLog(LogReader):
         if chain is not None:
             if sha256(chain) != digest:
                 raise TraceError(_F.CHAIN_MISMATCH, "the chain given is not the one named")
-            if not known:  # signed by its issuers (review 56f, chains 1)
-                check_chain_signed(chain, pending.record.record.time, issuers_carried)
+            if not known:  # signed by its issuers (review 56f, chains 1; 56k, chains 1)
+                issuers = None if self.issuers is None else self.issuers(self.clock.now())
+                check_appended(chain, pending.credential, issuers)
             return True, None if known else chain
         if at == "log" and not known:
             row = state.conn.execute("SELECT 1 FROM chains WHERE digest = ?", (digest,)).fetchone()
@@ -729,6 +738,10 @@ def open_node_log(node: Node, *, clock: Clock) -> TraceLog:
         return identities.signer(ref, now=now)
 
     log._signer = signer
+    wallet = node.wallet  # its stored copies and held feeds (review 56k, chains 1)
+    log.issuers = lambda now: wallet.checkpoints(
+        now=now, max_staleness=limits.DEFAULT_FEED_STALENESS_SECONDS
+    )
     log.bridge = SignerBridge(
         identities.attested_by_store,
         identities.history_window,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from troth import limits
+from troth.credentials import VerifiedCredential
 from troth.errors import StorageError
 from troth.identity import VerifiedIdentity
 from troth.trace.signing import VerifiedRecord
@@ -66,17 +67,19 @@ _set_leaf = vars(Receipt)["leaf"].__set__
 class Pending:
     """A queued record; its `gate` (a lock held until then) opens when it is done or may lead."""
 
-    __slots__ = ("chain", "done", "error", "gate", "index", "record", "windows")
+    __slots__ = ("chain", "credential", "done", "error", "gate", "index", "record", "windows")
 
     def __init__(
         self,
         record: VerifiedRecord,
         chain: bytes | None,
         windows: tuple[VerifiedIdentity, ...] = (),
+        credential: VerifiedCredential | None = None,
     ) -> None:
         self.record = record
         self.chain = chain
         self.windows = windows  # the signer's, bridging the log's copy (review 47l, windows 1)
+        self.credential = credential  # `chain` as a trace service verified it (review 56k)
         self.done = False
         self.index: int | None = None  # its log position once committed
         self.error: BaseException | None = None
