@@ -158,7 +158,6 @@ def _acme_vc_by_globex(two: Two) -> tuple[dict[str, Any], Any]:
     return document, forged.identity
 
 
-@pytest.mark.xfail(strict=True, reason="review 56a credentials 2: no binds check for a VC issuer")
 def test_credentials2_a_vc_issuer_from_another_authoritys_checkpoint_is_refused() -> None:
     """Review 56a, credentials 2: with acme and globex trusted, globex makes up change 1 of
     acme's history (its own key; the checkpoint is its word alone) and signs a VC as acme.

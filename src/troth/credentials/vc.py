@@ -370,7 +370,9 @@ def verify_troth_vc(
     verifies; `now` is in [validFrom - skew, validUntil + skew) with the policy's skew, and
     `validUntil` no later than the signing key of each proof (ATTESTATION_INVALID); its
     `credentialStatus` names the issuer's feed and the hash of its `id`; that feed is held and
-    fresh, and neither the credential hash, the issuer nor the subject is revoked in it."""
+    fresh, and neither the credential hash, the issuer nor the subject is revoked in it; nor
+    does it supersede `issuer`, nor leave it unbound (a history from a checkpoint counts only
+    when that feed names one of its changes: `VerifiedFeed.binds`, as for a chain's issuer)."""
     named = vc_issuer(document)
     if named not in policy.anchors:
         raise CredentialError(_F.UNTRUSTED_ISSUER, str(named))
@@ -411,6 +413,12 @@ def verify_troth_vc(
         if identifier.digest in feed.revoked_identities:
             raise CredentialError(_F.REVOKED, f"{role} {identifier}")
     feed.check_current(issuer)  # a superseded issuer history (a rolled-back key) is refused
+    if not feed.binds(issuer):  # review 56a, credentials 2: as a chain's issuer (review 23a)
+        raise CredentialError(
+            _F.ISSUER_INVALID,
+            f"{named}'s history from change {issuer.first_index} is another authority's word, "
+            "which its own feed does not name: present its whole history",
+        )
     return VerifiedVC(
         vc_id,
         credential_hash,
