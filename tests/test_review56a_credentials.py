@@ -22,10 +22,11 @@ from typing import Any
 import pytest
 
 from tests.support.parties import Party, make_party
+from tests.test_credentials_vc import VALID_UNTIL, VcWorld
 from tests.test_review23a_checkpoints import forged_change
 from tests.test_trust_scope import NOW, Two, make_two
 from troth.credentials import Attributes, CredentialChain, TrustPolicy, delegate, issue_credential
-from troth.credentials.vc import export_credential_vc, verify_troth_vc
+from troth.credentials.vc import export_credential_vc, verify_troth_vc, xsd_datetime
 from troth.errors import ArgumentError, CredentialError, CredentialFailure
 from troth.vault import SoftwareVault
 
@@ -198,3 +199,24 @@ def test_credentials2_acmes_own_history_still_verifies_its_vc() -> None:
         now=NOW,
     )
     assert verified.subject == two.alice.identifier
+
+
+@pytest.mark.xfail(strict=True, reason="review 56a credentials 3: an inverted VC window verifies")
+def test_credentials3_a_vc_whose_window_ends_before_it_starts_is_malformed() -> None:
+    """Review 56a, credentials 3: VC 2.0 §4.9 requires `validFrom` no later than `validUntil`,
+    as a CBOR credential's `not_before` is no later than its `expires_at` (a body that says
+    otherwise does not decode). A troth VC signed with `validFrom` 100 s after `validUntil`
+    verified, within the clock skew, in the 20 s where both edges' allowances overlap: it is
+    malformed."""
+    world = VcWorld()
+    unsecured = {k: v for k, v in world.vc.items() if k != "proof"}
+    inverted = {
+        **unsecured,
+        "validFrom": xsd_datetime(VALID_UNTIL + 100),
+        "validUntil": xsd_datetime(VALID_UNTIL),
+    }
+    document = world.resigned(inverted)
+    with pytest.raises(CredentialError) as caught:
+        world.verify(document, now=VALID_UNTIL + 50)
+    assert caught.value.reason is F.MALFORMED, caught.value
+    assert world.verify(now=VALID_UNTIL + 50).within_skew  # the control: the skew allows it
