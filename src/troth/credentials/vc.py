@@ -453,14 +453,17 @@ def _window(signed: dict[str, Any], skew: int, now: int) -> tuple[int, int, bool
     only the skew made the VC valid. A troth VC names both, as a CBOR credential has its
     window (docs/formats.md, "W3C Verifiable Credentials"): one without is malformed (review
     48j, delegation 1: a VC without `validUntil` was valid for as long as its key, one without
-    `validFrom` before it was issued)."""
+    `validFrom` before it was issued), as is one whose `validFrom` is after its `validUntil`
+    (review 56a, credentials 3: it verified within the skew)."""
     for name in ("validFrom", "validUntil"):
         if name not in signed:
             raise CredentialError(_F.MALFORMED, f"no {name}: a troth VC names its window")
     valid_from = parse_xsd_datetime(signed["validFrom"], "validFrom")
+    valid_until = parse_xsd_datetime(signed["validUntil"], "validUntil")
+    if valid_from > valid_until:  # VC 2.0 §4.9; as a CBOR body (review 56a, credentials 3)
+        raise CredentialError(_F.MALFORMED, "validFrom is after validUntil")
     if now < valid_from - skew:
         raise CredentialError(_F.NOT_YET_VALID, signed["validFrom"])
-    valid_until = parse_xsd_datetime(signed["validUntil"], "validUntil")
     if now >= valid_until + skew:
         raise CredentialError(_F.EXPIRED, signed["validUntil"])
     return valid_from, valid_until, now < valid_from or now >= valid_until
