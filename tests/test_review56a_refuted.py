@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import NOW
 from tests.support.parties import Party, make_party, signer_as, verified_feed
 from tests.test_credentials_vc import VcWorld
+from troth import limits
 from troth.credentials import (
     Attributes,
     ChainVerifier,
@@ -247,3 +248,47 @@ def test_a_context_appended_after_signing_is_not_what_verifies() -> None:
     assert world.verify(appended).attributes == world.verify().attributes
     prepended = {**world.vc, "@context": ["https://attacker.example/ctx", *signed_context]}
     _refused(lambda: verify_eddsa_jcs_2022(prepended, resolve), F.MALFORMED)
+
+
+# -- chain length at and over the limit, signed by hand ----------------------------------------
+
+
+def _hand_chain(world: World, links: int, root_depth: int) -> tuple[bytes, Party]:
+    """A chain of `links` credentials, each signed by hand by its issuer (depth one less each
+    link, never below 0), and its last subject."""
+    holders = [make_party(world.vault, now=T) for _ in range(links)]
+    issuer, parent, depth = world.authority, None, root_depth
+    credentials, histories = [], []
+    for holder in holders:
+        body = CredentialBody(
+            os.urandom(16),
+            holder.identifier,
+            issuer.identifier,
+            READ,
+            T,
+            T,
+            T + 600,
+            depth,
+            None if parent is None else Delegation(parent, "p"),
+        ).encode()
+        signed = SignedCredential(body, issuer.signer.sign(body), issuer.signer.attestation)
+        credentials.append(signed)
+        histories.append(issuer.identity.history)
+        issuer, parent, depth = holder, signed.hash, max(depth - 1, 0)
+    return CredentialChain(tuple(credentials), tuple(histories)).encode(), holders[-1]
+
+
+def test_a_chain_at_the_limit_verifies_and_one_past_it_is_refused_unread() -> None:
+    """MAX_DELEGATION_LINKS links below the root (a root of depth MAX_DELEGATION_LINKS) verify;
+    one more credential, every link signed by its issuer, is refused as over a limit when
+    decoded (before a signature is checked), and a root signed with a depth past the limit is
+    malformed."""
+    world = World()
+    most = limits.MAX_DELEGATION_LINKS
+    at_limit, last = _hand_chain(world, most + 1, most)
+    assert len(world.verify(at_limit, last).links) == most + 1
+    over, last = _hand_chain(world, most + 2, most)
+    _refused(lambda: world.verify(over, last), F.OVER_LIMIT)
+    body = world.body().encode()
+    deep = body[:-2] + bytes([most + 1]) + body[-1:]  # depth 9, the authority's signature
+    _refused(lambda: world.verify(world.root(deep), world.alice), F.MALFORMED)
