@@ -219,3 +219,21 @@ def test_credentials3_a_vc_whose_window_ends_before_it_starts_is_malformed() -> 
         world.verify(document, now=VALID_UNTIL + 50)
     assert caught.value.reason is F.MALFORMED, caught.value
     assert world.verify(now=VALID_UNTIL + 50).within_skew  # the control: the skew allows it
+
+
+@pytest.mark.xfail(strict=True, reason="review 56a credentials 3: the maker signs an inverted VC")
+def test_credentials3_the_maker_refuses_a_vc_window_that_ends_before_it_starts() -> None:
+    """Review 56a, credentials 3: `export_credential_vc` signed a VC whose `validFrom` is after
+    its `validUntil`, which every verifier now refuses; it refuses to make one (MALFORMED)."""
+    world = VcWorld()
+    with pytest.raises(CredentialError) as caught:
+        export_credential_vc(
+            world.authority.signer,
+            credential_id=b"\x58" * 16,
+            subject=world.member.identifier,
+            attributes=READ,
+            valid_from=VALID_UNTIL + 100,
+            valid_until=VALID_UNTIL,
+            now=VALID_UNTIL,
+        )
+    assert caught.value.reason is F.MALFORMED, caught.value
