@@ -221,7 +221,6 @@ def test_credentials3_a_vc_whose_window_ends_before_it_starts_is_malformed() -> 
     assert world.verify(now=VALID_UNTIL + 50).within_skew  # the control: the skew allows it
 
 
-@pytest.mark.xfail(strict=True, reason="review 56a credentials 3: the maker signs an inverted VC")
 def test_credentials3_the_maker_refuses_a_vc_window_that_ends_before_it_starts() -> None:
     """Review 56a, credentials 3: `export_credential_vc` signed a VC whose `validFrom` is after
     its `validUntil`, which every verifier now refuses; it refuses to make one (MALFORMED)."""

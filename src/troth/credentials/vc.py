@@ -283,7 +283,10 @@ def export_credential_vc(
     """An authority's credential as a W3C VC 2.0 JSON document, secured with eddsa-jcs-2022,
     its `credentialStatus` naming the authority's feed and `vc_credential_hash(id)`. The
     caller records that hash as issued to `subject` (so removing the member revokes it):
-    `troth.authority.Authority.issue_member_vc` does both."""
+    `troth.authority.Authority.issue_member_vc` does both. CredentialError MALFORMED for a
+    window that ends before it starts."""
+    if valid_from > valid_until:  # what every verifier refuses (review 56a, credentials 3)
+        raise CredentialError(_F.MALFORMED, "valid_from is after valid_until")
     key = signer.vault.public_key(signer.handle)
     if key.key_type is not KeyType.ED25519:
         raise CredentialError(_F.MALFORMED, "eddsa-jcs-2022 needs an Ed25519 issuer")
