@@ -5,14 +5,14 @@ the one its attestation vouches for)."""
 
 from __future__ import annotations
 
-import os
+import itertools
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from tests.conftest import NOW
-from tests.support.parties import Party, make_party, signer_as, verified_feed
+from tests.support.parties import Party, hand_link, make_party, signer_as, verified_feed
 from tests.test_credentials_vc import VcWorld
 from troth import limits
 from troth.credentials import (
@@ -23,7 +23,7 @@ from troth.credentials import (
     delegate,
     issue_credential,
 )
-from troth.credentials.format import CredentialBody, Delegation, SignedCredential
+from troth.credentials.format import CredentialBody, SignedCredential
 from troth.credentials.vc import sign_eddsa_jcs_2022, troth_resolver, verify_eddsa_jcs_2022
 from troth.crypto import KeyType
 from troth.errors import CredentialError, CredentialFailure
@@ -163,20 +163,10 @@ def test_a_value_in_another_normal_form_is_not_the_value_held() -> None:
         ),
         F.AMPLIFIED,
     )
-    body = CredentialBody(
-        os.urandom(16),
-        world.bob.identifier,
-        world.alice.identifier,
-        Attributes({"orders.customer": nfd}),
-        T,
-        T,
-        T + 60,
-        0,
-        Delegation(root.hash, "p"),
-    )
-    data = body.encode()
-    link = SignedCredential(data, world.alice.signer.sign(data), world.alice.signer.attestation)
-    forged = chain.extended(link, world.alice.identity.history).encode()
+    wider = Attributes({"orders.customer": nfd})
+    forged = hand_link(
+        world.alice, chain, world.bob.identifier, wider, now=T, expires_at=T + 60
+    ).encode()
     error = _refused(lambda: world.verify(forged, world.bob), F.AMPLIFIED)
     assert error.link == 1
 
@@ -254,28 +244,25 @@ def test_a_context_appended_after_signing_is_not_what_verifies() -> None:
 
 
 def _hand_chain(world: World, links: int, root_depth: int) -> tuple[bytes, Party]:
-    """A chain of `links` credentials, each signed by hand by its issuer (depth one less each
-    link, never below 0), and its last subject."""
+    """A chain of `links` credentials, the root issued to a new party and each link below it
+    signed by hand (`hand_link`, depth one less each link, never below 0), and its last
+    subject."""
     holders = [make_party(world.vault, now=T) for _ in range(links)]
-    issuer, parent, depth = world.authority, None, root_depth
-    credentials, histories = [], []
-    for holder in holders:
-        body = CredentialBody(
-            os.urandom(16),
-            holder.identifier,
-            issuer.identifier,
-            READ,
-            T,
-            T,
-            T + 600,
-            depth,
-            None if parent is None else Delegation(parent, "p"),
-        ).encode()
-        signed = SignedCredential(body, issuer.signer.sign(body), issuer.signer.attestation)
-        credentials.append(signed)
-        histories.append(issuer.identity.history)
-        issuer, parent, depth = holder, signed.hash, max(depth - 1, 0)
-    return CredentialChain(tuple(credentials), tuple(histories)).encode(), holders[-1]
+    root = issue_credential(
+        world.authority.signer,
+        subject=holders[0].identifier,
+        attributes=READ,
+        now=T,
+        ttl=600,
+        depth=root_depth,
+    )
+    chain = CredentialChain((root,), (world.authority.identity.history,))
+    for index, (issuer, holder) in enumerate(itertools.pairwise(holders)):
+        depth = max(root_depth - index - 1, 0)
+        chain = hand_link(
+            issuer, chain, holder.identifier, READ, now=T, expires_at=T + 600, depth=depth
+        )
+    return chain.encode(), holders[-1]
 
 
 def test_a_chain_at_the_limit_verifies_and_one_past_it_is_refused_unread() -> None:
