@@ -21,11 +21,15 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import NOW as AT
 from tests.support.parties import Party, make_party
+from tests.test_authority import Setup as AuthoritySetup
+from tests.test_authority import setup  # noqa: F401 (a fixture)
 from tests.test_credentials_vc import VALID_UNTIL, VcWorld
 from tests.test_review23a_checkpoints import forged_change
 from tests.test_trust_scope import NOW, Two, make_two
 from troth.credentials import Attributes, CredentialChain, TrustPolicy, delegate, issue_credential
+from troth.credentials.format import CredentialBody
 from troth.credentials.vc import export_credential_vc, verify_troth_vc, xsd_datetime
 from troth.errors import ArgumentError, CredentialError, CredentialFailure
 from troth.vault import SoftwareVault
@@ -236,3 +240,29 @@ def test_credentials3_the_maker_refuses_a_vc_window_that_ends_before_it_starts()
             now=VALID_UNTIL,
         )
     assert caught.value.reason is F.MALFORMED, caught.value
+
+
+@pytest.mark.xfail(strict=True, reason="review 56a credentials 4: an iterator's caveats dropped")
+def test_credentials4_a_wallet_delegation_keeps_caveats_given_as_an_iterator(
+    setup: AuthoritySetup,  # noqa: F811 - the fixture of tests/test_authority.py
+) -> None:
+    """Review 56a, credentials 4: `CredentialWallet.delegate` checked each caveat by iterating
+    `caveats`, then handed the same object to `delegate`: caveats given as an iterator (a
+    generator of conditions) were used up by the check, and the link was signed with none, a
+    delegation wider than its delegator asked for, silently. The link carries them all."""
+    wallet = setup.agents.wallet
+    wallet.hold("customer", setup.enroll("customer", setup.ticket()).encode(), now=AT)
+    setup.agents.identities.create(now=AT, name="support")
+    conditions = ['context.ticket == "123"', "context.hour < 18"]
+    chain = wallet.delegate(
+        "customer",
+        to=setup.id("support"),
+        attributes=Attributes({"orders.access": "read"}),
+        now=AT,
+        ttl=600,
+        purpose="complaint 123",
+        caveats=iter(conditions),  # type: ignore[arg-type]
+    )
+    link = CredentialBody.decode(CredentialChain.decode(chain).credentials[-1].body)
+    assert link.delegation is not None
+    assert link.delegation.caveats == tuple(conditions)
