@@ -242,7 +242,6 @@ def test_credentials3_the_maker_refuses_a_vc_window_that_ends_before_it_starts()
     assert caught.value.reason is F.MALFORMED, caught.value
 
 
-@pytest.mark.xfail(strict=True, reason="review 56a credentials 4: an iterator's caveats dropped")
 def test_credentials4_a_wallet_delegation_keeps_caveats_given_as_an_iterator(
     setup: AuthoritySetup,  # noqa: F811 - the fixture of tests/test_authority.py
 ) -> None:
