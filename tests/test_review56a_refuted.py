@@ -279,3 +279,22 @@ def test_a_chain_at_the_limit_verifies_and_one_past_it_is_refused_unread() -> No
     body = world.body().encode()
     deep = body[:-2] + bytes([most + 1]) + body[-1:]  # depth 9, the authority's signature
     _refused(lambda: world.verify(world.root(deep), world.alice), F.MALFORMED)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\u0662\u0660\u0662\u0666-09-21T12:00:00Z",
+        "2026-09-21T12:00:00\uff3a",
+        "2026-09-21 12:00:00Z",
+    ],
+    ids=["arabic-indic-digits", "fullwidth-z", "space"],
+)
+def test_a_vc_date_in_other_digits_or_letters_is_malformed(text: str) -> None:
+    """The xsd:dateTimeStamp pattern's `\\d` matches any Unicode digit: a `validUntil` in
+    Arabic-Indic digits (a form no other verifier reads alike) is still refused, as are other
+    look-alikes of the one form."""
+    world = VcWorld()
+    unsecured = {k: v for k, v in world.vc.items() if k != "proof"}
+    document = world.resigned({**unsecured, "validUntil": text})
+    _refused(lambda: world.verify(document), F.MALFORMED)
