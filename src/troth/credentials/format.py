@@ -35,6 +35,7 @@ __all__ = [
 CREDENTIAL_TYPE: Final = "troth.credential"
 CHAIN_TYPE: Final = "troth.credential.chain"
 VERSION: Final = 1
+_LARGEST: Final = 2**64 - 1  # the largest integer a CBOR reader takes
 
 
 def _text(value: Any, what: str, limit: int) -> str:
@@ -105,6 +106,16 @@ class CredentialBody:
     ) -> None:
         if len(id) != 16:
             raise ValueError("a credential id is 16 bytes")
+        # what a reader takes (review 56a, credentials 1: a bool or a negative time was signed)
+        if not (
+            type(created_at) is int
+            and type(not_before) is int
+            and type(expires_at) is int
+            and type(depth) is int
+        ):
+            raise ValueError("times and depth are integers")
+        if min(created_at, not_before) < 0 or max(created_at, expires_at) > _LARGEST:
+            raise ValueError(f"times are Unix seconds, 0 to {_LARGEST}")
         if not not_before <= expires_at:
             raise ValueError("not_before is after expires_at")
         if not 0 <= depth <= limits.MAX_DELEGATION_LINKS:

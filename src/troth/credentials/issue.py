@@ -5,16 +5,37 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 from troth import limits
 from troth.credentials.attributes import Attributes
 from troth.credentials.format import CredentialBody, CredentialChain, Delegation, SignedCredential
-from troth.errors import CredentialError, CredentialFailure
+from troth.errors import ArgumentError, CredentialError, CredentialFailure
 from troth.identity import Identifier, Signer
+from troth.kinds import check_kind, got
 
 __all__ = ["check_fits", "delegate", "issue_credential"]
 
 _F = CredentialFailure
+
+
+def _numbers(call: str, **numbers: int | None) -> None:
+    """ArgumentError unless each of `numbers` (None: not given) is an int, not a bool (review
+    56a, credentials 1: `depth=True` passed every range check and was signed as CBOR `true`,
+    which every verifier refuses)."""
+    for name, value in numbers.items():
+        if value is not None:
+            check_kind(call, name, value, int, "an int")
+
+
+def _body(link: int, **fields: Any) -> CredentialBody:
+    """The body of `fields`, or CredentialError MALFORMED for a value it refuses (an id not 16
+    bytes, a negative time, a window that ends before it starts: review 56a, credentials 1,
+    bare ValueErrors from `issue_credential`)."""
+    try:
+        return CredentialBody(**fields)
+    except ValueError as exc:
+        raise CredentialError(_F.MALFORMED, str(exc), link) from None
 
 
 def _sign(signer: Signer, body: CredentialBody, link: int = 0) -> SignedCredential:
@@ -62,8 +83,16 @@ def issue_credential(
     credential_id: bytes | None = None,
 ) -> SignedCredential:
     """An authority's credential for `subject`. It expires after `ttl` seconds, and never later
-    than the issuer's signing-key attestation (renew the key to issue longer)."""
-    body = CredentialBody(
+    than the issuer's signing-key attestation (renew the key to issue longer). CredentialError
+    for a depth past MAX_DELEGATION_LINKS (DEPTH_EXCEEDED) or a value the body refuses
+    (MALFORMED); ArgumentError for a number that is not an int."""
+    _numbers("issue_credential", now=now, ttl=ttl, depth=depth)
+    if depth > limits.MAX_DELEGATION_LINKS:
+        raise CredentialError(
+            _F.DEPTH_EXCEEDED, f"depth {depth} is over {limits.MAX_DELEGATION_LINKS}", 0
+        )
+    body = _body(
+        0,
         id=credential_id or os.urandom(16),
         subject=subject,
         issuer=signer.identity.identifier,
@@ -96,7 +125,14 @@ def delegate(
     chain yet (CYCLE), every attribute is held (a set may only shrink), the expiry is no later
     than the parent's nor before the link's start (the parent's, when later than `now`), and
     the remaining depth is below the parent's. `depth` defaults to one less than the parent's.
-    `credential_id` (16 bytes) is random unless given (golden vectors)."""
+    `credential_id` (16 bytes) is random unless given (golden vectors). ArgumentError for a
+    number that is not an int, a purpose that is not a str, caveats that are not an iterable
+    of str (a str is refused: it was taken as one caveat per character)."""
+    _numbers("delegate", now=now, ttl=ttl, depth=depth)
+    check_kind("delegate", "purpose", purpose, str, "a str")
+    conditions = () if isinstance(caveats, str) else tuple(caveats)
+    if isinstance(caveats, str) or any(not isinstance(c, str) for c in conditions):
+        raise ArgumentError("delegate", "caveats", "a sequence of str (conditions)", got(caveats))
     parent_signed = chain.credentials[-1]
     parent = CredentialBody.decode(parent_signed.body)
     link = len(chain.credentials)
@@ -133,10 +169,11 @@ def delegate(
             )
         raise CredentialError(_F.MALFORMED, f"a ttl of {ttl} s ends before it starts", link)
     try:
-        delegation = Delegation(parent_signed.hash, purpose, tuple(caveats))
+        delegation = Delegation(parent_signed.hash, purpose, conditions)
     except ValueError as exc:
         raise CredentialError(_F.MALFORMED, str(exc), link) from None
-    body = CredentialBody(
+    body = _body(
+        link,
         id=credential_id or os.urandom(16),
         subject=subject,
         issuer=signer.identity.identifier,

@@ -283,7 +283,10 @@ def export_credential_vc(
     """An authority's credential as a W3C VC 2.0 JSON document, secured with eddsa-jcs-2022,
     its `credentialStatus` naming the authority's feed and `vc_credential_hash(id)`. The
     caller records that hash as issued to `subject` (so removing the member revokes it):
-    `troth.authority.Authority.issue_member_vc` does both."""
+    `troth.authority.Authority.issue_member_vc` does both. CredentialError MALFORMED for a
+    window that ends before it starts."""
+    if valid_from > valid_until:  # what every verifier refuses (review 56a, credentials 3)
+        raise CredentialError(_F.MALFORMED, "valid_from is after valid_until")
     key = signer.vault.public_key(signer.handle)
     if key.key_type is not KeyType.ED25519:
         raise CredentialError(_F.MALFORMED, "eddsa-jcs-2022 needs an Ed25519 issuer")
@@ -370,7 +373,9 @@ def verify_troth_vc(
     verifies; `now` is in [validFrom - skew, validUntil + skew) with the policy's skew, and
     `validUntil` no later than the signing key of each proof (ATTESTATION_INVALID); its
     `credentialStatus` names the issuer's feed and the hash of its `id`; that feed is held and
-    fresh, and neither the credential hash, the issuer nor the subject is revoked in it."""
+    fresh, and neither the credential hash, the issuer nor the subject is revoked in it; nor
+    does it supersede `issuer`, nor leave it unbound (a history from a checkpoint counts only
+    when that feed names one of its changes: `VerifiedFeed.binds`, as for a chain's issuer)."""
     named = vc_issuer(document)
     if named not in policy.anchors:
         raise CredentialError(_F.UNTRUSTED_ISSUER, str(named))
@@ -411,6 +416,12 @@ def verify_troth_vc(
         if identifier.digest in feed.revoked_identities:
             raise CredentialError(_F.REVOKED, f"{role} {identifier}")
     feed.check_current(issuer)  # a superseded issuer history (a rolled-back key) is refused
+    if not feed.binds(issuer):  # review 56a, credentials 2: as a chain's issuer (review 23a)
+        raise CredentialError(
+            _F.ISSUER_INVALID,
+            f"{named}'s history from change {issuer.first_index} is another authority's word, "
+            "which its own feed does not name: present its whole history",
+        )
     return VerifiedVC(
         vc_id,
         credential_hash,
@@ -445,14 +456,17 @@ def _window(signed: dict[str, Any], skew: int, now: int) -> tuple[int, int, bool
     only the skew made the VC valid. A troth VC names both, as a CBOR credential has its
     window (docs/formats.md, "W3C Verifiable Credentials"): one without is malformed (review
     48j, delegation 1: a VC without `validUntil` was valid for as long as its key, one without
-    `validFrom` before it was issued)."""
+    `validFrom` before it was issued), as is one whose `validFrom` is after its `validUntil`
+    (review 56a, credentials 3: it verified within the skew)."""
     for name in ("validFrom", "validUntil"):
         if name not in signed:
             raise CredentialError(_F.MALFORMED, f"no {name}: a troth VC names its window")
     valid_from = parse_xsd_datetime(signed["validFrom"], "validFrom")
+    valid_until = parse_xsd_datetime(signed["validUntil"], "validUntil")
+    if valid_from > valid_until:  # VC 2.0 §4.9; as a CBOR body (review 56a, credentials 3)
+        raise CredentialError(_F.MALFORMED, "validFrom is after validUntil")
     if now < valid_from - skew:
         raise CredentialError(_F.NOT_YET_VALID, signed["validFrom"])
-    valid_until = parse_xsd_datetime(signed["validUntil"], "validUntil")
     if now >= valid_until + skew:
         raise CredentialError(_F.EXPIRED, signed["validUntil"])
     return valid_from, valid_until, now < valid_from or now >= valid_until

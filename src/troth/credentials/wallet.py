@@ -366,6 +366,8 @@ class CredentialWallet:
     ) -> bytes:
         """Delegate part of what `ref` holds to `to`; returns the extended chain. The parent is
         `parent_for(ref, attributes)`. Each caveat is checked first (`check_caveat`)."""
+        # read once: an iterator checked, then signed, was used up (review 56a, credentials 4)
+        caveats = caveats if isinstance(caveats, str) else tuple(caveats)
         if self.check_caveat is not None:
             for caveat in caveats:
                 self.check_caveat(caveat)
