@@ -122,10 +122,6 @@ def one_record(tmp_path: Path) -> tuple[TraceLog, Held]:
     return log, agent
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 56l histories 1: the log takes a made-up change right after its copy",
-)
 def test_a_made_up_change_right_after_the_logs_copy_is_refused(tmp_path: Path) -> None:
     """The made-up change's record is refused SIGNER_INVALID (its key is not the one the
     stored change committed to) and the log's copy stays; the agent's real rotation, and its
@@ -143,10 +139,6 @@ def test_a_made_up_change_right_after_the_logs_copy_is_refused(tmp_path: Path) -
         assert log.head(agent.identifier)[0] == 1  # type: ignore[index]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 56l histories 2: the change that retires the log's copy's key is kept nowhere",
-)
 def test_a_real_change_right_after_the_logs_copy_leaves_a_log_that_verifies(
     tmp_path: Path,
 ) -> None:
