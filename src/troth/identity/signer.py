@@ -33,7 +33,10 @@ def verify_signed_by(
     identity: VerifiedIdentity, attestation: bytes, body: bytes, signature: bytes, *, at: int
 ) -> VerifiedPurposeKey:
     """Verify `signature` over `body` by `identity`'s signing key, attested and valid at `at`.
-    Raises IdentityError (attestation) or IdentityError(ATTESTATION_INVALID) for the signature."""
+    Raises IdentityError with the attestation's reason (IDENTIFIER_MISMATCH,
+    ATTESTATION_INVALID, ATTESTATION_STALE, ...) when `attestation` is no signing key of
+    `identity` valid at `at`, and BAD_SIGNATURE when the signature does not verify under that
+    key (callers tell the two apart: a credential's or a gate bundle's `bad signature`)."""
     key = verify_attestation(identity, attestation, purpose=KeyPurpose.SIGNING, now=at)
     try:
         verify_signature(key.key, signature, body)

@@ -21,6 +21,7 @@ from troth.errors import IdentityError, IdentityFailure
 from troth.identity import (
     Checkpoint,
     Checkpoints,
+    SignedChange,
     UnverifiedHistory,
     VerifiedIdentity,
     check_extends,
@@ -33,6 +34,7 @@ __all__ = [
     "SignerBridge",
     "check_windows",
     "dropped_window",
+    "link_window",
     "sent_windows",
     "window_spans",
 ]
@@ -77,6 +79,18 @@ def dropped_window(stored: bytes, newest: VerifiedIdentity) -> tuple[int, bytes]
     old = UnverifiedHistory.decode(stored)
     kept = old.changes[: newest.first_index - old.first_index + 1]
     return old.first_index + len(kept) - 1, encode_history(kept, old.checkpoint)
+
+
+def link_window(last: SignedChange, newest: VerifiedIdentity) -> tuple[int, bytes]:
+    """(its last change, the window) of a log's copy's last change `last` and `newest`'s first
+    change, the one right after it (`newest` holds no earlier one): the change that retires
+    `last`'s keys, with `last` (the copy, kept as `dropped_window`, attests it), which it
+    follows as a rotation (review 56l, histories 2: kept nowhere, a verifier refused the older
+    records' keys, and could not attest `newest` from what the log kept)."""
+    digest, following = newest.identifier.digest, newest.changes[0]
+    at = following.index - 1
+    checkpoint = Checkpoint(digest, digest, at) if at else None
+    return following.index, encode_history([last, following.signed], checkpoint)
 
 
 def check_windows(

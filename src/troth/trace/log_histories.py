@@ -16,9 +16,10 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+from troth.crypto import sha256
 from troth.errors import IdentityError, TraceError, TraceFailure
-from troth.identity import VerifiedIdentity, check_extends, indexed_hashes
-from troth.trace.bridge import SignerBridge, dropped_window, sent_windows
+from troth.identity import UnverifiedHistory, VerifiedIdentity, check_extends
+from troth.trace.bridge import SignerBridge, dropped_window, link_window, sent_windows
 
 __all__ = ["Observed", "keep", "observe"]
 
@@ -57,7 +58,8 @@ def observe(
         row = conn.execute(
             "SELECT history FROM histories WHERE identifier = ?", (digest,)
         ).fetchone()
-        first, stored = indexed_hashes(bytes(row[0]))  # either may be a checkpointed suffix
+        copy = UnverifiedHistory.decode(bytes(row[0]))  # either may be a checkpointed suffix
+        first, stored = copy.first_index, [sha256(change.body) for change in copy.changes]
         if identity.current.index < first + len(stored):  # an older view (a late record)
             overlap = [c for c in identity.changes if c.index >= first]
             if not overlap:
@@ -69,8 +71,20 @@ def observe(
         last = first + len(stored) - 1
         if identity.first_index > first:  # the newest drops changes older records need
             windows.append(dropped_window(row[0], identity))
+        # a history from right after the copy: only its checkpoint vouches for its link to the
+        # copy's last change, which it must follow as a rotation does (the key committed to:
+        # review 56l, histories 1), and which is kept with its first change: the change that
+        # retires that one's keys, in no other history the log keeps (histories 2)
+        follows = identity.first_index == last + 1
         try:
-            check_extends(stored, identity, stored_first=first)
+            check_extends(
+                stored,
+                identity,
+                stored_first=first,
+                stored_last=copy.changes[-1] if follows else None,
+            )
+            if follows:
+                windows.append(link_window(copy.changes[-1], identity))
         except IdentityError as exc:
             across = (
                 None if bridge is None else bridge.across(exc, digest, last, stored[-1], identity)
