@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "MAX_TRACE_CHAIN_RETRY_SECONDS",
     "MAX_TRACE_EXPORT_MEMO",
     "MAX_TRACE_READ_BYTES",
     "TRACE_EXPORT_SPOOL_BYTES",
@@ -20,6 +21,12 @@ MAX_TRACE_EXPORT_MEMO: Final = 64
 that what its lines repeat is verified once (`troth.trace.export_memo`; review 55e, exports
 1); the least recently used goes first: lines that all differ cost no more memory than one
 line each while they are read."""
+MAX_TRACE_CHAIN_RETRY_SECONDS: Final = 10.0
+"""Longest a `TraceRecorder.record` refused because the agent's chain moved under it (another
+process's record of the agent appended between the head's read and the append) keeps signing
+it again on the new head, in the log's chain turn (`<log>.chains`), waiting for that turn
+included; then the refusal is raised. Before, it gave up after three tries, and processes
+revoking at once failed for revocations that stood (review 56d, concurrency 1)."""
 MAX_TRACE_READ_BYTES: Final = 2 * 1024 * 1024
 """Most bytes of envelopes and stored disclosures one read of a trace log's records fetches
 (`LogReader.stored`: at least one row, at most its `chunk` of rows), so verifying or exporting

@@ -5,8 +5,11 @@ processor) makes per step: it takes the next seq and the previous record's hash,
 agent's signing key and returns once the log has the record durably. Records of one recorder
 enter the log in the order they were signed, whatever the threads. A second writer for the same
 agent (another process) makes the log refuse one of them (CHAIN_BROKEN): the recorder then
-reloads the chain head from the log and signs again, as it does after a rotation the log knew
-first (ATTESTATION_STALE), with a signer asked afresh. Given a signer source, it asks it again
+reloads the chain head from the log and signs again, in the log's chain turn (a flock on
+`<log>.chains`, taken only after such a refusal: a record that is not refused costs nothing
+more), until the record is in or MAX_TRACE_CHAIN_RETRY_SECONDS passed (review 56d,
+concurrency 1); as it does after a rotation the log knew first (ATTESTATION_STALE), with a
+signer asked afresh, up to three times. Given a signer source, it asks it again
 every 60 s and after `renew()`, so a rotation elsewhere is picked up.
 
 Decision traces: `escalate` (the agent asks a human, naming who) and `resolve` (the human's own
@@ -17,15 +20,25 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
+from troth import limits
 from troth.clock import Clock
 from troth.crypto import sha256
 from troth.errors import KeyNotFound, NotFound, TraceError, TraceFailure, TrothError
 from troth.identity import Identifier, Signer
+from troth.storage.peers import Turns
 from troth.trace.log import Receipt, TraceLog
-from troth.trace.record import Decision, Kind, Links, disclosure_value, resolution_id
+from troth.trace.record import (
+    Decision,
+    Kind,
+    Links,
+    TraceRecord,
+    disclosure_value,
+    resolution_id,
+)
 from troth.trace.signing import (
     KeyEpoch,
     RecordContent,
@@ -128,6 +141,12 @@ class SignerCache:
         return signer, self._epoch
 
 
+def _chain_head(log: TraceLog, agent: Identifier) -> tuple[int, bytes] | None:
+    """The seq and hash of `agent`'s latest record in `log`."""
+    head = log.head(agent)
+    return None if head is None else head[:2]
+
+
 class TraceRecorder:
     """Signs records as one identity and appends them to one log."""
 
@@ -163,20 +182,64 @@ class TraceRecorder:
         (the member a record is made for) bounds nothing here: the append is durable when this
         returns, nothing is held waiting."""
         del source
-        attempt = 0
-        while True:
+        with self._lock:
+            signed = self._signed(content, False)
+            pending = self.log.enqueue(signed, chain=chain)
+        self.log.wait(pending)
+        try:
+            return pending.result()
+        except TrothError as exc:
             with self._lock:
-                pending = self.log.enqueue(self._signed(content, attempt > 0), chain=chain)
-            self.log.wait(pending)
-            try:
-                return pending.result()
-            except TrothError as exc:
-                with self._lock:
-                    self._head_loaded = False  # what the log holds decides the next seq
-                retried = isinstance(exc, TraceError) and exc.reason in _RETRIED
-                attempt += 1
-                if not retried or attempt >= _ATTEMPTS:
-                    raise
+                self._head_loaded = False  # what the log holds decides the next seq
+            if not isinstance(exc, TraceError) or exc.reason not in _RETRIED:
+                raise
+            return self._again(content, chain, signed.record, exc)
+
+    def _again(
+        self, content: RecordContent, chain: bytes | None, refused: TraceRecord, exc: TraceError
+    ) -> Receipt:
+        """Sign `content` again and append it, after `refused` (its first signing) was refused
+        with `exc`, in the log's chain turn (`<log>.chains`, `troth.storage.peers.Turns`), held
+        until it is accepted. CHAIN_BROKEN is tried again while the agent's head in the log is
+        another than the one the refused record was signed on (another writer's record came
+        first; a refusal on the head as it stands is no race), for at most
+        MAX_TRACE_CHAIN_RETRY_SECONDS, the turn's wait included: another process's recorder
+        retrying waits its turn instead of breaking this one's chain again, and a first try
+        elsewhere can come in between only once per try of theirs (review 56d, concurrency 1:
+        three tries in all, and processes revoking at once failed for revocations that stood).
+        ATTESTATION_STALE is tried at most `_ATTEMPTS` times in all, with a signer asked
+        afresh."""
+        deadline = time.monotonic() + limits.MAX_TRACE_CHAIN_RETRY_SECONDS
+        agent = refused.agent
+        on = None if refused.seq == 0 else (refused.seq - 1, refused.prev)  # (sign_next's)
+        path = self.log.store.path
+        turns = Turns(path.with_name(f"{path.name}.chains"), limits.MAX_TRACE_CHAIN_RETRY_SECONDS)
+        stale = 0
+        try:
+            with turns.turn():
+                while True:
+                    if exc.reason is TraceFailure.ATTESTATION_STALE:
+                        stale += 1
+                        if stale >= _ATTEMPTS:
+                            raise exc
+                    elif time.monotonic() >= deadline or _chain_head(self.log, agent) == on:
+                        raise exc
+                    with self._lock:
+                        if not self._head_loaded:
+                            self._head, self._head_loaded = self.log.head(agent), True
+                        on = None if self._head is None else self._head[:2]
+                        pending = self.log.enqueue(self._signed(content, True), chain=chain)
+                    self.log.wait(pending)
+                    try:
+                        return pending.result()
+                    except TrothError as again:
+                        with self._lock:
+                            self._head_loaded = False
+                        if not isinstance(again, TraceError) or again.reason not in _RETRIED:
+                            raise
+                        exc = again
+        finally:
+            turns.close()
 
     def record_many(self, contents: Sequence[RecordContent]) -> list[Receipt]:
         """Sign and append several records in as few commits as possible (all or the first
