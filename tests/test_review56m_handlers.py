@@ -1,9 +1,9 @@
 """Review 56m, handlers 1: review 56c (api 3) refused, when a method is declared, every handler
 that `inspect` does not call a coroutine function: a sync handler, whose answer was awaited,
 failed every request. But a handler is typed `Callable[[Request], Awaitable[Any]]`
-(`troth._api.network.Handler`), and callables that return an awaitable without being
-coroutine functions pass `mypy --strict` and were answered before 56c: a lambda closing over the handler's state
-(`lambda request: ask(request, db)`), a decorator's plain wrapper (`functools.wraps`), a
+(`troth._api.network.Handler`), and callables that return an awaitable without being coroutine
+functions pass `mypy --strict` and were answered before 56c: a lambda closing over the handler's
+state (`lambda request: ask(request, db)`), a decorator's plain wrapper (`functools.wraps`), a
 `functools.partial` of an object whose `__call__` is async. Each was refused as "an async
 function of a Request".
 

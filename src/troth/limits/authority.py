@@ -23,7 +23,8 @@ one per ENROLL_REQUEST_SECONDS (review 56g, budgets 1): a member (its delegates 
 member at the root of the caller's chains from that authority), or anyone else by the network
 its channel came from (an IPv4 /24, an IPv6 /48; a sender behind a relay by the network its
 relay's host tag names: review 56m, relayed budgets 1). Past it a request is refused
-(`AuthorityFailure.RATE_LIMITED`) before its signature is checked. Callers on the node's own machine are not counted."""
+(`AuthorityFailure.RATE_LIMITED`) before its signature is checked. Callers on the node's own
+machine are not counted."""
 ENROLL_REQUEST_SECONDS: Final = 4
 """Seconds one enroll or refresh request of a source's budget takes to refill (15 a minute)."""
 MAX_ENROLL_REQUEST_SOURCES: Final = 4096
