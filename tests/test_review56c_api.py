@@ -183,11 +183,7 @@ def test_a_channel_kept_past_its_block_is_refused_while_another_block_shares_it(
     assert asyncio.run(kept()) == "hi"
 
 
-# -- api 3: a handler that is no async function --------------------------------------------------
-
-
-def _sync_handler(request: troth.Request) -> str:
-    return "never awaited"
+# -- api 3: what a handler is (a sync one is answered since review 56m, handlers 1) ----------------
 
 
 class _AsyncCallable:
@@ -195,10 +191,12 @@ class _AsyncCallable:
         return "an object with an async __call__"
 
 
-def test_a_synchronous_handler_is_refused_when_declared() -> None:
+def test_a_handler_that_is_not_callable_is_refused_when_declared() -> None:
+    """A sync function is a handler since review 56m (handlers 1: its answer is the answer,
+    `tests/test_review56m_handlers.py`); what is not callable is still refused."""
     method = troth.Service("desk").method("ask", allow=troth.AnyAuthenticated())
     with pytest.raises(troth.ArgumentError) as raised:
-        method(_sync_handler)  # type: ignore[arg-type]  # what mypy would say, at run time
+        method("never awaited")  # type: ignore[arg-type]  # what mypy would say, at run time
     assert raised.value.parameter == "handler"
 
 

@@ -49,10 +49,11 @@ class MemNet:
         listen: tuple[str, int] | None = None,
         prepare: Callable[[Node], None] | None = None,
         services: tuple[str, ...] | None = None,
+        host: str | None = None,
         **options: Any,
     ) -> NodeRuntime:
-        """Node `name` (its own memory host, `services` configured), started; `prepare` runs
-        on it first."""
+        """Node `name` (its own memory host, or `host`; `services` configured), started;
+        `prepare` runs on it first."""
         config = init_node(name, home=self.home)
         if services is not None:
             path = node_dir(self.home, name) / "node.json"
@@ -61,7 +62,7 @@ class MemNet:
         self.opened.append(node)
         if prepare is not None:
             prepare(node)
-        host = listen[0] if listen else f"host-{name}"
+        host = listen[0] if listen else host or f"host-{name}"
         runtime = NodeRuntime(node, clock=self.clock, transport=self.transport(host), **options)
         self.runtimes.append(runtime)
         await runtime.start(listen)

@@ -156,8 +156,9 @@ class Service:
         delegation 3). A rule's attributes may be a mapping and its `authority` an
         identifier's text, as the rest of the API takes them; a rule holding anything else, or
         a `name` that is not a str (or one the service already has), is an ArgumentError
-        (review 49a, rules 1), as is a handler that is not an async function (or an object
-        whose `__call__` is one)."""
+        (review 49a, rules 1), as is a handler that is not callable. What the handler returns
+        is awaited when it is awaitable (an async function's coroutine), else it is the answer
+        (a plain function runs on the node's event loop: keep it short)."""
         check_text("Service.method", "name", name)
         if name in self._methods:  # a bare ValueError (review 51e, exports 9)
             raise ArgumentError(
@@ -176,11 +177,10 @@ class Service:
         rule = _checked(allow)
 
         def register(handler: Handler) -> Handler:
-            # else every request failed on the node (review 54n, api 9), also for a function
-            # that is not async, whose answer was awaited (review 56c, api 3)
-            if not _is_async(handler):
+            # else every request failed on the node (review 54n, api 9)
+            if not callable(handler):
                 raise ArgumentError(
-                    "Service.method", "handler", "an async function of a Request", _got(handler)
+                    "Service.method", "handler", "a function of a Request", _got(handler)
                 )
 
             async def answer(arguments: Any, context: RequestContext) -> Any:
@@ -191,7 +191,12 @@ class Service:
                     context.decision.credential,
                     context.now,
                 )
-                return await handler(request)
+                answer = handler(request)
+                # awaited when awaitable: a callable that returns a coroutine is a handler
+                # too (a lambda, a decorator's plain wrapper, a partial of an object whose
+                # __call__ is async), and a sync one's answer is the answer (review 56m,
+                # handlers 1: review 56c refused all of them when declared)
+                return await answer if inspect.isawaitable(answer) else answer
 
             self._methods[name] = Method(answer, rule)
             return handler
@@ -223,15 +228,6 @@ def _checked(rule: Rule) -> Rule:
     if isinstance(rule, RequireAttributes) and not isinstance(rule.attributes, Attributes):
         changes["attributes"] = check_attributes(call, "allow", rule.attributes)
     return dataclasses.replace(rule, **changes) if changes else rule
-
-
-def _is_async(handler: object) -> bool:
-    """Whether `handler` is an async function (or a partial of one), or an object whose
-    `__call__` is one: what calling it gives is awaited."""
-    return callable(handler) and (
-        inspect.iscoroutinefunction(handler)
-        or inspect.iscoroutinefunction(type(handler).__call__)  # callable: it has one
-    )
 
 
 def _type(value: object) -> str:

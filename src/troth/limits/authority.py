@@ -21,9 +21,10 @@ ENROLL_REQUESTS_BURST: Final = 32
 """Enroll and refresh requests one source may send a hosted authority's service at once, then
 one per ENROLL_REQUEST_SECONDS (review 56g, budgets 1): a member (its delegates with it: the
 member at the root of the caller's chains from that authority), or anyone else by the network
-its channel came from (an IPv4 /24, an IPv6 /48; a sender behind a relay by what the relay's
-route says of it). Past it a request is refused (`AuthorityFailure.RATE_LIMITED`) before its
-signature is checked. Callers on the node's own machine are not counted."""
+its channel came from (an IPv4 /24, an IPv6 /48; a sender behind a relay by the network its
+relay's host tag names: review 56m, relayed budgets 1). Past it a request is refused
+(`AuthorityFailure.RATE_LIMITED`) before its signature is checked. Callers on the node's own
+machine are not counted."""
 ENROLL_REQUEST_SECONDS: Final = 4
 """Seconds one enroll or refresh request of a source's budget takes to refill (15 a minute)."""
 MAX_ENROLL_REQUEST_SOURCES: Final = 4096

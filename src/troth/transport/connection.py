@@ -33,6 +33,7 @@ __all__ = [
     "ConnectionTable",
     "Listener",
     "host_tag",
+    "network_of_tag",
     "source_host",
     "source_network",
 ]
@@ -55,6 +56,19 @@ stateless translator (SIIT, RFC 7915) from its IPv4 address in it (review 29b, s
 _HOST_KEY = os.urandom(16)
 """Keys this process's host tags: stable per host while it runs, unlinkable elsewhere."""
 _TAGGED = re.compile(r"[a-z]+-h([0-9a-f]{8})-[0-9a-f]{16}")
+
+
+NETWORK_TAG_DIGITS: Final = 4
+"""The hex digits of a host tag that name the host's network (`source_network`: an IPv4 /24, an
+IPv6 /48); the other four name the host in it (review 56m, relayed budgets 1)."""
+
+
+def network_of_tag(tag: str) -> str:
+    """The network part of host tag `tag` (`_accepted_address`): what one network's hosts
+    share behind a relay, as their /24 (/48) directly. A relay before review 56m tagged the
+    host alone: there it is a 16-bit hash of the host, one network per host but for the
+    rare two that share it."""
+    return tag[:NETWORK_TAG_DIGITS]
 
 
 def host_tag(address: Address) -> str | None:
@@ -117,8 +131,13 @@ def _accepted_address(kind: str, host: str) -> Address:
     `source_host` gives it: an IPv6 peer's /64): a node that relays a message puts this address
     in the return route, so the node it relays to can count what one host sends through the
     relay as one source, however many connections (and addresses of its /64) that host uses
-    (`Connection.origin`; review 29b, sources 1)."""
-    tag = sha256(_HOST_KEY + host.encode()).hex()[:8]
+    (`Connection.origin`; review 29b, sources 1). The tag's first NETWORK_TAG_DIGITS name the
+    host's network (`source_network`), so that node counts one network's hosts as one where it
+    counts networks, as it does those that reach it directly (its hosted authority's enroll
+    budgets: review 56m, relayed budgets 1); an older node reads the tag whole, as before."""
+    digits = 8 - NETWORK_TAG_DIGITS
+    network = sha256(_HOST_KEY + b"network " + source_network(host).encode()).hex()
+    tag = network[:NETWORK_TAG_DIGITS] + sha256(_HOST_KEY + host.encode()).hex()[:digits]
     return Address("worker", f"{kind}-h{tag}-{os.urandom(8).hex()}")
 
 
