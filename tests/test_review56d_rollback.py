@@ -61,11 +61,6 @@ def test_rollback1_a_copy_of_an_upgraded_store_restored_without_its_guard_is_fou
         db.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 56d rollback 2: a broker store's leases an older troth issued arm nothing "
-    "(the fix belongs in troth.secrets.book, another helper's area)",
-)
 def test_rollback2_a_broker_copy_of_an_upgraded_store_restored_without_its_guard_is_found(
     tmp_path: Path,
 ) -> None:
