@@ -113,6 +113,7 @@ def revoke_backoff(attempts: int) -> int:
     return min(REVOKE_RETRY_FIRST << min(max(attempts - 1, 0), 16), REVOKE_RETRY_MAX)
 
 
+_ANY_LEASE: Final = "SELECT 1 FROM secret_leases LIMIT 1"
 _LOCATOR_DRAWS: Final = 8  # 28 random bits per second: 8 collisions in a row never happen
 
 
@@ -526,14 +527,21 @@ class LeaseBook(BookAudit):
         """Whether the node.db under this book is a restored copy (troth.storage.rollback): if
         so, every open lease is revoked (which of them were revoked after the copy was taken
         cannot be known: review 51d, rollback 2) in the transaction that records the restore,
-        found once; their upstream revocations are the sweep's, as any."""
+        found once; their upstream revocations are the sweep's, as any. A store holding leases
+        an older troth issued (none armed the scope before review 52c) is armed now, so a copy
+        taken from here on, put back with its guard deleted, is found (review 56o, rollback 1;
+        review 56d, rollback 1 for the tickets)."""
 
         def revoke_all() -> int:
             leases = self._store.leases_in(LIVE_STATES, limit=None)
             detail = "node.db was restored from a copy (docs/storage.md, Rollback guard)"
             return len(self._start_all(leases, now, _E.REVOKED, detail, counted=False))
 
-        return self._guard.check(now, revoke_all, self._store.transaction)
+        restored = self._guard.check(now, revoke_all, self._store.transaction)
+        if not self._guard.armed() and self._store.db.fetch_one(_ANY_LEASE) is not None:
+            with self._store.transaction():
+                self._guard.arm()
+        return restored
 
     def restored(self) -> bool:
         """Whether the node.db under this book is a restored copy not yet checked (read only;
