@@ -9,6 +9,8 @@ Credentials 2: caveats that are no iterable (None) are an ArgumentError, not a b
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.support.cotrust import make_cotrust
@@ -46,26 +48,16 @@ def test_credentials2_caveats_that_are_no_sequence_are_an_argument_error(caveats
     TypeError of `tuple(None)`, from `delegate` and from `CredentialWallet.delegate`."""
     world = make_cotrust()
     chain = CredentialChain.decode(world.globex_admin_chain)
+    link: dict[str, Any] = {
+        "attributes": Attributes({}),
+        "now": T + 1,
+        "ttl": 60,
+        "purpose": "p",
+        "caveats": caveats,
+    }
     with pytest.raises(ArgumentError, match="caveats"):
-        delegate(
-            world.globex_admin.signer,
-            chain,
-            subject=world.globex.identifier,
-            attributes=Attributes({}),
-            now=T + 1,
-            ttl=60,
-            purpose="p",
-            caveats=caveats,  # type: ignore[arg-type]
-        )
+        delegate(world.globex_admin.signer, chain, subject=world.globex.identifier, **link)
     wallet = CredentialWallet.__new__(CredentialWallet)  # only its argument check is reached
     wallet.check_caveat = None
     with pytest.raises(ArgumentError, match="caveats"):
-        wallet.delegate(
-            "agent",
-            to=world.globex.identifier,
-            attributes=Attributes({}),
-            now=T + 1,
-            ttl=60,
-            purpose="p",
-            caveats=caveats,  # type: ignore[arg-type]
-        )
+        wallet.delegate("agent", to=world.globex.identifier, **link)
