@@ -3,6 +3,7 @@ by every verifier (troth.credentials.verify), so a hand-built chain gains nothin
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -26,6 +27,19 @@ def _numbers(call: str, **numbers: int | None) -> None:
     for name, value in numbers.items():
         if value is not None:
             check_kind(call, name, value, int, "an int")
+
+
+def caveat_texts(call: str, caveats: object) -> tuple[str, ...]:
+    """`caveats` read once into a tuple, or ArgumentError unless they are an iterable of str:
+    a str (taken as one caveat per character: review 56a, credentials 1), an item not a str,
+    or no iterable at all (None: review 56p, credentials 2, a bare TypeError)."""
+    if not isinstance(caveats, str):
+        with contextlib.suppress(TypeError):
+            conditions: tuple[object, ...] = tuple(caveats)  # type: ignore[arg-type]
+            texts = tuple(c for c in conditions if isinstance(c, str))
+            if len(texts) == len(conditions):
+                return texts
+    raise ArgumentError(call, "caveats", "a sequence of str (conditions)", got(caveats))
 
 
 def _body(link: int, **fields: Any) -> CredentialBody:
@@ -130,9 +144,7 @@ def delegate(
     of str (a str is refused: it was taken as one caveat per character)."""
     _numbers("delegate", now=now, ttl=ttl, depth=depth)
     check_kind("delegate", "purpose", purpose, str, "a str")
-    conditions = () if isinstance(caveats, str) else tuple(caveats)
-    if isinstance(caveats, str) or any(not isinstance(c, str) for c in conditions):
-        raise ArgumentError("delegate", "caveats", "a sequence of str (conditions)", got(caveats))
+    conditions = caveat_texts("delegate", caveats)
     parent_signed = chain.credentials[-1]
     parent = CredentialBody.decode(parent_signed.body)
     link = len(chain.credentials)

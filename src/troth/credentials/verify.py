@@ -227,12 +227,16 @@ class VerifiedCredential:
     def current_in(self, feed: VerifiedFeed) -> None:
         """Raise CredentialError SUPERSEDED (with the link's index) when `feed` supersedes
         the history an issuer of the chain carried, or the presenter's: the check
-        `ChainVerifier.verify` makes, for a credential held since it verified."""
+        `ChainVerifier.verify` makes, for a credential held since it verified. FEED_INVALID
+        for a feed of another authority than the chain's."""
+        self._check_feed(feed)
         _check_current(feed, self.authority, self.issuers, self.presenter)
 
     def revoked_link_in(self, feed: VerifiedFeed) -> int | None:
         """The index of the first link `feed` revokes (the link itself, or its issuer's or
-        its subject's identity), or None."""
+        its subject's identity), or None. CredentialError FEED_INVALID for a feed of another
+        authority than the chain's."""
+        self._check_feed(feed)
         revoked, identities = feed.revoked_credentials, feed.revoked_identities
         for link in self.links:
             if (
@@ -242,6 +246,15 @@ class VerifiedCredential:
             ):
                 return link.index
         return None
+
+    def _check_feed(self, feed: VerifiedFeed) -> None:
+        """Refuse a feed of another authority (review 56p, credentials 1: it revokes nothing
+        of this chain's, so a link its own authority revoked read as held), as
+        `ChainVerifier.verify` refuses one filed under another."""
+        if feed.authority != self.authority:
+            raise CredentialError(
+                _F.FEED_INVALID, f"{feed.authority}'s feed for a chain of {self.authority}"
+            )
 
     def within_skew(self, now: int) -> bool:
         """Whether the chain is valid at `now` only thanks to the clock-skew allowance (at or

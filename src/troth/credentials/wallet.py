@@ -13,7 +13,7 @@ from troth import limits
 from troth.clock import Clock
 from troth.credentials.attributes import Attributes
 from troth.credentials.format import CredentialBody, CredentialChain
-from troth.credentials.issue import delegate
+from troth.credentials.issue import caveat_texts, delegate
 from troth.credentials.revocation import verify_page
 from troth.credentials.revocation_entry import RevocationKind
 from troth.credentials.revocation_held import (
@@ -367,7 +367,7 @@ class CredentialWallet:
         """Delegate part of what `ref` holds to `to`; returns the extended chain. The parent is
         `parent_for(ref, attributes)`. Each caveat is checked first (`check_caveat`)."""
         # read once: an iterator checked, then signed, was used up (review 56a, credentials 4)
-        caveats = caveats if isinstance(caveats, str) else tuple(caveats)
+        caveats = caveat_texts("CredentialWallet.delegate", caveats)
         if self.check_caveat is not None:
             for caveat in caveats:
                 self.check_caveat(caveat)

@@ -12,7 +12,9 @@ retirement of a key still in use). It deletes
 nothing once the transaction committed (a callback raised after the commit is no failure of
 the write) nor when it joined a caller's transaction (review 53k, pkcs11 3: that one may still
 commit the rows naming the keys; it may also roll back, and the keys then stay, as after a
-crash: an orphan key is the lesser harm, a row naming a deleted key loses the identity).
+crash: an orphan key is the lesser harm, a row naming a deleted key loses the identity), unless
+the database rolled that transaction back itself, so that nothing of it can commit (review
+56p, identity 1).
 
 Keys of the vaults whose keys are rows of node.db (`in_store`: the software vault's) go with the
 rollback and are not deleted here.
@@ -39,6 +41,7 @@ class NewKeys:
     __slots__ = (
         "_made",
         "_retired",
+        "_store",
         "_vault",
         "delete",
         "dh",
@@ -48,8 +51,9 @@ class NewKeys:
         "sign",
     )
 
-    def __init__(self, vault: Vault) -> None:
+    def __init__(self, vault: Vault, store: IdentityStore | None = None) -> None:
         self._vault = vault
+        self._store = store  # the write's: whether SQLite abandoned its transaction (`kept`)
         self._made: list[KeyHandle] = []
         self._retired: list[tuple[KeyHandle, str]] = []
         self.joined = False  # whether the write joined a caller's transaction (keep its keys)
@@ -66,6 +70,12 @@ class NewKeys:
 
     def add(self, *handles: KeyHandle) -> None:
         self._made.extend(handles)
+
+    def kept(self) -> bool:
+        """Whether a failure of the write keeps its keys: it joined a caller's transaction that
+        may still commit the rows naming them; not one the database rolled back itself, of
+        which nothing can commit (review 56p, identity 1: they stayed in the token for good)."""
+        return self.joined and not (self._store is not None and self._store.abandoned())
 
     def retired(self, handle: KeyHandle, proof: str) -> None:
         """Record a retirement the vault made (`RetiringVault.retire`) for this write."""
@@ -93,14 +103,14 @@ def new_keys(store: IdentityStore, vault: Vault, in_store: frozenset[str]) -> It
     outside: list[bool] = []
     store.after_commit(lambda: outside.append(True))  # at once outside a transaction only
     committed: list[bool] = []
-    keys = NewKeys(vault)
+    keys = NewKeys(vault, store)
     keys.joined = not outside
     try:
         with store.transaction():
             store.after_commit(lambda: committed.append(True))  # the first to run after it
             yield keys
     except BaseException:
-        if outside and not committed:
+        if not committed and not keys.kept():
             keys.discard(in_store)
         raise
 
@@ -109,8 +119,9 @@ def end_batch(batch: KeyBatch, keys: NewKeys) -> None:
     """A failed write's `key_batch`: discarded (its keys deleted), unless the write joined a
     caller's transaction, which may commit the rows it inserted before it failed: stored
     then, the keys kept (review 53m, pkcs11 2: a batch whose second insert chunk failed
-    there deleted the keys its first chunk's committed rows name)."""
-    if not keys.joined:
+    there deleted the keys its first chunk's committed rows name). Discarded too when the
+    caller's transaction was rolled back by the database itself (`NewKeys.kept`)."""
+    if not keys.kept():
         batch.discard()
         return
     with contextlib.suppress(TrothError):

@@ -91,6 +91,12 @@ class IdentityStore(Transactional, Protocol):
         dropped on a rollback (review 31a, requests 1)."""
         ...
 
+    def abandoned(self) -> bool:
+        """Whether this thread is inside a transaction the database rolled back itself when a
+        statement in it failed (a full disk, an I/O error): nothing of it can commit any more
+        (review 56d, storage 1), so the keys a write in it made name no row for good."""
+        ...
+
     def get_history(self, identifier: bytes) -> tuple[bytes, int] | None:
         """The stored history and its change count."""
         ...

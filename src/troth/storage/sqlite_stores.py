@@ -170,6 +170,10 @@ class SqliteIdentityStore:
     def after_commit(self, callback: Callable[[], None]) -> None:
         self._db.after_commit(callback)
 
+    def abandoned(self) -> bool:
+        db = self._db
+        return db.in_transaction and not db.connection().in_transaction
+
     def get_history(self, identifier: bytes) -> tuple[bytes, int] | None:
         row = self._db.fetch_one(
             "SELECT history, changes FROM identities WHERE identifier = ?", (identifier,)
