@@ -26,6 +26,7 @@ import re
 import shlex
 import subprocess
 from collections.abc import Iterator
+from dataclasses import fields
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -472,3 +473,85 @@ def test_the_channel_defaults_table_states_channel_limits_defaults() -> None:
     }
     table = defaults_table("**Limits on a node** (`troth.node.channel_limits.ChannelLimits`")
     assert not stale_rows(table, expected)
+
+
+def section(document: str, heading: str) -> str:
+    """`heading`'s section of docs/`document`, to the next heading of its level or above."""
+    text = (ROOT / "docs" / document).read_text().split(heading, 1)[1]
+    return re.split(r"^## ", text, flags=re.M)[0]
+
+
+def test_every_node_json_key_is_documented() -> None:
+    from troth.node.config import NodeConfig
+
+    named = set(re.findall(r"`([a-z_0-9]+)`", section("formats.md", "## Node configuration")))
+    assert {field.name for field in fields(NodeConfig)} <= named
+
+
+def test_the_lease_tables_columns_and_numbers_are_the_stores(tmp_path: Path) -> None:
+    from troth.secrets.audit import AuditKind
+    from troth.secrets.lease import EndReason, LeaseState
+    from troth.secrets.store_schema import create_tables
+    from troth.storage import SqliteDatabase
+
+    text = re.sub(r"\s+", " ", section("formats.md", "## Leases (`troth.secrets`"))
+    db = SqliteDatabase(tmp_path / "node.db")
+    try:
+        conn = db.connection()
+        with db.transaction():
+            create_tables(conn, db)
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(secret_leases)")]
+    finally:
+        db.close()
+    described = text.split("secret_leases ", 1)[1].split("; indexes:")[0]
+    assert [column for column in columns if not re.search(rf"\b{column}\b", described)] == []
+    states = ", ".join(f"{s.value} {s.name.lower()}" for s in LeaseState)
+    ends = ", ".join(f"{r.value} {r.name.lower().replace('_', ' ')}" for r in EndReason)
+    assert f"state ({states})" in text
+    assert f"end_reason ({ends})" in text
+    kinds = re.search(r"secret_audit seq, at, kind \(([a-z, ]+)\)", text)
+    assert kinds
+    assert sorted(kinds.group(1).split(", ")) == sorted(kind.value for kind in AuditKind)
+
+
+def test_every_environment_variable_and_option_a_document_names_exists() -> None:
+    from troth.node.channel_limits import ChannelLimits
+    from troth.transport import TcpSettings
+
+    prefixed = {
+        "TROTH_CHANNELS_": {field.name.upper() for field in fields(ChannelLimits)},
+        "TROTH_TCP_": {field.name.upper() for field in fields(TcpSettings)},
+    }
+    source = "\n".join(path.read_text() for path in (ROOT / "src" / "troth").rglob("*.py"))
+    tests = "\n".join(path.read_text() for path in (ROOT / "tests").glob("*.py"))
+    options: set[str] = set()
+    for _, command in commands():
+        for param in command.params:
+            options.update(param.opts, param.secondary_opts)
+    unknown = []
+    for path in READ:
+        text = path.read_text()
+        for name in sorted(set(re.findall(r"\bTROTH_[A-Z0-9_]*[A-Z0-9]\b", text))):
+            prefix = next((p for p in prefixed if name.startswith(p)), None)
+            known = (
+                name.removeprefix(prefix) in prefixed[prefix]
+                if prefix is not None
+                else name in source or name in tests
+            )
+            if not known:
+                unknown.append(f"{path.name}: {name}")
+        unknown += [
+            f"{path.name}: {option}"
+            for option in sorted(set(re.findall(r"`(--[a-z][a-z0-9-]+)", text)))
+            if option not in options
+        ]
+    assert not unknown, "\n".join(unknown)
+
+
+def commands(
+    command: click.Command = cli, path: str = "troth"
+) -> Iterator[tuple[str, click.Command]]:
+    yield path, command
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            yield from commands(sub, f"{path} {name}")
