@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import importlib
+import inspect
 import json
 import re
 import shlex
@@ -555,3 +556,30 @@ def commands(
     if isinstance(command, click.Group):
         for name, sub in command.commands.items():
             yield from commands(sub, f"{path} {name}")
+
+
+def test_every_control_operation_and_argument_is_in_the_node_control_table() -> None:
+    from troth.node.control import OPERATIONS
+
+    text = section("protocols.md", "## Node control")
+    documented: dict[str, set[str]] = {}
+    for operations, arguments in re.findall(r"^\| (`[^|]+) \| ([^|]+) \|", text, re.M):
+        for operation in re.findall(r"`([a-z.-]+)`", operations):
+            documented[operation] = set(re.findall(r"`([a-z_]+)`", arguments))
+    assert set(documented) == set(OPERATIONS)
+    unnamed = [
+        f"{operation}: {field.name}"
+        for operation, spec in OPERATIONS.items()
+        for field in fields(spec.arguments)
+        if field.name not in documented[operation]
+    ]
+    assert not unnamed
+
+
+def test_every_broker_method_is_in_the_broker_table() -> None:
+    from troth.node.services.broker import BrokerService
+
+    text = section("protocols.md", "## Broker service")
+    documented = re.findall(r"^\| `([a-z-]+)` \|", text, re.M)
+    methods = re.findall(r'^\s+"([a-z-]+)": Method\(', inspect.getsource(BrokerService), re.M)
+    assert sorted(documented) == sorted(methods)
