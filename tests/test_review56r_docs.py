@@ -389,3 +389,57 @@ def test_every_broker_method_is_in_the_broker_table() -> None:
     documented = re.findall(r"^\| `([a-z-]+)` \|", text, re.M)
     methods = re.findall(r'^\s+"([a-z-]+)": Method\(', inspect.getsource(BrokerService), re.M)
     assert sorted(documented) == sorted(methods)
+
+
+def size(n: int) -> str:
+    for unit in ("MiB", "KiB"):
+        if n % UNITS[unit] == 0:
+            return f"{n // UNITS[unit]:,} {unit}"
+    return f"{n:,} bytes"
+
+
+def test_the_limit_lists_written_out_state_the_current_values() -> None:
+    """The sentences that list a part's limits in words, no constant named: docs/secrets.md's
+    and docs/formats.md's "Policy bundles"."""
+    from troth import limits as n
+    from troth.limits import gates as g
+    from troth.limits import leases
+
+    secrets = (
+        f"secret name {n.MAX_SECRET_NAME} characters, value {size(n.MAX_SECRET_VALUE_BYTES)}, "
+        f"config {size(n.MAX_SECRET_CONFIG_BYTES)}, max lease ttl {n.MAX_LEASE_TTL // 86_400} "
+        f"days, {n.MAX_SECRET_GRANTORS} authorities in a secret's `grantable_by`, default "
+        f"quota {n.DEFAULT_LEASE_QUOTA} open leases per account",
+        f"issues and renewals {n.LEASE_ISSUE_BURST} at once then {n.LEASE_ISSUE_RATE} a second "
+        f"per account and {n.LEASE_ISSUE_TOTAL_BURST:,} at once then {n.LEASE_ISSUE_TOTAL_RATE} "
+        f'a second per broker ("Issue rate"), forwards {leases.LEASE_FORWARD_BURST} at once then '
+        f"{leases.LEASE_FORWARD_RATE} a second per account and "
+        f"{leases.LEASE_FORWARD_TOTAL_BURST:,} at once then {leases.LEASE_FORWARD_TOTAL_RATE} a "
+        f"second per broker, {n.MAX_LEASE_SCOPES} scopes per lease",
+        f"list answers {n.MAX_LEASE_LIST:,} leases",
+        f"JWT {size(n.MAX_TOKEN_BYTES)}, JWKS {size(n.MAX_JWKS_BYTES)} / {n.MAX_JWKS_KEYS} keys, "
+        f"http-inject request and response bodies {size(n.MAX_INJECT_REQUEST_BYTES)}, "
+        f"{n.MAX_INJECT_HEADERS} headers of {size(n.MAX_INJECT_HEADER_BYTES)} and "
+        f"{size(n.MAX_INJECT_HEADERS_TOTAL)} in all, target {n.MAX_INJECT_TARGET:,} characters, "
+        f"{n.MAX_INJECT_RULES} rules per secret, a forward's timeout {n.MAX_INJECT_TIMEOUT} s; "
+        f"the served broker runs at most {n.MAX_FORWARDS} forwards at once, "
+        f"{n.MAX_FORWARDS_PER_AGENT} per identity.",
+    )
+    bundles = (
+        f"a bundle {size(g.MAX_POLICY_BUNDLE_BYTES)} (so it fits one service message); policy "
+        f"text {size(g.MAX_POLICY_TEXT)}, {g.MAX_POLICIES:,} policies, `@id` "
+        f"{g.MAX_POLICY_ID_TEXT} characters; schema fragment {size(g.MAX_POLICY_SCHEMA_TEXT)}; "
+        f"{g.MAX_TOOLS} tools, each schema {size(g.MAX_TOOL_SCHEMA_BYTES)} of canonical JSON, "
+        f"nested at most {g.MAX_TOOL_SCHEMA_DEPTH} deep, {g.MAX_TOOL_PROPERTIES} properties per "
+        f"object; {g.MAX_SERVICES} services of at most {g.MAX_SERVICES} methods; lifetime "
+        f"{g.MAX_POLICY_BUNDLE_TTL // 86_400} days; tool-call arguments "
+        f"{size(g.MAX_TOOL_ARGUMENTS_BYTES)} of JSON",
+    )
+    assert n.MAX_INJECT_RESPONSE_BYTES == n.MAX_INJECT_REQUEST_BYTES  # "bodies" share one figure
+    stale = [
+        f"{document}: {want!r}"
+        for document, wants in (("secrets.md", secrets), ("formats.md", bundles))
+        for want in wants
+        if want not in flat(ROOT / "docs" / document)
+    ]
+    assert not stale, "\n".join(stale)
