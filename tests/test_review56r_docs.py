@@ -350,12 +350,7 @@ def test_every_environment_variable_and_option_a_document_names_exists() -> None
     source = "\n".join(
         path.read_text() for root in ("src", "tests") for path in (ROOT / root).rglob("*.py")
     )
-    options = {
-        option
-        for _, command in commands()
-        for param in command.params
-        for option in (*param.opts, *param.secondary_opts)
-    }
+    options = all_options()
     unknown = []
     for path in READ:
         text = path.read_text()
@@ -373,13 +368,11 @@ def test_every_environment_variable_and_option_a_document_names_exists() -> None
     assert not unknown, "\n".join(unknown)
 
 
-def commands(
-    command: click.Command = cli, path: str = "troth"
-) -> Iterator[tuple[str, click.Command]]:
-    yield path, command
-    if isinstance(command, click.Group):
-        for name, sub in command.commands.items():
-            yield from commands(sub, f"{path} {name}")
+def all_options(command: click.Command = cli) -> set[str]:
+    found = {option for param in command.params for option in (*param.opts, *param.secondary_opts)}
+    for sub in getattr(command, "commands", {}).values():
+        found |= all_options(sub)
+    return found
 
 
 def test_every_broker_method_is_in_the_broker_table() -> None:
