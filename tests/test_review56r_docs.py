@@ -436,3 +436,16 @@ def test_the_limit_lists_written_out_state_the_current_values() -> None:
         if want not in flat(ROOT / "docs" / document)
     ]
     assert not stale, "\n".join(stale)
+
+
+def test_every_refusal_the_broker_answers_or_a_validator_raises_is_named() -> None:
+    """A broker's refusal travels as its SecretFailure name (docs/protocols.md, "Broker
+    service"): every name is listed there, the JWT_* ones a validator's (docs/secrets.md)."""
+    broker = flat(ROOT / "docs" / "protocols.md").split("## Broker service")[1].split("## ")[0]
+    secrets = flat(ROOT / "docs" / "secrets.md")
+    unnamed = [
+        reason.name
+        for reason in errors.SecretFailure
+        if f"`{reason.name}`" not in (secrets if reason.name.startswith("JWT_") else broker)
+    ]
+    assert not unnamed
