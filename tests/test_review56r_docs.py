@@ -449,3 +449,12 @@ def test_every_refusal_the_broker_answers_or_a_validator_raises_is_named() -> No
         if f"`{reason.name}`" not in (secrets if reason.name.startswith("JWT_") else broker)
     ]
     assert not unnamed
+
+
+def test_every_identity_failure_is_named_in_the_formats() -> None:
+    """docs/formats.md gives the text of each reason an identity's history or a purpose-key
+    attestation is refused for (the attestation's decoding, identifier, purpose and staleness
+    reasons were not given)."""
+    formats = flat(ROOT / "docs" / "formats.md")
+    unnamed = [f.name for f in errors.IdentityFailure if f"`{f.value}`" not in formats]
+    assert not unnamed
