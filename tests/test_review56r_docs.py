@@ -458,3 +458,15 @@ def test_every_identity_failure_is_named_in_the_formats() -> None:
     formats = flat(ROOT / "docs" / "formats.md")
     unnamed = [f.name for f in errors.IdentityFailure if f"`{f.value}`" not in formats]
     assert not unnamed
+
+
+@pytest.mark.parametrize(
+    "failures",
+    [errors.DecodeProblem, errors.CredentialFailure, errors.PolicyFailure, errors.TraceFailure],
+)
+def test_every_reason_of_the_other_layers_is_named_in_a_document(failures: Any) -> None:
+    """Each reason a verifier can be refused with is named (its text or its name) somewhere a
+    reader of the documents finds it."""
+    text = " ".join(flat(path) for path in READ)
+    unnamed = [f.name for f in failures if f.value not in text and f"`{f.name}`" not in text]
+    assert not unnamed
