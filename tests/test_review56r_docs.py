@@ -470,3 +470,23 @@ def test_every_reason_of_the_other_layers_is_named_in_a_document(failures: Any) 
     text = " ".join(flat(path) for path in READ)
     unnamed = [f.name for f in failures if f.value not in text and f"`{f.name}`" not in text]
     assert not unnamed
+
+
+def test_every_module_the_architecture_names_exists() -> None:
+    """docs/architecture.md names modules relative to src/troth (`node/trust.py`), and the
+    service modules of `node/services/` by their names."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    package = ROOT / "src" / "troth"
+    named = set(re.findall(r"`((?:[a-z_]+/)+(?:[a-z_]+\.py)?)`", text))
+    assert len(named) > 20
+    missing = [
+        path for path in sorted(named) if not (package / path.removeprefix("troth/")).exists()
+    ]
+    row = next(line for line in text.splitlines() if line.startswith("| `node/services/`"))
+    services = re.findall(r"`([a-z_]+)`", re.sub(r"\([^()]*\)", "", row.split(" | ")[1]))
+    missing += [
+        f"node/services/{name}.py"
+        for name in services
+        if not (package / "node" / "services" / f"{name}.py").exists()
+    ]
+    assert not missing
