@@ -21,7 +21,7 @@ party with /64s in a victim's /48 fills the victim's per-source channel limit fr
 
 The address's form is what nodes of before read (`[a-z]+-h<8 hex>-<16 hex>`, the sixteen random
 digits keeping it unguessable): a form of its own would be untagged to them (each connection a
-source again, review 29b's finding). Strict xfails: the fix is that the relay names the network in
+source again, review 29b's finding). Were strict xfails until the relay names the network in
 NETWORK_LETTERS (a-z, about 51 bits) after the connection's kind, which nodes of before read as
 part of the kind, and the tag is the host's alone again (32 bits); a relayed node counts a
 sender's network by the letters (`relayed_network`), a relay's without them by its tag's first
@@ -33,14 +33,15 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 
 import pytest
 
 import troth.transport.connection
 from troth.limits import MAX_ENROLL_REQUEST_SOURCES
 from troth.node.channels import _source_network
-from troth.routing import Router
-from troth.transport.connection import _accepted_address
+from troth.routing import Address, Router
+from troth.transport.connection import _accepted_address, host_tag
 from troth.transport.tcp import TcpConnection, TcpTransport
 
 
@@ -63,7 +64,6 @@ def _relay_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(troth.transport.connection, "_HOST_KEY", bytes(16))
 
 
-@pytest.mark.xfail(strict=True, reason="tags 1: 4 hex digits of network tag: birthday")
 def test_tags1_networks_as_many_as_the_tracked_sources_are_as_many_budgets() -> None:
     """4,096 /24s behind one relay are 4,096 networks, as they are directly."""
     hosts = [f"10.{n >> 8}.{n & 0xFF}.1" for n in range(MAX_ENROLL_REQUEST_SOURCES)]
@@ -71,7 +71,6 @@ def test_tags1_networks_as_many_as_the_tracked_sources_are_as_many_budgets() -> 
     assert len(networks) == MAX_ENROLL_REQUEST_SOURCES
 
 
-@pytest.mark.xfail(strict=True, reason="tags 1: an IPv6 /32 holds most networks' tags")
 def test_tags1_a_party_with_an_ipv6_slash32_shares_no_other_networks_budget() -> None:
     """Sixteen networks' /48s behind the relay, and a party's 65,536 /48s of one /32: no
     network of the party's is counted as one of the sixteen."""
@@ -83,7 +82,6 @@ def test_tags1_a_party_with_an_ipv6_slash32_shares_no_other_networks_budget() ->
     assert not mine & theirs
 
 
-@pytest.mark.xfail(strict=True, reason="tags 2: 4 hex digits of host tag: birthday")
 def test_tags2_the_slash64s_of_one_slash48_are_as_many_sources() -> None:
     """4,096 /64s of one /48 behind the relay are 4,096 sources (its per-source channel
     limits), as they are directly, and as they were through a relay before review 56m."""
@@ -93,3 +91,24 @@ def test_tags2_the_slash64s_of_one_slash48_are_as_many_sources() -> None:
     assert len({_source_network(key) for key in keys}) == 1  # one network, as directly
     assert len(set(keys)) == 4096
 
+
+def test_tags_a_node_of_before_reads_the_host_tag_and_a_relay_of_before_still_counts() -> None:
+    """A node of before matches the new address with its pattern and reads the host's tag
+    from it (one source per host, as before); a relay of before (its kind alone before the
+    tag) is counted here by the tag's first four digits, as review 56m counted it."""
+    before = re.compile(r"[a-z]+-h([0-9a-f]{8})-[0-9a-f]{16}")  # (review 29b's _TAGGED)
+    hop = _accepted_address("tcp", "10.6.6.6")
+    tagged = before.fullmatch(hop.value)
+    assert tagged is not None
+    assert tagged.group(1) == host_tag(hop)
+    old = [
+        Address("worker", f"tcp-h{tag}-{n:016x}")
+        for n, tag in enumerate(("abcd0001", "abcd0002", "abce0001"))
+    ]
+
+    async def keys() -> list[str]:
+        to_relay = TcpConnection(TcpTransport(Router()), outgoing=True, listener=None, peer="r:1")
+        return [to_relay.origin((to_relay.address, hop)) for hop in old]
+
+    one, same, other = (_source_network(key) for key in asyncio.run(keys()))
+    assert one == same != other
