@@ -98,7 +98,7 @@ from troth.routing import (
     format_route,
 )
 from troth.routing.notice import NOTICE_SERVICE
-from troth.transport.connection import Connection, network_of_tag, source_network
+from troth.transport.connection import Connection, relayed_network, source_network
 from troth.transport.ratelog import RateLimitedLog
 
 __all__ = [
@@ -743,12 +743,11 @@ _LOCAL: Final = frozenset({LOCAL})
 def _source_network(source_key: str) -> str:
     """The network a half-open handshake's source belongs to (`Connection.origin`'s key): an
     accepted connection's `<kind> <host>` as its kind and `source_network` (an IPv4 /24, an
-    IPv6 /48); a sender behind a relay, by the network part of the relay's host tag
-    (`network_of_tag`: review 56m, relayed budgets 1); any other key (a local one, a relayed
+    IPv6 /48); a sender behind a relay, by the network the relay names it in (`relayed_network`:
+    review 56m, relayed budgets 1; review 56s, tags 1); any other key (a local one, a relayed
     sender untagged) is its own network."""
-    relay, via, tag = source_key.rpartition(" via host ")
-    if via:
-        return f"{relay} via network {network_of_tag(tag)}"
+    if (relayed := relayed_network(source_key)) is not None:
+        return relayed
     kind, _, host = source_key.partition(" ")
     if not host or " " in host:
         return source_key

@@ -34,6 +34,7 @@ __all__ = [
     "Listener",
     "host_tag",
     "network_of_tag",
+    "relayed_network",
     "source_host",
     "source_network",
 ]
@@ -55,19 +56,26 @@ stateless translator (SIIT, RFC 7915) from its IPv4 address in it (review 29b, s
 
 _HOST_KEY = os.urandom(16)
 """Keys this process's host tags: stable per host while it runs, unlinkable elsewhere."""
-_TAGGED = re.compile(r"[a-z]+-h([0-9a-f]{8})-[0-9a-f]{16}")
+_TAGGED = re.compile(r"([a-z]+)-h([0-9a-f]{8})-[0-9a-f]{16}")
 
 
 NETWORK_TAG_DIGITS: Final = 4
-"""The hex digits of a host tag that name the host's network (`source_network`: an IPv4 /24, an
-IPv6 /48); the other four name the host in it (review 56m, relayed budgets 1)."""
+"""The hex digits of a host tag that name the host's network at a relay of review 56m (an IPv4
+/24, an IPv6 /48), the other four the host in it; a relay before it tagged the host alone."""
+
+NETWORK_LETTERS: Final = 11
+"""The letters (a-z) a relay puts after an accepted connection's kind in its address (`/worker/
+tcp<letters>-h<tag>-<random>`), a keyed hash of the host's network (an IPv4 /24, an IPv6 /48):
+about 51 bits, where the four hex digits of review 56m's tag (NETWORK_TAG_DIGITS) were 16, so
+one relay's networks shared budgets in pairs past a few hundred, and a party with an IPv6 /32
+(65,536 /48s) shared most networks' (review 56s, tags 1). Letters, since a node of before
+reads the kind as any letters (`[a-z]+`) and the tag whole."""
 
 
 def network_of_tag(tag: str) -> str:
-    """The network part of host tag `tag` (`_accepted_address`): what one network's hosts
-    share behind a relay, as their /24 (/48) directly. A relay before review 56m tagged the
-    host alone: there it is a 16-bit hash of the host, one network per host but for the
-    rare two that share it."""
+    """The network part of host tag `tag` of a relay that names no network in letters (a relay
+    of review 56m: its first NETWORK_TAG_DIGITS, a keyed hash of the network; before it, a
+    16-bit hash of the host, one network per host but for the rare two that share it)."""
     return tag[:NETWORK_TAG_DIGITS]
 
 
@@ -75,7 +83,29 @@ def host_tag(address: Address) -> str | None:
     """The host tag of a connection address a node gave a connection it accepted (`/worker/
     <kind>-h<tag>-<random>`: `_accepted_address`), None for any other address."""
     tagged = _TAGGED.fullmatch(address.value) if address.kind == "worker" else None
-    return None if tagged is None else tagged.group(1)
+    return None if tagged is None else tagged.group(2)
+
+
+def _network_letters(address: Address) -> str | None:
+    """The NETWORK_LETTERS naming the host's network in a tagged connection address (None
+    where the relay named none: its kind, `tcp`, alone before the tag)."""
+    tagged = _TAGGED.fullmatch(address.value) if address.kind == "worker" else None
+    kind = None if tagged is None else tagged.group(1)
+    return kind[-NETWORK_LETTERS:] if kind and len(kind) > NETWORK_LETTERS else None
+
+
+_OF_NETWORK: Final = " of network "
+
+
+def relayed_network(source_key: str) -> str | None:
+    """The network a relayed sender's key (`Connection.relayed_sender`'s) names: by the
+    relay's letters for it, else the network part of its tag (`network_of_tag`); None for
+    any other key."""
+    relay, via, tagged = source_key.rpartition(" via host ")
+    if not via:
+        return None
+    tag, of, letters = tagged.partition(_OF_NETWORK)
+    return f"{relay} via network {letters if of else network_of_tag(tag)}"
 
 
 def source_host(host: str) -> str:
@@ -131,14 +161,20 @@ def _accepted_address(kind: str, host: str) -> Address:
     `source_host` gives it: an IPv6 peer's /64): a node that relays a message puts this address
     in the return route, so the node it relays to can count what one host sends through the
     relay as one source, however many connections (and addresses of its /64) that host uses
-    (`Connection.origin`; review 29b, sources 1). The tag's first NETWORK_TAG_DIGITS name the
+    (`Connection.origin`; review 29b, sources 1). NETWORK_LETTERS after the kind name the
     host's network (`source_network`), so that node counts one network's hosts as one where it
     counts networks, as it does those that reach it directly (its hosted authority's enroll
-    budgets: review 56m, relayed budgets 1); an older node reads the tag whole, as before."""
-    digits = 8 - NETWORK_TAG_DIGITS
-    network = sha256(_HOST_KEY + b"network " + source_network(host).encode()).hex()
-    tag = network[:NETWORK_TAG_DIGITS] + sha256(_HOST_KEY + host.encode()).hex()[:digits]
-    return Address("worker", f"{kind}-h{tag}-{os.urandom(8).hex()}")
+    budgets: review 56m, relayed budgets 1; in letters, 51 bits: review 56s, tags 1); the tag
+    (eight hex digits) is the host's alone, 32 bits (review 56s, tags 2: review 56m's four were
+    the /64s of a /48 in pairs). A node of before reads the kind as any letters, the tag whole,
+    as before."""
+    digest = sha256(_HOST_KEY + b"network " + source_network(host).encode())
+    number, letters = int.from_bytes(digest[:8], "big"), []
+    for _ in range(NETWORK_LETTERS):
+        number, letter = divmod(number, 26)
+        letters.append(chr(ord("a") + letter))
+    tag = sha256(_HOST_KEY + host.encode()).hex()[:8]
+    return Address("worker", f"{kind}{''.join(letters)}-h{tag}-{os.urandom(8).hex()}")
 
 
 @dataclass
@@ -224,7 +260,11 @@ class Connection(AllowSetSource):
         route whose second hop the relay did not tag)."""
         via = return_route[1] if self.outgoing and len(return_route) > 1 else None
         tag = host_tag(via) if via is not None else None
-        return None if tag is None else f"{self.address} via host {tag}"
+        if tag is None or via is None:
+            return None
+        letters = _network_letters(via)
+        network = "" if letters is None else f"{_OF_NETWORK}{letters}"
+        return f"{self.address} via host {tag}{network}"
 
     # -- frames ----------------------------------------------------------------------------------
 
