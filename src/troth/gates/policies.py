@@ -57,7 +57,7 @@ from troth.gates.preview_sets import ToolSets, tool_sets
 from troth.gates.toolschema import ToolSchema, check_name, compile_tool_schema
 from troth.gates.validation_process import CHILD_MALLOC as CHILD_MALLOC
 from troth.gates.validation_process import CPU_LIMIT_REACHED as CPU_LIMIT_REACHED
-from troth.gates.validation_process import OWN_SIGNALS, _run_child, signal_name
+from troth.gates.validation_process import CPU_LIMIT_SIGNALLED, OWN_SIGNALS, _run_child, signal_name
 from troth.gates.validation_process import _child_environment as _child_environment
 
 __all__ = [
@@ -607,9 +607,10 @@ def _validate_in_child(policies: str, schema_text: str) -> list[tuple[str, str]]
         )
     code = child.code
     # SIGXCPU (the soft limit) as SIGKILL (the hard one) is the limit's only once it is reached
-    # (before, SIGXCPU from outside was a verdict: review 55k, gates 1)
+    # (before, SIGXCPU from outside was a verdict: review 55k, gates 1; review 56 lead, cedar 1)
     killed = code in (-signal.SIGKILL, -signal.SIGXCPU)
-    if killed and child.cpu >= cpu * CPU_LIMIT_REACHED:
+    reached = CPU_LIMIT_SIGNALLED if code == -signal.SIGXCPU else CPU_LIMIT_REACHED
+    if killed and child.cpu >= cpu * reached:
         raise _refuse(
             PolicyFailure.OVER_LIMIT,
             f"validating the policies takes more than {cpu} s of CPU time "
