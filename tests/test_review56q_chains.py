@@ -17,8 +17,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.support.cli import run
 from tests.support.feeds import pages, superseded
 from tests.support.gates import SUPPORT
@@ -70,7 +68,6 @@ def superseded_issuer_chain(home: Path, now: int) -> None:
         assert recorder.record(under_chain(chain), chain=chain).index == 0  # on the feed's word
 
 
-@pytest.mark.xfail(strict=True, reason="review56q chains 1: node verify ignores held feeds")
 def test_chains1_a_node_verifies_the_chain_its_log_took_on_its_word(troth_home: Path) -> None:
     superseded_issuer_chain(troth_home, int(time.time()))
     run("trace", "verify", "--node", "hub")

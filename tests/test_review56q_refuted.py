@@ -95,7 +95,11 @@ def test_refuted2_an_unused_history_cannot_move_the_judgement_back(tmp_path: Pat
     primary, identity, _ = new_identity(vault, KeyType.ED25519, now=T, valid_for=5 * DAY)
     signer = signer_as(vault, primary, identity, now=T, ttl=10 * DAY)
     late = issue_credential(  # made on day 6: the authority's key ran out on day 5
-        signer, subject=world.support.identifier, attributes=SUPPORT, now=T + 6 * DAY, ttl=DAY,
+        signer,
+        subject=world.support.identifier,
+        attributes=SUPPORT,
+        now=T + 6 * DAY,
+        ttl=DAY,
         depth=3,
     )
     chain = CredentialChain((late,), (identity.history,)).encode()
@@ -110,7 +114,8 @@ def test_refuted3_a_logs_issuers_see_a_rotation_stored_after_it_opened(troth_hom
     with open_node("hub") as node, open_node_log(node, clock=clock) as log:
         node.identities.create(now=NOW - 100, name="boss")
         agent = node.identities.create(now=NOW - 100, name="agent")
-        recorder = TraceRecorder(log, lambda at: node.identities.signer("agent", now=at), clock=clock)
+        signer = node.identities.signer
+        recorder = TraceRecorder(log, lambda at: signer("agent", now=at), clock=clock)
         with open_node("hub") as other:  # another opening of the node: another process
             other.identities.rotate("boss", now=NOW - 50)
         boss = node.identities.get("boss", now=NOW).identity
