@@ -21,18 +21,17 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.support.gates import SUPPORT, GatesWorld, T, make_world
 from tests.support.histories import DAY
 from tests.support.parties import signer_as
-from tests.support.traces import agent_log, under_chain
+from tests.support.traces import agent_log, counted_chain_checks, under_chain
 from tests.test_review56k_chains import chain_from
 from troth import limits
 from troth.clock import FixedClock
-from troth.credentials import ChainVerifier, CredentialChain, issue_credential
+from troth.credentials import CredentialChain, issue_credential
 from troth.crypto import KeyType
 from troth.errors import TraceError, TraceFailure
 from troth.identity import Checkpoint, encode_history, new_identity, rotate_identity
@@ -140,14 +139,7 @@ def test_refuted4_each_new_chain_is_verified_once_and_the_caches_stay_bounded(
     world = make_world()
     log, recorder = agent_log(tmp_path, world, NOW)
     monkeypatch.setattr(limits, "TRACE_LOG_KNOWN_CACHE", 2)
-    structure = ChainVerifier.verify_structure
-    calls: list[bytes] = []
-
-    def counted(self: ChainVerifier, data: bytes, **kwargs: Any) -> Any:
-        calls.append(data)
-        return structure(self, data, **kwargs)
-
-    monkeypatch.setattr(ChainVerifier, "verify_structure", counted)
+    calls = counted_chain_checks(monkeypatch)
     chains = [chain_from(world.authority.signer, world, ttl=DAY + n) for n in range(5)]
     for chain in chains:
         recorder.record(under_chain(chain), chain=chain)
