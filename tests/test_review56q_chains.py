@@ -10,12 +10,21 @@
    own log, `delegation chain does not verify (... checkpoint ...)`, a log of a hub written
    before the chain check (review 56f) included. It now judges them by the node's word, as
    the log took them.
+2. A chain's issuer key is judged by the histories the chain carries: a credential signed by
+   an issuer's key after the issuer's rotation retired it, carrying the history from before
+   the rotation, was "signed" for the log's append and for `troth trace verify` on a node
+   whose own rows hold that rotation (the node's own identity, the key copied before it
+   rotated), while an agent's record key is refused there after its retirement. The log and
+   a node's verification now judge each link's key by the node's rows too (`rows`: the change
+   after the key's says when it retired), as they judge an agent's.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+
+import pytest
 
 from tests.support.cli import run
 from tests.support.feeds import pages, superseded
@@ -26,6 +35,7 @@ from tests.support.traces import under_chain
 from troth.clock import FixedClock
 from troth.credentials import CredentialChain, issue_credential
 from troth.crypto import KeyType
+from troth.errors import TraceError, TraceFailure
 from troth.identity import Checkpoint, encode_history, new_identity, rotate_identity, verify_history
 from troth.node import init_node, open_node
 from troth.trace import open_node_log
@@ -74,3 +84,32 @@ def test_chains1_a_node_verifies_the_chain_its_log_took_on_its_word(troth_home: 
     export = troth_home / "export.jsonl"
     run("trace", "export", "--format", "jsonl", "--out", str(export), "--node", "hub")
     run("trace", "verify", "--file", str(export), "--node", "hub")
+
+
+@pytest.mark.xfail(strict=True, reason="review56q chains 2: a retired issuer key signs a chain")
+def test_chains2_a_key_its_node_retired_signs_no_chain_after(
+    troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = int(time.time())
+    init_node("hub", home=troth_home)
+    clock = FixedClock(now)
+    with open_node("hub", home=troth_home) as node, open_node_log(node, clock=clock) as log:
+        node.identities.create(now=now - 1000, name="boss")
+        agent = node.identities.create(now=now - 1000, name="agent")
+        copied = node.identities.signer("boss", now=now - 900)  # a thief's copy of the key
+        late = issue_credential(  # dated after the rotation below
+            copied, subject=agent.identifier, attributes=SUPPORT, now=now - 100, ttl=DAY, depth=3
+        )
+        node.identities.rotate("boss", now=now - 500)
+        chain = CredentialChain((late,), (copied.identity.history,)).encode()
+        signer = node.identities.signer
+        recorder = TraceRecorder(log, lambda at: signer("agent", now=at), clock=clock)
+        with pytest.raises(TraceError) as caught:
+            recorder.record(under_chain(chain), chain=chain)
+        assert caught.value.reason is TraceFailure.CREDENTIAL_INVALID
+        assert "retired" in str(caught.value)
+        # the log as one without the check wrote it: the node's verification refuses it
+        monkeypatch.setattr("troth.trace.log.check_appended", lambda *a: None)
+        recorder.record(under_chain(chain), chain=chain)
+    result = run("trace", "verify", "--node", "hub", code=1)
+    assert "retired" in result.stderr
