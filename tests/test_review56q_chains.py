@@ -86,7 +86,6 @@ def test_chains1_a_node_verifies_the_chain_its_log_took_on_its_word(troth_home: 
     run("trace", "verify", "--file", str(export), "--node", "hub")
 
 
-@pytest.mark.xfail(strict=True, reason="review56q chains 2: a retired issuer key signs a chain")
 def test_chains2_a_key_its_node_retired_signs_no_chain_after(
     troth_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -100,10 +99,16 @@ def test_chains2_a_key_its_node_retired_signs_no_chain_after(
         late = issue_credential(  # dated after the rotation below
             copied, subject=agent.identifier, attributes=SUPPORT, now=now - 100, ttl=DAY, depth=3
         )
+        early = issue_credential(  # before it: a credential the rotation leaves standing
+            copied, subject=agent.identifier, attributes=SUPPORT, now=now - 800, ttl=DAY, depth=3
+        )
         node.identities.rotate("boss", now=now - 500)
-        chain = CredentialChain((late,), (copied.identity.history,)).encode()
+        history = copied.identity.history
+        chain = CredentialChain((late,), (history,)).encode()
         signer = node.identities.signer
         recorder = TraceRecorder(log, lambda at: signer("agent", now=at), clock=clock)
+        kept = CredentialChain((early,), (history,)).encode()
+        assert recorder.record(under_chain(kept), chain=kept).index == 0
         with pytest.raises(TraceError) as caught:
             recorder.record(under_chain(chain), chain=chain)
         assert caught.value.reason is TraceFailure.CREDENTIAL_INVALID
