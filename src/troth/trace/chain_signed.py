@@ -20,7 +20,9 @@ the log's `issuers` (a node's stored copies and held feeds), refused without, as
 verification judges it by the verifier's store (`checkpoints`). The first change of a history
 presented from a checkpoint is vouched for by the checkpoint alone: taken as carried, an
 attacker's own key presented as change 1 of a real authority's identity signed a chain "by its
-issuer" (review 56k, chains 1).
+issuer" (review 56k, chains 1). A verifier with change rows of its own (a node: the log's
+append, `troth trace verify`) also refuses a link made after the change that retired its key
+(`check_unretired`; review 56q, chains 2).
 """
 
 from __future__ import annotations
@@ -87,9 +89,10 @@ def check_unretired(credential: VerifiedCredential, rows: Rows | None) -> None:
     """Raise TraceError(CREDENTIAL_INVALID) when `rows` (a node's own: the change of a hash
     and the next one) hold the change after the one each link's key was attested under (the
     current one of the issuer history the chain carries) and it was made before the link:
-    the key had retired (review 56q, chains 2: a copy of an issuer's key signed after its
-    rotation, the chain carrying the history from before, was "signed", as an agent's record
-    key is not). Without rows (offline) nothing tells: the verifier's feeds do (docs/traces.md)."""
+    the key had retired, as an agent's record key is refused after its retirement (review
+    56q, chains 2: a copy of an issuer's key signing after its rotation, the chain carrying
+    the history from before, was "signed"). Without rows (offline) nothing tells of it here:
+    the verifier's feeds do (`ChainVerifier.verify`; docs/traces.md)."""
     if rows is None:
         return
     for link, signed, issuer in zip(
