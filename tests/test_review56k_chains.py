@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.support.gates import SUPPORT, GatesWorld, T, make_world
 from tests.support.histories import DAY
 from tests.support.parties import signer_as
-from tests.support.traces import agent_log, under_chain
+from tests.support.traces import agent_log, counted_chain_checks, under_chain
 from troth.clock import FixedClock
 from troth.credentials import ChainVerifier, CredentialChain, TrustPolicy, issue_credential
 from troth.crypto import KeyType
@@ -183,14 +182,7 @@ def test_chains1_a_chain_a_member_sends_is_verified_once_outside_the_commit(
     each chain it did not know yet. It now takes the collector's verification."""
     world = make_world()
     log, _ = agent_log(tmp_path, world, NOW)
-    structure = ChainVerifier.verify_structure
-    calls: list[bytes] = []
-
-    def counted(self: ChainVerifier, data: bytes, **kwargs: Any) -> Any:
-        calls.append(data)
-        return structure(self, data, **kwargs)
-
-    monkeypatch.setattr(ChainVerifier, "verify_structure", counted)
+    calls = counted_chain_checks(monkeypatch)
     collector = TraceCollector(
         log,
         verifier=lambda: world.verifier,

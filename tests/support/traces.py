@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from tests.support.parties import make_party
 from troth.clock import FixedClock, SystemClock
+from troth.credentials import ChainVerifier
 from troth.crypto import KeyType
 from troth.errors import Unreachable
 from troth.identity import (
@@ -249,3 +250,17 @@ def under_chain(chain: bytes) -> RecordContent:
     return RecordContent(
         Kind.TOOL_INVOCATION, tool=ToolCall("refund"), authority=Authority.from_chain(chain)
     )
+
+
+def counted_chain_checks(monkeypatch: Any) -> list[bytes]:
+    """The chains `ChainVerifier.verify_structure` is asked to check from now on, in order
+    (review 56k, 56q: how often a trace log and its verifications check a chain)."""
+    structure = ChainVerifier.verify_structure
+    calls: list[bytes] = []
+
+    def counted(self: ChainVerifier, data: bytes, **kwargs: Any) -> Any:
+        calls.append(data)
+        return structure(self, data, **kwargs)
+
+    monkeypatch.setattr(ChainVerifier, "verify_structure", counted)
+    return calls

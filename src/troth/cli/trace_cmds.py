@@ -32,7 +32,7 @@ from troth.errors import NotFound, StorageError, TraceError
 from troth.identity import Identifier
 from troth.node import Node
 from troth.node.traces import escalating_agent, resolve_escalation
-from troth.node.verify import trace_known
+from troth.node.verify import trace_checkpoints, trace_known
 from troth.trace.accepted import AcceptedCheckpoints
 from troth.trace.export import (
     bundle_text,
@@ -208,15 +208,16 @@ def verify(
                 report = AcceptedCheckpoints(node.db).anchored(report, again)
         else:
             with open_cli_node(node_name) as node, open_node_log(node, clock=CLOCK) as log:
-                identities = node.identities  # its stored copies judge forks and checkpoints
+                identities = node.identities  # its stored copies judge forks
                 known = trace_known(node)  # a rotation it verifies is stored (54i, identity 1)
+                attests = trace_checkpoints(node, now=CLOCK.now())  # (review 56q, chains 1)
 
                 def against(note: bytes | None) -> Any:
                     return verify_log(
                         log,
                         anchor=note,
                         known=known,
-                        checkpoints=identities.attested_by_store,
+                        checkpoints=attests,
                         rows=identities.window_around,
                     )
 
@@ -304,7 +305,8 @@ def _verify_file(path: str, anchor: bytes | None, node: Node) -> Any:
     checkpointed histories attested). The file is opened and read once (`-`: stdin): a pipe or
     a FIFO cannot be read again (review 30c, files 1)."""
     identities = node.identities
-    known, attests = trace_known(node), identities.attested_by_store  # 54i, identity 1
+    known = trace_known(node)  # 54i, identity 1
+    attests = trace_checkpoints(node, now=CLOCK.now())  # its stored copies and held feeds (56q)
     rows = identities.window_around
     limit = limits.MAX_TRACE_LINE_BYTES
     if path == "-":

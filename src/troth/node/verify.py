@@ -55,6 +55,7 @@ __all__ = [
     "named_file_hint",
     "read_feed_file",
     "select_feeds",
+    "trace_checkpoints",
     "trace_known",
     "verify_chain",
     "verify_vc",
@@ -454,6 +455,15 @@ def trace_known(node: Node) -> Callable[[VerifiedIdentity], None]:
             identities.observe(identity, binds=node.wallet.anchor_binds(identity))
 
     return known
+
+
+def trace_checkpoints(node: Node, *, now: int) -> Checkpoints:
+    """The `checkpoints` of a trace verification at `node` (`troth trace verify`, its own log
+    or a file): its word on checkpointed histories at `now`, its stored copies and held feeds,
+    as its trace log takes a chain's issuer histories at append (`open_node_log`) and its
+    trace service a member's (review 56q, chains 1: judged by the stored copies alone, the
+    node refused its own log, a chain its log took on a held feed's word)."""
+    return node.wallet.checkpoints(now=now, max_staleness=limits.DEFAULT_FEED_STALENESS_SECONDS)
 
 
 def import_bare_history(node: Node, data: bytes, *, now: int) -> VerifiedIdentity:

@@ -20,29 +20,37 @@ the log's `issuers` (a node's stored copies and held feeds), refused without, as
 verification judges it by the verifier's store (`checkpoints`). The first change of a history
 presented from a checkpoint is vouched for by the checkpoint alone: taken as carried, an
 attacker's own key presented as change 1 of a real authority's identity signed a chain "by its
-issuer" (review 56k, chains 1).
+issuer" (review 56k, chains 1). A verifier with change rows of its own (a node: the log's
+append, `troth trace verify`) also refuses a link made after the change that retired its key
+(`check_unretired`; review 56q, chains 2).
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 from troth.credentials import ChainVerifier, TrustPolicy, VerifiedCredential
 from troth.credentials.format import CredentialBody, CredentialChain
 from troth.errors import CredentialError, DecodeError, TraceError, TraceFailure
-from troth.identity import ChangeBody, Checkpoints, UnverifiedHistory
+from troth.identity import ChangeBody, Checkpoints, UnverifiedHistory, VerifiedChange
 from troth.trace.export_memo import Memo
 
-__all__ = ["check_appended", "check_chain_signed"]
+__all__ = ["check_appended", "check_chain_signed", "check_unretired"]
+
+Rows = Callable[[bytes, bytes], bytes | None]
+"""A verifier's own change rows (`trace.verify.Rows`: `IdentityService.window_around`)."""
 
 
 def check_chain_signed(
     chain: bytes,
     checkpoints: Checkpoints | None = None,
     signed: Memo[bytes, bool] | None = None,
+    rows: Rows | None = None,
 ) -> None:
     """Raise TraceError(CREDENTIAL_INVALID) unless every credential of `chain` is signed by
-    its issuer (`checkpoints` attests a checkpointed issuer history: none, it is refused).
+    its issuer (`checkpoints` attests a checkpointed issuer history: none, it is refused),
+    with a key not retired by then as far as `rows` know (`check_unretired`).
     `signed`: the chains that verified before (by their bytes), added to."""
     if signed is not None and signed.get(chain):
         return
@@ -50,11 +58,12 @@ def check_chain_signed(
         decoded = CredentialChain.decode(chain)
         root = CredentialBody.decode(decoded.credentials[0].body).issuer
         verifier = ChainVerifier(TrustPolicy(frozenset({root})))
-        verifier.verify_structure(chain, now=_made_at(decoded), checkpoints=checkpoints)
+        verified = verifier.verify_structure(chain, now=_made_at(decoded), checkpoints=checkpoints)
     except DecodeError as exc:
         raise TraceError(TraceFailure.CHAIN_MISMATCH, str(exc)) from None
     except CredentialError as exc:
         raise TraceError(TraceFailure.CREDENTIAL_INVALID, str(exc)) from None
+    check_unretired(verified, rows)
     if signed is not None:
         signed.put(chain, True)
 
@@ -76,12 +85,58 @@ def _made_at(chain: CredentialChain) -> int:
     return max(times)
 
 
+def check_unretired(credential: VerifiedCredential, rows: Rows | None) -> None:
+    """Raise TraceError(CREDENTIAL_INVALID) when `rows` (a node's own: the change of a hash
+    and the next one) hold the change after the one each link's key was attested under (the
+    current one of the issuer history the chain carries) and it was made before the link:
+    the key had retired, as an agent's record key is refused after its retirement (review
+    56q, chains 2: a copy of an issuer's key signing after its rotation, the chain carrying
+    the history from before, was "signed"). Without rows (offline) nothing tells of it here:
+    the verifier's feeds do (`ChainVerifier.verify`; docs/traces.md)."""
+    if rows is None:
+        return
+    for link, signed, issuer in zip(
+        credential.links,
+        CredentialChain.decode(credential.chain).credentials,
+        credential.issuers,
+        strict=True,
+    ):
+        current = issuer.current
+        retired_at = _retired_at(rows(issuer.identifier.digest, current.change_hash), current)
+        made = CredentialBody.decode(signed.body).created_at
+        if retired_at is not None and made > retired_at:
+            raise TraceError(
+                TraceFailure.CREDENTIAL_INVALID,
+                f"delegation chain link {link.index}: signed at {made} by {link.issuer}'s key "
+                f"of change {current.index}, retired at {retired_at} by the next change",
+            )
+
+
+def _retired_at(window: bytes | None, current: VerifiedChange) -> int | None:
+    """When the change after `current` in `window` (its change and the next, a node's own
+    rows) was made; None when it holds none."""
+    if window is None:
+        return None
+    with contextlib.suppress(DecodeError):
+        history = UnverifiedHistory.decode(window)
+        for index, change in enumerate(history.changes, history.first_index):
+            body = ChangeBody.decode(change.body)
+            if index == current.index + 1 and body.previous == current.change_hash:
+                return body.created_at
+    return None
+
+
 def check_appended(
-    chain: bytes, credential: VerifiedCredential | None, issuers: Checkpoints | None
+    chain: bytes,
+    credential: VerifiedCredential | None,
+    issuers: Checkpoints | None,
+    rows: Rows | None = None,
 ) -> None:
     """`check_chain_signed` of a chain given with a record a log appends (see above), unless
-    `credential` is its verification by a trace service; `issuers` attests a checkpointed
-    issuer history (none: it is refused)."""
+    `credential` is its verification by a trace service (then only `check_unretired`: the
+    node's rows, not the feeds it verified by); `issuers` attests a checkpointed issuer
+    history (none: it is refused)."""
     if credential is not None and credential.chain == chain:
+        check_unretired(credential, rows)
         return
-    check_chain_signed(chain, issuers)
+    check_chain_signed(chain, issuers, rows=rows)

@@ -548,7 +548,7 @@ def _verify_line(
                 raise TraceError(_F.CHAIN_MISMATCH, "the bundle's chain is not the one named")
             check_chain(record, chain)
             signed = None if memo is None else memo.chains  # review 56f, chains 1
-            check_chain_signed(chain, checkpoints, signed)
+            check_chain_signed(chain, checkpoints, signed, rows)
         elif record.authority is not None and record.authority.at == "log":
             # the log holds every chain named "at log" (refused at append otherwise) and its
             # bundles carry it: one without it was stripped (review 27t, export 1)

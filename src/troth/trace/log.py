@@ -577,7 +577,8 @@ class TraceLog(LogReader):
                 raise TraceError(_F.CHAIN_MISMATCH, "the chain given is not the one named")
             if not known:  # signed by its issuers (review 56f, chains 1; 56k, chains 1)
                 issuers = None if self.issuers is None else self.issuers(self.clock.now())
-                check_appended(chain, pending.credential, issuers)
+                rows = None if self.bridge is None else self.bridge.around  # (56q, chains 2)
+                check_appended(chain, pending.credential, issuers, rows)
             return True, None if known else chain
         if at == "log" and not known:
             row = state.conn.execute("SELECT 1 FROM chains WHERE digest = ?", (digest,)).fetchone()
