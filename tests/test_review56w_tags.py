@@ -1,0 +1,68 @@
+"""Review 56w, relay tags (review 56s's letters, review 56m's four digits).
+
+Tags 1: a relay of before review 56m — every relay there is: review 56m and review 56s landed
+in one session, so no relay ever named a network in its tag's first four hex digits — tags the
+host alone (`/worker/tcp-h<8 hex: a keyed hash of the host>-<random>`), and the node behind it
+read those four digits as the sender's network (`network_of_tag`): the hosts behind such a
+relay shared enroll budgets and half-open handshake shares in 65,536 buckets whatever their
+networks. A party with an IPv6 /48 (65,536 /64s, each a host to the relay) holds a bucket of
+most other senders' (about two thirds of all values): spending its budgets spends theirs, where
+directly its /48 is one network, and before review 56m each host behind the relay was its own.
+Without the relay's letters a relayed sender's network is its host (the tag whole), as before
+review 56m. Seen failing as a strict xfail first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from hashlib import sha256
+
+import pytest
+
+import troth.transport.connection
+from troth.node.channels import _source_network
+from troth.routing import Address, Router
+from troth.transport.tcp import TcpConnection, TcpTransport
+
+
+def relayed_by_a_relay_of_before(hosts: list[str], key: bytes = bytes(16)) -> list[str]:
+    """The origin keys at a node of senders from `hosts` (as `source_host` gives them) relayed
+    to it over its connection to a relay of before review 56m: its address for each, the host's
+    keyed hash alone (review 29b's `_accepted_address`)."""
+
+    async def keys() -> list[str]:
+        to_relay = TcpConnection(TcpTransport(Router()), outgoing=True, listener=None, peer="r:1")
+        hops = [
+            Address("worker", f"tcp-h{sha256(key + host.encode()).hexdigest()[:8]}-{n:016x}")
+            for n, host in enumerate(hosts)
+        ]
+        return [to_relay.origin((to_relay.address, hop)) for hop in hops]
+
+    return asyncio.run(keys())
+
+
+@pytest.mark.xfail(strict=True, reason="review56w tags 1: a relay of before's host tags read as 65,536 networks")
+def test_tags1_a_party_behind_a_relay_of_before_shares_no_other_networks_budget() -> None:
+    """Sixteen senders of sixteen networks and a party's 65,536 /64s of one /48, all behind a
+    relay of before: no network of the party's is counted as one of the sixteen."""
+    victims = [f"10.{n}.0.1" for n in range(16)]
+    party = [f"2001:db8:7:{n:x}::/64" for n in range(2**16)]
+    networks = [_source_network(key) for key in relayed_by_a_relay_of_before(victims + party)]
+    theirs, mine = set(networks[:16]), set(networks[16:])
+    assert len(theirs) == 16
+    assert not mine & theirs
+
+
+def test_tags1_the_relays_letters_still_count_a_network_as_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A relay of now names the network in letters: the party's /64s are one network there."""
+    monkeypatch.setattr(troth.transport.connection, "_HOST_KEY", bytes(16))
+    hosts = [f"2001:db8:7:{n:x}::/64" for n in range(256)]
+
+    async def keys() -> list[str]:
+        to_relay = TcpConnection(TcpTransport(Router()), outgoing=True, listener=None, peer="r:1")
+        hops = [troth.transport.connection._accepted_address("tcp", host) for host in hosts]
+        return [to_relay.origin((to_relay.address, hop)) for hop in hops]
+
+    assert len({_source_network(key) for key in asyncio.run(keys())}) == 1
