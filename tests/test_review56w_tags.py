@@ -15,13 +15,16 @@ review 56m. Was a strict xfail until `relayed_network` counted a sender by the l
 from __future__ import annotations
 
 import asyncio
+import re
 from hashlib import sha256
+from pathlib import Path
 
 import pytest
 
 import troth.transport.connection
 from troth.node.channels import _source_network
 from troth.routing import Address, Router
+from troth.transport.connection import _accepted_address
 from troth.transport.tcp import TcpConnection, TcpTransport
 
 
@@ -61,7 +64,24 @@ def test_tags1_the_relays_letters_still_count_a_network_as_one(
 
     async def keys() -> list[str]:
         to_relay = TcpConnection(TcpTransport(Router()), outgoing=True, listener=None, peer="r:1")
-        hops = [troth.transport.connection._accepted_address("tcp", host) for host in hosts]
+        hops = [_accepted_address("tcp", host) for host in hosts]
         return [to_relay.origin((to_relay.address, hop)) for hop in hops]
 
     assert len({_source_network(key) for key in asyncio.run(keys())}) == 1
+
+
+def test_the_documented_form_is_the_relays() -> None:
+    """Docs 1: docs/formats.md gives the address a node names an accepted connection by, and
+    the one of a connection it opened: both are what it writes (it gave neither: a strict
+    xfail until it did)."""
+    text = (Path(__file__).parent.parent / "docs" / "formats.md").read_text()
+    assert "`/worker/<kind><letters>-h<tag>-<16 hex>` (41 characters for `tcp`)" in text
+    accepted = _accepted_address("tcp", "10.1.1.1").value
+    assert re.fullmatch(r"tcp[a-z]{11}-h[0-9a-f]{8}-[0-9a-f]{16}", accepted)
+    assert len(accepted) == 41
+
+    async def opened() -> str:
+        node = TcpTransport(Router())
+        return TcpConnection(node, outgoing=True, listener=None, peer="r:1").address.value
+
+    assert re.fullmatch(r"tcp-[0-9a-f]{16}", asyncio.run(opened()))
