@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 import troth.transport.connection
+from tests.test_review56s_tags import _relayed
 from troth.node.channels import _source_network
 from troth.routing import Address, Router
 from troth.transport.connection import _accepted_address
@@ -47,12 +48,11 @@ def relayed_by_a_relay_of_before(hosts: list[str], key: bytes = bytes(16)) -> li
 def test_tags1_a_party_behind_a_relay_of_before_shares_no_other_networks_budget() -> None:
     """Sixteen senders of sixteen networks and a party's 65,536 /64s of one /48, all behind a
     relay of before: no network of the party's is counted as one of the sixteen."""
-    victims = [f"10.{n}.0.1" for n in range(16)]
     party = [f"2001:db8:7:{n:x}::/64" for n in range(2**16)]
-    networks = [_source_network(key) for key in relayed_by_a_relay_of_before(victims + party)]
-    theirs, mine = set(networks[:16]), set(networks[16:])
+    keys = relayed_by_a_relay_of_before([f"10.{n}.0.1" for n in range(16)] + party)
+    theirs = {_source_network(key) for key in keys[:16]}
     assert len(theirs) == 16
-    assert not mine & theirs
+    assert not theirs.intersection(_source_network(key) for key in keys[16:])
 
 
 def test_tags1_the_relays_letters_still_count_a_network_as_one(
@@ -60,14 +60,8 @@ def test_tags1_the_relays_letters_still_count_a_network_as_one(
 ) -> None:
     """A relay of now names the network in letters: the party's /64s are one network there."""
     monkeypatch.setattr(troth.transport.connection, "_HOST_KEY", bytes(16))
-    hosts = [f"2001:db8:7:{n:x}::/64" for n in range(256)]
-
-    async def keys() -> list[str]:
-        to_relay = TcpConnection(TcpTransport(Router()), outgoing=True, listener=None, peer="r:1")
-        hops = [_accepted_address("tcp", host) for host in hosts]
-        return [to_relay.origin((to_relay.address, hop)) for hop in hops]
-
-    assert len({_source_network(key) for key in asyncio.run(keys())}) == 1
+    keys = _relayed([f"2001:db8:7:{n:x}::/64" for n in range(256)])
+    assert len({_source_network(key) for key in keys}) == 1
 
 
 def test_the_documented_form_is_the_relays() -> None:
