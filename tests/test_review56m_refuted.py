@@ -15,6 +15,7 @@ from tests.support.enroll import acme_and_agent, acme_ticket, enroll_answer_lost
 from tests.support.nodes import HUB, MemNet, ask_authority, run_memnet
 from tests.support.public_api import acme_and_agents, greet
 from tests.test_review56m_relayed import ACME, LIMITED, relayed_acme, spend
+from tests.test_review56w_tags import relayed_by_a_relay_of_before
 from troth import enrollment
 from troth.authority.budgets import RequestBudgets
 from troth.authority.client import refresh_request
@@ -24,7 +25,7 @@ from troth.clock import FixedClock
 from troth.errors import AuthorityError, AuthorityFailure, RemoteError, TrothError
 from troth.node.channels import _source_network
 from troth.routing import Router
-from troth.transport.connection import host_tag, network_of_tag
+from troth.transport.connection import host_tag
 from troth.transport.tcp import TcpConnection, TcpTransport
 
 NOW = 1_800_000_000
@@ -84,9 +85,10 @@ def test_an_ipv4_mapped_address_is_its_ipv4_network_directly_and_through_a_relay
 
 
 def test_an_older_relays_tags_are_one_network_per_host() -> None:
-    """A relay of before tagged the host alone: its tags' first digits name one host."""
-    tags = {network_of_tag(f"{n:08x}") for n in range(0, 2**32, 2**28)}
-    assert len(tags) == 16
+    """A relay of before tagged the host alone: each host behind it is its own network (review
+    56w, tags 1), however many of their tags' first digits are the same."""
+    hosts = [f"10.6.6.{n}" for n in range(1, 256)]
+    assert len({_source_network(key) for key in relayed_by_a_relay_of_before(hosts)}) == 255
 
 
 def test_a_member_that_rotates_its_identity_keeps_its_spent_budget(tmp_path: Path) -> None:

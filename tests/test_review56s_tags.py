@@ -95,7 +95,8 @@ def test_tags2_the_slash64s_of_one_slash48_are_as_many_sources() -> None:
 def test_tags_a_node_of_before_reads_the_host_tag_and_a_relay_of_before_still_counts() -> None:
     """A node of before matches the new address with its pattern and reads the host's tag
     from it (one source per host, as before); a relay of before (its kind alone before the
-    tag) is counted here by the tag's first four digits, as review 56m counted it."""
+    tag) is counted here by host, each its own network, as before review 56m (review 56w,
+    tags 1: by the tag's first four digits, any two hosts of 65,536 shared one)."""
     before = re.compile(r"[a-z]+-h([0-9a-f]{8})-[0-9a-f]{16}")  # (review 29b's _TAGGED)
     hop = _accepted_address("tcp", "10.6.6.6")
     tagged = before.fullmatch(hop.value)
@@ -103,7 +104,7 @@ def test_tags_a_node_of_before_reads_the_host_tag_and_a_relay_of_before_still_co
     assert tagged.group(1) == host_tag(hop)
     old = [
         Address("worker", f"tcp-h{tag}-{n:016x}")
-        for n, tag in enumerate(("abcd0001", "abcd0002", "abce0001"))
+        for n, tag in enumerate(("abcd0001", "abcd0001", "abcd0002"))
     ]
 
     async def keys() -> list[str]:

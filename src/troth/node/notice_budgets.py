@@ -15,10 +15,11 @@ spends at most its own share. What the node at the other end of the connection n
 source, it names for what goes back to itself only (the packets and notices of the senders
 behind it, which it could drop anyway).
 
-A source a node names by its peer's host (a connection it accepted, `/worker/tcp-h<tag>-...`:
-`troth.transport.connection.host_tag`, the key the channel limits past a relay count too) is
-that host's, however many connections the host holds there (review 53h, notices 1; review 52c,
-notices 1: one host's sixteen connections to a relay, up to `max_connections_per_source`, were
+A source a node names by its peer's host (a connection it accepted, `/worker/tcp<letters>-
+h<tag>-...`: `troth.transport.connection.host_tag`, the key the channel limits past a relay
+count too) is that host's, however many connections the host holds there (review 53h, notices
+1; review 52c, notices 1: one host's sixteen connections to a relay, up to
+`max_connections_per_source`, were
 sixteen sources past it, held every kept source and the connection's whole total, and another
 sender's calls to a dead member waited their timeout). What stays: a party holding many hosts
 (eight IPv4 addresses or IPv6 /64s take a connection's total; sixteen hold its kept sources) is

@@ -33,7 +33,6 @@ __all__ = [
     "ConnectionTable",
     "Listener",
     "host_tag",
-    "network_of_tag",
     "relayed_network",
     "source_host",
     "source_network",
@@ -59,24 +58,13 @@ _HOST_KEY = os.urandom(16)
 _TAGGED = re.compile(r"([a-z]+)-h([0-9a-f]{8})-[0-9a-f]{16}")
 
 
-NETWORK_TAG_DIGITS: Final = 4
-"""The hex digits of a host tag that name the host's network at a relay of review 56m (an IPv4
-/24, an IPv6 /48), the other four the host in it; a relay before it tagged the host alone."""
-
 NETWORK_LETTERS: Final = 11
 """The letters (a-z) a relay puts after an accepted connection's kind in its address (`/worker/
 tcp<letters>-h<tag>-<random>`), a keyed hash of the host's network (an IPv4 /24, an IPv6 /48):
-about 51 bits, where the four hex digits of review 56m's tag (NETWORK_TAG_DIGITS) were 16, so
-one relay's networks shared budgets in pairs past a few hundred, and a party with an IPv6 /32
-(65,536 /48s) shared most networks' (review 56s, tags 1). Letters, since a node of before
-reads the kind as any letters (`[a-z]+`) and the tag whole."""
-
-
-def network_of_tag(tag: str) -> str:
-    """The network part of host tag `tag` of a relay that names no network in letters (a relay
-    of review 56m: its first NETWORK_TAG_DIGITS, a keyed hash of the network; before it, a
-    16-bit hash of the host, one network per host but for the rare two that share it)."""
-    return tag[:NETWORK_TAG_DIGITS]
+about 51 bits, where the four hex digits of review 56m's tag were 16, so one relay's networks
+shared budgets in pairs past a few hundred, and a party with an IPv6 /32 (65,536 /48s) shared
+most networks' (review 56s, tags 1). Letters, since a node of before reads the kind as any
+letters (`[a-z]+`) and the tag whole."""
 
 
 def host_tag(address: Address) -> str | None:
@@ -98,14 +86,14 @@ _OF_NETWORK: Final = " of network "
 
 
 def relayed_network(source_key: str) -> str | None:
-    """The network a relayed sender's key (`Connection.relayed_sender`'s) names: by the
-    relay's letters for it, else the network part of its tag (`network_of_tag`); None for
-    any other key."""
+    """The network a relayed sender's key (`Connection.relayed_sender`'s) names, by the relay's
+    letters for it; None for any other key, and for a sender whose relay named no network (a
+    relay of before: its tag is the host's alone, so the host is its own network, as before
+    review 56m; review 56w, tags 1: its tag's first four hex digits, read as the network, put
+    every network's hosts in 65,536 buckets, and a party's /48 behind it in most of them)."""
     relay, via, tagged = source_key.rpartition(" via host ")
-    if not via:
-        return None
-    tag, of, letters = tagged.partition(_OF_NETWORK)
-    return f"{relay} via network {letters if of else network_of_tag(tag)}"
+    _, of, letters = tagged.partition(_OF_NETWORK)
+    return f"{relay} via network {letters}" if via and of else None
 
 
 def source_host(host: str) -> str:
