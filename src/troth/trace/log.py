@@ -53,7 +53,6 @@ from troth.identity import (
     Signer,
     VerifiedIdentity,
 )
-from troth.storage import SqliteDatabase
 from troth.storage.peers import Turns
 from troth.trace.bridge import SignerBridge
 from troth.trace.chain_signed import check_appended
@@ -67,7 +66,13 @@ from troth.trace.pending import Receipt, remember, remember_agents
 from troth.trace.record import Kind, encode_disclosures
 from troth.trace.record_decode import Escalation, Holding, check_resolution, parent_record
 from troth.trace.signing import VerifiedRecord, open_envelope, resolve_key
-from troth.trace.store import NODE_LEVEL_STRIDE, insert_rows, open_trace_store, select_in
+from troth.trace.store import (
+    NODE_LEVEL_STRIDE,
+    TraceStore,
+    insert_rows,
+    open_trace_store,
+    select_in,
+)
 from troth.trace.stored import (
     StoredEntry,
     StoredRecord,
@@ -141,7 +146,7 @@ class TraceLog(LogReader):
     """One trace log (`store`), appended to by any number of threads and processes."""
 
     def __init__(
-        self, store: SqliteDatabase, *, clock: Clock, signer: SignerSource | None = None
+        self, store: TraceStore, *, clock: Clock, signer: SignerSource | None = None
     ) -> None:
         self.store = store
         self.clock = clock
@@ -700,17 +705,14 @@ class TraceLog(LogReader):
         """Truncate the WAL (the old pages of a committed redaction) and clear the log's
         `redacting` mark if it still names the redaction it read; False when a reader keeps
         the WAL from being truncated (the mark stays: the next open or redaction does it)."""
-        conn = self.store.connection()
-        rows = conn.execute("SELECT value FROM meta WHERE name = ?", (_REDACTING,)).fetchall()
-        busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()[0][0]
-        if busy:
+        rows = self.store.fetch_all("SELECT value FROM meta WHERE name = ?", (_REDACTING,))
+        if not self.store.truncate_wal():
             return False
         crash_point("trace.redact.after-checkpoint")
         if rows:
-            with self.store.transaction():
-                conn.execute(
-                    "DELETE FROM meta WHERE name = ? AND value = ?", (_REDACTING, rows[0][0])
-                )
+            self.store.execute(
+                "DELETE FROM meta WHERE name = ? AND value = ?", (_REDACTING, rows[0][0])
+            )
         return True
 
     def _finish_interrupted_redaction(self) -> None:

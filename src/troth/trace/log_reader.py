@@ -14,10 +14,10 @@ from typing import Any
 from troth import limits
 from troth.errors import NotFound, StorageError
 from troth.identity import Identifier
-from troth.storage import SqliteDatabase
 from troth.trace.merkle import consistency_proof, inclusion_proof
 from troth.trace.record import Disclosure
 from troth.trace.record_decode import Holding
+from troth.trace.store import TraceStore
 from troth.trace.stored import (
     StoredEntry,
     StoredRecord,
@@ -34,7 +34,7 @@ __all__ = ["LogReader", "holding", "locate"]
 class LogReader:
     """What is read from a trace log's store (`store`): records, proofs, what the log keeps."""
 
-    store: SqliteDatabase
+    store: TraceStore
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -240,11 +240,13 @@ class LogReader:
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         """The proof that record `index` is in the tree of the first `size` records."""
         # stored subtrees never change once written: no snapshot needed below the size
-        return inclusion_proof(index, size, SubtreeReader(self.store.connection()).perfect)
+        with self.store.failures():
+            return inclusion_proof(index, size, SubtreeReader(self.store.connection()).perfect)
 
     def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
         """The proof that the tree of `size1` records is a prefix of the one of `size2`."""
-        return consistency_proof(size1, size2, SubtreeReader(self.store.connection()).perfect)
+        with self.store.failures():
+            return consistency_proof(size1, size2, SubtreeReader(self.store.connection()).perfect)
 
 
 def locate(conn: sqlite3.Connection, record_id: str, agent: Identifier | None) -> int | None:

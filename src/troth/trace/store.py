@@ -32,10 +32,11 @@ import binascii
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
-from troth.errors import IdentityError
+from troth.errors import ConflictError, IdentityError
 from troth.identity import Identifier
 from troth.storage import SqliteDatabase
 from troth.storage.sqlite import Migration
@@ -43,6 +44,7 @@ from troth.storage.sqlite import Migration
 __all__ = [
     "NODE_LEVEL_STRIDE",
     "TRACE_MIGRATIONS",
+    "TraceStore",
     "envelope_agent",
     "insert_rows",
     "open_trace_store",
@@ -134,9 +136,40 @@ TRACE_MIGRATIONS: Final[tuple[Migration, ...]] = (
 )
 
 
-def open_trace_store(path: str | Path) -> SqliteDatabase:
+class TraceStore(SqliteDatabase):
+    """trace.db. The trace log runs its statements on the connection itself (multi-row
+    inserts, its commit leader's `dedicated` one), not through `execute` and `fetch_*`: a
+    failure of one of them inside `transaction()` or `transaction_on` (a full disk, an I/O
+    error, a damaged page, a locked file, a constraint) is mapped as theirs are, to
+    StorageError (ConflictError for a constraint), where it leaves the transaction, once
+    rolled back. It was a bare sqlite3 error: a node's "internal error", `troth trace`'s exit
+    70 (review 56v, trace 1)."""
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.failures(), super().transaction():
+            yield
+
+    @contextmanager
+    def transaction_on(self, conn: sqlite3.Connection) -> Iterator[None]:
+        with self.failures(), super().transaction_on(conn):
+            yield
+
+    @contextmanager
+    def failures(self) -> Iterator[None]:
+        """A statement run on a connection of this file inside the block fails as `execute`
+        would: StorageError naming the file, ConflictError for a constraint."""
+        try:
+            yield
+        except sqlite3.IntegrityError as exc:
+            raise ConflictError(f"{self.path}: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from exc
+
+
+def open_trace_store(path: str | Path) -> TraceStore:
     """Open (creating it if needed) the trace log database at `path`."""
-    return SqliteDatabase(path, durability="full", migrations=TRACE_MIGRATIONS)
+    return TraceStore(path, durability="full", migrations=TRACE_MIGRATIONS)
 
 
 def insert_rows(
