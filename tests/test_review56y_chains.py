@@ -17,12 +17,12 @@ from pathlib import Path
 
 from tests.support.cli import run
 from tests.support.gates import SUPPORT
+from tests.support.traces import under_chain
 from troth.clock import FixedClock
 from troth.credentials import CredentialChain, issue_credential
 from troth.node import init_node, open_node
 from troth.trace import open_node_log
 from troth.trace.recorder import TraceRecorder
-from tests.support.traces import under_chain
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "traces.md"
 
@@ -39,7 +39,12 @@ def test_chains1_a_thief_dating_its_link_before_the_rotation_is_taken_as_documen
         copied = node.identities.signer("boss", now=now - 900)  # a thief's copy of the key
         backdated = issue_credential(  # dated a second before the rotation, 1 s long: the
             # thief's bytes whenever it signs them (the vault deletes its own copy below)
-            copied, subject=agent.identifier, attributes=SUPPORT, now=now - 501, ttl=1, depth=3
+            copied,
+            subject=agent.identifier,
+            attributes=SUPPORT,
+            now=now - 501,
+            ttl=1,
+            depth=3,
         )
         node.identities.rotate("boss", now=now - 500)
         chain = CredentialChain((backdated,), (copied.identity.history,)).encode()
