@@ -24,15 +24,12 @@ from tests.support.gates import SUPPORT
 from tests.support.histories import DAY
 from tests.support.parties import make_party, signer_as
 from tests.support.traces import under_chain
-from troth.clock import FixedClock
+from tests.test_review56y_chains import boss_and_agent
 from troth.credentials import CredentialChain, issue_credential
 from troth.crypto import KeyType
 from troth.errors import IdentityError, TraceError
 from troth.identity import Checkpoint, encode_history, new_identity, rotate_identity, verify_history
-from troth.node import init_node, open_node
 from troth.node.verify import _issuer_check
-from troth.trace import open_node_log
-from troth.trace.recorder import TraceRecorder
 from troth.vault import SoftwareVault
 
 YEAR = 365 * DAY
@@ -48,12 +45,8 @@ def test_chains2_a_co_trusted_feed_cannot_give_the_nodes_identity_a_key(troth_ho
         vault, first, primary, following, now=now - 800, valid_for=YEAR
     )
     change = rotated.changes[1]  # Z's own key, presented as boss's change 1
-    init_node("hub", home=troth_home)
-    clock = FixedClock(now)
     appended = True
-    with open_node("hub", home=troth_home) as node, open_node_log(node, clock=clock) as log:
-        boss = node.identities.create(now=now - 1000, name="boss").identifier
-        agent = node.identities.create(now=now - 1000, name="agent")
+    with boss_and_agent(troth_home, now) as (node, boss, agent, recorder):
         suffix = encode_history([change.signed], Checkpoint(boss.digest, z.identifier.digest, 1))
         presented = verify_history(suffix, now=now, checkpoints=lambda c, h: True)
         forged = signer_as(vault, primary, presented, now=now - 700, ttl=30 * DAY)
@@ -62,12 +55,9 @@ def test_chains2_a_co_trusted_feed_cannot_give_the_nodes_identity_a_key(troth_ho
         (page,) = pages(z, [entry], now=now - 10, per_page=10)
         node.wallet.update_feed(page, authority=z.identifier, now=now - 10)
         credential = issue_credential(
-            forged, subject=agent.identifier, attributes=SUPPORT, now=now - 50, ttl=DAY, depth=3
+            forged, subject=agent, attributes=SUPPORT, now=now - 50, ttl=DAY, depth=3
         )
         chain = CredentialChain((credential,), (suffix,)).encode()
-        recorder = TraceRecorder(
-            log, lambda at: node.identities.signer("agent", now=at), clock=clock
-        )
         with pytest.raises(IdentityError, match="forks from the stored copy"):
             _issuer_check(node)(presented, boss)  # the node's own check of an issuer history
         try:

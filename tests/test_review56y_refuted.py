@@ -28,36 +28,27 @@ from tests.support.leases import broker_at, first_lease
 from tests.support.traces import under_chain
 from tests.test_review56d_rollback import _as_an_older_troth_left_it
 from tests.test_review56p_identity import _interrupted, _keys
-from troth.clock import FixedClock
+from tests.test_review56y_chains import boss_and_agent
 from troth.credentials import CredentialChain, issue_credential
 from troth.errors import StorageError, TraceError, TraceFailure
 from troth.identity import IdentityService
-from troth.node import init_node, open_node
 from troth.storage import SqliteDatabase
 from troth.storage.rollback import RollbackGuard, guard_path, read_guard
 from troth.storage.sqlite_stores import SqliteIdentityStore
-from troth.trace import open_node_log
-from troth.trace.recorder import TraceRecorder
 
 CONFIG = {"scopes": ["read"], "ttl": 300, "audience": "x"}
 
 
 def test_chains_a_late_link_carrying_the_newer_history_is_refused(troth_home: Path) -> None:
     now = int(time.time())
-    init_node("hub", home=troth_home)
-    clock = FixedClock(now)
-    with open_node("hub", home=troth_home) as node, open_node_log(node, clock=clock) as log:
-        node.identities.create(now=now - 1000, name="boss")
-        agent = node.identities.create(now=now - 1000, name="agent")
+    with boss_and_agent(troth_home, now) as (node, _boss, agent, recorder):
         copied = node.identities.signer("boss", now=now - 900)
         late = issue_credential(  # dated after the rotation below
-            copied, subject=agent.identifier, attributes=SUPPORT, now=now - 100, ttl=DAY, depth=3
+            copied, subject=agent, attributes=SUPPORT, now=now - 100, ttl=DAY, depth=3
         )
         node.identities.rotate("boss", now=now - 500)
         newer = node.identities.signer("boss", now=now - 400).identity.history
         chain = CredentialChain((late,), (newer,)).encode()
-        signer = node.identities.signer
-        recorder = TraceRecorder(log, lambda at: signer("agent", now=at), clock=clock)
         with pytest.raises(TraceError) as caught:
             recorder.record(under_chain(chain), chain=chain)
         assert caught.value.reason is TraceFailure.CREDENTIAL_INVALID
@@ -68,15 +59,11 @@ def test_chains_an_honest_link_made_as_its_key_retired_is_taken(
     troth_home: Path, before: int
 ) -> None:
     now = int(time.time())
-    init_node("hub", home=troth_home)
-    clock = FixedClock(now)
-    with open_node("hub", home=troth_home) as node, open_node_log(node, clock=clock) as log:
-        node.identities.create(now=now - 1000, name="boss")
-        agent = node.identities.create(now=now - 1000, name="agent")
+    with boss_and_agent(troth_home, now) as (node, _boss, agent, recorder):
         boss = node.identities.signer("boss", now=now - 500 - before)
         made = issue_credential(
             boss,
-            subject=agent.identifier,
+            subject=agent,
             attributes=SUPPORT,
             now=now - 500 - before,
             ttl=DAY,
@@ -84,8 +71,6 @@ def test_chains_an_honest_link_made_as_its_key_retired_is_taken(
         )
         node.identities.rotate("boss", now=now - 500)  # in the link's second, or the next
         chain = CredentialChain((made,), (boss.identity.history,)).encode()
-        signer = node.identities.signer
-        recorder = TraceRecorder(log, lambda at: signer("agent", now=at), clock=clock)
         assert recorder.record(under_chain(chain), chain=chain).index == 0
     run("trace", "verify", "--node", "hub")
 
