@@ -92,7 +92,9 @@ def check_unretired(credential: VerifiedCredential, rows: Rows | None) -> None:
     the key had retired, as an agent's record key is refused after its retirement (review
     56q, chains 2: a copy of an issuer's key signing after its rotation, the chain carrying
     the history from before, was "signed"). Without rows (offline) nothing tells of it here:
-    the verifier's feeds do (`ChainVerifier.verify`; docs/traces.md)."""
+    the verifier's feeds do (`ChainVerifier.verify`; docs/traces.md). The time is the link's
+    own, its signer's choice: a thief dating it before the rotation is taken, as an honest
+    credential made then is (review 56y, chains 1: a revocation in the feeds answers it)."""
     if rows is None:
         return
     for link, signed, issuer in zip(
