@@ -1,0 +1,61 @@
+"""Review 56x: the secure channel's own layers above Noise, fuzzed (sans-IO, in memory).
+
+channel 1: `send_credentials` with chains that do not fit one transport frame (a refresh of
+what a padded channel's handshake carried) raised `struct.error` from the frame's length
+field, not the channel layer's ChannelError, after spending a nonce.
+channel 2: a responder refusing an initiator whose message 3 auth payload is malformed closed
+without the authenticated CLOSE it sends for every other refusal: the initiator, which
+considers the handshake done (XX), waited for ACCEPTED until its handshake timeout.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.channels import World, closed, make_world, pump
+from troth.channel import ChannelSettings, SecureChannel
+from troth.channel.payloads import fitting_chains
+from troth.errors import ChannelError, ChannelFailure
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return make_world()
+
+
+@pytest.mark.parametrize("padding", [0, 4096])
+def test_a_refresh_over_one_frame_is_a_channel_error(world: World, padding: int) -> None:
+    a, b = (
+        world.initiator(ChannelSettings(padding=padding)),
+        world.responder(ChannelSettings(padding=padding)),
+    )
+    pump(a, b)
+    # what a handshake message carries (the node's own cut, payloads.fitting_chains)
+    history, attestation = world.alice.party.identity.history, world.alice.attestation
+    chains = fitting_chains(history, attestation, (b"c" * 64_900,))
+    assert chains  # a handshake message carries it
+    if padding == 0:
+        chains = (b"x" * 70_000,)  # one chain over a frame (no fitting cut: the library API)
+    nonce = a._next_nonce
+    with pytest.raises(ChannelError) as caught:
+        a.send_credentials(chains)
+    assert caught.value.reason is ChannelFailure.TOO_LARGE
+    assert a._next_nonce == nonce
+    assert not a.has_outgoing
+    a.send(b"still open" * 4)  # and the channel goes on
+    _, seen = pump(a, b)
+    assert [bytes(e.payload) for e in seen if hasattr(e, "payload")] == [b"still open" * 4]
+
+
+def test_a_malformed_message_3_payload_is_refused_with_a_close(world: World) -> None:
+    # nine chains: AuthPayload.decode refuses the payload (MAX_CHANNEL_CREDENTIALS) before any
+    # verification; an initiator of the library API may send that
+    me = world.alice.me(tuple(world.credential(world.alice) for _ in range(9)))
+    a = SecureChannel.initiate(me=me, trust=world.trust())
+    b = world.responder()
+    seen_a, seen_b = pump(a, b)
+    assert closed(seen_b).reason is ChannelFailure.PEER_INVALID
+    told = closed(seen_a)  # the initiator is told, under the handshake's keys
+    assert told.by_peer
+    assert told.reason is ChannelFailure.PEER_INVALID
+    assert a.closed
