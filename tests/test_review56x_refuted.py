@@ -9,6 +9,7 @@ import struct
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from tests.support.channels import T, World, closed, dropped, make_world, pump
 from troth.channel import (
@@ -271,3 +272,81 @@ def test_tcp_frames_split_anywhere_come_out_whole(
             error = exc
         assert got == bodies
         assert (error is not None) == (tail in (b"\x02\x00\x00\x00\x00", b"\x01\x00\x00\x01\x2d"))
+
+
+class _Link(RuleBasedStateMachine):
+    """Two open ends over a hostile path: messages of every size, packets delivered late,
+    twice, cut, or not at all, repeated rekeys (interval 64), credential refreshes, closes.
+    Each end receives only messages its peer sent, each at most once, never raises; a closed
+    end holds no keys, no reassembly and nothing to send once taken."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        world = _world()
+        s = ChannelSettings(replay_window=64, rekey_interval=64, max_message=200_000)
+        self.a, self.b = world.initiator(s), world.responder(s)
+        pump(self.a, self.b)
+        self.credential = world.credential(world.alice)
+        self.sent: list[bytes] = []
+        self.got: list[bytes] = []
+        self.path: list[tuple[SecureChannel, bytes]] = []
+        self.count = 0
+
+    def _take(self, channel: SecureChannel) -> None:
+        peer = self.b if channel is self.a else self.a
+        self.path += [(peer, bytes(p)) for p in channel.outgoing()]
+
+    @rule(size=st.sampled_from([0, 31, 65_000, 65_499, 65_500, 131_000, 200_000]))
+    def send(self, size: int) -> None:
+        if self.a.closed:
+            with pytest.raises(ChannelError):
+                self.a.send(b"x")
+            return
+        self.count += 1
+        message = (b"%06d" % self.count + bytes(size))[:size] if size >= 6 else bytes(size)
+        self.a.send(message)
+        self.sent.append(message)
+        self._take(self.a)
+
+    @rule(which=st.integers(0, 10**6), how=st.sampled_from(["deliver", "twice", "drop", "cut"]))
+    def path_step(self, which: int, how: str) -> None:
+        if not self.path:
+            return
+        channel, packet = self.path.pop(which % len(self.path))
+        if how == "drop":
+            return
+        if how == "cut":
+            packet = packet[: which % len(packet)]
+        for _ in range(2 if how == "twice" else 1):
+            for event in channel.receive(packet, T + 2):
+                if isinstance(event, Received):
+                    self.got.append(bytes(event.payload))
+        self._take(channel)
+
+    @rule()
+    def refresh(self) -> None:
+        if not self.a.closed:
+            self.a.send_credentials((self.credential,))
+            self._take(self.a)
+
+    @rule()
+    def close(self) -> None:
+        self.a.close()
+        self._take(self.a)
+
+    @invariant()
+    def only_what_was_sent_once(self) -> None:
+        numbered = [g for g in self.got if len(g) >= 6]  # (each its own number)
+        assert len(numbered) == len(set(numbered))
+        assert set(self.got) <= set(self.sent)
+        for channel in (self.a, self.b):
+            if channel.closed:
+                assert channel._receiver is None
+                assert channel.reassembling == 0
+                assert not channel._pending
+
+
+_Link.TestCase.settings = settings(
+    max_examples=60, stateful_step_count=30, deadline=None, suppress_health_check=list(HealthCheck)
+)
+test_a_hostile_path_between_two_open_ends = _Link.TestCase
