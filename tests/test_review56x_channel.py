@@ -6,15 +6,19 @@ field, not the channel layer's ChannelError, after spending a nonce.
 channel 2: a responder refusing an initiator whose message 3 auth payload is malformed closed
 without the authenticated CLOSE it sends for every other refusal: the initiator, which
 considers the handshake done (XX), waited for ACCEPTED until its handshake timeout.
+channel 3: `fitting_chains` kept chains up to an auth payload of MAX_AUTH_PAYLOAD (65,439
+bytes), for which message 2 is a 65,535-byte Noise message and its frame, with the frame type
+byte, 65,536: over the frame's 2-byte length. A responder (a node) whose shown chains add up
+to exactly that closed every channel at message 1 (TOO_LARGE, "handshake frame of 65536 bytes").
 """
 
 from __future__ import annotations
 
 import pytest
 
-from tests.support.channels import World, closed, make_world, pump
-from troth.channel import ChannelSettings, SecureChannel
-from troth.channel.payloads import fitting_chains
+from tests.support.channels import T, World, closed, make_world, pump
+from troth.channel import ChannelSettings, ChannelState, SecureChannel
+from troth.channel.payloads import MAX_AUTH_PAYLOAD, AuthPayload, fitting_chains
 from troth.errors import ChannelError, ChannelFailure
 
 
@@ -59,3 +63,18 @@ def test_a_malformed_message_3_payload_is_refused_with_a_close(world: World) -> 
     assert told.by_peer
     assert told.reason is ChannelFailure.PEER_INVALID
     assert a.closed
+
+
+def test_chains_cut_to_fit_a_handshake_message_fit_its_frame(world: World) -> None:
+    history, attestation = world.bob.party.identity.history, world.bob.attestation
+    shown = world.credential(world.bob)
+    base = len(AuthPayload(history, attestation, (shown,)).encode())
+    for slack in range(3):  # a second chain making the payload the largest allowed, or near it
+        filler = b"\xa0" * (MAX_AUTH_PAYLOAD - base - 3 - slack)  # (3: its CBOR header)
+        chains = fitting_chains(history, attestation, (shown, filler))
+        b = SecureChannel(initiator=False, me=world.bob.me(chains), trust=world.trust())
+        a = world.initiator()
+        for packet in a.outgoing():
+            assert b.receive(packet, T + 1) == []  # message 2 written, not a TOO_LARGE close
+        assert b.state is ChannelState.AWAITING_MESSAGE_3
+        assert all(len(p) <= 2 + 65535 for p in b.outgoing())
