@@ -10,6 +10,10 @@ channel 3: `fitting_chains` kept chains up to an auth payload of MAX_AUTH_PAYLOA
 bytes), for which message 2 is a 65,535-byte Noise message and its frame, with the frame type
 byte, 65,536: over the frame's 2-byte length. A responder (a node) whose shown chains add up
 to exactly that closed every channel at message 1 (TOO_LARGE, "handshake frame of 65536 bytes").
+channel 4: a responder whose own auth payload is over a Noise message (chains not cut by
+`fitting_chains`: the library API) counted each genuine message 1 as an unauthenticated junk
+frame (`Dropped`, undecryptable) and waited on, answering no one: its own failure was blamed on
+the path, where one byte less closed it TOO_LARGE.
 """
 
 from __future__ import annotations
@@ -78,3 +82,12 @@ def test_chains_cut_to_fit_a_handshake_message_fit_its_frame(world: World) -> No
             assert b.receive(packet, T + 1) == []  # message 2 written, not a TOO_LARGE close
         assert b.state is ChannelState.AWAITING_MESSAGE_3
         assert all(len(p) <= 2 + 65535 for p in b.outgoing())
+
+
+def test_a_responder_whose_own_payload_cannot_be_sent_closes_too_large(world: World) -> None:
+    me = world.bob.me((world.credential(world.bob), b"\xa0" * 65_500))
+    b = SecureChannel(initiator=False, me=me, trust=world.trust())
+    a = world.initiator()
+    events = [e for packet in a.outgoing() for e in b.receive(packet, T + 1)]
+    assert closed(events).reason is ChannelFailure.TOO_LARGE
+    assert not b.drops  # a genuine message 1 is not junk

@@ -480,6 +480,8 @@ class SecureChannel:
                     raise ChannelError(_F.HANDSHAKE_FAILED, "message 1 carries no payload")
                 reply = handshake.write_message(self._auth_payload())
         except ChannelError as exc:  # junk, tampered, truncated: the handshake goes on
+            if exc.reason is _F.TOO_LARGE:  # this side's payload over message 2 (a frame holds
+                raise  # no message too large to read): closed, not junk (review 56x, channel 4)
             return [self._drop(DropReason.UNDECRYPTABLE, f"handshake message: {exc}")]
         self._handshake = handshake
         if step is Step.MESSAGE_1:
