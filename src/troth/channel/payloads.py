@@ -40,10 +40,12 @@ HEADER: Final = struct.Struct(">BI")
 FRAGMENT: Final = struct.Struct(">QII")
 BATCH_ITEM: Final = struct.Struct(">H")
 MIN_BATCH_MESSAGE: Final = limits.MIN_BATCH_MESSAGE
-MAX_AUTH_PAYLOAD: Final = limits.MAX_CHANNEL_FRAME - 96
+MAX_AUTH_PAYLOAD: Final = limits.MAX_CHANNEL_FRAME - 97
 """Largest auth payload a handshake message carries: Noise XX message 2 holds it beside an
 ephemeral key (32 bytes), the encrypted static key (32 + a 16-byte tag) and its own tag (16),
-all within MAX_CHANNEL_FRAME (message 3 has less around it)."""
+and its frame that and the frame type byte, all within MAX_CHANNEL_FRAME (message 3 has less
+around it; review 56x, channel 3: without the type byte, a payload of the largest size made a
+frame of 65,536 bytes, and the responder closed every channel TOO_LARGE)."""
 
 
 class Kind(enum.IntEnum):

@@ -330,10 +330,19 @@ class SecureChannel:
         self._emit(frames)
 
     def send_credentials(self, chains: tuple[bytes, ...]) -> None:
-        """In-band credential refresh: present (new) chains to the peer."""
+        """In-band credential refresh: present (new) chains to the peer (ChannelError
+        TOO_LARGE when they do not fit one frame: nothing is sent, the channel goes on)."""
         if self.state is not _S.OPEN:
             raise ChannelError(_F.PROTOCOL, f"channel is {self.state.value}")
-        self._emit([(Kind.CREDENTIALS, (cbor.encode(list(chains)),))])
+        body = cbor.encode(list(chains))
+        padding = self.settings.padding
+        size = HEADER.size + len(body)
+        if padding > 1 and size % padding:
+            size += padding - size % padding
+        if size > MAX_PLAINTEXT:  # one frame, or its length field overflowed (review 56x,
+            # channel 1: struct.error, after a nonce was spent)
+            raise ChannelError(_F.TOO_LARGE, f"credentials of {size} bytes over one frame")
+        self._emit([(Kind.CREDENTIALS, (body,))])
 
     def close(self, reason: ChannelFailure = _F.NORMAL, detail: str = "") -> Closed:
         """Close locally; tell the peer (an authenticated CLOSE) when transport keys exist."""
@@ -471,21 +480,26 @@ class SecureChannel:
                     raise ChannelError(_F.HANDSHAKE_FAILED, "message 1 carries no payload")
                 reply = handshake.write_message(self._auth_payload())
         except ChannelError as exc:  # junk, tampered, truncated: the handshake goes on
+            if exc.reason is _F.TOO_LARGE:  # this side's payload over message 2 (a frame holds
+                raise  # no message too large to read): closed, not junk (review 56x, channel 4)
             return [self._drop(DropReason.UNDECRYPTABLE, f"handshake message: {exc}")]
         self._handshake = handshake
         if step is Step.MESSAGE_1:
             self._queue(_handshake_packet(reply))
             self.state = next_state(self.state, step)
             return []
-        auth = AuthPayload.decode(payload)
-        claim = HandshakeClaim(auth.history, auth.attestation, handshake.rs)
         if step is Step.MESSAGE_2:  # initiator: check the responder, then "-> s, se"
+            auth = AuthPayload.decode(payload)
+            claim = HandshakeClaim(auth.history, auth.attestation, handshake.rs)
             peer = verify_peer(self.trust, claim, auth.credentials, now)
             self._queue(_handshake_packet(handshake.write_message(self._auth_payload())))
             self._establish(handshake, peer)
             self.state = next_state(self.state, step)
             return [Established(peer, self.handshake_hash)]
-        try:  # responder, message 3 (it authenticated the initiator's static key)
+        try:  # responder, message 3 (it authenticated the initiator's static key); a malformed
+            # payload is refused as a failed verification is, with a CLOSE (review 56x, channel 2)
+            auth = AuthPayload.decode(payload)
+            claim = HandshakeClaim(auth.history, auth.attestation, handshake.rs)
             peer = verify_peer(self.trust, claim, auth.credentials, now)
         except ChannelError as exc:
             # The initiator already considers the handshake done (XX): tell it why, under the
