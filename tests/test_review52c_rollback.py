@@ -11,7 +11,12 @@ import pytest
 import troth
 from tests.conftest import NOW
 from tests.support.backups import copy_db, node_db, restore_db
-from tests.support.leases import broker_at, first_lease, make_world, open_broker
+from tests.support.leases import (
+    first_lease,
+    make_world,
+    open_broker,
+    revoked_then_restored_unguarded,
+)
 from troth.errors import AuthorityError, SecretError
 from troth.secrets import AllowListPolicy
 from troth.storage import SqliteDatabase
@@ -173,15 +178,6 @@ def test_a_broker_copy_that_counted_nothing_restored_without_its_guard_is_found(
     tmp_path: Path,
 ) -> None:
     """Review 52c, rollback 4: the broker's side: a lease issued arms the scope."""
-    path, copy = tmp_path / "node.db", tmp_path / "copy.db"
+    path = tmp_path / "node.db"
     _world, policy, issued = first_lease(path, now=NOW, config=CONFIG)
-    copy_db(path, copy)
-    with broker_at(path, now=NOW + 1, policy=policy) as broker:
-        broker.revoke_lease(issued.lease.handle, now=NOW + 1)
-    restore_db(path, copy)
-    guard_path(path).unlink()
-    with broker_at(path, now=NOW + 2, policy=policy) as broker:
-        assert broker.restored is not None
-        token = str(issued.credential.reveal()["token"])
-        with pytest.raises(SecretError):
-            broker.validate_token(token, audience="x", now=NOW + 3)
+    revoked_then_restored_unguarded(path, at=NOW + 1, policy=policy, issued=issued)

@@ -17,8 +17,8 @@ import pytest
 import troth
 from tests.conftest import NOW
 from tests.support.backups import copy_db, node_db, restore_db
-from tests.support.leases import broker_at, first_lease
-from troth.errors import AuthorityError, SecretError
+from tests.support.leases import broker_at, first_lease, revoked_then_restored_unguarded
+from troth.errors import AuthorityError
 from troth.storage import SqliteDatabase
 from troth.storage.rollback import guard_path, read_guard, restored_rows
 
@@ -69,18 +69,9 @@ def test_rollback2_a_broker_copy_of_an_upgraded_store_restored_without_its_guard
     with its guard deleted after the lease was revoked, reads as fresh: the revoked lease is
     open again and its token validates. Was a strict xfail until review 56o, rollback 1 (the
     broker arms its scope when it opens a store holding leases and no entry)."""
-    path, copy = tmp_path / "node.db", tmp_path / "copy.db"
+    path = tmp_path / "node.db"
     _world, policy, issued = first_lease(path, now=NOW, config=CONFIG)
     _as_an_older_troth_left_it(path)
     with broker_at(path, now=NOW + 1, policy=policy):
         pass  # the upgraded troth opens the broker
-    copy_db(path, copy)
-    with broker_at(path, now=NOW + 2, policy=policy) as broker:
-        broker.revoke_lease(issued.lease.handle, now=NOW + 2)
-    restore_db(path, copy)
-    guard_path(path).unlink()
-    with broker_at(path, now=NOW + 3, policy=policy) as broker:
-        assert broker.restored is not None
-        token = str(issued.credential.reveal()["token"])
-        with pytest.raises(SecretError):
-            broker.validate_token(token, audience="x", now=NOW + 4)
+    revoked_then_restored_unguarded(path, at=NOW + 2, policy=policy, issued=issued)

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.support.backups import copy_db, restore_db
 from tests.support.parties import Party, make_party, verified_feed
 from tests.support.traces import unreachable_outbox
 from troth.credentials import (
@@ -25,12 +28,14 @@ from troth.credentials import (
     issue_credential,
 )
 from troth.crypto import KeyType
+from troth.errors import SecretError
 from troth.identity import Identifier
 from troth.secrets import AllowListPolicy, AuditSink, Broker, LeasePolicy
 from troth.secrets.broker import IssuedLease
 from troth.secrets.engine import Grant, SecretSpec
 from troth.secrets.lease import LeaseCredential, LeaseHandle, SecretValue
 from troth.storage import SqliteDatabase, SqliteKeyStore
+from troth.storage.rollback import guard_path
 from troth.trace.adapters import TraceAuditSink
 from troth.vault import SoftwareVault
 
@@ -177,6 +182,26 @@ def first_lease(
         broker.put_secret("api", "token", dict(config), b"", now=now)
         issued = broker.issue(world.credential_a(), "api", now=now, scope=["read"])
     return world, policy, issued
+
+
+def revoked_then_restored_unguarded(
+    path: Path, *, at: int, policy: LeasePolicy, issued: IssuedLease
+) -> None:
+    """Copy `path`, revoke `issued` at `at`, put the copy back with its rollback guard deleted:
+    the broker opened then finds the restore and `issued`'s token does not validate (reviews
+    52c rollback 4, 56d rollback 2)."""
+    copy = path.with_name(path.name + ".copy")
+    copy_db(path, copy)
+    with broker_at(path, now=at, policy=policy) as broker:
+        broker.revoke_lease(issued.lease.handle, now=at)
+    restore_db(path, copy)
+    guard_path(path).unlink()
+    with broker_at(path, now=at + 1, policy=policy) as broker:
+        if broker.restored is None:
+            raise AssertionError("the restored copy was not found")
+        token = str(issued.credential.reveal()["token"])
+        with pytest.raises(SecretError):
+            broker.validate_token(token, audience="x", now=at + 2)
 
 
 class RemoteStub:
