@@ -8,8 +8,10 @@ says "1 record(s) verified", though the node holds boss's full history, which ha
 change: a fork the node's own check of a chain's issuer history refuses ("history forks from
 the stored copy": the store-or-extend check of `troth credential verify --node` and of a
 handshake, `NodeTrust._issuer_known`, binds over the chain's root: review 23a, 29a), which
-the trace's chain check never makes. Left a strict xfail (review 56y): the fix wires that check
-into the log's append (trace/log.py, `open_node_log`) and the node's verification alike."""
+the trace's chain check never made. Left a strict xfail (review 56y); fixed (review 56z): the
+log's append (`TraceLog.chain_issuers`, set by `open_node_log`) and the node's verification
+(`troth trace verify --node`, its log or a file) run that check (`node.verify.trace_issuers`)
+on every issuer history of a chain, once per chain."""
 
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from tests.support.traces import under_chain
 from tests.test_review56y_chains import boss_and_agent
 from troth.credentials import CredentialChain, issue_credential
 from troth.crypto import KeyType
-from troth.errors import IdentityError, TraceError
+from troth.errors import IdentityError, TraceError, TraceFailure
 from troth.identity import Checkpoint, encode_history, new_identity, rotate_identity, verify_history
 from troth.node.verify import _issuer_check
 from troth.vault import SoftwareVault
@@ -35,8 +37,9 @@ from troth.vault import SoftwareVault
 YEAR = 365 * DAY
 
 
-@pytest.mark.xfail(strict=True, reason="review56y chains 2: a co-trusted feed forges boss")
-def test_chains2_a_co_trusted_feed_cannot_give_the_nodes_identity_a_key(troth_home: Path) -> None:
+def test_chains2_a_co_trusted_feed_cannot_give_the_nodes_identity_a_key(
+    troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     now = int(time.time())
     vault = SoftwareVault()
     z = make_party(vault, now=now - 1000)
@@ -45,7 +48,6 @@ def test_chains2_a_co_trusted_feed_cannot_give_the_nodes_identity_a_key(troth_ho
         vault, first, primary, following, now=now - 800, valid_for=YEAR
     )
     change = rotated.changes[1]  # Z's own key, presented as boss's change 1
-    appended = True
     with boss_and_agent(troth_home, now) as (node, boss, agent, recorder):
         suffix = encode_history([change.signed], Checkpoint(boss.digest, z.identifier.digest, 1))
         presented = verify_history(suffix, now=now, checkpoints=lambda c, h: True)
@@ -60,9 +62,15 @@ def test_chains2_a_co_trusted_feed_cannot_give_the_nodes_identity_a_key(troth_ho
         chain = CredentialChain((credential,), (suffix,)).encode()
         with pytest.raises(IdentityError, match="forks from the stored copy"):
             _issuer_check(node)(presented, boss)  # the node's own check of an issuer history
-        try:
-            recorder.record(under_chain(chain), chain=chain)
-        except TraceError:
-            appended = False
-    assert not appended  # was: appended, "signed by boss"
-    run("trace", "verify", "--node", "hub", code=1)
+        with pytest.raises(TraceError, match="forks from the stored copy") as caught:
+            recorder.record(under_chain(chain), chain=chain)  # was: appended, "signed by boss"
+        assert caught.value.reason is TraceFailure.CREDENTIAL_INVALID
+        # the log as one without the check wrote it: the node's verification refuses it too
+        monkeypatch.setattr("troth.trace.log.check_appended", lambda *a: None)
+        assert recorder.record(under_chain(chain), chain=chain).index == 0
+    result = run("trace", "verify", "--node", "hub", code=1)  # was: "1 record(s) verified"
+    assert "forks from the stored copy" in result.stderr
+    export = troth_home / "export.jsonl"
+    run("trace", "export", "--format", "jsonl", "--out", str(export), "--node", "hub")
+    result = run("trace", "verify", "--file", str(export), "--node", "hub", code=1)
+    assert "forks from the stored copy" in result.stderr

@@ -32,7 +32,7 @@ from troth.errors import NotFound, StorageError, TraceError
 from troth.identity import Identifier
 from troth.node import Node
 from troth.node.traces import escalating_agent, resolve_escalation
-from troth.node.verify import trace_checkpoints, trace_known
+from troth.node.verify import trace_checkpoints, trace_issuers, trace_known
 from troth.trace.accepted import AcceptedCheckpoints
 from troth.trace.export import (
     bundle_text,
@@ -211,6 +211,7 @@ def verify(
                 identities = node.identities  # its stored copies judge forks
                 known = trace_known(node)  # a rotation it verifies is stored (54i, identity 1)
                 attests = trace_checkpoints(node, now=CLOCK.now())  # (review 56q, chains 1)
+                issuers = trace_issuers(node)  # as its log's append (review 56y, chains 2)
 
                 def against(note: bytes | None) -> Any:
                     return verify_log(
@@ -219,6 +220,7 @@ def verify(
                         known=known,
                         checkpoints=attests,
                         rows=identities.window_around,
+                        issuers=issuers,
                     )
 
                 report = against(anchor)
@@ -308,6 +310,7 @@ def _verify_file(path: str, anchor: bytes | None, node: Node) -> Any:
     known = trace_known(node)  # 54i, identity 1
     attests = trace_checkpoints(node, now=CLOCK.now())  # its stored copies and held feeds (56q)
     rows = identities.window_around
+    issuers = trace_issuers(node)  # each chain's issuer histories (review 56y, chains 2)
     limit = limits.MAX_TRACE_LINE_BYTES
     if path == "-":
         stream = stdin_bytes()
@@ -323,9 +326,13 @@ def _verify_file(path: str, anchor: bytes | None, node: Node) -> Any:
             data = first + stream.read(limit + 1 - len(first))
             if len(data) > limit:
                 raise OSError(f"proof bundle {path}: file is larger than {limit} bytes")
-            return verify_bundle(data, anchor=anchor, known=known, checkpoints=attests, rows=rows)
+            return verify_bundle(
+                data, anchor=anchor, known=known, checkpoints=attests, rows=rows, issuers=issuers
+            )
         everything = itertools.chain([first], lines)
-        return verify_export(everything, anchor=anchor, known=known, checkpoints=attests, rows=rows)
+        return verify_export(
+            everything, anchor=anchor, known=known, checkpoints=attests, rows=rows, issuers=issuers
+        )
 
 
 @trace_group.command("prove")

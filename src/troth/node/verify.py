@@ -39,6 +39,7 @@ from troth.errors import (
     CredentialFailure,
     DecodeError,
     IdentityError,
+    IdentityFailure,
 )
 from troth.identity import Checkpoints, Identifier, VerifiedIdentity, verify_history
 from troth.identity.known import Binds
@@ -56,6 +57,7 @@ __all__ = [
     "read_feed_file",
     "select_feeds",
     "trace_checkpoints",
+    "trace_issuers",
     "trace_known",
     "verify_chain",
     "verify_vc",
@@ -464,6 +466,28 @@ def trace_checkpoints(node: Node, *, now: int) -> Checkpoints:
     trace service a member's (review 56q, chains 1: judged by the stored copies alone, the
     node refused its own log, a chain its log took on a held feed's word)."""
     return node.wallet.checkpoints(now=now, max_staleness=limits.DEFAULT_FEED_STALENESS_SECONDS)
+
+
+def trace_issuers(node: Node) -> Callable[[VerifiedIdentity, Identifier], None]:
+    """The check of a chain's issuer histories at `node` for its trace log's append and a
+    trace verification (`chain_signed.check_issuers`): the check a handshake makes
+    (`_issuer_check`: store-or-extend against the stored copy, the chain's root having
+    standing over a copy from a checkpoint; stores nothing), an older prefix of the stored
+    copy passing, as a signer's does (`trace_known`: a chain made before its issuer rotated
+    keeps the history it had). On the feeds' word alone (`trace_checkpoints`) a trusted
+    authority named its own key a "change" of another's identity, the node's own, and a chain
+    signed by it was appended and verified (review 56y, chains 2)."""
+    check = _issuer_check(node)
+
+    def issuers(identity: VerifiedIdentity, root: Identifier) -> None:
+        try:
+            check(identity, root)
+        except IdentityError as exc:
+            if exc.reason is not IdentityFailure.ROLLBACK:
+                raise
+            node.identities.check_no_fork(identity)  # an older prefix (or a gap: refused)
+
+    return issuers
 
 
 def import_bare_history(node: Node, data: bytes, *, now: int) -> VerifiedIdentity:

@@ -22,7 +22,12 @@ presented from a checkpoint is vouched for by the checkpoint alone: taken as car
 attacker's own key presented as change 1 of a real authority's identity signed a chain "by its
 issuer" (review 56k, chains 1). A verifier with change rows of its own (a node: the log's
 append, `troth trace verify`) also refuses a link made after the change that retired its key
-(`check_unretired`; review 56q, chains 2).
+(`check_unretired`; review 56q, chains 2). A node also judges each issuer history the
+chain carries against its stored copy (`issuers`: `node.verify.trace_issuers`, the check of a
+chain's issuer histories at a handshake, an older prefix passing): taken on `checkpoints`
+alone, any authority the node trusts attested a "change" of another's identity, its own key,
+and a chain "by" the node's own identity, which the node's full history refuses as a fork,
+was appended and verified (review 56y, chains 2). Once per chain, as the rest.
 """
 
 from __future__ import annotations
@@ -32,14 +37,25 @@ from collections.abc import Callable
 
 from troth.credentials import ChainVerifier, TrustPolicy, VerifiedCredential
 from troth.credentials.format import CredentialBody, CredentialChain
-from troth.errors import CredentialError, DecodeError, TraceError, TraceFailure
-from troth.identity import ChangeBody, Checkpoints, UnverifiedHistory, VerifiedChange
+from troth.errors import CredentialError, DecodeError, IdentityError, TraceError, TraceFailure
+from troth.identity import (
+    ChangeBody,
+    Checkpoints,
+    Identifier,
+    UnverifiedHistory,
+    VerifiedChange,
+    VerifiedIdentity,
+)
 from troth.trace.export_memo import Memo
 
-__all__ = ["check_appended", "check_chain_signed", "check_unretired"]
+__all__ = ["IssuerCheck", "check_appended", "check_chain_signed", "check_unretired"]
 
 Rows = Callable[[bytes, bytes], bytes | None]
 """A verifier's own change rows (`trace.verify.Rows`: `IdentityService.window_around`)."""
+
+IssuerCheck = Callable[[VerifiedIdentity, Identifier], None]
+"""A node's check of a chain's issuer history against its stored copy, given the chain's root
+(IdentityError when refused: `node.verify.trace_issuers`)."""
 
 
 def check_chain_signed(
@@ -47,11 +63,13 @@ def check_chain_signed(
     checkpoints: Checkpoints | None = None,
     signed: Memo[bytes, bool] | None = None,
     rows: Rows | None = None,
+    issuers: IssuerCheck | None = None,
 ) -> None:
     """Raise TraceError(CREDENTIAL_INVALID) unless every credential of `chain` is signed by
     its issuer (`checkpoints` attests a checkpointed issuer history: none, it is refused),
-    with a key not retired by then as far as `rows` know (`check_unretired`).
-    `signed`: the chains that verified before (by their bytes), added to."""
+    with a key not retired by then as far as `rows` know (`check_unretired`), each issuer
+    history as `issuers` takes it (a node's stored copies). `signed`: the chains that
+    verified before (by their bytes), added to."""
     if signed is not None and signed.get(chain):
         return
     try:
@@ -64,8 +82,25 @@ def check_chain_signed(
     except CredentialError as exc:
         raise TraceError(TraceFailure.CREDENTIAL_INVALID, str(exc)) from None
     check_unretired(verified, rows)
+    check_issuers(verified, issuers)
     if signed is not None:
         signed.put(chain, True)
+
+
+def check_issuers(credential: VerifiedCredential, issuers: IssuerCheck | None) -> None:
+    """Raise TraceError(CREDENTIAL_INVALID) when `issuers` (a node's check against its stored
+    copies) refuses an issuer history of `credential`, its root given (review 56y, chains 2).
+    Without (offline) the verifier's `checkpoints` alone vouch for a checkpointed history."""
+    if issuers is None:
+        return
+    for link, issuer in zip(credential.links, credential.issuers, strict=True):
+        try:
+            issuers(issuer, credential.authority)
+        except IdentityError as exc:
+            raise TraceError(
+                TraceFailure.CREDENTIAL_INVALID,
+                f"delegation chain link {link.index}: {link.issuer}'s history: {exc}",
+            ) from None
 
 
 def _made_at(chain: CredentialChain) -> int:
@@ -131,14 +166,16 @@ def _retired_at(window: bytes | None, current: VerifiedChange) -> int | None:
 def check_appended(
     chain: bytes,
     credential: VerifiedCredential | None,
-    issuers: Checkpoints | None,
+    checkpoints: Checkpoints | None,
     rows: Rows | None = None,
+    issuers: IssuerCheck | None = None,
 ) -> None:
     """`check_chain_signed` of a chain given with a record a log appends (see above), unless
     `credential` is its verification by a trace service (then only `check_unretired`: the
-    node's rows, not the feeds it verified by); `issuers` attests a checkpointed issuer
-    history (none: it is refused)."""
+    node's rows, not the feeds it verified by; its issuer histories were judged against the
+    node's copies then, as at a handshake); `checkpoints` attests a checkpointed issuer
+    history (none: it is refused), `issuers` judges each against the node's copies."""
     if credential is not None and credential.chain == chain:
         check_unretired(credential, rows)
         return
-    check_chain_signed(chain, issuers, rows=rows)
+    check_chain_signed(chain, checkpoints, rows=rows, issuers=issuers)

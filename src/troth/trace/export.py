@@ -44,7 +44,7 @@ from troth.identity import (
     VerifiedIdentity,
     indexed_hashes,
 )
-from troth.trace.chain_signed import check_chain_signed
+from troth.trace.chain_signed import IssuerCheck, check_chain_signed
 from troth.trace.checkpoint import (
     AnchorStatus,
     Checkpoint,
@@ -433,15 +433,17 @@ def verify_bundle(
     known: Known | None = None,
     checkpoints: Checkpoints | None = None,
     rows: Rows | None = None,
+    issuers: IssuerCheck | None = None,
 ) -> BundleReport:
     """Verify a proof bundle (or one JSONL line) with nothing but its bytes: the signer's and
     the log's histories, the record's key at its time, signature, disclosures, chain, the
     inclusion proof and the checkpoint's signature. With `anchor` (a checkpoint note the
     verifier kept), the checkpoint must be that one (VALID) or the answer is UNANCHORED; a kept
-    note that is none is refused as such first (review 51g, kept 1)."""
+    note that is none is refused as such first (review 51g, kept 1). `issuers`: a node's
+    check of the chain's issuer histories against its copies (`check_issuers`)."""
     if anchor is not None:
         parse_kept(anchor)
-    return _verify_line(data, anchor, known, checkpoints, rows)[0]
+    return _verify_line(data, anchor, known, checkpoints, rows, issuers=issuers)[0]
 
 
 def _linked(
@@ -504,6 +506,7 @@ def _verify_line(
     checkpoints: Checkpoints | None,
     rows: Rows | None,
     memo: ExportMemo | None = None,
+    issuers: IssuerCheck | None = None,
 ) -> tuple[BundleReport, VerifiedIdentity, bytes, list[VerifiedIdentity]]:
     """`verify_bundle`, and the signer's identity (the history the line carries) and key
     attestation it judged the record by, and the histories of the signer it carries (that one,
@@ -548,7 +551,7 @@ def _verify_line(
                 raise TraceError(_F.CHAIN_MISMATCH, "the bundle's chain is not the one named")
             check_chain(record, chain)
             signed = None if memo is None else memo.chains  # review 56f, chains 1
-            check_chain_signed(chain, checkpoints, signed, rows)
+            check_chain_signed(chain, checkpoints, signed, rows, issuers)  # 56y: chains 2
         elif record.authority is not None and record.authority.at == "log":
             # the log holds every chain named "at log" (refused at append otherwise) and its
             # bundles carry it: one without it was stripped (review 27t, export 1)
@@ -640,6 +643,7 @@ def verify_export(
     known: Known | None = None,
     checkpoints: Checkpoints | None = None,
     rows: Rows | None = None,
+    issuers: IssuerCheck | None = None,
 ) -> ExportReport:
     """Verify every line of a JSONL export (`verify_bundle`), that all lines share one
     checkpoint and no index or (agent, record id) repeats (ids are unique per agent), no
@@ -649,6 +653,7 @@ def verify_export(
     is present answers it as its signer was asked, and no version 1 link is ambiguous among
     the lines (`parent_record`), where the lines present settle which record it names
     (review 38b, trace 1). With `anchor`, the export must reach it (TRUNCATED otherwise).
+    `issuers`: as for `verify_bundle`, a chain's once per export.
     TraceError: the first bad record's fault, the one of the lowest log index of every fault
     found, whatever the order of the lines (`check_export`; issue #13, review 48i)."""
     memo = ExportMemo()  # what the lines repeat, verified once (review 55e, exports 1)
@@ -657,7 +662,7 @@ def verify_export(
         parse_kept(anchor)
 
     def verify(line: bytes) -> LineFound:
-        return _verify_line(line, anchor, known, checkpoints, rows, memo)
+        return _verify_line(line, anchor, known, checkpoints, rows, memo, issuers)
 
     return check_export(
         lines, verify, anchor=anchor, known=known, checkpoints=checkpoints, rows=rows

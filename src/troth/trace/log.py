@@ -53,9 +53,10 @@ from troth.identity import (
     Signer,
     VerifiedIdentity,
 )
+from troth.node.verify import trace_issuers
 from troth.storage.peers import Turns
 from troth.trace.bridge import SignerBridge
-from troth.trace.chain_signed import check_appended
+from troth.trace.chain_signed import IssuerCheck, check_appended
 from troth.trace.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
 from troth.trace.log_histories import Observed, keep, observe
 from troth.trace.log_identity import bind_log_identity, node_log_identity
@@ -174,6 +175,9 @@ class TraceLog(LogReader):
         """The word at `now` on a checkpointed issuer history of a chain given at append: the
         node's stored copies and held feeds (`open_node_log` sets it); none, it is refused
         (`chain_signed.check_appended`; review 56k, chains 1)."""
+        self.chain_issuers: IssuerCheck | None = None
+        """The node's check of each issuer history of such a chain against its stored copies
+        (`node.verify.trace_issuers`, as `troth trace verify` judges it; review 56y, chains 2)."""
         self._finish_interrupted_redaction()
 
     @classmethod
@@ -583,7 +587,7 @@ class TraceLog(LogReader):
             if not known:  # signed by its issuers (review 56f, chains 1; 56k, chains 1)
                 issuers = None if self.issuers is None else self.issuers(self.clock.now())
                 rows = None if self.bridge is None else self.bridge.around  # (56q, chains 2)
-                check_appended(chain, pending.credential, issuers, rows)
+                check_appended(chain, pending.credential, issuers, rows, self.chain_issuers)
             return True, None if known else chain
         if at == "log" and not known:
             row = state.conn.execute("SELECT 1 FROM chains WHERE digest = ?", (digest,)).fetchone()
@@ -745,6 +749,7 @@ def open_node_log(node: Node, *, clock: Clock) -> TraceLog:
     log.issuers = lambda now: wallet.checkpoints(
         now=now, max_staleness=limits.DEFAULT_FEED_STALENESS_SECONDS
     )
+    log.chain_issuers = trace_issuers(node)  # (review 56y, chains 2)
     log.bridge = SignerBridge(
         identities.attested_by_store,
         identities.history_window,

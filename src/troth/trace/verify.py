@@ -46,7 +46,7 @@ from troth.identity import (
     verify_history,
 )
 from troth.identity import Checkpoint as IdentityCheckpoint
-from troth.trace.chain_signed import check_chain_signed
+from troth.trace.chain_signed import IssuerCheck, check_chain_signed
 from troth.trace.checkpoint import (
     AnchorStatus,
     Checkpoint,
@@ -318,11 +318,13 @@ class LogVerifier:
         known: Known | None = None,
         checkpoints: Checkpoints | None = None,
         rows: Rows | None = None,
+        issuers: IssuerCheck | None = None,
     ) -> None:
         self.material = material
         self._known = known
         self._attests = checkpoints
         self._rows = rows
+        self._issuers = issuers  # a node's check of chains' issuer histories (56y, chains 2)
         self._identities: dict[Identifier, VerifiedIdentity] = {}
         self._windows: dict[Identifier, list[VerifiedIdentity]] = {}
         self._linkable_windows: dict[Identifier, list[VerifiedIdentity | None]] = {}
@@ -593,7 +595,7 @@ class LogVerifier:
             if sha256(chain) != authority.chain:
                 raise TraceError(_F.CHAIN_MISMATCH, "the stored chain is damaged")
             self._chains_seen[authority.chain] = _chain_summary(chain)
-            check_chain_signed(chain, self._attests, rows=self._rows)  # 56f, 56q: chains
+            check_chain_signed(chain, self._attests, rows=self._rows, issuers=self._issuers)
         _check_summary(record, self._chains_seen[authority.chain])
         self.chains_checked += 1
 
@@ -751,11 +753,14 @@ def verify_log(
     known: Known | None = None,
     checkpoints: Checkpoints | None = None,
     rows: Rows | None = None,
+    issuers: IssuerCheck | None = None,
 ) -> LogReport:
     """Verify every record of `log`, its checkpoints, and (given the note a verifier kept)
     that the log is consistent with `anchor`. Raises TraceError at the first bad record.
     `known`, `checkpoints` and `rows`: the verifier's stored histories (`verify_identity`,
-    `key_in_rows`)."""
+    `key_in_rows`); `issuers`: its check of a chain's issuer histories (`check_issuers`)."""
     material = log_material(log)
-    verifier = LogVerifier(material, known=known, checkpoints=checkpoints, rows=rows)
+    verifier = LogVerifier(
+        material, known=known, checkpoints=checkpoints, rows=rows, issuers=issuers
+    )
     return verify_records(verifier, log.stored(), anchor, resume=log.stored)
