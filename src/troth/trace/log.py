@@ -53,7 +53,6 @@ from troth.identity import (
     Signer,
     VerifiedIdentity,
 )
-from troth.node.verify import trace_issuers
 from troth.storage.peers import Turns
 from troth.trace.bridge import SignerBridge
 from troth.trace.chain_signed import IssuerCheck, check_appended
@@ -749,6 +748,8 @@ def open_node_log(node: Node, *, clock: Clock) -> TraceLog:
     log.issuers = lambda now: wallet.checkpoints(
         now=now, max_staleness=limits.DEFAULT_FEED_STALENESS_SECONDS
     )
+    from troth.node.verify import trace_issuers  # the node's own check; trace loads no node
+
     log.chain_issuers = trace_issuers(node)  # (review 56y, chains 2)
     log.bridge = SignerBridge(
         identities.attested_by_store,
