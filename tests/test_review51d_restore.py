@@ -12,7 +12,7 @@ import pytest
 
 import troth
 from tests.conftest import NOW
-from tests.support.backups import copy_db, node_db, restore_db
+from tests.support.backups import copy_db, node_db, restore_db, restores_found
 from tests.support.leases import LeaseWorld, make_world, open_broker
 from troth.errors import AuthorityError, SecretError
 from troth.secrets import AllowListPolicy, Broker
@@ -21,14 +21,6 @@ from troth.storage import SqliteDatabase
 from troth.storage.rollback import Restored, guard_path, read_guard, restored_rows
 
 CONFIG = {"scopes": ["read"], "ttl": 300, "audience": "x"}
-
-
-def _rows(path: Path) -> list[Restored]:
-    db = SqliteDatabase(path)
-    try:
-        return restored_rows(db)
-    finally:
-        db.close()
 
 
 # -- the authority (rollback 1) ----------------------------------------------------------------
@@ -53,13 +45,13 @@ def test_a_restored_authority_voids_every_ticket_it_held_once(
         for ticket in (used, unused):
             with pytest.raises(AuthorityError):
                 b.enroll(ticket)
-    (found,) = _rows(path)
+    (found,) = restores_found(path)
     assert (found.scope, found.counter, found.guard, found.voided) == ("authority", 0, 1, 2)
     with troth.Node.open("acme") as acme:
         fresh = acme.authority().ticket({"team.name": "z"})
     with troth.Node.open("b") as b:
         b.enroll(fresh)
-    assert _rows(path) == [found]  # found once: the later opens found the store current
+    assert restores_found(path) == [found]  # found once: the later opens found the store current
 
 
 def test_making_tickets_counts_nothing(troth_home: Path) -> None:
@@ -97,7 +89,7 @@ def test_a_copy_from_before_a_revocation_is_found(troth_home: Path, tmp_path: Pa
     restore_db(path, copy)
     with troth.Node.open("b") as b, pytest.raises(AuthorityError):
         b.enroll(ticket)
-    assert [row.scope for row in _rows(path)] == ["authority"]
+    assert [row.scope for row in restores_found(path)] == ["authority"]
 
 
 def test_the_guard_deleted_with_a_restore_fails_closed(troth_home: Path, tmp_path: Path) -> None:
@@ -117,7 +109,7 @@ def test_the_guard_deleted_with_a_restore_fails_closed(troth_home: Path, tmp_pat
     guard_path(path).unlink()
     with troth.Node.open("b") as b, pytest.raises(AuthorityError):
         b.enroll(ticket)
-    (found,) = _rows(path)
+    (found,) = restores_found(path)
     assert (found.counter, found.guard) == (1, None)
 
 

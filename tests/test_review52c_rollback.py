@@ -10,7 +10,7 @@ import pytest
 
 import troth
 from tests.conftest import NOW
-from tests.support.backups import copy_db, node_db, restore_db
+from tests.support.backups import copy_db, node_db, restore_db, restores_found
 from tests.support.leases import (
     first_lease,
     make_world,
@@ -20,7 +20,7 @@ from tests.support.leases import (
 from troth.errors import AuthorityError, SecretError
 from troth.secrets import AllowListPolicy
 from troth.storage import SqliteDatabase
-from troth.storage.rollback import RollbackGuard, guard_path, read_guard, restored_rows
+from troth.storage.rollback import RollbackGuard, guard_path, read_guard
 
 CONFIG = {"scopes": ["read"], "ttl": 300, "audience": "x"}
 
@@ -167,11 +167,7 @@ def test_a_copy_that_counted_nothing_restored_without_its_guard_is_found(
         fresh = acme.authority().ticket({"team.name": "y"})
     with troth.Node.open("b") as b:
         b.enroll(fresh)
-    db = SqliteDatabase(path)
-    try:
-        assert [(row.counter, row.guard) for row in restored_rows(db)] == [(0, None)]
-    finally:
-        db.close()
+    assert [(row.counter, row.guard) for row in restores_found(path)] == [(0, None)]
 
 
 def test_a_broker_copy_that_counted_nothing_restored_without_its_guard_is_found(

@@ -16,11 +16,16 @@ import pytest
 
 import troth
 from tests.conftest import NOW
-from tests.support.backups import copy_db, node_db, restore_db
+from tests.support.backups import (
+    copy_db,
+    forget_armed_scopes,
+    node_db,
+    restore_db,
+    restores_found,
+)
 from tests.support.leases import broker_at, first_lease, revoked_then_restored_unguarded
 from troth.errors import AuthorityError
-from troth.storage import SqliteDatabase
-from troth.storage.rollback import guard_path, read_guard, restored_rows
+from troth.storage.rollback import guard_path, read_guard
 
 CONFIG = {"scopes": ["read"], "ttl": 300, "audience": "x"}
 
@@ -28,11 +33,7 @@ CONFIG = {"scopes": ["read"], "ttl": 300, "audience": "x"}
 def _as_an_older_troth_left_it(path: Path) -> None:
     """node.db as a troth from before review 52c left it: tickets and no `authority` entry,
     no guard."""
-    db = SqliteDatabase(path)
-    try:
-        db.execute("DELETE FROM rollback_counters")
-    finally:
-        db.close()
+    forget_armed_scopes(path)
     guard_path(path).unlink()
 
 
@@ -54,11 +55,7 @@ def test_rollback1_a_copy_of_an_upgraded_store_restored_without_its_guard_is_fou
     guard_path(path).unlink()
     with troth.Node.open("b") as b, pytest.raises(AuthorityError):
         b.enroll(ticket)  # redeemed again: a second member from a one-use ticket
-    db = SqliteDatabase(path)
-    try:
-        assert [(row.counter, row.guard) for row in restored_rows(db)] == [(0, None)]
-    finally:
-        db.close()
+    assert [(row.counter, row.guard) for row in restores_found(path)] == [(0, None)]
 
 
 def test_rollback2_a_broker_copy_of_an_upgraded_store_restored_without_its_guard_is_found(

@@ -12,7 +12,7 @@ import pytest
 
 import troth
 from tests.conftest import NOW
-from tests.support.backups import node_db
+from tests.support.backups import forget_armed_scopes, node_db, restores_found
 from tests.support.fixed_vault import FixedKeyVault
 from tests.support.parties import Party, make_party, verified_feed
 from tests.vectors.vc.generate import KEYS
@@ -25,7 +25,7 @@ from troth.errors import ConflictError, StorageError
 from troth.identity import verify_history
 from troth.node import init_node, open_node
 from troth.storage import SqliteDatabase
-from troth.storage.rollback import guard_path, read_guard, restored_rows
+from troth.storage.rollback import guard_path, read_guard
 from troth.vault import KeyHandle
 
 # -- storage 1 (review 56d): what is and is not a transaction SQLite abandoned ---------------
@@ -127,21 +127,13 @@ def test_an_arming_killed_before_its_commit_reads_as_current_not_restored(
     with troth.Node.open("acme") as acme:
         ticket = acme.create_authority().ticket({"team.name": "x"})
     path = node_db(troth_home, "acme")
-    db = SqliteDatabase(path)
-    try:
-        db.execute("DELETE FROM rollback_counters")  # node.db not armed ...
-    finally:
-        db.close()
+    forget_armed_scopes(path)  # node.db not armed ...
     assert read_guard(guard_path(path)) == {"authority": 0}  # ... its guard armed
     with troth.Node.open("acme") as acme:
         acme.authority()
     with troth.Node.open("a") as a:
         a.enroll(ticket)  # not voided as a restored copy's
-    db = SqliteDatabase(path)
-    try:
-        assert restored_rows(db) == []
-    finally:
-        db.close()
+    assert restores_found(path) == []
 
 
 # -- credentials 2-3 (review 56a): legitimate VCs still verify --------------------------------

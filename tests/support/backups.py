@@ -7,6 +7,9 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+from troth.storage import SqliteDatabase
+from troth.storage.rollback import Restored, restored_rows
+
 
 def node_db(home: Path, name: str) -> Path:
     """Node `name`'s database under the troth home `home`."""
@@ -28,3 +31,22 @@ def restore_db(path: Path, copy: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     shutil.copy(copy, path)
+
+
+def restores_found(path: Path) -> list[Restored]:
+    """The restores node.db at `path` recorded (`restored_rows`), the database closed after."""
+    db = SqliteDatabase(path)
+    try:
+        return restored_rows(db)
+    finally:
+        db.close()
+
+
+def forget_armed_scopes(path: Path) -> None:
+    """node.db at `path` with no scope armed (no `rollback_counters` row), as a troth from
+    before review 52c left it."""
+    db = SqliteDatabase(path)
+    try:
+        db.execute("DELETE FROM rollback_counters")
+    finally:
+        db.close()
