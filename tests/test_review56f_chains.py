@@ -16,16 +16,14 @@ signed.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pytest
 
 from tests.support.gates import T, make_world
-from tests.support.traces import agent_log, under_chain
+from tests.support.traces import agent_log, offline_refusals, record_unchecked, under_chain
 from troth.credentials.format import CredentialChain, SignedCredential
 from troth.errors import TraceError, TraceFailure
-from troth.trace.export import export_jsonl, verify_bundle, verify_export
 from troth.trace.verify import verify_log
 
 NOW = T + 10
@@ -56,20 +54,8 @@ def test_chains1_offline_verification_refuses_a_chain_no_authority_signed(
     world = make_world()
     log, recorder = agent_log(tmp_path, world, NOW)
     forged = _unsigned(world.support_chain)
-    # the log as an agent without the check wrote it (a log of an older troth, a crafted file)
-    monkeypatch.setattr("troth.trace.log.check_appended", lambda *a: None, raising=False)
-    recorder.record(under_chain(forged), chain=forged)
-    monkeypatch.undo()
-    with pytest.raises(TraceError) as logged:
-        verify_log(log)
-    assert (logged.value.reason, logged.value.index) == (TraceFailure.CREDENTIAL_INVALID, 0)
-    out = io.StringIO()
-    export_jsonl(log, out)
-    (line,) = out.getvalue().encode().splitlines()
-    anchor = log.latest_checkpoint().note
-    with pytest.raises(TraceError) as exported:
-        verify_export([line], anchor=anchor)
-    assert (exported.value.reason, exported.value.index) == (TraceFailure.CREDENTIAL_INVALID, 0)
-    with pytest.raises(TraceError) as bundled:
-        verify_bundle(line, anchor=anchor)
-    assert bundled.value.reason is TraceFailure.CREDENTIAL_INVALID
+    record_unchecked(monkeypatch, recorder, forged)
+    logged, exported, bundled = offline_refusals(log)
+    assert (logged.reason, logged.index) == (TraceFailure.CREDENTIAL_INVALID, 0)
+    assert (exported.reason, exported.index) == (TraceFailure.CREDENTIAL_INVALID, 0)
+    assert bundled.reason is TraceFailure.CREDENTIAL_INVALID

@@ -27,7 +27,7 @@ import pytest
 from tests.support.gates import SUPPORT, GatesWorld, T, make_world
 from tests.support.histories import DAY
 from tests.support.parties import signer_as
-from tests.support.traces import agent_log, counted_chain_checks, under_chain
+from tests.support.traces import agent_log, counted_chain_checks, record_unchecked, under_chain
 from tests.test_review56k_chains import chain_from
 from troth import limits
 from troth.clock import FixedClock
@@ -80,9 +80,7 @@ def test_refuted1_a_retired_key_signs_nothing_under_the_history_that_retires_it(
     assert "older change" in str(refused_at_append(tmp_path / "append", world, chain))
     # offline too: the log as one without the check wrote it
     log, recorder = agent_log(tmp_path, world, NOW)
-    monkeypatch.setattr("troth.trace.log.check_appended", lambda *a: None)
-    recorder.record(under_chain(chain), chain=chain)
-    monkeypatch.undo()
+    record_unchecked(monkeypatch, recorder, chain)
     with pytest.raises(TraceError) as logged:
         verify_log(log)
     assert logged.value.reason is TraceFailure.CREDENTIAL_INVALID

@@ -7,11 +7,13 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+import pytest
+
 from tests.support.parties import make_party
 from troth.clock import FixedClock, SystemClock
 from troth.credentials import ChainVerifier
 from troth.crypto import KeyType
-from troth.errors import Unreachable
+from troth.errors import TraceError, Unreachable
 from troth.identity import (
     HeldIdentity,
     Identifier,
@@ -30,6 +32,7 @@ from troth.trace import (
     Decision,
     Kind,
     Links,
+    Receipt,
     RecordContent,
     ToolCall,
     TraceLog,
@@ -37,8 +40,9 @@ from troth.trace import (
     open_node_log,
 )
 from troth.trace.collect import TraceCollector
-from troth.trace.export import ExportReport, export_jsonl, verify_export
+from troth.trace.export import ExportReport, export_jsonl, verify_bundle, verify_export
 from troth.trace.outbox import TraceOutbox
+from troth.trace.verify import verify_log
 from troth.vault import KeyPurpose, SoftwareVault
 
 if TYPE_CHECKING:
@@ -264,3 +268,33 @@ def counted_chain_checks(monkeypatch: Any) -> list[bytes]:
 
     monkeypatch.setattr(ChainVerifier, "verify_structure", counted)
     return calls
+
+
+def record_unchecked(
+    monkeypatch: pytest.MonkeyPatch, recorder: TraceRecorder, chain: bytes
+) -> Receipt:
+    """A record under `chain` appended as a log without its chain check appends it (an older
+    troth's log, a crafted file: reviews 56f, 56k, 56q, 56y)."""
+    with monkeypatch.context() as patched:
+        patched.setattr("troth.trace.log.check_appended", lambda *a, **k: None)
+        return recorder.record(under_chain(chain), chain=chain)
+
+
+def offline_refusals(log: TraceLog) -> tuple[TraceError, TraceError, TraceError]:
+    """What `verify_log` of `log`, and `verify_export` and `verify_bundle` of its one record's
+    export line against its latest checkpoint, raise (each must refuse)."""
+    refusals: list[TraceError] = []
+    with pytest.raises(TraceError) as logged:
+        verify_log(log)
+    refusals.append(logged.value)
+    out = io.StringIO()
+    export_jsonl(log, out)
+    (line,) = out.getvalue().encode().splitlines()
+    anchor = log.latest_checkpoint().note
+    with pytest.raises(TraceError) as exported:
+        verify_export([line], anchor=anchor)
+    refusals.append(exported.value)
+    with pytest.raises(TraceError) as bundled:
+        verify_bundle(line, anchor=anchor)
+    refusals.append(bundled.value)
+    return refusals[0], refusals[1], refusals[2]
