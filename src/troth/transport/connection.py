@@ -144,7 +144,7 @@ def source_network(host: str) -> str:
     return f"{network}%{zone}" if zone else str(network)
 
 
-def _accepted_address(kind: str, host: str) -> Address:
+def _accepted_address(kind: str, host: str, network: str | None = None) -> Address:
     """An accepted connection's worker address, tagged with its peer's source (`host`, as
     `source_host` gives it: an IPv6 peer's /64): a node that relays a message puts this address
     in the return route, so the node it relays to can count what one host sends through the
@@ -155,8 +155,9 @@ def _accepted_address(kind: str, host: str) -> Address:
     budgets: review 56m, relayed budgets 1; in letters, 51 bits: review 56s, tags 1); the tag
     (eight hex digits) is the host's alone, 32 bits (review 56s, tags 2: review 56m's four were
     the /64s of a /48 in pairs). A node of before reads the kind as any letters, the tag whole,
-    as before."""
-    digest = sha256(_HOST_KEY + b"network " + source_network(host).encode())
+    as before. `network`: `source_network(host)` when the caller has it."""
+    network = source_network(host) if network is None else network
+    digest = sha256(_HOST_KEY + b"network " + network.encode())
     number, letters = int.from_bytes(digest[:8], "big"), []
     for _ in range(NETWORK_LETTERS):
         number, letter = divmod(number, 26)
@@ -194,10 +195,13 @@ class Connection(AllowSetSource):
         self.host = source_host(peer.rpartition(":")[0])
         """The peer's host as every per-source limit counts it (`source_host`: its IP
         address for an accepted connection, an IPv6 peer's /64 network)."""
+        self.network = "" if outgoing else source_network(self.host)
+        """The network of an accepted connection's source (`source_network`), as the
+        connection table's fair share between networks counts it."""
         self.address = (
             new_worker_address(kind)
             if outgoing or not self.host
-            else _accepted_address(kind, self.host)
+            else _accepted_address(kind, self.host, self.network)
         )
         self.name = f"{kind} {peer} ({'out' if outgoing else 'in'})"
         self._use(  # what messages arriving on this connection may reach
@@ -226,7 +230,8 @@ class Connection(AllowSetSource):
         if not self.outgoing:  # before it is registered (the transport admits it next); the
             # tag by the source, as the per-source limits here count it: a relayed node counts
             # what comes through the relay by it (review 29b, sources 1)
-            self.address = _accepted_address(self.kind, self.host)
+            self.network = source_network(self.host)
+            self.address = _accepted_address(self.kind, self.host, self.network)
 
     def origin(self, return_route: Route) -> str:
         """Who sent a message with this return route: the peer's host for an accepted

@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from troth.errors import ConfigError, Unreachable
 from troth.routing import Address, Handler, RoutedMessage, Router, Source
 from troth.transport.budget import WriteBudget
-from troth.transport.connection import Connection, ConnectionTable, Listener, source_network
+from troth.transport.connection import Connection, ConnectionTable, Listener
 from troth.transport.eviction import eviction_candidate
 from troth.transport.holds import SourceHolds
 from troth.transport.inbound import RoutingBudget
@@ -187,7 +187,6 @@ class TcpTransport(ConnectionTable[TcpConnection]):
         """A new connection against the limits (outgoing ones are this node's own)."""
         if not connection.outgoing:
             settings, counters = self.settings, self.counters
-            connection.network = source_network(connection.host)
             if self._per_host[connection.host] >= settings.max_connections_per_source:
                 counters.refused_per_source += 1
                 self.warn(

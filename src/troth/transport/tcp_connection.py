@@ -64,8 +64,6 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         self.closed = asyncio.Event()
         self.liveness = Liveness()
         """When it opened and last made progress (the sweep's idle clock, `Liveness`)."""
-        self.network = ""
-        """The network of its source (`source_network`), set as an accepted one is admitted."""
 
         self._reader = FrameReader(
             small=settings.small_read_buffer, large=settings.large_read_buffer
