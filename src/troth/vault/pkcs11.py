@@ -309,16 +309,41 @@ class Pkcs11Vault:
         raise KeyNotFound(f"no key {handle} in the token")
 
     def sign(self, handle: KeyHandle, data: bytes) -> bytes:
+        """Sign with the key's private object, cached once found. A cached object the token
+        no longer knows (`ObjectHandleInvalid`: another process destroyed the key, the CLI
+        rotating beside a running node) is dropped and the key looked up again: KeyNotFound
+        when it is gone, what every holder of a signer takes as "rotated elsewhere: ask
+        again" (review 57b, pkcs11 1: a VaultError, for good, and a running node's trace
+        recorder refused every record until its next look at its signer, 60 s)."""
         self._revive()
         cached = f"{handle.key_type.label}:{handle.key_id}"
         private = self._objects.get(cached) if handle.vault == self.name else None
-        if private is None:  # _find refuses a handle of another vault or key type
+        stale = False
+        if private is not None:
+            try:
+                return self._sign_with(private, handle.key_type, data)
+            except VaultError as exc:
+                if type(exc.__cause__).__name__ != "ObjectHandleInvalid":
+                    raise
+                self._objects.pop(cached, None)
+                stale = True
+        try:  # _find refuses a handle of another vault or key type
             private = self._find(handle, self._p11.ObjectClass.PRIVATE_KEY)
-            self._sign_only(private)
-            self._objects[cached] = private
+        except KeyNotFound:
+            if stale:
+                raise KeyNotFound(
+                    f"no key {handle} in the token (destroyed: its cached "
+                    "object ObjectHandleInvalid)"
+                ) from None
+            raise
+        self._sign_only(private)
+        self._objects[cached] = private
+        return self._sign_with(private, handle.key_type, data)
+
+    def _sign_with(self, private: Any, key_type: KeyType, data: bytes) -> bytes:
         mechanism = self._p11.Mechanism
         with self._lock, self._mapped("sign"):
-            if handle.key_type is KeyType.ED25519:
+            if key_type is KeyType.ED25519:
                 return bytes(private.sign(data, mechanism=mechanism.EDDSA))
             raw = bytes(private.sign(hashlib.sha256(data).digest(), mechanism=mechanism.ECDSA))
         return p256_raw_low_s(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
