@@ -33,16 +33,14 @@ def test_a_held_signer_whose_token_key_was_destroyed_elsewhere_is_key_not_found(
     held.sign(b"before")  # its object cached
     _rotate_elsewhere()
     for _ in range(2):  # the stale object dropped, not kept failing otherwise
-        with pytest.raises(KeyNotFound, match="ObjectHandleInvalid|in the token"):
+        with pytest.raises(KeyNotFound, match="in the token"):
             held.sign(b"after")
 
 
 def test_the_recorder_of_a_pkcs11_node_signs_on_after_a_rotation_elsewhere(node: Node) -> None:
     clock = FixedClock(NOW + 20)
     with open_node_log(node, clock=clock) as log:
-        agent = TraceRecorder(
-            log, lambda at: node.identities.signer("agent", now=at), clock=clock
-        )
+        agent = TraceRecorder(log, lambda at: node.identities.signer("agent", now=at), clock=clock)
         first = agent.record(tool_call())
         _rotate_elsewhere()
         after = agent.record(tool_call())  # the new signing key, under the new history
