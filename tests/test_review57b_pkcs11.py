@@ -5,19 +5,29 @@ of a signer takes KeyNotFound as "rotated elsewhere: ask again" (the trace recor
 outbox, docs/vault.md, "Keys deleted by another process"), so on a PKCS#11 node the running
 node's recorder refused every record until its next look at its signer source (60 s), where
 a software node's renews at once. Now a stale object is dropped and the key looked up again:
-KeyNotFound when the token no longer holds it."""
+KeyNotFound when the token no longer holds it.
+
+Review 57b, pkcs11 2: a vault used after its close (a signer kept past its node's close: a
+script, a worker thread) found its session closed, marked it dead, and its next call logged in
+again on a session of its own, registered nowhere and never closed: the closed vault signed on,
+and every later vault on the token in the process (the node opened again) failed to open, the
+token's login state being the process's (`UserAlreadyLoggedIn`). Now a closed vault does
+nothing."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.support.hsm import NOW, agent_node_fixture  # noqa: F401  (fixtures)
+from tests.conftest import SoftHsm
+from tests.support.hsm import NOW, agent_node_fixture, token_vault  # noqa: F401  (fixtures)
 from tests.support.traces import tool_call
 from troth.clock import FixedClock
-from troth.errors import KeyNotFound
+from troth.crypto import KeyType, verify_signature
+from troth.errors import KeyNotFound, VaultError
 from troth.node import Node, open_node
 from troth.trace import TraceRecorder
 from troth.trace.log import open_node_log
+from troth.vault import KeyPurpose
 
 
 def _rotate_elsewhere() -> None:
@@ -46,3 +56,17 @@ def test_the_recorder_of_a_pkcs11_node_signs_on_after_a_rotation_elsewhere(node:
         after = agent.record(tool_call())  # the new signing key, under the new history
     assert after.index == first.index + 1
     assert node.identities.get("agent", now=NOW + 20).identity.change_count == 3
+
+
+def test_a_closed_vault_signs_nothing_and_leaves_the_token_to_the_next_opener(
+    softhsm: SoftHsm,
+) -> None:
+    with token_vault(softhsm) as vault:
+        handle = vault.generate(KeyType.ED25519, KeyPurpose.SIGNING)
+        vault.sign(handle, b"open")
+    for _ in range(2):  # a signer kept past its node's close (a script, a worker thread)
+        with pytest.raises(VaultError):
+            vault.sign(handle, b"closed")
+    with token_vault(softhsm) as reopened:  # the node opened again in the same process
+        verify_signature(reopened.public_key(handle), reopened.sign(handle, b"x"), b"x")
+        reopened.delete_retired(handle, reopened.retire(handle, KeyPurpose.SIGNING))

@@ -179,7 +179,13 @@ class Pkcs11Vault:
 
     def _revive(self) -> None:
         """Open the shared session again if an operation found it dead (one vault does it, the
-        others then take it), and forget the objects found through an older one."""
+        others then take it), and forget the objects found through an older one. A closed
+        vault does nothing (review 57b, pkcs11 2: its next call, a signer kept past its node's
+        close, found its session closed, and the call after logged in again on a session of
+        its own, which signed on and left the process logged in: every later vault on the
+        token then failed to open, `UserAlreadyLoggedIn`, until the process ended)."""
+        if self._closed:
+            raise VaultError(f"the PKCS#11 vault of token {self._key[1]!r} is closed")
         shared = self._shared
         if shared.dead:
             with _SESSIONS_LOCK, shared.lock:
