@@ -12,9 +12,15 @@ script, a worker thread) found its session closed, marked it dead, and its next 
 again on a session of its own, registered nowhere and never closed: the closed vault signed on,
 and every later vault on the token in the process (the node opened again) failed to open, the
 token's login state being the process's (`UserAlreadyLoggedIn`). Now a closed vault does
-nothing."""
+nothing.
+
+Review 57b, pkcs11 3: a PKCS#11 module named by two paths (a link and its target) was loaded
+twice in one process, and the second load's C_Initialize failed, so the second node failed to
+open; the module is now named by its real path."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +34,7 @@ from troth.node import Node, open_node
 from troth.trace import TraceRecorder
 from troth.trace.log import open_node_log
 from troth.vault import KeyPurpose
+from troth.vault.pkcs11 import Pkcs11Vault
 
 
 def _rotate_elsewhere() -> None:
@@ -70,3 +77,21 @@ def test_a_closed_vault_signs_nothing_and_leaves_the_token_to_the_next_opener(
     with token_vault(softhsm) as reopened:  # the node opened again in the same process
         verify_signature(reopened.public_key(handle), reopened.sign(handle, b"x"), b"x")
         reopened.delete_retired(handle, reopened.retire(handle, KeyPurpose.SIGNING))
+
+
+def test_two_nodes_naming_one_module_by_two_paths_open_in_one_process(
+    softhsm: SoftHsm, tmp_path: Path
+) -> None:
+    """Debian's SoftHSM2 is /usr/lib/softhsm/libsofthsm2.so, a link to the multiarch path: a
+    node made with one and a node made with the other, opened in one process (the Python API,
+    a test suite), share the library."""
+    link = tmp_path / "libsofthsm2.so"
+    link.symlink_to(softhsm.module)
+    with token_vault(softhsm) as vault:
+        handle = vault.generate(KeyType.ED25519, KeyPurpose.SIGNING)
+        other = Pkcs11Vault(str(link), softhsm.token_label, softhsm.pin)
+        try:
+            verify_signature(vault.public_key(handle), other.sign(handle, b"x"), b"x")
+        finally:
+            other.close()
+        vault.delete(handle)
