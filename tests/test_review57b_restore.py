@@ -5,7 +5,13 @@ rotation deleted, and the node signs with them again, unseen. The rollback guard
 authority's, a broker's and the policy bundles' irreversible writes; the recovery rotation,
 whose whole point is that no copy's keys sign for the identity again (docs/vault.md,
 "Recovering from a stolen backup"), is not counted, where a broker's compromised token key
-rotation is (review 52c, rollback 1)."""
+rotation is (review 52c, rollback 1). A routine rotation's retired keys come back the same way.
+On a PKCS#11 node the token destroyed them: the copy names keys that are gone, and the
+identity signs nothing (nor rotates), its new keys left in the token named by no row.
+Left for the lead (storage/rollback.py and the identity service are outside review 57b's
+files): an `identity` scope counting each rotation (as the broker's compromised rotation is
+counted), and a restored copy, once found, failing closed for its identities (no signer, no
+channel, no rotation) and reported by `troth node status`, as the broker fails closed."""
 
 from __future__ import annotations
 
@@ -24,11 +30,12 @@ MESSAGE = b"pay the bearer"
 
 @pytest.mark.xfail(
     strict=True,
-    reason="review 57b, restore 1: no rollback guard scope counts an identity's compromised "
-    "rotation, so a copy of node.db from before it signs with the keys it deleted",
+    reason="review 57b, restore 1: no rollback guard scope counts an identity's rotation, so a "
+    "copy of node.db from before it signs with the keys it deleted",
 )
-def test_a_copy_from_before_a_recovery_rotation_does_not_sign_with_its_keys(
-    troth_home: Path,
+@pytest.mark.parametrize("compromised", [True, False])
+def test_a_copy_from_before_a_rotation_does_not_sign_with_the_keys_it_deleted(
+    troth_home: Path, compromised: bool
 ) -> None:
     init_node("laptop")
     path = node_db(troth_home, "laptop")
@@ -36,8 +43,8 @@ def test_a_copy_from_before_a_recovery_rotation_does_not_sign_with_its_keys(
         node.identities.create(now=NOW, name="courier")
         stolen = node.identities.signer("courier", now=NOW).handle  # a thief's copy holds it
     copy_db(path, troth_home / "copy.db")  # last night's backup, the guard left out
-    with open_node("laptop") as node:  # the theft found: the recovery
-        node.identities.rotate("courier", now=NOW + 10, compromised=True)
+    with open_node("laptop") as node:  # the theft found: the recovery (or a routine rotation)
+        node.identities.rotate("courier", now=NOW + 10, compromised=compromised)
     restore_db(path, troth_home / "copy.db")  # the disk failed; last night's backup restored
     with open_node("laptop") as node:
         try:
