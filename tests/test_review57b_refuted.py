@@ -5,7 +5,6 @@ breaks."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -26,75 +25,35 @@ from troth.vault.pkcs11 import Pkcs11Vault
 
 
 @pytest.mark.parametrize("key_type", [KeyType.ED25519, KeyType.P256])
-def test_a_pin_session_copies_no_token_key_into_one_it_could_read_or_derive_with(
+def test_a_token_key_was_never_extractable_and_takes_no_other_name(
     vault: Pkcs11Vault, key_type: KeyType
 ) -> None:
-    """A session with the PIN (another program on the token) asks C_CopyObject for a copy of
-    an identity's private key that is extractable, not sensitive, public, able to derive (an
-    ECDH oracle, review 48d's), or under another key's CKA_ID/label (one identity's key used
-    under another's name): the token refuses each. The key was made sensitive and never
-    extractable, private and signing only."""
+    """What the token says of an identity's private key: sensitive and never extractable from
+    its creation (CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE: not a key imported or once
+    readable), private, able to sign only (no derive, decrypt or unwrap), not modifiable. A
+    session with the PIN (another program on the token) asks C_CopyObject for a copy under
+    another identity's key label (one identity's key used under another's name: review 55d
+    tried the other attributes): refused."""
     from pkcs11 import Attribute, ObjectClass
 
     private = vault._find(vault.generate(key_type, KeyPurpose.PRIMARY), ObjectClass.PRIVATE_KEY)
+    wanted = {
+        Attribute.SENSITIVE: True,
+        Attribute.ALWAYS_SENSITIVE: True,
+        Attribute.EXTRACTABLE: False,
+        Attribute.NEVER_EXTRACTABLE: True,
+        Attribute.PRIVATE: True,
+        Attribute.SIGN: True,
+        Attribute.DERIVE: False,
+        Attribute.DECRYPT: False,
+        Attribute.UNWRAP: False,
+        Attribute.MODIFIABLE: False,
+    }
+    other = vault.generate(key_type, KeyPurpose.SIGNING).key_id
     with vault._lock:
-        held = {
-            name: private[attribute]
-            for name, attribute in {
-                "sensitive": Attribute.SENSITIVE,
-                "always_sensitive": Attribute.ALWAYS_SENSITIVE,
-                "extractable": Attribute.EXTRACTABLE,
-                "never_extractable": Attribute.NEVER_EXTRACTABLE,
-                "private": Attribute.PRIVATE,
-                "derive": Attribute.DERIVE,
-                "decrypt": Attribute.DECRYPT,
-                "unwrap": Attribute.UNWRAP,
-                "modifiable": Attribute.MODIFIABLE,
-            }.items()
-        }
-        assert held == {
-            "sensitive": True,
-            "always_sensitive": True,
-            "extractable": False,
-            "never_extractable": True,
-            "private": True,
-            "derive": False,
-            "decrypt": False,
-            "unwrap": False,
-            "modifiable": False,
-        }
-        other = os.urandom(16)
-        for template in (
-            {Attribute.EXTRACTABLE: True},
-            {Attribute.SENSITIVE: False},
-            {Attribute.PRIVATE: False},
-            {Attribute.DERIVE: True},
-            {Attribute.MODIFIABLE: True},
-            {Attribute.ID: other},
-            {Attribute.LABEL: f"troth:signing:{other.hex()}"},
-        ):
-            with pytest.raises(vault._errors.PKCS11Error):
-                private.copy(template)
-
-
-def test_a_token_seal_key_copies_into_no_key_that_wraps_or_leaves(vault: Pkcs11Vault) -> None:
-    """The same with a seal key (AES-256): no copy that wraps, unwraps, is extractable or not
-    sensitive, or moves to another CKA_ID; and its value is not read."""
-    from pkcs11 import Attribute
-
-    secret = vault._seal_object(vault.generate_seal_key())
-    with vault._lock:
-        with pytest.raises(vault._errors.AttributeSensitive):
-            secret[Attribute.VALUE]
-        for template in (
-            {Attribute.WRAP: True},
-            {Attribute.UNWRAP: True},
-            {Attribute.EXTRACTABLE: True},
-            {Attribute.SENSITIVE: False},
-            {Attribute.ID: os.urandom(16)},
-        ):
-            with pytest.raises(vault._errors.PKCS11Error):
-                secret.copy(template)
+        assert {attribute: private[attribute] for attribute in wanted} == wanted
+        with pytest.raises(vault._errors.PKCS11Error):
+            private.copy({Attribute.LABEL: f"troth:signing:{other}"})
 
 
 def test_a_wrong_pin_is_a_typed_error_naming_neither_pin(

@@ -159,12 +159,6 @@ class Pkcs11Vault:
         self._made: set[str] = set()  # the keys made here and not deleted (`delete`)
         self._probed: dict[str, bytes] = {}  # key id: the point a signature chose of several
         # public key objects (`public_key`; review 55k, pkcs11 1)
-        # the library file, not its spelling: python-pkcs11 loads a module once per path, and a
-        # link and its target (Debian's SoftHSM2 paths) loaded it twice, the second load's
-        # C_Initialize refused, so a second node on it failed to open (review 57b, pkcs11 3);
-        # a bare name stays one (dlopen's search, never a file of the working directory)
-        if os.path.isabs(module_path):
-            module_path = os.path.realpath(module_path)
         self._key = (module_path, token_label)
         pin_digest = hashlib.sha256(pin.encode()).digest()
         with _SESSIONS_LOCK:
