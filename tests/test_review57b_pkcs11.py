@@ -21,20 +21,27 @@ the second fails to open there. Resolving the path (os.path.realpath, in `_open_
 every load of the process agrees) fixes it, and a wrong PIN through the other path is then
 refused by the shared session's PIN digest; it changes the message
 tests/test_review55d_refuted.py (`test_a_second_path_to_the_module_gets_no_session_with_a_
-wrong_pin`) matches ("cannot load"), outside review 57b's files: left for the lead."""
+wrong_pin`) matches ("cannot load"), outside review 57b's files: left for the lead.
+
+Review 57b, pkcs11 4: a PIN variable holding bytes that are not UTF-8 (os.environ gives them as
+surrogates) failed as a bare UnicodeEncodeError (exit 2, "surrogates not allowed", no word of a
+PIN); now ConfigError (exit 3): the PIN is not UTF-8 text."""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import SoftHsm
+from tests.support.cli import run
 from tests.support.hsm import NOW, agent_node_fixture, token_vault  # noqa: F401  (fixtures)
 from tests.support.traces import tool_call
 from troth.clock import FixedClock
 from troth.crypto import KeyType, verify_signature
-from troth.errors import KeyNotFound, VaultError
+from troth.errors import ConfigError, KeyNotFound, VaultError
 from troth.node import Node, open_node
 from troth.trace import TraceRecorder
 from troth.trace.log import open_node_log
@@ -105,3 +112,18 @@ def test_two_nodes_naming_one_module_by_two_paths_open_in_one_process(
         finally:
             other.close()
         vault.delete(handle)
+
+
+def test_a_pin_that_is_not_utf8_text_is_a_config_error(
+    softhsm: SoftHsm, troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    softhsm.init_node("hsm", monkeypatch)
+    run("identity", "create", "agent", "--node", "hsm")
+    pin = os.fsdecode(b"\xff" + softhsm.pin.encode())  # as os.environ reads such bytes
+    monkeypatch.setenv("TEST_HSM_PIN", pin)
+    answer = json.loads(run("identity", "show", "agent", "--node", "hsm", "--json", code=3).stdout)
+    assert answer["error"] == "ConfigError"
+    assert "PIN" in answer["message"]
+    assert "not UTF-8" in answer["message"]
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        Pkcs11Vault(softhsm.module, softhsm.token_label, pin)

@@ -160,7 +160,10 @@ class Pkcs11Vault:
         self._probed: dict[str, bytes] = {}  # key id: the point a signature chose of several
         # public key objects (`public_key`; review 55k, pkcs11 1)
         self._key = (module_path, token_label)
-        pin_digest = hashlib.sha256(pin.encode()).digest()
+        try:  # review 57b, pkcs11 4: a bare UnicodeEncodeError (exit 2) before
+            pin_digest = hashlib.sha256(pin.encode()).digest()
+        except UnicodeEncodeError:  # bytes os.environ could not decode: python-pkcs11 takes text
+            raise ConfigError(f"the PIN for token {token_label!r} is not UTF-8 text") from None
         with _SESSIONS_LOCK:
             shared = _SESSIONS.get(self._key)
             if shared is None:
