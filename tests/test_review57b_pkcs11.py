@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -127,3 +129,50 @@ def test_a_pin_that_is_not_utf8_text_is_a_config_error(
     assert "not UTF-8" in answer["message"]
     with pytest.raises(ConfigError, match="not UTF-8"):
         Pkcs11Vault(softhsm.module, softhsm.token_label, pin)
+
+
+# another process on the node (a script, the CLI) holding the agent's signer across a rotation
+_HOLDER = """
+import sys
+from troth.errors import KeyNotFound
+from troth.identity import verify_signed_by
+from troth.node import open_node
+now = int(sys.argv[1])
+with open_node("hsm") as node:
+    held = node.identities.signer("agent", now=now)
+    held.sign(b"before")
+    print("ready", flush=True)
+    sys.stdin.readline()
+    try:
+        held.sign(b"after")
+        print("signed", flush=True)
+    except KeyNotFound:
+        fresh = node.identities.signer("agent", now=now)
+        verify_signed_by(fresh.identity, fresh.attestation, b"m", fresh.sign(b"m"), at=now)
+        print("refused, then signed with", fresh.identity.change_count, flush=True)
+"""
+
+
+def test_a_process_holding_a_signer_across_a_rotation_in_another_signs_on_with_the_new_key(
+    node: Node,
+) -> None:
+    """Pkcs11 1 across real processes (the token's objects are each process's own): the
+    holder's retired key fails as KeyNotFound, and its next signer is the new one."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(NOW + 20)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdin is not None
+        assert holder.stdout.readline().strip() == "ready"
+        node.identities.rotate("agent", now=NOW + 10, compromised=True)
+        holder.stdin.write("go\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == "refused, then signed with 3"
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+        holder.wait(timeout=60)
