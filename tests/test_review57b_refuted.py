@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -15,9 +16,10 @@ import pytest
 from tests.conftest import NOW, SoftHsm
 from tests.support.backups import copy_db, node_db, restore_db
 from tests.support.cli import run
-from tests.support.hsm import vault_fixture  # noqa: F401  (fixture)
+from tests.support.hsm import token_keys, vault_fixture  # noqa: F401  (fixture)
 from troth.crypto import KeyType, verify_signature
 from troth.errors import ConfigError, TrothError
+from troth.identity import verify_history, verify_signed_by
 from troth.node import init_node, open_node
 from troth.node.rekey import rekey_vault
 from troth.vault import KeyPurpose
@@ -196,3 +198,38 @@ def test_a_copy_from_before_a_rekey_and_recovery_rotation_opens_nothing(
     restore_db(path, troth_home / "copy.db")
     with pytest.raises(TrothError, match="does not open this vault"), open_node("laptop"):
         pass
+
+
+def test_two_processes_rotating_one_token_identity_at_once_leave_one_history_and_no_key(
+    softhsm: SoftHsm, troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two CLI processes rotate one identity of a PKCS#11 node at the same moment (one a
+    recovery rotation): both succeed one after the other (no fork, no rotation lost), the
+    history verifies with every change, the node signs under it, and the token is left with
+    the current and next key only: every key the two retired is destroyed, none orphaned."""
+    softhsm.init_node("hsm", monkeypatch)
+    with open_node("hsm") as node:
+        node.identities.create(now=NOW, name="agent")
+        node.identities.signer("agent", now=NOW).sign(b"m")  # a signing key too
+        before = token_keys(node)
+    commands = [("identity", "rotate", "agent", "--node", "hsm")] * 2
+    commands[1] += ("--compromised",)
+    racing = [
+        subprocess.Popen(
+            [sys.executable, "-m", "troth.cli.main", *command],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for command in commands
+    ]
+    for process in racing:
+        _out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+    with open_node("hsm") as node:
+        now = int(time.time())
+        history = verify_history(node.identities.export("agent"), now=now)
+        assert history.change_count == 4  # 1 + 1 + 2, in either order
+        signer = node.identities.signer("agent", now=now)
+        verify_signed_by(history, signer.attestation, b"m", signer.sign(b"m"), at=now)
+        assert token_keys(node) == before  # current, next and the signing key just made
