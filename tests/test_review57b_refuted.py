@@ -212,8 +212,8 @@ def test_two_processes_rotating_one_token_identity_at_once_leave_one_history_and
         node.identities.create(now=NOW, name="agent")
         node.identities.signer("agent", now=NOW).sign(b"m")  # a signing key too
         before = token_keys(node)
-    commands = [("identity", "rotate", "agent", "--node", "hsm")] * 2
-    commands[1] += ("--compromised",)
+    rotate = ["identity", "rotate", "agent", "--node", "hsm"]
+    commands = [rotate, [*rotate, "--compromised"]]
     racing = [
         subprocess.Popen(
             [sys.executable, "-m", "troth.cli.main", *command],
