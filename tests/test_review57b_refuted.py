@@ -62,8 +62,8 @@ def test_a_wrong_pin_is_a_typed_error_naming_neither_pin(
     softhsm: SoftHsm, troth_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A wrong PIN in the node's PIN variable: the CLI answers ConfigError (exit 3), in text
-    and JSON, with no traceback and neither the PIN given nor the token's; nothing of the node
-    directory holds the PIN."""
+    and JSON, with no traceback and neither the PIN given nor the token's; node.json holds the
+    PIN variable's name, not the PIN."""
     softhsm.init_node("hsm", monkeypatch)
     run("identity", "create", "agent", "--node", "hsm")
     wrong = "86420135"
@@ -79,8 +79,9 @@ def test_a_wrong_pin_is_a_typed_error_naming_neither_pin(
     with pytest.raises(ConfigError) as refused:
         Pkcs11Vault(softhsm.module, softhsm.token_label, wrong)
     assert wrong not in str(refused.value) + repr(refused.value)
-    for path in (troth_home / "nodes" / "hsm").iterdir():
-        assert softhsm.pin.encode() not in path.read_bytes().replace(b"TEST_HSM_PIN", b"")
+    config = json.loads((troth_home / "nodes" / "hsm" / "node.json").read_text())
+    assert config["pin_env"] == "TEST_HSM_PIN"  # its name, not its value
+    assert softhsm.pin not in json.dumps(config)
 
 
 # a token whose files are removed under an open vault (a USB token pulled, a network HSM's
