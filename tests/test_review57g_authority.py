@@ -99,10 +99,13 @@ def _link_after_rotation(member: Member, now: int) -> CredentialChain:
     )
 
 
-def _revoke_as(node: Node, member: Member, link: CredentialChain, now: int) -> bytes:
+def _revoke_as(
+    node: Node, member: Member, link: CredentialChain, now: int, ref: str = "member"
+) -> bytes:
+    """`ref` of `node` asks acme to revoke the last link of `link`."""
     return revoke_request(
         node.identities,
-        "member",
+        ref,
         member.authority.identifier,
         credential_hash=link.credentials[-1].hash,
         chain=link.encode(),
@@ -160,15 +163,7 @@ def test_a_rotation_a_revoke_request_showed_is_kept(member: Member) -> None:
         ttl=300,
         purpose="job",
     )
-    request = revoke_request(
-        member.member.identities,
-        "sub",
-        member.authority.identifier,
-        credential_hash=below.credentials[-1].hash,
-        chain=below.encode(),
-        reason="",
-        now=now,
-    )
+    request = _revoke_as(member.member, member, below, now, ref="sub")
     member.authority.revoke_link(request, now=now)  # her delegate's: written
     stale = refresh_request(member.thief.identities, "member", member.authority.identifier, now=now)
     with pytest.raises(AuthorityError) as refused:

@@ -168,30 +168,24 @@ def test_the_retired_primary_key_attests_no_key_under_the_new_history(
         party = rotated(vault, times=times)
         key_type = KeyType.X25519 if purpose is KeyPurpose.SECURE_CHANNEL else KeyType.ED25519
         thief_key = vault.public_key(vault.generate(key_type, purpose))
-        old = attest_purpose_key(
-            vault,
-            party.before.primary,
-            party.before.identity,
-            purpose,
-            thief_key,
-            now=NOW,
-            expires_at=NOW + DAY,
-        )
-        with pytest.raises(IdentityError) as refused:
-            verify_attestation(party.identity, old, purpose=purpose, now=NOW)
-        assert refused.value.reason is IdentityFailure.ATTESTATION_STALE
-        forged = attest_purpose_key(
-            vault,
-            party.before.primary,  # the retired key, signing a body naming the new change
-            party.identity,
-            purpose,
-            thief_key,
-            now=NOW,
-            expires_at=NOW + DAY,
-        )
-        with pytest.raises(IdentityError) as refused:
-            verify_attestation(party.identity, forged, purpose=purpose, now=NOW)
-        assert refused.value.reason is IdentityFailure.ATTESTATION_INVALID
+        # made under change 0 (STALE under the new history); naming the new current change,
+        # signed by the retired key (not the current key's signature: INVALID)
+        for under, reason in (
+            (party.before.identity, IdentityFailure.ATTESTATION_STALE),
+            (party.identity, IdentityFailure.ATTESTATION_INVALID),
+        ):
+            attestation = attest_purpose_key(
+                vault,
+                party.before.primary,
+                under,
+                purpose,
+                thief_key,
+                now=NOW,
+                expires_at=NOW + DAY,
+            )
+            with pytest.raises(IdentityError) as refused:
+                verify_attestation(party.identity, attestation, purpose=purpose, now=NOW)
+            assert refused.value.reason is reason
 
 
 def test_the_retired_signing_key_signs_nothing_under_the_new_history() -> None:
@@ -233,25 +227,19 @@ def test_a_delegation_by_the_members_retired_key_is_refused_where_her_rotation_i
     member = rotated(vault)
     thief = make_party(vault, now=T0)
     root = _chain_to(authority, member)
-    stolen = delegate(
-        member.before.signer,
-        root,
-        subject=thief.identifier,
-        attributes=MEMBER,
-        now=NOW,
-        ttl=DAY,
-        purpose="p",
-    ).encode()
     honest_signer = signer_as(vault, member.after.primary, member.identity, now=NOW - DAY)
-    honest = delegate(
-        honest_signer,
-        root,
-        subject=thief.identifier,
-        attributes=MEMBER,
-        now=NOW,
-        ttl=DAY,
-        purpose="p",
-    ).encode()
+    stolen, honest = (
+        delegate(
+            signer,  # her retired signing key (the thief's), then her own under the new history
+            root,
+            subject=thief.identifier,
+            attributes=MEMBER,
+            now=NOW,
+            ttl=DAY,
+            purpose="p",
+        ).encode()
+        for signer in (member.before.signer, honest_signer)
+    )
     feeds = {authority.identifier: verified_feed(authority, now=NOW)}
     policy = TrustPolicy(frozenset({authority.identifier}))
     known = _known(tmp_path)
