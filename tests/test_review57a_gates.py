@@ -11,6 +11,16 @@ brings back was already kept active for this reason ("a service it declares stay
 Cedar", review 54p); a stored bundle that does not load now keeps the services it declares
 under Cedar too (`BundleStore.declares`, troth.gates.dormant), which denies while no bundle
 of its authority is in force. Both tests were strict xfails until then.
+
+Gates 2. A running node holding revision 1 reloads its table after `troth policy push` (another
+process) verified and stored revision 2 there. When revision 2 did not load at that reload —
+its policies not checked (the validating child did not start, PolicyNotChecked; it is tried
+again after a backoff of up to 15 minutes, for as long as the child fails), or refused for any
+other reason — the node went on deciding by revision 1, which the table says revision 2
+replaced: whatever revision 2 took away stayed allowed. The store now holds the active revision
+out of force while its table holds a higher one that did not load (`BundleStore.engine`,
+`DormantBundles.check_active`): denied, saying why the newer one did not load. Was a strict
+xfail until then.
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.gates import T, make_world
+from tests.support.gates import POLICIES, T, make_world
 from tests.test_gates_services import (
     FORBID_READ,
     RULES,
@@ -30,7 +40,7 @@ from tests.test_gates_services import (
     Scene,
     ask,
 )
-from troth.gates import BundleStore
+from troth.gates import BundleStore, ToolCall
 from troth.node.access import GatedPolicy, RulesPolicy
 
 
@@ -73,3 +83,41 @@ def test_a_service_of_a_bundle_not_checked_at_a_restart_stays_under_cedar(
     monkeypatch.setattr(subprocess, "Popen", no_process)
     decision = _restarted(scene, now=T + 10).decide(ask(support, "orders", "read"))
     assert not decision.allowed, decision.reasons
+
+
+# -- gates 2: a newer bundle stored but not loaded left the older one deciding ----------------
+
+NO_LOOKUP = (
+    '@id("no-lookup") forbid(principal, action == Action::"invoke:lookup_order", resource);\n'
+)
+
+
+def _no_child(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every validating child fails to start (EAGAIN): PolicyNotChecked, no verdict."""
+
+    def no_process(*args: Any, **kwargs: Any) -> Any:
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(subprocess, "Popen", no_process)
+
+
+def test_a_newer_bundle_not_checked_here_does_not_leave_the_older_deciding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The running node holds revision 1, which permits lookups; `troth policy push` (another
+    process, its store on the same table) verified and stored revision 2, which forbids them.
+    The node's reload cannot check revision 2 (its validating child does not start): it must
+    not decide by revision 1, which the table says revision 2 replaced."""
+    world = make_world()
+    running = world.store(world.bundle(revision=1))
+    member = world.credential(world.support_chain, world.support)
+    call = ToolCall("lookup_order", {"order_id": "o"})
+    assert world.point(running).decide(member, call, now=T + 10).allowed
+    tighter = "// " + "x" * 40_000 + "\n" + POLICIES + NO_LOOKUP  # validated in a child
+    pushed = BundleStore(world.verifier, running.table)  # the CLI's store
+    pushed.accept(world.bundle(revision=2, policies=tighter), feeds=world.feeds(), now=T + 6)
+    assert not world.point(pushed).decide(member, call, now=T + 10).allowed
+    _no_child(monkeypatch)
+    assert running.reload(now=T + 10) == []  # not checked: tried again after a backoff
+    decision = world.point(running).decide(member, call, now=T + 10)
+    assert not decision.allowed, decision.reason

@@ -63,7 +63,7 @@ from troth.gates.bundles import (
     load_stored_bundle,
     verify_bundle,
 )
-from troth.gates.dormant import DormantServices
+from troth.gates.dormant import DormantBundles
 from troth.gates.engine import PolicyEngine
 from troth.identity import Identifier, VerifiedIdentity
 from troth.storage.rollback import Restored, RollbackGuard
@@ -351,7 +351,7 @@ class BundleStore:
         # the authorities whose stored bundle is held back (a restored copy: module
         # docstring), read from the table at the first reload, again at each while any is
         self._held_back: frozenset[bytes] | None = None
-        self._dormant = DormantServices()  # the table's bundles not loaded (57a, gates 1)
+        self._dormant = DormantBundles()  # the table's bundles not loaded (57a, gates 1-2)
         self.conflicts_noted = 0
         """How many different same-revision conflicts this store has seen (a node logs each
         new one once: review 43b, bundles 2)."""
@@ -596,7 +596,7 @@ class BundleStore:
             try:
                 verified = load_stored_bundle(data, verifier=self.verifier, now=now)
             except PolicyNotChecked:  # no verdict on the bundle: tried again after a while
-                self._dormant.note(digest, data)  # what it declares stays under Cedar
+                self._dormant.note(digest, data, stamp[0], _P.OVER_LIMIT)  # deny in doubt
                 wait = limits.CEDAR_RETRY_FIRST_SECONDS
                 if retry is not None:
                     wait = min(2 * retry[1], limits.CEDAR_RETRY_MAX_SECONDS)
@@ -604,7 +604,7 @@ class BundleStore:
                 continue
             except PolicyError as exc:
                 self._unchecked.pop(key, None)
-                self._dormant.note(digest, data, trusted=exc.reason is not _P.UNTRUSTED_AUTHORITY)
+                self._dormant.note(digest, data, stamp[0], exc.reason)
                 if exc.reason in _UNTIMELY:  # the clock's doing: loads at another time
                     body = bundle_claims(data)
                     skew = self.verifier.policy.max_clock_skew
@@ -663,7 +663,7 @@ class BundleStore:
 
     def declares(self, service: str, authority: Identifier | None = None) -> bool:
         """Whether an active bundle (in force or not), or a table's bundle that did not load
-        (`DormantServices`: review 57a, gates 1), declares node service `service`: the node
+        (`DormantBundles`: review 57a, gates 1), declares node service `service`: the node
         then decides its requests with Cedar too (docs/policy.md, "Services"); with
         `authority`, whether that authority's bundle does."""
         if authority is not None:
@@ -685,7 +685,8 @@ class BundleStore:
     def engine(self, authority: Identifier, *, feed: VerifiedFeed | None, now: int) -> PolicyEngine:
         """The engine of `authority`'s bundle if it is in force at `now` with `feed` (the
         authority's current feed), else PolicyError: no bundle, expired, stale feed, its
-        signer revoked or a history it was verified with superseded."""
+        signer revoked or a history it was verified with superseded, or a newer revision in the
+        table that did not load here (`DormantBundles`: review 57a, gates 2)."""
         held = self._active.get(authority)
         if held is None:
             raise PolicyError(_P.NO_BUNDLE, str(authority))
@@ -696,6 +697,7 @@ class BundleStore:
                 "node, or installed again, or a newer one lets it decide",
             )
         bundle = held.bundle
+        self._dormant.check_active(authority.digest, bundle.body.revision)  # 57a, gates 2
         if now >= bundle.body.expires_at:
             raise PolicyError(_P.EXPIRED, f"at {bundle.body.expires_at}")
         try:
