@@ -21,17 +21,26 @@ replaced: whatever revision 2 took away stayed allowed. The store now holds the 
 out of force while its table holds a higher one that did not load (`BundleStore.engine`,
 `DormantBundles.check_active`): denied, saying why the newer one did not load. Was a strict
 xfail until then.
+
+Gates 3. That node handed the older revision to others: a member's node pulling (`get`) was
+answered revision 1, and decided by it, unaware of revision 2, until the node holding both
+could check revision 2. The policy service now offers no bundle its table replaced
+(`NodePolicies.offered`): the puller is answered nothing (deny when in doubt) and the node pulls
+any revision itself. Was a strict xfail until then.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import subprocess
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.gates import POLICIES, T, make_world
+from tests.support.gates import POLICIES, TOOLS, T, make_world
 from tests.test_gates_services import (
     FORBID_READ,
     RULES,
@@ -40,8 +49,13 @@ from tests.test_gates_services import (
     Scene,
     ask,
 )
-from troth.gates import BundleStore, ToolCall
-from troth.node.access import GatedPolicy, RulesPolicy
+from troth.clock import FixedClock
+from troth.gates import BundleStore, SqliteBundleTable, ToolCall, create_bundle
+from troth.node import init_node, open_node
+from troth.node.access import GatedPolicy, LocalCaller, RulesPolicy
+from troth.node.services.base import RequestContext
+from troth.node.services.node_policies import NodeFeeds, NodePolicies
+from troth.node.services.policy import PolicyService, install_bundle
 
 
 def _restarted(scene: Scene, *, now: int) -> GatedPolicy:
@@ -121,3 +135,56 @@ def test_a_newer_bundle_not_checked_here_does_not_leave_the_older_deciding(
     assert running.reload(now=T + 10) == []  # not checked: tried again after a backoff
     decision = world.point(running).decide(member, call, now=T + 10)
     assert not decision.allowed, decision.reason
+
+
+# -- gates 3: such an older revision was handed to other nodes ---------------------------------
+
+
+def test_a_node_hands_no_one_the_revision_its_table_replaced(
+    troth_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Node acme decides by revision 1; `troth policy push` stored revision 2 in its table,
+    which acme's reload cannot check. A member node pulling (`get`, any revision) is not handed
+    revision 1: it would decide by it, unaware of revision 2, until acme could check that."""
+    now = int(time.time())
+    init_node("acme", home=troth_home)
+    clock = FixedClock(now + 5)
+    with open_node("acme", home=troth_home) as node:
+        authority = node.create_authority("acme", now=now).identifier
+        signer = node.identities.signer("acme", now=now)
+
+        def signed(revision: int, policies: str) -> bytes:
+            return create_bundle(
+                signer,
+                authority=authority,
+                policies=policies,
+                schema="",
+                tools=TOOLS,
+                revision=revision,
+                now=now,
+                ttl=3600,
+            )
+
+        older = signed(1, POLICIES)
+        newer = signed(2, "// " + "x" * 40_000 + "\n" + POLICIES + NO_LOOKUP)
+        running = NodePolicies(node, NodeFeeds(node, clock))
+        running.trust(frozenset({authority}), now=clock.now())
+        running.accept(older, now=clock.now())
+        install_bundle(troth_home, "acme", newer, clock=clock)  # the CLI: checked, stored
+        _no_child(monkeypatch)
+        assert running.reload(now=clock.now()) == []
+        assert SqliteBundleTable(node.db).stamps()[authority.digest][0] == 2
+        service = PolicyService(
+            running,
+            worker=Any,  # type: ignore[arg-type]
+            router=Any,  # type: ignore[arg-type]
+            routes=dict,
+            hosted=lambda: authority,
+            channel_to=Any,  # type: ignore[arg-type]
+            find_channel=lambda channel: None,
+            clock=clock.now,
+            standing=Any,  # type: ignore[arg-type]
+        )
+        context = RequestContext(LocalCaller(), None, None, clock.now())  # type: ignore[arg-type]
+        answer = asyncio.run(service.get([authority.digest, 0], context))
+    assert answer != older

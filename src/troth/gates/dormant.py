@@ -1,5 +1,5 @@
 """The bundles a store's table holds that did not load at a reload (docs/policy.md, "Bundles on
-a node" and "Services"; review 57a, gates 1-2): refused for the time (expired, or not yet valid,
+a node" and "Services"; review 57a, gates 1-3): refused for the time (expired, or not yet valid,
 by the clock), their policies not checked (PolicyNotChecked: the validating child did not
 start), or refused by this troth. Deny when in doubt, as for a bundle held back (review 54p):
 
@@ -9,7 +9,9 @@ start), or refused by this troth. Deny when in doubt, as for a bundle held back 
   forbade, denied before the restart, was allowed after it);
 - a revision higher than the one active, stored by another process (`troth policy push`), puts
   the active one out of force (gates 2: the node went on deciding by the older revision, which
-  the table says the newer one replaced, for as long as the newer could not be checked).
+  the table says the newer one replaced, for as long as the newer could not be checked), and a
+  node hands it to no one (gates 3: it answered other nodes' pulls with it, and they decided
+  by it).
 
 Read from the bundle's claims and the table's stamp (the node's own table: verified when
 stored). Not for a bundle of an authority the node no longer trusts: it speaks for nothing
@@ -57,6 +59,13 @@ class DormantBundles:
         if authority is not None:
             return service in self._declared.get(authority, ())
         return any(service in services for services in list(self._declared.values()))
+
+    def ahead(self, authority: bytes, revision: int) -> bool:
+        """Whether `authority`'s table holds a bundle of a higher revision than `revision` (the
+        active one's) that did not load: the active one is replaced, decides nothing and is
+        handed to no one (gates 3: a node answered pulls with it)."""
+        stored = self._stored.get(authority)
+        return stored is not None and stored[0] > revision
 
     def check_active(self, authority: bytes, revision: int) -> None:
         """PolicyError (why the stored one did not load) when `authority`'s table holds a

@@ -351,7 +351,7 @@ class BundleStore:
         # the authorities whose stored bundle is held back (a restored copy: module
         # docstring), read from the table at the first reload, again at each while any is
         self._held_back: frozenset[bytes] | None = None
-        self._dormant = DormantBundles()  # the table's bundles not loaded (57a, gates 1-2)
+        self.dormant = DormantBundles()  # the table's bundles not loaded (57a, gates 1-3)
         self.conflicts_noted = 0
         """How many different same-revision conflicts this store has seen (a node logs each
         new one once: review 43b, bundles 2)."""
@@ -426,7 +426,7 @@ class BundleStore:
             if held is not None and held.bundle.body.revision == body.revision:
                 self._note(body.authority, body.revision, verified.digest, held.bundle.digest)
             self._active[body.authority] = _activate(verified)
-            self._dormant.drop(authority)
+            self.dormant.drop(authority)
             self._seen[authority] = (body.revision, verified.digest)
             if self._held_back:  # the table let it decide in its commit
                 self._held_back = self._held_back - {authority}
@@ -596,7 +596,7 @@ class BundleStore:
             try:
                 verified = load_stored_bundle(data, verifier=self.verifier, now=now)
             except PolicyNotChecked:  # no verdict on the bundle: tried again after a while
-                self._dormant.note(digest, data, stamp[0], _P.OVER_LIMIT)  # deny in doubt
+                self.dormant.note(digest, data, stamp[0], _P.OVER_LIMIT)  # deny in doubt
                 wait = limits.CEDAR_RETRY_FIRST_SECONDS
                 if retry is not None:
                     wait = min(2 * retry[1], limits.CEDAR_RETRY_MAX_SECONDS)
@@ -604,7 +604,7 @@ class BundleStore:
                 continue
             except PolicyError as exc:
                 self._unchecked.pop(key, None)
-                self._dormant.note(digest, data, stamp[0], exc.reason)
+                self.dormant.note(digest, data, stamp[0], exc.reason)
                 if exc.reason in _UNTIMELY:  # the clock's doing: loads at another time
                     body = bundle_claims(data)
                     skew = self.verifier.policy.max_clock_skew
@@ -649,7 +649,7 @@ class BundleStore:
                 self._note(authority, verified.body.revision, verified.digest, held.bundle.digest)
             if newer or replaced:
                 self._active[authority] = _activate(verified)
-            self._dormant.drop(authority.digest)
+            self.dormant.drop(authority.digest)
             self._seen[authority.digest] = stamp
             return newer or replaced
 
@@ -670,10 +670,10 @@ class BundleStore:
             held = self._active.get(authority)
             if held is not None and service in held.bundle.body.services:
                 return True
-            return self._dormant.declares(service, authority.digest)
+            return self.dormant.declares(service, authority.digest)
         return any(
             service in held.bundle.body.services for held in self._active.values()
-        ) or self._dormant.declares(service)
+        ) or self.dormant.declares(service)
 
     def replaceable(self, authority: Identifier, feed: VerifiedFeed | None) -> bool:
         """Whether `feed` (the authority's current feed) says the active bundle of
@@ -697,7 +697,7 @@ class BundleStore:
                 "node, or installed again, or a newer one lets it decide",
             )
         bundle = held.bundle
-        self._dormant.check_active(authority.digest, bundle.body.revision)  # 57a, gates 2
+        self.dormant.check_active(authority.digest, bundle.body.revision)  # 57a, gates 2
         if now >= bundle.body.expires_at:
             raise PolicyError(_P.EXPIRED, f"at {bundle.body.expires_at}")
         try:

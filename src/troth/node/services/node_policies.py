@@ -197,6 +197,17 @@ class NodePolicies:
         """The active bundle of `authority` (in force or not)."""
         return None if self.store is None else self.store.active(authority)
 
+    def offered(self, authority: Identifier) -> ActiveBundle | None:
+        """`held`, unless the table holds a higher revision that did not load here, which
+        replaced it (`BundleStore.dormant`): the bundle the policy service hands out and asks
+        above; none then, so it hands it to no one and pulls any revision (review 57a, gates
+        3: a node answered other nodes' pulls with it, and they decided by it)."""
+        active = self.held(authority)
+        if active is None or self.store is None:
+            return None
+        ahead = self.store.dormant.ahead(authority.digest, active.bundle.body.revision)
+        return None if ahead else active
+
     def replaceable(self, authority: Identifier) -> bool:
         """Whether the held feed says the active bundle of `authority` is no longer in force
         for good (its signer revoked or superseded): a bundle of any revision issued since it
