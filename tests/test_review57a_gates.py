@@ -27,6 +27,11 @@ answered revision 1, and decided by it, unaware of revision 2, until the node ho
 could check revision 2. The policy service now offers no bundle its table replaced
 (`NodePolicies.offered`): the puller is answered nothing (deny when in doubt) and the node pulls
 any revision itself. Was a strict xfail until then.
+
+Gates 4. `troth policy show` listed the active bundles only: a node whose table bundle did not
+load (gates 1) said it held no policy bundle, while every call of the services it declares was
+denied. It lists such a bundle too, by its claims, not in force, saying why it did not load
+(`NodePolicies.show`). Was a strict xfail until then.
 """
 
 from __future__ import annotations
@@ -55,7 +60,7 @@ from troth.node import init_node, open_node
 from troth.node.access import GatedPolicy, LocalCaller, RulesPolicy
 from troth.node.services.base import RequestContext
 from troth.node.services.node_policies import NodeFeeds, NodePolicies
-from troth.node.services.policy import PolicyService, install_bundle
+from troth.node.services.policy import PolicyService, install_bundle, stored_bundles
 
 
 def _restarted(scene: Scene, *, now: int) -> GatedPolicy:
@@ -188,3 +193,31 @@ def test_a_node_hands_no_one_the_revision_its_table_replaced(
         context = RequestContext(LocalCaller(), None, None, clock.now())  # type: ignore[arg-type]
         answer = asyncio.run(service.get([authority.digest, 0], context))
     assert answer != older
+
+
+# -- gates 4: `troth policy show` said nothing of a bundle that did not load ----------------------
+
+
+def test_policy_show_names_a_stored_bundle_that_did_not_load(troth_home: Path) -> None:
+    """Node acme's table holds its bundle, expired: every call it governed is denied, and
+    `troth policy show` says which bundle is held and why it is not in force, not that the node
+    holds none."""
+    now = int(time.time())
+    init_node("acme", home=troth_home)
+    with open_node("acme", home=troth_home) as node:
+        authority = node.create_authority("acme", now=now).identifier
+        signer = node.identities.signer("acme", now=now)
+        data = create_bundle(
+            signer,
+            authority=authority,
+            policies=POLICIES,
+            schema="",
+            tools=TOOLS,
+            revision=3,
+            now=now,
+            ttl=60,
+        )
+    install_bundle(troth_home, "acme", data, clock=FixedClock(now + 1))
+    rows = stored_bundles(troth_home, "acme", clock=FixedClock(now + 120))
+    assert [(row["revision"], row["in_force"]) for row in rows] == [(3, False)]
+    assert "expired" in str(rows[0]["not_in_force"])

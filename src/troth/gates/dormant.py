@@ -67,6 +67,11 @@ class DormantBundles:
         stored = self._stored.get(authority)
         return stored is not None and stored[0] > revision
 
+    def unloaded(self) -> list[tuple[bytes, PolicyFailure]]:
+        """Each authority whose table bundle did not load, and why (gates 4: `troth policy
+        show` listed the loaded ones only, and said the node held none)."""
+        return [(authority, stored[1]) for authority, stored in list(self._stored.items())]
+
     def check_active(self, authority: bytes, revision: int) -> None:
         """PolicyError (why the stored one did not load) when `authority`'s table holds a
         bundle of a higher revision than `revision`, the active one's, that did not load."""

@@ -22,6 +22,7 @@ from troth.credentials import (
     VerifiedFeed,
 )
 from troth.credentials.wallet import revokes_a_link
+from troth.crypto import sha256
 from troth.errors import (
     CredentialError,
     CredentialFailure,
@@ -36,6 +37,7 @@ from troth.gates import (
     PolicyEngine,
     SqliteBundleTable,
     VerifiedBundle,
+    bundle_claims,
 )
 from troth.identity import Identifier, VerifiedIdentity
 from troth.node.access import Standing
@@ -244,7 +246,9 @@ class NodePolicies:
         raise PolicyError(_P.NO_BUNDLE, "none for the caller's authorities")
 
     def show(self, *, now: int) -> list[dict[str, Any]]:
-        """Every active bundle: its summary, and whether it is in force now (and why not)."""
+        """Every active bundle: its summary, and whether it is in force now (and why not); and
+        each bundle of the table that did not load where none of its authority is active: its
+        claims, not in force, and why it did not load (review 57a, gates 4)."""
         rows = []
         for active in [] if self.store is None else self.store.actives():
             authority = active.bundle.body.authority
@@ -254,6 +258,16 @@ class NodePolicies:
             except PolicyError as exc:
                 in_force, why = False, exc.reason.value
             rows.append({**active.bundle.to_json(), "in_force": in_force, "not_in_force": why})
+        for digest, failure in [] if self.store is None else self.store.dormant.unloaded():
+            data = self.table.load(digest)
+            if data is None or self.held(Identifier(digest)) is not None:
+                continue
+            try:
+                claims = bundle_claims(data).to_json()
+            except PolicyError:
+                continue
+            not_loaded = {"in_force": False, "not_in_force": failure.value}
+            rows.append({**claims, "digest": sha256(data).hex(), "policies": [], **not_loaded})
         return rows
 
 
