@@ -595,8 +595,8 @@ class BundleStore:
                 continue
             try:
                 verified = load_stored_bundle(data, verifier=self.verifier, now=now)
-            except PolicyNotChecked:  # no verdict on the bundle: tried again after a while
-                self.dormant.note(digest, data, stamp[0], _P.OVER_LIMIT)  # deny in doubt
+            except PolicyNotChecked as exc:  # no verdict on it: tried again after a while
+                self.dormant.note(digest, data, stamp[0], exc.reason)  # deny meanwhile
                 wait = limits.CEDAR_RETRY_FIRST_SECONDS
                 if retry is not None:
                     wait = min(2 * retry[1], limits.CEDAR_RETRY_MAX_SECONDS)
