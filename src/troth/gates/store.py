@@ -63,6 +63,7 @@ from troth.gates.bundles import (
     load_stored_bundle,
     verify_bundle,
 )
+from troth.gates.dormant import DormantBundles
 from troth.gates.engine import PolicyEngine
 from troth.identity import Identifier, VerifiedIdentity
 from troth.storage.rollback import Restored, RollbackGuard
@@ -350,6 +351,7 @@ class BundleStore:
         # the authorities whose stored bundle is held back (a restored copy: module
         # docstring), read from the table at the first reload, again at each while any is
         self._held_back: frozenset[bytes] | None = None
+        self.dormant = DormantBundles()  # the table's bundles not loaded (57a, gates 1-3)
         self.conflicts_noted = 0
         """How many different same-revision conflicts this store has seen (a node logs each
         new one once: review 43b, bundles 2)."""
@@ -424,6 +426,7 @@ class BundleStore:
             if held is not None and held.bundle.body.revision == body.revision:
                 self._note(body.authority, body.revision, verified.digest, held.bundle.digest)
             self._active[body.authority] = _activate(verified)
+            self.dormant.drop(authority)
             self._seen[authority] = (body.revision, verified.digest)
             if self._held_back:  # the table let it decide in its commit
                 self._held_back = self._held_back - {authority}
@@ -592,7 +595,8 @@ class BundleStore:
                 continue
             try:
                 verified = load_stored_bundle(data, verifier=self.verifier, now=now)
-            except PolicyNotChecked:  # no verdict on the bundle: tried again after a while
+            except PolicyNotChecked as exc:  # no verdict on it: tried again after a while
+                self.dormant.note(digest, data, stamp[0], exc.reason)  # deny meanwhile
                 wait = limits.CEDAR_RETRY_FIRST_SECONDS
                 if retry is not None:
                     wait = min(2 * retry[1], limits.CEDAR_RETRY_MAX_SECONDS)
@@ -600,6 +604,7 @@ class BundleStore:
                 continue
             except PolicyError as exc:
                 self._unchecked.pop(key, None)
+                self.dormant.note(digest, data, stamp[0], exc.reason)
                 if exc.reason in _UNTIMELY:  # the clock's doing: loads at another time
                     body = bundle_claims(data)
                     skew = self.verifier.policy.max_clock_skew
@@ -644,6 +649,7 @@ class BundleStore:
                 self._note(authority, verified.body.revision, verified.digest, held.bundle.digest)
             if newer or replaced:
                 self._active[authority] = _activate(verified)
+            self.dormant.drop(authority.digest)
             self._seen[authority.digest] = stamp
             return newer or replaced
 
@@ -656,13 +662,18 @@ class BundleStore:
         return [self._active[a] for a in sorted(self._active, key=lambda a: a.digest)]
 
     def declares(self, service: str, authority: Identifier | None = None) -> bool:
-        """Whether an active bundle (in force or not) declares node service `service`: the
-        node then decides its requests with Cedar too (docs/policy.md, "Services"); with
-        `authority`, whether that authority's active bundle does."""
+        """Whether an active bundle (in force or not), or a table's bundle that did not load
+        (`DormantBundles`: review 57a, gates 1), declares node service `service`: the node
+        then decides its requests with Cedar too (docs/policy.md, "Services"); with
+        `authority`, whether that authority's bundle does."""
         if authority is not None:
             held = self._active.get(authority)
-            return held is not None and service in held.bundle.body.services
-        return any(service in held.bundle.body.services for held in self._active.values())
+            if held is not None and service in held.bundle.body.services:
+                return True
+            return self.dormant.declares(service, authority.digest)
+        return any(
+            service in held.bundle.body.services for held in self._active.values()
+        ) or self.dormant.declares(service)
 
     def replaceable(self, authority: Identifier, feed: VerifiedFeed | None) -> bool:
         """Whether `feed` (the authority's current feed) says the active bundle of
@@ -674,7 +685,8 @@ class BundleStore:
     def engine(self, authority: Identifier, *, feed: VerifiedFeed | None, now: int) -> PolicyEngine:
         """The engine of `authority`'s bundle if it is in force at `now` with `feed` (the
         authority's current feed), else PolicyError: no bundle, expired, stale feed, its
-        signer revoked or a history it was verified with superseded."""
+        signer revoked or a history it was verified with superseded, or a newer revision in the
+        table that did not load here (`DormantBundles`: review 57a, gates 2)."""
         held = self._active.get(authority)
         if held is None:
             raise PolicyError(_P.NO_BUNDLE, str(authority))
@@ -685,6 +697,7 @@ class BundleStore:
                 "node, or installed again, or a newer one lets it decide",
             )
         bundle = held.bundle
+        self.dormant.check_active(authority.digest, bundle.body.revision)  # 57a, gates 2
         if now >= bundle.body.expires_at:
             raise PolicyError(_P.EXPIRED, f"at {bundle.body.expires_at}")
         try:

@@ -22,6 +22,7 @@ from troth.credentials import (
     VerifiedFeed,
 )
 from troth.credentials.wallet import revokes_a_link
+from troth.crypto import sha256
 from troth.errors import (
     CredentialError,
     CredentialFailure,
@@ -36,6 +37,7 @@ from troth.gates import (
     PolicyEngine,
     SqliteBundleTable,
     VerifiedBundle,
+    bundle_claims,
 )
 from troth.identity import Identifier, VerifiedIdentity
 from troth.node.access import Standing
@@ -197,6 +199,17 @@ class NodePolicies:
         """The active bundle of `authority` (in force or not)."""
         return None if self.store is None else self.store.active(authority)
 
+    def offered(self, authority: Identifier) -> ActiveBundle | None:
+        """`held`, unless the table holds a higher revision that did not load here, which
+        replaced it (`BundleStore.dormant`): the bundle the policy service hands out and asks
+        above; none then, so it hands it to no one and pulls any revision (review 57a, gates
+        3: a node answered other nodes' pulls with it, and they decided by it)."""
+        active = self.held(authority)
+        if active is None or self.store is None:
+            return None
+        ahead = self.store.dormant.ahead(authority.digest, active.bundle.body.revision)
+        return None if ahead else active
+
     def replaceable(self, authority: Identifier) -> bool:
         """Whether the held feed says the active bundle of `authority` is no longer in force
         for good (its signer revoked or superseded): a bundle of any revision issued since it
@@ -233,7 +246,9 @@ class NodePolicies:
         raise PolicyError(_P.NO_BUNDLE, "none for the caller's authorities")
 
     def show(self, *, now: int) -> list[dict[str, Any]]:
-        """Every active bundle: its summary, and whether it is in force now (and why not)."""
+        """Every active bundle: its summary, and whether it is in force now (and why not); and
+        each bundle of the table that did not load where none of its authority is active: its
+        claims, not in force, and why it did not load (review 57a, gates 4)."""
         rows = []
         for active in [] if self.store is None else self.store.actives():
             authority = active.bundle.body.authority
@@ -243,6 +258,16 @@ class NodePolicies:
             except PolicyError as exc:
                 in_force, why = False, exc.reason.value
             rows.append({**active.bundle.to_json(), "in_force": in_force, "not_in_force": why})
+        for digest, failure in [] if self.store is None else self.store.dormant.unloaded():
+            data = self.table.load(digest)
+            if data is None or self.held(Identifier(digest)) is not None:
+                continue
+            try:
+                claims = bundle_claims(data).to_json()
+            except PolicyError:
+                continue
+            not_loaded = {"in_force": False, "not_in_force": failure.value}
+            rows.append({**claims, "digest": sha256(data).hex(), "policies": [], **not_loaded})
         return rows
 
 

@@ -320,7 +320,7 @@ class PolicyService:
         own = self.speaks_for(context.caller, context.now)
         if own is not None and authority not in own:
             return None
-        held = self.policies.held(authority)
+        held = self.policies.offered(authority)  # not one its table replaced (57a, gates 3)
         if held is not None and self.policies.held_back(authority):
             held = None  # a restored copy's: handed to no one, any requester asked back (54p)
         if isinstance(context.caller, PeerCaller):
@@ -558,7 +558,7 @@ class PolicyService:
         (one of that revision with a lower digest replaces it: review 41d, bundles 2). A held-
         back bundle (a restored copy's) is asked as an expired one: the same bytes answered
         let it decide (review 54p, rollback 1)."""
-        held = self.policies.held(authority)
+        held = self.policies.offered(authority)
         if held is None or self.policies.replaceable(authority):
             return [authority.digest, 0]
         body = held.bundle.body
