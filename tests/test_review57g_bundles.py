@@ -28,12 +28,6 @@ from troth.node import init_node, open_node
 from troth.node.services.node_policies import NodePolicies
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 57g, bundles 1: a bundle signer's chain is not judged against the node's "
-    "stored histories, so a policy-admin root issued with the authority's retired key is "
-    "taken where its rotation is stored",
-)
 def test_a_policy_admin_made_with_the_retired_authority_key_is_refused(troth_home: Path) -> None:
     world = make_world()
     acme = world.authority.identifier

@@ -121,7 +121,8 @@ class NodePolicies:
             verifier = ChainVerifier(
                 TrustPolicy(
                     anchors, max_clock_skew=CREDENTIAL_SKEW, max_feed_staleness=FEED_STALENESS
-                )
+                ),
+                known_in=self._issuer_known,
             )
             if self.store is None:
                 self.store = BundleStore(verifier, self.table, known_in=self._signer_known)
@@ -129,6 +130,12 @@ class NodePolicies:
                 self.store.use(verifier)
         self.anchors = anchors
         self.reload(now=now)
+
+    def _issuer_known(self, identity: VerifiedIdentity, authority: Identifier) -> None:
+        """A bundle signer's chain's issuer histories judged against the node's stored copies,
+        as at a handshake (the chain's root has standing over them); stores nothing."""
+        binds = functools.partial(self.node.binds_over, identity, {authority})
+        with_standing(self.node.identities.check_known, identity, binds)
 
     def _signer_known(self, identity: VerifiedIdentity, authority: Identifier) -> None:
         """Store (or extend) a verified bundle signer's history. A full history a copy from a
