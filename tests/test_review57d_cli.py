@@ -1,0 +1,94 @@
+"""Review 57d: the CLI as a security engineer uses it, with --json: one document on stdout, on
+success and on failure, whatever stops the command and wherever the home is."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from tests.support.cli import run_json
+from troth.cli.main import cli
+from troth.errors import ConfigError
+from troth.node import init_node
+
+_real_echo = click.echo
+
+
+def _cut_short(limit: int) -> Any:
+    """A click.echo whose first write of more than `limit` characters writes only that many,
+    then raises KeyboardInterrupt: Ctrl-C while the result goes to a reader slow to take it
+    (a pager, a full pipe)."""
+    state = {"cut": False}
+
+    def echo(message: Any = None, **kwargs: Any) -> None:
+        if not state["cut"] and isinstance(message, str) and len(message) > limit:
+            state["cut"] = True
+            _real_echo(message[:limit], nl=False)
+            raise KeyboardInterrupt
+        _real_echo(message, **kwargs)
+
+    return echo
+
+
+def test_ctrl_c_while_the_result_is_written_adds_no_second_document(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review 57d, cli 1. Ctrl-C while a --json result was on its way out (`identity create
+    --count 3000 --json | slow-reader`, seen in a real process: the pipe full, the write
+    blocked) printed the error object after the part of the result written: stdout held a
+    cut document and a second one, no JSON at all, and exit 130. Now the error goes to stderr
+    once any of the result is out: stdout holds at most the one document."""
+    for name in ("a", "b", "c"):
+        run_json("identity", "create", name)
+    monkeypatch.setattr(click, "echo", _cut_short(40))
+    result = CliRunner().invoke(cli, ["identity", "list", "--json"], catch_exceptions=False)
+    assert result.exit_code == 130
+    assert "KeyboardInterrupt" not in result.stdout, result.stdout
+    assert "interrupted" in result.stderr
+
+
+def _shared_home(troth_home: Path, owner: int) -> Path:
+    """$TROTH_HOME as a shared directory (mode 1777, as /tmp) of user `owner`."""
+    troth_home.mkdir()
+    os.chmod(troth_home, 0o1777)  # noqa: S103 - the shared directory under test
+    os.chown(troth_home, owner, owner)
+    return troth_home
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="gives a directory to another user: needs root")
+@pytest.mark.parametrize("owner", [65534, 0], ids=["another-user", "root-like-tmp"])
+def test_a_home_others_own_or_write_in_is_refused_not_taken(troth_home: Path, owner: int) -> None:
+    """Review 57d, cli 2. $TROTH_HOME naming a directory of another user, or one every user
+    writes in (TROTH_HOME=/tmp), was taken: the first command made it 0700 (shutting its owner
+    and every user out of their shared directory: /tmp made 0700 breaks the machine) and kept
+    its nodes where its owner, or anyone, could rename them away and plant others. Now the CLI
+    refuses it (exit 3), as `troth node start` refuses to start a node there, and changes
+    nothing."""
+    _shared_home(troth_home, owner)
+    result = CliRunner().invoke(cli, ["identity", "create", "a", "--json"])
+    assert result.exit_code == 3, result.stdout
+    assert json.loads(result.stdout)["error"] == "ConfigError"
+    info = troth_home.stat()
+    assert (info.st_mode & 0o7777, info.st_uid) == (0o1777, owner)
+    assert not (troth_home / "nodes").exists()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="57d cli 2, library side (troth.node.home.secure_dir, not this area): init_node makes "
+    "an existing home of another user 0700 instead of refusing it",
+)
+@pytest.mark.skipif(os.geteuid() != 0, reason="gives a directory to another user: needs root")
+def test_init_node_refuses_a_home_of_another_user(troth_home: Path) -> None:
+    _shared_home(troth_home, 65534)
+    try:
+        with pytest.raises(ConfigError):
+            init_node("n", home=troth_home)
+    finally:
+        assert troth_home.stat().st_mode & 0o7777 == 0o1777
