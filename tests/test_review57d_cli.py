@@ -92,3 +92,23 @@ def test_init_node_refuses_a_home_of_another_user(troth_home: Path) -> None:
             init_node("n", home=troth_home)
     finally:
         assert troth_home.stat().st_mode & 0o7777 == 0o1777
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="57d cli 3 (vault_cmds.py, not this area): _parse_key's UsageError names the "
+    "--new-key-file as given, unescaped: a bidi override and a newline reach the terminal",
+)
+def test_a_key_file_name_cannot_forge_a_line_of_vault_rekey_text(tmp_path: Path) -> None:
+    """Review 57d, cli 3. `troth vault rekey --new-key-file NAME` with a file that holds no
+    key: the usage error quotes NAME as given. A name from a directory others write in
+    (`--new-key-file /shared/*`) holding a newline and a right-to-left override forged an
+    `Error:` line and reordered the one shown; every other message escapes what it quotes."""
+    run_json("identity", "create", "alice")
+    name = tmp_path / "k\u202eyek.\nError: the vault key was rotated"
+    name.write_bytes(b"not a key")
+    name.chmod(0o600)
+    result = CliRunner().invoke(cli, ["vault", "rekey", "--new-key-file", str(name)])
+    assert result.exit_code == 2, result.stderr
+    assert "\u202e" not in result.stderr
+    assert "\nError: the vault key was rotated" not in result.stderr

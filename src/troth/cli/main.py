@@ -171,8 +171,9 @@ Grammar:
   --authority AUTHORITY  an authority on this machine: its name or identifier (revoke link:
                          also the identifier of one the node trusts over the network)
   --trust AUTHORITY      a trust anchor: a local authority's name, or any identifier
-  --json                 the result, or the error, as one JSON object on stdout (a
-                         warning in its warnings list, not on stderr)
+  --json                 the result, or the error, as one JSON document on stdout: an
+                         object (a list command's result: an array), a warning in its
+                         warnings list, not on stderr
 
 \b
 Example:
