@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +114,41 @@ def test_a_key_file_name_cannot_forge_a_line_of_vault_rekey_text(tmp_path: Path)
     assert result.exit_code == 2, result.stderr
     assert "\u202e" not in result.stderr
     assert "\nError: the vault key was rotated" not in result.stderr
+
+
+_INTERRUPT_WHILE_LOADING = """
+import runpy, sys
+
+class CtrlC:  # Ctrl-C as the CLI's modules load (the first fifth of a second)
+    def find_spec(self, name, path=None, target=None):
+        if name == "troth.cli.output":
+            raise KeyboardInterrupt
+        return None
+
+sys.meta_path.insert(0, CtrlC())
+sys.argv = ["troth", *sys.argv[1:]]
+runpy.run_module("troth.cli.main", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "text"])
+def test_ctrl_c_while_the_cli_loads_is_no_traceback(as_json: bool) -> None:
+    """Review 57d, cli 4. Ctrl-C in the first fifth of a second of a command (while its
+    modules load: `troth ... --json` started and stopped at once by a script, or a user
+    changing their mind) printed a Python traceback and no JSON; seen in real processes
+    sent SIGINT 10-200 ms after they started. Now it exits 130 as inside a command: with
+    --json the same error object, else `troth: interrupted`."""
+    args = ["identity", "list", *(["--json"] if as_json else [])]
+    result = subprocess.run(
+        [sys.executable, "-c", _INTERRUPT_WHILE_LOADING, *args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert result.returncode == 130, result.stderr
+    assert "Traceback" not in result.stderr
+    if as_json:
+        assert json.loads(result.stdout)["error"] == "KeyboardInterrupt"
+        assert result.stderr == ""
+    else:
+        assert result.stderr == "troth: interrupted\n"

@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
 
-import click
+try:  # a fifth of a second: Ctrl-C here is no traceback either (review 57d, cli 4)
+    import importlib
+    from collections.abc import Iterator, Mapping, Sequence
+    from typing import Any
 
-from troth import __version__
-from troth.cli.output import (
-    EXIT_CODES_HELP,
-    EXIT_INTERRUPTED,
-    REPORTED_ERRORS,
-    Reporter,
-    error_object,
-    internal_error,
-    json_text,
-    write_stdout,
-)
+    import click
+
+    from troth import __version__
+    from troth.cli.output import (
+        EXIT_CODES_HELP,
+        EXIT_INTERRUPTED,
+        REPORTED_ERRORS,
+        Reporter,
+        error_object,
+        internal_error,
+        json_text,
+        write_stdout,
+    )
+except KeyboardInterrupt:  # as `Interrupted` exits, from the standard library alone
+    import json
+
+    if "--json" not in sys.argv[1:]:
+        sys.stderr.write("troth: interrupted\n")
+    elif sys.stdout is not None:
+        error = {"ok": False, "error": "KeyboardInterrupt", "message": "interrupted"}
+        sys.stdout.write(json.dumps({**error, "exit_code": 130}, indent=2) + "\n")
+    sys.exit(130)
 
 COMMANDS: Mapping[str, tuple[str, str]] = {
     "identity": ("troth.cli.identity_cmds", "identity_group"),
