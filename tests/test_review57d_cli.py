@@ -152,3 +152,14 @@ def test_ctrl_c_while_the_cli_loads_is_no_traceback(as_json: bool) -> None:
         assert result.stderr == ""
     else:
         assert result.stderr == "troth: interrupted\n"
+
+
+def test_an_out_name_too_long_is_reported_as_any_file_not_written(tmp_path: Path) -> None:
+    """Review 57d, cli 5. An --out name too long for the system (a name over 255 bytes) failed
+    before the write, as Python words it (`[Errno 36] File name too long: 'aaa...'`, the name
+    as a Python literal), where every other file not written reads `cannot write FILE:
+    REASON`."""
+    run_json("identity", "create", "alice")
+    out = str(tmp_path / ("a" * 300))
+    document = run_json("identity", "export", "alice", "--out", out, code=4)
+    assert document["message"] == f"cannot write {out}: File name too long"

@@ -320,8 +320,8 @@ def output_file(path: str, *, text: bool = False) -> Iterator[IO[Any]]:
     descriptor = _descriptor(path)
     if descriptor is None:
         outside_home(target)
-    special = not target.is_symlink() and target.exists() and not target.is_file()
-    try:
+    try:  # (a name too long to look at: review 57d, cli 5)
+        special = not target.is_symlink() and target.exists() and not target.is_file()
         if descriptor is not None:  # the descriptor itself: no reopening, no truncation
             with os.fdopen(os.dup(descriptor), "w" if text else "wb") as file:
                 yield file
