@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -187,3 +188,24 @@ def test_escapes_in_an_out_name_are_shown_escaped(tmp_path: Path) -> None:
     assert os.path.exists(name)
     result = subprocess.run([*command, name, "--json"], capture_output=True, timeout=90, check=True)
     assert json.loads(result.stdout.decode("utf-8"))["file"].endswith("o\\udcff\x1b[2J")
+
+
+def test_ctrl_c_during_a_batch_creation_creates_none_and_says_so() -> None:
+    """SIGINT (a real process, sent once its progress shows the batch under way) to
+    `identity create --count 20000 --json`: exit 130, one JSON error object on stdout, and
+    none of the batch stored (one transaction: all or none, as its help says)."""
+    command = [sys.executable, "-m", "troth.cli.main", "identity", "create", "batch"]
+    process = subprocess.Popen(
+        [*command, "--count", "20000", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert process.stderr is not None
+    assert process.stderr.readline().startswith("created (not yet committed)")
+    process.send_signal(signal.SIGINT)
+    stdout, _ = process.communicate(timeout=90)
+    assert process.returncode == 130
+    assert json.loads(stdout)["error"] == "KeyboardInterrupt"
+    assert "batch-" not in run("identity", "list").stdout
