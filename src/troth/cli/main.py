@@ -197,7 +197,8 @@ Example:
 def cli() -> None:
     """troth: cryptographic identity and trust for AI agents.
 
-    State lives in $TROTH_HOME (else the platform data directory). Times print as ISO 8601
+    State lives in $TROTH_HOME (else the platform data directory), which must be this
+    user's (or root's) and writable by no one else (exit 3 otherwise). Times print as ISO 8601
     UTC (past the year 9999, as a peer may write one: after 9999-12-31T23:59:59Z with the
     epoch seconds); durations as 1h30m (what --ttl takes)."""
 
