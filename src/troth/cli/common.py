@@ -26,7 +26,7 @@ from troth.clock import SystemClock
 from troth.credentials import Attributes
 from troth.errors import ArgumentError
 from troth.node import DEFAULT_NODE, Node, open_node, troth_home
-from troth.node.home import private_file_writer
+from troth.node.home import check_kept_dirs, private_file_writer
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -75,8 +75,16 @@ def renamed(old: str, new: str) -> Callable[[F], F]:
 
 
 def home() -> Path:
-    """The troth home ($TROTH_HOME, else the platform data directory)."""
-    return troth_home()
+    """The troth home ($TROTH_HOME, else the platform data directory). ConfigError (exit 3)
+    when it exists and is another user's (not root's) or others can write in it, as `troth
+    node start` refuses (`check_kept_dirs`): taken, the first command made it 0700 (TROTH_HOME
+    =/tmp, or another user's directory, shut everyone else out) and kept the nodes where its
+    owner, or anyone, could rename them away and plant others (review 57d, cli 2). One that
+    does not exist yet is made 0700 as before."""
+    path = troth_home()
+    if path.exists():
+        check_kept_dirs(path)
+    return path
 
 
 def open_cli_node(name: str) -> Node:
@@ -312,8 +320,8 @@ def output_file(path: str, *, text: bool = False) -> Iterator[IO[Any]]:
     descriptor = _descriptor(path)
     if descriptor is None:
         outside_home(target)
-    special = not target.is_symlink() and target.exists() and not target.is_file()
-    try:
+    try:  # (a name too long to look at: review 57d, cli 5)
+        special = not target.is_symlink() and target.exists() and not target.is_file()
         if descriptor is not None:  # the descriptor itself: no reopening, no truncation
             with os.fdopen(os.dup(descriptor), "w" if text else "wb") as file:
                 yield file

@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
 
-import click
+try:  # a fifth of a second: Ctrl-C here is no traceback either (review 57d, cli 4)
+    import importlib
+    from collections.abc import Iterator, Mapping, Sequence
+    from typing import Any
 
-from troth import __version__
-from troth.cli.output import (
-    EXIT_CODES_HELP,
-    EXIT_INTERRUPTED,
-    REPORTED_ERRORS,
-    Reporter,
-    error_object,
-    internal_error,
-    json_text,
-    write_stdout,
-)
+    import click
+
+    from troth import __version__
+    from troth.cli.output import (
+        EXIT_CODES_HELP,
+        EXIT_INTERRUPTED,
+        REPORTED_ERRORS,
+        Reporter,
+        error_object,
+        internal_error,
+        json_text,
+        write_stdout,
+    )
+except KeyboardInterrupt:  # as `Interrupted` exits, from the standard library alone
+    import json
+
+    if "--json" not in sys.argv[1:]:
+        sys.stderr.write("troth: interrupted\n")
+    elif sys.stdout is not None:
+        error = {"ok": False, "error": "KeyboardInterrupt", "message": "interrupted"}
+        sys.stdout.write(json.dumps({**error, "exit_code": 130}, indent=2) + "\n")
+    sys.exit(130)
 
 COMMANDS: Mapping[str, tuple[str, str]] = {
     "identity": ("troth.cli.identity_cmds", "identity_group"),
@@ -171,8 +182,9 @@ Grammar:
   --authority AUTHORITY  an authority on this machine: its name or identifier (revoke link:
                          also the identifier of one the node trusts over the network)
   --trust AUTHORITY      a trust anchor: a local authority's name, or any identifier
-  --json                 the result, or the error, as one JSON object on stdout (a
-                         warning in its warnings list, not on stderr)
+  --json                 the result, or the error, as one JSON document on stdout: an
+                         object (a list command's result: an array), a warning in its
+                         warnings list, not on stderr
 
 \b
 Example:
@@ -185,7 +197,8 @@ Example:
 def cli() -> None:
     """troth: cryptographic identity and trust for AI agents.
 
-    State lives in $TROTH_HOME (else the platform data directory). Times print as ISO 8601
+    State lives in $TROTH_HOME (else the platform data directory), which must be this
+    user's (or root's) and writable by no one else (exit 3 otherwise). Times print as ISO 8601
     UTC (past the year 9999, as a peer may write one: after 9999-12-31T23:59:59Z with the
     epoch seconds); durations as 1h30m (what --ttl takes)."""
 

@@ -291,6 +291,7 @@ class Reporter:
         self.as_json = as_json
         self._names = names
         self._warnings: list[str] = []
+        self._began = False  # a result is on stdout (or part of one): `fail` writes no other
 
     @property
     def names(self) -> Directory:
@@ -309,11 +310,15 @@ class Reporter:
                 data = {**data, "warnings": list(self._warnings)}
             for warning in [] if isinstance(data, dict) else self._warnings:
                 _warning(warning)  # a list result has no room for them: stderr
-            write_stdout(json_text(data))
+            shown = json_text(data)
+            self._began = True
+            write_stdout(shown)
         elif text is not None:
             # commands escape each document-derived value (newlines too); this catches any
             # other control or bidi character before it reaches a terminal
-            write_stdout(escape_text(text, keep_newlines=True))
+            shown = escape_text(text, keep_newlines=True)
+            self._began = True
+            write_stdout(shown)
 
     def result_listing(self, data: dict[str, Any], key: str, items: Iterable[Any]) -> None:
         """With --json, `result({**data, key: list(items)})` (`key` in its place in `data`),
@@ -322,13 +327,18 @@ class Reporter:
 
         if self.as_json:
             extra = {"warnings": list(self._warnings)} if self._warnings else {}
-            spooled_result(json_chunks({**data, **extra}, key, items))
+            spooled_result(json_chunks({**data, **extra}, key, items), self._begin)
+
+    def _begin(self) -> None:
+        self._began = True
 
     def document(self, text: str) -> None:
         """A JSON document the command makes (a proof bundle), on stdout in both modes: the
         characters a terminal acts on (DEL, C1, bidi controls; JSON escapes C0 itself) as
         `\\u0085`-style escapes, which keep it the same JSON."""
-        write_stdout(text.translate(_JSON_ESCAPES))
+        shown = text.translate(_JSON_ESCAPES)
+        self._began = True
+        write_stdout(shown)
 
     def info(self, text: str) -> None:
         """Notes for people: stderr, and only without --json (the JSON result says it all)."""
@@ -354,9 +364,12 @@ class Reporter:
         written (closed, a full disk), the message goes to stderr as without --json: the error
         is never lost in a traceback (review 49g, cli 2). The warnings given before, in the
         object's `warnings` list, else on stderr before it (review 55m, cli 2: they were lost,
-        the failure they may explain reported alone)."""
+        the failure they may explain reported alone). Once the result is on stdout, whole or
+        in part (Ctrl-C while a reader is slow to take it, a failure closing the node after
+        it), the error goes to stderr as without --json: a second document after the first,
+        or after the part of it written, was no JSON a script could read (review 57d, cli 1)."""
         code = exit_code(exc) if code is None else code
-        if self.as_json:
+        if self.as_json and not self._began:
             error = payload or error_object(exc)
             if self._warnings:
                 error = {**error, "warnings": list(self._warnings)}

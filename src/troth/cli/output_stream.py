@@ -10,7 +10,7 @@ failure part-way prints only the error object, as `--json` promises.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from troth.cli.output import json_text, write_stdout_chunks
@@ -43,10 +43,10 @@ def json_chunks(data: dict[str, Any], key: str, items: Iterable[Any]) -> Iterato
     yield "\n}"
 
 
-def spooled_result(chunks: Iterable[str]) -> None:
+def spooled_result(chunks: Iterable[str], began: Callable[[], None] = lambda: None) -> None:
     """Print `chunks` and a newline on stdout once all are made: held in memory up to
     TRACE_EXPORT_SPOOL_BYTES, past that in a temporary file (OSError for one that cannot be
-    written, exit 4; nothing printed)."""
+    written, exit 4; nothing printed). `began` is called as the printing starts."""
     with tempfile.SpooledTemporaryFile(
         max_size=TRACE_EXPORT_SPOOL_BYTES, mode="w+", encoding="utf-8"
     ) as spool:
@@ -54,4 +54,5 @@ def spooled_result(chunks: Iterable[str]) -> None:
             spool.write(chunk)
         spool.write("\n")
         spool.seek(0)
+        began()
         write_stdout_chunks(iter(lambda: spool.read(_COPY_CHUNK), ""))
