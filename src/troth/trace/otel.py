@@ -10,7 +10,9 @@ in-memory one.
 
 In: `SigningSpanProcessor(recorder)` added to a `TracerProvider` turns every GenAI span an
 agent framework already emits (`execute_tool`, `invoke_agent`) into a signed record when the
-span ends, so an instrumented agent gets signed traces by adding one processor.
+span ends, so an instrumented agent gets signed traces by adding one processor, under
+`SigningSampler` (`troth.trace.otel_sampler`): a span the sampler drops never ends at a
+processor (review 57h, otel 1).
 
 The gen_ai.* names are troth's own constants: opentelemetry-semantic-conventions 0.66b2 marks
 its GenAI constants deprecated (moved to another package) while the names stay the same.
@@ -37,6 +39,7 @@ from troth.identity import Identifier
 from troth.trace.log import TraceLog
 from troth.trace.log_reader import locate
 from troth.trace.otel_ids import SpanIds, TakenIds
+from troth.trace.otel_sampler import SigningSampler
 from troth.trace.record import (
     Decision,
     Kind,
@@ -56,6 +59,7 @@ __all__ = [
     "GEN_AI_OPERATION_NAME",
     "GEN_AI_TOOL_CALL_ID",
     "GEN_AI_TOOL_NAME",
+    "SigningSampler",
     "SigningSpanProcessor",
     "export_otel",
     "otlp_exporter",
@@ -320,7 +324,9 @@ def otlp_exporter(endpoint: str) -> SpanExporter:
 
 
 class SigningSpanProcessor(SpanProcessor):
-    """Signs every GenAI span (execute_tool, invoke_agent) as a record when it ends.
+    """Signs every GenAI span (execute_tool, invoke_agent) as a record when it ends: every one
+    its provider's sampler records, so give the provider `SigningSampler` (review 57h, otel 1:
+    under the SDK's default, a tool call under an unsampled remote parent was never signed).
 
     `strict` (default): a record the log refuses raises from `span.end()`, as an agent that
     cannot keep its audit trail should stop; otherwise the failure is counted in `failures`."""
