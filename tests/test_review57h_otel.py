@@ -108,7 +108,6 @@ def _at_limit_messages() -> str:
     return text
 
 
-@pytest.mark.xfail(strict=True, reason="otel 2: messages at the limit and notes refuse the span")
 @pytest.mark.parametrize(
     ("noted", "key"),
     [

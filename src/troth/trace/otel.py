@@ -48,6 +48,7 @@ from troth.trace.record import (
     ToolCall,
     TraceRecord,
     disclosed,
+    disclosure_value,
 )
 from troth.trace.record_decode import Holders, Holding, parent_record
 from troth.trace.recorder import TraceRecorder
@@ -441,6 +442,15 @@ def _decision(outcome: str, attributes: Mapping[str, Any]) -> tuple[Decision, di
     return Decision(outcome, revision, held), noted
 
 
+def _beside(messages: str | None, noted: dict[str, Any]) -> dict[str, Any]:
+    """An invoke_agent span's `inputs`: its input messages and what of its decision a record
+    keeps in `inputs` (`_decision`), the messages disclosed within the room the rest leaves of
+    MAX_TRACE_DISCLOSURE_BYTES (review 57h, otel 2: messages near it, beside the notes, made
+    the record refuse the span). A canonical JSON object's bytes are its members' together."""
+    rest = len(disclosure_value({"messages": None, **noted})) - len(b"null")
+    return {"messages": disclosed(messages, limits.MAX_TRACE_DISCLOSURE_BYTES - rest), **noted}
+
+
 def _times(span: ReadableSpan) -> SpanTimes | None:
     """The span's times in microseconds: an end before the start (the SDK reads the wall
     clock, which NTP may step back) is taken as the start; times a record cannot hold (before
@@ -496,10 +506,10 @@ def span_content(
         decision, noted = _decision(decision_text, attributes)
         if noted and operation == EXECUTE_TOOL:  # its `inputs` are this dict, if any
             values.setdefault("inputs", {}).update(noted)
-        elif noted:  # an invoke_agent span's `inputs` are its messages
-            values["inputs"] = (
-                {"messages": values["inputs"], **noted} if "inputs" in values else noted
-            )
+        elif noted and GEN_AI_INPUT_MESSAGES in attributes:  # its `inputs` are its messages
+            values["inputs"] = _beside(_text(attributes[GEN_AI_INPUT_MESSAGES]), noted)
+        elif noted:
+            values["inputs"] = noted
     context = span.context
     parent = span.parent
     links = Links(
