@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
@@ -106,6 +107,21 @@ TROTH_SPAN_RENAMED: Final = "troth.span.renamed"
 """The span ids a record claims (`links.span`, `links.parent_span`) as its signer's claim,
 and the mark of a span renamed: the export's span ids are its own (review 53r, otel 2)."""
 
+_READ: Final = (
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_TOOL_NAME,
+    GEN_AI_TOOL_CALL_ID,
+    GEN_AI_TOOL_CALL_ARGUMENTS,
+    GEN_AI_TOOL_CALL_RESULT,
+    GEN_AI_CONVERSATION_ID,
+    GEN_AI_INPUT_MESSAGES,
+    GEN_AI_OUTPUT_MESSAGES,
+    TROTH_DECISION,
+    TROTH_POLICY_IDS,
+    TROTH_BUNDLE_REVISION,
+    TROTH_TOOL_SERVER,
+)
+"""The span attributes `SigningSpanProcessor` reads (`span_content`)."""
 _HEX16: Final = re.compile(r"[0-9a-f]{16}")
 _HEX32: Final = re.compile(r"[0-9a-f]{32}")
 _RESOURCE: Final = Resource.create({"service.name": "troth"})
@@ -337,12 +353,33 @@ class SigningSpanProcessor(SpanProcessor):
         self.strict = strict
         self.failures = 0
         self.recorded = 0
+        self._started: dict[tuple[int, int], dict[str, Any]] = {}
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        return None
+        """What of the span's attributes at its start the processor reads (`_READ`), kept
+        until it ends (or is dropped unended) for `on_end` (review 57h, otel 3)."""
+        given = span.attributes or {}
+        kept = {key: given[key] for key in _READ if key in given}
+        if kept:
+            key = (span.context.trace_id, span.context.span_id)
+            self._started[key] = kept
+            weakref.finalize(span, self._started.pop, key, None)
 
     def on_end(self, span: ReadableSpan) -> None:
+        """The span signed as a record (`span_content`) when it is a GenAI span, read from its
+        attributes as it ends over those it started with: the SDK drops a span's oldest
+        attributes past its limit (128), and a span given an attribute per tool argument lost
+        its operation (no record) or its `troth.decision` (a denial signed as an allowed call;
+        review 57h, otel 3). A value set later and then dropped reads as it started."""
         attributes: Mapping[str, Any] = span.attributes or {}
+        context = span.context
+        started = (
+            None
+            if context is None
+            else self._started.pop((context.trace_id, context.span_id), None)
+        )
+        if started is not None:
+            attributes = {**started, **attributes}
         operation = attributes.get(GEN_AI_OPERATION_NAME)
         if operation not in (EXECUTE_TOOL, INVOKE_AGENT):
             return
