@@ -240,11 +240,10 @@ def _v1_linking(log: TraceLog, held: Held, count: int) -> None:
         prev = signed.hash
 
 
-@pytest.mark.xfail(strict=True, reason="otel 4: the export keeps every linked id's holders")
 def test_otel4_the_export_keeps_a_bounded_number_of_linked_ids(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(limits, "MAX_TRACE_OTEL_HELD_IDS", 4, raising=False)
+    monkeypatch.setattr(limits, "MAX_TRACE_OTEL_HELD_IDS", 4)
     log = open_log(tmp_path / "trace.db", FixedClock(NOW))
     _v1_linking(log, Held(), 12)
     sizes: list[int] = []
@@ -252,7 +251,7 @@ def test_otel4_the_export_keeps_a_bounded_number_of_linked_ids(
 
     class Counted(holders):  # type: ignore[misc,valid-type]
         def __call__(self, signer: Identifier, record_id: str) -> Holding:
-            found = super().__call__(signer, record_id)
+            found: Holding = super().__call__(signer, record_id)
             sizes.append(len(self._placed))
             return found
 
@@ -261,3 +260,30 @@ def test_otel4_the_export_keeps_a_bounded_number_of_linked_ids(
     assert otel.export_otel(log, exporter) == 12
     assert len(sizes) == 12
     assert max(sizes) <= 4
+
+
+def test_otel4_links_to_ids_dropped_and_read_again_resolve_as_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three records, then eight version 1 links cycling among their ids, two ids kept: each
+    link's span is under the span of the record it names."""
+    from tests.test_review36e_trace import _as_v1
+
+    monkeypatch.setattr(limits, "MAX_TRACE_OTEL_HELD_IDS", 2)
+    log = open_log(tmp_path / "trace.db", FixedClock(NOW))
+    held, prev = Held(), None
+    ids: list[str] = []
+    for n in range(11):
+        links = Links() if n < 3 else Links(ids[n % 3])
+        content = RecordContent(Kind.TOOL_INVOCATION, links=links)
+        signed = _as_v1(held, sign_record(held.signer(NOW), content, seq=n, prev=prev, time=NOW))
+        log.append(signed)
+        prev = signed.hash
+        ids.append(signed.record.id)
+    exporter = InMemorySpanExporter()
+    assert otel.export_otel(log, exporter) == 11
+    spans = exporter.get_finished_spans()
+    for n in range(3, 11):
+        parent = spans[n].parent
+        assert parent is not None
+        assert parent.span_id == spans[n % 3].context.span_id

@@ -282,7 +282,9 @@ def record_spans(
 class _LogHolders:
     """`parent_record`'s `holders` over a log (`TraceLog.holding`), the earliest records
     under an id read once per id: however many version 1 links name an id, and however many
-    agents hold it, the export reads each id's records once (then one look-up per link)."""
+    agents hold it, the export reads each id's records once (then one look-up per link), of at
+    most MAX_TRACE_OTEL_HELD_IDS ids, the oldest dropped (review 57h, otel 4: every id was
+    kept, ~200 bytes a version 1 record linking another)."""
 
     def __init__(self, log: TraceLog) -> None:
         self._log = log
@@ -291,6 +293,8 @@ class _LogHolders:
     def __call__(self, signer: Identifier, record_id: str) -> Holding:
         placed = self._placed.get(record_id)
         if placed is None:
+            if len(self._placed) >= limits.MAX_TRACE_OTEL_HELD_IDS:
+                del self._placed[next(iter(self._placed))]
             placed = self._placed[record_id] = self._log.holding(signer, record_id)
             return placed
         return placed._replace(own=locate(self._log.store.connection(), record_id, signer))
