@@ -287,3 +287,12 @@ def test_otel4_links_to_ids_dropped_and_read_again_resolve_as_before(
         parent = spans[n].parent
         assert parent is not None
         assert parent.span_id == spans[n % 3].context.span_id
+
+
+def test_otel1_the_sampler_takes_an_operation_of_any_attribute_type(tmp_path: Path) -> None:
+    _log, processor, tracer = _signing(tmp_path, _signing_sampler(ALWAYS_OFF))
+    with tracer.start_as_current_span(
+        "execute_tool refund", attributes={"gen_ai.operation.name": ["execute_tool"]}
+    ) as span:
+        assert not span.is_recording()  # a list is no operation the processor signs
+    assert processor.recorded == 0

@@ -27,7 +27,7 @@ from opentelemetry.util.types import Attributes
 __all__ = ["SigningSampler"]
 
 _OPERATION: Final = "gen_ai.operation.name"
-_SIGNED: Final = frozenset({"execute_tool", "invoke_agent"})
+_SIGNED: Final = ("execute_tool", "invoke_agent")
 """The GenAI operations `SigningSpanProcessor` signs (`otel.EXECUTE_TOOL`, `otel.INVOKE_AGENT`)."""
 
 
@@ -37,8 +37,8 @@ def _signed(name: str, attributes: Attributes) -> bool:
     conventions name it `{operation} {target}`; an operation set later still needs the span
     recording)."""
     given = None if attributes is None else attributes.get(_OPERATION)
-    if given is not None:
-        return given in _SIGNED
+    if given is not None:  # compared, not hashed: a list given is no error (and not signed)
+        return any(given == operation for operation in _SIGNED)
     return name.split(" ", 1)[0] in _SIGNED
 
 
