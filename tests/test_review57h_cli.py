@@ -51,7 +51,6 @@ def _hostile_record(home: Path) -> None:
         agent.record(tool_call(args={"note": HOSTILE}))
 
 
-@pytest.mark.xfail(strict=True, reason="cli 1: the export wrote a record's C1/bidi controls raw")
 def test_cli1_an_export_to_a_terminal_escapes_what_a_terminal_acts_on(
     troth_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
