@@ -201,6 +201,8 @@ def test_otel3_a_denial_whose_decision_was_evicted_is_still_a_denial(tmp_path: P
     assert record.kind is Kind.DENIAL
     assert record.decision is not None
     assert (record.decision.outcome, record.decision.policies) == ("deny", ("p1",))
+    (entry,) = list(log.stored())  # the record says the span lost attributes
+    assert json.loads(entry.disclosures()["inputs"].value) == {"dropped_attributes": 4}
 
 
 def test_otel3_a_value_set_later_is_the_one_signed(tmp_path: Path) -> None:

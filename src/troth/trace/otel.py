@@ -542,15 +542,19 @@ def span_content(
         for key, field in ((GEN_AI_INPUT_MESSAGES, "inputs"), (GEN_AI_OUTPUT_MESSAGES, "result")):
             if key in attributes:
                 values[field] = disclosed(_text(attributes[key]))
-    decision = None
+    decision: Decision | None = None
+    noted: dict[str, Any] = {}
     if decision_text is not None:
         decision, noted = _decision(decision_text, attributes)
-        if noted and operation == EXECUTE_TOOL:  # its `inputs` are this dict, if any
-            values.setdefault("inputs", {}).update(noted)
-        elif noted and GEN_AI_INPUT_MESSAGES in attributes:  # its `inputs` are its messages
-            values["inputs"] = _beside(_text(attributes[GEN_AI_INPUT_MESSAGES]), noted)
-        elif noted:
-            values["inputs"] = noted
+    if span.dropped_attributes:  # read over what it started with: a value set later and
+        # dropped reads as it started (review 57h, otel 3), so the record says how many
+        noted["dropped_attributes"] = span.dropped_attributes
+    if noted and operation == EXECUTE_TOOL:  # its `inputs` are this dict, if any
+        values.setdefault("inputs", {}).update(noted)
+    elif noted and GEN_AI_INPUT_MESSAGES in attributes:  # its `inputs` are its messages
+        values["inputs"] = _beside(_text(attributes[GEN_AI_INPUT_MESSAGES]), noted)
+    elif noted:
+        values["inputs"] = noted
     context = span.context
     parent = span.parent
     links = Links(
