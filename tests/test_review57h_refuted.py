@@ -20,7 +20,7 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tests.support.traces import NOW, Held, open_log, recorder, tool_call
+from tests.support.traces import NOW, Held, db, open_log, recorder, tool_call
 from troth import limits
 from troth.cli.trace_cmds import _lines
 from troth.clock import FixedClock
@@ -252,3 +252,33 @@ def test_a_redacted_value_is_in_no_export_nor_found_by_its_equals(
     )
     one, two = _records(log)
     assert one.digests["reasoning"] != two.digests["reasoning"]
+
+
+def test_no_record_waits_for_a_flush_and_shutdown_loses_none(
+    tmp_path: Path, clock: FixedClock
+) -> None:
+    """Each span's record is durable when `span.end()` returns (another reader of the file
+    sees it before any flush), and a span another thread ends after the provider shut down is
+    still signed: nothing is queued to lose."""
+    log = open_log(tmp_path / "trace.db", clock)
+    processor = SigningSpanProcessor(recorder(log, Held(), clock))
+    provider = TracerProvider(sampler=SigningSampler())
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("agent")
+    with tracer.start_as_current_span("execute_tool refund", attributes=TOOL):
+        pass
+    reader = db(log)  # another connection to the file
+
+    def stored() -> int:
+        return int(reader.execute("SELECT count(*) FROM leaves").fetchone()[0])
+
+    assert stored() == 1
+    late = tracer.start_span("execute_tool refund", attributes=TOOL)
+    provider.shutdown()
+    ended = threading.Thread(target=late.end)
+    ended.start()
+    ended.join()
+    assert processor.recorded == 2
+    assert stored() == 2
+    assert processor.force_flush()
+    reader.close()
