@@ -43,10 +43,11 @@ def _signed(name: str, attributes: Attributes) -> bool:
 
 
 class SigningSampler(Sampler):
-    """`inner`'s decision (the app's own sampler; default the SDK's default,
-    `ParentBased(ALWAYS_ON)`), but a GenAI span it drops that `SigningSpanProcessor` signs
-    (execute_tool, invoke_agent) is recorded all the same: RECORD_ONLY, so its sampled flag,
-    and so what exporters send and the trace context downstream, stay `inner`'s. Use:
+    """`inner`'s decision (the app's own sampler; default `ParentBased(ALWAYS_ON)`, the SDK's
+    when `OTEL_TRACES_SAMPLER` is unset: that variable is not read here), but a GenAI span it
+    drops that `SigningSpanProcessor` signs (execute_tool, invoke_agent) is recorded all the
+    same: RECORD_ONLY, so its sampled flag, and so what exporters send and the trace context
+    downstream, stay `inner`'s. Use:
     `TracerProvider(sampler=SigningSampler(app_sampler))`."""
 
     def __init__(self, inner: Sampler | None = None) -> None:
