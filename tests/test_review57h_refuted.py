@@ -282,3 +282,21 @@ def test_no_record_waits_for_a_flush_and_shutdown_loses_none(
     assert stored() == 2
     assert processor.force_flush()
     reader.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("inputs", "made up"), ("reasoning", "x"), ("args", {"n": 1}), ("extra", 1)],
+)
+def test_a_line_disclosing_what_its_record_does_not_commit_to_is_refused(
+    tmp_path: Path, clock: FixedClock, name: str, value: Any
+) -> None:
+    """Fields the record has no commitment to (a value made up for them, under a real salt),
+    another value under a kept field's salt: each refused at its record."""
+    line = json.loads(_export(_log(tmp_path / "trace.db", clock, 1))[0])
+    salt = line["disclosures"]["args"]["salt"]
+    line["disclosures"][name] = {"salt": salt, "value": value}
+    with pytest.raises(TraceError) as caught:
+        verify_bundle(json.dumps(line).encode())
+    assert caught.value.reason is TraceFailure.DISCLOSURE_MISMATCH
+    assert caught.value.index == 0
