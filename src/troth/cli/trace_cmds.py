@@ -402,11 +402,28 @@ def export(
             }
             reporter.result_listing(document, "proofs", bundles)  # (review 56f, exports 1)
             return
+        if out is None and _terminal():  # its controls escaped, as prove's (57h, cli 1)
+            checkpoint, bundles = export_bundles(log, agent=agent)
+            for bundle in bundles:
+                reporter.document(bundle_text(bundle))
+            return
         target: Any = output_file(out, text=True) if out else nullcontext(sys.stdout)
         with target as stream:
             checkpoint = export_jsonl(log, stream, agent=agent)
         if out is not None:
             reporter.result({"out": out, "checkpoint": checkpoint.to_json()}, out)
+
+
+def _terminal() -> bool:
+    """Whether stdout is a terminal: an export's lines are then written as `Reporter.document`
+    writes a proof bundle, the characters a terminal acts on (C1, bidi controls: a record's
+    disclosed values are a caller's or a model's text) escaped, the same JSON (review 57h,
+    cli 1). To a file or a pipe they are written as `--out` writes them: escaped, a line of a
+    record at its limits could be past MAX_TRACE_LINE_BYTES, which verifiers read."""
+    try:
+        return sys.stdout is not None and sys.stdout.isatty()
+    except ValueError:  # a closed stdout: writing says so (write_stdout)
+        return False
 
 
 def _export_otel(log: TraceLog, endpoint: str, agent: Identifier | None) -> int:

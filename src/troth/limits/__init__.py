@@ -25,6 +25,7 @@ from typing import Final
 from troth.limits.authority import *  # noqa: F403
 from troth.limits.gates import *  # noqa: F403
 from troth.limits.leases import *  # noqa: F403
+from troth.limits.otel import *  # noqa: F403
 from troth.limits.routing import *  # noqa: F403
 from troth.limits.traces import *  # noqa: F403
 

@@ -10,7 +10,9 @@ in-memory one.
 
 In: `SigningSpanProcessor(recorder)` added to a `TracerProvider` turns every GenAI span an
 agent framework already emits (`execute_tool`, `invoke_agent`) into a signed record when the
-span ends, so an instrumented agent gets signed traces by adding one processor.
+span ends, so an instrumented agent gets signed traces by adding one processor, under
+`SigningSampler` (`troth.trace.otel_sampler`): a span the sampler drops never ends at a
+processor (review 57h, otel 1).
 
 The gen_ai.* names are troth's own constants: opentelemetry-semantic-conventions 0.66b2 marks
 its GenAI constants deprecated (moved to another package) while the names stay the same.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
@@ -37,6 +40,7 @@ from troth.identity import Identifier
 from troth.trace.log import TraceLog
 from troth.trace.log_reader import locate
 from troth.trace.otel_ids import SpanIds, TakenIds
+from troth.trace.otel_sampler import SigningSampler
 from troth.trace.record import (
     Decision,
     Kind,
@@ -45,6 +49,7 @@ from troth.trace.record import (
     ToolCall,
     TraceRecord,
     disclosed,
+    disclosure_value,
 )
 from troth.trace.record_decode import Holders, Holding, parent_record
 from troth.trace.recorder import TraceRecorder
@@ -56,6 +61,7 @@ __all__ = [
     "GEN_AI_OPERATION_NAME",
     "GEN_AI_TOOL_CALL_ID",
     "GEN_AI_TOOL_NAME",
+    "SigningSampler",
     "SigningSpanProcessor",
     "export_otel",
     "otlp_exporter",
@@ -101,6 +107,21 @@ TROTH_SPAN_RENAMED: Final = "troth.span.renamed"
 """The span ids a record claims (`links.span`, `links.parent_span`) as its signer's claim,
 and the mark of a span renamed: the export's span ids are its own (review 53r, otel 2)."""
 
+_READ: Final = (
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_TOOL_NAME,
+    GEN_AI_TOOL_CALL_ID,
+    GEN_AI_TOOL_CALL_ARGUMENTS,
+    GEN_AI_TOOL_CALL_RESULT,
+    GEN_AI_CONVERSATION_ID,
+    GEN_AI_INPUT_MESSAGES,
+    GEN_AI_OUTPUT_MESSAGES,
+    TROTH_DECISION,
+    TROTH_POLICY_IDS,
+    TROTH_BUNDLE_REVISION,
+    TROTH_TOOL_SERVER,
+)
+"""The span attributes `SigningSpanProcessor` reads (`span_content`)."""
 _HEX16: Final = re.compile(r"[0-9a-f]{16}")
 _HEX32: Final = re.compile(r"[0-9a-f]{32}")
 _RESOURCE: Final = Resource.create({"service.name": "troth"})
@@ -261,7 +282,9 @@ def record_spans(
 class _LogHolders:
     """`parent_record`'s `holders` over a log (`TraceLog.holding`), the earliest records
     under an id read once per id: however many version 1 links name an id, and however many
-    agents hold it, the export reads each id's records once (then one look-up per link)."""
+    agents hold it, the export reads each id's records once (then one look-up per link), of at
+    most MAX_TRACE_OTEL_HELD_IDS ids, the oldest dropped (review 57h, otel 4: every id was
+    kept, ~200 bytes a version 1 record linking another)."""
 
     def __init__(self, log: TraceLog) -> None:
         self._log = log
@@ -270,6 +293,8 @@ class _LogHolders:
     def __call__(self, signer: Identifier, record_id: str) -> Holding:
         placed = self._placed.get(record_id)
         if placed is None:
+            if len(self._placed) >= limits.MAX_TRACE_OTEL_HELD_IDS:
+                del self._placed[next(iter(self._placed))]
             placed = self._placed[record_id] = self._log.holding(signer, record_id)
             return placed
         return placed._replace(own=locate(self._log.store.connection(), record_id, signer))
@@ -320,7 +345,9 @@ def otlp_exporter(endpoint: str) -> SpanExporter:
 
 
 class SigningSpanProcessor(SpanProcessor):
-    """Signs every GenAI span (execute_tool, invoke_agent) as a record when it ends.
+    """Signs every GenAI span (execute_tool, invoke_agent) as a record when it ends: every one
+    its provider's sampler records, so give the provider `SigningSampler` (review 57h, otel 1:
+    under the SDK's default, a tool call under an unsampled remote parent was never signed).
 
     `strict` (default): a record the log refuses raises from `span.end()`, as an agent that
     cannot keep its audit trail should stop; otherwise the failure is counted in `failures`."""
@@ -330,12 +357,33 @@ class SigningSpanProcessor(SpanProcessor):
         self.strict = strict
         self.failures = 0
         self.recorded = 0
+        self._started: dict[tuple[int, int], dict[str, Any]] = {}
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        return None
+        """What of the span's attributes at its start the processor reads (`_READ`), kept
+        until it ends (or is dropped unended) for `on_end` (review 57h, otel 3)."""
+        given = span.attributes or {}
+        kept = {key: given[key] for key in _READ if key in given}
+        if kept:
+            key = (span.context.trace_id, span.context.span_id)
+            self._started[key] = kept
+            weakref.finalize(span, self._started.pop, key, None)
 
     def on_end(self, span: ReadableSpan) -> None:
+        """The span signed as a record (`span_content`) when it is a GenAI span, read from its
+        attributes as it ends over those it started with: the SDK drops a span's oldest
+        attributes past its limit (128), and a span given an attribute per tool argument lost
+        its operation (no record) or its `troth.decision` (a denial signed as an allowed call;
+        review 57h, otel 3). A value set later and then dropped reads as it started."""
         attributes: Mapping[str, Any] = span.attributes or {}
+        context = span.context
+        started = (
+            None
+            if context is None
+            else self._started.pop((context.trace_id, context.span_id), None)
+        )
+        if started is not None:
+            attributes = {**started, **attributes}
         operation = attributes.get(GEN_AI_OPERATION_NAME)
         if operation not in (EXECUTE_TOOL, INVOKE_AGENT):
             return
@@ -435,6 +483,15 @@ def _decision(outcome: str, attributes: Mapping[str, Any]) -> tuple[Decision, di
     return Decision(outcome, revision, held), noted
 
 
+def _beside(messages: str | None, noted: dict[str, Any]) -> dict[str, Any]:
+    """An invoke_agent span's `inputs`: its input messages and what of its decision a record
+    keeps in `inputs` (`_decision`), the messages disclosed within the room the rest leaves of
+    MAX_TRACE_DISCLOSURE_BYTES (review 57h, otel 2: messages near it, beside the notes, made
+    the record refuse the span). A canonical JSON object's bytes are its members' together."""
+    rest = len(disclosure_value({"messages": None, **noted})) - len(b"null")
+    return {"messages": disclosed(messages, limits.MAX_TRACE_DISCLOSURE_BYTES - rest), **noted}
+
+
 def _times(span: ReadableSpan) -> SpanTimes | None:
     """The span's times in microseconds: an end before the start (the SDK reads the wall
     clock, which NTP may step back) is taken as the start; times a record cannot hold (before
@@ -485,15 +542,19 @@ def span_content(
         for key, field in ((GEN_AI_INPUT_MESSAGES, "inputs"), (GEN_AI_OUTPUT_MESSAGES, "result")):
             if key in attributes:
                 values[field] = disclosed(_text(attributes[key]))
-    decision = None
+    decision: Decision | None = None
+    noted: dict[str, Any] = {}
     if decision_text is not None:
         decision, noted = _decision(decision_text, attributes)
-        if noted and operation == EXECUTE_TOOL:  # its `inputs` are this dict, if any
-            values.setdefault("inputs", {}).update(noted)
-        elif noted:  # an invoke_agent span's `inputs` are its messages
-            values["inputs"] = (
-                {"messages": values["inputs"], **noted} if "inputs" in values else noted
-            )
+    if span.dropped_attributes:  # read over what it started with: a value set later and
+        # dropped reads as it started (review 57h, otel 3), so the record says how many
+        noted["dropped_attributes"] = span.dropped_attributes
+    if noted and operation == EXECUTE_TOOL:  # its `inputs` are this dict, if any
+        values.setdefault("inputs", {}).update(noted)
+    elif noted and GEN_AI_INPUT_MESSAGES in attributes:  # its `inputs` are its messages
+        values["inputs"] = _beside(_text(attributes[GEN_AI_INPUT_MESSAGES]), noted)
+    elif noted:
+        values["inputs"] = noted
     context = span.context
     parent = span.parent
     links = Links(

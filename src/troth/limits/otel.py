@@ -1,0 +1,18 @@
+"""The hard limits of the OpenTelemetry export (troth.trace.otel) added since review 57h.
+
+Part of `troth.limits`, which re-exports every one of them (`troth.limits.X`), as
+`troth.limits.gates` is: the module itself is near the 800-line cap.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["MAX_TRACE_OTEL_HELD_IDS"]
+
+MAX_TRACE_OTEL_HELD_IDS: Final = 65_536
+"""Most record ids whose holders (where the records under the id are in the log, for the version
+1 links that name it) one OTel export keeps, so that a link to an id read before is one look-up
+(`troth.trace.otel._LogHolders`, review 36g); the oldest goes first, read again when named
+again. Every id was kept: ~200 bytes a version 1 record linking another id, without bound
+(review 57h, otel 4); this many hold ~13 MB."""
