@@ -90,11 +90,6 @@ def test_a_home_others_own_or_write_in_is_refused_not_taken(troth_home: Path, ow
     assert not (troth_home / "nodes").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="57d cli 2, library side (troth.node.home.secure_dir, not this area): init_node makes "
-    "an existing home of another user 0700 instead of refusing it",
-)
 @pytest.mark.skipif(os.geteuid() != 0, reason="gives a directory to another user: needs root")
 def test_init_node_refuses_a_home_of_another_user(troth_home: Path) -> None:
     _shared_home(troth_home, 65534)
@@ -105,11 +100,6 @@ def test_init_node_refuses_a_home_of_another_user(troth_home: Path) -> None:
         assert troth_home.stat().st_mode & 0o7777 == 0o1777
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="57d cli 3 (vault_cmds.py, not this area): _parse_key's UsageError names the "
-    "--new-key-file as given, unescaped: a bidi override and a newline reach the terminal",
-)
 def test_a_key_file_name_cannot_forge_a_line_of_vault_rekey_text(tmp_path: Path) -> None:
     """Review 57d, cli 3. `troth vault rekey --new-key-file NAME` with a file that holds no
     key: the usage error quotes NAME as given. A name from a directory others write in

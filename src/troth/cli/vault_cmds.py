@@ -8,7 +8,7 @@ import stat
 import click
 
 from troth.cli.common import INPUT_FILE, home, node_option, read_input
-from troth.cli.output import Reporter, json_command
+from troth.cli.output import Reporter, escape_text, json_command
 from troth.errors import ConfigError
 from troth.node.home import check_private
 
@@ -123,5 +123,5 @@ def _parse_key(text: str, where: str) -> bytes:
         return parse_kek(text)
     except ConfigError:
         raise click.UsageError(
-            f"the new vault key ({where}) must be 64 hex digits or base64 of 32 bytes"
+            f"the new vault key ({escape_text(where)}) must be 64 hex digits or base64 of 32 bytes"
         ) from None

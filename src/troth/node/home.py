@@ -50,9 +50,17 @@ def troth_home() -> Path:
 
 
 def secure_dir(path: Path) -> Path:
-    """Create `path` (and parents) if needed and make it 0700."""
+    """Create `path` (and parents) if needed and make it 0700. An existing directory of another
+    user is refused, not taken: as root, a home another user owns (or one like /tmp) was made
+    0700 and the nodes kept where that user controls them (review 57d, cli 2)."""
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        owner = os.stat(path).st_uid
+        if owner != os.geteuid():
+            raise ConfigError(
+                f"{path} belongs to uid {owner}, not this user: another user could replace "
+                "the node's files there; use a directory of this user's"
+            )
         os.chmod(path, 0o700)
     except OSError as exc:
         raise ConfigError(f"cannot create directory {path}: {exc}") from exc
