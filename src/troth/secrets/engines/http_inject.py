@@ -15,8 +15,10 @@ rule's scope among the lease's scopes). The exact rules (docs/secrets.md, "http-
 - headers are RFC 9110 tokens with values free of CR, LF and NUL; hop-by-hop headers, `Host`,
   `Content-Length`, `Transfer-Encoding`, `Expect`, every header `Connection` names, the agent's
   own credentials (`Authorization`, `Proxy-Authorization`, `Cookie`, the injected header and
-  the configured `strip` list) are dropped; `Content-Length` is set from the body; a query
-  or body naming a `_method` parameter (a method override) is refused;
+  the configured `strip` list) are dropped, under any spelling with `_` for `-` (a CGI-style
+  server reads `X_Forwarded_Host` as `X-Forwarded-Host`: `_cgi_name`); `Content-Length` is
+  set from the body; a query or body naming a `_method` parameter (a method override) is
+  refused;
 - the response comes back without hop-by-hop headers, `Set-Cookie` and any header whose
   name carries the secret, and with every
   occurrence of the secret (and of its credential part after a scheme) replaced by
@@ -491,8 +493,8 @@ def _forwarded_headers(
         raise SecretError(_F.FORBIDDEN_REQUEST, "too many headers")
     total = 0
     dropped = set(_HOP_BY_HOP) | _CREDENTIAL_HEADERS | _REWRITING_HEADERS
-    dropped.update(spec.settings["strip"])
-    dropped.add(spec.settings["header"].lower())
+    dropped.update(_cgi_name(name) for name in spec.settings["strip"])
+    dropped.add(_cgi_name(spec.settings["header"]))
     for name, value in headers:
         if (
             not isinstance(name, str)
@@ -506,12 +508,20 @@ def _forwarded_headers(
         if total > _HEADERS_TOTAL:
             raise SecretError(_F.FORBIDDEN_REQUEST, "the headers are over the limit")
         if name.lower() == "connection":
-            dropped.update(t.strip().lower() for t in value.split(","))
+            dropped.update(_cgi_name(t.strip()) for t in value.split(","))
     return [
         (n, v)
         for n, v in headers
-        if n.lower() not in dropped and not n.lower().startswith(_REWRITING_PREFIX)
+        if _cgi_name(n) not in dropped and not _cgi_name(n).startswith(_REWRITING_PREFIX)
     ]
+
+
+def _cgi_name(name: str) -> str:
+    """A header's name as a CGI-style server (WSGI's wsgiref, Rack, PHP) files it, `HTTP_`
+    and the name upper-cased with `-` as `_`, spelled as the broker's lists spell names: lower
+    case, `_` as `-`. `X_HTTP_Method_Override` is `X-HTTP-Method-Override` there (review 57f,
+    forwards 1; Puma's CVE-2024-45614), so a dropped header is dropped in every spelling."""
+    return name.lower().replace("_", "-")
 
 
 def _clean_response(
