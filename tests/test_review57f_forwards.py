@@ -165,7 +165,6 @@ _PHP_SPELLINGS = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="review 57f forwards 2: PHP reads .method as _method")
 @pytest.mark.parametrize(("target", "body"), _PHP_SPELLINGS)
 def test_phps_spellings_of_a_method_parameter_are_refused(target: str, body: bytes) -> None:
     """2: PHP files a parameter under its name with leading spaces dropped, `.` and ` ` read as
@@ -224,7 +223,6 @@ def php_upstream(tmp_path: Path) -> Iterator[str]:
         process.wait(10)
 
 
-@pytest.mark.xfail(strict=True, reason="review 57f forwards 2: PHP reads .method as _method")
 @pytest.mark.parametrize(("target", "body"), _PHP_SPELLINGS[:1] + _PHP_SPELLINGS[4:5])
 def test_a_php_upstream_runs_no_other_method(tmp_path: Path, target: str, body: bytes) -> None:
     """2, end to end: the rule allows `POST /orders`; PHP behind the broker ran DELETE for

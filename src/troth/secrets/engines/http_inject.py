@@ -17,8 +17,8 @@ rule's scope among the lease's scopes). The exact rules (docs/secrets.md, "http-
   own credentials (`Authorization`, `Proxy-Authorization`, `Cookie`, the injected header and
   the configured `strip` list) are dropped, under any spelling with `_` for `-` (a CGI-style
   server reads `X_Forwarded_Host` as `X-Forwarded-Host`: `_cgi_name`); `Content-Length` is
-  set from the body; a query or body naming a `_method` parameter (a method override) is
-  refused;
+  set from the body; a query or body naming a `_method` parameter (a method override), as
+  written or as PHP reads `.method` and `_method%00x`, is refused;
 - the response comes back without hop-by-hop headers, `Set-Cookie` and any header whose
   name carries the secret, and with every
   occurrence of the secret (and of its credential part after a scheme) replaced by
@@ -107,8 +107,12 @@ _REWRITING_HEADERS: Final = frozenset(
 _REWRITING_PREFIX: Final = "x-forwarded-"
 # their parameter form: `_method` in the query or a form body of a POST (Laravel, Symfony,
 # Rails' Rack::MethodOverride, Express's method-override) as a name of its own, any case,
-# percent-escaped or not (`payment_method` is another name; review 53t, secrets 5)
-_METHOD_PARAMETER: Final = re.compile(rb"(?:^|[&;?\s\"'])_method(?:$|[=&;\s\"'])", re.I | re.M)
+# percent-escaped or not (`payment_method` is another name; review 53t, secrets 5), and as PHP
+# files a name: leading spaces (`+`) dropped, `.` read as `_`, cut at a NUL (`.method`,
+# `_method%00x`: review 57f, forwards 2)
+_METHOD_PARAMETER: Final = re.compile(
+    rb"(?:^|[&;?\s\"'+])[_.]method(?:$|[=&;\s\"'\x00])", re.I | re.M
+)
 _DROPPED_RESPONSE: Final = frozenset({"set-cookie", "set-cookie2", "proxy-authenticate"})
 _REDACTED: Final = b"[redacted]"
 _SETTINGS = frozenset({"upstream", "header", "rules", "strip", "timeout"})
