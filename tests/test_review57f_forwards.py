@@ -187,6 +187,23 @@ def _inject_spec() -> SecretSpec:
     return parse_spec("orders", HttpInjectEngine(), config)
 
 
+_UNQUOTED = [
+    b"--b\r\nContent-Disposition: form-data; name=_method\r\n\r\nDELETE\r\n--b--\r\n",
+    b"--b\r\nContent-Disposition: form-data; name=.method\r\n\r\nDELETE\r\n--b--\r\n",
+]
+
+
+@pytest.mark.xfail(strict=True, reason="review 57f forwards 2: an unquoted multipart name")
+@pytest.mark.parametrize("body", _UNQUOTED)
+def test_an_unquoted_multipart_name_of_a_method_parameter_is_refused(body: bytes) -> None:
+    """2: a form part's name unquoted (`name=_method`: PHP's and Rack's multipart parsers take
+    it, PHP 8.2 here filed it `_method`) was forwarded: the refusal looked for the name after a
+    quote only. Was a strict xfail."""
+    request = HttpRequest("POST", "/orders", (), body)
+    with pytest.raises(SecretError, match="method-override"):
+        HttpInjectEngine().check_request(_inject_spec(), ("write",), request)
+
+
 @pytest.mark.parametrize(
     "body", [b"amount=1&payment.method=card", b'{"x.method": 1}', b"note=see .methods"]
 )
