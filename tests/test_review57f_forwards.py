@@ -193,7 +193,6 @@ _UNQUOTED = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="review 57f forwards 2: an unquoted multipart name")
 @pytest.mark.parametrize("body", _UNQUOTED)
 def test_an_unquoted_multipart_name_of_a_method_parameter_is_refused(body: bytes) -> None:
     """2: a form part's name unquoted (`name=_method`: PHP's and Rack's multipart parsers take

@@ -109,9 +109,10 @@ _REWRITING_PREFIX: Final = "x-forwarded-"
 # Rails' Rack::MethodOverride, Express's method-override) as a name of its own, any case,
 # percent-escaped or not (`payment_method` is another name; review 53t, secrets 5), and as PHP
 # files a name: leading spaces (`+`) dropped, `.` read as `_`, cut at a NUL (`.method`,
-# `_method%00x`: review 57f, forwards 2)
+# `_method%00x`), and a form part's name unquoted (`name=_method`: PHP's and Rack's multipart
+# parsers take it; review 57f, forwards 2)
 _METHOD_PARAMETER: Final = re.compile(
-    rb"(?:^|[&;?\s\"'+])[_.]method(?:$|[=&;\s\"'\x00])", re.I | re.M
+    rb"(?:^|[&;?\s\"'+]|name=)[_.]method(?:$|[=&;\s\"'\x00])", re.I | re.M
 )
 _DROPPED_RESPONSE: Final = frozenset({"set-cookie", "set-cookie2", "proxy-authenticate"})
 _REDACTED: Final = b"[redacted]"
