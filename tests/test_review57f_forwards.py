@@ -203,7 +203,6 @@ def test_an_unquoted_multipart_name_of_a_method_parameter_is_refused(body: bytes
         HttpInjectEngine().check_request(_inject_spec(), ("write",), request)
 
 
-@pytest.mark.xfail(strict=True, reason="review 57f forwards 2: qs reads _method[] as _method")
 @pytest.mark.parametrize(
     "body", [b"amount=1&_method[]=DELETE", b"_method[0]=DELETE", b"_method%5B%5D=DELETE"]
 )

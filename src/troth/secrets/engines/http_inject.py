@@ -110,9 +110,10 @@ _REWRITING_PREFIX: Final = "x-forwarded-"
 # percent-escaped or not (`payment_method` is another name; review 53t, secrets 5), and as PHP
 # files a name: leading spaces (`+`) dropped, `.` read as `_`, cut at a NUL (`.method`,
 # `_method%00x`), and a form part's name unquoted (`name=_method`: PHP's and Rack's multipart
-# parsers take it; review 57f, forwards 2)
+# parsers take it), and as an array (`_method[]=DELETE`: Express's qs gives ["DELETE"], whose
+# first item method-override takes; review 57f, forwards 2)
 _METHOD_PARAMETER: Final = re.compile(
-    rb"(?:^|[&;?\s\"'+]|name=)[_.]method(?:$|[=&;\s\"'\x00])", re.I | re.M
+    rb"(?:^|[&;?\s\"'+]|name=)[_.]method(?:$|[=&;\s\"'\x00\[])", re.I | re.M
 )
 _DROPPED_RESPONSE: Final = frozenset({"set-cookie", "set-cookie2", "proxy-authenticate"})
 _REDACTED: Final = b"[redacted]"
