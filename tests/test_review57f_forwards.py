@@ -134,6 +134,53 @@ def test_underscored_spellings_of_the_injected_and_stripped_headers_are_dropped(
     assert environ["HTTP_X_API_KEY"] == SECRET.decode()
 
 
+_DOTTED = ["X.HTTP.Method.Override", "X.Forwarded.Host", "x.api.key", "X_Forwarded.For"]
+
+
+@pytest.mark.xfail(strict=True, reason="review 57f forwards 1: PHP reads . in a header name as _")
+@pytest.mark.parametrize("name", _DOTTED)
+def test_dotted_spellings_of_dropped_headers_are_dropped(name: str) -> None:
+    """1: PHP files a header as a variable name, `.` read as `_` as in a parameter's name (its
+    built-in server here put `X.Forwarded.Host: evil` in `$_SERVER['HTTP_X_FORWARDED_HOST']`;
+    PHP-FPM behind a server that passes such names does the same), so a dotted spelling of a
+    dropped header is that header to PHP. Was a strict xfail: the broker kept them."""
+    request = HttpRequest("POST", "/orders", ((name, "evil.example"),), b"")
+    _target, headers = HttpInjectEngine().check_request(_inject_spec(), ("write",), request)
+    assert headers == []
+
+
+_SERVER_ROUTER = b"""<?php
+header('Content-Type: text/plain');
+echo ($_SERVER['HTTP_X_FORWARDED_HOST'] ?? '-') . ' ' . ($_SERVER['HTTP_X_API_KEY'] ?? '-');
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="review 57f forwards 1: PHP reads . in a header name as _")
+def test_a_php_upstream_reads_no_dotted_spelling(tmp_path: Path) -> None:
+    """1, end to end on PHP's built-in server: what it reads as `X-Forwarded-Host` and as the
+    injected `X-Api-Key` after the agent sent `X.Forwarded.Host` and `X.Api.Key`."""
+    world = make_world(NOW)
+    policy = AllowListPolicy({world.agent_a.identifier: {"orders": None}})
+    _db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy)
+    try:
+        with php_upstream(tmp_path, _SERVER_ROUTER) as base:
+            config = {
+                "scopes": ["write"],
+                "upstream": base,
+                "header": "X-Api-Key",
+                "rules": [{"methods": ["POST"], "path": "/orders"}],
+            }
+            broker.put_secret("orders", "http-inject", config, SECRET, now=NOW)
+            agent = world.credential_a()
+            issued = broker.issue(agent, "orders", now=NOW)
+            headers = (("X.Forwarded.Host", "evil.example"), ("X.Api.Key", "agent-value"))
+            request = HttpRequest("POST", "/orders", headers, b"")
+            answer = broker.forward(agent, issued.lease_id, request, now=NOW)
+            assert answer.body == b"- [redacted]"
+    finally:
+        broker.close()
+
+
 def test_underscored_names_the_broker_keeps_still_pass(tmp_path: Path) -> None:
     """What the fix keeps: a header with an underscore that names nothing the broker drops
     reaches the upstream as before."""
@@ -228,12 +275,12 @@ def test_names_php_does_not_read_as_a_method_parameter_pass(body: bytes) -> None
 
 
 @contextmanager
-def php_upstream(tmp_path: Path) -> Iterator[str]:
-    """`_ROUTER` on PHP's built-in server (skipped where PHP is not installed): its base URL."""
+def php_upstream(tmp_path: Path, router: bytes = _ROUTER) -> Iterator[str]:
+    """`router` on PHP's built-in server (skipped where PHP is not installed): its base URL."""
     php = shutil.which("php")
     if php is None:
         pytest.skip("php is not installed (the refusal itself is checked without it)")
-    (tmp_path / "router.php").write_bytes(_ROUTER)
+    (tmp_path / "router.php").write_bytes(router)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
