@@ -137,7 +137,6 @@ def test_underscored_spellings_of_the_injected_and_stripped_headers_are_dropped(
 _DOTTED = ["X.HTTP.Method.Override", "X.Forwarded.Host", "x.api.key", "X_Forwarded.For"]
 
 
-@pytest.mark.xfail(strict=True, reason="review 57f forwards 1: PHP reads . in a header name as _")
 @pytest.mark.parametrize("name", _DOTTED)
 def test_dotted_spellings_of_dropped_headers_are_dropped(name: str) -> None:
     """1: PHP files a header as a variable name, `.` read as `_` as in a parameter's name (its
@@ -155,7 +154,6 @@ echo ($_SERVER['HTTP_X_FORWARDED_HOST'] ?? '-') . ' ' . ($_SERVER['HTTP_X_API_KE
 """
 
 
-@pytest.mark.xfail(strict=True, reason="review 57f forwards 1: PHP reads . in a header name as _")
 def test_a_php_upstream_reads_no_dotted_spelling(tmp_path: Path) -> None:
     """1, end to end on PHP's built-in server: what it reads as `X-Forwarded-Host` and as the
     injected `X-Api-Key` after the agent sent `X.Forwarded.Host` and `X.Api.Key`."""

@@ -15,8 +15,8 @@ rule's scope among the lease's scopes). The exact rules (docs/secrets.md, "http-
 - headers are RFC 9110 tokens with values free of CR, LF and NUL; hop-by-hop headers, `Host`,
   `Content-Length`, `Transfer-Encoding`, `Expect`, every header `Connection` names, the agent's
   own credentials (`Authorization`, `Proxy-Authorization`, `Cookie`, the injected header and
-  the configured `strip` list) are dropped, under any spelling with `_` for `-` (a CGI-style
-  server reads `X_Forwarded_Host` as `X-Forwarded-Host`: `_cgi_name`); `Content-Length` is
+  the configured `strip` list) are dropped, under any spelling with `_` or `.` for `-` (a
+  CGI-style server reads `X_Forwarded_Host` as `X-Forwarded-Host`: `_cgi_name`); `Content-Length` is
   set from the body; a query or body naming a `_method` parameter (a method override), as
   written or as PHP reads `.method` and `_method%00x`, is refused;
 - the response comes back without hop-by-hop headers, `Set-Cookie` and any header whose
@@ -105,6 +105,7 @@ _REWRITING_HEADERS: Final = frozenset(
     }
 )
 _REWRITING_PREFIX: Final = "x-forwarded-"
+_CGI_SEPARATORS: Final = str.maketrans("_.", "--")  # `_cgi_name` (review 57f, forwards 1)
 # their parameter form: `_method` in the query or a form body of a POST (Laravel, Symfony,
 # Rails' Rack::MethodOverride, Express's method-override) as a name of its own, any case,
 # percent-escaped or not (`payment_method` is another name; review 53t, secrets 5), and as PHP
@@ -524,10 +525,12 @@ def _forwarded_headers(
 
 def _cgi_name(name: str) -> str:
     """A header's name as a CGI-style server (WSGI's wsgiref, Rack, PHP) files it, `HTTP_`
-    and the name upper-cased with `-` as `_`, spelled as the broker's lists spell names: lower
-    case, `_` as `-`. `X_HTTP_Method_Override` is `X-HTTP-Method-Override` there (review 57f,
-    forwards 1; Puma's CVE-2024-45614), so a dropped header is dropped in every spelling."""
-    return name.lower().replace("_", "-")
+    and the name upper-cased with `-` as `_` (PHP reads a `.` as `_` too, as in a parameter's
+    name), spelled as the broker's lists spell names: lower case, `_` and `.` as `-`.
+    `X_HTTP_Method_Override` and `X.Forwarded.Host` are `X-HTTP-Method-Override` and
+    `X-Forwarded-Host` there (review 57f, forwards 1; Puma's CVE-2024-45614), so a dropped
+    header is dropped in every spelling."""
+    return name.lower().translate(_CGI_SEPARATORS)
 
 
 def _clean_response(
