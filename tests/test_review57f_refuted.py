@@ -1,7 +1,8 @@
 """Review 57f: attacks on the secrets broker that did not work (each would fail if its defence
 broke): the http-inject forward path (the bytes the upstream receives, redirects, proxy
 variables), token validation (algorithm confusion, kid games, the expiry boundary), lease
-lifecycle races, and what one member's 10,000 requests leave behind."""
+lifecycle races, a lease's role granting itself (PostgreSQL, the real server), and what one
+member's 10,000 requests leave behind."""
 
 from __future__ import annotations
 
@@ -22,6 +23,14 @@ from tests.conftest import NOW
 from tests.support.leases import LeaseWorld, make_world, open_broker
 from tests.support.upstreams import serving
 from tests.test_review30b_leases import TOKEN
+from tests.test_secrets_postgres import SECRET as PG_SECRET
+from tests.test_secrets_postgres import (
+    OrdersDb,
+    login,
+    orders,  # noqa: F401 - a fixture
+    setup,
+)
+from tests.test_secrets_postgres import now as pg_now
 from troth.errors import SecretError, SecretFailure
 from troth.secrets import AllowListPolicy, Broker, HttpRequest
 from troth.secrets.broker import IssuedLease
@@ -329,3 +338,35 @@ def test_ten_thousand_requests_of_one_member_leave_a_bounded_trace(tmp_path: Pat
         assert written <= DENIALS_PER_ACCOUNT  # one window of 600 s: 8 of this caller
         assert len(broker.issues.members) <= 1
         assert len(broker.forwards.members) <= 1
+
+
+# -- postgres ------------------------------------------------------------------------------
+
+
+def test_a_lease_role_cannot_grant_itself_to_a_template(
+    tmp_path: Path,
+    orders: OrdersDb,  # noqa: F811 - the fixture
+) -> None:
+    """PostgreSQL 15's GRANT documentation still says a role "may grant or revoke membership in
+    itself from a database session where the session user matches the role": agent A, leased
+    `orders:write`, tries `GRANT <its role> TO <the reader template>` (every later read lease
+    would copy A's write privilege, or, A's role owning a temporary table, the reader template
+    would be one no lease can copy). The server refuses it (ADMIN OPTION needed: 15.18 here);
+    agent B's read lease then reads and cannot write."""
+    import psycopg
+
+    world = make_world(pg_now())
+    broker = setup(tmp_path, world, orders)
+    try:
+        a = broker.issue(world.credential_a(), PG_SECRET, scope=["orders:write"], now=pg_now())
+        session = login(orders, a.credential.reveal())
+        session.execute("CREATE TEMP TABLE mine (x int)")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="admin option"):
+            session.execute(f"GRANT {a.credential.reveal()['user']} TO {orders.reader}")
+        b = broker.issue(world.credential_b(), PG_SECRET, scope=["orders:read"], now=pg_now())
+        reader = login(orders, b.credential.reveal())
+        assert reader.execute("SELECT id FROM orders").fetchall()
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            reader.execute("INSERT INTO orders VALUES (1, 1)")
+    finally:
+        broker.close()
