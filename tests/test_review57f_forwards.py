@@ -34,8 +34,10 @@ import pytest
 
 from tests.conftest import NOW
 from tests.support.leases import make_world, open_broker
+from troth.credentials import VerifiedCredential
 from troth.errors import SecretError
-from troth.secrets import AllowListPolicy, HttpRequest
+from troth.secrets import AllowListPolicy, Broker, HttpRequest
+from troth.secrets.broker import IssuedLease
 from troth.secrets.engine import SecretSpec, parse_spec
 from troth.secrets.engines.http_inject import HttpInjectEngine
 
@@ -72,32 +74,43 @@ def wsgi_upstream() -> Iterator[tuple[str, list[Mapping[str, Any]]]]:
         server.server_close()
 
 
-def _forwarded(tmp_path: Path, headers: tuple[tuple[str, str], ...]) -> Mapping[str, Any]:
-    """Agent A, allowed only `POST /orders` of an http-inject secret injected as `X-Api-Key`,
-    forwards one POST with `headers`: the environ the upstream's app ran with."""
+@contextmanager
+def orders_lease(
+    tmp_path: Path, upstream: str, **settings: Any
+) -> Iterator[tuple[Broker, VerifiedCredential, IssuedLease]]:
+    """Agent A's lease of an http-inject secret to `upstream`, injected as `X-Api-Key`, whose
+    one rule allows `POST /orders` (`settings`: more of its configuration): the broker, A's
+    credential and the lease."""
     world = make_world(NOW)
     policy = AllowListPolicy({world.agent_a.identifier: {"orders": None}})
     _db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy)
     try:
-        with wsgi_upstream() as (base, seen):
-            config = {
-                "scopes": ["write"],
-                "ttl": 60,
-                "upstream": base + "/api",
-                "header": "X-Api-Key",
-                "rules": [{"methods": ["POST"], "path": "/orders"}],
-                "strip": ["X-Tenant"],
-            }
-            broker.put_secret("orders", "http-inject", config, SECRET, now=NOW)
-            agent = world.credential_a()
-            issued = broker.issue(agent, "orders", now=NOW)
-            request = HttpRequest("POST", "/orders", headers, b"{}")
-            answer = broker.forward(agent, issued.lease_id, request, now=NOW)
-            assert answer.status == 200
-            (environ,) = seen
-            return environ
+        config = {
+            "scopes": ["write"],
+            "upstream": upstream,
+            "header": "X-Api-Key",
+            "rules": [{"methods": ["POST"], "path": "/orders"}],
+            **settings,
+        }
+        broker.put_secret("orders", "http-inject", config, SECRET, now=NOW)
+        agent = world.credential_a()
+        yield broker, agent, broker.issue(agent, "orders", now=NOW)
     finally:
         broker.close()
+
+
+def _forwarded(tmp_path: Path, headers: tuple[tuple[str, str], ...]) -> Mapping[str, Any]:
+    """Agent A (`orders_lease`, `X-Tenant` stripped too) forwards one POST with `headers`
+    to a WSGI app: the environ the app ran with."""
+    with (
+        wsgi_upstream() as (base, seen),
+        orders_lease(tmp_path, base + "/api", strip=["X-Tenant"]) as (broker, agent, issued),
+    ):
+        request = HttpRequest("POST", "/orders", headers, b"{}")
+        answer = broker.forward(agent, issued.lease_id, request, now=NOW)
+        assert answer.status == 200
+        (environ,) = seen
+        return environ
 
 
 def test_an_underscored_method_override_is_dropped(tmp_path: Path) -> None:
@@ -157,26 +170,14 @@ echo ($_SERVER['HTTP_X_FORWARDED_HOST'] ?? '-') . ' ' . ($_SERVER['HTTP_X_API_KE
 def test_a_php_upstream_reads_no_dotted_spelling(tmp_path: Path) -> None:
     """1, end to end on PHP's built-in server: what it reads as `X-Forwarded-Host` and as the
     injected `X-Api-Key` after the agent sent `X.Forwarded.Host` and `X.Api.Key`."""
-    world = make_world(NOW)
-    policy = AllowListPolicy({world.agent_a.identifier: {"orders": None}})
-    _db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy)
-    try:
-        with php_upstream(tmp_path, _SERVER_ROUTER) as base:
-            config = {
-                "scopes": ["write"],
-                "upstream": base,
-                "header": "X-Api-Key",
-                "rules": [{"methods": ["POST"], "path": "/orders"}],
-            }
-            broker.put_secret("orders", "http-inject", config, SECRET, now=NOW)
-            agent = world.credential_a()
-            issued = broker.issue(agent, "orders", now=NOW)
-            headers = (("X.Forwarded.Host", "evil.example"), ("X.Api.Key", "agent-value"))
-            request = HttpRequest("POST", "/orders", headers, b"")
-            answer = broker.forward(agent, issued.lease_id, request, now=NOW)
-            assert answer.body == b"- [redacted]"
-    finally:
-        broker.close()
+    with (
+        php_upstream(tmp_path, _SERVER_ROUTER) as base,
+        orders_lease(tmp_path, base) as (broker, agent, issued),
+    ):
+        headers = (("X.Forwarded.Host", "evil.example"), ("X.Api.Key", "agent-value"))
+        request = HttpRequest("POST", "/orders", headers, b"")
+        answer = broker.forward(agent, issued.lease_id, request, now=NOW)
+        assert answer.body == b"- [redacted]"
 
 
 def test_underscored_names_the_broker_keeps_still_pass(tmp_path: Path) -> None:
@@ -210,16 +211,30 @@ _PHP_SPELLINGS = [
 ]
 
 
-@pytest.mark.parametrize(("target", "body"), _PHP_SPELLINGS)
-def test_phps_spellings_of_a_method_parameter_are_refused(target: str, body: bytes) -> None:
+_UNQUOTED = [  # a form part's name unquoted: PHP's and Rack's multipart parsers take it
+    b"--b\r\nContent-Disposition: form-data; name=_method\r\n\r\nDELETE\r\n--b--\r\n",
+    b"--b\r\nContent-Disposition: form-data; name=.method\r\n\r\nDELETE\r\n--b--\r\n",
+]
+_BRACKETED = [b"amount=1&_method[]=DELETE", b"_method[0]=DELETE", b"_method%5B%5D=DELETE"]
+
+
+@pytest.mark.parametrize(
+    ("target", "body"),
+    _PHP_SPELLINGS + [("/orders", body) for body in _UNQUOTED + _BRACKETED],
+)
+def test_other_spellings_of_a_method_parameter_are_refused(target: str, body: bytes) -> None:
     """2: PHP files a parameter under its name with leading spaces dropped, `.` and ` ` read as
     `_` and the rest cut at a NUL byte (`parse_str`, `$_GET`, `$_POST`: seen with PHP 8.2 here),
     so `.method`, `+.method` and `_method%00x` are its `_method`, which Symfony and Laravel
-    honour as the method of a POST. The broker refused `_method` only as written: a rule
-    allowing `POST /orders` forwarded each of these. Was a strict xfail."""
-    spec = _inject_spec()
+    honour as the method of a POST; it takes a form part's name unquoted (`name=_method`), as
+    Rack does. `_method[]=DELETE` is `["DELETE"]` to Express's extended urlencoded parser (qs),
+    and method-override takes an array's first item: with its README's "custom logic" getter
+    (`req.body._method`), Express 4.22 with method-override 3.0 ran DELETE for each bracketed
+    body here. The broker refused `_method` only as written, quoted and followed by `=` or a
+    delimiter: a rule allowing `POST /orders` forwarded each of these. Was a strict xfail."""
+    request = HttpRequest("POST", target, (), body)
     with pytest.raises(SecretError, match="method-override"):
-        HttpInjectEngine().check_request(spec, ("write",), HttpRequest("POST", target, (), body))
+        HttpInjectEngine().check_request(_inject_spec(), ("write",), request)
 
 
 def _inject_spec() -> SecretSpec:
@@ -230,36 +245,6 @@ def _inject_spec() -> SecretSpec:
         "rules": [{"methods": ["POST"], "path": "/orders"}],
     }
     return parse_spec("orders", HttpInjectEngine(), config)
-
-
-_UNQUOTED = [
-    b"--b\r\nContent-Disposition: form-data; name=_method\r\n\r\nDELETE\r\n--b--\r\n",
-    b"--b\r\nContent-Disposition: form-data; name=.method\r\n\r\nDELETE\r\n--b--\r\n",
-]
-
-
-@pytest.mark.parametrize("body", _UNQUOTED)
-def test_an_unquoted_multipart_name_of_a_method_parameter_is_refused(body: bytes) -> None:
-    """2: a form part's name unquoted (`name=_method`: PHP's and Rack's multipart parsers take
-    it, PHP 8.2 here filed it `_method`) was forwarded: the refusal looked for the name after a
-    quote only. Was a strict xfail."""
-    request = HttpRequest("POST", "/orders", (), body)
-    with pytest.raises(SecretError, match="method-override"):
-        HttpInjectEngine().check_request(_inject_spec(), ("write",), request)
-
-
-@pytest.mark.parametrize(
-    "body", [b"amount=1&_method[]=DELETE", b"_method[0]=DELETE", b"_method%5B%5D=DELETE"]
-)
-def test_a_bracketed_method_parameter_is_refused(body: bytes) -> None:
-    """2: `_method[]=DELETE` in a form body is `["DELETE"]` to Express's extended urlencoded
-    parser (qs), and method-override takes an array's first item: with its README's "custom
-    logic" getter (`req.body._method`), Express 4 ran DELETE for each of these bodies here
-    (node 20, express 4.22, method-override 3.0). The refusal wanted `=` or a delimiter right after
-    the name. Was a strict xfail."""
-    request = HttpRequest("POST", "/orders", (), body)
-    with pytest.raises(SecretError, match="method-override"):
-        HttpInjectEngine().check_request(_inject_spec(), ("write",), request)
 
 
 @pytest.mark.parametrize(
@@ -302,27 +287,12 @@ def php_upstream(tmp_path: Path, router: bytes = _ROUTER) -> Iterator[str]:
 def test_a_php_upstream_runs_no_other_method(tmp_path: Path, target: str, body: bytes) -> None:
     """2, end to end: the rule allows `POST /orders`; PHP behind the broker ran DELETE for
     `.method=DELETE` (the body or the query). Now refused before it is sent."""
-    world = make_world(NOW)
-    policy = AllowListPolicy({world.agent_a.identifier: {"orders": None}})
-    _db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy)
-    try:
-        with php_upstream(tmp_path) as base:
-            config = {
-                "scopes": ["write"],
-                "upstream": base,
-                "header": "X-Api-Key",
-                "rules": [{"methods": ["POST"], "path": "/orders"}],
-            }
-            broker.put_secret("orders", "http-inject", config, SECRET, now=NOW)
-            agent = world.credential_a()
-            issued = broker.issue(agent, "orders", now=NOW)
-            plain = HttpRequest("POST", "/orders", _FORM, b"amount=1")
-            assert broker.forward(agent, issued.lease_id, plain, now=NOW).body == b"POST"
-            request = HttpRequest("POST", target, _FORM, body)
-            with pytest.raises(SecretError, match="method-override"):
-                broker.forward(agent, issued.lease_id, request, now=NOW)
-    finally:
-        broker.close()
+    with php_upstream(tmp_path) as base, orders_lease(tmp_path, base) as (broker, agent, issued):
+        plain = HttpRequest("POST", "/orders", _FORM, b"amount=1")
+        assert broker.forward(agent, issued.lease_id, plain, now=NOW).body == b"POST"
+        request = HttpRequest("POST", target, _FORM, body)
+        with pytest.raises(SecretError, match="method-override"):
+            broker.forward(agent, issued.lease_id, request, now=NOW)
 
 
 _FORM = (("Content-Type", "application/x-www-form-urlencoded"),)
