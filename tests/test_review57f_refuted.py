@@ -370,3 +370,36 @@ def test_a_lease_role_cannot_grant_itself_to_a_template(
             reader.execute("INSERT INTO orders VALUES (1, 1)")
     finally:
         broker.close()
+
+
+def test_a_lease_role_cannot_outlive_its_lease_by_its_own_hand(
+    tmp_path: Path,
+    orders: OrdersDb,  # noqa: F811 - the fixture
+) -> None:
+    """Agent A's lease's role tries to stretch its own life or rights: VALID UNTIL infinity,
+    LOGIN past a NOLOGIN, a CONNECTION LIMIT, CREATEROLE, a built-in role that signals other
+    sessions (pg_signal_backend: it could end the admin's revocation session). Each is refused
+    (a role may change only its own password and settings); its revocation then drops it."""
+    import psycopg
+
+    world = make_world(pg_now())
+    broker = setup(tmp_path, world, orders)
+    try:
+        a = broker.issue(world.credential_a(), PG_SECRET, scope=["orders:read"], now=pg_now())
+        role = a.credential.reveal()["user"]
+        session = login(orders, a.credential.reveal())
+        for statement in (
+            f"ALTER ROLE {role} VALID UNTIL 'infinity'",
+            f"ALTER ROLE {role} LOGIN",
+            f"ALTER ROLE {role} CONNECTION LIMIT 100",
+            f"ALTER ROLE {role} CREATEROLE",
+            f"GRANT pg_signal_backend TO {role}",
+            f"GRANT {orders.writer} TO {role}",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                session.execute(statement)
+        session.execute(f"ALTER ROLE {role} PASSWORD 'mine-now'")  # what it may do
+        broker.revoke(world.credential_a(), a.lease_id, now=pg_now())
+        assert role not in orders.lease_roles()
+    finally:
+        broker.close()
