@@ -244,7 +244,6 @@ _JSON_ESCAPED = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="review 57f forwards 3: a JSON-escaped _method")
 @pytest.mark.parametrize("body", _JSON_ESCAPED)
 def test_a_json_escaped_method_parameter_is_refused(body: bytes) -> None:
     """3: a JSON body's key with `\\uXXXX` escapes is the same key once parsed: Express's

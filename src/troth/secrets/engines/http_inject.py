@@ -16,9 +16,10 @@ rule's scope among the lease's scopes). The exact rules (docs/secrets.md, "http-
   `Content-Length`, `Transfer-Encoding`, `Expect`, every header `Connection` names, the agent's
   own credentials (`Authorization`, `Proxy-Authorization`, `Cookie`, the injected header and
   the configured `strip` list) are dropped, under any spelling with `_` or `.` for `-` (a
-  CGI-style server reads `X_Forwarded_Host` as `X-Forwarded-Host`: `_cgi_name`); `Content-Length` is
-  set from the body; a query or body naming a `_method` parameter (a method override), as
-  written or as PHP reads `.method` and `_method%00x`, is refused;
+  CGI-style server reads `X_Forwarded_Host` as `X-Forwarded-Host`: `_cgi_name`);
+  `Content-Length` is set from the body; a query or body naming a `_method` parameter (a
+  method override), as written or as PHP reads `.method` and `_method%00x`, after its
+  percent-escapes and a JSON body's `\\u00XX` escapes, is refused;
 - the response comes back without hop-by-hop headers, `Set-Cookie` and any header whose
   name carries the secret, and with every
   occurrence of the secret (and of its credential part after a scheme) replaced by
@@ -116,6 +117,7 @@ _CGI_SEPARATORS: Final = str.maketrans("_.", "--")  # `_cgi_name` (review 57f, f
 _METHOD_PARAMETER: Final = re.compile(
     rb"(?:^|[&;?\s\"'+]|name=)[_.]method(?:$|[=&;\s\"'\x00\[])", re.I | re.M
 )
+_JSON_ASCII_ESCAPE: Final = re.compile(rb"\\u00([0-7][0-9A-Fa-f])")
 _DROPPED_RESPONSE: Final = frozenset({"set-cookie", "set-cookie2", "proxy-authenticate"})
 _REDACTED: Final = b"[redacted]"
 _SETTINGS = frozenset({"upstream", "header", "rules", "strip", "timeout"})
@@ -262,7 +264,7 @@ class HttpInjectEngine(LocalEngine):
         if len(request.body) > limits.MAX_INJECT_REQUEST_BYTES:
             raise SecretError(_F.FORBIDDEN_REQUEST, "the body is over the limit")
         for text in (query or "").encode(), request.body:
-            if _METHOD_PARAMETER.search(urllib.parse.unquote_to_bytes(text)):
+            if _method_override(text):
                 raise SecretError(_F.FORBIDDEN_REQUEST, "a method-override parameter (_method)")
         return _upstream_target(spec, path, query), _forwarded_headers(spec, request.headers)
 
@@ -487,6 +489,15 @@ def _upstream_ok(url: str) -> bool:
 def _upstream_target(spec: SecretSpec, path: str, query: str | None) -> str:
     base: str = urllib.parse.urlsplit(spec.settings["upstream"]).path.rstrip("/")
     return base + path + ("" if query is None else "?" + query)
+
+
+def _method_override(text: bytes) -> bool:
+    """Whether a query or body names a `_method` parameter (`_METHOD_PARAMETER`), read after
+    its percent-escapes and its JSON escapes of ASCII (`\\u005fmethod` is a JSON body's
+    `_method` once parsed: review 57f, forwards 3)."""
+    plain = urllib.parse.unquote_to_bytes(text)
+    plain = _JSON_ASCII_ESCAPE.sub(lambda match: bytes([int(match[1], 16)]), plain)
+    return _METHOD_PARAMETER.search(plain) is not None
 
 
 def _header_bytes(headers: Sequence[tuple[str, str]]) -> int:
