@@ -15,8 +15,11 @@ rule's scope among the lease's scopes). The exact rules (docs/secrets.md, "http-
 - headers are RFC 9110 tokens with values free of CR, LF and NUL; hop-by-hop headers, `Host`,
   `Content-Length`, `Transfer-Encoding`, `Expect`, every header `Connection` names, the agent's
   own credentials (`Authorization`, `Proxy-Authorization`, `Cookie`, the injected header and
-  the configured `strip` list) are dropped; `Content-Length` is set from the body; a query
-  or body naming a `_method` parameter (a method override) is refused;
+  the configured `strip` list) are dropped, under any spelling with `_` or `.` for `-` (a
+  CGI-style server reads `X_Forwarded_Host` as `X-Forwarded-Host`: `_cgi_name`);
+  `Content-Length` is set from the body; a query or body naming a `_method` parameter (a
+  method override), as written or as PHP reads `.method` and `_method%00x`, after its
+  percent-escapes and a JSON body's `\\u00XX` escapes, is refused;
 - the response comes back without hop-by-hop headers, `Set-Cookie` and any header whose
   name carries the secret, and with every
   occurrence of the secret (and of its credential part after a scheme) replaced by
@@ -103,10 +106,18 @@ _REWRITING_HEADERS: Final = frozenset(
     }
 )
 _REWRITING_PREFIX: Final = "x-forwarded-"
+_CGI_SEPARATORS: Final = str.maketrans("_.", "--")  # `_cgi_name` (review 57f, forwards 1)
 # their parameter form: `_method` in the query or a form body of a POST (Laravel, Symfony,
 # Rails' Rack::MethodOverride, Express's method-override) as a name of its own, any case,
-# percent-escaped or not (`payment_method` is another name; review 53t, secrets 5)
-_METHOD_PARAMETER: Final = re.compile(rb"(?:^|[&;?\s\"'])_method(?:$|[=&;\s\"'])", re.I | re.M)
+# percent-escaped or not (`payment_method` is another name; review 53t, secrets 5), and as PHP
+# files a name: leading spaces (`+`) dropped, `.` read as `_`, cut at a NUL (`.method`,
+# `_method%00x`), and a form part's name unquoted (`name=_method`: PHP's and Rack's multipart
+# parsers take it), and as an array (`_method[]=DELETE`: Express's qs gives ["DELETE"], whose
+# first item method-override takes; review 57f, forwards 2)
+_METHOD_PARAMETER: Final = re.compile(
+    rb"(?:^|[&;?\s\"'+]|name=)[_.]method(?:$|[=&;\s\"'\x00\[])", re.I | re.M
+)
+_JSON_ASCII_ESCAPE: Final = re.compile(rb"\\u00([0-7][0-9A-Fa-f])")
 _DROPPED_RESPONSE: Final = frozenset({"set-cookie", "set-cookie2", "proxy-authenticate"})
 _REDACTED: Final = b"[redacted]"
 _SETTINGS = frozenset({"upstream", "header", "rules", "strip", "timeout"})
@@ -253,7 +264,7 @@ class HttpInjectEngine(LocalEngine):
         if len(request.body) > limits.MAX_INJECT_REQUEST_BYTES:
             raise SecretError(_F.FORBIDDEN_REQUEST, "the body is over the limit")
         for text in (query or "").encode(), request.body:
-            if _METHOD_PARAMETER.search(urllib.parse.unquote_to_bytes(text)):
+            if _method_override(text):
                 raise SecretError(_F.FORBIDDEN_REQUEST, "a method-override parameter (_method)")
         return _upstream_target(spec, path, query), _forwarded_headers(spec, request.headers)
 
@@ -480,6 +491,15 @@ def _upstream_target(spec: SecretSpec, path: str, query: str | None) -> str:
     return base + path + ("" if query is None else "?" + query)
 
 
+def _method_override(text: bytes) -> bool:
+    """Whether a query or body names a `_method` parameter (`_METHOD_PARAMETER`), read after
+    its percent-escapes and its JSON escapes of ASCII (`\\u005fmethod` is a JSON body's
+    `_method` once parsed: review 57f, forwards 3)."""
+    plain = urllib.parse.unquote_to_bytes(text)
+    plain = _JSON_ASCII_ESCAPE.sub(lambda match: bytes([int(match[1], 16)]), plain)
+    return _METHOD_PARAMETER.search(plain) is not None
+
+
 def _header_bytes(headers: Sequence[tuple[str, str]]) -> int:
     return sum(len(name) + len(value) for name, value in headers)
 
@@ -491,8 +511,8 @@ def _forwarded_headers(
         raise SecretError(_F.FORBIDDEN_REQUEST, "too many headers")
     total = 0
     dropped = set(_HOP_BY_HOP) | _CREDENTIAL_HEADERS | _REWRITING_HEADERS
-    dropped.update(spec.settings["strip"])
-    dropped.add(spec.settings["header"].lower())
+    dropped.update(_cgi_name(name) for name in spec.settings["strip"])
+    dropped.add(_cgi_name(spec.settings["header"]))
     for name, value in headers:
         if (
             not isinstance(name, str)
@@ -506,12 +526,22 @@ def _forwarded_headers(
         if total > _HEADERS_TOTAL:
             raise SecretError(_F.FORBIDDEN_REQUEST, "the headers are over the limit")
         if name.lower() == "connection":
-            dropped.update(t.strip().lower() for t in value.split(","))
+            dropped.update(_cgi_name(t.strip()) for t in value.split(","))
     return [
         (n, v)
         for n, v in headers
-        if n.lower() not in dropped and not n.lower().startswith(_REWRITING_PREFIX)
+        if _cgi_name(n) not in dropped and not _cgi_name(n).startswith(_REWRITING_PREFIX)
     ]
+
+
+def _cgi_name(name: str) -> str:
+    """A header's name as a CGI-style server (WSGI's wsgiref, Rack, PHP) files it, `HTTP_`
+    and the name upper-cased with `-` as `_` (PHP reads a `.` as `_` too, as in a parameter's
+    name), spelled as the broker's lists spell names: lower case, `_` and `.` as `-`.
+    `X_HTTP_Method_Override` and `X.Forwarded.Host` are `X-HTTP-Method-Override` and
+    `X-Forwarded-Host` there (review 57f, forwards 1; Puma's CVE-2024-45614), so a dropped
+    header is dropped in every spelling."""
+    return name.lower().translate(_CGI_SEPARATORS)
 
 
 def _clean_response(
