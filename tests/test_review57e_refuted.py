@@ -1,0 +1,197 @@
+"""Review 57e: crash and reconnect attacks on nodes and enrollment that did not work (each test
+fails if its defence breaks), with real processes over TCP on loopback where the attack is a
+process's death or pause."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.nodes import HUB, MemNet, ask_authority, run_memnet
+from tests.test_reconnect_daemon import HANDSHAKE, _nodes, relays_up, until_sent
+from tests.test_resilience_enrollment import Hub, driver, free_port, prepare, troth
+from troth.authority.client import enroll_request
+from troth.authority.tickets import Ticket, new_code
+from troth.enrollment import enrollment, request_of
+from troth.errors import RemoteError
+from troth.faults import CRASH_ENV, CRASH_EXIT_CODE
+from troth.limits import ENROLL_REQUEST_SECONDS, ENROLL_REQUESTS_BURST
+from troth.node import init_node, open_node
+from troth.node.daemon import control, node_status
+from troth.node.membership import RESUME_AFTER, RESUME_BACKOFF
+from troth.storage import SqliteAuthorityStore
+
+KEEPALIVE = 0.5  # every daemon's in the partition test: silence is noticed after 3 * KEEPALIVE
+MAX_DELAY = 1.0  # every daemon's reconnect backoff cap there
+LIMITED = "too many enroll and refresh requests"
+
+
+@pytest.fixture
+def hub(troth_home: Path) -> Iterator[Hub]:
+    """The hub node acme's TCP port (tests.test_resilience_enrollment's `Hub`), stopped after."""
+    running = Hub(free_port())
+    yield running
+    troth("node", "stop", "acme", code=None)
+
+
+def _enroll_as(node: str, ticket: str) -> subprocess.CompletedProcess[str]:
+    """tests.support.enroll_driver for identity `node` of node `node` (created here), in a
+    process of its own."""
+    init_node(node)
+    with open_node(node) as opened:
+        opened.identities.create(now=int(time.time()), name=node)
+    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
+    return subprocess.run(
+        [sys.executable, "-m", "tests.support.enroll_driver", node, node, ticket],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=env,
+    )
+
+
+def _redemptions(identity: str) -> int:
+    with open_node(identity) as member, open_node("acme") as acme:
+        digest = member.identities.find(identity).identifier
+        return SqliteAuthorityStore(acme.db).count_redemptions(digest)
+
+
+def test_a_redeemed_ticket_whose_answer_a_crash_lost_is_not_redeemed_by_another(
+    hub: Hub, troth_home: Path
+) -> None:
+    """The hub is SIGKILLed once it committed agent's one-use redemption (its answer lost) and
+    started again: mallory, on another node, holding the same ticket text, is refused (the use
+    is gone, and the repeat answers only the identity that redeemed it); agent's resumption
+    completes with no second use."""
+    setup = prepare(hub.route)
+    hub.start(crash="authority.enroll.after-commit")
+    assert driver(setup.ticket, code=None).returncode not in (0, CRASH_EXIT_CODE)
+    hub.wait_dead(troth_home)
+    hub.start()
+    stolen = _enroll_as("mallory", setup.ticket)
+    assert stolen.returncode != 0
+    assert "ticket unknown" in stolen.stderr, stolen.stderr
+    assert _redemptions("mallory") == 0
+    driver("--resume")
+    setup.check_enrolled_once()
+
+
+def test_a_ticket_a_crash_left_unused_goes_to_one_identity_and_the_other_lets_go(
+    hub: Hub, troth_home: Path
+) -> None:
+    """The hub is SIGKILLed before it committed agent's redemption: the ticket's use is not
+    taken. mallory redeems it; agent's resumption is then refused for good, and its pending
+    record is deleted (not sent again for a week): one use, one member."""
+    setup = prepare(hub.route)
+    hub.start(crash="authority.enroll.before-commit")
+    assert driver(setup.ticket, code=None).returncode not in (0, CRASH_EXIT_CODE)
+    hub.wait_dead(troth_home)
+    assert setup.state() == (0, 1, 0)
+    hub.start()
+    assert _enroll_as("mallory", setup.ticket).returncode == 0
+    resumed = driver("--resume", code=None)
+    assert resumed.returncode != 0
+    assert "ticket unknown" in resumed.stderr, resumed.stderr
+    assert setup.state() == (0, 0, 0)
+    assert _redemptions("mallory") == 1
+
+
+def test_a_rate_limited_resumption_is_kept_and_completes_once_the_budget_refills(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reconnect storm spends the enroll budget of agent's network (a stranger's made-up
+    codes from 10.8.8.9) just as agent's node resumes the enrollment a crash interrupted: the
+    resumption is refused as rate limited, which is not a refusal for good: the record is
+    kept, backed off, and completes at a later round, with the one redemption."""
+
+    async def test(net: MemNet) -> None:
+        agent = await net.node("agent", host="10.8.8.1")
+        node = agent.node
+        steps = enrollment(node.identities, node.wallet, "agent", net.ticket(), clock=net.clock)
+        net.authority.enroll(request_of(steps), now=net.clock.now())  # the answer lost
+        steps.close()
+        storm = await net.node("storm", host="10.8.8.9")
+        bogus = Ticket(new_code(), net.authority.history(), HUB)
+        request = enroll_request(storm.node.identities, "storm", bogus, now=net.clock.now())
+        net.clock.advance(RESUME_AFTER)
+        for _ in range(ENROLL_REQUESTS_BURST):
+            with pytest.raises(RemoteError):
+                await ask_authority(storm, net, "enroll", request)
+        await agent.maintain()
+        assert node.wallet.held("agent") == []
+        assert len(node.wallet.pending_enrollments("agent")) == 1  # kept, backed off
+        assert LIMITED in caplog.text
+        assert len(agent.resumption.waits) == 1
+        net.clock.advance(RESUME_BACKOFF + ENROLL_REQUEST_SECONDS)
+        await agent.maintain()
+        (held,) = node.wallet.held("agent")
+        assert held.authority == net.authority.identifier.digest
+        assert node.wallet.pending_enrollments("agent") == []
+        member = node.identities.find("agent").identifier
+        assert net.authority.store.count_redemptions(member) == 1
+
+    run_memnet(test, tmp_path)
+
+
+@pytest.fixture
+def paused_nodes(troth_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """tests.test_reconnect_daemon's hub, a, b1 and b2, every daemon with a short keepalive and
+    backoff cap. Yields the hub's route."""
+    monkeypatch.setenv("TROTH_CHANNELS_KEEPALIVE_INTERVAL", str(KEEPALIVE))
+    monkeypatch.setenv("TROTH_RECONNECT_MAX_DELAY", str(MAX_DELAY))
+    yield from _nodes()
+
+
+def _link_lost(home: Path, name: str) -> Callable[[], bool]:
+    def lost() -> bool:
+        status = node_status(home, name)
+        links = control(home, name, "status", {}, status=status)["links"]
+        return bool(links[0]["state"] != "connected")
+
+    return lost
+
+
+def _until(condition: Callable[[], bool], within: float, what: str) -> None:
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > within:
+            pytest.fail(f"{what} not within {within} s")
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("paused", ["hub", "b1"])
+def test_a_paused_node_gets_its_relays_back_once_resumed(
+    paused_nodes: str, troth_home: Path, paused: str
+) -> None:
+    """A partition: a daemon is paused (SIGSTOP), answering nothing and closing nothing (the
+    kernel still accepts connections to it). The hub paused, b1 and b2 notice the silence by
+    the keepalive; b1 paused, the hub does and lets its relay go. Resumed (SIGCONT), the
+    resumed node finds the old channels silent past its own keepalive timeout and closes
+    them, and the new channels' relay names stay up: the relays answer within the documented
+    bound (docs/protocols.md, "Reconnecting") and keep answering."""
+    hub = paused_nodes
+    until_sent(f"{hub}/relay/b1/service/echo", "before", 5)
+    pid = node_status(troth_home, paused)["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:  # the keepalive noticed the silence
+        if paused == "hub":
+            for name in ("b1", "b2"):
+                _until(_link_lost(troth_home, name), 10, f"{name}'s link lost")
+        else:
+            _until(lambda: not relays_up({"b1"}), 10, "b1's relay down")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    for name in ("b1", "b2"):
+        until_sent(f"{hub}/relay/{name}/service/echo", name, MAX_DELAY + HANDSHAKE)
+    deadline = time.monotonic() + 6 * KEEPALIVE  # past the resumed node's keepalive timeout
+    while time.monotonic() < deadline:
+        assert relays_up({"b1", "b2"})
+        time.sleep(0.2)
+    until_sent(f"{hub}/relay/b1/service/echo", "still", 1)
