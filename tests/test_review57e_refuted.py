@@ -4,8 +4,11 @@ process's death or pause."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -14,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.enroll import acme_ticket
 from tests.support.nodes import HUB, MemNet, ask_authority, run_memnet
 from tests.test_reconnect_daemon import HANDSHAKE, _nodes, relays_up, until_sent
 from tests.test_resilience_enrollment import Hub, driver, free_port, prepare, troth
@@ -195,3 +199,67 @@ def test_a_paused_node_gets_its_relays_back_once_resumed(
         assert relays_up({"b1", "b2"})
         time.sleep(0.2)
     until_sent(f"{hub}/relay/b1/service/echo", "still", 1)
+
+
+ALLOWED = {(0, 0, 0), (0, 1, 0), (0, 1, 1), (1, 0, 1)}
+"""(credentials held, enrollments pending, redemptions) an enrolling holder may be killed in."""
+
+
+def _member_state(ref: str) -> tuple[int, int, int]:
+    with open_node("agent") as holder, open_node("acme") as acme:
+        digest = holder.identities.find(ref).identifier
+        held = len(holder.wallet.held(ref))
+        pending = len(holder.wallet.pending_enrollments(ref))
+        return held, pending, SqliteAuthorityStore(acme.db).count_redemptions(digest)
+
+
+def _driver(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tests.support.enroll_driver", "agent", *args]
+
+
+def test_a_holder_killed_at_random_moments_ends_enrolled_once(hub: Hub) -> None:
+    """The holder's process (enrolling over TCP with the running hub) is SIGKILLed, six
+    identities in turn, at a random moment (up to 50 ms) after its pending record committed,
+    wherever it is (the request in flight, the answer half stored, an SQLite commit half
+    written): each kill leaves a state the recovery rules name (docs/storage.md), node.db
+    whole, and the next run completes the enrollment with one redemption and one credential
+    held."""
+    setup = prepare(hub.route)
+    hub.start()
+    rng = random.Random(os.environ.get("TROTH_TEST_SEED", "57"))
+    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
+    database = troth_home_path() / "nodes" / "agent" / "node.db"
+    for index in range(6):
+        ref = f"agent-{index}"
+        with open_node("agent") as holder, open_node("acme") as acme:
+            holder.identities.create(now=int(time.time()), name=ref)
+            ticket = acme_ticket(acme.authority(), int(time.time()))
+        text = str(Ticket(ticket.code, ticket.authority_history, hub.route))
+        child = subprocess.Popen(
+            _driver(ref, text), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+        )
+        while not _pending_rows(database) and child.poll() is None:  # its record committed
+            time.sleep(0.002)
+        time.sleep(rng.uniform(0, 0.05))  # a random moment of the exchange and the commit
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+        state = _member_state(ref)
+        assert state in ALLOWED, (index, state)
+        with contextlib.closing(sqlite3.connect(database)) as opened:
+            assert opened.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        if state[0] == 0:
+            again = ["--resume"] if state[1] else [text]
+            done = subprocess.run(_driver(ref, *again), capture_output=True, text=True, env=env)
+            assert done.returncode == 0, (index, state, done.stderr)
+        assert _member_state(ref) == (1, 0, 1), (index, state)
+    assert setup.state() == (0, 0, 0)  # the set-up's own identity was never enrolled
+
+
+def _pending_rows(path: Path) -> int:
+    with contextlib.closing(sqlite3.connect(path, timeout=5)) as database:
+        (count,) = database.execute("SELECT count(*) FROM pending_enrollments").fetchone()
+        return int(count)
+
+
+def troth_home_path() -> Path:
+    return Path(os.environ["TROTH_HOME"])
