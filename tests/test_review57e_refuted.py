@@ -19,6 +19,7 @@ import pytest
 
 from tests.support.enroll import acme_ticket
 from tests.support.nodes import HUB, MemNet, ask_authority, run_memnet
+from tests.test_reconnect import FAST, TO_B, link_state, until
 from tests.test_reconnect_daemon import HANDSHAKE, _nodes, relays_up, until_sent
 from tests.test_resilience_enrollment import Hub, driver, free_port, prepare, troth
 from troth.authority.client import enroll_request
@@ -29,6 +30,7 @@ from troth.faults import CRASH_ENV, CRASH_EXIT_CODE
 from troth.limits import ENROLL_REQUEST_SECONDS, ENROLL_REQUESTS_BURST
 from troth.node import init_node, open_node
 from troth.node.daemon import control, node_status
+from troth.node.links import LinkState
 from troth.node.membership import RESUME_AFTER, RESUME_BACKOFF
 from troth.storage import SqliteAuthorityStore
 
@@ -263,3 +265,84 @@ def _pending_rows(path: Path) -> int:
 
 def troth_home_path() -> Path:
     return Path(os.environ["TROTH_HOME"])
+
+
+def _rows(path: Path, table: str) -> int:
+    with contextlib.closing(sqlite3.connect(path, timeout=5)) as database:
+        (count,) = database.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608
+        return int(count)
+
+
+def test_an_authority_killed_amid_racing_redemptions_gives_no_use_twice(
+    hub: Hub, troth_home: Path
+) -> None:
+    """Five identities race to redeem one three-use ticket over TCP, each in a process of its
+    own, and the hub is SIGKILLed as soon as its first redemption is committed (the others in
+    flight); started again, each holder enrolls again with the same ticket. At most three
+    identities are members, each holding the one credential its redemption issued; every other
+    is refused (`ticket unknown`) and holds nothing, nothing pending."""
+    setup = prepare(hub.route)
+    hub.start()
+    refs = [f"racer-{index}" for index in range(5)]
+    with open_node("agent") as holder, open_node("acme") as acme:
+        for ref in refs:
+            holder.identities.create(now=int(time.time()), name=ref)
+        made = acme_ticket(acme.authority(), int(time.time()), uses=3)
+    ticket = str(Ticket(made.code, made.authority_history, hub.route))
+    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
+    racers = [
+        subprocess.Popen(
+            _driver(ref, ticket), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+        )
+        for ref in refs
+    ]
+    acme_db = troth_home / "nodes" / "acme" / "node.db"
+    while not _rows(acme_db, "redemptions") and any(r.poll() is None for r in racers):
+        time.sleep(0.002)
+    pid = node_status(troth_home, "acme")["pid"]
+    os.kill(pid, signal.SIGKILL)
+    hub.wait_dead(troth_home)
+    for racer in racers:
+        racer.wait(30)
+    hub.start()
+    members = []
+    for ref in refs:
+        done = subprocess.run(_driver(ref, ticket), capture_output=True, text=True, env=env)
+        state = _member_state(ref)
+        if done.returncode == 0:
+            assert state == (1, 0, 1), (ref, state)
+            members.append(ref)
+        else:
+            assert "ticket unknown" in done.stderr, (ref, done.stderr)
+            assert state == (0, 0, 0), (ref, state)
+    assert 1 <= len(members) <= 3
+    assert _rows(acme_db, "redemptions") == len(members)
+    assert setup.state() == (0, 0, 0)
+
+
+@pytest.mark.parametrize("jump", [2 * 24 * 3600, 30 * 24 * 3600])
+def test_a_clock_jumped_forward_loses_the_relay_only_until_a_round(
+    tmp_path: Path, jump: int
+) -> None:
+    """Every node's clock jumps forward (two days, a month: past every credential's expiry,
+    the feeds' staleness, the resumption's give-up time). After one maintenance round each
+    (the hub first: it signs its feed anew) b holds a fresh credential, its link comes back on
+    its own, and a message reaches it through its relay again."""
+
+    async def test(net: MemNet) -> None:
+        b = await net.node("b", backoff=FAST)
+        await b.enroll(net.ticket(**{"troth.relay": "b"}), "b")
+        await b.create_relay("b", HUB)
+        a = await net.node("a", backoff=FAST)
+        await a.enroll(net.ticket(), "a")
+        assert await a.send_message(TO_B, "before") == "before"
+        net.clock.advance(jump)
+        assert net.hub is not None
+        for runtime in (net.hub, b, a):
+            await runtime.maintain()
+        (fresh, *_) = b.node.wallet.held("b")
+        assert fresh.expires_at > net.clock.now()
+        await until(lambda: link_state(b) is LinkState.CONNECTED)
+        assert await a.send_message(TO_B, "after") == "after"
+
+    run_memnet(test, tmp_path)
