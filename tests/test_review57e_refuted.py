@@ -19,9 +19,10 @@ import pytest
 
 from tests.support.enroll import acme_ticket
 from tests.support.nodes import HUB, MemNet, ask_authority, run_memnet
-from tests.test_reconnect import FAST, TO_B, link_state, until
+from tests.support.relayed import relayed_b
+from tests.test_reconnect import TO_B, link_state, until
 from tests.test_reconnect_daemon import HANDSHAKE, _nodes, relays_up, until_sent
-from tests.test_resilience_enrollment import Hub, driver, free_port, prepare, troth
+from tests.test_resilience_enrollment import Hub, driver, hub, prepare  # noqa: F401
 from troth.authority.client import enroll_request
 from troth.authority.tickets import Ticket, new_code
 from troth.enrollment import enrollment, request_of
@@ -37,14 +38,6 @@ from troth.storage import SqliteAuthorityStore
 KEEPALIVE = 0.5  # every daemon's in the partition test: silence is noticed after 3 * KEEPALIVE
 MAX_DELAY = 1.0  # every daemon's reconnect backoff cap there
 LIMITED = "too many enroll and refresh requests"
-
-
-@pytest.fixture
-def hub(troth_home: Path) -> Iterator[Hub]:
-    """The hub node acme's TCP port (tests.test_resilience_enrollment's `Hub`), stopped after."""
-    running = Hub(free_port())
-    yield running
-    troth("node", "stop", "acme", code=None)
 
 
 def _enroll_as(node: str, ticket: str) -> subprocess.CompletedProcess[str]:
@@ -70,7 +63,8 @@ def _redemptions(identity: str) -> int:
 
 
 def test_a_redeemed_ticket_whose_answer_a_crash_lost_is_not_redeemed_by_another(
-    hub: Hub, troth_home: Path
+    hub: Hub,  # noqa: F811 - the fixture imported above
+    troth_home: Path,
 ) -> None:
     """The hub is SIGKILLed once it committed agent's one-use redemption (its answer lost) and
     started again: mallory, on another node, holding the same ticket text, is refused (the use
@@ -90,7 +84,8 @@ def test_a_redeemed_ticket_whose_answer_a_crash_lost_is_not_redeemed_by_another(
 
 
 def test_a_ticket_a_crash_left_unused_goes_to_one_identity_and_the_other_lets_go(
-    hub: Hub, troth_home: Path
+    hub: Hub,  # noqa: F811 - the fixture imported above
+    troth_home: Path,
 ) -> None:
     """The hub is SIGKILLed before it committed agent's redemption: the ticket's use is not
     taken. mallory redeems it; agent's resumption is then refused for good, and its pending
@@ -182,8 +177,8 @@ def test_a_paused_node_gets_its_relays_back_once_resumed(
     resumed node finds the old channels silent past its own keepalive timeout and closes
     them, and the new channels' relay names stay up: the relays answer within the documented
     bound (docs/protocols.md, "Reconnecting") and keep answering."""
-    hub = paused_nodes
-    until_sent(f"{hub}/relay/b1/service/echo", "before", 5)
+    route = paused_nodes
+    until_sent(f"{route}/relay/b1/service/echo", "before", 5)
     pid = node_status(troth_home, paused)["pid"]
     os.kill(pid, signal.SIGSTOP)
     try:  # the keepalive noticed the silence
@@ -195,12 +190,12 @@ def test_a_paused_node_gets_its_relays_back_once_resumed(
     finally:
         os.kill(pid, signal.SIGCONT)
     for name in ("b1", "b2"):
-        until_sent(f"{hub}/relay/{name}/service/echo", name, MAX_DELAY + HANDSHAKE)
+        until_sent(f"{route}/relay/{name}/service/echo", name, MAX_DELAY + HANDSHAKE)
     deadline = time.monotonic() + 6 * KEEPALIVE  # past the resumed node's keepalive timeout
     while time.monotonic() < deadline:
         assert relays_up({"b1", "b2"})
         time.sleep(0.2)
-    until_sent(f"{hub}/relay/b1/service/echo", "still", 1)
+    until_sent(f"{route}/relay/b1/service/echo", "still", 1)
 
 
 ALLOWED = {(0, 0, 0), (0, 1, 0), (0, 1, 1), (1, 0, 1)}
@@ -219,7 +214,9 @@ def _driver(*args: str) -> list[str]:
     return [sys.executable, "-m", "tests.support.enroll_driver", "agent", *args]
 
 
-def test_a_holder_killed_at_random_moments_ends_enrolled_once(hub: Hub) -> None:
+def test_a_holder_killed_at_random_moments_ends_enrolled_once(
+    hub: Hub,  # noqa: F811 - the fixture imported above
+) -> None:
     """The holder's process (enrolling over TCP with the running hub) is SIGKILLed, six
     identities in turn, at a random moment (up to 50 ms) after its pending record committed,
     wherever it is (the request in flight, the answer half stored, an SQLite commit half
@@ -274,7 +271,8 @@ def _rows(path: Path, table: str) -> int:
 
 
 def test_an_authority_killed_amid_racing_redemptions_gives_no_use_twice(
-    hub: Hub, troth_home: Path
+    hub: Hub,  # noqa: F811 - the fixture imported above
+    troth_home: Path,
 ) -> None:
     """Five identities race to redeem one three-use ticket over TCP, each in a process of its
     own, and the hub is SIGKILLed as soon as its first redemption is committed (the others in
@@ -330,11 +328,8 @@ def test_a_clock_jumped_forward_loses_the_relay_only_until_a_round(
     its own, and a message reaches it through its relay again."""
 
     async def test(net: MemNet) -> None:
-        b = await net.node("b", backoff=FAST)
-        await b.enroll(net.ticket(**{"troth.relay": "b"}), "b")
-        await b.create_relay("b", HUB)
-        a = await net.node("a", backoff=FAST)
-        await a.enroll(net.ticket(), "a")
+        b = await relayed_b(net)
+        a = await net.member("a")
         assert await a.send_message(TO_B, "before") == "before"
         net.clock.advance(jump)
         assert net.hub is not None

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.nodes import HUB, MemNet, run_memnet
-from tests.test_reconnect import FAST, crash_and_restart_hub, link_state, until
+from tests.support.nodes import MemNet, run_memnet
+from tests.support.relayed import relayed_b
+from tests.test_reconnect import crash_and_restart_hub, link_state, until
 from troth.node.links import LinkState
 
 
@@ -31,9 +32,7 @@ from troth.node.links import LinkState
 )
 def test_a_relayed_member_gets_back_to_a_hub_whose_authority_rotated(tmp_path: Path) -> None:
     async def test(net: MemNet) -> None:
-        b = await net.node("b", backoff=FAST)
-        await b.enroll(net.ticket(**{"troth.relay": "b"}), "b")
-        await b.create_relay("b", HUB)
+        b = await relayed_b(net)
         hub_node = net.hub
         assert hub_node is not None
 

@@ -20,13 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from tests.support.enroll import acme_and_agent, enroll_answer_lost, resume_in_process
-from tests.test_resilience_enrollment import Hub, driver, free_port, prepare, troth
+from tests.test_resilience_enrollment import Hub, driver, hub, prepare, troth  # noqa: F401
 from troth.authority.client import enroll_request
 from troth.authority.tickets import Ticket, new_code
 from troth.clock import FixedClock
@@ -40,15 +37,6 @@ from troth.routing import parse_route
 from troth.storage import SqliteAuthorityStore
 
 NOW = 1_800_000_000
-STRANDED = "a ticket's history older than the stored copy was refused as a rollback"
-
-
-@pytest.fixture
-def hub(troth_home: Path) -> Iterator[Hub]:
-    """The hub node acme's TCP port (tests.test_resilience_enrollment's `Hub`), stopped after."""
-    running = Hub(free_port())
-    yield running
-    troth("node", "stop", "acme", code=None)
 
 
 async def _storm(route: str, history: bytes) -> None:
@@ -78,27 +66,27 @@ async def _storm(route: str, history: bytes) -> None:
             await runtime.stop()
 
 
-def _rotated_and_seen(hub: Hub, home: Path) -> str:
+def _rotated_and_seen(running: Hub, home: Path) -> str:
     """agent's redemption committed at the hub, the answer lost (the hub killed); the hub's
     authority rotated, the hub started again; a storm of enroll requests from this machine,
     then agent's `troth enroll` with its ticket refused as rate limited (its channel showed
     the rotated history: stored); the hub restarted (its budgets whole). The ticket."""
-    setup = prepare(hub.route)
-    hub.start(crash="authority.enroll.after-commit")
+    setup = prepare(running.route)
+    running.start(crash="authority.enroll.after-commit")
     failed = driver(setup.ticket, code=None)
     assert failed.returncode not in (0, CRASH_EXIT_CODE), failed.stderr  # no answer came
-    hub.wait_dead(home)
+    running.wait_dead(home)
     assert setup.state() == (0, 1, 1)  # pending at agent, redeemed at the hub
     troth("identity", "rotate", "acme", "--node", "acme")
-    hub.start()
+    running.start()
     with open_node("acme") as acme:
         history = acme.authority().history()
-    asyncio.run(_storm(hub.route, history))
+    asyncio.run(_storm(running.route, history))
     limited = troth("enroll", setup.ticket, "--as", "agent", "--node", "agent", code=None)
     assert limited.returncode != 0
     assert "too many enroll" in limited.stderr, limited.stderr
-    hub.stop()
-    hub.start()
+    running.stop()
+    running.start()
     with open_node("agent") as agent, open_node("acme") as acme:
         authority = acme.authority().identifier
         stored = agent.identities.stored_changes(authority)
@@ -118,7 +106,8 @@ def _enrolled_once(member_ref: str = "agent") -> None:
 
 
 def test_the_same_ticket_completes_an_enrollment_its_authority_rotated_after(
-    hub: Hub, troth_home: Path
+    hub: Hub,  # noqa: F811 - the fixture imported above
+    troth_home: Path,
 ) -> None:
     ticket = _rotated_and_seen(hub, troth_home)
     done = troth("enroll", ticket, "--as", "agent", "--node", "agent", "--json", code=None)
