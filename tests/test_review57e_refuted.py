@@ -20,7 +20,7 @@ import pytest
 from tests.support.enroll import acme_ticket
 from tests.support.nodes import HUB, MemNet, ask_authority, run_memnet
 from tests.support.relayed import relayed_b
-from tests.test_reconnect import TO_B, link_state, until
+from tests.test_reconnect import TO_B, crash_and_restart_hub, link_state, until
 from tests.test_reconnect_daemon import HANDSHAKE, _nodes, relays_up, until_sent
 from tests.test_resilience_enrollment import Hub, driver, hub, prepare  # noqa: F401
 from troth.authority.client import enroll_request
@@ -337,6 +337,38 @@ def test_a_clock_jumped_forward_loses_the_relay_only_until_a_round(
             await runtime.maintain()
         (fresh, *_) = b.node.wallet.held("b")
         assert fresh.expires_at > net.clock.now()
+        await until(lambda: link_state(b) is LinkState.CONNECTED)
+        assert await a.send_message(TO_B, "after") == "after"
+
+    run_memnet(test, tmp_path)
+
+
+def test_revocations_reach_a_member_across_its_authoritys_rotation(tmp_path: Path) -> None:
+    """The hub stops, its authority rotates and revokes a credential while it is down, starts
+    again and revokes another: after two maintenance rounds each (the first shows the member
+    its authority's rotation: relink 1) b's copy of the feed, verified page by page under the
+    rotated history, holds the revocations from before, during and after, and b is reachable
+    through its relay again."""
+
+    async def test(net: MemNet) -> None:
+        b = await relayed_b(net)
+        a = await net.member("a")
+        revoked = [bytes([n]) * 32 for n in (1, 2, 3)]
+        net.authority.revoke_credential(revoked[0], now=net.clock.now())
+        await b.maintain()
+        hub_node = net.hub
+        assert hub_node is not None
+
+        async def rotate_and_revoke() -> None:
+            hub_node.node.identities.rotate("hub", now=net.clock.now())
+            net.authority.revoke_credential(revoked[1], now=net.clock.now())
+
+        await crash_and_restart_hub(net, down=rotate_and_revoke)
+        net.authority.revoke_credential(revoked[2], now=net.clock.now())
+        for _ in range(2):
+            for runtime in (net.hub, b, a):
+                await runtime.maintain()
+        assert set(revoked) <= b.feeds[net.authority.identifier].revoked_credentials
         await until(lambda: link_state(b) is LinkState.CONNECTED)
         assert await a.send_message(TO_B, "after") == "after"
 
