@@ -365,6 +365,7 @@ def test_revocations_reach_a_member_across_its_authoritys_rotation(tmp_path: Pat
 
         await crash_and_restart_hub(net, down=rotate_and_revoke)
         net.authority.revoke_credential(revoked[2], now=net.clock.now())
+        assert net.hub is not None
         for _ in range(2):
             for runtime in (net.hub, b, a):
                 await runtime.maintain()
