@@ -89,9 +89,7 @@ def check_ticket(
     (`authority_pin`: `IDENTIFIER:KEY`, `authority_pin_of`), identifier and current key both.
     A pin given is always checked. ConfigError for a pin that is not one. `binds`: which
     stored copy from a checkpoint binds the authority's history (None: every one)."""
-    history = identities.check_history(
-        ticket.authority_history, now=now, checkpoints=ticket_vouches, binds=binds
-    )
+    history = _ticket_history(identities, ticket, now=now, binds=binds)
     # a stored copy ties it to the identifier only when this node checked that link (a full
     # history, or one extending it): a copy from a checkpoint is only its attesters' word, and
     # a co-trusted authority may have made it up (review 30a, enrollment 5)
@@ -127,6 +125,37 @@ def check_ticket(
     return history.identifier
 
 
+def _ticket_history(
+    identities: IdentityService, ticket: Ticket, *, now: int, binds: TicketBinds | None
+) -> VerifiedIdentity:
+    """The ticket's authority history, checked against a stored copy (`binds`: as
+    `check_ticket`): equal to it, extending it, or an older prefix of it. A ticket made before
+    its authority rotated names the same authority once the node stored the rotation (the
+    channel to the authority shows it, and is checked against it): refused as a ROLLBACK, an
+    enrollment whose answer a crash lost, and the authority rotated meanwhile, could never
+    be sent again, and the member held nothing though its ticket was redeemed (review 57e,
+    rotation 1)."""
+    try:
+        return identities.check_history(
+            ticket.authority_history, now=now, checkpoints=ticket_vouches, binds=binds
+        )
+    except IdentityError as exc:
+        if exc.reason is not IdentityFailure.ROLLBACK:
+            raise
+        rollback = exc
+    # verified as `check_history` did (a stored copy exists: only its word on a checkpoint)
+    history = verify_history(
+        ticket.authority_history, now=now, checkpoints=identities.attested_by_store
+    )
+    try:
+        identities.check_no_fork(history)  # an older prefix; a fork is refused
+    except IdentityError as refused:
+        if refused.reason is IdentityFailure.FORK:
+            raise
+        raise rollback from None  # nothing here shows it is a prefix: the rollback stands
+    return history
+
+
 def ticket_authority(ticket: Ticket, *, now: int) -> Identifier:
     """The authority a ticket names (its history verified)."""
     return verify_history(ticket.authority_history, now=now, checkpoints=ticket_vouches).identifier
@@ -144,9 +173,7 @@ def enroll_request(
     stored copy too, which binds it as `binds` says: `check_ticket`) but not stored:
     `accept_ticket` stores it (after `check_ticket`), so a forged ticket, refused, leaves
     nothing behind."""
-    authority = identities.check_history(
-        ticket.authority_history, now=now, checkpoints=ticket_vouches, binds=binds
-    ).identifier
+    authority = _ticket_history(identities, ticket, now=now, binds=binds).identifier
     return make_request(
         identities.signer(ref, now=now), "enroll", authority, [ticket.code], now=now
     )

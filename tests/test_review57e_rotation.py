@@ -1,0 +1,133 @@
+"""Review 57e, rotation 1: a member stranded by its authority's rotation between the redemption
+and the answer, with real processes over TCP on loopback.
+
+The hub (hosting authority acme) is SIGKILLed once it committed agent's redemption (its answer
+never sent: crash point `authority.enroll.after-commit`); its operator rotates the authority's
+key and starts it again on the same port. Meanwhile the nodes around it reconnect at once
+(a storm of enroll requests from agent's network spends that network's budget at the hub:
+review 56g, budgets 1), so agent's `troth enroll` with the same ticket is refused as rate
+limited; but its channel to the hub showed the rotated history, and agent's node stored it
+(store-or-extend). From then on, the hub restarted and its budgets whole again, the ticket's
+authority history (change 0) is older than the stored copy (change 1): `troth enroll` with the
+same ticket, `troth credential refresh` and the node's own resumption all refused it as
+ROLLBACK ("history is older than the stored copy") before anything was sent, for good, so the
+member held nothing although the authority had redeemed its ticket, and only a second ticket
+made it a member.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from pathlib import Path
+
+from tests.support.enroll import acme_and_agent, enroll_answer_lost, resume_in_process
+from tests.test_resilience_enrollment import Hub, driver, hub, prepare, troth  # noqa: F401
+from troth.authority.client import enroll_request
+from troth.authority.tickets import Ticket, new_code
+from troth.clock import FixedClock
+from troth.errors import RemoteError
+from troth.faults import CRASH_EXIT_CODE
+from troth.limits import ENROLL_REQUESTS_BURST
+from troth.node import init_node, open_node
+from troth.node.runtime import NodeRuntime
+from troth.node.services import call, service_address
+from troth.routing import parse_route
+from troth.storage import SqliteAuthorityStore
+
+NOW = 1_800_000_000
+
+
+async def _storm(route: str, history: bytes) -> None:
+    """ENROLL_REQUESTS_BURST enroll requests at `route` from one node on this machine, with
+    made-up codes (as many reconnecting nodes behind one address would send): its network's
+    budget spent."""
+    init_node("storm")
+    with open_node("storm") as node:
+        runtime = NodeRuntime(node)
+        await runtime.start()
+        try:
+            bogus = Ticket(new_code(), history, route)
+            authority = node.identities.check_history(history, now=runtime.clock.now())
+            end = await runtime.channel_to(
+                parse_route(route),
+                also_trust=frozenset({authority.identifier}),
+                expect=authority.identifier,
+                claimed=True,
+            )
+            request = enroll_request(node.identities, "storm", bogus, now=runtime.clock.now())
+            for _ in range(ENROLL_REQUESTS_BURST):
+                with contextlib.suppress(RemoteError):
+                    await call(
+                        runtime.router, (end.enc, service_address("authority")), "enroll", request
+                    )
+        finally:
+            await runtime.stop()
+
+
+def _rotated_and_seen(running: Hub, home: Path) -> str:
+    """agent's redemption committed at the hub, the answer lost (the hub killed); the hub's
+    authority rotated, the hub started again; a storm of enroll requests from this machine,
+    then agent's `troth enroll` with its ticket refused as rate limited (its channel showed
+    the rotated history: stored); the hub restarted (its budgets whole). The ticket."""
+    setup = prepare(running.route)
+    running.start(crash="authority.enroll.after-commit")
+    failed = driver(setup.ticket, code=None)
+    assert failed.returncode not in (0, CRASH_EXIT_CODE), failed.stderr  # no answer came
+    running.wait_dead(home)
+    assert setup.state() == (0, 1, 1)  # pending at agent, redeemed at the hub
+    troth("identity", "rotate", "acme", "--node", "acme")
+    running.start()
+    with open_node("acme") as acme:
+        history = acme.authority().history()
+    asyncio.run(_storm(running.route, history))
+    limited = troth("enroll", setup.ticket, "--as", "agent", "--node", "agent", code=None)
+    assert limited.returncode != 0
+    assert "too many enroll" in limited.stderr, limited.stderr
+    running.stop()
+    running.start()
+    with open_node("agent") as agent, open_node("acme") as acme:
+        authority = acme.authority().identifier
+        stored = agent.identities.stored_changes(authority)
+        assert stored == 2, stored  # the rotation, seen by agent
+    return setup.ticket
+
+
+def _enrolled_once(member_ref: str = "agent") -> None:
+    """agent holds a credential of acme's, nothing pending, one redemption at the hub."""
+    with open_node("agent") as agent, open_node("acme") as acme:
+        authority = acme.authority().identifier
+        member = agent.identities.find(member_ref).identifier
+        assert not agent.wallet.pending_enrollments(member_ref)
+        held = agent.wallet.held(member_ref)
+        assert [h.authority for h in held] == [authority.digest]
+        assert SqliteAuthorityStore(acme.db).count_redemptions(member) == 1
+
+
+def test_the_same_ticket_completes_an_enrollment_its_authority_rotated_after(
+    hub: Hub,  # noqa: F811 - the fixture imported above
+    troth_home: Path,
+) -> None:
+    ticket = _rotated_and_seen(hub, troth_home)
+    done = troth("enroll", ticket, "--as", "agent", "--node", "agent", "--json", code=None)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["identity"] == "agent"
+    _enrolled_once()
+
+
+def test_a_resumption_completes_an_enrollment_its_authority_rotated_after(tmp_path: Path) -> None:
+    """The same in one process, as the node's maintenance resumes it (`troth.enrollment.resume`,
+    what `_resume_remote` runs): the rotated history stored first (an attempt whose channel
+    opened and whose call failed), the pending record is sent again and completes."""
+    clock = FixedClock(NOW)
+    with acme_and_agent(tmp_path, NOW) as (authority, agent, member, ticket):
+        enroll_answer_lost(agent, "agent", authority, ticket, clock)
+        clock.advance(5)
+        authority.identities.rotate("acme", now=clock.now())
+        agent.identities.import_history(authority.history(), now=clock.now())  # a channel's
+        (pending,) = agent.wallet.pending_enrollments("agent")
+        done = resume_in_process(agent, pending, authority, clock)
+        assert done.credential.authority == authority.identifier
+        assert not agent.wallet.pending_enrollments("agent")
+        assert authority.store.count_redemptions(member.digest) == 1
