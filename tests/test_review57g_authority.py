@@ -114,12 +114,6 @@ def _revoke_as(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 57g, authority 1: the authority takes a requester history older than the "
-    "requester's own history the request's chain carries (and verifies), and writes the "
-    "thief's revocation",
-)
 def test_a_pre_rotation_key_cannot_revoke_a_link_delegated_after_the_rotation(
     member: Member,
 ) -> None:
@@ -145,12 +139,6 @@ def _revoked(member: Member, link: CredentialChain) -> bool:
     return member.authority.store.find_revocation(kind, link.credentials[-1].hash) is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 57g, authority 2: a revoke request's issuer histories are verified and not "
-    "stored, so the member's rotation the authority verified is forgotten and her stale key "
-    "is issued a fresh credential",
-)
 def test_a_rotation_a_revoke_request_showed_is_kept(member: Member) -> None:
     now = NOW + 20
     link = _link_after_rotation(member, now)

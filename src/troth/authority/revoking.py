@@ -18,9 +18,10 @@ from troth.errors import (
     CredentialError,
     DecodeError,
     IdentityError,
+    IdentityFailure,
 )
 from troth.faults import crash_point
-from troth.identity import Identifier, VerifiedIdentity
+from troth.identity import Identifier, VerifiedIdentity, check_extends
 
 __all__ = ["Revoking"]
 
@@ -92,6 +93,9 @@ class Revoking(Requesters):
         except CredentialError as exc:
             raise AuthorityError(_A.REQUEST_INVALID, f"chain: {exc}") from None
         self._check_issuers(checked.issuers, now)
+        with self.store.transaction():  # what it verified is kept, whatever it decides next
+            self._keep_issuers(checked.issuers)
+        self._check_requester(checked.issuers, verified.requester)
         links = checked.links
         position = next((link.index for link in links if link.hash == target), None)
         if position is None:
@@ -152,6 +156,36 @@ class Revoking(Requesters):
                 self._check_known(issuer)
             except IdentityError as exc:
                 raise AuthorityError(_A.REQUEST_INVALID, f"chain: issuer {exc}") from None
+
+    def _keep_issuers(self, issuers: Sequence[VerifiedIdentity]) -> None:
+        """Store each issuer history of the chain that extends a copy stored here (judged by
+        `_check_issuers`): a rotation a request shows is kept, whatever is decided next (review
+        57g, authority 2). Identities not stored here are not stored (review 23a)."""
+        for issuer in issuers[1:]:
+            if self.identities.stored_changes(issuer.identifier) is None:
+                continue
+            try:
+                self.identities.observe(issuer, binds=self._binds(issuer))
+            except IdentityError as exc:
+                if exc.reason is not IdentityFailure.ROLLBACK:
+                    raise AuthorityError(_A.REQUEST_INVALID, f"chain: issuer {exc}") from None
+
+    def _check_requester(
+        self, issuers: Sequence[VerifiedIdentity], requester: VerifiedIdentity
+    ) -> None:
+        """Refuse a requester history older than (or forking from) its own history the chain
+        carries as an issuer's: a thief with pre-rotation keys revoking a link the identity
+        delegated after its rotation (review 57g, authority 1)."""
+        for issuer in issuers[1:]:
+            if issuer.identifier == requester.identifier:
+                try:  # the requester's own rotation, shown in the chain: not older than it
+                    check_extends(
+                        [c.change_hash for c in issuer.changes],
+                        requester,
+                        stored_first=issuer.first_index,
+                    )
+                except IdentityError as exc:
+                    raise AuthorityError(_A.REQUEST_INVALID, f"requester: {exc}") from None
 
     def _check_standing(self, links: Sequence[VerifiedLink], now: int) -> None:
         """Refuse a requester whose own links (the chain above the link it issued) are expired
