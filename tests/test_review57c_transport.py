@@ -25,20 +25,22 @@ on the clock.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import struct
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support.hostile_tcp import accepted, hostile_hub
+from tests.support.hostile_tcp import accepted, hostile_hub, raw, tcp_of
 from tests.support.load import Stranger
 from tests.test_reconnect import until
 from troth.channel import ChannelSettings
-from troth.errors import ConfigError
+from troth.errors import ConfigError, DecodeError
 from troth.node.channel_limits import ChannelLimits
 from troth.node.runtime import NodeRuntime
-from troth.routing import Router
-from troth.transport import TcpSettings, TcpTransport
+from troth.routing import Address, RoutedMessage, Router
+from troth.transport import FrameReader, TcpSettings, TcpTransport, frame
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs 127/8")
 
@@ -131,3 +133,107 @@ def test_the_check_takes_an_idle_timeout_of_twice_the_keepalive_interval_or_more
     idle: float, limits: ChannelLimits, settings: ChannelSettings | None
 ) -> None:
     limits.check_idle(TcpSettings(idle_timeout=idle), settings)
+
+
+# Review 57c, transport 2: one read of tiny frames held the event loop for all of them.
+
+TURN_BOUND = 2048
+"""The most frames of one connection a node may handle in one turn of its event loop (at most
+`EAGER_LIMIT` of cost routed from the read callback, 1,024 empty frames, and a batch of the
+consumer's)."""
+
+
+async def _most_handled_in_one_turn(hub: NodeRuntime, burst: bytes, count: int) -> int:
+    """Send `burst` (`count` frames the hub drops) from one connection; the most of them the
+    hub handled within one turn of its event loop (a callback re-armed each turn reads the
+    count of dropped messages: frames, not time)."""
+    tcp = tcp_of(hub)
+    loop = asyncio.get_running_loop()
+    start = tcp.counters.dropped_messages
+    seen = [start]
+
+    def tick() -> None:
+        seen.append(tcp.counters.dropped_messages)
+        if seen[-1] - start < count:
+            loop.call_soon(tick)
+
+    sock = raw(hub, "127.0.13.1")
+    try:
+        loop.call_soon(tick)
+        await asyncio.to_thread(sock.sendall, burst)
+        await until(lambda: seen[-1] - start >= count, 20)
+    finally:
+        sock.close()
+    return max(b - a for a, b in itertools.pairwise(seen))
+
+
+@pytest.mark.parametrize("kind", ["empty frames", "messages to a relay that is not up"])
+def test_a_read_of_tiny_frames_does_not_hold_the_event_loop(tmp_path: Path, kind: str) -> None:
+    """60,000 empty frames (5 bytes each: no routed message, dropped and counted), or 30,000
+    19-byte messages to a relay that is not up, sent at once on one connection: the node handles
+    at most `TURN_BOUND` of them per turn of its event loop, so what other connections bring
+    is routed between them. Before: the read callback routed every frame of a read whose
+    bodies totalled under `EAGER_LIMIT` (64 KiB of bodies: ~100,000 empty frames in a 512 KiB
+    read), and the consumer routed every queued frame without yielding when none waited, so one
+    read held the loop for all of its frames (66,080 empty ones in one turn here, ~0.4 s; 64
+    such connections from one address, ~0.8 MB/s, held every other peer's frames for tens of
+    seconds a turn). Now the read callback routes frames costing under `EAGER_LIMIT` with each
+    frame's `QUEUED_FRAME_COST` (1,024 empty ones at most), the reader cuts at most `CUT_BATCH`
+    frames a turn (the rest wait in the buffer, reading paused), and the consumer lets the
+    loop run every `ROUTE_BATCH` frames. Was a strict xfail (22,318 and 16,709 in one turn)."""
+    if kind == "empty frames":
+        count, one = 60_000, frame(b"")
+    else:
+        count = 30_000
+        one = frame(RoutedMessage((Address("relay", "x"),), (), b"").encode())
+
+    async def main() -> int:
+        async with hostile_hub(tmp_path) as hub:
+            return await _most_handled_in_one_turn(hub, one * count, count)
+
+    most = asyncio.run(main())
+    assert most <= TURN_BOUND, most
+
+
+def test_the_reader_cuts_at_most_max_cut_frames_a_call_and_keeps_the_rest() -> None:
+    """Sans-IO: ten frames and a bad header in one read, `max_cut` 4: 4, 4 and 2 frames come out
+    of `advance` and `more`, `has_frame` says whether more wait (the bad header counts: `more`
+    raises it, as the frames before it come out)."""
+    bodies = [bytes([n]) * n for n in range(10)]
+    stream = b"".join(frame(b) for b in bodies) + struct.pack(">BI", 9, 1)
+    reader = FrameReader(max_cut=4)
+    space = reader.get_buffer()
+    space[: len(stream)] = stream
+    got = reader.advance(len(stream), 0.0)
+    assert len(got) == 4
+    assert reader.has_frame()
+    got += reader.more(0.0)
+    assert len(got) == 8
+    assert reader.has_frame()
+    got += reader.more(0.0)  # the last two, then the bad header: the error, raised next
+    assert got == bodies
+    assert reader.error is not None
+    assert not reader.has_frame()
+    with pytest.raises(DecodeError, match="unknown frame version"):
+        reader.more(0.0)
+    with pytest.raises(ValueError, match="max_cut"):
+        FrameReader(max_cut=0)
+
+
+def test_what_a_peer_sent_before_it_closed_is_all_routed(tmp_path: Path) -> None:
+    """20,000 messages to a relay that is not up, then the peer closes at once: every one is
+    routed (dropped and counted), the frames left in the read buffer as the connection closed
+    included, and the connection is forgotten, its consumer done."""
+    one = frame(RoutedMessage((Address("relay", "x"),), (), b"").encode())
+
+    async def main() -> None:
+        async with hostile_hub(tmp_path) as hub:
+            tcp = tcp_of(hub)
+            sock = raw(hub, "127.0.14.1")
+            await asyncio.to_thread(sock.sendall, one * 20_000)
+            sock.close()
+            await until(lambda: tcp.counters.dropped_messages == 20_000, 20)
+            await until(lambda: not tcp.connections())
+            assert tcp.inbound.held == 0
+
+    asyncio.run(main())
