@@ -21,11 +21,12 @@ from tests.support.hostile_tcp import (
     raw,
     tcp_of,
 )
-from tests.support.load import Stranger, attacker_addresses, message_1
+from tests.support.load import Stranger, attacker_addresses, junk_to, message_1
 from tests.test_reconnect import until
 from troth import limits
 from troth.errors import ChannelError, RoutingError
 from troth.node.channel_limits import ChannelLimits
+from troth.node.runtime import NodeRuntime
 from troth.routing import Address, RoutedMessage, Router
 from troth.transport import TcpSettings, TcpTransport, frame
 from troth.transport.framing import FRAME_HEADER, FRAME_VERSION
@@ -338,3 +339,50 @@ class _Listening:
 
     def __init__(self, listening: tuple[str, int]) -> None:
         self.address = "/tcp/{}:{}".format(*listening)
+
+
+def test_garbage_after_a_handshake_on_its_connection_leaves_the_channel_open(
+    tmp_path: Path,
+) -> None:
+    """A stranger opens a channel, then writes on the same connection well-framed garbage, junk
+    "transport" packets to the hub's end of its channel (they authenticate under no key) and
+    replays of nothing: its channel stays open and answers (unauthenticated bytes change no
+    state); after it closes the channel, the same junk to that end creates nothing."""
+
+    async def main() -> None:
+        async with hostile_hub(tmp_path) as hub:
+            assert hub.listening is not None
+            router = Router()
+            client = TcpTransport(router, TcpSettings())
+            stranger = Stranger(router)
+            try:
+                end = await stranger.open(_Listening(hub.listening))  # type: ignore[arg-type]
+                (connection,) = client.connections()
+                assert connection._socket is not None
+                (theirs,) = hub.channels.ends.values()
+                junk = junk_to((theirs.dec,))
+                garbage = (frame(b""), frame(b"\xff" * 40), junk)
+                connection._socket.write(b"".join(garbage * 100))
+                assert await stranger.still_open(end)
+                assert len(hub.channels.ends) == 1
+                await end.close()
+                await until(lambda: not hub.channels.ends)
+                connection._socket.write(junk * 100)
+                assert await frames_from_none(hub)
+                assert set(kept_state(hub).values()) - {0} == {1}  # the connection only
+            finally:
+                await stranger.manager.close_all()
+                await client.close()
+
+    asyncio.run(main())
+
+
+async def frames_from_none(hub: NodeRuntime) -> bool:
+    """Wait until the hub has read all that came (its accepted connection reads nothing more
+    for a moment) and holds no channel end: True."""
+    (connection,) = accepted(hub)
+    read = -1
+    while read != connection.frames_read:
+        read = connection.frames_read
+        await asyncio.sleep(0.1)
+    return not hub.channels.ends and not hub.channels._half_open
