@@ -12,7 +12,9 @@ or less than half the buffer, came in since it last looked (the TCP sweep), so a
 trickling connection holds a small buffer, never the largest it once needed, while a busy
 stream is not slowed by reallocating per frame. Buffers are anonymous memory mappings: only
 the pages bytes were written to are resident, and a dropped buffer goes back to the system at
-once (docs/protocols.md, "Load limits").
+once (docs/protocols.md, "Load limits"). With `max_cut`, one call cuts at most that many
+frames and the rest wait in the buffer (`has_frame`, `more`): the TCP connection cuts a batch
+a turn of its event loop, not a whole read of tiny frames at once (review 57c, transport 2).
 """
 
 from __future__ import annotations

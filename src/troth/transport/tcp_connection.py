@@ -31,7 +31,7 @@ from troth.transport.settings import QUEUED_FRAME_COST
 if TYPE_CHECKING:
     from troth.transport.tcp import TcpTransport
 
-__all__ = ["CORK_LIMIT", "EAGER_LIMIT", "ROUTE_BATCH", "TcpConnection"]
+__all__ = ["CORK_LIMIT", "CUT_BATCH", "EAGER_LIMIT", "ROUTE_BATCH", "TcpConnection"]
 
 log = logging.getLogger("troth.transport.tcp")
 CORK_LIMIT = 64 * 1024
@@ -49,13 +49,14 @@ consumer task, so the next read can come in while it is routed (a bulk stream's 
 the sender's TCP window open instead of stalling it)."""
 
 ROUTE_BATCH = 64
+"""The consumer lets the event loop run after routing this many frames in a row (a routing
+that does not wait never yields: review 57c, transport 2, where one read's ~17,000 tiny
+frames were routed in one turn of the loop while every other connection's waited)."""
+
 CUT_BATCH = 1024
 """The most frames cut out of a read in one turn of the event loop: the rest wait in the read
 buffer, the connection reading nothing more, and are cut a batch a turn (review 57c, transport
 2: a 512 KiB read of empty frames, ~100,000 of them, was cut in one callback)."""
-"""The consumer lets the event loop run after routing this many frames in a row (a routing
-that does not wait never yields: review 57c, transport 2, where one read's ~17,000 tiny
-frames were routed in one turn of the loop while every other connection's waited)."""
 
 
 class TcpConnection(Connection, asyncio.BufferedProtocol):
