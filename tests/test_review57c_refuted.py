@@ -37,7 +37,7 @@ ECHO = Address("service", "echo")
 
 
 def test_connection_churn_leaves_no_state_behind(tmp_path: Path) -> None:
-    """900 connections from 300 addresses of 3 networks, each connecting and closing: a third
+    """600 connections from 300 addresses of 3 networks, each connecting and closing: a third
     bring nothing, a third a handshake message 1, a third a partial frame. Once they are gone
     every table the transport and the channel manager keep per connection, source, network
     or channel is empty, no byte is counted as waiting, and no connection object is alive."""
@@ -48,7 +48,7 @@ def test_connection_churn_leaves_no_state_behind(tmp_path: Path) -> None:
             baseline = live_connections()
 
             def churn() -> None:
-                for n in range(900):
+                for n in range(600):
                     sock = raw(hub, sources[n % len(sources)])
                     if n % 3 == 1:
                         sock.sendall(message_1(f"churn-{n}"))
