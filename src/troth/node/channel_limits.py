@@ -12,9 +12,15 @@ from typing import Final
 
 from troth import limits as protocol_limits
 from troth.channel import ChannelSettings, PeerPolicy, ReassemblyBudget, VerifiedPeer
+from troth.errors import ConfigError
 from troth.identity import Identifier
 from troth.node.shares import Shares
-from troth.transport.settings import require_counts, require_seconds, settings_from_environment
+from troth.transport.settings import (
+    TcpSettings,
+    require_counts,
+    require_seconds,
+    settings_from_environment,
+)
 
 __all__ = [
     "CHANNELS_ENVIRONMENT_PREFIX",
@@ -126,6 +132,23 @@ class ChannelLimits:
         interval = interval if interval is not None else (timeout or 0) / 3
         timeout = timeout if timeout is not None else 3 * interval
         return dataclasses.replace(settings, keepalive_interval=interval, keepalive_timeout=timeout)
+
+    def check_idle(self, tcp: TcpSettings, settings: ChannelSettings | None = None) -> None:
+        """ConfigError unless `tcp.idle_timeout` is at least twice the keepalive interval in
+        force (this node's, on `settings`, by default `ChannelSettings()`): at a node only
+        authenticated progress keeps a connection from idling out, on a quiet channel its
+        keepalive PING, so an idle timeout at or below that interval closed the connection
+        under every quiet, healthy channel (review 57c, transport 1). Twice, as the keepalive
+        timeout must be: a PING goes out up to a tick after the interval, and the sweep sees
+        its answer up to a sweep later."""
+        interval = self.keepalive(settings or ChannelSettings()).keepalive_interval
+        if tcp.idle_timeout < 2 * interval:
+            raise ConfigError(
+                f"the TCP idle timeout ({tcp.idle_timeout:g} s, TROTH_TCP_IDLE_TIMEOUT) must be "
+                f"at least twice the channels' keepalive interval ({interval:g} s, "
+                "TROTH_CHANNELS_KEEPALIVE_INTERVAL): else the connection under every quiet "
+                "channel idles out"
+            )
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> ChannelLimits:

@@ -12,7 +12,9 @@ or less than half the buffer, came in since it last looked (the TCP sweep), so a
 trickling connection holds a small buffer, never the largest it once needed, while a busy
 stream is not slowed by reallocating per frame. Buffers are anonymous memory mappings: only
 the pages bytes were written to are resident, and a dropped buffer goes back to the system at
-once (docs/protocols.md, "Load limits").
+once (docs/protocols.md, "Load limits"). With `max_cut`, one call cuts at most that many
+frames and the rest wait in the buffer (`has_frame`, `more`): the TCP connection cuts a batch
+a turn of its event loop, not a whole read of tiny frames at once (review 57c, transport 2).
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ class FrameReader:
         "error",
         "frames_read",
         "large",
+        "max_cut",
         "max_frame",
         "partial_since",
         "small",
@@ -99,10 +102,16 @@ class FrameReader:
         max_frame: int = limits.MAX_TRANSPORT_FRAME,
         small: int = SMALL_BUFFER,
         large: int = LARGE_BUFFER,
+        max_cut: int | None = None,
     ) -> None:
         if not FRAME_HEADER.size <= small <= large:
             raise ValueError("buffer sizes: header size <= small <= large")
+        if max_cut is not None and max_cut < 1:
+            raise ValueError("max_cut must be at least 1")
         self.max_frame = max_frame
+        self.max_cut = max_cut
+        """The most frames one `advance` or `more` returns (None: every complete one); the
+        rest stay in the buffer for `more` (`has_frame` says whether one is there)."""
         self.small = small
         self.large = large
         self._buffer: bytearray | mmap.mmap = _allocate(small)
@@ -141,14 +150,16 @@ class FrameReader:
         self._offered = len(self._buffer) - self._end
         return memoryview(self._buffer)[self._end :]
 
-    def advance(self, nbytes: int, now: float) -> list[bytes]:
+    def advance(self, nbytes: int, now: float, *, offered: bool = True) -> list[bytes]:
         """`nbytes` were written at the start of the last `get_buffer()`: the frames they
-        complete (DecodeError for a bad header)."""
+        complete (DecodeError for a bad header; at most `max_cut` of them). `offered`: they
+        came into the space given out (False: `more`, nothing came)."""
         if self.error is not None:
             raise self.error
         if not 0 <= nbytes <= len(self._buffer) - self._end:
             raise ValueError("advance past the buffer given out")
-        self._heavy = nbytes == self._offered
+        if offered:
+            self._heavy = nbytes == self._offered
         self._end += nbytes
         self.bytes_read += nbytes
         frames = self._cut()
@@ -165,6 +176,21 @@ class FrameReader:
         elif frames or self.partial_since is None:
             self.partial_since = now  # a new frame started (the stall clock)
         return frames
+
+    def has_frame(self) -> bool:
+        """Whether a complete frame (or a bad header) waits in the buffer, left by `max_cut`:
+        `more` takes it out."""
+        if self.error is not None or self.buffered < FRAME_HEADER.size:
+            return False
+        version, length = FRAME_HEADER.unpack_from(self._buffer, self._start)
+        if version != FRAME_VERSION or length > self.max_frame:
+            return True
+        return self.buffered >= FRAME_HEADER.size + int(length)
+
+    def more(self, now: float) -> list[bytes]:
+        """The next frames (at most `max_cut`) of what was received, left in the buffer by
+        `max_cut` (DecodeError for a bad header, as `advance`)."""
+        return self.advance(0, now, offered=False)
 
     def shrink(self) -> bool:
         """Give the buffer back to `small` bytes if what it holds fits (True when it did)."""
@@ -211,7 +237,8 @@ class FrameReader:
         buffer = self._buffer
         view = memoryview(buffer)
         header = FRAME_HEADER.size
-        while self._end - self._start >= header:
+        most = self.max_cut
+        while self._end - self._start >= header and (most is None or len(frames) < most):
             version, length = FRAME_HEADER.unpack_from(buffer, self._start)
             if version != FRAME_VERSION or length > self.max_frame:
                 try:

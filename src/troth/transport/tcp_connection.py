@@ -31,7 +31,7 @@ from troth.transport.settings import QUEUED_FRAME_COST
 if TYPE_CHECKING:
     from troth.transport.tcp import TcpTransport
 
-__all__ = ["CORK_LIMIT", "EAGER_LIMIT", "TcpConnection"]
+__all__ = ["CORK_LIMIT", "CUT_BATCH", "EAGER_LIMIT", "ROUTE_BATCH", "TcpConnection"]
 
 log = logging.getLogger("troth.transport.tcp")
 CORK_LIMIT = 64 * 1024
@@ -41,9 +41,22 @@ is written at once, and backpressure sees it)."""
 
 
 EAGER_LIMIT = 64 * 1024
-"""The frames of a read are routed from the read callback while they total less than this;
-a heavier read goes to the consumer task, so the next read can come in while it is routed
-(a bulk stream's receiver keeps the sender's TCP window open instead of stalling it)."""
+"""The frames of a read are routed from the read callback while they cost less than this
+(`routing_cost`: their bytes and `QUEUED_FRAME_COST` each, so at most 1,024 of them; review
+57c, transport 2: their bodies alone were counted, and one read of ~100,000 empty frames was
+routed in the callback, the event loop held for all of them); a heavier read goes to the
+consumer task, so the next read can come in while it is routed (a bulk stream's receiver keeps
+the sender's TCP window open instead of stalling it)."""
+
+ROUTE_BATCH = 64
+"""The consumer lets the event loop run after routing this many frames in a row (a routing
+that does not wait never yields: review 57c, transport 2, where one read's ~17,000 tiny
+frames were routed in one turn of the loop while every other connection's waited)."""
+
+CUT_BATCH = 1024
+"""The most frames cut out of a read in one turn of the event loop: the rest wait in the read
+buffer, the connection reading nothing more, and are cut a batch a turn (review 57c, transport
+2: a 512 KiB read of empty frames, ~100,000 of them, was cut in one callback)."""
 
 
 class TcpConnection(Connection, asyncio.BufferedProtocol):
@@ -66,7 +79,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         """When it opened and last made progress (the sweep's idle clock, `Liveness`)."""
 
         self._reader = FrameReader(
-            small=settings.small_read_buffer, large=settings.large_read_buffer
+            small=settings.small_read_buffer, large=settings.large_read_buffer, max_cut=CUT_BATCH
         )
         self._socket: asyncio.Transport | None = None
         self._time: collections.abc.Callable[[], float] = lambda: 0.0
@@ -74,6 +87,8 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         self._frames: collections.deque[bytes] = collections.deque()
         self._wakeup = asyncio.Event()
         self._reading_paused = False
+        self._cutting = False  # frames wait in the read buffer (`CUT_BATCH`): read no more
+        self._stopped = False  # the frames brought are given up (`_give_up_frames`)
         self._held = False  # its source passed its share of the routing budget (`hold_reading`)
         self._writable = True  # False while the socket's write buffer is over its limit
         self._held_back = False  # not writable for the node-wide budget (`_wrote`)
@@ -138,10 +153,57 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         return space
 
     def buffer_updated(self, nbytes: int) -> None:
-        """asyncio: `nbytes` arrived in the buffer: queue the frames they complete."""
+        """asyncio: `nbytes` arrived in the buffer: queue the frames they complete (at most
+        `CUT_BATCH` now, the rest a batch a turn, reading nothing more meanwhile)."""
+        self._take(nbytes)
+        self._cut_later()
+
+    def _cut_later(self) -> None:
+        """Frames left in the read buffer (`CUT_BATCH`): reading pauses, and they are cut in
+        the next turn of the loop (review 57c, transport 2)."""
+        if self._cutting or self._stopped or not self._reader.has_frame():
+            return
+        self._cutting = True
+        if self._socket is not None and not self._reading_paused:
+            self._socket.pause_reading()
+            self._reading_paused = True
+        self._loop.call_soon(self._cut_more)
+
+    def _cut_more(self) -> None:
+        """The next batch of the frames left in the read buffer; reading resumes once none is
+        left (unless another reason holds it)."""
+        self._cutting = False
+        if self._stopped:
+            return
+        self._take(None)
+        self._cut_later()
+        if not self._cutting:
+            self._wakeup.set()  # the consumer may end now, if the connection closed meanwhile
+            self._resume_if_clear()
+
+    def _resume_if_clear(self) -> None:
+        """Read again unless something holds it: its source's share (`_held`), frames left in
+        the read buffer, its own frames waiting (half of `max_queued_frames`, or past the
+        routing budget)."""
+        frames = self._frames
+        if (
+            self._reading_paused
+            and self._socket is not None
+            and not self._held
+            and not self._cutting
+            and len(frames) < self.owner.settings.max_queued_frames // 2
+            and not (frames and self.owner.inbound.over(self.host, self.outgoing))
+        ):
+            self._socket.resume_reading()
+            self._reading_paused = False
+
+    def _take(self, nbytes: int | None) -> None:
+        """Queue (or route at once) the frames `nbytes` that arrived complete (None: the next
+        batch of those left in the read buffer)."""
         reader = self._reader
         try:
-            frames = reader.advance(nbytes, self._time())
+            now = self._time()
+            frames = reader.more(now) if nbytes is None else reader.advance(nbytes, now)
         except DecodeError:
             frames = []
         if reader.error is not None:  # the frames before a bad header are still routed
@@ -155,7 +217,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
             not queue
             and self._routing is None
             and not self._draining
-            and sum(map(len, frames)) < EAGER_LIMIT
+            and routing_cost(frames) < EAGER_LIMIT
         ):
             owner = self.owner
             reading: list[TcpConnection] = []
@@ -196,15 +258,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         """Its source is back within its share: read again, unless its own frames hold it (as
         `_route_queued` resumes it)."""
         self._held = False
-        frames = self._frames
-        if (
-            self._reading_paused
-            and self._socket is not None
-            and len(frames) < self.owner.settings.max_queued_frames // 2
-            and not (frames and self.owner.inbound.over(self.host, self.outgoing))
-        ):
-            self._socket.resume_reading()
-            self._reading_paused = False
+        self._resume_if_clear()
 
     def _routed(self) -> None:
         """Frames of this connection were routed or given up: its source, back within its
@@ -399,6 +453,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
     def _give_up_frames(self) -> None:
         """Stopped (the consumer, or the connection closed): the frames waiting to be routed
         are given up, and so are their bytes in the budget (review 53n, queues 1)."""
+        self._stopped = True
         self.owner.inbound.charge(self.host, -routing_cost(self._frames), self.outgoing)
         self._frames.clear()
         self._routed()
@@ -407,6 +462,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         router, inbound = self.owner.router, self.owner.inbound
         frames = self._frames
         resume_below = self.owner.settings.max_queued_frames // 2
+        batch = 0  # frames routed since the loop last ran others
         while True:
             if self._routing is not None:  # a routing started by the read callback waits
                 try:
@@ -420,18 +476,22 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
                 self._routing = None
                 continue
             if not frames:
-                if self.closed.is_set():
-                    return
+                if self.closed.is_set() and not self._cutting:  # (what the peer sent before
+                    return  # it closed is routed, the frames left in the read buffer too)
                 self._wakeup.clear()
                 await self._wakeup.wait()
+                batch = 0
                 continue
+            if batch >= ROUTE_BATCH:  # the other connections' turn (review 57c, transport 2)
+                batch = 0
+                await asyncio.sleep(0)
+                continue
+            batch += 1
             body = frames.popleft()
             inbound.charge(self.host, -routing_cost((body,)), self.outgoing)
             self._routed()
-            over = self._held or (frames and inbound.over(self.host, self.outgoing))
-            if self._reading_paused and len(frames) < resume_below and not over and self._socket:
-                self._socket.resume_reading()
-                self._reading_paused = False
+            if self._reading_paused and len(frames) < resume_below:
+                self._resume_if_clear()
             message = self._message(body)
             if message is None:
                 continue
