@@ -421,7 +421,9 @@ class BundleStore:
             elif refusal is not None:
                 self._note_refused(body, verified.digest, held, refusal)
                 raise PolicyError(*refusal)
-            elif not self.table.replace(authority, held.bundle.data, body.revision, data, now):
+            elif not self.table.replace(
+                authority, held.bundle.data, body.revision, data, now
+            ) and not self._replace_stored(body, verified.digest, data, feed, now):
                 raise PolicyError(_P.ROLLBACK, "another bundle was stored meanwhile: reload")
             if held is not None and held.bundle.body.revision == body.revision:
                 self._note(body.authority, body.revision, verified.digest, held.bundle.digest)
