@@ -20,6 +20,7 @@ here.
 
 from __future__ import annotations
 
+from troth.crypto import sha256
 from troth.errors import PolicyError, PolicyFailure
 from troth.gates.bundles import bundle_claims
 
@@ -28,13 +29,13 @@ __all__ = ["DormantBundles"]
 
 class DormantBundles:
     """Per authority (its identifier's digest), its table bundle that did not load: the
-    services it declares, its revision and why it did not load."""
+    services it declares, its revision, its digest and why it did not load."""
 
     __slots__ = ("_declared", "_stored")
 
     def __init__(self) -> None:
         self._declared: dict[bytes, frozenset[str]] = {}
-        self._stored: dict[bytes, tuple[int, PolicyFailure]] = {}
+        self._stored: dict[bytes, tuple[int, bytes, PolicyFailure]] = {}
 
     def note(self, authority: bytes, data: bytes, revision: int, why: PolicyFailure) -> None:
         """The table's bundle `data` of `authority`, at `revision` (its stamp's), did not load
@@ -47,7 +48,7 @@ class DormantBundles:
         except PolicyError:  # no claims to read: it declares nothing anyone can say
             services = frozenset()
         self._declared[authority] = services
-        self._stored[authority] = (revision, why)
+        self._stored[authority] = (revision, sha256(data), why)
 
     def drop(self, authority: bytes) -> None:
         """`authority`'s table bundle loaded, or another took its place."""
@@ -60,25 +61,30 @@ class DormantBundles:
             return service in self._declared.get(authority, ())
         return any(service in services for services in list(self._declared.values()))
 
-    def ahead(self, authority: bytes, revision: int) -> bool:
-        """Whether `authority`'s table holds a bundle of a higher revision than `revision` (the
-        active one's) that did not load: the active one is replaced, decides nothing and is
-        handed to no one (gates 3: a node answered pulls with it)."""
+    def ahead(self, authority: bytes, revision: int, digest: bytes) -> bool:
+        """Whether `authority`'s table holds a bundle that did not load in place of the active
+        one (of `revision` and `digest`): of a higher revision, or of that revision and another
+        digest (the lower, which every node keeps: review 57j, gates 2, it left the one it
+        replaced deciding). The active one is replaced, decides nothing and is handed to no one
+        (gates 3: a node answered pulls with it)."""
         stored = self._stored.get(authority)
-        return stored is not None and stored[0] > revision
+        return stored is not None and (
+            stored[0] > revision or (stored[0] == revision and stored[1] != digest)
+        )
 
     def unloaded(self) -> list[tuple[bytes, PolicyFailure]]:
         """Each authority whose table bundle did not load, and why (gates 4: `troth policy
         show` listed the loaded ones only, and said the node held none)."""
-        return [(authority, stored[1]) for authority, stored in list(self._stored.items())]
+        return [(authority, stored[2]) for authority, stored in list(self._stored.items())]
 
-    def check_active(self, authority: bytes, revision: int) -> None:
+    def check_active(self, authority: bytes, revision: int, digest: bytes) -> None:
         """PolicyError (why the stored one did not load) when `authority`'s table holds a
-        bundle of a higher revision than `revision`, the active one's, that did not load."""
+        bundle that did not load in place of the active one, of `revision` and `digest`
+        (`ahead`)."""
         stored = self._stored.get(authority)
-        if stored is not None and stored[0] > revision:
+        if stored is not None and self.ahead(authority, revision, digest):
             raise PolicyError(
-                stored[1],
-                f"revision {stored[0]} is stored in place of revision {revision} and did not "
-                "load here: the older one decides nothing",
+                stored[2],
+                f"revision {stored[0]} of digest {stored[1].hex()} is stored in place of "
+                f"revision {revision} and did not load here: the one it replaced decides nothing",
             )

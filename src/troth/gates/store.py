@@ -421,7 +421,9 @@ class BundleStore:
             elif refusal is not None:
                 self._note_refused(body, verified.digest, held, refusal)
                 raise PolicyError(*refusal)
-            elif not self.table.replace(authority, held.bundle.data, body.revision, data, now):
+            elif not self.table.replace(
+                authority, held.bundle.data, body.revision, data, now
+            ) and not self._replace_stored(body, verified.digest, data, feed, now):
                 raise PolicyError(_P.ROLLBACK, "another bundle was stored meanwhile: reload")
             if held is not None and held.bundle.body.revision == body.revision:
                 self._note(body.authority, body.revision, verified.digest, held.bundle.digest)
@@ -462,13 +464,15 @@ class BundleStore:
         revision issued since it (more than the clock skew after) when `feed` says the stored
         one is out of force for good, its signer revoked or superseded (review 54h, bundles 4:
         a node restarted after a thief's bundle at the top revision expired refused every
-        replacement below it for good). Whether it was stored. The table's bundle is this
-        node's own, verified when stored: its decoding says its revision and lifetime, and,
-        read as at its issue, its signer's chain and histories."""
+        replacement below it for good). Whether it was stored, or is (`data` is the table's
+        bundle, not held back: review 57j, gates 1, it was refused as a rollback while it did
+        not load). The table's bundle is this node's own, verified when stored: its decoding
+        says its revision and lifetime, and, read as at its issue, its signer's chain and
+        histories."""
         authority = body.authority.digest
         stored = self.table.load(authority)
         if stored is None or stored == data:
-            return False
+            return stored is not None and not self.held_back(body.authority)
         try:
             old = bundle_claims(stored)
         except PolicyError:
@@ -697,7 +701,7 @@ class BundleStore:
                 "node, or installed again, or a newer one lets it decide",
             )
         bundle = held.bundle
-        self.dormant.check_active(authority.digest, bundle.body.revision)  # 57a, gates 2
+        self.dormant.check_active(authority.digest, bundle.body.revision, bundle.digest)
         if now >= bundle.body.expires_at:
             raise PolicyError(_P.EXPIRED, f"at {bundle.body.expires_at}")
         try:

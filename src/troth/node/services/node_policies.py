@@ -6,6 +6,7 @@ troth.node.services.policy, which distributes the bundles (the policy service)."
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from collections.abc import Callable, Mapping
@@ -26,6 +27,7 @@ from troth.crypto import sha256
 from troth.errors import (
     CredentialError,
     CredentialFailure,
+    IdentityError,
     PolicyError,
     PolicyFailure,
 )
@@ -132,10 +134,19 @@ class NodePolicies:
         self.reload(now=now)
 
     def _issuer_known(self, identity: VerifiedIdentity, authority: Identifier) -> None:
-        """A bundle signer's chain's issuer histories judged against the node's stored copies,
-        as at a handshake (the chain's root has standing over them); stores nothing."""
+        """A chain's issuer histories (a bundle signer's, a caller's) judged against the node's
+        stored copies, as at a handshake (the chain's root has standing over them). One that
+        extends a stored copy is stored (a rotation the node then holds to, as the trace
+        collector's verifier does: `NodeTrust._extend_known`): with `known_in` a verifier keeps
+        no memory of its own, so a rotation seen only in a bundle's chain no longer refused
+        the retired key's chains (review 57j, bundles 1); a new identity's is not kept."""
+        identities = self.node.identities
         binds = functools.partial(self.node.binds_over, identity, {authority})
-        with_standing(self.node.identities.check_known, identity, binds)
+        with_standing(identities.check_known, identity, binds)
+        if identities.stored_changes(identity.identifier) is None:
+            return
+        with contextlib.suppress(IdentityError):  # a copy that does not bind it: left as it is
+            identities.observe(identity)
 
     def _signer_known(self, identity: VerifiedIdentity, authority: Identifier) -> None:
         """Store (or extend) a verified bundle signer's history. A full history a copy from a
@@ -214,7 +225,8 @@ class NodePolicies:
         active = self.held(authority)
         if active is None or self.store is None:
             return None
-        ahead = self.store.dormant.ahead(authority.digest, active.bundle.body.revision)
+        bundle = active.bundle
+        ahead = self.store.dormant.ahead(authority.digest, bundle.body.revision, bundle.digest)
         return None if ahead else active
 
     def replaceable(self, authority: Identifier) -> bool:
