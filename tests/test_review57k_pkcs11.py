@@ -1,0 +1,98 @@
+"""Review 57k, pkcs11 1: review 57b's `_revive` refuses a closed vault, but it looks at
+`_closed` before it takes `_SESSIONS_LOCK`, which `close` holds while it closes the last
+reference's session. A thread signing through a vault whose shared session was found dead (a
+token reset) and another closing the vault (the node's close, as a worker still signs): the
+signer passed the check, waited for the lock while `close` ran, then logged in again on a
+session registered nowhere and never closed (its next check refused the signature). The
+process stayed logged in: every later vault on the token failed to open
+(`UserAlreadyLoggedIn`) until the process ended, the leak review 57b, pkcs11 2 closed for a call
+after the close."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import troth.vault.pkcs11 as pkcs11_vault
+from tests.conftest import SoftHsm
+from tests.support.hsm import token_vault
+from troth.crypto import KeyType, verify_signature
+from troth.errors import VaultError
+from troth.vault import KeyPurpose
+from troth.vault.pkcs11 import Pkcs11Vault
+
+
+class _HeldLock:
+    """`_SESSIONS_LOCK` as one thread meets it: it says it arrived, then waits for `go`."""
+
+    def __init__(self, real: Any, held: threading.Thread) -> None:
+        self.real = real
+        self.held = held
+        self.arrived = threading.Event()
+        self.go = threading.Event()
+
+    def __enter__(self) -> None:
+        if threading.current_thread() is self.held and not self.arrived.is_set():
+            self.arrived.set()
+            self.go.wait(timeout=60)
+        self.real.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.real.release()
+
+
+@pytest.fixture(name="dead")
+def dead_fixture(softhsm: SoftHsm) -> Iterator[tuple[Pkcs11Vault, Any]]:
+    """A vault on the token with a signing key, its shared session found dead (a reset);
+    any session left logged in is closed after, and the key deleted."""
+    vault = Pkcs11Vault(softhsm.module, softhsm.token_label, softhsm.pin)
+    handle = vault.generate(KeyType.ED25519, KeyPurpose.SIGNING)
+    shared = vault._shared
+    shared.session.close()  # the token reset under the process
+    with pytest.raises(VaultError):
+        vault.sign(handle, b"noted dead")
+    assert shared.dead
+    try:
+        yield vault, handle
+    finally:
+        vault.close()
+        with contextlib.suppress(Exception):  # a session logged in and registered nowhere
+            shared.session.close()
+        with token_vault(softhsm) as cleaner:
+            cleaner.delete_retired(handle, cleaner.retire(handle, KeyPurpose.SIGNING))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 57k, pkcs11 1: _revive checks _closed outside _SESSIONS_LOCK, so a close "
+    "racing it leaves a logged-in session registered nowhere (UserAlreadyLoggedIn after)",
+)
+def test_a_vault_closed_while_a_thread_revives_its_session_signs_nothing(
+    softhsm: SoftHsm, dead: tuple[Pkcs11Vault, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vault, handle = dead
+    outcome: list[object] = []
+
+    def sign() -> None:
+        try:
+            outcome.append(vault.sign(handle, b"after close"))
+        except VaultError as exc:
+            outcome.append(exc)
+
+    signer = threading.Thread(target=sign)
+    gate = _HeldLock(pkcs11_vault._SESSIONS_LOCK, signer)
+    monkeypatch.setattr(pkcs11_vault, "_SESSIONS_LOCK", gate)
+    signer.start()
+    assert gate.arrived.wait(timeout=60)  # past the `_closed` check, before the lock
+    vault.close()  # the node closes while its worker signs
+    gate.go.set()
+    signer.join(timeout=60)
+    monkeypatch.undo()
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], VaultError), "a closed vault signed"
+    with token_vault(softhsm) as reopened:  # the process is not left logged in
+        verify_signature(reopened.public_key(handle), reopened.sign(handle, b"x"), b"x")
