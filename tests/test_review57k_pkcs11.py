@@ -6,7 +6,7 @@ signer passed the check, waited for the lock while `close` ran, then logged in a
 session registered nowhere and never closed (its next check refused the signature). The
 process stayed logged in: every later vault on the token failed to open
 (`UserAlreadyLoggedIn`) until the process ended, the leak review 57b, pkcs11 2 closed for a call
-after the close."""
+after the close. `_revive` now looks at `_closed` again under the lock."""
 
 from __future__ import annotations
 
@@ -66,11 +66,6 @@ def dead_fixture(softhsm: SoftHsm) -> Iterator[tuple[Pkcs11Vault, Any]]:
             cleaner.delete_retired(handle, cleaner.retire(handle, KeyPurpose.SIGNING))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 57k, pkcs11 1: _revive checks _closed outside _SESSIONS_LOCK, so a close "
-    "racing it leaves a logged-in session registered nowhere (UserAlreadyLoggedIn after)",
-)
 def test_a_vault_closed_while_a_thread_revives_its_session_signs_nothing(
     softhsm: SoftHsm, dead: tuple[Pkcs11Vault, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -186,12 +186,16 @@ class Pkcs11Vault:
         vault does nothing (review 57b, pkcs11 2: its next call, a signer kept past its node's
         close, found its session closed, and the call after logged in again on a session of
         its own, which signed on and left the process logged in: every later vault on the
-        token then failed to open, `UserAlreadyLoggedIn`, until the process ended)."""
+        token then failed to open, `UserAlreadyLoggedIn`, until the process ended). It is
+        looked at again under `_SESSIONS_LOCK`, which `close` holds: a close while this waited
+        for it left the process logged in so (review 57k, pkcs11 1)."""
         if self._closed:
             raise VaultError(f"the PKCS#11 vault of token {self._key[1]!r} is closed")
         shared = self._shared
         if shared.dead:
             with _SESSIONS_LOCK, shared.lock:
+                if self._closed:  # closed while this waited (review 57k, pkcs11 1)
+                    raise VaultError(f"the PKCS#11 vault of token {self._key[1]!r} is closed")
                 if shared.refused is not None:  # no login with a PIN the token refused
                     raise VaultError(shared.refused)
                 if shared.dead:
