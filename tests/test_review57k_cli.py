@@ -1,0 +1,44 @@
+"""Review 57k: the CLI's home checks of review 57d (cli 2) and the lead's `secure_dir` owner
+check, attacked.
+
+Review 57k, cli 1: both look at the directory $TROTH_HOME resolves to (`os.stat`, `mkdir`'s
+exist_ok, `os.chmod`: each follows a link), never at a link at $TROTH_HOME itself. Another user
+who plants one where a home is to be made (TROTH_HOME=/tmp/troth-ci, not made yet; a shared
+directory) pointing at a directory of this user's (root: /etc, /usr) passed both: the first
+command made that directory 0700 (as root, /etc: no other user could read it) and kept its
+nodes there, and the link's owner re-points it at will."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from troth.cli.main import cli
+
+_OTHER = 65534
+"""Another user (nobody)."""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a link of another user: lchown needs root")
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 57k, cli 1: a link another user planted at $TROTH_HOME is followed; its "
+    "target (this user's) is made 0700 and given the nodes",
+)
+def test_a_link_of_another_user_at_the_home_is_refused_not_followed(
+    troth_home: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "etc"  # a directory of this user's that others read (as /etc)
+    target.mkdir()
+    target.chmod(0o755)
+    troth_home.symlink_to(target)
+    os.lchown(troth_home, _OTHER, _OTHER)
+    result = CliRunner().invoke(cli, ["identity", "create", "a", "--json"])
+    assert result.exit_code == 3, result.stdout
+    assert json.loads(result.stdout)["error"] == "ConfigError"
+    assert target.stat().st_mode & 0o777 == 0o755
+    assert not (target / "nodes").exists()
