@@ -6,7 +6,8 @@ exist_ok, `os.chmod`: each follows a link), never at a link at $TROTH_HOME itsel
 who plants one where a home is to be made (TROTH_HOME=/tmp/troth-ci, not made yet; a shared
 directory) pointing at a directory of this user's (root: /etc, /usr) passed both: the first
 command made that directory 0700 (as root, /etc: no other user could read it) and kept its
-nodes there, and the link's owner re-points it at will."""
+nodes there, and the link's owner re-points it at will. A link on the way to a home, or to a
+node's directory, must now be this user's or root's (`troth.node.home._check_links`)."""
 
 from __future__ import annotations
 
@@ -18,17 +19,14 @@ import pytest
 from click.testing import CliRunner
 
 from troth.cli.main import cli
+from troth.errors import ConfigError
+from troth.node import init_node
 
 _OTHER = 65534
 """Another user (nobody)."""
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a link of another user: lchown needs root")
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 57k, cli 1: a link another user planted at $TROTH_HOME is followed; its "
-    "target (this user's) is made 0700 and given the nodes",
-)
 def test_a_link_of_another_user_at_the_home_is_refused_not_followed(
     troth_home: Path, tmp_path: Path
 ) -> None:
@@ -42,3 +40,31 @@ def test_a_link_of_another_user_at_the_home_is_refused_not_followed(
     assert json.loads(result.stdout)["error"] == "ConfigError"
     assert target.stat().st_mode & 0o777 == 0o755
     assert not (target / "nodes").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a link of another user: lchown needs root")
+def test_init_node_refuses_a_link_of_another_user_on_the_way(tmp_path: Path) -> None:
+    """The library's `init_node` too, and a link anywhere on the way (`/tmp/x/home`, /tmp/x
+    another user's link to a directory of this user's holding `home`)."""
+    target = tmp_path / "mine"
+    (target / "home").mkdir(parents=True)
+    (target / "home").chmod(0o755)
+    link = tmp_path / "x"
+    link.symlink_to(target)
+    os.lchown(link, _OTHER, _OTHER)
+    with pytest.raises(ConfigError, match="is a link of uid"):
+        init_node("n", home=link / "home")
+    assert (target / "home").stat().st_mode & 0o777 == 0o755
+
+
+def test_a_home_through_a_link_of_this_user_is_used_as_before(
+    troth_home: Path, tmp_path: Path
+) -> None:
+    """A home kept elsewhere through a link of one's own (~/.local/share/troth to a data
+    disk) still works, and so does one made fresh there."""
+    target = tmp_path / "disk"
+    target.mkdir(mode=0o700)
+    troth_home.symlink_to(target)
+    result = CliRunner().invoke(cli, ["identity", "create", "a", "--json"])
+    assert result.exit_code == 0, result.stdout
+    assert (target / "nodes").is_dir()
