@@ -114,11 +114,6 @@ def _as_the_spec_words_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Pkcs11Vault, "_sign_with", spec)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 57k, pkcs11 2: the stale-object retry knows SoftHSM2's ObjectHandleInvalid "
-    "only, not the standard's KeyHandleInvalid",
-)
 def test_a_destroyed_key_is_key_not_found_on_a_token_that_says_key_handle_invalid(
     node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
