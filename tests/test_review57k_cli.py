@@ -104,3 +104,32 @@ def test_a_bug_after_the_result_adds_no_second_document(
     out, err = capsys.readouterr()
     assert json.loads(out)["name"] == "a"  # the result, alone
     assert "internal error: RuntimeError" in err
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a link of another user: lchown needs root")
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 57k, cli 3: secure_dir looks for links before its mkdir, so one planted "
+    "after the look is followed",
+)
+def test_a_link_planted_as_the_home_is_made_is_refused(
+    troth_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review 57k, cli 3: the home appears, as another user's link, between `secure_dir`'s
+    look at the path (not there yet) and its `mkdir` (a race in a shared directory, won
+    here at once): followed, its target made 0700 and given the nodes."""
+    target = tmp_path / "etc"
+    target.mkdir()
+    target.chmod(0o755)
+    mkdir = Path.mkdir
+
+    def racing(self: Path, *args: Any, **kwargs: Any) -> None:
+        if self == troth_home and not os.path.lexists(self):  # the other user wins the race
+            self.symlink_to(target)
+            os.lchown(self, _OTHER, _OTHER)
+        mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", racing)
+    with pytest.raises(ConfigError, match="is a link of uid"):
+        init_node("n", home=troth_home)
+    assert target.stat().st_mode & 0o777 == 0o755
