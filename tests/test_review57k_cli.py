@@ -107,17 +107,14 @@ def test_a_bug_after_the_result_adds_no_second_document(
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a link of another user: lchown needs root")
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 57k, cli 3: secure_dir looks for links before its mkdir, so one planted "
-    "after the look is followed",
-)
 def test_a_link_planted_as_the_home_is_made_is_refused(
     troth_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Review 57k, cli 3: the home appears, as another user's link, between `secure_dir`'s
     look at the path (not there yet) and its `mkdir` (a race in a shared directory, won
-    here at once): followed, its target made 0700 and given the nodes."""
+    here at once): followed, its target made 0700 and given the nodes. `secure_dir` now looks
+    again after its `mkdir`, and changes the directory it opened (not following a link it did
+    not check)."""
     target = tmp_path / "etc"
     target.mkdir()
     target.chmod(0o755)

@@ -53,17 +53,26 @@ def secure_dir(path: Path) -> Path:
     """Create `path` (and parents) if needed and make it 0700. An existing directory of another
     user is refused, not taken: as root, a home another user owns (or one like /tmp) was made
     0700 and the nodes kept where that user controls them (review 57d, cli 2). A link of
-    another user on the way is refused (`_check_links`)."""
-    _check_links(path)
+    another user on the way is refused (`_check_links`), also one planted as it is made."""
+    _check_links(path)  # before: nothing made through another user's link
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        owner = os.stat(path).st_uid
-        if owner != os.geteuid():
-            raise ConfigError(
-                f"{path} belongs to uid {owner}, not this user: another user could replace "
-                "the node's files there; use a directory of this user's"
-            )
-        os.chmod(path, 0o700)
+    except OSError as exc:
+        raise ConfigError(f"cannot create directory {path}: {exc}") from exc
+    _check_links(path)  # and after: one planted as it was made (review 57k, cli 3)
+    try:  # the directory looked at is the one changed: a link is followed only if checked
+        nofollow = 0 if os.path.islink(path) else os.O_NOFOLLOW
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | nofollow)
+        try:
+            owner = os.fstat(fd).st_uid
+            if owner != os.geteuid():
+                raise ConfigError(
+                    f"{path} belongs to uid {owner}, not this user: another user could "
+                    "replace the node's files there; use a directory of this user's"
+                )
+            os.fchmod(fd, 0o700)
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise ConfigError(f"cannot create directory {path}: {exc}") from exc
     return path
