@@ -73,6 +73,24 @@ def test_a_home_through_a_link_of_this_user_is_used_as_before(
     assert (target / "nodes").is_dir()
 
 
+def close_fails_after_the_result(monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
+    """A node's close raises `error` once a command's result is printed (`Reporter.result`)."""
+    close, result = Node.close, Reporter.result
+    shown: list[bool] = []
+
+    def showing(self: Reporter, *args: Any) -> None:
+        result(self, *args)
+        shown.append(True)
+
+    def failing_close(self: Node) -> None:
+        close(self)
+        if shown:
+            raise error
+
+    monkeypatch.setattr(Reporter, "result", showing)
+    monkeypatch.setattr(Node, "close", failing_close)
+
+
 def test_a_bug_after_the_result_adds_no_second_document(
     troth_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -82,21 +100,7 @@ def test_a_bug_after_the_result_adds_no_second_document(
     went through `internal_error`, which printed its error object after the result: two
     documents on stdout, no JSON a script could read. Exit 70 either way; now its message goes
     to stderr once a result is on stdout."""
-
-    close, result = Node.close, Reporter.result
-    shown: list[bool] = []
-
-    def showing(self: Reporter, *args: Any) -> None:
-        result(self, *args)
-        shown.append(True)
-
-    def broken_close(self: Node) -> None:
-        close(self)
-        if shown:
-            raise RuntimeError("injected: a bug closing the node")
-
-    monkeypatch.setattr(Reporter, "result", showing)
-    monkeypatch.setattr(Node, "close", broken_close)
+    close_fails_after_the_result(monkeypatch, RuntimeError("injected: a bug closing the node"))
     monkeypatch.setattr(sys, "argv", ["troth", "identity", "create", "a", "--json"])
     with pytest.raises(SystemExit) as exited:
         main()

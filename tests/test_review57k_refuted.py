@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -16,8 +15,8 @@ from click.testing import CliRunner
 from tests.conftest import SoftHsm
 from tests.support.hsm import NOW, agent_node_fixture  # noqa: F401  (fixtures)
 from tests.test_review35b_pkcs11 import _PLANT
+from tests.test_review57k_cli import close_fails_after_the_result
 from troth.cli.main import cli
-from troth.cli.output import Reporter
 from troth.errors import KeyNotFound, StorageError, VaultError
 from troth.node import Node, open_node
 
@@ -89,20 +88,8 @@ def test_a_reported_error_after_the_result_is_not_lost(
     """Review 57d (cli 1) sends an error after a --json result to stderr: the exit code still
     says it (a failure closing the node after `identity create` printed, exit 4), and the
     message is on stderr, the result alone on stdout."""
-    close, result = Node.close, Reporter.result
-    shown: list[bool] = []
-
-    def showing(self: Reporter, *args: Any) -> None:
-        result(self, *args)
-        shown.append(True)
-
-    def failing_close(self: Node) -> None:
-        close(self)
-        if shown:
-            raise StorageError("injected: the disk failed closing the node")
-
-    monkeypatch.setattr(Reporter, "result", showing)
-    monkeypatch.setattr(Node, "close", failing_close)
+    error = StorageError("injected: the disk failed closing the node")
+    close_fails_after_the_result(monkeypatch, error)
     done = CliRunner().invoke(cli, ["identity", "create", "a", "--json"])
     assert done.exit_code == 4
     assert json.loads(done.stdout)["name"] == "a"
