@@ -134,3 +134,25 @@ def test_a_link_planted_as_the_home_is_made_is_refused(
     with pytest.raises(ConfigError, match="is a link of uid"):
         init_node("n", home=troth_home)
     assert target.stat().st_mode & 0o777 == 0o755
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a directory of another user: chown needs root")
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 57k, cli 4: a home of another user is told to chmod 700, which changes "
+    "nothing",
+)
+def test_a_home_of_another_user_is_told_what_would_do(troth_home: Path) -> None:
+    """Review 57k, cli 4. Review 57d (cli 2) refuses a home of another user through
+    `check_kept_dirs`, whose one message said "chmod 700 it": for a home that is private
+    already but another user's (root in a CI container over a volume of uid 1000) that
+    changes nothing, and the command is refused again. The message says whose it is and
+    what would do: a directory of this user's, or chown."""
+    troth_home.mkdir(mode=0o700)
+    os.chown(troth_home, _OTHER, _OTHER)
+    result = CliRunner().invoke(cli, ["identity", "list", "--json"])
+    assert result.exit_code == 3, result.stdout
+    message = json.loads(result.stdout)["message"]
+    assert f"uid {_OTHER}" in message
+    assert "chmod 700" not in message
+    assert "chown" in message
