@@ -137,11 +137,6 @@ def test_a_link_planted_as_the_home_is_made_is_refused(
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a directory of another user: chown needs root")
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 57k, cli 4: a home of another user is told to chmod 700, which changes "
-    "nothing",
-)
 def test_a_home_of_another_user_is_told_what_would_do(troth_home: Path) -> None:
     """Review 57k, cli 4. Review 57d (cli 2) refuses a home of another user through
     `check_kept_dirs`, whose one message said "chmod 700 it": for a home that is private

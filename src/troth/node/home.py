@@ -193,11 +193,17 @@ def check_kept_dirs(*paths: Path) -> None:
             info = os.stat(path)
         except OSError as exc:
             raise ConfigError(f"cannot look at {path}: {exc}") from exc
-        if info.st_uid not in (os.geteuid(), 0) or info.st_mode & 0o022:
+        if info.st_uid not in (os.geteuid(), 0):  # chmod would change nothing (57k, cli 4)
+            raise ConfigError(
+                f"{path} belongs to uid {info.st_uid}, not this user (uid {os.geteuid()}) or "
+                "root: its owner could replace the node's control socket or files there; use "
+                "a directory of this user's, or chown it"
+            )
+        if info.st_mode & 0o022:
             raise ConfigError(
                 f"{path} ({stat.filemode(info.st_mode)}, uid {info.st_uid}) is writable by "
-                "others, or not this user's: another user could replace the node's control "
-                f"socket or files there; chmod 700 it (as `troth node create` made it)"
+                "others: another user could replace the node's control socket or files there; "
+                "chmod 700 it (as `troth node create` made it)"
             )
 
 
