@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import SoftHsm
+from tests.support.cli import run_json
 from tests.support.hsm import NOW, agent_node_fixture  # noqa: F401  (fixtures)
 from tests.test_review35b_pkcs11 import _PLANT
 from tests.test_review57k_cli import close_fails_after_the_result
@@ -147,3 +148,22 @@ def test_the_stale_object_retry_looks_once(node: Node, monkeypatch: pytest.Monke
     with pytest.raises(VaultError, match="ObjectHandleInvalid"):
         held.sign(b"after")
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize("value", ["not a key", None], ids=["bad-key", "unset"])
+def test_a_key_variable_name_cannot_forge_a_line_of_vault_rekey_text(
+    troth_home: Path, monkeypatch: pytest.MonkeyPatch, value: str | None
+) -> None:
+    """Review 57d (cli 3) escaped --new-key-file's name in rekey's usage error; the other name
+    it quotes, --new-key-env's, is escaped too, in that error and in the ConfigError for a
+    variable not set."""
+    run_json("identity", "create", "alice")
+    name = "K\u202eYEK\nError: the vault key was rotated"
+    if value is None:
+        monkeypatch.delenv(name, raising=False)
+    else:
+        monkeypatch.setenv(name, value)
+    done = CliRunner().invoke(cli, ["vault", "rekey", "--new-key-env", name])
+    assert done.exit_code in (2, 3), done.stderr
+    assert "\u202e" not in done.stderr
+    assert "\nError: the vault key was rotated" not in done.stderr
