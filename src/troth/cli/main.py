@@ -18,6 +18,7 @@ try:  # a fifth of a second: Ctrl-C here is no traceback either (review 57d, cli
         REPORTED_ERRORS,
         Reporter,
         error_object,
+        forget_result,
         internal_error,
         json_text,
         write_stdout,
@@ -208,6 +209,7 @@ def main() -> None:
     raised outside any) exits with its code, as inside one; any other exception, a bug, exits
     70 without its traceback (`internal_error`). Calling `cli` itself (tests, in-process) lets
     such an exception through (review 55o, cli 1)."""
+    forget_result()
     try:
         cli(prog_name="troth")
     except REPORTED_ERRORS as exc:

@@ -47,6 +47,7 @@ __all__ = [
     "error_object",
     "escape_text",
     "exit_code",
+    "forget_result",
     "internal_error",
     "invalid_object",
     "json_command",
@@ -283,6 +284,19 @@ def _warning(text: str) -> None:
     click.echo(f"troth: warning: {escape_text(text, keep_newlines=True)}", err=True)
 
 
+class _Shown:
+    """Whether this process's command has its result on stdout, whole or in part (`Reporter`
+    sets it, `main` clears it): `internal_error` then writes to stderr, as `Reporter.fail`
+    does (review 57k, cli 2: its error object came after the result, two documents)."""
+
+    began = False
+
+
+def forget_result() -> None:
+    """A command begins (`main`): no result of it is on stdout yet."""
+    _Shown.began = False
+
+
 class Reporter:
     """Prints a command's result in the format the user asked for: `--json` to stdout (and
     nothing else anywhere on failure), text to stdout, notes to stderr."""
@@ -311,13 +325,13 @@ class Reporter:
             for warning in [] if isinstance(data, dict) else self._warnings:
                 _warning(warning)  # a list result has no room for them: stderr
             shown = json_text(data)
-            self._began = True
+            self._begin()
             write_stdout(shown)
         elif text is not None:
             # commands escape each document-derived value (newlines too); this catches any
             # other control or bidi character before it reaches a terminal
             shown = escape_text(text, keep_newlines=True)
-            self._began = True
+            self._begin()
             write_stdout(shown)
 
     def result_listing(self, data: dict[str, Any], key: str, items: Iterable[Any]) -> None:
@@ -331,13 +345,14 @@ class Reporter:
 
     def _begin(self) -> None:
         self._began = True
+        _Shown.began = True
 
     def document(self, text: str) -> None:
         """A JSON document the command makes (a proof bundle), on stdout in both modes: the
         characters a terminal acts on (DEL, C1, bidi controls; JSON escapes C0 itself) as
         `\\u0085`-style escapes, which keep it the same JSON."""
         shown = text.translate(_JSON_ESCAPES)
-        self._began = True
+        self._begin()
         write_stdout(shown)
 
     def info(self, text: str) -> None:
@@ -390,7 +405,9 @@ def internal_error(exc: BaseException, as_json: bool) -> NoReturn:
     """Report an exception that is none of troth's errors (a bug) and exit 70: one line on
     stderr naming its type, or with --json an error object (`InternalError`), never its
     message, which may hold paths and values; its traceback on stderr only with TROTH_DEBUG=1
-    (review 55o, cli 1: a traceback, exit 1, as if something had been denied)."""
+    (review 55o, cli 1: a traceback, exit 1, as if something had been denied). After a result
+    on stdout, whole or in part, on stderr as without --json (review 57k, cli 2)."""
+    as_json = as_json and not _Shown.began
     message = f"internal error: {one_line_text(type(exc).__name__)}"
     message += " (set TROTH_DEBUG=1 for the traceback)"
     if os.environ.get("TROTH_DEBUG", "") not in ("", "0"):

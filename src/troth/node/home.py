@@ -52,16 +52,27 @@ def troth_home() -> Path:
 def secure_dir(path: Path) -> Path:
     """Create `path` (and parents) if needed and make it 0700. An existing directory of another
     user is refused, not taken: as root, a home another user owns (or one like /tmp) was made
-    0700 and the nodes kept where that user controls them (review 57d, cli 2)."""
+    0700 and the nodes kept where that user controls them (review 57d, cli 2). A link of
+    another user on the way is refused (`_check_links`), also one planted as it is made."""
+    _check_links(path)  # before: nothing made through another user's link
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        owner = os.stat(path).st_uid
-        if owner != os.geteuid():
-            raise ConfigError(
-                f"{path} belongs to uid {owner}, not this user: another user could replace "
-                "the node's files there; use a directory of this user's"
-            )
-        os.chmod(path, 0o700)
+    except OSError as exc:
+        raise ConfigError(f"cannot create directory {path}: {exc}") from exc
+    _check_links(path)  # and after: one planted as it was made (review 57k, cli 3)
+    try:  # the directory looked at is the one changed: a link is followed only if checked
+        nofollow = 0 if os.path.islink(path) else os.O_NOFOLLOW
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | nofollow)
+        try:
+            owner = os.fstat(fd).st_uid
+            if owner != os.geteuid():
+                raise ConfigError(
+                    f"{path} belongs to uid {owner}, not this user: another user could "
+                    "replace the node's files there; use a directory of this user's"
+                )
+            os.fchmod(fd, 0o700)
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise ConfigError(f"cannot create directory {path}: {exc}") from exc
     return path
@@ -174,17 +185,45 @@ def write_private_file(path: Path, data: bytes, *, exclusive: bool = False) -> N
 def check_kept_dirs(*paths: Path) -> None:
     """ConfigError unless each of `paths` is a directory of this user (or root) that no one else
     can write in (as ssh's StrictModes): a node started in one others write in had its control
-    socket and log replaced by theirs (review 53u, control 4)."""
+    socket and log replaced by theirs (review 53u, control 4). A link of another user on the
+    way is refused (`_check_links`)."""
     for path in paths:
+        _check_links(path)
         try:
             info = os.stat(path)
         except OSError as exc:
             raise ConfigError(f"cannot look at {path}: {exc}") from exc
-        if info.st_uid not in (os.geteuid(), 0) or info.st_mode & 0o022:
+        if info.st_uid not in (os.geteuid(), 0):  # chmod would change nothing (57k, cli 4)
+            raise ConfigError(
+                f"{path} belongs to uid {info.st_uid}, not this user (uid {os.geteuid()}) or "
+                "root: its owner could replace the node's control socket or files there; use "
+                "a directory of this user's, or chown it"
+            )
+        if info.st_mode & 0o022:
             raise ConfigError(
                 f"{path} ({stat.filemode(info.st_mode)}, uid {info.st_uid}) is writable by "
-                "others, or not this user's: another user could replace the node's control "
-                f"socket or files there; chmod 700 it (as `troth node create` made it)"
+                "others: another user could replace the node's control socket or files there; "
+                "chmod 700 it (as `troth node create` made it)"
+            )
+
+
+def _check_links(path: Path) -> None:
+    """ConfigError when a link on the way to `path` (itself included) is another user's (not
+    root's): its owner chooses, and changes at will, the directory `path` names. Every other
+    check looks at that directory (`os.stat`, `mkdir`, `chmod` follow links), so a link planted
+    by another user where a home was to be made (TROTH_HOME in a shared directory), pointing
+    at a directory of this user's (as root: /etc), passed them: that directory was made 0700
+    and given the nodes (review 57k, cli 1)."""
+    where = Path(os.path.abspath(path))
+    for part in (*reversed(where.parents), where):
+        try:
+            info = os.lstat(part)
+        except OSError:
+            return  # not there (yet): made by this user, or a failure where it is used
+        if stat.S_ISLNK(info.st_mode) and info.st_uid not in (os.geteuid(), 0):
+            raise ConfigError(
+                f"{part} is a link of uid {info.st_uid}, not this user's or root's: its owner "
+                f"chooses where {path} is; use a path without it"
             )
 
 

@@ -110,6 +110,10 @@ _DEAD_SESSION: Final = (
 )
 """python-pkcs11's errors for a session that ended under the process (a token reset or removed,
 a network HSM failing over): the shared session is opened again at the next operation."""
+_STALE_OBJECT: Final = ("ObjectHandleInvalid", "KeyHandleInvalid")
+"""python-pkcs11's errors for a key object the token no longer knows (`sign`'s cached object:
+destroyed by another process): SoftHSM2's, and CKR_KEY_HANDLE_INVALID, what PKCS#11 lists for
+C_SignInit (review 57k, pkcs11 2: only SoftHSM2's was known)."""
 _PIN_REFUSED: Final = ("PinIncorrect", "PinLocked", "PinExpired", "PinInvalid", "PinLenRange")
 """python-pkcs11's errors for a PIN the token refuses at a login: never tried again (each failed
 C_Login counts towards locking the token's user PIN; review 53j, pkcs11 2)."""
@@ -186,12 +190,16 @@ class Pkcs11Vault:
         vault does nothing (review 57b, pkcs11 2: its next call, a signer kept past its node's
         close, found its session closed, and the call after logged in again on a session of
         its own, which signed on and left the process logged in: every later vault on the
-        token then failed to open, `UserAlreadyLoggedIn`, until the process ended)."""
+        token then failed to open, `UserAlreadyLoggedIn`, until the process ended). It is
+        looked at again under `_SESSIONS_LOCK`, which `close` holds: a close while this waited
+        for it left the process logged in so (review 57k, pkcs11 1)."""
         if self._closed:
             raise VaultError(f"the PKCS#11 vault of token {self._key[1]!r} is closed")
         shared = self._shared
         if shared.dead:
             with _SESSIONS_LOCK, shared.lock:
+                if self._closed:  # closed while this waited (review 57k, pkcs11 1)
+                    raise VaultError(f"the PKCS#11 vault of token {self._key[1]!r} is closed")
                 if shared.refused is not None:  # no login with a PIN the token refused
                     raise VaultError(shared.refused)
                 if shared.dead:
@@ -319,7 +327,7 @@ class Pkcs11Vault:
 
     def sign(self, handle: KeyHandle, data: bytes) -> bytes:
         """Sign with the key's private object, cached once found. A cached object the token
-        no longer knows (`ObjectHandleInvalid`: another process destroyed the key, the CLI
+        no longer knows (`_STALE_OBJECT`: another process destroyed the key, the CLI
         rotating beside a running node) is dropped and the key looked up again: KeyNotFound
         when it is gone, what every holder of a signer takes as "rotated elsewhere: ask
         again" (review 57b, pkcs11 1: a VaultError, for good, and a running node's trace
@@ -327,22 +335,21 @@ class Pkcs11Vault:
         self._revive()
         cached = f"{handle.key_type.label}:{handle.key_id}"
         private = self._objects.get(cached) if handle.vault == self.name else None
-        stale = False
+        stale = None
         if private is not None:
             try:
                 return self._sign_with(private, handle.key_type, data)
             except VaultError as exc:
-                if type(exc.__cause__).__name__ != "ObjectHandleInvalid":
+                stale = type(exc.__cause__).__name__
+                if stale not in _STALE_OBJECT:
                     raise
                 self._objects.pop(cached, None)
-                stale = True
         try:  # _find refuses a handle of another vault or key type
             private = self._find(handle, self._p11.ObjectClass.PRIVATE_KEY)
         except KeyNotFound:
             if stale:
                 raise KeyNotFound(
-                    f"no key {handle} in the token (destroyed: its cached "
-                    "object ObjectHandleInvalid)"
+                    f"no key {handle} in the token (destroyed: its cached object {stale})"
                 ) from None
             raise
         self._sign_only(private)
