@@ -14,14 +14,13 @@ and every later vault on the token in the process (the node opened again) failed
 token's login state being the process's (`UserAlreadyLoggedIn`). Now a closed vault does
 nothing.
 
-Review 57b, pkcs11 3 (open, a strict xfail): a PKCS#11 module named by two paths (a link and
+Review 57b, pkcs11 3 (fixed by review 57i): a PKCS#11 module named by two paths (a link and
 its target: Debian's /usr/lib/softhsm/libsofthsm2.so and the multiarch path) is loaded twice in
 one process, the second load's C_Initialize refused, so of two nodes made with the two paths
 the second fails to open there. Resolving the path (os.path.realpath, in `_open_session` so
 every load of the process agrees) fixes it, and a wrong PIN through the other path is then
-refused by the shared session's PIN digest; it changes the message
-tests/test_review55d_refuted.py (`test_a_second_path_to_the_module_gets_no_session_with_a_
-wrong_pin`) matches ("cannot load"), outside review 57b's files: left for the lead.
+refused by the shared session's PIN digest ("another PIN": tests/test_review55d_refuted.py,
+`test_a_second_path_to_the_module_gets_no_session_with_a_wrong_pin`, matched "cannot load").
 
 Review 57b, pkcs11 4: a PIN variable holding bytes that are not UTF-8 (os.environ gives them as
 surrogates) failed as a bare UnicodeEncodeError (exit 2, "surrogates not allowed", no word of a
@@ -93,11 +92,6 @@ def test_a_closed_vault_signs_nothing_and_leaves_the_token_to_the_next_opener(
         reopened.delete_retired(handle, reopened.retire(handle, KeyPurpose.SIGNING))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 57b, pkcs11 3: two spellings of one PKCS#11 module load it twice, and the "
-    "second C_Initialize fails (already initialized)",
-)
 def test_two_nodes_naming_one_module_by_two_paths_open_in_one_process(
     softhsm: SoftHsm, tmp_path: Path
 ) -> None:

@@ -8,10 +8,9 @@ whose whole point is that no copy's keys sign for the identity again (docs/vault
 rotation is (review 52c, rollback 1). A routine rotation's retired keys come back the same way.
 On a PKCS#11 node the token destroyed them: the copy names keys that are gone, and the
 identity signs nothing (nor rotates), its new keys left in the token named by no row.
-Left for the lead (storage/rollback.py and the identity service are outside review 57b's
-files): an `identity` scope counting each rotation (as the broker's compromised rotation is
-counted), and a restored copy, once found, failing closed for its identities (no signer, no
-channel, no rotation) and reported by `troth node status`, as the broker fails closed."""
+Fixed by review 57i: an `identity` scope of the guard counts each rotation (as the broker's
+compromised rotation is counted), and a restored copy, once found, holds its identities (no
+signer, no channel, no rotation: troth.identity.restored), reported by `troth node status`."""
 
 from __future__ import annotations
 
@@ -28,11 +27,6 @@ from troth.node import init_node, open_node
 MESSAGE = b"pay the bearer"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 57b, restore 1: no rollback guard scope counts an identity's rotation, so a "
-    "copy of node.db from before it signs with the keys it deleted",
-)
 @pytest.mark.parametrize("compromised", [True, False])
 def test_a_copy_from_before_a_rotation_does_not_sign_with_the_keys_it_deleted(
     troth_home: Path, compromised: bool

@@ -53,6 +53,7 @@ from troth.identity.known import (
     StoredSpan,
 )
 from troth.identity.local import IdentityExists, LocalIdentity
+from troth.identity.restored import RestoredIdentities
 from troth.identity.retired_keys import RETIRED_KEYS_PER_CALL as RETIRED_KEYS_PER_CALL
 from troth.identity.retired_keys import RetiredKeys
 from troth.identity.retirement import owned_purpose_keys
@@ -60,6 +61,8 @@ from troth.identity.signer import Signer
 from troth.names import check_name
 from troth.storage import ForkRecord, IdentityStore, LocalIdentityRecord, PurposeKeyRecord
 from troth.storage.base import LocalIdentityRow
+from troth.storage.rollback import Restored
+from troth.storage.sqlite import SqliteDatabase
 from troth.vault import KeyHandle, KeyPurpose, Vault
 from troth.vault.base import key_batch
 
@@ -102,9 +105,13 @@ class IdentityService(RetiredKeys):
         clock: Clock | None = None,
         known_cache_seconds: float = KNOWN_CACHE_SECONDS,
         keys_in_store: frozenset[str] = frozenset(),
+        rollback: SqliteDatabase | None = None,
     ) -> None:
         self.vault = vault
         self.store = store
+        # node.db's rollback guard, `identity` scope: each rotation counted, a restored copy
+        # found holds its identities (troth.identity.restored; review 57b, restore 1)
+        self._restores = None if rollback is None else RestoredIdentities(rollback)
         # vaults whose key rows live in `store`'s database: the keys a rotation retires are
         # deleted in its transaction (a rollback keeps them); other vaults' after the commit
         self._keys_in_store = keys_in_store
@@ -290,9 +297,11 @@ class IdentityService(RetiredKeys):
         (IdentityError OVER_LIMIT, nothing written) when even that would exceed them.
         """
         generated: list[KeyHandle] = []
+        self.check_restored(now)
         with new_keys(self.store, self.vault, self._keys_in_store) as fresh:
             at = now if isinstance(now, int) else now.now()
             record = self.find(ref)
+            self._check_held(record.identifier, record.name, at)
             local = self._local(record, at)
             digest = local.identifier.digest
             wanted = key_type or local.next_key.key_type
@@ -338,6 +347,8 @@ class IdentityService(RetiredKeys):
                 ],
                 fresh,
             )
+            if self._restores is not None:  # a copy from before it holds the retired keys
+                self._restores.count_rotation()
             crash_point("identity.rotate.before-commit")
         crash_point("identity.rotate.after-commit")
         self._keep_verified(presented)
@@ -644,9 +655,11 @@ class IdentityService(RetiredKeys):
     def _purpose_key(
         self, ref: str, purpose: KeyPurpose, *, now: int
     ) -> tuple[LocalIdentity, KeyHandle, VerifiedPurposeKey]:
+        self.check_restored(now)
         with new_keys(self.store, self.vault, self._keys_in_store) as fresh:
             local = self.get(ref, now=now)
             digest = local.identifier.digest
+            self._check_held(digest, local.name, now)
             record = self.store.get_purpose_key(digest, int(purpose))
             if record is not None:
                 try:
@@ -691,6 +704,25 @@ class IdentityService(RetiredKeys):
         """Sign as local identity `ref` with its (created or renewed on demand) signing key."""
         local, handle, key = self._purpose_key(ref, KeyPurpose.SIGNING, now=now)
         return Signer(local.identity, self.vault, handle, key.attestation, key.expires_at)
+
+    # -- a node.db restored from a copy (troth.identity.restored) ----------------------------
+
+    def check_restored(self, now: int | Clock) -> Restored | None:
+        """Whether node.db is a copy restored from before a rotation (found once: every local
+        identity it holds is held then, signing nothing, opening no channel, not rotating,
+        until `release_restored`); run before any of those, and by a node as it starts."""
+        return None if self._restores is None else self._restores.check(now)
+
+    def _check_held(self, identifier: bytes, name: str | None, now: int) -> None:
+        if self._restores is not None:
+            self._restores.check_usable(identifier, name, now)
+
+    def release_restored(self, ref: str) -> bool:
+        """Let local identity `ref`, held by a restore of node.db found, sign, open channels and
+        rotate again: only one the operator knows was not rotated after the copy was taken
+        (docs/vault.md, "A node.db restored from before a rotation"). Whether it was held."""
+        record = self.find(ref)
+        return self._restores is not None and self._restores.release(record.identifier)
 
     def _keep_verified(self, identity: VerifiedIdentity) -> None:
         verified = self._verified_local

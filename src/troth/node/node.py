@@ -299,7 +299,7 @@ def open_node(name: str, *, home: Path | None = None, create_default: bool = Fal
             peers.close()
         raise
     identities = IdentityService(
-        vault, SqliteIdentityStore(db), keys_in_store=frozenset({software.name})
+        vault, SqliteIdentityStore(db), keys_in_store=frozenset({software.name}), rollback=db
     )
     wallet = CredentialWallet(identities, SqliteCredentialStore(db), check_caveat=_check_caveat)
     wallet.check_chain_caveats = _check_chain_caveats  # together (review 55k, caveats 1)

@@ -258,6 +258,9 @@ class NodeRuntime(ChannelOpening, Upkeep):
     def _prepare(self) -> None:
         """Storage work of `start` (on the storage thread)."""
         identities, now = self.node.identities, self.clock.now()
+        # a node.db restored from before a rotation: found at start (`troth node status`),
+        # its identities held, this node's own then failing the start (review 57i, restore 1)
+        identities.check_restored(now)
         try:
             self.identifier = Identifier(identities.find(self.name).identifier)
         except NotFound:

@@ -3,7 +3,8 @@ cannot roll back (review 51d, rollback 1-2; docs/storage.md, "Rollback guard"; i
 docs/formats.md, "Rollback guard").
 
 Each scope (`SCOPES`: an authority's ticket redemptions, member removals and feed entries, a
-broker's lease revocations, a node's policy bundles stored: review 54p, rollback 1) counts its
+broker's lease revocations, a node's policy bundles stored: review 54p, rollback 1; a local
+identity's rotations: review 57i, restore 1, troth.identity.restored) counts its
 irreversible writes in node.db (`rollback_counters`), one more in the transaction of each write
 (`RollbackGuard.bump`), and the guard file beside it (`node.db.guard`) is raised to the
 committed count after the commit, under `node.db.guard.lock` (flock), never lowered. The file
@@ -85,7 +86,7 @@ troth since review 51d reads."""
 GUARD_SLOT_BYTES: Final = limits.MAX_ROLLBACK_GUARD_BYTES // 2
 """A guard file is two slots of this size, written in place in turn (docs/formats.md)."""
 _CHECK: Final = 16  # bytes of a slot's SHA-256 kept
-SCOPES: Final = ("authority", "broker", "policy")
+SCOPES: Final = ("authority", "broker", "policy", "identity")
 """The scopes a guard counts: each is checked, and fails closed, by its own owner."""
 V1_SCOPES: Final = frozenset({"authority", "broker"})
 """The only scopes a version 1 slot holds (an older troth refuses any other, and any version
@@ -293,6 +294,7 @@ class RollbackGuard:
         self.path = guard_path(db.path)
         self._lock_path = self.path.with_name(f"{self.path.name}.lock")
         self._armed = False  # the store's entry of the scope seen committed (`arm`)
+        self._bumped: int | None = None  # the count the last `bump` wrote (`_publish`)
 
     def counter(self) -> int:
         """The store's count of this scope's irreversible writes."""
@@ -344,11 +346,12 @@ class RollbackGuard:
             guard = read_guard(self.path)
             if guard is None or self.scope not in guard:
                 self._raise_guard(self.counter())  # crash window 1 (module docstring)
-        self._db.execute(
+        (row,) = self._db.fetch_all(
             "INSERT INTO rollback_counters (scope, counter) VALUES (?, 1) "
-            "ON CONFLICT (scope) DO UPDATE SET counter = counter + 1",
+            "ON CONFLICT (scope) DO UPDATE SET counter = counter + 1 RETURNING counter",
             (self.scope,),
         )
+        self._bumped = int(row[0])
 
     def behind(self) -> bool:
         """Whether the store is a restored copy for this scope (read only: the guard, then the
@@ -399,6 +402,7 @@ class RollbackGuard:
                 "restored_voided = excluded.restored_voided",
                 (self.scope, max(counter, known or 0), now, counter, known, voided),
             )
+            self._bumped = None  # `_publish` reads the count raised here
             self._db.after_commit_once(self._publish)
         restored = Restored(self.scope, counter, known, voided, now)
         _log.warning(
@@ -435,9 +439,11 @@ class RollbackGuard:
             turns.close()
 
     def _publish(self) -> None:
-        """After a commit: raise the guard to the store's count, read now (at least the
-        committed one)."""
-        self._raise_guard(self.counter())
+        """After a commit: raise the guard to the count the transaction's last `bump` wrote
+        (committed: no statement after the commit, review 57i), else to the store's count,
+        read now (at least the committed one)."""
+        counter, self._bumped = self._bumped, None
+        self._raise_guard(self.counter() if counter is None else counter)
 
     def _raise_guard(self, counter: int) -> None:
         """Raise this scope's entry of the guard to `counter` (never lower it), the other

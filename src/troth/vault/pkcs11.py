@@ -67,11 +67,22 @@ _KEY_ID: Final = re.compile(r"[0-9a-f]{32}")  # a token object's CKA_ID, its one
 _PROOF: Final = re.compile(f"[0-9a-f]{{{2 * RETIRE_PROOF_SIZE}}}")  # `retire`'s, as recorded
 
 
+def _module(module_path: str) -> str:
+    """The spelling a module is loaded and its session shared by: an absolute path resolved
+    (os.path.realpath: its links and `..` followed), so one module named by two paths (Debian's
+    /usr/lib/softhsm/libsofthsm2.so, a link to the multiarch path) is loaded once and shares
+    one session in the process (review 57b, pkcs11 3: it was loaded twice, the second
+    C_Initialize refused, and of two nodes naming it by the two paths the second did not
+    open). A bare name is left as given, for the loader's search (never looked up in the
+    working directory here: review 53f's planted library)."""
+    return os.path.realpath(module_path) if os.path.isabs(module_path) else module_path
+
+
 def _open_session(pkcs11: Any, module_path: str, token_label: str, pin: str) -> Any:
     from pkcs11 import exceptions as p11_errors
 
     try:
-        lib = pkcs11.lib(module_path)
+        lib = pkcs11.lib(_module(module_path))
     except (RuntimeError, OSError) as exc:
         raise ConfigError(f"cannot load PKCS#11 module {module_path}: {exc}") from exc
     try:
@@ -163,7 +174,7 @@ class Pkcs11Vault:
         self._made: set[str] = set()  # the keys made here and not deleted (`delete`)
         self._probed: dict[str, bytes] = {}  # key id: the point a signature chose of several
         # public key objects (`public_key`; review 55k, pkcs11 1)
-        self._key = (module_path, token_label)
+        self._key = (_module(module_path), token_label)  # one session per module (`_module`)
         try:  # review 57b, pkcs11 4: a bare UnicodeEncodeError (exit 2) before
             pin_digest = hashlib.sha256(pin.encode()).digest()
         except UnicodeEncodeError:  # bytes os.environ could not decode: python-pkcs11 takes text

@@ -1,0 +1,125 @@
+"""A node.db restored from a copy taken before a rotation of one of its identities (review 57b,
+restore 1, fixed by review 57i; docs/storage.md, "Rollback guard"; docs/vault.md, "A node.db
+restored from before a rotation").
+
+A rotation deletes the keys it retires (a compromised one every key a copy of the vault holds):
+a copy of node.db taken before it, put back, holds them again, and on a software node signed
+with them, unseen. Each rotation is counted in the rollback guard's `identity` scope
+(troth.storage.rollback), in its transaction; a store behind its guard there is a restored
+copy, found once (`RestoredIdentities.check`, before an identity signs, opens a channel or
+rotates, and when a node starts), and every local identity it holds is held in that
+transaction (`identity_restore_holds`): which of them rotated after the copy was taken cannot
+be known. A held identity signs nothing, attests no purpose key (so opens no channel) and does
+not rotate (a rotation from the copy forks its history): IdentityError ROLLBACK naming the
+restore. `troth node status` shows the restore (scope `identity`, `voided`: the identities
+held). The operator's recovery: an identity rotated since the copy was taken is lost on this
+node (its current keys were in the node.db that was lost): make a new one and enroll it again;
+one the operator knows was not rotated since is released (`release`), and signs again.
+
+A rotation only is counted, nothing is armed at an identity's creation: a copy taken before
+the node's first rotation since this change, put back with its guard deleted (or lost with
+the disk), is not found; after it, a copy put back without its guard is found.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+from troth.clock import Clock
+from troth.errors import IdentityError, IdentityFailure
+from troth.storage.rollback import Restored, RollbackGuard
+from troth.storage.sqlite import SqliteDatabase
+
+__all__ = ["RestoredIdentities"]
+
+_TABLE: Final = "identity_restore_holds"
+_CREATE: Final = (
+    "CREATE TABLE IF NOT EXISTS identity_restore_holds "
+    "(identifier BLOB PRIMARY KEY, held_at INTEGER NOT NULL)"
+)
+_HOLD_ALL: Final = (
+    "INSERT INTO identity_restore_holds (identifier, held_at) SELECT identifier, ? "
+    "FROM identities WHERE primary_key IS NOT NULL ON CONFLICT (identifier) DO NOTHING"
+)
+_SEE: Final = 'docs/vault.md, "A node.db restored from before a rotation"'
+RESTORED_DETAIL: Final = (
+    "node.db was restored from a copy taken before a rotation: this identity may hold keys the "
+    f"rotation deleted ({_SEE})"
+)
+"""The detail of the IdentityError a held identity's signer, channel or rotation raises."""
+
+_log = logging.getLogger(__name__)
+
+
+class RestoredIdentities:
+    """The `identity` scope of node.db's rollback guard, and the identities a restore holds."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+        self._guard = RollbackGuard(db, "identity")
+        self._checked = False
+
+    def count_rotation(self) -> None:
+        """Inside a rotation's transaction: count it (its retired keys deleted; a copy from
+        before it holds them)."""
+        self._guard.bump()
+
+    def check(self, now: int | Clock) -> Restored | None:
+        """Find a restored copy once per object: if node.db is one, hold every local identity
+        it holds, in the transaction that records the restore (a caller's, if in one: its
+        rollback undoes the record, and the guard is left as it was, so it is found again).
+        A Clock is read only when a restore is to be recorded (a rotation reads its own
+        inside its transaction)."""
+        if self._checked:
+            return None
+        if not self._guard.behind():
+            self._checked = True
+            return None
+
+        def hold_all() -> int:
+            self._db.execute(_CREATE)
+            return int(self._db.execute(_HOLD_ALL, (now,)).rowcount)
+
+        restored = self._guard.check(now if isinstance(now, int) else now.now(), hold_all)
+        self._db.after_commit(self._checked_now)
+        return restored
+
+    def _checked_now(self) -> None:
+        self._checked = True
+
+    def held(self, identifier: bytes) -> int | None:
+        """When the identity `identifier` was held by a restore found, or None."""
+        exists = self._db.fetch_one(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (_TABLE,)
+        )
+        if exists is None:
+            return None
+        row = self._db.fetch_one(
+            "SELECT held_at FROM identity_restore_holds WHERE identifier = ?", (bytes(identifier),)
+        )
+        return None if row is None else int(row[0])
+
+    def check_usable(self, identifier: bytes, name: str | None, now: int) -> None:
+        """IdentityError ROLLBACK if the identity is held (`check` first)."""
+        self.check(now)
+        held_at = self.held(identifier)
+        if held_at is not None:
+            shown = repr(name) if name is not None else "of this node"
+            raise IdentityError(
+                IdentityFailure.ROLLBACK,
+                f"identity {shown} held since {held_at}: {RESTORED_DETAIL}",
+            )
+
+    def release(self, identifier: bytes) -> bool:
+        """Let a held identity sign, open channels and rotate again (the operator knows it was
+        not rotated after the copy was taken); whether it was held."""
+        if self.held(identifier) is None:
+            return False
+        with self._db.transaction():
+            released = self._db.execute(
+                "DELETE FROM identity_restore_holds WHERE identifier = ?", (bytes(identifier),)
+            ).rowcount
+        if released:
+            _log.warning("%s: identity released from a restore's hold", self._db.path)
+        return bool(released)
