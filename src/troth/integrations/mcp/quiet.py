@@ -16,9 +16,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 from troth import limits
+from troth.transport.ratelog import RateLimitedLog
 
 __all__ = ["SDK_LOGGERS", "SdkThrottle", "quiet_sdk"]
 
@@ -32,34 +33,39 @@ SDK_LOGGERS: Final = (
 """The MCP SDK's loggers that log what a peer sent."""
 
 
+class _Passed(logging.Logger):
+    """Where an `SdkThrottle`'s limiter writes the line it lets pass: only kept (the record
+    itself is what passes)."""
+
+    said: str | None = None
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        self.said = str(msg)
+
+
 class SdkThrottle(logging.Filter):
-    """At most `per_minute` records a minute at WARNING or above pass; the others are counted,
-    and the next one passing says how many were left out."""
+    """At most `per_minute` records a minute at WARNING or above pass (a `RateLimitedLog`
+    decides); the others are counted, and the next one passing says how many were left out."""
 
     def __init__(self, per_minute: int, *, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
-        self.per_minute = per_minute
-        self.suppressed = 0
-        self._clock = clock
-        self._window = -60.0
-        self._written = 0
-        self._left_out = 0
+        self._passed = _Passed("troth.mcp.quiet")
+        self.limiter = RateLimitedLog(self._passed, per_minute, clock=clock)
+
+    @property
+    def suppressed(self) -> int:
+        """The records left out so far."""
+        return self.limiter.suppressed
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
             return True
-        now = self._clock()
-        if now - self._window >= 60:
-            self._window, self._written = now, 0
-        if self._written >= self.per_minute:
-            self.suppressed += 1
-            self._left_out += 1
+        self._passed.said = None
+        if not self.limiter.log(record.levelno, ""):
             return False
-        self._written += 1
-        if self._left_out:
-            record.msg = f"{record.getMessage()} (and {self._left_out} similar lines left out)"
+        if self._passed.said:  # " (and N similar lines left out)"
+            record.msg = record.getMessage() + self._passed.said
             record.args = None
-            self._left_out = 0
         return True
 
 
