@@ -7,10 +7,14 @@ breaks). Real MCP clients and servers (the SDK's), in process.
 2. An upstream that answers the MCP handshake but never its tools/list is not published: its
    publication fails within START_TIMEOUT (the gate's first listing is part of it since review
    57l, mcp 1) and leaves no service behind.
+3. An upstream that never answers a call, on a published server's session (`run_session`):
+   the client ending its session (a null frame, its channel closed) ends the call too, which
+   is recorded unanswered after its allowed record; nothing of the session is left running.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +27,11 @@ from mcp.server import Server, ServerRequestContext
 from tests.support.gates import TOOLS, T, make_world
 from tests.support.mcp_orders import text
 from tests.support.nodes import MemNet, run_memnet
+from tests.test_review54j_mcp import _gate
 from troth.clock import FixedClock
 from troth.gates import ListRecorder, Outcome
-from troth.integrations.mcp.gate import McpGate, UpstreamChanges
+from troth.integrations.mcp.channel import decode_message, new_session, run_session
+from troth.integrations.mcp.gate import McpGate, UpstreamChanges, gate_server
 from troth.node.services import mcp as mcp_service
 from troth.node.services.mcp import publish_upstream
 
@@ -103,3 +109,55 @@ def test_an_upstream_that_never_lists_is_not_published(
         assert again["tools"] == []  # the name was not left taken
 
     run_memnet(test, tmp_path)
+
+
+def test_a_session_that_ends_ends_its_unanswered_call() -> None:
+    """3 (module docstring)."""
+
+    async def on_list_tools(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        tool = types.Tool(name="lookup_order", input_schema=TOOLS["lookup_order"])
+        return types.ListToolsResult(tools=[tool])
+
+    async def on_call_tool(
+        ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        await anyio.sleep_forever()
+        raise AssertionError("never")
+
+    recorder = ListRecorder()
+    info = {"name": "agent", "version": "1"}
+    hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": info}
+    call = {"name": "lookup_order", "arguments": {"order_id": "o1"}}
+    wires: list[dict[str, Any]] = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": call},
+    ]
+    ended: list[bool] = []
+
+    async def send(frame: bytes) -> bool:
+        return True
+
+    async def main() -> None:
+        upstream = Server("mute", on_list_tools=on_list_tools, on_call_tool=on_call_tool)
+        async with Client(upstream, mode="legacy", cache=None) as client:
+            gate, caller = _gate(client, recorder)
+            inbound, read = anyio.create_memory_object_stream[Any](len(wires))
+            for wire in wires:
+                inbound.send_nowait(decode_message(json.dumps(wire).encode()))
+            with anyio.fail_after(30):  # a bound on a hang only: nothing is timed
+                async with anyio.create_task_group() as group:
+                    group.start_soon(
+                        run_session, gate_server(gate, caller), read, new_session(), send
+                    )
+                    while not recorder.records:  # the call allowed, at the upstream
+                        await anyio.sleep(0.01)
+                    inbound.close()  # the client ends its session
+                ended.append(True)  # run_session returned: nothing of it left running
+
+    anyio.run(main)
+    assert ended == [True]
+    outcomes = [r.decision.outcome for r in recorder.records]
+    assert outcomes == [Outcome.ALLOWED, Outcome.UNANSWERED]
