@@ -64,6 +64,7 @@ __all__ = [
     "MAX_UPSTREAM_SCHEMA_DEPTH",
     "MAX_UPSTREAM_TOOLS",
     "MAX_UPSTREAM_TOOL_BYTES",
+    "MCP_SDK_LOG_LINES_PER_MINUTE",
     "PREVIEW_WORK_BURST",
     "PREVIEW_WORK_RATE",
 ]
@@ -233,6 +234,11 @@ MAX_UPSTREAM_LISTING_BYTES: Final = 8 << 20
 """Most bytes of the tools an MCP gate keeps of one listing (each counted as for
 MAX_UPSTREAM_TOOL_BYTES): a listing over it is refused, as one the upstream failed. A gate
 holds its last listing and at most MAX_MCP_LISTINGS being made (review 54j, mcp 2)."""
+MCP_SDK_LOG_LINES_PER_MINUTE: Final = 10
+"""Lines a minute the MCP SDK's loggers write at WARNING or above in a process running an MCP
+gate (troth.integrations.mcp.quiet): what a peer sent that the SDK cannot read (an upstream's
+line that is not JSON-RPC, a notification whose params do not validate), the rest counted and
+summarised in the next line written (review 57l, mcp 2: one line and its traceback each)."""
 MAX_TOOL_PROPERTIES: Final = 64
 """Most properties of one object in a tool's input schema."""
 MAX_SERVICES: Final = 64

@@ -34,6 +34,7 @@ from troth import limits
 from troth.errors import DecodeError, Denied, RemoteError, TrothError
 from troth.integrations.mcp.frames import SESSION_BYTES, McpFrame
 from troth.integrations.mcp.gate import DENIED_PREFIX
+from troth.integrations.mcp.quiet import quiet_sdk
 from troth.node.channel_ends import ChannelEnd
 from troth.node.channels import ChannelManager
 from troth.node.services.base import call
@@ -241,7 +242,10 @@ async def run_session(
 ) -> None:
     """Serve one MCP session: `server` reads what the client sent (`inbound`, closed when the
     client ends the session) and its answers go out as frames through `send` (False: the way
-    back is gone, and the session ends). The client is told when the session ends."""
+    back is gone, and the session ends). The client is told when the session ends. What the
+    SDK logs of a client's messages it cannot read is throttled (`quiet_sdk`; review 57l,
+    mcp 2)."""
+    quiet_sdk()
     write, outbound = anyio.create_memory_object_stream[SessionMessage](limits.MAX_MCP_QUEUE)
 
     async def answers() -> None:

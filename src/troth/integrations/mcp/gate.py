@@ -312,6 +312,16 @@ class McpGate:
             self._listed, self._kept = listed, begun
         return listed
 
+    async def offered(self) -> list[str]:
+        """The names of the upstream's tools the gate offers (to a caller whose bundle permits
+        them), from a new listing read within the gate's limits, each tool pinned as it is
+        listed: a published server's tools (review 57l, mcp 1: they were the SDK's reading of
+        the upstream's first page, any number of any names). Raises what the listing raised:
+        the upstream's error, or PolicyError OVER_LIMIT for a listing the gate refuses."""
+        async with self._relisting:
+            listed = await self._list_upstream()
+        return [tool.name for tool in listed.tools]
+
     def _pinned(self, tool: types.Tool, schemas: dict[str, str]) -> bool:
         """Whether `tool` (as `served`, its schema's shape in `schemas`) is offered: what its
         first listing served of its name and shape (`Pins`; review 52b, mcp 2). One that is not

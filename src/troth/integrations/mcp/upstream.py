@@ -37,6 +37,7 @@ from mcp.client.stdio import (
 from mcp.shared.message import SessionMessage
 
 from troth import limits
+from troth.integrations.mcp.quiet import quiet_sdk
 
 __all__ = ["LineTooLong", "connectable", "upstream_stdio"]
 
@@ -49,7 +50,9 @@ class LineTooLong(ValueError):
 
 def connectable(upstream: object) -> object:
     """What `mcp.Client` connects to for `upstream`: `upstream_stdio` of stdio parameters, any
-    other server or transport as it is."""
+    other server or transport as it is. The SDK's log of what it cannot read of the upstream
+    is throttled (`quiet_sdk`; review 57l, mcp 2)."""
+    quiet_sdk()
     if isinstance(upstream, StdioServerParameters):
         return upstream_stdio(upstream)
     return upstream
@@ -97,7 +100,10 @@ async def upstream_stdio(
 ) -> AsyncIterator[TransportStreams]:
     """`mcp.client.stdio.stdio_client` with a reader of lines within `max_line` bytes (None:
     MAX_MCP_UPSTREAM_LINE; module docstring). A line that is not in the server's encoding
-    raises UnicodeDecodeError, as the SDK's reader does (`upstream_error` names it)."""
+    raises UnicodeDecodeError, as the SDK's reader does (`upstream_error` names it). A line
+    that is not JSON-RPC is logged by the SDK a few times a minute (`quiet_sdk`; review 57l,
+    mcp 2: an ERROR and its traceback each)."""
+    quiet_sdk()
     command = await _get_executable_command(server.command)
     process = await _create_platform_compatible_process(
         command=command,

@@ -208,15 +208,21 @@ class McpService:
                 anyio.create_task_group() as listening,
             ):
                 listening.start_soon(changes.watch, client)
-                listed = await client.list_tools()
-                self.tools = [tool.name for tool in listed.tools]
-                self.gate = McpGate(  # its tools are in Server::"<NAME>" (review 53c)
+                gate = McpGate(  # its tools are in Server::"<NAME>" (review 53c)
                     self.point,
                     client,
                     clock=self.clock,
                     changes=changes,
                     server=self.name.removeprefix(MCP_PREFIX),
                 )
+                try:  # the gate's listing, within its limits (review 57l, mcp 1)
+                    self.tools = await gate.offered()
+                except PolicyError as exc:  # a listing the gate refuses: not published
+                    why = f"{self.name}: the upstream's tools are refused: {exc.detail}"
+                    ready.set_exception(PolicyError(exc.reason, why))
+                    listening.cancel_scope.cancel()
+                    return
+                self.gate = gate
                 ready.set_result(None)
                 await self._stop.wait()
                 listening.cancel_scope.cancel()  # the listen stream ends with the upstream
