@@ -35,7 +35,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NOW
-from tests.support.backups import copy_db, node_db, restore_db
+from tests.support.backups import copy_db, node_db, restore_db, thief_copy
 from tests.support.channels import T, dropped, make_world
 from tests.support.cli import run
 from tests.support.enroll import acme_and_agent, enroll_in_process
@@ -64,8 +64,8 @@ def _backup(home: Path, name: str, to: Path) -> None:
 
 
 def _restore(home: Path, name: str, copy: Path) -> None:
-    """Put the copy back as node `name`'s node.db (its write-ahead log and index gone)."""
-    restore_db(node_db(home, name), copy)
+    """Node `name`'s node.db put back as a thief's machine holds the copy (no guard)."""
+    thief_copy(node_db(home, name), copy)
 
 
 def test_a_restored_member_node_speaks_for_its_rotated_identity_nowhere(

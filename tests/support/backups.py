@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 from troth.storage import SqliteDatabase
-from troth.storage.rollback import Restored, restored_rows
+from troth.storage.rollback import Restored, guard_path, restored_rows
 
 
 def node_db(home: Path, name: str) -> Path:
@@ -31,6 +31,13 @@ def restore_db(path: Path, copy: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     shutil.copy(copy, path)
+
+
+def thief_copy(path: Path, copy: Path) -> None:
+    """Put `copy` back at `path` as a thief's machine holds it: node.db alone, no rollback guard
+    beside it (which would now hold its identities: review 57i, restore 1)."""
+    restore_db(path, copy)
+    guard_path(path).unlink(missing_ok=True)
 
 
 def restores_found(path: Path) -> list[Restored]:
