@@ -191,6 +191,12 @@ def _read_state(path: Path) -> tuple[int, dict[str, int]] | None:
     """`decode_guard` of the file at `path`; None when there is none or it cannot be read as
     one (anything but a regular file, a symbolic link, damaged bytes). A guard this process
     may not read is a StorageError (it cannot judge)."""
+    return _state_of(_read_bytes(path))
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    """The bytes of the guard file at `path` (at most one over its size), None when there is
+    none or it is not a regular file (a symbolic link: O_NOFOLLOW; a socket)."""
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
     try:
         fd = os.open(path, flags)
@@ -203,13 +209,38 @@ def _read_state(path: Path) -> tuple[int, dict[str, int]] | None:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
-        data = os.read(fd, limits.MAX_ROLLBACK_GUARD_BYTES + 1)
+        return os.read(fd, limits.MAX_ROLLBACK_GUARD_BYTES + 1)
     finally:
         os.close(fd)
-    try:
-        return decode_guard(data)
-    except DecodeError:
+
+
+# Guards decoded (or written) by this process, by their bytes: `decode_guard` is a pure
+# function of them, and a rotation (review 57i's identity scope) reads the guard it wrote the
+# rotation before; decoding both slots anew each time cost more than its own transaction.
+_KNOWN_GUARDS: dict[bytes, tuple[int, tuple[tuple[str, int], ...]] | None] = {}
+_KNOWN_GUARDS_KEPT: Final = 8
+
+
+def _state_of(data: bytes | None) -> tuple[int, dict[str, int]] | None:
+    """`decode_guard` of `data` (None: not a guard), from `_KNOWN_GUARDS` when known."""
+    if data is None:
         return None
+    try:
+        known = _KNOWN_GUARDS[data]
+    except KeyError:
+        try:
+            seq, counts = decode_guard(data)
+            known = (seq, tuple(counts.items()))
+        except DecodeError:
+            known = None
+        _know(data, known)
+    return None if known is None else (known[0], dict(known[1]))
+
+
+def _know(data: bytes, state: tuple[int, tuple[tuple[str, int], ...]] | None) -> None:
+    if len(_KNOWN_GUARDS) >= _KNOWN_GUARDS_KEPT:
+        del _KNOWN_GUARDS[next(iter(_KNOWN_GUARDS))]
+    _KNOWN_GUARDS[data] = state
 
 
 def read_guard(path: Path) -> dict[str, int] | None:
@@ -220,14 +251,15 @@ def read_guard(path: Path) -> dict[str, int] | None:
     return None if state is None else state[1]
 
 
-def _write_slot(path: Path, seq: int, counters: Mapping[str, int], *, sync: bool) -> None:
-    """Write slot `seq % 2` of the guard at `path` in place (never the newest valid one, slot
-    `(seq - 1) % 2`; a torn write leaves that one the newest), then with `sync` fdatasync it
-    (the write survives a power loss, not only a crash of the process)."""
+def _write_slot(path: Path, seq: int, slot: bytes, *, sync: bool) -> None:
+    """Write `slot` (`encode_slot` of number `seq`) as slot `seq % 2` of the guard at `path` in
+    place (never the newest valid one, slot `(seq - 1) % 2`; a torn write leaves that one the
+    newest), then with `sync` fdatasync it (the write survives a power loss, not only a crash
+    of the process)."""
     fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
     try:
         crash_point("storage.rollback-guard.before-write")
-        os.pwrite(fd, encode_slot(seq, counters), (seq % 2) * GUARD_SLOT_BYTES)
+        os.pwrite(fd, slot, (seq % 2) * GUARD_SLOT_BYTES)
         if sync:
             os.fdatasync(fd)
     finally:
@@ -295,6 +327,7 @@ class RollbackGuard:
         self._lock_path = self.path.with_name(f"{self.path.name}.lock")
         self._armed = False  # the store's entry of the scope seen committed (`arm`)
         self._bumped: int | None = None  # the count the last `bump` wrote (`_publish`)
+        self._in_guard = False  # the scope's entry seen in the guard (`bump` reads it once)
 
     def counter(self) -> int:
         """The store's count of this scope's irreversible writes."""
@@ -342,10 +375,11 @@ class RollbackGuard:
         first bump of a scope writes its entry, at the store's count, before the commit."""
         if not self._db.in_transaction:
             raise StorageError("a rollback guard counts a write inside its transaction")
-        if self._db.after_commit_once(self._publish):
+        if self._db.after_commit_once(self._publish) and not self._in_guard:
             guard = read_guard(self.path)
             if guard is None or self.scope not in guard:
                 self._raise_guard(self.counter())  # crash window 1 (module docstring)
+            self._in_guard = True  # entries are never taken out of a guard
         (row,) = self._db.fetch_all(
             "INSERT INTO rollback_counters (scope, counter) VALUES (?, 1) "
             "ON CONFLICT (scope) DO UPDATE SET counter = counter + 1 RETURNING counter",
@@ -451,18 +485,19 @@ class RollbackGuard:
         turns = Turns(self._lock_path, self._db.busy_timeout)
         try:
             with turns.turn():
-                state = _read_state(self.path)
-                if state is None:
+                data = _read_bytes(self.path)
+                state = _state_of(data)
+                if data is None or state is None:
                     _create_guard(self.path, {self.scope: counter})
                     return
                 seq, current = state
                 if current.get(self.scope, -1) < counter:
-                    _write_slot(
-                        self.path,
-                        seq + 1,
-                        {**current, self.scope: counter},
-                        sync=self._db.durability == "full",
-                    )
+                    counts = {**current, self.scope: counter}
+                    slot = encode_slot(seq + 1, counts)
+                    _write_slot(self.path, seq + 1, slot, sync=self._db.durability == "full")
+                    start = ((seq + 1) % 2) * GUARD_SLOT_BYTES  # the bytes now in the file
+                    written = data[:start] + slot + data[start + GUARD_SLOT_BYTES :]
+                    _know(written, (seq + 1, tuple(sorted(counts.items()))))
         except OSError as exc:  # a full disk, an I/O error (review 56d, storage 2)
             raise StorageError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
         finally:
