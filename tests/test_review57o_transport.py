@@ -8,7 +8,7 @@ that found the buffer full cut nothing more but moved the rest): what came out d
 buffer's size and the split, and the rest waited for a `more` that `feed`'s callers (tools,
 tests, the sans-IO users of the copying API) never make. Now `feed` returns every complete
 frame, whatever `max_cut` (the bound is `advance`'s and `more`'s, for a caller that paces
-itself: the TCP connection's read callback).
+itself: the TCP connection's read callback). Was a strict xfail.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ BODIES = [bytes([n]) * n for n in range(10)]
 STREAM = b"".join(frame(b) for b in BODIES)
 
 
-@pytest.mark.xfail(strict=True, reason="review57o transport 1: feed returns max_cut frames")
 @pytest.mark.parametrize("small", [16, 16 * 1024])
 def test_feed_returns_every_frame_it_completes_whatever_max_cut(small: int) -> None:
     reader = FrameReader(max_cut=2, small=small, large=max(small, 64))
@@ -30,7 +29,6 @@ def test_feed_returns_every_frame_it_completes_whatever_max_cut(small: int) -> N
     assert reader.buffered == 0
 
 
-@pytest.mark.xfail(strict=True, reason="review57o transport 1: feed returns max_cut frames")
 def test_feed_in_any_split_gives_the_same_frames_under_max_cut() -> None:
     reader = FrameReader(max_cut=3)
     got: list[bytes] = []
