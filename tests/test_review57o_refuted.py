@@ -4,13 +4,20 @@ defence it shows breaks)."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sys
+import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
 from tests.test_reconnect import until
+from tests.test_resilience_enrollment import Hub, hub, prepare, troth  # noqa: F401
+from troth.credentials import Attributes
+from troth.node import init_node, open_node
 from troth.routing import Address, RoutedMessage, Router, Source
+from troth.storage import SqliteAuthorityStore
 from troth.transport import Listener, TcpSettings, TcpTransport, frame
 from troth.transport.tcp_connection import CUT_BATCH, TcpConnection
 
@@ -60,7 +67,7 @@ def test_frames_cut_in_batches_arrive_all_in_order_and_reading_goes_on() -> None
     payloads = [n.to_bytes(4, "big") * (750 if n % 97 == 0 else 1) for n in range(count)]
 
     async def test(transport: TcpTransport, got: list[bytes], port: int) -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"".join(map(_sink, payloads)))
         await writer.drain()
         await until(lambda: len(got) == count, 20)
@@ -85,7 +92,7 @@ def test_a_connection_closed_between_batches_routes_nothing_more_and_frees_its_b
     count = 60_000
 
     async def test(transport: TcpTransport, got: list[bytes], port: int) -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(_sink(b"") * count)
         await writer.drain()
         await until(lambda: bool(transport.connections()) and _only(transport)._cutting, 10)
@@ -101,3 +108,50 @@ def test_a_connection_closed_between_batches_routes_nothing_more_and_frees_its_b
         writer.close()
 
     _run(test)
+
+
+@linux
+def test_a_stale_backups_ticket_opens_no_channel_where_the_rotation_is_stored(
+    hub: Hub,  # noqa: F811 - the fixture imported above
+    troth_home: Path,
+) -> None:
+    """Authority (57e's `_ticket_history`: a ticket whose authority history is an older prefix
+    of the stored copy is taken): a thief restores a backup of acme's node taken before acme
+    rotated and runs it at its own address, where the backup's own tickets name it. A node that
+    stored acme's rotation takes such a ticket now, but the channel to the ticket's address is
+    judged against the stored, rotated history: the thief's handshake (the pre-rotation key) is
+    refused, nothing is redeemed, nothing held, and the stored copy stays rotated. A node that
+    never saw the rotation (`agent2`) is enrolled by the thief, as it was before (what the
+    stored rotation is for)."""
+    setup = prepare(hub.route)  # the ticket names the thief's address (hub's port)
+    init_node("agent2")
+    with open_node("acme") as acme, open_node("agent2") as agent2:
+        authority = acme.authority()
+        agent2.identities.create(now=int(time.time()), name="agent2")
+        second = authority.create_ticket(
+            creator=authority.identifier,
+            attributes=Attributes({"team.name": "x"}),
+            address=hub.route,
+            now=int(time.time()),
+        )
+    nodes = troth_home / "nodes"
+    shutil.copytree(nodes / "acme", troth_home / "backup")  # the thief's copy: change 0
+    troth("identity", "rotate", "acme", "--node", "acme")
+    with open_node("acme") as acme, open_node("agent") as agent:
+        rotated_history = acme.authority().history()
+        agent.identities.import_history(rotated_history, now=int(time.time()))  # a channel's
+        digest = acme.authority().identifier
+    shutil.move(nodes / "acme", troth_home / "real-acme")
+    shutil.move(troth_home / "backup", nodes / "acme")  # the thief runs the stale backup
+    hub.start()
+    refused = troth("enroll", setup.ticket, "--as", "agent", "--node", "agent", code=None)
+    assert refused.returncode != 0, refused.stdout
+    assert "peer invalid (history is older than the stored copy" in refused.stderr
+    taken = troth("enroll", str(second), "--as", "agent2", "--node", "agent2", code=None)
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+    hub.stop()
+    with open_node("agent") as agent, open_node("acme") as thief:
+        assert not agent.wallet.held("agent")
+        assert agent.identities.stored_changes(digest) == 2  # still the rotated copy
+        store = SqliteAuthorityStore(thief.db)
+        assert store.count_redemptions(setup.member.digest) == 0
