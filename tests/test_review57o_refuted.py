@@ -12,9 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import NOW
 from tests.test_reconnect import until
 from tests.test_resilience_enrollment import Hub, hub, prepare, troth  # noqa: F401
-from troth.credentials import Attributes
+from tests.test_review57g_authority import ORDERS, Member, _link_after_rotation, member  # noqa: F401
+from troth.authority.client import revoke_request
+from troth.credentials import Attributes, delegate
+from troth.errors import AuthorityError, AuthorityFailure
+from troth.identity import Identifier
 from troth.node import init_node, open_node
 from troth.routing import Address, RoutedMessage, Router, Source
 from troth.storage import SqliteAuthorityStore
@@ -155,3 +160,45 @@ def test_a_stale_backups_ticket_opens_no_channel_where_the_rotation_is_stored(
         assert agent.identities.stored_changes(digest) == 2  # still the rotated copy
         store = SqliteAuthorityStore(thief.db)
         assert store.count_redemptions(setup.member.digest) == 0
+
+
+def test_refused_revoke_requests_keep_only_rotations_of_stored_identities_once(
+    member: Member,  # noqa: F811 - the fixture imported above
+) -> None:
+    """Refuted (57g's `_keep_issuers`, before any decision): 50 revoke requests by an identity
+    the authority does not know (not upstream of the link: refused), each carrying a chain with
+    her rotated history and two issuers and a subject it does not store: only her rotation is
+    stored and published, once; nothing of the others, nor of the requester, is kept."""
+    now = NOW + 20
+    link = _link_after_rotation(member, now)
+    below = delegate(
+        member.member.identities.signer("sub", now=now),
+        link,
+        subject=member.below,
+        attributes=ORDERS,
+        now=now,
+        ttl=300,
+        purpose="job",
+    )
+    store, identities = member.authority.store, member.authority.identities
+    her = Identifier(member.member.identities.find("member").identifier)
+    entries = []
+    for step in range(50):
+        request = revoke_request(
+            member.member.identities,
+            "below",
+            member.authority.identifier,
+            credential_hash=link.credentials[-1].hash,
+            chain=below.encode(),
+            reason="",
+            now=now + step,
+        )
+        with pytest.raises(AuthorityError) as refused:
+            member.authority.revoke_link(request, now=now + step)
+        assert refused.value.reason is AuthorityFailure.NOT_UPSTREAM
+        entries.append(store.revocation_tip()[0])
+    assert identities.stored_changes(her) == 2
+    assert store.latest_supersession(her.digest) is not None
+    assert len(set(entries)) == 1  # one supersession, at the first request; nothing after
+    assert identities.stored_changes(member.sub) is None
+    assert identities.stored_changes(member.below) is None
