@@ -15,13 +15,16 @@ import pytest
 from tests.conftest import NOW
 from tests.test_reconnect import until
 from tests.test_resilience_enrollment import Hub, hub, prepare, troth  # noqa: F401
+from tests.test_review57f_forwards import _inject_spec
 from tests.test_review57g_authority import ORDERS, Member, _link_after_rotation, member  # noqa: F401
 from troth.authority.client import revoke_request
 from troth.credentials import Attributes, delegate
-from troth.errors import AuthorityError, AuthorityFailure
+from troth.errors import AuthorityError, AuthorityFailure, SecretError
 from troth.identity import Identifier
 from troth.node import init_node, open_node
 from troth.routing import Address, RoutedMessage, Router, Source
+from troth.secrets import HttpRequest
+from troth.secrets.engines.http_inject import HttpInjectEngine
 from troth.storage import SqliteAuthorityStore
 from troth.transport import Listener, TcpSettings, TcpTransport, frame
 from troth.transport.tcp_connection import CUT_BATCH, TcpConnection
@@ -202,3 +205,37 @@ def test_refused_revoke_requests_keep_only_rotations_of_stored_identities_once(
     assert len(set(entries)) == 1  # one supersession, at the first request; nothing after
     assert identities.stored_changes(member.sub) is None
     assert identities.stored_changes(member.below) is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"_method": "GET", "_method": "DELETE"}',  # duplicate keys: the last wins in JSON.parse
+        b'{"\\u005f\\u006d\\u0065\\u0074\\u0068\\u006f\\u0064": "DELETE"}',  # the whole key
+        b"amount=1&%5Fmethod=DELETE",  # form-urlencoded `%5F`
+        b"amount=1&%5f%6d%65%74%68%6f%64=DELETE",  # every letter escaped
+        b"amount=1&_METHOD=DELETE",
+    ],
+)
+def test_other_spellings_of_the_method_parameter_are_refused(body: bytes) -> None:
+    """Secrets (57f's normalisation): duplicate JSON keys, a key escaped whole, `%5F` and
+    percent-escapes of every letter, upper case: each is `_method` to the check too."""
+    request = HttpRequest("POST", "/orders", (), body)
+    with pytest.raises(SecretError, match="method-override"):
+        HttpInjectEngine().check_request(_inject_spec(), ("write",), request)
+
+
+@pytest.mark.parametrize(
+    "name", ["X_HTTP_Method", "X.Method.Override", "x_method_override", "X-Forwarded_Prefix"]
+)
+def test_method_and_forwarding_headers_are_dropped_in_every_cgi_spelling(name: str) -> None:
+    """Secrets: `X-HTTP-Method` and `X-Method-Override` (ASP.NET's, Google's) and an
+    `X-Forwarded-*` are dropped under `_` and `.` spellings; a name with a look-alike letter
+    (Cyrillic U+0435 for `e`) is not a token: the request is refused, not forwarded."""
+    spec = _inject_spec()
+    request = HttpRequest("POST", "/orders", ((name, "DELETE"), ("X-Kept", "1")), b"")
+    _target, headers = HttpInjectEngine().check_request(spec, ("write",), request)
+    assert headers == [("X-Kept", "1")]
+    homoglyph = HttpRequest("POST", "/orders", (("X-HTTP-M\u0435thod", "DELETE"),), b"")
+    with pytest.raises(SecretError, match="malformed"):
+        HttpInjectEngine().check_request(spec, ("write",), homoglyph)
