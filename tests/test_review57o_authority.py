@@ -28,12 +28,13 @@ from tests.test_review57g_authority import (  # noqa: F401 - the fixture
 from troth.credentials import (
     ChainVerifier,
     CredentialChain,
+    RevocationKind,
     TrustPolicy,
     delegate,
     verify_feed,
 )
-from troth.errors import CredentialError, CredentialFailure
-from troth.identity import Identifier
+from troth.errors import AuthorityError, AuthorityFailure, CredentialError, CredentialFailure
+from troth.identity import Identifier, VerifiedIdentity
 
 
 def test_a_rotation_a_revoke_request_showed_is_published(member: Member) -> None:  # noqa: F811
@@ -70,3 +71,40 @@ def test_a_rotation_a_revoke_request_showed_is_published(member: Member) -> None
             stolen.encode(), presenter=member.below, feeds={authority: feed}, now=now
         )
     assert refused.value.reason is CredentialFailure.SUPERSEDED
+
+
+@pytest.mark.parametrize("reason", [AuthorityFailure.QUOTA_EXCEEDED, AuthorityFailure.FEED_LIMIT])
+def test_a_supersession_that_cannot_be_written_leaves_the_rotation_stored_and_the_request_on(
+    member: Member,  # noqa: F811 - the fixture imported above
+    monkeypatch: pytest.MonkeyPatch,
+    reason: AuthorityFailure,
+) -> None:
+    """The fix's edge: her supersession budget spent, or the feed's last entries kept for the
+    authority's own: her rotation is still stored, and her delegate's revocation written."""
+
+    her = Identifier(member.member.identities.find("member").identifier)
+    supersede = member.authority.revocations.supersede
+
+    def refuse(
+        identity: VerifiedIdentity, *, now: int, charged_to: Identifier | None = None
+    ) -> int | None:
+        if identity.identifier == her:  # hers, not the requester's (`_learn`)
+            raise AuthorityError(reason, "refused here")
+        return supersede(identity, now=now, charged_to=charged_to)
+
+    monkeypatch.setattr(member.authority.revocations, "supersede", refuse)
+    now = NOW + 20
+    link = _link_after_rotation(member, now)
+    below = delegate(
+        member.member.identities.signer("sub", now=now),
+        link,
+        subject=member.below,
+        attributes=ORDERS,
+        now=now,
+        ttl=300,
+        purpose="job",
+    )
+    member.authority.revoke_link(_revoke_as(member.member, member, below, now, ref="sub"), now=now)
+    assert member.authority.identities.stored_changes(her) == 2
+    kind = int(RevocationKind.CREDENTIAL)
+    assert member.authority.store.find_revocation(kind, below.credentials[-1].hash) is not None

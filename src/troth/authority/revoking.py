@@ -163,8 +163,9 @@ class Revoking(Requesters):
         57g, authority 2), and published as superseding the older ones, as a requester's is
         (`_learn`), so verifiers with a fresh feed refuse what the retired key signs (review
         57o, authority 1; charged to that identity's own supersession budget, once per change
-        count: one spent leaves it stored, published when it announces). Identities not
-        stored here are not stored (review 23a)."""
+        count: one spent, or a feed full for members, leaves it stored, published when it
+        announces, and the request goes on). Identities not stored here are not stored
+        (review 23a)."""
         for issuer in issuers[1:]:
             if self.identities.stored_changes(issuer.identifier) is None:
                 continue
@@ -176,8 +177,8 @@ class Revoking(Requesters):
                 continue  # an older history: the stored copy says more
             try:
                 self.revocations.supersede(issuer, now=now)
-            except AuthorityError as exc:
-                if exc.reason is not _A.QUOTA_EXCEEDED:
+            except AuthorityError as exc:  # (raised before it writes)
+                if exc.reason not in (_A.QUOTA_EXCEEDED, _A.FEED_LIMIT):
                     raise
 
     def _check_requester(
