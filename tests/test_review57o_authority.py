@@ -37,10 +37,13 @@ from troth.errors import AuthorityError, AuthorityFailure, CredentialError, Cred
 from troth.identity import Identifier, VerifiedIdentity
 
 
-def test_a_rotation_a_revoke_request_showed_is_published(member: Member) -> None:  # noqa: F811
-    now = NOW + 20  # after her rotation
-    link = _link_after_rotation(member, now)
-    below = delegate(
+def delegated_below(
+    member: Member,  # noqa: F811 - the fixture's type, not the fixture
+    link: CredentialChain,
+    now: int,
+) -> CredentialChain:
+    """`link` (acme, member, sub) and sub's delegation below it (to `member.below`)."""
+    return delegate(
         member.member.identities.signer("sub", now=now),
         link,
         subject=member.below,
@@ -49,6 +52,12 @@ def test_a_rotation_a_revoke_request_showed_is_published(member: Member) -> None
         ttl=300,
         purpose="job",
     )
+
+
+def test_a_rotation_a_revoke_request_showed_is_published(member: Member) -> None:  # noqa: F811
+    now = NOW + 20  # after her rotation
+    link = _link_after_rotation(member, now)
+    below = delegated_below(member, link, now)
     member.authority.revoke_link(_revoke_as(member.member, member, below, now, ref="sub"), now=now)
     her = Identifier(member.member.identities.find("member").identifier)
     assert member.authority.identities.stored_changes(her) == 2  # kept (57g)
@@ -95,15 +104,7 @@ def test_a_supersession_that_cannot_be_written_leaves_the_rotation_stored_and_th
     monkeypatch.setattr(member.authority.revocations, "supersede", refuse)
     now = NOW + 20
     link = _link_after_rotation(member, now)
-    below = delegate(
-        member.member.identities.signer("sub", now=now),
-        link,
-        subject=member.below,
-        attributes=ORDERS,
-        now=now,
-        ttl=300,
-        purpose="job",
-    )
+    below = delegated_below(member, link, now)
     member.authority.revoke_link(_revoke_as(member.member, member, below, now, ref="sub"), now=now)
     assert member.authority.identities.stored_changes(her) == 2
     kind = int(RevocationKind.CREDENTIAL)

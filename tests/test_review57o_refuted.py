@@ -17,8 +17,9 @@ from tests.test_reconnect import until
 from tests.test_resilience_enrollment import Hub, hub, prepare, troth  # noqa: F401
 from tests.test_review57f_forwards import _inject_spec
 from tests.test_review57g_authority import ORDERS, Member, _link_after_rotation, member  # noqa: F401
+from tests.test_review57o_authority import delegated_below
 from troth.authority.client import revoke_request
-from troth.credentials import Attributes, delegate
+from troth.credentials import Attributes
 from troth.errors import AuthorityError, AuthorityFailure, SecretError
 from troth.identity import Identifier
 from troth.node import init_node, open_node
@@ -174,15 +175,7 @@ def test_refused_revoke_requests_keep_only_rotations_of_stored_identities_once(
     stored and published, once; nothing of the others, nor of the requester, is kept."""
     now = NOW + 20
     link = _link_after_rotation(member, now)
-    below = delegate(
-        member.member.identities.signer("sub", now=now),
-        link,
-        subject=member.below,
-        attributes=ORDERS,
-        now=now,
-        ttl=300,
-        purpose="job",
-    )
+    below = delegated_below(member, link, now)
     store, identities = member.authority.store, member.authority.identities
     her = Identifier(member.member.identities.find("member").identifier)
     entries = []
