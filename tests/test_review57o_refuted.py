@@ -13,22 +13,32 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NOW
+from tests.support.histories import DAY
 from tests.test_reconnect import until
 from tests.test_resilience_enrollment import Hub, hub, prepare, troth  # noqa: F401
 from tests.test_review57f_forwards import _inject_spec
 from tests.test_review57g_authority import ORDERS, Member, _link_after_rotation, member  # noqa: F401
 from tests.test_review57o_authority import delegated_below
-from troth.authority.client import revoke_request
+from troth.authority import Ticket
+from troth.authority.client import check_ticket, enroll_request, revoke_request
+from troth.clock import FixedClock
 from troth.credentials import Attributes
-from troth.errors import AuthorityError, AuthorityFailure, SecretError
-from troth.identity import Identifier
+from troth.errors import (
+    AuthorityError,
+    AuthorityFailure,
+    IdentityError,
+    IdentityFailure,
+    SecretError,
+)
+from troth.identity import Identifier, IdentityService, rotate_identity
 from troth.node import init_node, open_node
 from troth.routing import Address, RoutedMessage, Router, Source
 from troth.secrets import HttpRequest
 from troth.secrets.engines.http_inject import HttpInjectEngine
-from troth.storage import SqliteAuthorityStore
+from troth.storage import SqliteAuthorityStore, SqliteDatabase, SqliteIdentityStore
 from troth.transport import Listener, TcpSettings, TcpTransport, frame
 from troth.transport.tcp_connection import CUT_BATCH, TcpConnection
+from troth.vault import SoftwareVault
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs 127/8")
 SINK = Address("service", "sink")
@@ -232,3 +242,41 @@ def test_method_and_forwarding_headers_are_dropped_in_every_cgi_spelling(name: s
     homoglyph = HttpRequest("POST", "/orders", (("X-HTTP-M\u0435thod", "DELETE"),), b"")
     with pytest.raises(SecretError, match="malformed"):
         HttpInjectEngine().check_request(spec, ("write",), homoglyph)
+
+
+def test_a_ticket_with_a_stored_prefix_and_a_fork_is_refused(tmp_path: Path) -> None:
+    """Authority (57e's `_ticket_history`): a node stores acme's history rotated three times;
+    the thief, holding the keys of change 1 (a backup taken after the first rotation), writes a
+    ticket whose history is changes 0 and 1 and a rotation of its own (shorter than the stored
+    copy, as an older prefix is): a fork, refused by
+    `check_ticket` and `enroll_request` (not taken as an older prefix), and the stored copy is
+    unchanged; the plain prefix (changes 0 and 1) is taken, naming acme."""
+    from tests.test_review57g_refuted import NOW as AT
+    from tests.test_review57g_refuted import YEAR, rotated
+
+    vault = SoftwareVault()
+    once = rotated(vault, times=1).after  # changes 0 and 1: what the backup holds
+    two, fork = (  # acme's change 2, and the thief's own from the same keys
+        rotate_identity(vault, once.identity, once.primary, once.next_key, now=at, valid_for=YEAR)
+        for at in (AT - DAY + 1, AT - 3)
+    )
+    real = rotate_identity(  # and acme's change 3: the fork is shorter than the stored copy
+        vault, two.identity, two.primary, two.next_key, now=AT - 2, valid_for=YEAR
+    ).identity
+    db = SqliteDatabase(tmp_path / "n.db")
+    identities = IdentityService(SoftwareVault(), SqliteIdentityStore(db), clock=FixedClock(AT))
+    identities.import_history(real.history, now=AT)
+    assert identities.stored_changes(real.identifier) == 4
+    prefix = Ticket(b"\x03" * 16, once.identity.history, "/tcp/thief:4000")
+    assert check_ticket(identities, prefix, now=AT) == real.identifier
+    forked = Ticket(b"\x03" * 16, fork.identity.history, "/tcp/thief:4000")
+    identities.create(now=AT, name="holder")
+    for attempt in (
+        lambda: check_ticket(identities, forked, now=AT),
+        lambda: enroll_request(identities, "holder", forked, now=AT),
+    ):
+        with pytest.raises(IdentityError) as refused:
+            attempt()
+        assert refused.value.reason is IdentityFailure.FORK
+    assert identities.stored_changes(real.identifier) == 4
+    assert identities.check_history(real.history, now=AT).identifier == real.identifier
