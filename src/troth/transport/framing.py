@@ -215,7 +215,8 @@ class FrameReader:
         return (came <= self.small or came < len(self._buffer) // 2) and self.shrink()
 
     def feed(self, data: bytes | bytearray | memoryview, now: float) -> list[bytes]:
-        """Copy `data` in: the frames it completes (DecodeError for a bad header)."""
+        """Copy `data` in: the frames it completes, all of them whatever `max_cut` (DecodeError
+        for a bad header)."""
         frames: list[bytes] = []
         view = memoryview(data)
         if self.error is not None:
@@ -226,6 +227,8 @@ class FrameReader:
             space[:count] = view[:count]
             try:
                 frames += self.advance(count, now)
+                while self.has_frame():  # every one, whatever `max_cut` (review 57o,
+                    frames += self.more(now)  # transport 1)
             except DecodeError:
                 if not frames:
                     raise

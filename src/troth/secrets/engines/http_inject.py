@@ -19,7 +19,9 @@ rule's scope among the lease's scopes). The exact rules (docs/secrets.md, "http-
   CGI-style server reads `X_Forwarded_Host` as `X-Forwarded-Host`: `_cgi_name`);
   `Content-Length` is set from the body; a query or body naming a `_method` parameter (a
   method override), as written or as PHP reads `.method` and `_method%00x`, after its
-  percent-escapes and a JSON body's `\\u00XX` escapes, is refused;
+  percent-escapes and a JSON body's `\\u00XX` escapes, behind leading brackets too
+  (`[_method]`), is refused, and so is a body with a content-coding or in a charset that does
+  not keep ASCII as its bytes (UTF-16, UTF-32, UTF-7: `_readable_body`);
 - the response comes back without hop-by-hop headers, `Set-Cookie` and any header whose
   name carries the secret, and with every
   occurrence of the secret (and of its credential part after a scheme) replaced by
@@ -114,9 +116,13 @@ _CGI_SEPARATORS: Final = str.maketrans("_.", "--")  # `_cgi_name` (review 57f, f
 # `_method%00x`), and a form part's name unquoted (`name=_method`: PHP's and Rack's multipart
 # parsers take it), and as an array (`_method[]=DELETE`: Express's qs gives ["DELETE"], whose
 # first item method-override takes; review 57f, forwards 2)
+# ... and behind leading brackets, which Express's qs and Rack 2's nested-query parser drop
+# (`[_method]=DELETE` is their `_method`: review 57o, forwards 1)
 _METHOD_PARAMETER: Final = re.compile(
-    rb"(?:^|[&;?\s\"'+]|name=)[_.]method(?:$|[=&;\s\"'\x00\[])", re.I | re.M
+    rb"(?:^|[&;?\s\"'+]|name=)[\[\]]*[_.]method(?:$|[=&;\s\"'\x00\[\]])", re.I | re.M
 )
+_CHARSET: Final = re.compile(r";\s*charset\s*=\s*\"?([^\";\s]*)", re.I)
+_ASCII_PROBE: Final = bytes(range(0x20, 0x7F))  # `_readable_body`
 _JSON_ASCII_ESCAPE: Final = re.compile(rb"\\u00([0-7][0-9A-Fa-f])")
 _DROPPED_RESPONSE: Final = frozenset({"set-cookie", "set-cookie2", "proxy-authenticate"})
 _REDACTED: Final = b"[redacted]"
@@ -263,10 +269,12 @@ class HttpInjectEngine(LocalEngine):
             raise SecretError(_F.FORBIDDEN_REQUEST, f"no rule allows {request.method} {path}")
         if len(request.body) > limits.MAX_INJECT_REQUEST_BYTES:
             raise SecretError(_F.FORBIDDEN_REQUEST, "the body is over the limit")
+        headers = _forwarded_headers(spec, request.headers)
+        _readable_body(headers)
         for text in (query or "").encode(), request.body:
             if _method_override(text):
                 raise SecretError(_F.FORBIDDEN_REQUEST, "a method-override parameter (_method)")
-        return _upstream_target(spec, path, query), _forwarded_headers(spec, request.headers)
+        return _upstream_target(spec, path, query), headers
 
     def forward(
         self, spec: SecretSpec, scopes: tuple[str, ...], request: HttpRequest, upstream: SecretValue
@@ -498,6 +506,29 @@ def _method_override(text: bytes) -> bool:
     plain = urllib.parse.unquote_to_bytes(text)
     plain = _JSON_ASCII_ESCAPE.sub(lambda match: bytes([int(match[1], 16)]), plain)
     return _METHOD_PARAMETER.search(plain) is not None
+
+
+def _readable_body(headers: Sequence[tuple[str, str]]) -> None:
+    """Refuse a body the method-override check cannot read as the upstream will: one with a
+    content-coding (Express's body parsers inflate gzip and deflate), or whose Content-Type
+    names a charset in which ASCII is not its own bytes (express.json() decodes UTF-16, UTF-32
+    and UTF-7: review 57o, forwards 2 and 3)."""
+    for name, value in headers:
+        field = _cgi_name(name)
+        if field == "content-encoding" and value.strip(" \t,").lower() not in ("", "identity"):
+            raise SecretError(_F.FORBIDDEN_REQUEST, "a content-coding of the body")
+        if field == "content-type":
+            for charset in _CHARSET.findall(value):
+                if not _ascii_charset(charset):
+                    raise SecretError(_F.FORBIDDEN_REQUEST, "a charset that is not ASCII")
+
+
+def _ascii_charset(charset: str) -> bool:
+    """Whether text in `charset` keeps printable ASCII as its own bytes (False: unknown)."""
+    try:
+        return _ASCII_PROBE.decode(charset) == _ASCII_PROBE.decode("ascii")
+    except (LookupError, UnicodeDecodeError):
+        return False
 
 
 def _header_bytes(headers: Sequence[tuple[str, str]]) -> int:
