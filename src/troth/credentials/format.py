@@ -253,6 +253,12 @@ class SignedCredential:
         )
 
 
+_new: Final = object.__new__
+_set_signed_body, _set_signed_signature, _set_signed_attestation = (
+    vars(SignedCredential)[name].__set__ for name in SignedCredential.__slots__
+)
+
+
 @dataclass(frozen=True, slots=True)
 class CredentialChain:
     """Credentials root first (the root issued by an authority), and the change histories of
@@ -289,12 +295,19 @@ class CredentialChain:
                     and len(signature) == 64
                     and type(attestation) is bytes
                 ):
-                    credentials.append(SignedCredential(body, signature, attestation))
+                    credential = _new(SignedCredential)  # through its slots (the generated
+                    _set_signed_body(credential, body)  # frozen __init__ goes through
+                    _set_signed_signature(credential, signature)  # object.__setattr__)
+                    _set_signed_attestation(credential, attestation)
+                    credentials.append(credential)
                     continue
             credentials.append(SignedCredential.from_cbor(entry, f"credential {index}"))
         for history in histories:
             cbor.expect_bytes(history, "history")
-        return cls(tuple(credentials), tuple(histories))
+        chain = _new(cls)
+        _set_chain_credentials(chain, tuple(credentials))
+        _set_chain_histories(chain, tuple(histories))
+        return chain
 
     def extended(self, link: SignedCredential, issuer_history: bytes) -> CredentialChain:
         """This chain with a delegation link appended (and the delegator's history)."""
@@ -304,3 +317,8 @@ class CredentialChain:
             else (*self.histories, issuer_history)
         )
         return CredentialChain((*self.credentials, link), histories)
+
+
+_set_chain_credentials, _set_chain_histories = (
+    vars(CredentialChain)[name].__set__ for name in CredentialChain.__slots__
+)

@@ -139,7 +139,7 @@ def _against_seen(
 
 def _hashes(identity: VerifiedIdentity) -> bytes:
     """A full history's change hashes, concatenated (a memory entry)."""
-    return b"".join(change.change_hash for change in identity.changes)
+    return b"".join([change.change_hash for change in identity.changes])  # no generator
 
 
 class VerifierMemory:

@@ -11,9 +11,12 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 __all__ = ["constant_time_equal", "hkdf_sha256", "hmac_sha256", "noise_hkdf", "sha256"]
 
 
+_sha256 = hashlib.sha256  # bound once: every signed document is hashed (hot path)
+
+
 def sha256(data: bytes) -> bytes:
     """SHA-256 of `data` (32 bytes)."""
-    return hashlib.sha256(data).digest()
+    return _sha256(data).digest()
 
 
 def hmac_sha256(key: bytes, data: bytes) -> bytes:

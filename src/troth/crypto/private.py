@@ -7,7 +7,7 @@ at rest and must not be called anywhere else.
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, x25519
@@ -42,27 +42,32 @@ class PrivateKey:
 
     __slots__ = ("_key", "key_type", "public_key")
 
+    _key: Any  # the pyca key of `key_type` (typed Any: `sign` dispatches on key_type)
+
     def __init__(
         self,
         key_type: KeyType,
         key: ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | x25519.X25519PrivateKey,
     ) -> None:
-        # dispatch on key_type, not isinstance: pyca's key classes are ABCs (slow checks)
+        # dispatch on key_type, not isinstance: pyca's key classes are ABCs (slow checks); no
+        # `typing.cast` on this path either (a Python call per use: every key made or loaded,
+        # every signature)
         self.key_type = key_type
         self._key = key
         if key_type is _P256:
             public = cast(ec.EllipticCurvePrivateKey, key).public_key()
             raw = public.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
         else:
-            raw = cast(_RawKey, key).public_key().public_bytes_raw()
+            raw = self._key.public_key().public_bytes_raw()
         self.public_key = PublicKey(key_type, raw)
 
     def sign(self, data: bytes) -> bytes:
         key_type = self.key_type
         if key_type is _ED25519:
-            return cast(ed25519.Ed25519PrivateKey, self._key).sign(data)
+            signature: bytes = self._key.sign(data)
+            return signature
         if key_type is _P256:
-            der = cast(ec.EllipticCurvePrivateKey, self._key).sign(data, _ECDSA_SHA256)
+            der = self._key.sign(data, _ECDSA_SHA256)
             r, s = decode_dss_signature(der)
             return p256_raw_low_s(r, s)
         raise CryptoError("X25519 keys cannot sign")
