@@ -61,7 +61,9 @@ def test_connection_churn_leaves_no_state_behind(tmp_path: Path) -> None:
             await until(lambda: not hub.channels.ends, 10)
             state = kept_state(hub)
             assert set(state.values()) == {0}, state
-            assert live_connections() <= baseline
+            # the loop may still hold a closed connection's last callbacks (connection_lost
+            # is scheduled, not run, at close): a leak is one that never goes
+            await until(lambda: live_connections() <= baseline, 10)
 
     asyncio.run(main())
 
