@@ -1,0 +1,68 @@
+"""Review 57p: review 57k's `troth.node.home._check_links` (cli 1 and 3), attacked.
+
+Home 1: `_check_links` walked the lexically normalised path (`os.path.abspath`), which drops
+each `name/..` pair, while the kernel resolves `..` after a link in the link's target. So a
+home named with a `..` after another user's link (TROTH_HOME=/srv/shared/proj/../troth, proj a
+link planted by another user) passed the check, and `secure_dir` made the directory where the
+link's owner chose (the parent of its target: as root, /etc/troth) 0700 and kept the nodes
+there. The walk now resolves the path as the kernel does, looking at every link it follows."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from troth.errors import ConfigError
+from troth.node import init_node
+from troth.node.home import check_kept_dirs, secure_dir
+
+_OTHER = 65534
+"""Another user (nobody)."""
+
+_ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="a link of another user: lchown")
+
+
+def _planted(tmp_path: Path) -> tuple[Path, Path]:
+    """Another user's link `tmp_path/shared/proj` to `tmp_path/etc/sub` (`etc` this user's, as
+    /etc is root's): the link and the directory its `..` names."""
+    etc = tmp_path / "etc"
+    (etc / "sub").mkdir(parents=True)
+    etc.chmod(0o755)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    link = shared / "proj"
+    link.symlink_to(etc / "sub")
+    os.lchown(link, _OTHER, _OTHER)
+    return link, etc
+
+
+@_ROOT_ONLY
+@pytest.mark.xfail(strict=True, reason="home 1: _check_links normalises `..` lexically")
+def test_a_dotdot_after_another_users_link_is_refused(tmp_path: Path) -> None:
+    link, etc = _planted(tmp_path)
+    home = Path(f"{link}/../troth")  # the kernel: etc/troth
+    with pytest.raises(ConfigError, match="is a link of uid"):
+        secure_dir(home)
+    assert not (etc / "troth").exists()
+
+
+@_ROOT_ONLY
+@pytest.mark.xfail(strict=True, reason="home 1: _check_links normalises `..` lexically")
+def test_init_node_with_a_dotdot_after_another_users_link_is_refused(tmp_path: Path) -> None:
+    link, etc = _planted(tmp_path)
+    with pytest.raises(ConfigError, match="is a link of uid"):
+        init_node("n", home=Path(f"{link}/../troth"))
+    assert not (etc / "troth").exists()
+
+
+@_ROOT_ONLY
+@pytest.mark.xfail(strict=True, reason="home 1: _check_links normalises `..` lexically")
+def test_check_kept_dirs_with_a_dotdot_after_another_users_link_is_refused(
+    tmp_path: Path,
+) -> None:
+    link, etc = _planted(tmp_path)
+    (etc / "kept").mkdir(mode=0o700)
+    with pytest.raises(ConfigError, match="is a link of uid"):
+        check_kept_dirs(Path(f"{link}/../kept"))
