@@ -207,24 +207,45 @@ def check_kept_dirs(*paths: Path) -> None:
             )
 
 
+_MAX_LINKS: Final = 40
+"""Links `_check_links` follows on one path, as Linux's MAXSYMLINKS (then ELOOP)."""
+
+
 def _check_links(path: Path) -> None:
     """ConfigError when a link on the way to `path` (itself included) is another user's (not
     root's): its owner chooses, and changes at will, the directory `path` names. Every other
     check looks at that directory (`os.stat`, `mkdir`, `chmod` follow links), so a link planted
     by another user where a home was to be made (TROTH_HOME in a shared directory), pointing
     at a directory of this user's (as root: /etc), passed them: that directory was made 0700
-    and given the nodes (review 57k, cli 1)."""
-    where = Path(os.path.abspath(path))
-    for part in (*reversed(where.parents), where):
+    and given the nodes (review 57k, cli 1). The path is walked as the kernel resolves it, each
+    link followed and `..` taken in the directory reached (review 57p, home 1: a `..` after a
+    link, dropped with it by `os.path.abspath`, let a path through another user's link pass);
+    a part not there (yet) is made by this user."""
+    pending = list(reversed(Path(os.path.join(os.getcwd(), path)).parts))
+    where, followed = Path("/"), 0
+    while pending:
+        name = pending.pop()
+        if name in ("/", "..", "."):
+            where = Path("/") if name == "/" else where.parent if name == ".." else where
+            continue
+        part = where / name
         try:
             info = os.lstat(part)
-        except OSError:
-            return  # not there (yet): made by this user, or a failure where it is used
-        if stat.S_ISLNK(info.st_mode) and info.st_uid not in (os.geteuid(), 0):
+        except OSError:  # not there (yet): made by this user, or a failure where it is used
+            where = part
+            continue
+        if not stat.S_ISLNK(info.st_mode):
+            where = part
+            continue
+        if info.st_uid not in (os.geteuid(), 0):
             raise ConfigError(
                 f"{part} is a link of uid {info.st_uid}, not this user's or root's: its owner "
                 f"chooses where {path} is; use a path without it"
             )
+        followed += 1
+        if followed > _MAX_LINKS:
+            return  # a loop: the kernel refuses the path where it is used (ELOOP)
+        pending.extend(reversed(Path(os.readlink(part)).parts))  # from the link's directory
 
 
 def open_private_log(path: Path) -> BinaryIO:
