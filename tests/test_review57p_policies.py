@@ -15,8 +15,6 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-import pytest
-
 from tests.support.gates import ADMIN, T, make_world, rotate, superseding
 from tests.support.parties import make_party, verified_feed
 from troth.credentials import CredentialChain, delegate, issue_credential
@@ -26,7 +24,6 @@ from troth.node import init_node, open_node
 from troth.node.services.node_policies import NodePolicies
 
 
-@pytest.mark.xfail(strict=True, reason="policies 1: a fork a held feed refutes is stored")
 def test_a_fork_another_anchors_feed_refutes_is_not_stored(troth_home: Path) -> None:
     world = make_world()
     acme, other = world.authority, make_party(world.vault, now=T)
