@@ -10,8 +10,14 @@ from typing import Any, NoReturn
 import pytest
 from click.testing import CliRunner
 
+from tests.support.gates import T, make_world
+from tests.test_review57a_gates import _no_child
+from tests.test_review57j_gates import _two_of_revision_1
 from troth.cli.main import cli, main
 from troth.cli.output import Reporter
+from troth.crypto import sha256
+from troth.errors import PolicyError
+from troth.gates import BundleStore, ToolCall
 
 
 def _main(monkeypatch: pytest.MonkeyPatch, *argv: str) -> int:
@@ -41,3 +47,29 @@ def test_a_result_shown_before_leaves_a_later_bug_its_json_error(
     assert _main(monkeypatch, "identity", "create", "b", "--json") == 70
     out, _ = capsys.readouterr()
     assert json.loads(out)["error"] == "InternalError"
+
+
+def test_the_replaced_same_revision_bundle_replayed_does_not_decide_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review 57j's gates 1-2 (`_replace_stored` taking the table's own bytes, the dormant
+    digest): the higher digest the table's lower one replaced, handed again to the node that
+    held it (a replay: its very bytes, a no-op there), does not decide again while the lower
+    one is dormant, nor is it offered; a store whose active one is the lower refuses it."""
+    world = make_world()
+    one, other = _two_of_revision_1(world)
+    running = world.store(one)
+    pushed = BundleStore(world.verifier, running.table)
+    pushed.reload(now=T + 6)
+    pushed.accept(other, feeds=world.feeds(), now=T + 6)
+    with monkeypatch.context() as patched:
+        _no_child(patched)
+        assert running.reload(now=T + 10) == []
+    running.accept(one, feeds=world.feeds(), now=T + 11)  # the replay
+    member = world.credential(world.support_chain, world.support)
+    call = ToolCall("lookup_order", {"order_id": "o"})
+    assert not world.point(running).decide(member, call, now=T + 12).allowed
+    assert running.dormant.ahead(world.authority.identifier.digest, 1, sha256(one))
+    with pytest.raises(PolicyError):
+        pushed.accept(one, feeds=world.feeds(), now=T + 12)
+    assert running.table.load(world.authority.identifier.digest) == other
