@@ -84,3 +84,36 @@ def test_legitimate_homes_through_links_and_dotdot_are_used(
     (tmp_path / "loop").symlink_to("loop")
     with pytest.raises(ConfigError):
         secure_dir(tmp_path / "loop" / "h")
+
+
+@_ROOT_ONLY
+@pytest.mark.xfail(
+    strict=True, reason="home 2: a directory of another user's on the way is swapped for a link"
+)
+def test_a_directory_of_another_user_on_the_way_swapped_for_a_link_is_not_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Home 2 (left open): `secure_dir` opens the home with O_NOFOLLOW on its last part only.
+    Root using a home under another user's directory (TROTH_HOME=/home/alice/proj/ssh) is
+    not refused; alice, who may rename `proj`, swaps it for a link (here: right after the
+    second `_check_links`, as a race would) and the directory of root's the link leads to
+    (as /etc/ssh) is made 0700."""
+    alice = tmp_path / "alice"
+    (alice / "proj").mkdir(parents=True)
+    for mine in (alice, alice / "proj"):
+        os.chown(mine, _OTHER, _OTHER)
+    (tmp_path / "etc" / "ssh").mkdir(parents=True, mode=0o755)
+    home = alice / "proj" / "ssh"
+    islink = os.path.islink
+
+    def swapping(path: object) -> bool:
+        if path == home and not islink(alice / "proj"):
+            (alice / "proj").rename(alice / "old")
+            (alice / "proj").symlink_to(tmp_path / "etc")
+            os.lchown(alice / "proj", _OTHER, _OTHER)
+        return islink(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os.path, "islink", swapping)
+    with pytest.raises(ConfigError):
+        secure_dir(home)
+    assert (tmp_path / "etc" / "ssh").stat().st_mode & 0o777 == 0o755
