@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,16 +88,13 @@ def test_legitimate_homes_through_links_and_dotdot_are_used(
 
 
 @_ROOT_ONLY
-@pytest.mark.xfail(
-    strict=True, reason="home 2: a directory of another user's on the way is swapped for a link"
-)
 def test_a_directory_of_another_user_on_the_way_swapped_for_a_link_is_not_followed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Home 2 (left open): `secure_dir` opens the home with O_NOFOLLOW on its last part only.
     Root using a home under another user's directory (TROTH_HOME=/home/alice/proj/ssh) is
-    not refused; alice, who may rename `proj`, swaps it for a link (here: right after the
-    second `_check_links`, as a race would) and the directory of root's the link leads to
+    not refused; alice, who may rename `proj`, swaps it for a link (here: as the home is
+    opened, after `_check_links` looked, as a race would) and the directory of root's the link leads to
     (as /etc/ssh) is made 0700."""
     alice = tmp_path / "alice"
     (alice / "proj").mkdir(parents=True)
@@ -104,16 +102,16 @@ def test_a_directory_of_another_user_on_the_way_swapped_for_a_link_is_not_follow
         os.chown(mine, _OTHER, _OTHER)
     (tmp_path / "etc" / "ssh").mkdir(parents=True, mode=0o755)
     home = alice / "proj" / "ssh"
-    islink = os.path.islink
+    opening = os.open
 
-    def swapping(path: object) -> bool:
-        if path == home and not islink(alice / "proj"):
+    def swapping(*args: Any, **kwargs: Any) -> int:
+        if not (alice / "proj").is_symlink():  # as the directory is opened
             (alice / "proj").rename(alice / "old")
             (alice / "proj").symlink_to(tmp_path / "etc")
             os.lchown(alice / "proj", _OTHER, _OTHER)
-        return islink(path)  # type: ignore[arg-type]
+        return opening(*args, **kwargs)
 
-    monkeypatch.setattr(os.path, "islink", swapping)
+    monkeypatch.setattr(os, "open", swapping)
     with pytest.raises(ConfigError):
         secure_dir(home)
     assert (tmp_path / "etc" / "ssh").stat().st_mode & 0o777 == 0o755

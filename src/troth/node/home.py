@@ -7,6 +7,7 @@ rename, fsync of the directory), so a crash leaves the old file or the new one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import secrets
@@ -53,16 +54,15 @@ def secure_dir(path: Path) -> Path:
     """Create `path` (and parents) if needed and make it 0700. An existing directory of another
     user is refused, not taken: as root, a home another user owns (or one like /tmp) was made
     0700 and the nodes kept where that user controls them (review 57d, cli 2). A link of
-    another user on the way is refused (`_check_links`), also one planted as it is made."""
+    another user on the way is refused (`_check_links`), also one planted as it is made, or
+    put in place of a directory on the way (`_open_dir`: review 57p, home 2)."""
     _check_links(path)  # before: nothing made through another user's link
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create directory {path}: {exc}") from exc
-    _check_links(path)  # and after: one planted as it was made (review 57k, cli 3)
-    try:  # the directory looked at is the one changed: a link is followed only if checked
-        nofollow = 0 if os.path.islink(path) else os.O_NOFOLLOW
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | nofollow)
+    try:  # the directory looked at is the one changed, reached one part at a time
+        fd = _open_dir(path)  # and after: a link planted as it was made (review 57k, cli 3)
         try:
             owner = os.fstat(fd).st_uid
             if owner != os.geteuid():
@@ -186,11 +186,14 @@ def check_kept_dirs(*paths: Path) -> None:
     """ConfigError unless each of `paths` is a directory of this user (or root) that no one else
     can write in (as ssh's StrictModes): a node started in one others write in had its control
     socket and log replaced by theirs (review 53u, control 4). A link of another user on the
-    way is refused (`_check_links`)."""
+    way is refused (`_open_dir`)."""
     for path in paths:
-        _check_links(path)
         try:
-            info = os.stat(path)
+            fd = _open_dir(path)
+            try:
+                info = os.fstat(fd)
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise ConfigError(f"cannot look at {path}: {exc}") from exc
         if info.st_uid not in (os.geteuid(), 0):  # chmod would change nothing (57k, cli 4)
@@ -208,7 +211,8 @@ def check_kept_dirs(*paths: Path) -> None:
 
 
 _MAX_LINKS: Final = 40
-"""Links `_check_links` follows on one path, as Linux's MAXSYMLINKS (then ELOOP)."""
+"""Links `_check_links` and `_open_dir` follow on one path, as Linux's MAXSYMLINKS (then
+ELOOP)."""
 
 
 def _check_links(path: Path) -> None:
@@ -246,6 +250,58 @@ def _check_links(path: Path) -> None:
         if followed > _MAX_LINKS:
             return  # a loop: the kernel refuses the path where it is used (ELOOP)
         pending.extend(reversed(Path(os.readlink(part)).parts))  # from the link's directory
+
+
+_DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW
+
+
+def _open_dir(path: Path) -> int:
+    """A descriptor of the directory `path` names, reached as the kernel resolves it but one
+    part at a time, each opened in the directory opened before it without following a link
+    (`_DIR_FLAGS`): a link is followed only once seen to be this user's or root's (else
+    ConfigError, as `_check_links`). Opening the whole path followed a link put in place of a
+    directory on the way after `_check_links` looked (review 57p, home 2: another user owning
+    that directory renamed it and planted one; the directory of this user's it led to was made
+    0700). OSError for a part not there, or a loop."""
+    pending = list(reversed(Path(os.path.join(os.getcwd(), path)).parts))
+    fd, followed = os.open("/", _DIR_FLAGS), 0
+    try:
+        while pending:
+            name = pending.pop()
+            if name in ("/", "."):
+                fd = _reopen(fd, "/") if name == "/" else fd
+                continue
+            try:
+                fd = _reopen(fd, name)
+                continue
+            except OSError:
+                info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                if not stat.S_ISLNK(info.st_mode):
+                    raise
+            if info.st_uid not in (os.geteuid(), 0):
+                raise ConfigError(
+                    f"{name!r} on the way to {path} is a link of uid {info.st_uid}, not this "
+                    f"user's or root's: its owner chooses where {path} is; use a path without it"
+                )
+            target = os.readlink(name, dir_fd=fd)
+            again = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            followed += 1
+            if again.st_ino != info.st_ino or again.st_uid != info.st_uid:
+                raise ConfigError(f"a link on the way to {path} ({name}) changed meanwhile")
+            if followed > _MAX_LINKS:
+                raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(path))
+            pending.extend(reversed(Path(target).parts))  # from the link's directory
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _reopen(fd: int, name: str) -> int:
+    """`name` opened in directory `fd` (`_DIR_FLAGS`), `fd` closed once it is."""
+    opened = os.open(name, _DIR_FLAGS, dir_fd=fd)
+    os.close(fd)
+    return opened
 
 
 def open_private_log(path: Path) -> BinaryIO:
