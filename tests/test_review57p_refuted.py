@@ -10,14 +10,18 @@ from typing import Any, NoReturn
 import pytest
 from click.testing import CliRunner
 
-from tests.support.gates import T, make_world
+from tests.support.gates import ADMIN, T, make_world, rotate
+from tests.support.parties import make_party
 from tests.test_review57a_gates import _no_child
 from tests.test_review57j_gates import _two_of_revision_1
 from troth.cli.main import cli, main
 from troth.cli.output import Reporter
+from troth.credentials import CredentialChain, issue_credential
 from troth.crypto import sha256
 from troth.errors import PolicyError
 from troth.gates import BundleStore, ToolCall
+from troth.node import init_node, open_node
+from troth.node.services.node_policies import NodePolicies
 
 
 def _main(monkeypatch: pytest.MonkeyPatch, *argv: str) -> int:
@@ -73,3 +77,45 @@ def test_the_replaced_same_revision_bundle_replayed_does_not_decide_again(
     with pytest.raises(PolicyError):
         pushed.accept(one, feeds=world.feeds(), now=T + 12)
     assert running.table.load(world.authority.identifier.digest) == other
+
+
+def test_an_issuer_history_shown_again_at_each_decision_writes_nothing_more(
+    troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review 57j's storing `_issuer_known` on the decision path (every caller's chain is
+    verified again at each decision): a rotation shown in a chain is stored once; the same
+    chain shown a thousand times more opens no write transaction on the identity store (a
+    member's flood of calls is no flood of writes)."""
+    world = make_world()
+    acme = world.authority
+    rotated, new = rotate(world, acme, T + 20)
+    member = make_party(world.vault, now=T)
+    credential = issue_credential(
+        new.signer, subject=member.identifier, attributes=ADMIN, now=T + 25, ttl=3600, depth=0
+    )
+    chain = CredentialChain((credential,), (rotated.history,)).encode()
+    init_node("desk")
+    with open_node("desk") as node:
+        node.identities.observe(acme.identity)
+        policies = NodePolicies(node, world.feeds().get)
+        policies.trust(frozenset({acme.identifier}), now=T + 30)
+        assert policies.store is not None
+        verifier = policies.store.verifier
+
+        def verify() -> None:
+            verifier.verify(chain, presenter=member.identifier, feeds=world.feeds(), now=T + 30)
+
+        verify()
+        assert node.identities.stored_changes(acme.identifier) == 2  # the rotation, stored
+        store = node.identities.store
+        writes: list[int] = []
+        transaction = store.transaction
+
+        def counted() -> Any:
+            writes.append(1)
+            return transaction()
+
+        monkeypatch.setattr(store, "transaction", counted)
+        for _ in range(1000):
+            verify()
+        assert writes == []
