@@ -10,6 +10,9 @@ there. The walk now resolves the path as the kernel does, looking at every link 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +119,43 @@ def test_a_directory_of_another_user_on_the_way_swapped_for_a_link_is_not_follow
     with pytest.raises(ConfigError):
         secure_dir(home)
     assert (tmp_path / "etc" / "ssh").stat().st_mode & 0o777 == 0o755
+
+
+def _as_other_user(action: Callable[[], object]) -> str:
+    """`action` run in a child process as `_OTHER` (effective ids): '' or its error's text."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: nothing returns from here
+        os.close(read)
+        text = ""
+        try:
+            os.setegid(_OTHER)
+            os.seteuid(_OTHER)
+            action()
+        except BaseException as exc:
+            text = f"{type(exc).__name__}: {exc}"
+        os.write(write, text.encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as answer:
+        text = answer.read().decode()
+    os.waitpid(pid, 0)
+    return text
+
+
+@_ROOT_ONLY
+def test_a_home_under_a_directory_others_may_only_search_is_used() -> None:
+    """Home 3: no false refusal of a home under a directory others may search but not list
+    (0711, as many a shared /srv or home directory): stat, mkdir and the kernel's resolution
+    need search permission only."""
+    base = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        base.chmod(0o711)
+        (base / "srv").mkdir(mode=0o711)
+        home = base / "srv" / "home"
+        home.mkdir(mode=0o700)
+        os.chown(home, _OTHER, _OTHER)
+        assert _as_other_user(lambda: secure_dir(home)) == ""
+        assert _as_other_user(lambda: check_kept_dirs(home)) == ""
+    finally:
+        shutil.rmtree(base)

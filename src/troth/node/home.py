@@ -63,6 +63,7 @@ def secure_dir(path: Path) -> Path:
         raise ConfigError(f"cannot create directory {path}: {exc}") from exc
     try:  # the directory looked at is the one changed, reached one part at a time
         fd = _open_dir(path)  # and after: a link planted as it was made (review 57k, cli 3)
+        fd = _reopen(fd, ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # to change it
         try:
             owner = os.fstat(fd).st_uid
             if owner != os.geteuid():
@@ -252,7 +253,10 @@ def _check_links(path: Path) -> None:
         pending.extend(reversed(Path(os.readlink(part)).parts))  # from the link's directory
 
 
-_DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW
+_DIR_FLAGS: Final = os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW | getattr(os, "O_PATH", 0)
+"""`_open_dir`'s opening of each part: O_PATH where there is one (Linux), which needs search
+permission only, as the kernel's resolution does (a directory others may search but not list,
+0711, is no refusal); else O_RDONLY (0)."""
 
 
 def _open_dir(path: Path) -> int:
@@ -268,16 +272,18 @@ def _open_dir(path: Path) -> int:
     try:
         while pending:
             name = pending.pop()
-            if name in ("/", "."):
-                fd = _reopen(fd, "/") if name == "/" else fd
+            if name == ".":
                 continue
             try:
-                fd = _reopen(fd, name)
-                continue
+                opened = os.open(name, _DIR_FLAGS, dir_fd=fd)  # "/": dir_fd unused
             except OSError:
                 info = os.stat(name, dir_fd=fd, follow_symlinks=False)
                 if not stat.S_ISLNK(info.st_mode):
                     raise
+            else:
+                os.close(fd)
+                fd = opened
+                continue
             if info.st_uid not in (os.geteuid(), 0):
                 raise ConfigError(
                     f"{name!r} on the way to {path} is a link of uid {info.st_uid}, not this "
@@ -297,11 +303,12 @@ def _open_dir(path: Path) -> int:
         raise
 
 
-def _reopen(fd: int, name: str) -> int:
-    """`name` opened in directory `fd` (`_DIR_FLAGS`), `fd` closed once it is."""
-    opened = os.open(name, _DIR_FLAGS, dir_fd=fd)
-    os.close(fd)
-    return opened
+def _reopen(fd: int, name: str, flags: int) -> int:
+    """`name` opened in directory `fd` with `flags`; `fd` closed (also when that fails)."""
+    try:
+        return os.open(name, flags, dir_fd=fd)
+    finally:
+        os.close(fd)
 
 
 def open_private_log(path: Path) -> BinaryIO:
