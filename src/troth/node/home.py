@@ -7,6 +7,7 @@ rename, fsync of the directory), so a crash leaves the old file or the new one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import secrets
@@ -53,16 +54,16 @@ def secure_dir(path: Path) -> Path:
     """Create `path` (and parents) if needed and make it 0700. An existing directory of another
     user is refused, not taken: as root, a home another user owns (or one like /tmp) was made
     0700 and the nodes kept where that user controls them (review 57d, cli 2). A link of
-    another user on the way is refused (`_check_links`), also one planted as it is made."""
+    another user on the way is refused (`_check_links`), also one planted as it is made, or
+    put in place of a directory on the way (`_open_dir`: review 57p, home 2)."""
     _check_links(path)  # before: nothing made through another user's link
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create directory {path}: {exc}") from exc
-    _check_links(path)  # and after: one planted as it was made (review 57k, cli 3)
-    try:  # the directory looked at is the one changed: a link is followed only if checked
-        nofollow = 0 if os.path.islink(path) else os.O_NOFOLLOW
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | nofollow)
+    try:  # the directory looked at is the one changed, reached one part at a time
+        fd = _open_dir(path)  # and after: a link planted as it was made (review 57k, cli 3)
+        fd = _reopen(fd, ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # to change it
         try:
             owner = os.fstat(fd).st_uid
             if owner != os.geteuid():
@@ -186,11 +187,14 @@ def check_kept_dirs(*paths: Path) -> None:
     """ConfigError unless each of `paths` is a directory of this user (or root) that no one else
     can write in (as ssh's StrictModes): a node started in one others write in had its control
     socket and log replaced by theirs (review 53u, control 4). A link of another user on the
-    way is refused (`_check_links`)."""
+    way is refused (`_open_dir`)."""
     for path in paths:
-        _check_links(path)
         try:
-            info = os.stat(path)
+            fd = _open_dir(path)
+            try:
+                info = os.fstat(fd)
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise ConfigError(f"cannot look at {path}: {exc}") from exc
         if info.st_uid not in (os.geteuid(), 0):  # chmod would change nothing (57k, cli 4)
@@ -207,24 +211,104 @@ def check_kept_dirs(*paths: Path) -> None:
             )
 
 
+_MAX_LINKS: Final = 40
+"""Links `_check_links` and `_open_dir` follow on one path, as Linux's MAXSYMLINKS (then
+ELOOP)."""
+
+
 def _check_links(path: Path) -> None:
     """ConfigError when a link on the way to `path` (itself included) is another user's (not
     root's): its owner chooses, and changes at will, the directory `path` names. Every other
     check looks at that directory (`os.stat`, `mkdir`, `chmod` follow links), so a link planted
     by another user where a home was to be made (TROTH_HOME in a shared directory), pointing
     at a directory of this user's (as root: /etc), passed them: that directory was made 0700
-    and given the nodes (review 57k, cli 1)."""
-    where = Path(os.path.abspath(path))
-    for part in (*reversed(where.parents), where):
+    and given the nodes (review 57k, cli 1). The path is walked as the kernel resolves it, each
+    link followed and `..` taken in the directory reached (review 57p, home 1: a `..` after a
+    link, dropped with it by `os.path.abspath`, let a path through another user's link pass);
+    a part not there (yet) is made by this user."""
+    pending = list(reversed(Path(os.path.join(os.getcwd(), path)).parts))
+    where, followed = Path("/"), 0
+    while pending:
+        name = pending.pop()
+        if name in ("/", "..", "."):
+            where = Path("/") if name == "/" else where.parent if name == ".." else where
+            continue
+        part = where / name
         try:
             info = os.lstat(part)
-        except OSError:
-            return  # not there (yet): made by this user, or a failure where it is used
-        if stat.S_ISLNK(info.st_mode) and info.st_uid not in (os.geteuid(), 0):
+        except OSError:  # not there (yet): made by this user, or a failure where it is used
+            where = part
+            continue
+        if not stat.S_ISLNK(info.st_mode):
+            where = part
+            continue
+        if info.st_uid not in (os.geteuid(), 0):
             raise ConfigError(
                 f"{part} is a link of uid {info.st_uid}, not this user's or root's: its owner "
                 f"chooses where {path} is; use a path without it"
             )
+        followed += 1
+        if followed > _MAX_LINKS:
+            return  # a loop: the kernel refuses the path where it is used (ELOOP)
+        pending.extend(reversed(Path(os.readlink(part)).parts))  # from the link's directory
+
+
+_DIR_FLAGS: Final = os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW | getattr(os, "O_PATH", 0)
+"""`_open_dir`'s opening of each part: O_PATH where there is one (Linux), which needs search
+permission only, as the kernel's resolution does (a directory others may search but not list,
+0711, is no refusal); else O_RDONLY (0)."""
+
+
+def _open_dir(path: Path) -> int:
+    """A descriptor of the directory `path` names, reached as the kernel resolves it but one
+    part at a time, each opened in the directory opened before it without following a link
+    (`_DIR_FLAGS`): a link is followed only once seen to be this user's or root's (else
+    ConfigError, as `_check_links`). Opening the whole path followed a link put in place of a
+    directory on the way after `_check_links` looked (review 57p, home 2: another user owning
+    that directory renamed it and planted one; the directory of this user's it led to was made
+    0700). OSError for a part not there, or a loop."""
+    pending = list(reversed(Path(os.path.join(os.getcwd(), path)).parts))
+    fd, followed = os.open("/", _DIR_FLAGS), 0
+    try:
+        while pending:
+            name = pending.pop()
+            if name == ".":
+                continue
+            try:
+                opened = os.open(name, _DIR_FLAGS, dir_fd=fd)  # "/": dir_fd unused
+            except OSError:
+                info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                if not stat.S_ISLNK(info.st_mode):
+                    raise
+            else:
+                os.close(fd)
+                fd = opened
+                continue
+            if info.st_uid not in (os.geteuid(), 0):
+                raise ConfigError(
+                    f"{name!r} on the way to {path} is a link of uid {info.st_uid}, not this "
+                    f"user's or root's: its owner chooses where {path} is; use a path without it"
+                )
+            target = os.readlink(name, dir_fd=fd)
+            again = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            followed += 1
+            if again.st_ino != info.st_ino or again.st_uid != info.st_uid:
+                raise ConfigError(f"a link on the way to {path} ({name}) changed meanwhile")
+            if followed > _MAX_LINKS:
+                raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(path))
+            pending.extend(reversed(Path(target).parts))  # from the link's directory
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _reopen(fd: int, name: str, flags: int) -> int:
+    """`name` opened in directory `fd` with `flags`; `fd` closed (also when that fails)."""
+    try:
+        return os.open(name, flags, dir_fd=fd)
+    finally:
+        os.close(fd)
 
 
 def open_private_log(path: Path) -> BinaryIO:
