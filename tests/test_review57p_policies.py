@@ -16,8 +16,6 @@ import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 from tests.support.gates import ADMIN, T, make_world, rotate, superseding
 from tests.support.parties import Party, make_party, verified_feed
 from troth.credentials import CredentialChain, VerifiedFeed, delegate, issue_credential
@@ -95,9 +93,6 @@ def test_a_fork_another_anchors_feed_refutes_is_not_stored(troth_home: Path) -> 
         node.identities.check_known(f.owners)  # the owner's history is no fork here
 
 
-@pytest.mark.xfail(
-    strict=True, reason="policies 2: NodeTrust._extend_known stores a fork a held feed refutes"
-)
 def test_the_trace_collectors_verifier_stores_no_fork_a_held_feed_refutes(
     troth_home: Path,
 ) -> None:

@@ -323,6 +323,12 @@ class NodeTrust:
                 raise
             self._issuer_known(identity, root)  # raises unless the copy does not bind it
             return
+        stored = identities.stored_changes(identity.identifier)
+        if stored is not None and identity.current.index >= stored:
+            feeds = [feed for a in self.anchors if (feed := self.feeds.get(a)) is not None]
+            if identity_refusal(identity, feeds) is not None:
+                return  # an extension a trust anchor's held feed refutes: not stored over the
+                # copy (review 57p, policies 2; as the bundle verifier's, policies 1)
         identities.observe(identity)
 
     def _remember(self, peer: VerifiedPeer, *, pinned: Identifier | None = None) -> None:
