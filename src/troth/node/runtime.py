@@ -109,6 +109,7 @@ class NodeRuntime(ChannelOpening, Upkeep):
         """`limits` default to `ChannelLimits` with the `TROTH_CHANNELS_*` environment variables
         applied, `backoff` to `Backoff` with `TROTH_RECONNECT_*` (docs/protocols.md, "Load
         limits")."""
+        limits = limits or ChannelLimits.from_environment()
         self.node = node
         self.clock = clock or SystemClock()
         self.name = node.name
@@ -118,6 +119,9 @@ class NodeRuntime(ChannelOpening, Upkeep):
             self.tcp.authenticated_idle = True  # connection (review 50e, idle 1), and of
             self.tcp.relayed_progress = (LENGTH.size, TRANSPORT_FRAME)  # relayed frames a
             # channel's transport frame (its first frame's type byte), not a handshake (50k)
+            # an idle timeout below twice the keepalive interval: ConfigError, else the sweep
+            # closed the connection under every quiet channel (review 57c, transport 1)
+            limits.check_idle(self.tcp.settings, settings)
         self.worker = StoreWorker()
         self.trust = NodeTrust(node, hosted=None)
         self.policy = RulesPolicy(self.name, {}, self.trust.standing)
@@ -140,7 +144,7 @@ class NodeRuntime(ChannelOpening, Upkeep):
             services=self.host.addresses,
             settings=settings or ChannelSettings(),
             clock=self.clock.now,
-            limits=limits or ChannelLimits.from_environment(),
+            limits=limits,
             trusted=trusted,
             pins=node.identities,  # what `NodeTrust` asks `outgrown` of (review 55q, pins)
         )
