@@ -34,7 +34,15 @@ from troth.channel import ChannelSettings, ChannelState
 from troth.channel.packets import LENGTH, TRANSPORT_FRAME
 from troth.clock import Clock, SystemClock
 from troth.credentials import VerifiedFeed
-from troth.errors import Denied, NotFound, RemoteError, RoutingError, TrothError
+from troth.errors import (
+    ChannelError,
+    ChannelFailure,
+    Denied,
+    NotFound,
+    RemoteError,
+    RoutingError,
+    TrothError,
+)
 from troth.identity import Identifier
 from troth.node import feedsync, membership
 from troth.node.access import (
@@ -397,7 +405,16 @@ class NodeRuntime(ChannelOpening, Upkeep):
         """Reopen a link's channel (pinned to the identity expected there), create its
         relays again, sync its authority's feed; then refresh credentials and announce pending
         rotations (their failures stay for the maintenance round)."""
-        end = await self.channel_to(parse_route(link.route), expect=link.pin)
+        try:
+            end = await self.channel_to(parse_route(link.route), expect=link.pin)
+        except ChannelError as exc:
+            if exc.by_peer and exc.reason is ChannelFailure.CREDENTIAL_INVALID:
+                # the peer refused a credential this node shows (its authority rotated: the
+                # handshake showed the newer history): what the node shows is renewed now, so
+                # the next attempt shows no superseded chain, not after the maintenance round
+                # (review 57e, relink 1)
+                await self._renew_identity()
+            raise
         refused: list[str] = []
         for name in sorted(link.relays):  # one refused stops none of the others (review 23b,
             try:  # relays 2: a name taken once its grace ran out stopped every later one)
