@@ -55,7 +55,8 @@ def test_garbage_frames_on_1000_connections_memory_bounded_and_given_back(nodes:
     connection; a second round leaves the node no larger than the first did (what the
     allocator keeps after the first is reused, nothing accumulates)."""
     idle = 6
-    environment = {"TROTH_TCP_IDLE_TIMEOUT": str(idle)}
+    # the node refuses an idle timeout below twice the keepalive interval (review 57c)
+    environment = {"TROTH_TCP_IDLE_TIMEOUT": str(idle), "TROTH_CHANNELS_KEEPALIVE_INTERVAL": "3"}
     net = hub_and_member(nodes, environment=environment, max_files=4096)  # cap: 1,024
     raise_descriptor_limit(1200)
     sources = attacker_addresses(16)

@@ -26,6 +26,7 @@ def test_every_limit_of_a_submodule_is_troth_limits_own() -> None:
     assert [module.__name__ for module in submodules] == [
         "troth.limits.authority",  # review 56g, budgets 1
         "troth.limits.gates",
+        "troth.limits.handshakes",  # review 57c, handshakes 1
         "troth.limits.leases",  # review 56j, chains 1 and forwards 2
         "troth.limits.otel",  # review 57h, otel 4
         "troth.limits.routing",  # review 55a, budget 2

@@ -12,15 +12,14 @@ for ~1.6 s of the node's CPU; ~2,500 a second (~200 KB/s from one /24) hold a co
 genuine handshake and request on the node waits behind them. Nothing bounds the rate per
 network (nor globally).
 
-Not fixed here (the listener, troth.node.channels, is outside this review's files). The fix to
-make: a budget of handshakes taken up per network (`_source_network`, as the half-open table
-judges them), a token bucket (`troth.rates.ByteBudgets(rate=..., burst=..., max_sources=...,
-evict=True)`, an amount of 1 per message 1; e.g. a burst of 256 and 64 a second, new limits in
-`troth.limits`), spent in `ChannelManager._listen` before `_make_room`: a message 1 past it is
-dropped, counted (`refused_handshake_rate`), as one past the per-source limit is. A network's
-own flood then spends its own budget; a newcomer from another network still finds its own (the
-second half of the test). Sources from many networks (an IPv6 /32's /48s) still add up; a
-cookie exchange under load (WireGuard's) would bound those, at the cost of a protocol change.
+Fixed (was a strict xfail): a budget of handshakes taken up per network (`_source_network`, as
+the half-open table judges them), a token bucket (troth.node.opening_rates: a burst of
+`HANDSHAKE_BURST`, 256, then `HANDSHAKE_RATE`, 64, a second; `TROTH_CHANNELS_HANDSHAKE_*`),
+spent in `ChannelManager._listen` before `_make_room`: a message 1 past it is dropped and
+counted (`refused_handshake_rate`), as one past the per-source limit is. A network's own flood
+spends its own budget; a newcomer from another network still finds its own (the second half of
+the test). Sources from many networks (an IPv6 /32's /48s) still add up; a cookie exchange
+under load (WireGuard's) would bound those, at the cost of a protocol change.
 """
 
 from __future__ import annotations
@@ -44,10 +43,6 @@ PER_NETWORK = 1_024
 times the half-open table: any bucket of a sensible burst and rate stays under it)."""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 57c handshakes 1: messages 1 from one network are taken up at any rate",
-)
 def test_a_networks_burst_of_messages_1_is_not_all_taken_up(tmp_path: Path) -> None:
     """2,000 messages 1 at once from the 200 addresses of 127.0.30.0/24 (no source ever holds
     more than its 16): the node takes up at most `PER_NETWORK` of them; and a message 1 from

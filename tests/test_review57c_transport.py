@@ -13,10 +13,8 @@ with it (`peer closed`), though nothing was wrong with them: its peers reconnect
 again, and the ones that only listen lose what was sent meanwhile.
 
 Now `ChannelLimits.check_idle` refuses an idle timeout below twice the keepalive interval in
-force (ConfigError naming both variables). The node does not call it yet: that is one line in
-`NodeRuntime.__init__` (troth.node.runtime, outside this review's files), after the channel
-manager is made: `if isinstance(self.tcp, TcpTransport): self.channels.limits.check_idle(
-self.tcp.settings, self.channels.settings)`; the strict xfail below stands until then.
+force (ConfigError naming both variables), and `NodeRuntime.__init__` calls it for a TCP
+transport, so such a node does not start (was a strict xfail).
 
 The sweep's check takes the time (`TcpConnection._check(now)`): this test passes it, no waiting
 on the clock.
@@ -74,11 +72,6 @@ class _At:
         self.address = "/tcp/{}:{}".format(*listening)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 57c transport 1: a node takes a TCP idle timeout below its channels' "
-    "keepalive interval, and closes the connection under every quiet channel",
-)
 def test_an_idle_timeout_below_the_keepalive_interval_is_refused(tmp_path: Path) -> None:
     """A hub whose TCP idle timeout (10 s) is below its channels' keepalive interval (15 s) must
     be refused as it starts (ConfigError naming both). Before: it started, and a stranger's

@@ -11,13 +11,15 @@ stayed down. Measured with real daemons (b's backoff capped at 1 s): 58 refused 
 relay back 28 s after the hub's return, against the documented bound of the backoff cap plus
 one handshake (docs/protocols.md, "Reconnecting"). Here the node's clock is fixed and no
 maintenance round runs: the link never came back.
+
+Fixed (was a strict xfail): `NodeRuntime._restore` renews what the node shows when the peer
+refuses the attempt's handshake for its credential (`ChannelError.by_peer`,
+`CREDENTIAL_INVALID`), so the next attempt, after the backoff, shows no superseded chain.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import pytest
 
 from tests.support.nodes import MemNet, run_memnet
 from tests.support.relayed import relayed_b
@@ -25,11 +27,6 @@ from tests.test_reconnect import crash_and_restart_hub, link_state, until
 from troth.node.links import LinkState
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 57e, relink 1: the link presents a chain its authority's rotation "
-    "superseded until a maintenance round renews what the node shows",
-)
 def test_a_relayed_member_gets_back_to_a_hub_whose_authority_rotated(tmp_path: Path) -> None:
     async def test(net: MemNet) -> None:
         b = await relayed_b(net)

@@ -3,16 +3,16 @@ and the answer, with real processes over TCP on loopback.
 
 The hub (hosting authority acme) is SIGKILLed once it committed agent's redemption (its answer
 never sent: crash point `authority.enroll.after-commit`); its operator rotates the authority's
-key and starts it again on the same port. Meanwhile the nodes around it reconnect at once
-(a storm of enroll requests from agent's network spends that network's budget at the hub:
-review 56g, budgets 1), so agent's `troth enroll` with the same ticket is refused as rate
-limited; but its channel to the hub showed the rotated history, and agent's node stored it
-(store-or-extend). From then on, the hub restarted and its budgets whole again, the ticket's
-authority history (change 0) is older than the stored copy (change 1): `troth enroll` with the
-same ticket, `troth credential refresh` and the node's own resumption all refused it as
-ROLLBACK ("history is older than the stored copy") before anything was sent, for good, so the
-member held nothing although the authority had redeemed its ticket, and only a second ticket
-made it a member.
+key and starts it again on the same port. Meanwhile a storm of enroll requests from agent's
+node spends its budget at the hub (review 56g, budgets 1; agent's own, as a member's since
+review 57e, storm 1, not its network's), so agent's `troth enroll` with the same ticket is
+refused as rate limited; but its channel to the hub showed the rotated history, and agent's
+node stored it (store-or-extend). From then on, the hub restarted and its budgets whole again,
+the ticket's authority history (change 0) is older than the stored copy (change 1): `troth
+enroll` with the same ticket, `troth credential refresh` and the node's own resumption all
+refused it as ROLLBACK ("history is older than the stored copy") before anything was sent, for
+good, so the member held nothing although the authority had redeemed its ticket, and only a
+second ticket made it a member.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from troth.clock import FixedClock
 from troth.errors import RemoteError
 from troth.faults import CRASH_EXIT_CODE
 from troth.limits import ENROLL_REQUESTS_BURST
-from troth.node import init_node, open_node
+from troth.node import open_node
 from troth.node.runtime import NodeRuntime
 from troth.node.services import call, service_address
 from troth.routing import parse_route
@@ -40,11 +40,10 @@ NOW = 1_800_000_000
 
 
 async def _storm(route: str, history: bytes) -> None:
-    """ENROLL_REQUESTS_BURST enroll requests at `route` from one node on this machine, with
-    made-up codes (as many reconnecting nodes behind one address would send): its network's
-    budget spent."""
-    init_node("storm")
-    with open_node("storm") as node:
+    """ENROLL_REQUESTS_BURST enroll requests at `route` from agent's node, with made-up codes:
+    its budget spent (a member's own since review 57e, storm 1: a storm from other nodes of its
+    network spends it no more)."""
+    with open_node("agent") as node:
         runtime = NodeRuntime(node)
         await runtime.start()
         try:
@@ -56,7 +55,7 @@ async def _storm(route: str, history: bytes) -> None:
                 expect=authority.identifier,
                 claimed=True,
             )
-            request = enroll_request(node.identities, "storm", bogus, now=runtime.clock.now())
+            request = enroll_request(node.identities, "agent", bogus, now=runtime.clock.now())
             for _ in range(ENROLL_REQUESTS_BURST):
                 with contextlib.suppress(RemoteError):
                     await call(
@@ -68,7 +67,7 @@ async def _storm(route: str, history: bytes) -> None:
 
 def _rotated_and_seen(running: Hub, home: Path) -> str:
     """agent's redemption committed at the hub, the answer lost (the hub killed); the hub's
-    authority rotated, the hub started again; a storm of enroll requests from this machine,
+    authority rotated, the hub started again; a storm of enroll requests from agent's node,
     then agent's `troth enroll` with its ticket refused as rate limited (its channel showed
     the rotated history: stored); the hub restarted (its budgets whole). The ticket."""
     setup = prepare(running.route)

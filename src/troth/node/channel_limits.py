@@ -90,6 +90,11 @@ class ChannelLimits:
     keepalive_timeout: float | None = None
     """Seconds without an authenticated frame before a channel closes (None: the channel
     settings', 45 s; three times `keepalive_interval` when only that is set)."""
+    handshake_burst: int = protocol_limits.HANDSHAKE_BURST
+    """Messages 1 taken up from one network at once, then `handshake_rate` a second
+    (troth.node.opening_rates; review 57c, handshakes 1)."""
+    handshake_rate: int = protocol_limits.HANDSHAKE_RATE
+    """Messages 1 a second a network's handshake budget refills by."""
     max_reply_paths: int = 1024
     """Reply paths a channel remembers (least recently used forgotten first)."""
     log_lines_per_minute: int = 10
@@ -111,6 +116,8 @@ class ChannelLimits:
             "max_channels_per_member",
             "max_open_channels",
             "max_reply_paths",  # each channel end failed as it was made (settings 2)
+            "handshake_burst",  # every message 1 refused (review 57c, handshakes 1)
+            "handshake_rate",
         )
         if self.reassembly_timeout is not None and self.reassembly_timeout <= 0:
             raise ValueError("reassembly_timeout must be positive (a number of seconds)")
@@ -168,6 +175,8 @@ class ChannelCounters:
     gives up its oldest handshake for a newcomer, `evicted_half_open`, instead of refusing it)."""
     refused_half_open_per_source: int = 0
     refused_channels_per_source: int = 0
+    refused_handshake_rate: int = 0
+    """Messages 1 dropped past their network's handshake budget (review 57c, handshakes 1)."""
     evicted_half_open: int = 0
     evicted_open: int = 0
     """Strangers' open channels closed for a newcomer at the node's cap (review 54k)."""

@@ -81,6 +81,7 @@ from troth.node.channel_limits import (
 )
 from troth.node.channel_pins import ChannelPins, Pins
 from troth.node.no_route import NoRouteNotices
+from troth.node.opening_rates import OpeningRates
 from troth.node.services.base import (
     BUSY,
     NO_ROUTE,
@@ -170,6 +171,7 @@ class ChannelManager:
     _open: OpenChannels[ChannelEnd] = field(init=False)  # the node's cap on the channels
     # peers opened (troth.node.channel_cap; review 54k, channels 1)
     _pinned: ChannelPins = field(init=False)  # each open channel's pins (troth.node.channel_pins)
+    _openings: OpeningRates = field(init=False)  # messages 1 taken up per network
 
     def __post_init__(self) -> None:
         if self.limits.reassembly_timeout is not None:
@@ -181,6 +183,9 @@ class ChannelManager:
         self._notices = NoRouteNotices(self)
         self._open = OpenChannels(self.limits.max_open_channels, lambda: self.trusted())
         self._pinned = ChannelPins(self.pins)
+        self._openings = OpeningRates(
+            rate=self.limits.handshake_rate, burst=self.limits.handshake_burst
+        )
 
     def start(self) -> None:
         """Serve the channel listener (`/service/channels`), and send no-route notices for
@@ -242,7 +247,7 @@ class ChannelManager:
             # not one per reply address of its channels (review 54o, channels 3)
             source_key = str(source.address)
         network = _source_network(source_key)
-        self._make_room(source_key, network)
+        self._make_room(source_key, network, rated=source is not None)
         trust = self.trust()
         limited = ChannelsPerPeer(
             trust.policy,
@@ -277,8 +282,11 @@ class ChannelManager:
         if end.channel.state is ChannelState.AWAITING_MESSAGE_1:  # message 1 was unusable
             self._forget(end)
 
-    def _make_room(self, source_key: str, network: str) -> None:
-        """Room for one more half-open handshake from a source (RoutingError when none)."""
+    def _make_room(self, source_key: str, network: str, *, rated: bool = True) -> None:
+        """Room for one more half-open handshake from a source (RoutingError when none); one
+        of its network's handshake budget spent (`rated`: not for the node's own), once the
+        source's own limits let it in (review 57c, handshakes 1: what they refuse costs the
+        node nothing, and spent no budget, so one source's flood leaves its neighbours' own)."""
         if self._per_source[source_key] >= self.limits.max_channels_per_source:
             self.counters.refused_channels_per_source += 1
             self._note("refused a handshake: %s holds its channels' limit", source_key)
@@ -288,6 +296,10 @@ class ChannelManager:
             self.counters.refused_half_open_per_source += 1
             self._note("refused a handshake: %s has %d in progress", source_key, held)
             raise RoutingError("too many handshakes in progress from this source")
+        if rated and not self._openings.take(network):
+            self.counters.refused_handshake_rate += 1
+            self._note("refused a handshake: %s past its handshake rate", network)
+            raise RoutingError("too many handshakes from this network")
         if len(self._half_open) < self.limits.max_half_open:
             return
         # The oldest handshake of the sources holding the most goes (this source's own when

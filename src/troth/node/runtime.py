@@ -34,7 +34,15 @@ from troth.channel import ChannelSettings, ChannelState
 from troth.channel.packets import LENGTH, TRANSPORT_FRAME
 from troth.clock import Clock, SystemClock
 from troth.credentials import VerifiedFeed
-from troth.errors import Denied, NotFound, RemoteError, RoutingError, TrothError
+from troth.errors import (
+    ChannelError,
+    ChannelFailure,
+    Denied,
+    NotFound,
+    RemoteError,
+    RoutingError,
+    TrothError,
+)
 from troth.identity import Identifier
 from troth.node import feedsync, membership
 from troth.node.access import (
@@ -109,6 +117,7 @@ class NodeRuntime(ChannelOpening, Upkeep):
         """`limits` default to `ChannelLimits` with the `TROTH_CHANNELS_*` environment variables
         applied, `backoff` to `Backoff` with `TROTH_RECONNECT_*` (docs/protocols.md, "Load
         limits")."""
+        limits = limits or ChannelLimits.from_environment()
         self.node = node
         self.clock = clock or SystemClock()
         self.name = node.name
@@ -118,6 +127,9 @@ class NodeRuntime(ChannelOpening, Upkeep):
             self.tcp.authenticated_idle = True  # connection (review 50e, idle 1), and of
             self.tcp.relayed_progress = (LENGTH.size, TRANSPORT_FRAME)  # relayed frames a
             # channel's transport frame (its first frame's type byte), not a handshake (50k)
+            # an idle timeout below twice the keepalive interval: ConfigError, else the sweep
+            # closed the connection under every quiet channel (review 57c, transport 1)
+            limits.check_idle(self.tcp.settings, settings)
         self.worker = StoreWorker()
         self.trust = NodeTrust(node, hosted=None)
         self.policy = RulesPolicy(self.name, {}, self.trust.standing)
@@ -140,7 +152,7 @@ class NodeRuntime(ChannelOpening, Upkeep):
             services=self.host.addresses,
             settings=settings or ChannelSettings(),
             clock=self.clock.now,
-            limits=limits or ChannelLimits.from_environment(),
+            limits=limits,
             trusted=trusted,
             pins=node.identities,  # what `NodeTrust` asks `outgrown` of (review 55q, pins)
         )
@@ -396,7 +408,16 @@ class NodeRuntime(ChannelOpening, Upkeep):
         """Reopen a link's channel (pinned to the identity expected there), create its
         relays again, sync its authority's feed; then refresh credentials and announce pending
         rotations (their failures stay for the maintenance round)."""
-        end = await self.channel_to(parse_route(link.route), expect=link.pin)
+        try:
+            end = await self.channel_to(parse_route(link.route), expect=link.pin)
+        except ChannelError as exc:
+            if exc.by_peer and exc.reason is ChannelFailure.CREDENTIAL_INVALID:
+                # the peer refused a credential this node shows (its authority rotated: the
+                # handshake showed the newer history): what the node shows is renewed now, so
+                # the next attempt shows no superseded chain, not after the maintenance round
+                # (review 57e, relink 1)
+                await self._renew_identity()
+            raise
         refused: list[str] = []
         for name in sorted(link.relays):  # one refused stops none of the others (review 23b,
             try:  # relays 2: a name taken once its grace ran out stopped every later one)

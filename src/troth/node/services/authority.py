@@ -21,9 +21,9 @@ of the caller's choosing: review 34b, feed pages 1).
 
 Enroll and refresh requests (docs/credentials.md, "Request budgets"): each is charged to its
 source's budget before anything is checked (`troth.authority.budgets`; review 56g, budgets 1):
-a member's to the same account its pages are, anyone else's to the network its channel came
-from (what the node's per-source channel limits count by: an identity costs nothing); a local
-caller's to no one.
+a member's to the same account its pages are (a member showing no credential, its own: review
+57e, storm 1), anyone else's to the network its channel came from (what the node's per-source
+channel limits count by: an identity costs nothing); a local caller's to no one.
 """
 
 from __future__ import annotations
@@ -169,13 +169,13 @@ class AuthorityService:
     async def enroll(self, request: Any, context: RequestContext) -> bytes:
         """Redeem a ticket: the new member's credential chain."""
         data = _request(request)
-        self._charge(context)
+        await self._charge(context)
         return await self.worker.run(lambda: self.authority.enroll(data, now=context.now).encode())
 
     async def refresh(self, request: Any, context: RequestContext) -> bytes:
         """A member's fresh credential chain."""
         data = _request(request)
-        self._charge(context)
+        await self._charge(context)
         return await self.worker.run(lambda: self.authority.refresh(data, now=context.now).encode())
 
     async def revoke(self, request: Any, context: RequestContext) -> int:
@@ -202,10 +202,16 @@ class AuthorityService:
         payer = self._payer(context.caller, context.now)
         return await self.worker.run(self._page, start, context.now, payer)
 
-    def _charge(self, context: RequestContext) -> None:
+    async def _charge(self, context: RequestContext) -> None:
         """Spend one enroll or refresh request of the caller's source (`RequestBudgets`):
-        a member's account (or an anchor's), as `_payer` names it, or else the network its
-        channel came from; a local caller's, nothing. RATE_LIMITED past it."""
+        a member's account (or an anchor's), as `_payer` names it; a caller showing no
+        credential of this authority that is one of its members (stored now: a removed member
+        is not), its own; anyone else's, the network its channel came from; a local caller's,
+        nothing. RATE_LIMITED past it. A member whose credentials this authority's rotation
+        superseded shows none, and was charged to its network's budget, shared with every
+        stranger there: past its burst the members of one site were refused their fresh
+        credentials, and a stranger there could spend it to keep them all from refreshing
+        (review 57e, storm 1)."""
         caller = context.caller
         payer = self._payer(caller, context.now)
         if payer is None or not isinstance(caller, PeerCaller):
@@ -213,10 +219,16 @@ class AuthorityService:
         member = payer.callers is self._members
         if member:
             source: Hashable = payer.source
+        elif await self.worker.run(self._is_member, caller.identifier.digest):
+            source, member = caller.identifier.digest, True  # its account, as `_payer`'s
         else:
             end = self.find_channel(caller.channel)  # gone: one shared source
             source = "gone" if end is None else _source_network(end.source_key)
         self.budgets.charge(source, member=member, now=context.now)
+
+    def _is_member(self, identifier: bytes) -> bool:
+        """Whether `identifier` is one of this authority's members (storage thread)."""
+        return self.authority.store.get_member(identifier) is not None
 
     def _payer(self, caller: Caller, now: int) -> _Payer | None:
         """Whom `caller`'s pages are charged to (None: a local caller, never charged). A member

@@ -1,0 +1,29 @@
+"""The hard limits on the secure-channel handshakes a node takes up (troth.node.opening_rates;
+docs/protocols.md, "Load limits").
+
+Part of `troth.limits`, which re-exports every one of them: the one place hard limits are named
+(`troth.limits.X`; review 50f, limits 4).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["HANDSHAKE_BURST", "HANDSHAKE_RATE", "MAX_HANDSHAKE_NETWORKS"]
+
+HANDSHAKE_BURST: Final = 256
+"""Messages 1 (handshake openings) a node takes up from one network at once (an IPv4 /24, an
+IPv6 /48, a sender behind a relay by the network its relay's host tag names: the networks the
+half-open table judges by), then HANDSHAKE_RATE a second; past it a message 1 is dropped and
+counted (`refused_handshake_rate`). Each costs the node a responder's handshake work (~0.4 ms of
+CPU), and the half-open table bounds how many are held, not how fast they come: a flood from
+one /24 evicted its own oldest and was taken up at any rate (review 57c, handshakes 1). As many
+as the half-open table holds, so members behind one NAT all reconnecting at once are taken up
+(`TROTH_CHANNELS_HANDSHAKE_BURST` sets a node's)."""
+HANDSHAKE_RATE: Final = 64
+"""Messages 1 a second a network's handshake budget refills by (~26 ms of a core a second at
+~0.4 ms each; `TROTH_CHANNELS_HANDSHAKE_RATE` sets a node's)."""
+MAX_HANDSHAKE_NETWORKS: Final = 4096
+"""Networks whose handshake budget a node keeps at once: refilled budgets are forgotten first,
+then the oldest (it starts again with a full budget), so no number of networks leaves a new one
+refused."""
