@@ -45,7 +45,6 @@ def gone_cwd(tmp_path: Path) -> Iterator[None]:
         os.chdir(before)
 
 
-@pytest.mark.xfail(strict=True, reason="home 1: os.getcwd() asked for an absolute path")
 @pytest.mark.usefixtures("gone_cwd")
 def test_secure_dir_of_an_absolute_home_works_from_a_removed_working_directory(
     tmp_path: Path,
@@ -56,7 +55,6 @@ def test_secure_dir_of_an_absolute_home_works_from_a_removed_working_directory(
     check_kept_dirs(home)
 
 
-@pytest.mark.xfail(strict=True, reason="home 1: os.getcwd() asked for an absolute path")
 @pytest.mark.usefixtures("gone_cwd")
 def test_a_relative_home_from_a_removed_working_directory_is_a_config_error() -> None:
     with pytest.raises(ConfigError):
@@ -65,7 +63,6 @@ def test_a_relative_home_from_a_removed_working_directory_is_a_config_error() ->
         check_kept_dirs(Path("home"))
 
 
-@pytest.mark.xfail(strict=True, reason="home 2: mkdir(parents=True) follows a link planted")
 @_ROOT_ONLY
 def test_a_link_planted_after_the_check_makes_nothing_where_it_points(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
