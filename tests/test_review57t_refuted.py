@@ -1,4 +1,5 @@
-"""Review 57t: attacks on review 57p's path walk in `troth.node.home` that did not work."""
+"""Review 57t: attacks on review 57p's path walk in `troth.node.home`, and on the lead's
+`NodeTrust._extend_known` change, that did not work."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ from typing import Any
 
 import pytest
 
+from tests.support.gates import ADMIN, T, make_world, rotate, superseding
+from tests.support.parties import make_party, verified_feed
+from troth.credentials import CredentialChain, delegate, issue_credential
 from troth.errors import ConfigError
-from troth.node import init_node
+from troth.node import init_node, open_node
 from troth.node.home import check_kept_dirs, secure_dir
+from troth.node.trust import NodeTrust
 
 _OTHER = 65534
 """Another user (nobody)."""
@@ -97,3 +102,47 @@ def test_a_home_under_a_directory_root_owns_0755_is_used(tmp_path: Path) -> None
     home = tmp_path / "srv" / "troth"
     init_node("n", home=home)
     check_kept_dirs(home, home / "nodes", home / "nodes" / "n")
+
+
+def test_a_legitimate_rotation_past_a_stale_anchors_feed_is_stored(troth_home: Path) -> None:
+    """57p policies 2's refusal in `NodeTrust._extend_known` (an extension an anchor's held feed
+    refutes is not stored) does not refuse the owner's own rotation that the other anchor's
+    feed is behind on: the feed names the first rotation, the chain shows a second one that
+    descends from it; stored over the copy (3 changes)."""
+    world = make_world()
+    acme, other = world.authority, make_party(world.vault, now=T)
+    issuer = make_party(world.vault, now=T)
+    first, rotated = rotate(world, issuer, T + 20)
+    second, owner = rotate(world, rotated, T + 21)
+    root = issue_credential(
+        acme.signer, subject=issuer.identifier, attributes=ADMIN, now=T, ttl=86_400, depth=2
+    )
+    admin = make_party(world.vault, now=T)
+    chain = delegate(
+        owner.signer,
+        CredentialChain((root,), (acme.identity.history,)),
+        subject=admin.identifier,
+        attributes=ADMIN,
+        now=T + 22,
+        ttl=3600,
+        purpose="policy",
+    )
+    assert second.history in chain.histories
+    feeds = {
+        acme.identifier: verified_feed(acme, now=T + 25),
+        other.identifier: superseding(other, first, other, T + 25),  # behind: the first
+    }
+    init_node("desk")
+    with open_node("desk") as node:
+        node.identities.observe(issuer.identity)
+        for authority in feeds:
+            node.wallet.trust(authority, f"node:{authority.digest.hex()[:8]}", now=T)
+        trust = NodeTrust(node, None)
+        trust.reload(T + 30)
+        for authority, feed in feeds.items():
+            trust.set_feed(authority, feed)
+        assert trust.verifier is not None
+        trust.verifier.verify(
+            chain.encode(), presenter=admin.identifier, feeds=trust.feeds, now=T + 30
+        )
+        assert node.identities.stored_changes(issuer.identifier) == 3
