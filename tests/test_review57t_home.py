@@ -83,3 +83,17 @@ def test_a_link_planted_after_the_check_makes_nothing_where_it_points(
     with pytest.raises(ConfigError, match="link of uid"):
         secure_dir(shared / "proj" / "troth")
     assert not (etc / "troth").exists()
+
+
+def test_a_part_that_cannot_be_made_is_told_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A part the walk cannot make (a directory this user may not write in, a read-only file
+    system) is refused with the mkdir's reason, as `Path.mkdir` told it, not the look after."""
+
+    def denied(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "mkdir", denied)
+    with pytest.raises(ConfigError, match="Permission denied"):
+        secure_dir(tmp_path / "home")

@@ -294,8 +294,11 @@ def _open_dir(path: Path, *, make: bool = False) -> int:
                 continue
             try:
                 opened = _open_part(name, fd, make=make, last=not pending)
-            except OSError:
-                info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except OSError as exc:
+                try:
+                    info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                except OSError:
+                    raise exc from None  # why it could not be opened (or made), not the stat's
                 if not stat.S_ISLNK(info.st_mode):
                     raise
             else:
