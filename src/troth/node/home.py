@@ -55,14 +55,12 @@ def secure_dir(path: Path) -> Path:
     user is refused, not taken: as root, a home another user owns (or one like /tmp) was made
     0700 and the nodes kept where that user controls them (review 57d, cli 2). A link of
     another user on the way is refused (`_check_links`), also one planted as it is made, or
-    put in place of a directory on the way (`_open_dir`: review 57p, home 2)."""
-    _check_links(path)  # before: nothing made through another user's link
-    try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot create directory {path}: {exc}") from exc
-    try:  # the directory looked at is the one changed, reached one part at a time
-        fd = _open_dir(path)  # and after: a link planted as it was made (review 57k, cli 3)
+    put in place of a directory on the way (`_open_dir`: review 57p, home 2). The missing parts
+    are made on that walk, each in the directory opened before it: `Path.mkdir(parents=True)`
+    followed a link planted after `_check_links` looked (review 57t, home 2)."""
+    try:  # the directory looked at is the one changed, reached (and made) one part at a time
+        _check_links(path)  # before: nothing made through another user's link
+        fd = _open_dir(path, make=True)  # a link planted meanwhile (review 57k, cli 3; 57t, 2)
         fd = _reopen(fd, ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # to change it
         try:
             owner = os.fstat(fd).st_uid
@@ -226,7 +224,7 @@ def _check_links(path: Path) -> None:
     link followed and `..` taken in the directory reached (review 57p, home 1: a `..` after a
     link, dropped with it by `os.path.abspath`, let a path through another user's link pass);
     a part not there (yet) is made by this user."""
-    pending = list(reversed(Path(os.path.join(os.getcwd(), path)).parts))
+    pending = list(reversed(_absolute(path).parts))
     where, followed = Path("/"), 0
     while pending:
         name = pending.pop()
@@ -259,15 +257,35 @@ permission only, as the kernel's resolution does (a directory others may search 
 0711, is no refusal); else O_RDONLY (0)."""
 
 
-def _open_dir(path: Path) -> int:
+def _absolute(path: Path) -> Path:
+    """`path` from the working directory when relative: an absolute one never asks for it (a
+    removed working directory failed every absolute home: review 57t, home 1)."""
+    return path if path.is_absolute() else Path(os.getcwd(), path)
+
+
+def _open_part(name: str, fd: int, *, make: bool, last: bool) -> int:
+    """Directory `name` in directory `fd` opened with `_DIR_FLAGS`; made first when not there
+    and `make` (0700 when `last`, as `Path.mkdir(mode=0o700, parents=True)` makes a path)."""
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=fd)  # "/": dir_fd unused
+    except FileNotFoundError:
+        if not make:
+            raise
+    with contextlib.suppress(FileExistsError):  # made meanwhile: opened as it is
+        os.mkdir(name, 0o700 if last else 0o777, dir_fd=fd)
+    return os.open(name, _DIR_FLAGS, dir_fd=fd)
+
+
+def _open_dir(path: Path, *, make: bool = False) -> int:
     """A descriptor of the directory `path` names, reached as the kernel resolves it but one
     part at a time, each opened in the directory opened before it without following a link
     (`_DIR_FLAGS`): a link is followed only once seen to be this user's or root's (else
     ConfigError, as `_check_links`). Opening the whole path followed a link put in place of a
     directory on the way after `_check_links` looked (review 57p, home 2: another user owning
     that directory renamed it and planted one; the directory of this user's it led to was made
-    0700). OSError for a part not there, or a loop."""
-    pending = list(reversed(Path(os.path.join(os.getcwd(), path)).parts))
+    0700). `make`: a part not there is made (`_open_part`). OSError for a part not there, or
+    a loop."""
+    pending = list(reversed(_absolute(path).parts))
     fd, followed = os.open("/", _DIR_FLAGS), 0
     try:
         while pending:
@@ -275,9 +293,12 @@ def _open_dir(path: Path) -> int:
             if name == ".":
                 continue
             try:
-                opened = os.open(name, _DIR_FLAGS, dir_fd=fd)  # "/": dir_fd unused
-            except OSError:
-                info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                opened = _open_part(name, fd, make=make, last=not pending)
+            except OSError as exc:
+                try:
+                    info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                except OSError:
+                    raise exc from None  # why it could not be opened (or made), not the stat's
                 if not stat.S_ISLNK(info.st_mode):
                     raise
             else:
