@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.support.gates import T
 from tests.test_review57p_policies import forked
 from troth.clock import FixedClock
@@ -28,9 +26,6 @@ from troth.trace.submit import Status
 NOW = T + 30
 
 
-@pytest.mark.xfail(
-    strict=True, reason="trust 1: _keep_issuers stores the fork _extend_known left out"
-)
 def test_a_record_under_a_fork_an_anchors_feed_refutes_does_not_store_the_fork(
     troth_home: Path, tmp_path: Path
 ) -> None:
@@ -53,6 +48,7 @@ def test_a_record_under_a_fork_an_anchors_feed_refutes_does_not_store_the_fork(
             vouched=trust.vouchers.of,
             checkpoints=trust.checkpoints,
             due=lambda: trust.due,
+            observe_issuer=trust.observe_unrefuted,
         )
         batcher = TraceBatcher(lambda now: signer)
         batcher.set_head(collector.head(signer.identity.identifier).head)

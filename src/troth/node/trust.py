@@ -323,12 +323,21 @@ class NodeTrust:
                 raise
             self._issuer_known(identity, root)  # raises unless the copy does not bind it
             return
+        self.observe_unrefuted(identity)
+
+    def observe_unrefuted(self, identity: VerifiedIdentity) -> None:
+        """Store (or extend) a verified chain's issuer history, unless it extends the stored
+        copy and a trust anchor's held feed refutes it (revoked, superseded): a chain is judged
+        by its root's feed alone, so a thief's fork of a rotation another authority published
+        was stored over the copy, the owner's history a FORK here after (review 57p, policies
+        2, as the bundle verifier's, policies 1; and by the trace collector once a record under
+        the chain was appended, review 57t, trust 1)."""
+        identities = self.node.identities
         stored = identities.stored_changes(identity.identifier)
         if stored is not None and identity.current.index >= stored:
             feeds = [feed for a in self.anchors if (feed := self.feeds.get(a)) is not None]
             if identity_refusal(identity, feeds) is not None:
-                return  # an extension a trust anchor's held feed refutes: not stored over the
-                # copy (review 57p, policies 2; as the bundle verifier's, policies 1)
+                return
         identities.observe(identity)
 
     def _remember(self, peer: VerifiedPeer, *, pinned: Identifier | None = None) -> None:

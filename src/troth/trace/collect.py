@@ -125,16 +125,21 @@ class TraceCollector:
         vouched: Vouched,
         checkpoints: Callable[[int], Checkpoints] | None = None,
         due: Callable[[], frozenset[Identifier]] = frozenset,
+        observe_issuer: Known | None = None,
     ) -> None:
         """`checkpoints(now)`: the node's word on a checkpointed signer history (its stored
         copies and held feeds: `NodeTrust.checkpoints`); None takes full histories only.
         `due()`: the authorities whose held feed a revocation made on this machine left due a
-        sync (`NodeTrust.due`): their chains are refused for now (review 55p, trace 1)."""
+        sync (`NodeTrust.due`): their chains are refused for now (review 55p, trace 1).
+        `observe_issuer`: stores a chain's issuer history once a record under it is appended
+        (default `observe`; a node's skips one a trust anchor's held feed refutes:
+        `NodeTrust.observe_unrefuted`, review 57t, trust 1)."""
         self.log = log
         self._verifier = verifier
         self._due = due
         self._feeds = feeds
         self._observe = observe
+        self._observe_issuer = observe if observe_issuer is None else observe_issuer
         self._vouched = vouched
         self._checkpoints = checkpoints
         self._member_signed: int | None = None  # the `now` of the last member's prove that
@@ -476,7 +481,7 @@ class TraceCollector:
                 # a copy stored meanwhile that this one forks from stays: the record was
                 # judged against the store when its chain verified, and stands
                 with contextlib.suppress(IdentityError):
-                    self._observe(issuer)
+                    self._observe_issuer(issuer)
 
     def _settle(self, entry: SubmitResult | _Queued) -> SubmitResult:
         if isinstance(entry, SubmitResult):

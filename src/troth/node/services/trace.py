@@ -173,6 +173,7 @@ class TraceService:
                 vouched=self.trust.vouchers.of,
                 checkpoints=self.trust.checkpoints,
                 due=lambda: self.trust.due,
+                observe_issuer=self.trust.observe_unrefuted,
             )
         return self._collector
 
