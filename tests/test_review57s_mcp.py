@@ -17,7 +17,6 @@ from troth import limits
 from troth.integrations.mcp.quiet import quiet_sdk
 
 
-@pytest.mark.xfail(strict=True, reason="57s mcp 1: the throttle is on the shared 'client' logger")
 def test_another_codes_client_logger_is_not_throttled(caplog: pytest.LogCaptureFixture) -> None:
     """1: an application's own "client" logger keeps every warning after `quiet_sdk`."""
     caplog.set_level(logging.INFO)
