@@ -8,15 +8,20 @@ malformed params. A node logs at INFO into node.log, so an upstream, or a member
 budget, filled the node's disk at several hundred bytes a byte. `quiet_sdk` gives those
 loggers one `SdkThrottle`: at most MCP_SDK_LOG_LINES_PER_MINUTE lines a minute at WARNING or
 above, the rest counted (`suppressed`) and summarised in the next line written. Lines below
-WARNING pass (the SDK's debug lines, off at INFO).
+WARNING pass (the SDK's debug lines, off at INFO), and so do the lines of a "client" logger
+that the SDK's code did not write: the name is no package's, an application's may be it
+(review 57s, mcp 1). troth's own loggers (`troth.*`) carry no throttle.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any, Final
+
+import mcp
 
 from troth import limits
 from troth.transport.ratelog import RateLimitedLog
@@ -32,6 +37,11 @@ SDK_LOGGERS: Final = (
 )
 """The MCP SDK's loggers that log what a peer sent."""
 
+_SHARED_NAME: Final = "client"
+"""The one of `SDK_LOGGERS` that is no package's name: an application or another library may log
+as "client" too, and only the SDK's own lines under it are throttled (review 57s, mcp 1)."""
+_SDK_DIR: Final = os.path.dirname(os.path.abspath(mcp.__file__)) + os.sep
+
 
 class _Passed(logging.Logger):
     """Where an `SdkThrottle`'s limiter writes the line it lets pass: only kept (the record
@@ -45,7 +55,8 @@ class _Passed(logging.Logger):
 
 class SdkThrottle(logging.Filter):
     """At most `per_minute` records a minute at WARNING or above pass (a `RateLimitedLog`
-    decides); the others are counted, and the next one passing says how many were left out."""
+    decides); the others are counted, and the next one passing says how many were left out.
+    A record of the "client" logger passes unless the SDK's code logged it (`_SHARED_NAME`)."""
 
     def __init__(self, per_minute: int, *, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
@@ -60,6 +71,8 @@ class SdkThrottle(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
             return True
+        if record.name == _SHARED_NAME and not _from_sdk(record):
+            return True  # another code's "client" logger, not the SDK's (review 57s, mcp 1)
         self._passed.said = None
         if not self.limiter.log(record.levelno, ""):
             return False
@@ -67,6 +80,11 @@ class SdkThrottle(logging.Filter):
             record.msg = record.getMessage() + self._passed.said
             record.args = None
         return True
+
+
+def _from_sdk(record: logging.LogRecord) -> bool:
+    """Whether the MCP SDK's code logged `record` (its source file is in the `mcp` package)."""
+    return os.path.abspath(record.pathname).startswith(_SDK_DIR)
 
 
 _THROTTLE: Final = SdkThrottle(limits.MCP_SDK_LOG_LINES_PER_MINUTE)
