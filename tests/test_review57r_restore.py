@@ -8,6 +8,7 @@ the rotation), which then signed with the keys that rotation retired; refused no
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -18,10 +19,13 @@ from tests.support.cli import run, run_json
 from tests.test_review57i_restore import _refused, _restored_after_rotation
 from troth.cli.node_cmds import _restored
 from troth.clock import FixedClock
+from troth.errors import IdentityError, IdentityFailure
 from troth.identity.restored import RestoredIdentities
 from troth.node import open_node
 from troth.node.authorities import sync_from
+from troth.node.runtime import NodeRuntime
 from troth.storage.sqlite import SqliteDatabase
+from troth.transport import MemoryNetwork, MemoryTransport
 
 NOW = int(time.time())
 
@@ -114,3 +118,29 @@ def test_restored_identities_check_takes_a_clock(troth_home: Path) -> None:
         assert restored.voided == 2
     finally:
         db.close()
+
+
+def test_a_node_whose_own_identity_is_held_says_how_to_start_it(troth_home: Path) -> None:
+    """Start 1: `troth node status` (which names the recovery) needs a running node, and a node
+    whose own identity is held does not start: the start's error must name the recovery
+    (release it, if not rotated since the copy), before the node listens."""
+    _restored_after_rotation(troth_home, own=True)
+    network = MemoryNetwork()
+
+    async def start() -> None:
+        node = open_node("laptop")
+        runtime = NodeRuntime(
+            node,
+            clock=FixedClock(NOW),
+            transport=lambda router: MemoryTransport(router, network, host="host-laptop"),
+        )
+        try:
+            await runtime.start()
+        finally:
+            await runtime.stop()
+            node.close()
+
+    with pytest.raises(IdentityError) as refused:
+        asyncio.run(start())
+    assert refused.value.reason is IdentityFailure.ROLLBACK
+    assert "troth identity release-restored laptop --node laptop" in str(refused.value)

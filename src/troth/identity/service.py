@@ -721,6 +721,13 @@ class IdentityService(RetiredKeys):
         if self._restores is not None:
             self._restores.check_usable(identifier, name, now)
 
+    def restore_held(self, ref: str) -> int | None:
+        """When local identity `ref` was held by a restore of node.db found (`check_restored`
+        first), or None."""
+        if self._restores is None:
+            return None
+        return self._restores.held(self.find(ref).identifier)
+
     def release_restored(self, ref: str, *, now: int | Clock | None = None) -> bool:
         """Let local identity `ref`, held by a restore of node.db found, sign, open channels and
         rotate again: only one the operator knows was not rotated after the copy was taken
