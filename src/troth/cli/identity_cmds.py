@@ -1,4 +1,5 @@
-"""`troth identity ...`: create, show, list, rotate, export, verify, import, did, forks."""
+"""`troth identity ...`: create, show, list, rotate, export, verify, import, did, forks,
+release-restored."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from troth.cli.output import (
 from troth.cli.text import moment
 from troth.credentials.wallet import Announcement
 from troth.crypto import KeyType, sha256
-from troth.errors import CredentialError, IdentityError, TrothError
+from troth.errors import CredentialError, IdentityError, IdentityFailure, TrothError
 from troth.identity import Identifier, VerifiedIdentity, did_document, verify_history
 from troth.identity.service import IdentityExists
 from troth.node import open_node, troth_home
@@ -377,3 +378,41 @@ def forks(ref: str, node_name: str, reporter: Reporter) -> None:
         for fork in kept
     )
     reporter.result(rows, text or f"no fork of {identifier} seen by node {node_name!r}")
+
+
+@identity_group.command("release-restored")
+@IDENTITY_ARG
+@node_option
+@json_command
+def release_restored(ref: str, node_name: str, reporter: Reporter) -> None:
+    """Release IDENTITY held by a restore of node.db: it signs and rotates again.
+
+    node.db was found restored from a copy taken before a rotation, and every identity it
+    holds was held. Release only one you know was NOT rotated after the copy was taken: one
+    that was holds the keys its rotation retired (make a new one and enroll it instead).
+    Refused for one a feed this node holds shows rotated past its copy. See docs/vault.md,
+    "A node.db restored from before a rotation"."""
+    with open_cli_node(node_name) as node:
+        ref = reporter.names.local(ref, node)
+        local = node.identities.get(ref, now=CLOCK.now())
+        # review 57r, restore 2: its owner's announced history is newer than the copy's, so it
+        # WAS rotated after the copy was taken: released, it signs with the retired keys
+        superseded = superseded_reason(node, local.identity)
+        if superseded is not None:
+            raise IdentityError(
+                IdentityFailure.ROLLBACK,
+                f"{ref!r} was rotated after the copy was taken ({superseded}): not released; "
+                "make a new identity and enroll it again "
+                '(docs/vault.md, "A node.db restored from before a rotation")',
+            )
+        released = node.identities.release_restored(ref, now=CLOCK)
+    data = {**describe(local.identity, local.name), "released": released}
+    if not released:
+        reporter.result(data, f"{ref!r} is not held by a restore of node {node_name!r}")
+        return
+    reporter.warn(
+        f"{ref!r} released: it signs with the keys the copy holds; had it been rotated after "
+        "the copy was taken, they are keys its rotation retired and a rotation from them forks "
+        "its history: such an identity is lost on this node (make a new one and enroll it)"
+    )
+    reporter.result(data, f"{ref!r} released: it signs, opens channels and rotates again")

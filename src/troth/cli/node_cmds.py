@@ -238,11 +238,20 @@ def _traces(traces: dict[str, Any]) -> str:
 
 def _restored(rows: list[dict[str, Any]]) -> str | None:
     """The restores of node.db found (docs/storage.md, "Rollback guard"), or None (no line)."""
-    voided = {"authority": "ticket(s) voided", "broker": "lease(s) revoked"}
+    voided = {
+        "authority": "ticket(s) voided",
+        "broker": "lease(s) revoked",
+        "identity": "identity(ies) held",
+    }
+    # what the operator does (review 57r, status 1: an identity scope's advice was to revoke)
+    advice = {
+        "identity": "release one not rotated after the copy with troth identity "
+        "release-restored IDENTITY, and make a new one for each rotated since: it is lost here",
+    }
     return (
         "; ".join(
             f"{row['scope']} at {row['at']}, {row['voided']} {voided.get(row['scope'], 'voided')}"
-            " (revoke again what was revoked after the copy)"
+            f" ({advice.get(row['scope'], 'revoke again what was revoked after the copy')})"
             for row in rows
         )
         or None

@@ -711,18 +711,35 @@ class IdentityService(RetiredKeys):
         """Whether node.db is a copy restored from before a rotation (found once: every local
         identity it holds is held then, signing nothing, opening no channel, not rotating,
         until `release_restored`); run before any of those, and by a node as it starts."""
-        return None if self._restores is None else self._restores.check(now)
+        if self._restores is None:
+            return None
+        # review 57r, clock 1: RestoredIdentities.check bound a Clock given to it as the holds'
+        # time (`troth identity rotate` passes one: a StorageError, the restore unrecorded)
+        return self._restores.check(now if isinstance(now, int) else now.now())
 
     def _check_held(self, identifier: bytes, name: str | None, now: int) -> None:
         if self._restores is not None:
             self._restores.check_usable(identifier, name, now)
 
-    def release_restored(self, ref: str) -> bool:
+    def restore_held(self, ref: str) -> int | None:
+        """When local identity `ref` was held by a restore of node.db found (`check_restored`
+        first), or None."""
+        if self._restores is None:
+            return None
+        return self._restores.held(self.find(ref).identifier)
+
+    def release_restored(self, ref: str, *, now: int | Clock | None = None) -> bool:
         """Let local identity `ref`, held by a restore of node.db found, sign, open channels and
         rotate again: only one the operator knows was not rotated after the copy was taken
-        (docs/vault.md, "A node.db restored from before a rotation"). Whether it was held."""
+        (docs/vault.md, "A node.db restored from before a rotation"). Whether it was held. A
+        restore not found yet is found first (`now`, default the system clock, dates it)."""
         record = self.find(ref)
-        return self._restores is not None and self._restores.release(record.identifier)
+        if self._restores is None:
+            return False
+        # review 57r, release 1: released before anything found the restore, it was "not held",
+        # and held at its next use
+        self.check_restored(SystemClock() if now is None else now)
+        return self._restores.release(record.identifier)
 
     def _keep_verified(self, identity: VerifiedIdentity) -> None:
         verified = self._verified_local

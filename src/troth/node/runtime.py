@@ -38,6 +38,8 @@ from troth.errors import (
     ChannelError,
     ChannelFailure,
     Denied,
+    IdentityError,
+    IdentityFailure,
     NotFound,
     RemoteError,
     RoutingError,
@@ -277,6 +279,18 @@ class NodeRuntime(ChannelOpening, Upkeep):
             self.identifier = Identifier(identities.find(self.name).identifier)
         except NotFound:
             self.identifier = identities.create(now=now, name=self.name).identifier
+        # review 57r, start 1: `troth node status`, which names the recovery, needs a running
+        # node, and the start failed later, on the own identity's first signature
+        held = identities.restore_held(self.name)
+        if held is not None:
+            raise IdentityError(
+                IdentityFailure.ROLLBACK,
+                f"node {self.name!r}'s own identity held since {held}: node.db was restored "
+                "from a copy taken before a rotation. If it was not rotated after the copy: "
+                f"troth identity release-restored {self.name} --node {self.name}, and start "
+                "again; if it was, it is lost on this node "
+                '(docs/vault.md, "A node.db restored from before a rotation")',
+            )
         self.trust.hosted = self.node.hosted_authority()
         self._reload_trust(now)
         if "relay" in self.node.config.services:
