@@ -104,11 +104,6 @@ def test_cli_rotate_of_a_restored_copy_is_refused_as_held(troth_home: Path) -> N
     assert [row.scope for row in restores_found(path)] == ["identity"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 57r, clock 1 (left for restored.py's owner): RestoredIdentities.check binds "
-    "the Clock it is given as the holds' time (hold_all's `(now,)`, not the int it read)",
-)
 def test_restored_identities_check_takes_a_clock(troth_home: Path) -> None:
     path = _restored_after_rotation(troth_home)
     db = SqliteDatabase(path)

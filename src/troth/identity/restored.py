@@ -69,19 +69,21 @@ class RestoredIdentities:
         """Find a restored copy once per object: if node.db is one, hold every local identity
         it holds, in the transaction that records the restore (a caller's, if in one: its
         rollback undoes the record, and the guard is left as it was, so it is found again).
-        A Clock is read only when a restore is to be recorded (a rotation reads its own
-        inside its transaction)."""
+        A Clock is read only when a restore is to be recorded."""
         if self._checked:
             return None
         if not self._guard.behind():
             self._checked = True
             return None
 
+        at = now if isinstance(now, int) else now.now()  # the holds' time, read once (a Clock
+        # bound as the statement's parameter failed it: review 57r, clock 1)
+
         def hold_all() -> int:
             self._db.execute(_CREATE)
-            return int(self._db.execute(_HOLD_ALL, (now,)).rowcount)
+            return int(self._db.execute(_HOLD_ALL, (at,)).rowcount)
 
-        restored = self._guard.check(now if isinstance(now, int) else now.now(), hold_all)
+        restored = self._guard.check(at, hold_all)
         self._db.after_commit(self._checked_now)
         return restored
 

@@ -711,11 +711,7 @@ class IdentityService(RetiredKeys):
         """Whether node.db is a copy restored from before a rotation (found once: every local
         identity it holds is held then, signing nothing, opening no channel, not rotating,
         until `release_restored`); run before any of those, and by a node as it starts."""
-        if self._restores is None:
-            return None
-        # review 57r, clock 1: RestoredIdentities.check bound a Clock given to it as the holds'
-        # time (`troth identity rotate` passes one: a StorageError, the restore unrecorded)
-        return self._restores.check(now if isinstance(now, int) else now.now())
+        return None if self._restores is None else self._restores.check(now)
 
     def _check_held(self, identifier: bytes, name: str | None, now: int) -> None:
         if self._restores is not None:
