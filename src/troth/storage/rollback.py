@@ -497,7 +497,12 @@ class RollbackGuard:
                     _write_slot(self.path, seq + 1, slot, sync=self._db.durability == "full")
                     start = ((seq + 1) % 2) * GUARD_SLOT_BYTES  # the bytes now in the file
                     written = data[:start] + slot + data[start + GUARD_SLOT_BYTES :]
-                    _know(written, (seq + 1, tuple(sorted(counts.items()))))
+                    # known unread only if it decodes as written: a scope added (a newer
+                    # troth's full guard) or a number past the largest may not (review 57v,
+                    # guard 1: the cache said so, and the next raise overwrote the only valid
+                    # slot); decoded at its next read then
+                    if self.scope in current and seq < limits.MAX_ROLLBACK_COUNTER:
+                        _know(written, (seq + 1, tuple(sorted(counts.items()))))
         except OSError as exc:  # a full disk, an I/O error (review 56d, storage 2)
             raise StorageError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
         finally:
