@@ -9,6 +9,8 @@ from pathlib import Path
 from tests.support.cli import run_json
 from tests.test_review57i_restore import _refused, _restored_after_rotation
 from troth.node import open_node
+from troth.storage import SqliteDatabase, rollback
+from troth.storage.rollback import RollbackGuard, encode_guard, guard_path, read_guard
 
 NOW = int(time.time())
 
@@ -48,3 +50,35 @@ def test_release_json_says_not_held_for_an_identity_never_held(troth_home: Path)
     result = run_json("identity", "release-restored", "fresh", "--node", "laptop")
     assert result["released"] is False
     assert not result.get("warnings")
+
+
+def test_two_guards_of_the_same_bytes_each_read_as_their_file_holds(tmp_path: Path) -> None:
+    """The cache is keyed by content only: guard B holding the bytes guard A held before A's
+    raise still reads as B holds them (a pure decode), and A as its raised state."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = SqliteDatabase(tmp_path / "a" / "node.db")
+    second = SqliteDatabase(tmp_path / "b" / "node.db")
+    try:
+        for db in (first, second):
+            with db.transaction():
+                RollbackGuard(db, "identity").bump()
+        a, b = guard_path(first.path), guard_path(second.path)
+        assert a.read_bytes() == b.read_bytes()
+        with first.transaction():
+            RollbackGuard(first, "identity").bump()
+        assert read_guard(a) == {"identity": 2}
+        assert read_guard(b) == {"identity": 1}
+        b.write_bytes(a.read_bytes())  # another process copies A's bytes over B
+        assert read_guard(b) == {"identity": 2}
+    finally:
+        first.close()
+        second.close()
+
+
+def test_the_guard_cache_keeps_at_most_its_bound(tmp_path: Path) -> None:
+    path = tmp_path / "node.db.guard"
+    for count in range(3 * rollback._KNOWN_GUARDS_KEPT):
+        path.write_bytes(encode_guard({"identity": count}, seq=count + 1))
+        assert read_guard(path) == {"identity": count}
+    assert len(rollback._KNOWN_GUARDS) <= rollback._KNOWN_GUARDS_KEPT
