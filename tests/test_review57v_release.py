@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.backups import copy_db, node_db, restore_db
+from tests.support.announced_restore import restored_before_announced_rotation
 from tests.support.cli import run
 
 
@@ -23,17 +23,7 @@ from tests.support.cli import run
 def test_release_before_the_feeds_are_pulled_again_is_refused(
     troth_home: Path, tmp_path: Path
 ) -> None:
-    run("authority", "create", "acme")
-    run("node", "create", "agent")
-    ticket = tmp_path / "ticket"
-    ticket.write_text(
-        run("authority", "ticket", "create", "--authority", "acme", "--attr", "t.n=x").stdout
-    )
-    run("enroll", str(ticket), "--as", "agent", "--node", "agent")
-    copy = tmp_path / "agent.db"
-    copy_db(node_db(troth_home, "agent"), copy)
-    run("identity", "rotate", "agent", "--compromised", "--node", "agent")  # announced
-    restore_db(node_db(troth_home, "agent"), copy)
+    restored_before_announced_rotation(troth_home, tmp_path)
     # no sync from acme: the operator releases at once
     refused = run("identity", "release-restored", "agent", "--node", "agent", "--json", code=1)
     assert "rotated after the copy" in refused.stdout or "sync" in refused.stdout
