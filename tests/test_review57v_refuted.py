@@ -3,14 +3,18 @@ attempt that fails if the defence breaks)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
 from tests.support.cli import run_json
 from tests.test_review57i_restore import _refused, _restored_after_rotation
+from troth.clock import FixedClock
 from troth.node import open_node
+from troth.node.runtime import NodeRuntime
 from troth.storage import SqliteDatabase, rollback
 from troth.storage.rollback import RollbackGuard, encode_guard, guard_path, read_guard
+from troth.transport import MemoryNetwork, MemoryTransport
 
 NOW = int(time.time())
 
@@ -82,3 +86,30 @@ def test_the_guard_cache_keeps_at_most_its_bound(tmp_path: Path) -> None:
         path.write_bytes(encode_guard({"identity": count}, seq=count + 1))
         assert read_guard(path) == {"identity": count}
     assert len(rollback._KNOWN_GUARDS) <= rollback._KNOWN_GUARDS_KEPT
+
+
+def test_a_node_with_other_identities_held_starts_and_announces(troth_home: Path) -> None:
+    """Many identities, its own not held (made after the restore was found): the node starts,
+    a round of announcements over every local identity passes the held ones by (no error
+    aborts the round), and they stay held while it runs."""
+    _restored_after_rotation(troth_home)
+    network = MemoryNetwork()
+
+    async def started() -> list[dict[str, object]]:
+        node = open_node("laptop")
+        runtime = NodeRuntime(
+            node,
+            clock=FixedClock(NOW),
+            transport=lambda router: MemoryTransport(router, network, host="host-laptop"),
+        )
+        try:
+            await runtime.start()
+            announced = await runtime.announce_rotations()
+            _refused(lambda: node.identities.signer("courier", now=NOW))
+            node.identities.signer("laptop", now=NOW).sign(b"m")
+            return announced
+        finally:
+            await runtime.stop()
+            node.close()
+
+    assert asyncio.run(started()) == []
