@@ -23,7 +23,6 @@ PER_SOURCE = ChannelLimits().max_half_open_per_source
 BURST = 64
 
 
-@pytest.mark.xfail(strict=True, reason="openings 1: one address spends its /24's budget")
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs 127/8")
 def test_one_address_reconnecting_leaves_its_neighbours_budget(tmp_path: Path) -> None:
     """127.0.34.1 sends its 16 messages 1 over a connection, drops it and does it again, to
