@@ -14,7 +14,6 @@ attacker less than the networks it needs for it do. Fewer leave it refused.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +21,6 @@ import pytest
 
 from tests.support.nodes import MemNet, run_memnet
 from troth.errors import ChannelError, ChannelFailure
-from troth.limits import MAX_HANDSHAKE_NETWORKS
-from troth.node.opening_rates import OpeningRates
 from troth.node.runtime import NodeRuntime
 
 ATTEMPTS = 5
@@ -70,25 +67,3 @@ def test_a_peer_refusing_every_credential_gets_one_local_renewal_per_attempt(
         assert asked == []
 
     run_memnet(test, tmp_path / "home", budget=120)
-
-
-def test_cycling_networks_short_of_the_bound_leaves_a_flooding_network_refused() -> None:
-    """Two sources of 10.9.9.0/24 spend its budget; MAX_HANDSHAKE_NETWORKS - 1 other networks
-    take an opening each; a third source of 10.9.9.0/24 is still refused (the event loop's
-    clock stands still: nothing refills)."""
-
-    async def main() -> None:
-        rates = OpeningRates(rate=1, burst=4)
-        for source in ("flood 1", "flood 2"):
-            while rates.take(source, "tcp 10.9.9.0/24"):
-                pass
-        for n in range(MAX_HANDSHAKE_NETWORKS - 1):
-            assert rates.take(f"tcp 10.{n // 256}.{n % 256}.1", f"tcp 10.{n // 256}.{n % 256}.0")
-        assert not rates.take("flood 3", "tcp 10.9.9.0/24")  # the network's budget is spent
-
-    loop = asyncio.new_event_loop()
-    loop.time = lambda: 1000.0  # type: ignore[method-assign]
-    try:
-        loop.run_until_complete(main())
-    finally:
-        loop.close()

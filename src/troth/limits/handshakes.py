@@ -35,10 +35,11 @@ then the oldest (it starts again with a full budget), so no number of networks l
 refused."""
 HANDSHAKE_SOURCE_SHARE: Final = 2
 """One source (an address, a sender behind a relay) spends at most 1/HANDSHAKE_SOURCE_SHARE of
-its network's handshake budget (half its burst, half its rate, each at least 1): a source's own
-limits count the handshakes it holds, not how fast it opens them, so one address that dropped
-its connection and opened 16 more over a new one, again and again, spent its whole /24's budget
-and its neighbours' messages 1 were dropped for as long as it went on (review 57u, openings 1)."""
+its network's handshake refill (half its rate, at least 1 a second; the whole burst at once, so
+members behind one NAT reconnecting are taken up): a source's own limits count the handshakes it
+holds, not how fast it opens them, so one address that dropped its connection and opened 16 more
+over a new one, again and again, spent its whole /24's budget, and its neighbours' messages 1
+were dropped for as long as it went on (review 57u, openings 1)."""
 MAX_HANDSHAKE_SOURCES: Final = 4096
 """Sources whose share of a handshake budget a node keeps at once (as MAX_HANDSHAKE_NETWORKS:
 refilled ones forgotten first, then the oldest)."""

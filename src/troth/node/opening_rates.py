@@ -2,7 +2,7 @@
 per network, spent before a message 1 costs the node a responder's handshake work (~0.4 ms of
 CPU). The half-open table bounds how many handshakes are held, not how fast they come: a flood
 from one /24 evicted its own oldest entries, never met its per-source limit, and was taken up at
-any rate (review 57c, handshakes 1). A source spends at most a share of its network's (review
+any rate (review 57c, handshakes 1). A source spends at most a share of its network's refill (review
 57u, openings 1: one address reconnecting spent its whole /24's). Used by troth.node.channels'
 listener; docs/protocols.md, "Load limits"."""
 
@@ -20,9 +20,9 @@ class OpeningRates:
     """A budget of `burst` messages 1 per network, refilled at `rate` a second of the event
     loop's clock (the CPU they cost is spent in real time, whatever the node's clock says); at
     most `MAX_HANDSHAKE_NETWORKS` kept, a refilled one forgotten first, then the oldest (a
-    newcomer's network is never refused for want of a slot); of it, one source (an address, a
-    sender behind a relay) at most `HANDSHAKE_SOURCE_SHARE`'s share, its burst and its rate,
-    so one source flooding leaves the rest of its network's budget to its neighbours."""
+    newcomer's network is never refused for want of a slot); of its refill, one source (an
+    address, a sender behind a relay) at most 1/`HANDSHAKE_SOURCE_SHARE` (its burst all of it),
+    so one source flooding without end leaves the rest of its network's to its neighbours."""
 
     __slots__ = ("_budgets", "_sources")
 
@@ -36,7 +36,7 @@ class OpeningRates:
         share = protocol_limits.HANDSHAKE_SOURCE_SHARE
         self._sources = ByteBudgets(
             rate=max(1, rate // share),
-            burst=max(1, burst // share),
+            burst=burst,  # members behind one NAT reconnecting at once: all taken up
             max_sources=protocol_limits.MAX_HANDSHAKE_SOURCES,
             evict=True,
         )
