@@ -5,11 +5,6 @@ attempt for its credential): a hostile peer that answers every handshake with CR
 gets one renewal per attempt (the link's backoff paces the attempts), each a local read of the
 node's own wallet, and no request of the node's to its authority (no refresh: the renewal asks
 no one), so it is no amplification against the authority.
-
-Openings (troth.node.opening_rates): a network that spent its handshake budget gets it back by
-eviction only once MAX_HANDSHAKE_NETWORKS others have taken an opening since, and each of those
-had a full budget of its own: cycling networks to reset a flooding one's bucket gives an
-attacker less than the networks it needs for it do. Fewer leave it refused.
 """
 
 from __future__ import annotations
