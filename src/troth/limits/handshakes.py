@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["HANDSHAKE_BURST", "HANDSHAKE_RATE", "MAX_HANDSHAKE_NETWORKS"]
+__all__ = [
+    "HANDSHAKE_BURST",
+    "HANDSHAKE_RATE",
+    "HANDSHAKE_SOURCE_SHARE",
+    "MAX_HANDSHAKE_NETWORKS",
+    "MAX_HANDSHAKE_SOURCES",
+]
 
 HANDSHAKE_BURST: Final = 256
 """Messages 1 (handshake openings) a node takes up from one network at once (an IPv4 /24, an
@@ -27,3 +33,13 @@ MAX_HANDSHAKE_NETWORKS: Final = 4096
 """Networks whose handshake budget a node keeps at once: refilled budgets are forgotten first,
 then the oldest (it starts again with a full budget), so no number of networks leaves a new one
 refused."""
+HANDSHAKE_SOURCE_SHARE: Final = 2
+"""One source (an address, a sender behind a relay) spends at most 1/HANDSHAKE_SOURCE_SHARE of
+its network's handshake refill (half its rate, at least 1 a second; the whole burst at once, so
+members behind one NAT reconnecting are taken up): a source's own limits count the handshakes it
+holds, not how fast it opens them, so one address that dropped its connection and opened 16 more
+over a new one, again and again, spent its whole /24's budget, and its neighbours' messages 1
+were dropped for as long as it went on (review 57u, openings 1)."""
+MAX_HANDSHAKE_SOURCES: Final = 4096
+"""Sources whose share of a handshake budget a node keeps at once (as MAX_HANDSHAKE_NETWORKS:
+refilled ones forgotten first, then the oldest)."""

@@ -2,8 +2,9 @@
 per network, spent before a message 1 costs the node a responder's handshake work (~0.4 ms of
 CPU). The half-open table bounds how many handshakes are held, not how fast they come: a flood
 from one /24 evicted its own oldest entries, never met its per-source limit, and was taken up at
-any rate (review 57c, handshakes 1). Used by troth.node.channels' listener; docs/protocols.md,
-"Load limits"."""
+any rate (review 57c, handshakes 1). A source spends at most a share of its network's refill (review
+57u, openings 1: one address reconnecting spent its whole /24's). Used by troth.node.channels'
+listener; docs/protocols.md, "Load limits"."""
 
 from __future__ import annotations
 
@@ -19,9 +20,11 @@ class OpeningRates:
     """A budget of `burst` messages 1 per network, refilled at `rate` a second of the event
     loop's clock (the CPU they cost is spent in real time, whatever the node's clock says); at
     most `MAX_HANDSHAKE_NETWORKS` kept, a refilled one forgotten first, then the oldest (a
-    newcomer's network is never refused for want of a slot)."""
+    newcomer's network is never refused for want of a slot); of its refill, one source (an
+    address, a sender behind a relay) at most 1/`HANDSHAKE_SOURCE_SHARE` (its burst all of it),
+    so one source flooding without end leaves the rest of its network's to its neighbours."""
 
-    __slots__ = ("_budgets",)
+    __slots__ = ("_budgets", "_sources")
 
     def __init__(self, *, rate: int, burst: int) -> None:
         self._budgets = ByteBudgets(
@@ -30,11 +33,24 @@ class OpeningRates:
             max_sources=protocol_limits.MAX_HANDSHAKE_NETWORKS,
             evict=True,
         )
+        share = protocol_limits.HANDSHAKE_SOURCE_SHARE
+        self._sources = ByteBudgets(
+            rate=max(1, rate // share),
+            burst=burst,  # members behind one NAT reconnecting at once: all taken up
+            max_sources=protocol_limits.MAX_HANDSHAKE_SOURCES,
+            evict=True,
+        )
 
-    def take(self, network: str) -> bool:
-        """Spend one opening of `network`'s budget (False, nothing spent, when it has none)."""
+    def take(self, source: str, network: str) -> bool:
+        """Spend one opening of `source`'s share and of `network`'s budget (False, nothing
+        spent, when either has none)."""
         now = int(asyncio.get_running_loop().time())
-        return self._budgets.take(network, 1, now=now)
+        if not self._sources.take(source, 1, now=now):
+            return False
+        if self._budgets.take(network, 1, now=now):
+            return True
+        self._sources.refund(source, 1, now=now)
+        return False
 
     def __len__(self) -> int:
         return len(self._budgets)
