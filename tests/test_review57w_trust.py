@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.support.gates import T
 from tests.test_review57p_policies import forked
 from troth.channel.verification import VerifiedPeer
@@ -26,10 +24,6 @@ from troth.node.trust import NodeTrust
 NOW = T + 30
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="trust 1: _remember stores an admitted peer's chains' issuer forks unchecked",
-)
 def test_admitting_a_member_under_a_refuted_fork_does_not_store_the_fork(
     troth_home: Path,
 ) -> None:

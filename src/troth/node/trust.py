@@ -332,13 +332,18 @@ class NodeTrust:
         was stored over the copy, the owner's history a FORK here after (review 57p, policies
         2, as the bundle verifier's, policies 1; and by the trace collector once a record under
         the chain was appended, review 57t, trust 1)."""
-        identities = self.node.identities
-        stored = identities.stored_changes(identity.identifier)
-        if stored is not None and identity.current.index >= stored:
-            feeds = [feed for a in self.anchors if (feed := self.feeds.get(a)) is not None]
-            if identity_refusal(identity, feeds) is not None:
-                return
-        identities.observe(identity)
+        if not self._refuted_extension(identity):
+            self.node.identities.observe(identity)
+
+    def _refuted_extension(self, identity: VerifiedIdentity) -> bool:
+        """Whether `identity` extends the stored copy and a trust anchor's held feed refutes it
+        (revoked, superseded): such an issuer history is never stored (`observe_unrefuted`,
+        `_remember`; review 57w, trust 1)."""
+        stored = self.node.identities.stored_changes(identity.identifier)
+        if stored is None or identity.current.index < stored:
+            return False
+        feeds = [feed for a in self.anchors if (feed := self.feeds.get(a)) is not None]
+        return identity_refusal(identity, feeds) is not None
 
     def _remember(self, peer: VerifiedPeer, *, pinned: Identifier | None = None) -> None:
         """Store (or extend) an admitted peer's history, and its chains' issuer histories, when
@@ -357,8 +362,11 @@ class NodeTrust:
             for credential in peer.credentials:
                 for issuer in credential.issuers:
                     # judged as at the handshake (`_issuer_known`: the chain's root has
-                    # standing over it): a copy that does not bind it is replaced now
-                    observe(issuer, binds=self._binds_over(issuer, {credential.authority}))
+                    # standing over it): a copy that does not bind it is replaced now; an
+                    # extension a trust anchor's held feed refutes is not stored (the chain is
+                    # judged by its root's feed alone: review 57w, trust 1)
+                    if not self._refuted_extension(issuer):
+                        observe(issuer, binds=self._binds_over(issuer, {credential.authority}))
             # judged as at the handshake (`_known_by`): a copy that does not bind its full
             # history is replaced now that it is admitted, and its attesters' word forgotten
             observe(
