@@ -13,11 +13,18 @@ from then on, as before 57p's fix."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
-from tests.support.gates import T
+import pytest
+
+from tests.support.gates import ADMIN, T, make_world, rotate
+from tests.support.parties import make_party, verified_feed
 from tests.test_review57p_policies import forked
 from troth.channel.verification import VerifiedPeer
+from troth.credentials import CredentialChain, RevocationKind, delegate, issue_credential
+from troth.errors import CredentialError
+from troth.identity import Signer, VerifiedIdentity
 from troth.node import init_node, open_node
 from troth.node.trust import NodeTrust
 
@@ -47,3 +54,61 @@ def test_admitting_a_member_under_a_refuted_fork_does_not_store_the_fork(
         trust._remember(peer)  # as the node does once the peer is admitted
         assert node.identities.stored_changes(f.issuer.identifier) == 1
         node.identities.check_known(f.owners)  # the owner's history is no fork here
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="trust 2: a revoked identity's rotation is never stored (retired key's chain passes)",
+)
+def test_a_revoked_identitys_honest_rotation_is_still_held_to(troth_home: Path) -> None:
+    """Trust 2: a trust anchor's feed that revokes an identity (its keys stolen, say) says
+    nothing of which history is the owner's, yet `observe_unrefuted` (and the bundles'
+    `_issuer_known`) skipped storing any extension of it: the owner's rotation away from the
+    stolen key, seen in a chain of another authority (whose word on the identity is its own),
+    was never stored, and a chain the thief signed with the retired key verified at the node
+    after it (the copy still the old one: no ROLLBACK), as review 57j's bundles 1 before."""
+    world = make_world()
+    acme, other = world.authority, make_party(world.vault, now=T)
+    issuer = make_party(world.vault, now=T)
+    owners, rotated = rotate(world, issuer, T + 20)  # away from the stolen key
+    root = issue_credential(
+        acme.signer, subject=issuer.identifier, attributes=ADMIN, now=T, ttl=86_400, depth=2
+    )
+    admin = make_party(world.vault, now=T)
+
+    def chain(signer: Signer, history: VerifiedIdentity) -> bytes:
+        made = delegate(
+            signer,
+            CredentialChain((root,), (acme.identity.history,)),
+            subject=admin.identifier,
+            attributes=ADMIN,
+            now=T + 22,
+            ttl=3600,
+            purpose="policy",
+        )
+        assert history.history in made.histories
+        return made.encode()
+
+    feeds = {
+        acme.identifier: verified_feed(acme, now=T + 25),
+        other.identifier: verified_feed(
+            other, [(RevocationKind.IDENTITY, issuer.identifier.digest)], now=T + 25
+        ),
+    }
+    init_node("desk")
+    with open_node("desk") as node:
+        node.identities.observe(issuer.identity)  # as stored when it enrolled
+        for authority in feeds:
+            node.wallet.trust(authority, f"node:{authority.digest.hex()[:8]}", now=T)
+        trust = NodeTrust(node, None)
+        trust.reload(NOW)
+        for authority, feed in feeds.items():
+            trust.set_feed(authority, feed)
+        assert trust.verifier is not None
+        verify = functools.partial(
+            trust.verifier.verify, presenter=admin.identifier, feeds=trust.feeds, now=NOW
+        )
+        verify(chain(rotated.signer, owners))  # the owner's chain, after its rotation
+        assert node.identities.stored_changes(issuer.identifier) == 2
+        with pytest.raises(CredentialError):
+            verify(chain(issuer.signer, issuer.identity))  # the retired key's
