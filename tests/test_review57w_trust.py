@@ -56,10 +56,6 @@ def test_admitting_a_member_under_a_refuted_fork_does_not_store_the_fork(
         node.identities.check_known(f.owners)  # the owner's history is no fork here
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="trust 2: a revoked identity's rotation is never stored (retired key's chain passes)",
-)
 def test_a_revoked_identitys_honest_rotation_is_still_held_to(troth_home: Path) -> None:
     """Trust 2: a trust anchor's feed that revokes an identity (its keys stolen, say) says
     nothing of which history is the owner's, yet `observe_unrefuted` (and the bundles'
