@@ -5,13 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.gates import ADMIN, T, make_world, rotate, superseding
+from tests.support.gates import T, make_world, rotate, superseding
 from tests.support.parties import make_party, verified_feed
-from troth.credentials import CredentialChain, delegate, issue_credential
+from tests.test_review57w_trust import NOW, admin_chain, trusting
 from troth.node import init_node, open_node
-from troth.node.trust import NodeTrust
-
-NOW = T + 30
 
 
 def test_a_rotation_past_the_change_an_anchors_feed_names_is_stored(troth_home: Path) -> None:
@@ -23,19 +20,8 @@ def test_a_rotation_past_the_change_an_anchors_feed_names_is_stored(troth_home: 
     issuer = make_party(world.vault, now=T)
     first, once = rotate(world, issuer, T + 20)  # `other` publishes this change
     latest, twice = rotate(world, once, T + 21)  # the owner rotates again
-    root = issue_credential(
-        acme.signer, subject=issuer.identifier, attributes=ADMIN, now=T, ttl=86_400, depth=2
-    )
     admin = make_party(world.vault, now=T)
-    chain = delegate(
-        twice.signer,
-        CredentialChain((root,), (acme.identity.history,)),
-        subject=admin.identifier,
-        attributes=ADMIN,
-        now=T + 22,
-        ttl=3600,
-        purpose="policy",
-    )
+    chain = admin_chain(acme, issuer, twice, admin)
     assert latest.history in chain.histories
     feeds = {
         acme.identifier: verified_feed(acme, now=T + 25),
@@ -43,13 +29,7 @@ def test_a_rotation_past_the_change_an_anchors_feed_names_is_stored(troth_home: 
     }
     init_node("desk")
     with open_node("desk") as node:
-        node.identities.observe(issuer.identity)  # as stored when it enrolled
-        for authority in feeds:
-            node.wallet.trust(authority, f"node:{authority.digest.hex()[:8]}", now=T)
-        trust = NodeTrust(node, None)
-        trust.reload(NOW)
-        for authority, feed in feeds.items():
-            trust.set_feed(authority, feed)
+        trust = trusting(node, issuer, feeds)
         assert trust.verifier is not None
         trust.verifier.verify(
             chain.encode(), presenter=admin.identifier, feeds=trust.feeds, now=NOW

@@ -19,16 +19,52 @@ from pathlib import Path
 import pytest
 
 from tests.support.gates import ADMIN, T, make_world, rotate
-from tests.support.parties import make_party, verified_feed
+from tests.support.parties import Party, make_party, verified_feed
 from tests.test_review57p_policies import forked
 from troth.channel.verification import VerifiedPeer
-from troth.credentials import CredentialChain, RevocationKind, delegate, issue_credential
+from troth.credentials import (
+    CredentialChain,
+    RevocationKind,
+    VerifiedFeed,
+    delegate,
+    issue_credential,
+)
 from troth.errors import CredentialError
-from troth.identity import Signer, VerifiedIdentity
-from troth.node import init_node, open_node
+from troth.identity import Identifier, VerifiedIdentity
+from troth.node import Node, init_node, open_node
 from troth.node.trust import NodeTrust
 
 NOW = T + 30
+
+
+def admin_chain(acme: Party, issuer: Party, signer: Party, admin: Party) -> CredentialChain:
+    """policy-admin, which acme gave `issuer`, delegated to `admin` by `signer` (the issuer
+    as it signs: its current keys, or a retired one's)."""
+    root = issue_credential(
+        acme.signer, subject=issuer.identifier, attributes=ADMIN, now=T, ttl=86_400, depth=2
+    )
+    return delegate(
+        signer.signer,
+        CredentialChain((root,), (acme.identity.history,)),
+        subject=admin.identifier,
+        attributes=ADMIN,
+        now=T + 22,
+        ttl=3600,
+        purpose="policy",
+    )
+
+
+def trusting(node: Node, issuer: Party, feeds: dict[Identifier, VerifiedFeed]) -> NodeTrust:
+    """`node`'s trust, holding `issuer`'s history as stored when it enrolled, trusting the
+    authorities of `feeds` and holding them."""
+    node.identities.observe(issuer.identity)
+    for authority in feeds:
+        node.wallet.trust(authority, f"node:{authority.digest.hex()[:8]}", now=T)
+    trust = NodeTrust(node, None)
+    trust.reload(NOW)
+    for authority, feed in feeds.items():
+        trust.set_feed(authority, feed)
+    return trust
 
 
 def test_admitting_a_member_under_a_refuted_fork_does_not_store_the_fork(
@@ -37,13 +73,7 @@ def test_admitting_a_member_under_a_refuted_fork_does_not_store_the_fork(
     f = forked()
     init_node("desk")
     with open_node("desk") as node:
-        node.identities.observe(f.issuer.identity)  # as stored when it enrolled
-        for authority in f.feeds:
-            node.wallet.trust(authority, f"node:{authority.digest.hex()[:8]}", now=T)
-        trust = NodeTrust(node, None)
-        trust.reload(NOW)
-        for authority, feed in f.feeds.items():
-            trust.set_feed(authority, feed)
+        trust = trusting(node, f.issuer, f.feeds)
         assert trust._handshakes is not None
         credential = trust._handshakes.verify(  # the handshake's check of the chain passes
             f.chain.encode(), presenter=f.admin.identifier, feeds=trust.feeds, now=NOW
@@ -67,21 +97,10 @@ def test_a_revoked_identitys_honest_rotation_is_still_held_to(troth_home: Path) 
     acme, other = world.authority, make_party(world.vault, now=T)
     issuer = make_party(world.vault, now=T)
     owners, rotated = rotate(world, issuer, T + 20)  # away from the stolen key
-    root = issue_credential(
-        acme.signer, subject=issuer.identifier, attributes=ADMIN, now=T, ttl=86_400, depth=2
-    )
     admin = make_party(world.vault, now=T)
 
-    def chain(signer: Signer, history: VerifiedIdentity) -> bytes:
-        made = delegate(
-            signer,
-            CredentialChain((root,), (acme.identity.history,)),
-            subject=admin.identifier,
-            attributes=ADMIN,
-            now=T + 22,
-            ttl=3600,
-            purpose="policy",
-        )
+    def chain(signer: Party, history: VerifiedIdentity) -> bytes:
+        made = admin_chain(acme, issuer, signer, admin)
         assert history.history in made.histories
         return made.encode()
 
@@ -93,18 +112,12 @@ def test_a_revoked_identitys_honest_rotation_is_still_held_to(troth_home: Path) 
     }
     init_node("desk")
     with open_node("desk") as node:
-        node.identities.observe(issuer.identity)  # as stored when it enrolled
-        for authority in feeds:
-            node.wallet.trust(authority, f"node:{authority.digest.hex()[:8]}", now=T)
-        trust = NodeTrust(node, None)
-        trust.reload(NOW)
-        for authority, feed in feeds.items():
-            trust.set_feed(authority, feed)
+        trust = trusting(node, issuer, feeds)
         assert trust.verifier is not None
         verify = functools.partial(
             trust.verifier.verify, presenter=admin.identifier, feeds=trust.feeds, now=NOW
         )
-        verify(chain(rotated.signer, owners))  # the owner's chain, after its rotation
+        verify(chain(rotated, owners))  # the owner's chain, after its rotation
         assert node.identities.stored_changes(issuer.identifier) == 2
         with pytest.raises(CredentialError):
-            verify(chain(issuer.signer, issuer.identity))  # the retired key's
+            verify(chain(issuer, issuer.identity))  # the retired key's

@@ -17,15 +17,13 @@ from pathlib import Path
 import pytest
 
 from tests.support.feeds import pages
-from tests.support.gates import ADMIN, T, make_world, rotate
+from tests.support.gates import T, make_world, rotate
 from tests.support.parties import make_party
+from tests.test_review57w_trust import admin_chain
 from troth.credentials import (
-    CredentialChain,
     RevocationEntry,
     RevocationKind,
     Supersession,
-    delegate,
-    issue_credential,
 )
 from troth.encoding import cbor
 from troth.errors import CredentialError
@@ -44,19 +42,8 @@ def test_verifying_a_chain_at_a_node_does_not_store_a_refuted_fork(troth_home: P
     issuer = make_party(world.vault, now=T)
     owners, _ = rotate(world, issuer, T + 20)  # the owner rotates; `other` publishes it
     _, thief = rotate(world, issuer, T + 21)  # the thief, with the keys from before
-    root = issue_credential(
-        acme.signer, subject=issuer.identifier, attributes=ADMIN, now=T, ttl=86_400, depth=2
-    )
     admin = make_party(world.vault, now=T)
-    chain = delegate(
-        thief.signer,
-        CredentialChain((root,), (acme.identity.history,)),
-        subject=admin.identifier,
-        attributes=ADMIN,
-        now=T + 22,
-        ttl=3600,
-        purpose="policy",
-    )
+    chain = admin_chain(acme, issuer, thief, admin)
     entry = RevocationEntry(
         0,
         RevocationKind.SUPERSEDED,
