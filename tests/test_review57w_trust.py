@@ -13,12 +13,13 @@ from then on, as before 57p's fix."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from pathlib import Path
 
 import pytest
 
-from tests.support.gates import ADMIN, T, make_world, rotate
+from tests.support.gates import ADMIN, T, make_world, rotate, superseding
 from tests.support.parties import Party, make_party, verified_feed
 from tests.test_review57p_policies import forked
 from troth.channel.verification import VerifiedPeer
@@ -29,9 +30,11 @@ from troth.credentials import (
     delegate,
     issue_credential,
 )
-from troth.errors import CredentialError
+from troth.errors import CredentialError, PolicyError
+from troth.gates import create_bundle
 from troth.identity import Identifier, VerifiedIdentity
 from troth.node import Node, init_node, open_node
+from troth.node.services.node_policies import NodePolicies
 from troth.node.trust import NodeTrust
 
 NOW = T + 30
@@ -121,3 +124,48 @@ def test_a_revoked_identitys_honest_rotation_is_still_held_to(troth_home: Path) 
         assert node.identities.stored_changes(issuer.identifier) == 2
         with pytest.raises(CredentialError):
             verify(chain(issuer, issuer.identity))  # the retired key's
+
+
+@pytest.mark.xfail(
+    strict=True, reason="trust 3: _signer_known stores a bundle signer's refuted fork"
+)
+def test_a_bundle_signed_under_a_refuted_fork_does_not_store_the_fork(troth_home: Path) -> None:
+    """Trust 3: the bundle path's other store, `NodePolicies._signer_known` (the bundle's
+    signer history, not its chain's issuers'), kept no such check: a thief holding the policy
+    admin's keys from before its rotation (which another trust anchor's held feed publishes)
+    forked it, signed a bundle under acme's chain (acme's feed does not know of the rotation),
+    and the node stored the fork over its copy, the owner's real history a FORK here after
+    (as review 57p's policies 1 for an issuer)."""
+    world = make_world()
+    acme, other = world.authority, make_party(world.vault, now=T)
+    admin = make_party(world.vault, now=T)
+    owners, _ = rotate(world, admin, T + 20)  # the owner rotates; `other` publishes it
+    fork, thief = rotate(world, admin, T + 21)  # the thief, with the keys from before
+    assert fork.current_change_hash != owners.current_change_hash
+    root = issue_credential(
+        acme.signer, subject=admin.identifier, attributes=ADMIN, now=T, ttl=86_400, depth=0
+    )
+    feeds = {
+        acme.identifier: verified_feed(acme, now=T + 25),
+        other.identifier: superseding(other, owners, other, T + 25),
+    }
+    bundle = create_bundle(
+        thief.signer,
+        authority=acme.identifier,
+        policies='@id("all") permit(principal, action, resource);',
+        schema="",
+        tools={},
+        revision=1,
+        now=T + 25,
+        ttl=600,
+        chain=CredentialChain((root,), (acme.identity.history,)).encode(),
+    )
+    init_node("desk")
+    with open_node("desk") as node:
+        node.identities.observe(admin.identity)  # as stored when it enrolled
+        policies = NodePolicies(node, feeds.get)
+        policies.trust(frozenset(feeds), now=NOW)
+        with contextlib.suppress(PolicyError):  # refusing it is fine; storing the fork is not
+            policies.accept(bundle, now=NOW)
+        assert node.identities.stored_changes(admin.identifier) == 1
+        node.identities.check_known(owners)  # the owner's history is no fork here
