@@ -126,9 +126,6 @@ def test_a_revoked_identitys_honest_rotation_is_still_held_to(troth_home: Path) 
             verify(chain(issuer, issuer.identity))  # the retired key's
 
 
-@pytest.mark.xfail(
-    strict=True, reason="trust 3: _signer_known stores a bundle signer's refuted fork"
-)
 def test_a_bundle_signed_under_a_refuted_fork_does_not_store_the_fork(troth_home: Path) -> None:
     """Trust 3: the bundle path's other store, `NodePolicies._signer_known` (the bundle's
     signer history, not its chain's issuers'), kept no such check: a thief holding the policy

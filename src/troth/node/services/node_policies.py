@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from troth.authority import Authority
@@ -149,8 +149,7 @@ class NodePolicies:
         with_standing(identities.check_known, identity, binds)
         if identities.stored_changes(identity.identifier) is None:
             return
-        feeds = (feed for a in self.anchors if (feed := self.feeds(a)) is not None)
-        if supersedes_extension(identities, identity, feeds):  # (a revocation: stored, 57w)
+        if supersedes_extension(identities, identity, self._anchor_feeds()):  # (57w, trust 2)
             return
         with contextlib.suppress(IdentityError):  # a copy that does not bind it: left as it is
             identities.observe(identity)
@@ -161,9 +160,18 @@ class NodePolicies:
         (the root of the chain verified with it) having standing over it (docs/formats.md,
         "A stored copy from a checkpoint"): a copy that does not bind it is replaced (review
         30a, bundles 1: else a co-trusted authority's copy of acme's policy admin made up
-        after a gap kept acme's bundles off this node)."""
+        after a gap kept acme's bundles off this node). An extension a trust anchor's held feed
+        supersedes is not stored (`supersedes_extension`: a thief's fork of the signer's
+        rotation, the chain judged by its root's feed alone; review 57w, trust 3)."""
+        identities = self.node.identities
+        if supersedes_extension(identities, identity, self._anchor_feeds()):
+            return
         binds = functools.partial(self.node.binds_over, identity, {authority})
-        with_standing(self.node.identities.observe, identity, binds)
+        with_standing(identities.observe, identity, binds)
+
+    def _anchor_feeds(self) -> Iterator[VerifiedFeed]:
+        """The trust anchors' held feeds."""
+        return (feed for a in self.anchors if (feed := self.feeds(a)) is not None)
 
     def reload(self, *, now: int) -> list[VerifiedBundle]:
         """Activate the bundles stored since (by another process: `troth policy push`)."""
