@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from troth import limits
@@ -65,6 +65,26 @@ def store_or_extend(identities: IdentityService, now: int) -> Known:
         identities.import_history(identity, now=now)
 
     return known
+
+
+def supersedes_extension(
+    identities: IdentityService, identity: VerifiedIdentity, feeds: Iterable[VerifiedFeed]
+) -> bool:
+    """Whether `identity` extends the stored copy and one of `feeds` (the trust anchors' held
+    feeds) supersedes it: which history is the owner's, so a thief's fork it names is never
+    stored over the copy (review 57p, policies 1 and 2). A feed that revokes the identity says
+    not which history is the owner's: its extension is stored, else the owner's rotation away
+    from a stolen key was never held to and the retired key's chains verified here (review
+    57w, trust 2)."""
+    stored = identities.stored_changes(identity.identifier)
+    if stored is None or identity.current.index < stored:
+        return False
+    for feed in feeds:
+        try:
+            feed.check_current(identity)
+        except CredentialError:
+            return True
+    return False
 
 
 class NodeTrust:
@@ -327,18 +347,20 @@ class NodeTrust:
 
     def observe_unrefuted(self, identity: VerifiedIdentity) -> None:
         """Store (or extend) a verified chain's issuer history, unless it extends the stored
-        copy and a trust anchor's held feed refutes it (revoked, superseded): a chain is judged
-        by its root's feed alone, so a thief's fork of a rotation another authority published
-        was stored over the copy, the owner's history a FORK here after (review 57p, policies
-        2, as the bundle verifier's, policies 1; and by the trace collector once a record under
-        the chain was appended, review 57t, trust 1)."""
-        identities = self.node.identities
-        stored = identities.stored_changes(identity.identifier)
-        if stored is not None and identity.current.index >= stored:
-            feeds = [feed for a in self.anchors if (feed := self.feeds.get(a)) is not None]
-            if identity_refusal(identity, feeds) is not None:
-                return
-        identities.observe(identity)
+        copy and a trust anchor's held feed supersedes it (`supersedes_extension`): a chain is
+        judged by its root's feed alone, so a thief's fork of a rotation another authority
+        published was stored over the copy, the owner's history a FORK here after (review 57p,
+        policies 2, as the bundle verifier's, policies 1; and by the trace collector once a
+        record under the chain was appended, review 57t, trust 1)."""
+        if not self._refuted_extension(identity):
+            self.node.identities.observe(identity)
+
+    def _refuted_extension(self, identity: VerifiedIdentity) -> bool:
+        """Whether `identity` extends the stored copy and a trust anchor's held feed supersedes
+        it (`supersedes_extension`): such an issuer history is never stored
+        (`observe_unrefuted`, `_remember`; review 57w, trust 1)."""
+        feeds = (feed for a in self.anchors if (feed := self.feeds.get(a)) is not None)
+        return supersedes_extension(self.node.identities, identity, feeds)
 
     def _remember(self, peer: VerifiedPeer, *, pinned: Identifier | None = None) -> None:
         """Store (or extend) an admitted peer's history, and its chains' issuer histories, when
@@ -357,8 +379,11 @@ class NodeTrust:
             for credential in peer.credentials:
                 for issuer in credential.issuers:
                     # judged as at the handshake (`_issuer_known`: the chain's root has
-                    # standing over it): a copy that does not bind it is replaced now
-                    observe(issuer, binds=self._binds_over(issuer, {credential.authority}))
+                    # standing over it): a copy that does not bind it is replaced now; an
+                    # extension a trust anchor's held feed refutes is not stored (the chain is
+                    # judged by its root's feed alone: review 57w, trust 1)
+                    if not self._refuted_extension(issuer):
+                        observe(issuer, binds=self._binds_over(issuer, {credential.authority}))
             # judged as at the handshake (`_known_by`): a copy that does not bind its full
             # history is replaced now that it is admitted, and its attesters' word forgotten
             observe(

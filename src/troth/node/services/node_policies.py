@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from troth.authority import Authority
@@ -45,7 +45,7 @@ from troth.identity import Identifier, VerifiedIdentity
 from troth.node.access import Standing
 from troth.node.copies import with_standing
 from troth.node.node import Node
-from troth.node.trust import CREDENTIAL_SKEW, FEED_STALENESS
+from troth.node.trust import CREDENTIAL_SKEW, FEED_STALENESS, supersedes_extension
 
 __all__ = [
     "LocalCredential",
@@ -140,20 +140,17 @@ class NodePolicies:
         collector's verifier does: `NodeTrust._extend_known`): with `known_in` a verifier keeps
         no memory of its own, so a rotation seen only in a bundle's chain no longer refused
         the retired key's chains (review 57j, bundles 1); a new identity's is not kept, nor an
-        extension the held feed of a trust anchor refuses (revoked, superseded): the chain is
+        extension the held feed of a trust anchor supersedes (`supersedes_extension`): the chain is
         judged by its root's feed alone, so a thief's fork of a rotation another authority
         published was stored over the copy, the owner's history a FORK here after (review 57p,
         policies 1)."""
         identities = self.node.identities
         binds = functools.partial(self.node.binds_over, identity, {authority})
         with_standing(identities.check_known, identity, binds)
-        stored = identities.stored_changes(identity.identifier)
-        if stored is None:
+        if identities.stored_changes(identity.identifier) is None:
             return
-        if identity.current.index >= stored:  # it extends the copy: would any anchor refute it
-            feeds = [feed for a in self.anchors if (feed := self.feeds(a)) is not None]
-            if identity_refusal(identity, feeds) is not None:
-                return
+        if supersedes_extension(identities, identity, self._anchor_feeds()):  # (57w, trust 2)
+            return
         with contextlib.suppress(IdentityError):  # a copy that does not bind it: left as it is
             identities.observe(identity)
 
@@ -163,9 +160,18 @@ class NodePolicies:
         (the root of the chain verified with it) having standing over it (docs/formats.md,
         "A stored copy from a checkpoint"): a copy that does not bind it is replaced (review
         30a, bundles 1: else a co-trusted authority's copy of acme's policy admin made up
-        after a gap kept acme's bundles off this node)."""
+        after a gap kept acme's bundles off this node). An extension a trust anchor's held feed
+        supersedes is not stored (`supersedes_extension`: a thief's fork of the signer's
+        rotation, the chain judged by its root's feed alone; review 57w, trust 3)."""
+        identities = self.node.identities
+        if supersedes_extension(identities, identity, self._anchor_feeds()):
+            return
         binds = functools.partial(self.node.binds_over, identity, {authority})
-        with_standing(self.node.identities.observe, identity, binds)
+        with_standing(identities.observe, identity, binds)
+
+    def _anchor_feeds(self) -> Iterator[VerifiedFeed]:
+        """The trust anchors' held feeds."""
+        return (feed for a in self.anchors if (feed := self.feeds(a)) is not None)
 
     def reload(self, *, now: int) -> list[VerifiedBundle]:
         """Activate the bundles stored since (by another process: `troth policy push`)."""
