@@ -14,8 +14,6 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-import pytest
-
 from tests.support.feeds import pages
 from tests.support.gates import T, make_world, rotate
 from tests.support.parties import make_party
@@ -33,9 +31,6 @@ from troth.node.verify import Sources, verify_chain
 NOW = T + 30
 
 
-@pytest.mark.xfail(
-    strict=True, reason="verify 1: verify_chain(node=) stores a fork another anchor's feed refutes"
-)
 def test_verifying_a_chain_at_a_node_does_not_store_a_refuted_fork(troth_home: Path) -> None:
     world = make_world()
     acme, other = world.authority, make_party(world.vault, now=T)

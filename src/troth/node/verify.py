@@ -46,7 +46,7 @@ from troth.identity.known import Binds
 from troth.names import check_name
 from troth.node.copies import with_standing
 from troth.node.node import Node, open_node
-from troth.node.trust import FEED_STALENESS, Known, store_or_extend
+from troth.node.trust import FEED_STALENESS, Known, store_or_extend, supersedes_extension
 
 __all__ = [
     "Progress",
@@ -276,8 +276,12 @@ def verify_chain(
         # its chain carried a thief's fork (review 32a, verify 1; as at a handshake, where
         # such a chain is dropped)
         return verified
+    held = [f for a in node.wallet.trusted() if (f := node.wallet.held_feed(a)) is not None]
     try:
         for issuer in verified.issuers:
+            if supersedes_extension(node.identities, issuer, [*held, *feeds.values()]):
+                continue  # a fork a trust anchor's feed names not the owner's (review 57w,
+                # verify 1: judged by the feeds given alone, it was stored over the copy)
             # a copy that does not bind it (the root has standing) is replaced now
             node.identities.observe(issuer, binds=_binds(node, issuer, verified.authority))
     except IdentityError as exc:  # another process stored another copy meanwhile
