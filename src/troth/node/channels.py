@@ -417,6 +417,8 @@ class ChannelManager:
         network = self._networks.pop(end, None)  # as message 1 found it (review 54y)
         if trust is not None:  # a responder's handshake completed: the per-peer limit is done
             end.channel.trust = trust
+            if network is not None:  # its opening spent nothing that a flood could use
+                self._openings.give_back(end.source_key, network)
             # counted again here: the handshake's policy checked it as message 3 was read, but
             # the end sent its ACCEPTED before this event was handled, and a send that waits
             # (its peer does not read) let the same identity's other messages 3 pass the same

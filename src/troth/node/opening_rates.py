@@ -22,7 +22,9 @@ class OpeningRates:
     most `MAX_HANDSHAKE_NETWORKS` kept, a refilled one forgotten first, then the oldest (a
     newcomer's network is never refused for want of a slot); of its refill, one source (an
     address, a sender behind a relay) at most 1/`HANDSHAKE_SOURCE_SHARE` (its burst all of it),
-    so one source flooding without end leaves the rest of its network's to its neighbours."""
+    so one source flooding without end leaves the rest of its network's to its neighbours. An
+    opening whose handshake completes is given back (`give_back`): completed handshakes are an
+    authenticated peer's, bounded by the per-peer and per-source channel limits."""
 
     __slots__ = ("_budgets", "_sources")
 
@@ -51,6 +53,15 @@ class OpeningRates:
             return True
         self._sources.refund(source, 1, now=now)
         return False
+
+    def give_back(self, source: str, network: str) -> None:
+        """A handshake `take` paid for completed: its opening is given back to `source` and
+        `network`, so only openings that never complete (a flood of messages 1, each costing the
+        node a responder's work) spend the budget; a client opening channel after channel, each
+        finished, was refused past the burst (troth bench's `channel.establish` timed out)."""
+        now = int(asyncio.get_running_loop().time())
+        self._sources.refund(source, 1, now=now)
+        self._budgets.refund(network, 1, now=now)
 
     def __len__(self) -> int:
         return len(self._budgets)
