@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.backups import copy_db, node_db, restore_db, restores_found
+from tests.support.announced_restore import restored_before_announced_rotation
+from tests.support.backups import restores_found
 from tests.support.cli import run, run_json
 from tests.test_review57i_restore import _refused, _restored_after_rotation
 from troth.cli.node_cmds import _restored
@@ -64,17 +65,7 @@ def test_release_restored_refuses_an_identity_its_feed_shows_rotated(
 ) -> None:
     """As review 50g, local 1: agent's node.db put back to a copy from before its announced
     rotation, the authority's feed (3 changes) pulled since."""
-    run("authority", "create", "acme")
-    run("node", "create", "agent")
-    ticket = tmp_path / "ticket"
-    ticket.write_text(
-        run("authority", "ticket", "create", "--authority", "acme", "--attr", "t.n=x").stdout
-    )
-    run("enroll", str(ticket), "--as", "agent", "--node", "agent")
-    copy = tmp_path / "agent.db"
-    copy_db(node_db(troth_home, "agent"), copy)
-    run("identity", "rotate", "agent", "--compromised", "--node", "agent")  # announced
-    restore_db(node_db(troth_home, "agent"), copy)
+    restored_before_announced_rotation(troth_home, tmp_path)
     with open_node("acme") as acme, open_node("agent") as agent:
         sync_from(agent, acme.authority(), now=int(time.time()))
     refused = run("identity", "release-restored", "agent", "--node", "agent", "--json", code=1)
