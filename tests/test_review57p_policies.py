@@ -16,9 +16,9 @@ import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.gates import ADMIN, T, make_world, rotate, superseding
+from tests.support.gates import T, make_world, policy_admin_under, rotate, superseding
 from tests.support.parties import Party, make_party, verified_feed
-from troth.credentials import CredentialChain, VerifiedFeed, delegate, issue_credential
+from troth.credentials import CredentialChain, VerifiedFeed
 from troth.errors import CredentialError, PolicyError
 from troth.gates import create_bundle
 from troth.identity import Identifier, VerifiedIdentity
@@ -47,19 +47,7 @@ def forked() -> Forked:
     owners, _ = rotate(world, issuer, T + 20)  # the owner rotates; `other` publishes it
     fork, thief = rotate(world, issuer, T + 21)  # the thief, with the keys from before
     assert fork.current_change_hash != owners.current_change_hash
-    root = issue_credential(
-        acme.signer, subject=issuer.identifier, attributes=ADMIN, now=T, ttl=86_400, depth=2
-    )
-    admin = make_party(world.vault, now=T)
-    chain = delegate(
-        thief.signer,
-        CredentialChain((root,), (acme.identity.history,)),
-        subject=admin.identifier,
-        attributes=ADMIN,
-        now=T + 22,
-        ttl=3600,
-        purpose="policy",
-    )
+    admin, chain = policy_admin_under(world, issuer, thief, T + 22)
     assert fork.history in chain.histories
     feeds = {
         acme.identifier: verified_feed(acme, now=T + 25),

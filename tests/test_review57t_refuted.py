@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.gates import ADMIN, T, make_world, rotate, superseding
+from tests.support.gates import T, make_world, policy_admin_under, rotate, superseding
 from tests.support.parties import make_party, verified_feed
-from troth.credentials import CredentialChain, delegate, issue_credential
 from troth.errors import ConfigError
 from troth.node import init_node, open_node
 from troth.node.home import check_kept_dirs, secure_dir
@@ -114,19 +113,7 @@ def test_a_legitimate_rotation_past_a_stale_anchors_feed_is_stored(troth_home: P
     issuer = make_party(world.vault, now=T)
     first, rotated = rotate(world, issuer, T + 20)
     second, owner = rotate(world, rotated, T + 21)
-    root = issue_credential(
-        acme.signer, subject=issuer.identifier, attributes=ADMIN, now=T, ttl=86_400, depth=2
-    )
-    admin = make_party(world.vault, now=T)
-    chain = delegate(
-        owner.signer,
-        CredentialChain((root,), (acme.identity.history,)),
-        subject=admin.identifier,
-        attributes=ADMIN,
-        now=T + 22,
-        ttl=3600,
-        purpose="policy",
-    )
+    admin, chain = policy_admin_under(world, issuer, owner, T + 22)
     assert second.history in chain.histories
     feeds = {
         acme.identifier: verified_feed(acme, now=T + 25),

@@ -240,3 +240,26 @@ def superseding(
     return verify_pages(
         pages(signer, [entry], now=now, per_page=1), authority=authority.identifier, now=now
     )
+
+
+def policy_admin_under(
+    world: GatesWorld, issuer: Party, signer: Party, now: int
+) -> tuple[Party, CredentialChain]:
+    """A new identity made policy-admin by `issuer` (a policy admin of `world`'s authority,
+    rooted there: depth 2), the link signed by `signer` (the issuer as it signs now, or a thief
+    holding its keys from before its rotation), dated `now`: the admin and its chain."""
+    acme = world.authority
+    root = issue_credential(
+        acme.signer, subject=issuer.identifier, attributes=ADMIN, now=T, ttl=86_400, depth=2
+    )
+    admin = make_party(world.vault, now=T)
+    chain = delegate(
+        signer.signer,
+        CredentialChain((root,), (acme.identity.history,)),
+        subject=admin.identifier,
+        attributes=ADMIN,
+        now=now,
+        ttl=3600,
+        purpose="policy",
+    )
+    return admin, chain
