@@ -5,7 +5,7 @@ sent but not yet completed (docs/storage.md, "Recovery rules")."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Sequence, Set
+from collections.abc import Callable, Generator, Iterable, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -625,6 +625,14 @@ class CredentialWallet:
             raise CredentialError(_F.NO_FEED, str(authority))
         feed.check_fresh(now=now, max_staleness=max_staleness)
         return feed
+
+    def held_feeds(
+        self, trusted: Iterable[Identifier] | None = None
+    ) -> dict[Identifier, VerifiedFeed]:
+        """The feeds held for the trusted authorities (`held_feed` of each; fresh or not);
+        `trusted`: those authorities as the caller read them already (else read now)."""
+        authorities = self.trusted() if trusted is None else trusted
+        return {a: f for a in authorities if (f := self.held_feed(a)) is not None}
 
     def held_feed(self, authority: Identifier) -> VerifiedFeed | None:
         """The feed held for `authority`, whether fresh or not: from memory, or rebuilt from the

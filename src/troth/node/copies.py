@@ -103,7 +103,7 @@ def stored_binds(
 
     def binds(changes: Sequence[tuple[int, bytes]]) -> bool:
         trusted = wallet.trusted()
-        feeds = {a: f for a in trusted if (f := wallet.held_feed(a)) is not None}
+        feeds = wallet.held_feeds(trusted)
         digest = identity.identifier.digest
         over = set(roots) | vouched_under(vouchers.vouchers_of(digest), identity)
         if identity.identifier in trusted:

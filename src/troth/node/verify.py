@@ -276,10 +276,10 @@ def verify_chain(
         # its chain carried a thief's fork (review 32a, verify 1; as at a handshake, where
         # such a chain is dropped)
         return verified
-    held = [f for a in node.wallet.trusted() if (f := node.wallet.held_feed(a)) is not None]
+    held = [*node.wallet.held_feeds().values(), *feeds.values()]
     try:
         for issuer in verified.issuers:
-            if supersedes_extension(node.identities, issuer, [*held, *feeds.values()]):
+            if supersedes_extension(node.identities, issuer, held):
                 continue  # a fork a trust anchor's feed names not the owner's (review 57w,
                 # verify 1: judged by the feeds given alone, it was stored over the copy)
             # a copy that does not bind it (the root has standing) is replaced now
@@ -399,8 +399,7 @@ def check_not_superseded(node: Node, identity: VerifiedIdentity) -> None:
     trusted authority's own history by its own feed; fresh or not (a feed only grows, and a
     supersession it held once stands). Library logic, not the CLI's (review 40a, verify 1)."""
     trusted = node.wallet.trusted()
-    held = {authority: node.wallet.held_feed(authority) for authority in trusted}
-    feeds = {authority: feed for authority, feed in held.items() if feed is not None}
+    feeds = node.wallet.held_feeds(trusted)
     for feed in standing_feeds(
         identity.identifier, (), frozenset(trusted), feeds, vouched=frozenset()
     ):
