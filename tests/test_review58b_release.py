@@ -108,6 +108,8 @@ def test_a_feed_issued_after_the_hold_by_a_running_nodes_round_releases(
     assert [(f["fresh"], f["pulled"], f["issued_at"]) for f in released["feeds"]] == [
         (True, False, now + 60)
     ]
+    refused = _release("aide", "--vouch-not-rotated", code=1)["message"]
+    assert "rotated after the copy" in refused
 
 
 def test_the_vouch_releases_where_no_feed_can_tell_and_says_so(

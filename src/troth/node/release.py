@@ -11,8 +11,9 @@ announced to: `CredentialWallet.unannounced`):
 
 - the authority's feed pulled by the release itself, after the hold, from the node on this
   machine that hosts it (not this node: its hosted feed is in the copy); or
-- a complete feed of it the node holds, whose signed date (`issued_at`, the authority's
-  word) is after the hold began (`held_at`): pulled by the running node's rounds since.
+- a complete feed of it the node holds dated after the hold began (`held_at`): its
+  `issued_at`, the authority's signed date capped at when this node accepted the page (so
+  the copy's feeds are dated before the hold): pulled by the running node's rounds since.
 
 A feed stored again after the hold but issued before it (a stale page handed in again, the
 copy's own) is no evidence: its date is the authority's signature, and a feed is only ever
