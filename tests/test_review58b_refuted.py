@@ -9,7 +9,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from tests.support.cli import run
+from tests.support.backups import copy_db, node_db, restore_db
+from tests.support.cli import run, run_json
 from tests.test_review57i_restore import _refused
 from tests.test_review58b_release import _release, _remote_acme, restored_member
 from troth.cli.main import cli
@@ -69,3 +70,28 @@ def test_the_vouch_is_not_reached_by_a_prefix(troth_home: Path, tmp_path: Path) 
     assert result.exit_code == 2
     with open_node("agent") as agent:
         _refused(lambda: agent.identities.signer("agent", now=int(time.time())))
+
+
+def test_the_feed_of_the_authority_this_node_hosts_is_no_evidence(
+    troth_home: Path, tmp_path: Path
+) -> None:
+    """`desk`, enrolled with the authority its own node hosts, rotated after the copy: that
+    feed, pulled now (dated now), is the restored node.db's own and lacks the rotation, so it
+    counts for nothing; the refusal says why."""
+    run("authority", "create", "acme")
+    run("identity", "create", "desk", "--node", "acme")
+    ticket = tmp_path / "desk.ticket"
+    ticket.write_text(
+        run("authority", "ticket", "create", "--authority", "acme", "--attr", "t.n=x").stdout
+    )
+    run("enroll", str(ticket), "--as", "desk", "--node", "acme")
+    copy_db(node_db(troth_home, "acme"), tmp_path / "acme.db")
+    run("identity", "rotate", "desk", "--compromised", "--node", "acme")
+    restore_db(node_db(troth_home, "acme"), tmp_path / "acme.db")
+    # the authority's own identity, not rotated: released on the operator's word, so its
+    # feed is signed again (else the pull fails on its hold, and the test shows nothing)
+    run("identity", "release-restored", "acme", "--node", "acme", "--vouch-not-rotated")
+    refused = run_json("identity", "release-restored", "desk", "--node", "acme", code=1)
+    assert "its feed here is the restored copy's" in refused["message"]
+    with open_node("acme") as acme:
+        _refused(lambda: acme.identities.signer("desk", now=int(time.time())))
