@@ -34,11 +34,13 @@ from troth.cli.output import (
 from troth.cli.text import moment
 from troth.credentials.wallet import Announcement
 from troth.crypto import KeyType, sha256
-from troth.errors import CredentialError, IdentityError, IdentityFailure, TrothError
+from troth.errors import CredentialError, IdentityError, TrothError
 from troth.identity import Identifier, VerifiedIdentity, did_document, verify_history
 from troth.identity.service import IdentityExists
 from troth.node import open_node, troth_home
 from troth.node.authorities import announce_here
+from troth.node.release import VOUCH_OPTION
+from troth.node.release import release_restored as release
 from troth.node.verify import import_bare_history, superseded_reason, verify_bare_history
 
 KEY_TYPES = click.Choice(["ed25519", "p256"])
@@ -383,33 +385,54 @@ def forks(ref: str, node_name: str, reporter: Reporter) -> None:
 @identity_group.command("release-restored")
 @IDENTITY_ARG
 @node_option
+@click.option(
+    VOUCH_OPTION,
+    "vouch",
+    is_flag=True,
+    help="Where no feed issued after the hold can tell (no authority, an unreachable one): "
+    "release on your word that IDENTITY was NOT rotated after the copy was taken.",
+)
 @json_command
-def release_restored(ref: str, node_name: str, reporter: Reporter) -> None:
+def release_restored(ref: str, node_name: str, vouch: bool, reporter: Reporter) -> None:
     """Release IDENTITY held by a restore of node.db: it signs and rotates again.
 
     node.db was found restored from a copy taken before a rotation, and every identity it
     holds was held. Release only one you know was NOT rotated after the copy was taken: one
     that was holds the keys its rotation retired (make a new one and enroll it instead).
-    Refused for one a feed this node holds shows rotated past its copy. See docs/vault.md,
+    Released only when the feed of every trusted authority it holds a credential from was
+    issued after the hold (those on this machine are pulled first) and none shows it rotated;
+    else refused, saying how to pull them, or --vouch-not-rotated. See docs/vault.md,
     "A node.db restored from before a rotation"."""
     with open_cli_node(node_name) as node:
         ref = reporter.names.local(ref, node)
         local = node.identities.get(ref, now=CLOCK.now())
-        # review 57r, restore 2: its owner's announced history is newer than the copy's, so it
-        # WAS rotated after the copy was taken: released, it signs with the retired keys
-        superseded = superseded_reason(node, local.identity)
-        if superseded is not None:
-            raise IdentityError(
-                IdentityFailure.ROLLBACK,
-                f"{ref!r} was rotated after the copy was taken ({superseded}): not released; "
-                "make a new identity and enroll it again "
-                '(docs/vault.md, "A node.db restored from before a rotation")',
-            )
-        released = node.identities.release_restored(ref, now=CLOCK)
-    data = {**describe(local.identity, local.name), "released": released}
-    if not released:
+        # review 57v, release 1: refused unless a feed issued after the hold tells (troth.node.
+        # release), the feeds node.db holds being the copy's, older than a rotation since
+        done = release(node, ref, clock=CLOCK, vouch=vouch)
+    data = {
+        **describe(local.identity, local.name),
+        "released": done.released,
+        "held_at": done.held_at,
+        "vouched": done.vouched,
+        "feeds": [
+            {
+                "authority": str(f.authority),
+                "fresh": f.fresh,
+                "pulled": f.pulled,
+                "issued_at": f.issued_at,
+                "error": f.error,
+            }
+            for f in done.feeds
+        ],
+    }
+    if not done.released:
         reporter.result(data, f"{ref!r} is not held by a restore of node {node_name!r}")
         return
+    if done.vouched:
+        reporter.warn(
+            f"{ref!r} released on your word ({VOUCH_OPTION}): no feed issued after the hold "
+            "told whether it was rotated after the copy was taken; you vouched it was not"
+        )
     reporter.warn(
         f"{ref!r} released: it signs with the keys the copy holds; had it been rotated after "
         "the copy was taken, they are keys its rotation retired and a rotation from them forks "

@@ -14,7 +14,10 @@ not rotate (a rotation from the copy forks its history): IdentityError ROLLBACK 
 restore. `troth node status` shows the restore (scope `identity`, `voided`: the identities
 held). The operator's recovery: an identity rotated since the copy was taken is lost on this
 node (its current keys were in the node.db that was lost): make a new one and enroll it again;
-one the operator knows was not rotated since is released (`release`), and signs again.
+one the operator knows was not rotated since is released (`release`), and signs again:
+`troth identity release-restored` (troth.node.release) only on feeds issued after the hold,
+or the operator's explicit vouch (review 58b, release 1: the copy's own feeds, older than a
+rotation since, let a rotated identity go).
 
 A rotation only is counted, nothing is armed at an identity's creation: a copy taken before
 the node's first rotation since this change, put back with its guard deleted (or lost with

@@ -728,7 +728,9 @@ class IdentityService(RetiredKeys):
         """Let local identity `ref`, held by a restore of node.db found, sign, open channels and
         rotate again: only one the operator knows was not rotated after the copy was taken
         (docs/vault.md, "A node.db restored from before a rotation"). Whether it was held. A
-        restore not found yet is found first (`now`, default the system clock, dates it)."""
+        restore not found yet is found first (`now`, default the system clock, dates it). The
+        bare release, on the caller's word: `troth.node.release.release_restored` first asks
+        for feeds issued after the hold (review 58b, release 1)."""
         record = self.find(ref)
         if self._restores is None:
             return False

@@ -1,0 +1,164 @@
+"""Releasing a local identity held by a restore of node.db (`troth identity release-restored`;
+troth.identity.restored; docs/vault.md, "A node.db restored from before a rotation").
+
+A held identity rotated after the copy was taken holds, in the copy, the keys its rotation
+retired: released, it signs with them. The release refuses one a feed this node holds shows
+rotated past the copy (review 57r, restore 2), but the feeds node.db holds are the copy's,
+older than that rotation: released first thing after putting node.db back, such an identity
+was let go (review 57v, release 1). So a release needs evidence fresher than the hold, for
+every trusted authority the identity holds a credential from (those its rotation is
+announced to: `CredentialWallet.unannounced`):
+
+- the authority's feed pulled by the release itself, after the hold, from the node on this
+  machine that hosts it (not this node: its hosted feed is in the copy); or
+- a complete feed of it the node holds dated after the hold began (`held_at`): its
+  `issued_at`, the authority's signed date capped at when this node accepted the page (so
+  the copy's feeds are dated before the hold): pulled by the running node's rounds since.
+
+A feed stored again after the hold but issued before it (a stale page handed in again, the
+copy's own) is no evidence: its date is the authority's signature, and a feed is only ever
+replaced by one issued later. A feed of an authority the node does not trust, or the identity
+holds no credential from, is not asked for and counts for nothing. Where no feed can tell
+(the identity holds no credential from a trusted authority, e.g. an authority's own identity,
+or its authority cannot be reached), the release is the operator's word, given explicitly
+(`vouch`: `--vouch-not-rotated`), and said so in its result. A feed that shows the identity
+rotated refuses the release even then.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from troth.clock import Clock
+from troth.errors import IdentityError, IdentityFailure, TrothError
+from troth.identity import Identifier
+from troth.node.authorities import is_local, sync_local_feed
+from troth.node.node import Node
+from troth.node.verify import superseded_reason
+
+__all__ = ["VOUCH_OPTION", "FeedEvidence", "Release", "release_restored"]
+
+VOUCH_OPTION = "--vouch-not-rotated"
+"""The CLI option by which the operator vouches, where no feed can tell, that the identity was
+not rotated after the copy was taken."""
+_SEE = '(docs/vault.md, "A node.db restored from before a rotation")'
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEvidence:
+    """What the node holds of one authority's word on a held identity: its feed `pulled` by
+    this release (after the hold), or else the held feed's signed date (`issued_at`, None:
+    none held, or not complete); `fresh`: it postdates the hold; `error`: why a pull failed."""
+
+    authority: Identifier
+    fresh: bool
+    pulled: bool = False
+    issued_at: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """What `release_restored` did: `held_at` (None: the identity was not held, nothing done),
+    `released`, `vouched` (released on the operator's word: some feed, or every one, could not
+    tell) and the evidence of each authority asked."""
+
+    held_at: int | None
+    released: bool
+    vouched: bool
+    feeds: tuple[FeedEvidence, ...] = ()
+
+
+def release_restored(node: Node, ref: str, *, clock: Clock, vouch: bool = False) -> Release:
+    """Release local identity `ref` from a restore's hold (found first if nothing did yet),
+    only on evidence fresher than the hold that it was not rotated after the copy was taken
+    (see the module), or, where that evidence is missing, on the operator's word (`vouch`).
+    IdentityError ROLLBACK when a held feed shows it rotated past the copy (even vouched), or
+    the evidence is missing and `vouch` is False (naming what to do)."""
+    own = node.identities.find(ref).name == node.name  # NotFound before anything is written
+    node.identities.check_restored(clock)
+    held_at = node.identities.restore_held(ref)
+    if held_at is None:
+        return Release(None, released=False, vouched=False)
+    feeds = tuple(_evidence(node, ref, held_at, clock))
+    identity = node.identities.get(ref, now=clock.now()).identity
+    superseded = superseded_reason(node, identity)  # after the pulls: their word too
+    if superseded is not None:
+        # review 57r, restore 2: its owner's announced history is newer than the copy's
+        raise IdentityError(
+            IdentityFailure.ROLLBACK,
+            f"{ref!r} was rotated after the copy was taken ({superseded}): not released; "
+            f"make a new identity and enroll it again {_SEE}",
+        )
+    missing = [f for f in feeds if not f.fresh]
+    if (missing or not feeds) and not vouch:
+        refusal = _refusal(node, ref, held_at, missing, own=own)
+        raise IdentityError(IdentityFailure.ROLLBACK, refusal)
+    released = node.identities.release_restored(ref, now=clock)
+    return Release(held_at, released=released, vouched=bool(missing or not feeds), feeds=feeds)
+
+
+def _evidence(node: Node, ref: str, held_at: int, clock: Clock) -> list[FeedEvidence]:
+    """The evidence of each trusted authority `ref` holds a credential from, its feed pulled
+    first from the node on this machine hosting it (a failed pull: `error`)."""
+    trusted = node.wallet.trusted()
+    named = {Identifier(held.authority) for held in node.wallet.held(ref)}
+    hosted = node.hosted_authority()
+    here = None if hosted is None else hosted.identifier
+    evidence = []
+    for authority in sorted(named & trusted.keys(), key=lambda a: a.digest):
+        address = trusted[authority]
+        error = None
+        if authority == here:  # its feed, even pulled now, is the copy's
+            error = "this node hosts it: its feed here is the restored copy's"
+            evidence.append(FeedEvidence(authority, fresh=False, error=error))
+            continue
+        if is_local(address):
+            try:
+                sync_local_feed(node, authority, address=address, now=clock)
+                evidence.append(FeedEvidence(authority, fresh=True, pulled=True))
+                continue
+            except TrothError as exc:
+                error = str(exc)
+        feed = node.wallet.held_feed(authority)
+        issued_at = None if feed is None or not feed.complete else feed.issued_at
+        fresh = issued_at is not None and issued_at > held_at
+        evidence.append(FeedEvidence(authority, fresh, issued_at=issued_at, error=error))
+    return evidence
+
+
+def _refusal(node: Node, ref: str, held_at: int, missing: list[FeedEvidence], *, own: bool) -> str:
+    vouch = (
+        f"only if you know {ref!r} was not rotated after the copy was taken: troth identity "
+        f"release-restored {ref} --node {node.name} {VOUCH_OPTION} {_SEE}"
+    )
+    if not missing:
+        return (
+            f"{ref!r} not released: no feed can tell whether it was rotated after the copy was "
+            f"taken (it holds no credential from an authority this node trusts); {vouch}"
+        )
+    remote = (
+        f"start the node (troth node start {node.name}: its rounds pull its authorities' "
+        "feeds) and run this again"
+        if not own
+        else "no command pulls it while the node's own identity is held"
+    )
+    stale = "; ".join(
+        f"{f.authority}: "
+        + (
+            f"no feed of it pulled ({f.error}): run this again once one can be"
+            if f.error is not None
+            else f"{_held(f.issued_at)}, and it is not on this machine: {remote}"
+        )
+        for f in missing
+    )
+    return (
+        f"{ref!r} not released: no feed issued after the hold ({held_at}) tells whether it "
+        f"was rotated after the copy was taken ({stale}); or, {vouch}"
+    )
+
+
+def _held(issued_at: int | None) -> str:
+    if issued_at is None:
+        return "no complete feed of it held"
+    return f"the feed of it held was issued at {issued_at}, before the hold"
