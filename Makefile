@@ -56,10 +56,15 @@ lint: $(VENV)/.installed-dev
 docs: $(VENV)/.installed-dev
 	$(BIN)/python docs/api/generate.py
 
+# Two pytest-xdist workers (TEST_WORKERS=N to change), a file's tests in one worker; then the
+# hostile-load tests alone, serially: they hold a legitimate peer to an answer within 1 s.
+TEST_WORKERS ?= 2
+TEST_ENV = TROTH_REQUIRE_HSM=$$(command -v softhsm2-util >/dev/null 2>&1 && echo 1 || echo 0) \
+	TROTH_REQUIRE_PG=$$(ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && echo 1 || echo 0)
+
 test: $(VENV)/.installed-dev softhsm postgres lint
-	TROTH_REQUIRE_HSM=$$(command -v softhsm2-util >/dev/null 2>&1 && echo 1 || echo 0) \
-	TROTH_REQUIRE_PG=$$(ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && echo 1 || echo 0) \
-		$(BIN)/python -m pytest
+	$(TEST_ENV) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m 'not slow and not load'
+	$(TEST_ENV) $(BIN)/python -m pytest -m 'load and not slow'
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/troth bench

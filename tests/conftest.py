@@ -30,11 +30,14 @@ _SOFTHSM_MODULES = (
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    """As root, keep pytest's temp dirs out of /tmp/pytest-of-root: every pytest start re-chmods
-    it 0700, which cuts a PostgreSQL server run as 'postgres' off from its data directory."""
-    if os.geteuid() == 0 and config.option.basetemp is None:
-        base = tempfile.mkdtemp(prefix="troth-pytest-")
-        os.chmod(base, 0o711)  # noqa: S103 (traversable by 'postgres', not listable)
+    """Keep pytest's temp dirs short: a node's control socket lives in its home, and an AF_UNIX
+    path holds at most 107 bytes, also under pytest-xdist's `popen-gwN` directory (make test
+    runs two workers). As root, also out of /tmp/pytest-of-root: every pytest start re-chmods it
+    0700, which cuts a PostgreSQL server run as 'postgres' off from its data directory."""
+    if config.option.basetemp is None:
+        base = tempfile.mkdtemp(prefix="tp-")
+        if os.geteuid() == 0:
+            os.chmod(base, 0o711)  # noqa: S103 (traversable by 'postgres', not listable)
         config.option.basetemp = os.path.join(base, "t")
         config.add_cleanup(lambda: shutil.rmtree(base, ignore_errors=True))
 
