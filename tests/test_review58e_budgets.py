@@ -27,7 +27,7 @@ import pytest
 
 from tests.support.nodes import HUB, MemNet, route, run_memnet
 from tests.test_attacks_review2 import throwaway_delegate
-from troth.authority.client import refresh_request, revoke_request
+from troth.authority.client import refresh_request, revoke_request, rotated_request
 from troth.credentials import CredentialChain
 from troth.errors import AuthorityFailure, RemoteError
 from troth.limits import ENROLL_REQUESTS_BURST
@@ -100,5 +100,29 @@ def test_a_strangers_revoke_requests_are_refused_past_a_budget(tmp_path: Path) -
                 await ask(net, mallory, "revoke", request)
             if attempt >= ENROLL_REQUESTS_BURST:
                 assert LIMITED in str(refused.value), (attempt, str(refused.value))
+
+    run_memnet(test, tmp_path / "home", budget=60)
+
+
+@pytest.mark.xfail(
+    strict=True, reason="review 58e budgets 2: rotated requests are charged to no budget"
+)
+def test_a_strangers_rotated_announcements_are_refused_past_a_budget(tmp_path: Path) -> None:
+    """mallory, a stranger, announces her history again and again: past the burst each
+    announcement is refused as rate limited, unchecked."""
+
+    async def test(net: MemNet) -> None:
+        mallory = await net.node("mallory")
+        authority = net.authority.identifier
+        for attempt in range(ENROLL_REQUESTS_BURST + 4):
+            now = net.clock.now()
+            request = rotated_request(mallory.node.identities, "mallory", authority, now=now)
+            try:
+                await ask(net, mallory, "rotated", request)
+                answer = "answered"
+            except RemoteError as exc:
+                answer = str(exc)
+            if attempt >= ENROLL_REQUESTS_BURST:
+                assert LIMITED in answer, (attempt, answer)
 
     run_memnet(test, tmp_path / "home", budget=60)
