@@ -6,6 +6,11 @@
    (handed in by the revoked member, or simply an old download), verified the revoked link as
    valid on a node whose held feed, synced from the authority, already revoked it. A feed only
    grows and a revocation is permanent: what the node verified once stands.
+2. `troth.Verifier` fed by a `troth.Node` judged a chain by the node's held feed while a link
+   revocation made on that machine left the feed due a sync (its process killed after the
+   authority took the entry): the node's own decisions, its MCP gates and its trace collector
+   wait for the sync (reviews 48m, 48w, 55i, 55p), the public verifier did not (the fix is in
+   troth/_api/node.py, outside this review's area).
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ from pathlib import Path
 
 import pytest
 
+import troth
 from tests.support.feeds import entries, pages
 from tests.support.gates import SUPPORT
 from tests.support.parties import Party, make_party
+from troth.clock import FixedClock
 from troth.credentials import (
     CredentialChain,
     RevocationKind,
@@ -85,3 +92,33 @@ def test_an_older_feed_file_does_not_undo_a_vc_revocation_the_node_holds(tmp_pat
     with open_node("hub", home=tmp_path) as node, pytest.raises(CredentialError) as caught:
         verify_vc(data, sources, now=NOW, issuer_history=history, node=node)
     assert caught.value.reason is CredentialFailure.REVOKED
+
+
+@pytest.mark.xfail(
+    strict=True, reason="review 58e feeds 2: troth.Verifier ignores the node's due-sync mark"
+)
+def test_a_verifier_fed_by_a_node_waits_for_a_due_feed_as_the_node_does(tmp_path: Path) -> None:
+    """desk trusts authority z (reached at /tcp/away:4000) and holds z's fresh feed; a link
+    revocation made on desk left z's feed due a sync (its process killed after z took the
+    entry: docs/credentials.md, "Revocation is real"). The node hands out none of z's chains
+    and its access decisions drop them until the sync (review 48m, 48w, 55i, 55p); a
+    `troth.Verifier` fed by desk verified a chain of z against the held copy, which may
+    predate the revocation."""
+    vault = SoftwareVault()
+    z = make_party(vault, now=NOW - 1000)
+    member = make_party(vault, now=NOW - 1000)
+    credential = issue_credential(
+        z.signer, subject=member.identifier, attributes=SUPPORT, now=NOW - 500, ttl=3600, depth=1
+    )
+    chain = CredentialChain((credential,), (z.identity.history,)).encode()
+    init_node("desk", home=tmp_path)
+    with open_node("desk", home=tmp_path) as node:
+        node.wallet.trust(z.identifier, "/tcp/away:4000", now=NOW - 20)
+        node.wallet.update_feed(
+            pages(z, [], now=NOW - 10, per_page=10)[0], authority=z.identifier, now=NOW - 10
+        )
+        node.wallet.store.mark_sync_due(z.identifier.digest, "/tcp/away:4000", NOW - 5)
+    with troth.Node.open("desk", home=tmp_path, create=False) as desk:
+        verifier = troth.Verifier(trust=[z.identifier], feeds=desk, clock=FixedClock(NOW))
+        with pytest.raises(CredentialError):
+            verifier.verify(chain, presenter=member.identifier)
