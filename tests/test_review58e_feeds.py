@@ -31,6 +31,7 @@ from troth.credentials import (
     issue_credential,
     write_page_sequence,
 )
+from troth.credentials.format import SignedCredential
 from troth.credentials.vc import export_credential_vc, vc_credential_hash
 from troth.errors import CredentialError, CredentialFailure
 from troth.node import init_node, open_node
@@ -52,13 +53,18 @@ def _held_revoking(home: Path, z: Party, target: bytes, old: Path) -> None:
         node.wallet.update_feed(page, authority=z.identifier, now=NOW - 10)
 
 
-def test_an_older_feed_file_does_not_undo_a_revocation_the_node_holds(tmp_path: Path) -> None:
+def _member_credential() -> tuple[Party, Party, SignedCredential]:
+    """Authority z, its member, and the member credential z issued it (NOW-500..NOW+3100)."""
     vault = SoftwareVault()
-    z = make_party(vault, now=NOW - 1000)
-    member = make_party(vault, now=NOW - 1000)
+    z, member = make_party(vault, now=NOW - 1000), make_party(vault, now=NOW - 1000)
     credential = issue_credential(
         z.signer, subject=member.identifier, attributes=SUPPORT, now=NOW - 500, ttl=3600, depth=1
     )
+    return z, member, credential
+
+
+def test_an_older_feed_file_does_not_undo_a_revocation_the_node_holds(tmp_path: Path) -> None:
+    z, member, credential = _member_credential()
     chain = CredentialChain((credential,), (z.identity.history,)).encode()
     old = tmp_path / "old.feed"
     _held_revoking(tmp_path, z, credential.hash, old)
@@ -104,12 +110,7 @@ def test_a_verifier_fed_by_a_node_waits_for_a_due_feed_as_the_node_does(tmp_path
     and its access decisions drop them until the sync (review 48m, 48w, 55i, 55p); a
     `troth.Verifier` fed by desk verified a chain of z against the held copy, which may
     predate the revocation."""
-    vault = SoftwareVault()
-    z = make_party(vault, now=NOW - 1000)
-    member = make_party(vault, now=NOW - 1000)
-    credential = issue_credential(
-        z.signer, subject=member.identifier, attributes=SUPPORT, now=NOW - 500, ttl=3600, depth=1
-    )
+    z, member, credential = _member_credential()
     chain = CredentialChain((credential,), (z.identity.history,)).encode()
     init_node("desk", home=tmp_path)
     with open_node("desk", home=tmp_path) as node:
