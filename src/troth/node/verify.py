@@ -11,7 +11,7 @@ import contextlib
 import functools
 import itertools
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -269,8 +269,16 @@ def verify_chain(
     verified = ChainVerifier(policy, known_in=_issuer_check(node)).verify(
         data, presenter=stored if whole else actor, feeds=feeds, now=now
     )
+    newer = _held_newer(node, feeds, verified.authority)
+    if newer is not None:  # an older copy handed in hides none of its revocations (58e, feeds 1)
+        revoked = verified.revoked_link_in(newer)
+        if revoked is not None:
+            raise CredentialError(_F.REVOKED, _held_says(node, newer), revoked)
+        verified.current_in(newer)
     if not isinstance(stored, Identifier) and not whole:
         feeds[verified.authority].check_current(stored)  # review 40a, node 1
+        if newer is not None:
+            newer.check_current(stored)
     if not _anchor_here(node, verified.authority):
         # a root the node does not trust stores nothing here: its checkpoint made up a copy,
         # its chain carried a thief's fork (review 32a, verify 1; as at a handshake, where
@@ -287,6 +295,30 @@ def verify_chain(
     except IdentityError as exc:  # another process stored another copy meanwhile
         raise CredentialError(_F.ISSUER_INVALID, str(exc)) from None
     return verified
+
+
+def _held_newer(
+    node: Node, feeds: Mapping[Identifier, VerifiedFeed], authority: Identifier
+) -> VerifiedFeed | None:
+    """The feed `node` holds of `authority` when it holds entries the copy given in `feeds`
+    does not (more, or others: a fork): a copy signed before a revocation, still within the
+    feed age, was handed in again (review 58e, feeds 1: judged by the copy given alone, the
+    revoked link verified on a node whose held feed revoked it). A feed only grows and a
+    revocation stands, so the held one judges too, fresh or not."""
+    given = feeds.get(authority)
+    held = node.wallet.held_feed(authority)
+    if given is None or held is None:
+        return None
+    if held.count <= given.count and held.agrees_with(given):
+        return None  # the copy given holds every entry the node holds
+    return held
+
+
+def _held_says(node: Node, held: VerifiedFeed) -> str:
+    return (
+        f"in the feed {node.name} holds ({held.count} entries), which the copy given does not "
+        "hold: a copy signed before the revocation was given"
+    )
 
 
 def _feed_known(node: Node, now: int) -> Known:
@@ -385,7 +417,15 @@ def verify_vc(
             progress=sources.progress,
             checkpoints=None if node is None else node.identities.attested_by_store,
         )
-    return verify_troth_vc(document, policy=policy, issuer=identity, feeds=feeds, now=now)
+    verified = verify_troth_vc(document, policy=policy, issuer=identity, feeds=feeds, now=now)
+    newer = None if node is None else _held_newer(node, feeds, issuer)
+    if node is not None and newer is not None:  # as a chain's (review 58e, feeds 1)
+        if verified.credential_hash in newer.revoked_credentials or any(
+            newer.identity_revoked(who.digest) for who in (issuer, verified.subject)
+        ):
+            raise CredentialError(_F.REVOKED, _held_says(node, newer))
+        newer.check_current(identity)
+    return verified
 
 
 # -- a bare history (no chain): `troth identity verify --node`, `troth identity import` -------
