@@ -103,7 +103,9 @@ def test_a_since_past_the_end_spends_nothing(tmp_path: Path) -> None:
 
 def test_a_members_delegates_share_its_feed_signing_budget(tmp_path: Path) -> None:
     """Mallory has her budget of pages spent, then asks as a delegate she minted offline: the
-    delegate's pages are charged to her account, answered "busy" at once."""
+    delegate pays from the one account her delegates share (review 58e, budgets 1: not hers, so
+    a delegate cannot spend what its delegator needs), and once that is spent a second delegate
+    she minted is answered "busy" at once: minting delegates buys no more signings."""
 
     async def test(net: MemNet) -> None:
         hub = net.hub
@@ -114,8 +116,12 @@ def test_a_members_delegates_share_its_feed_signing_budget(tmp_path: Path) -> No
         net.clock.advance(FEED_REUSE)
         burst = limits.FEED_PAGE_SIGNS_PER_CALLER_BURST
         assert [await ask(net, mallory, since) for since in range(1, burst + 1)] == ["ok"] * burst
+        assert (await ask(net, mallory, burst + 1)).startswith("busy")
         throwaway_delegate(mallory, "throwaway", {"agents.team": "support"})
-        answer = await ask(net, mallory, burst + 1, identity="throwaway")
+        spent = [await ask(net, mallory, burst + 1 + i, identity="throwaway") for i in range(burst)]
+        assert spent == ["ok"] * burst
+        throwaway_delegate(mallory, "another", {"agents.team": "support"})
+        answer = await ask(net, mallory, 2 * burst + 1, identity="another")
         assert answer.startswith("busy")
 
     run_memnet(test, tmp_path / "home")

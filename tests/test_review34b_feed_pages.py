@@ -5,7 +5,9 @@ smallest of the roots of every chain the caller presented (`min(member_accounts(
 another authority's chains included: a delegate of acme's member m that is also a member of
 globex (a co-trusted authority, which mints members for free) paid from its own globex account
 whenever its identifier sorted first, so each of m's delegates had a budget of its own, and
-m, minting them, could spend the members' pool the hub's other members sync from.
+m, minting them, could spend the members' pool the hub's other members sync from. Since
+review 58e, budgets 1, a member's delegates pay from one account they share (`delegates_of`
+the member), never the member's own.
 
 Was a strict xfail until the account is the smallest root of the caller's chains from this
 authority only (`AuthorityService._payer`).
@@ -19,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.nodes import HUB, MemNet, globex_over_tcp, route, run_memnet
+from tests.test_attacks_review2 import throwaway_delegate
 from troth.credentials import Attributes
 from troth.errors import RemoteError
 from troth.limits import FEED_PAGE_SIGNS_PER_CALLER_BURST
@@ -29,8 +32,8 @@ AUTHORITY = service_address("authority")
 ENTRIES = 2 * FEED_PAGE_SIGNS_PER_CALLER_BURST + 4
 
 
-async def page(node: NodeRuntime, since: int) -> None:
-    end = await node.channel_to(route(HUB))
+async def page(node: NodeRuntime, since: int, identity: str | None = None) -> None:
+    end = await node.channel_to(route(HUB), identity=identity)
     await call(node.router, (end.enc, AUTHORITY), "feed", [since])
 
 
@@ -80,7 +83,13 @@ def test_a_delegate_pays_its_delegators_account_whatever_else_it_holds(tmp_path:
             await page(m, since)
         with pytest.raises(RemoteError, match="busy"):
             await page(m, FEED_PAGE_SIGNS_PER_CALLER_BURST)
-        with pytest.raises(RemoteError, match="busy"):  # and its delegate with it
-            await page(d, FEED_PAGE_SIGNS_PER_CALLER_BURST + 1)
+        # its delegates pay from the one account they share (review 58e, budgets 1), d too:
+        # d spends it, and another delegate of m is refused (d paid from its own globex
+        # account, m's delegates would each have one)
+        for since in range(FEED_PAGE_SIGNS_PER_CALLER_BURST):
+            await page(d, FEED_PAGE_SIGNS_PER_CALLER_BURST + since)
+        throwaway_delegate(m, "agent", {"agents.team": "support"})
+        with pytest.raises(RemoteError, match="busy"):
+            await page(m, 2 * FEED_PAGE_SIGNS_PER_CALLER_BURST, identity="agent")
 
     run_memnet(test, tmp_path / "home", budget=90)

@@ -23,7 +23,7 @@ from troth.errors import (
 from troth.faults import crash_point
 from troth.identity import Identifier, VerifiedIdentity, check_extends
 
-__all__ = ["Revoking"]
+__all__ = ["Revoking", "delegates_of"]
 
 _A = AuthorityFailure
 
@@ -109,7 +109,7 @@ class Revoking(Requesters):
         # the member pays for its own revocations; its delegates share a second budget, so a
         # delegate cannot spend what its delegator needs to revoke it
         member = links[0].subject
-        payer: Identifier | None = member if issued <= 1 else _delegates_of(member)
+        payer: Identifier | None = member if issued <= 1 else delegates_of(member)
         if revoker == self.identifier:  # the authority's own revocations are not limited: a
             payer = None  # member that spent its quota kept it from revoking (review 34b, quota 1)
         try:
@@ -213,7 +213,8 @@ class Revoking(Requesters):
                 raise AuthorityError(_A.NO_STANDING, f"link {link.index} is revoked")
 
 
-def _delegates_of(member: Identifier) -> Identifier:
+def delegates_of(member: Identifier) -> Identifier:
     """The quota account a member's delegates share (a name no identity has: a hash under its
-    own domain)."""
+    own domain): their revocations here, their enroll, refresh, revoke and rotated requests and
+    feed pages at the authority service (review 58e, budgets 1)."""
     return Identifier(sha256(b"troth.authority.delegates-quota/1\x00" + member.digest))

@@ -37,6 +37,7 @@ from typing import Any, Final
 from troth import limits
 from troth.authority import Authority
 from troth.authority.budgets import RequestBudgets
+from troth.authority.revoking import delegates_of
 from troth.encoding import cbor
 from troth.errors import AuthorityError, AuthorityFailure, DecodeError, RemoteError, TrothError
 from troth.node.access import AnyAuthenticated, Caller, PeerCaller, member_accounts
@@ -181,6 +182,7 @@ class AuthorityService:
     async def revoke(self, request: Any, context: RequestContext) -> int:
         """A delegator revokes a link: the feed entry's seq."""
         data = _request(request)
+        await self._charge(context)  # each checked in full: review 58e, budgets 2
         seq: int = await self.worker.run(
             self._changing, self.authority.revoke_link, data, context.now
         )
@@ -190,6 +192,7 @@ class AuthorityService:
     async def rotated(self, request: Any, context: RequestContext) -> int | None:
         """A member announces its rotated history: its supersession's seq, if any."""
         data = _request(request)
+        await self._charge(context)
         return await self.worker.run(self._changing, self.authority.rotated, data, context.now)
 
     async def feed(self, arguments: Any, context: RequestContext) -> bytes:
@@ -203,7 +206,8 @@ class AuthorityService:
         return await self.worker.run(self._page, start, context.now, payer)
 
     async def _charge(self, context: RequestContext) -> None:
-        """Spend one enroll or refresh request of the caller's source (`RequestBudgets`):
+        """Spend one enroll, refresh, revoke or rotated request of the caller's source
+        (`RequestBudgets`; revoke and rotated requests were free: review 58e, budgets 2):
         a member's account (or an anchor's), as `_payer` names it; a caller showing no
         credential of this authority that is one of its members (stored now: a removed member
         is not), its own; anyone else's, the network its channel came from; a local caller's,
@@ -232,8 +236,9 @@ class AuthorityService:
 
     def _payer(self, caller: Caller, now: int) -> _Payer | None:
         """Whom `caller`'s pages are charged to (None: a local caller, never charged). A member
-        of this authority (a credential of its that verifies now) pays from the account of the
-        member at the root of those credentials, an anchor from its `member_accounts`; anyone
+        of this authority (a credential of its that verifies now) pays from its own account, a
+        delegate from the one its member's delegates share (`delegates_of` the member at the
+        root of its credentials), an anchor from its `member_accounts`; anyone
         else is a stranger to this feed, a co-trusted authority's member too: that authority
         mints members for free, and they would spend the pool this authority's own members
         sync from (read on the event loop: the standing reads memory only)."""
@@ -244,9 +249,15 @@ class AuthorityService:
         # the members at the roots of this authority's chains only: a co-trusted authority's
         # chain (it mints members for free) names an account of the caller's choosing, so a
         # member's delegates each had one (review 34b, feed pages 1)
-        own = [c.links[0].subject.digest for c in standing.credentials if c.authority == mine]
+        own = [c.links[0].subject for c in standing.credentials if c.authority == mine]
         if standing.problem is None and own:
-            return _Payer(min(own), self._members)
+            # a delegate pays from the account its member's delegates share, never the member's
+            # own: a delegate (an agent handed one attribute) sending refresh requests kept its
+            # delegator from refreshing, RATE_LIMITED (review 58e, budgets 1)
+            if caller.identifier in own:
+                return _Payer(caller.identifier.digest, self._members)
+            root = min(own, key=lambda subject: subject.digest)
+            return _Payer(delegates_of(root).digest, self._members)
         if standing.problem is None and standing.is_anchor:
             return _Payer(min(member_accounts(caller.peer)), self._members)
         return _Payer(caller.identifier.digest, self._strangers)
