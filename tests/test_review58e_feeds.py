@@ -100,9 +100,6 @@ def test_an_older_feed_file_does_not_undo_a_vc_revocation_the_node_holds(tmp_pat
     assert caught.value.reason is CredentialFailure.REVOKED
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 58e feeds 2: troth.Verifier ignores the node's due-sync mark"
-)
 def test_a_verifier_fed_by_a_node_waits_for_a_due_feed_as_the_node_does(tmp_path: Path) -> None:
     """desk trusts authority z (reached at /tcp/away:4000) and holds z's fresh feed; a link
     revocation made on desk left z's feed due a sync (its process killed after z took the

@@ -575,11 +575,17 @@ class Node:
 
     def _revocation_feed(self, authority: Identifier, *, now: int) -> VerifiedFeed | None:
         """The feed of `authority` this node holds (hosted: read from its store), brought up to
-        date first when the authority is on this machine and the copy is not fresh."""
+        date first when the authority is on this machine and the copy is not fresh; none while
+        a revocation made here leaves it due a sync."""
         hosted = self._stored.hosted_authority()
         if hosted is not None and hosted.identifier == authority:
             return hosted.held_feed(now=now)
         wallet = self._stored.wallet
+        if wallet.sync_due(authority, now=now):
+            # a link revocation made here left the feed to sync (`CredentialWallet.sync_due`):
+            # the held copy may predate it, so none, as the node's own decisions wait (review
+            # 58e, feeds 2: a Verifier fed by this node took the authority's chains)
+            return None
         feed = wallet.held_feed(authority)
         address = wallet.trusted().get(authority)
         stale = feed is None or not feed.complete or now - feed.issued_at > FEED_STALENESS // 2
