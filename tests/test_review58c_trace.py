@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import run, run_json
-from tests.support.traces import node_trace_db, record_on_node
-from troth.clock import SystemClock
-from troth.errors import StorageError
+from tests.support.traces import NOW, Held, node_trace_db, open_log, record_on_node, tool_call
+from troth.clock import FixedClock, SystemClock
+from troth.errors import StorageError, TraceError, TraceFailure
 from troth.node import open_node, troth_home
-from troth.trace import open_node_log
+from troth.trace import TraceRecorder, open_node_log
+from troth.trace.verify import verify_log
 
 
 @pytest.fixture
@@ -107,3 +108,49 @@ def test_trace2_a_log_rolled_back_is_truncated_without_a_kept_file(tmp_path: Pat
     shutil.copyfile(backup, trace_db)
     said = run("trace", "verify", code=1).stderr
     assert "log is shorter than the anchored checkpoint (anchored at 3, the log has 1)" in said
+
+
+def test_trace3_a_rotation_dated_before_a_record_the_log_holds_is_refused(tmp_path: Path) -> None:
+    """review 58c, trace 3: an agent (a member, or one whose clock was stepped back) signs a
+    record dated 290 s ahead of the log (within its 300 s window), then rotates with a change
+    dated before that record and signs its next record with the new key: the log admitted both,
+    and its own verification then refused the first (`signed by a key after its retirement`),
+    a record whose key was current when it entered the log; `verify_log` names only the first
+    bad record, so the log stayed red and hid any later fault. The log now refuses the history
+    that would retire a key before a record the log holds of it."""
+    log = open_log(tmp_path / "trace.db", FixedClock(NOW))
+    agent, ahead = Held(), FixedClock(NOW + 290)
+    TraceRecorder(log, lambda now: agent.signer(now), clock=ahead).record(tool_call())
+    agent.rotate(NOW + 10)  # its change dated before the record the log holds
+    with pytest.raises(TraceError) as refused:
+        TraceRecorder(log, lambda now: agent.signer(now), clock=ahead).record(tool_call())
+    assert refused.value.reason is TraceFailure.SIGNER_INVALID
+    assert "before the agent's record at" in str(refused.value)
+    log.checkpoint()
+    assert verify_log(log).size == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 58c, trace 3 (left): the node's own copy of the rotation retires the key",
+)
+def test_trace3_a_rotation_after_a_record_dated_ahead_leaves_the_nodes_verify_valid() -> None:
+    """review 58c, trace 3, what is left: the node verifies its log with its own copies of its
+    signers' histories (its change rows, its stored copies), so a record dated ahead of the
+    log (within the window) and a rotation dated before that record, which the node learns
+    of by any path (a local `troth identity rotate` after a clock stepped back; a member's
+    handshake with its new history, dated as it likes), turn every `troth trace verify` of
+    the node's log red at that record, though its key was current when it entered the log,
+    and hide any later fault (the first bad record is named). Needs a decision: a grace of
+    MAX_CLOCK_SKEW_SECONDS after a retirement in the rule, or the node refusing a change dated
+    before its identity's last record in the log."""
+    run("identity", "create", "support")
+    clock = SystemClock()
+    ahead = FixedClock(clock.now() + 250)
+    with open_node("default", home=troth_home()) as node, open_node_log(node, clock=clock) as log:
+        TraceRecorder(
+            log, lambda now: node.identities.signer("support", now=now), clock=ahead
+        ).record(tool_call())
+    assert run_json("trace", "verify")["records"] == 1
+    run("identity", "rotate", "support")
+    assert run_json("trace", "verify")["records"] == 1
