@@ -7,6 +7,7 @@ now); without the option it still says to pass it.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from tests.support.cli import run
@@ -31,5 +32,9 @@ def test_a_checkpoint_file_not_there_yet_is_not_told_to_be_passed(
     said = run("trace", "verify", "--file", str(export), "--checkpoint", str(absent)).stdout
     assert f"nothing kept at {absent} yet)" in said, said
     assert not absent.exists()  # a file's verification keeps nothing
+    said = run("trace", "verify").stdout  # against the node's accepted one (review 58c, trace 2)
+    assert said.startswith("valid: 2 record(s) verified, against the node's accepted"), said
+    with sqlite3.connect(troth_home / "nodes" / "default" / "node.db") as raw:
+        raw.execute("DELETE FROM trace_accepted")  # nothing accepted
     said = run("trace", "verify").stdout
     assert "(no kept checkpoint to compare with: pass --checkpoint FILE)" in said, said

@@ -189,17 +189,20 @@ def verify(
     reporter: Reporter,
 ) -> None:
     """Every signature, every agent's chain, the Merkle root against the checkpoints; exit 1
-    naming the first bad record and why. Without a kept checkpoint the log is 'unanchored'."""
+    naming the first bad record and why. Without --checkpoint the node's log is compared with
+    the newest checkpoint the node accepted of it; with neither it is 'unanchored'."""
     anchor_file = Path(anchor_path) if anchor_path else None
     anchor = (
         read_input(str(anchor_file), limits.MAX_TRACE_CHECKPOINT_BYTES, "checkpoint")
         if anchor_file is not None and anchor_file.exists()
         else None
     )
-    if anchor_file is not None and anchor is None:  # a first run, or a mistyped path
-        reporter.info(f"no checkpoint kept at {anchor_file} yet: this answer is unanchored")
+    node_anchor: bytes | None = None  # the node's accepted checkpoint, anchoring in no file's
+    fresh = f"no checkpoint kept at {anchor_file} yet" if anchor_file and anchor is None else ""
     try:
         if file_path is not None:  # against the histories the node knows, as its own log
+            if fresh:  # a first run, or a mistyped path
+                reporter.info(f"{fresh}: this answer is unanchored")
             with open_cli_node(node_name) as node:
                 report: Any = _verify_file(file_path, anchor, node)
                 # older than accepted (review 52a, anchor 1): the file read again, against the
@@ -223,8 +226,13 @@ def verify(
                         issuers=issuers,
                     )
 
-                report = against(anchor)
-                accepted = AcceptedCheckpoints(node.db)  # the node's, not the file's: a kept
+                accepted = AcceptedCheckpoints(node.db)
+                if anchor_file is None:  # no kept file: the node's own accepted checkpoint
+                    # (review 58c, trace 2: a log rolled back read as a new log, `unanchored`)
+                    anchor = node_anchor = accepted.note_of(log.log_identity)
+                elif fresh:  # a first run, or a mistyped path
+                    reporter.info(f"{fresh}: this answer is unanchored")
+                report = against(anchor)  # the node's accepted one, not the file's: a kept
                 # file swapped back is refused (52a, anchor 1), another verifier's newer is not
                 report = accepted.anchored(report, against)  # (review 52d, anchor 1)
                 if anchor_file is not None and report.newest is not None:
@@ -246,8 +254,9 @@ def verify(
     if status == "valid" and data_out.get("anchor"):  # which of the log's: an older one kept
         # in place of the newest, the log rolled back to it, is valid too (review 51g, anchor 1)
         kept = data_out["anchor"]
+        whose = "the node's accepted" if node_anchor is not None else "the kept"
         text += (
-            f", against the kept checkpoint of {kept['size']} record(s), signed"
+            f", against {whose} checkpoint of {kept['size']} record(s), signed"
             f" {timestamp(kept['time'])}"
         )
     if data_out.get("checkpoint", True) is None and file_path is not None:

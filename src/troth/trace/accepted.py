@@ -29,8 +29,9 @@ from collections.abc import Callable, Sequence
 from typing import Final, Protocol, TypeVar
 
 from troth.errors import TraceError, TraceFailure
+from troth.identity import Identifier
 from troth.storage.sqlite import SqliteDatabase
-from troth.trace.checkpoint import Checkpoint, parse_checkpoint
+from troth.trace.checkpoint import Checkpoint, log_origin, parse_checkpoint
 from troth.trace.merkle import verify_consistency
 
 __all__ = ["AcceptedCheckpoints", "Anchored"]
@@ -94,6 +95,15 @@ class AcceptedCheckpoints:
         """The newest checkpoint accepted of the log `origin` (None: none yet)."""
         row = self.db.fetch_one("SELECT note FROM trace_accepted WHERE origin = ?", (origin,))
         return None if row is None else parse_checkpoint(bytes(row[0]))[0]
+
+    def note_of(self, log_identity: Identifier) -> bytes | None:
+        """The note of the newest checkpoint accepted of the log of `log_identity` (None: none
+        yet): what `troth trace verify` with no kept file compares the node's log with (review
+        58c, trace 2: a log rolled back, a backup of trace.db restored, read `unanchored`)."""
+        row = self.db.fetch_one(
+            "SELECT note FROM trace_accepted WHERE origin = ?", (log_origin(log_identity),)
+        )
+        return None if row is None else bytes(row[0])
 
     def check(self, kept: Checkpoint) -> None:
         """Refuse a kept checkpoint older than the newest accepted of its log: smaller, of its

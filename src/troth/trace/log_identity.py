@@ -8,13 +8,21 @@ in the vault and listed by `troth identity list`, one more at each such crash (r
 2). Now the new identity is reserved in trace.db (`meta` row `log_identity_pending`) before
 node.db commits it, and bound after: the next opening binds the reserved identity when node.db
 holds it, else reserves a new one in its place (docs/storage.md, "Recovery rules").
+
+node.db also records, in the transaction that creates it, each log identity it made for the
+node's log (table `trace_log_identities`; a log bound before review 58c is recorded at its next
+opening). A trace.db that holds no log (deleted, emptied) while node.db made one, or that is
+another log than every one node.db made (another node's file put in its place), is damage:
+StorageError `trace log damaged`, nothing made in its place (review 58c, trace 1: a new log was
+made under a new log identity, and `troth trace verify` answered `unanchored: 0 record(s)`,
+exit 0, for a node whose records were gone).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from troth.errors import NotFound
+from troth.errors import NotFound, StorageError
 from troth.faults import crash_point
 from troth.identity import Identifier
 from troth.identity.fresh import new_keys
@@ -28,6 +36,8 @@ __all__ = ["bind_log_identity", "node_log_identity"]
 _BOUND: Final = "log_identity"
 _RESERVED: Final = "log_identity_pending"
 _GET: Final = "SELECT value FROM meta WHERE name = ?"
+_TABLE: Final = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trace_log_identities'"
+_MADE: Final = "CREATE TABLE IF NOT EXISTS trace_log_identities (identifier BLOB PRIMARY KEY)"
 
 
 def node_log_identity(node: Node, store: SqliteDatabase, *, now: int) -> Identifier:
@@ -35,28 +45,42 @@ def node_log_identity(node: Node, store: SqliteDatabase, *, now: int) -> Identif
     killed opening reserved, once node.db holds it; else a new unnamed local identity of the
     node, reserved before node.db commits it, then bound. Processes opening a new log at once
     each make one; the first bound is every one's (the others' stay unnamed, unused)."""
+    made = _made(node)
     row = store.fetch_one(_GET, (_BOUND,))
     if row is not None:
-        return Identifier(bytes(row[0]))
-    row = store.fetch_one(_GET, (_RESERVED,))
-    if row is not None and _held(node, Identifier(bytes(row[0]))):
-        return bind_log_identity(store, Identifier(bytes(row[0])))
+        return _recorded(node, made, Identifier(bytes(row[0])))
     identities = node.identities
     # the identity's own transaction joins this one, whose failure before its commit deletes
     # the keys a vault outside node.db made for it (review 54l, trace 1: a PKCS#11 token kept
-    # them when trace.db refused the reservation; troth.identity.fresh's rule)
+    # them when trace.db refused the reservation; troth.identity.fresh's rule); node.db's write
+    # lock held, what trace.db holds and node.db made are read again (another process's log)
     with new_keys(identities.store, identities.vault, identities.keys_in_store) as fresh:
-        made = identities.create(now=now)
-        fresh.add(made.primary_key, made.next_key)
-        created = made.identifier
+        made = _made(node)
+        row = store.fetch_one(_GET, (_BOUND,))
+        if row is not None:
+            return _recorded(node, made, Identifier(bytes(row[0])))
+        row = store.fetch_one(_GET, (_RESERVED,))
+        if row is not None and _held(node, Identifier(bytes(row[0]))):
+            return _recorded(node, made, bind_log_identity(store, Identifier(bytes(row[0]))))
+        if made:
+            raise StorageError(
+                f"trace log damaged: {store.path} holds no log, but this node's log"
+                f" {_names(made)} was made there (the file deleted, emptied or replaced):"
+                " restore it from a backup; nothing is made in its place (review 58c, trace 1)"
+            )
+        created = identities.create(now=now)
+        fresh.add(created.primary_key, created.next_key)
+        node.db.execute(
+            "INSERT INTO trace_log_identities (identifier) VALUES (?)", (created.identifier.digest,)
+        )
         with store.transaction():
             store.execute(
                 "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
-                (_RESERVED, created.digest),
+                (_RESERVED, created.identifier.digest),
             )
         crash_point("trace.log-identity.after-reserve")  # reserved; not in node.db
     crash_point("trace.log-identity.before-bind")  # in node.db, reserved, not bound
-    return bind_log_identity(store, created)
+    return bind_log_identity(store, created.identifier)
 
 
 def bind_log_identity(store: SqliteDatabase, identifier: Identifier) -> Identifier:
@@ -69,6 +93,36 @@ def bind_log_identity(store: SqliteDatabase, identifier: Identifier) -> Identifi
             return Identifier(bytes(row[0]))
         store.execute("INSERT INTO meta (name, value) VALUES (?, ?)", (_BOUND, identifier.digest))
         return identifier
+
+
+def _made(node: Node) -> frozenset[Identifier]:
+    """The log identities node.db made for the node's log (its table made on first use)."""
+    if node.db.fetch_one(_TABLE) is None:  # a write lock only once per node.db
+        with node.db.transaction():
+            node.db.execute(_MADE)
+    rows = node.db.fetch_all("SELECT identifier FROM trace_log_identities")
+    return frozenset(Identifier(bytes(row[0])) for row in rows)
+
+
+def _recorded(node: Node, made: frozenset[Identifier], bound: Identifier) -> Identifier:
+    """`bound` (trace.db's log identity) when node.db made it, recorded when node.db made none
+    (a log bound before review 58c); StorageError when node.db made others only."""
+    if bound in made:
+        return bound
+    if made:
+        raise StorageError(
+            f"trace log damaged: the trace log is the log of {bound}, not this node's log"
+            f" {_names(made)} (another log's file put in its place; review 58c, trace 1)"
+        )
+    with node.db.transaction():
+        node.db.execute(
+            "INSERT OR IGNORE INTO trace_log_identities (identifier) VALUES (?)", (bound.digest,)
+        )
+    return bound
+
+
+def _names(made: frozenset[Identifier]) -> str:
+    return " or ".join(sorted(str(identifier) for identifier in made))
 
 
 def _held(node: Node, identifier: Identifier) -> bool:
