@@ -5,15 +5,13 @@ real attempt that would pass if the defence it names broke.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import NOW
-from tests.support.leases import LeaseWorld, make_world, open_broker
-from troth.errors import SecretError, SecretFailure
-from troth.secrets import AllowListPolicy, Broker, validate_token
+from tests.support.leases import LeaseWorld, make_world
+from tests.support.secret_checks import lease_state, refusal, token_broker
+from troth.errors import SecretFailure
+from troth.secrets import Broker, validate_token
 from troth.secrets.lease import LEASE_ID_SIZE, LOCATOR_SIZE, LeaseHandle, LeaseId, LeaseState
 
 AUDIENCE = "payments"
@@ -26,27 +24,8 @@ CONFIG: dict[str, object] = {
 
 
 def _broker(path: Path, world: LeaseWorld) -> Broker:
-    policy = AllowListPolicy(
-        {
-            world.agent_a.identifier: {"payments": None},
-            world.user.identifier: {"payments": None},
-        }
-    )
-    _db, broker = open_broker(path, now=NOW, policy=policy)
-    broker.put_secret("payments", "token", CONFIG, b"", now=NOW)
-    return broker
-
-
-def _refused(call: Callable[[], object]) -> SecretFailure:
-    with pytest.raises(SecretError) as caught:
-        call()
-    return caught.value.reason
-
-
-def _state(broker: Broker, handle: LeaseHandle) -> LeaseState:
-    lease = broker.book.lease(handle)
-    assert lease is not None
-    return lease.state
+    holders = [world.agent_a.identifier, world.user.identifier]
+    return token_broker(path, holders, CONFIG, now=NOW)
 
 
 def test_a_lease_id_forged_from_the_public_jti_acts_on_nothing(tmp_path: Path) -> None:
@@ -64,13 +43,13 @@ def test_a_lease_id_forged_from_the_public_jti_acts_on_nothing(tmp_path: Path) -
             lambda f=forged: broker.renew(world.credential_a(), f, now=NOW + 1),
             lambda f=forged: broker.revoke(world.credential_a(), f, now=NOW + 1),
         ):
-            assert _refused(call) is SecretFailure.NO_SUCH_LEASE
-    assert _state(broker, issued.lease.handle) is LeaseState.ACTIVE
+            assert refusal(call) is SecretFailure.NO_SUCH_LEASE
+    assert lease_state(broker, issued.lease.handle) is LeaseState.ACTIVE
     text = issued.lease_id.text()  # the same bytes spelt otherwise: an unused low bit set
     assert text[-1] in "AEIMQUYcgkosw048"  # 32 bytes: 43 characters, the last has 2 spare bits
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
     respelt = text[:-1] + alphabet[alphabet.index(text[-1]) + 1]
-    assert _refused(lambda: LeaseId.parse(respelt)) is SecretFailure.NO_SUCH_LEASE
+    assert refusal(lambda: LeaseId.parse(respelt)) is SecretFailure.NO_SUCH_LEASE
     broker.close()
 
 
@@ -85,16 +64,16 @@ def test_a_token_secret_repointed_at_another_audience_keeps_no_old_token(
     issued = broker.issue(world.credential_a(), "payments", now=NOW)
     old = str(issued.credential.reveal()["token"])
     broker.put_secret("payments", "token", {**CONFIG, "audience": "ledger"}, b"", now=NOW + 1)
-    assert _refused(lambda: broker.validate_token(old, audience=AUDIENCE, now=NOW + 2)) is (
+    assert refusal(lambda: broker.validate_token(old, audience=AUDIENCE, now=NOW + 2)) is (
         SecretFailure.JWT_NOT_OF_LEASE
     )
-    assert _refused(lambda: broker.validate_token(old, audience="ledger", now=NOW + 2)) is (
+    assert refusal(lambda: broker.validate_token(old, audience="ledger", now=NOW + 2)) is (
         SecretFailure.JWT_WRONG_AUDIENCE
     )
     _lease, made = broker.renew(world.credential_a(), issued.lease_id, now=NOW + 3)
     new = str(made.reveal()["token"])
     assert broker.validate_token(new, audience="ledger", now=NOW + 4).audience == "ledger"
-    assert _refused(lambda: broker.validate_token(new, audience=AUDIENCE, now=NOW + 4)) is (
+    assert refusal(lambda: broker.validate_token(new, audience=AUDIENCE, now=NOW + 4)) is (
         SecretFailure.JWT_WRONG_AUDIENCE
     )
     broker.close()
@@ -112,7 +91,7 @@ def test_a_far_ahead_now_for_the_jwks_or_published_states_moves_no_lease_end(
     token = str(issued.credential.reveal()["token"])
     ahead = NOW + 10**7
     jwks, states = broker.jwks(ahead), broker.revoked_leases()
-    assert _refused(
+    assert refusal(
         lambda: validate_token(token, jwks, audience=AUDIENCE, now=ahead, revoked=states)
     ) is (SecretFailure.EXPIRED)
     assert broker.clock.seen() < ahead
@@ -132,5 +111,5 @@ def test_an_operators_revocation_of_a_delegate_reaches_no_delegator_above_it(
     by_user = broker.issue(world.member_credential(world.user), "payments", now=NOW)
     revoked = broker.revoke_identity(world.agent_a.identifier, now=NOW + 1)
     assert [lease.handle for lease in revoked] == [by_a.lease.handle]
-    assert _state(broker, by_user.lease.handle) is LeaseState.ACTIVE
+    assert lease_state(broker, by_user.lease.handle) is LeaseState.ACTIVE
     broker.close()

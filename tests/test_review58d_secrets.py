@@ -32,10 +32,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NOW
-from tests.support.leases import LeaseWorld, make_world, open_broker
+from tests.support.leases import LeaseWorld, make_world
+from tests.support.secret_checks import lease_state, token_broker
 from troth.errors import SecretError, SecretFailure
-from troth.secrets import AllowListPolicy, Broker
-from troth.secrets.lease import LeaseHandle, LeaseState
+from troth.secrets import Broker
+from troth.secrets.lease import LeaseState
 
 AUDIENCE = "payments"
 TTL = 120
@@ -49,17 +50,7 @@ AHEAD = 10**7  # a relying party's clock some four months ahead
 
 
 def _broker(path: Path, world: LeaseWorld, now: int = NOW) -> Broker:
-    policy = AllowListPolicy({world.agent_a.identifier: {"payments": None}})
-    _db, broker = open_broker(path, now=now, policy=policy)
-    if not broker.secrets():
-        broker.put_secret("payments", "token", CONFIG, b"", now=now)
-    return broker
-
-
-def _state(broker: Broker, handle: LeaseHandle) -> LeaseState:
-    lease = broker.book.lease(handle)
-    assert lease is not None
-    return lease.state
+    return token_broker(path, [world.agent_a.identifier], CONFIG, now=now)
 
 
 @pytest.mark.xfail(
@@ -98,11 +89,8 @@ def test_an_operators_revocation_of_a_delegator_ends_its_delegates_leases(tmp_pa
     revokes the user (its key stolen), then the orchestrator: a's lease must end with either,
     as a feed revoking either ends it; b's lease (no chain through them) stays."""
     world = make_world(NOW)
-    policy = AllowListPolicy(
-        {world.agent_a.identifier: {"payments": None}, world.agent_b.identifier: {"payments": None}}
-    )
-    _db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy)
-    broker.put_secret("payments", "token", CONFIG, b"", now=NOW)
+    holders = [world.agent_a.identifier, world.agent_b.identifier]
+    broker = token_broker(tmp_path / "node.db", holders, CONFIG, now=NOW)
     for delegator in (world.user, world.orchestrator):
         by_a = broker.issue(world.credential_a(), "payments", now=NOW)
         by_b = broker.issue(world.credential_b(), "payments", now=NOW)
@@ -115,11 +103,11 @@ def test_an_operators_revocation_of_a_delegator_ends_its_delegates_leases(tmp_pa
         with pytest.raises(SecretError) as caught:
             broker.renew(world.credential_a(), by_a.lease_id, now=NOW + 2)
         assert caught.value.reason is SecretFailure.REVOKED
-        assert _state(broker, by_b.lease.handle) is LeaseState.ACTIVE
+        assert lease_state(broker, by_b.lease.handle) is LeaseState.ACTIVE
         broker.revoke_lease(by_b.lease.handle, now=NOW + 2)
     # a remote operator acting for another authority ends nothing of this authority's chains
     by_a = broker.issue(world.credential_a(), "payments", now=NOW + 3)
     other = frozenset({world.agent_b.identifier})
     assert broker.revoke_identity(world.user.identifier, now=NOW + 4, authorities=other) == []
-    assert _state(broker, by_a.lease.handle) is LeaseState.ACTIVE
+    assert lease_state(broker, by_a.lease.handle) is LeaseState.ACTIVE
     broker.close()
