@@ -375,7 +375,9 @@ def revoke(
         data = ask_node(node_name, "broker.revoke-identity", {"identity": identifier})
         lines = [_lease_line(reporter, lease) for lease in data["leases"]]
         revoked = data.get("revoked", len(lines))  # more than an answer holds: the newest
-        summary = f"revoked {revoked} lease(s) of {reporter.label(identifier)}"
+        # its own and those of the chains it delegated (review 58d, secrets 2): each line
+        # names its holder
+        summary = f"revoked {revoked} lease(s) of {reporter.label(identifier)} and its delegates"
         if revoked > len(lines):
             summary += f" (the {len(lines)} newest shown)"
         reporter.result(data, "\n".join([summary, *lines]))
