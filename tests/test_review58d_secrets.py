@@ -7,9 +7,17 @@
    every lease of the broker (its tokens refused EXPIRED, renewals refused) and had every later
    lease dated from that time, for good: the mark survived a restart. docs/secrets.md, "The
    broker's clock", says only the broker's own calls move it, never a relying party's `now`.
-   Left a strict xfail: its fix (judge at max(now, the mark), moving nothing, as `Broker.jwks`
-   does) breaks `test_review54e_secrets.py::test_a_clock_set_back_revives_no_lease_nor_token`,
-   which sets the mark through `broker.validate_token` itself (outside this review's area).
+   Two calls with times in the past (0, then the mark less a second) moved it by half the mark,
+   some 28 years: behind the mark the broker's time goes on at half the pace of the `now`
+   values it is given (review 54l), and a jump from 0 counts as 56 years gone by. One call with
+   `now` 2**63 left the mark in memory past SQLite's integers: every issue, renewal and sweep
+   then failed with OverflowError (expired leases never swept, a postgres role living on) until
+   the broker restarted.
+   Left strict xfails: the fix (judge at max(now, the mark), moving nothing, as `Broker.jwks`
+   does) breaks a test of review 54e (`test_a_clock_set_back_revives_no_lease_nor_token`) and
+   one of review 54l (`test_a_lease_issued_after_a_clock_set_back_ends_within_twice_its_term`),
+   which move the broker's clock through `broker.validate_token` itself (outside this review's
+   area; in a served broker the sweep, every 5 s, moves it by the node's clock anyway).
 
 2. An operator's `revoke_identity` (`troth lease revoke --holder IDENTITY`, the served broker's
    `revoke-identity`) revoked the leases the identity holds, not those its delegates hold under
@@ -53,11 +61,14 @@ def _broker(path: Path, world: LeaseWorld, now: int = NOW) -> Broker:
     return token_broker(path, [world.agent_a.identifier], CONFIG, now=now)
 
 
-@pytest.mark.xfail(
+_FINDING_1 = pytest.mark.xfail(
     strict=True,
-    reason="review 58d secrets 1: Broker.validate_token moves the broker's mark to its `now` "
-    "(the fix conflicts with test_review54e_secrets.py, outside this review's area: see report)",
+    reason="review 58d secrets 1: Broker.validate_token moves the broker's clock by its `now` "
+    "(the fix conflicts with tests of reviews 54e and 54l, outside this review's area)",
 )
+
+
+@_FINDING_1
 def test_a_relying_partys_now_given_to_the_broker_moves_not_its_clock(tmp_path: Path) -> None:
     """Review 58d, secrets 1: `broker.validate_token` with a `now` far ahead (and a token that
     is not even one) left the broker's mark there: every lease ended, and a restarted broker
@@ -82,6 +93,38 @@ def test_a_relying_partys_now_given_to_the_broker_moves_not_its_clock(tmp_path: 
     again = _broker(tmp_path / "node.db", world, now=NOW + 4)
     assert again.clock.seen() < NOW + AHEAD
     again.close()
+
+
+@_FINDING_1
+def test_past_times_given_to_the_broker_move_its_clock_not_decades_ahead(tmp_path: Path) -> None:
+    """Review 58d, secrets 1: `now` 0, then the mark less a second: neither is ahead of the
+    mark, yet the broker's time went on by half the distance between them (~28 years)."""
+    world = make_world(NOW)
+    broker = _broker(tmp_path / "node.db", world)
+    issued = broker.issue(world.credential_a(), "payments", now=NOW)
+    token = str(issued.credential.reveal()["token"])
+    for when in (0, NOW - 1):
+        with pytest.raises(SecretError):
+            broker.validate_token("not.a.token", audience=AUDIENCE, now=when)
+    assert broker.clock.seen() <= NOW + 1
+    assert broker.validate_token(token, audience=AUDIENCE, now=NOW + 2).jti
+    broker.close()
+
+
+@_FINDING_1
+def test_an_absurd_now_given_to_the_broker_stops_no_sweep(tmp_path: Path) -> None:
+    """Review 58d, secrets 1: one `validate_token` at `now` 2**63 (any token) and every
+    issue, renewal and sweep failed with OverflowError until a restart: the expired lease was
+    never swept."""
+    world = make_world(NOW)
+    broker = _broker(tmp_path / "node.db", world)
+    issued = broker.issue(world.credential_a(), "payments", now=NOW)
+    with pytest.raises(Exception):  # noqa: B017, PT011 (any refusal: it must move nothing)
+        broker.validate_token("not.a.token", audience=AUDIENCE, now=2**63)
+    broker.sweep(NOW + TTL + 1)
+    assert lease_state(broker, issued.lease.handle) is not LeaseState.ACTIVE
+    assert broker.issue(world.credential_a(), "payments", now=NOW + TTL + 2).lease
+    broker.close()
 
 
 def test_an_operators_revocation_of_a_delegator_ends_its_delegates_leases(tmp_path: Path) -> None:
