@@ -9,7 +9,8 @@
    broker's clock", says only the broker's own calls move it, never a relying party's `now`.
    Two calls with times in the past (0, then the mark less a second) moved it by half the mark,
    some 28 years: behind the mark the broker's time goes on at half the pace of the `now`
-   values it is given (review 54l), and a jump from 0 counts as 56 years gone by. One call with
+   values it is given (review 54l), and a jump from 0 counted as 56 years gone by (fixed with
+   3 below). One call with
    `now` 2**63 left the mark in memory past SQLite's integers: every issue, renewal and sweep
    then failed with OverflowError (expired leases never swept, a postgres role living on) until
    the broker restarted.
@@ -29,6 +30,15 @@
    (every lease whose chain has it as a link's issuer or subject). The operator's revocation
    now ends the same set: the identity's own leases and every lease whose chain it is a member
    of (within the authorities a remote operator acts for).
+
+3. The same decades from the node's own clock: behind its mark, the broker's time went on at
+   half the pace of the `now` values the node gave it, a jump counted as time gone by. A clock
+   once ahead (a sweep an hour ahead), then reset near 1970 (a device without a real-time clock
+   rebooting) and corrected by NTP to the true time, still behind the mark, moved the mark by
+   half of 56 years: every lease ended, every later token dated decades ahead (refused by
+   every relying party), and the mark stored. A forward jump of the clock larger than
+   `CLOCK_JUMP` (an hour; the served broker calls it every few seconds) while behind the mark
+   now counts as a new set back, not as time gone by.
 
 Each test asserts the correct behaviour; a strict xfail is a finding not fixed here.
 """
@@ -95,10 +105,10 @@ def test_a_relying_partys_now_given_to_the_broker_moves_not_its_clock(tmp_path: 
     again.close()
 
 
-@_FINDING_1
 def test_past_times_given_to_the_broker_move_its_clock_not_decades_ahead(tmp_path: Path) -> None:
-    """Review 58d, secrets 1: `now` 0, then the mark less a second: neither is ahead of the
-    mark, yet the broker's time went on by half the distance between them (~28 years)."""
+    """Review 58d, secrets 1 and 3: `now` 0, then the mark less a second: neither is ahead of
+    the mark, yet the broker's time went on by half the distance between them (~28 years).
+    Fixed with secrets 3 (a jump forward behind the mark is a correction)."""
     world = make_world(NOW)
     broker = _broker(tmp_path / "node.db", world)
     issued = broker.issue(world.credential_a(), "payments", now=NOW)
@@ -153,4 +163,21 @@ def test_an_operators_revocation_of_a_delegator_ends_its_delegates_leases(tmp_pa
     other = frozenset({world.agent_b.identifier})
     assert broker.revoke_identity(world.user.identifier, now=NOW + 4, authorities=other) == []
     assert lease_state(broker, by_a.lease.handle) is LeaseState.ACTIVE
+    broker.close()
+
+
+def test_a_clock_reset_near_1970_then_corrected_moves_no_mark_decades_ahead(
+    tmp_path: Path,
+) -> None:
+    """Review 58d, secrets 3: the node's clock an hour ahead once, then near 1970 (a reboot
+    without a real-time clock), then the true time again (NTP), still behind the mark: the
+    broker's time stays within the hour it was ahead, and a lease issued then lives its term."""
+    world = make_world(NOW)
+    broker = _broker(tmp_path / "node.db", world)
+    broker.sweep(NOW + 3600)
+    broker.sweep(1_000)
+    broker.sweep(NOW)
+    assert broker.clock.seen() <= NOW + 3600 + 5
+    issued = broker.issue(world.credential_a(), "payments", now=NOW + 5)
+    assert issued.lease.expires_at <= NOW + 3600 + 5 + TTL
     broker.close()
