@@ -37,8 +37,8 @@
    rebooting) and corrected by NTP to the true time, still behind the mark, moved the mark by
    half of 56 years: every lease ended, every later token dated decades ahead (refused by
    every relying party), and the mark stored. A forward jump of the clock larger than
-   `CLOCK_JUMP` (an hour; the served broker calls it every few seconds) while behind the mark
-   now counts as a new set back, not as time gone by.
+   `limits.BROKER_CLOCK_JUMP` (an hour; the served broker calls it every few seconds) while
+   behind the mark now counts as a new set back, not as time gone by.
 
 Each test asserts the correct behaviour; a strict xfail is a finding not fixed here.
 """

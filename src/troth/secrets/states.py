@@ -9,10 +9,10 @@ does not stand still at it but goes on from it at half the clock's pace (`_SLEW`
 clock is back there (review 54l, secrets 1: standing still, a lease issued after a set back of
 D, dated from the mark, lived D more than its term, a year more after a clock a year ahead
 once): a lease lives at most twice its term meanwhile, and issue budgets refill. A step of the
-clock forward by more than `CLOCK_JUMP` while behind is a correction, not time gone by (review
-58d, secrets 3). The mark is
-stored in `secret_meta` ("clock") whenever it moves, but by an issue: an issue's second is its
-lease's locator (docs/formats.md, "Leases"), which the mark is read back from with it at start.
+clock forward by more than `limits.BROKER_CLOCK_JUMP` while behind is a correction, not time gone
+by (review 58d, secrets 3). The mark is stored in `secret_meta` ("clock") whenever it moves,
+but by an issue: an issue's second is its lease's locator (docs/formats.md, "Leases"), which
+the mark is read back from with it at start.
 Only the broker's own calls move it: a relying party's `now`, a token's claims, an agent's
 request never do.
 
@@ -26,12 +26,13 @@ import threading
 from collections.abc import Callable
 from typing import Final
 
+from troth import limits
 from troth.errors import SecretError, SecretFailure
 from troth.secrets.jwt import LeaseStates, ValidatedToken
 from troth.secrets.lease import Lease, LeaseHandle, LeaseState, locator_second
 from troth.secrets.store import SqliteSecretStore
 
-__all__ = ["CLOCK_JUMP", "BrokerClock", "PublishedLeases", "check_token_of_lease"]
+__all__ = ["BrokerClock", "PublishedLeases", "check_token_of_lease"]
 
 CLOCK_META: Final = "clock"
 """The `secret_meta` row of the broker's high-water mark (an integer, seconds)."""
@@ -42,11 +43,6 @@ _READ: Final = (
 )
 _SLEW: Final = 2
 """Behind the mark, the broker's time goes on 1 second per `_SLEW` seconds of the clock's."""
-CLOCK_JUMP: Final = 3600
-"""Behind the mark, a step of the clock forward larger than this (seconds) is a correction, not
-time gone by: it starts a new set back (review 58d, secrets 3: a clock reset near 1970, then
-corrected by NTP to a time still behind the mark, moved the broker's time on by half of 56
-years). The served broker calls its clock every few seconds (its sweep)."""
 _ADVANCE: Final = (
     "INSERT INTO secret_meta VALUES (?, ?) "
     "ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)"
@@ -107,7 +103,7 @@ class BrokerClock:
             self._seen = now
             return now
         behind = self._behind
-        if behind is None or now < last or now - last > CLOCK_JUMP:
+        if behind is None or now < last or now - last > limits.BROKER_CLOCK_JUMP:
             # set back (again), or a correction forward: go on from the mark (no jump counted)
             behind = self._behind = (now, seen)
         answer = max(seen, behind[1] + (now - behind[0]) // _SLEW)
