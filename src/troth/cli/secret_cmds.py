@@ -344,7 +344,7 @@ def renew(
     "--holder",
     metavar="IDENTITY",
     help="On the broker node (--node): revoke every lease of this identity, a local name or "
-    "an identifier (the node's operator).",
+    "an identifier, and of the chains it delegated (the node's operator).",
 )
 @click.option(
     "--as",
@@ -366,8 +366,8 @@ def revoke(
     reporter: Reporter,
 ) -> None:
     """Revoke LEASE (yours: --as and --broker), or with --holder every lease of an identity at
-    the broker that node --node runs (its database sessions end, its tokens stop validating
-    with the broker's state)."""
+    the broker that node --node runs, its delegates' under chains it signed too (their database
+    sessions end, their tokens stop validating with the broker's state)."""
     if holder is not None:
         if lease_text is not None or as_name is not None:
             raise click.UsageError("--holder revokes every lease of an identity: no LEASE, no --as")
@@ -375,7 +375,9 @@ def revoke(
         data = ask_node(node_name, "broker.revoke-identity", {"identity": identifier})
         lines = [_lease_line(reporter, lease) for lease in data["leases"]]
         revoked = data.get("revoked", len(lines))  # more than an answer holds: the newest
-        summary = f"revoked {revoked} lease(s) of {reporter.label(identifier)}"
+        # its own and those of the chains it delegated (review 58d, secrets 2): each line
+        # names its holder
+        summary = f"revoked {revoked} lease(s) of {reporter.label(identifier)} and its delegates"
         if revoked > len(lines):
             summary += f" (the {len(lines)} newest shown)"
         reporter.result(data, "\n".join([summary, *lines]))

@@ -24,6 +24,7 @@ from typing import Final
 # troth.limits' as these (their `__all__`: review 50f, limits 4; tests/test_review50f_limits.py
 # checks every one is)
 from troth.limits.authority import *  # noqa: F403
+from troth.limits.broker_clock import *  # noqa: F403
 from troth.limits.gates import *  # noqa: F403
 from troth.limits.handshakes import *  # noqa: F403
 from troth.limits.leases import *  # noqa: F403

@@ -31,7 +31,7 @@ from troth.errors import SecretError, SecretFailure, StorageError
 from troth.identity import Identifier
 from troth.secrets.audit import AuditHasher, AuditKind, AuditSink
 from troth.secrets.book_audit import BookAudit
-from troth.secrets.book_feeds import HeldFeeds, leases_revoked_by
+from troth.secrets.book_feeds import HeldFeeds, leases_revoked_by, leases_through
 from troth.secrets.engine import Grant, SecretSpec
 from troth.secrets.lease import (
     LIVE_STATES,
@@ -493,12 +493,17 @@ class LeaseBook(BookAudit):
     def revoke_identity(
         self, identity: Identifier, now: int, *, authorities: frozenset[Identifier] | None = None
     ) -> list[Lease]:
-        """Every open lease of `identity` (an operator's call), or only those justified under
-        `authorities`: all of them, never a first page (review 30b, store 5)."""
+        """Every open lease of `identity` (an operator's call) and of the chains it delegated
+        (review 58d, secrets 2), or only those justified under `authorities`: all of them,
+        never a first page (review 30b, store 5)."""
         with self._store.transaction():
             leases = self._store.leases_in(LIVE_STATES, identity=identity, limit=None)
             if authorities is not None:
                 leases = [lease for lease in leases if lease.authority in authorities]
+            found = {lease.handle: lease for lease in leases}
+            for lease in leases_through(self._store, identity, authorities):
+                found.setdefault(lease.handle, lease)
+            leases = list(found.values())
             return self._start_all(
                 leases, now, EndReason.REVOKED, "identity revoked by an operator"
             )

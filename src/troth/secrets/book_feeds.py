@@ -5,11 +5,13 @@
 credential they revoke (at issue, renewal and use); `leases_revoked_by` finds, inside the
 book's transaction, the open leases a newly installed feed ends. `LeaseBook.revoke_for_feed`
 (troth.secrets.book) installs the feed before that transaction scans, so a lease written
-concurrently is either refused or found by the scan.
+concurrently is either refused or found by the scan. `leases_through` finds what an operator's
+revocation of an identity ends besides its own leases: those of chains it delegated.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 
 from troth.credentials import VerifiedCredential, VerifiedFeed
@@ -19,9 +21,12 @@ from troth.secrets.lease import LIVE_STATES, Lease, LeaseHandle
 from troth.secrets.members import CREDENTIAL_MEMBER, IDENTITY_MEMBER, ROOT_MEMBER, standing_member
 from troth.secrets.store import SqliteSecretStore
 
-__all__ = ["HeldFeeds", "leases_revoked_by"]
+__all__ = ["HeldFeeds", "leases_revoked_by", "leases_through"]
 
 _F = SecretFailure
+_LIVE_AUTHORITIES = (
+    "SELECT DISTINCT authority FROM secret_leases WHERE state IN (SELECT value FROM json_each(?))"
+)
 
 
 class HeldFeeds:
@@ -97,3 +102,23 @@ def leases_revoked_by(store: SqliteSecretStore, feed: VerifiedFeed) -> list[Leas
             for lease in store.leases_in(LIVE_STATES, identity=agent, limit=None):
                 leases[lease.handle] = lease
     return list(leases.values())
+
+
+def leases_through(
+    store: SqliteSecretStore, identity: Identifier, authorities: frozenset[Identifier] | None
+) -> list[Lease]:
+    """The live leases whose chain names `identity` as a link's issuer or subject — its own,
+    and its delegates' under chains it signed, however far down — justified under
+    `authorities` (None: any), read in the caller's transaction: what a feed revoking it ends
+    of those authorities' leases (`leases_revoked_by`). An operator's revocation of an identity
+    whose key was stolen ends what the thief's delegates, minted offline, leased through it
+    (review 58d, secrets 2: only the leases it held itself ended)."""
+    member = IDENTITY_MEMBER + identity.digest
+    if authorities is None:  # the authorities of the live leases (the live states' ranges)
+        states = json.dumps(sorted(int(s) for s in LIVE_STATES))
+        rows = store.db.fetch_all(_LIVE_AUTHORITIES, (states,))
+        authorities = frozenset(Identifier(bytes(row[0])) for row in rows)
+    leases: list[Lease] = []
+    for authority in sorted(authorities, key=lambda a: a.digest):
+        leases += store.leases_with_member(member, LIVE_STATES, authority)
+    return leases

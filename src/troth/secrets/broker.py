@@ -502,7 +502,8 @@ class Broker(BrokerUpstreams):
         now: int,
         authorities: frozenset[Identifier] | None = None,
     ) -> list[Lease]:
-        """An operator revokes every lease of `identity` (with `authorities`: only the leases
+        """An operator revokes every lease of `identity` and of the chains it delegated, as a
+        feed revoking it would (review 58d, secrets 2) (with `authorities`: only the leases
         justified by their credentials); returns them as they are after the engines'
         revocations (REVOKED, or REVOKING when an engine failed: the sweep retries)."""
         leases = self.book.revoke_identity(identity, now, authorities=authorities)

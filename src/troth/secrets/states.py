@@ -8,9 +8,11 @@ was live again until the clock passed its end once more). Behind the mark, the c
 does not stand still at it but goes on from it at half the clock's pace (`_SLEW`) until the
 clock is back there (review 54l, secrets 1: standing still, a lease issued after a set back of
 D, dated from the mark, lived D more than its term, a year more after a clock a year ahead
-once): a lease lives at most twice its term meanwhile, and issue budgets refill. The mark is
-stored in `secret_meta` ("clock") whenever it moves, but by an issue: an issue's second is its
-lease's locator (docs/formats.md, "Leases"), which the mark is read back from with it at start.
+once): a lease lives at most twice its term meanwhile, and issue budgets refill. A step of the
+clock forward by more than `limits.BROKER_CLOCK_JUMP` while behind is a correction, not time gone
+by (review 58d, secrets 3). The mark is stored in `secret_meta` ("clock") whenever it moves,
+but by an issue: an issue's second is its lease's locator (docs/formats.md, "Leases"), which
+the mark is read back from with it at start.
 Only the broker's own calls move it: a relying party's `now`, a token's claims, an agent's
 request never do.
 
@@ -24,6 +26,7 @@ import threading
 from collections.abc import Callable
 from typing import Final
 
+from troth import limits
 from troth.errors import SecretError, SecretFailure
 from troth.secrets.jwt import LeaseStates, ValidatedToken
 from troth.secrets.lease import Lease, LeaseHandle, LeaseState, locator_second
@@ -100,7 +103,8 @@ class BrokerClock:
             self._seen = now
             return now
         behind = self._behind
-        if behind is None or now < last:  # set back (again): go on from the mark
+        if behind is None or now < last or now - last > limits.BROKER_CLOCK_JUMP:
+            # set back (again), or a correction forward: go on from the mark (no jump counted)
             behind = self._behind = (now, seen)
         answer = max(seen, behind[1] + (now - behind[0]) // _SLEW)
         self._seen = answer
