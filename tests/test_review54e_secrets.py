@@ -115,6 +115,7 @@ def test_a_clock_set_back_revives_no_lease_nor_token(tmp_path: Path) -> None:
     issued = broker.issue(credential, "payments", ttl=120, now=NOW)
     token = str(issued.credential.reveal()["token"])
     jwks, states = broker.jwks(NOW), broker.revoked_leases()
+    broker.clock.now(NOW + 200)  # the broker's time passed the lease's end (no sweep marked it)
     assert _refused(lambda: broker.validate_token(token, audience=AUDIENCE, now=NOW + 200)) is (
         SecretFailure.EXPIRED
     )
@@ -141,6 +142,7 @@ def test_the_clocks_high_water_mark_survives_a_restart(tmp_path: Path) -> None:
     issued = broker.issue(credential, "payments", ttl=120, now=NOW)
     first = str(issued.credential.reveal()["token"])
     broker.renew(credential, issued.lease_id, ttl=600, now=NOW + 100)  # the lease lives on
+    broker.sweep(NOW + 130)  # the broker's time passed the first token's `exp`
     assert _refused(lambda: broker.validate_token(first, audience=AUDIENCE, now=NOW + 130)) is (
         SecretFailure.EXPIRED
     )

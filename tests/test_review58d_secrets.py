@@ -14,11 +14,9 @@
    `now` 2**63 left the mark in memory past SQLite's integers: every issue, renewal and sweep
    then failed with OverflowError (expired leases never swept, a postgres role living on) until
    the broker restarted.
-   Left strict xfails: the fix (judge at max(now, the mark), moving nothing, as `Broker.jwks`
-   does) breaks a test of review 54e (`test_a_clock_set_back_revives_no_lease_nor_token`) and
-   one of review 54l (`test_a_lease_issued_after_a_clock_set_back_ends_within_twice_its_term`),
-   which move the broker's clock through `broker.validate_token` itself (outside this review's
-   area; in a served broker the sweep, every 5 s, moves it by the node's clock anyway).
+   Fixed by the lead: judged at max(now, the mark), moving nothing, as `Broker.jwks` does;
+   review 54e's and 54l's tests now move the broker's clock with its sweep, as a served
+   broker's does every 5 s, instead of through `broker.validate_token`.
 
 2. An operator's `revoke_identity` (`troth lease revoke --holder IDENTITY`, the served broker's
    `revoke-identity`) revoked the leases the identity holds, not those its delegates hold under
@@ -71,14 +69,6 @@ def _broker(path: Path, world: LeaseWorld, now: int = NOW) -> Broker:
     return token_broker(path, [world.agent_a.identifier], CONFIG, now=now)
 
 
-_FINDING_1 = pytest.mark.xfail(
-    strict=True,
-    reason="review 58d secrets 1: Broker.validate_token moves the broker's clock by its `now` "
-    "(the fix conflicts with tests of reviews 54e and 54l, outside this review's area)",
-)
-
-
-@_FINDING_1
 def test_a_relying_partys_now_given_to_the_broker_moves_not_its_clock(tmp_path: Path) -> None:
     """Review 58d, secrets 1: `broker.validate_token` with a `now` far ahead (and a token that
     is not even one) left the broker's mark there: every lease ended, and a restarted broker
@@ -121,7 +111,6 @@ def test_past_times_given_to_the_broker_move_its_clock_not_decades_ahead(tmp_pat
     broker.close()
 
 
-@_FINDING_1
 def test_an_absurd_now_given_to_the_broker_stops_no_sweep(tmp_path: Path) -> None:
     """Review 58d, secrets 1: one `validate_token` at `now` 2**63 (any token) and every
     issue, renewal and sweep failed with OverflowError until a restart: the expired lease was

@@ -598,8 +598,11 @@ class Broker(BrokerUpstreams):
         too, before the sweep marks it), at max(now, the broker's clock), and what only the
         broker knows: a token signed by a retired key must predate its retirement (a leaked
         retired key mints nothing new), and the token must be one its lease could carry
-        (`check_token_of_lease`). SecretError otherwise."""
-        now = self.clock.now(now)
+        (`check_token_of_lease`). SecretError otherwise. The caller's `now` moves not the
+        broker's clock (review 58d, secrets 1: a relying party's clock ahead ended every lease,
+        and a `now` past what SQLite stores stopped every sweep): the broker's own calls move
+        it (issue, renew, the sweep)."""
+        now = max(now, self.clock.seen())
         validated = validate_token(
             token,
             self.jwks(now),
