@@ -1,0 +1,91 @@
+"""Review 58f, mcp 1: an MCP session whose client does not take its answers held every request
+it went on sending.
+
+`run_session` (troth.integrations.mcp.channel) serves one session of a published MCP server:
+what the client sends comes in on a queue of MAX_MCP_QUEUE messages (full: the session is
+closed, "fell behind"), and the server's answers go out through the way back, which waits while
+the peer reads too slowly (the TCP transport's backpressure: docs/protocols.md, "TCP
+transport"). The MCP SDK's server reads every message as it comes and starts a task for each
+request, which waits to write its answer once MAX_MCP_QUEUE answers are queued: the inbound
+queue never filled, so the session never ended, and each `ping` (or any request the gate
+answers at once: review 55s bounded only tools/call and tools/list, the requests that wait in
+the gate) held a task and its message for as long as the client kept sending and not reading,
+against the module's own rule ("a side whose reader falls that far behind loses its session
+rather than growing memory"). Now a session whose client leaves MAX_MCP_QUEUE answers waiting
+past the queued ones ends: what it sends next is refused, as from a client that fell behind.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+
+from tests.support.gates import make_world
+from tests.test_review47m_mcp_cancel import Blocking, gate_of
+from tests.test_review55s_mcp import raw
+from troth import limits
+from troth.gates import ListRecorder
+from troth.integrations.mcp.channel import new_session, run_session
+from troth.integrations.mcp.gate import gate_server
+
+PINGS = 4 * limits.MAX_MCP_QUEUE
+HELLO = {
+    "protocolVersion": "2025-06-18",
+    "capabilities": {},
+    "clientInfo": {"name": "agent", "version": "1"},
+}
+
+
+async def _settle() -> None:
+    for _ in range(8):
+        await anyio.lowlevel.checkpoint()
+
+
+def test_a_session_whose_client_takes_no_answers_ends() -> None:
+    taken: list[int] = []
+    ended: list[bool] = []
+
+    async def main() -> None:
+        world = make_world()
+        support = world.credential(world.support_chain, world.support)
+        release = anyio.Event()
+
+        async def way_back(frame: bytes) -> bool:  # a peer that reads (next to) nothing
+            await release.wait()
+            return True
+
+        async with gate_of(world, Blocking(), ListRecorder()) as gate:
+            inbound, read = anyio.create_memory_object_stream[Any](limits.MAX_MCP_QUEUE)
+            server = gate_server(gate, support)
+            async with anyio.create_task_group() as tg:
+
+                async def serve() -> None:
+                    await run_session(server, read, new_session(), way_back)
+                    ended.append(True)
+
+                tg.start_soon(serve)
+                inbound.send_nowait(
+                    raw({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": HELLO})
+                )
+                await _settle()
+                inbound.send_nowait(raw({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+                for ident in range(1, PINGS + 1):
+                    await _settle()
+                    try:  # as the node's `send` offers a frame: full or closed, the session ends
+                        inbound.send_nowait(raw({"jsonrpc": "2.0", "id": ident, "method": "ping"}))
+                    except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                        break
+                    taken.append(ident)
+                release.set()  # the way back drains: the session's end frame goes out
+                with anyio.move_on_after(2):
+                    while not ended:
+                        await anyio.sleep(0.01)
+                inbound.close()
+                tg.cancel_scope.cancel()
+
+    anyio.run(main)
+    # the SDK started every ping it read: the session was refused more only past its bounds
+    assert len(taken) < 3 * limits.MAX_MCP_QUEUE + limits.MAX_MCP_CALLS_PER_SESSION, len(taken)
+    assert ended == [True]
