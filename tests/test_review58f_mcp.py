@@ -17,10 +17,14 @@ past the queued ones ends: what it sends next is refused, as from a client that 
 
 from __future__ import annotations
 
+import asyncio
+import sys
+from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.lowlevel
+from mcp import Client, StdioServerParameters
 
 from tests.support.gates import make_world
 from tests.test_review47m_mcp_cancel import Blocking, gate_of
@@ -28,7 +32,8 @@ from tests.test_review55s_mcp import raw
 from troth import limits
 from troth.gates import ListRecorder
 from troth.integrations.mcp.channel import new_session, run_session
-from troth.integrations.mcp.gate import gate_server
+from troth.integrations.mcp.gate import UpstreamChanges, gate_server
+from troth.integrations.mcp.upstream import upstream_stdio
 
 PINGS = 4 * limits.MAX_MCP_QUEUE
 HELLO = {
@@ -89,3 +94,59 @@ def test_a_session_whose_client_takes_no_answers_ends() -> None:
     # the SDK started every ping it read: the session was refused more only past its bounds
     assert len(taken) < 3 * limits.MAX_MCP_QUEUE + limits.MAX_MCP_CALLS_PER_SESSION, len(taken)
     assert ended == [True]
+
+
+FLOOD = 8000
+_FLOODING = """
+import json, os, sys, time
+def send(value):
+    sys.stdout.write(json.dumps(value) + "\\n")
+    sys.stdout.flush()
+while True:  # the handshake (server/discover refused: the legacy one)
+    request = json.loads(sys.stdin.readline())
+    if request.get("method") == "initialize":
+        break
+    if "id" in request:
+        send({"jsonrpc": "2.0", "id": request["id"], "error": {"code": -32601, "message": "no"}})
+result = {
+    "protocolVersion": request["params"]["protocolVersion"],
+    "capabilities": {"tools": {"listChanged": True}},
+    "serverInfo": {"name": "flood", "version": "1"},
+}
+send({"jsonrpc": "2.0", "id": request["id"], "result": result})
+sys.stdin.readline()  # notifications/initialized: nothing is read after it
+for n in range(int(sys.argv[1])):
+    sys.stdout.write(json.dumps({"jsonrpc": "2.0", "id": n + 1000, "method": "ping"}) + "\\n")
+send({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
+while not os.path.exists(sys.argv[2]):  # reading nothing until the test has counted
+    time.sleep(0.01)
+"""
+
+
+def test_an_upstream_that_reads_no_answers_cannot_make_the_gate_hold_its_requests(
+    tmp_path: Path,
+) -> None:
+    """Review 58f, mcp 2: the gate's client of an upstream spawned over stdio answers each of
+    its requests (a ping; sampling, roots, elicitation: refused), the SDK starting a task for
+    each as it reads it; an upstream that reads nothing of its stdin while it floods requests
+    made each wait to write its answer (the pipe full): FLOOD pings held ~5,000 tasks (20,000:
+    ~9,000 and some 90 MB), without bound. Its requests are now dropped (logged a few times a
+    minute) while MAX_MCP_QUEUE messages wait for it to read them; its answers and
+    notifications are read as before."""
+    held: list[int] = []
+
+    async def main() -> None:
+        changes = UpstreamChanges()
+        flooding = StdioServerParameters(
+            command=sys.executable, args=["-c", _FLOODING, str(FLOOD), str(tmp_path / "counted")]
+        )
+        async with Client(upstream_stdio(flooding), cache=None, message_handler=changes):
+            with anyio.fail_after(20):  # the notification after the flood: all of it was read
+                while changes.count == 0:
+                    await anyio.sleep(0.01)
+            await _settle()
+            held.append(len(asyncio.all_tasks()))
+            (tmp_path / "counted").touch()
+
+    anyio.run(main)
+    assert held[0] < 4 * limits.MAX_MCP_QUEUE, held
