@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,19 +49,26 @@ async def _settle() -> None:
         await anyio.lowlevel.checkpoint()
 
 
-def test_a_session_whose_client_takes_no_answers_ends() -> None:
+Sent = tuple[list[int], list[bool]]
+"""The pings a session took, and whether it ended (once the test let its way back drain)."""
+
+
+def _pinged(
+    way_back: Callable[[bytes], Awaitable[bool]],
+    release: anyio.Event,
+    count: int,
+    done: Callable[[list[bool]], bool],
+) -> Sent:
+    """`count` pings sent, as the node's `send` offers frames, to a session (of the support
+    agent with a gate) whose answers go out through `way_back`; then `release` is set and the
+    test waits up to 2 s for `done` (told whether the session ended), its client still
+    there."""
     taken: list[int] = []
     ended: list[bool] = []
 
     async def main() -> None:
         world = make_world()
         support = world.credential(world.support_chain, world.support)
-        release = anyio.Event()
-
-        async def way_back(frame: bytes) -> bool:  # a peer that reads (next to) nothing
-            await release.wait()
-            return True
-
         async with gate_of(world, Blocking(), ListRecorder()) as gate:
             inbound, read = anyio.create_memory_object_stream[Any](limits.MAX_MCP_QUEUE)
             server = gate_server(gate, support)
@@ -76,24 +84,54 @@ def test_a_session_whose_client_takes_no_answers_ends() -> None:
                 )
                 await _settle()
                 inbound.send_nowait(raw({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-                for ident in range(1, PINGS + 1):
+                for ident in range(1, count + 1):
                     await _settle()
                     try:  # as the node's `send` offers a frame: full or closed, the session ends
                         inbound.send_nowait(raw({"jsonrpc": "2.0", "id": ident, "method": "ping"}))
                     except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
                         break
                     taken.append(ident)
-                release.set()  # the way back drains: the session's end frame goes out
+                release.set()
                 with anyio.move_on_after(2):
-                    while not ended:
+                    while not done(ended):
                         await anyio.sleep(0.01)
                 inbound.close()
                 tg.cancel_scope.cancel()
 
     anyio.run(main)
+    return taken, ended
+
+
+def test_a_session_whose_client_takes_no_answers_ends() -> None:
+    release = anyio.Event()
+
+    async def way_back(frame: bytes) -> bool:  # a peer that reads (next to) nothing
+        await release.wait()  # until the test is done: then the session's end frame goes out
+        return True
+
+    taken, ended = _pinged(way_back, release, PINGS, bool)
     # the SDK started every ping it read: the session was refused more only past its bounds
     assert len(taken) < 3 * limits.MAX_MCP_QUEUE + limits.MAX_MCP_CALLS_PER_SESSION, len(taken)
     assert ended == [True]
+
+
+def test_a_session_whose_client_takes_its_answers_late_goes_on() -> None:
+    """The bound is on answers left waiting, not on a slow way back: a client that leaves
+    fewer than MAX_MCP_QUEUE answers waiting past the queued ones, then takes them, is served
+    every ping, and its session goes on."""
+    release = anyio.Event()
+    frames: list[bytes] = []
+    late = limits.MAX_MCP_QUEUE + limits.MAX_MCP_QUEUE // 2
+
+    async def way_back(frame: bytes) -> bool:
+        await release.wait()
+        frames.append(frame)
+        return True
+
+    taken, ended = _pinged(way_back, release, late, lambda _: len(frames) > late)
+    assert len(taken) == late
+    assert ended == []
+    assert len(frames) == late + 2  # the handshake's answer, every pong, the session's end
 
 
 FLOOD = 8000
