@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.lowlevel
+from anyio.streams.memory import MemoryObjectSendStream
 from mcp import Client, StdioServerParameters
+from mcp.shared.message import SessionMessage
 
 from tests.support.gates import make_world
 from tests.test_review47m_mcp_cancel import Blocking, gate_of
@@ -49,54 +52,79 @@ async def _settle() -> None:
         await anyio.lowlevel.checkpoint()
 
 
-Sent = tuple[list[int], list[bool]]
-"""The pings a session took, and whether it ended (once the test let its way back drain)."""
+WayBack = Callable[[bytes], Awaitable[bool]]
+
+
+@asynccontextmanager
+async def served(
+    way_back: WayBack, upstream: Blocking, recorder: ListRecorder, release: anyio.Event
+) -> AsyncIterator[tuple[MemoryObjectSendStream[Any], list[bool]]]:
+    """A session of the support agent with a gate in front of `upstream`, served by
+    `run_session` (its answers going out through `way_back`, which may wait for `release`,
+    set at the latest on the way out: the session's end frame goes out then), initialized:
+    (what the node offers it, `offer`; [True] once it ended)."""
+    world = make_world()
+    support = world.credential(world.support_chain, world.support)
+    ended: list[bool] = []
+    async with gate_of(world, upstream, recorder) as gate:
+        inbound, read = anyio.create_memory_object_stream[Any](limits.MAX_MCP_QUEUE)
+        server = gate_server(gate, support)
+        async with anyio.create_task_group() as tg:
+
+            async def serve() -> None:
+                await run_session(server, read, new_session(), way_back)
+                ended.append(True)
+
+            tg.start_soon(serve)
+            offer(inbound, {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": HELLO})
+            await _settle()
+            offer(inbound, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+            try:
+                yield inbound, ended
+            finally:
+                release.set()
+                inbound.close()
+                tg.cancel_scope.cancel()
+
+
+def offer(inbound: MemoryObjectSendStream[Any], message: Any) -> bool:
+    """`message` offered to the session as the node's `send` offers a frame; False when it is
+    refused (the session full, or closed: it ended)."""
+    try:
+        inbound.send_nowait(message if isinstance(message, SessionMessage) else raw(message))
+    except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
+        return False
+    return True
+
+
+async def pinged(inbound: MemoryObjectSendStream[Any], count: int) -> list[int]:
+    """The pings of `count` sent one by one that the session took (until it refused one)."""
+    taken: list[int] = []
+    for ident in range(1, count + 1):
+        await _settle()
+        if not offer(inbound, {"jsonrpc": "2.0", "id": ident, "method": "ping"}):
+            break
+        taken.append(ident)
+    return taken
 
 
 def _pinged(
-    way_back: Callable[[bytes], Awaitable[bool]],
-    release: anyio.Event,
-    count: int,
-    done: Callable[[list[bool]], bool],
-) -> Sent:
-    """`count` pings sent, as the node's `send` offers frames, to a session (of the support
-    agent with a gate) whose answers go out through `way_back`; then `release` is set and the
-    test waits up to 2 s for `done` (told whether the session ended), its client still
-    there."""
+    way_back: WayBack, release: anyio.Event, count: int, done: Callable[[list[bool]], bool]
+) -> tuple[list[int], list[bool]]:
+    """The pings of `count` a session whose answers go out through `way_back` took, and
+    whether it ended: after the pings `release` is set and the test waits up to 2 s for
+    `done` (told whether the session ended), its client still there."""
     taken: list[int] = []
     ended: list[bool] = []
 
     async def main() -> None:
-        world = make_world()
-        support = world.credential(world.support_chain, world.support)
-        async with gate_of(world, Blocking(), ListRecorder()) as gate:
-            inbound, read = anyio.create_memory_object_stream[Any](limits.MAX_MCP_QUEUE)
-            server = gate_server(gate, support)
-            async with anyio.create_task_group() as tg:
-
-                async def serve() -> None:
-                    await run_session(server, read, new_session(), way_back)
-                    ended.append(True)
-
-                tg.start_soon(serve)
-                inbound.send_nowait(
-                    raw({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": HELLO})
-                )
-                await _settle()
-                inbound.send_nowait(raw({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-                for ident in range(1, count + 1):
-                    await _settle()
-                    try:  # as the node's `send` offers a frame: full or closed, the session ends
-                        inbound.send_nowait(raw({"jsonrpc": "2.0", "id": ident, "method": "ping"}))
-                    except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                        break
-                    taken.append(ident)
-                release.set()
-                with anyio.move_on_after(2):
-                    while not done(ended):
-                        await anyio.sleep(0.01)
-                inbound.close()
-                tg.cancel_scope.cancel()
+        async with served(way_back, Blocking(), ListRecorder(), release) as (inbound, ending):
+            taken.extend(await pinged(inbound, count))
+            release.set()
+            with anyio.move_on_after(2):
+                while not done(ending):
+                    await anyio.sleep(0.01)
+            ended.extend(ending)
 
     anyio.run(main)
     return taken, ended

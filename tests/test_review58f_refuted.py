@@ -14,17 +14,12 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
-import anyio.lowlevel
 import mcp_types as types
 
-from tests.support.gates import make_world
-from tests.test_review47m_mcp_cancel import Blocking, gate_of, outcomes
+from tests.test_review47m_mcp_cancel import Blocking, outcomes
 from tests.test_review55s_mcp import call, raw, raw_session
-from tests.test_review58f_mcp import HELLO, PINGS
-from troth import limits
+from tests.test_review58f_mcp import PINGS, offer, pinged, served
 from troth.gates import ListRecorder
-from troth.integrations.mcp.channel import new_session, run_session
-from troth.integrations.mcp.gate import gate_server
 
 
 def test_a_cancel_of_a_reused_id_ends_the_last_call_of_it_recorded_unanswered() -> None:
@@ -72,43 +67,23 @@ def test_a_session_ended_for_its_answers_records_its_call_in_flight_unanswered()
     ended: list[bool] = []
 
     async def main() -> None:
-        world = make_world()
-        support = world.credential(world.support_chain, world.support)
         release = anyio.Event()
 
         async def way_back(frame: bytes) -> bool:  # the peer reads nothing
             await release.wait()
             return True
 
-        async with gate_of(world, upstream, recorder) as gate:
-            inbound, read = anyio.create_memory_object_stream[Any](limits.MAX_MCP_QUEUE)
-            server = gate_server(gate, support)
-            async with anyio.create_task_group() as tg:
-
-                async def serve() -> None:
-                    await run_session(server, read, new_session(), way_back)
-                    ended.append(True)
-
-                tg.start_soon(serve)
-                hello = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": HELLO}
-                inbound.send_nowait(raw(hello))
-                await anyio.sleep(0)
-                inbound.send_nowait(raw({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-                inbound.send_nowait(call(1, "lookup_order", {"order_id": "o1"}))
-                with anyio.fail_after(10):
-                    await upstream.started.wait()
-                for ident in range(2, PINGS):
-                    for _ in range(8):
-                        await anyio.lowlevel.checkpoint()
-                    try:
-                        inbound.send_nowait(raw({"jsonrpc": "2.0", "id": ident, "method": "ping"}))
-                    except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                        break
-                release.set()
-                with anyio.fail_after(10):
-                    while not ended:
-                        await anyio.sleep(0.01)
-                tg.cancel_scope.cancel()
+        async with served(way_back, upstream, recorder, release) as (inbound, ending):
+            assert offer(inbound, call(1, "lookup_order", {"order_id": "o1"}))
+            with anyio.fail_after(10):
+                await upstream.started.wait()
+            taken = await pinged(inbound, PINGS)
+            assert len(taken) < PINGS  # refused: the session ended
+            release.set()
+            with anyio.fail_after(10):
+                while not ending:
+                    await anyio.sleep(0.01)
+            ended.extend(ending)
 
     anyio.run(main)
     assert ended == [True]
