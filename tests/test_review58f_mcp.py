@@ -180,11 +180,15 @@ result = {
     "serverInfo": {"name": "flood", "version": "1"},
 }
 send({"jsonrpc": "2.0", "id": request["id"], "result": result})
-sys.stdin.readline()  # notifications/initialized: nothing is read after it
+sys.stdin.readline()  # notifications/initialized
 for n in range(int(sys.argv[1])):
     sys.stdout.write(json.dumps({"jsonrpc": "2.0", "id": n + 1000, "method": "ping"}) + "\\n")
+    if sys.argv[2] == "reads":  # each answer read before the next ping: every one answered
+        sys.stdout.flush()
+        if json.loads(sys.stdin.readline()) != {"jsonrpc": "2.0", "id": n + 1000, "result": {}}:
+            sys.exit(1)
 send({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
-while not os.path.exists(sys.argv[2]):  # reading nothing until the test has counted
+while not os.path.exists(sys.argv[3]):  # reading nothing until the test has counted
     time.sleep(0.01)
 """
 
@@ -199,20 +203,34 @@ def test_an_upstream_that_reads_no_answers_cannot_make_the_gate_hold_its_request
     ~9,000 and some 90 MB), without bound. Its requests are now dropped (logged a few times a
     minute) while MAX_MCP_QUEUE messages wait for it to read them; its answers and
     notifications are read as before."""
+    held = _pinging_upstream(tmp_path, FLOOD, "floods")
+    assert held < 4 * limits.MAX_MCP_QUEUE, held
+
+
+def test_an_upstream_that_reads_its_answers_gets_every_one(tmp_path: Path) -> None:
+    """The drop is for an upstream that reads nothing: one that reads each answer before its
+    next request gets every answer (it exits before its notification otherwise)."""
+    _pinging_upstream(tmp_path, 2 * limits.MAX_MCP_QUEUE, "reads")
+
+
+def _pinging_upstream(tmp_path: Path, pings: int, mode: str) -> int:
+    """How many tasks the gate's process held once the gate's client of an upstream that sent
+    `pings` pings (`mode`: "floods", reading nothing; "reads", each answer) read its
+    notification after them (the upstream still there)."""
     held: list[int] = []
+    counted = tmp_path / "counted"
 
     async def main() -> None:
         changes = UpstreamChanges()
-        flooding = StdioServerParameters(
-            command=sys.executable, args=["-c", _FLOODING, str(FLOOD), str(tmp_path / "counted")]
-        )
+        command = ["-c", _FLOODING, str(pings), mode, str(counted)]
+        flooding = StdioServerParameters(command=sys.executable, args=command)
         async with Client(upstream_stdio(flooding), cache=None, message_handler=changes):
-            with anyio.fail_after(20):  # the notification after the flood: all of it was read
+            with anyio.fail_after(20):  # the notification after the pings: all were read
                 while changes.count == 0:
                     await anyio.sleep(0.01)
             await _settle()
             held.append(len(asyncio.all_tasks()))
-            (tmp_path / "counted").touch()
+            counted.touch()
 
     anyio.run(main)
-    assert held[0] < 4 * limits.MAX_MCP_QUEUE, held
+    return held[0]
