@@ -39,6 +39,7 @@ from troth.node.channel_ends import ChannelEnd
 from troth.node.channels import ChannelManager
 from troth.node.services.base import call
 from troth.routing import Address, RoutedMessage, Router, Source, new_worker_address
+from troth.transport.ratelog import RateLimitedLog
 
 __all__ = [
     "ChannelTransport",
@@ -56,6 +57,8 @@ _REFUSED: Final = -32099
 """A request the serving node refused: JSON-RPC's implementation-defined band, clear of the
 SDK's -32000..-32019 (-32001 is its REQUEST_TIMEOUT) and MCP's own codes."""
 Inbound = MemoryObjectSendStream[SessionMessage | Exception]
+_ENDED: Final = RateLimitedLog(log, limits.MCP_SDK_LOG_LINES_PER_MINUTE)
+"""Sessions ended for answers not taken, logged a few times a minute (a peer's doing)."""
 
 
 def new_session() -> bytes:
@@ -256,7 +259,7 @@ async def run_session(
         async with relay, inbound:
             async for item in inbound:
                 if write.statistics().tasks_waiting_send >= limits.MAX_MCP_QUEUE:
-                    log.warning("MCP session: the client takes no answers; the session ends")
+                    _ENDED.log(logging.WARNING, "MCP session: the client takes no answers; ended")
                     group.cancel_scope.cancel()
                     return
                 try:
