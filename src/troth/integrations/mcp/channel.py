@@ -39,6 +39,7 @@ from troth.node.channel_ends import ChannelEnd
 from troth.node.channels import ChannelManager
 from troth.node.services.base import call
 from troth.routing import Address, RoutedMessage, Router, Source, new_worker_address
+from troth.transport.ratelog import RateLimitedLog
 
 __all__ = [
     "ChannelTransport",
@@ -56,6 +57,8 @@ _REFUSED: Final = -32099
 """A request the serving node refused: JSON-RPC's implementation-defined band, clear of the
 SDK's -32000..-32019 (-32001 is its REQUEST_TIMEOUT) and MCP's own codes."""
 Inbound = MemoryObjectSendStream[SessionMessage | Exception]
+_ENDED: Final = RateLimitedLog(log, limits.MCP_SDK_LOG_LINES_PER_MINUTE)
+"""Sessions ended for answers not taken, logged a few times a minute (a peer's doing)."""
 
 
 def new_session() -> bytes:
@@ -244,9 +247,25 @@ async def run_session(
     client ends the session) and its answers go out as frames through `send` (False: the way
     back is gone, and the session ends). The client is told when the session ends. What the
     SDK logs of a client's messages it cannot read is throttled (`quiet_sdk`; review 57l,
-    mcp 2)."""
+    mcp 2). A client that leaves MAX_MCP_QUEUE answers waiting past the MAX_MCP_QUEUE queued
+    (the way back waits: its peer reads too slowly) has fallen behind: the session ends, as
+    when its own messages fill `inbound` (review 58f, mcp 1: the SDK's server starts a task
+    for every request it reads, and each waited to write its answer, without bound)."""
     quiet_sdk()
     write, outbound = anyio.create_memory_object_stream[SessionMessage](limits.MAX_MCP_QUEUE)
+    relay, read = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+
+    async def requests() -> None:
+        async with relay, inbound:
+            async for item in inbound:
+                if write.statistics().tasks_waiting_send >= limits.MAX_MCP_QUEUE:
+                    _ENDED.log(logging.WARNING, "MCP session: the client takes no answers; ended")
+                    group.cancel_scope.cancel()
+                    return
+                try:
+                    await relay.send(item)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    return  # the server stopped reading
 
     async def answers() -> None:
         async with outbound:
@@ -261,7 +280,8 @@ async def run_session(
     try:
         async with anyio.create_task_group() as group:
             group.start_soon(answers)
-            await server.run(inbound, write, server.create_initialization_options())
+            group.start_soon(requests)
+            await server.run(read, write, server.create_initialization_options())
             group.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):

@@ -8,8 +8,12 @@ fetched) stalled the node's every service for some 80 s, and a line of any lengt
 `upstream_stdio` is that client with another reader: each chunk is searched once for the end
 of a line, the parts of a line are joined once when it ends, and a line past
 MAX_MCP_UPSTREAM_LINE bytes is dropped as it comes (the session is told, as of a line that is
-not JSON-RPC: logged; the request it answered gets no answer). The process, its environment,
-the writer and the shutdown are the SDK's own (its spawn, stop and drain helpers).
+not JSON-RPC: logged; the request it answered gets no answer). A request of the upstream (a
+ping; sampling, roots, elicitation, which the gate's client refuses) read while MAX_MCP_QUEUE
+messages wait for it to read its stdin is dropped, logged a few times a minute: the SDK starts
+a task for each request it reads, which waits to write its answer, so an upstream flooding
+requests and reading nothing held them without bound (review 58f, mcp 2). The process, its
+environment, the writer and the shutdown are the SDK's own (its spawn, stop and drain helpers).
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ import contextlib
 import logging
 import sys
 from collections.abc import AsyncIterator
-from typing import TextIO
+from typing import Any, TextIO
 
 import anyio
 import anyio.lowlevel
+import mcp_types as types
+from anyio.streams.memory import MemoryObjectSendStream
 from mcp.client._transport import TransportStreams
 from mcp.client.stdio import (
     _WRITER_FLUSH_TIMEOUT,
@@ -38,6 +44,7 @@ from mcp.shared.message import SessionMessage
 
 from troth import limits
 from troth.integrations.mcp.quiet import quiet_sdk
+from troth.transport.ratelog import RateLimitedLog
 
 __all__ = ["LineTooLong", "connectable", "upstream_stdio"]
 
@@ -56,6 +63,16 @@ def connectable(upstream: object) -> object:
     if isinstance(upstream, StdioServerParameters):
         return upstream_stdio(upstream)
     return upstream
+
+
+def _unanswerable(item: SessionMessage | Exception, answers: MemoryObjectSendStream[Any]) -> bool:
+    """Whether `item` is a request of the upstream read while MAX_MCP_QUEUE messages wait to be
+    written to it (it reads none): its answer would wait too (review 58f, mcp 2)."""
+    return (
+        isinstance(item, SessionMessage)
+        and isinstance(item.message, types.JSONRPCRequest)
+        and answers.statistics().tasks_waiting_send >= limits.MAX_MCP_QUEUE
+    )
 
 
 class _Lines:
@@ -91,6 +108,9 @@ class _Lines:
             self.parts.append(part)
 
 
+_DROPPED = "MCP upstream %s: a request dropped: it reads none of what is sent to it"
+
+
 @contextlib.asynccontextmanager
 async def upstream_stdio(
     server: StdioServerParameters,
@@ -112,6 +132,7 @@ async def upstream_stdio(
         errlog=errlog,
         cwd=server.cwd,
     )
+    dropped = RateLimitedLog(log, limits.MCP_SDK_LOG_LINES_PER_MINUTE)
     stdout, stdin = process.stdout, process.stdin
     if stdout is None or stdin is None:  # never: the SDK spawns it with pipes
         raise OSError(f"the upstream MCP server {server.command} has no pipes")
@@ -134,6 +155,9 @@ async def upstream_stdio(
                             else:
                                 text = line.decode(server.encoding, server.encoding_error_handler)
                                 item = _parse_line(text)
+                                if _unanswerable(item, write_stream):
+                                    dropped.log(logging.WARNING, _DROPPED, server.command)
+                                    continue
                             try:
                                 await read_writer.send(item)
                             except (anyio.ClosedResourceError, anyio.BrokenResourceError):
