@@ -47,7 +47,7 @@ import os
 import re
 import secrets
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,7 +122,8 @@ def decode_slot(slot: bytes) -> tuple[int, dict[str, int]]:
     every troth since review 51d reads it); version 2 any scope named as `_SCOPE_NAME` says,
     at least one not in `V1_SCOPES` (else it is written as version 1: one encoding), and as
     many as still fit a slot at the largest counts: a scope this troth does not know (a newer
-    troth's) is kept as read and written back as it is, never lowered (review 54p,
+    troth's) is kept as read and written back as it is, never lowered, while it fits
+    beside this troth's own (`_carried`; review 54p,
     rollback 1: version 1's decoder refused an unknown scope, so a newer troth's scope read
     the whole guard as none, a restore)."""
     if len(slot) != GUARD_SLOT_BYTES:
@@ -149,11 +150,39 @@ def decode_slot(slot: bytes) -> tuple[int, dict[str, int]]:
     if version == GUARD_VERSION:
         if set(decoded) <= V1_SCOPES:
             raise DecodeError("rollback guard: version 2 of version 1's scopes only")
-        largest = dict.fromkeys(decoded, limits.MAX_ROLLBACK_COUNTER)
-        grown = cbor.encode([GUARD_TYPE, version, limits.MAX_ROLLBACK_COUNTER, largest])
-        if 2 + len(grown) + _CHECK > GUARD_SLOT_BYTES:
+        if not _fits(decoded):
             raise DecodeError("rollback guard: more scopes than a slot holds at their largest")
     return seq, decoded
+
+
+def _fits(scopes: Iterable[str]) -> bool:
+    """Whether a slot holds `scopes`, each at the largest count, as the largest number."""
+    largest = dict.fromkeys(scopes, limits.MAX_ROLLBACK_COUNTER)
+    grown = cbor.encode([GUARD_TYPE, GUARD_VERSION, limits.MAX_ROLLBACK_COUNTER, largest])
+    return 2 + len(grown) + _CHECK <= GUARD_SLOT_BYTES
+
+
+def _carried(counters: Mapping[str, int]) -> dict[str, int]:
+    """The counts a raise writes: every scope of this troth's (`SCOPES`: all fit a slot at
+    their largest), then each scope it does not know (a newer troth's), in canonical order
+    (shorter first), while the slot still holds it at the largest counts; the rest are dropped
+    (review 58a, guard 2: review 57v's guard 2, a newer troth's scopes that filled a slot left
+    no room for this troth's `identity`, written in a slot no troth decodes, so every open
+    found a restore that never happened). A scope dropped reads, to the newer troth that
+    counts it, as a restored copy (its entry in node.db, none in the guard): it fails closed,
+    once, as for any guard that lost the entry (docs/storage.md, "Versions, and a downgrade")."""
+    unknown = sorted((s for s in counters if s not in SCOPES), key=lambda s: (len(s), s))
+    kept = {scope: count for scope, count in counters.items() if scope in SCOPES}
+    for scope in unknown:
+        if _fits([*kept, scope]):
+            kept[scope] = counters[scope]
+        else:
+            _log.warning(
+                "rollback guard: no room for scope %r (a newer troth's) beside this troth's "
+                "scopes: dropped (that troth finds a restore of it once)",
+                scope,
+            )
+    return kept
 
 
 def _bounded(value: object, what: str) -> int:
@@ -492,7 +521,7 @@ class RollbackGuard:
                     return
                 seq, current = state
                 if current.get(self.scope, -1) < counter:
-                    counts = {**current, self.scope: counter}
+                    counts = _carried({**current, self.scope: counter})
                     slot = encode_slot(seq + 1, counts)
                     _write_slot(self.path, seq + 1, slot, sync=self._db.durability == "full")
                     start = ((seq + 1) % 2) * GUARD_SLOT_BYTES  # the bytes now in the file
