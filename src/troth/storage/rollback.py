@@ -517,6 +517,7 @@ class RollbackGuard:
                 raise StorageError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
 
     def _raise_in_turn(self, files: GuardFiles, counter: int) -> None:
+        """`_raise_guard` with the guard's files kept by this process, in a turn of its lock."""
         with files.within(self._db.busy_timeout):
             data = files.read(limits.MAX_ROLLBACK_GUARD_BYTES + 1)
             state = _state_of(data)
@@ -528,12 +529,12 @@ class RollbackGuard:
                 counts = {**current, self.scope: counter}
                 if not counts.keys() <= _OWN_SCOPES:
                     counts = _carried(counts)
-                # slot `(seq + 1) % 2` in place, never the newest valid one (slot
-                # `seq % 2`): a torn write leaves that one the newest; with `full`
-                # durability fdatasynced (survives a power loss, not only a crash)
                 # of exact str and int only (counts as decoded, this scope's from the store):
                 # what `cbor.encode`'s walk would find (review 58a: the walk each raise)
                 slot = _framed(cbor.encode_checked(_record(seq + 1, counts)))
+                # slot `(seq + 1) % 2` in place, never the newest valid one (slot
+                # `seq % 2`): a torn write leaves that one the newest; with `full`
+                # durability fdatasynced (survives a power loss, not only a crash)
                 start = ((seq + 1) % 2) * GUARD_SLOT_BYTES
                 crash_point("storage.rollback-guard.before-write")
                 fd = files.writable()
