@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from troth import limits
 from troth.errors import DecodeError
 from troth.identity.restored import RestoredIdentities
@@ -54,16 +52,14 @@ def test_a_record_number_past_the_largest_is_read_as_the_file_holds_it(tmp_path:
     db.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review57v guard 2: a newer troth's full guard takes no identity scope: false restore",
-)
 def test_a_rotation_under_a_newer_troths_full_guard_is_no_restore(tmp_path: Path) -> None:
     """Guard 2: a node.db that a newer troth ran (its guard holds two scopes this troth does
     not know, at the most a slot holds at their largest counts) rotates an identity here: the
     identity scope's entry is written in a slot no troth decodes, so the guard never holds
     it, and the next open finds a restore that never happened (the store counted a rotation,
-    the guard has no entry): every identity of the node is held."""
+    the guard has no entry): every identity of the node is held. Fixed by review 58a: this
+    troth's own scopes take precedence, a scope it does not know is carried while there is
+    room (tests/test_review58a_guard.py)."""
     db = _bumped_once(tmp_path, encode_guard(_NEWER, seq=3))[0]
     try:
         assert RestoredIdentities(db).check(1) is None

@@ -7,11 +7,13 @@ broker's lease revocations, a node's policy bundles stored: review 54p, rollback
 identity's rotations: review 57i, restore 1, troth.identity.restored) counts its
 irreversible writes in node.db (`rollback_counters`), one more in the transaction of each write
 (`RollbackGuard.bump`), and the guard file beside it (`node.db.guard`) is raised to the
-committed count after the commit, under `node.db.guard.lock` (flock), never lowered. The file
-is two fixed slots, each a numbered, checksummed record of every scope's count; a raise writes
-the slot not holding the newest record in place, so a torn write leaves the record before it
-the newest. It is as durable as the writes it counts: with `durability = full` the slot is
-fdatasynced (node.db's commits are), with `normal` not (nor are they: both survive a crash of
+committed count after the commit, under `node.db.guard.lock` (flock), never lowered; a process
+keeps the lock file and the guard open between raises, the guard's path looked up again under
+the lock each time (troth.storage.guard_file: review 58a). The file is two fixed slots, each
+a numbered, checksummed record of every scope's count; a raise writes the slot not holding the
+newest record in place, so a torn write leaves the record before it the newest. It is as
+durable as the writes it counts: with `durability = full` the slot is fdatasynced (node.db's
+commits are), with `normal` not (nor are they: both survive a crash of
 the process, and a power loss may undo the last of either). An fsync per redemption cost ~5 ms
 here (it flushes the WAL too: enroll.1000 took twice as long), a new file's fsync, rename and
 directory fsync ~8.
@@ -47,7 +49,7 @@ import os
 import re
 import secrets
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +60,7 @@ from troth.crypto import sha256
 from troth.encoding import cbor
 from troth.errors import DecodeError, StorageError
 from troth.faults import crash_point
+from troth.storage.guard_file import Evicted, GuardFiles, guard_files
 from troth.storage.peers import Turns
 from troth.storage.sqlite import SqliteDatabase
 
@@ -88,6 +91,7 @@ GUARD_SLOT_BYTES: Final = limits.MAX_ROLLBACK_GUARD_BYTES // 2
 _CHECK: Final = 16  # bytes of a slot's SHA-256 kept
 SCOPES: Final = ("authority", "broker", "policy", "identity")
 """The scopes a guard counts: each is checked, and fails closed, by its own owner."""
+_OWN_SCOPES: Final = frozenset(SCOPES)
 V1_SCOPES: Final = frozenset({"authority", "broker"})
 """The only scopes a version 1 slot holds (an older troth refuses any other, and any version
 but 1: it reads such a guard as none)."""
@@ -106,9 +110,17 @@ def encode_slot(seq: int, counters: Mapping[str, int]) -> bytes:
     big-endian), `["troth.rollback-guard", version, seq, {scope: count}]` (canonical CBOR;
     version 1 while every scope is one of `V1_SCOPES`, else `GUARD_VERSION`), the first 16
     bytes of its SHA-256, zeros to the end."""
-    counts = dict(sorted(counters.items()))
-    version = 1 if set(counts) <= V1_SCOPES else GUARD_VERSION
-    body = cbor.encode([GUARD_TYPE, version, seq, counts])
+    return _framed(cbor.encode(_record(seq, counters)))
+
+
+def _record(seq: int, counters: Mapping[str, int]) -> list[object]:
+    """A slot's record, to encode (canonical CBOR sorts its map)."""
+    counts = dict(counters)
+    return [GUARD_TYPE, 1 if counts.keys() <= V1_SCOPES else GUARD_VERSION, seq, counts]
+
+
+def _framed(body: bytes) -> bytes:
+    """The slot holding the encoded record `body` (`encode_slot`)."""
     slot = len(body).to_bytes(2, "big") + body + sha256(body)[:_CHECK]
     if len(slot) > GUARD_SLOT_BYTES:
         raise ValueError("a rollback guard slot overflows")
@@ -122,7 +134,8 @@ def decode_slot(slot: bytes) -> tuple[int, dict[str, int]]:
     every troth since review 51d reads it); version 2 any scope named as `_SCOPE_NAME` says,
     at least one not in `V1_SCOPES` (else it is written as version 1: one encoding), and as
     many as still fit a slot at the largest counts: a scope this troth does not know (a newer
-    troth's) is kept as read and written back as it is, never lowered (review 54p,
+    troth's) is kept as read and written back as it is, never lowered, while it fits
+    beside this troth's own (`_carried`; review 54p,
     rollback 1: version 1's decoder refused an unknown scope, so a newer troth's scope read
     the whole guard as none, a restore)."""
     if len(slot) != GUARD_SLOT_BYTES:
@@ -149,11 +162,39 @@ def decode_slot(slot: bytes) -> tuple[int, dict[str, int]]:
     if version == GUARD_VERSION:
         if set(decoded) <= V1_SCOPES:
             raise DecodeError("rollback guard: version 2 of version 1's scopes only")
-        largest = dict.fromkeys(decoded, limits.MAX_ROLLBACK_COUNTER)
-        grown = cbor.encode([GUARD_TYPE, version, limits.MAX_ROLLBACK_COUNTER, largest])
-        if 2 + len(grown) + _CHECK > GUARD_SLOT_BYTES:
+        if not _fits(decoded):
             raise DecodeError("rollback guard: more scopes than a slot holds at their largest")
     return seq, decoded
+
+
+def _fits(scopes: Iterable[str]) -> bool:
+    """Whether a slot holds `scopes`, each at the largest count, as the largest number."""
+    largest = dict.fromkeys(scopes, limits.MAX_ROLLBACK_COUNTER)
+    grown = cbor.encode([GUARD_TYPE, GUARD_VERSION, limits.MAX_ROLLBACK_COUNTER, largest])
+    return 2 + len(grown) + _CHECK <= GUARD_SLOT_BYTES
+
+
+def _carried(counters: Mapping[str, int]) -> dict[str, int]:
+    """The counts a raise writes: every scope of this troth's (`SCOPES`: all fit a slot at
+    their largest), then each scope it does not know (a newer troth's), in canonical order
+    (shorter first), while the slot still holds it at the largest counts; the rest are dropped
+    (review 58a, guard 2: review 57v's guard 2, a newer troth's scopes that filled a slot left
+    no room for this troth's `identity`, written in a slot no troth decodes, so every open
+    found a restore that never happened). A scope dropped reads, to the newer troth that
+    counts it, as a restored copy (its entry in node.db, none in the guard): it fails closed,
+    once, as for any guard that lost the entry (docs/storage.md, "Versions, and a downgrade")."""
+    unknown = sorted((s for s in counters if s not in SCOPES), key=lambda s: (len(s), s))
+    kept = {scope: count for scope, count in counters.items() if scope in SCOPES}
+    for scope in unknown:
+        if _fits([*kept, scope]):
+            kept[scope] = counters[scope]
+        else:
+            _log.warning(
+                "rollback guard: no room for scope %r (a newer troth's) beside this troth's "
+                "scopes: dropped (that troth finds a restore of it once)",
+                scope,
+            )
+    return kept
 
 
 def _bounded(value: object, what: str) -> int:
@@ -249,22 +290,6 @@ def read_guard(path: Path) -> dict[str, int] | None:
     armed or counted its scope (module docstring)."""
     state = _read_state(path)
     return None if state is None else state[1]
-
-
-def _write_slot(path: Path, seq: int, slot: bytes, *, sync: bool) -> None:
-    """Write `slot` (`encode_slot` of number `seq`) as slot `seq % 2` of the guard at `path` in
-    place (never the newest valid one, slot `(seq - 1) % 2`; a torn write leaves that one the
-    newest), then with `sync` fdatasync it (the write survives a power loss, not only a crash
-    of the process)."""
-    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
-    try:
-        crash_point("storage.rollback-guard.before-write")
-        os.pwrite(fd, slot, (seq % 2) * GUARD_SLOT_BYTES)
-        if sync:
-            os.fdatasync(fd)
-    finally:
-        os.close(fd)
-    crash_point("storage.rollback-guard.after-write")
 
 
 def _create_guard(path: Path, counters: Mapping[str, int]) -> None:
@@ -482,31 +507,48 @@ class RollbackGuard:
     def _raise_guard(self, counter: int) -> None:
         """Raise this scope's entry of the guard to `counter` (never lower it), the other
         scopes' entries kept, under the guard's lock (so two writers never lower it)."""
-        turns = Turns(self._lock_path, self._db.busy_timeout)
-        try:
-            with turns.turn():
-                data = _read_bytes(self.path)
-                state = _state_of(data)
-                if data is None or state is None:
-                    _create_guard(self.path, {self.scope: counter})
-                    return
-                seq, current = state
-                if current.get(self.scope, -1) < counter:
-                    counts = {**current, self.scope: counter}
-                    slot = encode_slot(seq + 1, counts)
-                    _write_slot(self.path, seq + 1, slot, sync=self._db.durability == "full")
-                    start = ((seq + 1) % 2) * GUARD_SLOT_BYTES  # the bytes now in the file
-                    written = data[:start] + slot + data[start + GUARD_SLOT_BYTES :]
-                    # known unread only if it decodes as written: a scope added (a newer
-                    # troth's full guard) or a number past the largest may not (review 57v,
-                    # guard 1: the cache said so, and the next raise overwrote the only valid
-                    # slot); decoded at its next read then
-                    if self.scope in current and seq < limits.MAX_ROLLBACK_COUNTER:
-                        _know(written, (seq + 1, tuple(sorted(counts.items()))))
-        except OSError as exc:  # a full disk, an I/O error (review 56d, storage 2)
-            raise StorageError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
-        finally:
-            turns.close()
+        while True:
+            try:
+                self._raise_in_turn(guard_files(self.path, self._lock_path), counter)
+                return
+            except Evicted:  # closed by another thread meanwhile: opened again
+                continue
+            except OSError as exc:  # a full disk, an I/O error (review 56d, storage 2)
+                raise StorageError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+
+    def _raise_in_turn(self, files: GuardFiles, counter: int) -> None:
+        """`_raise_guard` with the guard's files kept by this process, in a turn of its lock."""
+        with files.within(self._db.busy_timeout):
+            data = files.read(limits.MAX_ROLLBACK_GUARD_BYTES + 1)
+            state = _state_of(data)
+            if data is None or state is None:
+                _create_guard(self.path, {self.scope: counter})
+                return
+            seq, current = state
+            if current.get(self.scope, -1) < counter:
+                counts = {**current, self.scope: counter}
+                if not counts.keys() <= _OWN_SCOPES:
+                    counts = _carried(counts)
+                # of exact str and int only (counts as decoded, this scope's from the store):
+                # what `cbor.encode`'s walk would find (review 58a: the walk each raise)
+                slot = _framed(cbor.encode_checked(_record(seq + 1, counts)))
+                # slot `(seq + 1) % 2` in place, never the newest valid one (slot
+                # `seq % 2`): a torn write leaves that one the newest; with `full`
+                # durability fdatasynced (survives a power loss, not only a crash)
+                start = ((seq + 1) % 2) * GUARD_SLOT_BYTES
+                crash_point("storage.rollback-guard.before-write")
+                fd = files.writable()
+                os.pwrite(fd, slot, start)
+                if self._db.durability == "full":
+                    os.fdatasync(fd)
+                crash_point("storage.rollback-guard.after-write")
+                written = data[:start] + slot + data[start + GUARD_SLOT_BYTES :]
+                # known unread only if it decodes as written: a scope added (a newer
+                # troth's full guard) or a number past the largest may not (review 57v,
+                # guard 1: the cache said so, and the next raise overwrote the only valid
+                # slot); decoded at its next read then
+                if self.scope in current and seq < limits.MAX_ROLLBACK_COUNTER:
+                    _know(written, (seq + 1, tuple(sorted(counts.items()))))
 
 
 def restored_rows(db: SqliteDatabase) -> list[Restored]:
