@@ -68,11 +68,12 @@ def test_a_held_signer_whose_token_key_was_destroyed_elsewhere_is_key_not_found(
 
 
 def test_the_recorder_of_a_pkcs11_node_signs_on_after_a_rotation_elsewhere(node: Node) -> None:
-    clock = FixedClock(NOW + 20)
+    clock = FixedClock(NOW + 5)
     with open_node_log(node, clock=clock) as log:
         agent = TraceRecorder(log, lambda at: node.identities.signer("agent", now=at), clock=clock)
         first = agent.record(tool_call())
-        _rotate_elsewhere()
+        _rotate_elsewhere()  # dated NOW + 10: after the first record (review 58c, trace 3)
+        clock.advance(15)
         after = agent.record(tool_call())  # the new signing key, under the new history
     assert after.index == first.index + 1
     assert node.identities.get("agent", now=NOW + 20).identity.change_count == 3
