@@ -25,31 +25,20 @@ import anyio.lowlevel
 from mcp import Client, StdioServerParameters
 
 from tests.support.mcp_orders import text
+from tests.test_review58f_mcp import _FLOODING
 from troth import limits
 from troth.integrations.mcp.upstream import upstream_stdio
 
 CALLS = 3 * limits.MAX_MCP_QUEUE
 PAD = "x" * 8192  # a few calls fill the pipe: the others wait to be written
-_BUSY = """
-import json, os, sys, time
-def send(value):
-    sys.stdout.write(json.dumps(value) + "\\n")
-    sys.stdout.flush()
+HANDSHAKE = _FLOODING[: _FLOODING.index("sys.stdin.readline()  # notifications/initialized")]
+"""An upstream's start over stdio (review 58f's): imports, `send`, the legacy handshake."""
+_BUSY = (
+    HANDSHAKE
+    + """
 def answer(ident, said):
     content = [{"type": "text", "text": said}]
     send({"jsonrpc": "2.0", "id": ident, "result": {"content": content, "isError": False}})
-while True:  # the handshake (server/discover refused: the legacy one)
-    request = json.loads(sys.stdin.readline())
-    if request.get("method") == "initialize":
-        break
-    if "id" in request:
-        send({"jsonrpc": "2.0", "id": request["id"], "error": {"code": -32601, "message": "no"}})
-result = {
-    "protocolVersion": request["params"]["protocolVersion"],
-    "capabilities": {"tools": {}},
-    "serverInfo": {"name": "busy", "version": "1"},
-}
-send({"jsonrpc": "2.0", "id": request["id"], "result": result})
 held, pong = None, False
 for line in sys.stdin:
     message = json.loads(line)
@@ -70,6 +59,7 @@ for line in sys.stdin:
     else:
         answer(message["id"], "ok")
 """
+)
 
 
 def test_a_busy_upstream_that_reads_everything_has_its_request_answered(tmp_path: Path) -> None:

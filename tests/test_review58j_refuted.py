@@ -16,6 +16,7 @@ from mcp import Client, StdioServerParameters
 
 from tests.test_review47m_mcp_cancel import Blocking
 from tests.test_review58f_mcp import _settle, offer, served
+from tests.test_review58j_mcp import HANDSHAKE
 from troth import limits
 from troth.gates import ListRecorder
 from troth.integrations.mcp.frames import McpFrame
@@ -100,24 +101,9 @@ def test_notifications_from_a_client_that_takes_no_answers_hold_nothing() -> Non
     assert held[0] < limits.MAX_MCP_QUEUE, held
 
 
-_FLOOD = """
-import json, os, sys, time
-def send(value):
-    sys.stdout.write(json.dumps(value) + "\\n")
-    sys.stdout.flush()
-while True:  # the handshake (server/discover refused: the legacy one)
-    request = json.loads(sys.stdin.readline())
-    if request.get("method") == "initialize":
-        break
-    if "id" in request:
-        send({"jsonrpc": "2.0", "id": request["id"], "error": {"code": -32601, "message": "no"}})
-result = {
-    "protocolVersion": request["params"]["protocolVersion"],
-    "capabilities": {"tools": {"listChanged": True}},
-    "serverInfo": {"name": "flood", "version": "1"},
-}
-send({"jsonrpc": "2.0", "id": request["id"], "result": result})
-sys.stdin.readline()  # notifications/initialized
+_FLOOD = (
+    HANDSHAKE
+    + """sys.stdin.readline()  # notifications/initialized
 go, counted = sys.argv[2], sys.argv[3]
 while not os.path.exists(go):
     time.sleep(0.01)
@@ -129,6 +115,7 @@ send({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
 while not os.path.exists(counted):  # reading nothing until the test has counted
     time.sleep(0.01)
 """
+)
 
 
 def test_an_upstream_flooding_one_id_and_its_cancels_while_the_gate_calls_it_stays_bounded(
