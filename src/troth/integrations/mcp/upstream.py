@@ -10,9 +10,12 @@ of a line, the parts of a line are joined once when it ends, and a line past
 MAX_MCP_UPSTREAM_LINE bytes is dropped as it comes (the session is told, as of a line that is
 not JSON-RPC: logged; the request it answered gets no answer). A request of the upstream (a
 ping; sampling, roots, elicitation, which the gate's client refuses) read while MAX_MCP_QUEUE
-messages wait for it to read its stdin is dropped, logged a few times a minute: the SDK starts
-a task for each request it reads, which waits to write its answer, so an upstream flooding
-requests and reading nothing held them without bound (review 58f, mcp 2). The process, its
+answers to its requests wait for it to read its stdin is dropped, logged a few times a minute:
+the SDK starts a task for each request it reads, which waits to write its answer, so an
+upstream flooding requests and reading nothing held them without bound (review 58f, mcp 2).
+The gate's own requests waiting (its callers' tools/call, of every session) do not count: an
+upstream busy for a moment had its request dropped, and its tool waiting for the answer held
+the caller's call for ever (review 58j, mcp 1). The process, its
 environment, the writer and the shutdown are the SDK's own (its spawn, stop and drain helpers).
 """
 
@@ -22,7 +25,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import AsyncIterator
-from typing import Any, TextIO
+from typing import TextIO
 
 import anyio
 import anyio.lowlevel
@@ -65,13 +68,47 @@ def connectable(upstream: object) -> object:
     return upstream
 
 
-def _unanswerable(item: SessionMessage | Exception, answers: MemoryObjectSendStream[Any]) -> bool:
-    """Whether `item` is a request of the upstream read while MAX_MCP_QUEUE messages wait to be
-    written to it (it reads none): its answer would wait too (review 58f, mcp 2)."""
+class _Answers:
+    """The session's write stream to the upstream, counting the answers to the upstream's own
+    requests that wait in it to be written (`waiting`): the gate's requests (its callers'
+    tools/call, of every session) wait there too, and are not the upstream's doing (review
+    58j, mcp 1)."""
+
+    def __init__(self, stream: MemoryObjectSendStream[SessionMessage]) -> None:
+        self.stream = stream
+        self.waiting = 0
+
+    async def send(self, item: SessionMessage, /) -> None:
+        if not isinstance(item.message, types.JSONRPCResponse | types.JSONRPCError):
+            await self.stream.send(item)
+            return
+        self.waiting += 1
+        try:
+            await self.stream.send(item)
+        finally:
+            self.waiting -= 1
+
+    def close(self) -> None:
+        self.stream.close()
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+    async def __aenter__(self) -> _Answers:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def _unanswerable(item: SessionMessage | Exception, answers: _Answers) -> bool:
+    """Whether `item` is a request of the upstream read while MAX_MCP_QUEUE answers to its
+    requests wait to be written to it (it reads none): its answer would wait too (review 58f,
+    mcp 2). The gate's own requests waiting do not count (review 58j, mcp 1)."""
     return (
         isinstance(item, SessionMessage)
         and isinstance(item.message, types.JSONRPCRequest)
-        and answers.statistics().tasks_waiting_send >= limits.MAX_MCP_QUEUE
+        and answers.waiting >= limits.MAX_MCP_QUEUE
     )
 
 
@@ -108,7 +145,7 @@ class _Lines:
             self.parts.append(part)
 
 
-_DROPPED = "MCP upstream %s: a request dropped: it reads none of what is sent to it"
+_DROPPED = "MCP upstream %s: a request dropped: it reads none of the answers to its requests"
 
 
 @contextlib.asynccontextmanager
@@ -137,7 +174,8 @@ async def upstream_stdio(
     if stdout is None or stdin is None:  # never: the SDK spawns it with pipes
         raise OSError(f"the upstream MCP server {server.command} has no pipes")
     read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
-    write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
+    write_to, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
+    write_stream = _Answers(write_to)
     shutting_down = False
     writer_done = anyio.Event()
 
@@ -190,7 +228,7 @@ async def upstream_stdio(
         if flush_scope.cancelled_caught:
             await anyio.lowlevel.cancel_shielded_checkpoint()
         await _stop_server_process(process)
-        await _aclose_all(read_stream, write_stream, read_writer, write_reader)
+        await _aclose_all(read_stream, write_to, read_writer, write_reader)
         await anyio.lowlevel.checkpoint()
 
     async with anyio.create_task_group() as group:
