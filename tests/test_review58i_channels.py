@@ -5,7 +5,10 @@ members alice and bob, each at the limit with their delegates' channels, opened 
 through delegates holding a chain from each of them (k members: 2^k - 1 such sets, each with a
 limit of its own), and took the places of their authority's share of the node's channels that
 other members would have had. A peer's channels now count against every member at the roots of
-its chains, as its relay names do (`RelayService._check_quota`)."""
+its chains, as its relay names do (`RelayService._check_quota`).
+
+Channels 2 (a strict xfail, left): the reassembly budgets are kept by the same exact set, so
+such a delegate also draws on a budget of its own, not on its members'."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import pytest
 
 from tests.support.channels import MEMBER, T
 from tests.support.parties import ChannelParty, make_channel_party
-from tests.test_channel_manager import Net, echo, run
+from tests.test_channel_manager import Net, echo, run, send_fragments, until
 from tests.test_review43a_channels import open_as
 from troth.channel import ChannelIdentity
 from troth.credentials import CredentialChain
@@ -52,5 +55,32 @@ def test_a_delegate_of_two_members_counts_against_both() -> None:
         with pytest.raises(ChannelError) as caught:
             await open_as(peers[4], delegate_of(net, alice, bob))
         assert caught.value.reason is ChannelFailure.PEER_NOT_ALLOWED
+
+    run(test)
+
+
+@pytest.mark.xfail(strict=True, reason="review 58i, channels 2: a budget per exact set")
+def test_a_delegate_of_two_members_draws_on_both_reassembly_budgets() -> None:
+    """Channels 2 (left for the lead): per member 200 KB. Alice's delegate leaves ~131 KB
+    incomplete; a delegate holding chains from alice and bob then leaves ~131 KB more, past
+    alice's 200 KB: its channel should close (`too large`), as her own delegate's does
+    (tests/test_review41b_delegates.py). It has a budget of its own, keyed by the set
+    {alice, bob}, and stays open: k members hold 2^k - 1 budgets."""
+
+    async def test(net: Net) -> None:
+        limits = ChannelLimits(max_reassembly_per_peer=200_000, max_reassembly_total=2_000_000)
+        hub = await net.hub(limits=limits)
+        alice, bob = net.world.alice, net.world.bob
+        mallory = net.peer("10.58.9.1")
+        first = await open_as(mallory, delegate_of(net, alice))
+        second = await open_as(mallory, delegate_of(net, alice, bob))
+        await send_fragments(mallory, first, 400_000, 2)  # ~131 KB held
+        await send_fragments(mallory, second, 400_000, 2)
+
+        def held() -> int:
+            return sum(e.channel.reassembling for e in hub.manager.ends.values())
+
+        await until(lambda: second.enc not in mallory.manager.ends or held() > 200_000)
+        assert second.channel.close_reason is ChannelFailure.TOO_LARGE
 
     run(test)
