@@ -16,27 +16,14 @@ held. Each is a real attempt that fails if the defence it names breaks.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-
 from tests.support.channels import T, World, make_world, pump
+from tests.test_review57u_openings import at_times
 from troth.channel import ChannelState, Dropped, DropReason, Received, SecureChannel
 from troth.channel.packets import LENGTH, split_packet
 from troth.node.opening_rates import OpeningRates
 
 NETWORK = "tcp 10.58.0.0/24"
 FLOOD, NEIGHBOUR = "tcp 10.58.0.1", "tcp 10.58.0.2"
-
-
-def _at_times(test: Callable[[list[float]], Awaitable[None]]) -> None:
-    """Run `test(clock)` on an event loop whose clock reads `clock[0]` (set by the test)."""
-    clock = [1000.0]
-    loop = asyncio.new_event_loop()
-    loop.time = lambda: clock[0]  # type: ignore[method-assign]
-    try:
-        loop.run_until_complete(test(clock))
-    finally:
-        loop.close()
 
 
 def test_completed_handshakes_refill_no_more_than_they_took() -> None:
@@ -50,7 +37,7 @@ def test_completed_handshakes_refill_no_more_than_they_took() -> None:
         assert rates.take(FLOOD, NETWORK)
         assert not rates.take(FLOOD, NETWORK)
 
-    _at_times(test)
+    at_times(test)
 
 
 def test_a_neighbours_completed_handshake_gives_the_flooding_source_nothing() -> None:
@@ -66,7 +53,7 @@ def test_a_neighbours_completed_handshake_gives_the_flooding_source_nothing() ->
             rates.give_back(NEIGHBOUR, NETWORK)
             assert not rates.take(FLOOD, NETWORK)  # its share is spent: nothing given it
 
-    _at_times(test)
+    at_times(test)
 
 
 def _open(world: World) -> tuple[SecureChannel, SecureChannel]:
