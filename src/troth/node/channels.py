@@ -80,6 +80,7 @@ from troth.node.channel_limits import (
     PeerReassembly,
 )
 from troth.node.channel_pins import ChannelPins, Pins
+from troth.node.member_channels import MemberChannels
 from troth.node.no_route import NoRouteNotices
 from troth.node.opening_rates import OpeningRates
 from troth.node.services.base import (
@@ -156,6 +157,8 @@ class ChannelManager:
     )  # the reassembly budgets by member (`member_accounts`: a member's delegates share its
     # budget, review 41b, delegates 1), and the ends drawing on each
     _budget_of: dict[ChannelEnd, frozenset[bytes]] = field(default_factory=dict)
+    _members: MemberChannels = field(default_factory=MemberChannels)  # responder ends by
+    # each member they count against (the per-member limit; review 58i, channels 1)
     _per_source: collections.Counter[str] = field(default_factory=collections.Counter)
     # responder ends (handshaking or open) per source
     _over: dict[Address, set[ChannelEnd]] = field(default_factory=dict)  # the ends by the
@@ -337,12 +340,10 @@ class ChannelManager:
         return sum(1 for end in users if not end.channel.initiator)
 
     def _channels_opened_by_member(self, peer: VerifiedPeer) -> int:
-        """Open channels the peers of `peer`'s member opened to this node: its delegates' too
-        (`member_accounts`, as the reassembly budgets are kept; review 43a, channels 1)."""
-        entry = self._budgets.get(member_accounts(peer))
-        if entry is None:
-            return 0
-        return sum(1 for end in entry[1] if not end.channel.initiator)
+        """Open channels the peers of `peer`'s members opened to this node: their delegates' too
+        (`member_accounts`; review 43a, channels 1), the most of one of them (a peer with
+        chains from several counts against each: review 58i, channels 1)."""
+        return self._members.most(member_accounts(peer))
 
     def _expire(self, end: ChannelEnd) -> None:
         if end.channel.handshaking and end.enc in self.ends:
@@ -459,6 +460,8 @@ class ChannelManager:
         if end not in users:
             users.add(end)
             holders.add(end)
+            if not end.channel.initiator:
+                self._members.add(end, account)
             closed = end.channel.share_reassembly_budget(budget)
             if closed is not None:  # fragments sent with message 3 passed the peer's budget
                 self._on_closed(end, closed)
@@ -551,6 +554,7 @@ class ChannelManager:
             users.discard(end)
             if not users:
                 del self._users[peer.identifier]
+        self._members.discard(end)
         account = self._budget_of.pop(end, None)
         entry = self._budgets.get(account) if account is not None else None
         if entry is not None and account is not None:
