@@ -23,10 +23,6 @@ from troth.errors import RemoteError
 from troth.limits import ENROLL_REQUESTS_BURST
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 58g budgets 1: a rotated request is charged to the account the thief drains",
-)
 def test_a_thief_of_a_members_key_cannot_keep_its_rotation_unannounced(tmp_path: Path) -> None:
     """The thief (m's key, so m's requests) spends m's budget with refresh requests; m rotates
     and announces the rotation: the authority takes it."""
@@ -42,6 +38,25 @@ def test_a_thief_of_a_members_key_cannot_keep_its_rotation_unannounced(tmp_path:
         request = rotated_request(m.node.identities, "m", authority, now=net.clock.now())
         seq = await ask(net, m, "rotated", request)
         assert isinstance(seq, int)
-        assert net.authority.store.latest_supersession(m.node.identifier.digest) is not None
+        rotated = m.node.identities.get("m", now=net.clock.now()).identity.identifier
+        assert net.authority.store.latest_supersession(rotated.digest) is not None
+
+    run_memnet(test, tmp_path / "home", budget=60)
+
+
+def test_a_members_rotated_requests_under_one_history_are_still_charged(tmp_path: Path) -> None:
+    """m (or a thief of its key) announces its unrotated history again and again: past the
+    burst each announcement is refused as rate limited, unchecked."""
+
+    async def test(net: MemNet) -> None:
+        m = await net.member("m")
+        authority = net.authority.identifier
+        for attempt in range(ENROLL_REQUESTS_BURST + 1):
+            request = rotated_request(m.node.identities, "m", authority, now=net.clock.now())
+            if attempt < ENROLL_REQUESTS_BURST:
+                await ask(net, m, "rotated", request)
+                continue
+            with pytest.raises(RemoteError, match=LIMITED):
+                await ask(net, m, "rotated", request)
 
     run_memnet(test, tmp_path / "home", budget=60)
