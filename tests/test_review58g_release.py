@@ -8,6 +8,13 @@
    counts as issued after the hold. An identity rotated (compromised, announced) after the
    copy was taken was released with no feed pulled and no vouch, and signed with the retired
    keys: what review 58b, release 1 closed, back whenever the clock was behind at the find.
+2. The evidence asked for is the feed of each trusted authority the identity holds a
+   credential from. An authority publishes the rotations of its members only (its `rotated`
+   request refuses anyone else: docs/credentials.md, "Supersessions cover members"), so for an
+   identity holding only a delegation (a local agent its node's member delegated to) no feed
+   can ever show its rotation: yet the feed, pulled now, counted as evidence, and a delegate
+   rotated (compromised) after the copy was taken was released with no vouch, its rotation's
+   announcement having been refused ("not a member of this authority").
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.backups import copy_db, node_db, restore_db
+from tests.support.cli import run
 from tests.test_review57i_restore import _refused
 from tests.test_review58b_release import _release, _remote_acme, restored_member
 from troth.node import open_node
@@ -36,5 +45,58 @@ def test_a_hold_found_with_the_clock_behind_does_not_make_the_copys_feeds_fresh(
     for name in ("aide", "agent"):
         refused = _release(name, code=1)["message"]
         assert "not released" in refused, name
+    with open_node("agent") as agent:
+        _refused(lambda: agent.identities.signer("aide", now=int(time.time())))
+
+
+def restored_delegate(home: Path, scratch: Path) -> None:
+    """Authority `acme`; node `agent` with its own identity enrolled with acme and `aide`, a
+    local identity agent delegated to (no member of acme); node.db copied; `aide` rotated
+    (compromised) ; the copy put back."""
+    run("authority", "create", "acme")
+    run("node", "create", "agent")
+    run("identity", "create", "aide", "--node", "agent")
+    ticket = scratch / "agent.ticket"
+    ticket.write_text(
+        run("authority", "ticket", "create", "--authority", "acme", "--attr", "t.n=x").stdout
+    )
+    run("enroll", str(ticket), "--as", "agent", "--node", "agent")
+    chain = scratch / "aide.chain"
+    run(
+        "credential",
+        "delegate",
+        "--as",
+        "agent",
+        "--to",
+        "aide",
+        "--attr",
+        "t.n=x",
+        "--ttl",
+        "1h",
+        "--purpose",
+        "help",
+        "--out",
+        str(chain),
+        "--node",
+        "agent",
+    )
+    run("credential", "import", str(chain), "--as", "aide", "--node", "agent")
+    copy_db(node_db(home, "agent"), scratch / "agent.db")
+    run("identity", "rotate", "aide", "--compromised", "--node", "agent")
+    restore_db(node_db(home, "agent"), scratch / "agent.db")
+
+
+@pytest.mark.xfail(
+    strict=True, reason="review 58g release 2: a feed that cannot show a delegate's rotation counts"
+)
+def test_a_delegate_rotated_after_the_copy_is_not_released_by_its_authoritys_feed(
+    troth_home: Path, tmp_path: Path
+) -> None:
+    """`aide` holds only agent's delegation from acme: its rotation is published in no feed
+    (supersessions cover members), so acme's feed, pulled now, cannot tell: not released
+    without the vouch."""
+    restored_delegate(troth_home, tmp_path)
+    released = _release("aide", code=1)
+    assert "not released" in released["message"]
     with open_node("agent") as agent:
         _refused(lambda: agent.identities.signer("aide", now=int(time.time())))
