@@ -6,8 +6,11 @@ retired: released, it signs with them. The release refuses one a feed this node 
 rotated past the copy (review 57r, restore 2), but the feeds node.db holds are the copy's,
 older than that rotation: released first thing after putting node.db back, such an identity
 was let go (review 57v, release 1). So a release needs evidence fresher than the hold, for
-every trusted authority the identity holds a credential from (those its rotation is
-announced to: `CredentialWallet.unannounced`):
+every trusted authority the identity is a member of (holds a credential it issued directly):
+its rotation is announced to them (`CredentialWallet.unannounced`), and an authority
+publishes its members' rotations only (review 58g, release 2: the feed of one the identity
+holds only a delegation from, which can never show its rotation, counted, and released a
+delegate rotated after the copy was taken):
 
 - the authority's feed pulled by the release itself, after the hold, from the node on this
   machine that hosts it (not this node: its hosted feed is in the copy); or
@@ -18,9 +21,9 @@ announced to: `CredentialWallet.unannounced`):
 A feed stored again after the hold but issued before it (a stale page handed in again, the
 copy's own) is no evidence: its date is the authority's signature, and a feed is only ever
 replaced by one issued later. A feed of an authority the node does not trust, or the identity
-holds no credential from, is not asked for and counts for nothing. Where no feed can tell
-(the identity holds no credential from a trusted authority, e.g. an authority's own identity,
-or its authority cannot be reached), the release is the operator's word, given explicitly
+is no member of, is not asked for and counts for nothing. Where no feed can tell (the
+identity is a member of no trusted authority, e.g. an authority's own identity or a
+delegate, or its authority cannot be reached), the release is the operator's word, given explicitly
 (`vouch`: `--vouch-not-rotated`), and said so in its result. A feed that shows the identity
 rotated refuses the release even then.
 """
@@ -30,7 +33,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from troth.clock import Clock
-from troth.errors import IdentityError, IdentityFailure, TrothError
+from troth.credentials import CredentialChain
+from troth.errors import DecodeError, IdentityError, IdentityFailure, TrothError
 from troth.identity import Identifier
 from troth.node.authorities import is_local, sync_local_feed
 from troth.node.node import Node
@@ -99,10 +103,10 @@ def release_restored(node: Node, ref: str, *, clock: Clock, vouch: bool = False)
 
 
 def _evidence(node: Node, ref: str, held_at: int, clock: Clock) -> list[FeedEvidence]:
-    """The evidence of each trusted authority `ref` holds a credential from, its feed pulled
-    first from the node on this machine hosting it (a failed pull: `error`)."""
+    """The evidence of each trusted authority `ref` is a member of, its feed pulled first from
+    the node on this machine hosting it (a failed pull: `error`)."""
     trusted = node.wallet.trusted()
-    named = {Identifier(held.authority) for held in node.wallet.held(ref)}
+    named = {Identifier(held.authority) for held in node.wallet.held(ref) if _member(held.chain)}
     hosted = node.hosted_authority()
     here = None if hosted is None else hosted.identifier
     evidence = []
@@ -127,6 +131,15 @@ def _evidence(node: Node, ref: str, held_at: int, clock: Clock) -> list[FeedEvid
     return evidence
 
 
+def _member(chain: bytes) -> bool:
+    """Whether a chain the identity holds is a member credential (one link, issued by its
+    authority): a delegation's authority publishes no rotation of the delegate's."""
+    try:
+        return len(CredentialChain.decode(chain).credentials) == 1
+    except DecodeError:
+        return False
+
+
 def _refusal(node: Node, ref: str, held_at: int, missing: list[FeedEvidence], *, own: bool) -> str:
     vouch = (
         f"only if you know {ref!r} was not rotated after the copy was taken: troth identity "
@@ -135,7 +148,8 @@ def _refusal(node: Node, ref: str, held_at: int, missing: list[FeedEvidence], *,
     if not missing:
         return (
             f"{ref!r} not released: no feed can tell whether it was rotated after the copy was "
-            f"taken (it holds no credential from an authority this node trusts); {vouch}"
+            f"taken (it is a member of no authority this node trusts: an authority's feed "
+            f"shows its members' rotations only); {vouch}"
         )
     remote = (
         f"start the node (troth node start {node.name}: its rounds pull its authorities' "
