@@ -52,15 +52,13 @@ def test_a_hold_found_with_the_clock_behind_does_not_make_the_copys_feeds_fresh(
 def restored_delegate(home: Path, scratch: Path) -> None:
     """Authority `acme`; node `agent` with its own identity enrolled with acme and `aide`, a
     local identity agent delegated to (no member of acme); node.db copied; `aide` rotated
-    (compromised) ; the copy put back."""
+    (compromised); the copy put back."""
     run("authority", "create", "acme")
     run("node", "create", "agent")
     run("identity", "create", "aide", "--node", "agent")
-    ticket = scratch / "agent.ticket"
-    ticket.write_text(
-        run("authority", "ticket", "create", "--authority", "acme", "--attr", "t.n=x").stdout
-    )
-    run("enroll", str(ticket), "--as", "agent", "--node", "agent")
+    ticket = run("authority", "ticket", "create", "--authority", "acme", "--attr", "t.n=x")
+    (scratch / "agent.ticket").write_text(ticket.stdout)
+    run("enroll", str(scratch / "agent.ticket"), "--as", "agent", "--node", "agent")
     chain = scratch / "aide.chain"
     run(
         "credential",
