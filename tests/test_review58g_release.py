@@ -15,6 +15,9 @@
    can ever show its rotation: yet the feed, pulled now, counted as evidence, and a delegate
    rotated (compromised) after the copy was taken was released with no vouch, its rotation's
    announcement having been refused ("not a member of this authority").
+3. Likewise for a member removed after the copy was taken (every credential of it revoked):
+   the authority refuses its rotation's announcement (no member now), yet its feed, pulled
+   after the hold, counted, and a removed member rotated (compromised) since was released.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from tests.support.backups import copy_db, node_db, restore_db
 from tests.support.cli import run
 from tests.test_review57i_restore import _refused
 from tests.test_review58b_release import _release, _remote_acme, restored_member
+from troth.identity import Identifier
 from troth.node import open_node
 
 
@@ -94,5 +98,32 @@ def test_a_delegate_rotated_after_the_copy_is_not_released_by_its_authoritys_fee
     refused = _release("aide", code=1)["message"]
     assert "it is a member of no authority this node trusts" in refused
     assert "--vouch-not-rotated" in refused
+    with open_node("agent") as agent:
+        _refused(lambda: agent.identities.signer("aide", now=int(time.time())))
+
+
+@pytest.mark.xfail(
+    strict=True, reason="review 58g release 3: a feed ending the membership counted as evidence"
+)
+def test_a_removed_member_rotated_after_the_copy_is_not_released_by_that_feed(
+    troth_home: Path, tmp_path: Path
+) -> None:
+    """`aide` enrolled with acme; node.db copied; acme removes aide, which then rotates
+    (compromised: acme refuses the announcement, no member); the copy put back. acme's feed,
+    pulled now, revokes aide's credential and cannot tell its rotation: not released."""
+    run("authority", "create", "acme")
+    run("node", "create", "agent")
+    run("identity", "create", "aide", "--node", "agent")
+    ticket = run("authority", "ticket", "create", "--authority", "acme", "--attr", "t.n=x")
+    (tmp_path / "aide.ticket").write_text(ticket.stdout)
+    run("enroll", str(tmp_path / "aide.ticket"), "--as", "aide", "--node", "agent")
+    copy_db(node_db(troth_home, "agent"), tmp_path / "agent.db")
+    with open_node("agent") as agent:
+        aide = str(Identifier(agent.identities.find("aide").identifier))
+    run("authority", "members", "remove", aide, "--authority", "acme")
+    run("identity", "rotate", "aide", "--compromised", "--node", "agent")
+    restore_db(node_db(troth_home, "agent"), tmp_path / "agent.db")
+    refused = _release("aide", code=1)["message"]
+    assert "not released" in refused
     with open_node("agent") as agent:
         _refused(lambda: agent.identities.signer("aide", now=int(time.time())))
