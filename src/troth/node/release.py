@@ -21,7 +21,9 @@ delegate rotated after the copy was taken):
 A feed stored again after the hold but issued before it (a stale page handed in again, the
 copy's own) is no evidence: its date is the authority's signature, and a feed is only ever
 replaced by one issued later. A feed of an authority the node does not trust, or the identity
-is no member of, is not asked for and counts for nothing. Where no feed can tell (the
+is no member of, is not asked for and counts for nothing; nor does one that revokes the
+identity or every member credential of it held here (removed since, its rotation's
+announcement refused: review 58g, release 3). Where no feed can tell (the
 identity is a member of no trusted authority, e.g. an authority's own identity or a
 delegate, or its authority cannot be reached), the release is the operator's word, given explicitly
 (`vouch`: `--vouch-not-rotated`), and said so in its result. A feed that shows the identity
@@ -30,10 +32,10 @@ rotated refuses the release even then.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from troth.clock import Clock
-from troth.credentials import CredentialChain
+from troth.credentials import CredentialChain, VerifiedFeed
 from troth.errors import DecodeError, IdentityError, IdentityFailure, TrothError
 from troth.identity import Identifier
 from troth.node.authorities import is_local, sync_local_feed
@@ -46,6 +48,11 @@ VOUCH_OPTION = "--vouch-not-rotated"
 """The CLI option by which the operator vouches, where no feed can tell, that the identity was
 not rotated after the copy was taken."""
 _SEE = '(docs/vault.md, "A node.db restored from before a rotation")'
+_ENDED = (
+    "its feed revokes the identity's membership (every member credential of it held here, or "
+    "the identity): the authority refuses a rotation's announcement from one no member, so "
+    "its feed cannot tell"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,31 +111,59 @@ def release_restored(node: Node, ref: str, *, clock: Clock, vouch: bool = False)
 
 def _evidence(node: Node, ref: str, held_at: int, clock: Clock) -> list[FeedEvidence]:
     """The evidence of each trusted authority `ref` is a member of, its feed pulled first from
-    the node on this machine hosting it (a failed pull: `error`)."""
+    the node on this machine hosting it (a failed pull: `error`); none from a feed that ends
+    that membership (`_ENDED`)."""
     trusted = node.wallet.trusted()
-    named = {Identifier(held.authority) for held in node.wallet.held(ref) if _member(held.chain)}
+    members: dict[Identifier, list[bytes]] = {}
+    for held in node.wallet.held(ref):
+        if _member(held.chain):
+            members.setdefault(Identifier(held.authority), []).append(held.id)
     hosted = node.hosted_authority()
     here = None if hosted is None else hosted.identifier
+    identifier = node.identities.find(ref).identifier
     evidence = []
-    for authority in sorted(named & trusted.keys(), key=lambda a: a.digest):
-        address = trusted[authority]
-        error = None
-        if authority == here:  # its feed, even pulled now, is the copy's
-            error = "this node hosts it: its feed here is the restored copy's"
-            evidence.append(FeedEvidence(authority, fresh=False, error=error))
-            continue
-        if is_local(address):
-            try:
-                sync_local_feed(node, authority, address=address, now=clock)
-                evidence.append(FeedEvidence(authority, fresh=True, pulled=True))
-                continue
-            except TrothError as exc:
-                error = str(exc)
+    for authority in sorted(members.keys() & trusted.keys(), key=lambda a: a.digest):
+        found = _asked(node, authority, trusted[authority], here, held_at, clock)
         feed = node.wallet.held_feed(authority)
-        issued_at = None if feed is None or not feed.complete else feed.issued_at
-        fresh = issued_at is not None and issued_at > held_at
-        evidence.append(FeedEvidence(authority, fresh, issued_at=issued_at, error=error))
+        if found.fresh and feed is not None and _ended(feed, identifier, members[authority]):
+            # review 58g, release 3: removed, its rotation since was refused by the authority
+            found = replace(found, fresh=False, error=_ENDED)
+        evidence.append(found)
     return evidence
+
+
+def _asked(
+    node: Node,
+    authority: Identifier,
+    address: str,
+    here: Identifier | None,
+    held_at: int,
+    clock: Clock,
+) -> FeedEvidence:
+    """The evidence of one authority: its feed pulled from this machine, else the held one."""
+    error = None
+    if authority == here:  # its feed, even pulled now, is the copy's
+        error = "this node hosts it: its feed here is the restored copy's"
+        return FeedEvidence(authority, fresh=False, error=error)
+    if is_local(address):
+        try:
+            sync_local_feed(node, authority, address=address, now=clock)
+            return FeedEvidence(authority, fresh=True, pulled=True)
+        except TrothError as exc:
+            error = str(exc)
+    feed = node.wallet.held_feed(authority)
+    issued_at = None if feed is None or not feed.complete else feed.issued_at
+    fresh = issued_at is not None and issued_at > held_at
+    return FeedEvidence(authority, fresh, issued_at=issued_at, error=error)
+
+
+def _ended(feed: VerifiedFeed, identifier: bytes, credentials: list[bytes]) -> bool:
+    """Whether `feed` revokes the identity, or every member credential of it the node holds: a
+    member removed (or revoked) is refused its rotation's announcement, so its authority's
+    feed shows no rotation since."""
+    if feed.identity_revoked(identifier):
+        return True
+    return all(feed.credential_revoked(credential) for credential in credentials)
 
 
 def _member(chain: bytes) -> bool:
@@ -160,7 +195,9 @@ def _refusal(node: Node, ref: str, held_at: int, missing: list[FeedEvidence], *,
     stale = "; ".join(
         f"{f.authority}: "
         + (
-            f"no feed of it pulled ({f.error}): run this again once one can be"
+            _ENDED
+            if f.error == _ENDED
+            else f"no feed of it pulled ({f.error}): run this again once one can be"
             if f.error is not None
             else f"{_held(f.issued_at)}, and it is not on this machine: {remote}"
         )
