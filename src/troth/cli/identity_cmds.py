@@ -399,9 +399,10 @@ def release_restored(ref: str, node_name: str, vouch: bool, reporter: Reporter) 
     node.db was found restored from a copy taken before a rotation, and every identity it
     holds was held. Release only one you know was NOT rotated after the copy was taken: one
     that was holds the keys its rotation retired (make a new one and enroll it instead).
-    Released only when the feed of every trusted authority it holds a credential from was
-    issued after the hold (those on this machine are pulled first) and none shows it rotated;
-    else refused, saying how to pull them, or --vouch-not-rotated. See docs/vault.md,
+    Released only when the feed of every trusted authority it is a member of was issued after
+    the hold (those on this machine are pulled first) and none shows it rotated; else refused,
+    saying how to pull them, or --vouch-not-rotated (a delegate: no feed shows its rotation).
+    See docs/vault.md,
     "A node.db restored from before a rotation"."""
     with open_cli_node(node_name) as node:
         ref = reporter.names.local(ref, node)

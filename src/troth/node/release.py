@@ -6,8 +6,11 @@ retired: released, it signs with them. The release refuses one a feed this node 
 rotated past the copy (review 57r, restore 2), but the feeds node.db holds are the copy's,
 older than that rotation: released first thing after putting node.db back, such an identity
 was let go (review 57v, release 1). So a release needs evidence fresher than the hold, for
-every trusted authority the identity holds a credential from (those its rotation is
-announced to: `CredentialWallet.unannounced`):
+every trusted authority the identity is a member of (holds a credential it issued directly):
+its rotation is announced to them (`CredentialWallet.unannounced`), and an authority
+publishes its members' rotations only (review 58g, release 2: the feed of one the identity
+holds only a delegation from, which can never show its rotation, counted, and released a
+delegate rotated after the copy was taken):
 
 - the authority's feed pulled by the release itself, after the hold, from the node on this
   machine that hosts it (not this node: its hosted feed is in the copy); or
@@ -18,19 +21,22 @@ announced to: `CredentialWallet.unannounced`):
 A feed stored again after the hold but issued before it (a stale page handed in again, the
 copy's own) is no evidence: its date is the authority's signature, and a feed is only ever
 replaced by one issued later. A feed of an authority the node does not trust, or the identity
-holds no credential from, is not asked for and counts for nothing. Where no feed can tell
-(the identity holds no credential from a trusted authority, e.g. an authority's own identity,
-or its authority cannot be reached), the release is the operator's word, given explicitly
+is no member of, is not asked for and counts for nothing; nor does one that revokes the
+identity or every member credential of it held here (removed since, its rotation's
+announcement refused: review 58g, release 3). Where no feed can tell (the
+identity is a member of no trusted authority, e.g. an authority's own identity or a
+delegate, or its authority cannot be reached), the release is the operator's word, given explicitly
 (`vouch`: `--vouch-not-rotated`), and said so in its result. A feed that shows the identity
 rotated refuses the release even then.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from troth.clock import Clock
-from troth.errors import IdentityError, IdentityFailure, TrothError
+from troth.credentials import CredentialChain, VerifiedFeed
+from troth.errors import DecodeError, IdentityError, IdentityFailure, TrothError
 from troth.identity import Identifier
 from troth.node.authorities import is_local, sync_local_feed
 from troth.node.node import Node
@@ -42,6 +48,11 @@ VOUCH_OPTION = "--vouch-not-rotated"
 """The CLI option by which the operator vouches, where no feed can tell, that the identity was
 not rotated after the copy was taken."""
 _SEE = '(docs/vault.md, "A node.db restored from before a rotation")'
+_ENDED = (
+    "its feed revokes the identity's membership (every member credential of it held here, or "
+    "the identity): the authority refuses a rotation's announcement from one no member, so "
+    "its feed cannot tell"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,32 +110,69 @@ def release_restored(node: Node, ref: str, *, clock: Clock, vouch: bool = False)
 
 
 def _evidence(node: Node, ref: str, held_at: int, clock: Clock) -> list[FeedEvidence]:
-    """The evidence of each trusted authority `ref` holds a credential from, its feed pulled
-    first from the node on this machine hosting it (a failed pull: `error`)."""
+    """The evidence of each trusted authority `ref` is a member of, its feed pulled first from
+    the node on this machine hosting it (a failed pull: `error`); none from a feed that ends
+    that membership (`_ENDED`)."""
     trusted = node.wallet.trusted()
-    named = {Identifier(held.authority) for held in node.wallet.held(ref)}
+    members: dict[Identifier, list[bytes]] = {}
+    for held in node.wallet.held(ref):
+        if _member(held.chain):
+            members.setdefault(Identifier(held.authority), []).append(held.id)
     hosted = node.hosted_authority()
     here = None if hosted is None else hosted.identifier
+    identifier = node.identities.find(ref).identifier
     evidence = []
-    for authority in sorted(named & trusted.keys(), key=lambda a: a.digest):
-        address = trusted[authority]
-        error = None
-        if authority == here:  # its feed, even pulled now, is the copy's
-            error = "this node hosts it: its feed here is the restored copy's"
-            evidence.append(FeedEvidence(authority, fresh=False, error=error))
-            continue
-        if is_local(address):
-            try:
-                sync_local_feed(node, authority, address=address, now=clock)
-                evidence.append(FeedEvidence(authority, fresh=True, pulled=True))
-                continue
-            except TrothError as exc:
-                error = str(exc)
+    for authority in sorted(members.keys() & trusted.keys(), key=lambda a: a.digest):
+        found = _asked(node, authority, trusted[authority], here, held_at, clock)
         feed = node.wallet.held_feed(authority)
-        issued_at = None if feed is None or not feed.complete else feed.issued_at
-        fresh = issued_at is not None and issued_at > held_at
-        evidence.append(FeedEvidence(authority, fresh, issued_at=issued_at, error=error))
+        if found.fresh and feed is not None and _ended(feed, identifier, members[authority]):
+            # review 58g, release 3: removed, its rotation since was refused by the authority
+            found = replace(found, fresh=False, error=_ENDED)
+        evidence.append(found)
     return evidence
+
+
+def _asked(
+    node: Node,
+    authority: Identifier,
+    address: str,
+    here: Identifier | None,
+    held_at: int,
+    clock: Clock,
+) -> FeedEvidence:
+    """The evidence of one authority: its feed pulled from this machine, else the held one."""
+    error = None
+    if authority == here:  # its feed, even pulled now, is the copy's
+        error = "this node hosts it: its feed here is the restored copy's"
+        return FeedEvidence(authority, fresh=False, error=error)
+    if is_local(address):
+        try:
+            sync_local_feed(node, authority, address=address, now=clock)
+            return FeedEvidence(authority, fresh=True, pulled=True)
+        except TrothError as exc:
+            error = str(exc)
+    feed = node.wallet.held_feed(authority)
+    issued_at = None if feed is None or not feed.complete else feed.issued_at
+    fresh = issued_at is not None and issued_at > held_at
+    return FeedEvidence(authority, fresh, issued_at=issued_at, error=error)
+
+
+def _ended(feed: VerifiedFeed, identifier: bytes, credentials: list[bytes]) -> bool:
+    """Whether `feed` revokes the identity, or every member credential of it the node holds: a
+    member removed (or revoked) is refused its rotation's announcement, so its authority's
+    feed shows no rotation since."""
+    if feed.identity_revoked(identifier):
+        return True
+    return all(feed.credential_revoked(credential) for credential in credentials)
+
+
+def _member(chain: bytes) -> bool:
+    """Whether a chain the identity holds is a member credential (one link, issued by its
+    authority): a delegation's authority publishes no rotation of the delegate's."""
+    try:
+        return len(CredentialChain.decode(chain).credentials) == 1
+    except DecodeError:
+        return False
 
 
 def _refusal(node: Node, ref: str, held_at: int, missing: list[FeedEvidence], *, own: bool) -> str:
@@ -135,7 +183,8 @@ def _refusal(node: Node, ref: str, held_at: int, missing: list[FeedEvidence], *,
     if not missing:
         return (
             f"{ref!r} not released: no feed can tell whether it was rotated after the copy was "
-            f"taken (it holds no credential from an authority this node trusts); {vouch}"
+            f"taken (it is a member of no authority this node trusts: an authority's feed "
+            f"shows its members' rotations only); {vouch}"
         )
     remote = (
         f"start the node (troth node start {node.name}: its rounds pull its authorities' "
@@ -146,7 +195,9 @@ def _refusal(node: Node, ref: str, held_at: int, missing: list[FeedEvidence], *,
     stale = "; ".join(
         f"{f.authority}: "
         + (
-            f"no feed of it pulled ({f.error}): run this again once one can be"
+            _ENDED
+            if f.error == _ENDED
+            else f"no feed of it pulled ({f.error}): run this again once one can be"
             if f.error is not None
             else f"{_held(f.issued_at)}, and it is not on this machine: {remote}"
         )

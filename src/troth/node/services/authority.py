@@ -192,7 +192,7 @@ class AuthorityService:
     async def rotated(self, request: Any, context: RequestContext) -> int | None:
         """A member announces its rotated history: its supersession's seq, if any."""
         data = _request(request)
-        await self._charge(context)
+        await self._charge(context, rotation=True)
         return await self.worker.run(self._changing, self.authority.rotated, data, context.now)
 
     async def feed(self, arguments: Any, context: RequestContext) -> bytes:
@@ -205,7 +205,7 @@ class AuthorityService:
         payer = self._payer(context.caller, context.now)
         return await self.worker.run(self._page, start, context.now, payer)
 
-    async def _charge(self, context: RequestContext) -> None:
+    async def _charge(self, context: RequestContext, *, rotation: bool = False) -> None:
         """Spend one enroll, refresh, revoke or rotated request of the caller's source
         (`RequestBudgets`; revoke and rotated requests were free: review 58e, budgets 2):
         a member's account (or an anchor's), as `_payer` names it; a caller showing no
@@ -215,7 +215,10 @@ class AuthorityService:
         superseded shows none, and was charged to its network's budget, shared with every
         stranger there: past its burst the members of one site were refused their fresh
         credentials, and a stranger there could spend it to keep them all from refreshing
-        (review 57e, storm 1)."""
+        (review 57e, storm 1). A member's `rotation` (rotated) requests are charged to its
+        account under the history its channel shows: a thief of the key a member rotated away
+        from spends the account of that history only, and cannot keep the rotation unannounced
+        (review 58g, budgets 1)."""
         caller = context.caller
         payer = self._payer(caller, context.now)
         if payer is None or not isinstance(caller, PeerCaller):
@@ -228,6 +231,8 @@ class AuthorityService:
         else:
             end = self.find_channel(caller.channel)  # gone: one shared source
             source = "gone" if end is None else _source_network(end.source_key)
+        if rotation and member and source == caller.identifier.digest:
+            source = (source, caller.peer.identity.change_count)  # review 58g, budgets 1
         self.budgets.charge(source, member=member, now=context.now)
 
     def _is_member(self, identifier: bytes) -> bool:
