@@ -6,8 +6,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
-
 from tests.support.cli import run, run_json
 from tests.support.traces import node_trace_db, record_on_node
 from troth.node import troth_home
@@ -18,10 +16,6 @@ def _deleted(path: Path) -> None:
         Path(f"{path}{name}").unlink(missing_ok=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 58h, trace 1: a verify with no kept file leaves the accepted checkpoint",
-)
 def test_trace1_a_log_verified_without_a_kept_file_is_not_rolled_back_below_it(
     tmp_path: Path,
 ) -> None:

@@ -243,6 +243,10 @@ def verify(
                         lambda n: write_output(path, n),
                         proof=log.consistency_proof,
                     )
+                elif node_anchor is not None and report.newest is not None:  # moved on to
+                    # what it verified (review 58h, trace 1: left behind, a log rolled back
+                    # below what this answered valid read valid again)
+                    accepted.keep(report.anchor, report.newest, proof=log.consistency_proof)
     except TraceError as exc:
         _invalid(reporter, exc)
     data_out = report.to_json()
