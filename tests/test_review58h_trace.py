@@ -7,8 +7,6 @@ import shutil
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.support.cli import run, run_json
 from tests.support.enroll import acme_and_agent
 from tests.support.traces import node_trace_db, record_on_node
@@ -73,9 +71,6 @@ def _delegate(to: Identifier, out: Path, code: int = 0) -> str:
     )  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 58h, trace 2: a log lost with no backup stops every delegation"
-)
 def test_trace2_a_node_whose_log_is_lost_without_a_backup_can_start_a_new_one(
     tmp_path: Path,
 ) -> None:
