@@ -42,7 +42,10 @@ __all__ = ["bind_log_identity", "declare_lost", "lost_logs", "node_log_identity"
 _BOUND: Final = "log_identity"
 _RESERVED: Final = "log_identity_pending"
 _GET: Final = "SELECT value FROM meta WHERE name = ?"
-_TABLE: Final = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trace_log_lost'"
+_TABLES: Final = (
+    "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+    " AND name IN ('trace_log_identities', 'trace_log_lost')"
+)
 _MADE: Final = "CREATE TABLE IF NOT EXISTS trace_log_identities (identifier BLOB PRIMARY KEY)"
 _LOST: Final = (
     "CREATE TABLE IF NOT EXISTS trace_log_lost (identifier BLOB PRIMARY KEY, at INTEGER NOT NULL)"
@@ -108,7 +111,7 @@ def bind_log_identity(store: SqliteDatabase, identifier: Identifier) -> Identifi
 def _made(node: Node) -> frozenset[Identifier]:
     """The log identities node.db made for the node's log, but those declared lost (the
     tables made on first use)."""
-    if node.db.fetch_one(_TABLE) is None:  # a write lock only once per node.db
+    if _missing(node):  # a write lock only once per node.db
         with node.db.transaction():
             node.db.execute(_MADE)
             node.db.execute(_LOST)
@@ -149,7 +152,7 @@ def declare_lost(node: Node, store: SqliteDatabase, *, now: int) -> frozenset[Id
 
 def lost_logs(node: Node) -> list[tuple[Identifier, int]]:
     """The log identities of `node`'s logs declared lost, with when, oldest first."""
-    if node.db.fetch_one(_TABLE) is None:
+    if _missing(node):
         return []
     rows = node.db.fetch_all("SELECT identifier, at FROM trace_log_lost ORDER BY at, identifier")
     return [(Identifier(bytes(row[0])), int(row[1])) for row in rows]
@@ -170,6 +173,12 @@ def _recorded(node: Node, made: frozenset[Identifier], bound: Identifier) -> Ide
             "INSERT OR IGNORE INTO trace_log_identities (identifier) VALUES (?)", (bound.digest,)
         )
     return bound
+
+
+def _missing(node: Node) -> bool:
+    """Whether node.db lacks a table of these (an older node's)."""
+    row = node.db.fetch_one(_TABLES)
+    return row is None or int(row[0]) < 2
 
 
 def _names(made: frozenset[Identifier]) -> str:
