@@ -4,14 +4,11 @@ xfail."""
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
 from tests.support.cli import run, run_json
-from tests.support.enroll import acme_and_agent
 from tests.support.traces import node_trace_db, record_on_node
-from troth.clock import SystemClock
-from troth.enrollment import enroll
+from tests.test_review45f_delegate import enrolled_with_helper
 from troth.identity import Identifier
 from troth.node import troth_home
 
@@ -49,18 +46,6 @@ def test_trace1_a_log_verified_without_a_kept_file_is_not_rolled_back_below_it(
     assert "log is shorter than the anchored checkpoint (anchored at 3, the log has 2)" in said
 
 
-def _enrolled_with_helper() -> Identifier:
-    """Nodes acme and agent, `agent` enrolled at acme; a local identity `helper` of agent."""
-    now = int(time.time())
-    with acme_and_agent(None, now) as (authority, agent, _member, ticket):
-
-        def send(request: bytes) -> bytes:
-            return authority.enroll(request, now=int(time.time())).encode()
-
-        enroll(agent.identities, agent.wallet, "agent", ticket, clock=SystemClock(), send=send)
-        return agent.identities.create(now=now, name="helper").identifier
-
-
 def _delegate(to: Identifier, out: Path, code: int = 0) -> str:
     return str(
         run(
@@ -81,12 +66,11 @@ def test_trace2_a_node_whose_log_is_lost_without_a_backup_can_start_a_new_one(
     decision, with no command to get out (only SQL in node.db). `troth trace declare-lost`
     records the loss (the node's log identities so far named lost, in node.db), after which
     a new log is made; `troth trace verify` names the lost log from then on."""
-    helper = _enrolled_with_helper()
+    helper = enrolled_with_helper()
     out = tmp_path / "helper.chain"
     _delegate(helper, out)
     trace_db = troth_home() / "nodes" / "agent" / "trace.db"
-    for name in ("", "-wal", "-shm"):
-        Path(f"{trace_db}{name}").unlink(missing_ok=True)
+    _deleted(trace_db)
     assert "trace log damaged" in _delegate(helper, out, code=4)
     said = run_json("trace", "declare-lost", "--node", "agent")
     assert len(said["lost"]) == 1
