@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import sys
 from collections.abc import Callable, Generator, Mapping
-from contextlib import nullcontext
+from contextlib import closing, nullcontext
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
@@ -42,10 +42,12 @@ from troth.trace.export import (
     verify_bundle,
     verify_export,
 )
-from troth.trace.log import TraceLog, open_node_log
+from troth.trace.log import LOG_FILE, TraceLog, open_node_log
+from troth.trace.log_identity import declare_lost, lost_logs
 from troth.trace.outbox import redact_outbox
 from troth.trace.outbox_store import OutboxStore, outbox_exists
 from troth.trace.record import REDACTABLE
+from troth.trace.store import open_trace_store
 from troth.trace.verify import verify_log
 from troth.trace.view import TraceNode, pieces, trace_tree
 
@@ -198,6 +200,7 @@ def verify(
         else None
     )
     node_anchor: bytes | None = None  # the node's accepted checkpoint, anchoring in no file's
+    gone: list[dict[str, Any]] = []  # the node's earlier logs declared lost (58h, trace 2)
     fresh = f"no checkpoint kept at {anchor_file} yet" if anchor_file and anchor is None else ""
     try:
         if file_path is not None:  # against the histories the node knows, as its own log
@@ -226,6 +229,7 @@ def verify(
                         issuers=issuers,
                     )
 
+                gone = [{"log": str(i), "time": at} for i, at in lost_logs(node)]
                 accepted = AcceptedCheckpoints(node.db)
                 if anchor_file is None:  # no kept file: the node's own accepted checkpoint
                     # (review 58c, trace 2: a log rolled back read as a new log, `unanchored`)
@@ -243,9 +247,15 @@ def verify(
                         lambda n: write_output(path, n),
                         proof=log.consistency_proof,
                     )
+                elif node_anchor is not None and report.newest is not None:  # moved on to
+                    # what it verified (review 58h, trace 1: left behind, a log rolled back
+                    # below what this answered valid read valid again)
+                    accepted.keep(report.anchor, report.newest, proof=log.consistency_proof)
     except TraceError as exc:
         _invalid(reporter, exc)
     data_out = report.to_json()
+    if gone:
+        data_out["lost_logs"] = gone
     status = data_out["status"]
     # The verdict leads: `unanchored` is not `valid` (docs/traces.md, "Proof rules").
     text = f"{status}: {data_out.get('records', 1)} record(s) verified"
@@ -287,6 +297,10 @@ def verify(
         text += (
             f"; {data_out['after_checkpoint']} record(s) after the checkpoint, not covered by"
             " it (troth trace checkpoint)"
+        )
+    for lost in gone:  # said as long as the node is (review 58h, trace 2)
+        text += (
+            f"; this node's earlier log {lost['log']} was declared lost {timestamp(lost['time'])}"
         )
     reporter.result(data_out, text)
     if require_anchor and status != "valid":
@@ -449,6 +463,21 @@ def checkpoint(node_name: str, reporter: Reporter) -> None:
     with open_cli_node(node_name) as node, open_node_log(node, clock=CLOCK) as log:
         signed = log.checkpoint()
     reporter.result(signed.to_json(), signed.note.decode().rstrip("\n"))
+
+
+@trace_group.command("declare-lost")
+@node_option
+@json_command
+def declare_lost_cmd(node_name: str, reporter: Reporter) -> None:
+    """Declare the node's trace log lost: its trace.db gone (deleted, emptied) with no backup
+    to restore. The next record starts a new log; `troth trace verify` names the lost one."""
+    with open_cli_node(node_name) as node, closing(open_trace_store(node.path / LOG_FILE)) as store:
+        lost = declare_lost(node, store, now=CLOCK.now())
+    names = sorted(str(identifier) for identifier in lost)
+    reporter.result(
+        {"lost": names},
+        f"declared lost: this node's log {' and '.join(names)}; the next record starts a new log",
+    )
 
 
 @trace_group.command("redact")

@@ -9,10 +9,11 @@ does not stand still at it but goes on from it at half the clock's pace (`_SLEW`
 clock is back there (review 54l, secrets 1: standing still, a lease issued after a set back of
 D, dated from the mark, lived D more than its term, a year more after a clock a year ahead
 once): a lease lives at most twice its term meanwhile, and issue budgets refill. A step of the
-clock forward by more than `limits.BROKER_CLOCK_JUMP` while behind is a correction, not time gone
-by (review 58d, secrets 3). The mark is stored in `secret_meta` ("clock") whenever it moves,
-but by an issue: an issue's second is its lease's locator (docs/formats.md, "Leases"), which
-the mark is read back from with it at start.
+clock forward by more than `limits.BROKER_CLOCK_JUMP` while behind counts only the seconds the
+machine ran meanwhile (`machine_seconds`): a correction next to nothing (review 58d, secrets 3),
+a suspension as time gone by (review 58h, secrets 1). The mark is stored in `secret_meta`
+("clock") whenever it moves, but by an issue: an issue's second is its lease's locator
+(docs/formats.md, "Leases"), which the mark is read back from with it at start.
 Only the broker's own calls move it: a relying party's `now`, a token's claims, an agent's
 request never do.
 
@@ -23,6 +24,7 @@ with (each live lease's end and the broker's mark: review 54e, secrets 1).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Final
 
@@ -32,7 +34,7 @@ from troth.secrets.jwt import LeaseStates, ValidatedToken
 from troth.secrets.lease import Lease, LeaseHandle, LeaseState, locator_second
 from troth.secrets.store import SqliteSecretStore
 
-__all__ = ["BrokerClock", "PublishedLeases", "check_token_of_lease"]
+__all__ = ["BrokerClock", "PublishedLeases", "check_token_of_lease", "machine_seconds"]
 
 CLOCK_META: Final = "clock"
 """The `secret_meta` row of the broker's high-water mark (an integer, seconds)."""
@@ -49,12 +51,26 @@ _ADVANCE: Final = (
 )
 
 
+def machine_seconds() -> float:
+    """Seconds the machine has run, its suspensions included (Linux's CLOCK_BOOTTIME; elsewhere
+    the monotonic clock): what a step of the node's clock is checked against (review 58h,
+    secrets 1)."""
+    boot = getattr(time, "CLOCK_BOOTTIME", None)
+    return time.monotonic() if boot is None else time.clock_gettime(boot)
+
+
 class BrokerClock:
     """The broker's time (see the module docstring), its mark kept in memory and in the node's
-    database."""
+    database. A step of the clock over `limits.BROKER_CLOCK_JUMP` behind the mark counts only
+    as far as `elapsed` says the machine ran meanwhile."""
 
-    def __init__(self, store: SqliteSecretStore) -> None:
+    def __init__(
+        self, store: SqliteSecretStore, *, elapsed: Callable[[], float] = machine_seconds
+    ) -> None:
         self._store = store
+        self.elapsed = elapsed
+        """The machine's seconds gone by, suspensions included (replaced by tests)."""
+        self._ran: float | None = None  # `elapsed` at the clock's latest time given
         self._lock = threading.Lock()
         self._stored = self._read()
         self._seen = self._stored
@@ -96,16 +112,20 @@ class BrokerClock:
 
     def _advance(self, now: int) -> int:
         """The broker's time at `now`, the mark moved to it (under the lock)."""
-        seen, last = self._seen, self._last
-        self._last = now
+        seen, last, ran = self._seen, self._last, self._ran
+        self._last, self._ran = now, self.elapsed()
         if now >= seen:
             self._behind = None
             self._seen = now
             return now
         behind = self._behind
-        if behind is None or now < last or now - last > limits.BROKER_CLOCK_JUMP:
-            # set back (again), or a correction forward: go on from the mark (no jump counted)
+        if behind is None or now < last:  # set back (again): go on from the mark
             behind = self._behind = (now, seen)
+        elif now - last > limits.BROKER_CLOCK_JUMP:  # a jump: a correction counts for nothing
+            # (review 58d, secrets 3), a suspension for the time the machine says went by
+            # (review 58h, secrets 1: it counted nothing, a lease lived on through it)
+            gone = 0 if ran is None else min(now - last, max(0, int(self._ran - ran)))
+            behind = self._behind = (now - gone, seen)
         answer = max(seen, behind[1] + (now - behind[0]) // _SLEW)
         self._seen = answer
         return answer

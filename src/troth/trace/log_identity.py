@@ -16,6 +16,12 @@ another log than every one node.db made (another node's file put in its place), 
 StorageError `trace log damaged`, nothing made in its place (review 58c, trace 1: a new log was
 made under a new log identity, and `troth trace verify` answered `unanchored: 0 record(s)`,
 exit 0, for a node whose records were gone).
+
+A node with no backup of its lost log declares it lost (`declare_lost`, `troth trace
+declare-lost`; review 58h, trace 2: it could never record, so never delegate, again): node.db
+then names each log identity it made so far lost (table `trace_log_lost`, with when), those are
+no longer its log's, and the next opening makes a new log as a first one does; `lost_logs`
+lists them for `troth trace verify` to name, so the loss stays said.
 """
 
 from __future__ import annotations
@@ -31,13 +37,19 @@ from troth.storage import SqliteDatabase
 if TYPE_CHECKING:
     from troth.node import Node
 
-__all__ = ["bind_log_identity", "node_log_identity"]
+__all__ = ["bind_log_identity", "declare_lost", "lost_logs", "node_log_identity"]
 
 _BOUND: Final = "log_identity"
 _RESERVED: Final = "log_identity_pending"
 _GET: Final = "SELECT value FROM meta WHERE name = ?"
-_TABLE: Final = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trace_log_identities'"
+_TABLES: Final = (
+    "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+    " AND name IN ('trace_log_identities', 'trace_log_lost')"
+)
 _MADE: Final = "CREATE TABLE IF NOT EXISTS trace_log_identities (identifier BLOB PRIMARY KEY)"
+_LOST: Final = (
+    "CREATE TABLE IF NOT EXISTS trace_log_lost (identifier BLOB PRIMARY KEY, at INTEGER NOT NULL)"
+)
 
 
 def node_log_identity(node: Node, store: SqliteDatabase, *, now: int) -> Identifier:
@@ -66,7 +78,8 @@ def node_log_identity(node: Node, store: SqliteDatabase, *, now: int) -> Identif
             raise StorageError(
                 f"trace log damaged: {store.path} holds no log, but this node's log"
                 f" {_names(made)} was made there (the file deleted, emptied or replaced):"
-                " restore it from a backup; nothing is made in its place (review 58c, trace 1)"
+                " restore it from a backup (with none, `troth trace declare-lost`); nothing is"
+                " made in its place (review 58c, trace 1)"
             )
         created = identities.create(now=now)
         fresh.add(created.primary_key, created.next_key)
@@ -96,12 +109,53 @@ def bind_log_identity(store: SqliteDatabase, identifier: Identifier) -> Identifi
 
 
 def _made(node: Node) -> frozenset[Identifier]:
-    """The log identities node.db made for the node's log (its table made on first use)."""
-    if node.db.fetch_one(_TABLE) is None:  # a write lock only once per node.db
+    """The log identities node.db made for the node's log, but those declared lost (the
+    tables made on first use)."""
+    if _missing(node):  # a write lock only once per node.db
         with node.db.transaction():
             node.db.execute(_MADE)
-    rows = node.db.fetch_all("SELECT identifier FROM trace_log_identities")
+            node.db.execute(_LOST)
+    rows = node.db.fetch_all(
+        "SELECT identifier FROM trace_log_identities WHERE identifier NOT IN"
+        " (SELECT identifier FROM trace_log_lost)"
+    )
     return frozenset(Identifier(bytes(row[0])) for row in rows)
+
+
+def declare_lost(node: Node, store: SqliteDatabase, *, now: int) -> frozenset[Identifier]:
+    """Name `node`'s log lost at `now`, trace.db (`store`) holding no log (deleted, emptied):
+    every log identity node.db made for it, so the next opening makes a new log. StorageError
+    when trace.db holds a log (the node's own: nothing lost; another's: moved aside first) or
+    node.db made none. Returns those named lost."""
+    _made(node)  # its tables
+    with node.db.transaction():
+        made = _made(node)
+        row = store.fetch_one(_GET, (_BOUND,)) or store.fetch_one(_GET, (_RESERVED,))
+        if row is not None and Identifier(bytes(row[0])) in made:  # (a reservation: bound
+            raise StorageError(  # at the next opening)
+                f"{store.path} holds this node's log: nothing to declare lost"
+            )
+        if row is not None and store.fetch_one(_GET, (_BOUND,)) is not None:
+            raise StorageError(
+                f"{store.path} holds the log of {Identifier(bytes(row[0]))}, not this node's:"
+                " move it aside first"
+            )
+        if not made:
+            raise StorageError("this node made no trace log to declare lost")
+        for identifier in made:
+            node.db.execute(
+                "INSERT OR IGNORE INTO trace_log_lost (identifier, at) VALUES (?, ?)",
+                (identifier.digest, now),
+            )
+    return made
+
+
+def lost_logs(node: Node) -> list[tuple[Identifier, int]]:
+    """The log identities of `node`'s logs declared lost, with when, oldest first."""
+    if _missing(node):
+        return []
+    rows = node.db.fetch_all("SELECT identifier, at FROM trace_log_lost ORDER BY at, identifier")
+    return [(Identifier(bytes(row[0])), int(row[1])) for row in rows]
 
 
 def _recorded(node: Node, made: frozenset[Identifier], bound: Identifier) -> Identifier:
@@ -119,6 +173,12 @@ def _recorded(node: Node, made: frozenset[Identifier], bound: Identifier) -> Ide
             "INSERT OR IGNORE INTO trace_log_identities (identifier) VALUES (?)", (bound.digest,)
         )
     return bound
+
+
+def _missing(node: Node) -> bool:
+    """Whether node.db lacks a table of these (an older node's)."""
+    row = node.db.fetch_one(_TABLES)
+    return row is None or int(row[0]) < 2
 
 
 def _names(made: frozenset[Identifier]) -> str:
