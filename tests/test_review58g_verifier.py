@@ -26,10 +26,6 @@ from troth.node import init_node, open_node
 AWAY = "/tcp/away:4000"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 58g verifier 1: a due node's None is dropped; another source's copy is used",
-)
 def test_a_second_source_does_not_undo_a_due_nodes_wait(tmp_path: Path) -> None:
     """desk and mirror both trust z and hold the same copy of its feed; a link revocation made
     on desk left z's feed due a sync there. A Verifier fed by both refuses z's chain."""

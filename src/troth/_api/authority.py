@@ -155,5 +155,9 @@ class Authority:
             return None
         return self._hosted.held_feed(now=now)
 
+    def _feed_due(self, authority: Identifier, *, now: int) -> bool:
+        """Never: an authority's own feed is current where it is held (`Node._feed_due`)."""
+        return False
+
     def __repr__(self) -> str:
         return f"Authority({self.name!r}, {self.identifier})"

@@ -581,10 +581,7 @@ class Node:
         if hosted is not None and hosted.identifier == authority:
             return hosted.held_feed(now=now)
         wallet = self._stored.wallet
-        if wallet.sync_due(authority, now=now):
-            # a link revocation made here left the feed to sync (`CredentialWallet.sync_due`):
-            # the held copy may predate it, so none, as the node's own decisions wait (review
-            # 58e, feeds 2: a Verifier fed by this node took the authority's chains)
+        if self._feed_due(authority, now=now):
             return None
         feed = wallet.held_feed(authority)
         address = wallet.trusted().get(authority)
@@ -592,6 +589,16 @@ class Node:
         if stale and address is not None and is_local(address):
             feed = sync_local_feed(self._stored, authority, address=address, now=now)
         return feed
+
+    def _feed_due(self, authority: Identifier, *, now: int) -> bool:
+        """Whether a link revocation made here left `authority`'s feed to sync
+        (`CredentialWallet.sync_due`, tried now): the held copy may predate it, so this node
+        vouches for no copy of it, as its own decisions wait (review 58e, feeds 2: a Verifier
+        fed by this node took the authority's chains; a hosted authority's feed is its own)."""
+        hosted = self._stored.hosted_authority()
+        if hosted is not None and hosted.identifier == authority:
+            return False
+        return self._stored.wallet.sync_due(authority, now=now)
 
     def close(self) -> None:
         """Close the node's vault and store: every later call through it (or its

@@ -159,6 +159,10 @@ class Verifier:
         CredentialError FEED_INVALID (`newest_copy`)."""
         feeds: dict[Identifier, VerifiedFeed] = {}
         for authority in self.trust:
+            # a source due a sync of it vouches for no copy, and none of another source stands
+            # in (review 58g, verifier 1: the due node's none was dropped, a mirror's used)
+            if any(source._feed_due(authority, now=now) for source in self._sources):
+                continue
             held = [source._revocation_feed(authority, now=now) for source in self._sources]
             found = newest_copy(feed for feed in held if feed is not None)
             if found is not None:  # (two copies that fork are refused: review 53j, feeds 1)
