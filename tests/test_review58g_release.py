@@ -25,8 +25,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.support.backups import copy_db, node_db, restore_db
 from tests.support.cli import run
 from tests.test_review57i_restore import _refused
@@ -43,10 +41,6 @@ def still_held(name: str, *said: str) -> None:
         _refused(lambda: agent.identities.signer(name, now=int(time.time())))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 58g release 1: a hold found with the clock behind predates the copy's feeds",
-)
 def test_a_hold_found_with_the_clock_behind_does_not_make_the_copys_feeds_fresh(
     troth_home: Path, tmp_path: Path
 ) -> None:

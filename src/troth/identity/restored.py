@@ -45,6 +45,7 @@ _HOLD_ALL: Final = (
     "INSERT INTO identity_restore_holds (identifier, held_at) SELECT identifier, ? "
     "FROM identities WHERE primary_key IS NOT NULL ON CONFLICT (identifier) DO NOTHING"
 )
+_NEWEST_FEED: Final = "SELECT MAX(issued_at) FROM feed_state"  # the feeds node.db holds
 _SEE: Final = 'docs/vault.md, "A node.db restored from before a rotation"'
 RESTORED_DETAIL: Final = (
     "node.db was restored from a copy taken before a rotation: this identity may hold keys the "
@@ -84,7 +85,12 @@ class RestoredIdentities:
 
         def hold_all() -> int:
             self._db.execute(_CREATE)
-            return int(self._db.execute(_HOLD_ALL, (at,)).rowcount)
+            # dated no earlier than any feed the copy holds was issued: a release counts only a
+            # feed issued after the hold (troth.node.release), and with the clock behind (a
+            # machine booted before NTP set it) the copy's own feeds did (review 58g, release 1)
+            newest = self._db.fetch_one(_NEWEST_FEED)
+            held_at = max(at, int(newest[0])) if newest and newest[0] is not None else at
+            return int(self._db.execute(_HOLD_ALL, (held_at,)).rowcount)
 
         restored = self._guard.check(at, hold_all)
         self._db.after_commit(self._checked_now)
