@@ -34,9 +34,6 @@ from troth.storage.rollback import (
 )
 
 
-@pytest.mark.xfail(
-    strict=True, raises=BlockingIOError, reason="guard 1: the dead node's lock held by its child"
-)
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() of a threaded process
 def test_a_process_killed_in_a_turn_leaves_no_lock_held_by_its_children(tmp_path: Path) -> None:
     """A node process keeps the guard's files open, forks a worker (multiprocessing's
@@ -71,7 +68,6 @@ def _framed(record: list[object]) -> bytes:
     return rollback_module._framed(cbor.encode(record))
 
 
-@pytest.mark.xfail(strict=True, reason="guard 2: the older slot read as the newest")
 def test_a_later_versions_record_is_not_passed_over_for_the_older_one(tmp_path: Path) -> None:
     """A later troth counted its `authority` to 2 in a record of version 3 (seq 2); the slot
     beside it holds the record before (version 2, seq 1, `authority` 1). node.db put back as
