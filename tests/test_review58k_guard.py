@@ -104,7 +104,6 @@ def _guard_fds() -> int:
     return found
 
 
-@pytest.mark.xfail(strict=True, reason="guard 3: the files read as closed while reopened")
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="reads /proc/self/fd")
 def test_a_lock_file_made_again_while_another_thread_asks_leaks_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -130,12 +130,17 @@ class GuardFiles:
             raise
         if now == self._lock_id:
             return True
-        self.closed = True  # until opened again (if that fails, the next use makes new ones)
+        try:  # opened before the old one is let go: never seen closed by another thread's
+            # `guard_files` meanwhile, which made a second set and dropped this one, the
+            # guard's descriptor open (review 58k, guard 3)
+            fresh = _lock_file(self.lock_path)
+            fresh_id = _identity(os.fstat(fresh.fileno()))
+        except BaseException:
+            self._drop()  # the next use makes new ones
+            raise
         self._let_go()
         self._lock.close()
-        self._lock = _lock_file(self.lock_path)
-        self._lock_id = _identity(os.fstat(self._lock.fileno()))
-        self.closed = False
+        self._lock, self._lock_id = fresh, fresh_id
         return False
 
     def read(self, limit: int) -> bytes | None:
