@@ -24,6 +24,7 @@ import pytest
 from troth.encoding import cbor
 from troth.storage import SqliteDatabase
 from troth.storage import guard_file as guard_file_module
+from troth.storage import peers
 from troth.storage import rollback as rollback_module
 from troth.storage.guard_file import guard_files
 from troth.storage.rollback import (
@@ -118,7 +119,7 @@ def test_a_lock_file_made_again_while_another_thread_asks_leaks_nothing(
         path = guard_path(db.path)
         lock = path.with_name(f"{path.name}.lock")
         before = _guard_fds()
-        real = guard_file_module._lock_file
+        real = peers._lock_file  # as guard_file imports it
 
         def meanwhile(at: Path) -> object:
             monkeypatch.setattr(guard_file_module, "_lock_file", real)
