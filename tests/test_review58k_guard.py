@@ -22,9 +22,8 @@ from pathlib import Path
 import pytest
 
 from troth.encoding import cbor
-from troth.storage import SqliteDatabase
+from troth.storage import SqliteDatabase, peers
 from troth.storage import guard_file as guard_file_module
-from troth.storage import peers
 from troth.storage import rollback as rollback_module
 from troth.storage.guard_file import guard_files
 from troth.storage.rollback import (
