@@ -50,6 +50,7 @@ def test_a_process_killed_in_a_turn_leaves_no_lock_held_by_its_children(tmp_path
             with files.within(1):
                 pass  # a raise: both files kept open
             if os.fork() == 0:  # its worker: waits for the test, holding what it inherited
+                os.close(worker_end)
                 os.read(worker_may_end, 1)
                 os._exit(0)
             with files.within(1):
