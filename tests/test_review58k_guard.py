@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_review58a_refuted import _guard_fds
 from troth.encoding import cbor
 from troth.storage import SqliteDatabase, peers
 from troth.storage import guard_file as guard_file_module
@@ -92,17 +93,6 @@ def test_a_later_versions_record_is_not_passed_over_for_the_older_one(tmp_path: 
         assert RollbackGuard(db, "authority").behind()  # armed, no guard read: restored
     finally:
         db.close()
-
-
-def _guard_fds() -> int:
-    """This process's descriptors open on a guard or its lock file."""
-    found = 0
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            found += os.readlink(f"/proc/self/fd/{fd}").endswith((".db.guard", ".db.guard.lock"))
-        except OSError:
-            continue
-    return found
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="reads /proc/self/fd")

@@ -7,11 +7,11 @@ import fcntl
 import os
 import subprocess
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.test_review58a_refuted import _TURN_WAIT, _bump, db
 from troth.errors import StorageError
 from troth.storage import SqliteDatabase
 from troth.storage import guard_file as guard_file_module
@@ -19,19 +19,7 @@ from troth.storage import rollback as rollback_module
 from troth.storage.guard_file import guard_files
 from troth.storage.rollback import SCOPES, RollbackGuard, encode_guard, guard_path, read_guard
 
-_TURN_WAIT = 0.05  # seconds a turn held elsewhere is waited for here
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[SqliteDatabase]:
-    database = SqliteDatabase(tmp_path / "node.db", busy_timeout=_TURN_WAIT)
-    yield database
-    database.close()
-
-
-def _bump(db: SqliteDatabase, scope: str = "identity") -> None:
-    with db.transaction():
-        RollbackGuard(db, scope).bump()
+__all__ = ["db"]  # the fixture, reused
 
 
 def _files(directory: Path) -> guard_file_module.GuardFiles:
