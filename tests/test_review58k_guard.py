@@ -72,12 +72,21 @@ def _framed(record: list[object]) -> bytes:
     return rollback_module._framed(cbor.encode(record))
 
 
-def test_a_later_versions_record_is_not_passed_over_for_the_older_one(tmp_path: Path) -> None:
-    """A later troth counted its `authority` to 2 in a record of version 3 (seq 2); the slot
-    beside it holds the record before (version 2, seq 1, `authority` 1). node.db put back as
-    it was between the two (`authority` 1) is a restored copy this troth cannot tell from a
-    current one: it must fail closed (as a troth before version 2 does for a version 2
-    guard), not read the older record as the newest and the copy as current."""
+@pytest.mark.parametrize(
+    "later",
+    [
+        [GUARD_TYPE, 3, 2, {"authority": 2, "identity": 0, "x": 1}],  # a later version
+        [GUARD_TYPE, 2, 2, {"authority": 2, "identity": 0, "s" * 17: 1}],  # a longer name
+    ],
+)
+def test_a_later_troths_record_is_not_passed_over_for_the_older_one(
+    tmp_path: Path, later: list[object]
+) -> None:
+    """A later troth counted its `authority` to 2 in a record this troth does not read (seq
+    2); the slot beside it holds the record before (version 2, seq 1, `authority` 1). node.db
+    put back as it was between the two (`authority` 1) is a restored copy this troth cannot
+    tell from a current one: it must fail closed (as a troth before version 2 does for a
+    version 2 guard), not read the older record as the newest and the copy as current."""
     db = SqliteDatabase(tmp_path / "node.db")
     try:
         with db.transaction():
@@ -85,10 +94,9 @@ def test_a_later_versions_record_is_not_passed_over_for_the_older_one(tmp_path: 
                 "INSERT INTO rollback_counters (scope, counter) VALUES ('authority', 1), "
                 "('identity', 0)"
             )
-        later = _framed([GUARD_TYPE, 3, 2, {"authority": 2, "identity": 0, "x": 1}])
         older = encode_slot(1, {"authority": 1, "identity": 0})
-        assert len(later) == len(older) == GUARD_SLOT_BYTES
-        guard_path(db.path).write_bytes(later + older)  # seq 2 in slot 0, seq 1 in slot 1
+        assert len(_framed(later)) == len(older) == GUARD_SLOT_BYTES
+        guard_path(db.path).write_bytes(_framed(later) + older)  # seq 2 in slot 0, seq 1 in slot 1
         assert read_guard(guard_path(db.path)) is None  # which is newest: not known here
         assert RollbackGuard(db, "authority").behind()  # armed, no guard read: restored
     finally:

@@ -58,7 +58,7 @@ from typing import Final
 from troth import limits
 from troth.crypto import sha256
 from troth.encoding import cbor
-from troth.errors import DecodeError, DecodeProblem, StorageError
+from troth.errors import DecodeError, StorageError
 from troth.faults import crash_point
 from troth.storage.guard_file import Evicted, GuardFiles, guard_files
 from troth.storage.peers import Turns
@@ -89,7 +89,6 @@ troth since review 51d reads."""
 GUARD_SLOT_BYTES: Final = limits.MAX_ROLLBACK_GUARD_BYTES // 2
 """A guard file is two slots of this size, written in place in turn (docs/formats.md)."""
 _CHECK: Final = 16  # bytes of a slot's SHA-256 kept
-_VERSION: Final = DecodeProblem.UNKNOWN_VERSION
 SCOPES: Final = ("authority", "broker", "policy", "identity")
 """The scopes a guard counts: each is checked, and fails closed, by its own owner."""
 _OWN_SCOPES: Final = frozenset(SCOPES)
@@ -148,10 +147,15 @@ def decode_slot(slot: bytes) -> tuple[int, dict[str, int]]:
     body = slot[2 : 2 + size]
     if slot[2 + size : end] != sha256(body)[:_CHECK] or slot[end:].strip(b"\0"):
         raise DecodeError("rollback guard slot damaged")
-    value = cbor.decode(body, max_bytes=GUARD_SLOT_BYTES)
-    if type(value) is list and value[:1] == [GUARD_TYPE] and _later(value[1:2]):
-        raise _Later(f"rollback guard: unknown version {value[1]} (a later troth's)", _VERSION)
-    value = cbor.expect_array(value, "rollback guard", 4)
+    try:
+        return _decoded(body)
+    except DecodeError as exc:  # written whole: by a writer whose records this troth cannot read
+        raise _Unread(str(exc), exc.problem) from exc
+
+
+def _decoded(body: bytes) -> tuple[int, dict[str, int]]:
+    """`decode_slot` of a slot's body, its checksum right."""
+    value = cbor.expect_array(cbor.decode(body, max_bytes=GUARD_SLOT_BYTES), "rollback guard", 4)
     version = GUARD_VERSION if type(value[1]) is int and value[1] == GUARD_VERSION else 1
     cbor.expect_header(value, GUARD_TYPE, version, "rollback guard")  # 1 or 2, else refused
     seq, counters = _bounded(value[2], "sequence number"), value[3]
@@ -171,13 +175,10 @@ def decode_slot(slot: bytes) -> tuple[int, dict[str, int]]:
     return seq, decoded
 
 
-class _Later(DecodeError):
-    """A slot whole (its checksum right) of a version above `GUARD_VERSION`: a later troth's,
-    which `decode_guard` reads as no guard (review 58k, guard 2)."""
-
-
-def _later(version: list[object]) -> bool:
-    return bool(version) and type(version[0]) is int and version[0] > GUARD_VERSION
+class _Unread(DecodeError):
+    """A slot whole (its checksum right) that this troth does not read (a later troth's: a
+    later version, a scope named or a number past what this one allows), which
+    `decode_guard` reads as no guard (review 58k, guard 2)."""
 
 
 def _fits(scopes: Iterable[str]) -> bool:
@@ -228,17 +229,17 @@ def encode_guard(counters: Mapping[str, int], seq: int = 1) -> bytes:
 def decode_guard(data: bytes) -> tuple[int, dict[str, int]]:
     """A guard file's newest slot: the valid one of highest sequence number (the other may be
     torn, or older), else DecodeError (not `MAX_ROLLBACK_GUARD_BYTES`, no valid slot; a slot
-    of a later version: which record is the newest, and what it counts, is not known here, so
-    the older one beside it is never read as the newest: review 58k, guard 2, a copy of
-    node.db taken between the two read as current, and the next raise wrote the older
-    counts over the later record)."""
+    whole that this troth does not read, a later troth's: which record is the newest, and
+    what it counts, is not known here, so the one beside it is never read as the newest:
+    review 58k, guard 2, a copy of node.db taken between the two read as current, and the
+    next raise wrote the older counts over the later record)."""
     if len(data) != limits.MAX_ROLLBACK_GUARD_BYTES:
         raise DecodeError(f"a rollback guard is {limits.MAX_ROLLBACK_GUARD_BYTES} bytes")
     found = []
     for start in range(0, len(data), GUARD_SLOT_BYTES):
         try:
             found.append(decode_slot(data[start : start + GUARD_SLOT_BYTES]))
-        except _Later:
+        except _Unread:
             raise
         except DecodeError as exc:
             problem = exc
