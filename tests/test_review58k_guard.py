@@ -44,6 +44,7 @@ def test_a_process_killed_in_a_turn_leaves_no_lock_held_by_its_children(tmp_path
     writer's flock only when no process holds its description any more."""
     path, lock = tmp_path / "node.db.guard", tmp_path / "node.db.guard.lock"
     worker_may_end, worker_end = os.pipe()
+    started, start = os.pipe()
     node = os.fork()
     if node == 0:  # the node process
         try:
@@ -52,13 +53,16 @@ def test_a_process_killed_in_a_turn_leaves_no_lock_held_by_its_children(tmp_path
                 pass  # a raise: both files kept open
             if os.fork() == 0:  # its worker: waits for the test, holding what it inherited
                 os.close(worker_end)
+                os.write(start, b"s")  # running (its fork handlers run)
                 os.read(worker_may_end, 1)
                 os._exit(0)
+            os.read(started, 1)
             with files.within(1):
                 os.kill(os.getpid(), signal.SIGKILL)  # killed in a turn
         finally:
             os._exit(1)
-    os.close(worker_may_end)
+    for end in (worker_may_end, started, start):
+        os.close(end)
     try:
         _, status = os.waitpid(node, 0)
         assert os.waitstatus_to_exitcode(status) == -signal.SIGKILL
