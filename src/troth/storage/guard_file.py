@@ -24,8 +24,10 @@ between raises, in this process only:
 
 After a fork, the child does not use what its parent opened (a flock on an inherited
 description is the parent's lock, and a threading lock held at the fork stays held in the
-child): each use compares `os.getpid()` with the process that opened them, and a child opens
-its own (what it inherited is left open: at most two descriptors per guard kept). At most
+child): it closes its copies of them at once (`os.register_at_fork`: a parent killed in a
+turn left its flock held for as long as a child it forked lived, review 58k, guard 1), and
+opens its own at its first raise (each use still compares `os.getpid()` with the process
+that opened them: a fork made outside `os.fork`, by a C library, runs no such handler). At most
 `_KEPT` guards are kept open per process: the one kept longest is closed (after any turn in
 progress) to make room, and opened again at its next raise.
 """
@@ -128,12 +130,17 @@ class GuardFiles:
             raise
         if now == self._lock_id:
             return True
-        self.closed = True  # until opened again (if that fails, the next use makes new ones)
+        try:  # opened before the old one is let go: never seen closed by another thread's
+            # `guard_files` meanwhile, which made a second set and dropped this one, the
+            # guard's descriptor open (review 58k, guard 3)
+            fresh = _lock_file(self.lock_path)
+            fresh_id = _identity(os.fstat(fresh.fileno()))
+        except BaseException:
+            self._drop()  # the next use makes new ones
+            raise
         self._let_go()
         self._lock.close()
-        self._lock = _lock_file(self.lock_path)
-        self._lock_id = _identity(os.fstat(self._lock.fileno()))
-        self.closed = False
+        self._lock, self._lock_id = fresh, fresh_id
         return False
 
     def read(self, limit: int) -> bytes | None:
@@ -202,9 +209,15 @@ class GuardFiles:
     def close(self) -> None:
         """Close both files (waits for a turn in progress to end: never called in one)."""
         with self._held:
-            self.closed = True
-            self._let_go()
-            self._lock.close()
+            self._drop()
+
+    def _drop(self) -> None:
+        """Close both files now, and a turn's description waited for (`_forget_in_child`)."""
+        self.closed = True
+        self._let_go()
+        self._lock.close()
+        if self._waited is not None:
+            self._waited[0].close()
 
 
 def _identity(found: os.stat_result) -> tuple[int, int]:
@@ -241,3 +254,18 @@ def guard_files(path: Path, lock_path: Path) -> GuardFiles:
     if evicted is not None:
         evicted.close()
     return files
+
+
+def _forget_in_child() -> None:
+    """In a child, just after a fork: close what the parent kept (its descriptions, shared
+    with the parent) and keep nothing. The flock of a process killed in a turn is dropped
+    only once no process holds its description: a child that lived on held it, and every
+    other writer waited out its timeout (review 58k, guard 1). Without a lock taken: the
+    parent's threads do not run here."""
+    global _state
+    for files in _state[2].values():
+        files._drop()
+    _state = os.getpid(), threading.Lock(), {}
+
+
+os.register_at_fork(after_in_child=_forget_in_child)

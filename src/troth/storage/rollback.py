@@ -147,6 +147,14 @@ def decode_slot(slot: bytes) -> tuple[int, dict[str, int]]:
     body = slot[2 : 2 + size]
     if slot[2 + size : end] != sha256(body)[:_CHECK] or slot[end:].strip(b"\0"):
         raise DecodeError("rollback guard slot damaged")
+    try:
+        return _decoded(body)
+    except DecodeError as exc:  # written whole: by a writer whose records this troth cannot read
+        raise _Unread(str(exc), exc.problem) from exc
+
+
+def _decoded(body: bytes) -> tuple[int, dict[str, int]]:
+    """`decode_slot` of a slot's body, its checksum right."""
     value = cbor.expect_array(cbor.decode(body, max_bytes=GUARD_SLOT_BYTES), "rollback guard", 4)
     version = GUARD_VERSION if type(value[1]) is int and value[1] == GUARD_VERSION else 1
     cbor.expect_header(value, GUARD_TYPE, version, "rollback guard")  # 1 or 2, else refused
@@ -165,6 +173,12 @@ def decode_slot(slot: bytes) -> tuple[int, dict[str, int]]:
         if not _fits(decoded):
             raise DecodeError("rollback guard: more scopes than a slot holds at their largest")
     return seq, decoded
+
+
+class _Unread(DecodeError):
+    """A slot whole (its checksum right) that this troth does not read (a later troth's: a
+    later version, a scope named or a number past what this one allows), which
+    `decode_guard` reads as no guard (review 58k, guard 2)."""
 
 
 def _fits(scopes: Iterable[str]) -> bool:
@@ -214,13 +228,19 @@ def encode_guard(counters: Mapping[str, int], seq: int = 1) -> bytes:
 
 def decode_guard(data: bytes) -> tuple[int, dict[str, int]]:
     """A guard file's newest slot: the valid one of highest sequence number (the other may be
-    torn, or older), else DecodeError (not `MAX_ROLLBACK_GUARD_BYTES`, no valid slot)."""
+    torn, or older), else DecodeError (not `MAX_ROLLBACK_GUARD_BYTES`, no valid slot; a slot
+    whole that this troth does not read, a later troth's: which record is the newest, and
+    what it counts, is not known here, so the one beside it is never read as the newest:
+    review 58k, guard 2, a copy of node.db taken between the two read as current, and the
+    next raise wrote the older counts over the later record)."""
     if len(data) != limits.MAX_ROLLBACK_GUARD_BYTES:
         raise DecodeError(f"a rollback guard is {limits.MAX_ROLLBACK_GUARD_BYTES} bytes")
     found = []
     for start in range(0, len(data), GUARD_SLOT_BYTES):
         try:
             found.append(decode_slot(data[start : start + GUARD_SLOT_BYTES]))
+        except _Unread:
+            raise
         except DecodeError as exc:
             problem = exc
     if not found:
