@@ -26,6 +26,7 @@ import fcntl
 import os
 import stat
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -144,15 +145,24 @@ class Turns:
     this lock is polled every `_POLL_FIRST` s at first (doubling up to `_POLL_MAX`), so the next
     writer starts within about a millisecond of the last one's release. Past `timeout` seconds a
     StorageError (as SQLite's busy timeout). A writer that died holds nothing (the kernel drops
-    its locks); a turn is not re-entrant."""
+    its locks once no process holds its open file: a child forked from it closes its copy at
+    once, and opens its own at its first turn: review 58, lead, turns 1, where a child that
+    lived on kept a writer killed in a turn holding it, and a child's turn was its parent's);
+    a turn is not re-entrant."""
 
     def __init__(self, path: Path, timeout: float) -> None:
         self.path, self.timeout = path, timeout
-        self._file = _lock_file(path)
+        self._file: BinaryIO | None = _lock_file(path)
+        self._closed = False
+        _OPEN_TURNS.add(self)
 
     @contextmanager
     def turn(self) -> Iterator[None]:
         """Hold the lock for the block (waiting for it up to `timeout` seconds)."""
+        if self._closed:
+            raise StorageError(f"the turns of {self.path} are closed")
+        if self._file is None:  # forked: this process's own open file
+            self._file = _lock_file(self.path)
         delay, deadline = _POLL_FIRST, None
         while True:
             try:
@@ -175,8 +185,26 @@ class Turns:
 
     def close(self) -> None:
         """Close the lock file (a turn held is dropped with it)."""
-        self._file.close()
+        self._closed = True
+        self._forget()
 
+    def _forget(self) -> None:
+        file, self._file = self._file, None
+        if file is not None:
+            file.close()
+
+
+_OPEN_TURNS: Final[weakref.WeakSet[Turns]] = weakref.WeakSet()
+
+
+def _forget_in_child() -> None:
+    """In a child just after a fork: close the copies of every `Turns` lock file (closing a
+    copy releases nothing of the parent's turn; its threads do not run here)."""
+    for turns in list(_OPEN_TURNS):
+        turns._forget()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 
 _POLL_FIRST: Final = 0.0001
 _POLL_MAX: Final = 0.001

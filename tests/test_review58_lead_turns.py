@@ -1,0 +1,72 @@
+"""Review 58 (lead, after review 58k's guard 1): a process keeps a `Turns` lock file open for
+as long as its database is open (a trace log's writer turns, a recorder's chain turns). A child
+it forks (multiprocessing's 'fork', a daemon's helper) gets a copy of that open description,
+and with it the flock: a process killed in a turn left its lock held for as long as such a
+child lived, and every other writer of the log waited out its timeout (StorageError). A child
+now closes its copies at once (`os.register_at_fork`), which releases nothing of its parent's
+turn."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from troth.storage.peers import Turns
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() of a threaded process
+def test_a_process_killed_in_a_turn_leaves_no_turn_held_by_its_children(tmp_path: Path) -> None:
+    lock = tmp_path / "trace.db.writer"
+    worker_may_end, worker_end = os.pipe()
+    started, start = os.pipe()
+    writer = os.fork()
+    if writer == 0:  # the writing process
+        try:
+            turns = Turns(lock, 1.0)
+            if os.fork() == 0:  # its worker: lives on, holding what it inherited
+                os.close(worker_end)
+                os.write(start, b"s")
+                os.read(worker_may_end, 1)
+                os._exit(0)
+            os.read(started, 1)
+            with turns.turn():
+                os.kill(os.getpid(), signal.SIGKILL)  # killed in a turn
+        finally:
+            os._exit(1)
+    for end in (worker_may_end, started, start):
+        os.close(end)
+    try:
+        _, status = os.waitpid(writer, 0)
+        assert os.waitstatus_to_exitcode(status) == -signal.SIGKILL
+        with lock.open("ab") as other:  # the next writer: the turn is free
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(worker_end)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_forked_child_neither_releases_its_parents_turn_nor_shares_it(tmp_path: Path) -> None:
+    """The child closes its copy (the parent's turn stays held), and a turn it takes is its
+    own: it waits for the parent's (a shared description would have let both in at once)."""
+    turns = Turns(tmp_path / "lock", 0.05)
+    with turns.turn():
+        child = os.fork()
+        if child == 0:
+            code = 3
+            try:
+                with turns.turn():
+                    code = 2  # in the parent's turn: shared
+            except Exception:
+                code = 0  # waited out its timeout: the parent's turn is its own
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        with (tmp_path / "lock").open("ab") as other, pytest.raises(BlockingIOError):
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # still the parent's
+    with turns.turn():
+        pass
