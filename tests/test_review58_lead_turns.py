@@ -11,11 +11,12 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from troth.storage.peers import Turns
+from troth.storage.peers import PeerLock, SoleHolder, Turns
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() of a threaded process
@@ -70,3 +71,62 @@ def test_a_forked_child_neither_releases_its_parents_turn_nor_shares_it(tmp_path
             fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # still the parent's
     with turns.turn():
         pass
+
+
+def _killed_with_a_child_living(hold: Callable[[], object]) -> Callable[[], None]:
+    """Run `hold()` in a process that forks a worker (which lives on) and is then killed:
+    returns the function that lets the worker end."""
+    worker_may_end, worker_end = os.pipe()
+    started, start = os.pipe()
+    holder = os.fork()
+    if holder == 0:
+        try:
+            kept = hold()  # referenced until the kill
+            assert kept is not None
+            if os.fork() == 0:
+                os.close(worker_end)
+                os.write(start, b"s")
+                os.read(worker_may_end, 1)
+                os._exit(0)
+            os.read(started, 1)
+            os.kill(os.getpid(), signal.SIGKILL)
+        finally:
+            os._exit(1)
+    for end in (worker_may_end, started, start):
+        os.close(end)
+    _, status = os.waitpid(holder, 0)
+    assert os.waitstatus_to_exitcode(status) == -signal.SIGKILL
+    return lambda: os.close(worker_end)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_sole_holder_killed_leaves_nothing_held_by_its_children(tmp_path: Path) -> None:
+    """The trace outbox's sender (`SoleHolder`, held until closed) killed while a child it
+    forked lives on: another process becomes the sender."""
+    path = tmp_path / "node.db.trace-outbox"
+
+    def hold() -> SoleHolder:
+        sender = SoleHolder(path)
+        assert sender.take()
+        return sender
+
+    let_end = _killed_with_a_child_living(hold)
+    try:
+        assert SoleHolder(path).take()
+    finally:
+        let_end()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_peer_killed_leaves_no_hold_kept_by_its_children(tmp_path: Path) -> None:
+    """A process with node.db open (`PeerLock`, a shared hold) killed while a child it forked
+    lives on: the next opener is alone (a broker's recovery runs)."""
+    path = tmp_path / "node.db.peers"
+    let_end = _killed_with_a_child_living(lambda: PeerLock(path))
+    try:
+        peer = PeerLock(path)
+        with peer.alone() as alone:
+            assert alone
+        peer.close()
+    finally:
+        let_end()

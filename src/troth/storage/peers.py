@@ -60,6 +60,7 @@ class PeerLock:
         except BaseException:
             self.close()
             raise
+        _KEPT_LOCKS.add(self)
 
     @contextmanager
     def alone(self) -> Iterator[bool]:
@@ -98,6 +99,9 @@ class PeerLock:
         self._gate.close()
         self._file.close()
 
+    def _forget(self) -> None:
+        self.close()  # a child's copies: the parent's hold stays
+
 
 class SoleHolder:
     """An exclusive flock(2) on `path` (created 0600), taken without waiting by `take()` and
@@ -128,6 +132,7 @@ class SoleHolder:
             file.close()
             raise
         self._file = file
+        _KEPT_LOCKS.add(self)
         return True
 
     def close(self) -> None:
@@ -135,6 +140,9 @@ class SoleHolder:
         file, self._file = self._file, None
         if file is not None:
             file.close()
+
+    def _forget(self) -> None:
+        self.close()  # a child's copy: the parent holds it still
 
 
 class Turns:
@@ -154,7 +162,7 @@ class Turns:
         self.path, self.timeout = path, timeout
         self._file: BinaryIO | None = _lock_file(path)
         self._closed = False
-        _OPEN_TURNS.add(self)
+        _KEPT_LOCKS.add(self)
 
     @contextmanager
     def turn(self) -> Iterator[None]:
@@ -194,14 +202,19 @@ class Turns:
             file.close()
 
 
-_OPEN_TURNS: Final[weakref.WeakSet[Turns]] = weakref.WeakSet()
+_KEPT_LOCKS: Final[weakref.WeakSet[PeerLock | SoleHolder | Turns]] = weakref.WeakSet()
+"""The lock files this process keeps open: a child forked from it closes its copies at once
+(`_forget_in_child`)."""
 
 
 def _forget_in_child() -> None:
-    """In a child just after a fork: close the copies of every `Turns` lock file (closing a
-    copy releases nothing of the parent's turn; its threads do not run here)."""
-    for turns in list(_OPEN_TURNS):
-        turns._forget()
+    """In a child just after a fork: close the copies of every lock file kept open (closing a
+    copy releases nothing of the parent's; its threads do not run here). The kernel drops a
+    flock only once no process holds its open file: a child that lived on kept the locks of a
+    parent killed holding them, a trace writer's turn, the trace outbox's sender, node.db's
+    shared hold (no broker recovery while it lived; review 58, lead, turns 1)."""
+    for kept in list(_KEPT_LOCKS):
+        kept._forget()
 
 
 os.register_at_fork(after_in_child=_forget_in_child)
