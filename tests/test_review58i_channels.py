@@ -7,8 +7,10 @@ limit of its own), and took the places of their authority's share of the node's 
 other members would have had. A peer's channels now count against every member at the roots of
 its chains, as its relay names do (`RelayService._check_quota`).
 
-Channels 2 (a strict xfail, left): the reassembly budgets are kept by the same exact set, so
-such a delegate also draws on a budget of its own, not on its members'."""
+Channels 2: the reassembly budgets are kept by the same exact set, so such a delegate also drew
+on a budget of its own, not on its members'. Was a strict xfail until review 58l (reassembly 1):
+each budget's bytes now count against every member of its set (`troth.node.member_reassembly`;
+tests/test_review58l_reassembly.py)."""
 
 from __future__ import annotations
 
@@ -59,13 +61,12 @@ def test_a_delegate_of_two_members_counts_against_both() -> None:
     run(test)
 
 
-@pytest.mark.xfail(strict=True, reason="review 58i, channels 2: a budget per exact set")
 def test_a_delegate_of_two_members_draws_on_both_reassembly_budgets() -> None:
-    """Channels 2 (left for the lead): per member 200 KB. Alice's delegate leaves ~131 KB
-    incomplete; a delegate holding chains from alice and bob then leaves ~131 KB more, past
-    alice's 200 KB: its channel should close (`too large`), as her own delegate's does
-    (tests/test_review41b_delegates.py). It has a budget of its own, keyed by the set
-    {alice, bob}, and stays open: k members hold 2^k - 1 budgets."""
+    """Channels 2: per member 200 KB. Alice's delegate leaves ~131 KB incomplete; a delegate
+    holding chains from alice and bob then leaves ~131 KB more, past alice's 200 KB: its
+    channel closes (`too large`), as her own delegate's does (tests/test_review41b_delegates.py).
+    It had a budget of its own, keyed by the set {alice, bob}, and stayed open: k members held
+    2^k - 1 budgets (fixed by review 58l, reassembly 1)."""
 
     async def test(net: Net) -> None:
         limits = ChannelLimits(max_reassembly_per_peer=200_000, max_reassembly_total=2_000_000)

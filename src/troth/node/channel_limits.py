@@ -14,6 +14,7 @@ from troth import limits as protocol_limits
 from troth.channel import ChannelSettings, PeerPolicy, ReassemblyBudget, VerifiedPeer
 from troth.errors import ConfigError
 from troth.identity import Identifier
+from troth.node.member_reassembly import MemberBytes
 from troth.node.shares import Shares
 from troth.transport.settings import (
     TcpSettings,
@@ -63,9 +64,11 @@ class ChannelLimits:
     )
     """Bytes held by incomplete fragmented messages of one member, all the channels of it and
     of its delegates (the members at the roots of a peer's chains, `member_accounts`: a member
-    mints delegates for free; a peer with no chain, its own: review 41b, delegates 1). Charged
-    bytes, as `max_reassembly_total`: the memory held is at most 61/60 of them (the uncharged
-    1 KiB after a large frame; docs/protocols.md, "Secure channel")."""
+    mints delegates for free; a peer with no chain, its own: review 41b, delegates 1; a peer
+    with chains from several counts against each: review 58l, reassembly 1). Charged bytes, as
+    `max_reassembly_total`: the memory held is at most 26/25 of them (the uncharged 1 KiB after
+    a large frame and each chunk's bookkeeping, a fragment charged at least 32 KiB;
+    docs/protocols.md, "Secure channel")."""
     max_reassembly_total: int = 8 * (
         protocol_limits.MAX_APPLICATION_MESSAGE + protocol_limits.MAX_CHANNEL_FRAME
     )
@@ -201,37 +204,56 @@ class ChannelCounters:
 
 
 class PeerReassembly(ReassemblyBudget):
-    """One member's reassembly budget (all its channels and its delegates'), drawing on the
-    node's bytes as a pool shared between authorities (troth.node.shares, in bytes): within the
-    node's total, anyone; past it, only within the share of one of the peer's authorities
+    """The reassembly budget of the peers whose chains root in one set of members (`members`,
+    `member_accounts`: a member and its delegates; a peer with no chain, its own), drawing on
+    each member's bytes (`tally`, shared by all budgets of a node: `limit` per member, a peer
+    with chains from several members counting against each, review 58l, reassembly 1) and on
+    the node's bytes as a pool shared between authorities (troth.node.shares, in bytes): within
+    the node's total, anyone; past it, only within the share of one of the peer's authorities
     (strangers are one), so identities that cost nothing fill the total and no more (review
-    23b, limits 1); the node holds at most twice its total."""
+    23b, limits 1); the node holds at most twice its total. `held` is this budget's bytes,
+    taken once from the node's, against `authorities`."""
 
-    __slots__ = ("authorities", "node", "total")
+    __slots__ = ("authorities", "members", "node", "tally", "total")
 
-    def __init__(self, limit: int, node: Shares, total: int, authorities: frozenset[bytes]):
+    def __init__(
+        self,
+        limit: int,
+        node: Shares,
+        total: int,
+        authorities: frozenset[bytes],
+        *,
+        members: frozenset[bytes],
+        tally: MemberBytes,
+    ):
         super().__init__(limit)
         self.node, self.total, self.authorities = node, total, authorities
+        self.members, self.tally = members, tally
 
     def take(self, size: int) -> bool:
-        """Reserve `size` bytes (False past the peer's limit or the node's room for it);
-        nothing is always room (a channel that joins the budget holding no fragment)."""
+        """Reserve `size` bytes (False past one of the members' limit or the node's room for
+        it); nothing is always room (a channel that joins the budget holding no fragment)."""
         if not size:
             return True
-        if self.held + size > self.limit or not self.node.room(self.authorities, self.total, size):
+        if not self.tally.fits(self.members, size, self.limit):
+            return False
+        if not self.node.room(self.authorities, self.total, size):
             return False
         self.node.take(self.authorities, size)
+        self.tally.take(self.members, size)
         self.held += size
         return True
 
     def give(self, size: int) -> None:
-        """Release `size` bytes."""
+        """Release `size` bytes (to the node and to each member)."""
         self.held -= size
+        self.tally.give(self.members, size)
         self.node.release(self.authorities, size)
 
     def count_against(self, authorities: frozenset[bytes]) -> None:
         """The peer's authorities now (its credentials changed: a stranger that enrolled over
-        its channel, a refresh): what it holds counts against them from now on."""
+        its channel, a refresh): what this budget holds counts against them from now on (its
+        members' counts are unchanged: they are the same bytes)."""
         if authorities != self.authorities:
             if self.held:
                 self.node.release(self.authorities, self.held)

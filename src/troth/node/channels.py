@@ -23,10 +23,10 @@ to the sender) and globally, where a newcomer evicts, of the network holding the
 own when it is one of them), the oldest handshake of the sources holding the most (the
 network's oldest when none holds more than its own would); handshakes expire by
 timer; channels per peer identity are bounded, and per member (its delegates' included,
-counted as the reassembly budgets are: review 43a, channels 1); the
-reassemblies of one member's channels (its delegates' included: a peer with no chain, its own)
-share one budget, all members' budgets draw on the node's
-(past its total, within the share of one of the peer's authorities: troth.node.shares), and
+counted as the reassembly budgets are: review 43a, channels 1); the reassemblies of one
+member's channels (its delegates' included: a peer with no chain, its own) share one budget
+(one with chains from several members, each's: troth.node.member_reassembly), all draw on the
+node's (past its total, within the share of one of the peer's authorities: troth.node.shares), and
 they expire by timer; the open channels peers opened are capped for the node, strangers'
 within three quarters of the cap, members' within their authorities' shares of it past that
 (troth.node.channel_cap; review 54k, channels 1; review 54r, channels 1).
@@ -81,6 +81,7 @@ from troth.node.channel_limits import (
 )
 from troth.node.channel_pins import ChannelPins, Pins
 from troth.node.member_channels import MemberChannels
+from troth.node.member_reassembly import MemberBytes
 from troth.node.no_route import NoRouteNotices
 from troth.node.opening_rates import OpeningRates
 from troth.node.services.base import (
@@ -159,6 +160,8 @@ class ChannelManager:
     _budget_of: dict[ChannelEnd, frozenset[bytes]] = field(default_factory=dict)
     _members: MemberChannels = field(default_factory=MemberChannels)  # responder ends by
     # each member they count against (the per-member limit; review 58i, channels 1)
+    _member_bytes: MemberBytes = field(default_factory=MemberBytes)  # each member's reassembly
+    # bytes, every budget of a set with it included (review 58l, reassembly 1)
     _per_source: collections.Counter[str] = field(default_factory=collections.Counter)
     # responder ends (handshaking or open) per source
     _over: dict[Address, set[ChannelEnd]] = field(default_factory=dict)  # the ends by the
@@ -452,6 +455,8 @@ class ChannelManager:
                 self._reassembly,
                 self.limits.max_reassembly_total,
                 authorities,
+                members=account,
+                tally=self._member_bytes,
             )
             entry = self._budgets[account] = (budget, set())
         budget, holders = entry
