@@ -111,9 +111,10 @@ def test_a_caveat_on_an_intermediate_link_is_denied_on_every_service(tmp_path: P
 def test_a_credential_that_expired_mid_channel_is_denied_on_the_next_request(
     tmp_path: Path,
 ) -> None:
-    """dave's only credential (600 s) expires (and the 60 s clock skew allowed after it passes) while its channel to the hub stays open: the
-    decision is made again at each request, not kept from the first one (nor from the
-    handshake), and the next request is refused on the same channel."""
+    """dave's only credential (600 s) expires, and the 60 s clock skew allowed after it
+    passes, while its channel to the hub stays open: the decision is made again at each
+    request, not kept from the first one (nor from the handshake), and the next request is
+    refused on the same channel."""
 
     async def test(net: MemNet) -> None:
         alice = await net.member("alice", **{"troth.relay": "*"})
