@@ -9,6 +9,7 @@ from troth.channel import VerifiedPeer
 from troth.node.access import (
     AccessRequest,
     GatedPolicy,
+    LocalCaller,
     MembersOnly,
     PeerCaller,
     RulesPolicy,
@@ -42,3 +43,6 @@ def test_an_operators_service_named_control_is_under_its_bundle() -> None:
     decision = policy.decide(request)
     assert not decision.allowed, decision.reasons
     assert decision.policies == ("no-control",)
+    # the node's control socket is not locked out by it: its callers are local
+    local = AccessRequest(LocalCaller("control socket"), "control", "status", None, T + 10)
+    assert policy.decide(local).allowed
