@@ -63,9 +63,13 @@ __all__ = [
 CHANNELS: Final = ("channels", "open")
 """The (service, method) a channel admission is decided as."""
 INFRASTRUCTURE: Final = frozenset(
-    {"authority", "broker", "channels", "control", "echo", "policy", "relay", "sink", "trace"}
+    {"authority", "broker", "channels", "echo", "policy", "relay", "sink", "trace"}
 )
-"""Services decided by their built-in rules only, even when a policy bundle declares them."""
+"""Services decided by their built-in rules only, even when a policy bundle declares them: the
+node's own. Not `control`: the control socket's callers are local (decided as local whatever
+the service), and no service of a node has that name, so only an operator's own
+`troth.Service("control")` was ever asked for it by a peer, and a bundle declaring it was
+ignored (review 58n, access 1)."""
 MAX_ARGUMENT_SHOWN: Final = 64
 """Characters of a request's text argument a refusal's reasons quote: the caller chose it, up
 to the whole request, and the decision quotes it before the service validated it (review 44a,
