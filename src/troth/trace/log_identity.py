@@ -160,9 +160,17 @@ def lost_logs(node: Node) -> list[tuple[Identifier, int]]:
 
 def _recorded(node: Node, made: frozenset[Identifier], bound: Identifier) -> Identifier:
     """`bound` (trace.db's log identity) when node.db made it, recorded when node.db made none
-    (a log bound before review 58c); StorageError when node.db made others only."""
+    (a log bound before review 58c); StorageError when node.db made others only, or declared
+    `bound` lost (review 58r, trace 1: the old file put back was taken back, still named lost,
+    and with no log node.db made, a trace.db lost again made a new log unsaid)."""
     if bound in made:
         return bound
+    lost = node.db.fetch_one("SELECT at FROM trace_log_lost WHERE identifier = ?", (bound.digest,))
+    if lost is not None:
+        raise StorageError(
+            f"trace log damaged: the trace log is the log of {bound}, which this node declared"
+            f" lost at {int(lost[0])}: move it aside (review 58r, trace 1)"
+        )
     if made:
         raise StorageError(
             f"trace log damaged: the trace log is the log of {bound}, not this node's log"
