@@ -4,6 +4,7 @@ a strict xfail."""
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +114,24 @@ def test_trace3_a_thief_dating_ahead_does_not_lock_the_agent_out(tmp_path: Path)
     TraceRecorder(log, lambda now: agent.signer(now), clock=later).record(tool_call())
     with pytest.raises(TraceError):  # the retired key, after the agent's rotation is in
         TraceRecorder(log, lambda now: stolen, clock=later).record(tool_call())
+
+
+def test_trace4_a_log_holding_records_is_not_declared_lost() -> None:
+    """review 58r, trace 4: trace.db holding the node's records and checkpoints, only its
+    `meta` row `log_identity` gone (a damaged page, a stray DELETE), is `trace log damaged:
+    ... holds no log`, and `troth trace declare-lost` took it for a lost file: the records,
+    there all along, were named lost, and the next opening bound a new log identity into that
+    same file over the old log's records and checkpoints: every `troth trace verify` of the
+    node's log failed from then on (`checkpoint invalid`, `no change history for the signer`)
+    and each new record went into that mixed log. A trace.db holding records is not a lost
+    log: declare-lost refuses it, and no new log is made over them."""
+    run("identity", "create", "support")
+    record_on_node(troth_home(), 2)
+    run("trace", "checkpoint")
+    raw = sqlite3.connect(node_trace_db(troth_home()))
+    raw.execute("DELETE FROM meta WHERE name = 'log_identity'")
+    raw.commit()
+    raw.close()
+    said = run("trace", "declare-lost", code=4).stderr
+    assert "holds records" in said
+    assert "trace log damaged" in run("trace", "verify", code=4).stderr

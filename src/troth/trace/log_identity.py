@@ -46,6 +46,7 @@ _TABLES: Final = (
     "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
     " AND name IN ('trace_log_identities', 'trace_log_lost')"
 )
+_HELD: Final = "SELECT 1 FROM leaves UNION ALL SELECT 1 FROM checkpoints LIMIT 1"
 _MADE: Final = "CREATE TABLE IF NOT EXISTS trace_log_identities (identifier BLOB PRIMARY KEY)"
 _LOST: Final = (
     "CREATE TABLE IF NOT EXISTS trace_log_lost (identifier BLOB PRIMARY KEY, at INTEGER NOT NULL)"
@@ -125,8 +126,9 @@ def _made(node: Node) -> frozenset[Identifier]:
 def declare_lost(node: Node, store: SqliteDatabase, *, now: int) -> frozenset[Identifier]:
     """Name `node`'s log lost at `now`, trace.db (`store`) holding no log (deleted, emptied):
     every log identity node.db made for it, so the next opening makes a new log. StorageError
-    when trace.db holds a log (the node's own: nothing lost; another's: moved aside first) or
-    node.db made none. Returns those named lost."""
+    when trace.db holds a log (the node's own: nothing lost; another's: moved aside first),
+    records or checkpoints of one (its log identity row missing), or node.db made none.
+    Returns those named lost."""
     _made(node)  # its tables
     with node.db.transaction():
         made = _made(node)
@@ -142,6 +144,11 @@ def declare_lost(node: Node, store: SqliteDatabase, *, now: int) -> frozenset[Id
             )
         if not made:
             raise StorageError("this node made no trace log to declare lost")
+        if store.fetch_one(_HELD) is not None:  # its log identity row gone, not the log (58r,
+            raise StorageError(  # trace 4: a new log was bound over its records)
+                f"{store.path} holds records of a log (its log identity row missing): nothing"
+                " to declare lost; restore it from a backup, or move it aside"
+            )
         for identifier in made:
             node.db.execute(
                 "INSERT OR IGNORE INTO trace_log_lost (identifier, at) VALUES (?, ?)",
