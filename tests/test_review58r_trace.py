@@ -96,19 +96,28 @@ def test_trace2_two_verifies_racing_do_not_read_as_a_rollback(
 @pytest.mark.xfail(
     strict=True, reason="review 58r, trace 3: a thief with the retired key locks the agent out"
 )
-def test_trace3_a_thief_dating_ahead_does_not_lock_the_agent_out(tmp_path: Path) -> None:
-    """review 58r, trace 3: a thief holding an agent's signing key appends a record dated ahead
-    of the log (within MAX_CLOCK_SKEW_SECONDS) before the agent's rotation reaches the log; the
-    agent's rotation, dated when it was made, is then dated before that record, and review
-    58c's check (troth.trace.retiring) refused every record of the agent's from then on,
-    however late (its change stays dated before the thief's record), while the log, never
-    given the rotation, went on admitting the thief's records under the retired key: rotating
-    a stolen key out locked the agent out of the log and left it to the thief."""
+@pytest.mark.parametrize("ahead", [290, 0], ids=["dated ahead", "after the rotation"])
+def test_trace3_a_thief_with_the_retired_key_does_not_lock_the_agent_out(
+    tmp_path: Path, ahead: int
+) -> None:
+    """review 58r, trace 3: a thief holding an agent's signing key appends a record with it
+    before the agent's rotation reaches the log: dated ahead of the log (within
+    MAX_CLOCK_SKEW_SECONDS) before the rotation, or simply signed after it (the log has not
+    seen the rotation yet). The rotation is then dated before that record, and review 58c's
+    check (troth.trace.retiring) refused every record of the agent's from then on, however
+    late (its change stays dated before the thief's record), while the log, never given the
+    rotation, went on admitting the thief's records under the retired key: rotating a stolen
+    key out locked the agent out of the log and left it to the thief. Before review 58c the
+    log took the rotation, and verify named the thief's record (signed by a key after its
+    retirement)."""
     log = open_log(tmp_path / "trace.db", FixedClock(NOW))
     agent = Held()
     stolen = agent.signer(NOW)
-    TraceRecorder(log, lambda now: stolen, clock=FixedClock(NOW + 290)).record(tool_call())
+    TraceRecorder(log, lambda now: stolen, clock=FixedClock(NOW)).record(tool_call())
     agent.rotate(NOW + 10)  # the agent rotates the stolen key out
+    thief = FixedClock(NOW + 20 + ahead)
+    log.clock = FixedClock(NOW + 20)
+    TraceRecorder(log, lambda now: stolen, clock=thief).record(tool_call())
     later = FixedClock(NOW + 3600)
     log.clock = later
     TraceRecorder(log, lambda now: agent.signer(now), clock=later).record(tool_call())
