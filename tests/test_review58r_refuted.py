@@ -148,3 +148,22 @@ def test_the_lost_log_put_back_after_a_new_one_is_refused(tmp_path: Path) -> Non
     _deleted(trace_db)
     shutil.copyfile(tmp_path / "old.db", trace_db)
     assert "trace log damaged" in run("trace", "verify", code=4).stderr
+
+
+def test_a_kept_file_of_the_lost_log_is_refused_and_kept(tmp_path: Path) -> None:
+    """A verifier keeping the node's log's checkpoint in its own file: after `troth trace
+    declare-lost` and a new log, its `troth trace verify --checkpoint FILE` is refused (exit 1:
+    the kept checkpoint is another log's), not `unanchored`, exit 0, and its file, the one
+    anchor it holds of the lost log, is left as it was, not replaced by the new log's."""
+    run("identity", "create", "support")
+    record_on_node(troth_home(), 2)
+    run("trace", "checkpoint")
+    kept = tmp_path / "kept.note"
+    run("trace", "verify", "--checkpoint", str(kept))
+    before = kept.read_bytes()
+    _deleted(node_trace_db(troth_home()))
+    run("trace", "declare-lost")
+    record_on_node(troth_home(), 1)
+    run("trace", "checkpoint")
+    assert "is not the log" in run("trace", "verify", "--checkpoint", str(kept), code=1).stderr
+    assert kept.read_bytes() == before
