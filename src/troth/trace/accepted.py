@@ -51,6 +51,13 @@ def _newer(new: Checkpoint, old: Checkpoint) -> bool:
     return (new.size, new.time) > (old.size, old.time)
 
 
+def _moved_on(kept: Checkpoint, accepted: Checkpoint) -> bool:
+    """Whether `accepted` is newer than `kept` and of no fork of it: the row moved on past it."""
+    if not _newer(accepted, kept) or kept.time > accepted.time:
+        return False
+    return kept.size < accepted.size or kept.root == accepted.root
+
+
 def _check_grown(accepted: Checkpoint, new: Checkpoint, proof: Proof) -> None:
     """Raise TraceError ROLLED_BACK unless the log's tree of `new` (newer) grew from the one
     of `accepted`: the same root at one size, else a consistency proof between the two roots
@@ -154,8 +161,9 @@ class AcceptedCheckpoints:
     ) -> Checkpoint:
         """Record `new` (verified, judged against `kept`, the note the verifier compared it
         with) as accepted unless a newer one is, `kept` checked again inside the transaction
-        (another verifier may have moved the row on); `write` the newest accepted (the kept
-        file) within it. Returns the newest accepted. Given the log's consistency proofs
+        (another verifier may have moved the row on: given `proof`, no rollback when the log
+        is consistent with the row as well); `write` the newest accepted (the kept file)
+        within it. Returns the newest accepted. Given the log's consistency proofs
         (`proof(size1, size2)`), the row moves only to a checkpoint the log proves consistent
         with the one it holds, else TraceError ROLLED_BACK and nothing is kept (review 55b,
         accepted 1: a fresh kept file, or the fork's own newest note in one, moved it onto a
@@ -163,9 +171,18 @@ class AcceptedCheckpoints:
         if not new.verified:
             raise ValueError("accept only a verified checkpoint")
         with self.db.transaction():
-            if kept is not None:
-                self.check(kept)
             accepted = self.newest(new.origin)
+            if (
+                kept is not None
+                and accepted is not None
+                and proof is not None
+                and _moved_on(kept, accepted)  # by another verifier since `anchored` (review
+            ):  # 58r, trace 2: two verifies at once, the slower one's log read 'rolled back'):
+                # no rollback when the log is consistent with the row too
+                if not _newer(new, accepted):
+                    _check_grown(new, accepted, proof)
+            elif kept is not None:
+                self.check(kept)
             if accepted is not None and proof is not None and _newer(new, accepted):
                 _check_grown(accepted, new, proof)
             if accepted is None or _newer(new, accepted):

@@ -46,6 +46,7 @@ _TABLES: Final = (
     "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
     " AND name IN ('trace_log_identities', 'trace_log_lost')"
 )
+_HELD: Final = "SELECT 1 FROM leaves UNION ALL SELECT 1 FROM checkpoints LIMIT 1"
 _MADE: Final = "CREATE TABLE IF NOT EXISTS trace_log_identities (identifier BLOB PRIMARY KEY)"
 _LOST: Final = (
     "CREATE TABLE IF NOT EXISTS trace_log_lost (identifier BLOB PRIMARY KEY, at INTEGER NOT NULL)"
@@ -125,8 +126,9 @@ def _made(node: Node) -> frozenset[Identifier]:
 def declare_lost(node: Node, store: SqliteDatabase, *, now: int) -> frozenset[Identifier]:
     """Name `node`'s log lost at `now`, trace.db (`store`) holding no log (deleted, emptied):
     every log identity node.db made for it, so the next opening makes a new log. StorageError
-    when trace.db holds a log (the node's own: nothing lost; another's: moved aside first) or
-    node.db made none. Returns those named lost."""
+    when trace.db holds a log (the node's own: nothing lost; another's: moved aside first),
+    records or checkpoints of one (its log identity row missing), or node.db made none.
+    Returns those named lost."""
     _made(node)  # its tables
     with node.db.transaction():
         made = _made(node)
@@ -142,6 +144,11 @@ def declare_lost(node: Node, store: SqliteDatabase, *, now: int) -> frozenset[Id
             )
         if not made:
             raise StorageError("this node made no trace log to declare lost")
+        if store.fetch_one(_HELD) is not None:  # its log identity row gone, not the log (58r,
+            raise StorageError(  # trace 4: a new log was bound over its records)
+                f"{store.path} holds records of a log (its log identity row missing): nothing"
+                " to declare lost; restore it from a backup, or move it aside"
+            )
         for identifier in made:
             node.db.execute(
                 "INSERT OR IGNORE INTO trace_log_lost (identifier, at) VALUES (?, ?)",
@@ -160,9 +167,17 @@ def lost_logs(node: Node) -> list[tuple[Identifier, int]]:
 
 def _recorded(node: Node, made: frozenset[Identifier], bound: Identifier) -> Identifier:
     """`bound` (trace.db's log identity) when node.db made it, recorded when node.db made none
-    (a log bound before review 58c); StorageError when node.db made others only."""
+    (a log bound before review 58c); StorageError when node.db made others only, or declared
+    `bound` lost (review 58r, trace 1: the old file put back was taken back, still named lost,
+    and with no log node.db made, a trace.db lost again made a new log unsaid)."""
     if bound in made:
         return bound
+    lost = node.db.fetch_one("SELECT at FROM trace_log_lost WHERE identifier = ?", (bound.digest,))
+    if lost is not None:
+        raise StorageError(
+            f"trace log damaged: the trace log is the log of {bound}, which this node declared"
+            f" lost at {int(lost[0])}: move it aside (review 58r, trace 1)"
+        )
     if made:
         raise StorageError(
             f"trace log damaged: the trace log is the log of {bound}, not this node's log"
