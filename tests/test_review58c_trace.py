@@ -11,7 +11,7 @@ import pytest
 from tests.support.cli import run, run_json
 from tests.support.traces import NOW, Held, node_trace_db, open_log, record_on_node, tool_call
 from troth.clock import FixedClock, SystemClock
-from troth.errors import StorageError, TraceError, TraceFailure
+from troth.errors import StorageError, TraceError
 from troth.node import open_node, troth_home
 from troth.trace import TraceRecorder, open_node_log
 from troth.trace.verify import verify_log
@@ -110,24 +110,24 @@ def test_trace2_a_log_rolled_back_is_truncated_without_a_kept_file(tmp_path: Pat
     assert "log is shorter than the anchored checkpoint (anchored at 3, the log has 1)" in said
 
 
-def test_trace3_a_rotation_dated_before_a_record_the_log_holds_is_refused(tmp_path: Path) -> None:
+def test_trace3_a_rotation_dated_before_a_record_the_log_holds_is_named(tmp_path: Path) -> None:
     """review 58c, trace 3: an agent (a member, or one whose clock was stepped back) signs a
     record dated 290 s ahead of the log (within its 300 s window), then rotates with a change
-    dated before that record and signs its next record with the new key: the log admitted both,
-    and its own verification then refused the first (`signed by a key after its retirement`),
-    a record whose key was current when it entered the log; `verify_log` names only the first
-    bad record, so the log stayed red and hid any later fault. The log now refuses the history
-    that would retire a key before a record the log holds of it."""
+    dated before that record and signs its next record with the new key: the log admits both,
+    and its verification names the first (`signed by a key after its retirement`), which is
+    what a thief's record after the rotation looks like offline. Review 58c refused such a
+    history at append; review 58r, trace 3, showed a thief holding the old key could then lock
+    the agent out of the log for good, so the log admits it and verification tells."""
     log = open_log(tmp_path / "trace.db", FixedClock(NOW))
     agent, ahead = Held(), FixedClock(NOW + 290)
-    TraceRecorder(log, lambda now: agent.signer(now), clock=ahead).record(tool_call())
+    first = TraceRecorder(log, lambda now: agent.signer(now), clock=ahead).record(tool_call())
     agent.rotate(NOW + 10)  # its change dated before the record the log holds
-    with pytest.raises(TraceError) as refused:
-        TraceRecorder(log, lambda now: agent.signer(now), clock=ahead).record(tool_call())
-    assert refused.value.reason is TraceFailure.SIGNER_INVALID
-    assert "before the agent's record at" in str(refused.value)
+    TraceRecorder(log, lambda now: agent.signer(now), clock=ahead).record(tool_call())
     log.checkpoint()
-    assert verify_log(log).size == 1
+    with pytest.raises(TraceError) as named:
+        verify_log(log)
+    assert (named.value.index, named.value.record) == (first.index, first.record)
+    assert "retire" in str(named.value)
 
 
 @pytest.mark.xfail(

@@ -96,8 +96,8 @@ def test_keep_after_another_verifier_moved_on_refuses_a_fork(tmp_path: Path) -> 
 
 
 def test_another_agent_dating_ahead_does_not_block_a_rotation(tmp_path: Path) -> None:
-    """Review 58c's refusal (troth.trace.retiring) judges an agent's rotation against its own
-    last record only: another agent's record dated ahead of the log does not lock it out."""
+    """An agent's rotation is judged against its own records only: another agent's record dated
+    ahead of the log neither blocks it nor turns the log's verification red."""
     log = open_log(tmp_path / "trace.db", FixedClock(NOW))
     agent, other, ahead = Held(), Held(), FixedClock(NOW + 290)
     TraceRecorder(log, lambda now: agent.signer(now), clock=FixedClock(NOW)).record(tool_call())

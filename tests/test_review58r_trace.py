@@ -93,9 +93,6 @@ def test_trace2_two_verifies_racing_do_not_read_as_a_rollback(
     assert parse_checkpoint(bytes(row[0]))[0].size == 2
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 58r, trace 3: a thief with the retired key locks the agent out"
-)
 @pytest.mark.parametrize("ahead", [290, 0], ids=["dated ahead", "after the rotation"])
 def test_trace3_a_thief_with_the_retired_key_does_not_lock_the_agent_out(
     tmp_path: Path, ahead: int
@@ -109,7 +106,7 @@ def test_trace3_a_thief_with_the_retired_key_does_not_lock_the_agent_out(
     rotation, went on admitting the thief's records under the retired key: rotating a stolen
     key out locked the agent out of the log and left it to the thief. Before review 58c the
     log took the rotation, and verify named the thief's record (signed by a key after its
-    retirement)."""
+    retirement): so it does again (the refusal is gone)."""
     log = open_log(tmp_path / "trace.db", FixedClock(NOW))
     agent = Held()
     stolen = agent.signer(NOW)

@@ -65,7 +65,6 @@ from troth.trace.pending import Pending as _Pending
 from troth.trace.pending import Receipt, remember, remember_agents
 from troth.trace.record import Kind, encode_disclosures
 from troth.trace.record_decode import Escalation, Holding, check_resolution, parent_record
-from troth.trace.retiring import check_retirement
 from troth.trace.signing import VerifiedRecord, open_envelope, resolve_key
 from troth.trace.store import (
     NODE_LEVEL_STRIDE,
@@ -509,8 +508,6 @@ class TraceLog(LogReader):
                 f"key of change {verified.epoch.change}, the log holds change {current}",
                 record=record.id,
             )
-        if head is not None and current > head.change:  # not before its last record (58c)
-            check_retirement(signer, head.change, head.time, record=record.id)
         # rotated by another process: its key is retired (`_prefetch` read it, given a bridge)
         if (newest := state.node_newest.get(agent, 0)) > current:
             raise TraceError(
