@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from tests.support.channels import T
 from tests.test_channel_manager import Net, echo, run, until
 from tests.test_review43a_channels import delegate_of_alice, open_as
@@ -29,7 +27,6 @@ def _responder(hub_ends: dict[object, ChannelEnd]) -> ChannelEnd:
     return next(e for e in hub_ends.values() if not e.channel.initiator)
 
 
-@pytest.mark.xfail(strict=True, reason="review58s channels 1: the forgotten end counted again")
 def test_a_refresh_handled_after_the_end_was_forgotten_counts_nothing() -> None:
     """Per member 1. Alice's delegate opens a channel and sends one packet: a message, then a
     credential refresh. The hub's delivery of the message waits; meanwhile the hub closes the
