@@ -25,7 +25,6 @@ def _waits(thread: threading.Thread) -> bool:
     return frame is not None and frame.f_code.co_name == "_shared_within"
 
 
-@pytest.mark.xfail(strict=True, reason="review58s locks 1: the child's copy holds node.db")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() of a threaded process
 def test_a_child_forked_while_a_hold_waits_keeps_nothing(tmp_path: Path) -> None:
     """A holder is alone; another thread opens node.db (its PeerLock waits); a child is forked

@@ -51,6 +51,8 @@ class PeerLock:
         except BaseException:
             self._file.close()
             raise
+        _KEPT_LOCKS.add(self)  # before the hold, which may wait: a child forked meanwhile
+        # kept the open file, so the hold taken then (review 58s, locks 1)
         try:
             # waits only while a peer is inside `alone()`, and alone
             if wait is None:
@@ -60,7 +62,6 @@ class PeerLock:
         except BaseException:
             self.close()
             raise
-        _KEPT_LOCKS.add(self)
 
     @contextmanager
     def alone(self) -> Iterator[bool]:
