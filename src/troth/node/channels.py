@@ -80,7 +80,7 @@ from troth.node.channel_limits import (
     PeerReassembly,
 )
 from troth.node.channel_pins import ChannelPins, Pins
-from troth.node.member_channels import MemberChannels
+from troth.node.member_channels import UNSHOWN, MemberChannels, shows_fewer
 from troth.node.member_reassembly import MemberBytes
 from troth.node.no_route import NoRouteNotices
 from troth.node.opening_rates import OpeningRates
@@ -715,6 +715,8 @@ class ChannelManager:
         now = self.clock()
         for end in list(self.ends.values()):
             events = end.channel.check_peer(now)
+            if not events and shows_fewer(self._budget_of.get(end), end.peer):  # (58s, channels 2)
+                events = [end.channel.close(ChannelFailure.PEER_NOT_ALLOWED, UNSHOWN)]
             if events:
                 await end.handle(events)
                 task = asyncio.get_running_loop().create_task(self._close_sent(end))
