@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from troth.storage.peers import PeerLock
+from troth.errors import StorageError
+from troth.storage.peers import PeerLock, Turns
 
 
 def _waits(thread: threading.Thread) -> bool:
@@ -57,3 +59,55 @@ def test_a_child_forked_while_a_hold_waits_keeps_nothing(tmp_path: Path) -> None
         os.close(end)
         os.close(may_end)
         os.waitpid(child, 0)
+
+
+def _in_child(work: Callable[[], object]) -> int:
+    """Run `work` in a forked child: its exit code (0: it ended, 2: a StorageError, 1: any
+    other error)."""
+    child = os.fork()
+    if child == 0:
+        code = 1
+        try:
+            work()
+            code = 0
+        except StorageError:
+            code = 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+@pytest.mark.xfail(strict=True, reason="review58s locks 2: ValueError, TypeError in the child")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_child_using_its_parents_locks_gets_storage_errors_or_ends_cleanly(
+    tmp_path: Path,
+) -> None:
+    """Locks 2: a child's copies are closed (locks 1), so its parent's PeerLock holds nothing
+    there: `alone()` is a StorageError (it was a bare ValueError, `I/O operation on closed
+    file`); a child forked in a turn (same thread) ends it holding nothing to let go (it raised
+    TypeError from `flock(None)` as it left the block)."""
+    lock = PeerLock(tmp_path / "node.db.brokers")
+    turns = Turns(tmp_path / "trace.db.writer", 0.1)
+
+    def alone() -> None:
+        with lock.alone():
+            pass
+
+    try:
+        assert _in_child(alone) == 2, "alone()"
+        child = -1
+        try:
+            with turns.turn():
+                child = os.fork()
+        except BaseException:
+            if child == 0:  # the child failed to leave the block
+                os._exit(1)
+            raise
+        if child == 0:  # out of the parent's turn, cleanly
+            os._exit(0)
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        lock.close()
+        turns.close()
