@@ -78,7 +78,6 @@ def _in_child(work: Callable[[], object]) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
-@pytest.mark.xfail(strict=True, reason="review58s locks 2: ValueError, TypeError in the child")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_a_child_using_its_parents_locks_gets_storage_errors_or_ends_cleanly(
     tmp_path: Path,
