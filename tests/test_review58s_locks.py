@@ -36,6 +36,7 @@ def test_a_child_forked_while_a_hold_waits_keeps_nothing(tmp_path: Path) -> None
     holder = PeerLock(path)
     opened: list[PeerLock] = []
     may_end, end = os.pipe()
+    started, start = os.pipe()
     with holder.alone() as alone:
         assert alone
         waiting = threading.Thread(target=lambda: opened.append(PeerLock(path, wait=10)))
@@ -45,8 +46,10 @@ def test_a_child_forked_while_a_hold_waits_keeps_nothing(tmp_path: Path) -> None
         child = os.fork()
         if child == 0:  # lives on, as a helper would
             os.close(end)
+            os.write(start, b"s")  # (its fork handlers ran)
             os.read(may_end, 1)
             os._exit(0)
+    os.read(started, 1)
     waiting.join()
     holder.close()
     opened[0].close()
@@ -56,8 +59,8 @@ def test_a_child_forked_while_a_hold_waits_keeps_nothing(tmp_path: Path) -> None
             assert alone
         probe.close()
     finally:
-        os.close(end)
-        os.close(may_end)
+        for fd in (end, may_end, started, start):
+            os.close(fd)
         os.waitpid(child, 0)
 
 
