@@ -80,7 +80,7 @@ from troth.node.channel_limits import (
     PeerReassembly,
 )
 from troth.node.channel_pins import ChannelPins, Pins
-from troth.node.member_channels import MemberChannels
+from troth.node.member_channels import UNSHOWN, MemberChannels, shows_fewer
 from troth.node.member_reassembly import MemberBytes
 from troth.node.no_route import NoRouteNotices
 from troth.node.opening_rates import OpeningRates
@@ -415,6 +415,8 @@ class ChannelManager:
         return self.ends.get(Address("worker", f"{channel_id}.enc"))
 
     def _on_established(self, end: ChannelEnd, peer: VerifiedPeer) -> None:
+        if end.forgotten:  # a refresh after a message whose delivery waited while the end was
+            return  # closed: counted again, it was counted for good (review 58s, channels 1)
         # the routes to the services (each request is then decided by the node)
         end.allowed.grant(self.services())
         trust = self._half_open.pop(end, None)
@@ -439,8 +441,7 @@ class ChannelManager:
                 return
             if not self._take_place(end, peer, network):  # the node's cap (54k, channels 1)
                 return
-        if not end.forgotten:  # released as it is forgotten (review 55q, pins)
-            self._pinned.hold(end, peer)
+        self._pinned.hold(end, peer)  # released as it is forgotten (review 55q, pins)
         authorities = authorities_of(PeerCaller(peer, end.id))
         # the budget of the member at the root of the peer's chains, its delegates' too (a
         # member mints them for free; a peer with no chain: its own), chosen as the channel
@@ -714,6 +715,8 @@ class ChannelManager:
         now = self.clock()
         for end in list(self.ends.values()):
             events = end.channel.check_peer(now)
+            if not events and shows_fewer(self._budget_of.get(end), end.peer):  # (58s, channels 2)
+                events = [end.channel.close(ChannelFailure.PEER_NOT_ALLOWED, UNSHOWN)]
             if events:
                 await end.handle(events)
                 task = asyncio.get_running_loop().create_task(self._close_sent(end))

@@ -7,14 +7,37 @@ Counted by the exact set of members before review 58i (channels 1): a delegate s
 from two members counted against neither, so k members held 2^k - 1 times the limit through
 delegates holding chains from several of them. Now each member's count holds every channel of
 a peer whose chains root in it, as a peer's relay names count against each of its members
-(`troth.node.services.relay`)."""
+(`troth.node.services.relay`).
+
+A channel keeps the members it counted against as it opened (review 53o, in-band 1: a refresh
+does not move it), and the re-check of open channels sees only the chains it shows now: one
+that shows a chain of each of them no more is closed by that re-check (`shows_fewer`), so a
+member's delegation that ends (revoked, expired) frees her place as it does for a channel that
+shows it (review 58s, channels 2: a delegate of alice and bob showing bob's chain alone held
+alice's place for as long as it lived)."""
 
 from __future__ import annotations
 
 import collections
 from collections.abc import Hashable
+from typing import Final
 
-__all__ = ["MemberChannels"]
+from troth.channel import VerifiedPeer
+from troth.node.access import member_accounts
+
+__all__ = ["UNSHOWN", "MemberChannels", "shows_fewer"]
+
+UNSHOWN: Final = "it shows no more the chain of each member it counts against"
+"""Why the re-check closes a channel `shows_fewer` names."""
+
+
+def shows_fewer(accounts: frozenset[bytes] | None, peer: VerifiedPeer | None) -> bool:
+    """Whether `peer` no longer shows a chain rooted in each of `accounts` (the members its
+    channel counts against, as it opened; its own identity aside: one that opened showing no
+    chain and shows a delegate's since stays, review 53o, in-band 1)."""
+    if accounts is None or peer is None:
+        return False
+    return not accounts <= member_accounts(peer) | {peer.identifier.digest}
 
 
 class MemberChannels:

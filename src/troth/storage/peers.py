@@ -51,6 +51,8 @@ class PeerLock:
         except BaseException:
             self._file.close()
             raise
+        _KEPT_LOCKS.add(self)  # before the hold, which may wait: a child forked meanwhile
+        # kept the open file, so the hold taken then (review 58s, locks 1)
         try:
             # waits only while a peer is inside `alone()`, and alone
             if wait is None:
@@ -60,12 +62,15 @@ class PeerLock:
         except BaseException:
             self.close()
             raise
-        _KEPT_LOCKS.add(self)
 
     @contextmanager
     def alone(self) -> Iterator[bool]:
         """True (the lock held exclusively for the block: no peer is open, none can open until
-        it ends) or False (another peer is open). Shared again afterwards. Never waits."""
+        it ends) or False (another peer is open). Shared again afterwards. Never waits.
+        StorageError once closed (in a child forked since too: its copies are closed, review
+        58s, locks 2)."""
+        if self._gate.closed:
+            raise StorageError(f"{self.path} is not held open in this process")
         try:
             fcntl.flock(self._gate, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -171,10 +176,11 @@ class Turns:
             raise StorageError(f"the turns of {self.path} are closed")
         if self._file is None:  # forked: this process's own open file
             self._file = _lock_file(self.path)
+        file = self._file
         delay, deadline = _POLL_FIRST, None
         while True:
             try:
-                fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 now = time.monotonic()
@@ -189,7 +195,8 @@ class Turns:
         try:
             yield
         finally:
-            fcntl.flock(self._file, fcntl.LOCK_UN)
+            if self._file is file:  # (a child forked in the turn: its copy closed, nothing
+                fcntl.flock(file, fcntl.LOCK_UN)  # held; review 58s, locks 2)
 
     def close(self) -> None:
         """Close the lock file (a turn held is dropped with it)."""
