@@ -23,16 +23,17 @@ from typing import Any
 
 import anyio
 import mcp_types as types
-import pytest
 from mcp import Client
 from mcp.server import MCPServer
 
 from tests.support.gates import make_world
+from tests.support.mcp_orders import text
 from tests.test_review47m_mcp_cancel import Blocking, gate_of, outcomes
 from tests.test_review58f_mcp import _settle, offer, served
 from tests.test_review58j_refuted import _answers
 from troth import limits
 from troth.gates import ListRecorder
+from troth.integrations.mcp.frames import McpFrame
 from troth.integrations.mcp.gate import gate_server
 
 SERVED_EMPTY = len(
@@ -46,9 +47,8 @@ compact JSON the gate measures: a client of a protocol version before 2026-07-28
 without its resultType, 24 bytes less)."""
 
 
-def answering(size: int, *, text: Callable[[int], str] = lambda n: "x" * n) -> Blocking:
-    """An upstream whose lookup_order answers at once with one text block of `size` characters
-    (`text(size)`, a new string each call), counted in `answered`."""
+def replying(result: Callable[[], types.CallToolResult]) -> Blocking:
+    """An upstream whose lookup_order answers at once with `result()`, counted in `answered`."""
     upstream = Blocking()
     upstream.app = MCPServer("orders")
 
@@ -56,9 +56,17 @@ def answering(size: int, *, text: Callable[[int], str] = lambda n: "x" * n) -> B
     def lookup_order(order_id: str) -> types.CallToolResult:
         """Look up an order."""
         upstream.answered += 1
-        return types.CallToolResult(content=[types.TextContent(type="text", text=text(size))])
+        return result()
 
     return upstream
+
+
+def answering(size: int) -> Blocking:
+    """An upstream whose lookup_order answers with one text block of `size` characters (a new
+    string each call)."""
+    return replying(
+        lambda: types.CallToolResult(content=[types.TextContent(type="text", text="x" * size)])
+    )
 
 
 def lookup(ident: int) -> dict[str, Any]:
@@ -82,29 +90,42 @@ class Session:
         return {a["id"]: a for a in _answers(self.frames) if a.get("id") not in (None, 0)}
 
 
-def slow_client(upstream: Blocking, calls: int, *, taken: int | None = None) -> Session:
-    """A session whose client sends `calls` lookups of `upstream` and takes no answer until
-    the upstream answered them all (its way back waits: a slow reader), then takes `taken`
-    frames (None: the handshake's answer and every call's) within 5 s."""
+def slow_client(
+    upstream: Blocking,
+    calls: int,
+    *,
+    taken: int | None = None,
+    request: Callable[[int], dict[str, Any]] = lookup,
+    slow: bool = True,
+) -> Session:
+    """A session whose client sends `calls` requests (`request(ident)`: lookups of
+    `upstream`) and takes no answer (`slow`: its way back waits) until the upstream answered
+    them all or the session ended (within 5 s), then takes `taken` frames (None: the
+    handshake's answer and every call's) within 5 s."""
     release = anyio.Event()
+    if not slow:
+        release.set()
     seen = Session()
     want = calls + 1 if taken is None else taken
+    ending: list[bytes] = []
 
     async def way_back(frame: bytes) -> bool:
+        if McpFrame.decode(frame).message is None:
+            ending.append(frame)  # the session ends: it waits to tell the client
         await release.wait()
         seen.frames.append(frame)
         return True
 
     async def main() -> None:
-        async with served(way_back, upstream, seen.recorder, release) as (inbound, ending):
+        async with served(way_back, upstream, seen.recorder, release) as (inbound, ended):
             tracemalloc.start()
             try:
                 before = tracemalloc.get_traced_memory()[0]
                 for ident in range(1, calls + 1):
                     await _settle()
-                    if not offer(inbound, lookup(ident)):
+                    if not offer(inbound, request(ident)):
                         break
-                with anyio.fail_after(5):
+                with anyio.move_on_after(5):
                     while upstream.answered < calls and not ending:
                         await anyio.sleep(0.01)
                 for _ in range(10):  # every answer written where it waits
@@ -114,9 +135,9 @@ def slow_client(upstream: Blocking, calls: int, *, taken: int | None = None) -> 
                 tracemalloc.stop()
             release.set()
             with anyio.move_on_after(5):
-                while len(seen.frames) < want and not ending:
+                while len(seen.frames) < want and not ended:
                     await anyio.sleep(0.01)
-            seen.ended.extend(ending)
+            seen.ended.extend(ended)
 
     anyio.run(main)
     return seen
@@ -126,7 +147,6 @@ def _gate_errors(seen: Session) -> list[str]:
     return [a["error"]["message"] for a in seen.answers().values() if "error" in a]
 
 
-@pytest.mark.xfail(strict=True, reason="review 58t, mcp 1: an answer over a frame waited whole")
 def test_answers_over_a_frame_are_not_held_while_the_client_reads_slowly() -> None:
     """mcp 1: CALLS answers over a frame each; before, every one waited whole (~1 MiB each)
     behind a client that did not read yet, only to be replaced by an error on its way out."""
@@ -140,7 +160,6 @@ def test_answers_over_a_frame_are_not_held_while_the_client_reads_slowly() -> No
     assert len(_gate_errors(seen)) == calls
 
 
-@pytest.mark.xfail(strict=True, reason="review 58t, mcp 1: a result over MAX_MCP_RESULT was served")
 def test_an_answer_one_byte_over_the_limit_is_refused_and_recorded_unanswered() -> None:
     """mcp 1: a result one byte over MAX_MCP_RESULT is the gate's error naming the limit (the
     upstream's text never reaches the client), and the call is recorded allowed, then
@@ -156,7 +175,6 @@ def test_an_answer_one_byte_over_the_limit_is_refused_and_recorded_unanswered() 
     assert f"{limits.MAX_MCP_RESULT}-byte limit" in refused.decision.reason
 
 
-@pytest.mark.xfail(strict=True, reason="review 58t, mcp 2: a session's answers bounded by count")
 def test_a_session_holds_at_most_its_backlog_of_answers() -> None:
     """mcp 2: honest answers of half a frame each, CALLS of them (fewer than the 128 a session
     may leave waiting), held whole behind a client that reads none: ~20 MiB before. The
@@ -208,8 +226,7 @@ def test_the_stdio_gate_serves_answers_over_the_limit() -> None:
         ):
             result = await agent.call_tool("lookup_order", {"order_id": "o1"})
         assert not result.is_error
-        block = result.content[0]
-        assert isinstance(block, types.TextContent) and len(block.text) == size
+        assert len(text(result)) == size
         assert outcomes(recorder) == [("lookup_order", "allowed")]
 
     anyio.run(main)
