@@ -257,9 +257,12 @@ class _Backlog:
         self.session = session
         self.behind = behind
         self.bytes = 0
+        self.fallen = False  # behind: what is written next is dropped as it comes
         self._queue, self.frames = anyio.create_memory_object_stream[bytes](_WAITING)
 
     async def send(self, message: SessionMessage, /) -> None:
+        if self.fallen:
+            raise anyio.BrokenResourceError
         frame, refused = frames_of(self.session, message)
         if refused is not None:
             frame = McpFrame(self.session, encode_message(refused)).encode()
@@ -270,6 +273,7 @@ class _Backlog:
                 raise anyio.WouldBlock
             self._queue.send_nowait(frame)
         except anyio.WouldBlock:
+            self.fallen = True
             self.behind()
             raise anyio.BrokenResourceError from None  # the SDK drops what it wrote
         self.bytes += len(frame)
