@@ -20,7 +20,8 @@ from typing import Final
 # the gates' limits (troth.gates) are named in troth.limits.gates, routing's in
 # troth.limits.routing, the handshakes a node takes up in troth.limits.handshakes, the trace
 # readers' in troth.limits.traces, a hosted authority's in troth.limits.authority, the secrets
-# broker's storage in troth.limits.leases, and
+# broker's storage in troth.limits.leases, an MCP session's answers in
+# troth.limits.mcp_sessions, and
 # troth.limits' as these (their `__all__`: review 50f, limits 4; tests/test_review50f_limits.py
 # checks every one is)
 from troth.limits.authority import *  # noqa: F403
@@ -28,6 +29,7 @@ from troth.limits.broker_clock import *  # noqa: F403
 from troth.limits.gates import *  # noqa: F403
 from troth.limits.handshakes import *  # noqa: F403
 from troth.limits.leases import *  # noqa: F403
+from troth.limits.mcp_sessions import *  # noqa: F403
 from troth.limits.otel import *  # noqa: F403
 from troth.limits.routing import *  # noqa: F403
 from troth.limits.traces import *  # noqa: F403

@@ -14,11 +14,16 @@ tool"; troth.integrations.mcp.gate).
   link its icons): the response's words, not the tool's data (review 54j, mcp 3). Its
   annotations (audience, priority, lastModified) pass: how the tool means its data to be used,
   which the gate passes as it passes the data.
+- `RESULT_LIMIT`: the most bytes of a result the connection's way to its client carries (a
+  channel's session: MAX_MCP_RESULT, what a frame holds); `over_limit` tells a served result
+  over it, which the gate refuses as the upstream answers it, before it waits anywhere (review
+  58t, mcp 1: one over a frame waited whole behind a slow client, never to be sent).
 """
 
 from __future__ import annotations
 
 import logging
+from contextvars import ContextVar
 from typing import Final
 
 import mcp_types as types
@@ -29,10 +34,12 @@ from troth.errors import cut_text
 
 __all__ = [
     "DENIED_PREFIX",
+    "RESULT_LIMIT",
     "McpGateError",
     "denied",
     "failed",
     "gate_failed",
+    "over_limit",
     "served_result",
     "unlisted",
     "upstream_said",
@@ -42,6 +49,11 @@ log = logging.getLogger("troth.mcp")
 DENIED_PREFIX: Final = "troth: "
 """How the gate's own texts start: a denial's (then the decision's fixed reason), and the
 errors it answers for a failure (review 54g, mcp 1 and 3; review 54j, mcp 1)."""
+RESULT_LIMIT: ContextVar[int | None] = ContextVar("troth_mcp_result_limit", default=None)
+"""The most bytes of a tools/call result (`over_limit`) the connection being served carries to
+its client: set by the session's transport (`run_session`: MAX_MCP_RESULT) around the MCP
+server it runs, whose handlers the SDK starts in its context; None (stdio: `troth mcp gate`)
+any."""
 
 
 class McpGateError(MCPError):
@@ -110,6 +122,30 @@ def served_result(result: types.CallToolResult) -> types.CallToolResult:
         structured_content=result.structured_content,
         is_error=result.is_error,
     )
+
+
+def over_limit(result: types.CallToolResult, limit: int) -> bool:
+    """Whether `result`'s compact UTF-8 JSON (what the MCP SDK writes of it in the response; a
+    client of a version before 2026-07-28 is sent it without `resultType`) is over `limit`
+    bytes. Its text, data and blobs say it without a copy of it when they are over already
+    (JSON writes each character in a byte or more): an upstream's line may be 64 MiB."""
+    least = sum(_characters(block) for block in result.content)
+    if least > limit:
+        return True
+    serializer = result.__pydantic_serializer__
+    return len(serializer.to_json(result, by_alias=True, exclude_none=True)) > limit
+
+
+def _characters(block: types.ContentBlock) -> int:
+    """The characters of `block`'s text, data or blob (none counted of a resource link)."""
+    if isinstance(block, types.TextContent):
+        return len(block.text)
+    if isinstance(block, types.ImageContent | types.AudioContent):
+        return len(block.data)
+    if isinstance(block, types.EmbeddedResource):
+        held = block.resource
+        return len(held.text if isinstance(held, types.TextResourceContents) else held.blob)
+    return 0
 
 
 def _block(block: types.ContentBlock) -> types.ContentBlock:

@@ -11,8 +11,11 @@ the server's messages as one-way frames at its own worker address. The serving s
 session's frames.
 
 Every queue is bounded (MAX_MCP_QUEUE messages): a side whose reader falls that far behind
-loses its session rather than growing memory. A message that would make a frame over
-MAX_MCP_FRAME is not sent: a request or a response gets a JSON-RPC error in its place.
+loses its session rather than growing memory; the serving side's answers wait as their frames,
+at most twice that many and MAX_MCP_SESSION_BACKLOG bytes (review 58t, mcp 2). A message that
+would make a frame over MAX_MCP_FRAME is not sent: a request or a response gets a JSON-RPC
+error in its place; the gate refuses a tools/call result over MAX_MCP_RESULT as the upstream
+answers it (`RESULT_LIMIT`; review 58t, mcp 1).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from mcp.shared.message import SessionMessage
 
 from troth import limits
 from troth.errors import DecodeError, Denied, RemoteError, TrothError
+from troth.integrations.mcp.answers import RESULT_LIMIT
 from troth.integrations.mcp.frames import SESSION_BYTES, McpFrame
 from troth.integrations.mcp.gate import DENIED_PREFIX
 from troth.integrations.mcp.quiet import quiet_sdk
@@ -59,6 +63,9 @@ SDK's -32000..-32019 (-32001 is its REQUEST_TIMEOUT) and MCP's own codes."""
 Inbound = MemoryObjectSendStream[SessionMessage | Exception]
 _ENDED: Final = RateLimitedLog(log, limits.MCP_SDK_LOG_LINES_PER_MINUTE)
 """Sessions ended for answers not taken, logged a few times a minute (a peer's doing)."""
+_WAITING: Final = 2 * limits.MAX_MCP_QUEUE
+"""Answers one session holds for its client at most: MAX_MCP_QUEUE and as many again (review
+58f, mcp 1: queued, and as many waiting to be)."""
 
 
 def new_session() -> bytes:
@@ -237,6 +244,63 @@ class ChannelTransport:
             self._inbound.close()
 
 
+class _Backlog:
+    """The way out of one session (the write stream of the MCP server it runs): each message
+    the server writes is made its frame at once (one over MAX_MCP_FRAME: the JSON-RPC error in
+    its place, `frames_of`) and queued without waiting, so an answer waits as the bytes that
+    will be sent, never as the SDK's objects nor in a task. At most _WAITING frames and
+    MAX_MCP_SESSION_BACKLOG bytes wait (the one being sent not counted): past either, the
+    client has fallen behind, `behind` is called and the message dropped (review 58t, mcp 2:
+    up to 128 answers of any size waited, each a task; review 58f, mcp 1)."""
+
+    def __init__(self, session: bytes, behind: Callable[[], None]) -> None:
+        self.session = session
+        self.behind = behind
+        self.bytes = 0
+        self.fallen = False  # behind: what is written next is dropped as it comes
+        self._queue, self.frames = anyio.create_memory_object_stream[bytes](_WAITING)
+
+    async def send(self, message: SessionMessage, /) -> None:
+        if self.fallen:
+            raise anyio.BrokenResourceError
+        frame, refused = frames_of(self.session, message)
+        if refused is not None:
+            frame = McpFrame(self.session, encode_message(refused)).encode()
+        if frame is None:
+            return
+        try:
+            if self.bytes + len(frame) > limits.MAX_MCP_SESSION_BACKLOG:
+                raise anyio.WouldBlock
+            self._queue.send_nowait(frame)
+        except anyio.WouldBlock:
+            self.fallen = True
+            self.behind()
+            raise anyio.BrokenResourceError from None  # the SDK drops what it wrote
+        self.bytes += len(frame)
+
+    def taken(self, frame: bytes) -> bytes:
+        """`frame`, taken off the queue to be sent."""
+        self.bytes -= len(frame)
+        return frame
+
+    def drop(self) -> None:
+        """Let go of the frames still waiting: the session has ended (telling the client so
+        may wait on the way back)."""
+        with contextlib.suppress(anyio.WouldBlock, anyio.EndOfStream):
+            while True:
+                self.taken(self.frames.receive_nowait())
+        self.frames.close()
+
+    async def aclose(self) -> None:
+        await self._queue.aclose()
+
+    async def __aenter__(self) -> _Backlog:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
 async def run_session(
     server: Server[Any],
     inbound: MemoryObjectReceiveStream[SessionMessage | Exception],
@@ -247,42 +311,35 @@ async def run_session(
     client ends the session) and its answers go out as frames through `send` (False: the way
     back is gone, and the session ends). The client is told when the session ends. What the
     SDK logs of a client's messages it cannot read is throttled (`quiet_sdk`; review 57l,
-    mcp 2). A client that leaves MAX_MCP_QUEUE answers waiting past the MAX_MCP_QUEUE queued
-    (the way back waits: its peer reads too slowly) has fallen behind: the session ends, as
-    when its own messages fill `inbound` (review 58f, mcp 1: the SDK's server starts a task
-    for every request it reads, and each waited to write its answer, without bound)."""
+    mcp 2). A client that leaves 2 x MAX_MCP_QUEUE answers or MAX_MCP_SESSION_BACKLOG bytes of
+    them waiting (the way back waits: its peer reads too slowly) has fallen behind: the
+    session ends, as when its own messages fill `inbound` (`_Backlog`; review 58f, mcp 1: the
+    SDK's server starts a task for every request it reads, and each waited to write its
+    answer, without bound; review 58t, mcp 2: 128 answers waited, of up to a frame each). The
+    gate's tools/call results are held to MAX_MCP_RESULT (`RESULT_LIMIT`), what a frame
+    carries: one over it is refused as the upstream answers it (review 58t, mcp 1)."""
     quiet_sdk()
-    write, outbound = anyio.create_memory_object_stream[SessionMessage](limits.MAX_MCP_QUEUE)
-    relay, read = anyio.create_memory_object_stream[SessionMessage | Exception](0)
 
-    async def requests() -> None:
-        async with relay, inbound:
-            async for item in inbound:
-                if write.statistics().tasks_waiting_send >= limits.MAX_MCP_QUEUE:
-                    _ENDED.log(logging.WARNING, "MCP session: the client takes no answers; ended")
-                    group.cancel_scope.cancel()
-                    return
-                try:
-                    await relay.send(item)
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    return  # the server stopped reading
+    def behind() -> None:
+        _ENDED.log(logging.WARNING, "MCP session: the client takes no answers; ended")
+        group.cancel_scope.cancel()
+
+    backlog = _Backlog(session, behind)
 
     async def answers() -> None:
-        async with outbound:
-            async for message in outbound:
-                frame, refused = frames_of(session, message)
-                if refused is not None:
-                    frame = McpFrame(session, encode_message(refused)).encode()
-                if frame is not None and not await send(frame):
-                    group.cancel_scope.cancel()  # the way back is gone
-                    return
+        async for frame in backlog.frames:
+            if not await send(backlog.taken(frame)):
+                group.cancel_scope.cancel()  # the way back is gone
+                return
 
+    limit = RESULT_LIMIT.set(limits.MAX_MCP_RESULT)  # the SDK starts handlers in this context
     try:
-        async with anyio.create_task_group() as group:
+        async with inbound, anyio.create_task_group() as group:
             group.start_soon(answers)
-            group.start_soon(requests)
-            await server.run(read, write, server.create_initialization_options())
+            await server.run(inbound, backlog, server.create_initialization_options())
             group.cancel_scope.cancel()
     finally:
+        RESULT_LIMIT.reset(limit)
+        backlog.drop()
         with anyio.CancelScope(shield=True):
             await send(McpFrame(session, None).encode())

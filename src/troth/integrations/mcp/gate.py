@@ -50,10 +50,15 @@ a time (docs/policy.md, "MCP gates"; research §2.2).
   (not the upstream's `_meta` nor `resultType`: review 54g, mcp 2; nor its content blocks'
   `_meta`: review 54j, mcp 3; troth.integrations.mcp.answers); one it answered with a
   JSON-RPC error is answered with the gate's, the upstream's message kept, not its code nor
-  data (review 54g, mcp 3). Every other failure of a request (the upstream's connection
-  closed, an answer the SDK refuses, the decision point's recorder or the caller's credential
-  source failing: a call never forwarded) is answered with the gate's `McpGateError`, its
-  text fixed, never the SDK's code 0 and the failure's text (review 54j, mcp 1). A tools/list
+  data (review 54g, mcp 3). One whose result is over what the connection carries to its
+  client (`RESULT_LIMIT`: MAX_MCP_RESULT in a session over a secure channel, none over stdio)
+  is refused as it comes, before it waits anywhere: answered with the gate's error naming the
+  limit, recorded unanswered after its allowed record (it ran; its result was not served;
+  review 58t, mcp 1: one over a frame waited whole behind a slow client, never to be sent).
+  Every other failure of a request (the upstream's connection closed, an answer the SDK
+  refuses, the decision point's recorder or the caller's credential source failing: a call
+  never forwarded) is answered with the gate's `McpGateError`, its text fixed, never the
+  SDK's code 0 and the failure's text (review 54j, mcp 1). A tools/list
   is answered with a listing begun since it was asked, at most MAX_MCP_LISTINGS at once (a
   burst of tools/list shares a few listings); one connection has at most
   MAX_MCP_CALLS_PER_SESSION tools/call decided and at the upstream at once, and at most
@@ -106,10 +111,12 @@ from troth.gates import Caller, DecisionPoint, DecisionRecord, Outcome, PolicyDe
 from troth.gates.toolschema import NAME, Fill, check_name, compile_tool_schema
 from troth.integrations.mcp.answers import (
     DENIED_PREFIX,
+    RESULT_LIMIT,
     McpGateError,
     denied,
     failed,
     gate_failed,
+    over_limit,
     served_result,
     unlisted,
     upstream_said,
@@ -440,6 +447,10 @@ class McpGate:
     ) -> types.CallToolResult:
         """Decide the call now (gate 2); forward it to the upstream only when allowed.
         `decided` is told the bundle revision and digest that decided (None: none in force).
+        A result over `RESULT_LIMIT` bytes (`over_limit`: what the session being served carries
+        to its client; None, over stdio: any) is refused as it comes: the gate's error naming
+        the limit, the call recorded unanswered (it ran, its result not served; review 58t,
+        mcp 1).
         McpGateError when the call could not be decided (the decision point failed: its
         recorder's storage, the caller's credential source; never forwarded), or the upstream
         failed an allowed call: its JSON-RPC error's message kept (review 54g, mcp 3), any
@@ -482,7 +493,14 @@ class McpGate:
             if isinstance(exc, Exception):  # closed, an answer the SDK refused (review 54j)
                 raise gate_failed("the upstream failed the call", exc) from None
             raise
-        return served_result(result)
+        served, max_result = served_result(result), RESULT_LIMIT.get()
+        if max_result is None or not over_limit(served, max_result):
+            return served
+        del result, served  # not held while its refusal is recorded
+        over = f"the upstream's answer is over the {max_result}-byte limit of an answer"
+        refused = f"denied: {over} in the caller's session; the call ran, its result unserved"
+        await self._refuse(record, refused)
+        raise McpGateError(f"{over} in this session (the call ran)")
 
     async def _unanswered(self, record: DecisionRecord, exc: BaseException) -> None:
         """Record that the call `record` allowed got no result from the upstream (it may have
@@ -493,11 +511,16 @@ class McpGate:
         leaves the call's answer as it was: the gate's error for the upstream's failure, or the
         cancellation (review 54j, mcp 1: its text was the answer, code 0)."""
         why = "cancelled" if isinstance(exc, anyio.get_cancelled_exc_class()) else "failed"
-        decision = PolicyDecision.deny(
-            Outcome.UNANSWERED,
+        await self._refuse(
+            record,
             f"denied: the call was {why} before the upstream answered ({type(exc).__name__}); "
             "it may have run in part",
         )
+
+    async def _refuse(self, record: DecisionRecord, reason: str) -> None:
+        """Record the call `record` allowed as refused after all, outcome UNANSWERED for
+        `reason` (`_unanswered`; an answer over the session's limit: review 58t, mcp 1)."""
+        decision = PolicyDecision.deny(Outcome.UNANSWERED, reason)
         refuse = functools.partial(self.point.refuse, record, decision)
         with anyio.CancelScope(shield=True):
             try:
@@ -606,7 +629,9 @@ def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
     `notifications/tools/list_changed` (`_Revisions`; review 49o, mcp 2). The connection holds
     at most MAX_MCP_CALLS_PER_SESSION + MAX_MCP_QUEUE tools/call and tools/list in the gate
     (at the upstream or waiting): past it one is answered at once with the gate's error, never
-    decided (`_InProgress`; review 55s, mcp 1)."""
+    decided (`_InProgress`; review 55s, mcp 1). A result over what the way to the client
+    carries (`RESULT_LIMIT`, which the session's transport sets around the server) is refused
+    as the upstream answers it (`McpGate.call_tool`; review 58t, mcp 1)."""
     calls = anyio.Semaphore(limits.MAX_MCP_CALLS_PER_SESSION)
     revisions = _Revisions()
     held = _InProgress(limits.MAX_MCP_CALLS_PER_SESSION + limits.MAX_MCP_QUEUE)

@@ -1,0 +1,28 @@
+"""The limits of what a published MCP server's session holds of its answers
+(troth.integrations.mcp.channel and .gate; docs/protocols.md, "MCP service").
+
+Part of `troth.limits`, which re-exports every one of them: the one place hard limits are named
+(`troth.limits.X`; review 50f, limits 4: the module is near the 800-line cap).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["MAX_MCP_RESULT", "MAX_MCP_SESSION_BACKLOG"]
+
+MAX_MCP_RESULT: Final = (1 << 20) - 3072
+"""Largest tools/call result (its compact UTF-8 JSON, as the MCP SDK writes it in the response)
+the MCP gate serves in a session over a secure channel: MAX_MCP_FRAME less 1 KiB for the
+frame's header (40 bytes) and the JSON-RPC response around the result (33 bytes and the
+request's id). A larger one is refused as the upstream answers it, before it waits anywhere:
+the call is answered with the gate's error naming this limit and recorded unanswered after its
+allowed record (review 58t, mcp 1: one over a frame, which could never be sent, waited whole,
+up to MAX_MCP_UPSTREAM_LINE each). The stdio gate (`troth mcp gate`) has no such limit."""
+MAX_MCP_SESSION_BACKLOG: Final = 8 << 20
+"""Most bytes of frames one MCP session holds waiting for its client to take them (each at
+most MAX_MCP_FRAME: room for the answers of the MAX_MCP_CALLS_PER_SESSION calls it may have at
+the upstream at once, whole); past it, as past 2 x MAX_MCP_QUEUE answers waiting, the client
+has fallen behind and the session ends (review 58t, mcp 2: a count of answers bounded it, 128
+of up to a frame each). So one member's MAX_MCP_SESSIONS_PER_PEER sessions hold at most
+64 MiB of answers, and a frame each on its way out."""
