@@ -10,43 +10,22 @@ from __future__ import annotations
 
 import fcntl
 import os
-import signal
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests.support.forks import killed_with_a_child_living
 from troth.storage.peers import PeerLock, SoleHolder, Turns
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() of a threaded process
 def test_a_process_killed_in_a_turn_leaves_no_turn_held_by_its_children(tmp_path: Path) -> None:
     lock = tmp_path / "trace.db.writer"
-    worker_may_end, worker_end = os.pipe()
-    started, start = os.pipe()
-    writer = os.fork()
-    if writer == 0:  # the writing process
-        try:
-            turns = Turns(lock, 1.0)
-            if os.fork() == 0:  # its worker: lives on, holding what it inherited
-                os.close(worker_end)
-                os.write(start, b"s")
-                os.read(worker_may_end, 1)
-                os._exit(0)
-            os.read(started, 1)
-            with turns.turn():
-                os.kill(os.getpid(), signal.SIGKILL)  # killed in a turn
-        finally:
-            os._exit(1)
-    for end in (worker_may_end, started, start):
-        os.close(end)
-    try:
-        _, status = os.waitpid(writer, 0)
-        assert os.waitstatus_to_exitcode(status) == -signal.SIGKILL
-        with lock.open("ab") as other:  # the next writer: the turn is free
-            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    finally:
-        os.close(worker_end)
+    with (
+        killed_with_a_child_living(lambda: Turns(lock, 1.0), lambda turns: turns.turn()),
+        lock.open("ab") as other,  # the next writer: the turn is free
+    ):
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -73,32 +52,6 @@ def test_a_forked_child_neither_releases_its_parents_turn_nor_shares_it(tmp_path
         pass
 
 
-def _killed_with_a_child_living(hold: Callable[[], object]) -> Callable[[], None]:
-    """Run `hold()` in a process that forks a worker (which lives on) and is then killed:
-    returns the function that lets the worker end."""
-    worker_may_end, worker_end = os.pipe()
-    started, start = os.pipe()
-    holder = os.fork()
-    if holder == 0:
-        try:
-            kept = hold()  # referenced until the kill
-            assert kept is not None
-            if os.fork() == 0:
-                os.close(worker_end)
-                os.write(start, b"s")
-                os.read(worker_may_end, 1)
-                os._exit(0)
-            os.read(started, 1)
-            os.kill(os.getpid(), signal.SIGKILL)
-        finally:
-            os._exit(1)
-    for end in (worker_may_end, started, start):
-        os.close(end)
-    _, status = os.waitpid(holder, 0)
-    assert os.waitstatus_to_exitcode(status) == -signal.SIGKILL
-    return lambda: os.close(worker_end)
-
-
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_a_sole_holder_killed_leaves_nothing_held_by_its_children(tmp_path: Path) -> None:
     """The trace outbox's sender (`SoleHolder`, held until closed) killed while a child it
@@ -110,11 +63,8 @@ def test_a_sole_holder_killed_leaves_nothing_held_by_its_children(tmp_path: Path
         assert sender.take()
         return sender
 
-    let_end = _killed_with_a_child_living(hold)
-    try:
+    with killed_with_a_child_living(hold):
         assert SoleHolder(path).take()
-    finally:
-        let_end()
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -122,11 +72,8 @@ def test_a_peer_killed_leaves_no_hold_kept_by_its_children(tmp_path: Path) -> No
     """A process with node.db open (`PeerLock`, a shared hold) killed while a child it forked
     lives on: the next opener is alone (a broker's recovery runs)."""
     path = tmp_path / "node.db.peers"
-    let_end = _killed_with_a_child_living(lambda: PeerLock(path))
-    try:
+    with killed_with_a_child_living(lambda: PeerLock(path)):
         peer = PeerLock(path)
         with peer.alone() as alone:
             assert alone
         peer.close()
-    finally:
-        let_end()

@@ -16,17 +16,17 @@ from __future__ import annotations
 import fcntl
 import gc
 import os
-import signal
 from pathlib import Path
 
 import pytest
 
+from tests.support.forks import killed_with_a_child_living
 from tests.test_review58a_refuted import _guard_fds
 from troth.encoding import cbor
 from troth.storage import SqliteDatabase, peers
 from troth.storage import guard_file as guard_file_module
 from troth.storage import rollback as rollback_module
-from troth.storage.guard_file import guard_files
+from troth.storage.guard_file import GuardFiles, guard_files
 from troth.storage.rollback import (
     GUARD_SLOT_BYTES,
     GUARD_TYPE,
@@ -43,33 +43,18 @@ def test_a_process_killed_in_a_turn_leaves_no_lock_held_by_its_children(tmp_path
     'fork', a daemon's helper) that lives on, and is killed in a turn: the kernel drops a dead
     writer's flock only when no process holds its description any more."""
     path, lock = tmp_path / "node.db.guard", tmp_path / "node.db.guard.lock"
-    worker_may_end, worker_end = os.pipe()
-    started, start = os.pipe()
-    node = os.fork()
-    if node == 0:  # the node process
-        try:
-            files = guard_files(path, lock)
-            with files.within(1):
-                pass  # a raise: both files kept open
-            if os.fork() == 0:  # its worker: waits for the test, holding what it inherited
-                os.close(worker_end)
-                os.write(start, b"s")  # running (its fork handlers run)
-                os.read(worker_may_end, 1)
-                os._exit(0)
-            os.read(started, 1)
-            with files.within(1):
-                os.kill(os.getpid(), signal.SIGKILL)  # killed in a turn
-        finally:
-            os._exit(1)
-    for end in (worker_may_end, started, start):
-        os.close(end)
-    try:
-        _, status = os.waitpid(node, 0)
-        assert os.waitstatus_to_exitcode(status) == -signal.SIGKILL
-        with lock.open("ab") as other:  # the node's next open: its turn is free
-            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    finally:
-        os.close(worker_end)  # the worker ends (an orphan: init reaps it)
+
+    def kept() -> GuardFiles:
+        files = guard_files(path, lock)
+        with files.within(1):
+            pass  # a raise: both files kept open
+        return files
+
+    with (
+        killed_with_a_child_living(kept, lambda files: files.within(1)),
+        lock.open("ab") as other,  # the node's next open: its turn is free
+    ):
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def _framed(record: list[object]) -> bytes:
