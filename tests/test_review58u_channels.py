@@ -13,40 +13,19 @@ channel (`peer not allowed`, UNSHOWN), though the node did nothing but refresh."
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import pytest
 
-from tests.support.channels import MEMBER, T
+from tests.support.channels import T
 from tests.support.parties import ChannelParty, make_channel_party
 from tests.test_channel_manager import Net, echo, run, until
 from tests.test_review43a_channels import open_as
+from tests.test_review58s_channels import _chain_of as _delegation
+from tests.test_review58s_channels import _responder
 from troth.channel import ChannelState
 from troth.channel.payloads import fitting_chains
-from troth.credentials import CredentialChain
-from troth.credentials.issue import delegate
 from troth.node.channels import ChannelEnd, ChannelLimits
 from troth.node.shown_identity import _each_authority_first
-from troth.routing import Address
 from troth.storage.base import HeldCredential
-
-
-def _responder(hub_ends: Mapping[Address, ChannelEnd]) -> ChannelEnd:
-    return next(e for e in hub_ends.values() if not e.channel.initiator)
-
-
-def _delegation(net: Net, member: ChannelParty, who: ChannelParty, ttl: int) -> bytes:
-    root = CredentialChain.decode(net.world.credential(member))
-    chain = delegate(
-        member.party.signer,
-        root,
-        subject=who.identifier,
-        attributes=MEMBER,
-        now=T,
-        ttl=ttl,
-        purpose="a delegate",
-    )
-    return chain.encode()
 
 
 def _shown(net: Net, who: ChannelParty, held: list[tuple[bytes, int]]) -> tuple[bytes, ...]:

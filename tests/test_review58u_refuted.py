@@ -8,7 +8,9 @@ from tests.support.parties import make_channel_party
 from tests.test_channel_manager import Net, echo, run, send_fragments, until
 from tests.test_review43a_channels import open_as
 from tests.test_review58i_channels import delegate_of
-from tests.test_review58u_channels import _chains, _delegation, _responder
+from tests.test_review58s_channels import _chain_of as _delegation
+from tests.test_review58s_channels import _responder
+from tests.test_review58u_channels import _chains
 from troth.channel import ChannelState
 from troth.node.channels import ChannelEnd, ChannelLimits
 
