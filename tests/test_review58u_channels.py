@@ -13,8 +13,6 @@ channel (`peer not allowed`, UNSHOWN), though the node did nothing but refresh."
 
 from __future__ import annotations
 
-import pytest
-
 from tests.support.channels import T
 from tests.support.parties import ChannelParty, make_channel_party
 from tests.test_channel_manager import Net, echo, run, until
@@ -39,11 +37,6 @@ def _shown(net: Net, who: ChannelParty, held: list[tuple[bytes, int]]) -> tuple[
     return fitting_chains(who.party.identity.history, who.attestation, ordered)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review58u channels 1: a node's own credential refresh pushes a member's chain off "
-    "what it shows (MAX_CHANNEL_CREDENTIALS), and the hub's re-check closes its channel",
-)
 def test_a_node_refreshing_its_own_credential_keeps_its_channel() -> None:
     """The node (a member itself) holds its member credential, six delegations from bob and one
     from alice (the first to expire): eight chains, all shown as it opens. It refreshes its

@@ -13,8 +13,9 @@ from typing import Final
 from troth.channel import ChannelIdentity, ChannelTrust
 from troth.channel.payloads import fitting_chains
 from troth.clock import Clock
+from troth.credentials import CredentialBody, CredentialChain
 from troth.credentials.wallet import revokes_a_link, supersedes_an_issuer
-from troth.errors import KeyNotFound
+from troth.errors import DecodeError, KeyNotFound
 from troth.identity import Identifier
 from troth.node.access import ChannelAdmission, RulesPolicy
 from troth.node.channel_ends import ChannelEnd
@@ -133,12 +134,29 @@ class ShownIdentity:
 
 def _each_authority_first(held: list[HeldCredential]) -> list[HeldCredential]:
     """`held` (newest expiry first) with each authority's chain that expires last first, then
-    the others as they were: the node shows MAX_CHANNEL_CREDENTIALS, and one authority's chains
-    expiring later (a co-trusted authority's node choosing its answers' expiry, or a TTL under
-    the refresh margin, refreshed every round) pushed another's off its channels (review 35a,
-    shown 1)."""
+    each root member's, then the others as they were: the node shows MAX_CHANNEL_CREDENTIALS,
+    and one authority's chains expiring later (a co-trusted authority's node choosing its
+    answers' expiry, or a TTL under the refresh margin, refreshed every round) pushed another's
+    off its channels (review 35a, shown 1); a refresh of the node's own credential (the old one
+    held until it expires) pushed a member's delegation off, and a peer's re-check closed the
+    channel that no longer showed that member (review 58u, channels 1)."""
     first: dict[bytes, HeldCredential] = {}
     for h in held:
         first.setdefault(h.authority, h)
     chosen = {id(h) for h in first.values()}
-    return [*first.values(), *(h for h in held if id(h) not in chosen)]
+    members: dict[bytes, HeldCredential] = {}
+    for h in held:
+        if id(h) not in chosen:
+            members.setdefault(_root_member(h), h)
+    chosen.update(id(h) for h in members.values())
+    return [*first.values(), *members.values(), *(h for h in held if id(h) not in chosen)]
+
+
+def _root_member(held: HeldCredential) -> bytes:
+    """The member at the root of `held`'s chain (its first link's subject); a chain that does
+    not decode (stored verified, so never) is a root of its own."""
+    try:
+        first = CredentialChain.decode(held.chain).credentials[0]
+        return CredentialBody.decode(first.body).subject.digest
+    except (DecodeError, IndexError):
+        return held.id
