@@ -7,8 +7,6 @@ import shlex
 import shutil
 from pathlib import Path
 
-import pytest
-
 from tests.support.cli import run, run_json
 from tests.support.traces import node_trace_db, record_on_node
 from tests.test_review58h_trace import _deleted
@@ -23,10 +21,6 @@ def _lost_on(node: str) -> str:
     return str(run_json("trace", "verify", "--node", node, code=4)["message"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 58w, cli 1: the damaged log's next step names no --node (the default node's)",
-)
 def test_cli1_the_next_step_of_a_lost_log_names_the_node_it_is_on() -> None:
     """review 58w, cli 1: a node other than the default one (`--node agent`) whose trace.db is
     gone is `trace log damaged: ... (with none, `troth trace declare-lost`)`: that command, run
@@ -39,10 +33,6 @@ def test_cli1_the_next_step_of_a_lost_log_names_the_node_it_is_on() -> None:
     assert run_json("trace", "verify", "--node", "agent")["lost_logs"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 58w, cli 2: declare-lost run again says the node made no trace log",
-)
 def test_cli2_declare_lost_run_again_does_not_deny_the_log_it_declared_lost() -> None:
     """review 58w, cli 2: `troth trace declare-lost` run a second time (its first run's answer
     lost to a closed terminal, an interrupted ssh) answers `this node made no trace log to
@@ -56,10 +46,6 @@ def test_cli2_declare_lost_run_again_does_not_deny_the_log_it_declared_lost() ->
     assert first[0] in said
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 58w, cli 3: a fresh --checkpoint file skips the node's accepted checkpoint",
-)
 def test_cli3_a_fresh_kept_file_does_not_hide_a_rollback_the_node_knows(tmp_path: Path) -> None:
     """review 58w, cli 3: the node accepted its log's checkpoint of 2 records; trace.db put
     back to a copy of 1 record (a backup restored) is `log is shorter than the anchored

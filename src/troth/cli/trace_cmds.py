@@ -231,10 +231,11 @@ def verify(
 
                 gone = [{"log": str(i), "time": at} for i, at in lost_logs(node)]
                 accepted = AcceptedCheckpoints(node.db)
-                if anchor_file is None:  # no kept file: the node's own accepted checkpoint
-                    # (review 58c, trace 2: a log rolled back read as a new log, `unanchored`)
+                if anchor is None:  # no kept file (or none kept there yet): the node's own
+                    # accepted checkpoint (review 58c, trace 2: a log rolled back read as a new
+                    # log, `unanchored`; review 58w, cli 3: so it did with a new kept file)
                     anchor = node_anchor = accepted.note_of(log.log_identity)
-                elif fresh:  # a first run, or a mistyped path
+                if fresh and node_anchor is None:  # a first run, or a mistyped path
                     reporter.info(f"{fresh}: this answer is unanchored")
                 report = against(anchor)  # the node's accepted one, not the file's: a kept
                 # file swapped back is refused (52a, anchor 1), another verifier's newer is not

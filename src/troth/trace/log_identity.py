@@ -79,8 +79,8 @@ def node_log_identity(node: Node, store: SqliteDatabase, *, now: int) -> Identif
             raise StorageError(
                 f"trace log damaged: {store.path} holds no log, but this node's log"
                 f" {_names(made)} was made there (the file deleted, emptied or replaced):"
-                " restore it from a backup (with none, `troth trace declare-lost`); nothing is"
-                " made in its place (review 58c, trace 1)"
+                " restore it from a backup (with none, `troth trace declare-lost --node"
+                f" {node.name}`); nothing is made in its place (review 58c, trace 1)"
             )
         created = identities.create(now=now)
         fresh.add(created.primary_key, created.next_key)
@@ -143,7 +143,14 @@ def declare_lost(node: Node, store: SqliteDatabase, *, now: int) -> frozenset[Id
                 " move it aside first"
             )
         if not made:
-            raise StorageError("this node made no trace log to declare lost")
+            lost = lost_logs(node)  # run again (its first answer lost): say so (review 58w, cli 2)
+            raise StorageError(
+                "this node made no trace log to declare lost"
+                if not lost
+                else "this node's log "
+                + ", ".join(f"{who} (at {at})" for who, at in lost)
+                + " is already declared lost: its next record starts a new log"
+            )
         if store.fetch_one(_HELD) is not None:  # its log identity row gone, not the log (58r,
             raise StorageError(  # trace 4: a new log was bound over its records)
                 f"{store.path} holds records of a log (its log identity row missing): nothing"
