@@ -191,8 +191,9 @@ def verify(
     reporter: Reporter,
 ) -> None:
     """Every signature, every agent's chain, the Merkle root against the checkpoints; exit 1
-    naming the first bad record and why. Without --checkpoint the node's log is compared with
-    the newest checkpoint the node accepted of it; with neither it is 'unanchored'."""
+    naming the first bad record and why. Without --checkpoint (or with one where none is kept
+    yet) the node's log is compared with the newest checkpoint the node accepted of it; with
+    neither it is 'unanchored'."""
     anchor_file = Path(anchor_path) if anchor_path else None
     anchor = (
         read_input(str(anchor_file), limits.MAX_TRACE_CHECKPOINT_BYTES, "checkpoint")
