@@ -17,16 +17,22 @@ tool"; troth.integrations.mcp.gate).
 - `RESULT_LIMIT`: the most bytes of a result the connection's way to its client carries (a
   channel's session: MAX_MCP_RESULT, what a frame holds); `over_limit` tells a served result
   over it, which the gate refuses as the upstream answers it, before it waits anywhere (review
-  58t, mcp 1: one over a frame waited whole behind a slow client, never to be sent).
+  58t, mcp 1: one over a frame waited whole behind a slow client, never to be sent);
+  `result_limit` narrows it for a request whose id takes more of the frame than it leaves room
+  for (review 58v, mcp 2: a long id took a result under it over a frame, and the client got the
+  channel's error while the call was recorded served).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Final
 
 import mcp_types as types
+import pydantic_core
 from mcp.shared.exceptions import MCPError
 
 from troth import limits
@@ -40,6 +46,7 @@ __all__ = [
     "failed",
     "gate_failed",
     "over_limit",
+    "result_limit",
     "served_result",
     "unlisted",
     "upstream_said",
@@ -54,6 +61,27 @@ RESULT_LIMIT: ContextVar[int | None] = ContextVar("troth_mcp_result_limit", defa
 its client: set by the session's transport (`run_session`: MAX_MCP_RESULT) around the MCP
 server it runs, whose handlers the SDK starts in its context; None (stdio: `troth mcp gate`)
 any."""
+_AROUND: Final = 73
+"""Bytes of a frame around a result besides the request's id: the frame's header (40) and the
+JSON-RPC response's (33: `{"jsonrpc":"2.0","id":` and `,"result":` and `}`)."""
+
+
+@contextmanager
+def result_limit(request_id: types.RequestId | None) -> Iterator[None]:
+    """`RESULT_LIMIT` narrowed, within the block, for the result answering `request_id`: when
+    its id takes more of a frame than MAX_MCP_RESULT leaves room for, what is left of the frame
+    (review 58v, mcp 2: a client's long id took a result under the limit over a frame, and it
+    got the channel's error in its place while the call was recorded served)."""
+    limit = RESULT_LIMIT.get()
+    if limit is None:
+        yield
+        return
+    ident = len(pydantic_core.to_json(request_id))
+    token = RESULT_LIMIT.set(min(limit, limits.MAX_MCP_FRAME - _AROUND - ident))
+    try:
+        yield
+    finally:
+        RESULT_LIMIT.reset(token)
 
 
 class McpGateError(MCPError):

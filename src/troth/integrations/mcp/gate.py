@@ -117,6 +117,7 @@ from troth.integrations.mcp.answers import (
     failed,
     gate_failed,
     over_limit,
+    result_limit,
     served_result,
     unlisted,
     upstream_said,
@@ -649,7 +650,7 @@ def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
     ) -> types.CallToolResult:
         with held:
             async with calls:  # review 30c, mcp 5
-                with _OWN_ERRORS:
+                with _OWN_ERRORS, result_limit(ctx.request_id):  # review 58v, mcp 2
                     result = await gate.call_tool(
                         caller, params.name, params.arguments, decided=revisions
                     )
