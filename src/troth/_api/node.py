@@ -575,14 +575,12 @@ class Node:
 
     def _revocation_feed(self, authority: Identifier, *, now: int) -> VerifiedFeed | None:
         """The feed of `authority` this node holds (hosted: read from its store), brought up to
-        date first when the authority is on this machine and the copy is not fresh; none while
-        a revocation made here leaves it due a sync."""
+        date first when the authority is on this machine and the copy is not fresh. The
+        Verifier asks `_feed_due` of every source first (a due copy is none)."""
         hosted = self._stored.hosted_authority()
         if hosted is not None and hosted.identifier == authority:
             return hosted.held_feed(now=now)
         wallet = self._stored.wallet
-        if self._feed_due(authority, now=now):
-            return None
         feed = wallet.held_feed(authority)
         address = wallet.trusted().get(authority)
         stale = feed is None or not feed.complete or now - feed.issued_at > FEED_STALENESS // 2
