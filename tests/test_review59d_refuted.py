@@ -15,13 +15,22 @@ from typing import Any
 import pytest
 
 from tests.support.enroll import acme_and_agent, acme_ticket, enroll_in_process
-from tests.support.nodes import HUB, MemNet, route, run_memnet
+from tests.support.nodes import HUB, MemNet, globex_over_tcp, route, run_memnet
 from troth.authority.client import refresh_request, rotated_request
 from troth.authority.requests import make_request
+from troth.authority.tickets import Ticket
 from troth.clock import FixedClock
 from troth.credentials import Attributes, RevocationKind
-from troth.errors import AuthorityError, AuthorityFailure, Denied, RemoteError
+from troth.errors import (
+    AuthorityError,
+    AuthorityFailure,
+    ChannelError,
+    ChannelFailure,
+    Denied,
+    RemoteError,
+)
 from troth.node.services import call, service_address
+from troth.node.services.authority import AuthorityService
 
 NOW = 1_800_000_000
 
@@ -99,6 +108,8 @@ def test_the_enroll_opening_reaches_no_other_method(tmp_path: Path) -> None:
         ):
             refusal = await ask(service, method, argument)
             assert isinstance(refusal, Denied), (service, method, refusal)
+        # no method makes tickets for a peer (a member, a delegate, a stranger)
+        assert "has no method" in str(await ask("authority", "ticket", []))
         now = net.clock.now()
         ids = mallory.node.identities
         for method, request in (
@@ -108,5 +119,38 @@ def test_the_enroll_opening_reaches_no_other_method(tmp_path: Path) -> None:
             refusal = await ask("authority", method, request)
             assert AuthorityFailure.NOT_A_MEMBER.value in str(refusal), (method, refusal)
         assert net.authority.members() == []
+
+    run_memnet(test, tmp_path / "home")
+
+
+def test_a_ticket_pointing_at_an_impostor_never_hands_it_the_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hub's ticket with its address edited to globex's node (another authority, hostile,
+    that the newcomer already trusts: a member of it, so channel admission alone would let it
+    in): the enrolling channel is pinned to the hub's authority, so globex's answer is refused
+    at the handshake and no enroll request (the code) reaches it; the same code at the hub's
+    address then enrolls."""
+
+    async def test(net: MemNet) -> None:
+        globex_node, _globex, globex_ticket = await globex_over_tcp(net)
+        newcomer = await net.node("newcomer")
+        await newcomer.enroll(globex_ticket, "newcomer")  # globex: one of its anchors
+        served = globex_node.host.services["authority"]
+        assert isinstance(served, AuthorityService)
+        reached: list[bytes] = []
+
+        def enroll(request: bytes, *, now: int) -> None:
+            reached.append(request)
+
+        monkeypatch.setattr(served.authority, "enroll", enroll)
+        genuine = Ticket.parse(net.ticket())
+        edited = Ticket(genuine.code, genuine.authority_history, "/tcp/globex:4000")
+        with pytest.raises(ChannelError) as refused:
+            await newcomer.enroll(str(edited), "newcomer")
+        assert refused.value.reason is ChannelFailure.PEER_NOT_ALLOWED
+        assert reached == []
+        await newcomer.enroll(str(genuine), "newcomer")
+        assert net.authority.member(net.identifier(newcomer))
 
     run_memnet(test, tmp_path / "home")
