@@ -154,3 +154,25 @@ def test_a_ticket_pointing_at_an_impostor_never_hands_it_the_code(
         assert net.authority.member(net.identifier(newcomer))
 
     run_memnet(test, tmp_path / "home")
+
+
+def test_a_node_revoked_for_good_enrolls_no_one_over_the_network(tmp_path: Path) -> None:
+    """m, revoked for good, comes back with a new ticket, for itself and for a fresh local
+    identity: both refused (its channel shows m), no use of the ticket taken, which a newcomer
+    then redeems."""
+
+    async def test(net: MemNet) -> None:
+        m = await net.member("m")
+        net.authority.revoke_identity(net.identifier(m), now=net.clock.now())
+        assert net.hub is not None
+        net.hub.trust.refresh_hosted(net.clock.now())
+        m.node.identities.create(now=net.clock.now(), name="fresh")
+        ticket = net.ticket()
+        for identity in ("m", "fresh"):
+            with pytest.raises(Denied, match="revoked"):
+                await m.enroll(ticket, identity)
+        newcomer = await net.node("newcomer")
+        await newcomer.enroll(ticket, "newcomer")
+        assert len(net.authority.members()) == 1
+
+    run_memnet(test, tmp_path / "home")
