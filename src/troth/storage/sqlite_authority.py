@@ -26,9 +26,11 @@ _EXPIRY_INDEXES = {
     "redemptions_expiry": (
         "CREATE INDEX IF NOT EXISTS redemptions_expiry ON redemptions (ticket_expires_at)"
     ),
+    "tickets_made": "CREATE INDEX IF NOT EXISTS tickets_made ON tickets (created_at)",
 }
 """Review 56g, redemptions 1: the expired tickets and redemptions found by their expiry, not
-by a scan of every row (`forget_tickets` runs at every enrollment, ticket and round). Made when
+by a scan of every row (`forget_tickets` runs at every enrollment, ticket and round); review
+59d, tickets 1: the tickets made by a clock since set back found by their making. Made when
 the store is opened on a node.db made before them, as a migration is (`SqliteDatabase`)."""
 
 
@@ -117,12 +119,14 @@ class SqliteAuthorityStore:
         )
 
     def redeem_ticket(self, code_hash: bytes, now: int) -> tuple[bytes, bytes, int] | None:
-        # one conditional write (lessons.md: read-then-delete lets two redeemers win)
+        # one conditional write (lessons.md: read-then-delete lets two redeemers win); a
+        # ticket made more than the skew after `now` was made by a clock since set back, its
+        # window unknown: refused (review 59d, tickets 1: it lived its TTL plus the error)
         row = self._db.fetch_one(
             "UPDATE tickets SET uses_left = uses_left - 1 "
-            "WHERE code_hash = ? AND uses_left > 0 AND expires_at > ? "
+            "WHERE code_hash = ? AND uses_left > 0 AND expires_at > ? AND created_at <= ? "
             "RETURNING attributes, created_by, expires_at",
-            (code_hash, now),
+            (code_hash, now, now + limits.MAX_CLOCK_SKEW_SECONDS),
         )
         return None if row is None else (bytes(row[0]), bytes(row[1]), int(row[2]))
 
@@ -130,12 +134,18 @@ class SqliteAuthorityStore:
         """Also deletes the redemptions whose ticket expired REDEMPTION_GRACE_SECONDS before
         `now` (review 56g, redemptions 2: kept for good, one chain per member per ticket): its
         ticket was deleted at its expiry, by this same call, so its code redeems nothing after
-        (a repeat is `ticket unknown`). Returns how many tickets were deleted."""
+        (a repeat is `ticket unknown`), and the tickets made more than MAX_CLOCK_SKEW_SECONDS
+        after `now`, by a clock since set back (review 59d, tickets 1: their window is not
+        known; each statement finds its rows by an index). Returns how many tickets were
+        deleted."""
         self._db.execute(
             "DELETE FROM redemptions WHERE ticket_expires_at <= ?",
             (now - limits.REDEMPTION_GRACE_SECONDS,),
         )
-        return int(
+        ahead = self._db.execute(
+            "DELETE FROM tickets WHERE created_at > ?", (now + limits.MAX_CLOCK_SKEW_SECONDS,)
+        ).rowcount
+        return int(ahead) + int(
             self._db.execute(
                 "DELETE FROM tickets WHERE expires_at <= ? OR code_hash = ?", (now, code_hash)
             ).rowcount
