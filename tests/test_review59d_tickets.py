@@ -11,11 +11,12 @@ one-time code's short life is for) enrolls whoever holds it all that time. Revie
 clock set back past an expiry; nothing looks at the ticket's `created_at`, which the store
 keeps.
 
-Fixed in the authority's store (troth.storage.sqlite_authority): `redeem_ticket` also requires `created_at <= now +
-MAX_CLOCK_SKEW_SECONDS`, and `forget_tickets` also deletes the tickets made more than
-MAX_CLOCK_SKEW_SECONDS after `now` (made by a clock since set back: their window is not known;
-deny when in doubt, as a clock run ahead deletes the tickets it finds expired), with
-`find_redemption` kept as it is (a member's repeat is answered as its refresh would be).
+Fixed in the authority's store (troth.storage.sqlite_authority): `redeem_ticket` also
+requires `created_at <= now + MAX_CLOCK_SKEW_SECONDS`, and `forget_tickets` also deletes the
+tickets made more than MAX_CLOCK_SKEW_SECONDS after `now` (made by a clock since set back:
+their window is not known; deny when in doubt, as a clock run ahead deletes the tickets it
+finds expired), with `find_redemption` kept as it is (a member's repeat is answered as its
+refresh would be).
 """
 
 from __future__ import annotations
