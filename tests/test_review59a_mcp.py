@@ -24,7 +24,7 @@ import anyio
 import mcp_types as types
 
 from tests.test_review47m_mcp_cancel import outcomes
-from tests.test_review58f_mcp import _settle, offer, served
+from tests.test_review58f_mcp import WayBack, _settle, offer, served
 from tests.test_review58j_refuted import _answers
 from tests.test_review58t_mcp import answering, lookup, room_for
 from tests.test_review58v_mcp import FULL
@@ -34,6 +34,17 @@ from troth.integrations.mcp.room import AnswerRoom
 
 FIRST = 2 * limits.MAX_MCP_CALLS_PER_SESSION
 """The calls the attacker sends first: more than its backlog has room for the answers of."""
+
+
+def reading_after(release: anyio.Event, frames: list[bytes]) -> WayBack:
+    """The way back of a client that takes its frames (into `frames`) once `release` is set."""
+
+    async def way_back(frame: bytes) -> bool:
+        await release.wait()
+        frames.append(frame)
+        return True
+
+    return way_back
 
 
 async def _until(done: Any) -> None:
@@ -96,11 +107,7 @@ def test_a_call_cancelled_while_it_waits_for_room_is_never_decided() -> None:
     calls = room_for(FULL) + 2
     upstream, recorder, release = answering(FULL), ListRecorder(), anyio.Event()
     frames: list[bytes] = []
-
-    async def way_back(frame: bytes) -> bool:
-        await release.wait()
-        frames.append(frame)
-        return True
+    way_back = reading_after(release, frames)
 
     async def main() -> None:
         async with served(way_back, upstream, recorder, release) as (inbound, _):

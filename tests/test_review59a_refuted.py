@@ -15,7 +15,7 @@ from tests.test_review58f_mcp import _settle, offer, served
 from tests.test_review58j_refuted import _answers
 from tests.test_review58t_mcp import answering, lookup, room_for
 from tests.test_review58v_mcp import FULL
-from tests.test_review59a_mcp import _until
+from tests.test_review59a_mcp import _until, reading_after
 from troth import limits
 from troth.gates import ListRecorder
 from troth.integrations.mcp.channel import new_session, run_session
@@ -47,11 +47,7 @@ def test_a_modern_client_past_the_room_is_answered_whole() -> None:
     frames: list[bytes] = []
     ended: list[bool] = []
     before: list[int] = []
-
-    async def way_back(frame: bytes) -> bool:
-        await release.wait()
-        frames.append(frame)
-        return True
+    way_back = reading_after(release, frames)
 
     async def main() -> None:
         async with gate_of(world, upstream, recorder) as gate:
