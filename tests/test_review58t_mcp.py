@@ -81,6 +81,7 @@ class Session:
 
     def __init__(self) -> None:
         self.held = 0
+        self.answered = 0  # the calls the upstream answered before the client read
         self.frames: list[bytes] = []
         self.ended: list[bool] = []
         self.recorder = ListRecorder()
@@ -97,16 +98,19 @@ def slow_client(
     taken: int | None = None,
     request: Callable[[int], dict[str, Any]] = lookup,
     slow: bool = True,
+    answered: int | None = None,
 ) -> Session:
     """A session whose client sends `calls` requests (`request(ident)`: lookups of
     `upstream`) and takes no answer (`slow`: its way back waits) until the upstream answered
-    them all or the session ended (within 5 s), then takes `taken` frames (None: the
-    handshake's answer and every call's) within 5 s."""
+    `answered` of them (None: all; the others wait in the gate for room in the session's
+    backlog, `room_for`: review 59a, mcp 1) or the session ended (within 5 s), then takes
+    `taken` frames (None: the handshake's answer and every call's) within 5 s."""
     release = anyio.Event()
     if not slow:
         release.set()
     seen = Session()
     want = calls + 1 if taken is None else taken
+    asked = calls if answered is None else answered
     ending: list[bytes] = []
 
     async def way_back(frame: bytes) -> bool:
@@ -126,11 +130,12 @@ def slow_client(
                     if not offer(inbound, request(ident)):
                         break
                 with anyio.move_on_after(5):
-                    while upstream.answered < calls and not ending:
+                    while upstream.answered < asked and not ending:
                         await anyio.sleep(0.01)
                 for _ in range(10):  # every answer written where it waits
                     await anyio.sleep(0.01)
                 seen.held = tracemalloc.get_traced_memory()[0] - before
+                seen.answered = upstream.answered
             finally:
                 tracemalloc.stop()
             release.set()
@@ -141,6 +146,15 @@ def slow_client(
 
     anyio.run(main)
     return seen
+
+
+def room_for(size: int) -> int:
+    """The answers of lookups (ids of two digits at most) of `size` characters each that a
+    session holds for a client that reads none before its next call waits for room: each
+    after the first is promised MAX_MCP_FRAME of MAX_MCP_SESSION_BACKLOG beside those waiting
+    (troth.integrations.mcp.room; review 59a, mcp 1)."""
+    frame = 40 + 33 + 2 + SERVED_EMPTY + size  # the frame's header, the response's and its id
+    return 1 + (limits.MAX_MCP_SESSION_BACKLOG - limits.MAX_MCP_FRAME) // frame
 
 
 def _gate_errors(seen: Session) -> list[str]:
@@ -178,11 +192,16 @@ def test_an_answer_one_byte_over_the_limit_is_refused_and_recorded_unanswered() 
 def test_a_session_holds_at_most_its_backlog_of_answers() -> None:
     """mcp 2: honest answers of half a frame each, CALLS of them (fewer than the 128 a session
     may leave waiting), held whole behind a client that reads none: ~20 MiB before. The
-    session now ends once it holds more than MAX_MCP_SESSION_BACKLOG bytes of answers."""
-    calls = 40
-    seen = slow_client(answering(limits.MAX_MCP_RESULT // 2), calls, taken=1)
+    session now holds at most MAX_MCP_SESSION_BACKLOG bytes of answers: the calls it has no
+    room for wait in the gate, undecided, until the client takes its answers (review 59a, mcp
+    1: it ended, as fallen behind), then every one is answered, once."""
+    calls, size = 40, limits.MAX_MCP_RESULT // 2
+    seen = slow_client(answering(size), calls, answered=room_for(size))
     assert seen.held <= limits.MAX_MCP_SESSION_BACKLOG + limits.MAX_MCP_FRAME, seen.held
-    assert seen.ended == [True]
+    assert seen.answered == room_for(size) < calls
+    assert seen.ended == []
+    assert sorted(seen.answers()) == list(range(1, calls + 1))
+    assert len(_answers(seen.frames)) == calls + 1  # the handshake's answer, one for each call
 
 
 def test_an_answer_of_exactly_the_limit_reaches_the_client_whole() -> None:

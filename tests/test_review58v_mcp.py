@@ -16,25 +16,24 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from tests.test_review47m_mcp_cancel import outcomes
-from tests.test_review58t_mcp import SERVED_EMPTY, answering, lookup, slow_client
+from tests.test_review58t_mcp import SERVED_EMPTY, answering, lookup, room_for, slow_client
 from troth import limits
 
 FULL = limits.MAX_MCP_RESULT - SERVED_EMPTY
 """Characters of a text block making a result of exactly MAX_MCP_RESULT bytes."""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review58v mcp 1: answers of calls no longer at the upstream fill the backlog",
-)
 def test_a_few_more_calls_than_run_at_once_do_not_end_a_slow_honest_session() -> None:
+    """mcp 1 (fixed by review 59a, mcp 1): the calls past the answers the backlog has room for
+    wait in the gate, undecided, until the client takes answers; then each is decided, served
+    and recorded allowed, once."""
     calls = limits.MAX_MCP_CALLS_PER_SESSION + 2
-    seen = slow_client(answering(FULL), calls)
+    seen = slow_client(answering(FULL), calls, answered=room_for(FULL))
+    assert seen.answered == room_for(FULL) == limits.MAX_MCP_CALLS_PER_SESSION
     assert seen.ended == []
     assert sorted(seen.answers()) == list(range(1, calls + 1))
+    assert outcomes(seen.recorder) == [("lookup_order", "allowed")] * calls
 
 
 LONG_ID = "i" * 2 * (limits.MAX_MCP_FRAME - limits.MAX_MCP_RESULT)

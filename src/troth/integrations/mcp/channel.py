@@ -12,7 +12,9 @@ session's frames.
 
 Every queue is bounded (MAX_MCP_QUEUE messages): a side whose reader falls that far behind
 loses its session rather than growing memory; the serving side's answers wait as their frames,
-at most twice that many and MAX_MCP_SESSION_BACKLOG bytes (review 58t, mcp 2). A message that
+at most twice that many and MAX_MCP_SESSION_BACKLOG bytes (review 58t, mcp 2), a call or listing
+waiting for room for its answer there before it is decided (troth.integrations.mcp.room; review
+59a, mcp 1: a slow client's calls wait, rather than end its session). A message that
 would make a frame over MAX_MCP_FRAME is not sent: a request or a response gets a JSON-RPC
 error in its place; the gate refuses a tools/call result over MAX_MCP_RESULT as the upstream
 answers it (`RESULT_LIMIT`; review 58t, mcp 1).
@@ -39,6 +41,7 @@ from troth.integrations.mcp.answers import RESULT_LIMIT
 from troth.integrations.mcp.frames import SESSION_BYTES, McpFrame
 from troth.integrations.mcp.gate import DENIED_PREFIX
 from troth.integrations.mcp.quiet import quiet_sdk
+from troth.integrations.mcp.room import ANSWER_ROOM, AnswerRoom
 from troth.node.channel_ends import ChannelEnd
 from troth.node.channels import ChannelManager
 from troth.node.services.base import call
@@ -249,14 +252,17 @@ class _Backlog:
     the server writes is made its frame at once (one over MAX_MCP_FRAME: the JSON-RPC error in
     its place, `frames_of`) and queued without waiting, so an answer waits as the bytes that
     will be sent, never as the SDK's objects nor in a task. At most _WAITING frames and
-    MAX_MCP_SESSION_BACKLOG bytes wait (the one being sent not counted): past either, the
-    client has fallen behind, `behind` is called and the message dropped (review 58t, mcp 2:
-    up to 128 answers of any size waited, each a task; review 58f, mcp 1)."""
+    MAX_MCP_SESSION_BACKLOG bytes wait (the one being sent not counted), the room promised to
+    the answers of the calls and listings in progress included (`room`, troth.integrations.mcp
+    .room: they wait for it before they are decided; review 59a, mcp 1). A frame without room
+    (one not promised: a ping's answer, an error, a notification) means the client has fallen
+    behind: `behind` is called and the message dropped (review 58t, mcp 2: up to 128 answers
+    of any size waited, each a task; review 58f, mcp 1)."""
 
     def __init__(self, session: bytes, behind: Callable[[], None]) -> None:
         self.session = session
         self.behind = behind
-        self.bytes = 0
+        self.room = AnswerRoom(limits.MAX_MCP_SESSION_BACKLOG, _WAITING, limits.MAX_MCP_FRAME)
         self.fallen = False  # behind: what is written next is dropped as it comes
         self._queue, self.frames = anyio.create_memory_object_stream[bytes](_WAITING)
 
@@ -268,19 +274,15 @@ class _Backlog:
             frame = McpFrame(self.session, encode_message(refused)).encode()
         if frame is None:
             return
-        try:
-            if self.bytes + len(frame) > limits.MAX_MCP_SESSION_BACKLOG:
-                raise anyio.WouldBlock
-            self._queue.send_nowait(frame)
-        except anyio.WouldBlock:
+        if not self.room.queued(message.message, len(frame)):
             self.fallen = True
             self.behind()
-            raise anyio.BrokenResourceError from None  # the SDK drops what it wrote
-        self.bytes += len(frame)
+            raise anyio.BrokenResourceError  # the SDK drops what it wrote
+        self._queue.send_nowait(frame)  # the room counts frames: there is room for it
 
     def taken(self, frame: bytes) -> bytes:
         """`frame`, taken off the queue to be sent."""
-        self.bytes -= len(frame)
+        self.room.taken(len(frame))
         return frame
 
     def drop(self) -> None:
@@ -311,11 +313,14 @@ async def run_session(
     client ends the session) and its answers go out as frames through `send` (False: the way
     back is gone, and the session ends). The client is told when the session ends. What the
     SDK logs of a client's messages it cannot read is throttled (`quiet_sdk`; review 57l,
-    mcp 2). A client that leaves 2 x MAX_MCP_QUEUE answers or MAX_MCP_SESSION_BACKLOG bytes of
-    them waiting (the way back waits: its peer reads too slowly) has fallen behind: the
-    session ends, as when its own messages fill `inbound` (`_Backlog`; review 58f, mcp 1: the
-    SDK's server starts a task for every request it reads, and each waited to write its
-    answer, without bound; review 58t, mcp 2: 128 answers waited, of up to a frame each). The
+    mcp 2). At most 2 x MAX_MCP_QUEUE answers and MAX_MCP_SESSION_BACKLOG bytes of them wait
+    for the client (the way back waits: its peer reads too slowly); a tools/call or tools/list
+    waits, before it is decided, for room for its answer there (`ANSWER_ROOM`; review 59a,
+    mcp 1), and a client that leaves no room for an answer given at once (a ping's, an error)
+    has fallen behind: the session ends, as when its own messages fill `inbound` (`_Backlog`;
+    review 58f, mcp 1: the SDK's server starts a task for every request it reads, and each
+    waited to write its answer, without bound; review 58t, mcp 2: 128 answers waited, of up to
+    a frame each). The
     gate's tools/call results are held to MAX_MCP_RESULT (`RESULT_LIMIT`), what a frame
     carries: one over it is refused as the upstream answers it (review 58t, mcp 1)."""
     quiet_sdk()
@@ -333,12 +338,14 @@ async def run_session(
                 return
 
     limit = RESULT_LIMIT.set(limits.MAX_MCP_RESULT)  # the SDK starts handlers in this context
+    room = ANSWER_ROOM.set(backlog.room)
     try:
         async with inbound, anyio.create_task_group() as group:
             group.start_soon(answers)
             await server.run(inbound, backlog, server.create_initialization_options())
             group.cancel_scope.cancel()
     finally:
+        ANSWER_ROOM.reset(room)
         RESULT_LIMIT.reset(limit)
         backlog.drop()
         with anyio.CancelScope(shield=True):

@@ -124,6 +124,7 @@ from troth.integrations.mcp.answers import (
 )
 from troth.integrations.mcp.listing import Reading
 from troth.integrations.mcp.pins import Pin, Pins
+from troth.integrations.mcp.room import ANSWER_ROOM
 
 __all__ = [
     "DENIED_PREFIX",
@@ -622,6 +623,15 @@ class _InProgress:
         self.count -= 1
 
 
+def _room_for(ctx: ServerRequestContext[Any]) -> contextlib.AbstractAsyncContextManager[None]:
+    """Room for the answer of the request `ctx` in the session's backlog, waited for before it
+    is decided (`ANSWER_ROOM`; review 59a, mcp 1); none looked for over stdio."""
+    room = ANSWER_ROOM.get()
+    if room is None:
+        return contextlib.nullcontext()
+    return room.promised(ctx.request_id)
+
+
 def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
     """The MCP server of one connection: `gate` deciding for `caller` (a `CredentialSource`
     is asked for the caller's current credential at every request), at most
@@ -630,7 +640,9 @@ def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
     `notifications/tools/list_changed` (`_Revisions`; review 49o, mcp 2). The connection holds
     at most MAX_MCP_CALLS_PER_SESSION + MAX_MCP_QUEUE tools/call and tools/list in the gate
     (at the upstream or waiting): past it one is answered at once with the gate's error, never
-    decided (`_InProgress`; review 55s, mcp 1). A result over what the way to the client
+    decided (`_InProgress`; review 55s, mcp 1). Over a secure channel each waits, before it is
+    decided, for room for its answer in the session's backlog (`_room_for`; review 59a, mcp
+    1). A result over what the way to the client
     carries (`RESULT_LIMIT`, which the session's transport sets around the server) is refused
     as the upstream answers it (`McpGate.call_tool`; review 58t, mcp 1)."""
     calls = anyio.Semaphore(limits.MAX_MCP_CALLS_PER_SESSION)
@@ -640,8 +652,10 @@ def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
     async def on_list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        with held, _OWN_ERRORS:
-            listing = await gate.list_tools(caller, decided=revisions)
+        with held:
+            async with _room_for(ctx):  # review 59a, mcp 1
+                with _OWN_ERRORS:
+                    listing = await gate.list_tools(caller, decided=revisions)
         revisions.changed = False  # this listing is already the new revision's
         return listing
 
@@ -649,12 +663,12 @@ def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
         with held:
-            async with calls:  # review 30c, mcp 5
+            async with calls, _room_for(ctx):  # review 30c, mcp 5; review 59a, mcp 1
                 with _OWN_ERRORS, result_limit(ctx.request_id):  # review 58v, mcp 2
                     result = await gate.call_tool(
                         caller, params.name, params.arguments, decided=revisions
                     )
-        await revisions.tell(ctx)
+                await revisions.tell(ctx)  # before the room is handed to the answer
         return result
 
     return _GateServer(
