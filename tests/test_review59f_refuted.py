@@ -1,0 +1,45 @@
+"""Review 59f (short adversarial review of the lead's late fixes): attacks tried that did not
+work, each a test that fails if the defence breaks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.support.cli import run
+from tests.test_review59f_trace import rolled_back
+
+
+def test_a_kept_file_of_another_log_does_not_hide_a_rollback(tmp_path: Path) -> None:
+    """A kept file holding another node's genuine checkpoint (a path mixed up between two
+    nodes' jobs), given to `troth trace verify` on a node whose log was rolled back below the
+    checkpoint it accepted: refused as another log's note, exit 1, never `unanchored` (the
+    node's accepted checkpoint unread), and the file is not replaced."""
+    run("node", "create", "other")
+    run("trace", "checkpoint", "--node", "other")
+    kept = tmp_path / "other.note"
+    run("trace", "verify", "--node", "other", "--checkpoint", str(kept))
+    note = kept.read_bytes()
+    rolled_back(tmp_path)
+    said = run("trace", "verify", "--checkpoint", str(kept), code=1).stderr
+    assert "checkpoint invalid (the kept checkpoint: origin" in said
+    assert kept.read_bytes() == note
+
+
+def test_an_empty_kept_file_does_not_hide_a_rollback(tmp_path: Path) -> None:
+    """A kept file that exists but is empty (a full disk, a `touch` in a set-up script) on a
+    node whose log was rolled back: refused, exit 1, not `unanchored`."""
+    rolled_back(tmp_path)
+    kept = tmp_path / "empty.note"
+    kept.write_bytes(b"")
+    result = run("trace", "verify", "--checkpoint", str(kept), code=1)
+    assert "unanchored" not in result.stdout + result.stderr
+
+
+def test_a_dangling_symlink_kept_file_is_compared_with_the_accepted_one(tmp_path: Path) -> None:
+    """A kept file that is a symlink to nowhere (nothing kept yet) on a node whose log was
+    rolled back: compared with the node's accepted checkpoint (review 58w, cli 3), exit 1."""
+    rolled_back(tmp_path)
+    kept = tmp_path / "link.note"
+    kept.symlink_to(tmp_path / "nowhere" / "x.note")
+    said = run("trace", "verify", "--checkpoint", str(kept), code=1).stderr
+    assert "log is shorter than the anchored checkpoint (anchored at 2, the log has 1)" in said
