@@ -6,8 +6,6 @@ that no longer shows that member: review 58s, channels 2)."""
 
 from __future__ import annotations
 
-import pytest
-
 from tests.support.channels import T
 from tests.support.parties import ChannelParty, make_channel_party
 from tests.test_channel_manager import Net, echo, run, until
@@ -20,11 +18,6 @@ from troth.limits import MAX_CHANNEL_CREDENTIALS
 from troth.node.channels import ChannelLimits
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review59f channels 1: the node's old member credential takes a root member's place "
-    "beside the refreshed one, so a seventh member's delegation falls off and the hub closes",
-)
 def test_channels1_a_refresh_beside_seven_members_keeps_the_channel() -> None:
     """review 59f, channels 1: the node holds its member credential and one delegation from
     each of seven members (eight chains, MAX_CHANNEL_CREDENTIALS: all shown). It refreshes its
