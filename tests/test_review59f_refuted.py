@@ -3,9 +3,12 @@ work, each a test that fails if the defence breaks."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from tests.support.cli import run
+from tests.test_review58b_release import _release, _remote_acme
+from tests.test_review59f_release import restored_beside_bolt
 from tests.test_review59f_trace import rolled_back
 
 
@@ -43,3 +46,17 @@ def test_a_dangling_symlink_kept_file_is_compared_with_the_accepted_one(tmp_path
     kept.symlink_to(tmp_path / "nowhere" / "x.note")
     said = run("trace", "verify", "--checkpoint", str(kept), code=1).stderr
     assert "log is shorter than the anchored checkpoint (anchored at 2, the log has 1)" in said
+
+
+def test_a_feed_signed_ahead_elsewhere_does_not_push_the_restore_hold(
+    troth_home: Path, tmp_path: Path
+) -> None:
+    """An authority whose clock runs ahead (bolt signs its page 250 s ahead, within the skew)
+    cannot date a restore's hold past when this node accepted its page: the held feed's date is
+    capped at the node's clock then (docs/formats.md), so a member's own authority's feed
+    pulled after the restore counts and `agent` is released with no vouch."""
+    now = int(time.time())
+    restored_beside_bolt(troth_home, tmp_path, signed=now + 250, accepted=now)
+    _remote_acme(held_at=now + 10, pulled_at=now + 60)
+    released = _release("agent")
+    assert (released["released"], released["vouched"]) == (True, False)
