@@ -6,10 +6,20 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
+import troth
 from tests.support.cli import run
+from tests.support.feeds import pages
 from tests.test_review58b_release import _release, _remote_acme
+from tests.test_review58e_feeds import NOW, _member_credential
+from tests.test_review58g_verifier import AWAY
 from tests.test_review59f_release import restored_beside_bolt
 from tests.test_review59f_trace import rolled_back
+from troth.clock import FixedClock
+from troth.credentials import CredentialChain
+from troth.errors import CredentialError
+from troth.node import init_node, open_node
 
 
 def test_a_kept_file_of_another_log_does_not_hide_a_rollback(tmp_path: Path) -> None:
@@ -60,3 +70,33 @@ def test_a_feed_signed_ahead_elsewhere_does_not_push_the_restore_hold(
     _remote_acme(held_at=now + 10, pulled_at=now + 60)
     released = _release("agent")
     assert (released["released"], released["vouched"]) == (True, False)
+
+
+def test_a_due_authority_refuses_its_own_chains_only_and_not_for_good(tmp_path: Path) -> None:
+    """troth.Verifier fed by a node whose copy of y's feed a revocation made there left due a
+    sync (y reached over the network: the Verifier's settling does not sync it): y's chains
+    are refused, z's (another trusted authority, its feed held fresh) still verify; once the
+    node's sync clears the mark (a running node's round), the same Verifier verifies y's chain
+    again: the wait is per authority and ends with the sync, nothing of it kept."""
+    (y, y_member, y_credential), (z, z_member, z_credential) = (
+        _member_credential(),
+        _member_credential(),
+    )
+    init_node("desk", home=tmp_path)
+    with open_node("desk", home=tmp_path) as node:
+        for authority in (y, z):
+            node.wallet.trust(authority.identifier, AWAY, now=NOW - 20)
+            page = pages(authority, [], now=NOW - 10, per_page=10)[0]
+            node.wallet.update_feed(page, authority=authority.identifier, now=NOW - 10)
+        mark = node.wallet.store.mark_sync_due(y.identifier.digest, AWAY, NOW - 5)
+    y_chain = CredentialChain((y_credential,), (y.identity.history,)).encode()
+    z_chain = CredentialChain((z_credential,), (z.identity.history,)).encode()
+    with troth.Node.open("desk", home=tmp_path, create=False) as desk:
+        trust = [y.identifier, z.identifier]
+        verifier = troth.Verifier(trust=trust, feeds=desk, clock=FixedClock(NOW))
+        with pytest.raises(CredentialError):
+            verifier.verify(y_chain, presenter=y_member.identifier)
+        assert verifier.verify(z_chain, presenter=z_member.identifier).actor == z_member.identifier
+        with open_node("desk", home=tmp_path) as node:
+            node.wallet.store.clear_sync_due(y.identifier.digest, mark)
+        assert verifier.verify(y_chain, presenter=y_member.identifier).actor == y_member.identifier
