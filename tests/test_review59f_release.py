@@ -16,6 +16,7 @@ import pytest
 from tests.support.backups import copy_db, node_db, restore_db
 from tests.support.cli import run
 from tests.test_review58b_release import REMOTE, _release, _remote_acme
+from tests.test_review58g_release import _acme_and_agent
 from troth.node import open_node
 
 DAY = 86_400
@@ -25,15 +26,8 @@ def restored_beside_bolt(home: Path, scratch: Path, *, signed: int, accepted: in
     """Authorities acme and bolt; node `agent` (its identity enrolled with acme, and `aide`)
     holding bolt's feed, signed at `signed` and accepted at `accepted`; node.db copied, `aide`
     rotated (what the restore's guard counts), the copy put back."""
-    run("authority", "create", "acme")
+    _acme_and_agent(scratch, member="agent")
     run("authority", "create", "bolt")
-    run("node", "create", "agent")
-    run("identity", "create", "aide", "--node", "agent")
-    ticket = scratch / "agent.ticket"
-    ticket.write_text(
-        run("authority", "ticket", "create", "--authority", "acme", "--attr", "t.n=x").stdout
-    )
-    run("enroll", str(ticket), "--as", "agent", "--node", "agent")
     with open_node("bolt") as bolt, open_node("agent") as agent:
         host = bolt.authority()
         agent.wallet.trust(host.identifier, REMOTE, now=accepted)
