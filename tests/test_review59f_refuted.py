@@ -15,7 +15,7 @@ from tests.test_review58b_release import _release, _remote_acme
 from tests.test_review58e_feeds import NOW, _member_credential
 from tests.test_review58g_verifier import AWAY
 from tests.test_review59f_release import restored_beside_bolt
-from tests.test_review59f_trace import rolled_back
+from tests.test_review59f_trace import other_logs_note, rolled_back
 from troth.clock import FixedClock
 from troth.credentials import CredentialChain
 from troth.errors import CredentialError
@@ -27,10 +27,7 @@ def test_a_kept_file_of_another_log_does_not_hide_a_rollback(tmp_path: Path) -> 
     nodes' jobs), given to `troth trace verify` on a node whose log was rolled back below the
     checkpoint it accepted: refused as another log's note, exit 1, never `unanchored` (the
     node's accepted checkpoint unread), and the file is not replaced."""
-    run("node", "create", "other")
-    run("trace", "checkpoint", "--node", "other")
-    kept = tmp_path / "other.note"
-    run("trace", "verify", "--node", "other", "--checkpoint", str(kept))
+    kept = other_logs_note(tmp_path)
     note = kept.read_bytes()
     rolled_back(tmp_path)
     said = run("trace", "verify", "--checkpoint", str(kept), code=1).stderr

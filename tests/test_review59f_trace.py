@@ -35,6 +35,15 @@ def rolled_back(tmp_path: Path) -> Path:
     return intact
 
 
+def other_logs_note(tmp_path: Path) -> Path:
+    """A kept file holding a genuine checkpoint of another node's log (node `other`)."""
+    run("node", "create", "other")
+    run("trace", "checkpoint", "--node", "other")
+    kept = tmp_path / "other.note"
+    run("trace", "verify", "--node", "other", "--checkpoint", str(kept))
+    return kept
+
+
 @pytest.mark.parametrize("kept", [False, True], ids=["no-checkpoint", "new-kept-file"])
 def test_trace1_an_export_of_a_rolled_back_log_is_compared_with_the_accepted_one(
     tmp_path: Path, kept: bool
@@ -54,3 +63,26 @@ def test_trace1_an_export_of_a_rolled_back_log_is_compared_with_the_accepted_one
     out = run("trace", "verify", "--file", str(intact), *given).stdout
     assert out.startswith("valid: 2 record(s)"), out
     assert "against the node's accepted checkpoint of 2 record(s)" in out
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review59f trace 2: an export of a rolled-back log with a kept file of another log "
+    "is not compared with the node's accepted checkpoint: unanchored, exit 0",
+)
+def test_trace2_a_kept_file_of_another_log_does_not_hide_an_exports_rollback(
+    tmp_path: Path,
+) -> None:
+    """review 59f, trace 2: as trace 1, with a kept file holding another node's genuine note
+    (a verifier's file of another log, a path mixed up): the export read `unanchored ... (the
+    kept checkpoint is another log's, or of another size: not compared)`, exit 0, where the
+    node's log itself is refused with that file (tests/test_review59f_refuted.py). A kept note
+    the export was not compared with anchors nothing: the node's accepted checkpoint is."""
+    kept = other_logs_note(tmp_path)
+    intact = rolled_back(tmp_path)
+    export = tmp_path / "eval.jsonl"
+    run("trace", "export", "--out", str(export))
+    said = run("trace", "verify", "--file", str(export), "--checkpoint", str(kept), code=1).stderr
+    assert "shorter than the anchored checkpoint (the export's checkpoint is of 1 records" in said
+    out = run("trace", "verify", "--file", str(intact), "--checkpoint", str(kept)).stdout
+    assert "against the node's accepted checkpoint of 2 record(s)" in out, out
