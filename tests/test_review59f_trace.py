@@ -65,11 +65,6 @@ def test_trace1_an_export_of_a_rolled_back_log_is_compared_with_the_accepted_one
     assert "against the node's accepted checkpoint of 2 record(s)" in out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review59f trace 2: an export of a rolled-back log with a kept file of another log "
-    "is not compared with the node's accepted checkpoint: unanchored, exit 0",
-)
 def test_trace2_a_kept_file_of_another_log_does_not_hide_an_exports_rollback(
     tmp_path: Path,
 ) -> None:
@@ -88,11 +83,6 @@ def test_trace2_a_kept_file_of_another_log_does_not_hide_an_exports_rollback(
     assert "against the node's accepted checkpoint of 2 record(s)" in out, out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review59f trace 3: an export of a rolled-back log with an older kept note of its "
-    "log it holds no proof against is not compared with the node's accepted one: exit 0",
-)
 def test_trace3_an_older_kept_note_does_not_hide_an_exports_rollback(tmp_path: Path) -> None:
     """review 59f, trace 3: the auditor's kept file holds the log's checkpoint of 1 record, the
     node accepted its checkpoint of 3 (the operator's verify); trace.db is put back to its copy

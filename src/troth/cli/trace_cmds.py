@@ -34,6 +34,7 @@ from troth.node import Node
 from troth.node.traces import escalating_agent, resolve_escalation
 from troth.node.verify import trace_checkpoints, trace_issuers, trace_known
 from troth.trace.accepted import AcceptedCheckpoints
+from troth.trace.checkpoint import parse_checkpoint
 from troth.trace.export import (
     bundle_text,
     export_bundles,
@@ -211,8 +212,11 @@ def verify(
                 # accepted note (review 52d, anchor 1), unless stdin (read once)
                 again = None if file_path == "-" else _again_file(file_path, node)
                 accepted = AcceptedCheckpoints(node.db)
-                if anchor is None:  # none kept: the node's accepted one (review 59f, trace 1)
-                    report, node_anchor = _against_accepted(report, accepted, again, reporter)
+                if report.anchor is None:  # none kept, or not compared: the node's accepted
+                    # one (review 59f, trace 1 to 3)
+                    report, node_anchor = _against_accepted(
+                        report, accepted, again, reporter, kept=anchor
+                    )
                 if fresh and node_anchor is None:  # a first run, or a mistyped path
                     reporter.info(f"{fresh}: this answer is unanchored")
                 report = accepted.anchored(report, again)
@@ -329,13 +333,17 @@ def _against_accepted(
     accepted: AcceptedCheckpoints,
     again: Callable[[bytes], Any] | None,
     reporter: Reporter,
+    *,
+    kept: bytes | None,
 ) -> tuple[Any, bytes | None]:
-    """An export or bundle verified with no kept checkpoint (no --checkpoint, or none kept at
-    it yet), verified `again` against the newest checkpoint the node accepted of its log, and
-    that note (None: none accepted, or not compared: the file holds no proof against its
-    size). An export of the node's log rolled back below it read `unanchored`, exit 0 (review
-    59f, trace 1, as review 58w cli 3 for the log itself). Stdin is read once: said, not
-    compared."""
+    """An export or bundle compared with no kept checkpoint (no --checkpoint, none kept at it
+    yet, or the `kept` one another log's or of a size the file holds no proof against),
+    verified `again` against the newest checkpoint the node accepted of its log, and that note
+    (None: none accepted, or not compared: the file holds no proof against its size). An
+    export of the node's log rolled back below it read `unanchored`, exit 0 (review 59f, trace
+    1, as review 58w cli 3 for the log itself; trace 2, with another log's kept note; trace 3,
+    with an older one of its own log). A kept note of its own log only refuses so: the answer
+    stays the kept note's (review 52d, anchor 1). Stdin is read once: said, not compared."""
     checkpoint = report.checkpoint
     newest = None if checkpoint is None else accepted.newest(checkpoint.origin)
     if newest is None:
@@ -345,6 +353,9 @@ def _against_accepted(
             f"the node accepted a checkpoint of {newest.size} record(s) of this log: stdin is"
             " read once, so not compared with it (name the file to compare)"
         )
+        return report, None
+    if kept is not None and parse_checkpoint(kept)[0].origin == checkpoint.origin:
+        again(newest.note)  # TraceError: shorter than it, or not consistent with it
         return report, None
     against = again(newest.note)  # TraceError: shorter than it, or not consistent with it
     if against.anchor is None:  # its size unproved by the file: not compared
