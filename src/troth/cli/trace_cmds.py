@@ -34,6 +34,7 @@ from troth.node import Node
 from troth.node.traces import escalating_agent, resolve_escalation
 from troth.node.verify import trace_checkpoints, trace_issuers, trace_known
 from troth.trace.accepted import AcceptedCheckpoints
+from troth.trace.checkpoint import parse_checkpoint
 from troth.trace.export import (
     bundle_text,
     export_bundles,
@@ -192,8 +193,8 @@ def verify(
 ) -> None:
     """Every signature, every agent's chain, the Merkle root against the checkpoints; exit 1
     naming the first bad record and why. Without --checkpoint (or with one where none is kept
-    yet) the node's log is compared with the newest checkpoint the node accepted of it; with
-    neither it is 'unanchored'."""
+    yet) the node's log, or the export, is compared with the newest checkpoint the node accepted
+    of it; with neither it is 'unanchored'."""
     anchor_file = Path(anchor_path) if anchor_path else None
     anchor = (
         read_input(str(anchor_file), limits.MAX_TRACE_CHECKPOINT_BYTES, "checkpoint")
@@ -205,14 +206,20 @@ def verify(
     fresh = f"no checkpoint kept at {anchor_file} yet" if anchor_file and anchor is None else ""
     try:
         if file_path is not None:  # against the histories the node knows, as its own log
-            if fresh:  # a first run, or a mistyped path
-                reporter.info(f"{fresh}: this answer is unanchored")
             with open_cli_node(node_name) as node:
                 report: Any = _verify_file(file_path, anchor, node)
                 # older than accepted (review 52a, anchor 1): the file read again, against the
                 # accepted note (review 52d, anchor 1), unless stdin (read once)
                 again = None if file_path == "-" else _again_file(file_path, node)
-                report = AcceptedCheckpoints(node.db).anchored(report, again)
+                accepted = AcceptedCheckpoints(node.db)
+                if report.anchor is None:  # none kept, or not compared: the node's accepted
+                    # one (review 59f, trace 1 to 3)
+                    report, node_anchor = _against_accepted(
+                        report, accepted, again, reporter, kept=anchor
+                    )
+                if fresh and node_anchor is None:  # a first run, or a mistyped path
+                    reporter.info(f"{fresh}: this answer is unanchored")
+                report = accepted.anchored(report, again)
         else:
             with open_cli_node(node_name) as node, open_node_log(node, clock=CLOCK) as log:
                 identities = node.identities  # its stored copies judge forks
@@ -319,6 +326,41 @@ def _lines(stream: BinaryIO, path: str) -> Generator[bytes, None, None]:
         if len(line) > limit:  # named by its number, as a line that is no bundle (48b)
             raise OSError(f"{path}: line {number} is longer than {limit} bytes")
         yield line
+
+
+def _against_accepted(
+    report: Any,
+    accepted: AcceptedCheckpoints,
+    again: Callable[[bytes], Any] | None,
+    reporter: Reporter,
+    *,
+    kept: bytes | None,
+) -> tuple[Any, bytes | None]:
+    """An export or bundle compared with no kept checkpoint (no --checkpoint, none kept at it
+    yet, or the `kept` one another log's or of a size the file holds no proof against),
+    verified `again` against the newest checkpoint the node accepted of its log, and that note
+    (None: none accepted, or not compared: the file holds no proof against its size). An
+    export of the node's log rolled back below it read `unanchored`, exit 0 (review 59f, trace
+    1, as review 58w cli 3 for the log itself; trace 2, with another log's kept note; trace 3,
+    with an older one of its own log). A kept note of its own log only refuses so: the answer
+    stays the kept note's (review 52d, anchor 1). Stdin is read once: said, not compared."""
+    checkpoint = report.checkpoint
+    newest = None if checkpoint is None else accepted.newest(checkpoint.origin)
+    if newest is None:
+        return report, None
+    if again is None:
+        reporter.info(
+            f"the node accepted a checkpoint of {newest.size} record(s) of this log: stdin is"
+            " read once, so not compared with it (name the file to compare)"
+        )
+        return report, None
+    if kept is not None and parse_checkpoint(kept)[0].origin == checkpoint.origin:
+        again(newest.note)  # TraceError: shorter than it, or not consistent with it
+        return report, None
+    against = again(newest.note)  # TraceError: shorter than it, or not consistent with it
+    if against.anchor is None:  # its size unproved by the file: not compared
+        return report, None
+    return against, newest.note
 
 
 def _again_file(path: str, node: Node) -> Callable[[bytes], Any]:

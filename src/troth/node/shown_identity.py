@@ -139,15 +139,19 @@ def _each_authority_first(held: list[HeldCredential]) -> list[HeldCredential]:
     answers' expiry, or a TTL under the refresh margin, refreshed every round) pushed another's
     off its channels (review 35a, shown 1); a refresh of the node's own credential (the old one
     held until it expires) pushed a member's delegation off, and a peer's re-check closed the
-    channel that no longer showed that member (review 58u, channels 1)."""
+    channel that no longer showed that member (review 58u, channels 1). A root member an
+    authority's first already shows is given no second place: the old credential of the node
+    took one beside its refreshed one, and with seven members a member's fell off (review 59f,
+    channels 1)."""
     first: dict[bytes, HeldCredential] = {}
     for h in held:
         first.setdefault(h.authority, h)
     chosen = {id(h) for h in first.values()}
+    shown = {_root_member(h) for h in first.values()}
     members: dict[bytes, HeldCredential] = {}
     for h in held:
-        if id(h) not in chosen:
-            members.setdefault(_root_member(h), h)
+        if id(h) not in chosen and (root := _root_member(h)) not in shown:
+            members.setdefault(root, h)
     chosen.update(id(h) for h in members.values())
     return [*first.values(), *members.values(), *(h for h in held if id(h) not in chosen)]
 
