@@ -11,8 +11,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.support.backups import copy_db, node_db, restore_db
 from tests.support.cli import run
 from tests.test_review58b_release import REMOTE, _release, _remote_acme
@@ -39,11 +37,6 @@ def restored_beside_bolt(home: Path, scratch: Path, *, signed: int, accepted: in
     restore_db(node_db(home, "agent"), scratch / "agent.db")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review59f restore 1: another authority's feed dated ahead in the copy dates the "
-    "hold ahead: a member's own authority's feed pulled after the restore does not count",
-)
 def test_restore1_another_authoritys_feed_dated_ahead_does_not_hold_a_member(
     troth_home: Path, tmp_path: Path
 ) -> None:
@@ -53,9 +46,9 @@ def test_restore1_another_authoritys_feed_dated_ahead_does_not_hold_a_member(
     copied, another identity rotated, the copy put back; the restore found now. acme's feed
     pulled a minute later (a running node's round) postdates the copy, but the hold was
     dated a day ahead (the newest feed node.db holds, bolt's): `agent` was refused until
-    then, or the operator's vouch, which waives the evidence the release is for. Fix
-    (identity/restored.py, outside this review's files): date the hold per authority (the
-    copy's own feed of each), not by the newest of any authority's."""
+    then, or the operator's vouch, which waives the evidence the release is for. Fixed
+    (identity/restored.py, node/release.py): a feed counts when issued after the hold and
+    after the copy's own feed of its authority, not the newest of any authority's."""
     now = int(time.time())
     restored_beside_bolt(troth_home, tmp_path, signed=now + DAY, accepted=now + DAY)
     _remote_acme(held_at=now, pulled_at=now + 60)

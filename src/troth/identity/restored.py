@@ -34,7 +34,7 @@ from troth.errors import IdentityError, IdentityFailure
 from troth.storage.rollback import Restored, RollbackGuard
 from troth.storage.sqlite import SqliteDatabase
 
-__all__ = ["RestoredIdentities"]
+__all__ = ["RestoredIdentities", "copy_feed_issued"]
 
 _TABLE: Final = "identity_restore_holds"
 _CREATE: Final = (
@@ -45,7 +45,16 @@ _HOLD_ALL: Final = (
     "INSERT INTO identity_restore_holds (identifier, held_at) SELECT identifier, ? "
     "FROM identities WHERE primary_key IS NOT NULL ON CONFLICT (identifier) DO NOTHING"
 )
-_NEWEST_FEED: Final = "SELECT MAX(issued_at) FROM feed_state"  # the feeds node.db holds
+_FEEDS: Final = "identity_restore_feeds"
+_CREATE_FEEDS: Final = (
+    "CREATE TABLE IF NOT EXISTS identity_restore_feeds "
+    "(authority BLOB PRIMARY KEY, issued_at INTEGER NOT NULL)"
+)
+_KEEP_FEEDS: Final = (  # the copy's feeds' dates, each authority's own (a later restore's too)
+    "INSERT INTO identity_restore_feeds (authority, issued_at) "
+    "SELECT authority, issued_at FROM feed_state WHERE true ON CONFLICT (authority) "
+    "DO UPDATE SET issued_at = max(issued_at, excluded.issued_at)"
+)
 _SEE: Final = 'docs/vault.md, "A node.db restored from before a rotation"'
 RESTORED_DETAIL: Final = (
     "node.db was restored from a copy taken before a rotation: this identity may hold keys the "
@@ -85,12 +94,16 @@ class RestoredIdentities:
 
         def hold_all() -> int:
             self._db.execute(_CREATE)
-            # dated no earlier than any feed the copy holds was issued: a release counts only a
-            # feed issued after the hold (troth.node.release), and with the clock behind (a
-            # machine booted before NTP set it) the copy's own feeds did (review 58g, release 1)
-            newest = self._db.fetch_one(_NEWEST_FEED)
-            held_at = max(at, int(newest[0])) if newest and newest[0] is not None else at
-            return int(self._db.execute(_HOLD_ALL, (held_at,)).rowcount)
+            # the date of each feed the copy holds, kept: a release counts only a feed of an
+            # authority issued after both the hold and the copy's own feed of it
+            # (troth.node.release, `copy_feed_issued`): with the clock behind (a machine booted
+            # before NTP set it) the copy's own feeds postdate the hold (review 58g, release
+            # 1); one authority's feed dated ahead dates no other's (review 59f, restore 1:
+            # the hold dated by the newest feed of any authority held every member of another
+            # until that date)
+            self._db.execute(_CREATE_FEEDS)
+            self._db.execute(_KEEP_FEEDS)
+            return int(self._db.execute(_HOLD_ALL, (at,)).rowcount)
 
         restored = self._guard.check(at, hold_all)
         self._db.after_commit(self._checked_now)
@@ -101,10 +114,7 @@ class RestoredIdentities:
 
     def held(self, identifier: bytes) -> int | None:
         """When the identity `identifier` was held by a restore found, or None."""
-        exists = self._db.fetch_one(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (_TABLE,)
-        )
-        if exists is None:
+        if not _table(self._db, _TABLE):
             return None
         row = self._db.fetch_one(
             "SELECT held_at FROM identity_restore_holds WHERE identifier = ?", (bytes(identifier),)
@@ -134,3 +144,20 @@ class RestoredIdentities:
         if released:
             _log.warning("%s: identity released from a restore's hold", self._db.path)
         return bool(released)
+
+
+def copy_feed_issued(db: SqliteDatabase, authority: bytes) -> int | None:
+    """When the feed of `authority` held by the restored copy of node.db `db` was issued (as
+    the copy said: the authority's signed date capped at the page's acceptance), or None: the
+    copy held none of it (or no restore was found)."""
+    if not _table(db, _FEEDS):
+        return None
+    row = db.fetch_one(
+        "SELECT issued_at FROM identity_restore_feeds WHERE authority = ?", (bytes(authority),)
+    )
+    return None if row is None else int(row[0])
+
+
+def _table(db: SqliteDatabase, name: str) -> bool:
+    exists = db.fetch_one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+    return exists is not None

@@ -14,9 +14,9 @@ delegate rotated after the copy was taken):
 
 - the authority's feed pulled by the release itself, after the hold, from the node on this
   machine that hosts it (not this node: its hosted feed is in the copy); or
-- a complete feed of it the node holds dated after the hold began (`held_at`): its
-  `issued_at`, the authority's signed date capped at when this node accepted the page (so
-  the copy's feeds are dated before the hold): pulled by the running node's rounds since.
+- a complete feed of it the node holds dated after the hold began (`held_at`) and after the
+  copy's own feed of it (`copy_feed_issued`): its `issued_at`, the authority's signed date
+  capped at when this node accepted the page: pulled by the running node's rounds since.
 
 A feed stored again after the hold but issued before it (a stale page handed in again, the
 copy's own) is no evidence: its date is the authority's signature, and a feed is only ever
@@ -38,6 +38,7 @@ from troth.clock import Clock
 from troth.credentials import CredentialChain, VerifiedFeed
 from troth.errors import DecodeError, IdentityError, IdentityFailure, TrothError
 from troth.identity import Identifier
+from troth.identity.restored import copy_feed_issued
 from troth.node.authorities import is_local, sync_local_feed
 from troth.node.node import Node
 from troth.node.verify import superseded_reason
@@ -153,7 +154,10 @@ def _asked(
             error = str(exc)
     feed = node.wallet.held_feed(authority)
     issued_at = None if feed is None or not feed.complete else feed.issued_at
-    fresh = issued_at is not None and issued_at > held_at
+    # later than the hold and than the copy's own feed of this authority (review 59f, restore
+    # 1: the newest feed of any authority dated the hold for all)
+    copy = copy_feed_issued(node.db, authority.digest)
+    fresh = issued_at is not None and issued_at > max(held_at, copy or held_at)
     return FeedEvidence(authority, fresh, issued_at=issued_at, error=error)
 
 
