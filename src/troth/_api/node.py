@@ -223,7 +223,9 @@ class Node:
     ) -> Node:
         """Open node `name` in `home` (a `Path` or a str; default: `$TROTH_HOME`, else the
         platform's data directory), creating it (software vault) on first use unless `create`
-        is False (then NotFound). `clock` gives the time (default: the system clock). A name
+        is False (then NotFound). `clock` gives the time (default: the system clock; a reading
+        that is no time from 1970 to `limits.LAST_CLOCK_READING` is an ArgumentError where a
+        call reads it). A name
         not of a node name's form (1-64 characters a-z 0-9 . _ -), a `home` that is empty or
         no file name (a NUL, a lone surrogate), or a `create` that is not a bool, is an
         ArgumentError."""
@@ -500,7 +502,8 @@ class Node:
         configured services and `services`, listen on `listen` (host, port; port 0 picks one)
         if given, relay, keep feeds and credentials fresh. The running node speaks as the
         node's own identity. A `listen` that is not a (host, port) pair of a port 0 to 65535, or
-        `services` that are not `Service`s, are an ArgumentError."""
+        `services` that are not `Service`s, are an ArgumentError; `serve` of this `Node` while
+        it serves is a RuntimeError (another handle of the node serves beside it)."""
         from troth._api.network import Service, serve
 
         check_listen("Node.serve", "listen", listen)
