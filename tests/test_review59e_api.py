@@ -13,8 +13,9 @@
   `Node.delegate(purpose=)` a CredentialError "malformed", its `caveats` a PolicyError,
   `Authority.ticket(at=)` an AuthorityError, `Node.enroll(authority_pin=)` a ConfigError,
   `Node.connect(route)` a RoutingError, `Channel.call(method=)` a DecodeError, and
-  `Service.method(name)` declared a method no caller can name. Now every text parameter of
-  the API is checked as the names were (review 54n, api 2).
+  `Service.method(name)` declared a method no caller can name, `Node.serve(listen=)`'s host
+  a ConfigError. Now every text parameter of the API is checked as the names were (review
+  54n, api 2).
 - api 3: attribute values given as a list were read only to the 65th (the bound an iterator
   is read to), and the set of those taken: `Authority.ticket({"orders.access": ["read"] * 65
   + ["admin"]})` granted `read` alone, `Node.delegate` passed on `read` alone, without a word.
@@ -22,6 +23,9 @@
   values than a set holds is an ArgumentError.
 - api 4 (strict xfail: troth.credentials is not this review's to edit): `troth.Attributes`
   itself still cuts an iterator so, silently.
+- api 5: `Node.create_authority` on a node that hosts its authority already was an
+  AuthorityError REQUEST_INVALID, where its docstring promises a ConflictError; now one, naming
+  `Node.authority()`.
 """
 
 from __future__ import annotations
@@ -101,6 +105,7 @@ def _lone_surrogate_calls(scene: object) -> dict[str, Callable[[], object]]:
         ),
         "Node.call route": lambda: agents.call(f"/tcp/{LONE}:1", "echo", "echo", expect=None),
         "Node.call method": lambda: agents.call("/tcp/127.0.0.1:1", "echo", LONE, expect=None),
+        "Node.serve listen": lambda: agents.serve(listen=(LONE, 0)),
         "Service.method name": lambda: troth.Service("desk").method(
             LONE, allow=troth.AnyAuthenticated()
         ),
@@ -203,3 +208,19 @@ def test_attributes_refuse_an_iterator_of_more_values_than_a_set_holds() -> None
     dropped without a word (the API's calls refuse it now: api 3)."""
     with pytest.raises(troth.ArgumentError, match="values"):
         troth.Attributes({"orders.access": iter(MANY)})
+
+
+# -- api 5: a second create_authority --------------------------------------------------------
+
+
+def test_a_second_authority_on_a_node_is_a_conflict_as_documented() -> None:
+    """`Node.create_authority` says: a ConflictError once the node's identity exists. A node
+    that already hosts its authority answered a second call with an AuthorityError
+    REQUEST_INVALID ("request invalid (this node already hosts an authority)"), as if the
+    caller had sent a bad request to an authority; now a ConflictError that names the way back
+    to it (`Node.authority()`)."""
+    with troth.Node.open("acme") as hub:
+        acme = hub.create_authority()
+        with pytest.raises(troth.ConflictError, match=r"authority\(\)"):
+            hub.create_authority()
+        assert hub.authority().identifier == acme.identifier

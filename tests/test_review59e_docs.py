@@ -13,6 +13,9 @@
   user holding the `troth.Node` the README and the guide make gets a bare AttributeError
   ("'Node' object has no attribute 'path'") from troth.trace (not this review's to edit:
   strict xfail, the fix is in the report).
+- docs 4: README.md's `troth policy test` comment said "denied by caveat:1:0", the command
+  prints "denied by policy caveat:1:0"; tests/test_readme.py now checks every decision comment
+  against what the story prints.
 """
 
 from __future__ import annotations

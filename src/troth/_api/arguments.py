@@ -348,6 +348,7 @@ def check_listen(call: str, parameter: str, value: object) -> tuple[str, int] | 
         or not isinstance(value[1], int)
     ):
         raise ArgumentError(call, parameter, "a (host, port) pair or None", _got(value))
+    check_utf8(call, parameter, value[0])  # a ConfigError from the socket (review 59e, api 2)
     if not 0 <= value[1] <= _MAX_PORT:
         raise ArgumentError(call, parameter, f"a port 0 to {_MAX_PORT}", _number(value[1]))
     return value[0], value[1]

@@ -270,7 +270,8 @@ class Node:
         node: the identity its tickets name and its channels present). Member credentials (and
         their VC exports) last `credential_ttl` seconds, never past the authority's signing
         key, and allow `delegation_depth` further links. Create it
-        before the node first runs (ConflictError once the node's identity exists). A
+        before the node first runs (ConflictError once the node's identity exists, or once it
+        hosts its authority: `Node.authority` opens that one). A
         `credential_ttl` not from 1 to `limits.MAX_TTL`, or a `delegation_depth` not from 0 to
         `limits.MAX_DELEGATION_LINKS`, is an ArgumentError."""
         call = "Node.create_authority"  # out of range refused here too (review 56c, api 1)
@@ -280,6 +281,12 @@ class Node:
         check_whole(
             call, "delegation_depth", delegation_depth, low=0, high=limits.MAX_DELEGATION_LINKS
         )
+        hosted = self._stored.hosted_authority()
+        if hosted is not None:  # an AuthorityError REQUEST_INVALID (review 59e, api 5)
+            raise ConflictError(
+                f"node {self.name!r} already hosts authority {hosted.identifier}: open it with "
+                "node.authority()"
+            )
         try:
             hosted = self._stored.create_authority(
                 self.name,
