@@ -165,7 +165,8 @@ class Identities:
         return Identity._of(local.name, local.identity)
 
     def all(self) -> list[Identity]:
-        """Every local identity of the node."""
+        """Every local identity of the node: once the node has recorded a trace (a delegation,
+        a revocation), one without a name among them, its trace log's (docs/traces.md)."""
         records = list(self._node._stored.identities.list_local())
         return [self.get(r.name or str(Identifier(r.identifier))) for r in records]
 
