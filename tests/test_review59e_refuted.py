@@ -100,3 +100,14 @@ def test_a_handler_failing_with_a_secret_in_its_error_sends_the_caller_none_of_i
         shown = asyncio.run(scenario())
     assert "internal error" in shown
     assert "s3cr3t" not in shown
+
+
+def test_an_authority_revoking_itself_is_refused_and_its_members_stand() -> None:
+    """`Authority.revoke_identity(acme.identifier)` would revoke every link acme issued (and
+    so every chain rooted at it): refused, nothing written."""
+    with acme_and_agents() as scene:
+        for itself in (scene.acme.identifier, str(scene.acme.identifier)):
+            with pytest.raises(troth.AuthorityError, match="cannot revoke itself"):
+                scene.acme.revoke_identity(itself, reason="oops")
+        verifier = troth.Verifier(trust=[scene.acme.identifier], feeds=scene.acme)
+        assert verifier.verify(scene.member, presenter=scene.support).actor
