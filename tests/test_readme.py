@@ -16,6 +16,12 @@ The rules:
 - ```text blocks (sample output) are not run; no other kind of block is allowed.
 - A command the README shows being refused ends in `|| echo "refused (exit $?)"`: each must
   print `refused (exit 1)` (denied or invalid, not a usage or I/O error).
+- A refusal the Python program shows (`except ...: print("refused:", ...)`) must happen: the
+  program prints `refused: ` as many times as it says it (review 59e: a refusal that stopped
+  happening skipped its `except`, and the program went on as if shown).
+- A comment that shows a gate's decision (`# allowed by ...`, `# denied by ...`) shows what the
+  command prints (review 59e, docs 4: "denied by caveat:1:0" stood for "denied by policy
+  caveat:1:0").
 
 The test starts no node itself; afterwards (passed or failed) it stops every node still
 running in any home under its temporary directory.
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +44,8 @@ from troth.node.daemon import stop_daemon
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 LANGUAGES = {"sh", "python", "text"}
+DECISION = re.compile(r"#\s*((?:allowed|denied) by [^\n]*?)\s*$", re.MULTILINE)
+"""A comment showing what a gate decided: `# allowed by policy refund`."""
 
 
 def _found() -> list[Block]:
@@ -109,6 +118,14 @@ def test_the_readme_runs_top_to_bottom(tmp_path: Path) -> None:
     assert done.stdout.count("refused (exit 1)") == refusals, done.stdout
     assert "refused (exit" not in done.stdout.replace("refused (exit 1)", "")
     assert "status of order 4471?" in done.stdout  # the order agent answered, through the relay
+    said = sum(b.text.count('print("refused:"') for b in found if b.language == "python")
+    assert said > 0
+    assert done.stdout.count("\nrefused: ") == said, done.stdout
+    decisions = [
+        m for block in found if block.language == "sh" for m in DECISION.findall(block.text)
+    ]
+    assert decisions
+    assert [d for d in decisions if d not in done.stdout] == []
     assert "order 4471: shipped" in done.stdout  # ... and again, from Python
 
 

@@ -24,6 +24,7 @@ def test_every_limit_of_a_submodule_is_troth_limits_own() -> None:
         for info in pkgutil.iter_modules(troth.limits.__path__)
     ]
     assert [module.__name__ for module in submodules] == [
+        "troth.limits.api_clock",  # review 59e, api 1
         "troth.limits.authority",  # review 56g, budgets 1
         "troth.limits.broker_clock",  # review 58d, secrets 3
         "troth.limits.gates",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Final, TypeVar
 
@@ -57,17 +57,19 @@ _got = got
 
 
 def check_text(call: str, parameter: str, value: object) -> str:
-    """`value`, a str."""
+    """`value`, a str UTF-8 can encode: a lone surrogate failed beneath with whatever error the
+    layer had, a purpose a CredentialError, a route a RoutingError, a method a DecodeError
+    (review 59e, api 2; names were checked: review 54n, api 2)."""
     if not isinstance(value, str):
         raise ArgumentError(call, parameter, "a str", _got(value))
-    return value
+    return check_utf8(call, parameter, value)
 
 
 def check_optional_text(call: str, parameter: str, value: object) -> str | None:
-    """`value`, a str or None."""
+    """`value`, a str UTF-8 can encode (`check_text`) or None."""
     if value is not None and not isinstance(value, str):
         raise ArgumentError(call, parameter, "a str or None", _got(value))
-    return value
+    return value if value is None else check_utf8(call, parameter, value)
 
 
 def check_flag(call: str, parameter: str, value: object) -> bool:
@@ -156,13 +158,16 @@ def check_mapping(call: str, parameter: str, value: T) -> T:
 
 
 def check_texts(call: str, parameter: str, value: object) -> Sequence[str]:
-    """`value`, a sequence of str (not one str, whose letters would be taken one by one)."""
+    """`value`, a sequence of str (not one str, whose letters would be taken one by one), each
+    one UTF-8 can encode (`check_text`)."""
     if (
         isinstance(value, str | bytes)
         or not isinstance(value, Sequence)
         or not all(isinstance(item, str) for item in value)
     ):
         raise ArgumentError(call, parameter, "a sequence of str", _got(value))
+    for item in value:
+        check_utf8(call, parameter, item)
     return value
 
 
@@ -230,8 +235,9 @@ def check_home(call: str, parameter: str, value: object) -> Path | None:
 
 def check_clock(call: str, parameter: str, value: object) -> Clock | None:
     """`value`, a `troth.clock.Clock` (anything with a `now()` method) or None; read through
-    `CheckedClock`, so that a `now()` of anything but a whole number is an ArgumentError where
-    it is read, not an error deep inside (review 54n, api 14)."""
+    `CheckedClock`, so that a `now()` of anything but a whole number (review 54n, api 14), or
+    of one that is no time from 1970 to `limits.LAST_CLOCK_READING` (review 59e, api 1), is an
+    ArgumentError where it is read, not an error deep inside."""
     if value is None or isinstance(value, CheckedClock | SystemClock):  # checked, or ours
         return value
     if not callable(getattr(value, "now", None)):
@@ -240,8 +246,9 @@ def check_clock(call: str, parameter: str, value: object) -> Clock | None:
 
 
 class CheckedClock:
-    """A caller's clock, each reading checked to be a whole number of seconds (a type test: the
-    clock is read per call of the API, not in the layers' loops, which take `now`)."""
+    """A caller's clock, each reading checked to be a whole number of seconds from 1970 to
+    `limits.LAST_CLOCK_READING` (a test of type and range: the clock is read per call of the
+    API, not in the layers' loops, which take `now`)."""
 
     __slots__ = ("_call", "_clock", "_parameter")
 
@@ -253,6 +260,12 @@ class CheckedClock:
         if type(now) is not int:
             expected = "a Clock whose now() is a whole number of seconds"
             raise ArgumentError(self._call, self._parameter, expected, f"now() of {_got(now)}")
+        if not 0 <= now <= limits.LAST_CLOCK_READING:  # review 59e, api 1
+            expected = (
+                "a Clock whose now() is a time in Unix seconds, 1970 to 9999-12-31T23:59:59Z "
+                f"(0 to {limits.LAST_CLOCK_READING})"
+            )
+            raise ArgumentError(self._call, self._parameter, expected, f"now() of {_number(now)}")
         return now
 
 
@@ -267,8 +280,9 @@ def check_seconds(call: str, parameter: str, value: object) -> float:
 
 def check_attributes(call: str, parameter: str, value: object) -> Attributes:
     """`value`, attributes: an `Attributes`, or a mapping of names (`namespace.name`) each to a
-    str or an iterable of 1-64 str. Values are read once (an iterator is consumed), at most one
-    past the bound."""
+    str or an iterable of 1-64 str. Values are read once: a collection (a list, a set) whole, as
+    `Attributes` reads it, an iterator at most one past the bound, and refused past it (review
+    59e, api 3: a list was cut to its first 65 values too, whose set dropped the others)."""
     if isinstance(value, Attributes):
         return value
     check_mapping(call, parameter, value)
@@ -282,12 +296,19 @@ def check_attributes(call: str, parameter: str, value: object) -> Attributes:
             continue
         if isinstance(given, bytes | bytearray | Mapping) or not isinstance(given, Iterable):
             raise ArgumentError(call, parameter, expected, f"{key}: {_got(given)}")
-        values = tuple(itertools.islice(given, limits.MAX_ATTRIBUTE_VALUES + 1))
+        values = (
+            tuple(given)
+            if isinstance(given, Collection)
+            else tuple(itertools.islice(given, limits.MAX_ATTRIBUTE_VALUES + 1))
+        )
         wrong = [v for v in values if not isinstance(v, str)]
         if wrong:
             raise ArgumentError(
                 call, parameter, expected, f"{key}: a value of type {_got(wrong[0])}"
             )
+        if not isinstance(given, Collection) and len(values) > limits.MAX_ATTRIBUTE_VALUES:
+            got = f"{key}: an iterator of more than {limits.MAX_ATTRIBUTE_VALUES} values"
+            raise ArgumentError(call, parameter, expected, got)
         items[key] = values
     try:
         return Attributes(items)
@@ -327,6 +348,7 @@ def check_listen(call: str, parameter: str, value: object) -> tuple[str, int] | 
         or not isinstance(value[1], int)
     ):
         raise ArgumentError(call, parameter, "a (host, port) pair or None", _got(value))
+    check_utf8(call, parameter, value[0])  # a ConfigError from the socket (review 59e, api 2)
     if not 0 <= value[1] <= _MAX_PORT:
         raise ArgumentError(call, parameter, f"a port 0 to {_MAX_PORT}", _number(value[1]))
     return value[0], value[1]

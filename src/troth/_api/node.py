@@ -165,7 +165,8 @@ class Identities:
         return Identity._of(local.name, local.identity)
 
     def all(self) -> list[Identity]:
-        """Every local identity of the node."""
+        """Every local identity of the node: once the node has recorded a trace (a delegation,
+        a revocation), one without a name among them, its trace log's (docs/traces.md)."""
         records = list(self._node._stored.identities.list_local())
         return [self.get(r.name or str(Identifier(r.identifier))) for r in records]
 
@@ -223,7 +224,9 @@ class Node:
     ) -> Node:
         """Open node `name` in `home` (a `Path` or a str; default: `$TROTH_HOME`, else the
         platform's data directory), creating it (software vault) on first use unless `create`
-        is False (then NotFound). `clock` gives the time (default: the system clock). A name
+        is False (then NotFound). `clock` gives the time (default: the system clock; a reading
+        that is no time from 1970 to `limits.LAST_CLOCK_READING` is an ArgumentError where a
+        call reads it). A name
         not of a node name's form (1-64 characters a-z 0-9 . _ -), a `home` that is empty or
         no file name (a NUL, a lone surrogate), or a `create` that is not a bool, is an
         ArgumentError."""
@@ -268,7 +271,8 @@ class Node:
         node: the identity its tickets name and its channels present). Member credentials (and
         their VC exports) last `credential_ttl` seconds, never past the authority's signing
         key, and allow `delegation_depth` further links. Create it
-        before the node first runs (ConflictError once the node's identity exists). A
+        before the node first runs (ConflictError once the node's identity exists, or once it
+        hosts its authority: `Node.authority` opens that one). A
         `credential_ttl` not from 1 to `limits.MAX_TTL`, or a `delegation_depth` not from 0 to
         `limits.MAX_DELEGATION_LINKS`, is an ArgumentError."""
         call = "Node.create_authority"  # out of range refused here too (review 56c, api 1)
@@ -278,6 +282,12 @@ class Node:
         check_whole(
             call, "delegation_depth", delegation_depth, low=0, high=limits.MAX_DELEGATION_LINKS
         )
+        hosted = self._stored.hosted_authority()
+        if hosted is not None:  # an AuthorityError REQUEST_INVALID (review 59e, api 5)
+            raise ConflictError(
+                f"node {self.name!r} already hosts authority {hosted.identifier}: open it with "
+                "node.authority()"
+            )
         try:
             hosted = self._stored.create_authority(
                 self.name,
@@ -500,7 +510,8 @@ class Node:
         configured services and `services`, listen on `listen` (host, port; port 0 picks one)
         if given, relay, keep feeds and credentials fresh. The running node speaks as the
         node's own identity. A `listen` that is not a (host, port) pair of a port 0 to 65535, or
-        `services` that are not `Service`s, are an ArgumentError."""
+        `services` that are not `Service`s, are an ArgumentError; `serve` of this `Node` while
+        it serves is a RuntimeError (another handle of the node serves beside it)."""
         from troth._api.network import Service, serve
 
         check_listen("Node.serve", "listen", listen)

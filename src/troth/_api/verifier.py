@@ -62,11 +62,12 @@ class Verifier:
     old (1 s to `limits.MAX_FEED_STALENESS_SECONDS`, 30 days, else `troth.errors.OutOfRange`,
     a ConfigError and ValueError). `max_clock_skew` seconds (0 to 300) are allowed at the
     edges of every link's validity window; `clock` gives the time (default: the system
-    clock). Safe to reuse: checks that depend only on the bytes are cached. An empty `trust`
-    or `feeds`, `trust` that is not an iterable of `Identifier`s or their text (one
-    identifier's text, say), `feeds` of anything but nodes and authorities, a `max_feed_age`
-    or `max_clock_skew` that is not a whole number (a bool, a float, text) or a `clock`
-    without `now()` is an ArgumentError (a TypeError and a ValueError), as is a chain or
+    clock; a reading that is no time from 1970 to `limits.LAST_CLOCK_READING` is an
+    ArgumentError when `verify` reads it). Safe to reuse: checks that depend only on the bytes
+    are cached. An empty `trust` or `feeds`, `trust` that is not an iterable of `Identifier`s
+    or their text (one identifier's text, say), `feeds` of anything but nodes and authorities,
+    a `max_feed_age` or `max_clock_skew` that is not a whole number (a bool, a float, text) or
+    a `clock` without `now()` is an ArgumentError (a TypeError and a ValueError), as is a chain or
     presenter of a type `verify` does not take."""
 
     def __init__(

@@ -21,9 +21,10 @@ from typing import Final
 # troth.limits.routing, the handshakes a node takes up in troth.limits.handshakes, the trace
 # readers' in troth.limits.traces, a hosted authority's in troth.limits.authority, the secrets
 # broker's storage in troth.limits.leases, an MCP session's answers in
-# troth.limits.mcp_sessions, and
+# troth.limits.mcp_sessions, the times the API's clock may read in troth.limits.api_clock, and
 # troth.limits' as these (their `__all__`: review 50f, limits 4; tests/test_review50f_limits.py
 # checks every one is)
+from troth.limits.api_clock import *  # noqa: F403
 from troth.limits.authority import *  # noqa: F403
 from troth.limits.broker_clock import *  # noqa: F403
 from troth.limits.gates import *  # noqa: F403
