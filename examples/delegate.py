@@ -35,6 +35,7 @@ def main() -> None:
         customer = agents.identities.create("customer")
         support = agents.identities.create("support-agent")
         sub = agents.identities.create("sub-agent")
+        helper = agents.identities.create("helper")  # to whom the sub-agent would pass on write
         ticket = acme.ticket({"orders.customer": "4471", "orders.access": ["read", "write"]})
         member = agents.enroll(ticket, identity="customer")
         lasts = member.expires_at - member.not_before
@@ -82,7 +83,7 @@ def main() -> None:
         refused(
             "the sub-agent passes on write",
             lambda: agents.delegate(
-                sub, to=customer, attributes={"orders.access": "write"}, ttl=60, purpose="more"
+                sub, to=helper, attributes={"orders.access": "write"}, ttl=60, purpose="more"
             ),
         )
 

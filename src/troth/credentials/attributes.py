@@ -72,6 +72,9 @@ def _checked(items: object) -> dict[str, AttributeValue]:
             if isinstance(value, Collection)
             else tuple(itertools.islice(value, limits.MAX_ATTRIBUTE_VALUES + 1))
         )
+        if texts is not value and len(texts) > limits.MAX_ATTRIBUTE_VALUES:
+            # an iterator past the bound is refused, never cut to it (review 59e, api 4)
+            raise ValueError(f"{key}: a set holds 1-{limits.MAX_ATTRIBUTE_VALUES} values")
         for text in texts:
             if not isinstance(text, str):
                 raise ValueError(f"{key}: a value of type {type(text).__name__}")
