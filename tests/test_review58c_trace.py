@@ -130,10 +130,6 @@ def test_trace3_a_rotation_dated_before_a_record_the_log_holds_is_named(tmp_path
     assert "retire" in str(named.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 58c, trace 3 (left): the node's own copy of the rotation retires the key",
-)
 def test_trace3_a_rotation_after_a_record_dated_ahead_leaves_the_nodes_verify_valid() -> None:
     """review 58c, trace 3, what is left: the node verifies its log with its own copies of its
     signers' histories (its change rows, its stored copies), so a record dated ahead of the
@@ -143,7 +139,8 @@ def test_trace3_a_rotation_after_a_record_dated_ahead_leaves_the_nodes_verify_va
     the node's log red at that record, though its key was current when it entered the log,
     and hide any later fault (the first bad record is named). Needs a decision: a grace of
     MAX_CLOCK_SKEW_SECONDS after a retirement in the rule, or the node refusing a change dated
-    before its identity's last record in the log."""
+    before its identity's last record in the log. Review 59b: the node dates its own rotation
+    no earlier than that record (`troth.node.rotation`); a member's history stays as said."""
     run("identity", "create", "support")
     clock = SystemClock()
     ahead = FixedClock(clock.now() + 250)

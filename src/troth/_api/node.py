@@ -55,6 +55,7 @@ from troth.node.authorities import (
 from troth.node.home import troth_home
 from troth.node.node import DEFAULT_NODE, init_node, node_dir, open_node
 from troth.node.node import Node as StoredNode
+from troth.node.rotation import rotate_local
 from troth.node.traces import (
     delegate_recorded,
     record_revocation,
@@ -182,17 +183,21 @@ class Identities:
         it, then re-sign it (`troth.node.services.policy.resign_held_bundle`, with its
         digest). `compromised`: the node's keys may have been copied (a stolen backup), which
         hold the committed next key too: two changes are appended, so the new primary key is
-        one made now (docs/vault.md, "Recovering from a stolen backup"). A `compromised` that
-        is not a bool is an ArgumentError."""
+        one made now (docs/vault.md, "Recovering from a stolen backup"). The change is dated
+        no earlier than the identity's newest record in the node's trace log (at most 300 s
+        after the node's clock), so the records it signed stay valid (docs/formats.md, "A node
+        dates its own rotations after what they retire"). A `compromised` that is not a bool is
+        an ArgumentError."""
         node = self._node
         ref = _ref(identity, node._stored, "Identities.rotate")
         check_flag("Identities.rotate", "compromised", compromised)
         kind = (
             None if key_type is None else check_key_type("Identities.rotate", "key_type", key_type)
         )
-        rotated = node._stored.identities.rotate(
+        rotated = rotate_local(  # dated no earlier than its records in the node's trace log
+            node._stored,
             ref,
-            now=node._clock,
+            clock=node._clock,
             key_type=kind,
             compromised=compromised,
         )

@@ -41,6 +41,7 @@ from troth.node import open_node, troth_home
 from troth.node.authorities import announce_here
 from troth.node.release import VOUCH_OPTION
 from troth.node.release import release_restored as release
+from troth.node.rotation import rotate_local
 from troth.node.verify import import_bare_history, superseded_reason, verify_bare_history
 
 KEY_TYPES = click.Choice(["ed25519", "p256"])
@@ -223,9 +224,10 @@ def rotate(
     rotate with --compromised: a plain rotation reveals the next key the backup holds."""
     with open_cli_node(node_name) as node:
         ref = reporter.names.local(ref, node)
-        local = node.identities.rotate(  # the clock is read once the write lock is held
+        local = rotate_local(  # the clock is read once the write lock is held
+            node,
             ref,
-            now=CLOCK,
+            clock=CLOCK,
             key_type=KeyType.from_label(key_type) if key_type else None,
             compromised=compromised,
         )

@@ -1,0 +1,74 @@
+"""A node's rotation of a local identity, the one place `troth identity rotate` and the Python
+API's `Node.identities.rotate` make it: dated no earlier than what the identity signed in the
+node's trace log (docs/formats.md, "Signatures outlive rotations").
+
+A record may be dated up to MAX_CLOCK_SKEW_SECONDS ahead of the log (a clock since stepped back
+by NTP, a recorder's clock ahead), and a change dated before it retires the record's key before
+the record by the rule: every later `troth trace verify` of the node's log named that record
+`signed by a key after its retirement`, though its key was current when it entered the log
+(review 58c, trace 3; the log identity's checkpoints likewise: review 59b, trace 2). The rule
+stays (it is what refuses a thief's record after a rotation); the node dates its change at the
+later of its clock and that record (`troth.trace.signed_until`), never more than
+MAX_CLOCK_SKEW_SECONDS ahead of its clock (a later change is one verifiers refuse as from the
+future, this node too), and never before the identity's current change (a change dated ahead
+before, its log since lost, would have the rotation refused as dated before it: nothing may
+keep a compromised key from rotating).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from troth import limits
+from troth.clock import Clock
+from troth.crypto import KeyType
+from troth.errors import TrothError
+from troth.identity.local import LocalIdentity
+from troth.identity.service import IdentityService
+from troth.node.node import Node
+from troth.trace.log import LOG_FILE
+from troth.trace.signed_until import signed_until
+
+__all__ = ["rotate_local"]
+
+
+def rotate_local(
+    node: Node,
+    ref: str,
+    *,
+    clock: Clock,
+    key_type: KeyType | None = None,
+    compromised: bool = False,
+) -> LocalIdentity:
+    """Rotate `node`'s local identity `ref` (`IdentityService.rotate`), its change dated at
+    the later of `clock` (read once the write lock is held) and the newest record (or, for the
+    log's identity, checkpoint) it signed in the node's trace log, at most
+    MAX_CLOCK_SKEW_SECONDS after `clock`, and not before its current change."""
+    identities = node.identities
+    identities.check_restored(clock)  # a restore found is held at the clock's own time
+    dated = _AfterSigned(clock, identities, ref, node.path / LOG_FILE)
+    return identities.rotate(ref, now=dated, key_type=key_type, compromised=compromised)
+
+
+class _AfterSigned:
+    """`clock`, read inside the rotation's transaction, moved on to what identity `ref` signed
+    in the log at `log` (one read-only query of it) and to its current change (the look-up
+    the rotation makes next, its history verified once for both)."""
+
+    def __init__(self, clock: Clock, identities: IdentityService, ref: str, log: Path) -> None:
+        self._clock = clock
+        self._identities = identities
+        self._ref = ref
+        self._log = log
+
+    def now(self) -> int:
+        now = self._clock.now()
+        try:
+            identity = self._identities.get(self._ref, now=now).identity
+        except TrothError:  # the rotation refuses it, by its own reason
+            return now
+        floor = max(
+            identity.current.body.created_at,
+            signed_until(self._log, identity.identifier.digest) or now,
+        )
+        return max(now, min(floor, now + limits.MAX_CLOCK_SKEW_SECONDS))
