@@ -11,8 +11,8 @@
   Fixed: it delegates to a fresh identity, `helper`.
 - docs 3: docs/traces.md ("Use") opens a node's trace log with `open_node_log(node, ...)`; a
   user holding the `troth.Node` the README and the guide make gets a bare AttributeError
-  ("'Node' object has no attribute 'path'") from troth.trace (not this review's to edit:
-  strict xfail, the fix is in the report).
+  ("'Node' object has no attribute 'path'") from troth.trace; now an ArgumentError naming what
+  it takes (fixed by the lead).
 - docs 4: README.md's `troth policy test` comment said "denied by caveat:1:0", the command
   prints "denied by policy caveat:1:0"; tests/test_readme.py now checks every decision comment
   against what the story prints.
@@ -62,17 +62,11 @@ def test_the_delegation_example_shows_a_wider_grant_refused_as_one(
     assert "refused (the sub-agent passes on write): delegation amplifies authority" in shown
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason="review 59e, docs 3: open_node_log(troth.Node) is a bare AttributeError",
-)
 def test_the_trace_log_of_a_node_the_api_opened_is_no_bare_error() -> None:
     from troth.trace import open_node_log
 
-    with troth.Node.open("agents") as node:
-        try:
-            log = open_node_log(node, clock=SystemClock())  # type: ignore[arg-type]
-        except troth.TrothError:  # refused, typed, naming what it takes: fixed
-            return
-        log.close()  # taken: fixed too
+    with (
+        troth.Node.open("agents") as node,
+        pytest.raises(troth.ArgumentError, match=r"a troth\.node\.Node"),
+    ):
+        open_node_log(node, clock=SystemClock())  # type: ignore[arg-type]

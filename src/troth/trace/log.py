@@ -39,6 +39,7 @@ from troth.clock import Clock
 from troth.credentials import VerifiedCredential
 from troth.crypto import sha256
 from troth.errors import (
+    ArgumentError,
     ConfigError,
     NotFound,
     StorageError,
@@ -731,7 +732,13 @@ class TraceLog(LogReader):
 
 def open_node_log(node: Node, *, clock: Clock) -> TraceLog:
     """The trace log of `node` (`<node dir>/trace.db`), its checkpoints signed by the node's
-    log identity: an unnamed local identity created on first use (Ed25519)."""
+    log identity: an unnamed local identity created on first use (Ed25519). ArgumentError
+    for anything but a `troth.node.Node` (review 59e, docs 3: a `troth.Node` failed bare)."""
+    from troth.node.node import Node as StoredNode  # trace loads no node at import
+
+    if not isinstance(node, StoredNode):
+        expected = "a troth.node.Node (troth.node.open_node(NAME))"
+        raise ArgumentError("open_node_log", "node", expected, type(node).__name__)
     log = TraceLog(open_trace_store(node.path / LOG_FILE), clock=clock)
     try:  # made and bound on first use, a killed first use resumed (review 54c, crash 2)
         bound = node_log_identity(node, log.store, now=clock.now())
