@@ -59,6 +59,9 @@ class GuardFiles:
 
     def __init__(self, path: Path, lock_path: Path) -> None:
         self.path, self.lock_path = path, lock_path
+        # looked up at each raise as text: `os.stat` of a Path converts it each time (~2 k
+        # instructions a look-up: review 59c, rotate 4)
+        self._path_text, self._lock_text = os.fspath(path), os.fspath(lock_path)
         self._lock = _lock_file(lock_path)  # held (flock) in a turn
         self._lock_id = _identity(os.fstat(self._lock.fileno()))
         self._held = threading.Lock()  # this process's threads, one turn at a time
@@ -122,7 +125,7 @@ class GuardFiles:
         made again), which is opened again (another process takes that one)."""
         fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         try:
-            now = _identity(os.stat(self.lock_path, follow_symlinks=False))
+            now = _identity(os.stat(self._lock_text, follow_symlinks=False))
         except FileNotFoundError:
             now = None
         except BaseException:
@@ -162,7 +165,7 @@ class GuardFiles:
         else the path opened again (read and write where this process may write it, read
         only where it may not); None when there is no regular file there."""
         try:
-            found = os.stat(self.path, follow_symlinks=False)
+            found = os.stat(self._path_text, follow_symlinks=False)
         except FileNotFoundError:
             self._let_go()
             return None

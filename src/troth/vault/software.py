@@ -551,14 +551,31 @@ class _SoftwareKeyBatch:
 
     def store(self) -> None:
         store = self._vault._store
+        # read before the rows are written: a commit of another connection after it moves it
+        version = None if store is None else store.data_version()
         if self._rows and store is not None:
             try:
                 store.put_sealed_keys(self._rows)
             except ConflictError:  # only when key_batch() was not called inside the transaction
                 raise VaultError("a key number of the batch was taken meanwhile") from None
         self._vault._unstored.difference_update(self._made)
+        if version is not None:
+            self._seen_stored(version)
         self._rows.clear()
         self._made.clear()
+
+    def _seen_stored(self, version: int) -> None:
+        """The batch's keys seen stored by this thread, as `generate` leaves its key (one
+        look-up each at its first use spared: each rotation of a batch's identity ran two,
+        review 59c, rotate 6). A thread that never asked the data version (-1: the first
+        `_live` drops what it saw) starts at `version`, read before the rows were written
+        (inside the write transaction that stores them no other connection commits; outside
+        one, a commit after the read moves it), with these keys only; one that did keeps its
+        version, so a commit elsewhere since has every seen key looked up again, these too."""
+        seen = self._vault._seen
+        if seen.version == -1:
+            seen.version, seen.live = version, set()
+        seen.live.update(self._made)
 
     def discard(self) -> None:
         cache, rows = self._vault._cache, self._vault._rows
