@@ -6,7 +6,8 @@ A record may be dated up to MAX_CLOCK_SKEW_SECONDS ahead of the log (a clock sin
 by NTP, a recorder's clock ahead), and a change dated before it retires the record's key before
 the record by the rule: every later `troth trace verify` of the node's log named that record
 `signed by a key after its retirement`, though its key was current when it entered the log
-(review 58c, trace 3; the log identity's checkpoints likewise: review 59b, trace 2). The rule
+(review 58c, trace 3; the log identity's checkpoints likewise: review 59b, trace 2; a link it
+issued of a chain the log keeps: review 59i, rotation 1). The rule
 stays (it is what refuses a thief's record after a rotation); the node dates its change at the
 later of its clock and that record (`troth.trace.signed_until`), never more than
 MAX_CLOCK_SKEW_SECONDS ahead of its clock (a later change is one verifiers refuse as from the
@@ -41,8 +42,8 @@ def rotate_local(
     compromised: bool = False,
 ) -> LocalIdentity:
     """Rotate `node`'s local identity `ref` (`IdentityService.rotate`), its change dated at
-    the later of `clock` (read once the write lock is held) and the newest record (or, for the
-    log's identity, checkpoint) it signed in the node's trace log, at most
+    the later of `clock` (read once the write lock is held) and the newest record (for the
+    log's identity, checkpoint; of a kept chain, link) it signed in the node's trace log, at most
     MAX_CLOCK_SKEW_SECONDS after `clock`, and not before its current change."""
     identities = node.identities
     identities.check_restored(clock)  # a restore found is held at the clock's own time
@@ -69,6 +70,6 @@ class _AfterSigned:
             return now
         floor = max(
             identity.current.body.created_at,
-            signed_until(self._log, identity.identifier.digest) or now,
+            signed_until(self._log, identity) or now,
         )
         return max(now, min(floor, now + limits.MAX_CLOCK_SKEW_SECONDS))

@@ -5,7 +5,10 @@ earlier (`troth.node.rotation`): a record may be dated up to 300 s ahead of the 
 rotation dated before it retires the record's key before the record by the rule, so every
 later verification of the log named the record `signed by a key after its retirement`, though
 its key was current when it entered the log (review 58c, trace 3; review 59b, trace 2 for the
-log identity's checkpoints).
+log identity's checkpoints), and of the newest link it issued of a delegation chain the log
+keeps (review 59i, rotation 1: `troth trace verify` judges each link's key by the node's rows,
+so a rotation dated before a link dated ahead named the record under that chain
+CREDENTIAL_INVALID).
 
 Read with a read-only connection of its own: a node that holds no log is not given one, and a
 log that cannot be read (damaged, another format, locked past a short wait) answers None, so
@@ -14,9 +17,15 @@ nothing here can refuse a rotation (a compromised key must always be rotatable).
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 from typing import Final
+
+from troth.credentials.format import CredentialBody, CredentialChain, SignedCredential
+from troth.errors import DecodeError, IdentityError
+from troth.identity import VerifiedIdentity
+from troth.identity.signer import verify_signed_by
 
 __all__ = ["signed_until"]
 
@@ -29,15 +38,20 @@ _NEWEST: Final = (
 """The agent's head (`agents`: the time of its newest record, times never decreasing along
 its chain) and, when the identity is the log's, its newest checkpoint (never dated before an
 earlier one): two primary-key look-ups and one of `meta`, however long the log."""
+_CHAINS: Final = "SELECT chain FROM chains WHERE instr(chain, ?1) > 0"
+"""The kept chains holding the identity's 32-byte digest (an issuer's or a subject's: each
+link's body is carried whole), found by a byte search of the table in SQLite, so only those are
+decoded, and only its links verified (review 59i, rotation 1)."""
 _WAIT_SECONDS: Final = 0.05
 """How long the read waits for a lock (a WAL reader rarely does): it runs inside the
 rotation's write lock on node.db, and a log not read in time dates nothing."""
 
 
-def signed_until(log: Path, identifier: bytes) -> int | None:
-    """The time of the newest record signed by identity `identifier` (its 32-byte digest) in
-    the trace log at `log`, or of the log's newest checkpoint if it is the log's identity,
-    whichever is later; None when there is none, no file, or the file cannot be read."""
+def signed_until(log: Path, identity: VerifiedIdentity) -> int | None:
+    """The time of the newest record signed by `identity` in the trace log at `log`, of the
+    log's newest checkpoint if it is the log's identity, or of the newest delegation chain
+    link it issued under its current change that the log keeps, whichever is latest; None
+    when there is none, no file, or the file cannot be read."""
     if not log.is_file():
         return None
     try:
@@ -45,9 +59,36 @@ def signed_until(log: Path, identifier: bytes) -> int | None:
             f"{log.absolute().as_uri()}?mode=ro", uri=True, timeout=_WAIT_SECONDS
         )
         try:
-            row = conn.execute(_NEWEST, (identifier,)).fetchone()
+            row = conn.execute(_NEWEST, (identity.identifier.digest,)).fetchone()
+            newest = None if row is None or row[0] is None else int(row[0])
+            issued = _newest_link(conn, identity)
         finally:
             conn.close()
-        return None if row is None or row[0] is None else int(row[0])
     except (sqlite3.Error, ValueError, TypeError, OverflowError):
         return None
+    return newest if issued is None else max(issued, newest or issued)
+
+
+def _newest_link(conn: sqlite3.Connection, identity: VerifiedIdentity) -> int | None:
+    """When the newest link `identity` issued under its current change (the key a rotation
+    retires), of a chain the log keeps, was made; None without one, or when the table cannot
+    be read. A link counts only when its signature and attestation verify under that change
+    (a chain kept unchecked, by a log written before review 56f, dates nothing `identity` did
+    not sign), the newest first: one verification for an honest log."""
+    issued: list[tuple[int, SignedCredential]] = []
+    try:
+        for (chain,) in conn.execute(_CHAINS, (identity.identifier.digest,)):
+            with contextlib.suppress(DecodeError, ValueError, TypeError):
+                for link in CredentialChain.decode(bytes(chain)).credentials:
+                    made = CredentialBody.decode(link.body)
+                    if made.issuer == identity.identifier:
+                        issued.append((made.created_at, link))
+    except sqlite3.Error:
+        return None
+    for made_at, link in sorted(issued, key=lambda entry: entry[0], reverse=True):
+        try:
+            verify_signed_by(identity, link.attestation, link.body, link.signature, at=made_at)
+        except IdentityError:
+            continue
+        return made_at
+    return None
