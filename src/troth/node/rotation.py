@@ -13,7 +13,12 @@ later of its clock and that record (`troth.trace.signed_until`), never more than
 MAX_CLOCK_SKEW_SECONDS ahead of its clock (a later change is one verifiers refuse as from the
 future, this node too), and never before the identity's current change (a change dated ahead
 before, its log since lost, would have the rotation refused as dated before it: nothing may
-keep a compromised key from rotating).
+keep a compromised key from rotating). A compromised rotation (`--compromised`) is dated by
+the clock and the current change only: what the log holds signed by that key may be the
+thief's, dated ahead to date the rotation ahead, which every verifier whose clock is behind the
+node's then refused as from the future, accepting the stolen key meanwhile (review 59i,
+rotation 2); a record of the node's own dated ahead of it is then named retired, as a key
+known stolen should have it.
 """
 
 from __future__ import annotations
@@ -44,10 +49,12 @@ def rotate_local(
     """Rotate `node`'s local identity `ref` (`IdentityService.rotate`), its change dated at
     the later of `clock` (read once the write lock is held) and the newest record (for the
     log's identity, checkpoint; of a kept chain, link) it signed in the node's trace log, at most
-    MAX_CLOCK_SKEW_SECONDS after `clock`, and not before its current change."""
+    MAX_CLOCK_SKEW_SECONDS after `clock`, and not before its current change (`compromised`:
+    the log not read)."""
     identities = node.identities
     identities.check_restored(clock)  # a restore found is held at the clock's own time
-    dated = _AfterSigned(clock, identities, ref, node.path / LOG_FILE)
+    log = None if compromised else node.path / LOG_FILE  # (review 59i, rotation 2)
+    dated = _AfterSigned(clock, identities, ref, log)
     return identities.rotate(ref, now=dated, key_type=key_type, compromised=compromised)
 
 
@@ -56,7 +63,9 @@ class _AfterSigned:
     in the log at `log` (one read-only query of it) and to its current change (the look-up
     the rotation makes next, its history verified once for both)."""
 
-    def __init__(self, clock: Clock, identities: IdentityService, ref: str, log: Path) -> None:
+    def __init__(
+        self, clock: Clock, identities: IdentityService, ref: str, log: Path | None
+    ) -> None:
         self._clock = clock
         self._identities = identities
         self._ref = ref
@@ -70,6 +79,6 @@ class _AfterSigned:
             return now
         floor = max(
             identity.current.body.created_at,
-            signed_until(self._log, identity) or now,
+            (signed_until(self._log, identity) if self._log is not None else None) or now,
         )
         return max(now, min(floor, now + limits.MAX_CLOCK_SKEW_SECONDS))
