@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from tests.support.cli import run
@@ -43,7 +42,6 @@ def test_trace1_an_honest_older_export_is_no_rollback(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.xfail(strict=True, reason="review 59k trace 2: --json drops the stdin note")
 def test_trace2_stdin_not_compared_is_said_in_json(tmp_path: Path) -> None:
     """review 59k, trace 2: an export piped in (`--file -`, read once) is not compared with the
     node's accepted checkpoint of its log; that was said as a note on stderr, which --json
