@@ -19,7 +19,6 @@ from tests.support.public_api import acme_and_agents
 LONE = "\ud800"
 
 
-@pytest.mark.xfail(strict=True, reason="review 59k api 1: MalformedText, not ArgumentError")
 @pytest.mark.parametrize("where", ["revoke_identity", "verifier_trust"])
 def test_api1_identifier_text_with_a_lone_surrogate_is_an_argument_error(where: str) -> None:
     with acme_and_agents() as scene:

@@ -332,6 +332,8 @@ def check_anchors(call: str, parameter: str, value: object) -> list[Identifier |
                 "an iterable of Identifiers or identifier text",
                 f"an item of type {_got(item)}",
             )
+        if isinstance(item, str):  # a MalformedText beneath (review 59k, api 1)
+            check_utf8(call, parameter, item)
         anchors.append(item)
     return anchors
 
