@@ -5,6 +5,9 @@
   and failed as MalformedText ("not an identifier"): `Authority.revoke_identity("\\ud800")`,
   `Verifier(trust=["\\ud800"])`, where `Node.delegate(to=)` and `Verifier.verify(presenter=)`
   with the same text were the ArgumentError (review 59e checked the names and other text).
+- api 2: a timeout given as a whole number too large for a float (`Channel.call(timeout=10**400)`,
+  checked by `check_seconds`) failed with a bare OverflowError ("int too large to convert to
+  float") from the check itself, not the ArgumentError the check is for.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import pytest
 
 import troth
 from tests.support.public_api import acme_and_agents
+from troth._api.arguments import check_seconds
 
 LONE = "\ud800"
 
@@ -29,3 +33,9 @@ def test_api1_identifier_text_with_a_lone_surrogate_is_an_argument_error(where: 
         with pytest.raises(troth.ArgumentError) as caught:
             calls[where]()
         assert "lone surrogate" in str(caught.value)
+
+
+@pytest.mark.xfail(strict=True, reason="review 59k api 2: a bare OverflowError")
+def test_api2_a_timeout_too_large_for_a_float_is_an_argument_error() -> None:
+    with pytest.raises(troth.ArgumentError, match=r"Channel\.call: timeout"):
+        check_seconds("Channel.call", "timeout", 10**400)
