@@ -35,7 +35,6 @@ def test_api1_identifier_text_with_a_lone_surrogate_is_an_argument_error(where: 
         assert "lone surrogate" in str(caught.value)
 
 
-@pytest.mark.xfail(strict=True, reason="review 59k api 2: a bare OverflowError")
 def test_api2_a_timeout_too_large_for_a_float_is_an_argument_error() -> None:
     with pytest.raises(troth.ArgumentError, match=r"Channel\.call: timeout"):
         check_seconds("Channel.call", "timeout", 10**400)

@@ -273,9 +273,14 @@ def check_seconds(call: str, parameter: str, value: object) -> float:
     """`value`, a number of seconds over 0 (an int or a finite float, not a bool)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ArgumentError(call, parameter, "a number of seconds", _got(value))
-    if not (math.isfinite(value) and value > 0):
-        raise ArgumentError(call, parameter, "a number of seconds over 0", repr(value))
-    return float(value)
+    try:  # an int too large for a float: a bare OverflowError here (review 59k, api 2)
+        seconds = float(value)
+    except OverflowError:
+        raise ArgumentError(call, parameter, "a number of seconds", _number(value)) from None
+    if not (math.isfinite(seconds) and seconds > 0):
+        said = _number(value) if isinstance(value, int) else repr(value)
+        raise ArgumentError(call, parameter, "a number of seconds over 0", said)
+    return seconds
 
 
 def check_attributes(call: str, parameter: str, value: object) -> Attributes:
