@@ -5,17 +5,28 @@
   checkpoint is forged (its root changed) is refused and moves nothing the node accepted; an
   export of the node's log rolled back below the accepted checkpoint is still refused when the
   node's log is rolled back too (review 59k trace 1 does not reopen review 59f trace 1).
+- api: honest values at review 59e's new bounds are taken: a clock reading exactly 0 or
+  `limits.LAST_CLOCK_READING` tickets, enrolls, delegates and verifies (nothing overflows past
+  9999 with a TTL added); text outside the BMP (an emoji, a valid surrogate pair in UTF-16) is no
+  lone surrogate in an attribute value, a purpose or a caveat; a clock reading `True`, a float or
+  NaN is the ArgumentError, not taken as 1.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import math
 from pathlib import Path
 
+import pytest
+
+import troth
 from tests.support.cli import run
+from tests.support.public_api import acme_and_agents
 from tests.support.traces import record_on_node
 from tests.test_review59f_trace import rolled_back
+from troth import limits
 from troth.node import open_node, troth_home
 from troth.trace.accepted import AcceptedCheckpoints
 
@@ -76,3 +87,42 @@ def test_trace_a_rolled_back_log_proves_no_prefix_of_the_accepted_one(tmp_path: 
     run("trace", "export", "--out", str(export))
     said = run("trace", "verify", "--file", str(export), code=1).stderr
     assert "shorter than the anchored checkpoint" in said, said
+
+
+class _Clock:
+    def __init__(self, reading: object) -> None:
+        self.reading = reading
+
+    def now(self) -> object:
+        return self.reading
+
+
+@pytest.mark.parametrize("reading", [0, limits.LAST_CLOCK_READING])
+def test_api_a_clock_at_either_bound_is_taken(tmp_path: Path, reading: int) -> None:
+    hub = troth.Node.open("acme", home=tmp_path, clock=_Clock(reading))
+    agents = troth.Node.open("agents", home=tmp_path, clock=_Clock(reading))
+    with hub, agents:
+        acme = hub.create_authority()
+        support = agents.identities.create("support")
+        sub = agents.identities.create("sub")
+        agents.enroll(acme.ticket({"orders.access": ["read", "\U0001f600"]}), identity=support)
+        chain = agents.delegate(
+            support,
+            to=sub,
+            attributes={"orders.access": "\U0001f600"},
+            ttl=600,
+            purpose="an emoji \U0001f600",
+            caveats=['context.note == "\U0001f600"'],
+        )
+        verifier = troth.Verifier(trust=[acme.identifier], feeds=acme, clock=_Clock(reading))
+        verified = verifier.verify(chain, presenter=sub, context={"note": "\U0001f600"})
+        assert verified is not None
+
+
+@pytest.mark.parametrize("reading", [True, 1.0, math.nan], ids=["bool", "float", "nan"])
+def test_api_a_clock_reading_no_whole_number_is_refused(reading: object) -> None:
+    with acme_and_agents() as scene:
+        clock = _Clock(reading)
+        verifier = troth.Verifier(trust=[scene.acme.identifier], feeds=scene.acme, clock=clock)
+        with pytest.raises(troth.ArgumentError, match="now"):
+            verifier.verify(scene.member, presenter=scene.support)
