@@ -18,6 +18,7 @@ import base64
 import json
 import math
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -25,6 +26,7 @@ import troth
 from tests.support.cli import run
 from tests.support.public_api import acme_and_agents
 from tests.support.traces import record_on_node
+from tests.test_review59e_api import _Clock
 from tests.test_review59f_trace import rolled_back
 from troth import limits
 from troth.node import open_node, troth_home
@@ -89,14 +91,6 @@ def test_trace_a_rolled_back_log_proves_no_prefix_of_the_accepted_one(tmp_path: 
     assert "shorter than the anchored checkpoint" in said, said
 
 
-class _Clock:
-    def __init__(self, reading: object) -> None:
-        self.reading = reading
-
-    def now(self) -> object:
-        return self.reading
-
-
 @pytest.mark.parametrize("reading", [0, limits.LAST_CLOCK_READING])
 def test_api_a_clock_at_either_bound_is_taken(tmp_path: Path, reading: int) -> None:
     hub = troth.Node.open("acme", home=tmp_path, clock=_Clock(reading))
@@ -122,7 +116,7 @@ def test_api_a_clock_at_either_bound_is_taken(tmp_path: Path, reading: int) -> N
 @pytest.mark.parametrize("reading", [True, 1.0, math.nan], ids=["bool", "float", "nan"])
 def test_api_a_clock_reading_no_whole_number_is_refused(reading: object) -> None:
     with acme_and_agents() as scene:
-        clock = _Clock(reading)
+        clock = _Clock(cast(int, reading))  # not an int: what is tried
         verifier = troth.Verifier(trust=[scene.acme.identifier], feeds=scene.acme, clock=clock)
         with pytest.raises(troth.ArgumentError, match="now"):
             verifier.verify(scene.member, presenter=scene.support)

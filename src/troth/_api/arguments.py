@@ -273,12 +273,12 @@ def check_seconds(call: str, parameter: str, value: object) -> float:
     """`value`, a number of seconds over 0 (an int or a finite float, not a bool)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ArgumentError(call, parameter, "a number of seconds", _got(value))
+    said = _number(value) if isinstance(value, int) else repr(value)
     try:  # an int too large for a float: a bare OverflowError here (review 59k, api 2)
         seconds = float(value)
     except OverflowError:
-        raise ArgumentError(call, parameter, "a number of seconds", _number(value)) from None
+        raise ArgumentError(call, parameter, "a number of seconds", said) from None
     if not (math.isfinite(seconds) and seconds > 0):
-        said = _number(value) if isinstance(value, int) else repr(value)
         raise ArgumentError(call, parameter, "a number of seconds over 0", said)
     return seconds
 
