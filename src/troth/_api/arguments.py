@@ -273,9 +273,14 @@ def check_seconds(call: str, parameter: str, value: object) -> float:
     """`value`, a number of seconds over 0 (an int or a finite float, not a bool)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ArgumentError(call, parameter, "a number of seconds", _got(value))
-    if not (math.isfinite(value) and value > 0):
-        raise ArgumentError(call, parameter, "a number of seconds over 0", repr(value))
-    return float(value)
+    said = _number(value) if isinstance(value, int) else repr(value)
+    try:  # an int too large for a float: a bare OverflowError here (review 59k, api 2)
+        seconds = float(value)
+    except OverflowError:
+        raise ArgumentError(call, parameter, "a number of seconds", said) from None
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ArgumentError(call, parameter, "a number of seconds over 0", said)
+    return seconds
 
 
 def check_attributes(call: str, parameter: str, value: object) -> Attributes:
@@ -332,6 +337,8 @@ def check_anchors(call: str, parameter: str, value: object) -> list[Identifier |
                 "an iterable of Identifiers or identifier text",
                 f"an item of type {_got(item)}",
             )
+        if isinstance(item, str):  # a MalformedText beneath (review 59k, api 1)
+            check_utf8(call, parameter, item)
         anchors.append(item)
     return anchors
 

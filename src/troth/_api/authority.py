@@ -125,7 +125,8 @@ class Authority:
             identifier = identity.identifier
         elif isinstance(identity, Identifier):
             identifier = identity
-        elif isinstance(identity, str):
+        elif isinstance(identity, str):  # a lone surrogate: an ArgumentError (review 59k, api 1)
+            check_utf8("Authority.revoke_identity", "identity", identity)
             identifier = Identifier.parse(identity)  # MalformedText for anything else
         else:
             raise ArgumentError(

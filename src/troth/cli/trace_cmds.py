@@ -28,13 +28,13 @@ from troth.cli.common import (
 )
 from troth.cli.output import EXIT_INVALID, Reporter, escape_text, json_command
 from troth.cli.text import timestamp
-from troth.errors import NotFound, StorageError, TraceError
+from troth.errors import NotFound, StorageError, TraceError, TraceFailure
 from troth.identity import Identifier
 from troth.node import Node
 from troth.node.traces import escalating_agent, resolve_escalation
 from troth.node.verify import trace_checkpoints, trace_issuers, trace_known
 from troth.trace.accepted import AcceptedCheckpoints
-from troth.trace.checkpoint import parse_checkpoint
+from troth.trace.checkpoint import Checkpoint, log_origin, parse_checkpoint
 from troth.trace.export import (
     bundle_text,
     export_bundles,
@@ -45,6 +45,7 @@ from troth.trace.export import (
 )
 from troth.trace.log import LOG_FILE, TraceLog, open_node_log
 from troth.trace.log_identity import declare_lost, lost_logs
+from troth.trace.merkle import verify_consistency
 from troth.trace.outbox import redact_outbox
 from troth.trace.outbox_store import OutboxStore, outbox_exists
 from troth.trace.record import REDACTABLE
@@ -215,7 +216,7 @@ def verify(
                 if report.anchor is None:  # none kept, or not compared: the node's accepted
                     # one (review 59f, trace 1 to 3)
                     report, node_anchor = _against_accepted(
-                        report, accepted, again, reporter, kept=anchor
+                        report, accepted, again, reporter, kept=anchor, node=node
                     )
                 if fresh and node_anchor is None:  # a first run, or a mistyped path
                     reporter.info(f"{fresh}: this answer is unanchored")
@@ -335,6 +336,7 @@ def _against_accepted(
     reporter: Reporter,
     *,
     kept: bytes | None,
+    node: Node,
 ) -> tuple[Any, bytes | None]:
     """An export or bundle compared with no kept checkpoint (no --checkpoint, none kept at it
     yet, or the `kept` one another log's or of a size the file holds no proof against),
@@ -343,24 +345,55 @@ def _against_accepted(
     export of the node's log rolled back below it read `unanchored`, exit 0 (review 59f, trace
     1, as review 58w cli 3 for the log itself; trace 2, with another log's kept note; trace 3,
     with an older one of its own log). A kept note of its own log only refuses so: the answer
-    stays the kept note's (review 52d, anchor 1). Stdin is read once: said, not compared."""
+    stays the kept note's (review 52d, anchor 1). Stdin is read once: said, not compared. An
+    export smaller than the accepted checkpoint that the node's log proves a prefix of it is
+    one made before, not refused (review 59k, trace 1: an honest older export read as a
+    rollback, exit 1)."""
     checkpoint = report.checkpoint
     newest = None if checkpoint is None else accepted.newest(checkpoint.origin)
     if newest is None:
         return report, None
-    if again is None:
-        reporter.info(
+    if again is None:  # a warning: a note, which --json drops, left a script's result
+        # silent on the comparison skipped (review 59k, trace 2)
+        reporter.warn(
             f"the node accepted a checkpoint of {newest.size} record(s) of this log: stdin is"
             " read once, so not compared with it (name the file to compare)"
         )
         return report, None
-    if kept is not None and parse_checkpoint(kept)[0].origin == checkpoint.origin:
-        again(newest.note)  # TraceError: shorter than it, or not consistent with it
+    try:
+        against = again(newest.note)  # TraceError: shorter than it, or not consistent with it
+    except TraceError as exc:
+        if exc.reason is not TraceFailure.TRUNCATED or not _prefix_in_log(node, checkpoint, newest):
+            raise
+        reporter.info(
+            f"this export's checkpoint of {checkpoint.size} record(s) is older than, and by the"
+            f" node's log a prefix of, the node's accepted checkpoint of {newest.size} record(s)"
+        )
         return report, None
-    against = again(newest.note)  # TraceError: shorter than it, or not consistent with it
+    if kept is not None and parse_checkpoint(kept)[0].origin == checkpoint.origin:
+        return report, None
     if against.anchor is None:  # its size unproved by the file: not compared
         return report, None
     return against, newest.note
+
+
+def _prefix_in_log(node: Node, export: Checkpoint, accepted: Checkpoint) -> bool:
+    """Whether the node's log holds a tree of `accepted`'s size and proves `export`'s (smaller)
+    a prefix of it: an export made before the node accepted `accepted` (review 59k, trace 1),
+    not one of the log rolled back below it (review 59f, trace 1: that log holds no such tree,
+    or one of another root). A log declared lost is not opened (a new one would be made)."""
+    lost = {log_origin(identifier) for identifier, _ in lost_logs(node)}
+    if export.size >= accepted.size or accepted.origin in lost:
+        return False
+    try:
+        with open_node_log(node, clock=CLOCK) as log:
+            if log_origin(log.log_identity) != accepted.origin or log.size() < accepted.size:
+                return False
+            proof = log.consistency_proof(export.size, accepted.size) if export.size else []
+        verify_consistency(export.size, accepted.size, export.root, accepted.root, proof)
+    except (NotFound, StorageError, TraceError, ValueError):  # damaged, another, not a prefix
+        return False
+    return True
 
 
 def _again_file(path: str, node: Node) -> Callable[[bytes], Any]:

@@ -142,15 +142,16 @@ def _each_authority_first(held: list[HeldCredential]) -> list[HeldCredential]:
     channel that no longer showed that member (review 58u, channels 1). A root member an
     authority's first already shows is given no second place: the old credential of the node
     took one beside its refreshed one, and with seven members a member's fell off (review 59f,
-    channels 1)."""
+    channels 1). Root members are per authority: a member's chain under one shows nothing to a
+    peer trusting only another, whose chain of it lost its place (review 59k, channels 1)."""
     first: dict[bytes, HeldCredential] = {}
     for h in held:
         first.setdefault(h.authority, h)
     chosen = {id(h) for h in first.values()}
-    shown = {_root_member(h) for h in first.values()}
-    members: dict[bytes, HeldCredential] = {}
+    shown = {(h.authority, _root_member(h)) for h in first.values()}
+    members: dict[tuple[bytes, bytes], HeldCredential] = {}
     for h in held:
-        if id(h) not in chosen and (root := _root_member(h)) not in shown:
+        if id(h) not in chosen and (root := (h.authority, _root_member(h))) not in shown:
             members.setdefault(root, h)
     chosen.update(id(h) for h in members.values())
     return [*first.values(), *members.values(), *(h for h in held if id(h) not in chosen)]
