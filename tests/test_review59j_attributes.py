@@ -20,11 +20,6 @@ from troth.errors import ArgumentError
 OVER = limits.MAX_ATTRIBUTE_VALUES + 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review59j attributes 1: an iterator of 65 repeats refused as 'a set holds 1-64 "
-    "values' (its set holds one)",
-)
 def test_attributes1_an_iterator_past_the_bound_is_refused_saying_so() -> None:
     with pytest.raises(ArgumentError) as caught:
         Attributes({"t.n": iter(["a"] * OVER)})
@@ -33,11 +28,6 @@ def test_attributes1_an_iterator_past_the_bound_is_refused_saying_so() -> None:
     assert "a set holds" not in said, said
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review59j attributes 1: an iterator of 65 repeats refused as 'a set holds 1-64 "
-    "values' (its set holds one)",
-)
 def test_attributes1_an_endless_iterator_is_refused_and_a_list_of_repeats_taken() -> None:
     with pytest.raises(ArgumentError, match="iterator"):
         Attributes({"t.n": itertools.repeat("a")})

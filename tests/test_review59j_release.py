@@ -14,16 +14,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 from tests.test_review58b_release import _release, _remote_acme, restored_member
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review59j release 1: the refusal says the copy's own feed, issued after a hold "
-    "found with the clock behind, was issued before the hold",
-)
 def test_release1_a_copys_feed_after_a_hold_found_behind_is_not_said_before_it(
     troth_home: Path, tmp_path: Path
 ) -> None:
