@@ -28,6 +28,7 @@ from tests.support.backups import copy_db, node_db, restore_db
 from tests.support.cli import run
 from tests.test_review57i_restore import _refused
 from tests.test_review58b_release import _release, _remote_acme, restored_member
+from tests.test_review58g_release import _acme_and_agent
 from troth.node import open_node
 
 
@@ -52,14 +53,7 @@ def test_release1_a_copys_feed_after_a_hold_found_behind_is_not_said_before_it(
 def test_release2_a_capture_replayed_after_a_hold_found_behind_releases_nothing(
     troth_home: Path, tmp_path: Path
 ) -> None:
-    run("authority", "create", "acme")
-    run("node", "create", "agent")
-    run("identity", "create", "aide", "--node", "agent")
-    ticket = tmp_path / "aide.ticket"
-    ticket.write_text(
-        run("authority", "ticket", "create", "--authority", "acme", "--attr", "t.n=x").stdout
-    )
-    run("enroll", str(ticket), "--as", "aide", "--node", "agent")
+    _acme_and_agent(tmp_path, member="aide")
     copy_db(node_db(troth_home, "agent"), tmp_path / "agent.db")
     now = int(time.time())
     with open_node("acme") as acme:  # captured before aide's rotation
