@@ -68,6 +68,9 @@ def test_a_multi_use_ticket_made_ahead_and_used_leaves_no_use_once_corrected(
             enroll_in_process(agent, "aide", authority, ticket, FixedClock(NOW + 60))
         assert caught.value.reason is AuthorityFailure.TICKET_UNKNOWN
         assert len(authority.members()) == 1
+        again = enroll_in_process(agent, "agent", authority, ticket, FixedClock(NOW + 60))
+        assert again.identity == "agent"  # its repeat answered, no use taken
+        assert len(authority.members()) == 1
 
 
 def test_the_tickets_made_index_is_made_on_a_node_db_made_before_it(tmp_path: Path) -> None:
