@@ -73,8 +73,12 @@ def _checked(items: object) -> dict[str, AttributeValue]:
             else tuple(itertools.islice(value, limits.MAX_ATTRIBUTE_VALUES + 1))
         )
         if texts is not value and len(texts) > limits.MAX_ATTRIBUTE_VALUES:
-            # an iterator past the bound is refused, never cut to it (review 59e, api 4)
-            raise ValueError(f"{key}: a set holds 1-{limits.MAX_ATTRIBUTE_VALUES} values")
+            # an iterator past the bound is refused, never cut to it (review 59e, api 4), saying
+            # so: its set may hold fewer (review 59j, attributes 1)
+            raise ValueError(
+                f"{key}: an iterator of more than {limits.MAX_ATTRIBUTE_VALUES} values (give "
+                "a set, or a list)"
+            )
         for text in texts:
             if not isinstance(text, str):
                 raise ValueError(f"{key}: a value of type {type(text).__name__}")

@@ -203,17 +203,27 @@ def _refusal(node: Node, ref: str, held_at: int, missing: list[FeedEvidence], *,
             if f.error == _ENDED
             else f"no feed of it pulled ({f.error}): run this again once one can be"
             if f.error is not None
-            else f"{_held(f.issued_at)}, and it is not on this machine: {remote}"
+            else f"{_held(node, f, held_at)}, and it is not on this machine: {remote}"
         )
         for f in missing
     )
     return (
-        f"{ref!r} not released: no feed issued after the hold ({held_at}) tells whether it "
-        f"was rotated after the copy was taken ({stale}); or, {vouch}"
+        f"{ref!r} not released: no feed issued after the hold ({held_at}) and after the "
+        f"restored copy's own feed of its authority tells whether it was rotated after the "
+        f"copy was taken ({stale}); or, {vouch}"
     )
 
 
-def _held(issued_at: int | None) -> str:
+def _held(node: Node, evidence: FeedEvidence, held_at: int) -> str:
+    issued_at = evidence.issued_at
     if issued_at is None:
         return "no complete feed of it held"
-    return f"the feed of it held was issued at {issued_at}, before the hold"
+    if issued_at <= held_at:
+        return f"the feed of it held was issued at {issued_at}, before the hold"
+    # after a hold found with the clock behind (review 59j, release 1: it was said to be
+    # before the hold)
+    copy = copy_feed_issued(node.db, evidence.authority.digest)
+    return (
+        f"the feed of it held was issued at {issued_at}, not after the restored copy's own "
+        f"feed of it ({copy})"
+    )
