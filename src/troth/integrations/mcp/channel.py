@@ -262,7 +262,10 @@ class _Backlog:
     def __init__(self, session: bytes, behind: Callable[[], None]) -> None:
         self.session = session
         self.behind = behind
-        self.room = AnswerRoom(limits.MAX_MCP_SESSION_BACKLOG, _WAITING, limits.MAX_MCP_FRAME)
+        kept = (limits.MCP_AT_ONCE_BYTES, limits.MCP_AT_ONCE_FRAMES)  # review 59h, mcp 1
+        self.room = AnswerRoom(
+            limits.MAX_MCP_SESSION_BACKLOG, _WAITING, limits.MAX_MCP_FRAME, kept
+        )
         self.fallen = False  # behind: what is written next is dropped as it comes
         self._queue, self.frames = anyio.create_memory_object_stream[bytes](_WAITING)
 

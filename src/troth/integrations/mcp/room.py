@@ -62,21 +62,25 @@ class AnswerRoom:
     The promises are held weakly: one whose task ended without its answer (the SDK writes none
     to a request its client cancelled) is let go with the task."""
 
-    def __init__(self, most_bytes: int, most_frames: int, share: int) -> None:
+    def __init__(
+        self, most_bytes: int, most_frames: int, share: int, kept: tuple[int, int] = (0, 0)
+    ) -> None:
         self.most_bytes = most_bytes
         self.most_frames = most_frames
         self.share = share
+        self.kept = kept
         self.bytes = 0
         self.frames = 0
         self._promises: weakref.WeakSet[_Promise] = weakref.WeakSet()
         self._changed = anyio.Event()
 
-    def _fits(self, size: int) -> bool:
-        """Whether a frame of `size` bytes fits beside those waiting and the room promised."""
+    def _fits(self, size: int, frames: int = 1) -> bool:
+        """Whether `frames` frames of `size` bytes in all fit beside those waiting and the room
+        promised."""
         promised = len(self._promises)
         return (
             self.bytes + self.share * promised + size <= self.most_bytes
-            and self.frames + promised < self.most_frames
+            and self.frames + promised + frames <= self.most_frames
         )
 
     def queued(self, message: types.JSONRPCMessage, size: int) -> bool:
@@ -120,7 +124,8 @@ class AnswerRoom:
         return _Promised(self, _Promise(ident))
 
     async def _wait(self, promise: _Promise) -> None:
-        while not self._fits(self.share):
+        kept_bytes, kept_frames = self.kept  # left for the answers given at once: review 59h
+        while not self._fits(self.share + kept_bytes, 1 + kept_frames):
             await self._changed.wait()
         self._promises.add(promise)
 
