@@ -87,18 +87,32 @@ class AnswerRoom:
         """Count in a frame of `size` bytes carrying `message`: in the room promised to it (a
         response or error written by the task of the request it answers), else in the room
         left; False when there is none (nothing counted)."""
-        promise = _ANSWERING.get()
-        answers = isinstance(message, types.JSONRPCResponse | types.JSONRPCError)
-        if promise is not None and answers and getattr(message, "id", None) == promise.ident:
-            _ANSWERING.set(None)
-            if promise in self._promises:  # its room becomes its frame's (at most `share`)
-                self._promises.discard(promise)
-                self._count(size)
-                self._wake()  # it may take less than was promised
-                return True
+        if self._answered(message):  # its room becomes its frame's (at most `share`)
+            self._count(size)
+            self._wake()  # it may take less than was promised
+            return True
         if not self._fits(size):
             return False
         self._count(size)
+        return True
+
+    def unsent(self, message: types.JSONRPCMessage) -> None:
+        """`message` is not sent (no frame carries it, nor its error: review 59h, mcp 2): the
+        room promised to it, if it is the answer this task writes, is let go."""
+        if self._answered(message):
+            self._wake()
+
+    def _answered(self, message: types.JSONRPCMessage) -> bool:
+        """Whether `message` answers the request whose handler ran in this task and still holds
+        its promise, which it lets go (the caller counts its frame, or none)."""
+        promise = _ANSWERING.get()
+        answers = isinstance(message, types.JSONRPCResponse | types.JSONRPCError)
+        if promise is None or not answers or getattr(message, "id", None) != promise.ident:
+            return False
+        _ANSWERING.set(None)
+        if promise not in self._promises:
+            return False
+        self._promises.discard(promise)
         return True
 
     def _count(self, size: int) -> None:
