@@ -7,12 +7,14 @@ other frame. A client slow to read with a little under 16 KiB of answers unread 
 calls at the upstream (long tool runs) had its session ended as fallen behind by its own
 keepalive ping (or by the gate's notifications/tools/list_changed after a new bundle): the
 calls' promised room left none for an answer given at once, where before review 59a the same
-session held some 16 KiB and went on.
+session held some 16 KiB and went on. Now a call or listing takes its room only while
+MCP_AT_ONCE_BYTES and MCP_AT_ONCE_FRAMES stay free beside it.
 
 mcp 2: an answer over MAX_MCP_FRAME gets a JSON-RPC error in its place; when even that error is
 over a frame (a request whose id fills its frame: an unknown method's answer repeats the id),
 encoding it raised out of the MCP SDK's writer and the session failed with a traceback in the
-node's log, its client told nothing of the request.
+node's log, its client told nothing of the request. Now the answer is dropped, logged, and
+the room promised to it let go at once (`AnswerRoom.unsent`).
 """
 
 from __future__ import annotations

@@ -21,17 +21,17 @@ and recorded unanswered after its allowed record (review 58t, mcp 1: one over a 
 never be sent, waited whole, up to MAX_MCP_UPSTREAM_LINE each). The stdio gate (`troth mcp gate`)
 has no such limit."""
 MAX_MCP_SESSION_BACKLOG: Final = 8 << 20
-"""Most bytes of frames one MCP session holds waiting for its client to take them (each at
-most MAX_MCP_FRAME: room for the answers of the MAX_MCP_CALLS_PER_SESSION calls it may have at
-the upstream at once, whole), the room promised to the answers of its tools/call and tools/list
-in progress counted (MAX_MCP_FRAME and one frame each: troth.integrations.mcp.room). A call or
-listing waits for that room before it is decided, so a client slow to take its answers makes its
-next calls wait (review 59a, mcp 1: a few more calls than run at once, with answers near a frame
-each, overflowed it and ended an honest session); an answer given at once (a ping's, an error,
-a notification) without room, as past 2 x MAX_MCP_QUEUE frames waiting, means the client has
-fallen behind, and the session ends (review 58t, mcp 2: a count of answers bounded it, 128 of
-up to a frame each). So one member's MAX_MCP_SESSIONS_PER_PEER sessions hold at most 64 MiB of
-answers, and a frame each on its way out (72 MiB); a server's MAX_MCP_SESSIONS, 2.25 GiB."""
+"""Most bytes of frames one MCP session holds waiting for its client to take them (each at most
+MAX_MCP_FRAME: room for the answers of the MAX_MCP_CALLS_PER_SESSION calls it may have at the
+upstream at once, whole), the room promised to the answers of its tools/call and tools/list in
+progress counted (MAX_MCP_FRAME and one frame each: troth.integrations.mcp.room). A call or listing
+waits for that room (and MCP_AT_ONCE_BYTES left over) before it is decided, so a client slow to take
+its answers makes its next calls wait (review 59a, mcp 1: a few more calls than run at once, with
+answers near a frame each, overflowed it and ended an honest session); an answer given at once (a
+ping's, an error, a notification) without room, as past 2 x MAX_MCP_QUEUE frames waiting, means the
+client has fallen behind, and the session ends (review 58t, mcp 2: a count of answers bounded it,
+128 of up to a frame each). So one member's MAX_MCP_SESSIONS_PER_PEER sessions hold at most 64 MiB
+of answers, and a frame each on its way out (72 MiB); a server's MAX_MCP_SESSIONS, 2.25 GiB."""
 MCP_AT_ONCE_BYTES: Final = 8 << 10
 """Bytes of MAX_MCP_SESSION_BACKLOG a tools/call or tools/list leaves free for the answers given
 at once (a ping's, an error, the gate's notifications) as it takes room for its own answer

@@ -2,18 +2,21 @@
 client slow to take them (troth.integrations.mcp.channel, `_Backlog`), and the room promised to
 the answers of the tools/call and tools/list in progress (docs/protocols.md, "MCP service").
 
-A request the gate answers from the upstream (tools/call, tools/list) waits, before it is
-decided, until the backlog has room for the largest answer a frame carries (MAX_MCP_FRAME, and
-one of the backlog's frames): that room is promised to its answer (`AnswerRoom.promised`) until
-the answer is queued, or the request ends unanswered. So a client slow to take its answers
-makes its next calls wait in the gate (the gate's MAX_MCP_QUEUE beyond the calls it runs at
-once; past them, one is answered at once with the gate's error), never ends its session by
-answers it asked for (review 59a, mcp 1: a call's place was given back as the upstream
-answered, and a few more calls than MAX_MCP_CALLS_PER_SESSION with answers near a frame each
-overflowed MAX_MCP_SESSION_BACKLOG: the session ended as fallen behind). Every other frame
-(an answer the SDK or the gate gives at once: a ping's, an error, a notification) is queued
-only in the room left: past it, the client has fallen behind (it asks and does not read) and
-the session ends. Either way a session holds at most MAX_MCP_SESSION_BACKLOG bytes of frames.
+A request the gate answers from the upstream (tools/call, tools/list) waits, before it is decided,
+until the backlog has room for the largest answer a frame carries (MAX_MCP_FRAME, and one of the
+backlog's frames), MCP_AT_ONCE_BYTES and MCP_AT_ONCE_FRAMES left over for the answers given at once
+(`AnswerRoom.kept`; review 59h, mcp 1: the calls' room left none, and a slow honest client's
+keepalive ping ended its session): that room is promised to its answer (`AnswerRoom.promised`) until
+the answer is queued, or not sent (`AnswerRoom.unsent`: not even its error fits a frame; review 59h,
+mcp 2), or the request ends unanswered. So a client slow to take its answers makes its next calls
+wait in the gate (the gate's MAX_MCP_QUEUE beyond the calls it runs at once; past them, one is
+answered at once with the gate's error), never ends its session by answers it asked for (review 59a,
+mcp 1: a call's place was given back as the upstream answered, and a few more calls than
+MAX_MCP_CALLS_PER_SESSION with answers near a frame each overflowed MAX_MCP_SESSION_BACKLOG: the
+session ended as fallen behind). Every other frame (an answer the SDK or the gate gives at once: a
+ping's, an error, a notification) is queued only in the room left: past it, the client has fallen
+behind (it asks and does not read) and the session ends. Either way a session holds at most
+MAX_MCP_SESSION_BACKLOG bytes of frames.
 
 How the promise meets its answer: the handler's task, which the MCP SDK goes on to write the
 answer in, is marked (`_ANSWERING`, a context variable of that task) as the handler returns or
@@ -57,7 +60,8 @@ _ANSWERING: Final[ContextVar[_Promise | None]] = ContextVar("troth_mcp_answering
 
 class AnswerRoom:
     """The frames one session holds for its client, at most `most_bytes` bytes and `most_frames`
-    of them, counting `share` bytes and one frame for every answer promised room (`promised`).
+    of them, counting `share` bytes and one frame for every answer promised room (`promised`,
+    which leaves `kept` bytes and frames free beside it for the answers given at once).
     `queued` counts a frame in (False: no room, the client has fallen behind), `taken` one out.
     The promises are held weakly: one whose task ended without its answer (the SDK writes none
     to a request its client cancelled) is let go with the task."""
