@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
+import mcp_types as types
 import pytest
 
 from tests.test_review47m_mcp_cancel import Blocking, outcomes
@@ -90,3 +91,35 @@ def test_every_way_a_request_ends_gives_its_room_back_once(
         + [("refund", "allowed")]
         + [("lookup_order", "allowed"), ("lookup_order", "unanswered")] * 2
     )
+
+
+def test_a_waiter_cancelled_as_it_is_woken_leaves_the_room_to_the_next() -> None:
+    """Two calls wait for the one answer's room; as it frees, the first is cancelled (its
+    client's notifications/cancelled) in the same turn: the second takes the room (the first
+    may take it first, and lets it go as its cancellation lands), never left waiting with the
+    room free."""
+    room = AnswerRoom(100, 10, 100)
+    got: list[int] = []
+
+    async def call(ident: int, scope: anyio.CancelScope) -> None:
+        with scope:
+            async with room.promised(ident):
+                got.append(ident)
+                await anyio.sleep_forever()
+
+    async def main() -> None:
+        first, second = anyio.CancelScope(), anyio.CancelScope()
+        assert room.queued(types.JSONRPCNotification(jsonrpc="2.0", method="n"), 100)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(call, 1, first)
+            await _settle()
+            tg.start_soon(call, 2, second)
+            await _settle()
+            room.taken(100)  # the room frees: both are woken
+            first.cancel()
+            await _settle()
+            assert got[-1] == 2  # the first took it, if at all, only to let it go
+            second.cancel()
+        assert not room._promises
+
+    anyio.run(main)
