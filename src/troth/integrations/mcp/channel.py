@@ -256,7 +256,8 @@ class _Backlog:
     will be sent, never as the SDK's objects nor in a task. At most _WAITING frames and
     MAX_MCP_SESSION_BACKLOG bytes wait (the one being sent not counted), the room promised to
     the answers of the calls and listings in progress included (`room`, troth.integrations.mcp
-    .room: they wait for it before they are decided; review 59a, mcp 1). A frame without room
+    .room: they wait for it before they are decided, leaving MCP_AT_ONCE_BYTES free; review 59a,
+    mcp 1; review 59h, mcp 1). A frame without room
     (one not promised: a ping's answer, an error, a notification) means the client has fallen
     behind: `behind` is called and the message dropped (review 58t, mcp 2: up to 128 answers
     of any size waited, each a task; review 58f, mcp 1)."""
