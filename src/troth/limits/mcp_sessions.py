@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["MAX_MCP_RESULT", "MAX_MCP_SESSION_BACKLOG"]
+__all__ = ["MAX_MCP_RESULT", "MAX_MCP_SESSION_BACKLOG", "MCP_AT_ONCE_BYTES", "MCP_AT_ONCE_FRAMES"]
 
 MAX_MCP_RESULT: Final = (1 << 20) - 3072
 """Largest tools/call result (its compact UTF-8 JSON, as the MCP SDK writes it in the response) the
@@ -21,14 +21,24 @@ and recorded unanswered after its allowed record (review 58t, mcp 1: one over a 
 never be sent, waited whole, up to MAX_MCP_UPSTREAM_LINE each). The stdio gate (`troth mcp gate`)
 has no such limit."""
 MAX_MCP_SESSION_BACKLOG: Final = 8 << 20
-"""Most bytes of frames one MCP session holds waiting for its client to take them (each at
-most MAX_MCP_FRAME: room for the answers of the MAX_MCP_CALLS_PER_SESSION calls it may have at
-the upstream at once, whole), the room promised to the answers of its tools/call and tools/list
-in progress counted (MAX_MCP_FRAME and one frame each: troth.integrations.mcp.room). A call or
-listing waits for that room before it is decided, so a client slow to take its answers makes its
-next calls wait (review 59a, mcp 1: a few more calls than run at once, with answers near a frame
-each, overflowed it and ended an honest session); an answer given at once (a ping's, an error,
-a notification) without room, as past 2 x MAX_MCP_QUEUE frames waiting, means the client has
-fallen behind, and the session ends (review 58t, mcp 2: a count of answers bounded it, 128 of
-up to a frame each). So one member's MAX_MCP_SESSIONS_PER_PEER sessions hold at most 64 MiB of
-answers, and a frame each on its way out (72 MiB); a server's MAX_MCP_SESSIONS, 2.25 GiB."""
+"""Most bytes of frames one MCP session holds waiting for its client to take them (each at most
+MAX_MCP_FRAME: room for the answers of the MAX_MCP_CALLS_PER_SESSION calls it may have at the
+upstream at once, whole), the room promised to the answers of its tools/call and tools/list in
+progress counted (MAX_MCP_FRAME and one frame each: troth.integrations.mcp.room). A call or listing
+waits for that room (and MCP_AT_ONCE_BYTES left over) before it is decided, so a client slow to take
+its answers makes its next calls wait (review 59a, mcp 1: a few more calls than run at once, with
+answers near a frame each, overflowed it and ended an honest session); an answer given at once (a
+ping's, an error, a notification) without room, as past 2 x MAX_MCP_QUEUE frames waiting, means the
+client has fallen behind, and the session ends (review 58t, mcp 2: a count of answers bounded it,
+128 of up to a frame each). So one member's MAX_MCP_SESSIONS_PER_PEER sessions hold at most 64 MiB
+of answers, and a frame each on its way out (72 MiB); a server's MAX_MCP_SESSIONS, 2.25 GiB."""
+MCP_AT_ONCE_BYTES: Final = 8 << 10
+"""Bytes of MAX_MCP_SESSION_BACKLOG a tools/call or tools/list leaves free for the answers given
+at once (a ping's, an error, the gate's notifications) as it takes room for its own answer
+(troth.integrations.mcp.room), besides MCP_AT_ONCE_FRAMES of its frames: within the 16 KiB that
+the room of MAX_MCP_CALLS_PER_SESSION answers leaves, so as many calls still run at once. Review
+59h, mcp 1: the calls' room left none, and a slow honest client's keepalive ping ended its
+session with under 16 KiB of answers unread and its calls at the upstream."""
+MCP_AT_ONCE_FRAMES: Final = 8
+"""Frames of a session's backlog a tools/call or tools/list leaves free for the answers given at
+once as it takes room for its own (MCP_AT_ONCE_BYTES; review 59h, mcp 1)."""

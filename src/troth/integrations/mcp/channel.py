@@ -66,6 +66,8 @@ SDK's -32000..-32019 (-32001 is its REQUEST_TIMEOUT) and MCP's own codes."""
 Inbound = MemoryObjectSendStream[SessionMessage | Exception]
 _ENDED: Final = RateLimitedLog(log, limits.MCP_SDK_LOG_LINES_PER_MINUTE)
 """Sessions ended for answers not taken, logged a few times a minute (a peer's doing)."""
+_DROPPED: Final = RateLimitedLog(log, limits.MCP_SDK_LOG_LINES_PER_MINUTE)
+"""Answers dropped that not even their error fits a frame of (a peer's doing: review 59h)."""
 _WAITING: Final = 2 * limits.MAX_MCP_QUEUE
 """Answers one session holds for its client at most: MAX_MCP_QUEUE and as many again (review
 58f, mcp 1: queued, and as many waiting to be)."""
@@ -254,7 +256,8 @@ class _Backlog:
     will be sent, never as the SDK's objects nor in a task. At most _WAITING frames and
     MAX_MCP_SESSION_BACKLOG bytes wait (the one being sent not counted), the room promised to
     the answers of the calls and listings in progress included (`room`, troth.integrations.mcp
-    .room: they wait for it before they are decided; review 59a, mcp 1). A frame without room
+    .room: they wait for it before they are decided, leaving MCP_AT_ONCE_BYTES free; review 59a,
+    mcp 1; review 59h, mcp 1). A frame without room
     (one not promised: a ping's answer, an error, a notification) means the client has fallen
     behind: `behind` is called and the message dropped (review 58t, mcp 2: up to 128 answers
     of any size waited, each a task; review 58f, mcp 1)."""
@@ -262,7 +265,8 @@ class _Backlog:
     def __init__(self, session: bytes, behind: Callable[[], None]) -> None:
         self.session = session
         self.behind = behind
-        self.room = AnswerRoom(limits.MAX_MCP_SESSION_BACKLOG, _WAITING, limits.MAX_MCP_FRAME)
+        kept = (limits.MCP_AT_ONCE_BYTES, limits.MCP_AT_ONCE_FRAMES)  # review 59h, mcp 1
+        self.room = AnswerRoom(limits.MAX_MCP_SESSION_BACKLOG, _WAITING, limits.MAX_MCP_FRAME, kept)
         self.fallen = False  # behind: what is written next is dropped as it comes
         self._queue, self.frames = anyio.create_memory_object_stream[bytes](_WAITING)
 
@@ -271,8 +275,14 @@ class _Backlog:
             raise anyio.BrokenResourceError
         frame, refused = frames_of(self.session, message)
         if refused is not None:
-            frame = McpFrame(self.session, encode_message(refused)).encode()
+            try:
+                frame = McpFrame(self.session, encode_message(refused)).encode()
+            except DecodeError:  # its id fills a frame (review 59h, mcp 2: the session failed)
+                _DROPPED.log(
+                    logging.WARNING, "MCP session: dropped an answer whose error is over a frame"
+                )
         if frame is None:
+            self.room.unsent(message.message)
             return
         if not self.room.queued(message.message, len(frame)):
             self.fallen = True

@@ -2,18 +2,21 @@
 client slow to take them (troth.integrations.mcp.channel, `_Backlog`), and the room promised to
 the answers of the tools/call and tools/list in progress (docs/protocols.md, "MCP service").
 
-A request the gate answers from the upstream (tools/call, tools/list) waits, before it is
-decided, until the backlog has room for the largest answer a frame carries (MAX_MCP_FRAME, and
-one of the backlog's frames): that room is promised to its answer (`AnswerRoom.promised`) until
-the answer is queued, or the request ends unanswered. So a client slow to take its answers
-makes its next calls wait in the gate (the gate's MAX_MCP_QUEUE beyond the calls it runs at
-once; past them, one is answered at once with the gate's error), never ends its session by
-answers it asked for (review 59a, mcp 1: a call's place was given back as the upstream
-answered, and a few more calls than MAX_MCP_CALLS_PER_SESSION with answers near a frame each
-overflowed MAX_MCP_SESSION_BACKLOG: the session ended as fallen behind). Every other frame
-(an answer the SDK or the gate gives at once: a ping's, an error, a notification) is queued
-only in the room left: past it, the client has fallen behind (it asks and does not read) and
-the session ends. Either way a session holds at most MAX_MCP_SESSION_BACKLOG bytes of frames.
+A request the gate answers from the upstream (tools/call, tools/list) waits, before it is decided,
+until the backlog has room for the largest answer a frame carries (MAX_MCP_FRAME, and one of the
+backlog's frames), MCP_AT_ONCE_BYTES and MCP_AT_ONCE_FRAMES left over for the answers given at once
+(`AnswerRoom.kept`; review 59h, mcp 1: the calls' room left none, and a slow honest client's
+keepalive ping ended its session): that room is promised to its answer (`AnswerRoom.promised`) until
+the answer is queued, or not sent (`AnswerRoom.unsent`: not even its error fits a frame; review 59h,
+mcp 2), or the request ends unanswered. So a client slow to take its answers makes its next calls
+wait in the gate (the gate's MAX_MCP_QUEUE beyond the calls it runs at once; past them, one is
+answered at once with the gate's error), never ends its session by answers it asked for (review 59a,
+mcp 1: a call's place was given back as the upstream answered, and a few more calls than
+MAX_MCP_CALLS_PER_SESSION with answers near a frame each overflowed MAX_MCP_SESSION_BACKLOG: the
+session ended as fallen behind). Every other frame (an answer the SDK or the gate gives at once: a
+ping's, an error, a notification) is queued only in the room left: past it, the client has fallen
+behind (it asks and does not read) and the session ends. Either way a session holds at most
+MAX_MCP_SESSION_BACKLOG bytes of frames.
 
 How the promise meets its answer: the handler's task, which the MCP SDK goes on to write the
 answer in, is marked (`_ANSWERING`, a context variable of that task) as the handler returns or
@@ -57,44 +60,63 @@ _ANSWERING: Final[ContextVar[_Promise | None]] = ContextVar("troth_mcp_answering
 
 class AnswerRoom:
     """The frames one session holds for its client, at most `most_bytes` bytes and `most_frames`
-    of them, counting `share` bytes and one frame for every answer promised room (`promised`).
+    of them, counting `share` bytes and one frame for every answer promised room (`promised`,
+    which leaves `kept` bytes and frames free beside it for the answers given at once).
     `queued` counts a frame in (False: no room, the client has fallen behind), `taken` one out.
     The promises are held weakly: one whose task ended without its answer (the SDK writes none
     to a request its client cancelled) is let go with the task."""
 
-    def __init__(self, most_bytes: int, most_frames: int, share: int) -> None:
+    def __init__(
+        self, most_bytes: int, most_frames: int, share: int, kept: tuple[int, int] = (0, 0)
+    ) -> None:
         self.most_bytes = most_bytes
         self.most_frames = most_frames
         self.share = share
+        self.kept = kept
         self.bytes = 0
         self.frames = 0
         self._promises: weakref.WeakSet[_Promise] = weakref.WeakSet()
         self._changed = anyio.Event()
 
-    def _fits(self, size: int) -> bool:
-        """Whether a frame of `size` bytes fits beside those waiting and the room promised."""
+    def _fits(self, size: int, frames: int = 1) -> bool:
+        """Whether `frames` frames of `size` bytes in all fit beside those waiting and the room
+        promised."""
         promised = len(self._promises)
         return (
             self.bytes + self.share * promised + size <= self.most_bytes
-            and self.frames + promised < self.most_frames
+            and self.frames + promised + frames <= self.most_frames
         )
 
     def queued(self, message: types.JSONRPCMessage, size: int) -> bool:
         """Count in a frame of `size` bytes carrying `message`: in the room promised to it (a
         response or error written by the task of the request it answers), else in the room
         left; False when there is none (nothing counted)."""
-        promise = _ANSWERING.get()
-        answers = isinstance(message, types.JSONRPCResponse | types.JSONRPCError)
-        if promise is not None and answers and getattr(message, "id", None) == promise.ident:
-            _ANSWERING.set(None)
-            if promise in self._promises:  # its room becomes its frame's (at most `share`)
-                self._promises.discard(promise)
-                self._count(size)
-                self._wake()  # it may take less than was promised
-                return True
+        if self._answered(message):  # its room becomes its frame's (at most `share`)
+            self._count(size)
+            self._wake()  # it may take less than was promised
+            return True
         if not self._fits(size):
             return False
         self._count(size)
+        return True
+
+    def unsent(self, message: types.JSONRPCMessage) -> None:
+        """`message` is not sent (no frame carries it, nor its error: review 59h, mcp 2): the
+        room promised to it, if it is the answer this task writes, is let go."""
+        if self._answered(message):
+            self._wake()
+
+    def _answered(self, message: types.JSONRPCMessage) -> bool:
+        """Whether `message` answers the request whose handler ran in this task and still holds
+        its promise, which it lets go (the caller counts its frame, or none)."""
+        promise = _ANSWERING.get()
+        answers = isinstance(message, types.JSONRPCResponse | types.JSONRPCError)
+        if promise is None or not answers or getattr(message, "id", None) != promise.ident:
+            return False
+        _ANSWERING.set(None)
+        if promise not in self._promises:
+            return False
+        self._promises.discard(promise)
         return True
 
     def _count(self, size: int) -> None:
@@ -120,7 +142,8 @@ class AnswerRoom:
         return _Promised(self, _Promise(ident))
 
     async def _wait(self, promise: _Promise) -> None:
-        while not self._fits(self.share):
+        kept_bytes, kept_frames = self.kept  # left for the answers given at once: review 59h
+        while not self._fits(self.share + kept_bytes, 1 + kept_frames):
             await self._changed.wait()
         self._promises.add(promise)
 
