@@ -154,7 +154,8 @@ def room_for(size: int) -> int:
     after the first is promised MAX_MCP_FRAME of MAX_MCP_SESSION_BACKLOG beside those waiting
     (troth.integrations.mcp.room; review 59a, mcp 1)."""
     frame = 40 + 33 + 2 + SERVED_EMPTY + size  # the frame's header, the response's and its id
-    return 1 + (limits.MAX_MCP_SESSION_BACKLOG - limits.MAX_MCP_FRAME) // frame
+    room = limits.MAX_MCP_SESSION_BACKLOG - limits.MAX_MCP_FRAME - limits.MCP_AT_ONCE_BYTES
+    return 1 + room // frame  # (review 59h, mcp 1: room kept for answers given at once)
 
 
 def _gate_errors(seen: Session) -> list[str]:
