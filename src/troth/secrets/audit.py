@@ -128,7 +128,7 @@ class SqliteAuditLog:
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 event.at,
-                _KIND_TEXT[event.kind],
+                event.kind._value_,  # the text, without `Enum.__hash__` (a Python frame)
                 None if event.identity is None else sql_blob(event.identity.digest),
                 event.secret,
                 None if event.lease is None else sql_blob(event.lease.digest),

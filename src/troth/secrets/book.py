@@ -222,7 +222,7 @@ class LeaseBook(BookAudit):
                         spec.name,
                         spec.engine,
                         wanted,
-                        self._chain_hash(credential.chain),
+                        self._chain_hashes.digest(credential.chain),  # `_chain_hash`
                         credential.authority,
                         now,
                         grant.expires_at,
@@ -660,7 +660,7 @@ class LeaseBook(BookAudit):
                 _F.DENIED,
                 f"the credential presented is not valid before {credential.not_before}",
             )
-        self._check_feed(credential)
+        self._feeds.check(credential, self._store)  # `_check_feed`, one frame less
         question = LeaseQuestion(
             credential, spec.name, spec.engine, scope, ttl, renewal, now, spec.grantable_by
         )

@@ -72,6 +72,7 @@ log = logging.getLogger("troth.secrets.broker")
 
 _F = SecretFailure
 _T = TypeVar("_T")
+_NO_UPSTREAM: Final = SecretValue(b"")  # what an engine that reads no upstream value is handed
 
 
 @quick_init  # one per issue
@@ -372,6 +373,10 @@ class Broker(BrokerUpstreams):
         engine = self.engines[grant.spec.engine]
         if not engine.local:
             return None
+        # an engine that reads no upstream value (token) is not handed the stored one
+        # (review 59g, issue 1: its look-up ran on every issue)
+        if not getattr(engine, "reads_upstream", True):
+            return _engine_call(lambda: engine.issue(grant, _NO_UPSTREAM))
         return _engine_call(lambda: engine.issue(grant, self._upstream(grant.spec)))
 
     def renew(

@@ -119,6 +119,9 @@ class LocalEngine(abc.ABC):
     issues again, revocation has nothing to undo, there are no upstream objects to sweep."""
 
     local = True
+    reads_upstream = True
+    """Whether `issue` and `renew` use the upstream value (the token engine: no; the broker
+    then hands it an empty one without looking the stored secret up)."""
 
     @abc.abstractmethod
     def issue(self, grant: Grant, upstream: SecretValue) -> LeaseCredential:

@@ -44,6 +44,7 @@ class TokenEngine(LocalEngine):
     """Mints JWTs; settings: `audience` (required)."""
 
     kind = "token"
+    reads_upstream = False  # a token is signed by the broker's key: no upstream value
 
     def __init__(self, signer: Callable[[int], TokenSigner]) -> None:
         self._signer = signer  # the current key at a time (a rotation elsewhere shows at once)
