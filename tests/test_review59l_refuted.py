@@ -3,6 +3,8 @@ the defence it names breaks)."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import os
 import sqlite3
 import threading
@@ -13,6 +15,7 @@ import pytest
 from troth.errors import KeyNotFound, VaultError
 from troth.identity.restored import RestoredIdentities
 from troth.node import init_node, open_node
+from troth.storage.base import LocalIdentityRecord
 from troth.storage.rollback import GUARD_SLOT_BYTES, RollbackGuard, decode_slot, read_guard
 from troth.storage.sqlite import SqliteDatabase
 
@@ -180,3 +183,18 @@ def test_a_batchs_key_resealed_by_another_connection_is_not_used(tmp_path: Path)
             other.close()
         with pytest.raises((KeyNotFound, VaultError)):
             node.identities.vault.sign(made[0].primary_key, b"body")
+
+
+def test_a_record_set_through_its_slots_stays_frozen_and_whole() -> None:
+    """5: LocalIdentityRecord's fields set through their slots: it is still frozen, equal
+    and hashed by its fields (the default `change_rows` too), and copied or replaced
+    whole."""
+    record = LocalIdentityRecord(b"i" * 32, "a", "software:ed25519:01", 1, b"h", 2, None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        record.changes = 3  # type: ignore[misc]
+    same = LocalIdentityRecord(b"i" * 32, "a", "software:ed25519:01", 1, b"h", 2, None, 0)
+    assert record == same
+    assert hash(record) == hash(same)
+    assert copy.deepcopy(record) == record
+    assert dataclasses.replace(record, changes=3).changes == 3
+    assert dataclasses.replace(record, changes=3).history == b"h"
