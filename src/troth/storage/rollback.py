@@ -43,6 +43,7 @@ raised at the next open; both undone are node.db's older state, as `normal` allo
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -308,9 +309,14 @@ def _state_of(data: bytes | None) -> tuple[int, dict[str, int]] | None:
 
 
 def _know(data: bytes, state: tuple[int, tuple[tuple[str, int], ...]] | None) -> None:
-    if len(_KNOWN_GUARDS) >= _KNOWN_GUARDS_KEPT:
-        del _KNOWN_GUARDS[next(iter(_KNOWN_GUARDS))]
-    _KNOWN_GUARDS[data] = state
+    known = _KNOWN_GUARDS
+    if len(known) >= _KNOWN_GUARDS_KEPT:
+        # the oldest key read, then taken out: another thread's `_know` (another node.db's
+        # guard, in a turn of its own) may take it, or change the dict, in between (review
+        # 59l, guard 1: a `del` of it was a KeyError out of an honest rotation's commit)
+        with contextlib.suppress(RuntimeError, StopIteration):
+            known.pop(next(iter(known)), None)
+    known[data] = state
 
 
 def _know_written(data: bytes, state: tuple[int, tuple[tuple[str, int], ...]]) -> None:
