@@ -20,6 +20,10 @@ from troth.storage.rollback import GUARD_SLOT_BYTES, RollbackGuard, decode_slot,
 from troth.storage.sqlite import SqliteDatabase
 
 NOW = 1_790_000_000
+_RECORDED = (  # the restore recorded, as in the transaction that makes the holds' table
+    "INSERT INTO rollback_counters (scope, counter, restored_at) VALUES ('identity', 0, 1) "
+    "ON CONFLICT (scope) DO UPDATE SET restored_at = 1"
+)
 _HOLD = (
     "CREATE TABLE IF NOT EXISTS identity_restore_holds "
     "(identifier BLOB PRIMARY KEY, held_at INTEGER NOT NULL)"
@@ -53,6 +57,7 @@ def test_a_restore_by_sqlites_backup_moves_the_cookie_past_a_remembered_miss(
         try:
             with other.transaction():
                 other.execute(_HOLD)
+                other.execute(_RECORDED)
                 other.execute(
                     "CREATE TABLE IF NOT EXISTS identity_restore_feeds "
                     "(authority BLOB PRIMARY KEY, issued_at INTEGER NOT NULL)"

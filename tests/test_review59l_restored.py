@@ -26,11 +26,6 @@ from troth.storage.sqlite import SqliteDatabase
 NOW = 1_790_000_000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review59l restored 1: a miss remembered at a cookie the in-place restore and the "
-    "holds' tables brought back: the held identity signs",
-)
 def test_a_hold_made_at_the_cookie_of_a_remembered_miss_is_seen(tmp_path: Path) -> None:
     init_node("n", home=tmp_path)
     with open_node("n", home=tmp_path) as node:

@@ -72,10 +72,6 @@ class RestoredIdentities:
         self._db = db
         self._guard = RollbackGuard(db, "identity")
         self._checked = False
-        # whether the holds' table exists (`_holds_table`): seen, for good (never dropped),
-        # or the schema cookie at which it was seen missing
-        self._table_seen = False
-        self._missing_at: int | None = None
 
     def count_rotation(self) -> None:
         """Inside a rotation's transaction: count it (its retired keys deleted; a copy from
@@ -126,28 +122,16 @@ class RestoredIdentities:
         return None if row is None else int(row[0])
 
     def _holds_table(self) -> bool:
-        """Whether node.db has the holds' table (made by the first restore found). Looked up
-        in `sqlite_master` (a scan of the whole schema: ~10 us, before each rotation, signer
-        and channel: review 59c, rotate 1) only while the schema cookie (`PRAGMA
-        schema_version`: every CREATE, by any connection, moves it) is not the one at which
-        it was last found missing; once found, it stays (no troth drops it). The cookie is read
-        before the look-up (a table made between the two moves it past the one kept), and
-        either finding is kept once the transaction it was made in commits (one rolled back
-        may have made the table, or moved the cookie, itself)."""
-        if self._table_seen:
-            return True
-        ((cookie,),) = self._db.run_rows("PRAGMA schema_version")
-        if cookie == self._missing_at:
-            return False
-        found = _table(self._db, _TABLE)
-        self._db.after_commit(lambda: self._found_table(found, int(cookie)))
-        return found
-
-    def _found_table(self, exists: bool, cookie: int) -> None:
-        if exists:
-            self._table_seen = True
-        else:
-            self._missing_at = cookie
+        """Whether node.db may hold holds: a restore of the `identity` scope was recorded (its
+        `restored_at`, set in the transaction that makes the holds' table: a primary-key read,
+        ~1 us, before each rotation, signer and channel; review 59c, rotate 1: a scan of the
+        whole schema was ~10 us), and the table is there. Nothing is remembered between calls
+        (review 59l, restored 1: a miss remembered at a schema cookie was taken for one after a
+        copy written in place, whose holds another process then made at that same cookie)."""
+        row = self._db.fetch_one(
+            "SELECT restored_at FROM rollback_counters WHERE scope = 'identity'"
+        )
+        return row is not None and row[0] is not None and _table(self._db, _TABLE)
 
     def check_usable(self, identifier: bytes, name: str | None, now: int) -> None:
         """IdentityError ROLLBACK if the identity is held (`check` first)."""
