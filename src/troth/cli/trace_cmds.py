@@ -381,9 +381,12 @@ def _prefix_in_log(node: Node, export: Checkpoint, accepted: Checkpoint) -> bool
     """Whether the node's log holds a tree of `accepted`'s size and proves `export`'s (smaller)
     a prefix of it: an export made before the node accepted `accepted` (review 59k, trace 1),
     not one of the log rolled back below it (review 59f, trace 1: that log holds no such tree,
-    or one of another root). A log declared lost is not opened (a new one would be made)."""
+    or one of another root). A log declared lost is not opened (a new one would be made), nor
+    one not there (review 59m, trace 1: opening it made an empty trace.db in the place of one
+    moved aside)."""
     lost = {log_origin(identifier) for identifier, _ in lost_logs(node)}
-    if export.size >= accepted.size or accepted.origin in lost:
+    there = (node.path / LOG_FILE).is_file()
+    if export.size >= accepted.size or accepted.origin in lost or not there:
         return False
     try:
         with open_node_log(node, clock=CLOCK) as log:

@@ -22,6 +22,7 @@ import sqlite3
 from pathlib import Path
 from typing import Final
 
+from troth import limits
 from troth.credentials.format import CredentialBody, CredentialChain, SignedCredential
 from troth.errors import DecodeError, IdentityError
 from troth.identity import VerifiedIdentity
@@ -38,10 +39,15 @@ _NEWEST: Final = (
 """The agent's head (`agents`: the time of its newest record, times never decreasing along
 its chain) and, when the identity is the log's, its newest checkpoint (never dated before an
 earlier one): two primary-key look-ups and one of `meta`, however long the log."""
-_CHAINS: Final = "SELECT chain FROM chains WHERE instr(chain, ?1) > 0"
-"""The kept chains holding the identity's 32-byte digest (an issuer's or a subject's: each
-link's body is carried whole), found by a byte search of the table in SQLite, so only those are
-decoded, and only its links verified (review 59i, rotation 1)."""
+_CHAINS: Final = (
+    "SELECT chain FROM (SELECT chain FROM chains ORDER BY rowid DESC LIMIT ?2)"
+    " WHERE instr(chain, ?1) > 0"
+)
+"""Of the newest MAX_ROTATION_CHAINS chains kept (the table's insertion order), those holding
+the identity's 32-byte digest (an issuer's or a subject's: each link's body is carried whole),
+found by a byte search in SQLite, so only those are decoded, and only its links verified
+(review 59i, rotation 1). Read whole, the table held the rotation's write lock for seconds on
+an authority's log (review 59m, rotation 1): a link dated after the clock was kept lately."""
 _WAIT_SECONDS: Final = 0.05
 """How long the read waits for a lock (a WAL reader rarely does): it runs inside the
 rotation's write lock on node.db, and a log not read in time dates nothing."""
@@ -71,13 +77,15 @@ def signed_until(log: Path, identity: VerifiedIdentity) -> int | None:
 
 def _newest_link(conn: sqlite3.Connection, identity: VerifiedIdentity) -> int | None:
     """When the newest link `identity` issued under its current change (the key a rotation
-    retires), of a chain the log keeps, was made; None without one, or when the table cannot
-    be read. A link counts only when its signature and attestation verify under that change
-    (a chain kept unchecked, by a log written before review 56f, dates nothing `identity` did
-    not sign), the newest first: one verification for an honest log."""
+    retires), of the newest MAX_ROTATION_CHAINS chains the log keeps, was made; None without
+    one, or when the table cannot be read. A link counts only when its signature and
+    attestation verify under that change (a chain kept unchecked, by a log written before
+    review 56f, dates nothing `identity` did not sign), the newest first: one verification for
+    an honest log, MAX_ROTATION_CHAINS at most."""
     issued: list[tuple[int, SignedCredential]] = []
     try:
-        for (chain,) in conn.execute(_CHAINS, (identity.identifier.digest,)):
+        params = (identity.identifier.digest, limits.MAX_ROTATION_CHAINS)
+        for (chain,) in conn.execute(_CHAINS, params):
             with contextlib.suppress(DecodeError, ValueError, TypeError):
                 for link in CredentialChain.decode(bytes(chain)).credentials:
                     made = CredentialBody.decode(link.body)
@@ -85,7 +93,8 @@ def _newest_link(conn: sqlite3.Connection, identity: VerifiedIdentity) -> int | 
                         issued.append((made.created_at, link))
     except sqlite3.Error:
         return None
-    for made_at, link in sorted(issued, key=lambda entry: entry[0], reverse=True):
+    newest_first = sorted(issued, key=lambda entry: entry[0], reverse=True)
+    for made_at, link in newest_first[: limits.MAX_ROTATION_CHAINS]:  # (review 59m, rotation 1)
         try:
             verify_signed_by(identity, link.attestation, link.body, link.signature, at=made_at)
         except IdentityError:
