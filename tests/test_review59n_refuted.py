@@ -12,10 +12,10 @@ import pytest
 
 from tests.conftest import NOW
 from tests.support.leases import CANARY, make_world, open_broker
-from tests.test_review47m_mcp_cancel import Blocking
+from tests.test_review47m_mcp_cancel import Blocking, outcomes
 from tests.test_review58f_mcp import _settle, offer, pinged, served
 from tests.test_review58j_refuted import _answers
-from tests.test_review59h_mcp import Client, _call
+from tests.test_review59h_mcp import Client, _call, _long_id, _ping
 from tests.test_secrets_tokens import CONFIG
 from troth import limits
 from troth.gates import ListRecorder
@@ -140,3 +140,25 @@ def test_pings_past_the_room_kept_end_the_session_a_call_waiting() -> None:
     assert ended == [True]
     assert not upstream.started.is_set()
     assert recorder.records == []
+
+
+def test_a_call_whose_answer_no_frame_carries_is_recorded_unanswered() -> None:
+    """mcp 2 of review 59h from the trace's side: a tools/call whose id fills its frame runs
+    (allowed) but neither its result nor an error fits a frame back; it is recorded as not
+    answered, never as served, and the session answers the next ping."""
+    client, recorder = Client(), ListRecorder()
+    ended: list[bool] = []
+
+    async def main() -> None:
+        async with served(client.way_back, Blocking(), recorder, client.release) as (
+            inbound,
+            ending,
+        ):
+            assert offer(inbound, _long_id(_call(1, "refund", order_id="o1", amount=1)))
+            await client.asked(inbound, _ping(2))
+            ended.extend(ending)
+
+    anyio.run(main)
+    assert ended == []
+    assert [a["id"] for a in _answers(client.frames)] == [0, 2]
+    assert outcomes(recorder) == [("refund", "allowed"), ("refund", "unanswered")]
