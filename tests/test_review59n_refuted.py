@@ -80,6 +80,14 @@ FULL = _WAITING - limits.MCP_AT_ONCE_FRAMES + 1
 """Pings whose answers, unread, leave a call no room (the first on its way out, uncounted)."""
 
 
+async def _call_behind_pings(client: Client, inbound: Any) -> None:
+    """`client` stops reading, pings FULL times, then asks a call (id 1000) of the upstream."""
+    client.reading = False
+    assert len(await pinged(inbound, FULL)) == FULL
+    await _settle()
+    assert offer(inbound, _call(1000, "lookup_order", order_id="o1"))
+
+
 def test_pings_that_use_up_the_room_kept_make_a_call_wait_until_the_client_reads() -> None:
     """A client that does not read and sends pings until only the frames kept for answers
     given at once are free: its call waits, undecided (never at the upstream), rather than
@@ -92,10 +100,7 @@ def test_pings_that_use_up_the_room_kept_make_a_call_wait_until_the_client_reads
             inbound,
             ending,
         ):
-            client.reading = False
-            assert len(await pinged(inbound, FULL)) == FULL
-            await _settle()
-            assert offer(inbound, _call(1000, "lookup_order", order_id="o1"))
+            await _call_behind_pings(client, inbound)
             for _ in range(4):
                 await _settle()
             seen.append((upstream.started.is_set(), len(recorder.records)))
@@ -125,10 +130,7 @@ def test_pings_past_the_room_kept_end_the_session_a_call_waiting() -> None:
             inbound,
             ending,
         ):
-            client.reading = False
-            await pinged(inbound, FULL)
-            await _settle()
-            assert offer(inbound, _call(1000, "lookup_order", order_id="o1"))
+            await _call_behind_pings(client, inbound)
             await pinged(inbound, 2 * limits.MCP_AT_ONCE_FRAMES)
             client.release.set()  # the client reads: its end frame goes out (or the call runs)
             with anyio.fail_after(5):
