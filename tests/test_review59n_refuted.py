@@ -144,10 +144,11 @@ def test_pings_past_the_room_kept_end_the_session_a_call_waiting() -> None:
     assert recorder.records == []
 
 
-def test_a_call_whose_answer_no_frame_carries_is_recorded_unanswered() -> None:
-    """mcp 2 of review 59h from the trace's side: a tools/call whose id fills its frame runs
-    (allowed) but neither its result nor an error fits a frame back; it is recorded as not
-    answered, never as served, and the session answers the next ping."""
+def test_a_call_whose_id_fills_its_frame_is_told_and_recorded_unanswered() -> None:
+    """Review 59h, mcp 2 from the trace's side: a tools/call whose id fills its frame runs
+    (allowed); the gate's error in place of its result is over a frame too, and the channel's
+    shorter error goes back in its place: the client is told, the call recorded as not answered
+    (never served), the session on."""
     client, recorder = Client(), ListRecorder()
     ended: list[bool] = []
 
@@ -157,10 +158,15 @@ def test_a_call_whose_answer_no_frame_carries_is_recorded_unanswered() -> None:
             ending,
         ):
             assert offer(inbound, _long_id(_call(1, "refund", order_id="o1", amount=1)))
+            with anyio.fail_after(5):
+                while len(client.frames) < 2:
+                    await anyio.sleep(0.01)
             await client.asked(inbound, _ping(2))
             ended.extend(ending)
 
     anyio.run(main)
     assert ended == []
-    assert [a["id"] for a in _answers(client.frames)] == [0, 2]
+    told = _answers(client.frames)[1]
+    assert told["error"]["message"] == f"the message is over the {limits.MAX_MCP_FRAME}-byte limit"
+    assert [a["id"] for a in _answers(client.frames)][::2] == [0, 2]
     assert outcomes(recorder) == [("refund", "allowed"), ("refund", "unanswered")]
