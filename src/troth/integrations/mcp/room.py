@@ -24,7 +24,8 @@ fails; the frame of a response or error with that request's id, written by that 
 promised room. A request cancelled by its client (`notifications/cancelled`, which the SDK
 answers never, delivering it to the handler as a cancellation) or with the session lets its room
 go as its handler ends; one whose task ends without writing its answer all the same lets it go
-with the task (the promises are held weakly, the task's context holding its own).
+with the task (the promises are held weakly, the task's context holding its own), waking the
+calls waiting for room (review 59n, mcp 1: none was woken).
 
 So one session holds at most MAX_MCP_SESSION_BACKLOG bytes of frames waiting and one frame on
 its way out: one member's MAX_MCP_SESSIONS_PER_PEER sessions at most 72 MiB, a published server's
@@ -34,6 +35,7 @@ between the upstream's answer and its frame, no wait between them: its room is a
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from contextvars import ContextVar
 from typing import Final
@@ -46,12 +48,18 @@ __all__ = ["ANSWER_ROOM", "AnswerRoom"]
 
 
 class _Promise:
-    """Room promised to the answer of the request `ident`."""
+    """Room promised to the answer of the request `ident` in `room`."""
 
-    __slots__ = ("__weakref__", "ident")
+    __slots__ = ("__weakref__", "ident", "room")
 
-    def __init__(self, ident: types.RequestId | None) -> None:
+    def __init__(self, room: AnswerRoom, ident: types.RequestId | None) -> None:
+        self.room = room
         self.ident = ident
+
+    def __del__(self) -> None:
+        # let go with its task (held weakly): the calls waiting for room look again (review
+        # 59n, mcp 1: its room came free and none was woken, with every answer read: a stall)
+        self.room._gone()
 
 
 _ANSWERING: Final[ContextVar[_Promise | None]] = ContextVar("troth_mcp_answering", default=None)
@@ -77,6 +85,7 @@ class AnswerRoom:
         self.frames = 0
         self._promises: weakref.WeakSet[_Promise] = weakref.WeakSet()
         self._changed = anyio.Event()
+        self._waiting = 0  # calls waiting for room
 
     def _fits(self, size: int, frames: int = 1) -> bool:
         """Whether `frames` frames of `size` bytes in all fit beside those waiting and the room
@@ -133,18 +142,30 @@ class AnswerRoom:
         self._changed.set()
         self._changed = anyio.Event()
 
+    def _gone(self) -> None:
+        """A promise is gone (its room let go, or let go with its task): wake the calls waiting
+        (none: nothing to do, as when the event loop is gone)."""
+        if self._waiting:
+            with contextlib.suppress(RuntimeError):  # no event loop left (its tasks dropped)
+                self._wake()
+
     def promised(self, ident: types.RequestId | None) -> _Promised:
         """`async with room.promised(request_id):` around a request the gate answers from the
         upstream: waits until an answer of `share` bytes fits, then promises it that room until
         it is queued (its handler returned or failed: the SDK writes its answer next, in the
         same task) or the request ends unanswered (cancelled: by its client, whose
         `notifications/cancelled` the SDK delivers as a cancellation, or with the session)."""
-        return _Promised(self, _Promise(ident))
+        return _Promised(self, _Promise(self, ident))
 
     async def _wait(self, promise: _Promise) -> None:
         kept_bytes, kept_frames = self.kept  # left for the answers given at once: review 59h
-        while not self._fits(self.share + kept_bytes, 1 + kept_frames):
-            await self._changed.wait()
+        if not self._fits(self.share + kept_bytes, 1 + kept_frames):
+            self._waiting += 1
+            try:
+                while not self._fits(self.share + kept_bytes, 1 + kept_frames):
+                    await self._changed.wait()
+            finally:
+                self._waiting -= 1
         self._promises.add(promise)
 
     def _let_go(self, promise: _Promise) -> None:
