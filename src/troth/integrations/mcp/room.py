@@ -25,7 +25,8 @@ promised room. A request cancelled by its client (`notifications/cancelled`, whi
 answers never, delivering it to the handler as a cancellation) or with the session lets its room
 go as its handler ends; one whose task ends without writing its answer all the same lets it go
 with the task (the promises are held weakly, the task's context holding its own), waking the
-calls waiting for room (review 59n, mcp 1: none was woken).
+calls waiting for room (review 59n, mcp 1: none was woken), through their event loop when the
+promise is freed in another thread (review 59o, mcp 1).
 
 So one session holds at most MAX_MCP_SESSION_BACKLOG bytes of frames waiting and one frame on
 its way out: one member's MAX_MCP_SESSIONS_PER_PEER sessions at most 72 MiB, a published server's
@@ -36,7 +37,9 @@ between the upstream's answer and its frame, no wait between them: its room is a
 from __future__ import annotations
 
 import contextlib
+import threading
 import weakref
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Final
 
@@ -86,6 +89,8 @@ class AnswerRoom:
         self._promises: weakref.WeakSet[_Promise] = weakref.WeakSet()
         self._changed = anyio.Event()
         self._waiting = 0  # calls waiting for room
+        # the thread of their event loop, and its thread-safe `call_soon` (review 59o, mcp 1)
+        self._loop: tuple[int, Callable[[Callable[[], None]], object]] | None = None
 
     def _fits(self, size: int, frames: int = 1) -> bool:
         """Whether `frames` frames of `size` bytes in all fit beside those waiting and the room
@@ -144,10 +149,17 @@ class AnswerRoom:
 
     def _gone(self) -> None:
         """A promise is gone (its room let go, or let go with its task): wake the calls waiting
-        (none: nothing to do, as when the event loop is gone)."""
-        if self._waiting:
+        (none: nothing to do, as when the event loop is gone). Freed in another thread (the
+        cyclic garbage collector runs in any), the wake is handed to their event loop: set
+        there, the event completed their futures off its thread, the loop asleep in its selector
+        not woken (review 59o, mcp 1)."""
+        if self._waiting and self._loop is not None:
+            thread, soon = self._loop
             with contextlib.suppress(RuntimeError):  # no event loop left (its tasks dropped)
-                self._wake()
+                if thread == threading.get_ident():
+                    self._wake()
+                else:
+                    soon(self._wake)
 
     def promised(self, ident: types.RequestId | None) -> _Promised:
         """`async with room.promised(request_id):` around a request the gate answers from the
@@ -160,6 +172,11 @@ class AnswerRoom:
     async def _wait(self, promise: _Promise) -> None:
         kept_bytes, kept_frames = self.kept  # left for the answers given at once: review 59h
         if not self._fits(self.share + kept_bytes, 1 + kept_frames):
+            if self._loop is None:  # (review 59o, mcp 1)
+                native = anyio.lowlevel.current_token().native_token  # asyncio's, or trio's
+                soon = getattr(native, "call_soon_threadsafe", None)
+                soon = soon or getattr(native, "run_sync_soon")  # noqa: B009 (trio's token)
+                self._loop = (threading.get_ident(), soon)
             self._waiting += 1
             try:
                 while not self._fits(self.share + kept_bytes, 1 + kept_frames):
