@@ -17,4 +17,6 @@ it verifies: the read runs inside the rotation's write lock on node.db, and read
 authority's log keeping 10,000 chains of its members (each holds its link) took 2 s of it
 (review 59m, rotation 1). A link dated after the rotation's clock was kept at most
 MAX_CLOCK_SKEW_SECONDS (and any step back of the clock) before it, so among the newest; one
-kept before this many newer chains dates nothing (the rotation is dated at the clock)."""
+kept before this many newer chains dates nothing (the rotation is dated at the clock; any
+member of the log can keep that many chains of its own, and verification then names the record
+under the link's chain after a rotation by a clock stepped back: review 59o)."""
