@@ -3,13 +3,19 @@ defence it names breaks)."""
 
 from __future__ import annotations
 
+import sys
+import threading
 from pathlib import Path
+from typing import Any
+
+import anyio
 
 from tests.conftest import NOW
 from tests.support.cli import run
 from tests.test_review57i_restore import _refused, _restored_after_rotation
 from tests.test_review59b_trace import _changes, _record, _rotate
 from troth.clock import SystemClock
+from troth.integrations.mcp.room import AnswerRoom, _Promise
 from troth.node import open_node
 
 
@@ -44,3 +50,29 @@ def test_a_compromised_rotation_right_after_one_dated_ahead_is_dated_at_it() -> 
     _rotate(now)  # dated by the record ahead
     _rotate(now, compromised=True)
     assert _changes("support", now)[1:] == [ahead, ahead, ahead]
+
+
+def test_a_promise_freed_after_its_event_loop_closed_raises_nothing(monkeypatch: Any) -> None:
+    """Review 59n's `__del__` (review 59o's hand-off to the loop): a promise freed once the
+    event loop of the calls waiting is closed (a session's tasks dropped at exit), in that
+    thread or another, wakes nothing and prints nothing ("Exception ignored in __del__")."""
+    ignored: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", ignored.append)
+    room = AnswerRoom(100, 10, 100)
+
+    async def waited() -> None:
+        with anyio.move_on_after(0):  # a call that waited for room, its loop remembered
+            async with room.promised(1):
+                pass
+
+    whole = _Promise(room, 0)
+    room._promises.add(whole)  # the room promised whole
+    anyio.run(waited)
+    assert room._loop is not None
+    room._waiting = 1  # a call left waiting when its loop closed
+    held = [_Promise(room, 2), _Promise(room, 3)]
+    held.pop()  # in the loop's thread
+    freeing = threading.Thread(target=held.pop)  # in another
+    freeing.start()
+    freeing.join()
+    assert ignored == []
