@@ -20,6 +20,7 @@ from click.testing import CliRunner
 
 from tests.support.cli import run
 from tests.support.traces import record_on_node
+from tests.test_review59m_trace import _older_export_then_accepted
 from troth.cli.main import cli
 from troth.node import troth_home
 
@@ -27,14 +28,7 @@ from troth.node import troth_home
 def test_trace1_an_honest_older_export_is_no_rollback(tmp_path: Path) -> None:
     """review 59k, trace 1: an export of 1 record made earlier; the intact log grew to 2 and
     the operator's verify accepted them. The old export read as a rollback, exit 1."""
-    run("identity", "create", "support")
-    record_on_node(troth_home(), 1)
-    run("trace", "checkpoint")
-    old = tmp_path / "old.jsonl"
-    run("trace", "export", "--out", str(old))
-    record_on_node(troth_home(), 1)
-    run("trace", "checkpoint")
-    run("trace", "verify", "--checkpoint", str(tmp_path / "ops.note"))  # accepted: 2 records
+    old = _older_export_then_accepted(tmp_path)
     said = run("trace", "verify", "--file", str(old))
     assert said.stdout.startswith("unanchored: 1 record(s)"), said.stdout
     assert (

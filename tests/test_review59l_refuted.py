@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_review59c_refuted import _HOLD, _RECORDED
 from troth.errors import KeyNotFound, VaultError
 from troth.identity.restored import RestoredIdentities
 from troth.node import init_node, open_node
@@ -20,14 +21,6 @@ from troth.storage.rollback import GUARD_SLOT_BYTES, RollbackGuard, decode_slot,
 from troth.storage.sqlite import SqliteDatabase
 
 NOW = 1_790_000_000
-_RECORDED = (  # the restore recorded, as in the transaction that makes the holds' table
-    "INSERT INTO rollback_counters (scope, counter, restored_at) VALUES ('identity', 0, 1) "
-    "ON CONFLICT (scope) DO UPDATE SET restored_at = 1"
-)
-_HOLD = (
-    "CREATE TABLE IF NOT EXISTS identity_restore_holds "
-    "(identifier BLOB PRIMARY KEY, held_at INTEGER NOT NULL)"
-)
 
 
 def test_a_restore_by_sqlites_backup_moves_the_cookie_past_a_remembered_miss(
