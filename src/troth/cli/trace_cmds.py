@@ -384,9 +384,9 @@ def _prefix_in_log(node: Node, export: Checkpoint, accepted: Checkpoint) -> bool
     or one of another root). A log declared lost is not opened (a new one would be made), nor
     one not there (review 59m, trace 1: opening it made an empty trace.db in the place of one
     moved aside)."""
-    lost = {log_origin(identifier) for identifier, _ in lost_logs(node)}
-    there = (node.path / LOG_FILE).is_file()
-    if export.size >= accepted.size or accepted.origin in lost or not there:
+    if export.size >= accepted.size or not (node.path / LOG_FILE).is_file():
+        return False
+    if accepted.origin in {log_origin(identifier) for identifier, _ in lost_logs(node)}:
         return False
     try:
         with open_node_log(node, clock=CLOCK) as log:
