@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.fds import DescriptorLedger
 from tests.test_review46e_outbox_redaction import (
     HEAD,
     TAIL,
@@ -74,7 +75,7 @@ def test_an_unanswered_batch_is_not_sent_again_with_a_value_redacted_since(
 
 
 def test_a_private_file_that_is_a_directory_is_a_config_error_and_leaks_no_descriptor(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Home 1. `read_private_file` (node.json, the vault's key file, the books) opens the
     path without waiting and checks it is a regular file (review 46b), but it wrapped the
@@ -87,11 +88,12 @@ def test_a_private_file_that_is_a_directory_is_a_config_error_and_leaks_no_descr
     descriptor closed on every failure)."""
     folder = tmp_path / "node.json"
     folder.mkdir(mode=0o700)
-    before = len(os.listdir("/proc/self/fd"))
+    ledger = DescriptorLedger(monkeypatch)
     for _ in range(5):
         with pytest.raises(ConfigError, match="not a regular file"):
             read_private_file(folder)
-    assert len(os.listdir("/proc/self/fd")) == before
+    assert ledger.opens == 5
+    assert not ledger.held
 
 
 def test_a_busy_node_db_does_not_stop_the_logs_redaction(troth_home: Path) -> None:
