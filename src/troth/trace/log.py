@@ -58,6 +58,7 @@ from troth.storage.peers import Turns
 from troth.trace.bridge import SignerBridge
 from troth.trace.chain_signed import IssuerCheck, check_appended
 from troth.trace.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
+from troth.trace.issued_links import note_issued
 from troth.trace.log_histories import Observed, keep, observe
 from troth.trace.log_identity import bind_log_identity, node_log_identity
 from troth.trace.log_reader import LogReader, holding, locate
@@ -541,8 +542,11 @@ class TraceLog(LogReader):
             )
             state.new_keys.add(keyid)
         if authority is not None and held:
-            if kept is not None:
-                conn.execute("INSERT OR IGNORE INTO chains VALUES (?, ?)", (authority.chain, kept))
+            if kept is not None:  # its links noted by issuer (review 60b, rotation 1)
+                added = conn.execute(
+                    "INSERT OR IGNORE INTO chains VALUES (?, ?)", (authority.chain, kept)
+                )
+                note_issued(conn, added, kept)
             state.new_chains.add(authority.chain)
         if record.kind is Kind.ESCALATION:
             state.escalations[key] = (record, verified.hash)

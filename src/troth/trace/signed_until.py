@@ -8,7 +8,8 @@ its key was current when it entered the log (review 58c, trace 3; review 59b, tr
 log identity's checkpoints), and of the newest link it issued of a delegation chain the log
 keeps (review 59i, rotation 1: `troth trace verify` judges each link's key by the node's rows,
 so a rotation dated before a link dated ahead named the record under that chain
-CREDENTIAL_INVALID).
+CREDENTIAL_INVALID), read from the log's `issued_links` (`troth.trace.issued_links`: review 60b,
+rotation 1, a search of the newest kept chains alone was flooded by any member's own chains).
 
 Read with a read-only connection of its own: a node that holds no log is not given one, and a
 log that cannot be read (damaged, another format, locked past a short wait) answers None, so
@@ -24,9 +25,11 @@ from typing import Final
 
 from troth import limits
 from troth.credentials.format import CredentialBody, CredentialChain, SignedCredential
+from troth.encoding import cbor
 from troth.errors import DecodeError, IdentityError
 from troth.identity import VerifiedIdentity
 from troth.identity.signer import verify_signed_by
+from troth.trace.issued_links import MARK, mark_of
 
 __all__ = ["signed_until"]
 
@@ -39,15 +42,21 @@ _NEWEST: Final = (
 """The agent's head (`agents`: the time of its newest record, times never decreasing along
 its chain) and, when the identity is the log's, its newest checkpoint (never dated before an
 earlier one): two primary-key look-ups and one of `meta`, however long the log."""
+_ISSUED: Final = "SELECT change, link FROM issued_links WHERE issuer = ?"
+"""The newest link the identity issued of the chains the log keeps through the mark, under its
+newest change there (`troth.trace.issued_links`; review 60b, rotation 1): one primary-key row."""
 _CHAINS: Final = (
-    "SELECT chain FROM (SELECT chain FROM chains ORDER BY rowid DESC LIMIT ?2)"
+    "SELECT chain FROM (SELECT chain FROM chains WHERE rowid > ?3 ORDER BY rowid DESC LIMIT ?2)"
     " WHERE instr(chain, ?1) > 0"
 )
-"""Of the newest MAX_ROTATION_CHAINS chains kept (the table's insertion order), those holding
-the identity's 32-byte digest (an issuer's or a subject's: each link's body is carried whole),
-found by a byte search in SQLite, so only those are decoded, and only its links verified
-(review 59i, rotation 1). Read whole, the table held the rotation's write lock for seconds on
-an authority's log (review 59m, rotation 1): a link dated after the clock was kept lately."""
+"""Of the newest MAX_ROTATION_CHAINS chains kept (the table's insertion order) after the rowid
+`?3` (the mark of `issued_links`: none in a log whose appends note every chain they keep),
+those holding the identity's 32-byte digest (an issuer's or a subject's: each link's body is
+carried whole), found by a byte search in SQLite, so only those are decoded, and only its links
+verified (review 59i, rotation 1). Read whole, the table held the rotation's write lock for
+seconds on an authority's log (review 59m, rotation 1)."""
+_LINK_BYTES: Final = limits.MAX_CHAIN_BYTES
+"""Largest link a row of `issued_links` is decoded from: one of a chain the log keeps."""
 _WAIT_SECONDS: Final = 0.05
 """How long the read waits for a lock (a WAL reader rarely does): it runs inside the
 rotation's write lock on node.db, and a log not read in time dates nothing."""
@@ -77,14 +86,63 @@ def signed_until(log: Path, identity: VerifiedIdentity) -> int | None:
 
 def _newest_link(conn: sqlite3.Connection, identity: VerifiedIdentity) -> int | None:
     """When the newest link `identity` issued under its current change (the key a rotation
-    retires), of the newest MAX_ROTATION_CHAINS chains the log keeps, was made; None without
-    one, or when the table cannot be read. A link counts only when its signature and
-    attestation verify under that change (a chain kept unchecked, by a log written before
-    review 56f, dates nothing `identity` did not sign), the newest first: one verification for
-    an honest log, MAX_ROTATION_CHAINS at most."""
+    retires) of the chains the log keeps was made; None without one, or when the tables cannot
+    be read. The log's `issued_links` row answers for the chains kept through its mark, which
+    the search of the newest chains after it completes (review 60b, rotation 1: searched alone,
+    any member of the log pushed the link out of it with chains of its own); a row that does not
+    verify (a chain kept unchecked by a log before review 56f) leaves the search to every chain
+    kept, as before."""
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE name = ?", (MARK,)).fetchone()
+        through = mark_of(row)
+        try:
+            issued = conn.execute(_ISSUED, (identity.identifier.digest,)).fetchone()
+        except sqlite3.OperationalError:  # no table: no append of review 60b kept a chain
+            issued = None
+    except sqlite3.Error:
+        return None
+    noted = None
+    if issued is not None:
+        noted, verified = _noted(issued, identity)
+        through = through if verified else 0
+    found = [made for made in (noted, _searched(conn, identity, through)) if made is not None]
+    return max(found, default=None)
+
+
+def _noted(row: tuple[object, object], identity: VerifiedIdentity) -> tuple[int | None, bool]:
+    """When the link of `issued_links`'s `row` for `identity` was made, if it was issued under
+    the identity's current change, and whether the row is its own: a link of an older change
+    (the identity rotated since) dates nothing, as no link of the current change was kept
+    through the mark (a row is replaced by any link of a later change); one that does not
+    verify, or of a change past the current one, is no answer (False)."""
+    change, link = row
+    if isinstance(change, int) and change < identity.current.index:
+        return None, True
+    if not isinstance(link, bytes):  # (a row a hand wrote may hold any type)
+        return None, False
+    try:
+        signed = SignedCredential.from_cbor(cbor.decode(link, max_bytes=_LINK_BYTES))
+        made = CredentialBody.decode(signed.body)
+        if change != identity.current.index or made.issuer != identity.identifier:
+            return None, False
+        verify_signed_by(
+            identity, signed.attestation, signed.body, signed.signature, at=made.created_at
+        )
+    except (DecodeError, IdentityError, ValueError, TypeError):
+        return None, False
+    return made.created_at, True
+
+
+def _searched(conn: sqlite3.Connection, identity: VerifiedIdentity, through: int) -> int | None:
+    """When the newest link `identity` issued under its current change, of the newest
+    MAX_ROTATION_CHAINS chains the log kept after rowid `through`, was made; None without one,
+    or when the table cannot be read. A link counts only when its signature and attestation
+    verify under that change (a chain kept unchecked, by a log written before review 56f,
+    dates nothing `identity` did not sign), the newest first: one verification for an honest
+    log, MAX_ROTATION_CHAINS at most."""
     issued: list[tuple[int, SignedCredential]] = []
     try:
-        params = (identity.identifier.digest, limits.MAX_ROTATION_CHAINS)
+        params = (identity.identifier.digest, limits.MAX_ROTATION_CHAINS, through)
         for (chain,) in conn.execute(_CHAINS, params):
             with contextlib.suppress(DecodeError, ValueError, TypeError):
                 for link in CredentialChain.decode(bytes(chain)).credentials:
