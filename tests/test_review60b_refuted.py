@@ -20,7 +20,14 @@ from tests.support.gates import SUPPORT
 from tests.support.histories import DAY
 from tests.support.traces import node_trace_db, under_chain
 from tests.test_review59b_trace import _changes
-from tests.test_review60b_rotation import boss_link, flood, issued_rows, rotate, start
+from tests.test_review60b_rotation import (
+    as_before_the_table,
+    boss_link,
+    flood,
+    issued_rows,
+    rotate,
+    start,
+)
 from troth.credentials import CredentialChain, issue_credential
 from troth.credentials.format import SignedCredential
 from troth.encoding import cbor
@@ -88,8 +95,6 @@ def test_a_log_kept_before_the_table_is_searched_as_before() -> None:
     clock = start()
     now = clock.now()
     boss_link(now + 200, clock=clock)
-    with sqlite3.connect(node_trace_db(troth_home())) as conn:
-        conn.execute("DROP TABLE issued_links")
-        conn.execute("DELETE FROM meta WHERE name = 'issued_through'")
+    as_before_the_table()
     rotate(now)
     assert _changes("boss", now)[1:] == [now + 200]

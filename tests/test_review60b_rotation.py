@@ -29,6 +29,7 @@ from troth.credentials import CredentialChain, issue_credential
 from troth.limits import MAX_CLOCK_SKEW_SECONDS, MAX_ROTATION_CHAINS
 from troth.node import open_node, troth_home
 from troth.trace import TraceRecorder, open_node_log
+from troth.trace.issued_links import MARK
 from troth.trace.signing import sign_next
 
 
@@ -93,6 +94,13 @@ def issued_rows() -> list[tuple[bytes, int, int]]:
     return sorted(rows)
 
 
+def as_before_the_table() -> None:
+    """The node's log as a troth before review 60b left it: no `issued_links`, no mark."""
+    with sqlite3.connect(node_trace_db(troth_home())) as conn:
+        conn.execute("DROP TABLE issued_links")
+        conn.execute("DELETE FROM meta WHERE name = ?", (MARK,))
+
+
 def test_rotation1_a_members_chains_do_not_push_the_link_out_of_the_dating() -> None:
     clock = start()
     now = clock.now()
@@ -114,9 +122,7 @@ def test_rotation1_a_log_kept_before_the_table_is_noted_by_the_next_appends(
     clock = start()
     now = clock.now()
     boss_link(now + 250, clock=clock)
-    with sqlite3.connect(node_trace_db(troth_home())) as conn:
-        conn.execute("DROP TABLE issued_links")
-        conn.execute("DELETE FROM meta WHERE name = 'issued_through'")
+    as_before_the_table()
     monkeypatch.setattr("troth.limits.MAX_ROTATION_CHAINS", 2)  # (a small window: fast)
     flood(3, clock=clock)
     rotate(now)
@@ -139,3 +145,20 @@ def test_rotation1_a_link_of_a_later_change_replaces_one_dated_far_ahead(
     flood(2, clock=clock)
     rotate(now + 110)  # a clock stepped back since the link
     assert _changes("boss", now + 110)[1:] == [now + MAX_CLOCK_SKEW_SECONDS, now + 400]
+
+
+def test_rotation1_the_catch_up_of_older_chains_is_bounded_per_append(monkeypatch: Any) -> None:
+    """Chains kept before the table are noted ISSUED_LINKS_CATCH_UP at a time, the oldest
+    first, by each append that keeps a chain; the mark moves past a chain once every one
+    before it is noted."""
+    clock = start()
+    flood(3, clock=clock)
+    as_before_the_table()
+    monkeypatch.setattr("troth.limits.ISSUED_LINKS_CATCH_UP", 2)
+    marks = []
+    for _ in range(2):
+        flood(1, clock=clock)
+        with sqlite3.connect(node_trace_db(troth_home())) as conn:
+            (mark,) = conn.execute("SELECT value FROM meta WHERE name = ?", (MARK,)).fetchone()
+        marks.append(mark)
+    assert marks == [2, 5]  # chains 1 and 2, then 3 and 4 (chains 4 and 5 noted as kept)
