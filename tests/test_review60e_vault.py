@@ -35,7 +35,6 @@ def stored_fixture(tmp_path: Path) -> Iterator[tuple[SqliteDatabase, SoftwareVau
         db.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review 60e vault 1: OverflowError, not KeyNotFound")
 @pytest.mark.parametrize("key_id", _PAST_ROWS)
 def test_a_key_id_past_the_largest_row_number_names_no_key(
     stored: tuple[SqliteDatabase, SoftwareVault], key_id: str
@@ -63,7 +62,6 @@ def test_a_key_id_past_the_largest_row_number_names_no_key(
         vault.delete_seal_key(seal_key)
 
 
-@pytest.mark.xfail(strict=True, reason="review 60e vault 1: OverflowError, not KeyNotFound")
 def test_a_retired_key_record_past_the_largest_row_number_is_dropped(
     troth_home: Path,
 ) -> None:
@@ -78,7 +76,6 @@ def test_a_retired_key_record_past_the_largest_row_number_is_dropped(
         assert node.identities.store.retired_key_records(10) == []
 
 
-@pytest.mark.xfail(strict=True, reason="review 60e vault 2: ValueError, not VaultError")
 @pytest.mark.parametrize("purpose", [256, -1])
 def test_a_row_of_no_purpose_is_a_vault_error(
     stored: tuple[SqliteDatabase, SoftwareVault], purpose: int
