@@ -55,7 +55,6 @@ def _swap(vault: Pkcs11Vault, key_id: str, made: list[dict[Any, Any]]) -> None:
             )
 
 
-@pytest.mark.xfail(strict=True, reason="review 60e pkcs11 1: a planted seal key is used")
 def test_a_seal_key_swapped_for_a_known_one_seals_nothing(
     vault: Pkcs11Vault, softhsm: SoftHsm
 ) -> None:
@@ -102,7 +101,6 @@ def _offline_unseal(value: bytes, seal_key: SealKey, sealed: bytes) -> bytes:
     return aead.decrypt(nonce, ciphertext, seal_aad(seal_key, _AAD))
 
 
-@pytest.mark.xfail(strict=True, reason="review 60e pkcs11 2: a planted key pair is used")
 def test_a_key_pair_swapped_for_a_known_one_signs_nothing(
     vault: Pkcs11Vault, softhsm: SoftHsm
 ) -> None:
