@@ -11,6 +11,9 @@ token to sign.
   keeps its secure-channel keys in its software vault (troth.vault.composite).
 - Key pairs: the private key signs and nothing else (CKA_DERIVE false, not modifiable); its
   label names its purpose (`troth:<purpose>:<key id>`), set once by a PIN holder.
+- A key is used (signs, seals, shows its public key) only if the token generated it and never let
+  it out (CKA_LOCAL, CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE): not one a session with the PIN
+  swapped in under its CKA_ID, whose value it knows (review 60e, pkcs11 1-2).
 - Retirement (review 48k, pkcs11 3; docs/vault.md, "PKCS#11 vault"): node.db's records of
   retired keys are no proof (a writer without the PIN plants them). `retire` makes, before the
   retiring commit, a private data object (a PIN session only: PKCS#11 v3.0 §4.4) holding a
@@ -311,17 +314,12 @@ class Pkcs11Vault:
         its public object public, and one a session without the PIN planted beside it with
         its CKA_ID): the one a signature of the key verifies under; before review 55d
         (pkcs11 2) none, and the identity never rotated again. That choice is kept while the
-        token still holds the point (review 55k, pkcs11 1: a probe signed at every call)."""
-        from asn1crypto.core import OctetString
-
-        found = self._public_objects(handle)
-        points = []
-        with self._lock, self._mapped("read public key"):
-            for obj in found:
-                with contextlib.suppress(ValueError, TypeError):  # not DER: planted, skipped
-                    points.append(OctetString.load(obj[self._p11.Attribute.EC_POINT]).native)
-        if len(points) == 1:
-            return PublicKey(handle.key_type, bytes(points[0]))
+        token still holds the point (review 55k, pkcs11 1: a probe signed at every call). One
+        point the token did not generate is probed too: the probe's signature is by a private
+        key the token generated (`sign`), never by one a session chose (review 60e, pkcs11 2)."""
+        points, generated = self._points(handle)
+        if len(points) == 1 and generated:
+            return PublicKey(handle.key_type, points[0])
         chosen = self._probed.get(handle.key_id)
         if chosen is not None and chosen in points:  # told apart once: a token signature
             return PublicKey(handle.key_type, chosen)  # each call, before (review 55k)
@@ -356,7 +354,7 @@ class Pkcs11Vault:
                     raise
                 self._objects.pop(cached, None)
         try:  # _find refuses a handle of another vault or key type
-            private = self._find(handle, self._p11.ObjectClass.PRIVATE_KEY)
+            private = self._find(handle, self._p11.ObjectClass.PRIVATE_KEY, used=True)
         except KeyNotFound:
             if stale:
                 raise KeyNotFound(
@@ -422,6 +420,35 @@ class Pkcs11Vault:
         with self._lock, self._mapped("find key"):
             found = list(self._session.get_objects({**query, attr.PRIVATE: True}))
             return found or list(self._session.get_objects({**query, attr.PRIVATE: False}))
+
+    def _points(self, handle: KeyHandle) -> tuple[list[bytes], bool]:
+        """The points of `handle`'s public key objects (`public_key`), and whether they may be
+        taken without a probe: the private objects the token generated (CKA_LOCAL: one a
+        session with the PIN created is refused, review 60e, pkcs11 2), else the public ones
+        (a pair made before review 34a, and what a session without the PIN planted beside
+        it), unprobed only if the token generated each."""
+        from asn1crypto.core import OctetString
+
+        self._check_handle(handle)
+        attr = self._p11.Attribute
+        query = {
+            attr.CLASS: self._p11.ObjectClass.PUBLIC_KEY,
+            attr.ID: bytes.fromhex(handle.key_id),
+        }
+        local = self._generated(query[attr.CLASS])
+        points: list[bytes] = []
+        with self._lock, self._mapped("read public key"):
+            found = list(self._session.get_objects({**query, **local, attr.PRIVATE: True}))
+            generated = bool(found)
+            if not found:
+                found = list(self._session.get_objects({**query, attr.PRIVATE: False}))
+                generated = all(obj[attr.LOCAL] for obj in found)
+            for obj in found:
+                with contextlib.suppress(ValueError, TypeError):  # not DER: planted, skipped
+                    points.append(bytes(OctetString.load(obj[attr.EC_POINT]).native))
+        if not found:
+            self._refuse_planted(handle, query)
+        return points, generated
 
     # -- retirement (the RetiringVault interface; review 48k, pkcs11 3) ------------------------
 
@@ -602,8 +629,11 @@ class Pkcs11Vault:
             p11.Attribute.ID: key_id,
             p11.Attribute.PRIVATE: True,  # not one planted without the PIN (review 35b, pkcs11 1)
         }
+        guard = self._generated(p11.ObjectClass.SECRET_KEY)  # nor one with it (60e, pkcs11 1)
         with self._lock, self._mapped("find seal key"):
-            found = list(self._session.get_objects(query))
+            found = list(self._session.get_objects({**query, **guard}))
+        if not found:
+            self._refuse_planted(key, query)
         if len(found) != 1:
             raise KeyNotFound(f"no seal key {key} in the token")
         self._warn_modifiable(key, found[0])
@@ -635,23 +665,52 @@ class Pkcs11Vault:
         if not _KEY_ID.fullmatch(handle.key_id):  # one spelling: cache and token agree
             raise KeyNotFound(f"{handle} is not a key of this vault")
 
-    def _find(self, handle: KeyHandle, object_class: Any) -> Any:
+    def _find(self, handle: KeyHandle, object_class: Any, *, used: bool = False) -> Any:
+        """`handle`'s object of `object_class`; `used` (to sign with it): only one the token
+        generated and never let out (`_generated`)."""
         self._check_handle(handle)
         key_id = bytes.fromhex(handle.key_id)
         attr = self._p11.Attribute
         query = {attr.CLASS: object_class, attr.ID: key_id}
+        guard = self._generated(object_class) if used else {}
         # among the private objects only: every object troth makes is one, and a session
         # without the user PIN creates public ones with any CKA_ID (taken from a copy of
         # node.db): two objects found, the key failed to sign, rotate or be deleted (review
         # 35b, pkcs11 1). A public key object made before review 34a, pkcs11 1 is public: it
         # is looked up among those when no private one is.
         with self._lock, self._mapped("find key"):
-            found = list(self._session.get_objects({**query, attr.PRIVATE: True}))
+            found = list(self._session.get_objects({**query, **guard, attr.PRIVATE: True}))
             if not found and object_class == self._p11.ObjectClass.PUBLIC_KEY:
-                found = list(self._session.get_objects({**query, attr.PRIVATE: False}))
+                found = list(self._session.get_objects({**query, **guard, attr.PRIVATE: False}))
+        if used and not found:
+            self._refuse_planted(handle, query)
         if len(found) != 1:
             raise KeyNotFound(f"no key {handle} in the token")
         return found[0]
+
+    def _generated(self, object_class: Any) -> dict[Any, bool]:
+        """What a search adds to find only a key the token generated itself (CKA_LOCAL) and,
+        a private or secret key, never let out (CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE):
+        the token sets those, no session can. Review 60e, pkcs11 1-2: a session with the PIN
+        destroyed a key and created one with its CKA_ID and label whose value it chose (or
+        read, before making it sensitive), and the vault sealed and signed with it, so the
+        planter unsealed, and signed under the public key the vault showed, offline."""
+        attr = self._p11.Attribute
+        if object_class == self._p11.ObjectClass.PUBLIC_KEY:
+            return {attr.LOCAL: True}
+        return {attr.LOCAL: True, attr.ALWAYS_SENSITIVE: True, attr.NEVER_EXTRACTABLE: True}
+
+    def _refuse_planted(self, key: KeyHandle | SealKey, query: dict[Any, Any]) -> None:
+        """VaultError when the token holds a private object `query` finds (so made by a session
+        with the PIN) that a search for generated ones (`_generated`) did not find."""
+        with self._lock, self._mapped("find key"):
+            planted = list(self._session.get_objects({**query, self._p11.Attribute.PRIVATE: True}))
+        if planted:
+            raise VaultError(
+                f"{key} was not generated in the token, or was let out of it (CKA_LOCAL, "
+                "CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE): a session with its PIN may know "
+                'its value, so it is not used (docs/vault.md, "PKCS#11 vault")'
+            )
 
     def _sign_only(self, private: Any) -> None:
         """Clear CKA_DERIVE of a private key made before review 48d, pkcs11 1 (made with it,

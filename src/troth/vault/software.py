@@ -470,7 +470,13 @@ class SoftwareVault:
         if row is None:
             raise KeyNotFound(f"no key {handle}")
         stored_type, purpose, sealed = row
-        if stored_type != key_type or not isinstance(sealed, bytes) or sealed[:1] != _SEAL_VERSION:
+        if (
+            stored_type != key_type
+            or not isinstance(sealed, bytes)
+            or sealed[:1] != _SEAL_VERSION
+            # a purpose troth makes none of: no AAD byte (review 60e, vault 2: a ValueError)
+            or (key_type != SEAL_KEY_TYPE and purpose not in _PURPOSE_NUMBERS)
+        ):
             raise VaultError(f"key {handle} does not match its stored record")
         nonce, ciphertext = sealed[1 : 1 + Aead.NONCE_SIZE], sealed[1 + Aead.NONCE_SIZE :]
         try:
@@ -645,10 +651,13 @@ _PURPOSE_NUMBERS: Final = frozenset(int(purpose) for purpose in KeyPurpose)
 def _key_number(handle: KeyHandle | SealKey) -> int:
     """The key's row number, from its one spelling (16 lowercase hex digits): another spelling
     of the same number (`0X…`, upper case) names no key, so no operation can reach a row by
-    one text and the in-memory cache by another."""
+    one text and the in-memory cache by another; nor does one past the largest row number."""
     if not _KEY_ID.fullmatch(handle.key_id):
         raise KeyNotFound(f"no key {handle}")
-    return int(handle.key_id, 16)
+    number = int(handle.key_id, 16)
+    if number > _MAX_KEY_NUMBER:  # no row has it: SQLite was asked, and raised OverflowError
+        raise KeyNotFound(f"no key {handle}")  # (review 60e, vault 1)
+    return number
 
 
 def _seal_key_aad(key_id: str) -> bytes:
