@@ -22,8 +22,6 @@ import re
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.support.backups import copy_db, node_db, restore_db
 from tests.support.cli import run
 from tests.test_review57i_restore import _refused
@@ -45,11 +43,6 @@ def test_release1_a_copys_feed_after_a_hold_found_behind_is_not_said_before_it(
     assert "not after the restored copy's own feed of it" in refused, refused
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review59j release 2: a capture signed between the copy and the rotation, replayed "
-    "after a hold found with the clock behind, counts: the rotated identity is released",
-)
 def test_release2_a_capture_replayed_after_a_hold_found_behind_releases_nothing(
     troth_home: Path, tmp_path: Path
 ) -> None:

@@ -19,6 +19,14 @@ one the operator knows was not rotated since is released (`release`), and signs 
 or the operator's explicit vouch (review 58b, release 1: the copy's own feeds, older than a
 rotation since, let a rotated identity go).
 
+Each rotation also dates the guard's `identity` scope (when it was last raised, never lowered:
+troth.storage.rollback, version 3), and a restore found keeps that date (`last_rotation`): the
+copy is older than the rotation it lacks, so a feed issued before it, whatever the clock said
+at the find, proves nothing (review 60a, release 1: a hold found with the clock behind was
+dated early, and a page captured between the copy and the rotation, replayed after the clock
+was corrected, released the rotated identity). A guard without it (written before this, or
+lost) dates nothing: the hold's time and the copy's feeds alone, as before.
+
 A rotation only is counted, nothing is armed at an identity's creation: a copy taken before
 the node's first rotation since this change, put back with its guard deleted (or lost with
 the disk), is not found; after it, a copy put back without its guard is found.
@@ -29,12 +37,12 @@ from __future__ import annotations
 import logging
 from typing import Final
 
-from troth.clock import Clock
+from troth.clock import Clock, SystemClock
 from troth.errors import IdentityError, IdentityFailure
 from troth.storage.rollback import Restored, RollbackGuard
 from troth.storage.sqlite import SqliteDatabase
 
-__all__ = ["RestoredIdentities", "copy_feed_issued"]
+__all__ = ["RestoredIdentities", "copy_feed_issued", "last_rotation"]
 
 _TABLE: Final = "identity_restore_holds"
 _CREATE: Final = (
@@ -55,6 +63,12 @@ _KEEP_FEEDS: Final = (  # the copy's feeds' dates, each authority's own (a later
     "SELECT authority, issued_at FROM feed_state WHERE true ON CONFLICT (authority) "
     "DO UPDATE SET issued_at = max(issued_at, excluded.issued_at)"
 )
+_ROTATED: Final = "identity_restore_rotated"
+_CREATE_ROTATED: Final = (
+    "CREATE TABLE IF NOT EXISTS identity_restore_rotated (raised_at INTEGER NOT NULL)"
+)
+_KEEP_ROTATED: Final = "INSERT INTO identity_restore_rotated (raised_at) VALUES (?)"
+_LAST_ROTATED: Final = "SELECT max(raised_at) FROM identity_restore_rotated"
 _SEE: Final = 'docs/vault.md, "A node.db restored from before a rotation"'
 RESTORED_DETAIL: Final = (
     "node.db was restored from a copy taken before a rotation: this identity may hold keys the "
@@ -73,10 +87,11 @@ class RestoredIdentities:
         self._guard = RollbackGuard(db, "identity")
         self._checked = False
 
-    def count_rotation(self) -> None:
+    def count_rotation(self, at: int | None = None) -> None:
         """Inside a rotation's transaction: count it (its retired keys deleted; a copy from
-        before it holds them)."""
-        self._guard.bump()
+        before it holds them), dated `at`, default the system clock's time now: the guard's
+        raise time of the scope, which dates a restore found later (`last_rotation`)."""
+        self._guard.bump(SystemClock().now() if at is None else at)
 
     def check(self, now: int | Clock) -> Restored | None:
         """Find a restored copy once per object: if node.db is one, hold every local identity
@@ -103,6 +118,12 @@ class RestoredIdentities:
             # until that date)
             self._db.execute(_CREATE_FEEDS)
             self._db.execute(_KEEP_FEEDS)
+            # and when the guard says the last rotation was (the copy lacks it): no feed issued
+            # before it counts, though the clock now is behind it (review 60a, release 1)
+            self._db.execute(_CREATE_ROTATED)
+            raised_at = self._guard.raised_at()
+            if raised_at is not None:
+                self._db.execute(_KEEP_ROTATED, (raised_at,))
             return int(self._db.execute(_HOLD_ALL, (at,)).rowcount)
 
         restored = self._guard.check(at, hold_all)
@@ -168,6 +189,16 @@ def copy_feed_issued(db: SqliteDatabase, authority: bytes) -> int | None:
         "SELECT issued_at FROM identity_restore_feeds WHERE authority = ?", (bytes(authority),)
     )
     return None if row is None else int(row[0])
+
+
+def last_rotation(db: SqliteDatabase) -> int | None:
+    """When the last rotation a restored copy of node.db `db` lacks was made, as its rollback
+    guard said when the restore was found (the latest, of every restore found), or None: the
+    guard did not say (no guard, or one without raise times), or no restore was found."""
+    if not _table(db, _ROTATED):
+        return None
+    row = db.fetch_one(_LAST_ROTATED)
+    return None if row is None or row[0] is None else int(row[0])
 
 
 def _table(db: SqliteDatabase, name: str) -> bool:

@@ -21,7 +21,8 @@ from typing import Final
 # troth.limits.routing, the handshakes a node takes up in troth.limits.handshakes, the trace
 # readers' in troth.limits.traces, a hosted authority's in troth.limits.authority, the secrets
 # broker's storage in troth.limits.leases, an MCP session's answers in
-# troth.limits.mcp_sessions, the times the API's clock may read in troth.limits.api_clock, and
+# troth.limits.mcp_sessions, the times the API's clock may read in troth.limits.api_clock, a
+# restore's dating in troth.limits.restore, and
 # troth.limits' as these (their `__all__`: review 50f, limits 4; tests/test_review50f_limits.py
 # checks every one is)
 from troth.limits.api_clock import *  # noqa: F403
@@ -32,6 +33,7 @@ from troth.limits.handshakes import *  # noqa: F403
 from troth.limits.leases import *  # noqa: F403
 from troth.limits.mcp_sessions import *  # noqa: F403
 from troth.limits.otel import *  # noqa: F403
+from troth.limits.restore import *  # noqa: F403
 from troth.limits.rotation import *  # noqa: F403
 from troth.limits.routing import *  # noqa: F403
 from troth.limits.traces import *  # noqa: F403

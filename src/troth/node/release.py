@@ -14,9 +14,12 @@ delegate rotated after the copy was taken):
 
 - the authority's feed pulled by the release itself, after the hold, from the node on this
   machine that hosts it (not this node: its hosted feed is in the copy); or
-- a complete feed of it the node holds dated after the hold began (`held_at`) and after the
-  copy's own feed of it (`copy_feed_issued`): its `issued_at`, the authority's signed date
-  capped at when this node accepted the page: pulled by the running node's rounds since.
+- a complete feed of it the node holds dated after the hold began (`held_at`), after the
+  copy's own feed of it (`copy_feed_issued`) and more than RESTORE_ROTATION_MARGIN_SECONDS
+  after the last rotation the copy lacks, as node.db's rollback guard dated it
+  (`last_rotation`: review 60a, release 1, the hold dated by a clock behind let a page
+  captured before that rotation count): its `issued_at`, the authority's signed date capped at
+  when this node accepted the page: pulled by the running node's rounds since.
 
 A feed stored again after the hold but issued before it (a stale page handed in again, the
 copy's own) is no evidence: its date is the authority's signature, and a feed is only ever
@@ -34,11 +37,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from troth import limits
 from troth.clock import Clock
 from troth.credentials import CredentialChain, VerifiedFeed
 from troth.errors import DecodeError, IdentityError, IdentityFailure, TrothError
 from troth.identity import Identifier
-from troth.identity.restored import copy_feed_issued
+from troth.identity.restored import copy_feed_issued, last_rotation
 from troth.node.authorities import is_local, sync_local_feed
 from troth.node.node import Node
 from troth.node.verify import superseded_reason
@@ -157,8 +161,16 @@ def _asked(
     # later than the hold and than the copy's own feed of this authority (review 59f, restore
     # 1: the newest feed of any authority dated the hold for all)
     copy = copy_feed_issued(node.db, authority.digest)
-    fresh = issued_at is not None and issued_at > max(held_at, copy or held_at)
+    floor = max(held_at, copy or held_at, _after_rotation(node) or held_at)
+    fresh = issued_at is not None and issued_at > floor
     return FeedEvidence(authority, fresh, issued_at=issued_at, error=error)
+
+
+def _after_rotation(node: Node) -> int | None:
+    """The time a held feed must be issued after: the last rotation the restored copy lacks,
+    as the rollback guard dated it, and the margin (review 60a, release 1); None: not dated."""
+    rotated = last_rotation(node.db)
+    return None if rotated is None else rotated + limits.RESTORE_ROTATION_MARGIN_SECONDS
 
 
 def _ended(feed: VerifiedFeed, identifier: bytes, credentials: list[bytes]) -> bool:
@@ -223,7 +235,14 @@ def _held(node: Node, evidence: FeedEvidence, held_at: int) -> str:
     # after a hold found with the clock behind (review 59j, release 1: it was said to be
     # before the hold)
     copy = copy_feed_issued(node.db, evidence.authority.digest)
+    if copy is not None and issued_at <= copy:
+        return (
+            f"the feed of it held was issued at {issued_at}, not after the restored copy's own "
+            f"feed of it ({copy})"
+        )
+    # review 60a, release 1: a page captured before the rotation the copy lacks
     return (
-        f"the feed of it held was issued at {issued_at}, not after the restored copy's own "
-        f"feed of it ({copy})"
+        f"the feed of it held was issued at {issued_at}, not more than "
+        f"{limits.RESTORE_ROTATION_MARGIN_SECONDS} s after the last rotation the restored copy "
+        f"lacks ({last_rotation(node.db)})"
     )

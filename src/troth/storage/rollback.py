@@ -18,6 +18,11 @@ the process, and a power loss may undo the last of either). An fsync per redempt
 here (it flushes the WAL too: enroll.1000 took twice as long), a new file's fsync, rename and
 directory fsync ~8.
 
+A scope's count may carry when it was last raised (version 3: review 60a, release 1): a
+`bump` given a time (`identity`'s rotations: troth.identity.restored) writes it beside the
+count at the raise, never lowered (`raised_at`), so a restore found later, whatever the clock
+says then, knows the copy is older than that time.
+
 A store whose count is behind its guard's, or with an entry of its scope (counted, or armed
 at 0 by the first ticket or lease: `RollbackGuard.arm`, review 52c) and no readable guard or
 no entry of the scope in it, is a restored copy (`RollbackGuard.check`): the scope's owner
@@ -59,13 +64,14 @@ from typing import Final
 from troth import limits
 from troth.crypto import sha256
 from troth.encoding import cbor
-from troth.errors import DecodeError, StorageError
+from troth.errors import DecodeError, DecodeProblem, StorageError
 from troth.faults import crash_point
 from troth.storage.guard_file import Evicted, GuardFiles, guard_files
 from troth.storage.peers import Turns
 from troth.storage.sqlite import SqliteDatabase
 
 __all__ = [
+    "GUARD_RAISED_VERSION",
     "GUARD_SLOT_BYTES",
     "GUARD_TYPE",
     "GUARD_VERSION",
@@ -74,6 +80,7 @@ __all__ = [
     "Restored",
     "RollbackGuard",
     "decode_guard",
+    "decode_raised",
     "decode_slot",
     "encode_guard",
     "encode_slot",
@@ -87,6 +94,10 @@ GUARD_VERSION: Final = 2
 """The version a guard holding a scope version 1 does not know is written as (docs/formats.md,
 "Rollback guard"); one holding only version 1's scopes is written as version 1, which every
 troth since review 51d reads."""
+GUARD_RAISED_VERSION: Final = 3
+"""The version a guard holding when a scope was last raised is written as (review 60a, release
+1: the `identity` scope's, which dates a restore's hold; docs/formats.md, "Rollback guard"); a
+troth before it reads such a guard as none."""
 GUARD_SLOT_BYTES: Final = limits.MAX_ROLLBACK_GUARD_BYTES // 2
 """A guard file is two slots of this size, written in place in turn (docs/formats.md)."""
 _CHECK: Final = 16  # bytes of a slot's SHA-256 kept
@@ -108,18 +119,37 @@ def guard_path(db_path: Path) -> Path:
     return db_path.with_name(f"{db_path.name}.guard")
 
 
-def encode_slot(seq: int, counters: Mapping[str, int]) -> bytes:
+def encode_slot(
+    seq: int, counters: Mapping[str, int], raised: Mapping[str, int] | None = None
+) -> bytes:
     """One slot of a guard file (`GUARD_SLOT_BYTES`): the length of the CBOR below (2 bytes,
     big-endian), `["troth.rollback-guard", version, seq, {scope: count}]` (canonical CBOR;
-    version 1 while every scope is one of `V1_SCOPES`, else `GUARD_VERSION`), the first 16
-    bytes of its SHA-256, zeros to the end."""
-    return _framed(cbor.encode(_record(seq, counters)))
+    version 1 while every scope is one of `V1_SCOPES`, else `GUARD_VERSION`; a scope with a
+    time in `raised`, when it was last raised, maps to `[count, time]`, and the version is
+    `GUARD_RAISED_VERSION`), the first 16 bytes of its SHA-256, zeros to the end."""
+    return _framed(cbor.encode(_record(seq, counters, raised or {})))
 
 
-def _record(seq: int, counters: Mapping[str, int]) -> list[object]:
+def _record(seq: int, counters: Mapping[str, int], raised: Mapping[str, int]) -> list[object]:
     """A slot's record, to encode (canonical CBOR sorts its map)."""
     counts = dict(counters)
-    return [GUARD_TYPE, 1 if counts.keys() <= V1_SCOPES else GUARD_VERSION, seq, counts]
+    if not raised.keys() <= counts.keys():
+        raise ValueError("a rollback guard's raise time of a scope it does not count")
+    return [GUARD_TYPE, _version(counts, raised), seq, _entries(counts, raised)]
+
+
+def _version(counts: Mapping[str, int], raised: Mapping[str, int]) -> int:
+    """The one version a record of `counts` and `raised` is written as."""
+    if raised:
+        return GUARD_RAISED_VERSION
+    return 1 if counts.keys() <= V1_SCOPES else GUARD_VERSION
+
+
+def _entries(counts: Mapping[str, int], raised: Mapping[str, int]) -> dict[str, object]:
+    """A record's map: each scope's count, `[count, time]` for one with a raise time."""
+    if not raised:
+        return dict(counts)
+    return {s: c if s not in raised else [c, raised[s]] for s, c in counts.items()}
 
 
 def _framed(body: bytes) -> bytes:
@@ -131,8 +161,18 @@ def _framed(body: bytes) -> bytes:
 
 
 def decode_slot(slot: bytes) -> tuple[int, dict[str, int]]:
-    """A slot's sequence number and counts, else DecodeError: not `GUARD_SLOT_BYTES`, empty,
-    its checksum wrong (a torn write), not the type above, a version but 1 and 2, a number not
+    """A slot's sequence number and counts (`_slot`, its raise times left out)."""
+    return _slot(slot)[:2]
+
+
+_State = tuple[int, dict[str, int], dict[str, int]]
+"""A guard record's sequence number, counts, and raise times (a scope's, when it has one)."""
+
+
+def _slot(slot: bytes) -> _State:
+    """A slot's sequence number, counts and raise times, else DecodeError: not
+    `GUARD_SLOT_BYTES`, empty, its checksum wrong (a torn write), not the type above, a version
+    but 1, 2 and 3, a number not
     in 0..MAX_ROLLBACK_COUNTER, not zeros after it. Version 1 holds `V1_SCOPES` only (as
     every troth since review 51d reads it); version 2 any scope named as `_SCOPE_NAME` says,
     at least one not in `V1_SCOPES` (else it is written as version 1: one encoding), and as
@@ -140,7 +180,9 @@ def decode_slot(slot: bytes) -> tuple[int, dict[str, int]]:
     troth's) is kept as read and written back as it is, never lowered, while it fits
     beside this troth's own (`_carried`; review 54p,
     rollback 1: version 1's decoder refused an unknown scope, so a newer troth's scope read
-    the whole guard as none, a restore)."""
+    the whole guard as none, a restore). Version 3 (review 60a, release 1) is version 2 with a
+    time, when it was last raised (0..MAX_ROLLBACK_RAISED_AT), beside the count of at least
+    one scope (`[count, time]`), of any scopes, fitting as version 2's at the largest."""
     if len(slot) != GUARD_SLOT_BYTES:
         raise DecodeError(f"rollback guard slot of {len(slot)} bytes")
     size = int.from_bytes(slot[:2], "big")
@@ -156,26 +198,42 @@ def decode_slot(slot: bytes) -> tuple[int, dict[str, int]]:
         raise _Unread(str(exc), exc.problem) from exc
 
 
-def _decoded(body: bytes) -> tuple[int, dict[str, int]]:
-    """`decode_slot` of a slot's body, its checksum right."""
+def _decoded(body: bytes) -> _State:
+    """`_slot` of a slot's body, its checksum right."""
     value = cbor.expect_array(cbor.decode(body, max_bytes=GUARD_SLOT_BYTES), "rollback guard", 4)
-    version = GUARD_VERSION if type(value[1]) is int and value[1] == GUARD_VERSION else 1
-    cbor.expect_header(value, GUARD_TYPE, version, "rollback guard")  # 1 or 2, else refused
+    found = value[1]
+    later = type(found) is int and found in (GUARD_VERSION, GUARD_RAISED_VERSION)
+    version = found if later else 1
+    cbor.expect_header(value, GUARD_TYPE, version, "rollback guard")  # 1, 2 or 3, else refused
     seq, counters = _bounded(value[2], "sequence number"), value[3]
     if type(counters) is not dict:
         raise DecodeError("rollback guard: expected a map of counts")
     decoded: dict[str, int] = {}
+    raised: dict[str, int] = {}
     for scope, count in counters.items():
         name = cbor.expect_text(scope, "rollback guard scope")
         if name not in V1_SCOPES and (version == 1 or not _SCOPE_NAME.fullmatch(name)):
             raise DecodeError(f"rollback guard: unknown scope {name[:40]!r}")
+        if version == GUARD_RAISED_VERSION and type(count) is list:
+            count, at = cbor.expect_array(count, "rollback guard count and raise time", 2)
+            raised[name] = _raise_time(at)
         decoded[name] = _bounded(count, "count")
-    if version == GUARD_VERSION:
-        if set(decoded) <= V1_SCOPES:
-            raise DecodeError("rollback guard: version 2 of version 1's scopes only")
-        if not _fits(decoded):
-            raise DecodeError("rollback guard: more scopes than a slot holds at their largest")
-    return seq, decoded
+    if version == GUARD_RAISED_VERSION and not raised:  # else written as version 1 or 2
+        raise DecodeError(
+            "rollback guard: unknown version (3 holds a raise time)", DecodeProblem.UNKNOWN_VERSION
+        )
+    if version == GUARD_VERSION and set(decoded) <= V1_SCOPES:
+        raise DecodeError("rollback guard: version 2 of version 1's scopes only")
+    if version != 1 and not _fits(decoded, raised):
+        raise DecodeError("rollback guard: more scopes than a slot holds at their largest")
+    return seq, decoded, raised
+
+
+def _raise_time(value: object) -> int:
+    at = cbor.expect_int(value, "rollback guard raise time")
+    if at > limits.MAX_ROLLBACK_RAISED_AT:
+        raise DecodeError("rollback guard: raise time over MAX_ROLLBACK_RAISED_AT")
+    return at
 
 
 class _Unread(DecodeError):
@@ -184,14 +242,18 @@ class _Unread(DecodeError):
     `decode_guard` reads as no guard (review 58k, guard 2)."""
 
 
-def _fits(scopes: Iterable[str]) -> bool:
-    """Whether a slot holds `scopes`, each at the largest count, as the largest number."""
+def _fits(scopes: Iterable[str], raised: Iterable[str] = ()) -> bool:
+    """Whether a slot holds `scopes`, each at the largest count (those in `raised` with the
+    latest raise time), as the largest number."""
     largest = dict.fromkeys(scopes, limits.MAX_ROLLBACK_COUNTER)
-    grown = cbor.encode([GUARD_TYPE, GUARD_VERSION, limits.MAX_ROLLBACK_COUNTER, largest])
-    return 2 + len(grown) + _CHECK <= GUARD_SLOT_BYTES
+    latest = dict.fromkeys(set(raised) & largest.keys(), limits.MAX_ROLLBACK_RAISED_AT)
+    record = [GUARD_TYPE, GUARD_VERSION, limits.MAX_ROLLBACK_COUNTER, _entries(largest, latest)]
+    return 2 + len(cbor.encode(record)) + _CHECK <= GUARD_SLOT_BYTES
 
 
-def _carried(counters: Mapping[str, int]) -> dict[str, int]:
+def _carried(
+    counters: Mapping[str, int], raised: Mapping[str, int]
+) -> tuple[dict[str, int], dict[str, int]]:
     """The counts a raise writes: every scope of this troth's (`SCOPES`: all fit a slot at
     their largest), then each scope it does not know (a newer troth's), in canonical order
     (shorter first), while the slot still holds it at the largest counts; the rest are dropped
@@ -199,11 +261,12 @@ def _carried(counters: Mapping[str, int]) -> dict[str, int]:
     no room for this troth's `identity`, written in a slot no troth decodes, so every open
     found a restore that never happened). A scope dropped reads, to the newer troth that
     counts it, as a restored copy (its entry in node.db, none in the guard): it fails closed,
-    once, as for any guard that lost the entry (docs/storage.md, "Versions, and a downgrade")."""
+    once, as for any guard that lost the entry (docs/storage.md, "Versions, and a downgrade").
+    The raise times of the scopes kept are kept."""
     unknown = sorted((s for s in counters if s not in SCOPES), key=lambda s: (len(s), s))
     kept = {scope: count for scope, count in counters.items() if scope in SCOPES}
     for scope in unknown:
-        if _fits([*kept, scope]):
+        if _fits([*kept, scope], raised):
             kept[scope] = counters[scope]
         else:
             _log.warning(
@@ -211,7 +274,7 @@ def _carried(counters: Mapping[str, int]) -> dict[str, int]:
                 "scopes: dropped (that troth finds a restore of it once)",
                 scope,
             )
-    return kept
+    return kept, {scope: at for scope, at in raised.items() if scope in kept}
 
 
 def _bounded(value: object, what: str) -> int:
@@ -221,15 +284,29 @@ def _bounded(value: object, what: str) -> int:
     return number
 
 
-def encode_guard(counters: Mapping[str, int], seq: int = 1) -> bytes:
-    """A whole guard file (`MAX_ROLLBACK_GUARD_BYTES`: two slots) holding `counters` as
-    number `seq`, in slot `seq % 2`, the other slot empty (zeros): what a guard is made as."""
+def encode_guard(
+    counters: Mapping[str, int], seq: int = 1, raised: Mapping[str, int] | None = None
+) -> bytes:
+    """A whole guard file (`MAX_ROLLBACK_GUARD_BYTES`: two slots) holding `counters` (and
+    `raised`: `encode_slot`) as number `seq`, in slot `seq % 2`, the other slot empty (zeros):
+    what a guard is made as."""
     slots = [bytes(GUARD_SLOT_BYTES)] * 2
-    slots[seq % 2] = encode_slot(seq, counters)
+    slots[seq % 2] = encode_slot(seq, counters, raised)
     return b"".join(slots)
 
 
 def decode_guard(data: bytes) -> tuple[int, dict[str, int]]:
+    """A guard file's newest slot's sequence number and counts (`_guard_state`)."""
+    return _guard_state(data)[:2]
+
+
+def decode_raised(data: bytes) -> dict[str, int]:
+    """When each scope of a guard file's newest slot was last raised, of those that say
+    (version 3: review 60a, release 1); DecodeError as `decode_guard`."""
+    return _guard_state(data)[2]
+
+
+def _guard_state(data: bytes) -> _State:
     """A guard file's newest slot: the valid one of highest sequence number (the other may be
     torn, or older), else DecodeError (not `MAX_ROLLBACK_GUARD_BYTES`, no valid slot; a slot
     whole that this troth does not read, a later troth's: which record is the newest, and
@@ -241,7 +318,7 @@ def decode_guard(data: bytes) -> tuple[int, dict[str, int]]:
     found = []
     for start in range(0, len(data), GUARD_SLOT_BYTES):
         try:
-            found.append(decode_slot(data[start : start + GUARD_SLOT_BYTES]))
+            found.append(_slot(data[start : start + GUARD_SLOT_BYTES]))
         except _Unread:
             raise
         except DecodeError as exc:
@@ -251,7 +328,7 @@ def decode_guard(data: bytes) -> tuple[int, dict[str, int]]:
     return max(found, key=lambda slot: slot[0])
 
 
-def _read_state(path: Path) -> tuple[int, dict[str, int]] | None:
+def _read_state(path: Path) -> _State | None:
     """`decode_guard` of the file at `path`; None when there is none or it cannot be read as
     one (anything but a regular file, a symbolic link, damaged bytes). A guard this process
     may not read is a StorageError (it cannot judge)."""
@@ -281,15 +358,16 @@ def _read_bytes(path: Path) -> bytes | None:
 # Guards decoded (or written) by this process, by their bytes: `decode_guard` is a pure
 # function of them, and a rotation (review 57i's identity scope) reads the guard it wrote the
 # rotation before; decoding both slots anew each time cost more than its own transaction.
-_KNOWN_GUARDS: dict[bytes, tuple[int, tuple[tuple[str, int], ...]] | None] = {}
+_Known = tuple[int, tuple[tuple[str, int], ...], tuple[tuple[str, int], ...]]
+_KNOWN_GUARDS: dict[bytes, _Known | None] = {}
 _KNOWN_GUARDS_KEPT: Final = 8
 
 
-def _state_of(data: bytes | None) -> tuple[int, dict[str, int]] | None:
+def _state_of(data: bytes | None) -> _State | None:
     """`decode_guard` of `data` (None: not a guard), from `_KNOWN_GUARDS` when known (the
     guard a raise of this process wrote last compared first: hashing its bytes for the look-up,
     and again to keep what it wrote, cost a raise ~2.5 k instructions, review 59c, rotate 4).
-    A fresh dict of the counts each time (the caller's to change)."""
+    Fresh dicts of the counts and raise times each time (the caller's to change)."""
     if data is None:
         return None
     last = _last_known
@@ -300,15 +378,15 @@ def _state_of(data: bytes | None) -> tuple[int, dict[str, int]] | None:
             known = _KNOWN_GUARDS[data]
         except KeyError:
             try:
-                seq, counts = decode_guard(data)
-                known = (seq, tuple(counts.items()))
+                seq, counts, raised = _guard_state(data)
+                known = (seq, tuple(counts.items()), tuple(raised.items()))
             except DecodeError:
                 known = None
             _know(data, known)
-    return None if known is None else (known[0], dict(known[1]))
+    return None if known is None else (known[0], dict(known[1]), dict(known[2]))
 
 
-def _know(data: bytes, state: tuple[int, tuple[tuple[str, int], ...]] | None) -> None:
+def _know(data: bytes, state: _Known | None) -> None:
     known = _KNOWN_GUARDS
     if len(known) >= _KNOWN_GUARDS_KEPT:
         # the oldest key read, then taken out: another thread's `_know` (another node.db's
@@ -319,7 +397,7 @@ def _know(data: bytes, state: tuple[int, tuple[tuple[str, int], ...]] | None) ->
     known[data] = state
 
 
-def _know_written(data: bytes, state: tuple[int, tuple[tuple[str, int], ...]]) -> None:
+def _know_written(data: bytes, state: _Known) -> None:
     """`_know` of the guard a raise of this process just wrote, compared first at the next
     (`_state_of`); one assignment, so another thread reads the pair whole."""
     global _last_known
@@ -327,7 +405,7 @@ def _know_written(data: bytes, state: tuple[int, tuple[tuple[str, int], ...]]) -
     _know(data, state)
 
 
-_last_known: tuple[bytes, tuple[int, tuple[tuple[str, int], ...]] | None] = (b"", None)
+_last_known: tuple[bytes, _Known | None] = (b"", None)
 
 
 def read_guard(path: Path) -> dict[str, int] | None:
@@ -338,7 +416,7 @@ def read_guard(path: Path) -> dict[str, int] | None:
     return None if state is None else state[1]
 
 
-def _create_guard(path: Path, counters: Mapping[str, int]) -> None:
+def _create_guard(path: Path, counters: Mapping[str, int], raised: Mapping[str, int]) -> None:
     """Make the guard at `path` (none, or none readable): a new temporary file beside it
     (O_EXCL, 0600), fsynced, renamed over `path` (a symbolic link there is replaced), the
     directory fsynced. Once per node.db, unless the guard is taken away."""
@@ -346,7 +424,7 @@ def _create_guard(path: Path, counters: Mapping[str, int]) -> None:
     fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
     try:
         try:
-            os.write(fd, encode_guard(counters))
+            os.write(fd, encode_guard(counters, raised=raised))
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -398,6 +476,7 @@ class RollbackGuard:
         self._lock_path = self.path.with_name(f"{self.path.name}.lock")
         self._armed = False  # the store's entry of the scope seen committed (`arm`)
         self._bumped: int | None = None  # the count the last `bump` wrote (`_publish`)
+        self._bumped_at: int | None = None  # the time the last `bump` was given (`_publish`)
         self._in_guard = False  # the scope's entry seen in the guard (`bump` reads it once)
 
     def counter(self) -> int:
@@ -440,10 +519,11 @@ class RollbackGuard:
     def _armed_now(self) -> None:
         self._armed = True
 
-    def bump(self) -> None:
+    def bump(self, at: int | None = None) -> None:
         """Count one irreversible write, inside the transaction that makes it; the guard is
-        raised once that transaction commits (once for all the bumps of a transaction). The
-        first bump of a scope writes its entry, at the store's count, before the commit."""
+        raised once that transaction commits (once for all the bumps of a transaction), with
+        `at` (when the write was made), if given, as when the scope was raised (`raised_at`).
+        The first bump of a scope writes its entry, at the store's count, before the commit."""
         if not self._db.in_transaction:
             raise StorageError("a rollback guard counts a write inside its transaction")
         if self._db.after_commit_once(self._publish) and not self._in_guard:
@@ -455,12 +535,20 @@ class RollbackGuard:
         # RETURNING fills a table of its own; review 59c, rotate 3). The write lock is held:
         # the count read is the one this transaction wrote
         db, scope = self._db, (self.scope,)
+        self._bumped_at = at
         if db.run(_COUNT, scope).rowcount:
             (row,) = db.run_rows("SELECT counter FROM rollback_counters WHERE scope = ?", scope)
             self._bumped = int(row[0])
         else:  # the scope's first count
             db.run("INSERT INTO rollback_counters (scope, counter) VALUES (?, 1)", scope)
             self._bumped = 1
+
+    def raised_at(self) -> int | None:
+        """When the guard says this scope was last raised (the latest time a `bump` was given,
+        never lowered: review 60a, release 1), or None: no readable guard, or no time of the
+        scope in it (a guard of a troth before version 3, or a scope never given one)."""
+        state = _read_state(self.path)
+        return None if state is None else state[2].get(self.scope)
 
     def behind(self) -> bool:
         """Whether the store is a restored copy for this scope (read only: the guard, then the
@@ -511,7 +599,7 @@ class RollbackGuard:
                 "restored_voided = excluded.restored_voided",
                 (self.scope, max(counter, known or 0), now, counter, known, voided),
             )
-            self._bumped = None  # `_publish` reads the count raised here
+            self._bumped = self._bumped_at = None  # `_publish` reads the count raised here
             self._db.after_commit_once(self._publish)
         restored = Restored(self.scope, counter, known, voided, now)
         _log.warning(
@@ -552,40 +640,47 @@ class RollbackGuard:
         (committed: no statement after the commit, review 57i), else to the store's count,
         read now (at least the committed one)."""
         counter, self._bumped = self._bumped, None
-        self._raise_guard(self.counter() if counter is None else counter)
+        at, self._bumped_at = self._bumped_at, None
+        self._raise_guard(self.counter() if counter is None else counter, at)
 
-    def _raise_guard(self, counter: int) -> None:
-        """Raise this scope's entry of the guard to `counter` (never lower it), the other
-        scopes' entries kept, under the guard's lock (so two writers never lower it)."""
+    def _raise_guard(self, counter: int, at: int | None = None) -> None:
+        """Raise this scope's entry of the guard to `counter`, and its raise time to `at` if
+        given (at most MAX_ROLLBACK_RAISED_AT; never lower either), the other scopes' entries
+        kept, under the guard's lock (so two writers never lower it)."""
+        raised = None if at is None else min(max(at, 0), limits.MAX_ROLLBACK_RAISED_AT)
         while True:
             try:
-                self._raise_in_turn(guard_files(self.path, self._lock_path), counter)
+                self._raise_in_turn(guard_files(self.path, self._lock_path), counter, raised)
                 return
             except Evicted:  # closed by another thread meanwhile: opened again
                 continue
             except OSError as exc:  # a full disk, an I/O error (review 56d, storage 2)
                 raise StorageError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
 
-    def _raise_in_turn(self, files: GuardFiles, counter: int) -> None:
+    def _raise_in_turn(self, files: GuardFiles, counter: int, at: int | None) -> None:
         """`_raise_guard` with the guard's files kept by this process, in a turn of its lock."""
         with files.within(self._db.busy_timeout):
             data = files.read(limits.MAX_ROLLBACK_GUARD_BYTES + 1)
             state = _state_of(data)
-            if data is None or state is None:
-                _create_guard(self.path, {self.scope: counter})
-                return
-            seq, counts = state
             scope = self.scope
+            if data is None or state is None:
+                _create_guard(self.path, {scope: counter}, {} if at is None else {scope: at})
+                return
+            seq, counts, raised = state
             known = counts.get(scope)
-            if known is None or known < counter:
-                counts[scope] = counter  # `_state_of`'s own dict
+            later = at is not None and at > raised.get(scope, -1)
+            if known is None or known < counter or later:
+                counts[scope] = max(counter, known or 0)  # `_state_of`'s own dicts
+                if at is not None and later:
+                    raised[scope] = at
                 if not counts.keys() <= _OWN_SCOPES:
-                    counts = _carried(counts)
-                # of exact str and int only (counts as decoded, this scope's from the store):
-                # what `cbor.encode`'s walk would find (review 58a: the walk each raise);
-                # `_record` without its copy of the counts
-                version = 1 if counts.keys() <= V1_SCOPES else GUARD_VERSION
-                slot = _framed(cbor.encode_checked([GUARD_TYPE, version, seq + 1, counts]))
+                    counts, raised = _carried(counts, raised)
+                # of exact str and int only (counts as decoded, this scope's from the store;
+                # a raise time a list of two): what `cbor.encode`'s walk would find (review
+                # 58a: the walk each raise); `_record` without its copy of the counts
+                version = _version(counts, raised)
+                record = [GUARD_TYPE, version, seq + 1, _entries(counts, raised)]
+                slot = _framed(cbor.encode_checked(record))
                 # slot `(seq + 1) % 2` in place, never the newest valid one (slot
                 # `seq % 2`): a torn write leaves that one the newest; with `full`
                 # durability fdatasynced (survives a power loss, not only a crash)
@@ -602,7 +697,7 @@ class RollbackGuard:
                 # slot); decoded at its next read then
                 if known is not None and seq < limits.MAX_ROLLBACK_COUNTER:
                     written = data[:start] + slot + data[start + GUARD_SLOT_BYTES :]
-                    _know_written(written, (seq + 1, tuple(counts.items())))
+                    _know_written(written, (seq + 1, tuple(counts.items()), tuple(raised.items())))
 
 
 def restored_rows(db: SqliteDatabase) -> list[Restored]:
