@@ -20,10 +20,11 @@ import pytest
 
 from tests.support.cli import run, run_json
 from tests.support.traces import record_on_node
-from troth.cli import output_stream, trace_cmds
+from troth.cli import output_stream
 from troth.cli.output import json_text
 from troth.cli.output_stream import json_chunks
 from troth.errors import TraceError, TraceFailure
+from troth.node import trace_reads  # the CLI's library call (review 60g)
 from troth.trace.export import export_bundles
 
 RECORDS = 12
@@ -53,7 +54,7 @@ def test_exports1_json_without_out_holds_one_bundle_at_a_time(
 
         return checkpoint, each()
 
-    monkeypatch.setattr(trace_cmds, "export_bundles", watched)
+    monkeypatch.setattr(trace_reads, "export_bundles", watched)
     document = run_json("trace", "export")
     assert len(document["proofs"]) == len(held) == RECORDS
     assert max(held) <= 1, held  # the previous bundle at most, never the ones before it
@@ -94,7 +95,7 @@ def test_exports1_a_failure_part_way_prints_only_the_error_object(
 
         return checkpoint, each()
 
-    monkeypatch.setattr(trace_cmds, "export_bundles", failing)
+    monkeypatch.setattr(trace_reads, "export_bundles", failing)
     error = json.loads(run("trace", "export", "--json", code=1).stdout)  # one document
     assert "the disk went away" in error["message"]
 

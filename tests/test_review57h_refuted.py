@@ -22,9 +22,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from tests.support.traces import NOW, Held, db, open_log, recorder, tool_call
 from troth import limits
-from troth.cli.trace_cmds import _lines
 from troth.clock import FixedClock
 from troth.errors import TraceError, TraceFailure
+from troth.node.trace_checks import _lines  # the CLI's library call (review 60g)
 from troth.trace import TraceLog
 from troth.trace.export import export_jsonl, prove, verify_bundle, verify_export
 from troth.trace.otel import SigningSampler, SigningSpanProcessor, export_otel

@@ -74,7 +74,7 @@ def test_trace2_two_verifies_racing_do_not_read_as_a_rollback(
     a kept file of 1 record. `keep` now takes the row moved on past the note compared with when
     the log is consistent with it too (the log's consistency proof between the two)."""
     _two_checkpoints()
-    from troth.cli import trace_cmds
+    from troth.node import trace_checks  # the CLI's library call (review 60g)
 
     class Raced(AcceptedCheckpoints):
         def anchored(self, report: Any, again: Any) -> Any:
@@ -83,7 +83,7 @@ def test_trace2_two_verifies_racing_do_not_read_as_a_rollback(
                 AcceptedCheckpoints(node.db).keep(report.anchor, report.newest)
             return report
 
-    monkeypatch.setattr(trace_cmds, "AcceptedCheckpoints", Raced)
+    monkeypatch.setattr(trace_checks, "AcceptedCheckpoints", Raced)
     file = ("--checkpoint", str(troth_home() / "kept.note")) if kept else ()
     verified = run_json("trace", "verify", *file)
     assert (verified["status"], verified["records"]) == ("valid", 2)

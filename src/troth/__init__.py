@@ -40,6 +40,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "troth._api.network": ("Channel", "Request", "RunningNode", "Service"),
     "troth._api.node": ("Identities", "Node"),
     "troth._api.results": ("Credential", "Identity"),
+    "troth._api.traces": ("Traces",),
     "troth._api.verifier": ("Verifier",),
     "troth.credentials": ("Attributes", "VerifiedCredential", "VerifiedLink"),
     "troth.errors": (
@@ -66,12 +67,15 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "RemoteError",
         "RoutingError",
         "StorageError",
+        "TraceError",
+        "TraceFailure",
         "TrothError",
         "UnsupportedKeyType",
         "VaultError",
     ),
     "troth.identity": ("Identifier",),
     "troth.node.access": ("AnyAuthenticated", "MembersOnly", "RequireAttributes"),
+    "troth.node.trace_checks": ("TraceVerdict",),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -97,6 +101,9 @@ __all__ = [  # noqa: RUF022 - in the order a newcomer reads them (help(troth), d
     "MembersOnly",
     "RequireAttributes",
     "AnyAuthenticated",
+    # traces: what agents did, signed, in a tamper-evident log
+    "Traces",
+    "TraceVerdict",
     # errors (the tree of troth.errors)
     "TrothError",
     "DecodeError",
@@ -123,6 +130,8 @@ __all__ = [  # noqa: RUF022 - in the order a newcomer reads them (help(troth), d
     "ChannelFailure",
     "RoutingError",
     "Denied",
+    "TraceError",
+    "TraceFailure",
     "RemoteError",
 ]
 
@@ -131,6 +140,7 @@ if TYPE_CHECKING:
     from troth._api.network import Channel, Request, RunningNode, Service
     from troth._api.node import Identities, Node
     from troth._api.results import Credential, Identity
+    from troth._api.traces import Traces
     from troth._api.verifier import Verifier
     from troth.credentials import Attributes, VerifiedCredential, VerifiedLink
     from troth.errors import (
@@ -157,12 +167,15 @@ if TYPE_CHECKING:
         RemoteError,
         RoutingError,
         StorageError,
+        TraceError,
+        TraceFailure,
         TrothError,
         UnsupportedKeyType,
         VaultError,
     )
     from troth.identity import Identifier
     from troth.node.access import AnyAuthenticated, MembersOnly, RequireAttributes
+    from troth.node.trace_checks import TraceVerdict
 else:
 
     def __getattr__(name: str) -> Any:

@@ -35,6 +35,7 @@ __all__ = [
     "check_chain",
     "check_clock",
     "check_credential",
+    "check_file",
     "check_flag",
     "check_home",
     "check_identity",
@@ -215,9 +216,18 @@ def check_home(call: str, parameter: str, value: object) -> Path | None:
     system can name: not empty, no NUL, no lone surrogate but those of undecodable file-name
     bytes (review 54n, api 1: "" was the current directory, the others a ValueError or a
     UnicodeEncodeError from pathlib)."""
+    return _check_path(call, parameter, value, "a directory (a Path or a str) or None")
+
+
+def check_file(call: str, parameter: str, value: object) -> Path | None:
+    """`value`, a file: a `Path`, a str or another `os.PathLike` of text (or None), one the
+    system can name (as `check_home` takes a directory)."""
+    return _check_path(call, parameter, value, "a file (a Path or a str) or None")
+
+
+def _check_path(call: str, parameter: str, value: object, expected: str) -> Path | None:
     if value is None:
         return None
-    expected = "a directory (a Path or a str) or None"
     if not isinstance(value, str | os.PathLike) or not isinstance(os.fspath(value), str):
         raise ArgumentError(call, parameter, expected, _got(value))
     if not os.fspath(value):  # not the current directory (review 54n, api 1)

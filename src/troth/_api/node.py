@@ -30,6 +30,7 @@ from troth._api.arguments import (
 )
 from troth._api.authority import AttributesLike, Authority
 from troth._api.results import Credential, Identity
+from troth._api.traces import Traces
 from troth.authority.core import DEFAULT_CREDENTIAL_TTL, DEFAULT_DELEGATION_DEPTH
 from troth.clock import Clock, SystemClock
 from troth.credentials import VerifiedFeed
@@ -217,6 +218,8 @@ class Node:
         self._running: RunningNode | None = None
         self.identities = Identities(self)
         """The node's identities: create, get, rotate."""
+        self.traces = Traces(self)
+        """The node's signed trace log: verify, show, prove, export."""
 
     @classmethod
     def open(
