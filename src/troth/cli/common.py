@@ -20,6 +20,7 @@ from typing import IO, Any, BinaryIO, TypeVar
 
 import click
 
+from troth.bounded_read import read_bounded
 from troth.cli.names import Directory
 from troth.cli.text import parse_duration
 from troth.clock import SystemClock
@@ -194,18 +195,7 @@ def read_input(path: str, limit: int, what: str) -> bytes:
 
     Failures are `OSError` (exit 4, I/O): the input was not read, so there is no verdict on it
     (exit 1 means "read, and invalid")."""
-    data: bytes
-    try:
-        if path == "-":
-            data = stdin_bytes().read(limit + 1)
-        else:
-            with open(path, "rb") as file:
-                data = file.read(limit + 1)
-    except OSError as exc:
-        raise OSError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    if len(data) > limit:
-        raise OSError(f"{what} {path}: file is larger than {limit} bytes")
-    return data
+    return read_bounded(path, limit, what, stream=stdin_bytes() if path == "-" else None)
 
 
 def attributes_of(assignments: tuple[str, ...], option: str = "--attr") -> Attributes:

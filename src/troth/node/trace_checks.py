@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal, Protocol
 
 from troth import limits
+from troth.bounded_read import read_bounded
 from troth.clock import Clock
 from troth.errors import NotFound, StorageError, TraceError, TraceFailure
 from troth.identity import Identifier
@@ -146,15 +147,7 @@ class TraceVerdict:
 def read_kept(path: Path) -> bytes:
     """The note kept in `path`, read up to MAX_TRACE_CHECKPOINT_BYTES before anything parses
     it: OSError naming the file when it cannot be read or is larger."""
-    limit = limits.MAX_TRACE_CHECKPOINT_BYTES
-    try:
-        with open(path, "rb") as file:
-            data = file.read(limit + 1)
-    except OSError as exc:
-        raise OSError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
-    if len(data) > limit:
-        raise OSError(f"checkpoint {path}: file is larger than {limit} bytes")
-    return data
+    return read_bounded(path, limits.MAX_TRACE_CHECKPOINT_BYTES, "checkpoint")
 
 
 def verify_trace(
