@@ -4,12 +4,13 @@ connections and their counts are passed in; docs/protocols.md, "TCP transport").
 from __future__ import annotations
 
 import collections
+import math
 from collections.abc import Iterable, Mapping
 from typing import Protocol, TypeVar
 
 from troth.transport.liveness import Liveness
 
-__all__ = ["eviction_candidate"]
+__all__ = ["Refusals", "eviction_candidate"]
 
 
 class _Candidate(Protocol):
@@ -33,6 +34,37 @@ def _active(connection: _Candidate) -> float:
     return connection.liveness.last_active
 
 
+class Refusals:
+    """A scan's answer that no accepted connection gives way, remembered while it holds (review
+    60f, listener 1: each newcomer at the cap scanned the whole table, ~0.4 ms at 1,024, and a
+    refused one is not counted, so one address opening connection after connection made the
+    node scan for each). The answer depends on the table (which connections, their counts by
+    address and network: `forget` when one comes or goes), on what the sweep saw (when each
+    last made progress: `forget` at each sweep; progress between sweeps only takes frameless
+    connections out, and none was left), on the newcomer's address's and network's counts,
+    and on the time: the idlest connection gives way once idle `evict_idle_after`."""
+
+    __slots__ = ("_counts", "_until")
+
+    def __init__(self) -> None:
+        self._counts: tuple[int, int] | None = None
+        self._until = -math.inf
+
+    def forget(self) -> None:
+        """The table changed, or the sweep looked at it: the next newcomer scans it again."""
+        self._counts = None
+
+    def known(self, counts: tuple[int, int], now: float) -> bool:
+        """Whether a newcomer whose address and network hold `counts` at `now` is known to
+        find no connection to give way."""
+        return counts == self._counts and now < self._until
+
+    def remember(self, counts: tuple[int, int], until: float) -> None:
+        """A scan for a newcomer whose address and network held `counts` found none, and will
+        not before `until`."""
+        self._counts, self._until = counts, until
+
+
 def eviction_candidate(
     accepted: Iterable[_C],
     newcomer: _C,
@@ -41,6 +73,7 @@ def eviction_candidate(
     *,
     strict: bool,
     evict_idle_after: float,
+    refusals: Refusals | None = None,
 ) -> _C | None:
     """The accepted connection (`accepted`, oldest first; `per_host` and `per_network` count
     them by source address and network) to give up for `newcomer`: of those that brought no
@@ -56,7 +89,8 @@ def eviction_candidate(
     holds the /64s of a /48, or the addresses of a /24, as cheaply as one of them, each a
     source holding one connection: review 48h, sources 1), the idlest connection of the
     network holding at least two more than the newcomer's; else the one idle the longest if
-    idle at least `evict_idle_after` (review 50e, idle 2: at a node, progress)."""
+    idle at least `evict_idle_after` (review 50e, idle 2: at a node, progress). None is
+    remembered in `refusals`, if given, while it holds."""
     accepted = list(accepted)
     idlest: _C | None = None
     frameless: list[_C] = []  # oldest first
@@ -69,13 +103,16 @@ def eviction_candidate(
         waiting = collections.Counter(connection.host for connection in frameless)
         most_waiting = max(waiting.values())
         return next(c for c in frameless if waiting[c.host] == most_waiting)
+    counts = (per_host.get(newcomer.host, 0), per_network.get(newcomer.network, 0))
     top, most = max(per_host.items(), key=lambda item: item[1])
-    if most >= per_host.get(newcomer.host, 0) + 2:
+    if most >= counts[0] + 2:
         return min((c for c in accepted if c.host == top), key=_active)
     network, most = max(per_network.items(), key=lambda item: item[1])
-    if most >= per_network.get(newcomer.network, 0) + 2:
+    if most >= counts[1] + 2:
         return min((c for c in accepted if c.network == network), key=_active)
     now = newcomer.liveness.opened_at
     if idlest is not None and now - _active(idlest) >= evict_idle_after:
         return idlest
+    if refusals is not None and idlest is not None:
+        refusals.remember(counts, _active(idlest) + evict_idle_after)
     return None

@@ -1,0 +1,60 @@
+"""Review 60f: the listener and the TCP transport under hostile load (issue #8, item 5).
+
+Listener 1: at the connection cap, every new connection was weighed against every accepted one
+(`eviction_candidate`: the frameless ones, the fair shares by address and by network, the
+idlest), also when none could give way and the newcomer was refused: ~0.4 ms of the event
+loop's time a connection at 1,024, measured here. Refused connections are not counted, so one
+address (never at its per-source cap) made the node scan its whole table for each connection
+it opened, ~2,500 a second taking a core. A scan that finds no connection to give way is now
+remembered (`troth.transport.eviction.Refusals`) until the table changes, the sweep sees
+progress, or the idlest connection could be idle long enough to give way.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+
+from tests.support.load import attacker_addresses
+from tests.test_transport_tcp import Server, answer, run, until
+from troth.transport import TcpSettings, eviction, tcp
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs 127/8")
+
+HELD = 32  # the connection cap in the test
+NEWCOMERS = 40
+
+
+def test_refused_newcomers_at_the_cap_do_not_each_scan_the_connection_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Listener 1: a cap of 32 held by 32 active connections, one from each of 32 addresses of
+    one /24 (none gives way: no frameless one, no fair share passed, none idle 60 s); one more
+    address of that /24 opens 40 connections, each refused. The connections the transport
+    weighed for them are at most a scan or two of the table, not one scan each (1,280)."""
+    weighed = [0]
+    scan = eviction.eviction_candidate
+
+    def counted(accepted: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        accepted = list(accepted)
+        weighed[0] += len(accepted)
+        return scan(accepted, *args, **kwargs)
+
+    monkeypatch.setattr(tcp, "eviction_candidate", counted)
+
+    async def test(server: Server) -> None:
+        counters = server.transport.counters
+        holders = [await server.client(a) for a in attacker_addresses(HELD, subnet=61)]
+        for streams in holders:
+            assert await answer(streams) == b"ping"
+        newcomers = [await server.client("127.0.61.200") for _ in range(NEWCOMERS)]
+        await until(lambda: counters.refused_over_limit == NEWCOMERS)
+        assert counters.evicted == 0
+        assert weighed[0] <= 3 * HELD, f"{weighed[0]} connections weighed for {NEWCOMERS}"
+        for _, writer in holders + newcomers:
+            writer.close()
+
+    run(test, TcpSettings(max_connections=HELD))
