@@ -8,10 +8,19 @@ address (never at its per-source cap) made the node scan its whole table for eac
 it opened, ~2,500 a second taking a core. A scan that finds no connection to give way is now
 remembered (`troth.transport.eviction.Refusals`) until the table changes, the sweep sees
 progress, or the idlest connection could be idle long enough to give way.
+
+Listener 2: the handshake budgets of the networks and sources messages 1 come from
+(`OpeningRates`, 4,096 of each kept) forget, when full, the refilled ones first, then the
+oldest: found by a scan of the whole table, and nothing is refilled within the second it was
+taken from. Messages 1 from new networks past 4,096 in one second (one IPv6 /36 holds 4,096
+/48s) each made the node scan both tables, ~2 ms a message 1 (five times a responder's whole
+handshake work, before any is done). A full table now makes room for a quarter of it at once
+(refilled ones first, then the oldest), so its scan is paid once for 1,024 newcomers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Iterable
 from typing import Any
@@ -20,6 +29,9 @@ import pytest
 
 from tests.support.load import attacker_addresses
 from tests.test_transport_tcp import Server, answer, run, until
+from troth import limits
+from troth.node.opening_rates import OpeningRates
+from troth.rates import ByteBudgets
 from troth.transport import TcpSettings, eviction, tcp
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs 127/8")
@@ -58,3 +70,30 @@ def test_refused_newcomers_at_the_cap_do_not_each_scan_the_connection_table(
             writer.close()
 
     run(test, TcpSettings(max_connections=HELD))
+
+
+def test_messages_1_from_new_networks_past_the_tables_do_not_each_scan_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Listener 2: within one second of the loop's clock, messages 1 from 4,096 + 512 sources
+    of as many networks: each is taken up (a newcomer is never refused for want of a slot), and
+    the buckets looked at to make room are a scan or two of each table, not two full tables'
+    for each of the 512 (~4 million)."""
+    looked = [0]
+    prune = ByteBudgets.prune
+
+    def counted(self: ByteBudgets, *, now: int) -> None:
+        looked[0] += len(self)
+        prune(self, now=now)
+
+    monkeypatch.setattr(ByteBudgets, "prune", counted)
+    tables = limits.MAX_HANDSHAKE_NETWORKS + limits.MAX_HANDSHAKE_SOURCES
+
+    async def main() -> None:
+        monkeypatch.setattr(asyncio.get_running_loop(), "time", lambda: 1000.0)
+        rates = OpeningRates(rate=limits.HANDSHAKE_RATE, burst=limits.HANDSHAKE_BURST)
+        for n in range(limits.MAX_HANDSHAKE_NETWORKS + 512):
+            assert rates.take(f"tcp 2001:db8:{n:x}::/64", f"tcp 2001:db8:{n:x}::/48")
+
+    asyncio.run(main())
+    assert looked[0] <= 2 * tables, f"{looked[0]} buckets looked at"
