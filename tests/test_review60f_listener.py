@@ -5,9 +5,12 @@ Listener 1: at the connection cap, every new connection was weighed against ever
 idlest), also when none could give way and the newcomer was refused: ~0.4 ms of the event
 loop's time a connection at 1,024, measured here. Refused connections are not counted, so one
 address (never at its per-source cap) made the node scan its whole table for each connection
-it opened, ~2,500 a second taking a core. A scan that finds no connection to give way is now
-remembered (`troth.transport.eviction.Refusals`) until the table changes, the sweep sees
-progress, or the idlest connection could be idle long enough to give way.
+it opened, ~2,500 a second taking a core; and a newcomer evicting the frameless connection
+before it (one address churning one place) scanned it for each too. A scan that finds no
+connection to give way is now remembered (`troth.transport.eviction.Refusals`) until the table
+changes, the sweep sees progress, or the idlest connection could be idle long enough to give
+way; and the frameless connections are kept apart (`TcpTransport._unproven`), so a newcomer is
+weighed against them alone while there are any.
 
 Listener 2: the handshake budgets of the networks and sources messages 1 come from
 (`OpeningRates`, 4,096 of each kept) forget, when full, the refilled ones first, then the
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -40,6 +43,24 @@ HELD = 32  # the connection cap in the test
 NEWCOMERS = 40
 
 
+def _count_weighed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the accepted connections the transport weighs for newcomers at its cap (each one
+    `eviction_candidate` takes from the table, or from its frameless ones)."""
+    weighed = [0]
+    scan = eviction.eviction_candidate
+
+    def counting(connections: Iterable[Any]) -> Iterator[Any]:
+        for connection in connections:
+            weighed[0] += 1
+            yield connection
+
+    def counted(accepted: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        return scan(counting(accepted), *args, **kwargs)
+
+    monkeypatch.setattr(tcp, "eviction_candidate", counted)
+    return weighed
+
+
 def test_refused_newcomers_at_the_cap_do_not_each_scan_the_connection_table(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -47,15 +68,7 @@ def test_refused_newcomers_at_the_cap_do_not_each_scan_the_connection_table(
     one /24 (none gives way: no frameless one, no fair share passed, none idle 60 s); one more
     address of that /24 opens 40 connections, each refused. The connections the transport
     weighed for them are at most a scan or two of the table, not one scan each (1,280)."""
-    weighed = [0]
-    scan = eviction.eviction_candidate
-
-    def counted(accepted: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
-        accepted = list(accepted)
-        weighed[0] += len(accepted)
-        return scan(accepted, *args, **kwargs)
-
-    monkeypatch.setattr(tcp, "eviction_candidate", counted)
+    weighed = _count_weighed(monkeypatch)
 
     async def test(server: Server) -> None:
         counters = server.transport.counters
@@ -97,3 +110,26 @@ def test_messages_1_from_new_networks_past_the_tables_do_not_each_scan_them(
 
     asyncio.run(main())
     assert looked[0] <= 2 * tables, f"{looked[0]} buckets looked at"
+
+
+def test_newcomers_churning_a_frameless_place_do_not_each_scan_the_connection_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Listener 1, its other half: a cap of 32, 31 held by active connections of one /24; one
+    more address of it opens 40 connections that send nothing, each evicting the one before
+    (frameless). Weighing each newcomer takes the frameless connections, not the whole table."""
+    weighed = _count_weighed(monkeypatch)
+
+    async def test(server: Server) -> None:
+        counters = server.transport.counters
+        holders = [await server.client(a) for a in attacker_addresses(HELD - 1, subnet=62)]
+        for streams in holders:
+            assert await answer(streams) == b"ping"
+        newcomers = [await server.client("127.0.62.200") for _ in range(NEWCOMERS + 1)]
+        await until(lambda: counters.evicted == NEWCOMERS)
+        assert counters.refused_over_limit == 0
+        assert weighed[0] <= 3 * HELD + 2 * NEWCOMERS, f"{weighed[0]} connections weighed"
+        for _, writer in holders + newcomers:
+            writer.close()
+
+    run(test, TcpSettings(max_connections=HELD))

@@ -74,6 +74,7 @@ def eviction_candidate(
     strict: bool,
     evict_idle_after: float,
     refusals: Refusals | None = None,
+    unproven: dict[_C, None] | None = None,
 ) -> _C | None:
     """The accepted connection (`accepted`, oldest first; `per_host` and `per_network` count
     them by source address and network) to give up for `newcomer`: of those that brought no
@@ -90,19 +91,31 @@ def eviction_candidate(
     source holding one connection: review 48h, sources 1), the idlest connection of the
     network holding at least two more than the newcomer's; else the one idle the longest if
     idle at least `evict_idle_after` (review 50e, idle 2: at a node, progress). None is
-    remembered in `refusals`, if given, while it holds."""
+    remembered in `refusals`, if given, while it holds. `unproven`, if given: the accepted
+    connections that had brought no frame (made no progress) when last looked at, oldest first;
+    those that have since are taken out of it (for good: what brought one stays past this
+    rule), and, with some left, one of them is chosen without a look at the others (review 60f,
+    listener 1: a newcomer evicting the frameless one before it, over and over, scanned the
+    whole table each time)."""
+
+    def proven(connection: _C) -> bool:
+        return bool(connection.progress if strict else connection.frames_read)
+
+    if unproven is not None:
+        for connection in [c for c in unproven if proven(c)]:
+            del unproven[connection]
+        if unproven:
+            return _frameless_victim(list(unproven))
     accepted = list(accepted)
     idlest: _C | None = None
     frameless: list[_C] = []  # oldest first
     for connection in accepted:
-        if not (connection.progress if strict else connection.frames_read):
+        if not proven(connection):
             frameless.append(connection)
         elif idlest is None or _active(connection) < _active(idlest):
             idlest = connection
     if frameless:
-        waiting = collections.Counter(connection.host for connection in frameless)
-        most_waiting = max(waiting.values())
-        return next(c for c in frameless if waiting[c.host] == most_waiting)
+        return _frameless_victim(frameless)
     counts = (per_host.get(newcomer.host, 0), per_network.get(newcomer.network, 0))
     top, most = max(per_host.items(), key=lambda item: item[1])
     if most >= counts[0] + 2:
@@ -116,3 +129,10 @@ def eviction_candidate(
     if refusals is not None and idlest is not None:
         refusals.remember(counts, _active(idlest) + evict_idle_after)
     return None
+
+
+def _frameless_victim(frameless: list[_C]) -> _C:
+    """Of `frameless` (oldest first), the oldest of the source address holding the most."""
+    waiting = collections.Counter(connection.host for connection in frameless)
+    most_waiting = max(waiting.values())
+    return next(c for c in frameless if waiting[c.host] == most_waiting)

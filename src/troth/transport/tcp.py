@@ -93,6 +93,9 @@ class TcpTransport(ConnectionTable[TcpConnection]):
     _accepted: dict[TcpConnection, None] = field(default_factory=dict)  # oldest first
     _per_host: collections.Counter[str] = field(default_factory=collections.Counter)
     _per_network: collections.Counter[str] = field(default_factory=collections.Counter)
+    _unproven: dict[TcpConnection, None] = field(default_factory=dict)
+    """The accepted connections that had brought no frame (at a node: made no progress) when
+    last looked at, oldest first (what `eviction_candidate` takes first; review 60f, listener 1)."""
     _refusals: Refusals = field(default_factory=Refusals)
     """At the cap: that no connection gives way, known until the table changes (review 60f,
     listener 1: each refused newcomer scanned the whole table)."""
@@ -211,6 +214,7 @@ class TcpTransport(ConnectionTable[TcpConnection]):
                         strict=self.authenticated_idle,  # at a node: progress (50e, idle 2)
                         evict_idle_after=settings.evict_idle_after,
                         refusals=self._refusals,
+                        unproven=self._unproven,
                     )
                 if victim is None:
                     counters.refused_over_limit += 1
@@ -223,6 +227,7 @@ class TcpTransport(ConnectionTable[TcpConnection]):
             counters.accepted += 1
             self._refusals.forget()
             self._accepted[connection] = None
+            self._unproven[connection] = None
             self._per_host[connection.host] += 1
             self._per_network[connection.network] += 1
             self.holds.add(connection)  # held at once when its source is
@@ -246,6 +251,7 @@ class TcpTransport(ConnectionTable[TcpConnection]):
         self._all.discard(connection)
         if connection in self._accepted:
             del self._accepted[connection]
+            self._unproven.pop(connection, None)
             self._refusals.forget()
             self.holds.remove(connection)
             for counts, key in (
