@@ -133,3 +133,30 @@ def test_newcomers_churning_a_frameless_place_do_not_each_scan_the_connection_ta
             writer.close()
 
     run(test, TcpSettings(max_connections=HELD))
+
+
+def test_refused_newcomers_from_addresses_holding_different_counts_do_not_each_scan(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Listener 1, remembered for any newcomer: the cap of 32 held as in the first test, one of
+    the 32 from the attacker's own address; its 40 newcomers alternate between that address
+    (holding one) and another (holding none). Each is refused, after a scan or two in all."""
+    weighed = _count_weighed(monkeypatch)
+
+    async def test(server: Server) -> None:
+        counters = server.transport.counters
+        sources = [*attacker_addresses(HELD - 1, subnet=63), "127.0.63.100"]
+        holders = [await server.client(a) for a in sources]
+        for streams in holders:
+            assert await answer(streams) == b"ping"
+        newcomers = [
+            await server.client("127.0.63.100" if n % 2 else "127.0.63.200")
+            for n in range(NEWCOMERS)
+        ]
+        await until(lambda: counters.refused_over_limit == NEWCOMERS)
+        assert counters.evicted == 0
+        assert weighed[0] <= 3 * HELD, f"{weighed[0]} connections weighed for {NEWCOMERS}"
+        for _, writer in holders + newcomers:
+            writer.close()
+
+    run(test, TcpSettings(max_connections=HELD))

@@ -35,34 +35,38 @@ def _active(connection: _Candidate) -> float:
 
 
 class Refusals:
-    """A scan's answer that no accepted connection gives way, remembered while it holds (review
-    60f, listener 1: each newcomer at the cap scanned the whole table, ~0.4 ms at 1,024, and a
-    refused one is not counted, so one address opening connection after connection made the
-    node scan for each). The answer depends on the table (which connections, their counts by
-    address and network: `forget` when one comes or goes), on what the sweep saw (when each
-    last made progress: `forget` at each sweep; progress between sweeps only takes frameless
-    connections out, and none was left), on the newcomer's address's and network's counts,
-    and on the time: the idlest connection gives way once idle `evict_idle_after`."""
+    """A scan's answer that no accepted connection gives way, remembered while it holds, for
+    any newcomer (review 60f, listener 1: each newcomer at the cap scanned the whole table,
+    ~0.4 ms at 1,024, and a refused one is not counted, so one address opening connection
+    after connection made the node scan for each). What the scan saw holds until the table
+    changes (a connection comes or goes: `forget`) or the sweep looks at it (when each last made
+    progress: `forget`; progress between sweeps only takes frameless connections out, and none
+    was left): the most connections one address and one network hold, and when the idlest
+    connection could give way (idle `evict_idle_after`). A newcomer then finds none to give way
+    while its address and network hold no fewer than two less than those."""
 
-    __slots__ = ("_counts", "_until")
+    __slots__ = ("_most", "_until")
 
     def __init__(self) -> None:
-        self._counts: tuple[int, int] | None = None
+        self._most: tuple[int, int] | None = None
         self._until = -math.inf
 
     def forget(self) -> None:
         """The table changed, or the sweep looked at it: the next newcomer scans it again."""
-        self._counts = None
+        self._most = None
 
     def known(self, counts: tuple[int, int], now: float) -> bool:
-        """Whether a newcomer whose address and network hold `counts` at `now` is known to
-        find no connection to give way."""
-        return counts == self._counts and now < self._until
+        """Whether a newcomer whose address and network hold `counts` connections at `now` is
+        known to find no connection to give way."""
+        most = self._most
+        if most is None or now >= self._until:
+            return False
+        return most[0] < counts[0] + 2 and most[1] < counts[1] + 2
 
-    def remember(self, counts: tuple[int, int], until: float) -> None:
-        """A scan for a newcomer whose address and network held `counts` found none, and will
-        not before `until`."""
-        self._counts, self._until = counts, until
+    def remember(self, most: tuple[int, int], until: float) -> None:
+        """A scan found no frameless connection, `most` connections held by one address and by
+        one network, and the idlest connection giving way at `until`."""
+        self._most, self._until = most, until
 
 
 def eviction_candidate(
@@ -90,8 +94,9 @@ def eviction_candidate(
     holds the /64s of a /48, or the addresses of a /24, as cheaply as one of them, each a
     source holding one connection: review 48h, sources 1), the idlest connection of the
     network holding at least two more than the newcomer's; else the one idle the longest if
-    idle at least `evict_idle_after` (review 50e, idle 2: at a node, progress). None is
-    remembered in `refusals`, if given, while it holds. `unproven`, if given: the accepted
+    idle at least `evict_idle_after` (review 50e, idle 2: at a node, progress). What the scan
+    saw is remembered in `refusals`, if given (a victim found is evicted, and the table
+    changes). `unproven`, if given: the accepted
     connections that had brought no frame (made no progress) when last looked at, oldest first;
     those that have since are taken out of it (for good: what brought one stays past this
     rule), and, with some left, one of them is chosen without a look at the others (review 60f,
@@ -116,18 +121,17 @@ def eviction_candidate(
             idlest = connection
     if frameless:
         return _frameless_victim(frameless)
-    counts = (per_host.get(newcomer.host, 0), per_network.get(newcomer.network, 0))
     top, most = max(per_host.items(), key=lambda item: item[1])
-    if most >= counts[0] + 2:
+    network, most_network = max(per_network.items(), key=lambda item: item[1])
+    if refusals is not None and idlest is not None:
+        refusals.remember((most, most_network), _active(idlest) + evict_idle_after)
+    if most >= per_host.get(newcomer.host, 0) + 2:
         return min((c for c in accepted if c.host == top), key=_active)
-    network, most = max(per_network.items(), key=lambda item: item[1])
-    if most >= counts[1] + 2:
+    if most_network >= per_network.get(newcomer.network, 0) + 2:
         return min((c for c in accepted if c.network == network), key=_active)
     now = newcomer.liveness.opened_at
     if idlest is not None and now - _active(idlest) >= evict_idle_after:
         return idlest
-    if refusals is not None and idlest is not None:
-        refusals.remember(counts, _active(idlest) + evict_idle_after)
     return None
 
 
