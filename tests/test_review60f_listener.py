@@ -19,11 +19,19 @@ taken from. Messages 1 from new networks past 4,096 in one second (one IPv6 /36 
 /48s) each made the node scan both tables, ~2 ms a message 1 (five times a responder's whole
 handshake work, before any is done). A full table now makes room for a quarter of it at once
 (refilled ones first, then the oldest), so its scan is paid once for 1,024 newcomers.
+
+Listener 3: the transport's rate-limited log (`RateLimitedLog`, 10 lines a minute) counted the
+lines its logger does not write: in a process logging at WARNING (Python's default, a program
+that embeds troth), a peer's junk frames — each dropped with an INFO line the logger discards —
+took the minute's lines, and the warnings about refused, evicted and stalled connections were
+only counted, their tally ("and N similar lines left out") put on the next INFO line, never
+written either. A line the logger would not write now costs none of the limit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -35,7 +43,8 @@ from tests.test_transport_tcp import Server, answer, run, until
 from troth import limits
 from troth.node.opening_rates import OpeningRates
 from troth.rates import ByteBudgets
-from troth.transport import TcpSettings, eviction, tcp
+from troth.routing import Address, RoutedMessage
+from troth.transport import TcpSettings, eviction, frame, tcp
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs 127/8")
 
@@ -160,3 +169,28 @@ def test_refused_newcomers_from_addresses_holding_different_counts_do_not_each_s
             writer.close()
 
     run(test, TcpSettings(max_connections=HELD))
+
+
+def test_junk_frames_do_not_silence_the_transports_warnings(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Listener 3: the transport's logger at WARNING; a peer sends 12 frames to an address it may
+    not reach (each dropped, its INFO line not written), then opens two connections from an
+    address allowed one: the refusal is written."""
+
+    async def test(server: Server) -> None:
+        counters = server.transport.counters
+        reader, writer = await server.client("127.0.64.1")
+        junk = frame(RoutedMessage((Address("service", "nowhere"),), (), b"x").encode())
+        writer.write(junk * 12)
+        await until(lambda: counters.dropped_messages == 12)
+        first = await server.client("127.0.64.2")
+        second = await server.client("127.0.64.2")
+        await until(lambda: counters.refused_per_source == 1)
+        for _, opened in ((reader, writer), first, second):
+            opened.close()
+
+    caplog.set_level(logging.WARNING, logger="troth.transport.tcp")
+    run(test, TcpSettings(max_connections_per_source=1))
+    refusals = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert refusals, [r.getMessage() for r in caplog.records]
