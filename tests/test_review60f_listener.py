@@ -26,6 +26,13 @@ that embeds troth), a peer's junk frames — each dropped with an INFO line the 
 took the minute's lines, and the warnings about refused, evicted and stalled connections were
 only counted, their tally ("and N similar lines left out") put on the next INFO line, never
 written either. A line the logger would not write now costs none of the limit.
+
+Listener 4: at the node's cap on open channels (`troth.node.channel_cap`), a stranger's new
+channel takes the place of one of the network holding the most strangers' channels, of its
+source holding the most, picked by a scan of that network's sources (and of the networks): one
+IPv6 /48 holding the strangers' 3,072 places from as many /64s made each of its new channels
+scan 3,072 sources, ~2 ms of the event loop (as much as the handshake). The groups holding the
+most are now kept ranked (`troth.node.channel_cap`'s `_Ranked`), the victim found without a scan.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ import pytest
 from tests.support.load import attacker_addresses
 from tests.test_transport_tcp import Server, answer, run, until
 from troth import limits
+from troth.node.channel_cap import OpenChannels
 from troth.node.opening_rates import OpeningRates
 from troth.rates import ByteBudgets
 from troth.routing import Address, RoutedMessage
@@ -194,3 +202,33 @@ def test_junk_frames_do_not_silence_the_transports_warnings(
     run(test, TcpSettings(max_connections_per_source=1))
     refusals = [r for r in caplog.records if "refused" in r.getMessage()]
     assert refusals, [r.getMessage() for r in caplog.records]
+
+
+class _CountedLookups(dict[Any, Any]):
+    """A channel table that counts the channels looked up in it."""
+
+    looked = 0
+
+    def __getitem__(self, key: Any) -> Any:
+        self.looked += 1
+        return super().__getitem__(key)
+
+
+def test_a_new_strangers_channel_at_the_cap_does_not_scan_every_source() -> None:
+    """Listener 4: a cap of 4,096, strangers' 3,072 places held from 3,072 /64s of one /48; 50
+    more strangers' channels from new /64s of it each take one of their places. The channels
+    looked up to choose them are a few each, not the 3,072 sources' oldest each."""
+    cap: OpenChannels[int] = OpenChannels(4096)
+    network = "tcp 2001:db8::/48"
+    for n in range(cap.strangers_bound):
+        cap.add(n, stranger=True, source=f"tcp 2001:db8:0:{n:x}::/64", network=network)
+    table = _CountedLookups(cap._held)
+    cap._held = table
+    for n in range(50):
+        source = f"tcp 2001:db8:1:{n:x}::/64"
+        place = cap.place(stranger=True, source=source, network=network)
+        assert place.admitted
+        assert place.victim == n  # the oldest, as before
+        cap.discard(place.victim)
+        cap.add(10_000 + n, stranger=True, source=source, network=network)
+    assert table.looked <= 50 * 8, f"{table.looked} channels looked up for 50"
