@@ -46,7 +46,7 @@ from typing import Any
 import pytest
 
 from tests.support.load import attacker_addresses
-from tests.test_transport_tcp import Server, answer, run, until
+from tests.test_transport_tcp import Server, Streams, answer, run, until
 from troth import limits
 from troth.node.channel_cap import OpenChannels
 from troth.node.opening_rates import OpeningRates
@@ -58,6 +58,32 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ne
 
 HELD = 32  # the connection cap in the test
 NEWCOMERS = 40
+
+
+def count_pruned(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the handshake budgets looked at to make room in their tables (`prune`'s scans)."""
+    looked = [0]
+    prune = ByteBudgets.prune
+
+    def counted(self: ByteBudgets, *, now: int) -> None:
+        looked[0] += len(self)
+        prune(self, now=now)
+
+    monkeypatch.setattr(ByteBudgets, "prune", counted)
+    return looked
+
+
+async def _hold(server: Server, sources: list[str]) -> list[Streams]:
+    """A connection from each of `sources`, each answered once (active, not frameless)."""
+    holders = [await server.client(a) for a in sources]
+    for streams in holders:
+        assert await answer(streams) == b"ping"
+    return holders
+
+
+def _close(connections: list[Streams]) -> None:
+    for _, writer in connections:
+        writer.close()
 
 
 def _count_weighed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -85,19 +111,27 @@ def test_refused_newcomers_at_the_cap_do_not_each_scan_the_connection_table(
     one /24 (none gives way: no frameless one, no fair share passed, none idle 60 s); one more
     address of that /24 opens 40 connections, each refused. The connections the transport
     weighed for them are at most a scan or two of the table, not one scan each (1,280)."""
+    _refused_at_the_cap(
+        monkeypatch, attacker_addresses(HELD, subnet=61), ["127.0.61.200"] * NEWCOMERS
+    )
+
+
+def _refused_at_the_cap(
+    monkeypatch: pytest.MonkeyPatch, held: list[str], newcomers: list[str]
+) -> None:
+    """The cap (HELD) held by active connections from `held`, then a connection from each of
+    `newcomers`: each is refused, the connections weighed for them a scan or two of the
+    table in all."""
     weighed = _count_weighed(monkeypatch)
 
     async def test(server: Server) -> None:
         counters = server.transport.counters
-        holders = [await server.client(a) for a in attacker_addresses(HELD, subnet=61)]
-        for streams in holders:
-            assert await answer(streams) == b"ping"
-        newcomers = [await server.client("127.0.61.200") for _ in range(NEWCOMERS)]
-        await until(lambda: counters.refused_over_limit == NEWCOMERS)
+        holders = await _hold(server, held)
+        opened = [await server.client(source) for source in newcomers]
+        await until(lambda: counters.refused_over_limit == len(newcomers))
         assert counters.evicted == 0
-        assert weighed[0] <= 3 * HELD, f"{weighed[0]} connections weighed for {NEWCOMERS}"
-        for _, writer in holders + newcomers:
-            writer.close()
+        assert weighed[0] <= 3 * HELD, f"{weighed[0]} connections weighed for {len(newcomers)}"
+        _close(holders + opened)
 
     run(test, TcpSettings(max_connections=HELD))
 
@@ -109,14 +143,7 @@ def test_messages_1_from_new_networks_past_the_tables_do_not_each_scan_them(
     of as many networks: each is taken up (a newcomer is never refused for want of a slot), and
     the buckets looked at to make room are a scan or two of each table, not two full tables'
     for each of the 512 (~4 million)."""
-    looked = [0]
-    prune = ByteBudgets.prune
-
-    def counted(self: ByteBudgets, *, now: int) -> None:
-        looked[0] += len(self)
-        prune(self, now=now)
-
-    monkeypatch.setattr(ByteBudgets, "prune", counted)
+    looked = count_pruned(monkeypatch)
     tables = limits.MAX_HANDSHAKE_NETWORKS + limits.MAX_HANDSHAKE_SOURCES
 
     async def main() -> None:
@@ -139,15 +166,12 @@ def test_newcomers_churning_a_frameless_place_do_not_each_scan_the_connection_ta
 
     async def test(server: Server) -> None:
         counters = server.transport.counters
-        holders = [await server.client(a) for a in attacker_addresses(HELD - 1, subnet=62)]
-        for streams in holders:
-            assert await answer(streams) == b"ping"
+        holders = await _hold(server, attacker_addresses(HELD - 1, subnet=62))
         newcomers = [await server.client("127.0.62.200") for _ in range(NEWCOMERS + 1)]
         await until(lambda: counters.evicted == NEWCOMERS)
         assert counters.refused_over_limit == 0
         assert weighed[0] <= 3 * HELD + 2 * NEWCOMERS, f"{weighed[0]} connections weighed"
-        for _, writer in holders + newcomers:
-            writer.close()
+        _close(holders + newcomers)
 
     run(test, TcpSettings(max_connections=HELD))
 
@@ -158,25 +182,9 @@ def test_refused_newcomers_from_addresses_holding_different_counts_do_not_each_s
     """Listener 1, remembered for any newcomer: the cap of 32 held as in the first test, one of
     the 32 from the attacker's own address; its 40 newcomers alternate between that address
     (holding one) and another (holding none). Each is refused, after a scan or two in all."""
-    weighed = _count_weighed(monkeypatch)
-
-    async def test(server: Server) -> None:
-        counters = server.transport.counters
-        sources = [*attacker_addresses(HELD - 1, subnet=63), "127.0.63.100"]
-        holders = [await server.client(a) for a in sources]
-        for streams in holders:
-            assert await answer(streams) == b"ping"
-        newcomers = [
-            await server.client("127.0.63.100" if n % 2 else "127.0.63.200")
-            for n in range(NEWCOMERS)
-        ]
-        await until(lambda: counters.refused_over_limit == NEWCOMERS)
-        assert counters.evicted == 0
-        assert weighed[0] <= 3 * HELD, f"{weighed[0]} connections weighed for {NEWCOMERS}"
-        for _, writer in holders + newcomers:
-            writer.close()
-
-    run(test, TcpSettings(max_connections=HELD))
+    held = [*attacker_addresses(HELD - 1, subnet=63), "127.0.63.100"]
+    alternating = ["127.0.63.100" if n % 2 else "127.0.63.200" for n in range(NEWCOMERS)]
+    _refused_at_the_cap(monkeypatch, held, alternating)
 
 
 def test_junk_frames_do_not_silence_the_transports_warnings(

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from tests.test_review60f_listener import count_pruned
 from troth import limits
 from troth.node.opening_rates import OpeningRates
-from troth.rates import ByteBudgets
 from troth.transport.eviction import Refusals, eviction_candidate
 from troth.transport.liveness import Liveness
 
@@ -107,14 +107,7 @@ def test_one_networks_sources_past_the_source_table_cost_no_scan_each(
     refused, its source's share given back whole, so the sources' table makes room by
     forgetting them in bulk: the buckets looked at stay within a few scans of the tables, and
     no other network's budget is touched."""
-    looked = [0]
-    prune = ByteBudgets.prune
-
-    def counted(self: ByteBudgets, *, now: int) -> None:
-        looked[0] += len(self)
-        prune(self, now=now)
-
-    monkeypatch.setattr(ByteBudgets, "prune", counted)
+    looked = count_pruned(monkeypatch)
 
     async def main() -> list[bool]:
         monkeypatch.setattr(asyncio.get_running_loop(), "time", lambda: 1000.0)
