@@ -9,34 +9,60 @@ listener; docs/protocols.md, "Load limits"."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+from typing import Final
 
 from troth import limits as protocol_limits
 from troth.rates import ByteBudgets
 
-__all__ = ["OpeningRates"]
+__all__ = ["ROOM_SHARE", "OpeningRates"]
+
+ROOM_SHARE: Final = 4
+"""A full table of handshake budgets makes room for 1/ROOM_SHARE of it at once (review 60f,
+listener 2)."""
+
+
+class _Budgets(ByteBudgets):
+    """Evicting budgets whose full table makes room for a quarter of it at once: the refilled
+    ones first (`ByteBudgets.prune`), then the oldest. ByteBudgets makes room for one, and finds
+    the refilled ones by a scan of the table, so past a full table of budgets taken within the
+    second (none refilled yet), each newcomer scanned all of them (review 60f, listener 2: ~2 ms
+    a message 1 from a new network for both tables); now a scan is paid once for a quarter of
+    the table's newcomers. A budget forgotten starts full again, as one evicted did."""
+
+    def prune(self, *, now: int) -> None:
+        """Forget the refilled budgets, and, while less than a quarter of the table is free,
+        the oldest."""
+        super().prune(now=now)
+        over = len(self) - (self.max_sources - max(1, self.max_sources // ROOM_SHARE))
+        if over > 0:
+            buckets = self._buckets  # (ByteBudgets' own table, oldest first)
+            for source in list(itertools.islice(buckets, over)):
+                del buckets[source]
 
 
 class OpeningRates:
     """A budget of `burst` messages 1 per network, refilled at `rate` a second of the event
     loop's clock (the CPU they cost is spent in real time, whatever the node's clock says); at
-    most `MAX_HANDSHAKE_NETWORKS` kept, a refilled one forgotten first, then the oldest (a
-    newcomer's network is never refused for want of a slot); of its refill, one source (an
-    address, a sender behind a relay) at most 1/`HANDSHAKE_SOURCE_SHARE` (its burst all of it),
-    so one source flooding without end leaves the rest of its network's to its neighbours. An
-    opening whose handshake completes is given back (`give_back`): completed handshakes are an
-    authenticated peer's, bounded by the per-peer and per-source channel limits."""
+    most `MAX_HANDSHAKE_NETWORKS` kept, refilled ones forgotten first, then the oldest, a
+    quarter of the table at once (a newcomer's network is never refused for want of a slot); of
+    its refill, one source (an address, a sender behind a relay) at most
+    1/`HANDSHAKE_SOURCE_SHARE` (its burst all of it), so one source flooding without end leaves
+    the rest of its network's to its neighbours. An opening whose handshake completes is given
+    back (`give_back`): completed handshakes are an authenticated peer's, bounded by the
+    per-peer and per-source channel limits."""
 
     __slots__ = ("_budgets", "_sources")
 
     def __init__(self, *, rate: int, burst: int) -> None:
-        self._budgets = ByteBudgets(
+        self._budgets = _Budgets(
             rate=rate,
             burst=burst,
             max_sources=protocol_limits.MAX_HANDSHAKE_NETWORKS,
             evict=True,
         )
         share = protocol_limits.HANDSHAKE_SOURCE_SHARE
-        self._sources = ByteBudgets(
+        self._sources = _Budgets(
             rate=max(1, rate // share),
             burst=burst,  # members behind one NAT reconnecting at once: all taken up
             max_sources=protocol_limits.MAX_HANDSHAKE_SOURCES,

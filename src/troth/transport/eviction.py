@@ -4,12 +4,13 @@ connections and their counts are passed in; docs/protocols.md, "TCP transport").
 from __future__ import annotations
 
 import collections
+import math
 from collections.abc import Iterable, Mapping
 from typing import Protocol, TypeVar
 
 from troth.transport.liveness import Liveness
 
-__all__ = ["eviction_candidate"]
+__all__ = ["Refusals", "eviction_candidate"]
 
 
 class _Candidate(Protocol):
@@ -33,6 +34,41 @@ def _active(connection: _Candidate) -> float:
     return connection.liveness.last_active
 
 
+class Refusals:
+    """A scan's answer that no accepted connection gives way, remembered while it holds, for
+    any newcomer (review 60f, listener 1: each newcomer at the cap scanned the whole table,
+    ~0.4 ms at 1,024, and a refused one is not counted, so one address opening connection
+    after connection made the node scan for each). What the scan saw holds until the table
+    changes (a connection comes or goes: `forget`) or the sweep looks at it (when each last made
+    progress: `forget`; progress between sweeps only takes frameless connections out, and none
+    was left): the most connections one address and one network hold, and when the idlest
+    connection could give way (idle `evict_idle_after`). A newcomer then finds none to give way
+    while its address and network hold no fewer than two less than those."""
+
+    __slots__ = ("_most", "_until")
+
+    def __init__(self) -> None:
+        self._most: tuple[int, int] | None = None
+        self._until = -math.inf
+
+    def forget(self) -> None:
+        """The table changed, or the sweep looked at it: the next newcomer scans it again."""
+        self._most = None
+
+    def known(self, counts: tuple[int, int], now: float) -> bool:
+        """Whether a newcomer whose address and network hold `counts` connections at `now` is
+        known to find no connection to give way."""
+        most = self._most
+        if most is None or now >= self._until:
+            return False
+        return most[0] < counts[0] + 2 and most[1] < counts[1] + 2
+
+    def remember(self, most: tuple[int, int], until: float) -> None:
+        """A scan found no frameless connection, `most` connections held by one address and by
+        one network, and the idlest connection giving way at `until`."""
+        self._most, self._until = most, until
+
+
 def eviction_candidate(
     accepted: Iterable[_C],
     newcomer: _C,
@@ -41,6 +77,8 @@ def eviction_candidate(
     *,
     strict: bool,
     evict_idle_after: float,
+    refusals: Refusals | None = None,
+    unproven: dict[_C, None] | None = None,
 ) -> _C | None:
     """The accepted connection (`accepted`, oldest first; `per_host` and `per_network` count
     them by source address and network) to give up for `newcomer`: of those that brought no
@@ -56,26 +94,49 @@ def eviction_candidate(
     holds the /64s of a /48, or the addresses of a /24, as cheaply as one of them, each a
     source holding one connection: review 48h, sources 1), the idlest connection of the
     network holding at least two more than the newcomer's; else the one idle the longest if
-    idle at least `evict_idle_after` (review 50e, idle 2: at a node, progress)."""
+    idle at least `evict_idle_after` (review 50e, idle 2: at a node, progress). What the scan
+    saw is remembered in `refusals`, if given (a victim found is evicted, and the table
+    changes). `unproven`, if given: the accepted
+    connections that had brought no frame (made no progress) when last looked at, oldest first;
+    those that have since are taken out of it (for good: what brought one stays past this
+    rule), and, with some left, one of them is chosen without a look at the others (review 60f,
+    listener 1: a newcomer evicting the frameless one before it, over and over, scanned the
+    whole table each time)."""
+
+    def proven(connection: _C) -> bool:
+        return bool(connection.progress if strict else connection.frames_read)
+
+    if unproven is not None:
+        for connection in [c for c in unproven if proven(c)]:
+            del unproven[connection]
+        if unproven:
+            return _frameless_victim(list(unproven))
     accepted = list(accepted)
     idlest: _C | None = None
     frameless: list[_C] = []  # oldest first
     for connection in accepted:
-        if not (connection.progress if strict else connection.frames_read):
+        if not proven(connection):
             frameless.append(connection)
         elif idlest is None or _active(connection) < _active(idlest):
             idlest = connection
     if frameless:
-        waiting = collections.Counter(connection.host for connection in frameless)
-        most_waiting = max(waiting.values())
-        return next(c for c in frameless if waiting[c.host] == most_waiting)
+        return _frameless_victim(frameless)
     top, most = max(per_host.items(), key=lambda item: item[1])
+    network, most_network = max(per_network.items(), key=lambda item: item[1])
+    if refusals is not None and idlest is not None:
+        refusals.remember((most, most_network), _active(idlest) + evict_idle_after)
     if most >= per_host.get(newcomer.host, 0) + 2:
         return min((c for c in accepted if c.host == top), key=_active)
-    network, most = max(per_network.items(), key=lambda item: item[1])
-    if most >= per_network.get(newcomer.network, 0) + 2:
+    if most_network >= per_network.get(newcomer.network, 0) + 2:
         return min((c for c in accepted if c.network == network), key=_active)
     now = newcomer.liveness.opened_at
     if idlest is not None and now - _active(idlest) >= evict_idle_after:
         return idlest
     return None
+
+
+def _frameless_victim(frameless: list[_C]) -> _C:
+    """Of `frameless` (oldest first), the oldest of the source address holding the most."""
+    waiting = collections.Counter(connection.host for connection in frameless)
+    most_waiting = max(waiting.values())
+    return next(c for c in frameless if waiting[c.host] == most_waiting)

@@ -36,7 +36,12 @@ class RateLimitedLog:
         self._left_out = 0  # since the last line written
 
     def log(self, level: int, message: str, *args: object) -> bool:
-        """Write the line if the limit allows (True) or count it (False)."""
+        """Write the line if the limit allows (True) or count it (False). A line the logger
+        would not write at its level costs nothing (review 60f, listener 3: at WARNING, a peer's
+        junk, each dropped with an INFO line, took the minute's lines, and the warnings about
+        refused and evicted connections were only counted)."""
+        if not self.logger.isEnabledFor(level):
+            return False
         now = self._clock()
         if now - self._window >= 60:
             self._window, self._written = now, 0

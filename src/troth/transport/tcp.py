@@ -51,7 +51,7 @@ from troth.errors import ConfigError, Unreachable
 from troth.routing import Address, Handler, RoutedMessage, Router, Source
 from troth.transport.budget import WriteBudget
 from troth.transport.connection import Connection, ConnectionTable, Listener
-from troth.transport.eviction import eviction_candidate
+from troth.transport.eviction import Refusals, eviction_candidate
 from troth.transport.holds import SourceHolds
 from troth.transport.inbound import RoutingBudget
 from troth.transport.ratelog import RateLimitedLog, install_accept_error_filter
@@ -93,6 +93,12 @@ class TcpTransport(ConnectionTable[TcpConnection]):
     _accepted: dict[TcpConnection, None] = field(default_factory=dict)  # oldest first
     _per_host: collections.Counter[str] = field(default_factory=collections.Counter)
     _per_network: collections.Counter[str] = field(default_factory=collections.Counter)
+    _unproven: dict[TcpConnection, None] = field(default_factory=dict)
+    """The accepted connections that had brought no frame (at a node: made no progress) when
+    last looked at, oldest first (what `eviction_candidate` takes first; review 60f, listener 1)."""
+    _refusals: Refusals = field(default_factory=Refusals)
+    """At the cap: that no connection gives way, known until the table changes (review 60f,
+    listener 1: each refused newcomer scanned the whole table)."""
     holds: SourceHolds[TcpConnection] = field(default_factory=SourceHolds)
     """The accepted connections by source, and the sources held back from reading past their
     share of the routing budget (review 55a, budget 1)."""
@@ -194,14 +200,22 @@ class TcpTransport(ConnectionTable[TcpConnection]):
                 )
                 return False
             if len(self._accepted) >= settings.max_connections:
-                victim = eviction_candidate(
-                    self._accepted,
-                    connection,
-                    self._per_host,
-                    self._per_network,
-                    strict=self.authenticated_idle,  # at a node: progress (review 50e, idle 2)
-                    evict_idle_after=settings.evict_idle_after,
+                counts = (
+                    self._per_host.get(connection.host, 0),
+                    self._per_network.get(connection.network, 0),
                 )
+                victim = None
+                if not self._refusals.known(counts, connection.liveness.opened_at):
+                    victim = eviction_candidate(
+                        self._accepted,
+                        connection,
+                        self._per_host,
+                        self._per_network,
+                        strict=self.authenticated_idle,  # at a node: progress (50e, idle 2)
+                        evict_idle_after=settings.evict_idle_after,
+                        refusals=self._refusals,
+                        unproven=self._unproven,
+                    )
                 if victim is None:
                     counters.refused_over_limit += 1
                     self.warn("%s: refused: at %d connections", connection.name, len(self._all))
@@ -211,7 +225,9 @@ class TcpTransport(ConnectionTable[TcpConnection]):
                 victim._abort()
                 self._forget(victim)
             counters.accepted += 1
+            self._refusals.forget()
             self._accepted[connection] = None
+            self._unproven[connection] = None
             self._per_host[connection.host] += 1
             self._per_network[connection.network] += 1
             self.holds.add(connection)  # held at once when its source is
@@ -224,6 +240,7 @@ class TcpTransport(ConnectionTable[TcpConnection]):
     def _sweep(self) -> None:
         loop = asyncio.get_running_loop()
         now = loop.time()
+        self._refusals.forget()  # (what it sees may let a connection give way)
         for connection in list(self._all):
             connection._check(now)
         self._sweeper = loop.call_later(self.settings.sweep_interval, self._sweep)
@@ -234,6 +251,8 @@ class TcpTransport(ConnectionTable[TcpConnection]):
         self._all.discard(connection)
         if connection in self._accepted:
             del self._accepted[connection]
+            self._unproven.pop(connection, None)
+            self._refusals.forget()
             self.holds.remove(connection)
             for counts, key in (
                 (self._per_host, connection.host),
