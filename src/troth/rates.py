@@ -23,7 +23,8 @@ class ByteBudgets:
     `max_sources` buckets are kept; a full (refilled) bucket is dropped first, and when every
     kept bucket is in use a new source is refused (deny when in doubt), or with `evict` the
     oldest bucket is dropped for it (where sources cost nothing and a refused newcomer is the
-    greater harm: review 56g, budgets 1)."""
+    greater harm: review 56g, budgets 1). The refilled buckets are found by a scan of the
+    table, made at most once a second while the table stays full (review 60f, budgets 1)."""
 
     def __init__(self, *, rate: int, burst: int, max_sources: int, evict: bool = False) -> None:
         if rate < 1 or burst < 1 or max_sources < 1:
@@ -33,6 +34,10 @@ class ByteBudgets:
         self.max_sources = max_sources
         self.evict = evict
         self._buckets: dict[Hashable, _Bucket] = {}
+        self._full_at: int | None = None
+        """The second a prune last left the table full: nothing refills within it, so a newcomer
+        then is refused without another scan (review 60f, budgets 1: one whole-table scan per
+        refused newcomer)."""
 
     def take(self, source: Hashable, amount: int, *, now: int) -> bool:
         """Spend `amount` bytes of `source`'s budget; False (nothing spent) when it lacks them
@@ -77,9 +82,11 @@ class ByteBudgets:
         bucket = self._buckets.get(source)
         if bucket is None:
             if len(self._buckets) >= self.max_sources:
-                self.prune(now=now)
+                if self._full_at != now or self.evict:
+                    self.prune(now=now)
                 if len(self._buckets) >= self.max_sources:
                     if not self.evict:
+                        self._full_at = now
                         return None
                     del self._buckets[next(iter(self._buckets))]  # the oldest
             bucket = self._buckets[source] = _Bucket(self.burst, now)
