@@ -54,6 +54,9 @@ _PRIVILEGES: Final = frozenset(
         "ALTER SYSTEM",
     }
 )
+GRANTS_LOCK: Final = 0x74726F74685F6772  # "troth_gr"
+"""The advisory lock key (a bigint, transaction-scoped, per database) troth's GRANTs and
+REVOKEs take first (`apply`): they wait for one another instead of failing (review 60z)."""
 # the GRANT ... ON <keyword> of each kind of object
 _ON: Final = {
     "database": "DATABASE",
@@ -323,6 +326,10 @@ def apply(conn: Any, verb: str, lease: str, changes: set[Privilege]) -> None:
     head = sql.SQL("GRANT" if verb == "GRANT" else "REVOKE")
     to = sql.SQL("TO" if verb == "GRANT" else "FROM")
     with conn.transaction():
+        # troth's GRANTs and REVOKEs in this database one at a time: PostgreSQL updates an
+        # object's ACL row unlocked, so two brokers' at once on one table failed one with
+        # "tuple concurrently updated" (review 60z, postgres 1)
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (GRANTS_LOCK,))
         for (kind, privilege, *_table), items in groups.items():
             what: sql.Composable = sql.SQL(privilege)
             if kind == "column":
