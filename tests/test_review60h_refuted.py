@@ -4,20 +4,23 @@ fails if the defence breaks): the rollback guard's version 3 (review 60a), trace
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
 import pytest
+from pkcs11.util.ec import encode_named_curve_parameters
 
 from tests.conftest import SoftHsm
 from tests.support.hsm import vault_fixture
 from tests.support.traces import node_trace_db, under_chain
 from tests.test_review59b_trace import _changes
 from tests.test_review60b_rotation import boss_link, flood, issued_rows, rotate, start
-from tests.test_review60e_pkcs11 import _ed25519_pair, _swap
+from tests.test_review60e_pkcs11 import _swap
 from troth.clock import FixedClock
 from troth.credentials import CredentialChain
 from troth.crypto import KeyType
+from troth.crypto.private import load_private_key
 from troth.errors import TraceError, TraceFailure, VaultError
 from troth.identity.restored import RestoredIdentities
 from troth.node import open_node, troth_home
@@ -85,40 +88,28 @@ def test_an_old_link_carried_with_a_newer_history_is_not_noted_under_the_newer_c
     assert _changes("boss", now)[1:] == [now + 250, now + 260]
 
 
-def test_a_running_vault_whose_key_was_swapped_signs_and_shows_nothing_of_it(
+def test_a_running_vault_whose_p256_pair_was_swapped_signs_and_shows_nothing_of_it(
     vault: Pkcs11Vault, softhsm: SoftHsm
 ) -> None:
-    """Review 60e checked a vault that finds a swapped key anew; a running one has the key's
-    objects cached (its signer, its public key probed once). After a session with the PIN
-    swaps the pair for one whose private value it chose, the running vault's next signature
-    and public key come from no planted object: refused (VaultError), never the planter's."""
-    handle = vault.generate(KeyType.ED25519, KeyPurpose.SIGNING)
+    """Review 60e checked an Ed25519 pair swapped, found anew by another vault; a running one
+    has the key's objects cached (its signer, its public key read once). After a session with
+    the PIN swaps a P-256 pair for one whose private scalar it chose, the running vault's next
+    signature and public key come from no planted object: refused (VaultError), never the
+    planter's."""
+    handle = vault.generate(KeyType.P256, KeyPurpose.SIGNING)
     vault.sign(handle, b"warm")
     vault.public_key(handle)
-    known, point = _ed25519_pair()
+    scalar = (int.from_bytes(os.urandom(32), "big") % (2**255)).to_bytes(32, "big")
+    point = load_private_key(KeyType.P256, scalar).public_key.data
     p11 = vault._p11
     attr = p11.Attribute
-    from pkcs11.util.ec import encode_named_curve_parameters
-
-    common = {
-        attr.KEY_TYPE: p11.KeyType.EC_EDWARDS,
-        attr.EC_PARAMS: encode_named_curve_parameters("1.3.101.112"),
+    curve = {
+        attr.KEY_TYPE: p11.KeyType.EC,
+        attr.EC_PARAMS: encode_named_curve_parameters("secp256r1"),
     }
-    _swap(
-        vault,
-        handle.key_id,
-        [
-            {**common, attr.CLASS: p11.ObjectClass.PUBLIC_KEY, attr.EC_POINT: point},
-            {
-                **common,
-                attr.CLASS: p11.ObjectClass.PRIVATE_KEY,
-                attr.VALUE: known,
-                attr.SENSITIVE: True,
-                attr.EXTRACTABLE: False,
-                attr.SIGN: True,
-            },
-        ],
-    )
+    planted_public = {attr.CLASS: p11.ObjectClass.PUBLIC_KEY, attr.EC_POINT: b"\x04A" + point}
+    planted_private = {attr.CLASS: p11.ObjectClass.PRIVATE_KEY, attr.VALUE: scalar, attr.SIGN: True}
+    _swap(vault, handle.key_id, [{**curve, **planted_public}, {**curve, **planted_private}])
     with pytest.raises(VaultError, match="not generated in the token"):
         vault.sign(handle, b"a token")
     with pytest.raises(VaultError, match="not generated in the token"):
