@@ -108,7 +108,7 @@ def release_restored(node: Node, ref: str, *, clock: Clock, vouch: bool = False)
         )
     missing = [f for f in feeds if not f.fresh]
     if (missing or not feeds) and not vouch:
-        refusal = _refusal(node, ref, held_at, missing, own=own)
+        refusal = _refusal(node, ref, held_at, missing, own=own, now=clock.now())
         raise IdentityError(IdentityFailure.ROLLBACK, refusal)
     released = node.identities.release_restored(ref, now=clock)
     return Release(held_at, released=released, vouched=bool(missing or not feeds), feeds=feeds)
@@ -191,7 +191,9 @@ def _member(chain: bytes) -> bool:
         return False
 
 
-def _refusal(node: Node, ref: str, held_at: int, missing: list[FeedEvidence], *, own: bool) -> str:
+def _refusal(
+    node: Node, ref: str, held_at: int, missing: list[FeedEvidence], *, own: bool, now: int
+) -> str:
     vouch = (
         f"only if you know {ref!r} was not rotated after the copy was taken: troth identity "
         f"release-restored {ref} --node {node.name} {VOUCH_OPTION} {_SEE}"
@@ -208,6 +210,9 @@ def _refusal(node: Node, ref: str, held_at: int, missing: list[FeedEvidence], *,
         if not own
         else "no command pulls it while the node's own identity is held"
     )
+    ahead = _dated_ahead(node, now)
+    if ahead is not None:  # review 60h, release 1: no pull by the node's rounds counts yet
+        remote = ahead
     stale = "; ".join(
         f"{f.authority}: "
         + (
@@ -223,6 +228,23 @@ def _refusal(node: Node, ref: str, held_at: int, missing: list[FeedEvidence], *,
         f"{ref!r} not released: no feed issued after the hold ({held_at}) and after the "
         f"restored copy's own feed of its authority tells whether it was rotated after the "
         f"copy was taken ({stale}); or, {vouch}"
+    )
+
+
+def _dated_ahead(node: Node, now: int) -> str | None:
+    """Why no feed held can count before the last rotation the restored copy lacks, when the
+    rollback guard dates it ahead of the clock `now` (a rotation made while the clock was
+    ahead: the date never goes back), else None (review 60h, release 1: the refusal sent the
+    operator to let the node pull its feeds and run the release again, refused the same way
+    until that date)."""
+    rotated = last_rotation(node.db)
+    if rotated is None or rotated <= now:  # (one just made: a pull soon counts)
+        return None
+    return (
+        f"the last rotation the restored copy lacks is dated {rotated}, ahead of this clock "
+        f"({now}: a rotation made while the clock was ahead), so no feed held counts until "
+        f"{rotated + limits.RESTORE_ROTATION_MARGIN_SECONDS}: only a pull from the node hosting "
+        "the authority on this machine, or the vouch, releases it before then"
     )
 
 

@@ -255,26 +255,45 @@ def _carried(
     counters: Mapping[str, int], raised: Mapping[str, int]
 ) -> tuple[dict[str, int], dict[str, int]]:
     """The counts a raise writes: every scope of this troth's (`SCOPES`: all fit a slot at
-    their largest), then each scope it does not know (a newer troth's), in canonical order
-    (shorter first), while the slot still holds it at the largest counts; the rest are dropped
-    (review 58a, guard 2: review 57v's guard 2, a newer troth's scopes that filled a slot left
-    no room for this troth's `identity`, written in a slot no troth decodes, so every open
-    found a restore that never happened). A scope dropped reads, to the newer troth that
-    counts it, as a restored copy (its entry in node.db, none in the guard): it fails closed,
-    once, as for any guard that lost the entry (docs/storage.md, "Versions, and a downgrade").
-    The raise times of the scopes kept are kept."""
-    unknown = sorted((s for s in counters if s not in SCOPES), key=lambda s: (len(s), s))
+    their largest, with `identity`'s raise time, the one this troth dates), then each raise
+    time of another of its scopes (a newer troth's), then each scope it does not know (a
+    newer troth's, with its raise time), in canonical order (shorter first), while the slot
+    still holds it at the largest counts and times; the rest are dropped (review 58a, guard 2:
+    review 57v's guard 2, a newer troth's scopes that filled a slot left no room for this
+    troth's `identity`, written in a slot no troth decodes, so every open found a restore
+    that never happened; review 60h, guard 1: two raise times of a newer troth's beside this
+    troth's three scopes, `identity` added, wrote a slot this troth itself read as none, every
+    count lost). A scope dropped reads, to the newer troth that counts it, as a restored copy
+    (its entry in node.db, none in the guard): it fails closed, once, as for any guard that
+    lost the entry (docs/storage.md, "Versions, and a downgrade"); a raise time dropped, as
+    undated."""
     kept = {scope: count for scope, count in counters.items() if scope in SCOPES}
-    for scope in unknown:
-        if _fits([*kept, scope], raised):
-            kept[scope] = counters[scope]
+    dated = {s: at for s, at in raised.items() if s == "identity" and s in kept}
+    for scope in sorted((s for s in raised if s in kept and s not in dated), key=_canonical):
+        if _fits(kept, {**dated, scope: raised[scope]}):
+            dated[scope] = raised[scope]
+        else:
+            _log.warning(
+                "rollback guard: no room for the raise time of scope %r (a newer troth's) "
+                "beside this troth's: dropped",
+                scope,
+            )
+    for scope in sorted((s for s in counters if s not in SCOPES), key=_canonical):
+        times = {**dated, scope: raised[scope]} if scope in raised else dated
+        if _fits([*kept, scope], times):
+            kept[scope], dated = counters[scope], times
         else:
             _log.warning(
                 "rollback guard: no room for scope %r (a newer troth's) beside this troth's "
                 "scopes: dropped (that troth finds a restore of it once)",
                 scope,
             )
-    return kept, {scope: at for scope, at in raised.items() if scope in kept}
+    return kept, dated
+
+
+def _canonical(scope: str) -> tuple[int, str]:
+    """A scope's place in canonical CBOR's order of map keys (shorter first)."""
+    return len(scope), scope
 
 
 def _bounded(value: object, what: str) -> int:
@@ -673,7 +692,9 @@ class RollbackGuard:
                 counts[scope] = max(counter, known or 0)  # `_state_of`'s own dicts
                 if at is not None and later:
                     raised[scope] = at
-                if not counts.keys() <= _OWN_SCOPES:
+                # this troth's scopes and one raise time fit a slot at the largest; more may not
+                # (review 60h, guard 1: a newer troth's dates beside `identity`'s)
+                if not counts.keys() <= _OWN_SCOPES or len(raised) > 1:
                     counts, raised = _carried(counts, raised)
                 # of exact str and int only (counts as decoded, this scope's from the store;
                 # a raise time a list of two): what `cbor.encode`'s walk would find (review
