@@ -46,8 +46,9 @@ class Traces:
         replaced by the newest verified: not there yet, the answer is "unanchored" and the
         newest is kept there (`kept_fresh`, `kept_written`). Without one the node's newest
         accepted checkpoint of the log is the anchor. The verdict's `status` is "valid" when
-        judged against a checkpoint kept before, else "unanchored" (not "valid"). An invalid log or file raises TraceError naming the first bad record
-        (`index`, `record`, `reason`); a kept checkpoint older than one the node accepted (a
+        judged against a checkpoint kept before, else "unanchored" (not "valid"). An invalid
+        log or file raises TraceError naming the first bad record (`index`, `record`,
+        `reason`); a kept checkpoint older than one the node accepted (a
         log or a kept file rolled back) is TraceError ROLLED_BACK. A path that is not a Path
         or a str is an ArgumentError; one that cannot be read, an OSError."""
         call = "Traces.verify"
