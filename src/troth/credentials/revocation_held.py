@@ -39,6 +39,8 @@ def check_feed_age(seconds: int, setting: str = "max_feed_age") -> int:
     verify 1), TypeError for what is not an int (a bool included). Every function judging a
     feed's freshness checks it (`VerifiedFeed.check_fresh`, `feed_checkpoints`: review 36d,
     feed age 1)."""
+    if type(seconds) is int and 1 <= seconds <= limits.MAX_FEED_STALENESS_SECONDS:
+        return seconds  # hot path (every check_fresh): an exact int in range
     if isinstance(seconds, bool) or not isinstance(seconds, int):
         raise TypeError(f"{setting} is a number of seconds, not {type(seconds).__name__}")
     if not 1 <= seconds <= limits.MAX_FEED_STALENESS_SECONDS:

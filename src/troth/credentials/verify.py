@@ -494,8 +494,8 @@ class ChainVerifier:
                 raise CredentialError(_F.NOT_YET_VALID, f"valid from {link.not_before}", link.index)
             if now >= link.expires_at + skew:
                 raise CredentialError(_F.EXPIRED, f"expired at {link.expires_at}", link.index)
-        for filed_under, held in feeds.items():
-            if held.authority != filed_under:
+        for filed_under, held in feeds.items():  # (the same object: equal, no __eq__ call)
+            if held.authority is not filed_under and held.authority != filed_under:
                 raise CredentialError(
                     _F.FEED_INVALID, f"{held.authority}'s feed filed under {filed_under}"
                 )

@@ -109,7 +109,19 @@ def _read(answer: Any) -> CedarAnswer:
     for text in (*reasons, *errors, *annotations, *annotations.values()):
         if type(text) is not str:
             return UNREADABLE
-    return CedarAnswer(decision, tuple(reasons), tuple(errors), annotations)
+    # frozen: set through the slots (the generated __init__ goes through object.__setattr__)
+    read = _new(CedarAnswer)
+    _set_decision(read, decision)
+    _set_reasons(read, tuple(reasons))
+    _set_errors(read, tuple(errors))
+    _set_annotations(read, annotations)
+    return read
+
+
+_new: Final = object.__new__
+_set_decision, _set_reasons, _set_errors, _set_annotations = (
+    vars(CedarAnswer)[name].__set__ for name in CedarAnswer.__slots__
+)
 
 
 UNREADABLE: Final = CedarAnswer("NoDecision", (), ("Cedar answered in an unknown shape",), {})

@@ -19,7 +19,7 @@ import enum
 import json
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
@@ -54,6 +54,26 @@ SERVED_ENTRIES: Final = 256
 past it a decision builds its own, ~10 us; review 53j, gates 2)."""
 """Mapped error-free decisions an engine keeps per chain (they repeat call after call)."""
 _ENCODER: Final = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+_C_MAKE_ENCODER: Callable[..., Callable[[Any, int], list[str]]] | None = getattr(
+    json.encoder, "c_make_encoder", None
+)  # CPython's C encoder (typeshed does not declare it)
+_ARGS_ENCODER: Final = (
+    None
+    if _C_MAKE_ENCODER is None
+    else _C_MAKE_ENCODER(
+        None,
+        _ENCODER.default,
+        json.encoder.encode_basestring_ascii,
+        None,
+        ":",
+        ",",
+        False,
+        False,
+        False,
+    )
+)
+"""`_ENCODER`'s C encoder, made once (`JSONEncoder.encode` builds one per call, in two Python
+frames): the same text, a circular value refused by RecursionError instead of ValueError."""
 _NUL: Final = re.compile(r"(?:^|[^\\])(?:\\\\)*\\u0000")
 """A NUL in the arguments' JSON text as `_ENCODER` writes it (`\\u0000` after an even run of
 backslashes: `\\\\u0000` is a backslash, then text)."""
@@ -398,7 +418,7 @@ class PolicyEngine:
         if spec.check is not None and not spec.check(args):
             return self._deny(Outcome.ARGUMENTS)
         try:
-            encoded = _ENCODER.encode(args)
+            encoded = _json_text(args)
         except (TypeError, ValueError, RecursionError):  # nested past the encoder: review 23c
             return self._deny(Outcome.ARGUMENTS)
         if len(encoded) > limits.MAX_TOOL_ARGUMENTS_BYTES or not _str_keys(args):
@@ -639,11 +659,25 @@ def _plain(request: Request) -> bool:
     )
 
 
+def _json_text(value: dict[str, Any]) -> str:
+    """`_ENCODER.encode(value)`, by the encoder made once when the C one is there."""
+    if _ARGS_ENCODER is None:
+        return _ENCODER.encode(value)
+    return "".join(_ARGS_ENCODER(value, 0))
+
+
+_STR: Final = frozenset({str})
+_SCALARS: Final = frozenset({str, int, bool, float, type(None)})
+
+
 def _str_keys(args: dict[str, Any]) -> bool:
     """Whether every object key in `args` (encoded: no deeper than the encoder went, no larger
     than MAX_TOOL_ARGUMENTS_BYTES) is exactly a `str`. JSON writes `True`, `1` or a `str`
     subclass as text the schema's checks, which look a property up by its `str` name, never
-    judged (review 50d, gates 2; docs/policy.md, "Tool arguments"): a direct caller's only."""
+    judged (review 50d, gates 2; docs/policy.md, "Tool arguments"): a direct caller's only.
+    Hot path: a flat object of exact scalar values, its keys' and values' types gathered in C."""
+    if set(map(type, args)) <= _STR and set(map(type, args.values())) <= _SCALARS:
+        return True
     pending: list[Any] = [args]
     while pending:
         value = pending.pop()

@@ -218,6 +218,8 @@ def _safe_integer(value: Any) -> bool:
     An `int` subclass is an integer too (JSON encodes its value: review 41d, gates 1), compared
     by that value, not by its own operators (review 43b, gates 1: ones that always said "in
     range" passed 2^53 + 1)."""
+    if type(value) is int:  # hot path: an exact int is its own value
+        return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
     if not isinstance(value, int):
         return True
     number = int.__int__(value)  # the value JSON encodes (`int.__repr__`), exactly an int
