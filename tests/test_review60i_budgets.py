@@ -9,15 +9,9 @@ that was not full at the scan. A refund that fills a budget now ends the remembe
 
 from __future__ import annotations
 
-import pytest
-
 from troth.rates import ByteBudgets
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review60i budgets 1: the remembered refusal outlives a refund that refills a budget",
-)
 def test_a_budget_refunded_to_full_makes_room_for_a_newcomer_within_the_second() -> None:
     budgets = ByteBudgets(rate=1, burst=10, max_sources=2)
     assert budgets.take("a", 1, now=100)
