@@ -12,8 +12,6 @@ before it is forgotten."""
 
 from __future__ import annotations
 
-import pytest
-
 from troth.node.channel_cap import OpenChannels
 
 A, B, C = b"A" * 32, b"B" * 32, b"C" * 32
@@ -36,9 +34,6 @@ def _two_authorities_member_closing_after_churn() -> OpenChannels[str]:
     return channels
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review60i channels 1: KeyError closing a channel of two authorities"
-)
 def test_a_member_of_two_authorities_closes_after_churn() -> None:
     channels = _two_authorities_member_closing_after_churn()
     channels.discard("x")
@@ -47,9 +42,6 @@ def test_a_member_of_two_authorities_closes_after_churn() -> None:
     assert channels._members.groups == {next(iter(BOTH)): {"a1": None}}
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review60i channels 1: KeyError closing a channel of two authorities"
-)
 def test_members_channels_still_give_way_after_that_close() -> None:
     """After that close, the first authority's members fill the cap (8, 3 trusted: a share of
     1 each): a member of C, within its share, takes the place of that authority's oldest."""
@@ -61,4 +53,5 @@ def test_members_channels_still_give_way_after_that_close() -> None:
             f"a{n}", stranger=False, source="s2", network="n2", authorities=frozenset({first})
         )
     place = channels.place(stranger=False, source="s9", network="n9", authorities=frozenset({C}))
-    assert place.admitted and place.victim == "a1"
+    assert place.admitted
+    assert place.victim == "a1"
