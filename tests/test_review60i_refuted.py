@@ -11,7 +11,14 @@ import collections
 import logging
 import random
 
+from tests.support.load import attacker_addresses
+from tests.test_review60f_listener import _close, _hold
+from tests.test_review60i_listener import _Lines
+from tests.test_transport_tcp import Server, run, until
 from troth.node.channel_cap import OpenChannels
+from troth.node.opening_rates import _Budgets
+from troth.transport import TcpSettings
+from troth.transport.ratelog import RateLimitedLog
 
 AUTHORITIES = [bytes([n]) * 32 for n in range(4)]
 
@@ -132,3 +139,76 @@ def test_the_rankings_pick_the_documented_member_victim_under_churn() -> None:
     assert seen["member"] > 50
     assert seen["refused"] > 0
     assert most_entries <= 200
+
+
+def test_a_remembered_refusal_ends_when_a_frameless_connection_takes_a_freed_place() -> None:
+    """At a cap of 8 held by active connections of one /24, a newcomer of it is refused and
+    the refusal remembered; one of them closes and a connection of the /24 that sends nothing
+    takes its place: the next newcomer of the /24 has that frameless one give way (the table's
+    changes, the close and the admission, each forgot the refusal), and once all are closed no
+    frameless connection is left kept (`_unproven`: none of the closed ones held)."""
+
+    async def test(server: Server) -> None:
+        transport, counters = server.transport, server.transport.counters
+        holders = await _hold(server, attacker_addresses(8, subnet=70))
+        refused = await server.client("127.0.70.200")
+        await until(lambda: counters.refused_over_limit == 1)
+        _close(holders[:1])
+        await until(lambda: len(transport._accepted) == 7)
+        frameless = await server.client("127.0.70.201")
+        await until(lambda: len(transport._accepted) == 8)
+        newcomer = await server.client("127.0.70.202")
+        await until(lambda: counters.evicted == 1)
+        assert counters.refused_over_limit == 1
+        assert [c.host for c in transport._unproven] == ["127.0.70.202"]
+        _close([*holders[1:], refused, frameless, newcomer])
+        await until(lambda: not transport._accepted)
+        assert not transport._unproven
+
+    run(test, TcpSettings(max_connections=8))
+
+
+def _quiet_logger(level: int, *handlers: logging.Handler) -> logging.Logger:
+    """A logger at `level` with `handlers`, outside the logging tree (where pytest adds its
+    capturing handlers to the root logger and to each logger that does not propagate)."""
+    logger = logging.Logger("review60i", level)
+    for handler in handlers:
+        logger.addHandler(handler)
+    return logger
+
+
+def test_a_logger_at_notset_writes_and_counts_what_its_parent_lets_through() -> None:
+    """Review 60f's level check (and 60i's handler check) do not hide lines a handler writes: a
+    logger at NOTSET under a parent at DEBUG whose handler is at NOTSET writes an INFO line
+    (its level inherited), counted; a child that does not propagate, with a handler of its own
+    at DEBUG, under a parent that would not write it, writes it too."""
+    lines = _Lines(logging.NOTSET)
+    child = logging.Logger("review60i.transport")
+    child.parent = _quiet_logger(logging.DEBUG, lines)
+    log = RateLimitedLog(child, 2, clock=lambda: 0.0)
+    assert log.log(logging.INFO, "junk %d", 1)
+    assert lines.lines == ["junk 1"]
+    own = _Lines(logging.DEBUG)
+    alone = logging.Logger("review60i.alone", logging.DEBUG)
+    alone.addHandler(own)
+    alone.propagate = False
+    alone.parent = _quiet_logger(logging.ERROR, _Lines(logging.ERROR))
+    assert RateLimitedLog(alone, 2, clock=lambda: 0.0).log(logging.DEBUG, "frame %d", 2)
+    assert own.lines == ["frame 2"]
+
+
+def test_a_full_table_of_handshake_budgets_gives_a_flooding_network_its_burst_no_sooner() -> None:
+    """Review 60f's quarter-forget: a network that spent its whole burst, its budget the newest
+    of a full table (16 kept; within one second, none refilled), gets a fresh burst only once
+    at least three quarters of the table's worth of new networks came, as when the oldest was
+    forgotten one at a time (each new network's own budget is its own burst, as before)."""
+    budgets = _Budgets(rate=1, burst=4, max_sources=16, evict=True)
+    for n in range(15):
+        assert budgets.take(f"other {n}", 1, now=7)
+    assert budgets.take("flood", 4, now=7)
+    newcomers = 0
+    while not budgets.take("flood", 1, now=7):
+        assert budgets.take(f"new {newcomers}", 1, now=7)
+        newcomers += 1
+    assert newcomers >= 12
+    assert len(budgets) <= 16
