@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import logging
 import random
+from typing import Any
 
 from tests.support.load import attacker_addresses
 from tests.test_review60f_listener import _close, _hold
@@ -51,7 +52,7 @@ def _expected_stranger_victim(
 
 
 def _heap_entries(channels: OpenChannels[int]) -> int:
-    rankings = [channels._networks, channels._members]
+    rankings: list[Any] = [channels._networks, channels._members]
     rankings += [*channels._sources.values(), *channels._member_sources.values()]
     return sum(len(heap) for ranked in rankings for heap in ranked._heaps.values())
 
@@ -97,6 +98,7 @@ def _churn(strangers: float) -> tuple[collections.Counter[str], int]:
         authorities = frozenset(rng.choices(AUTHORITIES, (8, 4, 1, 1), k=rng.choice((1, 1, 2))))
         counted = frozenset() if stranger else authorities
         full = not channels._room(stranger)
+        expected: int | None
         if full and channels.strangers:
             mine = (source, network) if stranger else (None, None)
             expected, kind = _expected_stranger_victim(channels, *mine), "stranger"
