@@ -72,10 +72,13 @@ class ByteBudgets:
 
     def refund(self, source: Hashable, amount: int, *, now: int) -> None:
         """Give back `amount` spent by `take` (what it paid for did not happen), up to the
-        burst; nothing when `source` has no bucket."""
+        burst; nothing when `source` has no bucket. A budget given back to its burst is one a
+        newcomer may have forgotten, so a refusal remembered within the second ends."""
         bucket = self._bucket(source, now)
         if bucket is not None:
             bucket.level = min(self.burst, bucket.level + amount)
+            if bucket.level >= self.burst:
+                self._full_at = None  # refilled: room for a newcomer (review 60i, budgets 1)
 
     def _bucket(self, source: Hashable, now: int) -> _Bucket | None:
         """`source`'s bucket refilled to `now` (a new one, full, while there is room)."""

@@ -169,8 +169,11 @@ class OpenChannels(Generic[E]):
                 _file(self._members, self._member_sources, authority, source, end)
 
     def discard(self, end: E) -> None:
-        """`end` closed: its place is given back (nothing for one that held none)."""
-        held = self._held.pop(end, None)
+        """`end` closed: its place is given back (nothing for one that held none). It is taken
+        out of its groups before it is forgotten: while a member's channel leaves its first
+        authority's group, the ranking may look at its second's, whose oldest it may be
+        (review 60i, channels 1: KeyError, the close half done)."""
+        held = self._held.get(end)
         if held is None:
             return
         self._shares.release(held.authorities)
@@ -180,6 +183,7 @@ class OpenChannels(Generic[E]):
         elif held.gives_way:
             for authority in held.authorities:
                 _unfile(self._members, self._member_sources, authority, held.source, end)
+        del self._held[end]
 
     def _seq_of(self, end: E) -> int:
         """`end`'s order of opening."""

@@ -39,8 +39,9 @@ class RateLimitedLog:
         """Write the line if the limit allows (True) or count it (False). A line the logger
         would not write at its level costs nothing (review 60f, listener 3: at WARNING, a peer's
         junk, each dropped with an INFO line, took the minute's lines, and the warnings about
-        refused and evicted connections were only counted)."""
-        if not self.logger.isEnabledFor(level):
+        refused and evicted connections were only counted), nor one no handler it reaches writes
+        (review 60i, listener 1: handlers at WARNING under a logger at INFO)."""
+        if not _written(self.logger, level):
             return False
         now = self._clock()
         if now - self._window >= 60:
@@ -55,6 +56,24 @@ class RateLimitedLog:
             self._left_out = 0
         self.logger.log(level, message, *args)
         return True
+
+
+def _written(logger: logging.Logger, level: int) -> bool:
+    """Whether a line at `level` to `logger` is written: its level lets the line through, and a
+    handler the line reaches (the logger's, its parents' while they propagate; Python's
+    last-resort one when there are none) is at that level or below (`Logger.callHandlers`)."""
+    if not logger.isEnabledFor(level):
+        return False
+    current: logging.Logger | None = logger
+    found = False
+    while current is not None:
+        for handler in current.handlers:
+            found = True
+            if level >= handler.level:
+                return True
+        current = current.parent if current.propagate else None
+    last = logging.lastResort
+    return not found and last is not None and level >= last.level
 
 
 class _AcceptErrorFilter:
