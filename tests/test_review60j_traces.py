@@ -98,3 +98,13 @@ def test_a_stream_it_cannot_write_text_to_is_an_argument_error(node: troth.Node,
     with pytest.raises(troth.ArgumentError) as caught:
         node.traces.export_jsonl(stream)  # type: ignore[arg-type]
     assert caught.value.parameter == "stream"
+
+
+def test_a_file_judged_against_the_accepted_checkpoint_was_compared(
+    node: troth.Node, tmp_path: Path
+) -> None:
+    export = tmp_path / "eval.jsonl"
+    export.write_bytes(_export(node))
+    of_file, of_log = node.traces.verify(file=export), node.traces.verify()
+    assert (of_log.status, of_log.anchor_source, of_log.compared) == ("valid", "accepted", True)
+    assert (of_file.status, of_file.anchor_source, of_file.compared) == ("valid", "accepted", True)

@@ -99,9 +99,10 @@ class TraceVerdict:
     """Whose checkpoint `anchor` is: the node's accepted one, or the kept file's (None: no
     anchor)."""
     compared: bool
-    """Whether there was a checkpoint to compare with: the kept one, or (the node's log with
-    none kept) the node's accepted one. `unanchored` with one: another log's, or of a size the
-    answer holds no proof against."""
+    """Whether there was a checkpoint to compare with: the kept one, or (none kept) the node's
+    accepted one, for the node's log or a file alike (review 60j, traces 3: a file's said False
+    when valid against it). `unanchored` with one: another log's, or of a size the answer
+    holds no proof against."""
     lost_logs: tuple[tuple[Identifier, int], ...]
     """The node's earlier logs declared lost, each with when (verifying the node's log)."""
     kept_file: Path | None
@@ -236,7 +237,7 @@ def verify_trace(
     return TraceVerdict(
         report,
         source,
-        anchor is not None,
+        anchor is not None or node_anchor is not None,  # a file's too (60j, traces 3)
         tuple(gone),
         kept,
         bool(fresh),
