@@ -7,6 +7,7 @@ The calls are the ones `troth trace verify`, `show`, `prove` and `export` make
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -45,12 +46,13 @@ class Traces:
         verifier keeps its checkpoint in, compared with, then (verifying the node's log)
         replaced by the newest verified: not there yet, the answer is "unanchored" and the
         newest is kept there (`kept_fresh`, `kept_written`). Without one the node's newest
-        accepted checkpoint of the log is the anchor. The verdict's `status` is "valid" when
-        judged against a checkpoint kept before, else "unanchored" (not "valid"). An invalid
-        log or file raises TraceError naming the first bad record (`index`, `record`,
-        `reason`); a kept checkpoint older than one the node accepted (a
-        log or a kept file rolled back) is TraceError ROLLED_BACK. A path that is not a Path
-        or a str is an ArgumentError; one that cannot be read, an OSError."""
+        accepted checkpoint of the log is the anchor (a `file` that is no regular file, a FIFO,
+        is read once: not compared with it, said in `warnings`). The verdict's `status` is
+        "valid" when judged against a checkpoint kept before, else "unanchored" (not "valid").
+        An invalid log or file raises TraceError naming the first bad record (`index`,
+        `record`, `reason`); a kept checkpoint older than one the node accepted (a log or a
+        kept file rolled back) is TraceError ROLLED_BACK. A path that is not a Path or a str is
+        an ArgumentError; one that cannot be read, an OSError."""
         call = "Traces.verify"
         kept = check_file(call, "checkpoint", checkpoint)
         source = check_file(call, "file", file)
@@ -83,10 +85,15 @@ class Traces:
         """Write every record (of `agent`, or all) to the text `stream` as JSONL, each line a
         record, its inclusion proof and the checkpoint (an evaluation set, as `troth trace
         export` writes it); returns that checkpoint, signed for the export. A `stream` with no
-        `write` is an ArgumentError."""
+        `write`, a binary one or a closed one is an ArgumentError."""
         call = "Traces.export_jsonl"
         if not callable(getattr(stream, "write", None)):
             raise ArgumentError(call, "stream", "a text stream (with a write method)", got(stream))
+        if isinstance(stream, io.RawIOBase | io.BufferedIOBase):  # before a checkpoint is
+            # signed for it: a bare TypeError after (review 60j, traces 2)
+            raise ArgumentError(call, "stream", "a text stream, not a binary one", got(stream))
+        if getattr(stream, "closed", False) is True:
+            raise ArgumentError(call, "stream", "an open text stream", "a closed one")
         node = self._node
         who = self._agent(call, agent)
         return export_node_jsonl(node._stored, stream, who, clock=node._clock)

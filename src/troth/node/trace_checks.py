@@ -9,13 +9,15 @@ the accepted checkpoint moved on to what verified (review 58h, trace 1) and the 
 replaced by it, an older honest export told from a rollback (review 59k, trace 1), and the
 node's earlier logs declared lost (review 58h, trace 2). The answer is a `TraceVerdict`; an
 invalid log or file raises TraceError naming the first bad record. What is said on the way
-(a first run's kept file not there yet, stdin not compared) goes to `notes` as it happens,
+(a first run's kept file not there yet, stdin or a pipe not compared) goes to `notes` as it happens,
 and is kept in the verdict.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
+import stat
 from collections.abc import Callable, Generator
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -97,9 +99,10 @@ class TraceVerdict:
     """Whose checkpoint `anchor` is: the node's accepted one, or the kept file's (None: no
     anchor)."""
     compared: bool
-    """Whether there was a checkpoint to compare with: the kept one, or (the node's log with
-    none kept) the node's accepted one. `unanchored` with one: another log's, or of a size the
-    answer holds no proof against."""
+    """Whether there was a checkpoint to compare with: the kept one, or (none kept) the node's
+    accepted one, for the node's log or a file alike (review 60j, traces 3: a file's said False
+    when valid against it). `unanchored` with one: another log's, or of a size the answer
+    holds no proof against."""
     lost_logs: tuple[tuple[Identifier, int], ...]
     """The node's earlier logs declared lost, each with when (verifying the node's log)."""
     kept_file: Path | None
@@ -112,7 +115,7 @@ class TraceVerdict:
     notes: tuple[str, ...] = ()
     """What was said on the way, for people."""
     warnings: tuple[str, ...] = ()
-    """What to act on that the answer does not say (stdin not compared)."""
+    """What to act on that the answer does not say (stdin or a pipe not compared)."""
 
     @property
     def status(self) -> str:
@@ -172,15 +175,17 @@ def verify_trace(
     report: Any
     written = False
     if file is not None:  # against the histories the node knows, as its own log
+        once = _read_once(file)  # before it is read: a FIFO's writer gone, still one
         report = _verify_file(file, anchor, node, clock)
         # older than accepted (review 52a, anchor 1): the file read again, against the
-        # accepted note (review 52d, anchor 1), unless stdin (read once)
-        again = None if isinstance(file, Stream) else _again_file(file, node, clock)
+        # accepted note (review 52d, anchor 1), unless stdin or another pipe (read once:
+        # review 60j, traces 1)
+        again = None if once or isinstance(file, Stream) else _again_file(file, node, clock)
         accepted = AcceptedCheckpoints(node.db)
         if report.anchor is None:  # none kept, or not compared: the node's accepted one
             # (review 59f, trace 1 to 3)
             report, node_anchor = _against_accepted(
-                report, accepted, again, said, kept=anchor, node=node, clock=clock
+                report, accepted, again, said, kept=anchor, node=node, clock=clock, file=file
             )
         if fresh and node_anchor is None:  # a first run, or a mistyped path
             said.info(f"{fresh}: this answer is unanchored")
@@ -232,7 +237,7 @@ def verify_trace(
     return TraceVerdict(
         report,
         source,
-        anchor is not None,
+        anchor is not None or node_anchor is not None,  # a file's too (60j, traces 3)
         tuple(gone),
         kept,
         bool(fresh),
@@ -263,6 +268,7 @@ def _against_accepted(
     kept: bytes | None,
     node: Node,
     clock: Clock,
+    file: str | Path | Stream,
 ) -> tuple[Any, bytes | None]:
     """An export or bundle compared with no kept checkpoint (no --checkpoint, none kept at it
     yet, or the `kept` one another log's or of a size the file holds no proof against),
@@ -271,7 +277,8 @@ def _against_accepted(
     export of the node's log rolled back below it read `unanchored`, exit 0 (review 59f, trace
     1, as review 58w cli 3 for the log itself; trace 2, with another log's kept note; trace 3,
     with an older one of its own log). A kept note of its own log only refuses so: the answer
-    stays the kept note's (review 52d, anchor 1). Stdin is read once: said, not compared. An
+    stays the kept note's (review 52d, anchor 1). Stdin, or a file that is no regular file (a
+    FIFO, /dev/stdin from a pipe), is read once: said, not compared (review 60j, traces 1). An
     export smaller than the accepted checkpoint that the node's log proves a prefix of it is
     one made before, not refused (review 59k, trace 1: an honest older export read as a
     rollback, exit 1)."""
@@ -284,6 +291,10 @@ def _against_accepted(
         said.warn(
             f"the node accepted a checkpoint of {newest.size} record(s) of this log: stdin is"
             " read once, so not compared with it (name the file to compare)"
+            if isinstance(file, Stream)
+            else f"the node accepted a checkpoint of {newest.size} record(s) of this log: {file}"
+            " is not a regular file, read once, so not compared with it (name a regular file"
+            " to compare)"
         )
         return report, None
     try:
@@ -325,6 +336,18 @@ def _prefix_in_log(node: Node, export: Checkpoint, accepted: Checkpoint, clock: 
     except (NotFound, StorageError, TraceError, ValueError):  # damaged, another, not a prefix
         return False
     return True
+
+
+def _read_once(file: str | Path | Stream) -> bool:
+    """Whether `file` is read once: stdin, or a path to anything but a regular file (a FIFO,
+    /dev/stdin from a pipe, a device): opened again, it gave nothing (an export valid read
+    as TRUNCATED, exit 1), or waited for a writer that never came (review 60j, traces 1)."""
+    if isinstance(file, Stream):
+        return True
+    try:
+        return not stat.S_ISREG(os.stat(file).st_mode)
+    except (OSError, ValueError):  # not there: opening it says why
+        return False
 
 
 def _again_file(file: str | Path, node: Node, clock: Clock) -> Callable[[bytes], Any]:
