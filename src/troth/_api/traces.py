@@ -15,6 +15,7 @@ from troth._api.arguments import check_file, check_peer, check_text
 from troth.errors import ArgumentError
 from troth.identity import Identifier
 from troth.kinds import check_kind, got
+from troth.node.home import inside_nodes
 from troth.node.trace_checks import TraceVerdict, verify_trace
 from troth.node.trace_reads import export_node_jsonl, prove_record, show_trace
 from troth.trace.checkpoint import Checkpoint
@@ -57,6 +58,10 @@ class Traces:
         kept = check_file(call, "checkpoint", checkpoint)
         source = check_file(call, "file", file)
         node = self._node
+        if kept is not None and inside_nodes(kept, node._stored.path.parent):
+            raise ArgumentError(  # where node databases and vault keys are (as the CLI's)
+                call, "checkpoint", "a file outside the home's node directories", str(kept)
+            )
         return verify_trace(node._stored, kept=kept, file=source, clock=node._clock)
 
     def show(self, agent: PeerRef | None = None) -> list[dict[str, Any]]:

@@ -27,7 +27,7 @@ from troth.clock import SystemClock
 from troth.credentials import Attributes
 from troth.errors import ArgumentError
 from troth.node import DEFAULT_NODE, Node, open_node, troth_home
-from troth.node.home import check_kept_dirs, private_file_writer
+from troth.node.home import check_kept_dirs, inside_nodes, private_file_writer
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -284,14 +284,10 @@ def outside_home(target: Path) -> None:
     keeps node databases, configurations and vault keys, and an --out naming one replaced it
     (`--out .../vault.key`: every key sealed under it lost; review 49g, cli 7). The home itself
     holds nothing else of troth's, and the README's story writes its files there."""
-    try:
-        nodes_dir = (troth_home() / "nodes").resolve()
-        where = target.parent.resolve() / target.name
-    except (OSError, RuntimeError):  # unresolvable (a symlink loop): the write will say why
-        return
-    if where.is_relative_to(nodes_dir):
+    nodes_dir = troth_home() / "nodes"
+    if inside_nodes(target, nodes_dir):
         raise ValueError(
-            f"{target} is inside troth's home, in {nodes_dir}, where troth keeps node "
+            f"{target} is inside troth's home, in {nodes_dir.resolve()}, where troth keeps node "
             "databases, configurations and vault keys: write it elsewhere"
         )
 

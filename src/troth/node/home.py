@@ -50,6 +50,17 @@ def troth_home() -> Path:
     return Path(env) if env else platformdirs.user_data_path("troth", appauthor=False)
 
 
+def inside_nodes(target: Path, nodes: Path) -> bool:
+    """Whether `target`, a file to write, is inside `nodes` (a home's node directories,
+    through symlinked directories too), where troth keeps node databases, configurations and
+    vault keys (review 49g, cli 7: `--out .../vault.key` replaced the key); False when either
+    cannot be resolved (a symlink loop: the write will say why)."""
+    try:
+        return (target.parent.resolve() / target.name).is_relative_to(nodes.resolve())
+    except (OSError, RuntimeError):
+        return False
+
+
 def secure_dir(path: Path) -> Path:
     """Create `path` (and parents) if needed and make it 0700. An existing directory of another
     user is refused, not taken: as root, a home another user owns (or one like /tmp) was made
