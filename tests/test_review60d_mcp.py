@@ -30,7 +30,6 @@ from tests.support.gates import T, make_world
 from tests.support.mcp_orders import text
 from troth import limits
 from troth.clock import FixedClock
-from troth.integrations.mcp import room as room_module
 from troth.integrations.mcp.gate import McpGate, gate_server
 from troth.integrations.mcp.room import AnswerRoom
 
@@ -114,7 +113,7 @@ def test_answers_with_no_call_waiting_for_room_make_no_event(monkeypatch: Any) -
     async def main() -> None:
         kept = (limits.MCP_AT_ONCE_BYTES, limits.MCP_AT_ONCE_FRAMES)
         room = AnswerRoom(limits.MAX_MCP_SESSION_BACKLOG, 64, limits.MAX_MCP_FRAME, kept)
-        monkeypatch.setattr(room_module.anyio, "Event", counted)
+        monkeypatch.setattr(anyio, "Event", counted)  # what room.py makes its events with
         for ident in range(CALLS):
             async with room.promised(ident):
                 pass  # the handler answers
