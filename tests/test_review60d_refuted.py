@@ -17,6 +17,7 @@ from mcp import Client
 
 from tests.support.gates import make_world
 from tests.test_review47m_mcp_cancel import Blocking, gate_of
+from tests.test_review59a_mcp import _until
 from troth import limits
 from troth.gates import ListRecorder
 from troth.integrations.mcp.gate import gate_server
@@ -46,9 +47,8 @@ def test_a_call_waiting_for_room_is_woken_by_the_frame_taken_that_makes_it() -> 
             await _settle()
             assert promised == []  # no room: it waits
             room.taken(FRAME)
-            with anyio.fail_after(5):
-                while not promised:
-                    await anyio.lowlevel.checkpoint()
+            await _until(lambda: promised)
+            group.cancel_scope.cancel()  # a call never woken would wait on
         assert promised == [1]
 
     anyio.run(main)
@@ -56,17 +56,16 @@ def test_a_call_waiting_for_room_is_woken_by_the_frame_taken_that_makes_it() -> 
 
 def test_a_call_waiting_for_room_is_woken_by_an_answer_smaller_than_its_promise() -> None:
     async def main() -> None:
-        room = AnswerRoom(2 * FRAME, 8, FRAME)  # room for two frames
+        room = AnswerRoom(2 * FRAME + 10, 8, FRAME)
         assert room.queued(types.JSONRPCNotification(jsonrpc="2.0", method="x"), FRAME)
         promised: list[int] = []
-        answered = anyio.Event()
+        answer = anyio.Event()
 
         async def first() -> None:
             async with room.promised(1):
-                pass
+                await answer.wait()
             # the SDK writes the answer next, in this task: 10 bytes of the FRAME promised
             assert room.queued(types.JSONRPCResponse(jsonrpc="2.0", id=1, result={}), 10)
-            answered.set()
 
         async def second() -> None:
             async with room.promised(2):
@@ -77,12 +76,10 @@ def test_a_call_waiting_for_room_is_woken_by_an_answer_smaller_than_its_promise(
             await _settle()
             group.start_soon(second)
             await _settle()
-            assert promised == []  # the first's promise and the frame fill the room
-            room.taken(FRAME)  # the frame out: the second's room is there once the first's
-            await answered.wait()  # answer took its own frame's size only
-            with anyio.fail_after(5):
-                while not promised:
-                    await anyio.lowlevel.checkpoint()
+            assert promised == []  # the frame and the first's promise leave 10 bytes
+            answer.set()  # its 10 bytes leave a frame's room: nothing taken out
+            await _until(lambda: promised)
+            group.cancel_scope.cancel()  # a call never woken would wait on
         assert promised == [2]
 
     anyio.run(main)
