@@ -645,7 +645,9 @@ def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
     1). A result over what the way to the client
     carries (`RESULT_LIMIT`, which the session's transport sets around the server) is refused
     as the upstream answers it (`McpGate.call_tool`; review 58t, mcp 1)."""
-    calls = anyio.Semaphore(limits.MAX_MCP_CALLS_PER_SESSION)
+    # a free slot is taken without a trip through the event loop (review 60d, gates.mcp.call:
+    # one more loop iteration per call); a call waits for a slot in turn as before
+    calls = anyio.Semaphore(limits.MAX_MCP_CALLS_PER_SESSION, fast_acquire=True)
     revisions = _Revisions()
     held = _InProgress(limits.MAX_MCP_CALLS_PER_SESSION + limits.MAX_MCP_QUEUE)
 
