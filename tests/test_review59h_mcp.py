@@ -108,7 +108,7 @@ def test_a_keepalive_ping_beside_calls_at_the_upstream_keeps_a_slow_session() ->
             client.release.set()
             upstream.release.set()
             with anyio.fail_after(5):
-                while len(_answers(client.frames)) < 14 and not ending:
+                while len(_answers(client.frames)) < 15 and not ending:
                     await anyio.sleep(0.01)
             ended.extend(ending)
 
