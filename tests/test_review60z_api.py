@@ -1,7 +1,8 @@
 """Review 60z (the lead, from review 60j's left item): `Node.traces.verify(checkpoint=...)`
 wrote its kept checkpoint wherever it was told, inside the home's node directories too, where
 `troth trace verify --checkpoint` refuses (review 49g, cli 7: a file written there can replace
-a node database or a vault key). Now both refuse through one check (`troth.node.home.inside_nodes`)."""
+a node database or a vault key). Now both refuse through one check
+(`troth.node.home.inside_nodes`)."""
 
 from __future__ import annotations
 
