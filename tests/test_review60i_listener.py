@@ -16,6 +16,7 @@ import logging
 import pytest
 
 from troth.transport.eviction import eviction_candidate
+from troth.transport.frameless import Frameless
 from troth.transport.liveness import Liveness
 from troth.transport.ratelog import RateLimitedLog
 
@@ -98,11 +99,6 @@ class _Frameless:
         return 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review60i listener 2: each newcomer weighs every frameless connection (left: "
-    "a fix needs the connections to say when they first make progress, tcp_connection.py)",
-)
 def test_newcomers_at_a_cap_of_frameless_connections_do_not_each_weigh_them_all() -> None:
     """Listener 2: review 60f kept the frameless connections apart (`TcpTransport._unproven`),
     so a newcomer at the cap is weighed against them alone; but when they are many (an attacker
@@ -111,9 +107,12 @@ def test_newcomers_at_a_cap_of_frameless_connections_do_not_each_weigh_them_all(
     looks at every one of them twice (is it proven yet; which address holds the most): ~0.2 ms
     a newcomer at 1,024, as much as the scan review 60f, listener 1 removed. The transport's
     admission at the cap, played here with stand-ins for 200 newcomers, looks at a bounded
-    number of connections for each, not all 256."""
+    number of connections for each, not all 256 (the transport hears of a connection's first
+    progress, `TcpTransport.proved`, and keeps the frameless ones by address: `Frameless`)."""
     table = [_Frameless(f"10.0.{n // 4}.{n % 4}") for n in range(256)]
-    unproven = dict.fromkeys(table)
+    unproven: Frameless[_Frameless] = Frameless()
+    for connection in table:
+        unproven.add(connection, connection._host)
     per_host = collections.Counter(c._host for c in table)
     per_network = collections.Counter(c.network for c in table)
     _Frameless.looks = 0
@@ -134,9 +133,9 @@ def test_newcomers_at_a_cap_of_frameless_connections_do_not_each_weigh_them_all(
             if not counts[key]:
                 del counts[key]
         table.remove(victim)
-        unproven.pop(victim, None)
+        unproven.discard(victim)
         table.append(newcomer)
-        unproven[newcomer] = None
+        unproven.add(newcomer, newcomer.host)
         per_host[newcomer._host] += 1
         per_network[newcomer.network] += 1
     assert _Frameless.looks <= 200 * 16, f"{_Frameless.looks} looks for 200 newcomers"

@@ -221,6 +221,12 @@ class Connection(AllowSetSource):
         keeps it from idling out at a node (`TcpTransport.authenticated_idle`; review 50e,
         idle 1: junk does not)."""
         self.progress += 1
+        if self.progress == 1:
+            self._proved()
+
+    def _proved(self) -> None:
+        """It brought its first frame, or made its first progress: a transport that keeps the
+        connections that have not apart hears of it (`TcpTransport.proved`)."""
 
     def set_peer(self, host: str, port: int) -> None:
         """The accepted peer's address, once known."""

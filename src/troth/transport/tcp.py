@@ -52,6 +52,7 @@ from troth.routing import Address, Handler, RoutedMessage, Router, Source
 from troth.transport.budget import WriteBudget
 from troth.transport.connection import Connection, ConnectionTable, Listener
 from troth.transport.eviction import Refusals, eviction_candidate
+from troth.transport.frameless import Frameless
 from troth.transport.holds import SourceHolds
 from troth.transport.inbound import RoutingBudget
 from troth.transport.ratelog import RateLimitedLog, install_accept_error_filter
@@ -93,9 +94,10 @@ class TcpTransport(ConnectionTable[TcpConnection]):
     _accepted: dict[TcpConnection, None] = field(default_factory=dict)  # oldest first
     _per_host: collections.Counter[str] = field(default_factory=collections.Counter)
     _per_network: collections.Counter[str] = field(default_factory=collections.Counter)
-    _unproven: dict[TcpConnection, None] = field(default_factory=dict)
-    """The accepted connections that had brought no frame (at a node: made no progress) when
-    last looked at, oldest first (what `eviction_candidate` takes first; review 60f, listener 1)."""
+    _unproven: Frameless[TcpConnection] = field(default_factory=Frameless)
+    """The accepted connections that brought no frame yet (at a node: made no progress yet),
+    oldest first, by source address (what `eviction_candidate` takes first; review 60f,
+    listener 1), each taken out as it does (`proved`; review 60i, listener 2)."""
     _refusals: Refusals = field(default_factory=Refusals)
     """At the cap: that no connection gives way, known until the table changes (review 60f,
     listener 1: each refused newcomer scanned the whole table)."""
@@ -227,7 +229,7 @@ class TcpTransport(ConnectionTable[TcpConnection]):
             counters.accepted += 1
             self._refusals.forget()
             self._accepted[connection] = None
-            self._unproven[connection] = None
+            self._unproven.add(connection, connection.host)
             self._per_host[connection.host] += 1
             self._per_network[connection.network] += 1
             self.holds.add(connection)  # held at once when its source is
@@ -236,6 +238,13 @@ class TcpTransport(ConnectionTable[TcpConnection]):
         if self._sweeper is None:
             self._sweep()
         return True
+
+    def proved(self, connection: TcpConnection) -> None:
+        """`connection` brought its first frame or made its first progress: once it has what
+        the eviction rule asks (at a node, progress), it is no longer among the frameless ones
+        to give way (review 60i, listener 2: each newcomer looked at them all to find out)."""
+        if connection.progress if self.authenticated_idle else connection.frames_read:
+            self._unproven.discard(connection)
 
     def _sweep(self) -> None:
         loop = asyncio.get_running_loop()
@@ -251,7 +260,7 @@ class TcpTransport(ConnectionTable[TcpConnection]):
         self._all.discard(connection)
         if connection in self._accepted:
             del self._accepted[connection]
-            self._unproven.pop(connection, None)
+            self._unproven.discard(connection)
             self._refusals.forget()
             self.holds.remove(connection)
             for counts, key in (

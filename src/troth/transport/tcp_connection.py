@@ -117,6 +117,9 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         """Complete frames received so far."""
         return self._reader.frames_read
 
+    def _proved(self) -> None:
+        self.owner.proved(self)
+
     @property
     def read_buffer(self) -> int:
         """The read buffer's size now (given back by the sweep once the connection is quiet)."""
@@ -212,6 +215,8 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
             self._abort()
         if not frames:
             return
+        if reader.frames_read == len(frames):  # its first (review 60i, listener 2)
+            self._proved()
         queue = self._frames
         if (  # nothing waits, and a light read: route them now, in order
             not queue
