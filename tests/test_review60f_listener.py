@@ -32,7 +32,7 @@ channel takes the place of one of the network holding the most strangers' channe
 source holding the most, picked by a scan of that network's sources (and of the networks): one
 IPv6 /48 holding the strangers' 3,072 places from as many /64s made each of its new channels
 scan 3,072 sources, ~2 ms of the event loop (as much as the handshake). The groups holding the
-most are now kept ranked (`troth.node.channel_cap`'s `_Ranked`), the victim found without a scan.
+most are now kept ranked (`troth.ranked.Ranked`), the victim found without a scan.
 """
 
 from __future__ import annotations

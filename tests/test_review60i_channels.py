@@ -1,5 +1,5 @@
 """Review 60i, channels 1: the node's cap on open channels (`troth.node.channel_cap`) keeps
-the members' channels that may give way ranked by authority (`_Ranked`, review 60f, listener
+the members' channels that may give way ranked by authority (`Ranked`, review 60f, listener
 4), a channel of a member whose verified chains root in two trusted authorities under both.
 Its close forgot the channel (`_held`) before taking it out of its authorities' groups: taking
 it out of the first one pushed that group's new size into the ranking's heap, and when that

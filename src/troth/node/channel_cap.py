@@ -36,14 +36,13 @@ member's chain later stays a stranger here, as its other limits do: review 53o, 
 
 from __future__ import annotations
 
-import collections
-import heapq
 import itertools
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
 from troth.node.shares import LOCAL, STRANGERS, Shares
+from troth.ranked import Ranked
 
 __all__ = ["OpenChannels", "Place"]
 
@@ -80,17 +79,17 @@ class OpenChannels(Generic[E]):
     Strangers' channels are kept by network and by source, oldest first, and members' that
     give way by authority and by source, so a victim is picked from counts, not a scan of
     every channel (review 54o, channels 2: ~0.7 ms with 3,072 of them, twice per handshake at
-    the cap), the groups holding the most kept ranked (`_Ranked`; review 60f, listener 4).
+    the cap), the groups holding the most kept ranked (`Ranked`; review 60f, listener 4).
     `trusted` is the number of authorities the node trusts now (review 54r)."""
 
     def __init__(self, limit: int, trusted: Callable[[], int] = lambda: 1) -> None:
         self.limit = limit
         self._held: dict[E, _Held] = {}
         self._seq = itertools.count()
-        self._networks: _Ranked[str, E] = _Ranked(self._seq_of)  # strangers' channels
-        self._sources: dict[str, _Ranked[str, E]] = {}  # by network, then source
-        self._members: _Ranked[bytes, E] = _Ranked(self._seq_of)  # members' that give way
-        self._member_sources: dict[bytes, _Ranked[str, E]] = {}  # by authority, then source
+        self._networks: Ranked[str, E] = Ranked(self._seq_of)  # strangers' channels
+        self._sources: dict[str, Ranked[str, E]] = {}  # by network, then source
+        self._members: Ranked[bytes, E] = Ranked(self._seq_of)  # members' that give way
+        self._member_sources: dict[bytes, Ranked[str, E]] = {}  # by authority, then source
         self._shares = Shares(trusted)  # the places each authority holds (review 54r)
         self.strangers = 0
         """Strangers' channels held now."""
@@ -221,79 +220,9 @@ class OpenChannels(Generic[E]):
         return {a: ends for a, ends in members.items() if self._shares.held(a) > share}
 
 
-class _Ranked(Generic[K, E]):
-    """Channels grouped by key (a network, a source, an authority), each group oldest first,
-    and the key holding the most found without a scan (review 60f, listener 4: `_most` scanned
-    the groups, and one IPv6 /48 holding the strangers' 3,072 places from as many /64s made each
-    of its new channels scan them all, ~2 ms). The keys of each size are kept in a heap by
-    their oldest channel's order (`seq`), entries left stale by a change skipped when met, the
-    heap filtered when they outnumber the live ones."""
-
-    __slots__ = ("_heaps", "_seq", "_sizes", "_top", "groups")
-
-    def __init__(self, seq: Callable[[E], int]) -> None:
-        self.groups: dict[K, dict[E, None]] = {}
-        """The channels of each key, oldest first."""
-        self._seq = seq
-        self._sizes: collections.Counter[int] = collections.Counter()  # keys by group size
-        self._top = 0  # the largest group's size
-        self._heaps: dict[int, list[tuple[int, K]]] = {}  # by size: (oldest's seq, key)
-
-    def __len__(self) -> int:
-        return len(self.groups)
-
-    def add(self, key: K, end: E) -> None:
-        """`end` (the newest channel) joins `key`'s group."""
-        ends = self.groups.setdefault(key, {})
-        ends[end] = None
-        self._resized(key, len(ends) - 1, len(ends))
-
-    def remove(self, key: K, end: E) -> None:
-        """`end` leaves `key`'s group (an emptied group is forgotten)."""
-        ends = self.groups[key]
-        del ends[end]
-        if not ends:
-            del self.groups[key]
-        self._resized(key, len(ends) + 1, len(ends))
-
-    def most(self, mine: K | None) -> K:
-        """The key holding the most channels: `mine` when it is among them, else the one whose
-        oldest channel is the oldest."""
-        top = self._top
-        if mine is not None and len(self.groups.get(mine, ())) == top:
-            return mine
-        heap = self._heaps[top]
-        while not self._live(heap[0], top):
-            heapq.heappop(heap)
-        return heap[0][1]
-
-    def _live(self, entry: tuple[int, K], size: int) -> bool:
-        ends = self.groups.get(entry[1])
-        return ends is not None and len(ends) == size and self._seq(next(iter(ends))) == entry[0]
-
-    def _resized(self, key: K, before: int, after: int) -> None:
-        sizes = self._sizes
-        if before:
-            sizes[before] -= 1
-            if not sizes[before]:
-                del sizes[before]
-                self._heaps.pop(before, None)  # (all its entries stale)
-        if after:
-            sizes[after] += 1
-            heap = self._heaps.setdefault(after, [])
-            heapq.heappush(heap, (self._seq(next(iter(self.groups[key]))), key))
-            if len(heap) > 2 * sizes[after] + 16:
-                live = dict.fromkeys(e for e in heap if self._live(e, after))
-                heap[:] = live
-                heapq.heapify(heap)
-        self._top = max(self._top, after)
-        while self._top and self._top not in sizes:
-            self._top -= 1
-
-
 def _file(
-    groups: _Ranked[K, E],
-    subgroups: dict[K, _Ranked[str, E]],
+    groups: Ranked[K, E],
+    subgroups: dict[K, Ranked[str, E]],
     key: K,
     source: str,
     end: E,
@@ -302,13 +231,13 @@ def _file(
     groups.add(key, end)
     sources = subgroups.get(key)
     if sources is None:
-        sources = subgroups[key] = _Ranked(groups._seq)
+        sources = subgroups[key] = Ranked(groups._seq)
     sources.add(source, end)
 
 
 def _unfile(
-    groups: _Ranked[K, E],
-    subgroups: dict[K, _Ranked[str, E]],
+    groups: Ranked[K, E],
+    subgroups: dict[K, Ranked[str, E]],
     key: K,
     source: str,
     end: E,
