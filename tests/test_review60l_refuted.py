@@ -39,7 +39,7 @@ import pytest
 
 import troth
 from troth import limits
-from troth.gates.engine import _ENCODER, _json_text
+from troth.gates.engine import _ARGS_ENCODER, _ENCODER, _json_text
 from troth.integrations.mcp.room import AnswerRoom
 from troth.node.home import inside_nodes
 from troth.rates import ByteBudgets
@@ -114,6 +114,8 @@ SHARED = [1, 2]
 )
 def test_odd_values_are_written_as_the_stdlib_encoder_writes_them(value: dict[str, Any]) -> None:
     assert _json_text(value) == _ENCODER.encode(value)
+    assert _ARGS_ENCODER is not None  # the one made once, whether or not `_flat` takes it
+    assert "".join(_ARGS_ENCODER(value, 0)) == _ENCODER.encode(value)
 
 
 @pytest.mark.parametrize(
@@ -142,9 +144,10 @@ def test_two_threads_writing_with_the_one_encoder_get_their_own_text() -> None:
 
     def run(value: dict[str, Any]) -> None:
         expected = json.dumps(value, separators=(",", ":"))
+        assert _ARGS_ENCODER is not None
         start.wait()
-        for _ in range(300):
-            if _json_text(value) != expected:
+        for _ in range(300):  # the shared encoder itself (`_json_text` takes it for flat ones)
+            if "".join(_ARGS_ENCODER(value, 0)) != expected:
                 wrong.append(value["who"])
 
     threads = [threading.Thread(target=run, args=(value,)) for value in values]
