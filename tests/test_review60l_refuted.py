@@ -16,7 +16,9 @@ and the lead's small fixes (review 60z) that found the defence holding.
 - `inside_nodes` (60z): a target reached through a symlinked directory, by `..`, or by a
   relative path is inside; `Node.open(home=...)` refuses a kept checkpoint under that home;
 - `ByteBudgets._full_at` (60f/60i): a remembered refusal lasts one second of `now` only, a
-  clock that steps back scans again.
+  clock that steps back scans again;
+- `read_bounded` (60g): a pipe's short reads are read on up to the limit, one byte more is
+  refused, a directory is an OSError naming what was read.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import pytest
 
 import troth
 from troth import limits
+from troth.bounded_read import read_bounded
 from troth.gates.engine import _ARGS_ENCODER, _ENCODER, _json_text
 from troth.integrations.mcp.room import AnswerRoom
 from troth.node.home import inside_nodes
@@ -296,3 +299,31 @@ def test_a_remembered_refusal_lasts_its_second_only() -> None:
     assert not budgets.take("b", 1, now=100)  # full, remembered for second 100
     assert not budgets.take("b", 1, now=99)  # stepped back: scanned again, still full
     assert budgets.take("b", 1, now=105)  # "a" refilled: forgotten for the newcomer
+
+
+def test_a_bounded_read_takes_a_pipe_written_in_pieces_whole_and_refuses_one_byte_more(
+    tmp_path: Path,
+) -> None:
+    """A pipe's reads come back short (one pipe buffer, 64 KiB, at a time): the limit is the
+    input's, not the first read's."""
+    limit = 200_000
+    for size, whole in ((limit, True), (limit + 1, False)):
+        read, write = os.pipe()
+
+        def feed(fd: int = write, n: int = size) -> None:
+            with open(fd, "wb", buffering=0) as out:
+                for start in range(0, n, 10_000):
+                    out.write(b"x" * min(10_000, n - start))
+
+        writer = threading.Thread(target=feed)
+        writer.start()
+        with open(read, "rb") as stream:
+            if whole:
+                assert read_bounded("-", limit, "input", stream=stream) == b"x" * size
+            else:
+                with pytest.raises(OSError, match=f"larger than {limit} bytes"):
+                    read_bounded("-", limit, "input", stream=stream)
+                stream.read()  # let the writer finish
+        writer.join()
+    with pytest.raises(OSError, match="cannot read checkpoint"):
+        read_bounded(tmp_path, limit, "checkpoint")  # a directory
