@@ -161,9 +161,12 @@ def test_two_threads_writing_with_the_one_encoder_get_their_own_text() -> None:
     assert wrong == []
 
 
-def _slots() -> anyio.Semaphore:
-    """The gate's call slots, made as `gate_server` makes them."""
-    return anyio.Semaphore(limits.MAX_MCP_CALLS_PER_SESSION, fast_acquire=True)
+async def _taken_slots() -> anyio.Semaphore:
+    """The gate's call slots, made as `gate_server` makes them, every one taken."""
+    calls = anyio.Semaphore(limits.MAX_MCP_CALLS_PER_SESSION, fast_acquire=True)
+    for _ in range(limits.MAX_MCP_CALLS_PER_SESSION):
+        await calls.acquire()
+    return calls
 
 
 async def _settle() -> None:
@@ -172,13 +175,10 @@ async def _settle() -> None:
 
 
 def test_a_slot_given_back_goes_to_the_call_waiting_not_to_one_that_asks_again() -> None:
-    most = limits.MAX_MCP_CALLS_PER_SESSION
     order: list[str] = []
 
     async def main() -> None:
-        calls = _slots()
-        for _ in range(most):
-            await calls.acquire()
+        calls = await _taken_slots()
 
         async def waiter() -> None:
             async with calls:
@@ -197,13 +197,10 @@ def test_a_slot_given_back_goes_to_the_call_waiting_not_to_one_that_asks_again()
 
 
 def test_a_waiter_cancelled_after_its_slot_was_handed_to_it_gives_it_on() -> None:
-    most = limits.MAX_MCP_CALLS_PER_SESSION
     held: list[int] = []
 
     async def main() -> None:
-        calls = _slots()
-        for _ in range(most):
-            await calls.acquire()
+        calls = await _taken_slots()
         got = 0
         tasks: list[asyncio.Task[Any]] = []
 
