@@ -98,7 +98,8 @@ def _read(answer: Any) -> CedarAnswer:
     if type(answer) is not dict:
         return UNREADABLE
     decision, diagnostics = answer.get("decision"), answer.get("diagnostics")
-    if decision not in _DECISIONS or type(diagnostics) is not dict:
+    # text first: a list or an object cannot be looked up in _DECISIONS (review 60l, gates 1)
+    if type(decision) is not str or decision not in _DECISIONS or type(diagnostics) is not dict:
         return UNREADABLE
     # the errors are required: an Allow beside an erring forbid or caveat differs from a clean
     # one only by them (review 34f, gates 2: a missing field read as none allowed it)

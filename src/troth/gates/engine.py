@@ -73,7 +73,7 @@ _ARGS_ENCODER: Final = (
     )
 )
 """`_ENCODER`'s C encoder, made once (`JSONEncoder.encode` builds one per call, in two Python
-frames): the same text, a circular value refused by RecursionError instead of ValueError."""
+frames), without markers: the same text, for a `_flat` object only (`_json_text`)."""
 _NUL: Final = re.compile(r"(?:^|[^\\])(?:\\\\)*\\u0000")
 """A NUL in the arguments' JSON text as `_ENCODER` writes it (`\\u0000` after an even run of
 backslashes: `\\\\u0000` is a backslash, then text)."""
@@ -417,11 +417,12 @@ class PolicyEngine:
                 return self._deny(Outcome.ARGUMENTS)
         if spec.check is not None and not spec.check(args):
             return self._deny(Outcome.ARGUMENTS)
+        flat = _flat(args)
         try:
-            encoded = _json_text(args)
+            encoded = _json_text(args, flat)
         except (TypeError, ValueError, RecursionError):  # nested past the encoder: review 23c
             return self._deny(Outcome.ARGUMENTS)
-        if len(encoded) > limits.MAX_TOOL_ARGUMENTS_BYTES or not _str_keys(args):
+        if len(encoded) > limits.MAX_TOOL_ARGUMENTS_BYTES or not (flat or _str_keys(args)):
             return self._deny(Outcome.ARGUMENTS)
         # a repeated array item is one a Cedar Set keeps once: the tool would act on more than
         # Cedar judged (review 51f, gates 1; docs/policy.md, "Tool arguments")
@@ -659,9 +660,15 @@ def _plain(request: Request) -> bool:
     )
 
 
-def _json_text(value: dict[str, Any]) -> str:
-    """`_ENCODER.encode(value)`, by the encoder made once when the C one is there."""
-    if _ARGS_ENCODER is None:
+def _json_text(value: dict[str, Any], flat: bool | None = None) -> str:
+    """`_ENCODER.encode(value)`, by the encoder made once when the C one is there and `value`
+    is `flat` (`_flat(value)`, asked when None): that one keeps no markers (they would be
+    shared by threads), so it would follow a circular value until RecursionError, past the C
+    stack under a raised recursion limit (review 60l, gates 2: SIGSEGV where the stdlib's
+    check refuses at once)."""
+    if flat is None:
+        flat = _flat(value)
+    if _ARGS_ENCODER is None or not flat:
         return _ENCODER.encode(value)
     return "".join(_ARGS_ENCODER(value, 0))
 
@@ -670,14 +677,23 @@ _STR: Final = frozenset({str})
 _SCALARS: Final = frozenset({str, int, bool, float, type(None)})
 
 
+def _flat(args: dict[str, Any]) -> bool:
+    """Whether `args` is a dict (no subclass, whose own iteration could differ from what the
+    encoder reads) of exact `str` keys and exact scalar values: nothing to follow, nothing
+    circular; the types gathered in C (review 60c, perf 1)."""
+    return (
+        type(args) is dict
+        and set(map(type, args)) <= _STR
+        and set(map(type, args.values())) <= _SCALARS
+    )
+
+
 def _str_keys(args: dict[str, Any]) -> bool:
     """Whether every object key in `args` (encoded: no deeper than the encoder went, no larger
     than MAX_TOOL_ARGUMENTS_BYTES) is exactly a `str`. JSON writes `True`, `1` or a `str`
     subclass as text the schema's checks, which look a property up by its `str` name, never
     judged (review 50d, gates 2; docs/policy.md, "Tool arguments"): a direct caller's only.
-    Hot path: a flat object of exact scalar values, its keys' and values' types gathered in C."""
-    if set(map(type, args)) <= _STR and set(map(type, args.values())) <= _SCALARS:
-        return True
+    A `_flat` object's are (the decision asks it first)."""
     pending: list[Any] = [args]
     while pending:
         value = pending.pop()

@@ -30,6 +30,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Final
 
+from troth import limits
 from troth.errors import SecretError, SecretFailure
 
 __all__ = ["Privilege", "apply", "check_templates", "exactly", "held", "privileges"]
@@ -54,9 +55,6 @@ _PRIVILEGES: Final = frozenset(
         "ALTER SYSTEM",
     }
 )
-GRANTS_LOCK: Final = 0x74726F74685F6772  # "troth_gr"
-"""The advisory lock key (a bigint, transaction-scoped, per database) troth's GRANTs and
-REVOKEs take first (`apply`): they wait for one another instead of failing (review 60z)."""
 # the GRANT ... ON <keyword> of each kind of object
 _ON: Final = {
     "database": "DATABASE",
@@ -325,24 +323,41 @@ def apply(conn: Any, verb: str, lease: str, changes: set[Privilege]) -> None:
         groups.setdefault(key, []).append(item)
     head = sql.SQL("GRANT" if verb == "GRANT" else "REVOKE")
     to = sql.SQL("TO" if verb == "GRANT" else "FROM")
-    with conn.transaction():
-        # troth's GRANTs and REVOKEs in this database one at a time: PostgreSQL updates an
-        # object's ACL row unlocked, so two brokers' at once on one table failed one with
-        # "tuple concurrently updated" (review 60z, postgres 1)
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (GRANTS_LOCK,))
-        for (kind, privilege, *_table), items in groups.items():
-            what: sql.Composable = sql.SQL(privilege)
-            if kind == "column":
-                columns = sql.SQL(", ").join(sql.Identifier(i.column or "") for i in items)
-                what = sql.SQL("{} ({})").format(what, columns)
-                objects = _object(items[0])
-            else:
-                objects = sql.SQL(", ").join(_object(i) for i in items)
-            conn.execute(
-                sql.SQL("{} {} ON {} {} {} {}").format(
-                    head, what, sql.SQL(_ON[kind]), objects, to, sql.Identifier(lease)
-                )
+    statements: list[sql.Composable] = []
+    for (kind, privilege, *_table), items in groups.items():
+        what: sql.Composable = sql.SQL(privilege)
+        if kind == "column":
+            columns = sql.SQL(", ").join(sql.Identifier(i.column or "") for i in items)
+            what = sql.SQL("{} ({})").format(what, columns)
+            objects = _object(items[0])
+        else:
+            objects = sql.SQL(", ").join(_object(i) for i in items)
+        statements.append(
+            sql.SQL("{} {} ON {} {} {} {}").format(
+                head, what, sql.SQL(_ON[kind]), objects, to, sql.Identifier(lease)
             )
+        )
+    _run(conn, statements)
+
+
+def _run(conn: Any, statements: list[Any]) -> None:
+    """Run `statements` in one transaction, again when PostgreSQL failed it as concurrently
+    updated (XX000: it updates an object's ACL row unlocked, so two brokers' GRANTs on one table
+    at once failed one; review 60z, postgres 1), at most POSTGRES_GRANT_TRIES times. No lock
+    serialises them: an advisory lock is open to every role that may connect, and a lease's
+    holder that kept troth's failed every issue and revocation in its database (review 60l,
+    postgres 1)."""
+    import psycopg
+
+    for tries_left in range(limits.POSTGRES_GRANT_TRIES - 1, -1, -1):
+        try:
+            with conn.transaction():
+                for statement in statements:
+                    conn.execute(statement)
+            return
+        except psycopg.errors.InternalError_:  # (the transaction rolled back: all or none)
+            if not tries_left:
+                raise
 
 
 def _object(item: Privilege) -> Any:
