@@ -3,8 +3,8 @@ postgres 1: two brokers on one node's database (its daemon and a CLI command, or
 leasing from one server) granting a lease's privileges on the same object at once failed one
 issue with ENGINE_FAILED: PostgreSQL updates the object's ACL row without a lock on it, so two
 sessions' GRANTs (or REVOKEs) on one table raise "tuple concurrently updated" (XX000). Now
-troth's GRANTs and REVOKEs take a transaction-scoped advisory lock first, so they wait for one
-another instead."""
+the transaction of troth's GRANTs and REVOKEs is run again when it fails so (review 60l,
+postgres 1: an advisory lock first, 60z's fix, let a lease's holder block every issue)"""
 
 from __future__ import annotations
 

@@ -25,6 +25,8 @@ Identifiers go through `sql.Identifier`, privilege keywords come from a closed l
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -340,6 +342,11 @@ def apply(conn: Any, verb: str, lease: str, changes: set[Privilege]) -> None:
     _run(conn, statements)
 
 
+GRANT_RETRY_WAIT: Final = 0.005
+"""Seconds: the most a retry of a GRANT's transaction waits before its first try again (`_run`;
+the n-th waits up to n times it)."""
+
+
 def _run(conn: Any, statements: list[Any]) -> None:
     """Run `statements` in one transaction, again when PostgreSQL failed it as concurrently
     updated (XX000: it updates an object's ACL row unlocked, so two brokers' GRANTs on one table
@@ -358,6 +365,11 @@ def _run(conn: Any, statements: list[Any]) -> None:
         except psycopg.errors.InternalError_:  # (the transaction rolled back: all or none)
             if not tries_left:
                 raise
+            # apart by a random wait growing with each try: two brokers retrying in step
+            # collided again (tuple concurrently updated at every try)
+            time.sleep(
+                random.uniform(0, GRANT_RETRY_WAIT) * (limits.POSTGRES_GRANT_TRIES - tries_left)
+            )
 
 
 def _object(item: Privilege) -> Any:
