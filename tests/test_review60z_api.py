@@ -28,3 +28,15 @@ def test_a_kept_checkpoint_inside_the_node_directories_is_refused(
     assert (key.read_bytes() if key.exists() else None) == before
     kept = troth_home / "kept.note"  # the home itself holds nothing of troth's
     assert node.traces.verify(checkpoint=kept).kept_written
+
+
+def test_a_huge_record_id_is_not_named_whole(node: troth.Node) -> None:  # noqa: F811
+    """Review 60j's left item: `prove` of a 10 MB id answered a NotFound carrying the whole id
+    (in the CLI's error and JSON too); an error names its first 64 characters and its length."""
+    huge = "a" * 10_000_000
+    with pytest.raises(troth.NotFound) as raised:
+        node.traces.prove(huge)
+    assert len(str(raised.value)) < 200
+    assert "(10000000 characters)" in str(raised.value)
+    with pytest.raises(troth.NotFound, match=r"no record 'nope' in the log"):
+        node.traces.prove("nope")  # a short one still whole

@@ -95,6 +95,7 @@ from troth.identity import (
 from troth.trace.bridge import check_windows
 from troth.trace.export import prove
 from troth.trace.log import TraceLog
+from troth.trace.log_reader import named_id
 from troth.trace.record import TraceRecord
 from troth.trace.signing import keyid_of, open_envelope, verify_envelope
 from troth.trace.submit import Head, Receipts, Status, Submission, SubmitResult, SubmittedRecord
@@ -218,7 +219,7 @@ class TraceCollector:
         stored = self.log.find(record_id, requester)
         if requester is not None:
             if open_envelope(stored.envelope)[0].agent != requester:
-                raise NotFound(f"no record {record_id!r} of yours in the log")
+                raise NotFound(f"no record {named_id(record_id)} of yours in the log")
             self._checkpoint_due(stored.index, self.log.clock.now() if now is None else now)
         return prove(self.log, record_id, requester)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, Final
 
 from troth import limits
 from troth.errors import NotFound, StorageError
@@ -28,7 +28,19 @@ from troth.trace.stored import (
     stored_text,
 )
 
-__all__ = ["LogReader", "holding", "locate"]
+__all__ = ["LogReader", "holding", "locate", "named_id"]
+
+_NAMED_ID_CHARS: Final = 64
+"""How much of a record id given an error names (an id is 32 hex digits)."""
+
+
+def named_id(record_id: str) -> str:
+    """`record_id` as an error names it: whole (repr) when of an id's length or a little more,
+    else its first characters and its length (review 60j: a 10 MB id given to `prove` came
+    back whole in its NotFound)."""
+    if len(record_id) <= _NAMED_ID_CHARS:
+        return repr(record_id)
+    return f"{record_id[:_NAMED_ID_CHARS]!r}... ({len(record_id)} characters)"
 
 
 class LogReader:
@@ -56,14 +68,14 @@ class LogReader:
         the agent)."""
         index = locate(self.store.connection(), record_id, agent)
         if index is None:
-            raise NotFound(f"no record {record_id!r} in the log")
+            raise NotFound(f"no record {named_id(record_id)} in the log")
         row = self.store.fetch_one(
             "SELECT idx, typeof(envelope), CAST(envelope AS BLOB), typeof(leaf), "
             "CAST(leaf AS BLOB) FROM leaves WHERE idx = ?",
             (index,),
         )
         if row is None:
-            raise NotFound(f"no record {record_id!r} in the log")
+            raise NotFound(f"no record {named_id(record_id)} in the log")
         return _stored_record(row)
 
     def holding(self, signer: Identifier, record_id: str) -> Holding:
@@ -263,7 +275,9 @@ def locate(conn: sqlite3.Connection, record_id: str, agent: Identifier | None) -
     except sqlite3.Error as exc:
         raise StorageError(str(exc)) from exc
     if len(found) > 1:
-        raise NotFound(f"several agents have a record {record_id!r} in the log: name the agent")
+        raise NotFound(
+            f"several agents have a record {named_id(record_id)} in the log: name the agent"
+        )
     return int(found[0][0]) if found else None
 
 
