@@ -3,13 +3,12 @@ worst moment of a multi-step write, the store reopened and its invariants checke
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.support.backups import copy_db, restore_db
-from troth.faults import CRASH_ENV, CRASH_EXIT_CODE
+from tests.support.killed import killed_after
+from troth.faults import CRASH_EXIT_CODE
 from troth.identity.restored import RestoredIdentities, last_rotation
 from troth.storage import SqliteDatabase
 from troth.storage.rollback import RollbackGuard, read_guard
@@ -17,29 +16,15 @@ from troth.storage.rollback import RollbackGuard, read_guard
 T = 1_796_000_000
 DAY = 86_400
 
-_ROTATE = """
-import sys
-from pathlib import Path
-from troth.identity.restored import RestoredIdentities
-from troth.storage import SqliteDatabase
-db = SqliteDatabase(Path(sys.argv[1]))
-with db.transaction():
-    RestoredIdentities(db).count_rotation(int(sys.argv[2]))
-"""
 
+def _count_rotation(path: Path, at: int) -> Callable[[], None]:
+    def count() -> None:
+        db = SqliteDatabase(path)
+        with db.transaction():
+            RestoredIdentities(db).count_rotation(at)
+        db.close()
 
-def _rotate_in_child(path: Path, at: int, crash_at: str | None) -> int:
-    """A rotation's count in a child process, dated `at`, killed at `crash_at` if given."""
-    env = dict(os.environ)
-    env.pop(CRASH_ENV, None)
-    if crash_at is not None:
-        env[CRASH_ENV] = crash_at
-    src = str(Path(__file__).resolve().parents[1] / "src")
-    env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")])
-    done = subprocess.run(
-        [sys.executable, "-c", _ROTATE, str(path), str(at)], env=env, timeout=60, check=False
-    )
-    return done.returncode
+    return count
 
 
 def test_a_rotation_killed_before_its_guard_raise_keeps_its_date(tmp_path: Path) -> None:
@@ -51,10 +36,10 @@ def test_a_rotation_killed_before_its_guard_raise_keeps_its_date(tmp_path: Path)
     attack back through a crash)."""
     path = tmp_path / "node.db"
     SqliteDatabase(path).close()
-    assert _rotate_in_child(path, T, None) == 0
+    assert killed_after(0, _count_rotation(path, T)) == 0
     copy_db(path, tmp_path / "copy.db")  # taken after the first rotation, before the second
-    crashed = _rotate_in_child(path, T + DAY, "storage.rollback-guard.before-write")
-    assert crashed == CRASH_EXIT_CODE
+    second = _count_rotation(path, T + DAY)
+    assert killed_after(0, second, "storage.rollback-guard.before-write") == CRASH_EXIT_CODE
     db = SqliteDatabase(path)
     guard = RollbackGuard(db, "identity")
     assert not guard.behind()  # current, the guard raised to its count

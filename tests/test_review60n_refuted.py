@@ -1,0 +1,82 @@
+"""Review 60n: crashes that leave nothing half done (each a real kill at the worst moments; a
+defence broken fails it)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from tests.conftest import NOW
+from tests.support.backups import node_db, restores_found
+from tests.support.killed import KILLS, killed_after
+from troth.faults import CRASH_EXIT_CODE
+from troth.identity import verify_signed_by
+from troth.node import init_node, open_node
+from troth.storage import SqliteDatabase
+from troth.vault import KeyPurpose
+
+_AFTER_COMMIT = (
+    "storage.rollback-guard.before-write",
+    "storage.rollback-guard.after-write",
+    "identity.rotate.after-commit",
+)
+
+
+def _rotate_courier() -> None:
+    with open_node("laptop") as node:
+        node.identities.rotate("courier", now=NOW + 10, compromised=True)
+
+
+def _node_state(path: Path) -> tuple[int, int]:
+    """node.db's key rows and identity `courier`'s change count."""
+    db = SqliteDatabase(path)
+    try:
+        keys = db.fetch_one("SELECT count(*) FROM vault_keys")
+        changes = db.fetch_one("SELECT changes FROM identities WHERE name = 'courier'")
+    finally:
+        db.close()
+    assert keys is not None
+    assert changes is not None
+    return int(keys[0]), int(changes[0])
+
+
+def test_a_rotation_killed_at_any_statement_leaves_a_usable_identity(troth_home: Path) -> None:
+    """A compromised rotation (two changes, a purpose key retired, the guard counted and
+    dated) killed as its SQLite statements start (13 points, the last its commit) and at each crash
+    point after its commit (the guard's raise, the stored copy's), the node directory
+    reopened: the identity signs under one whole history (before or after), no restore is
+    found (the guard matches node.db), and node.db holds the keys of before or of after."""
+    init_node("laptop")
+    path = node_db(troth_home, "laptop")
+    with open_node("laptop") as node:
+        node.identities.create(now=NOW, name="courier")
+        node.identities.purpose_key("courier", KeyPurpose.SECURE_CHANNEL, now=NOW)
+        node.identities.rotate("courier", now=NOW + 5)  # the guard's entry written
+    saved = troth_home / "saved"
+    shutil.copytree(path.parent, saved)
+    before = _node_state(path)
+    assert killed_after(0, _rotate_courier) == 0
+    total, after = KILLS[-1], _node_state(path)
+    assert total > 16
+    assert after != before
+    points: list[tuple[int, str | None]] = [
+        (n, None) for n in sorted({1 + (total - 1) * i // 12 for i in range(13)})
+    ]
+    points += [(0, name) for name in _AFTER_COMMIT]  # the commit done, the rest not
+    for point, crash_at in points:
+        shutil.rmtree(path.parent)
+        shutil.copytree(saved, path.parent)
+        assert killed_after(point, _rotate_courier, crash_at) == CRASH_EXIT_CODE, point
+        state = _node_state(path)
+        assert state == (before if crash_at is None else after), (point, crash_at)
+        with open_node("laptop") as node:
+            assert node.identities.check_restored(NOW + 20) is None, point
+            signer = node.identities.signer("courier", now=NOW + 20)
+            body = b"after a crash at %d" % point
+            verify_signed_by(
+                signer.identity, signer.attestation, body, signer.sign(body), at=NOW + 20
+            )
+            assert signer.identity.change_count == state[1], point
+            if state == before:  # the rotation is done again, whole
+                node.identities.rotate("courier", now=NOW + 30, compromised=True)
+        assert restores_found(path) == [], point
