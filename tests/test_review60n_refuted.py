@@ -8,8 +8,10 @@ from pathlib import Path
 
 from tests.conftest import NOW
 from tests.support.backups import node_db, restores_found
+from tests.support.enroll import acme_and_agent, enroll_in_process, resume_in_process
 from tests.support.killed import KILLS, killed_after
-from troth.faults import CRASH_EXIT_CODE
+from troth.clock import FixedClock
+from troth.faults import CRASH_EXIT_CODE, CRASH_POINTS
 from troth.identity import verify_signed_by
 from troth.node import init_node, open_node
 from troth.storage import SqliteDatabase
@@ -80,3 +82,47 @@ def test_a_rotation_killed_at_any_statement_leaves_a_usable_identity(troth_home:
             if state == before:  # the rotation is done again, whole
                 node.identities.rotate("courier", now=NOW + 30, compromised=True)
         assert restores_found(path) == [], point
+
+
+def test_an_enrollment_killed_anywhere_ends_enrolled_once(tmp_path: Path) -> None:
+    """An enrollment (ticket redeemed, member recorded and credential issued at the authority;
+    pending record, credential stored at the holder) killed as its SQLite statements start (13
+    points over both nodes) and at each enrollment crash point: every kill ends in one of
+    done, a pending record that resumes, or nothing used (the same one-use ticket enrolls
+    again), and never a false restore."""
+    with acme_and_agent(tmp_path, NOW) as (_, _, _, ticket):
+        pass
+    saved = tmp_path.parent / f"{tmp_path.name}-saved"
+    shutil.copytree(tmp_path, saved)
+    clock = FixedClock(NOW + 5)
+
+    def enroll() -> None:
+        with open_node("acme", home=tmp_path) as acme, open_node("agent", home=tmp_path) as agent:
+            enroll_in_process(agent, "agent", acme.authority(), ticket, clock)
+
+    assert killed_after(0, enroll) == 0
+    total = KILLS[-1]
+    points: list[tuple[int, str | None]] = [
+        (n, None) for n in sorted({1 + (total - 1) * i // 12 for i in range(13)})
+    ]
+    points += [(0, name) for name in CRASH_POINTS if ".enroll." in name]
+    ends = set()
+    for point, crash_at in points:
+        shutil.rmtree(tmp_path)
+        shutil.copytree(saved, tmp_path)
+        assert killed_after(point, enroll, crash_at) == CRASH_EXIT_CODE, (point, crash_at)
+        with open_node("acme", home=tmp_path) as acme, open_node("agent", home=tmp_path) as agent:
+            authority, wallet = acme.authority(), agent.wallet
+            if wallet.held("agent"):
+                ends.add("done")
+            elif pending := wallet.pending_enrollments("agent"):
+                resume_in_process(agent, pending[0], authority, clock)
+                ends.add("resumed")
+            else:
+                enroll_in_process(agent, "agent", authority, ticket, clock)
+                ends.add("again")
+            assert len(wallet.held("agent")) == 1, (point, crash_at)
+            assert wallet.pending_enrollments("agent") == []
+            for node in (acme, agent):
+                assert node.identities.check_restored(NOW + 6) is None, (point, crash_at)
+    assert ends == {"done", "resumed", "again"}
