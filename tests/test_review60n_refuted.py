@@ -10,10 +10,13 @@ from tests.conftest import NOW
 from tests.support.backups import node_db, restores_found
 from tests.support.enroll import acme_and_agent, enroll_in_process, resume_in_process
 from tests.support.killed import KILLS, killed_after
+from tests.support.leases import RemoteStub, make_world, open_broker
 from troth.clock import FixedClock
 from troth.faults import CRASH_EXIT_CODE, CRASH_POINTS
 from troth.identity import verify_signed_by
 from troth.node import init_node, open_node
+from troth.secrets import AllowListPolicy, LeaseState
+from troth.secrets.broker import Broker
 from troth.storage import SqliteDatabase
 from troth.vault import KeyPurpose
 
@@ -126,3 +129,50 @@ def test_an_enrollment_killed_anywhere_ends_enrolled_once(tmp_path: Path) -> Non
             for node in (acme, agent):
                 assert node.identities.check_restored(NOW + 6) is None, (point, crash_at)
     assert ends == {"done", "resumed", "again"}
+
+
+def test_a_remote_lease_killed_anywhere_is_active_or_swept(tmp_path: Path) -> None:
+    """A lease of a remote engine (PENDING committed, the engine's role made, ACTIVE committed)
+    killed as its statements start (13 points, the last two among them):
+    reopened, no restore is found (the broker scope's guard matches) and the broker's
+    recovery leaves no lease PENDING; one killed after the PENDING commit is revoked
+    upstream, never left live with no holder."""
+    path, saved = tmp_path / "d" / "node.db", tmp_path / "saved"
+    path.parent.mkdir()
+    world = make_world(NOW)
+    policy = AllowListPolicy({world.agent_a.identifier: {"s": None}})
+
+    def broker(now: int) -> tuple[SqliteDatabase, Broker, RemoteStub]:
+        db, opened = open_broker(path, now=now, policy=policy)
+        engine = RemoteStub()
+        opened.engines[engine.kind] = engine
+        return db, opened, engine
+
+    def issue() -> None:
+        db, opened, _ = broker(NOW + 1)
+        opened.issue(world.credential_a(), "s", now=NOW + 1)
+        opened.close()
+        db.close()
+
+    db, first, engine = broker(NOW)
+    first.put_secret("s", engine.kind, {"scopes": ["x"], "server": "a"}, b"admin", now=NOW)
+    first.issue(world.credential_a(), "s", now=NOW)  # the broker scope armed
+    first.close()
+    db.close()
+    shutil.copytree(path.parent, saved)
+    assert killed_after(0, issue) == 0
+    total = KILLS[-1]
+    swept = 0
+    for point in sorted({1 + (total - 1) * i // 12 for i in range(13)} | {total - 1, total}):
+        shutil.rmtree(path.parent)
+        shutil.copytree(saved, path.parent)
+        assert killed_after(point, issue) == CRASH_EXIT_CODE, point
+        db, reopened, engine = broker(NOW + 2)
+        assert reopened.restored is None, point
+        reopened.recover(NOW + 2)
+        states = [lease.state for lease in reopened.leases(world.credential_a())]
+        assert states == [LeaseState.ACTIVE], (point, states)  # the first lease only
+        swept += len(engine.revoked)
+        reopened.close()
+        db.close()
+    assert swept > 0  # some kill fell between the PENDING commit and the ACTIVE one
