@@ -15,6 +15,7 @@ from troth.clock import FixedClock
 from troth.faults import CRASH_EXIT_CODE, CRASH_POINTS
 from troth.identity import verify_signed_by
 from troth.node import init_node, open_node
+from troth.node.rekey import rekey_vault
 from troth.secrets import AllowListPolicy, LeaseState
 from troth.secrets.broker import Broker
 from troth.storage import SqliteDatabase
@@ -176,3 +177,38 @@ def test_a_remote_lease_killed_anywhere_is_active_or_swept(tmp_path: Path) -> No
         reopened.close()
         db.close()
     assert swept > 0  # some kill fell between the PENDING commit and the ACTIVE one
+
+
+def test_a_vault_rekey_killed_anywhere_leaves_a_vault_that_opens(troth_home: Path) -> None:
+    """`troth node rekey` (the new KEK pending in the key file, the rows re-sealed, node.db
+    vacuumed and scrubbed, the key file switched) killed as its statements start (13 points)
+    and at each of its crash points: the node opens (twice: a finished rekey settles once),
+    its identity signs and attests a channel key, no restore is found, and it rekeys again."""
+    init_node("n")
+    with open_node("n") as node:
+        node.identities.create(now=NOW, name="a")
+        node.identities.purpose_key("a", KeyPurpose.SECURE_CHANNEL, now=NOW)
+    saved = troth_home.parent / "saved"
+    shutil.copytree(troth_home, saved)
+
+    def rekey() -> None:
+        rekey_vault("n")
+
+    assert killed_after(0, rekey) == 0
+    total = KILLS[-1]
+    points: list[tuple[int, str | None]] = [
+        (n, None) for n in sorted({1 + (total - 1) * i // 12 for i in range(13)})
+    ]
+    points += [(0, name) for name in CRASH_POINTS if name.startswith("vault.rekey.")]
+    for point, crash_at in points:
+        shutil.rmtree(troth_home)
+        shutil.copytree(saved, troth_home)
+        assert killed_after(point, rekey, crash_at) == CRASH_EXIT_CODE, (point, crash_at)
+        for _ in range(2):
+            with open_node("n") as node:
+                assert node.identities.check_restored(NOW + 1) is None, (point, crash_at)
+                node.identities.signer("a", now=NOW + 1).sign(b"after the crash")
+                node.identities.purpose_key("a", KeyPurpose.SECURE_CHANNEL, now=NOW + 1)
+        rekey_vault("n")
+        with open_node("n") as node:
+            node.identities.signer("a", now=NOW + 2).sign(b"after the rekey")
