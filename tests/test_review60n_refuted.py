@@ -12,6 +12,7 @@ from tests.support.enroll import acme_and_agent, enroll_in_process, resume_in_pr
 from tests.support.killed import KILLS, killed_after
 from tests.support.leases import RemoteStub, make_world, open_broker
 from troth.clock import FixedClock
+from troth.errors import TrothError
 from troth.faults import CRASH_EXIT_CODE, CRASH_POINTS
 from troth.identity import verify_signed_by
 from troth.node import init_node, open_node
@@ -212,3 +213,36 @@ def test_a_vault_rekey_killed_anywhere_leaves_a_vault_that_opens(troth_home: Pat
         rekey_vault("n")
         with open_node("n") as node:
             node.identities.signer("a", now=NOW + 2).sign(b"after the rekey")
+
+
+def test_a_node_create_killed_anywhere_opens_or_is_made_again(troth_home: Path) -> None:
+    """`troth node create` and its first identity killed as its statements start (13
+    points) and at the node's private-file crash points: the node opens and its identity
+    signs, or (killed before its config was written) `troth node create` makes it again over
+    what the kill left; never a node that neither opens nor can be made."""
+
+    def make() -> None:
+        init_node("laptop")
+        with open_node("laptop") as node:
+            node.identities.create(now=NOW, name="courier")
+
+    assert killed_after(0, make) == 0
+    total = KILLS[-1]
+    points: list[tuple[int, str | None]] = [
+        (n, None) for n in sorted({1 + (total - 1) * i // 12 for i in range(13)})
+    ]
+    points += [(0, "node.file.before-rename"), (0, "node.file.after-rename")]
+    ends = set()
+    for point, crash_at in points:
+        shutil.rmtree(troth_home)
+        assert killed_after(point, make, crash_at) == CRASH_EXIT_CODE, (point, crash_at)
+        try:
+            with open_node("laptop") as node:
+                if "courier" not in [r.name for r in node.identities.list_local()]:
+                    node.identities.create(now=NOW, name="courier")
+                node.identities.signer("courier", now=NOW + 1).sign(b"made")
+            ends.add("opened")
+        except TrothError:  # killed before its config was written: made again as it is
+            make()
+            ends.add("made again")
+    assert "opened" in ends
