@@ -35,7 +35,7 @@ Crash windows (a process killed, SIGKILL, or a power loss), in the order of a bu
 2. after the commit, before the slot is written, or while it is (torn): the store is ahead of
    its guard, which is what a current store may be and a restored copy never is (a copy's
    count is at most the guard's once the copy's own writes were published); `check` raises
-   the guard to it;
+   the guard to it, with the raise time node.db keeps (`rollback_raised`: review 60n, crash 1);
 3. after the slot's write: current.
 `check` reads the guard first, then the count: the count only grows and the guard is raised
 only to a count committed before, so a current store never reads as behind.
@@ -110,6 +110,16 @@ but 1: it reads such a guard as none)."""
 _SCOPE_NAME: Final = re.compile(rf"[a-z][a-z0-9-]{{0,{limits.MAX_ROLLBACK_SCOPE_TEXT - 1}}}")
 
 _COUNT: Final = "UPDATE rollback_counters SET counter = counter + 1 WHERE scope = ?"
+# a dated bump's time, kept in node.db too (review 60n, crash 1): a process killed after the
+# commit, before the slot's write, lost it, and the next open raised the guard's count only
+_RAISED: Final = (
+    "CREATE TABLE IF NOT EXISTS rollback_raised "
+    "(scope TEXT PRIMARY KEY, raised_at INTEGER NOT NULL) WITHOUT ROWID"
+)
+_KEEP_RAISED: Final = (
+    "INSERT INTO rollback_raised (scope, raised_at) VALUES (?, ?) ON CONFLICT (scope) "
+    "DO UPDATE SET raised_at = max(raised_at, excluded.raised_at)"
+)
 
 _log = logging.getLogger(__name__)
 
@@ -555,6 +565,9 @@ class RollbackGuard:
         # the count read is the one this transaction wrote
         db, scope = self._db, (self.scope,)
         self._bumped_at = at
+        if at is not None:
+            db.run(_RAISED, ())
+            db.run(_KEEP_RAISED, (self.scope, at))
         if db.run(_COUNT, scope).rowcount:
             (row,) = db.run_rows("SELECT counter FROM rollback_counters WHERE scope = ?", scope)
             self._bumped = int(row[0])
@@ -578,9 +591,17 @@ class RollbackGuard:
         known = None if guard is None else guard.get(self.scope)
         if known is None:
             return row is not None  # armed or counted (review 52c, rollback 4: counter > 0)
-        if counter > known:
-            self._raise_guard(counter)
+        if counter > known:  # with the time of its last dated bump (review 60n, crash 1)
+            self._raise_guard(counter, self._store_raised_at())
         return counter < known
+
+    def _store_raised_at(self) -> int | None:
+        """When node.db says this scope was last raised (`bump`'s time), or None."""
+        db = self._db
+        if db.fetch_one("SELECT 1 FROM sqlite_master WHERE name = 'rollback_raised'") is None:
+            return None
+        row = db.fetch_one("SELECT raised_at FROM rollback_raised WHERE scope = ?", (self.scope,))
+        return None if row is None else int(row[0])
 
     def check(
         self,
