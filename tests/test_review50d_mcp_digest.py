@@ -16,6 +16,11 @@ from tests.support.mcp_orders import names, orders_server
 from troth.clock import FixedClock
 from troth.integrations.mcp.gate import McpGate, UpstreamChanges, gate_server
 
+
+def digest(bundle: bytes) -> bytes:
+    return hashlib.sha256(bundle).digest()
+
+
 WITHOUT_REFUND = "\n".join(line for line in POLICIES.splitlines()[:2] + POLICIES.splitlines()[4:])
 
 
@@ -24,7 +29,6 @@ def test_a_bundle_of_the_same_revision_and_another_digest_tells_the_client() -> 
     # the same revision, all tools, a higher digest: swapped for `lower`. Of 64 signed at
     # other times each, the lowest and the highest: the first lower bundle alone had no higher
     # one among 64 about once in 65 runs (CI stop 48)
-    digest = lambda bundle: hashlib.sha256(bundle).digest()  # noqa: E731
     lower = min(
         (world.bundle(revision=1, policies=WITHOUT_REFUND, now=T - k) for k in range(64)),
         key=digest,
