@@ -7,6 +7,7 @@ import stat
 
 import click
 
+from troth.bounded_read import read_bounded
 from troth.cli.common import INPUT_FILE, home, node_option, read_input
 from troth.cli.output import Reporter, escape_text, json_command
 from troth.errors import ConfigError
@@ -107,13 +108,7 @@ def _read_private_key(path: str) -> bytes:
                 "only you can read (chmod 600)",
                 owned="its owner wrote the key in it; write a new one to a file of your own",
             )
-        try:
-            data = file.read(_KEY_TEXT_LIMIT + 1)
-        except OSError as exc:
-            raise OSError(f"cannot read the new vault key {path}: {exc.strerror or exc}") from None
-    if len(data) > _KEY_TEXT_LIMIT:
-        raise OSError(f"the new vault key {path}: file is larger than {_KEY_TEXT_LIMIT} bytes")
-    return data
+        return read_bounded(path, _KEY_TEXT_LIMIT, "the new vault key", stream=file)
 
 
 def _parse_key(text: str, where: str) -> bytes:
