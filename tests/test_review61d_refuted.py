@@ -8,7 +8,7 @@ did not work. Each test is a real attempt, and fails if its defence breaks.
   table holds one whole bundle, the older or the newer, and it decides;
 - a policy that errors at evaluation (an overflow in a `forbid`) beside a permit: denied;
 - typed values through tool arguments (entity and extension escapes, floats, NaN, -0, bools
-  for integers, big integers, a lone surrogate, extra record fields): denied (`arguments`);
+  for integers, big integers, null, a lone surrogate, extra record fields): denied (`arguments`);
 - a direct caller of the tool gate whose argument keys collide once written as JSON: the tool
   runs with exactly the arguments judged;
 - credential attribute values written to look like Cedar or JSON syntax: only tags;
@@ -215,6 +215,9 @@ SEND_POLICIES = (
         {"n": 2**53 + 1},
         {"n": -(2**63)},
         {"tags": "abc"},
+        {"n": None},
+        {"r": {"to": None}},
+        {"tags": [None]},
     ],
 )
 def test_typed_values_through_arguments_are_denied(world: GatesWorld, args: Any) -> None:
