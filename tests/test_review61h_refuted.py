@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -57,8 +58,15 @@ def mallory(world: World) -> ChannelParty:
     return make_channel_party(world.vault, now=T)
 
 
-def _deliver(packets: list[bytes | bytearray], to: SecureChannel, now: int = T + 1) -> list[Event]:
+def _deliver(
+    packets: Sequence[bytes | bytearray], to: SecureChannel, now: int = T + 1
+) -> list[Event]:
     return [e for p in packets for e in to.receive(p, now)]
+
+
+def _state(channel: SecureChannel) -> ChannelState:
+    """The channel's state now (read again after it was asserted once)."""
+    return channel.state
 
 
 def _open(
@@ -128,7 +136,7 @@ def test_message_3_replayed_from_another_channel_is_dropped(world: World) -> Non
     assert b2.state is S.AWAITING_MESSAGE_3
     assert b2.peer is None
     _deliver(a2.outgoing(), b2)
-    assert b2.state is S.OPEN
+    assert _state(b2) is S.OPEN
 
 
 def test_a_reflected_handshake_opens_nothing(world: World) -> None:
@@ -146,7 +154,7 @@ def test_a_reflected_handshake_opens_nothing(world: World) -> None:
     a.receive(message_2, T)
     assert dropped(a.receive(message_2, T))  # a second copy: the initiator has moved on
     _deliver(a.outgoing(), b)
-    assert b.state is S.OPEN
+    assert _state(b) is S.OPEN
     assert not b.drops[DropReason.UNDECRYPTABLE] > 1
 
 
@@ -459,3 +467,33 @@ def test_expect_holds_when_the_relay_node_forwards_a_name_to_another_member(
         assert await a.send_message(to_b, "c!") == "c!"  # unpinned: whoever answers
 
     run_memnet(test, tmp_path / "home", budget=60)
+
+
+def test_a_transport_frame_reflected_to_its_sender_or_spliced_into_another_channel(
+    world: World,
+) -> None:
+    """Alice's frame sent back to her (each direction has its own key: Split), or into
+    another channel between the same two parties (other keys): dropped, never read."""
+    a, b = world.initiator(), world.responder()
+    _open(a, b)
+    a2, b2 = world.initiator(), world.responder()
+    _open(a2, b2)
+    *_, frame = _sealed(a, 3)  # (nonce 2: above what alice's own window saw, bob's ACCEPTED)
+    assert dropped(a.receive(frame, T + 1)) == [DropReason.UNDECRYPTABLE]
+    assert dropped(b2.receive(frame, T + 1)) == [DropReason.UNDECRYPTABLE]
+    assert isinstance(b.receive(frame, T + 1)[0], Received)
+    assert a.state is b2.state is S.OPEN
+
+
+def test_a_credential_of_another_identity_in_message_3_refuses_the_channel(
+    world: World, mallory: ChannelParty
+) -> None:
+    """Mallory shows, beside her own history and key, bob's credential chain (copied off a
+    handshake): it is a chain of a trusted root that does not verify for her as presenter, so
+    the channel is refused, not opened with the chain silently dropped (which a policy that
+    admits strangers would then let in)."""
+    me = mallory.me((world.credential(world.bob),))
+    bob = world.responder()
+    _, seen_bob = pump(SecureChannel.initiate(me=me, trust=world.trust()), bob)
+    assert closed(seen_bob).reason is F.CREDENTIAL_INVALID
+    assert bob.peer is None
