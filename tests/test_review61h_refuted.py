@@ -12,12 +12,16 @@ from pathlib import Path
 import pytest
 
 from tests.support.channels import T, World, closed, dropped, make_world, pump
-from tests.support.nodes import HUB, MemNet, run_memnet
+from tests.support.nodes import MemNet, run_memnet
 from tests.support.parties import ChannelParty, make_channel_party
+from tests.support.relayed import FAST
+from tests.test_review45e_relay import HUB_AT_R1, _ticket
+from tests.test_review50f_noroute import ECHO_B, behind_two_relays
 from troth.channel import (
     ChannelIdentity,
     ChannelSettings,
     ChannelState,
+    CipherState,
     DropReason,
     Event,
     GivenUp,
@@ -436,39 +440,6 @@ def test_a_route_error_into_an_open_channel_is_junk(world: World) -> None:
         assert side.state is S.OPEN
 
 
-def test_expect_holds_when_the_relay_node_forwards_a_name_to_another_member(
-    tmp_path: Path,
-) -> None:
-    """The hub (a relay node turned hostile) forwards `/relay/b` to c's connection: a sender
-    pinning b is refused with both identities named, over a fresh channel and over one it
-    held to b before the swap (reused only while b answers on it); unpinned, it reaches c
-    (so the swap is real)."""
-
-    async def test(net: MemNet) -> None:
-        hub = net.hub
-        assert hub is not None
-        b = await net.member("b", **{"troth.relay": "b"})
-        c = await net.member("c", **{"troth.relay": "c"})
-        await b.create_relay("b", HUB)
-        await c.create_relay("c", HUB)
-        a = await net.member("a")
-        to_b = f"{HUB}/relay/b/service/echo"
-        assert await a.send_message(to_b, "b?", expect=net.identifier(b)) == "b?"
-        relays = hub.host.services["relay"]
-        assert isinstance(relays, RelayService)
-        relays.relays["b"] = relays.relays["c"]  # the swap
-        for end in list(a.channels.ends.values()):
-            await end.close()
-        with pytest.raises(ChannelError) as refused:
-            await a.send_message(to_b, "b?", expect=net.identifier(b))
-        assert refused.value.reason is F.PEER_NOT_ALLOWED
-        assert str(net.identifier(b)) in str(refused.value)
-        assert str(net.identifier(c)) in str(refused.value)
-        assert await a.send_message(to_b, "c!") == "c!"  # unpinned: whoever answers
-
-    run_memnet(test, tmp_path / "home", budget=60)
-
-
 def test_a_transport_frame_reflected_to_its_sender_or_spliced_into_another_channel(
     world: World,
 ) -> None:
@@ -497,3 +468,56 @@ def test_a_credential_of_another_identity_in_message_3_refuses_the_channel(
     _, seen_bob = pump(SecureChannel.initiate(me=me, trust=world.trust()), bob)
     assert closed(seen_bob).reason is F.CREDENTIAL_INVALID
     assert bob.peer is None
+
+
+def test_expect_holds_through_two_relays(tmp_path: Path) -> None:
+    """The chain a -> hub -> r1 -> b of review 45e, and c behind r1 too: the hub forwards
+    `/relay/b` to c's way through r1 instead. a, pinning b, is refused over that way of two
+    relays; unpinned, it reaches c."""
+
+    async def test(net: MemNet) -> None:
+        a, _, b = await behind_two_relays(net)
+        c = await net.node("c", backoff=FAST)
+        await c.enroll(_ticket(net, HUB_AT_R1, **{"troth.relay": "c"}), "c")
+        await c.create_relay("c", HUB_AT_R1)
+        hub = net.hub
+        assert hub is not None
+        relays = hub.host.services["relay"]
+        assert isinstance(relays, RelayService)
+        assert relays.relays["c"].beyond  # c's way from the hub goes on past r1's connection
+        relays.relays["b"] = relays.relays["c"]
+        for end in list(a.channels.ends.values()):
+            await end.close()
+        with pytest.raises(ChannelError) as refused:
+            await a.send_message(ECHO_B, "b?", expect=net.identifier(b))
+        assert refused.value.reason is F.PEER_NOT_ALLOWED
+        assert str(net.identifier(c)) in str(refused.value)
+        assert await a.send_message(ECHO_B, "c!") == "c!"
+
+    run_memnet(test, tmp_path / "home", budget=60)
+
+
+def test_forged_frames_naming_epochs_ahead_cost_one_derivation_each_epoch(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Frames forged with nonces of the epochs ahead (each REKEY is an AEAD call): 200 of them
+    over the 4 epochs a receiver derives ahead cost 4 derivations, not one a frame; and the
+    genuine frames of those epochs are then read with the keys derived."""
+    a, b = world.initiator(SMALL_EPOCHS), world.responder(SMALL_EPOCHS)
+    _open(a, b)
+    packets = _sealed(a, 4 * 64 + 1)  # into epoch 4
+    derived = 0
+    original = CipherState.rekeyed
+
+    def counted(self: CipherState) -> CipherState:
+        nonlocal derived
+        derived += 1
+        return original(self)
+
+    monkeypatch.setattr(CipherState, "rekeyed", counted)
+    for n in range(200):
+        forged = _with_nonce(packets[0], 64 + n % 4 * 64 + n // 4)
+        assert dropped(b.receive(forged, T + 1)) == [DropReason.UNDECRYPTABLE]
+    assert derived == 4
+    assert isinstance(b.receive(packets[-1], T + 1)[0], Received)  # epoch 4, its key derived
+    assert derived == 4
