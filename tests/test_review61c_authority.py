@@ -21,8 +21,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.support.enroll import acme_ticket, enroll_in_process
 from troth.authority.client import revoke_request
 from troth.clock import FixedClock
@@ -34,10 +32,6 @@ NOW = 1_800_000_000
 ORDERS = Attributes({"orders.access": "read"})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 61c authority 1: each delegate's supersession is charged to its own budget",
-)
 def test_a_members_delegates_share_one_supersession_budget(tmp_path: Path) -> None:
     init_node("acme", home=tmp_path)
     init_node("agents", home=tmp_path)
