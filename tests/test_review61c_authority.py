@@ -19,12 +19,23 @@ request's is; the member's own, to the member. A budget spent still leaves the h
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from tests.support.enroll import acme_ticket, enroll_in_process
+import pytest
+
+from tests.support.enroll import (
+    acme_and_agent,
+    acme_ticket,
+    enroll_answer_lost,
+    enroll_in_process,
+    resume_in_process,
+)
+from troth.authority import Ticket
 from troth.authority.client import revoke_request
 from troth.clock import FixedClock
 from troth.credentials import Attributes, CredentialChain, delegate, issue_credential
+from troth.errors import AuthorityError, AuthorityFailure
 from troth.identity import Identifier, verify_history
 from troth.node import init_node, open_node
 
@@ -80,3 +91,22 @@ def test_a_members_delegates_share_one_supersession_budget(tmp_path: Path) -> No
         assert len(published) <= 1, f"{len(published)} supersessions on a quota of 1"
         for i in range(3):  # each rotation is stored all the same (review 57g)
             assert authority.identities.stored_changes(Identifier(delegates[i].digest)) == 2
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 61c enrollment 1: a ticket refused for good drops the enrollment it replaced",
+)
+def test_a_refused_ticket_leaves_the_interrupted_enrollment_it_replaced(tmp_path: Path) -> None:
+    clock = FixedClock(NOW)
+    with acme_and_agent(tmp_path, NOW) as (authority, agent, member, ticket):
+        enroll_answer_lost(agent, "agent", authority, ticket, clock)  # acme made her a member
+        bogus = Ticket(os.urandom(32), ticket.authority_history, ticket.address)  # made up
+        with pytest.raises(AuthorityError) as refused:
+            enroll_in_process(agent, "agent", authority, bogus, FixedClock(NOW + 10))
+        assert refused.value.reason is AuthorityFailure.TICKET_UNKNOWN
+        assert authority.member(member)  # a member at acme, holding nothing:
+        assert not agent.wallet.held("agent")
+        (pending,) = agent.wallet.pending_enrollments("agent")  # her first one still resumes
+        done = resume_in_process(agent, pending, authority, FixedClock(NOW + 20))
+        assert done.credential.subject == member
