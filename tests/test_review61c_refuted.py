@@ -17,7 +17,7 @@ from tests.support.enroll import (
 from troth import limits
 from troth.authority import Ticket
 from troth.authority.budgets import RequestBudgets
-from troth.authority.client import enroll_request, revoke_request
+from troth.authority.client import enroll_request, refresh_request, revoke_request
 from troth.authority.requests import REQUEST_TYPE, VERSION, make_request
 from troth.clock import FixedClock
 from troth.encoding import cbor
@@ -25,6 +25,7 @@ from troth.errors import AuthorityError, AuthorityFailure
 from troth.node import init_node, open_node
 
 NOW = 1_800_000_000
+DAY = 86_400
 
 
 def _refused(reason: AuthorityFailure, call: object, *args: object, **kwargs: object) -> None:
@@ -195,3 +196,31 @@ def test_an_old_key_ticket_enrolls_where_the_newer_history_is_stored(tmp_path: P
         done = enroll_in_process(agent, "agent", authority, old, clock)
         assert agent.wallet.presentable("agent", now=NOW + 60)
         assert done.authority == authority.identifier
+
+
+def test_a_lost_answer_resumed_after_the_holder_rotated_gets_the_same_credential(
+    tmp_path: Path,
+) -> None:
+    clock = FixedClock(NOW)
+    with acme_and_agent(tmp_path, NOW) as (authority, agent, member, ticket):
+        enroll_answer_lost(agent, "agent", authority, ticket, clock)
+        (issued,) = authority.store.live_issued(member.digest, NOW, 0)
+        agent.identities.rotate("agent", now=NOW + 10)
+        (pending,) = agent.wallet.pending_enrollments("agent")
+        done = resume_in_process(agent, pending, authority, FixedClock(NOW + 20))
+        assert done.credential.links[-1].hash == issued
+        assert authority.store.live_issued(member.digest, NOW + 20, 0) == [issued]
+        assert agent.wallet.presentable("agent", now=NOW + 20)
+
+
+def test_a_member_refreshing_in_a_loop_leaves_bounded_rows_and_feed(tmp_path: Path) -> None:
+    with acme_and_agent(tmp_path, NOW) as (authority, agent, member, ticket):
+        enroll_in_process(agent, "agent", authority, ticket, FixedClock(NOW))
+        for step in range(1, 161):  # every 4 s for over 10 minutes, twice the skew
+            now = NOW + 4 * step
+            authority.refresh(
+                refresh_request(agent.identities, "agent", authority.identifier, now=now), now=now
+            )
+        rows = authority.store.live_issued(member.digest, NOW - DAY, 0)
+        assert len(rows) <= limits.MAX_RECENT_CREDENTIALS_PER_MEMBER
+        assert authority.store.revocation_tip()[0] <= authority.config.revocation_quota
