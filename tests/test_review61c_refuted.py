@@ -1,4 +1,16 @@
-"""Review 61c, refuted: attacks on the authority's tickets and enrollment that did not work."""
+"""Review 61c, refuted: attacks on the authority's tickets and enrollment that did not work.
+
+Each test is a real attempt and fails if the defence breaks: one ticket redeemed by two
+identities at once (two threads: one member, the other `ticket unknown`); an answer lost and
+the enrollment repeated after both nodes restarted, or after the holder rotated (the same
+credential, no second one); a ticket's code sent to a second authority; an altered code; an
+expired ticket; a ticket made before the authority rotated (it enrolls under the new key, also
+where the holder's node stored the newer history); an identity revoked for good (refused, the
+ticket's use left for someone else); a request nested 50,000 deep (`request invalid`); a member
+revoking another member's credential (`not upstream`); 10,000 enroll requests from one source
+(its burst served, another source and a member still served); a member refreshing every 4 s
+(issued rows and feed entries stay within their bounds).
+"""
 
 from __future__ import annotations
 
