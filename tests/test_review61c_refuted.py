@@ -123,25 +123,16 @@ def test_an_altered_code_and_an_expired_ticket_are_unknown(tmp_path: Path) -> No
         flipped = Ticket(
             bytes([ticket.code[0] ^ 1]) + ticket.code[1:], ticket.authority_history, ticket.address
         )
-        _refused(
-            AuthorityFailure.TICKET_UNKNOWN,
-            enroll_in_process,
-            agent,
-            "agent",
-            authority,
-            flipped,
-            FixedClock(NOW),
-        )
-        late = FixedClock(NOW + 601)
-        _refused(
-            AuthorityFailure.TICKET_UNKNOWN,
-            enroll_in_process,
-            agent,
-            "agent",
-            authority,
-            ticket,
-            late,
-        )
+        for text, clock in ((flipped, FixedClock(NOW)), (ticket, FixedClock(NOW + 601))):
+            _refused(
+                AuthorityFailure.TICKET_UNKNOWN,
+                enroll_in_process,
+                agent,
+                "agent",
+                authority,
+                text,
+                clock,
+            )
         assert authority.members() == []
 
 
