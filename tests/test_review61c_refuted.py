@@ -1,15 +1,15 @@
 """Review 61c, refuted: attacks on the authority's tickets and enrollment that did not work.
 
-Each test is a real attempt and fails if the defence breaks: one ticket redeemed by two
-identities at once (two threads: one member, the other `ticket unknown`); an answer lost and
-the enrollment repeated after both nodes restarted, or after the holder rotated (the same
-credential, no second one); a ticket's code sent to a second authority; an altered code; an
-expired ticket; a ticket made before the authority rotated (it enrolls under the new key, also
-where the holder's node stored the newer history); an identity revoked for good (refused, the
-ticket's use left for someone else); a request nested 50,000 deep (`request invalid`); a member
-revoking another member's credential (`not upstream`); 10,000 enroll requests from one source
-(its burst served, another source and a member still served); a member refreshing every 4 s
-(issued rows and feed entries stay within their bounds).
+Each test is a real attempt and fails if the defence breaks: one ticket raced by twice as many
+identities as its uses (1 and 2), on threads and two handles of its node (exactly `uses`
+members); an answer lost and the enrollment repeated after both nodes restarted, or after the
+holder rotated (the same credential, no second one); a ticket's code sent to a second
+authority; an altered code; an expired ticket; a ticket made before the authority rotated (it
+enrolls under the new key, also where the holder's node stored the newer history); an identity
+revoked for good (refused, the ticket's use left for someone else); a request nested 50,000
+deep (`request invalid`); a member revoking another member's credential (`not upstream`);
+10,000 enroll requests from one source (its burst served, another source and a member still
+served); a member refreshing every 4 s (issued rows and feed entries stay within bounds).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from tests.support.enroll import (
     resume_in_process,
 )
 from troth import limits
-from troth.authority import Ticket
+from troth.authority import Authority, Ticket
 from troth.authority.budgets import RequestBudgets
 from troth.authority.client import enroll_request, refresh_request, revoke_request
 from troth.authority.requests import REQUEST_TYPE, VERSION, make_request
@@ -46,29 +46,40 @@ def _refused(reason: AuthorityFailure, call: object, *args: object, **kwargs: ob
     assert caught.value.reason is reason, caught.value
 
 
-def test_one_ticket_two_identities_in_two_threads_one_member(tmp_path: Path) -> None:
-    with acme_and_agent(tmp_path, NOW) as (authority, agent, _member, ticket):
-        agent.identities.create(now=NOW, name="other")
-        requests = [
-            enroll_request(agent.identities, ref, ticket, now=NOW) for ref in ("agent", "other")
-        ]
+@pytest.mark.parametrize("uses", [1, 2])
+def test_one_ticket_raced_by_more_identities_than_uses_on_two_handles(
+    tmp_path: Path, uses: int
+) -> None:
+    """Each racer on its own thread, half of them on a second handle of the authority's node
+    (another connection to node.db, as a CLI beside the running node): `uses` members."""
+    with acme_and_agent(tmp_path, NOW) as (authority, agent, _member, _ticket):
+        ticket = acme_ticket(authority, NOW, uses=uses)
+        refs = [f"r{i}" for i in range(2 * uses)]
+        for ref in refs:
+            agent.identities.create(now=NOW, name=ref)
+        requests = [enroll_request(agent.identities, ref, ticket, now=NOW) for ref in refs]
         answers: list[object] = []
-        barrier = threading.Barrier(2)
+        barrier = threading.Barrier(len(requests))
+        with open_node("acme", home=tmp_path) as beside:
+            hosts = [authority, beside.authority()] * uses
 
-        def redeem(request: bytes) -> None:
-            barrier.wait()
-            try:
-                answers.append(authority.enroll(request, now=NOW))
-            except AuthorityError as exc:
-                answers.append(exc.reason)
+            def redeem(host: Authority, request: bytes) -> None:
+                barrier.wait()
+                try:
+                    answers.append(host.enroll(request, now=NOW))
+                except AuthorityError as exc:
+                    answers.append(exc.reason)
 
-        threads = [threading.Thread(target=redeem, args=(r,)) for r in requests]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert answers.count(AuthorityFailure.TICKET_UNKNOWN) == 1, answers
-        assert len(authority.members()) == 1
+            threads = [
+                threading.Thread(target=redeem, args=pair)
+                for pair in zip(hosts, requests, strict=True)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        assert answers.count(AuthorityFailure.TICKET_UNKNOWN) == uses, answers
+        assert len(authority.members()) == uses
 
 
 def test_a_lost_answer_repeated_after_a_restart_gets_the_same_credential(tmp_path: Path) -> None:
