@@ -159,7 +159,7 @@ def _exchange(
         answer = yield request
     except (AuthorityError, RemoteError) as exc:
         if _refused_for_good(exc):
-            wallet.forget_enrollment(pending)
+            _give_up(wallet, pending, replaced)
         raise
     held = wallet.complete_enrollment(pending, answer, now=clock.now())
     # the authority answered (a chain rooted at it, signed by its key): a copy from a
@@ -169,6 +169,21 @@ def _exchange(
         accept_ticket(identities, ticket, now=clock.now(), binds=binds, pinned=pinned)
     name = identities.find(ref).name or ref
     return Enrolled(name, Identifier(pending.authority), held, resumed, replaced)
+
+
+def _give_up(
+    wallet: CredentialWallet,
+    pending: PendingEnrollmentRecord,
+    replaced: PendingEnrollmentRecord | None,
+) -> None:
+    """Forget `pending`, refused for good, and put back the interrupted enrollment it replaced
+    (another ticket, the same authority), unless another enrollment replaced `pending`
+    meanwhile: one ticket refused says nothing of the one before it, whose member the
+    authority may have made, its answer lost. Given up at once, that member held no
+    credential and had nothing left to resume (review 61c, enrollment 1)."""
+    with wallet.store.transaction():
+        if wallet.forget_enrollment(pending) and replaced is not None:
+            wallet.store.put_pending(replaced)
 
 
 _FOR_GOOD = (AuthorityFailure.TICKET_UNKNOWN, AuthorityFailure.NOT_A_MEMBER)

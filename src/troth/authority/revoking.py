@@ -94,7 +94,7 @@ class Revoking(Requesters):
             raise AuthorityError(_A.REQUEST_INVALID, f"chain: {exc}") from None
         self._check_issuers(checked.issuers, now)
         with self.store.transaction():  # what it verified is kept, whatever it decides next
-            self._keep_issuers(checked.issuers, now)
+            self._keep_issuers(checked.issuers, checked.links[0].subject, now)
         self._check_requester(checked.issuers, verified.requester)
         links = checked.links
         position = next((link.index for link in links if link.hash == target), None)
@@ -157,16 +157,21 @@ class Revoking(Requesters):
             except IdentityError as exc:
                 raise AuthorityError(_A.REQUEST_INVALID, f"chain: issuer {exc}") from None
 
-    def _keep_issuers(self, issuers: Sequence[VerifiedIdentity], now: int) -> None:
+    def _keep_issuers(
+        self, issuers: Sequence[VerifiedIdentity], member: Identifier, now: int
+    ) -> None:
         """Store each issuer history of the chain that extends a copy stored here (judged by
         `_check_issuers`): a rotation a request shows is kept, whatever is decided next (review
         57g, authority 2), and published as superseding the older ones, as a requester's is
         (`_learn`), so verifiers with a fresh feed refuse what the retired key signs (review
-        57o, authority 1; charged to that identity's own supersession budget, once per change
-        count: one spent, or a feed full for members, leaves it stored, published when it
-        announces, and the request goes on). Identities not stored here are not stored
-        (review 23a)."""
-        for issuer in issuers[1:]:
+        57o, authority 1; once per change count: a budget spent, or a feed full for members,
+        leaves it stored, published when it announces, and the request goes on). The member at
+        the chain's root (`member`) pays for its own; its delegates below it, from the account
+        they share (`delegates_of`), as a delegate's own request's is (`revoke_link`): each
+        paid from a budget of its own, a member's throwaway delegates, rotated, published
+        supersessions past its quota without bound (review 61c, authority 1). Identities not
+        stored here are not stored (review 23a)."""
+        for index, issuer in enumerate(issuers[1:], start=1):
             if self.identities.stored_changes(issuer.identifier) is None:
                 continue
             try:
@@ -175,8 +180,9 @@ class Revoking(Requesters):
                 if exc.reason is not IdentityFailure.ROLLBACK:
                     raise AuthorityError(_A.REQUEST_INVALID, f"chain: issuer {exc}") from None
                 continue  # an older history: the stored copy says more
+            payer = None if index == 1 else delegates_of(member)
             try:
-                self.revocations.supersede(issuer, now=now)
+                self.revocations.supersede(issuer, now=now, charged_to=payer)
             except AuthorityError as exc:  # (raised before it writes)
                 if exc.reason not in (_A.QUOTA_EXCEEDED, _A.FEED_LIMIT):
                     raise
