@@ -1,8 +1,9 @@
 """Verifying a change history (docs/formats.md, "Verification rules").
 
 `verify_history(data, now=...)` returns a `VerifiedIdentity` or raises `IdentityError` naming
-the failing change and the reason. Cheap structural checks run before any signature, so a
-hostile history costs at most one decode before it is refused.
+the failing change and the reason. The structural checks of every change, and the current
+key's validity, run before any signature, so a history refused for its structure or its
+dates costs no signature (review 61b, identity 2).
 
 A checkpointed history (the changes from index k on, docs/formats.md, "Checkpointed
 histories") verifies only through the caller's `checkpoints` callback, which says whether the
@@ -218,6 +219,10 @@ def verify_history(
     checkpoint = data.checkpoint
     first = 0 if checkpoint is None else checkpoint.index
 
+    # every change's structure (rules 1-5) and the current key's validity before any
+    # signature: a junk change appended to a public history, or a dead identity's history,
+    # costs no signature (review 61b, identity 2: the last change's break cost every earlier
+    # change's two)
     changes: list[VerifiedChange] = []
     previous: VerifiedChange | None = None
     latest_allowed = now + limits.MAX_CLOCK_SKEW_SECONDS
@@ -228,21 +233,28 @@ def verify_history(
             raise _decode_failure(exc, index) from None
         _check_structure(index, signed, body, previous, latest_allowed)
         change_hash = sha256(signed.body)
-        if checkpoint is not None and previous is None:  # before any signature: cheap first
+        if checkpoint is not None and previous is None:
             _check_checkpoint(checkpoint, change_hash, checkpoints)
+        previous = VerifiedChange(index, change_hash, body, signed)
+        changes.append(previous)
+    _check_current_key(changes[-1].body, now, changes[-1].index)
+
+    before: ChangeBody | None = None
+    for change in changes:  # rules 6 and 7
+        signed, body = change.signed, change.body
         try:
             verify_signature(body.primary_key, signed.signature, signed.body)
         except CryptoError:
-            raise IdentityError(IdentityFailure.BAD_SIGNATURE, change=index) from None
-        if previous is not None and signed.previous_signature is not None:
+            raise IdentityError(IdentityFailure.BAD_SIGNATURE, change=change.index) from None
+        if before is not None and signed.previous_signature is not None:
             try:
-                verify_signature(previous.body.primary_key, signed.previous_signature, signed.body)
+                verify_signature(before.primary_key, signed.previous_signature, signed.body)
             except CryptoError:
-                raise IdentityError(IdentityFailure.BAD_PREVIOUS_SIGNATURE, change=index) from None
-        previous = VerifiedChange(index, change_hash, body, signed)
-        changes.append(previous)
+                raise IdentityError(
+                    IdentityFailure.BAD_PREVIOUS_SIGNATURE, change=change.index
+                ) from None
+        before = body
 
-    _check_current_key(changes[-1].body, now, changes[-1].index)
     identifier = Identifier(changes[0].change_hash if checkpoint is None else checkpoint.identifier)
     return VerifiedIdentity(identifier, tuple(changes), data.data, _VERIFIED, checkpoint)
 
