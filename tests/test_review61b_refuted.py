@@ -29,6 +29,7 @@ from troth.identity import (
     verify_attestation,
     verify_history,
 )
+from troth.identity.change import Checkpoint
 from troth.identity.did import ed25519_from_multikey, multikey
 from troth.storage import SqliteDatabase, SqliteIdentityStore
 from troth.vault import KeyPurpose, SoftwareVault
@@ -284,3 +285,27 @@ def test_an_expired_key_alone_cannot_sign_a_rotation_even_backdated() -> None:
     _refused(F.NEXT_KEY_MISMATCH, verify_history, encode(backdated.changes), now=late)
     after = extend(short, expired_at + 1)
     _refused(F.KEY_OUTSIDE_VALIDITY, verify_history, encode(after.changes), now=late)
+
+
+def test_a_checkpointed_history_past_the_last_change_index_is_refused() -> None:
+    """A history from a checkpoint at MAX_CHANGE_INDEX, its authority's word taken, with one
+    more honest rotation: that change's supersession could not be written, so refused."""
+    keys = [generate_private_key(KeyType.ED25519) for _ in range(3)]
+    top = limits.MAX_CHANGE_INDEX
+    first = ChangeBody(
+        top, bytes(32), keys[0].public_key, next_key_digest(keys[1].public_key), R, R, R + DAY
+    ).encode()
+    second = ChangeBody(
+        top + 1, sha256(first), keys[1].public_key, next_key_digest(keys[2].public_key),
+        R + 1, R + 1, R + DAY,
+    ).encode()  # fmt: skip
+    changes = [
+        SignedChange(first, keys[0].sign(first), bytes(64)),
+        SignedChange(second, keys[1].sign(second), keys[0].sign(second)),
+    ]
+    digest = sha256(b"an identity")
+    data = encode_history(changes, Checkpoint(digest, sha256(b"its authority"), top))
+    assert verify_history(encode_history(changes[:1], Checkpoint(digest, digest, top)),
+                          now=R + 2, checkpoints=lambda *_: True).current.index == top  # fmt: skip
+    error = _refused(F.OVER_LIMIT, verify_history, data, now=R + 2, checkpoints=lambda *_: True)
+    assert error.change == top + 1
