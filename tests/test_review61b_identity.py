@@ -8,17 +8,20 @@ from typing import Any, NamedTuple
 import pytest
 
 import troth.identity.history as history_module
+import troth.identity.signatures as signatures_module
 from tests.support.channels import T
 from tests.support.histories import encode, extend, honest_history
 from troth import limits
 from troth.channel import AnyAuthenticatedIdentity, ChannelTrust, verify_peer
 from troth.channel.claims import ClaimCache
 from troth.channel.verification import HandshakeClaim
-from troth.crypto import KeyType, PublicKey
+from troth.crypto import KeyType, PublicKey, sha256
 from troth.crypto.private import generate_private_key
 from troth.errors import ChannelError, IdentityError, IdentityFailure
 from troth.identity import (
     HeldIdentity,
+    SeenSignatures,
+    SignedChange,
     attest_purpose_key,
     decode_history,
     encode_history,
@@ -30,15 +33,16 @@ from troth.vault import KeyPurpose, SoftwareVault
 
 
 def _counting_signatures(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Count the signatures `verify_history` checks (troth.identity.history.verify_signature)."""
+    """Count the signatures `verify_history` checks, itself or through a `SeenSignatures`."""
     calls: list[int] = []
-    real: Callable[..., Any] = getattr(history_module, "verify_signature")  # noqa: B009
+    for module in (history_module, signatures_module):
+        real: Callable[..., Any] = getattr(module, "verify_signature")  # noqa: B009
 
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        return real(*args, **kwargs)
+        def counted(*args: Any, _real: Callable[..., Any] = real, **kwargs: Any) -> Any:
+            calls.append(1)
+            return _real(*args, **kwargs)
 
-    monkeypatch.setattr(history_module, "verify_signature", counted)
+        monkeypatch.setattr(module, "verify_signature", counted)
     return calls
 
 
@@ -137,3 +141,41 @@ def test_a_structural_break_at_the_last_change_costs_no_signature(
     assert caught.value.reason is IdentityFailure.NEXT_KEY_MISMATCH
     assert caught.value.change == limits.MAX_IDENTITY_CHANGES - 1
     assert len(signatures) == 0
+
+
+def _corrupted(changes: list[SignedChange], index: int) -> bytes:
+    """The history of `changes` with change `index`'s signature corrupted (its hash, of the
+    body only, unchanged)."""
+    changes = list(changes)
+    signature = changes[index].signature
+    changes[index] = changes[index]._replace(signature=signature[:-1] + bytes([signature[-1] ^ 1]))
+    return encode_history(changes)
+
+
+def test_seen_signatures_are_not_checked_again_and_failures_never_remembered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The mechanism for identity 1 (`verify_history(seen=...)`): a history verified before
+    costs no signature again, one with a signature corrupted only that one, every time (a
+    failure is never remembered); bounded."""
+    history = honest_history(limits.MAX_IDENTITY_CHANGES, start=T)
+    data, now = encode(history.changes), T + 100 * 86_400
+    seen = SeenSignatures()
+    signatures = _counting_signatures(monkeypatch)
+    verify_history(data, now=now, seen=seen)
+    assert len(signatures) == len(seen) == 2 * limits.MAX_IDENTITY_CHANGES - 1
+    signatures.clear()
+    assert verify_history(data, now=now, seen=seen).current_change_hash == sha256(
+        history.changes[-1].body
+    )
+    assert signatures == []
+    for _ in range(2):
+        with pytest.raises(IdentityError) as caught:
+            verify_history(_corrupted(history.changes, 40), now=now, seen=seen)
+        assert (caught.value.reason, caught.value.change) == (IdentityFailure.BAD_SIGNATURE, 40)
+    assert len(signatures) == 2  # the corrupted one, checked each time
+    assert len(seen) == 2 * limits.MAX_IDENTITY_CHANGES - 1
+    few, none = SeenSignatures(max_entries=3), SeenSignatures(max_entries=0)
+    for bounded in (few, none):
+        verify_history(data, now=now, seen=bounded)
+    assert (len(few), len(none)) == (3, 0)

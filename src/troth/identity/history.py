@@ -35,6 +35,7 @@ from troth.identity.change import (
     next_key_digest,
 )
 from troth.identity.identifier import Identifier
+from troth.identity.signatures import SeenSignatures
 
 __all__ = [
     "Checkpoints",
@@ -204,11 +205,17 @@ def _decode_failure(exc: DecodeError, change: int | None = None) -> IdentityErro
 
 
 def verify_history(
-    data: bytes | UnverifiedHistory, *, now: int, checkpoints: Checkpoints | None = None
+    data: bytes | UnverifiedHistory,
+    *,
+    now: int,
+    checkpoints: Checkpoints | None = None,
+    seen: SeenSignatures | None = None,
 ) -> VerifiedIdentity:
     """Verify every change of `data` (bytes, or a history already decoded from them) and that
     the current key is valid at `now`. A checkpointed history is accepted only when
-    `checkpoints` says its authority attests its first change (UNATTESTED_CHECKPOINT else)."""
+    `checkpoints` says its authority attests its first change (UNATTESTED_CHECKPOINT else).
+    `seen`: the change signatures checked before (troth.identity.signatures), each one
+    remembered as valid checked no more, each one that verifies remembered."""
     if not isinstance(data, UnverifiedHistory):
         if len(data) > limits.MAX_IDENTITY_HISTORY_BYTES:
             raise IdentityError(IdentityFailure.OVER_LIMIT, f"{len(data)} bytes")
@@ -239,16 +246,17 @@ def verify_history(
         changes.append(previous)
     _check_current_key(changes[-1].body, now, changes[-1].index)
 
+    check = verify_signature if seen is None else seen.verify
     before: ChangeBody | None = None
     for change in changes:  # rules 6 and 7
         signed, body = change.signed, change.body
         try:
-            verify_signature(body.primary_key, signed.signature, signed.body)
+            check(body.primary_key, signed.signature, signed.body)
         except CryptoError:
             raise IdentityError(IdentityFailure.BAD_SIGNATURE, change=change.index) from None
         if before is not None and signed.previous_signature is not None:
             try:
-                verify_signature(before.primary_key, signed.previous_signature, signed.body)
+                check(before.primary_key, signed.previous_signature, signed.body)
             except CryptoError:
                 raise IdentityError(
                     IdentityFailure.BAD_PREVIOUS_SIGNATURE, change=change.index
