@@ -77,6 +77,24 @@ def _long_peer() -> _LongPeer:
     return _LongPeer(vault, held, vault.public_key(channel))
 
 
+def _corrupted(changes: list[SignedChange], index: int) -> bytes:
+    """The history of `changes` with change `index`'s signature corrupted (its hash, of the
+    body only, unchanged)."""
+    changes = list(changes)
+    signature = changes[index].signature
+    changes[index] = changes[index]._replace(signature=signature[:-1] + bytes([signature[-1] ^ 1]))
+    return encode_history(changes)
+
+
+def _shown_once(monkeypatch: pytest.MonkeyPatch) -> tuple[_LongPeer, ChannelTrust, list[int]]:
+    """A long peer admitted once by a responder with a claim cache, and the count of the
+    signatures `verify_history` checks from then on."""
+    peer = _long_peer()
+    trust = ChannelTrust(policy=AnyAuthenticatedIdentity(), claims=ClaimCache())
+    verify_peer(trust, peer.claim(T + 100), (), T + 100)
+    return peer, trust, _counting_signatures(monkeypatch)
+
+
 _COST = (
     "a peer (one address: half its network's HANDSHAKE_RATE, 32 a second) makes the responder "
     "spend ~34 ms of a core here on each handshake, where HANDSHAKE_RATE budgets ~0.4 ms"
@@ -93,10 +111,7 @@ _COST = (
 def test_a_long_history_shown_again_with_another_attestation_is_not_verified_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    peer = _long_peer()
-    trust = ChannelTrust(policy=AnyAuthenticatedIdentity(), claims=ClaimCache())
-    verify_peer(trust, peer.claim(T + 100), (), T + 100)
-    signatures = _counting_signatures(monkeypatch)
+    peer, trust, signatures = _shown_once(monkeypatch)
     verify_peer(trust, peer.claim(T + 101), (), T + 101)  # a fresh attestation, the same history
     good = peer.claim(T + 102)
     bad = HandshakeClaim(good.history, good.attestation[:-1] + b"\x00", good.static_key)
@@ -114,15 +129,10 @@ def test_a_long_history_shown_again_with_another_attestation_is_not_verified_aga
 def test_a_seen_history_with_one_signature_corrupted_costs_only_that_signature(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    peer = _long_peer()
-    trust = ChannelTrust(policy=AnyAuthenticatedIdentity(), claims=ClaimCache())
-    verify_peer(trust, peer.claim(T + 100), (), T + 100)
-    changes = decode_history(peer.held.identity.history)
-    late = changes[-2]
-    changes[-2] = late._replace(signature=late.signature[:-1] + bytes([late.signature[-1] ^ 1]))
-    signatures = _counting_signatures(monkeypatch)
+    peer, trust, signatures = _shown_once(monkeypatch)
+    corrupted = _corrupted(decode_history(peer.held.identity.history), -2)
     with pytest.raises(ChannelError, match="bad signature"):
-        verify_peer(trust, peer.claim(T + 101, encode_history(changes)), (), T + 101)
+        verify_peer(trust, peer.claim(T + 101, corrupted), (), T + 101)
     assert len(signatures) <= 2  # the corrupted change's: the others verified before
 
 
@@ -141,15 +151,6 @@ def test_a_structural_break_at_the_last_change_costs_no_signature(
     assert caught.value.reason is IdentityFailure.NEXT_KEY_MISMATCH
     assert caught.value.change == limits.MAX_IDENTITY_CHANGES - 1
     assert len(signatures) == 0
-
-
-def _corrupted(changes: list[SignedChange], index: int) -> bytes:
-    """The history of `changes` with change `index`'s signature corrupted (its hash, of the
-    body only, unchanged)."""
-    changes = list(changes)
-    signature = changes[index].signature
-    changes[index] = changes[index]._replace(signature=signature[:-1] + bytes([signature[-1] ^ 1]))
-    return encode_history(changes)
 
 
 def test_seen_signatures_are_not_checked_again_and_failures_never_remembered(
