@@ -36,6 +36,7 @@ def test_every_limit_of_a_submodule_is_troth_limits_own() -> None:
         "troth.limits.restore",  # review 60a, release 1
         "troth.limits.rotation",  # review 59m, rotation 1
         "troth.limits.routing",  # review 55a, budget 2
+        "troth.limits.signatures",  # review 61b, identity 1
         "troth.limits.traces",  # review 55e, exports 1
     ]
     for module in submodules:

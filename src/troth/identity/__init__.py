@@ -28,6 +28,7 @@ from troth.identity.history import (
 )
 from troth.identity.identifier import Identifier
 from troth.identity.service import IdentityExists, IdentityService, LocalIdentity
+from troth.identity.signatures import SeenSignatures
 from troth.identity.signer import Signer, verify_signed_by
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "IdentityService",
     "LocalIdentity",
     "PurposeKeyAttestation",
+    "SeenSignatures",
     "SignedChange",
     "Signer",
     "UnverifiedHistory",

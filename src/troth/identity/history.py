@@ -1,8 +1,9 @@
 """Verifying a change history (docs/formats.md, "Verification rules").
 
 `verify_history(data, now=...)` returns a `VerifiedIdentity` or raises `IdentityError` naming
-the failing change and the reason. Cheap structural checks run before any signature, so a
-hostile history costs at most one decode before it is refused.
+the failing change and the reason. The structural checks of every change, and the current
+key's validity, run before any signature, so a history refused for its structure or its
+dates costs no signature (review 61b, identity 2).
 
 A checkpointed history (the changes from index k on, docs/formats.md, "Checkpointed
 histories") verifies only through the caller's `checkpoints` callback, which says whether the
@@ -34,6 +35,7 @@ from troth.identity.change import (
     next_key_digest,
 )
 from troth.identity.identifier import Identifier
+from troth.identity.signatures import SeenSignatures
 
 __all__ = [
     "Checkpoints",
@@ -203,11 +205,17 @@ def _decode_failure(exc: DecodeError, change: int | None = None) -> IdentityErro
 
 
 def verify_history(
-    data: bytes | UnverifiedHistory, *, now: int, checkpoints: Checkpoints | None = None
+    data: bytes | UnverifiedHistory,
+    *,
+    now: int,
+    checkpoints: Checkpoints | None = None,
+    seen: SeenSignatures | None = None,
 ) -> VerifiedIdentity:
     """Verify every change of `data` (bytes, or a history already decoded from them) and that
     the current key is valid at `now`. A checkpointed history is accepted only when
-    `checkpoints` says its authority attests its first change (UNATTESTED_CHECKPOINT else)."""
+    `checkpoints` says its authority attests its first change (UNATTESTED_CHECKPOINT else).
+    `seen`: the change signatures checked before (troth.identity.signatures), each one
+    remembered as valid checked no more, each one that verifies remembered."""
     if not isinstance(data, UnverifiedHistory):
         if len(data) > limits.MAX_IDENTITY_HISTORY_BYTES:
             raise IdentityError(IdentityFailure.OVER_LIMIT, f"{len(data)} bytes")
@@ -218,6 +226,10 @@ def verify_history(
     checkpoint = data.checkpoint
     first = 0 if checkpoint is None else checkpoint.index
 
+    # every change's structure (rules 1-5) and the current key's validity before any
+    # signature: a junk change appended to a public history, or a dead identity's history,
+    # costs no signature (review 61b, identity 2: the last change's break cost every earlier
+    # change's two)
     changes: list[VerifiedChange] = []
     previous: VerifiedChange | None = None
     latest_allowed = now + limits.MAX_CLOCK_SKEW_SECONDS
@@ -228,21 +240,29 @@ def verify_history(
             raise _decode_failure(exc, index) from None
         _check_structure(index, signed, body, previous, latest_allowed)
         change_hash = sha256(signed.body)
-        if checkpoint is not None and previous is None:  # before any signature: cheap first
+        if checkpoint is not None and previous is None:
             _check_checkpoint(checkpoint, change_hash, checkpoints)
-        try:
-            verify_signature(body.primary_key, signed.signature, signed.body)
-        except CryptoError:
-            raise IdentityError(IdentityFailure.BAD_SIGNATURE, change=index) from None
-        if previous is not None and signed.previous_signature is not None:
-            try:
-                verify_signature(previous.body.primary_key, signed.previous_signature, signed.body)
-            except CryptoError:
-                raise IdentityError(IdentityFailure.BAD_PREVIOUS_SIGNATURE, change=index) from None
         previous = VerifiedChange(index, change_hash, body, signed)
         changes.append(previous)
-
     _check_current_key(changes[-1].body, now, changes[-1].index)
+
+    check = verify_signature if seen is None else seen.verify
+    before: ChangeBody | None = None
+    for change in changes:  # rules 6 and 7
+        signed, body = change.signed, change.body
+        try:
+            check(body.primary_key, signed.signature, signed.body)
+        except CryptoError:
+            raise IdentityError(IdentityFailure.BAD_SIGNATURE, change=change.index) from None
+        if before is not None and signed.previous_signature is not None:
+            try:
+                check(before.primary_key, signed.previous_signature, signed.body)
+            except CryptoError:
+                raise IdentityError(
+                    IdentityFailure.BAD_PREVIOUS_SIGNATURE, change=change.index
+                ) from None
+        before = body
+
     identifier = Identifier(changes[0].change_hash if checkpoint is None else checkpoint.identifier)
     return VerifiedIdentity(identifier, tuple(changes), data.data, _VERIFIED, checkpoint)
 

@@ -37,6 +37,7 @@ from troth.limits.postgres import *  # noqa: F403
 from troth.limits.restore import *  # noqa: F403
 from troth.limits.rotation import *  # noqa: F403
 from troth.limits.routing import *  # noqa: F403
+from troth.limits.signatures import *  # noqa: F403
 from troth.limits.traces import *  # noqa: F403
 
 # -- generic CBOR decoding (troth.encoding.cbor) ---------------------------------------------
