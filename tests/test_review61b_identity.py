@@ -95,22 +95,13 @@ def _shown_once(monkeypatch: pytest.MonkeyPatch) -> tuple[_LongPeer, ChannelTrus
     return peer, trust, _counting_signatures(monkeypatch)
 
 
-_COST = (
-    "a peer (one address: half its network's HANDSHAKE_RATE, 32 a second) makes the responder "
-    "spend ~34 ms of a core here on each handshake, where HANDSHAKE_RATE budgets ~0.4 ms"
-)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="review61b identity 1: the claim cache is keyed by (history, attestation): a long "
-    "history shown again with a new attestation (one signature for the peer) or a bad one (none: "
-    "any public history will do) is verified in full again, 127 signatures for 64 changes: "
-    + _COST,
-)
 def test_a_long_history_shown_again_with_another_attestation_is_not_verified_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Review 61b, identity 1: the claim cache is keyed by (history, attestation), so a long
+    history shown again with a new attestation (one signature for the peer) or a bad one (any
+    public history will do) was verified in full again, 127 signatures for 64 changes: ~34 ms
+    of a core a handshake here, where HANDSHAKE_RATE budgets ~0.4 ms."""
     peer, trust, signatures = _shown_once(monkeypatch)
     verify_peer(trust, peer.claim(T + 101), (), T + 101)  # a fresh attestation, the same history
     good = peer.claim(T + 102)
@@ -120,15 +111,12 @@ def test_a_long_history_shown_again_with_another_attestation_is_not_verified_aga
     assert len(signatures) == 0  # only the attestations' signatures are new to check
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review61b identity 1: one signature of a long history seen before, corrupted (the "
-    "change hashes cover the bodies only: the attestation still names the current change), "
-    "costs every earlier change's signatures again, none of them new: " + _COST,
-)
 def test_a_seen_history_with_one_signature_corrupted_costs_only_that_signature(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Review 61b, identity 1: one signature of a long history seen before, corrupted (a
+    change's hash covers its body only, so the attestation still names the current change),
+    cost every earlier change's signatures again."""
     peer, trust, signatures = _shown_once(monkeypatch)
     corrupted = _corrupted(decode_history(peer.held.identity.history), -2)
     with pytest.raises(ChannelError, match="bad signature"):

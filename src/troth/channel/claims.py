@@ -26,7 +26,7 @@ import threading
 from typing import Final, NamedTuple
 
 from troth import limits
-from troth.identity import VerifiedIdentity, VerifiedPurposeKey
+from troth.identity import SeenSignatures, VerifiedIdentity, VerifiedPurposeKey
 
 __all__ = ["CLAIM_CHANGE_BYTES", "ClaimCache"]
 
@@ -47,7 +47,7 @@ class ClaimCache:
     """Claims (history, attestation bytes) verified before, with what they verified to; safe
     to share between threads."""
 
-    __slots__ = ("_held", "_lock", "_results", "max_bytes", "max_results")
+    __slots__ = ("_held", "_lock", "_results", "max_bytes", "max_results", "signatures")
 
     def __init__(
         self,
@@ -59,6 +59,10 @@ class ClaimCache:
         self._results: dict[tuple[bytes, bytes], _Verified] = {}
         self._held = 0
         self._lock = threading.Lock()
+        self.signatures = SeenSignatures()
+        """The change signatures verified before: a history shown again in other bytes (a new
+        or a bad attestation, one signature corrupted) costs only the signatures new to it
+        (review 61b, identity 1)."""
 
     def __len__(self) -> int:
         return len(self._results)

@@ -324,7 +324,8 @@ def _authenticate(
     try:
         if kept is None:
             checkpoints = None if trust.checkpoints is None else trust.checkpoints(now)
-            identity = verify_history(claim.history, now=now, checkpoints=checkpoints)
+            seen = None if claims is None else claims.signatures
+            identity = verify_history(claim.history, now=now, checkpoints=checkpoints, seen=seen)
         else:
             identity, key = kept
         if trust.known is not None:  # the stored copy: judged at every handshake
