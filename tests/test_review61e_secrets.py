@@ -16,8 +16,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import pytest
-
 from tests.conftest import NOW
 from tests.support.leases import make_world, open_broker
 from troth.identity import Identifier
@@ -63,7 +61,6 @@ def _check_audited(sink: _Sink, since: int, who: Identifier, answer: Any) -> Non
     assert WHY in denials[0].detail
 
 
-@pytest.mark.xfail(strict=True, reason="secrets 1: refusal of an uncredentialed caller not audited")
 def test_issue_without_a_current_credential_is_audited(tmp_path: Path) -> None:
     """secrets 1: a revoked agent asking for a lease is refused, and the refusal recorded."""
     broker, sink, agent = _broker(tmp_path)
@@ -79,7 +76,6 @@ def test_issue_without_a_current_credential_is_audited(tmp_path: Path) -> None:
     assert _denials(sink, since)[0].secret == "payments"
 
 
-@pytest.mark.xfail(strict=True, reason="secrets 1: refusal of an uncredentialed caller not audited")
 def test_renew_without_a_current_credential_is_audited(tmp_path: Path) -> None:
     """secrets 1: a revoked agent renewing (its lease id in hand) is refused and recorded."""
     broker, sink, agent = _broker(tmp_path)
@@ -93,7 +89,6 @@ def test_renew_without_a_current_credential_is_audited(tmp_path: Path) -> None:
     assert _denials(sink, since)[0].lease == lease_id.handle
 
 
-@pytest.mark.xfail(strict=True, reason="secrets 1: refusal of an uncredentialed caller not audited")
 def test_served_forward_without_a_current_credential_is_audited(tmp_path: Path) -> None:
     """secrets 1: the node's forward refuses an uncredentialed caller before the forward pool
     (it holds no lease to forward under); that refusal is recorded too."""
@@ -103,15 +98,21 @@ def test_served_forward_without_a_current_credential_is_audited(tmp_path: Path) 
     node = SimpleNamespace(db=None, name="hub")
     clock = SimpleNamespace(now=lambda: NOW)
     service = BrokerService(node, trust, clock, policies=policies)  # type: ignore[arg-type]
-    service.broker, service.endpoint = broker, BrokerEndpoint(broker)
+    endpoint = BrokerEndpoint(broker)
+    service.broker, service.endpoint = broker, endpoint
     lease_id = LeaseId.new(NOW)
     request = ForwardArgs(lease_id, HttpRequest("GET", "/v1/refunds")).to_wire()
     since = len(sink.events)
-    try:
-        answer = asyncio.run(
-            service._forward(service.endpoint, request, BrokerCaller(agent, refused=WHY))
-        )
-    finally:
-        asyncio.run(service.close())
+
+    async def forward() -> Any:
+        try:
+            caller = BrokerCaller(agent, refused=WHY)
+            answer = await service._forward(endpoint, request, caller)
+            await asyncio.gather(*service._tasks)  # the record, written on the broker's thread
+            return answer
+        finally:
+            await service.close()
+
+    answer = asyncio.run(forward())
     _check_audited(sink, since, agent, answer)
     assert _denials(sink, since)[0].lease == lease_id.handle
