@@ -40,7 +40,10 @@ def _server_slots(pg_server: PgServer) -> int:
 
 @pytest.mark.xfail(strict=True, reason="postgres 1: a lease role has no connection limit")
 def test_one_lease_cannot_take_every_connection(
-    tmp_path: Path, world: LeaseWorld, orders: OrdersDb, pg_server: PgServer
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+    pg_server: PgServer,
 ) -> None:
     """postgres 1: agent a opens sessions with its lease until refused; agent b's lease still
     logs in."""
