@@ -26,6 +26,9 @@ from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` a
     world,
 )
 from tests.test_secrets_postgres import now as pg_now
+from troth import limits
+from troth.errors import SecretError, SecretFailure
+from troth.secrets.engines.postgres import PostgresEngine
 
 
 def _server_slots(pg_server: PgServer) -> int:
@@ -38,7 +41,6 @@ def _server_slots(pg_server: PgServer) -> int:
     return int(row[0])
 
 
-@pytest.mark.xfail(strict=True, reason="postgres 1: a lease role has no connection limit")
 def test_one_lease_cannot_take_every_connection(
     tmp_path: Path,
     world: LeaseWorld,  # noqa: F811
@@ -67,3 +69,18 @@ def test_one_lease_cannot_take_every_connection(
         broker.revoke(world.agent_a.identifier, mine.lease_id, now=pg_now())
         broker.revoke(world.agent_b.identifier, theirs.lease_id, now=pg_now())
         broker.close()
+
+
+def test_a_secrets_connection_limit_is_checked() -> None:
+    """postgres 1: `connection_limit` is a whole number of sessions in range, stored only when
+    named (a configuration stored before it reads as it did)."""
+    engine = PostgresEngine(role_prefix="tl_0123abcd_")
+    base = {"dbname": "orders", "user": "admin", "templates": {"read": "reader"}}
+    assert "connection_limit" not in engine.check_settings(base, ("read",))
+    assert (
+        engine.check_settings({**base, "connection_limit": 2}, ("read",))["connection_limit"] == 2
+    )
+    for bad in (0, -1, limits.POSTGRES_MAX_LEASE_CONNECTIONS + 1, True, "5", 2.0):
+        with pytest.raises(SecretError) as refused:
+            engine.check_settings({**base, "connection_limit": bad}, ("read",))
+        assert refused.value.reason is SecretFailure.CONFIG_INVALID
