@@ -495,7 +495,7 @@ class BrokerService:
     async def _audit_refusal(self, record: Callable[[], None]) -> None:
         try:
             await self._run(record)
-        except TrothError as exc:
+        except (TrothError, RuntimeError) as exc:  # the sink refused it; the broker closed
             log.warning("broker: a refusal's audit record: %s", exc)
 
     def _caller(self, method: str, context: RequestContext) -> BrokerCaller:
