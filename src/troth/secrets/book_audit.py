@@ -7,6 +7,7 @@ them. `LeaseBook` (troth.secrets.book) is a `BookAudit`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 from troth.errors import SecretError, SecretFailure
@@ -124,19 +125,40 @@ class BookAudit:
     ) -> None:
         """Audit a refusal in its own transaction (the refused one rolled back), counted for
         `account` (the member the caller's chain names; else the caller)."""
+        write = self.admit_denial(exc, now, identity, secret, lease, account)
+        if write is not None:
+            write()
+
+    def admit_denial(
+        self,
+        exc: SecretError,
+        now: int,
+        identity: Identifier,
+        secret: str | None,
+        lease: LeaseHandle | None,
+        account: Identifier | None = None,
+    ) -> Callable[[], None] | None:
+        """`_deny` in two halves: whether the refusal is recorded, decided now within the denial
+        budget (no I/O: any thread may ask), and the write of its record and of the summaries
+        due, to call where the book's database is written (None: nothing to write). The node
+        answers a refusal before the broker's thread is free and writes its record there
+        (review 61e, secrets 1)."""
         if exc.reason not in _DENIALS:
-            return
+            return None
         member = identity if account is None else account
         # at most so many a caller and an account per window (review 45b, denials 4)
         record, summaries = self._denials.admit(identity, member, now)
         if not record and not summaries:
-            return
-        with self._store.transaction():
-            self._write_unrecorded(summaries, now)
-            if record:
-                self._append(
-                    AuditEvent(now, AuditKind.DENY, identity, secret, lease, str(exc), None, member)
-                )
+            return None
+        event = AuditEvent(now, AuditKind.DENY, identity, secret, lease, str(exc), None, member)
+
+        def write() -> None:
+            with self._store.transaction():
+                self._write_unrecorded(summaries, now)
+                if record:
+                    self._append(event)
+
+        return write
 
     deny = _deny
     """Audit a refusal made outside the book (a forward the secret's rules forbid) as the

@@ -28,7 +28,8 @@ from troth.secrets.audit import UNCREDENTIALED
 from troth.secrets.book import lease_account
 from troth.secrets.broker import Broker
 from troth.secrets.engines.http_inject import PreparedForward
-from troth.secrets.lease import Lease, LeaseId
+from troth.secrets.lease import Lease, LeaseHandle, LeaseId
+from troth.secrets.members import printable_name
 from troth.secrets.wire import (
     ForwardArgs,
     IssueArgs,
@@ -102,7 +103,7 @@ class BrokerEndpoint:
 
     def _issue(self, arguments: Any, caller: BrokerCaller, now: int) -> Any:
         args = IssueArgs.from_wire(arguments)
-        candidates = caller.credential_list()
+        candidates = self._current(caller, now, secret=printable_name(args.secret))
         denials: list[str] = []
         for credential in candidates:
             try:
@@ -129,7 +130,7 @@ class BrokerEndpoint:
 
     def _renew(self, arguments: Any, caller: BrokerCaller, now: int) -> Any:
         args = LeaseArgs.from_wire(arguments)
-        credential = self._justifying(caller, args.lease_id)
+        credential = self._justifying(caller, args.lease_id, now)
         lease, made = self.broker.renew(credential, args.lease_id, ttl=args.ttl, now=now)
         return {"lease": encode_lease(lease), "credential": made.reveal()}
 
@@ -167,7 +168,7 @@ class BrokerEndpoint:
         credential that issued the lease), its upstream call left to `send()` (SecretError
         when refused). The node calls this on the broker's thread and sends from its forward
         pool."""
-        credential = self._justifying(caller, args.lease_id)
+        credential = self._justifying(caller, args.lease_id, now)
         return self.broker.prepare_forward(credential, args.lease_id, args.request, now=now)
 
     def _forward(self, arguments: Any, caller: BrokerCaller, now: int) -> Any:
@@ -176,12 +177,49 @@ class BrokerEndpoint:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _justifying(self, caller: BrokerCaller, lease_id: LeaseId) -> VerifiedCredential:
+    def _current(
+        self,
+        caller: BrokerCaller,
+        now: int,
+        *,
+        secret: str | None = None,
+        lease: LeaseHandle | None = None,
+    ) -> Sequence[VerifiedCredential]:
+        """The caller's current credentials; a caller holding none (its credential revoked or
+        expired) is refused DENIED, audited as the book's refusals are, within the denial
+        budget, all such callers sharing one account (review 61e, secrets 1: the refusal went
+        unrecorded)."""
+        try:
+            return caller.credential_list()
+        except SecretError as exc:
+            if caller.identity is not None:
+                self.broker.book.deny(exc, now, caller.identity, secret, lease, UNCREDENTIALED)
+            raise
+
+    def refuse_forward(
+        self, args: ForwardArgs, caller: BrokerCaller, now: int
+    ) -> tuple[Any, Callable[[], None] | None]:
+        """The answer to a forward by a caller holding no current credential (no lease to
+        forward under: refused DENIED before the forward pool), at once and without the
+        broker's thread, and the write of its audit record (within the denial budget, as
+        `_current`'s) for the broker's thread, or None (review 61e, secrets 1)."""
+        try:
+            caller.credential_list()
+        except SecretError as exc:
+            write = None
+            if caller.identity is not None:
+                book = self.broker.book
+                handle = args.lease_id.handle
+                write = book.admit_denial(exc, now, caller.identity, None, handle, UNCREDENTIALED)
+            return refusal(exc), write
+        return refusal(SecretError(_F.BAD_REQUEST, "a caller with a credential forwards")), None
+
+    def _justifying(self, caller: BrokerCaller, lease_id: LeaseId, now: int) -> VerifiedCredential:
         """The caller's current credential whose chain issued its lease `lease_id`; without
         one, its first current credential, which the broker then refuses and audits (another
         identity's lease: NO_SUCH_LEASE; a lease issued under a credential no longer current:
         EXPIRED). Refusing here went unaudited (review 30b, leases 2)."""
-        credentials = caller.credential_list()
+        credentials = self._current(caller, now, lease=lease_id.handle)
         lease = self.broker.book.lease(lease_id.handle)
         if lease is not None and lease.identity == caller.actor():
             for credential in credentials:

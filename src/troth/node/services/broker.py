@@ -466,9 +466,14 @@ class BrokerService:
         lease, the credential and the rules checked and the use audited, at the time it runs;
         then the upstream call on a pool thread, within the secret's timeout."""
         args = ForwardArgs.from_wire(arguments)
+        if not caller.operator and not caller.credentials:  # no credential, no lease: no place
+            # in the pool either (a stranger's new keys would each take a share), answered at
+            # once; its audit record written on the broker's thread (review 61e, secrets 1)
+            answer, record = endpoint.refuse_forward(args, caller, self.clock.now())
+            if record is not None:
+                self._spawn(self._audit_refusal(record))
+            return answer
         try:
-            if not caller.operator:  # no credential, no lease: no place in the pool either
-                caller.credential_list()  # (a stranger's new keys would each take a share)
             slot = self.forwards.admit(_forward_account(caller))
         except SecretError as exc:
             return refusal(exc)
@@ -486,6 +491,12 @@ class BrokerService:
             return encode_response(await self.forwards.run(slot, prepared.send))
         except SecretError as exc:
             return refusal(exc)
+
+    async def _audit_refusal(self, record: Callable[[], None]) -> None:
+        try:
+            await self._run(record)
+        except (TrothError, RuntimeError) as exc:  # the sink refused it; the broker closed
+            log.warning("broker: a refusal's audit record: %s", exc)
 
     def _caller(self, method: str, context: RequestContext) -> BrokerCaller:
         caller = context.caller

@@ -1,15 +1,17 @@
 """The `postgres` engine: one dynamic PostgreSQL role per lease (psycopg 3, extra `postgres`).
 
-Issue: `CREATE ROLE <prefix><handle hex> LOGIN PASSWORD <SCRAM verifier> VALID UNTIL <expiry>`,
-then the role is GRANTed a copy of each privilege the templates of its scopes hold
-(postgres_grants.py): it is a member of no role, since on PostgreSQL 15 and older a member may
-always SET ROLE to a role and make it own what it wrote (`ALTER ... OWNER TO`), which would
-outlive the lease with the template's rights. A template whose rights are not all grantable
-ACL entries (an owner, a role attribute, ...) is refused before the role exists. The password
-is random (256 bits) and only its SCRAM-SHA-256 verifier, computed by libpq on this side,
-reaches the server (so it never appears in a server log). Renew: the role's privileges set to
-those the templates its scopes map to hold now (REVOKE the others, ending its sessions if one
-was taken, GRANT the missing), then `ALTER ROLE ... VALID UNTIL`.
+Issue: `CREATE ROLE <prefix><handle hex> LOGIN PASSWORD <SCRAM verifier> VALID UNTIL <expiry>
+CONNECTION LIMIT <connection_limit>` (default `limits.POSTGRES_LEASE_CONNECTIONS`: one holder takes
+no more of the server's sessions; review 61e, postgres 1), then the role is GRANTed a copy of each
+privilege the templates of its scopes hold (postgres_grants.py): it is a member of no role, since
+on PostgreSQL 15 and older a member may always SET ROLE to a role and make it own what it wrote
+(`ALTER ... OWNER TO`), which would outlive the lease with the template's rights. A template whose
+rights are not all grantable ACL entries (an owner, a role attribute, ...) is refused before the
+role exists. The password is random (256 bits) and only its SCRAM-SHA-256 verifier, computed by
+libpq on this side, reaches the server (so it never appears in a server log). Renew: the role's
+privileges set to those the templates its scopes map to hold now (REVOKE the others, ending its
+sessions if one was taken, GRANT the missing), then `ALTER ROLE ... VALID UNTIL ... CONNECTION
+LIMIT`.
 
 Revoke, in this order (an expired VALID UNTIL alone keeps open sessions with every privilege,
 docs/secrets.md): `pg_terminate_backend(pid, wait)` for each of its sessions, `ALTER ROLE
@@ -69,6 +71,7 @@ _SETTINGS = frozenset(
         "connect_timeout",
         "sslmode",
         "terminate_wait_ms",
+        "connection_limit",
     }
 )
 _SSLMODES = frozenset({"disable", "allow", "prefer", "require", "verify-ca", "verify-full"})
@@ -104,7 +107,8 @@ class PostgresEngine:
     """Dynamic roles; settings: host, port, dbname, user (the admin, with CREATEROLE, the
     right to signal backends and to grant what the templates hold), templates {scope: role},
     databases (where privileges are copied and DROP OWNED runs, with dbname; default
-    [dbname]), connect_timeout, sslmode, terminate_wait_ms."""
+    [dbname]), connect_timeout, sslmode, terminate_wait_ms, connection_limit (sessions a lease
+    holds at once; default limits.POSTGRES_LEASE_CONNECTIONS)."""
 
     kind = "postgres"
     local = False
@@ -147,7 +151,7 @@ class PostgresEngine:
         sslmode = settings.get("sslmode", "prefer")
         if type(sslmode) is not str or sslmode not in _SSLMODES:  # review 54b, decoders 4
             raise config_error(f"sslmode is one of {', '.join(sorted(_SSLMODES))}")
-        return {
+        checked = {
             "host": host,
             "port": port,
             "dbname": dbname,
@@ -158,6 +162,13 @@ class PostgresEngine:
             "sslmode": sslmode,
             "terminate_wait_ms": wait,
         }
+        if "connection_limit" in settings:  # (stored only when named: older configs unchanged)
+            sessions = settings["connection_limit"]
+            most = limits.POSTGRES_MAX_LEASE_CONNECTIONS
+            if type(sessions) is not int or not 1 <= sessions <= most:
+                raise config_error(f"connection_limit is 1-{most} sessions")
+            checked["connection_limit"] = sessions
+        return checked
 
     def engine_ref(self, spec: SecretSpec, handle: LeaseHandle) -> str | None:
         return self.role_prefix + handle.digest.hex()
@@ -182,10 +193,13 @@ class PostgresEngine:
                 password.encode(), role.encode(), b"scram-sha-256"
             )
             conn.execute(
-                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} VALID UNTIL {}").format(
+                sql.SQL(
+                    "CREATE ROLE {} LOGIN PASSWORD {} VALID UNTIL {} CONNECTION LIMIT {}"
+                ).format(
                     sql.Identifier(role),
                     sql.Literal(verifier.decode()),
                     sql.Literal(_at(grant.expires_at)),
+                    sql.Literal(_connection_limit(settings)),
                 )
             )
         self._reconcile(settings, upstream, role, plan)
@@ -216,8 +230,10 @@ class PostgresEngine:
             # (review 50c, renewals 1: `OWN_ROW_LOCK_MS`, 200 ms a renewal)
             _short_wait(
                 conn,
-                sql.SQL("ALTER ROLE {} VALID UNTIL {}").format(
-                    sql.Identifier(role), sql.Literal(_at(grant.expires_at))
+                sql.SQL("ALTER ROLE {} VALID UNTIL {} CONNECTION LIMIT {}").format(
+                    sql.Identifier(role),
+                    sql.Literal(_at(grant.expires_at)),
+                    sql.Literal(_connection_limit(settings)),  # as configured now
                 ),
                 RENEW_ROW_LOCK_MS,
             )
@@ -476,6 +492,11 @@ def _still_open(conn: Any) -> bool:
 
 def _at(when: int) -> str:
     return datetime.datetime.fromtimestamp(when, datetime.UTC).isoformat()
+
+
+def _connection_limit(settings: Mapping[str, Any]) -> int:
+    """The sessions a lease's role may hold at once (review 61e, postgres 1)."""
+    return int(settings.get("connection_limit", limits.POSTGRES_LEASE_CONNECTIONS))
 
 
 def _templates(grant: Grant) -> list[str]:
