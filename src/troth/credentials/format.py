@@ -26,6 +26,7 @@ from troth.identity import Identifier
 __all__ = [
     "CHAIN_TYPE",
     "CREDENTIAL_TYPE",
+    "STORED_LATEST",
     "CredentialBody",
     "CredentialChain",
     "Delegation",
@@ -36,6 +37,9 @@ CREDENTIAL_TYPE: Final = "troth.credential"
 CHAIN_TYPE: Final = "troth.credential.chain"
 VERSION: Final = 1
 _LARGEST: Final = 2**64 - 1  # the largest integer a CBOR reader takes
+STORED_LATEST: Final = 2**63 - 1
+"""The latest expiry a store records for a held chain (a signed 64-bit INTEGER): a credential may
+expire as late as 2**64 - 1, no clock reads past this (review 61a, credentials 1)."""
 
 
 def _text(value: Any, what: str, limit: int) -> str:
