@@ -6,15 +6,24 @@
    expires at 2**63 or later failed with a bare OverflowError from SQLite instead of being
    held. The held row's expiry is now capped at the largest a store holds (2**63 - 1: no
    clock reads later, so the chain orders and expires as it would).
+2. `export_credential_vc` (and `xsd_datetime`) failed with a bare ValueError, OSError or
+   OverflowError (by platform and size) for a window past 9999-12-31, what an xsd:dateTime
+   carries: a signer attested for longer, or a long `valid_until`, could not export. The
+   window's times are now checked first: CredentialError MALFORMED, as for a window that
+   ends before it starts (review 56a, credentials 3).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.support.parties import make_party
 from troth.credentials import Attributes, CredentialChain, issue_credential
 from troth.credentials.format import STORED_LATEST, CredentialBody
+from troth.credentials.vc import export_credential_vc, xsd_datetime
+from troth.errors import CredentialError, CredentialFailure
 from troth.node import init_node, open_node
 from troth.vault import SoftwareVault
 
@@ -44,3 +53,23 @@ def test_a_chain_expiring_past_2_63_is_held(tmp_path: Path) -> None:
         assert row.chain == chain
         assert row.expires_at == STORED_LATEST == 2**63 - 1
         assert node.wallet.best("me", now=T + 5) == chain
+
+
+@pytest.mark.parametrize("valid_until", [253_402_300_800, 2**40, 2**62, LAST])
+def test_a_vc_window_past_year_9999_is_a_credential_error(valid_until: int) -> None:
+    vault = SoftwareVault()
+    authority, member = (make_party(vault, now=T) for _ in range(2))
+    with pytest.raises(CredentialError) as caught:
+        export_credential_vc(
+            authority.signer,
+            credential_id=bytes(16),
+            subject=member.identifier,
+            attributes=Attributes({"orders.access": "read"}),
+            valid_from=T,
+            valid_until=valid_until,
+            now=T,
+        )
+    assert caught.value.reason is CredentialFailure.MALFORMED
+    with pytest.raises(CredentialError):
+        xsd_datetime(valid_until)
+    assert xsd_datetime(253_402_300_799) == "9999-12-31T23:59:59Z"  # the last one it carries

@@ -80,7 +80,14 @@ Resolver = Callable[[str, dict[str, Any]], PublicKey]
 
 
 def xsd_datetime(timestamp: int) -> str:
-    """Unix seconds as an xsd:dateTimeStamp in UTC (`2026-09-21T12:00:00Z`)."""
+    """Unix seconds as an xsd:dateTimeStamp in UTC (`2026-09-21T12:00:00Z`); CredentialError
+    MALFORMED for a time before 1970 or after 9999-12-31T23:59:59Z (`LAST_CLOCK_READING`), which
+    no four-digit year carries (review 61a, credentials 2: a bare ValueError, OSError or
+    OverflowError by platform)."""
+    if not 0 <= timestamp <= limits.LAST_CLOCK_READING:
+        raise CredentialError(
+            _F.MALFORMED, f"{timestamp} is not a time a VC carries (1970 to 9999-12-31T23:59:59Z)"
+        )
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -284,7 +291,7 @@ def export_credential_vc(
     its `credentialStatus` naming the authority's feed and `vc_credential_hash(id)`. The
     caller records that hash as issued to `subject` (so removing the member revokes it):
     `troth.authority.Authority.issue_member_vc` does both. CredentialError MALFORMED for a
-    window that ends before it starts."""
+    window that ends before it starts, or a time past 9999 (`xsd_datetime`)."""
     if valid_from > valid_until:  # what every verifier refuses (review 56a, credentials 3)
         raise CredentialError(_F.MALFORMED, "valid_from is after valid_until")
     key = signer.vault.public_key(signer.handle)
