@@ -11,6 +11,12 @@
    carries: a signer attested for longer, or a long `valid_until`, could not export. The
    window's times are now checked first: CredentialError MALFORMED, as for a window that
    ends before it starts (review 56a, credentials 3).
+3. (left, strict xfail: troth/node/vouchers.py is not this review's) A node that verifies a
+   chain whose root, issued by an authority it trusts, expires at 2**63 or later (a signing key
+   attested that long: the library's `issue_credential`) records the root as a voucher with
+   that expiry, and `Vouchers.vouch` fails with SQLite's OverflowError (at a handshake: the
+   peer's channel fails with an internal error). The fix: the row's expiry capped at
+   `STORED_LATEST`, as a held chain's (1).
 """
 
 from __future__ import annotations
@@ -19,12 +25,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.parties import make_party
-from troth.credentials import Attributes, CredentialChain, issue_credential
+from tests.support.parties import make_party, verified_feed
+from troth.credentials import (
+    Attributes,
+    ChainVerifier,
+    CredentialChain,
+    TrustPolicy,
+    issue_credential,
+)
 from troth.credentials.format import STORED_LATEST, CredentialBody
 from troth.credentials.vc import export_credential_vc, xsd_datetime
 from troth.errors import CredentialError, CredentialFailure
 from troth.node import init_node, open_node
+from troth.node.vouchers import Vouchers
+from troth.storage.sqlite import SqliteDatabase
+from troth.storage.sqlite_vouchers import SqliteVoucherStore
 from troth.vault import SoftwareVault
 
 T = 1_780_000_000
@@ -73,3 +88,32 @@ def test_a_vc_window_past_year_9999_is_a_credential_error(valid_until: int) -> N
     with pytest.raises(CredentialError):
         xsd_datetime(valid_until)
     assert xsd_datetime(253_402_300_799) == "9999-12-31T23:59:59Z"  # the last one it carries
+
+
+@pytest.mark.xfail(strict=True, reason="review61a credentials 3: OverflowError from SQLite")
+def test_a_voucher_of_a_root_expiring_past_2_63_is_recorded(tmp_path: Path) -> None:
+    vault = SoftwareVault()
+    authority = make_party(vault, now=T, signing_ttl=LAST - T)
+    member = make_party(vault, now=T)
+    credential = issue_credential(
+        authority.signer,
+        subject=member.identifier,
+        attributes=Attributes({"orders.access": "read"}),
+        now=T,
+        ttl=LAST - T,
+        depth=1,
+    )
+    chain = CredentialChain((credential,), (authority.identity.history,)).encode()
+    feeds = {authority.identifier: verified_feed(authority, now=T + 5)}
+    verified = ChainVerifier(TrustPolicy(frozenset({authority.identifier}))).verify(
+        chain, presenter=member.identity, feeds=feeds, now=T + 5
+    )
+    assert verified.expires_at == LAST
+    vouchers = Vouchers(
+        SqliteVoucherStore(SqliteDatabase(tmp_path / "node.db")),
+        feeds=lambda: feeds,
+        stored_changes=lambda identifier: None,
+    )
+    vouchers.load()
+    assert vouchers.vouch(member.identifier, [verified])
+    assert vouchers.of(member.identifier) == {authority.identifier}
