@@ -20,13 +20,16 @@ from troth.credentials import (
     RevocationKind,
     TrustPolicy,
     VerifiedCredential,
+    VerifiedFeed,
     issue_credential,
     verify_page,
 )
 from troth.credentials.format import CredentialBody, SignedCredential
+from troth.credentials.vc import export_credential_vc, verify_troth_vc
+from troth.encoding import cbor
 from troth.encoding.ijson import load_json
 from troth.errors import CredentialError, CredentialFailure, DecodeError
-from troth.identity import rotate_identity
+from troth.identity import VerifiedIdentity, rotate_identity
 from troth.vault import SoftwareVault
 
 F = CredentialFailure
@@ -245,7 +248,9 @@ def test_a_feed_page_rolled_back_or_forked_is_refused(world: World) -> None:
 # -- a rotated-away authority key -----------------------------------------------------------------
 
 
-def test_a_credential_from_a_rotated_away_authority_key_is_refused(world: World) -> None:
+def rotated_away(world: World) -> tuple[Party, VerifiedFeed]:
+    """A after its rotation (a new signing key under its second change), and its feed saying
+    so (a supersession of its own history, signed under the new one)."""
     primary, rotated, following = rotate_identity(
         world.vault,
         world.a.identity,
@@ -254,19 +259,44 @@ def test_a_credential_from_a_rotated_away_authority_key_is_refused(world: World)
         now=T + 5,
         valid_for=86_400,
     )
-    stale = issue_credential(  # the old signing key, after the rotation (a stolen backup's)
-        world.a.signer, subject=world.e.identifier, attributes=READ, now=T + 6, ttl=600, depth=0
-    )
-    with_new = CredentialChain((stale,), (rotated.history,))
-    refused(F.ATTESTATION_INVALID, lambda: world.verify(with_new, world.e), 0)
     now_a = Party(rotated, primary, signer_as(world.vault, primary, rotated, now=T + 5), following)
     told = superseded(
         0, now_a.identifier, now_a.identifier, 2, rotated.changes[-1].change_hash, at=T
     )
     (page,) = pages(now_a, [told], now=T + 10, per_page=10)
-    feed = verify_page(page, authority=world.a.identifier, now=T + 10)
+    return now_a, verify_page(page, authority=world.a.identifier, now=T + 10)
+
+
+def test_a_credential_from_a_rotated_away_authority_key_is_refused(world: World) -> None:
+    now_a, feed = rotated_away(world)
+    stale = issue_credential(  # the old signing key, after the rotation (a stolen backup's)
+        world.a.signer, subject=world.e.identifier, attributes=READ, now=T + 6, ttl=600, depth=0
+    )
+    with_new = CredentialChain((stale,), (now_a.identity.history,))
+    refused(F.ATTESTATION_INVALID, lambda: world.verify(with_new, world.e), 0)
     with_old = CredentialChain((stale,), (world.a.identity.history,))
     refused(F.SUPERSEDED, lambda: world.verify(with_old, world.e, feed=feed), 0)
+
+
+def test_a_vc_from_a_rotated_away_authority_key_is_refused(world: World) -> None:
+    now_a, feed = rotated_away(world)
+    stale = export_credential_vc(
+        world.a.signer,
+        credential_id=bytes(16),
+        subject=world.e.identifier,
+        attributes=READ,
+        valid_from=T + 6,
+        valid_until=T + 600,
+        now=T + 6,
+    )
+    policy = TrustPolicy(frozenset({world.a.identifier}))
+
+    def verify(issuer: VerifiedIdentity) -> object:
+        feeds = {world.a.identifier: feed}
+        return verify_troth_vc(stale, policy=policy, issuer=issuer, feeds=feeds, now=T + 10)
+
+    refused(F.ATTESTATION_INVALID, lambda: verify(now_a.identity))
+    refused(F.SUPERSEDED, lambda: verify(world.a.identity))
 
 
 # -- hostile bytes --------------------------------------------------------------------------------
@@ -316,3 +346,46 @@ def test_a_vc_with_a_duplicate_member_is_refused_before_its_proof() -> None:
     assert json.loads(forged)["credentialSubject"] == w.vc["credentialSubject"]
     with pytest.raises(DecodeError, match="duplicate member name"):
         load_json(forged.encode(), max_bytes=1 << 16, what="VC")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [(6, -1), (7, -1), (8, -5), (9, -1)],  # created_at, not_before, expires_at, depth
+)
+def test_a_negative_time_or_depth_signed_by_a_delegator_is_refused(
+    world: World, field: int, value: int
+) -> None:
+    chain = world.link(world.m, world.root, world.d)
+    fields = cbor.decode(chain.credentials[1].body, max_bytes=1 << 14)
+    fields[field] = value
+    body = cbor.encode(fields)
+    signed = SignedCredential(body, world.m.signer.sign(body), world.m.signer.attestation)
+    hostile = CredentialChain((chain.credentials[0], signed), chain.histories)
+    refused(F.MALFORMED, lambda: world.verify(hostile, world.d))
+
+
+def test_a_time_past_what_a_body_carries_is_refused_when_made(world: World) -> None:
+    refused(
+        F.MALFORMED,
+        lambda: issue_credential(
+            world.a.signer,
+            subject=world.m.identifier,
+            attributes=READ,
+            now=2**64 - 10,
+            ttl=100,
+            depth=1,
+        ),
+    )
+
+
+def test_a_vc_serialised_otherwise_says_the_same_and_verifies() -> None:
+    """JCS makes the proof independent of member order, whitespace and escapes: another
+    writer's bytes of the same document verify, and mean what the issuer signed."""
+    w = VcWorld()
+    text = json.dumps(w.vc, sort_keys=True, indent=3, ensure_ascii=True).replace(
+        '"VerifiableCredential"', '"\\u0056erifiableCredential"'
+    )
+    document = load_json(text.encode(), max_bytes=1 << 16, what="VC")
+    verified = w.verify(document)
+    assert verified.attributes == w.verify().attributes
+    assert verified.credential_hash == w.hash
