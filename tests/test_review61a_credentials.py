@@ -11,6 +11,13 @@
    carries: a signer attested for longer, or a long `valid_until`, could not export. The
    window's times are now checked first: CredentialError MALFORMED, as for a window that
    ends before it starts (review 56a, credentials 3).
+4. `issue_credential` and `delegate` signed what no verifier reads when given a `credential_id`
+   of 16 that is not bytes (a str of 16 characters, a list of 16 numbers, a memoryview): the
+   body checked only its length, CBOR encoded a text string or an array, and every verifier
+   refuses the credential as malformed (review 56a, credentials 1, for numbers). A `subject` or
+   `attributes` of another type failed with a bare AttributeError. Each is now an
+   ArgumentError before anything is signed (a bytearray id is taken as its bytes), and a body
+   refuses an id that is not bytes (ValueError, as for one not 16 bytes long).
 3. (left, strict xfail: troth/node/vouchers.py is not this review's) A node that verifies a
    chain whose root, issued by an authority it trusts, expires at 2**63 or later (a signing key
    attested that long: the library's `issue_credential`) records the root as a voucher with
@@ -22,6 +29,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,11 +39,13 @@ from troth.credentials import (
     ChainVerifier,
     CredentialChain,
     TrustPolicy,
+    delegate,
     issue_credential,
 )
-from troth.credentials.format import STORED_LATEST, CredentialBody
+from troth.credentials.format import STORED_LATEST, CredentialBody, SignedCredential
 from troth.credentials.vc import export_credential_vc, xsd_datetime
-from troth.errors import CredentialError, CredentialFailure
+from troth.errors import ArgumentError, CredentialError, CredentialFailure
+from troth.identity import Identifier
 from troth.node import init_node, open_node
 from troth.node.vouchers import Vouchers
 from troth.storage.sqlite import SqliteDatabase
@@ -44,6 +54,7 @@ from troth.vault import SoftwareVault
 
 T = 1_780_000_000
 LAST = 2**64 - 1  # the latest time a credential's body carries
+READ = Attributes({"orders.access": "read"})
 
 
 def test_a_chain_expiring_past_2_63_is_held(tmp_path: Path) -> None:
@@ -117,3 +128,46 @@ def test_a_voucher_of_a_root_expiring_past_2_63_is_recorded(tmp_path: Path) -> N
     vouchers.load()
     assert vouchers.vouch(member.identifier, [verified])
     assert vouchers.of(member.identifier) == {authority.identifier}
+
+
+ID_NOT_BYTES = ["0123456789abcdef", [0] * 16, memoryview(bytes(16))]
+
+
+def _made(make: str, **changed: Any) -> object:
+    vault = SoftwareVault()
+    authority, member, other = (make_party(vault, now=T) for _ in range(3))
+    root = issue_credential(
+        authority.signer, subject=member.identifier, attributes=READ, now=T, ttl=600, depth=1
+    )
+    if make == "issue":
+        arguments: dict[str, Any] = {"subject": member.identifier, "attributes": READ, **changed}
+        return issue_credential(authority.signer, now=T, ttl=60, depth=1, **arguments)
+    chain = CredentialChain((root,), (authority.identity.history,))
+    arguments = {"subject": other.identifier, "attributes": READ, **changed}
+    return delegate(member.signer, chain, now=T, ttl=60, purpose="p", **arguments)
+
+
+@pytest.mark.parametrize("make", ["issue", "delegate"])
+@pytest.mark.parametrize(
+    "changed",
+    [
+        *({"credential_id": value} for value in ID_NOT_BYTES),
+        {"subject": "T" + "00" * 32},
+        {"attributes": {"orders.access": "read"}},
+    ],
+)
+def test_a_maker_refuses_what_is_not_its_type(make: str, changed: dict[str, Any]) -> None:
+    with pytest.raises(ArgumentError):
+        _made(make, **changed)
+
+
+def test_a_body_refuses_an_id_that_is_not_bytes() -> None:
+    nobody = Identifier(bytes(32))
+    with pytest.raises(ValueError, match="16 bytes"):
+        CredentialBody("0123456789abcdef", nobody, nobody, READ, T, T, T, 0, None)  # type: ignore[arg-type]
+
+
+def test_a_bytearray_id_is_taken_as_its_bytes() -> None:
+    made = _made("issue", credential_id=bytearray(b"\x07" * 16))
+    assert isinstance(made, SignedCredential)
+    assert CredentialBody.decode(made.body).id == b"\x07" * 16

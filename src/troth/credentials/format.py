@@ -108,7 +108,7 @@ class CredentialBody:
         depth: int,
         delegation: Delegation | None,
     ) -> None:
-        if len(id) != 16:
+        if type(id) is not bytes or len(id) != 16:  # a str of 16 was signed (review 61a, 4)
             raise ValueError("a credential id is 16 bytes")
         # what a reader takes (review 56a, credentials 1: a bool or a negative time was signed)
         if not (
