@@ -18,6 +18,12 @@
    `attributes` of another type failed with a bare AttributeError. Each is now an
    ArgumentError before anything is signed (a bytearray id is taken as its bytes), and a body
    refuses an id that is not bytes (ValueError, as for one not 16 bytes long).
+5. A revocation entry took a target of 32 that is not bytes (a str of 32 characters, as
+   `troth.authority.Authority.revoke_credential` was given one): the authority appended it,
+   encoded as CBOR text, and every verifier refused its feed from then on (`revocation feed
+   invalid`: target, expected a byte string), for good, the feed being append-only: every
+   chain of the authority failed closed. `RevocationEntry` now refuses a target that is not
+   bytes (ValueError, as for one not 32 bytes long), so nothing is written.
 3. (left, strict xfail: troth/node/vouchers.py is not this review's) A node that verifies a
    chain whose root, issued by an authority it trusts, expires at 2**63 or later (a signing key
    attested that long: the library's `issue_credential`) records the root as a voucher with
@@ -38,9 +44,12 @@ from troth.credentials import (
     Attributes,
     ChainVerifier,
     CredentialChain,
+    RevocationEntry,
+    RevocationKind,
     TrustPolicy,
     delegate,
     issue_credential,
+    verify_feed,
 )
 from troth.credentials.format import STORED_LATEST, CredentialBody, SignedCredential
 from troth.credentials.vc import export_credential_vc, xsd_datetime
@@ -171,3 +180,22 @@ def test_a_bytearray_id_is_taken_as_its_bytes() -> None:
     made = _made("issue", credential_id=bytearray(b"\x07" * 16))
     assert isinstance(made, SignedCredential)
     assert CredentialBody.decode(made.body).id == b"\x07" * 16
+
+
+def test_a_revocation_of_a_target_not_bytes_leaves_the_feed_readable(tmp_path: Path) -> None:
+    init_node("auth", home=tmp_path)
+    with open_node("auth", home=tmp_path) as node:
+        authority = node.create_authority("acme", now=T)
+        with pytest.raises(ValueError, match="32 bytes"):
+            authority.revoke_credential("x" * 32, now=T + 1)  # type: ignore[arg-type]
+        assert authority.revoke_credential(b"\x01" * 32, now=T + 2) == 0
+        page = authority.feed(now=T + 3)
+        feed = verify_feed(page, authority=authority.identifier, now=T + 3, max_staleness=60)
+        assert feed.count == 1
+        assert b"\x01" * 32 in feed.revoked_credentials
+
+
+@pytest.mark.parametrize("target", ["x" * 32, memoryview(bytes(32)), bytearray(32)])
+def test_a_revocation_entry_refuses_a_target_not_bytes(target: object) -> None:
+    with pytest.raises(ValueError, match="32 bytes"):
+        RevocationEntry(0, RevocationKind.CREDENTIAL, target, Identifier(bytes(32)), T, "")  # type: ignore[arg-type]

@@ -85,7 +85,9 @@ class RevocationEntry:
     extra: Supersession | None = None
 
     def __post_init__(self) -> None:
-        if len(self.target) != 32:
+        # bytes, not only 32 long: a str of 32 was appended as CBOR text, and every verifier
+        # refused the feed for good (review 61a, credentials 5)
+        if type(self.target) is not bytes or len(self.target) != 32:
             raise ValueError(f"a {self.kind.name.lower()} revocation names 32 bytes")
         if len(self.reason) > limits.MAX_REVOCATION_REASON:
             raise ValueError("reason too long")
