@@ -19,11 +19,12 @@
    ArgumentError before anything is signed (a bytearray id is taken as its bytes), and a body
    refuses an id that is not bytes (ValueError, as for one not 16 bytes long).
 5. A revocation entry took a target of 32 that is not bytes (a str of 32 characters, as
-   `troth.authority.Authority.revoke_credential` was given one): the authority appended it,
-   encoded as CBOR text, and every verifier refused its feed from then on (`revocation feed
-   invalid`: target, expected a byte string), for good, the feed being append-only: every
-   chain of the authority failed closed. `RevocationEntry` now refuses a target that is not
-   bytes (ValueError, as for one not 32 bytes long), so nothing is written.
+   `troth.authority.Authority.revoke_credential` was given one), or a reason in bytes: the
+   authority appended it, encoded as CBOR text (bytes), and every verifier refused its feed
+   from then on (`revocation feed invalid`: target, expected a byte string), for good, the
+   feed being append-only: every chain of the authority failed closed. `RevocationEntry` (and
+   `Supersession`) now refuse a field that is not of the type a reader takes (ValueError, as
+   for a target not 32 bytes long), so nothing is written.
 3. (left, strict xfail: troth/node/vouchers.py is not this review's) A node that verifies a
    chain whose root, issued by an authority it trusts, expires at 2**63 or later (a signing key
    attested that long: the library's `issue_credential`) records the root as a voucher with
@@ -46,6 +47,7 @@ from troth.credentials import (
     CredentialChain,
     RevocationEntry,
     RevocationKind,
+    Supersession,
     TrustPolicy,
     delegate,
     issue_credential,
@@ -188,6 +190,8 @@ def test_a_revocation_of_a_target_not_bytes_leaves_the_feed_readable(tmp_path: P
         authority = node.create_authority("acme", now=T)
         with pytest.raises(ValueError, match="32 bytes"):
             authority.revoke_credential("x" * 32, now=T + 1)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="reason text"):
+            authority.revoke_credential(b"\x02" * 32, now=T + 1, reason=b"oops")  # type: ignore[arg-type]
         assert authority.revoke_credential(b"\x01" * 32, now=T + 2) == 0
         page = authority.feed(now=T + 3)
         feed = verify_feed(page, authority=authority.identifier, now=T + 3, max_staleness=60)
@@ -199,3 +203,23 @@ def test_a_revocation_of_a_target_not_bytes_leaves_the_feed_readable(tmp_path: P
 def test_a_revocation_entry_refuses_a_target_not_bytes(target: object) -> None:
     with pytest.raises(ValueError, match="32 bytes"):
         RevocationEntry(0, RevocationKind.CREDENTIAL, target, Identifier(bytes(32)), T, "")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("seq", True), ("revoked_at", 1.5), ("revoked_by", bytes(32)), ("reason", b"oops")],
+)
+def test_a_revocation_entry_refuses_a_field_of_another_type(field: str, value: object) -> None:
+    fields: dict[str, Any] = {
+        "seq": 0,
+        "kind": RevocationKind.CREDENTIAL,
+        "target": bytes(32),
+        "revoked_by": Identifier(bytes(32)),
+        "revoked_at": T,
+        "reason": "",
+        field: value,
+    }
+    with pytest.raises(ValueError, match="integers"):
+        RevocationEntry(**fields)
+    with pytest.raises(ValueError, match="change hash"):
+        Supersession(2, "x" * 32)  # type: ignore[arg-type]
