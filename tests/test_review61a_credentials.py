@@ -16,8 +16,10 @@
    body checked only its length, CBOR encoded a text string or an array, and every verifier
    refuses the credential as malformed (review 56a, credentials 1, for numbers). A `subject` or
    `attributes` of another type failed with a bare AttributeError. Each is now an
-   ArgumentError before anything is signed (a bytearray id is taken as its bytes), and a body
-   refuses an id that is not bytes (ValueError, as for one not 16 bytes long).
+   ArgumentError before anything is signed (a bytearray id is taken as its bytes), a body
+   refuses an id that is not bytes (ValueError, as for one not 16 bytes long), and a
+   `Delegation` a parent that is not bytes, a purpose or caveat that is not text (in bytes:
+   signed as CBOR bytes).
 5. A revocation entry took a target of 32 that is not bytes (a str of 32 characters, as
    `troth.authority.Authority.revoke_credential` was given one), or a reason in bytes: the
    authority appended it, encoded as CBOR text (bytes), and every verifier refused its feed
@@ -53,7 +55,12 @@ from troth.credentials import (
     issue_credential,
     verify_feed,
 )
-from troth.credentials.format import STORED_LATEST, CredentialBody, SignedCredential
+from troth.credentials.format import (
+    STORED_LATEST,
+    CredentialBody,
+    Delegation,
+    SignedCredential,
+)
 from troth.credentials.vc import export_credential_vc, xsd_datetime
 from troth.errors import ArgumentError, CredentialError, CredentialFailure
 from troth.identity import Identifier
@@ -176,6 +183,17 @@ def test_a_body_refuses_an_id_that_is_not_bytes() -> None:
     nobody = Identifier(bytes(32))
     with pytest.raises(ValueError, match="16 bytes"):
         CredentialBody("0123456789abcdef", nobody, nobody, READ, T, T, T, 0, None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("parent", "purpose", "caveats"),
+    [("x" * 32, "p", ()), (bytes(32), b"p", ()), (bytes(32), "p", (b"true",))],
+)
+def test_a_delegation_refuses_what_a_reader_does_not_take(
+    parent: object, purpose: object, caveats: tuple[object, ...]
+) -> None:
+    with pytest.raises(ValueError, match=r"32 bytes|text"):
+        Delegation(parent, purpose, caveats)  # type: ignore[arg-type]
 
 
 def test_a_bytearray_id_is_taken_as_its_bytes() -> None:

@@ -66,8 +66,10 @@ class Delegation:
     caveats: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if len(self.parent) != 32:
+        if type(self.parent) is not bytes or len(self.parent) != 32:  # review 61a, credentials 4
             raise ValueError("a parent credential hash is 32 bytes")
+        if type(self.purpose) is not str or not all(type(c) is str for c in self.caveats):
+            raise ValueError("a purpose and caveats are text")
         if len(self.purpose) > limits.MAX_PURPOSE_TEXT:
             raise ValueError(f"purpose longer than {limits.MAX_PURPOSE_TEXT} characters")
         if len(self.caveats) > limits.MAX_CAVEATS:
