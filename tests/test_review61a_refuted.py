@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import unicodedata
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,8 +29,9 @@ from troth.credentials.format import CredentialBody, SignedCredential
 from troth.credentials.vc import export_credential_vc, verify_troth_vc
 from troth.encoding import cbor
 from troth.encoding.ijson import load_json
-from troth.errors import CredentialError, CredentialFailure, DecodeError
-from troth.identity import VerifiedIdentity, rotate_identity
+from troth.errors import CredentialError, CredentialFailure, DecodeError, NotFound
+from troth.identity import Identifier, VerifiedIdentity, rotate_identity
+from troth.node import init_node, open_node
 from troth.vault import SoftwareVault
 
 F = CredentialFailure
@@ -53,9 +55,12 @@ class World:
         self.verifier = ChainVerifier(TrustPolicy(frozenset({self.a.identifier})))
         self.feed = verified_feed(self.a, now=T + 10)
 
-    def link(self, by: Party, chain: CredentialChain, to: Party, **changed: Any) -> CredentialChain:
+    def link(
+        self, by: Party, chain: CredentialChain, to: Party | Identifier, **changed: Any
+    ) -> CredentialChain:
         arguments: dict[str, Any] = {"attributes": READ, "now": T, "expires_at": T + 600}
-        return hand_link(by, chain, to.identifier, **{**arguments, **changed})
+        subject = to if isinstance(to, Identifier) else to.identifier
+        return hand_link(by, chain, subject, **{**arguments, **changed})
 
     def two(self) -> CredentialChain:
         """A -> M -> D -> E."""
@@ -389,3 +394,32 @@ def test_a_vc_serialised_otherwise_says_the_same_and_verifies() -> None:
     verified = w.verify(document)
     assert verified.attributes == w.verify().attributes
     assert verified.credential_hash == w.hash
+
+
+def test_a_held_chain_whose_middle_link_is_revoked_is_shown_no_more(
+    world: World, tmp_path: Path
+) -> None:
+    """A node holding A -> M -> D -> (its identity) stops handing the chain out once the feed
+    it holds revokes M's link to D, and delegates nothing further from it."""
+    init_node("n", home=tmp_path)
+    with open_node("n", home=tmp_path) as node:
+        me = node.identities.create(now=T, name="me")
+        chain = world.link(
+            world.d, world.link(world.m, world.root, world.d), me.identifier, expires_at=T + 300
+        ).encode()
+        node.wallet.hold("me", chain, now=T + 10)
+        assert node.wallet.best("me", now=T + 10) == chain
+        middle = CredentialChain.decode(chain).credentials[1].hash
+        (page,) = pages(
+            world.a,
+            entries(world.a, [(int(RevocationKind.CREDENTIAL), middle)], at=T),
+            now=T + 20,
+            per_page=10,
+        )
+        node.wallet.update_feed(page, authority=world.a.identifier, now=T + 20)
+        with pytest.raises(NotFound):
+            node.wallet.best("me", now=T + 20)
+        with pytest.raises(NotFound):
+            node.wallet.delegate(
+                "me", to=world.e.identifier, attributes=READ, now=T + 20, ttl=60, purpose="p"
+            )
