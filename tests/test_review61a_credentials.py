@@ -42,7 +42,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.parties import make_party, verified_feed
+from tests.support.parties import Party, make_party, verified_feed
 from troth.credentials import (
     Attributes,
     ChainVerifier,
@@ -75,22 +75,22 @@ LAST = 2**64 - 1  # the latest time a credential's body carries
 READ = Attributes({"orders.access": "read"})
 
 
+def latest_chain(authority: Party, subject: Identifier) -> bytes:
+    """`authority`'s credential for `subject` expiring at 2**64 - 1, the latest a body carries
+    (`authority` a signing key attested as long)."""
+    credential = issue_credential(
+        authority.signer, subject=subject, attributes=READ, now=T, ttl=LAST - T, depth=1
+    )
+    assert CredentialBody.decode(credential.body).expires_at == LAST
+    return CredentialChain((credential,), (authority.identity.history,)).encode()
+
+
 def test_a_chain_expiring_past_2_63_is_held(tmp_path: Path) -> None:
-    vault = SoftwareVault()
-    authority = make_party(vault, now=T, signing_ttl=LAST - T)  # a key attested until 2**64-1
+    authority = make_party(SoftwareVault(), now=T, signing_ttl=LAST - T)
     init_node("n", home=tmp_path)
     with open_node("n", home=tmp_path) as node:
         me = node.identities.create(now=T, name="me")
-        credential = issue_credential(
-            authority.signer,
-            subject=me.identifier,
-            attributes=Attributes({"orders.access": "read"}),
-            now=T,
-            ttl=LAST - T,
-            depth=1,
-        )
-        assert CredentialBody.decode(credential.body).expires_at == LAST
-        chain = CredentialChain((credential,), (authority.identity.history,)).encode()
+        chain = latest_chain(authority, me.identifier)
         held = node.wallet.hold("me", chain, now=T + 5)
         assert held.expires_at == LAST
         (row,) = node.wallet.held("me")
@@ -108,7 +108,7 @@ def test_a_vc_window_past_year_9999_is_a_credential_error(valid_until: int) -> N
             authority.signer,
             credential_id=bytes(16),
             subject=member.identifier,
-            attributes=Attributes({"orders.access": "read"}),
+            attributes=READ,
             valid_from=T,
             valid_until=valid_until,
             now=T,
@@ -124,15 +124,7 @@ def test_a_voucher_of_a_root_expiring_past_2_63_is_recorded(tmp_path: Path) -> N
     vault = SoftwareVault()
     authority = make_party(vault, now=T, signing_ttl=LAST - T)
     member = make_party(vault, now=T)
-    credential = issue_credential(
-        authority.signer,
-        subject=member.identifier,
-        attributes=Attributes({"orders.access": "read"}),
-        now=T,
-        ttl=LAST - T,
-        depth=1,
-    )
-    chain = CredentialChain((credential,), (authority.identity.history,)).encode()
+    chain = latest_chain(authority, member.identifier)
     feeds = {authority.identifier: verified_feed(authority, now=T + 5)}
     verified = ChainVerifier(TrustPolicy(frozenset({authority.identifier}))).verify(
         chain, presenter=member.identity, feeds=feeds, now=T + 5
