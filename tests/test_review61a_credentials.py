@@ -27,6 +27,14 @@
    feed being append-only: every chain of the authority failed closed. `RevocationEntry` (and
    `Supersession`) now refuse a field that is not of the type a reader takes (ValueError, as
    for a target not 32 bytes long), so nothing is written.
+6. A VC's `proofValue` was base58-decoded whatever its length, before its key was resolved:
+   base58 decoding takes time that grows with the square of the text (~4 s for 40,000
+   characters here), and a VC naming any trusted issuer (free to write) with one proofValue
+   filling MAX_VC_BYTES cost a verifier (`troth credential verify --format vc`,
+   `verify_troth_vc`) seconds of CPU each. An eddsa-jcs-2022 proofValue is "z" and the base58
+   of a 64-byte signature, at most 89 characters (`limits.MAX_PROOF_VALUE_CHARS`): longer is
+   refused (`bad signature`) before decoding, as a did:key Multikey is
+   (MAX_ED25519_MULTIKEY_CHARS).
 3. (left, strict xfail: troth/node/vouchers.py is not this review's) A node that verifies a
    chain whose root, issued by an authority it trusts, expires at 2**63 or later (a signing key
    attested that long: the library's `issue_credential`) records the root as a voucher with
@@ -37,12 +45,14 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.parties import Party, make_party, verified_feed
+from tests.test_credentials_vc import VcWorld
 from troth.credentials import (
     Attributes,
     ChainVerifier,
@@ -53,6 +63,7 @@ from troth.credentials import (
     TrustPolicy,
     delegate,
     issue_credential,
+    vc,
     verify_feed,
 )
 from troth.credentials.format import (
@@ -233,3 +244,27 @@ def test_a_revocation_entry_refuses_a_field_of_another_type(field: str, value: o
         RevocationEntry(**fields)
     with pytest.raises(ValueError, match="change hash"):
         Supersession(2, "x" * 32)  # type: ignore[arg-type]
+
+
+def test_a_long_proof_value_is_refused_before_it_is_decoded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = VcWorld()
+    decoded: list[int] = []
+    b58decode = vc.base58.b58decode
+
+    def spy(text: str | bytes) -> bytes:
+        decoded.append(len(text))
+        return b58decode(text)
+
+    monkeypatch.setattr(vc.base58, "b58decode", spy)
+    world.verify()  # the proof as made: decoded (88 characters at most)
+    assert decoded
+    assert max(decoded) <= 88
+    decoded.clear()
+    long = copy.deepcopy(world.vc)
+    long["proof"]["proofValue"] = "z" + "2" * 5_000
+    with pytest.raises(CredentialError) as caught:
+        world.verify(long)
+    assert caught.value.reason is CredentialFailure.BAD_SIGNATURE
+    assert decoded == []

@@ -181,6 +181,10 @@ def _verify_proof(
     proof_value = proof.get("proofValue")
     if not isinstance(proof_value, str) or not proof_value.startswith("z"):
         raise CredentialError(_F.MALFORMED, "proofValue must be base58btc multibase ('z')")
+    if len(proof_value) > limits.MAX_PROOF_VALUE_CHARS:  # before decoding (review 61a, 6)
+        raise CredentialError(
+            _F.BAD_SIGNATURE, f"proofValue of {len(proof_value)} characters: no 64-byte signature"
+        )
     try:
         signature = base58.b58decode(proof_value[1:])
     except ValueError:
