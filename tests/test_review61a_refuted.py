@@ -95,6 +95,7 @@ def world() -> World:
     [
         {"orders.access": frozenset({"read", "admin"})},  # a set grown
         {"orders.access": "admin"},  # a value not held
+        {"orders.access": "*"},  # a rule's wildcard (AttributeCoversArgument) is no value held
         {"orders.other": "read"},  # a key not held
         {"troth.role": "admin"},  # a reserved key not held
         {"orders.access": "READ"},  # another case of a value held
