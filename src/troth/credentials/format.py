@@ -26,6 +26,7 @@ from troth.identity import Identifier
 __all__ = [
     "CHAIN_TYPE",
     "CREDENTIAL_TYPE",
+    "STORED_LATEST",
     "CredentialBody",
     "CredentialChain",
     "Delegation",
@@ -36,6 +37,9 @@ CREDENTIAL_TYPE: Final = "troth.credential"
 CHAIN_TYPE: Final = "troth.credential.chain"
 VERSION: Final = 1
 _LARGEST: Final = 2**64 - 1  # the largest integer a CBOR reader takes
+STORED_LATEST: Final = 2**63 - 1
+"""The latest expiry a store records for a held chain (a signed 64-bit INTEGER): a credential may
+expire as late as 2**64 - 1, no clock reads past this (review 61a, credentials 1)."""
 
 
 def _text(value: Any, what: str, limit: int) -> str:
@@ -62,8 +66,10 @@ class Delegation:
     caveats: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if len(self.parent) != 32:
+        if type(self.parent) is not bytes or len(self.parent) != 32:  # review 61a, credentials 4
             raise ValueError("a parent credential hash is 32 bytes")
+        if type(self.purpose) is not str or not all(type(c) is str for c in self.caveats):
+            raise ValueError("a purpose and caveats are text")
         if len(self.purpose) > limits.MAX_PURPOSE_TEXT:
             raise ValueError(f"purpose longer than {limits.MAX_PURPOSE_TEXT} characters")
         if len(self.caveats) > limits.MAX_CAVEATS:
@@ -104,7 +110,7 @@ class CredentialBody:
         depth: int,
         delegation: Delegation | None,
     ) -> None:
-        if len(id) != 16:
+        if type(id) is not bytes or len(id) != 16:  # a str of 16 was signed (review 61a, 4)
             raise ValueError("a credential id is 16 bytes")
         # what a reader takes (review 56a, credentials 1: a bool or a negative time was signed)
         if not (

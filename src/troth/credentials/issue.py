@@ -29,6 +29,19 @@ def _numbers(call: str, **numbers: int | None) -> None:
             check_kind(call, name, value, int, "an int")
 
 
+def _parties(call: str, subject: object, attributes: object, credential_id: object) -> bytes | None:
+    """`credential_id` as bytes (None: not given), once `subject` is an Identifier,
+    `attributes` an Attributes and `credential_id` bytes (a bytearray taken as its bytes):
+    else ArgumentError (review 61a, credentials 4: an id of 16 that is not bytes, a str or a
+    list, was signed as CBOR text or an array, which every verifier refuses; a subject or
+    attributes of another type failed with a bare AttributeError)."""
+    check_kind(call, "subject", subject, Identifier, "an Identifier")
+    check_kind(call, "attributes", attributes, Attributes, "an Attributes")
+    if credential_id is None or type(credential_id) is bytes:
+        return credential_id
+    return bytes(check_kind(call, "credential_id", credential_id, bytearray, "16 bytes"))
+
+
 def caveat_texts(call: str, caveats: object) -> tuple[str, ...]:
     """`caveats` read once into a tuple, or ArgumentError unless they are an iterable of str:
     a str (taken as one caveat per character: review 56a, credentials 1), an item not a str,
@@ -99,8 +112,10 @@ def issue_credential(
     """An authority's credential for `subject`. It expires after `ttl` seconds, and never later
     than the issuer's signing-key attestation (renew the key to issue longer). CredentialError
     for a depth past MAX_DELEGATION_LINKS (DEPTH_EXCEEDED) or a value the body refuses
-    (MALFORMED); ArgumentError for a number that is not an int."""
+    (MALFORMED); ArgumentError for a number that is not an int, or a subject, attributes or
+    credential id (bytes) of another type."""
     _numbers("issue_credential", now=now, ttl=ttl, depth=depth)
+    credential_id = _parties("issue_credential", subject, attributes, credential_id)
     if depth > limits.MAX_DELEGATION_LINKS:
         raise CredentialError(
             _F.DEPTH_EXCEEDED, f"depth {depth} is over {limits.MAX_DELEGATION_LINKS}", 0
@@ -141,8 +156,10 @@ def delegate(
     the remaining depth is below the parent's. `depth` defaults to one less than the parent's.
     `credential_id` (16 bytes) is random unless given (golden vectors). ArgumentError for a
     number that is not an int, a purpose that is not a str, caveats that are not an iterable
-    of str (a str is refused: it was taken as one caveat per character)."""
+    of str (a str is refused: it was taken as one caveat per character), or a subject,
+    attributes or credential id (bytes) of another type."""
     _numbers("delegate", now=now, ttl=ttl, depth=depth)
+    credential_id = _parties("delegate", subject, attributes, credential_id)
     check_kind("delegate", "purpose", purpose, str, "a str")
     conditions = caveat_texts("delegate", caveats)
     parent_signed = chain.credentials[-1]

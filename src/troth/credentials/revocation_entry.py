@@ -64,9 +64,9 @@ class Supersession:
     change_hash: bytes
 
     def __post_init__(self) -> None:
-        if not 2 <= self.changes <= limits.MAX_CHANGE_INDEX + 1:
+        if type(self.changes) is not int or not 2 <= self.changes <= limits.MAX_CHANGE_INDEX + 1:
             raise ValueError(f"a supersession names 2-{limits.MAX_CHANGE_INDEX + 1} changes")
-        if len(self.change_hash) != 32:
+        if type(self.change_hash) is not bytes or len(self.change_hash) != 32:
             raise ValueError("a supersession names a 32-byte change hash")
 
 
@@ -85,8 +85,18 @@ class RevocationEntry:
     extra: Supersession | None = None
 
     def __post_init__(self) -> None:
-        if len(self.target) != 32:
+        # each field what a reader takes, not only of its length: a str target of 32, or a
+        # bytes reason, was appended as CBOR text (bytes), and every verifier refused the feed
+        # for good (review 61a, credentials 5)
+        if type(self.target) is not bytes or len(self.target) != 32:
             raise ValueError(f"a {self.kind.name.lower()} revocation names 32 bytes")
+        if not (
+            type(self.seq) is int
+            and type(self.revoked_at) is int
+            and isinstance(self.revoked_by, Identifier)
+            and type(self.reason) is str
+        ):
+            raise ValueError("seq and revoked_at are integers, revoked_by an identity, reason text")
         if len(self.reason) > limits.MAX_REVOCATION_REASON:
             raise ValueError("reason too long")
         if (self.kind is RevocationKind.SUPERSEDED) != (self.extra is not None):

@@ -80,7 +80,14 @@ Resolver = Callable[[str, dict[str, Any]], PublicKey]
 
 
 def xsd_datetime(timestamp: int) -> str:
-    """Unix seconds as an xsd:dateTimeStamp in UTC (`2026-09-21T12:00:00Z`)."""
+    """Unix seconds as an xsd:dateTimeStamp in UTC (`2026-09-21T12:00:00Z`); CredentialError
+    MALFORMED for a time before 1970 or after 9999-12-31T23:59:59Z (`LAST_CLOCK_READING`), which
+    no four-digit year carries (review 61a, credentials 2: a bare ValueError, OSError or
+    OverflowError by platform)."""
+    if not 0 <= timestamp <= limits.LAST_CLOCK_READING:
+        raise CredentialError(
+            _F.MALFORMED, f"{timestamp} is not a time a VC carries (1970 to 9999-12-31T23:59:59Z)"
+        )
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -174,6 +181,10 @@ def _verify_proof(
     proof_value = proof.get("proofValue")
     if not isinstance(proof_value, str) or not proof_value.startswith("z"):
         raise CredentialError(_F.MALFORMED, "proofValue must be base58btc multibase ('z')")
+    if len(proof_value) > limits.MAX_PROOF_VALUE_CHARS:  # before decoding (review 61a, 6)
+        raise CredentialError(
+            _F.BAD_SIGNATURE, f"proofValue of {len(proof_value)} characters: no 64-byte signature"
+        )
     try:
         signature = base58.b58decode(proof_value[1:])
     except ValueError:
@@ -284,7 +295,7 @@ def export_credential_vc(
     its `credentialStatus` naming the authority's feed and `vc_credential_hash(id)`. The
     caller records that hash as issued to `subject` (so removing the member revokes it):
     `troth.authority.Authority.issue_member_vc` does both. CredentialError MALFORMED for a
-    window that ends before it starts."""
+    window that ends before it starts, or a time past 9999 (`xsd_datetime`)."""
     if valid_from > valid_until:  # what every verifier refuses (review 56a, credentials 3)
         raise CredentialError(_F.MALFORMED, "valid_from is after valid_until")
     key = signer.vault.public_key(signer.handle)

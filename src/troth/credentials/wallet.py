@@ -12,7 +12,7 @@ from typing import Any, Final
 from troth import limits
 from troth.clock import Clock
 from troth.credentials.attributes import Attributes
-from troth.credentials.format import CredentialBody, CredentialChain
+from troth.credentials.format import STORED_LATEST, CredentialBody, CredentialChain
 from troth.credentials.issue import caveat_texts, delegate
 from troth.credentials.revocation import verify_page
 from troth.credentials.revocation_entry import RevocationKind
@@ -247,7 +247,7 @@ class CredentialWallet:
                     checked.links[-1].hash,
                     chain,
                     checked.authority.digest,
-                    checked.expires_at,
+                    min(checked.expires_at, STORED_LATEST),  # review 61a, credentials 1
                 ),
                 now,
             )
