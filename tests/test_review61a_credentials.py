@@ -35,7 +35,7 @@
    of a 64-byte signature, at most 89 characters (`limits.MAX_PROOF_VALUE_CHARS`): longer is
    refused (`bad signature`) before decoding, as a did:key Multikey is
    (MAX_ED25519_MULTIKEY_CHARS).
-3. (left, strict xfail: troth/node/vouchers.py is not this review's) A node that verifies a
+3. (fixed by the lead in troth/node/vouchers.py) A node that verifies a
    chain whose root, issued by an authority it trusts, expires at 2**63 or later (a signing key
    attested that long: the library's `issue_credential`) records the root as a voucher with
    that expiry, and `Vouchers.vouch` fails with SQLite's OverflowError (at a handshake: the
@@ -132,7 +132,6 @@ def test_a_vc_window_past_year_9999_is_a_credential_error(valid_until: int) -> N
     assert xsd_datetime(253_402_300_799) == "9999-12-31T23:59:59Z"  # the last one it carries
 
 
-@pytest.mark.xfail(strict=True, reason="review61a credentials 3: OverflowError from SQLite")
 def test_a_voucher_of_a_root_expiring_past_2_63_is_recorded(tmp_path: Path) -> None:
     vault = SoftwareVault()
     authority = make_party(vault, now=T, signing_ttl=LAST - T)

@@ -58,6 +58,7 @@ from typing import Final, NamedTuple
 
 from troth import limits
 from troth.credentials import VerifiedCredential, VerifiedFeed
+from troth.credentials.format import STORED_LATEST
 from troth.identity import Identifier, UnverifiedHistory, VerifiedIdentity
 from troth.identity.known import refuted_changes
 from troth.storage import VoucherStore
@@ -151,7 +152,8 @@ class Vouchers:
         1; the record itself is dropped when that history is stored)."""
         wanted: dict[Identifier, _Row] = {}
         for credential in credentials:
-            row = _Row(credential.expires_at, credential.links[0].subject, since)  # members
+            expires = min(credential.expires_at, STORED_LATEST)  # SQLite's INTEGER (61a, 3)
+            row = _Row(expires, credential.links[0].subject, since)  # members
             wanted[credential.authority] = _merge(wanted.get(credential.authority, row), row)
         if identifier in self._refuted:  # rarely: none of a liar's word (`refuted`)
             liars = self._liars(identifier, wanted.keys(), self._feeds(), real=history)
