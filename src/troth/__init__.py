@@ -39,7 +39,9 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "troth._api.authority": ("Authority",),
     "troth._api.network": ("Channel", "Request", "RunningNode", "Service"),
     "troth._api.node": ("Identities", "Node"),
+    "troth._api.policies": ("Policies", "PolicyBundle"),
     "troth._api.results": ("Credential", "Identity"),
+    "troth._api.secrets": ("Secrets", "StoredSecret", "TokenKeys"),
     "troth._api.traces": ("Traces",),
     "troth._api.verifier": ("Verifier",),
     "troth.credentials": ("Attributes", "VerifiedCredential", "VerifiedLink"),
@@ -64,8 +66,12 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "KeyNotFound",
         "MalformedText",
         "NotFound",
+        "PolicyError",
+        "PolicyFailure",
         "RemoteError",
         "RoutingError",
+        "SecretError",
+        "SecretFailure",
         "StorageError",
         "TraceError",
         "TraceFailure",
@@ -73,9 +79,11 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "UnsupportedKeyType",
         "VaultError",
     ),
+    "troth.gates": ("Outcome", "PolicyDecision"),
     "troth.identity": ("Identifier",),
     "troth.node.access": ("AnyAuthenticated", "MembersOnly", "RequireAttributes"),
     "troth.node.trace_checks": ("TraceVerdict",),
+    "troth.secrets": ("IssuedLease", "Lease", "LeaseCredential"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -104,6 +112,18 @@ __all__ = [  # noqa: RUF022 - in the order a newcomer reads them (help(troth), d
     # traces: what agents did, signed, in a tamper-evident log
     "Traces",
     "TraceVerdict",
+    # gates: signed policy bundles decide every tool call
+    "Policies",
+    "PolicyBundle",
+    "PolicyDecision",
+    "Outcome",
+    # leased secrets: short-lived, scoped, revocable
+    "Secrets",
+    "StoredSecret",
+    "TokenKeys",
+    "IssuedLease",
+    "Lease",
+    "LeaseCredential",
     # errors (the tree of troth.errors)
     "TrothError",
     "DecodeError",
@@ -130,6 +150,10 @@ __all__ = [  # noqa: RUF022 - in the order a newcomer reads them (help(troth), d
     "ChannelFailure",
     "RoutingError",
     "Denied",
+    "PolicyError",
+    "PolicyFailure",
+    "SecretError",
+    "SecretFailure",
     "TraceError",
     "TraceFailure",
     "RemoteError",
@@ -139,7 +163,9 @@ if TYPE_CHECKING:
     from troth._api.authority import Authority
     from troth._api.network import Channel, Request, RunningNode, Service
     from troth._api.node import Identities, Node
+    from troth._api.policies import Policies, PolicyBundle
     from troth._api.results import Credential, Identity
+    from troth._api.secrets import Secrets, StoredSecret, TokenKeys
     from troth._api.traces import Traces
     from troth._api.verifier import Verifier
     from troth.credentials import Attributes, VerifiedCredential, VerifiedLink
@@ -164,8 +190,12 @@ if TYPE_CHECKING:
         KeyNotFound,
         MalformedText,
         NotFound,
+        PolicyError,
+        PolicyFailure,
         RemoteError,
         RoutingError,
+        SecretError,
+        SecretFailure,
         StorageError,
         TraceError,
         TraceFailure,
@@ -173,9 +203,11 @@ if TYPE_CHECKING:
         UnsupportedKeyType,
         VaultError,
     )
+    from troth.gates import Outcome, PolicyDecision
     from troth.identity import Identifier
     from troth.node.access import AnyAuthenticated, MembersOnly, RequireAttributes
     from troth.node.trace_checks import TraceVerdict
+    from troth.secrets import IssuedLease, Lease, LeaseCredential
 else:
 
     def __getattr__(name: str) -> Any:
