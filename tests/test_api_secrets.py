@@ -14,6 +14,7 @@ import pytest
 import troth
 from tests.support.brokers import PAYMENTS
 from tests.support.public_api import Agents, acme_and_agents
+from troth.secrets import IssuedLease
 
 SUPPORT_LEASES = """\
 @id("support-refunds") permit(principal, action == Action::"lease", resource == Secret::"payments")
@@ -53,7 +54,7 @@ def test_lease_list_renew_and_give_back(world: Agents) -> None:
         issued = await secrets.lease(
             "payments", holder=world.support, broker=at, expect=hub, scope=["refunds"], ttl=60
         )
-        assert isinstance(issued, troth.IssuedLease)
+        assert isinstance(issued, IssuedLease)
         assert (issued.lease.secret, issued.lease.scope) == ("payments", ("refunds",))
         assert issued.lease.identity == world.support.identifier
         assert "token" in issued.credential.reveal()

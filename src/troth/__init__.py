@@ -79,11 +79,10 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "UnsupportedKeyType",
         "VaultError",
     ),
-    "troth.gates": ("Outcome", "PolicyDecision"),
+    "troth.gates": ("Outcome",),
     "troth.identity": ("Identifier",),
     "troth.node.access": ("AnyAuthenticated", "MembersOnly", "RequireAttributes"),
     "troth.node.trace_checks": ("TraceVerdict",),
-    "troth.secrets": ("IssuedLease", "Lease", "LeaseCredential"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -115,15 +114,11 @@ __all__ = [  # noqa: RUF022 - in the order a newcomer reads them (help(troth), d
     # gates: signed policy bundles decide every tool call
     "Policies",
     "PolicyBundle",
-    "PolicyDecision",
     "Outcome",
     # leased secrets: short-lived, scoped, revocable
     "Secrets",
     "StoredSecret",
     "TokenKeys",
-    "IssuedLease",
-    "Lease",
-    "LeaseCredential",
     # errors (the tree of troth.errors)
     "TrothError",
     "DecodeError",
@@ -203,11 +198,10 @@ if TYPE_CHECKING:
         UnsupportedKeyType,
         VaultError,
     )
-    from troth.gates import Outcome, PolicyDecision
+    from troth.gates import Outcome
     from troth.identity import Identifier
     from troth.node.access import AnyAuthenticated, MembersOnly, RequireAttributes
     from troth.node.trace_checks import TraceVerdict
-    from troth.secrets import IssuedLease, Lease, LeaseCredential
 else:
 
     def __getattr__(name: str) -> Any:

@@ -44,16 +44,27 @@ class PolicyBundle:
     else why not, `not_in_force`: expired, a stale feed, ...)."""
 
     authority: Identifier
+    """The authority whose bundle it is (its policies decide its members' calls)."""
     signer: Identifier | None
+    """Who signed it: the authority, or a member holding troth.role=policy-admin."""
     revision: int
+    """Its revision: a node installs only a higher one than it holds."""
     issued_at: int
+    """When it was signed (Unix seconds)."""
     expires_at: int
+    """When it stops deciding (Unix seconds): past it, every call is denied."""
     tools: tuple[str, ...]
+    """The tools it declares (sorted): a call of any other is denied."""
     services: Mapping[str, tuple[str, ...]]
+    """The node services it declares, each with its methods."""
     policies: tuple[str, ...]
+    """The `@id`s of its Cedar policies."""
     digest: str
+    """Its SHA-256 (hex): two bundles of one revision differ by it; `resign` takes it."""
     in_force: bool
+    """Whether it decides now (signed by a trusted authority, unexpired, its feed fresh)."""
     not_in_force: str | None
+    """Why it does not decide now (a `PolicyFailure` value), or None."""
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> PolicyBundle:

@@ -41,12 +41,19 @@ class StoredSecret:
     restarted)."""
 
     secret: str
+    """The secret's name (`Secret::"<name>"` in Cedar)."""
     engine: str
+    """How a lease is made: "token", "postgres" or "http-inject"."""
     scopes: tuple[str, ...]
+    """The scopes a lease may ask for (sorted)."""
     ttl: int
+    """A lease's default lifetime (seconds)."""
     max_ttl: int
+    """The longest a lease lives, renewals included (seconds)."""
     grantable_by: tuple[Identifier, ...]
+    """The authorities whose bundles may grant leases of it (none: the node's default)."""
     service_added: bool
+    """Whether the node was made a broker now (a running daemon serves it once restarted)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +62,11 @@ class TokenKeys:
     kids withdrawn, and the kids the JWKS publishes now."""
 
     kid: str
+    """The new signing key's id (RFC 7638 thumbprint)."""
     withdrawn: tuple[str, ...]
+    """The ids of the keys withdrawn from the JWKS and the vault."""
     published: tuple[str, ...]
+    """The ids of the keys the JWKS publishes now."""
 
 
 class Secrets:
