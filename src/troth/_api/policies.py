@@ -10,6 +10,8 @@ The calls are the ones `troth policy bundle create`, `push`, `show`, `bundle res
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -29,6 +31,9 @@ if TYPE_CHECKING:
     from troth._api.node import IdentityRef, Node, PeerRef
 
 __all__ = ["Policies", "PolicyBundle"]
+
+_DISTRIBUTING: set[asyncio.Task[Any]] = set()
+"""The policy services' distributions `install` started (kept until done)."""
 
 ToolSpec = Mapping[str, Any] | Callable[..., Any]
 """A tool's input: its JSON input schema, or a Python function (its schema from its
@@ -161,6 +166,7 @@ class Policies:
         summary = install_bundle(
             stored.path.parent.parent, stored.name, bundle, clock=self._node._clock
         )
+        self._tell_runtimes_here()
         for held in self.show():
             if held.digest == summary["digest"]:
                 return held
@@ -192,6 +198,7 @@ class Policies:
         summary = resign_held_bundle(
             stored.path.parent.parent, stored.name, digest=digest, clock=self._node._clock
         )
+        self._tell_runtimes_here()
         return next(b for b in self.show() if b.digest == summary["digest"])
 
     def decide(
@@ -229,6 +236,23 @@ class Policies:
 
         name = _ref(who, node._stored, call, "who")
         return decide_on_node(node._stored, request, identity=name, clock=node._clock)
+
+    def _tell_runtimes_here(self) -> None:
+        """The nodes `serve` runs in this process over this node's directory activate what
+        was installed now, as a daemon does when `troth policy push` tells it (review 61g,
+        api 3: they decided by the older bundle until their next maintenance round); on this
+        thread's event loop, their policy service distributes it too."""
+        from troth._api.network import runtimes_here
+        from troth.node.services.policy import PolicyService
+
+        for runtime in runtimes_here(self._node):
+            runtime.policies.reload(now=runtime.clock.now())
+            service = runtime.host.services.get("policy")
+            if isinstance(service, PolicyService):
+                with contextlib.suppress(RuntimeError):  # no loop in this thread: at its round
+                    task = asyncio.get_running_loop().create_task(service.installed())
+                    _DISTRIBUTING.add(task)
+                    task.add_done_callback(_DISTRIBUTING.discard)
 
     def _authority(self, call: str, authority: PeerRef | None) -> Identifier:
         """The authority a bundle is for: `authority`, else the one this node hosts."""
