@@ -145,3 +145,14 @@ def test_arguments_of_the_wrong_kind_are_argument_errors(world: Agents) -> None:
             call()
     with pytest.raises(troth.NotFound):  # agents hosts no authority: say which
         policies.sign(policies=POLICIES, tools=TOOLS, revision=2)
+
+
+def test_resign_after_the_authority_rotated(world: Agents) -> None:
+    (held,) = world.hub.policies.show()
+    world.hub.identities.rotate(world.hub.identity)
+    (stale,) = world.hub.policies.show()
+    assert (stale.revision, stale.in_force) == (1, False)
+    with pytest.raises(troth.PolicyError):  # only the bundle whose digest was checked
+        world.hub.policies.resign("00" * 32)
+    again = world.hub.policies.resign(held.digest)
+    assert (again.revision, again.in_force, again.policies) == (2, True, held.policies)

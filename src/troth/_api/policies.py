@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import inspect
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,9 +35,10 @@ __all__ = ["Policies", "PolicyBundle"]
 _DISTRIBUTING: set[asyncio.Task[Any]] = set()
 """The policy services' distributions `install` started (kept until done)."""
 
-ToolSpec = Mapping[str, Any] | Callable[..., Any]
-"""A tool's input: its JSON input schema, or a Python function (its schema from its
-signature and docstring, `troth.gates.schema_from_function`)."""
+ToolSpec = Any
+"""A tool's input: its JSON input schema (a mapping), or a Python function (its schema from
+its signature and docstring, `troth.gates.schema_from_function`). `Any`: a dict of functions
+of different signatures is typed `dict[str, function]`, which is no `Callable` to mypy."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,10 +168,7 @@ class Policies:
             stored.path.parent.parent, stored.name, bundle, clock=self._node._clock
         )
         self._tell_runtimes_here()
-        for held in self.show():
-            if held.digest == summary["digest"]:
-                return held
-        return PolicyBundle.from_row({**summary, "in_force": False, "not_in_force": "replaced"})
+        return self._shown(summary)
 
     def publish(self, **bundle: Any) -> PolicyBundle:
         """`sign` a bundle (the same keyword arguments) and `install` it on this node: an
@@ -199,7 +197,15 @@ class Policies:
             stored.path.parent.parent, stored.name, digest=digest, clock=self._node._clock
         )
         self._tell_runtimes_here()
-        return next(b for b in self.show() if b.digest == summary["digest"])
+        return self._shown(summary)
+
+    def _shown(self, summary: Mapping[str, Any]) -> PolicyBundle:
+        """The bundle `summary` installed, as `show` lists it (held no more, a bundle of a
+        higher revision installed meanwhile: its summary, not in force)."""
+        for held in self.show():
+            if held.digest == summary["digest"]:
+                return held
+        return PolicyBundle.from_row({**summary, "in_force": False, "not_in_force": "replaced"})
 
     def decide(
         self,
