@@ -138,7 +138,7 @@ def test_arguments_of_the_wrong_kind_are_argument_errors(world: Agents) -> None:
         lambda: policies.decide("writer", "refund", ["not", "a", "map"]),  # type: ignore[arg-type]
         lambda: policies.decide("writer", "refund", {"when": object()}),
         lambda: policies.install("not bytes"),  # type: ignore[arg-type]
-        lambda: policies.sign(policies=POLICIES, tools={"refund": 3}, revision=9),  # type: ignore[dict-item]
+        lambda: policies.sign(policies=POLICIES, tools={"refund": 3}, revision=9),
         lambda: policies.sign(policies=POLICIES, tools=TOOLS, revision=0),
     ):
         with pytest.raises(troth.ArgumentError):
