@@ -19,6 +19,7 @@ SHOWN = {  # a line each story must print: the refusal it exists to show
     "delegate.py": "refused (the sub-agent presents it again): revoked",
     "service.py": "billing-agent asks: denied by the node",
     "relay.py": "the stranger is refused: peer not allowed",
+    "gates.py": "the bundle with the cap raised is refused: bad signature",
 }
 
 

@@ -39,7 +39,9 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "troth._api.authority": ("Authority",),
     "troth._api.network": ("Channel", "Request", "RunningNode", "Service"),
     "troth._api.node": ("Identities", "Node"),
+    "troth._api.policies": ("Policies", "PolicyBundle"),
     "troth._api.results": ("Credential", "Identity"),
+    "troth._api.secrets": ("Secrets", "StoredSecret", "TokenKeys"),
     "troth._api.traces": ("Traces",),
     "troth._api.verifier": ("Verifier",),
     "troth.credentials": ("Attributes", "VerifiedCredential", "VerifiedLink"),
@@ -64,8 +66,12 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "KeyNotFound",
         "MalformedText",
         "NotFound",
+        "PolicyError",
+        "PolicyFailure",
         "RemoteError",
         "RoutingError",
+        "SecretError",
+        "SecretFailure",
         "StorageError",
         "TraceError",
         "TraceFailure",
@@ -73,6 +79,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "UnsupportedKeyType",
         "VaultError",
     ),
+    "troth.gates": ("Outcome",),
     "troth.identity": ("Identifier",),
     "troth.node.access": ("AnyAuthenticated", "MembersOnly", "RequireAttributes"),
     "troth.node.trace_checks": ("TraceVerdict",),
@@ -104,6 +111,14 @@ __all__ = [  # noqa: RUF022 - in the order a newcomer reads them (help(troth), d
     # traces: what agents did, signed, in a tamper-evident log
     "Traces",
     "TraceVerdict",
+    # gates: signed policy bundles decide every tool call
+    "Policies",
+    "PolicyBundle",
+    "Outcome",
+    # leased secrets: short-lived, scoped, revocable
+    "Secrets",
+    "StoredSecret",
+    "TokenKeys",
     # errors (the tree of troth.errors)
     "TrothError",
     "DecodeError",
@@ -130,6 +145,10 @@ __all__ = [  # noqa: RUF022 - in the order a newcomer reads them (help(troth), d
     "ChannelFailure",
     "RoutingError",
     "Denied",
+    "PolicyError",
+    "PolicyFailure",
+    "SecretError",
+    "SecretFailure",
     "TraceError",
     "TraceFailure",
     "RemoteError",
@@ -139,7 +158,9 @@ if TYPE_CHECKING:
     from troth._api.authority import Authority
     from troth._api.network import Channel, Request, RunningNode, Service
     from troth._api.node import Identities, Node
+    from troth._api.policies import Policies, PolicyBundle
     from troth._api.results import Credential, Identity
+    from troth._api.secrets import Secrets, StoredSecret, TokenKeys
     from troth._api.traces import Traces
     from troth._api.verifier import Verifier
     from troth.credentials import Attributes, VerifiedCredential, VerifiedLink
@@ -164,8 +185,12 @@ if TYPE_CHECKING:
         KeyNotFound,
         MalformedText,
         NotFound,
+        PolicyError,
+        PolicyFailure,
         RemoteError,
         RoutingError,
+        SecretError,
+        SecretFailure,
         StorageError,
         TraceError,
         TraceFailure,
@@ -173,6 +198,7 @@ if TYPE_CHECKING:
         UnsupportedKeyType,
         VaultError,
     )
+    from troth.gates import Outcome
     from troth.identity import Identifier
     from troth.node.access import AnyAuthenticated, MembersOnly, RequireAttributes
     from troth.node.trace_checks import TraceVerdict

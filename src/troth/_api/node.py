@@ -29,7 +29,9 @@ from troth._api.arguments import (
     check_whole,
 )
 from troth._api.authority import AttributesLike, Authority
+from troth._api.policies import Policies
 from troth._api.results import Credential, Identity
+from troth._api.secrets import Secrets
 from troth._api.traces import Traces
 from troth.authority.core import DEFAULT_CREDENTIAL_TTL, DEFAULT_DELEGATION_DEPTH
 from troth.clock import Clock, SystemClock
@@ -220,6 +222,10 @@ class Node:
         """The node's identities: create, get, rotate."""
         self.traces = Traces(self)
         """The node's signed trace log: verify, show, prove, export."""
+        self.policies = Policies(self)
+        """The node's policy bundles (gates): sign, install, show, decide a tool call."""
+        self.secrets = Secrets(self)
+        """The node's leased secrets: store one (a broker), lease, renew, give back, revoke."""
 
     @classmethod
     def open(

@@ -33,8 +33,8 @@ from troth.cli.text import LAST_DATE, duration, moment
 from troth.encoding.ijson import load_json
 from troth.errors import DecodeError, PolicyError
 from troth.gates import ToolCall, decode_bundle
-from troth.gates.toolschema import check_name
 from troth.identity import Identifier
+from troth.node.policy_api import check_server, check_services
 from troth.node.policy_test import decide_offline
 from troth.node.trust import FEED_STALENESS
 
@@ -194,9 +194,7 @@ def create(
     services: dict[str, Any] = {}
     if services_file is not None:
         raw = read_input(services_file, limits.MAX_POLICY_SCHEMA_TEXT, "services")
-        services = _json_object(raw, limits.MAX_POLICY_SCHEMA_TEXT, "services")
-        if not all(isinstance(m, list) for m in services.values()):
-            raise DecodeError("services: each service maps to a list of method names")
+        services = check_services(_json_object(raw, limits.MAX_POLICY_SCHEMA_TEXT, "services"))
     authority = _authority_id(reporter.names, authority_ref)
     from troth.node.services.policy import sign_bundle_as
 
@@ -394,7 +392,7 @@ def test(
         raise click.UsageError("--args and --args-file cannot go together: give the arguments once")
     if server is not None:
         try:
-            check_name(server, "MCP server")
+            check_server(server)
         except PolicyError as exc:
             raise click.BadParameter(exc.detail, param_hint="--server") from None
     trusted_by = _trusted_by(authority_ref, trust_ref, trust_bundle_authority)

@@ -33,11 +33,11 @@ from troth.cli.output import Reporter, escape_text, json_command, json_text, kv
 from troth.cli.text import duration, moment
 from troth.errors import SecretError
 from troth.identity import Identifier
+from troth.node.secret_api import ENGINES
 
 if TYPE_CHECKING:
     from troth.node import Node
 
-_ENGINES = ("token", "postgres", "http-inject")
 BROKER = click.option(
     "--broker",
     "broker_route",
@@ -87,7 +87,7 @@ def secret_group() -> None:
 @click.option(
     "--engine",
     required=True,
-    type=click.Choice(_ENGINES),
+    type=click.Choice(ENGINES),
     help="token: the broker mints JWTs; postgres: a database role per lease; http-inject: "
     "the broker forwards requests and adds the secret header.",
 )

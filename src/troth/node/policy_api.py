@@ -1,0 +1,75 @@
+"""What a node's policy bundles decide, and the bundles' inputs checked, as one library call
+each (the Python API's `Node.policies` and `troth policy ...` both call these: review 61g,
+one implementation).
+
+`decide_on_node` decides one tool call by a local identity (its current credential, as the
+local MCP gate decides: `LocalCredential`) or by a presented chain (as the node decides a
+channel peer's: verified in full against the feeds the node holds), under the bundles the node
+holds, deny by default: no bundle of the caller's authority, a stale feed, a tool the bundle
+does not declare, arguments its schema refuses all deny."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from troth.clock import Clock
+from troth.credentials import chain_actor
+from troth.errors import DecodeError, PolicyError, PolicyFailure
+from troth.gates import Outcome, PolicyDecision, PresentedChain, ToolCall
+from troth.gates.toolschema import check_name
+from troth.identity import Identifier
+from troth.node.node import Node
+from troth.node.services.node_policies import LocalCredential, NodeFeeds, NodePolicies
+
+__all__ = ["check_server", "check_services", "decide_on_node", "presented_holder"]
+
+
+def check_services(services: Mapping[str, Any]) -> dict[str, list[str]]:
+    """A bundle's services (service name -> its method names) as a dict of lists; a value that
+    is no list of method names is a DecodeError (`troth policy bundle create --services`)."""
+    if not all(isinstance(methods, list | tuple) for methods in services.values()):
+        raise DecodeError("services: each service maps to a list of method names")
+    return {name: list(methods) for name, methods in services.items()}
+
+
+def check_server(server: str | None) -> None:
+    """PolicyError MALFORMED when `server` is not an MCP server's name."""
+    if server is not None:
+        check_name(server, "MCP server")
+
+
+def presented_holder(chain: bytes, holder: Identifier | None) -> Identifier:
+    """Who presents `chain`: `holder`, else the identity its last link was issued to."""
+    return chain_actor(chain) if holder is None else holder
+
+
+def decide_on_node(
+    node: Node,
+    call: ToolCall,
+    *,
+    identity: str | None = None,
+    chain: tuple[bytes, Identifier] | None = None,
+    clock: Clock,
+) -> PolicyDecision:
+    """Decide `call` under the bundles node `node` holds, by local identity `identity` (its
+    current credential) or by `chain` (its bytes and who presents them), with the feeds the
+    node holds now (a stale one denies). Nothing is recorded. Exactly one of `identity` and
+    `chain`."""
+    if (identity is None) == (chain is None):
+        raise PolicyError(PolicyFailure.MALFORMED, "decide for one caller: an identity or a chain")
+    check_server(call.server)
+    feeds = NodeFeeds(node, clock)
+    policies = NodePolicies(node, feeds)
+    now = clock.now()
+    policies.trust(feeds.anchors(), now=now)
+    caller: LocalCredential | PresentedChain
+    if chain is not None:
+        store = policies.store
+        if store is None:
+            reason = f"denied: {PolicyFailure.NO_BUNDLE.value} (this node trusts no authority)"
+            return PolicyDecision.deny(Outcome.NOT_IN_FORCE, reason)
+        caller = PresentedChain(chain[0], chain[1], store.verifier, feeds)
+    else:
+        caller = LocalCredential(node, str(identity), policies)
+    return policies.point.decide(caller, call, now=now)
