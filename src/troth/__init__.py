@@ -79,10 +79,11 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "UnsupportedKeyType",
         "VaultError",
     ),
-    "troth.gates": ("Outcome",),
+    "troth.gates": ("Outcome", "PolicyDecision"),
     "troth.identity": ("Identifier",),
     "troth.node.access": ("AnyAuthenticated", "MembersOnly", "RequireAttributes"),
     "troth.node.trace_checks": ("TraceVerdict",),
+    "troth.secrets": ("IssuedLease", "Lease", "LeaseCredential"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -114,11 +115,15 @@ __all__ = [  # noqa: RUF022 - in the order a newcomer reads them (help(troth), d
     # gates: signed policy bundles decide every tool call
     "Policies",
     "PolicyBundle",
+    "PolicyDecision",
     "Outcome",
     # leased secrets: short-lived, scoped, revocable
     "Secrets",
     "StoredSecret",
     "TokenKeys",
+    "IssuedLease",
+    "Lease",
+    "LeaseCredential",
     # errors (the tree of troth.errors)
     "TrothError",
     "DecodeError",
@@ -198,10 +203,11 @@ if TYPE_CHECKING:
         UnsupportedKeyType,
         VaultError,
     )
-    from troth.gates import Outcome
+    from troth.gates import Outcome, PolicyDecision
     from troth.identity import Identifier
     from troth.node.access import AnyAuthenticated, MembersOnly, RequireAttributes
     from troth.node.trace_checks import TraceVerdict
+    from troth.secrets import IssuedLease, Lease, LeaseCredential
 else:
 
     def __getattr__(name: str) -> Any:

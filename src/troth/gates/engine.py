@@ -152,6 +152,7 @@ class PolicyDecision:
         return cls(False, outcome, text, revision=revision, digest=digest)
 
     def to_json(self) -> dict[str, Any]:
+        """The decision as a JSON object (what `--json` prints: outcome by its value)."""
         return {
             "allowed": self.allowed,
             "outcome": self.outcome.value,

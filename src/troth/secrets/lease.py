@@ -270,9 +270,11 @@ class Lease:
     engine_ref: str | None
 
     def live_at(self, now: int) -> bool:
+        """Whether the lease is active and not yet expired at `now`."""
         return self.state is LeaseState.ACTIVE and now < self.expires_at
 
     def to_json(self) -> dict[str, Any]:
+        """The record as a JSON object (no lease id, no credential: the broker holds neither)."""
         return {
             "handle": str(self.handle),
             "identity": str(self.identity),
@@ -303,6 +305,7 @@ class LeaseCredential:
         self.digest_input = digest_input  # what the audit log HMACs (the token, the password)
 
     def reveal(self) -> dict[str, str | int]:
+        """The credential's values (a copy): for the agent that asked, never for a log."""
         return dict(self._fields)
 
     def __repr__(self) -> str:
