@@ -566,14 +566,28 @@ class RollbackGuard:
         db, scope = self._db, (self.scope,)
         self._bumped_at = at
         if at is not None:
-            db.run(_RAISED, ())
-            db.run(_KEEP_RAISED, (self.scope, at))
+            self._keep_raised(at)
         if db.run(_COUNT, scope).rowcount:
             (row,) = db.run_rows("SELECT counter FROM rollback_counters WHERE scope = ?", scope)
             self._bumped = int(row[0])
         else:  # the scope's first count
             db.run("INSERT INTO rollback_counters (scope, counter) VALUES (?, 1)", scope)
             self._bumped = 1
+
+    def _keep_raised(self, at: int) -> None:
+        """`at` as this scope's raise time in node.db (`rollback_raised`, never lowered), inside
+        the bump's transaction; the table made first when it is missing (a node.db from before
+        review 60n, or a copy of one put in its place): its `CREATE TABLE IF NOT EXISTS` ran at
+        every rotation, for one made once per node.db (review 61f, rotate 1)."""
+        db = self._db
+        try:
+            db.run(_KEEP_RAISED, (self.scope, at))
+            return
+        except StorageError as exc:  # only a missing table: a failed prepare changes nothing
+            if "no such table: rollback_raised" not in str(exc.__cause__):
+                raise
+        db.run(_RAISED, ())
+        db.run(_KEEP_RAISED, (self.scope, at))
 
     def raised_at(self) -> int | None:
         """When the guard says this scope was last raised (the latest time a `bump` was given,
