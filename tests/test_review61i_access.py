@@ -24,7 +24,7 @@ from tests.test_service_concurrency import _channel, _hub
 from troth.errors import RemoteError
 from troth.node.access import AnyAuthenticated
 from troth.node.services import Method, RequestContext, call
-from troth.routing import Address
+from troth.routing import Address, RoutedMessage
 
 STRAY = Address("service", "stray")
 
@@ -65,6 +65,30 @@ def test_a_handlers_own_cancelled_error_is_answered_and_its_connection_stays(
         with pytest.raises(RemoteError, match="internal error"):
             await call(node.router, (end.enc, STRAY), method, "x", timeout=0.5)
         # the channel, and the other channel over the same connection, still served
+        for channel in (end, beside):
+            assert await asyncio.wait_for(echo(node, channel, "still"), 0.5) == "still"
+
+    run(test)
+
+
+class StrayOneway(Stray):
+    """A one-way handler raising it."""
+
+    name = "stray-oneway"
+
+    def __init__(self) -> None:
+        self.methods = {}
+        self.oneway = Method(self.cancelled, AnyAuthenticated(), inline=True)
+
+
+@pytest.mark.xfail(strict=True, reason="review 61i access 1: a one-way handler's CancelledError")
+def test_a_one_way_handlers_own_cancelled_error_leaves_its_connection_served() -> None:
+    async def test(net: Net) -> None:
+        await _hub(net, StrayOneway())
+        node = net.peer("10.0.0.2")
+        end, beside = await _channel(net, node), await _channel(net, node)
+        to = (end.enc, Address("service", StrayOneway.name))
+        await node.router.route(RoutedMessage(to, (), b"one way"))
         for channel in (end, beside):
             assert await asyncio.wait_for(echo(node, channel, "still"), 0.5) == "still"
 
