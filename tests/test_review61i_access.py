@@ -53,7 +53,6 @@ class Stray:
         return {}
 
 
-@pytest.mark.xfail(strict=True, reason="review 61i access 1: a handler's CancelledError goes unanswered")
 @pytest.mark.parametrize("method", ["inline", "task"])
 def test_a_handlers_own_cancelled_error_is_answered_and_its_connection_stays(
     method: str,
@@ -81,7 +80,6 @@ class StrayOneway(Stray):
         self.oneway = Method(self.cancelled, AnyAuthenticated(), inline=True)
 
 
-@pytest.mark.xfail(strict=True, reason="review 61i access 1: a one-way handler's CancelledError")
 def test_a_one_way_handlers_own_cancelled_error_leaves_its_connection_served() -> None:
     async def test(net: Net) -> None:
         await _hub(net, StrayOneway())
