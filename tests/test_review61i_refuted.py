@@ -3,17 +3,28 @@ that did not work. Each test is a real attempt that would fail if the defence br
 
 from __future__ import annotations
 
+import asyncio
+import os
+import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.support.nodes import HUB, MemNet, route, run_memnet
-from tests.test_channel_manager import until
+from tests.test_channel_manager import Net, run, until
 from tests.test_node_runtime import delegated
-from troth.errors import Denied
+from tests.test_service_concurrency import GATED, Gated, _channel, _hub
+from troth.encoding import cbor
+from troth.errors import Denied, RemoteError, RoutingError
+from troth.node.access import AccessRequest, AnyAuthenticated, PeerCaller, RulesPolicy, Standing
+from troth.node.control import perform
+from troth.node.daemon import _run
 from troth.node.runtime import ECHO
 from troth.node.services import call, service_address
-from troth.routing import RoutedMessage
+from troth.node.services.base import calls_through
+from troth.routing import Address, RoutedMessage
+from troth.transport.framing import FRAME_HEADER, FRAME_VERSION, check_header, frame
 
 CAVEATS = (
     "context.args.amount < 5",  # refers to arguments: a service call supplies none
@@ -65,3 +76,129 @@ def test_a_delegation_that_expires_between_two_requests_of_one_channel_is_refuse
             await call(dave.router, (end.enc, ECHO), "echo", "two")
 
     run_memnet(test, tmp_path)
+
+
+class _Runtime:
+    """What the control socket's server reads of a runtime (`_run`): nothing else is reached
+    by the requests below, each refused before an operation runs."""
+
+    name = "ctl"
+    listening = None
+
+    def status(self) -> dict[str, Any]:
+        return {"identifier": "T0"}
+
+    async def stop(self) -> None:
+        """Nothing."""
+
+
+async def _ask_control(path: Path, data: bytes) -> dict[str, Any]:
+    reader, writer = await asyncio.open_unix_connection(str(path))
+    try:
+        writer.write(data)
+        await writer.drain()
+        length = check_header(await reader.readexactly(FRAME_HEADER.size), 1 << 20)
+        answer = cbor.decode(await reader.readexactly(length))
+    finally:
+        writer.close()
+    assert isinstance(answer, dict)
+    return answer
+
+
+def _deep(depth: int) -> bytes:
+    return b"\x81" * depth + b"\x00"  # [[[...0...]]]
+
+
+@pytest.mark.parametrize(
+    ("data", "kind", "said"),
+    [
+        (frame(cbor.encode({"op": "no.such", "args": {}})), "NotFound", "unknown control op"),
+        (frame(cbor.encode({"op": "STATUS", "args": {}})), "NotFound", "unknown control op"),
+        (frame(cbor.encode({"op": "status ", "args": {}})), "NotFound", "unknown control op"),
+        (frame(cbor.encode({"op": "status", "args": {"x": "y"}})), "DecodeError", "unknown arg"),
+        (frame(cbor.encode({"op": "status", "args": ["x"]})), "DecodeError", "are a map"),
+        (frame(cbor.encode(["status"])), "DecodeError", "a map with an op"),
+        (frame(b"\xa2bopfstatusdargs" + _deep(10_000)), "DecodeError", "nest"),
+        (FRAME_HEADER.pack(FRAME_VERSION, 64 << 20), "DecodeError", "over the limit"),
+    ],
+    ids=["unknown", "case", "space", "extra-arg", "list-args", "not-a-map", "deep", "64MiB"],
+)
+def test_the_control_socket_refuses_what_is_not_an_operation_and_serves_on(
+    tmp_path: Path, data: bytes, kind: str, said: str
+) -> None:
+    """Unknown operations (a case or whitespace variant of one too), arguments that are not
+    the operation's, a request nested 10,000 deep or announcing 64 MiB: each answered with its
+    error before anything runs, the socket 0600 and still serving the next connection."""
+
+    async def main() -> None:
+        path, stop = tmp_path / "control.sock", asyncio.Event()
+        own = {"pid": os.getpid(), "started": None}
+        runtime: Any = _Runtime()
+        server = asyncio.create_task(
+            _run(runtime, perform, tmp_path, path, own, stop, lambda: None)
+        )
+        try:
+            async with asyncio.timeout(5):
+                while not (tmp_path / "status.json").exists():
+                    await asyncio.sleep(0.01)
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600
+            answer = await _ask_control(path, data)
+            assert (answer["ok"], answer["kind"]) == (False, kind)
+            assert said in answer["error"]
+            again = await _ask_control(path, frame(cbor.encode({"op": "nope", "args": {}})))
+            assert again["kind"] == "NotFound"
+        finally:
+            stop.set()
+            await server
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("service", "method"),
+    [("echo", "Echo"), ("echo", "echo "), ("echo", "\uff45cho"), ("echo", "echo\x00")],
+)
+def test_a_method_name_differing_only_by_case_unicode_or_whitespace_is_not_served(
+    service: str, method: str
+) -> None:
+    """Method names are looked up as they are (no folding, no trimming): the variant of an
+    allowed method has no rule and no handler."""
+
+    async def test(net: Net) -> None:
+        await net.hub()
+        node = net.peer("10.0.0.2")
+        end = await _channel(net, node)
+        with pytest.raises(RemoteError, match="has no method"):
+            await call(node.router, (end.enc, service_address(service)), method, "x", timeout=2)
+        with pytest.raises(RoutingError):  # nor a service named like one served
+            await call(node.router, (end.enc, Address("service", "Echo")), "echo", "x", timeout=2)
+        rules = RulesPolicy(
+            "hub", {("echo", "echo"): AnyAuthenticated()}, lambda p, n: Standing(())
+        )
+        peer = PeerCaller(end.peer, "c")  # type: ignore[arg-type]
+        for asked in ((service, method), ("Echo", "echo"), ("echo\u200b", "echo")):
+            assert not rules.decide(AccessRequest(peer, *asked, None, 0)).allowed
+
+    run(test)
+
+
+def test_two_callers_using_the_same_request_id_each_get_their_own_answer() -> None:
+    """Request ids are only unique per reply worker: two peers whose requests to one service
+    carry the same id, both in flight, are answered each along its own return route."""
+
+    async def test(net: Net) -> None:
+        gated = Gated()
+        await _hub(net, gated)
+        first, second = net.peer("10.0.0.2"), net.peer("10.0.0.3")
+        ends = [await _channel(net, first), await _channel(net, second)]
+        for peer, end in zip((first, second), ends, strict=True):
+            calls_through(peer.router, end.enc)._next_id = 7
+        asks = [
+            asyncio.ensure_future(call(peer.router, (end.enc, GATED), "wait", who, timeout=5))
+            for peer, end, who in zip((first, second), ends, ("first", "second"), strict=True)
+        ]
+        await until(lambda: len(gated.started) == 2)
+        gated.gate.set()
+        assert await asyncio.gather(*asks) == ["first", "second"]
+
+    run(test)
