@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from tests.support.brokers import run_broker
 from tests.support.nodes import HUB, MemNet, route, run_memnet
 from tests.test_channel_manager import Net, run, until
 from tests.test_node_runtime import delegated
+from tests.test_review44a_callers import delegate_from
 from tests.test_service_concurrency import GATED, Gated, _channel, _hub
 from troth.encoding import cbor
 from troth.errors import Denied, RemoteError, RoutingError
@@ -202,3 +204,27 @@ def test_two_callers_using_the_same_request_id_each_get_their_own_answer() -> No
         assert await asyncio.gather(*asks) == ["first", "second"]
 
     run(test)
+
+
+def test_a_delegate_whose_caveat_errors_or_needs_what_a_lease_lacks_gets_no_lease(
+    tmp_path: Path,
+) -> None:
+    """On a broker node (the broker's methods are open to any authenticated identity, the
+    lease decided by its Cedar bundle): a caveat on arguments, on context no lease supplies,
+    or one that overflows is evaluated there and refuses the lease; the same delegation
+    without it is leased (the attempt is real)."""
+
+    async def test(net: MemNet) -> None:
+        alice = await net.member("alice", **{"troth.relay": "alice"})
+        lease = {"secret": "payments", "scope": ["refunds"], "ttl": 60}
+        for n, caveat in enumerate((*CAVEATS[::2], "context.now + 9223372036854775807 > 0", "")):
+            name = f"d{n}"
+            await alice.worker.run(delegate_from, alice, "alice", name, (caveat,) if caveat else ())
+            end = await alice.channel_as(name, route(HUB))
+            issued = await call(alice.router, (end.enc, service_address("broker")), "issue", lease)
+            if caveat:
+                assert issued.get("refused") == "DENIED", (caveat, issued)
+            else:
+                assert "refused" not in issued and issued["lease"]["state"] == "active", issued
+
+    run_broker(test, tmp_path)
