@@ -225,6 +225,7 @@ def test_a_delegate_whose_caveat_errors_or_needs_what_a_lease_lacks_gets_no_leas
             if caveat:
                 assert issued.get("refused") == "DENIED", (caveat, issued)
             else:
-                assert "refused" not in issued and issued["lease"]["state"] == "active", issued
+                assert "refused" not in issued, issued
+                assert issued["lease"]["state"] == "active", issued
 
     run_broker(test, tmp_path)
