@@ -10,6 +10,17 @@ even be opened; a method run in a task of its own ended cancelled, and its calle
 its timeout (`Unreachable`), told nothing. Now it is the handler's failure, answered as any
 other bug ("internal error", logged), unless its own request was being cancelled (the channel
 closed, the node stops: no answer has a way back).
+
+Access 2 (left: troth._api, another helper's area; strict xfail): `troth.Service(name)` refuses
+the names of the built-in services (`KNOWN_SERVICES`) but not the two other `/service/`
+addresses every node serves: `channels` (the channel listener, `LISTENER`) and `no-route` (the
+no-route notices, `NOTICE_SERVICE`). A `Service("channels")` took `/service/channels` before
+the runtime started, and `Node.serve` failed with "RoutingError /service/channels is taken"
+from the channel manager's start, naming nothing the caller wrote (its rules would also have
+been overwritten by the channel admission rule, and the name is infrastructure, under no
+bundle); a `Service("no-route")` was served, but every request to it is taken for a no-route
+notice before routing (`ChannelManager._deliver`) and dropped: its callers wait out their
+timeouts. The fix: refuse both names in `Service.__init__` as the built-in ones are.
 """
 
 from __future__ import annotations
@@ -19,9 +30,10 @@ from typing import Any
 
 import pytest
 
+import troth
 from tests.test_channel_manager import Net, echo, run
 from tests.test_service_concurrency import _channel, _hub
-from troth.errors import RemoteError
+from troth.errors import ArgumentError, RemoteError
 from troth.node.access import AnyAuthenticated
 from troth.node.services import Method, RequestContext, call
 from troth.routing import Address, RoutedMessage
@@ -91,3 +103,10 @@ def test_a_one_way_handlers_own_cancelled_error_leaves_its_connection_served() -
             assert await asyncio.wait_for(echo(node, channel, "still"), 0.5) == "still"
 
     run(test)
+
+
+@pytest.mark.xfail(strict=True, reason="review 61i access 2: a node's own addresses as names")
+@pytest.mark.parametrize("name", ["channels", "no-route"])
+def test_a_service_of_your_own_cannot_take_an_address_every_node_serves(name: str) -> None:
+    with pytest.raises(ArgumentError, match="name"):
+        troth.Service(name)
