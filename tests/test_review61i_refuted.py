@@ -16,7 +16,10 @@ from tests.support.nodes import HUB, MemNet, route, run_memnet
 from tests.test_channel_manager import Net, run, until
 from tests.test_node_runtime import delegated
 from tests.test_review44a_callers import delegate_from
+from tests.test_service_calls import SLOW, Held, settle
+from tests.test_service_calls import run as run_calls
 from tests.test_service_concurrency import GATED, Gated, _channel, _hub
+from troth import limits
 from troth.encoding import cbor
 from troth.errors import Denied, RemoteError, RoutingError
 from troth.node.access import AccessRequest, AnyAuthenticated, PeerCaller, RulesPolicy, Standing
@@ -24,8 +27,8 @@ from troth.node.control import perform
 from troth.node.daemon import _run
 from troth.node.runtime import ECHO
 from troth.node.services import call, service_address
-from troth.node.services.base import calls_through
-from troth.routing import Address, RoutedMessage
+from troth.node.services.base import Calls, calls_through, decode_request
+from troth.routing import Address, RoutedMessage, Router
 from troth.transport.framing import FRAME_HEADER, FRAME_VERSION, check_header, frame
 
 CAVEATS = (
@@ -229,3 +232,28 @@ def test_a_delegate_whose_caveat_errors_or_needs_what_a_lease_lacks_gets_no_leas
                 assert issued["lease"]["state"] == "active", issued
 
     run_broker(test, tmp_path)
+
+
+def test_past_1024_requests_in_flight_callers_wait_and_each_gets_its_own_answer() -> None:
+    """1,030 calls through one first hop, at the real limit: 1,024 are sent, the rest wait for
+    a slot; answered in reverse order, each answer reaches the caller of its id, a repeated
+    answer (another caller's id, answered already) is dropped, and the six waiting go out."""
+
+    async def test(router: Router, held: Held) -> None:
+        calls = Calls(SLOW)
+        assert calls.limit == limits.MAX_CALLS_IN_FLIGHT == 1024
+        router.register(calls.address, calls.answer)
+        asks = [asyncio.ensure_future(calls.call(router, (SLOW,), "m", n, 30)) for n in range(1030)]
+        await settle()
+        assert len(held.requests) == 1024
+        for index in reversed(range(1024)):
+            await held.answer(index, decode_request(held.requests[index][1].payload)[2])
+        await held.answer(5, "not yours", request=decode_request(held.requests[7][1].payload)[0])
+        assert calls.dropped == 1
+        await until(lambda: len(held.requests) == 1030)
+        for index in range(1024, 1030):
+            await held.answer(index, decode_request(held.requests[index][1].payload)[2])
+        assert await asyncio.gather(*asks) == list(range(1030))
+        assert calls.in_flight == 0
+
+    run_calls(test)
