@@ -14,6 +14,7 @@ import pytest
 from tests.support.brokers import run_broker
 from tests.support.nodes import HUB, MemNet, route, run_memnet
 from tests.test_channel_manager import Net, run, until
+from tests.test_gates_services import ask, scene_with
 from tests.test_node_runtime import delegated
 from tests.test_review44a_callers import delegate_from
 from tests.test_service_calls import SLOW, Held, settle
@@ -257,3 +258,26 @@ def test_past_1024_requests_in_flight_callers_wait_and_each_gets_its_own_answer(
         assert calls.in_flight == 0
 
     run_calls(test)
+
+
+@pytest.mark.parametrize(
+    ("caveat", "allowed"),
+    [
+        ("context.args.amount < 5", False),  # arguments: a service call's context has none
+        ('context.ticket == "9"', False),  # context the decision never supplies
+        ("context.now + 9223372036854775807 > 0", False),  # overflows: an evaluation error
+        ('principal.getTag("orders.access").contains("nope")', False),
+        ("context.now > 0", True),  # the attempt is real: a caveat that holds lets it through
+    ],
+)
+def test_a_caveat_on_a_service_a_bundle_declares_is_evaluated_and_fails_closed(
+    caveat: str, allowed: bool
+) -> None:
+    """Cedar beside the rules (GatedPolicy): a delegate's caveat that errors or needs what a
+    service call does not carry denies the call; only one that holds allows it."""
+    scene = scene_with(sub_caveats=(caveat,))
+    sub = scene.peer(scene.world.sub_chain, "sub")
+    decision = scene.policy().decide(ask(sub, "orders", "read"))
+    assert decision.allowed is allowed, decision.reasons
+    if not allowed:
+        assert "caveat:1:0" in decision.reasons[0]
