@@ -124,7 +124,12 @@ class ServiceHost:
                 # one-way messages keep their order: handled in the routing, one after another
                 caller = self._caller(service.name, "message", source)
                 context = self._decide(service.name, "message", None, caller, message.return_route)
-                await _run(oneway, message.payload, context)
+                try:
+                    await _run(oneway, message.payload, context)
+                except asyncio.CancelledError:
+                    if _cancelling():
+                        raise
+                    log.exception("%s: a one-way message failed", service.name)
 
             self.router.register(address, message)
         else:
@@ -257,6 +262,11 @@ class ServiceHost:
         except Exception:  # a bug: answer, log, and keep the connection that carried it
             log.exception("%s: a request failed", service)
             payload = error_response(FAILED, "internal error", request=request)
+        except asyncio.CancelledError:  # not an Exception: the handler's own, or its request's
+            if _cancelling():
+                raise
+            log.exception("%s: a request failed", service)
+            payload = error_response(FAILED, "internal error", request=request)
         return payload
 
     async def _answer(self, back: Route, payload: bytes) -> None:
@@ -265,6 +275,16 @@ class ServiceHost:
                 await self.router.route(RoutedMessage(back, (), payload))
             except TrothError:
                 pass
+
+
+def _cancelling() -> bool:
+    """Whether the task running now is being cancelled: a handler's `CancelledError` is then
+    its request's (the channel closed, the node stops: no answer has a way back), else the
+    handler's own, a bug answered and logged as any other (it awaited a future something else
+    cancelled: review 61i, access 1, where it went unanswered and, raised inline, up the
+    connection's routing, which it stopped for every channel over that connection)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def to_the_end(work: Coroutine[Any, Any, T], kept: set[asyncio.Task[Any]]) -> Awaitable[T]:
