@@ -11,7 +11,7 @@ its timeout (`Unreachable`), told nothing. Now it is the handler's failure, answ
 other bug ("internal error", logged), unless its own request was being cancelled (the channel
 closed, the node stops: no answer has a way back).
 
-Access 2 (left: troth._api, another helper's area; strict xfail): `troth.Service(name)` refuses
+Access 2 (fixed by the lead in troth._api.network): `troth.Service(name)` refuses
 the names of the built-in services (`KNOWN_SERVICES`) but not the two other `/service/`
 addresses every node serves: `channels` (the channel listener, `LISTENER`) and `no-route` (the
 no-route notices, `NOTICE_SERVICE`). A `Service("channels")` took `/service/channels` before
@@ -105,7 +105,6 @@ def test_a_one_way_handlers_own_cancelled_error_leaves_its_connection_served() -
     run(test)
 
 
-@pytest.mark.xfail(strict=True, reason="review 61i access 2: a node's own addresses as names")
 @pytest.mark.parametrize("name", ["channels", "no-route"])
 def test_a_service_of_your_own_cannot_take_an_address_every_node_serves(name: str) -> None:
     with pytest.raises(ArgumentError, match="name"):

@@ -51,12 +51,14 @@ from troth.node.access import (
 )
 from troth.node.authorities import is_local, sync_from
 from troth.node.channel_ends import ChannelEnd
+from troth.node.channels import LISTENER
 from troth.node.config import KNOWN_SERVICES
 from troth.node.runtime import AUTHORITY, NodeRuntime
 from troth.node.services import Method, RequestContext, call, service_address
 from troth.node.syncdue import sync_due_while
 from troth.node.traces import unsynced
 from troth.routing import format_route, parse_route
+from troth.routing.notice import NOTICE_SERVICE
 
 if TYPE_CHECKING:
     from troth._api.node import Node
@@ -118,6 +120,12 @@ Handler = Callable[[Request], Awaitable[Any]]
 to refuse with reasons, any other TrothError to fail: the caller gets it as `RemoteError`)."""
 
 
+_NODE_ADDRESSES: Final = frozenset({LISTENER.value, NOTICE_SERVICE.value})
+"""The other `/service/` addresses every node serves: a service of that name took the channel
+listener's address (`Node.serve` failed, naming nothing the user wrote) or had its requests
+taken for no-route notices (review 61i, access 2)."""
+
+
 class Service:
     """A service of your own, served at `/service/<name>` by `Node.serve(services=[...])`.
     Each method declares who may call it (`allow`): the node's access decision point applies
@@ -129,9 +137,10 @@ class Service:
     """None: a service of this kind answers requests (it takes no one-way messages)."""
 
     def __init__(self, name: str) -> None:
-        """A service named `name` (not one of a node's built-in services; ArgumentError)."""
+        """A service named `name` (not one of a node's built-in services nor another address
+        every node serves, `channels` and `no-route`; ArgumentError)."""
         check_name_text("Service", "name", name, "service name")
-        if name in KNOWN_SERVICES:
+        if name in KNOWN_SERVICES or name in _NODE_ADDRESSES:
             raise ArgumentError(
                 "Service", "name", "a name no built-in service of every node has", repr(name)
             )
