@@ -24,12 +24,6 @@ did not work. Each test is the attempt, and fails if the defence it meets breaks
   1 is always the member), not from the order of the histories.
 - 61a, credentials 6: the longest base58 of a 64-byte signature (any leading zero bytes)
   fits `MAX_PROOF_VALUE_CHARS`: no valid proofValue is refused by the cap.
-- 61c, authority 1: a revoke request whose chain carries its issuer histories in another
-  order (the delegates' first, the member's last) still charges every delegate's supersession
-  to the member's delegates' one account: who pays is read from the links (the issuer of link
-  1 is always the member), not from the order of the histories.
-- 61a, credentials 6: the longest base58 of a 64-byte signature (any leading zero bytes)
-  fits `MAX_PROOF_VALUE_CHARS`: no valid proofValue is refused by the cap.
 - 61e, secrets 1: the audit of forward refusals by callers holding no credential does not
   flood the broker's thread nor the sink: 200 minted identities refused at once spawn at most
   `DENIALS_PER_ACCOUNT` writes (all such callers share one account), each answered.
@@ -54,14 +48,13 @@ from typing import Any
 import base58
 import pytest
 
+import tests.test_review61c_authority as review61c
 import troth.identity.history as history_module
-from tests.support.enroll import acme_ticket, enroll_in_process
+from tests.conftest import NOW
 from tests.support.histories import DAY, T0, HonestHistory, body_for, encode, honest_history
-from tests.support.leases import make_world, open_broker
+from tests.test_review61e_secrets import _broker
 from troth import limits
-from troth.authority.client import revoke_request
-from troth.clock import FixedClock
-from troth.credentials import Attributes, CredentialChain, delegate, issue_credential
+from troth.credentials import Attributes, CredentialChain
 from troth.credentials.format import CredentialBody, Delegation
 from troth.credentials.revocation_entry import RevocationEntry, RevocationKind, Supersession
 from troth.crypto import KeyType, PublicKey, sha256, verify_signature
@@ -79,11 +72,9 @@ from troth.identity import (
 )
 from troth.identity.history import VerifiedChange
 from troth.identity.restored import RestoredIdentities
-from troth.node import init_node, open_node
 from troth.node.services.broker import BrokerService
 from troth.node.vouchers import Vouchers
-from troth.secrets import AllowListPolicy
-from troth.secrets.audit import AuditEvent, AuditKind
+from troth.secrets.audit import AuditKind
 from troth.secrets.denials import DENIALS_PER_ACCOUNT
 from troth.secrets.endpoint import BrokerCaller, BrokerEndpoint
 from troth.secrets.engines.http_inject import HttpRequest
@@ -298,47 +289,23 @@ def test_an_identifier_over_a_bytes_subclass_is_signed_as_a_byte_string() -> Non
 # -- 61c, authority 1: who pays for a delegate's supersession ---------------------------------
 
 
-def test_histories_in_another_order_do_not_make_a_delegate_pay_itself(tmp_path: Path) -> None:
-    init_node("acme", home=tmp_path)
-    init_node("agents", home=tmp_path)
-    with open_node("acme", home=tmp_path) as acme, open_node("agents", home=tmp_path) as agents:
-        authority = acme.create_authority("acme", now=T0, revocation_quota=1)
-        ids = agents.identities
-        member = ids.create(now=T0, name="member").identifier
-        enroll_in_process(agents, "member", authority, acme_ticket(authority, T0), FixedClock(T0))
-        delegates = [ids.create(now=T0, name=f"d{i}").identifier for i in range(2)]
-        for i in range(2):  # stored as the node stores an admitted peer's chain issuers
-            authority.identities.observe(verify_history(ids.export(f"d{i}"), now=T0))
-            ids.rotate(f"d{i}", now=T0 + 10)
-        now = T0 + 20
-        signer = authority.signer(now)
-        root = issue_credential(signer, subject=member, attributes=READ, now=now, ttl=600, depth=3)
-        chain = CredentialChain((root,), (signer.identity.history,))
-        below = ids.create(now=T0, name="below").identifier
-        for ref, subject in (("member", delegates[0]), ("d0", delegates[1]), ("d1", below)):
-            chain = delegate(
-                ids.signer(ref, now=now),
-                chain,
-                subject=subject,
-                attributes=READ,
-                now=now,
-                ttl=600,
-                purpose="job",
-            )
-        shuffled = CredentialChain(chain.credentials, tuple(reversed(chain.histories)))
-        request = revoke_request(
-            ids,
-            "member",
-            authority.identifier,
-            credential_hash=chain.credentials[-1].hash,
-            chain=shuffled.encode(),
-            reason="",
-            now=now,
-        )
-        authority.revoke_link(request, now=now)
-        published = [d for d in delegates if authority.store.latest_supersession(d.digest)]
-        assert len(published) <= 1, f"{len(published)} supersessions on a quota of 1"
-        assert all(authority.identities.stored_changes(d) == 2 for d in delegates)
+def test_histories_in_another_order_do_not_make_a_delegate_pay_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review 61c's attack (three rotated delegates, a quota of 1), every chain encoded with
+    its issuer histories reversed (the authority's first no more, the delegates' before the
+    member's)."""
+    encode = CredentialChain.encode
+    reordered: list[int] = []
+
+    def reversed_histories(chain: CredentialChain) -> bytes:
+        if len(chain.histories) > 1:
+            reordered.append(len(chain.histories))
+        return encode(CredentialChain(chain.credentials, tuple(reversed(chain.histories))))
+
+    monkeypatch.setattr(CredentialChain, "encode", reversed_histories)
+    review61c.test_a_members_delegates_share_one_supersession_budget(tmp_path)
+    assert 5 in reordered  # the revoke request's chain: authority, member, d0, d1, d2
 
 
 # -- 61a, credentials 6: the cap of a proofValue -----------------------------------------------
@@ -353,28 +320,17 @@ def test_no_base58_of_a_64_byte_signature_is_over_the_cap() -> None:
 # -- 61e, secrets 1: forward refusals of minted identities -------------------------------------
 
 
-class _Sink:
-    def __init__(self) -> None:
-        self.events: list[AuditEvent] = []
-
-    def append(self, event: AuditEvent) -> None:
-        self.events.append(event)
-
-
 def test_forward_refusals_of_minted_identities_spawn_a_bounded_audit(tmp_path: Path) -> None:
-    world = make_world(T0)
-    sink = _Sink()
-    policy = AllowListPolicy({world.agent_b.identifier: {"payments": None}})
-    _db, broker = open_broker(tmp_path / "node.db", now=T0, audit=sink, policy=policy)
+    broker, sink, _agent = _broker(tmp_path)  # (review 61e's: a list as the audit sink)
     service = BrokerService(
         SimpleNamespace(db=None, name="hub"),  # type: ignore[arg-type]
         SimpleNamespace(feed_hooks=[], own_authorities=None, hosted=None),  # type: ignore[arg-type]
-        SimpleNamespace(now=lambda: T0),
+        SimpleNamespace(now=lambda: NOW),
         policies=SimpleNamespace(decision_point=lambda: None),  # type: ignore[arg-type]
     )
     endpoint = BrokerEndpoint(broker)
     service.broker, service.endpoint = broker, endpoint
-    request = ForwardArgs(LeaseId.new(T0), HttpRequest("GET", "/v1")).to_wire()
+    request = ForwardArgs(LeaseId.new(NOW), HttpRequest("GET", "/v1")).to_wire()
     minted = [Identifier(sha256(i.to_bytes(4, "big"))) for i in range(200)]
     since = len(sink.events)
 
