@@ -1,0 +1,68 @@
+"""Review 61j: adversarial review of the public API's gates and leased secrets
+(`Node.policies`, `Node.secrets`, written by review 61g): what `decide` answers against what
+the node's gates decide for the same call, and arguments of the wrong kind."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+import troth
+from tests.support.gates import POLICIES, export_customers, lookup_order, refund
+from tests.support.public_api import Agents, acme_and_agents
+
+TOOLS = {f.__name__: f for f in (lookup_order, refund, export_customers)}
+WRITE = {"orders.access": ["read", "write"]}
+REFUND = {"order_id": "4471", "amount": 20}
+
+
+@pytest.fixture
+def world() -> Iterator[Agents]:
+    """acme's hub and the agents node, both holding revision 1 of POLICIES."""
+    with acme_and_agents() as made:
+        data = made.hub.policies.sign(policies=POLICIES, tools=TOOLS, revision=1)
+        made.hub.policies.install(data)
+        made.agents.policies.install(data)
+        yield made
+
+
+@pytest.mark.xfail(strict=True, reason="review 61j, api 1: a revoked chain decided allowed")
+def test_a_credential_revoked_on_this_machine_is_denied_on_a_receiving_node(
+    world: Agents,
+) -> None:
+    """Review 61j, api 1: acme (its hub on this machine) revokes `writer`'s credential, which
+    marks the agents node due a sync of acme's feed (troth.node.localdue). The agents node's
+    gates then deny the chain (a peer presenting it: `Standing.waiting`, or the feed synced
+    first: revoked), and `decide` by the local identity's name denies it (its copy of the
+    feed is synced first: `LocalCredential`); `decide` given the `Credential` read the feed the
+    node held before the revocation and allowed the refund."""
+    world.agents.identities.create("writer")
+    write = world.agents.enroll(world.acme.ticket(WRITE), identity="writer")
+    decide = world.agents.policies.decide
+    assert decide(write, "refund", REFUND).allowed
+    world.acme.revoke(write, reason="left")
+    presented = decide(write, "refund", REFUND)
+    assert (presented.allowed, presented.outcome) == (False, troth.Outcome.CREDENTIAL)
+    assert "revoked" in presented.reason
+    assert not decide("writer", "refund", REFUND).allowed  # what the gates decide
+
+
+@pytest.mark.xfail(strict=True, reason="review 61j, api 2: a DecodeError, not an ArgumentError")
+def test_a_service_mapped_to_no_list_is_an_argument_error(world: Agents) -> None:
+    """Review 61j, api 2: `sign(services={"orders": "read"})` (a str where the list of method
+    names goes) raised the CLI's DecodeError of a services file."""
+    with pytest.raises(troth.ArgumentError) as refused:
+        world.hub.policies.sign(
+            policies=POLICIES, tools=TOOLS, revision=2, services={"orders": "read"}
+        )
+    assert refused.value.parameter == "services"
+
+
+@pytest.mark.xfail(strict=True, reason="review 61j, api 3: NotFound, not an ArgumentError")
+def test_an_authority_of_the_wrong_kind_is_an_argument_error(world: Agents) -> None:
+    """Review 61j, api 3: `sign(authority=5)` was looked up as a local identity's name
+    (NotFound "no local identity 5")."""
+    with pytest.raises(troth.ArgumentError) as refused:
+        world.hub.policies.sign(policies=POLICIES, tools=TOOLS, revision=2, authority=5)  # type: ignore[arg-type]
+    assert refused.value.parameter == "authority"
