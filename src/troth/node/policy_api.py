@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from troth.clock import Clock
-from troth.credentials import chain_actor
-from troth.errors import DecodeError, PolicyError, PolicyFailure
-from troth.gates import Outcome, PolicyDecision, PresentedChain, ToolCall
+from troth.credentials import ChainVerifier, VerifiedCredential, chain_actor
+from troth.errors import CredentialError, CredentialFailure, DecodeError, PolicyError, PolicyFailure
+from troth.gates import FeedSource, Outcome, PolicyDecision, PresentedChain, ToolCall
 from troth.gates.toolschema import check_name
 from troth.identity import Identifier
 from troth.node.node import Node
@@ -37,6 +37,44 @@ def check_server(server: str | None) -> None:
     """PolicyError MALFORMED when `server` is not an MCP server's name."""
     if server is not None:
         check_name(server, "MCP server")
+
+
+class _Presented:
+    """A chain presented by `presenter`, taken as the node's gates take a peer's (a
+    `CredentialSource`): not while the node's copy of its authority's feed is due a sync after
+    a revocation made on this machine (`CredentialWallet.sync_due` syncs it first: the copy
+    held may predate the revocation; `Standing.waiting`); else verified in full against the
+    feed held now (`PresentedChain`; bytes that are no chain: MALFORMED, a denial). Review 61j,
+    api 1: a chain its authority here had just revoked was decided against the feed the node
+    held before, and allowed."""
+
+    def __init__(
+        self,
+        node: Node,
+        chain: bytes,
+        presenter: Identifier,
+        verifier: ChainVerifier,
+        feeds: FeedSource,
+    ) -> None:
+        self.node = node
+        self.chain = chain
+        self.presenter = presenter
+        self.verifier = verifier
+        self.feeds = feeds
+
+    def presenter_identifier(self) -> Identifier | None:
+        """Who presents the chain (`troth.gates.Presenting`)."""
+        return self.presenter
+
+    def current(self, *, now: int) -> VerifiedCredential:
+        """The chain verified now (CredentialError when it is refused)."""
+        chain = PresentedChain(self.chain, self.presenter, self.verifier, self.feeds)
+        if self.node.wallet.sync_due(chain.authority, now=now):
+            raise CredentialError(
+                CredentialFailure.STALE_FEED,
+                "its authority's feed is due a sync after a revocation made on this machine",
+            )
+        return chain.current(now=now)
 
 
 def presented_holder(chain: bytes, holder: Identifier | None) -> Identifier:
@@ -63,13 +101,13 @@ def decide_on_node(
     policies = NodePolicies(node, feeds)
     now = clock.now()
     policies.trust(feeds.anchors(), now=now)
-    caller: LocalCredential | PresentedChain
+    caller: LocalCredential | _Presented
     if chain is not None:
         store = policies.store
         if store is None:
             reason = f"denied: {PolicyFailure.NO_BUNDLE.value} (this node trusts no authority)"
             return PolicyDecision.deny(Outcome.NOT_IN_FORCE, reason)
-        caller = PresentedChain(chain[0], chain[1], store.verifier, feeds)
+        caller = _Presented(node, chain[0], chain[1], store.verifier, feeds)
     else:
         caller = LocalCredential(node, str(identity), policies)
     return policies.point.decide(caller, call, now=now)
