@@ -62,3 +62,26 @@ def test_an_authority_of_the_wrong_kind_is_an_argument_error(world: Agents) -> N
     with pytest.raises(troth.ArgumentError) as refused:
         world.hub.policies.sign(policies=POLICIES, tools=TOOLS, revision=2, authority=5)  # type: ignore[arg-type]
     assert refused.value.parameter == "authority"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 61j, api 4 (left: troth/node/services/node_policies.py, outside this area): "
+    "the identity is judged by a co-trusted authority's copy of the feed due a sync",
+)
+def test_an_identity_revoked_here_by_a_co_trusted_authority_is_denied(world: Agents) -> None:
+    """Review 61j, api 4: `writer` holds a chain of acme (whose bundle decides) and one of
+    beta, both authorities on this machine. beta revokes `writer`'s identity, which marks the
+    agents node due a sync of beta's feed. `LocalCredential` (what the local MCP gate and
+    `decide` by name decide with) judges the identity by the feeds of all the authorities
+    whose chains it holds, but reads beta's copy as held, due a sync and without the
+    revocation, and allowed the refund; once that copy is synced, the same call is denied."""
+    with troth.Node.open("beta") as beta_node:
+        beta = beta_node.create_authority()
+        writer = world.agents.identities.create("writer")
+        world.agents.enroll(world.acme.ticket(WRITE), identity=writer)
+        world.agents.enroll(beta.ticket({"x.y": "z"}), identity=writer)
+        assert world.agents.policies.decide(writer, "refund", REFUND).allowed
+        beta.revoke_identity(writer, reason="stolen")
+        decision = world.agents.policies.decide(writer, "refund", REFUND)
+    assert (decision.allowed, decision.outcome) == (False, troth.Outcome.CREDENTIAL)
