@@ -85,3 +85,26 @@ def test_an_identity_revoked_here_by_a_co_trusted_authority_is_denied(world: Age
         beta.revoke_identity(writer, reason="stolen")
         decision = world.agents.policies.decide(writer, "refund", REFUND)
     assert (decision.allowed, decision.outcome) == (False, troth.Outcome.CREDENTIAL)
+
+
+@pytest.mark.xfail(strict=True, reason="review 61j, api 5: a non-granting authority's bundle")
+def test_a_published_servers_tool_is_decided_by_its_granting_authorities_only(
+    world: Agents,
+) -> None:
+    """Review 61j, api 5: the hub hosts acme and trusts beta too, and holds beta's bundle
+    (the same policies: beta's members may refund). A tool of an MCP server the hub publishes
+    (`server=`) is decided for a peer by the bundles of the authorities granting it only
+    (`GrantedBundles`: the ones recorded at its publication, else the node's own, acme; review
+    37c, mcp 1): beta's member is denied there "no policy bundle". `decide` of beta's member's
+    `Credential` for that server asked beta's bundle, and allowed the refund."""
+    with troth.Node.open("beta") as beta_node:
+        beta = beta_node.create_authority()
+        world.hub.identities.create("beta-member")
+        world.hub.enroll(beta.ticket({"x.y": "z"}), identity="beta-member")  # hub trusts beta
+        world.hub.policies.install(
+            beta_node.policies.sign(policies=POLICIES, tools=TOOLS, revision=1)
+        )
+        member = world.agents.enroll(beta.ticket(WRITE), identity=world.sub)
+        assert world.hub.policies.decide(member, "refund", REFUND).allowed  # beta's own call
+        decision = world.hub.policies.decide(member, "refund", REFUND, server="shop")
+    assert (decision.allowed, decision.outcome) == (False, troth.Outcome.NOT_IN_FORCE)
