@@ -9,8 +9,10 @@ from collections.abc import Iterator
 import pytest
 
 import troth
+from tests.conftest import NOW
 from tests.support.gates import POLICIES, export_customers, lookup_order, refund
 from tests.support.public_api import Agents, acme_and_agents
+from troth.storage.sqlite_mcp import SqliteMcpGrantors
 
 TOOLS = {f.__name__: f for f in (lookup_order, refund, export_customers)}
 WRITE = {"orders.access": ["read", "write"]}
@@ -87,7 +89,6 @@ def test_an_identity_revoked_here_by_a_co_trusted_authority_is_denied(world: Age
     assert (decision.allowed, decision.outcome) == (False, troth.Outcome.CREDENTIAL)
 
 
-@pytest.mark.xfail(strict=True, reason="review 61j, api 5: a non-granting authority's bundle")
 def test_a_published_servers_tool_is_decided_by_its_granting_authorities_only(
     world: Agents,
 ) -> None:
@@ -107,4 +108,11 @@ def test_a_published_servers_tool_is_decided_by_its_granting_authorities_only(
         member = world.agents.enroll(beta.ticket(WRITE), identity=world.sub)
         assert world.hub.policies.decide(member, "refund", REFUND).allowed  # beta's own call
         decision = world.hub.policies.decide(member, "refund", REFUND, server="shop")
-    assert (decision.allowed, decision.outcome) == (False, troth.Outcome.NOT_IN_FORCE)
+        assert (decision.allowed, decision.outcome) == (False, troth.Outcome.NOT_IN_FORCE)
+        # published granted by beta (`troth mcp publish ... --grantable-by beta`): recorded
+        grants = SqliteMcpGrantors(world.hub._stored.db)
+        grants.record("shop", [str(beta.identifier)], now=NOW, limit=8)
+        assert world.hub.policies.decide(member, "refund", REFUND, server="shop").allowed
+        held = world.agents.credentials(world.support)[0]  # acme's member: not granted there
+        refused = world.hub.policies.decide(held, "lookup_order", {"order_id": "1"}, server="shop")
+        assert (refused.allowed, refused.outcome) == (False, troth.Outcome.NOT_IN_FORCE)

@@ -16,11 +16,13 @@ from typing import Any
 from troth.clock import Clock
 from troth.credentials import ChainVerifier, VerifiedCredential, chain_actor
 from troth.errors import CredentialError, CredentialFailure, DecodeError, PolicyError, PolicyFailure
-from troth.gates import FeedSource, Outcome, PolicyDecision, PresentedChain, ToolCall
+from troth.gates import DecisionPoint, FeedSource, Outcome, PolicyDecision, PresentedChain, ToolCall
 from troth.gates.toolschema import check_name
 from troth.identity import Identifier
 from troth.node.node import Node
+from troth.node.services.mcp import GrantedBundles, recorded_grantors
 from troth.node.services.node_policies import LocalCredential, NodeFeeds, NodePolicies
+from troth.node.trust import own_authorities
 
 __all__ = ["check_server", "check_services", "decide_on_node", "presented_holder"]
 
@@ -108,6 +110,29 @@ def decide_on_node(
             reason = f"denied: {PolicyFailure.NO_BUNDLE.value} (this node trusts no authority)"
             return PolicyDecision.deny(Outcome.NOT_IN_FORCE, reason)
         caller = _Presented(node, chain[0], chain[1], store.verifier, feeds)
+        if call.server is not None:  # a published MCP server's tool (review 61j, api 5)
+            return _granted_point(node, policies, call.server).decide(caller, call, now=now)
     else:
         caller = LocalCredential(node, str(identity), policies)
     return policies.point.decide(caller, call, now=now)
+
+
+def _granted_point(node: Node, policies: NodePolicies, server: str) -> DecisionPoint:
+    """The decision point of MCP server `server` published on `node`, as it decides a peer's
+    calls: with the bundles of the authorities granting its tools only (`GrantedBundles`):
+    those recorded at its publication, else the node's own (the one it hosts; on a node
+    hosting none, the one it trusts when it trusts exactly one; else none: deny). Review 61j,
+    api 5: a co-trusted authority's bundle decided its members' calls of the host's tools,
+    which the published server denies (review 37c, mcp 1)."""
+    recorded = recorded_grantors(node, server)
+    if recorded is not None:
+        grantors = frozenset(recorded)
+    else:
+        hosted = node.hosted_authority()
+        grantors = own_authorities(None if hosted is None else hosted.identifier, policies.anchors)
+    point = policies.point
+    return DecisionPoint(
+        GrantedBundles(policies, lambda: grantors),
+        point.feeds,
+        max_clock_skew=point.max_clock_skew,
+    )
