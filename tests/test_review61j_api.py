@@ -4,18 +4,24 @@ the node's gates decide for the same call, and arguments of the wrong kind."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
 
 import troth
 from tests.conftest import NOW
+from tests.support.brokers import PAYMENTS
 from tests.support.gates import POLICIES, export_customers, lookup_order, refund
 from tests.support.public_api import Agents, acme_and_agents
 from troth.storage.sqlite_mcp import SqliteMcpGrantors
 
 TOOLS = {f.__name__: f for f in (lookup_order, refund, export_customers)}
 WRITE = {"orders.access": ["read", "write"]}
+LEASES = """\
+@id("any") permit(principal, action == Action::"lease", resource == Secret::"payments")
+  when { principal.hasTag("orders.access") };
+"""
 REFUND = {"order_id": "4471", "amount": 20}
 
 
@@ -116,3 +122,29 @@ def test_a_published_servers_tool_is_decided_by_its_granting_authorities_only(
         held = world.agents.credentials(world.support)[0]  # acme's member: not granted there
         refused = world.hub.policies.decide(held, "lookup_order", {"order_id": "1"}, server="shop")
         assert (refused.allowed, refused.outcome) == (False, troth.Outcome.NOT_IN_FORCE)
+
+
+@pytest.mark.xfail(strict=True, reason="review 61j, api 6: the revocation not in the trace log")
+def test_an_operators_revocation_is_signed_into_the_trace_log() -> None:
+    """Review 61j, api 6: the hub's broker lends `support` a token (its record in the hub's
+    signed trace log, as every lease event of the served broker). `troth lease revoke
+    --holder` revokes through the node's broker (`broker.revoke-identity`: a record "revoked"
+    for each lease); `Secrets.revoke_holder` opened a broker of its own on the store, whose
+    audit went to the database's audit table, and the trace log never showed the revocation."""
+    with acme_and_agents() as world:
+        world.hub.secrets.put("payments", engine="token", config=PAYMENTS)
+        world.hub.policies.publish(policies=LEASES, tools={}, revision=1)
+
+        async def lease() -> None:
+            async with world.hub.serve(listen=("127.0.0.1", 0)) as running:
+                at, hub = running.address, running.identifier
+                await world.agents.secrets.lease(
+                    "payments", holder="support", broker=at, expect=hub
+                )
+
+        asyncio.run(lease())
+        (revoked,) = world.hub.secrets.revoke_holder(world.support)
+        assert revoked.state.name == "REVOKED"
+        decisions = [r["decision"] for r in world.hub.traces.show() if r["kind"] == "lease"]
+        assert decisions[-1] == "revoked"
+        world.hub.traces.verify()  # each record signed (TraceError otherwise)
