@@ -217,9 +217,13 @@ class Policies:
     ) -> PolicyDecision:
         """Decide one call of `tool` with `arguments` (a JSON object) under the bundles this
         node holds, as its gates decide it: by a local identity `who` (its name, identifier
-        text or `Identity`: its current credential), or by a `Credential` presented by its
-        holder (verified in full against the feeds the node holds). `server`: the MCP server
-        whose tool it is. The `PolicyDecision` says `allowed`, the `outcome`, the `reason` in
+        text or `Identity`: its current credential, as the local MCP gate decides), or by a
+        `Credential` presented by its holder, as the node's gates decide a peer's call
+        (verified in full against the feeds the node holds; not while its authority's feed is
+        due a sync after a revocation made on this machine). `server`: the MCP server whose
+        tool it is; for a `Credential`, as that server published on this node decides, by the
+        bundles of the authorities granting its tools only (recorded at its publication, else
+        the node's own). The `PolicyDecision` says `allowed`, the `outcome`, the `reason` in
         words, the deciding policy `@id`s (`policies`) and the bundle's `revision`; anything
         but a permit with no error denies (an unknown tool: `Outcome.UNKNOWN_REQUEST`; no
         bundle or a stale feed: `NOT_IN_FORCE`; a refused credential: `CREDENTIAL`). Nothing

@@ -158,7 +158,8 @@ class Secrets:
     def revoke_holder(self, identity: PeerRef) -> list[Lease]:
         """Revoke every lease of `identity` at this node's broker, and those of the chains it
         delegated, as `troth lease revoke --holder`: their database sessions end, their
-        tokens stop validating with the broker's state. The leases, newest first."""
+        tokens stop validating with the broker's state, each revocation a record signed into
+        the node's trace log. The leases, newest first."""
         node = self._node
         who = node._identifier_of(check_peer("Secrets.revoke_holder", "identity", identity))
         from troth._api.network import runtimes_here
