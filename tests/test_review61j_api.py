@@ -5,6 +5,8 @@ the node's gates decide for the same call, and arguments of the wrong kind."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -155,3 +157,56 @@ def test_an_operators_revocation_is_signed_into_the_trace_log() -> None:
         assert last_lease_decision() == "revoked"
         asyncio.run(lease(True))
         world.hub.traces.verify()  # each record signed (TraceError otherwise)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 61j, api 7 (left: troth/_api/network.py, outside this area): a served "
+    "node's serve block crashes after a lease made on another event loop",
+)
+def test_a_lease_from_another_event_loop_leaves_the_serve_block_sound() -> None:
+    """Review 61j, api 7: the agents node served on an event loop in a thread, and
+    `agents.secrets.lease` awaited on another loop (`asyncio.run` in the main thread): the
+    lease's channel was opened inside the served runtime from the other loop, and when that
+    loop closed, the serve block's end (closing every channel) raised "Event loop is closed".
+    A call from another loop is to be refused (ConfigError) or run soundly."""
+    with acme_and_agents() as world:
+        world.hub.secrets.put("payments", engine="token", config=PAYMENTS)
+        world.hub.policies.publish(policies=LEASES, tools={}, revision=1)
+        ready, ended = threading.Event(), threading.Event()
+        seen: dict[str, object] = {}
+
+        async def serve() -> None:
+            stop = asyncio.Event()
+            hub, agents = world.hub.serve(listen=("127.0.0.1", 0)), world.agents.serve()
+            async with hub as hub_running, agents:
+                seen.update(at=hub_running.address, hub=hub_running.identifier, stop=stop)
+                seen["loop"] = asyncio.get_running_loop()
+                ready.set()
+                await stop.wait()
+
+        def thread() -> None:
+            try:
+                asyncio.run(serve())
+            except BaseException as exc:  # what the serve block's end raised
+                seen["failed"] = exc
+            finally:
+                ended.set()
+
+        threading.Thread(target=thread, daemon=True).start()
+        assert ready.wait(30)
+
+        async def lease() -> None:
+            with contextlib.suppress(troth.ConfigError):  # refused: another loop serves it
+                await world.agents.secrets.lease(
+                    "payments", holder="support", broker=str(seen["at"]), expect=seen["hub"]
+                )
+
+        try:
+            asyncio.run(lease())
+        finally:
+            loop = seen["loop"]
+            assert isinstance(loop, asyncio.AbstractEventLoop)
+            loop.call_soon_threadsafe(seen["stop"].set)  # type: ignore[attr-defined]
+            assert ended.wait(30)
+        assert "failed" not in seen, seen.get("failed")
