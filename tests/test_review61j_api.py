@@ -199,7 +199,7 @@ def test_a_lease_from_another_event_loop_leaves_the_serve_block_sound() -> None:
         async def lease() -> None:
             with contextlib.suppress(troth.ConfigError):  # refused: another loop serves it
                 await world.agents.secrets.lease(
-                    "payments", holder="support", broker=str(seen["at"]), expect=seen["hub"]
+                    "payments", holder="support", broker=str(seen["at"]), expect=str(seen["hub"])
                 )
 
         try:
