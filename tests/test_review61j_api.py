@@ -14,12 +14,11 @@ import pytest
 import troth
 from tests.conftest import NOW
 from tests.support.brokers import PAYMENTS
-from tests.support.gates import POLICIES, export_customers, lookup_order, refund
+from tests.support.gates import POLICIES
+from tests.support.policy_world import TOOLS, WRITE
 from tests.support.public_api import Agents, acme_and_agents
 from troth.storage.sqlite_mcp import SqliteMcpGrantors
 
-TOOLS = {f.__name__: f for f in (lookup_order, refund, export_customers)}
-WRITE = {"orders.access": ["read", "write"]}
 LEASES = """\
 @id("any") permit(principal, action == Action::"lease", resource == Secret::"payments")
   when { principal.hasTag("orders.access") };

@@ -14,13 +14,12 @@ import pytest
 
 import troth
 from tests.support.cli import run
-from tests.support.gates import POLICIES, export_customers, lookup_order, refund
-from tests.support.public_api import Agents, acme_and_agents
+from tests.support.gates import POLICIES
+from tests.support.policy_world import TOOLS, WRITE, writer_world
+from tests.support.public_api import Agents
 from troth.clock import FixedClock
 from troth.limits import DEFAULT_FEED_STALENESS_SECONDS
 
-TOOLS = {f.__name__: f for f in (lookup_order, refund, export_customers)}
-WRITE = {"orders.access": ["read", "write"]}
 SMALL, LARGE = {"order_id": "1", "amount": 5}, {"order_id": "1", "amount": 50}
 
 
@@ -28,12 +27,7 @@ SMALL, LARGE = {"order_id": "1", "amount": 5}, {"order_id": "1", "amount": 50}
 def world() -> Iterator[Agents]:
     """acme's hub and the agents node holding revision 1 of POLICIES; `writer` holds read
     and write."""
-    with acme_and_agents() as made:
-        made.agents.identities.create("writer")
-        made.agents.enroll(made.acme.ticket(WRITE), identity="writer")
-        data = made.hub.policies.sign(policies=POLICIES, tools=TOOLS, revision=1)
-        made.hub.policies.install(data)
-        made.agents.policies.install(data)
+    with writer_world() as made:
         yield made
 
 
