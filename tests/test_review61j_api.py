@@ -56,20 +56,28 @@ def test_a_credential_revoked_on_this_machine_is_denied_on_a_receiving_node(
     assert not decide("writer", "refund", REFUND).allowed  # what the gates decide
 
 
-def test_a_service_mapped_to_no_list_is_an_argument_error(world: Agents) -> None:
+@pytest.fixture
+def hub() -> Iterator[troth.Node]:
+    """A node hosting an authority, holding no bundle."""
+    with troth.Node.open("acme") as node:
+        node.create_authority()
+        yield node
+
+
+def test_a_service_mapped_to_no_list_is_an_argument_error(hub: troth.Node) -> None:
     """Review 61j, api 2: `sign(services={"orders": "read"})` (a str where the list of method
     names goes) raised the CLI's DecodeError of a services file."""
     for services in ({"orders": "read"}, {"orders": [1, 2]}):
         with pytest.raises(troth.ArgumentError) as refused:
-            world.hub.policies.sign(policies=POLICIES, tools=TOOLS, revision=2, services=services)  # type: ignore[arg-type]
+            hub.policies.sign(policies=POLICIES, tools=TOOLS, revision=2, services=services)  # type: ignore[arg-type]
         assert refused.value.parameter == "services"
 
 
-def test_an_authority_of_the_wrong_kind_is_an_argument_error(world: Agents) -> None:
+def test_an_authority_of_the_wrong_kind_is_an_argument_error(hub: troth.Node) -> None:
     """Review 61j, api 3: `sign(authority=5)` was looked up as a local identity's name
     (NotFound "no local identity 5")."""
     with pytest.raises(troth.ArgumentError) as refused:
-        world.hub.policies.sign(policies=POLICIES, tools=TOOLS, revision=2, authority=5)  # type: ignore[arg-type]
+        hub.policies.sign(policies=POLICIES, tools=TOOLS, revision=2, authority=5)  # type: ignore[arg-type]
     assert refused.value.parameter == "authority"
 
 
