@@ -10,23 +10,16 @@ import pytest
 
 import troth
 from tests.support.cli import run_json
-from tests.support.gates import POLICIES, export_customers, lookup_order, refund
-from tests.support.public_api import Agents, acme_and_agents
-
-WRITE = {"orders.access": ["read", "write"]}
-TOOLS = {f.__name__: f for f in (lookup_order, refund, export_customers)}
+from tests.support.gates import POLICIES
+from tests.support.policy_world import TOOLS, WRITE, writer_world
+from tests.support.public_api import Agents
 
 
 @pytest.fixture
 def world() -> Iterator[Agents]:
     """acme's hub with revision 1 of POLICIES, agents holding it too; `writer` holding read
     and write (`support`, read only; `sub`, nothing)."""
-    with acme_and_agents() as made:
-        made.agents.identities.create("writer")
-        made.agents.enroll(made.acme.ticket(WRITE), identity="writer")
-        data = made.hub.policies.sign(policies=POLICIES, tools=TOOLS, revision=1)
-        made.hub.policies.install(data)
-        made.agents.policies.install(data)
+    with writer_world() as made:
         yield made
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from troth import limits
-from troth._api.arguments import check_mapping, check_text, check_whole
+from troth._api.arguments import check_mapping, check_peer, check_text, check_whole
 from troth._api.results import Credential, Identity
 from troth.errors import ArgumentError, NotFound
 from troth.gates import PolicyDecision, ToolCall, schema_from_function
@@ -130,7 +130,7 @@ class Policies:
         if ttl is not None:
             check_whole(call, "ttl", ttl, low=1, high=limits.MAX_TTL, unit=" of seconds")
         compiled_tools = _tools(call, tools)
-        methods = check_services(dict(check_mapping(call, "services", services or {})))
+        methods = check_services(_services(call, services))
         node = self._node
         stored = node._stored
         owner = self._authority(call, authority)
@@ -217,9 +217,13 @@ class Policies:
     ) -> PolicyDecision:
         """Decide one call of `tool` with `arguments` (a JSON object) under the bundles this
         node holds, as its gates decide it: by a local identity `who` (its name, identifier
-        text or `Identity`: its current credential), or by a `Credential` presented by its
-        holder (verified in full against the feeds the node holds). `server`: the MCP server
-        whose tool it is. The `PolicyDecision` says `allowed`, the `outcome`, the `reason` in
+        text or `Identity`: its current credential, as the local MCP gate decides), or by a
+        `Credential` presented by its holder, as the node's gates decide a peer's call
+        (verified in full against the feeds the node holds; not while its authority's feed is
+        due a sync after a revocation made on this machine). `server`: the MCP server whose
+        tool it is; for a `Credential`, as that server published on this node decides, by the
+        bundles of the authorities granting its tools only (recorded at its publication, else
+        the node's own). The `PolicyDecision` says `allowed`, the `outcome`, the `reason` in
         words, the deciding policy `@id`s (`policies`) and the bundle's `revision`; anything
         but a permit with no error denies (an unknown tool: `Outcome.UNKNOWN_REQUEST`; no
         bundle or a stale feed: `NOT_IN_FORCE`; a refused credential: `CREDENTIAL`). Nothing
@@ -262,8 +266,8 @@ class Policies:
 
     def _authority(self, call: str, authority: PeerRef | None) -> Identifier:
         """The authority a bundle is for: `authority`, else the one this node hosts."""
-        if authority is not None:
-            return self._node._identifier_of(authority)
+        if authority is not None:  # of another kind: not looked up (review 61j, api 3)
+            return self._node._identifier_of(check_peer(call, "authority", authority))
         hosted = self._node._stored.hosted_authority()
         if hosted is None:
             raise NotFound(f"node {self._node.name!r} hosts no authority: say which (authority=)")
@@ -288,6 +292,22 @@ def _tools(call: str, tools: Mapping[str, ToolSpec]) -> dict[str, Any]:
         else:
             raise ArgumentError(call, "tools", "tool names to JSON schemas or functions", got(spec))
     return out
+
+
+def _services(call: str, services: Mapping[str, Sequence[str]] | None) -> dict[str, list[str]]:
+    """A bundle's services: each service's name to a sequence of its method names (not one
+    str: review 61j, api 2, the CLI's DecodeError of a services file)."""
+    check_mapping(call, "services", services or {})
+    for methods in (services or {}).values():
+        if (
+            isinstance(methods, str | bytes)
+            or not isinstance(methods, Sequence)
+            or not all(isinstance(method, str) for method in methods)
+        ):
+            raise ArgumentError(
+                call, "services", "service names to sequences of method names", got(methods)
+            )
+    return {name: list(methods) for name, methods in (services or {}).items()}
 
 
 def _arguments(call: str, arguments: Mapping[str, Any] | None) -> dict[str, Any]:

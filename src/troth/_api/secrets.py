@@ -21,7 +21,7 @@ from troth._api.arguments import check_flag, check_identity, check_peer, check_t
 from troth.errors import ArgumentError, DecodeError, SecretError
 from troth.identity import Identifier
 from troth.kinds import check_kind, got
-from troth.node.secret_api import ENGINES, broker_jwks, revoke_holder
+from troth.node.secret_api import ENGINES, broker_jwks, revoke_holder, trace_audit
 from troth.secrets import IssuedLease, Lease, LeaseCredential, LeaseId
 from troth.secrets.lease import check_secret_name
 
@@ -158,9 +158,20 @@ class Secrets:
     def revoke_holder(self, identity: PeerRef) -> list[Lease]:
         """Revoke every lease of `identity` at this node's broker, and those of the chains it
         delegated, as `troth lease revoke --holder`: their database sessions end, their
-        tokens stop validating with the broker's state. The leases, newest first."""
-        who = self._node._identifier_of(check_peer("Secrets.revoke_holder", "identity", identity))
-        return revoke_holder(self._node._stored, who, now=self._node._clock.now())
+        tokens stop validating with the broker's state, each revocation a record signed into
+        the node's trace log. The leases, newest first."""
+        node = self._node
+        who = node._identifier_of(check_peer("Secrets.revoke_holder", "identity", identity))
+        from troth._api.network import runtimes_here
+
+        # each revocation signed into the node's trace log, as its broker's (review 61j, api 6)
+        served = runtimes_here(node)
+        with (
+            contextlib.nullcontext(served[0].traces.audit_sink())
+            if served
+            else trace_audit(node._stored, node._clock)
+        ) as audit:
+            return revoke_holder(node._stored, who, now=node._clock.now(), audit=audit)
 
     # -- an agent, at a broker node ---------------------------------------------------------
 
