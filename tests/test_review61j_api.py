@@ -81,11 +81,6 @@ def test_an_authority_of_the_wrong_kind_is_an_argument_error(hub: troth.Node) ->
     assert refused.value.parameter == "authority"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 61j, api 4 (left: troth/node/services/node_policies.py, outside this area): "
-    "the identity is judged by a co-trusted authority's copy of the feed due a sync",
-)
 def test_an_identity_revoked_here_by_a_co_trusted_authority_is_denied(world: Agents) -> None:
     """Review 61j, api 4: `writer` holds a chain of acme (whose bundle decides) and one of
     beta, both authorities on this machine. beta revokes `writer`'s identity, which marks the
@@ -166,11 +161,6 @@ def test_an_operators_revocation_is_signed_into_the_trace_log() -> None:
         world.hub.traces.verify()  # each record signed (TraceError otherwise)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 61j, api 7 (left: troth/_api/network.py, outside this area): a served "
-    "node's serve block crashes after a lease made on another event loop",
-)
 def test_a_lease_from_another_event_loop_leaves_the_serve_block_sound() -> None:
     """Review 61j, api 7: the agents node served on an event loop in a thread, and
     `agents.secrets.lease` awaited on another loop (`asyncio.run` in the main thread): the

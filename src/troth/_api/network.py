@@ -4,6 +4,7 @@ point has checked before your handler runs (docs/protocols.md, "Services" and "A
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import inspect
@@ -313,6 +314,8 @@ class RunningNode:
         self._users: dict[ChannelEnd, int] = {}
         """How many `connect` blocks use each channel: the runtime keeps one channel per
         route, and the last block to end closes it (review 35d, connect 2)."""
+        self._loop = asyncio.get_running_loop()  # (made inside `serve`)
+        """The event loop `serve` runs it on: its channels and tasks belong to it."""
         self._ended = False
         """Whether its `serve` block ended: the runtime is stopped, and every use is refused
         (review 56c, api 2: `enroll` failed with a bare RuntimeError, `connect` opened
@@ -326,6 +329,18 @@ class RunningNode:
                 "(serve it again, and use the RunningNode it gives)"
             )
         return self._runtime
+
+    def _on_loop(self) -> NodeRuntime:
+        """`_live`, and only on the event loop `serve` runs it on (ConfigError else): a channel
+        opened from another loop was left to that loop, and when it closed, the serve block's
+        end raised "Event loop is closed" (review 61j, api 7)."""
+        runtime = self._live()
+        if asyncio.get_running_loop() is not self._loop:
+            raise ConfigError(
+                f"node {self._node.name!r} is served on another event loop: use it from "
+                "inside its serve block's loop"
+            )
+        return runtime
 
     @property
     def identifier(self) -> Identifier:
@@ -355,7 +370,7 @@ class RunningNode:
         at once when `identity` is the node's own)."""
         check_text("RunningNode.enroll", "ticket", ticket)
         check_optional_text("RunningNode.enroll", "authority_pin", authority_pin)
-        runtime = self._live()
+        runtime = self._on_loop()
         ref = (
             self._node.name
             if identity is None
@@ -375,7 +390,7 @@ class RunningNode:
         check_utf8(
             "RunningNode.revoke", "reason", check_text("RunningNode.revoke", "reason", reason)
         )
-        self._live()
+        self._on_loop()
         ref = _ref(by, self._node._stored, "RunningNode.revoke", "by")
         return await self._revoke(credential, ref, reason)
 
@@ -410,7 +425,7 @@ class RunningNode:
         is an ArgumentError."""
         check_text("RunningNode.relay", "name", name)  # review 51e, exports 9
         check_text("RunningNode.relay", "at", at)
-        answer = await self._live().create_relay(name, at)
+        answer = await self._on_loop().create_relay(name, at)
         return answer["route"]
 
     @contextlib.asynccontextmanager
@@ -419,7 +434,7 @@ class RunningNode:
         check_text("RunningNode.connect", "route", route)
         if expect is not None:
             check_peer("RunningNode.connect", "expect", expect)
-        runtime = self._live()
+        runtime = self._on_loop()
         pinned = None if expect is None else self._node._identifier_of(expect)
         end = await runtime.channel_to(
             parse_route(route),

@@ -259,7 +259,7 @@ class Secrets:
             ) from None
         pinned = None if expect is None else node._identifier_of(expect)
         if node._running is not None:
-            yield BrokerClient(node._running._live(), route, name, expect=pinned)
+            yield BrokerClient(node._running._on_loop(), route, name, expect=pinned)
             return
         async with node.serve() as running:
             yield BrokerClient(running._runtime, route, name, expect=pinned)

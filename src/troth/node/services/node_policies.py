@@ -367,7 +367,17 @@ class LocalCredential:
         of them: each has standing over it) revokes the identity or supersedes its history,
         as every node that verified that chain refuses it whatever chain it shows
         (docs/formats.md, "Whose word counts on an identity"; review 55i, mcp 3: it was judged
-        by its decided chain's root feed alone)."""
+        by its decided chain's root feed alone). A root whose copy of the feed a revocation made
+        on this machine left due a sync is synced first; one still due refuses it (STALE_FEED:
+        the copy held may predate a revocation of the identity; review 61j, api 4)."""
+        wallet = self.node.wallet
+        due = sorted(str(root) for root in roots if wallet.sync_due(root, now=now))
+        if due:
+            raise CredentialError(
+                CredentialFailure.STALE_FEED,
+                f"{self.name} is judged by the feeds of {', '.join(due)}, due a sync after a "
+                "revocation made on this machine",
+            )
         feeds = [feed for feed in map(self.policies.feeds, roots) if feed is not None]
         identity = self.node.identities.get(self.name, now=now).identity
         refusal = identity_refusal(identity, feeds)
