@@ -105,7 +105,8 @@ def test_a_long_history_shown_again_with_another_attestation_is_not_verified_aga
     peer, trust, signatures = _shown_once(monkeypatch)
     verify_peer(trust, peer.claim(T + 101), (), T + 101)  # a fresh attestation, the same history
     good = peer.claim(T + 102)
-    bad = HandshakeClaim(good.history, good.attestation[:-1] + b"\x00", good.static_key)
+    flipped = good.attestation[:-1] + bytes((good.attestation[-1] ^ 1,))  # (never the same)
+    bad = HandshakeClaim(good.history, flipped, good.static_key)
     with pytest.raises(ChannelError):
         verify_peer(trust, bad, (), T + 102)  # a bad one: refused
     assert len(signatures) == 0  # only the attestations' signatures are new to check
