@@ -356,6 +356,7 @@ class SqliteDatabase:
             self._local.conn = conn
             self._local.depth = 0
             self._local.cursor = conn.cursor()  # `run`'s
+            self._local.pragma = conn.cursor()  # `data_version`'s in a transaction (61m)
             self._local.version = None  # `data_version` inside this thread's transaction
             with self._all_lock:
                 self._all.append(conn)
@@ -522,8 +523,9 @@ class SqliteDatabase:
         try:
             if getattr(local, "depth", 0) and local.conn.in_transaction:
                 version: int | None = local.version
-                if version is None:
-                    row = local.conn.execute("PRAGMA data_version").fetchone()
+                if version is None:  # its own kept cursor (not `run`'s: a sign may come
+                    # mid-read); one row, read to its end by `fetchone` (its step past it)
+                    row = local.pragma.execute("PRAGMA data_version").fetchone()
                     version = local.version = int(row[0])
                 return version
             return int(self.connection().execute("PRAGMA data_version").fetchone()[0])
