@@ -1,0 +1,128 @@
+"""Review 61l, enrollment 1: an interrupted enrollment was lost when an enrollment with another
+ticket for the same authority failed for a passing reason first and was refused for good later.
+
+A member's first enrollment with authority acme (ticket T1) was redeemed, its answer lost: it
+sits pending (acme made the member; the holder holds no credential). The holder runs
+`troth enroll` with another ticket T2 for acme. T2's pending record REPLACED T1's when T2
+started (one record per identity and authority). Review 61c (enrollment 1) put T1's back when
+T2 was refused for good at once; but when T2's request failed for a passing reason (the
+network down, the authority busy), the node resumed T2 later (`troth.enrollment.resumption`,
+which knew nothing of T1), and when acme then refused T2 for good, T1's record was gone: the
+member acme made could never get its credential.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tests.support.enroll import (
+    acme_and_agent,
+    acme_ticket,
+    enroll_answer_lost,
+    enroll_in_process,
+    resume_in_process,
+)
+from troth.authority import Ticket
+from troth.cli.main import cli
+from troth.clock import FixedClock
+from troth.enrollment import enroll
+from troth.errors import AuthorityError, AuthorityFailure, RemoteError
+from troth.node import Node
+from troth.storage import PendingEnrollmentRecord
+
+NOW = 1_800_000_000
+
+
+def _unreachable(request: bytes) -> bytes:
+    raise RemoteError("no route to the authority")  # a passing failure: kept, resumed later
+
+
+def _passing_failure(agent: Node, ticket: Ticket, clock: FixedClock) -> None:
+    """`troth enroll` of `agent` with `ticket`, its request failing for a passing reason."""
+    with pytest.raises(RemoteError):
+        enroll(agent.identities, agent.wallet, "agent", ticket, clock=clock, send=_unreachable)
+
+
+def _made_up(ticket: Ticket) -> Ticket:
+    """A ticket of `ticket`'s authority and address that it never made (refused for good)."""
+    return Ticket(os.urandom(32), ticket.authority_history, ticket.address)
+
+
+def _records(agent: Node, ticket: Ticket) -> list[PendingEnrollmentRecord]:
+    return [p for p in agent.wallet.pending_enrollments("agent") if p.ticket == str(ticket)]
+
+
+def _pending(agent: Node) -> list[str]:
+    return [p.ticket for p in agent.wallet.pending_enrollments("agent")]
+
+
+@pytest.mark.xfail(strict=True, reason="review 61l, enrollment 1: T2's record replaced T1's")
+def test_a_ticket_refused_for_good_when_resumed_leaves_the_enrollment_before_it(
+    tmp_path: Path,
+) -> None:
+    with acme_and_agent(tmp_path, NOW) as (authority, agent, member, ticket):
+        enroll_answer_lost(agent, "agent", authority, ticket, FixedClock(NOW))  # a member now
+        second = _made_up(ticket)
+        _passing_failure(agent, second, FixedClock(NOW + 10))
+        (resumed,) = _records(agent, second)
+        with pytest.raises(AuthorityError) as refused:  # the node's resumption, later
+            resume_in_process(agent, resumed, authority, FixedClock(NOW + 100))
+        assert refused.value.reason is AuthorityFailure.TICKET_UNKNOWN
+        assert authority.member(member)  # a member at acme, holding nothing:
+        assert not agent.wallet.held("agent")
+        assert _pending(agent) == [str(ticket)], "the member acme made is stranded"
+        (first,) = agent.wallet.pending_enrollments("agent")
+        done = resume_in_process(agent, first, authority, FixedClock(NOW + 200))
+        assert done.credential.links[-1].subject == member
+        assert _pending(agent) == []
+
+
+@pytest.mark.xfail(strict=True, reason="review 61l, enrollment 1: T2's record replaced T1's")
+def test_troth_credential_refresh_lists_and_resumes_both_pending_enrollments(
+    troth_home: Path,
+) -> None:
+    """What the CLI shows: both pending enrollments resumed (`resuming the enrollment
+    interrupted at ...` for each), the made-up ticket dropped, the first one completed."""
+    now = int(time.time())
+    with acme_and_agent(troth_home, now) as (authority, agent, _member, ticket):
+        enroll_answer_lost(agent, "agent", authority, ticket, FixedClock(now))
+        _passing_failure(agent, _made_up(ticket), FixedClock(now))
+        assert len(_pending(agent)) == 2, "the first enrollment was given up"
+    result = CliRunner().invoke(cli, ["credential", "refresh", "agent", "--node", "agent"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("resuming the enrollment interrupted at") == 2
+    assert "dropped: the authority refused it for good" in result.stderr
+    assert "stays pending" not in result.stderr
+
+
+def test_the_second_ticket_completing_clears_the_first(tmp_path: Path) -> None:
+    """T2 failing for a passing reason, then resumed and completed: the credential is held
+    once, and T1's record goes with T2's in that commit (given up: the operator's newer ticket
+    made the holder a member; it is what `Enrolled.replaced` reports)."""
+    with acme_and_agent(tmp_path, NOW) as (authority, agent, member, ticket):
+        enroll_answer_lost(agent, "agent", authority, ticket, FixedClock(NOW))
+        second = acme_ticket(authority, NOW)
+        _passing_failure(agent, second, FixedClock(NOW + 10))
+        (resumed,) = _records(agent, second)
+        done = resume_in_process(agent, resumed, authority, FixedClock(NOW + 100))
+        assert done.credential.links[-1].subject == member
+        assert len(agent.wallet.held("agent")) == 1
+        assert _pending(agent) == []
+
+
+def test_enroll_again_with_the_second_ticket_completes_and_clears_both(tmp_path: Path) -> None:
+    """`troth enroll` with T2 again (the same ticket: resumed, not a third record)."""
+    with acme_and_agent(tmp_path, NOW) as (authority, agent, member, ticket):
+        enroll_answer_lost(agent, "agent", authority, ticket, FixedClock(NOW))
+        second = acme_ticket(authority, NOW)
+        _passing_failure(agent, second, FixedClock(NOW + 10))
+        done = enroll_in_process(agent, "agent", authority, second, FixedClock(NOW + 20))
+        assert done.resumed is not None
+        assert done.resumed.ticket == str(second)
+        assert done.credential.links[-1].subject == member
+        assert _pending(agent) == []
