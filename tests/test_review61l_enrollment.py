@@ -61,7 +61,6 @@ def _pending(agent: Node) -> list[str]:
     return [p.ticket for p in agent.wallet.pending_enrollments("agent")]
 
 
-@pytest.mark.xfail(strict=True, reason="review 61l, enrollment 1: T2's record replaced T1's")
 def test_a_ticket_refused_for_good_when_resumed_leaves_the_enrollment_before_it(
     tmp_path: Path,
 ) -> None:
@@ -82,7 +81,6 @@ def test_a_ticket_refused_for_good_when_resumed_leaves_the_enrollment_before_it(
         assert _pending(agent) == []
 
 
-@pytest.mark.xfail(strict=True, reason="review 61l, enrollment 1: T2's record replaced T1's")
 def test_troth_credential_refresh_lists_and_resumes_both_pending_enrollments(
     troth_home: Path,
 ) -> None:

@@ -104,7 +104,7 @@ class Resumption:
     restart tries each once more): where the last round stopped among the records, and each
     record's wait after an attempt that did not complete."""
 
-    cursor: tuple[int, bytes, bytes] | None = None
+    cursor: tuple[int, bytes, bytes, str] | None = None
     waits: dict[tuple[bytes, bytes, bytes], _Wait] = field(default_factory=dict)
 
     @staticmethod
@@ -171,7 +171,14 @@ class Resumption:
             page = wallet.interrupted_enrollments(RESUME_SCANNED_PER_ROUND)
         chosen: list[PendingEnrollmentRecord] = []
         for pending in page:
-            self.cursor = (pending.started_at, pending.identifier, pending.authority)
+            # its ticket too: records of one identity and authority, one per ticket, may
+            # share a start (review 61l, enrollment 1)
+            self.cursor = (
+                pending.started_at,
+                pending.identifier,
+                pending.authority,
+                pending.ticket,
+            )
             if self.due(pending, now):
                 chosen.append(pending)
                 if len(chosen) == RESUMED_PER_ROUND:
@@ -260,7 +267,8 @@ async def resume_enrollments(runtime: NodeRuntime) -> int:
             remote.setdefault(key, []).append(pending)
     outcomes = await asyncio.gather(
         *(_resume_local(runtime, records) for records in local.values()),
-        *(_resume_at(runtime, records) for records in remote.values()),
+        # newest first: one that completes clears its authority's older records (review 61l)
+        *(_resume_at(runtime, records[::-1]) for records in remote.values()),
         return_exceptions=True,  # one's failure abandons no other midway
     )
     completed = 0
@@ -317,11 +325,11 @@ async def _resume_local(runtime: NodeRuntime, records: list[PendingEnrollmentRec
         for pending in records:
             state.failed(pending, clock.now())
         return 0
-    refused = {authority.digest for authority, _exc in failed}
-    for authority, error in failed:
-        log.warning("enrollment of %s with %s: %s", identity, authority, error)
+    refused = {(pending.authority, pending.ticket) for pending, _exc in failed}
+    for pending, error in failed:
+        log.warning("enrollment of %s with %s: %s", identity, Identifier(pending.authority), error)
     for pending in records:
-        if pending.authority in refused:
+        if (pending.authority, pending.ticket) in refused:
             state.failed(pending, clock.now())
         else:
             state.done(pending)
@@ -360,6 +368,9 @@ async def _resume_remote(runtime: NodeRuntime, pending: PendingEnrollmentRecord)
     identity, clock, state = "T" + pending.identifier.hex(), runtime.clock, runtime.resumption
     wallet = runtime.node.wallet
     unreached = False
+    if pending not in await runtime.worker.run(wallet.pending_enrollments, identity):
+        state.done(pending)  # cleared meanwhile: a newer ticket's enrollment completed
+        return 0
     try:
         authority = Identifier(pending.authority)
         steps = enrollment.resumption(runtime.node.identities, wallet, pending, clock=clock)
