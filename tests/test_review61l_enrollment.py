@@ -27,15 +27,17 @@ from tests.support.enroll import (
     enroll_in_process,
     resume_in_process,
 )
+from troth import limits
 from troth.authority import Ticket
 from troth.cli.main import cli
 from troth.clock import FixedClock
 from troth.enrollment import enroll
 from troth.errors import AuthorityError, AuthorityFailure, RemoteError
-from troth.node import Node
+from troth.node import Node, membership
 from troth.storage import PendingEnrollmentRecord
 
 NOW = 1_800_000_000
+CLOCK = FixedClock(NOW + 200)
 
 
 def _unreachable(request: bytes) -> bytes:
@@ -124,3 +126,48 @@ def test_enroll_again_with_the_second_ticket_completes_and_clears_both(tmp_path:
         assert done.resumed.ticket == str(second)
         assert done.credential.links[-1].subject == member
         assert _pending(agent) == []
+
+
+def test_past_the_bound_a_new_ticket_gives_up_the_oldest(tmp_path: Path) -> None:
+    """MAX_PENDING_PER_AUTHORITY records per identity and authority: `troth enroll` with ever
+    more tickets failing for a passing reason no longer grows the table without bound."""
+    bound = limits.MAX_PENDING_PER_AUTHORITY
+    with acme_and_agent(tmp_path, NOW) as (authority, agent, _member, ticket):
+        enroll_answer_lost(agent, "agent", authority, ticket, FixedClock(NOW))
+        others = [_made_up(ticket) for _ in range(bound)]
+        for i, other in enumerate(others):
+            _passing_failure(agent, other, FixedClock(NOW + i + 1))
+        assert _pending(agent) == [str(t) for t in others]  # the oldest, the first, given up
+        done = enroll_in_process(agent, "agent", authority, acme_ticket(authority, NOW), CLOCK)
+        assert done.replaced is not None
+        assert done.replaced.ticket == str(others[0])  # the oldest its completion cleared
+        assert _pending(agent) == []
+
+
+def test_the_nodes_rounds_reach_records_of_one_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two records of one identity and authority started the same second: the node's cursor
+    over the records (`Resumption.choose`, one record a page here) reaches both (keyed by
+    (started_at, identity, authority) alone, it skipped the second)."""
+    monkeypatch.setattr(membership, "RESUME_SCANNED_PER_ROUND", 1)
+    with acme_and_agent(tmp_path, NOW) as (authority, agent, _member, ticket):
+        enroll_answer_lost(agent, "agent", authority, ticket, FixedClock(NOW))
+        _passing_failure(agent, _made_up(ticket), FixedClock(NOW))
+        state, later = membership.Resumption(), NOW + membership.RESUME_AFTER
+        chosen = [state.choose(agent.wallet, later) for _ in range(3)]
+        assert sorted(p.ticket for (p,) in chosen[:2]) == sorted(_pending(agent))
+
+
+def test_an_earlier_troth_still_writes_the_rebuilt_table(tmp_path: Path) -> None:
+    """The table keeps its columns: an earlier troth's `INSERT OR REPLACE ... VALUES (5)` and
+    `DELETE ... AND ticket = ?` work on it (node.db's schema version is unchanged)."""
+    with acme_and_agent(tmp_path, NOW) as (authority, agent, _member, ticket):
+        enroll_answer_lost(agent, "agent", authority, ticket, FixedClock(NOW))
+        (first,) = agent.wallet.pending_enrollments("agent")
+        row = (first.identifier, first.authority, "troth-ticket:x", first.address, NOW + 1)
+        agent.db.execute("INSERT OR REPLACE INTO pending_enrollments VALUES (?, ?, ?, ?, ?)", row)
+        assert _pending(agent) == [str(ticket), "troth-ticket:x"]
+        done = resume_in_process(agent, first, authority, CLOCK)
+        assert done.replaced is None  # the newer one stays
+        assert _pending(agent) == ["troth-ticket:x"]

@@ -58,9 +58,9 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class Enrolled:
     """An enrollment completed: the credential now held, the interrupted enrollment it
-    resumed (same ticket), and the oldest of those with another ticket for that authority
-    that its completion gave up (recorded before it, or past MAX_PENDING_PER_AUTHORITY when
-    it started), if any."""
+    resumed (same ticket), and the oldest of the interrupted ones with another ticket for that
+    authority it gave up (past MAX_PENDING_PER_AUTHORITY when it started, or recorded before
+    it when it completed: troth.credentials.pending), if any."""
 
     identity: str
     authority: Identifier
@@ -181,7 +181,7 @@ def _exchange(
     with contextlib.suppress(IdentityError):
         accept_ticket(identities, ticket, now=clock.now(), binds=binds, pinned=pinned)
     name = identities.find(ref).name or ref
-    replaced = older[0] if older else given_up
+    replaced = given_up if given_up is not None else next(iter(older), None)
     return Enrolled(name, Identifier(pending.authority), held, resumed, replaced)
 
 
