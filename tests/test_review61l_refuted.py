@@ -13,12 +13,14 @@ import contextlib
 from pathlib import Path
 
 from tests.support.enroll import acme_and_agent, acme_ticket, enroll_answer_lost, enroll_in_process
+from tests.support.nodes import HUB, MemNet, run_memnet
 from troth.clock import FixedClock
 from troth.credentials import Attributes
-from troth.enrollment import enroll
+from troth.enrollment import enroll, enrollment, request_of
 from troth.errors import RemoteError
 from troth.node import init_node, open_node
 from troth.node.authorities import resume_locally
+from troth.node.membership import RESUME_AFTER
 
 NOW = 1_800_000_000
 
@@ -74,3 +76,36 @@ def test_refresh_resuming_two_tickets_of_one_authority_gets_one_credential(
         assert len(agent.wallet.held("agent")) == 1
         assert resumed[0].credential.links[-1].subject == member
         assert agent.wallet.pending_enrollments("agent") == []
+
+
+def test_the_nodes_round_resuming_two_tickets_of_one_authority_gets_one_credential(
+    tmp_path: Path,
+) -> None:
+    """The same through a running node's maintenance, over a secure channel: the records of
+    one address and authority go newest first, and one cleared meanwhile is skipped."""
+
+    async def test(net: MemNet) -> None:
+        agent = await net.node("agent")
+        wallet, authority = agent.node.wallet, net.authority
+        tickets = [
+            authority.create_ticket(
+                creator=authority.identifier,
+                attributes=Attributes({"agents.team": team}),
+                address=HUB,
+                now=net.clock.now(),
+            )
+            for team in ("first", "second")
+        ]
+        for i, ticket in enumerate(tickets):
+            steps = enrollment(agent.node.identities, wallet, "agent", ticket, clock=net.clock)
+            request = request_of(steps)
+            if i == 0:  # committed there, its answer lost; the second never arrived
+                authority.enroll(request, now=net.clock.now())
+            steps.close()
+        assert len(wallet.pending_enrollments("agent")) == 2
+        net.clock.advance(RESUME_AFTER)
+        await agent.maintain()
+        assert len(wallet.held("agent")) == 1  # one credential for one member
+        assert wallet.pending_enrollments("agent") == []
+
+    run_memnet(test, tmp_path)
