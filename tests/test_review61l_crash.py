@@ -9,13 +9,10 @@ first, as the node does) always gets the member its credential.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from tests.support.backups import node_db
 from tests.support.enroll import (
@@ -26,20 +23,15 @@ from tests.support.enroll import (
     resume_in_process,
 )
 from tests.support.killed import KILLS, killed_after
-from troth.authority import Ticket
+from tests.support.pending import enroll_unreachable, made_up
 from troth.clock import FixedClock
-from troth.enrollment import enroll
-from troth.errors import AuthorityError, RemoteError, TrothError
+from troth.errors import AuthorityError, TrothError
 from troth.faults import CRASH_EXIT_CODE, CRASH_POINTS
 from troth.identity import Identifier
 from troth.node import open_node
 
 NOW = 1_800_000_000
 CLOCK = FixedClock(NOW + 100)
-
-
-def _unreachable(request: bytes) -> bytes:
-    raise RemoteError("no route to the authority")
 
 
 def _sweep(home: Path, work: Callable[[], None]) -> set[str]:
@@ -96,22 +88,14 @@ def test_a_resumed_refusal_killed_anywhere_strands_no_member(tmp_path: Path) -> 
     for good and forgotten: T1's record stays whatever the kill."""
     with acme_and_agent(tmp_path, NOW) as (authority, agent, _member, first):
         enroll_answer_lost(agent, "agent", authority, first, FixedClock(NOW))
-        made_up = Ticket(os.urandom(32), first.authority_history, first.address)
-        with pytest.raises(RemoteError):
-            enroll(
-                agent.identities,
-                agent.wallet,
-                "agent",
-                made_up,
-                clock=FixedClock(NOW + 10),
-                send=_unreachable,
-            )
+        other = made_up(first)
+        enroll_unreachable(agent, "agent", other, FixedClock(NOW + 10))
         assert len(agent.wallet.pending_enrollments("agent")) == 2
 
     def work() -> None:
         with open_node("acme", home=tmp_path) as acme, open_node("agent", home=tmp_path) as agent:
             (record,) = (
-                p for p in agent.wallet.pending_enrollments("agent") if p.ticket == str(made_up)
+                p for p in agent.wallet.pending_enrollments("agent") if p.ticket == str(other)
             )
             with contextlib.suppress(TrothError):  # refused for good
                 resume_in_process(agent, record, acme.authority(), FixedClock(NOW + 50))
@@ -151,10 +135,7 @@ def test_an_older_node_db_is_rebuilt_keeping_its_record_killed_anywhere(tmp_path
         with open_node("agent", home=tmp_path) as agent:  # the table rebuilt
             assert len(agent.wallet.pending_enrollments("agent")) == 1
         with open_node("agent", home=tmp_path) as agent:
-            with pytest.raises(RemoteError):
-                enroll(
-                    agent.identities, agent.wallet, "agent", second, clock=CLOCK, send=_unreachable
-                )
+            enroll_unreachable(agent, "agent", second, CLOCK)
             assert len(agent.wallet.pending_enrollments("agent")) == 2
 
     assert _sweep(tmp_path, work) >= {"1 pending", "2 pending"}

@@ -13,7 +13,6 @@ member acme made could never get its credential.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -27,32 +26,17 @@ from tests.support.enroll import (
     enroll_in_process,
     resume_in_process,
 )
+from tests.support.pending import enroll_unreachable, made_up
 from troth import limits
 from troth.authority import Ticket
 from troth.cli.main import cli
 from troth.clock import FixedClock
-from troth.enrollment import enroll
-from troth.errors import AuthorityError, AuthorityFailure, RemoteError
+from troth.errors import AuthorityError, AuthorityFailure
 from troth.node import Node, membership
 from troth.storage import PendingEnrollmentRecord
 
 NOW = 1_800_000_000
 CLOCK = FixedClock(NOW + 200)
-
-
-def _unreachable(request: bytes) -> bytes:
-    raise RemoteError("no route to the authority")  # a passing failure: kept, resumed later
-
-
-def _passing_failure(agent: Node, ticket: Ticket, clock: FixedClock) -> None:
-    """`troth enroll` of `agent` with `ticket`, its request failing for a passing reason."""
-    with pytest.raises(RemoteError):
-        enroll(agent.identities, agent.wallet, "agent", ticket, clock=clock, send=_unreachable)
-
-
-def _made_up(ticket: Ticket) -> Ticket:
-    """A ticket of `ticket`'s authority and address that it never made (refused for good)."""
-    return Ticket(os.urandom(32), ticket.authority_history, ticket.address)
 
 
 def _records(agent: Node, ticket: Ticket) -> list[PendingEnrollmentRecord]:
@@ -68,8 +52,8 @@ def test_a_ticket_refused_for_good_when_resumed_leaves_the_enrollment_before_it(
 ) -> None:
     with acme_and_agent(tmp_path, NOW) as (authority, agent, member, ticket):
         enroll_answer_lost(agent, "agent", authority, ticket, FixedClock(NOW))  # a member now
-        second = _made_up(ticket)
-        _passing_failure(agent, second, FixedClock(NOW + 10))
+        second = made_up(ticket)
+        enroll_unreachable(agent, "agent", second, FixedClock(NOW + 10))
         (resumed,) = _records(agent, second)
         with pytest.raises(AuthorityError) as refused:  # the node's resumption, later
             resume_in_process(agent, resumed, authority, FixedClock(NOW + 100))
@@ -91,7 +75,7 @@ def test_troth_credential_refresh_lists_and_resumes_both_pending_enrollments(
     now = int(time.time())
     with acme_and_agent(troth_home, now) as (authority, agent, _member, ticket):
         enroll_answer_lost(agent, "agent", authority, ticket, FixedClock(now))
-        _passing_failure(agent, _made_up(ticket), FixedClock(now))
+        enroll_unreachable(agent, "agent", made_up(ticket), FixedClock(now))
         assert len(_pending(agent)) == 2, "the first enrollment was given up"
     result = CliRunner().invoke(cli, ["credential", "refresh", "agent", "--node", "agent"])
     assert result.exit_code == 0, result.output
@@ -107,7 +91,7 @@ def test_the_second_ticket_completing_clears_the_first(tmp_path: Path) -> None:
     with acme_and_agent(tmp_path, NOW) as (authority, agent, member, ticket):
         enroll_answer_lost(agent, "agent", authority, ticket, FixedClock(NOW))
         second = acme_ticket(authority, NOW)
-        _passing_failure(agent, second, FixedClock(NOW + 10))
+        enroll_unreachable(agent, "agent", second, FixedClock(NOW + 10))
         (resumed,) = _records(agent, second)
         done = resume_in_process(agent, resumed, authority, FixedClock(NOW + 100))
         assert done.credential.links[-1].subject == member
@@ -120,7 +104,7 @@ def test_enroll_again_with_the_second_ticket_completes_and_clears_both(tmp_path:
     with acme_and_agent(tmp_path, NOW) as (authority, agent, member, ticket):
         enroll_answer_lost(agent, "agent", authority, ticket, FixedClock(NOW))
         second = acme_ticket(authority, NOW)
-        _passing_failure(agent, second, FixedClock(NOW + 10))
+        enroll_unreachable(agent, "agent", second, FixedClock(NOW + 10))
         done = enroll_in_process(agent, "agent", authority, second, FixedClock(NOW + 20))
         assert done.resumed is not None
         assert done.resumed.ticket == str(second)
@@ -134,9 +118,9 @@ def test_past_the_bound_a_new_ticket_gives_up_the_oldest(tmp_path: Path) -> None
     bound = limits.MAX_PENDING_PER_AUTHORITY
     with acme_and_agent(tmp_path, NOW) as (authority, agent, _member, ticket):
         enroll_answer_lost(agent, "agent", authority, ticket, FixedClock(NOW))
-        others = [_made_up(ticket) for _ in range(bound)]
+        others = [made_up(ticket) for _ in range(bound)]
         for i, other in enumerate(others):
-            _passing_failure(agent, other, FixedClock(NOW + i + 1))
+            enroll_unreachable(agent, "agent", other, FixedClock(NOW + i + 1))
         assert _pending(agent) == [str(t) for t in others]  # the oldest, the first, given up
         done = enroll_in_process(agent, "agent", authority, acme_ticket(authority, NOW), CLOCK)
         assert done.replaced is not None
@@ -153,7 +137,7 @@ def test_the_nodes_rounds_reach_records_of_one_start(
     monkeypatch.setattr(membership, "RESUME_SCANNED_PER_ROUND", 1)
     with acme_and_agent(tmp_path, NOW) as (authority, agent, _member, ticket):
         enroll_answer_lost(agent, "agent", authority, ticket, FixedClock(NOW))
-        _passing_failure(agent, _made_up(ticket), FixedClock(NOW))
+        enroll_unreachable(agent, "agent", made_up(ticket), FixedClock(NOW))
         state, later = membership.Resumption(), NOW + membership.RESUME_AFTER
         chosen = [state.choose(agent.wallet, later) for _ in range(3)]
         assert sorted(p.ticket for (p,) in chosen[:2]) == sorted(_pending(agent))

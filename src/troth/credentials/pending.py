@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from troth import limits
 from troth.storage import CredentialStore, PendingEnrollmentRecord
 
-__all__ = ["Recorded", "record_pending", "superseded"]
+__all__ = ["Recorded", "newest_first", "record_pending", "superseded"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,3 +71,18 @@ def superseded(
     if pending.ticket not in tickets:
         return []
     return of_authority[: tickets.index(pending.ticket)]
+
+
+def newest_first(
+    store: CredentialStore, records: list[PendingEnrollmentRecord]
+) -> list[PendingEnrollmentRecord]:
+    """`records` with each identity's in the reverse of the order they were recorded (their
+    starts may be equal, or out of order after the clock was set back): resumed so, the newest
+    of an authority's that completes clears the older ones before they are sent."""
+    place: dict[tuple[bytes, bytes, str], int] = {}
+    for identifier in {p.identifier for p in records}:
+        for i, p in enumerate(store.list_pending(identifier)):
+            place[p.identifier, p.authority, p.ticket] = i
+    return sorted(
+        records, key=lambda p: place.get((p.identifier, p.authority, p.ticket), -1), reverse=True
+    )

@@ -22,6 +22,7 @@ from troth.authority import Authority
 from troth.authority.client import refresh_request, ticket_authority
 from troth.channel import ChannelState
 from troth.credentials import VerifiedFeed
+from troth.credentials.pending import newest_first
 from troth.credentials.wallet import CredentialWallet, needs_refresh
 from troth.encoding import cbor
 from troth.errors import AuthorityError, DecodeError, RemoteError, TrothError
@@ -265,10 +266,12 @@ async def resume_enrollments(runtime: NodeRuntime) -> int:
         else:
             key = (_route_key(pending.address), pending.authority)
             remote.setdefault(key, []).append(pending)
+    for key, records in remote.items():  # newest first: one that completes clears its
+        # authority's older records, not sent then (review 61l, enrollment 1)
+        remote[key] = await runtime.worker.run(newest_first, wallet.store, records)
     outcomes = await asyncio.gather(
         *(_resume_local(runtime, records) for records in local.values()),
-        # newest first: one that completes clears its authority's older records (review 61l)
-        *(_resume_at(runtime, records[::-1]) for records in remote.values()),
+        *(_resume_at(runtime, records) for records in remote.values()),
         return_exceptions=True,  # one's failure abandons no other midway
     )
     completed = 0
