@@ -112,14 +112,14 @@ class _Records:
         self._keys = [_key(p) for p in self._ordered]
 
     def interrupted_enrollments(
-        self, limit: int, after: tuple[int, bytes, bytes] | None = None
+        self, limit: int, after: tuple[int, bytes, bytes, str] | None = None
     ) -> list[PendingEnrollmentRecord]:
         start = 0 if after is None else bisect.bisect_right(self._keys, after)
         return self._ordered[start : start + limit]
 
 
-def _key(p: PendingEnrollmentRecord) -> tuple[int, bytes, bytes]:
-    return (p.started_at, p.identifier, p.authority)
+def _key(p: PendingEnrollmentRecord) -> tuple[int, bytes, bytes, str]:
+    return (p.started_at, p.identifier, p.authority, p.ticket)
 
 
 def _record(i: int, started_at: int, ticket: str = "t") -> PendingEnrollmentRecord:
@@ -161,7 +161,7 @@ def test_going_round_survives_records_replaced_and_deleted_under_the_cursor() ->
             state.failed(pending, clock.now())
         if state.cursor is not None:
             at = state.cursor
-            kept = [p for p in records.records if (p.started_at, p.identifier, p.authority) != at]
+            kept = [p for p in records.records if _key(p) != at]
             replaced = [p for p in records.records if p not in kept]
             kept += [_record(int.from_bytes(p.identifier), clock.now(), "new") for p in replaced]
             if round_ % 2 and len(kept) > 1:

@@ -57,8 +57,10 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Enrolled:
-    """An enrollment completed: the credential now held, and the interrupted enrollment it
-    resumed (same ticket) or gave up (another ticket), if any."""
+    """An enrollment completed: the credential now held, the interrupted enrollment it
+    resumed (same ticket), and the oldest of the interrupted ones with another ticket for that
+    authority it gave up (past MAX_PENDING_PER_AUTHORITY when it started, or recorded before
+    it when it completed: troth.credentials.pending), if any."""
 
     identity: str
     authority: Identifier
@@ -90,7 +92,8 @@ def enrollment(
     authority_pin: str | None = None,
 ) -> EnrollmentSteps:
     """Enroll local identity `ref` with the ticket's authority (the steps above). An
-    interrupted enrollment with the same authority is resumed (same ticket) or replaced.
+    interrupted enrollment with the same ticket is resumed; one with another ticket for that
+    authority stays pending until this one completes (troth.credentials.pending).
     `authority_pin` (`IDENTIFIER:KEY`) confirms the authority (`check_ticket`: required for a
     ticket that gives an unknown authority's history from a checkpoint)."""
     if not isinstance(ticket, Ticket):
@@ -108,12 +111,19 @@ def enrollment(
     pinned = authority_pin is not None
     with contextlib.suppress(IdentityError):  # only such a copy refuses it here
         accept_ticket(identities, ticket, now=now, pinned=pinned)
-    record, earlier = wallet.record_enrollment(ref, authority, str(ticket), ticket.address, now=now)
-    resumed = earlier if earlier is not None and earlier.ticket == record.ticket else None
-    replaced = earlier if earlier is not None and resumed is None else None
+    recorded = wallet.record_enrollment(ref, authority, str(ticket), ticket.address, now=now)
+    given_up = recorded.given_up[0] if recorded.given_up else None
     return (
         yield from _exchange(
-            identities, wallet, ref, record, ticket, clock, resumed, replaced, pinned=pinned
+            identities,
+            wallet,
+            ref,
+            recorded.record,
+            ticket,
+            clock,
+            recorded.resumed,
+            given_up,
+            pinned=pinned,
         )
     )
 
@@ -149,7 +159,7 @@ def _exchange(
     ticket: Ticket,
     clock: Clock,
     resumed: PendingEnrollmentRecord | None,
-    replaced: PendingEnrollmentRecord | None,
+    given_up: PendingEnrollmentRecord | None,
     *,
     pinned: bool = False,
 ) -> EnrollmentSteps:
@@ -159,31 +169,20 @@ def _exchange(
         answer = yield request
     except (AuthorityError, RemoteError) as exc:
         if _refused_for_good(exc):
-            _give_up(wallet, pending, replaced)
+            # this ticket's record only: another ticket's of that authority stays, whose
+            # member the authority may have made, its answer lost (review 61c, enrollment 1,
+            # refused at once; review 61l, enrollment 1, when resumed after a passing failure)
+            wallet.forget_enrollment(pending)
         raise
-    held = wallet.complete_enrollment(pending, answer, now=clock.now())
+    held, older = wallet.complete_enrollment(pending, answer, now=clock.now())
     # the authority answered (a chain rooted at it, signed by its key): a copy from a
     # checkpoint that does not bind its history is replaced now (review 31a, enrollment 1); a
     # copy stored meanwhile that refuses it stays (the credential is held)
     with contextlib.suppress(IdentityError):
         accept_ticket(identities, ticket, now=clock.now(), binds=binds, pinned=pinned)
     name = identities.find(ref).name or ref
+    replaced = given_up if given_up is not None else next(iter(older), None)
     return Enrolled(name, Identifier(pending.authority), held, resumed, replaced)
-
-
-def _give_up(
-    wallet: CredentialWallet,
-    pending: PendingEnrollmentRecord,
-    replaced: PendingEnrollmentRecord | None,
-) -> None:
-    """Forget `pending`, refused for good, and put back the interrupted enrollment it replaced
-    (another ticket, the same authority), unless another enrollment replaced `pending`
-    meanwhile: one ticket refused says nothing of the one before it, whose member the
-    authority may have made, its answer lost. Given up at once, that member held no
-    credential and had nothing left to resume (review 61c, enrollment 1)."""
-    with wallet.store.transaction():
-        if wallet.forget_enrollment(pending) and replaced is not None:
-            wallet.store.put_pending(replaced)
 
 
 _FOR_GOOD = (AuthorityFailure.TICKET_UNKNOWN, AuthorityFailure.NOT_A_MEMBER)
@@ -192,8 +191,8 @@ _FOR_GOOD = (AuthorityFailure.TICKET_UNKNOWN, AuthorityFailure.NOT_A_MEMBER)
 def _refused_for_good(exc: AuthorityError | RemoteError) -> bool:
     """Whether the authority refused the ticket itself (unknown, used up, or expired without
     a redemption by this identity), or this identity with it (`not a member`: removed since
-    it redeemed the ticket, or revoked for good; only another ticket makes it a member again,
-    and its enrollment replaces the record: review 56g, removal 1): nothing is left to resume.
+    it redeemed the ticket, or revoked for good; only another ticket makes it a member again:
+    review 56g, removal 1): nothing is left to resume with this ticket.
     A remote refusal arrives as the service's error text, `AuthorityError: <reason>`
     (docs/protocols.md, "Services")."""
     if isinstance(exc, AuthorityError):

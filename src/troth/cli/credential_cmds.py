@@ -416,15 +416,17 @@ def refresh(ref: str, node_name: str, reporter: Reporter) -> None:
             )
         for pending in node.wallet.pending_enrollments(ref):
             reporter.info(f"resuming the enrollment interrupted at {_utc(pending.started_at)}")
-        resumed, remote, failed = resume_locally(node, ref, clock=CLOCK)
+        resumed, remote, tried = resume_locally(node, ref, clock=CLOCK)
         for pending in remote:  # with a remote authority: through the node, over the network
+            if pending not in node.wallet.pending_enrollments(ref):
+                continue  # cleared when a newer ticket's enrollment completed (review 61l)
             try:
                 ask_node(node_name, "enroll", {"ticket": pending.ticket, "identity": ref})
             except TrothError as exc:
-                failed.append((Identifier(pending.authority), exc))
-        still = {p.authority for p in node.wallet.pending_enrollments(ref)}
-        gone = [(a, why) for a, why in failed if a.digest not in still]  # refused for good
-        failed = [(a, why) for a, why in failed if a.digest in still]
+                tried.append((pending, exc))
+        still = node.wallet.pending_enrollments(ref)
+        gone = [(Identifier(p.authority), why) for p, why in tried if p not in still]
+        failed = [(Identifier(p.authority), why) for p, why in tried if p in still]
         for authority, why in gone:  # forgotten: no longer "stays pending" (review 56g, removal 2)
             reporter.info(
                 f"the enrollment with {reporter.label(authority)} is dropped: the authority "

@@ -14,6 +14,7 @@ from troth.clock import Clock
 from troth.credentials.attributes import Attributes
 from troth.credentials.format import STORED_LATEST, CredentialBody, CredentialChain
 from troth.credentials.issue import caveat_texts, delegate
+from troth.credentials.pending import Recorded, record_pending, superseded
 from troth.credentials.revocation import verify_page
 from troth.credentials.revocation_entry import RevocationKind
 from troth.credentials.revocation_held import (
@@ -427,41 +428,36 @@ class CredentialWallet:
         return self.store.list_pending(self.identities.find(ref).identifier)
 
     def interrupted_enrollments(
-        self, limit: int, after: tuple[int, bytes, bytes] | None = None
+        self, limit: int, after: tuple[int, bytes, bytes, str] | None = None
     ) -> list[PendingEnrollmentRecord]:
         """Up to `limit` enrollments of any local identity sent (or about to be) and not
         completed, oldest first, those after the key `after` (started_at, identifier,
-        authority) only if given (what a node resumes each round, going round them all:
+        authority, ticket) only if given (what a node resumes each round, going round them all:
         review 38c, enroll 2; review 39a, resume 1)."""
         return self.store.every_pending(limit, after)
 
     def record_enrollment(
         self, ref: str, authority: Identifier, ticket: str, address: str, *, now: int
-    ) -> tuple[PendingEnrollmentRecord, PendingEnrollmentRecord | None]:
+    ) -> Recorded:
         """Record, before its request is sent, that `ref` enrolls with `authority` using
-        `ticket`; returns the record and the one it replaces (an interrupted enrollment with
-        the same authority: resumed when its ticket is the same, else given up)."""
+        `ticket`: an interrupted enrollment with the same ticket is resumed, one with another
+        ticket stays pending until this one completes (`troth.credentials.pending`)."""
         identifier = self.identities.find(ref).identifier
         with self.store.transaction():
             crash_point("holder.enroll.before-pending")
-            earlier = next(
-                (p for p in self.store.list_pending(identifier) if p.authority == authority.digest),
-                None,
+            recorded = record_pending(
+                self.store, identifier, authority.digest, ticket, address, now=now
             )
-            started_at = now if earlier is None or earlier.ticket != ticket else earlier.started_at
-            record = PendingEnrollmentRecord(
-                identifier, authority.digest, ticket, address, started_at
-            )
-            self.store.put_pending(record)
         crash_point("holder.enroll.after-pending")
-        return record, earlier
+        return recorded
 
     def complete_enrollment(
         self, pending: PendingEnrollmentRecord, chain: bytes, *, now: int
-    ) -> VerifiedCredential:
+    ) -> tuple[VerifiedCredential, list[PendingEnrollmentRecord]]:
         """Store the credential an enrollment brought, trust its authority at the ticket's
         address and clear the pending record, in one transaction (the authority's history was
-        stored when the ticket was checked: `troth.enrollment`)."""
+        stored when the ticket was checked: `troth.enrollment`). The records of that authority
+        recorded before it (other tickets) are cleared too, and returned."""
         ref = "T" + pending.identifier.hex()
         authority = Identifier(pending.authority)
         with self.store.transaction():
@@ -471,19 +467,21 @@ class CredentialWallet:
                     _F.UNTRUSTED_ISSUER, f"issued by {held.authority}, not by {authority}"
                 )
             self.trust(authority, pending.address, now=now)
-            # this ticket's record only: an enrollment with another ticket that replaced it
-            # meanwhile (`troth enroll` while the node resumed this one) stays pending
-            # (review 39a, resume 4)
-            self.store.clear_pending(pending.identifier, pending.authority, pending.ticket)
+            # this ticket's record and the older ones: an enrollment with another ticket
+            # recorded after it (`troth enroll` while the node resumed this one) stays pending
+            # (review 39a, resume 4; review 61l, enrollment 1)
+            older = superseded(self.store, pending)
+            for done in (*older, pending):
+                self.store.clear_pending(done.identifier, done.authority, done.ticket)
             crash_point("holder.enroll.before-commit")
         crash_point("holder.enroll.after-commit")
-        return held
+        return held, older
 
     def forget_enrollment(self, pending: PendingEnrollmentRecord) -> bool:
         """Forget a pending enrollment: completed elsewhere (by a running node), or refused for
         good by the authority (ticket unknown, used up or expired with no redemption of it by
-        this identity). Only this ticket's record: one that replaced it meanwhile (another
-        ticket) stays (review 39a, resume 4)."""
+        this identity). Only this ticket's record: another ticket's of that authority stays
+        (review 39a, resume 4; review 61l, enrollment 1)."""
         return self.store.clear_pending(pending.identifier, pending.authority, pending.ticket)
 
     # -- rotation announcements -----------------------------------------------------------------

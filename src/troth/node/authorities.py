@@ -240,22 +240,31 @@ def resume_locally(
     *,
     clock: Clock,
     only: Collection[tuple[bytes, str]] | None = None,
-) -> tuple[list[Enrolled], list[PendingEnrollmentRecord], list[tuple[Identifier, TrothError]]]:
+) -> tuple[
+    list[Enrolled],
+    list[PendingEnrollmentRecord],
+    list[tuple[PendingEnrollmentRecord, TrothError]],
+]:
     """Resume `identity`'s interrupted enrollments with authorities on this machine; the
     others (remote authorities) are returned for the caller to send again over the network
     (a node's `enroll` with the same ticket resumes them). One that cannot complete now is
     returned with its error and stays pending (unless refused for good): it must not stop the
     identity's other enrollments or credentials. `only`: those records alone, by (authority
     digest, ticket) (a node's maintenance: the ones it chose this round, not those it backs
-    off or gave up; review 40b, resume 3)."""
+    off or gave up; review 40b, resume 3). Newest first: the records of one authority (one
+    per ticket) recorded before one that completes are cleared with it and not sent; one
+    refused or failing, the one before it is tried (review 61l, enrollment 1)."""
     resumed: list[Enrolled] = []
     remote: list[PendingEnrollmentRecord] = []
-    failed: list[tuple[Identifier, TrothError]] = []
-    for pending in node.wallet.pending_enrollments(identity):
+    failed: list[tuple[PendingEnrollmentRecord, TrothError]] = []
+    completed: set[bytes] = set()  # authorities whose older records a completion cleared
+    for pending in reversed(node.wallet.pending_enrollments(identity)):
         if not is_local(pending.address):
             remote.append(pending)
             continue
         if only is not None and (pending.authority, pending.ticket) not in only:
+            continue
+        if pending.authority in completed:
             continue
         authority = Identifier(pending.authority)
         try:
@@ -271,8 +280,9 @@ def resume_locally(
                         send=_send_to(host, clock),
                     )
                 )
+            completed.add(pending.authority)
         except TrothError as exc:
-            failed.append((authority, exc))
+            failed.append((pending, exc))
     return resumed, remote, failed
 
 

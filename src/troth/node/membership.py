@@ -22,6 +22,7 @@ from troth.authority import Authority
 from troth.authority.client import refresh_request, ticket_authority
 from troth.channel import ChannelState
 from troth.credentials import VerifiedFeed
+from troth.credentials.pending import newest_first
 from troth.credentials.wallet import CredentialWallet, needs_refresh
 from troth.encoding import cbor
 from troth.errors import AuthorityError, DecodeError, RemoteError, TrothError
@@ -104,7 +105,7 @@ class Resumption:
     restart tries each once more): where the last round stopped among the records, and each
     record's wait after an attempt that did not complete."""
 
-    cursor: tuple[int, bytes, bytes] | None = None
+    cursor: tuple[int, bytes, bytes, str] | None = None
     waits: dict[tuple[bytes, bytes, bytes], _Wait] = field(default_factory=dict)
 
     @staticmethod
@@ -171,7 +172,14 @@ class Resumption:
             page = wallet.interrupted_enrollments(RESUME_SCANNED_PER_ROUND)
         chosen: list[PendingEnrollmentRecord] = []
         for pending in page:
-            self.cursor = (pending.started_at, pending.identifier, pending.authority)
+            # its ticket too: records of one identity and authority, one per ticket, may
+            # share a start (review 61l, enrollment 1)
+            self.cursor = (
+                pending.started_at,
+                pending.identifier,
+                pending.authority,
+                pending.ticket,
+            )
             if self.due(pending, now):
                 chosen.append(pending)
                 if len(chosen) == RESUMED_PER_ROUND:
@@ -258,6 +266,9 @@ async def resume_enrollments(runtime: NodeRuntime) -> int:
         else:
             key = (_route_key(pending.address), pending.authority)
             remote.setdefault(key, []).append(pending)
+    for key, records in remote.items():  # newest first: one that completes clears its
+        # authority's older records, not sent then (review 61l, enrollment 1)
+        remote[key] = await runtime.worker.run(newest_first, wallet.store, records)
     outcomes = await asyncio.gather(
         *(_resume_local(runtime, records) for records in local.values()),
         *(_resume_at(runtime, records) for records in remote.values()),
@@ -317,11 +328,11 @@ async def _resume_local(runtime: NodeRuntime, records: list[PendingEnrollmentRec
         for pending in records:
             state.failed(pending, clock.now())
         return 0
-    refused = {authority.digest for authority, _exc in failed}
-    for authority, error in failed:
-        log.warning("enrollment of %s with %s: %s", identity, authority, error)
+    refused = {(pending.authority, pending.ticket) for pending, _exc in failed}
+    for pending, error in failed:
+        log.warning("enrollment of %s with %s: %s", identity, Identifier(pending.authority), error)
     for pending in records:
-        if pending.authority in refused:
+        if (pending.authority, pending.ticket) in refused:
             state.failed(pending, clock.now())
         else:
             state.done(pending)
@@ -360,6 +371,9 @@ async def _resume_remote(runtime: NodeRuntime, pending: PendingEnrollmentRecord)
     identity, clock, state = "T" + pending.identifier.hex(), runtime.clock, runtime.resumption
     wallet = runtime.node.wallet
     unreached = False
+    if pending not in await runtime.worker.run(wallet.pending_enrollments, identity):
+        state.done(pending)  # cleared meanwhile: a newer ticket's enrollment completed
+        return 0
     try:
         authority = Identifier(pending.authority)
         steps = enrollment.resumption(runtime.node.identities, wallet, pending, clock=clock)

@@ -543,25 +543,27 @@ class CredentialStore(Transactional, Protocol):
     def trusted_authorities(self) -> list[tuple[bytes, str]]: ...
 
     def put_pending(self, record: PendingEnrollmentRecord) -> None:
-        """Insert or replace the pending enrollment of (identifier, authority)."""
+        """Insert the pending enrollment of (identifier, authority, ticket), or update its
+        address and start (keeping its place in the order recorded: `list_pending`). One per
+        ticket: an enrollment with another ticket for the same authority leaves this one
+        (review 61l, enrollment 1)."""
         ...
 
     def list_pending(self, identifier: bytes) -> list[PendingEnrollmentRecord]:
-        """The identity's pending enrollments, oldest first."""
+        """The identity's pending enrollments in the order they were first recorded."""
         ...
 
     def every_pending(
-        self, limit: int, after: tuple[int, bytes, bytes] | None = None
+        self, limit: int, after: tuple[int, bytes, bytes, str] | None = None
     ) -> list[PendingEnrollmentRecord]:
         """Up to `limit` pending enrollments of any local identity, oldest first (ordered by
-        started_at, identifier, authority), those after the key `after` only if given (a node's
-        maintenance goes round them all: review 39a, resume 1)."""
+        started_at, identifier, authority, ticket), those after the key `after` only if given
+        (a node's maintenance goes round them all: review 39a, resume 1)."""
         ...
 
-    def clear_pending(self, identifier: bytes, authority: bytes, ticket: str | None = None) -> bool:
-        """Remove a pending enrollment (only if it names `ticket`, when given: an enrollment
-        with another ticket replaced it meanwhile, review 39a, resume 4); whether there was
-        one."""
+    def clear_pending(self, identifier: bytes, authority: bytes, ticket: str) -> bool:
+        """Remove the pending enrollment of (identifier, authority, ticket): only this ticket's
+        (review 39a, resume 4); whether there was one."""
         ...
 
     def mark_sync_due(self, authority: bytes, address: str, now: int) -> int:

@@ -36,6 +36,32 @@ the store is opened on a node.db made before them, as a migration is (`SqliteDat
 
 _ANY_TICKET: Final = "SELECT 1 FROM tickets LIMIT 1"
 
+_PENDING_BY_TICKET: Final = (
+    """
+    CREATE TABLE pending_enrollments_by_ticket (
+        identifier BLOB NOT NULL, authority BLOB NOT NULL, ticket TEXT NOT NULL,
+        address TEXT NOT NULL, started_at INTEGER NOT NULL,
+        PRIMARY KEY (identifier, authority, ticket)
+    )
+    """,
+    "INSERT INTO pending_enrollments_by_ticket "
+    "SELECT identifier, authority, ticket, address, started_at FROM pending_enrollments "
+    "ORDER BY started_at",
+    "DROP TABLE pending_enrollments",
+    "ALTER TABLE pending_enrollments_by_ticket RENAME TO pending_enrollments",
+)
+"""Review 61l, enrollment 1: one pending enrollment per identity, authority and TICKET (it was
+one per identity and authority, so an enrollment with another ticket replaced the record of
+one whose member the authority may have made, its answer lost). The table rebuilt with that
+key, its rows kept (their rowids, the order they were recorded in, follow `started_at`), when
+the store is opened on a node.db made before it, as a migration is (`SqliteDatabase`); the
+columns are the same, so an earlier troth still reads and writes it."""
+
+
+def _keyed_by_ticket(db: SqliteDatabase) -> bool:
+    columns = db.fetch_all("PRAGMA table_info(pending_enrollments)")
+    return any(row[1] == "ticket" and row[5] > 0 for row in columns)  # (cid, name, ..., pk)
+
 
 class SqliteAuthorityStore:
     """An authority's state in a SQLite database (docs/storage.md): its settings, tickets and
@@ -352,6 +378,11 @@ class SqliteCredentialStore:
 
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
+        if not _keyed_by_ticket(db):  # a write only on a node.db made before review 61l
+            with db.transaction():
+                if not _keyed_by_ticket(db):  # another process may have rebuilt it meanwhile
+                    for statement in _PENDING_BY_TICKET:
+                        db.execute(statement)
 
     def transaction(self) -> AbstractContextManager[None]:
         return self._db.transaction()
@@ -432,8 +463,12 @@ class SqliteCredentialStore:
         return [(bytes(r[0]), r[1]) for r in rows]
 
     def put_pending(self, record: PendingEnrollmentRecord) -> None:
+        # an upsert, not INSERT OR REPLACE: the row keeps its rowid, the order it was first
+        # recorded in (`list_pending`)
         self._db.execute(
-            "INSERT OR REPLACE INTO pending_enrollments VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO pending_enrollments VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (identifier, authority, ticket) "
+            "DO UPDATE SET address = excluded.address, started_at = excluded.started_at",
             (
                 record.identifier,
                 record.authority,
@@ -446,15 +481,15 @@ class SqliteCredentialStore:
     def list_pending(self, identifier: bytes) -> list[PendingEnrollmentRecord]:
         rows = self._db.fetch_all(
             "SELECT authority, ticket, address, started_at FROM pending_enrollments "
-            "WHERE identifier = ? ORDER BY started_at",
+            "WHERE identifier = ? ORDER BY rowid",
             (identifier,),
         )
         return [PendingEnrollmentRecord(identifier, bytes(r[0]), r[1], r[2], r[3]) for r in rows]
 
     def every_pending(
-        self, limit: int, after: tuple[int, bytes, bytes] | None = None
+        self, limit: int, after: tuple[int, bytes, bytes, str] | None = None
     ) -> list[PendingEnrollmentRecord]:
-        order = "ORDER BY started_at, identifier, authority LIMIT ?"
+        order = "ORDER BY started_at, identifier, authority, ticket LIMIT ?"
         columns = (
             "SELECT identifier, authority, ticket, address, started_at FROM pending_enrollments "
         )
@@ -462,23 +497,18 @@ class SqliteCredentialStore:
             rows = self._db.fetch_all(columns + order, (limit,))
         else:
             rows = self._db.fetch_all(
-                columns + "WHERE (started_at, identifier, authority) > (?, ?, ?) " + order,
+                columns
+                + "WHERE (started_at, identifier, authority, ticket) > (?, ?, ?, ?) "
+                + order,
                 (*after, limit),
             )
         return [PendingEnrollmentRecord(bytes(r[0]), bytes(r[1]), r[2], r[3], r[4]) for r in rows]
 
-    def clear_pending(self, identifier: bytes, authority: bytes, ticket: str | None = None) -> bool:
-        if ticket is None:
-            deleted = self._db.execute(
-                "DELETE FROM pending_enrollments WHERE identifier = ? AND authority = ?",
-                (identifier, authority),
-            )
-        else:
-            deleted = self._db.execute(
-                "DELETE FROM pending_enrollments "
-                "WHERE identifier = ? AND authority = ? AND ticket = ?",
-                (identifier, authority, ticket),
-            )
+    def clear_pending(self, identifier: bytes, authority: bytes, ticket: str) -> bool:
+        deleted = self._db.execute(
+            "DELETE FROM pending_enrollments WHERE identifier = ? AND authority = ? AND ticket = ?",
+            (identifier, authority, ticket),
+        )
         return deleted.rowcount == 1
 
     def mark_sync_due(self, authority: bytes, address: str, now: int) -> int:

@@ -1,0 +1,30 @@
+"""Enrollments left pending by a passing failure, and tickets an authority never made (review
+61l: an interrupted enrollment beside another ticket's)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from troth.authority import Ticket
+from troth.clock import Clock
+from troth.enrollment import enroll
+from troth.errors import RemoteError
+from troth.node import Node
+
+
+def _unreachable(request: bytes) -> bytes:
+    raise RemoteError("no route to the authority")  # a passing failure: kept, resumed later
+
+
+def enroll_unreachable(member: Node, ref: str, ticket: Ticket, clock: Clock) -> None:
+    """`troth enroll` of `member`'s local identity `ref` with `ticket`, its request failing for
+    a passing reason (the network down): its pending record stays."""
+    with pytest.raises(RemoteError):
+        enroll(member.identities, member.wallet, ref, ticket, clock=clock, send=_unreachable)
+
+
+def made_up(ticket: Ticket) -> Ticket:
+    """A ticket of `ticket`'s authority and address that it never made (refused for good)."""
+    return Ticket(os.urandom(32), ticket.authority_history, ticket.address)

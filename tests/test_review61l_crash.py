@@ -1,0 +1,141 @@
+"""Review 61l, enrollment 1: the enroll-with-a-second-ticket sequence killed anywhere (a real
+kill as a SQLite statement starts, over both nodes, and at each enrollment crash point:
+tests/support/killed.py). The first ticket's enrollment was redeemed, its answer lost (acme
+made the member); whatever the second ticket's enrollment and the kill, the holder ends with a
+credential or with the first enrollment still pending, and resuming what is pending (newest
+first, as the node does) always gets the member its credential.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.support.backups import node_db
+from tests.support.enroll import (
+    acme_and_agent,
+    acme_ticket,
+    enroll_answer_lost,
+    enroll_in_process,
+    resume_in_process,
+)
+from tests.support.killed import KILLS, killed_after
+from tests.support.pending import enroll_unreachable, made_up
+from troth.clock import FixedClock
+from troth.errors import AuthorityError, TrothError
+from troth.faults import CRASH_EXIT_CODE, CRASH_POINTS
+from troth.identity import Identifier
+from troth.node import open_node
+
+NOW = 1_800_000_000
+CLOCK = FixedClock(NOW + 100)
+
+
+def _sweep(home: Path, work: Callable[[], None]) -> set[str]:
+    """Kill `work` at 9 statements over its run and at each enrollment crash point, from the
+    state saved in `home`; after each, the invariant, then what is pending resumed until the
+    member holds its credential. What each kill left: done, or the first still pending."""
+    saved = home.parent / f"{home.name}-saved"
+    shutil.copytree(home, saved)
+    assert killed_after(0, work) == 0
+    total = KILLS[-1]
+    points: list[tuple[int, str | None]] = [
+        (n, None) for n in sorted({1 + (total - 1) * i // 8 for i in range(9)})
+    ]
+    points += [(0, name) for name in CRASH_POINTS if ".enroll." in name]
+    ends: set[str] = set()
+    for point, crash_at in points:
+        shutil.rmtree(home)
+        shutil.copytree(saved, home)
+        code = killed_after(point, work, crash_at)
+        assert code in (CRASH_EXIT_CODE, 0), (point, crash_at)  # a crash point not reached: 0
+        with open_node("acme", home=home) as acme, open_node("agent", home=home) as agent:
+            wallet = agent.wallet
+            pending = wallet.pending_enrollments("agent")
+            held = bool(wallet.held("agent"))
+            assert held or len(pending) >= 1, ("stranded", point, crash_at)
+            ends.add("done" if held else f"{len(pending)} pending")
+            for record in reversed(pending):  # newest first, as the node resumes them
+                if record not in wallet.pending_enrollments("agent"):
+                    continue  # cleared by a newer one's completion
+                with contextlib.suppress(AuthorityError):  # a made-up ticket: forgotten
+                    resume_in_process(agent, record, acme.authority(), CLOCK)
+            assert wallet.held("agent"), ("stranded", point, crash_at)
+            assert wallet.pending_enrollments("agent") == [], (point, crash_at)
+            assert acme.authority().member(Identifier(agent.identities.find("agent").identifier))
+    shutil.rmtree(saved)
+    return ends
+
+
+def test_a_second_tickets_enrollment_killed_anywhere_strands_no_member(tmp_path: Path) -> None:
+    """`troth enroll` with another ticket T2 (it completes, clearing T1's record with it)."""
+    with acme_and_agent(tmp_path, NOW) as (authority, agent, _member, first):
+        enroll_answer_lost(agent, "agent", authority, first, FixedClock(NOW))
+        second = acme_ticket(authority, NOW)
+
+    def work() -> None:
+        with open_node("acme", home=tmp_path) as acme, open_node("agent", home=tmp_path) as agent:
+            enroll_in_process(agent, "agent", acme.authority(), second, FixedClock(NOW + 10))
+
+    assert _sweep(tmp_path, work) >= {"done", "1 pending", "2 pending"}
+
+
+def test_a_resumed_refusal_killed_anywhere_strands_no_member(tmp_path: Path) -> None:
+    """The node's resumption of a made-up T2 (it failed for a passing reason first), refused
+    for good and forgotten: T1's record stays whatever the kill."""
+    with acme_and_agent(tmp_path, NOW) as (authority, agent, _member, first):
+        enroll_answer_lost(agent, "agent", authority, first, FixedClock(NOW))
+        other = made_up(first)
+        enroll_unreachable(agent, "agent", other, FixedClock(NOW + 10))
+        assert len(agent.wallet.pending_enrollments("agent")) == 2
+
+    def work() -> None:
+        with open_node("acme", home=tmp_path) as acme, open_node("agent", home=tmp_path) as agent:
+            (record,) = (
+                p for p in agent.wallet.pending_enrollments("agent") if p.ticket == str(other)
+            )
+            with contextlib.suppress(TrothError):  # refused for good
+                resume_in_process(agent, record, acme.authority(), FixedClock(NOW + 50))
+
+    assert _sweep(tmp_path, work) >= {"1 pending", "2 pending"}
+
+
+def _old_schema(db_path: Path) -> None:
+    """node.db's pending enrollments as a troth before review 61l kept them (one record per
+    identity and authority)."""
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.executescript(
+            """
+            CREATE TABLE old_pending (
+                identifier BLOB NOT NULL, authority BLOB NOT NULL, ticket TEXT NOT NULL,
+                address TEXT NOT NULL, started_at INTEGER NOT NULL,
+                PRIMARY KEY (identifier, authority)
+            );
+            INSERT INTO old_pending SELECT * FROM pending_enrollments;
+            DROP TABLE pending_enrollments;
+            ALTER TABLE old_pending RENAME TO pending_enrollments;
+            """
+        )
+    conn.close()
+
+
+def test_an_older_node_db_is_rebuilt_keeping_its_record_killed_anywhere(tmp_path: Path) -> None:
+    """A node.db made before review 61l, its T1 pending: the first open rebuilds the table
+    (killed anywhere: the old table or the new, T1 in it), then T2 leaves T1 pending."""
+    with acme_and_agent(tmp_path, NOW) as (authority, agent, _member, first):
+        enroll_answer_lost(agent, "agent", authority, first, FixedClock(NOW))
+        second = acme_ticket(authority, NOW)
+    _old_schema(node_db(tmp_path, "agent"))
+
+    def work() -> None:
+        with open_node("agent", home=tmp_path) as agent:  # the table rebuilt
+            assert len(agent.wallet.pending_enrollments("agent")) == 1
+        with open_node("agent", home=tmp_path) as agent:
+            enroll_unreachable(agent, "agent", second, CLOCK)
+            assert len(agent.wallet.pending_enrollments("agent")) == 2
+
+    assert _sweep(tmp_path, work) >= {"1 pending", "2 pending"}
