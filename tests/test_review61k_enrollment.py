@@ -8,10 +8,9 @@ replaced its record) waits for the authority, the refusal of that other ticket w
 completed enrollment's record back. The identity then holds the credential AND an interrupted
 enrollment of it, which the node resumes again at each round (a second enroll request, and
 after the ticket's window a fresh credential issued as a refresh would be: a duplicate
-enrollment), and `troth enroll` reports it pending. Outside this helper's area (enrollment.py
-is review 61l's): the strict xfail stands; the fix is described in the report (put `replaced`
-back only when the wallet holds no credential its authority issued to the identity since
-`replaced.started_at`, read in `_give_up`'s transaction).
+enrollment), and `troth enroll` reports it pending. Fixed by review 61l's redesign: pending
+enrollments are kept one per ticket (troth.credentials.pending), a refusal forgets only its own
+ticket's record and nothing is put back.
 """
 
 from __future__ import annotations
@@ -30,11 +29,6 @@ from troth.errors import AuthorityError, AuthorityFailure
 NOW = 1_800_000_000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 61k enrollment 1: a refused ticket puts back the enrollment it replaced "
-    "though the node's resumption completed it meanwhile (fix in troth.enrollment._give_up)",
-)
 def test_a_refused_ticket_does_not_put_back_an_enrollment_completed_meanwhile(
     tmp_path: Path,
 ) -> None:
