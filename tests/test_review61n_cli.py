@@ -64,7 +64,6 @@ def console(
     ],
     ids=["credential-verify", "identity-create-count", "revocations-show"],
 )
-@pytest.mark.xfail(strict=True, reason="review 61n cli 1: no stderr is an internal error")
 def test_cli1_a_closed_stderr_changes_no_verdict(
     args: tuple[str, ...],
     tmp_path: Path,
@@ -82,7 +81,7 @@ def test_cli1_a_closed_stderr_changes_no_verdict(
     args = tuple(str(junk) if a == "JUNK" else a for a in args)
     code = console(monkeypatch, *args, stderr=None)
     said = json.loads(capsys.readouterr().out)
-    assert said.get("error") != "InternalError", said
+    assert not isinstance(said, dict) or said.get("error") != "InternalError", said
     assert code in (0, 1), said
 
 
@@ -99,7 +98,6 @@ def test_cli1_a_closed_stderr_changes_no_verdict(
     ],
     ids=["not-found", "missing-argument", "unknown-option", "progress"],
 )
-@pytest.mark.xfail(strict=True, reason="review 61n cli 2: a broken stderr exits 1")
 def test_cli2_a_broken_stderr_keeps_the_exit_code(
     args: tuple[str, ...], code: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -114,7 +112,6 @@ def test_cli2_a_broken_stderr_keeps_the_exit_code(
 
 
 @pytest.mark.parametrize("args", [("--help",), ("identity", "show", "--help"), ("--version",)])
-@pytest.mark.xfail(strict=True, reason="review 61n cli 2: help into a closed pipe exits 1")
 def test_cli2_help_into_a_closed_pipe_is_an_io_error(
     args: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
 ) -> None:

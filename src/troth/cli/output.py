@@ -3,6 +3,7 @@ one exit code per error class (0 ok, 1 invalid/denied, 2 usage, 3 config, 4 I/O,
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -54,6 +55,7 @@ __all__ = [
     "json_text",
     "kv",
     "message_for",
+    "to_stderr",
     "write_stdout",
 ]
 
@@ -227,6 +229,25 @@ def message_for(exc: BaseException) -> str:
     return exc.diagnostics() if isinstance(exc, TrothError) else str(exc)
 
 
+def to_stderr(text: str, *, nl: bool = True) -> None:
+    """`text` on stderr, best effort: a stderr that is closed (`2>&-`), a pipe whose reader has
+    gone or a full disk loses it, and nothing else changes. The command's exit code is its own:
+    a note or an error that failed to print raised again, an uncaught traceback or click's
+    EPIPE exit, 1, read as a verdict (review 61n, cli 2)."""
+    with contextlib.suppress(OSError, ValueError):  # (ValueError: a stream closed in-process)
+        click.echo(text, err=True, nl=nl)
+
+
+def _stderr_is_terminal() -> bool:
+    """Whether stderr is a terminal: not when it is closed (`2>&-`: Python has no sys.stderr,
+    and asking it was an AttributeError, exit 70, before a verifier had verified anything;
+    review 61n, cli 1)."""
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (OSError, ValueError):
+        return False
+
+
 class Progress:
     """A counter on stderr for work that takes more than a second: rewritten in place on a
     terminal, a line per tenth of the work otherwise (a log stays short)."""
@@ -234,20 +255,20 @@ class Progress:
     def __init__(self, label: str, total: int) -> None:
         self.label = label
         self.total = total
-        self.tty = sys.stderr.isatty()
+        self.tty = _stderr_is_terminal()
         self._next = 0
 
     def note(self, text: str) -> None:
         """A line of progress that is not a count ("committing ..."): stderr, like the count."""
-        click.echo(text, err=True)
+        to_stderr(text)
 
     def __call__(self, done: int, total: int | None = None) -> None:
         """`done` of `total` (default: the total given at the start) are done."""
         total = self.total if total is None else total
         if self.tty:
-            click.echo(f"\r{self.label} {done}/{total}", err=True, nl=done >= total)
+            to_stderr(f"\r{self.label} {done}/{total}", nl=done >= total)
         elif done >= total or done >= self._next:
-            click.echo(f"{self.label} {done}/{total}", err=True)
+            to_stderr(f"{self.label} {done}/{total}")
             self._next = done + max(1, total // 10)
 
 
@@ -281,7 +302,7 @@ def write_stdout_chunks(chunks: Iterable[str]) -> None:
 
 
 def _warning(text: str) -> None:
-    click.echo(f"troth: warning: {escape_text(text, keep_newlines=True)}", err=True)
+    to_stderr(f"troth: warning: {escape_text(text, keep_newlines=True)}")
 
 
 class _Shown:
@@ -358,7 +379,7 @@ class Reporter:
     def info(self, text: str) -> None:
         """Notes for people: stderr, and only without --json (the JSON result says it all)."""
         if not self.as_json:
-            click.echo(escape_text(text, keep_newlines=True), err=True)
+            to_stderr(escape_text(text, keep_newlines=True))
 
     def warn(self, text: str) -> None:
         """A warning: something to act on that the command's success does not say (a ticket
@@ -397,7 +418,7 @@ class Reporter:
         for warning in self._warnings:  # (--json's stdout could not be written)
             _warning(warning)
         message = self.names.label_text(message_for(exc))
-        click.echo(f"troth: {escape_text(message)}", err=True)
+        to_stderr(f"troth: {escape_text(message)}")
         sys.exit(code)
 
 
@@ -410,8 +431,9 @@ def internal_error(exc: BaseException, as_json: bool) -> NoReturn:
     as_json = as_json and not _Shown.began
     message = f"internal error: {one_line_text(type(exc).__name__)}"
     message += " (set TROTH_DEBUG=1 for the traceback)"
-    if os.environ.get("TROTH_DEBUG", "") not in ("", "0"):
-        traceback.print_exception(exc)
+    if os.environ.get("TROTH_DEBUG", "") not in ("", "0") and sys.stderr is not None:
+        with contextlib.suppress(OSError, ValueError):
+            traceback.print_exception(exc)
     if as_json:
         data = {
             "ok": False,
@@ -425,7 +447,7 @@ def internal_error(exc: BaseException, as_json: bool) -> NoReturn:
             pass
         else:
             sys.exit(EXIT_INTERNAL)
-    click.echo(f"troth: {message}", err=True)
+    to_stderr(f"troth: {message}")
     sys.exit(EXIT_INTERNAL)
 
 
