@@ -125,7 +125,6 @@ def test_cli2_help_into_a_closed_pipe_is_an_io_error(
 # -- cli 3: --out /dev/stdout -----------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="review 61n cli 3: the result follows the file on stdout")
 def test_cli3_out_to_stdout_is_the_file_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfdbinary: pytest.CaptureFixture[bytes]
 ) -> None:
@@ -143,7 +142,6 @@ def test_cli3_out_to_stdout_is_the_file_alone(
     assert run_json("identity", "verify", str(exported))["identifier"]
 
 
-@pytest.mark.xfail(strict=True, reason="review 61n cli 3: two documents on stdout with --json")
 def test_cli3_out_to_stdout_with_json_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     """review 61n, cli 3: `--out /dev/stdout --json` wrote the file's bytes, then the JSON
     result, on stdout: no JSON document a script can read, where `--json` promises one. Both

@@ -258,6 +258,12 @@ def _descriptor(path: str) -> int | None:
     return int(number) if number is not None else (1 if stream == "stdout" else 2)
 
 
+def names_stdout(path: object) -> bool:
+    """Whether `path`, an --out, is written to stdout (/dev/stdout, /dev/fd/1,
+    /proc/self/fd/1): the file is then all stdout carries (`json_command`)."""
+    return isinstance(path, str) and _descriptor(path) == 1
+
+
 def _open_special(target: Path, text: bool) -> IO[Any]:
     """`target`, a special file, opened to write in place: a device, or a FIFO or socket of
     this user (another user's FIFO, planted in a shared directory, would get the output:

@@ -327,6 +327,9 @@ class Reporter:
         self._names = names
         self._warnings: list[str] = []
         self._began = False  # a result is on stdout (or part of one): `fail` writes no other
+        self.stdout_is_out = False
+        """--out is stdout: the result's text goes to stderr, after the file (`json_command`):
+        on stdout it followed the file's bytes, and `> FILE` kept both (review 61n, cli 3)."""
 
     @property
     def names(self) -> Directory:
@@ -352,6 +355,9 @@ class Reporter:
             # commands escape each document-derived value (newlines too); this catches any
             # other control or bidi character before it reaches a terminal
             shown = escape_text(text, keep_newlines=True)
+            if self.stdout_is_out:
+                to_stderr(shown)
+                return
             self._begin()
             write_stdout(shown)
 
@@ -456,6 +462,15 @@ REPORTED_ERRORS = (TrothError, ValueError, OSError, Explained)
 (`internal_error`)."""
 
 
+def _out_is_stdout(out: object) -> bool:
+    """Whether a command's --out (`out`) is written to stdout (`names_stdout`)."""
+    if out is None:
+        return False
+    from troth.cli.common import names_stdout  # (imported by every command with an --out)
+
+    return names_stdout(out)
+
+
 def json_command(func: Callable[..., R]) -> Callable[..., R]:
     """Add `--json` and map troth's errors to exit codes; the command gets a `reporter`."""
 
@@ -465,6 +480,13 @@ def json_command(func: Callable[..., R]) -> Callable[..., R]:
     @functools.wraps(func)
     def wrapper(*args: Any, as_json: bool, **kwargs: Any) -> Any:
         reporter = Reporter(as_json)
+        if _out_is_stdout(kwargs.get("out")):  # the file is all stdout carries (61n, cli 3)
+            if as_json:
+                raise click.UsageError(
+                    "--out names stdout, where --json prints the result: name a file for "
+                    "--out, or leave --json out (the result then goes to stderr)"
+                )
+            reporter.stdout_is_out = True
         try:
             if sys.stdout is None:  # before the command does anything it could not report
                 raise OSError(STDOUT_CLOSED)
