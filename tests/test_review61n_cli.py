@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from tests.support.cli import run, run_json
-from troth.cli.main import main
+from troth.cli.main import cli, main
 
 JUNK_CHAIN_TRUST = ("--trust", "T" + "0" * 64)
 
@@ -149,3 +150,40 @@ def test_cli3_out_to_stdout_with_json_is_refused(monkeypatch: pytest.MonkeyPatch
     run("identity", "create", "agent")
     said = run_json("identity", "export", "agent", "--out", "/dev/stdout", code=2)
     assert "--json" in said["message"]
+
+
+# -- cli 4: TROTH_HOME=/ ------------------------------------------------------------------------
+
+
+class _Touched(BaseException):
+    """The test's guard: the command was about to change `/` (stopped before it did)."""
+
+
+def test_cli4_a_home_of_other_files_is_not_taken_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    """review 61n, cli 4: `TROTH_HOME=$STATE/` with STATE unset is `/`; run as root, `troth
+    identity list` took it as the home: `/` (root's, no one else can write in it, so no check
+    refused it) was made mode 0700, every other user of the machine shut out of every file,
+    and /nodes made in it; the same for /home, /etc, /usr or a user's project directory. An
+    existing home that holds other files and no nodes, and that others can read, is not
+    troth's to change: refused (exit 3) before anything changes. (The chmod and the mkdir are
+    stopped here, in-process, before they touch /.)"""
+    root = os.stat("/")
+    real_fchmod, real_mkdir = os.fchmod, os.mkdir
+
+    def fchmod(fd: int, mode: int) -> None:
+        info = os.fstat(fd)
+        if (info.st_dev, info.st_ino) == (root.st_dev, root.st_ino):
+            raise _Touched(f"chmod / {mode:o}")
+        real_fchmod(fd, mode)
+
+    def mkdir(path: Any, mode: int = 0o777, *, dir_fd: int | None = None) -> None:
+        if dir_fd is None and os.path.dirname(os.path.abspath(path)) == "/":
+            raise _Touched(f"mkdir {path}")
+        real_mkdir(path, mode, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "fchmod", fchmod)
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    monkeypatch.setenv("TROTH_HOME", "/")
+    result = CliRunner().invoke(cli, ["identity", "list", "--json"])
+    assert not isinstance(result.exception, _Touched), result.exception
+    assert json.loads(result.stdout)["exit_code"] == 3
