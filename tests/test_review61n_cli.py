@@ -9,6 +9,7 @@ import contextlib
 import io
 import json
 import os
+import pty
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -207,3 +208,49 @@ def test_cli4_the_library_does_not_take_over_a_home_of_other_files(
     _guard_root(monkeypatch)
     with pytest.raises(ConfigError):
         init_node("agent", home=Path("/"))
+
+
+# -- cli 5: --out /dev/stdout on a terminal ------------------------------------------------------
+
+
+@contextlib.contextmanager
+def stdout_a_terminal() -> Iterator[list[bytes]]:
+    """This process's descriptor 1 a terminal (a pty) for the block; what reached it after."""
+    master, slave = pty.openpty()
+    shown: list[bytes] = []
+    saved = os.dup(1)
+    os.dup2(slave, 1)
+    try:
+        yield shown
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(slave)
+        os.set_blocking(master, False)
+        with contextlib.suppress(OSError):  # (EIO, EAGAIN: all read)
+            while chunk := os.read(master, 1 << 16):
+                shown.append(chunk)
+        os.close(master)
+
+
+@pytest.mark.xfail(strict=True, reason="review 61n cli 5: --out /dev/stdout skips the escape")
+@pytest.mark.parametrize("command", [("trace", "export"), ("trace", "prove", "REC")])
+def test_cli5_out_to_a_terminal_escapes_what_a_terminal_acts_on(
+    command: tuple[str, ...], troth_home: Path
+) -> None:
+    """review 61n, cli 5: review 57h escaped the C1 and bidi controls of a record's disclosed
+    values (a caller's or a model's text) when `troth trace export` or `troth trace prove`
+    prints to a terminal; `--out /dev/stdout`, what `--out -` is told to use instead, wrote
+    them to the same terminal raw (CSI erases the screen, OSC sets the clipboard). A terminal
+    named by --out is written as one named by no --out: the same JSON, escaped."""
+    from tests.test_review57h_cli import _hostile_record
+
+    _hostile_record(troth_home)
+    record = run_json("trace", "show")[0]["id"]
+    args = [record if a == "REC" else a for a in command]
+    with stdout_a_terminal() as shown:
+        result = CliRunner().invoke(cli, [*args, "--out", "/dev/stdout"])
+    assert result.exit_code == 0, result.output
+    text = b"".join(shown).decode()
+    assert "\\u009b2J" in text  # the record reached the terminal, escaped
+    assert not any(c in text for c in "\u009b\u009d\u009c\u202e"), "raw controls"
