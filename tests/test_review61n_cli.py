@@ -233,7 +233,6 @@ def stdout_a_terminal() -> Iterator[list[bytes]]:
         os.close(master)
 
 
-@pytest.mark.xfail(strict=True, reason="review 61n cli 5: --out /dev/stdout skips the escape")
 @pytest.mark.parametrize("command", [("trace", "export"), ("trace", "prove", "REC")])
 def test_cli5_out_to_a_terminal_escapes_what_a_terminal_acts_on(
     command: tuple[str, ...], troth_home: Path

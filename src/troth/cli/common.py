@@ -287,6 +287,16 @@ def names_stdout(path: object) -> bool:
     return isinstance(path, str) and _descriptor(path) == 1
 
 
+def names_terminal(path: str) -> bool:
+    """Whether `path`, an --out, is one of this process's descriptors that is a terminal
+    (/dev/stdout on one): a document is then written as to a terminal (`terminal_json`)."""
+    descriptor = _descriptor(path)
+    try:
+        return descriptor is not None and os.isatty(descriptor)
+    except OSError:
+        return False
+
+
 def _open_special(target: Path, text: bool) -> IO[Any]:
     """`target`, a special file, opened to write in place: a device, or a FIFO or socket of
     this user (another user's FIFO, planted in a shared directory, would get the output:

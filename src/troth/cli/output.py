@@ -55,6 +55,7 @@ __all__ = [
     "json_text",
     "kv",
     "message_for",
+    "terminal_json",
     "to_stderr",
     "write_stdout",
 ]
@@ -107,6 +108,13 @@ def escape_text(text: object, *, keep_newlines: bool = False) -> str:
     line."""
     table = _ESCAPES_KEEPING_NEWLINES if keep_newlines else _ESCAPES
     return str(text).translate(table)
+
+
+def terminal_json(text: str) -> str:
+    """JSON text `text` with the characters a terminal acts on (DEL, C1, bidi controls; JSON
+    escapes C0 itself) as `\\u0085`-style escapes, which keep it the same JSON: how a document
+    is written to a terminal (`Reporter.document`, an --out naming one: review 61n, cli 5)."""
+    return text.translate(_JSON_ESCAPES)
 
 
 def json_text(data: Any, *, indent: int | None = 2) -> str:
@@ -378,7 +386,7 @@ class Reporter:
         """A JSON document the command makes (a proof bundle), on stdout in both modes: the
         characters a terminal acts on (DEL, C1, bidi controls; JSON escapes C0 itself) as
         `\\u0085`-style escapes, which keep it the same JSON."""
-        shown = text.translate(_JSON_ESCAPES)
+        shown = terminal_json(text)
         self._begin()
         write_stdout(shown)
 
