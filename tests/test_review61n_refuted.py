@@ -200,3 +200,17 @@ def test_out_dash_and_empty_are_refused_for_every_out() -> None:
         for value in ("-", ""):
             said = run_json(*path, "--out", value, code=2)
             assert said["error"] in ("BadParameter", "MissingParameter", "UsageError"), said
+
+
+def test_repeated_and_huge_options_are_bounded_before_any_work() -> None:
+    """5000 --attr options, a 200 000-character value, a context of 100 000 braces: each a
+    usage error (exit 2), one JSON document, before a ticket or a verdict is made."""
+    run("authority", "create", "acme")
+    many = [a for i in range(5000) for a in ("--attr", f"ns.k{i}=v")]
+    ticket = ("authority", "ticket", "create", "--authority", "acme")
+    said = run_json(*ticket, *many, code=2)
+    assert "more than" in said["message"]
+    said = run_json(*ticket, "--attr", "ns.k=" + "v" * 200_000, code=2)
+    assert "characters" in said["message"]
+    verify = ("credential", "verify", "/dev/null", "--trust", "acme")
+    assert run_json(*verify, "--context", "{" * 100_000, code=2)["error"] == "BadParameter"
