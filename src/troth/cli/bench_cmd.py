@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from troth.cli.output import EXIT_INTERRUPTED, Reporter, error_object, json_command
+from troth.cli.output import EXIT_INTERRUPTED, Reporter, error_object, json_command, to_stderr
 
 if TYPE_CHECKING:
     from troth.bench import Measurement
@@ -62,7 +62,7 @@ def bench(pattern: str | None, quick: bool, smoke: bool, reporter: Reporter) -> 
     try:
         with smoke_run() if smoke else nullcontext():
             for number, case in enumerate(cases, 1):
-                click.echo(f"[{number}/{len(cases)}] {case.name} ...", err=True)
+                to_stderr(f"[{number}/{len(cases)}] {case.name} ...")  # (61n, cli 2)
                 results.extend(case.run(quick or smoke))
                 measured = number
     except KeyboardInterrupt:

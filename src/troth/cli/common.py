@@ -25,7 +25,7 @@ from troth.cli.names import Directory
 from troth.cli.text import parse_duration
 from troth.clock import SystemClock
 from troth.credentials import Attributes
-from troth.errors import ArgumentError
+from troth.errors import ArgumentError, ConfigError
 from troth.node import DEFAULT_NODE, Node, open_node, troth_home
 from troth.node.home import check_kept_dirs, inside_nodes, private_file_writer
 
@@ -85,7 +85,30 @@ def home() -> Path:
     path = troth_home()
     if path.exists():
         check_kept_dirs(path)
+        _not_taken_over(path)
     return path
+
+
+def _not_taken_over(path: Path) -> None:
+    """ConfigError (exit 3) when home `path` holds other files and no nodes yet, and others can
+    read it: not troth's to change. Taken, it was made 0700 and given the nodes: `TROTH_HOME=
+    $STATE/` with STATE unset, run as root, made `/` 0700 and shut every other user out of
+    every file (review 61n, cli 4; /home, /etc, a project directory alike). An empty directory
+    is made 0700 as before; so is one that is already a home (its `nodes` there)."""
+    try:
+        mode = os.stat(path).st_mode
+        if not mode & 0o077 or (path / "nodes").exists():
+            return
+        with os.scandir(path) as entries:
+            other_files = any(True for _ in entries)
+    except OSError as exc:
+        raise ConfigError(f"cannot look at {path}: {exc.strerror or exc}") from None
+    if other_files:
+        raise ConfigError(
+            f"troth's home {path} ({stat.filemode(mode)}) holds other files, and others can read "
+            "it: troth would make it 0700 and keep its nodes among them. Name a new or empty "
+            "directory for troth (or chmod 700 this one to give it to troth)"
+        )
 
 
 def open_cli_node(name: str) -> Node:
@@ -256,6 +279,22 @@ def _descriptor(path: str) -> int | None:
         return None
     stream, number = found.groups()
     return int(number) if number is not None else (1 if stream == "stdout" else 2)
+
+
+def names_stdout(path: object) -> bool:
+    """Whether `path`, an --out, is written to stdout (/dev/stdout, /dev/fd/1,
+    /proc/self/fd/1): the file is then all stdout carries (`json_command`)."""
+    return isinstance(path, str) and _descriptor(path) == 1
+
+
+def names_terminal(path: str) -> bool:
+    """Whether `path`, an --out, is one of this process's descriptors that is a terminal
+    (/dev/stdout on one): a document is then written as to a terminal (`terminal_json`)."""
+    descriptor = _descriptor(path)
+    try:
+        return descriptor is not None and os.isatty(descriptor)
+    except OSError:
+        return False
 
 
 def _open_special(target: Path, text: bool) -> IO[Any]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from troth.cli.output import Reporter, json_command
+from troth.cli.output import Reporter, json_command, to_stderr
 
 
 @click.command("demo", epilog="\b\nExample:\n  troth demo --chapter 2")
@@ -40,7 +40,9 @@ def demo(home_dir: str | None, chapters: tuple[int, ...], reporter: Reporter) ->
     def write(line: str) -> None:  # --json: one document on stdout, the story as progress
         if reporter.as_json:
             lines.append(line)
-        click.echo(line, err=reporter.as_json)
+            to_stderr(line)  # progress: best effort (review 61n, cli 2)
+        else:
+            click.echo(line)
 
     write("troth demo: cryptographic identity and trust for AI agents")
     if home_dir:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 
 try:  # a fifth of a second: Ctrl-C here is no traceback either (review 57d, cli 4)
+    import contextlib
+    import errno
     import importlib
     from collections.abc import Iterator, Mapping, Sequence
     from typing import Any
@@ -15,12 +17,14 @@ try:  # a fifth of a second: Ctrl-C here is no traceback either (review 57d, cli
     from troth.cli.output import (
         EXIT_CODES_HELP,
         EXIT_INTERRUPTED,
+        EXIT_IO,
         REPORTED_ERRORS,
         Reporter,
         error_object,
         forget_result,
         internal_error,
         json_text,
+        to_stderr,
         write_stdout,
     )
 except KeyboardInterrupt:  # as `Interrupted` exits, from the standard library alone
@@ -117,7 +121,38 @@ class Interrupted(click.ClickException):
         super().__init__("interrupted")
 
     def show(self, file: Any = None) -> None:
-        click.echo("troth: interrupted", err=True)
+        to_stderr("troth: interrupted")
+
+
+class OutputLost(click.ClickException):
+    """The help or the version not written: stdout a pipe whose reader has gone (`troth --help
+    | head -0`). Exit 4, I/O, as a command's result not written is (click's own handling of
+    EPIPE exits 1, "invalid or denied": review 61n, cli 2)."""
+
+    exit_code = EXIT_IO
+
+    def __init__(self, exc: OSError) -> None:
+        super().__init__(f"cannot write to stdout: {exc.strerror or exc} (its reader has gone)")
+
+    def show(self, file: Any = None) -> None:
+        to_stderr(f"troth: {self.message}")
+
+
+def _epipe(exc: OSError) -> BaseException:
+    """`exc` as it is reported: EPIPE (which click's `main` takes for its own, exit 1) as
+    `OutputLost`, anything else as it is."""
+    return OutputLost(exc) if exc.errno == errno.EPIPE else exc
+
+
+def _json_error(exc: click.ClickException) -> bool:
+    """Whether `exc`'s `--json` error object was written to stdout (not when stdout is closed
+    or failing: the error then goes to stderr, review 49g, cli 2)."""
+    shown = KeyboardInterrupt("interrupted") if isinstance(exc, Interrupted) else exc
+    try:
+        write_stdout(json_text(error_object(shown)))
+    except OSError:
+        return False
+    return True
 
 
 class TrothGroup(click.Group):
@@ -138,12 +173,16 @@ class TrothGroup(click.Group):
             return super().make_context(*args, **kwargs)
         except KeyboardInterrupt:
             raise Interrupted() from None
+        except OSError as exc:  # writing --help or --version
+            raise _epipe(exc) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:  # resolving, importing or parsing the subcommand
             raise Interrupted() from None
+        except OSError as exc:  # writing a subcommand's --help
+            raise _epipe(exc) from None
 
     def main(
         self,
@@ -154,18 +193,17 @@ class TrothGroup(click.Group):
         **extra: Any,
     ) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
-        if not standalone_mode or "--json" not in argv:
+        if not standalone_mode:
             return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
-        try:
+        try:  # click's errors reported here: its own reporting exits 1 when stderr fails
             code = super().main(argv, prog_name, complete_var, False, **extra)
         except click.ClickException as exc:
-            shown = KeyboardInterrupt("interrupted") if isinstance(exc, Interrupted) else exc
-            try:
-                write_stdout(json_text(error_object(shown)))
-            except OSError:  # stdout closed or failing: the error on stderr (review 49g, cli 2)
-                exc.show()
+            if "--json" not in argv or not _json_error(exc):
+                with contextlib.suppress(OSError, ValueError):  # (review 61n, cli 2)
+                    exc.show()
             sys.exit(exc.exit_code)
         except click.Abort:
+            to_stderr("Aborted!")
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
 

@@ -3,6 +3,7 @@ one exit code per error class (0 ok, 1 invalid/denied, 2 usage, 3 config, 4 I/O,
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -54,6 +55,8 @@ __all__ = [
     "json_text",
     "kv",
     "message_for",
+    "terminal_json",
+    "to_stderr",
     "write_stdout",
 ]
 
@@ -105,6 +108,13 @@ def escape_text(text: object, *, keep_newlines: bool = False) -> str:
     line."""
     table = _ESCAPES_KEEPING_NEWLINES if keep_newlines else _ESCAPES
     return str(text).translate(table)
+
+
+def terminal_json(text: str) -> str:
+    """JSON text `text` with the characters a terminal acts on (DEL, C1, bidi controls; JSON
+    escapes C0 itself) as `\\u0085`-style escapes, which keep it the same JSON: how a document
+    is written to a terminal (`Reporter.document`, an --out naming one: review 61n, cli 5)."""
+    return text.translate(_JSON_ESCAPES)
 
 
 def json_text(data: Any, *, indent: int | None = 2) -> str:
@@ -227,6 +237,25 @@ def message_for(exc: BaseException) -> str:
     return exc.diagnostics() if isinstance(exc, TrothError) else str(exc)
 
 
+def to_stderr(text: str, *, nl: bool = True) -> None:
+    """`text` on stderr, best effort: a stderr that is closed (`2>&-`), a pipe whose reader has
+    gone or a full disk loses it, and nothing else changes. The command's exit code is its own:
+    a note or an error that failed to print raised again, an uncaught traceback or click's
+    EPIPE exit, 1, read as a verdict (review 61n, cli 2)."""
+    with contextlib.suppress(OSError, ValueError):  # (ValueError: a stream closed in-process)
+        click.echo(text, err=True, nl=nl)
+
+
+def _stderr_is_terminal() -> bool:
+    """Whether stderr is a terminal: not when it is closed (`2>&-`: Python has no sys.stderr,
+    and asking it was an AttributeError, exit 70, before a verifier had verified anything;
+    review 61n, cli 1)."""
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (OSError, ValueError):
+        return False
+
+
 class Progress:
     """A counter on stderr for work that takes more than a second: rewritten in place on a
     terminal, a line per tenth of the work otherwise (a log stays short)."""
@@ -234,20 +263,20 @@ class Progress:
     def __init__(self, label: str, total: int) -> None:
         self.label = label
         self.total = total
-        self.tty = sys.stderr.isatty()
+        self.tty = _stderr_is_terminal()
         self._next = 0
 
     def note(self, text: str) -> None:
         """A line of progress that is not a count ("committing ..."): stderr, like the count."""
-        click.echo(text, err=True)
+        to_stderr(text)
 
     def __call__(self, done: int, total: int | None = None) -> None:
         """`done` of `total` (default: the total given at the start) are done."""
         total = self.total if total is None else total
         if self.tty:
-            click.echo(f"\r{self.label} {done}/{total}", err=True, nl=done >= total)
+            to_stderr(f"\r{self.label} {done}/{total}", nl=done >= total)
         elif done >= total or done >= self._next:
-            click.echo(f"{self.label} {done}/{total}", err=True)
+            to_stderr(f"{self.label} {done}/{total}")
             self._next = done + max(1, total // 10)
 
 
@@ -281,7 +310,7 @@ def write_stdout_chunks(chunks: Iterable[str]) -> None:
 
 
 def _warning(text: str) -> None:
-    click.echo(f"troth: warning: {escape_text(text, keep_newlines=True)}", err=True)
+    to_stderr(f"troth: warning: {escape_text(text, keep_newlines=True)}")
 
 
 class _Shown:
@@ -306,6 +335,9 @@ class Reporter:
         self._names = names
         self._warnings: list[str] = []
         self._began = False  # a result is on stdout (or part of one): `fail` writes no other
+        self.stdout_is_out = False
+        """--out is stdout: the result's text goes to stderr, after the file (`json_command`):
+        on stdout it followed the file's bytes, and `> FILE` kept both (review 61n, cli 3)."""
 
     @property
     def names(self) -> Directory:
@@ -331,6 +363,9 @@ class Reporter:
             # commands escape each document-derived value (newlines too); this catches any
             # other control or bidi character before it reaches a terminal
             shown = escape_text(text, keep_newlines=True)
+            if self.stdout_is_out:
+                to_stderr(shown)
+                return
             self._begin()
             write_stdout(shown)
 
@@ -351,14 +386,14 @@ class Reporter:
         """A JSON document the command makes (a proof bundle), on stdout in both modes: the
         characters a terminal acts on (DEL, C1, bidi controls; JSON escapes C0 itself) as
         `\\u0085`-style escapes, which keep it the same JSON."""
-        shown = text.translate(_JSON_ESCAPES)
+        shown = terminal_json(text)
         self._begin()
         write_stdout(shown)
 
     def info(self, text: str) -> None:
         """Notes for people: stderr, and only without --json (the JSON result says it all)."""
         if not self.as_json:
-            click.echo(escape_text(text, keep_newlines=True), err=True)
+            to_stderr(escape_text(text, keep_newlines=True))
 
     def warn(self, text: str) -> None:
         """A warning: something to act on that the command's success does not say (a ticket
@@ -397,7 +432,7 @@ class Reporter:
         for warning in self._warnings:  # (--json's stdout could not be written)
             _warning(warning)
         message = self.names.label_text(message_for(exc))
-        click.echo(f"troth: {escape_text(message)}", err=True)
+        to_stderr(f"troth: {escape_text(message)}")
         sys.exit(code)
 
 
@@ -410,8 +445,9 @@ def internal_error(exc: BaseException, as_json: bool) -> NoReturn:
     as_json = as_json and not _Shown.began
     message = f"internal error: {one_line_text(type(exc).__name__)}"
     message += " (set TROTH_DEBUG=1 for the traceback)"
-    if os.environ.get("TROTH_DEBUG", "") not in ("", "0"):
-        traceback.print_exception(exc)
+    if os.environ.get("TROTH_DEBUG", "") not in ("", "0") and sys.stderr is not None:
+        with contextlib.suppress(OSError, ValueError):
+            traceback.print_exception(exc)
     if as_json:
         data = {
             "ok": False,
@@ -425,13 +461,22 @@ def internal_error(exc: BaseException, as_json: bool) -> NoReturn:
             pass
         else:
             sys.exit(EXIT_INTERNAL)
-    click.echo(f"troth: {message}", err=True)
+    to_stderr(f"troth: {message}")
     sys.exit(EXIT_INTERNAL)
 
 
 REPORTED_ERRORS = (TrothError, ValueError, OSError, Explained)
 """The exceptions a command reports with their exit codes (`exit_code`); any other is a bug
 (`internal_error`)."""
+
+
+def _out_is_stdout(out: object) -> bool:
+    """Whether a command's --out (`out`) is written to stdout (`names_stdout`)."""
+    if out is None:
+        return False
+    from troth.cli.common import names_stdout  # (imported by every command with an --out)
+
+    return names_stdout(out)
 
 
 def json_command(func: Callable[..., R]) -> Callable[..., R]:
@@ -443,6 +488,13 @@ def json_command(func: Callable[..., R]) -> Callable[..., R]:
     @functools.wraps(func)
     def wrapper(*args: Any, as_json: bool, **kwargs: Any) -> Any:
         reporter = Reporter(as_json)
+        if _out_is_stdout(kwargs.get("out")):  # the file is all stdout carries (61n, cli 3)
+            if as_json:
+                raise click.UsageError(
+                    "--out names stdout, where --json prints the result: name a file for "
+                    "--out, or leave --json out (the result then goes to stderr)"
+                )
+            reporter.stdout_is_out = True
         try:
             if sys.stdout is None:  # before the command does anything it could not report
                 raise OSError(STDOUT_CLOSED)

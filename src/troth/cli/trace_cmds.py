@@ -18,13 +18,14 @@ from troth.cli.common import (
     KEPT_FILE,
     OUTPUT_FILE,
     as_option,
+    names_terminal,
     node_option,
     open_cli_node,
     output_file,
     stdin_bytes,
     write_output,
 )
-from troth.cli.output import EXIT_INVALID, Reporter, escape_text, json_command
+from troth.cli.output import EXIT_INVALID, Reporter, escape_text, json_command, terminal_json
 from troth.cli.text import timestamp
 from troth.errors import NotFound, StorageError, TraceError
 from troth.identity import Identifier
@@ -258,6 +259,8 @@ def prove_cmd(
         bundle = prove_record(node, record_id, agent_ref, clock=CLOCK)
     text = bundle_text(bundle, lines=True)
     if out is not None:
+        if names_terminal(out):  # its controls escaped, as with no --out (61n, cli 5)
+            text = terminal_json(text)
         write_output(out, (text + "\n").encode())
         reporter.result({"record": record_id, "out": out, "index": bundle["index"]}, out)
     else:  # the bundle itself, as --out writes it (a terminal's controls escaped)
@@ -313,9 +316,10 @@ def export(
                 reporter.document(bundle_text(bundle))
             return
         target: Any = output_file(out, text=True) if out else nullcontext(sys.stdout)
+        shown = terminal_json if out and names_terminal(out) else str  # (61n, cli 5)
         with target as stream:
             for bundle in bundles:  # as `troth.trace.export.export_jsonl` writes them
-                stream.write(bundle_text(bundle) + "\n")
+                stream.write(shown(bundle_text(bundle)) + "\n")
         if out is not None:
             reporter.result({"out": out, "checkpoint": checkpoint.to_json()}, out)
 
