@@ -195,13 +195,12 @@ def test_cli4_a_home_of_other_files_is_not_taken_over(monkeypatch: pytest.Monkey
     assert json.loads(result.stdout)["exit_code"] == 3
 
 
-@pytest.mark.xfail(strict=True, reason="review 61n cli 4: the library's init_node chmods /")
 def test_cli4_the_library_does_not_take_over_a_home_of_other_files(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """review 61n, cli 4, the library's part (outside this review's area: troth/node): the
-    command line now refuses such a home (`troth.cli.common.home`); `init_node(name,
-    home=Path("/"))` still makes `/` 0700 (`secure_dir` chmods an existing directory)."""
+    """review 61n, cli 4, the library's part (fixed by the lead: `init_node` checks
+    `troth.node.home.check_not_taken_over`, as the command line's home does): `init_node(name,
+    home=Path("/"))` made `/` 0700 (`secure_dir` chmods an existing directory)."""
     from troth.errors import ConfigError
     from troth.node import init_node
 

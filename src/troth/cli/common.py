@@ -25,9 +25,14 @@ from troth.cli.names import Directory
 from troth.cli.text import parse_duration
 from troth.clock import SystemClock
 from troth.credentials import Attributes
-from troth.errors import ArgumentError, ConfigError
+from troth.errors import ArgumentError
 from troth.node import DEFAULT_NODE, Node, open_node, troth_home
-from troth.node.home import check_kept_dirs, inside_nodes, private_file_writer
+from troth.node.home import (
+    check_kept_dirs,
+    check_not_taken_over,
+    inside_nodes,
+    private_file_writer,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -85,30 +90,8 @@ def home() -> Path:
     path = troth_home()
     if path.exists():
         check_kept_dirs(path)
-        _not_taken_over(path)
+        check_not_taken_over(path)
     return path
-
-
-def _not_taken_over(path: Path) -> None:
-    """ConfigError (exit 3) when home `path` holds other files and no nodes yet, and others can
-    read it: not troth's to change. Taken, it was made 0700 and given the nodes: `TROTH_HOME=
-    $STATE/` with STATE unset, run as root, made `/` 0700 and shut every other user out of
-    every file (review 61n, cli 4; /home, /etc, a project directory alike). An empty directory
-    is made 0700 as before; so is one that is already a home (its `nodes` there)."""
-    try:
-        mode = os.stat(path).st_mode
-        if not mode & 0o077 or (path / "nodes").exists():
-            return
-        with os.scandir(path) as entries:
-            other_files = any(True for _ in entries)
-    except OSError as exc:
-        raise ConfigError(f"cannot look at {path}: {exc.strerror or exc}") from None
-    if other_files:
-        raise ConfigError(
-            f"troth's home {path} ({stat.filemode(mode)}) holds other files, and others can read "
-            "it: troth would make it 0700 and keep its nodes among them. Name a new or empty "
-            "directory for troth (or chmod 700 this one to give it to troth)"
-        )
 
 
 def open_cli_node(name: str) -> Node:

@@ -61,6 +61,29 @@ def inside_nodes(target: Path, nodes: Path) -> bool:
         return False
 
 
+def check_not_taken_over(path: Path) -> None:
+    """ConfigError when home `path` holds other files and no nodes yet, and others can
+    read it: not troth's to change. Taken, it was made 0700 and given the nodes: `TROTH_HOME=
+    $STATE/` with STATE unset, run as root, made `/` 0700 and shut every other user out of
+    every file (review 61n, cli 4; /home, /etc, a project directory alike). An empty directory
+    is made 0700 as before; so is one that is already a home (its `nodes` there). Checked by
+    `init_node` and by the command line's home (`troth.cli.common.home`)."""
+    try:
+        mode = os.stat(path).st_mode
+        if not mode & 0o077 or (path / "nodes").exists():
+            return
+        with os.scandir(path) as entries:
+            other_files = any(True for _ in entries)
+    except OSError as exc:
+        raise ConfigError(f"cannot look at {path}: {exc.strerror or exc}") from None
+    if other_files:
+        raise ConfigError(
+            f"troth's home {path} ({stat.filemode(mode)}) holds other files, and others can read "
+            "it: troth would make it 0700 and keep its nodes among them. Name a new or empty "
+            "directory for troth (or chmod 700 this one to give it to troth)"
+        )
+
+
 def secure_dir(path: Path) -> Path:
     """Create `path` (and parents) if needed and make it 0700. An existing directory of another
     user is refused, not taken: as root, a home another user owns (or one like /tmp) was made

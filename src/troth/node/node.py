@@ -29,7 +29,13 @@ from troth.names import check_name
 from troth.node.config import NodeConfig, VaultKind, check_module_path
 from troth.node.copies import stored_binds
 from troth.node.duetries import DueTries
-from troth.node.home import read_private_file, secure_dir, troth_home, write_private_file
+from troth.node.home import (
+    check_not_taken_over,
+    read_private_file,
+    secure_dir,
+    troth_home,
+    write_private_file,
+)
 from troth.storage import (
     SqliteAuthorityStore,
     SqliteCredentialStore,
@@ -213,6 +219,8 @@ def init_node(
         token_label=token_label if vault == "pkcs11" else None,
         pin_env=(pin_env or DEFAULT_PIN_ENV) if vault == "pkcs11" else None,
     )
+    if home.exists():
+        check_not_taken_over(home)  # not `/` made 0700 (review 61n, cli 4)
     secure_dir(home)
     secure_dir(_nodes_dir(home))
     made_directory = not path.exists()
