@@ -80,13 +80,20 @@ backslashes: `\\\\u0000` is a backslash, then text)."""
 _PLACEHOLDER: Final = "invoke:*"
 """The Cedar action id of the placeholder tool a call denied before Cedar is evaluated as
 (`PolicyEngine._placeholder`): `*` is no tool name's character (toolschema.NAME)."""
-_PLACEHOLDER_ACTION: Final = f'Action::"{_PLACEHOLDER}"'
-_PLACEHOLDER_RESOURCE: Final = 'Tool::"*"'
+_PLACEHOLDER_ACTION: Final = {"type": "Action", "id": _PLACEHOLDER}
+_PLACEHOLDER_RESOURCE: Final = {"type": "Tool", "id": "*"}
+_LEASE: Final = {"type": "Action", "id": "lease"}
 _PLACEHOLDER_SCHEMA: Final = (
     f'\naction "{_PLACEHOLDER}" in [Action::"invoke"] appliesTo {{\n'
     "  principal: [Agent], resource: [Tool],\n"
     "  context: { args: {}, now: __cedar::Long }\n};\n"
 )
+Uid = dict[str, str]
+"""An entity uid as cedarpy takes it besides Cedar text: `{"type": T, "id": I}`, the uid
+`T::"I"` with no text parsed (Cedar's grammar, at every call: ~290 k of the ~540 k
+instructions of a decision's native call; review 61o, gates 1). Every id the engine writes is
+one Cedar text could quote (`_plain`, NAME), so both forms name the same entity. Built once
+where it can be and never changed: the same dict is handed to every call."""
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 
@@ -206,9 +213,11 @@ class _Principal:
     """What the engine keeps per chain: its entities, the policy set with its caveats, the
     Cedar ids of those caveats, or the denial every request of the chain gets; and the
     decisions Cedar's error-free answers map to (by decision and reasons, at most
-    DECISIONS_PER_CHAIN)."""
+    DECISIONS_PER_CHAIN). `uid` is the chain's actor as Cedar text (partial evaluation takes
+    no other form), `ref` the same uid as a decision hands it (`Uid`)."""
 
     uid: str
+    ref: Uid
     entities: cedarpy.Entities | None
     policy_set: cedarpy.PolicySet
     names: Mapping[str, str]  # Cedar ids -> @ids (the bundle's and the caveats')
@@ -262,9 +271,14 @@ class PolicyEngine:
         self.compiled = compiled
         self.revision = revision
         self.digest = None if digest is None else digest.hex()
+        # each tool's action and resource, as Cedar text (previews) and as uids (decisions)
         self._tools = {
             name: (spec, f'Action::"{tool_action(name)}"', f'Tool::"{name}"')
             for name, spec in compiled.tools.items()
+        }
+        self._uids: dict[str, tuple[Uid, Uid]] = {
+            name: ({"type": "Action", "id": tool_action(name)}, {"type": "Tool", "id": name})
+            for name in compiled.tools
         }
         # each chain's entities hold the schema's every action (~130 KiB at MAX_TOOLS), and a
         # member's delegates are chains minted for free: bounded by the entities they hold too
@@ -300,6 +314,7 @@ class PolicyEngine:
         if found is not None:
             return found
         uid = agent_uid(credential.actor)
+        ref = {"type": "Agent", "id": str(credential.actor)}
         base = self.compiled.policy_set
         try:
             fragment, ids = caveat_fragment(
@@ -308,17 +323,17 @@ class PolicyEngine:
             merged = base.with_added_str(fragment) if ids else base
         except (PolicyError, ValueError):
             refused = self._deny(Outcome.CAVEAT_INVALID)
-            return self._principals.put(key, _Principal(uid, None, base, {}, refused), 1)
+            return self._principals.put(key, _Principal(uid, ref, None, base, {}, refused), 1)
         try:
             entities = cedarpy.Entities.from_json_str(
                 credential_entities(credential), self.compiled.schema
             )
         except ValueError:  # troth builds them to the fixed schema: not expected
             refused = self._deny(Outcome.CREDENTIAL, "denied: the credential has no Cedar form")
-            return self._principals.put(key, _Principal(uid, None, base, {}, refused), 1)
+            return self._principals.put(key, _Principal(uid, ref, None, base, {}, refused), 1)
         names = dict(self.compiled.names)
         names.update(zip(fragment_ids(len(names), len(ids)), ids, strict=True))
-        principal = _Principal(uid, entities, merged, names, None)
+        principal = _Principal(uid, ref, entities, merged, names, None)
         if ids:
             held = len(entities) * limits.CEDAR_ENTITY_BYTES  # review 53p, memory 1
             return self._caveated.put(
@@ -348,13 +363,13 @@ class PolicyEngine:
             methods = self.compiled.services.get(request.service)
             if methods is None or request.method not in methods:
                 return self._deny(Outcome.UNKNOWN_REQUEST, what="service method")
-            action = f'Action::"{request.method}"'
-            resource = f'Service::"{request.service}"'
+            action = {"type": "Action", "id": request.method}
+            resource = {"type": "Service", "id": request.service}
             context = f'{{"now":{int(now)}}}'
         else:
             if not NAME.fullmatch(request.secret):
                 return self._deny(Outcome.UNKNOWN_REQUEST, what="secret")
-            action, resource = 'Action::"lease"', f'Secret::"{request.secret}"'
+            action, resource = _LEASE, {"type": "Secret", "id": request.secret}
             scope = _ENCODER.encode(list(request.scope))  # scope tokens: JSON strings
             context = f'{{"now":{int(now)},"scope":{scope},"ttl":{int(request.ttl)}}}'
         principal = self._principal(credential)
@@ -373,13 +388,15 @@ class PolicyEngine:
                 entities = self._served.put(
                     served, _with_tool(principal, request.tool, request.server)
                 )
+        # the uids as `Uid`s (review 61o, gates 1): cedarpy takes text or these
+        cedar: dict[str, Any] = {
+            "principal": principal.ref,
+            "action": action,
+            "resource": resource,
+            "context": context,
+        }
         answer = authorize(
-            {
-                "principal": principal.uid,
-                "action": action,
-                "resource": resource,
-                "context": context,
-            },
+            cedar,
             principal.policy_set,
             entities,  # type: ignore[arg-type]  # set whenever refused is None
             self.compiled.schema,
@@ -394,14 +411,15 @@ class PolicyEngine:
                 principal.decided[key] = found
         return found
 
-    def _tool_request(self, request: ToolCall, now: int) -> tuple[str, str, str] | PolicyDecision:
+    def _tool_request(self, request: ToolCall, now: int) -> tuple[Uid, Uid, str] | PolicyDecision:
         """The Cedar action, resource and context of tool call `request`, or its denial before
         Cedar (a tool the bundle or the gate does not declare, a schema that differs, arguments
         that do not fit)."""
         entry = self._tools.get(request.tool)
         if entry is None:
             return self._deny(Outcome.UNKNOWN_REQUEST, what="tool")
-        spec, action, resource = entry
+        spec = entry[0]
+        action, resource = self._uids[request.tool]
         if request.schema is not None and request.schema != spec.shape:
             if not request.schema:
                 return self._deny(Outcome.UNKNOWN_REQUEST, what="tool")
@@ -445,13 +463,14 @@ class PolicyEngine:
         docs/policy.md, "The tool gate"). Only on denials: an allowed call costs nothing more."""
         principal = self._principal(credential)
         if principal.refused is None:
+            cedar: dict[str, Any] = {  # as a decision hands it (`Uid`s: review 61o, gates 1)
+                "principal": principal.ref,
+                "action": _PLACEHOLDER_ACTION,
+                "resource": _PLACEHOLDER_RESOURCE,
+                "context": f'{{"args":{{}},"now":{int(now)}}}',
+            }
             authorize(
-                {
-                    "principal": principal.uid,
-                    "action": _PLACEHOLDER_ACTION,
-                    "resource": _PLACEHOLDER_RESOURCE,
-                    "context": f'{{"args":{{}},"now":{int(now)}}}',
-                },
+                cedar,
                 principal.policy_set,
                 principal.entities,  # type: ignore[arg-type]  # set whenever refused is None
                 self._placeholder_schema(),

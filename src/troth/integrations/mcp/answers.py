@@ -26,9 +26,8 @@ tool"; troth.integrations.mcp.gate).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextlib import AbstractContextManager, nullcontext
+from contextvars import ContextVar, Token
 from typing import Final
 
 import mcp_types as types
@@ -66,22 +65,39 @@ _AROUND: Final = 73
 JSON-RPC response's (33: `{"jsonrpc":"2.0","id":` and `,"result":` and `}`)."""
 
 
-@contextmanager
-def result_limit(request_id: types.RequestId | None) -> Iterator[None]:
+def result_limit(request_id: types.RequestId | None) -> AbstractContextManager[None]:
     """`RESULT_LIMIT` narrowed, within the block, for the result answering `request_id`: when
     its id takes more of a frame than MAX_MCP_RESULT leaves room for, what is left of the frame
     (review 58v, mcp 2: a client's long id took a result under the limit over a frame, and it
-    got the channel's error in its place while the call was recorded served)."""
+    got the channel's error in its place while the call was recorded served). With no limit
+    (stdio, in memory) one shared object that does nothing: no object made per call (review
+    61o, mcp 2)."""
     limit = RESULT_LIMIT.get()
     if limit is None:
-        yield
-        return
+        return _UNLIMITED
     ident = len(pydantic_core.to_json(request_id))
-    token = RESULT_LIMIT.set(min(limit, limits.MAX_MCP_FRAME - _AROUND - ident))
-    try:
-        yield
-    finally:
-        RESULT_LIMIT.reset(token)
+    return _Narrowed(min(limit, limits.MAX_MCP_FRAME - _AROUND - ident))
+
+
+class _Narrowed:
+    """`with`: RESULT_LIMIT set to `limit` within the block (`result_limit`)."""
+
+    __slots__ = ("limit", "token")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.token: Token[int | None] | None = None
+
+    def __enter__(self) -> None:
+        self.token = RESULT_LIMIT.set(self.limit)
+
+    def __exit__(self, kind: object, exc: object, tb: object) -> None:
+        if self.token is not None:
+            RESULT_LIMIT.reset(self.token)
+
+
+_UNLIMITED: Final = nullcontext(None)
+"""`result_limit` where there is no limit: shared (it holds nothing)."""
 
 
 class McpGateError(MCPError):

@@ -87,6 +87,7 @@ own client, which refuses every request (review 54g, refuted). One
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import json
 import logging
@@ -566,7 +567,8 @@ class _Revisions:
 
 
 class _GateServer(Server[Any]):
-    """A `Server` declaring `tools.listChanged` (its `_Revisions` tell the client)."""
+    """A `Server` declaring `tools.listChanged` (its `_Revisions` tell the client), its
+    `serverInfo` stamp copied flat."""
 
     def create_initialization_options(
         self,
@@ -576,6 +578,21 @@ class _GateServer(Server[Any]):
     ) -> InitializationOptions:
         options = notification_options or NotificationOptions(tools_changed=True)
         return super().create_initialization_options(options, experimental_capabilities, extensions)
+
+    @functools.cached_property
+    def _stamp(self) -> dict[str, Any]:
+        return self.server_info.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+    @property
+    def server_info_stamp(self) -> dict[str, Any]:
+        """A fresh copy of the gate's `serverInfo` stamp (every response on the 2026-07-28
+        protocol carries it): of text only (the gate's name and version: no icons), a flat
+        copy is the fresh dict the SDK's `copy.deepcopy` made per response (review 61o, mcp
+        1); another value deep-copied as the SDK does."""
+        stamp = self._stamp
+        if all(type(value) is str for value in stamp.values()):
+            return dict(stamp)
+        return copy.deepcopy(stamp)
 
 
 class _OwnErrors:
@@ -628,8 +645,12 @@ def _room_for(ctx: ServerRequestContext[Any]) -> contextlib.AbstractAsyncContext
     is decided (`ANSWER_ROOM`; review 59a, mcp 1); none looked for over stdio."""
     room = ANSWER_ROOM.get()
     if room is None:
-        return contextlib.nullcontext()
+        return _NO_ROOM  # shared: no object per call (review 61o, mcp 2)
     return room.promised(ctx.request_id)
+
+
+_NO_ROOM: Final = contextlib.nullcontext(None)
+"""`_room_for` where no room is looked for (it holds nothing)."""
 
 
 def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
