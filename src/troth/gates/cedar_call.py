@@ -69,13 +69,14 @@ class CedarAnswer:
 
 
 def authorize(
-    request: dict[str, str],
+    request: dict[str, Any],
     policies: cedarpy.PolicySet,
     entities: cedarpy.Entities,
     schema: cedarpy.Schema | None,
 ) -> CedarAnswer:
-    """Cedar's answer to `request` (principal, action, resource as Cedar text; context as a
-    JSON object's text) on the pre-parsed `policies`, `entities` and `schema` (None: none, the
+    """Cedar's answer to `request` (principal, action, resource as Cedar text or as
+    `{"type", "id"}` objects, which cedarpy takes without parsing text: review 61o; context as
+    a JSON object's text) on the pre-parsed `policies`, `entities` and `schema` (None: none, the
     context and entities then taken as they are)."""
     if _native is not None:
         return _read(orjson.loads(_native([request], policies, entities._inner, schema, False)[0]))
