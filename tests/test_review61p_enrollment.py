@@ -1,0 +1,57 @@
+"""Review 61p (adversarial review of review 61l's pending enrollments, one per ticket).
+
+Enrollment 1: the node's maintenance resumed an older ticket's record while a newer one of the
+same identity and authority was still younger than RESUME_AFTER (possibly carried by the
+`troth enroll` that recorded it, or failed for a passing reason a moment ago): the older one,
+sent alone, completed and left the newer one pending (a newer record stays when an older one
+completes), which the next round sent too: the member's second ticket redeemed for nothing,
+and a second credential held for one member (review 61l's own test asserts one, the newer
+resumed first and clearing the older, when both are due in one round).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.nodes import HUB, MemNet, run_memnet
+from troth.credentials import Attributes
+from troth.enrollment import enrollment, request_of
+from troth.node.membership import RESUME_AFTER
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review61p enrollment 1: the older record resumed alone completes, the newer one "
+    "(younger than RESUME_AFTER) stays and is sent the next round: a second credential",
+)
+def test_an_older_record_waits_for_a_newer_one_in_flight(tmp_path: Path) -> None:
+    """T1 redeemed (its answer lost); RESUME_AFTER/2 later `troth enroll` with T2, its request
+    failed for a passing reason; when T1 is due, T2 is not yet: one credential in the end."""
+
+    async def test(net: MemNet) -> None:
+        agent = await net.node("agent")
+        wallet, authority = agent.node.wallet, net.authority
+        for i, team in enumerate(("one", "other")):
+            ticket = authority.create_ticket(
+                creator=authority.identifier,
+                attributes=Attributes({"agents.team": team}),
+                address=HUB,
+                now=net.clock.now(),
+            )
+            steps = enrollment(agent.node.identities, wallet, "agent", ticket, clock=net.clock)
+            request = request_of(steps)
+            if i == 0:  # committed there, its answer lost
+                authority.enroll(request, now=net.clock.now())
+            steps.close()  # the second never arrived
+            net.clock.advance(RESUME_AFTER // 2)  # T2 recorded RESUME_AFTER/2 after T1
+        assert len(wallet.pending_enrollments("agent")) == 2
+        # T1 due (RESUME_AFTER old), T2 not yet
+        await agent.maintain()
+        net.clock.advance(RESUME_AFTER)  # both due now
+        await agent.maintain()
+        assert wallet.pending_enrollments("agent") == []
+        assert len(wallet.held("agent")) == 1, "a second credential for one member"
+
+    run_memnet(test, tmp_path)
