@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from tests.support.enroll import (
     resume_in_process,
 )
 from tests.support.killed import KILLS, killed_after
-from tests.support.pending import enroll_unreachable, made_up
+from tests.support.pending import enroll_unreachable, made_up, old_pending_schema
 from troth.clock import FixedClock
 from troth.errors import AuthorityError, TrothError
 from troth.faults import CRASH_EXIT_CODE, CRASH_POINTS
@@ -103,33 +102,13 @@ def test_a_resumed_refusal_killed_anywhere_strands_no_member(tmp_path: Path) -> 
     assert _sweep(tmp_path, work) >= {"1 pending", "2 pending"}
 
 
-def _old_schema(db_path: Path) -> None:
-    """node.db's pending enrollments as a troth before review 61l kept them (one record per
-    identity and authority)."""
-    conn = sqlite3.connect(db_path)
-    with conn:
-        conn.executescript(
-            """
-            CREATE TABLE old_pending (
-                identifier BLOB NOT NULL, authority BLOB NOT NULL, ticket TEXT NOT NULL,
-                address TEXT NOT NULL, started_at INTEGER NOT NULL,
-                PRIMARY KEY (identifier, authority)
-            );
-            INSERT INTO old_pending SELECT * FROM pending_enrollments;
-            DROP TABLE pending_enrollments;
-            ALTER TABLE old_pending RENAME TO pending_enrollments;
-            """
-        )
-    conn.close()
-
-
 def test_an_older_node_db_is_rebuilt_keeping_its_record_killed_anywhere(tmp_path: Path) -> None:
     """A node.db made before review 61l, its T1 pending: the first open rebuilds the table
     (killed anywhere: the old table or the new, T1 in it), then T2 leaves T1 pending."""
     with acme_and_agent(tmp_path, NOW) as (authority, agent, _member, first):
         enroll_answer_lost(agent, "agent", authority, first, FixedClock(NOW))
         second = acme_ticket(authority, NOW)
-    _old_schema(node_db(tmp_path, "agent"))
+    old_pending_schema(node_db(tmp_path, "agent"))
 
     def work() -> None:
         with open_node("agent", home=tmp_path) as agent:  # the table rebuilt

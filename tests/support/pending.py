@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +20,7 @@ def _unreachable(request: bytes) -> bytes:
     raise RemoteError("no route to the authority")  # a passing failure: kept, resumed later
 
 
-def enroll_unreachable(member: Node, ref: str, ticket: Ticket, clock: Clock) -> None:
+def enroll_unreachable(member: Node, ref: str, ticket: Ticket | str, clock: Clock) -> None:
     """`troth enroll` of `member`'s local identity `ref` with `ticket`, its request failing for
     a passing reason (the network down): its pending record stays."""
     with pytest.raises(RemoteError):
@@ -28,3 +30,23 @@ def enroll_unreachable(member: Node, ref: str, ticket: Ticket, clock: Clock) -> 
 def made_up(ticket: Ticket) -> Ticket:
     """A ticket of `ticket`'s authority and address that it never made (refused for good)."""
     return Ticket(os.urandom(32), ticket.authority_history, ticket.address)
+
+
+def old_pending_schema(db_path: Path) -> None:
+    """node.db's pending enrollments as a troth before review 61l kept them (one record per
+    identity and authority)."""
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.executescript(
+            """
+            CREATE TABLE old_pending (
+                identifier BLOB NOT NULL, authority BLOB NOT NULL, ticket TEXT NOT NULL,
+                address TEXT NOT NULL, started_at INTEGER NOT NULL,
+                PRIMARY KEY (identifier, authority)
+            );
+            INSERT INTO old_pending SELECT * FROM pending_enrollments;
+            DROP TABLE pending_enrollments;
+            ALTER TABLE old_pending RENAME TO pending_enrollments;
+            """
+        )
+    conn.close()

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from troth import limits
 from troth.storage import CredentialStore, PendingEnrollmentRecord
 
-__all__ = ["Recorded", "newest_first", "record_pending", "superseded"]
+__all__ = ["Recorded", "newest_first", "record_pending", "recorded_after", "superseded"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,19 +58,36 @@ def record_pending(
     return Recorded(record, resumed, given_up)
 
 
+def _of_authority(
+    store: CredentialStore, pending: PendingEnrollmentRecord
+) -> tuple[list[PendingEnrollmentRecord], int | None]:
+    """The pending enrollments of `pending`'s identity with its authority, in the order
+    recorded, and `pending`'s place among them (None when its record is gone)."""
+    of_authority = [
+        p for p in store.list_pending(pending.identifier) if p.authority == pending.authority
+    ]
+    tickets = [p.ticket for p in of_authority]
+    return of_authority, tickets.index(pending.ticket) if pending.ticket in tickets else None
+
+
 def superseded(
     store: CredentialStore, pending: PendingEnrollmentRecord
 ) -> list[PendingEnrollmentRecord]:
     """The pending enrollments of `pending`'s identity with its authority recorded before it
     (other tickets): given up when it completes, in that transaction. None when `pending`'s
     record is gone (completed, or refused, elsewhere)."""
-    of_authority = [
-        p for p in store.list_pending(pending.identifier) if p.authority == pending.authority
-    ]
-    tickets = [p.ticket for p in of_authority]
-    if pending.ticket not in tickets:
-        return []
-    return of_authority[: tickets.index(pending.ticket)]
+    of_authority, place = _of_authority(store, pending)
+    return [] if place is None else of_authority[:place]
+
+
+def recorded_after(
+    store: CredentialStore, pending: PendingEnrollmentRecord
+) -> list[PendingEnrollmentRecord]:
+    """The pending enrollments of `pending`'s identity with its authority recorded after it
+    (other tickets: one of them completing clears `pending`). None when `pending`'s record is
+    gone."""
+    of_authority, place = _of_authority(store, pending)
+    return [] if place is None else of_authority[place + 1 :]
 
 
 def newest_first(

@@ -22,7 +22,7 @@ from troth.authority import Authority
 from troth.authority.client import refresh_request, ticket_authority
 from troth.channel import ChannelState
 from troth.credentials import VerifiedFeed
-from troth.credentials.pending import newest_first
+from troth.credentials.pending import newest_first, recorded_after
 from troth.credentials.wallet import CredentialWallet, needs_refresh
 from troth.encoding import cbor
 from troth.errors import AuthorityError, DecodeError, RemoteError, TrothError
@@ -162,6 +162,32 @@ class Resumption:
         """`pending` completed (or is gone)."""
         self.waits.pop(self.key(pending), None)
 
+    def not_held_back(
+        self, wallet: CredentialWallet, chosen: list[PendingEnrollmentRecord], now: int
+    ) -> list[PendingEnrollmentRecord]:
+        """`chosen` (storage thread) but those with a newer record in flight
+        (`_newer_in_flight`): sent once it is no longer, after it."""
+        return [p for p in chosen if not self._newer_in_flight(wallet, p, now)]
+
+    def _newer_in_flight(
+        self, wallet: CredentialWallet, pending: PendingEnrollmentRecord, now: int
+    ) -> bool:
+        """Whether a record of `pending`'s identity and authority recorded after it (another
+        ticket) is younger than RESUME_AFTER (dated in the future: until its wait from first
+        seen is over): its `troth enroll` may still carry it, and it is resumed first once
+        due, clearing `pending` as it completes. `pending` sent before it and completing left
+        it pending (a newer record stays), sent too the next round: a second credential for
+        one member, its ticket redeemed for nothing (review 61p, enrollment 1)."""
+        for newer in recorded_after(wallet.store, pending):
+            if newer.started_at <= now:
+                if now - newer.started_at < RESUME_AFTER:
+                    return True
+                continue
+            wait = self.waits.get(self.key(newer))
+            if wait is None or wait.next_at > now:
+                return True
+        return False
+
     def choose(self, wallet: CredentialWallet, now: int) -> list[PendingEnrollmentRecord]:
         """This round's records (storage thread): up to RESUMED_PER_ROUND due ones among the
         next RESUME_SCANNED_PER_ROUND from where the last round stopped, round again from the
@@ -254,6 +280,7 @@ async def resume_enrollments(runtime: NodeRuntime) -> int:
     one contacted. Returns how many completed."""
     wallet, clock, state = runtime.node.wallet, runtime.clock, runtime.resumption
     due = await runtime.worker.run(state.choose, wallet, clock.now())
+    due = await runtime.worker.run(state.not_held_back, wallet, due, clock.now())
     due = [pending for pending in due if not await _dropped(runtime, pending)]
     local: dict[bytes, list[PendingEnrollmentRecord]] = {}
     # by route and authority: a record pinned to another authority at the address is not
