@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.support.nodes import HUB, MemNet, run_memnet
 from tests.support.pending import made_up
 from troth.credentials import Attributes
@@ -89,11 +87,6 @@ def test_an_older_record_held_back_is_resumed_once_the_newer_is_refused(tmp_path
     run_memnet(test, tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review61p enrollment 2: after the first record of an address and authority, the "
-    "others (one identity's, one authority's) were sent at once: two completed",
-)
 def test_after_the_newest_is_refused_the_others_go_one_at_a_time(tmp_path: Path) -> None:
     """T1 redeemed (its answer lost), T2 valid (its request never arrived), a made-up T3, all
     of one address and authority and due in one round: T3 refused for good, then T2 and T1

@@ -368,8 +368,9 @@ async def _resume_local(runtime: NodeRuntime, records: list[PendingEnrollmentRec
 
 async def _resume_at(runtime: NodeRuntime, records: list[PendingEnrollmentRecord]) -> int:
     """Resume the records naming one address and one authority: the first alone, then, the
-    address reached, the others at once; not reached, the others wait as the first does, not
-    contacted (a channel to one route is opened under its lock: each would have waited for
+    address reached, the others, each identity's one after the other (newest first: review
+    61p, enrollment 2), the identities at once; not reached, the others wait as the first
+    does, not contacted (a channel to one route is opened under its lock: each would have waited for
     the one before it to fail, each its own connect or handshake timeout; review 40b, resume
     4). A record pinned to another authority at the address is not of the group (review 41c,
     resume 1: a hostile ticket naming another authority's address, the oldest record there,
@@ -381,13 +382,28 @@ async def _resume_at(runtime: NodeRuntime, records: list[PendingEnrollmentRecord
         for pending in records[1:]:
             state.failed(pending, now)
         return 0
+    # each identity's one after the other, newest first: one completing clears those after it,
+    # then not sent (two sent at once both completed: review 61p, enrollment 2)
+    by_identity: dict[bytes, list[PendingEnrollmentRecord]] = {}
+    for pending in records[1:]:
+        by_identity.setdefault(pending.identifier, []).append(pending)
     rest = await asyncio.gather(
-        *(_resume_remote(runtime, p) for p in records[1:]), return_exceptions=True
+        *(_one_at_a_time(runtime, group) for group in by_identity.values()),
+        return_exceptions=True,
     )
     for outcome in rest:
         if isinstance(outcome, BaseException):
             log.error("resuming an enrollment failed", exc_info=outcome)
     return first + sum(r for r in rest if isinstance(r, int))
+
+
+async def _one_at_a_time(runtime: NodeRuntime, records: list[PendingEnrollmentRecord]) -> int:
+    """Resume `records` (one identity's, one address and authority) in their order; how many
+    completed (a record cleared by the one before it is skipped: `_resume_remote`)."""
+    completed = 0
+    for pending in records:
+        completed += await _resume_remote(runtime, pending) or 0
+    return completed
 
 
 async def _resume_remote(runtime: NodeRuntime, pending: PendingEnrollmentRecord) -> int | None:
