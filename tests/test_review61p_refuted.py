@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.support.backups import node_db
+from tests.support.backups import copy_db, node_db
 from tests.support.enroll import (
     acme_and_agent,
     acme_ticket,
@@ -32,6 +32,7 @@ from troth.cli.main import cli
 from troth.clock import FixedClock
 from troth.enrollment import enroll
 from troth.errors import AuthorityError, DecodeError, StorageError
+from troth.node import open_node
 from troth.node.authorities import resume_locally
 from troth.storage import PendingEnrollmentRecord, sqlite_authority
 from troth.storage.sqlite import SqliteDatabase
@@ -183,3 +184,23 @@ def test_refresh_json_with_several_pending(troth_home: Path) -> None:
     assert data["pending"] == []
     assert len(data["dropped"]) == 2
     assert all("refused" in d["error"] or "unknown" in d["error"] for d in data["dropped"])
+
+
+def test_a_node_db_restored_from_before_the_rebuild_is_rebuilt_again(tmp_path: Path) -> None:
+    """node.db rebuilt, another ticket recorded, then the copy from before the rebuild put
+    back (a backup restored): the node opens it, rebuilds the table again and resumes the
+    member's enrollment (the one record the copy holds)."""
+    path, member = _older_node_db(tmp_path)
+    before = tmp_path / "before.db"
+    copy_db(path, before)
+    with open_node("agent", home=tmp_path) as agent:  # rebuilt
+        (t1,) = agent.wallet.pending_enrollments("agent")
+        t2 = PendingEnrollmentRecord(member, t1.authority, "troth-ticket:t2", t1.address, NOW)
+        agent.wallet.store.put_pending(t2)
+    path.unlink()
+    copy_db(before, path)
+    with open_node("acme", home=tmp_path) as acme, open_node("agent", home=tmp_path) as agent:
+        assert sqlite_authority._keyed_by_ticket(agent.db)
+        (record,) = agent.wallet.pending_enrollments("agent")
+        resume_in_process(agent, record, acme.authority(), FixedClock(NOW + 200))
+        assert len(agent.wallet.held("agent")) == 1
