@@ -12,11 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.support.enroll import acme_and_agent, acme_ticket, enroll_answer_lost, enroll_in_process
-from tests.support.nodes import HUB, MemNet, run_memnet
-from tests.support.pending import enroll_unreachable
+from tests.support.nodes import MemNet, run_memnet
+from tests.support.pending import enroll_unreachable, hub_ticket, record_at_hub
 from troth.clock import FixedClock
 from troth.credentials import Attributes
-from troth.enrollment import enrollment, request_of
 from troth.node import init_node, open_node
 from troth.node.authorities import resume_locally
 from troth.node.membership import RESUME_AFTER
@@ -74,23 +73,11 @@ def test_the_nodes_round_resuming_two_tickets_of_one_authority_gets_one_credenti
 
     async def test(net: MemNet) -> None:
         agent = await net.node("agent")
-        wallet, authority = agent.node.wallet, net.authority
-        tickets = [
-            authority.create_ticket(
-                creator=authority.identifier,
-                attributes=Attributes({"agents.team": team}),
-                address=HUB,
-                now=net.clock.now(),
-            )
-            for team in ("one", "other")
-        ]
+        wallet = agent.node.wallet
+        tickets = [hub_ticket(net, team) for team in ("one", "other")]
         tickets.sort(key=str, reverse=True)  # the first enrollment's the greater
-        for i, ticket in enumerate(tickets):
-            steps = enrollment(agent.node.identities, wallet, "agent", ticket, clock=net.clock)
-            request = request_of(steps)
-            if i == 0:  # committed there, its answer lost; the second never arrived
-                authority.enroll(request, now=net.clock.now())
-            steps.close()
+        for i, ticket in enumerate(tickets):  # the first's answer lost; the second never arrived
+            record_at_hub(net, agent, ticket, redeemed=i == 0)
         assert len(wallet.pending_enrollments("agent")) == 2
         net.clock.advance(RESUME_AFTER)
         await agent.maintain()

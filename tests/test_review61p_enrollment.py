@@ -18,10 +18,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.nodes import HUB, MemNet, run_memnet
-from tests.support.pending import made_up
-from troth.credentials import Attributes
-from troth.enrollment import enrollment, request_of
+from tests.support.nodes import MemNet, run_memnet
+from tests.support.pending import hub_ticket, made_up, record_at_hub
 from troth.node.membership import RESUME_AFTER
 
 
@@ -31,19 +29,9 @@ def test_an_older_record_waits_for_a_newer_one_in_flight(tmp_path: Path) -> None
 
     async def test(net: MemNet) -> None:
         agent = await net.node("agent")
-        wallet, authority = agent.node.wallet, net.authority
-        for i, team in enumerate(("one", "other")):
-            ticket = authority.create_ticket(
-                creator=authority.identifier,
-                attributes=Attributes({"agents.team": team}),
-                address=HUB,
-                now=net.clock.now(),
-            )
-            steps = enrollment(agent.node.identities, wallet, "agent", ticket, clock=net.clock)
-            request = request_of(steps)
-            if i == 0:  # committed there, its answer lost
-                authority.enroll(request, now=net.clock.now())
-            steps.close()  # the second never arrived
+        wallet = agent.node.wallet
+        for i, team in enumerate(("one", "other")):  # the first's answer lost
+            record_at_hub(net, agent, hub_ticket(net, team), redeemed=i == 0)
             net.clock.advance(RESUME_AFTER // 2)  # T2 recorded RESUME_AFTER/2 after T1
         assert len(wallet.pending_enrollments("agent")) == 2
         # T1 due (RESUME_AFTER old), T2 not yet
@@ -63,19 +51,9 @@ def test_an_older_record_held_back_is_resumed_once_the_newer_is_refused(tmp_path
 
     async def test(net: MemNet) -> None:
         agent = await net.node("agent")
-        wallet, authority = agent.node.wallet, net.authority
-        ticket = authority.create_ticket(
-            creator=authority.identifier,
-            attributes=Attributes({"agents.team": "one"}),
-            address=HUB,
-            now=net.clock.now(),
-        )
-        for made in (ticket, made_up(ticket)):
-            steps = enrollment(agent.node.identities, wallet, "agent", made, clock=net.clock)
-            request = request_of(steps)
-            if made is ticket:  # committed there, its answer lost
-                authority.enroll(request, now=net.clock.now())
-            steps.close()
+        wallet, ticket = agent.node.wallet, hub_ticket(net, "one")
+        for made in (ticket, made_up(ticket)):  # the first's answer lost
+            record_at_hub(net, agent, made, redeemed=made is ticket)
             net.clock.advance(RESUME_AFTER // 2)
         assert await agent.resume_enrollments() == 0  # T1 held back, T2 not yet due
         assert len(wallet.pending_enrollments("agent")) == 2
@@ -94,22 +72,10 @@ def test_after_the_newest_is_refused_the_others_go_one_at_a_time(tmp_path: Path)
 
     async def test(net: MemNet) -> None:
         agent = await net.node("agent")
-        wallet, authority = agent.node.wallet, net.authority
-        tickets = [
-            authority.create_ticket(
-                creator=authority.identifier,
-                attributes=Attributes({"agents.team": team}),
-                address=HUB,
-                now=net.clock.now(),
-            )
-            for team in ("one", "other")
-        ]
-        for i, made in enumerate((*tickets, made_up(tickets[0]))):
-            steps = enrollment(agent.node.identities, wallet, "agent", made, clock=net.clock)
-            request = request_of(steps)
-            if i == 0:  # committed there, its answer lost
-                authority.enroll(request, now=net.clock.now())
-            steps.close()
+        wallet = agent.node.wallet
+        tickets = [hub_ticket(net, team) for team in ("one", "other")]
+        for i, made in enumerate((*tickets, made_up(tickets[0]))):  # the first's answer lost
+            record_at_hub(net, agent, made, redeemed=i == 0)
         assert len(wallet.pending_enrollments("agent")) == 3
         net.clock.advance(RESUME_AFTER)
         await agent.maintain()

@@ -9,11 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.nodes import HUB, MemNet
 from troth.authority import Ticket
 from troth.clock import Clock
-from troth.enrollment import enroll
+from troth.credentials import Attributes
+from troth.enrollment import enroll, enrollment, request_of
 from troth.errors import RemoteError
 from troth.node import Node
+from troth.node.runtime import NodeRuntime
 
 
 def _unreachable(request: bytes) -> bytes:
@@ -50,3 +53,25 @@ def old_pending_schema(db_path: Path) -> None:
             """
         )
     conn.close()
+
+
+def hub_ticket(net: MemNet, team: str) -> Ticket:
+    """A ticket of the memory network's authority, at the hub, for `team`."""
+    authority = net.authority
+    return authority.create_ticket(
+        creator=authority.identifier,
+        attributes=Attributes({"agents.team": team}),
+        address=HUB,
+        now=net.clock.now(),
+    )
+
+
+def record_at_hub(net: MemNet, member: NodeRuntime, ticket: Ticket, *, redeemed: bool) -> None:
+    """`troth enroll` of `member`'s identity `agent` with `ticket`, interrupted: its request
+    committed by the hub's authority, the answer lost (`redeemed`), or never arriving."""
+    node = member.node
+    steps = enrollment(node.identities, node.wallet, "agent", ticket, clock=net.clock)
+    request = request_of(steps)
+    if redeemed:
+        net.authority.enroll(request, now=net.clock.now())
+    steps.close()
