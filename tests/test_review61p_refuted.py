@@ -6,7 +6,8 @@ too long) to be stored twice; the table's rebuild run twice (two processes openi
 node.db at once: the second's first look stale), or failing at any of its statements; the
 clock set back so the newer record starts before the older; one ticket refused for good
 forgetting another's record; MAX_PENDING_PER_AUTHORITY giving up another identity's record;
-`troth credential refresh --json` with several tickets pending.
+`troth credential refresh --json` with several tickets pending; a node.db restored from before
+the rebuild; the older ticket enrolled again to clear a newer one's record.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tests.support.enroll import (
     acme_and_agent,
     acme_ticket,
     enroll_answer_lost,
+    enroll_in_process,
     resume_in_process,
 )
 from tests.support.pending import enroll_unreachable, made_up, old_pending_schema
@@ -204,3 +206,16 @@ def test_a_node_db_restored_from_before_the_rebuild_is_rebuilt_again(tmp_path: P
         (record,) = agent.wallet.pending_enrollments("agent")
         resume_in_process(agent, record, acme.authority(), FixedClock(NOW + 200))
         assert len(agent.wallet.held("agent")) == 1
+
+
+def test_the_older_ticket_enrolled_again_clears_no_newer_record(tmp_path: Path) -> None:
+    """`troth enroll` with the older ticket T1 again while T2 is pending: T1's record resumed
+    in its place (an upsert keeps the order recorded), so its completion leaves T2's."""
+    with acme_and_agent(tmp_path, NOW) as (authority, agent, _member, ticket):
+        enroll_answer_lost(agent, "agent", authority, ticket, FixedClock(NOW))
+        second = acme_ticket(authority, NOW)
+        enroll_unreachable(agent, "agent", second, FixedClock(NOW + 10))
+        done = enroll_in_process(agent, "agent", authority, ticket, FixedClock(NOW + 20))
+        assert done.resumed is not None
+        assert done.replaced is None
+        assert [p.ticket for p in agent.wallet.pending_enrollments("agent")] == [str(second)]
