@@ -38,11 +38,6 @@ def world() -> Iterator[Agents]:
         yield made
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review61q policies 1: a remote authority's link-revocation mark refuses every "
-    "call of an identity holding one of its chains (STALE_FEED), its acme chain too",
-)
 def test_a_remote_link_revocation_mark_leaves_other_authorities_chains_decided(
     world: Agents,
 ) -> None:
