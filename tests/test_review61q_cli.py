@@ -38,11 +38,6 @@ def a_terminal() -> Iterator[tuple[str, list[bytes]]]:
         os.close(master)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review61q cli 1: --out naming a terminal by its device path wrote a record's "
-    "C1/bidi controls raw",
-)
 @pytest.mark.parametrize("command", [("trace", "export"), ("trace", "prove", "REC")])
 def test_out_naming_a_terminal_device_escapes_what_a_terminal_acts_on(
     command: tuple[str, ...], troth_home: Path
