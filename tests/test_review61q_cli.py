@@ -9,33 +9,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import pty
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from tests.support.cli import run_json
+from tests.test_review61n_cli import stdout_a_terminal
 from troth.cli.main import cli
-
-
-@contextlib.contextmanager
-def a_terminal() -> Iterator[tuple[str, list[bytes]]]:
-    """A terminal's device path (a pty's) for the block; what reached it after."""
-    master, slave = pty.openpty()
-    shown: list[bytes] = []
-    try:
-        yield os.ttyname(slave), shown
-    finally:
-        os.close(slave)
-        os.set_blocking(master, False)
-        with contextlib.suppress(OSError):  # (EIO, EAGAIN: all read)
-            while chunk := os.read(master, 1 << 16):
-                shown.append(chunk)
-        os.close(master)
 
 
 @pytest.mark.parametrize("command", [("trace", "export"), ("trace", "prove", "REC")])
@@ -47,8 +29,8 @@ def test_out_naming_a_terminal_device_escapes_what_a_terminal_acts_on(
     _hostile_record(troth_home)
     record = run_json("trace", "show")[0]["id"]
     args = [record if a == "REC" else a for a in command]
-    with a_terminal() as (device, shown):
-        result = CliRunner().invoke(cli, [*args, "--out", device])
+    with stdout_a_terminal() as shown:  # named by its device path, not as a descriptor
+        result = CliRunner().invoke(cli, [*args, "--out", os.ttyname(1)])
     assert result.exit_code == 0, result.output
     text = b"".join(shown).decode()
     assert "\\u009b2J" in text  # the record reached the terminal, escaped

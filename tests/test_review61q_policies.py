@@ -14,43 +14,43 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import pytest
 
 import troth
+from tests import test_review61j_api
 from tests.conftest import NOW
-from tests.support.gates import POLICIES
-from tests.support.policy_world import TOOLS, WRITE
-from tests.support.public_api import Agents, acme_and_agents
+from tests.support.policy_world import WRITE
+from tests.support.public_api import Agents
 from troth.node import syncdue
 
-REFUND = {"order_id": "4471", "amount": 20}
+REFUND = test_review61j_api.REFUND
+world = test_review61j_api.world  # the fixture: acme's hub and the agents node, POLICIES 1
 
 
-@pytest.fixture
-def world() -> Iterator[Agents]:
-    """acme's hub and the agents node, both holding revision 1 of POLICIES."""
-    with acme_and_agents() as made:
-        data = made.hub.policies.sign(policies=POLICIES, tools=TOOLS, revision=1)
-        made.hub.policies.install(data)
-        made.agents.policies.install(data)
-        yield made
-
-
-def test_a_remote_link_revocation_mark_leaves_other_authorities_chains_decided(
-    world: Agents,
-) -> None:
+@contextlib.contextmanager
+def writer_of_acme_and_beta(world: Agents) -> Iterator[troth.Authority]:
+    """`writer` on the agents node holding acme's WRITE chain and one of beta (on this
+    machine, served for the block); beta."""
     with troth.Node.open("beta") as beta_node:
         beta = beta_node.create_authority()
         writer = world.agents.identities.create("writer")
         world.agents.enroll(world.acme.ticket(WRITE), identity=writer)
         world.agents.enroll(beta.ticket({"x.y": "z"}), identity=writer)
-        assert world.agents.policies.decide(writer, "refund", REFUND).allowed
+        yield beta
+
+
+def test_a_remote_link_revocation_mark_leaves_other_authorities_chains_decided(
+    world: Agents,
+) -> None:
+    with writer_of_acme_and_beta(world) as beta:
+        assert world.agents.policies.decide("writer", "refund", REFUND).allowed
         # a link revocation with beta, reached over the network, whose sync here failed
         store = world.agents._stored.wallet.store
         store.mark_sync_due(beta.identifier.digest, "/tcp/192.0.2.1:4000", NOW)
-        decision = world.agents.policies.decide(writer, "refund", REFUND)
+        decision = world.agents.policies.decide("writer", "refund", REFUND)
     assert (decision.allowed, decision.outcome) == (True, troth.Outcome.ALLOWED), decision.reason
 
 
@@ -59,11 +59,7 @@ def test_a_mark_an_authority_here_may_have_made_still_refuses_until_synced(
 ) -> None:
     # the other side of 1: a mark with an address on this machine (or none) may stand for a
     # revocation of the identity made here, so the identity is still refused while it stands
-    with troth.Node.open("beta") as beta_node:
-        beta = beta_node.create_authority()
-        writer = world.agents.identities.create("writer")
-        world.agents.enroll(world.acme.ticket(WRITE), identity=writer)
-        world.agents.enroll(beta.ticket({"x.y": "z"}), identity=writer)
+    with writer_of_acme_and_beta(world) as beta:
         store = world.agents._stored.wallet.store
         store.mark_sync_due(beta.identifier.digest, "", NOW)  # as beta revoking here marks it
 
@@ -71,8 +67,8 @@ def test_a_mark_an_authority_here_may_have_made_still_refuses_until_synced(
             raise troth.StorageError("beta's node does not open")
 
         monkeypatch.setattr(syncdue, "sync_local_feed", fails)
-        decision = world.agents.policies.decide(writer, "refund", REFUND)
+        decision = world.agents.policies.decide("writer", "refund", REFUND)
         assert (decision.allowed, decision.outcome) == (False, troth.Outcome.CREDENTIAL)
         assert "stale" in decision.reason
         store.clear_sync_due(beta.identifier.digest)
-        assert world.agents.policies.decide(writer, "refund", REFUND).allowed
+        assert world.agents.policies.decide("writer", "refund", REFUND).allowed
