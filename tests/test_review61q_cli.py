@@ -5,6 +5,10 @@
    descriptors (/dev/stdout, /dev/fd/N: `names_terminal` reads the name). A terminal named
    by its device (`--out /dev/tty`, `--out /dev/pts/3`, a link to either) got them raw: CSI
    erases the screen, OSC sets the clipboard, as review 57h and 61n, cli 5 closed for stdout.
+2. An --out naming stdout is written alone there, its result on stderr (61n, cli 3), only
+   when named /dev/stdout, /dev/fd/1 or /proc/self/fd/1: a link to /dev/stdout (a script's
+   `out` variable), or `//dev/stdout`, still had the result written after the file's bytes
+   (`troth identity export agent --out LINK > agent.id`: "trailing bytes").
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.support.cli import run_json
-from tests.test_review61n_cli import stdout_a_terminal
+from tests.support.cli import run, run_json
+from tests.test_review61n_cli import console, stdout_a_terminal
 from troth.cli.main import cli
 
 
@@ -35,3 +39,27 @@ def test_out_naming_a_terminal_device_escapes_what_a_terminal_acts_on(
     text = b"".join(shown).decode()
     assert "\\u009b2J" in text  # the record reached the terminal, escaped
     assert not any(c in text for c in "\u009b\u009d\u009c\u202e"), "raw controls"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review61q cli 2: an --out naming stdout otherwise than /dev/stdout, /dev/fd/1 or "
+    "/proc/self/fd/1 (a link to it, //dev/stdout) had the result written after the file",
+)
+@pytest.mark.parametrize("name", ["link", "//dev/stdout"])
+def test_out_naming_stdout_another_way_is_the_file_alone(
+    name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfdbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    # as review 61n, cli 3 (`--out /dev/stdout > agent.id` left trailing bytes), by another name
+    if name == "link":
+        name = str(tmp_path / "out")
+        os.symlink("/dev/stdout", name)
+    run("identity", "create", "agent")
+    capfdbinary.readouterr()
+    assert console(monkeypatch, "identity", "export", "agent", "--out", name) == 0
+    exported = tmp_path / "agent.id"
+    exported.write_bytes(capfdbinary.readouterr().out)  # what `> agent.id` would hold
+    assert run_json("identity", "verify", str(exported))["identifier"]
