@@ -5,10 +5,12 @@
    descriptors (/dev/stdout, /dev/fd/N: `names_terminal` reads the name). A terminal named
    by its device (`--out /dev/tty`, `--out /dev/pts/3`, a link to either) got them raw: CSI
    erases the screen, OSC sets the clipboard, as review 57h and 61n, cli 5 closed for stdout.
-2. An --out naming stdout is written alone there, its result on stderr (61n, cli 3), only
-   when named /dev/stdout, /dev/fd/1 or /proc/self/fd/1: a link to /dev/stdout (a script's
-   `out` variable), or `//dev/stdout`, still had the result written after the file's bytes
-   (`troth identity export agent --out LINK > agent.id`: "trailing bytes").
+2. An --out naming one of the process's descriptors is written through it (review 34d, CLI
+   files 2), and stdout alone (61n, cli 3), only when spelt exactly /dev/stdout, /dev/fd/N or
+   /proc/self/fd/N: `//dev/stdout`, `/dev//stdout`, `/dev/./stdout` (the same file) were
+   written as a path, atomically, so the link /dev/stdout itself was replaced by a regular
+   file holding the output (as root, the machine's /dev/stdout for every process after; seen
+   on this machine, and put back), and the result followed on stdout.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from click.testing import CliRunner
 
 from tests.support.cli import run, run_json
 from tests.test_review61n_cli import console, stdout_a_terminal
+from troth.cli import common
 from troth.cli.main import cli
 
 
@@ -43,20 +46,25 @@ def test_out_naming_a_terminal_device_escapes_what_a_terminal_acts_on(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="review61q cli 2: an --out naming stdout otherwise than /dev/stdout, /dev/fd/1 or "
-    "/proc/self/fd/1 (a link to it, //dev/stdout) had the result written after the file",
+    reason="review61q cli 2: an --out naming stdout as //dev/stdout, /dev/./stdout ... was "
+    "not written to stdout: the symlink /dev/stdout was replaced by a file",
 )
-@pytest.mark.parametrize("name", ["link", "//dev/stdout"])
+@pytest.mark.parametrize(
+    "name", ["//dev/stdout", "/dev//stdout", "/dev/./stdout", "/dev/../dev/stdout", "//dev/fd/1"]
+)
 def test_out_naming_stdout_another_way_is_the_file_alone(
     name: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capfdbinary: pytest.CaptureFixture[bytes],
 ) -> None:
-    # as review 61n, cli 3 (`--out /dev/stdout > agent.id` left trailing bytes), by another name
-    if name == "link":
-        name = str(tmp_path / "out")
-        os.symlink("/dev/stdout", name)
+    # as review 61n, cli 3 (`--out /dev/stdout > agent.id`), another spelling of the name;
+    # the guard stops the replacing write before it happens (as root it replaced the
+    # machine's /dev/stdout link with a regular file: every process's /dev/stdout)
+    def replaced(target: Path, **_: object) -> None:
+        raise AssertionError(f"{target} replaced by a file")
+
+    monkeypatch.setattr(common, "private_file_writer", replaced)
     run("identity", "create", "agent")
     capfdbinary.readouterr()
     assert console(monkeypatch, "identity", "export", "agent", "--out", name) == 0
