@@ -44,13 +44,9 @@ def test_out_naming_a_terminal_device_escapes_what_a_terminal_acts_on(
     assert not any(c in text for c in "\u009b\u009d\u009c\u202e"), "raw controls"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review61q cli 2: an --out naming stdout as //dev/stdout, /dev/./stdout ... was "
-    "not written to stdout: the symlink /dev/stdout was replaced by a file",
-)
 @pytest.mark.parametrize(
-    "name", ["//dev/stdout", "/dev//stdout", "/dev/./stdout", "/dev/../dev/stdout", "//dev/fd/1"]
+    "name",
+    ["//dev/stdout", "/dev//stdout", "/dev/./stdout", "/dev/../dev/stdout", "//dev/fd/1", "REL"],
 )
 def test_out_naming_stdout_another_way_is_the_file_alone(
     name: str,
@@ -65,6 +61,8 @@ def test_out_naming_stdout_another_way_is_the_file_alone(
         raise AssertionError(f"{target} replaced by a file")
 
     monkeypatch.setattr(common, "private_file_writer", replaced)
+    if name == "REL":  # relative to the working directory
+        name = os.path.relpath("/dev/stdout")
     run("identity", "create", "agent")
     capfdbinary.readouterr()
     assert console(monkeypatch, "identity", "export", "agent", "--out", name) == 0

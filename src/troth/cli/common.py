@@ -256,8 +256,15 @@ _DESCRIPTOR_NAME = re.compile(r"/dev/(stdout|stderr)|/(?:dev|proc/self)/fd/([0-9
 
 
 def _descriptor(path: str) -> int | None:
-    """The descriptor `path` names (/dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N)."""
-    found = _DESCRIPTOR_NAME.fullmatch(path)
+    """The descriptor `path` names (/dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N),
+    however spelt: `//dev/stdout`, `/dev/./stdout`, `../dev/stdout` from / name the same link,
+    which was written as a path, so replaced by a file (review 61q, cli 2: as root, the
+    machine's /dev/stdout)."""
+    try:
+        name = os.path.abspath(path)  # (keeps a leading `//`: POSIX leaves it to the system)
+    except OSError:  # (the working directory removed)
+        name = os.path.normpath(path)
+    found = _DESCRIPTOR_NAME.fullmatch("/" + name.lstrip("/") if name.startswith("/") else name)
     if found is None:
         return None
     stream, number = found.groups()
