@@ -256,8 +256,15 @@ _DESCRIPTOR_NAME = re.compile(r"/dev/(stdout|stderr)|/(?:dev|proc/self)/fd/([0-9
 
 
 def _descriptor(path: str) -> int | None:
-    """The descriptor `path` names (/dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N)."""
-    found = _DESCRIPTOR_NAME.fullmatch(path)
+    """The descriptor `path` names (/dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N),
+    however spelt: `//dev/stdout`, `/dev/./stdout`, `../dev/stdout` from / name the same link,
+    which was written as a path, so replaced by a file (review 61q, cli 2: as root, the
+    machine's /dev/stdout)."""
+    try:
+        name = os.path.abspath(path)  # (keeps a leading `//`: POSIX leaves it to the system)
+    except OSError:  # (the working directory removed)
+        name = os.path.normpath(path)
+    found = _DESCRIPTOR_NAME.fullmatch("/" + name.lstrip("/") if name.startswith("/") else name)
     if found is None:
         return None
     stream, number = found.groups()
@@ -271,13 +278,24 @@ def names_stdout(path: object) -> bool:
 
 
 def names_terminal(path: str) -> bool:
-    """Whether `path`, an --out, is one of this process's descriptors that is a terminal
-    (/dev/stdout on one): a document is then written as to a terminal (`terminal_json`)."""
+    """Whether `path`, an --out, is a terminal: one of this process's descriptors that is one
+    (/dev/stdout on one), or a terminal's device (/dev/tty, /dev/pts/N, a link to one: review
+    61q, cli 1, it got a record's controls raw); a document is then written as to a terminal
+    (`terminal_json`). A character device is opened to ask (O_NOCTTY: never made this
+    process's controlling terminal; O_NONBLOCK: no wait for a serial line's carrier)."""
     descriptor = _descriptor(path)
     try:
-        return descriptor is not None and os.isatty(descriptor)
+        if descriptor is not None:
+            return os.isatty(descriptor)
+        if not stat.S_ISCHR(os.stat(path).st_mode):
+            return False
+        fd = os.open(path, os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return False
+    try:
+        return os.isatty(fd)
+    finally:
+        os.close(fd)
 
 
 def _open_special(target: Path, text: bool) -> IO[Any]:

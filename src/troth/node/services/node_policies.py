@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from troth.authority import Authority
+from troth.authority.tickets import LOCAL_PREFIX
 from troth.channel import VerifiedPeer
 from troth.channel.verification import identity_refusal
 from troth.clock import Clock
@@ -369,13 +370,21 @@ class LocalCredential:
         (docs/formats.md, "Whose word counts on an identity"; review 55i, mcp 3: it was judged
         by its decided chain's root feed alone). A root whose copy of the feed a revocation made
         on this machine left due a sync is synced first; one still due refuses it (STALE_FEED:
-        the copy held may predate a revocation of the identity; review 61j, api 4)."""
+        the copy held may predate a revocation of the identity; review 61j, api 4). Not one whose
+        marks are all of link revocations with the authority over the network (review 61q,
+        policies 1): a link revocation hides nothing this judges, only a running node's sync
+        settles those, and the identity's every call was refused until then, under the other
+        authorities' chains too (the due authority's own are passed over in `current`)."""
         wallet = self.node.wallet
-        due = sorted(str(root) for root in roots if wallet.sync_due(root, now=now))
+        due = [root for root in roots if wallet.sync_due(root, now=now)]
+        if due:  # an authority elsewhere marks no node here: its marks are link revocations
+            addresses = dict(wallet.store.syncs_due())  # each root's least: "" if one is local
+            due = [root for root in due if _marked_here(addresses.get(root.digest, ""))]
         if due:
+            names = ", ".join(sorted(map(str, due)))
             raise CredentialError(
                 CredentialFailure.STALE_FEED,
-                f"{self.name} is judged by the feeds of {', '.join(due)}, due a sync after a "
+                f"{self.name} is judged by the feeds of {names}, due a sync after a "
                 "revocation made on this machine",
             )
         feeds = [feed for feed in map(self.policies.feeds, roots) if feed is not None]
@@ -384,6 +393,14 @@ class LocalCredential:
         if refusal is not None:
             failure = CredentialFailure.REVOKED if refusal.revoked else CredentialFailure.SUPERSEDED
             raise CredentialError(failure, f"{self.name} is {refusal.detail}")
+
+
+def _marked_here(address: str) -> bool:
+    """Whether a mark due a sync at `address` may stand for a revocation an authority made on
+    this machine (troth.node.localdue marks with no address; a link revocation with an
+    authority found here, syncdue, with none or `node:NAME`): not an authority reached over
+    the network, which only a link revocation marks (troth.node.syncdue)."""
+    return not address or address.startswith(LOCAL_PREFIX)
 
 
 def _first_current(
