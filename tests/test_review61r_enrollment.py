@@ -22,7 +22,6 @@ from troth.node import membership
 from troth.node.membership import RESUME_AFTER, RESUME_BACKOFF
 
 
-@pytest.mark.xfail(strict=True, reason="review61r enrollment 1: a second credential")
 def test_a_newer_record_whose_answer_is_lost_holds_back_the_older(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

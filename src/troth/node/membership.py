@@ -399,10 +399,19 @@ async def _resume_at(runtime: NodeRuntime, records: list[PendingEnrollmentRecord
 
 async def _one_at_a_time(runtime: NodeRuntime, records: list[PendingEnrollmentRecord]) -> int:
     """Resume `records` (one identity's, one address and authority) in their order; how many
-    completed (a record cleared by the one before it is skipped: `_resume_remote`)."""
+    completed (a record cleared by the one before it is skipped: `_resume_remote`). One not
+    answered (its outcome unknown: the authority may have committed it) holds back those after
+    it, which wait as it does: an older one completing clears no newer, which would be sent
+    again and complete too, a second credential (review 61r, enrollment 1)."""
     completed = 0
-    for pending in records:
-        completed += await _resume_remote(runtime, pending) or 0
+    for i, pending in enumerate(records):
+        outcome = await _resume_remote(runtime, pending)
+        if outcome is None:
+            now = runtime.clock.now()
+            for later in records[i + 1 :]:
+                runtime.resumption.failed(later, now)
+            break
+        completed += outcome
     return completed
 
 
