@@ -20,6 +20,7 @@ from tests.support.pending import hub_ticket, made_up, record_at_hub
 from troth.errors import RoutingError
 from troth.node import membership
 from troth.node.membership import RESUME_AFTER, RESUME_BACKOFF
+from troth.node.services import call
 
 
 def test_a_newer_record_whose_answer_is_lost_holds_back_the_older(
@@ -28,12 +29,11 @@ def test_a_newer_record_whose_answer_is_lost_holds_back_the_older(
     """T1, T2 valid (their requests never arrived), a made-up T3, one address and authority,
     due in one round: T3 refused for good (the address reached), T2 committed by the hub but
     its answer lost, then T1 sent: it completed, T2 stayed, resent the next round."""
-    real_call = membership.call
     calls: list[int] = []
 
     async def losing_second(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
-        answer = await real_call(*args, **kwargs)
+        answer = await call(*args, **kwargs)
         if len(calls) == 2:  # T2: committed by the authority, its answer lost
             raise RoutingError("the answer lost")
         return answer
