@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from tests.support.cli import run, run_json
 from tests.test_review57h_cli import _hostile_record
 from troth.cli import common, trace_cmds
 from troth.cli.main import cli
@@ -56,3 +57,13 @@ def test_out_naming_a_descriptor_on_the_nodes_own_files_is_refused(
     assert b'"checkpoint"' not in written, "the export written into the node's database"
     assert result.exit_code == 2, result.output
     assert "inside troth's home" in result.output
+
+
+def test_out_naming_a_descriptor_on_a_file_elsewhere_is_still_written(
+    troth_home: Path, tmp_path: Path
+) -> None:
+    # cli 1's refusal is of the node's files alone: `--out /dev/fd/3 3>agent.id` still writes
+    run("identity", "create", "agent")
+    with open(tmp_path / "agent.id", "wb") as held:
+        run("identity", "export", "agent", "--out", f"/proc/self/fd/{held.fileno()}")
+    assert run_json("identity", "verify", str(tmp_path / "agent.id"))["identifier"]
