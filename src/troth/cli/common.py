@@ -298,6 +298,18 @@ def names_terminal(path: str) -> bool:
         os.close(fd)
 
 
+def _held_file(descriptor: int) -> Path | None:
+    """The file `descriptor`, named by an --out (/dev/fd/N, /proc/self/fd/N), is open on (None:
+    a pipe, a terminal, or not known): one the command itself holds, its node's database, was
+    written into, its header overwritten by the export (review 61s, cli 1: `--out /dev/fd/3`
+    with no `3>` redirect is the first file the command opens)."""
+    try:
+        held = os.readlink(f"/proc/self/fd/{descriptor}")
+    except OSError:
+        return None
+    return Path(held) if held.startswith("/") else None
+
+
 def _open_special(target: Path, text: bool) -> IO[Any]:
     """`target`, a special file, opened to write in place: a device, or a FIFO or socket of
     this user (another user's FIFO, planted in a shared directory, would get the output:
@@ -341,11 +353,12 @@ def output_file(path: str, *, text: bool = False) -> Iterator[IO[Any]]:
     descriptors named by /dev/stdout, /dev/stderr, /dev/fd/N or /proc/self/fd/N (symlinks:
     they were replaced, review 34d, CLI files 2); a FIFO of another user is refused. OSError
     naming the file and the reason: exit 4. A file inside troth's node directories is refused
-    (ValueError: exit 2, `outside_home`)."""
+    (ValueError: exit 2, `outside_home`), named or held by a descriptor named (`_held_file`)."""
     target = Path(path)
     descriptor = _descriptor(path)
-    if descriptor is None:
-        outside_home(target)
+    held = target if descriptor is None else _held_file(descriptor)
+    if held is not None:
+        outside_home(held)
     try:  # (a name too long to look at: review 57d, cli 5)
         special = not target.is_symlink() and target.exists() and not target.is_file()
         if descriptor is not None:  # the descriptor itself: no reopening, no truncation
