@@ -1,6 +1,7 @@
 """Review 61s (adversarial review of 61q's fixes), policies: the due-sync rule of
-`LocalCredential._judge_identity` reads each authority's least mark address
-(`syncs_due()`, min(address)): a mark over the network can sort before a local one."""
+`LocalCredential._judge_identity` read each authority's least mark address
+(`syncs_due()`, min(address)): a mark over the network sorted before a local one and hid it.
+Fixed by the lead: `syncs_due()` gives a mark on this machine first."""
 
 from __future__ import annotations
 
@@ -31,11 +32,6 @@ def _refused_while_beta_unsynced(
         return world.agents.policies.decide("writer", "refund", REFUND)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review61s policies 1: a mark over the network (/tcp/...) sorts before node:beta, "
-    "syncs_due() gives the least address, and the local mark 61q honours is passed over",
-)
 def test_a_remote_mark_does_not_hide_a_local_one_of_the_same_authority(
     world: Agents, monkeypatch: pytest.MonkeyPatch
 ) -> None:

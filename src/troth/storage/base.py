@@ -574,7 +574,8 @@ class CredentialStore(Transactional, Protocol):
         ...
 
     def syncs_due(self) -> list[tuple[bytes, str]]:
-        """The authorities whose feeds must be synced first, each with an address."""
+        """The authorities whose feeds must be synced first, each with an address: one on this
+        machine ("" or node:NAME) when any of its marks has one, else the least."""
         ...
 
     def sync_due(self, authority: bytes) -> bool:

@@ -519,8 +519,12 @@ class SqliteCredentialStore:
         return int(cursor.lastrowid or 0)
 
     def syncs_due(self) -> list[tuple[bytes, str]]:
+        # a mark on this machine ("" or node:NAME, troth.authority.tickets.LOCAL_PREFIX) before
+        # one over the network: `min(address)` put "/tcp/..." before "node:beta", and the
+        # local mark was passed over (review 61s, policies 1)
         rows = self._db.fetch_all(
-            "SELECT authority, min(address) FROM feed_syncs_due GROUP BY authority"
+            "SELECT authority, coalesce(min(CASE WHEN address = '' OR substr(address, 1, 5) = "
+            "'node:' THEN address END), min(address)) FROM feed_syncs_due GROUP BY authority"
         )
         return [(bytes(r[0]), r[1]) for r in rows]
 
