@@ -340,7 +340,7 @@ class LocalCredential:
         every = wallet.held(self.name)
         if not every:
             raise CredentialError(CredentialFailure.UNTRUSTED_ISSUER, f"{self.name} holds none")
-        self._judge_identity({Identifier(h.authority) for h in every}, now)
+        waits = self._judge_identity({Identifier(h.authority) for h in every}, now)
         held = sorted((h for h in every if h.expires_at > now), key=lambda h: -h.expires_at)
         store = self.policies.store
         if store is None:
@@ -348,7 +348,6 @@ class LocalCredential:
         usable = [h for h in held if self.policies.held(Identifier(h.authority)) is not None]
         # not a chain of an authority whose feed a revocation made here left due a sync (the
         # feed held may predate it): none is handed out meanwhile (review 55i, mcp 2)
-        waits = {a: wallet.sync_due(Identifier(a), now=now) for a in {h.authority for h in usable}}
         if usable and all(waits[h.authority] for h in usable):
             raise CredentialError(
                 CredentialFailure.STALE_FEED,
@@ -363,7 +362,7 @@ class LocalCredential:
         chains = [(h.chain, Identifier(h.authority)) for h in usable]
         return _first_current(store.verifier, chains, self.identifier, self.policies, now)
 
-    def _judge_identity(self, roots: set[Identifier], now: int) -> None:
+    def _judge_identity(self, roots: set[Identifier], now: int) -> dict[bytes, bool]:
         """CredentialError when the feed of an authority whose chain the identity holds (any
         of them: each has standing over it) revokes the identity or supersedes its history,
         as every node that verified that chain refuses it whatever chain it shows
@@ -374,9 +373,12 @@ class LocalCredential:
         marks are all of link revocations with the authority over the network (review 61q,
         policies 1): a link revocation hides nothing this judges, only a running node's sync
         settles those, and the identity's every call was refused until then, under the other
-        authorities' chains too (the due authority's own are passed over in `current`)."""
+        authorities' chains too (the due authority's own are passed over in `current`). Returns
+        whether each root's feed is still due a sync (by digest), asked once: `current` passes
+        over the due ones' chains."""
         wallet = self.node.wallet
-        due = [root for root in roots if wallet.sync_due(root, now=now)]
+        waits = {root.digest: wallet.sync_due(root, now=now) for root in roots}
+        due = [root for root in roots if waits[root.digest]]
         if due:  # an authority elsewhere marks no node here: its marks are link revocations
             addresses = dict(wallet.store.syncs_due())  # each root's least: "" if one is local
             due = [root for root in due if _marked_here(addresses.get(root.digest, ""))]
@@ -393,6 +395,7 @@ class LocalCredential:
         if refusal is not None:
             failure = CredentialFailure.REVOKED if refusal.revoked else CredentialFailure.SUPERSEDED
             raise CredentialError(failure, f"{self.name} is {refusal.detail}")
+        return waits
 
 
 def _marked_here(address: str) -> bool:
