@@ -29,7 +29,6 @@ from troth.trace.record import (
     SpanTimes,
     ToolCall,
     TraceRecord,
-    canonical_json,
 )
 from troth.trace.record_text import _HEX32, _HEX64, _hex
 
@@ -231,10 +230,13 @@ def decode_payload(payload: bytes) -> TraceRecord:
     except ValueError as exc:
         raise DecodeError(f"record: {exc}") from None
     try:
-        canonical = canonical_json(value)
+        canonical = record.encode()
     except (UnicodeEncodeError, ValueError):
         raise DecodeError("record: a string is not valid Unicode") from None
-    if canonical != payload:  # also refuses duplicate members, which json.loads merges
+    # the record's own encoding, not the parsed object's: an optional member given as null
+    # decoded to the record without it, a second payload and leaf for one record (review 62a,
+    # trace 1); also refuses duplicate members, which json.loads merges
+    if canonical != payload:
         raise DecodeError("record: not in canonical form", DecodeProblem.NON_CANONICAL)
     return record
 
