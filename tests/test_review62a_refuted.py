@@ -22,7 +22,7 @@ from tests.support.traces import (
 )
 from troth.clock import FixedClock
 from troth.errors import DecodeError, TraceError, TraceFailure
-from troth.trace import TraceLog
+from troth.trace import Kind, ToolCall, TraceLog
 from troth.trace.checkpoint import AnchorStatus, CheckpointAnchor, sign_checkpoint
 from troth.trace.disclosure import Disclosure
 from troth.trace.dsse import encode_envelope, pae
@@ -34,7 +34,7 @@ from troth.trace.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from troth.trace.record import PAYLOAD_TYPE
+from troth.trace.record import PAYLOAD_TYPE, TraceRecord
 from troth.trace.record_decode import decode_payload
 from troth.trace.signing import resolve_key, sign_record, verify_envelope
 from troth.trace.verify import verify_log
@@ -267,3 +267,43 @@ def test_a_bundle_with_a_member_repeated_is_refused(tmp_path: Path) -> None:
     with pytest.raises(TraceError, match="duplicate member") as refused:
         verify_bundle((line[:-1] + ', "index": 0}').encode(), anchor=kept)
     assert refused.value.reason is _F.MALFORMED
+
+
+def test_a_record_of_an_agent_signed_by_another_key_inserted_in_the_file(
+    tmp_path: Path,
+) -> None:
+    """Insertion: a record naming agent A, signed by another identity's key (its attestation
+    put in the log's table, the keyid in the signed payload), written into the log's file
+    after A's genuine record: `verify_log` names it (index 1), not `verified`."""
+    clock = FixedClock(NOW)
+    log = open_log(tmp_path / "a.db", clock)
+    agent, thief = Held(), Held()
+    recorder(log, agent, clock).record(tool_call())
+    head = log.head(agent.identifier)
+    assert head is not None
+    stolen = thief.signer(NOW)
+    epoch = resolve_key(stolen.identity, stolen.attestation)
+    forged = TraceRecord(
+        "01a0c4506c0079229bba16f6fd874d6f",
+        agent.identifier,
+        epoch.keyid,
+        1,
+        head[1],
+        NOW,
+        Kind.TOOL_INVOCATION,
+        ToolCall("refund"),
+    )
+    envelope = _envelope(stolen, epoch.keyid, forged.encode())
+    raw = db(log)
+    raw.execute(
+        "INSERT INTO attestations VALUES (?, ?, ?)",
+        (epoch.keyid, thief.identifier.digest, stolen.attestation),
+    )
+    raw.execute(
+        "INSERT INTO leaves VALUES (1, ?, ?, ?, NULL, ?)",
+        (forged.id, leaf_hash(envelope), envelope, agent.identifier.digest),
+    )
+    raw.close()
+    with pytest.raises(TraceError) as refused:
+        verify_log(log)
+    assert (refused.value.index, refused.value.reason) == (1, _F.ATTESTATION_INVALID)
