@@ -41,6 +41,22 @@ def _spoil(guard: Path, how: str, older: Path) -> None:
         os.truncate(guard, 1 << 30)
 
 
+def _redeemed_then_restored(home: Path, tmp_path: Path) -> tuple[str, Path]:
+    """Node `acme`'s authority made a ticket; node.db copied (its guard as it was then kept
+    at `tmp_path / "older.guard"`), the ticket redeemed by node `a`, the copy put back (its
+    guard left as the redemption raised it): the ticket, and node.db's path."""
+    with troth.Node.open("acme") as acme:
+        ticket = acme.create_authority().ticket({"team.name": "x"})
+    path = node_db(home, "acme")
+    copy = tmp_path / "acme.db"
+    copy_db(path, copy)
+    shutil.copy(guard_path(path), tmp_path / "older.guard")
+    with troth.Node.open("a") as a:
+        a.enroll(ticket)
+    restore_db(path, copy)
+    return ticket, path
+
+
 @pytest.mark.parametrize("how", ["older-link", "directory", "huge"])
 def test_a_redeemed_ticket_stays_redeemed_whatever_the_guard_beside_the_copy(
     troth_home: Path, tmp_path: Path, how: str
@@ -49,16 +65,8 @@ def test_a_redeemed_ticket_stays_redeemed_whatever_the_guard_beside_the_copy(
     it was at the copy, a directory, that guard grown to a GiB (deleted: review 56d's tests):
     the ticket is not redeemed again (a directory, which no guard can be written over,
     refuses the authority)."""
-    with troth.Node.open("acme") as acme:
-        ticket = acme.create_authority().ticket({"team.name": "x"})
-    path = node_db(troth_home, "acme")
-    copy, older = tmp_path / "acme.db", tmp_path / "older.guard"
-    copy_db(path, copy)
-    shutil.copy(guard_path(path), older)
-    with troth.Node.open("a") as a:
-        a.enroll(ticket)
-    restore_db(path, copy)
-    _spoil(guard_path(path), how, older)
+    ticket, path = _redeemed_then_restored(troth_home, tmp_path)
+    _spoil(guard_path(path), how, tmp_path / "older.guard")
     with troth.Node.open("b") as b, pytest.raises((AuthorityError, StorageError)):
         b.enroll(ticket)
     assert [(r.scope, r.counter) for r in restores_found(path)] == [("authority", 0)]
@@ -93,14 +101,7 @@ def test_a_guard_that_cannot_be_read_opens_nothing(
     """A guard made unreadable (mode 000: shown with a stub, the tests run as root) beside a
     copy from before a redemption: the authority is refused (it cannot judge), the ticket not
     redeemed again."""
-    with troth.Node.open("acme") as acme:
-        ticket = acme.create_authority().ticket({"team.name": "x"})
-    path = node_db(troth_home, "acme")
-    copy = tmp_path / "acme.db"
-    copy_db(path, copy)
-    with troth.Node.open("a") as a:
-        a.enroll(ticket)
-    restore_db(path, copy)
+    ticket, path = _redeemed_then_restored(troth_home, tmp_path)
     guard, real_open = os.fspath(guard_path(path)), os.open
 
     def refused(file: object, flags: int, *args: object, **kwargs: object) -> int:
