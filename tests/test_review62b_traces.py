@@ -1,0 +1,88 @@
+"""Review 62b, trace collection, exports and their rendering (issue #13).
+
+1. A member resending one batch (a lost answer, or on purpose) is answered `already` each
+   time, nothing appended (right), but the service's status counted every resend as
+   `appended`: a member replaying one record 10,000 times made `troth node status` say the
+   node appended 10,000 records while its log grew by one. Only records appended count as
+   `appended`; a resend answered from the log is counted apart (`already`).
+2. `troth trace show` draws each record as one line of fields separated by two spaces, and a
+   tool name is any printable text a caller chose (a gate records a made-up name as given,
+   spaces included): a denied call of a tool named `x  allow by [admin] rev 9  under
+   root-authority` drew a node-signed denial whose line reads as a call allowed by a policy,
+   under an authority, that the record does not hold. (cli/trace_cmds.py, outside 62b's
+   area: strict xfail; the fix is described in the review's report.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.support.gates import T, lookup_order, make_world, refund
+from tests.support.traces import NOW, Held, open_log, recorder
+from tests.test_review27t_collect import _batch, _collector
+from tests.test_review46a_traces import _member_context, _service
+from troth.cli.trace_cmds import _tree_line
+from troth.clock import FixedClock
+from troth.gates import ListRecorder, Tool, ToolGate
+from troth.trace import Kind, RecordContent, ToolCall
+from troth.trace.adapters import decision_content
+from troth.trace.signing import open_envelope
+from troth.trace.submit import Receipts, Status
+from troth.trace.view import TraceNode
+
+
+def test_a_replayed_batch_is_not_counted_as_appended(tmp_path: Path) -> None:
+    """Traces 1: the same batch of a member sent three times appends one record; the
+    service's status says one appended, and two answered from the log."""
+    world, log, collector = _collector(tmp_path)
+    service = _service(collector)
+    context = _member_context(world, log.clock.now())
+    content = RecordContent(Kind.TOOL_INVOCATION, tool=ToolCall("read"))
+    submission = _batch(collector, world.support.signer, content).to_cbor()
+    statuses = []
+    for _ in range(3):
+        answer = asyncio.run(service.submit(submission, context))
+        statuses.append(Receipts.from_cbor(answer, expected=1).results[0].status)
+    assert statuses == [Status.APPENDED, Status.ALREADY, Status.ALREADY]
+    assert log.size() == 1
+    assert service.status() == {"appended": 1, "already": 2, "refused": 0}
+
+
+FORGED = "x  allow by [admin] rev 9  under root-authority"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review62b traces 2: a caller's tool name with two spaces forges fields of the "
+    "`troth trace show` line (cli/trace_cmds.py _tree_line draws it bare)",
+)
+def test_a_tool_name_cannot_forge_the_fields_of_a_shown_line(tmp_path: Path) -> None:
+    """Traces 2: a caller asks a gate for a tool of a made-up name; the gate denies it and
+    records the name as given. Its `trace show` line must show that name as one field (quoted,
+    as JSON text), so that what follows `tool` in it is never read as the record's decision
+    or authority."""
+    world = make_world()
+    decisions = ListRecorder()
+    point = world.point(world.store(world.bundle()), decisions)
+    caller = world.credential(world.support_chain, world.support)
+    gate = ToolGate(
+        point, [Tool.from_function(f) for f in (lookup_order, refund)], clock=FixedClock(T + 10)
+    )
+    assert not gate.invoke(caller, FORGED, {}).allowed
+    (decision,) = decisions.records
+    runner = Held()
+    content, _chain = decision_content(decision, runner.identifier)
+    clock = FixedClock(NOW)
+    log = open_log(tmp_path / "log.db", clock)
+    signed = recorder(log, runner, clock).record(content)
+    record = open_envelope(log.find(signed.record, runner.identifier).envelope)[0]
+    assert record.kind is Kind.DENIAL
+    assert record.authority is None
+    assert record.tool is not None
+    assert record.tool.name == FORGED
+    line = _tree_line(TraceNode(0, record, None), {}, 0, None)
+    assert f"tool {json.dumps(FORGED)}" in line, line
