@@ -11,6 +11,13 @@
    root-authority` drew a node-signed denial whose line reads as a call allowed by a policy,
    under an authority, that the record does not hold. (cli/trace_cmds.py, outside 62b's
    area: strict xfail; the fix is described in the review's report.)
+3. The OpenTelemetry export put a record whose parent link names a record that claims an
+   OTel span (every record `SigningSpanProcessor` signs does) under a span no record has:
+   the parent's span id was derived from the parent record alone, while that record's own
+   span id is derived from the span it claims. An escalation an instrumented agent made
+   about one of its tool calls was a root in the backend, under a missing parent, where
+   `troth trace show` draws it under the call. A parent named by record now is that
+   record's span: the span it claims, as a child claiming that span id finds it.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import json
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.support.gates import T, lookup_order, make_world, refund
 from tests.support.traces import NOW, Held, open_log, recorder
@@ -28,8 +36,9 @@ from tests.test_review46a_traces import _member_context, _service
 from troth.cli.trace_cmds import _tree_line
 from troth.clock import FixedClock
 from troth.gates import ListRecorder, Tool, ToolGate
-from troth.trace import Kind, RecordContent, ToolCall
+from troth.trace import Kind, Links, RecordContent, ToolCall
 from troth.trace.adapters import decision_content
+from troth.trace.otel import export_otel, record_spans
 from troth.trace.signing import open_envelope
 from troth.trace.submit import Receipts, Status
 from troth.trace.view import TraceNode
@@ -86,3 +95,35 @@ def test_a_tool_name_cannot_forge_the_fields_of_a_shown_line(tmp_path: Path) -> 
     assert record.tool.name == FORGED
     line = _tree_line(TraceNode(0, record, None), {}, 0, None)
     assert f"tool {json.dumps(FORGED)}" in line, line
+
+
+@pytest.mark.parametrize("through", ["export_otel", "record_spans"])
+def test_a_record_under_a_span_records_child_is_under_its_span(
+    tmp_path: Path, through: str
+) -> None:
+    """Traces 3: record B names record A (which claims an OTel span) as its parent; in the
+    export B's parent span is A's span, as `trace show` draws B under A. Was a strict xfail
+    until `record_span` took the span the named record claims (`claims`)."""
+    clock = FixedClock(NOW)
+    log = open_log(tmp_path / "log.db", clock)
+    agent = recorder(log, Held(), clock)
+    trace = "ab" * 16
+    call = agent.record(
+        RecordContent(
+            Kind.TOOL_INVOCATION,
+            tool=ToolCall("search"),
+            links=Links(trace=trace, span="00000000000000aa"),
+        )
+    )
+    agent.escalate(Held().identifier, question="refund?", parent=call.record, trace=trace)
+    if through == "export_otel":
+        exporter = InMemorySpanExporter()
+        assert export_otel(log, exporter) == 2
+        spans = list(exporter.get_finished_spans())
+    else:
+        spans = record_spans([(entry.index, entry.envelope) for entry in log.stored()])
+    tool, escalation = spans
+    assert tool.parent is None
+    assert escalation.parent is not None
+    assert escalation.parent.span_id == tool.context.span_id
+    assert escalation.context.trace_id == tool.context.trace_id
