@@ -18,11 +18,20 @@
    about one of its tool calls was a root in the backend, under a missing parent, where
    `troth trace show` draws it under the call. A parent named by record now is that
    record's span: the span it claims, as a child claiming that span id finds it.
+4. `troth trace export --format otel` (`export_otel`) sent the spans of a log whose stored
+   records were edited (a denial's payload turned into an allow, its signature left as it
+   was) and said `N spans sent`, exit 0, where the JSONL export of the same log refuses it
+   (its records do not hash to the log's tree): the backend showed as signed a record no
+   signature covers. The OTel export now checks what the JSONL export checks before it sends
+   a span: every stored record hashes to a fresh checkpoint of the log (TraceError, naming the
+   first that does not, nothing sent).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import json
 from pathlib import Path
 
@@ -30,14 +39,16 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.support.gates import T, lookup_order, make_world, refund
-from tests.support.traces import NOW, Held, open_log, recorder
+from tests.support.traces import NOW, Held, db, open_log, recorder, tool_call
 from tests.test_review27t_collect import _batch, _collector
 from tests.test_review46a_traces import _member_context, _service
 from troth.cli.trace_cmds import _tree_line
 from troth.clock import FixedClock
+from troth.errors import TraceError, TraceFailure
 from troth.gates import ListRecorder, Tool, ToolGate
-from troth.trace import Kind, Links, RecordContent, ToolCall
+from troth.trace import Decision, Kind, Links, RecordContent, ToolCall
 from troth.trace.adapters import decision_content
+from troth.trace.export import export_jsonl
 from troth.trace.otel import export_otel, record_spans
 from troth.trace.signing import open_envelope
 from troth.trace.submit import Receipts, Status
@@ -127,3 +138,37 @@ def test_a_record_under_a_span_records_child_is_under_its_span(
     assert escalation.parent is not None
     assert escalation.parent.span_id == tool.context.span_id
     assert escalation.context.trace_id == tool.context.trace_id
+
+
+def _allowed_instead(envelope: bytes) -> bytes:
+    """`envelope` with its payload's decision `deny` made `allow`, its signature kept."""
+    value = json.loads(envelope)
+    payload = base64.b64decode(value["payload"]).replace(b'"outcome":"deny"', b'"outcome":"allow"')
+    value["payload"] = base64.b64encode(payload).decode()
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def test_the_otel_export_of_an_edited_log_sends_nothing(tmp_path: Path) -> None:
+    """Traces 4: a denial edited into an allow in the log's file: the JSONL export refuses
+    the log, and so does the OTel export, before any span is sent. Was a strict xfail until
+    `export_otel` checked `hashed_checkpoint` first."""
+    clock = FixedClock(NOW)
+    log = open_log(tmp_path / "log.db", clock)
+    agent = recorder(log, Held(), clock)
+    denied = tool_call()
+    agent.record(RecordContent(Kind.DENIAL, tool=denied.tool, decision=Decision("deny")))
+    agent.record(tool_call())
+    raw = db(log)
+    (envelope,) = raw.execute("SELECT envelope FROM leaves WHERE idx = 0").fetchone()
+    edited = _allowed_instead(bytes(envelope))
+    assert edited != bytes(envelope)
+    raw.execute("UPDATE leaves SET envelope = ? WHERE idx = 0", (edited,))
+    raw.close()
+    with pytest.raises(TraceError) as jsonl:
+        export_jsonl(log, io.StringIO())
+    assert jsonl.value.reason is TraceFailure.ROOT_MISMATCH
+    exporter = InMemorySpanExporter()
+    with pytest.raises(TraceError) as otel:
+        export_otel(log, exporter)
+    assert otel.value.reason is TraceFailure.ROOT_MISMATCH
+    assert exporter.get_finished_spans() == ()

@@ -37,6 +37,7 @@ from troth import limits
 from troth.errors import ConfigError, DecodeError, NotFound, TraceError, TrothError
 from troth.gates.toolschema import NAME
 from troth.identity import Identifier
+from troth.trace.export import hashed_checkpoint
 from troth.trace.log import TraceLog
 from troth.trace.log_reader import locate
 from troth.trace.otel_ids import SpanIds, TakenIds
@@ -343,12 +344,15 @@ def export_otel(
     log: TraceLog, exporter: SpanExporter, *, agent: str | None = None, batch: int = 512
 ) -> int:
     """Export every record of `log` (of `agent`, an identifier text, or all) as spans through
-    `exporter`; return how many. Raises ConfigError when the exporter fails. No two spans of
+    `exporter`; return how many. Raises ConfigError when the exporter fails; TraceError,
+    before any span is sent, for a log whose stored records do not hash to a fresh checkpoint
+    of it (`hashed_checkpoint`, as `export_jsonl` refuses it: review 62b, traces 4). No two spans of
     the export share an id (review 53r, otel 2: the ids emitted are kept for the export and a
     repeat renamed: `record_span`'s `taken`), kept on disk (`SpanIds`; review 55e, otel 1:
     a set in memory grew by ~120 bytes a span)."""
     count = 0
     pending: list[ReadableSpan] = []
+    hashed_checkpoint(log)  # an edited log's records sent as signed? (review 62b, traces 4)
     holders, claims = _LogHolders(log), _log_claims(log)
     with SpanIds() as taken:
         for entry in log.stored():
