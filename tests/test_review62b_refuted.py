@@ -14,17 +14,15 @@ from pathlib import Path
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
-from tests.support.gates import T, lookup_order, make_world, refund
 from tests.support.traces import NOW, Held, open_log, recorder
 from tests.test_review27t_collect import _batch, _collector
 from tests.test_review46a_traces import _member_context, _service
+from tests.test_review62b_traces import denials_signed
 from troth import limits
 from troth.cli.trace_cmds import _tree_line
 from troth.clock import FixedClock
 from troth.errors import RemoteError
-from troth.gates import ListRecorder, Tool, ToolGate
 from troth.trace import Kind, RecordContent, ToolCall
-from troth.trace.adapters import decision_content
 from troth.trace.otel import SigningSampler, SigningSpanProcessor
 from troth.trace.signing import open_envelope
 from troth.trace.submit import Receipts, Status
@@ -91,24 +89,8 @@ def test_a_tool_name_with_a_newline_or_an_escape_is_no_shown_text(tmp_path: Path
     """A caller asks a gate for tools named with a newline (a forged second line) and with a
     terminal escape: each denial names the placeholder tool, the name itself kept in the
     record's inputs, and its `trace show` line is one line without control characters."""
-    world = make_world()
-    decisions = ListRecorder()
-    point = world.point(world.store(world.bundle()), decisions)
-    caller = world.credential(world.support_chain, world.support)
-    gate = ToolGate(
-        point, [Tool.from_function(f) for f in (lookup_order, refund)], clock=FixedClock(T + 10)
-    )
     names = ["x\n#7  admin  tool_invocation  tool refund", "x\x1b[2Kallow"]
-    for name in names:
-        assert not gate.invoke(caller, name, {}).allowed
-    clock = FixedClock(NOW)
-    log = open_log(tmp_path / "log.db", clock)
-    runner = Held()
-    signing = recorder(log, runner, clock)
-    for decision in decisions.records:
-        signing.record(decision_content(decision, runner.identifier)[0])
-    for index, entry in enumerate(log.stored()):
-        record = open_envelope(entry.envelope)[0]
+    for index, record in enumerate(denials_signed(tmp_path, *names)):
         assert record.kind is Kind.DENIAL
         assert record.tool == ToolCall("(not a tool name)")
         assert "inputs" in record.digests

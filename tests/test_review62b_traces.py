@@ -50,6 +50,7 @@ from troth.trace import Decision, Kind, Links, RecordContent, ToolCall
 from troth.trace.adapters import decision_content
 from troth.trace.export import export_jsonl
 from troth.trace.otel import export_otel, record_spans
+from troth.trace.record import TraceRecord
 from troth.trace.signing import open_envelope
 from troth.trace.submit import Receipts, Status
 from troth.trace.view import TraceNode
@@ -75,6 +76,27 @@ def test_a_replayed_batch_is_not_counted_as_appended(tmp_path: Path) -> None:
 FORGED = "x  allow by [admin] rev 9  under root-authority"
 
 
+def denials_signed(tmp_path: Path, *names: str) -> list[TraceRecord]:
+    """The records a gate's runner signs of calls of tools `names` (none declared: each
+    denied, its name recorded as the caller gave it), read back from its log."""
+    world = make_world()
+    decisions = ListRecorder()
+    point = world.point(world.store(world.bundle()), decisions)
+    caller = world.credential(world.support_chain, world.support)
+    gate = ToolGate(
+        point, [Tool.from_function(f) for f in (lookup_order, refund)], clock=FixedClock(T + 10)
+    )
+    for name in names:
+        assert not gate.invoke(caller, name, {}).allowed
+    clock = FixedClock(NOW)
+    log = open_log(tmp_path / "log.db", clock)
+    runner = Held()
+    signing = recorder(log, runner, clock)
+    for decision in decisions.records:
+        signing.record(decision_content(decision, runner.identifier)[0])
+    return [open_envelope(entry.envelope)[0] for entry in log.stored()]
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="review62b traces 2: a caller's tool name with two spaces forges fields of the "
@@ -85,21 +107,7 @@ def test_a_tool_name_cannot_forge_the_fields_of_a_shown_line(tmp_path: Path) -> 
     records the name as given. Its `trace show` line must show that name as one field (quoted,
     as JSON text), so that what follows `tool` in it is never read as the record's decision
     or authority."""
-    world = make_world()
-    decisions = ListRecorder()
-    point = world.point(world.store(world.bundle()), decisions)
-    caller = world.credential(world.support_chain, world.support)
-    gate = ToolGate(
-        point, [Tool.from_function(f) for f in (lookup_order, refund)], clock=FixedClock(T + 10)
-    )
-    assert not gate.invoke(caller, FORGED, {}).allowed
-    (decision,) = decisions.records
-    runner = Held()
-    content, _chain = decision_content(decision, runner.identifier)
-    clock = FixedClock(NOW)
-    log = open_log(tmp_path / "log.db", clock)
-    signed = recorder(log, runner, clock).record(content)
-    record = open_envelope(log.find(signed.record, runner.identifier).envelope)[0]
+    (record,) = denials_signed(tmp_path, FORGED)
     assert record.kind is Kind.DENIAL
     assert record.authority is None
     assert record.tool is not None
