@@ -78,7 +78,7 @@ def test_a_members_records_reach_the_hubs_log(tmp_path: Path) -> None:
         assert (report.size, report.agents) == (40, 1)
         first = open_envelope(next(iter(log.stored())).envelope)[0]
         assert first.agent == agent.identifier
-        assert hub.status()["services"]["trace"] == {"appended": 40, "refused": 0}
+        assert hub.status()["services"]["trace"] == {"appended": 40, "already": 0, "refused": 0}
         text = await send_to_hub(agent, hub)("prove", [queued[3].record])
         proved = verify_bundle(text.encode())
         assert (proved.index, proved.record.agent) == (3, agent.identifier)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import re
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from opentelemetry.context import Context
@@ -34,9 +34,10 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 from opentelemetry.util.types import AttributeValue
 
 from troth import limits
-from troth.errors import ConfigError, TraceError, TrothError
+from troth.errors import ConfigError, DecodeError, NotFound, TraceError, TrothError
 from troth.gates.toolschema import NAME
 from troth.identity import Identifier
+from troth.trace.export import hashed_checkpoint
 from troth.trace.log import TraceLog
 from troth.trace.log_reader import locate
 from troth.trace.otel_ids import SpanIds, TakenIds
@@ -122,6 +123,8 @@ _READ: Final = (
     TROTH_TOOL_SERVER,
 )
 """The span attributes `SigningSpanProcessor` reads (`span_content`)."""
+Claims = Callable[[Identifier, str], str | None]
+"""`record_span`'s `claims`: the OTel span id record (agent, id) claims (`links.span`)."""
 _HEX16: Final = re.compile(r"[0-9a-f]{16}")
 _HEX32: Final = re.compile(r"[0-9a-f]{32}")
 _RESOURCE: Final = Resource.create({"service.name": "troth"})
@@ -173,6 +176,7 @@ def record_span(
     record_hash: bytes,
     holders: Holders | None = None,
     taken: TakenIds | None = None,
+    claims: Claims | None = None,
 ) -> ReadableSpan:
     """One record as an OTel span (GenAI conventions plus troth.* attributes). `holders`:
     where the records under an id are in the log (`TraceLog.holding`), for a version 1
@@ -185,7 +189,9 @@ def record_span(
     under its own signer's span of that id. `taken`: the span ids the export already emitted
     (updated): a span id its signer claimed again is renamed, derived from the record, and
     marked `troth.span.renamed` (review 53r, otel 2: a backend merges or drops one of two spans
-    of one id)."""
+    of one id). `claims`: the span a record its parent link names claims, for that record's
+    span (review 62b, traces 3: derived from the record alone, the parent of a record under a
+    span's record was a span no record has); None: none claims one."""
     name, operation = _name_and_operation(record)
     attributes: dict[str, AttributeValue] = {
         GEN_AI_AGENT_ID: str(record.agent),
@@ -238,7 +244,7 @@ def record_span(
     if record.links.parent_span is not None or named is not None:
         # a claimed parent span is its signer's: the named record's, else the record's own
         owner = (record.agent, record.id) if named is None else named
-        parent_id = _span_id(named, None)
+        parent_id = _span_id(named, None if named is None or claims is None else claims(*named))
         if _claimed(record.links.parent_span) is not None:
             parent_id = _span_id(owner, record.links.parent_span)
         parent = SpanContext(trace_id, parent_id, True, TraceFlags(TraceFlags.SAMPLED))
@@ -265,18 +271,52 @@ def record_spans(
     *,
     holders: Holders | None = None,
     taken: TakenIds | None = None,
+    claims: Claims | None = None,
 ) -> list[ReadableSpan]:
     """Spans of (log index, envelope) pairs (decoded, not verified: verify the log first);
-    `holders` and `taken` as for `record_span` (None: a set of these spans alone)."""
+    `holders`, `taken` and `claims` as for `record_span` (None: of these spans alone)."""
+    opened = [(index, open_envelope(envelope)) for index, envelope in records]
+    if claims is None:
+        claims = _claims_of(record for _, (record, *_rest) in opened)
     spans = []
     emitted: TakenIds = set() if taken is None else taken
-    for index, envelope in records:
-        record, payload, _signature, _keyid = open_envelope(envelope)
+    for index, (record, payload, _signature, _keyid) in opened:
         digest = hashlib.sha256(payload).digest()
         spans.append(
-            record_span(record, index=index, record_hash=digest, holders=holders, taken=emitted)
+            record_span(
+                record,
+                index=index,
+                record_hash=digest,
+                holders=holders,
+                taken=emitted,
+                claims=claims,
+            )
         )
     return spans
+
+
+def _claims_of(records: Iterable[TraceRecord]) -> Claims:
+    """`record_span`'s `claims` over `records` alone."""
+    claimed = {(record.agent, record.id): record.links.span for record in records}
+
+    def claims(agent: Identifier, record_id: str) -> str | None:
+        return claimed.get((agent, record_id))
+
+    return claims
+
+
+def _log_claims(log: TraceLog) -> Claims:
+    """`record_span`'s `claims` over a log: the span its record (agent, id) claims, None when
+    it claims none or the log holds no such record (or one that does not decode: the export
+    names it where it is)."""
+
+    def claims(agent: Identifier, record_id: str) -> str | None:
+        try:
+            return open_envelope(log.find(record_id, agent).envelope)[0].links.span
+        except (NotFound, DecodeError, TraceError):
+            return None
+
+    return claims
 
 
 class _LogHolders:
@@ -304,16 +344,26 @@ def export_otel(
     log: TraceLog, exporter: SpanExporter, *, agent: str | None = None, batch: int = 512
 ) -> int:
     """Export every record of `log` (of `agent`, an identifier text, or all) as spans through
-    `exporter`; return how many. Raises ConfigError when the exporter fails. No two spans of
+    `exporter`; return how many. Raises ConfigError when the exporter fails; TraceError,
+    before any span is sent, for a log whose stored records do not hash to a fresh checkpoint
+    of it (`hashed_checkpoint`, as `export_jsonl` refuses it: review 62b, traces 4); the
+    records that checkpoint covers are sent, not those appended since. No two spans of
     the export share an id (review 53r, otel 2: the ids emitted are kept for the export and a
     repeat renamed: `record_span`'s `taken`), kept on disk (`SpanIds`; review 55e, otel 1:
     a set in memory grew by ~120 bytes a span)."""
     count = 0
     pending: list[ReadableSpan] = []
-    holders = _LogHolders(log)
+    # an edited log's records were sent as signed (review 62b, traces 4); those appended
+    # since the check are left to the next export, as export_jsonl leaves them
+    size = hashed_checkpoint(log).size
+    holders, claims = _LogHolders(log), _log_claims(log)
     with SpanIds() as taken:
         for entry in log.stored():
-            span = record_spans([(entry.index, entry.envelope)], holders=holders, taken=taken)[0]
+            if entry.index >= size:
+                break
+            span = record_spans(
+                [(entry.index, entry.envelope)], holders=holders, taken=taken, claims=claims
+            )[0]
             if agent is not None and (span.attributes or {}).get(GEN_AI_AGENT_ID) != agent:
                 continue
             pending.append(span)
