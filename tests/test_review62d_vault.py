@@ -1,0 +1,99 @@
+"""Review 62d, the vaults: what the software vault and the PKCS#11 vault answer to handles and
+blobs they should not take ("private keys live in a vault and are never readable by the agent";
+docs/vault.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.hsm import vault_fixture
+from tests.test_vault_rekey import copy_node
+from troth.crypto import KeyType
+from troth.errors import KeyNotFound, VaultError
+from troth.node import open_node
+from troth.node.node import init_node
+from troth.node.rekey import rekey_vault
+from troth.storage import SqliteDatabase, SqliteKeyStore
+from troth.vault import KeyHandle, KeyPurpose, SealingVault, SoftwareVault
+from troth.vault.pkcs11 import Pkcs11Vault
+
+__all__ = ["vault_fixture"]
+
+_AAD = b"secret:github-token:http-inject"  # where a broker keeps an upstream secret
+
+
+@pytest.mark.xfail(strict=True, reason="review 62d, pkcs11 1: looked up by CKA_ID alone")
+def test_a_token_key_named_under_the_other_key_type_is_no_key_of_the_vault(
+    vault: Pkcs11Vault,
+) -> None:
+    """Review 62d, pkcs11 1. A handle is `<vault>:<key type>:<key id>`; the token looked a key
+    up by its CKA_ID alone, whatever type the handle named. `pkcs11:p256:<id of an Ed25519
+    key>` (a handle edited in node.db, or mistyped by a caller) then answered `public_key` with
+    a bare `InvalidKey` (a CryptoError: the 32-byte Ed25519 point read as a P-256 key), not the
+    vault's typed errors (docs/vault.md: `KeyNotFound` for a key it does not hold), and
+    `retire` recorded a retirement of it as a P-256 key. The software vault refuses such a
+    handle (the row's type is not the handle's). Now the token is asked for a key of the
+    handle's type (CKA_KEY_TYPE): another type names no key."""
+    ed = vault.generate(KeyType.ED25519, KeyPurpose.PRIMARY)
+    p256 = vault.generate(KeyType.P256, KeyPurpose.SIGNING)
+    crossed = [
+        (KeyHandle(vault.name, KeyType.P256, ed.key_id), KeyPurpose.PRIMARY),
+        (KeyHandle(vault.name, KeyType.ED25519, p256.key_id), KeyPurpose.SIGNING),
+    ]
+    for handle, purpose in crossed:
+        with pytest.raises(KeyNotFound):
+            vault.public_key(handle)
+        with pytest.raises(KeyNotFound):
+            vault.retire(handle, purpose)
+        with pytest.raises(KeyNotFound):
+            vault.sign(handle, b"x")
+    vault.sign(ed, b"still its own key")  # each key under its own type, as before
+    vault.sign(p256, b"still its own key")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 62d, vault 2 (open: needs troth/secrets and troth/node/rekey.py): a seal "
+    "key keeps every value a rekey replaced, and unseals with each, so a blob the stolen "
+    "copy's holder seals under the old value is taken as the node's own after the recovery",
+)
+def test_a_blob_sealed_by_a_stolen_copy_is_not_taken_after_the_recovery(
+    troth_home: Path,
+) -> None:
+    """Review 62d, vault 2 (open). A thief copies a software node's directory (node.db and
+    vault.key: every seal key's value in the clear to them). The owner recovers as
+    docs/vault.md says: `troth vault rekey` gives each seal key a fresh value that seals from
+    then on, and keeps the old values to unseal what they sealed (review 55d, vault 1). AES-GCM
+    is symmetric: whoever holds a value seals too. A blob the thief seals under the old value,
+    with the AAD of a secret's place (its name and engine, which are no secret), unseals on
+    the recovered node as one of its own. A thief who can later write node.db (and only that:
+    no vault.key, no new value) so plants an upstream secret of their choice (the broker injects
+    the thief's credential into the agent's requests: the agent works on the thief's account),
+    or a broker ownership tag (`troth.secrets.keys`, a MAC made by sealing an empty plaintext)
+    for any key handle. Before the rekey they could plant nothing: a blob needs a seal key
+    value, and node.db alone holds none in the clear.
+
+    Fix (outside troth/vault): a rekey re-seals every blob sealed under a seal key (the
+    broker's secrets, audit key and ownership tags, in node.db: troth/node/rekey.py with
+    troth/secrets) under its new value, in the rekey's transaction, then keeps only that value
+    (SoftwareVault.rekey replacing rather than prepending it); the 55d test's blob held outside
+    node.db then no longer opens, by design."""
+    init_node("n")
+    with open_node("n") as node:
+        assert isinstance(node.vault, SealingVault)
+        seal_key = node.vault.generate_seal_key()
+        node.vault.seal(seal_key, b"the owner's upstream token", _AAD)
+    stolen = copy_node(troth_home / "nodes" / "n", troth_home / "stolen")
+    rekey_vault("n", home=troth_home)
+    db = SqliteDatabase(stolen / "node.db")
+    try:  # the thief's vault: the copy, opened with the copied vault.key
+        thief = SoftwareVault(SqliteKeyStore(db), (stolen / "vault.key").read_bytes())
+        forged = thief.seal(seal_key, b"the thief's upstream token", _AAD)
+    finally:
+        db.close()
+    with open_node("n") as node:
+        assert isinstance(node.vault, SealingVault)
+        with pytest.raises(VaultError):
+            node.vault.unseal(seal_key, forged, _AAD)
