@@ -24,7 +24,6 @@ __all__ = ["vault_fixture"]
 _AAD = b"secret:github-token:http-inject"  # where a broker keeps an upstream secret
 
 
-@pytest.mark.xfail(strict=True, reason="review 62d, pkcs11 1: looked up by CKA_ID alone")
 def test_a_token_key_named_under_the_other_key_type_is_no_key_of_the_vault(
     vault: Pkcs11Vault,
 ) -> None:

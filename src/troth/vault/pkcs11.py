@@ -411,12 +411,8 @@ class Pkcs11Vault:
         """The public key objects of `handle`'s CKA_ID: the private ones (every pair troth has
         made since review 34a), else the public ones (a pair made before, and whatever a
         session without the PIN planted beside it)."""
-        self._check_handle(handle)
         attr = self._p11.Attribute
-        query = {
-            attr.CLASS: self._p11.ObjectClass.PUBLIC_KEY,
-            attr.ID: bytes.fromhex(handle.key_id),
-        }
+        query = self._of(handle, self._p11.ObjectClass.PUBLIC_KEY)
         with self._lock, self._mapped("find key"):
             found = list(self._session.get_objects({**query, attr.PRIVATE: True}))
             return found or list(self._session.get_objects({**query, attr.PRIVATE: False}))
@@ -429,12 +425,8 @@ class Pkcs11Vault:
         it), unprobed only if the token generated each."""
         from asn1crypto.core import OctetString
 
-        self._check_handle(handle)
         attr = self._p11.Attribute
-        query = {
-            attr.CLASS: self._p11.ObjectClass.PUBLIC_KEY,
-            attr.ID: bytes.fromhex(handle.key_id),
-        }
+        query = self._of(handle, self._p11.ObjectClass.PUBLIC_KEY)
         local = self._generated(query[attr.CLASS])
         points: list[bytes] = []
         with self._lock, self._mapped("read public key"):
@@ -668,10 +660,8 @@ class Pkcs11Vault:
     def _find(self, handle: KeyHandle, object_class: Any, *, used: bool = False) -> Any:
         """`handle`'s object of `object_class`; `used` (to sign with it): only one the token
         generated and never let out (`_generated`)."""
-        self._check_handle(handle)
-        key_id = bytes.fromhex(handle.key_id)
         attr = self._p11.Attribute
-        query = {attr.CLASS: object_class, attr.ID: key_id}
+        query = self._of(handle, object_class)
         guard = self._generated(object_class) if used else {}
         # among the private objects only: every object troth makes is one, and a session
         # without the user PIN creates public ones with any CKA_ID (taken from a copy of
@@ -687,6 +677,19 @@ class Pkcs11Vault:
         if len(found) != 1:
             raise KeyNotFound(f"no key {handle} in the token")
         return found[0]
+
+    def _of(self, handle: KeyHandle, object_class: Any) -> dict[Any, Any]:
+        """The search for `handle`'s objects of `object_class`: its CKA_ID and its key type (review
+        62d, pkcs11 1: by CKA_ID alone, a handle naming the other type found the key)."""
+        self._check_handle(handle)
+        p11 = self._p11
+        key_type = p11.KeyType.EC_EDWARDS if handle.key_type is KeyType.ED25519 else p11.KeyType.EC
+        attr = p11.Attribute
+        return {
+            attr.CLASS: object_class,
+            attr.ID: bytes.fromhex(handle.key_id),
+            attr.KEY_TYPE: key_type,
+        }
 
     def _generated(self, object_class: Any) -> dict[Any, bool]:
         """What a search adds to find only a key the token generated itself (CKA_LOCAL) and,
