@@ -183,11 +183,6 @@ def swap_for_readable(
     return value
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 62d, pkcs11 2: a public key object the token generated is shown without "
-    "asking whether it is the key's (its pair may have been read before made sensitive)",
-)
 @pytest.mark.parametrize("keep_private", [False, True], ids=["pair", "public-object"])
 def test_a_public_key_the_planter_read_the_pair_of_is_not_shown(
     vault: Pkcs11Vault, softhsm: SoftHsm, keep_private: bool
@@ -200,9 +195,9 @@ def test_a_public_key_the_planter_read_the_pair_of_is_not_shown(
     key kept) under a signing key's CKA_ID and labels. The vault refuses to sign with the
     planted private key, but shows the planted public key: the secrets broker publishes it in its
     JWKS (`troth.secrets.keys`), and the planter signs tokens offline that relying parties
-    accept, review 60e's attack again. Fixed when the vault shows a public key only once a
-    signature of the key's private object (one the token generated and never let out) verifies
-    under it, or it recorded the point when it generated the pair."""
+    accept, review 60e's attack again. Was a strict xfail until the vault showed a public key
+    only once a signature of the key's private object (one the token generated and never let
+    out) verified under it, or it recorded the point when it generated the pair."""
     handle = vault.generate(KeyType.ED25519, KeyPurpose.SIGNING)
     value = swap_for_readable(
         vault, handle.key_id, readable_pair(vault, handle.key_id), keep_private=keep_private
