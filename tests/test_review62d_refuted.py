@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -17,7 +19,8 @@ from troth.cli.main import cli
 from troth.crypto import KeyType, verify_signature
 from troth.crypto.private import generate_private_key
 from troth.errors import InvalidSignature, KeyNotFound, VaultError
-from troth.vault import KeyHandle, KeyPurpose, SealKey
+from troth.storage import SqliteDatabase, SqliteKeyStore
+from troth.vault import KeyHandle, KeyPurpose, SealKey, SoftwareVault
 from troth.vault.pkcs11 import Pkcs11Vault
 
 __all__ = ["vault_fixture"]
@@ -97,6 +100,39 @@ def test_a_seal_key_and_a_key_pair_are_not_reached_by_each_others_handles(
             call()
     vault.sign(pair, b"both still there")
     vault.unseal(seal_key, vault.seal(seal_key, b"x", b""), b"")
+
+
+def test_a_software_key_named_under_another_key_type_is_not_used(tmp_path: Path) -> None:
+    """The software vault's side of review 62d, pkcs11 1: a handle naming a stored key under
+    another type (an Ed25519 key as P-256 or X25519, an X25519 key as Ed25519), from the vault
+    that cached the key and from a fresh one over the same node.db: `VaultError` for each use,
+    never a signature or a shared secret by the key under a type it is not (the row's type and
+    its AAD say what it is)."""
+    db = SqliteDatabase(tmp_path / "node.db")
+    kek = bytes(range(32))
+    try:
+        vault = SoftwareVault(SqliteKeyStore(db), kek)
+        ed = vault.generate(KeyType.ED25519, KeyPurpose.PRIMARY)
+        dh = vault.generate(KeyType.X25519, KeyPurpose.SECURE_CHANNEL)
+        peer = generate_private_key(KeyType.X25519).public_key
+        crossed = [
+            KeyHandle(vault.name, KeyType.P256, ed.key_id),
+            KeyHandle(vault.name, KeyType.X25519, ed.key_id),
+            KeyHandle(vault.name, KeyType.ED25519, dh.key_id),
+        ]
+        for user in (vault, SoftwareVault(SqliteKeyStore(db), kek)):
+            for handle in crossed:
+                uses: list[tuple[Any, tuple[Any, ...]]] = [
+                    (user.public_key, (handle,)),
+                    (user.sign, (handle, b"x")),
+                    (user.dh, (handle, peer)),
+                ]
+                for use, args in uses:
+                    with pytest.raises(VaultError, match="does not match its stored record"):
+                        use(*args)
+            verify_signature(user.public_key(ed), user.sign(ed, b"x"), b"x")  # still its own
+    finally:
+        db.close()
 
 
 _PUBLIC_VALUES = {"--authority-pin"}
