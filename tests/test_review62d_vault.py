@@ -19,13 +19,16 @@ from troth.errors import KeyNotFound, VaultError
 from troth.node import open_node
 from troth.node.node import init_node
 from troth.node.rekey import rekey_vault
+from troth.secrets.upstreams import secret_aad
 from troth.storage import SqliteDatabase, SqliteKeyStore
 from troth.vault import KeyHandle, KeyPurpose, SealingVault, SoftwareVault
 from troth.vault.pkcs11 import Pkcs11Vault
 
 __all__ = ["vault_fixture"]
 
-_AAD = b"secret:github-token:http-inject"  # where a broker keeps an upstream secret
+_AAD = secret_aad("github", "http-inject", '{"header": "Authorization"}')
+"""Where a broker keeps an upstream secret: its name, engine and configuration's digest (all
+in node.db, in the clear)."""
 
 
 def test_a_token_key_named_under_the_other_key_type_is_no_key_of_the_vault(
@@ -70,7 +73,8 @@ def test_a_blob_sealed_by_a_stolen_copy_is_not_taken_after_the_recovery(
     docs/vault.md says: `troth vault rekey` gives each seal key a fresh value that seals from
     then on, and keeps the old values to unseal what they sealed (review 55d, vault 1). AES-GCM
     is symmetric: whoever holds a value seals too. A blob the thief seals under the old value,
-    with the AAD of a secret's place (its name and engine, which are no secret), unseals on
+    with the AAD of a secret's place (its name, engine and configuration's digest, all in
+    node.db in the clear), unseals on
     the recovered node as one of its own. A thief who can later write node.db (and only that:
     no vault.key, no new value) so plants an upstream secret of their choice (the broker injects
     the thief's credential into the agent's requests: the agent works on the thief's account),
