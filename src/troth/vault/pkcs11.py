@@ -175,8 +175,8 @@ class Pkcs11Vault:
         self._errors = p11_errors
         self._objects: dict[str, Any] = {}
         self._made: set[str] = set()  # the keys made here and not deleted (`delete`)
-        self._probed: dict[str, bytes] = {}  # key id: the point a signature chose of several
-        # public key objects (`public_key`; review 55k, pkcs11 1)
+        self._probed: dict[str, bytes] = {}  # key id: its point, as a signature chose it of
+        # the public key objects or the token made it here (`public_key`; reviews 55k, 62d)
         self._key = (_module(module_path), token_label)  # one session per module (`_module`)
         try:  # review 57b, pkcs11 4: a bare UnicodeEncodeError (exit 2) before
             pin_digest = hashlib.sha256(pin.encode()).digest()
