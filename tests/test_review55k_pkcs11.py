@@ -29,12 +29,10 @@ from troth.vault.pkcs11 import Pkcs11Vault
 def test_the_twin_a_signature_told_apart_is_not_probed_again(
     softhsm: SoftHsm, vault: Pkcs11Vault, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A pair made before review 34a and a planted twin: `public_key` asked five times signs
-    one probe, not five, and answers the pair's own point each time; once the pair is
-    destroyed, it is gone (nothing kept answers for it)."""
+    """A pair made before review 34a and a planted twin: `public_key` asked six times (once
+    before the twin) signs one probe, not one a call, and answers the pair's own point each
+    time; once the pair is destroyed, it is gone (nothing kept answers for it)."""
     handle = _pair_made_before_review_34a(vault)
-    (own,) = {vault.public_key(handle)}
-    _plant_twins(softhsm, handle.key_id)
     signed: list[bytes] = []
     sign = vault.sign
 
@@ -43,6 +41,8 @@ def test_the_twin_a_signature_told_apart_is_not_probed_again(
         return sign(key, data)  # type: ignore[arg-type]
 
     monkeypatch.setattr(vault, "sign", counted)
+    (own,) = {vault.public_key(handle)}  # probed since review 62d (pkcs11 2), before the twins
+    _plant_twins(softhsm, handle.key_id)
     assert [vault.public_key(handle) for _ in range(5)] == [own] * 5
     assert len(signed) == 1
     proof = vault.retire(handle, KeyPurpose.PRIMARY)

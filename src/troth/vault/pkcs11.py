@@ -175,8 +175,8 @@ class Pkcs11Vault:
         self._errors = p11_errors
         self._objects: dict[str, Any] = {}
         self._made: set[str] = set()  # the keys made here and not deleted (`delete`)
-        self._probed: dict[str, bytes] = {}  # key id: the point a signature chose of several
-        # public key objects (`public_key`; review 55k, pkcs11 1)
+        self._probed: dict[str, bytes] = {}  # key id: its point, as a signature chose it of
+        # the public key objects or the token made it here (`public_key`; reviews 55k, 62d)
         self._key = (_module(module_path), token_label)  # one session per module (`_module`)
         try:  # review 57b, pkcs11 4: a bare UnicodeEncodeError (exit 2) before
             pin_digest = hashlib.sha256(pin.encode()).digest()
@@ -274,7 +274,7 @@ class Pkcs11Vault:
             attr.LABEL: f"{_LABEL_PREFIX}{_PURPOSE_LABELS[purpose]}:{key_id}",
         }
         with self._lock, self._mapped("generate"):
-            _, private = self._session.generate_keypair(
+            public, private = self._session.generate_keypair(
                 p11_type,
                 mechanism=mechanism,
                 # a private object (PKCS#11 v3.0 §4.4): a session without the user PIN can
@@ -307,19 +307,25 @@ class Pkcs11Vault:
             # key id, one dead entry per key made, for the life of the process)
             self._objects[f"{key_type.label}:{key_id}"] = private
             self._made.add(key_id)
+            # the pair's point as the token made it, shown with no probe (`public_key`); one
+            # not read is probed then (the key made is never lost to a failed read here)
+            with contextlib.suppress(self._errors.PKCS11Error, ValueError, TypeError):
+                self._probed[key_id] = _point(public[attr.EC_POINT])
         return KeyHandle(self.name, key_type, key_id)
 
     def public_key(self, handle: KeyHandle) -> PublicKey:
-        """The key's public key object's point. Several objects (a pair made before review 34a,
-        its public object public, and one a session without the PIN planted beside it with
-        its CKA_ID): the one a signature of the key verifies under; before review 55d
-        (pkcs11 2) none, and the identity never rotated again. That choice is kept while the
-        token still holds the point (review 55k, pkcs11 1: a probe signed at every call). One
-        point the token did not generate is probed too: the probe's signature is by a private
-        key the token generated (`sign`), never by one a session chose (review 60e, pkcs11 2)."""
-        points, generated = self._points(handle)
-        if len(points) == 1 and generated:
-            return PublicKey(handle.key_type, points[0])
+        """The point of one of the key's public key objects that a signature of its private
+        object (`sign`: one the token generated and never let out) verifies under, probed once
+        (review 55k, pkcs11 1: at every call before) and kept while the token holds the point;
+        the point of a pair this object generated needs no probe. Several objects (a pair made
+        before review 34a, its public object public, and one a session without the PIN planted
+        beside it with its CKA_ID): before review 55d (pkcs11 2) none, and the identity never
+        rotated again. A public key object is never taken on its own word: the token generated
+        it (CKA_LOCAL) says nothing of whether a session read its pair's private value before
+        making it sensitive, or whether it is the private key's pair at all (review 62d, pkcs11
+        2: such a point was shown, and the broker published the planter's key; review 60e,
+        pkcs11 2, for one the token did not generate)."""
+        points = self._points(handle)
         chosen = self._probed.get(handle.key_id)
         if chosen is not None and chosen in points:  # told apart once: a token signature
             return PublicKey(handle.key_type, chosen)  # each call, before (review 55k)
@@ -411,44 +417,31 @@ class Pkcs11Vault:
         """The public key objects of `handle`'s CKA_ID: the private ones (every pair troth has
         made since review 34a), else the public ones (a pair made before, and whatever a
         session without the PIN planted beside it)."""
-        self._check_handle(handle)
         attr = self._p11.Attribute
-        query = {
-            attr.CLASS: self._p11.ObjectClass.PUBLIC_KEY,
-            attr.ID: bytes.fromhex(handle.key_id),
-        }
+        query = self._of(handle, self._p11.ObjectClass.PUBLIC_KEY)
         with self._lock, self._mapped("find key"):
             found = list(self._session.get_objects({**query, attr.PRIVATE: True}))
             return found or list(self._session.get_objects({**query, attr.PRIVATE: False}))
 
-    def _points(self, handle: KeyHandle) -> tuple[list[bytes], bool]:
-        """The points of `handle`'s public key objects (`public_key`), and whether they may be
-        taken without a probe: the private objects the token generated (CKA_LOCAL: one a
-        session with the PIN created is refused, review 60e, pkcs11 2), else the public ones
-        (a pair made before review 34a, and what a session without the PIN planted beside
-        it), unprobed only if the token generated each."""
-        from asn1crypto.core import OctetString
-
-        self._check_handle(handle)
+    def _points(self, handle: KeyHandle) -> list[bytes]:
+        """The points of `handle`'s public key objects (`public_key` probes them): the private
+        objects the token generated (CKA_LOCAL: one a session with the PIN created is refused,
+        review 60e, pkcs11 2), else the public ones (a pair made before review 34a, and what a
+        session without the PIN planted beside it)."""
         attr = self._p11.Attribute
-        query = {
-            attr.CLASS: self._p11.ObjectClass.PUBLIC_KEY,
-            attr.ID: bytes.fromhex(handle.key_id),
-        }
+        query = self._of(handle, self._p11.ObjectClass.PUBLIC_KEY)
         local = self._generated(query[attr.CLASS])
         points: list[bytes] = []
         with self._lock, self._mapped("read public key"):
             found = list(self._session.get_objects({**query, **local, attr.PRIVATE: True}))
-            generated = bool(found)
             if not found:
                 found = list(self._session.get_objects({**query, attr.PRIVATE: False}))
-                generated = all(obj[attr.LOCAL] for obj in found)
             for obj in found:
                 with contextlib.suppress(ValueError, TypeError):  # not DER: planted, skipped
-                    points.append(bytes(OctetString.load(obj[attr.EC_POINT]).native))
+                    points.append(_point(obj[attr.EC_POINT]))
         if not found:
             self._refuse_planted(handle, query)
-        return points, generated
+        return points
 
     # -- retirement (the RetiringVault interface; review 48k, pkcs11 3) ------------------------
 
@@ -668,10 +661,8 @@ class Pkcs11Vault:
     def _find(self, handle: KeyHandle, object_class: Any, *, used: bool = False) -> Any:
         """`handle`'s object of `object_class`; `used` (to sign with it): only one the token
         generated and never let out (`_generated`)."""
-        self._check_handle(handle)
-        key_id = bytes.fromhex(handle.key_id)
         attr = self._p11.Attribute
-        query = {attr.CLASS: object_class, attr.ID: key_id}
+        query = self._of(handle, object_class)
         guard = self._generated(object_class) if used else {}
         # among the private objects only: every object troth makes is one, and a session
         # without the user PIN creates public ones with any CKA_ID (taken from a copy of
@@ -687,6 +678,19 @@ class Pkcs11Vault:
         if len(found) != 1:
             raise KeyNotFound(f"no key {handle} in the token")
         return found[0]
+
+    def _of(self, handle: KeyHandle, object_class: Any) -> dict[Any, Any]:
+        """The search for `handle`'s objects of `object_class`: its CKA_ID and its key type (review
+        62d, pkcs11 1: by CKA_ID alone, a handle naming the other type found the key)."""
+        self._check_handle(handle)
+        p11 = self._p11
+        key_type = p11.KeyType.EC_EDWARDS if handle.key_type is KeyType.ED25519 else p11.KeyType.EC
+        attr = p11.Attribute
+        return {
+            attr.CLASS: object_class,
+            attr.ID: bytes.fromhex(handle.key_id),
+            attr.KEY_TYPE: key_type,
+        }
 
     def _generated(self, object_class: Any) -> dict[Any, bool]:
         """What a search adds to find only a key the token generated itself (CKA_LOCAL) and,
@@ -723,6 +727,13 @@ class Pkcs11Vault:
 
     def _mapped(self, what: str) -> _MapErrors:
         return _MapErrors(what, self._errors.PKCS11Error, self._shared, self._session)
+
+
+def _point(ec_point: Any) -> bytes:
+    """The raw point of a CKA_EC_POINT (a DER OCTET STRING around it: PKCS#11 v3.0 §2.3.3)."""
+    from asn1crypto.core import OctetString
+
+    return bytes(OctetString.load(ec_point).native)
 
 
 def _note_dead(shared: _SharedSession, exc: BaseException, session: Any) -> None:
