@@ -10,6 +10,9 @@
 3. `trace.proof.*`: timed once each, not beside their floor: the floor was hashed after the
    proofs, once, no warm-up, no rounds (the README says every figure is timed beside its floor,
    rounds interleaved).
+4. `secrets.token.issue`: its floor's signature went through the vault (`SoftwareVault.sign`:
+   the key's per-use check, a SQLite `PRAGMA data_version` read, ~20 us beside a ~65 us
+   signature): bookkeeping in the floor, a flattered ratio.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from typing import Any
 
 import pytest
 
-from troth.bench import harness, trace_bench
+from troth.bench import harness, secrets_bench, trace_bench
+from troth.bench.durable_floor import DurableWrite
 from troth.bench.noise_peer import noiseprotocol_available, noiseprotocol_xx_handshakes
 from troth.trace import verify as trace_verify
+from troth.vault import SoftwareVault
 
 _PROTOCOL = "Noise_XX_25519_AESGCM_SHA256"
 
@@ -101,3 +106,40 @@ def test_proof_rows_are_measured_beside_their_floor(
         "trace.proof.consistency.generate",
     ]
     assert len(paired) == len(rows)  # one interleaved pair per row
+
+
+def test_token_issue_floor_is_a_raw_signature_and_one_durable_write(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`secrets.token.issue`'s floor signs with a raw key, not through the vault (whose per-use
+    check, a `PRAGMA data_version` read, is bookkeeping, not cryptography: ~20 us a signature,
+    counted in the floor it flattered the ratio), and makes one durable write per issue."""
+    vault_signs: list[bytes] = []
+    writes: list[object] = []
+    sign, write = SoftwareVault.sign, DurableWrite.__call__
+
+    def counted_sign(self: SoftwareVault, handle: Any, data: bytes) -> bytes:
+        vault_signs.append(data)
+        return sign(self, handle, data)
+
+    def counted_write(self: DurableWrite) -> None:
+        writes.append(self)
+        write(self)
+
+    monkeypatch.setattr(SoftwareVault, "sign", counted_sign)
+    monkeypatch.setattr(DurableWrite, "__call__", counted_write)
+    floors: list[tuple[int, int]] = []
+    original = harness.measure_pair
+
+    def measure_pair(subject: Any, floor: Any, **kw: Any) -> tuple[float, float]:
+        if not floors:  # the first pair is the issue's
+            signs_before, writes_before = len(vault_signs), len(writes)
+            floor(3)
+            floors.append((len(vault_signs) - signs_before, len(writes) - writes_before))
+        return original(subject, floor, **kw)
+
+    monkeypatch.setattr(secrets_bench, "measure_pair", measure_pair)
+    with harness.smoke():
+        rows = secrets_bench._tokens(True)
+    assert rows[0].name == "secrets.token.issue"
+    assert floors == [(0, 3)]
