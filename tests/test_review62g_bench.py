@@ -13,6 +13,10 @@
 4. `secrets.token.issue`: its floor's signature went through the vault (`SoftwareVault.sign`:
    the key's per-use check, a SQLite `PRAGMA data_version` read, ~20 us beside a ~65 us
    signature): bookkeeping in the floor, a flattered ratio.
+5. `gates.available_tools.50.uncached`: its floor evaluated each of the 50 tools against all 50
+   policies through cedarpy's public wrapper, where the listing evaluates each against the
+   policies that can apply to it (one here) with the native call: a floor heavier than the
+   work it stands for (troth's listing read under it, ~0.35-0.6x).
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ import importlib
 from typing import Any
 
 import pytest
+from cedarpy import _internal as cedarpy_internal
 
-from troth.bench import harness, secrets_bench, trace_bench
+import troth.gates.cedar_call as cedar_call
+from troth.bench import gates_bench, harness, secrets_bench, trace_bench
 from troth.bench.durable_floor import DurableWrite
 from troth.bench.noise_peer import noiseprotocol_available, noiseprotocol_xx_handshakes
 from troth.trace import verify as trace_verify
@@ -143,3 +149,39 @@ def test_token_issue_floor_is_a_raw_signature_and_one_durable_write(
         rows = secrets_bench._tokens(True)
     assert rows[0].name == "secrets.token.issue"
     assert floors == [(0, 3)]
+
+
+def test_available_tools_floor_is_no_more_cedar_work_than_the_listing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`gates.available_tools.50.uncached`: its floor evaluates each tool against the policies
+    the listing evaluates it against (the compiled per-tool sets, review 55n preview 2), with
+    cedarpy's native call, as the listing does; it evaluated every tool against all 50
+    policies through the public wrapper, more Cedar work than troth's own listing does."""
+    pairs: list[tuple[Any, Any]] = []
+    original = harness.measure_pair
+
+    def measure_pair(subject: Any, floor: Any, **kw: Any) -> tuple[float, float]:
+        pairs.append((subject, floor))
+        return original(subject, floor, **kw)
+
+    monkeypatch.setattr(gates_bench, "measure_pair", measure_pair)
+    with harness.smoke():
+        gates_bench._available_tools(True)
+    listing, floor = pairs[0]
+    seen: list[tuple[str, int]] = []
+    native = cedar_call._native_partial
+    assert native is not None
+
+    def spy(request: dict[str, Any], policies: Any, *args: Any) -> str:
+        seen.append((str(request["action"]), id(policies)))
+        result: str = native(request, policies, *args)
+        return result
+
+    monkeypatch.setattr(cedar_call, "_native_partial", spy)
+    monkeypatch.setattr(cedarpy_internal, "is_authorized_partial", spy)
+    listing(1)
+    by_listing, seen[:] = sorted(seen), []
+    floor(1)
+    assert len(by_listing) == 50
+    assert sorted(seen) == by_listing
