@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +32,8 @@ import troth.gates.cedar_call as cedar_call
 from troth.bench import gates_bench, harness, secrets_bench, trace_bench
 from troth.bench.durable_floor import DurableWrite
 from troth.bench.noise_peer import noiseprotocol_available, noiseprotocol_xx_handshakes
+from troth.bench.tls_peer import mutual_tls_handshakes
+from troth.crypto.bench_tls import make_tls_pki
 from troth.trace import verify as trace_verify
 from troth.vault import SoftwareVault
 
@@ -185,3 +188,12 @@ def test_available_tools_floor_is_no_more_cedar_work_than_the_listing(
     floor(1)
     assert len(by_listing) == 50
     assert sorted(seen) == by_listing
+
+
+def test_resumed_tls_peer_resumes_every_timed_handshake(tmp_path: Path) -> None:
+    """`channel.establish.tcp`'s `peer_resumed_us`: the like-for-like peer of troth's kept
+    claims resumes the first session in every timed handshake (the peer raises otherwise), and
+    the full-handshake peer resumes none."""
+    pki = make_tls_pki(tmp_path)
+    assert mutual_tls_handshakes(pki, 2, resumed=True) > 0
+    assert mutual_tls_handshakes(pki, 2) > 0
