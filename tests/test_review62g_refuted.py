@@ -19,16 +19,15 @@ from tests.support.cedar_spy import spy_native
 from troth.bench import harness
 from troth.bench.credentials_bench import NOW, _chain
 from troth.bench.gates_bench import ARGS, _policies, _setup
+from troth.bench.identity_bench import verified_histories
 from troth.bench.secrets_bench import _agents, _broker
 from troth.bench.tls_peer import client_context, mutual_tls_handshakes, server_context
 from troth.credentials import ChainVerifier, TrustPolicy
-from troth.crypto import KeyType
 from troth.crypto.bench_tls import make_tls_pki
 from troth.gates import ToolCall
-from troth.identity import new_identity, rotate_identity, verify_history
+from troth.identity import verify_history
 from troth.secrets import validate_token
 from troth.storage import SqliteDatabase
-from troth.vault import SoftwareVault
 
 
 @pytest.fixture
@@ -72,14 +71,7 @@ def test_cold_chain_verification_verifies_what_its_floor_counts(
 
 def test_history_verification_verifies_what_its_floor_counts(verifications: list[bytes]) -> None:
     """`identity.verify.1` and `.5`: 1 and 9 signatures per call, every call."""
-    vault = SoftwareVault()
-    handle, identity, next_key = new_identity(vault, KeyType.ED25519, now=NOW, valid_for=10**8)
-    one = identity.history
-    for step in range(4):
-        handle, identity, next_key = rotate_identity(
-            vault, identity, handle, next_key, now=NOW + step + 1, valid_for=10**8
-        )
-    five = identity.history
+    one, five = verified_histories()
     assert _per_call(verifications, lambda: verify_history(one, now=NOW + 10)) == [1] * 3
     assert _per_call(verifications, lambda: verify_history(five, now=NOW + 10)) == [9] * 3
 
