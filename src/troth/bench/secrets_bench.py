@@ -193,7 +193,7 @@ def _tokens(quick: bool) -> list[Measurement]:
                 "secrets.token.validate.broker-state",
                 value * _US,
                 "us/token",
-                "floor: 1 signature verification (plus one lease-state lookup in SQLite)",
+                "floor: 1 signature verification (the subject also looks its lease up in SQLite)",
                 floor * _US,
                 value / floor,
             )
