@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["Case", "Measurement", "measure_pair", "select", "smoke"]
+__all__ = ["Case", "Measurement", "measure_pair", "select", "smoke", "smoking"]
 
 SMOKE_DIVISOR = 20
 """In a smoke run (`smoke()`, `troth bench --smoke`) each batch is this many times shorter."""
@@ -68,6 +68,12 @@ def smoke() -> Iterator[None]:
         yield
     finally:
         _smoke = before
+
+
+def smoking() -> bool:
+    """Whether a smoke run (`smoke()`) is on: a case may then build a smaller world, since its
+    figures mean nothing."""
+    return _smoke
 
 
 def measure_pair(subject: Batch, floor: Batch, *, n: int, rounds: int) -> tuple[float, float]:

@@ -116,8 +116,9 @@ def _create(quick: bool) -> list[Measurement]:
     return results
 
 
-def _verify(quick: bool) -> list[Measurement]:
-    n, rounds = (200, 3) if quick else (1000, 7)
+def verified_histories() -> tuple[bytes, bytes]:
+    """The histories `identity.verify.1` and `.5` verify: a new identity's (one change, one
+    signature) and one rotated 4 times (five changes, 9 signatures)."""
     vault = SoftwareVault()
     handle, identity, next_key = new_identity(vault, KeyType.ED25519, now=NOW, valid_for=10**8)
     one = identity.history
@@ -125,7 +126,12 @@ def _verify(quick: bool) -> list[Measurement]:
         handle, identity, next_key = rotate_identity(
             vault, identity, handle, next_key, now=NOW + step + 1, valid_for=10**8
         )
-    five = identity.history
+    return one, identity.history
+
+
+def _verify(quick: bool) -> list[Measurement]:
+    n, rounds = (200, 3) if quick else (1000, 7)
+    one, five = verified_histories()
     results = []
     for name, history, verifications in (
         ("identity.verify.1", one, 1),

@@ -154,7 +154,7 @@ def _receive_exactly(sock: socket.socket, buffer: bytearray) -> None:
         got += n
 
 
-def mutual_tls_handshakes(pki: TlsPki, count: int) -> float:
+def mutual_tls_handshakes(pki: TlsPki, count: int, *, resumed: bool = False) -> float:
     """Seconds per full mutual-TLS 1.3 handshake over a new loopback TCP connection.
 
     The client times from `connect()` to handshake completion. In TLS 1.3 the client finishes
@@ -162,11 +162,19 @@ def mutual_tls_handshakes(pki: TlsPki, count: int) -> float:
     server), so completion is the moment the client receives the server's one-byte
     confirmation that its side is done too (client certificate verified). Handshakes run
     one at a time, after `_WARMUP` uncounted ones.
+
+    `resumed`: every timed handshake resumes the session of the first warm-up one (a TLS 1.3
+    PSK with (EC)DHE: a new key exchange, no certificate sent, signed or verified), what a
+    client reconnecting to the same server may do; a reconnecting troth node likewise keeps
+    the claims it verified before (`channel.establish.tcp`'s `peer_resumed_us`).
     """
     if count < 1:
         raise ValueError("count must be >= 1")
     total = _WARMUP + count
     server_ctx, client_ctx = server_context(pki), client_context(pki)
+    if resumed:
+        server_ctx.num_tickets = 1
+    kept: list[ssl.SSLSession] = []
 
     def serve(listener: socket.socket) -> None:
         for _ in range(total):
@@ -189,13 +197,18 @@ def mutual_tls_handshakes(pki: TlsPki, count: int) -> float:
                 start = time.perf_counter()
                 sock.connect(address)
                 with client_ctx.wrap_socket(
-                    sock, server_hostname=_SERVER_NAME, do_handshake_on_connect=False
+                    sock,
+                    server_hostname=_SERVER_NAME,
+                    do_handshake_on_connect=False,
+                    session=kept[0] if kept else None,
                 ) as tls:
                     tls.do_handshake()
                     _receive_exactly(tls, ack)
                     both_done = time.perf_counter()
-                    if tls.session_reused or tls.version() != "TLSv1.3":
-                        raise ConnectionError("not a full TLS 1.3 handshake")
+                    if tls.version() != "TLSv1.3" or tls.session_reused is not bool(kept):
+                        raise ConnectionError("not the TLS 1.3 handshake measured")
+                    if resumed and not kept and tls.session is not None:
+                        kept.append(tls.session)  # its ticket came before the server's byte
             if i >= _WARMUP:
                 elapsed += both_done - start
         return elapsed / count

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from troth.bench.bare_append import bare_appends
 from troth.bench.durable_floor import DurableWrite
-from troth.bench.harness import Case, Measurement, measure_pair, ratio_target
+from troth.bench.harness import Case, Measurement, measure_pair, ratio_target, smoking
 from troth.bench.trace_processes import BATCH, agent_processes
 from troth.clock import FixedClock
 from troth.crypto.bench_floor import ed25519_sign_loop, ed25519_verify_loop
@@ -224,28 +224,43 @@ def _append_processes(n: int, rounds: int) -> Measurement:
     )
 
 
-def _verify_floor(count: int, envelope: bytes, payload: bytes) -> Callable[[int], None]:
+def _verify_floor(count: int, envelope: bytes, payload: bytes) -> Callable[[int], float]:
     """Per record: one Ed25519 key load + verification, and the SHA-256s a verifier cannot
     skip: the leaf, the record hash, one tree node, the two disclosure commitments."""
     verify = ed25519_verify_loop(1)
     leaf, node, disclosure = b"\x00" + envelope, b"\x01" + bytes(64), bytes(80)
     sha = hashlib.sha256
 
-    def batch(n: int) -> None:
-        for _ in range(n // count):
-            verify(count)
-            for _ in range(count):
-                sha(leaf).digest()
-                sha(payload).digest()
-                sha(node).digest()
-                sha(disclosure).digest()
-                sha(disclosure).digest()
+    def log(_: int) -> None:
+        verify(count)
+        for _ in range(count):
+            sha(leaf).digest()
+            sha(payload).digest()
+            sha(node).digest()
+            sha(disclosure).digest()
+            sha(disclosure).digest()
+
+    return whole_logs(log, count)
+
+
+def whole_logs(verify: Callable[[int], object], count: int) -> Callable[[int], float]:
+    """A batch of about n records' worth of `verify(i)` calls, each over a whole log of `count`
+    records, at least one (a batch shorter than the log, the warm-up's or a smoke run's, ran
+    none: review 62g, bench 2); returns its own seconds per record."""
+
+    def batch(n: int) -> float:
+        logs = max(1, n // count)
+        start = time.perf_counter()
+        for i in range(logs):
+            verify(i)
+        return (time.perf_counter() - start) / (logs * count)
 
     return batch
 
 
 def _verify_and_prove(quick: bool) -> list[Measurement]:
-    size = 2_000 if quick else 100_000
+    # a smoke run verifies a small log: every whole-log batch verifies one (review 62g, bench 2)
+    size = 256 if smoking() else 2_000 if quick else 100_000
     rounds = 1 if quick else 3
     results = []
     with _bench_log() as (log, recorders):
@@ -258,16 +273,13 @@ def _verify_and_prove(quick: bool) -> list[Measurement]:
         payload = hashlib.sha256(sample.envelope).digest()  # (size only matters)
         floor_batch = _verify_floor(size, sample.envelope, payload * 20)
 
-        def subject(n: int) -> None:
-            for _ in range(n // size):
-                verify_log(log)
-
+        subject = whole_logs(lambda _: verify_log(log), size)
         value, floor = measure_pair(subject, floor_batch, n=size, rounds=rounds)
         ratio = value / floor
         target, ok = ratio_target(ratio, 2.0)
         results.append(
             Measurement(
-                f"trace.verify.{size // 1000}k",
+                f"trace.verify.{size // 1000}k" if size >= 1000 else f"trace.verify.{size}",
                 value * size,
                 "s/log",
                 "floor: per record 1 Ed25519 key load + verify and 5 SHA-256",
@@ -278,58 +290,63 @@ def _verify_and_prove(quick: bool) -> list[Measurement]:
                 {"records": checkpoint.size, "agents": _THREADS},
             )
         )
-        results.extend(_proofs(log, checkpoint.size, checkpoint.root))
+        results.extend(_proofs(log, checkpoint.size, checkpoint.root, rounds=2 + rounds))
     return results
 
 
-def _proofs(log: TraceLog, size: int, root: bytes) -> list[Measurement]:
-    indices = [int.from_bytes(os.urandom(4)) % size for _ in range(200)]
+def _proofs(log: TraceLog, size: int, root: bytes, *, rounds: int) -> list[Measurement]:
+    """Proofs generated from the log's SQLite file (each at a fresh random index, so no page
+    of one is warm from the same proof before) and checked, each beside the hashes of a proof
+    of the log's depth, rounds interleaved (they were timed once, the floor after them, no
+    warm-up: review 62g, bench 3)."""
+    count = 200
+    indices = [int.from_bytes(os.urandom(4)) % size for _ in range(count)]
     leaves = {i: log.records(i, i + 1).__next__().leaf for i in indices}
-    start = time.perf_counter()
     proofs = [log.inclusion_proof(i, size) for i in indices]
-    generate = (time.perf_counter() - start) / len(indices)
-    start = time.perf_counter()
-    for index, proof in zip(indices, proofs, strict=True):
-        verify_inclusion(index, size, leaves[index], proof, root)
-    check = (time.perf_counter() - start) / len(indices)
     depth = math.ceil(math.log2(size))
     sha = hashlib.sha256
-    start = time.perf_counter()
-    for _ in range(len(indices)):
-        for _ in range(depth):
-            sha(bytes(65)).digest()
-    floor = (time.perf_counter() - start) / len(indices)
-    start = time.perf_counter()
-    for index in indices:
-        log.consistency_proof(max(1, index), size)
-    consistency = (time.perf_counter() - start) / len(indices)
-    return [
-        Measurement(
+
+    def floor(k: int) -> None:
+        for _ in range(k):
+            for _ in range(depth):
+                sha(bytes(65)).digest()
+
+    def generate(k: int) -> None:
+        for _ in range(k):
+            log.inclusion_proof(int.from_bytes(os.urandom(4)) % size, size)
+
+    def check(k: int) -> None:
+        for j in range(k):
+            index = indices[j % count]
+            verify_inclusion(index, size, leaves[index], proofs[j % count], root)
+
+    def consistency(k: int) -> None:
+        for _ in range(k):
+            log.consistency_proof(max(1, int.from_bytes(os.urandom(4)) % size), size)
+
+    rows = []
+    for name, subject, extra in (
+        (
             "trace.proof.inclusion.generate",
-            generate * _US,
-            "us/proof",
-            f"floor: {depth} SHA-256 (a proof's hashes)",
-            floor * _US,
-            generate / floor,
-            extra={"from": "the log's SQLite file (stored subtrees every 4 levels)"},
+            generate,
+            {"from": "the log's SQLite file (stored subtrees every 4 levels)"},
         ),
-        Measurement(
-            "trace.proof.inclusion.verify",
-            check * _US,
-            "us/proof",
-            f"floor: {depth} SHA-256",
-            floor * _US,
-            check / floor,
-        ),
-        Measurement(
-            "trace.proof.consistency.generate",
-            consistency * _US,
-            "us/proof",
-            f"floor: {depth} SHA-256",
-            floor * _US,
-            consistency / floor,
-        ),
-    ]
+        ("trace.proof.inclusion.verify", check, {}),
+        ("trace.proof.consistency.generate", consistency, {}),
+    ):
+        value, base = measure_pair(subject, floor, n=count, rounds=rounds)
+        rows.append(
+            Measurement(
+                name,
+                value * _US,
+                "us/proof",
+                f"floor: {depth} SHA-256 (a proof's hashes)",
+                base * _US,
+                value / base,
+                extra=extra,
+            )
+        )
+    return rows
 
 
 CASES = [Case("trace.append", _append), Case("trace.verify", _verify_and_prove)]
