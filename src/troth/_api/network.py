@@ -469,22 +469,26 @@ async def serve(
 ) -> AsyncIterator[RunningNode]:
     """Run `node` (troth.node.runtime) with `services` added to its configured ones, listening
     on `listen`; one maintenance round first (feeds, credentials, rotation announcements)."""
-    if node._running is not None:
-        raise RuntimeError(f"node {node.name!r} is already running in this process")
-    runtime = NodeRuntime(node._stored, clock=node._clock)
+    with _RUNNING_LOCK:  # marked before the first await (review 62h, api 4)
+        if node._serving:
+            raise RuntimeError(f"node {node.name!r} is already running in this process")
+        node._serving = True
+    runtime: NodeRuntime | None = None
     running: RunningNode | None = None
     try:
+        runtime = NodeRuntime(node._stored, clock=node._clock)
+        here = node._stored.path.resolve()
         for service in services:
             runtime.host.add(service)  # before start(): its rules join the decision point
         await runtime.start(listen)
         running = node._running = RunningNode(node, runtime)
-        here = node._stored.path.resolve()
         with _RUNNING_LOCK:
             _RUNNING.setdefault(here, []).append(running)
         await runtime.maintain()
         yield running
     finally:
         node._running = None
+        node._serving = False
         if running is not None:
             running._ended = True  # every later use refused (review 56c, api 2)
             with _RUNNING_LOCK:
@@ -492,7 +496,8 @@ async def serve(
                 runtimes.remove(running)
                 if not runtimes:
                     _RUNNING.pop(here, None)
-        await runtime.stop()
+        if runtime is not None:
+            await runtime.stop()
 
 
 _RUNNING: dict[Path, list[RunningNode]] = {}
@@ -511,8 +516,8 @@ def sync_runtimes_here(host: HostedAuthority, *, now: int) -> None:
         running = [r for runtimes in _RUNNING.values() for r in runtimes]
     authority = host.identifier
     for each in running:
-        stored = each._node._stored
         try:
+            stored = each._node._stored  # (a closed handle: StorageError, logged)
             if authority not in stored.wallet.trusted():
                 continue
             sync_from(stored, host, now=now)

@@ -55,7 +55,7 @@ from troth.node.authorities import (
     parse_ticket,
     sync_local_feed,
 )
-from troth.node.home import troth_home
+from troth.node.home import check_kept_dirs, check_not_taken_over, troth_home
 from troth.node.node import DEFAULT_NODE, init_node, node_dir, open_node
 from troth.node.node import Node as StoredNode
 from troth.node.rotation import rotate_local
@@ -215,9 +215,14 @@ class Node:
     def __init__(self, stored: StoredNode, clock: Clock | None = None) -> None:
         """Wrap an open `troth.node.Node` (use `Node.open`: anything else, a node's name say,
         is an ArgumentError; review 54n, api 15)."""
-        self._stored = check_kind("Node", "stored", stored, StoredNode, _OPENED)
+        self._handle = check_kind("Node", "stored", stored, StoredNode, _OPENED)
+        self._closed = False
+        """Whether `close` closed it: `_stored` refuses from then on (review 62h, api 1)."""
         self._clock = check_clock("Node", "clock", clock) or SystemClock()
         self._running: RunningNode | None = None
+        self._serving = False
+        """Whether a `serve` block of this handle runs, set before its first await (review
+        62h, api 4: two blocks entered together both passed the check)."""
         self.identities = Identities(self)
         """The node's identities: create, get, rotate."""
         self.traces = Traces(self)
@@ -243,10 +248,14 @@ class Node:
         call reads it). A name
         not of a node name's form (1-64 characters a-z 0-9 . _ -), a `home` that is empty or
         no file name (a NUL, a lone surrogate), or a `create` that is not a bool, is an
-        ArgumentError."""
+        ArgumentError. A `home` of another user (not root), one others can write in, or one
+        reached through another user's link, is a ConfigError, as every command refuses it."""
         check_name_text("Node.open", "name", name, "node name")
         check_flag("Node.open", "create", create)
         home = check_home("Node.open", "home", home) or troth_home()
+        if home.exists():  # refused as every command refuses it (review 62h, api 2)
+            check_kept_dirs(home)
+            check_not_taken_over(home)
         clock = check_clock("Node.open", "clock", clock)
         if create and not (node_dir(home, name) / "node.json").is_file():
             try:
@@ -257,9 +266,19 @@ class Node:
         return cls(open_node(name, home=home), clock or SystemClock())
 
     @property
+    def _stored(self) -> StoredNode:
+        """The open node beneath; StorageError once `close` closed it: `node.policies` opens
+        the node again by its path, and kept installing and showing bundles through a closed
+        handle (review 62h, api 1)."""
+        if self._closed:
+            name = self._handle.name
+            raise StorageError(f"node {name!r} is closed: open it again (a new handle)")
+        return self._handle
+
+    @property
     def name(self) -> str:
         """The node's name; its own identity has the same name."""
-        return self._stored.name
+        return self._handle.name
 
     @property
     def identity(self) -> Identity:
@@ -626,7 +645,8 @@ class Node:
     def close(self) -> None:
         """Close the node's vault and store: every later call through it (or its
         `Authority`, or a `Verifier` it feeds) is a StorageError (open the node again)."""
-        self._stored.close()
+        self._closed = True
+        self._handle.close()
 
     def __enter__(self) -> Node:
         return self
