@@ -12,6 +12,8 @@ api 4: two `serve` blocks of one `Node` entered together both ran (the "already 
 came before the first `await`, the mark after it), and the first to end left the other
 serving unmarked: `node.connect` then ran a third runtime beside it.
 api 5: `PolicyBundle.from_row` of a mapping that is not a row raises a bare KeyError.
+api 6: a relative `home` stayed relative: after a chdir, `node.policies` (which reopens the node
+by its path) installed into, and decided by, another home's node of the same name.
 """
 
 from __future__ import annotations
@@ -130,3 +132,25 @@ def test_api4_two_serve_blocks_of_one_node_entered_together_are_refused() -> Non
 def test_api5_policy_bundle_from_a_mapping_that_is_no_row_is_a_troth_error() -> None:
     with pytest.raises(troth.TrothError):
         troth.PolicyBundle.from_row({"revision": 1})
+
+
+def test_api6_a_relative_home_stays_the_one_opened_after_a_chdir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    monkeypatch.chdir(first)
+    with (
+        troth.Node.open("acme", home="home") as hub,
+        troth.Node.open("agents", home="home") as agents,
+    ):
+        acme = hub.create_authority()
+        agents.enroll(acme.ticket({"orders.access": "read"}))
+        bundle = hub.policies.sign(policies=POLICIES, tools=TOOLS, revision=1)
+        monkeypatch.chdir(second)
+        troth.Node.open("agents", home="home").close()  # a decoy of the same name there
+        assert agents.policies.install(bundle).revision == 1  # the node opened, not the decoy
+        assert [held.revision for held in agents.policies.show()] == [1]
+    with troth.Node.open("agents", home=second / "home") as decoy:
+        assert decoy.policies.show() == []

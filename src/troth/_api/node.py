@@ -242,17 +242,20 @@ class Node:
         clock: Clock | None = None,
     ) -> Node:
         """Open node `name` in `home` (a `Path` or a str; default: `$TROTH_HOME`, else the
-        platform's data directory), creating it (software vault) on first use unless `create`
-        is False (then NotFound). `clock` gives the time (default: the system clock; a reading
-        that is no time from 1970 to `limits.LAST_CLOCK_READING` is an ArgumentError where a
-        call reads it). A name
-        not of a node name's form (1-64 characters a-z 0-9 . _ -), a `home` that is empty or
-        no file name (a NUL, a lone surrogate), or a `create` that is not a bool, is an
-        ArgumentError. A `home` of another user (not root), one others can write in, or one
-        reached through another user's link, is a ConfigError, as every command refuses it."""
+        platform's data directory), creating it (software vault) on first use unless
+        `create` is False (then NotFound); a relative `home` (or `$TROTH_HOME`) is from the
+        working directory when the node is opened. `clock` gives the time (default: the
+        system clock; a reading that is no time from 1970 to `limits.LAST_CLOCK_READING` is
+        an ArgumentError where a call reads it). A name not of a node name's form (1-64
+        characters a-z 0-9 . _ -), a `home` that is empty or no file name (a NUL, a lone
+        surrogate), or a `create` that is not a bool, is an ArgumentError. A `home` of
+        another user (not root), one others can write in, or one reached through another
+        user's link, is a ConfigError, as every command refuses it."""
         check_name_text("Node.open", "name", name, "node name")
         check_flag("Node.open", "create", create)
-        home = check_home("Node.open", "home", home) or troth_home()
+        # absolute: the node's policies, traces and leases reopen it by its path, which a
+        # chdir turned into another home's node of the same name (review 62h, api 6)
+        home = (check_home("Node.open", "home", home) or troth_home()).absolute()
         if home.exists():  # refused as every command refuses it (review 62h, api 2)
             check_kept_dirs(home)
             check_not_taken_over(home)
