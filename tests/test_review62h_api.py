@@ -10,7 +10,10 @@ inside with a bare TypeError, a float with a DecodeError, where the API promises
 ArgumentError.
 api 4: two `serve` blocks of one `Node` entered together both ran (the "already serves" check
 came before the first `await`, the mark after it), and the first to end left the other
-serving unmarked: `node.connect` then ran a third runtime beside it.
+serving unmarked: `node.connect` then ran a third runtime beside it. Left (strict xfail): the fix
+reaches troth/_api/secrets.py.
+(Two `connect` blocks outside `serve` entered together must keep working: a fix of api 4 that
+marks the node before the first await refused the second with that RuntimeError.)
 api 5: `PolicyBundle.from_row` of a mapping that is not a row raises a bare KeyError.
 api 6: a relative `home` stayed relative: after a chdir, `node.policies` (which reopens the node
 by its path) installed into, and decided by, another home's node of the same name.
@@ -28,7 +31,7 @@ import pytest
 import troth
 from tests.support.gates import POLICIES
 from tests.support.policy_world import TOOLS
-from tests.support.public_api import acme_and_agents
+from tests.support.public_api import READ, acme_and_agents, greet
 from troth.clock import SystemClock
 
 
@@ -97,6 +100,12 @@ def test_api3_a_system_clock_subclass_reading_no_time_is_an_argument_error() -> 
                 agents.identities.create("late")
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 62h api 4: serve checks node._running before its first await and sets it "
+    "after; the fix (a mark set before the await) needs Node.connect and Secrets' leases "
+    "outside serve to share one runtime (troth/_api/secrets.py is not this review's area)",
+)
 def test_api4_two_serve_blocks_of_one_node_entered_together_are_refused() -> None:
     async def both(node: troth.Node) -> list[str]:
         entered = asyncio.Event()
@@ -152,3 +161,21 @@ def test_api6_a_relative_home_stays_the_one_opened_after_a_chdir(
         assert [held.revision for held in agents.policies.show()] == [1]
     with troth.Node.open("agents", home=second / "home") as decoy:
         assert decoy.policies.show() == []
+
+
+def test_api4_two_connect_blocks_outside_serve_entered_together_both_answer() -> None:
+    """What a fix of api 4 must keep: `Node.connect` outside `serve` runs the node for its
+    block, and two such blocks entered together both get their answer."""
+
+    async def both(agents: troth.Node, hub: troth.Node) -> list[object]:
+        async with hub.serve(listen=("127.0.0.1", 0), services=[greet]) as running:
+
+            async def one() -> object:
+                async with agents.connect(running.address, expect=running.identifier) as channel:
+                    return await channel.call("greet", "hi")
+
+            return list(await asyncio.gather(one(), one()))
+
+    with acme_and_agents() as world:
+        world.agents.enroll(world.acme.ticket(READ))
+        assert asyncio.run(both(world.agents, world.hub)) == ["hi", "hi"]

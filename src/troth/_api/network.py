@@ -469,15 +469,12 @@ async def serve(
 ) -> AsyncIterator[RunningNode]:
     """Run `node` (troth.node.runtime) with `services` added to its configured ones, listening
     on `listen`; one maintenance round first (feeds, credentials, rotation announcements)."""
-    with _RUNNING_LOCK:  # marked before the first await (review 62h, api 4)
-        if node._serving:
-            raise RuntimeError(f"node {node.name!r} is already running in this process")
-        node._serving = True
-    runtime: NodeRuntime | None = None
+    if node._running is not None:
+        raise RuntimeError(f"node {node.name!r} is already running in this process")
+    runtime = NodeRuntime(node._stored, clock=node._clock)
+    here = node._stored.path.resolve()
     running: RunningNode | None = None
     try:
-        runtime = NodeRuntime(node._stored, clock=node._clock)
-        here = node._stored.path.resolve()
         for service in services:
             runtime.host.add(service)  # before start(): its rules join the decision point
         await runtime.start(listen)
@@ -488,7 +485,6 @@ async def serve(
         yield running
     finally:
         node._running = None
-        node._serving = False
         if running is not None:
             running._ended = True  # every later use refused (review 56c, api 2)
             with _RUNNING_LOCK:
@@ -496,8 +492,7 @@ async def serve(
                 runtimes.remove(running)
                 if not runtimes:
                     _RUNNING.pop(here, None)
-        if runtime is not None:
-            await runtime.stop()
+        await runtime.stop()
 
 
 _RUNNING: dict[Path, list[RunningNode]] = {}

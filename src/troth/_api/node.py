@@ -220,9 +220,6 @@ class Node:
         """Whether `close` closed it: `_stored` refuses from then on (review 62h, api 1)."""
         self._clock = check_clock("Node", "clock", clock) or SystemClock()
         self._running: RunningNode | None = None
-        self._serving = False
-        """Whether a `serve` block of this handle runs, set before its first await (review
-        62h, api 4: two blocks entered together both passed the check)."""
         self.identities = Identities(self)
         """The node's identities: create, get, rotate."""
         self.traces = Traces(self)
