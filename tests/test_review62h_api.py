@@ -17,6 +17,9 @@ marks the node before the first await refused the second with that RuntimeError.
 api 5: `PolicyBundle.from_row` of a mapping that is not a row raises a bare KeyError.
 api 6: a relative `home` stayed relative: after a chdir, `node.policies` (which reopens the node
 by its path) installed into, and decided by, another home's node of the same name.
+api 7: a `Node` closed inside its `serve` block went on answering requests from what it held
+in memory: a caller revoked meanwhile was answered (the revocation could not reach its closed
+store, only a warning was logged).
 """
 
 from __future__ import annotations
@@ -179,3 +182,34 @@ def test_api4_two_connect_blocks_outside_serve_entered_together_both_answer() ->
     with acme_and_agents() as world:
         world.agents.enroll(world.acme.ticket(READ))
         assert asyncio.run(both(world.agents, world.hub)) == ["hi", "hi"]
+
+
+_desk = troth.Service("desk")
+
+
+@_desk.method("ask", allow=troth.MembersOnly())
+async def _ask(request: troth.Request) -> str:
+    """Answers any member."""
+    return "yes"
+
+
+def test_api7_a_node_closed_while_it_serves_answers_no_revoked_caller() -> None:
+    async def scene(desk: troth.Node, agents: troth.Node) -> object:
+        async with (
+            desk.serve(listen=("127.0.0.1", 0), services=[_desk]) as running,
+            agents.connect(running.address, expect=running.identifier) as channel,
+        ):
+            assert await channel.call("desk", "ask") == "yes"
+            desk.close()
+            with troth.Node.open("acme") as hub:
+                hub.authority().revoke_identity(agents.identity)
+            with pytest.raises(troth.Denied):
+                await channel.call("desk", "ask")
+            with pytest.raises(troth.ConfigError):
+                running.address  # noqa: B018 - every use of the running node is refused
+        return None
+
+    with acme_and_agents() as world, troth.Node.open("desk") as desk:
+        desk.enroll(world.acme.ticket(READ))
+        world.agents.enroll(world.acme.ticket(READ))
+        asyncio.run(scene(desk, world.agents))

@@ -644,8 +644,12 @@ class Node:
 
     def close(self) -> None:
         """Close the node's vault and store: every later call through it (or its
-        `Authority`, or a `Verifier` it feeds) is a StorageError (open the node again)."""
+        `Authority`, or a `Verifier` it feeds) is a StorageError (open the node again). Closed
+        inside a `serve` block, the running node refuses every request (Denied) and every use
+        (ConfigError) until the block ends."""
         self._closed = True
+        if self._running is not None:  # it answers nothing from now on (review 62h, api 7)
+            self._running._closed()
         self._handle.close()
 
     def __enter__(self) -> Node:
