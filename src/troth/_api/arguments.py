@@ -248,7 +248,8 @@ def check_clock(call: str, parameter: str, value: object) -> Clock | None:
     `CheckedClock`, so that a `now()` of anything but a whole number (review 54n, api 14), or
     of one that is no time from 1970 to `limits.LAST_CLOCK_READING` (review 59e, api 1), is an
     ArgumentError where it is read, not an error deep inside."""
-    if value is None or isinstance(value, CheckedClock | SystemClock):  # checked, or ours
+    # checked, or ours: not a subclass of ours, whose now() is the caller's (review 62h, api 3)
+    if value is None or type(value) is CheckedClock or type(value) is SystemClock:
         return value
     if not callable(getattr(value, "now", None)):
         raise ArgumentError(call, parameter, "a Clock (with a now() method) or None", _got(value))

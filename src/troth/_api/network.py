@@ -42,9 +42,11 @@ from troth.identity import Identifier
 from troth.kinds import check_kind, check_utf8
 from troth.kinds import got as _got
 from troth.node.access import (
+    AccessRequest,
     AnyAuthenticated,
     AttributeCoversArgument,
     ChannelAdmission,
+    Decision,
     MembersOnly,
     PeerCaller,
     RequireAttributes,
@@ -321,6 +323,14 @@ class RunningNode:
         (review 56c, api 2: `enroll` failed with a bare RuntimeError, `connect` opened
         channels as the node on a runtime that no longer kept its feeds fresh)."""
 
+    def _closed(self) -> None:
+        """The `Node` it runs was closed inside its serve block: its store is shut, so it
+        could learn no revocation, and went on answering a revoked caller from what it had in
+        memory (review 62h, api 7). From now on its decision point refuses every request, and
+        every use of it is a ConfigError, until the serve block ends."""
+        self._ended = True
+        self._runtime.host.policy = _ClosedNode(self._node.name)
+
     def _live(self) -> NodeRuntime:
         """The runtime, while `serve` runs it; ConfigError once its block ended."""
         if self._ended:
@@ -463,6 +473,16 @@ class RunningNode:
         return f"RunningNode({self._node.name!r})"
 
 
+class _ClosedNode:
+    """The access policy of a node closed while it serves: every request refused."""
+
+    def __init__(self, name: str) -> None:
+        self._reason = (f"node {name!r} is closed: it answers no request until served again",)
+
+    def decide(self, request: AccessRequest) -> Decision:
+        return Decision(False, self._reason)
+
+
 @contextlib.asynccontextmanager
 async def serve(
     node: Node, listen: tuple[str, int] | None, services: tuple[Service, ...]
@@ -472,13 +492,13 @@ async def serve(
     if node._running is not None:
         raise RuntimeError(f"node {node.name!r} is already running in this process")
     runtime = NodeRuntime(node._stored, clock=node._clock)
+    here = node._stored.path.resolve()
     running: RunningNode | None = None
     try:
         for service in services:
             runtime.host.add(service)  # before start(): its rules join the decision point
         await runtime.start(listen)
         running = node._running = RunningNode(node, runtime)
-        here = node._stored.path.resolve()
         with _RUNNING_LOCK:
             _RUNNING.setdefault(here, []).append(running)
         await runtime.maintain()
@@ -511,8 +531,8 @@ def sync_runtimes_here(host: HostedAuthority, *, now: int) -> None:
         running = [r for runtimes in _RUNNING.values() for r in runtimes]
     authority = host.identifier
     for each in running:
-        stored = each._node._stored
         try:
+            stored = each._node._stored  # (a closed handle: StorageError, logged)
             if authority not in stored.wallet.trusted():
                 continue
             sync_from(stored, host, now=now)

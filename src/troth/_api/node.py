@@ -55,7 +55,7 @@ from troth.node.authorities import (
     parse_ticket,
     sync_local_feed,
 )
-from troth.node.home import troth_home
+from troth.node.home import check_kept_dirs, check_not_taken_over, troth_home
 from troth.node.node import DEFAULT_NODE, init_node, node_dir, open_node
 from troth.node.node import Node as StoredNode
 from troth.node.rotation import rotate_local
@@ -215,7 +215,9 @@ class Node:
     def __init__(self, stored: StoredNode, clock: Clock | None = None) -> None:
         """Wrap an open `troth.node.Node` (use `Node.open`: anything else, a node's name say,
         is an ArgumentError; review 54n, api 15)."""
-        self._stored = check_kind("Node", "stored", stored, StoredNode, _OPENED)
+        self._handle = check_kind("Node", "stored", stored, StoredNode, _OPENED)
+        self._closed = False
+        """Whether `close` closed it: `_stored` refuses from then on (review 62h, api 1)."""
         self._clock = check_clock("Node", "clock", clock) or SystemClock()
         self._running: RunningNode | None = None
         self.identities = Identities(self)
@@ -237,16 +239,23 @@ class Node:
         clock: Clock | None = None,
     ) -> Node:
         """Open node `name` in `home` (a `Path` or a str; default: `$TROTH_HOME`, else the
-        platform's data directory), creating it (software vault) on first use unless `create`
-        is False (then NotFound). `clock` gives the time (default: the system clock; a reading
-        that is no time from 1970 to `limits.LAST_CLOCK_READING` is an ArgumentError where a
-        call reads it). A name
-        not of a node name's form (1-64 characters a-z 0-9 . _ -), a `home` that is empty or
-        no file name (a NUL, a lone surrogate), or a `create` that is not a bool, is an
-        ArgumentError."""
+        platform's data directory), creating it (software vault) on first use unless
+        `create` is False (then NotFound); a relative `home` (or `$TROTH_HOME`) is from the
+        working directory when the node is opened. `clock` gives the time (default: the
+        system clock; a reading that is no time from 1970 to `limits.LAST_CLOCK_READING` is
+        an ArgumentError where a call reads it). A name not of a node name's form (1-64
+        characters a-z 0-9 . _ -), a `home` that is empty or no file name (a NUL, a lone
+        surrogate), or a `create` that is not a bool, is an ArgumentError. A `home` of
+        another user (not root), one others can write in, or one reached through another
+        user's link, is a ConfigError, as every command refuses it."""
         check_name_text("Node.open", "name", name, "node name")
         check_flag("Node.open", "create", create)
-        home = check_home("Node.open", "home", home) or troth_home()
+        # absolute: the node's policies, traces and leases reopen it by its path, which a
+        # chdir turned into another home's node of the same name (review 62h, api 6)
+        home = (check_home("Node.open", "home", home) or troth_home()).absolute()
+        if home.exists():  # refused as every command refuses it (review 62h, api 2)
+            check_kept_dirs(home)
+            check_not_taken_over(home)
         clock = check_clock("Node.open", "clock", clock)
         if create and not (node_dir(home, name) / "node.json").is_file():
             try:
@@ -257,9 +266,19 @@ class Node:
         return cls(open_node(name, home=home), clock or SystemClock())
 
     @property
+    def _stored(self) -> StoredNode:
+        """The open node beneath; StorageError once `close` closed it: `node.policies` opens
+        the node again by its path, and kept installing and showing bundles through a closed
+        handle (review 62h, api 1)."""
+        if self._closed:
+            name = self._handle.name
+            raise StorageError(f"node {name!r} is closed: open it again (a new handle)")
+        return self._handle
+
+    @property
     def name(self) -> str:
         """The node's name; its own identity has the same name."""
-        return self._stored.name
+        return self._handle.name
 
     @property
     def identity(self) -> Identity:
@@ -625,8 +644,13 @@ class Node:
 
     def close(self) -> None:
         """Close the node's vault and store: every later call through it (or its
-        `Authority`, or a `Verifier` it feeds) is a StorageError (open the node again)."""
-        self._stored.close()
+        `Authority`, or a `Verifier` it feeds) is a StorageError (open the node again). Closed
+        inside a `serve` block, the running node refuses every request (Denied) and every use
+        (ConfigError) until the block ends."""
+        self._closed = True
+        if self._running is not None:  # it answers nothing from now on (review 62h, api 7)
+            self._running._closed()
+        self._handle.close()
 
     def __enter__(self) -> Node:
         return self
