@@ -97,16 +97,11 @@ def denials_signed(tmp_path: Path, *names: str) -> list[TraceRecord]:
     return [open_envelope(entry.envelope)[0] for entry in log.stored()]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review62b traces 2: a caller's tool name with two spaces forges fields of the "
-    "`troth trace show` line (cli/trace_cmds.py _tree_line draws it bare)",
-)
 def test_a_tool_name_cannot_forge_the_fields_of_a_shown_line(tmp_path: Path) -> None:
     """Traces 2: a caller asks a gate for a tool of a made-up name; the gate denies it and
     records the name as given. Its `trace show` line must show that name as one field (quoted,
     as JSON text), so that what follows `tool` in it is never read as the record's decision
-    or authority."""
+    or authority. Was a strict xfail until `_tree_line` quoted caller-chosen texts (`_field`)."""
     (record,) = denials_signed(tmp_path, FORGED)
     assert record.kind is Kind.DENIAL
     assert record.authority is None

@@ -134,11 +134,6 @@ def test_api4_two_serve_blocks_of_one_node_entered_together_are_refused() -> Non
         assert asyncio.run(both(agents)) == ["refused", "served"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 62h api 5: PolicyBundle.from_row (troth/_api/policies.py, not this "
-    "review's area) indexes the mapping: a bare KeyError",
-)
 def test_api5_policy_bundle_from_a_mapping_that_is_no_row_is_a_troth_error() -> None:
     with pytest.raises(troth.TrothError):
         troth.PolicyBundle.from_row({"revision": 1})

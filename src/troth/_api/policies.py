@@ -74,21 +74,29 @@ class PolicyBundle:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> PolicyBundle:
-        """From a row of `troth.node.services.policy.stored_bundles`."""
-        signer = row.get("signer")
-        return cls(
-            authority=Identifier.parse(row["authority"]),
-            signer=None if signer is None else Identifier.parse(signer),
-            revision=row["revision"],
-            issued_at=row["issued_at"],
-            expires_at=row["expires_at"],
-            tools=tuple(row["tools"]),
-            services={name: tuple(methods) for name, methods in row["services"].items()},
-            policies=tuple(row["policies"]),
-            digest=row["digest"],
-            in_force=bool(row["in_force"]),
-            not_in_force=row.get("not_in_force"),
-        )
+        """From a row of `troth.node.services.policy.stored_bundles` (ArgumentError for a
+        mapping that is not one: review 62h, api 5)."""
+        try:
+            signer = row.get("signer")
+            return cls(
+                authority=Identifier.parse(row["authority"]),
+                signer=None if signer is None else Identifier.parse(signer),
+                revision=row["revision"],
+                issued_at=row["issued_at"],
+                expires_at=row["expires_at"],
+                tools=tuple(row["tools"]),
+                services={name: tuple(methods) for name, methods in row["services"].items()},
+                policies=tuple(row["policies"]),
+                digest=row["digest"],
+                in_force=bool(row["in_force"]),
+                not_in_force=row.get("not_in_force"),
+            )
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            if isinstance(exc, ArgumentError):
+                raise
+            raise ArgumentError(
+                "PolicyBundle.from_row", "row", "a row of stored_bundles", got(row)
+            ) from None
 
 
 class Policies:

@@ -3,11 +3,13 @@ log); outbox (what waits for the node's trace service)."""
 
 from __future__ import annotations
 
+import json
+import re
 import sys
 from collections.abc import Mapping
 from contextlib import closing, nullcontext
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn
 
 import click
 
@@ -94,17 +96,29 @@ def _tree_lines(roots: list[TraceNode], names: Mapping[Identifier, str]) -> list
     return lines
 
 
+_PLAIN: Final = re.compile(r"[A-Za-z0-9_.:/@+-]+")
+
+
+def _field(text: object) -> str:
+    """A caller-chosen text of a record (tool, server, decision, policy, bundle) as one field
+    of a shown line: as is when plain, else quoted as JSON, so that spaces or brackets in it are
+    never read as the line's other fields (review 62b, traces 2)."""
+    shown = str(text)
+    return shown if _PLAIN.fullmatch(shown) else json.dumps(shown)
+
+
 def _tree_line(
     node: TraceNode, names: Mapping[Identifier, str], depth: int, under: TraceNode | None
 ) -> str:
     item = node.summary(names)
     parts = [f"#{item['index']}", item["agent"], item["kind"]]
     if "tool" in item:
-        server = f" of server {item['server']}" if "server" in item else ""  # review 53l
-        parts.append(f"tool {item['tool']}{server}")
+        server = f" of server {_field(item['server'])}" if "server" in item else ""  # 53l
+        parts.append(f"tool {_field(item['tool'])}{server}")
     if "decision" in item:
-        policies = ",".join(item["policies"]) or "-"
-        parts.append(f"{item['decision']} by [{policies}] rev {item['bundle'] or '-'}")
+        policies = ",".join(_field(policy) for policy in item["policies"]) or "-"
+        bundle = _field(item["bundle"]) if item["bundle"] else "-"
+        parts.append(f"{_field(item['decision'])} by [{policies}] rev {bundle}")
     if "authority" in item:
         via = " via " + " > ".join(item["delegated_by"]) if item["delegated_by"] else ""
         parts.append(f"under {item['authority']}{via}")
