@@ -9,10 +9,25 @@ large buffer for as long as it went on: ~20 KiB a sweep interval (~8 KB/s) held 
 review 53g's bound says twice what came in a sweep interval. 64 connections from one address
 held 32 MiB, the connection cap 512 MiB. A buffer holding more than the small one is now given
 back to what it holds (the partial frame), not kept whole.
+
+Listener 1: at the connection cap, a newcomer evicts, of the connections that brought no frame
+yet (at a node: made no progress yet, which a genuine client's connection is until its message
+3 verifies), the oldest of the source address holding the most (`Frameless.victim`), its
+network not weighed. Sources holding one each tie, so an attacker opening connections from the
+addresses of one /24 (an IPv6 /48's /64s: 65,536 sources) evicted its own oldest, and the
+genuine client's connection once it was the oldest: a cap's worth of connections within a
+handshake's round trip kept every newcomer out. The network holding the most of them now gives
+way first (as between connections that brought one: review 48h, sources 1).
 """
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
+from tests.test_transport_tcp import Server, answer, run, until
+from troth.transport import TcpSettings
 from troth.transport.framing import FRAME_HEADER, FRAME_VERSION, LARGE_BUFFER, FrameReader, frame
 
 PARTIAL = 17 * 1024  # what waits in the buffer at each sweep: just over the small buffer
@@ -32,3 +47,25 @@ def test_a_partial_frame_just_over_the_small_buffer_does_not_keep_a_large_one() 
         reader.settle()
         assert reader.buffered > reader.small
         assert reader.capacity <= 2 * len(sent)  # at most twice what came in a sweep interval
+
+
+@pytest.mark.xfail(strict=True, reason="review 62f listener 1: one /24's sources evict a newcomer")
+def test_connections_from_one_network_do_not_evict_a_newcomer_before_its_first_frame() -> None:
+    """The cap at 4: three connections from addresses of 127.0.5.0/24, then a genuine client
+    from another network, accepted, its first frame not yet sent (its handshake under way);
+    four more from new addresses of that /24 give up their own network's, not the client's."""
+
+    async def test(server: Server) -> None:
+        counters = server.transport.counters
+        attackers = [await server.client(f"127.0.5.{n}") for n in range(1, 4)]
+        client = await server.client("127.0.9.1")
+        await until(lambda: counters.accepted == 4)
+        for n in range(4, 8):
+            attackers.append(await server.client(f"127.0.5.{n}"))
+            await until(lambda n=n: counters.accepted + counters.refused_over_limit == n + 1)  # type: ignore[misc]
+        assert counters.evicted == 4
+        assert await asyncio.wait_for(answer(client), 2) == b"ping"
+        for _reader, writer in attackers:
+            writer.close()
+
+    run(test, TcpSettings(max_connections=4))
