@@ -83,8 +83,10 @@ def eviction_candidate(
 ) -> _C | None:
     """The accepted connection (`accepted`, oldest first; `per_host` and `per_network` count
     them by source address and network) to give up for `newcomer`: of those that brought no
-    frame yet (`strict`, at a node: made no progress yet, as junk makes none), the oldest of
-    the source address that holds the most such connections (a flood of connections from one
+    frame yet (`strict`, at a node: made no progress yet, as junk makes none), of the network
+    holding the most such connections, the oldest of its source address holding the most (one
+    network's addresses, one each, had a newcomer of another give way: review 62f, listener 1;
+    a flood of connections from one
     address gives up its own, not a newcomer's from another address accepted before its first
     frame arrived: review 41b, connections 1; its active connections not counted, so a busy
     source is not "the most" for its next connection, which an attacker's many addresses, each
@@ -138,7 +140,12 @@ def eviction_candidate(
 
 
 def _frameless_victim(frameless: list[_C]) -> _C:
-    """Of `frameless` (oldest first), the oldest of the source address holding the most."""
-    waiting = collections.Counter(connection.host for connection in frameless)
+    """Of `frameless` (oldest first), of the network holding the most, the oldest of its source
+    address holding the most (review 62f, listener 1: the network was not weighed)."""
+    networks = collections.Counter(connection.network for connection in frameless)
+    most = max(networks.values())
+    network = next(c.network for c in frameless if networks[c.network] == most)
+    inside = [c for c in frameless if c.network == network]
+    waiting = collections.Counter(connection.host for connection in inside)
     most_waiting = max(waiting.values())
-    return next(c for c in frameless if waiting[c.host] == most_waiting)
+    return next(c for c in inside if waiting[c.host] == most_waiting)
