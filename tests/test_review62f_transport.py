@@ -23,9 +23,15 @@ way first (as between connections that brought one: review 48h, sources 1).
 from __future__ import annotations
 
 import asyncio
+import collections
+import functools
 
+from tests.test_review60f_refuted import _Held
 from tests.test_transport_tcp import Server, answer, run, until
 from troth.transport import TcpSettings
+from troth.transport.connection import source_host, source_network
+from troth.transport.eviction import eviction_candidate
+from troth.transport.frameless import Frameless
 from troth.transport.framing import FRAME_HEADER, FRAME_VERSION, LARGE_BUFFER, FrameReader, frame
 
 PARTIAL = 17 * 1024  # what waits in the buffer at each sweep: just over the small buffer
@@ -66,3 +72,41 @@ def test_connections_from_one_network_do_not_evict_a_newcomer_before_its_first_f
             writer.close()
 
     run(test, TcpSettings(max_connections=4))
+
+
+def test_the_64s_of_one_48_evict_their_own_frameless_connections_not_a_newcomers() -> None:
+    """Listener 1 with IPv6: a cap of 64 held by frameless connections from 63 /64s of one /48
+    (each a source of its own, one connection each) and a client from another /48 among them;
+    each of 200 more from new /64s of that /48 is weighed (the index, as the transport keeps
+    it, and the whole table scanned alike): the attacker's own give way, the client stays."""
+    table: dict[_Held, None] = {}
+    index: Frameless[_Held] = Frameless()
+
+    def accept(address: str) -> _Held:
+        host = source_host(address)
+        connection = _Held(host, source_network(host), progress=0, frames_read=0)
+        table[connection] = None
+        index.add(connection, host)
+        return connection
+
+    for n in range(32):
+        accept(f"2001:db8:5:{n:x}::1")
+    client = accept("2001:db8:9:1::1")
+    for n in range(32, 63):
+        accept(f"2001:db8:5:{n:x}::1")
+    for n in range(63, 263):
+        newcomer = _Held(source_host(f"2001:db8:5:{n:x}::1"), "", progress=0, frames_read=0)
+        newcomer.network = source_network(newcomer.host)
+        per_host = collections.Counter(c.host for c in table)
+        per_network = collections.Counter(c.network for c in table)
+        weigh = functools.partial(
+            eviction_candidate, list(table), newcomer, per_host, per_network, strict=True,
+            evict_idle_after=60.0,
+        )  # fmt: skip
+        scanned, victim = weigh(), weigh(unproven=index)
+        assert victim is scanned is not None
+        assert victim is not client
+        del table[victim]
+        index.discard(victim)
+        accept(f"2001:db8:5:{n:x}::1")
+    assert client in table
