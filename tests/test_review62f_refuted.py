@@ -54,7 +54,8 @@ def test_an_ipv4_peer_in_ipv6_form_is_the_same_source_as_its_ipv4_address(other:
             connection.connection_made(socket)
             admitted.append((connection, socket))
         (first, first_socket), (second, second_socket) = admitted
-        assert not first_socket.aborted and second_socket.aborted
+        assert not first_socket.aborted
+        assert second_socket.aborted
         assert transport.counters.refused_per_source == 1
         assert second.host == first.host == "192.0.2.7"
         assert host_tag(second.address) == host_tag(first.address) is not None
