@@ -104,7 +104,8 @@ def test_the_64s_of_one_48_evict_their_own_frameless_connections_not_a_newcomers
             evict_idle_after=60.0,
         )  # fmt: skip
         scanned, victim = weigh(), weigh(unproven=index)
-        assert victim is scanned is not None
+        assert victim is scanned
+        assert victim is not None
         assert victim is not client
         del table[victim]
         index.discard(victim)
