@@ -18,6 +18,8 @@ addresses of one /24 (an IPv6 /48's /64s: 65,536 sources) evicted its own oldest
 genuine client's connection once it was the oldest: a cap's worth of connections within a
 handshake's round trip kept every newcomer out. The network holding the most of them now gives
 way first (as between connections that brought one: review 48h, sources 1).
+
+Sources 1: below (the RFC 8215 local-use NAT64 prefix).
 """
 
 from __future__ import annotations
@@ -26,13 +28,18 @@ import asyncio
 import collections
 import functools
 
+import pytest
+
 from tests.test_review60f_refuted import _Held
+from tests.test_review62f_refuted import _Socket
 from tests.test_transport_tcp import Server, answer, run, until
-from troth.transport import TcpSettings
+from troth.routing import Router
+from troth.transport import Listener, TcpSettings, TcpTransport
 from troth.transport.connection import source_host, source_network
 from troth.transport.eviction import eviction_candidate
 from troth.transport.frameless import Frameless
 from troth.transport.framing import FRAME_HEADER, FRAME_VERSION, LARGE_BUFFER, FrameReader, frame
+from troth.transport.tcp import TcpConnection
 
 PARTIAL = 17 * 1024  # what waits in the buffer at each sweep: just over the small buffer
 BODY = 20 * 1024  # the frame it belongs to (completed after the sweep)
@@ -111,3 +118,32 @@ def test_the_64s_of_one_48_evict_their_own_frameless_connections_not_a_newcomers
         index.discard(victim)
         accept(f"2001:db8:5:{n:x}::1")
     assert client in table
+
+
+@pytest.mark.xfail(
+    strict=True, reason="review 62f sources 1: RFC 8215 translated clients are one source"
+)
+def test_ipv4_clients_through_a_local_use_translator_are_sources_of_their_own() -> None:
+    """Sources 1: review 29b (sources 3) counted a peer in the NAT64 well-known prefix
+    (`64:ff9b::/96`) as its IPv4 address, but not one in the local-use prefix RFC 8215 sets
+    apart for translators an operator runs (`64:ff9b:1::/48`, e.g. `64:ff9b:1::/96`): every
+    IPv4 client of a node behind such a translator was one source (one /64), so one of them
+    holding 64 connections refused every other IPv4 client. With the per-source cap at 1, the
+    second of two IPv4 clients through it is admitted, and their networks are their /24s."""
+    first, second = "64:ff9b:1::c000:207", "64:ff9b:1::c633:6407"  # 192.0.2.7, 198.51.100.7
+    assert source_host(first) == "192.0.2.7"
+    assert source_host(second) == "198.51.100.7"
+    assert source_network(source_host(second)) == "198.51.100.0/24"
+
+    async def test() -> None:
+        transport = TcpTransport(Router(), TcpSettings(max_connections_per_source=1))
+        for peer in (first, second):
+            connection = TcpConnection(transport, outgoing=False, listener=Listener(), peer="?")
+            connection.connection_made(_Socket(peer))
+        assert transport.counters.refused_per_source == 0
+        assert len(transport.connections()) == 2
+        for connection in transport.connections():
+            if connection._consumer is not None:
+                connection._consumer.cancel()
+
+    asyncio.run(test())
