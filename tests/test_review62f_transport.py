@@ -28,8 +28,6 @@ import asyncio
 import collections
 import functools
 
-import pytest
-
 from tests.test_review60f_refuted import _Held
 from tests.test_review62f_refuted import _Socket
 from tests.test_transport_tcp import Server, answer, run, until
@@ -120,15 +118,13 @@ def test_the_64s_of_one_48_evict_their_own_frameless_connections_not_a_newcomers
     assert client in table
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 62f sources 1: RFC 8215 translated clients are one source"
-)
 def test_ipv4_clients_through_a_local_use_translator_are_sources_of_their_own() -> None:
     """Sources 1: review 29b (sources 3) counted a peer in the NAT64 well-known prefix
     (`64:ff9b::/96`) as its IPv4 address, but not one in the local-use prefix RFC 8215 sets
     apart for translators an operator runs (`64:ff9b:1::/48`, e.g. `64:ff9b:1::/96`): every
     IPv4 client of a node behind such a translator was one source (one /64), so one of them
-    holding 64 connections refused every other IPv4 client. With the per-source cap at 1, the
+    holding 64 connections refused every other IPv4 client. Now its last 32 bits are its IPv4
+    address there too (the /96 of RFC 6052 a translator takes). With the per-source cap at 1, the
     second of two IPv4 clients through it is admitted, and their networks are their /24s."""
     first, second = "64:ff9b:1::c000:207", "64:ff9b:1::c633:6407"  # 192.0.2.7, 198.51.100.7
     assert source_host(first) == "192.0.2.7"
