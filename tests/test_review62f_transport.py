@@ -27,7 +27,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
+import sys
+from pathlib import Path
 
+import pytest
+
+from tests.support.hostile_tcp import accepted, hostile_hub, raw, tcp_of
+from tests.support.load import Stranger
+from tests.test_review57c_transport import _At
 from tests.test_review60f_refuted import _Held
 from tests.test_review62f_refuted import _Socket
 from tests.test_transport_tcp import Server, answer, run, until
@@ -143,3 +150,44 @@ def test_ipv4_clients_through_a_local_use_translator_are_sources_of_their_own() 
                 connection._consumer.cancel()
 
     asyncio.run(test())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs 127/8")
+def test_at_a_node_one_networks_connections_do_not_evict_a_client_before_its_handshake(
+    tmp_path: Path,
+) -> None:
+    """Listener 1 at a node (progress is authenticated: a client's connection is frameless
+    until its message 3 verifies), its cap at 8: seven connections from 127.0.5.0/24, then a
+    stranger's connection, then eight more from new addresses of that /24 before the stranger
+    sends its message 1. The stranger's connection stays (before, it was evicted, and its
+    handshake failed: a retry in a storm that goes on meets the same): it opens its channel
+    over it and its request is answered."""
+
+    async def main() -> None:
+        async with hostile_hub(tmp_path, TcpSettings(max_connections=8)) as hub:
+            assert hub.listening is not None
+            host, port = hub.listening
+            counters = tcp_of(hub).counters
+            router = Router()
+            client = TcpTransport(router, TcpSettings())
+            stranger = Stranger(router)
+            sockets = [raw(hub, f"127.0.5.{n}") for n in range(1, 8)]
+            try:
+                await until(lambda: counters.accepted == 7)
+                connection = await client.connect(host, port)
+                await until(lambda: counters.accepted == 8)
+                for n in range(8, 16):
+                    sockets.append(raw(hub, f"127.0.5.{n}"))
+                    await until(lambda n=n: counters.accepted == n + 1)  # type: ignore[misc]
+                assert counters.evicted == 8
+                assert [c.host for c in accepted(hub)].count("127.0.0.1") == 1  # (not evicted)
+                end = await asyncio.wait_for(stranger.open(_At(hub.listening)), 5)  # type: ignore[arg-type]
+                assert await stranger.still_open(end)
+                assert await client.connect(host, port) is connection  # (no new one needed)
+            finally:
+                for sock in sockets:
+                    sock.close()
+                await stranger.manager.close_all()
+                await client.close()
+
+    asyncio.run(main())
