@@ -191,3 +191,33 @@ def test_at_a_node_one_networks_connections_do_not_evict_a_client_before_its_han
                 await client.close()
 
     asyncio.run(main())
+
+
+@pytest.mark.xfail(strict=True, reason="review 62f listener 2: per-address share before network")
+def test_one_networks_newcomers_do_not_take_a_small_networks_connections() -> None:
+    """Listener 2: at the cap, with no frameless connection, a newcomer takes the idlest
+    connection of the address holding at least two more than its own, before networks are
+    weighed. A cap of 16: a client address of another network holds 3 active connections (a
+    NAT's agents), an attacker holds the other 13 from 13 /64s of one /48 (handshakes done:
+    identities cost nothing), and opens more from fresh /64s of it: each takes one of the
+    client's (its address holds 3 >= 0 + 2), though the attacker's network holds the most,
+    until the client holds one; each client connection that gets back in (over the network
+    rule) is taken again by the attacker's next. The address rule now gives way only where the
+    address's network holds no fewer than the newcomer's."""
+    client = [_Held("192.0.2.7", "192.0.2.0/24") for _ in range(3)]
+    attacker = [_Held(source_host(f"2001:db8:5:{n:x}::1"), "2001:db8:5::/48") for n in range(13)]
+    table = client + attacker
+    for connection in table:
+        connection.liveness.opened(0.0)
+        connection.liveness.last_active = 10.0  # all active (their keepalives)
+    newcomer = _Held(source_host("2001:db8:5:ff::1"), "2001:db8:5::/48", progress=0)
+    newcomer.liveness.opened(20.0)
+    victim = eviction_candidate(
+        table,
+        newcomer,
+        collections.Counter(c.host for c in table),
+        collections.Counter(c.network for c in table),
+        strict=True,
+        evict_idle_after=60.0,
+    )
+    assert victim not in client
