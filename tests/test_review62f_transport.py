@@ -193,7 +193,6 @@ def test_at_a_node_one_networks_connections_do_not_evict_a_client_before_its_han
     asyncio.run(main())
 
 
-@pytest.mark.xfail(strict=True, reason="review 62f listener 2: per-address share before network")
 def test_one_networks_newcomers_do_not_take_a_small_networks_connections() -> None:
     """Listener 2: at the cap, with no frameless connection, a newcomer takes the idlest
     connection of the address holding at least two more than its own, before networks are

@@ -92,10 +92,13 @@ def eviction_candidate(
     source is not "the most" for its next connection, which an attacker's many addresses, each
     holding fewer, then evicted at once: review 43a, connections 1); else, when another source
     address holds at least two more connections than the newcomer's (a fair share: many
-    addresses each under the per-source cap cannot lock out a new one), that source's
-    connection idle the longest; else, the same between networks (`source_network`: one party
-    holds the /64s of a /48, or the addresses of a /24, as cheaply as one of them, each a
-    source holding one connection: review 48h, sources 1), the idlest connection of the
+    addresses each under the per-source cap cannot lock out a new one), of those whose network
+    holds no fewer than the newcomer's (review 62f, listener 2: one /48's newcomers took a
+    small network's address's connections while their own network held the most), the
+    connection idle the longest of the one holding the most; else, the same between networks
+    (`source_network`: one party holds the /64s of a /48, or the addresses of a /24, as
+    cheaply as one of them, each a source holding one connection: review 48h, sources 1), the
+    idlest connection of the
     network holding at least two more than the newcomer's; else the one idle the longest if
     idle at least `evict_idle_after` (review 50e, idle 2: at a node, progress). What the scan
     saw is remembered in `refusals`, if given (a victim found is evicted, and the table
@@ -125,18 +128,32 @@ def eviction_candidate(
             idlest = connection
     if frameless:
         return _frameless_victim(frameless)
-    top, most = max(per_host.items(), key=lambda item: item[1])
+    most = max(per_host.values())
     network, most_network = max(per_network.items(), key=lambda item: item[1])
     if refusals is not None and idlest is not None:
         refusals.remember((most, most_network), _active(idlest) + evict_idle_after)
-    if most >= per_host.get(newcomer.host, 0) + 2:
-        return min((c for c in accepted if c.host == top), key=_active)
+    mine = per_host.get(newcomer.host, 0)
+    if most >= mine + 2:  # of the addresses whose network holds no fewer than the newcomer's
+        top = _fair_host(accepted, per_host, per_network, per_network.get(newcomer.network, 0))
+        if top is not None and per_host[top] >= mine + 2:
+            return min((c for c in accepted if c.host == top), key=_active)
     if most_network >= per_network.get(newcomer.network, 0) + 2:
         return min((c for c in accepted if c.network == network), key=_active)
     now = newcomer.liveness.opened_at
     if idlest is not None and now - _active(idlest) >= evict_idle_after:
         return idlest
     return None
+
+
+def _fair_host(
+    accepted: list[_C], per_host: Mapping[str, int], per_network: Mapping[str, int], theirs: int
+) -> str | None:
+    """The source address holding the most connections of those whose network holds at least
+    `theirs` (the newcomer's network's count): a newcomer from the network holding the most
+    took the connections of a smaller network's address (review 62f, listener 2)."""
+    networks = {connection.host: connection.network for connection in accepted}
+    fair = (host for host in per_host if per_network.get(networks.get(host, ""), 0) >= theirs)
+    return max(fair, key=per_host.__getitem__, default=None)
 
 
 def _frameless_victim(frameless: list[_C]) -> _C:
