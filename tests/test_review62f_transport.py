@@ -33,8 +33,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.hostile_tcp import accepted, hostile_hub, raw, tcp_of
-from tests.support.load import Stranger
+from tests.support.load import Stranger, attacker_addresses
 from tests.test_review57c_transport import _At
+from tests.test_review60f_listener import _refused_at_the_cap
 from tests.test_review60f_refuted import _Held
 from tests.test_review62f_refuted import _Socket
 from tests.test_transport_tcp import Server, answer, run, until
@@ -220,3 +221,18 @@ def test_one_networks_newcomers_do_not_take_a_small_networks_connections() -> No
         evict_idle_after=60.0,
     )
     assert victim not in client
+
+
+@pytest.mark.xfail(strict=True, reason="review 62f listener 3: each refused newcomer scans")
+def test_newcomers_refused_by_the_fair_share_do_not_each_scan_the_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Listener 3 (of the fix of listener 2): a cap of 32 held by active connections, 3 from
+    one address of 127.0.64.0/24 (a NAT's agents) and 29 from as many addresses of
+    127.0.65.0/24; 40 newcomers from fresh addresses of that /24 are each refused now (the
+    NAT's network holds fewer than theirs), and the remembered refusal (review 60f, listener
+    1) must still answer for them: the connections weighed are a scan or two of the table,
+    not one scan each (the address holding 3 is at least two more than theirs)."""
+    held = ["127.0.64.7"] * 3 + attacker_addresses(29, subnet=65)
+    newcomers = [f"127.0.65.{200 + n}" for n in range(40)]
+    _refused_at_the_cap(monkeypatch, held, newcomers)
