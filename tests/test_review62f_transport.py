@@ -223,7 +223,6 @@ def test_one_networks_newcomers_do_not_take_a_small_networks_connections() -> No
     assert victim not in client
 
 
-@pytest.mark.xfail(strict=True, reason="review 62f listener 3: each refused newcomer scans")
 def test_newcomers_refused_by_the_fair_share_do_not_each_scan_the_table(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

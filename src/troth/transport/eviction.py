@@ -44,13 +44,18 @@ class Refusals:
     progress: `forget`; progress between sweeps only takes frameless connections out, and none
     was left): the most connections one address and one network hold, and when the idlest
     connection could give way (idle `evict_idle_after`). A newcomer then finds none to give way
-    while its address and network hold no fewer than two less than those."""
+    while its address and network hold no fewer than two less than those; and, with its network
+    holding no fewer than the scanned newcomer's, its address no fewer than two less than the
+    most one address of such a network holds (`fair`: the addresses the fair share may take
+    from, review 62f, listener 2; without it each newcomer that rule refused scanned again:
+    review 62f, listener 3)."""
 
-    __slots__ = ("_most", "_until")
+    __slots__ = ("_fair", "_most", "_theirs", "_until")
 
     def __init__(self) -> None:
         self._most: tuple[int, int] | None = None
         self._until = -math.inf
+        self._fair = self._theirs = 0
 
     def forget(self) -> None:
         """The table changed, or the sweep looked at it: the next newcomer scans it again."""
@@ -62,12 +67,17 @@ class Refusals:
         most = self._most
         if most is None or now >= self._until:
             return False
-        return most[0] < counts[0] + 2 and most[1] < counts[1] + 2
+        address = self._fair if counts[1] >= self._theirs else most[0]
+        return address < counts[0] + 2 and most[1] < counts[1] + 2
 
-    def remember(self, most: tuple[int, int], until: float) -> None:
+    def remember(
+        self, most: tuple[int, int], until: float, fair: tuple[int, int] | None = None
+    ) -> None:
         """A scan found no frameless connection, `most` connections held by one address and by
-        one network, and the idlest connection giving way at `until`."""
+        one network, and the idlest connection giving way at `until`; `fair`: (the most one
+        address holds of the networks holding at least n, n) for its newcomer's network's n."""
         self._most, self._until = most, until
+        self._fair, self._theirs = fair if fair is not None else (most[0], 0)
 
 
 def eviction_candidate(
@@ -130,13 +140,15 @@ def eviction_candidate(
         return _frameless_victim(frameless)
     most = max(per_host.values())
     network, most_network = max(per_network.items(), key=lambda item: item[1])
+    mine, theirs = per_host.get(newcomer.host, 0), per_network.get(newcomer.network, 0)
+    top = None  # of the addresses whose network holds no fewer than the newcomer's (listener 2)
+    if most >= mine + 2:
+        top = _fair_host(accepted, per_host, per_network, theirs)
     if refusals is not None and idlest is not None:
-        refusals.remember((most, most_network), _active(idlest) + evict_idle_after)
-    mine = per_host.get(newcomer.host, 0)
-    if most >= mine + 2:  # of the addresses whose network holds no fewer than the newcomer's
-        top = _fair_host(accepted, per_host, per_network, per_network.get(newcomer.network, 0))
-        if top is not None and per_host[top] >= mine + 2:
-            return min((c for c in accepted if c.host == top), key=_active)
+        fair = (per_host[top] if top is not None else 0, theirs) if most >= mine + 2 else None
+        refusals.remember((most, most_network), _active(idlest) + evict_idle_after, fair)
+    if top is not None and per_host[top] >= mine + 2:
+        return min((c for c in accepted if c.host == top), key=_active)
     if most_network >= per_network.get(newcomer.network, 0) + 2:
         return min((c for c in accepted if c.network == network), key=_active)
     now = newcomer.liveness.opened_at
