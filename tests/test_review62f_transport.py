@@ -19,6 +19,13 @@ genuine client's connection once it was the oldest: a cap's worth of connections
 handshake's round trip kept every newcomer out. The network holding the most of them now gives
 way first (as between connections that brought one: review 48h, sources 1).
 
+Listener 2: with no frameless connection, the per-address fair share (an address holding at
+least two more than the newcomer's gives way) came before networks were weighed, so newcomers
+from fresh /64s of the /48 holding the most took another network's NAT's connections; it now
+takes only from addresses whose network holds no fewer than the newcomer's. Listener 3 (of
+that fix): the remembered refusal (review 60f) did not answer for the newcomers it now
+refuses, and each scanned the table; it remembers that share's most too.
+
 Sources 1: below (the RFC 8215 local-use NAT64 prefix).
 """
 
