@@ -52,6 +52,10 @@ given a /48 (65,536 /64s, each a source of its own: review 48h, sources 1)."""
 _NAT64_PREFIX: Final = ipaddress.IPv6Network("64:ff9b::/96")
 """The NAT64 well-known prefix (RFC 6052): an IPv4 client reaches an IPv6-only node through a
 stateless translator (SIIT, RFC 7915) from its IPv4 address in it (review 29b, sources 3)."""
+_NAT64_LOCAL_USE: Final = ipaddress.IPv6Network("64:ff9b:1::/48")
+"""The prefix RFC 8215 sets apart for translators an operator runs, a /96 of it each (its
+IPv4 address the last 32 bits, as in the well-known prefix): every IPv4 client of a node
+behind one was one source, its /64 (review 62f, sources 1)."""
 
 _HOST_KEY = os.urandom(16)
 """Keys this process's host tags: stable per host while it runs, unlinkable elsewhere."""
@@ -103,7 +107,9 @@ def source_host(host: str) -> str:
     link-local peer, `fe80::1%eth0`: every link's is fe80::/64, one link's peers are not
     another's; review 29b, sources 2), an IPv4-mapped one or one in the NAT64 well-known
     prefix (`64:ff9b::/96`, an IPv4 client through a translator: review 29b, sources 3) as
-    its IPv4 address; anything else (a host name) as it is."""
+    its IPv4 address, and so is one in RFC 8215's local-use prefix (`64:ff9b:1::/48`, a
+    translator the operator runs, a /96 of it: review 62f, sources 1); anything else (a host
+    name) as it is."""
     text, _, zone = host.partition("%")
     try:
         address = ipaddress.ip_address(text)
@@ -113,7 +119,8 @@ def source_host(host: str) -> str:
         return str(address)
     if address.ipv4_mapped is not None:
         return str(address.ipv4_mapped)
-    if address in _NAT64_PREFIX:  # RFC 6052: the IPv4 address is the last 32 bits
+    if address in _NAT64_PREFIX or address in _NAT64_LOCAL_USE:  # RFC 6052's /96: the IPv4
+        # address is the last 32 bits
         return str(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
     network = str(ipaddress.IPv6Network((address, IPV6_SOURCE_PREFIX), strict=False))
     return f"{network}%{zone}" if zone else network

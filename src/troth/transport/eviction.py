@@ -44,13 +44,18 @@ class Refusals:
     progress: `forget`; progress between sweeps only takes frameless connections out, and none
     was left): the most connections one address and one network hold, and when the idlest
     connection could give way (idle `evict_idle_after`). A newcomer then finds none to give way
-    while its address and network hold no fewer than two less than those."""
+    while its address and network hold no fewer than two less than those; and, with its network
+    holding no fewer than the scanned newcomer's, its address no fewer than two less than the
+    most one address of such a network holds (`fair`: the addresses the fair share may take
+    from, review 62f, listener 2; without it each newcomer that rule refused scanned again:
+    review 62f, listener 3)."""
 
-    __slots__ = ("_most", "_until")
+    __slots__ = ("_fair", "_most", "_theirs", "_until")
 
     def __init__(self) -> None:
         self._most: tuple[int, int] | None = None
         self._until = -math.inf
+        self._fair = self._theirs = 0
 
     def forget(self) -> None:
         """The table changed, or the sweep looked at it: the next newcomer scans it again."""
@@ -62,12 +67,17 @@ class Refusals:
         most = self._most
         if most is None or now >= self._until:
             return False
-        return most[0] < counts[0] + 2 and most[1] < counts[1] + 2
+        address = self._fair if counts[1] >= self._theirs else most[0]
+        return address < counts[0] + 2 and most[1] < counts[1] + 2
 
-    def remember(self, most: tuple[int, int], until: float) -> None:
+    def remember(
+        self, most: tuple[int, int], until: float, fair: tuple[int, int] | None = None
+    ) -> None:
         """A scan found no frameless connection, `most` connections held by one address and by
-        one network, and the idlest connection giving way at `until`."""
+        one network, and the idlest connection giving way at `until`; `fair`: (the most one
+        address holds of the networks holding at least n, n) for its newcomer's network's n."""
         self._most, self._until = most, until
+        self._fair, self._theirs = fair if fair is not None else (most[0], 0)
 
 
 def eviction_candidate(
@@ -83,17 +93,22 @@ def eviction_candidate(
 ) -> _C | None:
     """The accepted connection (`accepted`, oldest first; `per_host` and `per_network` count
     them by source address and network) to give up for `newcomer`: of those that brought no
-    frame yet (`strict`, at a node: made no progress yet, as junk makes none), the oldest of
-    the source address that holds the most such connections (a flood of connections from one
+    frame yet (`strict`, at a node: made no progress yet, as junk makes none), of the network
+    holding the most such connections, the oldest of its source address holding the most (one
+    network's addresses, one each, had a newcomer of another give way: review 62f, listener 1;
+    a flood of connections from one
     address gives up its own, not a newcomer's from another address accepted before its first
     frame arrived: review 41b, connections 1; its active connections not counted, so a busy
     source is not "the most" for its next connection, which an attacker's many addresses, each
     holding fewer, then evicted at once: review 43a, connections 1); else, when another source
     address holds at least two more connections than the newcomer's (a fair share: many
-    addresses each under the per-source cap cannot lock out a new one), that source's
-    connection idle the longest; else, the same between networks (`source_network`: one party
-    holds the /64s of a /48, or the addresses of a /24, as cheaply as one of them, each a
-    source holding one connection: review 48h, sources 1), the idlest connection of the
+    addresses each under the per-source cap cannot lock out a new one), of those whose network
+    holds no fewer than the newcomer's (review 62f, listener 2: one /48's newcomers took a
+    small network's address's connections while their own network held the most), the
+    connection idle the longest of the one holding the most; else, the same between networks
+    (`source_network`: one party holds the /64s of a /48, or the addresses of a /24, as
+    cheaply as one of them, each a source holding one connection: review 48h, sources 1), the
+    idlest connection of the
     network holding at least two more than the newcomer's; else the one idle the longest if
     idle at least `evict_idle_after` (review 50e, idle 2: at a node, progress). What the scan
     saw is remembered in `refusals`, if given (a victim found is evicted, and the table
@@ -123,11 +138,16 @@ def eviction_candidate(
             idlest = connection
     if frameless:
         return _frameless_victim(frameless)
-    top, most = max(per_host.items(), key=lambda item: item[1])
+    most = max(per_host.values())
     network, most_network = max(per_network.items(), key=lambda item: item[1])
+    mine, theirs = per_host.get(newcomer.host, 0), per_network.get(newcomer.network, 0)
+    top = None  # of the addresses whose network holds no fewer than the newcomer's (listener 2)
+    if most >= mine + 2:
+        top = _fair_host(accepted, per_host, per_network, theirs)
     if refusals is not None and idlest is not None:
-        refusals.remember((most, most_network), _active(idlest) + evict_idle_after)
-    if most >= per_host.get(newcomer.host, 0) + 2:
+        fair = (per_host[top] if top is not None else 0, theirs) if most >= mine + 2 else None
+        refusals.remember((most, most_network), _active(idlest) + evict_idle_after, fair)
+    if top is not None and per_host[top] >= mine + 2:
         return min((c for c in accepted if c.host == top), key=_active)
     if most_network >= per_network.get(newcomer.network, 0) + 2:
         return min((c for c in accepted if c.network == network), key=_active)
@@ -137,8 +157,24 @@ def eviction_candidate(
     return None
 
 
+def _fair_host(
+    accepted: list[_C], per_host: Mapping[str, int], per_network: Mapping[str, int], theirs: int
+) -> str | None:
+    """The source address holding the most connections of those whose network holds at least
+    `theirs` (the newcomer's network's count): a newcomer from the network holding the most
+    took the connections of a smaller network's address (review 62f, listener 2)."""
+    networks = {connection.host: connection.network for connection in accepted}
+    fair = (host for host in per_host if per_network.get(networks.get(host, ""), 0) >= theirs)
+    return max(fair, key=per_host.__getitem__, default=None)
+
+
 def _frameless_victim(frameless: list[_C]) -> _C:
-    """Of `frameless` (oldest first), the oldest of the source address holding the most."""
-    waiting = collections.Counter(connection.host for connection in frameless)
+    """Of `frameless` (oldest first), of the network holding the most, the oldest of its source
+    address holding the most (review 62f, listener 1: the network was not weighed)."""
+    networks = collections.Counter(connection.network for connection in frameless)
+    most = max(networks.values())
+    network = next(c.network for c in frameless if networks[c.network] == most)
+    inside = [c for c in frameless if c.network == network]
+    waiting = collections.Counter(connection.host for connection in inside)
     most_waiting = max(waiting.values())
-    return next(c for c in frameless if waiting[c.host] == most_waiting)
+    return next(c for c in inside if waiting[c.host] == most_waiting)

@@ -1,34 +1,49 @@
 """The accepted TCP connections that brought no frame yet (at a node: made no progress yet),
-by source address, and the one to give way for a newcomer found without a scan (sans-IO;
-docs/protocols.md, "TCP transport"; review 60i, listener 2: each newcomer at a cap held by
-frameless connections looked at every one of them twice, ~0.2 ms at 1,024).
+by network and source address, and the one to give way for a newcomer found without a scan
+(sans-IO; docs/protocols.md, "TCP transport"; review 60i, listener 2: each newcomer at a cap
+held by frameless connections looked at every one of them twice, ~0.2 ms at 1,024).
 
 The transport adds each connection as it is accepted and takes it out as it closes or first
 makes progress (the connection says so: `TcpTransport.proved`), so none is looked at again;
-the addresses are ranked by how many they hold (`troth.ranked.Ranked`)."""
+the networks are ranked by how many they hold, and the addresses of each network
+(`troth.ranked.Ranked`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from troth.ranked import Ranked
 
 __all__ = ["Frameless"]
 
-C = TypeVar("C")  # (hashable: a connection)
+
+class _Networked(Protocol):
+    @property
+    def network(self) -> str: ...
+
+
+C = TypeVar("C", bound=_Networked)  # (hashable: a connection)
 
 
 class Frameless(Generic[C]):
-    """Connections by source address, oldest first, and the address holding the most."""
+    """Connections by network and source address, oldest first, and the network holding the
+    most and its address holding the most (review 62f, listener 1: by address alone, one
+    network's addresses, one connection each, had a newcomer from another network give way
+    once it was the oldest)."""
 
-    __slots__ = ("_next", "_placed", "ranked")
+    __slots__ = ("_hosts", "_next", "_placed", "ranked")
 
     def __init__(self) -> None:
-        self._placed: dict[C, tuple[int, str]] = {}  # oldest first: (order, source address)
+        self._placed: dict[C, tuple[int, str, str]] = {}  # oldest first: (order, address,
+        # network)
         self._next = 0
-        self.ranked: Ranked[str, C] = Ranked(lambda connection: self._placed[connection][0])
-        """The connections by source address."""
+        self.ranked: Ranked[str, C] = Ranked(self._order)
+        """The connections by network."""
+        self._hosts: dict[str, Ranked[str, C]] = {}  # each network's, by source address
+
+    def _order(self, connection: C) -> int:
+        return self._placed[connection][0]
 
     def __len__(self) -> int:
         return len(self._placed)
@@ -41,19 +56,32 @@ class Frameless(Generic[C]):
         return iter(self._placed)
 
     def add(self, connection: C, host: str) -> None:
-        """`connection` (the newest), from source address `host`, brought no frame yet."""
-        self._placed[connection] = (self._next, host)
+        """`connection` (the newest), from source address `host` (of its `network`), brought
+        no frame yet."""
+        network = connection.network
+        self._placed[connection] = (self._next, host, network)
         self._next += 1
-        self.ranked.add(host, connection)
+        self.ranked.add(network, connection)
+        hosts = self._hosts.get(network)
+        if hosts is None:
+            hosts = self._hosts[network] = Ranked(self._order)
+        hosts.add(host, connection)
 
     def discard(self, connection: C) -> None:
         """`connection` closed or made progress (nothing when it is not here)."""
         placed = self._placed.get(connection)
         if placed is not None:
-            self.ranked.remove(placed[1], connection)
+            _, host, network = placed
+            self.ranked.remove(network, connection)
+            hosts = self._hosts[network]
+            hosts.remove(host, connection)
+            if not len(hosts):
+                del self._hosts[network]
             del self._placed[connection]
 
     def victim(self) -> C:
-        """The oldest connection of the source address holding the most (of those holding as
-        many, the one whose oldest is the oldest); there must be one."""
-        return next(iter(self.ranked.groups[self.ranked.most(None)]))
+        """Of the network holding the most (of those holding as many, the one whose oldest is
+        the oldest), the oldest connection of its source address holding the most (the same
+        between its addresses); there must be one."""
+        hosts = self._hosts[self.ranked.most(None)]
+        return next(iter(hosts.groups[hosts.most(None)]))

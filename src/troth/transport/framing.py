@@ -7,7 +7,8 @@
 any of the body is buffered. Its buffer is bounded: it starts at `small` bytes, grows to hold
 a large frame (exactly) or to `large` for a heavy stream (reads that fill all the space they
 are given, so the kernel can hand over several frames at once), and `shrink()` gives it
-back to `small` bytes; the host calls that, through `settle()`, when at most `small` bytes,
+back to `small` bytes (or to the partial frame it holds, when that is more: review 62f,
+buffers 1); the host calls that, through `settle()`, when at most `small` bytes,
 or less than half the buffer, came in since it last looked (the TCP sweep), so an idle or a
 trickling connection holds a small buffer, never the largest it once needed, while a busy
 stream is not slowed by reallocating per frame. Buffers are anonymous memory mappings: only
@@ -193,11 +194,15 @@ class FrameReader:
         return self.advance(0, now, offered=False)
 
     def shrink(self) -> bool:
-        """Give the buffer back to `small` bytes if what it holds fits (True when it did)."""
-        if len(self._buffer) <= self.small or self.buffered > self.small or self.error:
+        """Give the buffer back to `small` bytes, or to what it holds when that is more (a
+        partial frame), if that is less than it is now (True when it did). Before review 62f
+        (buffers 1) a buffer holding more than `small` was kept whole: the start of a frame of
+        a little over 16 KiB before each sweep kept a burst's 512 KiB."""
+        size = max(self.small, self.buffered)
+        if len(self._buffer) <= size or self.error:
             return False
         unread = memoryview(self._buffer)[self._start : self._end]
-        self._buffer = _allocate(self.small)
+        self._buffer = _allocate(size)
         self._buffer[: len(unread)] = unread
         self._start, self._end = 0, len(unread)
         self._heavy = False

@@ -11,8 +11,8 @@ it returns.
 
 Hostile load (all limits in `TcpSettings`):
 - Connections: accepted connections are capped in total and per source IP address; at the cap
-  a new connection evicts one that brought no frame yet (of the source holding the most of
-  those) or has been idle a while, else it is refused.
+  a new connection evicts one that brought no frame yet (of the network, then the source,
+  holding the most of those) or has been idle a while, else it is refused.
 - Timeouts: connecting gives up after `connect_timeout`; a connection must bring its first
   frame within `first_frame_timeout`, a started frame must finish within `frame_timeout`, and a
   connection that makes no progress for `idle_timeout` is closed (one sweep timer checks them:
