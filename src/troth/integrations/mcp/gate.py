@@ -120,6 +120,7 @@ from troth.integrations.mcp.answers import (
     over_limit,
     result_limit,
     served_result,
+    stamp_bytes,
     unlisted,
     upstream_said,
 )
@@ -664,8 +665,9 @@ def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
     decided (`_InProgress`; review 55s, mcp 1). Over a secure channel each waits, before it is
     decided, for room for its answer in the session's backlog (`_room_for`; review 59a, mcp
     1). A result over what the way to the client
-    carries (`RESULT_LIMIT`, which the session's transport sets around the server) is refused
-    as the upstream answers it (`McpGate.call_tool`; review 58t, mcp 1)."""
+    carries (`RESULT_LIMIT`, which the session's transport sets around the server; less the
+    serverInfo stamp of a 2026-07-28 answer: review 62c, mcp 1) is refused as the upstream
+    answers it (`McpGate.call_tool`; review 58t, mcp 1)."""
     # a free slot is taken without a trip through the event loop (review 60d, gates.mcp.call:
     # one more loop iteration per call); a call waits for a slot in turn as before
     calls = anyio.Semaphore(limits.MAX_MCP_CALLS_PER_SESSION, fast_acquire=True)
@@ -687,16 +689,20 @@ def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
     ) -> types.CallToolResult:
         with held:
             async with calls, _room_for(ctx):  # review 30c, mcp 5; review 59a, mcp 1
-                with _OWN_ERRORS, result_limit(ctx.request_id):  # review 58v, mcp 2
+                # its id's bytes (review 58v, mcp 2), a 2026-07-28 answer's stamp (62c, mcp 1)
+                stamp = stamped if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS else 0
+                with _OWN_ERRORS, result_limit(ctx.request_id, stamp):
                     result = await gate.call_tool(
                         caller, params.name, params.arguments, decided=revisions
                     )
                 await revisions.tell(ctx)  # before the room is handed to the answer
         return result
 
-    return _GateServer(
+    server = _GateServer(
         GATE_NAME, version=__version__, on_list_tools=on_list_tools, on_call_tool=on_call_tool
     )
+    stamped = stamp_bytes(server.server_info_stamp)  # review 62c, mcp 1
+    return server
 
 
 def upstream_error(exc: BaseException, upstream: str) -> OSError | None:
