@@ -7,25 +7,43 @@ sessions over secure channels).
    mcp 2) did not count: with a long request id, a result the narrowed limit let through made
    a frame over MAX_MCP_FRAME, so the client got the channel's "message is over the limit"
    error in its place while the trace recorded the call allowed only (served).
+2. The MCP SDK's client (the gate's, to its upstream) keeps every tool it reads on a page of
+   a paged listing (its output schema, for checking results; on the 2026-07-28 protocol its
+   header map too) and forgets one only on a listing of a single page: "cursor pages only ever
+   add". An upstream listing in pages, new names at each listing (or over the gate's limits,
+   refused), grew the node's memory at every tools/list any caller sent, without bound (the
+   gate bounds what it keeps itself: review 51f, mcp 2; review 54j, mcp 2).
+3. The same through calls: on a 2026-07-28 connection to the upstream (an in-process one, or
+   one that speaks it), an allowed call the upstream answers with HEADER_MISMATCH (-32020) makes
+   the SDK's client list the upstream again (up to 100 pages, none of the gate's limits) and
+   send the call once more; every tool of those pages was kept, call after call.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
 import anyio
+import mcp_types as types
+import pytest
+from mcp import Client
+from mcp.server import Server, ServerRequestContext
+from mcp.shared.exceptions import MCPError
+from mcp_types.jsonrpc import HEADER_MISMATCH
 
-from tests.support.gates import make_world
+from tests.support.gates import TOOLS, T, make_world
 from tests.test_review47m_mcp_cancel import Blocking, gate_of, outcomes
 from tests.test_review58f_mcp import offer
 from tests.test_review58j_refuted import _answers
 from tests.test_review58t_mcp import SERVED_EMPTY, answering
 from tests.test_review58v_mcp import LONG_ID
 from troth import __version__, limits
+from troth.clock import FixedClock
 from troth.gates import ListRecorder
 from troth.integrations.mcp.channel import new_session, run_session
-from troth.integrations.mcp.gate import GATE_NAME, gate_server
+from troth.integrations.mcp.gate import GATE_NAME, McpGate, gate_server
 
 ENVELOPE = {
     "io.modelcontextprotocol/protocolVersion": "2026-07-28",
@@ -33,6 +51,12 @@ ENVELOPE = {
     "io.modelcontextprotocol/clientCapabilities": {},
 }
 """A 2026-07-28 request's envelope (`params._meta`): no handshake before it."""
+LISTINGS = 6
+"""The tools/list sent to a gate in front of an upstream naming its tools anew (mcp 2)."""
+CALLS = 3
+"""The calls an upstream answers HEADER_MISMATCH (mcp 3)."""
+PAGES = 20
+"""The pages of each of its listings after its first (mcp 3)."""
 
 
 def modern_call(ident: Any, order: str = "o1") -> dict[str, Any]:
@@ -92,3 +116,95 @@ def test_a_modern_clients_result_filling_its_frame_with_the_stamp_is_served_whol
     assert len(answer["result"]["content"][0]["text"]) == size
     assert answer["result"]["_meta"] == stamp
     assert outcomes(recorder) == [("lookup_order", "allowed")]
+
+
+def paged_upstream(pages: int) -> Server[Any]:
+    """An upstream listing its tools in `pages` pages of one tool each, every tool named anew
+    at each listing (its output schema a fresh object)."""
+    listings = [0]
+
+    async def on_list_tools(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        page = int(params.cursor) if params is not None and params.cursor else 0
+        if page == 0:
+            listings[0] += 1
+        name = f"t{listings[0]}_{page}"
+        schema = {"type": "object", "properties": {"result": {"type": "string"}}}
+        tool = types.Tool(name=name, input_schema={"type": "object"}, output_schema=schema)
+        after = str(page + 1) if page + 1 < pages else None
+        return types.ListToolsResult(tools=[tool], next_cursor=after)
+
+    return Server("orders", on_list_tools=on_list_tools)
+
+
+@pytest.mark.parametrize("pages", [3, limits.MAX_TOOL_PAGES + 1])
+def test_an_upstream_naming_its_tools_anew_does_not_grow_the_gates_client(pages: int) -> None:
+    """mcp 2: LISTINGS tools/list, each a listing of `pages` pages of new names (past
+    MAX_TOOL_PAGES: each refused). The gate's client keeps per-tool state of the last listing
+    at most, not of every listing's every page."""
+    world = make_world()
+    support = world.credential(world.support_chain, world.support)
+    kept: list[int] = []
+
+    async def main() -> None:
+        async with Client(paged_upstream(pages), cache=None) as client:
+            gate = McpGate(world.point(world.store(world.bundle())), client, clock=FixedClock(T))
+            async with Client(gate_server(gate, support), mode="legacy", cache=None) as agent:
+                for _ in range(LISTINGS):
+                    with contextlib.suppress(MCPError):
+                        await agent.list_tools()
+            session = client.session
+            kept.append(len(session._tool_output_schemas))  # the SDK's per-tool state
+
+    anyio.run(main)
+    assert kept[0] <= pages
+
+
+def mismatching_upstream() -> Server[Any]:
+    """An upstream (2026-07-28 in process) whose lookup_order the gate offers and whose every
+    call it answers HEADER_MISMATCH, listing after its first listing PAGES pages of new names."""
+    listings = [0]
+    lookup = types.Tool(name="lookup_order", input_schema=TOOLS["lookup_order"])
+
+    async def on_list_tools(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        page = int(params.cursor) if params is not None and params.cursor else 0
+        if page == 0:
+            listings[0] += 1
+        if listings[0] == 1:
+            return types.ListToolsResult(tools=[lookup])
+        name = f"t{listings[0]}_{page}"
+        tool = types.Tool(name=name, input_schema={"type": "object"}, output_schema={})
+        after = f"{page + 1}" if page + 1 < PAGES else None
+        return types.ListToolsResult(tools=[tool], next_cursor=after)
+
+    async def on_call_tool(
+        ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        raise MCPError(HEADER_MISMATCH, "the headers do not match")
+
+    return Server("orders", on_list_tools=on_list_tools, on_call_tool=on_call_tool)
+
+
+@pytest.mark.xfail(strict=True, reason="review 62c, mcp 3: each call's relist is kept")
+def test_an_upstreams_header_mismatch_does_not_grow_the_gates_client() -> None:
+    """mcp 3: CALLS allowed calls, each answered HEADER_MISMATCH: the gate's client keeps the
+    gate's tools only after each (before: PAGES new tools a call, up to 100)."""
+    world = make_world()
+    support = world.credential(world.support_chain, world.support)
+    kept: list[int] = []
+
+    async def main() -> None:
+        async with Client(mismatching_upstream(), cache=None) as client:
+            gate = McpGate(world.point(world.store(world.bundle())), client, clock=FixedClock(T))
+            async with Client(gate_server(gate, support), mode="legacy", cache=None) as agent:
+                assert [t.name for t in (await agent.list_tools()).tools] == ["lookup_order"]
+                for ident in range(CALLS):
+                    with contextlib.suppress(MCPError):
+                        await agent.call_tool("lookup_order", {"order_id": f"o{ident}"})
+            kept.append(len(client.session._tool_output_schemas))
+
+    anyio.run(main)
+    assert kept[0] <= 1

@@ -124,7 +124,7 @@ from troth.integrations.mcp.answers import (
     unlisted,
     upstream_said,
 )
-from troth.integrations.mcp.listing import Reading
+from troth.integrations.mcp.listing import Reading, forget_unlisted
 from troth.integrations.mcp.pins import Pin, Pins
 from troth.integrations.mcp.room import ANSWER_ROOM
 
@@ -299,17 +299,11 @@ class McpGate:
         self._begun += 1
         begun = self._begun
         changes = self.changes.count  # one announced during the listing leaves it stale
-        reading = Reading()  # within the gate's limits (review 54j, mcp 2)
-        cursor: str | None = None
-        for _ in range(limits.MAX_TOOL_PAGES):
-            page = await self.upstream.list_tools(cursor=cursor)
-            for tool in page.tools:
-                reading.add(tool)
-            cursor = page.next_cursor
-            if cursor is None:
-                break
-        else:  # pages left: refused, never cut (a name listed again past it would pass)
-            raise reading.pages_left()
+        try:
+            reading = await self._read_pages()
+        except BaseException:  # refused, failed, cancelled: the pages read are forgotten
+            self._forget_unlisted()
+            raise
         for name, why in reading.refused:  # a schema the gate cannot compare (nested too
             self._refused(name, why)  # deep: review 49o, mcp 1), too large: never offered
         schemas = {t.name: shape for t, shape in reading.tools if t.name not in reading.twice}
@@ -321,7 +315,27 @@ class McpGate:
         listed = _Listed(tuple(kept), schemas, changes)
         if begun > self._kept:  # not one begun before the listing kept (review 26c, mcp 2)
             self._listed, self._kept = listed, begun
+        self._forget_unlisted()
         return listed
+
+    def _forget_unlisted(self) -> None:
+        """The upstream's MCP client keeps per-tool state of the tools the gate keeps only
+        (`forget_unlisted`; review 62c, mcp 2: what every page of every listing added was kept)."""
+        forget_unlisted(self.upstream, self._listed.tools if self._listed is not None else ())
+
+    async def _read_pages(self) -> Reading:
+        """The upstream's listing, read within the gate's limits (review 54j, mcp 2)."""
+        reading = Reading()
+        cursor: str | None = None
+        for _ in range(limits.MAX_TOOL_PAGES):
+            page = await self.upstream.list_tools(cursor=cursor)
+            for tool in page.tools:
+                reading.add(tool)
+            cursor = page.next_cursor
+            if cursor is None:
+                return reading
+        # pages left: refused, never cut (a name listed again past it would pass)
+        raise reading.pages_left()
 
     async def offered(self) -> list[str]:
         """The names of the upstream's tools the gate offers (to a caller whose bundle permits

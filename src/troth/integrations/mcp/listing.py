@@ -17,11 +17,19 @@ past the limit were cut):
   offered either.
 - a name no bundle could declare (`NAME`: MCP's charset, at most MAX_TOOL_NAME characters) is
   never offered, so it is neither kept nor remembered.
+
+The MCP SDK's client reading the pages keeps what it needs of every tool it reads (its output
+schema, to check the tool's results; on the 2026-07-28 protocol the map of its arguments to
+request headers) and forgets one only on a listing of a single page: a listing of pages only
+ever adds. After each listing, made or refused, `forget_unlisted` leaves it the gate's kept
+tools only (review 62c, mcp 2: an upstream naming its tools anew at each paged listing grew
+the node's memory at every tools/list, without bound).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import mcp_types as types
 
@@ -30,7 +38,7 @@ from troth.errors import PolicyError, PolicyFailure
 from troth.gates.toolschema import NAME, check_depth, schema_shape
 from troth.integrations.mcp.pins import served
 
-__all__ = ["Reading", "tool_bytes"]
+__all__ = ["Reading", "forget_unlisted", "tool_bytes"]
 
 
 def tool_bytes(tool: types.Tool) -> int:
@@ -101,3 +109,15 @@ class Reading:
         return PolicyError(
             PolicyFailure.OVER_LIMIT, f"more than {limits.MAX_TOOL_PAGES} pages listed"
         )
+
+
+def forget_unlisted(upstream: object, tools: Sequence[types.Tool]) -> None:
+    """Leave the MCP SDK's client `upstream` (an `mcp.Client`: its session) per-tool state of
+    `tools` only (the gate's kept listing: the only tools whose calls it forwards), as its own
+    listing of a single page does: what the pages of the gate's listings added of other tools is
+    forgotten (module docstring; review 62c, mcp 2). Another upstream (no such session) has
+    nothing to forget."""
+    session = getattr(upstream, "session", None)
+    absorb = getattr(session, "_absorb_tool_listing", None)  # the SDK's (its Client's too)
+    if callable(absorb):
+        absorb(types.ListToolsResult(tools=list(tools)), complete=True)
