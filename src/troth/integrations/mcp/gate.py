@@ -16,7 +16,9 @@ a time (docs/policy.md, "MCP gates"; research §2.2).
   (troth.integrations.mcp.pins; review 52b, mcp 1 and 2). A listing is read within the gate's
   limits (troth.integrations.mcp.listing; review 54j, mcp 2): one of more than MAX_TOOL_PAGES
   pages, MAX_UPSTREAM_TOOLS tools or MAX_UPSTREAM_LISTING_BYTES is refused whole, a tool
-  larger than MAX_UPSTREAM_TOOL_BYTES not offered (logged once). A listing the upstream fails
+  larger than MAX_UPSTREAM_TOOL_BYTES not offered (logged once); the SDK's client to the
+  upstream is left the tools the gate keeps only, after each listing and call (review 62c, mcp
+  2 and 3: it kept every page's). A listing the upstream fails
   (or refused) is answered with the gate's own error, never the upstream's text or data
   (review 54g, mcp 1).
 - `tools/call`: every call is decided (gate 2) with the caller's current credential and feed, a
@@ -124,7 +126,7 @@ from troth.integrations.mcp.answers import (
     unlisted,
     upstream_said,
 )
-from troth.integrations.mcp.listing import Reading, forget_unlisted
+from troth.integrations.mcp.listing import Reading, forget_grown, forget_unlisted
 from troth.integrations.mcp.pins import Pin, Pins
 from troth.integrations.mcp.room import ANSWER_ROOM
 
@@ -511,6 +513,8 @@ class McpGate:
             if isinstance(exc, Exception):  # closed, an answer the SDK refused (review 54j)
                 raise gate_failed("the upstream failed the call", exc) from None
             raise
+        finally:  # what a relist of the SDK's own added (HEADER_MISMATCH: review 62c, mcp 3)
+            forget_grown(self.upstream, self._listed.tools if self._listed is not None else ())
         served, max_result = served_result(result), RESULT_LIMIT.get()
         if max_result is None or not over_limit(served, max_result):
             return served

@@ -23,7 +23,10 @@ schema, to check the tool's results; on the 2026-07-28 protocol the map of its a
 request headers) and forgets one only on a listing of a single page: a listing of pages only
 ever adds. After each listing, made or refused, `forget_unlisted` leaves it the gate's kept
 tools only (review 62c, mcp 2: an upstream naming its tools anew at each paged listing grew
-the node's memory at every tools/list, without bound).
+the node's memory at every tools/list, without bound); after each call forwarded,
+`forget_grown` does when it knows more tools than that (review 62c, mcp 3: on a 2026-07-28
+connection a call the upstream answers HEADER_MISMATCH makes the SDK's client list it again,
+up to 100 pages, and send the call once more: what it listed was kept, call after call).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from troth.errors import PolicyError, PolicyFailure
 from troth.gates.toolschema import NAME, check_depth, schema_shape
 from troth.integrations.mcp.pins import served
 
-__all__ = ["Reading", "forget_unlisted", "tool_bytes"]
+__all__ = ["Reading", "forget_grown", "forget_unlisted", "tool_bytes"]
 
 
 def tool_bytes(tool: types.Tool) -> int:
@@ -117,7 +120,24 @@ def forget_unlisted(upstream: object, tools: Sequence[types.Tool]) -> None:
     listing of a single page does: what the pages of the gate's listings added of other tools is
     forgotten (module docstring; review 62c, mcp 2). Another upstream (no such session) has
     nothing to forget."""
-    session = getattr(upstream, "session", None)
-    absorb = getattr(session, "_absorb_tool_listing", None)  # the SDK's (its Client's too)
+    absorb = getattr(_session(upstream), "_absorb_tool_listing", None)  # (its Client's too)
     if callable(absorb):
         absorb(types.ListToolsResult(tools=list(tools)), complete=True)
+
+
+def forget_grown(upstream: object, tools: Sequence[types.Tool]) -> None:
+    """`forget_unlisted` when the MCP SDK's client `upstream` knows more tools than `tools` (the
+    gate's kept listing), as after a listing of its own (review 62c, mcp 3); one look at the
+    count else, as after every call."""
+    known = getattr(_session(upstream), "_tool_output_schemas", None)  # the SDK's, by name
+    if isinstance(known, dict) and len(known) > len(tools):
+        forget_unlisted(upstream, tools)
+
+
+def _session(upstream: object) -> object:
+    """The MCP session of `upstream` (an `mcp.Client`), None when it has none (another
+    upstream, or a client not connected: its `session` raises RuntimeError then)."""
+    try:
+        return getattr(upstream, "session", None)
+    except RuntimeError:
+        return None
