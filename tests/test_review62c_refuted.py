@@ -13,7 +13,7 @@ import pytest
 from mcp import Client
 from mcp.server import MCPServer
 
-from tests.support.gates import T, make_world
+from tests.support.gates import POLICIES, T, make_world
 from tests.test_review47m_mcp_cancel import Blocking, gate_of, outcomes
 from tests.test_review58f_mcp import HELLO, _settle, offer
 from tests.test_review58j_refuted import _answers
@@ -312,3 +312,53 @@ def test_a_modern_clients_large_answers_take_their_promised_room() -> None:
     answers = _answers(frames)
     assert sorted(a["id"] for a in answers) == list(range(1, calls + 1))
     assert all(len(a["result"]["content"][0]["text"]) == size for a in answers)
+
+
+WITHOUT_LOOKUP = "\n".join(POLICIES.splitlines()[2:])
+"""The support desk's policies less the permit of lookup_order."""
+
+
+def test_a_call_waiting_for_its_slot_is_decided_under_the_bundle_then_in_force() -> None:
+    """Refuted: a bundle swapped in while a call waits in the gate (its session's
+    MAX_MCP_CALLS_PER_SESSION calls at the upstream) cannot let it run under the old one: it is
+    decided as it takes its slot, by the new bundle (revision 2: no lookup_order), and denied;
+    the calls decided before run as allowed."""
+    world = make_world()
+    support = world.credential(world.support_chain, world.support)
+    recorder, upstream = ListRecorder(), Blocking()
+    store = world.store(world.bundle())
+    calls = limits.MAX_MCP_CALLS_PER_SESSION
+    results: list[bool] = []
+
+    async def one(agent: Client, ident: int) -> None:
+        result = await agent.call_tool("lookup_order", {"order_id": f"o{ident}"})
+        results.append(bool(result.is_error))
+
+    async def main() -> None:
+        async with Client(upstream.app, cache=None) as client:
+            gate = McpGate(world.point(store, recorder), client, clock=FixedClock(T + 10))
+            async with (
+                Client(gate_server(gate, support), mode="legacy", cache=None) as agent,
+                anyio.create_task_group() as tg,
+            ):
+                for ident in range(calls):
+                    tg.start_soon(one, agent, ident)
+                with anyio.fail_after(5):
+                    while len(recorder.records) < calls:
+                        await anyio.sleep(0.01)
+                tg.start_soon(one, agent, calls)  # waits for a slot
+                for _ in range(20):
+                    await anyio.sleep(0)
+                assert len(recorder.records) == calls
+                store.accept(
+                    world.bundle(revision=2, policies=WITHOUT_LOOKUP),
+                    feeds=world.feeds(),
+                    now=T + 6,
+                )
+                upstream.release.set()
+
+    anyio.run(main)
+    assert sorted(results) == [False] * calls + [True]
+    assert upstream.answered == calls
+    last = recorder.records[-1]
+    assert (last.decision.allowed, last.decision.revision) == (False, 2)
