@@ -117,33 +117,48 @@ def test_duplicate_keys_are_judged_as_the_upstream_runs_them(arguments: str, run
         assert judged.arguments == {"order_id": "o", "amount": runs}
 
 
-@pytest.mark.parametrize(
-    "amount",
-    ["20.0", '"20"', "true", "null", "NaN", "Infinity", "1e400", "1e3", str(2**53), str(10**30)],
-)
-def test_an_integer_the_upstream_would_coerce_is_denied(amount: str) -> None:
-    """Refuted: values the upstream's pydantic would coerce to an int (20.0, "20", true) or
-    that a policy reads differently (NaN, 1e400, past 2^53): denied as not of the schema,
-    never run."""
-    (answer,), upstream, _ = exchange([call("refund", f'{{"order_id":"o","amount":{amount}}}')])
-    assert answer["result"]["isError"]
-    assert (
-        _text(answer)
-        == DENIED_PREFIX + "denied: the arguments do not match the tool's input schema"
-    )
+COERCED = [
+    "20.0",
+    '"20"',
+    "true",
+    "null",
+    "NaN",
+    "Infinity",
+    "1e400",
+    "1e3",
+    str(2**53),
+    str(10**30),
+]
+"""Amounts the upstream's pydantic would coerce to an int (20.0, "20", true) or that a policy
+could read otherwise (NaN, 1e400, past 2^53)."""
+LOOK_ALIKES = ["Refund", "refund ", " refund", "refund\u200b", "\uff52efund", "refund\n", "refunD"]
+"""Names like refund: case, spaces, a zero-width or full-width letter, a newline."""
+
+
+def test_an_integer_the_upstream_would_coerce_is_denied() -> None:
+    """Refuted: each of COERCED is denied as not of the schema, never run."""
+    lines = [
+        call("refund", f'{{"order_id":"o","amount":{amount}}}', ident)
+        for ident, amount in enumerate(COERCED, 1)
+    ]
+    answers, upstream, _ = exchange(lines)
+    mismatch = DENIED_PREFIX + "denied: the arguments do not match the tool's input schema"
+    assert [_text(answer) for answer in answers] == [mismatch] * len(COERCED)
     assert upstream.ran == []
 
 
-@pytest.mark.parametrize(
-    "name", ["Refund", "refund ", " refund", "refund\u200b", "\uff52efund", "refund\n", "refunD"]
-)
-def test_a_name_like_an_allowed_tool_is_undeclared(name: str) -> None:
-    """Refuted: case, spaces, a zero-width or full-width letter: the bundle declares no such
-    tool (names are exact, of MCP's ASCII charset), and the upstream never runs one."""
-    (answer,), upstream, recorder = exchange([call(name, '{"order_id":"o","amount":1}')])
-    assert _text(answer) == DENIED_PREFIX + "denied: the policy bundle declares no such tool"
+def test_a_name_like_an_allowed_tool_is_undeclared() -> None:
+    """Refuted: the bundle declares none of LOOK_ALIKES (names are exact, of MCP's ASCII
+    charset), and the upstream never runs one."""
+    lines = [
+        call(name, '{"order_id":"o","amount":1}', ident)
+        for ident, name in enumerate(LOOK_ALIKES, 1)
+    ]
+    answers, upstream, recorder = exchange(lines)
+    undeclared = DENIED_PREFIX + "denied: the policy bundle declares no such tool"
+    assert [_text(answer) for answer in answers] == [undeclared] * len(LOOK_ALIKES)
     assert upstream.ran == []
-    assert [r.decision.allowed for r in recorder.records] == [False]
+    assert [r.decision.allowed for r in recorder.records] == [False] * len(LOOK_ALIKES)
 
 
 def test_a_call_named_twice_in_its_params_runs_as_judged() -> None:
@@ -175,32 +190,31 @@ def test_a_batch_is_not_a_message() -> None:
         decode_message(f"[{call('refund', '{}')}]".encode())
 
 
-@pytest.mark.parametrize(
-    ("method", "params"),
-    [
-        ("resources/list", {}),
-        ("resources/read", {"uri": "orders://all"}),
-        ("resources/templates/list", {}),
-        ("prompts/list", {}),
-        ("prompts/get", {"name": "leak"}),
-        (
-            "completion/complete",
-            {
-                "ref": {"type": "ref/prompt", "name": "leak"},
-                "argument": {"name": "a", "value": "b"},
-            },
-        ),
-        ("logging/setLevel", {"level": "debug"}),
-        ("tasks/list", {}),
-        ("sampling/createMessage", {"messages": [], "maxTokens": 1}),
-    ],
-)
-def test_methods_besides_tools_reach_nothing(method: str, params: dict[str, Any]) -> None:
-    """Refuted: resources, prompts, completions, tasks, logging, a server's own methods: the
-    gate serves none of them (method not found), nothing reaches the upstream."""
-    line = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
-    (answer,), upstream, recorder = exchange([line])
-    assert answer["error"]["code"] == -32601
+ARG = {"name": "a", "value": "b"}
+"""A completion's argument."""
+OTHER_METHODS: list[tuple[str, dict[str, Any]]] = [
+    ("resources/list", {}),
+    ("resources/read", {"uri": "orders://all"}),
+    ("resources/templates/list", {}),
+    ("prompts/list", {}),
+    ("prompts/get", {"name": "leak"}),
+    ("completion/complete", {"ref": {"type": "ref/prompt", "name": "leak"}, "argument": ARG}),
+    ("logging/setLevel", {"level": "debug"}),
+    ("tasks/list", {}),
+    ("sampling/createMessage", {"messages": [], "maxTokens": 1}),
+]
+"""Methods besides tools: resources, prompts, completions, logging, tasks, a server's own."""
+
+
+def test_methods_besides_tools_reach_nothing() -> None:
+    """Refuted: the gate serves none of OTHER_METHODS (method not found), nothing reaches the
+    upstream nor is decided."""
+    lines = [
+        json.dumps({"jsonrpc": "2.0", "id": ident, "method": method, "params": params})
+        for ident, (method, params) in enumerate(OTHER_METHODS, 1)
+    ]
+    answers, upstream, recorder = exchange(lines)
+    assert [answer["error"]["code"] for answer in answers] == [-32601] * len(OTHER_METHODS)
     assert upstream.ran == []
     assert recorder.records == []
 
