@@ -376,3 +376,61 @@ def test_a_call_waiting_for_its_slot_is_decided_under_the_bundle_then_in_force()
     assert upstream.answered == calls
     last = recorder.records[-1]
     assert (last.decision.allowed, last.decision.revision) == (False, 2)
+
+
+async def _until(done: Any) -> None:
+    with anyio.fail_after(5):
+        while not done():
+            await anyio.sleep(0.01)
+
+
+def test_a_reused_request_id_leaves_each_call_recorded_as_it_ended() -> None:
+    """Refuted: two calls of one session under one id, then the client cancels that id: one
+    is cancelled (recorded unanswered after its allowed record, never run), the other runs and
+    is answered, once; the trace says which (no answer for a call recorded unanswered)."""
+    world = make_world()
+    support = world.credential(world.support_chain, world.support)
+    recorder, upstream, frames = ListRecorder(), Blocking(), []
+
+    async def way_back(frame: bytes) -> bool:
+        frames.append(frame)
+        return True
+
+    def lookup(order: str) -> dict[str, Any]:
+        params = {"name": "lookup_order", "arguments": {"order_id": order}}
+        return {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}
+
+    async def main() -> None:
+        async with gate_of(world, upstream, recorder) as gate:
+            inbound, read = anyio.create_memory_object_stream[Any](limits.MAX_MCP_QUEUE)
+            async with anyio.create_task_group() as tg:
+                server = gate_server(gate, support)
+                tg.start_soon(run_session, server, read, new_session(), way_back)
+                hello = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": HELLO}
+                offer(inbound, hello)
+                await _settle()
+                offer(inbound, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+                for order in ("a", "b"):
+                    await _settle()
+                    offer(inbound, lookup(order))
+                await _until(lambda: len(recorder.records) == 2)
+                cancel = {"requestId": 7}
+                offer(
+                    inbound,
+                    {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": cancel},
+                )
+                await _until(lambda: len(recorder.records) == 3)
+                upstream.release.set()
+                await _until(lambda: len(_answers(frames)) == 2)
+                tg.cancel_scope.cancel()
+
+    anyio.run(main)
+    (answer,) = [a for a in _answers(frames) if a["id"] == 7]
+    ran = answer["result"]["content"][0]["text"]
+    assert upstream.answered == 1
+    assert outcomes(recorder) == [("lookup_order", "allowed")] * 2 + [
+        ("lookup_order", "unanswered")
+    ]
+    refused = recorder.records[2].request
+    assert isinstance(refused, ToolCall)
+    assert ran == f"order {'a' if refused.arguments['order_id'] == 'b' else 'b'}"
