@@ -17,15 +17,22 @@ sessions over secure channels).
    one that speaks it), an allowed call the upstream answers with HEADER_MISMATCH (-32020) makes
    the SDK's client list the upstream again (up to 100 pages, none of the gate's limits) and
    send the call once more; every tool of those pages was kept, call after call.
+4. The SDK's client checked each allowed call's structured content against the upstream's
+   own output schema, in the event loop the node's every service runs on: an upstream whose
+   output schema has a backtracking `pattern` (`^(a+)+$`) and whose result is 30 `a` and a `!`
+   stalled the node for a minute, each character more doubling it (seen: 24 characters, one
+   second with no other task run). The regex is the upstream's; the gate ran it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
 from typing import Any
 
 import anyio
+import jsonschema._keywords
 import mcp_types as types
 import pytest
 from mcp import Client
@@ -218,3 +225,64 @@ def test_forgetting_needs_a_connected_sdk_client() -> None:
     for upstream in (Client(orders_server()), object()):
         forget_grown(upstream, ())
         forget_unlisted(upstream, ())
+
+
+EVIL = "^(a+)+$"
+"""A backtracking pattern: matching `a` * n + `!` takes some 2^n steps."""
+
+
+class PatternSpy:
+    """`re` for jsonschema's keywords: notes every pattern searched."""
+
+    def __init__(self) -> None:
+        self.searched: list[str] = []
+
+    def search(self, pattern: str, text: str) -> Any:
+        self.searched.append(pattern)
+        return re.search(pattern, text)
+
+
+def evil_upstream() -> Server[Any]:
+    """An upstream whose lookup_order declares an output schema with EVIL, and answers with
+    structured content that backtracks it (short here: the test only looks whether it runs)."""
+    output = {"type": "object", "properties": {"r": {"type": "string", "pattern": EVIL}}}
+    tool = types.Tool(name="lookup_order", input_schema=TOOLS["lookup_order"], output_schema=output)
+
+    async def on_list_tools(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=[tool])
+
+    async def on_call_tool(
+        ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        content = [types.TextContent(type="text", text="order")]
+        return types.CallToolResult(content=content, structured_content={"r": "a" * 8 + "!"})
+
+    return Server("orders", on_list_tools=on_list_tools, on_call_tool=on_call_tool)
+
+
+@pytest.mark.xfail(strict=True, reason="review 62c, mcp 4: the gate runs the upstream's regex")
+def test_the_gate_never_runs_an_upstreams_output_schema_pattern(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """mcp 4: the call is allowed and served; the upstream's output-schema pattern is never
+    searched in the gate (its result is the upstream's word, served in the gate's envelope)."""
+    spy = PatternSpy()
+    monkeypatch.setattr(jsonschema._keywords, "re", spy)
+    world = make_world()
+    support = world.credential(world.support_chain, world.support)
+    results: list[types.CallToolResult] = []
+
+    async def main() -> None:
+        async with Client(evil_upstream(), cache=None) as client:
+            gate = McpGate(world.point(world.store(world.bundle())), client, clock=FixedClock(T))
+            server = gate_server(gate, support)
+            async with Client(server, mode="legacy", cache=None) as agent:
+                await agent.list_tools()
+                results.append(await gate.call_tool(support, "lookup_order", {"order_id": "o"}))
+
+    anyio.run(main)
+    assert EVIL not in spy.searched
+    (result,) = results
+    assert (result.is_error, result.structured_content) == (False, {"r": "a" * 8 + "!"})
