@@ -32,7 +32,7 @@ import re
 from typing import Any
 
 import anyio
-import jsonschema._keywords
+import jsonschema._keywords  # type: ignore[import-untyped]
 import mcp_types as types
 import pytest
 from mcp import Client
@@ -256,13 +256,12 @@ def evil_upstream() -> Server[Any]:
     async def on_call_tool(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        content = [types.TextContent(type="text", text="order")]
+        content: list[types.ContentBlock] = [types.TextContent(type="text", text="order")]
         return types.CallToolResult(content=content, structured_content={"r": "a" * 8 + "!"})
 
     return Server("orders", on_list_tools=on_list_tools, on_call_tool=on_call_tool)
 
 
-@pytest.mark.xfail(strict=True, reason="review 62c, mcp 4: the gate runs the upstream's regex")
 def test_the_gate_never_runs_an_upstreams_output_schema_pattern(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

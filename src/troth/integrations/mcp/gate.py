@@ -18,7 +18,8 @@ a time (docs/policy.md, "MCP gates"; research §2.2).
   pages, MAX_UPSTREAM_TOOLS tools or MAX_UPSTREAM_LISTING_BYTES is refused whole, a tool
   larger than MAX_UPSTREAM_TOOL_BYTES not offered (logged once); the SDK's client to the
   upstream is left the tools the gate keeps only, after each listing and call (review 62c, mcp
-  2 and 3: it kept every page's). A listing the upstream fails
+  2 and 3: it kept every page's), nor does it check results against their upstream output
+  schemas (review 62c, mcp 4: their regexes ran in the event loop). A listing the upstream fails
   (or refused) is answered with the gate's own error, never the upstream's text or data
   (review 54g, mcp 1).
 - `tools/call`: every call is decided (gate 2) with the caller's current credential and feed, a
@@ -126,7 +127,7 @@ from troth.integrations.mcp.answers import (
     unlisted,
     upstream_said,
 )
-from troth.integrations.mcp.listing import Reading, forget_grown, forget_unlisted
+from troth.integrations.mcp.listing import Reading, forget_grown, forget_unlisted, unchecked
 from troth.integrations.mcp.pins import Pin, Pins
 from troth.integrations.mcp.room import ANSWER_ROOM
 
@@ -297,6 +298,7 @@ class McpGate:
         return listed.changes != self.changes.count
 
     async def _list_upstream(self) -> _Listed:
+        unchecked(self.upstream)  # before any call: no upstream regex run (review 62c, mcp 4)
         self._listed_at = self.clock.now()  # a listing that fails counts too
         self._begun += 1
         begun = self._begun
