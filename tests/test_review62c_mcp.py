@@ -29,12 +29,15 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 import jsonschema._keywords  # type: ignore[import-untyped]
 import mcp_types as types
 import pytest
+from anyio.streams.memory import MemoryObjectSendStream
 from mcp import Client
 from mcp.server import Server, ServerRequestContext
 from mcp.shared.exceptions import MCPError
@@ -43,7 +46,7 @@ from mcp_types.jsonrpc import HEADER_MISMATCH
 from tests.support.gates import TOOLS, T, make_world
 from tests.support.mcp_orders import orders_server
 from tests.test_review47m_mcp_cancel import Blocking, gate_of, outcomes
-from tests.test_review58f_mcp import offer
+from tests.test_review58f_mcp import HELLO, WayBack, _settle, offer
 from tests.test_review58j_refuted import _answers
 from tests.test_review58t_mcp import SERVED_EMPTY, answering
 from tests.test_review58v_mcp import LONG_ID
@@ -74,11 +77,46 @@ def modern_call(ident: Any, order: str = "o1") -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": ident, "method": "tools/call", "params": params}
 
 
+@asynccontextmanager
+async def session_of(
+    upstream: Blocking, recorder: ListRecorder, way_back: WayBack, *, hello: bool = False
+) -> AsyncIterator[tuple[MemoryObjectSendStream[Any], list[bool]]]:
+    """A session over a secure channel (`run_session`) of the support agent with a gate in
+    front of `upstream`, its answers going out through `way_back`: (what the node offers it,
+    `offer`; [True] once it ended). `hello`: initialized first (a client of 2025-06-18); else
+    none (2026-07-28: each request carries its envelope)."""
+    world = make_world()
+    support = world.credential(world.support_chain, world.support)
+    ended: list[bool] = []
+    async with gate_of(world, upstream, recorder) as gate:
+        inbound, read = anyio.create_memory_object_stream[Any](limits.MAX_MCP_QUEUE)
+        async with anyio.create_task_group() as tg:
+
+            async def serve() -> None:
+                await run_session(gate_server(gate, support), read, new_session(), way_back)
+                ended.append(True)
+
+            tg.start_soon(serve)
+            if hello:
+                offer(inbound, {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": HELLO})
+                await _settle()
+                offer(inbound, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+            try:
+                yield inbound, ended
+            finally:
+                tg.cancel_scope.cancel()
+
+
+async def until(done: Callable[[], bool]) -> None:
+    """Wait until `done()` (at most 5 s: TimeoutError)."""
+    with anyio.fail_after(5):
+        while not done():
+            await anyio.sleep(0.01)
+
+
 def modern_session(upstream: Blocking, *requests: dict[str, Any]) -> tuple[list[Any], Any]:
     """The answers a session over a secure channel (`run_session`) gave `requests` of a
     2026-07-28 client (no initialize), sent in turn; and the trace (a ListRecorder)."""
-    world = make_world()
-    support = world.credential(world.support_chain, world.support)
     recorder, frames = ListRecorder(), []
 
     async def way_back(frame: bytes) -> bool:
@@ -86,17 +124,10 @@ def modern_session(upstream: Blocking, *requests: dict[str, Any]) -> tuple[list[
         return True
 
     async def main() -> None:
-        async with gate_of(world, upstream, recorder) as gate:
-            inbound, read = anyio.create_memory_object_stream[Any](limits.MAX_MCP_QUEUE)
-            async with anyio.create_task_group() as tg:
-                server = gate_server(gate, support)
-                tg.start_soon(run_session, server, read, new_session(), way_back)
-                for request in requests:
-                    assert offer(inbound, request)
-                with anyio.move_on_after(5):
-                    while len(_answers(frames)) < len(requests):
-                        await anyio.sleep(0.01)
-                tg.cancel_scope.cancel()
+        async with session_of(upstream, recorder, way_back) as (inbound, _):
+            for request in requests:
+                assert offer(inbound, request)
+            await until(lambda: len(_answers(frames)) == len(requests))
 
     anyio.run(main)
     return _answers(frames), recorder
@@ -127,9 +158,10 @@ def test_a_modern_clients_result_filling_its_frame_with_the_stamp_is_served_whol
     assert outcomes(recorder) == [("lookup_order", "allowed")]
 
 
-def paged_upstream(pages: int) -> Server[Any]:
+def renaming_upstream(pages: int, first: list[types.Tool] | None = None) -> Server[Any]:
     """An upstream listing its tools in `pages` pages of one tool each, every tool named anew
-    at each listing (its output schema a fresh object)."""
+    at each listing (its output schema a fresh object); its first listing only `first` when
+    given. It answers every call HEADER_MISMATCH."""
     listings = [0]
 
     async def on_list_tools(
@@ -138,13 +170,20 @@ def paged_upstream(pages: int) -> Server[Any]:
         page = int(params.cursor) if params is not None and params.cursor else 0
         if page == 0:
             listings[0] += 1
+        if first is not None and listings[0] == 1:
+            return types.ListToolsResult(tools=first)
         name = f"t{listings[0]}_{page}"
         schema = {"type": "object", "properties": {"result": {"type": "string"}}}
         tool = types.Tool(name=name, input_schema={"type": "object"}, output_schema=schema)
         after = str(page + 1) if page + 1 < pages else None
         return types.ListToolsResult(tools=[tool], next_cursor=after)
 
-    return Server("orders", on_list_tools=on_list_tools)
+    async def on_call_tool(
+        ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        raise MCPError(HEADER_MISMATCH, "the headers do not match")
+
+    return Server("orders", on_list_tools=on_list_tools, on_call_tool=on_call_tool)
 
 
 @pytest.mark.parametrize("pages", [3, limits.MAX_TOOL_PAGES + 1])
@@ -157,7 +196,7 @@ def test_an_upstream_naming_its_tools_anew_does_not_grow_the_gates_client(pages:
     kept: list[int] = []
 
     async def main() -> None:
-        async with Client(paged_upstream(pages), cache=None) as client:
+        async with Client(renaming_upstream(pages), cache=None) as client:
             gate = McpGate(world.point(world.store(world.bundle())), client, clock=FixedClock(T))
             async with Client(gate_server(gate, support), mode="legacy", cache=None) as agent:
                 for _ in range(LISTINGS):
@@ -170,33 +209,6 @@ def test_an_upstream_naming_its_tools_anew_does_not_grow_the_gates_client(pages:
     assert kept[0] <= pages
 
 
-def mismatching_upstream() -> Server[Any]:
-    """An upstream (2026-07-28 in process) whose lookup_order the gate offers and whose every
-    call it answers HEADER_MISMATCH, listing after its first listing PAGES pages of new names."""
-    listings = [0]
-    lookup = types.Tool(name="lookup_order", input_schema=TOOLS["lookup_order"])
-
-    async def on_list_tools(
-        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
-    ) -> types.ListToolsResult:
-        page = int(params.cursor) if params is not None and params.cursor else 0
-        if page == 0:
-            listings[0] += 1
-        if listings[0] == 1:
-            return types.ListToolsResult(tools=[lookup])
-        name = f"t{listings[0]}_{page}"
-        tool = types.Tool(name=name, input_schema={"type": "object"}, output_schema={})
-        after = f"{page + 1}" if page + 1 < PAGES else None
-        return types.ListToolsResult(tools=[tool], next_cursor=after)
-
-    async def on_call_tool(
-        ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
-    ) -> types.CallToolResult:
-        raise MCPError(HEADER_MISMATCH, "the headers do not match")
-
-    return Server("orders", on_list_tools=on_list_tools, on_call_tool=on_call_tool)
-
-
 def test_an_upstreams_header_mismatch_does_not_grow_the_gates_client() -> None:
     """mcp 3: CALLS allowed calls, each answered HEADER_MISMATCH: the gate's client keeps the
     gate's tools only after each (before: PAGES new tools a call, up to 100)."""
@@ -205,7 +217,8 @@ def test_an_upstreams_header_mismatch_does_not_grow_the_gates_client() -> None:
     kept: list[int] = []
 
     async def main() -> None:
-        async with Client(mismatching_upstream(), cache=None) as client:
+        lookup = types.Tool(name="lookup_order", input_schema=TOOLS["lookup_order"])
+        async with Client(renaming_upstream(PAGES, [lookup]), cache=None) as client:
             gate = McpGate(world.point(world.store(world.bundle())), client, clock=FixedClock(T))
             async with Client(gate_server(gate, support), mode="legacy", cache=None) as agent:
                 assert [t.name for t in (await agent.list_tools()).tools] == ["lookup_order"]

@@ -14,16 +14,16 @@ from mcp import Client
 from mcp.server import MCPServer
 
 from tests.support.gates import POLICIES, T, make_world
-from tests.test_review47m_mcp_cancel import Blocking, gate_of, outcomes
+from tests.test_review47m_mcp_cancel import Blocking, outcomes
 from tests.test_review58f_mcp import HELLO, _settle, offer
 from tests.test_review58j_refuted import _answers
 from tests.test_review58t_mcp import SERVED_EMPTY, answering
-from tests.test_review62c_mcp import modern_call
+from tests.test_review62c_mcp import modern_call, session_of, until
 from troth import limits
 from troth.clock import FixedClock
 from troth.errors import DecodeError
 from troth.gates import ListRecorder, ToolCall
-from troth.integrations.mcp.channel import decode_message, encode_message, new_session, run_session
+from troth.integrations.mcp.channel import decode_message, encode_message
 from troth.integrations.mcp.gate import DENIED_PREFIX, McpGate, gate_server
 
 
@@ -240,42 +240,22 @@ def test_a_client_gone_mid_call_leaves_it_recorded_unanswered(modern: bool) -> N
     """Refuted: the client's session ends (its channel closed) while its allowed call waits at
     the upstream, of either protocol era: the call is cancelled and recorded unanswered after
     its allowed record; the upstream's later answer goes nowhere."""
-    world = make_world()
-    support = world.credential(world.support_chain, world.support)
-    recorder, upstream, ended = ListRecorder(), Blocking(), []
+    recorder, upstream = ListRecorder(), Blocking()
 
     async def way_back(frame: bytes) -> bool:
         return True
 
     async def main() -> None:
-        async with gate_of(world, upstream, recorder) as gate:
-            inbound, read = anyio.create_memory_object_stream[Any](limits.MAX_MCP_QUEUE)
-            async with anyio.create_task_group() as tg:
-
-                async def serve() -> None:
-                    await run_session(gate_server(gate, support), read, new_session(), way_back)
-                    ended.append(True)
-
-                tg.start_soon(serve)
-                if not modern:
-                    offer(
-                        inbound,
-                        {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": HELLO},
-                    )
-                    await _settle()
-                    offer(inbound, {"jsonrpc": "2.0", "method": "notifications/initialized"})
-                request = modern_call(1)
-                if not modern:
-                    del request["params"]["_meta"]
-                offer(inbound, request)
-                with anyio.fail_after(5):
-                    await upstream.started.wait()
-                inbound.close()
-                with anyio.fail_after(5):
-                    while not ended:
-                        await anyio.sleep(0.01)
-                upstream.release.set()
-                tg.cancel_scope.cancel()
+        async with session_of(upstream, recorder, way_back, hello=not modern) as (inbound, ended):
+            request = modern_call(1)
+            if not modern:
+                del request["params"]["_meta"]
+            offer(inbound, request)
+            with anyio.fail_after(5):
+                await upstream.started.wait()
+            inbound.close()
+            await until(lambda: bool(ended))
+            upstream.release.set()
 
     anyio.run(main)
     assert outcomes(recorder) == [("lookup_order", "allowed"), ("lookup_order", "unanswered")]
@@ -288,11 +268,9 @@ def test_a_modern_clients_large_answers_take_their_promised_room() -> None:
     the room promised to them (troth.integrations.mcp.room): all held whole and served, the
     session not ended as fallen behind."""
     size, calls = limits.MAX_MCP_RESULT - SERVED_EMPTY, limits.MAX_MCP_CALLS_PER_SESSION
-    world = make_world()
-    support = world.credential(world.support_chain, world.support)
     recorder, upstream, release = ListRecorder(), answering(size), anyio.Event()
     frames: list[bytes] = []
-    ended: list[bool] = []
+    ends: list[bool] = []
 
     async def way_back(frame: bytes) -> bool:
         await release.wait()
@@ -300,29 +278,17 @@ def test_a_modern_clients_large_answers_take_their_promised_room() -> None:
         return True
 
     async def main() -> None:
-        async with gate_of(world, upstream, recorder) as gate:
-            inbound, read = anyio.create_memory_object_stream[Any](limits.MAX_MCP_QUEUE)
-            async with anyio.create_task_group() as tg:
-
-                async def serve() -> None:
-                    await run_session(gate_server(gate, support), read, new_session(), way_back)
-                    ended.append(True)
-
-                tg.start_soon(serve)
-                for ident in range(1, calls + 1):
-                    await _settle()
-                    assert offer(inbound, modern_call(ident, f"o{ident}"))
-                with anyio.fail_after(5):
-                    while upstream.answered < calls:
-                        await anyio.sleep(0.01)
-                release.set()
-                with anyio.fail_after(5):
-                    while len(_answers(frames)) < calls:
-                        await anyio.sleep(0.01)
-                tg.cancel_scope.cancel()
+        async with session_of(upstream, recorder, way_back) as (inbound, ended):
+            for ident in range(1, calls + 1):
+                await _settle()
+                assert offer(inbound, modern_call(ident, f"o{ident}"))
+            await until(lambda: upstream.answered == calls)
+            release.set()
+            await until(lambda: len(_answers(frames)) == calls)
+            ends.extend(ended)
 
     anyio.run(main)
-    assert ended == []
+    assert ends == []
     answers = _answers(frames)
     assert sorted(a["id"] for a in answers) == list(range(1, calls + 1))
     assert all(len(a["result"]["content"][0]["text"]) == size for a in answers)
@@ -378,18 +344,10 @@ def test_a_call_waiting_for_its_slot_is_decided_under_the_bundle_then_in_force()
     assert (last.decision.allowed, last.decision.revision) == (False, 2)
 
 
-async def _until(done: Any) -> None:
-    with anyio.fail_after(5):
-        while not done():
-            await anyio.sleep(0.01)
-
-
 def test_a_reused_request_id_leaves_each_call_recorded_as_it_ended() -> None:
     """Refuted: two calls of one session under one id, then the client cancels that id: one
     is cancelled (recorded unanswered after its allowed record, never run), the other runs and
     is answered, once; the trace says which (no answer for a call recorded unanswered)."""
-    world = make_world()
-    support = world.credential(world.support_chain, world.support)
     recorder, upstream, frames = ListRecorder(), Blocking(), []
 
     async def way_back(frame: bytes) -> bool:
@@ -401,28 +359,18 @@ def test_a_reused_request_id_leaves_each_call_recorded_as_it_ended() -> None:
         return {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}
 
     async def main() -> None:
-        async with gate_of(world, upstream, recorder) as gate:
-            inbound, read = anyio.create_memory_object_stream[Any](limits.MAX_MCP_QUEUE)
-            async with anyio.create_task_group() as tg:
-                server = gate_server(gate, support)
-                tg.start_soon(run_session, server, read, new_session(), way_back)
-                hello = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": HELLO}
-                offer(inbound, hello)
+        async with session_of(upstream, recorder, way_back, hello=True) as (inbound, _):
+            for order in ("a", "b"):
                 await _settle()
-                offer(inbound, {"jsonrpc": "2.0", "method": "notifications/initialized"})
-                for order in ("a", "b"):
-                    await _settle()
-                    offer(inbound, lookup(order))
-                await _until(lambda: len(recorder.records) == 2)
-                cancel = {"requestId": 7}
-                offer(
-                    inbound,
-                    {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": cancel},
-                )
-                await _until(lambda: len(recorder.records) == 3)
-                upstream.release.set()
-                await _until(lambda: len(_answers(frames)) == 2)
-                tg.cancel_scope.cancel()
+                offer(inbound, lookup(order))
+            await until(lambda: len(recorder.records) == 2)
+            cancel = {"requestId": 7}
+            offer(
+                inbound, {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": cancel}
+            )
+            await until(lambda: len(recorder.records) == 3)
+            upstream.release.set()
+            await until(lambda: len(_answers(frames)) == 2)
 
     anyio.run(main)
     (answer,) = [a for a in _answers(frames) if a["id"] == 7]
