@@ -26,9 +26,10 @@ tool"; troth.integrations.mcp.gate).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar, Token
-from typing import Final
+from typing import Any, Final
 
 import mcp_types as types
 import pydantic_core
@@ -47,6 +48,7 @@ __all__ = [
     "over_limit",
     "result_limit",
     "served_result",
+    "stamp_bytes",
     "unlisted",
     "upstream_said",
 ]
@@ -65,18 +67,30 @@ _AROUND: Final = 73
 JSON-RPC response's (33: `{"jsonrpc":"2.0","id":` and `,"result":` and `}`)."""
 
 
-def result_limit(request_id: types.RequestId | None) -> AbstractContextManager[None]:
+def result_limit(
+    request_id: types.RequestId | None, stamp: int = 0
+) -> AbstractContextManager[None]:
     """`RESULT_LIMIT` narrowed, within the block, for the result answering `request_id`: when
-    its id takes more of a frame than MAX_MCP_RESULT leaves room for, what is left of the frame
-    (review 58v, mcp 2: a client's long id took a result under the limit over a frame, and it
-    got the channel's error in its place while the call was recorded served). With no limit
-    (stdio, in memory) one shared object that does nothing: no object made per call (review
-    61o, mcp 2)."""
+    its id, and the `stamp` bytes its response carries besides (`stamp_bytes`: a 2026-07-28
+    answer's serverInfo), take more of a frame than MAX_MCP_RESULT leaves room for, what is
+    left of the frame (review 58v, mcp 2: a client's long id took a result under the limit over
+    a frame, and it got the channel's error in its place while the call was recorded served;
+    review 62c, mcp 1: so did the stamp of a 2026-07-28 answer). With no limit (stdio, in
+    memory) one shared object that does nothing: no object made per call (review 61o, mcp
+    2)."""
     limit = RESULT_LIMIT.get()
     if limit is None:
         return _UNLIMITED
     ident = len(pydantic_core.to_json(request_id))
-    return _Narrowed(min(limit, limits.MAX_MCP_FRAME - _AROUND - ident))
+    return _Narrowed(min(limit, limits.MAX_MCP_FRAME - _AROUND - ident - stamp))
+
+
+def stamp_bytes(stamp: Mapping[str, Any]) -> int:
+    """The bytes the MCP SDK adds to a result of the 2026-07-28 protocol besides what the gate
+    serves (`served_result`, no `_meta` of its own): `,"_meta":{"<serverInfo key>":stamp}`, the
+    server's `serverInfo` stamp (`stamp`) in its `_meta` (review 62c, mcp 1)."""
+    meta = pydantic_core.to_json({types.SERVER_INFO_META_KEY: dict(stamp)})
+    return len(b',"_meta":') + len(meta)
 
 
 class _Narrowed:

@@ -16,7 +16,10 @@ a time (docs/policy.md, "MCP gates"; research §2.2).
   (troth.integrations.mcp.pins; review 52b, mcp 1 and 2). A listing is read within the gate's
   limits (troth.integrations.mcp.listing; review 54j, mcp 2): one of more than MAX_TOOL_PAGES
   pages, MAX_UPSTREAM_TOOLS tools or MAX_UPSTREAM_LISTING_BYTES is refused whole, a tool
-  larger than MAX_UPSTREAM_TOOL_BYTES not offered (logged once). A listing the upstream fails
+  larger than MAX_UPSTREAM_TOOL_BYTES not offered (logged once); the SDK's client to the
+  upstream is left the tools the gate keeps only, after each listing and call (review 62c, mcp
+  2 and 3: it kept every page's), nor does it check results against their upstream output
+  schemas (review 62c, mcp 4: their regexes ran in the event loop). A listing the upstream fails
   (or refused) is answered with the gate's own error, never the upstream's text or data
   (review 54g, mcp 1).
 - `tools/call`: every call is decided (gate 2) with the caller's current credential and feed, a
@@ -120,10 +123,11 @@ from troth.integrations.mcp.answers import (
     over_limit,
     result_limit,
     served_result,
+    stamp_bytes,
     unlisted,
     upstream_said,
 )
-from troth.integrations.mcp.listing import Reading
+from troth.integrations.mcp.listing import Reading, forget_grown, forget_unlisted, unchecked
 from troth.integrations.mcp.pins import Pin, Pins
 from troth.integrations.mcp.room import ANSWER_ROOM
 
@@ -294,21 +298,16 @@ class McpGate:
         return listed.changes != self.changes.count
 
     async def _list_upstream(self) -> _Listed:
+        unchecked(self.upstream)  # before any call: no upstream regex run (review 62c, mcp 4)
         self._listed_at = self.clock.now()  # a listing that fails counts too
         self._begun += 1
         begun = self._begun
         changes = self.changes.count  # one announced during the listing leaves it stale
-        reading = Reading()  # within the gate's limits (review 54j, mcp 2)
-        cursor: str | None = None
-        for _ in range(limits.MAX_TOOL_PAGES):
-            page = await self.upstream.list_tools(cursor=cursor)
-            for tool in page.tools:
-                reading.add(tool)
-            cursor = page.next_cursor
-            if cursor is None:
-                break
-        else:  # pages left: refused, never cut (a name listed again past it would pass)
-            raise reading.pages_left()
+        try:
+            reading = await self._read_pages()
+        except BaseException:  # refused, failed, cancelled: the pages read are forgotten
+            self._forget_unlisted()
+            raise
         for name, why in reading.refused:  # a schema the gate cannot compare (nested too
             self._refused(name, why)  # deep: review 49o, mcp 1), too large: never offered
         schemas = {t.name: shape for t, shape in reading.tools if t.name not in reading.twice}
@@ -320,7 +319,27 @@ class McpGate:
         listed = _Listed(tuple(kept), schemas, changes)
         if begun > self._kept:  # not one begun before the listing kept (review 26c, mcp 2)
             self._listed, self._kept = listed, begun
+        self._forget_unlisted()
         return listed
+
+    def _forget_unlisted(self) -> None:
+        """The upstream's MCP client keeps per-tool state of the tools the gate keeps only
+        (`forget_unlisted`; review 62c, mcp 2: what every page of every listing added was kept)."""
+        forget_unlisted(self.upstream, self._listed.tools if self._listed is not None else ())
+
+    async def _read_pages(self) -> Reading:
+        """The upstream's listing, read within the gate's limits (review 54j, mcp 2)."""
+        reading = Reading()
+        cursor: str | None = None
+        for _ in range(limits.MAX_TOOL_PAGES):
+            page = await self.upstream.list_tools(cursor=cursor)
+            for tool in page.tools:
+                reading.add(tool)
+            cursor = page.next_cursor
+            if cursor is None:
+                return reading
+        # pages left: refused, never cut (a name listed again past it would pass)
+        raise reading.pages_left()
 
     async def offered(self) -> list[str]:
         """The names of the upstream's tools the gate offers (to a caller whose bundle permits
@@ -496,6 +515,8 @@ class McpGate:
             if isinstance(exc, Exception):  # closed, an answer the SDK refused (review 54j)
                 raise gate_failed("the upstream failed the call", exc) from None
             raise
+        finally:  # what a relist of the SDK's own added (HEADER_MISMATCH: review 62c, mcp 3)
+            forget_grown(self.upstream, self._listed.tools if self._listed is not None else ())
         served, max_result = served_result(result), RESULT_LIMIT.get()
         if max_result is None or not over_limit(served, max_result):
             return served
@@ -664,8 +685,9 @@ def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
     decided (`_InProgress`; review 55s, mcp 1). Over a secure channel each waits, before it is
     decided, for room for its answer in the session's backlog (`_room_for`; review 59a, mcp
     1). A result over what the way to the client
-    carries (`RESULT_LIMIT`, which the session's transport sets around the server) is refused
-    as the upstream answers it (`McpGate.call_tool`; review 58t, mcp 1)."""
+    carries (`RESULT_LIMIT`, which the session's transport sets around the server; less the
+    serverInfo stamp of a 2026-07-28 answer: review 62c, mcp 1) is refused as the upstream
+    answers it (`McpGate.call_tool`; review 58t, mcp 1)."""
     # a free slot is taken without a trip through the event loop (review 60d, gates.mcp.call:
     # one more loop iteration per call); a call waits for a slot in turn as before
     calls = anyio.Semaphore(limits.MAX_MCP_CALLS_PER_SESSION, fast_acquire=True)
@@ -687,16 +709,20 @@ def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
     ) -> types.CallToolResult:
         with held:
             async with calls, _room_for(ctx):  # review 30c, mcp 5; review 59a, mcp 1
-                with _OWN_ERRORS, result_limit(ctx.request_id):  # review 58v, mcp 2
+                # its id's bytes (review 58v, mcp 2), a 2026-07-28 answer's stamp (62c, mcp 1)
+                stamp = stamped if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS else 0
+                with _OWN_ERRORS, result_limit(ctx.request_id, stamp):
                     result = await gate.call_tool(
                         caller, params.name, params.arguments, decided=revisions
                     )
                 await revisions.tell(ctx)  # before the room is handed to the answer
         return result
 
-    return _GateServer(
+    server = _GateServer(
         GATE_NAME, version=__version__, on_list_tools=on_list_tools, on_call_tool=on_call_tool
     )
+    stamped = stamp_bytes(server.server_info_stamp)  # review 62c, mcp 1
+    return server
 
 
 def upstream_error(exc: BaseException, upstream: str) -> OSError | None:

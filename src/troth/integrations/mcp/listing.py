@@ -17,11 +17,27 @@ past the limit were cut):
   offered either.
 - a name no bundle could declare (`NAME`: MCP's charset, at most MAX_TOOL_NAME characters) is
   never offered, so it is neither kept nor remembered.
+
+The MCP SDK's client reading the pages keeps what it needs of every tool it reads (its output
+schema, to check the tool's results; on the 2026-07-28 protocol the map of its arguments to
+request headers) and forgets one only on a listing of a single page: a listing of pages only
+ever adds. After each listing, made or refused, `forget_unlisted` leaves it the gate's kept
+tools only (review 62c, mcp 2: an upstream naming its tools anew at each paged listing grew
+the node's memory at every tools/list, without bound); after each call forwarded,
+`forget_grown` does when it knows more tools than that (review 62c, mcp 3: on a 2026-07-28
+connection a call the upstream answers HEADER_MISMATCH makes the SDK's client list it again,
+up to 100 pages, and send the call once more: what it listed was kept, call after call).
+Nor does it check a call's result against the upstream's output schema (`unchecked`; review
+62c, mcp 4: it ran the upstream's `pattern` regexes in the node's event loop, where one that
+backtracks stalled every service): the result is the upstream's word, served in the gate's
+envelope, its client checking it against the schema the gate served if it will.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from typing import Any
 
 import mcp_types as types
 
@@ -30,7 +46,7 @@ from troth.errors import PolicyError, PolicyFailure
 from troth.gates.toolschema import NAME, check_depth, schema_shape
 from troth.integrations.mcp.pins import served
 
-__all__ = ["Reading", "tool_bytes"]
+__all__ = ["Reading", "forget_grown", "forget_unlisted", "tool_bytes", "unchecked"]
 
 
 def tool_bytes(tool: types.Tool) -> int:
@@ -101,3 +117,48 @@ class Reading:
         return PolicyError(
             PolicyFailure.OVER_LIMIT, f"more than {limits.MAX_TOOL_PAGES} pages listed"
         )
+
+
+def forget_unlisted(upstream: object, tools: Sequence[types.Tool]) -> None:
+    """Leave the MCP SDK's client `upstream` (an `mcp.Client`: its session) per-tool state of
+    `tools` only (the gate's kept listing: the only tools whose calls it forwards), as its own
+    listing of a single page does: what the pages of the gate's listings added of other tools is
+    forgotten (module docstring; review 62c, mcp 2). Another upstream (no such session) has
+    nothing to forget."""
+    absorb = getattr(_session(upstream), "_absorb_tool_listing", None)  # (its Client's too)
+    if callable(absorb):
+        absorb(types.ListToolsResult(tools=list(tools)), complete=True)
+
+
+def forget_grown(upstream: object, tools: Sequence[types.Tool]) -> None:
+    """`forget_unlisted` when the MCP SDK's client `upstream` knows more tools than `tools` (the
+    gate's kept listing), as after a listing of its own (review 62c, mcp 3); one look at the
+    count else, as after every call."""
+    known = getattr(_session(upstream), "_tool_output_schemas", None)  # the SDK's, by name
+    if isinstance(known, dict) and len(known) > len(tools):
+        forget_unlisted(upstream, tools)
+
+
+def unchecked(upstream: object) -> None:
+    """Have the MCP SDK's client `upstream` take a call's result as the upstream gave it, not
+    checked against the tool's output schema (`ClientSession.validate_tool_result`, which also
+    listed the upstream for a tool it did not know): the schema is the upstream's, its
+    `pattern` regexes run in the event loop of the node's every service, one that backtracks a
+    stall of minutes for a result of 40 bytes (module docstring; review 62c, mcp 4). Another
+    upstream (no such session) is left as it is."""
+    session: Any = _session(upstream)
+    if session is not None and hasattr(session, "validate_tool_result"):
+        session.validate_tool_result = _as_given
+
+
+async def _as_given(name: str, result: object) -> None:
+    """A result taken as given (`unchecked`)."""
+
+
+def _session(upstream: object) -> object:
+    """The MCP session of `upstream` (an `mcp.Client`), None when it has none (another
+    upstream, or a client not connected: its `session` raises RuntimeError then)."""
+    try:
+        return getattr(upstream, "session", None)
+    except RuntimeError:
+        return None
