@@ -15,7 +15,8 @@ MAX_MCP_RESULT: Final = (1 << 20) - 3072
 """Largest tools/call result (its compact UTF-8 JSON, as the MCP SDK writes it in the response) the
 MCP gate serves in a session over a secure channel: MAX_MCP_FRAME less 1 KiB for the frame's header
 (40 bytes) and the JSON-RPC response around the result (33 bytes and the request's id: one of over
-951 bytes narrows it by as much more, review 58v, mcp 2). A larger one is refused as the upstream
+951 bytes narrows it by as much more, review 58v, mcp 2; so does a 2026-07-28 answer's serverInfo
+`_meta` stamp, review 62c, mcp 1). A larger one is refused as the upstream
 answers it, before it waits anywhere: the call is answered with the gate's error naming this limit
 and recorded unanswered after its allowed record (review 58t, mcp 1: one over a frame, which could
 never be sent, waited whole, up to MAX_MCP_UPSTREAM_LINE each). The stdio gate (`troth mcp gate`)
