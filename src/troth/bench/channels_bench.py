@@ -161,8 +161,8 @@ def _establish(quick: bool) -> list[Measurement]:
             peer,
             "peer: Python ssl mutual TLS 1.3 handshake over loopback",
             {
-                "includes": f"{includes}; first contact: every signature verified (both "
-                "nodes' verification caches emptied before each, not timed)",
+                "includes": f"{includes}; first contact: every signature verified (every "
+                "node's verification caches emptied before each, not timed)",
                 "peer": "full handshakes: certificates sent, signed and verified every time, "
                 "no session resumed",
             },
