@@ -191,7 +191,7 @@ def test_available_tools_floor_is_no_more_cedar_work_than_the_listing(
 
 
 def test_resumed_tls_peer_resumes_every_timed_handshake(tmp_path: Path) -> None:
-    """`channel.establish.tcp`'s `peer_resumed_us`: the like-for-like peer of troth's kept
+    """`channel.establish.tcp.resumed`'s peer: the like-for-like peer of troth's kept
     claims resumes the first session in every timed handshake (the peer raises otherwise), and
     the full-handshake peer resumes none."""
     pki = make_tls_pki(tmp_path)

@@ -166,7 +166,7 @@ def mutual_tls_handshakes(pki: TlsPki, count: int, *, resumed: bool = False) -> 
     `resumed`: every timed handshake resumes the session of the first warm-up one (a TLS 1.3
     PSK with (EC)DHE: a new key exchange, no certificate sent, signed or verified), what a
     client reconnecting to the same server may do; a reconnecting troth node likewise keeps
-    the claims it verified before (`channel.establish.tcp`'s `peer_resumed_us`).
+    the claims it verified before (`channel.establish.tcp.resumed`'s peer).
     """
     if count < 1:
         raise ValueError("count must be >= 1")
