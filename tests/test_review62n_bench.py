@@ -9,9 +9,10 @@ establishment").
    timing) and verifies what a first contact verifies.
 2. The warm side (caches kept) was reported only as extras of that row: it is now a row of its
    own, `channel.establish.tcp.resumed`, against the TLS peer resuming its session.
-3. (open, xfail) At first contact each node verifies the peer's credential chain twice: at the
-   handshake and again in the admission's re-check (two `ChainVerifier`s, caches apart), 6 of
-   the 16 signatures (~0.75 ms of a first contact here).
+3. At first contact each node verified the peer's credential chain twice: at the handshake and
+   again in the admission's re-check (two `ChainVerifier`s, caches apart), 6 of the 16
+   signatures (~0.75 ms of a first contact here). Was a strict xfail until the re-check took up
+   the handshake verifier's byte checks (`ChainVerifier(checked_by=...)`, node/trust.py).
 
 Each row's timed handshakes are counted through the bench's own code (`_establish`, its
 `measure_pair` replaced by a spy that runs single handshakes and hands the TLS side a stub).
@@ -74,11 +75,11 @@ def test_every_timed_first_contact_handshake_verifies_what_a_first_contact_does(
 ) -> None:
     """The row's timed handshakes each verify as many signatures as the very first one of
     the two nodes (that never met): every cache that spares a signature is emptied (the
-    claims 4, the handshake's chain verifier 6, the decision's re-check 6: leaving any out
-    verified 10 or 12)."""
+    claims 4, the handshake's chain verifier 6, whose byte checks the decision's re-check takes
+    up: leaving either out verified 6)."""
     first, timed, resumed = establish_rows["channel.establish.tcp"]
-    assert first == 16  # 2 sides x (history 1, attestation 1, chain 3 at the handshake, 3 at
-    assert timed == [first] * 3  # the decision's re-check)
+    assert first == 10  # 2 sides x (history 1, attestation 1, chain 3)
+    assert timed == [first] * 3
     assert resumed is False  # a full TLS handshake
 
 
@@ -92,12 +93,6 @@ def test_the_resumed_row_keeps_the_claims_against_a_resumed_tls_session(
     assert resumed is True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 62n bench 3: at first contact each node verifies the peer's chain twice, "
-    "at the handshake (`NodeTrust._handshakes`) and in the admission's re-check (`_recheck`), "
-    "each verifier with its own cache: 16 signatures where 10 verify everything once",
-)
 def test_a_first_contact_verifies_each_signature_once(
     establish_rows: dict[str, tuple[int, list[int], bool]],
 ) -> None:

@@ -157,7 +157,9 @@ class NodeTrust:
             self._handshakes = (
                 None if policy is None else ChainVerifier(policy, known_in=self._issuer_known)
             )
-            self._recheck = None if policy is None else ChainVerifier(policy)
+            self._recheck = (  # the chains its handshakes verified: byte checks taken up
+                None if policy is None else ChainVerifier(policy, checked_by=self._handshakes)
+            )
         self.learn_held()
         self.refresh_hosted(now, force=True)
         # made-up changes another process recorded (or this one, before a crash): their
