@@ -43,8 +43,11 @@ def test_data_sealed_after_the_recovery_is_not_opened_by_a_stolen_backup(
     secret the owner puts again, rotated since the theft) was sealed under it, so a later copy
     of node.db alone, which the rekey was to make useless to them, gave it away.
 
-    Was a strict xfail until a rekey gave each seal key a fresh value that seals from then on
-    (those it had still unseal what they sealed, in this node and after another rekey)."""
+    Was a strict xfail until a rekey gave each seal key a fresh value that seals from then on.
+    Since review 62i (rekey 1) the fresh value replaces those it had (a kept one let the copy's
+    holder seal blobs the node took as its own): what the broker sealed in node.db is re-sealed
+    under it by the rekey (`tests/test_review62i_rekey.py`); a blob kept elsewhere, as these,
+    opens under nothing afterwards (docs/vault.md, "Changing the vault key")."""
     path = make_node(troth_home)
     with open_node("n") as node:
         seal_key = _sealing(node).generate_seal_key()
@@ -55,13 +58,15 @@ def test_data_sealed_after_the_recovery_is_not_opened_by_a_stolen_backup(
     with open_node("n") as node:
         vault = _sealing(node)
         after = vault.seal(seal_key, b"the upstream password, changed since", _AAD)
-        assert vault.unseal(seal_key, before, _AAD) == b"sealed before the theft"
+        assert vault.unseal(seal_key, after, _AAD) == b"the upstream password, changed since"
+        with pytest.raises(VaultError):  # kept outside node.db: not re-sealed (review 62i)
+            vault.unseal(seal_key, before, _AAD)
     with pytest.raises(VaultError):
         _stolen_unseal(backup, seal_key, after)
-    rekey_vault("n", home=troth_home)  # another: every value kept, a newer one sealing
+    rekey_vault("n", home=troth_home)  # another: again one fresh value, sealing
     with open_node("n") as node:
         vault = _sealing(node)
-        assert vault.unseal(seal_key, before, _AAD) == b"sealed before the theft"
-        assert vault.unseal(seal_key, after, _AAD) == b"the upstream password, changed since"
+        again = vault.seal(seal_key, b"sealed after the second rekey", _AAD)
+        assert vault.unseal(seal_key, again, _AAD) == b"sealed after the second rekey"
         with pytest.raises(VaultError):  # still one opaque failure for a tampered blob
-            vault.unseal(seal_key, after[:-1] + bytes([after[-1] ^ 1]), _AAD)
+            vault.unseal(seal_key, again[:-1] + bytes([again[-1] ^ 1]), _AAD)

@@ -59,16 +59,10 @@ def test_a_token_key_named_under_the_other_key_type_is_no_key_of_the_vault(
     vault.sign(p256, b"still its own key")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 62d, vault 2 (open: needs troth/secrets and troth/node/rekey.py): a seal "
-    "key keeps every value a rekey replaced, and unseals with each, so a blob the stolen "
-    "copy's holder seals under the old value is taken as the node's own after the recovery",
-)
 def test_a_blob_sealed_by_a_stolen_copy_is_not_taken_after_the_recovery(
     troth_home: Path,
 ) -> None:
-    """Review 62d, vault 2 (open). A thief copies a software node's directory (node.db and
+    """Review 62d, vault 2. A thief copies a software node's directory (node.db and
     vault.key: every seal key's value in the clear to them). The owner recovers as
     docs/vault.md says: `troth vault rekey` gives each seal key a fresh value that seals from
     then on, and keeps the old values to unseal what they sealed (review 55d, vault 1). AES-GCM
@@ -82,11 +76,11 @@ def test_a_blob_sealed_by_a_stolen_copy_is_not_taken_after_the_recovery(
     for any key handle. Before the rekey they could plant nothing: a blob needs a seal key
     value, and node.db alone holds none in the clear.
 
-    Fix (outside troth/vault): a rekey re-seals every blob sealed under a seal key (the
-    broker's secrets, audit key and ownership tags, in node.db: troth/node/rekey.py with
-    troth/secrets) under its new value, in the rekey's transaction, then keeps only that value
-    (SoftwareVault.rekey replacing rather than prepending it); the 55d test's blob held outside
-    node.db then no longer opens, by design."""
+    Was a strict xfail until a rekey re-sealed every blob sealed under a seal key (the
+    broker's secrets, audit key and ownership tags, in node.db: troth.secrets.reseal) under
+    its new value, in the rekey's transaction, and kept only that value (review 62i, rekey 1:
+    `tests/test_review62i_rekey.py`); the 55d test's blob held outside node.db then no longer
+    opens, by design (docs/vault.md)."""
     init_node("n")
     with open_node("n") as node:
         assert isinstance(node.vault, SealingVault)

@@ -8,7 +8,10 @@ seal keys, the key check) under a fresh KEK and retires the old one, in steps a 
 at any point (node with the KEK in `vault.key`):
 
 1. the new KEK is written to `vault.key.new` (atomically, 0600);
-2. every row and a new key check are re-sealed in one SQLite transaction, which also records
+2. every row and a new key check are re-sealed in one SQLite transaction, each seal key with
+   a fresh value that replaces those it had, and every blob the broker sealed under one with
+   it (`troth.secrets.reseal`: review 62i, rekey 1; a kept old value let a stolen copy's
+   holder seal blobs the node took as its own); the transaction also records
    that a scrub is owed (the `vault_meta` row `SCRUB_MARK`: review 47c, rekey 1-2) and, for a
    node with `vault.key`, the new KEK's tag under the old one (`REKEY_TAG`: review 48d);
 3. node.db is vacuumed and its write-ahead log truncated (no page sealed under the old KEK is
@@ -163,6 +166,8 @@ def _switch(
     kek: bytes,
 ) -> int:
     """The steps of the module docstring; the number of keys re-sealed."""
+    from troth.secrets.reseal import reseal_secrets  # on use only: every open imports this
+
     file_source = config.kek_source == "file"
     pending = path / PENDING_KEY_FILE
     tag = None
@@ -174,7 +179,8 @@ def _switch(
     try:
         db.execute("PRAGMA secure_delete = ON")  # pages the rewrite frees are zeroed
         with db.transaction():
-            count = vault.rekey(kek)
+            # the broker's blobs sealed again under their seal key's new value (review 62i)
+            count = vault.rekey(kek, reseal=lambda resealer: reseal_secrets(db, resealer))
             # committed with the rows: whatever cuts the rekey short, an open finishes it
             SqliteKeyStore(db).put_vault_meta(SCRUB_MARK, b"\x01")
             if tag is not None:  # what makes vault.key.new the key to switch to

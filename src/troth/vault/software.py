@@ -9,7 +9,8 @@ row, so rows cannot be swapped. A KEK check value in `vault_meta` makes a wrong 
 Seal keys (AES-256, `SealingVault`) are kept the same way in `vault_keys`, with key type 16
 (not a signing or DH key type) and AAD = "troth.vault.seal-key/1" 0x00 key-id: a seal key's
 row can never unseal as a private key, nor a private key's as a seal key. A seal key's row
-holds its values, 32 bytes each: the one that seals, then those a rekey replaced (`rekey`).
+holds its value, 32 bytes (a row a rekey before review 62i wrote holds more: the one that
+seals, then those the rekey replaced, all of which unseal until the next rekey: `rekey`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from troth.vault.base import (
     seal_aad,
     split_sealed,
 )
+from troth.vault.reseal import Resealer, ResealHook
 
 __all__ = [
     "KEK_SIZE",
@@ -185,22 +187,27 @@ class SoftwareVault:
                 "the vault key (TROTH_VAULT_KEY or vault.key) does not open this vault"
             ) from None
 
-    def rekey(self, new_kek: bytes) -> int:
+    def rekey(self, new_kek: bytes, reseal: ResealHook | None = None) -> int:
         """Re-seal every stored key (private keys and seal keys) and the key check under
         `new_kek`, each with its own AAD and a fresh nonce; the number of keys re-sealed. Call it
         inside the store's write transaction: a row that does not unseal under the current KEK
         (damaged, or foreign) raises VaultError, and the caller's rollback then leaves every row
         as it was. Afterwards this vault seals under `new_kek` (discard it if the transaction
-        rolls back). Each seal key also gets a fresh value, which seals from now on, before
-        those it had (they still unseal what they sealed): a stolen copy of the vault opened
-        every seal key, and what the node sealed after the rekey too (review 55d, vault 1).
-        The node's switch-over (the key file, crash safety): troth.node.rekey."""
+        rolls back). Each seal key also gets a fresh value that replaces those it had: a stolen
+        copy of the vault opened every seal key, and what the node sealed after the rekey too
+        (review 55d, vault 1); and a kept old value let the copy's holder seal blobs the node
+        took as its own (review 62d, vault 2). `reseal` is then called, in the transaction,
+        with a `Resealer` that seals a blob made under an old value again under the new one:
+        it rewrites every blob its caller keeps (troth.secrets.reseal); any other opens under
+        nothing afterwards. The node's switch-over (the key file, crash safety):
+        troth.node.rekey."""
         store, old = self._store, self._aead
         if store is None or old is None:
             raise VaultError("an ephemeral vault has no KEK to change")
         if len(new_kek) != KEK_SIZE:
             raise ConfigError(f"a vault key is {KEK_SIZE} bytes")
         new = Aead(AeadAlgorithm.AES_256_GCM, new_kek)
+        replaced: dict[str, tuple[tuple[Aead, ...], Aead]] = {}  # seal key: (old values, new)
         count = 0
         after = 0
         while True:
@@ -217,10 +224,10 @@ class SoftwareVault:
                         f"key {key_id} does not unseal under the vault's key (damaged or not "
                         "troth's): nothing was re-sealed; delete its row or restore it first"
                     )
-                if key_type == SEAL_KEY_TYPE:  # a value the old KEK never opened, first
-                    raw = os.urandom(Aead.KEY_SIZE) + raw  # (review 55d, vault 1)
-                    if key_id in self._seal_keys:  # cached: with it from now on
-                        self._seal_keys[key_id] = _seal_values(SealKey(self.name, key_id), raw)
+                if key_type == SEAL_KEY_TYPE:  # a value the old KEK never opened, alone
+                    values = _seal_values(SealKey(self.name, key_id), raw)  # (55d, 62d)
+                    raw = os.urandom(Aead.KEY_SIZE)
+                    replaced[key_id] = (values, Aead(AeadAlgorithm.AES_256_GCM, raw))
                 nonce = os.urandom(Aead.NONCE_SIZE)
                 resealed.append((number, _SEAL_VERSION + nonce + new.encrypt(nonce, raw, aad)))
             store.replace_sealed_keys(resealed)
@@ -230,9 +237,14 @@ class SoftwareVault:
                     rows[f"{number:016x}"] = sealed[1 : 1 + Aead.NONCE_SIZE]
             count += len(resealed)
             after = found[-1][0]
+        if reseal is not None:
+            reseal(Resealer(self.name, replaced))
         nonce = os.urandom(Aead.NONCE_SIZE)
         store.put_vault_meta("kek_check", nonce + new.encrypt(nonce, _CHECK_PLAINTEXT, _CHECK_AAD))
         self._aead = new
+        for key_id, (_, value) in replaced.items():
+            if key_id in self._seal_keys:  # cached: with the new value alone from now on
+                self._seal_keys[key_id] = (value,)
         return count
 
     # -- the Vault interface ------------------------------------------------------------------
@@ -352,7 +364,7 @@ class SoftwareVault:
             nonce, ciphertext = split_sealed(key, sealed)
         except CryptoError:
             raise failed from None
-        for aead in values:  # the current value, then those earlier rekeys replaced
+        for aead in values:  # its value (then, in a row from before 62i, older ones)
             try:
                 return aead.decrypt(nonce, ciphertext, seal_aad(key, aad))
             except CryptoError:
@@ -666,7 +678,7 @@ def _seal_key_aad(key_id: str) -> bytes:
 
 def _seal_values(key: SealKey, raw: bytes) -> tuple[Aead, ...]:
     """A seal key's values from its unsealed row: 32 bytes each, the one that seals first, then
-    those earlier rekeys replaced, newest first (what was sealed under them still unseals)."""
+    (a row a rekey before review 62i wrote) those earlier rekeys replaced, newest first."""
     size = Aead.KEY_SIZE
     if not raw or len(raw) % size:
         raise VaultError(f"seal key {key} does not match its stored record")

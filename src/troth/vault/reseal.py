@@ -1,0 +1,70 @@
+"""Blobs made under a software vault's seal keys, re-sealed by a rekey (review 62i, rekey 1).
+
+A seal key's value is an AES-256-GCM key: whoever holds it seals as well as unseals. A stolen
+copy of a node directory (node.db and vault.key) gives the thief every seal key's value, so a
+rekey gives each seal key a fresh value. Review 55d kept the replaced values beside it to
+unseal what they had sealed; then a blob the thief sealed under an old value, with an AAD read
+from node.db (a secret's name, engine and configuration's digest), opened on the recovered
+node as its own (review 62d, vault 2). So `SoftwareVault.rekey` replaces the values, and in its
+transaction hands a `Resealer` to the caller's hook (`troth.secrets.reseal` for the broker's
+tables), which re-seals every blob it keeps under the new value.
+
+A blob kept anywhere else (a library user's own table or file) is not re-sealed: it opens
+under nothing after the rekey. Unseal it before, and seal it again after.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Final
+
+from troth.crypto import Aead
+from troth.errors import CryptoError
+from troth.vault.base import SEAL_VERSION, SealKey, seal_aad, split_sealed
+
+__all__ = ["ResealHook", "Resealer"]
+
+
+class Resealer:
+    """What a rekey hands to its `ResealHook`: re-seals a blob made under one of the vault's
+    seal keys with the value the rekey gave that key (`values`: per key id, the values it
+    had, the one that sealed first, and the new one)."""
+
+    def __init__(self, vault: str, values: Mapping[str, tuple[tuple[Aead, ...], Aead]]) -> None:
+        self._vault = vault
+        self._values = values
+        self.resealed = 0
+        """How many blobs were re-sealed."""
+
+    def __call__(self, key: SealKey, sealed: bytes, aad: bytes) -> bytes | None:
+        """`sealed` (made under `key` with the caller's `aad`) sealed again under `key`'s new
+        value; None, to be left as it is, for a key the rekey gave no new value (a token's
+        seal key: its value never leaves the token; one of another vault; no key stored) or
+        a blob no value of the key opens (tampered, moved, or never sealed under it: it opens
+        under nothing afterwards either, and a blob planted there cannot stop the rekey)."""
+        found = self._values.get(key.key_id) if key.vault == self._vault else None
+        if found is None or not isinstance(sealed, bytes):
+            return None
+        old, new = found
+        full = seal_aad(key, aad)
+        try:
+            nonce, ciphertext = split_sealed(key, sealed)
+        except CryptoError:
+            return None
+        for value in old:
+            try:
+                plaintext = value.decrypt(nonce, ciphertext, full)
+            except CryptoError:
+                continue
+            fresh = os.urandom(Aead.NONCE_SIZE)
+            self.resealed += 1
+            return _VERSION + fresh + new.encrypt(fresh, plaintext, full)
+        return None
+
+
+ResealHook = Callable[[Resealer], object]
+"""Called by `SoftwareVault.rekey` in its transaction, once the seal keys have their new
+values: re-seals, with the `Resealer`, every blob its caller keeps, and writes them back."""
+
+_VERSION: Final = bytes((SEAL_VERSION,))
