@@ -79,14 +79,10 @@ def test_api2_a_node_closed_while_serve_starts_is_served_as_one_closed_inside(
         asyncio.run(scene(desk))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=troth.PolicyError,
-    reason="review 62l, api 3: Node(stored) of a relative home installs into another home's node",
-)
 def test_api3_a_node_wrapped_from_a_relative_home_reopens_no_other_home(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Was a strict xfail until `Node(stored)` refused a node opened by a relative home."""
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir()
     second.mkdir()

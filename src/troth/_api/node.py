@@ -214,8 +214,18 @@ class Node:
 
     def __init__(self, stored: StoredNode, clock: Clock | None = None) -> None:
         """Wrap an open `troth.node.Node` (use `Node.open`: anything else, a node's name say,
-        is an ArgumentError; review 54n, api 15)."""
+        is an ArgumentError; review 54n, api 15). One opened by a relative home is an
+        ArgumentError too: its policies, traces and leases reopen it by its path, which a
+        chdir turns into another home's node (review 62l, api 3; `Node.open` makes it
+        absolute)."""
         self._handle = check_kind("Node", "stored", stored, StoredNode, _OPENED)
+        if not stored.path.is_absolute():
+            raise ArgumentError(
+                "Node",
+                "stored",
+                "an open troth.node.Node of an absolute home (use troth.Node.open(name))",
+                f"one at the relative path {str(stored.path)!r}",
+            )
         self._closed = False
         """Whether `close` closed it: `_stored` refuses from then on (review 62h, api 1)."""
         self._clock = check_clock("Node", "clock", clock) or SystemClock()
