@@ -12,6 +12,9 @@ api 3: `troth.Node(stored)` (the documented wrapper of an open `troth.node.Node`
 opened by a relative home kept that relative path: after a chdir, `node.policies` (which
 reopens the node by its path) installed into another home's node of the same name, review
 62h api 6 for every node not opened through `Node.open`.
+api 4: `Node.open` of a relative home from a working directory that was removed raised a bare
+FileNotFoundError (review 62h api 6's `Path.absolute()`), where it was a ConfigError before,
+as every other failure to reach a home.
 """
 
 from __future__ import annotations
@@ -104,3 +107,21 @@ def test_api3_a_node_wrapped_from_a_relative_home_reopens_no_other_home(
         assert wrapped.policies.install(bundle).revision == 1
     with troth.Node.open("agents", home=second / "home") as decoy:
         assert decoy.policies.show() == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=FileNotFoundError,
+    reason="review 62l, api 4: Node.open of a relative home from a removed working directory "
+    "raises a bare FileNotFoundError",
+)
+def test_api4_a_relative_home_from_a_removed_working_directory_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()  # the process's working directory, removed under it
+    for create in (True, False):
+        with pytest.raises(troth.ConfigError):
+            troth.Node.open("agents", home="home", create=create)
