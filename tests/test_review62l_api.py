@@ -109,15 +109,10 @@ def test_api3_a_node_wrapped_from_a_relative_home_reopens_no_other_home(
         assert decoy.policies.show() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=FileNotFoundError,
-    reason="review 62l, api 4: Node.open of a relative home from a removed working directory "
-    "raises a bare FileNotFoundError",
-)
 def test_api4_a_relative_home_from_a_removed_working_directory_is_a_config_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Was a strict xfail until `Node.open` made `Path.absolute()`'s OSError a ConfigError."""
     gone = tmp_path / "gone"
     gone.mkdir()
     monkeypatch.chdir(gone)

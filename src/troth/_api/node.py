@@ -262,7 +262,11 @@ class Node:
         check_flag("Node.open", "create", create)
         # absolute: the node's policies, traces and leases reopen it by its path, which a
         # chdir turned into another home's node of the same name (review 62h, api 6)
-        home = (check_home("Node.open", "home", home) or troth_home()).absolute()
+        home = check_home("Node.open", "home", home) or troth_home()
+        try:  # (a working directory removed: ConfigError, as before; review 62l, api 4)
+            home = home.absolute()
+        except OSError as exc:
+            raise ConfigError(f"cannot find home {home}: {exc.strerror or exc}") from None
         if home.exists():  # refused as every command refuses it (review 62h, api 2)
             check_kept_dirs(home)
             check_not_taken_over(home)
