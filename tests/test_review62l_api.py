@@ -15,6 +15,9 @@ reopens the node by its path) installed into another home's node of the same nam
 api 4: `Node.open` of a relative home from a working directory that was removed raised a bare
 FileNotFoundError (review 62h api 6's `Path.absolute()`), where it was a ConfigError before,
 as every other failure to reach a home.
+api 5: a `SystemClock` whose `now` was replaced on the instance (`clock.now = ...`, as a test's
+monkeypatch does) was taken unchecked, since review 62h (api 3) took any instance of that exact
+class as troth's own: a float reading failed deep inside, not with the promised ArgumentError.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import troth
 from tests.support.gates import POLICIES
 from tests.support.policy_world import TOOLS
 from tests.support.public_api import READ, acme_and_agents, greet
+from troth.clock import SystemClock
 from troth.node.node import open_node
 from troth.node.runtime import NodeRuntime
 
@@ -120,3 +124,20 @@ def test_api4_a_relative_home_from_a_removed_working_directory_is_a_config_error
     for create in (True, False):
         with pytest.raises(troth.ConfigError):
             troth.Node.open("agents", home="home", create=create)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 62l, api 5: a SystemClock whose now() was replaced on the instance is "
+    "taken unchecked",
+)
+def test_api5_a_system_clock_with_its_now_replaced_reads_nothing_but_a_time() -> None:
+    with acme_and_agents() as world:
+        for reading in ("soon", 1.5e9, -1):
+            clock = SystemClock()
+            clock.now = lambda reading=reading: reading  # type: ignore[method-assign]
+            verifier = troth.Verifier(
+                trust=[world.acme.identifier], feeds=world.acme, clock=clock
+            )
+            with pytest.raises(troth.ArgumentError, match="clock"):
+                verifier.verify(world.member, presenter=world.support)
