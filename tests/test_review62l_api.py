@@ -16,13 +16,15 @@ api 4: `Node.open` of a relative home from a working directory that was removed 
 FileNotFoundError (review 62h api 6's `Path.absolute()`), where it was a ConfigError before,
 as every other failure to reach a home.
 api 5: a `SystemClock` whose `now` was replaced on the instance (`clock.now = ...`, as a test's
-monkeypatch does) was taken unchecked, since review 62h (api 3) took any instance of that exact
-class as troth's own: a float reading failed deep inside, not with the promised ArgumentError.
+monkeypatch does), before it was given or after, was read unchecked, since review 62h (api 3)
+took any instance of that exact class as troth's own: a float reading failed deep inside, not
+with the promised ArgumentError.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -127,13 +129,16 @@ def test_api4_a_relative_home_from_a_removed_working_directory_is_a_config_error
 
 
 def test_api5_a_system_clock_with_its_now_replaced_reads_nothing_but_a_time() -> None:
-    """Was a strict xfail until only a `SystemClock` with nothing set on it was taken as ours."""
+    """Was a strict xfail until a `SystemClock` was read through `CheckedClock` too (its now()
+    replaced before it is given, or after)."""
     with acme_and_agents() as world:
-        for reading in ("soon", 1.5e9, -1):
+        for reading, before in itertools.product(("soon", 1.5e9, -1), (True, False)):
             clock = SystemClock()
-            clock.now = lambda reading=reading: reading  # type: ignore[method-assign]
+            if before:
+                clock.now = lambda reading=reading: reading  # type: ignore[method-assign]
             verifier = troth.Verifier(
                 trust=[world.acme.identifier], feeds=world.acme, clock=clock
             )
+            clock.now = lambda reading=reading: reading  # type: ignore[method-assign]
             with pytest.raises(troth.ArgumentError, match="clock"):
                 verifier.verify(world.member, presenter=world.support)
