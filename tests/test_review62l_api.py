@@ -19,6 +19,10 @@ api 5: a `SystemClock` whose `now` was replaced on the instance (`clock.now = ..
 monkeypatch does), before it was given or after, was read unchecked, since review 62h (api 3)
 took any instance of that exact class as troth's own: a float reading failed deep inside, not
 with the promised ArgumentError.
+api 6 (open: troth/_api/network.py): a node closed inside its `serve` block kept forwarding a
+relay name for an owner revoked meanwhile: its relay service decides with the decision point it
+held (`runtime.access`, taken at composition), not the host's, which review 62h's `_closed`
+swapped; the revocation could not reach it (its store closed), where an open node stops.
 """
 
 from __future__ import annotations
@@ -142,3 +146,41 @@ def test_api5_a_system_clock_with_its_now_replaced_reads_nothing_but_a_time() ->
             clock.now = lambda reading=reading: reading  # type: ignore[method-assign]
             with pytest.raises(troth.ArgumentError, match="clock"):
                 verifier.verify(world.member, presenter=world.support)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 62l, api 6 (open: troth/_api/network.py): a node closed inside serve keeps "
+    "relaying for an owner revoked meanwhile",
+)
+def test_api6_a_node_closed_inside_serve_relays_for_no_owner_revoked_meanwhile() -> None:
+    async def scene(hub_node: troth.Node, b_node: troth.Node, acme: troth.Authority) -> None:
+        async with hub_node.serve(listen=("127.0.0.1", 0)) as hub, b_node.serve() as b:
+            await b.enroll(acme.ticket({"troth.relay": "agent-b"}, at=hub.address))
+            await b.relay("agent-b", at=hub.address)
+            runtime = hub._runtime
+            hub_node.close()
+            with troth.Node.open("acme") as again:
+                again.authority().revoke_identity(b.identifier)
+            await runtime.maintain()  # (an open hub stops forwarding here)
+            forwarded = runtime.relays.get("agent-b")
+            assert forwarded is None or forwarded.lost_at is not None  # (it forwarded on)
+
+    with troth.Node.open("acme") as hub_node, troth.Node.open("agent-b") as b_node:
+        asyncio.run(scene(hub_node, b_node, hub_node.create_authority()))
+
+
+def test_api6_an_open_node_relays_for_no_owner_revoked_meanwhile() -> None:
+    """What api 6's test asks of a closed node, an open one does (the contrast)."""
+
+    async def scene(hub_node: troth.Node, b_node: troth.Node, acme: troth.Authority) -> None:
+        async with hub_node.serve(listen=("127.0.0.1", 0)) as hub, b_node.serve() as b:
+            await b.enroll(acme.ticket({"troth.relay": "agent-b"}, at=hub.address))
+            await b.relay("agent-b", at=hub.address)
+            acme.revoke_identity(b.identifier)
+            await hub._runtime.maintain()
+            forwarded = hub._runtime.relays.get("agent-b")
+            assert forwarded is None or forwarded.lost_at is not None
+
+    with troth.Node.open("acme") as hub_node, troth.Node.open("agent-b") as b_node:
+        asyncio.run(scene(hub_node, b_node, hub_node.create_authority()))
