@@ -132,6 +132,11 @@ def test_api4_a_relative_home_from_a_removed_working_directory_is_a_config_error
             troth.Node.open("agents", home="home", create=create)
 
 
+def _reads(value: object) -> Callable[[], int]:
+    """A now() reading `value` (the attack: no whole number of seconds)."""
+    return lambda: value  # type: ignore[return-value]
+
+
 def test_api5_a_system_clock_with_its_now_replaced_reads_nothing_but_a_time() -> None:
     """Was a strict xfail until a `SystemClock` was read through `CheckedClock` too (its now()
     replaced before it is given, or after)."""
@@ -139,11 +144,9 @@ def test_api5_a_system_clock_with_its_now_replaced_reads_nothing_but_a_time() ->
         for reading, before in itertools.product(("soon", 1.5e9, -1), (True, False)):
             clock = SystemClock()
             if before:
-                clock.now = lambda reading=reading: reading  # type: ignore[method-assign]
-            verifier = troth.Verifier(
-                trust=[world.acme.identifier], feeds=world.acme, clock=clock
-            )
-            clock.now = lambda reading=reading: reading  # type: ignore[method-assign]
+                clock.now = _reads(reading)  # type: ignore[method-assign]
+            verifier = troth.Verifier(trust=[world.acme.identifier], feeds=world.acme, clock=clock)
+            clock.now = _reads(reading)  # type: ignore[method-assign]
             with pytest.raises(troth.ArgumentError, match="clock"):
                 verifier.verify(world.member, presenter=world.support)
 
