@@ -495,7 +495,7 @@ class Pkcs11Vault:
             }
             with self._lock, self._mapped("find key"):
                 if list(self._session.get_objects(other)):  # of the other type
-                    raise KeyNotFound(f"no key {handle} in the token (its key id is another's)")
+                    raise KeyNotFound(f"no key {handle} in the token (its id is another's)") from None
             rest = [*self._public_objects(handle), *self._retirement_objects(handle)]
             with self._lock, self._mapped("delete a retirement"):
                 for obj in rest:
