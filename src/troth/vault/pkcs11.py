@@ -494,8 +494,9 @@ class Pkcs11Vault:
                 attr.PRIVATE: True,
             }
             with self._lock, self._mapped("find key"):
-                if list(self._session.get_objects(other)):  # of the other type
-                    raise KeyNotFound(f"no key {handle} in the token (its id is another's)") from None
+                held = list(self._session.get_objects(other))  # of the other type
+            if held:
+                raise KeyNotFound(f"no key {handle} in the token (its id is another's)") from None
             rest = [*self._public_objects(handle), *self._retirement_objects(handle)]
             with self._lock, self._mapped("delete a retirement"):
                 for obj in rest:
