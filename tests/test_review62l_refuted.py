@@ -4,10 +4,12 @@ did not work. Each test is a real attempt that fails if the defence breaks."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import troth
 from tests.conftest import SoftHsm
 from tests.support.hsm import token_vault, vault_fixture
 from troth.crypto import KeyType, PublicKey
@@ -146,3 +148,23 @@ def test_a_key_needing_a_login_at_each_use_is_shown_never_and_the_others_sign_on
         with vault._lock:
             for obj in vault._session.get_objects({attr.ID: bytes.fromhex(key_id)}):
                 obj.destroy()
+
+
+def test_the_legitimate_homes_review_62h_api_2_might_refuse_open(tmp_path: Path) -> None:
+    """Review 62h (api 2) has `Node.open` refuse an existing home as every command does. Homes
+    that are the user's own must still open: one in a sticky directory anyone writes in (as
+    under /tmp), one reached through a link of this user's or root's (as /var/run -> /run),
+    and one the user made 0755 (a umask of 022). Each would fail if the check looked at the
+    parents' modes, refused every link, or wanted 0700."""
+    shared = tmp_path / "tmp"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)  # noqa: S103 - a sticky directory like /tmp (inside tmp_path)
+    (shared / "home").mkdir(mode=0o700)
+    run = tmp_path / "run"
+    (run / "troth").mkdir(parents=True, mode=0o700)
+    (tmp_path / "var-run").symlink_to(run)  # this user's (or root's) link, as /var/run
+    made = tmp_path / "made"
+    made.mkdir()
+    os.chmod(made, 0o755)  # noqa: S103 - the user's own, others may read it
+    for home in (shared / "home", tmp_path / "var-run" / "troth", made):  # each there already
+        troth.Node.open("agents", home=home).close()
