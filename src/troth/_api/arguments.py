@@ -21,7 +21,7 @@ from typing import Final, TypeVar
 
 from troth import limits
 from troth._api.results import Credential, Identity
-from troth.clock import Clock, SystemClock
+from troth.clock import Clock
 from troth.credentials import Attributes
 from troth.crypto import KeyType
 from troth.errors import ArgumentError
@@ -248,8 +248,9 @@ def check_clock(call: str, parameter: str, value: object) -> Clock | None:
     `CheckedClock`, so that a `now()` of anything but a whole number (review 54n, api 14), or
     of one that is no time from 1970 to `limits.LAST_CLOCK_READING` (review 59e, api 1), is an
     ArgumentError where it is read, not an error deep inside."""
-    # checked, or ours: not a subclass of ours, whose now() is the caller's (review 62h, api 3)
-    if value is None or type(value) is CheckedClock or type(value) is SystemClock:
+    # checked: a `SystemClock` is read through `CheckedClock` too, as a subclass of it (review
+    # 62h, api 3) and one whose now() the caller replaces on it, before or after (62l, api 5)
+    if value is None or type(value) is CheckedClock:
         return value
     if not callable(getattr(value, "now", None)):
         raise ArgumentError(call, parameter, "a Clock (with a now() method) or None", _got(value))

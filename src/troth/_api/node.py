@@ -214,8 +214,18 @@ class Node:
 
     def __init__(self, stored: StoredNode, clock: Clock | None = None) -> None:
         """Wrap an open `troth.node.Node` (use `Node.open`: anything else, a node's name say,
-        is an ArgumentError; review 54n, api 15)."""
+        is an ArgumentError; review 54n, api 15). One opened by a relative home is an
+        ArgumentError too: its policies, traces and leases reopen it by its path, which a
+        chdir turns into another home's node (review 62l, api 3; `Node.open` makes it
+        absolute)."""
         self._handle = check_kind("Node", "stored", stored, StoredNode, _OPENED)
+        if not stored.path.is_absolute():
+            raise ArgumentError(
+                "Node",
+                "stored",
+                "an open troth.node.Node of an absolute home (use troth.Node.open(name))",
+                f"one at the relative path {str(stored.path)!r}",
+            )
         self._closed = False
         """Whether `close` closed it: `_stored` refuses from then on (review 62h, api 1)."""
         self._clock = check_clock("Node", "clock", clock) or SystemClock()
@@ -252,7 +262,11 @@ class Node:
         check_flag("Node.open", "create", create)
         # absolute: the node's policies, traces and leases reopen it by its path, which a
         # chdir turned into another home's node of the same name (review 62h, api 6)
-        home = (check_home("Node.open", "home", home) or troth_home()).absolute()
+        home = check_home("Node.open", "home", home) or troth_home()
+        try:  # (a working directory removed: ConfigError, as before; review 62l, api 4)
+            home = home.absolute()
+        except OSError as exc:
+            raise ConfigError(f"cannot find home {home}: {exc.strerror or exc}") from None
         if home.exists():  # refused as every command refuses it (review 62h, api 2)
             check_kept_dirs(home)
             check_not_taken_over(home)

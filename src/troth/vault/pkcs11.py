@@ -478,13 +478,25 @@ class Pkcs11Vault:
         the PIN, or a broker's token key recorded before review 48r: the key stays), and for a
         key the token no longer holds. Review 48k, pkcs11 5: a key whose label said signing
         was destroyed with no proof (the secrets broker recorded none), so a planted record
-        destroyed an identity's current signing key."""
+        destroyed an identity's current signing key. A key of its CKA_ID held under the other
+        type is no key gone: KeyNotFound, its retirement objects kept (review 62l, vault 1:
+        they went, the record was dropped, and the retired key stayed in the token for good)."""
         if proof is None:
             raise KeyNotFound(f"{handle}: no proof of its retirement in the token")
         self._retirements(handle, proof)  # KeyNotFound unless the token retired it
         try:
             self._destroy(handle)  # the key, then its public key and retirement objects
         except KeyNotFound:  # gone already (a call killed before its objects went)
+            attr = self._p11.Attribute
+            other = {
+                attr.CLASS: self._p11.ObjectClass.PRIVATE_KEY,
+                attr.ID: bytes.fromhex(handle.key_id),
+                attr.PRIVATE: True,
+            }
+            with self._lock, self._mapped("find key"):
+                held = list(self._session.get_objects(other))  # of the other type
+            if held:
+                raise KeyNotFound(f"no key {handle} in the token (its id is another's)") from None
             rest = [*self._public_objects(handle), *self._retirement_objects(handle)]
             with self._lock, self._mapped("delete a retirement"):
                 for obj in rest:
