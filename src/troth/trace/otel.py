@@ -244,7 +244,7 @@ def record_span(
     if record.links.parent_span is not None or named is not None:
         # a claimed parent span is its signer's: the named record's, else the record's own
         owner = (record.agent, record.id) if named is None else named
-        parent_id = _span_id(named, None if named is None or claims is None else claims(*named))
+        parent_id = _span_id(named, _parent_claim(named, claims, taken))
         if _claimed(record.links.parent_span) is not None:
             parent_id = _span_id(owner, record.links.parent_span)
         parent = SpanContext(trace_id, parent_id, True, TraceFlags(TraceFlags.SAMPLED))
@@ -264,6 +264,20 @@ def record_span(
         start_time=start,
         end_time=end,
     )
+
+
+def _parent_claim(
+    named: tuple[Identifier, str] | None, claims: Claims | None, taken: TakenIds | None
+) -> str | None:
+    """The span id the named parent record's span was emitted under claims: the one it claims
+    (`claims`), None when its span was renamed, derived from the record (its id in `taken`:
+    review 62k, traces 1, a record under a renamed span was put under the first claimant's)."""
+    if named is None or claims is None:
+        return None
+    claimed = claims(*named)
+    if claimed is not None and taken is not None and _span_id(named, None) in taken:
+        return None
+    return claimed
 
 
 def record_spans(
@@ -296,8 +310,17 @@ def record_spans(
 
 
 def _claims_of(records: Iterable[TraceRecord]) -> Claims:
-    """`record_span`'s `claims` over `records` alone."""
-    claimed = {(record.agent, record.id): record.links.span for record in records}
+    """`record_span`'s `claims` over `records` alone, in order: a span id its agent claimed
+    before is none (the later record's span is renamed: review 62k, traces 1)."""
+    claimed: dict[tuple[Identifier, str], str | None] = {}
+    first: set[tuple[Identifier, str]] = set()
+    for record in records:
+        span = _claimed(record.links.span)
+        if span is not None and (record.agent, span) in first:
+            span = None
+        elif span is not None:
+            first.add((record.agent, span))
+        claimed[(record.agent, record.id)] = span
 
     def claims(agent: Identifier, record_id: str) -> str | None:
         return claimed.get((agent, record_id))

@@ -1,0 +1,89 @@
+"""Review 62k: this session's trace fixes (62a, 62b and the lead's), reviewed.
+
+1. Traces 3 (62b) missed a renamed span: two records of one agent claiming one OTel span id
+   (a retried call, or a signer reusing an id) are exported as two spans, the second renamed
+   to an id derived from the record (review 53r, otel 2). A record whose parent link names
+   that second record was put under the span its parent *claims*, which is the first
+   record's span: the backend drew it under another record than its parent, where `trace
+   show` draws it under its own. A parent named by record is now that record's own span:
+   the span it claims only when it is the first of its agent's records to claim that id.
+2. Traces 2 (the lead's `_field`): `trace show` writes `-` for a decision that names no
+   policy bundle revision (`rev -`) and no policies (`by [-]`), and `-` is plain, so a
+   record naming the revision `-` (or the policy `-`) was drawn as one naming none. A text
+   `-` is quoted like any other text that could be read as the line's own notation.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from tests.support.traces import NOW, Held, open_log, recorder
+from troth.cli.trace_cmds import _tree_line
+from troth.clock import FixedClock
+from troth.trace import Decision, Kind, Links, RecordContent, ToolCall
+from troth.trace.otel import export_otel, record_spans
+from troth.trace.signing import open_envelope
+from troth.trace.view import TraceNode
+
+SPAN = "00000000000000aa"
+TRACE = "ab" * 16
+
+
+@pytest.mark.parametrize("through", ["export_otel", "record_spans", "child first"])
+def test_a_child_of_a_renamed_span_is_under_its_own_parent(tmp_path: Path, through: str) -> None:
+    """Traces 1: records A and B of one agent both claim span SPAN (B's span is renamed);
+    record C names B as its parent: C's parent span is B's span, not A's (also when
+    `record_spans` is given C first). Was a strict xfail until `record_span` took a renamed
+    parent's span (`_parent_claim`, `_claims_of`)."""
+    clock = FixedClock(NOW)
+    log = open_log(tmp_path / "log.db", clock)
+    agent = recorder(log, Held(), clock)
+    for _ in range(2):
+        agent.record(
+            RecordContent(
+                Kind.TOOL_INVOCATION, tool=ToolCall("search"), links=Links(trace=TRACE, span=SPAN)
+            )
+        )
+    second = open_envelope(next(e for e in log.stored() if e.index == 1).envelope)[0]
+    agent.record(
+        RecordContent(Kind.TOOL_INVOCATION, tool=ToolCall("read"), links=Links(parent=second.id))
+    )
+    if through == "export_otel":
+        exporter = InMemorySpanExporter()
+        assert export_otel(log, exporter) == 3
+        spans = list(exporter.get_finished_spans())
+    else:
+        given = [(entry.index, entry.envelope) for entry in log.stored()]
+        if through == "child first":
+            given = given[2:] + given[:2]
+        spans = record_spans(given)
+        if through == "child first":
+            spans = spans[1:] + spans[:1]
+    first_span, second_span, child = spans
+    assert (second_span.attributes or {}).get("troth.span.renamed") is True
+    assert first_span.context.span_id != second_span.context.span_id
+    assert child.parent is not None
+    assert child.parent.span_id == second_span.context.span_id
+
+
+@pytest.mark.parametrize("where", ["bundle", "policy"])
+def test_a_text_dash_is_not_drawn_as_none(tmp_path: Path, where: str) -> None:
+    """Traces 2: a decision naming revision `-` (or policy `-`) is not drawn as one naming
+    none. Was a strict xfail until `_field` quoted `-`."""
+    clock = FixedClock(NOW)
+    named = Decision("allow", "-", ()) if where == "bundle" else Decision("allow", None, ("-",))
+    none = Decision("allow")
+    lines = []
+    for number, decision in enumerate((named, none)):
+        log = open_log(tmp_path / f"{number}.db", clock)
+        recorder(log, Held(), clock).record(
+            RecordContent(Kind.DECISION, tool=ToolCall("read"), decision=decision)
+        )
+        record = open_envelope(next(iter(log.stored())).envelope)[0]
+        lines.append(_tree_line(TraceNode(0, record, None), {record.agent: "bob"}, 0, None))
+    assert lines[0] != lines[1], lines
+    assert json.dumps("-") in lines[0]
