@@ -11,6 +11,12 @@
    policy bundle revision (`rev -`) and no policies (`by [-]`), and `-` is plain, so a
    record naming the revision `-` (or the policy `-`) was drawn as one naming none. A text
    `-` is quoted like any other text that could be read as the line's own notation.
+3. Traces 3 (62b) made a record naming itself as its parent (its signer chooses its id) and
+   claiming a span its own parent span in the OTel export (the parent's claim is its own);
+   one claiming no span, or claiming its own span as its parent span, was already (review
+   53r). `trace show` draws such a record as a root (`trace_tree`: `parent is node`); a
+   backend walking parents from such a span never reaches a root. A span is never its own
+   parent now: such a record's span is a root, as `trace show` draws it.
 """
 
 from __future__ import annotations
@@ -87,3 +93,26 @@ def test_a_text_dash_is_not_drawn_as_none(tmp_path: Path, where: str) -> None:
         lines.append(_tree_line(TraceNode(0, record, None), {record.agent: "bob"}, 0, None))
     assert lines[0] != lines[1], lines
     assert json.dumps("-") in lines[0]
+
+
+@pytest.mark.parametrize("link", ["parent", "parent claiming a span", "parent_span"])
+def test_a_record_naming_itself_is_no_span_of_its_own(tmp_path: Path, link: str) -> None:
+    """Traces 3: a record naming itself as its parent (by record, or by the span it claims)
+    is a root span in the export, as `trace show` draws it. Was a strict xfail until
+    `record_span` gave no parent to a span whose parent id is its own."""
+    clock = FixedClock(NOW)
+    log = open_log(tmp_path / "log.db", clock)
+    own = "0190" + "0" * 27 + "1"
+    links = {
+        "parent": Links(parent=own),
+        "parent claiming a span": Links(parent=own, span=SPAN),
+        "parent_span": Links(span=SPAN, parent_span=SPAN),
+    }[link]
+    recorder(log, Held(), clock).record(
+        RecordContent(Kind.TOOL_INVOCATION, tool=ToolCall("x"), id=own, links=links)
+    )
+    exporter = InMemorySpanExporter()
+    assert export_otel(log, exporter) == 1
+    given = [(entry.index, entry.envelope) for entry in log.stored()]
+    for (span,) in (exporter.get_finished_spans(), record_spans(given)):
+        assert span.parent is None or span.parent.span_id != span.context.span_id

@@ -247,7 +247,9 @@ def record_span(
         parent_id = _span_id(named, _parent_claim(named, claims, taken))
         if _claimed(record.links.parent_span) is not None:
             parent_id = _span_id(owner, record.links.parent_span)
-        parent = SpanContext(trace_id, parent_id, True, TraceFlags(TraceFlags.SAMPLED))
+        if parent_id != span_id:  # a record naming itself is a root, as `trace show` draws
+            # it: a span its own parent never reaches one (review 62k, traces 3)
+            parent = SpanContext(trace_id, parent_id, True, TraceFlags(TraceFlags.SAMPLED))
     start = record.time * 1_000_000_000 if record.span is None else record.span.start_us * 1000
     end = start if record.span is None else record.span.end_us * 1000
     failed = record.kind is Kind.DENIAL or (
