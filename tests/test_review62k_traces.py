@@ -17,20 +17,32 @@
    53r). `trace show` draws such a record as a root (`trace_tree`: `parent is node`); a
    backend walking parents from such a span never reaches a root. A span is never its own
    parent now: such a record's span is a root, as `trace show` draws it.
+4. Traces 4 (62b) checked that the stored records hash to a fresh checkpoint of the log
+   before the OTel export sends a span; that catches an envelope edited alone, but the log's
+   file also holds each record's leaf hash, and the fresh checkpoint is computed from what is
+   stored: an edit of the envelope (a denial's payload made an allow, its signature kept)
+   with its `leaf` column set to the edited envelope's leaf hash, in a log without a
+   checkpoint at that size (or with that row deleted too), was sent, `N spans sent`, exit 0,
+   while `troth trace verify` refuses it (bad signature) and a JSONL export of it fails any
+   verifier. The OTel export now verifies each record (`LogVerifier`: its signature, key and
+   chain, over the log's own histories) before it builds its span, on the bytes it sends.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tests.support.traces import NOW, Held, open_log, recorder
+from tests.support.traces import NOW, Held, db, open_log, recorder, tool_call
 from troth.cli.trace_cmds import _tree_line
 from troth.clock import FixedClock
-from troth.trace import Decision, Kind, Links, RecordContent, ToolCall
+from troth.errors import TraceError, TraceFailure
+from troth.trace import Decision, Kind, Links, RecordContent, ToolCall, TraceLog
+from troth.trace.merkle import leaf_hash
 from troth.trace.otel import export_otel, record_spans
 from troth.trace.signing import open_envelope
 from troth.trace.view import TraceNode
@@ -116,3 +128,42 @@ def test_a_record_naming_itself_is_no_span_of_its_own(tmp_path: Path, link: str)
     given = [(entry.index, entry.envelope) for entry in log.stored()]
     for (span,) in (exporter.get_finished_spans(), record_spans(given)):
         assert span.parent is None or span.parent.span_id != span.context.span_id
+
+
+def test_a_record_edited_with_its_leaf_hash_is_not_sent(tmp_path: Path) -> None:
+    """Traces 4: a denial edited into an allow, its stored leaf hash updated to match, the
+    log opened again (as `troth trace export --format otel` opens it): refused as
+    `troth trace verify` refuses it, the forged record never sent."""
+    clock = FixedClock(NOW)
+    owner = Held()
+    log = open_log(tmp_path / "log.db", clock, owner)
+    agent = recorder(log, Held(), clock)
+    agent.record(tool_call())
+    agent.record(RecordContent(Kind.DENIAL, tool=ToolCall("refund"), decision=Decision("deny")))
+    log.close()
+    raw = db(log)
+    (envelope,) = raw.execute("SELECT envelope FROM leaves WHERE idx = 1").fetchone()
+    edited = _allowed_instead(bytes(envelope))
+    raw.execute(
+        "UPDATE leaves SET envelope = ?, leaf = ? WHERE idx = 1", (edited, leaf_hash(edited))
+    )
+    raw.close()
+    reopened = TraceLog.open(tmp_path / "log.db", clock=clock, signer=owner.signer)
+    exporter = InMemorySpanExporter()
+    with pytest.raises(TraceError) as refused:
+        export_otel(reopened, exporter, batch=1)
+    assert refused.value.reason is TraceFailure.BAD_SIGNATURE
+    assert refused.value.index == 1
+    sent = [
+        (span.attributes or {}).get("troth.record.index") for span in exporter.get_finished_spans()
+    ]
+    assert sent == [0]
+
+
+def _allowed_instead(envelope: bytes) -> bytes:
+    """`envelope` with its payload's decision `deny` made `allow`, its signature kept."""
+    value = json.loads(envelope)
+    payload = base64.b64decode(value["payload"]).replace(b'"outcome":"deny"', b'"outcome":"allow"')
+    assert b'"outcome":"allow"' in payload
+    value["payload"] = base64.b64encode(payload).decode()
+    return json.dumps(value, separators=(",", ":")).encode()

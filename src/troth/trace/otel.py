@@ -55,6 +55,7 @@ from troth.trace.record import (
 from troth.trace.record_decode import Holders, Holding, parent_record
 from troth.trace.recorder import TraceRecorder
 from troth.trace.signing import RecordContent, open_envelope
+from troth.trace.verify import LogVerifier, log_material
 
 __all__ = [
     "GEN_AI_AGENT_ID",
@@ -371,8 +372,10 @@ def export_otel(
     """Export every record of `log` (of `agent`, an identifier text, or all) as spans through
     `exporter`; return how many. Raises ConfigError when the exporter fails; TraceError,
     before any span is sent, for a log whose stored records do not hash to a fresh checkpoint
-    of it (`hashed_checkpoint`, as `export_jsonl` refuses it: review 62b, traces 4); the
-    records that checkpoint covers are sent, not those appended since. No two spans of
+    of it (`hashed_checkpoint`, as `export_jsonl` refuses it: review 62b, traces 4), and at
+    the first record that does not verify (`LogVerifier`: signature, key, chain; review 62k,
+    traces 4), before its span is sent; the records that checkpoint covers are sent, not those
+    appended since. No two spans of
     the export share an id (review 53r, otel 2: the ids emitted are kept for the export and a
     repeat renamed: `record_span`'s `taken`), kept on disk (`SpanIds`; review 55e, otel 1:
     a set in memory grew by ~120 bytes a span)."""
@@ -382,10 +385,21 @@ def export_otel(
     # since the check are left to the next export, as export_jsonl leaves them
     size = hashed_checkpoint(log).size
     holders, claims = _LogHolders(log), _log_claims(log)
+    # each record verified as sent: an envelope edited with its stored leaf hash hashes to
+    # the fresh checkpoint, and was sent as signed (review 62k, traces 4)
+    verifier = LogVerifier(log_material(log))
     with SpanIds() as taken:
         for entry in log.stored():
             if entry.index >= size:
                 break
+            verifier.add(
+                entry.index,
+                entry.envelope,
+                stored_leaf=entry.leaf,
+                stored_id=entry.record_id,
+                stored_agent=entry.agent,
+                disclosures=entry.disclosures,
+            )
             span = record_spans(
                 [(entry.index, entry.envelope)], holders=holders, taken=taken, claims=claims
             )[0]
