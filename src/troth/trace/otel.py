@@ -367,18 +367,23 @@ class _LogHolders:
 
 
 def export_otel(
-    log: TraceLog, exporter: SpanExporter, *, agent: str | None = None, batch: int = 512
+    log: TraceLog,
+    exporter: SpanExporter,
+    *,
+    agent: str | None = None,
+    batch: int = 512,
+    verifier: LogVerifier | None = None,
 ) -> int:
     """Export every record of `log` (of `agent`, an identifier text, or all) as spans through
-    `exporter`; return how many. Raises ConfigError when the exporter fails; TraceError,
-    before any span is sent, for a log whose stored records do not hash to a fresh checkpoint
-    of it (`hashed_checkpoint`, as `export_jsonl` refuses it: review 62b, traces 4), and at
-    the first record that does not verify (`LogVerifier`: signature, key, chain; review 62k,
-    traces 4), before its span is sent; the records that checkpoint covers are sent, not those
-    appended since. No two spans of
-    the export share an id (review 53r, otel 2: the ids emitted are kept for the export and a
-    repeat renamed: `record_span`'s `taken`), kept on disk (`SpanIds`; review 55e, otel 1:
-    a set in memory grew by ~120 bytes a span)."""
+    `exporter`; return how many. Raises ConfigError when the exporter fails; TraceError, before any
+    span is sent, for a log whose stored records do not hash to a fresh checkpoint of it
+    (`hashed_checkpoint`, as `export_jsonl` refuses it: review 62b, traces 4), and at the first
+    record that does not verify (`LogVerifier`: signature, key, chain; review 62k, traces 4;
+    `verifier`: a fresh one, default over the log's own material as `verify_log` without a node's
+    stored histories), before its span is sent; the records that checkpoint covers are sent, not
+    those appended since. No two spans of the export share an id (review 53r, otel 2: the ids
+    emitted are kept for the export and a repeat renamed: `record_span`'s `taken`), kept on disk
+    (`SpanIds`; review 55e, otel 1: a set in memory grew by ~120 bytes a span)."""
     count = 0
     pending: list[ReadableSpan] = []
     # an edited log's records were sent as signed (review 62b, traces 4); those appended
@@ -387,7 +392,7 @@ def export_otel(
     holders, claims = _LogHolders(log), _log_claims(log)
     # each record verified as sent: an envelope edited with its stored leaf hash hashes to
     # the fresh checkpoint, and was sent as signed (review 62k, traces 4)
-    verifier = LogVerifier(log_material(log))
+    verifier = verifier or LogVerifier(log_material(log))
     with SpanIds() as taken:
         for entry in log.stored():
             if entry.index >= size:
