@@ -12,6 +12,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.support.traces import NOW, Held, open_log, recorder
+from tests.test_review62b_traces import FORGED, denials_signed
+from troth.cli.trace_cmds import _tree_line
 from troth.clock import FixedClock
 from troth.errors import DecodeError
 from troth.trace import Kind, Links, RecordContent, ToolCall
@@ -28,6 +30,7 @@ from troth.trace.record import (
 )
 from troth.trace.record_decode import decode_payload
 from troth.trace.signing import open_envelope
+from troth.trace.view import TraceNode
 
 VECTORS = Path(__file__).parent / "vectors" / "trace"
 AGENT = Held().identifier
@@ -260,3 +263,24 @@ def test_another_agents_record_claiming_the_span_id_takes_no_child(tmp_path: Pat
         assert b_child.parent is not None
         assert a_child.parent.span_id == a.context.span_id
         assert b_child.parent.span_id == b.context.span_id
+
+
+@pytest.mark.parametrize("name", ["allow", "rev", "under", "T" + "0" * 64, "x--y", "-x"])
+def test_a_plain_tool_name_stays_one_field_of_a_shown_line(tmp_path: Path, name: str) -> None:
+    """Lead's `_field` (62b traces 2): a plain name (a decision's word, the line's own words,
+    an identifier's form) is one field: the line's fields, split at two spaces, are the
+    record's, the denial's decision where it belongs."""
+    (record,) = denials_signed(tmp_path, name)
+    line = _tree_line(TraceNode(0, record, None), {record.agent: "runner"}, 0, None)
+    assert record.decision is not None
+    decided = f"{record.decision.outcome} by [-] rev {record.decision.bundle}"
+    assert line.split("  ") == ["#0", "runner", "denial", f"tool {name}", decided]
+
+
+def test_trace_show_json_keeps_the_text_as_signed(tmp_path: Path) -> None:
+    """Lead's `_field`: only the text lines quote; `trace show --json` (`TraceNode.to_json`)
+    holds the tool name as signed, spaces and all."""
+    (record,) = denials_signed(tmp_path, FORGED)
+    shown = TraceNode(0, record, None).to_json({})
+    assert shown["tool"] == FORGED
+    assert json.dumps(FORGED) not in json.dumps(shown["tool"])[1:-1]
