@@ -397,14 +397,7 @@ def export_otel(
         for entry in log.stored():
             if entry.index >= size:
                 break
-            verifier.add(
-                entry.index,
-                entry.envelope,
-                stored_leaf=entry.leaf,
-                stored_id=entry.record_id,
-                stored_agent=entry.agent,
-                disclosures=entry.disclosures,
-            )
+            verifier.add(entry.index, entry.envelope)  # (no disclosure is sent)
             span = record_spans(
                 [(entry.index, entry.envelope)], holders=holders, taken=taken, claims=claims
             )[0]
