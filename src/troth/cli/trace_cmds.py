@@ -102,9 +102,10 @@ _PLAIN: Final = re.compile(r"[A-Za-z0-9_.:/@+-]+")
 def _field(text: object) -> str:
     """A caller-chosen text of a record (tool, server, decision, policy, bundle) as one field
     of a shown line: as is when plain, else quoted as JSON, so that spaces or brackets in it are
-    never read as the line's other fields (review 62b, traces 2)."""
+    never read as the line's other fields (review 62b, traces 2); `-` too, which the line
+    writes for none (review 62k, traces 2: a revision `-` was drawn as no revision)."""
     shown = str(text)
-    return shown if _PLAIN.fullmatch(shown) else json.dumps(shown)
+    return shown if _PLAIN.fullmatch(shown) and shown != "-" else json.dumps(shown)
 
 
 def _tree_line(

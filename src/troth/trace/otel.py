@@ -55,6 +55,7 @@ from troth.trace.record import (
 from troth.trace.record_decode import Holders, Holding, parent_record
 from troth.trace.recorder import TraceRecorder
 from troth.trace.signing import RecordContent, open_envelope
+from troth.trace.verify import LogVerifier, log_material
 
 __all__ = [
     "GEN_AI_AGENT_ID",
@@ -244,10 +245,12 @@ def record_span(
     if record.links.parent_span is not None or named is not None:
         # a claimed parent span is its signer's: the named record's, else the record's own
         owner = (record.agent, record.id) if named is None else named
-        parent_id = _span_id(named, None if named is None or claims is None else claims(*named))
+        parent_id = _span_id(named, _parent_claim(named, claims, taken))
         if _claimed(record.links.parent_span) is not None:
             parent_id = _span_id(owner, record.links.parent_span)
-        parent = SpanContext(trace_id, parent_id, True, TraceFlags(TraceFlags.SAMPLED))
+        if parent_id != span_id:  # a record naming itself is a root, as `trace show` draws
+            # it: a span its own parent never reaches one (review 62k, traces 3)
+            parent = SpanContext(trace_id, parent_id, True, TraceFlags(TraceFlags.SAMPLED))
     start = record.time * 1_000_000_000 if record.span is None else record.span.start_us * 1000
     end = start if record.span is None else record.span.end_us * 1000
     failed = record.kind is Kind.DENIAL or (
@@ -264,6 +267,20 @@ def record_span(
         start_time=start,
         end_time=end,
     )
+
+
+def _parent_claim(
+    named: tuple[Identifier, str] | None, claims: Claims | None, taken: TakenIds | None
+) -> str | None:
+    """The span id the named parent record's span was emitted under claims: the one it claims
+    (`claims`), None when its span was renamed, derived from the record (its id in `taken`:
+    review 62k, traces 1, a record under a renamed span was put under the first claimant's)."""
+    if named is None or claims is None:
+        return None
+    claimed = claims(*named)
+    if claimed is not None and taken is not None and _span_id(named, None) in taken:
+        return None
+    return claimed
 
 
 def record_spans(
@@ -296,8 +313,17 @@ def record_spans(
 
 
 def _claims_of(records: Iterable[TraceRecord]) -> Claims:
-    """`record_span`'s `claims` over `records` alone."""
-    claimed = {(record.agent, record.id): record.links.span for record in records}
+    """`record_span`'s `claims` over `records` alone, in order: a span id its agent claimed
+    before is none (the later record's span is renamed: review 62k, traces 1)."""
+    claimed: dict[tuple[Identifier, str], str | None] = {}
+    first: set[tuple[Identifier, str]] = set()
+    for record in records:
+        span = _claimed(record.links.span)
+        if span is not None and (record.agent, span) in first:
+            span = None
+        elif span is not None:
+            first.add((record.agent, span))
+        claimed[(record.agent, record.id)] = span
 
     def claims(agent: Identifier, record_id: str) -> str | None:
         return claimed.get((agent, record_id))
@@ -341,26 +367,37 @@ class _LogHolders:
 
 
 def export_otel(
-    log: TraceLog, exporter: SpanExporter, *, agent: str | None = None, batch: int = 512
+    log: TraceLog,
+    exporter: SpanExporter,
+    *,
+    agent: str | None = None,
+    batch: int = 512,
+    verifier: LogVerifier | None = None,
 ) -> int:
     """Export every record of `log` (of `agent`, an identifier text, or all) as spans through
-    `exporter`; return how many. Raises ConfigError when the exporter fails; TraceError,
-    before any span is sent, for a log whose stored records do not hash to a fresh checkpoint
-    of it (`hashed_checkpoint`, as `export_jsonl` refuses it: review 62b, traces 4); the
-    records that checkpoint covers are sent, not those appended since. No two spans of
-    the export share an id (review 53r, otel 2: the ids emitted are kept for the export and a
-    repeat renamed: `record_span`'s `taken`), kept on disk (`SpanIds`; review 55e, otel 1:
-    a set in memory grew by ~120 bytes a span)."""
+    `exporter`; return how many. Raises ConfigError when the exporter fails; TraceError, before any
+    span is sent, for a log whose stored records do not hash to a fresh checkpoint of it
+    (`hashed_checkpoint`, as `export_jsonl` refuses it: review 62b, traces 4), and at the first
+    record that does not verify (`LogVerifier`: signature, key, chain; review 62k, traces 4;
+    `verifier`: a fresh one, default over the log's own material as `verify_log` without a node's
+    stored histories), before its span is sent; the records that checkpoint covers are sent, not
+    those appended since. No two spans of the export share an id (review 53r, otel 2: the ids
+    emitted are kept for the export and a repeat renamed: `record_span`'s `taken`), kept on disk
+    (`SpanIds`; review 55e, otel 1: a set in memory grew by ~120 bytes a span)."""
     count = 0
     pending: list[ReadableSpan] = []
     # an edited log's records were sent as signed (review 62b, traces 4); those appended
     # since the check are left to the next export, as export_jsonl leaves them
     size = hashed_checkpoint(log).size
     holders, claims = _LogHolders(log), _log_claims(log)
+    # each record verified as sent: an envelope edited with its stored leaf hash hashes to
+    # the fresh checkpoint, and was sent as signed (review 62k, traces 4)
+    verifier = verifier or LogVerifier(log_material(log))
     with SpanIds() as taken:
         for entry in log.stored():
             if entry.index >= size:
                 break
+            verifier.add(entry.index, entry.envelope)  # (no disclosure is sent)
             span = record_spans(
                 [(entry.index, entry.envelope)], holders=holders, taken=taken, claims=claims
             )[0]

@@ -25,11 +25,11 @@ without touching the signed bytes or the log (`commitment`).
 The payload is RFC 8785 for this schema's values (ASCII member names, integers below 2^53, no
 floats): members sorted, no whitespace, UTF-8, strings escaped by the standard library's JSON
 string encoder (RFC 8785 §3.2.2.2 escapes exactly what it escapes). `TraceRecord.encode` writes
-it member by member in that order; `canonical_json` (the standard encoder configured so)
-re-encodes a decoded payload to check it is canonical (`troth.trace.record_decode`, which
-decodes a payload); the tests check both against the
-`rfc8785` library. Disclosed values, which may hold anything, go through `rfc8785` itself
-(strings through the same string encoder).
+it member by member in that order, and a decoded payload must be its record's `encode`, byte
+for byte (`troth.trace.record_decode`; review 62a, trace 1: the parsed object's re-encoding
+took an optional member given as null); `canonical_json` is the standard encoder configured
+so; the tests check both against the `rfc8785` library. Disclosed values, which may hold
+anything, go through `rfc8785` itself (strings through the same string encoder).
 """
 
 from __future__ import annotations
