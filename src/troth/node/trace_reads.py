@@ -16,10 +16,12 @@ from typing import IO, Any
 from troth.clock import Clock
 from troth.identity import Identifier
 from troth.node.node import Node
+from troth.node.verify import trace_checkpoints, trace_issuers, trace_known
 from troth.trace.checkpoint import Checkpoint
 from troth.trace.export import export_bundles, export_jsonl, prove
-from troth.trace.log import open_node_log
+from troth.trace.log import TraceLog, open_node_log
 from troth.trace.outbox_store import OutboxStore, outbox_exists
+from troth.trace.verify import LogVerifier, log_material
 from troth.trace.view import TraceNode, pieces, trace_tree
 
 __all__ = [
@@ -130,4 +132,24 @@ def export_node_otel(node: Node, endpoint: str, agent: AgentRef = None, *, clock
 
     with open_node_log(node, clock=clock) as log:
         who = agent_of(node, agent)
-        return export_otel(log, otlp_exporter(endpoint), agent=None if who is None else str(who))
+        return export_otel(
+            log,
+            otlp_exporter(endpoint),
+            agent=None if who is None else str(who),
+            verifier=node_log_verifier(node, log, now=clock.now()),
+        )
+
+
+def node_log_verifier(node: Node, log: TraceLog, *, now: int) -> LogVerifier:
+    """A verifier of `log`'s records with the histories `node` stores (forks refused, an
+    extension stored), checkpointed histories attested and chains' issuer histories checked,
+    as `troth trace verify` judges them: what the OTel export checks each record with before
+    its span is sent (review 62k, traces 4: over the log's own material alone, a log that
+    verifies with the node's stored histories was refused)."""
+    return LogVerifier(
+        log_material(log),
+        known=trace_known(node),
+        checkpoints=trace_checkpoints(node, now=now),
+        rows=node.identities.window_around,
+        issuers=trace_issuers(node),
+    )
