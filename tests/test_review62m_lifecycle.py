@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from tests.support.nodes import MemNet, run_memnet
 from troth.errors import StorageError
 from troth.node import upkeep
-from tests.support.nodes import MemNet, run_memnet
 
 
 async def _until(done: Any, turns: int = 2000) -> None:
@@ -25,7 +25,6 @@ async def _until(done: Any, turns: int = 2000) -> None:
         await asyncio.sleep(0)
 
 
-@pytest.mark.xfail(strict=True, reason="review 62m lifecycle 1: the hosted watch dies")
 def test_the_hosted_watch_survives_an_unexpected_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -57,7 +56,6 @@ def test_the_hosted_watch_survives_an_unexpected_error(
     run_memnet(test, tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason="review 62m lifecycle 2: one service stops the others")
 def test_one_failing_service_holds_back_no_other_services_maintenance(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -79,12 +79,21 @@ class Upkeep(ShownIdentity):
             log.info("maintenance: %d retired keys deleted from the vault", forgotten)
 
     async def _maintain_services(self) -> None:
+        """Each service's maintenance on its own: one failing (node.db busy) holds back none
+        of the others, this round or the next (review 62m, lifecycle 2: the relay after it
+        re-decided no owner, freed no name)."""
         now = self.clock.now()
         if "policy" not in self.host.services:  # else the policy service does it, distributing
             # the bundles stored since (a push that never told this node: review 34d, crash 1)
-            await self.worker.run(lambda: self.policies.reload(now=now))
+            try:
+                await self.worker.run(lambda: self.policies.reload(now=now))
+            except Exception:  # logged, retried next round
+                log.exception("maintenance: the policy bundles failed")
         for service in list(self.host.services.values()):
-            await service.maintain(now)
+            try:
+                await service.maintain(now)
+            except Exception:  # logged, retried next round
+                log.exception("maintenance: service %s failed", service.name)
 
     async def _watch_hosted(self) -> None:
         while True:
@@ -93,6 +102,10 @@ class Upkeep(ShownIdentity):
                 await self.worker.run(self.trust.refresh_hosted, self.clock.now())
             except TrothError as exc:
                 log.warning("hosted feed: %s", exc)
+            except Exception:  # any other: logged, re-read at the next poll (review 62m,
+                # lifecycle 1: the watch ended for good, a revocation made here waited for the
+                # maintenance round's re-read)
+                log.exception("hosted feed")
 
     async def reload(self) -> None:
         """Re-read what the node's store says this node trusts and holds (after another
