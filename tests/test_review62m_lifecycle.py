@@ -6,23 +6,15 @@ tasks with its poll made 0 (no real sleeps)."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.nodes import MemNet, run_memnet
+from tests.support.waits import until
 from troth.errors import StorageError
 from troth.node import upkeep
-
-
-async def _until(done: Any, turns: int = 2000) -> None:
-    """Let the loop run until `done()` (a bounded number of turns: no timing)."""
-    for _ in range(turns):
-        if done():
-            return
-        await asyncio.sleep(0)
 
 
 def test_the_hosted_watch_survives_an_unexpected_error(
@@ -49,7 +41,7 @@ def test_the_hosted_watch_survives_an_unexpected_error(
         monkeypatch.setattr(hub.trust, "refresh_hosted", refresh_hosted)
         monkeypatch.setattr(upkeep, "HOSTED_FEED_POLL", 0)
         watch = hub._spawn(hub._watch_hosted())
-        await _until(lambda: len(calls) >= 3 or watch.done())
+        await until(lambda: len(calls) >= 3 or watch.done())
         assert not watch.done(), "the hosted watch died of one unexpected error"
         assert len(calls) >= 3
 

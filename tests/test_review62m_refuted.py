@@ -15,6 +15,7 @@ from typing import Any, cast
 import pytest
 
 from tests.support.nodes import MemNet, run_memnet
+from tests.support.waits import until
 from troth import limits
 from troth.errors import ConfigError
 from troth.node import daemon, duewatch
@@ -24,14 +25,6 @@ from troth.node.duewatch import DueWatch
 from troth.node.links import Backoff, Link, Links, LinkState
 from troth.node.node import init_node, node_dir
 from troth.node.runtime import NodeRuntime
-
-
-async def _until(done: Any, turns: int = 2000) -> None:
-    """Let the loop run until `done()` (a bounded number of turns: no timing)."""
-    for _ in range(turns):
-        if done():
-            return
-        await asyncio.sleep(0)
 
 
 def test_one_maintenance_step_raising_anything_stops_none_of_the_later(
@@ -82,7 +75,7 @@ def test_the_marks_poll_survives_an_unexpected_error(
         monkeypatch.setattr(hub.trust, "read_due", read_due)
         monkeypatch.setattr(duewatch, "DUE_POLL", 0)
         poll = hub._spawn(DueWatch(hub).run())
-        await _until(lambda: len(reads) >= 3 or poll.done())
+        await until(lambda: len(reads) >= 3 or poll.done())
         assert not poll.done()
         assert len(reads) >= 3
 
@@ -115,12 +108,12 @@ def test_a_link_retries_through_any_error_and_its_backoff_starts_over_once_back(
         first = _end()
         links.opened(link.route, first)
         links.closed(first)
-        await _until(lambda: link.state is LinkState.CONNECTED)
+        await until(lambda: link.state is LinkState.CONNECTED)
         assert link.state is LinkState.CONNECTED
         assert link.attempts == 0
         assert ceilings == [0, 1, 2, 3]
         links.closed(cast(ChannelEnd, link.end))  # lost again: the first backoff again
-        await _until(lambda: link.state is LinkState.CONNECTED)
+        await until(lambda: link.state is LinkState.CONNECTED)
         assert ceilings[4:] == [0]
         assert link.state is LinkState.CONNECTED
         await links.stop()
@@ -207,7 +200,7 @@ def test_a_stop_during_a_control_request_is_not_held_back_by_it(
                 lambda: None,
             )
         )
-        await _until(socket_path.exists)
+        await until(socket_path.exists)
         _reader, writer = await asyncio.open_unix_connection(str(socket_path))
         writer.write(daemon._control_frame({"op": "status"}, limits.MAX_CONTROL_REQUEST))
         await writer.drain()
