@@ -16,8 +16,9 @@ import pytest
 
 from tests.support.nodes import MemNet, run_memnet
 from tests.support.waits import until
+from tests.test_reconnect import FAST, crash_and_restart_hub
 from troth import limits
-from troth.errors import ConfigError
+from troth.errors import ConfigError, Denied
 from troth.node import daemon, duewatch
 from troth.node.channel_ends import ChannelEnd
 from troth.node.daemon import _running_lock, node_status
@@ -25,6 +26,7 @@ from troth.node.duewatch import DueWatch
 from troth.node.links import Backoff, Link, Links, LinkState
 from troth.node.node import init_node, node_dir
 from troth.node.runtime import NodeRuntime
+from troth.node.trust import FEED_STALENESS
 
 
 def test_one_maintenance_step_raising_anything_stops_none_of_the_later(
@@ -211,3 +213,32 @@ def test_a_stop_during_a_control_request_is_not_held_back_by_it(
         writer.close()
 
     asyncio.run(main())
+
+
+def test_an_authority_away_past_its_feeds_freshness_is_denied_then_comes_back(
+    tmp_path: Path,
+) -> None:
+    """The hub (authority) gone longer than a feed stays fresh: a member refuses the other's
+    requests (its copy of the feed is stale: fail closed, never the old answer); the hub back
+    on its address, the member's link syncs the feed on its own and admits them again."""
+
+    async def test(net: MemNet) -> None:
+        b = await net.node("b", listen=("b", 5000), backoff=FAST)
+        await b.enroll(net.ticket(), "b")
+        a = await net.node("a", backoff=FAST)
+        await a.enroll(net.ticket(), "a")
+        to_b = "/tcp/b:5000/service/echo"
+        assert await a.send_message(to_b, "before") == "before"
+        authority = net.authority.identifier
+
+        async def while_down() -> None:
+            net.clock.advance(FEED_STALENESS + 1)
+            with pytest.raises(Denied, match="revocation feed is stale"):
+                await a.send_message(to_b, "stale")
+
+        await crash_and_restart_hub(net, down=while_down)
+        now = net.clock.now()
+        await until(lambda: b.feeds[authority].issued_at >= now - 1)
+        assert await a.send_message(to_b, "after") == "after"
+
+    run_memnet(test, tmp_path)
