@@ -13,8 +13,11 @@ import pytest
 
 from tests.support.nodes import MemNet, run_memnet
 from tests.support.waits import until
+from troth.credentials import VerifiedFeed
 from troth.errors import StorageError
 from troth.node import upkeep
+from troth.node.runtime import NodeRuntime
+from troth.node.trust import FEED_STALENESS
 
 
 def test_the_hosted_watch_survives_an_unexpected_error(
@@ -81,3 +84,35 @@ def test_one_failing_service_holds_back_no_other_services_maintenance(
         assert maintained == [s.name for s in services[1:]]
 
     run_memnet(test, tmp_path)
+
+
+@pytest.mark.xfail(strict=True, reason="review 62m lifecycle 3: stale until the first round")
+def test_a_node_restarted_after_its_feeds_went_stale_syncs_them_at_once(tmp_path: Path) -> None:
+    """Review 62m, lifecycle 3: a node restarted after being down longer than a feed stays
+    fresh (a crash restarted by hand, a reboot) ran its first maintenance round only
+    MAINTENANCE_SECONDS (30 s) after its start, and nothing else synced the feeds of the
+    authorities it trusts: for those 30 s it refused every member of them (stale feed: fail
+    closed, but the node had not come back), and left its credentials and announcements
+    pending as long."""
+
+    async def test(net: MemNet) -> None:
+        b = await net.node("b", listen=("b", 5000))
+        await b.enroll(net.ticket(), "b")
+        a = await net.member("a")
+        to_b = "/tcp/b:5000/service/echo"
+        assert await a.send_message(to_b, "before") == "before"
+        await b.stop()
+        net.runtimes.remove(b)
+        net.clock.advance(FEED_STALENESS + 1)  # down for longer than a feed stays fresh
+        again = NodeRuntime(b.node, clock=net.clock, transport=net.transport("b"))
+        net.runtimes.append(again)
+        await again.start(("b", 5000))
+        authority = net.authority.identifier
+        await until(lambda: not stale(again.feeds[authority], net.clock.now()), timeout=3)
+        assert await a.send_message(to_b, "after") == "after"
+
+    run_memnet(test, tmp_path)
+
+
+def stale(feed: VerifiedFeed, now: int) -> bool:
+    return now - feed.issued_at > FEED_STALENESS
