@@ -17,6 +17,7 @@ from troth.node.membership import REFRESH_MARGIN
 from troth.node.services import ServiceHost
 from troth.node.services.node_policies import NodePolicies
 from troth.node.shown_identity import ShownIdentity
+from troth.node.trust import FEED_STALENESS
 
 __all__ = ["HOSTED_FEED_POLL", "MAINTENANCE_SECONDS", "Upkeep"]
 
@@ -37,9 +38,24 @@ class Upkeep(ShownIdentity):
         def _sync_links(self) -> None: ...
 
     async def _maintain(self) -> None:
+        if self._behind():  # at once: the node is back only once these are (review 62m,
+            await self.maintain()  # lifecycle 3: it refused their members for a round's wait)
         while True:
             await asyncio.sleep(MAINTENANCE_SECONDS)
             await self.maintain()
+
+    def _behind(self) -> bool:
+        """Whether the feed of an authority the node trusts elsewhere is missing, or stale
+        before the first round would sync it (a node started after being down longer than a
+        feed stays fresh: its credentials and announcements are due too)."""
+        now, hosted = self.clock.now(), self.trust.hosted
+        for authority in self.trust.routes:
+            if hosted is not None and authority == hosted.identifier:
+                continue
+            feed = self.trust.feeds.get(authority)
+            if feed is None or now - feed.issued_at > FEED_STALENESS - MAINTENANCE_SECONDS:
+                return True
+        return False
 
     async def maintain(self) -> None:
         """One maintenance round: feeds (and the vouchers of authorities they show lied),
