@@ -118,3 +118,32 @@ def test_a_node_restarted_after_its_feeds_went_stale_syncs_them_at_once(tmp_path
 
 def stale(feed: VerifiedFeed, now: int) -> bool:
     return now - feed.issued_at > FEED_STALENESS
+
+
+@pytest.mark.xfail(strict=True, reason="review 62m lifecycle 4: catch-up stops at any error")
+def test_a_reconnects_catch_up_goes_on_past_any_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review 62m, lifecycle 4: after a link came back, its catch-up (credentials refreshed,
+    then rotations announced) caught only TrothError: any other failure of the refresh ended
+    the task, the pending announcements waited for the next round, and the error surfaced
+    only as "Task exception was never retrieved"."""
+
+    async def test(net: MemNet) -> None:
+        hub = net.hub
+        assert hub is not None
+        announced: list[str | None] = []
+
+        async def refresh_credentials(**_: Any) -> int:
+            raise RuntimeError("a bug in one refresh")
+
+        async def announce_rotations(ref: str | None = None) -> list[dict[str, Any]]:
+            announced.append(ref)
+            return []
+
+        monkeypatch.setattr(hub, "refresh_credentials", refresh_credentials)
+        monkeypatch.setattr(hub, "announce_rotations", announce_rotations)
+        await hub._catch_up()
+        assert announced == [None]
+
+    run_memnet(test, tmp_path)
