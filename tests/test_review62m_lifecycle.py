@@ -120,7 +120,6 @@ def stale(feed: VerifiedFeed, now: int) -> bool:
     return now - feed.issued_at > FEED_STALENESS
 
 
-@pytest.mark.xfail(strict=True, reason="review 62m lifecycle 4: catch-up stops at any error")
 def test_a_reconnects_catch_up_goes_on_past_any_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
