@@ -450,6 +450,9 @@ class NodeRuntime(ChannelOpening, Upkeep):
                 await step()
             except TrothError as exc:
                 log.warning("after a reconnect: %s failed: %s", step.__name__, exc)
+            except Exception:  # any other: logged, the next step all the same (review 62m,
+                # lifecycle 4: the task ended, the announcements left for the next round)
+                log.exception("after a reconnect: %s failed", step.__name__)
 
     def link_rows(self) -> list[LinkRow]:
         """One row per link: route, state, what the node needs there, attempts, next try."""

@@ -17,6 +17,7 @@ from troth.node.membership import REFRESH_MARGIN
 from troth.node.services import ServiceHost
 from troth.node.services.node_policies import NodePolicies
 from troth.node.shown_identity import ShownIdentity
+from troth.node.trust import FEED_STALENESS
 
 __all__ = ["HOSTED_FEED_POLL", "MAINTENANCE_SECONDS", "Upkeep"]
 
@@ -37,9 +38,24 @@ class Upkeep(ShownIdentity):
         def _sync_links(self) -> None: ...
 
     async def _maintain(self) -> None:
+        if self._behind():  # at once: the node is back only once these are (review 62m,
+            await self.maintain()  # lifecycle 3: it refused their members for a round's wait)
         while True:
             await asyncio.sleep(MAINTENANCE_SECONDS)
             await self.maintain()
+
+    def _behind(self) -> bool:
+        """Whether the feed of an authority the node trusts elsewhere is missing, or stale
+        before the first round would sync it (a node started after being down longer than a
+        feed stays fresh: its credentials and announcements are due too)."""
+        now, hosted = self.clock.now(), self.trust.hosted
+        for authority in self.trust.routes:
+            if hosted is not None and authority == hosted.identifier:
+                continue
+            feed = self.trust.feeds.get(authority)
+            if feed is None or now - feed.issued_at > FEED_STALENESS - MAINTENANCE_SECONDS:
+                return True
+        return False
 
     async def maintain(self) -> None:
         """One maintenance round: feeds (and the vouchers of authorities they show lied),
@@ -79,12 +95,21 @@ class Upkeep(ShownIdentity):
             log.info("maintenance: %d retired keys deleted from the vault", forgotten)
 
     async def _maintain_services(self) -> None:
+        """Each service's maintenance on its own: one failing (node.db busy) holds back none
+        of the others, this round or the next (review 62m, lifecycle 2: the relay after it
+        re-decided no owner, freed no name)."""
         now = self.clock.now()
         if "policy" not in self.host.services:  # else the policy service does it, distributing
             # the bundles stored since (a push that never told this node: review 34d, crash 1)
-            await self.worker.run(lambda: self.policies.reload(now=now))
+            try:
+                await self.worker.run(lambda: self.policies.reload(now=now))
+            except Exception:  # logged, retried next round
+                log.exception("maintenance: the policy bundles failed")
         for service in list(self.host.services.values()):
-            await service.maintain(now)
+            try:
+                await service.maintain(now)
+            except Exception:  # logged, retried next round
+                log.exception("maintenance: service %s failed", service.name)
 
     async def _watch_hosted(self) -> None:
         while True:
@@ -93,6 +118,10 @@ class Upkeep(ShownIdentity):
                 await self.worker.run(self.trust.refresh_hosted, self.clock.now())
             except TrothError as exc:
                 log.warning("hosted feed: %s", exc)
+            except Exception:  # any other: logged, re-read at the next poll (review 62m,
+                # lifecycle 1: the watch ended for good, a revocation made here waited for the
+                # maintenance round's re-read)
+                log.exception("hosted feed")
 
     async def reload(self) -> None:
         """Re-read what the node's store says this node trusts and holds (after another
