@@ -76,12 +76,18 @@ def runs(monkeypatch: pytest.MonkeyPatch) -> Runs:
 
 @pytest.fixture
 def world() -> Iterator[Agents]:
-    """acme's hub brokering `payments` to members; the agents node (and `support`) members."""
+    """acme's hub; the agents node (and its `support`) acme's members."""
     with acme_and_agents() as made:
         made.agents.enroll(made.acme.ticket(READ))
-        made.hub.secrets.put("payments", engine="token", config=PAYMENTS)
-        made.hub.policies.publish(policies=SUPPORT_LEASES, tools={}, revision=1)
         yield made
+
+
+@pytest.fixture
+def broker(world: Agents) -> Agents:
+    """`world`, its hub brokering `payments` to members."""
+    world.hub.secrets.put("payments", engine="token", config=PAYMENTS)
+    world.hub.policies.publish(policies=SUPPORT_LEASES, tools={}, revision=1)
+    return world
 
 
 def _at_hub(world: Agents, scene: Scene) -> Any:
@@ -121,10 +127,6 @@ async def _until(done: Callable[[], object]) -> None:
     raise AssertionError("never came about")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 62j serve 1: each connect block outside serve ran a runtime of its own",
-)
 def test_serve1_two_connect_blocks_outside_serve_run_one_runtime(world: Agents, runs: Runs) -> None:
     async def scene(at: str, hub: troth.Identifier) -> list[object]:
         return list(await asyncio.gather(*(_greet(world.agents, at, hub) for _ in range(3))))
@@ -134,26 +136,22 @@ def test_serve1_two_connect_blocks_outside_serve_run_one_runtime(world: Agents, 
     runs.settled(world.agents)
 
 
-def test_a_connect_block_inside_serve_uses_the_serve_blocks_runtime(
-    world: Agents, runs: Runs
+def test_a_connect_block_and_a_lease_inside_serve_use_the_serve_blocks_runtime(
+    broker: Agents, runs: Runs
 ) -> None:
-    async def scene(at: str, hub: troth.Identifier) -> object:
+    async def scene(at: str, hub: troth.Identifier) -> list[object]:
         async with (
-            world.agents.serve() as running,
-            world.agents.connect(at, expect=hub) as channel,
+            broker.agents.serve() as running,
+            broker.agents.connect(at, expect=hub) as channel,
         ):
             assert channel._runtime is running._runtime
-            return await channel.call("greet", "hi")
+            return [await channel.call("greet", "hi"), await _lease(broker, at, hub)]
 
-    assert _at_hub(world, scene) == "hi"
+    assert _at_hub(broker, scene) == ["hi", ("refunds",)]
     assert len(runs.started) == 1
-    runs.settled(world.agents)
+    runs.settled(broker.agents)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 62j serve 2: a connect block entered while serve starts ran its own runtime",
-)
 def test_serve2_a_connect_block_entered_while_serve_starts_uses_its_runtime(
     world: Agents, runs: Runs
 ) -> None:
@@ -181,13 +179,12 @@ def test_serve2_a_connect_block_entered_while_serve_starts_uses_its_runtime(
     runs.settled(world.agents)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 62j serve 3: serve entered while a connect block's runtime starts ran beside it",
-)
 def test_serve3_serve_entered_while_a_connect_block_outside_serve_starts_is_a_runtime_error(
     world: Agents, runs: Runs
 ) -> None:
+    """(And a block entered from another event loop meanwhile is a ConfigError: unfixed, it ran
+    a runtime of its own on its loop.)"""
+
     async def scene(at: str, hub: troth.Identifier) -> object:
         runs.hold = asyncio.Event()
         greeting = asyncio.create_task(_greet(world.agents, at, hub))
@@ -195,6 +192,8 @@ def test_serve3_serve_entered_while_a_connect_block_outside_serve_starts_is_a_ru
         with pytest.raises(RuntimeError, match=r"already running in this process.*outside serve"):
             async with world.agents.serve():
                 pass
+        with pytest.raises(troth.ConfigError, match="another event loop"):
+            await asyncio.to_thread(asyncio.run, _greet(world.agents, at, hub))
         runs.hold.set()
         return await greeting
 
@@ -218,9 +217,6 @@ def test_serve_entered_while_a_connect_block_outside_serve_runs_is_a_runtime_err
     runs.settled(world.agents)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 62j serve 4: the other block had started a runtime of its own"
-)
 def test_serve4_a_block_cancelled_while_the_runtime_starts_leaves_the_other_served(
     world: Agents, runs: Runs
 ) -> None:
@@ -263,86 +259,32 @@ def test_serve4_blocks_all_cancelled_while_the_runtime_starts_leak_none(
     runs.settled(world.agents)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 62j serve 2: a block on another loop ran a runtime of its own"
-)
-def test_a_connect_from_another_loop_while_the_shared_runtime_starts_is_a_config_error(
-    world: Agents, runs: Runs
-) -> None:
-    async def scene(at: str, hub: troth.Identifier) -> object:
-        runs.hold = asyncio.Event()
-        block = asyncio.create_task(_greet(world.agents, at, hub))
-        await _until(lambda: runs.started)
-        with pytest.raises(troth.ConfigError, match="another event loop"):
-            await asyncio.to_thread(asyncio.run, _greet(world.agents, at, hub))
-        runs.hold.set()
-        return await block
-
-    assert _at_hub(world, scene) == "hi"
-    assert len(runs.started) == 1
-    runs.settled(world.agents)
-
-
-@pytest.mark.xfail(
-    strict=True, reason="review 62j serve 5: each lease outside serve ran a runtime of its own"
-)
-def test_serve5_two_leases_outside_serve_run_one_runtime(world: Agents, runs: Runs) -> None:
+def test_serve5_two_leases_outside_serve_run_one_runtime(broker: Agents, runs: Runs) -> None:
     async def scene(at: str, hub: troth.Identifier) -> list[object]:
-        return list(await asyncio.gather(_lease(world, at, hub), _lease(world, at, hub)))
+        return list(await asyncio.gather(_lease(broker, at, hub), _lease(broker, at, hub)))
 
-    assert _at_hub(world, scene) == [("refunds",), ("refunds",)]
+    assert _at_hub(broker, scene) == [("refunds",), ("refunds",)]
     assert len(runs.started) == 1
-    runs.settled(world.agents)
+    runs.settled(broker.agents)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 62j serve 5: serve and the lease ran beside a starting block's runtime",
-)
 def test_serve5_a_lease_and_a_connect_block_outside_serve_share_the_runtime(
-    world: Agents, runs: Runs
+    broker: Agents, runs: Runs
 ) -> None:
     async def scene(at: str, hub: troth.Identifier) -> list[object]:
         runs.hold = asyncio.Event()
-        greeting = asyncio.create_task(_greet(world.agents, at, hub))
+        greeting = asyncio.create_task(_greet(broker.agents, at, hub))
         await _until(lambda: runs.started)
-        leasing = asyncio.create_task(_lease(world, at, hub))
+        leasing = asyncio.create_task(_lease(broker, at, hub))
         await _turns()
         with pytest.raises(RuntimeError, match="outside serve"):
-            async with world.agents.serve():
+            async with broker.agents.serve():
                 pass
         greeting.cancel()  # the block that started it
         await asyncio.wait([greeting])
         runs.hold.set()
         return [await leasing]
 
-    assert _at_hub(world, scene) == [("refunds",)]
+    assert _at_hub(broker, scene) == [("refunds",)]
     assert len(runs.started) == 1
-    runs.settled(world.agents)
-
-
-def test_serve5_a_lease_inside_serve_uses_the_serve_blocks_runtime(
-    world: Agents, runs: Runs
-) -> None:
-    async def scene(at: str, hub: troth.Identifier) -> object:
-        async with world.agents.serve():
-            return await _lease(world, at, hub)
-
-    assert _at_hub(world, scene) == ("refunds",)
-    assert len(runs.started) == 1
-    runs.settled(world.agents)
-
-
-def test_a_serve_refused_beside_a_serving_block_leaves_it_marked(world: Agents, runs: Runs) -> None:
-    async def scene(at: str, hub: troth.Identifier) -> object:
-        async with world.agents.serve() as running:
-            for _ in range(2):
-                with pytest.raises(RuntimeError, match="already running in this process"):
-                    async with world.agents.serve():
-                        pass
-                assert world.agents._running is running
-            return await _greet(world.agents, at, hub)
-
-    assert _at_hub(world, scene) == "hi"
-    assert len(runs.started) == 1
-    runs.settled(world.agents)
+    runs.settled(broker.agents)
