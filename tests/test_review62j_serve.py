@@ -100,6 +100,14 @@ def _at_hub(world: Agents, scene: Scene) -> Any:
     return asyncio.run(main())
 
 
+def _one_runtime(world: Agents, runs: Runs, scene: Scene) -> Any:
+    """`_at_hub(world, scene)`, having started one runtime of the agents node, stopped since."""
+    answer = _at_hub(world, scene)
+    assert len(runs.started) == 1
+    runs.settled(world.agents)
+    return answer
+
+
 async def _greet(node: troth.Node, at: str, hub: troth.Identifier) -> object:
     async with node.connect(at, expect=hub) as channel:
         return await channel.call("greet", "hi")
@@ -131,9 +139,7 @@ def test_serve1_two_connect_blocks_outside_serve_run_one_runtime(world: Agents, 
     async def scene(at: str, hub: troth.Identifier) -> list[object]:
         return list(await asyncio.gather(*(_greet(world.agents, at, hub) for _ in range(3))))
 
-    assert _at_hub(world, scene) == ["hi", "hi", "hi"]
-    assert len(runs.started) == 1
-    runs.settled(world.agents)
+    assert _one_runtime(world, runs, scene) == ["hi", "hi", "hi"]
 
 
 def test_a_connect_block_and_a_lease_inside_serve_use_the_serve_blocks_runtime(
@@ -147,9 +153,7 @@ def test_a_connect_block_and_a_lease_inside_serve_use_the_serve_blocks_runtime(
             assert channel._runtime is running._runtime
             return [await channel.call("greet", "hi"), await _lease(broker, at, hub)]
 
-    assert _at_hub(broker, scene) == ["hi", ("refunds",)]
-    assert len(runs.started) == 1
-    runs.settled(broker.agents)
+    assert _one_runtime(broker, runs, scene) == ["hi", ("refunds",)]
 
 
 def test_serve2_a_connect_block_entered_while_serve_starts_uses_its_runtime(
@@ -174,9 +178,7 @@ def test_serve2_a_connect_block_entered_while_serve_starts_uses_its_runtime(
         await served
         return answer
 
-    assert _at_hub(world, scene) == "hi"
-    assert len(runs.started) == 1
-    runs.settled(world.agents)
+    assert _one_runtime(world, runs, scene) == "hi"
 
 
 def test_serve3_serve_entered_while_a_connect_block_outside_serve_starts_is_a_runtime_error(
@@ -197,9 +199,7 @@ def test_serve3_serve_entered_while_a_connect_block_outside_serve_starts_is_a_ru
         runs.hold.set()
         return await greeting
 
-    assert _at_hub(world, scene) == "hi"
-    assert len(runs.started) == 1
-    runs.settled(world.agents)
+    assert _one_runtime(world, runs, scene) == "hi"
 
 
 def test_serve_entered_while_a_connect_block_outside_serve_runs_is_a_runtime_error(
@@ -212,9 +212,7 @@ def test_serve_entered_while_a_connect_block_outside_serve_runs_is_a_runtime_err
                     pass
             return await channel.call("greet", "hi")
 
-    assert _at_hub(world, scene) == "hi"
-    assert len(runs.started) == 1
-    runs.settled(world.agents)
+    assert _one_runtime(world, runs, scene) == "hi"
 
 
 def test_serve4_a_block_cancelled_while_the_runtime_starts_leaves_the_other_served(
@@ -232,9 +230,7 @@ def test_serve4_a_block_cancelled_while_the_runtime_starts_leaves_the_other_serv
         runs.hold.set()
         return await second
 
-    assert _at_hub(world, scene) == "hi"
-    assert len(runs.started) == 1
-    runs.settled(world.agents)
+    assert _one_runtime(world, runs, scene) == "hi"
 
 
 def test_serve4_blocks_all_cancelled_while_the_runtime_starts_leak_none(
@@ -263,9 +259,7 @@ def test_serve5_two_leases_outside_serve_run_one_runtime(broker: Agents, runs: R
     async def scene(at: str, hub: troth.Identifier) -> list[object]:
         return list(await asyncio.gather(_lease(broker, at, hub), _lease(broker, at, hub)))
 
-    assert _at_hub(broker, scene) == [("refunds",), ("refunds",)]
-    assert len(runs.started) == 1
-    runs.settled(broker.agents)
+    assert _one_runtime(broker, runs, scene) == [("refunds",), ("refunds",)]
 
 
 def test_serve5_a_lease_and_a_connect_block_outside_serve_share_the_runtime(
@@ -285,6 +279,4 @@ def test_serve5_a_lease_and_a_connect_block_outside_serve_share_the_runtime(
         runs.hold.set()
         return [await leasing]
 
-    assert _at_hub(broker, scene) == [("refunds",)]
-    assert len(runs.started) == 1
-    runs.settled(broker.agents)
+    assert _one_runtime(broker, runs, scene) == [("refunds",)]
