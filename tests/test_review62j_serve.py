@@ -280,3 +280,31 @@ def test_serve5_a_lease_and_a_connect_block_outside_serve_share_the_runtime(
         return [await leasing]
 
     assert _one_runtime(broker, runs, scene) == [("refunds",)]
+
+
+def test_serve2_a_serve_block_cancelled_while_it_starts_leaves_the_waiting_block_run(
+    world: Agents, runs: Runs
+) -> None:
+    """A `connect` block waiting for a starting `serve` block runs the node itself once that
+    block was cancelled: one runtime at a time, each stopped."""
+
+    async def scene(at: str, hub: troth.Identifier) -> object:
+        runs.hold = asyncio.Event()
+
+        async def serving() -> None:
+            async with world.agents.serve():
+                raise AssertionError("cancelled while it starts")
+
+        served = asyncio.create_task(serving())
+        await _until(lambda: runs.started)
+        greeting = asyncio.create_task(_greet(world.agents, at, hub))
+        await _turns()
+        assert len(runs.started) == 1  # it waits for serve
+        served.cancel()
+        await asyncio.wait([served])
+        assert served.cancelled()
+        return await greeting
+
+    assert _at_hub(world, scene) == "hi"
+    assert len(runs.started) == 2
+    runs.settled(world.agents)
