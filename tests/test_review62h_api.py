@@ -10,8 +10,10 @@ inside with a bare TypeError, a float with a DecodeError, where the API promises
 ArgumentError.
 api 4: two `serve` blocks of one `Node` entered together both ran (the "already serves" check
 came before the first `await`, the mark after it), and the first to end left the other
-serving unmarked: `node.connect` then ran a third runtime beside it. Left (strict xfail): the fix
-reaches troth/_api/secrets.py.
+serving unmarked: `node.connect` then ran a third runtime beside it. Was a strict xfail until
+review 62j gave each handle one runtime (troth._api.handle_runtime: `serve` claims it before
+its first await; `connect` blocks and leases outside `serve` share one; tests in
+tests/test_review62j_serve.py).
 (Two `connect` blocks outside `serve` entered together must keep working: a fix of api 4 that
 marks the node before the first await refused the second with that RuntimeError.)
 api 5: `PolicyBundle.from_row` of a mapping that is not a row raises a bare KeyError.
@@ -103,12 +105,6 @@ def test_api3_a_system_clock_subclass_reading_no_time_is_an_argument_error() -> 
                 agents.identities.create("late")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 62h api 4: serve checks node._running before its first await and sets it "
-    "after; the fix (a mark set before the await) needs Node.connect and Secrets' leases "
-    "outside serve to share one runtime (troth/_api/secrets.py is not this review's area)",
-)
 def test_api4_two_serve_blocks_of_one_node_entered_together_are_refused() -> None:
     async def both(node: troth.Node) -> list[str]:
         entered = asyncio.Event()

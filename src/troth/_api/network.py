@@ -76,7 +76,8 @@ __all__ = [
     "Service",
     "revoke_remotely",
     "runtimes_here",
-    "serve",
+    "start_running",
+    "stop_running",
     "sync_runtimes_here",
 ]
 
@@ -316,6 +317,8 @@ class RunningNode:
         self._users: dict[ChannelEnd, int] = {}
         """How many `connect` blocks use each channel: the runtime keeps one channel per
         route, and the last block to end closes it (review 35d, connect 2)."""
+        self._here = node._stored.path.resolve()
+        """The node's directory: where `runtimes_here` finds it."""
         self._loop = asyncio.get_running_loop()  # (made inside `serve`)
         """The event loop `serve` runs it on: its channels and tasks belong to it."""
         self._ended = False
@@ -483,16 +486,14 @@ class _ClosedNode:
         return Decision(False, self._reason)
 
 
-@contextlib.asynccontextmanager
-async def serve(
+async def start_running(
     node: Node, listen: tuple[str, int] | None, services: tuple[Service, ...]
-) -> AsyncIterator[RunningNode]:
+) -> RunningNode:
     """Run `node` (troth.node.runtime) with `services` added to its configured ones, listening
-    on `listen`; one maintenance round first (feeds, credentials, rotation announcements)."""
-    if node._running is not None:
-        raise RuntimeError(f"node {node.name!r} is already running in this process")
+    on `listen`; one maintenance round first (feeds, credentials, rotation announcements). The
+    running node, marked on the handle and registered here (`runtimes_here`); failed or
+    cancelled, what it started is stopped. (Who may run a handle: troth._api.handle_runtime.)"""
     runtime = NodeRuntime(node._stored, clock=node._clock)
-    here = node._stored.path.resolve()
     running: RunningNode | None = None
     try:
         for service in services:
@@ -500,19 +501,30 @@ async def serve(
         await runtime.start(listen)
         running = node._running = RunningNode(node, runtime)
         with _RUNNING_LOCK:
-            _RUNNING.setdefault(here, []).append(running)
+            _RUNNING.setdefault(running._here, []).append(running)
         await runtime.maintain()
-        yield running
-    finally:
-        node._running = None
-        if running is not None:
-            running._ended = True  # every later use refused (review 56c, api 2)
-            with _RUNNING_LOCK:
-                runtimes = _RUNNING.get(here, [])
-                runtimes.remove(running)
-                if not runtimes:
-                    _RUNNING.pop(here, None)
-        await runtime.stop()
+    except BaseException:
+        await _stop(node, runtime, running)
+        raise
+    return running
+
+
+async def stop_running(node: Node, running: RunningNode) -> None:
+    """Stop what `start_running` started: every later use of `running` is refused."""
+    await _stop(node, running._runtime, running)
+
+
+async def _stop(node: Node, runtime: NodeRuntime, running: RunningNode | None) -> None:
+    if running is not None:
+        if node._running is running:
+            node._running = None
+        running._ended = True  # every later use refused (review 56c, api 2)
+        with _RUNNING_LOCK:
+            runtimes = _RUNNING.get(running._here, [])
+            runtimes.remove(running)
+            if not runtimes:
+                _RUNNING.pop(running._here, None)
+    await runtime.stop()
 
 
 _RUNNING: dict[Path, list[RunningNode]] = {}

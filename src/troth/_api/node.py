@@ -29,6 +29,7 @@ from troth._api.arguments import (
     check_whole,
 )
 from troth._api.authority import AttributesLike, Authority
+from troth._api.handle_runtime import HandleRuntime
 from troth._api.policies import Policies
 from troth._api.results import Credential, Identity
 from troth._api.secrets import Secrets
@@ -230,6 +231,10 @@ class Node:
         """Whether `close` closed it: `_stored` refuses from then on (review 62h, api 1)."""
         self._clock = check_clock("Node", "clock", clock) or SystemClock()
         self._running: RunningNode | None = None
+        """The runtime that runs the handle, while one does: its serve block's, or the one its
+        blocks outside `serve` share."""
+        self._runner = HandleRuntime()
+        """Who may run the handle (one runtime at a time: review 62j)."""
         self.identities = Identities(self)
         """The node's identities: create, get, rotate."""
         self.traces = Traces(self)
@@ -558,8 +563,9 @@ class Node:
         if given, relay, keep feeds and credentials fresh. The running node speaks as the
         node's own identity. A `listen` that is not a (host, port) pair of a port 0 to 65535, or
         `services` that are not `Service`s, are an ArgumentError; `serve` of this `Node` while
-        it serves is a RuntimeError (another handle of the node serves beside it)."""
-        from troth._api.network import Service, serve
+        it serves, or while it runs for `connect` blocks or leases outside `serve`, is a
+        RuntimeError (another handle of the node serves beside it)."""
+        from troth._api.network import Service
 
         check_listen("Node.serve", "listen", listen)
         if isinstance(services, str | bytes) or not isinstance(services, Iterable):
@@ -574,7 +580,7 @@ class Node:
                     "an iterable of Service",
                     f"an item of type {type(service).__name__}",
                 )
-        return serve(self, listen, served)
+        return self._runner.serve(self, listen, served)
 
     @contextlib.asynccontextmanager
     async def connect(self, route: str, *, expect: PeerRef | None) -> AsyncIterator[Channel]:
@@ -585,15 +591,16 @@ class Node:
         even without a credential from an authority this node trusts (unless a feed this node
         holds revokes it). None admits whoever this node's trust admits, even while another
         block holds a channel to `route` pinned to a peer it would refuse (ChannelError
-        PEER_NOT_ALLOWED). Outside `serve`, the node runs for the block's duration."""
+        PEER_NOT_ALLOWED). Outside `serve`, the node runs for the block's duration: the
+        blocks (and leases) of this `Node` open at once share one runtime, stopped when the
+        last of them ends."""
         check_text("Node.connect", "route", route)
         if expect is not None:
             check_peer("Node.connect", "expect", expect)
-        if self._running is not None:
-            async with self._running.connect(route, expect=expect) as channel:
-                yield channel
-            return
-        async with self.serve() as running, running.connect(route, expect=expect) as channel:
+        async with (
+            self._runner.running(self) as running,
+            running.connect(route, expect=expect) as channel,
+        ):
             yield channel
 
     def call(

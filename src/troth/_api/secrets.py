@@ -258,11 +258,8 @@ class Secrets:
                 call, "broker", "a route such as /tcp/HOST:PORT", str(exc)
             ) from None
         pinned = None if expect is None else node._identifier_of(expect)
-        if node._running is not None:
-            yield BrokerClient(node._running._on_loop(), route, name, expect=pinned)
-            return
-        async with node.serve() as running:
-            yield BrokerClient(running._runtime, route, name, expect=pinned)
+        async with node._runner.running(node) as running:  # shared outside serve (review 62j)
+            yield BrokerClient(running._on_loop(), route, name, expect=pinned)
 
 
 def _config(call: str, config: Mapping[str, Any] | bytes) -> bytes:
