@@ -1,10 +1,11 @@
 """Review 62l: the Python API fixes of review 62h (api 1-7) and the lead's, looked at again.
 
-api 1 (open: troth/_api/network.py): a `Node` closed inside a `connect` block (or a `serve`
-block) kept calling out over the channel it had open, as its identity, where docs/python.md
-says every use of a closed node is refused (review 62h, api 7 closed the node's decision point
-only: a `Channel` never looks at the node).
-api 2 (open: troth/_api/network.py): a `Node` closed while `serve` was starting (before it
+api 1 (fixed by the lead: a `Channel` knows its running node): a `Node` closed inside a
+`connect` block (or a `serve` block) kept calling out over the channel it had open, as its
+identity, where docs/python.md says every use of a closed node is refused (review 62h, api 7
+closed the node's decision point only: a `Channel` never looks at the node).
+api 2 (now a StorageError from `serve`, nothing served: review 62j's running node reads the
+closed handle's store at once): a `Node` closed while `serve` was starting (before it
 marked the node running: `runtime.start`, its first awaits) was served as if open: review 62h's
 `_closed` was never called, the running node answered every use and its decision point was the
 one it held in memory, as before that fix.
@@ -19,10 +20,11 @@ api 5: a `SystemClock` whose `now` was replaced on the instance (`clock.now = ..
 monkeypatch does), before it was given or after, was read unchecked, since review 62h (api 3)
 took any instance of that exact class as troth's own: a float reading failed deep inside, not
 with the promised ArgumentError.
-api 6 (open: troth/_api/network.py): a node closed inside its `serve` block kept forwarding a
-relay name for an owner revoked meanwhile: its relay service decides with the decision point it
-held (`runtime.access`, taken at composition), not the host's, which review 62h's `_closed`
-swapped; the revocation could not reach it (its store closed), where an open node stops.
+api 6 (fixed by the lead: the decision point itself refuses, `GatedPolicy.refusing`): a node
+closed inside its `serve` block kept forwarding a relay name for an owner revoked meanwhile:
+its relay service decides with the decision point it held (`runtime.access`, taken at
+composition), not the host's, which review 62h's `_closed` swapped; the revocation could not
+reach it (its store closed), where an open node stops.
 """
 
 from __future__ import annotations
@@ -44,11 +46,6 @@ from troth.node.node import open_node
 from troth.node.runtime import NodeRuntime
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 62l, api 1 (open: troth/_api/network.py): a Channel of a closed Node still "
-    "calls out as the node",
-)
 def test_api1_a_node_closed_inside_its_connect_block_calls_nothing_over_its_channel() -> None:
     async def scene(agents: troth.Node, hub: troth.Node) -> None:
         async with (
@@ -65,11 +62,6 @@ def test_api1_a_node_closed_inside_its_connect_block_calls_nothing_over_its_chan
         asyncio.run(scene(world.agents, world.hub))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 62l, api 2 (open: troth/_api/network.py): a Node closed while serve starts "
-    "is served as if open",
-)
 def test_api2_a_node_closed_while_serve_starts_is_served_as_one_closed_inside(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -84,9 +76,9 @@ def test_api2_a_node_closed_while_serve_starts_is_served_as_one_closed_inside(
 
     async def scene(desk: troth.Node) -> None:
         closing.append(desk)
-        async with desk.serve(listen=("127.0.0.1", 0)) as running:
-            with pytest.raises(troth.ConfigError):  # (it gave its address, as if open)
-                running.address  # noqa: B018 - every use of it is refused once closed
+        with pytest.raises(troth.StorageError, match="is closed"):  # (it was served as open)
+            async with desk.serve(listen=("127.0.0.1", 0)):
+                pytest.fail("a node closed while serve started is served")
 
     with troth.Node.open("desk") as desk:
         asyncio.run(scene(desk))
@@ -173,11 +165,6 @@ def _relays_after_revoking_its_owner(*, closed: bool) -> bool:
         return asyncio.run(scene(hub_node, b_node, hub_node.create_authority()))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 62l, api 6 (open: troth/_api/network.py): a node closed inside serve keeps "
-    "relaying for an owner revoked meanwhile",
-)
 def test_api6_a_node_closed_inside_serve_relays_for_no_owner_revoked_meanwhile() -> None:
     assert not _relays_after_revoking_its_owner(closed=True)
 

@@ -42,11 +42,9 @@ from troth.identity import Identifier
 from troth.kinds import check_kind, check_utf8
 from troth.kinds import got as _got
 from troth.node.access import (
-    AccessRequest,
     AnyAuthenticated,
     AttributeCoversArgument,
     ChannelAdmission,
-    Decision,
     MembersOnly,
     PeerCaller,
     RequireAttributes,
@@ -267,6 +265,9 @@ class Channel:
         self._ended = False
         """Whether its `connect` block ended: every later call is refused, even while another
         block shares the channel underneath (review 56c, api 4)."""
+        self._running: RunningNode | None = None
+        """The running node it was opened on: closed (or its serve block ended), the channel
+        calls nothing as it (review 62l, api 1)."""
 
     @property
     def peer(self) -> Identifier:
@@ -294,6 +295,10 @@ class Channel:
         timeout = check_seconds("Channel.call", "timeout", timeout)
         if self._ended:
             raise RoutingError(f"the channel to {self.route} is closed: its connect block ended")
+        if self._running is not None and self._running._ended:  # (review 62l, api 1)
+            raise RoutingError(
+                f"the channel to {self.route} is closed: its node was closed or no longer runs"
+            )
         address = service_address(service)
         return await call(
             self._runtime.router, (self._end.enc, address), method, arguments, timeout=timeout
@@ -332,7 +337,9 @@ class RunningNode:
         memory (review 62h, api 7). From now on its decision point refuses every request, and
         every use of it is a ConfigError, until the serve block ends."""
         self._ended = True
-        self._runtime.host.policy = _ClosedNode(self._node.name)
+        self._runtime.access.refusing = (
+            f"node {self._node.name!r} is closed: it answers no request until served again",
+        )
 
     def _live(self) -> NodeRuntime:
         """The runtime, while `serve` runs it; ConfigError once its block ended."""
@@ -462,6 +469,7 @@ class RunningNode:
             ChannelAdmission(runtime.policy, runtime.clock.now).admit(peer)
         self._users[end] = self._users.get(end, 0) + 1
         channel = Channel(runtime, end, format_route(parse_route(route)))
+        channel._running = self
         try:
             yield channel
         finally:
@@ -474,16 +482,6 @@ class RunningNode:
 
     def __repr__(self) -> str:
         return f"RunningNode({self._node.name!r})"
-
-
-class _ClosedNode:
-    """The access policy of a node closed while it serves: every request refused."""
-
-    def __init__(self, name: str) -> None:
-        self._reason = (f"node {name!r} is closed: it answers no request until served again",)
-
-    def decide(self, request: AccessRequest) -> Decision:
-        return Decision(False, self._reason)
 
 
 async def start_running(
@@ -499,6 +497,8 @@ async def start_running(
         for service in services:
             runtime.host.add(service)  # before start(): its rules join the decision point
         await runtime.start(listen)
+        # a node closed while it started is a StorageError here (`node._stored`), and what
+        # started is stopped: nothing served as if open (review 62l, api 2)
         running = node._running = RunningNode(node, runtime)
         with _RUNNING_LOCK:
             _RUNNING.setdefault(running._here, []).append(running)

@@ -451,9 +451,15 @@ class GatedPolicy:
     declared: Callable[[str], bool]
     infrastructure: frozenset[str] = INFRASTRUCTURE
     governs: Callable[[str, Identifier], bool] | None = None
+    refusing: tuple[str, ...] = ()
+    """When set, the reasons every request is refused for: the node's store was closed while
+    it runs (troth._api: it can learn no revocation; review 62h api 7, 62l api 6: the services
+    that took this `decide` at start, the relay's and the MCP gate's, refuse too)."""
 
     def decide(self, request: AccessRequest) -> Decision:
         """Allow or refuse `request`: by its rule, and by Cedar where a bundle declares it."""
+        if self.refusing:
+            return Decision(False, self.refusing)
         caller, service = request.caller, request.service
         if (
             isinstance(caller, LocalCaller)
