@@ -75,8 +75,11 @@ class PolicyBundle:
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> PolicyBundle:
         """From a row of `troth.node.services.policy.stored_bundles` (ArgumentError for a
-        mapping that is not one: review 62h, api 5)."""
+        mapping that is not one: review 62h, api 5; nor one whose fields are of other types,
+        its bundle then saying what the row does not: review 62q, api 1)."""
         try:
+            if not _is_row(row):
+                raise TypeError("fields of other types than a row's")
             signer = row.get("signer")
             return cls(
                 authority=Identifier.parse(row["authority"]),
@@ -88,7 +91,7 @@ class PolicyBundle:
                 services={name: tuple(methods) for name, methods in row["services"].items()},
                 policies=tuple(row["policies"]),
                 digest=row["digest"],
-                in_force=bool(row["in_force"]),
+                in_force=row["in_force"],
                 not_in_force=row.get("not_in_force"),
             )
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
@@ -97,6 +100,25 @@ class PolicyBundle:
             raise ArgumentError(
                 "PolicyBundle.from_row", "row", "a row of stored_bundles", got(row)
             ) from None
+
+
+def _is_row(row: Mapping[str, Any]) -> bool:
+    """Whether `row`'s fields are of a `stored_bundles` row's types (its keys: KeyError)."""
+
+    def texts(value: object) -> bool:
+        return isinstance(value, list | tuple) and all(type(item) is str for item in value)
+
+    services = row["services"]
+    return (
+        all(type(row[key]) is int for key in ("revision", "issued_at", "expires_at"))
+        and texts(row["tools"])
+        and texts(row["policies"])
+        and isinstance(services, Mapping)
+        and all(type(name) is str and texts(methods) for name, methods in services.items())
+        and type(row["digest"]) is str
+        and type(row["in_force"]) is bool
+        and type(row.get("not_in_force")) in (type(None), str)
+    )
 
 
 class Policies:
