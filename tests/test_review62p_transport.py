@@ -10,6 +10,10 @@ sources by the IPv4 address's last byte), one of them holding the per-source cap
 other (before review 62f they were at least the /64s of their /16s). Now an address there
 whose last 32 bits are no IPv4 source (0.0.0.0/8, x.0.0.0: a shorter prefix's zero suffix) is
 a source of its own, whole: one per IPv4 client, whatever the prefix's length.
+
+Listener 1 (left as a strict xfail): review 62f's listener 2 (the per-address fair share takes
+only from addresses whose network holds no fewer than the newcomer's) refuses a newcomer of the
+network holding the most while an address of a smaller network holds many: see the test.
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ import ipaddress
 
 import pytest
 
+from tests.test_review60f_refuted import _Held, _table, _weigh
 from tests.test_review62f_refuted import _Socket
 from troth.routing import Router
 from troth.transport import Listener, TcpSettings, TcpTransport
 from troth.transport.connection import source_host
+from troth.transport.eviction import Refusals
 from troth.transport.tcp import TcpConnection
 
 
@@ -59,3 +65,24 @@ def test_ipv4_clients_through_a_shorter_local_use_prefix_are_sources_apart(lengt
                 connection._consumer.cancel()
 
     asyncio.run(test())
+
+
+@pytest.mark.xfail(strict=True, reason="listener 1: 62f listener 2 shields a crowded address")
+def test_a_populous_networks_newcomer_has_a_crowded_address_of_a_smaller_one_give_way() -> None:
+    """Listener 1 (left: it conflicts with review 62f, listener 2, and needs a decision). At
+    the cap, one network (an operator's /24 of agents, a cloud subnet, a carrier's NAT pool)
+    holds 70 connections, one an address; an attacker's one address in a /24 of its own holds
+    8, all active (a party with a few such addresses, each under the per-source cap and under
+    the populous network's count, holds the rest of the table). A newcomer from the populous
+    network is refused: since 62f, listener 2, the per-address fair share takes only from
+    addresses whose network holds no fewer than the newcomer's, and 8 < 70 (before, the
+    attacker's address gave way: it holds at least two more than the newcomer's). The shape is
+    62f's listener 2 with the parties swapped, so no rule on these counts alone tells them
+    apart: which party to favour is the lead's call."""
+    company = _table([(f"10.1.1.{n}", "10.1.1.0/24") for n in range(70)])
+    attacker = _table([("192.0.2.7", "192.0.2.0/24")] * 8)
+    table = company + attacker
+    newcomer = _Held("10.1.1.200", "10.1.1.0/24", progress=0, frames_read=0)
+    victim = _weigh(table, newcomer, Refusals(), 1.0)
+    assert isinstance(victim, _Held)
+    assert victim.host == "192.0.2.7"
