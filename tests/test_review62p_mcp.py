@@ -23,10 +23,7 @@ from mcp.client.session import ClientSession
 
 from tests.support.mcp_orders import orders_server
 from troth.errors import ConfigError
-from troth.integrations.mcp.listing import forget_grown, forget_unlisted, unchecked
-
-PRIVATE = ("_absorb_tool_listing", "_tool_output_schemas", "validate_tool_result")
-"""The SDK session's names the gate's listing helpers use."""
+from troth.integrations.mcp.listing import _PRIVATE, forget_grown, forget_unlisted, unchecked
 
 
 @pytest.mark.parametrize(
@@ -41,6 +38,16 @@ def test_an_sdk_without_the_names_the_gate_reaches_into_fails_loudly(helper: Any
         helper(upstream)
 
 
+@pytest.mark.parametrize("gone", _PRIVATE)
+def test_a_listing_fails_before_any_is_kept_when_one_name_is_gone(gone: str) -> None:
+    """All but one name there (an SDK that renamed one): `unchecked`, which the gate calls
+    before a listing, refuses at once, so no listing is kept for calls whose result a later
+    helper would then lose."""
+    session = SimpleNamespace(**{name: {} for name in _PRIVATE if name != gone})
+    with pytest.raises(ConfigError, match=gone):
+        unchecked(SimpleNamespace(session=session))
+
+
 def test_the_installed_sdk_has_the_names_the_gate_reaches_into() -> None:
     """The canary: the installed SDK's connected client session has each name, of the kind
     the helpers use (an SDK that changed them fails here, in CI, first)."""
@@ -50,7 +57,7 @@ def test_the_installed_sdk_has_the_names_the_gate_reaches_into() -> None:
         async with Client(orders_server(), cache=None) as client:
             session = client.session
             assert isinstance(session, ClientSession)
-            found.extend(getattr(session, name) for name in PRIVATE)
+            found.extend(getattr(session, name) for name in _PRIVATE)
             unchecked(client)
             forget_unlisted(client, ())
             assert session._tool_output_schemas == {}

@@ -150,13 +150,18 @@ def unchecked(upstream: object) -> None:
     stall of minutes for a result of 40 bytes (module docstring; review 62c, mcp 4). Another
     upstream (no such session) is left as it is."""
     session: Any = _session(upstream)
-    if session is not None:
-        _sdk(session, "validate_tool_result")
+    if session is not None:  # every name the gate reaches into, before any listing is kept
+        for name in _PRIVATE:  # (review 62p, mcp 1)
+            _sdk(session, name)
         session.validate_tool_result = _as_given
 
 
 async def _as_given(name: str, result: object) -> None:
     """A result taken as given (`unchecked`)."""
+
+
+_PRIVATE = ("_absorb_tool_listing", "_tool_output_schemas", "validate_tool_result")
+"""The MCP SDK session's names `forget_unlisted`, `forget_grown` and `unchecked` use."""
 
 
 def _sdk(session: object, name: str) -> Any:
