@@ -10,10 +10,15 @@ work (each test fails if the defence it exercises breaks).
 - FrameReader.shrink (62f, buffers 1) gives a buffer back to the partial frame it holds, never
   less: after a burst grew it, the start of a frame over `small` shrunk to, the rest fed a byte
   at a time with a shrink after each, the frame comes out whole.
+- A peer in RFC 8215's local-use prefix varying bits 48-95 (another translator's /96) to be
+  many sources (62f, sources 1): with an IPv4 address in its last 32 bits it is that address,
+  whatever the bits before; the whole-address sources (review 62p, sources 1) of one /48 are
+  one network.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import random
 from typing import Any
 
@@ -26,6 +31,7 @@ from tests.test_review62c_mcp import modern_call, modern_session
 from troth import __version__, limits
 from troth.integrations.mcp.answers import stamp_bytes
 from troth.integrations.mcp.gate import GATE_NAME
+from troth.transport.connection import source_host, source_network
 from troth.transport.eviction import Refusals
 from troth.transport.framing import FrameReader, frame
 
@@ -110,3 +116,14 @@ def test_shrinking_never_cuts_the_frame_being_received() -> None:
         assert reader.capacity >= reader.buffered
     assert got == [body]
     assert reader.capacity == 64
+
+
+def test_bits_48_to_95_of_a_local_use_peer_make_no_sources_of_their_own() -> None:
+    rng = random.Random(8215)
+    middles = [rng.getrandbits(48) for _ in range(50)]
+    base = 0x0064_FF9B_0001 << 80
+    peers = [str(ipaddress.IPv6Address(base | middle << 32 | 0xC0000221)) for middle in middles]
+    assert {source_host(peer) for peer in peers} == {"192.0.2.33"}
+    zero = [str(ipaddress.IPv6Address(base | middle << 32)) for middle in middles]
+    assert len({source_host(peer) for peer in zero}) == 50  # one per address, as a client
+    assert {source_network(source_host(peer)) for peer in zero} == {"64:ff9b:1::/48"}
