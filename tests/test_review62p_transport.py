@@ -14,6 +14,8 @@ a source of its own, whole: one per IPv4 client, whatever the prefix's length.
 Listener 1 (left as a strict xfail): review 62f's listener 2 (the per-address fair share takes
 only from addresses whose network holds no fewer than the newcomer's) refuses a newcomer of the
 network holding the most while an address of a smaller network holds many: see the test.
+The same with frameless connections (62f, listener 1: network first): in a reconnect storm of
+a populous network, its connections give way before a crowded address of a smaller network.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from troth.routing import Router
 from troth.transport import Listener, TcpSettings, TcpTransport
 from troth.transport.connection import source_host
 from troth.transport.eviction import Refusals
+from troth.transport.frameless import Frameless
 from troth.transport.tcp import TcpConnection
 
 
@@ -86,3 +89,18 @@ def test_a_populous_networks_newcomer_has_a_crowded_address_of_a_smaller_one_giv
     victim = _weigh(table, newcomer, Refusals(), 1.0)
     assert isinstance(victim, _Held)
     assert victim.host == "192.0.2.7"
+
+
+@pytest.mark.xfail(strict=True, reason="listener 1: network first spares a crowded address")
+def test_a_populous_networks_reconnecting_clients_outlast_a_crowded_address() -> None:
+    """Listener 1, frameless (left, as above). Twelve clients of one /24 reconnecting (one
+    connection each, none brought its first frame yet), among them an attacker's four
+    frameless connections from one address of its own /24: the victim is a client's (the
+    network holding the most: 62f, listener 1), where before it was the attacker's (the
+    address holding the most). Which party to favour is the lead's call."""
+    index: Frameless[_Held] = Frameless()
+    for n in range(12):
+        index.add(_Held(f"10.1.1.{n}", "10.1.1.0/24", progress=0), f"10.1.1.{n}")
+        if n < 4:
+            index.add(_Held("192.0.2.7", "192.0.2.0/24", progress=0), "192.0.2.7")
+    assert index.victim().host == "192.0.2.7"
