@@ -53,9 +53,10 @@ _NAT64_PREFIX: Final = ipaddress.IPv6Network("64:ff9b::/96")
 """The NAT64 well-known prefix (RFC 6052): an IPv4 client reaches an IPv6-only node through a
 stateless translator (SIIT, RFC 7915) from its IPv4 address in it (review 29b, sources 3)."""
 _NAT64_LOCAL_USE: Final = ipaddress.IPv6Network("64:ff9b:1::/48")
-"""The prefix RFC 8215 sets apart for translators an operator runs, a /96 of it each (its
-IPv4 address the last 32 bits, as in the well-known prefix): every IPv4 client of a node
-behind one was one source, its /64 (review 62f, sources 1)."""
+"""The prefix RFC 8215 sets apart for translators an operator runs, each a network-specific
+prefix of it (RFC 6052: a /96 has the IPv4 address in the last 32 bits, as the well-known
+prefix; a /48, /56 or /64 elsewhere, the zero suffix last): every IPv4 client of a node behind
+one was one source, its /64 (review 62f, sources 1; review 62p, sources 1)."""
 
 _HOST_KEY = os.urandom(16)
 """Keys this process's host tags: stable per host while it runs, unlinkable elsewhere."""
@@ -108,8 +109,11 @@ def source_host(host: str) -> str:
     another's; review 29b, sources 2), an IPv4-mapped one or one in the NAT64 well-known
     prefix (`64:ff9b::/96`, an IPv4 client through a translator: review 29b, sources 3) as
     its IPv4 address, and so is one in RFC 8215's local-use prefix (`64:ff9b:1::/48`, a
-    translator the operator runs, a /96 of it: review 62f, sources 1); anything else (a host
-    name) as it is."""
+    translator the operator runs, a /96 of it: review 62f, sources 1) unless its last 32 bits
+    are no IPv4 source (in 0.0.0.0/8, or x.0.0.0): the zero suffix of a /48, /56 or /64 prefix
+    there (RFC 8215 reserves a /48 for such), which has the IPv4 address elsewhere, the whole
+    address is the client then (review 62p, sources 1: every IPv4 client was `0.0.0.0`);
+    anything else (a host name) as it is."""
     text, _, zone = host.partition("%")
     try:
         address = ipaddress.ip_address(text)
@@ -121,7 +125,10 @@ def source_host(host: str) -> str:
         return str(address.ipv4_mapped)
     if address in _NAT64_PREFIX or address in _NAT64_LOCAL_USE:  # RFC 6052's /96: the IPv4
         # address is the last 32 bits
-        return str(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+        v4 = int(address) & 0xFFFFFFFF
+        if address in _NAT64_LOCAL_USE and not (v4 >> 24 and v4 & 0xFFFFFF):  # (review 62p,
+            return str(ipaddress.IPv6Network(address))  # sources 1) a shorter prefix's
+        return str(ipaddress.IPv4Address(v4))
     network = str(ipaddress.IPv6Network((address, IPV6_SOURCE_PREFIX), strict=False))
     return f"{network}%{zone}" if zone else network
 

@@ -30,7 +30,9 @@ up to 100 pages, and send the call once more: what it listed was kept, call afte
 Nor does it check a call's result against the upstream's output schema (`unchecked`; review
 62c, mcp 4: it ran the upstream's `pattern` regexes in the node's event loop, where one that
 backtracks stalled every service): the result is the upstream's word, served in the gate's
-envelope, its client checking it against the schema the gate served if it will.
+envelope, its client checking it against the schema the gate served if it will. These reach
+into the SDK's private names; an SDK without one fails each listing with ConfigError, never
+leaves the gate without the defence unsaid (review 62p, mcp 1).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from typing import Any
 import mcp_types as types
 
 from troth import limits
-from troth.errors import PolicyError, PolicyFailure
+from troth.errors import ConfigError, PolicyError, PolicyFailure
 from troth.gates.toolschema import NAME, check_depth, schema_shape
 from troth.integrations.mcp.pins import served
 
@@ -125,8 +127,9 @@ def forget_unlisted(upstream: object, tools: Sequence[types.Tool]) -> None:
     listing of a single page does: what the pages of the gate's listings added of other tools is
     forgotten (module docstring; review 62c, mcp 2). Another upstream (no such session) has
     nothing to forget."""
-    absorb = getattr(_session(upstream), "_absorb_tool_listing", None)  # (its Client's too)
-    if callable(absorb):
+    session = _session(upstream)
+    if session is not None:  # (its Client's too)
+        absorb = _sdk(session, "_absorb_tool_listing")
         absorb(types.ListToolsResult(tools=list(tools)), complete=True)
 
 
@@ -134,9 +137,9 @@ def forget_grown(upstream: object, tools: Sequence[types.Tool]) -> None:
     """`forget_unlisted` when the MCP SDK's client `upstream` knows more tools than `tools` (the
     gate's kept listing), as after a listing of its own (review 62c, mcp 3); one look at the
     count else, as after every call."""
-    known = getattr(_session(upstream), "_tool_output_schemas", None)  # the SDK's, by name
-    if isinstance(known, dict) and len(known) > len(tools):
-        forget_unlisted(upstream, tools)
+    session = _session(upstream)
+    if session is not None and len(_sdk(session, "_tool_output_schemas")) > len(tools):
+        forget_unlisted(upstream, tools)  # (the SDK's, by name)
 
 
 def unchecked(upstream: object) -> None:
@@ -147,12 +150,30 @@ def unchecked(upstream: object) -> None:
     stall of minutes for a result of 40 bytes (module docstring; review 62c, mcp 4). Another
     upstream (no such session) is left as it is."""
     session: Any = _session(upstream)
-    if session is not None and hasattr(session, "validate_tool_result"):
+    if session is not None:  # every name the gate reaches into, before any listing is kept
+        for name in _PRIVATE:  # (review 62p, mcp 1)
+            _sdk(session, name)
         session.validate_tool_result = _as_given
 
 
 async def _as_given(name: str, result: object) -> None:
     """A result taken as given (`unchecked`)."""
+
+
+_PRIVATE = ("_absorb_tool_listing", "_tool_output_schemas", "validate_tool_result")
+"""The MCP SDK session's names `forget_unlisted`, `forget_grown` and `unchecked` use."""
+
+
+def _sdk(session: object, name: str) -> Any:
+    """The MCP SDK session's private `name` that `forget_unlisted`, `forget_grown` and
+    `unchecked` reach into; ConfigError when the installed SDK has it no more (review 62p, mcp
+    1: each then did nothing, the defence gone without a word, so a listing fails instead)."""
+    try:
+        return getattr(session, name)
+    except AttributeError:
+        raise ConfigError(
+            f"the installed MCP SDK's client has no {name}: the gate cannot bound it"
+        ) from None
 
 
 def _session(upstream: object) -> object:
