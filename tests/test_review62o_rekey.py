@@ -7,8 +7,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-
 from tests.test_review62i_rekey import UPSTREAM, blobs, broker, broker_node
 from tests.test_vault_rekey import aad, copy_node, rows
 from troth.crypto import Aead, AeadAlgorithm, KeyType
@@ -29,11 +27,6 @@ def _thief(stolen: Path) -> tuple[SoftwareVault, SqliteDatabase]:
     return SoftwareVault(SqliteKeyStore(db), (stolen / "vault.key").read_bytes()), db
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 62o, rekey 1: the rekey re-seals the broker's audit key, same bytes, so "
-    "the stolen copy's holder keeps testing guesses of secret values audited after it",
-)
 def test_the_audit_key_of_a_stolen_copy_hashes_nothing_after_the_recovery(
     troth_home: Path,
 ) -> None:
@@ -68,11 +61,6 @@ def test_the_audit_key_of_a_stolen_copy_hashes_nothing_after_the_recovery(
     assert hasher.digest(changed) not in digests
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 62o, rekey 2: the rekey re-seals every token-key tag, one planted before "
-    "it for a key the node had not made yet included; the broker takes that key as its own",
-)
 def test_an_ownership_tag_planted_for_a_key_not_made_yet_opens_nothing_after_the_rekey(
     troth_home: Path,
 ) -> None:
