@@ -9,12 +9,26 @@ Every blob the broker seals is in node.db, with all the caller's AAD is made of:
     secret_meta "token-key:<handle>"  AAD "troth.secrets.token-key/1" 0x00 ‖ handle (the tag)
 
 all under the seal key `secret_meta` "seal_key" names. A blob no value opens is left as it is.
+Two are not kept as they were:
+
+- the audit key is replaced by a fresh one: the copy opened it, and the audit log (the node's
+  trace) records every secret value as an HMAC under it, so the copy's holder tested guesses of
+  an upstream password stored again after the recovery (review 62o, rekey 1). The records made
+  before the rekey keep their HMACs under the old key (troth never checks one against another);
+- a token key's tag is re-sealed only with the key's row in `secret_signing_keys` (a tag goes
+  with its row, and out with it: `troth.secrets.keys`): a tag the copy's holder planted before
+  the rekey for a key the vault had not made yet (its next row numbers), re-sealed, made a key
+  the node made after the recovery (an identity's) the broker's own as soon as a writer of
+  node.db pointed the token key's row at it (review 62o, rekey 2). Any other opens under nothing.
 """
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 from troth.errors import MalformedText
-from troth.secrets.keys import _AUDIT_KEY_AAD, _OWNED_AAD, _OWNED_PREFIX
+from troth.secrets.keys import _AUDIT_KEY_AAD, _AUDIT_KEY_SIZE, _OWNED_AAD, _OWNED_PREFIX
 from troth.secrets.upstreams import secret_aad
 from troth.storage import SqliteDatabase
 from troth.vault import SealKey
@@ -27,30 +41,38 @@ def reseal_secrets(db: SqliteDatabase, reseal: Resealer) -> None:
     """Re-seal the broker's blobs in `db` with `reseal` (a `ResealHook`: call it inside the
     rekey's transaction). Nothing for a node that never was a broker; a row of another shape
     than the broker writes (node.db written by hand) is left as it is."""
-    if not db.fetch_one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (_META,)):
+    if not _rows(db, _META, "1"):
         return
     named = db.fetch_one("SELECT value FROM secret_meta WHERE name = 'seal_key'")
     try:
         key = SealKey.parse(bytes(named[0]).decode())
     except (TypeError, MalformedText, UnicodeDecodeError):
         return  # no seal key (or not one): nothing opens under it
+    made = {_OWNED_PREFIX + str(handle) for (handle,) in _rows(db, _KEYS, "handle")}
     for name, value in db.fetch_all("SELECT name, value FROM secret_meta"):
-        if name == "audit_key":
-            aad = _AUDIT_KEY_AAD
-        elif isinstance(name, str) and name.startswith(_OWNED_PREFIX):
+        if name == "audit_key":  # a fresh one (review 62o, rekey 1)
+            fresh = os.urandom(_AUDIT_KEY_SIZE)
+            _rewrite(
+                db, "secret_meta", "value", name, reseal.renew(key, value, _AUDIT_KEY_AAD, fresh)
+            )
+        elif name in made:  # a tag, with its key's row (review 62o, rekey 2)
             aad = _OWNED_AAD + name.removeprefix(_OWNED_PREFIX).encode()
-        else:
-            continue
-        _rewrite(db, "secret_meta", "value", name, reseal(key, value, aad))
-    for name, engine, config, value in db.fetch_all(
-        "SELECT name, engine, config, sealed FROM secret_store"
-    ):
+            _rewrite(db, "secret_meta", "value", name, reseal(key, value, aad))
+    for name, engine, config, value in _rows(db, _STORE, "name, engine, config, sealed"):
         if isinstance(name, str) and isinstance(engine, str) and isinstance(config, str):
             aad = secret_aad(name, engine, config)
             _rewrite(db, "secret_store", "sealed", name, reseal(key, value, aad))
 
 
-_META = "secret_meta"
+_META, _KEYS, _STORE = "secret_meta", "secret_signing_keys", "secret_store"
+
+
+def _rows(db: SqliteDatabase, table: str, columns: str) -> list[Any]:
+    """`columns` of every row of the broker's `table` (troth's own names); none if node.db has
+    no such table (an older broker, or one written by hand: nothing in it to re-seal)."""
+    if not db.fetch_one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)):
+        return []
+    return db.fetch_all(f"SELECT {columns} FROM {table}")  # noqa: S608
 
 
 def _rewrite(

@@ -43,6 +43,16 @@ class Resealer:
         seal key: its value never leaves the token; one of another vault; no key stored) or
         a blob no value of the key opens (tampered, moved, or never sealed under it: it opens
         under nothing afterwards either, and a blob planted there cannot stop the rekey)."""
+        return self._reseal(key, sealed, aad, None)
+
+    def renew(self, key: SealKey, sealed: bytes, aad: bytes, fresh: bytes) -> bytes | None:
+        """`fresh` sealed under `key`'s new value in place of `sealed`, which an old value
+        opens (None as `__call__`): for a secret of the caller's own that a copy of the vault
+        opened, replaced at the rekey (the broker's audit key: review 62o, rekey 1)."""
+        return self._reseal(key, sealed, aad, fresh)
+
+    def _reseal(self, key: SealKey, sealed: bytes, aad: bytes, fresh: bytes | None) -> bytes | None:
+        """`__call__`, or `renew` for a `fresh` plaintext."""
         found = self._values.get(key.key_id) if key.vault == self._vault else None
         if found is None or not isinstance(sealed, bytes):
             return None
@@ -57,9 +67,10 @@ class Resealer:
                 plaintext = value.decrypt(nonce, ciphertext, full)
             except CryptoError:
                 continue
-            fresh = os.urandom(Aead.NONCE_SIZE)
+            kept = plaintext if fresh is None else fresh
+            nonce = os.urandom(Aead.NONCE_SIZE)
             self.resealed += 1
-            return _VERSION + fresh + new.encrypt(fresh, plaintext, full)
+            return _VERSION + nonce + new.encrypt(nonce, kept, full)
         return None
 
 
