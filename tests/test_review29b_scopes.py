@@ -84,7 +84,7 @@ def test_ipv4_clients_through_the_nat64_prefix_are_a_source_each() -> None:
         ("fe80::1", "fe80::/64"),  # no zone given: as any /64
         ("64:ff9b::10.0.0.7", "10.0.0.7"),
         ("64:ff9b::a00:8", "10.0.0.8"),
-        ("64:ff9b:1::10.0.0.7", "64:ff9b:1::/64"),  # a local-use prefix: no known layout
+        ("64:ff9b:1::10.0.0.7", "10.0.0.7"),  # a local-use prefix, /96 layout (review 62f, 62p)
     ],
 )
 def test_the_source_of_a_scoped_or_translated_host(host: str, source: str) -> None:

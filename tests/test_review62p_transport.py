@@ -11,11 +11,15 @@ other (before review 62f they were at least the /64s of their /16s). Now an addr
 whose last 32 bits are no IPv4 source (0.0.0.0/8, x.0.0.0: a shorter prefix's zero suffix) is
 a source of its own, whole: one per IPv4 client, whatever the prefix's length.
 
-Listener 1 (left as a strict xfail): review 62f's listener 2 (the per-address fair share takes
-only from addresses whose network holds no fewer than the newcomer's) refuses a newcomer of the
-network holding the most while an address of a smaller network holds many: see the test.
-The same with frameless connections (62f, listener 1: network first): in a reconnect storm of
-a populous network, its connections give way before a crowded address of a smaller network.
+Listener 1 (a trade-off, decided by the lead: no test): review 62f's listener 2 (the
+per-address fair share takes only from addresses whose network holds no fewer than the
+newcomer's) refuses a newcomer of the network holding the most while an address of a smaller
+network holds many (up to the per-source cap); likewise with frameless connections (62f,
+listener 1: network first), a populous network's reconnecting clients give way before a
+crowded address of a smaller network. It is 62f's attack with the parties swapped, and no rule
+on these counts alone tells them apart. Network first is kept: an address costs an attacker
+more than a network's many addresses (an IPv6 /48 is 2^80 of them), and one address holds no
+more than the per-source cap.
 """
 
 from __future__ import annotations
@@ -25,13 +29,10 @@ import ipaddress
 
 import pytest
 
-from tests.test_review60f_refuted import _Held, _table, _weigh
 from tests.test_review62f_refuted import _Socket
 from troth.routing import Router
 from troth.transport import Listener, TcpSettings, TcpTransport
 from troth.transport.connection import source_host
-from troth.transport.eviction import Refusals
-from troth.transport.frameless import Frameless
 from troth.transport.tcp import TcpConnection
 
 
@@ -68,39 +69,3 @@ def test_ipv4_clients_through_a_shorter_local_use_prefix_are_sources_apart(lengt
                 connection._consumer.cancel()
 
     asyncio.run(test())
-
-
-@pytest.mark.xfail(strict=True, reason="listener 1: 62f listener 2 shields a crowded address")
-def test_a_populous_networks_newcomer_has_a_crowded_address_of_a_smaller_one_give_way() -> None:
-    """Listener 1 (left: it conflicts with review 62f, listener 2, and needs a decision). At
-    the cap, one network (an operator's /24 of agents, a cloud subnet, a carrier's NAT pool)
-    holds 70 connections, one an address; an attacker's one address in a /24 of its own holds
-    8, all active (a party with a few such addresses, each under the per-source cap and under
-    the populous network's count, holds the rest of the table). A newcomer from the populous
-    network is refused: since 62f, listener 2, the per-address fair share takes only from
-    addresses whose network holds no fewer than the newcomer's, and 8 < 70 (before, the
-    attacker's address gave way: it holds at least two more than the newcomer's). The shape is
-    62f's listener 2 with the parties swapped, so no rule on these counts alone tells them
-    apart: which party to favour is the lead's call."""
-    company = _table([(f"10.1.1.{n}", "10.1.1.0/24") for n in range(70)])
-    attacker = _table([("192.0.2.7", "192.0.2.0/24")] * 8)
-    table = company + attacker
-    newcomer = _Held("10.1.1.200", "10.1.1.0/24", progress=0, frames_read=0)
-    victim = _weigh(table, newcomer, Refusals(), 1.0)
-    assert isinstance(victim, _Held)
-    assert victim.host == "192.0.2.7"
-
-
-@pytest.mark.xfail(strict=True, reason="listener 1: network first spares a crowded address")
-def test_a_populous_networks_reconnecting_clients_outlast_a_crowded_address() -> None:
-    """Listener 1, frameless (left, as above). Twelve clients of one /24 reconnecting (one
-    connection each, none brought its first frame yet), among them an attacker's four
-    frameless connections from one address of its own /24: the victim is a client's (the
-    network holding the most: 62f, listener 1), where before it was the attacker's (the
-    address holding the most). Which party to favour is the lead's call."""
-    index: Frameless[_Held] = Frameless()
-    for n in range(12):
-        index.add(_Held(f"10.1.1.{n}", "10.1.1.0/24", progress=0), f"10.1.1.{n}")
-        if n < 4:
-            index.add(_Held("192.0.2.7", "192.0.2.0/24", progress=0), "192.0.2.7")
-    assert index.victim().host == "192.0.2.7"
