@@ -539,8 +539,8 @@ def sync_runtimes_here(host: HostedAuthority, *, now: int) -> None:
     this process admitted what was revoked until its next maintenance round (review 49a,
     revocation 1). One whose sync fails is logged and learns it at its next round: the
     revocation stands."""
-    with _RUNNING_LOCK:
-        running = [r for runtimes in _RUNNING.values() for r in runtimes]
+    with _RUNNING_LOCK:  # (not one whose handle was closed: review 62r, api 1)
+        running = [r for runtimes in _RUNNING.values() for r in runtimes if not r._ended]
     authority = host.identifier
     for each in running:
         try:
@@ -555,9 +555,13 @@ def sync_runtimes_here(host: HostedAuthority, *, now: int) -> None:
 
 def runtimes_here(node: Node) -> list[NodeRuntime]:
     """The runtimes of `node` (its directory) that `serve` runs in this process, through any
-    handle: a revocation made through one handle must reach them all (review 49a, handles 2)."""
+    handle: a revocation made through one handle must reach them all (review 49a, handles 2).
+    Not one whose handle was closed inside its serve block: it refuses every request, and
+    reading its closed store made the revocation of another, open handle a StorageError once
+    taken and recorded, leaving the runtimes after it untold (review 62r, api 1)."""
     with _RUNNING_LOCK:
-        return [r._runtime for r in _RUNNING.get(node._stored.path.resolve(), ())]
+        here = _RUNNING.get(node._stored.path.resolve(), ())
+        return [r._runtime for r in here if not r._ended]
 
 
 async def revoke_remotely(
