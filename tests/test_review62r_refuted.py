@@ -15,9 +15,7 @@ from troth.node.access import AccessRequest, LocalCaller
 LOOPBACK = ("127.0.0.1", 0)
 
 
-def test_a_block_nested_in_another_outside_serve_shares_its_runtime_and_its_failure_stays_its_own() -> (
-    None
-):
+def test_a_block_nested_in_another_outside_serve_shares_its_runtime_its_failure_its_own() -> None:
     """Re-entrancy: `connect` inside `connect` outside serve runs on the one shared runtime;
     an exception leaving the inner block neither stops it under the outer one nor leaks it."""
 
@@ -111,3 +109,64 @@ def test_a_channel_whose_serve_block_ended_calls_nothing_once_the_next_serve_run
     with acme_and_agents() as world:
         world.agents.enroll(world.acme.ticket(READ))
         assert asyncio.run(scene(world.agents, world.hub)) == ["refused", "hi"]
+
+
+def test_a_block_cancelled_while_the_shared_runtime_stops_frees_it_for_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Cancellation at the shared stop: the last block out is cancelled again while its runtime
+    stops (held), and a new block enters meanwhile: the stop goes on, the new block waits for
+    it and runs on a fresh runtime (answered), none is left running at the end."""
+    from troth.node.runtime import NodeRuntime
+
+    stopping, release = asyncio.Event(), asyncio.Event()
+    stop, stopped = NodeRuntime.stop, []
+
+    async def held_stop(self: NodeRuntime) -> None:
+        if not release.is_set():
+            stopping.set()
+            await release.wait()
+        await stop(self)
+        stopped.append(self)
+
+    monkeypatch.setattr(NodeRuntime, "stop", held_stop)
+
+    async def scene(agents: troth.Node, hub: troth.Node) -> object:
+        async with hub.serve(listen=LOOPBACK, services=[greet]) as served:
+            route, peer = served.address, served.identifier
+            release.set()  # (the hub's own stop is not held)
+            release.clear()
+
+            old: list[NodeRuntime] = []
+
+            async def first() -> None:
+                async with agents.connect(route, expect=peer) as channel:
+                    old.append(channel._runtime)
+                    await channel.call("greet", "hi")
+
+            task = asyncio.get_running_loop().create_task(first())
+            await stopping.wait()  # its block ended: the shared runtime stops, held
+            assert runtimes_here(agents) == []  # (unregistered before it stops)
+            task.cancel()  # cancelled again while it waits for the stop
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+            async def second() -> object:
+                async with agents.connect(route, expect=peer) as channel:
+                    assert runtimes_here(agents) == [channel._runtime]
+                    assert channel._runtime is not old[0]
+                    return await channel.call("greet", "hi")
+
+            entering = asyncio.get_running_loop().create_task(second())
+            await asyncio.sleep(0)
+            assert not entering.done()  # it waits for the stop
+            release.set()
+            answer = await entering
+            assert runtimes_here(agents) == []
+            assert old[0] in stopped  # the held stop went on to its end
+            return answer
+
+    with acme_and_agents() as world:
+        world.agents.enroll(world.acme.ticket(READ))
+        assert asyncio.run(scene(world.agents, world.hub)) == "hi"
+        assert world.agents._running is None
