@@ -88,7 +88,6 @@ async def _until(done: Callable[[], bool], task: Awaitable[Any]) -> bool:
     return done()
 
 
-@pytest.mark.xfail(strict=True, reason="feeds synced one after another")
 def test_a_healthy_authoritys_feed_is_synced_while_four_others_hang(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -112,7 +111,6 @@ def test_a_healthy_authoritys_feed_is_synced_while_four_others_hang(
     asyncio.run(main())
 
 
-@pytest.mark.xfail(strict=True, reason="no bound: no concurrency")
 def test_feed_syncs_run_within_their_bound_and_fail_on_their_own(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -142,7 +140,6 @@ def test_feed_syncs_run_within_their_bound_and_fail_on_their_own(
     assert [r.getMessage() for r in caplog.records] == [f"feed of {failing}: no answer"]
 
 
-@pytest.mark.xfail(strict=True, reason="the first error abandons the others")
 def test_an_unexpected_failure_still_ends_the_step_after_the_others(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -164,7 +161,6 @@ def test_an_unexpected_failure_still_ends_the_step_after_the_others(
     assert syncs.ended == authorities[1:]
 
 
-@pytest.mark.xfail(strict=True, reason="credentials refreshed one after another")
 def test_a_healthy_authoritys_credential_is_refreshed_while_four_others_hang(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
