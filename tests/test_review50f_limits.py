@@ -28,6 +28,7 @@ def test_every_limit_of_a_submodule_is_troth_limits_own() -> None:
         "troth.limits.authority",  # review 56g, budgets 1
         "troth.limits.broker_clock",  # review 58d, secrets 3
         "troth.limits.enrollment",  # review 61l, enrollment 1
+        "troth.limits.feeds",  # review 62t, feeds 1
         "troth.limits.gates",
         "troth.limits.handshakes",  # review 57c, handshakes 1
         "troth.limits.leases",  # review 56j, chains 1 and forwards 2

@@ -6,7 +6,9 @@ The bound is what keeps one authority's node from holding the node: a maintenanc
 each authority's feed before it re-checks the peers and refreshes the node's credentials, and
 the node of a co-trusted authority decides how its pages come — one entry each, just within
 the call timeout, from a feed that grows as fast as it is read. Past the bound the sync stops
-(Unreachable: what it verified is kept) and goes on from there the next round, so every other
+(Unreachable: what it verified is kept) and goes on from there the next round; and the round
+runs the authorities' syncs at once (`limits.MAX_CONCURRENT_FEED_SYNCS` at a time: one after
+the other, four slow ones outlasted the staleness bound; review 62t, feeds 1), so every other
 authority's feed is still refreshed well within `limits.DEFAULT_FEED_STALENESS_SECONDS`.
 """
 

@@ -27,6 +27,8 @@ from troth.credentials.wallet import CredentialWallet, needs_refresh
 from troth.encoding import cbor
 from troth.errors import AuthorityError, DecodeError, RemoteError, TrothError
 from troth.identity import Identifier, UnverifiedHistory
+from troth.limits import MAX_CONCURRENT_FEED_SYNCS
+from troth.node.at_once import each_at_once
 from troth.node.authorities import (
     FeedOutcome,
     enroll_locally,
@@ -455,19 +457,30 @@ async def _resume_remote(runtime: NodeRuntime, pending: PendingEnrollmentRecord)
 
 async def refresh_feeds(runtime: NodeRuntime) -> None:
     """Feeds: the hosted one re-read, a local one synced from its node, a remote one over
-    a channel (trust re-read first when another process changed it, e.g. an enrollment)."""
+    a channel (trust re-read first when another process changed it, e.g. an enrollment); the
+    others' at once, up to `MAX_CONCURRENT_FEED_SYNCS` at a time, each within its own timeouts
+    (review 62t, feeds 1: one after the other, four slow authorities outlasted FEED_STALENESS
+    and every other's members were refused)."""
     now = runtime.clock.now()
     if await runtime.worker.run(runtime.trust.routes_changed):
         await runtime.reload()
     await runtime.worker.run(runtime.trust.refresh_hosted, now, force=True)
     hosted = runtime.trust.hosted
-    for authority, address in runtime.trust.routes.items():
-        if hosted is not None and authority == hosted.identifier:
-            continue
+
+    async def sync(authority: Identifier, address: str) -> None:
         try:
             await _sync_feed_at(runtime, authority, address, now)
         except TrothError as exc:
             log.warning("feed of %s: %s", authority, exc)
+
+    await each_at_once(
+        [
+            functools.partial(sync, authority, address)
+            for authority, address in runtime.trust.routes.items()
+            if hosted is None or authority != hosted.identifier
+        ],
+        MAX_CONCURRENT_FEED_SYNCS,
+    )
 
 
 async def sync_trusted_feed(runtime: NodeRuntime, authority: Identifier) -> int | None:
@@ -511,19 +524,28 @@ async def _sync_feed_at(
 
 async def refresh_credentials(runtime: NodeRuntime, *, margin: int = REFRESH_MARGIN) -> int:
     """Refresh credentials expiring within `margin` seconds or issued before their authority
-    rotated; present the fresh ones on open channels (in-band). Returns how many."""
+    rotated (at once, as `refresh_feeds` syncs feeds); present the fresh ones on open channels
+    (in-band). Returns how many."""
     now = runtime.clock.now()
     held = await runtime.worker.run(runtime.node.wallet.held, runtime.name)
-    refreshed = 0
-    for authority, address in runtime.trust.routes.items():
+    due: list[tuple[Identifier, str]] = []
+    for authority, address in list(runtime.trust.routes.items()):
         known = await runtime.worker.run(runtime.node.wallet.known_changes, authority)
         feed = runtime.trust.feeds.get(authority)  # a revoked one is due (review 35a, due 1)
         if needs_refresh(held, authority, known, now, margin, feed=feed):
-            try:  # one authority's failure holds back no other's (review 22, finding 6)
-                await _refresh_from(runtime, authority, address, now)
-                refreshed += 1
-            except TrothError as exc:
-                log.warning("credential of %s: %s", authority, exc)
+            due.append((authority, address))
+
+    async def refresh(authority: Identifier, address: str) -> int:
+        try:  # one authority's failure holds back no other's (review 22, finding 6)
+            await _refresh_from(runtime, authority, address, now)
+        except TrothError as exc:
+            log.warning("credential of %s: %s", authority, exc)
+            return 0
+        return 1
+
+    # at once: an unreachable one delays no other's (review 62t, feeds 2)
+    calls = [functools.partial(refresh, authority, address) for authority, address in due]
+    refreshed = sum(await each_at_once(calls, MAX_CONCURRENT_FEED_SYNCS))
     if refreshed:  # on each open channel in a task of its own: a peer that does not read
         me = await runtime._renew_identity()  # holds back no other
         shows = showing(me.history)
