@@ -1,0 +1,49 @@
+"""Review 62s, upkeep: a node's start and stop (troth.node.daemon, troth.node.runtime).
+
+In-process: the daemon's body (`daemon.serve`) run on a node in a temporary home, its start
+made to fail for real (its TCP port taken)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import pytest
+
+from troth.errors import TrothError
+from troth.node import daemon
+from troth.node.node import init_node
+from troth.node.services.policy import PolicyService
+from troth.node.worker import StoreWorker
+
+
+@pytest.mark.xfail(strict=True, reason="review 62s upkeep 1: a failed start is never stopped")
+def test_a_start_that_fails_after_its_services_started_stops_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review 62s, upkeep 1: `daemon.serve` called `runtime.stop()` only once the runtime had
+    started: a start failing after its services started (its listen address in use) closed
+    none of them (the broker's thread and sweeps, the trace client's undelivered records) and
+    left the storage thread running while `open_node` closed node.db under it."""
+    init_node("n", home=tmp_path)
+    closed: list[str] = []
+    close, drain = PolicyService.close, StoreWorker.drain
+
+    async def recorded_close(self: PolicyService) -> None:
+        closed.append("policy")
+        await close(self)
+
+    async def recorded_drain(self: StoreWorker) -> None:
+        closed.append("storage thread")
+        await drain(self)
+
+    monkeypatch.setattr(PolicyService, "close", recorded_close)
+    monkeypatch.setattr(StoreWorker, "drain", recorded_drain)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises((OSError, TrothError)):
+            asyncio.run(daemon.serve(tmp_path, "n", ("127.0.0.1", port)))
+    assert closed == ["policy", "storage thread"]
