@@ -18,7 +18,6 @@ from troth.node.services.policy import PolicyService
 from troth.node.worker import StoreWorker
 
 
-@pytest.mark.xfail(strict=True, reason="review 62s upkeep 1: a failed start is never stopped")
 def test_a_start_that_fails_after_its_services_started_stops_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
