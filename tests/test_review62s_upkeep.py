@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.nodes import MemNet, run_memnet
+from tests.support.waits import until
 from troth.errors import TrothError
 from troth.node import daemon
 from troth.node.node import init_node
@@ -46,3 +48,47 @@ def test_a_start_that_fails_after_its_services_started_stops_them(
         with pytest.raises((OSError, TrothError)):
             asyncio.run(daemon.serve(tmp_path, "n", ("127.0.0.1", port)))
     assert closed == ["policy", "storage thread"]
+
+
+@pytest.mark.xfail(strict=True, reason="review 62s upkeep 2: a round maintains a closed service")
+def test_a_round_under_way_at_stop_maintains_no_closed_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review 62s, upkeep 2: `NodeRuntime.stop` closed the services and the trace client (a
+    flush of up to 5 s) before it cancelled the upkeep tasks: a maintenance round under way
+    went on meanwhile to `maintain` the services already closed (the policy service pulled and
+    pushed again, its pushes cancelled by its close started anew on channels being closed; a
+    closed broker's thread called, a traceback logged)."""
+
+    async def test(net: MemNet) -> None:
+        hub = net.hub
+        assert hub is not None
+        policy = hub.host.services["policy"]
+        seen: list[str] = []
+        feeds, close = asyncio.Event(), hub.traces.close
+
+        async def refresh_feeds() -> None:  # the round's first step, under way at the stop
+            seen.append("round")
+            await feeds.wait()
+
+        async def flush() -> None:  # the trace client delivering what it holds (up to 5 s)
+            feeds.set()
+            await until(lambda: "maintain" in seen or under_way.done())
+            await close()
+
+        async def closing() -> None:
+            seen.append("close")
+
+        async def maintain(now: int) -> None:
+            seen.append("maintain")
+
+        monkeypatch.setattr(hub, "refresh_feeds", refresh_feeds)
+        monkeypatch.setattr(hub.traces, "close", flush)
+        monkeypatch.setattr(policy, "close", closing)
+        monkeypatch.setattr(policy, "maintain", maintain)
+        under_way = hub._spawn(hub.maintain())
+        await until(lambda: seen == ["round"])
+        await hub.stop()
+        assert "maintain" not in seen, seen
+
+    run_memnet(test, tmp_path)
