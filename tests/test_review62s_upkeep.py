@@ -50,7 +50,6 @@ def test_a_start_that_fails_after_its_services_started_stops_them(
     assert closed == ["policy", "storage thread"]
 
 
-@pytest.mark.xfail(strict=True, reason="review 62s upkeep 2: a round maintains a closed service")
 def test_a_round_under_way_at_stop_maintains_no_closed_service(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
