@@ -94,7 +94,6 @@ def test_a_round_under_way_at_stop_maintains_no_closed_service(
     run_memnet(test, tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason="review 62s upkeep 3: an error logged at every poll")
 def test_a_hosted_watch_failing_at_every_poll_does_not_flood_the_log(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
