@@ -46,6 +46,7 @@ from troth.errors import (
     TrothError,
 )
 from troth.identity import Identifier
+from troth.limits import UPKEEP_STOP_SECONDS
 from troth.node import feedsync, membership
 from troth.node.access import (
     CHANNELS,
@@ -314,7 +315,8 @@ class NodeRuntime(ChannelOpening, Upkeep):
         tasks = [task for task in self._tasks if task is not asyncio.current_task()]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            await asyncio.wait(tasks, timeout=UPKEEP_STOP_SECONDS)
         for service in list(self.host.services.values()):
             close = getattr(service, "close", None)
             if close is not None:
