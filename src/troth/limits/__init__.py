@@ -22,7 +22,8 @@ from typing import Final
 # readers' in troth.limits.traces, a hosted authority's in troth.limits.authority, the secrets
 # broker's storage in troth.limits.leases, an MCP session's answers in
 # troth.limits.mcp_sessions, the times the API's clock may read in troth.limits.api_clock, a
-# restore's dating in troth.limits.restore, a VC proof's in troth.limits.vc, and
+# restore's dating in troth.limits.restore, a VC proof's in troth.limits.vc, the
+# upkeep's logging of lasting failures in troth.limits.upkeep, and
 # troth.limits' as these (their `__all__`: review 50f, limits 4; tests/test_review50f_limits.py
 # checks every one is)
 from troth.limits.api_clock import *  # noqa: F403
@@ -42,6 +43,7 @@ from troth.limits.rotation import *  # noqa: F403
 from troth.limits.routing import *  # noqa: F403
 from troth.limits.signatures import *  # noqa: F403
 from troth.limits.traces import *  # noqa: F403
+from troth.limits.upkeep import *  # noqa: F403
 from troth.limits.vc import *  # noqa: F403
 
 # -- generic CBOR decoding (troth.encoding.cbor) ---------------------------------------------

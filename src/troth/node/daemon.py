@@ -504,7 +504,7 @@ def run_transient(home: Path, name: str, op: str, arguments: dict[str, Any]) -> 
     async def run() -> Any:
         with open_node(name, home=home) as node:
             runtime = NodeRuntime(node)
-            await runtime.start()
+            await _start(runtime, None)
             try:
                 return await perform(runtime, op, arguments, via="this process")
             finally:
@@ -574,7 +574,7 @@ async def serve(
             if listen is None and node.config.listen:
                 listen = _parse_listen(node.config.listen)
             runtime = NodeRuntime(node)
-            await runtime.start(listen)
+            await _start(runtime, listen)
 
             def up() -> None:
                 if record:
@@ -584,6 +584,20 @@ async def serve(
         finally:
             for leftover in (socket_path, directory / "status.json", directory / "node.pid"):
                 leftover.unlink(missing_ok=True)
+
+
+async def _start(runtime: NodeRuntime, listen: tuple[str, int] | None) -> None:
+    """Start `runtime`; a start failing partway (its listen address in use) stops what it
+    started before it fails (the services, the trace client, the storage thread: review 62s,
+    upkeep 1, they ran on while node.db closed under them)."""
+    try:
+        await runtime.start(listen)
+    except BaseException:
+        try:
+            await runtime.stop()
+        except Exception:  # logged: the start's own error is the one said
+            log.exception("stopping node %s after its failed start", runtime.name)
+        raise
 
 
 async def _run(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from troth.errors import TrothError
 from troth.identity import Identifier
-from troth.limits import HOSTED_FEED_POLL, MAINTENANCE_SECONDS
+from troth.limits import HOSTED_FEED_FAILURES_LOGGED_EVERY, HOSTED_FEED_POLL, MAINTENANCE_SECONDS
 from troth.node.membership import REFRESH_MARGIN
 from troth.node.services import ServiceHost
 from troth.node.services.node_policies import NodePolicies
@@ -112,16 +112,26 @@ class Upkeep(ShownIdentity):
                 log.exception("maintenance: service %s failed", service.name)
 
     async def _watch_hosted(self) -> None:
+        failing = 0  # polls failed in a row: the first said, then one in so many (review 62s,
+        # upkeep 3: a lasting failure logged a traceback every second)
         while True:
             await asyncio.sleep(HOSTED_FEED_POLL)
             try:
                 await self.worker.run(self.trust.refresh_hosted, self.clock.now())
-            except TrothError as exc:
-                log.warning("hosted feed: %s", exc)
-            except Exception:  # any other: logged, re-read at the next poll (review 62m,
-                # lifecycle 1: the watch ended for good, a revocation made here waited for the
-                # maintenance round's re-read)
-                log.exception("hosted feed")
+            except Exception as exc:  # any: re-read at the next poll (review 62m, lifecycle 1:
+                # the watch ended for good, a revocation made here waited for the maintenance
+                # round's re-read)
+                failing += 1
+                if (failing - 1) % HOSTED_FEED_FAILURES_LOGGED_EVERY == 0:
+                    row = "" if failing == 1 else f" ({failing} polls failed in a row)"
+                    if isinstance(exc, TrothError):
+                        log.warning("hosted feed: %s%s", exc, row)
+                    else:
+                        log.exception("hosted feed%s", row)
+            else:
+                if failing:
+                    log.info("hosted feed: read again after %d polls failed", failing)
+                failing = 0
 
     async def reload(self) -> None:
         """Re-read what the node's store says this node trusts and holds (after another
