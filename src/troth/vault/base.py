@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol, runtime_checkable
 
@@ -240,6 +242,29 @@ def split_sealed(key: SealKey, sealed: bytes) -> tuple[bytes, bytes]:
     if len(sealed) < SEAL_OVERHEAD or sealed[0] != SEAL_VERSION:
         raise CryptoError(f"not a blob sealed under {key}")
     return sealed[1 : 1 + Aead.NONCE_SIZE], sealed[1 + Aead.NONCE_SIZE :]
+
+
+def seal_under(value: Aead, key: SealKey, plaintext: bytes, aad: bytes) -> bytes:
+    """A blob of `plaintext` sealed under `key`'s `value` (an AES-256-GCM key): the version, a
+    fresh nonce, then the ciphertext (docs/formats.md)."""
+    nonce = os.urandom(Aead.NONCE_SIZE)
+    return bytes((SEAL_VERSION,)) + nonce + value.encrypt(nonce, plaintext, seal_aad(key, aad))
+
+
+def unseal_under(values: Sequence[Aead], key: SealKey, sealed: bytes, aad: bytes) -> bytes | None:
+    """The plaintext of a blob sealed under one of `key`'s `values` (tried in their order),
+    or None: not a blob, or one no value opens."""
+    try:
+        nonce, ciphertext = split_sealed(key, sealed)
+    except CryptoError:
+        return None
+    full = seal_aad(key, aad)
+    for value in values:
+        try:
+            return value.decrypt(nonce, ciphertext, full)
+        except CryptoError:
+            continue
+    return None
 
 
 def check_seal_key(vault: str, key: SealKey) -> None:

@@ -15,13 +15,10 @@ under nothing after the rekey. Unseal it before, and seal it again after.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
-from typing import Final
 
 from troth.crypto import Aead
-from troth.errors import CryptoError
-from troth.vault.base import SEAL_VERSION, SealKey, seal_aad, split_sealed
+from troth.vault.base import SealKey, seal_under, unseal_under
 
 __all__ = ["ResealHook", "Resealer"]
 
@@ -57,25 +54,13 @@ class Resealer:
         if found is None or not isinstance(sealed, bytes):
             return None
         old, new = found
-        full = seal_aad(key, aad)
-        try:
-            nonce, ciphertext = split_sealed(key, sealed)
-        except CryptoError:
+        plaintext = unseal_under(old, key, sealed, aad)
+        if plaintext is None:
             return None
-        for value in old:
-            try:
-                plaintext = value.decrypt(nonce, ciphertext, full)
-            except CryptoError:
-                continue
-            kept = plaintext if fresh is None else fresh
-            nonce = os.urandom(Aead.NONCE_SIZE)
-            self.resealed += 1
-            return _VERSION + nonce + new.encrypt(nonce, kept, full)
-        return None
+        self.resealed += 1
+        return seal_under(new, key, plaintext if fresh is None else fresh, aad)
 
 
 ResealHook = Callable[[Resealer], object]
 """Called by `SoftwareVault.rekey` in its transaction, once the seal keys have their new
 values: re-seals, with the `Resealer`, every blob its caller keeps, and writes them back."""
-
-_VERSION: Final = bytes((SEAL_VERSION,))

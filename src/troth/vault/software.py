@@ -27,14 +27,13 @@ from troth.crypto import Aead, AeadAlgorithm, KeyType, PublicKey
 from troth.crypto.private import PrivateKey, generate_private_key, load_private_key
 from troth.errors import ConfigError, ConflictError, CryptoError, KeyNotFound, VaultError
 from troth.vault.base import (
-    SEAL_VERSION,
     KeyBatch,
     KeyHandle,
     KeyPurpose,
     SealKey,
     check_seal_key,
-    seal_aad,
-    split_sealed,
+    seal_under,
+    unseal_under,
 )
 from troth.vault.reseal import Resealer, ResealHook
 
@@ -353,23 +352,14 @@ class SoftwareVault:
         return SealKey(self.name, key_id)
 
     def seal(self, key: SealKey, plaintext: bytes, aad: bytes) -> bytes:
-        nonce = os.urandom(Aead.NONCE_SIZE)
-        sealed = self._seal_key(key)[0].encrypt(nonce, plaintext, seal_aad(key, aad))
-        return bytes((SEAL_VERSION,)) + nonce + sealed
+        return seal_under(self._seal_key(key)[0], key, plaintext, aad)
 
     def unseal(self, key: SealKey, sealed: bytes, aad: bytes) -> bytes:
-        values = self._seal_key(key)
-        failed = VaultError(f"cannot unseal under {key} (tampered, moved or another key)")
-        try:
-            nonce, ciphertext = split_sealed(key, sealed)
-        except CryptoError:
-            raise failed from None
-        for aead in values:  # its value (then, in a row from before 62i, older ones)
-            try:
-                return aead.decrypt(nonce, ciphertext, seal_aad(key, aad))
-            except CryptoError:
-                continue
-        raise failed
+        # its value (then, in a row from before 62i, older ones)
+        plaintext = unseal_under(self._seal_key(key), key, sealed, aad)
+        if plaintext is None:
+            raise VaultError(f"cannot unseal under {key} (tampered, moved or another key)")
+        return plaintext
 
     def delete_seal_key(self, key: SealKey) -> None:
         check_seal_key(self.name, key)
