@@ -23,17 +23,26 @@ Each test is a real attempt, and fails if the defence it names breaks:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import NOW
-from tests.support.leases import LeaseWorld, make_world, open_broker
+from tests.support.leases import LeaseWorld, RemoteStub, make_world, open_broker
 from tests.support.secret_checks import refusal, token_broker
 from troth.errors import SecretError, SecretFailure
 from troth.secrets import AllowListPolicy, Broker
+from troth.secrets.engine import Grant, SecretSpec
 from troth.secrets.jwt import validate_token
-from troth.secrets.lease import LeaseId, b64url, b64url_decode
+from troth.secrets.lease import (
+    LeaseCredential,
+    LeaseId,
+    LeaseState,
+    SecretValue,
+    b64url,
+    b64url_decode,
+)
 
 AUDIENCE = "payments"
 TTL = 120
@@ -179,4 +188,47 @@ def test_fresh_chains_of_one_member_share_its_quota(tmp_path: Path) -> None:
         broker.issue(chains[3], "payments", now=NOW)
     assert caught.value.reason is SecretFailure.QUOTA_EXCEEDED
     assert str(member.identifier) in caught.value.detail
+    broker.close()
+
+
+class _RenewRaced(RemoteStub):
+    """A remote engine whose renewal runs `during_renew` where it would talk to its server."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.during_renew: list[Callable[[], object]] = []
+        self.calls: list[str] = []
+
+    def renew(self, grant: Grant, upstream: SecretValue) -> LeaseCredential:
+        for action in self.during_renew:
+            action()
+        self.calls.append(f"renew {grant.engine_ref}")
+        return super().renew(grant, upstream)
+
+    def revoke(self, spec: SecretSpec, ref: str | None, upstream: SecretValue) -> None:
+        self.calls.append(f"revoke {ref}")
+        super().revoke(spec, ref, upstream)
+
+
+def test_a_remote_renewal_raced_by_a_revocation_extends_nothing(tmp_path: Path) -> None:
+    """Refuted 7: the revocation wins, and the role is revoked after the extension."""
+    world = make_world(NOW)
+    policy = AllowListPolicy({world.agent_a.identifier: {"s": None}})
+    _db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy)
+    engine = _RenewRaced()
+    broker.engines[engine.kind] = engine
+    config = {"scopes": ["x"], "ttl": 60, "max_ttl": 600, "server": "a"}
+    broker.put_secret("s", engine.kind, config, b"admin", now=NOW)
+    credential = world.credential_a()
+    issued = broker.issue(credential, "s", now=NOW)
+    handle = issued.lease.handle
+    engine.during_renew.append(lambda: broker.revoke_lease(handle, now=NOW + 1))
+    renewal = lambda: broker.renew(credential, issued.lease_id, now=NOW + 2, ttl=600)  # noqa: E731
+    assert refusal(renewal) is SecretFailure.REVOKED
+    lease = broker.book.lease(handle)
+    assert lease is not None
+    assert lease.state in (LeaseState.REVOKING, LeaseState.REVOKED)
+    assert lease.expires_at == issued.lease.expires_at
+    ref = issued.lease.engine_ref
+    assert engine.calls[-2:] == [f"renew {ref}", f"revoke {ref}"]
     broker.close()
