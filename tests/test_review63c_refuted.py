@@ -7,13 +7,14 @@ Each test is a real attempt, and fails if the defence it names breaks:
    refused EXPIRED.
 2. Scope escalation by argument tricks: a scope the secret does not offer, two scopes in one
    string ("refunds admin", the token's space-separated form), a plain string where a list is
-   meant (split into characters) and a scope with a control character are refused
-   BAD_REQUEST, and open no lease.
+   meant (split into characters), a scope with a control character and one written as SQL
+   (a postgres secret maps scopes to template roles: no member text reaches a statement) are
+   refused BAD_REQUEST, and open no lease.
 3. JWT alg / kid confusion: the same signature under a header naming another alg, `none`,
    a kid list or an unknown kid, and claims re-encoded with a later `exp`, are refused; a token
    minted for one audience is refused at another.
-4. A stolen lease id used by another agent: NO_SUCH_LEASE for renew, revoke and forward, as
-   for a lease that does not exist.
+4. A stolen lease id used by another agent: NO_SUCH_LEASE for renew and revoke, as for a
+   lease that does not exist, and its list shows nothing; the owner still renews it.
 5. A revoked lease's token, replayed: refused REVOKED by the broker and by a relying party
    holding the broker's lease states; its renewal is refused.
 6. One member exhausting the broker with fresh chains: each `member_credential` is another
@@ -81,7 +82,15 @@ def test_renewals_never_pass_the_max_ttl(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "scope",
-    [["admin"], ["refunds admin"], "refunds", ["refunds", "admin"], ["refunds\n"], ["read\x00"]],
+    [
+        ["admin"],
+        ["refunds admin"],
+        "refunds",
+        ["refunds", "admin"],
+        ["refunds\n"],
+        ["read\x00"],
+        ['read"; DROP ROLE admin; --'],
+    ],
 )
 def test_scope_argument_tricks_are_refused(tmp_path: Path, scope: object) -> None:
     """Refuted 2: no scope the secret does not offer reaches a lease, however it is spelled."""
