@@ -26,7 +26,8 @@ whose authority holds less than its share still creates one: troth.node.shares).
 addresses. A message to a relay that is up goes on over its owner's connection; a message to
 any other name — unknown, held for an owner who is gone, or whose owner's connection just
 closed — is dropped and answered with one route error, `relay not found`
-(troth.channel.route_error), sent back along the route it came by. The answer is the same in
+(troth.channel.route_error), sent back along the route it came by; a message for a name that is
+up that grew past a limit here is dropped with no answer (review 63d, relays 1). The answer is the same in
 every one of those cases, and never larger than the message it answers, so a prober learns
 only what trying the name already told it (a relay that is up answers a message 1 with a
 message 2).
@@ -272,8 +273,10 @@ class RelayService:
                 return
             except Congested:  # the owner does not read: this frame dropped, the relay up
                 raise
-            except RoutingError:  # the owner's connection just closed: not found either
-                pass
+            except RoutingError:  # the owner's connection just closed: not found either;
+                if self.router.has(relay.connection):  # else it is up, and this message grew
+                    raise  # past a limit here (the return route's hop, the owner's hops in
+                    # place of the name): dropped, no `relay not found` (review 63d, relays 1)
         self.not_found += 1
         # the same answer for every name not up; never more bytes than the message it answers
         if message.return_route and len(message.payload) >= len(NOT_FOUND):
