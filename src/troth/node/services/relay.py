@@ -27,10 +27,10 @@ addresses. A message to a relay that is up goes on over its owner's connection; 
 any other name — unknown, held for an owner who is gone, or whose owner's connection just
 closed — is dropped and answered with one route error, `relay not found`
 (troth.channel.route_error), sent back along the route it came by; a message for a name that is
-up that grew past a limit here is dropped with no answer (review 63d, relays 1). The answer is the same in
-every one of those cases, and never larger than the message it answers, so a prober learns
-only what trying the name already told it (a relay that is up answers a message 1 with a
-message 2).
+up that grew past a limit here is dropped with no answer (review 63d, relays 1). The answer is
+the same in every one of those cases, and never larger than the message it answers, so a prober
+learns only what trying the name already told it (a relay that is up answers a message 1 with
+a message 2).
 """
 
 from __future__ import annotations
