@@ -24,7 +24,7 @@ from tests.test_reconnect import until
 from tests.test_review55a_refuted import MESSAGE_1, Stranger, with_stranger
 from troth import limits
 from troth.channel import RouteProblem, route_error
-from troth.routing import RoutedMessage, parse_route
+from troth.routing import Address, RoutedMessage, parse_route
 
 
 def test_a_message_grown_past_the_frame_limit_at_the_relay_is_not_answered_relay_not_found(
@@ -50,5 +50,27 @@ def test_a_message_grown_past_the_frame_limit_at_the_relay_is_not_answered_relay
         assert bytes(answer.payload) == route_error(RouteProblem.RELAY_NOT_FOUND)
         assert net.relay.not_found == 1
         assert not [m for m in net.at_b if len(m.payload) > len(MESSAGE_1)]
+
+    with_stranger(tmp_path, test)
+
+
+def test_a_route_past_the_route_limit_at_the_relay_is_not_answered_relay_not_found(
+    tmp_path: Path,
+) -> None:
+    """Relays 1, the route limit: b's name forwards over two hops beyond its connection (an
+    owner two relays away, as `RelayService.create` records one: `Relay.beyond`), and the
+    stranger's onward route is `/relay/b` and 15 hops more: 17 past the relay, over
+    `MAX_ROUTE_LENGTH`. Dropped at the hub without an answer (before: `relay not found`)."""
+
+    async def test(net: Stranger) -> None:
+        net.relay.relays["b"].beyond = (Address("worker", "r-1"), Address("worker", "r-2"))
+        dropped = net.hub_tcp.counters.dropped_messages
+        net.send("/relay/b" + "/service/s" * (limits.MAX_ROUTE_LENGTH - 1))
+        await until(lambda: net.hub_tcp.counters.dropped_messages > dropped)
+        assert net.relay.not_found == 0
+        net.send("/relay/nobody")
+        answer = await net.receive()  # the probe's: nothing came for the long one
+        assert bytes(answer.payload) == route_error(RouteProblem.RELAY_NOT_FOUND)
+        assert net.relay.not_found == 1
 
     with_stranger(tmp_path, test)
