@@ -46,7 +46,15 @@ from typing import Any, Final
 from troth import limits
 from troth.channel import RouteProblem, route_error
 from troth.encoding import cbor
-from troth.errors import Congested, DecodeError, Denied, RemoteError, RoutingError, TrothError
+from troth.errors import (
+    Congested,
+    DecodeError,
+    Denied,
+    RemoteError,
+    RoutingError,
+    TrothError,
+    Unreachable,
+)
 from troth.identity import Identifier
 from troth.node.access import (
     AccessRequest,
@@ -273,10 +281,12 @@ class RelayService:
                 return
             except Congested:  # the owner does not read: this frame dropped, the relay up
                 raise
-            except RoutingError:  # the owner's connection just closed: not found either;
-                if self.router.has(relay.connection):  # else it is up, and this message grew
-                    raise  # past a limit here (the return route's hop, the owner's hops in
-                    # place of the name): dropped, no `relay not found` (review 63d, relays 1)
+            except Unreachable:  # the owner's connection just closed: not found either
+                pass
+            except RoutingError:  # likewise when it is gone; else it is up, and this message
+                if self.router.has(relay.connection):  # grew past a limit here (the return
+                    raise  # route's hop, the owner's hops in place of the name): dropped,
+                    # no `relay not found` (review 63d, relays 1)
         self.not_found += 1
         # the same answer for every name not up; never more bytes than the message it answers
         if message.return_route and len(message.payload) >= len(NOT_FOUND):
