@@ -26,10 +26,11 @@ whose authority holds less than its share still creates one: troth.node.shares).
 addresses. A message to a relay that is up goes on over its owner's connection; a message to
 any other name — unknown, held for an owner who is gone, or whose owner's connection just
 closed — is dropped and answered with one route error, `relay not found`
-(troth.channel.route_error), sent back along the route it came by. The answer is the same in
-every one of those cases, and never larger than the message it answers, so a prober learns
-only what trying the name already told it (a relay that is up answers a message 1 with a
-message 2).
+(troth.channel.route_error), sent back along the route it came by; a message for a name that is
+up that grew past a limit here is dropped with no answer (review 63d, relays 1). The answer is
+the same in every one of those cases, and never larger than the message it answers, so a prober
+learns only what trying the name already told it (a relay that is up answers a message 1 with
+a message 2).
 """
 
 from __future__ import annotations
@@ -45,7 +46,15 @@ from typing import Any, Final
 from troth import limits
 from troth.channel import RouteProblem, route_error
 from troth.encoding import cbor
-from troth.errors import Congested, DecodeError, Denied, RemoteError, RoutingError, TrothError
+from troth.errors import (
+    Congested,
+    DecodeError,
+    Denied,
+    RemoteError,
+    RoutingError,
+    TrothError,
+    Unreachable,
+)
 from troth.identity import Identifier
 from troth.node.access import (
     AccessRequest,
@@ -272,8 +281,12 @@ class RelayService:
                 return
             except Congested:  # the owner does not read: this frame dropped, the relay up
                 raise
-            except RoutingError:  # the owner's connection just closed: not found either
+            except Unreachable:  # the owner's connection just closed: not found either
                 pass
+            except RoutingError:  # likewise when it is gone; else it is up, and this message
+                if self.router.has(relay.connection):  # grew past a limit here (the return
+                    raise  # route's hop, the owner's hops in place of the name): dropped,
+                    # no `relay not found` (review 63d, relays 1)
         self.not_found += 1
         # the same answer for every name not up; never more bytes than the message it answers
         if message.return_route and len(message.payload) >= len(NOT_FOUND):
