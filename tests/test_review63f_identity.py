@@ -11,6 +11,15 @@ history", which no verifier accepts past 64 changes), though `verify_troth_vc` i
 judge a checkpointed issuer by its feed. It is now verified with the feeds' word, as a
 chain's issuer is (`feed_checkpoints`); a checkpoint no fresh feed of a trusted authority
 names is still refused.
+
+identity 2 (medium, outside this area: troth/gates/bundles.py; a strict xfail for the lead). The
+same class in policy bundles: `gates.bundles._signer` verifies the signer's history with no
+checkpoints (`verify_history(signed.history, now=now)`), so every bundle signed by an
+authority (or a policy-admin) past 64 changes, whose history `create_bundle` carries as its
+signer presents it (from a checkpoint), is refused `SIGNER_INVALID` by every verifier
+(`verify_bundle` with the authority's fresh feed naming that checkpoint), and its own stored
+bundles by `load_stored_bundle`. The fix belongs there: the feeds' word (`feed_checkpoints`),
+as the chain verifier and (now) `verify_vc` take it; a stored bundle's signer by the store's.
 """
 
 from __future__ import annotations
@@ -22,11 +31,13 @@ from typing import NamedTuple
 import pytest
 
 from tests.support.feeds import superseded
-from tests.support.gates import SUPPORT
+from tests.support.gates import POLICIES, SUPPORT, TOOLS
 from tests.support.parties import Party, make_party, signer_as
 from troth import limits
 from troth.credentials import (
+    ChainVerifier,
     CredentialChain,
+    TrustPolicy,
     build_page,
     feed_genesis,
     issue_credential,
@@ -36,8 +47,9 @@ from troth.credentials import (
 from troth.credentials.vc import export_credential_vc
 from troth.crypto import KeyType
 from troth.errors import CredentialError, CredentialFailure, IdentityFailure
+from troth.gates.bundles import create_bundle, verify_bundle
 from troth.identity import Checkpoint, VerifiedIdentity, new_identity, rotate_identity
-from troth.node.verify import Sources, verify_chain, verify_vc
+from troth.node.verify import Sources, read_feed_file, verify_chain, verify_vc
 from troth.vault import SoftwareVault
 
 NOW = 1_800_000_000
@@ -134,3 +146,27 @@ def test_identity_1_a_checkpoint_no_feed_names_is_still_refused(tmp_path: Path) 
         verify_vc(_vc(world), sources, now=NOW, issuer_history=history)
     assert caught.value.reason is CredentialFailure.ISSUER_INVALID
     assert IdentityFailure.UNATTESTED_CHECKPOINT.value in str(caught.value)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="63f identity 2: gates.bundles._signer verifies a checkpointed signer history "
+    "with no checkpoints (outside this area)",
+)
+def test_identity_2_a_long_lived_authoritys_policy_bundle_verifies(tmp_path: Path) -> None:
+    world = _long_lived(tmp_path)
+    authority = world.authority.identifier
+    feed = read_feed_file(str(world.feed_file), frozenset({authority}), NOW)
+    bundle = create_bundle(
+        world.authority.signer,
+        authority=authority,
+        policies=POLICIES,
+        schema="",
+        tools=TOOLS,
+        revision=1,
+        now=NOW - 100,
+        ttl=3600,
+    )
+    verifier = ChainVerifier(TrustPolicy(frozenset({authority})))
+    verified = verify_bundle(bundle, verifier=verifier, feeds={authority: feed}, now=NOW)
+    assert verified.body.signer == authority
