@@ -1,0 +1,69 @@
+"""Review 63h, rekey: `troth vault rekey` (troth.node.rekey) attacked after its commit.
+
+rekey 1: a rekey whose scrub failed after the re-seal committed (a process reading node.db
+kept its write-ahead log from being emptied: a backup tool, `sqlite3`, a monitor; or a VACUUM
+that found the disk full) raised StorageError (exit 4, "its write-ahead log could not be
+emptied (busy)") though every key was already sealed under the new key. On a node whose key is
+TROTH_VAULT_KEY nothing said so: the operator, told the rekey failed, kept the old key (which
+opens nothing any more) and may well have thrown the new one away (a script that stores it only
+when the rekey succeeds), and with it every key of the node. The scrub is now owed as an open
+that cannot scrub leaves it (the mark committed with the rows: the next open that has the node
+alone makes it); the rekey finishes the switch and reports success, `scrubbed` False, the CLI
+saying what is left to do.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.support.cli import run, run_json
+from tests.test_review47c_rekey import scrub_owed
+from tests.test_vault_rekey import make_node, opened_under
+
+OLD, NEW = "11" * 32, "22" * 32
+
+
+@contextmanager
+def reader(path: Path) -> Iterator[None]:
+    """A process's read transaction on node.db (not a troth open: no `node.db.vault` held),
+    kept for the block: the WAL cannot be emptied meanwhile."""
+    conn = sqlite3.connect(path / "node.db")
+    try:
+        conn.execute("BEGIN")
+        conn.execute("SELECT count(*) FROM vault_keys").fetchone()
+        yield
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("source", ["env", "file"])
+def test_a_rekey_whose_scrub_a_reader_blocks_reports_success_and_leaves_the_scrub_owed(
+    troth_home: Path, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    """rekey 1: the rekey succeeds with the scrub owed; the node opens under the new key only
+    (from vault.key, or TROTH_VAULT_KEY set to it); the next open alone scrubs."""
+    if source == "env":
+        monkeypatch.setenv("TROTH_VAULT_KEY", OLD)
+    path = make_node(troth_home)
+    old = bytes.fromhex(OLD) if source == "env" else (path / "vault.key").read_bytes()
+    monkeypatch.setenv("NEW_VAULT_KEY", NEW)
+    given = ["--new-key-env", "NEW_VAULT_KEY"] if source == "env" else []
+    with reader(path):
+        done = run_json("vault", "rekey", "--node", "n", *given)
+        assert done["scrubbed"] is False
+        assert scrub_owed(path)
+    assert not (path / "vault.key.new").exists()  # the switch is finished: one key file
+    new = bytes.fromhex(NEW) if source == "env" else (path / "vault.key").read_bytes()
+    assert new != old
+    assert opened_under(old, path) == []
+    if source == "env":
+        run("identity", "show", "agent", "--node", "n", code=3)  # the old key opens nothing
+        monkeypatch.setenv("TROTH_VAULT_KEY", NEW)
+    assert run_json("identity", "show", "agent", "--node", "n")["name"] == "agent"
+    assert not scrub_owed(path)  # that open had the node alone
+    assert len(opened_under(new, path)) >= 2
