@@ -10,6 +10,12 @@ when the rekey succeeds), and with it every key of the node. The scrub is now ow
 that cannot scrub leaves it (the mark committed with the rows: the next open that has the node
 alone makes it); the rekey finishes the switch and reports success, `scrubbed` False, the CLI
 saying what is left to do.
+
+rekey 2: the rekey's re-seal of the broker's blobs (troth.secrets.reseal) read every upstream
+secret of node.db into memory at once (its name, configuration and sealed value: up to 32 KiB
+each, `MAX_SECRET_CONFIG_BYTES` and `MAX_SECRET_VALUE_BYTES`, no bound on their number), where
+the vault's own re-seal reads its rows a chunk at a time (`SoftwareVault.rekey`): a broker of
+10,000 secrets held some 300 MB. The secrets are now read and re-sealed a chunk at a time.
 """
 
 from __future__ import annotations
@@ -23,7 +29,11 @@ import pytest
 
 from tests.support.cli import run, run_json
 from tests.test_review47c_rekey import scrub_owed
+from tests.test_review62i_rekey import blobs, broker, broker_node, opens, seal_values
 from tests.test_vault_rekey import make_node, opened_under
+from troth.node.rekey import rekey_vault
+from troth.secrets.upstreams import secret_aad
+from troth.storage import SqliteDatabase
 
 OLD, NEW = "11" * 32, "22" * 32
 
@@ -67,3 +77,46 @@ def test_a_rekey_whose_scrub_a_reader_blocks_reports_success_and_leaves_the_scru
     assert run_json("identity", "show", "agent", "--node", "n")["name"] == "agent"
     assert not scrub_owed(path)  # that open had the node alone
     assert len(opened_under(new, path)) >= 2
+
+
+SECRETS = 1200
+"""More upstream secrets than one read of the re-seal may hold (1000 rows, as the vault's)."""
+
+
+def test_the_brokers_secrets_are_resealed_a_chunk_at_a_time(
+    troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rekey 2: no read during the rekey returns more than 1000 rows, and every one of the
+    broker's SECRETS secrets opens under its seal key's new value afterwards (under no old)."""
+    path = broker_node(troth_home)
+    with broker() as opened:
+        record = opened.store.get_secret("orders-api")
+        assert record is not None
+        key, engine, config = opened.keys.seal_key, record.engine, record.config
+        rows = []
+        for at in range(SECRETS):
+            name = f"s{at:05d}"
+            value = f"Bearer {at}".encode()
+            sealed = opened.vault.seal(key, value, secret_aad(name, engine, config))
+            rows.append((name, engine, config, sealed, 1))
+        with opened.store.transaction():
+            opened.store.db.execute_many("INSERT INTO secret_store VALUES (?, ?, ?, ?, ?)", rows)
+    old = seal_values(path, (path / "vault.key").read_bytes())
+    most = 0
+    fetch_all = SqliteDatabase.fetch_all
+
+    def counted(self: SqliteDatabase, *args: object, **kwargs: object) -> list[object]:
+        nonlocal most
+        found = fetch_all(self, *args, **kwargs)  # type: ignore[arg-type]
+        most = max(most, len(found))
+        return found
+
+    with monkeypatch.context() as patched:
+        patched.setattr(SqliteDatabase, "fetch_all", counted)
+        rekey_vault("n", home=troth_home)
+    assert most <= 1000
+    new = seal_values(path, (path / "vault.key").read_bytes())
+    key, after = blobs(path)
+    assert len(after) == SECRETS + 3
+    assert all(opens(new[key.key_id][0], key, *blob) for blob in after)
+    assert not any(opens(old[key.key_id][0], key, *blob) for blob in after)
