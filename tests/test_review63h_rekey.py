@@ -16,6 +16,13 @@ secret of node.db into memory at once (its name, configuration and sealed value:
 each, `MAX_SECRET_CONFIG_BYTES` and `MAX_SECRET_VALUE_BYTES`, no bound on their number), where
 the vault's own re-seal reads its rows a chunk at a time (`SoftwareVault.rekey`): a broker of
 10,000 secrets held some 300 MB. The secrets are now read and re-sealed a chunk at a time.
+
+rekey 3: two opens settling one killed rekey's switch at once (the daemon's start and a
+command): the one that read vault.key (the old key), then the pending key, judged the pending
+key's tag by vault.key read again, which the other open had meanwhile replaced with the pending
+key itself; the tag did not match, and the open failed with ConfigError ("no rekey under
+vault.key made it (node.db written by someone without the vault key?)") on a node nothing was
+wrong with. The tag is now judged by the vault.key the open read first.
 """
 
 from __future__ import annotations
@@ -30,7 +37,10 @@ import pytest
 from tests.support.cli import run, run_json
 from tests.test_review47c_rekey import scrub_owed
 from tests.test_review62i_rekey import blobs, broker, broker_node, opens, seal_values
-from tests.test_vault_rekey import make_node, opened_under
+from tests.test_vault_rekey import make_node, opened_under, troth
+from troth.faults import CRASH_EXIT_CODE
+from troth.node import rekey as node_rekey
+from troth.node.home import read_private_file
 from troth.node.rekey import rekey_vault
 from troth.secrets.upstreams import secret_aad
 from troth.storage import SqliteDatabase
@@ -120,3 +130,25 @@ def test_the_brokers_secrets_are_resealed_a_chunk_at_a_time(
     assert len(after) == SECRETS + 3
     assert all(opens(new[key.key_id][0], key, *blob) for blob in after)
     assert not any(opens(old[key.key_id][0], key, *blob) for blob in after)
+
+
+def test_two_opens_settling_one_killed_rekey_at_once_both_open(
+    troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rekey 3: this open reads vault.key (the old key, which opens no key check), then
+    vault.key.new; the other open renames it over vault.key right then. This one opens."""
+    path = make_node(troth_home)
+    killed = troth("vault", "rekey", "--node", "n", crash="vault.rekey.after-scrub")
+    assert killed.returncode == CRASH_EXIT_CODE, killed
+    new = (path / "vault.key.new").read_bytes()
+
+    def other_open_renames(file: Path) -> bytes:
+        data = read_private_file(file)
+        if file.name == "vault.key.new":  # the other open finishes the switch meanwhile
+            (path / "vault.key.new").replace(path / "vault.key")
+        return data
+
+    monkeypatch.setattr(node_rekey, "read_private_file", other_open_renames)
+    assert run_json("identity", "show", "agent", "--node", "n")["name"] == "agent"
+    assert (path / "vault.key").read_bytes() == new
+    assert not (path / "vault.key.new").exists()

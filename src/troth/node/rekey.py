@@ -285,7 +285,10 @@ def settle_pending_key(path: Path, keys: SqliteKeyStore) -> None:
     key_file = path / _KEY_FILE
     if keys.get_vault_meta("kek_check") is None:
         return  # nothing to judge by: the open's own checks decide, the file is kept
-    if key_file.exists() and kek_opens_check(keys, read_private_file(key_file)):
+    # read once: the pending key's tag is judged by this very key, which another open settling
+    # at once may replace with the pending key itself (review 63h, rekey 3)
+    current = read_private_file(key_file) if key_file.exists() else None
+    if current is not None and kek_opens_check(keys, current):
         with contextlib.suppress(FileNotFoundError):  # another open settled it first
             pending.unlink()
         return
@@ -300,7 +303,7 @@ def settle_pending_key(path: Path, keys: SqliteKeyStore) -> None:
             f"neither {key_file} nor {pending} opens this node's vault: restore vault.key "
             "from where the node was copied from"
         )
-    if not _made_by_rekey(key_file, keys, new):
+    if not _made_by_rekey(current, keys, new):
         raise ConfigError(
             f"{pending} opens this node's key check, but no rekey under {key_file} made it "
             "(node.db written by someone without the vault key?): both kept. Remove it; if "
@@ -321,10 +324,10 @@ def _rekey_tag(old: bytes, new: bytes) -> bytes:
     return hmac.new(old, _TAG_LABEL + new, hashlib.sha256).digest()
 
 
-def _made_by_rekey(key_file: Path, keys: SqliteKeyStore, new: bytes) -> bool:
-    """Whether a rekey under the KEK in `key_file` committed the switch to `new`: node.db holds
-    the tag of that pair, which only a holder of the old KEK could make."""
+def _made_by_rekey(current: bytes | None, keys: SqliteKeyStore, new: bytes) -> bool:
+    """Whether a rekey under KEK `current` (vault.key's, None: none) committed the switch to
+    `new`: node.db holds the tag of that pair, which only a holder of `current` could make."""
     tag = keys.get_vault_meta(REKEY_TAG)
-    if tag is None or not key_file.exists():
+    if tag is None or current is None:
         return False
-    return hmac.compare_digest(tag, _rekey_tag(read_private_file(key_file), new))
+    return hmac.compare_digest(tag, _rekey_tag(current, new))
