@@ -73,13 +73,20 @@ def rekey(
         "keys": result.keys,
         "kek_source": result.kek_source,
         "key_file": result.key_file,
+        "scrubbed": result.scrubbed,
     }
     where = (
         f"the new key is in {result.key_file}"
         if result.key_file is not None
         else "set TROTH_VAULT_KEY to the new key before the node's next command"
     )
-    reporter.result(data_out, f"{result.node}: {result.keys} keys re-sealed; {where}")
+    owed = (
+        ""
+        if result.scrubbed
+        else "; node.db still holds what the old key sealed (another process read it, or the "
+        "disk is full): end that process; the node's next command or start scrubs it"
+    )
+    reporter.result(data_out, f"{result.node}: {result.keys} keys re-sealed; {where}{owed}")
 
 
 def _read_private_key(path: str) -> bytes:

@@ -18,6 +18,13 @@ at any point (node with the KEK in `vault.key`):
    left in the file's free space or the log), and only then the mark is deleted;
 4. `vault.key.new` is renamed over `vault.key`.
 
+A scrub that fails in step 3 (another process reads node.db: a backup tool keeps its log from
+being emptied; a VACUUM finds the disk full) stays owed, as an open leaves it, and the rekey
+goes on to step 4 and succeeds (`RekeyResult.scrubbed` False): the keys are sealed under the new
+KEK alone since the commit. It raised StorageError before review 63h (rekey 1), and on a node
+keyed by TROTH_VAULT_KEY nothing said the new key was now the only one: the operator, told the
+rekey failed, kept the old key and could throw the new one, and every key with it, away.
+
 Every open of the node finishes what a killed rekey left (`settle_rekey`), holding
 `node.db.vault` shared. First step 3, if the mark is there and the open has the node alone
 (`node.db.vault` held exclusively without waiting, as the rekey holds it): a kill during it
@@ -100,6 +107,9 @@ class RekeyResult:
     keys: int
     kek_source: Literal["file", "env"]
     key_file: str | None
+    scrubbed: bool = True
+    """False: node.db still holds what the old KEK sealed (its scrub failed: another process
+    read node.db, or the disk was full); the next open that has the node alone scrubs it."""
 
 
 def rekey_vault(
@@ -109,7 +119,8 @@ def rekey_vault(
     required for a node whose KEK is TROTH_VAULT_KEY, which must then be set to it). The old
     KEK opens nothing afterwards. ConfigError while the node runs or another process has it
     open, for a `new_kek` that is not 32 bytes or is the current KEK; VaultError (nothing
-    changed) if a stored row does not unseal under the current KEK. A PKCS#11 node's software
+    changed) if a stored row does not unseal under the current KEK; a scrub that fails after the
+    commit is owed, not raised (`scrubbed` False). A PKCS#11 node's software
     part (its X25519 keys and seal keys, if any) is re-sealed; the token is not opened."""
     from troth.node.daemon import _running_lock  # asyncio: on use only
     from troth.node.node import _check_database_kept, node_dir, open_software_vault
@@ -148,13 +159,14 @@ def rekey_vault(
                 )
             if kek_opens_check(SqliteKeyStore(db), kek):
                 raise ConfigError("the new vault key is the current one")
-            count = _switch(config, path, db, vault, kek)
+            count, scrubbed = _switch(config, path, db, vault, kek)
     file_source = config.kek_source == "file"
     return RekeyResult(
         node=name,
         keys=count,
         kek_source="file" if file_source else "env",
         key_file=str(path / _KEY_FILE) if file_source else None,
+        scrubbed=scrubbed,
     )
 
 
@@ -164,8 +176,9 @@ def _switch(
     db: SqliteDatabase,
     vault: SoftwareVault,
     kek: bytes,
-) -> int:
-    """The steps of the module docstring; the number of keys re-sealed."""
+) -> tuple[int, bool]:
+    """The steps of the module docstring; the number of keys re-sealed, and whether the scrub
+    was made (else it is owed: the mark stays)."""
     from troth.secrets.reseal import reseal_secrets  # on use only: every open imports this
 
     file_source = config.kek_source == "file"
@@ -192,12 +205,14 @@ def _switch(
                 pending.unlink()  # nothing is sealed under it
         raise
     crash_point("vault.rekey.after-commit")
-    _scrub(db)
+    # committed: a failed scrub stays owed, as an open leaves it, and no error may say the
+    # rekey failed now that the new KEK alone opens the keys (review 63h, rekey 1)
+    scrubbed = _scrub_kept_owed(db)
     if file_source:
         os.replace(pending, path / _KEY_FILE)
         sync_dir(path)
         crash_point("vault.rekey.after-rename")
-    return count
+    return count, scrubbed
 
 
 def _scrub(db: SqliteDatabase) -> None:
@@ -237,8 +252,16 @@ def _scrub_owed(db: SqliteDatabase, peers: PeerLock) -> None:
         return
     with peers.alone() as alone:
         if alone:
-            with contextlib.suppress(StorageError):
-                _scrub(db)
+            _scrub_kept_owed(db)
+
+
+def _scrub_kept_owed(db: SqliteDatabase) -> bool:
+    """`_scrub`, True if it succeeded; False if it failed (the mark kept: still owed)."""
+    try:
+        _scrub(db)
+    except StorageError:
+        return False
+    return True
 
 
 def settle_pending_key(path: Path, keys: SqliteKeyStore) -> None:
@@ -262,7 +285,10 @@ def settle_pending_key(path: Path, keys: SqliteKeyStore) -> None:
     key_file = path / _KEY_FILE
     if keys.get_vault_meta("kek_check") is None:
         return  # nothing to judge by: the open's own checks decide, the file is kept
-    if key_file.exists() and kek_opens_check(keys, read_private_file(key_file)):
+    # read once: the pending key's tag is judged by this very key, which another open settling
+    # at once may replace with the pending key itself (review 63h, rekey 3)
+    current = read_private_file(key_file) if key_file.exists() else None
+    if current is not None and kek_opens_check(keys, current):
         with contextlib.suppress(FileNotFoundError):  # another open settled it first
             pending.unlink()
         return
@@ -277,7 +303,7 @@ def settle_pending_key(path: Path, keys: SqliteKeyStore) -> None:
             f"neither {key_file} nor {pending} opens this node's vault: restore vault.key "
             "from where the node was copied from"
         )
-    if not _made_by_rekey(key_file, keys, new):
+    if not _made_by_rekey(current, keys, new):
         raise ConfigError(
             f"{pending} opens this node's key check, but no rekey under {key_file} made it "
             "(node.db written by someone without the vault key?): both kept. Remove it; if "
@@ -298,10 +324,10 @@ def _rekey_tag(old: bytes, new: bytes) -> bytes:
     return hmac.new(old, _TAG_LABEL + new, hashlib.sha256).digest()
 
 
-def _made_by_rekey(key_file: Path, keys: SqliteKeyStore, new: bytes) -> bool:
-    """Whether a rekey under the KEK in `key_file` committed the switch to `new`: node.db holds
-    the tag of that pair, which only a holder of the old KEK could make."""
+def _made_by_rekey(current: bytes | None, keys: SqliteKeyStore, new: bytes) -> bool:
+    """Whether a rekey under KEK `current` (vault.key's, None: none) committed the switch to
+    `new`: node.db holds the tag of that pair, which only a holder of `current` could make."""
     tag = keys.get_vault_meta(REKEY_TAG)
-    if tag is None or not key_file.exists():
+    if tag is None or current is None:
         return False
-    return hmac.compare_digest(tag, _rekey_tag(read_private_file(key_file), new))
+    return hmac.compare_digest(tag, _rekey_tag(current, new))

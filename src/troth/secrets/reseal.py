@@ -8,7 +8,8 @@ Every blob the broker seals is in node.db, with all the caller's AAD is made of:
     secret_meta "audit_key"           AAD "troth.secrets.audit-key/1"
     secret_meta "token-key:<handle>"  AAD "troth.secrets.token-key/1" 0x00 ‖ handle (the tag)
 
-all under the seal key `secret_meta` "seal_key" names. A blob no value opens is left as it is.
+all under the seal key `secret_meta` "seal_key" names (the secrets read a chunk at a time: their
+number has no bound, review 63h, rekey 2). A blob no value opens is left as it is.
 Two are not kept as they were:
 
 - the audit key is replaced by a fresh one: the copy opened it, and the audit log (the node's
@@ -58,21 +59,38 @@ def reseal_secrets(db: SqliteDatabase, reseal: Resealer) -> None:
         elif name in made:  # a tag, with its key's row (review 62o, rekey 2)
             aad = _OWNED_AAD + name.removeprefix(_OWNED_PREFIX).encode()
             _rewrite(db, "secret_meta", "value", name, reseal(key, value, aad))
-    for name, engine, config, value in _rows(db, _STORE, "name, engine, config, sealed"):
-        if isinstance(name, str) and isinstance(engine, str) and isinstance(config, str):
-            aad = secret_aad(name, engine, config)
-            _rewrite(db, "secret_store", "sealed", name, reseal(key, value, aad))
+    if not _has(db, _STORE):
+        return
+    after: object = ""  # by name, a chunk at a time: no bound on the secrets (review 63h, rekey 2)
+    while found := db.fetch_all(_CHUNK_SQL, (after, _CHUNK)):
+        for name, engine, config, value in found:
+            if isinstance(name, str) and isinstance(engine, str) and isinstance(config, str):
+                aad = secret_aad(name, engine, config)
+                _rewrite(db, "secret_store", "sealed", name, reseal(key, value, aad))
+        after = found[-1][0]
 
 
 _META, _KEYS, _STORE = "secret_meta", "secret_signing_keys", "secret_store"
+_CHUNK = 500
+"""Upstream secrets read and re-sealed at a time (up to 32 KiB each: its configuration and
+sealed value, MAX_SECRET_CONFIG_BYTES and MAX_SECRET_VALUE_BYTES)."""
+_CHUNK_SQL = (
+    "SELECT name, engine, config, sealed FROM secret_store WHERE name > ? ORDER BY name LIMIT ?"
+)
 
 
 def _rows(db: SqliteDatabase, table: str, columns: str) -> list[Any]:
     """`columns` of every row of the broker's `table` (troth's own names); none if node.db has
     no such table (an older broker, or one written by hand: nothing in it to re-seal)."""
-    if not db.fetch_one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)):
+    if not _has(db, table):
         return []
     return db.fetch_all(f"SELECT {columns} FROM {table}")  # noqa: S608
+
+
+def _has(db: SqliteDatabase, table: str) -> bool:
+    """Whether node.db has the broker's `table`."""
+    sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+    return db.fetch_one(sql, (table,)) is not None
 
 
 def _rewrite(
