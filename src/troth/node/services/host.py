@@ -164,6 +164,26 @@ class ServiceHost:
             raise Denied(decision.reasons)
         return RequestContext(caller, back, decision, now)
 
+    def _no_method(
+        self, service: NodeService, name: str, arguments: Any, caller: Caller
+    ) -> TrothError:
+        """The answer to method `name`, which `service` does not have: "no method" to a caller
+        the decision point allows one of its methods, else the denial its first method gets
+        (review 63i, access 1: a caller refused the whole service told its methods from
+        made-up names, as only those were answered "no method")."""
+        now, refusal = self.clock(), None
+        for known in sorted(service.methods):  # a service's few, named by its code
+            request = AccessRequest(caller, service.name, known, arguments, now)
+            decision = self.policy.decide(request)
+            if decision.allowed:
+                shown = cut_text(name, MAX_NAME_SHOWN)  # review 44a, malformed 1
+                return RemoteError(f"service {service.name} has no method {shown!r}")
+            refusal = refusal or decision
+        self.refused += 1
+        if refusal is None:  # a service with no methods (one-way only) is served apart
+            return Denied((f"{service.name} has no methods",))
+        return Denied(refusal.reasons)
+
     async def _request(
         self, service: NodeService, message: RoutedMessage, source: Source | None
     ) -> None:
@@ -178,11 +198,10 @@ class ServiceHost:
         request, arguments, back = value[2], value[4], message.return_route
         try:
             name = cbor.expect_text(value[3], "method")
+            caller = self._caller(service.name, name, source)
             method = service.methods.get(name)
             if method is None:
-                shown = cut_text(name, MAX_NAME_SHOWN)  # review 44a, malformed 1
-                raise RemoteError(f"service {service.name} has no method {shown!r}")
-            caller = self._caller(service.name, name, source)
+                raise self._no_method(service, name, arguments, caller)
             if source is None or method.inline:
                 context = self._decide(service.name, name, arguments, caller, back)
                 payload = await self._respond(service.name, method, request, arguments, context)
