@@ -8,7 +8,9 @@ access 1: a caller refused every method of a service learned the names of its me
   enroll) listed the methods of the operator's own services by name. Now a method the service
   does not have is answered "no method" only to a caller the decision point allows some
   method of that service; any other caller gets the denial a method of it gets, and a source
-  that is no verified caller is refused first (`ServiceHost._no_method`).
+  that is no verified caller is refused first (`ServiceHost._no_method`). At most
+  `MAX_METHODS_DECIDED` methods are decided for it (an operator's service may have many, and
+  a peer chooses how many such requests it sends).
 access 2 (strict xfail, the channel layer's: troth.node.channels): the same oracle for the
   services themselves. A stranger's request to a service the node serves is answered `denied`,
   one to a service it does not serve `no-route` ("... may not reach /service/payroll"), so a
@@ -26,11 +28,13 @@ from typing import Any
 
 import pytest
 
+import troth
 from tests.support.nodes import HUB, MemNet, route, run_memnet
 from troth.errors import Denied, RemoteError, RoutingError
-from troth.node.access import RulesPolicy, Standing
+from troth.node.access import AccessRequest, Decision, MembersOnly, RulesPolicy, Standing
 from troth.node.channel_ends import caller_of
 from troth.node.services import ServiceHost, call, service_address
+from troth.node.services.base import MAX_METHODS_DECIDED
 from troth.node.services.echo import EchoService
 from troth.node.services.protocol import decode_response, encode_request, result_of
 from troth.routing import Address, Route, RoutedMessage, Router, new_worker_address
@@ -126,6 +130,44 @@ def test_a_source_that_is_no_verified_caller_is_refused_before_the_method_is_loo
     assert isinstance(known, Denied), known
     assert isinstance(made_up, Denied), made_up
     assert "not a verified caller" in made_up.reasons[0]
+
+
+def test_a_made_up_method_costs_a_bounded_number_of_decisions() -> None:
+    """access 1: a member allowed only the last of an operator's 200 methods asks for a
+    made-up one: at most MAX_METHODS_DECIDED decisions are made, and it is refused."""
+    decided: list[str] = []
+
+    class Counting:
+        def decide(self, request: AccessRequest) -> Decision:
+            decided.append(request.method)
+            return Decision(request.method == "m199", ("hub refused it",))
+
+    async def handler(request: Any) -> Any:
+        return None
+
+    service = troth.Service("orders")
+    for n in range(200):
+        service.method(f"m{n}", allow=MembersOnly())(handler)
+
+    async def main() -> bytes:
+        router = Router()
+        host = ServiceHost(router, Counting(), clock=lambda: 1, callers=caller_of)
+        host.add(service)
+        answers: list[bytes] = []
+        reply = new_worker_address("calls")
+
+        async def take(message: RoutedMessage, _source: object) -> None:
+            answers.append(bytes(message.payload))
+
+        router.register(reply, take)
+        payload = encode_request(1, "made-up", None)
+        await router.route(RoutedMessage((service_address("orders"),), (reply,), payload))
+        return answers[0]
+
+    answer = asyncio.run(main())
+    assert len(decided) == MAX_METHODS_DECIDED
+    with pytest.raises(Denied):
+        result_of(decode_response(answer)[1])
 
 
 @pytest.mark.xfail(strict=True, reason="63i access 2: unknown services answered no-route")
