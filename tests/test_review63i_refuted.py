@@ -14,7 +14,12 @@ names breaks.
 3. A caveated delegation on an infrastructure service of a node whose bundle declares it and
    permits everything: echo keeps its built-in rule, so the caveat is never evaluated and the
    delegate is refused.
-4. A control request of an operation with an argument it does not take, or a non-text one:
+4. A call racing a revocation: a member's request to a method that waits (an operator's
+   service on the hub) is decided and running when the authority removes the member; its
+   next request over the same channel, made while the first still runs, is refused (no
+   allowance is kept per channel or per request in flight). The one decided before ends as
+   decided: a decision is made when the request arrives (docs/protocols.md, "Access").
+5. A control request of an operation with an argument it does not take, or a non-text one:
    refused before the decision point is even asked (nothing runs).
 """
 
@@ -26,6 +31,7 @@ from typing import Any
 
 import pytest
 
+import troth
 from tests.support.gates import POLICIES, T, make_world
 from tests.support.nodes import HUB, MemNet, route, run_memnet
 from troth.channel import VerifiedPeer
@@ -125,6 +131,41 @@ def test_a_caveated_delegate_is_refused_an_infrastructure_service_a_bundle_permi
     assert "carry caveats" in decision.reasons[0]
 
 
+def test_a_request_after_a_revocation_is_refused_while_one_decided_before_runs(
+    tmp_path: Path,
+) -> None:
+    """Refuted 4."""
+
+    async def test(net: MemNet) -> None:
+        hub = net.hub
+        assert hub is not None
+        release = asyncio.Event()
+        slow = troth.Service("slow")
+
+        @slow.method("wait", allow=MembersOnly())
+        async def wait(request: Any) -> str:
+            await release.wait()
+            return "done"
+
+        hub.add_service(slow)  # type: ignore[arg-type]
+        alice = await net.member("alice")
+        end = await alice.channel_to(route(HUB))
+        first = asyncio.ensure_future(
+            call(alice.router, (end.enc, service_address("slow")), "wait", None)
+        )
+        await asyncio.sleep(0.05)
+        assert not first.done()
+        net.authority.remove_member(net.identifier(alice), now=net.clock.now())
+        await hub.worker.run(hub.trust.refresh_hosted, net.clock.now())
+        with pytest.raises(Denied):
+            await call(alice.router, (end.enc, service_address("slow")), "wait", None)
+        assert not first.done()
+        release.set()
+        assert await first == "done"
+
+    run_memnet(test, tmp_path)
+
+
 class _Counting:
     """A stand-in runtime: counts the decisions asked of it (none may be)."""
 
@@ -147,7 +188,7 @@ class _Counting:
 def test_a_control_request_with_arguments_it_does_not_take_is_refused_first(
     op: str, raw: dict[str, Any]
 ) -> None:
-    """Refuted 4."""
+    """Refuted 5."""
     runtime = _Counting()
     with pytest.raises(DecodeError):
         asyncio.run(perform(runtime, op, raw))  # type: ignore[arg-type]
