@@ -147,7 +147,7 @@ def test_a_request_after_a_revocation_is_refused_while_one_decided_before_runs(
             await release.wait()
             return "done"
 
-        hub.add_service(slow)  # type: ignore[arg-type]
+        hub.add_service(slow)
         alice = await net.member("alice")
         end = await alice.channel_to(route(HUB))
         first = asyncio.ensure_future(
