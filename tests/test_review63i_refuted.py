@@ -19,7 +19,11 @@ names breaks.
    next request over the same channel, made while the first still runs, is refused (no
    allowance is kept per channel or per request in flight). The one decided before ends as
    decided: a decision is made when the request arrives (docs/protocols.md, "Access").
-5. A control request of an operation with an argument it does not take, or a non-text one:
+5. A delegate reaching with its delegator's attributes: support holds orders.access read and
+   write and orders.customer, and delegates orders.access=read alone; the delegate asks for
+   methods whose rules need write, the customer, or (the relay's rule) an attribute holding
+   the argument: each refused, judged by the delegated link's attributes, not the root's.
+6. A control request of an operation with an argument it does not take, or a non-text one:
    refused before the decision point is even asked (nothing runs).
 """
 
@@ -39,9 +43,12 @@ from troth.credentials import Attributes
 from troth.errors import DecodeError, Denied
 from troth.node.access import (
     AccessRequest,
+    AttributeCoversArgument,
     GatedPolicy,
     MembersOnly,
     PeerCaller,
+    RequireAttributes,
+    Rule,
     RulesPolicy,
     Standing,
 )
@@ -166,6 +173,25 @@ def test_a_request_after_a_revocation_is_refused_while_one_decided_before_runs(
     run_memnet(test, tmp_path)
 
 
+def test_a_delegate_meets_rules_with_its_own_attributes_not_its_delegators() -> None:
+    """Refuted 5 (the delegator itself passes each)."""
+    world = make_world()
+    support = VerifiedPeer(
+        world.support.identity, (world.credential(world.support_chain, world.support),)
+    )
+    sub = VerifiedPeer(world.sub.identity, (world.credential(world.sub_chain, world.sub),))
+    rules: dict[tuple[str, str], Rule] = {
+        ("orders", "write"): RequireAttributes({"orders.access": "write"}),
+        ("orders", "customer"): RequireAttributes({"orders.customer": "4471"}),
+        ("orders", "open"): AttributeCoversArgument("orders.access"),
+    }
+    policy = RulesPolicy("hub", rules, lambda peer, _now: Standing(peer.credentials))
+    for method, argument in (("write", None), ("customer", None), ("open", "write")):
+        for peer, allowed in ((support, True), (sub, False)):
+            request = AccessRequest(PeerCaller(peer, "c"), "orders", method, argument, T + 10)
+            assert policy.decide(request).allowed is allowed, (method, peer.identifier)
+
+
 class _Counting:
     """A stand-in runtime: counts the decisions asked of it (none may be)."""
 
@@ -188,7 +214,7 @@ class _Counting:
 def test_a_control_request_with_arguments_it_does_not_take_is_refused_first(
     op: str, raw: dict[str, Any]
 ) -> None:
-    """Refuted 5."""
+    """Refuted 6."""
     runtime = _Counting()
     with pytest.raises(DecodeError):
         asyncio.run(perform(runtime, op, raw))  # type: ignore[arg-type]
