@@ -176,7 +176,9 @@ class ServiceHost:
         the decision point allows one of its first MAX_METHODS_DECIDED methods, else the
         denial its first method gets (review 63i, access 1: a caller refused the whole service
         told its methods from made-up names, as only those were answered "no method"). Where
-        Cedar decides, that denial's reasons name the method decided."""
+        Cedar decides, that denial's reasons name the method decided. (The decisions asked
+        here are recorded nowhere: the node's decision point has no recorder, the MCP gate's
+        own point records its calls.)"""
         now, refusal = self.clock(), None
         for known in itertools.islice(service.methods, MAX_METHODS_DECIDED):
             request = AccessRequest(caller, service.name, known, arguments, now)
