@@ -17,7 +17,13 @@ defined (the module that uses it reads it there).
 from __future__ import annotations
 
 from troth.node.services.calls import BUSY_BACKOFF, Calls, call, calls_through, forget_calls
-from troth.node.services.host import MAX_NAME_SHOWN, RequestSource, ServiceHost, to_the_end
+from troth.node.services.host import (
+    MAX_METHODS_DECIDED,
+    MAX_NAME_SHOWN,
+    RequestSource,
+    ServiceHost,
+    to_the_end,
+)
 from troth.node.services.plugin import (
     Handler,
     Method,
@@ -53,6 +59,7 @@ __all__ = [
     "LOG_LINES_PER_MINUTE",
     "MAX_ERROR_REASONS",
     "MAX_ERROR_TEXT",
+    "MAX_METHODS_DECIDED",
     "MAX_NAME_SHOWN",
     "MAX_REQUEST_ID",
     "NO_ROUTE",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from typing import Any, Final, Protocol, TypeVar, runtime_checkable
@@ -44,13 +45,17 @@ from troth.node.shares import authorities_of
 from troth.routing import Address, Route, RoutedMessage, Router, Source
 from troth.transport.ratelog import RateLimitedLog
 
-__all__ = ["MAX_NAME_SHOWN", "RequestSource", "ServiceHost", "to_the_end"]
+__all__ = ["MAX_METHODS_DECIDED", "MAX_NAME_SHOWN", "RequestSource", "ServiceHost", "to_the_end"]
 
 log = logging.getLogger("troth.node.services")
 T = TypeVar("T")
 MAX_NAME_SHOWN: Final = 64
 """Characters of an unknown method's name an answer shows (the caller chose the name, up to
 the whole request: review 44a, malformed 1)."""
+MAX_METHODS_DECIDED: Final = 16
+"""Methods of a service decided for a caller that asks for one it does not have, to learn
+whether it may be told so (`ServiceHost._no_method`): a peer chooses how many such requests
+it sends, an operator's service how many methods it has."""
 
 
 def _run(method: Method, arguments: Any, context: RequestContext) -> Awaitable[Any]:
@@ -164,6 +169,29 @@ class ServiceHost:
             raise Denied(decision.reasons)
         return RequestContext(caller, back, decision, now)
 
+    def _no_method(
+        self, service: NodeService, name: str, arguments: Any, caller: Caller
+    ) -> TrothError:
+        """The answer to method `name`, which `service` does not have: "no method" to a caller
+        the decision point allows one of its first MAX_METHODS_DECIDED methods, else the
+        denial its first method gets (review 63i, access 1: a caller refused the whole service
+        told its methods from made-up names, as only those were answered "no method"). Where
+        Cedar decides, that denial's reasons name the method decided. (The decisions asked
+        here are recorded nowhere: the node's decision point has no recorder, the MCP gate's
+        own point records its calls.)"""
+        now, refusal = self.clock(), None
+        for known in itertools.islice(service.methods, MAX_METHODS_DECIDED):
+            request = AccessRequest(caller, service.name, known, arguments, now)
+            decision = self.policy.decide(request)
+            if decision.allowed:
+                shown = cut_text(name, MAX_NAME_SHOWN)  # review 44a, malformed 1
+                return RemoteError(f"service {service.name} has no method {shown!r}")
+            refusal = refusal or decision
+        self.refused += 1
+        if refusal is None:  # a service with no methods (one-way only) is served apart
+            return Denied((f"{service.name} has no methods",))
+        return Denied(refusal.reasons)
+
     async def _request(
         self, service: NodeService, message: RoutedMessage, source: Source | None
     ) -> None:
@@ -178,11 +206,10 @@ class ServiceHost:
         request, arguments, back = value[2], value[4], message.return_route
         try:
             name = cbor.expect_text(value[3], "method")
+            caller = self._caller(service.name, name, source)
             method = service.methods.get(name)
             if method is None:
-                shown = cut_text(name, MAX_NAME_SHOWN)  # review 44a, malformed 1
-                raise RemoteError(f"service {service.name} has no method {shown!r}")
-            caller = self._caller(service.name, name, source)
+                raise self._no_method(service, name, arguments, caller)
             if source is None or method.inline:
                 context = self._decide(service.name, name, arguments, caller, back)
                 payload = await self._respond(service.name, method, request, arguments, context)
