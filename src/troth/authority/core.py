@@ -223,7 +223,7 @@ class Authority(Revoking, Issuing):
             if issued is not None:
                 if self.store.get_member(member.digest) is None:
                     raise AuthorityError(_A.NOT_A_MEMBER, "removed since it redeemed this ticket")
-                self._learn(verified.requester, now)
+                self._learn(verified.requester, now, full_feed_ok=True)
                 recorded = CredentialChain.decode(issued)
                 if self._answers_again(recorded, now):
                     return recorded
@@ -239,7 +239,7 @@ class Authority(Revoking, Issuing):
                 # request by that very member (review 38c, enroll 1: it was refused, and the
                 # member left holding nothing). No use is taken and nothing merged.
                 attributes = self.member(member).attributes  # NOT_A_MEMBER once removed
-                self._learn(verified.requester, now)
+                self._learn(verified.requester, now, full_feed_ok=True)
                 return self._issue_bounded(member, attributes, now)
             attributes_cbor, created_by, ticket_expires_at = redeemed
             # a use a restored copy of the store must not give back (review 51d, rollback 1)
@@ -261,7 +261,7 @@ class Authority(Revoking, Issuing):
             self.store.put_member(
                 MemberRecord(member.digest, cbor.encode(attributes.to_cbor()), created_by, now)
             )
-            self._learn(verified.requester, now)
+            self._learn(verified.requester, now, full_feed_ok=True)
             chain = self._issue_bounded(member, attributes, now)
             self.store.record_redemption(
                 hashed,
@@ -292,7 +292,7 @@ class Authority(Revoking, Issuing):
         verified = self._verify(request, "refresh", now)
         with self.store.transaction():
             member = self.member(verified.requester.identifier)
-            self._learn(verified.requester, now)
+            self._learn(verified.requester, now, full_feed_ok=True)
             chain = self._issue_bounded(member.identifier, member.attributes, now)
             crash_point("authority.refresh.before-commit")
         # killed here, the credential is issued and its answer lost: the member holds its

@@ -86,17 +86,33 @@ class Requesters(AuthorityBase):
         return named is not None and span.hash_at(published[1] - 1) == named
 
     def _learn(
-        self, requester: VerifiedIdentity, now: int, charged_to: Identifier | None = None
+        self,
+        requester: VerifiedIdentity,
+        now: int,
+        charged_to: Identifier | None = None,
+        *,
+        full_feed_ok: bool = False,
     ) -> int | None:
         """Store or extend an authorised requester's history, and publish it as superseding
         every shorter or different one (charged to `charged_to`, default the requester).
-        Returns the newest supersession's seq, if any."""
+        Returns the newest supersession's seq, if any. `full_feed_ok` (a refresh, an
+        enrollment): a feed whose members' part is full (FEED_LIMIT, raised before it writes)
+        leaves the history stored and the request goes on, as a revoke request's chain issuers
+        do (`_keep_issuers`); its `rotated` announcement still says so. That part never
+        empties: each member rotating after it filled was refused every credential for good
+        (review 63a, authority 1)."""
         try:
             # judged as at `_verify`: a copy that does not bind it is replaced (review 30a)
             self.identities.observe(requester, binds=self._binds(requester))
         except IdentityError as exc:
             raise AuthorityError(_A.REQUEST_INVALID, f"requester: {exc}") from None
-        return self.revocations.supersede(requester, now=now, charged_to=charged_to)
+        try:
+            return self.revocations.supersede(requester, now=now, charged_to=charged_to)
+        except AuthorityError as exc:
+            if not full_feed_ok or exc.reason is not _A.FEED_LIMIT:
+                raise
+        published = self.store.latest_supersession(requester.identifier.digest)
+        return None if published is None else published[0]
 
     def _replayed(self, request: bytes, now: int) -> tuple[int, int | None] | None:
         """The answer already given to these exact request bytes, while the request is valid."""

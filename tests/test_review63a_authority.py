@@ -1,0 +1,94 @@
+"""Review 63a, authority: findings on the authority's budgets, enrollment and revocation feed.
+
+Authority 1: once the members' part of the revocation feed is full (every entry past
+MAX_FEED_ENTRIES - FEED_AUTHORITY_RESERVE is the authority's own: review 34c, feed 1) — a state
+members reach together, each within its quota, and one that never ends, since an entry is
+never removed — every member that rotates afterwards was cut off for good: its refresh (and a
+rotated identity's enrollment) first publishes its history as a supersession (`_learn`), that
+append was refused FEED_LIMIT, and the refusal took the whole request down. The member could
+never get a credential again once its last one expired. A revoke request's chain issuers were
+already kept and the request went on (`_keep_issuers`: "a budget spent, or a feed full for
+members, leaves it stored"); a refresh and an enrollment now do the same for a full feed: the
+history is stored (nodes and the authority refuse the older one), the credential issued, and
+the supersession is published by the member's `rotated` announcement, which still says
+FEED_LIMIT.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import NOW
+from troth import limits
+from troth.authority import Authority
+from troth.authority.client import enroll_request, refresh_request, rotated_request
+from troth.credentials import Attributes
+from troth.errors import AuthorityError, AuthorityFailure
+from troth.node import init_node, open_node
+
+_FEED = 12
+_RESERVE = 4
+TEAM = Attributes({"agents.team": "support"})
+
+
+def _fill_members_part(authority: Authority) -> None:
+    """The authority's own revocations up to the members' bound (as members' entries would)."""
+    hashes = [os.urandom(32) for _ in range(_FEED - _RESERVE)]
+    authority.revoke_credentials(hashes, now=NOW)
+
+
+def _ticket(authority: Authority) -> object:
+    return authority.create_ticket(
+        creator=authority.identifier, attributes=TEAM, address="node:auth", now=NOW, uses=4
+    )
+
+
+def test_a_full_feed_does_not_strand_a_rotated_member(
+    troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Authority 1: alice rotates after the members' part of the feed filled; her refresh is
+    answered, the history stored; her announcement still says the feed is full."""
+    monkeypatch.setattr(limits, "MAX_FEED_ENTRIES", _FEED)
+    monkeypatch.setattr(limits, "FEED_AUTHORITY_RESERVE", _RESERVE)
+    init_node("auth")
+    init_node("agents")
+    with open_node("auth") as auth_node, open_node("agents") as agents:
+        authority = auth_node.create_authority("acme", now=NOW)
+        ids = agents.identities
+        alice = ids.create(now=NOW, name="alice").identifier
+        authority.enroll(enroll_request(ids, "alice", _ticket(authority), now=NOW), now=NOW)
+        _fill_members_part(authority)
+        ids.rotate("alice", now=NOW + 1)
+        chain = authority.refresh(
+            refresh_request(ids, "alice", authority.identifier, now=NOW + 2), now=NOW + 2
+        )
+        assert chain.credentials[-1].body  # a credential, issued
+        assert authority.identities.stored_changes(alice) == 2  # the rotation is kept
+        with pytest.raises(AuthorityError) as caught:
+            authority.rotated(
+                rotated_request(ids, "alice", authority.identifier, now=NOW + 3), now=NOW + 3
+            )
+        assert caught.value.reason is AuthorityFailure.FEED_LIMIT
+
+
+def test_a_full_feed_does_not_refuse_a_rotated_identitys_enrollment(
+    troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Authority 1: bob rotated before he enrolls, once the members' part is full."""
+    monkeypatch.setattr(limits, "MAX_FEED_ENTRIES", _FEED)
+    monkeypatch.setattr(limits, "FEED_AUTHORITY_RESERVE", _RESERVE)
+    init_node("auth")
+    init_node("agents")
+    with open_node("auth") as auth_node, open_node("agents") as agents:
+        authority = auth_node.create_authority("acme", now=NOW)
+        _fill_members_part(authority)
+        ids = agents.identities
+        bob = ids.create(now=NOW, name="bob").identifier
+        ids.rotate("bob", now=NOW + 1)
+        request = enroll_request(ids, "bob", _ticket(authority), now=NOW + 2)
+        chain = authority.enroll(request, now=NOW + 2)
+        assert chain.credentials[0].body
+        assert authority.member(bob).attributes == TEAM
