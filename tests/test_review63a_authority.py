@@ -12,22 +12,33 @@ members, leaves it stored"); a refresh and an enrollment now do the same for a f
 history is stored (nodes and the authority refuse the older one), the credential issued, and
 the supersession is published by the member's `rotated` announcement, which still says
 FEED_LIMIT.
+
+Authority 2: every verification by a library `Verifier` whose feed source is an `Authority`
+(or a `Node` hosting one) read the authority's whole feed from its store and built its index
+again (`Authority.held_feed(now=...)` with no `previous`: troth._api.authority and
+troth._api.node), so each `verify` cost time and memory in the feed's size — up to
+MAX_FEED_ENTRIES rows a call, where docs/credentials.md promises "chain verification with it
+held costs the same as with 10 entries". The authority's feed keeps the view it last built
+(`AuthorityFeed.held`) and reads only the entries after it, from the start again when its store
+no longer holds that view's head at its count (a store restored and grown again).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import NOW
 from troth import limits
-from troth.authority import Authority
+from troth.authority import Authority, Ticket
 from troth.authority.client import enroll_request, refresh_request, rotated_request
 from troth.credentials import Attributes
 from troth.errors import AuthorityError, AuthorityFailure
 from troth.node import init_node, open_node
+from troth.storage import FeedRow
 
 _FEED = 12
 _RESERVE = 4
@@ -40,7 +51,7 @@ def _fill_members_part(authority: Authority) -> None:
     authority.revoke_credentials(hashes, now=NOW)
 
 
-def _ticket(authority: Authority) -> object:
+def _ticket(authority: Authority) -> Ticket:
     return authority.create_ticket(
         creator=authority.identifier, attributes=TEAM, address="node:auth", now=NOW, uses=4
     )
@@ -92,3 +103,30 @@ def test_a_full_feed_does_not_refuse_a_rotated_identitys_enrollment(
         chain = authority.enroll(request, now=NOW + 2)
         assert chain.credentials[0].body
         assert authority.member(bob).attributes == TEAM
+
+
+def test_the_authoritys_held_feed_reads_only_the_new_entries(
+    troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Authority 2: a second view of the feed reads from where the first ended, and holds the
+    revocation made between them."""
+    init_node("auth")
+    with open_node("auth") as auth_node:
+        authority = auth_node.create_authority("acme", now=NOW)
+        authority.revoke_credentials([os.urandom(32) for _ in range(5)], now=NOW)
+        first = authority.held_feed(now=NOW)
+        starts: list[int] = []
+        rows = authority.store.revocation_rows
+
+        def counted(start: int) -> Iterator[FeedRow]:
+            starts.append(start)
+            return rows(start)
+
+        monkeypatch.setattr(authority.store, "revocation_rows", counted)
+        late = os.urandom(32)
+        authority.revoke_credential(late, now=NOW + 1)
+        second = authority.held_feed(now=NOW + 2)
+        assert starts == [first.count]
+        assert second.count == first.count + 1
+        assert second.credential_revoked(late)
+        assert not first.credential_revoked(late)
