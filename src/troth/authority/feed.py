@@ -49,7 +49,7 @@ class AuthorityFeed:
         self.authority = authority
         self.quota = quota
         self._held: VerifiedFeed | None = None  # the view `held` made last without `previous`
-        self._held_lock = threading.Lock()  # its index grows in place: one thread at a time
+        self._held_lock = threading.Lock()  # indexes grow in place: one thread at a time
 
     # -- appending -------------------------------------------------------------------------------
 
@@ -202,9 +202,11 @@ class AuthorityFeed:
         this call last made without one (its own line of growth): each verification with the
         authority as a Verifier's feed source read every entry again, its cost in the feed's
         size (review 63a, authority 2)."""
-        if previous is not None:
-            return self._read(now, previous)
-        with self.store.transaction(), self._held_lock:  # the lock only inside: no deadlock
+        # the lock taken inside the write transaction only (no deadlock): a view's index grows
+        # in place, and callers passing theirs may share the one this view made
+        with self.store.transaction(), self._held_lock:
+            if previous is not None:
+                return self._read(now, previous)
             self._held = self._read(now, self._held)
             return self._held
 
