@@ -4,6 +4,7 @@ work. Each test is a real attempt; it fails if the defence it names breaks."""
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 from pathlib import Path
 
@@ -233,3 +234,39 @@ def test_an_older_forked_or_gapped_page_is_refused_by_a_holder(troth_home: Path)
         with pytest.raises(CredentialError) as caught:
             verify_page(fork, authority=who, now=NOW + 20, previous=held)
         assert "do not hash to the signed head" in str(caught.value)
+
+
+def test_a_page_the_old_authority_key_signs_after_its_rotation_is_refused(
+    tmp_path: Path,
+) -> None:
+    """Key rotation across the feed: the holder verifies the first page signed under the
+    rotated history (it carries the authority's supersession); a page a thief signs with the
+    pre-rotation key (a copy of the node from before it), snapshotting the same entries as
+    fresh, is refused."""
+    home, backup = tmp_path / "home", tmp_path / "backup"
+    init_node("auth", home=home)
+    with open_node("auth", home=home) as auth_node:
+        authority = auth_node.create_authority("acme", now=NOW)
+        authority.revoke_credentials([os.urandom(32) for _ in range(2)], now=NOW)
+        who = authority.identifier
+        held = verify_page(authority.feed(now=NOW), authority=who, now=NOW)
+    shutil.copytree(home, backup)
+    with open_node("auth", home=home) as auth_node:
+        authority = auth_node.hosted_authority()
+        assert authority is not None
+        authority.identities.rotate(authority.config.name, now=NOW + 10)
+        page = authority.feed(now=NOW + 20, since=held.count)
+    rotated = verify_page(page, authority=who, now=NOW + 20, previous=held)
+    assert rotated.count == held.count + 1  # the supersession of its own history
+    assert rotated.supersession(who) is not None
+    with open_node("auth", home=backup) as thief_node:
+        thief = thief_node.hosted_authority()
+        assert thief is not None
+        stolen = thief.signer(NOW + 30)
+        forged = build_page(
+            stolen, [], start=rotated.count, head=rotated.head, latest=rotated.count, now=NOW + 30
+        )
+    with pytest.raises(CredentialError) as caught:
+        verify_page(forged, authority=who, now=NOW + 30, previous=rotated)
+    assert caught.value.reason is CredentialFailure.FEED_INVALID
+    assert "superseded history" in str(caught.value)
