@@ -252,10 +252,10 @@ def test_a_page_the_old_authority_key_signs_after_its_rotation_is_refused(
         held = verify_page(authority.feed(now=NOW), authority=who, now=NOW)
     shutil.copytree(home, backup)
     with open_node("auth", home=home) as auth_node:
-        authority = auth_node.hosted_authority()
-        assert authority is not None
-        authority.identities.rotate(authority.config.name, now=NOW + 10)
-        page = authority.feed(now=NOW + 20, since=held.count)
+        hosted = auth_node.hosted_authority()
+        assert hosted is not None
+        hosted.identities.rotate(hosted.config.name, now=NOW + 10)
+        page = hosted.feed(now=NOW + 20, since=held.count)
     rotated = verify_page(page, authority=who, now=NOW + 20, previous=held)
     assert rotated.count == held.count + 1  # the supersession of its own history
     assert rotated.supersession(who) is not None
