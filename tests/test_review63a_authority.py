@@ -6,12 +6,13 @@ members reach together, each within its quota, and one that never ends, since an
 never removed — every member that rotates afterwards was cut off for good: its refresh (and a
 rotated identity's enrollment) first publishes its history as a supersession (`_learn`), that
 append was refused FEED_LIMIT, and the refusal took the whole request down. The member could
-never get a credential again once its last one expired. A revoke request's chain issuers were
-already kept and the request went on (`_keep_issuers`: "a budget spent, or a feed full for
-members, leaves it stored"); a refresh and an enrollment now do the same for a full feed: the
-history is stored (nodes and the authority refuse the older one), the credential issued, and
-the supersession is published by the member's `rotated` announcement, which still says
-FEED_LIMIT.
+never get a credential again once its last one expired, while the authority kept her older
+history: a thief holding the key she rotated away from still refreshed under it. A revoke
+request's chain issuers were already kept and the request went on (`_keep_issuers`: "a budget
+spent, or a feed full for members, leaves it stored"); a refresh and an enrollment now do the
+same for a full feed: the history is stored (nodes and the authority refuse the older one),
+the credential issued, and the supersession is published by the member's `rotated`
+announcement, which still says FEED_LIMIT.
 
 Authority 2: every verification by a library `Verifier` whose feed source is an `Authority`
 (or a `Node` hosting one) read the authority's whole feed from its store and built its index
@@ -72,12 +73,16 @@ def test_a_full_feed_does_not_strand_a_rotated_member(
         alice = ids.create(now=NOW, name="alice").identifier
         authority.enroll(enroll_request(ids, "alice", _ticket(authority), now=NOW), now=NOW)
         _fill_members_part(authority)
+        stolen = refresh_request(ids, "alice", authority.identifier, now=NOW + 1)  # a thief's
         ids.rotate("alice", now=NOW + 1)
         chain = authority.refresh(
             refresh_request(ids, "alice", authority.identifier, now=NOW + 2), now=NOW + 2
         )
         assert chain.credentials[-1].body  # a credential, issued
         assert authority.identities.stored_changes(alice) == 2  # the rotation is kept
+        with pytest.raises(AuthorityError) as refused:  # so the retired key gets nothing
+            authority.refresh(stolen, now=NOW + 2)
+        assert refused.value.reason is AuthorityFailure.REQUEST_INVALID
         with pytest.raises(AuthorityError) as caught:
             authority.rotated(
                 rotated_request(ids, "alice", authority.identifier, now=NOW + 3), now=NOW + 3
