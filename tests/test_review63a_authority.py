@@ -22,6 +22,14 @@ MAX_FEED_ENTRIES rows a call, where docs/credentials.md promises "chain verifica
 held costs the same as with 10 entries". The authority's feed keeps the view it last built
 (`AuthorityFeed.held`) and reads only the entries after it, from the start again when its store
 no longer holds that view's head at its count (a store restored and grown again).
+
+Authority 3 (authority 1 from another side): a supersession refused for a spent budget (a
+quota of 0, `--revocation-quota 0`, refuses every one) refused a rotated member's refresh and
+enrollment as well, and its `rotated` announcement rolled back the history it carried: the
+authority kept the older history, so a thief holding the key the member rotated away from
+refreshed under it while the member got nothing. A refresh and an enrollment go on past
+QUOTA_EXCEEDED as past FEED_LIMIT, and a `rotated` announcement keeps the history it carries
+(committed) before it answers why its supersession was not appended.
 """
 
 from __future__ import annotations
@@ -135,3 +143,30 @@ def test_the_authoritys_held_feed_reads_only_the_new_entries(
         assert second.count == first.count + 1
         assert second.credential_revoked(late)
         assert not first.credential_revoked(late)
+
+
+def test_a_spent_supersession_budget_leaves_no_retired_key_refreshing(troth_home: Path) -> None:
+    """Authority 3: with a quota of 0 (no member-caused entries: `--revocation-quota 0`), alice's
+    key is stolen and she rotates: her announcement cannot be published (QUOTA_EXCEEDED, as
+    before), but her rotated history is stored all the same, so the thief's refresh under the
+    retired key is refused; her own refresh is answered."""
+    init_node("auth")
+    init_node("agents")
+    with open_node("auth") as auth_node, open_node("agents") as agents:
+        authority = auth_node.create_authority("acme", now=NOW, revocation_quota=0)
+        ids = agents.identities
+        alice = ids.create(now=NOW, name="alice").identifier
+        authority.enroll(enroll_request(ids, "alice", _ticket(authority), now=NOW), now=NOW)
+        stolen = refresh_request(ids, "alice", authority.identifier, now=NOW + 1)  # a thief's
+        ids.rotate("alice", now=NOW + 1)
+        with pytest.raises(AuthorityError) as caught:
+            authority.rotated(
+                rotated_request(ids, "alice", authority.identifier, now=NOW + 2), now=NOW + 2
+            )
+        assert caught.value.reason is AuthorityFailure.QUOTA_EXCEEDED
+        assert authority.identities.stored_changes(alice) == 2
+        with pytest.raises(AuthorityError) as refused:
+            authority.refresh(stolen, now=NOW + 3)
+        assert refused.value.reason is AuthorityFailure.REQUEST_INVALID
+        own = refresh_request(ids, "alice", authority.identifier, now=NOW + 4)
+        assert authority.refresh(own, now=NOW + 4).credentials[0].body

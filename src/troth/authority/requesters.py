@@ -91,16 +91,18 @@ class Requesters(AuthorityBase):
         now: int,
         charged_to: Identifier | None = None,
         *,
-        full_feed_ok: bool = False,
+        unpublished_ok: bool = False,
     ) -> int | None:
         """Store or extend an authorised requester's history, and publish it as superseding
         every shorter or different one (charged to `charged_to`, default the requester).
-        Returns the newest supersession's seq, if any. `full_feed_ok` (a refresh, an
-        enrollment): a feed whose members' part is full (FEED_LIMIT, raised before it writes)
-        leaves the history stored and the request goes on, as a revoke request's chain issuers
-        do (`_keep_issuers`); its `rotated` announcement still says so. That part never
-        empties: each member rotating after it filled was refused every credential for good
-        (review 63a, authority 1)."""
+        Returns the newest supersession's seq, if any. `unpublished_ok` (a refresh, an
+        enrollment): a supersession the feed refuses (a spent budget, a quota of 0, a full
+        members' part: QUOTA_EXCEEDED or FEED_LIMIT, raised before it writes) leaves the
+        history stored and the request goes on, as a revoke request's chain issuers do
+        (`_keep_issuers`); its `rotated` announcement says why. Refused, a member rotating
+        away from a stolen key got no credential while the authority kept the older history,
+        under which the thief still refreshed; after the members' part filled, for good
+        (review 63a, authority 1 and 3)."""
         try:
             # judged as at `_verify`: a copy that does not bind it is replaced (review 30a)
             self.identities.observe(requester, binds=self._binds(requester))
@@ -109,7 +111,7 @@ class Requesters(AuthorityBase):
         try:
             return self.revocations.supersede(requester, now=now, charged_to=charged_to)
         except AuthorityError as exc:
-            if not full_feed_ok or exc.reason is not _A.FEED_LIMIT:
+            if not unpublished_ok or exc.reason not in (_A.FEED_LIMIT, _A.QUOTA_EXCEEDED):
                 raise
         published = self.store.latest_supersession(requester.identifier.digest)
         return None if published is None else published[0]
