@@ -15,6 +15,11 @@ reload.
 Was a strict xfail until `KnownHistories` ran what follows a replacement (the cache, the
 `refuted` hooks) only once the outermost transaction committed
 (`SqliteDatabase.after_commit`, `IdentityStore.after_commit`), and dropped it on a rollback.
+
+Review 63a (authority 3): an enroll request over the member's supersession quota is no longer
+refused (its history is stored, the supersession left to its `rotated` announcement), so the
+request here fails after `_learn` as a write that fails (a full disk) fails it: its redemption's
+record raises, in the same transaction.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import pytest
 from tests.test_review30a_enrollment import enroll_alice, stores_globex_copy
 from tests.test_trust_scope import NOW, make_two
 from troth.authority import Authority
-from troth.errors import AuthorityError, AuthorityFailure
+from troth.errors import StorageError
 from troth.identity import Identifier, UnverifiedHistory
 from troth.node import Node, init_node, open_node
 
@@ -44,7 +49,7 @@ def no_quota(troth_home: Path) -> Iterator[tuple[Authority, Node, Node]]:
 
 
 def test_a_refused_request_leaves_no_replacement_behind(
-    no_quota: tuple[Authority, Node, Node],
+    no_quota: tuple[Authority, Node, Node], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     authority, node, members = no_quota
     members.identities.rotate("alice", now=NOW)  # two changes: a supersession to publish
@@ -56,9 +61,13 @@ def test_a_refused_request_leaves_no_replacement_behind(
     authority.revocations.supersede(other, now=NOW, charged_to=alice)  # her quota, spent
     told: list[Identifier] = []
     node.identities.refuted_hooks.append(lambda identifier, copy: told.append(identifier))
-    with pytest.raises(AuthorityError) as caught:  # her enroll request, over her quota
+
+    def full_disk(*args: object) -> None:
+        raise StorageError("database or disk is full")
+
+    monkeypatch.setattr(authority.store, "record_redemption", full_disk)
+    with pytest.raises(StorageError):  # her enroll request, failed after `_learn`
         enroll_alice(authority, members)
-    assert caught.value.reason is AuthorityFailure.QUOTA_EXCEEDED
     stored = node.identities.store.get_history(alice.digest)
     assert stored is not None
     assert UnverifiedHistory.decode(stored[0]).first_index == 5  # globex's copy, rolled back

@@ -223,7 +223,7 @@ class Authority(Revoking, Issuing):
             if issued is not None:
                 if self.store.get_member(member.digest) is None:
                     raise AuthorityError(_A.NOT_A_MEMBER, "removed since it redeemed this ticket")
-                self._learn(verified.requester, now)
+                self._learn(verified.requester, now, unpublished_ok=True)
                 recorded = CredentialChain.decode(issued)
                 if self._answers_again(recorded, now):
                     return recorded
@@ -239,7 +239,7 @@ class Authority(Revoking, Issuing):
                 # request by that very member (review 38c, enroll 1: it was refused, and the
                 # member left holding nothing). No use is taken and nothing merged.
                 attributes = self.member(member).attributes  # NOT_A_MEMBER once removed
-                self._learn(verified.requester, now)
+                self._learn(verified.requester, now, unpublished_ok=True)
                 return self._issue_bounded(member, attributes, now)
             attributes_cbor, created_by, ticket_expires_at = redeemed
             # a use a restored copy of the store must not give back (review 51d, rollback 1)
@@ -261,7 +261,7 @@ class Authority(Revoking, Issuing):
             self.store.put_member(
                 MemberRecord(member.digest, cbor.encode(attributes.to_cbor()), created_by, now)
             )
-            self._learn(verified.requester, now)
+            self._learn(verified.requester, now, unpublished_ok=True)
             chain = self._issue_bounded(member, attributes, now)
             self.store.record_redemption(
                 hashed,
@@ -292,7 +292,7 @@ class Authority(Revoking, Issuing):
         verified = self._verify(request, "refresh", now)
         with self.store.transaction():
             member = self.member(verified.requester.identifier)
-            self._learn(verified.requester, now)
+            self._learn(verified.requester, now, unpublished_ok=True)
             chain = self._issue_bounded(member.identifier, member.attributes, now)
             crash_point("authority.refresh.before-commit")
         # killed here, the credential is issued and its answer lost: the member holds its
@@ -304,16 +304,27 @@ class Authority(Revoking, Issuing):
         """A member announces its rotated history (a signed `rotated` request, arguments []):
         it is stored (only as an extension of the stored copy) and published as superseding
         the older histories. Re-announcing appends nothing. Returns the newest supersession's
-        seq (None when the history has one change)."""
+        seq (None when the history has one change). QUOTA_EXCEEDED or FEED_LIMIT when the
+        supersession cannot be appended: the history is stored all the same."""
         cached = self._replayed(request, now)
         if cached is not None:
             return cached[1]
         verified = self._verify(request, "rotated", now)
         if verified.arguments:
             raise AuthorityError(_A.REQUEST_INVALID, "rotated takes no arguments")
+        refused: AuthorityError | None = None
         with self.store.transaction():
             self.member(verified.requester.identifier)
-            seq = self._learn(verified.requester, now)
+            try:
+                seq = self._learn(verified.requester, now)
+            except AuthorityError as exc:
+                if exc.reason not in (_A.FEED_LIMIT, _A.QUOTA_EXCEEDED):
+                    raise
+                # the history is kept, committed (the retired key refused here), and the
+                # member told its rotation is not published (review 63a, authority 3)
+                refused = exc
+        if refused is not None:
+            raise refused
         self._remember(request, verified, seq)
         return seq
 

@@ -14,6 +14,7 @@ appends that are idempotent, bounded and charged to a member's quota, and signed
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterable
 from typing import Final
 
@@ -47,6 +48,8 @@ class AuthorityFeed:
         self.store = store
         self.authority = authority
         self.quota = quota
+        self._held: VerifiedFeed | None = None  # the view `held` made last without `previous`
+        self._held_lock = threading.Lock()  # indexes grow in place: one thread at a time
 
     # -- appending -------------------------------------------------------------------------------
 
@@ -194,18 +197,37 @@ class AuthorityFeed:
     def held(self, *, now: int, previous: VerifiedFeed | None = None) -> VerifiedFeed:
         """The whole feed as the authority's own verified view, read from its store (nothing to
         verify: the store is where the feed is made), current as of `now`; only the entries
-        after `previous` are read."""
+        after `previous` are read, all of them when the store no longer holds `previous`'s
+        head at its count (restored, then grown again). Without `previous`, after the view
+        this call last made without one (its own line of growth): each verification with the
+        authority as a Verifier's feed source read every entry again, its cost in the feed's
+        size (review 63a, authority 2)."""
+        # the lock taken inside the write transaction only (no deadlock): a view's index grows
+        # in place, and callers passing theirs may share the one this view made
+        with self.store.transaction(), self._held_lock:
+            if previous is not None:
+                return self._read(now, previous)
+            self._held = self._read(now, self._held)
+            return self._held
+
+    def _read(self, now: int, previous: VerifiedFeed | None) -> VerifiedFeed:
         with self.store.transaction():  # one snapshot
             count, head = self.store.revocation_tip()
-            start = 0 if previous is None or previous.count > count else previous.count
+            if previous is not None and (
+                previous.authority != self.authority
+                or previous.count > count
+                or self.store.head_at(previous.count)
+                != (None if previous.count == 0 else previous.head)
+            ):
+                previous = None
             return feed_from_store(
                 self.authority,
                 count=count,
                 head=head or feed_genesis(self.authority),
                 latest=count,
                 issued_at=now,
-                rows=self.store.revocation_rows(start),
-                previous=None if start == 0 else previous,
+                rows=self.store.revocation_rows(0 if previous is None else previous.count),
+                previous=previous,
             )
 
     # -- pages -----------------------------------------------------------------------------------

@@ -86,17 +86,35 @@ class Requesters(AuthorityBase):
         return named is not None and span.hash_at(published[1] - 1) == named
 
     def _learn(
-        self, requester: VerifiedIdentity, now: int, charged_to: Identifier | None = None
+        self,
+        requester: VerifiedIdentity,
+        now: int,
+        charged_to: Identifier | None = None,
+        *,
+        unpublished_ok: bool = False,
     ) -> int | None:
         """Store or extend an authorised requester's history, and publish it as superseding
         every shorter or different one (charged to `charged_to`, default the requester).
-        Returns the newest supersession's seq, if any."""
+        Returns the newest supersession's seq, if any. `unpublished_ok` (a refresh, an
+        enrollment): a supersession the feed refuses (a spent budget, a quota of 0, a full
+        members' part: QUOTA_EXCEEDED or FEED_LIMIT, raised before it writes) leaves the
+        history stored and the request goes on, as a revoke request's chain issuers do
+        (`_keep_issuers`); its `rotated` announcement says why. Refused, a member rotating
+        away from a stolen key got no credential while the authority kept the older history,
+        under which the thief still refreshed; after the members' part filled, for good
+        (review 63a, authority 1 and 3)."""
         try:
             # judged as at `_verify`: a copy that does not bind it is replaced (review 30a)
             self.identities.observe(requester, binds=self._binds(requester))
         except IdentityError as exc:
             raise AuthorityError(_A.REQUEST_INVALID, f"requester: {exc}") from None
-        return self.revocations.supersede(requester, now=now, charged_to=charged_to)
+        try:
+            return self.revocations.supersede(requester, now=now, charged_to=charged_to)
+        except AuthorityError as exc:
+            if not unpublished_ok or exc.reason not in (_A.FEED_LIMIT, _A.QUOTA_EXCEEDED):
+                raise
+        published = self.store.latest_supersession(requester.identifier.digest)
+        return None if published is None else published[0]
 
     def _replayed(self, request: bytes, now: int) -> tuple[int, int | None] | None:
         """The answer already given to these exact request bytes, while the request is valid."""
