@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from tests.support.gates import POLICIES, TOOLS, T, make_world
+from troth.credentials import RevocationKind
 from troth.encoding import cbor
 from troth.errors import PolicyError, PolicyFailure
 from troth.gates import (
@@ -171,3 +172,36 @@ def test_a_bundle_keying_its_services_by_bytes_is_refused_at_decoding() -> None:
     with pytest.raises(PolicyError) as refused:
         verify_bundle(data, verifier=world.verifier, feeds=world.feeds(), now=T + 5)
     assert refused.value.reason is PolicyFailure.MALFORMED
+
+
+# -- caches: a decision never outlives the feed or the bundle it was made under ---------------
+
+
+def test_a_cached_decision_does_not_outlive_a_revocation_of_the_same_credential() -> None:
+    world = make_world()
+    store = world.store(world.bundle())
+    point = world.point(store)
+    sub = world.credential(world.sub_chain, world.sub)  # one object, decided again and again
+    call = ToolCall("lookup_order", {"order_id": "o"})
+    assert point.decide(sub, call, now=NOW).allowed
+    assert point.decide(sub, call, now=NOW + 1).allowed  # the feed check cached for this pair
+    world.revoke(RevocationKind.IDENTITY, world.sub.identifier.digest, now=NOW + 2)
+    denied = point.decide(sub, call, now=NOW + 3)
+    assert not denied.allowed
+    assert denied.outcome is Outcome.CREDENTIAL
+    assert "revoked" in denied.reason
+
+
+def test_a_new_revision_decides_and_previews_a_chain_the_old_engine_cached() -> None:
+    world = make_world()
+    store = world.store(world.bundle(revision=1))
+    point = world.point(store)
+    member = world.credential(world.support_chain, world.support)
+    call = ToolCall("lookup_order", {"order_id": "o"})
+    assert point.decide(member, call, now=NOW).allowed
+    assert "lookup_order" in point.visible_tools(member, now=NOW)
+    tighter = POLICIES.replace('@id("lookup") permit', '@id("lookup") forbid')
+    store.accept(world.bundle(revision=2, policies=tighter), feeds=world.feeds(), now=NOW + 1)
+    denied = point.decide(member, call, now=NOW + 2)
+    assert (denied.allowed, denied.policies, denied.revision) == (False, ("lookup",), 2)
+    assert "lookup_order" not in point.visible_tools(member, now=NOW + 2)
