@@ -129,7 +129,9 @@ def _declarations(text: str) -> tuple[dict[str, list[str]], dict[str, int]]:
             if j < len(tokens) and tokens[j] == "in":
                 if j + 1 < len(tokens) and tokens[j + 1] == "[":
                     parents, j = _until(tokens, j + 2, frozenset("]"))
-                    j += 1  # past the `]`: an `appliesTo` may follow (review 22h, gates 6)
+                    # past the `]`: an `appliesTo` may follow (review 22h, gates 6); none at
+                    # the end of an unclosed `in [` (review 63b, gates 1: IndexError)
+                    j = min(j + 1, len(tokens))
                 else:
                     parents, j = _until(tokens, j + 1, _HEAD_ENDS | {","})
             found.append((word, namespace, names, parents))
