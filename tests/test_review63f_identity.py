@@ -12,7 +12,7 @@ judge a checkpointed issuer by its feed. It is now verified with the feeds' word
 chain's issuer is (`feed_checkpoints`); a checkpoint no fresh feed of a trusted authority
 names is still refused.
 
-identity 2 (medium, outside this area: troth/gates/bundles.py; a strict xfail for the lead). The
+identity 2 (medium; fixed by the lead in troth/gates/bundles.py, a strict xfail until then). The
 same class in policy bundles: `gates.bundles._signer` verifies the signer's history with no
 checkpoints (`verify_history(signed.history, now=now)`), so every bundle signed by an
 authority (or a policy-admin) past 64 changes, whose history `create_bundle` carries as its
@@ -44,10 +44,18 @@ from troth.credentials import (
     next_head,
     write_page_sequence,
 )
+from troth.credentials.revocation_held import feed_checkpoints
 from troth.credentials.vc import export_credential_vc
 from troth.crypto import KeyType
-from troth.errors import CredentialError, CredentialFailure, IdentityFailure
-from troth.gates.bundles import create_bundle, verify_bundle
+from troth.errors import (
+    CredentialError,
+    CredentialFailure,
+    IdentityFailure,
+    PolicyError,
+    PolicyFailure,
+)
+from troth.gates.bundles import create_bundle, load_stored_bundle, verify_bundle
+from troth.gates.store import BundleStore
 from troth.identity import Checkpoint, VerifiedIdentity, new_identity, rotate_identity
 from troth.node.verify import Sources, read_feed_file, verify_chain, verify_vc
 from troth.vault import SoftwareVault
@@ -148,11 +156,6 @@ def test_identity_1_a_checkpoint_no_feed_names_is_still_refused(tmp_path: Path) 
     assert IdentityFailure.UNATTESTED_CHECKPOINT.value in str(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="63f identity 2: gates.bundles._signer verifies a checkpointed signer history "
-    "with no checkpoints (outside this area)",
-)
 def test_identity_2_a_long_lived_authoritys_policy_bundle_verifies(tmp_path: Path) -> None:
     world = _long_lived(tmp_path)
     authority = world.authority.identifier
@@ -170,3 +173,36 @@ def test_identity_2_a_long_lived_authoritys_policy_bundle_verifies(tmp_path: Pat
     verifier = ChainVerifier(TrustPolicy(frozenset({authority})))
     verified = verify_bundle(bundle, verifier=verifier, feeds={authority: feed}, now=NOW)
     assert verified.body.signer == authority
+
+
+def test_identity_2_a_stored_bundle_of_a_long_lived_authority_loads_by_the_stores_word(
+    tmp_path: Path,
+) -> None:
+    """The holder's own copy (`load_stored_bundle`, what a node reloads at every start): its
+    checkpointed signer history is judged by `checkpoints` (a node passes its store's,
+    `attested_by_store`); given none, it is refused as before (deny when in doubt)."""
+    world = _long_lived(tmp_path)
+    authority = world.authority.identifier
+    feed = read_feed_file(str(world.feed_file), frozenset({authority}), NOW)
+    bundle = create_bundle(
+        world.authority.signer,
+        authority=authority,
+        policies=POLICIES,
+        schema="",
+        tools=TOOLS,
+        revision=1,
+        now=NOW - 100,
+        ttl=3600,
+    )
+    verifier = ChainVerifier(TrustPolicy(frozenset({authority})))
+    attests = feed_checkpoints({authority: feed}, now=NOW, max_staleness=300)
+    loaded = load_stored_bundle(bundle, verifier=verifier, now=NOW, checkpoints=attests)
+    assert loaded.body.signer == authority
+    with pytest.raises(PolicyError) as caught:
+        load_stored_bundle(bundle, verifier=verifier, now=NOW)
+    assert caught.value.reason is PolicyFailure.SIGNER_INVALID
+    store = BundleStore(verifier, checkpoints=attests)
+    store.accept(bundle, feeds={authority: feed}, now=NOW)
+    reloaded = BundleStore(verifier, store.table, checkpoints=attests)
+    reloaded.reload(now=NOW)
+    assert reloaded.active(authority) is not None

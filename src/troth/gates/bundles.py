@@ -39,6 +39,7 @@ from troth.credentials import (
     VerifiedCredential,
     VerifiedFeed,
 )
+from troth.credentials.revocation_held import feed_checkpoints
 from troth.crypto import sha256
 from troth.encoding import cbor
 from troth.encoding.ijson import load_json
@@ -55,7 +56,14 @@ from troth.errors import (
 from troth.gates.arguments import check_bundle_inputs, check_policy_inputs
 from troth.gates.policies import CompiledPolicies, compile_policies
 from troth.gates.toolschema import canonical_json, check_name
-from troth.identity import Identifier, Signer, VerifiedIdentity, verify_history, verify_signed_by
+from troth.identity import (
+    Checkpoints,
+    Identifier,
+    Signer,
+    VerifiedIdentity,
+    verify_history,
+    verify_signed_by,
+)
 
 __all__ = [
     "BUNDLE_TYPE",
@@ -479,10 +487,14 @@ def _check_admin_chain(chain: bytes, signer: Identifier, authority: Identifier) 
     return min(body.expires_at for body in bodies)
 
 
-def _signer(signed: _Signed, body: BundleBody, now: int) -> VerifiedIdentity:
-    """The signer's identity, once the signature is its attested signing key's."""
+def _signer(
+    signed: _Signed, body: BundleBody, now: int, checkpoints: Checkpoints | None
+) -> VerifiedIdentity:
+    """The signer's identity, once the signature is its attested signing key's. A history
+    presented from a checkpoint (a signer past MAX_IDENTITY_CHANGES changes) is judged by
+    `checkpoints`, as a chain's issuer is (review 63f, identity 2)."""
     try:
-        identity = verify_history(signed.history, now=now)
+        identity = verify_history(signed.history, now=now, checkpoints=checkpoints)
         if identity.identifier != body.signer:
             raise PolicyError(_P.SIGNER_INVALID, "the history is not the signer's")
         key = verify_signed_by(
@@ -504,6 +516,7 @@ def _signer_chain(
     verifier: ChainVerifier,
     feed: VerifiedFeed | None,
     now: int,
+    checkpoints: Checkpoints | None,
 ) -> tuple[frozenset[bytes], frozenset[bytes], tuple[VerifiedIdentity, ...]]:
     """The signer's chain links and identities and its issuers' histories, the chain checked
     to grant policy-admin (with `feed` at issued_at; None: from the holder's own store,
@@ -517,7 +530,7 @@ def _signer_chain(
     try:
         credential: VerifiedCredential
         if feed is None:
-            credential = verifier.verify_structure(signed.chain, now=now)
+            credential = verifier.verify_structure(signed.chain, now=now, checkpoints=checkpoints)
         else:
             credential = verifier.verify(
                 signed.chain,
@@ -550,6 +563,7 @@ def _verify(
     now: int,
     known: Known | None,
     known_in: KnownIn | None = None,
+    stored: Checkpoints | None = None,
 ) -> VerifiedBundle:
     # the claims first, the tool schemas parsed only once the signature is the signer's
     # (review 54h, bundles 1: a peer's junk had them parsed before anything was checked)
@@ -563,7 +577,13 @@ def _verify(
     if claims.expires_at - claims.issued_at > limits.MAX_POLICY_BUNDLE_TTL:
         raise PolicyError(_P.OVER_LIMIT, "lives longer than MAX_POLICY_BUNDLE_TTL")
     _check_revision(claims.revision, by_authority=claims.signer == claims.authority)
-    identity = _signer(signed, claims, now)
+    # checkpointed histories (the signer's, its chain's issuers'): by the feeds' word, or for
+    # a bundle from the holder's own store by the store's (`stored`)
+    checkpoints = stored
+    if feeds is not None:
+        staleness = verifier.policy.max_feed_staleness
+        checkpoints = feed_checkpoints(feeds, now=now, max_staleness=staleness)
+    identity = _signer(signed, claims, now, checkpoints)
     body = _decode_body(signed.body)
     feed = None
     if feeds is not None:
@@ -578,7 +598,9 @@ def _verify(
             feed.check_current(identity)
         except CredentialError as exc:
             raise PolicyError(_P.SIGNER_SUPERSEDED, exc.detail) from None
-    links, identities, issuers = _signer_chain(signed, body, identity, verifier, feed, now)
+    links, identities, issuers = _signer_chain(
+        signed, body, identity, verifier, feed, now, checkpoints
+    )
     tools = {
         name: load_json(text.encode(), max_bytes=limits.MAX_TOOL_SCHEMA_BYTES)
         for name, text in body.tools.items()
@@ -613,9 +635,13 @@ def verify_bundle(
     return _verify(data, verifier, feeds, now, known, known_in)
 
 
-def load_stored_bundle(data: bytes, *, verifier: ChainVerifier, now: int) -> VerifiedBundle:
+def load_stored_bundle(
+    data: bytes, *, verifier: ChainVerifier, now: int, checkpoints: Checkpoints | None = None
+) -> VerifiedBundle:
     """A bundle from the holder's own store, which verified it in full when it stored it:
     decoded, signature checked and compiled again, the signer's chain checked for structure
     only (revocations and supersessions of the histories it carries are checked against the
-    current feed at every decision, `VerifiedBundle.check_signer`)."""
-    return _verify(data, verifier, None, now, None)
+    current feed at every decision, `VerifiedBundle.check_signer`). `checkpoints`: what
+    attests a checkpointed signer or issuer history (the holder's store, which kept the
+    history when it verified the bundle; none: such a bundle is refused)."""
+    return _verify(data, verifier, None, now, None, stored=checkpoints)

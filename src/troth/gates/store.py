@@ -65,7 +65,7 @@ from troth.gates.bundles import (
 )
 from troth.gates.dormant import DormantBundles
 from troth.gates.engine import PolicyEngine
-from troth.identity import Identifier, VerifiedIdentity
+from troth.identity import Checkpoints, Identifier, VerifiedIdentity
 from troth.storage.rollback import Restored, RollbackGuard
 from troth.storage.sqlite import SqliteDatabase
 
@@ -323,10 +323,13 @@ class BundleStore:
         *,
         known: Callable[[VerifiedIdentity], None] | None = None,
         known_in: KnownIn | None = None,
+        checkpoints: Checkpoints | None = None,
     ) -> None:
         """`known` (or `known_in`, told the bundle's authority too): the store-or-extend
-        check of a verified signer's history (`verify_bundle`)."""
+        check of a verified signer's history (`verify_bundle`); `checkpoints`: what attests
+        a stored bundle's checkpointed histories (`load_stored_bundle`)."""
         self.verifier = verifier
+        self._checkpoints = checkpoints
         self.table: BundleTable = table if table is not None else MemoryBundleTable()
         self._known = known
         self._known_in = known_in
@@ -526,7 +529,9 @@ class BundleStore:
         ):
             return False
         try:
-            judged = load_stored_bundle(stored, verifier=self.verifier, now=old.issued_at)
+            judged = load_stored_bundle(
+                stored, verifier=self.verifier, now=old.issued_at, checkpoints=self._checkpoints
+            )
         except PolicyError:  # it does not load (nor, then, decide): no judgement on it
             return False
         return not judged.signer_in_force(feed)
@@ -598,7 +603,9 @@ class BundleStore:
             if data is None:
                 continue
             try:
-                verified = load_stored_bundle(data, verifier=self.verifier, now=now)
+                verified = load_stored_bundle(
+                    data, verifier=self.verifier, now=now, checkpoints=self._checkpoints
+                )
             except PolicyNotChecked as exc:  # no verdict on it: tried again after a while
                 self.dormant.note(digest, data, stamp[0], exc.reason)  # deny meanwhile
                 wait = limits.CEDAR_RETRY_FIRST_SECONDS

@@ -128,7 +128,12 @@ class NodePolicies:
                 known_in=self._issuer_known,
             )
             if self.store is None:
-                self.store = BundleStore(verifier, self.table, known_in=self._signer_known)
+                self.store = BundleStore(
+                    verifier,
+                    self.table,
+                    known_in=self._signer_known,
+                    checkpoints=self.node.identities.attested_by_store,
+                )
             else:
                 self.store.use(verifier)
         self.anchors = anchors
