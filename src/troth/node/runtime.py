@@ -220,7 +220,12 @@ class NodeRuntime(ChannelOpening, Upkeep):
         for service in self._compose():
             starting = getattr(service, "start", None)  # services with a lifecycle (broker)
             if starting is not None:
-                await starting()
+                try:
+                    await starting()
+                except BaseException:  # failed or cancelled midway: closed now, as `stop`
+                    # closes those added (review 63g, upkeep 1: its thread and recovery ran on)
+                    await _close_service(service)
+                    raise
             self.host.add(service)
         self._set_rules()
         self._sync_links()
@@ -318,9 +323,7 @@ class NodeRuntime(ChannelOpening, Upkeep):
         if tasks:
             await asyncio.wait(tasks, timeout=UPKEEP_STOP_SECONDS)
         for service in list(self.host.services.values()):
-            close = getattr(service, "close", None)
-            if close is not None:
-                await close()
+            await _close_service(service)
         await self.traces.close()
         await self.links.stop()
         await self.channels.close_all()
@@ -540,3 +543,10 @@ class NodeRuntime(ChannelOpening, Upkeep):
                 "requests_refused": self.host.refused,
             },
         }
+
+
+async def _close_service(service: NodeService) -> None:
+    """Close `service` if it has a lifecycle (the broker: its thread, sweeps and upstream)."""
+    close = getattr(service, "close", None)
+    if close is not None:
+        await close()
