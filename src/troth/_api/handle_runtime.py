@@ -72,23 +72,43 @@ class HandleRuntime:
     ) -> AsyncIterator[RunningNode]:
         """`Node.serve`: the handle claimed for this block alone, its runtime started, then
         stopped when the block ends (troth._api.network)."""
-        from troth._api.network import start_running, stop_running
+        from troth._api.network import start_running
 
         serving = await self._claim(node)
         try:
             running = await start_running(node, listen, services)
-            serving.running = running
-            _settle(serving.ready)
-            try:
-                yield running
-            finally:
-                serving.running = None
-                await stop_running(node, running)
+        except BaseException:
+            self._let_go(serving)
+            raise
+        serving.running = running
+        _settle(serving.ready)
+        try:
+            yield running
         finally:
-            with self._lock:
-                self._serving = None
-            _settle(serving.ready)
-            _settle(serving.done)
+            serving.running = None
+            # a task of its own, as the shared runtime's stop: the block cancelled again
+            # meanwhile ends no stop midway, and the handle is let go once it ended (review
+            # 63g, api 1: its services, listener and upkeep ran on, a second serve beside them)
+            stopping = asyncio.get_running_loop().create_task(
+                self._stop_serving(node, running, serving)
+            )
+            await asyncio.shield(stopping)
+
+    async def _stop_serving(self, node: Node, running: RunningNode, serving: _Serving) -> None:
+        """Stop a `serve` block's runtime, then let the handle go."""
+        from troth._api.network import stop_running
+
+        try:
+            await stop_running(node, running)
+        finally:
+            self._let_go(serving)
+
+    def _let_go(self, serving: _Serving) -> None:
+        """A `serve` block's claim ended: the blocks waiting for it ask again."""
+        with self._lock:
+            self._serving = None
+        _settle(serving.ready)
+        _settle(serving.done)
 
     async def _claim(self, node: Node) -> _Serving:
         """The handle claimed for a `serve` block, with no await between the check and the mark
