@@ -9,6 +9,12 @@ upstream connections ran on after the node stopped and node.db closed (review 62
 stopped the services that had started, not the one starting). Such a service is closed now
 before the start's error goes on.
 
+Upkeep 2: `start_running` (`Node.serve`, a `connect` block outside it) runs one maintenance
+round before it gives the running node, and the upkeep runs one at once when the node is
+behind (its feeds stale: served after a few minutes down): the two ran at the same time, each
+step twice at once. `maintain` runs one round at a time, and the upkeep's first round runs
+only when the node is still behind once the start's ended.
+
 In-process: the daemon's body (`daemon.serve`) run on a node in a temporary home, with one
 service of its composition replaced by a stub whose start fails or hangs.
 """
@@ -21,10 +27,13 @@ from typing import Any
 
 import pytest
 
+import troth
+from tests.support.public_api import acme_and_agents
 from troth.errors import StorageError
 from troth.node import daemon, runtime
 from troth.node.composition import compose as composed
 from troth.node.node import init_node
+from troth.node.runtime import NodeRuntime
 
 
 class _Lifecycle:
@@ -86,3 +95,48 @@ def test_a_service_whose_start_is_cancelled_is_closed(
 
     asyncio.run(main())
     assert stub.events == ["opened", "closed"]
+
+
+@pytest.mark.parametrize("behind", ["until a round ran", "always"])
+def test_two_maintenance_rounds_never_run_at_once(
+    monkeypatch: pytest.MonkeyPatch, behind: str
+) -> None:
+    """Upkeep 2: `Node.serve` (and a `connect` block outside it) runs one round before it
+    gives the running node (`start_running`), and the runtime's upkeep runs one at once too
+    when the node is behind (its feeds stale: a node served after a few minutes down): both
+    ran at the same time, each step twice at once (the same feeds synced, the same credentials
+    refreshed from their authorities, the same rotations announced, `rotated` twice). The
+    rounds run one after the other."""
+    running = most = 0
+    rounds: list[str] = []
+    refresh_feeds = NodeRuntime.refresh_feeds
+
+    async def counted(self: NodeRuntime) -> None:  # a round's first step
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        try:
+            for _ in range(5):  # it takes a few steps
+                await asyncio.sleep(0)
+            await refresh_feeds(self)
+        finally:
+            running -= 1
+            rounds.append("round")
+
+    monkeypatch.setattr(NodeRuntime, "refresh_feeds", counted)
+    monkeypatch.setattr(NodeRuntime, "_behind", lambda self: behind == "always" or not rounds)
+
+    async def scene(hub: troth.Node) -> None:
+        async with hub.serve():
+            expected = 2 if behind == "always" else 1
+            for _ in range(200):  # the upkeep's round, when it runs, follows the start's
+                if len(rounds) >= expected:
+                    break
+                await asyncio.sleep(0.01)
+            for _ in range(20):  # no other round follows
+                await asyncio.sleep(0)
+
+    with acme_and_agents() as world:
+        asyncio.run(scene(world.hub))
+    assert rounds == ["round"] * (2 if behind == "always" else 1)
+    assert most == 1

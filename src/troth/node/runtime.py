@@ -180,6 +180,7 @@ class NodeRuntime(ChannelOpening, Upkeep):
         self._rotations = 0  # times `_rotated` closed every channel
         self.resumption = membership.Resumption()  # interrupted enrollments (review 39a)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._rounds = asyncio.Lock()  # one maintenance round at a time (review 63g, upkeep 2)
         self._trace_route: PinnedService | None = None
         self.traces = NodeTraces(node, clock=self.clock, send=self._trace_call, run=self.worker.run)
         """Where this node's records go (its log, or the trace service node.json names)."""
