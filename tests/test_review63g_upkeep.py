@@ -15,6 +15,10 @@ behind (its feeds stale: served after a few minutes down): the two ran at the sa
 step twice at once. `maintain` runs one round at a time, and the upkeep's first round runs
 only when the node is still behind once the start's ended.
 
+Upkeep 3: `NodeRuntime.stop` closed the services unguarded: one close failing (a caller's own
+service with a plain `close`) ended the stop there, the rest left running. Each close is its
+own now (a failure logged), and a plain `close` is called as one.
+
 In-process: the daemon's body (`daemon.serve`) run on a node in a temporary home, with one
 service of its composition replaced by a stub whose start fails or hangs.
 """
@@ -22,6 +26,7 @@ service of its composition replaced by a stub whose start fails or hangs.
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +39,7 @@ from troth.node import daemon, runtime
 from troth.node.composition import compose as composed
 from troth.node.node import init_node
 from troth.node.runtime import NodeRuntime
+from troth.node.worker import StoreWorker
 
 
 class _Lifecycle:
@@ -140,3 +146,38 @@ def test_two_maintenance_rounds_never_run_at_once(
         asyncio.run(scene(world.hub))
     assert rounds == ["round"] * (2 if behind == "always" else 1)
     assert most == 1
+
+
+class _Closing(troth.Service):
+    """A service of the caller's own with a `close` of its own: a plain function (what the
+    stop awaits) that fails."""
+
+    def close(self) -> None:
+        raise OSError("its file is gone")
+
+
+def test_a_service_close_that_fails_leaves_the_rest_of_the_stop_to_go_on(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Upkeep 3: `NodeRuntime.stop` closed the services one after the other, unguarded: one
+    whose close failed (a caller's own service with a plain `close`, awaited: a TypeError) ended
+    the stop there, and the other services, the trace client (its records undelivered), the
+    channels, the TCP listener and the storage thread were left running. Each close is its own
+    now: a failure is logged, and the stop goes on."""
+    drained: list[str] = []
+    drain = StoreWorker.drain
+
+    async def recorded_drain(self: StoreWorker) -> None:
+        drained.append("storage thread")
+        await drain(self)
+
+    monkeypatch.setattr(StoreWorker, "drain", recorded_drain)
+
+    async def scene(hub: troth.Node) -> None:
+        async with hub.serve(services=[_Closing("closing")]):
+            pass
+
+    with acme_and_agents() as world, caplog.at_level(logging.ERROR, logger="troth.node"):
+        asyncio.run(scene(world.hub))
+    assert drained == ["storage thread"]
+    assert [r.getMessage() for r in caplog.records] == ["closing service closing failed"]
