@@ -72,7 +72,7 @@ class HandleRuntime:
     ) -> AsyncIterator[RunningNode]:
         """`Node.serve`: the handle claimed for this block alone, its runtime started, then
         stopped when the block ends (troth._api.network)."""
-        from troth._api.network import start_running
+        from troth._api.network import start_running, stop_running, to_its_end
 
         serving = await self._claim(node)
         try:
@@ -86,22 +86,12 @@ class HandleRuntime:
             yield running
         finally:
             serving.running = None
-            # a task of its own, as the shared runtime's stop: the block cancelled again
-            # meanwhile ends no stop midway, and the handle is let go once it ended (review
-            # 63g, api 1: its services, listener and upkeep ran on, a second serve beside them)
-            stopping = asyncio.get_running_loop().create_task(
-                self._stop_serving(node, running, serving)
-            )
-            await asyncio.shield(stopping)
-
-    async def _stop_serving(self, node: Node, running: RunningNode, serving: _Serving) -> None:
-        """Stop a `serve` block's runtime, then let the handle go."""
-        from troth._api.network import stop_running
-
-        try:
-            await stop_running(node, running)
-        finally:
-            self._let_go(serving)
+            try:  # to its end, the block cancelled again meanwhile (review 63g, api 1: the
+                # stop ended midway, its services, listener and upkeep ran on, and the handle
+                # was let go: a second serve beside them)
+                await to_its_end(stop_running(node, running))
+            finally:
+                self._let_go(serving)
 
     def _let_go(self, serving: _Serving) -> None:
         """A `serve` block's claim ended: the blocks waiting for it ask again."""
