@@ -8,7 +8,8 @@ its own while none had started yet. The runtime starts in a task of its own, so 
 cancelled while it starts leaves the others served, and the last block out cancels or stops it
 (none is leaked). `serve` entered while that runtime runs is a RuntimeError, as is `serve`
 beside a serving block; a block outside `serve` entered while the handle's `serve` block
-starts waits for it and runs on its runtime.
+starts waits for it and runs on its runtime. A `serve` block cancelled again while its runtime
+stops leaves only once the stop ended, the handle let go then (review 63g, api 1-2).
 """
 
 from __future__ import annotations
