@@ -8,8 +8,8 @@ time. Shown without real time: each authority's sync is an awaitable the test co
 
 Feeds 2: `membership.refresh_credentials` had the same shape (a channel and a call, ~25 s,
 per due credential of an unreachable authority, one after the other, all in the round that
-keeps the feeds fresh). Feeds 3 (not fixed here: troth.node.announcements): the rotation
-announcements too.
+keeps the feeds fresh). Feeds 3 (fixed by review 63g: troth.node.announcements, whose order
+guarantees tests/test_review63g_announce.py holds): the rotation announcements too.
 """
 
 from __future__ import annotations
@@ -197,11 +197,6 @@ def test_a_healthy_authoritys_credential_is_refreshed_while_four_others_hang(
     assert asyncio.run(main()) == 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 62t feeds 3, not fixed (troth/node/announcements.py is outside 62t's area): "
-    "the announcer announces to the authorities one after another",
-)
 def test_a_healthy_authority_is_told_of_a_rotation_while_others_hang() -> None:
     """Feeds 3: the maintenance round's announcements of rotated histories (after the feeds
     and credentials, in the same round) go one after the other too: each identity's pending

@@ -8,7 +8,8 @@ its own while none had started yet. The runtime starts in a task of its own, so 
 cancelled while it starts leaves the others served, and the last block out cancels or stops it
 (none is leaked). `serve` entered while that runtime runs is a RuntimeError, as is `serve`
 beside a serving block; a block outside `serve` entered while the handle's `serve` block
-starts waits for it and runs on its runtime.
+starts waits for it and runs on its runtime. A `serve` block cancelled again while its runtime
+stops leaves only once the stop ended, the handle let go then (review 63g, api 1-2).
 """
 
 from __future__ import annotations
@@ -72,23 +73,33 @@ class HandleRuntime:
     ) -> AsyncIterator[RunningNode]:
         """`Node.serve`: the handle claimed for this block alone, its runtime started, then
         stopped when the block ends (troth._api.network)."""
-        from troth._api.network import start_running, stop_running
+        from troth._api.network import start_running, stop_running, to_its_end
 
         serving = await self._claim(node)
         try:
             running = await start_running(node, listen, services)
-            serving.running = running
-            _settle(serving.ready)
-            try:
-                yield running
-            finally:
-                serving.running = None
-                await stop_running(node, running)
+        except BaseException:
+            self._let_go(serving)
+            raise
+        serving.running = running
+        _settle(serving.ready)
+        try:
+            yield running
         finally:
-            with self._lock:
-                self._serving = None
-            _settle(serving.ready)
-            _settle(serving.done)
+            serving.running = None
+            try:  # to its end, the block cancelled again meanwhile (review 63g, api 1: the
+                # stop ended midway, its services, listener and upkeep ran on, and the handle
+                # was let go: a second serve beside them)
+                await to_its_end(stop_running(node, running))
+            finally:
+                self._let_go(serving)
+
+    def _let_go(self, serving: _Serving) -> None:
+        """A `serve` block's claim ended: the blocks waiting for it ask again."""
+        with self._lock:
+            self._serving = None
+        _settle(serving.ready)
+        _settle(serving.done)
 
     async def _claim(self, node: Node) -> _Serving:
         """The handle claimed for a `serve` block, with no await between the check and the mark

@@ -77,6 +77,7 @@ __all__ = [
     "start_running",
     "stop_running",
     "sync_runtimes_here",
+    "to_its_end",
 ]
 
 _SERVICE_RULES: Final = (AnyAuthenticated, MembersOnly, RequireAttributes, AttributeCoversArgument)
@@ -504,9 +505,29 @@ async def start_running(
             _RUNNING.setdefault(running._here, []).append(running)
         await runtime.maintain()
     except BaseException:
-        await _stop(node, runtime, running)
+        # to its end, even cancelled again meanwhile (review 63g, api 2: the handle was let
+        # go, and what started ran on, when a second cancellation ended this stop midway)
+        await to_its_end(_stop(node, runtime, running))
         raise
     return running
+
+
+async def to_its_end(stopping: Awaitable[None]) -> None:
+    """Await `stopping` (a stop) in a task of its own until it ended, however often the caller
+    is cancelled meanwhile; CancelledError after it when the caller was."""
+    task = asyncio.ensure_future(stopping)
+    cancelled = False
+    while True:
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+            cancelled = True
+            continue
+        if cancelled:
+            raise asyncio.CancelledError
+        return
 
 
 async def stop_running(node: Node, running: RunningNode) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
@@ -180,6 +181,7 @@ class NodeRuntime(ChannelOpening, Upkeep):
         self._rotations = 0  # times `_rotated` closed every channel
         self.resumption = membership.Resumption()  # interrupted enrollments (review 39a)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._rounds = asyncio.Lock()  # one maintenance round at a time (review 63g, upkeep 2)
         self._trace_route: PinnedService | None = None
         self.traces = NodeTraces(node, clock=self.clock, send=self._trace_call, run=self.worker.run)
         """Where this node's records go (its log, or the trace service node.json names)."""
@@ -220,7 +222,12 @@ class NodeRuntime(ChannelOpening, Upkeep):
         for service in self._compose():
             starting = getattr(service, "start", None)  # services with a lifecycle (broker)
             if starting is not None:
-                await starting()
+                try:
+                    await starting()
+                except BaseException:  # failed or cancelled midway: closed now, as `stop`
+                    # closes those added (review 63g, upkeep 1: its thread and recovery ran on)
+                    await _close_service(service)
+                    raise
             self.host.add(service)
         self._set_rules()
         self._sync_links()
@@ -318,9 +325,7 @@ class NodeRuntime(ChannelOpening, Upkeep):
         if tasks:
             await asyncio.wait(tasks, timeout=UPKEEP_STOP_SECONDS)
         for service in list(self.host.services.values()):
-            close = getattr(service, "close", None)
-            if close is not None:
-                await close()
+            await _close_service(service)
         await self.traces.close()
         await self.links.stop()
         await self.channels.close_all()
@@ -540,3 +545,19 @@ class NodeRuntime(ChannelOpening, Upkeep):
                 "requests_refused": self.host.refused,
             },
         }
+
+
+async def _close_service(service: NodeService) -> None:
+    """Close `service` if it has a lifecycle (the broker: its thread, sweeps and upstream; a
+    caller's own service's `close`, a coroutine or not). A failure is logged: the stop goes on
+    to the other services, the trace client, the channels and the storage thread (review 63g,
+    upkeep 3: one failing close left them all running)."""
+    close = getattr(service, "close", None)
+    if close is None:
+        return
+    try:
+        closing = close()
+        if inspect.isawaitable(closing):
+            await closing
+    except Exception:
+        log.exception("closing service %s failed", service.name)

@@ -29,6 +29,8 @@ class Upkeep(ShownIdentity):
 
     host: ServiceHost
     policies: NodePolicies
+    _rounds: asyncio.Lock
+    """Held by the maintenance round running (`maintain`)."""
     if TYPE_CHECKING:
 
         async def refresh_feeds(self) -> None: ...
@@ -38,7 +40,9 @@ class Upkeep(ShownIdentity):
         def _sync_links(self) -> None: ...
 
     async def _maintain(self) -> None:
-        if self._behind():  # at once: the node is back only once these are (review 62m,
+        async with self._rounds:  # asked once a round under way ended (`start_running`'s: the
+            behind = self._behind()  # node is then up to date; review 63g, upkeep 2)
+        if behind:  # at once: the node is back only once these are (review 62m,
             await self.maintain()  # lifecycle 3: it refused their members for a round's wait)
         while True:
             await asyncio.sleep(MAINTENANCE_SECONDS)
@@ -60,7 +64,13 @@ class Upkeep(ShownIdentity):
     async def maintain(self) -> None:
         """One maintenance round: feeds (and the vouchers of authorities they show lied),
         credentials, rotations, peers, identity, retired keys, services, then interrupted
-        enrollments."""
+        enrollments. Never two at once: one asked for while another runs waits for it (at
+        start, `start_running`'s round and the upkeep's first, the node behind, ran at once,
+        every step twice at the same time: review 63g, upkeep 2)."""
+        async with self._rounds:
+            await self._round()
+
+    async def _round(self) -> None:
         # each step on its own: a failing refresh must never stop the re-checks of peers;
         # resuming enrollments last: a ticket's address that keeps its request waiting holds
         # back none of the others (review 39a, resume 3)
