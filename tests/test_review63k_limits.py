@@ -9,13 +9,28 @@
    (`a.b`, where review 45d tried `a.k00`) the VC was 65,601 bytes: the authority issued and
    recorded it, and no verifier read it. MAX_VC_BYTES is now 96 KiB, above the worst case
    (each byte of the attributes' CBOR at most 9 of JSON: 73,728, and ~2 KB around them).
+2. A forward through a served broker (`BrokerClient.forward`, `RemoteLeases`) of a body past
+   MAX_INJECT_REQUEST_BYTES (or more than MAX_INJECT_HEADERS headers) was sent whole and refused
+   by the broker's decoder: RemoteError "a malformed broker request", where the broker in the
+   process refuses it SecretError FORBIDDEN_REQUEST; an agent could not tell its own too-large
+   request from a broken broker. The client now refuses it before sending, FORBIDDEN_REQUEST
+   (`check_forward_size`, the engine's own check); the largest allowed reaches the upstream.
 """
 
 from __future__ import annotations
 
 import string
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tests.conftest import NOW
+from tests.support.brokers import PAYMENTS, POLICIES, client, hub_bundle, install_bundle, run_broker
+from tests.support.nodes import MemNet
 from tests.support.parties import make_party, verified_feed
 from troth import limits
 from troth.cli.output import json_text
@@ -23,8 +38,9 @@ from troth.credentials import Attributes, TrustPolicy
 from troth.credentials.issue import check_fits
 from troth.credentials.vc import export_credential_vc, verify_troth_vc
 from troth.encoding.ijson import load_json
-from troth.errors import CredentialError
+from troth.errors import CredentialError, SecretError, SecretFailure
 from troth.identity import Identifier
+from troth.secrets import HttpRequest
 from troth.vault import SoftwareVault
 
 _SHORTEST_KEYS = [
@@ -38,18 +54,28 @@ def _widest_attributes() -> Attributes:
     """Attributes `check_fits` admits whose indented JSON is widest (greedy, as review 45d's,
     with the shortest keys the key grammar allows)."""
     items: dict[str, frozenset[str]] = {}
+    widest = _WIDEST_VALUES[: limits.MAX_ATTRIBUTE_VALUES]
     for key in _SHORTEST_KEYS[: limits.MAX_ATTRIBUTES]:
-        values: list[str] = []
-        for value in _WIDEST_VALUES[: limits.MAX_ATTRIBUTE_VALUES]:
-            try:
-                check_fits(Attributes({**items, key: frozenset([*values, value])}))
-            except CredentialError:
+        if _fits({**items, key: frozenset(widest)}):
+            items[key] = frozenset(widest)
+            continue
+        values: list[str] = []  # the last key: as many values as still fit
+        for value in widest:
+            if not _fits({**items, key: frozenset([*values, value])}):
                 break
             values.append(value)
-        if not values:
-            break
-        items[key] = frozenset(values)
+        if values:
+            items[key] = frozenset(values)
+        break
     return Attributes(items)
+
+
+def _fits(items: dict[str, frozenset[str]]) -> bool:
+    try:
+        check_fits(Attributes(items))
+    except CredentialError:
+        return False
+    return True
 
 
 def test_the_widest_vc_an_authority_issues_is_one_every_verifier_reads() -> None:
@@ -74,3 +100,77 @@ def test_the_widest_vc_an_authority_issues_is_one_every_verifier_reads() -> None
         now=NOW,
     )
     assert verified.attributes == _widest_attributes()
+
+
+@pytest.fixture
+def counting_upstream() -> Iterator[tuple[str, list[int]]]:
+    """An upstream answering every request `ok`: its URL and the body sizes it read."""
+    seen: list[int] = []
+
+    class Counting(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            seen.append(len(self.rfile.read(int(self.headers.get("Content-Length") or 0))))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Counting)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_forward_past_the_body_limit_is_refused_by_the_client_typed(
+    tmp_path: Path, counting_upstream: tuple[str, list[int]]
+) -> None:
+    url, seen = counting_upstream
+    config = {
+        "scopes": ["write"],
+        "upstream": url,
+        "header": "X-Api-Key",
+        "rules": [{"methods": ["POST"], "path": "/orders"}],
+    }
+    policies = POLICIES + (
+        '@id("orders-api") permit(principal, action == Action::"lease", '
+        'resource == Secret::"orders-api");\n'
+    )
+    limit = limits.MAX_INJECT_REQUEST_BYTES
+    headers = tuple((f"X-H{n:02d}", "v" * 1000) for n in range(limits.MAX_INJECT_HEADERS))
+
+    async def test(net: MemNet) -> None:
+        assert net.hub is not None
+        await install_bundle(net.hub, hub_bundle(net.hub, revision=2, policies=policies))
+        desk = await net.node("desk")
+        desk.node.identities.create(now=net.clock.now(), name="agent")
+        await desk.enroll(net.ticket(**{"agents.team": "support"}), "agent")
+        agent = client(desk, "agent")
+        issued = await agent.issue("orders-api")
+        largest = HttpRequest("POST", "/orders", headers, bytes(limit))
+        assert (await agent.forward(issued.lease_id, largest)).status == 200
+        assert seen == [limit]
+        for over in (
+            HttpRequest("POST", "/orders", (), bytes(limit + 1)),
+            HttpRequest("POST", "/orders", (*headers, ("X-One-More", "v"))),
+        ):
+            with pytest.raises(SecretError) as refused:
+                await agent.forward(issued.lease_id, over)
+            assert refused.value.reason is SecretFailure.FORBIDDEN_REQUEST
+        assert seen == [limit]
+
+    run_broker(
+        test,
+        tmp_path,
+        secrets={
+            "payments": ("token", PAYMENTS, b""),
+            "orders-api": ("http-inject", config, b"k" * 16),
+        },
+    )
