@@ -15,6 +15,14 @@
    process refuses it SecretError FORBIDDEN_REQUEST; an agent could not tell its own too-large
    request from a broken broker. The client now refuses it before sending, FORBIDDEN_REQUEST
    (`check_forward_size`, the engine's own check); the largest allowed reaches the upstream.
+3. (strict xfail, CLI area) `troth trace prove REC` without --out writes the bundle through
+   `Reporter.document`, which escapes DEL, C1 and bidi controls as `\\u007f` whether stdout is
+   a terminal or not (`troth trace export` escapes only for a terminal: review 57h, cli 1). A
+   record whose disclosed values (a caller's text, within MAX_TRACE_RECORD_DISCLOSURE_BYTES)
+   are DEL characters, 1 byte each, takes 6 each: `troth trace prove REC > bundle.json` wrote a
+   3 MB bundle that `troth trace verify --file` refuses, over MAX_TRACE_LINE_BYTES (2 MiB).
+   Fix (src/troth/cli/trace_cmds.py, prove_cmd): write the text as --out does unless stdout is
+   a terminal (`_terminal()`, as `export`).
 """
 
 from __future__ import annotations
@@ -30,17 +38,22 @@ import pytest
 
 from tests.conftest import NOW
 from tests.support.brokers import PAYMENTS, POLICIES, client, hub_bundle, install_bundle, run_broker
+from tests.support.cli import run, run_json
 from tests.support.nodes import MemNet
 from tests.support.parties import make_party, verified_feed
+from tests.support.traces import tool_call
 from troth import limits
 from troth.cli.output import json_text
+from troth.clock import SystemClock
 from troth.credentials import Attributes, TrustPolicy
 from troth.credentials.issue import check_fits
 from troth.credentials.vc import export_credential_vc, verify_troth_vc
 from troth.encoding.ijson import load_json
 from troth.errors import CredentialError, SecretError, SecretFailure
 from troth.identity import Identifier
+from troth.node import open_node
 from troth.secrets import HttpRequest
+from troth.trace import TraceRecorder, open_node_log
 from troth.vault import SoftwareVault
 
 _SHORTEST_KEYS = [
@@ -174,3 +187,23 @@ def test_a_forward_past_the_body_limit_is_refused_by_the_client_typed(
             "orders-api": ("http-inject", config, b"k" * 16),
         },
     )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="63k limits 3: `troth trace prove` escapes DEL/C1 on a pipe too (src/troth/cli)",
+)
+def test_a_proof_bundle_printed_to_a_file_is_one_the_verifier_reads(troth_home: Path) -> None:
+    run("identity", "create", "support")
+    # two values of a caller's text at MAX_TRACE_DISCLOSURE_BYTES, as a gate's record keeps
+    text = "\x7f" * (limits.MAX_TRACE_DISCLOSURE_BYTES - 64)
+    clock = SystemClock()
+    with open_node("default", home=troth_home) as node, open_node_log(node, clock=clock) as log:
+        agent = TraceRecorder(
+            log, lambda now: node.identities.signer("support", now=now), clock=clock
+        )
+        agent.record(tool_call(args={"note": text}, result=text))
+    record = run_json("trace", "show")[0]["id"]
+    bundle = troth_home / "bundle.json"
+    bundle.write_bytes(run("trace", "prove", record).stdout_bytes)  # `> bundle.json`
+    assert run_json("trace", "verify", "--file", str(bundle))["verified"] is True
