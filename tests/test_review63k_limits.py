@@ -23,6 +23,14 @@
    3 MB bundle that `troth trace verify --file` refuses, over MAX_TRACE_LINE_BYTES (2 MiB).
    Fix (src/troth/cli/trace_cmds.py, prove_cmd): write the text as --out does unless stdout is
    a terminal (`_terminal()`, as `export`).
+4. (strict xfail, MCP gate) An MCP gate published over secure channels answers `tools/list` in
+   one message, which a channel session carries in one frame (MAX_MCP_FRAME), while the gate
+   reads and serves listings of up to MAX_UPSTREAM_LISTING_BYTES (8 MiB) of tools, each up to
+   MAX_UPSTREAM_TOOL_BYTES, MAX_TOOLS declared: 24 declared tools whose upstream descriptions
+   are 48 KB each (1.15 MB, every bound kept) made every channel client's `tools/list` an
+   error ("the message is over the 1046528-byte limit"), so it saw no tool at all, where the
+   stdio gate lists them. Fix (troth.integrations.mcp.gate): page the answer (MCP's
+   `nextCursor`), each page within MAX_MCP_RESULT.
 """
 
 from __future__ import annotations
@@ -34,23 +42,32 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
+from mcp import Client
+from mcp.server import MCPServer
 
 from tests.conftest import NOW
 from tests.support.brokers import PAYMENTS, POLICIES, client, hub_bundle, install_bundle, run_broker
 from tests.support.cli import run, run_json
+from tests.support.gates import T, lookup_order, make_world
 from tests.support.nodes import MemNet
 from tests.support.parties import make_party, verified_feed
 from tests.support.traces import tool_call
+from tests.test_review58f_mcp import HELLO, _settle, offer
+from tests.test_review58j_refuted import _answers
 from troth import limits
 from troth.cli.output import json_text
-from troth.clock import SystemClock
+from troth.clock import FixedClock, SystemClock
 from troth.credentials import Attributes, TrustPolicy
 from troth.credentials.issue import check_fits
 from troth.credentials.vc import export_credential_vc, verify_troth_vc
 from troth.encoding.ijson import load_json
 from troth.errors import CredentialError, SecretError, SecretFailure
+from troth.gates import ListRecorder, schema_from_function
 from troth.identity import Identifier
+from troth.integrations.mcp.channel import new_session, run_session
+from troth.integrations.mcp.gate import McpGate, gate_server
 from troth.node import open_node
 from troth.secrets import HttpRequest
 from troth.trace import TraceRecorder, open_node_log
@@ -207,3 +224,73 @@ def test_a_proof_bundle_printed_to_a_file_is_one_the_verifier_reads(troth_home: 
     bundle = troth_home / "bundle.json"
     bundle.write_bytes(run("trace", "prove", record).stdout_bytes)  # `> bundle.json`
     assert run_json("trace", "verify", "--file", str(bundle))["verified"] is True
+
+
+_LISTED, _DESCRIPTION = 24, "d" * 48_000  # each tool within MAX_UPSTREAM_TOOL_BYTES
+
+
+def _upstream_of_large_tools() -> MCPServer:
+    app = MCPServer("orders")
+    for n in range(_LISTED):
+
+        def tool(order_id: str) -> str:
+            return order_id
+
+        app.add_tool(tool, name=f"t{n:02d}", description=_DESCRIPTION)
+    return app
+
+
+@pytest.mark.xfail(
+    strict=True, reason="63k limits 4: a gate's tools/list over a channel is one frame, unpaged"
+)
+def test_a_listing_within_the_gates_limits_reaches_a_channel_client() -> None:
+    world = make_world()
+    tools = {f"t{n:02d}": schema_from_function(lookup_order) for n in range(_LISTED)}
+    bundle = world.bundle(tools=tools, policies='@id("all") permit(principal, action, resource);')
+    point = world.point(world.store(bundle), ListRecorder())
+    support = world.credential(world.support_chain, world.support)
+    frames: list[bytes] = []
+    listed: list[dict[str, Any]] = []  # the answers to tools/list, page by page
+
+    async def way_back(frame: bytes) -> bool:
+        frames.append(frame)
+        return True
+
+    async def answer_to(ident: int) -> dict[str, Any] | None:
+        with anyio.move_on_after(5):
+            while True:
+                for message in _answers(frames):
+                    if message.get("id") == ident:
+                        return message
+                await anyio.sleep(0.01)
+        return None
+
+    async def main() -> None:
+        async with Client(_upstream_of_large_tools(), cache=None) as client:
+            gate = McpGate(point, client, clock=FixedClock(T + 10))
+            inbound, read = anyio.create_memory_object_stream[Any](limits.MAX_MCP_QUEUE)
+            async with anyio.create_task_group() as tg:
+                session = gate_server(gate, support)
+                tg.start_soon(run_session, session, read, new_session(), way_back)
+                hello = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": HELLO}
+                assert offer(inbound, hello)
+                await _settle()
+                assert offer(inbound, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+                params: dict[str, Any] = {}
+                for ident in range(1, 10):  # each page, as a client follows `nextCursor`
+                    await _settle()
+                    ask = {"jsonrpc": "2.0", "id": ident, "method": "tools/list", "params": params}
+                    assert offer(inbound, ask)
+                    answer = await answer_to(ident)
+                    assert answer is not None
+                    listed.append(answer)
+                    cursor = answer.get("result", {}).get("nextCursor")
+                    if cursor is None:
+                        break
+                    params = {"cursor": cursor}
+                tg.cancel_scope.cancel()
+
+    anyio.run(main)
+    assert all("error" not in answer for answer in listed), listed[-1]
+    names = [tool["name"] for answer in listed for tool in answer["result"]["tools"]]
+    assert sorted(names) == sorted(tools)
