@@ -17,7 +17,7 @@ from troth.identity import Identifier
 from troth.node.services.base import call, service_address
 from troth.routing import Route, parse_route
 from troth.secrets import IssuedLease, Jwks, Lease, LeaseCredential, LeaseId
-from troth.secrets.engines.http_inject import HttpRequest, HttpResponse
+from troth.secrets.engines.http_inject import HttpRequest, HttpResponse, check_forward_size
 from troth.secrets.lease import LeaseRequest
 from troth.secrets.toolgate import SecretNeed
 from troth.secrets.wire import (
@@ -134,7 +134,9 @@ class BrokerClient:
             raise RemoteError(f"a malformed JWKS: {exc}") from None
 
     async def forward(self, lease_id: LeaseId, request: HttpRequest) -> HttpResponse:
-        """Have the broker send `request` upstream under our http-inject lease."""
+        """Have the broker send `request` upstream under our http-inject lease (SecretError
+        FORBIDDEN_REQUEST, nothing sent, when it is past a size the broker forwards)."""
+        check_forward_size(request)
         answer = await self._call("forward", ForwardArgs(lease_id, request).to_wire())
         return _decoded(decode_response, answer)
 

@@ -61,6 +61,7 @@ __all__ = [
     "HttpRequest",
     "HttpResponse",
     "PreparedForward",
+    "check_forward_size",
     "check_secret_header",
 ]
 
@@ -195,6 +196,26 @@ def _path_segments(path: str) -> tuple[str, ...]:
     return segments
 
 
+def check_forward_size(request: HttpRequest) -> None:
+    """SecretError FORBIDDEN_REQUEST when `request` is past a size a broker forwards: its body
+    (MAX_INJECT_REQUEST_BYTES), its headers' number and characters (MAX_INJECT_HEADERS,
+    MAX_INJECT_HEADERS_TOTAL) or its target (MAX_INJECT_TARGET). The engine's check, and a
+    served broker's client's before it sends (`BrokerClient.forward`), so a request within
+    them fits one service message and one past them is refused typed, never as a malformed
+    request by the broker's decoder (review 63k, limits 2)."""
+    if len(request.body) > limits.MAX_INJECT_REQUEST_BYTES:
+        raise SecretError(_F.FORBIDDEN_REQUEST, "the body is over the limit")
+    headers = request.headers
+    if len(headers) > limits.MAX_INJECT_HEADERS:
+        raise SecretError(_F.FORBIDDEN_REQUEST, "too many headers")
+    texts = (part for header in headers if type(header) is tuple for part in header)
+    if sum(len(part) for part in texts if type(part) is str) > _HEADERS_TOTAL:  # (a header
+        # of another type: the engine's refusal, `_forwarded_headers`)
+        raise SecretError(_F.FORBIDDEN_REQUEST, "the headers are over the limit")
+    if len(request.target) > limits.MAX_INJECT_TARGET:
+        raise SecretError(_F.FORBIDDEN_REQUEST, "the target is empty, too long or not ASCII")
+
+
 def _split_target(target: str) -> tuple[str, str | None]:
     if not 0 < len(target) <= limits.MAX_INJECT_TARGET or not target.isascii():
         raise SecretError(_F.FORBIDDEN_REQUEST, "the target is empty, too long or not ASCII")
@@ -267,8 +288,7 @@ class HttpInjectEngine(LocalEngine):
         rules = [_rule(r) for r in spec.settings["rules"]]
         if not any(rule.matches(request.method, segments, scopes) for rule in rules):
             raise SecretError(_F.FORBIDDEN_REQUEST, f"no rule allows {request.method} {path}")
-        if len(request.body) > limits.MAX_INJECT_REQUEST_BYTES:
-            raise SecretError(_F.FORBIDDEN_REQUEST, "the body is over the limit")
+        check_forward_size(request)
         headers = _forwarded_headers(spec, request.headers)
         _readable_body(headers)
         for text in (query or "").encode(), request.body:
