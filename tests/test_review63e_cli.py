@@ -11,6 +11,13 @@
    terminal). Every name of stdin (`-`, /dev/stdin, /dev/fd/0, /proc/self/fd/0, a link to
    one: `troth.cli.common._reads_stdin`) is now refused as `-` is, a usage error (exit 2),
    before anything is read or written.
+2. `troth trace verify --checkpoint /dev/stdout` (or /dev/stderr, /dev/fd/N: one of the
+   process's descriptors, which an --out writes through: review 34d, CLI files 2) read the
+   kept checkpoint by reopening the descriptor's file and then wrote the newest through it:
+   with stdout a pipe the read waited on the pipe's other end, the command's own reader, for
+   good (the command hung: a verifier's cron job never ended); on a file, the note of the
+   command's own output was judged ("checkpoint invalid", exit 1). A kept checkpoint is a file
+   read and then replaced: a descriptor's name is now refused, a usage error (exit 2).
 """
 
 from __future__ import annotations
@@ -67,3 +74,13 @@ def test_the_kept_checkpoint_naming_stdin_is_refused_as_dash_is(
     error = run_json("trace", "verify", "--checkpoint", kept, code=2)
     assert "stdin" in error["message"], error
     assert name != "LINK" or os.path.islink(kept)
+
+
+@pytest.mark.parametrize("name", ["/dev/stdout", "/dev/stderr", "/dev/fd/1", "/proc/self/fd/2"])
+def test_the_kept_checkpoint_naming_a_descriptor_is_refused(
+    name: str, troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run("identity", "create", "agent")
+    _never_replaced(monkeypatch)
+    error = run_json("trace", "verify", "--checkpoint", name, code=2)
+    assert "descriptor" in error["message"], error
