@@ -18,17 +18,34 @@
    good (the command hung: a verifier's cron job never ended); on a file, the note of the
    command's own output was judged ("checkpoint invalid", exit 1). A kept checkpoint is a file
    read and then replaced: a descriptor's name is now refused, a usage error (exit 2).
+3. `troth trace export --format otel --endpoint URL --json`, the collector refusing the spans:
+   the OpenTelemetry exporter's own log lines reached stderr (Python's last-resort handler),
+   where `--json` promises nothing but the one document on stdout; an endpoint that does not
+   answer got one per retry, each naming the endpoint with its query (`?api_key=...`: a
+   collector's key copied from argv into the job's log).
+   The command line now keeps the exporter's logging to itself: the failure is the command's
+   error, once. Still open (strict xfail, the library's): an endpoint that does not answer
+   (connection refused) exits 3, "configuration", where the exit code table says a network
+   that did not answer is 4, I/O (`troth.trace.otel._export` raises ConfigError).
 """
 
 from __future__ import annotations
 
+import http.server
+import logging
 import os
+import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from tests.support.cli import run, run_json
+from tests.test_review57h_cli import _hostile_record
 from troth.cli import common
+from troth.cli.main import cli
 
 
 def _never_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -84,3 +101,61 @@ def test_the_kept_checkpoint_naming_a_descriptor_is_refused(
     _never_replaced(monkeypatch)
     error = run_json("trace", "verify", "--checkpoint", name, code=2)
     assert "descriptor" in error["message"], error
+
+
+class _Refusing(http.server.BaseHTTPRequestHandler):
+    """A collector that refuses every batch (400): the exporter logs, and does not retry."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(400)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def refusing_collector() -> Iterator[str]:
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Refusing)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1/traces"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_otel_export_refused_with_json_prints_nothing_on_stderr(
+    troth_home: Path, refusing_collector: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _hostile_record(troth_home)
+    # logging as in `troth` itself: no handler, so Python's last resort writes to stderr
+    monkeypatch.setattr(logging.root, "handlers", [])
+    endpoint = refusing_collector + "?api_key=s3cret-key"
+    result = CliRunner().invoke(
+        cli, ["trace", "export", "--format", "otel", "--endpoint", endpoint, "--json"]
+    )
+    assert result.exit_code != 0
+    assert result.stderr == "", result.stderr  # (the exporter's lines named the key)
+    assert "s3cret-key" not in result.stdout
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="63e cli 3: troth.trace.otel._export raises ConfigError (exit 3) for an endpoint "
+    "that does not answer; the exit code table says 4 (I/O): the library's to change",
+)
+def test_an_otel_endpoint_that_does_not_answer_is_an_io_failure(
+    troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _hostile_record(troth_home)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "0.2")
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}/v1/traces"
+    error = run_json("trace", "export", "--format", "otel", "--endpoint", endpoint, code=4)
+    assert error["exit_code"] == 4

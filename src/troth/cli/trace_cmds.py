@@ -3,10 +3,12 @@ log); outbox (what waits for the node's trace service)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import closing, nullcontext
 from pathlib import Path
 from typing import Any, Final, NoReturn
@@ -310,7 +312,7 @@ def export(
     if fmt == "otel":
         if endpoint is None:
             raise click.UsageError("--format otel needs --endpoint")
-        with open_cli_node(node_name) as node:
+        with open_cli_node(node_name) as node, _exporter_kept_quiet():
             count = export_node_otel(node, endpoint, agent_ref, clock=CLOCK)
         reporter.result({"spans": count, "endpoint": endpoint}, f"{count} spans sent")
         return
@@ -337,6 +339,23 @@ def export(
                 stream.write(shown(bundle_text(bundle)) + "\n")
         if out is not None:
             reporter.result({"out": out, "checkpoint": checkpoint.to_json()}, out)
+
+
+@contextlib.contextmanager
+def _exporter_kept_quiet() -> Iterator[None]:
+    """The OpenTelemetry SDK's own log lines dropped while spans are sent: troth sets up no
+    logging, so Python's last resort wrote them to stderr, past `--json`'s one document, each
+    retry naming the endpoint with its query (a collector's key there, from argv, in a job's
+    log); the failure is the command's error, said once (review 63e, cli 3)."""
+    logger = logging.getLogger("opentelemetry")
+    kept, propagate = logging.NullHandler(), logger.propagate
+    logger.addHandler(kept)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(kept)
+        logger.propagate = propagate
 
 
 def _terminal() -> bool:
