@@ -27,11 +27,19 @@
    error, once. Still open (strict xfail, the library's): an endpoint that does not answer
    (connection refused) exits 3, "configuration", where the exit code table says a network
    that did not answer is 4, I/O (`troth.trace.otel._export` raises ConfigError).
+4. The same for troth's own logging: a command run through an in-process node (`message
+   send`, `secret lease`, `channel create` when the node is not running) logged what the
+   node runtime logs (`tcp 127.0.0.1:PORT (out): closing: unknown frame version 98`, for a
+   peer that sent junk) to stderr through Python's last resort, past `--json`'s document.
+   With `--json` a command's log records are now dropped (the result or the error says it);
+   `troth node start --foreground` still logs (its own handler, `force`d).
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.server
+import json
 import logging
 import os
 import socket
@@ -159,3 +167,38 @@ def test_an_otel_endpoint_that_does_not_answer_is_an_io_failure(
     endpoint = f"http://127.0.0.1:{port}/v1/traces"
     error = run_json("trace", "export", "--format", "otel", "--endpoint", endpoint, code=4)
     assert error["exit_code"] == 4
+
+
+@pytest.fixture
+def junk_peer() -> Iterator[str]:
+    """A TCP peer that answers a connection with bytes that are no troth frame."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(5)
+
+    def answer() -> None:
+        with contextlib.suppress(OSError):
+            connection, _ = server.accept()
+            with connection:
+                connection.sendall(b"b" + bytes(range(256)) * 4)
+                connection.recv(1)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        yield f"/tcp/127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        server.close()
+        thread.join(5)
+
+
+def test_a_command_through_an_in_process_node_with_json_logs_nothing_on_stderr(
+    troth_home: Path, junk_peer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run("identity", "create", "agent")
+    monkeypatch.setattr(logging.root, "handlers", [])  # as in `troth`: the last resort
+    result = CliRunner().invoke(
+        cli, ["message", "send", f"{junk_peer}/service/echo", "hi", "--json"]
+    )
+    assert result.exit_code == 4, result.output
+    assert json.loads(result.stdout)["ok"] is False  # (closed: Unreachable or ChannelError)
+    assert result.stderr == "", result.stderr

@@ -3,12 +3,10 @@ log); outbox (what waits for the node's trace service)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from contextlib import closing, nullcontext
 from pathlib import Path
 from typing import Any, Final, NoReturn
@@ -29,7 +27,14 @@ from troth.cli.common import (
     stdin_bytes,
     write_output,
 )
-from troth.cli.output import EXIT_INVALID, Reporter, escape_text, json_command, terminal_json
+from troth.cli.output import (
+    EXIT_INVALID,
+    Reporter,
+    escape_text,
+    json_command,
+    logs_dropped,
+    terminal_json,
+)
 from troth.cli.text import timestamp
 from troth.errors import NotFound, StorageError, TraceError
 from troth.identity import Identifier
@@ -312,7 +317,9 @@ def export(
     if fmt == "otel":
         if endpoint is None:
             raise click.UsageError("--format otel needs --endpoint")
-        with open_cli_node(node_name) as node, _exporter_kept_quiet():
+        # the SDK's log lines: past --json's document, and a retry's named the endpoint with
+        # its query (a collector's key, from argv, in a job's log; review 63e, cli 3)
+        with open_cli_node(node_name) as node, logs_dropped("opentelemetry"):
             count = export_node_otel(node, endpoint, agent_ref, clock=CLOCK)
         reporter.result({"spans": count, "endpoint": endpoint}, f"{count} spans sent")
         return
@@ -339,23 +346,6 @@ def export(
                 stream.write(shown(bundle_text(bundle)) + "\n")
         if out is not None:
             reporter.result({"out": out, "checkpoint": checkpoint.to_json()}, out)
-
-
-@contextlib.contextmanager
-def _exporter_kept_quiet() -> Iterator[None]:
-    """The OpenTelemetry SDK's own log lines dropped while spans are sent: troth sets up no
-    logging, so Python's last resort wrote them to stderr, past `--json`'s one document, each
-    retry naming the endpoint with its query (a collector's key there, from argv, in a job's
-    log); the failure is the command's error, said once (review 63e, cli 3)."""
-    logger = logging.getLogger("opentelemetry")
-    kept, propagate = logging.NullHandler(), logger.propagate
-    logger.addHandler(kept)
-    logger.propagate = False
-    try:
-        yield
-    finally:
-        logger.removeHandler(kept)
-        logger.propagate = propagate
 
 
 def _terminal() -> bool:
