@@ -120,15 +120,28 @@ class _NamedFile(click.Path):
     """A file the command writes, or reads where it cannot read stdin, by name: `-` and an
     empty name are refused (a usage error, saying why), never taken as a file's name or as
     none. An output wrote a file named `-` where every input reads `-` as stdin, and stdout
-    cannot carry the file beside the command's result (review 44c, CLI 2)."""
+    cannot carry the file beside the command's result (review 44c, CLI 2). A file `written`
+    (an output, a kept file) refuses stdin's other names too (`_reads_stdin`: /dev/stdin,
+    /dev/fd/0, a link to one), which were replaced as paths (review 63e, cli 1); a kept file
+    (no `descriptors`) any descriptor's name (/dev/stdout, /dev/fd/N: `_descriptor`)."""
 
-    def __init__(self, dash: str) -> None:
+    def __init__(self, dash: str, *, written: bool = True, descriptors: bool = True) -> None:
         super().__init__(dir_okay=False)
         self.dash = dash
+        self.written = written
+        self.descriptors = descriptors
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if value == "-":
             self.fail(f"- is not a file name here: {self.dash}", param, ctx)
+        if self.written and isinstance(value, str) and _reads_stdin(value):
+            # stdin by another name (/dev/stdin, /dev/fd/0, a link to it): replaced as a path,
+            # as root the machine's /dev/stdin link (review 63e, cli 1)
+            self.fail(f"{value} is stdin, which cannot be written: {self.dash}", param, ctx)
+        if not self.descriptors and isinstance(value, str) and _descriptor(value) is not None:
+            # read by reopening, then written through it: a pipe's read waited for good
+            # (review 63e, cli 2)
+            self.fail(f"{value} is a descriptor, not a file: {self.dash}", param, ctx)
         if value == "":  # taken for no file at all (review 44c, CLI 5)
             self.fail("an empty file name", param, ctx)
         return super().convert(value, param, ctx)
@@ -136,10 +149,12 @@ class _NamedFile(click.Path):
 
 OUTPUT_FILE = _NamedFile("name a file, or /dev/stdout")
 """The click type of an output file option (--out): a file path; `-` is refused."""
-KEPT_FILE = _NamedFile("the file is read, then replaced: name a file (stdin cannot be replaced)")
+KEPT_FILE = _NamedFile(
+    "the file is read, then replaced: name a file (stdin cannot be replaced)", descriptors=False
+)
 """The click type of a file read and then rewritten (trace verify --checkpoint): `-` is refused:
 taken as a name, a checkpoint piped in was ignored, unanchored (review 44c, CLI 4)."""
-FEED_FILE = _NamedFile("a feed is read from a file, not stdin: name the file")
+FEED_FILE = _NamedFile("a feed is read from a file, not stdin: name the file", written=False)
 """The click type of a revocation feed file (--feed), read as a stream of pages: `-` is refused:
 taken as a name, a file named `-` planted in the working directory was read where a script
 piped the fresh feed in, and a revocation it named was missed (review 55g, cli 3)."""

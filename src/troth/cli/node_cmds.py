@@ -179,7 +179,9 @@ def start(name: str, tcp_listen: str | None, foreground: bool, reporter: Reporte
     if tcp_listen:
         listen = Address("tcp", tcp_listen).host_port()
     if foreground:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        logging.basicConfig(  # (forced: with --json the command's handler drops them)
+            level=logging.INFO, format="%(asctime)s %(name)s %(message)s", force=True
+        )
         asyncio.run(serve(home(), name, listen, record=tcp_listen))
         reporter.result({"name": name, "stopped": True})  # --json: an object (review 55o, cli 2)
         return
