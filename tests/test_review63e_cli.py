@@ -151,11 +151,6 @@ def test_an_otel_export_refused_with_json_prints_nothing_on_stderr(
     assert "s3cret-key" not in result.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="63e cli 3: troth.trace.otel._export raises ConfigError (exit 3) for an endpoint "
-    "that does not answer; the exit code table says 4 (I/O): the library's to change",
-)
 def test_an_otel_endpoint_that_does_not_answer_is_an_io_failure(
     troth_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

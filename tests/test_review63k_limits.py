@@ -206,10 +206,6 @@ def test_a_forward_past_the_body_limit_is_refused_by_the_client_typed(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="63k limits 3: `troth trace prove` escapes DEL/C1 on a pipe too (src/troth/cli)",
-)
 def test_a_proof_bundle_printed_to_a_file_is_one_the_verifier_reads(troth_home: Path) -> None:
     run("identity", "create", "support")
     # two values of a caller's text at MAX_TRACE_DISCLOSURE_BYTES, as a gate's record keeps

@@ -384,11 +384,13 @@ class Reporter:
         self._began = True
         _Shown.began = True
 
-    def document(self, text: str) -> None:
+    def document(self, text: str, *, escaped: bool = True) -> None:
         """A JSON document the command makes (a proof bundle), on stdout in both modes: the
         characters a terminal acts on (DEL, C1, bidi controls; JSON escapes C0 itself) as
-        `\\u0085`-style escapes, which keep it the same JSON."""
-        shown = terminal_json(text)
+        `\\u0085`-style escapes, which keep it the same JSON. `escaped=False` (stdout is no
+        terminal): as it is, the bytes `--out` writes (escaped, a document at its limits could
+        be past what its readers take: review 63k, limits 3)."""
+        shown = terminal_json(text) if escaped else text
         self._begin()
         write_stdout(shown)
 

@@ -286,7 +286,7 @@ def prove_cmd(
         write_output(out, (text + "\n").encode())
         reporter.result({"record": record_id, "out": out, "index": bundle["index"]}, out)
     else:  # the bundle itself, as --out writes it (a terminal's controls escaped)
-        reporter.document(text)
+        reporter.document(text, escaped=_terminal())
 
 
 @trace_group.command("export")

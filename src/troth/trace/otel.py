@@ -34,7 +34,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 from opentelemetry.util.types import AttributeValue
 
 from troth import limits
-from troth.errors import ConfigError, DecodeError, NotFound, TraceError, TrothError
+from troth.errors import ConfigError, DecodeError, NotFound, TraceError, TrothError, Unreachable
 from troth.gates.toolschema import NAME
 from troth.identity import Identifier
 from troth.trace.export import hashed_checkpoint
@@ -375,7 +375,7 @@ def export_otel(
     verifier: LogVerifier | None = None,
 ) -> int:
     """Export every record of `log` (of `agent`, an identifier text, or all) as spans through
-    `exporter`; return how many. Raises ConfigError when the exporter fails; TraceError, before any
+    `exporter`; return how many. Raises Unreachable when the exporter fails; TraceError, before any
     span is sent, for a log whose stored records do not hash to a fresh checkpoint of it
     (`hashed_checkpoint`, as `export_jsonl` refuses it: review 62b, traces 4), and at the first
     record that does not verify (`LogVerifier`: signature, key, chain; review 62k, traces 4;
@@ -415,7 +415,8 @@ def export_otel(
 
 def _export(exporter: SpanExporter, spans: Sequence[ReadableSpan]) -> int:
     if exporter.export(spans) is not SpanExportResult.SUCCESS:
-        raise ConfigError("the span exporter failed (is the OTLP endpoint reachable?)")
+        # an I/O failure (exit 4), not the configuration's (review 63e, cli 3)
+        raise Unreachable("the span exporter failed (is the OTLP endpoint reachable?)")
     return len(spans)
 
 
