@@ -27,17 +27,18 @@ from troth.channel.verification import VerifiedPeer
 from troth.crypto import KeyType
 from troth.errors import Denied, RemoteError
 from troth.identity import new_identity
-from troth.node.access import MembersOnly, PeerCaller, RulesPolicy, Standing
+from troth.node.access import MembersOnly, PeerCaller, Rule, RulesPolicy, Standing
 from troth.node.services import ServiceHost, service_address
 from troth.node.services.protocol import decode_response, encode_request, result_of
 from troth.routing import RoutedMessage, Router, new_worker_address
 from troth.vault import SoftwareVault
 
 
-def _refusals(methods: tuple[str, ...]) -> list[BaseException]:
+def _refusals(methods: tuple[str, ...], listed: Rule | None = None) -> list[BaseException]:
     """A stranger's (no credentials) requests for `methods` of an operator's service `orders`,
-    whose `list` any member may call and `audit` only a member of one named authority
-    (another identity here): the errors they are answered with, in order."""
+    whose `list` any member may call (or those `listed` admits) and `audit` only a member of
+    one named authority (another identity here): the errors they are answered with, in
+    order."""
     vault = SoftwareVault()
     stranger = new_identity(vault, KeyType.ED25519, now=1, valid_for=10**8).identity
     pinned = new_identity(vault, KeyType.ED25519, now=1, valid_for=10**8).identity.identifier
@@ -47,7 +48,7 @@ def _refusals(methods: tuple[str, ...]) -> list[BaseException]:
         return None
 
     service = troth.Service("orders")
-    service.method("list", allow=MembersOnly())(handler)
+    service.method("list", allow=listed or MembersOnly())(handler)
     service.method("audit", allow=MembersOnly(authority=pinned))(handler)
     rules = {("orders", name): method.rule for name, method in service.methods.items()}
     policy = RulesPolicy("hub", rules, lambda _peer, _now: Standing(()))
