@@ -22,18 +22,15 @@ history is judged as before.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from tests.support.feeds import superseded
-from tests.support.gates import SUPPORT
-from tests.support.parties import make_party, signer_as
-from tests.test_review63f_identity import _long_lived, _vc
+from tests.support.parties import Party, make_party, signer_as
+from tests.test_review63f_identity import LongLived, _long_lived, _vc
 from troth.credentials import build_page, feed_genesis, next_head, write_page_sequence
 from troth.credentials.revocation_held import feed_checkpoints
-from troth.credentials.vc import export_credential_vc
 from troth.crypto import KeyType
 from troth.errors import CredentialError, CredentialFailure
 from troth.identity import (
@@ -90,19 +87,10 @@ def test_identity_1_a_refused_vc_stores_no_co_trusted_authoritys_history_of_its_
         )
         assert as_a.identifier == a.identifier  # the premise: B's word makes it verify as A
         signer = signer_as(vault, held.primary, as_a, now=NOW - 100)
-        document = export_credential_vc(
-            signer,
-            credential_id=b"\x07" * 16,
-            subject=member.identifier,
-            attributes=SUPPORT,
-            valid_from=NOW - 500,
-            valid_until=NOW + 3600,
-            now=NOW - 500,
-        )
+        posing = Party(as_a, held.primary, signer, held.next_key)
+        vc = _vc(LongLived(posing, as_a, member, b_feed))  # a VC as A, signed with B's key
         with pytest.raises(CredentialError) as refused:
-            verify_vc(
-                json.dumps(document).encode(), sources, now=NOW, issuer_history=history, node=node
-            )
+            verify_vc(vc, sources, now=NOW, issuer_history=history, node=node)
         assert refused.value.reason is CredentialFailure.NO_FEED
         assert node.identities.stored_changes(a.identifier) is None
         node.identities.check_known(a.identity)  # A's own history: no rollback of B's here
