@@ -389,8 +389,9 @@ def verify_vc(
     files' are checked against its store as a chain's are (`verify_chain`: stored when the
     node trusts or hosts the issuer, else only checked), so a node that stored the issuer's
     rotation refuses a VC made with its retired key, and a feed that key signed (review 48j,
-    delegation 5). CredentialError when it is not valid; ValueError when no issuer history is
-    given."""
+    delegation 5); an issuer history from a checkpoint is stored only once the VC verified
+    (review 63l, identity 1). CredentialError when it is not valid; ValueError when no
+    issuer history is given."""
     policy = TrustPolicy(sources.anchors, max_feed_staleness=sources.max_feed_age)
     known = None if node is None else _feed_known(node, now)
     try:
@@ -424,7 +425,10 @@ def verify_vc(
         )
     if identity is None:
         checkpoints = feed_checkpoints(feeds, now=now, max_staleness=sources.max_feed_age)
-        identity = _vc_issuer(issuer_history, now, known, checkpoints)
+        # only checked against the stored copy until the VC verified: its checkpoint may be
+        # another authority's word, which the issuer's own feed refuses (review 63l, identity 1)
+        checked = None if node is None else node.identities.check_known
+        identity = _vc_issuer(issuer_history, now, checked, checkpoints)
     verified = verify_troth_vc(document, policy=policy, issuer=identity, feeds=feeds, now=now)
     newer = None if node is None else _held_newer(node, feeds, issuer)
     if node is not None and newer is not None:  # as a chain's (review 58e, feeds 1)
@@ -433,6 +437,11 @@ def verify_vc(
         ):
             raise CredentialError(_F.REVOKED, _held_says(node, newer))
         newer.check_current(identity)
+    if not whole and known is not None:  # stored now that its own feed bound it
+        try:
+            known(identity)
+        except IdentityError as exc:  # another process stored another copy meanwhile
+            raise CredentialError(_F.ISSUER_INVALID, str(exc)) from None
     return verified
 
 
