@@ -24,6 +24,7 @@ from troth._api.arguments import (
     check_name_text,
     check_optional_text,
     check_peer,
+    check_seconds,
     check_text,
     check_texts,
     check_whole,
@@ -611,18 +612,21 @@ class Node:
         arguments: Any = None,
         *,
         expect: PeerRef | None,
+        timeout: float = 10.0,
     ) -> Any:
         """Synchronous `connect` + `Channel.call`: open a channel to `route`, call `method` of
-        `service` there with `arguments`, close the channel, return the answer."""
+        `service` there with `arguments` (an answer within `timeout` seconds, as
+        `Channel.call`'s: review 63j, api 2), close the channel, return the answer."""
         check_text("Node.call", "route", route)
         check_text("Node.call", "service", service)
         check_text("Node.call", "method", method)
+        seconds = check_seconds("Node.call", "timeout", timeout)
         if expect is not None:
             check_peer("Node.call", "expect", expect)
 
         async def call() -> Any:
             async with self.connect(route, expect=expect) as channel:
-                return await channel.call(service, method, arguments)
+                return await channel.call(service, method, arguments, timeout=seconds)
 
         return run_sync(call())
 

@@ -1,0 +1,71 @@
+"""Review 63j: the Python API as a security engineer adopting troth meets it, following only
+docs/python.md, docs/policy.md, docs/secrets.md and docs/traces.md (an authority, two agent
+nodes, an enrollment, a delegation with a caveat, a channel and a service call, a gated tool
+call, a leased secret, a trace log verified, a revocation).
+
+api 1: `Secrets.lease` and `Secrets.put` took any text as a secret's name and `lease` any text
+as a scope: the guide promises an ArgumentError, before anything is done, for "a name not of a
+name's form", and they raised the broker's `SecretError` BAD_REQUEST instead (no ValueError, no
+`parameter`), `lease` only after its node had started to run for the call; a scope with a
+space went over the network, to be refused by the broker a round trip later (or, the broker
+unreachable, a `RoutingError` that said nothing of the scope). Fixed: both are checked as the
+broker checks them, an ArgumentError naming the parameter, before the node runs.
+api 2: `Node.call`, documented as the synchronous `connect` + `Channel.call`, dropped
+`Channel.call`'s `timeout`: every synchronous call gave up after 10 s, a slower method could not
+be called from a script, and a script could not wait less. Fixed: `Node.call(..., timeout=)`,
+checked as `Channel.call` checks it, before anything is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import troth
+from tests.support.brokers import PAYMENTS
+from tests.support.public_api import acme_and_agents
+from tests.test_api_network import LOOPBACK, served_in_a_thread
+
+DEAD_BROKER = "/tcp/127.0.0.1:1"
+"""A route nothing listens at: a check made before the node runs never reaches it."""
+
+
+def test_api1_a_malformed_secret_name_or_scope_is_an_argument_error_before_anything() -> None:
+    with acme_and_agents() as world:
+        lease = world.agents.secrets.lease
+        for secret, scope, parameter in (
+            ("Pay Ments", None, "secret"),
+            ("x" * 65, None, "secret"),
+            ("payments", ["refunds", "two words"], "scope"),
+            ("payments", [f"s{n}" for n in range(1000)], "scope"),
+        ):
+            with pytest.raises(troth.ArgumentError) as refused:
+                asyncio.run(lease(secret, holder="support", broker=DEAD_BROKER, scope=scope))
+            assert refused.value.parameter == parameter
+            assert isinstance(refused.value, ValueError)
+        with pytest.raises(troth.ArgumentError) as stored:
+            world.hub.secrets.put("Pay Ments", engine="token", config=PAYMENTS)
+        assert stored.value.parameter == "name"
+        assert "secret name" in str(stored.value)
+
+
+def test_api2_node_call_takes_the_channel_calls_timeout() -> None:
+    slow = troth.Service("slow")
+
+    @slow.method("wait", allow=troth.AnyAuthenticated())
+    async def wait(request: troth.Request) -> str:
+        await asyncio.sleep(float(request.arguments))
+        return "done"
+
+    with acme_and_agents() as world:
+        agents = world.agents
+        agents.enroll(world.acme.ticket({"orders.access": "read"}))
+        with pytest.raises(troth.ArgumentError) as refused:
+            agents.call(DEAD_BROKER, "slow", "wait", 0, expect=None, timeout=0)
+        assert refused.value.parameter == "timeout"
+        with served_in_a_thread(world.hub, listen=LOOPBACK, services=[slow]) as running:
+            at, hub = running.address, running.identifier
+            assert agents.call(at, "slow", "wait", "0.01", expect=hub, timeout=5) == "done"
+            with pytest.raises(troth.RoutingError, match="no answer"):
+                agents.call(at, "slow", "wait", "5", expect=hub, timeout=0.2)
