@@ -14,6 +14,11 @@ api 2: `Node.call`, documented as the synchronous `connect` + `Channel.call`, dr
 `Channel.call`'s `timeout`: every synchronous call gave up after 10 s, a slower method could not
 be called from a script, and a script could not wait less. Fixed: `Node.call(..., timeout=)`,
 checked as `Channel.call` checks it, before anything is done.
+api 3: `Policies.sign` (and `publish`) took a `ttl` up to `limits.MAX_TTL` (2^62 s) when a
+bundle lives at most `limits.MAX_POLICY_BUNDLE_TTL` (90 days): a ttl past it, which the guide
+promises is an ArgumentError ("a ttl ... out of range"), reached the gates' signing and was
+refused as `PolicyError` EXPIRED, "the bundle expired", of a bundle not yet made. Fixed: checked
+against the bundle's limit, an ArgumentError naming it, before anything is signed.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import troth
 from tests.support.brokers import PAYMENTS
 from tests.support.public_api import acme_and_agents
 from tests.test_api_network import LOOPBACK, served_in_a_thread
+from troth import limits
 
 DEAD_BROKER = "/tcp/127.0.0.1:1"
 """A route nothing listens at: a check made before the node runs never reaches it."""
@@ -69,3 +75,19 @@ def test_api2_node_call_takes_the_channel_calls_timeout() -> None:
             assert agents.call(at, "slow", "wait", "0.01", expect=hub, timeout=5) == "done"
             with pytest.raises(troth.RoutingError, match="no answer"):
                 agents.call(at, "slow", "wait", "5", expect=hub, timeout=0.2)
+
+
+POLICIES = '@id("all") permit(principal, action, resource);'
+
+
+def test_api3_a_bundle_ttl_past_the_bundle_limit_is_an_argument_error() -> None:
+    with acme_and_agents() as world:
+        policies = world.hub.policies
+        for ttl in (limits.MAX_POLICY_BUNDLE_TTL + 1, limits.MAX_TTL):
+            for sign in (policies.sign, policies.publish):
+                with pytest.raises(troth.ArgumentError) as refused:
+                    sign(policies=POLICIES, tools={}, revision=1, ttl=ttl)
+                assert refused.value.parameter == "ttl"
+                assert str(limits.MAX_POLICY_BUNDLE_TTL) in str(refused.value)
+        assert policies.show() == []  # nothing signed, nothing installed
+        assert policies.publish(policies=POLICIES, tools={}, revision=1, ttl=3600).in_force
