@@ -19,17 +19,26 @@ bundle lives at most `limits.MAX_POLICY_BUNDLE_TTL` (90 days): a ttl past it, wh
 promises is an ArgumentError ("a ttl ... out of range"), reached the gates' signing and was
 refused as `PolicyError` EXPIRED, "the bundle expired", of a bundle not yet made. Fixed: checked
 against the bundle's limit, an ArgumentError naming it, before anything is signed.
+api 4: the API let through arguments past the limits of the layers beneath, whose errors then
+spoke of something else: a revocation `reason` over `limits.MAX_REVOCATION_REASON` was, from
+`Node.revoke`, an AuthorityError "revoke takes [id, chain, reason]" (as if the API had built a
+bad request), from `Authority.revoke` an AuthorityError; a delegation `purpose` over
+`MAX_PURPOSE_TEXT` or more than `MAX_CAVEATS` caveats, a CredentialError "link 1: malformed" of
+a link not yet made; a ticket's `at` that is no route nor `node:NAME`, an AuthorityError
+REQUEST_INVALID. Fixed: each an ArgumentError naming the parameter and its limit, before
+anything is done.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
 import troth
 from tests.support.brokers import PAYMENTS
-from tests.support.public_api import acme_and_agents
+from tests.support.public_api import READ, acme_and_agents
 from tests.test_api_network import LOOPBACK, served_in_a_thread
 from troth import limits
 
@@ -91,3 +100,41 @@ def test_api3_a_bundle_ttl_past_the_bundle_limit_is_an_argument_error() -> None:
                 assert str(limits.MAX_POLICY_BUNDLE_TTL) in str(refused.value)
         assert policies.show() == []  # nothing signed, nothing installed
         assert policies.publish(policies=POLICIES, tools={}, revision=1, ttl=3600).in_force
+
+
+def test_api4_arguments_past_the_layers_limits_are_argument_errors() -> None:
+    long_reason = "r" * (limits.MAX_REVOCATION_REASON + 1)
+    with acme_and_agents() as world:
+        agents, acme = world.agents, world.acme
+        chain = agents.delegate(world.support, to=world.sub, attributes=READ, ttl=60, purpose="x")
+        calls: dict[str, list[Callable[[], object]]] = {
+            "reason": [
+                lambda: agents.revoke(chain, by=world.support, reason=long_reason),
+                lambda: acme.revoke(world.member, reason=long_reason),
+                lambda: acme.revoke_identity(world.sub, reason=long_reason),
+            ],
+            "purpose": [
+                lambda: agents.delegate(
+                    world.support, to=world.sub, attributes=READ, ttl=60, purpose="p" * 257
+                )
+            ],
+            "caveats": [
+                lambda: agents.delegate(
+                    world.support,
+                    to=world.sub,
+                    attributes=READ,
+                    ttl=60,
+                    purpose="x",
+                    caveats=["true"] * (limits.MAX_CAVEATS + 1),
+                )
+            ],
+            "at": [lambda: acme.ticket(READ, at="nowhere")],
+        }
+        for parameter, refused_calls in calls.items():
+            for call in refused_calls:
+                with pytest.raises(troth.ArgumentError) as refused:
+                    call()
+                assert refused.value.parameter == parameter
+        verifier = troth.Verifier(trust=[acme.identifier], feeds=agents)  # nothing revoked
+        assert verifier.verify(chain, presenter=world.sub).actor == world.sub.identifier
+        assert [tree["kind"] for tree in agents.traces.show()] == ["delegation"]
