@@ -66,6 +66,18 @@ def check_text(call: str, parameter: str, value: object) -> str:
     return check_utf8(call, parameter, value)
 
 
+def check_short_text(call: str, parameter: str, value: object, limit: str) -> str:
+    """`value`, text of at most `limits.<limit>` characters, else an ArgumentError naming the
+    limit, before anything is done (review 63j, api 4: the layers beneath refused it with their
+    own errors, one of them "revoke takes [id, chain, reason]")."""
+    text = check_text(call, parameter, value)
+    most: int = getattr(limits, limit)
+    if len(text) > most:
+        said = f"{len(text)} characters"
+        raise ArgumentError(call, parameter, f"at most {most} characters (limits.{limit})", said)
+    return text
+
+
 def check_optional_text(call: str, parameter: str, value: object) -> str | None:
     """`value`, a str UTF-8 can encode (`check_text`) or None."""
     if value is not None and not isinstance(value, str):

@@ -9,15 +9,16 @@ from troth import limits
 from troth._api.arguments import (
     check_attributes,
     check_optional_text,
-    check_text,
+    check_short_text,
     check_whole,
 )
 from troth._api.results import Credential, Identity
 from troth.authority import Authority as HostedAuthority
 from troth.authority.core import DEFAULT_TICKET_TTL
+from troth.authority.tickets import check_address
 from troth.clock import Clock
 from troth.credentials import VerifiedFeed
-from troth.errors import ArgumentError
+from troth.errors import ArgumentError, DecodeError
 from troth.identity import Identifier
 from troth.kinds import check_kind, check_utf8
 from troth.node.node import Node as StoredNode
@@ -72,7 +73,15 @@ class Authority:
         within `ttl` seconds (1 to `limits.MAX_TTL`); out of range, or of another type, an
         ArgumentError."""
         granted = check_attributes("Authority.ticket", "attributes", attributes)
-        check_optional_text("Authority.ticket", "at", at)
+        where = check_optional_text("Authority.ticket", "at", at)
+        if where is not None:
+            try:  # an AuthorityError REQUEST_INVALID beneath (review 63j, api 4)
+                check_address(where)
+            except DecodeError as exc:
+                said = str(exc)[:160]
+                raise ArgumentError(
+                    "Authority.ticket", "at", "a route or node:NAME", said
+                ) from None
         # out of range refused here, naming it, not by the authority beneath (review 56c, api 1)
         check_whole("Authority.ticket", "uses", uses, low=1, high=limits.MAX_TICKET_USES)
         check_whole("Authority.ticket", "ttl", ttl, low=1, high=limits.MAX_TTL, unit=" of seconds")
@@ -91,7 +100,7 @@ class Authority:
         chain rooted here: every chain holding it stops verifying. Returns the feed entry's
         number. A credential id not of 32 bytes, or anything else, is an ArgumentError, a
         TypeError (an identity is revoked by `revoke_identity`)."""
-        check_utf8("Authority.revoke", "reason", check_text("Authority.revoke", "reason", reason))
+        check_short_text("Authority.revoke", "reason", reason, "MAX_REVOCATION_REASON")
         if isinstance(credential, Credential):
             target = credential.id
         elif isinstance(credential, bytes) and len(credential) == _ID_BYTES:
@@ -116,11 +125,7 @@ class Authority:
         """Revoke an identity for good (an `Identifier`, an `Identity`, or identifier text):
         every link it issued or holds stops verifying. Anything else is an ArgumentError, a
         TypeError (its digest's bytes would name a credential id: review 35d, authority 1)."""
-        check_utf8(
-            "Authority.revoke_identity",
-            "reason",
-            check_text("Authority.revoke_identity", "reason", reason),
-        )
+        check_short_text("Authority.revoke_identity", "reason", reason, "MAX_REVOCATION_REASON")
         if isinstance(identity, Identity):
             identifier = identity.identifier
         elif isinstance(identity, Identifier):

@@ -22,6 +22,7 @@ from troth._api.arguments import (
     check_optional_text,
     check_peer,
     check_seconds,
+    check_short_text,
     check_text,
 )
 from troth._api.node import IdentityRef, Link, PeerRef, _ref
@@ -39,7 +40,7 @@ from troth.errors import (
     TrothError,
 )
 from troth.identity import Identifier
-from troth.kinds import check_kind, check_utf8
+from troth.kinds import check_kind
 from troth.kinds import got as _got
 from troth.node.access import (
     AnyAuthenticated,
@@ -408,9 +409,7 @@ class RunningNode:
         the link (review 48c, revnet 2: a node running inside `serve` could not revoke over
         the network)."""
         check_credential("RunningNode.revoke", "credential", credential)
-        check_utf8(
-            "RunningNode.revoke", "reason", check_text("RunningNode.revoke", "reason", reason)
-        )
+        check_short_text("RunningNode.revoke", "reason", reason, "MAX_REVOCATION_REASON")
         self._on_loop()
         ref = _ref(by, self._node._stored, "RunningNode.revoke", "by")
         return await self._revoke(credential, ref, reason)

@@ -24,6 +24,8 @@ from troth._api.arguments import (
     check_name_text,
     check_optional_text,
     check_peer,
+    check_seconds,
+    check_short_text,
     check_text,
     check_texts,
     check_whole,
@@ -46,7 +48,7 @@ from troth.errors import (
     TrothError,
 )
 from troth.identity import Identifier
-from troth.kinds import check_kind, check_utf8
+from troth.kinds import check_kind
 from troth.node.authorities import (
     announce_here,
     enroll_locally,
@@ -428,8 +430,10 @@ class Node:
         # refused first, naming ttl: it failed deep inside, or made a link expired at birth
         # (review 44c, API 1)
         check_whole(call, "ttl", ttl, low=1, high=limits.MAX_TTL, unit=" of seconds")
-        check_text(call, "purpose", purpose)
-        check_texts(call, "caveats", caveats)
+        check_short_text(call, "purpose", purpose, "MAX_PURPOSE_TEXT")
+        if len(check_texts(call, "caveats", caveats)) > limits.MAX_CAVEATS:  # (63j, api 4)
+            said = f"{len(caveats)} caveats"
+            raise ArgumentError(call, "caveats", f"at most {limits.MAX_CAVEATS} caveats", said)
         if depth is not None:  # a negative one was "AMPLIFIED" (review 56c, api 1)
             check_whole(call, "depth", depth, low=0, high=limits.MAX_DELEGATION_LINKS)
         chain = delegate_recorded(
@@ -469,7 +473,7 @@ class Node:
         (docs/credentials.md, "Revocation is real")."""
         check_credential("Node.revoke", "credential", credential)
         ref = _ref(by, self._stored, "Node.revoke", "by")
-        check_utf8("Node.revoke", "reason", check_text("Node.revoke", "reason", reason))
+        check_short_text("Node.revoke", "reason", reason, "MAX_REVOCATION_REASON")
         return self._revoke(credential, ref, reason)
 
     def _revoke(self, link: Link, ref: str, reason: str) -> int:
@@ -611,18 +615,21 @@ class Node:
         arguments: Any = None,
         *,
         expect: PeerRef | None,
+        timeout: float = 10.0,
     ) -> Any:
         """Synchronous `connect` + `Channel.call`: open a channel to `route`, call `method` of
-        `service` there with `arguments`, close the channel, return the answer."""
+        `service` there with `arguments` (an answer within `timeout` seconds, as
+        `Channel.call`'s: review 63j, api 2), close the channel, return the answer."""
         check_text("Node.call", "route", route)
         check_text("Node.call", "service", service)
         check_text("Node.call", "method", method)
+        seconds = check_seconds("Node.call", "timeout", timeout)
         if expect is not None:
             check_peer("Node.call", "expect", expect)
 
         async def call() -> Any:
             async with self.connect(route, expect=expect) as channel:
-                return await channel.call(service, method, arguments)
+                return await channel.call(service, method, arguments, timeout=seconds)
 
         return run_sync(call())
 

@@ -150,15 +150,19 @@ class Policies:
         troth's. Signed by `signer` (default: the authority the node hosts; else a local
         identity holding troth.role=policy-admin of `authority`), for `authority` (default:
         the hosted one). `revision` must exceed every revision the nodes hold; `ttl` seconds
-        (default 7 days, or until the signer's key or chain expires). Refused with a
+        (default 7 days, or until the signer's key or chain expires; at most
+        `limits.MAX_POLICY_BUNDLE_TTL`, 90 days, else an ArgumentError, and not past the
+        signer's key or chain, else a PolicyError EXPIRED). Refused with a
         PolicyError whose `messages` are the validator's (an invalid policy, a revision the
         node already holds)."""
         call = "Policies.sign"
         check_text(call, "policies", policies)
         check_text(call, "schema", schema)
         check_whole(call, "revision", revision, low=1, high=limits.MAX_POLICY_REVISION)
-        if ttl is not None:
-            check_whole(call, "ttl", ttl, low=1, high=limits.MAX_TTL, unit=" of seconds")
+        if ttl is not None:  # a bundle's limit: past it, "the bundle expired" (63j, api 3)
+            check_whole(
+                call, "ttl", ttl, low=1, high=limits.MAX_POLICY_BUNDLE_TTL, unit=" of seconds"
+            )
         compiled_tools = _tools(call, tools)
         methods = check_services(_services(call, services))
         node = self._node

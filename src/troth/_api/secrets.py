@@ -23,7 +23,7 @@ from troth.identity import Identifier
 from troth.kinds import check_kind, got
 from troth.node.secret_api import ENGINES, broker_jwks, revoke_holder, trace_audit
 from troth.secrets import IssuedLease, Lease, LeaseCredential, LeaseId
-from troth.secrets.lease import check_secret_name
+from troth.secrets.lease import check_scope, check_secret_name
 
 if TYPE_CHECKING:
     from troth._api.node import IdentityRef, Node, PeerRef
@@ -99,7 +99,7 @@ class Secrets:
         the authorities whose bundles may grant leases of it (default: the authority the node
         hosts). SecretError when refused (a bad configuration: CONFIG_INVALID)."""
         call = "Secrets.put"
-        check_text(call, "name", name)
+        _secret_name(call, "name", name)
         check_text(call, "engine", engine)
         if engine not in ENGINES:
             raise ArgumentError(call, "engine", " or ".join(ENGINES), repr(engine[:40]))
@@ -122,7 +122,7 @@ class Secrets:
 
         done = put_secret(
             node._stored,
-            check_secret_name(name),
+            name,
             engine,
             data,
             value,
@@ -192,11 +192,11 @@ class Secrets:
         need it), the `lease` and its `credential` (`reveal()`: the token, the login).
         SecretError when the broker refuses (DENIED: no bundle grants it)."""
         call = "Secrets.lease"
-        check_text(call, "secret", secret)
+        _secret_name(call, "secret", secret)
         asked = None if scope is None else _scope(call, scope)
         seconds = _ttl(call, ttl)
         async with self._client(call, holder, broker, expect) as client:
-            return await client.issue(check_secret_name(secret), scope=asked, ttl=seconds)
+            return await client.issue(secret, scope=asked, ttl=seconds)
 
     async def leases(
         self,
@@ -282,11 +282,28 @@ def _config(call: str, config: Mapping[str, Any] | bytes) -> bytes:
     return data
 
 
+def _secret_name(call: str, parameter: str, name: object) -> str:
+    """`name` if it is a secret's name, else an ArgumentError before anything is done (review
+    63j, api 1: the broker's SecretError BAD_REQUEST, `lease`'s once its node ran)."""
+    text = check_text(call, parameter, name)
+    try:
+        return check_secret_name(text)
+    except SecretError as exc:
+        raise ArgumentError(call, parameter, "a secret's name", exc.detail) from None
+
+
 def _scope(call: str, scope: Sequence[str]) -> tuple[str, ...]:
+    """The scopes asked for, each a scope token (RFC 6749 §3.3), at most
+    `limits.MAX_LEASE_SCOPES`: else an ArgumentError before anything is sent (review 63j,
+    api 1: the broker refused them, SecretError BAD_REQUEST, a round trip later)."""
     if isinstance(scope, str) or not isinstance(scope, Sequence):
         raise ArgumentError(call, "scope", "a sequence of scope names", got(scope))
     for each in scope:
         check_text(call, "scope", each)
+    try:
+        check_scope(list(scope))
+    except SecretError as exc:
+        raise ArgumentError(call, "scope", "scope tokens (no spaces)", exc.detail) from None
     return tuple(scope)
 
 
