@@ -56,6 +56,10 @@ def test_decide_with_a_credential_relabelled_to_another_holder_denies() -> None:
         relabelled = dataclasses.replace(world.member, holder=world.sub.identifier)
         decision = world.agents.policies.decide(relabelled, "lookup", {})
         assert (decision.allowed, decision.outcome) == (False, troth.Outcome.CREDENTIAL)
+        # the reason reads (it said "the caller's credential is subject is not the ...")
+        assert decision.reason == (
+            "denied: the caller's credential: subject is not the presenting identity"
+        )
 
 
 def test_a_delegators_revocation_is_refused_by_every_feed_source_and_the_gates() -> None:

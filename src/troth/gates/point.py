@@ -54,6 +54,25 @@ _CREDENTIAL_DENIALS = {
 }
 """Fixed denial texts where "the caller's credential is <reason>" would not read."""
 
+_READS_AS_STATE = frozenset(
+    {
+        CredentialFailure.REVOKED,
+        CredentialFailure.EXPIRED,
+        CredentialFailure.NOT_YET_VALID,
+        CredentialFailure.MALFORMED,
+    }
+)
+"""Reasons that read as "the caller's credential is <reason>"; the others follow a colon
+("... is subject is not the presenting identity": review 63j)."""
+
+
+def _credential_denial(reason: CredentialFailure) -> str:
+    if reason in _CREDENTIAL_DENIALS:
+        return _CREDENTIAL_DENIALS[reason]
+    joint = " is " if reason in _READS_AS_STATE else ": "
+    return f"denied: the caller's credential{joint}{reason.value}"
+
+
 FeedSource = Callable[[Identifier], VerifiedFeed | None]
 """The authority's current verified feed (e.g. `CredentialWallet.held_feed`), or None."""
 
@@ -279,9 +298,7 @@ class DecisionPoint:
             credential, engine = self._engine(credential, now)
             return credential, engine.decide(credential, request, now=now), engine
         except CredentialError as exc:
-            reason = _CREDENTIAL_DENIALS.get(
-                exc.reason, f"denied: the caller's credential is {exc.reason.value}"
-            )
+            reason = _credential_denial(exc.reason)
             return None, PolicyDecision.deny(Outcome.CREDENTIAL, reason), None
         except PolicyError as exc:
             # no bundle in force: the record still names a caller whose credential is current
