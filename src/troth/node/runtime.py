@@ -77,6 +77,7 @@ from troth.node.services.node_policies import NodePolicies
 from troth.node.services.policy import PolicyService
 from troth.node.services.relay import RELAY_GRACE, Relay, RelayBook, RelayService
 from troth.node.services.trace import NodeTraces
+from troth.node.to_the_end import to_its_end
 from troth.node.trust import NodeTrust
 from troth.node.upkeep import HOSTED_FEED_POLL, MAINTENANCE_SECONDS, Upkeep
 from troth.node.worker import StoreWorker
@@ -225,8 +226,9 @@ class NodeRuntime(ChannelOpening, Upkeep):
                 try:
                     await starting()
                 except BaseException:  # failed or cancelled midway: closed now, as `stop`
-                    # closes those added (review 63g, upkeep 1: its thread and recovery ran on)
-                    await _close_service(service)
+                    # closes those added (review 63g, upkeep 1: its thread and recovery ran on),
+                    # to its end if cancelled (again) meanwhile (review 63o, lifecycle 1)
+                    await to_its_end(_close_service(service))
                     raise
             self.host.add(service)
         self._set_rules()

@@ -1,0 +1,156 @@
+"""Review 63o, lifecycle: review 63g's fixes of a node's start and stop (troth.node.runtime,
+troth.node.announcements, troth._api.network), attacked.
+
+Lifecycle 1: `NodeRuntime.start` closes a service whose start failed or was cancelled midway
+(review 63g, upkeep 1), awaiting its `close` in the cancelled task itself. Cancelled again
+while that close runs (a `connect` block cancelled twice, a TaskGroup and a timeout, SIGTERM
+then SIGINT), the close ended midway: the broker's thread, recovery and upstream ran on after
+the node stopped and node.db closed, which is what upkeep 1 fixed (review 63g, api 2 fixed the
+same for the stop `start_running` runs). The close runs to its end now, the CancelledError
+after it (`troth.node.to_its_end`).
+
+Lifecycle 2: the rotation announcements run at once (review 63g, announce) with `rotated`
+after all of the node's own identity's, and before any of an identity listed after it. But
+`announce` runs from three places that run beside each other: the maintenance round, the
+catch-up after a link reconnected (`_catch_up`), and `troth node announce`: two of them at
+once sent every pending announcement twice at the same time, and ran `rotated` (the node's
+identity renewed, every channel carrying its old history closed) while the other's own
+announcement was still under way over such a channel (it failed, pending a round), and
+twice. `Announcer.announce` runs one at a time now.
+
+Shown without real time: the services and the announcements are awaitables the test controls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+
+from troth.credentials.wallet import Announcement
+from troth.identity import Identifier
+from troth.node import daemon, runtime
+from troth.node.announcements import Announcer
+from troth.node.composition import compose as composed
+from troth.node.node import init_node
+
+
+class _SlowClose:
+    """A service with a lifecycle whose start waits for ever and whose close (the broker's:
+    its upstream, then its thread) waits for `release` midway; what happened to it."""
+
+    name = "stub"
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+        self.started = asyncio.Event()
+        self.closing = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def start(self) -> None:
+        self.started.set()
+        await asyncio.Event().wait()
+
+    async def close(self) -> None:
+        self.events.append("closing")
+        self.closing.set()
+        await self.release.wait()
+        self.events.append("closed")  # (the broker: its thread shut down here)
+
+
+def test_a_failed_starts_close_cancelled_again_runs_to_its_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lifecycle 1: the node's start cancelled while a service starts, then again while that
+    service closes: the close ends all the same, the CancelledError after it."""
+    init_node("n", home=tmp_path)
+    stub = _SlowClose()
+
+    def compose(*args: Any, **kwargs: Any) -> list[Any]:
+        return [*composed(*args, **kwargs), stub]
+
+    monkeypatch.setattr(runtime, "compose", compose)
+
+    async def main() -> None:
+        serving = asyncio.create_task(daemon.serve(tmp_path, "n", None))
+        await asyncio.wait_for(stub.started.wait(), 5)
+        serving.cancel()
+        await asyncio.wait_for(stub.closing.wait(), 5)
+        serving.cancel()  # again, while the close runs
+        for _ in range(5):
+            await asyncio.sleep(0)
+        stub.release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await serving
+
+    asyncio.run(main())
+    assert stub.events == ["closing", "closed"]
+
+
+class _Worker:
+    async def run(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return function(*args, **kwargs)
+
+
+OWN_AUTHORITY = Identifier(b"\x01" * 32)
+
+
+def _announcer(events: list[tuple[str, ...]], release: asyncio.Event) -> Announcer:
+    """The node's own identity pending at one authority (while it is not marked announced),
+    its announcement waiting for `release`."""
+    marked: set[str] = set()
+
+    def mark(name: str, authority: Identifier, changes: int, seq: int | None) -> Any:
+        marked.add(name)
+        return Announcement(name, authority, changes, seq)
+
+    async def rotated() -> None:
+        events.append(("rotated",))
+
+    announcer = Announcer(
+        cast(Any, SimpleNamespace(wallet=SimpleNamespace(mark_announced=mark))),
+        cast(Any, SimpleNamespace(hosted=None, routes={})),
+        own="node",
+        worker=cast(Any, _Worker()),
+        clock=cast(Any, SimpleNamespace(now=lambda: 1_000_000)),
+        router=cast(Any, None),
+        channel_to=cast(Any, None),
+        rotated=rotated,
+    )
+
+    def unannounced(ref: str | None) -> list[tuple[str, int, list[Identifier]]]:
+        return [("node", 1, [] if "node" in marked else [OWN_AUTHORITY])]
+
+    async def announce(ref: str, authority: Identifier) -> int | None:
+        events.append(("start", ref))
+        await release.wait()
+        events.append(("end", ref))
+        return 7
+
+    announcer._unannounced = unannounced  # type: ignore[method-assign]
+    announcer._announce = announce  # type: ignore[method-assign]
+    return announcer
+
+
+def test_two_announcements_at_once_send_each_once_and_rotate_once() -> None:
+    """Lifecycle 2: the maintenance round's announcements and the catch-up's after a
+    reconnect (or `troth node announce`) at once: the own identity's announced once, and
+    `rotated` runs once, after it ended (never while an announcement of it runs)."""
+    events: list[tuple[str, ...]] = []
+
+    async def main() -> list[list[dict[str, Any]]]:
+        release = asyncio.Event()
+        announcer = _announcer(events, release)
+        rounds = asyncio.gather(announcer.announce(), announcer.announce())
+        for _ in range(10):
+            await asyncio.sleep(0)
+        release.set()
+        return list(await rounds)
+
+    first, second = asyncio.run(main())
+    assert events == [("start", "node"), ("end", "node"), ("rotated",)]
+    assert [len(first), len(second)] == [1, 0]
