@@ -18,6 +18,11 @@ identity renewed, every channel carrying its old history closed) while the other
 announcement was still under way over such a channel (it failed, pending a round), and
 twice. `Announcer.announce` runs one at a time now.
 
+Lifecycle 3: `to_its_end` raised a stop's error when its caller was cancelled before the stop
+failed, but a bare CancelledError when the caller was cancelled in the step the stop failed:
+the error was left in the stop's task, unretrieved (a "never retrieved" line at best). The
+stop's error goes on in both cases now.
+
 Shown without real time: the services and the announcements are awaitables the test controls.
 """
 
@@ -32,11 +37,13 @@ from typing import Any, cast
 import pytest
 
 from troth.credentials.wallet import Announcement
+from troth.errors import StorageError
 from troth.identity import Identifier
 from troth.node import daemon, runtime
 from troth.node.announcements import Announcer
 from troth.node.composition import compose as composed
 from troth.node.node import init_node
+from troth.node.to_the_end import to_its_end
 
 
 class _SlowClose:
@@ -154,3 +161,26 @@ def test_two_announcements_at_once_send_each_once_and_rotate_once() -> None:
     first, second = asyncio.run(main())
     assert events == [("start", "node"), ("end", "node"), ("rotated",)]
     assert [len(first), len(second)] == [1, 0]
+
+
+def test_a_stop_failing_as_its_caller_is_cancelled_raises_its_error() -> None:
+    """Lifecycle 3: the stop fails in the very step its caller is cancelled (a timeout firing
+    as the last close fails): its error goes on, as when the caller was cancelled earlier
+    (`to_its_end`), not a CancelledError with the error left unretrieved in its task."""
+
+    async def main() -> None:
+        release = asyncio.Event()
+        callers: list[asyncio.Task[None]] = []
+
+        async def stop() -> None:
+            await release.wait()
+            callers[0].cancel()  # the caller cancelled as the stop fails
+            raise StorageError("node.db is gone")
+
+        callers.append(asyncio.get_running_loop().create_task(to_its_end(stop())))
+        await asyncio.sleep(0)
+        release.set()
+        with pytest.raises(StorageError, match="gone"):
+            await callers[0]
+
+    asyncio.run(main())
