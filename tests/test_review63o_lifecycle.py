@@ -23,6 +23,11 @@ failed, but a bare CancelledError when the caller was cancelled in the step the 
 the error was left in the stop's task, unretrieved (a "never retrieved" line at best). The
 stop's error goes on in both cases now.
 
+Lifecycle 4: review 63g (upkeep 2) made the maintenance rounds run one at a time, but the
+catch-up after a link reconnected (`NodeRuntime._catch_up`: the credentials refreshed, the
+rotations announced) still ran beside a round: each credential due was asked of its authority
+twice at the same time. It takes its turn with the rounds now.
+
 Shown without real time: the services and the announcements are awaitables the test controls.
 """
 
@@ -36,6 +41,8 @@ from typing import Any, cast
 
 import pytest
 
+import troth
+from tests.support.public_api import acme_and_agents
 from troth.credentials.wallet import Announcement
 from troth.errors import StorageError
 from troth.identity import Identifier
@@ -43,6 +50,7 @@ from troth.node import daemon, runtime
 from troth.node.announcements import Announcer
 from troth.node.composition import compose as composed
 from troth.node.node import init_node
+from troth.node.runtime import NodeRuntime
 from troth.node.to_the_end import to_its_end
 
 
@@ -184,3 +192,44 @@ def test_a_stop_failing_as_its_caller_is_cancelled_raises_its_error() -> None:
             await callers[0]
 
     asyncio.run(main())
+
+
+def test_a_catch_up_after_a_reconnect_never_runs_beside_a_round(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Lifecycle 4: the catch-up after a link reconnected (credentials refreshed, rotations
+    announced) and a maintenance round at once: the credentials were refreshed twice at the
+    same time, each due one asked of its authority twice. One after the other now."""
+    running = most = 0
+    calls = 0
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def counted(self: NodeRuntime, *, margin: int = 0) -> int:
+        nonlocal running, most, calls
+        running += 1
+        calls += 1
+        most = max(most, running)
+        try:
+            if calls == 1:
+                held.set()
+                await release.wait()
+        finally:
+            running -= 1
+        return 0
+
+    async def scene(hub: troth.Node) -> None:
+        async with hub.serve() as served:
+            node = served._runtime
+            monkeypatch.setattr(NodeRuntime, "refresh_credentials", counted)
+            round_ = asyncio.get_running_loop().create_task(node.maintain())
+            await asyncio.wait_for(held.wait(), 5)
+            catch_up = asyncio.get_running_loop().create_task(node._catch_up())
+            for _ in range(10):
+                await asyncio.sleep(0)
+            release.set()
+            await asyncio.wait_for(asyncio.gather(round_, catch_up), 10)
+
+    with acme_and_agents() as world:
+        asyncio.run(scene(world.hub))
+    assert calls == 2
+    assert most == 1

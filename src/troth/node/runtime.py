@@ -458,6 +458,13 @@ class NodeRuntime(ChannelOpening, Upkeep):
             raise RemoteError("; ".join(refused))
 
     async def _catch_up(self) -> None:
+        """After a link reconnected: credentials refreshed, rotations announced; in its turn
+        with the maintenance rounds (review 63o, lifecycle 4: beside one, each credential due
+        was asked of its authority twice at once)."""
+        async with self._rounds:
+            await self._catching_up()
+
+    async def _catching_up(self) -> None:
         for step in (self.refresh_credentials, self.announce_rotations):
             try:
                 await step()
