@@ -27,6 +27,7 @@ from tests.support.public_api import acme_and_agents
 from troth._api.network import runtimes_here
 from troth.errors import StorageError
 from troth.node import runtime
+from troth.node.announcements import Announcer
 from troth.node.composition import compose as composed
 from troth.node.runtime import NodeRuntime
 from troth.node.to_the_end import to_its_end
@@ -216,3 +217,44 @@ def test_a_service_whose_start_fails_under_serve_is_closed_once(
 
     with acme_and_agents() as world:
         asyncio.run(scene(world.hub))
+
+
+def test_a_round_a_catch_up_and_a_node_announce_at_once_all_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The round's lock and the announcer's taken in one order (a round, then a catch-up
+    after a reconnect, take the round's, then the announcer's; `troth node announce` only the
+    announcer's): all three at once, the first announcement held, then one cancelled while it
+    waits, all end (no deadlock), and a cancelled announcement lets the next one run."""
+    held, release = asyncio.Event(), asyncio.Event()
+    announced: list[str | None] = []
+    pending = Announcer._announce_pending
+
+    async def holding(self: Announcer, ref: str | None) -> list[dict[str, Any]]:
+        announced.append(ref)  # (inside the announcer's lock)
+        if len(announced) == 1:
+            held.set()
+            await release.wait()
+        return await pending(self, ref)
+
+    async def scene(hub: troth.Node) -> None:
+        async with hub.serve() as served:
+            node = served._runtime
+            monkeypatch.setattr(Announcer, "_announce_pending", holding)
+            loop = asyncio.get_running_loop()
+            round_ = loop.create_task(node.maintain())
+            await asyncio.wait_for(held.wait(), 5)
+            catch_up = loop.create_task(node._catch_up())
+            told = loop.create_task(node.announce_rotations(node.name))
+            dropped = loop.create_task(node.announce_rotations())
+            for _ in range(10):
+                await asyncio.sleep(0)
+            dropped.cancel()
+            release.set()
+            await asyncio.wait_for(asyncio.gather(round_, catch_up, told), 10)
+            assert dropped.cancelled()
+            assert await asyncio.wait_for(node.announce_rotations(), 5) == []
+
+    with acme_and_agents() as world:
+        asyncio.run(scene(world.hub))
+    assert announced[0] is None and len(announced) == 4
