@@ -257,4 +257,5 @@ def test_a_round_a_catch_up_and_a_node_announce_at_once_all_end(
 
     with acme_and_agents() as world:
         asyncio.run(scene(world.hub))
-    assert announced[0] is None and len(announced) == 4
+    assert announced[0] is None
+    assert len(announced) == 4
