@@ -28,6 +28,12 @@ catch-up after a link reconnected (`NodeRuntime._catch_up`: the credentials refr
 rotations announced) still ran beside a round: each credential due was asked of its authority
 twice at the same time. It takes its turn with the rounds now.
 
+Lifecycle 5: review 63g (upkeep 3) made each service's close its own in `NodeRuntime.stop`,
+but the stages after them were not: the trace client's close failing ended the stop there,
+the links, channels, TCP listener and storage thread left running, and the serve block let
+the handle go (a second serve beside them). Each stage runs now, the first error raised once
+all ran.
+
 Shown without real time: the services and the announcements are awaitables the test controls.
 """
 
@@ -51,6 +57,7 @@ from troth.node.announcements import Announcer
 from troth.node.composition import compose as composed
 from troth.node.node import init_node
 from troth.node.runtime import NodeRuntime
+from troth.node.services.trace import NodeTraces
 from troth.node.to_the_end import to_its_end
 
 
@@ -233,3 +240,30 @@ def test_a_catch_up_after_a_reconnect_never_runs_beside_a_round(
         asyncio.run(scene(world.hub))
     assert calls == 2
     assert most == 1
+
+
+def test_a_stop_whose_trace_client_fails_to_close_stops_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Lifecycle 5: the trace client's close failing (its outbox on a disk gone bad) ended
+    `NodeRuntime.stop` there: the links, channels, TCP listener and storage thread ran on, and
+    the serve block let the handle go (review 63g, api 1: only once its stop ended). The stop
+    goes on to its end; its first error is raised after."""
+
+    async def failing(self: Any) -> None:
+        raise OSError("the outbox's disk went away")
+
+    monkeypatch.setattr(NodeTraces, "close", failing)
+
+    async def scene(hub: troth.Node) -> NodeRuntime:
+        with pytest.raises(OSError, match="went away"):
+            async with hub.serve(listen=("127.0.0.1", 0)) as served:
+                node = served._runtime
+                assert node.listening is not None
+        return node
+
+    with acme_and_agents() as world:
+        node = asyncio.run(scene(world.hub))
+    assert cast(Any, node.tcp)._listeners == []
+    assert not node.channels.ends
+    assert cast(Any, node.worker)._executor._shutdown

@@ -318,7 +318,8 @@ class NodeRuntime(ChannelOpening, Upkeep):
     async def stop(self) -> None:
         """Stop the upkeep tasks, then the services (their threads finish what they run: the
         broker audits into the trace log), the trace client (it delivers what it holds first);
-        close every channel and connection, stop the storage thread."""
+        close every channel and connection, stop the storage thread: each on its own, the
+        first failure raised once all ran."""
         # the tasks first, ended: a round under way maintained the services closed meanwhile,
         # during the trace client's flush (review 62s, upkeep 2)
         tasks = [task for task in self._tasks if task is not asyncio.current_task()]
@@ -328,12 +329,21 @@ class NodeRuntime(ChannelOpening, Upkeep):
             await asyncio.wait(tasks, timeout=UPKEEP_STOP_SECONDS)
         for service in list(self.host.services.values()):
             await _close_service(service)
-        await self.traces.close()
-        await self.links.stop()
-        await self.channels.close_all()
-        await self.tcp.close()
+        # each stage on its own, the first failure raised once all ran (review 63o, lifecycle
+        # 5: the trace client's close failing left the links, channels, TCP listener and
+        # storage thread running, and the serve block let the handle go)
+        failure: Exception | None = None
+        for stage in (self.traces.close, self.links.stop, self.channels.close_all, self.tcp.close):
+            try:
+                await stage()
+            except Exception as exc:
+                if failure is not None:
+                    log.exception("stopping node %s: another failure, after the first", self.name)
+                failure = failure or exc
         self.host.remove_all()
         await self.worker.drain()
+        if failure is not None:
+            raise failure
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coroutine)
