@@ -78,7 +78,6 @@ __all__ = [
     "start_running",
     "stop_running",
     "sync_runtimes_here",
-    "to_its_end",
 ]
 
 _SERVICE_RULES: Final = (AnyAuthenticated, MembersOnly, RequireAttributes, AttributeCoversArgument)
