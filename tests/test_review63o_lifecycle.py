@@ -7,16 +7,16 @@ while that close runs (a `connect` block cancelled twice, a TaskGroup and a time
 then SIGINT), the close ended midway: the broker's thread, recovery and upstream ran on after
 the node stopped and node.db closed, which is what upkeep 1 fixed (review 63g, api 2 fixed the
 same for the stop `start_running` runs). The close runs to its end now, the CancelledError
-after it (`troth.node.to_its_end`).
+after it (`troth.node.to_the_end.to_its_end`).
 
-Lifecycle 2: the rotation announcements run at once (review 63g, announce) with `rotated`
-after all of the node's own identity's, and before any of an identity listed after it. But
-`announce` runs from three places that run beside each other: the maintenance round, the
-catch-up after a link reconnected (`_catch_up`), and `troth node announce`: two of them at
-once sent every pending announcement twice at the same time, and ran `rotated` (the node's
-identity renewed, every channel carrying its old history closed) while the other's own
-announcement was still under way over such a channel (it failed, pending a round), and
-twice. `Announcer.announce` runs one at a time now.
+Lifecycle 2: the rotation announcements run at once (review 63g, announce) with `rotated` after all
+of the node's own identity's, and before any of an identity listed after it. But `announce` runs
+from three places that run beside each other: the maintenance round, the catch-up after a link
+reconnected (`_catch_up`), and `troth identity rotate` with the node running: two of them at once
+sent every pending announcement twice at the same time, and ran `rotated` (the node's identity
+renewed, every channel carrying its old history closed) while the other's own announcement was still
+under way over such a channel (it failed, pending a round), and twice. `Announcer.announce` runs one
+at a time now.
 
 Lifecycle 3: `to_its_end` raised a stop's error when its caller was cancelled before the stop
 failed, but a bare CancelledError when the caller was cancelled in the step the stop failed:
@@ -159,8 +159,8 @@ def _announcer(events: list[tuple[str, ...]], release: asyncio.Event) -> Announc
 
 
 def test_two_announcements_at_once_send_each_once_and_rotate_once() -> None:
-    """Lifecycle 2: the maintenance round's announcements and the catch-up's after a
-    reconnect (or `troth node announce`) at once: the own identity's announced once, and
+    """Lifecycle 2: the maintenance round's announcements and the catch-up's after a reconnect (or
+    `troth identity rotate` with the node running) at once: the own identity's announced once, and
     `rotated` runs once, after it ended (never while an announcement of it runs)."""
     events: list[tuple[str, ...]] = []
 

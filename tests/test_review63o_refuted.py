@@ -222,10 +222,10 @@ def test_a_service_whose_start_fails_under_serve_is_closed_once(
 def test_a_round_a_catch_up_and_a_node_announce_at_once_all_end(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The round's lock and the announcer's taken in one order (a round, then a catch-up
-    after a reconnect, take the round's, then the announcer's; `troth node announce` only the
-    announcer's): all three at once, the first announcement held, then one cancelled while it
-    waits, all end (no deadlock), and a cancelled announcement lets the next one run."""
+    """The round's lock and the announcer's taken in one order (a round, then a catch-up after a
+    reconnect, take the round's, then the announcer's; `troth identity rotate` with the node running
+    only the announcer's): all three at once, the first announcement held, then one cancelled while
+    it waits, all end (no deadlock), and a cancelled announcement lets the next one run."""
     held, release = asyncio.Event(), asyncio.Event()
     announced: list[str | None] = []
     pending = Announcer._announce_pending

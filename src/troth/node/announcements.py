@@ -80,11 +80,11 @@ class Announcer:
         (failed or not), before any announcement of an identity listed after it starts (they
         go over channels that `rotated` closes: review 63g, announce).
 
-        One at a time: the maintenance round, the catch-up after a reconnect and `troth node
-        announce` ran theirs at once, each pending announcement sent twice at the same time,
-        and `rotated` run twice, once while the other's own announcement was under way over a
-        channel it closed (review 63o, lifecycle 2); the one asked for next reads what is
-        still pending once the one running ended."""
+        One at a time: the maintenance round, the catch-up after a reconnect and `troth
+        identity rotate` with the node running ran theirs at once, each pending announcement
+        sent twice at the same time, and `rotated` run twice, once while the other's own
+        announcement was under way over a channel it closed (review 63o, lifecycle 2); the one
+        asked for next reads what is still pending once the one running ended."""
         async with self._one:
             return await self._announce_pending(ref)
 
