@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from troth.errors import ConfigError
+from troth.node.to_the_end import to_its_end
 
 if TYPE_CHECKING:
     from troth._api.network import RunningNode, Service
@@ -73,7 +74,7 @@ class HandleRuntime:
     ) -> AsyncIterator[RunningNode]:
         """`Node.serve`: the handle claimed for this block alone, its runtime started, then
         stopped when the block ends (troth._api.network)."""
-        from troth._api.network import start_running, stop_running, to_its_end
+        from troth._api.network import start_running, stop_running
 
         serving = await self._claim(node)
         try:

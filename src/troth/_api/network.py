@@ -58,6 +58,7 @@ from troth.node.config import KNOWN_SERVICES
 from troth.node.runtime import AUTHORITY, NodeRuntime
 from troth.node.services import Method, RequestContext, call, service_address
 from troth.node.syncdue import sync_due_while
+from troth.node.to_the_end import to_its_end
 from troth.node.traces import unsynced
 from troth.routing import format_route, parse_route
 from troth.routing.notice import NOTICE_SERVICE
@@ -78,7 +79,6 @@ __all__ = [
     "start_running",
     "stop_running",
     "sync_runtimes_here",
-    "to_its_end",
 ]
 
 _SERVICE_RULES: Final = (AnyAuthenticated, MembersOnly, RequireAttributes, AttributeCoversArgument)
@@ -509,24 +509,6 @@ async def start_running(
         await to_its_end(_stop(node, runtime, running))
         raise
     return running
-
-
-async def to_its_end(stopping: Awaitable[None]) -> None:
-    """Await `stopping` (a stop) in a task of its own until it ended, however often the caller
-    is cancelled meanwhile; CancelledError after it when the caller was."""
-    task = asyncio.ensure_future(stopping)
-    cancelled = False
-    while True:
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if task.done():
-                raise
-            cancelled = True
-            continue
-        if cancelled:
-            raise asyncio.CancelledError
-        return
 
 
 async def stop_running(node: Node, running: RunningNode) -> None:

@@ -7,6 +7,7 @@ for the node's next maintenance round.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -63,6 +64,8 @@ class Announcer:
         self.router = router
         self._channel_to = channel_to
         self._rotated = rotated
+        self._one = asyncio.Lock()
+        """Held by the `announce` running (review 63o, lifecycle 2)."""
 
     async def announce(self, ref: str | None = None) -> list[dict[str, Any]]:
         """Announce rotated histories (`ref`'s, else every local identity's) to the authorities
@@ -75,7 +78,17 @@ class Announcer:
         matters is kept: the node's own identity's announcements start once those of the
         identities listed before it ended, and `rotated` runs once all of its own ended
         (failed or not), before any announcement of an identity listed after it starts (they
-        go over channels that `rotated` closes: review 63g, announce)."""
+        go over channels that `rotated` closes: review 63g, announce).
+
+        One at a time: the maintenance round, the catch-up after a reconnect and `troth
+        identity rotate` with the node running ran theirs at once, each pending announcement
+        sent twice at the same time, and `rotated` run twice, once while the other's own
+        announcement was under way over a channel it closed (review 63o, lifecycle 2); the one
+        asked for next reads what is still pending once the one running ended."""
+        async with self._one:
+            return await self._announce_pending(ref)
+
+    async def _announce_pending(self, ref: str | None) -> list[dict[str, Any]]:
         pending = await self.worker.run(self._unannounced, ref)
         results: list[dict[str, Any]] = []
         before: list[Callable[[], Awaitable[dict[str, Any]]]] = []

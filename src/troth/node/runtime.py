@@ -77,6 +77,7 @@ from troth.node.services.node_policies import NodePolicies
 from troth.node.services.policy import PolicyService
 from troth.node.services.relay import RELAY_GRACE, Relay, RelayBook, RelayService
 from troth.node.services.trace import NodeTraces
+from troth.node.to_the_end import to_its_end
 from troth.node.trust import NodeTrust
 from troth.node.upkeep import HOSTED_FEED_POLL, MAINTENANCE_SECONDS, Upkeep
 from troth.node.worker import StoreWorker
@@ -225,8 +226,9 @@ class NodeRuntime(ChannelOpening, Upkeep):
                 try:
                     await starting()
                 except BaseException:  # failed or cancelled midway: closed now, as `stop`
-                    # closes those added (review 63g, upkeep 1: its thread and recovery ran on)
-                    await _close_service(service)
+                    # closes those added (review 63g, upkeep 1: its thread and recovery ran on),
+                    # to its end if cancelled (again) meanwhile (review 63o, lifecycle 1)
+                    await to_its_end(_close_service(service))
                     raise
             self.host.add(service)
         self._set_rules()
@@ -316,7 +318,8 @@ class NodeRuntime(ChannelOpening, Upkeep):
     async def stop(self) -> None:
         """Stop the upkeep tasks, then the services (their threads finish what they run: the
         broker audits into the trace log), the trace client (it delivers what it holds first);
-        close every channel and connection, stop the storage thread."""
+        close every channel and connection, stop the storage thread: each on its own, the
+        first failure raised once all ran."""
         # the tasks first, ended: a round under way maintained the services closed meanwhile,
         # during the trace client's flush (review 62s, upkeep 2)
         tasks = [task for task in self._tasks if task is not asyncio.current_task()]
@@ -326,12 +329,21 @@ class NodeRuntime(ChannelOpening, Upkeep):
             await asyncio.wait(tasks, timeout=UPKEEP_STOP_SECONDS)
         for service in list(self.host.services.values()):
             await _close_service(service)
-        await self.traces.close()
-        await self.links.stop()
-        await self.channels.close_all()
-        await self.tcp.close()
+        # each stage on its own, the first failure raised once all ran (review 63o, lifecycle
+        # 5: the trace client's close failing left the links, channels, TCP listener and
+        # storage thread running, and the serve block let the handle go)
+        failure: Exception | None = None
+        for stage in (self.traces.close, self.links.stop, self.channels.close_all, self.tcp.close):
+            try:
+                await stage()
+            except Exception as exc:
+                if failure is not None:
+                    log.exception("stopping node %s: another failure, after the first", self.name)
+                failure = failure or exc
         self.host.remove_all()
         await self.worker.drain()
+        if failure is not None:
+            raise failure
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -456,6 +468,13 @@ class NodeRuntime(ChannelOpening, Upkeep):
             raise RemoteError("; ".join(refused))
 
     async def _catch_up(self) -> None:
+        """After a link reconnected: credentials refreshed, rotations announced; in its turn
+        with the maintenance rounds (review 63o, lifecycle 4: beside one, each credential due
+        was asked of its authority twice at once)."""
+        async with self._rounds:
+            await self._catching_up()
+
+    async def _catching_up(self) -> None:
         for step in (self.refresh_credentials, self.announce_rotations):
             try:
                 await step()
