@@ -27,8 +27,8 @@ class _Failing:
     def __init__(self, exc: BaseException) -> None:
         self.exc = exc
 
-    async def list_tools(self, caller: Any, *, decided: Any = None) -> types.ListToolsResult:
-        raise self.exc
+    async def list_tools(self, caller: Any, **_: Any) -> types.ListToolsResult:
+        raise self.exc  # (decided, and a page's cursor and pages: review 63p, mcp 1)
 
     async def call_tool(
         self, caller: Any, name: str, arguments: Any, *, decided: Any = None

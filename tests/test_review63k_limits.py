@@ -23,14 +23,14 @@
    3 MB bundle that `troth trace verify --file` refuses, over MAX_TRACE_LINE_BYTES (2 MiB).
    Fix (src/troth/cli/trace_cmds.py, prove_cmd): write the text as --out does unless stdout is
    a terminal (`_terminal()`, as `export`).
-4. (strict xfail, MCP gate) An MCP gate published over secure channels answers `tools/list` in
+4. (fixed by review 63p, mcp 1) An MCP gate published over secure channels answers `tools/list` in
    one message, which a channel session carries in one frame (MAX_MCP_FRAME), while the gate
    reads and serves listings of up to MAX_UPSTREAM_LISTING_BYTES (8 MiB) of tools, each up to
    MAX_UPSTREAM_TOOL_BYTES, MAX_TOOLS declared: 24 declared tools whose upstream descriptions
    are 48 KB each (1.15 MB, every bound kept) made every channel client's `tools/list` an
    error ("the message is over the 1046528-byte limit"), so it saw no tool at all, where the
-   stdio gate lists them. Fix (troth.integrations.mcp.gate): page the answer (MCP's
-   `nextCursor`), each page within MAX_MCP_RESULT.
+   stdio gate lists them. The gate now pages the answer (MCP's `nextCursor`), each page
+   within MAX_MCP_RESULT (troth.integrations.mcp.pages; tests/test_review63p_mcp.py).
 """
 
 from __future__ import annotations
@@ -236,9 +236,6 @@ def _upstream_of_large_tools() -> MCPServer:
     return app
 
 
-@pytest.mark.xfail(
-    strict=True, reason="63k limits 4: a gate's tools/list over a channel is one frame, unpaged"
-)
 def test_a_listing_within_the_gates_limits_reaches_a_channel_client() -> None:
     world = make_world()
     tools = {f"t{n:02d}": schema_from_function(lookup_order) for n in range(_LISTED)}

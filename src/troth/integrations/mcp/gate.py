@@ -66,7 +66,9 @@ a time (docs/policy.md, "MCP gates"; research §2.2).
   burst of tools/list shares a few listings); one connection has at most
   MAX_MCP_CALLS_PER_SESSION tools/call decided and at the upstream at once, and at most
   MAX_MCP_QUEUE more tools/call and tools/list waiting in the gate (past it one is answered
-  at once with the gate's error: review 55s, mcp 1).
+  at once with the gate's error: review 55s, mcp 1). A tools/list is answered in pages within
+  `RESULT_LIMIT` (troth.integrations.mcp.pages: MCP's `cursor` and `nextCursor`, a cursor
+  MAC'd under the connection's key and bound to the caller's listing; review 63k, limits 4).
 
 A request of one connection decided under another bundle than its last (another revision or
 digest: a bundle swapped in, one of the same revision included; or none in force any more;
@@ -128,6 +130,7 @@ from troth.integrations.mcp.answers import (
     upstream_said,
 )
 from troth.integrations.mcp.listing import Reading, forget_grown, forget_unlisted, unchecked
+from troth.integrations.mcp.pages import Measures, Pages
 from troth.integrations.mcp.pins import Pin, Pins
 from troth.integrations.mcp.room import ANSWER_ROOM
 
@@ -210,6 +213,7 @@ class _Listed:
     schemas: Mapping[str, str]
     changes: int = 0  # the upstream's announced changes counted when the listing began
     fills: dict[str, Fill | None] = field(default_factory=dict)
+    measures: Measures = field(default_factory=dict)  # each tool's bytes as a page serves it
 
     def fill(self, name: str) -> Fill | None:
         """What fills the omitted arguments of tool `name` with its schema's defaults (None:
@@ -389,7 +393,12 @@ class McpGate:
             log.warning("tool %s: %s: not offered", name, why)
 
     async def list_tools(
-        self, caller: Caller, *, decided: Decided | None = None
+        self,
+        caller: Caller,
+        *,
+        decided: Decided | None = None,
+        cursor: str | None = None,
+        pages: Pages | None = None,
     ) -> types.ListToolsResult:
         """The upstream's tools `caller` could be permitted to call now (gate 1), as a listing
         begun since this request lists them: the gate's own, or one that ended while this
@@ -397,12 +406,17 @@ class McpGate:
         bundle revision and digest that decided (None: none in force). McpGateError when the
         upstream's listing failed or was refused (review 54g, mcp 1; review 54j, mcp 2), or the
         caller's tools could not be decided (its credential source failed: review 54j, mcp
-        1)."""
-        asked = self._begun
+        1). Served in pages of at most `RESULT_LIMIT` bytes (review 63k, limits 4), `cursor`
+        (one `pages` gave: the connection's) asking for a later one, cut from the last listing
+        unless the upstream announced a change since; MCPError Invalid params when it is not
+        one for the caller's listing as it is now (troth.integrations.mcp.pages)."""
+        asked, pages = self._begun, pages or Pages()
+        at = None if cursor is None else pages.read(cursor)  # a forged one costs no listing
         async with self._listings:
             listed = self._listed
-            # none begun since, or the upstream announced a change since: list now
-            if listed is None or self._kept <= asked or self._stale(listed):
+            # a first page: none begun since, or the upstream announced a change since: list now
+            first = cursor is None and self._kept <= asked
+            if listed is None or first or self._stale(listed):
                 try:
                     listed = await self._list_upstream()
                 except Exception as exc:  # MCPError, the connection closed, a malformed
@@ -423,7 +437,8 @@ class McpGate:
                     name,
                     preview.revision,
                 )
-        return types.ListToolsResult(tools=[t for t in listed.tools if t.name in preview.visible])
+        visible = [t for t in listed.tools if t.name in preview.visible]
+        return pages.page(visible, listed.measures, at, RESULT_LIMIT.get())
 
     async def _listing(self, name: str | None) -> _Listed:
         """The listing a call of `name`, which the last listing does not know, is judged with: a
@@ -693,14 +708,19 @@ def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
     calls = anyio.Semaphore(limits.MAX_MCP_CALLS_PER_SESSION, fast_acquire=True)
     revisions = _Revisions()
     held = _InProgress(limits.MAX_MCP_CALLS_PER_SESSION + limits.MAX_MCP_QUEUE)
+    pages = Pages()  # its tools/list cursors' key (review 63k, limits 4)
 
     async def on_list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
+        cursor = None if params is None else params.cursor
         with held:
             async with _room_for(ctx):  # review 59a, mcp 1
-                with _OWN_ERRORS:
-                    listing = await gate.list_tools(caller, decided=revisions)
+                stamp = stamped if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS else 0
+                with _OWN_ERRORS, result_limit(ctx.request_id, stamp):  # pages (63k, limits 4)
+                    listing = await gate.list_tools(
+                        caller, decided=revisions, cursor=cursor, pages=pages
+                    )
         revisions.changed = False  # this listing is already the new revision's
         return listing
 
