@@ -11,6 +11,14 @@ added to them: RuntimeError ("dictionary changed size during iteration") out of 
 TrothError. Before, each view had an index of its own. `_Index.prefix` now copies each dict's
 items first (one C-level step under the GIL) and filters the copy. The test makes the other
 thread's growth happen at that point deterministically (a trace hook in the copying frame).
+
+Authority 2 (low; fixed in troth/authority/revoking.py). Review 63a let a refresh and an
+enrollment go on when the supersession of the requester's new history cannot be published (a
+spent supersession budget, a full members' part); a link revocation did not: a member (quota
+1) that rotated, announced it, and rotated again (that announcement refused, the history
+stored) could revoke no link it issued for up to an hour, its link budget unspent, told
+"may cause 1 feed entries per hour". `revoke_link` learns the requester with
+`unpublished_ok` too; the revocation itself is still charged to the link budget.
 """
 
 from __future__ import annotations
@@ -21,9 +29,19 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import pytest
+
 from tests.conftest import NOW
+from tests.test_review63a_authority import TEAM, _ticket
 from troth.authority import Authority
-from troth.credentials import VerifiedFeed
+from troth.authority.client import (
+    enroll_request,
+    refresh_request,
+    revoke_request,
+    rotated_request,
+)
+from troth.credentials import VerifiedFeed, delegate
+from troth.errors import AuthorityError, AuthorityFailure
 from troth.node import init_node, open_node
 
 
@@ -62,3 +80,53 @@ def test_authority_1_an_older_view_is_compared_while_another_thread_grows_it(
         authority.revoke_credentials([os.urandom(32) for _ in range(6)], now=NOW)
         newer = authority.held_feed(now=NOW)  # the same index, grown
         assert _grow_while_copying(authority, older, newer)
+
+
+def test_authority_2_a_rotated_member_revokes_while_its_rotation_is_unpublished(
+    troth_home: Path,
+) -> None:
+    """alice (quota 1) rotated and announced it (her supersession budget spent), then rotated
+    again (announcement refused, history stored: authority 3). She revokes the link she
+    delegated to bob under her newest history: her link budget is unspent, so it is appended."""
+    init_node("auth")
+    init_node("agents")
+    with open_node("auth") as auth_node, open_node("agents") as agents:
+        authority = auth_node.create_authority("acme", now=NOW, revocation_quota=1)
+        ids = agents.identities
+        ids.create(now=NOW, name="alice")
+        bob = ids.create(now=NOW, name="bob").identifier
+        authority.enroll(enroll_request(ids, "alice", _ticket(authority), now=NOW), now=NOW)
+        ids.rotate("alice", now=NOW + 1)
+        authority.rotated(
+            rotated_request(ids, "alice", authority.identifier, now=NOW + 2), now=NOW + 2
+        )
+        ids.rotate("alice", now=NOW + 3)
+        with pytest.raises(AuthorityError) as caught:
+            authority.rotated(
+                rotated_request(ids, "alice", authority.identifier, now=NOW + 4), now=NOW + 4
+            )
+        assert caught.value.reason is AuthorityFailure.QUOTA_EXCEEDED
+        root = authority.refresh(
+            refresh_request(ids, "alice", authority.identifier, now=NOW + 5), now=NOW + 5
+        )
+        chain = delegate(
+            ids.signer("alice", now=NOW + 5),
+            root,
+            subject=bob,
+            attributes=TEAM,
+            now=NOW + 5,
+            ttl=600,
+            purpose="a task",
+        )
+        request = revoke_request(
+            ids,
+            "alice",
+            authority.identifier,
+            credential_hash=chain.credentials[-1].hash,
+            chain=chain.encode(),
+            reason="",
+            now=NOW + 6,
+        )
+        seq = authority.revoke_link(request, now=NOW + 6)
+        assert authority.held_feed(now=NOW + 6).credential_revoked(chain.credentials[-1].hash)
+        assert seq == authority.store.revocation_tip()[0] - 1
