@@ -96,13 +96,14 @@ class Requesters(AuthorityBase):
         """Store or extend an authorised requester's history, and publish it as superseding
         every shorter or different one (charged to `charged_to`, default the requester).
         Returns the newest supersession's seq, if any. `unpublished_ok` (a refresh, an
-        enrollment): a supersession the feed refuses (a spent budget, a quota of 0, a full
-        members' part: QUOTA_EXCEEDED or FEED_LIMIT, raised before it writes) leaves the
-        history stored and the request goes on, as a revoke request's chain issuers do
-        (`_keep_issuers`); its `rotated` announcement says why. Refused, a member rotating
-        away from a stolen key got no credential while the authority kept the older history,
-        under which the thief still refreshed; after the members' part filled, for good
-        (review 63a, authority 1 and 3)."""
+        enrollment, a link revocation): a supersession the feed refuses (a spent budget, a
+        quota of 0, a full members' part: QUOTA_EXCEEDED or FEED_LIMIT, raised before it
+        writes) leaves the history stored and the request goes on, as a revoke request's chain
+        issuers do (`_keep_issuers`); its `rotated` announcement says why. Refused, a member
+        rotating away from a stolen key got no credential while the authority kept the older
+        history, under which the thief still refreshed; after the members' part filled, for
+        good (review 63a, authority 1 and 3); nor revoked a link, told its quota was spent
+        (review 63m, authority 2)."""
         try:
             # judged as at `_verify`: a copy that does not bind it is replaced (review 30a)
             self.identities.observe(requester, binds=self._binds(requester))

@@ -115,7 +115,10 @@ class Revoking(Requesters):
         try:
             with self.store.transaction():
                 self._check_standing(links[:issued], now)
-                self._learn(verified.requester, now, charged_to=payer)
+                # a supersession the feed refuses leaves the revocation to go on (review 63m,
+                # authority 2: a member whose rotation's announcement was refused on its
+                # budget could revoke no link for up to an hour, told its quota was spent)
+                self._learn(verified.requester, now, charged_to=payer, unpublished_ok=True)
                 seq = self.revocations.revoke(
                     RevocationKind.CREDENTIAL,
                     target,

@@ -81,12 +81,15 @@ class _Index:
         self.count = seq + 1
 
     def prefix(self, count: int) -> _Index:
-        """A copy holding only the first `count` entries (to grow another line from there)."""
+        """A copy holding only the first `count` entries (to grow another line from there).
+        Each dict's items are copied first, in one step under the GIL: another thread may grow
+        this index meanwhile (an authority's held feed grows the one its views share: review
+        63m, authority 1, RuntimeError "dictionary changed size during iteration")."""
         copy = _Index()
         copy.count = count
-        copy.credentials = {t: s for t, s in self.credentials.items() if s < count}
-        copy.identities = {t: s for t, s in self.identities.items() if s < count}
-        for target, rows in self.superseded.items():
+        copy.credentials = {t: s for t, s in list(self.credentials.items()) if s < count}
+        copy.identities = {t: s for t, s in list(self.identities.items()) if s < count}
+        for target, rows in list(self.superseded.items()):
             kept = [row for row in rows if row[0] < count]
             if kept:
                 copy.superseded[target] = kept

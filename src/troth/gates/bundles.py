@@ -321,20 +321,36 @@ class VerifiedBundle:
                 return exc.detail
         return None
 
+    def unbound_by(self, feed: VerifiedFeed) -> str | None:
+        """Why `feed` (the authority's) does not tie a history the bundle was verified with to
+        its identifier (one presented from a checkpoint it names no change of: another
+        authority's word: review 63m, gates 1), or None."""
+        for identity in self.signer_histories:
+            if not feed.binds(identity):
+                return _unbound(identity, feed.authority)
+        return None
+
     def check_signer(self, feed: VerifiedFeed) -> None:
         """Raise PolicyError unless the signer still vouches for this bundle by `feed` (the
         authority's current feed): SIGNER_REVOKED when it revokes a link or identity of the
         signer's chain, SIGNER_SUPERSEDED when it supersedes a history the bundle was verified
-        with."""
+        with, SIGNER_INVALID when it does not bind one (`unbound_by`)."""
         if self.revoked_by(feed):
             raise PolicyError(_P.SIGNER_REVOKED, str(self.body.signer))
         superseded = self.superseded_by(feed)
         if superseded is not None:
             raise PolicyError(_P.SIGNER_SUPERSEDED, superseded)
+        unbound = self.unbound_by(feed)
+        if unbound is not None:
+            raise PolicyError(_P.SIGNER_INVALID, unbound)
 
     def signer_in_force(self, feed: VerifiedFeed) -> bool:
         """Whether `check_signer(feed)` passes."""
-        return not self.revoked_by(feed) and self.superseded_by(feed) is None
+        return (
+            not self.revoked_by(feed)
+            and self.superseded_by(feed) is None
+            and self.unbound_by(feed) is None
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -509,6 +525,17 @@ def _signer(
     return identity
 
 
+def _unbound(identity: VerifiedIdentity, authority: Identifier) -> str:
+    """A checkpointed history the bundle authority's feed does not bind: its checkpoint is
+    another authority's word, which counts for that authority's own chains and bundles only;
+    `feed_checkpoints` takes any trusted feed's word, so a co-trusted authority made up a
+    change of this one and signed its bundles (review 63m, gates 1; review 23a)."""
+    return (
+        f"{identity.identifier}'s history from change {identity.first_index} is attested by "
+        f"another authority, not by {authority}, whose feed names none of its changes"
+    )
+
+
 def _signer_chain(
     signed: _Signed,
     body: BundleBody,
@@ -598,6 +625,8 @@ def _verify(
             feed.check_current(identity)
         except CredentialError as exc:
             raise PolicyError(_P.SIGNER_SUPERSEDED, exc.detail) from None
+        if not feed.binds(identity):
+            raise PolicyError(_P.SIGNER_INVALID, _unbound(identity, body.authority))
     links, identities, issuers = _signer_chain(
         signed, body, identity, verifier, feed, now, checkpoints
     )
