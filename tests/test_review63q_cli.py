@@ -1,0 +1,86 @@
+"""Review 63q, cli: the names of the command's own descriptors, and what `--json` keeps.
+
+1. An --out naming one of the command's descriptors is written through it, never replaced
+   (review 34d, CLI files 2; 61q, cli 2), and `trace verify --checkpoint` refuses one (63e,
+   cli 2) — but a name was one only as text (`/dev/stdout`, `/dev/fd/N`, `/proc/self/fd/N`).
+   The same link through a directory that is /dev by another name — a symlink to it (`ln -s
+   /dev d; --out d/stdout`) or a directory /dev is bind-mounted on (a container's) — or
+   `/proc/thread-self/fd/N`, `/proc/PID/fd/N`, was taken as a path: the atomic write replaced
+   the link, as root the machine's /dev/stdout itself with a regular 0600 file holding the
+   export (seen in a private mount namespace, a tmpfs over /dev); `/proc/thread-self/fd/1`
+   failed, exit 4, where /proc/self/fd/1 wrote stdout; and the kept checkpoint's read went on
+   to reopen the descriptor (63e cli 2's endless wait on a pipe). `_descriptor` now reads the
+   name in its directory's real path (a directory /dev is mounted on counting as /dev), and
+   knows thread-self and this process's own pid; the name's last part is still never followed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.support.cli import run, run_json
+from troth.cli import common
+from troth.node import trace_checks
+
+
+def _never_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The guard: the replacing write fails the test before it happens (unguarded, as root,
+    it replaced the machine's /dev/stderr)."""
+
+    def replaced(target: Path, **_: object) -> None:
+        raise AssertionError(f"{target} replaced by a file")
+
+    monkeypatch.setattr(common, "private_file_writer", replaced)
+
+
+def _never_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The guard: the kept file is never reopened (a pipe's read waited for good)."""
+
+    def read(path: Path) -> bytes:
+        raise AssertionError(f"{path} read")
+
+    monkeypatch.setattr(trace_checks, "read_kept", read)
+
+
+def _name(kind: str, tmp_path: Path, stream: str, number: int) -> str:
+    if kind == "dir-link":  # a directory of the user's that is a link to /dev
+        (tmp_path / "d").symlink_to("/dev")
+        return str(tmp_path / "d" / stream)
+    if kind == "thread-self":
+        return f"/proc/thread-self/fd/{number}"
+    return f"/proc/{os.getpid()}/fd/{number}"  # (the CLI runs in this process)
+
+
+KINDS = ["dir-link", "thread-self", "own-pid"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_out_naming_stderr_by_another_name_writes_through_it(
+    kind: str, tmp_path: Path, troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run("identity", "create", "agent")
+    _never_replaced(monkeypatch)
+    out = _name(kind, tmp_path, "stderr", 2)
+    result = run_json("identity", "export", "agent", "--out", out)
+    assert result["file"] == out
+    assert os.path.islink("/dev/stderr")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_kept_checkpoint_naming_a_descriptor_by_another_name_is_refused(
+    kind: str, tmp_path: Path, troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run("identity", "create", "agent")
+    _never_replaced(monkeypatch)
+    _never_read(monkeypatch)
+    error = run_json("trace", "verify", "--checkpoint", _name(kind, tmp_path, "stdout", 1), code=2)
+    assert "descriptor" in error["message"], error
+
+
+def test_a_link_to_dev_names_stdin_too(tmp_path: Path) -> None:
+    (tmp_path / "d").symlink_to("/dev")
+    assert common.names_stdout(str(tmp_path / "d" / "stdout"))
+    assert common._reads_stdin(f"/proc/self/task/{os.getpid()}/fd/0")
