@@ -12,17 +12,29 @@
    to reopen the descriptor (63e cli 2's endless wait on a pipe). `_descriptor` now reads the
    name in its directory's real path (a directory /dev is mounted on counting as /dev), and
    knows thread-self and this process's own pid; the name's last part is still never followed.
+2. `--json` drops every log record a command makes (review 63e, cli 4: an in-process node's
+   junk-peer line followed the document on stderr) — the warnings too that are the only word
+   of something the operator must act on, where `Reporter.warn` promises a warning the
+   result's `warnings` list (review 55g, cli 4). `troth revoke identity X --authority A
+   --json`, another node's configuration here broken (mode 0644): the revocation stands, but
+   the daemons running here were not told and admit X until their next round; without --json
+   stderr says so, with --json nothing did (exit 0, no warning). Records of WARNING and above
+   are now the result's `warnings` under --json (or the error object's); the rest dropped.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from tests.support.cli import run, run_json
 from troth.cli import common
+from troth.cli.main import cli
 from troth.node import trace_checks
 
 
@@ -84,3 +96,21 @@ def test_a_link_to_dev_names_stdin_too(tmp_path: Path) -> None:
     (tmp_path / "d").symlink_to("/dev")
     assert common.names_stdout(str(tmp_path / "d" / "stdout"))
     assert common._reads_stdin(f"/proc/self/task/{os.getpid()}/fd/0")
+
+
+def test_a_warning_logged_under_json_is_in_the_result(
+    troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run("authority", "create", "acme")
+    run("identity", "create", "victim")
+    broken = troth_home / "nodes" / "broken"
+    broken.mkdir()
+    (broken / "node.json").write_text("{}")  # mode 0644: refused, so no node is listed
+    monkeypatch.setattr(logging.root, "handlers", [])  # as in `troth`: the last resort
+    args = ["revoke", "identity", "victim", "--authority", "acme", "--json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    warnings = json.loads(result.stdout).get("warnings", [])
+    assert any("not told of the revocation" in text for text in warnings), result.stdout
+    assert logging.root.handlers == []  # the command's handler gone with it
