@@ -20,6 +20,11 @@
    the daemons running here were not told and admit X until their next round; without --json
    stderr says so, with --json nothing did (exit 0, no warning). Records of WARNING and above
    are now the result's `warnings` under --json (or the error object's); the rest dropped.
+3. `troth trace export --format otel --endpoint E`, E no http(s) URL with a host (the common
+   `localhost:4318/v1/traces`, a mistyped scheme, a port past 65535): the exporter failed at
+   once and said why in its log, which the command drops (review 63e, cli 3), and the command
+   said "is the OTLP endpoint reachable?", exit 4 (I/O: retry later), for good. The endpoint is
+   now checked before anything is read: ConfigError, exit 3, saying what is wrong with it.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.support.cli import run, run_json
+from tests.test_review57h_cli import _hostile_record
 from troth.cli import common
 from troth.cli.main import cli
 from troth.node import trace_checks
@@ -114,3 +120,17 @@ def test_a_warning_logged_under_json_is_in_the_result(
     warnings = json.loads(result.stdout).get("warnings", [])
     assert any("not told of the revocation" in text for text in warnings), result.stdout
     assert logging.root.handlers == []  # the command's handler gone with it
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    ["localhost:4318/v1/traces", "htp://127.0.0.1:4318/v1/traces", "http://127.0.0.1:99999/v1"],
+)
+def test_an_otel_endpoint_that_is_no_url_is_a_configuration_error(
+    endpoint: str, troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _hostile_record(troth_home)  # a record to send (with none, "0 spans sent", exit 0)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "0.2")
+    error = run_json("trace", "export", "--format", "otel", "--endpoint", endpoint, code=3)
+    assert error["error"] == "ConfigError", error
+    assert "endpoint" in error["message"]
