@@ -19,7 +19,8 @@
    --json`, another node's configuration here broken (mode 0644): the revocation stands, but
    the daemons running here were not told and admit X until their next round; without --json
    stderr says so, with --json nothing did (exit 0, no warning). Records of WARNING and above
-   are now the result's `warnings` under --json (or the error object's); the rest dropped.
+   are now the result's `warnings` under --json (or the error object's); the rest dropped,
+   and past MAX_LOGGED_WARNINGS of them too (`troth mcp serve --json` runs for days).
 3. `troth trace export --format otel --endpoint E`, E no http(s) URL with a host (the common
    `localhost:4318/v1/traces`, a mistyped scheme, a port past 65535): the exporter failed at
    once and said why in its log, which the command drops (review 63e, cli 3), and the command
@@ -34,13 +35,16 @@ import logging
 import os
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
 from tests.support.cli import run, run_json
 from tests.test_review57h_cli import _hostile_record
+from troth import limits
 from troth.cli import common
 from troth.cli.main import cli
+from troth.cli.output import Reporter, json_command
 from troth.node import trace_checks
 
 
@@ -134,3 +138,21 @@ def test_an_otel_endpoint_that_is_no_url_is_a_configuration_error(
     error = run_json("trace", "export", "--format", "otel", "--endpoint", endpoint, code=3)
     assert error["error"] == "ConfigError", error
     assert "endpoint" in error["message"]
+
+
+def test_a_json_command_keeps_a_bounded_number_of_logged_warnings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    @click.command()
+    @json_command
+    def noisy(reporter: Reporter) -> None:
+        for n in range(10_000):  # a server's run: a warning per refused peer
+            logging.getLogger("troth.test63q").warning("peer %d refused", n)
+        reporter.result({"done": True})
+
+    monkeypatch.setattr(logging.root, "handlers", [])
+    result = CliRunner().invoke(noisy, ["--json"])
+    warnings = json.loads(result.stdout)["warnings"]
+    assert len(warnings) == limits.MAX_LOGGED_WARNINGS + 1
+    assert warnings[0] == "peer 0 refused"
+    assert "dropped" in warnings[-1]

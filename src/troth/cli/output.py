@@ -15,6 +15,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from troth import limits
 from troth.cli.names import Directory
 from troth.errors import (
     AuthorityError,
@@ -507,8 +508,14 @@ class _AsWarnings(logging.Handler):
     def __init__(self, reporter: Reporter) -> None:
         super().__init__(logging.WARNING)
         self.reporter = reporter
+        self.kept = 0
 
     def emit(self, record: logging.LogRecord) -> None:
+        self.kept += 1
+        if self.kept > limits.MAX_LOGGED_WARNINGS:  # (a server's run: memory for each)
+            if self.kept == limits.MAX_LOGGED_WARNINGS + 1:
+                self.reporter.warn("more log warnings: dropped")
+            return
         try:
             self.reporter.warn(record.getMessage())
         except Exception:  # (a record that cannot be formatted: as logging's own handlers)
