@@ -170,7 +170,7 @@ def _reads_stdin(value: str | None) -> bool:
     absolute and normal, then followed through its symlinks to one of stdin's names."""
     if value is None:
         return False
-    if value == "-":
+    if value == "-" or _descriptor(value) == 0:  # (its directory resolved: review 63q, cli 1)
         return True
     names = _STDIN_NAMES | {f"/proc/{os.getpid()}/fd/0"}
     path = value
@@ -266,24 +266,55 @@ def duration_option(*names: str, **kwargs: Any) -> Callable[[F], F]:
     return click.option(*names, type=str, callback=_to_seconds, metavar="DURATION", **kwargs)
 
 
-_DESCRIPTOR_NAME = re.compile(r"/dev/(stdout|stderr)|/(?:dev|proc/self)/fd/([0-9]{1,9})")
+_DESCRIPTOR_NAME = re.compile(
+    r"/dev/(stdin|stdout|stderr)"
+    r"|/(?:dev|proc/self|proc/thread-self|proc/([0-9]{1,9})(?:/task/[0-9]{1,9})?)/fd/([0-9]{1,9})"
+)
 """The names of this process's own descriptors: written through the descriptor itself."""
+_DEVICES = "/dev"
+_STREAMS = {"stdin": 0, "stdout": 1, "stderr": 2}
 
 
 def _descriptor(path: str) -> int | None:
-    """The descriptor `path` names (/dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N),
-    however spelt: `//dev/stdout`, `/dev/./stdout`, `../dev/stdout` from / name the same link,
-    which was written as a path, so replaced by a file (review 61q, cli 2: as root, the
-    machine's /dev/stdout)."""
+    """The descriptor `path` names (/dev/stdout, /dev/stderr, /dev/stdin, /dev/fd/N,
+    /proc/self/fd/N, /proc/thread-self/fd/N, /proc/PID/fd/N of this process), however spelt:
+    `//dev/stdout`, `/dev/./stdout`, `../dev/stdout` from / name the same link, which was
+    written as a path, so replaced by a file (review 61q, cli 2: as root, the machine's
+    /dev/stdout); so do `D/stdout` for a link D to /dev or a directory /dev is mounted on
+    (review 63q, cli 1: its directory is resolved, not only its text read). The name itself is
+    not followed: a link planted at `path` is replaced, never written through."""
     try:
         name = os.path.abspath(path)  # (keeps a leading `//`: POSIX leaves it to the system)
     except OSError:  # (the working directory removed)
         name = os.path.normpath(path)
-    found = _DESCRIPTOR_NAME.fullmatch("/" + name.lstrip("/") if name.startswith("/") else name)
+    found = _descriptor_named(name) if name.startswith("/") else None
+    if found is None and name.startswith("/"):
+        found = _descriptor_named(_in_resolved_directory(name))
+    return found
+
+
+def _descriptor_named(name: str) -> int | None:
+    """The descriptor absolute `name` names as text (`_DESCRIPTOR_NAME`), or None."""
+    found = _DESCRIPTOR_NAME.fullmatch("/" + name.lstrip("/"))
     if found is None:
         return None
-    stream, number = found.groups()
-    return int(number) if number is not None else (1 if stream == "stdout" else 2)
+    stream, pid, number = found.groups()
+    if pid is not None and int(pid) != os.getpid():  # another process's: a path of its own
+        return None
+    return int(number) if number is not None else _STREAMS[stream]
+
+
+def _in_resolved_directory(name: str) -> str:
+    """Absolute `name` in its directory's real path (symlinks resolved; a directory /dev is
+    mounted on as /dev), its last part as it is."""
+    directory, base = os.path.split(name)
+    try:
+        real = os.path.realpath(directory)
+        if os.path.samestat(os.stat(real), os.stat(_DEVICES)):
+            real = _DEVICES
+    except (OSError, ValueError):  # not there (no descriptor's), or a name too long
+        return name
+    return os.path.join(real, base)
 
 
 def names_stdout(path: object) -> bool:

@@ -15,6 +15,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from troth import limits
 from troth.cli.names import Directory
 from troth.errors import (
     AuthorityError,
@@ -55,6 +56,7 @@ __all__ = [
     "json_command",
     "json_text",
     "kv",
+    "logs_as_warnings",
     "logs_dropped",
     "message_for",
     "terminal_json",
@@ -484,20 +486,55 @@ def _out_is_stdout(out: object) -> bool:
 
 
 @contextlib.contextmanager
-def logs_dropped(name: str | None = None) -> Iterator[None]:
-    """The records of logger `name` (None: every logger's) dropped while the block runs: a
-    handler of their own, so Python's last resort no longer writes them to stderr. A `--json`
-    command's (an in-process node's `closing: unknown frame version 98` followed the JSON
-    document there: review 63e, cli 4; the result or the error says what the command did)."""
+def logs_dropped(name: str) -> Iterator[None]:
+    """The records of logger `name` dropped while the block runs: a handler of their own, not
+    passed on to the root's, so Python's last resort (or a `--json` command's warnings:
+    `logs_as_warnings`) no longer gets them (the OpenTelemetry SDK's, each retry naming the
+    endpoint with its query: review 63e, cli 3)."""
     logger = logging.getLogger(name)
     dropped, propagate = logging.NullHandler(), logger.propagate
     logger.addHandler(dropped)
-    logger.propagate = name is None and propagate  # (a named one's: not the root's handlers)
+    logger.propagate = False
     try:
         yield
     finally:
         logger.removeHandler(dropped)
         logger.propagate = propagate
+
+
+class _AsWarnings(logging.Handler):
+    """A `--json` command's log records of WARNING and above as its reporter's warnings."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        super().__init__(logging.WARNING)
+        self.reporter = reporter
+        self.kept = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.kept += 1
+        if self.kept > limits.MAX_LOGGED_WARNINGS:  # (a server's run: memory for each)
+            if self.kept == limits.MAX_LOGGED_WARNINGS + 1:
+                self.reporter.warn("more log warnings: dropped")
+            return
+        try:
+            self.reporter.warn(record.getMessage())
+        except Exception:  # (a record that cannot be formatted: as logging's own handlers)
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def logs_as_warnings(reporter: Reporter) -> Iterator[None]:
+    """While a `--json` command runs, every logger's records of WARNING and above are
+    `reporter`'s warnings (the result's, or the error object's, `warnings` list), the rest
+    dropped: Python's last resort wrote them to stderr past the document (review 63e, cli 4),
+    and dropped, a warning was the only word of what the operator must act on (the daemons
+    running here not told of a revocation: review 63q, cli 2)."""
+    handler = _AsWarnings(reporter)
+    logging.root.addHandler(handler)
+    try:
+        yield
+    finally:
+        logging.root.removeHandler(handler)
 
 
 def json_command(func: Callable[..., R]) -> Callable[..., R]:
@@ -519,7 +556,7 @@ def json_command(func: Callable[..., R]) -> Callable[..., R]:
         try:
             if sys.stdout is None:  # before the command does anything it could not report
                 raise OSError(STDOUT_CLOSED)
-            with logs_dropped() if as_json else contextlib.nullcontext():
+            with logs_as_warnings(reporter) if as_json else contextlib.nullcontext():
                 return func(*args, reporter=reporter, **kwargs)
         except REPORTED_ERRORS as exc:
             reporter.fail(exc)

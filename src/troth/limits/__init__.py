@@ -321,6 +321,9 @@ MAX_NODE_FILE_BYTES: Final = 64 * 1024
 """Largest node.json or status.json (a few hundred bytes in practice)."""
 MAX_JSON_DEPTH: Final = 32
 """Deepest nesting of JSON arrays and objects (a VC uses 5)."""
+MAX_LOGGED_WARNINGS: Final = 32
+"""Most log records a `--json` command keeps as its result's warnings (`mcp serve` runs for
+days): past them one warning says the rest were dropped (troth.cli.output.logs_as_warnings)."""
 
 # -- the rollback guard beside node.db (troth.storage.rollback) --------------------------------
 MAX_ROLLBACK_GUARD_BYTES: Final = 256

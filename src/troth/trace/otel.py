@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import urllib.parse
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
@@ -421,7 +422,12 @@ def _export(exporter: SpanExporter, spans: Sequence[ReadableSpan]) -> int:
 
 
 def otlp_exporter(endpoint: str) -> SpanExporter:
-    """An OTLP/HTTP span exporter to `endpoint` (e.g. http://localhost:4318/v1/traces)."""
+    """An OTLP/HTTP span exporter to `endpoint` (e.g. http://localhost:4318/v1/traces).
+    ConfigError for an endpoint that is no http(s) URL with a host and a port (`localhost:4318`,
+    a mistyped scheme, a port past 65535): the exporter failed on each batch, saying why only
+    in its log, and its failure read as an endpoint that did not answer (Unreachable: retry
+    later; review 63q, cli 3)."""
+    _check_endpoint(endpoint)
     try:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     except ImportError:
@@ -430,6 +436,21 @@ def otlp_exporter(endpoint: str) -> SpanExporter:
         ) from None
     exporter: SpanExporter = OTLPSpanExporter(endpoint=endpoint)
     return exporter
+
+
+def _check_endpoint(endpoint: str) -> None:
+    """ConfigError unless `endpoint` is an http:// or https:// URL naming a host (its query,
+    perhaps a collector's key, is never said)."""
+    try:
+        parts = urllib.parse.urlsplit(endpoint)
+        parts.port  # noqa: B018 (ValueError: not a number, or past 65535)
+    except ValueError as exc:
+        raise ConfigError(f"the OTLP endpoint is no URL: {exc}") from None
+    if parts.scheme.lower() not in {"http", "https"} or not parts.hostname:
+        raise ConfigError(
+            "the OTLP endpoint is no http:// or https:// URL with a host "
+            "(e.g. http://localhost:4318/v1/traces)"
+        )
 
 
 class SigningSpanProcessor(SpanProcessor):

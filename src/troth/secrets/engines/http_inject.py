@@ -202,7 +202,11 @@ def check_forward_size(request: HttpRequest) -> None:
     MAX_INJECT_HEADERS_TOTAL) or its target (MAX_INJECT_TARGET). The engine's check, and a
     served broker's client's before it sends (`BrokerClient.forward`), so a request within
     them fits one service message and one past them is refused typed, never as a malformed
-    request by the broker's decoder (review 63k, limits 2)."""
+    request by the broker's decoder (review 63k, limits 2); its method too, an upper-case token
+    (`_METHOD`, 16 characters at most: one of a million was sent, past a service message, a
+    channel's RemoteError; review 63q, limits 1)."""
+    if type(request.method) is not str or not _METHOD.fullmatch(request.method):
+        raise SecretError(_F.FORBIDDEN_REQUEST, "the method is not an upper-case token")
     if len(request.body) > limits.MAX_INJECT_REQUEST_BYTES:
         raise SecretError(_F.FORBIDDEN_REQUEST, "the body is over the limit")
     headers = request.headers
@@ -281,14 +285,12 @@ class HttpInjectEngine(LocalEngine):
         self, spec: SecretSpec, scopes: tuple[str, ...], request: HttpRequest
     ) -> tuple[str, list[tuple[str, str]]]:
         """The upstream target and the headers to forward, or SecretError FORBIDDEN_REQUEST."""
-        if not _METHOD.fullmatch(request.method):
-            raise SecretError(_F.FORBIDDEN_REQUEST, "the method is not an upper-case token")
+        check_forward_size(request)  # (the method first: a rule's detail names it)
         path, query = _split_target(request.target)
         segments = _path_segments(path)
         rules = [_rule(r) for r in spec.settings["rules"]]
         if not any(rule.matches(request.method, segments, scopes) for rule in rules):
             raise SecretError(_F.FORBIDDEN_REQUEST, f"no rule allows {request.method} {path}")
-        check_forward_size(request)
         headers = _forwarded_headers(spec, request.headers)
         _readable_body(headers)
         for text in (query or "").encode(), request.body:
