@@ -13,6 +13,13 @@
    signing key may be attested past it; a checkpointed issuer history its feed no longer
    attests) made every delegation of that identity fail `issuer invalid`, though another held
    chain covered the attributes. Such a chain is now passed over, as a revoked one is.
+3. `CredentialWallet.best` passed over the held chains a held feed revokes, not those carrying
+   an issuer history a held feed supersedes (a delegator who rotated after her key was stolen,
+   the authority's feed naming it): expiring last, such a chain was picked as the parent of
+   every delegation (`CredentialWallet.delegate`) and as a policy-admin's chain to sign bundles
+   under (`admin_chain`), and each was refused by every verifier (`superseded history`),
+   though the identity held a chain that verifies. `best` now passes it over too, as the
+   node's channels do (`supersedes_an_issuer`, troth.node.shown_identity).
 """
 
 from __future__ import annotations
@@ -21,11 +28,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.feeds import entries, pages
 from tests.support.parties import Party, make_party, signer_as, verified_feed
 from troth.credentials import (
     Attributes,
     ChainVerifier,
     CredentialChain,
+    RevocationKind,
     TrustPolicy,
     delegate,
     issue_credential,
@@ -131,3 +140,49 @@ def test_credentials2_a_held_chain_that_no_longer_checks_does_not_stop_delegatin
             )
         )
         assert CredentialBody.decode(chain.credentials[0].body).issuer == good.identifier
+
+
+def test_credentials3_a_held_chain_whose_delegator_is_superseded_is_not_a_parent(
+    tmp_path: Path,
+) -> None:
+    vault = SoftwareVault()
+    acme, nora = make_party(vault, now=T), make_party(vault, now=T)
+    init_node("n", home=tmp_path)
+    with open_node("n", home=tmp_path) as node:
+        me = node.identities.create(now=T, name="me")
+        other = node.identities.create(now=T, name="other")
+        direct = _held(acme, me.identifier, 5 * DAY)
+        to_nora = issue_credential(
+            acme.signer, subject=nora.identifier, attributes=READ, now=T, ttl=20 * DAY, depth=2
+        )
+        via_nora = delegate(
+            nora.signer,
+            CredentialChain((to_nora,), (acme.identity.history,)),
+            subject=me.identifier,
+            attributes=READ,
+            now=T,
+            ttl=15 * DAY,
+            purpose="p",
+        ).encode()
+        node.wallet.hold("me", direct, now=T + 5)
+        node.wallet.hold("me", via_nora, now=T + 5)  # expires last
+        assert node.wallet.best("me", now=T + 10, needs=READ) == via_nora
+        # nora rotates (her key stolen); acme's feed, which this node holds, says so
+        node.wallet.trust(acme.identifier, "/tcp/127.0.0.1:9", now=T)
+        made = entries(acme, [(RevocationKind.SUPERSEDED, nora.identifier.digest)], at=T + 20)
+        (page,) = pages(acme, made, now=T + 20, per_page=1)
+        node.wallet.update_feed(page, authority=acme.identifier, now=T + 20)
+        at = T + 30
+        feeds = {acme.identifier: node.wallet.feed(acme.identifier, now=at, max_staleness=60)}
+        verifier = ChainVerifier(TrustPolicy(frozenset({acme.identifier})))
+        with pytest.raises(CredentialError) as caught:  # what every verifier says of it now
+            verifier.verify(via_nora, presenter=me.identifier, feeds=feeds, now=at)
+        assert caught.value.reason is CredentialFailure.SUPERSEDED
+        assert node.wallet.best("me", now=at, needs=READ) == direct
+        assert node.wallet.best("me", now=at) == direct
+        chain = CredentialChain.decode(
+            node.wallet.delegate(
+                "me", to=other.identifier, attributes=READ, now=at, ttl=DAY, purpose="p"
+            )
+        )
+        assert len(chain.credentials) == 2

@@ -311,11 +311,13 @@ class CredentialWallet:
         authority: Identifier | None = None,
     ) -> bytes:
         """The held chain that expires last among those valid at `now`, revoked by no feed
-        held (and covering `needs`, its signatures and issuers' keys checking at `now`, rooted
-        at `authority`). A chain whose authority's feed a
-        link revocation made here left to sync is passed over until it is synced
-        (`sync_due`: fail closed, review 48m, revcrash 2)."""
+        held nor carrying an issuer history one supersedes (a delegation made from it, or a
+        bundle signed under it, verifies nowhere: review 63n, credentials 3), and covering
+        `needs` (its signatures and issuers' keys checking at `now`), rooted at `authority`. A
+        chain whose authority's feed a link revocation made here left to sync is passed over
+        until it is synced (`sync_due`: fail closed, review 48m, revcrash 2)."""
         due: dict[bytes, bool] = {}
+        checkpoints = self.checkpoints(now=now, max_staleness=limits.DEFAULT_FEED_STALENESS_SECONDS)
         for held in self.held(ref):
             if held.expires_at <= now or (
                 credential_hash is not None and held.id != credential_hash
@@ -324,6 +326,10 @@ class CredentialWallet:
             if authority is not None and held.authority != authority.digest:
                 continue
             if self._waits(held.authority, due, now) or revokes_a_link(held.chain, self.held_feed):
+                continue
+            if supersedes_an_issuer(  # as the node's channels (review 63n, credentials 3)
+                held.chain, self.held_feed, now=now, checkpoints=checkpoints
+            ):
                 continue
             if needs is not None:
                 try:  # one that no longer checks is passed over, as a revoked one (review 63n,
