@@ -186,3 +186,21 @@ def test_credentials3_a_held_chain_whose_delegator_is_superseded_is_not_a_parent
             )
         )
         assert len(chain.credentials) == 2
+
+
+def test_credentials1_the_current_history_beside_an_older_one_is_kept_alone() -> None:
+    """The chain carries both her current history and an older one: only the current stays."""
+    vault = SoftwareVault()
+    a, m, b = (make_party(vault, now=T) for _ in range(3))
+    primary, rotated, _ = rotate_identity(
+        vault, m.identity, m.primary, m.next_primary, now=T + 10, valid_for=DAY
+    )
+    m_now = signer_as(vault, primary, rotated, now=T + 10, ttl=DAY)
+    root = issue_credential(
+        a.signer, subject=m.identifier, attributes=READ, now=T, ttl=DAY, depth=1
+    )
+    handed = CredentialChain((root,), (a.identity.history, rotated.history, m.identity.history))
+    extended = delegate(
+        m_now, handed, subject=b.identifier, attributes=READ, now=T + 20, ttl=100, purpose="p"
+    )
+    assert extended.histories == (a.identity.history, rotated.history)

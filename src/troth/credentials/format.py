@@ -321,11 +321,13 @@ class CredentialChain:
         chain handed to the delegate with an older history of hers, or any other, beside what
         its issuers need was extended with her current one, and every verifier refused the
         delegation she signed, `malformed`: two histories for one identity)."""
-        if issuer_history in self.histories:
-            return CredentialChain((*self.credentials, link), self.histories)
         delegator = _history_identifier(issuer_history)
-        kept = tuple(h for h in self.histories if _history_identifier(h) != delegator)
-        return CredentialChain((*self.credentials, link), (*kept, issuer_history))
+        kept = tuple(
+            h for h in self.histories if h == issuer_history or _history_identifier(h) != delegator
+        )
+        if issuer_history not in kept:
+            kept = (*kept, issuer_history)
+        return CredentialChain((*self.credentials, link), kept)
 
 
 def _history_identifier(history: bytes) -> bytes | None:
