@@ -21,7 +21,7 @@ from troth.credentials.attributes import Attributes
 from troth.crypto import sha256
 from troth.encoding import cbor
 from troth.errors import DecodeError, DecodeProblem
-from troth.identity import Identifier
+from troth.identity import Identifier, UnverifiedHistory
 
 __all__ = [
     "CHAIN_TYPE",
@@ -316,13 +316,27 @@ class CredentialChain:
         return chain
 
     def extended(self, link: SignedCredential, issuer_history: bytes) -> CredentialChain:
-        """This chain with a delegation link appended (and the delegator's history)."""
-        histories = (
-            self.histories
-            if issuer_history in self.histories
-            else (*self.histories, issuer_history)
+        """This chain with a delegation link appended, and the delegator's history in place of
+        any other history of the delegator the chain carried (review 63n, credentials 1: a
+        chain handed to the delegate with an older history of hers, or any other, beside what
+        its issuers need was extended with her current one, and every verifier refused the
+        delegation she signed, `malformed`: two histories for one identity)."""
+        delegator = _history_identifier(issuer_history)
+        kept = tuple(
+            h for h in self.histories if h == issuer_history or _history_identifier(h) != delegator
         )
-        return CredentialChain((*self.credentials, link), histories)
+        if issuer_history not in kept:
+            kept = (*kept, issuer_history)
+        return CredentialChain((*self.credentials, link), kept)
+
+
+def _history_identifier(history: bytes) -> bytes | None:
+    """The identifier digest of a history's bytes (None: it does not decode; kept as it was,
+    for the verifier to refuse)."""
+    try:
+        return UnverifiedHistory.decode(history).identifier_digest
+    except DecodeError:
+        return None
 
 
 _set_chain_credentials, _set_chain_histories = (

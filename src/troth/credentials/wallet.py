@@ -311,10 +311,13 @@ class CredentialWallet:
         authority: Identifier | None = None,
     ) -> bytes:
         """The held chain that expires last among those valid at `now`, revoked by no feed
-        held (and covering `needs`, rooted at `authority`). A chain whose authority's feed a
-        link revocation made here left to sync is passed over until it is synced
-        (`sync_due`: fail closed, review 48m, revcrash 2)."""
+        held nor carrying an issuer history one supersedes (a delegation made from it, or a
+        bundle signed under it, verifies nowhere: review 63n, credentials 3), and covering
+        `needs` (its signatures and issuers' keys checking at `now`), rooted at `authority`. A
+        chain whose authority's feed a link revocation made here left to sync is passed over
+        until it is synced (`sync_due`: fail closed, review 48m, revcrash 2)."""
         due: dict[bytes, bool] = {}
+        checkpoints = self.checkpoints(now=now, max_staleness=limits.DEFAULT_FEED_STALENESS_SECONDS)
         for held in self.held(ref):
             if held.expires_at <= now or (
                 credential_hash is not None and held.id != credential_hash
@@ -324,10 +327,17 @@ class CredentialWallet:
                 continue
             if self._waits(held.authority, due, now) or revokes_a_link(held.chain, self.held_feed):
                 continue
-            if needs is not None and needs.first_excess_over(
-                self.inspect(held.chain, now=now).attributes
+            if supersedes_an_issuer(  # as the node's channels (review 63n, credentials 3)
+                held.chain, self.held_feed, now=now, checkpoints=checkpoints
             ):
                 continue
+            if needs is not None:
+                try:  # one that no longer checks is passed over, as a revoked one (review 63n,
+                    checked = self.inspect(held.chain, now=now)  # credentials 2: it failed
+                except CredentialError:  # the delegation, another chain covering it held)
+                    continue
+                if needs.first_excess_over(checked.attributes) is not None:
+                    continue
             return held.chain
         waiting = [str(Identifier(a)) for a, standing in due.items() if standing]
         raise NotFound(
