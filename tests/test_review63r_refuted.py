@@ -19,6 +19,12 @@ fails if the defence it names breaks).
    renews it afterwards.
 6. A feed sync killed anywhere: the held feed is the old one or the new one (one transaction
    per page), the rollback guard is not tripped, and the next sync completes.
+7. A relayed member restarted (its own crash) while its hub is down too: its kept relay's
+   link retries from the start, and once the hub is back the relay answers again, no operator
+   in between.
+8. A rotation's announcement killed anywhere (the authority took it, the holder's mark not
+   committed, or neither): announced again, the authority answers with the same entry (no
+   second supersession in its feed), and nothing stays pending.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ from tests.test_reconnect import (
 from troth.clock import FixedClock
 from troth.faults import CRASH_EXIT_CODE
 from troth.node import init_node, open_node
-from troth.node.authorities import sync_from
+from troth.node.authorities import announce_here, sync_from
 from troth.node.links import LinkState
 from troth.node.node import node_dir
 from troth.node.own_relays import OwnRelays
@@ -180,9 +186,10 @@ class _LoggedStub(RemoteStub):
         super().revoke(spec, ref, upstream)
 
 
-def _sampled(total: int) -> list[int]:
-    """13 statement numbers spread over `total`, the last two among them."""
-    return sorted({1 + (total - 1) * i // 12 for i in range(13)} | {total - 1, total})
+def _sampled(total: int, count: int = 13) -> list[int]:
+    """`count` statement numbers spread over `total`, the last two among them."""
+    spread = {1 + (total - 1) * i // (count - 1) for i in range(count)}
+    return sorted(spread | {total - 1, total})
 
 
 def test_a_lease_revocation_killed_anywhere_ends_revoked_upstream(tmp_path: Path) -> None:
@@ -296,7 +303,7 @@ def test_a_feed_sync_killed_anywhere_holds_the_old_feed_or_the_new(tmp_path: Pat
             sync_from(node, host.authority(), now=NOW + 7)
 
     assert killed_after(0, sync) == 0
-    for point in _sampled(KILLS[-1]):
+    for point in _sampled(KILLS[-1], 7):
         shutil.rmtree(tmp_path)
         shutil.copytree(saved, tmp_path)
         assert killed_after(point, sync) == CRASH_EXIT_CODE, point
@@ -306,3 +313,68 @@ def test_a_feed_sync_killed_anywhere_holds_the_old_feed_or_the_new(tmp_path: Pat
             feed = sync_from(node, host.authority(), now=NOW + 8)
             assert feed.count == held + 40, point
             assert bytes([39]) * 32 in feed.revoked_credentials, point
+
+
+def test_a_member_restarted_while_its_hub_is_down_gets_its_relay_back(tmp_path: Path) -> None:
+    """Attack 7."""
+
+    async def test(net: MemNet) -> None:
+        b = await net.node("b", backoff=FAST)
+        await b.enroll(net.ticket(**{"troth.relay": "b"}), "b")
+        await b.create_relay("b", HUB)
+        a = await net.member("a")
+        restarted: list[NodeRuntime] = []
+
+        async def down() -> None:  # b goes too, and starts again while the hub is away
+            await b.stop()
+            b.node.close()
+            node = open_node("b", home=net.home)
+            net.opened.append(node)
+            again = NodeRuntime(node, clock=net.clock, transport=net.transport("b"), backoff=FAST)
+            net.runtimes.append(again)
+            await again.start()
+            restarted.append(again)
+            await until(lambda: again.link_rows()[0].attempts >= 2)
+            (row,) = again.link_rows()
+            assert (row.relays, row.state) == (("b",), LinkState.RECONNECTING)
+
+        await crash_and_restart_hub(net, down=down)
+        await until(lambda: link_state(restarted[0]) is LinkState.CONNECTED, 5)
+        assert await a.send_message(TO_B, "after") == "after"
+
+    run_memnet(test, tmp_path)
+
+
+def test_an_announcement_killed_anywhere_is_sent_again_without_a_second_entry(
+    tmp_path: Path,
+) -> None:
+    """Attack 8."""
+    clock = FixedClock(NOW + 5)
+    with acme_and_agent(tmp_path, NOW) as (authority, agent, _, one_use):
+        enroll_in_process(agent, "agent", authority, one_use, clock)
+        agent.identities.rotate("agent", now=NOW + 6)
+        entries = authority.store.revocation_tip()[0]
+    saved = tmp_path.parent / f"{tmp_path.name}-saved"
+    shutil.copytree(tmp_path, saved)
+
+    def announce() -> None:
+        with open_node("agent", home=tmp_path) as node:
+            announce_here(node, "agent", now=NOW + 7)
+
+    assert killed_after(0, announce) == 0
+    taken = set()
+    for point in _sampled(KILLS[-1], 7):
+        shutil.rmtree(tmp_path)
+        shutil.copytree(saved, tmp_path)
+        assert killed_after(point, announce) == CRASH_EXIT_CODE, point
+        with open_node("acme", home=tmp_path) as host:
+            taken.add(host.authority().store.revocation_tip()[0] - entries)
+        with open_node("agent", home=tmp_path) as node:
+            assert node.identities.check_restored(NOW + 8) is None, point
+            done, remote = announce_here(node, "agent", now=NOW + 8)
+            assert remote == [], point
+            assert all(row.error is None for row in done), (point, done)
+            assert node.wallet.unannounced("agent")[1] == [], point
+        with open_node("acme", home=tmp_path) as host:
+            assert host.authority().store.revocation_tip()[0] == entries + 1, point
+    assert taken == {0, 1}  # some kills fell after the authority took it
