@@ -25,6 +25,12 @@ fails if the defence it names breaks).
 8. A rotation's announcement killed anywhere (the authority took it, the holder's mark not
    committed, or neither): announced again, the authority answers with the same entry (no
    second supersession in its feed), and nothing stays pending.
+9. A stale trusted authority at the hub's address (the member enrolled with an authority
+   whose node listened there before the hub's did, and still trusts it) does not take the
+   link's pin: the link is pinned to the authority enrolled with last at that address (the
+   one that answers there), so after the hub's crash and restart on the same port the link
+   comes back and its relay is created again (pinned to the stale one, every attempt would be
+   refused and the connection to the hub dropped).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import asyncio
 import random
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import NOW
@@ -51,8 +58,9 @@ from tests.test_reconnect import (
     until,
 )
 from troth.clock import FixedClock
+from troth.credentials import Attributes
 from troth.faults import CRASH_EXIT_CODE
-from troth.node import init_node, open_node
+from troth.node import Node, init_node, open_node
 from troth.node.authorities import announce_here, sync_from
 from troth.node.links import LinkState
 from troth.node.node import node_dir
@@ -378,3 +386,54 @@ def test_an_announcement_killed_anywhere_is_sent_again_without_a_second_entry(
         with open_node("acme", home=tmp_path) as host:
             assert host.authority().store.revocation_tip()[0] == entries + 1, point
     assert taken == {0, 1}  # some kills fell after the authority took it
+
+
+def test_a_stale_authority_at_the_hubs_address_does_not_take_the_link(tmp_path: Path) -> None:
+    """Attack 9."""
+    shared = "/tcp/shared:4000"
+
+    async def test(net: MemNet) -> None:
+        def authority_node(name: str) -> Callable[[Node], None]:
+            def prepare(node: Node) -> None:
+                node.create_authority(name, now=net.clock.now())
+
+            return prepare
+
+        def ticket_of(runtime: NodeRuntime, **attributes: str) -> str:
+            authority = runtime.node.authority()
+            return str(
+                authority.create_ticket(
+                    creator=authority.identifier,
+                    attributes=Attributes({"agents.team": "x", **attributes}),
+                    address=shared,
+                    now=net.clock.now(),
+                )
+            )
+
+        before = await net.node("before", listen=("shared", 4000), prepare=authority_node("before"))
+        b = await net.node("b", backoff=FAST)
+        await b.enroll(ticket_of(before), "b")
+        await before.tcp.close()  # its node goes; another authority's node takes the port
+        await before.stop()
+        hub = await net.node("now", listen=("shared", 4000), prepare=authority_node("now"))
+        await b.enroll(ticket_of(hub, **{"troth.relay": "b"}), "b")
+        await b.create_relay("b", shared)
+        now_id = str(hub.node.authority().identifier)
+        assert [(r.authority, r.peer) for r in b.link_rows()] == [(now_id, now_id)]
+        await hub.tcp.close()  # the hub crashes and comes back on the same port
+        await hub.stop()
+        again = NodeRuntime(hub.node, clock=net.clock, transport=net.transport("shared"))
+        net.runtimes.append(again)
+        await again.start(("shared", 4000))
+
+        def relay_up() -> bool:
+            relay = again.status()["services"]["relay"].get("b")
+            return (
+                link_state(b) is LinkState.CONNECTED
+                and relay is not None
+                and (relay["state"] == "up")
+            )
+
+        await until(relay_up, 5)
+
+    run_memnet(test, tmp_path)
