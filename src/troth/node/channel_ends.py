@@ -117,6 +117,12 @@ class ChannelEnd(AllowSetSource):
         self.forgotten = False
         """Whether the manager forgot this end (closed, failed or expired): the messages of a
         packet still being handled are not delivered (`handle`)."""
+        self.pinned = False
+        """Whether a caller of this node expected the identity that answered it (it was opened,
+        or reused, by `channel_to(expect=)` with that identity): its connection goes to the
+        node that caller wanted, and is not closed as going to the wrong node when another
+        pinned caller (a link whose node left the address) is refused there (review 63r,
+        reconnect 1)."""
         self.handshake_timer: asyncio.TimerHandle | None = None
         """A responder's handshake timeout (the manager cancels it when it forgets the end,
         so a timer never holds an end that is gone: review 34e, handshakes 1)."""

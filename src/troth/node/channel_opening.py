@@ -71,12 +71,14 @@ class ChannelOpening(ShownIdentity):
         key = format_route(route)
         end = self._open.get(key)  # a channel there still open, its peer alive and the one
         if end is not None and self._reusable(end, expect):  # expected: reused without making,
-            return end  # taking and releasing the route's lock (a message sent, each time)
+            end.pinned = end.pinned or expect is not None  # taking and releasing the route's
+            return end  # lock (a message sent, each time)
         if len(self._opening) > 1024:  # routes no one is opening a channel to now
             self._opening = {k: v for k, v in self._opening.items() if v.locked()}
         async with self._opening.setdefault(key, asyncio.Lock()):
             end = self._still_open(key, expect)
             if end is not None:
+                end.pinned = end.pinned or expect is not None
                 return end
             pinned = also_trust or expect is not None
             trust = self._channel_trust(also=also_trust, expect=expect) if pinned else None
@@ -91,12 +93,15 @@ class ChannelOpening(ShownIdentity):
                     # (not the peer's own refusal: it was the one expected; review 25, relays
                     # 1; nor a ticket's claim: review 43c, resume 1)
                     pin = self.links.pin(key)
-                    self._drop_connection(route[0], "another identity answered over it", pin)
+                    self._drop_connection(
+                        route[0], "another identity answered over it", pin, keep_pinned=True
+                    )
                 if rotations == self._rotations:
                     raise
                 # `_rotated` closed it during the handshake: once more, with the new history
                 end = await self.channels.open(route, trust=trust)
             self._open[key] = end
+        end.pinned = end.pinned or expect is not None
         self.links.opened(key, end)
         return end
 
@@ -144,12 +149,21 @@ class ChannelOpening(ShownIdentity):
         return expect is None or (peer is not None and peer.identifier == expect)
 
     def _drop_connection(
-        self, address: Address, why: str = "its peer went silent", unless: Identifier | None = None
+        self,
+        address: Address,
+        why: str = "its peer went silent",
+        unless: Identifier | None = None,
+        *,
+        keep_pinned: bool = False,
     ) -> None:
         """Close a connection (new channels get a new one): the keepalive found it dead (its
         worker address), or a pinned channel over it (`/tcp/host:port`) was answered by
         another identity than the one expected at that address — unless a channel over it is
-        answered by `unless` (the identity a link pins there: it goes to the right node)."""
+        answered by `unless` (the identity a link pins there: it goes to the right node), or,
+        with `keep_pinned`, by an identity another caller pinned there (`ChannelEnd.pinned`:
+        a fresh connection reaches the same node, so closing it reached the expected one no
+        sooner and cut those channels, each within the backoff of a link whose node left the
+        address; review 63r, reconnect 1)."""
         if address.kind == "tcp":
             connection = next(
                 (c for c in self.tcp.connections() if c.outgoing and c.peer == address.value), None
@@ -159,9 +173,13 @@ class ChannelOpening(ShownIdentity):
         if connection is None or connection.address in self._dropping:
             return  # already closing: a line a connection, not one per channel over it
         over, ends = (connection.address,), self.channels.ends.values()
-        peers = (end.peer for end in ends if end.direct and end.peer_route[:1] == over)
-        if unless is not None and any(p is not None and p.identifier == unless for p in peers):
+        direct = [end for end in ends if end.direct and end.peer_route[:1] == over]
+        if unless is not None and any(
+            end.peer is not None and end.peer.identifier == unless for end in direct
+        ):
             return  # an open channel over it is answered by `unless`: the right node
+        if keep_pinned and any(end.pinned for end in direct):
+            return  # answered by the node a caller expected there: the one at the address
         self._dropping.add(connection.address)
         if connection.outgoing:
             log.warning("%s: closed, %s", connection.name, why)
