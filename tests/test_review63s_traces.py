@@ -1,0 +1,99 @@
+"""Review 63s: traces as evidence, attacked as the party who must be convinced offline.
+
+1. A forked export was not told from an honest one. A verifier keeps a checkpoint of N
+   records of a log; the log's operator (its key) grows another continuation of the first
+   N-1 records and hands this verifier a JSONL export of it (a split view: another verifier
+   is shown the real one). `verify_export` answered `unanchored` (exit 0 from `troth trace
+   verify --file`), as it answers an honest export of the log grown past the kept
+   checkpoint: an export carries no consistency proof, so anything larger than the kept
+   checkpoint was "nothing to compare with". Yet the export's line of record N-1 proves it:
+   the left siblings of leaf N-1's inclusion proof in the larger tree are the perfect
+   subtrees of the first N leaves (RFC 9162 §2.1.3.2: the path of the last leaf of a prefix
+   is the prefix's own), so that line alone gives the root of the first N records, which
+   must be the kept checkpoint's. A line at index N-1 now judges the export's (or a proof
+   bundle's) larger checkpoint against the kept one: the kept root refused as
+   INCONSISTENT, matched as VALID (an honest export of the grown log is anchored, not
+   `unanchored`). Without that line (an `--agent` export that leaves it out) the answer
+   stays `unanchored`.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.support.traces import NOW, Held, open_log, recorder, tool_call
+from troth.clock import FixedClock
+from troth.errors import TraceError, TraceFailure
+from troth.trace.checkpoint import AnchorStatus
+from troth.trace.export import export_jsonl, verify_bundle, verify_export
+
+
+def _split_view(tmp_path: Path) -> tuple[bytes, str, str]:
+    """A log of 3 records checkpointed (the kept note); the same log forked after its second
+    record (another third and a fourth, signed by the same log key); the real log grown to
+    5. Returns the kept note, the fork's export and the grown log's export."""
+    clock = FixedClock(NOW)
+    owner, agent = Held(), Held()
+    real = open_log(tmp_path / "real.db", clock, owner)
+    agent_recorder = recorder(real, agent, clock)
+    for _ in range(2):
+        agent_recorder.record(tool_call())
+    real.close()
+    for suffix in ("", "-wal", "-shm"):
+        if (tmp_path / f"real.db{suffix}").exists():
+            shutil.copy(tmp_path / f"real.db{suffix}", tmp_path / f"fork.db{suffix}")
+    real = open_log(tmp_path / "real.db", clock, owner)
+    recorder(real, agent, clock).record(tool_call("real-3"))
+    kept = real.checkpoint().note
+    fork = open_log(tmp_path / "fork.db", clock, owner)
+    forked = recorder(fork, agent, clock)
+    forked.record(tool_call("forked-3"))
+    forked.record(tool_call("forked-4"))
+    fork_out = io.StringIO()
+    export_jsonl(fork, fork_out)
+    fork.close()
+    grown = recorder(real, agent, clock)
+    grown.record(tool_call("real-4"))
+    grown.record(tool_call("real-5"))
+    real_out = io.StringIO()
+    export_jsonl(real, real_out)
+    real.close()
+    return kept, fork_out.getvalue(), real_out.getvalue()
+
+
+def test_a_forked_export_is_refused_against_the_kept_checkpoint(tmp_path: Path) -> None:
+    """Traces 1: the fork's export, larger than the kept checkpoint, is INCONSISTENT (it read
+    `unanchored`); the honest grown log's export is VALID against the same kept note."""
+    kept, forked, grown = _split_view(tmp_path)
+    with pytest.raises(TraceError) as caught:
+        verify_export(forked.encode().splitlines(), anchor=kept)
+    assert caught.value.reason is TraceFailure.INCONSISTENT
+    report = verify_export(grown.encode().splitlines(), anchor=kept)
+    assert report.status is AnchorStatus.VALID
+    assert report.anchor is not None
+    assert report.anchor.size == 3
+    assert report.checkpoint is not None
+    assert report.checkpoint.size == 5
+
+
+def test_a_forked_bundle_of_the_prefix_last_record_is_refused(tmp_path: Path) -> None:
+    """Traces 1: one proof bundle, the record at the kept size - 1, settles it as well."""
+    kept, forked, grown = _split_view(tmp_path)
+    with pytest.raises(TraceError) as caught:
+        verify_bundle(forked.splitlines()[2].encode(), anchor=kept)
+    assert caught.value.reason is TraceFailure.INCONSISTENT
+    report = verify_bundle(grown.splitlines()[2].encode(), anchor=kept)
+    assert report.status is AnchorStatus.VALID
+
+
+def test_an_export_without_the_prefix_last_line_stays_unanchored(tmp_path: Path) -> None:
+    """Traces 1: lines that hold no proof of the kept size prove nothing either way."""
+    kept, forked, grown = _split_view(tmp_path)
+    for text in (forked, grown):
+        lines = text.encode().splitlines()
+        report = verify_export(lines[:2] + lines[3:], anchor=kept)
+        assert report.status is AnchorStatus.UNANCHORED
