@@ -32,7 +32,7 @@ from troth.trace.checkpoint import AnchorStatus
 from troth.trace.export import export_jsonl, verify_bundle, verify_export
 
 
-def _split_view(tmp_path: Path) -> tuple[bytes, str, str]:
+def split_view(tmp_path: Path) -> tuple[bytes, str, str]:
     """A log of 3 records checkpointed (the kept note); the same log forked after its second
     record (another third and a fourth, signed by the same log key); the real log grown to
     5. Returns the kept note, the fork's export and the grown log's export."""
@@ -68,7 +68,7 @@ def _split_view(tmp_path: Path) -> tuple[bytes, str, str]:
 def test_a_forked_export_is_refused_against_the_kept_checkpoint(tmp_path: Path) -> None:
     """Traces 1: the fork's export, larger than the kept checkpoint, is INCONSISTENT (it read
     `unanchored`); the honest grown log's export is VALID against the same kept note."""
-    kept, forked, grown = _split_view(tmp_path)
+    kept, forked, grown = split_view(tmp_path)
     with pytest.raises(TraceError) as caught:
         verify_export(forked.encode().splitlines(), anchor=kept)
     assert caught.value.reason is TraceFailure.INCONSISTENT
@@ -82,7 +82,7 @@ def test_a_forked_export_is_refused_against_the_kept_checkpoint(tmp_path: Path) 
 
 def test_a_forked_bundle_of_the_prefix_last_record_is_refused(tmp_path: Path) -> None:
     """Traces 1: one proof bundle, the record at the kept size - 1, settles it as well."""
-    kept, forked, grown = _split_view(tmp_path)
+    kept, forked, grown = split_view(tmp_path)
     with pytest.raises(TraceError) as caught:
         verify_bundle(forked.splitlines()[2].encode(), anchor=kept)
     assert caught.value.reason is TraceFailure.INCONSISTENT
@@ -92,7 +92,7 @@ def test_a_forked_bundle_of_the_prefix_last_record_is_refused(tmp_path: Path) ->
 
 def test_an_export_without_the_prefix_last_line_stays_unanchored(tmp_path: Path) -> None:
     """Traces 1: lines that hold no proof of the kept size prove nothing either way."""
-    kept, forked, grown = _split_view(tmp_path)
+    kept, forked, grown = split_view(tmp_path)
     for text in (forked, grown):
         lines = text.encode().splitlines()
         report = verify_export(lines[:2] + lines[3:], anchor=kept)
