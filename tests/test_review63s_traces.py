@@ -19,7 +19,9 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import shutil
 from pathlib import Path
 
@@ -28,8 +30,10 @@ import pytest
 from tests.support.traces import NOW, Held, open_log, recorder, tool_call
 from troth.clock import FixedClock
 from troth.errors import TraceError, TraceFailure
-from troth.trace.checkpoint import AnchorStatus
+from troth.trace import TraceLog
+from troth.trace.checkpoint import AnchorStatus, parse_checkpoint, sign_checkpoint
 from troth.trace.export import export_jsonl, verify_bundle, verify_export
+from troth.trace.signing import resolve_key
 
 
 def split_view(tmp_path: Path) -> tuple[bytes, str, str]:
@@ -97,3 +101,42 @@ def test_an_export_without_the_prefix_last_line_stays_unanchored(tmp_path: Path)
         lines = text.encode().splitlines()
         report = verify_export(lines[:2] + lines[3:], anchor=kept)
         assert report.status is AnchorStatus.UNANCHORED
+
+
+def test_a_stolen_old_log_key_does_not_grow_the_kept_checkpoint(tmp_path: Path) -> None:
+    """Traces 1, as fixed: the line proving its larger checkpoint grew from the kept one must
+    carry log material that signs the kept note, as `verify_log` verifies a kept note by the
+    log's. The log rotated; the kept note is signed by its new key; a thief of the old key
+    signs a checkpoint of the grown tree dated after the rotation and hands the line with the
+    log's history from before it (in which the old key is current): unanchored, not valid."""
+    clock = FixedClock(NOW)
+    owner, agent = Held(), Held()
+    old = owner.signer(NOW)
+    log = TraceLog.open(tmp_path / "log.db", clock=clock, signer=lambda now: owner.signer(now))
+    for _ in range(2):
+        recorder(log, agent, clock).record(tool_call())
+    log.checkpoint()
+    log.close()
+    owner.rotate(NOW + 100)
+    later = FixedClock(NOW + 200)
+    log = TraceLog.open(tmp_path / "log.db", clock=later, signer=lambda now: owner.signer(now))
+    grown = recorder(log, agent, later)
+    grown.record(tool_call())
+    kept = log.checkpoint().note
+    grown.record(tool_call())
+    grown.record(tool_call())
+    out = io.StringIO()
+    export_jsonl(log, out)
+    line = json.loads(out.getvalue().splitlines()[2])
+    assert verify_bundle(json.dumps(line).encode(), anchor=kept).status is AnchorStatus.VALID
+    honest = parse_checkpoint(line["checkpoint"].encode())[0]
+    forged = sign_checkpoint(
+        old, resolve_key(old.identity, old.attestation), 5, honest.root, NOW + 300
+    )
+    line["checkpoint"] = forged.note.decode()
+    line["log"] = {
+        "history": base64.b64encode(old.identity.history).decode(),
+        "attestations": [base64.b64encode(old.attestation).decode()],
+    }
+    report = verify_bundle(json.dumps(line).encode(), anchor=kept)
+    assert report.status is AnchorStatus.UNANCHORED

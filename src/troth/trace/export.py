@@ -597,7 +597,9 @@ def _verify_line(
             def prefix(size: int) -> bytes:  # the line of the kept size's last record
                 return prefix_root(index, checkpoint.size, leaf, proof, checkpoint.root)
 
-            last = index == saved.size - 1  # review 63s, traces 1
+            # review 63s, traces 1: the line of the kept size's last record, whose log
+            # material attests the kept note's key as `verify_log` requires of a log's
+            last = index == saved.size - 1 and _attests_kept(anchor, value, verifier)
             status = judge_line_kept(saved, checkpoint, prefix if last else None)
             kept = saved if status is AnchorStatus.VALID else None  # named: 51g, anchor 1
     except TraceError as exc:
@@ -613,6 +615,23 @@ def _verify_line(
         kept,
     )
     return report, identity, attestation, carried
+
+
+def _attests_kept(
+    anchor: bytes,
+    value: dict[str, Any],
+    verifier: tuple[Known | None, Checkpoints | None, Rows | None],
+) -> bool:
+    """Whether the log's history and keys a line carries sign the verifier's kept note (at its
+    time), as `verify_log` verifies a kept note by the log's: a line whose log history ends
+    before a rotation the kept note was signed after (a stolen old log key's checkpoint dated
+    after it) does not, so its larger checkpoint is not taken as grown from the kept one (nor
+    a line that lacks the kept note's key, renewed since: unanchored, as before review 63s)."""
+    try:
+        _verify_checkpoint(anchor, _field(value, "log", dict), *verifier)
+    except TraceError:
+        return False
+    return True
 
 
 def _disclosures(value: dict[str, Any]) -> dict[str, Disclosure]:
