@@ -14,7 +14,17 @@
    bundle's) larger checkpoint against the kept one: the kept root refused as
    INCONSISTENT, matched as VALID (an honest export of the grown log is anchored, not
    `unanchored`). Without that line (an `--agent` export that leaves it out) the answer
-   stays `unanchored`.
+   stays `unanchored`. The line must carry log material that signs the kept note, as
+   `verify_log` verifies a kept note by the log's: a stolen pre-rotation log key's
+   checkpoint, handed with the log's history from before the rotation, is not taken as grown
+   from a kept note its new key signed.
+2. (Found in the fix of 1, before it was merged.) On a node, an `--agent` export grown past
+   the node's accepted checkpoint, holding the kept size's last line but not the accepted
+   size's, read VALID against the auditor's older kept note; `AcceptedCheckpoints.anchored`
+   then found the export not comparable with the accepted checkpoint and refused the kept
+   note as older (ROLLED_BACK, exit 1), the alarm of a rollback for an intact log. Such an
+   export is now `unanchored`, as before 1: the node holds a checkpoint it cannot be
+   compared with.
 """
 
 from __future__ import annotations
@@ -27,7 +37,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.traces import NOW, Held, open_log, recorder, tool_call
+from tests.support.cli import run
+from tests.support.traces import NOW, Held, open_log, record_on_node, recorder, tool_call
 from troth.clock import FixedClock
 from troth.errors import TraceError, TraceFailure
 from troth.trace import TraceLog
@@ -140,3 +151,32 @@ def test_a_stolen_old_log_key_does_not_grow_the_kept_checkpoint(tmp_path: Path) 
     }
     report = verify_bundle(json.dumps(line).encode(), anchor=kept)
     assert report.status is AnchorStatus.UNANCHORED
+
+
+def test_an_agents_export_past_the_accepted_checkpoint_is_no_rollback(
+    troth_home: Path, tmp_path: Path
+) -> None:
+    """Traces 2 (of the fix of 1): an auditor's kept note of 2 records, the node's accepted
+    checkpoint of 4 (the operator's verify), and an `--agent` export of the log grown to 6
+    holding the auditor's line 1 (its growth from the kept note proved) and not line 3 (no
+    proof against the accepted size). `AcceptedCheckpoints.anchored` found the kept note older
+    than the accepted one, the export not comparable with that, and refused the kept note:
+    `kept checkpoint older than one accepted before`, exit 1, the alarm of a rollback for an
+    intact log (before traces 1 the export read `unanchored`). It reads `unanchored` again:
+    the node holds a newer checkpoint the export cannot be compared with."""
+    run("identity", "create", "support")
+    run("identity", "create", "other")
+    record_on_node(troth_home, 2)
+    run("trace", "checkpoint")
+    auditor = tmp_path / "auditor.note"
+    run("trace", "verify", "--checkpoint", str(auditor))  # kept: 2
+    record_on_node(troth_home, 2, "other")
+    run("trace", "checkpoint")
+    run("trace", "verify", "--checkpoint", str(tmp_path / "operator.note"))  # accepted: 4
+    record_on_node(troth_home, 2)
+    export = tmp_path / "support.jsonl"
+    run("trace", "export", "--agent", "support", "--out", str(export))
+    indices = [json.loads(line)["index"] for line in export.read_text().splitlines()]
+    assert indices == [0, 1, 4, 5]
+    said = run("trace", "verify", "--file", str(export), "--checkpoint", str(auditor))
+    assert said.stdout.startswith("unanchored: 4 record(s) verified"), said.stdout
