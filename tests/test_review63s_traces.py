@@ -25,6 +25,16 @@
    note as older (ROLLED_BACK, exit 1), the alarm of a rollback for an intact log. Such an
    export is now `unanchored`, as before 1: the node holds a checkpoint it cannot be
    compared with.
+3. (Strict xfail: a design decision for the lead.) A record dated well before a checkpoint
+   that precedes it in the log verifies `valid`. An honest log appends a record within
+   300 s of its clock, which read at least the checkpoint's time when it signed it, so such
+   a record was never appended: it was written into trace.db (no log key needed: records
+   are signed by their agents, and the node's next checkpoint covers what the file holds).
+   With an agent's pre-rotation key, dated before the rotation and chained on an agent that
+   recorded nothing since, it passes every other check. Refusing it offline needs the log
+   to refuse at append a record dated more than 300 s before its newest checkpoint, which
+   a node whose clock was stepped back would then do for every record until its clock
+   caught up (a checkpoint is never dated before an older one).
 """
 
 from __future__ import annotations
@@ -38,13 +48,23 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import run
-from tests.support.traces import NOW, Held, open_log, record_on_node, recorder, tool_call
+from tests.support.traces import (
+    NOW,
+    Held,
+    one_record_then_rotated,
+    open_log,
+    record_on_node,
+    recorder,
+    set_newest_history,
+    tool_call,
+)
 from troth.clock import FixedClock
 from troth.errors import TraceError, TraceFailure
 from troth.trace import TraceLog
 from troth.trace.checkpoint import AnchorStatus, parse_checkpoint, sign_checkpoint
 from troth.trace.export import export_jsonl, verify_bundle, verify_export
-from troth.trace.signing import resolve_key
+from troth.trace.signing import resolve_key, sign_record
+from troth.trace.verify import verify_log
 
 
 def split_view(tmp_path: Path) -> tuple[bytes, str, str]:
@@ -180,3 +200,39 @@ def test_an_agents_export_past_the_accepted_checkpoint_is_no_rollback(
     assert indices == [0, 1, 4, 5]
     said = run("trace", "verify", "--file", str(export), "--checkpoint", str(auditor))
     assert said.stdout.startswith("unanchored: 4 record(s) verified"), said.stdout
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="63s traces 3: a record dated before a checkpoint that precedes it in the log is "
+    "not refused offline (the log would have to refuse such a record at append too, which a "
+    "clock stepped back makes a design decision for the lead)",
+)
+def test_a_record_backdated_before_an_earlier_checkpoint_is_refused(tmp_path: Path) -> None:
+    """Traces 3 (not fixed): the agent rotated at NOW + 100 and recorded nothing since; the
+    log signed a checkpoint of its one record at NOW + 1000, which a verifier kept. A thief
+    of the agent's old key, with write access to trace.db (no log key needed: a record is
+    signed by its agent, and the node's next checkpoint covers what the file holds), puts
+    in a record dated NOW + 50, before the rotation, chained on the agent's head. An honest
+    log appends a record within 300 s of its clock, and its clock read at least NOW + 1000
+    when it signed the kept checkpoint: no honest record after that checkpoint is dated
+    before NOW + 700. `verify_log` against the kept note answers `valid`."""
+    owner, agent = Held(), Held()
+    log = open_log(tmp_path / "a.db", FixedClock(NOW), owner)
+    old, _, after, head = one_record_then_rotated(log, agent, FixedClock(NOW))
+    signing = TraceLog.open(
+        tmp_path / "a.db", clock=FixedClock(NOW + 1000), signer=lambda now: owner.signer(now)
+    )
+    kept = signing.checkpoint().note
+    signing.close()
+    injected = TraceLog.open(tmp_path / "a.db", clock=FixedClock(NOW + 50))
+    injected.append(sign_record(old, tool_call("stolen"), seq=1, prev=head, time=NOW + 50))
+    injected.close()
+    log = TraceLog.open(
+        tmp_path / "a.db", clock=FixedClock(NOW + 2000), signer=lambda now: owner.signer(now)
+    )
+    set_newest_history(log, agent, after)
+    log.checkpoint()
+    with pytest.raises(TraceError) as refused:
+        verify_log(log, anchor=kept)
+    assert refused.value.index == 1
