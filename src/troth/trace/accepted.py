@@ -81,10 +81,14 @@ def _check_grown(accepted: Checkpoint, new: Checkpoint, proof: Proof) -> None:
 
 
 class Anchored(Protocol):
-    """A verification's report: the kept checkpoint it was judged against (None: none)."""
+    """A verification's report: the kept checkpoint it was judged against (None: none), and
+    the newest checkpoint of what it verified (None: none yet)."""
 
     @property
     def anchor(self) -> Checkpoint | None: ...
+
+    @property
+    def checkpoint(self) -> Checkpoint | None: ...
 
 
 _R = TypeVar("_R", bound=Anchored)
@@ -135,7 +139,8 @@ class AcceptedCheckpoints:
         accepted one's note, when `again` is given (None: the input cannot be read twice) and
         the kept one is not a fork of it (review 52d, anchor 1). TraceError ROLLED_BACK as
         `check` says when the log is not consistent with the accepted checkpoint either, or
-        was not compared with it (an export of another size)."""
+        was not compared with it (an export of another size), unless it is larger than the
+        accepted one: then as verified `again`, unanchored (review 63s, traces 2)."""
         kept = report.anchor
         if kept is None:
             return report
@@ -149,6 +154,11 @@ class AcceptedCheckpoints:
                 raise
             if against.anchor is not None:  # compared with the accepted one: it stands for
                 report, kept = against, against.anchor  # the kept one (else: refused below)
+            elif report.checkpoint is not None and report.checkpoint.size > accepted.size:
+                # grown past the accepted one from the kept one (an export's line proved it)
+                # and holding no proof against it: not compared, no rollback (review 63s,
+                # traces 2: the kept note refused as older, an intact log's export exit 1)
+                return against
         self.check(kept)
         return report
 

@@ -436,6 +436,36 @@ class CheckpointAnchor:
         return AnchorStatus.VALID
 
 
+def judge_line_kept(
+    saved: Checkpoint, checkpoint: Checkpoint, prefix: RootAt | None
+) -> AnchorStatus:
+    """An export line's or a proof bundle's `checkpoint` (verified) against the one the
+    verifier kept (`saved`): VALID when it is that one (FORKED: of its size, another root), or
+    a larger one of its log whose first `saved.size` records hash to the kept root
+    (`prefix(saved.size)`: the root the line's inclusion proof gives of them, the line being
+    record `saved.size - 1`; None: no such line), INCONSISTENT when they do not, or when it is
+    dated before the kept one (review 63s, traces 1: a fork's export read `unanchored`, as an
+    honest one of the grown log). UNANCHORED otherwise: another log's, a smaller one (an older
+    bundle), or nothing to prove it by."""
+    if saved.origin != checkpoint.origin or saved.size > checkpoint.size:
+        return AnchorStatus.UNANCHORED
+    if saved.size == checkpoint.size:
+        if saved.root != checkpoint.root:
+            raise TraceError(_F.FORKED, f"size {saved.size}")
+        return AnchorStatus.VALID
+    if prefix is None or saved.size == 0:
+        return AnchorStatus.UNANCHORED
+    if prefix(saved.size) != saved.root:
+        raise TraceError(
+            _F.INCONSISTENT,
+            f"{saved.size} -> {checkpoint.size}: the first {saved.size} records have another"
+            " root than the kept checkpoint's",
+        )
+    if checkpoint.time < saved.time:
+        raise TraceError(_F.INCONSISTENT, "dated before the anchored checkpoint")
+    return AnchorStatus.VALID
+
+
 def judge_kept(
     saved: Checkpoint, newest: Checkpoint | None, size: int, root_at: RootAt
 ) -> AnchorStatus:

@@ -48,6 +48,7 @@ from troth.trace.chain_signed import IssuerCheck, check_chain_signed
 from troth.trace.checkpoint import (
     AnchorStatus,
     Checkpoint,
+    judge_line_kept,
     note_key_id,
     parse_checkpoint,
     parse_kept,
@@ -59,7 +60,7 @@ from troth.trace.export_memo import ExportMemo, Judged, checkpoint_key, signer_k
 from troth.trace.export_tree import DiskTree
 from troth.trace.links import chain_retired, link_windows, verify_linked
 from troth.trace.log import TraceLog
-from troth.trace.merkle import Frontier, leaf_hash, verify_inclusion
+from troth.trace.merkle import Frontier, leaf_hash, prefix_root, verify_inclusion
 from troth.trace.record import Disclosure, TraceRecord, disclosure_value
 from troth.trace.signing import (
     KeyEpoch,
@@ -463,8 +464,10 @@ def verify_bundle(
     """Verify a proof bundle (or one JSONL line) with nothing but its bytes: the signer's and
     the log's histories, the record's key at its time, signature, disclosures, chain, the
     inclusion proof and the checkpoint's signature. With `anchor` (a checkpoint note the
-    verifier kept), the checkpoint must be that one (VALID) or the answer is UNANCHORED; a kept
-    note that is none is refused as such first (review 51g, kept 1). `issuers`: a node's
+    verifier kept), the checkpoint must be that one, or a larger one of its log that the
+    record, the kept size's last, shows grew from it (VALID; review 63s, traces 1: else
+    INCONSISTENT), or the answer is UNANCHORED; a kept note that is none is refused as such
+    first (review 51g, kept 1). `issuers`: a node's
     check of the chain's issuer histories against its copies (`check_issuers`)."""
     if anchor is not None:
         parse_kept(anchor)
@@ -585,18 +588,22 @@ def _verify_line(
             )
         checkpoint = _checkpoint(value, known, checkpoints, rows, memo)
         check_checkpoint_time(checkpoint, record.time)
-        verify_inclusion(
-            index, checkpoint.size, leaf_hash(envelope), _proof(value.get("proof")), checkpoint.root
-        )
+        leaf, proof = leaf_hash(envelope), _proof(value.get("proof"))
+        verify_inclusion(index, checkpoint.size, leaf, proof, checkpoint.root)
+        status, kept = AnchorStatus.UNANCHORED, None
+        if anchor is not None:  # a note the verifier kept, so verified when it was kept
+            saved = parse_kept(anchor)
+
+            def prefix(size: int) -> bytes:  # the line of the kept size's last record
+                return prefix_root(index, checkpoint.size, leaf, proof, checkpoint.root)
+
+            # review 63s, traces 1: the line of the kept size's last record, whose log
+            # material attests the kept note's key as `verify_log` requires of a log's
+            last = index == saved.size - 1 and _attests_kept(anchor, value, verifier)
+            status = judge_line_kept(saved, checkpoint, prefix if last else None)
+            kept = saved if status is AnchorStatus.VALID else None  # named: 51g, anchor 1
     except TraceError as exc:
         raise exc.located(index=index, record=None if record is None else record.id) from None
-    status, kept = AnchorStatus.UNANCHORED, None
-    if anchor is not None:  # a note the verifier kept, so verified when it was kept
-        saved = parse_kept(anchor)
-        if saved.origin == checkpoint.origin and saved.size == checkpoint.size:
-            if saved.root != checkpoint.root:
-                raise TraceError(_F.FORKED, f"size {saved.size}", index=index, record=record.id)
-            status, kept = AnchorStatus.VALID, saved  # named: review 51g, anchor 1
     report = BundleReport(
         record,
         index,
@@ -608,6 +615,23 @@ def _verify_line(
         kept,
     )
     return report, identity, attestation, carried
+
+
+def _attests_kept(
+    anchor: bytes,
+    value: dict[str, Any],
+    verifier: tuple[Known | None, Checkpoints | None, Rows | None],
+) -> bool:
+    """Whether the log's history and keys a line carries sign the verifier's kept note (at its
+    time), as `verify_log` verifies a kept note by the log's: a line whose log history ends
+    before a rotation the kept note was signed after (a stolen old log key's checkpoint dated
+    after it) does not, so its larger checkpoint is not taken as grown from the kept one (nor
+    a line that lacks the kept note's key, renewed since: unanchored, as before review 63s)."""
+    try:
+        _verify_checkpoint(anchor, _field(value, "log", dict), *verifier)
+    except TraceError:
+        return False
+    return True
 
 
 def _disclosures(value: dict[str, Any]) -> dict[str, Disclosure]:

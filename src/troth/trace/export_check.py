@@ -182,6 +182,9 @@ class _Export:
             raise TraceError(
                 _F.MALFORMED, "lines against different checkpoints", index=index, record=record.id
             )
+        elif report.status is AnchorStatus.VALID:  # the line of the kept size's last record
+            # proved the larger checkpoint grew from the kept one (review 63s, traces 1)
+            self.status, self.kept = report.status, report.anchor
         named = (record.agent, record.id)
         if index in self.seen_index or named in self.seen_id:
             raise TraceError(
@@ -325,8 +328,9 @@ def _check_reaches(anchor: bytes, checkpoint: Checkpoint | None) -> None:
     kept one, is taken from a log that lacks records the verifier saw: truncated, as
     `verify_log` says of the log itself (review 45a, trace 1; it answered "unanchored"). A
     kept checkpoint of the empty tree is a prefix of every log; one of another log, or a
-    larger checkpoint than the kept one (no consistency proof in an export), stays
-    unanchored."""
+    larger checkpoint than the kept one stays unanchored unless a line proves it grew from the
+    kept one (the line of the kept size's last record: `judge_line_kept`, review 63s, traces
+    1; a fork's line is refused there)."""
     saved = parse_kept(anchor)
     if checkpoint is None:
         if saved.size > 0:

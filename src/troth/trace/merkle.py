@@ -38,6 +38,7 @@ __all__ = [
     "inclusion_proof",
     "leaf_hash",
     "node_hash",
+    "prefix_root",
     "range_hash",
     "verify_consistency",
     "verify_inclusion",
@@ -112,6 +113,26 @@ def verify_inclusion(
         raise _fail("proof too short")
     if r != root:
         raise _fail("root mismatch")
+
+
+def prefix_root(index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes) -> bytes:
+    """The root of the tree of the first `index` + 1 leaves, from leaf `index`'s inclusion
+    `proof` in the tree of `size` leaves whose root is `root` (verified first: TraceError
+    PROOF_INVALID). The left siblings on a leaf's path are the perfect subtrees before it, the
+    same in every tree that holds it, and for the last leaf of a prefix they are its whole
+    path in the prefix's own tree (RFC 9162 §2.1.3.2): so one line of an export shows whether
+    its larger tree grew from a kept one (review 63s, traces 1)."""
+    verify_inclusion(index, size, leaf, proof, root)
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        fn >>= 1
+        sn >>= 1
+    return r
 
 
 def verify_consistency(
