@@ -728,14 +728,24 @@ class ChannelManager:
             await end.flush()
 
     async def close_all(self) -> None:
-        """Close every channel and stop the timers."""
-        for end in list(self.ends.values()):
-            await end.close()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
-        for task in list(self._flushing):
-            task.cancel()
+        """Close every channel, each on its own, and stop the timers whatever failed; the first
+        failure raised after (review 63t, lifecycle 1: one first hop raising left every later
+        channel open and the timers running on a stopped node)."""
+        failure: Exception | None = None
+        try:
+            for end in list(self.ends.values()):
+                try:
+                    await end.close()
+                except Exception as exc:  # its end is forgotten all the same (review 55u)
+                    failure = failure or exc
+        finally:
+            if self._sweeper is not None:
+                self._sweeper.cancel()
+                self._sweeper = None
+            for task in list(self._flushing):
+                task.cancel()
+        if failure is not None:
+            raise failure
 
 
 def _counts_against(peer: VerifiedPeer, source_key: str, own: bool) -> frozenset[bytes]:

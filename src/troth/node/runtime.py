@@ -183,6 +183,7 @@ class NodeRuntime(ChannelOpening, Upkeep):
         self.resumption = membership.Resumption()  # interrupted enrollments (review 39a)
         self._tasks: set[asyncio.Task[None]] = set()
         self._rounds = asyncio.Lock()  # one maintenance round at a time (review 63g, upkeep 2)
+        self._catch_up_waiting = False  # a catch-up waits for its turn (review 63t, lifecycle 2)
         self._trace_route: PinnedService | None = None
         self.traces = NodeTraces(node, clock=self.clock, send=self._trace_call, run=self.worker.run)
         """Where this node's records go (its log, or the trace service node.json names)."""
@@ -470,9 +471,20 @@ class NodeRuntime(ChannelOpening, Upkeep):
     async def _catch_up(self) -> None:
         """After a link reconnected: credentials refreshed, rotations announced; in its turn
         with the maintenance rounds (review 63o, lifecycle 4: beside one, each credential due
-        was asked of its authority twice at once)."""
-        async with self._rounds:
+        was asked of its authority twice at once). None when one waits for its turn already:
+        it reads what is due when it runs (review 63t, lifecycle 2: a link dropped and
+        reconnected during a round queued one per reconnect, the next round behind them)."""
+        if self._catch_up_waiting:
+            return
+        self._catch_up_waiting = True
+        try:
+            await self._rounds.acquire()
+        finally:
+            self._catch_up_waiting = False  # taken (or cancelled): the next reconnect asks again
+        try:
             await self._catching_up()
+        finally:
+            self._rounds.release()
 
     async def _catching_up(self) -> None:
         for step in (self.refresh_credentials, self.announce_rotations):
