@@ -19,8 +19,10 @@ from click.testing import CliRunner
 import troth
 from tests.support.cli import run, run_json
 from tests.support.public_api import READ, acme_and_agents
+from tests.test_review57h_cli import _hostile_record
 from troth import limits
 from troth.cli import common
+from troth.cli.main import cli
 from troth.cli.output import Reporter, json_command
 from troth.errors import ConfigError, SecretError, SecretFailure
 from troth.secrets.engines.http_inject import HttpRequest, check_forward_size
@@ -156,6 +158,23 @@ def test_an_otlp_endpoint_check_keeps_its_query_unsaid_and_takes_ipv6() -> None:
         assert "S3CRET" not in str(refused.value)
     for good in ("http://[::1]:4318/v1/traces", "HTTPS://collector.example/v1/traces"):
         otlp_exporter(good).shutdown()
+
+
+def test_an_otlp_export_failing_never_says_the_endpoints_query(
+    troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SDK's retry records quote the URL with its query (`Transient error ... with url:
+    /v1/traces?api_key=...`): under --json they are dropped (`logs_dropped("opentelemetry")`),
+    not the result's warnings, so the collector's key stays unsaid."""
+    _hostile_record(troth_home)  # a record to send
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "1.6")  # (a retry: in 0.8-1.2 s)
+    monkeypatch.setattr(logging.root, "handlers", [])
+    endpoint = "http://127.0.0.1:1/v1/traces?api_key=S3CRET"
+    args = ["trace", "export", "--format", "otel", "--endpoint", endpoint, "--json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 4, result.output
+    assert "S3CRET" not in result.stdout + result.stderr
+    assert logging.getLogger("opentelemetry").propagate  # (restored after the command)
 
 
 def test_a_forwarded_method_of_another_type_or_case_is_a_forbidden_request() -> None:
