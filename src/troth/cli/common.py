@@ -160,29 +160,29 @@ taken as a name, a file named `-` planted in the working directory was read wher
 piped the fresh feed in, and a revocation it named was missed (review 55g, cli 3)."""
 
 
-_STDIN_NAMES = frozenset({"/dev/stdin", "/dev/fd/0", "/proc/self/fd/0", "/proc/thread-self/fd/0"})
 _LINK_HOPS = 8  # symlinks followed from an input's name to one of stdin's
 
 
 def _reads_stdin(value: str | None) -> bool:
     """Whether input `value` is stdin: `-`, or a path naming it (review 55m, cli 1: compared
-    as text, /dev//stdin, /proc/PID/fd/0 or a symlink to /dev/stdin was another file): made
-    absolute and normal, then followed through its symlinks to one of stdin's names."""
+    as text, /dev//stdin, /proc/PID/fd/0 or a symlink to /dev/stdin was another file): one of
+    stdin's names (`_descriptor`), or a symlink followed, each target read from its link's
+    directory as the system reads it, to one."""
     if value is None:
         return False
-    if value == "-" or _descriptor(value) == 0:  # (its directory resolved: review 63q, cli 1)
+    if value == "-":
         return True
-    names = _STDIN_NAMES | {f"/proc/{os.getpid()}/fd/0"}
     path = value
     for _ in range(_LINK_HOPS):
-        path = "/" + os.path.normpath(os.path.abspath(path)).lstrip("/")  # (//x is /x here)
-        if path in names:
+        if _descriptor(path) == 0:  # (its directory resolved: review 63q, cli 1)
             return True
         try:
             target = os.readlink(path)
         except (OSError, ValueError):  # not a symlink, or no such file: a file of its own
             return False
-        path = os.path.join(os.path.dirname(path), target)
+        # its target read from the link's directory as the system reads it: `L/..` is the
+        # parent of what L names, never the text's (review 63x, cli 1)
+        path = os.path.join(os.path.dirname(path) or ".", target)
     return False
 
 
@@ -285,11 +285,12 @@ def _descriptor(path: str) -> int | None:
     not followed: a link planted at `path` is replaced, never written through."""
     try:
         name = os.path.abspath(path)  # (keeps a leading `//`: POSIX leaves it to the system)
+        joined = os.path.join(os.getcwd(), path)  # `..` kept: resolved after the links before
     except OSError:  # (the working directory removed)
-        name = os.path.normpath(path)
+        name = joined = os.path.normpath(path)
     found = _descriptor_named(name) if name.startswith("/") else None
-    if found is None and name.startswith("/"):
-        found = _descriptor_named(_in_resolved_directory(name))
+    if found is None and joined.startswith("/"):
+        found = _descriptor_named(_in_resolved_directory(joined))
     return found
 
 
@@ -306,7 +307,9 @@ def _descriptor_named(name: str) -> int | None:
 
 def _in_resolved_directory(name: str) -> str:
     """Absolute `name` in its directory's real path (symlinks resolved; a directory /dev is
-    mounted on as /dev), its last part as it is."""
+    mounted on as /dev), its last part as it is. `name` as given, not made normal as text: the
+    system takes `L/../stdout` for a link L to /dev/pts as /dev/stdout, where its text, made
+    normal, is `./stdout` (review 63x, cli 1: as root the machine's /dev/stdout replaced)."""
     directory, base = os.path.split(name)
     try:
         real = os.path.realpath(directory)
