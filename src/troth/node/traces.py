@@ -212,7 +212,7 @@ def revoke_as_authority(
             node, str(me), what, text, authority=me, reason=reason, seq=seq, clock=clock
         )
     finally:  # recorded or not, the revocation stands: the nodes running here learn it
-        tell_local_nodes(node, me)
+        tell_local_nodes(node, me, hosting=True)
     return seq
 
 
@@ -231,7 +231,7 @@ def remove_member_as_authority(
         except AuthorityError:  # not a member: the authority took nothing
             due.clear()
             raise
-    tell_local_nodes(node, me)  # the nodes running here refuse them
+    tell_local_nodes(node, me, hosting=True)  # the nodes running here refuse them
     return revoked
 
 
@@ -364,12 +364,16 @@ def tell_running(node: Node, seq: int) -> None:
         ) from exc
 
 
-def tell_local_nodes(node: Node, authority: Identifier) -> None:
+def tell_local_nodes(node: Node, authority: Identifier, *, hosting: bool = False) -> None:
     """Ask the daemons running the other nodes of `node`'s home to sync the feed of
     `authority` now (control op `feed.sync`; one that does not trust it does nothing), now
     that it took a revocation: they held their copies as they were until their next
-    maintenance round, admitting what was revoked meanwhile (review 48c, revocation 2). The
-    hosting node's own daemon re-reads its store (`HOSTED_FEED_POLL`). One that cannot be told
+    maintenance round, admitting what was revoked meanwhile (review 48c, revocation 2). With
+    `hosting` (`node` hosts `authority`, and this process is not its daemon), the daemon
+    running `node` too: it re-reads its store (`feed.sync` of the hosted authority), which it
+    did only at its next poll of it (`HOSTED_FEED_POLL`), its broker renewing the revoked
+    member's leases and its channels answering it meanwhile (review 63u, revocation 1). One
+    that cannot be told
     (its control socket fails, or its sync) is logged, not raised, and learns it at its next
     round: the revocation stands, and where it was made holds it (review 49i, lifecycle 4)."""
     from troth.node.daemon import node_status
@@ -382,7 +386,7 @@ def tell_local_nodes(node: Node, authority: Identifier) -> None:
         log.warning("the nodes running here were not told of the revocation: %s", exc)
         return
     for config in configs:
-        if config.name == node.name:
+        if config.name == node.name and not hosting:
             continue
         # a node removed meanwhile (NotFound), or whose control socket fails (an OSError: a
         # daemon stopping or killed since its status was read): the others are told all the
