@@ -8,7 +8,7 @@ of its authority's store (`HOSTED_FEED_POLL`). Meanwhile its broker renewed the 
 member's lease and a channel it held answered it. Now the hosting node's runtimes re-read
 the store before the call returns; `troth revoke ...` (`revoke_as_authority`) and `troth
 authority members remove` asked the daemons of the other nodes here to sync the feed but not
-the daemon running the hosting node itself: it is asked too (`tell_local_nodes(hosting=True)`).
+the daemon running the hosting node itself: it is asked too (`tell_hosting_node`).
 
 refresh 2: a node whose identity its authority revoked (or removed as a member) logged, at each
 credential refresh, "credential of <authority>: not a member of this authority (<id>)", as a
