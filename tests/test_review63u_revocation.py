@@ -14,6 +14,14 @@ refresh 2: a node whose identity its authority revoked (or removed as a member) 
 credential refresh, "credential of <authority>: not a member of this authority (<id>)", as a
 node never enrolled would: the feed it holds of the authority says it was revoked, and now the
 warning says so (nothing more is asked of, or answered by, the authority).
+
+docs 3: docs/policy.md's tool gate built its store and decision point from `verifier` and
+`wallet.held_feed`, which a `troth.Node` user reaches only through private attributes: the
+fragment now uses `ChainVerifier(TrustPolicy(...))` and `Node.feed` (new: the feed of an
+authority as the node's decisions read it; None while due a sync), and runs here.
+
+relay 3 (strict xfail, the lead's): a revoked owner's relay name forwards until the relaying
+node's next maintenance round, on every node, the hosting one included.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -32,6 +41,7 @@ import troth.node.traces
 import troth.node.upkeep
 from tests.support.brokers import PAYMENTS
 from tests.support.cli import run
+from tests.support.nodes import HUB, MemNet, run_memnet
 from tests.support.public_api import Agents, acme_and_agents
 
 LEASES = """\
@@ -192,3 +202,29 @@ def test_the_documented_tool_gate_runs_on_the_public_api() -> None:
         denied = gate.invoke(caller, "refund", {"order_id": "o1", "amount": 20})
         assert not denied.allowed
         assert "revoked" in denied.decision.reason
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="63u relay 3: a relay name stops forwarding only at the next maintenance round "
+    "(RelayService._recheck); the fix, a recheck whenever the node installs a feed "
+    "(NodeTrust.feed_hooks, wired in troth.node.composition/runtime), is the lead's",
+)
+def test_a_revoked_owners_relay_stops_forwarding_once_the_feed_is_held(tmp_path: Path) -> None:
+    """relay 3: b (troth.relay=b) holds relay b at the hub, which hosts the authority; the
+    authority revokes b's identity and the hub holds the revocation at once (revocation 1).
+    Its channels refuse b's requests from then on, but relay b forwards to b, a revoked
+    identity, until the hub's next maintenance round (MAINTENANCE_SECONDS), on every node
+    that relays, not only the hosting one."""
+
+    async def test(net: MemNet) -> None:
+        hub = net.hub
+        assert hub is not None
+        b = await net.member("b", **{"troth.relay": "b"})
+        await b.create_relay("b", HUB)
+        net.authority.revoke_identity(net.identifier(b), now=net.clock.now())
+        await hub.worker.run(hub.trust.refresh_hosted, net.clock.now())
+        await asyncio.sleep(0)  # (a hook's task scheduled on this loop runs)
+        assert hub.host.services["relay"].status()["b"]["state"] != "up"
+
+    run_memnet(test, tmp_path / "home", budget=30)
