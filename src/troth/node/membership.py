@@ -626,7 +626,10 @@ def _refusal(
     feed = runtime.trust.feeds.get(authority)
     if not refused or feed is None:
         return str(exc)
-    me = Identifier(runtime.node.wallet.identities.find(runtime.name).identifier)
+    try:  # (the answer as it was, rather than no word of this refresh at all)
+        me = Identifier(runtime.node.wallet.identities.find(runtime.name).identifier)
+    except TrothError:
+        return str(exc)
     if feed.identity_revoked(me.digest):
         return f"revoked: its feed revokes {me} for good, and it issues it no credential"
     mine = [h for h in held if h.authority == authority.digest]
