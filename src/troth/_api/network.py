@@ -539,13 +539,19 @@ def sync_runtimes_here(host: HostedAuthority, *, now: int) -> None:
     machine, open) syncs its copy of its feed from it and holds it, now that it took a
     revocation: the daemons running here are told (`tell_local_nodes`), and a node served in
     this process admitted what was revoked until its next maintenance round (review 49a,
-    revocation 1). One whose sync fails is logged and learns it at its next round: the
-    revocation stands."""
+    revocation 1). The node hosting `host` re-reads its store: it does not trust itself, and
+    its broker renewed a lease, and its channels answered, the member revoked until its next
+    poll of the store (HOSTED_FEED_POLL; review 63u, revocation 1). One whose sync fails is
+    logged and learns it at its next round: the revocation stands."""
     with _RUNNING_LOCK:  # (not one whose handle was closed: review 62r, api 1)
         running = [r for runtimes in _RUNNING.values() for r in runtimes if not r._ended]
     authority = host.identifier
     for each in running:
         try:
+            trust = each._runtime.trust
+            if trust.hosted is not None and trust.hosted.identifier == authority:
+                trust.refresh_hosted(now)
+                continue
             stored = each._node._stored  # (a closed handle: StorageError, logged)
             if authority not in stored.wallet.trusted():
                 continue

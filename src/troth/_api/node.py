@@ -458,6 +458,21 @@ class Node:
         held = self._stored.wallet.hold(ref, data, now=self._clock.now())
         return Credential._of(held)
 
+    def feed(self, authority: PeerRef) -> VerifiedFeed | None:
+        """The revocation feed of `authority` (an `Identifier`, an `Identity`, identifier text
+        or a local name) as this node's decisions read it: the hosted authority's from its
+        store, a copy of another's synced first when that authority is on this machine and the
+        copy is not fresh. None when the node holds none, or while a revocation made on this
+        machine left it due a sync (deny: it may predate the revocation). What a
+        `troth.gates` decision point takes (`DecisionPoint(store, node.feed)`, docs/policy.md,
+        "The tool gate"; review 63u, docs 3: only private attributes reached it)."""
+        check_peer("Node.feed", "authority", authority)
+        identifier = self._identifier_of(authority)
+        now = self._clock.now()
+        if self._feed_due(identifier, now=now):
+            return None
+        return self._revocation_feed(identifier, now=now)
+
     def revoke(self, credential: Credential, *, by: IdentityRef, reason: str = "") -> int:
         """Local identity `by` revokes `credential`'s last link, which it (or an identity
         upstream of it) issued, with the authority at the chain's root: every chain holding

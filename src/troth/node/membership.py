@@ -23,9 +23,9 @@ from troth.authority.client import refresh_request, ticket_authority
 from troth.channel import ChannelState
 from troth.credentials import VerifiedFeed
 from troth.credentials.pending import newest_first, recorded_after
-from troth.credentials.wallet import CredentialWallet, needs_refresh
+from troth.credentials.wallet import CredentialWallet, needs_refresh, revokes_a_link
 from troth.encoding import cbor
-from troth.errors import AuthorityError, DecodeError, RemoteError, TrothError
+from troth.errors import AuthorityError, AuthorityFailure, DecodeError, RemoteError, TrothError
 from troth.identity import Identifier, UnverifiedHistory
 from troth.limits import MAX_CONCURRENT_FEED_SYNCS
 from troth.node.at_once import each_at_once
@@ -43,7 +43,7 @@ from troth.node.channel_ends import ChannelEnd
 from troth.node.services import call, service_address
 from troth.node.syncdue import clear_marks, orphaned_marks
 from troth.routing import format_route, parse_route
-from troth.storage import PendingEnrollmentRecord
+from troth.storage import HeldCredential, PendingEnrollmentRecord
 
 if TYPE_CHECKING:
     from troth.node.runtime import NodeRuntime
@@ -539,7 +539,8 @@ async def refresh_credentials(runtime: NodeRuntime, *, margin: int = REFRESH_MAR
         try:  # one authority's failure holds back no other's (review 22, finding 6)
             await _refresh_from(runtime, authority, address, now)
         except TrothError as exc:
-            log.warning("credential of %s: %s", authority, exc)
+            said = await runtime.worker.run(_refusal, runtime, authority, exc, held)
+            log.warning("credential of %s: %s", authority, said)
             return 0
         return 1
 
@@ -603,6 +604,38 @@ async def _refresh_from(
             now=now,
             authority=authority,
         )
+
+
+_NO_MEMBER: Final = f"{AuthorityError.__name__}: {AuthorityFailure.NOT_A_MEMBER.value}"
+"""How a refresh refused NOT_A_MEMBER over a channel begins (`failure_response`)."""
+
+
+def _refusal(
+    runtime: NodeRuntime, authority: Identifier, exc: TrothError, held: list[HeldCredential]
+) -> str:
+    """What a refused refresh says: the authority's answer, unless it answered that the node's
+    identity is no member and the feed the node holds of it says why: the identity revoked for
+    good, or every credential it issued the identity revoked (removed). A revoked node said
+    it was "not a member of this authority", as one never enrolled does (review 63u,
+    refresh 2). The answer itself tells no more than before: the reason is the public feed's."""
+    refused = (
+        exc.reason is AuthorityFailure.NOT_A_MEMBER
+        if isinstance(exc, AuthorityError)
+        else isinstance(exc, RemoteError) and str(exc).startswith(_NO_MEMBER)
+    )
+    feed = runtime.trust.feeds.get(authority)
+    if not refused or feed is None:
+        return str(exc)
+    try:  # (the answer as it was, rather than no word of this refresh at all)
+        me = Identifier(runtime.node.wallet.identities.find(runtime.name).identifier)
+    except TrothError:
+        return str(exc)
+    if feed.identity_revoked(me.digest):
+        return f"revoked: its feed revokes {me} for good, and it issues it no credential"
+    mine = [h for h in held if h.authority == authority.digest]
+    if mine and all(revokes_a_link(h.chain, lambda _: feed) for h in mine):
+        return f"revoked: {me} is no longer its member, and its feed revokes its credentials"
+    return str(exc)
 
 
 def _refresh_hosted_member(runtime: NodeRuntime, hosted: Authority, now: int) -> None:

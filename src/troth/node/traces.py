@@ -55,6 +55,7 @@ __all__ = [
     "revoke_as_authority",
     "revoke_link_at",
     "revoke_link_recorded",
+    "tell_hosting_node",
     "tell_local_nodes",
     "tell_running",
     "traced_as",
@@ -212,6 +213,7 @@ def revoke_as_authority(
             node, str(me), what, text, authority=me, reason=reason, seq=seq, clock=clock
         )
     finally:  # recorded or not, the revocation stands: the nodes running here learn it
+        tell_hosting_node(node, me)  # (review 63u, revocation 1)
         tell_local_nodes(node, me)
     return seq
 
@@ -231,7 +233,8 @@ def remove_member_as_authority(
         except AuthorityError:  # not a member: the authority took nothing
             due.clear()
             raise
-    tell_local_nodes(node, me)  # the nodes running here refuse them
+    tell_hosting_node(node, me)  # the nodes running here refuse them
+    tell_local_nodes(node, me)
     return revoked
 
 
@@ -369,31 +372,44 @@ def tell_local_nodes(node: Node, authority: Identifier) -> None:
     `authority` now (control op `feed.sync`; one that does not trust it does nothing), now
     that it took a revocation: they held their copies as they were until their next
     maintenance round, admitting what was revoked meanwhile (review 48c, revocation 2). The
-    hosting node's own daemon re-reads its store (`HOSTED_FEED_POLL`). One that cannot be told
+    hosting node's own daemon is told by `tell_hosting_node`. One that cannot be told
     (its control socket fails, or its sync) is logged, not raised, and learns it at its next
     round: the revocation stands, and where it was made holds it (review 49i, lifecycle 4)."""
-    from troth.node.daemon import node_status
-
     home = home_of(node)
-    arguments = {"authority": str(authority)}
     try:
         configs = list_nodes(home)
     except TrothError as exc:  # another node's broken configuration fails no revocation
         log.warning("the nodes running here were not told of the revocation: %s", exc)
         return
     for config in configs:
-        if config.name == node.name:
-            continue
-        # a node removed meanwhile (NotFound), or whose control socket fails (an OSError: a
-        # daemon stopping or killed since its status was read): the others are told all the
-        # same, and the revocation's caller goes on (review 49i, lifecycle 4: it failed a
-        # committed revocation, and `Node.revoke` then never told the daemon running its node)
-        try:
-            status = node_status(home, config.name)
-            if status["running"]:
-                _control(home, config.name, status, "feed.sync", arguments)
-        except (TrothError, OSError) as exc:
-            log.warning("node %r was not told of the revocation: %s", config.name, exc)
+        if config.name != node.name:
+            _tell_feed_sync(home, config.name, authority)
+
+
+def tell_hosting_node(node: Node, authority: Identifier) -> None:
+    """Ask the daemon running `node`, which hosts `authority` (this process is not that
+    daemon: a revocation through `troth revoke ...`, `troth authority members remove` or
+    `Authority.revoke`), to re-read its store now (`feed.sync` of the hosted authority): it
+    did only at its next poll of it (`HOSTED_FEED_POLL`), its broker renewing the revoked
+    member's leases and its channels answering it meanwhile (review 63u, revocation 1).
+    Logged, not raised, when it cannot be told, as `tell_local_nodes`."""
+    _tell_feed_sync(home_of(node), node.name, authority)
+
+
+def _tell_feed_sync(home: Path, name: str, authority: Identifier) -> None:
+    """Control op `feed.sync` of `authority` on the daemon running node `name`, if one runs.
+    A node removed meanwhile (NotFound), or whose control socket fails (an OSError: a daemon
+    stopping or killed since its status was read) is logged: the others are told all the same,
+    and the revocation's caller goes on (review 49i, lifecycle 4: it failed a committed
+    revocation, and `Node.revoke` then never told the daemon running its node)."""
+    from troth.node.daemon import node_status
+
+    try:
+        status = node_status(home, name)
+        if status["running"]:
+            _control(home, name, status, "feed.sync", {"authority": str(authority)})
+    except (TrothError, OSError) as exc:
+        log.warning("node %r was not told of the revocation: %s", name, exc)
 
 
 def _control(

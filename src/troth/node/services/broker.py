@@ -24,7 +24,8 @@ Upkeep (docs/secrets.md, "The served broker"):
   accounts;
 - whenever the node installs a feed with more entries, `revoke_for_feed`: the leases it revokes
   are revoked within the time the node takes to see the feed (the hosted authority's: within
-  HOSTED_FEED_POLL; another authority's: its next feed refresh, MAINTENANCE_SECONDS) plus the
+  HOSTED_FEED_POLL, at once for a revocation made on this machine: review 63u, revocation 1;
+  another authority's: its next feed refresh, MAINTENANCE_SECONDS) plus the
   engines' revocation; when it fails, the next sweep tries it again (review 49p, broker 2).
 """
 
