@@ -20,8 +20,9 @@ docs 3: docs/policy.md's tool gate built its store and decision point from `veri
 fragment now uses `ChainVerifier(TrustPolicy(...))` and `Node.feed` (new: the feed of an
 authority as the node's decisions read it; None while due a sync), and runs here.
 
-relay 3 (strict xfail, the lead's): a revoked owner's relay name forwards until the relaying
-node's next maintenance round, on every node, the hosting one included.
+relay 3 (fixed by the lead; a strict xfail until then): a revoked owner's relay name forwarded
+until the relaying node's next maintenance round, on every node, the hosting one included;
+RelayService now decides its owners again whenever the node installs a feed.
 """
 
 from __future__ import annotations
@@ -204,12 +205,6 @@ def test_the_documented_tool_gate_runs_on_the_public_api() -> None:
         assert "revoked" in denied.decision.reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="63u relay 3: a relay name stops forwarding only at the next maintenance round "
-    "(RelayService._recheck); the fix, a recheck whenever the node installs a feed "
-    "(NodeTrust.feed_hooks, wired in troth.node.composition/runtime), is the lead's",
-)
 def test_a_revoked_owners_relay_stops_forwarding_once_the_feed_is_held(tmp_path: Path) -> None:
     """relay 3: b (troth.relay=b) holds relay b at the hub, which hosts the authority; the
     authority revokes b's identity and the hub holds the revocation at once (revocation 1).

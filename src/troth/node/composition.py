@@ -45,6 +45,7 @@ def compose(
             # on a node hosting an authority, only its troth.relay grant claims a name there
             # (review 38a, relay 1: a co-trusted authority's troth.relay=* took the hub's)
             authority=_hosted(runtime),
+            feed_hooks=runtime.trust.feed_hooks,
         ),
         "authority": lambda: (
             None

@@ -140,6 +140,7 @@ class RelayService:
         trusted: Callable[[], int] = lambda: 1,
         decide: Callable[[AccessRequest], Decision] | None = None,
         authority: Identifier | None = None,
+        feed_hooks: list[Callable[[Any], None]] | None = None,
     ) -> None:
         self.router = router
         self.channels = channels
@@ -170,6 +171,27 @@ class RelayService:
         }
         channels.closed_hooks.append(self._channel_closed)
         router.add_transport(self)
+        # a feed installed (a revocation held) decides the owners again at once, not at the
+        # next maintenance round (review 63u, relay 3): `feed_hooks` is NodeTrust's
+        self._feed_hooks = feed_hooks
+        self._loop: asyncio.AbstractEventLoop | None = None
+        with contextlib.suppress(RuntimeError):  # made outside a running loop: no hook
+            self._loop = asyncio.get_running_loop()
+        if feed_hooks is not None and self._loop is not None:
+            feed_hooks.append(self._feed_installed)
+
+    def _feed_installed(self, feed: Any) -> None:
+        """NodeTrust hook (any thread): a feed was installed; the re-check runs on the loop."""
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(lambda: self._recheck(self.clock()))
+
+    async def close(self) -> None:
+        """Stop hearing of feeds (the node stops)."""
+        if self._feed_hooks is not None:
+            with contextlib.suppress(ValueError):
+                self._feed_hooks.remove(self._feed_installed)
 
     async def create(self, arguments: Any, context: RequestContext) -> str:
         """Forward `/relay/<name>` to the caller's connection; its route."""
