@@ -88,7 +88,7 @@ def test_a_close_that_never_returns_is_abandoned_and_the_stop_goes_on(
         with open_node("n", home=tmp_path) as node:
             runtime = NodeRuntime(node)
             await runtime.start(("127.0.0.1", 0))
-            runtime.add_service(stuck)  # type: ignore[arg-type]
+            runtime.add_service(stuck)
             listening = runtime.listening
             assert listening is not None
             await asyncio.wait_for(runtime.stop(), GUARD)
@@ -135,6 +135,48 @@ def test_a_stuck_storage_call_is_abandoned_and_what_queued_behind_it_never_runs(
     assert any("storage" in r.message for r in caplog.records if r.levelno == logging.ERROR)
 
 
+_STUCK_AT_EXIT = """
+import asyncio, importlib.util, sys, threading
+
+# the module alone (standard library only), not the troth package: a fast start
+spec = importlib.util.spec_from_file_location("worker", sys.argv[1])
+worker_module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(worker_module)
+StoreWorker = worker_module.StoreWorker
+
+async def main():
+    worker = StoreWorker()
+    worker.submit(threading.Event().wait)  # an HSM call that never answers
+    try:
+        await asyncio.wait_for(worker.drain(), 0.05)
+    except TimeoutError:
+        print("abandoned")
+
+asyncio.run(main())
+"""
+
+
+def test_a_stuck_storage_call_does_not_hold_the_process_exit(tmp_path: Path) -> None:
+    """Stop 2: the node's stop past its bound, the process ends (its storage thread, stuck in
+    a call, was joined at exit for ever: `troth node stop` SIGKILLed it)."""
+    import subprocess
+    import sys
+
+    worker = Path(__file__).resolve().parents[1] / "src" / "troth" / "node" / "worker.py"
+    try:
+        ended = subprocess.run(
+            [sys.executable, "-c", _STUCK_AT_EXIT, str(worker)],
+            cwd=tmp_path,
+            capture_output=True,
+            timeout=20,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the process did not end: its storage thread held its exit")
+    assert ended.returncode == 0, ended.stderr
+    assert ended.stdout.strip() == b"abandoned"
+
+
 def test_a_stop_cancelled_while_links_wait_is_not_swallowed() -> None:
     """Stop 4: `Links.stop` cancelled while a reconnect task takes its time ending: the
     CancelledError reaches the stop's caller."""
@@ -177,32 +219,35 @@ def test_an_mcp_close_waits_for_its_stuck_sessions_together_then_cancels_them(
     monkeypatch.setattr(limits, "MCP_CLOSE_SECONDS", 0.05, raising=False)
     init_node("n", home=tmp_path)
 
-    async def main() -> list[asyncio.Task[None]]:
+    async def main() -> None:
         with open_node("n", home=tmp_path) as node:
             runtime = NodeRuntime(node)
             await runtime.start(None)
+            stuck: list[asyncio.Task[Any]] = []
             try:
                 await publish_upstream(runtime, "orders", orders_server())
                 service: Any = runtime.host.services["mcp.orders"]
-                stuck = []
                 for n in range(5):  # sessions in an upstream call that never answers
                     inbound, _ = anyio.create_memory_object_stream[Any](1)
                     task = asyncio.create_task(asyncio.Event().wait())
                     stuck.append(task)
                     service.sessions[("channel", bytes([n]))] = _StuckSession(inbound, task)
-                await asyncio.wait_for(service.close(), GUARD)
+                closing = asyncio.create_task(service.close())
+                done, _ = await asyncio.wait({closing}, timeout=GUARD)
+                assert done, "the close waited for its sessions one after another"
                 await asyncio.sleep(0)
-                return stuck
+                assert all(task.cancelled() for task in stuck)
             finally:
+                for task in stuck:  # (ended for the node's stop, had the close left them)
+                    task.cancel()
                 await runtime.stop()
 
-    stuck = asyncio.run(main())
-    assert all(task.cancelled() for task in stuck)
+    asyncio.run(main())
 
 
 class _StuckSession:
     """What the MCP service's close sees of a session: its inbound stream and its task."""
 
-    def __init__(self, inbound: Any, task: asyncio.Task[None]) -> None:
+    def __init__(self, inbound: Any, task: asyncio.Task[Any]) -> None:
         self.inbound = inbound
         self.task = task

@@ -49,6 +49,7 @@ class StopBudget:
 
     def __init__(self, node: str, stages: int) -> None:
         self.node = node
+        self.stages = max(stages, 1)
         self.left = stages
         self.deadline = asyncio.get_running_loop().time() + NODE_STOP_SECONDS
 
@@ -56,7 +57,8 @@ class StopBudget:
         """The seconds the next stage has (one stage fewer left after it)."""
         self.left = max(self.left - 1, 0)
         now = asyncio.get_running_loop().time()
-        return max(self.deadline - now - self.left * NODE_STOP_RESERVE_SECONDS, 0.0)
+        reserve = min(NODE_STOP_RESERVE_SECONDS, NODE_STOP_SECONDS / self.stages)
+        return max(self.deadline - now - self.left * reserve, 0.0)
 
     async def stage(self, name: str, stopping: Awaitable[None]) -> None:
         """Run stage `name` within its share; its error raised, an abandoned one logged."""

@@ -57,9 +57,7 @@ class StoreWorker:
                 raise RuntimeError("the storage thread is stopped")
             self._calls[ticket] = (future, functools.partial(function, *args, **kwargs))
             if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._serve, name="troth-store", daemon=True
-                )
+                self._thread = threading.Thread(target=self._serve, name="troth-store", daemon=True)
                 self._thread.start()
         future.add_done_callback(lambda done: self._drop(ticket) if done.cancelled() else None)
         self._queue.put(ticket)

@@ -29,7 +29,6 @@ when a server is published.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import threading
@@ -387,7 +386,9 @@ class McpService:
         for task in left:
             task.cancel()
         if left:
-            log.warning("%s: %d of its tasks did not end when closed: cancelled", self.name, len(left))
+            log.warning(
+                "%s: %d of its tasks did not end when closed: cancelled", self.name, len(left)
+            )
 
 
 _STARTING: Final[weakref.WeakKeyDictionary[NodeRuntime, set[str]]] = weakref.WeakKeyDictionary()
