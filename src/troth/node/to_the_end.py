@@ -80,9 +80,8 @@ class StopBudget:
                 tasks[task] if tasks[task] == stage else f"{stage} ({tasks[task]})",
                 seconds,
             )
-        for task in done:  # in no order: the first error of those ended
-            if not task.cancelled() and task.exception() is not None:
-                for other in done:  # retrieved, each (the rest: logged by their stage)
-                    if other is not task and not other.cancelled():
-                        other.exception()
-                raise task.exception()  # type: ignore[misc]
+        # each error retrieved (the services' are logged by their stage), the first raised
+        failures = [task.exception() for task in done if not task.cancelled()]
+        first = next((failure for failure in failures if failure is not None), None)
+        if first is not None:
+            raise first
