@@ -23,6 +23,12 @@ MCP_CLOSE_SECONDS, then cancelled; a cancellation of the close goes on.
 Stop 4: `Links.stop` and `PolicyService.close` swallowed a CancelledError aimed at them while
 they waited for their tasks: a bounded stop could not cut them short. It goes on now.
 
+Stop 5: a service whose start failed is closed by `NodeRuntime.start` to its end, however
+often the start is cancelled (review 63o, lifecycle 1): a close that never returned (the broker's
+behind the stuck HSM call its start failed on) held the start, and `troth node start`, for ever,
+SIGTERM and all. It is bounded as a stop's stage now (NODE_STOP_SECONDS), the start's own error
+raised after it.
+
 Shown without real time: the hangs are events the test holds, the limits patched small.
 """
 
@@ -105,6 +111,41 @@ def test_a_close_that_never_returns_is_abandoned_and_the_stop_goes_on(
         server.close()
 
     asyncio.run(relisten())
+
+
+class _FailsToStart(_Hangs):
+    """A service whose start fails and whose close then never returns."""
+
+    async def start(self) -> None:
+        raise OSError("the HSM is gone")
+
+
+def test_a_failed_starts_close_that_never_returns_is_abandoned(
+    tmp_path: Path, small_bound: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stop 5: the start's error is raised once the close's share ran out."""
+    from troth.node.composition import compose as composed
+
+    init_node("n", home=tmp_path)
+    stuck = _FailsToStart("stuck")
+
+    def compose(*args: Any, **kwargs: Any) -> list[Any]:
+        return [*composed(*args, **kwargs), stuck]
+
+    monkeypatch.setattr(runtime_module, "compose", compose)
+
+    async def main() -> None:
+        with open_node("n", home=tmp_path) as node:
+            runtime = NodeRuntime(node)
+            starting = asyncio.create_task(runtime.start(None))
+            done, _ = await asyncio.wait({starting}, timeout=GUARD)
+            stuck.release.set()  # (the close let go, had it held the start)
+            assert done, "the start waited for the close for ever"
+            with pytest.raises(OSError, match="HSM is gone"):
+                await starting
+            await runtime.stop()
+
+    asyncio.run(main())
 
 
 def test_a_stuck_storage_call_is_abandoned_and_what_queued_behind_it_never_runs(

@@ -227,8 +227,11 @@ class NodeRuntime(ChannelOpening, Upkeep):
                     await starting()
                 except BaseException:  # failed or cancelled midway: closed now, as `stop`
                     # closes those added (review 63g, upkeep 1: its thread and recovery ran on),
-                    # to its end if cancelled (again) meanwhile (review 63o, lifecycle 1)
-                    await to_its_end(_close_service(service))
+                    # to its end if cancelled (again) meanwhile (review 63o, lifecycle 1),
+                    # within a stop's bound (review 63v, stop 5: one never ending held it)
+                    closing = _close_service(service)
+                    budget = StopBudget(self.name, 1)
+                    await to_its_end(budget.stage(f"service {service.name}", closing))
                     raise
             self.host.add(service)
         self._set_rules()
