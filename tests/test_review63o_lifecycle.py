@@ -266,4 +266,4 @@ def test_a_stop_whose_trace_client_fails_to_close_stops_the_rest(
         node = asyncio.run(scene(world.hub))
     assert cast(Any, node.tcp)._listeners == []
     assert not node.channels.ends
-    assert cast(Any, node.worker)._executor._shutdown
+    assert node.worker.stopped

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["MAX_MCP_RESULT", "MAX_MCP_SESSION_BACKLOG", "MCP_AT_ONCE_BYTES", "MCP_AT_ONCE_FRAMES"]
+__all__ = [
+    "MAX_MCP_RESULT",
+    "MAX_MCP_SESSION_BACKLOG",
+    "MCP_AT_ONCE_BYTES",
+    "MCP_AT_ONCE_FRAMES",
+    "MCP_CLOSE_SECONDS",
+]
 
 MAX_MCP_RESULT: Final = (1 << 20) - 3072
 """Largest tools/call result (its compact UTF-8 JSON, as the MCP SDK writes it in the response) the
@@ -43,3 +49,8 @@ session with under 16 KiB of answers unread and its calls at the upstream."""
 MCP_AT_ONCE_FRAMES: Final = 8
 """Frames of a session's backlog a tools/call or tools/list leaves free for the answers given at
 once as it takes room for its own (MCP_AT_ONCE_BYTES; review 59h, mcp 1)."""
+MCP_CLOSE_SECONDS: Final = 3.0
+"""How long (seconds) a published MCP server's close waits for its sessions and its upstream to
+end, all of them together, before it cancels those left (troth.node.services.mcp; review 63v,
+stop 3: it waited up to 10 s for each, one after another, and never cancelled them). Within a
+node's stop, its share of NODE_STOP_SECONDS bounds it too."""

@@ -391,6 +391,6 @@ class Links:
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # their ends awaited, a cancellation of this stop going on to its caller (review 63v,
+        # stop 4: swallowed, a bounded stop could not cut it short)
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -77,7 +77,7 @@ from troth.node.services.node_policies import NodePolicies
 from troth.node.services.policy import PolicyService
 from troth.node.services.relay import RELAY_GRACE, Relay, RelayBook, RelayService
 from troth.node.services.trace import NodeTraces
-from troth.node.to_the_end import to_its_end
+from troth.node.to_the_end import StopBudget, to_its_end
 from troth.node.trust import NodeTrust
 from troth.node.upkeep import HOSTED_FEED_POLL, MAINTENANCE_SECONDS, Upkeep
 from troth.node.worker import StoreWorker
@@ -228,8 +228,11 @@ class NodeRuntime(ChannelOpening, Upkeep):
                     await starting()
                 except BaseException:  # failed or cancelled midway: closed now, as `stop`
                     # closes those added (review 63g, upkeep 1: its thread and recovery ran on),
-                    # to its end if cancelled (again) meanwhile (review 63o, lifecycle 1)
-                    await to_its_end(_close_service(service))
+                    # to its end if cancelled (again) meanwhile (review 63o, lifecycle 1),
+                    # within a stop's bound (review 63v, stop 5: one never ending held it)
+                    closing = _close_service(service)
+                    budget = StopBudget(self.name, 1)
+                    await to_its_end(budget.stage(f"service {service.name}", closing))
                     raise
             self.host.add(service)
         self._set_rules()
@@ -320,31 +323,50 @@ class NodeRuntime(ChannelOpening, Upkeep):
         """Stop the upkeep tasks, then the services (their threads finish what they run: the
         broker audits into the trace log), the trace client (it delivers what it holds first);
         close every channel and connection, stop the storage thread: each on its own, the
-        first failure raised once all ran."""
+        first failure raised once all ran; all within NODE_STOP_SECONDS, a stage past its share
+        abandoned with an ERROR naming it (troth.node.to_the_end.StopBudget; review 63v, stop
+        1: a service's close that never returned held the stop, and `serve`, for ever)."""
+        budget = StopBudget(self.name, 7)
         # the tasks first, ended: a round under way maintained the services closed meanwhile,
         # during the trace client's flush (review 62s, upkeep 2)
         tasks = [task for task in self._tasks if task is not asyncio.current_task()]
         for task in tasks:
             task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=UPKEEP_STOP_SECONDS)
-        for service in list(self.host.services.values()):
-            await _close_service(service)
+        await budget.stage("the upkeep tasks", self._upkeep_ended(tasks))
+        # the services closed together, each named if abandoned (one hanging holds no other)
+        services = list(self.host.services.values())
+        await budget.together(
+            "the services", [(f"service {s.name}", _close_service(s)) for s in services]
+        )
         # each stage on its own, the first failure raised once all ran (review 63o, lifecycle
         # 5: the trace client's close failing left the links, channels, TCP listener and
         # storage thread running, and the serve block let the handle go)
         failure: Exception | None = None
-        for stage in (self.traces.close, self.links.stop, self.channels.close_all, self.tcp.close):
+        for name, stage in (
+            ("the trace client", self.traces.close),
+            ("the links", self.links.stop),
+            ("the channels", self.channels.close_all),
+            ("the TCP listener", self.tcp.close),
+        ):
             try:
-                await stage()
+                await budget.stage(name, stage())
             except Exception as exc:
                 if failure is not None:
                     log.exception("stopping node %s: another failure, after the first", self.name)
                 failure = failure or exc
         self.host.remove_all()
-        await self.worker.drain()
+        try:  # past its share: the calls not taken up are dropped, the one under way left
+            await budget.stage("the storage thread", self.worker.drain())
+        finally:  # (review 63v, stop 2: a stuck HSM call held the stop for ever)
+            self.worker.abandon()
         if failure is not None:
             raise failure
+
+    async def _upkeep_ended(self, tasks: list[asyncio.Task[None]]) -> None:
+        """The upkeep tasks, cancelled, ended (within UPKEEP_STOP_SECONDS; past it the stop goes
+        on, a task that took its cancellation for a failure left cancelled)."""
+        if tasks:
+            await asyncio.wait(tasks, timeout=UPKEEP_STOP_SECONDS)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coroutine)
