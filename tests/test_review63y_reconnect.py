@@ -30,6 +30,7 @@ from troth.node import Node, open_node
 from troth.node.links import LinkRow, LinkState
 from troth.node.runtime import NodeRuntime
 from troth.routing import parse_route
+from troth.transport import MemoryTransport
 
 SHARED = "/tcp/shared:4000"
 
@@ -67,7 +68,9 @@ def test_a_pinned_channel_to_the_node_that_took_the_address_does_not_hold_the_li
 
         attempts = stale().attempts
         await until(lambda: stale().attempts >= attempts + 1)
-        net.network._unbind(now.tcp)  # the address points elsewhere; `now`'s connection stays
+        transport = now.tcp
+        assert isinstance(transport, MemoryTransport)
+        net.network._unbind(transport)  # the address points elsewhere; `now`'s connection stays
         back = NodeRuntime(
             open_node("gone", home=net.home), clock=net.clock, transport=net.transport("shared")
         )
