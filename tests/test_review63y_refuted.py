@@ -16,6 +16,13 @@ kept size's last record, `prefix_root`, `judge_line_kept`, `_attests_kept`):
 - An honest export after the log rotated its key, against a note kept before the rotation
   (signed by the old key), is not INCONSISTENT (unanchored: its lines lack the old key's
   attestation, as `_attests_kept` documents).
+
+Credentials (63n credentials 1-3):
+- `extended` never drops a history an earlier link needs: the delegator's only such
+  history is her own as an earlier issuer, and `delegate` refuses that chain as a cycle.
+- `best()` does not skip a chain whose delegator carries the history a held feed's
+  supersession names (rotated, re-delegated): it is picked over the superseded chain that
+  expires last.
 """
 
 from __future__ import annotations
@@ -25,16 +32,28 @@ import io
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.support.feeds import pages, superseded
+from tests.support.parties import make_party, signer_as
 from tests.support.traces import NOW, Held, open_log, recorder, tool_call
 from troth.clock import FixedClock
-from troth.errors import TraceError, TraceFailure
+from troth.credentials import (
+    Attributes,
+    CredentialChain,
+    delegate,
+    issue_credential,
+)
+from troth.errors import CredentialError, CredentialFailure, TraceError, TraceFailure
+from troth.identity import rotate_identity
+from troth.node import init_node, open_node
 from troth.trace import TraceLog
 from troth.trace.checkpoint import AnchorStatus
 from troth.trace.export import export_jsonl, verify_bundle, verify_export
 from troth.trace.merkle import MemoryTree, leaf_hash, prefix_root
+from troth.vault import SoftwareVault
 
 
 def _export(log: TraceLog) -> list[bytes]:
@@ -167,3 +186,83 @@ def test_an_honest_export_after_a_log_key_rotation_is_not_inconsistent(tmp_path:
     log.close()
     assert verify_export(lines, anchor=kept).status is AnchorStatus.UNANCHORED
     assert verify_bundle(lines[2], anchor=kept).status is AnchorStatus.UNANCHORED
+
+
+# -- credentials (63n credentials 1-3: `extended` replaces the delegator's other history,
+# `best()` passes over chains that no longer check or carry a superseded issuer history) --
+
+T = 1_780_000_000
+DAY = 86_400
+READ = Attributes({"orders.access": "read"})
+
+
+def test_a_delegator_already_an_issuer_of_the_chain_is_refused_before_extended() -> None:
+    """The only history of the delegator an earlier link could need is her own as its
+    issuer: a chain where she issued a link and is delegated to again is a cycle, refused
+    by `delegate` before `extended` could replace the history that link was signed under."""
+    vault = SoftwareVault()
+    a, m, b = (make_party(vault, now=T) for _ in range(3))
+    root = issue_credential(
+        a.signer, subject=m.identifier, attributes=READ, now=T, ttl=DAY, depth=4
+    )
+    chain = delegate(
+        m.signer,
+        CredentialChain((root,), (a.identity.history,)),
+        subject=b.identifier,
+        attributes=READ,
+        now=T,
+        ttl=DAY - 100,
+        purpose="p",
+    )
+    with pytest.raises(CredentialError) as caught:
+        delegate(
+            b.signer, chain, subject=m.identifier, attributes=READ, now=T + 1, ttl=100, purpose="p"
+        )
+    assert caught.value.reason is CredentialFailure.CYCLE
+
+
+def test_best_keeps_a_chain_whose_delegator_carries_her_superseding_history(
+    tmp_path: Path,
+) -> None:
+    """No false skip: nora rotated and re-delegated with her new history; the feed naming
+    her rotation supersedes the old chain (expiring last) only, and `best` picks the new one
+    over the old and over a shorter direct chain."""
+    vault = SoftwareVault()
+    acme, nora = make_party(vault, now=T), make_party(vault, now=T)
+    primary, rotated, _ = rotate_identity(
+        vault, nora.identity, nora.primary, nora.next_primary, now=T + 10, valid_for=30 * DAY
+    )
+    nora_now = signer_as(vault, primary, rotated, now=T + 10, ttl=30 * DAY)
+    init_node("n", home=tmp_path)
+    with open_node("n", home=tmp_path) as node:
+        me = node.identities.create(now=T, name="me")
+        direct = CredentialChain(
+            (
+                issue_credential(
+                    acme.signer, subject=me.identifier, attributes=READ, now=T, ttl=5 * DAY, depth=2
+                ),
+            ),
+            (acme.identity.history,),
+        ).encode()
+        to_nora = issue_credential(
+            acme.signer, subject=nora.identifier, attributes=READ, now=T, ttl=20 * DAY, depth=2
+        )
+        parent = CredentialChain((to_nora,), (acme.identity.history,))
+
+        def via(signer: Any, at: int, ttl: int) -> bytes:
+            return delegate(
+                signer, parent, subject=me.identifier, attributes=READ, now=at, ttl=ttl, purpose="p"
+            ).encode()
+
+        old, new = via(nora.signer, T, 19 * DAY), via(nora_now, T + 15, 14 * DAY)
+        for chain in (direct, old, new):
+            node.wallet.hold("me", chain, now=T + 16)
+        assert node.wallet.best("me", now=T + 30, needs=READ) == old  # expires last
+        node.wallet.trust(acme.identifier, "/tcp/127.0.0.1:9", now=T)
+        entry = superseded(
+            0, nora.identifier, acme.identifier, 2, rotated.current_change_hash, at=T + 20
+        )
+        (page,) = pages(acme, [entry], now=T + 20, per_page=1)
+        node.wallet.update_feed(page, authority=acme.identifier, now=T + 20)
+        assert node.wallet.best("me", now=T + 30, needs=READ) == new
+        assert node.wallet.best("me", now=T + 30) == new
