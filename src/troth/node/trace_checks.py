@@ -15,12 +15,12 @@ and is kept in the verdict.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import stat
 from collections.abc import Callable, Generator
 from contextlib import nullcontext
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, Protocol
