@@ -107,7 +107,7 @@ def test_trace3_an_older_kept_note_does_not_hide_an_exports_rollback(tmp_path: P
     export = tmp_path / "eval.jsonl"
     run("trace", "export", "--out", str(export))
     said = run("trace", "verify", "--file", str(export), "--checkpoint", str(auditor), code=1)
-    # review 63s, traces 1: the export's line 0 proves it consistent with the kept note of 1,
-    # so it is judged as the node's log is in that place (review 52d: the kept note older
-    # than the accepted one, the export short of it)
-    assert "kept checkpoint older than one accepted before" in said.stderr, said.stderr
+    # review 63s, traces 1: the export's line 0 proves it grew from the kept note of 1; the
+    # node accepted a larger checkpoint since, so it is compared with that (review 63y,
+    # traces 1), which it is shorter than and not a prefix of in the node's log
+    assert "anchored at 3" in said.stderr, said.stderr

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
+from troth import limits
 from troth.errors import ChannelError, ChannelFailure
 from troth.identity import Identifier
 from troth.node.channel_ends import ChannelEnd
@@ -36,6 +37,7 @@ class ChannelOpening(ShownIdentity):
     _opening: dict[str, asyncio.Lock]
     _rotations: int
     _dropping: set[Address]
+    _kept: dict[Address, float]
     _drop_lines: RateLimitedLog
     if TYPE_CHECKING:
 
@@ -163,7 +165,9 @@ class ChannelOpening(ShownIdentity):
         with `keep_pinned`, by an identity another caller pinned there (`ChannelEnd.pinned`:
         a fresh connection reaches the same node, so closing it reached the expected one no
         sooner and cut those channels, each within the backoff of a link whose node left the
-        address; review 63r, reconnect 1)."""
+        address; review 63r, reconnect 1) — for PINNED_CONNECTION_KEPT_SECONDS from the first
+        such refusal, then closed once: the address may lead to the expected node again (review
+        63y, reconnect 1: kept for good, the link never dialled it afresh)."""
         if address.kind == "tcp":
             connection = next(
                 (c for c in self.tcp.connections() if c.outgoing and c.peer == address.value), None
@@ -178,8 +182,9 @@ class ChannelOpening(ShownIdentity):
             end.peer is not None and end.peer.identifier == unless for end in direct
         ):
             return  # an open channel over it is answered by `unless`: the right node
-        if keep_pinned and any(end.pinned for end in direct):
+        if keep_pinned and any(end.pinned for end in direct) and self._keeps(connection.address):
             return  # answered by the node a caller expected there: the one at the address
+        self._kept.pop(connection.address, None)
         self._dropping.add(connection.address)
         if connection.outgoing:
             log.warning("%s: closed, %s", connection.name, why)
@@ -187,6 +192,16 @@ class ChannelOpening(ShownIdentity):
             self._drop_lines.log(logging.WARNING, "%s: closed, %s", connection.name, why)
         task = self._spawn(connection.close())
         task.add_done_callback(lambda _: self._dropping.discard(connection.address))
+
+    def _keeps(self, over: Address) -> bool:
+        """Whether the connection `over` (its worker address) is still kept for the pinned
+        channels over it: within PINNED_CONNECTION_KEPT_SECONDS of the first refusal it was
+        kept for (review 63y, reconnect 1)."""
+        now = asyncio.get_running_loop().time()
+        if len(self._kept) >= 1024:  # connections closed since: forgotten
+            live = {c.address for c in self.tcp.connections()}
+            self._kept = {a: t for a, t in self._kept.items() if a in live}
+        return now - self._kept.setdefault(over, now) < limits.PINNED_CONNECTION_KEPT_SECONDS
 
     def _drop_unanswered(self, address: Address) -> None:
         """A handshake over our connection to `address` got no answer: unless an open channel

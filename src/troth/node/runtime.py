@@ -168,6 +168,7 @@ class NodeRuntime(ChannelOpening, Upkeep):
         self.tcp.lost.append(self.channels.connection_lost)  # its channels die with it
         self.channels.silent_hooks.append(self._drop_connection)
         self._dropping: set[Address] = set()  # connections `_drop_connection` is closing
+        self._kept: dict[Address, float] = {}  # connections kept for pinned channels, since
         self._drop_lines = RateLimitedLog(log, self.channels.limits.log_lines_per_minute)
         self.channels.closed_hooks.append(self.links.closed)
         self.channels.closed_hooks.append(self._peer_closed)

@@ -15,6 +15,7 @@ and is kept in the verdict.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import stat
@@ -33,7 +34,7 @@ from troth.node.home import write_private_file
 from troth.node.node import Node
 from troth.node.verify import trace_checkpoints, trace_issuers, trace_known
 from troth.trace.accepted import AcceptedCheckpoints
-from troth.trace.checkpoint import Checkpoint, log_origin, parse_checkpoint
+from troth.trace.checkpoint import AnchorStatus, Checkpoint, log_origin, parse_checkpoint
 from troth.trace.export import BundleReport, verify_bundle, verify_export
 from troth.trace.export_check import ExportReport
 from troth.trace.log import LOG_FILE, open_node_log
@@ -182,6 +183,7 @@ def verify_trace(
         # review 60j, traces 1)
         again = None if once or isinstance(file, Stream) else _again_file(file, node, clock)
         accepted = AcceptedCheckpoints(node.db)
+        report = _unless_grown_before(report, accepted)
         if report.anchor is None:  # none kept, or not compared: the node's accepted one
             # (review 59f, trace 1 to 3)
             report, node_anchor = _against_accepted(
@@ -314,6 +316,24 @@ def _against_accepted(
     if against.anchor is None:  # its size unproved by the file: not compared
         return report, None
     return against, newest.note
+
+
+def _unless_grown_before(
+    report: ExportReport | BundleReport, accepted: AcceptedCheckpoints
+) -> ExportReport | BundleReport:
+    """`report`, unanchored when a line proved its checkpoint grew from the kept one (review
+    63s, traces 1) but the node accepted a larger checkpoint of the log since: an export made
+    before that one is compared with it as any other (`_against_accepted`: a prefix of it in
+    the node's log, `unanchored`; else refused). Review 63y, traces 1: the kept note, older
+    than the accepted checkpoint, was refused as a rollback for an intact log's older export
+    (exit 1)."""
+    kept, checkpoint = report.anchor, report.checkpoint
+    if kept is None or checkpoint is None or checkpoint.size <= kept.size:
+        return report
+    newest = accepted.newest(checkpoint.origin)
+    if newest is None or newest.size <= checkpoint.size:
+        return report
+    return dataclasses.replace(report, status=AnchorStatus.UNANCHORED, anchor=None)
 
 
 def _prefix_in_log(node: Node, export: Checkpoint, accepted: Checkpoint, clock: Clock) -> bool:
