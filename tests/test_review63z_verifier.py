@@ -1,0 +1,108 @@
+"""Review 63z, verifier: the public `troth.Verifier` and what its presenter means.
+
+1. `Verifier.verify(chain, presenter=<Identity>)` reduced the `Identity` to its identifier
+   (`_presenter`), so the presenter's OWN history was never checked against the authority's
+   feed, unlike the node's channels and admission, which pass the verified history. A member
+   who rotated after her key was stolen (her authority's feed records the supersession) was
+   still verified when a thief presented her chain with her OLD history (the `Identity` the
+   caller built from what the thief showed, or one it kept from before the rotation): the
+   caller then checks the thief's signatures against that stale history's key. Now an
+   `Identity` presenter's history is verified and judged against the feed (SUPERSEDED); a
+   history that does not verify, or is another identity's than the `Identity`'s identifier,
+   is WRONG_SUBJECT. An identifier (or its text) still means only "the caller vouches the
+   presenter is this identity": no history is checked (docs/python.md, "Verifiers").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+import pytest
+
+import troth
+from troth.clock import FixedClock
+
+MEMBER = {"orders.access": "read"}
+
+
+@dataclass
+class Rotated:
+    """acme's hub and an agents node: `old` is the member's identity before her (announced)
+    rotation, `new` after it; `member` her credential."""
+
+    hub: troth.Node
+    agents: troth.Node
+    acme: troth.Authority
+    old: troth.Identity
+    new: troth.Identity
+    member: troth.Credential
+    other: troth.Identity
+
+
+@pytest.fixture
+def rotated(clock: FixedClock) -> Iterator[Rotated]:
+    with (
+        troth.Node.open("acme", clock=clock) as hub,
+        troth.Node.open("agents", clock=clock) as agents,
+    ):
+        acme = hub.create_authority()
+        old = agents.identities.create("customer")
+        other = agents.identities.create("other")
+        member = agents.enroll(acme.ticket(MEMBER), identity=old)
+        clock.advance(10)
+        new = agents.identities.rotate(old, compromised=True)  # acme hears of it (same machine)
+        yield Rotated(hub, agents, acme, old, new, member, other)
+
+
+def _verifier(case: Rotated, clock: FixedClock, feeds: object = None) -> troth.Verifier:
+    return troth.Verifier(
+        trust=[case.acme.identifier],
+        feeds=case.acme if feeds is None else feeds,  # type: ignore[arg-type]
+        clock=clock,
+    )
+
+
+@pytest.mark.parametrize("source", ["authority", "node", "both"])
+def test_verifier_1_a_stale_presenter_history_is_superseded(
+    rotated: Rotated, clock: FixedClock, source: str
+) -> None:
+    """The thief's presentation (her chain, her old history) is refused, whichever source the
+    feed comes from."""
+    feeds = {
+        "authority": rotated.acme,
+        "node": rotated.agents,
+        "both": [rotated.agents, rotated.acme],
+    }[source]
+    verifier = _verifier(rotated, clock, feeds)
+    assert rotated.old.changes == 1 and rotated.new.changes == 3
+    with pytest.raises(troth.CredentialError) as refused:
+        verifier.verify(rotated.member, presenter=rotated.old)
+    assert refused.value.reason is troth.CredentialFailure.SUPERSEDED
+
+
+def test_verifier_1_the_honest_presenter_forms_keep_working(
+    rotated: Rotated, clock: FixedClock
+) -> None:
+    verifier = _verifier(rotated, clock)
+    her = rotated.new.identifier
+    assert verifier.verify(rotated.member, presenter=rotated.new).actor == her
+    assert verifier.verify(rotated.member, presenter=her).actor == her
+    assert verifier.verify(rotated.member, presenter=str(her)).actor == her
+    # the current identity again, after a stale one was refused (nothing cached wrongly)
+    with pytest.raises(troth.CredentialError):
+        verifier.verify(rotated.member, presenter=rotated.old)
+    assert verifier.verify(rotated.member, presenter=rotated.new).actor == her
+
+
+def test_verifier_1_an_identity_carrying_another_history_is_no_presenter(
+    rotated: Rotated, clock: FixedClock
+) -> None:
+    """An `Identity` whose history is another identity's (or none at all) names the member
+    only by its identifier field: refused, not taken as her identifier."""
+    verifier = _verifier(rotated, clock)
+    for history in (rotated.other.history, b"\x00garbage", b""):
+        forged = replace(rotated.new, history=history)
+        with pytest.raises(troth.CredentialError) as refused:
+            verifier.verify(rotated.member, presenter=forged)
+        assert refused.value.reason is troth.CredentialFailure.WRONG_SUBJECT
