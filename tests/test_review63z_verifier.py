@@ -75,7 +75,7 @@ def test_verifier_1_a_stale_presenter_history_is_superseded(
         "both": [rotated.agents, rotated.acme],
     }[source]
     verifier = _verifier(rotated, clock, feeds)
-    assert rotated.old.changes == 1 and rotated.new.changes == 3
+    assert (rotated.old.changes, rotated.new.changes) == (1, 3)
     with pytest.raises(troth.CredentialError) as refused:
         verifier.verify(rotated.member, presenter=rotated.old)
     assert refused.value.reason is troth.CredentialFailure.SUPERSEDED
@@ -106,3 +106,29 @@ def test_verifier_1_an_identity_carrying_another_history_is_no_presenter(
         with pytest.raises(troth.CredentialError) as refused:
             verifier.verify(rotated.member, presenter=forged)
         assert refused.value.reason is troth.CredentialFailure.WRONG_SUBJECT
+
+
+def test_verifier_2_a_verifier_ahead_of_the_node_does_not_date_its_feed(clock: FixedClock) -> None:
+    """A Verifier whose clock reads a day ahead (asking what a chain would be worth then), fed
+    by a node, made the node sync the authority's feed at that time: the node stored a copy
+    issued a day in the future. Back at the node's time, the authority revoked the member's
+    credential, and a Verifier fed by the node refused it only with NO_FEED (the node's sync
+    of the revocation failed against its future-dated copy)."""
+    with (
+        troth.Node.open("acme", clock=clock) as hub,
+        troth.Node.open("agents", clock=clock) as agents,
+    ):
+        acme = hub.create_authority()
+        her = agents.identities.create("customer")
+        member = agents.enroll(acme.ticket(MEMBER), identity=her)
+        ahead = troth.Verifier(
+            trust=[acme.identifier], feeds=agents, clock=FixedClock(clock.now() + 86_400)
+        )
+        with pytest.raises(troth.CredentialError):  # expired by then, whatever the feed
+            ahead.verify(member, presenter=her.identifier)
+        clock.advance(400)  # past half the staleness limit: the node syncs again
+        acme.revoke(member, reason="left")
+        verifier = troth.Verifier(trust=[acme.identifier], feeds=agents, clock=clock)
+        with pytest.raises(troth.CredentialError) as refused:
+            verifier.verify(member, presenter=her.identifier)
+        assert refused.value.reason is troth.CredentialFailure.REVOKED

@@ -122,6 +122,14 @@ class Verifier:
         may do: its `attributes` (and the `caveats` they were checked under). Raises
         `CredentialError` with the reason (`exc.reason`) and the link (`exc.link`) otherwise.
 
+        `presenter` as an `Identifier` (or its text) says only who presents: you vouch that
+        it is that identity (you authenticated it yourself), and no history of it is checked.
+        As an `Identity` it is judged by its `history` too, the history you hold or were
+        shown (what you check its signatures by): verified now, of that identifier, and not
+        superseded in the root authority's feed (SUPERSEDED: a rotation the owner announced,
+        after her key was stolen say, refuses the stale history a thief shows); a history
+        that does not verify or is another identity's is WRONG_SUBJECT (review 63z).
+
         A chain without caveats needs no `context`. A chain with caveats is checked against
         `context`, a mapping of str keys to JSON values (str, int, bool, lists, mappings; the
         key `now` is troth's, the verification time in seconds; another mapping is an
@@ -165,12 +173,13 @@ class Verifier:
         holds never hides a revocation another source has: review 35d, verifier 1); two that fork,
         CredentialError FEED_INVALID (`newest_copy`)."""
         feeds: dict[Identifier, VerifiedFeed] = {}
+        asked = [(source, _held_at(source, now)) for source in self._sources]
         for authority in self.trust:
             # a source due a sync of it vouches for no copy, and none of another source stands
             # in (review 58g, verifier 1: the due node's none was dropped, a mirror's used)
-            if any(source._feed_due(authority, now=now) for source in self._sources):
+            if any(source._feed_due(authority, now=at) for source, at in asked):
                 continue
-            held = [source._revocation_feed(authority, now=now) for source in self._sources]
+            held = [source._revocation_feed(authority, now=at) for source, at in asked]
             found = newest_copy(feed for feed in held if feed is not None)
             if found is not None:  # (two copies that fork are refused: review 53j, feeds 1)
                 feeds[authority] = found
@@ -196,6 +205,17 @@ def _sources(feeds: object) -> tuple[FeedSource, ...]:
         if not isinstance(source, Node | Authority):
             raise ArgumentError("Verifier", "feeds", expected, f"an item {_got(source)}")
     return sources
+
+
+def _held_at(source: FeedSource, now: int) -> int:
+    """The time a source's feed is asked for: `now`, but for a node never later than its own
+    clock, since a node brings the copy it holds up to date (stores it), or syncs one a
+    revocation left due, at the time it is asked for (review 63z, verifier 2: a verifier with
+    a clock a day ahead stored a copy issued a day ahead, against which the node's syncs at
+    its own time failed, and a revocation made meanwhile was refused only for want of a
+    feed). A verifier ahead of the node by more than `max_feed_age` is refused the feed as
+    stale (STALE_FEED): nobody holds one of the time it asks about."""
+    return min(now, source._clock.now()) if isinstance(source, Node) else now
 
 
 def _presenter(
