@@ -11,6 +11,16 @@
    history that does not verify, or is another identity's than the `Identity`'s identifier,
    is WRONG_SUBJECT. An identifier (or its text) still means only "the caller vouches the
    presenter is this identity": no history is checked (docs/python.md, "Verifiers").
+2. A Verifier fed by a node asked the node for its feed at the verifier's time, and the node
+   synced (stored) its copy at that time: a verifier whose clock read a day ahead left the
+   node holding a copy issued a day in the future, against which its syncs at its own time
+   then failed, so a revocation the authority made meanwhile was refused only with NO_FEED
+   (a node with no usable feed of its authority). A node is now asked no later than its own
+   clock (`_held_at`).
+3. A verifier whose clock was set back before the authority's key was valid (or behind the
+   authority's host by more than the skew), fed by the `Authority`, got an IdentityError out
+   of `verify` (the authority's feed view signs its own history's publication), which
+   promises a CredentialError: now NO_FEED (`_held_copy`).
 """
 
 from __future__ import annotations
@@ -132,3 +142,32 @@ def test_verifier_2_a_verifier_ahead_of_the_node_does_not_date_its_feed(clock: F
         with pytest.raises(troth.CredentialError) as refused:
             verifier.verify(member, presenter=her.identifier)
         assert refused.value.reason is troth.CredentialFailure.REVOKED
+
+
+@pytest.mark.parametrize("source", ["authority", "node"])
+def test_verifier_3_a_clock_set_back_is_refused_with_a_credential_error(
+    clock: FixedClock, source: str
+) -> None:
+    """A verifier asked (its clock set back, or behind the authority's host) at a time before
+    the authority's key was valid: the Authority source's feed view failed to sign its own
+    history's publication and an IdentityError escaped `verify`, which promises a
+    CredentialError (a caller catching that crashed)."""
+    with (
+        troth.Node.open("acme", clock=clock) as hub,
+        troth.Node.open("agents", clock=clock) as agents,
+    ):
+        acme = hub.create_authority()
+        her = agents.identities.create("customer")
+        member = agents.enroll(acme.ticket(MEMBER), identity=her)
+        verifier = troth.Verifier(
+            trust=[acme.identifier],
+            feeds=acme if source == "authority" else agents,
+            clock=FixedClock(clock.now() - 3600),
+        )
+        with pytest.raises(troth.CredentialError) as refused:
+            verifier.verify(member, presenter=her.identifier)
+        expected = {  # the node's copy is its own: the root's history checked, not yet valid
+            "authority": troth.CredentialFailure.NO_FEED,
+            "node": troth.CredentialFailure.ISSUER_INVALID,
+        }[source]
+        assert refused.value.reason is expected

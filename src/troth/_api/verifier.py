@@ -179,7 +179,7 @@ class Verifier:
             # in (review 58g, verifier 1: the due node's none was dropped, a mirror's used)
             if any(source._feed_due(authority, now=at) for source, at in asked):
                 continue
-            held = [source._revocation_feed(authority, now=at) for source, at in asked]
+            held = [_held_copy(source, authority, at) for source, at in asked]
             found = newest_copy(feed for feed in held if feed is not None)
             if found is not None:  # (two copies that fork are refused: review 53j, feeds 1)
                 feeds[authority] = found
@@ -205,6 +205,18 @@ def _sources(feeds: object) -> tuple[FeedSource, ...]:
         if not isinstance(source, Node | Authority):
             raise ArgumentError("Verifier", "feeds", expected, f"an item {_got(source)}")
     return sources
+
+
+def _held_copy(source: FeedSource, authority: Identifier, at: int) -> VerifiedFeed | None:
+    """The copy of `authority`'s feed `source` gives as of `at`; CredentialError NO_FEED when
+    it can give none then: an authority's key not yet valid at `at` (a verifier's clock set
+    back before it, or behind its host's) raised an IdentityError out of `verify`, which
+    promises a CredentialError (review 63z, verifier 3)."""
+    try:
+        return source._revocation_feed(authority, now=at)
+    except IdentityError as exc:
+        detail = f"{authority}'s feed as of {at}: {exc}"
+        raise CredentialError(CredentialFailure.NO_FEED, detail) from None
 
 
 def _held_at(source: FeedSource, now: int) -> int:
