@@ -31,7 +31,7 @@ from troth.errors import (
     DecodeError,
     IdentityError,
 )
-from troth.identity import Identifier, VerifiedIdentity, verify_history
+from troth.identity import Identifier, SeenSignatures, VerifiedIdentity, verify_history
 from troth.kinds import got as _got
 from troth.node.trust import CREDENTIAL_SKEW, FEED_STALENESS
 
@@ -106,6 +106,7 @@ class Verifier:
         self._sources = _sources(feeds)
         self._verifier = ChainVerifier(policy)
         self._clock = clock or SystemClock()
+        self._seen = SeenSignatures()  # a presenter's history changes checked (bounded)
 
     def verify(
         self,
@@ -159,7 +160,9 @@ class Verifier:
         now = self._clock.now()
         extra = None if context is None else caveat_context(context, now)
         feeds = self._feeds(now)
-        shown = _presenter(presenter, feeds, now, self._verifier.policy.max_feed_staleness)
+        shown = _presenter(
+            presenter, feeds, now, self._verifier.policy.max_feed_staleness, self._seen
+        )
         verified = self._verifier.verify(data, presenter=shown, feeds=feeds, now=now)
         if any(link.caveats for link in verified.links) and not unevaluated_caveats:
             refusal = check_caveats(verified, extra).refusal()
@@ -235,18 +238,20 @@ def _presenter(
     feeds: Mapping[Identifier, VerifiedFeed],
     now: int,
     max_staleness: int,
+    seen: SeenSignatures,
 ) -> Identifier | VerifiedIdentity:
     """What `verify` judges the presenter by: an identifier (or its text) as it is (the caller
     vouches the presenter is that identity; no history to check), an `Identity` by its
     history, verified at `now` (one from a checkpoint attested by a fresh feed held) and of
     that identifier, so the root's feed can refuse a superseded one (review 63z, verifier 1:
     reduced to its identifier, the stale history a thief showed after the owner's announced
-    rotation passed, unlike at a node's channels); CredentialError WRONG_SUBJECT else."""
+    rotation passed, unlike at a node's channels); CredentialError WRONG_SUBJECT else. `seen`:
+    the change signatures this verifier checked before, not checked again."""
     if not isinstance(presenter, Identity):
         return _anchor(presenter)
     checkpoints = feed_checkpoints(feeds, now=now, max_staleness=max_staleness)
     try:
-        identity = verify_history(presenter.history, now=now, checkpoints=checkpoints)
+        identity = verify_history(presenter.history, now=now, checkpoints=checkpoints, seen=seen)
     except IdentityError as exc:
         detail = f"the presenter's history ({presenter.identifier}) does not verify: {exc}"
         raise CredentialError(CredentialFailure.WRONG_SUBJECT, detail) from None
