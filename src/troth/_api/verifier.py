@@ -22,10 +22,16 @@ from troth._api.node import Node
 from troth._api.results import Credential, Identity
 from troth.clock import Clock, SystemClock
 from troth.credentials import ChainVerifier, TrustPolicy, VerifiedCredential, VerifiedFeed
-from troth.credentials.revocation_held import newest_copy
+from troth.credentials.revocation_held import feed_checkpoints, newest_copy
 from troth.encoding.ijson import load_json
-from troth.errors import ArgumentError, CredentialError, CredentialFailure, DecodeError
-from troth.identity import Identifier
+from troth.errors import (
+    ArgumentError,
+    CredentialError,
+    CredentialFailure,
+    DecodeError,
+    IdentityError,
+)
+from troth.identity import Identifier, SeenSignatures, VerifiedIdentity, verify_history
 from troth.kinds import got as _got
 from troth.node.trust import CREDENTIAL_SKEW, FEED_STALENESS
 
@@ -100,6 +106,7 @@ class Verifier:
         self._sources = _sources(feeds)
         self._verifier = ChainVerifier(policy)
         self._clock = clock or SystemClock()
+        self._seen = SeenSignatures()  # a presenter's history changes checked (bounded)
 
     def verify(
         self,
@@ -115,6 +122,14 @@ class Verifier:
         conditions delegators put on links) true for `context`. Returns what the presenter
         may do: its `attributes` (and the `caveats` they were checked under). Raises
         `CredentialError` with the reason (`exc.reason`) and the link (`exc.link`) otherwise.
+
+        `presenter` as an `Identifier` (or its text) says only who presents: you vouch that
+        it is that identity (you authenticated it yourself), and no history of it is checked.
+        As an `Identity` it is judged by its `history` too, the history you hold or were
+        shown (what you check its signatures by): verified now, of that identifier, and not
+        superseded in the root authority's feed (SUPERSEDED: a rotation the owner announced,
+        after her key was stolen say, refuses the stale history a thief shows); a history
+        that does not verify or is another identity's is WRONG_SUBJECT (review 63z).
 
         A chain without caveats needs no `context`. A chain with caveats is checked against
         `context`, a mapping of str keys to JSON values (str, int, bool, lists, mappings; the
@@ -144,9 +159,11 @@ class Verifier:
         data = chain.chain if isinstance(chain, Credential) else chain
         now = self._clock.now()
         extra = None if context is None else caveat_context(context, now)
-        verified = self._verifier.verify(
-            data, presenter=_presenter(presenter), feeds=self._feeds(now), now=now
+        feeds = self._feeds(now)
+        shown = _presenter(
+            presenter, feeds, now, self._verifier.policy.max_feed_staleness, self._seen
         )
+        verified = self._verifier.verify(data, presenter=shown, feeds=feeds, now=now)
         if any(link.caveats for link in verified.links) and not unevaluated_caveats:
             refusal = check_caveats(verified, extra).refusal()
             if refusal is not None:
@@ -159,12 +176,13 @@ class Verifier:
         holds never hides a revocation another source has: review 35d, verifier 1); two that fork,
         CredentialError FEED_INVALID (`newest_copy`)."""
         feeds: dict[Identifier, VerifiedFeed] = {}
+        asked = [(source, _held_at(source, now)) for source in self._sources]
         for authority in self.trust:
             # a source due a sync of it vouches for no copy, and none of another source stands
             # in (review 58g, verifier 1: the due node's none was dropped, a mirror's used)
-            if any(source._feed_due(authority, now=now) for source in self._sources):
+            if any(source._feed_due(authority, now=at) for source, at in asked):
                 continue
-            held = [source._revocation_feed(authority, now=now) for source in self._sources]
+            held = [_held_copy(source, authority, at) for source, at in asked]
             found = newest_copy(feed for feed in held if feed is not None)
             if found is not None:  # (two copies that fork are refused: review 53j, feeds 1)
                 feeds[authority] = found
@@ -192,10 +210,55 @@ def _sources(feeds: object) -> tuple[FeedSource, ...]:
     return sources
 
 
-def _presenter(presenter: Identifier | Identity | str) -> Identifier:
-    if isinstance(presenter, Identity):
-        return presenter.identifier
-    return _anchor(presenter)
+def _held_copy(source: FeedSource, authority: Identifier, at: int) -> VerifiedFeed | None:
+    """The copy of `authority`'s feed `source` gives as of `at`; CredentialError NO_FEED when
+    it can give none then: an authority's key not yet valid at `at` (a verifier's clock set
+    back before it, or behind its host's) raised an IdentityError out of `verify`, which
+    promises a CredentialError (review 63z, verifier 3)."""
+    try:
+        return source._revocation_feed(authority, now=at)
+    except IdentityError as exc:
+        detail = f"{authority}'s feed as of {at}: {exc}"
+        raise CredentialError(CredentialFailure.NO_FEED, detail) from None
+
+
+def _held_at(source: FeedSource, now: int) -> int:
+    """The time a source's feed is asked for: `now`, but for a node never later than its own
+    clock, since a node brings the copy it holds up to date (stores it), or syncs one a
+    revocation left due, at the time it is asked for (review 63z, verifier 2: a verifier with
+    a clock a day ahead stored a copy issued a day ahead, against which the node's syncs at
+    its own time failed, and a revocation made meanwhile was refused only for want of a
+    feed). A verifier ahead of the node by more than `max_feed_age` is refused the feed as
+    stale (STALE_FEED): nobody holds one of the time it asks about."""
+    return min(now, source._clock.now()) if isinstance(source, Node) else now
+
+
+def _presenter(
+    presenter: Identifier | Identity | str,
+    feeds: Mapping[Identifier, VerifiedFeed],
+    now: int,
+    max_staleness: int,
+    seen: SeenSignatures,
+) -> Identifier | VerifiedIdentity:
+    """What `verify` judges the presenter by: an identifier (or its text) as it is (the caller
+    vouches the presenter is that identity; no history to check), an `Identity` by its
+    history, verified at `now` (one from a checkpoint attested by a fresh feed held) and of
+    that identifier, so the root's feed can refuse a superseded one (review 63z, verifier 1:
+    reduced to its identifier, the stale history a thief showed after the owner's announced
+    rotation passed, unlike at a node's channels); CredentialError WRONG_SUBJECT else. `seen`:
+    the change signatures this verifier checked before, not checked again."""
+    if not isinstance(presenter, Identity):
+        return _anchor(presenter)
+    checkpoints = feed_checkpoints(feeds, now=now, max_staleness=max_staleness)
+    try:
+        identity = verify_history(presenter.history, now=now, checkpoints=checkpoints, seen=seen)
+    except IdentityError as exc:
+        detail = f"the presenter's history ({presenter.identifier}) does not verify: {exc}"
+        raise CredentialError(CredentialFailure.WRONG_SUBJECT, detail) from None
+    if identity.identifier != presenter.identifier:
+        detail = f"the presenter's history is {identity.identifier}'s, not {presenter.identifier}'s"
+        raise CredentialError(CredentialFailure.WRONG_SUBJECT, detail)
+    return identity
 
 
 def caveat_context(context: Mapping[str, object], now: int, where: str = "Verifier.verify") -> str:
