@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,6 +232,10 @@ class Node:
             )
         self._closed = False
         """Whether `close` closed it: `_stored` refuses from then on (review 62h, api 1)."""
+        self._hosted_feed: VerifiedFeed | None = None
+        """The hosted authority's feed last read (`_revocation_feed`): only what follows it is
+        read next (review 63u2, feed 1: every entry, at each of a gate's decisions)."""
+        self._hosted_lock = threading.Lock()
         self._clock = check_clock("Node", "clock", clock) or SystemClock()
         self._running: RunningNode | None = None
         """The runtime that runs the handle, while one does: its serve block's, or the one its
@@ -666,7 +671,13 @@ class Node:
         Verifier asks `_feed_due` of every source first (a due copy is none)."""
         hosted = self._stored.hosted_authority()
         if hosted is not None and hosted.identifier == authority:
-            return hosted.held_feed(now=now)
+            # (a `previous` the store no longer holds, restored say, is read in full again;
+            # its index grows in place: one call at a time, the lock inside the transaction
+            # as the authority's own view takes its own)
+            with hosted.store.transaction(), self._hosted_lock:
+                held = hosted.held_feed(now=now, previous=self._hosted_feed)
+                self._hosted_feed = held
+            return held
         wallet = self._stored.wallet
         feed = wallet.held_feed(authority)
         address = wallet.trusted().get(authority)

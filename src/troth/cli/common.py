@@ -288,10 +288,26 @@ def _descriptor(path: str) -> int | None:
         joined = os.path.join(os.getcwd(), path)  # `..` kept: resolved after the links before
     except OSError:  # (the working directory removed)
         name = joined = os.path.normpath(path)
+    joined = _without_trailing(joined)
     found = _descriptor_named(name) if name.startswith("/") else None
     if found is None and joined.startswith("/"):
         found = _descriptor_named(_in_resolved_directory(joined))
     return found
+
+
+def _without_trailing(name: str) -> str:
+    """`name` without its trailing `/` and `/.` (never `/..`), as `Path`, which writes an
+    --out, drops them: split there, `L/../stderr/` had the descriptor's own name as its
+    directory (its real path the descriptor's tty or pipe) and named none, and the write
+    replaced `L/../stderr`, as root the machine's /dev/stderr (review 63u2, cli 1)."""
+    while len(name) > 1:
+        if name.endswith("/"):
+            name = name[:-1]
+        elif name.endswith("/."):
+            name = name[:-2]
+        else:
+            break
+    return name or "/"
 
 
 def _descriptor_named(name: str) -> int | None:

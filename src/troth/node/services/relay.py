@@ -174,6 +174,7 @@ class RelayService:
         # a feed installed (a revocation held) decides the owners again at once, not at the
         # next maintenance round (review 63u, relay 3): `feed_hooks` is NodeTrust's
         self._feed_hooks = feed_hooks
+        self._feed_counts: dict[Identifier, int] = {}  # each authority's feed last decided by
         self._loop: asyncio.AbstractEventLoop | None = None
         with contextlib.suppress(RuntimeError):  # made outside a running loop: no hook
             self._loop = asyncio.get_running_loop()
@@ -185,7 +186,17 @@ class RelayService:
         loop = self._loop
         if loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(lambda: self._recheck(self.clock()))
+                loop.call_soon_threadsafe(self._feed_grew, feed.authority, feed.count)
+
+    def _feed_grew(self, authority: Identifier, count: int) -> None:
+        """Decide the owners again when `authority`'s feed has entries it had not: the same
+        feed installed again (each round's sync, each link's, each `feed.sync`) revokes nothing
+        new, and re-deciding every relay on the loop for it was CPU for nothing (review 63u2,
+        relay 1; the broker's hook counts the same way)."""
+        if self._feed_counts.get(authority, -1) >= count:
+            return
+        self._feed_counts[authority] = count
+        self._recheck(self.clock())
 
     async def close(self) -> None:
         """Stop hearing of feeds (the node stops)."""
