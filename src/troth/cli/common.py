@@ -409,6 +409,24 @@ def outside_home(target: Path) -> None:
         )
 
 
+def _outside_devices(target: Path) -> None:
+    """ValueError (exit 2) when `target`, a file to be replaced, is in /dev as the system
+    resolves its directory (links, then `..`, as the replace itself does): a name there that is
+    no descriptor this process holds is one spelt in a way `_descriptor` does not know, and
+    replacing it replaced, as root, the machine's /dev/stdout (reviews 63e, 63q, 63x, 63u2: each
+    found another spelling). Whatever the spelling, nothing in /dev is replaced by a file."""
+    try:
+        directory = os.stat(target.parent)
+        devices = os.stat(_DEVICES)
+    except (OSError, ValueError):  # not there: the write says why
+        return
+    if os.path.samestat(directory, devices):
+        raise ValueError(
+            f"{target} names a file in {_DEVICES}, which is never replaced by one (a device or "
+            "a descriptor by another name): name a file elsewhere"
+        )
+
+
 @contextlib.contextmanager
 def output_file(path: str, *, text: bool = False) -> Iterator[IO[Any]]:
     """A file to write `path` through, atomically (`troth.node.home.private_file_writer`: a
@@ -418,7 +436,8 @@ def output_file(path: str, *, text: bool = False) -> Iterator[IO[Any]]:
     descriptors named by /dev/stdout, /dev/stderr, /dev/fd/N or /proc/self/fd/N (symlinks:
     they were replaced, review 34d, CLI files 2); a FIFO of another user is refused. OSError
     naming the file and the reason: exit 4. A file inside troth's node directories is refused
-    (ValueError: exit 2, `outside_home`), named or held by a descriptor named (`_held_file`)."""
+    (ValueError: exit 2, `outside_home`), named or held by a descriptor named (`_held_file`),
+    and so is any other name in /dev (`_outside_devices`)."""
     target = Path(path)
     descriptor = _descriptor(path)
     held = target if descriptor is None else _held_file(descriptor)
@@ -433,6 +452,7 @@ def output_file(path: str, *, text: bool = False) -> Iterator[IO[Any]]:
             with _open_special(target, text) as file:
                 yield file
         else:
+            _outside_devices(target)
             with private_file_writer(target, text=text) as file:
                 yield file
     except OSError as exc:
