@@ -11,6 +11,13 @@ each backoff, for the life of the event loop), the outbox stayed claimed (anothe
 the node started again in this process, could not send it) and the node's trace log was never
 closed. The client is stopped and the log closed however the close ends now.
 
+Stop 2: the MCP service's close (review 63v, stop 3) waits for its sessions within
+MCP_CLOSE_SECONDS (3 s) and only then cancels those left; its stage's share is what the
+upkeep tasks left (they may take UPKEEP_STOP_SECONDS, 5 s of 8, leaving the services 0.5 s).
+Cut short there, the close never cancelled them: sessions stuck in an upstream call ran on
+after the node stopped (their decisions refused by a stopped storage thread, the upstream
+process held). A close cancelled cancels its sessions now, then goes on being cancelled.
+
 Shown without real time: the trace service never answers (an event the test holds).
 """
 
@@ -18,10 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 from typing import Any, cast
 
 from troth.clock import FixedClock
-from troth.node.node import Node
+from troth.node.node import Node, init_node, open_node
+from troth.node.runtime import NodeRuntime
 from troth.node.services.trace import NodeTraces, TraceClient
 from troth.trace.batcher import Batcher
 
@@ -78,3 +87,50 @@ def test_a_trace_client_close_cut_short_still_stops_its_pump_and_lets_the_outbox
     client = asyncio.run(main())
     assert outbox.closed, "the outbox is let go for the next sender"
     assert client._task is None, "the pump is stopped"
+
+
+class _StuckSession:
+    """What the MCP service's close sees of a session: its inbound stream and its task."""
+
+    def __init__(self, inbound: Any, task: asyncio.Task[Any]) -> None:
+        self.inbound = inbound
+        self.task = task
+
+
+def test_an_mcp_close_cut_short_cancels_its_sessions(tmp_path: Path) -> None:
+    """Stop 2: the close is cancelled (its stage past its share) while it waits for sessions
+    stuck in an upstream call; they are cancelled with it, not left running."""
+    import anyio
+
+    from tests.support.mcp_orders import orders_server
+    from troth.node.services.mcp import publish_upstream
+
+    init_node("n", home=tmp_path)
+
+    async def main() -> list[asyncio.Task[Any]]:
+        stuck: list[asyncio.Task[Any]] = []
+        with open_node("n", home=tmp_path) as node:
+            runtime = NodeRuntime(node)
+            await runtime.start(None)
+            try:
+                await publish_upstream(runtime, "orders", orders_server())
+                service: Any = runtime.host.services["mcp.orders"]
+                for n in range(3):
+                    inbound, _ = anyio.create_memory_object_stream[Any](1)
+                    task = asyncio.create_task(asyncio.Event().wait())
+                    stuck.append(task)
+                    service.sessions[("channel", bytes([n]))] = _StuckSession(inbound, task)
+                closing = asyncio.create_task(service.close())
+                for _ in range(5):
+                    await asyncio.sleep(0)
+                closing.cancel()  # the stop's budget: the services' stage past its share
+                with contextlib.suppress(asyncio.CancelledError):
+                    await closing
+                await asyncio.sleep(0)
+                return [task for task in stuck if not task.done()]
+            finally:
+                for task in stuck:  # (ended for the node's stop, had the close left them)
+                    task.cancel()
+                await runtime.stop()
+
+    assert asyncio.run(main()) == [], "the sessions left running after the close"
