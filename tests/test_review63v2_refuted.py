@@ -5,7 +5,8 @@ and 63z (verifier) that did not work; each test fails if the defence it names br
   caller (CancelledError, never a result) and never runs, even once the thread is free again;
   a call after the stop is refused (RuntimeError), nothing kept; a transaction whose database
   is closed under it from another thread (node.db closed after an abandoned stop) is rolled
-  back whole: no half-applied multi-statement write.
+  back whole: no half-applied multi-statement write; nor is one whose daemon storage thread
+  the interpreter's exit stopped midway (WAL: no commit frame, nothing of it read).
 - verifier: the presenter forms the docs name (an `Identity` after a normal rotation, its
   identifier, its text) are accepted whichever source gives the feed; a `Node`, None, bytes
   or a list is an ArgumentError (typed, no AttributeError); the per-verifier SeenSignatures
@@ -15,7 +16,10 @@ and 63z (verifier) that did not work; each test fails if the defence it names br
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -87,6 +91,46 @@ def test_stop_a_transaction_cut_by_its_database_closing_is_rolled_back_whole(
     closed.set()
     thread.join(5)
     assert failures, "the write after the close fails"
+    again = SqliteDatabase(tmp_path / "node.db")
+    try:
+        assert again.execute("SELECT count(*) FROM t").fetchone()[0] == 0
+    finally:
+        again.close()
+
+
+_EXITS_MIDWAY = """
+import sys, threading
+from pathlib import Path
+from troth.storage.sqlite import SqliteDatabase
+
+db = SqliteDatabase(Path(sys.argv[1]))
+written = threading.Event()
+
+def write_two() -> None:
+    with db.transaction():
+        db.execute("INSERT INTO t VALUES (1)")
+        written.set()
+        threading.Event().wait()  # never ends: the process exits under it
+        db.execute("INSERT INTO t VALUES (2)")
+
+threading.Thread(target=write_two, daemon=True).start()
+written.wait(5)
+"""
+
+
+def test_stop_a_daemon_storage_thread_stopped_by_the_exit_midway_commits_nothing(
+    tmp_path: Path,
+) -> None:
+    db = SqliteDatabase(tmp_path / "node.db")
+    db.execute("CREATE TABLE t (x INTEGER)")
+    db.close()
+    done = subprocess.run(
+        [sys.executable, "-c", _EXITS_MIDWAY, str(tmp_path / "node.db")],
+        timeout=30,
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert done.returncode == 0, done.stderr
     again = SqliteDatabase(tmp_path / "node.db")
     try:
         assert again.execute("SELECT count(*) FROM t").fetchone()[0] == 0
