@@ -18,6 +18,13 @@ Cut short there, the close never cancelled them: sessions stuck in an upstream c
 after the node stopped (their decisions refused by a stopped storage thread, the upstream
 process held). A close cancelled cancels its sessions now, then goes on being cancelled.
 
+Stop 3: review 63v, stop 2 made the storage thread a daemon, so a call stuck in it (an HSM
+that never answers) no longer holds the process's exit; the broker's own thread, where its
+vault calls run (`BrokerService._run`: the secret broker's HSM-sealed data keys), was still a
+ThreadPoolExecutor's, joined at the interpreter's exit: a broker call stuck there held `troth
+node serve`'s exit for ever after its bounded stop (`troth node stop` SIGKILLed it). It runs on
+a daemon thread now (a `StoreWorker` of its own), abandoned by the close.
+
 Shown without real time: the trace service never answers (an event the test holds).
 """
 
@@ -25,8 +32,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, cast
+
+import pytest
 
 from troth.clock import FixedClock
 from troth.node.node import Node, init_node, open_node
@@ -134,3 +146,49 @@ def test_an_mcp_close_cut_short_cancels_its_sessions(tmp_path: Path) -> None:
                 await runtime.stop()
 
     assert asyncio.run(main()) == [], "the sessions left running after the close"
+
+
+_BROKER_STUCK_AT_EXIT = """
+import asyncio, sys, threading
+from types import SimpleNamespace
+from troth.node.services.broker import BrokerService
+
+async def main():
+    trust = SimpleNamespace(feeds={}, feed_hooks=[], own_authorities=None, hosted=None)
+    policies = SimpleNamespace(decision_point=lambda: None, reload=lambda now: None)
+    node = SimpleNamespace(db=None, name="n")
+    clock = SimpleNamespace(now=lambda: 1_000)
+    service = BrokerService(node, trust, clock, policies=policies)
+    running = threading.Event()
+
+    def stuck():  # a vault call that never answers
+        running.set()
+        threading.Event().wait()
+
+    call = asyncio.ensure_future(service._run(stuck))
+    await asyncio.to_thread(running.wait, 5)
+    try:
+        await asyncio.wait_for(service.close(), 0.05)  # the node's stop past its share
+    except TimeoutError:
+        print("abandoned")
+    call.cancel()
+
+asyncio.run(main())
+"""
+
+
+def test_a_stuck_broker_call_does_not_hold_the_process_exit(tmp_path: Path) -> None:
+    """Stop 3: the broker's close abandoned behind a stuck call, the process still ends."""
+    try:
+        ended = subprocess.run(
+            [sys.executable, "-c", _BROKER_STUCK_AT_EXIT],
+            cwd=tmp_path,
+            capture_output=True,
+            timeout=20,
+            check=False,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the process did not end: the broker's thread held its exit")
+    assert ended.returncode == 0, ended.stderr
+    assert ended.stdout.strip() == b"abandoned"
