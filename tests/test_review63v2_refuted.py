@@ -10,7 +10,8 @@ and 63z (verifier) that did not work; each test fails if the defence it names br
 - verifier: the presenter forms the docs name (an `Identity` after a normal rotation, its
   identifier, its text) are accepted whichever source gives the feed; a `Node`, None, bytes
   or a list is an ArgumentError (typed, no AttributeError); the per-verifier SeenSignatures
-  stays within its bound however many presenters' histories it checks.
+  stays within its bound however many presenters' histories it checks; every byte of an
+  honest presenter's history mangled in turn is a CredentialError or harmless, no other type.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,24 @@ def test_verifier_its_seen_signatures_stay_within_their_bound(
             verifier.verify(enrolled.member, presenter=other)
     verifier.verify(enrolled.member, presenter=enrolled.new)
     assert len(verifier._seen) <= 2
+
+
+def test_verifier_a_mangled_presenter_history_is_a_credential_error(
+    enrolled: Enrolled, clock: FixedClock
+) -> None:
+    """Every byte of an honest presenter's history changed in turn: refused with a
+    CredentialError (WRONG_SUBJECT or SUPERSEDED) or, the change meaningless, accepted; never
+    another error type out of `verify` (a CryptoError, a DecodeError, a KeyError)."""
+    verifier = troth.Verifier(trust=[enrolled.acme.identifier], feeds=[enrolled.acme], clock=clock)
+    history = enrolled.new.history
+    refused = 0
+    for at in range(len(history)):
+        for flip in (0x01, 0x80):
+            mangled = bytearray(history)
+            mangled[at] ^= flip
+            presenter = replace(enrolled.new, history=bytes(mangled))
+            try:
+                verifier.verify(enrolled.member, presenter=presenter)
+            except troth.CredentialError:
+                refused += 1
+    assert refused > len(history)
