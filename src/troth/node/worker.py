@@ -27,7 +27,8 @@ class StoreWorker:
     (`abandon`), does not hold the process's exit (review 63v, stop 2; an executor's thread
     was joined at exit, for ever)."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "troth-store") -> None:
+        self._name = name
         self._lock = threading.Lock()
         self._calls: dict[int, tuple[Future[Any], Callable[[], Any]]] = {}
         self._tickets = itertools.count()
@@ -57,7 +58,7 @@ class StoreWorker:
                 raise RuntimeError("the storage thread is stopped")
             self._calls[ticket] = (future, functools.partial(function, *args, **kwargs))
             if self._thread is None:
-                self._thread = threading.Thread(target=self._serve, name="troth-store", daemon=True)
+                self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
                 self._thread.start()
         future.add_done_callback(lambda done: self._drop(ticket) if done.cancelled() else None)
         self._queue.put(ticket)

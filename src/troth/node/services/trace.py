@@ -665,13 +665,23 @@ class NodeTraces:
 
     async def close(self) -> None:
         """Deliver what the client holds (up to 5 s, when it recorded anything: the rest stays
-        in the outbox for the next start), stop it, close the log."""
+        in the outbox for the next start), stop it, close the log: stopped and closed however
+        the flush ends (review 63v2, stop 1: a node's stop cut it short past its share, and
+        the pump ran on, the outbox claimed, the log open)."""
         client = self._client
-        if client is not None:
-            if client.recorded:
+        try:
+            if client is not None and client.recorded:
                 with contextlib.suppress(TimeoutError, TrothError):
                     await client.flush(5.0)
-            await client.stop()
+        finally:
+            try:
+                if client is not None:
+                    await client.stop()
+            finally:
+                self._closed()
+
+    def _closed(self) -> None:
+        """The client and recorders let go, the log closed."""
         with self._lock:
             self._client = None
             self._recorders.clear()
