@@ -174,7 +174,8 @@ class RelayService:
         # a feed installed (a revocation held) decides the owners again at once, not at the
         # next maintenance round (review 63u, relay 3): `feed_hooks` is NodeTrust's
         self._feed_hooks = feed_hooks
-        self._feed_counts: dict[Identifier, int] = {}  # each authority's feed last decided by
+        self._feed_counts: dict[Identifier, tuple[int, bytes]] = {}  # each authority's feed
+        # last decided by: its count and head
         self._loop: asyncio.AbstractEventLoop | None = None
         with contextlib.suppress(RuntimeError):  # made outside a running loop: no hook
             self._loop = asyncio.get_running_loop()
@@ -186,16 +187,18 @@ class RelayService:
         loop = self._loop
         if loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(self._feed_grew, feed.authority, feed.count)
+                loop.call_soon_threadsafe(self._feed_grew, feed.authority, feed.count, feed.head)
 
-    def _feed_grew(self, authority: Identifier, count: int) -> None:
+    def _feed_grew(self, authority: Identifier, count: int, head: bytes) -> None:
         """Decide the owners again when `authority`'s feed has entries it had not: the same
         feed installed again (each round's sync, each link's, each `feed.sync`) revokes nothing
         new, and re-deciding every relay on the loop for it was CPU for nothing (review 63u2,
-        relay 1; the broker's hook counts the same way)."""
-        if self._feed_counts.get(authority, -1) >= count:
+        relay 1; the broker's hook counts the same way). Another feed of the same count (its
+        host's store restored, then grown again) is decided again (review 63w2, relay 1)."""
+        held = self._feed_counts.get(authority)
+        if held is not None and (held[0] > count or held == (count, head)):
             return
-        self._feed_counts[authority] = count
+        self._feed_counts[authority] = (count, head)
         self._recheck(self.clock())
 
     async def close(self) -> None:
