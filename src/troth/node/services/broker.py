@@ -352,16 +352,19 @@ class BrokerService:
         self.broker, self.endpoint = broker, BrokerEndpoint(broker)
 
     async def close(self) -> None:
-        """Stop sweeping; close the broker's upstream connections and its thread."""
+        """Stop sweeping; close the broker's upstream connections and its thread (abandoned
+        however the close ends: calls after it refused, those queued dropped)."""
         self._closed = True
         with contextlib.suppress(ValueError):
             self.trust.feed_hooks.remove(self._feed_installed)
         for task in list(self._tasks):
             task.cancel()
         self.forwards.close()
-        with contextlib.suppress(Exception):
-            await self._run(self._close)
-        self._thread.abandon()
+        try:
+            with contextlib.suppress(Exception):
+                await self._run(self._close)
+        finally:  # however it ends: cut short behind a stuck call, nothing runs after it
+            self._thread.abandon()  # (review 63y2, broker 1)
 
     def _close(self) -> None:
         if self.broker is not None:

@@ -1,0 +1,67 @@
+"""Review 63y2, broker: the broker's own daemon thread of review 63v2, stop 3
+(`BrokerService._thread`, a `StoreWorker("troth-broker")`, abandoned by `close`).
+
+Broker 1: `BrokerService.close` queues the broker's own close (`Broker.close`) on its thread
+and only then abandons the thread. Behind a stuck vault call (the case stop 3 was about) that
+wait never ends, and a node's stop cancels the close past its stage's share: the
+cancellation left the close before `abandon`, so the thread was never stopped. It went on
+taking calls after the node stopped, and once the stuck call returned (an HSM answering
+late) it ran them: a broker call (a lease issued, revoked, audited) against a node whose
+stop had closed the broker's service and then its database. The thread is abandoned however
+the close ends now: calls after it are refused (RuntimeError), those queued are dropped.
+
+Shown without real time: the stuck vault call waits on an event the test holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from troth.node.services.broker import BrokerService
+
+
+def _service() -> BrokerService:
+    trust: Any = SimpleNamespace(feeds={}, feed_hooks=[], own_authorities=None, hosted=None)
+    policies: Any = SimpleNamespace(decision_point=lambda: None, reload=lambda now: None)
+    node: Any = SimpleNamespace(db=None, name="n")
+    clock: Any = SimpleNamespace(now=lambda: 1_000)
+    return BrokerService(node, trust, clock, policies=policies)
+
+
+def test_a_broker_close_cut_short_still_abandons_its_thread() -> None:
+    """Broker 1: the close cancelled behind a stuck call; nothing runs on the thread after."""
+
+    async def main() -> tuple[bool, list[str]]:
+        service = _service()
+        running, release = threading.Event(), threading.Event()
+        ran: list[str] = []
+
+        def stuck() -> None:  # a vault call answering only when the test says so
+            running.set()
+            release.wait(5)
+
+        call = asyncio.ensure_future(service._run(stuck))
+        await asyncio.to_thread(running.wait, 5)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(service.close(), 0.05)  # the node's stop past its share
+        call.cancel()
+        refused = False
+        try:  # a call after the close: a lease issued by a stopped node
+            late = asyncio.ensure_future(service._run(lambda: ran.append("after the close")))
+            await asyncio.sleep(0)
+            release.set()  # the HSM answers late
+            await asyncio.wait_for(late, 5)
+        except RuntimeError:
+            refused = True
+        finally:
+            release.set()
+        return refused, ran
+
+    refused, ran = asyncio.run(main())
+    assert ran == [], "a broker call ran after the broker's close"
+    assert refused
