@@ -8,7 +8,8 @@ cancellation left the close before `abandon`, so the thread was never stopped. I
 taking calls after the node stopped, and once the stuck call returned (an HSM answering
 late) it ran them: a broker call (a lease issued, revoked, audited) against a node whose
 stop had closed the broker's service and then its database. The thread is abandoned however
-the close ends now: calls after it are refused (RuntimeError), those queued are dropped.
+the close ends now: calls after it are refused (RuntimeError), those queued are dropped (their
+callers cancelled, never given a result; the call under way runs to its end alone).
 
 Shown without real time: the stuck vault call waits on an event the test holds.
 """
@@ -65,3 +66,41 @@ def test_a_broker_close_cut_short_still_abandons_its_thread() -> None:
     refused, ran = asyncio.run(main())
     assert ran == [], "a broker call ran after the broker's close"
     assert refused
+
+
+def test_broker_calls_queued_behind_a_stuck_one_are_dropped_by_a_close_cut_short() -> None:
+    """Broker 1: the calls queued behind the stuck one when the close is cut short are dropped
+    (never run after it), their callers cancelled, never given a result; the one under way
+    runs to its end alone."""
+
+    async def main() -> tuple[list[str], list[str]]:
+        service = _service()
+        running, release = threading.Event(), threading.Event()
+        ran: list[str] = []
+
+        def stuck() -> str:  # a vault call answering only when the test says so
+            running.set()
+            release.wait(5)
+            ran.append("stuck")
+            return "answered late"
+
+        first = asyncio.ensure_future(service._run(stuck))
+        await asyncio.to_thread(running.wait, 5)
+        queued = [
+            asyncio.ensure_future(service._run(lambda n=n: ran.append(f"queued {n}")))
+            for n in range(3)
+        ]
+        await asyncio.sleep(0)
+        try:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(service.close(), 0.05)  # past the stage's share
+        finally:
+            release.set()
+        got = await asyncio.gather(first, *queued, return_exceptions=True)
+        outcomes = [type(result).__name__ for result in got[1:]]
+        assert got[0] == "answered late"  # the call under way ran to its end, alone
+        return ran, outcomes
+
+    ran, outcomes = asyncio.run(main())
+    assert ran == ["stuck"]
+    assert outcomes == ["CancelledError"] * 3
