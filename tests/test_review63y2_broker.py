@@ -8,8 +8,16 @@ cancellation left the close before `abandon`, so the thread was never stopped. I
 taking calls after the node stopped, and once the stuck call returned (an HSM answering
 late) it ran them: a broker call (a lease issued, revoked, audited) against a node whose
 stop had closed the broker's service and then its database. The thread is abandoned however
-the close ends now: calls after it are refused (RuntimeError), those queued are dropped (their
-callers cancelled, never given a result; the call under way runs to its end alone).
+the close ends now: calls after it are refused (RemoteError: broker 2), those queued are
+dropped (their callers cancelled, never given a result; the call under way runs to its end
+alone).
+
+Broker 2: a peer's request served once the broker's thread is stopped (the node's stop closes
+its services, then its channels: a request arriving between is served) reached the thread's
+RuntimeError, which the service host takes for a bug: answered "internal error", its
+traceback logged as an ERROR at every node stop under load (the ThreadPoolExecutor before it
+did the same). It is a RemoteError now: "the broker is stopped", as "the broker is starting"
+before its start.
 
 Shown without real time: the stuck vault call waits on an event the test holds.
 """
@@ -19,10 +27,11 @@ from __future__ import annotations
 import asyncio
 import threading
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
+from troth.errors import RemoteError
 from troth.node.services.broker import BrokerService
 
 
@@ -57,7 +66,7 @@ def test_a_broker_close_cut_short_still_abandons_its_thread() -> None:
             await asyncio.sleep(0)
             release.set()  # the HSM answers late
             await asyncio.wait_for(late, 5)
-        except RuntimeError:
+        except RemoteError:  # the broker is stopped (broker 2)
             refused = True
         finally:
             release.set()
@@ -104,3 +113,24 @@ def test_broker_calls_queued_behind_a_stuck_one_are_dropped_by_a_close_cut_short
     ran, outcomes = asyncio.run(main())
     assert ran == ["stuck"]
     assert outcomes == ["CancelledError"] * 3
+
+
+def test_a_broker_request_after_its_close_is_refused_as_stopped() -> None:
+    """Broker 2: a peer's request served between the broker's close and the channels' close
+    (the node's stop closes the services first) is a RemoteError, not an internal error."""
+
+    async def main() -> BaseException | None:
+        service = _service()
+        service.endpoint = cast(Any, SimpleNamespace(handle=lambda *args: "listed"))
+        service.ready = True
+        service._caller = cast(Any, lambda method, context: "an operator")  # type: ignore[method-assign]
+        await service.close()
+        try:
+            await service._handle("list", {}, cast(Any, SimpleNamespace(now=1_000)))
+        except Exception as exc:  # what the service host answers the peer
+            return exc
+        return None
+
+    raised = asyncio.run(main())
+    assert isinstance(raised, RemoteError), raised
+    assert "stopped" in str(raised)

@@ -557,7 +557,15 @@ class BrokerService:
         return endpoint
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
-        return await self._thread.run(function, *args)
+        """`function(*args)` on the broker's thread: RemoteError once the broker is closed (a
+        request served while the node stops: its channels close after its services; review
+        63y2, broker 2: the thread's RuntimeError was answered as an internal error, a bug's
+        traceback logged)."""
+        try:
+            future = self._thread.submit(function, *args)
+        except RuntimeError:
+            raise RemoteError("the broker is stopped") from None
+        return await asyncio.wrap_future(future)
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
