@@ -9,26 +9,41 @@ test that fails if the defence it names breaks.
    recorded UNANSWERED after its ALLOWED record, never left allowed only without running.
    (A `Task.cancel` of the call's own task is not held by that wait, and leaves the call
    allowed only: nothing on the node's path cancels a call so.)
+2. A broker call left running on its abandoned thread (review 63v2, stop 3) after the node's
+   stop closed its trace log (the trace client's stage comes after the services'): the lease
+   it issues is audited into the closed log, which refuses the record, and the issue fails
+   closed (AUDIT_FAILED, its transaction rolled back): no lease is issued unaudited.
 """
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 from mcp import Client
 
+from tests.conftest import NOW as LEASE_NOW
+from tests.support.brokers import PAYMENTS
 from tests.support.gates import T
+from tests.support.leases import KEK
+from tests.support.leases import make_world as lease_world
+from tests.support.traces import Held, open_log, recorder
 from tests.test_review54g_refuted import Asked, _everything, _point, _Slow
 from tests.test_review55s_mcp import raw
 from tests.test_review58f_mcp import HELLO
 from troth import limits
 from troth.clock import FixedClock
+from troth.errors import SecretError, SecretFailure
 from troth.gates import Outcome
 from troth.integrations.mcp.channel import new_session, run_session
 from troth.integrations.mcp.gate import McpGate, gate_server
+from troth.secrets import AllowListPolicy, Broker
+from troth.storage import SqliteDatabase, SqliteKeyStore
+from troth.trace.adapters import TraceAuditSink
+from troth.vault import SoftwareVault
 
 
 def test_a_session_cancelled_while_its_call_is_decided_records_it_unanswered() -> None:
@@ -76,3 +91,25 @@ def test_a_session_cancelled_while_its_call_is_decided_records_it_unanswered() -
     else:  # never forwarded: recorded so, never left allowed only
         assert outcomes == [Outcome.ALLOWED, Outcome.UNANSWERED]
     assert recorder.records[0].decision.outcome == Outcome.ALLOWED
+
+
+def test_a_lease_issued_after_the_trace_log_closed_fails_closed(tmp_path: Path) -> None:
+    """2: the broker audits into the node's log (no trace service), closed under it."""
+    world = lease_world(LEASE_NOW)
+    db = SqliteDatabase(tmp_path / "node.db")
+    clock = FixedClock(LEASE_NOW)
+    log = open_log(tmp_path / "trace.db", clock)
+    policy = AllowListPolicy({world.agent_a.identifier: {"payments": None}})
+    sink = TraceAuditSink(recorder(log, Held(), clock))
+    vault = SoftwareVault(SqliteKeyStore(db), KEK)
+    broker = Broker(db, vault, now=LEASE_NOW, policy=policy, audit=sink)
+    broker.put_secret("payments", "token", PAYMENTS, b"", now=LEASE_NOW)
+    try:
+        log.close()  # NodeTraces.close, while the broker's thread runs on
+        with pytest.raises(SecretError) as raised:
+            broker.issue(world.credential_a(), "payments", scope=["refunds"], now=LEASE_NOW)
+        assert raised.value.reason is SecretFailure.AUDIT_FAILED
+        assert broker.leases(world.agent_a.identifier, include_ended=True) == []
+    finally:
+        broker.close()
+        db.close()
