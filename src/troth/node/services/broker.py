@@ -271,7 +271,7 @@ class BrokerService:
         """Where forwards' upstream calls run (never the broker's thread)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._feed_counts: dict[Identifier, int] = {}
+        self._feed_counts: dict[Identifier, tuple[int, bytes]] = {}
         self._failed_feeds: dict[Identifier, VerifiedFeed] = {}  # retried at the next sweep
         self._recovery: asyncio.Task[None] | None = None
         self._recovered = False
@@ -435,9 +435,11 @@ class BrokerService:
             self._spawn(self._revoke_for_feed(feed))
 
     async def _revoke_for_feed(self, feed: VerifiedFeed) -> None:
-        if self._feed_counts.get(feed.authority) == feed.count or self.broker is None:
+        # its count and head: the same count with another head is the store restored, then
+        # grown again by other revocations (review 63w2, relay 1: counted only, they were missed)
+        if self._feed_counts.get(feed.authority) == (feed.count, feed.head) or self.broker is None:
             return
-        self._feed_counts[feed.authority] = feed.count
+        self._feed_counts[feed.authority] = (feed.count, feed.head)
         broker = self.broker
         try:
             revoked = await self._run(lambda: broker.revoke_for_feed(feed, now=self.clock.now()))
