@@ -84,7 +84,7 @@ def _service(monkeypatch: pytest.MonkeyPatch, stub: _Broker, feeds: dict[Any, An
 
 
 def _feed(count: int) -> Any:
-    return SimpleNamespace(authority="acme", count=count)
+    return SimpleNamespace(authority="acme", count=count, head=bytes([count]) * 32)
 
 
 async def _until(condition: Any) -> None:
