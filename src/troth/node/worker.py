@@ -53,6 +53,7 @@ class StoreWorker:
         its end). RuntimeError once stopped: nothing runs any more, and nothing is kept."""
         future: Future[T] = Future()
         ticket = next(self._tickets)
+        future.add_done_callback(lambda done: self._drop(ticket) if done.cancelled() else None)
         with self._lock:
             if self._stopped:
                 raise RuntimeError("the storage thread is stopped")
@@ -60,8 +61,10 @@ class StoreWorker:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
                 self._thread.start()
-        future.add_done_callback(lambda done: self._drop(ticket) if done.cancelled() else None)
-        self._queue.put(ticket)
+            # queued under the lock, so before the end `_stop` queues (review 63x2, exit 2:
+            # queued after it, a call accepted while a drain ran never ran, its caller waiting
+            # for ever)
+            self._queue.put(ticket)
         return future
 
     def _drop(self, ticket: int) -> None:

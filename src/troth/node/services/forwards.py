@@ -10,15 +10,23 @@ credential (a stranger: keys are free) is refused before it takes a place: it ho
 to forward under. A forward holds its slot until its upstream
 call returned (each call ends within its secret's `timeout`, the engine's deadline), even when
 the request that started it was dropped.
+
+Each forward runs on a daemon thread of its own (at most `total` at once: the admission bounds
+them), never an executor's: a ThreadPoolExecutor's threads are joined at the interpreter's
+exit, so one upstream call that never returned held the process's exit for ever after the
+node's bounded stop (review 63x2, exit 1). `close` abandons the forwards under way: each
+caller gets SecretError UPSTREAM_FAILED at once (never a silent success), the call is left to
+its thread, whose answer is dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Hashable
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from concurrent.futures import Future, InvalidStateError
+from typing import Any, TypeVar
 
 from troth import limits
 from troth.errors import SecretError, SecretFailure
@@ -46,8 +54,11 @@ class ForwardSlot:
 
     def release(self) -> None:
         with self._pool._lock:
-            if self._released:
-                return
+            self._release_locked()
+
+    def _release_locked(self) -> None:
+        """`release` with the pool's lock held."""
+        if not self._released:
             self._released = True
             self._pool._drop(self._members)
 
@@ -63,8 +74,9 @@ class ForwardPool:
     ) -> None:
         self.total = total
         self.per_agent = per_agent
-        self._executor = ThreadPoolExecutor(max_workers=total, thread_name_prefix="troth-forward")
         self._lock = threading.Lock()
+        self._calls: set[Future[Any]] = set()  # the forwards under way, failed by `close`
+        self._closed = False
         self._running: dict[Hashable, int] = {}
         self._count = 0
 
@@ -99,20 +111,44 @@ class ForwardPool:
             return max(self._running.get(member, 0) for member in _members(agent))
 
     async def run(self, slot: ForwardSlot, call: Callable[[], T]) -> T:
-        """`call()` on a pool thread under `slot`, freed when the call returned (a cancelled
-        waiter leaves the call running: its slot stays taken until it ends)."""
+        """`call()` on a daemon thread under `slot`, freed when the call returned (a cancelled
+        waiter leaves the call running: its slot stays taken until it ends); SecretError
+        UPSTREAM_FAILED once the pool is closed, or when `close` abandons it under way."""
+        future: Future[T] = Future()
+        with self._lock:
+            if self._closed:
+                slot._release_locked()
+                raise SecretError(SecretFailure.UPSTREAM_FAILED, "the broker is stopping")
+            self._calls.add(future)
+        future.add_done_callback(lambda done: self._ended(slot, done))
+        thread = threading.Thread(
+            target=_forward, args=(future, call), name="troth-forward", daemon=True
+        )
         try:
-            future: Future[T] = self._executor.submit(call)
-        except BaseException:
-            slot.release()
-            raise
-        future.add_done_callback(lambda _done: slot.release())
+            thread.start()
+        except BaseException as exc:  # no thread to be had: the forward never ran
+            with contextlib.suppress(InvalidStateError):
+                future.set_exception(exc)
         return await asyncio.wrap_future(future)
 
     def close(self) -> None:
-        """No more forwards; those not started are cancelled (running ones end by their
-        deadline)."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """No more forwards; those under way are abandoned: their callers get SecretError
+        UPSTREAM_FAILED now, their calls are left to their threads (each ends by its deadline,
+        or with the process: the threads are daemons)."""
+        with self._lock:
+            self._closed = True
+            abandoned = list(self._calls)
+        for future in abandoned:
+            with contextlib.suppress(InvalidStateError):
+                future.set_exception(
+                    SecretError(SecretFailure.UPSTREAM_FAILED, "the broker stopped first")
+                )
+
+    def _ended(self, slot: ForwardSlot, future: Future[Any]) -> None:
+        """A forward's future is done (answered, failed or abandoned): its slot is freed."""
+        with self._lock:
+            self._calls.discard(future)
+        slot.release()
 
     def _drop(self, members: frozenset[Hashable]) -> None:
         """One forward taking the shares of `members` ended (the lock held)."""
@@ -123,3 +159,21 @@ class ForwardPool:
             else:
                 del self._running[member]
         self._count -= 1
+
+
+def _forward(future: Future[T], call: Callable[[], T]) -> None:
+    """On a forward's thread: `call()`, its result or exception handed to `future` (dropped
+    when `close` abandoned it first)."""
+    try:
+        if not future.set_running_or_notify_cancel():
+            return
+    except RuntimeError:  # abandoned by `close` before it started: it never runs
+        return
+    try:
+        result = call()
+    except BaseException as exc:  # handed to the caller, as an executor's future does
+        with contextlib.suppress(InvalidStateError):
+            future.set_exception(exc)
+    else:
+        with contextlib.suppress(InvalidStateError):
+            future.set_result(result)
