@@ -38,6 +38,7 @@ from troth.credentials import (
     ChainVerifier,
     CredentialChain,
     TrustPolicy,
+    VerifiedFeed,
     build_page,
     feed_genesis,
     issue_credential,
@@ -56,7 +57,13 @@ from troth.errors import (
 )
 from troth.gates.bundles import create_bundle, load_stored_bundle, verify_bundle
 from troth.gates.store import BundleStore
-from troth.identity import Checkpoint, VerifiedIdentity, new_identity, rotate_identity
+from troth.identity import (
+    Checkpoint,
+    Identifier,
+    VerifiedIdentity,
+    new_identity,
+    rotate_identity,
+)
 from troth.node.verify import Sources, read_feed_file, verify_chain, verify_vc
 from troth.vault import SoftwareVault
 
@@ -156,7 +163,9 @@ def test_identity_1_a_checkpoint_no_feed_names_is_still_refused(tmp_path: Path) 
     assert IdentityFailure.UNATTESTED_CHECKPOINT.value in str(caught.value)
 
 
-def test_identity_2_a_long_lived_authoritys_policy_bundle_verifies(tmp_path: Path) -> None:
+def _signed_bundle(tmp_path: Path) -> tuple[Identifier, VerifiedFeed, bytes, ChainVerifier]:
+    """The long-lived authority, its feed, a bundle it signed (its history presented from its
+    checkpoint) and a verifier trusting it."""
     world = _long_lived(tmp_path)
     authority = world.authority.identifier
     feed = read_feed_file(str(world.feed_file), frozenset({authority}), NOW)
@@ -170,7 +179,11 @@ def test_identity_2_a_long_lived_authoritys_policy_bundle_verifies(tmp_path: Pat
         now=NOW - 100,
         ttl=3600,
     )
-    verifier = ChainVerifier(TrustPolicy(frozenset({authority})))
+    return authority, feed, bundle, ChainVerifier(TrustPolicy(frozenset({authority})))
+
+
+def test_identity_2_a_long_lived_authoritys_policy_bundle_verifies(tmp_path: Path) -> None:
+    authority, feed, bundle, verifier = _signed_bundle(tmp_path)
     verified = verify_bundle(bundle, verifier=verifier, feeds={authority: feed}, now=NOW)
     assert verified.body.signer == authority
 
@@ -181,20 +194,7 @@ def test_identity_2_a_stored_bundle_of_a_long_lived_authority_loads_by_the_store
     """The holder's own copy (`load_stored_bundle`, what a node reloads at every start): its
     checkpointed signer history is judged by `checkpoints` (a node passes its store's,
     `attested_by_store`); given none, it is refused as before (deny when in doubt)."""
-    world = _long_lived(tmp_path)
-    authority = world.authority.identifier
-    feed = read_feed_file(str(world.feed_file), frozenset({authority}), NOW)
-    bundle = create_bundle(
-        world.authority.signer,
-        authority=authority,
-        policies=POLICIES,
-        schema="",
-        tools=TOOLS,
-        revision=1,
-        now=NOW - 100,
-        ttl=3600,
-    )
-    verifier = ChainVerifier(TrustPolicy(frozenset({authority})))
+    authority, feed, bundle, verifier = _signed_bundle(tmp_path)
     attests = feed_checkpoints({authority: feed}, now=NOW, max_staleness=300)
     loaded = load_stored_bundle(bundle, verifier=verifier, now=NOW, checkpoints=attests)
     assert loaded.body.signer == authority
