@@ -56,12 +56,22 @@ def test_dev_shm_is_still_written(troth_home: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_a_link_to_proc_self_fd_cannot_be_replaced(tmp_path: Path, troth_home: Path) -> None:
-    """`L/99` for a link L to /proc/self/fd (no descriptor 99): procfs takes no new file, so
-    the write fails (exit 4) and nothing is replaced."""
+    """`L/N` for a link L to /proc/self/fd and a descriptor N this process does not hold:
+    procfs takes no new file, so the write fails (exit 4) and nothing is replaced. (N was 99,
+    which a test worker may hold: the export was then written through it, exit 0.)"""
     run("identity", "create", "agent")
     (tmp_path / "L").symlink_to("/proc/self/fd")
-    error = run_json("identity", "export", "agent", "--out", f"{tmp_path}/L/99", code=4)
+    free = next(n for n in range(1000, 4000) if not _held(n))  # above what the run opens
+    error = run_json("identity", "export", "agent", "--out", f"{tmp_path}/L/{free}", code=4)
     assert "cannot write" in error["message"], error
+
+
+def _held(descriptor: int) -> bool:
+    try:
+        os.fstat(descriptor)
+    except OSError:
+        return False
+    return True
 
 
 # -- feed: Node.feed's kept view (review 63u2, feed 1) ----------------------------------------
