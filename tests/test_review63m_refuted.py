@@ -30,10 +30,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NOW
-from tests.support.gates import POLICIES, TOOLS
 from tests.test_review63a_authority import _ticket
 from tests.test_review63f_identity import NOW as LATER
-from tests.test_review63f_identity import _long_lived
+from tests.test_review63f_identity import _signed_bundle
 from troth import limits
 from troth.authority import Authority
 from troth.authority.client import enroll_request, refresh_request, rotated_request
@@ -47,12 +46,11 @@ from troth.errors import (
     PolicyError,
     PolicyFailure,
 )
-from troth.gates.bundles import create_bundle, load_stored_bundle, verify_bundle
+from troth.gates.bundles import load_stored_bundle, verify_bundle
 from troth.gates.nesting import action_hierarchy, cedar_refusal, largest_types
 from troth.gates.store import BundleStore
 from troth.identity import Identifier
 from troth.node import Node, init_node, open_node
-from troth.node.verify import read_feed_file
 
 _A = AuthorityFailure
 
@@ -280,20 +278,8 @@ def test_every_prefix_of_a_schema_scans_without_an_exception() -> None:
 
 def _long_lived_bundle(tmp_path: Path) -> tuple[Identifier, VerifiedFeed, bytes]:
     """63f's authority past 64 changes, its feed (naming its checkpoint) and a bundle it signed
-    under its history presented from that checkpoint."""
-    world = _long_lived(tmp_path)
-    authority = world.authority.identifier
-    feed = read_feed_file(str(world.feed_file), frozenset({authority}), LATER)
-    bundle = create_bundle(
-        world.authority.signer,
-        authority=authority,
-        policies=POLICIES,
-        schema="",
-        tools=TOOLS,
-        revision=1,
-        now=LATER - 100,
-        ttl=3600,
-    )
+    under its history presented from that checkpoint (63f's `_signed_bundle`)."""
+    authority, feed, bundle, _verifier = _signed_bundle(tmp_path)
     return authority, feed, bundle
 
 
