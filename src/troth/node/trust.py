@@ -210,7 +210,13 @@ class NodeTrust:
         held = previous is not None and (previous.count, previous.head) == (count, head)
         if not force and (held or (previous is not None and previous.count == count == 0)):
             return False
-        self.set_feed(hosted.identifier, hosted.held_feed(now=now, previous=previous))
+        feed = hosted.held_feed(now=now, previous=previous)
+        # fewer entries than the feed held (read before): the store restored further back,
+        # then grown again or not; its line is the feed the authority serves, and the new
+        # line's revocations are in no other (review 64d, feed 1: dropped as a late sync)
+        self.set_feed(
+            hosted.identifier, feed, restored=previous is not None and feed.count < previous.count
+        )
         return True
 
     def own_authorities(self) -> frozenset[Identifier]:
@@ -225,13 +231,17 @@ class NodeTrust:
 
     # -- memory ------------------------------------------------------------------------------------
 
-    def set_feed(self, authority: Identifier, feed: VerifiedFeed) -> None:
+    def set_feed(
+        self, authority: Identifier, feed: VerifiedFeed, *, restored: bool = False
+    ) -> None:
         """Hold `feed` as `authority`'s current feed (every later decision sees it), unless
         it has fewer entries than the one held: a sync that ended before another process
         stored a revocation installs its feed after `learn_held` took the newer one (review
-        48c, memory 1: the node admitted the revoked link until its next round)."""
+        48c, memory 1: the node admitted the revoked link until its next round). `restored`:
+        the hosted authority's store went back past the held feed (`refresh_hosted`), whose
+        line it replaces whatever its count (review 64d, feed 1)."""
         current = self.feeds.get(authority)
-        if current is not None and feed.count < current.count:
+        if current is not None and feed.count < current.count and not restored:
             return
         self.feeds = {**self.feeds, authority: feed}  # replaced, never mutated: readers on
         self._generation += 1  # another thread keep a consistent mapping

@@ -194,9 +194,10 @@ class RelayService:
         feed installed again (each round's sync, each link's, each `feed.sync`) revokes nothing
         new, and re-deciding every relay on the loop for it was CPU for nothing (review 63u2,
         relay 1; the broker's hook counts the same way). Another feed of the same count (its
-        host's store restored, then grown again) is decided again (review 63w2, relay 1)."""
-        held = self._feed_counts.get(authority)
-        if held is not None and (held[0] > count or held == (count, head)):
+        host's store restored, then grown again) is decided again (review 63w2, relay 1), and
+        so is one of fewer entries (restored further back: review 64d, feed 1; NodeTrust
+        installs no shorter feed otherwise)."""
+        if self._feed_counts.get(authority) == (count, head):
             return
         self._feed_counts[authority] = (count, head)
         self._recheck(self.clock())
