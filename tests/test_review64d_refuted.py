@@ -1,5 +1,5 @@
-"""Review 64d, refuted: attacks on 63p's tools/list pages and 63w2's --out guard that did not work (each test fails if the defence it names
-breaks).
+"""Review 64d, refuted: attacks on 63p's tools/list pages and 63w2's --out guard that did not
+work (each test fails if the defence it names breaks).
 
 MCP pages, end to end (a full hub publishing an upstream of 24 tools of 48 KB, members'
 MCP clients connected over secure channels, each listing in pages):

@@ -416,26 +416,32 @@ def _outside_devices(target: Path) -> None:
     replacing it replaced, as root, the machine's /dev/stdout (reviews 63e, 63q, 63x, 63u2: each
     found another spelling). Whatever the spelling, nothing in /dev is replaced by a file, nor
     in a directory on /dev's own filesystem (`/dev/char`, `/dev/disk/by-uuid`: links to
-    devices; review 63w2, cli 1); /dev/shm, a filesystem of its own, is written."""
+    devices; review 63w2, cli 1), nor below /dev as the system resolves it where /dev is no
+    filesystem of its own (a static /dev on the root's: a chroot, a container; review 64d, cli
+    1); /dev/shm, a filesystem of its own or not, is written."""
     try:
         directory = os.stat(target.parent)
         devices = os.stat(_DEVICES)
         root = os.stat("/")
+        resolved = os.path.realpath(target.parent)
     except (OSError, ValueError):  # not there: the write says why
         return
     on_devices = directory.st_dev == devices.st_dev and devices.st_dev != root.st_dev
-    if os.path.samestat(directory, devices) or (on_devices and not _shared_memory(target)):
+    below = os.path.commonpath([resolved, _DEVICES]) == _DEVICES
+    if os.path.samestat(directory, devices) or (
+        (on_devices or below) and not _shared_memory(resolved)
+    ):
         raise ValueError(
             f"{target} names a file in {_DEVICES}, which is never replaced by one (a device or "
             "a descriptor by another name): name a file elsewhere"
         )
 
 
-def _shared_memory(target: Path) -> bool:
-    """Whether `target`'s directory is /dev/shm or below it (where a /dev that is one tmpfs,
-    with no shm mount of its own, keeps its shared memory files)."""
+def _shared_memory(resolved: str) -> bool:
+    """Whether `resolved` (a directory, links resolved) is /dev/shm or below it (where a /dev
+    that is one tmpfs, with no shm mount of its own, keeps its shared memory files)."""
     shared = f"{_DEVICES}/shm"
-    return os.path.commonpath([os.path.realpath(target.parent), shared]) == shared
+    return os.path.commonpath([resolved, shared]) == shared
 
 
 @contextlib.contextmanager
