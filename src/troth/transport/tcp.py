@@ -33,8 +33,9 @@ Hostile load (all limits in `TcpSettings`):
   `write_buffer_total`, one left holding unsent bytes by a write is full until it drains.
 - Logs: lines about misbehaving connections and accept() errors (out of descriptors) are rate
   limited; a listener out of descriptors pauses a second and recovers when they free up.
-- Shutdown: `close()` closes listeners and connections and cancels their tasks; a closed
-  connection whose peer does not take what was left within `write_timeout` is dropped.
+- Shutdown: `close()` closes listeners and connections and cancels their tasks (a connect
+  under way fails, and no connection is made or admitted after it); a closed connection whose
+  peer does not take what was left within `write_timeout` is dropped.
 """
 
 from __future__ import annotations
@@ -117,6 +118,10 @@ class TcpTransport(ConnectionTable[TcpConnection]):
     reading: list[TcpConnection] | None = None
     """While a read callback routes what arrived: the connections with frames corked meanwhile
     (written together when it returns)."""
+    closing: bool = False
+    """`close()` began: no connection is made or admitted from then on (review 64e, transport
+    1: a connect under way as it closed finished after it, and that connection, and the sweep
+    timer it started again, stayed for good)."""
     budget: WriteBudget = field(init=False)
     """The write buffers of all connections together (`settings.write_buffer_total`)."""
     inbound: RoutingBudget = field(init=False)
@@ -176,6 +181,8 @@ class TcpTransport(ConnectionTable[TcpConnection]):
         existing = self._connections.get(key)
         if existing is not None and not existing.closed.is_set():
             return existing
+        if self.closing:
+            raise Unreachable(f"cannot connect to {key}: the transport is closed")
         loop = asyncio.get_running_loop()
         connection = TcpConnection(self, outgoing=True, listener=None, peer=key)
         try:
@@ -188,11 +195,16 @@ class TcpTransport(ConnectionTable[TcpConnection]):
         except OSError as exc:
             why = os.strerror(exc.errno).lower() if exc.errno else str(exc)
             raise Unreachable(f"cannot connect to {key}: {why}") from None
+        if self.closing:  # closed meanwhile: `_admit` refused it (aborted)
+            raise Unreachable(f"cannot connect to {key}: the transport is closed")
         self._connections[key] = connection
         return connection
 
     def _admit(self, connection: TcpConnection) -> bool:
-        """A new connection against the limits (outgoing ones are this node's own)."""
+        """A new connection against the limits (outgoing ones are this node's own); none once
+        the transport is closing."""
+        if self.closing:
+            return False
         if not connection.outgoing:
             settings, counters = self.settings, self.counters
             if self._per_host[connection.host] >= settings.max_connections_per_source:
@@ -273,7 +285,9 @@ class TcpTransport(ConnectionTable[TcpConnection]):
         self._drop(connection)
 
     async def close(self) -> None:
-        """Close listeners and connections; stop the sweep."""
+        """Close listeners and connections; stop the sweep. No connection is made or admitted
+        from now on (a connect under way fails: Unreachable)."""
+        self.closing = True
         for listener in self._listeners:
             if listener.server is not None:
                 listener.server.close()
