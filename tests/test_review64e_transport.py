@@ -8,6 +8,15 @@ rescheduled itself every `sweep_interval` for as long as the loop ran; nothing c
 connection again (the peer kept it until its own idle timeout), and a connect started after
 `close()` opened one just the same. Now `close()` marks the transport closing: a connect under
 way, or one started after, fails (`Unreachable`), and no connection is admitted.
+
+Transport 2 (low: connections wasted at the peer, and a handshake left to its timeout). Two
+callers that asked for the connection to one `host:port` while it was being made (a node
+opening a link, a feed sync and a call to its hub at once) each opened their own: the peer
+counted both against this node's per-source cap, and only the last was the one `/tcp/host:port`
+named, so when the peer closed the first as it accepted it (at its limits), the lost hook for
+`/tcp/host:port` was not called for it, and a handshake whose message 1 went over it waited its
+whole timeout (what review 48h, sources 2 fixed for one connection). Now the callers that ask
+while a connection is being made wait for that one (one caller cancelled stops no other).
 """
 
 from __future__ import annotations
@@ -45,6 +54,33 @@ def test_a_connect_under_way_as_the_transport_closes_leaves_no_connection_or_tim
             async with asyncio.timeout(3):
                 while server.connections():
                     await asyncio.sleep(0.01)
+        finally:
+            await client.close()
+            await server.close()
+
+    asyncio.run(main())
+
+
+def test_callers_asking_at_once_for_one_address_share_one_connection() -> None:
+    """Transport 2: three connects to one address at once give one connection (the server
+    accepts one), and a caller cancelled while it waits leaves the others theirs."""
+
+    async def main() -> None:
+        server = TcpTransport(Router(), TcpSettings())
+        host, port = await server.listen("127.0.0.1", 0, Listener(frozenset({ECHO})))
+        client = TcpTransport(Router(), TcpSettings())
+        try:
+            first = asyncio.ensure_future(client.connect(host, port))
+            await asyncio.sleep(0)
+            first.cancel()  # its caller gave up: the connect goes on for the others
+            made = await asyncio.gather(client.connect(host, port), client.connect(host, port))
+            assert made[0] is made[1]
+            assert client.connections() == [made[0]]
+            assert await client.connect(host, port) is made[0]
+            async with asyncio.timeout(3):
+                while not server.counters.accepted:
+                    await asyncio.sleep(0.01)
+            assert server.counters.accepted == 1  # (the client made one: no other comes)
         finally:
             await client.close()
             await server.close()

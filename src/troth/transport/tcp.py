@@ -91,6 +91,8 @@ class TcpTransport(ConnectionTable[TcpConnection]):
     """Called with the worker address of every connection that closed (its channels die), and
     an outgoing one's `/tcp/host:port` (the handshakes opened on it fail at once)."""
     _connections: dict[str, TcpConnection] = field(default_factory=dict)
+    _connecting: dict[str, asyncio.Task[TcpConnection]] = field(default_factory=dict)
+    """The connects under way, by `host:port` (each caller for it waits for the one)."""
     _all: set[TcpConnection] = field(default_factory=set)
     _accepted: dict[TcpConnection, None] = field(default_factory=dict)  # oldest first
     _per_host: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -176,13 +178,30 @@ class TcpTransport(ConnectionTable[TcpConnection]):
         return bound[0], bound[1]
 
     async def connect(self, host: str, port: int) -> TcpConnection:
-        """The open connection to host:port, or a new one."""
+        """The open connection to host:port, or a new one: the callers that ask while it is
+        being made wait for that one (review 64e, transport 2: each opened its own)."""
         key = f"{host}:{port}"
         existing = self._connections.get(key)
         if existing is not None and not existing.closed.is_set():
             return existing
         if self.closing:
             raise Unreachable(f"cannot connect to {key}: the transport is closed")
+        making = self._connecting.get(key)
+        if making is None:  # a task of its own: one caller cancelled stops no other's wait
+            making = asyncio.get_running_loop().create_task(self._open(host, port, key))
+            self._connecting[key] = making
+            making.add_done_callback(lambda task: self._made(key, task))
+        return await asyncio.shield(making)
+
+    def _made(self, key: str, task: asyncio.Task[TcpConnection]) -> None:
+        """A connect ended: the next caller for `key` finds its connection (or tries again);
+        a failure every caller stopped waiting for is not left unretrieved."""
+        if self._connecting.get(key) is task:
+            del self._connecting[key]
+        if not task.cancelled():
+            task.exception()
+
+    async def _open(self, host: str, port: int, key: str) -> TcpConnection:
         loop = asyncio.get_running_loop()
         connection = TcpConnection(self, outgoing=True, listener=None, peer=key)
         try:
