@@ -17,6 +17,13 @@ named, so when the peer closed the first as it accepted it (at its limits), the 
 `/tcp/host:port` was not called for it, and a handshake whose message 1 went over it waited its
 whole timeout (what review 48h, sources 2 fixed for one connection). Now the callers that ask
 while a connection is being made wait for that one (one caller cancelled stops no other).
+
+Transport 3 (low: sockets left open at a node's stop). `TcpTransport.close()` closed its
+connections one after another, awaiting each one's consumer task once cancelled; a consumer
+waits for the routing under way, and one routing that outlasted its cancellation (a handler
+that took its `CancelledError` for a failure and went on) held every connection after it open:
+the node's stop abandons the stage once past its share (`StopBudget`), and those sockets
+stayed. Now every connection is closed at once, and their consumers are awaited together.
 """
 
 from __future__ import annotations
@@ -26,8 +33,8 @@ import asyncio
 import pytest
 
 from troth.errors import Unreachable
-from troth.routing import Address, Router
-from troth.transport import Listener, TcpSettings, TcpTransport
+from troth.routing import Address, RoutedMessage, Router, Source
+from troth.transport import Listener, TcpSettings, TcpTransport, frame
 
 ECHO = Address("service", "echo")
 
@@ -83,6 +90,46 @@ def test_callers_asking_at_once_for_one_address_share_one_connection() -> None:
             assert server.counters.accepted == 1  # (the client made one: no other comes)
         finally:
             await client.close()
+            await server.close()
+
+    asyncio.run(main())
+
+
+def test_routings_that_outlast_their_cancellation_hold_no_other_connection_open() -> None:
+    """Transport 3: every connection's routing takes its cancellation for a failure and goes on
+    until the test lets it end; while `close()` waits for them, every peer already sees its
+    connection closed (before: only the first connection `close()` came to)."""
+
+    async def main() -> None:
+        router, release, started = Router(), asyncio.Event(), []
+
+        async def stubborn(message: RoutedMessage, source: Source | None) -> None:
+            started.append(message)
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                await release.wait()  # (a handler's bug: the routing goes on)
+
+        router.register(ECHO, stubborn)
+        server = TcpTransport(router, TcpSettings())
+        host, port = await server.listen("127.0.0.1", 0, Listener(frozenset({ECHO})))
+        clients = [await asyncio.open_connection(host, port) for _ in range(4)]
+        try:
+            for _, writer in clients:
+                writer.write(frame(RoutedMessage((ECHO,), (), b"x").encode()))
+            async with asyncio.timeout(3):
+                while len(started) < 4:
+                    await asyncio.sleep(0.01)
+            closing = asyncio.ensure_future(server.close())
+            for reader, _ in clients:
+                assert await asyncio.wait_for(reader.read(), 3) == b""
+            assert not closing.done()  # (it waits for the routings)
+            release.set()
+            await asyncio.wait_for(closing, 3)
+        finally:
+            release.set()
+            for _, writer in clients:
+                writer.close()
             await server.close()
 
     asyncio.run(main())

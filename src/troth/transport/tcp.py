@@ -33,9 +33,10 @@ Hostile load (all limits in `TcpSettings`):
   `write_buffer_total`, one left holding unsent bytes by a write is full until it drains.
 - Logs: lines about misbehaving connections and accept() errors (out of descriptors) are rate
   limited; a listener out of descriptors pauses a second and recovers when they free up.
-- Shutdown: `close()` closes listeners and connections and cancels their tasks (a connect
-  under way fails, and no connection is made or admitted after it); a closed connection whose
-  peer does not take what was left within `write_timeout` is dropped.
+- Shutdown: `close()` closes listeners and every connection at once, then awaits their tasks,
+  cancelled, together (a connect under way fails, and no connection is made or admitted after
+  it); a closed connection whose peer does not take what was left within `write_timeout` is
+  dropped.
 """
 
 from __future__ import annotations
@@ -310,8 +311,9 @@ class TcpTransport(ConnectionTable[TcpConnection]):
         for listener in self._listeners:
             if listener.server is not None:
                 listener.server.close()
-        for connection in list(self._all):
-            await connection.close()
+        # each closed at once, then their routings awaited together: one whose routing outlasts
+        # its cancellation holds no other connection open (review 64e, transport 3)
+        await asyncio.gather(*(connection.close() for connection in list(self._all)))
         for listener in self._listeners:
             if listener.server is not None:
                 with contextlib.suppress(Exception):
