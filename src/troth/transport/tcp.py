@@ -33,8 +33,10 @@ Hostile load (all limits in `TcpSettings`):
   `write_buffer_total`, one left holding unsent bytes by a write is full until it drains.
 - Logs: lines about misbehaving connections and accept() errors (out of descriptors) are rate
   limited; a listener out of descriptors pauses a second and recovers when they free up.
-- Shutdown: `close()` closes listeners and connections and cancels their tasks; a closed
-  connection whose peer does not take what was left within `write_timeout` is dropped.
+- Shutdown: `close()` closes listeners and every connection at once, then awaits their tasks,
+  cancelled, together (a connect under way fails, and no connection is made or admitted after
+  it); a closed connection whose peer does not take what was left within `write_timeout` is
+  dropped.
 """
 
 from __future__ import annotations
@@ -90,6 +92,8 @@ class TcpTransport(ConnectionTable[TcpConnection]):
     """Called with the worker address of every connection that closed (its channels die), and
     an outgoing one's `/tcp/host:port` (the handshakes opened on it fail at once)."""
     _connections: dict[str, TcpConnection] = field(default_factory=dict)
+    _connecting: dict[str, asyncio.Task[TcpConnection]] = field(default_factory=dict)
+    """The connects under way, by `host:port` (each caller for it waits for the one)."""
     _all: set[TcpConnection] = field(default_factory=set)
     _accepted: dict[TcpConnection, None] = field(default_factory=dict)  # oldest first
     _per_host: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -117,6 +121,10 @@ class TcpTransport(ConnectionTable[TcpConnection]):
     reading: list[TcpConnection] | None = None
     """While a read callback routes what arrived: the connections with frames corked meanwhile
     (written together when it returns)."""
+    closing: bool = False
+    """`close()` began: no connection is made or admitted from then on (review 64e, transport
+    1: a connect under way as it closed finished after it, and that connection, and the sweep
+    timer it started again, stayed for good)."""
     budget: WriteBudget = field(init=False)
     """The write buffers of all connections together (`settings.write_buffer_total`)."""
     inbound: RoutingBudget = field(init=False)
@@ -171,11 +179,30 @@ class TcpTransport(ConnectionTable[TcpConnection]):
         return bound[0], bound[1]
 
     async def connect(self, host: str, port: int) -> TcpConnection:
-        """The open connection to host:port, or a new one."""
+        """The open connection to host:port, or a new one: the callers that ask while it is
+        being made wait for that one (review 64e, transport 2: each opened its own)."""
         key = f"{host}:{port}"
         existing = self._connections.get(key)
         if existing is not None and not existing.closed.is_set():
             return existing
+        if self.closing:
+            raise Unreachable(f"cannot connect to {key}: the transport is closed")
+        making = self._connecting.get(key)
+        if making is None:  # a task of its own: one caller cancelled stops no other's wait
+            making = asyncio.get_running_loop().create_task(self._open(host, port, key))
+            self._connecting[key] = making
+            making.add_done_callback(lambda task: self._made(key, task))
+        return await asyncio.shield(making)
+
+    def _made(self, key: str, task: asyncio.Task[TcpConnection]) -> None:
+        """A connect ended: the next caller for `key` finds its connection (or tries again);
+        a failure every caller stopped waiting for is not left unretrieved."""
+        if self._connecting.get(key) is task:
+            del self._connecting[key]
+        if not task.cancelled():
+            task.exception()
+
+    async def _open(self, host: str, port: int, key: str) -> TcpConnection:
         loop = asyncio.get_running_loop()
         connection = TcpConnection(self, outgoing=True, listener=None, peer=key)
         try:
@@ -188,11 +215,16 @@ class TcpTransport(ConnectionTable[TcpConnection]):
         except OSError as exc:
             why = os.strerror(exc.errno).lower() if exc.errno else str(exc)
             raise Unreachable(f"cannot connect to {key}: {why}") from None
+        if self.closing:  # closed meanwhile: `_admit` refused it (aborted)
+            raise Unreachable(f"cannot connect to {key}: the transport is closed")
         self._connections[key] = connection
         return connection
 
     def _admit(self, connection: TcpConnection) -> bool:
-        """A new connection against the limits (outgoing ones are this node's own)."""
+        """A new connection against the limits (outgoing ones are this node's own); none once
+        the transport is closing."""
+        if self.closing:
+            return False
         if not connection.outgoing:
             settings, counters = self.settings, self.counters
             if self._per_host[connection.host] >= settings.max_connections_per_source:
@@ -273,12 +305,15 @@ class TcpTransport(ConnectionTable[TcpConnection]):
         self._drop(connection)
 
     async def close(self) -> None:
-        """Close listeners and connections; stop the sweep."""
+        """Close listeners and connections; stop the sweep. No connection is made or admitted
+        from now on (a connect under way fails: Unreachable)."""
+        self.closing = True
         for listener in self._listeners:
             if listener.server is not None:
                 listener.server.close()
-        for connection in list(self._all):
-            await connection.close()
+        # each closed at once, then their routings awaited together: one whose routing outlasts
+        # its cancellation holds no other connection open (review 64e, transport 3)
+        await asyncio.gather(*(connection.close() for connection in list(self._all)))
         for listener in self._listeners:
             if listener.server is not None:
                 with contextlib.suppress(Exception):
