@@ -243,6 +243,9 @@ class Pkcs11Vault:
             attr.ID: bytes.fromhex(key_id),
             # what `delete_retired` reads: a PIN holder says here, once, what the key is for
             attr.LABEL: f"{_LABEL_PREFIX}{_PURPOSE_LABELS[purpose]}:{key_id}",
+            # no twin (C_CopyObject): two objects of one CKA_ID, the key not found by the next
+            # process, so neither signed nor retired (review 64f, pkcs11 1)
+            attr.COPYABLE: False,
         }
         with self._lock, self._mapped("generate"):
             public, private = self._session.generate_keypair(
@@ -541,6 +544,7 @@ class Pkcs11Vault:
             # as a key pair's (review 48d, pkcs11 1): no PIN session gives it back what this
             # withholds, nor moves its CKA_ID (review 53f, pkcs11 1)
             attr.MODIFIABLE: False,
+            attr.COPYABLE: False,  # no twin under its CKA_ID (review 64f, pkcs11 1)
         }
         with self._lock, self._mapped("generate seal key"):
             key = self._session.generate_key(p11.KeyType.AES, 256, template=template, store=True)
