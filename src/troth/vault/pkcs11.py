@@ -59,6 +59,7 @@ from troth.vault.base import (
     seal_aad,
     split_sealed,
 )
+from troth.vault.pkcs11_session import MapErrors, SharedSession, note_dead
 
 __all__ = ["Pkcs11Vault"]
 
@@ -115,15 +116,6 @@ _NONCE_SIZE = 12
 _TAG_BITS = 128
 
 
-_DEAD_SESSION: Final = (
-    "SessionHandleInvalid",
-    "SessionClosed",
-    "UserNotLoggedIn",
-    "DeviceRemoved",
-    "TokenNotPresent",
-)
-"""python-pkcs11's errors for a session that ended under the process (a token reset or removed,
-a network HSM failing over): the shared session is opened again at the next operation."""
 _STALE_OBJECT: Final = ("ObjectHandleInvalid", "KeyHandleInvalid")
 """python-pkcs11's errors for a key object the token no longer knows (`sign`'s cached object:
 destroyed by another process): SoftHSM2's, and CKR_KEY_HANDLE_INVALID, what PKCS#11 lists for
@@ -133,28 +125,7 @@ _PIN_REFUSED: Final = ("PinIncorrect", "PinLocked", "PinExpired", "PinInvalid", 
 C_Login counts towards locking the token's user PIN; review 53j, pkcs11 2)."""
 
 
-class _SharedSession:
-    """One logged-in session per (module, token) per process: PKCS#11 login state belongs to
-    the application, so a second C_Login fails with USER_ALREADY_LOGGED_IN. Sessions are not
-    thread-safe, so they come with one lock. A session found dead (`_DEAD_SESSION`) is opened
-    again, logged in with the PIN it was opened with, by the next operation of any vault over
-    it, which drops the key objects it found through the old one (`generation`): before review
-    53f (pkcs11 4) it stayed dead, and every vault of the process with it, so a running node
-    signed nothing until it was restarted. A PIN the token refuses at that login is not tried
-    again (`refused`; review 53j, pkcs11 2)."""
-
-    def __init__(self, session: Any, pin: str, pin_digest: bytes) -> None:
-        self.session = session
-        self.pin = pin
-        self.pin_digest = pin_digest
-        self.refs = 0
-        self.lock = threading.Lock()
-        self.dead = False
-        self.generation = 0
-        self.refused: str | None = None  # why the PIN is not tried again (`_revive`)
-
-
-_SESSIONS: dict[tuple[str, str], _SharedSession] = {}
+_SESSIONS: dict[tuple[str, str], SharedSession] = {}
 _SESSIONS_LOCK = threading.Lock()
 
 
@@ -185,7 +156,7 @@ class Pkcs11Vault:
         with _SESSIONS_LOCK:
             shared = _SESSIONS.get(self._key)
             if shared is None:
-                shared = _SharedSession(
+                shared = SharedSession(
                     _open_session(pkcs11, module_path, token_label, pin), pin, pin_digest
                 )
                 _SESSIONS[self._key] = shared
@@ -272,6 +243,9 @@ class Pkcs11Vault:
             attr.ID: bytes.fromhex(key_id),
             # what `delete_retired` reads: a PIN holder says here, once, what the key is for
             attr.LABEL: f"{_LABEL_PREFIX}{_PURPOSE_LABELS[purpose]}:{key_id}",
+            # no twin (C_CopyObject): two objects of one CKA_ID, the key not found by the next
+            # process, so neither signed nor retired (review 64f, pkcs11 1)
+            attr.COPYABLE: False,
         }
         with self._lock, self._mapped("generate"):
             public, private = self._session.generate_keypair(
@@ -570,6 +544,7 @@ class Pkcs11Vault:
             # as a key pair's (review 48d, pkcs11 1): no PIN session gives it back what this
             # withholds, nor moves its CKA_ID (review 53f, pkcs11 1)
             attr.MODIFIABLE: False,
+            attr.COPYABLE: False,  # no twin under its CKA_ID (review 64f, pkcs11 1)
         }
         with self._lock, self._mapped("generate seal key"):
             key = self._session.generate_key(p11.KeyType.AES, 256, template=template, store=True)
@@ -609,7 +584,7 @@ class Pkcs11Vault:
                     )
                 )
         except self._errors.PKCS11Error as exc:  # SoftHSM2: a bad tag is CKR_GENERAL_ERROR
-            _note_dead(self._shared, exc, session)
+            note_dead(self._shared, exc, session)
             raise failed from None
 
     def delete_seal_key(self, key: SealKey) -> None:
@@ -737,8 +712,8 @@ class Pkcs11Vault:
             if private[attr.DERIVE]:
                 private[attr.DERIVE] = False
 
-    def _mapped(self, what: str) -> _MapErrors:
-        return _MapErrors(what, self._errors.PKCS11Error, self._shared, self._session)
+    def _mapped(self, what: str) -> MapErrors:
+        return MapErrors(what, self._errors.PKCS11Error, self._shared, self._session)
 
 
 def _point(ec_point: Any) -> bytes:
@@ -746,35 +721,3 @@ def _point(ec_point: Any) -> bytes:
     from asn1crypto.core import OctetString
 
     return bytes(OctetString.load(ec_point).native)
-
-
-def _note_dead(shared: _SharedSession, exc: BaseException, session: Any) -> None:
-    """Mark `shared` dead when `exc` says `session`, the one the operation used, ended
-    (`_DEAD_SESSION`) and `shared` still holds it: an operation on a session another vault
-    already replaced marked the new one dead, which the next operation closed under every
-    operation in flight on it (review 53j, pkcs11 1)."""
-    if type(exc).__name__ in _DEAD_SESSION and shared.session is session:
-        shared.dead = True
-
-
-class _MapErrors:
-    """Turn python-pkcs11 errors into VaultError (one place, `raise ... from`), noting a dead
-    session (`_note_dead`)."""
-
-    def __init__(
-        self, what: str, base: type[Exception], shared: _SharedSession, session: Any
-    ) -> None:
-        self._what = what
-        self._base = base
-        self._shared = shared
-        self._session = session
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
-    ) -> None:
-        if exc is not None and isinstance(exc, self._base):
-            _note_dead(self._shared, exc, self._session)
-            raise VaultError(f"PKCS#11 {self._what} failed: {type(exc).__name__}") from exc
