@@ -72,7 +72,8 @@ def test_a_submission_during_the_rest_of_the_stop_opens_no_trace_log_again(
                 runtime.traces.recorder()
 
     asyncio.run(main())
-    assert len(seen) == 1 and isinstance(seen[0], StorageError)
+    assert len(seen) == 1
+    assert isinstance(seen[0], StorageError)
 
 
 def test_a_commit_waiting_on_trace_db_does_not_block_the_loop_during_the_stop(
