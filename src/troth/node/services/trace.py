@@ -50,6 +50,7 @@ import logging
 import random
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Mapping
+from concurrent.futures import Future, InvalidStateError
 from typing import Any, Final
 
 from troth import limits
@@ -60,6 +61,7 @@ from troth.errors import (
     DecodeError,
     NotFound,
     RemoteError,
+    StorageError,
     TraceError,
     TraceFailure,
     TrothError,
@@ -563,6 +565,7 @@ class NodeTraces:
         self._client: TraceClient | None = None
         self._recorders: dict[str, TraceRecorder] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._ended = False  # `close` ran: nothing opens the log or a client again
 
     def started(self, loop: asyncio.AbstractEventLoop) -> None:
         """The node runs on `loop` (a client asked for from another thread starts there). With
@@ -587,9 +590,17 @@ class NodeTraces:
     def log(self) -> TraceLog:
         """The node's own trace log (`<node>/trace.db`)."""
         with self._lock:
+            self._check_open()
             if self._log is None:
                 self._log = open_node_log(self.node, clock=self.clock)
             return self._log
+
+    def _check_open(self) -> None:
+        """StorageError once `close` ran (the lock held): a log or client opened after it (a
+        peer's first submission, a record, during the rest of the node's stop) was never
+        closed, trace.db left open after the stop (review 64c, stop 1)."""
+        if self._ended:
+            raise StorageError(f"node {self.node.name!r}'s traces are closed: the node stopped")
 
     def recorder(self, ref: str | None = None) -> TraceRecorder | TraceClient:
         """Where local identity `ref`'s records go (default: the node's own identity): the
@@ -597,6 +608,7 @@ class NodeTraces:
         name = ref or self.node.name
         if name == self.node.name and self.remote is not None and self._send is not None:
             with self._lock:
+                self._check_open()
                 if self._client is None:
                     identities = self.node.identities
                     outbox = TraceOutbox(
@@ -683,13 +695,37 @@ class NodeTraces:
                 if client is not None:
                     await client.stop()
             finally:
-                self._closed()
+                closing = self._closed()
+                if closing is not None:
+                    await asyncio.wrap_future(closing)
 
-    def _closed(self) -> None:
-        """The client and recorders let go, the log closed."""
+    def _closed(self) -> Future[None] | None:
+        """The client and recorders let go, for good; the log closed on a thread of its own
+        (its future): `TraceLog.close` waits for a commit under way, which may wait up to the
+        busy timeout for another process's turn on trace.db; on the event loop that blocked
+        every channel and the node's bounded stop (review 64c, stop 2)."""
         with self._lock:
+            self._ended = True
             self._client = None
             self._recorders.clear()
-            if self._log is not None:
-                self._log.close()
-                self._log = None
+            log, self._log = self._log, None
+        return None if log is None else _aside(log.close, "troth-trace-close")
+
+
+def _aside(function: Callable[[], None], name: str) -> Future[None]:
+    """`function()` on a daemon thread of its own (the process's exit does not wait for it):
+    its future, done when it returned (its error in it)."""
+    done: Future[None] = Future()
+
+    def run() -> None:
+        try:
+            function()
+        except BaseException as exc:  # handed to whoever awaits it, as an executor's future
+            with contextlib.suppress(InvalidStateError):  # (no one does: cancelled)
+                done.set_exception(exc)
+        else:
+            with contextlib.suppress(InvalidStateError):
+                done.set_result(None)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return done
