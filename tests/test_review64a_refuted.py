@@ -3,9 +3,10 @@ review 63x2, exit 3: the gate judged and recorded on anyio's worker threads, not
 a cancelled caller waited for) that did not work. Each test would fail if the defence it names
 broke.
 
-- A call cancelled while its record is being written leaves at once, and the call recorded
-  allowed is recorded refused after it (never forwarded): no acknowledged record lost, the
-  order "decide, record, then call" kept.
+- A call cancelled while its record is being written leaves (after MCP_GATE_GRACE_SECONDS,
+  its recorder stuck), and the call recorded allowed is recorded refused after it (never
+  forwarded): no acknowledged record lost, the order "decide, record, then call" kept; with a
+  recorder that answers, the cancelled call ends with both records written.
 - A call whose decision ended as its caller was cancelled (the result not taken) is recorded
   refused after its allowed record too.
 - A call cancelled while it waits for a thread is never decided nor recorded.
@@ -116,7 +117,10 @@ def run_gate(recorder: ListRecorder, body: Callable[[McpGate, Any, Upstream], An
     anyio.run(main)
 
 
-def test_a_call_cancelled_mid_record_leaves_at_once_and_is_refused_after_its_record() -> None:
+def test_a_call_cancelled_mid_record_leaves_and_is_refused_after_its_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(limits, "MCP_GATE_GRACE_SECONDS", 0.05)  # then it leaves
     recorder = HeldRecorder({1})
 
     async def body(gate: McpGate, caller: Any, upstream: Upstream) -> None:
@@ -139,7 +143,34 @@ def test_a_call_cancelled_mid_record_leaves_at_once_and_is_refused_after_its_rec
     run_gate(recorder, body)
 
 
-def test_a_refusal_whose_recorder_never_returns_holds_no_cancelled_call() -> None:
+def test_a_call_cancelled_mid_record_ends_with_its_records_written() -> None:
+    """The recorder answers once the call is cancelled: when the cancelled call has ended, its
+    allowed record and its refusal are both written (the session's end finds them)."""
+    recorder = HeldRecorder({1})
+    cancelled = threading.Event()
+
+    def release_once_cancelled() -> None:
+        cancelled.wait(GUARD)
+        recorder.release.set()
+
+    async def body(gate: McpGate, caller: Any, upstream: Upstream) -> None:
+        threading.Thread(target=release_once_cancelled, daemon=True).start()
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as group:
+                group.start_soon(gate.call_tool, caller, "lookup_order", {"order_id": "o1"})
+                await anyio.to_thread.run_sync(recorder.entered.wait, GUARD)
+                scope.cancel()
+                cancelled.set()
+        assert outcomes(recorder) == ["allowed", "unanswered"]
+        assert upstream.calls == 0
+
+    run_gate(recorder, body)
+
+
+def test_a_refusal_whose_recorder_never_returns_holds_no_cancelled_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(limits, "MCP_GATE_GRACE_SECONDS", 0.05)
     recorder = HeldRecorder({2})  # the allowed record written, its refusal's stuck
 
     async def body(gate: McpGate, caller: Any, upstream: Upstream) -> None:
@@ -332,9 +363,7 @@ def test_idle_threads_end_and_a_closed_worker_keeps_none() -> None:
         await until(lambda: closed.threads() == 0)
         with pytest.raises(McpGateError, match="the gate is closed"):
             await closed.run(lambda: 3)
-        ran = threading.Event()
-        closed.post(ran.set)  # kept work: run once closed too
-        await anyio.to_thread.run_sync(ran.wait, GUARD)
+        assert await closed.run(lambda: 4, keep=True) == 4  # kept work: run once closed too
 
     anyio.run(main)
 

@@ -18,6 +18,7 @@ __all__ = [
     "MCP_AT_ONCE_FRAMES",
     "MCP_CLOSE_SECONDS",
     "MCP_GATE_DRAIN_SECONDS",
+    "MCP_GATE_GRACE_SECONDS",
     "MCP_GATE_IDLE_SECONDS",
 ]
 
@@ -75,3 +76,8 @@ MCP_GATE_DRAIN_SECONDS: Final = 1.0
 """How long (seconds) an MCP gate's close waits for the records under way on its threads (a
 call being decided, a refusal after an allowed record), before the recorder's trace log is closed;
 past it they are left to the gate's daemon threads (`McpGate.close`)."""
+MCP_GATE_GRACE_SECONDS: Final = 1.0
+"""How long (seconds) a tools/call cancelled while its record is written on an MCP gate's thread
+(its decision, or its refusal after an allowed record) waits for it before its cancellation goes
+on: so a session ended by its client or the node's stop ends with its records written, and a
+recorder that never returns holds it no longer (review 63x2, exit 3: for ever)."""

@@ -470,12 +470,15 @@ class McpGate:
         # a recording point signs and appends durably: off the event loop, which serves others,
         # on the gate's daemon threads (troth.integrations.mcp.worker; review 63x2, exit 3: on
         # anyio's, a recorder that never returned held a cancelled session and the exit);
-        # cancelled as it runs, a call recorded allowed is recorded refused after it
+        # cancelled as it runs, a call recorded allowed is recorded refused after it, which
+        # the cancelled call waits for up to MCP_GATE_GRACE_SECONDS
         try:
             if self.point.recorder is None:
                 record, told = judge()
             else:
-                record, told = await self._worker.run(judge, left=self._never_forwarded)
+                record, told = await self._worker.run(
+                    judge, left=self._never_forwarded, grace=limits.MCP_GATE_GRACE_SECONDS
+                )
         except McpGateError:  # the gate closed, or too many calls waiting to be decided
             raise
         except Exception as exc:  # a recorder failing stops the call (fail closed), or the
@@ -513,32 +516,28 @@ class McpGate:
         """Record that the call `record` allowed got no result from the upstream (it may have
         run in part), after its allowed record, as `DecisionPoint.refuse` records a refused
         lease: no call whose result never came is left recorded as only allowed (review 47m,
-        mcp 1). The cancellation that ended the call does not end its record: it is queued and
-        written on the gate's thread, not waited for (a recorder that never returns holds no
-        cancelled session: review 63x2, exit 3). A recorder that fails is logged (an error: the
-        trace holds the call as allowed only) and leaves the call's answer as it was: the
-        gate's error for the upstream's failure, or the cancellation (review 54j, mcp 1: its
-        text was the answer, code 0)."""
-        cancelled = isinstance(exc, anyio.get_cancelled_exc_class())
-        why = "cancelled" if cancelled else "failed"
-        reason = (
+        mcp 1). The cancellation that ended the call does not end its record (`_refuse`). A
+        recorder that fails is logged (an error: the trace holds the call as allowed only) and
+        leaves the call's answer as it was: the gate's error for the upstream's failure, or the
+        cancellation (review 54j, mcp 1: its text was the answer, code 0)."""
+        why = "cancelled" if isinstance(exc, anyio.get_cancelled_exc_class()) else "failed"
+        await self._refuse(
+            record,
             f"denied: the call was {why} before the upstream answered ({type(exc).__name__}); "
-            "it may have run in part"
+            "it may have run in part",
         )
-        await self._refuse(record, reason, wait=not cancelled)
 
-    async def _refuse(self, record: DecisionRecord, reason: str, *, wait: bool = True) -> None:
+    async def _refuse(self, record: DecisionRecord, reason: str) -> None:
         """Record the call `record` allowed as refused after all, outcome UNANSWERED for
         `reason` (`_unanswered`; an answer over the session's limit: review 58t, mcp 1): kept
-        work of the gate's threads, written even once the gate is closed and whatever becomes
-        of this task; waited for when `wait`, until this task is cancelled."""
+        work of the gate's threads, written whatever becomes of this task and once the gate is
+        closed too; a cancelled task waits for it up to MCP_GATE_GRACE_SECONDS, never for ever
+        (review 63x2, exit 3: shielded, a recorder that never returned held it for ever)."""
         refuse = functools.partial(_refused, self.point, record, reason)
         if self.point.recorder is None:
             refuse()
-        elif wait:
-            await self._worker.run(refuse, keep=True)
         else:
-            self._worker.post(refuse)
+            await self._worker.run(refuse, keep=True, grace=limits.MCP_GATE_GRACE_SECONDS)
 
     def _never_forwarded(self, judged: tuple[DecisionRecord, PolicyDecision]) -> None:
         """On a gate thread: the call `judged` was decided for a caller cancelled meanwhile,

@@ -9,13 +9,15 @@ MAX_MCP_GATE_THREADS of one gate, an idle one ending after MCP_GATE_IDLE_SECONDS
 MAX_MCP_GATE_QUEUE jobs wait for them (past it, or once the gate is closed, a job is refused at
 once with the gate's error: never decided, nothing recorded).
 
-A job's caller awaits its result. Cancelled, it leaves at once:
+A job's caller awaits its result. Cancelled, it leaves:
 - a job not started yet is dropped (it never runs: nothing decided, nothing recorded, and what
   it holds is let go);
 - a job under way runs to its end on its thread (a record is written whole, or fails: never
   half of it), and its `left` follow-up then runs there, after it, with its result (the gate's:
   a call recorded allowed that is not forwarded any more is recorded refused after it, so the
-  trace never keeps a call that did not run as only allowed).
+  trace never keeps a call that did not run as only allowed); the caller waits for both up to
+  its `grace` (the gate's MCP_GATE_GRACE_SECONDS), so a cancelled call ends with its records
+  written unless its recorder is stuck, which holds it no longer.
 
 Kept work (`keep`: what completes a record already made, as such a refusal) is never refused
 nor dropped: its caller's cancellation leaves it queued, and a closed gate still runs it (its
@@ -73,7 +75,7 @@ class _State(enum.Enum):
 class _Job(Generic[T]):
     """One call to run on a gate thread, and what its caller waits on."""
 
-    __slots__ = ("error", "kept", "left", "result", "state", "wake", "work")
+    __slots__ = ("done", "error", "kept", "left", "result", "state", "wake", "work")
 
     def __init__(
         self, work: Callable[[], T], left: Callable[[T], object] | None, kept: bool
@@ -85,6 +87,20 @@ class _Job(Generic[T]):
         self.result: T | None = None
         self.error: BaseException | None = None
         self.wake: Callable[[], object] | None = None
+        self.done: anyio.Event | None = None  # set (`wake`) in its caller's event loop
+
+
+def _attach(job: _Job[Any]) -> anyio.Event:
+    """An event of the running event loop, set once `job` ended (from its thread)."""
+    soon = loop_soon()
+    done = anyio.Event()
+
+    def wake() -> None:
+        with contextlib.suppress(RuntimeError):  # the event loop is gone: nobody waits
+            soon(done.set)
+
+    job.wake, job.done = wake, done
+    return done
 
 
 class _Thread:
@@ -135,25 +151,25 @@ class GateWorker:
         *,
         left: Callable[[T], object] | None = None,
         keep: bool = False,
+        grace: float = 0.0,
     ) -> T:
         """`work()` on a gate thread: its result, or its exception. McpGateError at once when
         the gate is closed or MAX_MCP_GATE_QUEUE jobs wait already (never for `keep` work).
-        Cancelled, the caller leaves at once: `work` dropped if not started (unless `keep`),
-        else run to its end and `left(result)` after it, on its thread."""
-        soon = loop_soon()
-        done = anyio.Event()
+        Cancelled, the caller leaves: `work` dropped if not started (unless `keep`), else run
+        to its end and `left(result)` after it, on its thread, which the caller waits for up
+        to `grace` seconds (shielded: so its records are written when it ends, unless its
+        recorder is stuck) before its cancellation goes on."""
         job = _Job(work, left, keep)
-
-        def wake() -> None:
-            with contextlib.suppress(RuntimeError):  # the event loop is gone: nobody waits
-                soon(done.set)
-
-        job.wake = wake
+        done = _attach(job)
         self._submit(job)
         try:
             await done.wait()
         except BaseException:  # cancelled: leave the job (module docstring)
-            self._leave(job)
+            ending = self._leave(job)
+            if ending is not None and grace > 0:
+                with anyio.CancelScope(shield=True) as scope:
+                    scope.deadline = anyio.current_time() + grace
+                    await ending.wait()
             raise
         if job.error is not None:
             try:
@@ -183,15 +199,16 @@ class GateWorker:
         except BaseException:  # no thread to be had: the job (if still queued) fails
             with self._lock:
                 self._threads -= 1
-                taken = job in self._backlog
+                taken = not job.kept and job in self._backlog  # (kept: taken up later)
                 if taken:
                     self._backlog.remove(job)
                     self._ended_locked()
             if taken:
                 raise McpGateError("no thread to decide the call on") from None
 
-    def _leave(self, job: _Job[Any]) -> None:
-        """The caller of `job` is gone (cancelled)."""
+    def _leave(self, job: _Job[Any]) -> anyio.Event | None:
+        """The caller of `job` is gone (cancelled): what is set once the work it leaves ended
+        (None: nothing left to run)."""
         with self._lock:
             state = job.state
             if state is _State.QUEUED and not job.kept:
@@ -199,19 +216,20 @@ class GateWorker:
                 with contextlib.suppress(ValueError):  # (handed to an idle thread's inbox)
                     self._backlog.remove(job)
                     self._ended_locked()
+                job.state = _State.LEFT
+                return None
             if state is not _State.DONE:
                 job.state = _State.LEFT
-                return
+                return job.done
         # ended as its caller was cancelled: its result is not taken, so its follow-up runs
+        ending = None
         if job.error is None and job.left is not None:
             result, job.result = job.result, None
-            self.post(functools.partial(job.left, result))
+            follow = _Job(functools.partial(job.left, result), None, True)
+            ending = _attach(follow)
+            self._submit(follow)
         job.error = None
-
-    def post(self, work: Callable[[], object]) -> None:
-        """Queue kept `work` (never refused nor dropped, run once the gate is closed too), not
-        waited for."""
-        self._submit(_Job(work, None, True))
+        return ending
 
     def _serve(self) -> None:
         """A gate thread: the jobs of the backlog, then those handed to it; ends when idle
@@ -274,9 +292,7 @@ class GateWorker:
                         job.left(result)
                     except Exception as exc:
                         log.error("a gate job's follow-up failed: %s", upstream_said(exc))
-                if left:
-                    return
-            if job.wake is not None:
+            if job.wake is not None:  # its result, or (left) its end and follow-up's
                 job.wake()
         finally:
             with self._lock:
