@@ -16,12 +16,14 @@ thread ended without taking the call, and its caller waited for ever (a storage 
 during the node's stop never ran, nor failed). The ticket is queued under the lock now, so
 an accepted call comes before the end and runs.
 
-Exit 3 (strict xfail, outside this area: troth/integrations/mcp/gate.py): no node or _api
-code uses `asyncio.to_thread` or the loop's default executor, but the MCP gate the node's MCP
-service serves judges and records each tools/call (`McpGate.call_tool`, `_refuse`) with
+Exit 3 (fixed by review 64a: troth.integrations.mcp.worker): no node or _api code uses
+`asyncio.to_thread` or the loop's default executor, but the MCP gate the node's MCP service
+serves judged and recorded each tools/call (`McpGate.call_tool`, `_refuse`) with
 `anyio.to_thread.run_sync`, on anyio's worker threads, which are not daemons: a recorder stuck
-(the node's trace log signing with an HSM that never answers) holds the process's exit for
-ever after the node's stop, though the session was cancelled and `asyncio.run` returned.
+(the node's trace log signing with an HSM that never answers) held the process's exit for
+ever after the node's stop, though the session was cancelled and `asyncio.run` returned. The
+gate's calls are judged and recorded on daemon threads of its own now, which a cancelled call
+does not wait for.
 
 Shown without real time: the upstream never answers (an event nobody sets); the race is
 forced by a queue that lets the drain in at the very moment the ticket is queued.
@@ -205,11 +207,6 @@ asyncio.run(main())
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="63x2 exit 3: McpGate judges and records on anyio's non-daemon worker threads "
-    "(troth/integrations/mcp/gate.py, outside this area): a stuck recorder holds the exit",
-)
 def test_a_gate_call_stuck_in_its_recorder_does_not_hold_the_process_exit(
     tmp_path: Path,
 ) -> None:

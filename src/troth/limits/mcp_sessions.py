@@ -10,11 +10,16 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "MAX_MCP_GATE_QUEUE",
+    "MAX_MCP_GATE_THREADS",
     "MAX_MCP_RESULT",
     "MAX_MCP_SESSION_BACKLOG",
     "MCP_AT_ONCE_BYTES",
     "MCP_AT_ONCE_FRAMES",
     "MCP_CLOSE_SECONDS",
+    "MCP_GATE_DRAIN_SECONDS",
+    "MCP_GATE_GRACE_SECONDS",
+    "MCP_GATE_IDLE_SECONDS",
 ]
 
 MAX_MCP_RESULT: Final = (1 << 20) - 3072
@@ -54,3 +59,25 @@ MCP_CLOSE_SECONDS: Final = 3.0
 end, all of them together, before it cancels those left (troth.node.services.mcp; review 63v,
 stop 3: it waited up to 10 s for each, one after another, and never cancelled them). Within a
 node's stop, its share of NODE_STOP_SECONDS bounds it too."""
+MAX_MCP_GATE_THREADS: Final = 8
+"""Threads one MCP gate judges and records its tools/call on (daemons:
+troth.integrations.mcp.worker; review 63x2, exit 3: anyio's worker threads, not daemons, let a
+recorder that never returned hold the process's exit). A recording point's records are signed and
+appended one at a time anyway."""
+MAX_MCP_GATE_QUEUE: Final = 2048
+"""tools/call one MCP gate holds waiting for one of its MAX_MCP_GATE_THREADS threads to decide
+them: MAX_MCP_SESSIONS x MAX_MCP_CALLS_PER_SESSION, so a published server's sessions never find it
+full while its threads answer; past it (threads stuck in a recorder that never returns) one more is
+answered at once with the gate's error, never decided. What completes a record already written
+(a call recorded allowed, refused after all) is never refused."""
+MCP_GATE_IDLE_SECONDS: Final = 10.0
+"""How long (seconds) an MCP gate's thread waits for a call to decide before it ends."""
+MCP_GATE_DRAIN_SECONDS: Final = 1.0
+"""How long (seconds) an MCP gate's close waits for the records under way on its threads (a
+call being decided, a refusal after an allowed record), before the recorder's trace log is closed;
+past it they are left to the gate's daemon threads (`McpGate.close`)."""
+MCP_GATE_GRACE_SECONDS: Final = 1.0
+"""How long (seconds) a tools/call cancelled while its record is written on an MCP gate's thread
+(its decision, or its refusal after an allowed record) waits for it before its cancellation goes
+on: so a session ended by its client or the node's stop ends with its records written, and a
+recorder that never returns holds it no longer (review 63x2, exit 3: for ever)."""

@@ -101,8 +101,6 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 import anyio
-import anyio.lowlevel
-import anyio.to_thread
 import mcp_types as types
 from mcp.server import Server, ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions
@@ -129,10 +127,12 @@ from troth.integrations.mcp.answers import (
     unlisted,
     upstream_said,
 )
+from troth.integrations.mcp.changes import UpstreamChanges
 from troth.integrations.mcp.listing import Reading, forget_grown, forget_unlisted, unchecked
 from troth.integrations.mcp.pages import Measures, Pages
 from troth.integrations.mcp.pins import Pin, Pins
 from troth.integrations.mcp.room import ANSWER_ROOM
+from troth.integrations.mcp.worker import GateWorker
 
 __all__ = [
     "DENIED_PREFIX",
@@ -158,49 +158,6 @@ class Upstream(Protocol):
     async def call_tool(
         self, name: str, arguments: dict[str, Any] | None = None
     ) -> types.CallToolResult: ...
-
-
-class UpstreamChanges:
-    """Counts the changes of its tools the upstream announces, for the `McpGate` in front of
-    it, whose listing is stale once the count moves (review 48e, gates 2): an MCP client's
-    message handler (`mcp.Client(..., message_handler=changes)`: the
-    `notifications/tools/list_changed` of protocol versions before 2026-07-28), and `watch`
-    (a `subscriptions/listen` stream, 2026-07-28)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    async def __call__(self, message: object) -> None:
-        if isinstance(message, types.ToolListChangedNotification):
-            self.count += 1
-        await anyio.lowlevel.checkpoint()
-
-    async def watch(self, client: Any) -> None:
-        """Count the tool-list changes `client`'s upstream announces on a listen stream,
-        listening again after a stream lost (limits.MCP_RELISTEN_SECONDS later); each stream's start
-        counts as a change (what changed before it is not known). Returns when the negotiated
-        version has no such stream (its notifications reach the message handler), or the
-        upstream refuses, ends or fails it (logged: the gate then lists on unknown names and
-        tools/list only, as an upstream announcing nothing)."""
-        from mcp.client.subscriptions import ListenNotSupportedError, SubscriptionLost
-
-        while True:
-            try:
-                async with client.listen(tools_list_changed=True) as events:
-                    self.count += 1
-                    async for _event in events:
-                        self.count += 1
-                return
-            except ListenNotSupportedError:
-                return
-            except SubscriptionLost:
-                self.count += 1
-                await anyio.sleep(limits.MCP_RELISTEN_SECONDS)
-            except Exception as exc:  # MCPError (refused), a timeout before its answer, ...
-                log.warning(
-                    "the upstream's tool-list changes are not followed: %s", upstream_said(exc)
-                )
-                return
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +253,7 @@ class McpGate:
         self._unreadable: set[str] = set()  # names whose schemas were refused (logged once)
         self._changed: set[tuple[str, str]] = set()  # tools withheld by their pins (logged once)
         self._pins = Pins()  # what each tool served when first listed (review 52b, mcp 2)
+        self._worker = GateWorker()  # judges and records calls (review 63x2, exit 3)
 
     def _stale(self, listed: _Listed) -> bool:
         """Whether the upstream announced a change of its tools since `listed` began."""
@@ -410,6 +368,8 @@ class McpGate:
         (one `pages` gave: the connection's) asking for a later one, cut from the last listing
         unless the upstream announced a change since; MCPError Invalid params when it is not
         one for the caller's listing as it is now (troth.integrations.mcp.pages)."""
+        if self._worker.closed:
+            raise McpGateError("the gate is closed")
         asked, pages = self._begun, pages or Pages()
         at = None if cursor is None else pages.read(cursor)  # a forged one costs no listing
         async with self._listings:
@@ -493,7 +453,9 @@ class McpGate:
         failed an allowed call: its JSON-RPC error's message kept (review 54g, mcp 3), any
         other failure named by its type only (its connection closed, an answer the SDK
         refuses: review 54j, mcp 1); the call is recorded unanswered. A cancellation
-        propagates."""
+        propagates; once the gate is closed, McpGateError (never decided)."""
+        if self._worker.closed:
+            raise McpGateError("the gate is closed")
         listed = self._listed
         unknown = listed is None or name not in listed.schemas or self._stale(listed)
         if listed is None or unknown:
@@ -505,11 +467,20 @@ class McpGate:
                 args = fill(args)
         request = ToolCall(name, args, listed.schemas.get(name, ""), self.server)
         judge = functools.partial(self.point.judge_tool, caller, request, now=self.clock.now())
-        # a recording point signs and appends durably: off the event loop, which serves others
+        # a recording point signs and appends durably: off the event loop, which serves others,
+        # on the gate's daemon threads (troth.integrations.mcp.worker; review 63x2, exit 3: on
+        # anyio's, a recorder that never returned held a cancelled session and the exit);
+        # cancelled as it runs, a call recorded allowed is recorded refused after it, which
+        # the cancelled call waits for up to MCP_GATE_GRACE_SECONDS
         try:
-            record, told = (
-                judge() if self.point.recorder is None else await anyio.to_thread.run_sync(judge)
-            )
+            if self.point.recorder is None:
+                record, told = judge()
+            else:
+                record, told = await self._worker.run(
+                    judge, left=self._never_forwarded, grace=limits.MCP_GATE_GRACE_SECONDS
+                )
+        except McpGateError:  # the gate closed, or too many calls waiting to be decided
+            raise
         except Exception as exc:  # a recorder failing stops the call (fail closed), or the
             # caller's credential source: the gate's error, never their text (review 54j, mcp 1)
             raise gate_failed("the call could not be decided", exc) from None
@@ -545,7 +516,7 @@ class McpGate:
         """Record that the call `record` allowed got no result from the upstream (it may have
         run in part), after its allowed record, as `DecisionPoint.refuse` records a refused
         lease: no call whose result never came is left recorded as only allowed (review 47m,
-        mcp 1). Shielded: the cancellation that ended the call does not end its record. A
+        mcp 1). The cancellation that ended the call does not end its record (`_refuse`). A
         recorder that fails is logged (an error: the trace holds the call as allowed only) and
         leaves the call's answer as it was: the gate's error for the upstream's failure, or the
         cancellation (review 54j, mcp 1: its text was the answer, code 0)."""
@@ -558,21 +529,43 @@ class McpGate:
 
     async def _refuse(self, record: DecisionRecord, reason: str) -> None:
         """Record the call `record` allowed as refused after all, outcome UNANSWERED for
-        `reason` (`_unanswered`; an answer over the session's limit: review 58t, mcp 1)."""
-        decision = PolicyDecision.deny(Outcome.UNANSWERED, reason)
-        refuse = functools.partial(self.point.refuse, record, decision)
-        with anyio.CancelScope(shield=True):
-            try:
-                if self.point.recorder is None:
-                    refuse()
-                else:  # signed and appended durably: off the event loop
-                    await anyio.to_thread.run_sync(refuse)
-            except Exception as failure:
-                log.error(
-                    "tool %s: the call's unanswered record failed (%s): recorded allowed only",
-                    record.request.tool if isinstance(record.request, ToolCall) else "?",
-                    upstream_said(failure),
-                )
+        `reason` (`_unanswered`; an answer over the session's limit: review 58t, mcp 1): kept
+        work of the gate's threads, written whatever becomes of this task and once the gate is
+        closed too; a cancelled task waits for it up to MCP_GATE_GRACE_SECONDS, never for ever
+        (review 63x2, exit 3: shielded, a recorder that never returned held it for ever)."""
+        refuse = functools.partial(_refused, self.point, record, reason)
+        if self.point.recorder is None:
+            refuse()
+        else:
+            await self._worker.run(refuse, keep=True, grace=limits.MCP_GATE_GRACE_SECONDS)
+
+    def _never_forwarded(self, judged: tuple[DecisionRecord, PolicyDecision]) -> None:
+        """On a gate thread: the call `judged` was decided for a caller cancelled meanwhile,
+        so it is not forwarded; allowed, it is recorded refused after its allowed record."""
+        record = judged[0]
+        if record.decision.allowed:
+            reason = "denied: the call was cancelled as it was decided; it was not forwarded"
+            _refused(self.point, record, reason)
+
+    async def close(self) -> bool:
+        """Decide no more calls (McpGateError; those waiting for a thread answered so, never
+        decided), then wait up to MCP_GATE_DRAIN_SECONDS for the records under way: whether
+        they were all written (the rest left to the gate's daemon threads). Call it before the
+        recorder's trace log is closed."""
+        return await self._worker.drain(limits.MCP_GATE_DRAIN_SECONDS)
+
+
+def _refused(point: DecisionPoint, record: DecisionRecord, reason: str) -> None:
+    """`point.refuse` the call `record` allowed, outcome UNANSWERED for `reason`; a recorder
+    failing is logged (an error: the trace holds the call as allowed only)."""
+    try:
+        point.refuse(record, PolicyDecision.deny(Outcome.UNANSWERED, reason))
+    except Exception as failure:
+        log.error(
+            "tool %s: the call's unanswered record failed (%s): recorded allowed only",
+            record.request.tool if isinstance(record.request, ToolCall) else "?",
+            upstream_said(failure),
+        )
 
 
 class _Revisions:

@@ -83,8 +83,12 @@ async def serve_local_gate(
                     listening.start_soon(changes.watch, upstream)
                     gate = McpGate(point, upstream, clock=clock, changes=changes, server=server)
                     served = gate_server(gate, caller)
-                    async with stdio_server() as (read, write):
-                        await served.run(read, write, served.create_initialization_options())
+                    try:
+                        async with stdio_server() as (read, write):
+                            await served.run(read, write, served.create_initialization_options())
+                    finally:  # its records under way written before the trace log closes
+                        with anyio.CancelScope(shield=True):  # (bounded: review 64a, mcp 1)
+                            await gate.close()
                     listening.cancel_scope.cancel()  # the listen stream ends with the gate
         except BaseException as exc:  # the SDK's errors come in anyio's task groups
             failed = upstream_error(exc, shlex.join(command))

@@ -47,6 +47,8 @@ import anyio
 import anyio.lowlevel
 import mcp_types as types
 
+from troth.integrations.mcp.worker import loop_soon
+
 __all__ = ["ANSWER_ROOM", "AnswerRoom"]
 
 
@@ -177,10 +179,7 @@ class AnswerRoom:
         kept_bytes, kept_frames = self.kept  # left for the answers given at once: review 59h
         if not self._fits(self.share + kept_bytes, 1 + kept_frames):
             if self._loop is None:  # (review 59o, mcp 1)
-                native = anyio.lowlevel.current_token().native_token  # asyncio's, or trio's
-                soon = getattr(native, "call_soon_threadsafe", None)
-                soon = soon or getattr(native, "run_sync_soon")  # noqa: B009 (trio's token)
-                self._loop = (threading.get_ident(), soon)
+                self._loop = (threading.get_ident(), loop_soon())  # asyncio's, or trio's
             self._waiting += 1
             try:
                 while not self._fits(self.share + kept_bytes, 1 + kept_frames):

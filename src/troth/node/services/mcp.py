@@ -171,6 +171,7 @@ class McpService:
         )
         self.sessions: dict[tuple[str, bytes], _Session] = {}
         self.gate: McpGate | None = None
+        self._made: McpGate | None = None  # the gate served, closed by `close` (its records)
         self.tools: list[str] = []
         self._stop = asyncio.Event()
         self._upstream: asyncio.Task[None] | None = None
@@ -221,7 +222,7 @@ class McpService:
                     ready.set_exception(PolicyError(exc.reason, why))
                     listening.cancel_scope.cancel()
                     return
-                self.gate = gate
+                self.gate = self._made = gate
                 ready.set_result(None)
                 await self._stop.wait()
                 listening.cancel_scope.cancel()  # the listen stream ends with the upstream
@@ -381,6 +382,7 @@ class McpService:
         # cancellation of this close goes on (review 63v, stop 3: up to 10 s for each, one
         # after another, never cancelled, the close's own cancellation swallowed)
         if not tasks:
+            await self._close_gate()
             return
         try:
             _, left = await asyncio.wait(tasks, timeout=limits.MCP_CLOSE_SECONDS)
@@ -394,6 +396,16 @@ class McpService:
             log.warning(
                 "%s: %d of its tasks did not end when closed: cancelled", self.name, len(left)
             )
+            # their calls' refusals queued as they end (the gate waits for no recorder)
+            await asyncio.wait(left, timeout=limits.MCP_GATE_DRAIN_SECONDS)
+        await self._close_gate()
+
+    async def _close_gate(self) -> None:
+        """The gate decides no more calls; the records under way on its threads written (up
+        to MCP_GATE_DRAIN_SECONDS) before the node's trace client closes (review 64a, mcp 1)."""
+        gate, self._made = self._made, None
+        if gate is not None and not await gate.close():
+            log.warning("%s: calls were still being recorded when closed", self.name)
 
 
 _STARTING: Final[weakref.WeakKeyDictionary[NodeRuntime, set[str]]] = weakref.WeakKeyDictionary()
