@@ -41,7 +41,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -148,6 +148,9 @@ class ChannelManager:
     connection, went silent past the keepalive timeout: the connection is dead too."""
     pins: Pins | None = None
     """Told the histories each open channel depends on (troth.node.channel_pins)."""
+    unserved: Callable[[RoutedMessage, ChannelEnd], Awaitable[bool]] | None = None
+    """Answers a request to a `/service/...` address the node does not serve as the decision
+    point says (`ServiceHost.unserved`: False, a member, is answered `no-route` here)."""
     _half_open: dict[ChannelEnd, ChannelTrust] = field(default_factory=dict)  # responder
     # handshakes (oldest first) and the trust each gets once open
     _networks: dict[ChannelEnd, str] = field(default_factory=dict)  # the network of each
@@ -575,7 +578,9 @@ class ChannelManager:
         """Route a decrypted message; a request that could not be routed is answered, not
         silently dropped (what is dropped is logged within the channels' lines a minute: the
         peer chooses how many; review 23b, logs 1): `no-route` when nothing it may reach
-        serves its address, `busy` when its next hop dropped it (`Congested`: the way on is up
+        serves its address (a `/service/...` one: to a caller the decision point admits to
+        members-only methods, else the denial they give, `unserved`; review 64b, access 1),
+        `busy` when its next hop dropped it (`Congested`: the way on is up
         but not reading; docs/protocols.md, "Services": the request did not run, its caller
         sends it again later; review 27c, congested 2)."""
         try:
@@ -596,9 +601,21 @@ class ChannelManager:
             await self._refuse(inner, BUSY, _CONGESTED_ANSWER)
         except RoutingError as exc:
             self._note("%s: no route: %s", end.name, exc)
+            hop, hide = inner.onward[0], self.unserved
+            if (  # a stranger's is answered a denial (review 64b, access 1)
+                hop.kind == "service"
+                and hide is not None
+                and not self._serves(hop)
+                and await hide(inner, end)
+            ):
+                return
             await self._refuse(inner, NO_ROUTE, str(exc))
         except TrothError as exc:
             self._note("%s: dropped an inner message: %s", end.name, exc)
+
+    def _serves(self, address: Address) -> bool:
+        """Whether `address` is a service this node serves to its channels."""
+        return address in self.services() and self.router.has(address)
 
     async def _refuse(self, inner: RoutedMessage, kind: str, why: str) -> None:
         """Answer `inner` with an error of `kind` when it is a service request (its caller

@@ -27,7 +27,14 @@ from typing import Any, Final, Protocol, TypeVar, runtime_checkable
 from troth import limits
 from troth.encoding import cbor
 from troth.errors import Busy, DecodeError, Denied, RemoteError, TrothError, cut_text
-from troth.node.access import AccessPolicy, AccessRequest, Caller, PeerCaller, member_accounts
+from troth.node.access import (
+    UNSERVED,
+    AccessPolicy,
+    AccessRequest,
+    Caller,
+    PeerCaller,
+    member_accounts,
+)
 from troth.node.services.admission import Admission, Lane, RequestLimits
 from troth.node.services.plugin import Method, NodeService, RequestContext, service_address
 from troth.node.services.protocol import (
@@ -127,8 +134,16 @@ class ServiceHost:
 
             async def message(message: RoutedMessage, source: Source | None) -> None:
                 # one-way messages keep their order: handled in the routing, one after another
-                caller = self._caller(service.name, "message", source)
-                context = self._decide(service.name, "message", None, caller, message.return_route)
+                try:
+                    caller = self._caller(service.name, "message", source)
+                    back = message.return_route
+                    context = self._decide(service.name, "message", None, caller, back)
+                except Denied as refused:  # a request sent to it answered as any service's
+                    # (review 64b, access 1: unanswered, it told a served one-way service)
+                    answer = _refused(message.payload, refused)
+                    if answer is not None:
+                        await self._answer(message.return_route, answer)
+                    raise
                 try:
                     await _run(oneway, message.payload, context)
                 except asyncio.CancelledError:
@@ -168,6 +183,27 @@ class ServiceHost:
             self.refused += 1
             raise Denied(decision.reasons)
         return RequestContext(caller, back, decision, now)
+
+    async def unserved(self, message: RoutedMessage, source: Source | None) -> bool:
+        """A peer's `message` to a `/service/...` address this host does not serve (its next
+        hop): answered as a request to a members-only method of a service it serves would be,
+        and True, unless the decision point admits its caller to one (`UNSERVED`: a member,
+        told honestly that nothing serves it; False). A stranger or a revoked member told
+        `denied` by the services served and `no-route` by made-up names listed the services
+        by name (review 64b, access 1; docs/protocols.md, "Services")."""
+        try:
+            caller = self._caller(message.onward[0].value, "request", source)
+            decision = self.policy.decide(AccessRequest(caller, *UNSERVED, None, self.clock()))
+            if decision.allowed:
+                return False
+            self.refused += 1
+            refused = Denied(decision.reasons)
+        except Denied as exc:  # no verified caller (a channel end's message always has one)
+            refused = exc
+        answer = _refused(message.payload, refused)
+        if answer is not None:
+            await self._answer(message.return_route, answer)
+        return True
 
     def _no_method(
         self, service: NodeService, name: str, arguments: Any, caller: Caller
@@ -302,6 +338,21 @@ class ServiceHost:
                 await self.router.route(RoutedMessage(back, (), payload))
             except TrothError:
                 pass
+
+
+def _refused(payload: bytes | bytearray | memoryview, refused: Denied) -> bytes | None:
+    """The answer to `payload` from a caller refused as `refused` says, as `_request` answers a
+    request refused (None when it is no request: nothing is answered; `failed` when its method
+    is no text, which `_request` reads before it decides)."""
+    try:
+        value = decode_envelope(payload, REQUEST, "request")
+    except DecodeError:
+        return None
+    try:
+        cbor.expect_text(value[3], "method")
+    except DecodeError as exc:
+        return failure_response(exc, value[2])
+    return failure_response(refused, value[2])
 
 
 def _cancelling() -> bool:
