@@ -14,18 +14,27 @@ access 2 (medium; fixed): a one-way service (sink) left a stranger's request-sha
   unanswered (its refusal only logged), where a made-up name now answers `denied`: the
   silence told the sink apart. Now a refused one-way service answers a request sent to it as
   any service does (nothing when it is no request).
+access 3 (low; fixed): a request to a method of a served service that is not `inline` was
+  checked against the limits of requests running before it was decided: a stranger holding
+  its share running (an open method's calls: a status page, a broker's) was answered `busy`
+  by trace's methods and `denied` by made-up names. Now such a request is decided first; one
+  refused is answered its denial whatever runs.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from tests.support.nodes import HUB, MemNet, route, run_memnet
 from tests.support.waits import until
 from troth.encoding import cbor
-from troth.node.access import MembersOnly
+from troth.node.access import AnyAuthenticated, MembersOnly
 from troth.node.runtime import NodeRuntime
+from troth.node.services import call
+from troth.node.services.admission import Admission, RequestLimits
 from troth.node.services.base import (
     REQUEST,
     VERSION,
@@ -49,7 +58,11 @@ async def strangers_channel(net: MemNet) -> tuple[NodeRuntime, Any]:
 
 
 async def answers(
-    runtime: NodeRuntime, end: Any, asks: list[tuple[str | Address, bytes]], *, each: bool = True
+    runtime: NodeRuntime,
+    end: Any,
+    asks: Sequence[tuple[str | Address, bytes]],
+    *,
+    each: bool = True,
 ) -> list[bytes]:
     """The raw answers to the payloads sent to `/service/<name>` (or an address) on `end`'s
     peer, each sent
@@ -176,5 +189,56 @@ def test_a_service_started_at_run_time_answers_a_stranger_as_before(tmp_path: Pa
         assert decode_response(members)[1][4] == "x"
         assert service_address("payroll") in net.hub.host.addresses()
         assert encode_request(7, "echo", "x") == request()
+
+    run_memnet(test, tmp_path)
+
+
+class Lobby:
+    """An operator's service open to any authenticated identity, whose method waits."""
+
+    name = "lobby"
+    oneway: Method | None = None
+
+    def __init__(self) -> None:
+        self.methods = {"wait": Method(self.wait, AnyAuthenticated())}
+        self.open = asyncio.Event()
+
+    async def wait(self, arguments: Any, context: RequestContext) -> Any:
+        await self.open.wait()
+        return None
+
+    async def maintain(self, now: int) -> None:
+        """Nothing to maintain."""
+
+    def status(self) -> dict[str, Any]:
+        return {}
+
+
+def test_a_stranger_holding_its_requests_running_is_denied_not_told_busy(
+    tmp_path: Path,
+) -> None:
+    """access 3: the stranger holds its one request running (a lobby call that waits) and asks
+    trace's `head` (served, members only, not inline) and a made-up service's: the same
+    denial, not `busy` for the served one."""
+
+    async def test(net: MemNet) -> None:
+        hub = net.hub
+        assert hub is not None
+        lobby = Lobby()
+        hub.add_service(lobby)
+        hub.host.admission = Admission(RequestLimits(per_peer=1))
+        mallory, end = await strangers_channel(net)
+        waiting = asyncio.ensure_future(
+            call(mallory.router, (end.enc, service_address("lobby")), "wait", None, timeout=5)
+        )
+        try:
+            await until(lambda: hub.host.running == 1)
+            asks = [("trace", request("head")), ("payroll", request("head"))]
+            served, made_up = await answers(mallory, end, asks)
+            assert served == made_up
+            assert decode_response(served)[1][4]["error"] == "denied"
+        finally:
+            lobby.open.set()
+            await waiting
 
     run_memnet(test, tmp_path)

@@ -250,13 +250,15 @@ class ServiceHost:
                 context = self._decide(service.name, name, arguments, caller, back)
                 payload = await self._respond(service.name, method, request, arguments, context)
             else:
+                # decided first: a caller refused is told so whatever runs (review 64b, access
+                # 3: `busy` before the decision told a stranger the services served)
+                context = self._decide(service.name, name, arguments, caller, back)
                 carried = source if isinstance(source, RequestSource) else None
                 lane = _lane(caller, source, carried, back)
                 why = self.admission.refusal(lane)
                 if why is not None:  # answered at once: nothing waits in a queue
                     self.busy += 1
                     raise Busy(f"busy: {why}, send it again later")
-                context = self._decide(service.name, name, arguments, caller, back)
                 kept = carried.requests if carried is not None else None
                 self._start(service.name, method, request, arguments, context, kept, lane)
                 return
