@@ -4,6 +4,7 @@ the defence it names breaks."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,16 @@ import pytest
 from tests.support.nodes import HUB, MemNet, run_memnet
 from tests.test_review64b_access import answers, request, strangers_channel
 from troth.errors import RoutingError
-from troth.node.access import GatedMembers
-from troth.node.services.base import Method, RequestContext, decode_response
-from troth.routing import Address
+from troth.node.access import AccessRequest, Decision, GatedMembers, LocalCaller
+from troth.node.services.base import (
+    Method,
+    RequestContext,
+    ServiceHost,
+    decode_response,
+    service_address,
+)
+from troth.node.services.echo import EchoService
+from troth.routing import Address, Route, RoutedMessage, Router, new_worker_address
 
 
 class Tools:
@@ -87,3 +95,57 @@ def test_a_stranger_cannot_tell_a_relay_name_from_a_made_up_one(tmp_path: Path) 
         assert decode_response(held)[1][4]["error"] == "no-route"
 
     run_memnet(test, tmp_path)
+
+
+class Anywhere:
+    """A source that may reach every address."""
+
+    name = "anywhere"
+
+    def allows(self, address: Address) -> bool:
+        return True
+
+    def allow(self, address: Address) -> None:
+        pass
+
+    def hold(self, address: Address) -> None:
+        pass
+
+    def forget(self, address: Address) -> None:
+        pass
+
+    def origin(self, return_route: Route) -> str:
+        return "10.0.0.9"
+
+
+def test_a_decision_that_fails_answers_served_and_unserved_alike() -> None:
+    """A decision point that fails (a bug) on echo's method and on a made-up service's
+    request: both answered `failed` ("internal error") alike, not one of them raised into the
+    channel's routing."""
+
+    class Failing:
+        def decide(self, request: AccessRequest) -> Decision:
+            raise RuntimeError("a bug in the decision point")
+
+    async def main() -> list[bytes]:
+        router = Router()
+        host = ServiceHost(router, Failing(), clock=lambda: 1, callers=lambda _s: LocalCaller())
+        host.add(EchoService())
+        got: list[bytes] = []
+        reply = new_worker_address("answers")
+
+        async def take(message: RoutedMessage, _source: object) -> None:
+            got.append(bytes(message.payload))
+
+        router.register(reply, take)
+        await router.route(
+            RoutedMessage((service_address("echo"),), (reply,), request()), Anywhere()
+        )
+        unserved = RoutedMessage((Address("service", "payroll"),), (reply,), request())
+        assert await host.unserved(unserved, Anywhere())
+        await asyncio.sleep(0)
+        return got
+
+    served, made_up = asyncio.run(main())
+    assert served == made_up
+    assert decode_response(served)[1][4]["message"] == "internal error"

@@ -197,10 +197,12 @@ class ServiceHost:
             if decision.allowed:
                 return False
             self.refused += 1
-            refused = Denied(decision.reasons)
+            answer = _refused(message.payload, Denied(decision.reasons))
         except Denied as exc:  # no verified caller (a channel end's message always has one)
-            refused = exc
-        answer = _refused(message.payload, refused)
+            answer = _refused(message.payload, exc)
+        except Exception:  # a bug: answered and logged as a served service's (`_request`)
+            log.exception("a request to a service not served failed")
+            answer = _refused(message.payload, None)
         if answer is not None:
             await self._answer(message.return_route, answer)
         return True
@@ -342,10 +344,10 @@ class ServiceHost:
                 pass
 
 
-def _refused(payload: bytes | bytearray | memoryview, refused: Denied) -> bytes | None:
-    """The answer to `payload` from a caller refused as `refused` says, as `_request` answers a
-    request refused (None when it is no request: nothing is answered; `failed` when its method
-    is no text, which `_request` reads before it decides)."""
+def _refused(payload: bytes | bytearray | memoryview, refused: Denied | None) -> bytes | None:
+    """The answer to `payload` from a caller refused as `refused` says (None: a bug, `failed`),
+    as `_request` answers such a request (None when it is no request: nothing is answered;
+    `failed` when its method is no text, which `_request` reads before it decides)."""
     try:
         value = decode_envelope(payload, REQUEST, "request")
     except DecodeError:
@@ -354,6 +356,8 @@ def _refused(payload: bytes | bytearray | memoryview, refused: Denied) -> bytes 
         cbor.expect_text(value[3], "method")
     except DecodeError as exc:
         return failure_response(exc, value[2])
+    if refused is None:
+        return error_response(FAILED, "internal error", request=value[2])
     return failure_response(refused, value[2])
 
 
