@@ -2,7 +2,8 @@
 are decided and dispatched (docs/protocols.md, "Services"). Every request passes the node's
 `AccessPolicy` before its handler runs, and the handler gets the verified caller in its
 `RequestContext`; what it returns, or the error it raises, is answered along the request's
-return route with the request's id (troth.node.services.protocol).
+return route with the request's id (troth.node.services.protocol). A peer's request to a service
+not served is answered here too, as the decision point says (`unserved`: review 64b, access 1).
 
 What runs concurrently (docs/protocols.md, "Concurrent requests"): a connection routes what
 arrives on it in order, and the host decides each request there, in arrival order. A request
