@@ -23,7 +23,7 @@ from troth.authority.tickets import Ticket, new_code
 from troth.channel import ChannelState
 from troth.clock import FixedClock
 from troth.errors import AuthorityError, AuthorityFailure, RemoteError, TrothError
-from troth.node.channels import _source_network
+from troth.node.channel_sources import source_network_of as _source_network
 from troth.routing import Router
 from troth.transport.connection import host_tag
 from troth.transport.tcp import TcpConnection, TcpTransport

@@ -15,7 +15,7 @@ import troth.limits
 from tests.support.traces import tool_call
 from tests.test_review56n_concurrency import _interloped
 from troth.errors import StorageError, TrothError
-from troth.node.channels import _source_network
+from troth.node.channel_sources import source_network_of as _source_network
 from troth.routing import Address, Router
 from troth.routing.message import RoutedMessage
 from troth.storage.peers import Turns

@@ -39,7 +39,7 @@ import pytest
 
 import troth.transport.connection
 from troth.limits import MAX_ENROLL_REQUEST_SOURCES
-from troth.node.channels import _source_network
+from troth.node.channel_sources import source_network_of as _source_network
 from troth.routing import Address, Router
 from troth.transport.connection import _accepted_address, host_tag
 from troth.transport.tcp import TcpConnection, TcpTransport

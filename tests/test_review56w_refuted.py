@@ -10,7 +10,7 @@ import pytest
 import troth.transport.connection
 from troth import limits
 from troth.errors import DecodeError, RoutingError
-from troth.node.channels import _source_network
+from troth.node.channel_sources import source_network_of as _source_network
 from troth.routing import Address, RoutedMessage, Router
 from troth.routing.address import route_from_cbor
 from troth.transport.connection import _accepted_address, relayed_network

@@ -23,7 +23,7 @@ import pytest
 
 import troth.transport.connection
 from tests.test_review56s_tags import _relayed
-from troth.node.channels import _source_network
+from troth.node.channel_sources import source_network_of as _source_network
 from troth.routing import Address, Router
 from troth.transport.connection import _accepted_address
 from troth.transport.tcp import TcpConnection, TcpTransport

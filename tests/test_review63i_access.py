@@ -11,13 +11,14 @@ access 1: a caller refused every method of a service learned the names of its me
   that is no verified caller is refused first (`ServiceHost._no_method`). At most
   `MAX_METHODS_DECIDED` methods are decided for it (an operator's service may have many, and
   a peer chooses how many such requests it sends).
-access 2 (strict xfail, the channel layer's: troth.node.channels): the same oracle for the
+access 2 (fixed by review 64b, access 1; troth.node.channels): the same oracle for the
   services themselves. A stranger's request to a service the node serves is answered `denied`,
   one to a service it does not serve `no-route` ("... may not reach /service/payroll"), so a
   stranger lists the operator's own services by name (and which optional ones run: broker,
   trace, an MCP server). Fix where the no-route answer is made (`ChannelManager._deliver`):
   a request to a `/service/` address the node does not serve, from a caller the decision
-  point would refuse a members-only method, answered as such a method's denial.
+  point would refuse a members-only method, answered as such a method's denial
+  (`ServiceHost.unserved`).
 """
 
 from __future__ import annotations
@@ -170,7 +171,6 @@ def test_a_made_up_method_costs_a_bounded_number_of_decisions() -> None:
         result_of(decode_response(answer)[1])
 
 
-@pytest.mark.xfail(strict=True, reason="63i access 2: unknown services answered no-route")
 def test_a_stranger_cannot_tell_served_services_from_made_up_names(tmp_path: Path) -> None:
     """access 2: the stranger asks echo (served: members only) and payroll (not served): both
     are refused alike, with the same reasons."""

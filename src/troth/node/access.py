@@ -41,6 +41,7 @@ from troth.identity import Identifier
 __all__ = [
     "CHANNELS",
     "INFRASTRUCTURE",
+    "UNSERVED",
     "AccessPolicy",
     "AccessRequest",
     "AnyAuthenticated",
@@ -62,6 +63,11 @@ __all__ = [
 
 CHANNELS: Final = ("channels", "open")
 """The (service, method) a channel admission is decided as."""
+UNSERVED: Final = ("channels", "unserved")
+"""The (service, method) a peer's request to a `/service/...` address the node does not serve
+is decided as (its rule: members only): a caller it refuses is answered that denial, as a
+members-only method of a service it serves would be, a caller it admits `no-route` (review
+64b, access 1: `no-route` to a stranger told the node's services from made-up names)."""
 INFRASTRUCTURE: Final = frozenset(
     {"authority", "broker", "channels", "echo", "policy", "relay", "sink", "trace"}
 )

@@ -48,7 +48,7 @@ _CHANNEL_REPLY: Final = re.compile(r"chan-[0-9a-f]{16}\.dec")
 
 def is_channel_reply(address: Address) -> bool:
     """Whether `address` is a channel end's reply address as a node names it (`.dec`,
-    `ChannelEnd.dec`), not a connection's (troth.node.channels `_own_link`; review 54o,
+    `ChannelEnd.dec`), not a connection's (troth.node.channel_sources `own_link`; review 54o,
     channels 1)."""
     return address.kind == "worker" and _CHANNEL_REPLY.fullmatch(address.value) is not None
 

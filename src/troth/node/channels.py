@@ -41,7 +41,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -71,7 +71,7 @@ from troth.errors import (
 from troth.identity import Identifier
 from troth.node.access import PeerCaller, member_accounts
 from troth.node.channel_cap import OpenChannels
-from troth.node.channel_ends import ChannelEnd, caller_of, is_channel_reply
+from troth.node.channel_ends import ChannelEnd, caller_of
 from troth.node.channel_limits import (
     CHANNELS_ENVIRONMENT_PREFIX,
     ChannelCounters,
@@ -80,6 +80,7 @@ from troth.node.channel_limits import (
     PeerReassembly,
 )
 from troth.node.channel_pins import ChannelPins, Pins
+from troth.node.channel_sources import STRANGERS_ONLY, counts_against, own_link, source_network_of
 from troth.node.member_channels import UNSHOWN, MemberChannels, shows_fewer
 from troth.node.member_reassembly import MemberBytes
 from troth.node.no_route import NoRouteNotices
@@ -91,7 +92,7 @@ from troth.node.services.base import (
     forget_calls,
     request_id_of,
 )
-from troth.node.shares import LOCAL, STRANGERS, Shares, authorities_of
+from troth.node.shares import Shares, authorities_of
 from troth.routing import (
     Address,
     Route,
@@ -101,7 +102,7 @@ from troth.routing import (
     format_route,
 )
 from troth.routing.notice import NOTICE_SERVICE
-from troth.transport.connection import Connection, relayed_network, source_network
+from troth.transport.connection import Connection
 from troth.transport.ratelog import RateLimitedLog
 
 __all__ = [
@@ -147,10 +148,13 @@ class ChannelManager:
     connection, went silent past the keepalive timeout: the connection is dead too."""
     pins: Pins | None = None
     """Told the histories each open channel depends on (troth.node.channel_pins)."""
+    unserved: Callable[[RoutedMessage, ChannelEnd], Awaitable[bool]] | None = None
+    """Answers a request to a `/service/...` address the node does not serve as the decision
+    point says (`ServiceHost.unserved`: False, a member, is answered `no-route` here)."""
     _half_open: dict[ChannelEnd, ChannelTrust] = field(default_factory=dict)  # responder
     # handshakes (oldest first) and the trust each gets once open
     _networks: dict[ChannelEnd, str] = field(default_factory=dict)  # the network of each
-    # half-open end's source (`_source_network`: review 53g, handshakes 1)
+    # half-open end's source (`source_network_of`: review 53g, handshakes 1)
     _users: dict[Identifier, set[ChannelEnd]] = field(default_factory=dict)  # the open ends
     # by peer identity (the per-peer channel limit)
     _budgets: dict[frozenset[bytes], tuple[PeerReassembly, set[ChannelEnd]]] = field(
@@ -248,11 +252,11 @@ class ChannelManager:
         if len(payload) != len(_MESSAGE_1) + 32 or bytes(payload[:3]) != _MESSAGE_1:
             raise RoutingError("not a secure channel message 1")  # no state for garbage
         source_key = source.origin(message.return_route) if source is not None else "local"
-        own = _own_link(source, message.return_route)
+        own = own_link(source, message.return_route)
         if own and isinstance(source, Connection):  # the node at its other end: one source,
             # not one per reply address of its channels (review 54o, channels 3)
             source_key = str(source.address)
-        network = _source_network(source_key)
+        network = source_network_of(source_key)
         self._make_room(source_key, network, rated=source is not None)
         trust = self.trust()
         limited = ChannelsPerPeer(
@@ -480,8 +484,8 @@ class ChannelManager:
         connection this node made), finds room under the node's cap on open
         channels (its handshake's policy asks at message 3; the place is taken, checked again,
         as the channel is taken in: `_take_place`)."""
-        counted = _counts_against(peer, source_key, own)
-        if self._open.admits(stranger=counted == _STRANGERS, authorities=counted):
+        counted = counts_against(peer, source_key, own)
+        if self._open.admits(stranger=counted == STRANGERS_ONLY, authorities=counted):
             return True  # the place is picked as the channel is taken in (54o, channels 2)
         self.counters.refused_open += 1
         self._note("refused a channel from %s: the node holds its most channels", source_key)
@@ -495,9 +499,9 @@ class ChannelManager:
         not allowed`)."""
         source = end.source_key
         if network is None:
-            network = _source_network(source)
-        counted = _counts_against(peer, source, _own_link(end.source, end.peer_route))
-        stranger = counted == _STRANGERS
+            network = source_network_of(source)
+        counted = counts_against(peer, source, own_link(end.source, end.peer_route))
+        stranger = counted == STRANGERS_ONLY
         place = self._open.place(
             stranger=stranger, source=source, network=network, authorities=counted
         )
@@ -574,7 +578,9 @@ class ChannelManager:
         """Route a decrypted message; a request that could not be routed is answered, not
         silently dropped (what is dropped is logged within the channels' lines a minute: the
         peer chooses how many; review 23b, logs 1): `no-route` when nothing it may reach
-        serves its address, `busy` when its next hop dropped it (`Congested`: the way on is up
+        serves its address (a `/service/...` one: to a caller the decision point admits to
+        members-only methods, else the denial they give, `unserved`; review 64b, access 1),
+        `busy` when its next hop dropped it (`Congested`: the way on is up
         but not reading; docs/protocols.md, "Services": the request did not run, its caller
         sends it again later; review 27c, congested 2)."""
         try:
@@ -595,9 +601,21 @@ class ChannelManager:
             await self._refuse(inner, BUSY, _CONGESTED_ANSWER)
         except RoutingError as exc:
             self._note("%s: no route: %s", end.name, exc)
+            hop, hide = inner.onward[0], self.unserved
+            if (  # a stranger's is answered a denial (review 64b, access 1)
+                hop.kind == "service"
+                and hide is not None
+                and not self._serves(hop)
+                and await hide(inner, end)
+            ):
+                return
             await self._refuse(inner, NO_ROUTE, str(exc))
         except TrothError as exc:
             self._note("%s: dropped an inner message: %s", end.name, exc)
+
+    def _serves(self, address: Address) -> bool:
+        """Whether `address` is a service this node serves to its channels."""
+        return address in self.services() and self.router.has(address)
 
     async def _refuse(self, inner: RoutedMessage, kind: str, why: str) -> None:
         """Answer `inner` with an error of `kind` when it is a service request (its caller
@@ -746,45 +764,3 @@ class ChannelManager:
                 task.cancel()
         if failure is not None:
             raise failure
-
-
-def _counts_against(peer: VerifiedPeer, source_key: str, own: bool) -> frozenset[bytes]:
-    """What a peer that opened a channel from `source_key` counts against under the node's cap
-    (`troth.node.channel_cap`): {LOCAL} for a local caller and the node at the other end of a
-    connection this node made (`own`: its hub, a configured peer, an anchor showing no chain);
-    else the authorities at the roots of its verified chains, {STRANGERS} (a stranger) for
-    none the node trusts (review 54r, channels 1)."""
-    if own or source_key == "local":
-        return _LOCAL
-    return authorities_of(PeerCaller(peer, ""))
-
-
-def _own_link(source: Source | None, return_route: Route) -> bool:
-    """Whether a message 1 with `return_route` came from the node at the other end of a
-    connection this node made: over it, with nothing between (the connection and the sender's
-    own reply address, a channel end's: `is_channel_reply`). One relayed by that node has
-    its connection to the sender between, which the relay puts in the route itself: a sender
-    that names no reply address of its own arrives with two hops too, the second the relay's
-    connection to it, not a channel end's (review 54o, channels 1: such strangers took the
-    places kept for members and never gave way)."""
-    if not isinstance(source, Connection) or not source.outgoing or len(return_route) != 2:
-        return False
-    return is_channel_reply(return_route[1])
-
-
-_STRANGERS: Final = frozenset({STRANGERS})
-_LOCAL: Final = frozenset({LOCAL})
-
-
-def _source_network(source_key: str) -> str:
-    """The network a half-open handshake's source belongs to (`Connection.origin`'s key): an
-    accepted connection's `<kind> <host>` as its kind and `source_network` (an IPv4 /24, an
-    IPv6 /48); a sender behind a relay, by the network the relay names it in (`relayed_network`:
-    review 56m, relayed budgets 1; review 56s, tags 1); any other key (a local one, a relayed
-    sender untagged) is its own network."""
-    if (relayed := relayed_network(source_key)) is not None:
-        return relayed
-    kind, _, host = source_key.partition(" ")
-    if not host or " " in host:
-        return source_key
-    return f"{kind} {source_network(host)}"

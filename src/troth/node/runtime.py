@@ -51,6 +51,7 @@ from troth.limits import UPKEEP_STOP_SECONDS
 from troth.node import feedsync, membership
 from troth.node.access import (
     CHANNELS,
+    UNSERVED,
     AccessRequest,
     AnyAuthenticated,
     Decision,
@@ -155,6 +156,7 @@ class NodeRuntime(ChannelOpening, Upkeep):
             me=self._me,
             trust=self._channel_trust,
             services=self.host.addresses,
+            unserved=self.host.unserved,
             settings=settings or ChannelSettings(),
             clock=self.clock.now,
             limits=limits,
@@ -265,6 +267,7 @@ class NodeRuntime(ChannelOpening, Upkeep):
         # (review 44a, gated channels 1: MembersOnly refused it the channel)
         channels: Rule = GatedMembers() if gated else MembersOnly()
         rules[CHANNELS] = AnyAuthenticated() if anyone else channels
+        rules[UNSERVED] = MembersOnly()  # whom `no-route` is told (review 64b, access 1)
         self.policy.rules = rules
 
     def add_service(self, service: NodeService) -> None:

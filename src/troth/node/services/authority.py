@@ -42,7 +42,7 @@ from troth.encoding import cbor
 from troth.errors import AuthorityError, AuthorityFailure, DecodeError, RemoteError, TrothError
 from troth.node.access import AnyAuthenticated, Caller, PeerCaller, member_accounts
 from troth.node.channel_ends import ChannelEnd
-from troth.node.channels import _source_network
+from troth.node.channel_sources import source_network_of
 from troth.node.rates import ByteBudgets
 from troth.node.services.base import Method, RequestContext
 from troth.node.trust import NodeTrust
@@ -230,7 +230,7 @@ class AuthorityService:
             source, member = caller.identifier.digest, True  # its account, as `_payer`'s
         else:
             end = self.find_channel(caller.channel)  # gone: one shared source
-            source = "gone" if end is None else _source_network(end.source_key)
+            source = "gone" if end is None else source_network_of(end.source_key)
         if rotation and member and source == caller.identifier.digest:
             source = (source, caller.peer.identity.change_count)  # review 58g, budgets 1
         self.budgets.charge(source, member=member, now=context.now)

@@ -2,7 +2,8 @@
 are decided and dispatched (docs/protocols.md, "Services"). Every request passes the node's
 `AccessPolicy` before its handler runs, and the handler gets the verified caller in its
 `RequestContext`; what it returns, or the error it raises, is answered along the request's
-return route with the request's id (troth.node.services.protocol).
+return route with the request's id (troth.node.services.protocol). A peer's request to a service
+not served is answered here too, as the decision point says (`unserved`: review 64b, access 1).
 
 What runs concurrently (docs/protocols.md, "Concurrent requests"): a connection routes what
 arrives on it in order, and the host decides each request there, in arrival order. A request
@@ -27,7 +28,14 @@ from typing import Any, Final, Protocol, TypeVar, runtime_checkable
 from troth import limits
 from troth.encoding import cbor
 from troth.errors import Busy, DecodeError, Denied, RemoteError, TrothError, cut_text
-from troth.node.access import AccessPolicy, AccessRequest, Caller, PeerCaller, member_accounts
+from troth.node.access import (
+    UNSERVED,
+    AccessPolicy,
+    AccessRequest,
+    Caller,
+    PeerCaller,
+    member_accounts,
+)
 from troth.node.services.admission import Admission, Lane, RequestLimits
 from troth.node.services.plugin import Method, NodeService, RequestContext, service_address
 from troth.node.services.protocol import (
@@ -127,8 +135,16 @@ class ServiceHost:
 
             async def message(message: RoutedMessage, source: Source | None) -> None:
                 # one-way messages keep their order: handled in the routing, one after another
-                caller = self._caller(service.name, "message", source)
-                context = self._decide(service.name, "message", None, caller, message.return_route)
+                try:
+                    caller = self._caller(service.name, "message", source)
+                    back = message.return_route
+                    context = self._decide(service.name, "message", None, caller, back)
+                except Denied as refused:  # a request sent to it answered as any service's
+                    # (review 64b, access 1: unanswered, it told a served one-way service)
+                    answer = _refused(message.payload, refused)
+                    if answer is not None:
+                        await self._answer(message.return_route, answer)
+                    raise
                 try:
                     await _run(oneway, message.payload, context)
                 except asyncio.CancelledError:
@@ -168,6 +184,29 @@ class ServiceHost:
             self.refused += 1
             raise Denied(decision.reasons)
         return RequestContext(caller, back, decision, now)
+
+    async def unserved(self, message: RoutedMessage, source: Source | None) -> bool:
+        """A peer's `message` to a `/service/...` address this host does not serve (its next
+        hop): answered as a request to a members-only method of a service it serves would be,
+        and True, unless the decision point admits its caller to one (`UNSERVED`: a member,
+        told honestly that nothing serves it; False). A stranger or a revoked member told
+        `denied` by the services served and `no-route` by made-up names listed the services
+        by name (review 64b, access 1; docs/protocols.md, "Services")."""
+        try:
+            caller = self._caller(message.onward[0].value, "request", source)
+            decision = self.policy.decide(AccessRequest(caller, *UNSERVED, None, self.clock()))
+            if decision.allowed:
+                return False
+            self.refused += 1
+            answer = _refused(message.payload, Denied(decision.reasons))
+        except Denied as exc:  # no verified caller (a channel end's message always has one)
+            answer = _refused(message.payload, exc)
+        except Exception:  # a bug: answered and logged as a served service's (`_request`)
+            log.exception("a request to a service not served failed")
+            answer = _refused(message.payload, None)
+        if answer is not None:
+            await self._answer(message.return_route, answer)
+        return True
 
     def _no_method(
         self, service: NodeService, name: str, arguments: Any, caller: Caller
@@ -214,13 +253,15 @@ class ServiceHost:
                 context = self._decide(service.name, name, arguments, caller, back)
                 payload = await self._respond(service.name, method, request, arguments, context)
             else:
+                # decided first: a caller refused is told so whatever runs (review 64b, access
+                # 3: `busy` before the decision told a stranger the services served)
+                context = self._decide(service.name, name, arguments, caller, back)
                 carried = source if isinstance(source, RequestSource) else None
                 lane = _lane(caller, source, carried, back)
                 why = self.admission.refusal(lane)
                 if why is not None:  # answered at once: nothing waits in a queue
                     self.busy += 1
                     raise Busy(f"busy: {why}, send it again later")
-                context = self._decide(service.name, name, arguments, caller, back)
                 kept = carried.requests if carried is not None else None
                 self._start(service.name, method, request, arguments, context, kept, lane)
                 return
@@ -302,6 +343,23 @@ class ServiceHost:
                 await self.router.route(RoutedMessage(back, (), payload))
             except TrothError:
                 pass
+
+
+def _refused(payload: bytes | bytearray | memoryview, refused: Denied | None) -> bytes | None:
+    """The answer to `payload` from a caller refused as `refused` says (None: a bug, `failed`),
+    as `_request` answers such a request (None when it is no request: nothing is answered;
+    `failed` when its method is no text, which `_request` reads before it decides)."""
+    try:
+        value = decode_envelope(payload, REQUEST, "request")
+    except DecodeError:
+        return None
+    try:
+        cbor.expect_text(value[3], "method")
+    except DecodeError as exc:
+        return failure_response(exc, value[2])
+    if refused is None:
+        return error_response(FAILED, "internal error", request=value[2])
+    return failure_response(refused, value[2])
 
 
 def _cancelling() -> bool:

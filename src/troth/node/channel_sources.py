@@ -1,0 +1,61 @@
+"""Where a channel a peer opens comes from (troth.node.channels): the network its handshake's
+source belongs to (the half-open handshake budgets), whether it came from the node at the other
+end of a connection this node made, and what it counts against under the node's cap on open
+channels (troth.node.channel_cap)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from troth.channel import VerifiedPeer
+from troth.node.access import PeerCaller
+from troth.node.channel_ends import is_channel_reply
+from troth.node.shares import LOCAL, STRANGERS, authorities_of
+from troth.routing import Route, Source
+from troth.transport.connection import Connection, relayed_network, source_network
+
+__all__ = ["LOCAL_ONLY", "STRANGERS_ONLY", "counts_against", "own_link", "source_network_of"]
+
+
+def counts_against(peer: VerifiedPeer, source_key: str, own: bool) -> frozenset[bytes]:
+    """What a peer that opened a channel from `source_key` counts against under the node's cap
+    (`troth.node.channel_cap`): {LOCAL} for a local caller and the node at the other end of a
+    connection this node made (`own`: its hub, a configured peer, an anchor showing no chain);
+    else the authorities at the roots of its verified chains, {STRANGERS} (a stranger) for
+    none the node trusts (review 54r, channels 1)."""
+    if own or source_key == "local":
+        return LOCAL_ONLY
+    return authorities_of(PeerCaller(peer, ""))
+
+
+def own_link(source: Source | None, return_route: Route) -> bool:
+    """Whether a message 1 with `return_route` came from the node at the other end of a
+    connection this node made: over it, with nothing between (the connection and the sender's
+    own reply address, a channel end's: `is_channel_reply`). One relayed by that node has
+    its connection to the sender between, which the relay puts in the route itself: a sender
+    that names no reply address of its own arrives with two hops too, the second the relay's
+    connection to it, not a channel end's (review 54o, channels 1: such strangers took the
+    places kept for members and never gave way)."""
+    if not isinstance(source, Connection) or not source.outgoing or len(return_route) != 2:
+        return False
+    return is_channel_reply(return_route[1])
+
+
+STRANGERS_ONLY: Final = frozenset({STRANGERS})
+"""What a stranger's channel counts against (no authority the node trusts)."""
+LOCAL_ONLY: Final = frozenset({LOCAL})
+"""What a local caller's channel, and its own links' peers', count against."""
+
+
+def source_network_of(source_key: str) -> str:
+    """The network a half-open handshake's source belongs to (`Connection.origin`'s key): an
+    accepted connection's `<kind> <host>` as its kind and `source_network` (an IPv4 /24, an
+    IPv6 /48); a sender behind a relay, by the network the relay names it in (`relayed_network`:
+    review 56m, relayed budgets 1; review 56s, tags 1); any other key (a local one, a relayed
+    sender untagged) is its own network."""
+    if (relayed := relayed_network(source_key)) is not None:
+        return relayed
+    kind, _, host = source_key.partition(" ")
+    if not host or " " in host:
+        return source_key
+    return f"{kind} {source_network(host)}"
