@@ -31,7 +31,13 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from troth.authority import Ticket
-from troth.authority.client import TicketBinds, accept_ticket, check_ticket, enroll_request
+from troth.authority.client import (
+    TicketBinds,
+    accept_ticket,
+    authority_refusal,
+    check_ticket,
+    enroll_request,
+)
 from troth.authority.tickets import check_address
 from troth.clock import Clock
 from troth.credentials.verify import VerifiedCredential
@@ -168,12 +174,15 @@ def _exchange(
     try:
         answer = yield request
     except (AuthorityError, RemoteError) as exc:
-        if _refused_for_good(exc):
+        refusal = authority_refusal(exc)  # typed, however it came (review 64h, enroll 1)
+        if refusal is not None and refusal.reason in _FOR_GOOD:
             # this ticket's record only: another ticket's of that authority stays, whose
             # member the authority may have made, its answer lost (review 61c, enrollment 1,
             # refused at once; review 61l, enrollment 1, when resumed after a passing failure)
             wallet.forget_enrollment(pending)
-        raise
+        if refusal is None or refusal is exc:
+            raise
+        raise refusal from None
     held, older = wallet.complete_enrollment(pending, answer, now=clock.now())
     # the authority answered (a chain rooted at it, signed by its key): a copy from a
     # checkpoint that does not bind its history is replaced now (review 31a, enrollment 1); a
@@ -186,20 +195,10 @@ def _exchange(
 
 
 _FOR_GOOD = (AuthorityFailure.TICKET_UNKNOWN, AuthorityFailure.NOT_A_MEMBER)
-
-
-def _refused_for_good(exc: AuthorityError | RemoteError) -> bool:
-    """Whether the authority refused the ticket itself (unknown, used up, or expired without
-    a redemption by this identity), or this identity with it (`not a member`: removed since
-    it redeemed the ticket, or revoked for good; only another ticket makes it a member again:
-    review 56g, removal 1): nothing is left to resume with this ticket.
-    A remote refusal arrives as the service's error text, `AuthorityError: <reason>`
-    (docs/protocols.md, "Services")."""
-    if isinstance(exc, AuthorityError):
-        return exc.reason in _FOR_GOOD
-    return any(
-        str(exc).startswith(f"{AuthorityError.__name__}: {reason.value}") for reason in _FOR_GOOD
-    )
+"""The authority refused the ticket itself (unknown, used up, or expired without a redemption
+by this identity), or this identity with it (`not a member`: removed since it redeemed the
+ticket, or revoked for good; only another ticket makes it a member again: review 56g,
+removal 1): nothing is left to resume with this ticket."""
 
 
 def _parse(ticket_text: str) -> Ticket:
