@@ -8,7 +8,14 @@ its reason: `--json` carried no `reason` and no `detail`, and the CLI's explanat
 TICKET_UNKNOWN ("ask the authority for a new ticket") was never given, so a script reading
 `reason` (docs/cli.md: typed errors) told the two apart, and a person was told less over the
 network. The node's enrollment now raises the authority's refusal as the AuthorityError it
-was (`troth.authority.client.remote_refusal`), whichever way it came.
+was (`troth.authority.client.authority_refusal`), whichever way it came.
+
+Enroll 2: an enrollment through the running node (a ticket of an authority on this machine
+while the node runs, or any ticket over the network) whose feed sync failed after it
+committed said nothing of it: the node's answer carried `feed: {synced: false, error}`, and
+`troth enroll` printed "enrolled ..." with no warning, where the same enrollment done in
+process warns that the feed was not synced (and that `troth credential refresh` retries). The
+CLI now reads the answer's `feed` whichever way the enrollment went.
 """
 
 from __future__ import annotations
@@ -16,9 +23,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from tests.support.nodes import MemNet, run_memnet
+from tests.test_resilience_enrollment import prepare
+from troth.cli import credential_cmds
+from troth.cli.main import cli
+from troth.clock import SystemClock
 from troth.errors import AuthorityError, AuthorityFailure
+from troth.node import open_node
+from troth.node.authorities import FeedOutcome, LocalEnrollment, enroll_locally, parse_ticket
 
 
 def test_a_ticket_used_up_over_the_network_is_refused_with_its_reason(tmp_path: Path) -> None:
@@ -36,3 +50,31 @@ def test_a_ticket_used_up_over_the_network_is_refused_with_its_reason(tmp_path: 
         assert second.node.wallet.pending_enrollments("second") == []
 
     run_memnet(test, tmp_path)
+
+
+def test_an_enrollment_through_the_running_node_warns_of_its_feed_not_synced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The running node's answer to `enroll` (what `troth.node.membership.enroll` returns for
+    a ticket of an authority on this machine): committed, its feed sync failed. `troth enroll`
+    warns of it, as it does when it enrolls in process."""
+    setup = prepare("node:acme")
+    with open_node("agent") as node:
+        done = enroll_locally(node, parse_ticket(setup.ticket), "agent", clock=SystemClock())
+    answer = LocalEnrollment(done.enrolled, FeedOutcome(False, error="the node.db is busy"))
+    asked: list[str] = []
+
+    def running_node(node: str, op: str, arguments: dict[str, object]) -> object:
+        asked.append(op)
+        return answer.to_json()
+
+    monkeypatch.setattr(credential_cmds, "node_running", lambda name: True)
+    monkeypatch.setattr(credential_cmds, "ask_node", running_node)
+    command = ["enroll", "-", "--as", "agent", "--node", "agent"]
+    result = CliRunner().invoke(cli, command, input=setup.ticket)
+    assert result.exit_code == 0, result.output
+    assert asked == ["enroll"]
+    assert "was not synced: the node.db is busy" in result.stderr
+    as_json = CliRunner().invoke(cli, [*command, "--json"], input=setup.ticket)
+    assert as_json.exit_code == 0, as_json.output
+    assert "was not synced" in as_json.stdout  # in the result's warnings
