@@ -52,6 +52,27 @@ def test_a_ticket_used_up_over_the_network_is_refused_with_its_reason(tmp_path: 
     run_memnet(test, tmp_path)
 
 
+def test_an_identity_revoked_for_good_is_refused_over_the_network_with_its_detail(
+    tmp_path: Path,
+) -> None:
+    """A second local identity of a member node, revoked for good by the hub's authority,
+    enrolls with a fresh ticket over the network: NOT_A_MEMBER with the authority's detail,
+    nothing pending."""
+
+    async def test(net: MemNet) -> None:
+        agent = await net.member("agent")
+        other = agent.node.identities.create(now=net.clock.now(), name="other").identifier
+        await agent.enroll(net.ticket(), "other")
+        net.authority.revoke_identity(other, now=net.clock.now())
+        with pytest.raises(AuthorityError) as refused:
+            await agent.enroll(net.ticket(), "other")
+        assert refused.value.reason is AuthorityFailure.NOT_A_MEMBER
+        assert "revoked for good" in refused.value.detail
+        assert agent.node.wallet.pending_enrollments("other") == []
+
+    run_memnet(test, tmp_path)
+
+
 def test_an_enrollment_through_the_running_node_warns_of_its_feed_not_synced(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
