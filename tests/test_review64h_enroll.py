@@ -16,6 +16,16 @@ committed said nothing of it: the node's answer carried `feed: {synced: false, e
 `troth enroll` printed "enrolled ..." with no warning, where the same enrollment done in
 process warns that the feed was not synced (and that `troth credential refresh` retries). The
 CLI now reads the answer's `feed` whichever way the enrollment went.
+
+Enroll 3: an authority's own identity enrolled with one of its tickets (`troth enroll TICKET
+--as acme --node acme`): the authority took the ticket's use, made itself a member with the
+ticket's attributes, recorded the redemption and issued a credential from itself to itself,
+which the holder refused (`delegation cycle`, exit 1) and left pending: the node sent it
+again every round for a week (RESUME_FOR), each answered with that credential and refused
+again, the ticket spent and the authority listing itself among its members. An authority is
+no member of itself: the holder refuses such an enrollment before it records anything, the
+authority refuses the request before any use is taken (REQUEST_INVALID), and a record of one
+left by an earlier version is dropped as one that can never complete (`unusable`).
 """
 
 from __future__ import annotations
@@ -27,12 +37,19 @@ from click.testing import CliRunner
 
 from tests.support.nodes import MemNet, run_memnet
 from tests.test_resilience_enrollment import prepare
+from troth.authority.client import enroll_request
 from troth.cli import credential_cmds
 from troth.cli.main import cli
 from troth.clock import SystemClock
 from troth.errors import AuthorityError, AuthorityFailure
 from troth.node import open_node
-from troth.node.authorities import FeedOutcome, LocalEnrollment, enroll_locally, parse_ticket
+from troth.node.authorities import (
+    FeedOutcome,
+    LocalEnrollment,
+    drop_unusable,
+    enroll_locally,
+    parse_ticket,
+)
 
 
 def test_a_ticket_used_up_over_the_network_is_refused_with_its_reason(tmp_path: Path) -> None:
@@ -99,3 +116,54 @@ def test_an_enrollment_through_the_running_node_warns_of_its_feed_not_synced(
     as_json = CliRunner().invoke(cli, [*command, "--json"], input=setup.ticket)
     assert as_json.exit_code == 0, as_json.output
     assert "was not synced" in as_json.stdout  # in the result's warnings
+
+
+def _acme_ticket() -> str:
+    """Nodes `acme` (authority acme) and `agent` (identity `agent`), and a ticket of acme."""
+    return prepare("node:acme").ticket
+
+
+def test_an_authority_enrolling_itself_is_refused_before_anything_is_recorded() -> None:
+    """`troth enroll TICKET --as acme --node acme`: REQUEST_INVALID, nothing pending, acme no
+    member of itself, and the ticket's one use left for `agent`."""
+    ticket = parse_ticket(_acme_ticket())
+    with open_node("acme") as acme:
+        with pytest.raises(AuthorityError) as refused:
+            enroll_locally(acme, ticket, "acme", clock=SystemClock())
+        assert refused.value.reason is AuthorityFailure.REQUEST_INVALID
+        assert acme.wallet.pending_enrollments("acme") == []
+        assert acme.authority().members() == []
+    with open_node("agent") as agent:
+        assert enroll_locally(agent, ticket, "agent", clock=SystemClock()).enrolled
+    with open_node("acme") as acme:
+        assert len(acme.authority().members()) == 1
+
+
+def test_an_authority_refuses_its_own_enroll_request_before_a_use_is_taken() -> None:
+    """The signed enroll request of the authority's own identity, made by hand (past the
+    holder's check): refused REQUEST_INVALID, no member, the use left."""
+    ticket = parse_ticket(_acme_ticket())
+    with open_node("acme") as acme:
+        authority = acme.authority()
+        now = SystemClock().now()
+        request = enroll_request(acme.identities, "acme", ticket, now=now)
+        with pytest.raises(AuthorityError) as refused:
+            authority.enroll(request, now=now)
+        assert refused.value.reason is AuthorityFailure.REQUEST_INVALID
+        assert authority.members() == []
+    with open_node("agent") as agent:
+        assert enroll_locally(agent, ticket, "agent", clock=SystemClock()).enrolled
+
+
+def test_a_pending_enrollment_of_an_authority_with_itself_is_dropped() -> None:
+    """A record an earlier version left (the authority's identity enrolling with itself):
+    `troth credential refresh`, as a running node's round, drops it (it can never complete)."""
+    ticket = parse_ticket(_acme_ticket())
+    with open_node("acme") as acme:
+        authority = acme.authority().identifier
+        acme.wallet.record_enrollment(
+            "acme", authority, str(ticket), ticket.address, now=SystemClock().now()
+        )
+        dropped = drop_unusable(acme, "acme")
+        assert [why for _, why in dropped] == ["an authority is no member of itself"]
+        assert acme.wallet.pending_enrollments("acme") == []

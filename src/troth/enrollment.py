@@ -38,6 +38,7 @@ from troth.authority.client import (
     check_ticket,
     enroll_request,
 )
+from troth.authority.core import NOT_ITS_OWN_MEMBER
 from troth.authority.tickets import check_address
 from troth.clock import Clock
 from troth.credentials.verify import VerifiedCredential
@@ -109,7 +110,9 @@ def enrollment(
     now = clock.now()
     binds = _ticket_binds(wallet)
     authority = check_ticket(identities, ticket, now=now, authority_pin=authority_pin, binds=binds)
-    identities.find(ref)  # NotFound before anything is recorded
+    # NotFound before anything is recorded; nor is an authority's own identity's enrollment
+    if identities.find(ref).identifier == authority.digest:  # (review 64h, enroll 3)
+        raise AuthorityError(AuthorityFailure.REQUEST_INVALID, NOT_ITS_OWN_MEMBER)
     # checked, and bound to its identifier (its first change, a stored copy, or the pin): stored
     # now, so the channel to the authority can attest the history the authority presents; but
     # a copy from a checkpoint that does not bind it (`binds`) is replaced only once the
