@@ -7,9 +7,11 @@ against (each test would fail if the defence it names broke).
 - `troth enroll` killed with SIGKILL while its request waits for the authority (the pending
   record committed, nothing answered): never stranded, the next `troth enroll` with the ticket
   resumes it and the member holds the one credential its one redemption issued.
-- A stolen backup of the authority's whole node directory, guard and all, put back after a
-  redemption redeems the ticket again: what docs/storage.md says ("Restore node.db alone,
-  never its guard with it"): not tested here, a limit the guard states.
+- Bogus redemptions: many strangers (each a fresh identity, as costs nothing) sending signed
+  enroll requests with made-up codes, then with the code of another authority's ticket: each
+  refused `ticket unknown`, and the authority's store does not grow (no member, no redemption,
+  no stranger's history kept: `_learn` only once a ticket is redeemed), the real ticket's use
+  left.
 """
 
 from __future__ import annotations
@@ -22,9 +24,14 @@ import sys
 import threading
 import time
 
+import pytest
+
 from tests.test_resilience_enrollment import Hub, hub, now, prepare, troth  # noqa: F401
+from troth.authority.client import enroll_request
+from troth.authority.tickets import Ticket, new_code
 from troth.clock import SystemClock
 from troth.credentials import Attributes
+from troth.errors import AuthorityError, AuthorityFailure
 from troth.faults import CRASH_ENV
 from troth.node import init_node, open_node
 from troth.node.authorities import enroll_locally
@@ -112,3 +119,43 @@ def test_an_enroll_killed_while_it_waits_for_the_authority_is_resumed(hub: Hub) 
     )
     assert again["resumed_from"] is not None
     setup.check_enrolled_once()
+
+
+def test_bogus_redemptions_are_refused_and_leave_the_store_as_it_was() -> None:
+    """64 strangers' enroll requests, made-up codes and another authority's ticket's code:
+    TICKET_UNKNOWN each, no member, no redemption, no stranger's history stored at acme."""
+    init_node("acme")
+    init_node("agent")
+    init_node("other")
+    with open_node("acme") as acme, open_node("agent") as agent, open_node("other") as other:
+        authority = acme.create_authority("acme", now=now())
+        elsewhere = other.create_authority("other", now=now())
+        real = authority.create_ticket(
+            creator=authority.identifier,
+            attributes=Attributes({"team.name": "x"}),
+            address="node:acme",
+            now=now(),
+        )
+        foreign = elsewhere.create_ticket(
+            creator=elsewhere.identifier,
+            attributes=Attributes({"team.name": "x"}),
+            address="node:acme",  # its code sent to acme
+            now=now(),
+        )
+        strangers = agent.identities.create_many(64, now=now(), name_prefix="s")
+        for i, stranger in enumerate(strangers):
+            code = foreign.code if i % 2 else new_code()
+            ticket = Ticket(code, real.authority_history, real.address)
+            request = enroll_request(agent.identities, stranger.name or "", ticket, now=now())
+            with pytest.raises(AuthorityError) as refused:
+                authority.enroll(request, now=now())
+            assert refused.value.reason is AuthorityFailure.TICKET_UNKNOWN
+        store = SqliteAuthorityStore(acme.db)
+        assert authority.members() == []
+        for stranger in strangers:
+            digest = stranger.identity.identifier
+            assert store.count_redemptions(digest.digest) == 0
+            assert acme.identities.stored_changes(digest) is None
+    with open_node("agent") as node:
+        node.identities.create(now=now(), name="agent")
+        assert enroll_locally(node, real, "agent", clock=SystemClock()).enrolled
