@@ -31,7 +31,14 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from troth.authority import Ticket
-from troth.authority.client import TicketBinds, accept_ticket, check_ticket, enroll_request
+from troth.authority.client import (
+    TicketBinds,
+    accept_ticket,
+    authority_refusal,
+    check_ticket,
+    enroll_request,
+)
+from troth.authority.core import NOT_ITS_OWN_MEMBER
 from troth.authority.tickets import check_address
 from troth.clock import Clock
 from troth.credentials.verify import VerifiedCredential
@@ -103,7 +110,9 @@ def enrollment(
     now = clock.now()
     binds = _ticket_binds(wallet)
     authority = check_ticket(identities, ticket, now=now, authority_pin=authority_pin, binds=binds)
-    identities.find(ref)  # NotFound before anything is recorded
+    # NotFound before anything is recorded; nor is an authority's own identity's enrollment
+    if identities.find(ref).identifier == authority.digest:  # (review 64h, enroll 3)
+        raise AuthorityError(AuthorityFailure.REQUEST_INVALID, NOT_ITS_OWN_MEMBER)
     # checked, and bound to its identifier (its first change, a stored copy, or the pin): stored
     # now, so the channel to the authority can attest the history the authority presents; but
     # a copy from a checkpoint that does not bind it (`binds`) is replaced only once the
@@ -168,12 +177,15 @@ def _exchange(
     try:
         answer = yield request
     except (AuthorityError, RemoteError) as exc:
-        if _refused_for_good(exc):
+        refusal = authority_refusal(exc)  # typed, however it came (review 64h, enroll 1)
+        if refusal is not None and refusal.reason in _FOR_GOOD:
             # this ticket's record only: another ticket's of that authority stays, whose
             # member the authority may have made, its answer lost (review 61c, enrollment 1,
             # refused at once; review 61l, enrollment 1, when resumed after a passing failure)
             wallet.forget_enrollment(pending)
-        raise
+        if refusal is None or refusal is exc:
+            raise
+        raise refusal from None
     held, older = wallet.complete_enrollment(pending, answer, now=clock.now())
     # the authority answered (a chain rooted at it, signed by its key): a copy from a
     # checkpoint that does not bind its history is replaced now (review 31a, enrollment 1); a
@@ -186,20 +198,10 @@ def _exchange(
 
 
 _FOR_GOOD = (AuthorityFailure.TICKET_UNKNOWN, AuthorityFailure.NOT_A_MEMBER)
-
-
-def _refused_for_good(exc: AuthorityError | RemoteError) -> bool:
-    """Whether the authority refused the ticket itself (unknown, used up, or expired without
-    a redemption by this identity), or this identity with it (`not a member`: removed since
-    it redeemed the ticket, or revoked for good; only another ticket makes it a member again:
-    review 56g, removal 1): nothing is left to resume with this ticket.
-    A remote refusal arrives as the service's error text, `AuthorityError: <reason>`
-    (docs/protocols.md, "Services")."""
-    if isinstance(exc, AuthorityError):
-        return exc.reason in _FOR_GOOD
-    return any(
-        str(exc).startswith(f"{AuthorityError.__name__}: {reason.value}") for reason in _FOR_GOOD
-    )
+"""The authority refused the ticket itself (unknown, used up, or expired without a redemption
+by this identity), or this identity with it (`not a member`: removed since it redeemed the
+ticket, or revoked for good; only another ticket makes it a member again: review 56g,
+removal 1): nothing is left to resume with this ticket."""
 
 
 def _parse(ticket_text: str) -> Ticket:

@@ -8,7 +8,15 @@ from collections.abc import Callable
 
 from troth.authority.requests import make_request
 from troth.authority.tickets import Ticket
-from troth.errors import ConfigError, IdentityError, IdentityFailure
+from troth.errors import (
+    AuthorityError,
+    AuthorityFailure,
+    ConfigError,
+    IdentityError,
+    IdentityFailure,
+    RemoteError,
+    TrothError,
+)
 from troth.identity import (
     Checkpoint,
     Identifier,
@@ -22,6 +30,7 @@ __all__ = [
     "TicketBinds",
     "accept_ticket",
     "authority_pin_of",
+    "authority_refusal",
     "check_ticket",
     "enroll_request",
     "refresh_request",
@@ -30,6 +39,35 @@ __all__ = [
     "ticket_authority",
     "ticket_vouches",
 ]
+
+
+_REFUSED = f"{AuthorityError.__name__}: "
+"""How an authority's refusal carried over a channel begins: a service's failure is answered
+`<error class>: <message>` (troth.node.services.protocol, `failure_response`)."""
+_BY_LENGTH = sorted(AuthorityFailure, key=lambda reason: len(reason.value), reverse=True)
+
+
+def authority_refusal(exc: TrothError) -> AuthorityError | None:
+    """The authority's refusal `exc` is: itself, in process; over a channel, the service's
+    answer (a RemoteError, `AuthorityError: <reason>` and ` (<detail>)` if any) made the
+    AuthorityError it was, so a refusal says its reason whichever way it came (review 64h,
+    enroll 1: `troth enroll` over the network reported a RemoteError, no `reason`). None for
+    any other error."""
+    if isinstance(exc, AuthorityError):
+        return exc
+    text = str(exc)
+    if not isinstance(exc, RemoteError) or not text.startswith(_REFUSED):
+        return None
+    text = text[len(_REFUSED) :]
+    for reason in _BY_LENGTH:
+        if not text.startswith(reason.value):
+            continue
+        rest = text[len(reason.value) :]
+        if not rest:
+            return AuthorityError(reason)
+        if rest.startswith(" (") and rest.endswith(")"):
+            return AuthorityError(reason, rest[2:-1])
+    return None
 
 
 def ticket_vouches(checkpoint: Checkpoint, change_hash: bytes) -> bool:

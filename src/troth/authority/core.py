@@ -35,11 +35,15 @@ from troth.faults import crash_point
 from troth.identity import Identifier, IdentityService, Signer, VerifiedIdentity
 from troth.storage import AuthorityConfig, AuthorityStore, MemberRecord
 
-__all__ = ["ADMIN", "ENROLLER", "ROLE", "Authority", "Member"]
+__all__ = ["ADMIN", "ENROLLER", "NOT_ITS_OWN_MEMBER", "ROLE", "Authority", "Member"]
 
 DEFAULT_CREDENTIAL_TTL: Final = 3600
 DEFAULT_TICKET_TTL: Final = 600
 DEFAULT_DELEGATION_DEPTH: Final = 4
+NOT_ITS_OWN_MEMBER: Final = "an authority is no member of itself"
+"""Why an authority's own identity enrolling with its ticket is refused (review 64h, enroll 3:
+the use was taken, the authority listed itself as a member, and its credential from itself to
+itself, a delegation cycle, was refused by the holder, which sent it again for a week)."""
 _A = AuthorityFailure
 
 
@@ -213,6 +217,8 @@ class Authority(Revoking, Issuing):
         except (ValueError, DecodeError):
             raise AuthorityError(_A.REQUEST_INVALID, "enroll takes one ticket code") from None
         member = verified.requester.identifier
+        if member == self.identifier:  # its credential would be a cycle no one verifies
+            raise AuthorityError(_A.REQUEST_INVALID, NOT_ITS_OWN_MEMBER)  # (review 64h, enroll 3)
         hashed = code_hash(code)
         with self.store.transaction():
             # revoked for good (`revoke_identity`): no ticket makes it a member again, none of

@@ -153,7 +153,7 @@ def _utc(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _feed_warning(reporter: Reporter, authority: Identifier, feed: FeedOutcome) -> None:
+def _feed_warning(reporter: Reporter, authority: Identifier | str, feed: FeedOutcome) -> None:
     """A committed enrollment or refresh whose feed sync failed: a warning, not a failure."""
     if not feed.synced:
         reporter.warn(
@@ -230,7 +230,6 @@ def enroll(
                 done = enroll_locally(
                     node, parsed, as_name, clock=CLOCK, authority_pin=authority_pin
                 )
-            _feed_warning(reporter, done.enrolled.authority, done.feed)
             data = done.to_json()
     except AuthorityError as exc:
         if exc.reason is not AuthorityFailure.TICKET_UNKNOWN:
@@ -238,6 +237,10 @@ def enroll(
         raise Explained(
             exc, f"{exc}: ask the authority for a new ticket (troth authority ticket create)"
         ) from None
+    # in process or the node's answer alike (review 64h, enroll 2: only the former warned)
+    feed = data.get("feed")
+    if isinstance(feed, dict) and feed.get("synced") is False:
+        _feed_warning(reporter, data["authority"], FeedOutcome(False, error=feed.get("error")))
     text = f"enrolled {reporter.label(data['actor'])} with {reporter.label(data['authority'])}"
     reporter.result(data, text + "\n" + held_text(data, reporter, CLOCK.now()))
 

@@ -18,6 +18,7 @@ from typing import Any, Final
 from troth import enrollment
 from troth.authority import Authority, Ticket
 from troth.authority.client import refresh_request, rotated_request, ticket_authority
+from troth.authority.core import NOT_ITS_OWN_MEMBER
 from troth.authority.tickets import LOCAL_PREFIX, check_address
 from troth.clock import Clock
 from troth.credentials import VerifiedCredential, VerifiedFeed
@@ -213,7 +214,10 @@ def enroll_locally(
 def unusable(pending: PendingEnrollmentRecord) -> str | None:
     """Why `pending` can never complete (its ticket does not parse, or its address is neither
     `node:NAME` nor a route: what an earlier version recorded before it checked the address;
-    review 45e, address 2), or None."""
+    review 45e, address 2; or it is an authority's own identity's: review 64h, enroll 3), or
+    None."""
+    if pending.identifier == pending.authority:
+        return NOT_ITS_OWN_MEMBER
     try:
         Ticket.parse(pending.ticket)
         check_address(pending.address)

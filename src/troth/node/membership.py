@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from troth import enrollment
 from troth.authority import Authority
-from troth.authority.client import refresh_request, ticket_authority
+from troth.authority.client import authority_refusal, refresh_request, ticket_authority
 from troth.channel import ChannelState
 from troth.credentials import VerifiedFeed
 from troth.credentials.pending import newest_first, recorded_after
@@ -606,10 +606,6 @@ async def _refresh_from(
         )
 
 
-_NO_MEMBER: Final = f"{AuthorityError.__name__}: {AuthorityFailure.NOT_A_MEMBER.value}"
-"""How a refresh refused NOT_A_MEMBER over a channel begins (`failure_response`)."""
-
-
 def _refusal(
     runtime: NodeRuntime, authority: Identifier, exc: TrothError, held: list[HeldCredential]
 ) -> str:
@@ -618,11 +614,8 @@ def _refusal(
     good, or every credential it issued the identity revoked (removed). A revoked node said
     it was "not a member of this authority", as one never enrolled does (review 63u,
     refresh 2). The answer itself tells no more than before: the reason is the public feed's."""
-    refused = (
-        exc.reason is AuthorityFailure.NOT_A_MEMBER
-        if isinstance(exc, AuthorityError)
-        else isinstance(exc, RemoteError) and str(exc).startswith(_NO_MEMBER)
-    )
+    refusal = authority_refusal(exc)  # in process, or over a channel (`failure_response`)
+    refused = refusal is not None and refusal.reason is AuthorityFailure.NOT_A_MEMBER
     feed = runtime.trust.feeds.get(authority)
     if not refused or feed is None:
         return str(exc)
