@@ -19,6 +19,10 @@ A job's caller awaits its result. Cancelled, it leaves:
   its `grace` (the gate's MCP_GATE_GRACE_SECONDS), so a cancelled call ends with its records
   written unless its recorder is stuck, which holds it no longer.
 
+A job's result is counted under way until its caller takes it; one the caller takes once the
+gate is closed is not taken but followed as if its caller had left (McpGateError to it: review
+64l, mcp 1, a call decided as the gate closed was forwarded after the close).
+
 Kept work (`keep`: what completes a record already made, as such a refusal) is never refused
 nor dropped: its caller's cancellation leaves it queued, and a closed gate still runs it (its
 count is bounded by the calls recorded allowed and in flight). `drain` waits, within a bound,
