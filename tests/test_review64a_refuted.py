@@ -210,7 +210,7 @@ def test_a_decision_whose_caller_left_as_it_ended_is_followed_by_its_refusal() -
         # the loop held: the result comes while nobody can take it
         decided.wait(GUARD)
         for _ in range(1000):
-            if worker.busy() == 0:
+            if worker._idle:  # its thread idle again: the result is its caller's to take
                 break
             threading.Event().wait(0.002)
         task.cancel()

@@ -453,7 +453,8 @@ class McpGate:
         failed an allowed call: its JSON-RPC error's message kept (review 54g, mcp 3), any
         other failure named by its type only (its connection closed, an answer the SDK
         refuses: review 54j, mcp 1); the call is recorded unanswered. A cancellation
-        propagates; once the gate is closed, McpGateError (never decided)."""
+        propagates; once the gate is closed, McpGateError (never decided; one decided as it
+        closes is not forwarded: recorded refused after its allowed record, review 64l, mcp 1)."""
         if self._worker.closed:
             raise McpGateError("the gate is closed")
         listed = self._listed
@@ -540,11 +541,15 @@ class McpGate:
             await self._worker.run(refuse, keep=True, grace=limits.MCP_GATE_GRACE_SECONDS)
 
     def _never_forwarded(self, judged: tuple[DecisionRecord, PolicyDecision]) -> None:
-        """On a gate thread: the call `judged` was decided for a caller cancelled meanwhile,
-        so it is not forwarded; allowed, it is recorded refused after its allowed record."""
+        """On a gate thread: the call `judged` was decided for a caller cancelled meanwhile, or
+        as the gate closed (review 64l, mcp 1), so it is not forwarded; allowed, it is recorded
+        refused after its allowed record."""
         record = judged[0]
         if record.decision.allowed:
-            reason = "denied: the call was cancelled as it was decided; it was not forwarded"
+            reason = (
+                "denied: the call was cancelled, or the gate closed, as it was decided; it was "
+                "not forwarded"
+            )
             _refused(self.point, record, reason)
 
     async def close(self) -> bool:

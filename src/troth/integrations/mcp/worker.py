@@ -19,6 +19,10 @@ A job's caller awaits its result. Cancelled, it leaves:
   its `grace` (the gate's MCP_GATE_GRACE_SECONDS), so a cancelled call ends with its records
   written unless its recorder is stuck, which holds it no longer.
 
+A job's result is counted under way until its caller takes it; one the caller takes once the
+gate is closed is not taken but followed as if its caller had left (McpGateError to it: review
+64l, mcp 1, a call decided as the gate closed was forwarded after the close).
+
 Kept work (`keep`: what completes a record already made, as such a refusal) is never refused
 nor dropped: its caller's cancellation leaves it queued, and a closed gate still runs it (its
 count is bounded by the calls recorded allowed and in flight). `drain` waits, within a bound,
@@ -75,7 +79,18 @@ class _State(enum.Enum):
 class _Job(Generic[T]):
     """One call to run on a gate thread, and what its caller waits on."""
 
-    __slots__ = ("done", "error", "kept", "left", "result", "state", "wake", "work")
+    __slots__ = (
+        "done",
+        "error",
+        "held",
+        "kept",
+        "left",
+        "result",
+        "state",
+        "taken",
+        "wake",
+        "work",
+    )
 
     def __init__(
         self, work: Callable[[], T], left: Callable[[T], object] | None, kept: bool
@@ -88,6 +103,8 @@ class _Job(Generic[T]):
         self.error: BaseException | None = None
         self.wake: Callable[[], object] | None = None
         self.done: anyio.Event | None = None  # set (`wake`) in its caller's event loop
+        self.taken = False  # its caller takes its result (`run`), not a follow-up's
+        self.held = False  # ended, counted busy until its caller takes its result or leaves
 
 
 def _attach(job: _Job[Any]) -> anyio.Event:
@@ -160,6 +177,7 @@ class GateWorker:
         to `grace` seconds (shielded: so its records are written when it ends, unless its
         recorder is stuck) before its cancellation goes on."""
         job = _Job(work, left, keep)
+        job.taken = True
         done = _attach(job)
         self._submit(job)
         try:
@@ -171,12 +189,35 @@ class GateWorker:
                     scope.deadline = anyio.current_time() + grace
                     await ending.wait()
             raise
+        if self._handed(job):
+            raise McpGateError("the gate is closed")
         if job.error is not None:
             try:
                 raise job.error
             finally:
                 job.error = None  # no cycle through the traceback
         return job.result  # type: ignore[return-value]
+
+    def _handed(self, job: _Job[Any]) -> bool:
+        """Its caller takes the result of `job`: whether the gate closed meanwhile, so the
+        result is not taken but its follow-up runs, as if its caller had left (review 64l, mcp
+        1: a call decided as the gate closed was forwarded after the close). Until then, the
+        job counted busy, `drain` waits (its follow-up counted before the job is not)."""
+        closing = self.closed and not job.kept and job.error is None and job.left is not None
+        if closing and job.left is not None:
+            result, job.result = job.result, None
+            follow = _Job(functools.partial(job.left, result), None, True)
+            _attach(follow)
+            self._submit(follow)
+        self._release(job)
+        return closing
+
+    def _release(self, job: _Job[Any]) -> None:
+        """`job`'s result taken or left by its caller: it no longer counts busy (`held`)."""
+        with self._lock:
+            if job.held:
+                job.held = False
+                self._ended_locked()
 
     def _submit(self, job: _Job[Any]) -> None:
         """Queue `job`, handed to an idle thread or a new one when there is room."""
@@ -229,12 +270,23 @@ class GateWorker:
             ending = _attach(follow)
             self._submit(follow)
         job.error = None
+        self._release(job)
         return ending
 
     def _serve(self) -> None:
         """A gate thread: the jobs of the backlog, then those handed to it; ends when idle
-        for `idle_seconds`, or told to."""
-        me = _Thread()
+        for `idle_seconds`, or told to; ended by an exception (a BaseException out of a
+        follow-up), it counts itself ended (review 64l, mcp 2: the worker believed it still
+        ran, and with all its threads so lost, jobs queued for ever)."""
+        try:
+            self._serving(_Thread())
+        except BaseException:
+            with self._lock:
+                self._threads -= 1
+            raise
+
+    def _serving(self, me: _Thread) -> None:
+        """`_serve`'s loop (it ends counted ended, except by an exception)."""
         with self._lock:
             job = self._backlog.popleft() if self._backlog else None
         while True:
@@ -268,6 +320,7 @@ class GateWorker:
                 work = None
             elif work is not None:
                 job.state = _State.RUNNING
+        held = False  # its result handed to its caller, who counts it ended (`_release`)
         try:
             if work is None:
                 return
@@ -278,6 +331,7 @@ class GateWorker:
                     job.work = None
                     left = job.state is _State.LEFT
                     if not left:
+                        held = job.held = job.taken
                         job.state, job.error = _State.DONE, exc
                 if left:
                     log.warning("a gate job its caller left failed: %s", upstream_said(exc))
@@ -286,6 +340,7 @@ class GateWorker:
                     job.work = None
                     left = job.state is _State.LEFT
                     if not left:
+                        held = job.held = job.taken
                         job.state, job.result = _State.DONE, result
                 if left and job.left is not None:
                     try:
@@ -295,8 +350,9 @@ class GateWorker:
             if job.wake is not None:  # its result, or (left) its end and follow-up's
                 job.wake()
         finally:
-            with self._lock:
-                self._ended_locked()
+            if not held:
+                with self._lock:
+                    self._ended_locked()
 
     def _ended_locked(self) -> None:
         """One job ended or was dropped (the lock held): when none is left, tell `drain`."""
