@@ -5,14 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from troth.errors import Unreachable
+from troth.clock import SystemClock
+from troth.errors import TrothError, Unreachable
+from troth.node.node import init_node, open_node
+from troth.node.runtime import NodeRuntime
 from troth.routing import Address, Router
+from troth.trace import Kind, RecordContent, ToolCall
+from troth.trace.log import open_node_log
+from troth.trace.pending import Receipt
 from troth.transport import Listener, TcpSettings, TcpTransport
 
 ECHO = Address("service", "echo")
+TOOL = ToolCall("refund")
 
 
 def _closed_port() -> int:
@@ -94,5 +104,58 @@ def test_connects_to_many_refused_addresses_at_once_leave_nothing_behind() -> No
             assert client.connections() == []
         finally:
             await client.close()
+
+    asyncio.run(main())
+
+
+def test_records_appended_while_the_node_stops_acknowledged_are_all_in_the_log(
+    tmp_path: Path,
+) -> None:
+    """64c stop 1, 2 (the log closed on a thread of its own, the traces closed for good): two
+    threads record through the node's own recorder while the node stops. Every record
+    acknowledged (a receipt) is in trace.db afterwards at the index its receipt names; every
+    one refused after the close is a typed TrothError (none hangs, none is an internal error);
+    and a new runtime on the same node records again (the refusal is the old runtime's only)."""
+    init_node("n", home=tmp_path)
+    receipts: list[Receipt] = []
+    errors: list[BaseException] = []
+
+    def appender(recorder: Any, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                receipts.append(recorder.record(RecordContent(Kind.TOOL_INVOCATION, tool=TOOL)))
+            except BaseException as exc:  # what the caller sees once the log is closed
+                errors.append(exc)
+                return
+
+    async def main() -> None:
+        with open_node("n", home=tmp_path) as node:
+            runtime = NodeRuntime(node)
+            await runtime.start(None)
+            recorder = runtime.traces.local("n")
+            stop = threading.Event()
+            threads = [threading.Thread(target=appender, args=(recorder, stop)) for _ in range(2)]
+            for thread in threads:
+                thread.start()
+            while len(receipts) < 5:
+                await asyncio.sleep(0.005)
+            await runtime.stop()
+            stop.set()
+            for thread in threads:
+                thread.join(5)
+            assert not any(thread.is_alive() for thread in threads)
+            assert all(isinstance(exc, TrothError) for exc in errors), errors
+            again = NodeRuntime(node)
+            await again.start(None)
+            try:
+                later = again.traces.local("n").record(
+                    RecordContent(Kind.TOOL_INVOCATION, tool=TOOL)
+                )
+            finally:
+                await again.stop()
+            with open_node_log(node, clock=SystemClock()) as log:
+                assert log.size() == later.index + 1
+                for receipt in receipts + [later]:
+                    assert log.find(receipt.record).index == receipt.index
 
     asyncio.run(main())
