@@ -155,7 +155,7 @@ def test_records_appended_while_the_node_stops_acknowledged_are_all_in_the_log(
                 await again.stop()
             with open_node_log(node, clock=SystemClock()) as log:
                 assert log.size() == later.index + 1
-                for receipt in receipts + [later]:
+                for receipt in [*receipts, later]:
                     assert log.find(receipt.record).index == receipt.index
 
     asyncio.run(main())
