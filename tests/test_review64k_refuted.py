@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 
+from tests.support.nodes import HUB, MemNet, run_memnet
 from troth.clock import SystemClock
 from troth.errors import TrothError, Unreachable
 from troth.node.node import init_node, open_node
 from troth.node.runtime import NodeRuntime
+from troth.node.services.relay import RelayService
 from troth.routing import Address, Router
 from troth.trace import Kind, RecordContent, ToolCall
 from troth.trace.log import open_node_log
@@ -159,3 +161,45 @@ def test_records_appended_while_the_node_stops_acknowledged_are_all_in_the_log(
                     assert log.find(receipt.record).index == receipt.index
 
     asyncio.run(main())
+
+
+def test_an_older_feed_installed_as_a_sync_would_flips_nothing_at_the_hub(tmp_path: Path) -> None:
+    """64d feed 1 (`restored`, and the relay deciding again on any (count, head)): the hosted
+    authority's older feed installed again and again as a sync installs one (a late sync, a
+    peer serving a stale copy: `set_feed` without `restored`, which only `refresh_hosted`
+    passes) replaces nothing, and the relay decides nothing again, however often it comes (no
+    flip between two lines, no CPU per install)."""
+
+    async def test(net: MemNet) -> None:
+        hub = net.hub
+        assert hub is not None
+        a = await net.member("a")
+        b = await net.member("b", **{"troth.relay": "b"})
+        await b.create_relay("b", HUB)
+        relay = hub.host.services["relay"]
+        assert isinstance(relay, RelayService)
+        authority = net.authority
+        await hub.worker.run(hub.trust.refresh_hosted, net.clock.now(), force=True)
+        older = hub.trust.feeds[authority.identifier]
+        authority.revoke_identity(net.identifier(a), now=net.clock.now())
+        await hub.worker.run(hub.trust.refresh_hosted, net.clock.now())
+        await asyncio.sleep(0)
+        newer = hub.trust.feeds[authority.identifier]
+        assert newer.count > older.count
+        rechecks: list[int] = []
+        real = relay._recheck
+
+        def counted(now: int) -> None:
+            rechecks.append(now)
+            real(now)
+
+        relay._recheck = counted  # type: ignore[method-assign]
+        for _ in range(200):
+            hub.trust.set_feed(authority.identifier, older)
+            hub.trust.set_feed(authority.identifier, newer)
+        await asyncio.sleep(0.05)
+        assert hub.trust.feeds[authority.identifier] is newer
+        assert rechecks == []
+        assert relay.status()["b"]["state"] == "up"
+
+    run_memnet(test, tmp_path / "home", budget=30)
