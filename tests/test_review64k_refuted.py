@@ -4,6 +4,7 @@ each test fails if the defence it names breaks."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 from pathlib import Path
@@ -11,9 +12,13 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import SoftHsm
+from tests.support.hsm import token_vault, vault_fixture
 from tests.support.nodes import HUB, MemNet, run_memnet
+from tests.test_review64k_pkcs11 import _pair
 from troth.clock import SystemClock
-from troth.errors import TrothError, Unreachable
+from troth.crypto import KeyType, verify_signature
+from troth.errors import KeyNotFound, TrothError, Unreachable
 from troth.node.node import init_node, open_node
 from troth.node.runtime import NodeRuntime
 from troth.node.services.relay import RelayService
@@ -22,6 +27,10 @@ from troth.trace import Kind, RecordContent, ToolCall
 from troth.trace.log import open_node_log
 from troth.trace.pending import Receipt
 from troth.transport import Listener, TcpSettings, TcpTransport
+from troth.vault import KeyHandle, KeyPurpose
+from troth.vault.pkcs11 import Pkcs11Vault
+
+__all__ = ["vault_fixture"]
 
 ECHO = Address("service", "echo")
 TOOL = ToolCall("refund")
@@ -203,3 +212,20 @@ def test_an_older_feed_installed_as_a_sync_would_flips_nothing_at_the_hub(tmp_pa
         assert relay.status()["b"]["state"] == "up"
 
     run_memnet(test, tmp_path / "home", budget=30)
+
+
+def test_a_key_made_before_64f_copyable_and_untwinned_still_signs_and_retires(
+    vault: Pkcs11Vault, softhsm: SoftHsm
+) -> None:
+    """64f pkcs11 1 on an old token: a key pair made as troth made them before (copyable), with
+    no twin, is found by a later vault (CKA_COPYABLE is no part of the search), signs, shows
+    its public key, and is retired and destroyed."""
+    key_id = os.urandom(16).hex()
+    _pair(vault, key_id, f"troth:primary:{key_id}")
+    handle = KeyHandle(vault.name, KeyType.ED25519, key_id)
+    vault.close()
+    with token_vault(softhsm) as later:
+        verify_signature(later.public_key(handle), later.sign(handle, b"old"), b"old")
+        later.delete_retired(handle, later.retire(handle, KeyPurpose.PRIMARY))
+        with pytest.raises(KeyNotFound):
+            later.sign(handle, b"gone")
