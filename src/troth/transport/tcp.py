@@ -34,9 +34,9 @@ Hostile load (all limits in `TcpSettings`):
 - Logs: lines about misbehaving connections and accept() errors (out of descriptors) are rate
   limited; a listener out of descriptors pauses a second and recovers when they free up.
 - Shutdown: `close()` closes listeners and every connection at once, then awaits their tasks,
-  cancelled, together (a connect under way fails, and no connection is made or admitted after
-  it); a closed connection whose peer does not take what was left within `write_timeout` is
-  dropped.
+  cancelled, together (a connect under way is ended at once, its callers told Unreachable, and
+  no connection is made or admitted after it); a closed connection whose peer does not take
+  what was left within `write_timeout` is dropped.
 """
 
 from __future__ import annotations
@@ -192,7 +192,14 @@ class TcpTransport(ConnectionTable[TcpConnection]):
             making = asyncio.get_running_loop().create_task(self._open(host, port, key))
             self._connecting[key] = making
             making.add_done_callback(lambda task: self._made(key, task))
-        return await asyncio.shield(making)
+        try:
+            return await asyncio.shield(making)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if making.cancelled() and self.closing and task is not None and not task.cancelling():
+                # `close()` ended the connect: its callers are told, not cancelled
+                raise Unreachable(f"cannot connect to {key}: the transport is closed") from None
+            raise
 
     def _made(self, key: str, task: asyncio.Task[TcpConnection]) -> None:
         """A connect ended: the next caller for `key` finds its connection (or tries again);
@@ -308,12 +315,18 @@ class TcpTransport(ConnectionTable[TcpConnection]):
         """Close listeners and connections; stop the sweep. No connection is made or admitted
         from now on (a connect under way fails: Unreachable)."""
         self.closing = True
+        # the connects under way ended now, not at their timeout (review 64k, transport 1: a
+        # peer that never answered held every caller and the socket `connect_timeout` longer)
+        connecting = list(self._connecting.values())
+        for making in connecting:
+            making.cancel()
         for listener in self._listeners:
             if listener.server is not None:
                 listener.server.close()
         # each closed at once, then their routings awaited together: one whose routing outlasts
         # its cancellation holds no other connection open (review 64e, transport 3)
         await asyncio.gather(*(connection.close() for connection in list(self._all)))
+        await asyncio.gather(*connecting, return_exceptions=True)
         for listener in self._listeners:
             if listener.server is not None:
                 with contextlib.suppress(Exception):

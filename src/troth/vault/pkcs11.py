@@ -59,7 +59,7 @@ from troth.vault.base import (
     seal_aad,
     split_sealed,
 )
-from troth.vault.pkcs11_session import MapErrors, SharedSession, note_dead
+from troth.vault.pkcs11_session import MapErrors, SharedSession, note_dead, twinned
 
 __all__ = ["Pkcs11Vault"]
 
@@ -377,10 +377,11 @@ class Pkcs11Vault:
         as one, a public twin planted without the PIN beside a pair made before review 34a
         failed the look-up, and the retired private key was kept, reported gone (review 55d,
         pkcs11 1)."""
-        private = self._find(handle, self._p11.ObjectClass.PRIVATE_KEY)
+        privates = self._privates(handle)
         rest = [*self._public_objects(handle), *self._retirement_objects(handle)]
         with self._lock, self._mapped("delete"):
-            private.destroy()
+            for private in privates:
+                private.destroy()
             self._objects.pop(f"{handle.key_type.label}:{handle.key_id}", None)
             self._made.discard(handle.key_id)
             self._probed.pop(handle.key_id, None)
@@ -426,10 +427,11 @@ class Pkcs11Vault:
         key of `purpose` (its label says another; a key made before review 48k, whose label
         says none, is retired as an identity key only: a purpose key record pointed at an
         identity's key does not get it destroyed at its renewal)."""
-        private = self._find(handle, self._p11.ObjectClass.PRIVATE_KEY)
-        made_for = self._purpose(private)
-        if made_for is not purpose and (made_for is not None or purpose is not KeyPurpose.PRIMARY):
-            raise KeyNotFound(f"{handle} is no {_PURPOSE_LABELS[purpose]} key in the token")
+        for private in self._privates(handle):  # each of them (review 64k, pkcs11 1)
+            made_for = self._purpose(private)
+            primary = made_for is None and purpose is KeyPurpose.PRIMARY  # (before 48k)
+            if made_for is not purpose and not primary:
+                raise KeyNotFound(f"{handle} is no {_PURPOSE_LABELS[purpose]} key in the token")
         proof = os.urandom(RETIRE_PROOF_SIZE)
         attr = self._p11.Attribute
         with self._lock, self._mapped("record a retirement"):
@@ -614,7 +616,9 @@ class Pkcs11Vault:
             found = list(self._session.get_objects({**query, **guard}))
         if not found:
             self._refuse_planted(key, query)
-        if len(found) != 1:
+        if len(found) > 1:
+            raise twinned(key, len(found))
+        if not found:
             raise KeyNotFound(f"no seal key {key} in the token")
         self._warn_modifiable(key, found[0])
         self._objects[_SEAL_LABEL_PREFIX + key.key_id] = found[0]
@@ -662,9 +666,22 @@ class Pkcs11Vault:
                 found = list(self._session.get_objects({**query, **guard, attr.PRIVATE: False}))
         if used and not found:
             self._refuse_planted(handle, query)
-        if len(found) != 1:
+        if len(found) > 1:
+            raise twinned(handle, len(found))
+        if not found:
             raise KeyNotFound(f"no key {handle} in the token")
         return found[0]
+
+    def _privates(self, handle: KeyHandle) -> list[Any]:
+        """Every private key object under `handle`'s CKA_ID and type, a twin a session with
+        the PIN made among them: what retiring the key retires and destroys (review 64k, pkcs11
+        1: a twin left the key `KeyNotFound`, so a rotation kept it in the token for good)."""
+        query = self._of(handle, self._p11.ObjectClass.PRIVATE_KEY)
+        with self._lock, self._mapped("find key"):
+            found = list(self._session.get_objects({**query, self._p11.Attribute.PRIVATE: True}))
+        if not found:
+            raise KeyNotFound(f"no key {handle} in the token")
+        return found
 
     def _of(self, handle: KeyHandle, object_class: Any) -> dict[Any, Any]:
         """The search for `handle`'s objects of `object_class`: its CKA_ID and its key type (review

@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from troth.errors import VaultError
 
-__all__ = ["DEAD_SESSION", "MapErrors", "SharedSession", "note_dead"]
+__all__ = ["DEAD_SESSION", "MapErrors", "SharedSession", "note_dead", "twinned"]
 
 DEAD_SESSION: Final = (
     "SessionHandleInvalid",
@@ -73,3 +73,16 @@ class MapErrors:
         if exc is not None and isinstance(exc, self._base):
             note_dead(self._shared, exc, self._session)
             raise VaultError(f"PKCS#11 {self._what} failed: {type(exc).__name__}") from exc
+
+
+def twinned(key: object, count: int) -> VaultError:
+    """The error for `count` (> 1) private objects under `key`'s CKA_ID, none of which is
+    used: a session with the PIN made the other (a copy of a key made before review 64f, or
+    a key generated under its id, which CKA_COPYABLE does not stop). Review 64k, pkcs11 1:
+    "no key ... in the token" sent the operator looking for a key the token held."""
+    return VaultError(
+        f"the token holds {count} private objects under the id of {key}: a session with its "
+        "PIN made the other (a copy, or a key generated under that id), so neither is used; "
+        "destroy the one that is not the key with the token's tools, or retire the key "
+        '(`troth identity rotate --compromised`; docs/vault.md, "PKCS#11 vault")'
+    )
