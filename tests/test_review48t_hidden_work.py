@@ -22,7 +22,7 @@ from tests.test_attacks_review22b_gates import _nested_sets
 from tests.test_review47h_hidden import _caller, _gate
 from troth.gates import ListRecorder, Outcome, ToolCall, ToolGate
 from troth.gates import engine as engine_module
-from troth.gates.cedar_call import authorize, partial_shows
+from troth.gates.cedar_call import answer_fields, partial_shows
 from troth.gates.engine import PolicyEngine
 
 MADE_UP = "not_a_tool"
@@ -56,7 +56,7 @@ def work(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 
         return wrapper
 
-    monkeypatch.setattr(engine_module, "authorize", counted("cedar", authorize))
+    monkeypatch.setattr(engine_module, "answer_fields", counted("cedar", answer_fields))
     monkeypatch.setattr(  # one per tool previewed, whichever cedarpy function runs it
         engine_module, "partial_shows", counted("partial", partial_shows)
     )

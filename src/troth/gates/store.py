@@ -344,9 +344,10 @@ class BundleStore:
         # (review 41d, bundles 1: kept unloadable for good, a node restarted with its clock
         # behind never activated its own bundle)
         self._untimely: dict[tuple[bytes, Stamp], tuple[int, int]] = {}
-        # the active bundle and the feed object its signer last passed `check_signer` with,
-        # per authority: a VerifiedFeed is immutable, so the same pair passes again (`engine`)
-        self._signer_checked: dict[Identifier, tuple[ActiveBundle, VerifiedFeed]] = {}
+        # the active bundle, the feed object its signer last passed `check_signer` with and the
+        # staleness limit that feed was fresh by, per authority digest: a VerifiedFeed is
+        # immutable, so the same pair passes again, the feed fresh until it is older (`engine`)
+        self._signer_checked: dict[bytes, tuple[ActiveBundle, VerifiedFeed, int]] = {}
         self._conflicts: dict[Identifier, BundleConflict] = {}
         # the conflicts seen per authority (at most MAX_POLICY_CONFLICTS_SEEN each): a replay
         # of one is refused on its decoding and not counted again (review 43b, bundles 2)
@@ -711,15 +712,22 @@ class BundleStore:
         self.dormant.check_active(authority.digest, bundle.body.revision, bundle.digest)
         if now >= bundle.body.expires_at:
             raise PolicyError(_P.EXPIRED, f"at {bundle.body.expires_at}")
+        staleness = self.verifier.policy.max_feed_staleness
+        checked = self._signer_checked.get(authority.digest)
+        same = type(authority) is Identifier and checked == (held, feed, staleness)
+        # the same bundle, feed and limit passed: only the feed's age can change (review 64g)
+        if same and feed is not None and type(staleness) is int:  # noqa: SIM102
+            if now - feed.issued_at <= staleness:
+                return held.engine
         try:
             if feed is None or feed.authority != authority:
                 raise PolicyError(_P.STALE_FEED, "no feed of the authority")
-            feed.check_fresh(now=now, max_staleness=self.verifier.policy.max_feed_staleness)
+            feed.check_fresh(now=now, max_staleness=staleness)
         except CredentialError as exc:
             raise PolicyError(_P.STALE_FEED, str(exc)) from None
-        if self._signer_checked.get(authority) != (held, feed):
+        if checked is None or checked[0] is not held or checked[1] is not feed:
             bundle.check_signer(feed)  # the same feed object says the same: checked once
-            self._signer_checked[authority] = (held, feed)
+        self._signer_checked[authority.digest] = (held, feed, staleness)
         return held.engine
 
 
