@@ -51,7 +51,6 @@ def two_nodes_fixture(tmp_path: Path) -> tuple[Path, Path]:
     return paths[0], paths[1]
 
 
-@pytest.mark.xfail(strict=True, reason="64f rollback 1: the guard names no store (a format change)")
 def test_rollback_1_another_nodes_store_ahead_of_the_guard_is_found(
     two_nodes: tuple[Path, Path], tmp_path: Path
 ) -> None:

@@ -15,6 +15,8 @@ from troth.encoding import cbor
 from troth.errors import DecodeError, DecodeProblem
 
 __all__ = [
+    "GUARD_BOUND_SLOT_BYTES",
+    "GUARD_BOUND_VERSION",
     "GUARD_RAISED_VERSION",
     "GUARD_SLOT_BYTES",
     "GUARD_TYPE",
@@ -24,6 +26,7 @@ __all__ = [
     "decode_guard",
     "decode_raised",
     "decode_slot",
+    "decode_store",
     "encode_guard",
     "encode_slot",
 ]
@@ -39,8 +42,16 @@ GUARD_RAISED_VERSION: Final = 3
 """The version a guard holding when a scope was last raised is written as (review 60a, release
 1: the `identity` scope's, which dates a restore's hold; docs/formats.md, "Rollback guard"); a
 troth before it reads such a guard as none."""
+GUARD_BOUND_VERSION: Final = 4
+"""The version a guard naming the node.db it guards (its store id: review 64j, rollback 1) is
+written as, in slots of `GUARD_BOUND_SLOT_BYTES` (docs/formats.md, "Rollback guard"); a troth
+before it reads such a guard as none."""
 GUARD_SLOT_BYTES: Final = limits.MAX_ROLLBACK_GUARD_BYTES // 2
-"""A guard file is two slots of this size, written in place in turn (docs/formats.md)."""
+"""A guard file of versions 1 to 3 is two slots of this size, written in place in turn
+(docs/formats.md)."""
+GUARD_BOUND_SLOT_BYTES: Final = limits.MAX_ROLLBACK_GUARD_BOUND_BYTES // 2
+"""A guard file of version 4 is two slots of this size: its store id does not fit beside
+four scopes' largest counts in one of `GUARD_SLOT_BYTES`."""
 _CHECK: Final = 16  # bytes of a slot's SHA-256 kept
 SCOPES: Final = ("authority", "broker", "policy", "identity")
 """The scopes a guard counts: each is checked, and fails closed, by its own owner."""
@@ -52,26 +63,40 @@ _SCOPE_NAME: Final = re.compile(rf"[a-z][a-z0-9-]{{0,{limits.MAX_ROLLBACK_SCOPE_
 
 
 def encode_slot(
-    seq: int, counters: Mapping[str, int], raised: Mapping[str, int] | None = None
+    seq: int,
+    counters: Mapping[str, int],
+    raised: Mapping[str, int] | None = None,
+    store: bytes | None = None,
 ) -> bytes:
     """One slot of a guard file (`GUARD_SLOT_BYTES`): the length of the CBOR below (2 bytes,
     big-endian), `["troth.rollback-guard", version, seq, {scope: count}]` (canonical CBOR;
     version 1 while every scope is one of `V1_SCOPES`, else `GUARD_VERSION`; a scope with a
     time in `raised`, when it was last raised, maps to `[count, time]`, and the version is
-    `GUARD_RAISED_VERSION`), the first 16 bytes of its SHA-256, zeros to the end."""
-    return _framed(cbor.encode(_record(seq, counters, raised or {})))
+    `GUARD_RAISED_VERSION`), the first 16 bytes of its SHA-256, zeros to the end. With a
+    `store` id (`ROLLBACK_STORE_ID_BYTES`), the node.db it guards: version
+    `GUARD_BOUND_VERSION`, the id a fifth element, in a slot of `GUARD_BOUND_SLOT_BYTES`."""
+    return _framed(cbor.encode(_record(seq, counters, raised or {}, store)), store is not None)
 
 
-def _record(seq: int, counters: Mapping[str, int], raised: Mapping[str, int]) -> list[object]:
+def _record(
+    seq: int, counters: Mapping[str, int], raised: Mapping[str, int], store: bytes | None
+) -> list[object]:
     """A slot's record, to encode (canonical CBOR sorts its map)."""
     counts = dict(counters)
     if not raised.keys() <= counts.keys():
         raise ValueError("a rollback guard's raise time of a scope it does not count")
-    return [GUARD_TYPE, _version(counts, raised), seq, _entries(counts, raised)]
+    if store is not None and len(store) != limits.ROLLBACK_STORE_ID_BYTES:
+        raise ValueError("a rollback guard's store id of another size")
+    record = [GUARD_TYPE, _version(counts, raised, store), seq, _entries(counts, raised)]
+    return record if store is None else [*record, store]
 
 
-def _version(counts: Mapping[str, int], raised: Mapping[str, int]) -> int:
-    """The one version a record of `counts` and `raised` is written as."""
+def _version(
+    counts: Mapping[str, int], raised: Mapping[str, int], store: bytes | None = None
+) -> int:
+    """The one version a record of `counts`, `raised` and `store` is written as."""
+    if store is not None:
+        return GUARD_BOUND_VERSION
     if raised:
         return GUARD_RAISED_VERSION
     return 1 if counts.keys() <= V1_SCOPES else GUARD_VERSION
@@ -84,12 +109,13 @@ def _entries(counts: Mapping[str, int], raised: Mapping[str, int]) -> dict[str, 
     return {s: c if s not in raised else [c, raised[s]] for s, c in counts.items()}
 
 
-def _framed(body: bytes) -> bytes:
-    """The slot holding the encoded record `body` (`encode_slot`)."""
+def _framed(body: bytes, bound: bool = False) -> bytes:
+    """The slot holding the encoded record `body` (`encode_slot`; `bound`: of version 4)."""
+    size = GUARD_BOUND_SLOT_BYTES if bound else GUARD_SLOT_BYTES
     slot = len(body).to_bytes(2, "big") + body + sha256(body)[:_CHECK]
-    if len(slot) > GUARD_SLOT_BYTES:
+    if len(slot) > size:
         raise ValueError("a rollback guard slot overflows")
-    return slot.ljust(GUARD_SLOT_BYTES, b"\0")
+    return slot.ljust(size, b"\0")
 
 
 def decode_slot(slot: bytes) -> tuple[int, dict[str, int]]:
@@ -97,8 +123,9 @@ def decode_slot(slot: bytes) -> tuple[int, dict[str, int]]:
     return _slot(slot)[:2]
 
 
-_State = tuple[int, dict[str, int], dict[str, int]]
-"""A guard record's sequence number, counts, and raise times (a scope's, when it has one)."""
+_State = tuple[int, dict[str, int], dict[str, int], bytes | None]
+"""A guard record's sequence number, counts, raise times (a scope's, when it has one), and
+store id (version 4; None before it)."""
 
 
 def _slot(slot: bytes) -> _State:
@@ -114,30 +141,41 @@ def _slot(slot: bytes) -> _State:
     rollback 1: version 1's decoder refused an unknown scope, so a newer troth's scope read
     the whole guard as none, a restore). Version 3 (review 60a, release 1) is version 2 with a
     time, when it was last raised (0..MAX_ROLLBACK_RAISED_AT), beside the count of at least
-    one scope (`[count, time]`), of any scopes, fitting as version 2's at the largest."""
-    if len(slot) != GUARD_SLOT_BYTES:
+    one scope (`[count, time]`), of any scopes, fitting as version 2's at the largest.
+    Version 4 (review 64j, rollback 1), in a slot of `GUARD_BOUND_SLOT_BYTES` (and no other
+    version there), is version 3 with the store id of the node.db it guards as a fifth
+    element (`ROLLBACK_STORE_ID_BYTES`), raise times optional, any scopes named as version 2's
+    that fit its slot at the largest."""
+    if len(slot) not in (GUARD_SLOT_BYTES, GUARD_BOUND_SLOT_BYTES):
         raise DecodeError(f"rollback guard slot of {len(slot)} bytes")
     size = int.from_bytes(slot[:2], "big")
     end = 2 + size + _CHECK
-    if not size or end > GUARD_SLOT_BYTES:
+    if not size or end > len(slot):
         raise DecodeError("rollback guard slot empty")
     body = slot[2 : 2 + size]
     if slot[2 + size : end] != sha256(body)[:_CHECK] or slot[end:].strip(b"\0"):
         raise DecodeError("rollback guard slot damaged")
     try:
-        return _decoded(body)
+        return _decoded(body, len(slot) == GUARD_BOUND_SLOT_BYTES)
     except DecodeError as exc:  # written whole: by a writer whose records this troth cannot read
         raise _Unread(str(exc), exc.problem) from exc
 
 
-def _decoded(body: bytes) -> _State:
-    """`_slot` of a slot's body, its checksum right."""
-    value = cbor.expect_array(cbor.decode(body, max_bytes=GUARD_SLOT_BYTES), "rollback guard", 4)
+def _decoded(body: bytes, bound: bool) -> _State:
+    """`_slot` of a slot's body, its checksum right (`bound`: a slot of version 4's size)."""
+    value = cbor.expect_array(
+        cbor.decode(body, max_bytes=GUARD_BOUND_SLOT_BYTES), "rollback guard", 5 if bound else 4
+    )
     found = value[1]
     later = type(found) is int and found in (GUARD_VERSION, GUARD_RAISED_VERSION)
-    version = found if later else 1
-    cbor.expect_header(value, GUARD_TYPE, version, "rollback guard")  # 1, 2 or 3, else refused
+    version = GUARD_BOUND_VERSION if bound else found if later else 1
+    cbor.expect_header(value, GUARD_TYPE, version, "rollback guard")  # 1 to 4, else refused
     seq, counters = _bounded(value[2], "sequence number"), value[3]
+    store = (
+        cbor.expect_bytes(value[4], "rollback guard store id", limits.ROLLBACK_STORE_ID_BYTES)
+        if bound
+        else None
+    )
     if type(counters) is not dict:
         raise DecodeError("rollback guard: expected a map of counts")
     decoded: dict[str, int] = {}
@@ -146,7 +184,7 @@ def _decoded(body: bytes) -> _State:
         name = cbor.expect_text(scope, "rollback guard scope")
         if name not in V1_SCOPES and (version == 1 or not _SCOPE_NAME.fullmatch(name)):
             raise DecodeError(f"rollback guard: unknown scope {name[:40]!r}")
-        if version == GUARD_RAISED_VERSION and type(count) is list:
+        if version >= GUARD_RAISED_VERSION and type(count) is list:
             count, at = cbor.expect_array(count, "rollback guard count and raise time", 2)
             raised[name] = _raise_time(at)
         decoded[name] = _bounded(count, "count")
@@ -156,9 +194,9 @@ def _decoded(body: bytes) -> _State:
         )
     if version == GUARD_VERSION and set(decoded) <= V1_SCOPES:
         raise DecodeError("rollback guard: version 2 of version 1's scopes only")
-    if version != 1 and not _fits(decoded, raised):
+    if version != 1 and not _fits(decoded, raised, bound):
         raise DecodeError("rollback guard: more scopes than a slot holds at their largest")
-    return seq, decoded, raised
+    return seq, decoded, raised, store
 
 
 def _raise_time(value: object) -> int:
@@ -174,17 +212,20 @@ class _Unread(DecodeError):
     `decode_guard` reads as no guard (review 58k, guard 2)."""
 
 
-def _fits(scopes: Iterable[str], raised: Iterable[str] = ()) -> bool:
+def _fits(scopes: Iterable[str], raised: Iterable[str] = (), bound: bool = False) -> bool:
     """Whether a slot holds `scopes`, each at the largest count (those in `raised` with the
-    latest raise time), as the largest number."""
+    latest raise time), as the largest number (`bound`: a slot of version 4, with its id)."""
     largest = dict.fromkeys(scopes, limits.MAX_ROLLBACK_COUNTER)
     latest = dict.fromkeys(set(raised) & largest.keys(), limits.MAX_ROLLBACK_RAISED_AT)
     record = [GUARD_TYPE, GUARD_VERSION, limits.MAX_ROLLBACK_COUNTER, _entries(largest, latest)]
-    return 2 + len(cbor.encode(record)) + _CHECK <= GUARD_SLOT_BYTES
+    if not bound:
+        return 2 + len(cbor.encode(record)) + _CHECK <= GUARD_SLOT_BYTES
+    record.append(bytes(limits.ROLLBACK_STORE_ID_BYTES))
+    return 2 + len(cbor.encode(record)) + _CHECK <= GUARD_BOUND_SLOT_BYTES
 
 
 def _carried(
-    counters: Mapping[str, int], raised: Mapping[str, int]
+    counters: Mapping[str, int], raised: Mapping[str, int], bound: bool = False
 ) -> tuple[dict[str, int], dict[str, int]]:
     """The counts a raise writes: every scope of this troth's (`SCOPES`: all fit a slot at
     their largest, with `identity`'s raise time, the one this troth dates), then each raise
@@ -198,11 +239,11 @@ def _carried(
     count lost). A scope dropped reads, to the newer troth that counts it, as a restored copy
     (its entry in node.db, none in the guard): it fails closed, once, as for any guard that
     lost the entry (docs/storage.md, "Versions, and a downgrade"); a raise time dropped, as
-    undated."""
+    undated. `bound`: in a slot of version 4 (`_fits`)."""
     kept = {scope: count for scope, count in counters.items() if scope in SCOPES}
     dated = {s: at for s, at in raised.items() if s == "identity" and s in kept}
     for scope in sorted((s for s in raised if s in kept and s not in dated), key=_canonical):
-        if _fits(kept, {**dated, scope: raised[scope]}):
+        if _fits(kept, {**dated, scope: raised[scope]}, bound):
             dated[scope] = raised[scope]
         else:
             _log.warning(
@@ -212,7 +253,7 @@ def _carried(
             )
     for scope in sorted((s for s in counters if s not in SCOPES), key=_canonical):
         times = {**dated, scope: raised[scope]} if scope in raised else dated
-        if _fits([*kept, scope], times):
+        if _fits([*kept, scope], times, bound):
             kept[scope], dated = counters[scope], times
         else:
             _log.warning(
@@ -236,13 +277,17 @@ def _bounded(value: object, what: str) -> int:
 
 
 def encode_guard(
-    counters: Mapping[str, int], seq: int = 1, raised: Mapping[str, int] | None = None
+    counters: Mapping[str, int],
+    seq: int = 1,
+    raised: Mapping[str, int] | None = None,
+    store: bytes | None = None,
 ) -> bytes:
-    """A whole guard file (`MAX_ROLLBACK_GUARD_BYTES`: two slots) holding `counters` (and
-    `raised`: `encode_slot`) as number `seq`, in slot `seq % 2`, the other slot empty (zeros):
-    what a guard is made as."""
-    slots = [bytes(GUARD_SLOT_BYTES)] * 2
-    slots[seq % 2] = encode_slot(seq, counters, raised)
+    """A whole guard file (`MAX_ROLLBACK_GUARD_BYTES`: two slots; with a `store` id,
+    `MAX_ROLLBACK_GUARD_BOUND_BYTES`) holding `counters` (and `raised`, `store`:
+    `encode_slot`) as number `seq`, in slot `seq % 2`, the other slot empty (zeros): what a
+    guard is made as."""
+    slots = [bytes(GUARD_SLOT_BYTES if store is None else GUARD_BOUND_SLOT_BYTES)] * 2
+    slots[seq % 2] = encode_slot(seq, counters, raised, store)
     return b"".join(slots)
 
 
@@ -257,6 +302,12 @@ def decode_raised(data: bytes) -> dict[str, int]:
     return _guard_state(data)[2]
 
 
+def decode_store(data: bytes) -> bytes | None:
+    """The store id of the node.db a guard file's newest slot guards (version 4: review 64j,
+    rollback 1), None before version 4; DecodeError as `decode_guard`."""
+    return _guard_state(data)[3]
+
+
 def _guard_state(data: bytes) -> _State:
     """A guard file's newest slot: the valid one of highest sequence number (the other may be
     torn, or older), else DecodeError (not `MAX_ROLLBACK_GUARD_BYTES`, no valid slot; a slot
@@ -264,12 +315,16 @@ def _guard_state(data: bytes) -> _State:
     what it counts, is not known here, so the one beside it is never read as the newest:
     review 58k, guard 2, a copy of node.db taken between the two read as current, and the
     next raise wrote the older counts over the later record)."""
-    if len(data) != limits.MAX_ROLLBACK_GUARD_BYTES:
-        raise DecodeError(f"a rollback guard is {limits.MAX_ROLLBACK_GUARD_BYTES} bytes")
+    if len(data) not in (limits.MAX_ROLLBACK_GUARD_BYTES, limits.MAX_ROLLBACK_GUARD_BOUND_BYTES):
+        raise DecodeError(
+            f"a rollback guard is {limits.MAX_ROLLBACK_GUARD_BYTES} bytes, or "
+            f"{limits.MAX_ROLLBACK_GUARD_BOUND_BYTES} (version 4)"
+        )
     found = []
-    for start in range(0, len(data), GUARD_SLOT_BYTES):
+    size = len(data) // 2
+    for start in (0, size):
         try:
-            found.append(_slot(data[start : start + GUARD_SLOT_BYTES]))
+            found.append(_slot(data[start : start + size]))
         except _Unread:
             raise
         except DecodeError as exc:

@@ -67,6 +67,8 @@ from troth.errors import DecodeError, StorageError
 from troth.faults import crash_point
 from troth.storage.guard_codec import (
     _OWN_SCOPES,
+    GUARD_BOUND_SLOT_BYTES,
+    GUARD_BOUND_VERSION,
     GUARD_RAISED_VERSION,
     GUARD_SLOT_BYTES,
     GUARD_TYPE,
@@ -82,14 +84,26 @@ from troth.storage.guard_codec import (
     decode_guard,
     decode_raised,
     decode_slot,
+    decode_store,
     encode_guard,
     encode_slot,
 )
 from troth.storage.guard_file import Evicted, GuardFiles, guard_files
 from troth.storage.peers import Turns
 from troth.storage.sqlite import SqliteDatabase
+from troth.storage.store_id import (
+    adopt_store_id,
+    foreign_found,
+    foreign_found_at,
+    foreign_pending,
+    made_store_id,
+    mark_foreign,
+    read_store_id,
+)
 
 __all__ = [
+    "GUARD_BOUND_SLOT_BYTES",
+    "GUARD_BOUND_VERSION",
     "GUARD_RAISED_VERSION",
     "GUARD_SLOT_BYTES",
     "GUARD_TYPE",
@@ -101,6 +115,7 @@ __all__ = [
     "decode_guard",
     "decode_raised",
     "decode_slot",
+    "decode_store",
     "encode_guard",
     "encode_slot",
     "guard_path",
@@ -151,7 +166,7 @@ def _read_bytes(path: Path) -> bytes | None:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
-        return os.read(fd, limits.MAX_ROLLBACK_GUARD_BYTES + 1)
+        return os.read(fd, limits.MAX_ROLLBACK_GUARD_BOUND_BYTES + 1)
     finally:
         os.close(fd)
 
@@ -159,7 +174,7 @@ def _read_bytes(path: Path) -> bytes | None:
 # Guards decoded (or written) by this process, by their bytes: `decode_guard` is a pure
 # function of them, and a rotation (review 57i's identity scope) reads the guard it wrote the
 # rotation before; decoding both slots anew each time cost more than its own transaction.
-_Known = tuple[int, tuple[tuple[str, int], ...], tuple[tuple[str, int], ...]]
+_Known = tuple[int, tuple[tuple[str, int], ...], tuple[tuple[str, int], ...], bytes | None]
 _KNOWN_GUARDS: dict[bytes, _Known | None] = {}
 _KNOWN_GUARDS_KEPT: Final = 8
 
@@ -179,12 +194,12 @@ def _state_of(data: bytes | None) -> _State | None:
             known = _KNOWN_GUARDS[data]
         except KeyError:
             try:
-                seq, counts, raised = _guard_state(data)
-                known = (seq, tuple(counts.items()), tuple(raised.items()))
+                seq, counts, raised, store = _guard_state(data)
+                known = (seq, tuple(counts.items()), tuple(raised.items()), store)
             except DecodeError:
                 known = None
             _know(data, known)
-    return None if known is None else (known[0], dict(known[1]), dict(known[2]))
+    return None if known is None else (known[0], dict(known[1]), dict(known[2]), known[3])
 
 
 def _know(data: bytes, state: _Known | None) -> None:
@@ -217,15 +232,23 @@ def read_guard(path: Path) -> dict[str, int] | None:
     return None if state is None else state[1]
 
 
-def _create_guard(path: Path, counters: Mapping[str, int], raised: Mapping[str, int]) -> None:
-    """Make the guard at `path` (none, or none readable): a new temporary file beside it
-    (O_EXCL, 0600), fsynced, renamed over `path` (a symbolic link there is replaced), the
-    directory fsynced. Once per node.db, unless the guard is taken away."""
+def _create_guard(
+    path: Path,
+    counters: Mapping[str, int],
+    raised: Mapping[str, int],
+    store: bytes | None = None,
+    seq: int = 1,
+) -> None:
+    """Make the guard at `path` (none, or none readable; or one of version 1 to 3 bound to
+    `store` now: version 4's slots are larger, review 64j, rollback 1) holding record `seq`: a
+    new temporary file beside it (O_EXCL, 0600), fsynced, renamed over `path` (a symbolic
+    link there is replaced), the directory fsynced. Once per node.db, and once more when it is
+    bound, unless the guard is taken away."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
     try:
         try:
-            os.write(fd, encode_guard(counters, raised=raised))
+            os.write(fd, encode_guard(counters, seq, raised, store))
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -246,13 +269,16 @@ def _create_guard(path: Path, counters: Mapping[str, int], raised: Mapping[str, 
 class Restored:
     """A restored copy found by `RollbackGuard.check`: its scope, the store's count when found,
     the guard's (None: no readable guard, or no entry of the scope), what the scope's owner
-    failed closed on (tickets voided, leases revoked) and when."""
+    failed closed on (tickets voided, leases revoked) and when; `another`: node.db was not
+    the one the guard names (another node's, or a copy from before its store id was made:
+    review 64j, rollback 1)."""
 
     scope: str
     counter: int
     guard: int | None
     voided: int
     at: int
+    another: bool = False
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -261,6 +287,7 @@ class Restored:
             "guard": self.guard,
             "voided": self.voided,
             "at": self.at,
+            "another_node": self.another,
         }
 
 
@@ -279,6 +306,8 @@ class RollbackGuard:
         self._bumped: int | None = None  # the count the last `bump` wrote (`_publish`)
         self._bumped_at: int | None = None  # the time the last `bump` was given (`_publish`)
         self._in_guard = False  # the scope's entry seen in the guard (`bump` reads it once)
+        self._store: bytes | None = None  # node.db's store id, known committed (a raise binds)
+        self._store_pending: bytes | None = None  # read or made in a transaction not committed
 
     def counter(self) -> int:
         """The store's count of this scope's irreversible writes."""
@@ -315,10 +344,27 @@ class RollbackGuard:
                 "ON CONFLICT (scope) DO NOTHING",
                 (self.scope,),
             )
+            if self._store is None:  # the guard bound to it once committed (`_publish`)
+                self._know_store(made_store_id(self._db, self._bound()))
+                self._db.after_commit_once(self._publish)
         self._db.after_commit_once(self._armed_now)
 
     def _armed_now(self) -> None:
         self._armed = True
+
+    def _know_store(self, store: bytes) -> None:
+        """`store` as node.db's id once this transaction commits (never before: a guard bound
+        to an id its node.db lost with a rollback would read as another node's)."""
+        self._store_pending = store
+        self._db.after_commit_once(self._store_committed)
+
+    def _bound(self) -> bytes | None:
+        """The store id the guard names (version 4), None: none, or no readable guard."""
+        state = _read_state(self.path)
+        return None if state is None else state[3]
+
+    def _store_committed(self) -> None:
+        self._store = self._store_pending
 
     def bump(self, at: int | None = None) -> None:
         """Count one irreversible write, inside the transaction that makes it; the guard is
@@ -327,6 +373,8 @@ class RollbackGuard:
         The first bump of a scope writes its entry, at the store's count, before the commit."""
         if not self._db.in_transaction:
             raise StorageError("a rollback guard counts a write inside its transaction")
+        if self._store is None:  # node.db's first guarded write makes its id (review 64j)
+            self._know_store(made_store_id(self._db, self._bound()))
         if self._db.after_commit_once(self._publish) and not self._in_guard:
             guard = read_guard(self.path)
             if guard is None or self.scope not in guard:
@@ -370,16 +418,33 @@ class RollbackGuard:
 
     def behind(self) -> bool:
         """Whether the store is a restored copy for this scope (read only: the guard, then the
-        count). A store ahead of its guard (crash window 2) has its guard raised."""
-        guard = read_guard(self.path)
+        count). A store ahead of its guard (crash window 2) has its guard raised. A store whose
+        id is not the one its guard names, or marked when another scope found that, is a
+        restored copy (review 64j, rollback 1)."""
+        state = _read_state(self.path)
         row = self._row()
         counter = 0 if row is None else row
-        known = None if guard is None else guard.get(self.scope)
+        if self._foreign(state):
+            return True
+        known = None if state is None else state[1].get(self.scope)
         if known is None:
             return row is not None  # armed or counted (review 52c, rollback 4: counter > 0)
         if counter > known:  # with the time of its last dated bump (review 60n, crash 1)
             self._raise_guard(counter, self._store_raised_at())
         return counter < known
+
+    def _foreign(self, state: _State | None) -> bool:
+        """Whether node.db is not the one the guard (`state`) names, or this scope was marked
+        when another scope found that (`mark_foreign`); reads node.db's id (committed, outside
+        a transaction: known for the next raise, which binds a guard of version 1 to 3)."""
+        store = read_store_id(self._db)
+        if store is not None and not self._db.in_transaction:
+            self._store = store
+        bound = None if state is None else state[3]
+        # a node.db with no id (from before its first guarded write, or before review 64j) is
+        # judged by its counts: it takes the guard's id at that write (`made_store_id`)
+        mismatch = None not in (bound, store) and store != bound
+        return mismatch or foreign_pending(self._db, self.scope)
 
     def _store_raised_at(self) -> int | None:
         """When node.db says this scope was last raised (`bump`'s time), or None."""
@@ -408,12 +473,15 @@ class RollbackGuard:
         # again under the write lock (`transaction`: the owner's, default the database's):
         # another may have done it
         with (transaction or self._db.transaction)():
-            guard = read_guard(self.path)
-            known = None if guard is None else guard.get(self.scope)
+            state = _read_state(self.path)
+            known = None if state is None else state[1].get(self.scope)
             row = self._row()
             counter = 0 if row is None else row
-            if (row is None) if known is None else (counter >= known):
+            another = self._foreign(state)
+            if not another and ((row is None) if known is None else (counter >= known)):
                 return None
+            if another:
+                self._adopt(state, now)
             voided = fail_closed()
             self._db.execute(
                 "INSERT INTO rollback_counters (scope, counter, restored_at, restored_counter, "
@@ -427,17 +495,33 @@ class RollbackGuard:
             )
             self._bumped = self._bumped_at = None  # `_publish` reads the count raised here
             self._db.after_commit_once(self._publish)
-        restored = Restored(self.scope, counter, known, voided, now)
+        restored = Restored(self.scope, counter, known, voided, now, another)
         _log.warning(
-            "%s: node.db is a restored copy for its %s (its count of irreversible writes %d, "
+            "%s: node.db is %s for its %s (its count of irreversible writes %d, "
             'the guard\'s %s): failed closed on %d (docs/storage.md, "Rollback guard")',
             self._db.path,
+            "another node's node.db" if another else "a restored copy",
             self.scope,
             counter,
             "missing" if known is None else known,
             voided,
         )
         return restored
+
+    def _adopt(self, state: _State | None, now: int) -> None:
+        """In the restore's transaction, node.db not the one its guard names (`_foreign`):
+        the first scope to find it marks every other scope of this troth's that node.db or
+        the guard holds an entry of, each found by its own owner, and node.db takes the
+        guard's id (the guard is never bound to another: review 64j, rollback 1); this scope
+        is found."""
+        bound, store = None if state is None else state[3], read_store_id(self._db)
+        if bound is not None and store is not None and store != bound:
+            rows = self._db.fetch_all("SELECT scope FROM rollback_counters")
+            held = {str(r[0]) for r in rows} | set(() if state is None else state[1])
+            mark_foreign(self._db, sorted(held & _OWN_SCOPES - {self.scope}), now)
+            adopt_store_id(self._db, bound)
+            self._know_store(bound)
+        foreign_found(self._db, self.scope, now)
 
     def _sweep_leftovers(self) -> None:
         """Delete this guard's temporary files (`_create_guard`'s, named as it names them),
@@ -486,33 +570,45 @@ class RollbackGuard:
     def _raise_in_turn(self, files: GuardFiles, counter: int, at: int | None) -> None:
         """`_raise_guard` with the guard's files kept by this process, in a turn of its lock."""
         with files.within(self._db.busy_timeout):
-            data = files.read(limits.MAX_ROLLBACK_GUARD_BYTES + 1)
+            data = files.read(limits.MAX_ROLLBACK_GUARD_BOUND_BYTES + 1)
             state = _state_of(data)
             scope = self.scope
             if data is None or state is None:
-                _create_guard(self.path, {scope: counter}, {} if at is None else {scope: at})
+                times = {} if at is None else {scope: at}
+                _create_guard(self.path, {scope: counter}, times, self._store)
                 return
-            seq, counts, raised = state
+            seq, counts, raised, bound = state
             known = counts.get(scope)
             later = at is not None and at > raised.get(scope, -1)
-            if known is None or known < counter or later:
+            # a guard of version 1 to 3 bound to node.db's id at its next raise (in a file of
+            # its own: version 4's slots are larger); a bound one keeps its id, whatever
+            # node.db's (a mismatch is the restore `check` finds: review 64j, rollback 1)
+            store = self._store if bound is None else bound
+            rebind = bound is None and store is not None
+            if known is None or known < counter or later or rebind:
                 counts[scope] = max(counter, known or 0)  # `_state_of`'s own dicts
                 if at is not None and later:
                     raised[scope] = at
                 # this troth's scopes and one raise time fit a slot at the largest; more may not
                 # (review 60h, guard 1: a newer troth's dates beside `identity`'s)
                 if not counts.keys() <= _OWN_SCOPES or len(raised) > 1:
-                    counts, raised = _carried(counts, raised)
+                    counts, raised = _carried(counts, raised, store is not None)
+                if rebind:
+                    _create_guard(self.path, counts, raised, store, seq + 1)
+                    return
                 # of exact str and int only (counts as decoded, this scope's from the store;
                 # a raise time a list of two): what `cbor.encode`'s walk would find (review
                 # 58a: the walk each raise); `_record` without its copy of the counts
-                version = _version(counts, raised)
+                version = _version(counts, raised, store)
                 record = [GUARD_TYPE, version, seq + 1, _entries(counts, raised)]
-                slot = _framed(cbor.encode_checked(record))
+                if store is not None:
+                    record.append(store)
+                slot = _framed(cbor.encode_checked(record), store is not None)
+                size = len(slot)
                 # slot `(seq + 1) % 2` in place, never the newest valid one (slot
                 # `seq % 2`): a torn write leaves that one the newest; with `full`
                 # durability fdatasynced (survives a power loss, not only a crash)
-                start = ((seq + 1) % 2) * GUARD_SLOT_BYTES
+                start = ((seq + 1) % 2) * size
                 crash_point("storage.rollback-guard.before-write")
                 fd = files.writable()
                 os.pwrite(fd, slot, start)
@@ -524,8 +620,9 @@ class RollbackGuard:
                 # guard 1: the cache said so, and the next raise overwrote the only valid
                 # slot); decoded at its next read then
                 if known is not None and seq < limits.MAX_ROLLBACK_COUNTER:
-                    written = data[:start] + slot + data[start + GUARD_SLOT_BYTES :]
-                    _know_written(written, (seq + 1, tuple(counts.items()), tuple(raised.items())))
+                    written = data[:start] + slot + data[start + size :]
+                    held = (tuple(counts.items()), tuple(raised.items()))
+                    _know_written(written, (seq + 1, *held, store))
 
 
 def restored_rows(db: SqliteDatabase) -> list[Restored]:
@@ -534,4 +631,8 @@ def restored_rows(db: SqliteDatabase) -> list[Restored]:
         "SELECT scope, restored_counter, restored_guard, restored_voided, restored_at "
         "FROM rollback_counters WHERE restored_at IS NOT NULL ORDER BY scope"
     )
-    return [Restored(r[0], int(r[1]), r[2], int(r[3]), int(r[4])) for r in rows]
+    another = foreign_found_at(db)
+    return [
+        Restored(r[0], int(r[1]), r[2], int(r[3]), int(r[4]), another.get(r[0]) == int(r[4]))
+        for r in rows
+    ]
