@@ -40,6 +40,16 @@ Crash windows (a process killed, SIGKILL, or a power loss), in the order of a bu
 `check` reads the guard first, then the count: the count only grows and the guard is raised
 only to a count committed before, so a current store never reads as behind.
 
+Which node.db (review 64j, rollback 1; troth.storage.store_id): node.db's store id is made in
+the transaction of its first guarded write, and the guard is bound to it (version 4) by the
+first raise after that commit, never one before it (window 1 then leaves a guard bound to an id
+node.db lost). Killed after the commit, before the binding: node.db names an id its guard does
+not, which the next check binds (as window 2 raises a count). A node.db whose id is not the
+guard's is another node's: the first owner's check marks every other scope either holds an
+entry of, takes the guard's id and fails closed, in one transaction (killed before its commit:
+found again); each marked scope is found by its owner, once. The guard's id never changes. A
+node.db with no id is judged by its counts, and takes the guard's id at its first write.
+
 A power loss with `durability = normal` may undo the last commits and the guard's last raises:
 a store left behind its guard is treated as restored, rightly so (the redemption or revocation
 it lost is undone exactly as a restored copy's would be); a guard left behind its store is
