@@ -23,9 +23,8 @@ import pytest
 from tests.support.forks import killed_with_a_child_living
 from tests.test_review58a_refuted import _guard_fds
 from troth.encoding import cbor
-from troth.storage import SqliteDatabase, peers
+from troth.storage import SqliteDatabase, guard_codec, peers
 from troth.storage import guard_file as guard_file_module
-from troth.storage import rollback as rollback_module
 from troth.storage.guard_file import GuardFiles, guard_files
 from troth.storage.rollback import (
     GUARD_SLOT_BYTES,
@@ -58,7 +57,7 @@ def test_a_process_killed_in_a_turn_leaves_no_lock_held_by_its_children(tmp_path
 
 
 def _framed(record: list[object]) -> bytes:
-    return rollback_module._framed(cbor.encode(record))
+    return guard_codec._framed(cbor.encode(record))
 
 
 @pytest.mark.parametrize(
