@@ -32,6 +32,7 @@ operator re-revokes or confirms), or every member the copy holds held until it r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,7 @@ import pytest
 import troth
 from tests.support.backups import copy_db, node_db, restore_db, restores_found
 from tests.support.nodes import HUB, MemNet, run_memnet
+from troth.node.services.relay import RelayService
 from troth.storage.sqlite_authority import SqliteAuthorityStore
 
 
@@ -122,3 +124,37 @@ def test_feed2_a_hub_restarted_on_an_older_node_db_keeps_denying_revoked_members
         assert [row.scope for row in restores_found(path)] == ["authority"]  # found
         assert feed is not None
         assert feed.identity_revoked(member.digest)  # forgotten: admitted again
+
+
+def test_feed1_a_revoked_relay_owner_stays_refused_when_the_store_goes_back(
+    tmp_path: Path,
+) -> None:
+    """The relay's hook decides its owners again for the store's line: the owner revoked in
+    the held feed only must stay refused (its relay not brought back up)."""
+
+    async def test(net: MemNet) -> None:
+        hub = net.hub
+        assert hub is not None
+        b = await net.member("b", **{"troth.relay": "b"})
+        await b.create_relay("b", HUB)
+        relay = hub.host.services["relay"]
+        assert isinstance(relay, RelayService)
+        assert relay.status()["b"]["state"] == "up"
+        authority = net.authority
+        authority.revoke_identity(net.identifier(b), now=net.clock.now())
+        await hub.worker.run(hub.trust.refresh_hosted, net.clock.now())
+        await asyncio.sleep(0)
+        assert relay.status()["b"]["state"] != "up"
+        held = hub.trust.feeds[authority.identifier]
+        store = authority.store
+        assert isinstance(store, SqliteAuthorityStore)
+        with store.transaction():  # b's revocation gone from the store
+            store._db.execute("DELETE FROM revocations WHERE seq >= ?", (held.count - 1,))
+        await hub.worker.run(hub.trust.refresh_hosted, net.clock.now())
+        await asyncio.sleep(0)
+        assert hub.trust.feeds[authority.identifier].identity_revoked(net.identifier(b).digest)
+        with contextlib.suppress(Exception):  # b tries to take its relay up again
+            await b.create_relay("b", HUB)
+        assert relay.status().get("b", {}).get("state") != "up"
+
+    run_memnet(test, tmp_path / "home", budget=30)
