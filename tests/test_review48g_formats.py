@@ -71,7 +71,12 @@ WRITTEN: dict[str, set[int]] = {
     export.BUNDLE_TYPE: {export._VERSION, export._WINDOWED},
     submit.SUBMIT_TYPE: {submit.VERSION, submit.WINDOWS_VERSION},
     submit.RECEIPTS_TYPE: {submit.VERSION},
-    rollback.GUARD_TYPE: {1, rollback.GUARD_VERSION},  # review 51d; 2: review 54p
+    rollback.GUARD_TYPE: {  # review 51d; 2: review 54p; 3: review 60a; 4: review 64j
+        1,
+        rollback.GUARD_VERSION,
+        rollback.GUARD_RAISED_VERSION,
+        rollback.GUARD_BOUND_VERSION,
+    },
 }
 
 _WRITTEN_AS = re.compile(r'"(troth\.[a-z.-]+)"`?,\s*(?:"version":\s*)?`?(\d+)')

@@ -20,6 +20,7 @@ from troth import limits
 from troth.errors import DecodeError
 from troth.storage import SqliteDatabase
 from troth.storage.rollback import (
+    GUARD_BOUND_SLOT_BYTES,
     GUARD_SLOT_BYTES,
     Restored,
     RollbackGuard,
@@ -166,9 +167,9 @@ def test_a_torn_slot_leaves_the_record_before_it(db: SqliteDatabase) -> None:
     guard = RollbackGuard(db, "broker")
     _bump(guard, db)  # made with record 1 (count 0) before the commit, record 2 after it
     _bump(guard, db)  # record 3, in slot 1
-    path = guard_path(db.path)
-    assert decode_slot(path.read_bytes()[:GUARD_SLOT_BYTES]) == (2, {"broker": 1})
-    assert decode_slot(path.read_bytes()[GUARD_SLOT_BYTES:]) == (3, {"broker": 2})
+    path = guard_path(db.path)  # bound to node.db at record 2 (review 64j): version 4's slots
+    assert decode_slot(path.read_bytes()[:GUARD_BOUND_SLOT_BYTES]) == (2, {"broker": 1})
+    assert decode_slot(path.read_bytes()[GUARD_BOUND_SLOT_BYTES:]) == (3, {"broker": 2})
     _bump(guard, db)  # record 4 goes to slot 0, the older one: torn there
     data = bytearray(path.read_bytes())
     data[30:60] = os.urandom(30)
@@ -176,7 +177,7 @@ def test_a_torn_slot_leaves_the_record_before_it(db: SqliteDatabase) -> None:
     assert read_guard(path) == {"broker": 2}
     assert guard.check(NOW, _voided) is None
     assert read_guard(path) == {"broker": 3}  # raised again (record 4), into the torn slot
-    assert decode_slot(path.read_bytes()[:GUARD_SLOT_BYTES]) == (4, {"broker": 3})
+    assert decode_slot(path.read_bytes()[:GUARD_BOUND_SLOT_BYTES]) == (4, {"broker": 3})
 
 
 def test_a_restore_killed_before_its_commit_is_found_again(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from troth.storage import SqliteDatabase
+from troth.storage import SqliteDatabase, guard_codec
 from troth.storage import rollback as rollback_module
 from troth.storage.rollback import SCOPES, RollbackGuard, encode_guard, guard_path, read_guard
 
@@ -70,5 +70,5 @@ def test_a_newer_troth_finds_its_dropped_scope_restored_and_fails_closed(
 
 def test_this_troths_scopes_all_fit_a_slot_at_their_largest() -> None:
     """The rule's premise: this troth's own scopes never need to be dropped."""
-    assert rollback_module._fits(SCOPES)
-    assert not rollback_module._fits([*SCOPES, "x"])  # and no scope of another fits beside
+    assert guard_codec._fits(SCOPES)
+    assert not guard_codec._fits([*SCOPES, "x"])  # and no scope of another fits beside

@@ -13,11 +13,18 @@ import pytest
 
 from tests.test_review58a_refuted import _TURN_WAIT, _bump, db
 from troth.errors import StorageError
-from troth.storage import SqliteDatabase
+from troth.storage import SqliteDatabase, guard_codec
 from troth.storage import guard_file as guard_file_module
 from troth.storage import rollback as rollback_module
 from troth.storage.guard_file import guard_files
-from troth.storage.rollback import SCOPES, RollbackGuard, encode_guard, guard_path, read_guard
+from troth.storage.rollback import (
+    SCOPES,
+    RollbackGuard,
+    decode_store,
+    encode_guard,
+    guard_path,
+    read_guard,
+)
 
 __all__ = ["db"]  # the fixture, reused
 
@@ -107,8 +114,9 @@ def test_a_guard_written_in_place_by_another_is_read_anew(db: SqliteDatabase) ->
     the descriptor kept is read again, never what it held before."""
     _bump(db)
     _bump(db)
+    store = decode_store(guard_path(db.path).read_bytes())  # bound (review 64j)
     with guard_path(db.path).open("r+b") as same_file:
-        same_file.write(encode_guard({"identity": 2, "authority": 7}, seq=9))
+        same_file.write(encode_guard({"identity": 2, "authority": 7}, seq=9, store=store))
     _bump(db)
     assert read_guard(guard_path(db.path)) == {"identity": 3, "authority": 7}
 
@@ -145,7 +153,7 @@ def test_no_downgrade_sequence_drops_a_scope_of_this_troths(tmp_path: Path) -> N
     all of this troth's scopes and decodes (no slot no troth reads), the later ones dropped
     as room runs out."""
     unknown = {f"s{i}": 9 for i in range(8)}
-    while not rollback_module._fits([*unknown, "authority"]):
+    while not guard_codec._fits([*unknown, "authority"]):
         unknown.popitem()
     db = SqliteDatabase(tmp_path / "node.db")
     try:

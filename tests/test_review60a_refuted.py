@@ -62,7 +62,7 @@ def test_many_raises_keep_the_latest_date_in_two_slots(tmp_path: Path) -> None:
     assert decode_raised(path.read_bytes()) == {"identity": max(times)} != {"identity": times[-1]}
     _count(db, 1 << 40, T)
     data = path.read_bytes()
-    assert len(data) == limits.MAX_ROLLBACK_GUARD_BYTES
+    assert len(data) == limits.MAX_ROLLBACK_GUARD_BOUND_BYTES  # version 4 since review 64j
     assert decode_raised(data) == {"identity": limits.MAX_ROLLBACK_RAISED_AT}
     db.close()
 

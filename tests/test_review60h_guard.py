@@ -30,6 +30,8 @@ def test_guard1_a_guard_dating_other_scopes_keeps_every_count_at_a_rotation(
         RestoredIdentities(db).count_rotation(T + 1)
     seq, held = decode_guard(path.read_bytes())
     assert held == {**counts, "identity": 1}
-    assert decode_raised(path.read_bytes()) == {"identity": T + 1}  # no room for theirs
+    # no room for theirs in a slot of version 3; the guard is bound to node.db (version 4,
+    # larger slots: review 64j) after the commit, with what the version 3 slot kept
+    assert decode_raised(path.read_bytes())["identity"] == T + 1
     assert seq > 7
     db.close()

@@ -1,16 +1,16 @@
 """Review 64f, the rollback guard (troth.storage.rollback; docs/storage.md, "Rollback guard"):
 a node.db put in place that is not a copy of this node's own.
 
-rollback 1 (low; strict xfail, a format change for the lead): the guard says how many
-irreversible writes node.db made, never which node.db made them. The node.db of another node
-(or another node's backup: an operator restoring the wrong directory, a thief's from a node
-it controls) that counted at least as many writes in a scope as this node's guard holds is
-taken as this node's current store: no restore found, nothing failed closed, and the guard is
-raised to the stranger's count (crash window 2's repair), so this node's own later copy, put
-back, reads as behind. Suggested fix: a random store id made with node.db's first guarded
-write, kept in `rollback_counters` and in every guard slot (a guard version 4); a store whose
-id is not its guard's is a restored copy of every scope it holds, failed closed as one and
-said so (`restored` naming "another node's node.db").
+rollback 1 (low; fixed by review 64j, rollback 1: tests/test_review64j_rollback.py): the guard
+says how many irreversible writes node.db made, never which node.db made them. The node.db of
+another node (or another node's backup: an operator restoring the wrong directory, a thief's
+from a node it controls) that counted at least as many writes in a scope as this node's guard
+holds is taken as this node's current store: no restore found, nothing failed closed, and the
+guard is raised to the stranger's count (crash window 2's repair), so this node's own later
+copy, put back, reads as behind. Suggested fix: a random store id made with node.db's first
+guarded write, kept in `rollback_counters` and in every guard slot (a guard version 4); a store
+whose id is not its guard's is a restored copy of every scope it holds, failed closed as one
+and said so (`restored` naming "another node's node.db").
 """
 
 from __future__ import annotations
@@ -51,7 +51,6 @@ def two_nodes_fixture(tmp_path: Path) -> tuple[Path, Path]:
     return paths[0], paths[1]
 
 
-@pytest.mark.xfail(strict=True, reason="64f rollback 1: the guard names no store (a format change)")
 def test_rollback_1_another_nodes_store_ahead_of_the_guard_is_found(
     two_nodes: tuple[Path, Path], tmp_path: Path
 ) -> None:

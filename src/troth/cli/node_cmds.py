@@ -252,7 +252,9 @@ def _restored(rows: list[dict[str, Any]]) -> str | None:
     }
     return (
         "; ".join(
-            f"{row['scope']} at {row['at']}, {row['voided']} {voided.get(row['scope'], 'voided')}"
+            f"{row['scope']} at {row['at']}"
+            + (" (another node's node.db)" if row.get("another_node") else "")
+            + f", {row['voided']} {voided.get(row['scope'], 'voided')}"
             f" ({advice.get(row['scope'], 'revoke again what was revoked after the copy')})"
             for row in rows
         )

@@ -327,9 +327,9 @@ days): past them one warning says the rest were dropped (troth.cli.output.logs_a
 
 # -- the rollback guard beside node.db (troth.storage.rollback) --------------------------------
 MAX_ROLLBACK_GUARD_BYTES: Final = 256
-"""The size of a rollback guard file (`node.db.guard`): two slots of 128 bytes (docs/formats.md,
-"Rollback guard": a slot of the three scopes' largest counts takes 102); any other is no
-guard."""
+"""The size of a rollback guard file (`node.db.guard`) of versions 1 to 3: two slots of 128 bytes
+(docs/formats.md, "Rollback guard": a slot of the three scopes' largest counts takes 102); any
+other but `MAX_ROLLBACK_GUARD_BOUND_BYTES` (version 4) is no guard."""
 MAX_ROLLBACK_SCOPE_TEXT: Final = 16
 """Longest scope name a version 2 guard slot holds (one it does not know is kept: review 54p)."""
 MAX_ROLLBACK_COUNTER: Final = (1 << 63) - 1

@@ -9,7 +9,21 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["MAX_ROLLBACK_RAISED_AT", "RESTORE_ROTATION_MARGIN_SECONDS"]
+__all__ = [
+    "MAX_ROLLBACK_GUARD_BOUND_BYTES",
+    "MAX_ROLLBACK_RAISED_AT",
+    "RESTORE_ROTATION_MARGIN_SECONDS",
+    "ROLLBACK_STORE_ID_BYTES",
+]
+
+MAX_ROLLBACK_GUARD_BOUND_BYTES: Final = 512
+"""The size of a rollback guard file of version 4 (bound to its node.db by a store id: review
+64j, rollback 1): two slots of 256 bytes (docs/formats.md, "Rollback guard": the four scopes'
+largest counts, `identity`'s raise time and the id take 125 bytes of CBOR, over the 110 a
+128-byte slot holds). Read beside `MAX_ROLLBACK_GUARD_BYTES` (versions 1 to 3)."""
+ROLLBACK_STORE_ID_BYTES: Final = 16
+"""Size of a node.db's store id (random, made with its first guarded write), which a version 4
+rollback guard names (review 64j, rollback 1)."""
 
 MAX_ROLLBACK_RAISED_AT: Final = (1 << 32) - 1
 """Latest time (Unix seconds, the year 2106) a rollback guard's version 3 slot holds as when a

@@ -13,6 +13,7 @@ when a peer shows a chain of an authority, or a later expiry, this node has not 
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from collections.abc import Callable, Iterable
 from typing import Final
@@ -23,7 +24,7 @@ from troth.channel import ChannelTrust, PeerPolicy, VerifiedPeer
 from troth.channel.claims import ClaimCache
 from troth.channel.verification import identity_refusal, standing_feeds
 from troth.credentials import ChainVerifier, TrustPolicy, VerifiedCredential, VerifiedFeed
-from troth.errors import CredentialError, IdentityError
+from troth.errors import AuthorityError, CredentialError, IdentityError, StorageError
 from troth.identity import Checkpoints, Identifier, IdentityService, VerifiedIdentity
 from troth.identity.known import Binds, Outranks, StoredSpan
 from troth.node.access import ChannelAdmission, Standing
@@ -211,6 +212,14 @@ class NodeTrust:
         if not force and (held or (previous is not None and previous.count == count == 0)):
             return False
         feed = hosted.held_feed(now=now, previous=previous)
+        if previous is not None and not _extends(hosted, previous, feed):
+            # a line that is not the held one's (the store went back): the held feed's
+            # revocations it lacks are made again first (review 64j, feed 1: 64d installed
+            # the shorter line whole, and the hub admitted the members they revoked)
+            again = _revoke_again(hosted, previous, feed, now)
+            if again is None:
+                return True  # the held feed kept: it revokes more
+            feed = again
         # fewer entries than the feed held (read before): the store restored further back,
         # then grown again or not; its line is the feed the authority serves, and the new
         # line's revocations are in no other (review 64d, feed 1: dropped as a late sync)
@@ -508,3 +517,57 @@ def own_authorities(
     if hosted is not None:
         return frozenset({hosted})
     return trusted if len(trusted) == 1 else frozenset()
+
+
+_log = logging.getLogger(__name__)
+_AGAIN: Final = "revoked again: the authority's store went back past it"
+
+
+def _extends(hosted: Authority, previous: VerifiedFeed, feed: VerifiedFeed) -> bool:
+    """Whether `feed` (read from the hosted authority's store) holds `previous`'s line: at
+    least as many entries, and the store's head at `previous.count` is `previous`'s."""
+    if previous.count == 0:
+        return True
+    if feed.count <= previous.count:
+        return (feed.count, feed.head) == (previous.count, previous.head)
+    return hosted.store.head_at(previous.count) == previous.head
+
+
+def _revoke_again(
+    hosted: Authority, previous: VerifiedFeed, feed: VerifiedFeed, now: int
+) -> VerifiedFeed | None:
+    """The hosted authority's feed once it revoked again every identity and credential
+    `previous` (the feed the hub held) revoked and `feed` (its store's line now: gone back,
+    a restore) does not; None when that failed (logged: the held feed is kept, denying them).
+    Deny when in doubt: a store gone back forgets no revocation the hub held (review 64j,
+    feed 1). Other nodes holding the old line refuse the new one as before (docs/storage.md)."""
+    identities = [
+        digest
+        for digest in previous.revoked_identities
+        if not feed.identity_revoked(digest) and digest != hosted.identifier.digest
+    ]
+    credentials = [h for h in previous.revoked_credentials if not feed.credential_revoked(h)]
+    if not identities and not credentials:
+        return feed
+    try:
+        for digest in identities:
+            hosted.revoke_identity(Identifier(digest), now=now, reason=_AGAIN)
+        if credentials:
+            hosted.revoke_credentials(credentials, now=now, reason=_AGAIN)
+        again = hosted.held_feed(now=now, previous=feed)
+    except (AuthorityError, StorageError) as exc:
+        _log.error(
+            "the hosted authority's store went back past the feed held; revoking again "
+            "what it lost failed (%s): the held feed is kept",
+            exc,
+        )
+        return None
+    _log.warning(
+        "the hosted authority's store went back past the feed held (%d entries, %d now): "
+        "revoked again %d identity(ies) and %d credential(s) it had revoked",
+        previous.count,
+        feed.count,
+        len(identities),
+        len(credentials),
+    )
+    return again

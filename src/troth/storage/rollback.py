@@ -40,6 +40,16 @@ Crash windows (a process killed, SIGKILL, or a power loss), in the order of a bu
 `check` reads the guard first, then the count: the count only grows and the guard is raised
 only to a count committed before, so a current store never reads as behind.
 
+Which node.db (review 64j, rollback 1; troth.storage.store_id): node.db's store id is made in
+the transaction of its first guarded write, and the guard is bound to it (version 4) by the
+first raise after that commit, never one before it (window 1 then leaves a guard bound to an id
+node.db lost). Killed after the commit, before the binding: node.db names an id its guard does
+not, which the next check binds (as window 2 raises a count). A node.db whose id is not the
+guard's is another node's: the first owner's check marks every other scope either holds an
+entry of, takes the guard's id and fails closed, in one transaction (killed before its commit:
+found again); each marked scope is found by its owner, once. The guard's id never changes. A
+node.db with no id is judged by its counts, and takes the guard's id at its first write.
+
 A power loss with `durability = normal` may undo the last commits and the guard's last raises:
 a store left behind its guard is treated as restored, rightly so (the redemption or revocation
 it lost is undone exactly as a restored copy's would be); a guard left behind its store is
@@ -55,22 +65,55 @@ import os
 import re
 import secrets
 import stat
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from troth import limits
-from troth.crypto import sha256
 from troth.encoding import cbor
-from troth.errors import DecodeError, DecodeProblem, StorageError
+from troth.errors import DecodeError, StorageError
 from troth.faults import crash_point
+from troth.storage.guard_codec import (
+    _OWN_SCOPES,
+    GUARD_BOUND_SLOT_BYTES,
+    GUARD_BOUND_VERSION,
+    GUARD_RAISED_VERSION,
+    GUARD_SLOT_BYTES,
+    GUARD_TYPE,
+    GUARD_VERSION,
+    SCOPES,
+    V1_SCOPES,
+    _carried,
+    _entries,
+    _framed,
+    _guard_state,
+    _State,
+    _version,
+    decode_guard,
+    decode_raised,
+    decode_slot,
+    decode_store,
+    encode_guard,
+    encode_slot,
+)
 from troth.storage.guard_file import Evicted, GuardFiles, guard_files
 from troth.storage.peers import Turns
 from troth.storage.sqlite import SqliteDatabase
+from troth.storage.store_id import (
+    adopt_store_id,
+    foreign_found,
+    foreign_found_at,
+    foreign_pending,
+    made_store_id,
+    mark_foreign,
+    read_store_id,
+)
 
 __all__ = [
+    "GUARD_BOUND_SLOT_BYTES",
+    "GUARD_BOUND_VERSION",
     "GUARD_RAISED_VERSION",
     "GUARD_SLOT_BYTES",
     "GUARD_TYPE",
@@ -82,6 +125,7 @@ __all__ = [
     "decode_guard",
     "decode_raised",
     "decode_slot",
+    "decode_store",
     "encode_guard",
     "encode_slot",
     "guard_path",
@@ -89,25 +133,6 @@ __all__ = [
     "restored_rows",
 ]
 
-GUARD_TYPE: Final = "troth.rollback-guard"
-GUARD_VERSION: Final = 2
-"""The version a guard holding a scope version 1 does not know is written as (docs/formats.md,
-"Rollback guard"); one holding only version 1's scopes is written as version 1, which every
-troth since review 51d reads."""
-GUARD_RAISED_VERSION: Final = 3
-"""The version a guard holding when a scope was last raised is written as (review 60a, release
-1: the `identity` scope's, which dates a restore's hold; docs/formats.md, "Rollback guard"); a
-troth before it reads such a guard as none."""
-GUARD_SLOT_BYTES: Final = limits.MAX_ROLLBACK_GUARD_BYTES // 2
-"""A guard file is two slots of this size, written in place in turn (docs/formats.md)."""
-_CHECK: Final = 16  # bytes of a slot's SHA-256 kept
-SCOPES: Final = ("authority", "broker", "policy", "identity")
-"""The scopes a guard counts: each is checked, and fails closed, by its own owner."""
-_OWN_SCOPES: Final = frozenset(SCOPES)
-V1_SCOPES: Final = frozenset({"authority", "broker"})
-"""The only scopes a version 1 slot holds (an older troth refuses any other, and any version
-but 1: it reads such a guard as none)."""
-_SCOPE_NAME: Final = re.compile(rf"[a-z][a-z0-9-]{{0,{limits.MAX_ROLLBACK_SCOPE_TEXT - 1}}}")
 
 _COUNT: Final = "UPDATE rollback_counters SET counter = counter + 1 WHERE scope = ?"
 # a dated bump's time, kept in node.db too (review 60n, crash 1): a process killed after the
@@ -127,234 +152,6 @@ _log = logging.getLogger(__name__)
 def guard_path(db_path: Path) -> Path:
     """The guard file of the database at `db_path`: `<db>.guard` beside it."""
     return db_path.with_name(f"{db_path.name}.guard")
-
-
-def encode_slot(
-    seq: int, counters: Mapping[str, int], raised: Mapping[str, int] | None = None
-) -> bytes:
-    """One slot of a guard file (`GUARD_SLOT_BYTES`): the length of the CBOR below (2 bytes,
-    big-endian), `["troth.rollback-guard", version, seq, {scope: count}]` (canonical CBOR;
-    version 1 while every scope is one of `V1_SCOPES`, else `GUARD_VERSION`; a scope with a
-    time in `raised`, when it was last raised, maps to `[count, time]`, and the version is
-    `GUARD_RAISED_VERSION`), the first 16 bytes of its SHA-256, zeros to the end."""
-    return _framed(cbor.encode(_record(seq, counters, raised or {})))
-
-
-def _record(seq: int, counters: Mapping[str, int], raised: Mapping[str, int]) -> list[object]:
-    """A slot's record, to encode (canonical CBOR sorts its map)."""
-    counts = dict(counters)
-    if not raised.keys() <= counts.keys():
-        raise ValueError("a rollback guard's raise time of a scope it does not count")
-    return [GUARD_TYPE, _version(counts, raised), seq, _entries(counts, raised)]
-
-
-def _version(counts: Mapping[str, int], raised: Mapping[str, int]) -> int:
-    """The one version a record of `counts` and `raised` is written as."""
-    if raised:
-        return GUARD_RAISED_VERSION
-    return 1 if counts.keys() <= V1_SCOPES else GUARD_VERSION
-
-
-def _entries(counts: Mapping[str, int], raised: Mapping[str, int]) -> dict[str, object]:
-    """A record's map: each scope's count, `[count, time]` for one with a raise time."""
-    if not raised:
-        return dict(counts)
-    return {s: c if s not in raised else [c, raised[s]] for s, c in counts.items()}
-
-
-def _framed(body: bytes) -> bytes:
-    """The slot holding the encoded record `body` (`encode_slot`)."""
-    slot = len(body).to_bytes(2, "big") + body + sha256(body)[:_CHECK]
-    if len(slot) > GUARD_SLOT_BYTES:
-        raise ValueError("a rollback guard slot overflows")
-    return slot.ljust(GUARD_SLOT_BYTES, b"\0")
-
-
-def decode_slot(slot: bytes) -> tuple[int, dict[str, int]]:
-    """A slot's sequence number and counts (`_slot`, its raise times left out)."""
-    return _slot(slot)[:2]
-
-
-_State = tuple[int, dict[str, int], dict[str, int]]
-"""A guard record's sequence number, counts, and raise times (a scope's, when it has one)."""
-
-
-def _slot(slot: bytes) -> _State:
-    """A slot's sequence number, counts and raise times, else DecodeError: not
-    `GUARD_SLOT_BYTES`, empty, its checksum wrong (a torn write), not the type above, a version
-    but 1, 2 and 3, a number not
-    in 0..MAX_ROLLBACK_COUNTER, not zeros after it. Version 1 holds `V1_SCOPES` only (as
-    every troth since review 51d reads it); version 2 any scope named as `_SCOPE_NAME` says,
-    at least one not in `V1_SCOPES` (else it is written as version 1: one encoding), and as
-    many as still fit a slot at the largest counts: a scope this troth does not know (a newer
-    troth's) is kept as read and written back as it is, never lowered, while it fits
-    beside this troth's own (`_carried`; review 54p,
-    rollback 1: version 1's decoder refused an unknown scope, so a newer troth's scope read
-    the whole guard as none, a restore). Version 3 (review 60a, release 1) is version 2 with a
-    time, when it was last raised (0..MAX_ROLLBACK_RAISED_AT), beside the count of at least
-    one scope (`[count, time]`), of any scopes, fitting as version 2's at the largest."""
-    if len(slot) != GUARD_SLOT_BYTES:
-        raise DecodeError(f"rollback guard slot of {len(slot)} bytes")
-    size = int.from_bytes(slot[:2], "big")
-    end = 2 + size + _CHECK
-    if not size or end > GUARD_SLOT_BYTES:
-        raise DecodeError("rollback guard slot empty")
-    body = slot[2 : 2 + size]
-    if slot[2 + size : end] != sha256(body)[:_CHECK] or slot[end:].strip(b"\0"):
-        raise DecodeError("rollback guard slot damaged")
-    try:
-        return _decoded(body)
-    except DecodeError as exc:  # written whole: by a writer whose records this troth cannot read
-        raise _Unread(str(exc), exc.problem) from exc
-
-
-def _decoded(body: bytes) -> _State:
-    """`_slot` of a slot's body, its checksum right."""
-    value = cbor.expect_array(cbor.decode(body, max_bytes=GUARD_SLOT_BYTES), "rollback guard", 4)
-    found = value[1]
-    later = type(found) is int and found in (GUARD_VERSION, GUARD_RAISED_VERSION)
-    version = found if later else 1
-    cbor.expect_header(value, GUARD_TYPE, version, "rollback guard")  # 1, 2 or 3, else refused
-    seq, counters = _bounded(value[2], "sequence number"), value[3]
-    if type(counters) is not dict:
-        raise DecodeError("rollback guard: expected a map of counts")
-    decoded: dict[str, int] = {}
-    raised: dict[str, int] = {}
-    for scope, count in counters.items():
-        name = cbor.expect_text(scope, "rollback guard scope")
-        if name not in V1_SCOPES and (version == 1 or not _SCOPE_NAME.fullmatch(name)):
-            raise DecodeError(f"rollback guard: unknown scope {name[:40]!r}")
-        if version == GUARD_RAISED_VERSION and type(count) is list:
-            count, at = cbor.expect_array(count, "rollback guard count and raise time", 2)
-            raised[name] = _raise_time(at)
-        decoded[name] = _bounded(count, "count")
-    if version == GUARD_RAISED_VERSION and not raised:  # else written as version 1 or 2
-        raise DecodeError(
-            "rollback guard: unknown version (3 holds a raise time)", DecodeProblem.UNKNOWN_VERSION
-        )
-    if version == GUARD_VERSION and set(decoded) <= V1_SCOPES:
-        raise DecodeError("rollback guard: version 2 of version 1's scopes only")
-    if version != 1 and not _fits(decoded, raised):
-        raise DecodeError("rollback guard: more scopes than a slot holds at their largest")
-    return seq, decoded, raised
-
-
-def _raise_time(value: object) -> int:
-    at = cbor.expect_int(value, "rollback guard raise time")
-    if at > limits.MAX_ROLLBACK_RAISED_AT:
-        raise DecodeError("rollback guard: raise time over MAX_ROLLBACK_RAISED_AT")
-    return at
-
-
-class _Unread(DecodeError):
-    """A slot whole (its checksum right) that this troth does not read (a later troth's: a
-    later version, a scope named or a number past what this one allows), which
-    `decode_guard` reads as no guard (review 58k, guard 2)."""
-
-
-def _fits(scopes: Iterable[str], raised: Iterable[str] = ()) -> bool:
-    """Whether a slot holds `scopes`, each at the largest count (those in `raised` with the
-    latest raise time), as the largest number."""
-    largest = dict.fromkeys(scopes, limits.MAX_ROLLBACK_COUNTER)
-    latest = dict.fromkeys(set(raised) & largest.keys(), limits.MAX_ROLLBACK_RAISED_AT)
-    record = [GUARD_TYPE, GUARD_VERSION, limits.MAX_ROLLBACK_COUNTER, _entries(largest, latest)]
-    return 2 + len(cbor.encode(record)) + _CHECK <= GUARD_SLOT_BYTES
-
-
-def _carried(
-    counters: Mapping[str, int], raised: Mapping[str, int]
-) -> tuple[dict[str, int], dict[str, int]]:
-    """The counts a raise writes: every scope of this troth's (`SCOPES`: all fit a slot at
-    their largest, with `identity`'s raise time, the one this troth dates), then each raise
-    time of another of its scopes (a newer troth's), then each scope it does not know (a
-    newer troth's, with its raise time), in canonical order (shorter first), while the slot
-    still holds it at the largest counts and times; the rest are dropped (review 58a, guard 2:
-    review 57v's guard 2, a newer troth's scopes that filled a slot left no room for this
-    troth's `identity`, written in a slot no troth decodes, so every open found a restore
-    that never happened; review 60h, guard 1: two raise times of a newer troth's beside this
-    troth's three scopes, `identity` added, wrote a slot this troth itself read as none, every
-    count lost). A scope dropped reads, to the newer troth that counts it, as a restored copy
-    (its entry in node.db, none in the guard): it fails closed, once, as for any guard that
-    lost the entry (docs/storage.md, "Versions, and a downgrade"); a raise time dropped, as
-    undated."""
-    kept = {scope: count for scope, count in counters.items() if scope in SCOPES}
-    dated = {s: at for s, at in raised.items() if s == "identity" and s in kept}
-    for scope in sorted((s for s in raised if s in kept and s not in dated), key=_canonical):
-        if _fits(kept, {**dated, scope: raised[scope]}):
-            dated[scope] = raised[scope]
-        else:
-            _log.warning(
-                "rollback guard: no room for the raise time of scope %r (a newer troth's) "
-                "beside this troth's: dropped",
-                scope,
-            )
-    for scope in sorted((s for s in counters if s not in SCOPES), key=_canonical):
-        times = {**dated, scope: raised[scope]} if scope in raised else dated
-        if _fits([*kept, scope], times):
-            kept[scope], dated = counters[scope], times
-        else:
-            _log.warning(
-                "rollback guard: no room for scope %r (a newer troth's) beside this troth's "
-                "scopes: dropped (that troth finds a restore of it once)",
-                scope,
-            )
-    return kept, dated
-
-
-def _canonical(scope: str) -> tuple[int, str]:
-    """A scope's place in canonical CBOR's order of map keys (shorter first)."""
-    return len(scope), scope
-
-
-def _bounded(value: object, what: str) -> int:
-    number = cbor.expect_int(value, f"rollback guard {what}")
-    if number > limits.MAX_ROLLBACK_COUNTER:
-        raise DecodeError(f"rollback guard: {what} over MAX_ROLLBACK_COUNTER")
-    return number
-
-
-def encode_guard(
-    counters: Mapping[str, int], seq: int = 1, raised: Mapping[str, int] | None = None
-) -> bytes:
-    """A whole guard file (`MAX_ROLLBACK_GUARD_BYTES`: two slots) holding `counters` (and
-    `raised`: `encode_slot`) as number `seq`, in slot `seq % 2`, the other slot empty (zeros):
-    what a guard is made as."""
-    slots = [bytes(GUARD_SLOT_BYTES)] * 2
-    slots[seq % 2] = encode_slot(seq, counters, raised)
-    return b"".join(slots)
-
-
-def decode_guard(data: bytes) -> tuple[int, dict[str, int]]:
-    """A guard file's newest slot's sequence number and counts (`_guard_state`)."""
-    return _guard_state(data)[:2]
-
-
-def decode_raised(data: bytes) -> dict[str, int]:
-    """When each scope of a guard file's newest slot was last raised, of those that say
-    (version 3: review 60a, release 1); DecodeError as `decode_guard`."""
-    return _guard_state(data)[2]
-
-
-def _guard_state(data: bytes) -> _State:
-    """A guard file's newest slot: the valid one of highest sequence number (the other may be
-    torn, or older), else DecodeError (not `MAX_ROLLBACK_GUARD_BYTES`, no valid slot; a slot
-    whole that this troth does not read, a later troth's: which record is the newest, and
-    what it counts, is not known here, so the one beside it is never read as the newest:
-    review 58k, guard 2, a copy of node.db taken between the two read as current, and the
-    next raise wrote the older counts over the later record)."""
-    if len(data) != limits.MAX_ROLLBACK_GUARD_BYTES:
-        raise DecodeError(f"a rollback guard is {limits.MAX_ROLLBACK_GUARD_BYTES} bytes")
-    found = []
-    for start in range(0, len(data), GUARD_SLOT_BYTES):
-        try:
-            found.append(_slot(data[start : start + GUARD_SLOT_BYTES]))
-        except _Unread:
-            raise
-        except DecodeError as exc:
-            problem = exc
-    if not found:
-        raise problem
-    return max(found, key=lambda slot: slot[0])
 
 
 def _read_state(path: Path) -> _State | None:
@@ -379,7 +176,7 @@ def _read_bytes(path: Path) -> bytes | None:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
-        return os.read(fd, limits.MAX_ROLLBACK_GUARD_BYTES + 1)
+        return os.read(fd, limits.MAX_ROLLBACK_GUARD_BOUND_BYTES + 1)
     finally:
         os.close(fd)
 
@@ -387,7 +184,7 @@ def _read_bytes(path: Path) -> bytes | None:
 # Guards decoded (or written) by this process, by their bytes: `decode_guard` is a pure
 # function of them, and a rotation (review 57i's identity scope) reads the guard it wrote the
 # rotation before; decoding both slots anew each time cost more than its own transaction.
-_Known = tuple[int, tuple[tuple[str, int], ...], tuple[tuple[str, int], ...]]
+_Known = tuple[int, tuple[tuple[str, int], ...], tuple[tuple[str, int], ...], bytes | None]
 _KNOWN_GUARDS: dict[bytes, _Known | None] = {}
 _KNOWN_GUARDS_KEPT: Final = 8
 
@@ -407,12 +204,12 @@ def _state_of(data: bytes | None) -> _State | None:
             known = _KNOWN_GUARDS[data]
         except KeyError:
             try:
-                seq, counts, raised = _guard_state(data)
-                known = (seq, tuple(counts.items()), tuple(raised.items()))
+                seq, counts, raised, store = _guard_state(data)
+                known = (seq, tuple(counts.items()), tuple(raised.items()), store)
             except DecodeError:
                 known = None
             _know(data, known)
-    return None if known is None else (known[0], dict(known[1]), dict(known[2]))
+    return None if known is None else (known[0], dict(known[1]), dict(known[2]), known[3])
 
 
 def _know(data: bytes, state: _Known | None) -> None:
@@ -445,15 +242,23 @@ def read_guard(path: Path) -> dict[str, int] | None:
     return None if state is None else state[1]
 
 
-def _create_guard(path: Path, counters: Mapping[str, int], raised: Mapping[str, int]) -> None:
-    """Make the guard at `path` (none, or none readable): a new temporary file beside it
-    (O_EXCL, 0600), fsynced, renamed over `path` (a symbolic link there is replaced), the
-    directory fsynced. Once per node.db, unless the guard is taken away."""
+def _create_guard(
+    path: Path,
+    counters: Mapping[str, int],
+    raised: Mapping[str, int],
+    store: bytes | None = None,
+    seq: int = 1,
+) -> None:
+    """Make the guard at `path` (none, or none readable; or one of version 1 to 3 bound to
+    `store` now: version 4's slots are larger, review 64j, rollback 1) holding record `seq`: a
+    new temporary file beside it (O_EXCL, 0600), fsynced, renamed over `path` (a symbolic
+    link there is replaced), the directory fsynced. Once per node.db, and once more when it is
+    bound, unless the guard is taken away."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
     try:
         try:
-            os.write(fd, encode_guard(counters, raised=raised))
+            os.write(fd, encode_guard(counters, seq, raised, store))
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -474,13 +279,16 @@ def _create_guard(path: Path, counters: Mapping[str, int], raised: Mapping[str, 
 class Restored:
     """A restored copy found by `RollbackGuard.check`: its scope, the store's count when found,
     the guard's (None: no readable guard, or no entry of the scope), what the scope's owner
-    failed closed on (tickets voided, leases revoked) and when."""
+    failed closed on (tickets voided, leases revoked) and when; `another`: node.db was not
+    the one the guard names (another node's, or a copy from before its store id was made:
+    review 64j, rollback 1)."""
 
     scope: str
     counter: int
     guard: int | None
     voided: int
     at: int
+    another: bool = False
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -489,6 +297,7 @@ class Restored:
             "guard": self.guard,
             "voided": self.voided,
             "at": self.at,
+            "another_node": self.another,
         }
 
 
@@ -507,6 +316,8 @@ class RollbackGuard:
         self._bumped: int | None = None  # the count the last `bump` wrote (`_publish`)
         self._bumped_at: int | None = None  # the time the last `bump` was given (`_publish`)
         self._in_guard = False  # the scope's entry seen in the guard (`bump` reads it once)
+        self._store: bytes | None = None  # node.db's store id, known committed (a raise binds)
+        self._store_pending: bytes | None = None  # read or made in a transaction not committed
 
     def counter(self) -> int:
         """The store's count of this scope's irreversible writes."""
@@ -543,10 +354,27 @@ class RollbackGuard:
                 "ON CONFLICT (scope) DO NOTHING",
                 (self.scope,),
             )
+            if self._store is None:  # the guard bound to it once committed (`_publish`)
+                self._know_store(made_store_id(self._db, self._bound()))
+                self._db.after_commit_once(self._publish)
         self._db.after_commit_once(self._armed_now)
 
     def _armed_now(self) -> None:
         self._armed = True
+
+    def _know_store(self, store: bytes) -> None:
+        """`store` as node.db's id once this transaction commits (never before: a guard bound
+        to an id its node.db lost with a rollback would read as another node's)."""
+        self._store_pending = store
+        self._db.after_commit_once(self._store_committed)
+
+    def _bound(self) -> bytes | None:
+        """The store id the guard names (version 4), None: none, or no readable guard."""
+        state = _read_state(self.path)
+        return None if state is None else state[3]
+
+    def _store_committed(self) -> None:
+        self._store = self._store_pending
 
     def bump(self, at: int | None = None) -> None:
         """Count one irreversible write, inside the transaction that makes it; the guard is
@@ -555,6 +383,8 @@ class RollbackGuard:
         The first bump of a scope writes its entry, at the store's count, before the commit."""
         if not self._db.in_transaction:
             raise StorageError("a rollback guard counts a write inside its transaction")
+        if self._store is None:  # node.db's first guarded write makes its id (review 64j)
+            self._know_store(made_store_id(self._db, self._bound()))
         if self._db.after_commit_once(self._publish) and not self._in_guard:
             guard = read_guard(self.path)
             if guard is None or self.scope not in guard:
@@ -598,16 +428,33 @@ class RollbackGuard:
 
     def behind(self) -> bool:
         """Whether the store is a restored copy for this scope (read only: the guard, then the
-        count). A store ahead of its guard (crash window 2) has its guard raised."""
-        guard = read_guard(self.path)
+        count). A store ahead of its guard (crash window 2) has its guard raised. A store whose
+        id is not the one its guard names, or marked when another scope found that, is a
+        restored copy (review 64j, rollback 1)."""
+        state = _read_state(self.path)
         row = self._row()
         counter = 0 if row is None else row
-        known = None if guard is None else guard.get(self.scope)
+        if self._foreign(state):
+            return True
+        known = None if state is None else state[1].get(self.scope)
         if known is None:
             return row is not None  # armed or counted (review 52c, rollback 4: counter > 0)
         if counter > known:  # with the time of its last dated bump (review 60n, crash 1)
             self._raise_guard(counter, self._store_raised_at())
         return counter < known
+
+    def _foreign(self, state: _State | None) -> bool:
+        """Whether node.db is not the one the guard (`state`) names, or this scope was marked
+        when another scope found that (`mark_foreign`); reads node.db's id (committed, outside
+        a transaction: known for the next raise, which binds a guard of version 1 to 3)."""
+        store = read_store_id(self._db)
+        if store is not None and not self._db.in_transaction:
+            self._store = store
+        bound = None if state is None else state[3]
+        # a node.db with no id (from before its first guarded write, or before review 64j) is
+        # judged by its counts: it takes the guard's id at that write (`made_store_id`)
+        mismatch = None not in (bound, store) and store != bound
+        return mismatch or foreign_pending(self._db, self.scope)
 
     def _store_raised_at(self) -> int | None:
         """When node.db says this scope was last raised (`bump`'s time), or None."""
@@ -636,12 +483,15 @@ class RollbackGuard:
         # again under the write lock (`transaction`: the owner's, default the database's):
         # another may have done it
         with (transaction or self._db.transaction)():
-            guard = read_guard(self.path)
-            known = None if guard is None else guard.get(self.scope)
+            state = _read_state(self.path)
+            known = None if state is None else state[1].get(self.scope)
             row = self._row()
             counter = 0 if row is None else row
-            if (row is None) if known is None else (counter >= known):
+            another = self._foreign(state)
+            if not another and ((row is None) if known is None else (counter >= known)):
                 return None
+            if another:
+                self._adopt(state, now)
             voided = fail_closed()
             self._db.execute(
                 "INSERT INTO rollback_counters (scope, counter, restored_at, restored_counter, "
@@ -655,17 +505,33 @@ class RollbackGuard:
             )
             self._bumped = self._bumped_at = None  # `_publish` reads the count raised here
             self._db.after_commit_once(self._publish)
-        restored = Restored(self.scope, counter, known, voided, now)
+        restored = Restored(self.scope, counter, known, voided, now, another)
         _log.warning(
-            "%s: node.db is a restored copy for its %s (its count of irreversible writes %d, "
+            "%s: node.db is %s for its %s (its count of irreversible writes %d, "
             'the guard\'s %s): failed closed on %d (docs/storage.md, "Rollback guard")',
             self._db.path,
+            "another node's node.db" if another else "a restored copy",
             self.scope,
             counter,
             "missing" if known is None else known,
             voided,
         )
         return restored
+
+    def _adopt(self, state: _State | None, now: int) -> None:
+        """In the restore's transaction, node.db not the one its guard names (`_foreign`):
+        the first scope to find it marks every other scope of this troth's that node.db or
+        the guard holds an entry of, each found by its own owner, and node.db takes the
+        guard's id (the guard is never bound to another: review 64j, rollback 1); this scope
+        is found."""
+        bound, store = None if state is None else state[3], read_store_id(self._db)
+        if bound is not None and store is not None and store != bound:
+            rows = self._db.fetch_all("SELECT scope FROM rollback_counters")
+            held = {str(r[0]) for r in rows} | set(() if state is None else state[1])
+            mark_foreign(self._db, sorted(held & _OWN_SCOPES - {self.scope}), now)
+            adopt_store_id(self._db, bound)
+            self._know_store(bound)
+        foreign_found(self._db, self.scope, now)
 
     def _sweep_leftovers(self) -> None:
         """Delete this guard's temporary files (`_create_guard`'s, named as it names them),
@@ -714,33 +580,45 @@ class RollbackGuard:
     def _raise_in_turn(self, files: GuardFiles, counter: int, at: int | None) -> None:
         """`_raise_guard` with the guard's files kept by this process, in a turn of its lock."""
         with files.within(self._db.busy_timeout):
-            data = files.read(limits.MAX_ROLLBACK_GUARD_BYTES + 1)
+            data = files.read(limits.MAX_ROLLBACK_GUARD_BOUND_BYTES + 1)
             state = _state_of(data)
             scope = self.scope
             if data is None or state is None:
-                _create_guard(self.path, {scope: counter}, {} if at is None else {scope: at})
+                times = {} if at is None else {scope: at}
+                _create_guard(self.path, {scope: counter}, times, self._store)
                 return
-            seq, counts, raised = state
+            seq, counts, raised, bound = state
             known = counts.get(scope)
             later = at is not None and at > raised.get(scope, -1)
-            if known is None or known < counter or later:
+            # a guard of version 1 to 3 bound to node.db's id at its next raise (in a file of
+            # its own: version 4's slots are larger); a bound one keeps its id, whatever
+            # node.db's (a mismatch is the restore `check` finds: review 64j, rollback 1)
+            store = self._store if bound is None else bound
+            rebind = bound is None and store is not None
+            if known is None or known < counter or later or rebind:
                 counts[scope] = max(counter, known or 0)  # `_state_of`'s own dicts
                 if at is not None and later:
                     raised[scope] = at
                 # this troth's scopes and one raise time fit a slot at the largest; more may not
                 # (review 60h, guard 1: a newer troth's dates beside `identity`'s)
                 if not counts.keys() <= _OWN_SCOPES or len(raised) > 1:
-                    counts, raised = _carried(counts, raised)
+                    counts, raised = _carried(counts, raised, store is not None)
+                if rebind:
+                    _create_guard(self.path, counts, raised, store, seq + 1)
+                    return
                 # of exact str and int only (counts as decoded, this scope's from the store;
                 # a raise time a list of two): what `cbor.encode`'s walk would find (review
                 # 58a: the walk each raise); `_record` without its copy of the counts
-                version = _version(counts, raised)
+                version = _version(counts, raised, store)
                 record = [GUARD_TYPE, version, seq + 1, _entries(counts, raised)]
-                slot = _framed(cbor.encode_checked(record))
+                if store is not None:
+                    record.append(store)
+                slot = _framed(cbor.encode_checked(record), store is not None)
+                size = len(slot)
                 # slot `(seq + 1) % 2` in place, never the newest valid one (slot
                 # `seq % 2`): a torn write leaves that one the newest; with `full`
                 # durability fdatasynced (survives a power loss, not only a crash)
-                start = ((seq + 1) % 2) * GUARD_SLOT_BYTES
+                start = ((seq + 1) % 2) * size
                 crash_point("storage.rollback-guard.before-write")
                 fd = files.writable()
                 os.pwrite(fd, slot, start)
@@ -752,8 +630,9 @@ class RollbackGuard:
                 # guard 1: the cache said so, and the next raise overwrote the only valid
                 # slot); decoded at its next read then
                 if known is not None and seq < limits.MAX_ROLLBACK_COUNTER:
-                    written = data[:start] + slot + data[start + GUARD_SLOT_BYTES :]
-                    _know_written(written, (seq + 1, tuple(counts.items()), tuple(raised.items())))
+                    written = data[:start] + slot + data[start + size :]
+                    held = (tuple(counts.items()), tuple(raised.items()))
+                    _know_written(written, (seq + 1, *held, store))
 
 
 def restored_rows(db: SqliteDatabase) -> list[Restored]:
@@ -762,4 +641,8 @@ def restored_rows(db: SqliteDatabase) -> list[Restored]:
         "SELECT scope, restored_counter, restored_guard, restored_voided, restored_at "
         "FROM rollback_counters WHERE restored_at IS NOT NULL ORDER BY scope"
     )
-    return [Restored(r[0], int(r[1]), r[2], int(r[3]), int(r[4])) for r in rows]
+    another = foreign_found_at(db)
+    return [
+        Restored(r[0], int(r[1]), r[2], int(r[3]), int(r[4]), another.get(r[0]) == int(r[4]))
+        for r in rows
+    ]
