@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["MAX_TRACE_OTEL_HELD_IDS"]
+__all__ = ["MAX_TRACE_OTEL_HELD_IDS", "OTEL_EXPORT_BATCH_SECONDS"]
 
 MAX_TRACE_OTEL_HELD_IDS: Final = 65_536
 """Most record ids whose holders (where the records under the id are in the log, for the version
@@ -16,3 +16,10 @@ MAX_TRACE_OTEL_HELD_IDS: Final = 65_536
 (`troth.trace.otel._LogHolders`, review 36g); the oldest goes first, read again when named
 again. Every id was kept: ~200 bytes a version 1 record linking another id, without bound
 (review 57h, otel 4); this many hold ~13 MB."""
+
+OTEL_EXPORT_BATCH_SECONDS: Final = 60.0
+"""Longest the OTel export waits for its exporter to send one batch (`troth.trace.otel`), its
+retries included; past it the export fails (Unreachable). The OTLP exporter's own timeout
+(10 s, `OTEL_EXPORTER_OTLP_TIMEOUT`) bounds each read of its HTTP client, not an answer: a
+collector sending its answer a byte at a time held the export for as long as it kept sending
+(review 64i, otel 1)."""

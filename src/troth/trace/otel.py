@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 import urllib.parse
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -415,7 +416,27 @@ def export_otel(
 
 
 def _export(exporter: SpanExporter, spans: Sequence[ReadableSpan]) -> int:
-    if exporter.export(spans) is not SpanExportResult.SUCCESS:
+    """Send `spans` through `exporter` from a daemon thread, waiting at most
+    OTEL_EXPORT_BATCH_SECONDS (review 64i, otel 1: a collector answering a byte at a time held
+    the export, whose timeout bounds each read only); the thread left reading holds no exit."""
+    outcome: list[SpanExportResult | BaseException] = []
+    sent = threading.Event()
+
+    def send() -> None:
+        try:
+            outcome.append(exporter.export(spans))
+        except BaseException as exc:  # raised in the export's own thread, below
+            outcome.append(exc)
+        finally:
+            sent.set()
+
+    threading.Thread(target=send, name="troth-otel-export", daemon=True).start()
+    seconds = limits.OTEL_EXPORT_BATCH_SECONDS
+    if not sent.wait(seconds):
+        raise Unreachable(f"the OTLP endpoint did not answer a batch of spans within {seconds} s")
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    if outcome[0] is not SpanExportResult.SUCCESS:
         # an I/O failure (exit 4), not the configuration's (review 63e, cli 3)
         raise Unreachable("the span exporter failed (is the OTLP endpoint reachable?)")
     return len(spans)

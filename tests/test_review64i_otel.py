@@ -1,0 +1,82 @@
+"""Review 64i, otel 1: the OTLP exporter's timeout (10 s, `OTEL_EXPORTER_OTLP_TIMEOUT`) bounds
+each read of its HTTP client, not an answer: a collector (or anyone on the path of an http://
+endpoint) that sends its answer a byte at a time held `troth trace export --format otel` (and
+`export_otel`) for as long as it kept sending — 70 s and counting, where the endpoint that did
+not answer at all failed after 10 s. Each batch is now sent from a daemon thread the export
+waits for at most `limits.OTEL_EXPORT_BATCH_SECONDS`: past it the export fails (Unreachable,
+exit 4), and the thread left reading holds no process exit.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.traces import log_of
+from troth import limits
+from troth.errors import Unreachable
+from troth.trace.otel import export_otel, otlp_exporter
+
+
+class _Trickling:
+    """An HTTP server that answers every request with a 200 whose body comes a byte at a time,
+    for at most `seconds`; `done` is set once it stopped sending."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.done = threading.Event()
+        self._stop = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        try:
+            connection, _ = self._listener.accept()
+        except OSError:
+            return
+        with connection:
+            connection.settimeout(2)
+            received = b""
+            while b"\r\n\r\n" not in received:
+                received += connection.recv(65536)
+            connection.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\n"
+                b"Content-Length: 1000\r\n\r\n"
+            )
+            for _ in range(int(self.seconds / 0.05)):
+                if self._stop.wait(0.05):
+                    break
+                connection.sendall(b"\x00")
+        self.done.set()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._listener.close()
+        self._thread.join(3)
+
+
+@pytest.fixture
+def trickling() -> Iterator[_Trickling]:
+    server = _Trickling(seconds=1.5)
+    yield server
+    server.close()
+
+
+def test_otel1_a_collector_answering_a_byte_at_a_time_holds_no_export(
+    tmp_path: Path, trickling: _Trickling, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "2")  # (unfixed: fails sooner)
+    monkeypatch.setattr(limits, "OTEL_EXPORT_BATCH_SECONDS", 0.3)
+    log = log_of(tmp_path / "trace.db", 2)
+    exporter = otlp_exporter(f"http://127.0.0.1:{trickling.port}/v1/traces")
+    with pytest.raises(Unreachable, match="did not answer"):
+        export_otel(log, exporter)
+    # the export gave up while the collector was still sending its answer
+    assert not trickling.done.is_set()
+    log.close()
