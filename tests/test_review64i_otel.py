@@ -5,10 +5,19 @@ endpoint) that sends its answer a byte at a time held `troth trace export --form
 not answer at all failed after 10 s. Each batch is now sent from a daemon thread the export
 waits for at most `limits.OTEL_EXPORT_BATCH_SECONDS`: past it the export fails (Unreachable,
 exit 4), and the thread left reading holds no process exit.
+
+Review 64i, otel 2: `troth trace export --format otel --endpoint URL --json` answered a
+collector that took the spans with `{"spans": N, "endpoint": URL}`, the URL as given: its query
+(`?api_key=...`) and its user information (`https://user:key@collector/`) on stdout, into the
+job's log — what review 63e (cli 3) kept out of the exporter's log lines and what
+`troth.trace.otel._check_endpoint` promises never to say. The result names the endpoint by its
+scheme, host, port and path alone.
 """
 
 from __future__ import annotations
 
+import http.server
+import json
 import socket
 import threading
 from collections.abc import Iterator
@@ -16,7 +25,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import run
 from tests.support.traces import log_of
+from tests.test_review57h_cli import _hostile_record
 from troth import limits
 from troth.errors import Unreachable
 from troth.trace.otel import export_otel, otlp_exporter
@@ -80,3 +91,40 @@ def test_otel1_a_collector_answering_a_byte_at_a_time_holds_no_export(
     # the export gave up while the collector was still sending its answer
     assert not trickling.done.is_set()
     log.close()
+
+
+class _Taking(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def collector() -> Iterator[int]:
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Taking)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_otel2_an_export_sent_never_says_the_endpoint_s_key(
+    troth_home: Path, collector: int
+) -> None:
+    _hostile_record(troth_home)
+    endpoint = f"http://agent:PASSW0RD@127.0.0.1:{collector}/v1/traces?api_key=S3CRET#F"
+    said = run("trace", "export", "--format", "otel", "--endpoint", endpoint, "--json").stdout
+    assert "S3CRET" not in said
+    assert "PASSW0RD" not in said
+    assert json.loads(said) == {
+        "spans": 1,
+        "endpoint": f"http://127.0.0.1:{collector}/v1/traces",
+    }
