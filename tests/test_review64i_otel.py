@@ -12,6 +12,11 @@ collector that took the spans with `{"spans": N, "endpoint": URL}`, the URL as g
 job's log — what review 63e (cli 3) kept out of the exporter's log lines and what
 `troth.trace.otel._check_endpoint` promises never to say. The result names the endpoint by its
 scheme, host, port and path alone.
+
+Review 64i, otel 3: `troth trace export --endpoint URL` without `--format otel` (the default is
+jsonl) printed the JSONL export on stdout and exited 0, the endpoint ignored: a job meant to
+send spans passed without sending one; `--format otel --out FILE` ignored the file. Either is
+now a usage error (exit 2), before anything is read.
 """
 
 from __future__ import annotations
@@ -128,3 +133,21 @@ def test_otel2_an_export_sent_never_says_the_endpoint_s_key(
         "spans": 1,
         "endpoint": f"http://127.0.0.1:{collector}/v1/traces",
     }
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--endpoint", "http://127.0.0.1:9/v1/traces"],  # no --format: jsonl on stdout
+        ["--format", "jsonl", "--endpoint", "http://127.0.0.1:9/v1/traces"],
+        ["--format", "otel", "--endpoint", "http://127.0.0.1:9/v1/traces", "--out", "spans"],
+    ],
+)
+def test_otel3_an_export_option_the_format_ignores_is_a_usage_error(
+    troth_home: Path, options: list[str]
+) -> None:
+    _hostile_record(troth_home)
+    said = run("trace", "export", *options, code=2)
+    assert "--endpoint" in said.stderr
+    assert said.stdout == ""
+    assert not (troth_home / "spans").exists()

@@ -323,6 +323,10 @@ def export(
     """An evaluation set (JSONL: each line a record, its inclusion proof and the checkpoint) or
     OpenTelemetry spans (GenAI conventions + troth.*) sent to an OTLP endpoint. With --json and
     no --out, one JSON object: the lines in `proofs`, beside the `checkpoint`."""
+    if fmt == "otel" and out is not None:  # (review 64i, otel 3: ignored, the spans sent)
+        raise click.UsageError("--out writes --format jsonl; --format otel sends to --endpoint")
+    if fmt != "otel" and endpoint is not None:  # (64i, otel 3: ignored, JSONL on stdout)
+        raise click.UsageError("--endpoint needs --format otel (the default is jsonl)")
     if fmt == "otel":
         if endpoint is None:
             raise click.UsageError("--format otel needs --endpoint")
