@@ -17,6 +17,13 @@ Review 64i, otel 3: `troth trace export --endpoint URL` without `--format otel` 
 jsonl) printed the JSONL export on stdout and exited 0, the endpoint ignored: a job meant to
 send spans passed without sending one; `--format otel --out FILE` ignored the file. Either is
 now a usage error (exit 2), before anything is read.
+
+Review 64i, otel 4: a span under its own parent was a root (review 62k, traces 3), but two
+records of one signer claiming each other's span as their parent (`links.span`,
+`links.parent_span`: the signer's claims, an instrumented app's or a member's) were exported as
+two spans each the other's parent: a trace with no root, a cycle a backend's tree walk follows.
+The export keeps the parent each span was emitted under (`otel_ids`), and a span whose parent's
+parents reach it (or lie past `MAX_TRACE_OTEL_SPAN_DEPTH`) is emitted as a root.
 """
 
 from __future__ import annotations
@@ -25,17 +32,21 @@ import http.server
 import json
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.support.cli import run
-from tests.support.traces import log_of
+from tests.support.traces import NOW, Held, log_of, open_log, recorder
 from tests.test_review57h_cli import _hostile_record
 from troth import limits
+from troth.clock import FixedClock
 from troth.errors import Unreachable
-from troth.trace.otel import export_otel, otlp_exporter
+from troth.trace import Kind, Links, RecordContent, ToolCall, TraceLog
+from troth.trace.otel import export_otel, otlp_exporter, record_spans
 
 
 class _Trickling:
@@ -151,3 +162,61 @@ def test_otel3_an_export_option_the_format_ignores_is_a_usage_error(
     assert "--endpoint" in said.stderr
     assert said.stdout == ""
     assert not (troth_home / "spans").exists()
+
+
+def _roots_reached(spans: Sequence[ReadableSpan]) -> bool:
+    """Whether every span's parents, followed among `spans`, reach a root (no cycle)."""
+    parent = {s.context.span_id: s.parent and s.parent.span_id for s in spans if s.context}
+    for start in parent:
+        at: int | None = start
+        for _ in range(len(parent) + 1):
+            at = parent.get(at) if at is not None else None
+            if at is None:
+                break
+        else:
+            return False
+    return True
+
+
+def _claiming_each_other(path: Path) -> TraceLog:
+    """A log where one agent's two records claim each other's span as their parent."""
+    clock = FixedClock(NOW)
+    log = open_log(path, clock)
+    agent = recorder(log, Held(), clock)
+    for call, span, parent in (("c1", "1" * 16, "2" * 16), ("c2", "2" * 16, "1" * 16)):
+        links = Links(trace="a" * 32, span=span, parent_span=parent)
+        agent.record(RecordContent(Kind.TOOL_INVOCATION, tool=ToolCall("x", call), links=links))
+    return log
+
+
+def test_otel4_spans_claiming_each_other_as_parent_make_no_cycle(tmp_path: Path) -> None:
+    log = _claiming_each_other(tmp_path / "trace.db")
+    exporter = InMemorySpanExporter()
+    assert export_otel(log, exporter) == 2
+    spans = exporter.get_finished_spans()
+    assert _roots_reached(spans)
+    assert [s.parent is None for s in spans] == [False, True]  # the second closed it
+    assert _roots_reached(record_spans((e.index, e.envelope) for e in log.stored()))
+    log.close()
+
+
+def test_otel4_a_chain_is_kept_to_its_depth_limit_then_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FixedClock(NOW)
+    log = open_log(tmp_path / "trace.db", clock)
+    agent = recorder(log, Held(), clock)
+    for level in range(6):  # span k under span k-1
+        parent = None if level == 0 else f"{level:016x}"
+        links = Links(trace="a" * 32, span=f"{level + 1:016x}", parent_span=parent)
+        agent.record(RecordContent(Kind.TOOL_INVOCATION, tool=ToolCall("x"), links=links))
+    exporter = InMemorySpanExporter()
+    export_otel(log, exporter)
+    assert [s.parent is None for s in exporter.get_finished_spans()] == [True] + [False] * 5
+    monkeypatch.setattr(limits, "MAX_TRACE_OTEL_SPAN_DEPTH", 3)
+    exporter.clear()
+    export_otel(log, exporter)
+    spans = exporter.get_finished_spans()
+    assert [s.parent is None for s in spans] == [True, False, False, False, True, False]
+    assert _roots_reached(spans)
+    log.close()
