@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import urllib.parse
 from collections.abc import Mapping
 from contextlib import closing, nullcontext
 from pathlib import Path
@@ -289,6 +290,14 @@ def prove_cmd(
         reporter.document(text, escaped=_terminal())
 
 
+def _endpoint_shown(endpoint: str) -> str:
+    """The OTLP endpoint as a result names it: its scheme, host, port and path, never its user
+    information or query (a collector's key: review 64i, otel 2, it was printed with --json)."""
+    parts = urllib.parse.urlsplit(endpoint)
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
 @trace_group.command("export")
 @click.option(
     "--format",
@@ -314,6 +323,10 @@ def export(
     """An evaluation set (JSONL: each line a record, its inclusion proof and the checkpoint) or
     OpenTelemetry spans (GenAI conventions + troth.*) sent to an OTLP endpoint. With --json and
     no --out, one JSON object: the lines in `proofs`, beside the `checkpoint`."""
+    if fmt == "otel" and out is not None:  # (review 64i, otel 3: ignored, the spans sent)
+        raise click.UsageError("--out writes --format jsonl; --format otel sends to --endpoint")
+    if fmt != "otel" and endpoint is not None:  # (64i, otel 3: ignored, JSONL on stdout)
+        raise click.UsageError("--endpoint needs --format otel (the default is jsonl)")
     if fmt == "otel":
         if endpoint is None:
             raise click.UsageError("--format otel needs --endpoint")
@@ -321,7 +334,8 @@ def export(
         # its query (a collector's key, from argv, in a job's log; review 63e, cli 3)
         with open_cli_node(node_name) as node, logs_dropped("opentelemetry"):
             count = export_node_otel(node, endpoint, agent_ref, clock=CLOCK)
-        reporter.result({"spans": count, "endpoint": endpoint}, f"{count} spans sent")
+        named = _endpoint_shown(endpoint)
+        reporter.result({"spans": count, "endpoint": named}, f"{count} spans sent")
         return
     with (
         open_cli_node(node_name) as node,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 import urllib.parse
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -41,7 +42,7 @@ from troth.identity import Identifier
 from troth.trace.export import hashed_checkpoint
 from troth.trace.log import TraceLog
 from troth.trace.log_reader import locate
-from troth.trace.otel_ids import SpanIds, TakenIds
+from troth.trace.otel_ids import EmittedIds, SpanIds, TakenIds
 from troth.trace.otel_sampler import SigningSampler
 from troth.trace.record import (
     Decision,
@@ -234,7 +235,7 @@ def record_span(
         if span_id in taken:
             span_id = _span_id((record.agent, record.id), None)
             attributes[TROTH_SPAN_RENAMED] = True
-        taken.add(span_id)
+        taken.add(span_id)  # (its parent once known, below)
     context = SpanContext(trace_id, span_id, False, TraceFlags(TraceFlags.SAMPLED))
     parent = None
     named = record.links.parent_of(record.agent)
@@ -249,9 +250,12 @@ def record_span(
         parent_id = _span_id(named, _parent_claim(named, claims, taken))
         if _claimed(record.links.parent_span) is not None:
             parent_id = _span_id(owner, record.links.parent_span)
-        if parent_id != span_id:  # a record naming itself is a root, as `trace show` draws
-            # it: a span its own parent never reaches one (review 62k, traces 3)
+        if not _closes_cycle(taken, span_id, parent_id):  # a record naming itself is a root,
+            # as `trace show` draws it: a span its own parent never reaches one (review 62k,
+            # traces 3), nor one its parent's parents reach (review 64i, otel 4)
             parent = SpanContext(trace_id, parent_id, True, TraceFlags(TraceFlags.SAMPLED))
+    if taken is not None and parent is not None:
+        taken.add(span_id, parent_id)
     start = record.time * 1_000_000_000 if record.span is None else record.span.start_us * 1000
     end = start if record.span is None else record.span.end_us * 1000
     failed = record.kind is Kind.DENIAL or (
@@ -268,6 +272,22 @@ def record_span(
         start_time=start,
         end_time=end,
     )
+
+
+def _closes_cycle(taken: TakenIds | None, span_id: int, parent_id: int) -> bool:
+    """Whether `span_id` under `parent_id` would close a cycle: the parent is the span, or its
+    parents as emitted (`taken`) reach it, or they are more than MAX_TRACE_OTEL_SPAN_DEPTH
+    deep (a cycle beyond is not looked for: the span is a root, as in doubt). A parent not
+    emitted yet closes none now: the cycle's last span emitted is the one made a root."""
+    at = parent_id
+    for _ in range(limits.MAX_TRACE_OTEL_SPAN_DEPTH):
+        if at == span_id:
+            return True
+        up = None if taken is None else taken.parent_of(at)
+        if up is None:
+            return False
+        at = up
+    return True
 
 
 def _parent_claim(
@@ -297,7 +317,7 @@ def record_spans(
     if claims is None:
         claims = _claims_of(record for _, (record, *_rest) in opened)
     spans = []
-    emitted: TakenIds = set() if taken is None else taken
+    emitted: TakenIds = EmittedIds() if taken is None else taken
     for index, (record, payload, _signature, _keyid) in opened:
         digest = hashlib.sha256(payload).digest()
         spans.append(
@@ -415,7 +435,27 @@ def export_otel(
 
 
 def _export(exporter: SpanExporter, spans: Sequence[ReadableSpan]) -> int:
-    if exporter.export(spans) is not SpanExportResult.SUCCESS:
+    """Send `spans` through `exporter` from a daemon thread, waiting at most
+    OTEL_EXPORT_BATCH_SECONDS (review 64i, otel 1: a collector answering a byte at a time held
+    the export, whose timeout bounds each read only); the thread left reading holds no exit."""
+    outcome: list[SpanExportResult | BaseException] = []
+    sent = threading.Event()
+
+    def send() -> None:
+        try:
+            outcome.append(exporter.export(spans))
+        except BaseException as exc:  # raised in the export's own thread, below
+            outcome.append(exc)
+        finally:
+            sent.set()
+
+    threading.Thread(target=send, name="troth-otel-export", daemon=True).start()
+    seconds = limits.OTEL_EXPORT_BATCH_SECONDS
+    if not sent.wait(seconds):
+        raise Unreachable(f"the OTLP endpoint did not answer a batch of spans within {seconds} s")
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    if outcome[0] is not SpanExportResult.SUCCESS:
         # an I/O failure (exit 4), not the configuration's (review 63e, cli 3)
         raise Unreachable("the span exporter failed (is the OTLP endpoint reachable?)")
     return len(spans)

@@ -1,6 +1,8 @@
 """The span ids one OpenTelemetry export emitted (`troth.trace.otel.export_otel`; review 55e,
-otel 1): a set kept in a private temporary SQLite database, so that its memory does not grow
-with the log (an in-memory set took about 120 bytes a span: 1.2 GB for ten million records).
+otel 1), each with the parent it was emitted under (review 64i, otel 4: how a span that would
+close a cycle is found): kept in a private temporary SQLite database, so that its memory does
+not grow with the log (an in-memory set took about 120 bytes a span: 1.2 GB for ten million
+records); `EmittedIds` in memory, for the spans of a list of records (`record_spans`).
 
 The database is a `troth.trace.scratch` one, at most `_CACHE_KIB` of its pages in memory (a
 full disk: StorageError).
@@ -12,7 +14,7 @@ from typing import Final, Protocol
 
 from troth.trace.scratch import open_scratch, scratch_errors
 
-__all__ = ["SpanIds", "TakenIds"]
+__all__ = ["EmittedIds", "SpanIds", "TakenIds"]
 
 _CACHE_KIB: Final = 2048
 _WHAT: Final = "the span ids the OpenTelemetry export emitted"
@@ -20,20 +22,46 @@ _SIGNED: Final = 1 << 63  # an OTel span id is 64 bits unsigned, an SQLite integ
 
 
 class TakenIds(Protocol):
-    """The span ids an export already emitted (`record_span`'s `taken`): a `set[int]`, or
-    `SpanIds`."""
+    """The span ids an export already emitted, each with its parent's (`record_span`'s
+    `taken`): `EmittedIds`, or `SpanIds`."""
 
     def __contains__(self, span_id: object, /) -> bool: ...
 
-    def add(self, span_id: int, /) -> None: ...
+    def add(self, span_id: int, parent: int | None = None, /) -> None:
+        """Note `span_id` emitted; with `parent`, the parent it was emitted under (noted again
+        once its parent is known)."""
+        ...
+
+    def parent_of(self, span_id: int, /) -> int | None:
+        """The parent span id `span_id` was emitted under; None: a root, or not emitted."""
+        ...
+
+
+class EmittedIds:
+    """`TakenIds` in memory, for the spans of the records given (`record_spans`)."""
+
+    def __init__(self) -> None:
+        self._parents: dict[int, int | None] = {}
+
+    def __contains__(self, span_id: object, /) -> bool:
+        return span_id in self._parents
+
+    def add(self, span_id: int, parent: int | None = None, /) -> None:
+        if parent is not None or span_id not in self._parents:
+            self._parents[span_id] = parent
+
+    def parent_of(self, span_id: int, /) -> int | None:
+        return self._parents.get(span_id)
 
 
 class SpanIds:
-    """A set of span ids on disk (`TakenIds`); `close` deletes it."""
+    """The span ids emitted, with their parents', on disk (`TakenIds`); `close` deletes it."""
 
     def __init__(self) -> None:
         self._db = open_scratch(
-            _WHAT, _CACHE_KIB, "CREATE TABLE ids (id INTEGER PRIMARY KEY) WITHOUT ROWID"
+            _WHAT,
+            _CACHE_KIB,
+            "CREATE TABLE ids (id INTEGER PRIMARY KEY, parent INTEGER) WITHOUT ROWID",
         )
 
     def __contains__(self, span_id: object, /) -> bool:
@@ -43,9 +71,20 @@ class SpanIds:
             found = self._db.execute("SELECT 1 FROM ids WHERE id = ?", (span_id - _SIGNED,))
             return found.fetchone() is not None
 
-    def add(self, span_id: int, /) -> None:
+    def add(self, span_id: int, parent: int | None = None, /) -> None:
+        row = (span_id - _SIGNED, None if parent is None else parent - _SIGNED)
         with scratch_errors(_WHAT):
-            self._db.execute("INSERT OR IGNORE INTO ids VALUES (?)", (span_id - _SIGNED,))
+            self._db.execute(
+                "INSERT INTO ids VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET parent ="
+                " coalesce(excluded.parent, parent)",
+                row,
+            )
+
+    def parent_of(self, span_id: int, /) -> int | None:
+        with scratch_errors(_WHAT):
+            found = self._db.execute("SELECT parent FROM ids WHERE id = ?", (span_id - _SIGNED,))
+            row = found.fetchone()
+        return None if row is None or row[0] is None else int(row[0]) + _SIGNED
 
     def close(self) -> None:
         self._db.close()
