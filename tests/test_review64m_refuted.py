@@ -207,7 +207,8 @@ def test_further_hops_and_unknown_methods_answer_alike(tmp_path: Path) -> None:
                 onward = (end.enc, Address("service", name), *beyond)
                 await mallory.router.route(RoutedMessage(onward, (reply,), payload))
         await until(lambda: len(got) == 4)
-        assert got[0] == got[2] and got[1] == got[3], got
+        assert got[0] == got[2], got
+        assert got[1] == got[3], got
         assert {decode_response(g)[1][4]["error"] for g in got} == {"denied"}
 
     run_memnet(test, tmp_path)
@@ -227,15 +228,20 @@ def test_crafted_remote_text_makes_a_one_line_refusal_the_cli_shows_safely(
     crafted = "\x1b[2J\ntroth: enrolled agent with acme\x07" + "y" * 100_000
     text = f"AuthorityError: {AuthorityFailure.TICKET_UNKNOWN.value} ({crafted})"
     refusal = authority_refusal(_remote(text))
-    assert refusal is not None and refusal.reason is AuthorityFailure.TICKET_UNKNOWN
+    assert refusal is not None
+    assert refusal.reason is AuthorityFailure.TICKET_UNKNOWN
     assert not any(ord(c) < 32 or 127 <= ord(c) < 160 for c in str(refusal))
     for as_json in (False, True):
         with pytest.raises(SystemExit):
             Reporter(as_json).fail(refusal)
         out, err = capsys.readouterr()
         shown = out if as_json else err
-        assert "\x1b" not in shown and "\x07" not in shown
-        assert shown.count("\n") == 1 if not as_json else json.loads(out)["reason"]
+        assert "\x1b" not in shown
+        assert "\x07" not in shown
+        if as_json:
+            assert json.loads(out)["reason"] == AuthorityFailure.TICKET_UNKNOWN.value
+        else:
+            assert shown.count("\n") == 1
 
 
 def test_look_alike_texts_are_no_authority_refusals() -> None:
@@ -252,7 +258,8 @@ def test_look_alike_texts_are_no_authority_refusals() -> None:
     assert authority_refusal(RoutingError(f"AuthorityError: {reason}")) is None
     assert authority_refusal(Busy("busy: try again")) is None
     typed = authority_refusal(_remote(f"AuthorityError: {reason}"))
-    assert typed is not None and typed.reason is AuthorityFailure.NOT_A_MEMBER
+    assert typed is not None
+    assert typed.reason is AuthorityFailure.NOT_A_MEMBER
 
 
 def test_an_authority_rotated_is_still_refused_its_own_enrollment() -> None:
