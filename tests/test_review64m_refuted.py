@@ -16,6 +16,9 @@ breaks.
    denial), so it cannot list them either.
 4. Other shapes: a request with further hops after the service address, and one with an
    unknown method, to a served members-only service and to a made-up one: the same bytes.
+9. Members wrongly refused: a member of another authority the node also trusts (the hub
+   enrolled with globex) is served echo and told `no-route` for a made-up name, as the hub's
+   own authority's members are (the rule of `channels.unserved` names no authority).
 
 64h (a typed refusal made from remote text):
 5. Remote text crafted by an authority (an escape sequence, a newline that would forge a
@@ -41,7 +44,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.nodes import HUB, MemNet, route, run_memnet
+from tests.support.nodes import HUB, MemNet, globex_over_tcp, route, run_memnet
 from tests.support.waits import until
 from tests.test_resilience_enrollment import prepare
 from tests.test_review44a_callers import delegate_from
@@ -49,6 +52,7 @@ from tests.test_review64b_access import answers, request, strangers_channel
 from troth.authority.client import authority_refusal
 from troth.cli.output import Reporter
 from troth.clock import SystemClock
+from troth.credentials import Attributes
 from troth.encoding import cbor
 from troth.errors import (
     AuthorityError,
@@ -289,3 +293,31 @@ def test_another_identity_on_the_authoritys_node_enrolls_and_keeps_its_record() 
         done = enroll_locally(acme, ticket, "helper", clock=SystemClock())
         assert done.enrolled
         assert [m.identifier for m in acme.authority().members()] == [helper]
+
+
+def test_a_member_of_another_authority_the_node_trusts_is_told_no_route(tmp_path: Path) -> None:
+    """Refuted 9."""
+
+    async def test(net: MemNet) -> None:
+        _globex, authority, ticket = await globex_over_tcp(net)
+        hub = net.hub
+        assert hub is not None
+        await hub.enroll(ticket, hub.name)  # the hub trusts globex too
+        assert authority.identifier in hub.trust.routes
+        carol = await net.node("carol")
+        second = authority.create_ticket(
+            creator=authority.identifier,
+            attributes=Attributes({"globex.team": "desk"}),
+            address="/tcp/globex:4000",
+            now=net.clock.now(),
+        )
+        await carol.enroll(str(second), "carol")
+        hubs = net.authority.identifier
+        end = await carol.channel_to(
+            route(HUB), also_trust=frozenset({hubs}), expect=hubs, claimed=True
+        )
+        echo, made_up = await answers(carol, end, [("echo", request()), ("payroll", request())])
+        assert decode_response(echo)[1][4] == "x"
+        assert decode_response(made_up)[1][4]["error"] == "no-route"
+
+    run_memnet(test, tmp_path)
