@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ from tests.support.backups import copy_db, restore_db
 from troth import limits
 from troth.credentials import RevocationKind
 from troth.errors import DecodeError
+from troth.faults import CRASH_ENV, CRASH_EXIT_CODE
 from troth.node import init_node, open_node
 from troth.node.trust import _revoke_again
 from troth.storage import SqliteDatabase
@@ -269,3 +272,70 @@ def test_every_byte_of_a_golden_guards_newest_slot_is_pinned(name: str) -> None:
         except DecodeError:
             continue
         assert found != expected
+
+
+_BUMP = """
+import sys
+from troth.storage import SqliteDatabase
+from troth.storage.rollback import RollbackGuard
+db = SqliteDatabase(sys.argv[1])
+guard = RollbackGuard(db, "authority")
+with db.transaction():
+    guard.bump()
+"""
+
+
+def _killed_bump(path: Path, at: str) -> None:
+    """A process bumping `authority` in node.db at `path`, ended at crash point `at` (as a
+    SIGKILL: `os._exit(137)`, no cleanup)."""
+    env = {**os.environ, CRASH_ENV: at, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-c", _BUMP, str(path)], env=env, capture_output=True, timeout=60
+    )
+    assert done.returncode == CRASH_EXIT_CODE, done.stderr.decode()[-400:]
+
+
+@pytest.mark.parametrize(
+    "at", ["storage.rollback-guard.before-write", "storage.rollback-guard.after-write"]
+)
+def test_a_process_killed_while_it_binds_the_guard_leaves_it_found_current(
+    tmp_path: Path, at: str
+) -> None:
+    """node.db's id committed, its guard of version 3 (crash window after the id's commit): a
+    bump's process killed while its raise binds the guard (a new file renamed in), before or
+    after the rename. The next check finds no restore and binds the guard to node.db's id at
+    node.db's count, the killed process's temporary file swept."""
+    path = tmp_path / "node.db"
+    db = SqliteDatabase(path)
+    _bump(db, "authority")
+    store = read_store_id(db)
+    db.close()
+    from troth.storage.rollback import encode_guard
+
+    guard_path(path).write_bytes(encode_guard({"authority": 1}))
+    _killed_bump(path, at)
+    db = SqliteDatabase(path)
+    try:
+        assert RollbackGuard(db, "authority").check(NOW, lambda: 1) is None
+        data = guard_path(path).read_bytes()
+        assert decode_store(data) == store
+        assert decode_guard(data)[1] == {"authority": 2}
+        assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+    finally:
+        db.close()
+
+
+def test_the_first_guarded_write_killed_before_its_commit_leaves_no_id(tmp_path: Path) -> None:
+    """A fresh node.db's first bump killed as it writes the guard (before the commit): no id
+    in node.db, no guard bound; the next check finds no restore, the next bump binds."""
+    path = tmp_path / "node.db"
+    SqliteDatabase(path).close()
+    _killed_bump(path, "storage.rollback-guard.before-write")
+    db = SqliteDatabase(path)
+    try:
+        assert read_store_id(db) is None
+        assert RollbackGuard(db, "authority").check(NOW, lambda: 1) is None
+        _bump(db, "authority")
+        assert decode_store(guard_path(path).read_bytes()) == read_store_id(db) is not None
+    finally:
+        db.close()
