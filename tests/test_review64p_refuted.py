@@ -12,7 +12,13 @@ The rollback guard's store id (troth.storage.rollback, troth.storage.store_id; d
 - a raise of a bound guard torn at every offset of its slot: the record before it is read,
   with its id (never none, never another id);
 - two connections raising the guard in turn while the first binds it: bound once, to
-  node.db's id, every count kept.
+  node.db's id, every count kept;
+- a process killed (`os._exit`, as SIGKILL, at the guard's crash points) while its raise binds
+  the guard, and while a fresh node.db's first guarded write makes its id: no false restore,
+  bound at the next check or write, no temporary file left;
+- a clone (two nodes from one backup: one id) behind the guard it is put beside: found by its
+  counts (the id cannot tell clones apart; docs/storage.md says a whole-directory restore is
+  the node as it was).
 The hub's re-revoke (troth.node.trust `_revoke_again`, review 64j feed 1):
 - a store gone back twice: the second time, what the first re-revoke wrote is kept;
 - a held feed of 1,000 revoked identities gone back whole: all revoked again, each once
@@ -337,5 +343,34 @@ def test_the_first_guarded_write_killed_before_its_commit_leaves_no_id(tmp_path:
         assert RollbackGuard(db, "authority").check(NOW, lambda: 1) is None
         _bump(db, "authority")
         assert decode_store(guard_path(path).read_bytes()) == read_store_id(db) is not None
+    finally:
+        db.close()
+
+
+def test_a_clone_behind_the_guard_it_is_put_beside_is_found_by_its_counts(
+    tmp_path: Path,
+) -> None:
+    """Two nodes made from one backup (node.db and guard: one store id, which names neither
+    apart), each writing since: one's node.db put beside the other's guard, one write behind
+    it, is found by its counts (as a restore of this node's: the id cannot tell clones)."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    a_path, b_path = tmp_path / "a" / "node.db", tmp_path / "b" / "node.db"
+    db = SqliteDatabase(a_path)
+    _bump(db, "authority")
+    db.close()
+    copy_db(a_path, b_path)
+    guard_path(b_path).write_bytes(guard_path(a_path).read_bytes())
+    for path, writes in ((a_path, 2), (b_path, 1)):
+        db = SqliteDatabase(path)
+        _bump(db, "authority", writes)
+        db.close()
+    copy_db(b_path, tmp_path / "b-copy.db")
+    restore_db(a_path, tmp_path / "b-copy.db")
+    db = SqliteDatabase(a_path)
+    try:
+        found = RollbackGuard(db, "authority").check(NOW, lambda: 1)
+        assert found is not None
+        assert (found.counter, found.guard, found.another) == (2, 3, False)
     finally:
         db.close()
