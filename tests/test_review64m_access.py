@@ -1,6 +1,7 @@
 """Review 64m, access: what review 64b's answer to a service not served still tells.
 
-access 1 (low; strict xfail, a redesign of `ServiceHost.unserved` for the lead): on a node
+access 1 (low; fixed by review 64o, access 1: `GatedPolicy` answers a caller `UNSERVED`
+  refuses, on a declared service Cedar refuses it, `UNSERVED`'s refusal): on a node
   whose decision point puts Cedar beside the rules (`GatedPolicy`), a delegate whose every
   credential carries a caveat (docs/protocols.md, "A service a node does not serve", names it
   among the callers that must not tell served services from made-up names) asks a service an
@@ -21,8 +22,6 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
-
-import pytest
 
 from tests.support.gates import POLICIES, T, make_world
 from tests.test_review64b_access import request
@@ -65,11 +64,6 @@ class Orders:
         return {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="64m access 1: a caveated delegate tells a served service a Cedar bundle declares "
-    "from a made-up name (Cedar's denial against the built-in rule's)",
-)
 def test_a_caveated_delegate_cannot_tell_a_declared_service_from_a_made_up_one() -> None:
     """access 1: the delegate's caveat does not hold (Cedar refuses it); its request to the
     served `orders` and to a made-up `ordres` must be answered the same bytes."""
