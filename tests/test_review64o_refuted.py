@@ -30,6 +30,7 @@ from troth.node.access import (
     GatedPolicy,
     MembersOnly,
     PeerCaller,
+    Rule,
     RulesPolicy,
     Standing,
 )
@@ -70,7 +71,10 @@ def test_a_gated_members_method_keeps_cedars_reasons() -> None:
     """3: the delegate is open to `GatedMembers`, so Cedar's refusal is its answer."""
     world = make_world(sub_caveats=FAILS)
     store = world.store(world.bundle(policies=POLICIES + READ, services=SERVICES))
-    rules = {("orders", "read"): GatedMembers(), UNSERVED: MembersOnly()}
+    rules: dict[tuple[str, str], Rule] = {
+        ("orders", "read"): GatedMembers(),
+        UNSERVED: MembersOnly(),
+    }
     policy = GatedPolicy(
         RulesPolicy("hub", rules, lambda p, _n: Standing(p.credentials)),
         world.point(store),

@@ -21,7 +21,8 @@ credential's caveats enforced) AND the built-in rule is met by the same credenti
 `governs` (the runtime's), only for the chains the declaring bundles speak for: a bundle of
 their own authority or of the authority the node hosts (review 36c, services 1); the other
 chains meet the built-in rule alone. No bundle for the caller's authority, an expired bundle
-or a stale feed is a denial.
+or a stale feed is a denial. A caller `UNSERVED` refuses (every chain caveated) that Cedar
+refuses is told `UNSERVED`'s refusal, as a made-up service name tells it (review 64m, access 1).
 """
 
 from __future__ import annotations
