@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 from tests.support.gates import POLICIES, GatesWorld, T, make_world
 from tests.test_review64b_access import request
 from tests.test_review64b_refuted import Anywhere
-from tests.test_review64m_access import Orders
 from troth.channel import VerifiedPeer
 from troth.gates import BundleStore
 from troth.identity import Identifier
@@ -43,8 +43,33 @@ from troth.node.access import (
     RulesPolicy,
     Standing,
 )
-from troth.node.services.base import ServiceHost, decode_response
+from troth.node.services.base import (
+    Method,
+    RequestContext,
+    ServiceHost,
+    decode_response,
+)
 from troth.routing import Address, RoutedMessage, Router, new_worker_address
+
+
+class Orders:
+    """An operator's service a bundle declares, members only."""
+
+    name = "orders"
+    oneway: Method | None = None
+
+    def __init__(self) -> None:
+        self.methods = {"read": Method(self.read, MembersOnly(), inline=True)}
+
+    async def read(self, arguments: Any, context: RequestContext) -> Any:
+        return arguments
+
+    async def maintain(self, now: int) -> None:
+        """Nothing to maintain."""
+
+    def status(self) -> dict[str, Any]:
+        return {}
+
 
 SERVICES = {"orders": ["read"]}
 HOLDS = ("context.now > 0",)
