@@ -24,7 +24,7 @@ from troth.node.services import call
 from troth.storage import SqliteAuthorityStore
 
 CAVEAT = 'context.ticket == "9"'
-CAVEATS_REASON = "carry caveats, which are not evaluated yet (fail closed)"
+CAVEATS_REASON = "carry caveats, which only a Cedar policy bundle can satisfy (fail closed)"
 
 
 async def delegated(

@@ -21,7 +21,8 @@ credential's caveats enforced) AND the built-in rule is met by the same credenti
 `governs` (the runtime's), only for the chains the declaring bundles speak for: a bundle of
 their own authority or of the authority the node hosts (review 36c, services 1); the other
 chains meet the built-in rule alone. No bundle for the caller's authority, an expired bundle
-or a stale feed is a denial.
+or a stale feed is a denial. A caller `UNSERVED` refuses (every chain caveated) that Cedar
+refuses is told `UNSERVED`'s refusal, as a made-up service name tells it (review 64m, access 1).
 """
 
 from __future__ import annotations
@@ -410,7 +411,10 @@ def _why(
             return f"it holds no credential from {rule.authority}{dropped}"
         return f"it holds no credential from an authority {me} trusts{dropped}"
     if not usable:
-        return "its only credentials carry caveats, which are not evaluated yet (fail closed)"
+        return (
+            "its only credentials carry caveats, which only a Cedar policy bundle can satisfy "
+            "(fail closed)"
+        )
     if isinstance(rule, MembersOnly) and rule.authority is not None:
         others = ", ".join(sorted({str(c.authority) for c in usable}))
         return f"no credential from {rule.authority} (its credentials from {others} do not count)"
@@ -508,7 +512,25 @@ class GatedPolicy:
                 continue
             reason = f"{me} allowed {who} {what}: {cedar.reason} and the rule {rule.name}"
             return Decision(True, (reason,), (*cedar.policies, rule.name), credential)
-        return Decision(False, tuple(refusals), tuple(deciding))
+        return self._members_refusal(request, standing) or Decision(
+            False, tuple(refusals), tuple(deciding)
+        )
+
+    def _members_refusal(self, request: AccessRequest, standing: Standing) -> Decision | None:
+        """The refusal `UNSERVED` answers a caller Cedar refused a declared service, when
+        `UNSERVED` refuses it too (a caller whose every chain carries caveats: a stranger or a
+        revoked member never reaches Cedar), else None. Cedar's own reasons (the service and
+        method, the caveat or policy, the bundle revision) told such a caller the declared
+        services this node serves from made-up names, which `ServiceHost.unserved` answers
+        `UNSERVED`'s refusal (review 64m, access 1). A `GatedMembers` method is open to such
+        a caller, and decided by Cedar by design (its Cedar reasons stand); without an
+        `UNSERVED` rule nothing is answered in its place."""
+        rule = self.rules.rules.get((request.service, request.method))
+        if isinstance(rule, GatedMembers) or UNSERVED not in self.rules.rules:
+            return None
+        held = replace(self.rules, standing=lambda _peer, _now: standing)
+        members = held.decide(replace(request, service=UNSERVED[0], method=UNSERVED[1]))
+        return None if members.allowed else members
 
     def admits(
         self,
