@@ -9,12 +9,18 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NOW
+from tests.support.backups import copy_db
+from tests.support.nodes import HUB, MemNet, run_memnet
+from tests.test_review44d_relays import FAST, until
 from troth.authority import Authority, Ticket
 from troth.authority.client import enroll_request, refresh_request, rotated_request
 from troth.credentials import Attributes
-from troth.errors import AuthorityError, AuthorityFailure
+from troth.errors import AuthorityError, AuthorityFailure, RoutingError
 from troth.identity import IdentityService
 from troth.node import init_node, open_node
+from troth.node.node import node_dir
+from troth.node.runtime import NodeRuntime
+from troth.routing import parse_route
 
 TEAM = Attributes({"agents.team": "support"})
 
@@ -118,3 +124,48 @@ def test_the_retired_history_cannot_enroll_again_with_a_fresh_ticket(troth_home:
         assert refused.value.reason is AuthorityFailure.REQUEST_INVALID
         assert "older than the stored copy" in str(refused.value)
         assert authority.store.unexpired_issued(alice.digest, NOW) == issued
+
+
+def test_a_relay_name_its_owner_took_back_by_rotating_never_falls_back_to_the_thief(
+    tmp_path: Path,
+) -> None:
+    """The relay owner name: b holds `/relay/b` at the hub (which hosts its authority); a thief
+    with a copy of b's node directory creates the name over a channel of its own (the hub has
+    not seen a rotation: it forwards to the thief). b rotates as compromised and announces it:
+    the hub refuses the thief's channel the name (its feed supersedes that history) and b takes
+    it back; a fresh caller reaches b's new history. b stops: the name is held for b, never
+    handed back to the thief's channel still open (`_fall_back` decides `create` again)."""
+    relay_b = parse_route(f"{HUB}/relay/b")
+
+    async def test(net: MemNet) -> None:
+        hub = net.hub
+        assert hub is not None
+        b = await net.node("b", backoff=FAST)
+        await b.enroll(net.ticket(**{"troth.relay": "b"}), "b")
+        await b.create_relay("b", HUB)
+        ours, copy = node_dir(net.home, "b"), node_dir(net.home, "thief")
+        shutil.copytree(ours, copy, ignore=shutil.ignore_patterns("node.db*", "*.sock"))
+        copy_db(ours / "node.db", copy / "node.db")
+        stolen = open_node("thief", home=net.home)
+        net.opened.append(stolen)
+        thief = NodeRuntime(
+            stolen, clock=net.clock, transport=net.transport("host-thief"), backoff=FAST
+        )
+        net.runtimes.append(thief)
+        await thief.start(None)
+        await thief.create_relay("b", HUB)  # the thief's channel forwards the name now
+        b.node.identities.rotate("b", now=net.clock.now(), compromised=True)
+        assert (await b.announce_rotations())[0]["announced"]
+        relays = lambda: hub.status()["services"]["relay"]["b"]["state"]  # noqa: E731
+        await until(lambda: relays() == "up", 5)
+        caller = await net.member("c")
+        assert (await caller.channel_to(relay_b)).peer.identity.change_count == 3
+        await b.stop()
+        await until(lambda: relays().startswith("held"), 5)
+        late = await net.member("d")
+        with pytest.raises(RoutingError, match="relay not found"):
+            await late.channel_to(relay_b)
+        owner = str(net.identifier(b))  # the thief's channel, still open there: not used
+        assert [row["peer"] for row in hub.channel_rows()].count(owner) == 1
+
+    run_memnet(test, tmp_path)
