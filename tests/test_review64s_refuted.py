@@ -156,10 +156,15 @@ def test_a_relay_name_its_owner_took_back_by_rotating_never_falls_back_to_the_th
         await thief.create_relay("b", HUB)  # the thief's channel forwards the name now
         b.node.identities.rotate("b", now=net.clock.now(), compromised=True)
         assert (await b.announce_rotations())[0]["announced"]
-        relays = lambda: hub.status()["services"]["relay"]["b"]["state"]  # noqa: E731
+
+        def relays() -> str:
+            return str(hub.status()["services"]["relay"]["b"]["state"])
+
         await until(lambda: relays() == "up", 5)
         caller = await net.member("c")
-        assert (await caller.channel_to(relay_b)).peer.identity.change_count == 3
+        peer = (await caller.channel_to(relay_b)).peer
+        assert peer is not None
+        assert peer.identity.change_count == 3  # b's new history
         await b.stop()
         await until(lambda: relays().startswith("held"), 5)
         late = await net.member("d")
