@@ -182,7 +182,10 @@ def show(ref: str, node_name: str, reporter: Reporter) -> None:
             f"\nsuperseded: {superseded}\nthis node holds an older copy of the identity than "
             "(or a fork of) the one its owner announced (a restored node.db, or a clone): what "
             "it signs is refused wherever that feed is held; use the node that holds the "
-            'current history (docs/vault.md, "Recovering from a stolen backup")'
+            "current history. If none of yours holds it, a copy of its keys (a stolen backup) "
+            "rotated it and announced that first: the identity is lost to that authority; have "
+            f"its operator revoke it (troth revoke identity {local.identity.identifier} "
+            '--authority NAME) (docs/vault.md, "Recovering from a stolen backup")'
         )
     if forked:  # review 49c, forks 1: the proof that a copy of its keys is in other hands
         data["forks"] = len(forked)
