@@ -30,6 +30,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from tests.support.announced_restore import enrolled_agent
 from tests.support.cli import run
 from troth.cli.main import cli
 from troth.node import open_node
@@ -40,13 +41,7 @@ def _thief_rotates_first(troth_home: Path, tmp_path: Path, *, thief: str, owner:
     """agent enrolled with acme; a thief copies its node directory, rotates agent there
     (`thief`: its rotate options) and announces it; the owner rotates (`owner`), her
     announcement refused as a fork; her node syncs acme's feed."""
-    run("authority", "create", "acme")
-    run("node", "create", "agent")
-    ticket = tmp_path / "ticket"
-    ticket.write_text(
-        run("authority", "ticket", "create", "--authority", "acme", "--attr", "t.n=x").stdout
-    )
-    run("enroll", str(ticket), "--as", "agent", "--node", "agent")
+    enrolled_agent(tmp_path)
     shutil.copytree(troth_home / "nodes" / "agent", troth_home / "nodes" / "thief")
     rotated = run("identity", "rotate", "agent", *thief.split(), "--node", "thief")
     assert "announced to acme" in rotated.stdout
