@@ -42,7 +42,12 @@ from troth.node.authorities import announce_here
 from troth.node.release import VOUCH_OPTION
 from troth.node.release import release_restored as release
 from troth.node.rotation import rotate_local
-from troth.node.verify import import_bare_history, superseded_reason, verify_bare_history
+from troth.node.verify import (
+    forked_by,
+    import_bare_history,
+    superseded_reason,
+    verify_bare_history,
+)
 
 KEY_TYPES = click.Choice(["ed25519", "p256"])
 IDENTITY_ARG = click.argument("ref", metavar="IDENTITY")
@@ -157,14 +162,30 @@ def show(ref: str, node_name: str, reporter: Reporter) -> None:
         _changes, due = node.wallet.unannounced(ref)
         forked = node.identities.forks(local.identity.identifier)
         superseded = superseded_reason(node, local.identity)
+        lost_to = forked_by(node, local.identity) if superseded is not None else []
     text = shown(data)
-    if superseded is not None:  # review 50g, local 1: a restored node.db, or a clone
+    if lost_to:  # review 64s, rotation 1: not an older copy; "use the node" named the thief's
+        data["superseded"] = superseded
+        data["forked_by"] = [str(authority) for authority in lost_to]
+        text += f"\nsuperseded: {superseded}\n" + "\n".join(
+            f"{reporter.label(authority)} took another rotation of this identity, made with a "
+            "copy of its keys (a clone of this node, or a stolen backup) and announced first: "
+            "it refuses this node's history and serves that one. If this node is the "
+            "identity's own, the identity is lost to that authority: have its operator revoke "
+            f"it (troth revoke identity {local.identity.identifier} --authority NAME) and "
+            'enroll a new identity (docs/vault.md, "Recovering from a stolen backup")'
+            for authority in lost_to
+        )
+    elif superseded is not None:  # review 50g, local 1: a restored node.db, or a clone
         data["superseded"] = superseded
         text += (
             f"\nsuperseded: {superseded}\nthis node holds an older copy of the identity than "
             "(or a fork of) the one its owner announced (a restored node.db, or a clone): what "
             "it signs is refused wherever that feed is held; use the node that holds the "
-            'current history (docs/vault.md, "Recovering from a stolen backup")'
+            "current history. If none of yours holds it, a copy of its keys (a stolen backup) "
+            "rotated it and announced that first: the identity is lost to that authority; have "
+            f"its operator revoke it (troth revoke identity {local.identity.identifier} "
+            '--authority NAME) (docs/vault.md, "Recovering from a stolen backup")'
         )
     if forked:  # review 49c, forks 1: the proof that a copy of its keys is in other hands
         data["forks"] = len(forked)
@@ -179,8 +200,11 @@ def show(ref: str, node_name: str, reporter: Reporter) -> None:
         data["unannounced"] = [str(authority) for authority in due]
         name = local.name or str(local.identity.identifier)
         text += "\n" + "\n".join(
-            f"not yet announced to {reporter.label(authority)}: its feed does not supersede the "
-            f"older history yet (troth credential refresh {name} --node {node_name}, or the "
+            f"not announced to {reporter.label(authority)}: it refuses this history as a fork "
+            "of the rotation it took (above); announcing it again cannot change that"
+            if authority in lost_to
+            else f"not yet announced to {reporter.label(authority)}: its feed does not supersede "
+            f"the older history yet (troth credential refresh {name} --node {node_name}, or the "
             "running node's next round, announces it)"
             for authority in due
         )

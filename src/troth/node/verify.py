@@ -472,6 +472,13 @@ def _vc_issuer(
 # -- a bare history (no chain): `troth identity verify --node`, `troth identity import` -------
 
 
+def _standing(node: Node, identity: VerifiedIdentity) -> tuple[VerifiedFeed, ...]:
+    """The feeds `node` holds whose word counts on `identity` shown with no chain."""
+    trusted = node.wallet.trusted()
+    feeds = node.wallet.held_feeds(trusted)
+    return standing_feeds(identity.identifier, (), frozenset(trusted), feeds, vouched=frozenset())
+
+
 def check_not_superseded(node: Node, identity: VerifiedIdentity) -> None:
     """Raise CredentialError SUPERSEDED when a feed `node` holds, whose word counts on a history
     shown with no chain, says `identity`'s history is superseded (a stolen backup's, after the
@@ -479,11 +486,7 @@ def check_not_superseded(node: Node, identity: VerifiedIdentity) -> None:
     judged (docs/formats.md, "Whose word counts on an identity"): by every held feed, or a
     trusted authority's own history by its own feed; fresh or not (a feed only grows, and a
     supersession it held once stands). Library logic, not the CLI's (review 40a, verify 1)."""
-    trusted = node.wallet.trusted()
-    feeds = node.wallet.held_feeds(trusted)
-    for feed in standing_feeds(
-        identity.identifier, (), frozenset(trusted), feeds, vouched=frozenset()
-    ):
+    for feed in _standing(node, identity):
         feed.check_current(identity)
 
 
@@ -497,6 +500,25 @@ def superseded_reason(node: Node, identity: VerifiedIdentity) -> str | None:
     except CredentialError as exc:
         return str(exc)
     return None
+
+
+def forked_by(node: Node, identity: VerifiedIdentity) -> list[Identifier]:
+    """The authorities whose feed `node` holds names, at a change `identity`'s history holds,
+    another change: each took another rotation of the identity (a fork, made with a copy of its
+    keys: a clone's, or a thief's stolen backup, announced first), refuses this history and
+    serves the other. Not an older copy (a restored node.db), which a rotation the node missed
+    explains: this history holds the change and it is not the authority's (review 64s,
+    rotation 1: the owner was told to use the node holding the current history, the thief's)."""
+    forked: list[Identifier] = []
+    for feed in _standing(node, identity):
+        named = feed.supersession(identity.identifier)
+        if named is None:
+            continue
+        offset = named.changes - 1 - identity.first_index
+        held = 0 <= offset < len(identity.changes)
+        if held and identity.changes[offset].change_hash != named.change_hash:
+            forked.append(feed.authority)
+    return forked
 
 
 def verify_bare_history(node: Node, data: bytes, *, now: int) -> VerifiedIdentity:
