@@ -402,9 +402,12 @@ class Node:
             return await running.enroll(ticket, identity=ref, authority_pin=key)
 
     def credentials(self, identity: IdentityRef | None = None) -> list[Credential]:
-        """The chains `identity` (default: the node's own) holds."""
+        """The chains `identity` (default: the node's own, made on first use as by
+        `Node.identity`) holds."""
         ref = (
-            _ref(identity, self._stored, "Node.credentials") if identity is not None else self.name
+            _ref(identity, self._stored, "Node.credentials")
+            if identity is not None
+            else self.identity.name or self.name  # not made yet: NotFound (review 64n, api 1)
         )
         wallet, now = self._stored.wallet, self._clock.now()
         return [Credential._of(wallet.inspect(h.chain, now=now)) for h in wallet.held(ref)]

@@ -1,0 +1,107 @@
+"""Review 64n: the Python API as a new user meets it (README, docs/python.md, examples/), and
+the promises of its types and errors attacked.
+
+api 1: `Node.credentials()`, documented "default: the node's own", looked the node's own
+identity up by the node's name without making it, when the node's own identity is "created on
+first use" (`Node.identity`): on a node that had not used it yet, the first call a newcomer
+makes to see what the node holds was a `NotFound` "no local identity 'agents'", a refusal of a
+name the caller never gave. Fixed: the default is `Node.identity`, as `Node.enroll`'s is.
+api 2: `Secrets.put(config=...)` with a mapping nested past what `json.dumps` walks raised a
+bare `RecursionError` (the guide: "a secret's configuration that JSON cannot hold" is an
+ArgumentError); `Policies.decide` and `Verifier.verify` already map it. Fixed: refused as any
+other configuration JSON cannot hold.
+api 3: `Channel.call` promises arguments "nested deeper than `limits.MAX_CBOR_DEPTH`" are a
+`DecodeError` raised before anything is sent; nested some 20,000 deep they crashed the whole
+process instead (a segfault: `troth.encoding.cbor.encode` handed a value its own walk found
+too deep to cbor2's C encoder, which recurses on the C stack with no limit), as did a value of
+list or dict subclasses at that depth (never walked at all), a service handler's answer (the
+serving node died) and anything else encoded through `encode`. Fixed: the encoder walks such a
+value with a stack of its own and refuses one nested past `limits.MAX_CBOR_ENCODE_DEPTH`
+(deeper than any decoder reads) with a `DecodeError`, before cbor2 sees it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import troth
+from tests.support.brokers import PAYMENTS
+from tests.support.public_api import READ, acme_and_agents
+
+SRC = Path(__file__).resolve().parent.parent / "src"
+
+
+def _nested(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+def test_api1_the_nodes_own_credentials_are_listed_before_it_used_its_identity() -> None:
+    with troth.Node.open("fresh") as fresh:
+        assert fresh.credentials() == []  # NotFound "no local identity 'fresh'" before
+        with troth.Node.open("acme") as hub:
+            acme = hub.create_authority()
+            held = fresh.enroll(acme.ticket(READ))
+        assert [c.id for c in fresh.credentials()] == [held.id]
+        assert fresh.credentials() == fresh.credentials(fresh.identity)
+
+
+def test_api2_a_secret_configuration_nested_past_json_is_an_argument_error() -> None:
+    with acme_and_agents() as world:
+        config = {**PAYMENTS, "extra": _nested(sys.getrecursionlimit() * 2)}
+        with pytest.raises(troth.ArgumentError) as refused:
+            world.hub.secrets.put("payments", engine="token", config=config)
+        assert refused.value.parameter == "config"
+        assert isinstance(refused.value, ValueError)
+
+
+_DEEP_ENCODINGS = """
+import sys
+from troth import limits
+from troth.encoding import cbor
+from troth.errors import DecodeError
+
+
+class Items(list):
+    pass
+
+
+def nested(levels, kind):
+    value = kind()
+    for _ in range(levels):
+        value = kind([value])
+    return value
+
+
+refused = []
+for value in (nested(30_000, list), nested(30_000, Items), nested(30_000, tuple)):
+    for encoder in (cbor.encode, cbor.encode_counted):
+        try:
+            encoder(value)
+        except DecodeError as exc:
+            refused.append("nested deeper than" in str(exc))
+assert cbor.encode(nested(limits.MAX_CBOR_ENCODE_DEPTH - 1, Items))  # as deep as it goes
+print(refused)
+"""
+
+
+def test_api3_a_value_nested_tens_of_thousands_deep_is_a_decode_error_not_a_crash() -> None:
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    done = subprocess.run(
+        [sys.executable, "-c", _DEEP_ENCODINGS],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])  # -11: a segfault
+    assert done.stdout.split() == ["[True,", "True,", "True,", "True,", "True,", "True]"]
