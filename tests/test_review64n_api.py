@@ -18,11 +18,22 @@ list or dict subclasses at that depth (never walked at all), a service handler's
 serving node died) and anything else encoded through `encode`. Fixed: the encoder walks such a
 value with a stack of its own and refuses one nested past `limits.MAX_CBOR_ENCODE_DEPTH`
 (deeper than any decoder reads) with a `DecodeError`, before cbor2 sees it.
+api 4: a verified type is "made by verifying" (its constructor refuses a caller, review 54n,
+api 8; `dataclasses.replace` too), but the `__setstate__` the dataclass writes for a frozen,
+slotted class made one of any fields: `VerifiedCredential.__new__(VerifiedCredential)` and
+`__setstate__` with the attributes of one's choosing gave a `VerifiedCredential` granting what
+no chain granted (as it did a `VerifiedFeed` revoking nothing, a `VerifiedIdentity`, a
+`VerifiedBundle`, a `VerifiedRecord`); and pickling one kept it verified forever, across
+processes and past its revocation (a cache, a "safe" unpickler taking only troth's classes:
+the same forgery). Fixed (`troth.sealed`): each refuses to be pickled or to have its state set;
+a copy is the object itself (it is immutable).
 """
 
 from __future__ import annotations
 
+import copy
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +44,11 @@ import pytest
 import troth
 from tests.support.brokers import PAYMENTS
 from tests.support.public_api import READ, acme_and_agents
+from troth.credentials import VerifiedCredential
+from troth.credentials.revocation_held import VerifiedFeed
+from troth.gates.bundles import VerifiedBundle
+from troth.identity import VerifiedIdentity
+from troth.trace.signing import VerifiedRecord
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 
@@ -105,3 +121,32 @@ def test_api3_a_value_nested_tens_of_thousands_deep_is_a_decode_error_not_a_cras
     )
     assert done.returncode == 0, (done.returncode, done.stderr[-2000:])  # -11: a segfault
     assert done.stdout.split() == ["[True,", "True,", "True,", "True,", "True,", "True]"]
+
+
+@pytest.mark.parametrize(
+    "kind", [VerifiedCredential, VerifiedFeed, VerifiedIdentity, VerifiedBundle, VerifiedRecord]
+)
+def test_api4_no_verified_type_has_its_state_set_by_a_caller(kind: Any) -> None:
+    bare: Any = kind.__new__(kind)
+    with pytest.raises(TypeError, match="verif"):
+        bare.__setstate__([None] * 16)
+    with pytest.raises(TypeError, match="pickle"):
+        pickle.dumps(bare)
+
+
+def test_api4_a_verified_credential_is_neither_forged_nor_pickled() -> None:
+    with acme_and_agents() as world:
+        verifier = troth.Verifier(trust=[world.acme.identifier], feeds=world.agents)
+        verified = verifier.verify(world.member, presenter=world.support)
+        feed = world.agents.feed(world.acme.identifier)
+        assert feed is not None
+        granted = troth.Attributes({"orders.access": ["read", "write", "admin"]})
+        forged: Any = VerifiedCredential.__new__(VerifiedCredential)
+        state: Any = verified.__getstate__()
+        with pytest.raises(TypeError, match="verif"):  # made one granting "admin" before
+            forged.__setstate__([*state[:3], granted, *state[4:]])
+        for made in (verified, feed, verified.issuers[0]):
+            with pytest.raises(TypeError, match="pickle"):
+                pickle.dumps(made)
+            assert copy.copy(made) is made
+            assert copy.deepcopy(made) is made
