@@ -27,15 +27,23 @@ no chain granted (as it did a `VerifiedFeed` revoking nothing, a `VerifiedIdenti
 processes and past its revocation (a cache, a "safe" unpickler taking only troth's classes:
 the same forgery). Fixed (`troth.sealed`): each refuses to be pickled or to have its state set;
 a copy is the object itself (it is immutable).
+api 5: a long-lived `Node` handle kept one more SQLite connection (two descriptors, node.db and
+its -wal) for every run of its runtime, `serve`, `connect`, `Node.call` or a lease outside
+`serve` (each runs a storage thread of its own), and for every short-lived thread of the caller
+that used it: `SqliteDatabase` kept each thread's connection until the handle closed, so a
+script calling `Node.call` in a loop ran out of descriptors after some 500 calls. Fixed: a new
+connection closes those of the threads that ended (open connections: one per live thread).
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import os
 import pickle
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -150,3 +158,39 @@ def test_api4_a_verified_credential_is_neither_forged_nor_pickled() -> None:
                 pickle.dumps(made)
             assert copy.copy(made) is made
             assert copy.deepcopy(made) is made
+
+
+def _open_files(path: Path) -> int:
+    """How many of this process's descriptors are open on `path`."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}") == str(path)
+        except OSError:  # closed meanwhile (the listing's own)
+            continue
+    return count
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc/self/fd")
+def test_api5_a_long_lived_node_handle_keeps_no_connection_per_run_or_thread(
+    troth_home: Path,
+) -> None:
+    database = troth_home / "nodes" / "agents" / "node.db"
+
+    async def serve_briefly(node: troth.Node) -> None:
+        async with node.serve():
+            pass
+
+    with acme_and_agents() as world:
+        agents = world.agents
+        for _ in range(2):
+            asyncio.run(serve_briefly(agents))
+        before = _open_files(database)
+        for _ in range(8):  # each a storage thread of its own, as Node.call, connect, lease
+            asyncio.run(serve_briefly(agents))
+        for _ in range(8):  # a caller's short-lived threads (a thread per request)
+            thread = threading.Thread(target=agents.credentials, args=(world.support,))
+            thread.start()
+            thread.join()
+        assert _open_files(database) <= before + 1  # 16 more before: one per run, per thread
+    assert _open_files(database) == 0
