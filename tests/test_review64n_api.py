@@ -33,12 +33,19 @@ its -wal) for every run of its runtime, `serve`, `connect`, `Node.call` or a lea
 that used it: `SqliteDatabase` kept each thread's connection until the handle closed, so a
 script calling `Node.call` in a loop ran out of descriptors after some 500 calls. Fixed: a new
 connection closes those of the threads that ended (open connections: one per live thread).
+api 6: each run of a long-lived handle's runtime (`serve`, and `connect`, `Node.call`, a lease
+outside it) left its `NodeTrust` (its chain verifiers, caches, vouchers) alive for good: the
+trust hooked itself on the node, which the handle keeps (`refuted_hooks`, the wallet's
+`feed_binds`, judging feed pages outside a running node by the last stopped runtime's), and
+nothing took it off, so a script's memory grew with every call. Fixed: the runtime's stop
+detaches its trust (`NodeTrust.detach`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import gc
 import os
 import pickle
 import subprocess
@@ -56,6 +63,7 @@ from troth.credentials import VerifiedCredential
 from troth.credentials.revocation_held import VerifiedFeed
 from troth.gates.bundles import VerifiedBundle
 from troth.identity import VerifiedIdentity
+from troth.node.trust import NodeTrust
 from troth.trace.signing import VerifiedRecord
 
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -194,3 +202,21 @@ def test_api5_a_long_lived_node_handle_keeps_no_connection_per_run_or_thread(
             thread.join()
         assert _open_files(database) <= before + 1  # 16 more before: one per run, per thread
     assert _open_files(database) == 0
+
+
+def _alive(kind: type) -> int:
+    gc.collect()
+    return sum(type(each) is kind for each in gc.get_objects())
+
+
+def test_api6_a_runs_trust_does_not_outlive_it() -> None:
+    async def serve_briefly(node: troth.Node) -> None:
+        async with node.serve():
+            pass
+
+    with acme_and_agents() as world:
+        asyncio.run(serve_briefly(world.agents))
+        before = _alive(NodeTrust)
+        for _ in range(6):
+            asyncio.run(serve_briefly(world.agents))
+        assert _alive(NodeTrust) <= before  # one more kept per run before
