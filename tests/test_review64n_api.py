@@ -39,6 +39,11 @@ trust hooked itself on the node, which the handle keeps (`refuted_hooks`, the wa
 `feed_binds`, judging feed pages outside a running node by the last stopped runtime's), and
 nothing took it off, so a script's memory grew with every call. Fixed: the runtime's stop
 detaches its trust (`NodeTrust.detach`).
+api 7: a `Node.call` (or a `connect` block, a lease) from a thread while another thread's ran
+the same handle outside `serve` was refused with a ConfigError saying the node "is served on
+another event loop: use it from inside its serve block's loop", of a serve block there was not
+(a script's thread pool making calls meets it first). Fixed: the refusal says what runs the
+handle and what to do (another handle per thread, or wait).
 """
 
 from __future__ import annotations
@@ -220,3 +225,27 @@ def test_api6_a_runs_trust_does_not_outlive_it() -> None:
         for _ in range(6):
             asyncio.run(serve_briefly(world.agents))
         assert _alive(NodeTrust) <= before  # one more kept per run before
+
+
+def test_api7_another_threads_call_is_refused_saying_what_runs_the_handle() -> None:
+    holding, release = threading.Event(), threading.Event()
+
+    async def hold_a_channel(world: Any) -> None:
+        async with world.hub.serve(listen=("127.0.0.1", 0)) as running:
+            expect = running.identifier
+            async with world.agents.connect(running.address, expect=expect):
+                holding.set()
+                await asyncio.to_thread(release.wait, 30)
+
+    with acme_and_agents() as world:
+        thread = threading.Thread(target=asyncio.run, args=(hold_a_channel(world),))
+        thread.start()
+        try:
+            assert holding.wait(30)
+            with pytest.raises(troth.ConfigError) as refused:
+                world.agents.call("/tcp/127.0.0.1:1", "greet", "hi", expect=None)
+        finally:
+            release.set()
+            thread.join()
+        assert "serve block" not in str(refused.value)  # there was none
+        assert "Node.open" in str(refused.value)
