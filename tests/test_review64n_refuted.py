@@ -11,13 +11,17 @@ the defence that stopped it.
 - a CBOR document of thousands of nested arrays at the decoder's fast path: a DecodeError, not
   a crash of cbor2's C decoder (the encoder's was: api 3);
 - a service handler's exception: the caller hears "internal error", not its text;
-- a secret's value in the refusal of its configuration: never shown.
+- a secret's value in the refusal of its configuration: never shown;
+- `Traces.verify(checkpoint=LINK)`, a link to the node's database, vault key or configuration:
+  none of them read as a checkpoint nor written; a link to a missing file is replaced, its
+  target never created.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -169,3 +173,24 @@ def test_a_refused_secret_configuration_never_shows_the_value() -> None:
                 world.hub.secrets.put("api", engine="http-inject", config=config, value=value)
             assert refused.value.reason is troth.SecretFailure.CONFIG_INVALID
             assert SECRET.decode() not in str(refused.value) + repr(refused.value)
+
+
+def test_a_kept_checkpoint_linked_to_a_nodes_files_writes_none_of_them(
+    tmp_path: Path, troth_home: Path
+) -> None:
+    with acme_and_agents() as world:
+        agents = world.agents
+        agents.delegate(world.support, to=world.sub, ttl=60, purpose="p", attributes=READ)
+        agents.traces.checkpoint()
+        node_dir = troth_home / "nodes" / "agents"
+        for target in ("node.db", "vault.key", "node.json"):
+            kept, before = tmp_path / f"to-{target}", (node_dir / target).read_bytes()
+            kept.symlink_to(node_dir / target)
+            with pytest.raises((troth.TraceError, OSError)):
+                agents.traces.verify(checkpoint=kept)
+            assert (node_dir / target).read_bytes() == before
+        kept = tmp_path / "to-missing"
+        kept.symlink_to(node_dir / "missing")
+        assert agents.traces.verify(checkpoint=kept).kept_written
+        assert not kept.is_symlink()
+        assert not (node_dir / "missing").exists()
