@@ -44,6 +44,13 @@ the same handle outside `serve` was refused with a ConfigError saying the node "
 another event loop: use it from inside its serve block's loop", of a serve block there was not
 (a script's thread pool making calls meets it first). Fixed: the refusal says what runs the
 handle and what to do (another handle per thread, or wait).
+api 8: `Node.enroll(..., authority_pin=...)` (and `RunningNode.enroll`) took any text as the
+pin; one not of its form (`IDENTIFIER:KEY`, hex) was refused by the authority client beneath,
+once the ticket was read, as a ConfigError (the command line's "configuration" exit code), not
+the ArgumentError (a ValueError, naming the parameter) the guide promises for text not of its
+form. Fixed: checked first (`troth.authority.client.parse_authority_pin`, the client's own
+parse), an ArgumentError; a pin of the form that the ticket's authority does not match is an
+IdentityError, as before.
 """
 
 from __future__ import annotations
@@ -249,3 +256,17 @@ def test_api7_another_threads_call_is_refused_saying_what_runs_the_handle() -> N
             thread.join()
         assert "serve block" not in str(refused.value)  # there was none
         assert "Node.open" in str(refused.value)
+
+
+def test_api8_an_authority_pin_not_of_its_form_is_an_argument_error() -> None:
+    with acme_and_agents() as world:
+        ticket = world.acme.ticket(READ)
+        for pin in ("", "x:y", f"{world.acme.identifier}:zz", str(world.acme.identifier)):
+            with pytest.raises(troth.ArgumentError) as refused:
+                world.agents.enroll(ticket, identity=world.sub, authority_pin=pin)
+            assert refused.value.parameter == "authority_pin"
+            assert isinstance(refused.value, ValueError)
+        wrong_key = f"{world.acme.identifier}:{'00' * 32}"
+        with pytest.raises(troth.IdentityError):  # of the form: the ticket's authority judged
+            world.agents.enroll(ticket, identity=world.sub, authority_pin=wrong_key)
+        assert world.agents.enroll(ticket, identity=world.sub).holder == world.sub.identifier

@@ -23,8 +23,8 @@ from troth._api.arguments import (
     check_key_type,
     check_listen,
     check_name_text,
-    check_optional_text,
     check_peer,
+    check_pin,
     check_seconds,
     check_short_text,
     check_text,
@@ -383,7 +383,7 @@ class Node:
         the ticket gives an authority this node has never seen from a checkpoint (one past 64
         changes), and checked whenever given."""
         check_text("Node.enroll", "ticket", ticket)
-        check_optional_text("Node.enroll", "authority_pin", authority_pin)
+        check_pin("Node.enroll", "authority_pin", authority_pin)
         ref = (
             _ref(identity, self._stored, "Node.enroll")
             if identity is not None
