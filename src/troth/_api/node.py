@@ -187,10 +187,10 @@ class Identities:
         hear of it when the node next runs: `serve`). Chains the identity signed before stop
         verifying once its authority has published that: delegate again. When it is the
         authority this node hosts, the policy bundle it signed goes out of force too: check
-        it, then re-sign it (`troth.node.services.policy.resign_held_bundle`, with its
-        digest). `compromised`: the node's keys may have been copied (a stolen backup), which
-        hold the committed next key too: two changes are appended, so the new primary key is
-        one made now (docs/vault.md, "Recovering from a stolen backup"). The change is dated
+        it, then re-sign it (`node.policies.resign(digest)`, its `PolicyBundle.digest`).
+        `compromised`: the node's keys may have been copied (a stolen backup), which hold the
+        committed next key too: two changes are appended, so the new primary key is one made
+        now (docs/vault.md, "Recovering from a stolen backup"). The change is dated
         no earlier than the identity's newest record in the node's trace log (at most 300 s
         after the node's clock), so the records it signed stay valid (docs/formats.md, "A node
         dates its own rotations after what they retire"). A `compromised` that is not a bool is
