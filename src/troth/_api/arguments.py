@@ -24,7 +24,7 @@ from troth._api.results import Credential, Identity
 from troth.clock import Clock
 from troth.credentials import Attributes
 from troth.crypto import KeyType
-from troth.errors import ArgumentError
+from troth.errors import ArgumentError, ConfigError
 from troth.identity import Identifier
 from troth.kinds import check_utf8, got
 from troth.names import check_name
@@ -83,6 +83,22 @@ def check_optional_text(call: str, parameter: str, value: object) -> str | None:
     if value is not None and not isinstance(value, str):
         raise ArgumentError(call, parameter, "a str or None", _got(value))
     return value if value is None else check_utf8(call, parameter, value)
+
+
+def check_pin(call: str, parameter: str, value: object) -> str | None:
+    """`value`, an authority pin (`IDENTIFIER:KEY`, troth.authority.client) or None: one of
+    another form was the authority client's ConfigError, once the ticket was read (review 64n,
+    api 8)."""
+    from troth.authority.client import parse_authority_pin
+
+    pin = check_optional_text(call, parameter, value)
+    if pin is not None:
+        try:
+            parse_authority_pin(pin)
+        except ConfigError:
+            expected = "an authority pin: IDENTIFIER:KEY (hex), as `troth authority list` prints"
+            raise ArgumentError(call, parameter, expected, repr(pin[:80])) from None
+    return pin
 
 
 def check_flag(call: str, parameter: str, value: object) -> bool:

@@ -169,7 +169,7 @@ class HandleRuntime:
                 starting = loop.create_task(start_running(node, None, ()))
                 shared = self._shared = _Shared(loop, starting)
             if shared.loop is not loop:
-                raise _another_loop(node)
+                raise _another_loop(node, shared=True)
             if shared.stopping is not None:
                 return shared.stopping
             shared.users += 1
@@ -200,7 +200,17 @@ class HandleRuntime:
                 self._shared = None
 
 
-def _another_loop(node: Node) -> ConfigError:
+def _another_loop(node: Node, *, shared: bool = False) -> ConfigError:
+    """The refusal of a use from another event loop than the one that runs the handle: its
+    serve block's, or that of its blocks outside `serve` (another thread's `Node.call`,
+    `connect` block or lease, of which "its serve block's loop" said nothing true: review 64n,
+    api 7)."""
+    if shared:
+        return ConfigError(
+            f"node {node.name!r} runs on another event loop (another thread's Node.call, "
+            "connect block or lease, outside serve): one handle runs on one loop at a time; "
+            "open another handle (troth.Node.open) for this thread, or wait for it to end"
+        )
     return ConfigError(
         f"node {node.name!r} is served on another event loop: use it from inside its serve "
         "block's loop"

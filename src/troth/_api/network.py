@@ -19,8 +19,8 @@ from troth._api.arguments import (
     check_attributes,
     check_credential,
     check_name_text,
-    check_optional_text,
     check_peer,
+    check_pin,
     check_seconds,
     check_short_text,
     check_text,
@@ -391,7 +391,7 @@ class RunningNode:
         """`Node.enroll` from inside `serve` (the credential is presented on open channels
         at once when `identity` is the node's own)."""
         check_text("RunningNode.enroll", "ticket", ticket)
-        check_optional_text("RunningNode.enroll", "authority_pin", authority_pin)
+        check_pin("RunningNode.enroll", "authority_pin", authority_pin)
         runtime = self._on_loop()
         ref = (
             self._node.name

@@ -23,8 +23,8 @@ from troth._api.arguments import (
     check_key_type,
     check_listen,
     check_name_text,
-    check_optional_text,
     check_peer,
+    check_pin,
     check_seconds,
     check_short_text,
     check_text,
@@ -187,10 +187,10 @@ class Identities:
         hear of it when the node next runs: `serve`). Chains the identity signed before stop
         verifying once its authority has published that: delegate again. When it is the
         authority this node hosts, the policy bundle it signed goes out of force too: check
-        it, then re-sign it (`troth.node.services.policy.resign_held_bundle`, with its
-        digest). `compromised`: the node's keys may have been copied (a stolen backup), which
-        hold the committed next key too: two changes are appended, so the new primary key is
-        one made now (docs/vault.md, "Recovering from a stolen backup"). The change is dated
+        it, then re-sign it (`node.policies.resign(digest)`, its `PolicyBundle.digest`).
+        `compromised`: the node's keys may have been copied (a stolen backup), which hold the
+        committed next key too: two changes are appended, so the new primary key is one made
+        now (docs/vault.md, "Recovering from a stolen backup"). The change is dated
         no earlier than the identity's newest record in the node's trace log (at most 300 s
         after the node's clock), so the records it signed stay valid (docs/formats.md, "A node
         dates its own rotations after what they retire"). A `compromised` that is not a bool is
@@ -383,7 +383,7 @@ class Node:
         the ticket gives an authority this node has never seen from a checkpoint (one past 64
         changes), and checked whenever given."""
         check_text("Node.enroll", "ticket", ticket)
-        check_optional_text("Node.enroll", "authority_pin", authority_pin)
+        check_pin("Node.enroll", "authority_pin", authority_pin)
         ref = (
             _ref(identity, self._stored, "Node.enroll")
             if identity is not None
@@ -402,9 +402,12 @@ class Node:
             return await running.enroll(ticket, identity=ref, authority_pin=key)
 
     def credentials(self, identity: IdentityRef | None = None) -> list[Credential]:
-        """The chains `identity` (default: the node's own) holds."""
+        """The chains `identity` (default: the node's own, made on first use as by
+        `Node.identity`) holds."""
         ref = (
-            _ref(identity, self._stored, "Node.credentials") if identity is not None else self.name
+            _ref(identity, self._stored, "Node.credentials")
+            if identity is not None
+            else self.identity.name or self.name  # not made yet: NotFound (review 64n, api 1)
         )
         wallet, now = self._stored.wallet, self._clock.now()
         return [Credential._of(wallet.inspect(h.chain, now=now)) for h in wallet.held(ref)]

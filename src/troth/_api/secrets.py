@@ -269,7 +269,7 @@ def _config(call: str, config: Mapping[str, Any] | bytes) -> bytes:
     elif isinstance(config, Mapping):
         try:
             data = json.dumps(dict(config), allow_nan=False).encode()
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):  # nested past json: (review 64n, api 2)
             raise ArgumentError(
                 call, "config", "a JSON object", "values JSON cannot hold"
             ) from None

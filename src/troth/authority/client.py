@@ -33,6 +33,7 @@ __all__ = [
     "authority_refusal",
     "check_ticket",
     "enroll_request",
+    "parse_authority_pin",
     "refresh_request",
     "revoke_request",
     "rotated_request",
@@ -111,6 +112,15 @@ def authority_pin_of(identity: VerifiedIdentity) -> str:
     return f"{identity.identifier}:{identity.current_key.data.hex()}"
 
 
+def parse_authority_pin(authority_pin: str) -> tuple[Identifier, str]:
+    """The identifier and the key (hex) of `IDENTIFIER:KEY`; ConfigError for a pin that is not
+    one (`troth.Node.enroll` checks it before anything is done: review 64n, api 8)."""
+    identifier, _, key = authority_pin.strip().rpartition(":")
+    if not Identifier.looks_like(identifier) or not _HEX.fullmatch(key):
+        raise ConfigError(f"not an authority pin (IDENTIFIER:KEY in hex): {authority_pin!r}")
+    return Identifier.parse(identifier), key
+
+
 def check_ticket(
     identities: IdentityService,
     ticket: Ticket,
@@ -142,10 +152,7 @@ def check_ticket(
                 "pass it with --authority-pin",
             )
         return history.identifier
-    identifier, _, key = authority_pin.strip().rpartition(":")
-    if not Identifier.looks_like(identifier) or not _HEX.fullmatch(key):
-        raise ConfigError(f"not an authority pin (IDENTIFIER:KEY in hex): {authority_pin!r}")
-    pinned = Identifier.parse(identifier)
+    pinned, key = parse_authority_pin(authority_pin)
     if pinned != history.identifier:
         raise IdentityError(
             IdentityFailure.UNATTESTED_CHECKPOINT,

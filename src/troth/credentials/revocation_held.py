@@ -16,6 +16,7 @@ from troth import limits
 from troth.credentials.revocation_entry import RevocationEntry, RevocationKind, Supersession
 from troth.errors import CredentialError, CredentialFailure, OutOfRange, StorageError
 from troth.identity import Checkpoint, Checkpoints, Identifier, VerifiedIdentity
+from troth.sealed import sealed
 from troth.storage import FeedRow
 
 __all__ = [
@@ -117,6 +118,7 @@ class _Revoked(Set[bytes]):
         return sum(1 for _ in self)
 
 
+@sealed  # no pickle, no __setstate__ (review 64n, api 4)
 @dataclass(frozen=True, slots=True, eq=False)
 class VerifiedFeed:
     """The first `count` entries of `authority`'s feed, verified (hash chain to a signed head).

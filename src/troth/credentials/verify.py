@@ -43,6 +43,7 @@ from troth.identity import (
     verify_history,
     verify_signed_by,
 )
+from troth.sealed import sealed
 
 __all__ = [
     "ChainVerifier",
@@ -171,6 +172,7 @@ class VerifiedLink:
 ) = (vars(VerifiedLink)[name].__set__ for name in VerifiedLink.__slots__)  # slot descriptors
 
 
+@sealed  # no pickle, no __setstate__ (review 64n, api 4)
 @dataclass(frozen=True, slots=True, init=False)
 class VerifiedCredential:
     """A verified chain: who acts, who delegated to whom, and what it may do. `issuers` are

@@ -39,7 +39,9 @@ The fast path is on only if the installed cbor2 is seen at import to refuse the 
 
 from __future__ import annotations
 
+import itertools
 import sys
+from collections.abc import Iterable, Mapping
 from typing import Any, Final, NoReturn
 
 import cbor2
@@ -94,6 +96,7 @@ def encode(value: Any) -> bytes:
         pass  # too deep for the walk: the general path below decides
     except (cbor2.CBOREncodeError, ValueError) as exc:  # a text string that is not UTF-8
         raise DecodeError(f"cannot encode value: {exc}") from exc
+    _check_nesting(value)
     try:
         data = cbor2.dumps(value, canonical=True)
     except (cbor2.CBOREncodeError, ValueError, TypeError, RecursionError) as exc:
@@ -103,6 +106,28 @@ def encode(value: Any) -> bytes:
     except DecodeError as exc:
         raise DecodeError(f"cannot encode value: {exc}") from None
     return data
+
+
+def _check_nesting(value: Any) -> None:
+    """DecodeError when `value` nests containers (a list, tuple, set or mapping, of any
+    subclass: what cbor2 encodes as an array or a map) more than `limits.MAX_CBOR_ENCODE_DEPTH`
+    deep, or is cyclic, found with a stack of this walk's own. cbor2's C encoder recurses on
+    the C stack with no limit: a value the walk of `_in_subset` found too deep, or one of list
+    subclasses it never walked, crashed the process at some 20,000 levels (a segfault, where
+    `encode` promises a DecodeError: review 64n, api 3)."""
+    deepest = limits.MAX_CBOR_ENCODE_DEPTH
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, Mapping):
+            inner: Iterable[Any] = itertools.chain(item.keys(), item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            inner = item
+        else:
+            continue
+        if depth >= deepest:
+            raise DecodeError(f"cannot encode value: nested deeper than {deepest} (or cyclic)")
+        pending.extend((each, depth + 1) for each in inner)
 
 
 def check_limits(

@@ -64,6 +64,7 @@ from troth.identity import (
     verify_history,
     verify_signed_by,
 )
+from troth.sealed import sealed
 
 __all__ = [
     "BUNDLE_TYPE",
@@ -284,6 +285,7 @@ def bundle_claims(data: bytes) -> BundleBody:
     return _decode_signed(data, schemas=False)[1]
 
 
+@sealed  # no pickle, no __setstate__ (review 64n, api 4)
 @dataclass(frozen=True, slots=True, eq=False)
 class VerifiedBundle:
     """A verified bundle: its body, its compiled policies, and what the current feed must

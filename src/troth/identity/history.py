@@ -36,6 +36,7 @@ from troth.identity.change import (
 )
 from troth.identity.identifier import Identifier
 from troth.identity.signatures import SeenSignatures
+from troth.sealed import sealed
 
 __all__ = [
     "Checkpoints",
@@ -90,6 +91,7 @@ _set_change_body = vars(VerifiedChange)["body"].__set__
 _set_change_signed = vars(VerifiedChange)["signed"].__set__
 
 
+@sealed  # no pickle, no __setstate__ (review 64n, api 4)
 @dataclass(frozen=True, slots=True, init=False)
 class VerifiedIdentity:
     """A history that passed `verify_history` (or that this node just created and signed):

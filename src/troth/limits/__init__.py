@@ -53,6 +53,9 @@ MAX_CBOR_DEPTH: Final = 16
 """Deepest nesting of arrays/maps (troth's formats use at most 4)."""
 MAX_CBOR_ITEMS: Final = 65_536
 """Most data items in one document (counting every array/map element and map key)."""
+MAX_CBOR_ENCODE_DEPTH: Final = 1000
+"""Deepest nesting `encode` hands to cbor2, whose C encoder recurses on the C stack unchecked
+(~20,000 levels crashed the process): far past what any decoder reads (`MAX_CBOR_DEPTH`)."""
 
 # -- identity (troth.identity) ---------------------------------------------------------------
 MAX_IDENTITY_CHANGES: Final = 64

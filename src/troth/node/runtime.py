@@ -363,6 +363,7 @@ class NodeRuntime(ChannelOpening, Upkeep):
             await budget.stage("the storage thread", self.worker.drain())
         finally:  # (review 63v, stop 2: a stuck HSM call held the stop for ever)
             self.worker.abandon()
+            self.trust.detach()  # the node outlives the runtime (review 64n, api 6)
         if failure is not None:
             raise failure
 

@@ -12,6 +12,7 @@ when a peer shows a chain of an authority, or a later expiry, this node has not 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
@@ -126,13 +127,26 @@ class NodeTrust:
         node.identities.refuted_hooks.append(self.vouchers.refuted)
         # a feed page's authority history is judged as a peer's is (the authority, an anchor,
         # has standing over its own history: review 29a, feeds 1)
-        node.wallet.feed_binds = lambda identity: self._binds(identity, ())
+        self._feed_binds: Callable[[VerifiedIdentity], Binds] = lambda identity: self._binds(
+            identity, ()
+        )
+        node.wallet.feed_binds = self._feed_binds
         self._generation = 0
         self._standings: dict[int, tuple[VerifiedPeer, tuple[int, int], int, Standing]] = {}
         self._standing_keys: dict[Identifier, set[int]] = {}  # `_standings`' keys by identity
         self._standings_lock = threading.Lock()  # `standing` runs on worker threads too
         self.feed_hooks: list[Callable[[VerifiedFeed], None]] = []
         """Called with every feed `set_feed` installs (on the thread that installed it)."""
+
+    def detach(self) -> None:
+        """Take this trust's hooks off its node, as the runtime it served stops: the node (a
+        `troth.Node` handle's) outlives the runtime, and kept each one's trust, its verifiers
+        and caches, alive for good, a feed page judged by the last stopped one's (review 64n,
+        api 6: a long-lived handle grew at each `serve`, `connect` or `Node.call`)."""
+        with contextlib.suppress(ValueError):
+            self.node.identities.refuted_hooks.remove(self.vouchers.refuted)
+        if self.node.wallet.feed_binds is self._feed_binds:
+            self.node.wallet.feed_binds = None
 
     # -- storage (call off the event loop) -------------------------------------------------------
 

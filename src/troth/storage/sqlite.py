@@ -332,7 +332,8 @@ class SqliteDatabase:
         self.busy_timeout = _busy_timeout() if busy_timeout is None else busy_timeout
         self._synchronous = "FULL" if durability == "full" else "NORMAL"
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._all: list[tuple[sqlite3.Connection, threading.Thread | None]] = []
+        """Every open connection, with the thread whose it is (None: a `dedicated` one)."""
         self._all_lock = threading.Lock()
         self._closed = False
         if not self.path.exists():
@@ -358,8 +359,13 @@ class SqliteDatabase:
             self._local.cursor = conn.cursor()  # `run`'s
             self._local.pragma = conn.cursor()  # `data_version`'s in a transaction (61m)
             self._local.version = None  # `data_version` inside this thread's transaction
-            with self._all_lock:
-                self._all.append(conn)
+            with self._all_lock:  # and those of threads that ended closed (review 64n, api 5:
+                # each kept till `close`, one per run of a node handle's storage thread)
+                ended = [c for c, thread in self._all if thread and not thread.is_alive()]
+                self._all = [(c, t) for c, t in self._all if c not in ended]
+                self._all.append((conn, threading.current_thread()))
+            for old in ended:
+                old.close()
         return conn
 
     def _connect(self) -> sqlite3.Connection:
@@ -386,7 +392,7 @@ class SqliteDatabase:
         except _OPEN_FAILURES as exc:
             raise StorageError(f"cannot open {self.path}: {_reason(exc)}") from exc
         with self._all_lock:
-            self._all.append(conn)
+            self._all.append((conn, None))
         return conn
 
     def transaction(self) -> AbstractContextManager[None]:
@@ -581,7 +587,7 @@ class SqliteDatabase:
         sealed a new key under the old KEK)."""
         with self._all_lock:
             self._closed = True
-            for conn in self._all:
+            for conn, _ in self._all:
                 conn.close()
             self._all.clear()
         self._local = threading.local()

@@ -23,6 +23,7 @@ from troth.crypto import PublicKey, sha256, verify_signature
 from troth.errors import CryptoError, DecodeError, DecodeProblem, TraceError, TraceFailure
 from troth.identity import PurposeKeyAttestation, Signer, VerifiedIdentity
 from troth.identity.identifier import Identifier
+from troth.sealed import sealed
 from troth.trace.dsse import decode_envelope, encode_envelope, pae
 from troth.trace.merkle import leaf_hash
 from troth.trace.record import (
@@ -179,6 +180,7 @@ class RecordContent:
     id: str | None = None
 
 
+@sealed  # no pickle, no __setstate__ (review 64n, api 4)
 @dataclass(frozen=True, slots=True, init=False)
 class VerifiedRecord:
     """A record whose signature and signing key were checked at its time (or that this process
