@@ -10,10 +10,20 @@ same server nothing was tried, and the revoked member's role kept logging in unt
 retry came, up to 30 minutes after the fix. `put_secret` now tries the secret's REVOKING leases
 at once (an operator's call: `early`, within the batch's budget of engine time) after storing
 the new value; a failure leaves them REVOKING with their backoff, as before.
+
+postgres 2: the admin's connection took whatever authentication the server asked for, and with
+sslmode `prefer` (the default) or `disable` whoever answered at the configured host and port (a
+machine in the path, one squatting the address) could ask for the password in clear: libpq sent
+the admin password, the upstream secret, to it. The admin now authenticates with SCRAM-SHA-256
+only (`require_auth`, libpq 16 and later) unless sslmode is `verify-full`; the tests' server
+uses scram-sha-256 instead of pytest-postgresql's cleartext `password` method.
 """
 
 from __future__ import annotations
 
+import socket
+import struct
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +40,7 @@ from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` a
     orders,
     world,
 )
+from troth.errors import SecretError, SecretFailure
 from troth.secrets import AllowListPolicy, LeaseState
 from troth.secrets.book import REVOKE_RETRY_MAX, revoke_backoff
 
@@ -103,3 +114,93 @@ def test_put_secret_with_the_fixed_password_ends_a_stuck_revocation_at_once(
         broker.revoke_lease(issued.lease_id.handle, now=at)
         broker.close()
         _db.close()
+
+
+class _PasswordTrap:
+    """A server on 127.0.0.1 that answers as PostgreSQL would to a client (SSL refused, then
+    `AuthenticationCleartextPassword`) and keeps what the client sends as its password: what a
+    machine in the path to the real server, or one squatting its address, does."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.05)
+        self.port = int(self.sock.getsockname()[1])
+        self.received = b""
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stopped.is_set():  # (an aborted lease's revocation connects again)
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._answer(conn)
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(2)
+            try:
+                while True:
+                    size = struct.unpack("!I", _exactly(conn, 4))[0]
+                    body = _exactly(conn, size - 4)
+                    if body[:4] in (b"\x04\xd2\x16\x2f", b"\x04\xd2\x16\x30"):  # SSL, GSS
+                        conn.sendall(b"N")
+                        continue
+                    break
+                conn.sendall(b"R" + struct.pack("!II", 8, 3))  # cleartext password, please
+                kind = _exactly(conn, 1)
+                size = struct.unpack("!I", _exactly(conn, 4))[0]
+                self.received += kind + _exactly(conn, size - 4)
+            except (OSError, struct.error):
+                return
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
+def _exactly(conn: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
+        if not chunk:
+            raise OSError("closed")
+        data += chunk
+    return data
+
+
+def test_the_admin_password_is_never_sent_in_clear_to_whoever_answers(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+) -> None:
+    """postgres 2: the admin's connection asks for SCRAM: a server (or a machine in the path)
+    asking for the password in clear gets nothing, and the issue fails ENGINE_FAILED."""
+    trap = _PasswordTrap()
+    policy = AllowListPolicy({world.agent_a.identifier: {SECRET: None}})
+    db, broker = open_broker(tmp_path / "node.db", now=now(), policy=policy)
+    try:
+        config = {
+            "scopes": ["orders:read"],
+            "ttl": 60,
+            "host": "127.0.0.1",
+            "port": trap.port,
+            "dbname": "orders",
+            "user": "admin",
+            "templates": {"orders:read": "reader"},
+            "connect_timeout": 2,
+        }  # sslmode "prefer", the default: the trap refuses SSL
+        broker.put_secret(SECRET, "postgres", config, b"the-admin-password", now=now())
+        with pytest.raises(SecretError) as failed:
+            broker.issue(world.credential_a(), SECRET, scope=["orders:read"], now=now())
+        assert failed.value.reason is SecretFailure.ENGINE_FAILED
+        trap.close()
+        assert b"the-admin-password" not in trap.received
+    finally:
+        trap.close()
+        broker.close()
+        db.close()
