@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.backups import copy_db, restore_db
-from tests.support.leases import LeaseWorld, open_broker
+from tests.support.leases import LeaseWorld, make_world, open_broker
 from tests.support.postgres import ADMIN_PASSWORD
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
     SECRET,
@@ -220,3 +220,30 @@ def test_the_lease_password_is_in_no_repr_record_or_audit_row(
         )
         rows = conn.execute("SELECT rolpassword FROM seen").fetchall()
     assert all(row[0] is None or password not in row[0] for row in rows)
+
+
+def test_a_node_clock_ahead_of_the_server_still_ends_the_role_at_the_leases_expiry(
+    tmp_path: Path,
+    orders: OrdersDb,  # noqa: F811
+) -> None:
+    """The node's clock an hour ahead of PostgreSQL's: the role's VALID UNTIL is an hour late
+    by the server's clock, but the lease ends at its expiry by the node's (the sweep drops the
+    role: a revocation never waits for VALID UNTIL), and an open session ends with it."""
+    import psycopg
+
+    at = now() + 3600
+    ahead = make_world(at)  # the node's world: its feeds and chains dated by its clock
+    broker = setup(tmp_path, ahead, orders)
+    issued = broker.issue(ahead.credential_a(), SECRET, scope=["orders:read"], now=at)
+    session = login(orders, issued.credential.reveal())
+    try:
+        report = broker.sweep(issued.lease.expires_at)
+        assert report.expired == 1
+        assert report.revoked == 1
+        assert orders.lease_roles() == set()
+        with pytest.raises(psycopg.OperationalError):
+            session.execute("SELECT 1").fetchone()
+    finally:
+        session.close()
+        _revoke_all(broker, issued.lease.expires_at)
+        broker.close()
