@@ -44,6 +44,7 @@ from troth.secrets.lease import (
     LeaseHandle,
     LeaseId,
     LeaseRequest,
+    LeaseState,
     SecretValue,
     check_secret_name,
 )
@@ -209,7 +210,8 @@ class Broker(BrokerUpstreams):
         another engine, or moving it (another `Engine.location`: another server), first revokes
         its open leases under the configuration they were issued with (what the old one created
         upstream would be out of reach afterwards); SecretError ENGINE_FAILED, nothing stored,
-        if an upstream revocation fails."""
+        if an upstream revocation fails. Stored at the same place, its REVOKING leases are tried
+        at once under the new value (a fixed admin password: review 64r, postgres 1)."""
         check_secret_name(name)
         kind = self._engine(engine)
         if isinstance(config, str | bytes):
@@ -241,9 +243,16 @@ class Broker(BrokerUpstreams):
                     )
                     if before is not None:  # what the old configuration reached (postgres)
                         _release(self.engines, before[0], engine)
-                    return spec
+                    stuck = [] if moved else self._revoking(name)
+                    break
             self._revoke_all_of(name, now)
-        raise SecretError(_F.ENGINE_FAILED, f"{name} keeps being leased: retry")
+        else:
+            raise SecretError(_F.ENGINE_FAILED, f"{name} keeps being leased: retry")
+        # the revocations left stuck (an admin password changed on the server) are tried at
+        # once under what was just stored, not at their next retry, up to 30 minutes later
+        # (review 64r, postgres 1); a failure leaves them REVOKING with their backoff
+        self._revoke_batch(stuck, now, early=True)
+        return spec
 
     def remove_secret(self, name: str, *, now: int) -> int:
         """Revoke every lease of `name`, then delete it; returns how many leases were revoked.
@@ -264,6 +273,10 @@ class Broker(BrokerUpstreams):
 
     def _open_leases(self, name: str) -> list[Lease]:
         return self.store.open_leases_of_secret(name)
+
+    def _revoking(self, name: str) -> list[Lease]:
+        """The leases of `name` whose upstream revocation is not done yet."""
+        return [lease for lease in self._open_leases(name) if lease.state is LeaseState.REVOKING]
 
     def _revoke_all_of(self, name: str, now: int) -> int:
         """Revoke every open lease of secret `name` under its stored configuration (the one

@@ -31,7 +31,8 @@ Identifiers always go through `sql.Identifier`, values through `sql.Literal` or 
 the admin's sessions search `pg_catalog` only (`_session_options`), so no function or operator
 a lease defines can stand in for one the admin calls.
 The admin password (the upstream secret) is passed to libpq as a parameter, never in a
-connection string, and errors carry only the server's primary message or the error class.
+connection string, and proved by SCRAM, never sent (`_scram_only`: review 64r, postgres 2);
+errors carry only the server's primary message or the error class.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ RENEW_ROW_LOCK_MS: Final = 1
 least `lock_timeout` there is; 0 would wait for ever): a lease's session holding it gets its
 renewal refused at once, not `OWN_ROW_LOCK_MS` of the broker's thread at each renewal its agent
 asks for (review 50c, renewals 1). The agent renews again once its transaction ended."""
+_REQUIRE_AUTH_LIBPQ: Final = 160000  # the first libpq with `require_auth` (16.0)
 NOLOGIN_ROUNDS: Final = 3
 """Rounds of ending a role's sessions and making it NOLOGIN a revocation tries (`_shut_out`)."""
 
@@ -457,6 +459,7 @@ class PostgresEngine:
     @staticmethod
     def _connect(psycopg: Any, settings: Mapping[str, Any], dbname: str, password: bytes) -> Any:
         return psycopg.connect(
+            **_scram_only(psycopg, settings),
             host=settings["host"],
             port=settings["port"],
             dbname=dbname,
@@ -471,6 +474,19 @@ class PostgresEngine:
             keepalives_interval=limits.POSTGRES_KEEPALIVE_SECONDS,
             keepalives_count=3,
         )
+
+
+def _scram_only(psycopg: Any, settings: Mapping[str, Any]) -> dict[str, str]:
+    """The admin authenticates with SCRAM-SHA-256 alone (libpq 16 and later: `require_auth`)
+    unless sslmode is `verify-full` (the server proved its name: it may ask for the password).
+    libpq otherwise sends the password itself to a server that asks for it in clear, and
+    with sslmode `prefer` (the default) or `disable` whoever answers at the host and port (a
+    machine in the path, one squatting the address) may ask: the admin password, the
+    upstream secret, went to it (review 64r, postgres 2). SCRAM proves the password without
+    sending it; an older libpq cannot be told, so it is asked nothing (docs/secrets.md)."""
+    if settings["sslmode"] == "verify-full" or psycopg.pq.version() < _REQUIRE_AUTH_LIBPQ:
+        return {}
+    return {"require_auth": "scram-sha-256"}
 
 
 def _still_open(conn: Any) -> bool:
