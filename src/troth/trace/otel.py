@@ -276,18 +276,11 @@ def record_span(
 
 def _closes_cycle(taken: TakenIds | None, span_id: int, parent_id: int) -> bool:
     """Whether `span_id` under `parent_id` would close a cycle: the parent is the span, or its
-    parents as emitted (`taken`) reach it, or they are more than MAX_TRACE_OTEL_SPAN_DEPTH
-    deep (a cycle beyond is not looked for: the span is a root, as in doubt). A parent not
-    emitted yet closes none now: the cycle's last span emitted is the one made a root."""
-    at = parent_id
-    for _ in range(limits.MAX_TRACE_OTEL_SPAN_DEPTH):
-        if at == span_id:
-            return True
-        up = None if taken is None else taken.parent_of(at)
-        if up is None:
-            return False
-        at = up
-    return True
+    parents as emitted (`taken`) reach it, followed to their top at any depth (review 64q,
+    otel 1: followed 64 levels at most, every 65th span of a chain was cut from its parent). A
+    parent not emitted yet closes none now: the cycle's last span emitted is the one made a
+    root."""
+    return parent_id == span_id or (taken is not None and taken.reaches(parent_id, span_id))
 
 
 def _parent_claim(
