@@ -11,15 +11,27 @@ now finds the top of a span's parents as emitted through pointers that skip the 
 walked (path compression: each span's parent is set once, so a pointer to an ancestor stays
 true), exactly, at any depth, in a few look-ups a span: a span is a root only when its parent's
 top is the span itself, a cycle.
+
+Review 64q, otel 2: review 64i (otel 2) kept an endpoint's user information and query out of
+the export's result, and `_check_endpoint` promises its key is never said, but an endpoint
+whose host Python's URL parser refuses under NFKC normalization (a full-width number sign,
+solidus or at typed or pasted in it) failed with the parser's message, which quotes the whole
+network location: `troth trace export --format otel --endpoint https://user:KEY@host<U+FF03>x/`
+said the key on stderr (exit 3), into the job's log; so did one whose `@host` was left out,
+the key read as its port (`http://user:KEY/v1/traces`). The error now says what is wrong
+without either.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from tests.support.cli import run
 from tests.support.traces import NOW, Held, open_log, recorder
+from tests.test_review57h_cli import _hostile_record
 from tests.test_review64i_otel import _roots_reached
 from troth.clock import FixedClock
 from troth.trace import Kind, Links, RecordContent, ToolCall, TraceLog
@@ -85,3 +97,21 @@ def test_otel1_a_cycle_deeper_than_64_is_still_cut_once(tmp_path: Path) -> None:
     assert [s.parent is None for s in spans] == [False] * (_DEEP - 1) + [True]
     assert _roots_reached(spans)
     log.close()
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "https://agent:S3CRET@collector\uff03x:4318/v1/traces",
+        "http://S3CRET@collector\uff0fv1:4318/v1/traces",
+        "http://agent:S3CRET@coll\uff20ector/v1/traces",
+        "http://agent:S3CRET/v1/traces",  # no @host: the key read as its port
+    ],
+)
+def test_otel2_an_endpoint_refused_never_says_its_user_information(
+    troth_home: Path, endpoint: str
+) -> None:
+    _hostile_record(troth_home)
+    said = run("trace", "export", "--format", "otel", "--endpoint", endpoint, code=3)
+    assert "S3CRET" not in said.stderr + said.stdout
+    assert "OTLP endpoint" in said.stderr

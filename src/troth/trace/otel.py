@@ -472,13 +472,19 @@ def otlp_exporter(endpoint: str) -> SpanExporter:
 
 
 def _check_endpoint(endpoint: str) -> None:
-    """ConfigError unless `endpoint` is an http:// or https:// URL naming a host (its query,
-    perhaps a collector's key, is never said)."""
+    """ConfigError unless `endpoint` is an http:// or https:// URL naming a host (its query and
+    user information, perhaps a collector's key, are never said)."""
     try:
         parts = urllib.parse.urlsplit(endpoint)
         parts.port  # noqa: B018 (ValueError: not a number, or past 65535)
-    except ValueError as exc:
-        raise ConfigError(f"the OTLP endpoint is no URL: {exc}") from None
+    except ValueError as exc:  # the parser's messages quote the netloc (user information and
+        # all) or the port (review 64q, otel 2: a collector's key said on stderr)
+        said = str(exc)
+        if "netloc" in said:
+            said = "its host has characters that normalize to / ? # @ or :"
+        elif said.startswith("Port"):
+            said = "its port is no number from 0 to 65535"
+        raise ConfigError(f"the OTLP endpoint is no URL: {said}") from None
     if parts.scheme.lower() not in {"http", "https"} or not parts.hostname:
         raise ConfigError(
             "the OTLP endpoint is no http:// or https:// URL with a host "
