@@ -8,6 +8,7 @@ import dataclasses
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
@@ -15,15 +16,22 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.support.gates import GatesWorld, T, make_world
+from tests.support.hsm import NOW, agent_node_fixture
 from tests.support.traces import log_of
+from tests.test_review64k_pkcs11 import _objects_under
+from tests.test_review64q_pkcs11 import _destroy_under
 from troth import limits
 from troth.cli.trace_cmds import _endpoint_shown
 from troth.credentials import ChainVerifier, RevocationKind
 from troth.errors import PolicyError, PolicyFailure, Unreachable
+from troth.node import Node
 from troth.trace.otel import export_otel
 from troth.trace.otel_ids import EmittedIds, SpanIds
+from troth.vault import KeyHandle
+from troth.vault.pkcs11 import Pkcs11Vault
 
 _P = PolicyFailure
+__all__ = ["agent_node_fixture"]
 
 # -- 64i: the OTel export ---------------------------------------------------------------------
 
@@ -177,3 +185,38 @@ def test_another_authoritys_feed_never_rides_the_fast_path(world: GatesWorld) ->
     with pytest.raises(PolicyError) as out:
         store.engine(authority, feed=other.feed, now=T + 10)
     assert out.value.reason is _P.STALE_FEED
+
+
+# -- 64k: the PKCS#11 twins ---------------------------------------------------------------------
+
+
+def test_a_key_of_another_type_under_the_id_is_not_destroyed_with_the_key(node: Node) -> None:
+    """A P-256 pair a session with the PIN made under an Ed25519 identity key's CKA_ID (and its
+    label): `rotate --compromised` destroys the identity key and nothing of the other type,
+    which is no twin of it (review 62d: a handle's objects are of its key type)."""
+    from pkcs11 import Attribute, Mechanism
+    from pkcs11 import KeyType as P11KeyType
+    from pkcs11.util.ec import encode_named_curve_parameters
+
+    vault: Pkcs11Vault = node.vault._primary  # type: ignore[attr-defined]
+    old = KeyHandle.parse(str(node.identities.find("agent").primary_key))
+    same: dict[Any, Any] = {Attribute.ID: bytes.fromhex(old.key_id), Attribute.TOKEN: True}
+    same |= {Attribute.LABEL: f"troth:primary:{old.key_id}", Attribute.PRIVATE: True}
+    try:
+        with vault._lock:
+            _, other = vault._session.generate_keypair(
+                P11KeyType.EC,
+                mechanism=Mechanism.EC_KEY_PAIR_GEN,
+                public_template={
+                    **same,
+                    Attribute.EC_PARAMS: encode_named_curve_parameters("1.2.840.10045.3.1.7"),
+                },
+                private_template={**same, Attribute.SIGN: True},
+                store=True,
+            )
+        node.identities.rotate("agent", now=NOW + 10, compromised=True)
+        assert _objects_under(vault, old) == 1  # the P-256 key alone
+        with vault._lock:
+            assert other[Attribute.KEY_TYPE] == P11KeyType.EC
+    finally:
+        _destroy_under(vault, old)
