@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["MAX_TRACE_OTEL_HELD_IDS", "MAX_TRACE_OTEL_SPAN_DEPTH", "OTEL_EXPORT_BATCH_SECONDS"]
+__all__ = ["MAX_TRACE_OTEL_HELD_IDS", "OTEL_EXPORT_BATCH_SECONDS"]
 
 MAX_TRACE_OTEL_HELD_IDS: Final = 65_536
 """Most record ids whose holders (where the records under the id are in the log, for the version
@@ -23,10 +23,3 @@ retries included; past it the export fails (Unreachable). The OTLP exporter's ow
 (10 s, `OTEL_EXPORTER_OTLP_TIMEOUT`) bounds each read of its HTTP client, not an answer: a
 collector sending its answer a byte at a time held the export for as long as it kept sending
 (review 64i, otel 1)."""
-
-MAX_TRACE_OTEL_SPAN_DEPTH: Final = 64
-"""Most parents the OTel export follows up from a span's parent to find whether the span would
-close a cycle (`troth.trace.otel._closes_cycle`): a span further below its root is emitted as a
-root (review 64i, otel 4: records of one signer claiming each other's span as their parent
-were exported as spans each the other's parent, a trace with no root). As deep as `troth trace
-show` draws a tree (MAX_TRACE_SHOW_DEPTH): a look-up in the export's span ids a level."""

@@ -427,11 +427,12 @@ class Pkcs11Vault:
         key of `purpose` (its label says another; a key made before review 48k, whose label
         says none, is retired as an identity key only: a purpose key record pointed at an
         identity's key does not get it destroyed at its renewal)."""
-        for private in self._privates(handle):  # each of them (review 64k, pkcs11 1)
-            made_for = self._purpose(private)
-            primary = made_for is None and purpose is KeyPurpose.PRIMARY  # (before 48k)
-            if made_for is not purpose and not primary:
-                raise KeyNotFound(f"{handle} is no {_PURPOSE_LABELS[purpose]} key in the token")
+        # one of them labelled for `purpose` is the key: its twins are retired with it, whatever
+        # their labels say (review 64q, pkcs11 1: a twin labelled for another purpose, made
+        # with the PIN, kept the key in the token through `rotate --compromised`)
+        made_for = {self._purpose(private) for private in self._privates(handle)}
+        if purpose not in made_for and not (None in made_for and purpose is KeyPurpose.PRIMARY):
+            raise KeyNotFound(f"{handle} is no {_PURPOSE_LABELS[purpose]} key in the token")
         proof = os.urandom(RETIRE_PROOF_SIZE)
         attr = self._p11.Attribute
         with self._lock, self._mapped("record a retirement"):
