@@ -267,7 +267,11 @@ def rotate(
             error = reporter.names.label_text(row["error"])
             reporter.warn(
                 f"not announced to {authority}: {error} "
-                "(the rotation is committed; a running node retries)"
+                + (
+                    "(the rotation is committed)"  # review 64u, rotation 3: retrying cannot help
+                    if row.get("forked")
+                    else "(the rotation is committed; a running node retries)"
+                )
             )
     reporter.result({**data, "announcements": announced}, "\n".join(lines))
 

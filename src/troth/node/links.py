@@ -38,6 +38,7 @@ from typing import Any, Final
 
 from troth.identity import Identifier
 from troth.node.channel_ends import ChannelEnd
+from troth.node.forked_refusal import fork_explained, refused_as_fork
 from troth.transport.settings import settings_from_environment
 
 __all__ = [
@@ -351,7 +352,11 @@ class Links:
                     raise ConnectionError("the channel closed again while it was restored")
             except Exception as exc:  # any failure: logged, retried after the backoff
                 link.attempts += 1
-                link.error = str(exc) or type(exc).__name__
+                link.error = (  # review 64u, rotation 1: the fork named, and what to do
+                    fork_explained(exc, "IDENTITY")
+                    if refused_as_fork(exc)
+                    else str(exc) or type(exc).__name__
+                )
                 link.step(LinkStep.FAILED)
                 delay = self.backoff.ceiling(link.attempts + link.flaps)
                 log.warning(

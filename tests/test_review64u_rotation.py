@@ -1,0 +1,98 @@
+"""Review 64u, rotation: what a member whose thief's rotation won is told, with a REMOTE
+authority (its node reached over a channel: review 64s covered an authority on the machine).
+
+Rotation 1: a thief holding a copy of the member's node rotates her identity first and
+announces it; the authority's node stores the thief's history and refuses hers as a fork at
+the handshake, so her node never gets the feed naming the thief's change. She saw only the
+link error `peer invalid (change 1: history forks from the stored copy)` in `node status`
+(its links) and in her announcement's row. Both now name the case (a copy of her keys rotated
+first) and what to do (the authority's operator revokes the identity, she enrolls a new one);
+the authority sends the same bytes as before (the member's node explains the close it got).
+
+Rotation 2: her first announcement after rotating went over the shared channel, which still
+showed her history before the rotation: refused as "superseded history ... fewer changes", as
+if her node had missed a rotation. Her node's own announcement refused over it is sent again
+over a channel of its own showing the rotated history, and gets the authority's true answer.
+
+Rotation 3: the announcement row said nothing about retrying being useless, and `troth
+identity rotate` said "a running node retries" for a fork no retry can change: the row now
+carries `forked: true` (a field added) and the CLI no longer promises a retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+from typing import Any
+
+from tests.support.backups import copy_db, node_db
+from tests.support.nodes import HUB, MemNet, route, run_memnet
+from troth.authority.client import rotated_request
+from troth.node import open_node
+from troth.node.runtime import NodeRuntime
+
+
+async def thief_rotated_first(net: MemNet) -> NodeRuntime:
+    """Member `agent` (a channel to the hub open), its node copied to `thief`, which rotates
+    `agent` and announces it to the hub's authority first; `agent` then rotates as compromised
+    (not announced yet)."""
+    agent = await net.member("agent")
+    await agent.channel_to(route(HUB))
+    source = net.home / "nodes" / "agent"
+    shutil.copytree(
+        source, net.home / "nodes" / "thief", ignore=shutil.ignore_patterns("node.db*", "*.sock")
+    )
+    copy_db(node_db(net.home, "agent"), node_db(net.home, "thief"))
+    with open_node("thief", home=net.home) as thief:
+        thief.identities.rotate("agent", now=net.clock.now())
+        request = rotated_request(
+            thief.identities, "agent", net.authority.identifier, now=net.clock.now()
+        )
+    hub = net.hub
+    assert hub is not None
+    hub.node.authority().rotated(request, now=net.clock.now())
+    hub.trust.refresh_hosted(net.clock.now())
+    agent.node.identities.rotate("agent", now=net.clock.now(), compromised=True)
+    return agent
+
+
+def test_the_first_announcement_names_the_fork_not_a_missed_rotation(tmp_path: Path) -> None:
+    """Rotation 2 and 3: the announcement's row says the authority refuses the history as a
+    fork, what to do, and `forked`; not "superseded ... fewer changes"."""
+    rows: list[dict[str, Any]] = []
+
+    async def test(net: MemNet) -> None:
+        agent = await thief_rotated_first(net)
+        rows.extend(await agent.announce_rotations("agent"))
+
+    run_memnet(test, tmp_path / "home", budget=30)
+    (row,) = rows
+    assert row["announced"] is False
+    assert "fewer changes" not in row["error"]
+    assert "history forks from the stored copy" in row["error"]
+    assert "retrying cannot help" in row["error"]
+    assert "troth revoke identity" in row["error"]
+    assert row["forked"] is True
+
+
+def test_node_status_names_the_fork_on_the_link_to_the_authority(tmp_path: Path) -> None:
+    """Rotation 1: once the node shows its rotated history, the link to the hub fails as a
+    fork; `node status` says what it means."""
+    errors: list[str] = []
+
+    async def test(net: MemNet) -> None:
+        agent = await thief_rotated_first(net)
+        await agent.announce_rotations("agent")  # `rotated`: the shared channel closes
+        for _ in range(200):
+            (link,) = agent.status()["links"]
+            if link["error"]:
+                errors.append(link["error"])
+                return
+            await asyncio.sleep(0.01)
+
+    run_memnet(test, tmp_path / "home", budget=30)
+    (error,) = errors
+    assert "history forks from the stored copy" in error
+    assert "a copy of its keys" in error
+    assert "troth revoke identity" in error
