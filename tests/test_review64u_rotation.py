@@ -22,14 +22,20 @@ carries `forked: true` (a field added) and the CLI no longer promises a retry.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
+from click.testing import CliRunner
+
 from tests.support.backups import copy_db, node_db
+from tests.support.cli import run
 from tests.support.nodes import HUB, MemNet, route, run_memnet
 from troth.authority.client import rotated_request
-from troth.node import open_node
+from troth.cli.main import cli
+from troth.node import daemon, open_node
 from troth.node.runtime import NodeRuntime
 
 
@@ -96,3 +102,57 @@ def test_node_status_names_the_fork_on_the_link_to_the_authority(tmp_path: Path)
     assert "history forks from the stored copy" in error
     assert "a copy of its keys" in error
     assert "troth revoke identity" in error
+
+
+def _refused_over_the_network(home: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """`thief_rotated_first` in `home`, announced; the announcement rows and the link rows
+    once the link to the hub failed (the stopped runtime's last word)."""
+    rows: list[dict[str, Any]] = []
+    links: list[dict[str, Any]] = []
+
+    async def test(net: MemNet) -> None:
+        agent = await thief_rotated_first(net)
+        rows.extend(await agent.announce_rotations("agent"))
+        for _ in range(200):
+            if any(link["error"] for link in agent.status()["links"]):
+                links.extend(agent.status()["links"])
+                return
+            await asyncio.sleep(0.01)
+
+    run_memnet(test, home, budget=30)
+    return rows, links
+
+
+def _running_with(monkeypatch: pytest.MonkeyPatch, links: list[dict[str, Any]]) -> None:
+    """The CLI sees node `agent` running, its status showing `links`."""
+    monkeypatch.setattr(daemon, "node_status", lambda home, name: {"running": True})
+    monkeypatch.setattr(daemon, "control", lambda *a, **k: {"links": links})
+
+
+def test_identity_show_names_the_fork_a_remote_authority_refused(
+    troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rotation 1: `identity show` with the running node's link refused as a fork says so,
+    not "the running node's next round announces it"; JSON `refused_as_fork_by` (added)."""
+    _rows, links = _refused_over_the_network(troth_home)
+    _running_with(monkeypatch, links)
+    text = run("identity", "show", "agent", "--node", "agent").stdout
+    assert "next round" not in text
+    assert "its node refuses this history as a fork" in text
+    assert "troth revoke identity" in text
+    shown = json.loads(run("identity", "show", "agent", "--node", "agent", "--json").stdout)
+    assert shown["refused_as_fork_by"] == shown["unannounced"]
+
+
+def test_rotate_promises_no_retry_for_a_fork(troth_home: Path) -> None:
+    """Rotation 3: `identity rotate` again, its announcement refused as a fork (the hub's node
+    is on this machine: announced to it directly; the running node's rows are above) does
+    not say "a running node retries", and its JSON row says `forked`."""
+    _refused_over_the_network(troth_home)
+    rotated = CliRunner().invoke(cli, ["identity", "rotate", "agent", "--node", "agent"])
+    assert "not announced to" in rotated.stderr
+    assert "retrying cannot help" in rotated.stderr
+    assert "a running node retries" not in rotated.stderr
+    again = run("identity", "rotate", "agent", "--node", "agent", "--json").stdout
+    (row,) = json.loads(again)["announcements"]
+    assert row["forked"] is True

@@ -126,8 +126,7 @@ class Announcer:
             if refused_as_fork(exc):  # review 64u, rotation 3: no round can change it
                 record = await self.worker.run(self.node.identities.find, name)
                 error = fork_explained(exc, str(Identifier(record.identifier)))
-                refused = Announcement(name, authority, changes, error=error)
-                return {**refused.to_json(), "forked": True}
+                return Announcement(name, authority, changes, error=error, forked=True).to_json()
             done = Announcement(name, authority, changes, error=str(exc))
         return done.to_json()
 
