@@ -23,44 +23,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
-from tests.support.backups import copy_db, node_db
+from tests.support.announced_restore import thief_rotated_first
 from tests.support.cli import run
-from tests.support.nodes import HUB, MemNet, route, run_memnet
-from troth.authority.client import rotated_request
+from tests.support.nodes import MemNet, run_memnet
 from troth.cli.main import cli
-from troth.node import daemon, open_node
-from troth.node.runtime import NodeRuntime
-
-
-async def thief_rotated_first(net: MemNet) -> NodeRuntime:
-    """Member `agent` (a channel to the hub open), its node copied to `thief`, which rotates
-    `agent` and announces it to the hub's authority first; `agent` then rotates as compromised
-    (not announced yet)."""
-    agent = await net.member("agent")
-    await agent.channel_to(route(HUB))
-    source = net.home / "nodes" / "agent"
-    shutil.copytree(
-        source, net.home / "nodes" / "thief", ignore=shutil.ignore_patterns("node.db*", "*.sock")
-    )
-    copy_db(node_db(net.home, "agent"), node_db(net.home, "thief"))
-    with open_node("thief", home=net.home) as thief:
-        thief.identities.rotate("agent", now=net.clock.now())
-        request = rotated_request(
-            thief.identities, "agent", net.authority.identifier, now=net.clock.now()
-        )
-    hub = net.hub
-    assert hub is not None
-    hub.node.authority().rotated(request, now=net.clock.now())
-    hub.trust.refresh_hosted(net.clock.now())
-    agent.node.identities.rotate("agent", now=net.clock.now(), compromised=True)
-    return agent
+from troth.node import daemon
 
 
 def test_the_first_announcement_names_the_fork_not_a_missed_rotation(tmp_path: Path) -> None:
