@@ -5,7 +5,9 @@ Rotation 1: a thief holding a copy of the member's node rotates her identity fir
 announces it; the authority's node stores the thief's history and refuses hers as a fork at
 the handshake, so her node never gets the feed naming the thief's change. She saw only the
 link error `peer invalid (change 1: history forks from the stored copy)` in `node status`
-(its links) and in her announcement's row. Both now name the case (a copy of her keys rotated
+(its links) and in her announcement's row, and `identity show` still said "the running
+node's next round announces it". All three now name the case (`identity show` from the
+running node's link, JSON `refused_as_fork_by`; the link row's `forked`) (a copy of her keys rotated
 first) and what to do (the authority's operator revokes the identity, she enrolls a new one);
 the authority sends the same bytes as before (the member's node explains the close it got).
 
@@ -16,7 +18,8 @@ over a channel of its own showing the rotated history, and gets the authority's 
 
 Rotation 3: the announcement row said nothing about retrying being useless, and `troth
 identity rotate` said "a running node retries" for a fork no retry can change: the row now
-carries `forked: true` (a field added) and the CLI no longer promises a retry.
+carries `forked: true` (a field added) and the CLI no longer promises a retry; likewise
+for an authority on this machine, announced to directly (its REQUEST_INVALID naming a fork).
 """
 
 from __future__ import annotations
