@@ -199,16 +199,44 @@ def show(ref: str, node_name: str, reporter: Reporter) -> None:
     if due:
         data["unannounced"] = [str(authority) for authority in due]
         name = local.name or str(local.identity.identifier)
+        refusing = _refusing_as_fork(node_name, due) if local.name == node_name else []
+        if refusing:
+            data["refused_as_fork_by"] = [str(authority) for authority in refusing]
         text += "\n" + "\n".join(
             f"not announced to {reporter.label(authority)}: it refuses this history as a fork "
             "of the rotation it took (above); announcing it again cannot change that"
             if authority in lost_to
+            else f"not announced to {reporter.label(authority)}: its node refuses this history "
+            "as a fork of the one it stored (a copy of its keys, a stolen backup or a clone of "
+            "this node, rotated it first and announced that); announcing it again cannot "
+            "change that. If this node is the identity's own, have its operator revoke it "
+            f"(troth revoke identity {local.identity.identifier} --authority NAME) and enroll "
+            'a new identity (docs/vault.md, "Recovering from a stolen backup")'
+            if authority in refusing
             else f"not yet announced to {reporter.label(authority)}: its feed does not supersede "
             f"the older history yet (troth credential refresh {name} --node {node_name}, or the "
             "running node's next round, announces it)"
             for authority in due
         )
     reporter.result(data, text)
+
+
+def _refusing_as_fork(node_name: str, due: list[Identifier]) -> list[Identifier]:
+    """The authorities of `due` whose node refused the running node's last attempt on its link
+    there as a fork of its history (review 64u, rotation 1: a remote authority's node refuses
+    the handshake, so the node never gets the feed `forked_by` reads); none when the node is
+    not running or does not answer."""
+    from troth.node.daemon import control, node_status
+
+    status = node_status(home(), node_name)
+    if not status["running"]:
+        return []
+    try:
+        links = control(home(), node_name, "status", {}, status=status).get("links") or []
+    except TrothError:
+        return []
+    forked = {row.get("authority") for row in links if row.get("forked")}
+    return [authority for authority in due if str(authority) in forked]
 
 
 @identity_group.command("list")
@@ -267,7 +295,11 @@ def rotate(
             error = reporter.names.label_text(row["error"])
             reporter.warn(
                 f"not announced to {authority}: {error} "
-                "(the rotation is committed; a running node retries)"
+                + (
+                    "(the rotation is committed)"  # review 64u, rotation 3: retrying cannot help
+                    if row.get("forked")
+                    else "(the rotation is committed; a running node retries)"
+                )
             )
     reporter.result({**data, "announcements": announced}, "\n".join(lines))
 

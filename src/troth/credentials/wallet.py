@@ -138,6 +138,7 @@ class Announcement:
     changes: int
     seq: int | None = None  # the authority's newest supersession entry for it
     error: str | None = None  # why it could not be announced (retried later)
+    forked: bool = False  # refused as a fork: no retry can change it (review 64u, rotation 3)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -147,6 +148,7 @@ class Announcement:
             "announced": self.error is None,
             "seq": self.seq,
             "error": self.error,
+            "forked": self.forked,
         }
 
 

@@ -17,12 +17,13 @@ from troth.authority.client import rotated_request
 from troth.clock import Clock
 from troth.credentials.wallet import Announcement
 from troth.encoding import cbor
-from troth.errors import NotFound, TrothError
+from troth.errors import Busy, Denied, NotFound, RemoteError, TrothError
 from troth.identity import Identifier
 from troth.limits import MAX_CONCURRENT_FEED_SYNCS
 from troth.node.at_once import each_at_once
 from troth.node.authorities import announce_locally, is_local
 from troth.node.channel_ends import ChannelEnd
+from troth.node.forked_refusal import fork_explained, refused_as_fork
 from troth.node.node import Node
 from troth.node.services import call, service_address
 from troth.node.trust import NodeTrust
@@ -40,6 +41,14 @@ class ChannelTo(Protocol):
     def __call__(self, route: Route, *, expect: Identifier) -> Awaitable[ChannelEnd]: ...
 
 
+class ChannelAs(Protocol):
+    """How the node opens a channel of its own showing local identity `name`'s history."""
+
+    def __call__(
+        self, name: str, route: Route, *, expect: Identifier | None = None
+    ) -> Awaitable[ChannelEnd]: ...
+
+
 class Announcer:
     """Announces the rotated histories of a node's local identities (module docstring).
     `rotated` runs once the node's own identity (`own`) was announced."""
@@ -55,6 +64,7 @@ class Announcer:
         router: Router,
         channel_to: ChannelTo,
         rotated: Callable[[], Awaitable[None]],
+        channel_as: ChannelAs | None = None,
     ) -> None:
         self.node = node
         self.trust = trust
@@ -64,6 +74,7 @@ class Announcer:
         self.router = router
         self._channel_to = channel_to
         self._rotated = rotated
+        self._channel_as = channel_as
         self._one = asyncio.Lock()
         """Held by the `announce` running (review 63o, lifecycle 2)."""
 
@@ -112,6 +123,10 @@ class Announcer:
                 self.node.wallet.mark_announced, name, authority, changes, seq
             )
         except TrothError as exc:
+            if refused_as_fork(exc):  # review 64u, rotation 3: no round can change it
+                record = await self.worker.run(self.node.identities.find, name)
+                error = fork_explained(exc, str(Identifier(record.identifier)))
+                return Announcement(name, authority, changes, error=error, forked=True).to_json()
             done = Announcement(name, authority, changes, error=str(exc))
         return done.to_json()
 
@@ -139,9 +154,29 @@ class Announcer:
         request = await self.worker.run(
             rotated_request, self.node.identities, ref, authority, now=now
         )
-        end = await self._channel_to(parse_route(address), expect=authority)
-        seq = await call(self.router, (end.enc, AUTHORITY), "rotated", request)
+        route = parse_route(address)
+        end = await self._channel_to(route, expect=authority)
+        try:
+            seq = await call(self.router, (end.enc, AUTHORITY), "rotated", request)
+        except (Denied, RemoteError) as exc:  # refused, not unreachable
+            channel_as = self._channel_as
+            if isinstance(exc, Busy) or ref != self.own or channel_as is None:
+                raise
+            end = await channel_as(ref, route, expect=authority)
+            seq = await self._over_rotated(end, request)
         return None if seq is None else cbor.expect_int(seq, "seq")
+
+    async def _over_rotated(self, end: ChannelEnd, request: bytes) -> Any:
+        """Announce the node's own rotation again over a channel of its own showing the rotated
+        history: the shared channel still shows the history before it (`rotated` renews it
+        once the announcements ended), which an authority whose feed names another rotation
+        (a thief's, announced first) refuses as "superseded ... fewer changes", as if this
+        node missed a rotation; the rotated history gets the authority's own word, a fork
+        refused (review 64u, rotation 2). `end`: that channel, closed after."""
+        try:
+            return await call(self.router, (end.enc, AUTHORITY), "rotated", request)
+        finally:
+            await end.close()
 
     def _announce_hosted(self, hosted: Authority, ref: str, now: int) -> int | None:
         request = rotated_request(self.node.identities, ref, hosted.identifier, now=now)

@@ -27,6 +27,7 @@ from troth.enrollment import Enrolled
 from troth.errors import ConfigError, DecodeError, NotFound, StorageError, TrothError
 from troth.identity import Identifier
 from troth.node.config import NodeConfig
+from troth.node.forked_refusal import fork_explained, refused_as_fork
 from troth.node.home import read_private_file
 from troth.node.node import Node, list_nodes, node_dir, open_node
 from troth.storage import PendingEnrollmentRecord
@@ -359,5 +360,9 @@ def announce_here(node: Node, ref: str, *, now: int) -> tuple[list[Announcement]
             else:
                 done.append(Announcement(ref, authority, changes, error="no route to it is known"))
         except TrothError as exc:
-            done.append(Announcement(ref, authority, changes, error=str(exc)))
+            if refused_as_fork(exc):  # review 64u, rotation 3: no retry can change it
+                error = fork_explained(exc, str(node.identities.find(ref).identifier))
+                done.append(Announcement(ref, authority, changes, error=error, forked=True))
+            else:
+                done.append(Announcement(ref, authority, changes, error=str(exc)))
     return done, remote

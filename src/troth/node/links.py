@@ -38,6 +38,7 @@ from typing import Any, Final
 
 from troth.identity import Identifier
 from troth.node.channel_ends import ChannelEnd
+from troth.node.forked_refusal import fork_explained, refused_as_fork
 from troth.transport.settings import settings_from_environment
 
 __all__ = [
@@ -151,6 +152,9 @@ class Link:
     """When the next attempt starts (time.monotonic), while reconnecting."""
     error: str | None = None
     """Why the last attempt failed."""
+    forked: bool = False
+    """The last attempt failed as the peer refused this node's history as a fork of the copy
+    it stored (troth.node.forked_refusal: no attempt can change that)."""
     flaps: int = 0
     """Channels lost in a row sooner than the backoff's `max_delay` after the link connected
     (docs/protocols.md, "Reconnecting"): each counts as a failed attempt in the waits before
@@ -194,6 +198,8 @@ class LinkRow:
     flaps: int = 0
     """Channels lost at once after the link connected, since one last stayed up (`Link.flaps`:
     they grow the backoff as failed attempts do)."""
+    forked: bool = False
+    """The last attempt was refused as a fork of this node's history (`Link.forked`)."""
 
     def to_json(self) -> dict[str, Any]:
         """The row as JSON (the state as its text)."""
@@ -207,6 +213,7 @@ class LinkRow:
             "retry_in_ms": self.retry_in_ms,
             "error": self.error,
             "flaps": self.flaps,
+            "forked": self.forked,
         }
 
     @classmethod
@@ -222,6 +229,7 @@ class LinkRow:
             row.get("retry_in_ms"),
             row.get("error"),
             int(row.get("flaps") or 0),
+            bool(row.get("forked")),
         )
 
     def describe(self) -> str:
@@ -307,7 +315,7 @@ class Links:
                 else:
                     link.flaps = 0
                 link.step(LinkStep.LOST)
-                link.attempts, link.error = 0, None
+                link.attempts, link.error, link.forked = 0, None, False
                 self._start(link)
 
     def resume(self, route: str) -> None:
@@ -351,7 +359,12 @@ class Links:
                     raise ConnectionError("the channel closed again while it was restored")
             except Exception as exc:  # any failure: logged, retried after the backoff
                 link.attempts += 1
-                link.error = str(exc) or type(exc).__name__
+                link.forked = refused_as_fork(exc)  # review 64u, rotation 1: named, what to do
+                link.error = (
+                    fork_explained(exc, "IDENTITY")
+                    if link.forked
+                    else str(exc) or type(exc).__name__
+                )
                 link.step(LinkStep.FAILED)
                 delay = self.backoff.ceiling(link.attempts + link.flaps)
                 log.warning(
@@ -364,7 +377,7 @@ class Links:
                 continue
             link.step(LinkStep.RESTORED)
             log.info("link %s back after %d failed attempts", link.route, link.attempts)
-            link.attempts, link.error = 0, None
+            link.attempts, link.error, link.forked = 0, None, False
             return
 
     def rows(self) -> list[LinkRow]:
@@ -381,6 +394,7 @@ class Links:
                 None if link.retry_at is None else max(0, round((link.retry_at - now) * 1000)),
                 link.error,
                 link.flaps,
+                link.forked,
             )
             for _, link in sorted(self.links.items())
         ]

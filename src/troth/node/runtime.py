@@ -199,6 +199,7 @@ class NodeRuntime(ChannelOpening, Upkeep):
             router=self.router,
             channel_to=self.channel_to,
             rotated=self._rotated,
+            channel_as=self.channel_as,
         )
 
     # -- the decision point ------------------------------------------------------------------------
