@@ -11,8 +11,9 @@ Cedar decides (`GatedPolicy`: "hub refused <who> <service>.<method>: ...", as `_
 own docstring says). So the caller refused the whole service still tells the service's real
 methods from made-up names by the reasons, and the made-up answer also names the first method.
 Making them match needs a denial that does not depend on the method, or a redesign of what a
-refused caller is told. Neither belongs in a review of the merged fix, so this is a strict xfail
-for the lead.
+refused caller is told. Neither belongs in a review of the merged fix, so this was a strict xfail
+for the lead. Fixed for a stranger by review 64t, access 1: a caller holding no credential is
+told the same whatever the rule (a stranger never reaches Cedar).
 """
 
 from __future__ import annotations
@@ -78,27 +79,21 @@ def _refusals(methods: tuple[str, ...], listed: Rule | None = None) -> list[Base
     return refusals
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="63l access 1: a made-up method is answered the first method's denial; a real "
-    "method its own, which differs by rule (and names the method where Cedar decides)",
-)
 def test_access_1_a_stranger_cannot_tell_a_pinned_method_from_a_made_up_one() -> None:
     """access 1: the stranger asks `audit` (real, pinned to an authority) and `audix` (made
-    up): both must be refused alike. They are not: `audit`'s reasons name its authority,
-    `audix`'s are `list`'s."""
+    up): both must be refused alike. They were not: `audit`'s reasons named its authority,
+    `audix`'s were `list`'s."""
     known, made_up = _refusals(("audit", "audix"))
     assert isinstance(known, Denied), known
     assert isinstance(made_up, Denied), made_up
     assert made_up.reasons == known.reasons
 
 
-def test_access_1_what_the_stranger_is_told_today() -> None:
-    """The state the xfail above describes, pinned so that it cannot pass by accident: the
-    made-up method gets the first method's (`list`'s) reasons, the real one its own."""
+def test_access_1_every_method_and_a_made_up_one_are_refused_alike() -> None:
+    """The first method (`list`, any member), the pinned one and a made-up one: the same
+    reasons (review 64t, access 1)."""
     first, known, made_up = _refusals(("list", "audit", "audix"))
     assert isinstance(made_up, Denied)
     assert isinstance(first, Denied)
     assert isinstance(known, Denied)
-    assert made_up.reasons == first.reasons
-    assert known.reasons != first.reasons
+    assert made_up.reasons == first.reasons == known.reasons

@@ -3,7 +3,9 @@
 transport 1 (low): a connection closed while its peer was not reading kept its write timer
   beside the close's linger timer; on a busy loop both came due in one pass, so the peer was
   dropped twice and `closed_not_reading` counted it twice (seen as a flaky count in review
-  64e's refuted test under load). The close's timer now replaces the write timer.
+  64e's refuted test under load). The close's timer now replaces the write timer (review
+  64t, transport 1: the write timer stands through the close, whichever of the two drops the
+  peer first cancels the other, so a close no longer gives the peer a whole write timeout more).
 """
 
 from __future__ import annotations

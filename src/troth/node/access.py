@@ -404,8 +404,11 @@ def _why(
 ) -> str:
     if not standing.credentials:
         dropped = f" ({'; '.join(standing.dropped)})" if standing.dropped else ""
-        if (
-            isinstance(rule, MembersOnly | RequireAttributes | AttributeCoversArgument)
+        if (  # an anchor, not the one the rule names (a stranger is told the same whatever
+            # the rule: its authority told a pinned service and method from made-up names;
+            # review 64t, access 1, review 63l, access 1)
+            standing.is_anchor
+            and isinstance(rule, MembersOnly | RequireAttributes | AttributeCoversArgument)
             and rule.authority is not None
         ):
             return f"it holds no credential from {rule.authority}{dropped}"

@@ -356,7 +356,8 @@ class RollbackGuard:
             )
             if self._store is None:  # the guard bound to it once committed (`_publish`)
                 self._know_store(made_store_id(self._db, self._bound()))
-                self._db.after_commit_once(self._publish)
+                if self._db.after_commit_once(self._publish):  # no bump in this transaction:
+                    self._bumped = self._bumped_at = None  # a rolled back one's (64t rollback 1)
         self._db.after_commit_once(self._armed_now)
 
     def _armed_now(self) -> None:
