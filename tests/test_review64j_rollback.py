@@ -236,6 +236,7 @@ def test_the_golden_guards_of_version_4(name: str) -> None:
     entries = {s: [c, raised[s]] if s in raised else c for s, c in counts.items()}
     store = bytes.fromhex(vector["store"])
     body = cbor.encode(["troth.rollback-guard", GUARD_BOUND_VERSION, vector["seq"], entries, store])
+    assert bytes.fromhex(vector["record"]) == body  # the newest slot's record, given alone
     slot = (len(body).to_bytes(2, "big") + body + sha256(body)[:16]).ljust(
         GUARD_BOUND_SLOT_BYTES, b"\0"
     )

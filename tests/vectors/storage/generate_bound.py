@@ -18,6 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from tests.support.vectors import print_vectors
 
+from troth.encoding import cbor
+from troth.storage.guard_codec import _record
 from troth.storage.rollback import encode_guard, encode_slot
 
 ABOUT = (
@@ -36,6 +38,12 @@ LARGEST = dict.fromkeys(("authority", "broker", "policy", "identity"), (1 << 63)
 UNKNOWN = {"identity": 4, "vault": 9}
 
 
+def record(seq: int, counts: dict[str, int], raised: dict[str, int], store: bytes) -> str:
+    """The newest slot's record alone (the CBOR its frame holds), readable where the whole
+    file is not: tests/test_review56r_docs.py counts its fields against docs/formats.md."""
+    return cbor.encode(_record(seq, counts, raised, store)).hex()
+
+
 def build() -> dict[str, Any]:
     return {
         "bound": {
@@ -44,6 +52,7 @@ def build() -> dict[str, Any]:
             "raised": {},
             "store": STORE.hex(),
             "guard": encode_guard(BOUND, 2, store=STORE).hex(),
+            "record": record(2, BOUND, {}, STORE),
         },
         "raised": {
             "seq": 3,
@@ -53,6 +62,7 @@ def build() -> dict[str, Any]:
             "guard": (
                 encode_slot(2, BOUND, store=STORE) + encode_slot(3, RAISED, {"identity": T}, STORE)
             ).hex(),
+            "record": record(3, RAISED, {"identity": T}, STORE),
         },
         "largest": {
             "seq": (1 << 63) - 1,
@@ -62,6 +72,7 @@ def build() -> dict[str, Any]:
             "guard": encode_guard(
                 LARGEST, (1 << 63) - 1, {"identity": (1 << 32) - 1}, b"\xff" * 16
             ).hex(),
+            "record": record((1 << 63) - 1, LARGEST, {"identity": (1 << 32) - 1}, b"\xff" * 16),
         },
         "unknown scope": {
             "seq": 1,
@@ -71,6 +82,7 @@ def build() -> dict[str, Any]:
             "guard": encode_guard(
                 UNKNOWN, raised={"identity": T, "vault": T - 1}, store=STORE
             ).hex(),
+            "record": record(1, UNKNOWN, {"identity": T, "vault": T - 1}, STORE),
         },
     }
 
