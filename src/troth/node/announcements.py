@@ -124,8 +124,13 @@ class Announcer:
             )
         except TrothError as exc:
             if refused_as_fork(exc):  # review 64u, rotation 3: no round can change it
-                record = await self.worker.run(self.node.identities.find, name)
-                error = fork_explained(exc, str(Identifier(record.identifier)))
+                # the channels it goes over show the node's own history, whoever's `name`
+                # is: that is the one refused (review 64y, forked 2)
+                record = await self.worker.run(self.node.identities.find, self.own)
+                refused = str(Identifier(record.identifier))
+                error = fork_explained(exc, refused)
+                if name != self.own:
+                    error = f"the node's own identity {refused} (its channel) was refused: {error}"
                 return Announcement(name, authority, changes, error=error, forked=True).to_json()
             done = Announcement(name, authority, changes, error=str(exc))
         return done.to_json()

@@ -153,8 +153,9 @@ class Link:
     error: str | None = None
     """Why the last attempt failed."""
     forked: bool = False
-    """The last attempt failed as the peer refused this node's history as a fork of the copy
-    it stored (troth.node.forked_refusal: no attempt can change that)."""
+    """The last attempt failed as the authority the link reaches (`authority`; no other peer:
+    review 64y, forked 1) refused this node's history as a fork of the copy it stored
+    (troth.node.forked_refusal: no attempt can change that)."""
     flaps: int = 0
     """Channels lost in a row sooner than the backoff's `max_delay` after the link connected
     (docs/protocols.md, "Reconnecting"): each counts as a failed attempt in the waits before
@@ -359,7 +360,9 @@ class Links:
                     raise ConnectionError("the channel closed again while it was restored")
             except Exception as exc:  # any failure: logged, retried after the backoff
                 link.attempts += 1
-                link.forked = refused_as_fork(exc)  # review 64u, rotation 1: named, what to do
+                # review 64u, rotation 1: named, and what to do; only the word of the authority
+                # the link reaches (its pin), not any peer's (review 64y, forked 1)
+                link.forked = link.authority is not None and refused_as_fork(exc)
                 link.error = (
                     fork_explained(exc, "IDENTITY")
                     if link.forked
