@@ -15,6 +15,13 @@ was done, sent, and refused. Now the CLI reads an answer with `MAX_CONTROL_ANSWE
 exactly those limits (`answer_frame`): one the CLI would refuse is answered as an error saying
 why, never sent to be refused.
 
+formats 3 (low, a format unpinned). The routed message and its TCP frame (docs/formats.md,
+"Routed message and TCP frame"), what every node writes and reads on every hop, had no golden
+vector: a change to its bytes (the header's length, the routes' CBOR, the frame's version) would
+have passed every test run by troth on both ends. Now tests/vectors/routing/routed_vectors.json
+(made by its `generate.py`) pins a message as sent, as a relay forwards it, and the largest route
+header a sender writes, rebuilt byte for byte and read back here.
+
 formats 2 (low, docs). docs/formats.md's table of limits gave the rollback guard as "256 bytes
 exactly": a guard of version 4 (review 64j) is 512 (`MAX_ROLLBACK_GUARD_BOUND_BYTES`), and a
 reader of the table took a 512-byte guard for a damaged one.
@@ -22,6 +29,7 @@ reader of the table took a 512-byte guard for a damaged one.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -34,9 +42,13 @@ from troth import limits
 from troth.encoding import cbor
 from troth.errors import DecodeError
 from troth.node.daemon import control
+from troth.routing import RoutedMessage, format_route
 from troth.transport.framing import FRAME_HEADER, check_header, frame
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
+ROUTED: dict[str, Any] = json.loads(
+    (Path(__file__).parent / "vectors" / "routing" / "routed_vectors.json").read_text()
+)
 
 
 def _node_answering(path: Path, answer: bytes) -> threading.Thread:
@@ -129,3 +141,25 @@ def test_formats_2_the_limits_table_gives_both_sizes_of_the_rollback_guard() -> 
     assert f"{limits.MAX_ROLLBACK_GUARD_BYTES} bytes" in row
     assert f"{limits.MAX_ROLLBACK_GUARD_BOUND_BYTES} bytes" in row
     assert "MAX_ROLLBACK_GUARD_BOUND_BYTES" in row
+
+
+@pytest.mark.parametrize("name", ["sent", "forwarded", "largest"])
+def test_formats_3_the_golden_routed_messages(name: str) -> None:
+    """Rebuilt byte for byte; each frame read back to its routes and payload; the header is
+    `length (2) || canonical CBOR [onward, return]` (each route [[kind, value], ...]), the
+    frame `0x01 || length (4) || header || payload`, as docs/formats.md says."""
+    from tests.vectors.routing.generate import vectors
+
+    vector = ROUTED[name]
+    assert vectors()[name] == vector
+    data = bytes.fromhex(vector["frame"])
+    length = check_header(data[: FRAME_HEADER.size])
+    assert data[0] == 0x01 and length == len(data) - FRAME_HEADER.size
+    message = RoutedMessage.decode(data[FRAME_HEADER.size :])
+    assert format_route(message.onward) == vector["onward"]
+    assert format_route(message.return_route) == vector["return"]
+    assert bytes(message.payload) == bytes.fromhex(vector["payload"])
+    routes = [[list(a) for a in message.onward], [list(a) for a in message.return_route]]
+    body = cbor.encode(routes)
+    assert bytes.fromhex(vector["header"]) == len(body).to_bytes(2, "big") + body
+    assert len(body) <= limits.MAX_ROUTE_HEADER_BYTES
