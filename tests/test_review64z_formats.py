@@ -154,7 +154,8 @@ def test_formats_3_the_golden_routed_messages(name: str) -> None:
     assert vectors()[name] == vector
     data = bytes.fromhex(vector["frame"])
     length = check_header(data[: FRAME_HEADER.size])
-    assert data[0] == 0x01 and length == len(data) - FRAME_HEADER.size
+    assert data[0] == 0x01
+    assert length == len(data) - FRAME_HEADER.size
     message = RoutedMessage.decode(data[FRAME_HEADER.size :])
     assert format_route(message.onward) == vector["onward"]
     assert format_route(message.return_route) == vector["return"]
