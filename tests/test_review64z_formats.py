@@ -24,7 +24,10 @@ header a sender writes, rebuilt byte for byte and read back here.
 
 formats 2 (low, docs). docs/formats.md's table of limits gave the rollback guard as "256 bytes
 exactly": a guard of version 4 (review 64j) is 512 (`MAX_ROLLBACK_GUARD_BOUND_BYTES`), and a
-reader of the table took a 512-byte guard for a damaged one.
+reader of the table took a 512-byte guard for a damaged one. And it said "the encoder refuses
+what the decoder refuses" with no word of the limits: the encoder takes 1,000 levels
+(`MAX_CBOR_ENCODE_DEPTH`, review 64n), any size and any number of items, where every decoder
+reads 16 levels and 65,536 items; now it says which limits are the sender's to check, and where.
 """
 
 from __future__ import annotations
@@ -164,3 +167,10 @@ def test_formats_3_the_golden_routed_messages(name: str) -> None:
     body = cbor.encode(routes)
     assert bytes.fromhex(vector["header"]) == len(body).to_bytes(2, "big") + body
     assert len(body) <= limits.MAX_ROUTE_HEADER_BYTES
+
+
+def test_formats_2_the_encoders_depth_is_told_apart_from_the_decoders() -> None:
+    """docs/formats.md names the encoder's own depth limit beside the decoder's."""
+    text = (DOCS / "formats.md").read_text()
+    assert "`MAX_CBOR_ENCODE_DEPTH`" in text
+    assert f"{limits.MAX_CBOR_ENCODE_DEPTH:,} levels" in text
