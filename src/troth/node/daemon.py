@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from troth.node.runtime import NodeRuntime
 
 __all__ = [
+    "answer_frame",
     "control",
     "control_failure",
     "node_status",
@@ -344,6 +345,26 @@ def _control_frame(value: Any, limit: int) -> bytes:
     return frame(cbor.encode(value), limit)
 
 
+def answer_frame(answer: dict[str, Any]) -> bytes:
+    """The frame of control answer `answer`; of an error answer saying why when the CLI would
+    refuse it (`_decode_answer`'s limits: bytes, items, depth), never one sent to be refused
+    (review 64z, formats 1: it read answers with the generic 1 MiB and 65,536 items)."""
+    try:
+        data = _control_frame(answer, limits.MAX_CONTROL_ANSWER)
+        cbor.check_limits(data[FRAME_HEADER.size :], max_items=limits.MAX_CONTROL_ANSWER_ITEMS)
+    except DecodeError as exc:  # too large: done, but said as an error, never dropped
+        unsent = DecodeError(f"the node's answer could not be sent: {exc}", exc.problem)
+        return _control_frame(error_answer(unsent), limits.MAX_CONTROL_ANSWER)
+    return data
+
+
+def _decode_answer(data: bytes) -> Any:
+    """A control answer's value, read within what the node may send (`answer_frame`)."""
+    return cbor.decode(
+        data, max_bytes=limits.MAX_CONTROL_ANSWER, max_items=limits.MAX_CONTROL_ANSWER_ITEMS
+    )
+
+
 async def _connect(path: str, op: str, timeout: float) -> socket.socket:
     """A connection to the node's control socket at `path`, waiting up to `timeout` seconds for
     room in its listen backlog: a full backlog (a node busy or hung) fails a connect with
@@ -388,7 +409,7 @@ async def _control_request(
             )
         writer.write(_control_frame({"op": op, "args": arguments}, limits.MAX_CONTROL_REQUEST))
         await writer.drain()
-        answer = cbor.decode(
+        answer = _decode_answer(
             await asyncio.wait_for(_read_frame(reader, limits.MAX_CONTROL_ANSWER), timeout)
         )
     except TimeoutError:  # asyncio's says nothing (review 34d, control 3)
@@ -626,10 +647,7 @@ async def _run(
             answer: dict[str, Any] = {"ok": True, "result": result}
         except Exception as exc:  # any failure is the caller's answer, never the daemon's end
             answer = control_failure(exc)
-        try:
-            data = _control_frame(answer, limits.MAX_CONTROL_ANSWER)
-        except DecodeError as exc:  # too large: done, but said as an error, never dropped
-            data = _control_frame(error_answer(exc), limits.MAX_CONTROL_ANSWER)
+        data = answer_frame(answer)
         with contextlib.suppress(ConnectionError):
             writer.write(data)
             try:

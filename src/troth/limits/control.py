@@ -1,0 +1,18 @@
+"""The hard limits of a node's control socket (troth.node.daemon) added since review 64z.
+
+Part of `troth.limits`, which re-exports every one of them (`troth.limits.X`), as
+`troth.limits.otel` is: the module itself is near the 800-line cap.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["MAX_CONTROL_ANSWER_ITEMS"]
+
+MAX_CONTROL_ANSWER_ITEMS: Final = 1 << 20
+"""Most CBOR data items a control answer holds (the CLI decodes it with this, its depth within
+`MAX_CBOR_DEPTH`, its bytes within `MAX_CONTROL_ANSWER`; the node checks its answer against the
+same limits and answers one past them as an error: review 64z, formats 1). The generic 65,536
+refused the answer of a hub's channel list or a large MCP catalogue (a few thousand maps) after
+the node had done the operation; this many hold some 60 MB decoded in the CLI's memory."""
