@@ -11,11 +11,13 @@ from typing import Any
 
 import pytest
 
+from tests.support.cli import run
 from tests.support.hsm import NOW as HSM_NOW
 from tests.support.hsm import agent_node_fixture
 from tests.support.leases import LeaseWorld, make_world, open_broker
 from tests.support.pg_fake import MODES, FakePostgres
 from tests.support.postgres import ADMIN_PASSWORD
+from tests.test_review57h_cli import _hostile_record
 from tests.test_review64k_pkcs11 import _objects_under
 from tests.test_review64q_pkcs11 import _destroy_under
 from tests.test_review64w_postgres import PASSWORD, fake_config, issue_through, world
@@ -216,3 +218,29 @@ def test_a_twin_naming_another_keys_id_destroys_only_what_is_under_its_own(node:
         assert vault.sign(other, b"still here")
     finally:
         _destroy_under(vault, old)
+
+
+# -- 64q: the OTLP endpoint's error wording -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "http://agent:S3CRET@[zz]/v1/traces?key=S3CRET",  # no address in the brackets
+        "http://agent:S3CRET@[1.2.3.4]/v1/traces",  # an IPv4 address in them
+        "http://agent:S3CRET@[::1/v1/traces",  # unclosed
+        "http://agent:S3CRET@host:99999/v1/traces?key=S3CRET",  # the port out of range
+        "ftp://agent:S3CRET@host/v1/traces",  # no http(s)
+    ],
+)
+def test_an_endpoint_the_parser_refuses_otherwise_never_says_its_key(
+    troth_home: Path, endpoint: str
+) -> None:
+    """The URL parser's other refusals (a bracketed host that is no IPv6 address, unclosed
+    brackets, a port past 65535) and a scheme that is not http(s): exit 3, the key in the user
+    information or the query never said (the parser's address message quotes the bracketed
+    host alone)."""
+    _hostile_record(troth_home)
+    said = run("trace", "export", "--format", "otel", "--endpoint", endpoint, code=3)
+    assert "S3CRET" not in said.stderr + said.stdout
+    assert "OTLP endpoint" in said.stderr
