@@ -483,8 +483,14 @@ def _scram_only(psycopg: Any, settings: Mapping[str, Any]) -> dict[str, str]:
     with sslmode `prefer` (the default) or `disable` whoever answers at the host and port (a
     machine in the path, one squatting the address) may ask: the admin password, the
     upstream secret, went to it (review 64r, postgres 2). SCRAM proves the password without
-    sending it; an older libpq cannot be told, so it is asked nothing (docs/secrets.md)."""
-    if settings["sslmode"] == "verify-full" or psycopg.pq.version() < _REQUIRE_AUTH_LIBPQ:
+    sending it; an older libpq cannot be told, so it is asked nothing (docs/secrets.md).
+    A socket directory (`host` starting with / or @) is no exception: libpq ignores sslmode on
+    a Unix-domain socket, and whoever listens at the socket's path (one made in a shared
+    directory while the server was down) asked for the password in clear and got it, under
+    `verify-full` too (review 64w, postgres 1)."""
+    socket = str(settings["host"]).startswith(("/", "@"))
+    verified = settings["sslmode"] == "verify-full" and not socket
+    if verified or psycopg.pq.version() < _REQUIRE_AUTH_LIBPQ:
         return {}
     return {"require_auth": "scram-sha-256"}
 
