@@ -13,6 +13,11 @@ runtime's stop left the running one with no binds, its feed pages judged as outs
 (`anchor_binds`). A `troth.Node` handle runs one runtime at a time (troth._api.handle_runtime),
 so this is reached by code running `NodeRuntime`s itself. A detach now gives the binds back to
 the trust attached before it that is still attached.
+
+api 3 (trust): `detach` removed its refutation hook from the node's `refuted_hooks` in place,
+while another runtime's storage thread may be running them (`IdentityService._refuted`
+iterates that list): the hook after the removed one was skipped, that runtime's vouchers
+keeping the word of an identity whose history was just refuted. The list is now replaced.
 """
 
 from __future__ import annotations
@@ -71,3 +76,15 @@ def test_api2_a_later_runtimes_stop_leaves_the_running_ones_feed_binds(tmp_path:
         assert node.wallet.feed_binds is third._feed_binds
         third.detach()
         assert node.wallet.feed_binds is None
+
+
+def test_api3_a_stop_during_a_refutation_skips_no_other_runtimes_hook(tmp_path: Path) -> None:
+    init_node("n", home=tmp_path)
+    with open_node("n", home=tmp_path) as node:
+        first = NodeTrust(node, None)
+        second = NodeTrust(node, None)
+        running = iter(node.identities.refuted_hooks)  # a refutation telling the hooks
+        assert next(running) == first.vouchers.refuted
+        first.detach()  # its runtime stops meanwhile
+        assert list(running) == [second.vouchers.refuted]  # [] before: skipped
+        second.detach()

@@ -12,7 +12,6 @@ when a peer shows a chain of an authority, or a later expiry, this node has not 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import threading
@@ -156,8 +155,10 @@ class NodeTrust:
         `troth.Node` handle's) outlives the runtime, and kept each one's trust, its verifiers
         and caches, alive for good, a feed page judged by the last stopped one's (review 64n,
         api 6: a long-lived handle grew at each `serve`, `connect` or `Node.call`)."""
-        with contextlib.suppress(ValueError):
-            self.node.identities.refuted_hooks.remove(self.vouchers.refuted)
+        identities, mine = self.node.identities, self.vouchers.refuted
+        # a new list: another runtime's refutation iterating the old one on its worker thread
+        # skipped the hook after this one's (review 64v, api 3)
+        identities.refuted_hooks = [hook for hook in identities.refuted_hooks if hook != mine]
         wallet = self.node.wallet
         with _ATTACHED_LOCK:  # another runtime on this node that still runs keeps its own
             # binds (review 64v, api 2: a later runtime's stop left it with none)
