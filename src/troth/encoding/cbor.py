@@ -232,17 +232,22 @@ _LEAF_TYPES: Final = frozenset({str, bytes, bool, type(None)})
 """The exact types `_in_subset` takes as they are (an int needs its range checked)."""
 
 
-def _in_subset(value: Any) -> bool:
+def _in_subset(value: Any, depth: int = 0) -> bool:
     """Whether `value` is built only of exact `str`, `bytes`, `int` in [-2**64, 2**64), `bool`,
     None, `list`/`tuple` and `dict` with `str` keys: cbor2 encodes each of these as the subset
     does (text, byte string, shortest integer, false/true/null, definite array, definite map
     sorted by its encoded keys), so the result needs no scan. False means "not certain" (the
-    caller scans), never "refused". Hot path: exact type checks, one level inlined."""
+    caller scans), never "refused": so is a container `depth` levels in at
+    `MAX_CBOR_ENCODE_DEPTH` (`_check_nesting` refuses it; with a raised recursion limit this
+    walk went on and cbor2's C encoder crashed the process: review 64v, api 1). Hot path:
+    exact type checks, one level inlined."""
     kind = type(value)
     if kind in _LEAF_TYPES:
         return True
     if kind is int:
         return bool(_MIN_INT <= value < _INT_BOUND)
+    if depth >= limits.MAX_CBOR_ENCODE_DEPTH:
+        return False
     if kind is list or kind is tuple:
         items = value
     elif kind is dict:
@@ -258,7 +263,7 @@ def _in_subset(value: Any) -> bool:
             if _MIN_INT <= item < _INT_BOUND:
                 continue
             return False
-        if kind not in _LEAF_TYPES and not _in_subset(item):
+        if kind not in _LEAF_TYPES and not _in_subset(item, depth + 1):
             return False
     return True
 

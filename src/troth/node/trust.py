@@ -12,10 +12,10 @@ when a peer shows a chain of an authority, or a later expiry, this node has not 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Final
 
@@ -25,6 +25,7 @@ from troth.channel import ChannelTrust, PeerPolicy, VerifiedPeer
 from troth.channel.claims import ClaimCache
 from troth.channel.verification import identity_refusal, standing_feeds
 from troth.credentials import ChainVerifier, TrustPolicy, VerifiedCredential, VerifiedFeed
+from troth.credentials.wallet import CredentialWallet
 from troth.errors import AuthorityError, CredentialError, IdentityError, StorageError
 from troth.identity import Checkpoints, Identifier, IdentityService, VerifiedIdentity
 from troth.identity.known import Binds, Outranks, StoredSpan
@@ -51,6 +52,13 @@ CREDENTIAL_SKEW: Final = limits.DEFAULT_CREDENTIAL_SKEW_SECONDS
 STANDING_CACHE: Final = 4096
 """Standings remembered (a standing depends only on the peer, the feeds and the second); a
 peer's are forgotten when its last channel to the node closes (`NodeTrust.forget_peer`)."""
+_ATTACHED: Final[weakref.WeakKeyDictionary[CredentialWallet, list[weakref.ref[NodeTrust]]]] = (
+    weakref.WeakKeyDictionary()
+)
+"""The trusts attached to each wallet, oldest first (weakly: this keeps none alive): a
+runtime's stop hands the wallet's `feed_binds` back to the one attached before it that still
+runs (review 64v, api 2)."""
+_ATTACHED_LOCK: Final = threading.Lock()
 _OLDER: Final = "older than the copy this node stored since the handshake (it rotated)"
 
 
@@ -130,7 +138,11 @@ class NodeTrust:
         self._feed_binds: Callable[[VerifiedIdentity], Binds] = lambda identity: self._binds(
             identity, ()
         )
-        node.wallet.feed_binds = self._feed_binds
+        with _ATTACHED_LOCK:  # the latest attached trust's (review 64v, api 2)
+            attached = _ATTACHED.setdefault(node.wallet, [])
+            attached[:] = [each for each in attached if each() is not None]
+            attached.append(weakref.ref(self))
+            node.wallet.feed_binds = self._feed_binds
         self._generation = 0
         self._standings: dict[int, tuple[VerifiedPeer, tuple[int, int], int, Standing]] = {}
         self._standing_keys: dict[Identifier, set[int]] = {}  # `_standings`' keys by identity
@@ -143,10 +155,18 @@ class NodeTrust:
         `troth.Node` handle's) outlives the runtime, and kept each one's trust, its verifiers
         and caches, alive for good, a feed page judged by the last stopped one's (review 64n,
         api 6: a long-lived handle grew at each `serve`, `connect` or `Node.call`)."""
-        with contextlib.suppress(ValueError):
-            self.node.identities.refuted_hooks.remove(self.vouchers.refuted)
-        if self.node.wallet.feed_binds is self._feed_binds:
-            self.node.wallet.feed_binds = None
+        identities, mine = self.node.identities, self.vouchers.refuted
+        # a new list: another runtime's refutation iterating the old one on its worker thread
+        # skipped the hook after this one's (review 64v, api 3)
+        identities.refuted_hooks = [hook for hook in identities.refuted_hooks if hook != mine]
+        wallet = self.node.wallet
+        with _ATTACHED_LOCK:  # another runtime on this node that still runs keeps its own
+            # binds (review 64v, api 2: a later runtime's stop left it with none)
+            attached = _ATTACHED.get(wallet, [])
+            attached[:] = [each for each in attached if each() not in (None, self)]
+            if wallet.feed_binds is self._feed_binds:
+                latest = attached[-1]() if attached else None
+                wallet.feed_binds = None if latest is None else latest._feed_binds
 
     # -- storage (call off the event loop) -------------------------------------------------------
 
