@@ -258,8 +258,14 @@ class Links:
         *,
         backoff: Backoff | None = None,
         random: Callable[[], float] | None = None,
+        judges: Callable[[Identifier], bool] | None = None,
     ) -> None:
         self.restore = restore
+        self.judges = judges
+        """Whether an authority's fork refusal is its word on this node's identity: one the
+        identity holds a credential of (review 64a2, forked 1: a co-trusted authority, whose
+        feed the node only syncs, told the owner to give up her identity). None: any a link
+        reaches (`Links` outside a runtime)."""
         self.backoff = backoff or Backoff()
         self.random = random or _random.random
         self.links: dict[str, Link] = {}
@@ -362,7 +368,9 @@ class Links:
                 link.attempts += 1
                 # review 64u, rotation 1: named, and what to do; only the word of the authority
                 # the link reaches (its pin), not any peer's (review 64y, forked 1)
-                link.forked = link.authority is not None and refused_as_fork(exc)
+                # (review 64y, forked 1), and an authority of the node's identity (review 64a2,
+                # forked 1: not a co-trusted one's)
+                link.forked = self._judged_by(link.authority) and refused_as_fork(exc)
                 link.error = (
                     fork_explained(exc, "IDENTITY")
                     if link.forked
@@ -382,6 +390,12 @@ class Links:
             log.info("link %s back after %d failed attempts", link.route, link.attempts)
             link.attempts, link.error, link.forked = 0, None, False
             return
+
+    def _judged_by(self, authority: Identifier | None) -> bool:
+        """Whether `authority`'s fork refusal is read as one (`judges`)."""
+        if authority is None:
+            return False
+        return self.judges is None or self.judges(authority)
 
     def rows(self) -> list[LinkRow]:
         """One row per link, by route."""

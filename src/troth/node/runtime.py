@@ -165,7 +165,10 @@ class NodeRuntime(ChannelOpening, Upkeep):
         )
         self.relay_grace = relay_grace
         self.links = Links(
-            self._restore, backoff=backoff or Backoff.from_environment(), random=random
+            self._restore,
+            backoff=backoff or Backoff.from_environment(),
+            random=random,
+            judges=self._credits,
         )
         self.tcp.lost.append(self.channels.connection_lost)  # its channels die with it
         self.channels.silent_hooks.append(self._drop_connection)

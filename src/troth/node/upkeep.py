@@ -31,6 +31,9 @@ class Upkeep(ShownIdentity):
     policies: NodePolicies
     _rounds: asyncio.Lock
     """Held by the maintenance round running (`maintain`)."""
+    credited: frozenset[Identifier] = frozenset()
+    """The authorities the node's own identity holds credentials of (read with the trust):
+    only their fork refusal on a link is read as one (`Links.judges`; review 64a2, forked 1)."""
     if TYPE_CHECKING:
 
         async def refresh_feeds(self) -> None: ...
@@ -154,6 +157,12 @@ class Upkeep(ShownIdentity):
         """Re-read the node's trust, and the policy bundles of the authorities it trusts."""
         self.trust.reload(now)
         self.policies.trust(self.trust.anchors, now=now)
+        held = self.node.wallet.held(self.name)
+        self.credited = frozenset(Identifier(h.authority) for h in held)
+
+    def _credits(self, authority: Identifier) -> bool:
+        """Whether `authority` is one the node's identity holds a credential of (`credited`)."""
+        return authority in self.credited
 
     def _cedar_governs(self, service: str, authority: Identifier) -> bool:
         """Whether Cedar decides `service` for `authority`'s chains here: its own bundle or
