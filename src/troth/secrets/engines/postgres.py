@@ -86,6 +86,7 @@ least `lock_timeout` there is; 0 would wait for ever): a lease's session holding
 renewal refused at once, not `OWN_ROW_LOCK_MS` of the broker's thread at each renewal its agent
 asks for (review 50c, renewals 1). The agent renews again once its transaction ended."""
 _REQUIRE_AUTH_LIBPQ: Final = 160000  # the first libpq with `require_auth` (16.0)
+_BINDABLE: Final = frozenset({"require", "verify-ca"})  # TLS always, the server's name unproved
 NOLOGIN_ROUNDS: Final = 3
 """Rounds of ending a role's sessions and making it NOLOGIN a revocation tries (`_shut_out`)."""
 
@@ -487,11 +488,18 @@ def _scram_only(psycopg: Any, settings: Mapping[str, Any]) -> dict[str, str]:
     A socket directory (`host` starting with / or @) is no exception: libpq ignores sslmode on
     a Unix-domain socket, and whoever listens at the socket's path (one made in a shared
     directory while the server was down) asked for the password in clear and got it, under
-    `verify-full` too (review 64w, postgres 1)."""
+    `verify-full` too (review 64w, postgres 1).
+    Under `require` or `verify-ca` over TCP the SCRAM exchange is also bound to the TLS
+    channel (`channel_binding=require`): TLS is promised but the server's name is not proved,
+    and whoever answers (a certificate of its own, or any the CA signed) relayed the admin's
+    SCRAM exchange, which proves nothing about the channel, to the real server and held the
+    admin's authenticated session (review 64a2, postgres 1)."""
     socket = str(settings["host"]).startswith(("/", "@"))
     verified = settings["sslmode"] == "verify-full" and not socket
     if verified or psycopg.pq.version() < _REQUIRE_AUTH_LIBPQ:
         return {}
+    if not socket and settings["sslmode"] in _BINDABLE:
+        return {"require_auth": "scram-sha-256", "channel_binding": "require"}
     return {"require_auth": "scram-sha-256"}
 
 
