@@ -15,4 +15,6 @@ MAX_CONTROL_ANSWER_ITEMS: Final = 1 << 20
 `MAX_CBOR_DEPTH`, its bytes within `MAX_CONTROL_ANSWER`; the node checks its answer against the
 same limits and answers one past them as an error: review 64z, formats 1). The generic 65,536
 refused the answer of a hub's channel list or a large MCP catalogue (a few thousand maps) after
-the node had done the operation; this many hold some 60 MB decoded in the CLI's memory."""
+the node had done the operation; this many hold some 60 MB decoded in the CLI's memory, up to
+some 110 MB at worst (one-entry maps of distinct keys, measured: review 64a2), from its own
+node only (the CLI checks the listener's pid; the node, its client's uid)."""
