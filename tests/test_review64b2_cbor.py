@@ -3,11 +3,13 @@
 cbor 1: `encode`'s general path walked the value (`_check_nesting`) and then handed the same
 value to cbor2's C encoder, which walked it again, recursing on the C stack unchecked: what
 the encoder saw was not what was checked. A list or dict subclass whose second iteration
-yields a value 200,000 deep (or a list another thread deepens between the two walks), and a
-`cbor2.CBORTag` whose content the check never entered, crashed the process with a segfault
-where `encode` promises a DecodeError. The general path now encodes a copy, made by the one
-walk that checks its depth, whose containers are exact lists and dicts, and a tag without its
-content (every tag is refused by its number).
+yields a value 200,000 deep, a `cbor2.CBORTag` whose content the check never entered, and a
+`collections.deque` 200,000 deep (cbor2 writes any sequence as an array; the check walked
+only lists, tuples, sets and mappings) crashed the process with a segfault where `encode`
+promises a DecodeError. The general path now encodes a copy, made by the one walk that checks
+its depth, whose containers (every sequence, set and mapping) are exact lists and dicts, and
+a tag without its content (every tag is refused by its number). Left: a value of exact types
+only (the fast path) is walked, then encoded as it is; another thread must not change it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from troth.errors import DecodeError
 SRC = Path(__file__).resolve().parent.parent / "src"
 
 _SECOND_LOOK_DEEPER = """
+import collections
+import os
 import sys
 import cbor2
 from troth.encoding import cbor
@@ -56,6 +60,16 @@ for value in (Shifty([1]), ShiftyMap(a=1), cbor2.CBORTag(6, deep)):
         print(cbor.encode(value).hex())
     except DecodeError as exc:
         print("refused:", "tag" in str(exc))
+
+queued = collections.deque()
+for _ in range(200_000):
+    queued = collections.deque([queued])
+try:
+    cbor.encode(queued)
+except DecodeError as exc:
+    print("refused:", "nested deeper than" in str(exc))
+sys.stdout.flush()
+os._exit(0)  # freeing a deque 200,000 deep overflows CPython's own stack
 """
 
 
@@ -70,7 +84,7 @@ def test_cbor1_what_cbor2_encodes_is_what_was_checked() -> None:
     )
     assert done.returncode == 0, (done.returncode, done.stderr[-2000:])  # -11: a segfault
     # each container as its one walk read it; the tag refused
-    assert done.stdout.split("\n")[:3] == ["8101", "a1616101", "refused: True"]
+    assert done.stdout.split("\n")[:4] == ["8101", "a1616101", "refused: True", "refused: True"]
 
 
 def test_cbor1_the_copy_keeps_what_the_scan_refuses() -> None:

@@ -40,7 +40,7 @@ The fast path is on only if the installed cbor2 is seen at import to refuse the 
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, NoReturn
 
 import cbor2
@@ -107,15 +107,17 @@ def encode(value: Any) -> bytes:
 
 
 def _copied(value: Any) -> Any:
-    """A copy of `value` whose containers (a list, tuple, set or mapping, of any subclass) are
-    new exact lists and dicts, read once each, for cbor2 to encode instead of `value`;
-    DecodeError when they nest more than `limits.MAX_CBOR_ENCODE_DEPTH` deep (or are cyclic),
-    found with a stack of this walk's own. cbor2's C encoder recurses on the C stack with no
+    """A copy of `value` whose containers (a sequence, set or mapping, of any type cbor2
+    writes as an array or a map) are new exact lists and dicts, read once each, for cbor2 to
+    encode instead of `value`; DecodeError when they nest more than
+    `limits.MAX_CBOR_ENCODE_DEPTH` deep (or are cyclic), found with a stack of this walk's
+    own. cbor2's C encoder recurses on the C stack with no
     limit: a value too deep crashed the process (a segfault, where `encode` promises a
     DecodeError: review 64n, api 3). It must encode what was walked, not `value` again: a
     subclass whose second iteration yields another, deeper value crashed it past a check
     that only walked (review 64b2, cbor 1); so did a tag's content, never walked (a tag is
-    refused without it). Map keys are text: a `str` subclass is taken as its text."""
+    refused without it), and a sequence of no list type (a deque: never walked). Map keys are
+    text: a `str` subclass is taken as its text."""
     deepest = limits.MAX_CBOR_ENCODE_DEPTH
     root: list[Any] = [value]
     pending: list[tuple[list[Any] | dict[str, Any], Any, int]] = [(root, 0, 0)]
@@ -139,9 +141,12 @@ def _copied(value: Any) -> Any:
                 raise DecodeError("cannot encode value: duplicate map key")
             copy.update(zip(copy, values, strict=True))
             into[slot] = copy
-        elif isinstance(item, list | tuple | set | frozenset):
+        elif isinstance(item, set | frozenset):
             copy = list(item)
-            into[slot] = copy if isinstance(item, list | tuple) else cbor2.CBORTag(258, copy)
+            into[slot] = cbor2.CBORTag(258, copy)
+        elif isinstance(item, Sequence) and not isinstance(item, str | bytes | bytearray):
+            copy = list(item)  # cbor2 writes any sequence as an array (a deque, a range...)
+            into[slot] = copy
         else:
             continue
         if depth >= deepest:
