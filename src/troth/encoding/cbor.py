@@ -112,11 +112,12 @@ def _copied(value: Any) -> Any:
     encode instead of `value`; DecodeError when they nest more than
     `limits.MAX_CBOR_ENCODE_DEPTH` deep (or are cyclic), found with a stack of this walk's
     own. cbor2's C encoder recurses on the C stack with no limit: a value too deep crashed
-    the process (a segfault, where `encode` promises a DecodeError: review 64n, api 3). It must encode what was walked, not `value` again: a
-    subclass whose second iteration yields another, deeper value crashed it past a check
-    that only walked (review 64b2, cbor 1); so did a tag's content, never walked (a tag is
-    refused without it), and a sequence of no list type (a deque: never walked). Map keys are
-    text: a `str` subclass is taken as its text."""
+    the process (a segfault, where `encode` promises a DecodeError: review 64n, api 3). It
+    must encode what was walked, not `value` again: a subclass whose second iteration yields
+    another, deeper value crashed it past a check that only walked (review 64b2, cbor 1); so
+    did a tag's content, never walked (a tag is refused without it), and a sequence of no
+    list type (a deque: never walked). Map keys are text: a `str` subclass is taken as its
+    text."""
     deepest = limits.MAX_CBOR_ENCODE_DEPTH
     root: list[Any] = [value]
     pending: list[tuple[list[Any] | dict[str, Any], Any, int]] = [(root, 0, 0)]
