@@ -39,9 +39,8 @@ The fast path is on only if the installed cbor2 is seen at import to refuse the 
 
 from __future__ import annotations
 
-import itertools
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, NoReturn
 
 import cbor2
@@ -96,9 +95,8 @@ def encode(value: Any) -> bytes:
         pass  # too deep for the walk: the general path below decides
     except (cbor2.CBOREncodeError, ValueError) as exc:  # a text string that is not UTF-8
         raise DecodeError(f"cannot encode value: {exc}") from exc
-    _check_nesting(value)
     try:
-        data = cbor2.dumps(value, canonical=True)
+        data = cbor2.dumps(_copied(value), canonical=True)
     except (cbor2.CBOREncodeError, ValueError, TypeError, RecursionError) as exc:
         raise DecodeError(f"cannot encode value: {exc}") from exc
     try:
@@ -108,26 +106,54 @@ def encode(value: Any) -> bytes:
     return data
 
 
-def _check_nesting(value: Any) -> None:
-    """DecodeError when `value` nests containers (a list, tuple, set or mapping, of any
-    subclass: what cbor2 encodes as an array or a map) more than `limits.MAX_CBOR_ENCODE_DEPTH`
-    deep, or is cyclic, found with a stack of this walk's own. cbor2's C encoder recurses on
-    the C stack with no limit: a value the walk of `_in_subset` found too deep, or one of list
-    subclasses it never walked, crashed the process at some 20,000 levels (a segfault, where
-    `encode` promises a DecodeError: review 64n, api 3)."""
+def _copied(value: Any) -> Any:
+    """A copy of `value` whose containers (a sequence, set or mapping, of any type cbor2
+    writes as an array or a map) are new exact lists and dicts, read once each, for cbor2 to
+    encode instead of `value`; DecodeError when they nest more than
+    `limits.MAX_CBOR_ENCODE_DEPTH` deep (or are cyclic), found with a stack of this walk's
+    own. cbor2's C encoder recurses on the C stack with no limit: a value too deep crashed
+    the process (a segfault, where `encode` promises a DecodeError: review 64n, api 3). It
+    must encode what was walked, not `value` again: a subclass whose second iteration yields
+    another, deeper value crashed it past a check that only walked (review 64b2, cbor 1); so
+    did a tag's content, never walked (a tag is refused without it), and a sequence of no
+    list type (a deque: never walked). Map keys are text: a `str` subclass is taken as its
+    text."""
     deepest = limits.MAX_CBOR_ENCODE_DEPTH
-    pending: list[tuple[Any, int]] = [(value, 0)]
+    root: list[Any] = [value]
+    pending: list[tuple[list[Any] | dict[str, Any], Any, int]] = [(root, 0, 0)]
     while pending:
-        item, depth = pending.pop()
+        into, slot, depth = pending.pop()
+        item = into[slot]
+        if type(item) in _LEAF_TYPES or type(item) is int:
+            continue
+        if isinstance(item, cbor2.CBORTag):  # refused for its number, its content unread
+            into[slot] = cbor2.CBORTag(item.tag, None)
+            continue
+        copy: list[Any] | dict[str, Any]
         if isinstance(item, Mapping):
-            inner: Iterable[Any] = itertools.chain(item.keys(), item.values())
-        elif isinstance(item, list | tuple | set | frozenset):
-            inner = item
+            keys, values = list(item.keys()), list(item.values())
+            copy = {}
+            for key in keys:
+                if not isinstance(key, str):
+                    raise DecodeError("cannot encode value: map keys must be text strings")
+                copy[str.__str__(key)] = None
+            if len(copy) != len(keys) or len(values) != len(keys):
+                raise DecodeError("cannot encode value: duplicate map key")
+            copy.update(zip(copy, values, strict=True))
+            into[slot] = copy
+        elif isinstance(item, set | frozenset):
+            copy = list(item)
+            into[slot] = cbor2.CBORTag(258, copy)
+        elif isinstance(item, Sequence) and not isinstance(item, str | bytes | bytearray):
+            copy = list(item)  # cbor2 writes any sequence as an array (a deque, a range...)
+            into[slot] = copy
         else:
             continue
         if depth >= deepest:
             raise DecodeError(f"cannot encode value: nested deeper than {deepest} (or cyclic)")
-        pending.extend((each, depth + 1) for each in inner)
+        slots = list(copy) if type(copy) is dict else range(len(copy))
+        pending.extend((copy, each, depth + 1) for each in slots)
+    return root[0]
 
 
 def check_limits(

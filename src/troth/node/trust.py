@@ -132,13 +132,16 @@ class NodeTrust:
         )
         """Whose chains this node verified for each identity: their word on it counts (not
         that of one that attested a change of it shown made up: `Vouchers.refuted`)."""
-        node.identities.refuted_hooks.append(self.vouchers.refuted)
         # a feed page's authority history is judged as a peer's is (the authority, an anchor,
         # has standing over its own history: review 29a, feeds 1)
         self._feed_binds: Callable[[VerifiedIdentity], Binds] = lambda identity: self._binds(
             identity, ()
         )
         with _ATTACHED_LOCK:  # the latest attached trust's (review 64v, api 2)
+            # a new list, under the lock detach replaces it under: appended to the one a
+            # detach was copying, the hook was lost (review 64b2, trust 1)
+            identities = node.identities
+            identities.refuted_hooks = [*identities.refuted_hooks, self.vouchers.refuted]
             attached = _ATTACHED.setdefault(node.wallet, [])
             attached[:] = [each for each in attached if each() is not None]
             attached.append(weakref.ref(self))
@@ -156,12 +159,13 @@ class NodeTrust:
         and caches, alive for good, a feed page judged by the last stopped one's (review 64n,
         api 6: a long-lived handle grew at each `serve`, `connect` or `Node.call`)."""
         identities, mine = self.node.identities, self.vouchers.refuted
-        # a new list: another runtime's refutation iterating the old one on its worker thread
-        # skipped the hook after this one's (review 64v, api 3)
-        identities.refuted_hooks = [hook for hook in identities.refuted_hooks if hook != mine]
         wallet = self.node.wallet
         with _ATTACHED_LOCK:  # another runtime on this node that still runs keeps its own
             # binds (review 64v, api 2: a later runtime's stop left it with none)
+            # a new list: another runtime's refutation iterating the old one on its worker
+            # thread skipped the hook after this one's (review 64v, api 3); under the lock,
+            # or a trust attached meanwhile lost its hook (review 64b2, trust 1)
+            identities.refuted_hooks = [hook for hook in identities.refuted_hooks if hook != mine]
             attached = _ATTACHED.get(wallet, [])
             attached[:] = [each for each in attached if each() not in (None, self)]
             if wallet.feed_binds is self._feed_binds:
