@@ -372,7 +372,7 @@ class LeaseBook(BookAudit):
         transaction)."""
         handle = lease.handle
         if lease.state is not _S.ACTIVE:
-            raise SecretError(_F.REVOKED, f"lease {handle}")
+            raise _ended(lease)
         self._check_chain(credential, lease)
         if now >= lease.expires_at:
             raise SecretError(_F.EXPIRED, f"lease {handle} expired at {lease.expires_at}")
@@ -436,7 +436,7 @@ class LeaseBook(BookAudit):
         try:
             lease = self._own(credential.actor, lease_id)
             if lease.state is not _S.ACTIVE:
-                raise SecretError(_F.REVOKED, f"lease {lease.handle}")
+                raise _ended(lease)
             if now >= lease.expires_at:
                 raise SecretError(_F.EXPIRED, f"lease {lease.handle}")
             self._check_chain(credential, lease)
@@ -741,3 +741,11 @@ class LeaseBook(BookAudit):
             for lease in leases
         ]
         return [lease for lease in started if lease is not None]
+
+
+def _ended(lease: Lease) -> SecretError:
+    """The refusal of a lease no longer active: EXPIRED when it ended by expiring (the sweep
+    revoked it), as one not swept yet is; else REVOKED (review 64c2, api 1)."""
+    if lease.end_reason is _E.EXPIRED:
+        return SecretError(_F.EXPIRED, f"lease {lease.handle} expired at {lease.expires_at}")
+    return SecretError(_F.REVOKED, f"lease {lease.handle}")
