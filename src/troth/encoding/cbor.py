@@ -116,8 +116,10 @@ def _copied(value: Any) -> Any:
     must encode what was walked, not `value` again: a subclass whose second iteration yields
     another, deeper value crashed it past a check that only walked (review 64b2, cbor 1); so
     did a tag's content, never walked (a tag is refused without it), and a sequence of no
-    list type (a deque: never walked). Map keys are text: a `str` subclass is taken as its
-    text."""
+    list type (a deque: never walked). A map is read once, by its items (its keys and its
+    values read apart paired a key with another's value when the map's order changed
+    between the two: review 64d2, cbor 1). Map keys are text: a `str` subclass is taken as
+    its text."""
     deepest = limits.MAX_CBOR_ENCODE_DEPTH
     root: list[Any] = [value]
     pending: list[tuple[list[Any] | dict[str, Any], Any, int]] = [(root, 0, 0)]
@@ -131,15 +133,14 @@ def _copied(value: Any) -> Any:
             continue
         copy: list[Any] | dict[str, Any]
         if isinstance(item, Mapping):
-            keys, values = list(item.keys()), list(item.values())
+            pairs = list(item.items())  # one read, as cbor2 reads a map (review 64d2, cbor 1)
             copy = {}
-            for key in keys:
+            for key, each in pairs:
                 if not isinstance(key, str):
                     raise DecodeError("cannot encode value: map keys must be text strings")
-                copy[str.__str__(key)] = None
-            if len(copy) != len(keys) or len(values) != len(keys):
+                copy[str.__str__(key)] = each
+            if len(copy) != len(pairs):
                 raise DecodeError("cannot encode value: duplicate map key")
-            copy.update(zip(copy, values, strict=True))
             into[slot] = copy
         elif isinstance(item, set | frozenset):
             copy = list(item)
