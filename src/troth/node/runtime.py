@@ -189,6 +189,7 @@ class NodeRuntime(ChannelOpening, Upkeep):
         self.resumption = membership.Resumption()  # interrupted enrollments (review 39a)
         self._tasks: set[asyncio.Task[None]] = set()
         self._rounds = asyncio.Lock()  # one maintenance round at a time (review 63g, upkeep 2)
+        self.credited = frozenset()  # read with the trust (`Upkeep._reload_trust`)
         self._catch_up_waiting = False  # a catch-up waits for its turn (review 63t, lifecycle 2)
         self._trace_route: PinnedService | None = None
         self.traces = NodeTraces(node, clock=self.clock, send=self._trace_call, run=self.worker.run)

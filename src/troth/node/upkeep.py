@@ -31,7 +31,7 @@ class Upkeep(ShownIdentity):
     policies: NodePolicies
     _rounds: asyncio.Lock
     """Held by the maintenance round running (`maintain`)."""
-    credited: frozenset[Identifier] = frozenset()
+    credited: frozenset[Identifier]
     """The authorities the node's own identity holds credentials of (read with the trust):
     only their fork refusal on a link is read as one (`Links.judges`; review 64a2, forked 1)."""
     if TYPE_CHECKING:
