@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 
 import troth
+from tests.support.channels import UnverifiedSource
 from tests.support.nodes import HUB, MemNet, route, run_memnet
 from troth.errors import Denied, RemoteError, RoutingError
 from troth.node.access import AccessRequest, Decision, MembersOnly, RulesPolicy, Standing
@@ -38,7 +39,7 @@ from troth.node.services import ServiceHost, call, service_address
 from troth.node.services.base import MAX_METHODS_DECIDED
 from troth.node.services.echo import EchoService
 from troth.node.services.protocol import decode_response, encode_request, result_of
-from troth.routing import Address, Route, RoutedMessage, Router, new_worker_address
+from troth.routing import Address, RoutedMessage, Router, new_worker_address
 
 
 async def _strangers_channel(net: MemNet) -> tuple[Any, Any]:
@@ -77,28 +78,6 @@ def test_a_stranger_cannot_tell_a_services_methods_from_made_up_names(tmp_path: 
     run_memnet(test, tmp_path)
 
 
-class _Unverified:
-    """A source that is no verified caller (a connection, not a channel end) and may reach
-    every address: what the decision point must refuse before it tells anything."""
-
-    name = "connection"
-
-    def allows(self, address: Address) -> bool:
-        return True
-
-    def allow(self, address: Address) -> None:
-        pass
-
-    def hold(self, address: Address) -> None:
-        pass
-
-    def forget(self, address: Address) -> None:
-        pass
-
-    def origin(self, return_route: Route) -> str:
-        return "10.0.0.9"
-
-
 def test_a_source_that_is_no_verified_caller_is_refused_before_the_method_is_looked_up() -> None:
     """access 1: a message from a source that is no verified caller, to a method echo has and
     to one it has not: both refused alike (it was told "no method" for the second)."""
@@ -118,7 +97,7 @@ def test_a_source_that_is_no_verified_caller_is_refused_before_the_method_is_loo
         for request, method in enumerate(("echo", "no-such-method")):
             payload = encode_request(request, method, "x")
             message = RoutedMessage((service_address("echo"),), (reply,), payload)
-            await router.route(message, _Unverified())
+            await router.route(message, UnverifiedSource())
         await asyncio.sleep(0)
         refusals: list[BaseException] = []
         for answer in answers:

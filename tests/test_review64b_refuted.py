@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.channels import UnverifiedSource
 from tests.support.nodes import HUB, MemNet, run_memnet
 from tests.test_review64b_access import answers, request, strangers_channel
 from troth.errors import RoutingError
@@ -22,7 +23,7 @@ from troth.node.services.base import (
     service_address,
 )
 from troth.node.services.echo import EchoService
-from troth.routing import Address, Route, RoutedMessage, Router, new_worker_address
+from troth.routing import Address, RoutedMessage, Router, new_worker_address
 
 
 class Tools:
@@ -97,27 +98,6 @@ def test_a_stranger_cannot_tell_a_relay_name_from_a_made_up_one(tmp_path: Path) 
     run_memnet(test, tmp_path)
 
 
-class Anywhere:
-    """A source that may reach every address."""
-
-    name = "anywhere"
-
-    def allows(self, address: Address) -> bool:
-        return True
-
-    def allow(self, address: Address) -> None:
-        pass
-
-    def hold(self, address: Address) -> None:
-        pass
-
-    def forget(self, address: Address) -> None:
-        pass
-
-    def origin(self, return_route: Route) -> str:
-        return "10.0.0.9"
-
-
 def test_a_decision_that_fails_answers_served_and_unserved_alike() -> None:
     """A decision point that fails (a bug) on echo's method and on a made-up service's
     request: both answered `failed` ("internal error") alike, not one of them raised into the
@@ -139,10 +119,10 @@ def test_a_decision_that_fails_answers_served_and_unserved_alike() -> None:
 
         router.register(reply, take)
         await router.route(
-            RoutedMessage((service_address("echo"),), (reply,), request()), Anywhere()
+            RoutedMessage((service_address("echo"),), (reply,), request()), UnverifiedSource()
         )
         unserved = RoutedMessage((Address("service", "payroll"),), (reply,), request())
-        assert await host.unserved(unserved, Anywhere())
+        assert await host.unserved(unserved, UnverifiedSource())
         await asyncio.sleep(0)
         return got
 

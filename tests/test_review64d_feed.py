@@ -18,9 +18,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from tests.support.backups import feed_gone_back
 from tests.support.nodes import HUB, MemNet, run_memnet
 from troth.node.services.relay import RelayService
-from troth.storage.sqlite_authority import SqliteAuthorityStore
 
 
 def test_feed1_a_hosted_feed_restored_shorter_and_regrown_is_taken(tmp_path: Path) -> None:
@@ -40,10 +40,8 @@ def test_feed1_a_hosted_feed_restored_shorter_and_regrown_is_taken(tmp_path: Pat
         await asyncio.sleep(0)
         held = hub.trust.feeds[authority.identifier]
         assert relay.status()["b"]["state"] == "up"
-        store = authority.store
-        assert isinstance(store, SqliteAuthorityStore)
-        with store.transaction():  # restored two entries back: a's and c's revocations gone
-            store._db.execute("DELETE FROM revocations WHERE seq >= ?", (held.count - 2,))
+        # restored two entries back: a's and c's revocations gone
+        store = feed_gone_back(authority, held.count - 2)
         authority.revoke_identity(net.identifier(b), now=net.clock.now())
         assert store.revocation_tip()[0] == held.count - 1
         await hub.worker.run(hub.trust.refresh_hosted, net.clock.now())

@@ -38,10 +38,9 @@ from pathlib import Path
 import pytest
 
 import troth
-from tests.support.backups import copy_db, node_db, restore_db, restores_found
+from tests.support.backups import copy_db, feed_gone_back, node_db, restore_db, restores_found
 from tests.support.nodes import HUB, MemNet, run_memnet
 from troth.node.services.relay import RelayService
-from troth.storage.sqlite_authority import SqliteAuthorityStore
 
 
 def test_feed1_a_hosted_feed_restored_shorter_keeps_its_revocations(tmp_path: Path) -> None:
@@ -55,10 +54,8 @@ def test_feed1_a_hosted_feed_restored_shorter_keeps_its_revocations(tmp_path: Pa
         authority.revoke_identity(net.identifier(c), now=net.clock.now())
         await hub.worker.run(hub.trust.refresh_hosted, net.clock.now())
         held = hub.trust.feeds[authority.identifier]
-        store = authority.store
-        assert isinstance(store, SqliteAuthorityStore)
-        with store.transaction():  # restored two entries back: a's and c's revocations gone
-            store._db.execute("DELETE FROM revocations WHERE seq >= ?", (held.count - 2,))
+        # restored two entries back: a's and c's revocations gone
+        feed_gone_back(authority, held.count - 2)
         await hub.worker.run(hub.trust.refresh_hosted, net.clock.now())
         await asyncio.sleep(0)
         now = hub.trust.feeds[authority.identifier]
@@ -84,10 +81,8 @@ def test_feed1_a_hosted_feed_restored_and_regrown_to_its_count_keeps_its_revocat
         authority.revoke_identity(net.identifier(a), now=net.clock.now())
         await hub.worker.run(hub.trust.refresh_hosted, net.clock.now())
         held = hub.trust.feeds[authority.identifier]
-        store = authority.store
-        assert isinstance(store, SqliteAuthorityStore)
-        with store.transaction():  # a's revocation gone, then b's in its place: same count
-            store._db.execute("DELETE FROM revocations WHERE seq >= ?", (held.count - 1,))
+        # a's revocation gone, then b's in its place: same count
+        store = feed_gone_back(authority, held.count - 1)
         authority.revoke_identity(net.identifier(b), now=net.clock.now())
         assert store.revocation_tip()[0] == held.count
         await hub.worker.run(hub.trust.refresh_hosted, net.clock.now())
@@ -146,10 +141,8 @@ def test_feed1_a_revoked_relay_owner_stays_refused_when_the_store_goes_back(
         await asyncio.sleep(0)
         assert relay.status()["b"]["state"] != "up"
         held = hub.trust.feeds[authority.identifier]
-        store = authority.store
-        assert isinstance(store, SqliteAuthorityStore)
-        with store.transaction():  # b's revocation gone from the store
-            store._db.execute("DELETE FROM revocations WHERE seq >= ?", (held.count - 1,))
+        # b's revocation gone from the store
+        feed_gone_back(authority, held.count - 1)
         await hub.worker.run(hub.trust.refresh_hosted, net.clock.now())
         await asyncio.sleep(0)
         assert hub.trust.feeds[authority.identifier].identity_revoked(net.identifier(b).digest)

@@ -27,9 +27,9 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from tests.support.channels import UnverifiedSource
 from tests.support.gates import POLICIES, GatesWorld, T, make_world
 from tests.test_review64b_access import request
-from tests.test_review64b_refuted import Anywhere
 from troth.channel import VerifiedPeer
 from troth.gates import BundleStore
 from troth.identity import Identifier
@@ -121,9 +121,9 @@ def answers(policy: GatedPolicy, peer: VerifiedPeer, now: int, *names: str) -> l
         for name, method in (n.split(".") for n in names):
             message = RoutedMessage((Address("service", name),), (reply,), request(method))
             if name == "orders":
-                await router.route(message, Anywhere())
+                await router.route(message, UnverifiedSource())
             else:
-                assert await host.unserved(message, Anywhere())
+                assert await host.unserved(message, UnverifiedSource())
             await asyncio.sleep(0)
         return got
 

@@ -16,11 +16,11 @@ import os
 from pathlib import Path
 
 from tests.conftest import NOW
+from tests.support.backups import feed_gone_back
 from troth.credentials import RevocationKind
 from troth.node import init_node, open_node
 from troth.node.trust import _revoke_again
 from troth.storage.rollback import decode_guard, guard_path
-from troth.storage.sqlite_authority import SqliteAuthorityStore
 
 
 def test_feed1_the_re_revoke_is_one_commit(troth_home: Path) -> None:
@@ -38,10 +38,7 @@ def test_feed1_the_re_revoke_is_one_commit(troth_home: Path) -> None:
         )
         authority.revoke_credentials(credentials, now=NOW)
         held = authority.held_feed(now=NOW, previous=start)
-        store = authority.store
-        assert isinstance(store, SqliteAuthorityStore)
-        with store.transaction():
-            store._db.execute("DELETE FROM revocations WHERE seq >= ?", (start.count,))
+        store = feed_gone_back(authority, start.count)
         gone = authority.held_feed(now=NOW)
         guard = guard_path(store._db.path)
         before = decode_guard(guard.read_bytes())[0]

@@ -40,7 +40,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import NOW
-from tests.support.backups import copy_db, restore_db
+from tests.support.backups import copy_db, feed_gone_back, restore_db
 from troth import limits
 from troth.credentials import RevocationKind
 from troth.errors import DecodeError
@@ -251,10 +251,7 @@ def test_a_thousand_revocations_gone_back_are_revoked_again_each_once(
             RevocationKind.IDENTITY, targets, by=authority.identifier, now=NOW
         )
         held = authority.held_feed(now=NOW, previous=start)
-        store = authority.store
-        assert isinstance(store, SqliteAuthorityStore)
-        with store.transaction():
-            store._db.execute("DELETE FROM revocations WHERE seq >= ?", (start.count + 400,))
+        feed_gone_back(authority, start.count + 400)
         gone = authority.held_feed(now=NOW)
         again = _revoke_again(authority, held, gone, NOW)
         assert again is not None

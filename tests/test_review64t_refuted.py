@@ -44,6 +44,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import NOW
+from tests.support.backups import feed_gone_back
 from tests.support.gates import POLICIES, T, make_world
 from tests.test_review64e_refuted import serve, until
 from tests.test_review64o_access import FAILS, SERVICES, delegate, gated
@@ -66,7 +67,6 @@ from troth.node.access import (
 from troth.node.trust import _revoke_again
 from troth.routing import RoutedMessage
 from troth.storage.rollback import decode_guard, guard_path
-from troth.storage.sqlite_authority import SqliteAuthorityStore
 from troth.transport import TcpSettings, TcpTransport
 
 # -- 64p: the re-revoke in one transaction ----------------------------------------------------
@@ -85,10 +85,7 @@ def gone_back(authority: Any, identities: int, credentials: int) -> tuple[Any, A
     if credentials:
         authority.revoke_credentials([os.urandom(32) for _ in range(credentials)], now=NOW)
     held = authority.held_feed(now=NOW, previous=start)
-    store = authority.store
-    assert isinstance(store, SqliteAuthorityStore)
-    with store.transaction():
-        store._db.execute("DELETE FROM revocations WHERE seq >= ?", (start.count,))
+    store = feed_gone_back(authority, start.count)
     return held, authority.held_feed(now=NOW), guard_path(store._db.path)
 
 
@@ -147,10 +144,7 @@ def test_the_hosted_authoritys_own_revocation_is_left_out_not_raised(troth_home:
             now=NOW,
         )
         held = authority.held_feed(now=NOW, previous=start)
-        store = authority.store
-        assert isinstance(store, SqliteAuthorityStore)
-        with store.transaction():
-            store._db.execute("DELETE FROM revocations WHERE seq >= ?", (start.count,))
+        feed_gone_back(authority, start.count)
         again = _revoke_again(authority, held, authority.held_feed(now=NOW), NOW)
         assert again is not None
         assert again.identity_revoked(other)

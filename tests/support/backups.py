@@ -7,8 +7,10 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+from troth.authority import Authority
 from troth.storage import SqliteDatabase
 from troth.storage.rollback import Restored, guard_path, restored_rows
+from troth.storage.sqlite_authority import SqliteAuthorityStore
 
 
 def node_db(home: Path, name: str) -> Path:
@@ -57,3 +59,14 @@ def forget_armed_scopes(path: Path) -> None:
         db.execute("DELETE FROM rollback_counters")
     finally:
         db.close()
+
+
+def feed_gone_back(authority: Authority, count: int) -> SqliteAuthorityStore:
+    """`authority`'s revocation feed as an older copy of its store held it: its first `count`
+    entries only (rows deleted under the running node, as a restore leaves them; reviews 63w2,
+    64d, 64j, 64p, 64t); its store, for what the test reads next."""
+    store = authority.store
+    assert isinstance(store, SqliteAuthorityStore)
+    with store.transaction():
+        store._db.execute("DELETE FROM revocations WHERE seq >= ?", (count,))
+    return store

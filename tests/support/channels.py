@@ -32,6 +32,7 @@ from troth.credentials import (
     VerifiedFeed,
     issue_credential,
 )
+from troth.routing import Address, Route
 from troth.vault import SoftwareVault
 
 T = 1_780_000_000
@@ -128,3 +129,26 @@ def packet(*frames: bytes | memoryview) -> bytes:
 def frames_of(packets: list[bytes | bytearray]) -> list[memoryview]:
     """Every frame of these packets, in order."""
     return [f for p in packets for f in split_packet(p)]
+
+
+class UnverifiedSource:
+    """A source that is no verified caller (a connection, not a channel end) and may reach
+    every address: what the decision point must refuse before it tells anything (reviews 63i,
+    64b)."""
+
+    name = "connection"
+
+    def allows(self, address: Address) -> bool:
+        return True
+
+    def allow(self, address: Address) -> None:
+        pass
+
+    def hold(self, address: Address) -> None:
+        pass
+
+    def forget(self, address: Address) -> None:
+        pass
+
+    def origin(self, return_route: Route) -> str:
+        return "10.0.0.9"
