@@ -311,13 +311,16 @@ class CredentialWallet:
         needs: Attributes | None = None,
         credential_hash: bytes | None = None,
         authority: Identifier | None = None,
+        uncaveated: bool = False,
     ) -> bytes:
         """The held chain that expires last among those valid at `now`, revoked by no feed
         held nor carrying an issuer history one supersedes (a delegation made from it, or a
         bundle signed under it, verifies nowhere: review 63n, credentials 3), and covering
-        `needs` (its signatures and issuers' keys checking at `now`), rooted at `authority`. A
-        chain whose authority's feed a link revocation made here left to sync is passed over
-        until it is synced (`sync_due`: fail closed, review 48m, revcrash 2)."""
+        `needs` (its signatures and issuers' keys checking at `now`), rooted at `authority`,
+        with no caveat on any link when `uncaveated` (a bundle's chain: every verifier refuses
+        a caveated one, review 65f, credentials 1). A chain whose authority's feed a link
+        revocation made here left to sync is passed over until it is synced (`sync_due`: fail
+        closed, review 48m, revcrash 2)."""
         due: dict[bytes, bool] = {}
         checkpoints = self.checkpoints(now=now, max_staleness=limits.DEFAULT_FEED_STALENESS_SECONDS)
         for held in self.held(ref):
@@ -332,6 +335,8 @@ class CredentialWallet:
             if supersedes_an_issuer(  # as the node's channels (review 63n, credentials 3)
                 held.chain, self.held_feed, now=now, checkpoints=checkpoints
             ):
+                continue
+            if uncaveated and _caveated(held.chain):
                 continue
             if needs is not None:
                 try:  # one that no longer checks is passed over, as a revoked one (review 63n,
@@ -762,3 +767,12 @@ def _caveats(chain: CredentialChain) -> list[_LinkCaveats]:
         if delegation is not None and delegation.caveats:
             links.append((index, delegation.caveats))
     return links
+
+
+def _caveated(chain: bytes) -> bool:
+    """Whether a link of held `chain` carries a caveat (an undecodable one counts: nothing
+    may rest on it)."""
+    try:
+        return bool(_caveats(CredentialChain.decode(chain)))
+    except DecodeError:
+        return True

@@ -694,11 +694,17 @@ def resign_held_bundle(home: Path, name: str, *, digest: str, clock: Clock) -> d
 
 def admin_chain(node: Node, signer: str, authority: Identifier, *, now: int) -> bytes:
     """The chain `signer` signs `authority`'s bundles under: the one from `authority` granting
-    troth.role=policy-admin that expires last, unexpired and revoked by no feed the node holds
-    (`CredentialWallet.best`, as a delegation's parent is picked); NotFound if none."""
+    troth.role=policy-admin with no caveat that expires last, unexpired and revoked by no feed
+    the node holds (`CredentialWallet.best`, as a delegation's parent is picked; a caveated
+    one, which every verifier refuses on a bundle, passed over: review 65f, credentials 1);
+    NotFound if none."""
     try:
         return node.wallet.best(
-            signer, now=now, needs=Attributes({ROLE: POLICY_ADMIN}), authority=authority
+            signer,
+            now=now,
+            needs=Attributes({ROLE: POLICY_ADMIN}),
+            authority=authority,
+            uncaveated=True,
         )
     except NotFound:
         raise NotFound(
