@@ -8,15 +8,21 @@
    later (another admin's, narrowed to some tool calls) could sign no bundle at all: each was
    refused when made, and the chain that would have passed was never tried. `best` now takes
    `uncaveated=True`, which passes over a chain with a caveat, and `admin_chain` asks it.
+2. `verify_troth_vc` reported as `proofs` (`VerifiedVC.proofs`, `troth credential verify
+   --format vc`: "proofs 2") every entry of the VC's proof set, those of other cryptosuites
+   too, which troth does not judge (Data Integrity §4.5): anyone handling the VC could append
+   a made-up proof (any suite, any `proofValue`) and the verified result said it carried two
+   proofs, one of them never checked. It now counts the eddsa-jcs-2022 proofs it verified.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.parties import make_party
+from tests.support.parties import make_party, verified_feed
 from troth.authority.core import ROLE
-from troth.credentials import Attributes, CredentialChain, delegate, issue_credential
+from troth.credentials import Attributes, CredentialChain, TrustPolicy, delegate, issue_credential
+from troth.credentials.vc import export_credential_vc, verify_troth_vc
 from troth.gates.bundles import POLICY_ADMIN
 from troth.node import init_node, open_node
 from troth.node.services.policy import admin_chain, sign_bundle_as
@@ -68,3 +74,34 @@ def test_credentials1_a_caveated_admin_chain_does_not_shadow_an_uncaveated_one(
             now=at,
         )
         assert bundle
+
+
+def test_credentials2_a_proof_of_another_suite_is_not_counted_as_verified() -> None:
+    vault = SoftwareVault()
+    acme, member = make_party(vault, now=T), make_party(vault, now=T)
+    document = export_credential_vc(
+        acme.signer,
+        credential_id=b"\x02" * 16,
+        subject=member.identifier,
+        attributes=Attributes({"orders.access": "read"}),
+        valid_from=T,
+        valid_until=T + DAY,
+        now=T,
+    )
+    made_up = {
+        "type": "DataIntegrityProof",
+        "cryptosuite": "ecdsa-rdfc-2019",
+        "verificationMethod": "did:key:zDnaeWhatever#zDnaeWhatever",
+        "proofPurpose": "assertionMethod",
+        "proofValue": "z" + "1" * 80,
+    }
+    appended = {**document, "proof": [document["proof"], made_up]}
+    verified = verify_troth_vc(
+        appended,
+        policy=TrustPolicy(frozenset({acme.identifier})),
+        issuer=acme.identity,
+        feeds={acme.identifier: verified_feed(acme, now=T + 10)},
+        now=T + 10,
+    )
+    assert verified.proofs == 1
+    assert verified.to_json()["proofs"] == 1

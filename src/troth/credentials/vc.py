@@ -353,7 +353,7 @@ class VerifiedVC:
     valid_from: int
     valid_until: int
     within_skew: bool  # valid only thanks to the clock-skew allowance
-    proofs: int
+    proofs: int  # the eddsa-jcs-2022 proofs verified (those of other suites are not judged)
 
     def to_json(self) -> dict[str, Any]:
         """The verification result, as `troth credential verify --format vc --json` prints it."""
@@ -394,7 +394,6 @@ def verify_troth_vc(
         raise CredentialError(_F.ISSUER_INVALID, "the history is not the issuer's")
     expiries: list[int] = []  # of the signing keys of its proofs
     signed = verify_eddsa_jcs_2022(document, _resolver(issuer, now, expiries))
-    proofs = document["proof"]
     contexts = _contexts(signed.get("@context"))
     if not contexts or contexts[0] != VC_CONTEXT:  # VC 2.0 §4.3
         raise CredentialError(_F.MALFORMED, f"@context does not start with {VC_CONTEXT}")
@@ -442,7 +441,7 @@ def verify_troth_vc(
         valid_from,
         valid_until,
         within_skew,
-        len(proofs) if isinstance(proofs, list) else 1,
+        len(expiries),  # the proofs verified: one of another suite is not (review 65f, 2)
     )
 
 
