@@ -22,6 +22,7 @@ from troth.credentials import (
 )
 from troth.credentials.vc import export_credential_vc, sign_eddsa_jcs_2022, verify_troth_vc
 from troth.errors import CredentialError, CredentialFailure
+from troth.gates.caveats import evaluate_caveats
 from troth.gates.entities import credential_entities
 from troth.vault import SoftwareVault
 
@@ -185,3 +186,42 @@ def test_a_vc_re_signed_by_a_stranger_under_the_authoritys_method_is_refused() -
     with pytest.raises(CredentialError) as caught:
         verify_troth_vc(forged, policy=policy, issuer=acme.identity, feeds=feeds, now=T + 10)
     assert caught.value.reason is _F.BAD_SIGNATURE
+
+
+def test_a_hand_built_caveat_injecting_a_permit_or_a_later_true_lifts_nothing() -> None:
+    """A delegate signs by hand (no `delegate` check) a caveat that closes the forbid and opens
+    a permit, below a parent caveat bounding the amount: outside a bundle the injected text is
+    no condition (not evaluated: refused), and a later `true` caveat lifts no earlier one."""
+    acme, m, b, c, chain = _world()
+    read = Attributes({"orders.access": "read"})
+    bounded = hand_link(
+        m, chain, b.identifier, read, now=T, expires_at=T + DAY, caveats=("context.amount <= 100",)
+    )
+    injected = hand_link(
+        b,
+        bounded,
+        c.identifier,
+        read,
+        now=T,
+        expires_at=T + DAY - 1,
+        caveats=(
+            "true }; permit(principal, action, resource); "
+            "forbid(principal, action, resource) unless { true",
+        ),
+    )
+    lifted = hand_link(
+        b, bounded, c.identifier, read, now=T, expires_at=T + DAY - 1, caveats=("true",)
+    )
+    feeds = {acme.identifier: verified_feed(acme, now=T)}
+    verifier = _verifier(acme)
+    over = json.dumps({"amount": 500, "now": T})
+    failure = evaluate_caveats(
+        verifier.verify(injected.encode(), presenter=c.identifier, feeds=feeds, now=T), over
+    )
+    assert failure is not None
+    assert (failure.ids, failure.evaluated) == (("caveat:2:0",), False)
+    failure = evaluate_caveats(
+        verifier.verify(lifted.encode(), presenter=c.identifier, feeds=feeds, now=T), over
+    )
+    assert failure is not None
+    assert (failure.ids, failure.evaluated) == (("caveat:1:0",), True)
