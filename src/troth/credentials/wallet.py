@@ -478,11 +478,9 @@ class CredentialWallet:
         ref = "T" + pending.identifier.hex()
         authority = Identifier(pending.authority)
         with self.store.transaction():
-            held = self.hold(ref, chain, now=now)
-            if held.authority != authority:
-                raise CredentialError(
-                    _F.UNTRUSTED_ISSUER, f"issued by {held.authority}, not by {authority}"
-                )
+            # the ticket's authority's member credential, one link, as a refresh's answer
+            # (review 35a, refresh 1; review 65, enrollment 1)
+            held = self.hold(ref, chain, now=now, authority=authority)
             self.trust(authority, pending.address, now=now)
             # this ticket's record and the older ones: an enrollment with another ticket
             # recorded after it (`troth enroll` while the node resumed this one) stays pending
