@@ -166,14 +166,22 @@ def partial_shows(
     policies: cedarpy.PolicySet,
     entities: cedarpy.Entities,
     schema: cedarpy.Schema,
+    context: str | None = None,
 ) -> bool:
     """Whether Cedar's partial evaluation of `request` (principal, action, resource as Cedar
-    text; the context unknown) answers neither Deny nor any error: what shows a tool in a
-    preview. An answer of another shape hides it (deny when in doubt)."""
+    text) answers neither Deny nor any error: what shows a tool in a preview. The context is
+    unknown, or `context` (JSON text holding unknowns: `preview_sets.preview_context`), which
+    is evaluated without the schema: Cedar's request validation refuses an unknown for a typed
+    value, and it has nothing else to check (the principal, action and resource are the
+    engine's own; the entities were parsed with the schema). An answer of another shape hides
+    it (deny when in doubt)."""
+    checked: cedarpy.Schema | None = schema
+    if context is not None:
+        request, checked = {**request, "context": context}, None
     if _native_partial is None:
-        partial = cedarpy.is_authorized_partial(request, policies, entities, schema)
+        partial = cedarpy.is_authorized_partial(request, policies, entities, checked)
         return partial.decision is not cedarpy.Decision.Deny and not partial.diagnostics.errors
-    answer = orjson.loads(_native_partial(request, policies, entities._inner, schema, False))
+    answer = orjson.loads(_native_partial(request, policies, entities._inner, checked, False))
     if type(answer) is not dict:
         return False
     diagnostics = answer.get("diagnostics")

@@ -33,6 +33,7 @@ from troth.gates.cedar_call import EVALUATION_ERROR, Fields, answer_fields, part
 from troth.gates.entities import agent_uid, credential_entities
 from troth.gates.policies import CompiledPolicies, tool_action
 from troth.gates.preview_budget import PreviewBudgets
+from troth.gates.preview_sets import preview_context
 from troth.gates.toolschema import NAME, ToolSchema
 
 __all__ = [
@@ -275,6 +276,10 @@ class PolicyEngine:
         self._tools = {
             name: (spec, f'Action::"{tool_action(name)}"', f'Tool::"{name}"')
             for name, spec in compiled.tools.items()
+        }
+        # each tool's preview context: its arguments unknown, not the whole context (None)
+        self._contexts = {
+            name: preview_context(spec.canonical) for name, spec in compiled.tools.items()
         }
         self._uids: dict[str, tuple[Uid, Uid]] = {
             name: ({"type": "Action", "id": tool_action(name)}, {"type": "Tool", "id": name})
@@ -595,8 +600,9 @@ class PolicyEngine:
         self, credential: VerifiedCredential, *, server: str | None = None, now: int | None = None
     ) -> frozenset[str]:
         """The bundle's tools the actor could be permitted to call (as tools of MCP server
-        `server`, None: of none): partial evaluation with the context unknown hides a tool iff
-        the answer is Deny or has errors (sound, not complete: an unsatisfiable condition still
+        `server`, None: of none): partial evaluation with the context unknown (or its arguments'
+        values only: `preview_sets.preview_context`) hides a tool iff the answer is Deny or has
+        errors (sound, not complete: an unsatisfiable condition still
         shows a tool; every call is decided anyway). A `server` that is no valid server name
         shows none. With `now` (a decision point's), a preview not cached is charged to the
         chain's member (`PreviewBudgets`): past its budget it shows none, and is not cached
@@ -634,6 +640,7 @@ class PolicyEngine:
                     principal.policy_set if policies is None else policies[0],
                     _with_tool(principal, name, server),  # type: ignore[arg-type]
                     compiled.schema,
+                    self._contexts[name],
                 ):
                     visible.add(name)
         return self._visible.put(key, frozenset(visible))

@@ -94,3 +94,26 @@ def _action(entity: Any) -> str | None:
     if entity["type"] != "Action" or type(entity["id"]) is not str:
         return None
     return entity["id"]
+
+
+def preview_context(canonical: str) -> str | None:
+    """The context a preview of a tool of input schema `canonical` (its canonical JSON) is
+    evaluated with: its arguments a record of every property, each value unknown, and `now`
+    unknown (a preview is cached per chain, not per time), when every property is present in
+    each call the tool is judged for (required, or filled in from its `default`); None (the
+    context unknown whole) when one may be left out, whose absence an unknown cannot stand for.
+    So a condition that reads an argument the tool does not have (a caveat written for another
+    tool: `context.args.amount <= 100`), which errors at every call of it, errors in its preview
+    too and hides it (docs/policy.md, "The tool gate")."""
+    schema = orjson.loads(canonical)
+    properties = schema.get("properties", {})
+    required = set(schema.get("required", ()))
+    if any(name not in required and "default" not in sub for name, sub in properties.items()):
+        return None
+    args = {name: _unknown(f"args.{name}") for name in properties}
+    return orjson.dumps({"args": args, "now": _unknown("now")}).decode()
+
+
+def _unknown(name: str) -> dict[str, Any]:
+    """Cedar's JSON for a value a partial evaluation takes as unknown, named `name`."""
+    return {"__extn": {"fn": "unknown", "arg": name}}
