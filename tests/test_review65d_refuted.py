@@ -139,14 +139,13 @@ def test_4_a_service_added_after_a_strangers_channel_opened_answers_as_a_made_up
     run_memnet(test, tmp_path)
 
 
-def test_5_a_delegate_cedar_allows_a_method_is_told_no_method_else_a_made_up_names_bytes() -> (
-    None
-):
+def test_5_a_delegate_cedar_allows_a_method_is_told_no_method_else_a_made_up_names_bytes() -> None:
     allowed = make_world(sub_caveats=HOLDS)
     store = allowed.store(allowed.bundle(policies=POLICIES + READ, services=SERVICES))
     [told] = answers(gated(allowed, store), delegate(allowed), T + 10, "orders.write")
     error = decode_response(told)[1][4]
-    assert error["error"] == "failed" and "no method 'write'" in str(error), error
+    assert error["error"] == "failed", error
+    assert "no method 'write'" in str(error), error
     refused = make_world(sub_caveats=FAILS)
     store = refused.store(refused.bundle(policies=POLICIES + READ, services=SERVICES))
     got = answers(gated(refused, store), delegate(refused), T + 10, "orders.write", "ordres.x")
