@@ -276,12 +276,17 @@ class NodeRuntime(ChannelOpening, Upkeep):
         self.policy.rules = rules
 
     def add_service(self, service: NodeService) -> None:
-        """Serve `service` from now on (open channels may reach it too)."""
+        """Serve `service` from now on (open channels may reach it too): every channel its
+        handshake established (`ChannelManager._on_established` granted it the services then)
+        and not closed, a channel this node opened that awaits its ACCEPTED included (review
+        65d, access 1: one granted `OPEN` channels only, and that channel's peer was answered
+        `no-route` for the new service for the channel's life, where a made-up name answers a
+        stranger a denial)."""
         self.host.add(service)
         self._set_rules()
         addresses = self.host.addresses()
         for end in self.channels.ends.values():
-            if end.channel.state is ChannelState.OPEN:
+            if end.peer is not None and end.channel.state is not ChannelState.CLOSED:
                 end.allowed.grant(addresses)
 
     async def _pull_policies(self, policy: PolicyService) -> None:
