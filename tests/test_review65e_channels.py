@@ -70,7 +70,8 @@ def test_a_store_failing_at_message_3_closes_both_ends(world: World) -> None:
     assert "database is locked" in closed(seen_b).detail  # the host is told what failed
     assert b.state is ChannelState.CLOSED
     told = closed(seen_a)  # the initiator is told, not left awaiting ACCEPTED
-    assert told.by_peer and told.reason is ChannelFailure.HANDSHAKE_FAILED
+    assert told.by_peer
+    assert told.reason is ChannelFailure.HANDSHAKE_FAILED
     assert "database" not in told.detail  # no local error text on the wire
     assert a.state is ChannelState.CLOSED
 
@@ -84,11 +85,16 @@ def test_a_store_failing_at_a_refresh_closes_the_channel(world: World) -> None:
         if calls > 1:  # admitted at the handshake; failing at the refresh
             raise StorageError("disk I/O error")
 
-    a, b = world.initiator(), world.responder(trust=dataclasses.replace(world.trust(), observe=store))
+    a, b = (
+        world.initiator(),
+        world.responder(trust=dataclasses.replace(world.trust(), observe=store)),
+    )
     pump(a, b)
-    assert a.state is ChannelState.OPEN and b.state is ChannelState.OPEN
+    assert a.state is ChannelState.OPEN
+    assert b.state is ChannelState.OPEN
     a.send_credentials((world.credential(world.alice),))
     events = [e for p in a.outgoing() for e in b.receive(p, T + 2)]
     found = [e for e in events if isinstance(e, Closed)]
-    assert found and found[0].reason is ChannelFailure.PEER_INVALID
+    assert found
+    assert found[0].reason is ChannelFailure.PEER_INVALID
     assert b.state is ChannelState.CLOSED
