@@ -97,4 +97,4 @@ def test_a_store_failing_at_a_refresh_closes_the_channel(world: World) -> None:
     found = [e for e in events if isinstance(e, Closed)]
     assert found
     assert found[0].reason is ChannelFailure.PEER_INVALID
-    assert b.state is ChannelState.CLOSED
+    assert b.closed
