@@ -16,6 +16,12 @@ message 3 gets an authenticated CLOSE, review 56x, channel 2). Now any other lib
 (`TrothError`) while a frame is read closes the channel (a Closed event, HANDSHAKE_FAILED while
 handshaking), the responder telling the initiator with a CLOSE whose detail names no local
 error text.
+
+channels 2: the detail of a peer's CLOSE frame (text the peer chose) came back as it was sent,
+control characters and all, in the Closed event and the `ChannelError` a node's `open()`
+raises with it; a link that failed logs that error (`link %s: attempt %d failed: %s`), so a
+peer's newline forged a line of the node's log. It is now quoted as one line
+(`one_line_text`, as every text a peer gives: review 54v, errors 6).
 """
 
 from __future__ import annotations
@@ -98,3 +104,16 @@ def test_a_store_failing_at_a_refresh_closes_the_channel(world: World) -> None:
     assert found
     assert found[0].reason is ChannelFailure.PEER_INVALID
     assert b.closed
+
+
+def test_a_peers_close_detail_is_one_line_of_text(world: World) -> None:
+    """channels 2: the detail of a peer's CLOSE frame is text the peer chose; it reaches the
+    node's log lines (a link's failure: `link %s: attempt %d failed: %s`) and the error
+    `open()` raises, so it is quoted as one line, control characters escaped (as every text a
+    peer gives, review 54v, errors 6): a newline in it forged a line of the node's log."""
+    a, b = world.initiator(), world.responder()
+    pump(a, b)
+    b.close(ChannelFailure.NORMAL, "bye\n2026-12-06 ERROR troth.node: forged\x1b[2J\r")
+    event = closed([e for p in b.outgoing() for e in a.receive(p, T + 2)])
+    assert event.by_peer
+    assert event.detail == "bye\\n2026-12-06 ERROR troth.node: forged\\x1b[2J\\r"

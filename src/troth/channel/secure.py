@@ -80,7 +80,7 @@ from troth.channel.replay import ReplayWindow, Verdict
 from troth.channel.state import HANDSHAKE_STEPS, READS, ChannelState, Step, next_state
 from troth.channel.verification import ChannelTrust, HandshakeClaim, VerifiedPeer, verify_peer
 from troth.encoding import cbor
-from troth.errors import ChannelError, ChannelFailure, DecodeError, TrothError
+from troth.errors import ChannelError, ChannelFailure, DecodeError, TrothError, one_line_text
 from troth.vault.ephemeral import DhKey
 
 __all__ = [
@@ -597,7 +597,10 @@ class SecureChannel:
             reason = ChannelFailure(body[0])
         except (IndexError, ValueError):
             reason = _F.PROTOCOL
-        return [self._closed(reason, bytes(body[1:]).decode(errors="replace"), by_peer=True)]
+        # the peer's own words, quoted as one line: they reach log lines and errors (review 65e,
+        # channels 2: a newline in them forged a line of the node's log)
+        detail = one_line_text(bytes(body[1:]).decode(errors="replace"))
+        return [self._closed(reason, detail, by_peer=True)]
 
     def _refresh(self, body: bytes, now: int) -> list[Event]:
         peer = self.peer
