@@ -3,6 +3,7 @@ it fails if the defence it names breaks."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import random
 
@@ -22,6 +23,7 @@ from troth.channel import (
     SecureChannel,
     split_packet,
 )
+from troth.channel.claims import ClaimCache
 from troth.channel.payloads import FRAGMENT
 from troth.channel.reassembly import Reassembler, ReassemblyBudget
 from troth.crypto import KeyType, PublicKey
@@ -210,3 +212,37 @@ def test_a_hostile_link_never_breaks_the_channel_invariants(seed: int) -> None:
                         assert dst.closed
                     if isinstance(event, Received):
                         sent[id(src)].remove(bytes(event.payload))  # ValueError: not sent
+
+
+def test_anothers_claim_bytes_with_my_key_are_refused_though_kept(world: World) -> None:
+    """Alice's history and attestation bytes are no secret (every responder she reaches reads
+    them in message 3): shown by Bob's static key, right after Alice's own handshake put them
+    in the claim cache, they are refused. Defence: the attested key is compared with the
+    handshake's static key at every handshake, kept claim or not (claims.py)."""
+    cache = ClaimCache()
+    trust = dataclasses.replace(world.trust(), claims=cache)
+    a, b = world.initiator(), world.responder(trust=trust)
+    pump(a, b)
+    assert b.state is ChannelState.OPEN
+    assert len(cache) == 1
+    alice = world.alice.me((world.credential(world.alice),))
+    bob = world.bob.me()
+    thief = ChannelIdentity(alice.history, bob.static, alice.attestation, alice.credentials)
+    stolen = SecureChannel.initiate(me=thief, trust=world.trust())
+    victim = world.responder(trust=trust)
+    refusal = closed(pump(stolen, victim)[1])
+    assert refusal.reason is ChannelFailure.PEER_INVALID
+    assert "not the Noise static key" in refusal.detail
+    assert victim.peer is None
+
+
+def test_a_chain_issued_to_another_identity_refuses_the_channel(world: World) -> None:
+    """Alice shows Bob's credential chain (a trusted root's, valid, not hers): refused, not
+    dropped as a chain of an unknown root would be. Defence: the verifier checks the chain's
+    subject against the presenter the handshake proved."""
+    alice = world.alice.me((world.credential(world.bob),))
+    a = SecureChannel.initiate(me=alice, trust=world.trust())
+    b = world.responder()
+    refusal = closed(pump(a, b)[1])
+    assert refusal.reason is ChannelFailure.CREDENTIAL_INVALID
+    assert b.peer is None
