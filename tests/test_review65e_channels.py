@@ -14,8 +14,8 @@ waited the same 10 s. Likewise a trust callback that failed (the node's store be
 and the initiator, told nothing, waited for an ACCEPTED that would never come (a refused
 message 3 gets an authenticated CLOSE, review 56x, channel 2). Now any other library failure
 (`TrothError`) while a frame is read closes the channel (a Closed event, HANDSHAKE_FAILED while
-handshaking), the responder telling the initiator with a CLOSE whose detail names no local
-error text.
+handshaking, PEER_INVALID at a credential refresh), the responder telling the initiator with a
+CLOSE whose detail names no local error text.
 
 channels 2: the detail of a peer's CLOSE frame (text the peer chose) came back as it was sent,
 control characters and all, in the Closed event and the `ChannelError` a node's `open()`
