@@ -80,7 +80,7 @@ from troth.channel.replay import ReplayWindow, Verdict
 from troth.channel.state import HANDSHAKE_STEPS, READS, ChannelState, Step, next_state
 from troth.channel.verification import ChannelTrust, HandshakeClaim, VerifiedPeer, verify_peer
 from troth.encoding import cbor
-from troth.errors import ChannelError, ChannelFailure, DecodeError
+from troth.errors import ChannelError, ChannelFailure, DecodeError, TrothError, one_line_text
 from troth.vault.ephemeral import DhKey
 
 __all__ = [
@@ -439,6 +439,8 @@ class SecureChannel:
                     events.append(self.close(exc.reason, exc.detail))
                 except DecodeError as exc:  # (likewise: not the packet's framing)
                     events.append(self.close(_F.PROTOCOL, str(exc)))
+                except TrothError as exc:  # this side's own failure (its vault, its store)
+                    events.append(self._failed_here(exc))
                 if self.state is _S.CLOSED:
                     break
                 if self._rejected:
@@ -501,15 +503,26 @@ class SecureChannel:
             auth = AuthPayload.decode(payload)
             claim = HandshakeClaim(auth.history, auth.attestation, handshake.rs)
             peer = verify_peer(self.trust, claim, auth.credentials, now)
-        except ChannelError as exc:
+        except TrothError as exc:  # (this side's own failure too: review 65e, channels 1)
             # The initiator already considers the handshake done (XX): tell it why, under the
             # keys the handshake just agreed, before closing.
             self._establish(handshake, None)
+            if not isinstance(exc, ChannelError):
+                return [self._failed_here(exc)]
             return [self.close(exc.reason, exc.detail)]
         self._establish(handshake, peer)
         self.state = next_state(self.state, step)
         self._emit([(Kind.ACCEPTED, ())])
         return [Established(peer, self.handshake_hash)]
+
+    def _failed_here(self, exc: TrothError) -> Closed:
+        """Close on a failure of this side's own while a frame was read (the vault lost the
+        static key: a rotation in another process; the store behind `trust` failed): the state
+        is closed, not left half way through a step (review 65e, channels 1). The peer's CLOSE
+        names no local error text; the Closed event, for the host, does."""
+        reason = _F.HANDSHAKE_FAILED if self.handshaking else _F.PEER_INVALID
+        self.close(reason, "a failure of the peer's own")
+        return Closed(reason, f"a local failure ({type(exc).__name__}: {exc})", by_peer=False)
 
     def _auth_payload(self) -> bytes:
         return AuthPayload(self.me.history, self.me.attestation, self.me.credentials).encode()
@@ -584,7 +597,10 @@ class SecureChannel:
             reason = ChannelFailure(body[0])
         except (IndexError, ValueError):
             reason = _F.PROTOCOL
-        return [self._closed(reason, bytes(body[1:]).decode(errors="replace"), by_peer=True)]
+        # the peer's own words, quoted as one line: they reach log lines and errors (review 65e,
+        # channels 2: a newline in them forged a line of the node's log)
+        detail = one_line_text(bytes(body[1:]).decode(errors="replace"))
+        return [self._closed(reason, detail, by_peer=True)]
 
     def _refresh(self, body: bytes, now: int) -> list[Event]:
         peer = self.peer
