@@ -576,7 +576,8 @@ def _revoke_again(
 ) -> VerifiedFeed | None:
     """The hosted authority's feed once it revoked again every identity and credential
     `previous` (the feed the hub held) revoked and `feed` (its store's line now: gone back,
-    a restore) does not; None when that failed (logged: the held feed is kept, denying them).
+    a restore) does not, and published again each supersession `previous` holds and `feed`
+    does not (or of fewer changes, or another hash: review 65c, feed 1); None when that failed (logged: the held feed is kept, denying them).
     Deny when in doubt: a store gone back forgets no revocation the hub held (review 64j,
     feed 1), in one transaction (review 64p, feed 1). Other nodes holding the old line
     refuse the new one as before (docs/storage.md)."""
@@ -586,7 +587,17 @@ def _revoke_again(
         if not feed.identity_revoked(digest) and digest != hosted.identifier.digest
     ]
     credentials = [h for h in previous.revoked_credentials if not feed.credential_revoked(h)]
-    if not identities and not credentials:
+    # its supersessions too (review 65c, feed 1: the line the hub took let a member's retired
+    # history through where the held feed refused it), the held one's where they differ
+    line = feed.superseded()
+    superseded = [
+        (Identifier(digest), held)
+        for digest, held in previous.superseded().items()
+        if (now_line := line.get(digest)) is None
+        or now_line.changes < held.changes
+        or (now_line.changes == held.changes and now_line.change_hash != held.change_hash)
+    ]
+    if not identities and not credentials and not superseded:
         return feed
     try:
         # one transaction, all or none: one commit each took an fsync under `durability =
@@ -597,6 +608,8 @@ def _revoke_again(
                 hosted.revoke_identity(Identifier(digest), now=now, reason=_AGAIN)
             if credentials:
                 hosted.revoke_credentials(credentials, now=now, reason=_AGAIN)
+            for target, held in superseded:
+                hosted.revocations.supersede_again(target, held, now=now)
         again = hosted.held_feed(now=now, previous=feed)
     except (AuthorityError, StorageError) as exc:
         _log.error(
@@ -607,10 +620,12 @@ def _revoke_again(
         return None
     _log.warning(
         "the hosted authority's store went back past the feed held (%d entries, %d now): "
-        "revoked again %d identity(ies) and %d credential(s) it had revoked",
+        "revoked again %d identity(ies) and %d credential(s) it had revoked, %d "
+        "supersession(s) published again",
         previous.count,
         feed.count,
         len(identities),
         len(credentials),
+        len(superseded),
     )
     return again
