@@ -60,3 +60,27 @@ def test_a_guard_emptied_beside_a_restored_copy_does_not_let_a_used_ticket_in(
     with troth.Node.open("b") as b, pytest.raises(AuthorityError):
         b.enroll(ticket)
     assert [row.scope for row in restores_found(path)] == ["authority"]
+
+
+def test_another_nodes_node_db_ahead_of_this_guard_is_found(
+    troth_home: Path, tmp_path: Path
+) -> None:
+    """Two nodes' stores swapped (node.db and its vault key, not the guard): node a's counted
+    more than b's guard holds, which a count alone would take for b's own store ahead of its
+    guard (crash window 2); the store id (64j rollback 1) finds it as another node's, and a's
+    ticket is used up."""
+    with troth.Node.open("a") as a:
+        authority = a.create_authority()
+        authority.ticket({"team.name": "x"})  # unused: voided when found
+        for name in ("x", "y", "z"):  # three feed entries counted
+            authority.revoke_identity(a.identities.create(name).identifier)
+    with troth.Node.open("b") as b:
+        b.create_authority().ticket({"team.name": "y"})
+    copy_db(node_db(troth_home, "a"), tmp_path / "a.db")
+    restore_db(node_db(troth_home, "b"), tmp_path / "a.db")
+    vault_key = node_db(troth_home, "a").with_name("vault.key")  # its vault's key with it
+    node_db(troth_home, "b").with_name("vault.key").write_bytes(vault_key.read_bytes())
+    with troth.Node.open("b") as b:
+        b.authority()
+    (found,) = restores_found(node_db(troth_home, "b"))
+    assert (found.scope, found.another, found.voided) == ("authority", True, 1)
