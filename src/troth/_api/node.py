@@ -70,7 +70,7 @@ from troth.node.traces import (
     tell_local_nodes,
     tell_running,
 )
-from troth.node.trust import FEED_STALENESS
+from troth.node.trust import FEED_STALENESS, extends_held, read_hosted
 
 if TYPE_CHECKING:
     from troth._api.network import Channel, RunningNode, Service
@@ -678,9 +678,19 @@ class Node:
             # its index grows in place: one call at a time, the lock inside the transaction
             # as the authority's own view takes its own)
             with hosted.store.transaction(), self._hosted_lock:
-                held = hosted.held_feed(now=now, previous=self._hosted_feed)
-                self._hosted_feed = held
-            return held
+                previous = self._hosted_feed
+                held = hosted.held_feed(now=now, previous=previous)
+                if previous is None or extends_held(hosted, previous, held):
+                    self._hosted_feed = held
+                    return held
+            # the store may have gone back: a line not the held one's is taken once what it
+            # forgot is revoked again, in a transaction of its own (review 65c, feed 2: this
+            # handle's decisions admitted the members the held feed revoked)
+            again = read_hosted(hosted, previous, now)
+            with self._hosted_lock:
+                if again is not None and self._hosted_feed is previous:
+                    self._hosted_feed = again
+                return self._hosted_feed
         wallet = self._stored.wallet
         feed = wallet.held_feed(authority)
         address = wallet.trusted().get(authority)

@@ -172,6 +172,16 @@ class VerifiedFeed:
                 return Supersession(changes, change_hash)
         return None
 
+    def superseded(self) -> dict[bytes, Supersession]:
+        """The newest supersession of each identity (by digest) this feed holds one of."""
+        count, found = self.count, {}
+        for target, rows in list(self._index.superseded.items()):
+            for seq, changes, change_hash in reversed(rows):
+                if seq < count:
+                    found[target] = Supersession(changes, change_hash)
+                    break
+        return found
+
     def check_fresh(self, *, now: int, max_staleness: int) -> None:
         """Raise STALE_FEED unless the holder has every entry as of at most `max_staleness`
         seconds ago (1 s to MAX_FEED_STALENESS_SECONDS, else OutOfRange: `check_feed_age`)."""

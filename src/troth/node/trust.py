@@ -41,7 +41,9 @@ __all__ = [
     "STANDING_CACHE",
     "Known",
     "NodeTrust",
+    "extends_held",
     "own_authorities",
+    "read_hosted",
     "store_or_extend",
 ]
 
@@ -249,15 +251,9 @@ class NodeTrust:
         held = previous is not None and (previous.count, previous.head) == (count, head)
         if not force and (held or (previous is not None and previous.count == count == 0)):
             return False
-        feed = hosted.held_feed(now=now, previous=previous)
-        if previous is not None and not _extends(hosted, previous, feed):
-            # a line that is not the held one's (the store went back): the held feed's
-            # revocations it lacks are made again first (review 64j, feed 1: 64d installed
-            # the shorter line whole, and the hub admitted the members they revoked)
-            again = _revoke_again(hosted, previous, feed, now)
-            if again is None:
-                return True  # the held feed kept: it revokes more
-            feed = again
+        feed = read_hosted(hosted, previous, now)
+        if feed is None:
+            return True  # the held feed kept: it revokes more
         # fewer entries than the feed held (read before): the store restored further back,
         # then grown again or not; its line is the feed the authority serves, and the new
         # line's revocations are in no other (review 64d, feed 1: dropped as a late sync)
@@ -561,7 +557,21 @@ _log = logging.getLogger(__name__)
 _AGAIN: Final = "revoked again: the authority's store went back past it"
 
 
-def _extends(hosted: Authority, previous: VerifiedFeed, feed: VerifiedFeed) -> bool:
+def read_hosted(hosted: Authority, previous: VerifiedFeed | None, now: int) -> VerifiedFeed | None:
+    """The hosted authority's feed read from its store after `previous` (the one the caller
+    held, None: none yet), for every holder of a hosted feed across calls (the runtime's
+    `NodeTrust`, a `troth.Node` handle, `NodeFeeds`): a line that is not `previous`'s (the
+    store went back) is taken once the held feed's revocations and supersessions it lacks
+    are made again (review 64j, feed 1: 64d installed the shorter line whole, and the hub
+    admitted the members they revoked; review 65c, feed 2: a handle's and the CLI's did
+    still); None when that failed (the caller keeps `previous`: it revokes more)."""
+    feed = hosted.held_feed(now=now, previous=previous)
+    if previous is None or extends_held(hosted, previous, feed):
+        return feed
+    return _revoke_again(hosted, previous, feed, now)
+
+
+def extends_held(hosted: Authority, previous: VerifiedFeed, feed: VerifiedFeed) -> bool:
     """Whether `feed` (read from the hosted authority's store) holds `previous`'s line: at
     least as many entries, and the store's head at `previous.count` is `previous`'s."""
     if previous.count == 0:
@@ -576,7 +586,9 @@ def _revoke_again(
 ) -> VerifiedFeed | None:
     """The hosted authority's feed once it revoked again every identity and credential
     `previous` (the feed the hub held) revoked and `feed` (its store's line now: gone back,
-    a restore) does not; None when that failed (logged: the held feed is kept, denying them).
+    a restore) does not, and published again each supersession `previous` holds and `feed`
+    does not (or of fewer changes, or another hash: review 65c, feed 1); None when that
+    failed (logged: the held feed is kept, denying them).
     Deny when in doubt: a store gone back forgets no revocation the hub held (review 64j,
     feed 1), in one transaction (review 64p, feed 1). Other nodes holding the old line
     refuse the new one as before (docs/storage.md)."""
@@ -586,7 +598,17 @@ def _revoke_again(
         if not feed.identity_revoked(digest) and digest != hosted.identifier.digest
     ]
     credentials = [h for h in previous.revoked_credentials if not feed.credential_revoked(h)]
-    if not identities and not credentials:
+    # its supersessions too (review 65c, feed 1: the line the hub took let a member's retired
+    # history through where the held feed refused it), the held one's where they differ
+    line = feed.superseded()
+    superseded = [
+        (Identifier(digest), held)
+        for digest, held in previous.superseded().items()
+        if (now_line := line.get(digest)) is None
+        or now_line.changes < held.changes
+        or (now_line.changes == held.changes and now_line.change_hash != held.change_hash)
+    ]
+    if not identities and not credentials and not superseded:
         return feed
     try:
         # one transaction, all or none: one commit each took an fsync under `durability =
@@ -597,6 +619,8 @@ def _revoke_again(
                 hosted.revoke_identity(Identifier(digest), now=now, reason=_AGAIN)
             if credentials:
                 hosted.revoke_credentials(credentials, now=now, reason=_AGAIN)
+            for target, held in superseded:
+                hosted.revocations.supersede_again(target, held, now=now)
         again = hosted.held_feed(now=now, previous=feed)
     except (AuthorityError, StorageError) as exc:
         _log.error(
@@ -607,10 +631,12 @@ def _revoke_again(
         return None
     _log.warning(
         "the hosted authority's store went back past the feed held (%d entries, %d now): "
-        "revoked again %d identity(ies) and %d credential(s) it had revoked",
+        "revoked again %d identity(ies) and %d credential(s) it had revoked, %d "
+        "supersession(s) published again",
         previous.count,
         feed.count,
         len(identities),
         len(credentials),
+        len(superseded),
     )
     return again

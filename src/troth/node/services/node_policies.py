@@ -46,7 +46,12 @@ from troth.identity import Identifier, VerifiedIdentity
 from troth.node.access import Standing
 from troth.node.copies import with_standing
 from troth.node.node import Node
-from troth.node.trust import CREDENTIAL_SKEW, FEED_STALENESS, supersedes_extension
+from troth.node.trust import (
+    CREDENTIAL_SKEW,
+    FEED_STALENESS,
+    read_hosted,
+    supersedes_extension,
+)
 
 __all__ = [
     "LocalCredential",
@@ -76,9 +81,11 @@ class NodeFeeds:
         """The current feed of `authority`, or None."""
         hosted = self.hosted
         if hosted is not None and authority == hosted.identifier:
-            feed = hosted.held_feed(now=self.clock.now(), previous=self._hosted_feed)
-            self._hosted_feed = feed
-            return feed
+            # a store gone back forgets nothing this held (review 65c, feed 2)
+            feed = read_hosted(hosted, self._hosted_feed, self.clock.now())
+            if feed is not None:
+                self._hosted_feed = feed
+            return self._hosted_feed
         return self.node.wallet.held_feed(authority)
 
     def anchors(self) -> frozenset[Identifier]:
