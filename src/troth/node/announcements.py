@@ -17,7 +17,7 @@ from troth.authority.client import rotated_request
 from troth.clock import Clock
 from troth.credentials.wallet import Announcement
 from troth.encoding import cbor
-from troth.errors import Busy, Denied, NotFound, RemoteError, TrothError
+from troth.errors import Busy, ChannelError, Denied, NotFound, RemoteError, TrothError
 from troth.identity import Identifier
 from troth.limits import MAX_CONCURRENT_FEED_SYNCS
 from troth.node.at_once import each_at_once
@@ -124,12 +124,15 @@ class Announcer:
             )
         except TrothError as exc:
             if refused_as_fork(exc):  # review 64u, rotation 3: no round can change it
-                # the channels it goes over show the node's own history, whoever's `name`
-                # is: that is the one refused (review 64y, forked 2)
-                record = await self.worker.run(self.node.identities.find, self.own)
+                # a close: the channels it goes over show the node's own history, whoever's
+                # `name` is, and that is the one refused (review 64y, forked 2); an answer to
+                # the `rotated` request: `name`'s own history (review 65a, forked 1)
+                channel = isinstance(exc, ChannelError)
+                whose = self.own if channel else name
+                record = await self.worker.run(self.node.identities.find, whose)
                 refused = str(Identifier(record.identifier))
                 error = fork_explained(exc, refused)
-                if name != self.own:
+                if whose != name:
                     error = f"the node's own identity {refused} (its channel) was refused: {error}"
                 return Announcement(name, authority, changes, error=error, forked=True).to_json()
             done = Announcement(name, authority, changes, error=str(exc))

@@ -1,0 +1,61 @@
+"""Review 65a, forked: what a node says when its authority refuses a local identity's
+rotation as a fork (reviews 64u, 64y, 64a2).
+
+Forked 1: an agent (a local identity other than the node's own, enrolled with a remote
+authority) whose stolen backup's rotation reached the authority first. The owner rotates it
+(`--compromised`) and the node announces that over its own channel, which the authority's node
+admits (it shows the node's history, not the agent's); the authority refuses the `rotated`
+request itself as a fork, and its node answers `AuthorityError: request invalid (change 1:
+history forks from the stored copy)`. The node read only a CLOSE or a local AuthorityError as
+a fork refusal (`refused_as_fork`): the agent's row said `forked: false` with the bare answer,
+so `troth identity rotate` promised that the running node retries, and every round retried a
+refusal that no retry can change, nothing telling the owner that the agent is lost to that
+authority and what to do. The answer is now read as the fork refusal it is, and the row names
+the agent (whose history the request carried) as the identity to revoke, not the node's.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from tests.support.backups import copy_db, node_db
+from tests.support.nodes import HUB, MemNet, route, run_memnet
+from troth.authority.client import rotated_request
+from troth.node import open_node
+
+
+def test_an_agents_rotation_refused_as_a_fork_by_a_remote_authority_is_named(
+    tmp_path: Path,
+) -> None:
+    """Forked 1: the agent's announcement row says `forked`, names the agent, not retry."""
+    rows: list[dict[str, Any]] = []
+    ids: dict[str, str] = {}
+
+    async def test(net: MemNet) -> None:
+        owner = await net.member("owner")
+        bot = owner.node.identities.create(name="bot", now=net.clock.now())
+        ids["bot"], ids["owner"] = str(bot.identifier), str(net.identifier(owner))
+        await owner.enroll(net.ticket(), "bot")
+        await owner.channel_to(route(HUB))
+        source, copy = net.home / "nodes" / "owner", net.home / "nodes" / "thief"
+        shutil.copytree(source, copy, ignore=shutil.ignore_patterns("node.db*", "*.sock"))
+        copy_db(node_db(net.home, "owner"), node_db(net.home, "thief"))
+        with open_node("thief", home=net.home) as thief:  # the stolen backup rotates first
+            thief.identities.rotate("bot", now=net.clock.now())
+            request = rotated_request(
+                thief.identities, "bot", net.authority.identifier, now=net.clock.now()
+            )
+        net.authority.rotated(request, now=net.clock.now())
+        owner.node.identities.rotate("bot", now=net.clock.now(), compromised=True)
+        rows.extend(await owner.announce_rotations("bot"))
+
+    run_memnet(test, tmp_path / "home", budget=30)
+    (row,) = rows
+    assert row["announced"] is False
+    assert "history forks from the stored copy" in row["error"]
+    assert row["forked"] is True
+    assert "retrying cannot help" in row["error"]
+    assert f"troth revoke identity {ids['bot']}" in row["error"]
+    assert ids["owner"] not in row["error"]  # the node's own identity was not refused
