@@ -12,26 +12,40 @@ so `troth identity rotate` promised that the running node retries, and every rou
 refusal that no retry can change, nothing telling the owner that the agent is lost to that
 authority and what to do. The answer is now read as the fork refusal it is, and the row names
 the agent (whose history the request carried) as the identity to revoke, not the node's.
+
+Forked 2: `troth identity show AGENT` beside the running node still said "not yet announced
+... the running node's next round announces it" (review 64u read only the node's own
+identity's link rows, and an agent's refusal is no link's): the running node now keeps, per
+pending announcement, the identity its last one was refused as a fork for (`node status`:
+`refused_as_fork`, gone once one succeeds), and `identity show` names the fork and what to do
+for the agent too (JSON `refused_as_fork_by`).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.support.backups import copy_db, node_db
+from tests.support.cli import run
 from tests.support.nodes import HUB, MemNet, route, run_memnet
 from troth.authority.client import rotated_request
-from troth.node import open_node
+from troth.node import daemon, open_node
 
 
-def test_an_agents_rotation_refused_as_a_fork_by_a_remote_authority_is_named(
-    tmp_path: Path,
-) -> None:
-    """Forked 1: the agent's announcement row says `forked`, names the agent, not retry."""
+def _agent_refused(
+    home: Path,
+) -> tuple[list[dict[str, Any]], dict[str, str], list[dict[str, str]]]:
+    """Node `owner` hosts agent `bot`, both members of the hub's authority; a copy of the node
+    rotates `bot` and announces that first; the owner rotates it as compromised and announces.
+    The announcement rows, the identifiers, and the running node's `refused_as_fork`."""
     rows: list[dict[str, Any]] = []
     ids: dict[str, str] = {}
+    status: list[dict[str, str]] = []
 
     async def test(net: MemNet) -> None:
         owner = await net.member("owner")
@@ -50,8 +64,17 @@ def test_an_agents_rotation_refused_as_a_fork_by_a_remote_authority_is_named(
         net.authority.rotated(request, now=net.clock.now())
         owner.node.identities.rotate("bot", now=net.clock.now(), compromised=True)
         rows.extend(await owner.announce_rotations("bot"))
+        status.extend(owner.status()["refused_as_fork"])
 
-    run_memnet(test, tmp_path / "home", budget=30)
+    run_memnet(test, home, budget=30)
+    return rows, ids, status
+
+
+def test_an_agents_rotation_refused_as_a_fork_by_a_remote_authority_is_named(
+    tmp_path: Path,
+) -> None:
+    """Forked 1: the agent's announcement row says `forked`, names the agent, not retry."""
+    rows, ids, _ = _agent_refused(tmp_path / "home")
     (row,) = rows
     assert row["announced"] is False
     assert "history forks from the stored copy" in row["error"]
@@ -59,3 +82,20 @@ def test_an_agents_rotation_refused_as_a_fork_by_a_remote_authority_is_named(
     assert "retrying cannot help" in row["error"]
     assert f"troth revoke identity {ids['bot']}" in row["error"]
     assert ids["owner"] not in row["error"]  # the node's own identity was not refused
+
+
+def test_identity_show_names_an_agents_fork_beside_the_running_node(
+    troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forked 2: `identity show bot` names the fork (the running node's `refused_as_fork`),
+    not "the running node's next round announces it"."""
+    _, ids, refused = _agent_refused(troth_home)
+    assert [row["identity"] for row in refused] == [ids["bot"]]
+    monkeypatch.setattr(daemon, "node_status", lambda home, name: {"running": True})
+    monkeypatch.setattr(daemon, "control", lambda *a, **k: {"refused_as_fork": refused})
+    text = run("identity", "show", "bot", "--node", "owner").stdout
+    assert "next round" not in text
+    assert "its node refuses this history as a fork" in text
+    assert f"troth revoke identity {ids['bot']}" in text
+    shown = json.loads(run("identity", "show", "bot", "--node", "owner", "--json").stdout)
+    assert shown["refused_as_fork_by"] == shown["unannounced"]

@@ -77,6 +77,18 @@ class Announcer:
         self._channel_as = channel_as
         self._one = asyncio.Lock()
         """Held by the `announce` running (review 63o, lifecycle 2)."""
+        self._forked: dict[tuple[str, Identifier], str] = {}
+        """The identity (its identifier) whose history the authority refused as a fork at the
+        last announcement of (local identity, authority); gone once one succeeds. At most one
+        per pending announcement (review 65a, forked 2: `troth identity show` reads it)."""
+
+    def refused_as_fork(self) -> list[dict[str, str]]:
+        """The identities (identifiers) whose last announcement an authority refused as a fork
+        of their history, each with that authority (`node status`: `refused_as_fork`)."""
+        return [
+            {"identity": refused, "authority": str(authority)}
+            for (_, authority), refused in sorted(self._forked.items(), key=str)
+        ]
 
     async def announce(self, ref: str | None = None) -> list[dict[str, Any]]:
         """Announce rotated histories (`ref`'s, else every local identity's) to the authorities
@@ -122,6 +134,7 @@ class Announcer:
             done = await self.worker.run(
                 self.node.wallet.mark_announced, name, authority, changes, seq
             )
+            self._forked.pop((name, authority), None)
         except TrothError as exc:
             if refused_as_fork(exc):  # review 64u, rotation 3: no round can change it
                 # a close: the channels it goes over show the node's own history, whoever's
@@ -134,6 +147,7 @@ class Announcer:
                 error = fork_explained(exc, refused)
                 if whose != name:
                     error = f"the node's own identity {refused} (its channel) was refused: {error}"
+                self._forked[(name, authority)] = refused
                 return Announcement(name, authority, changes, error=error, forked=True).to_json()
             done = Announcement(name, authority, changes, error=str(exc))
         return done.to_json()

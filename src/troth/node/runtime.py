@@ -595,6 +595,8 @@ class NodeRuntime(ChannelOpening, Upkeep):
             "channels": len(self.channels.ends),
             "relays": sorted(self.relays),
             "links": [row.to_json() for row in self.link_rows()],
+            # announcements refused as forks (review 65a, forked 2)
+            "refused_as_fork": self.announcer.refused_as_fork(),
             "authority": None if hosted is None else str(hosted.identifier),
             "sunk": sink.status() if sink is not None else {"messages": 0, "bytes": 0},
             "trusted": [str(a) for a in sorted(self.trust.anchors, key=lambda a: a.digest)],
