@@ -34,35 +34,44 @@ from tests.support.backups import copy_db, node_db
 from tests.support.cli import run
 from tests.support.nodes import HUB, MemNet, route, run_memnet
 from troth.authority.client import rotated_request
+from troth.identity import LocalIdentity
 from troth.node import daemon, open_node
+from troth.node.runtime import NodeRuntime
+
+
+async def agent_forked(net: MemNet) -> tuple[NodeRuntime, LocalIdentity]:
+    """Node `owner` hosts agent `bot`, both members of the hub's authority; a copy of the node
+    rotates `bot` and announces that first; the owner then rotates it as compromised (not
+    announced yet)."""
+    owner = await net.member("owner")
+    bot = owner.node.identities.create(name="bot", now=net.clock.now())
+    await owner.enroll(net.ticket(), "bot")
+    await owner.channel_to(route(HUB))
+    source, copy = net.home / "nodes" / "owner", net.home / "nodes" / "thief"
+    shutil.copytree(source, copy, ignore=shutil.ignore_patterns("node.db*", "*.sock"))
+    copy_db(node_db(net.home, "owner"), node_db(net.home, "thief"))
+    with open_node("thief", home=net.home) as thief:  # the stolen backup rotates first
+        thief.identities.rotate("bot", now=net.clock.now())
+        request = rotated_request(
+            thief.identities, "bot", net.authority.identifier, now=net.clock.now()
+        )
+    net.authority.rotated(request, now=net.clock.now())
+    owner.node.identities.rotate("bot", now=net.clock.now(), compromised=True)
+    return owner, bot
 
 
 def _agent_refused(
     home: Path,
 ) -> tuple[list[dict[str, Any]], dict[str, str], list[dict[str, str]]]:
-    """Node `owner` hosts agent `bot`, both members of the hub's authority; a copy of the node
-    rotates `bot` and announces that first; the owner rotates it as compromised and announces.
-    The announcement rows, the identifiers, and the running node's `refused_as_fork`."""
+    """`agent_forked`, announced: the announcement rows, the identifiers, and the running
+    node's `refused_as_fork`."""
     rows: list[dict[str, Any]] = []
     ids: dict[str, str] = {}
     status: list[dict[str, str]] = []
 
     async def test(net: MemNet) -> None:
-        owner = await net.member("owner")
-        bot = owner.node.identities.create(name="bot", now=net.clock.now())
+        owner, bot = await agent_forked(net)
         ids["bot"], ids["owner"] = str(bot.identifier), str(net.identifier(owner))
-        await owner.enroll(net.ticket(), "bot")
-        await owner.channel_to(route(HUB))
-        source, copy = net.home / "nodes" / "owner", net.home / "nodes" / "thief"
-        shutil.copytree(source, copy, ignore=shutil.ignore_patterns("node.db*", "*.sock"))
-        copy_db(node_db(net.home, "owner"), node_db(net.home, "thief"))
-        with open_node("thief", home=net.home) as thief:  # the stolen backup rotates first
-            thief.identities.rotate("bot", now=net.clock.now())
-            request = rotated_request(
-                thief.identities, "bot", net.authority.identifier, now=net.clock.now()
-            )
-        net.authority.rotated(request, now=net.clock.now())
-        owner.node.identities.rotate("bot", now=net.clock.now(), compromised=True)
         rows.extend(await owner.announce_rotations("bot"))
         status.extend(owner.status()["refused_as_fork"])
 
