@@ -16,21 +16,18 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from troth.authority.client import authority_refusal
 from troth.errors import (
-    AuthorityError,
     AuthorityFailure,
     Busy,
     ChannelError,
     ChannelFailure,
     IdentityFailure,
-    RemoteError,
+    TrothError,
 )
 
 __all__ = ["fork_explained", "refused_as_fork"]
 
-_ANSWERED: Final = f"{AuthorityError.__name__}: {AuthorityFailure.REQUEST_INVALID.value} ("
-"""How a remote authority's node answers a request its authority refused as invalid
-(troth.node.services.protocol, `failure_response`): the error's type, its text, the detail."""
 _FORK: Final = re.compile(rf"(change \d+: )?{re.escape(IdentityFailure.FORK.value)}( \(.*)?", re.S)
 """A fork refusal's detail, as `IdentityError` words it (a detail in parentheses, maybe cut):
 the whole text, not a fork's words quoted inside another refusal's."""
@@ -45,13 +42,10 @@ def refused_as_fork(exc: BaseException) -> bool:
     if isinstance(exc, ChannelError):
         if exc.by_peer and exc.reason is ChannelFailure.PEER_INVALID:
             detail = exc.detail
-    elif isinstance(exc, AuthorityError):
-        if exc.reason is AuthorityFailure.REQUEST_INVALID:
-            detail = exc.detail
-    elif isinstance(exc, RemoteError) and not isinstance(exc, Busy):
-        text = str(exc)
-        if text.startswith(_ANSWERED) and text.endswith(")"):
-            detail = text[len(_ANSWERED) : -1]
+    elif isinstance(exc, TrothError) and not isinstance(exc, Busy):  # in process, or its
+        refusal = authority_refusal(exc)  # node's answer (`failure_response`); busy: asked again
+        if refusal is not None and refusal.reason is AuthorityFailure.REQUEST_INVALID:
+            detail = refusal.detail
     return detail is not None and _FORK.fullmatch(detail) is not None
 
 
