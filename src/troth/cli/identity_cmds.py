@@ -199,7 +199,8 @@ def show(ref: str, node_name: str, reporter: Reporter) -> None:
     if due:
         data["unannounced"] = [str(authority) for authority in due]
         name = local.name or str(local.identity.identifier)
-        refusing = _refusing_as_fork(node_name, due) if local.name == node_name else []
+        own = local.name == node_name
+        refusing = _refusing_as_fork(node_name, due, local.identity.identifier, own=own)
         if refusing:
             data["refused_as_fork_by"] = [str(authority) for authority in refusing]
         text += "\n" + "\n".join(
@@ -221,21 +222,31 @@ def show(ref: str, node_name: str, reporter: Reporter) -> None:
     reporter.result(data, text)
 
 
-def _refusing_as_fork(node_name: str, due: list[Identifier]) -> list[Identifier]:
-    """The authorities of `due` whose node refused the running node's last attempt on its link
-    there as a fork of its history (review 64u, rotation 1: a remote authority's node refuses
-    the handshake, so the node never gets the feed `forked_by` reads); none when the node is
-    not running or does not answer."""
+def _refusing_as_fork(
+    node_name: str, due: list[Identifier], identifier: Identifier, *, own: bool
+) -> list[Identifier]:
+    """The authorities of `due` whose node refused local identity `identifier`'s history as a
+    fork: at the running node's last attempt on its link there, for the node's own identity
+    (`own`; review 64u, rotation 1: a remote authority's node refuses the handshake, so the
+    node never gets the feed `forked_by` reads), or at its last announcement of the identity
+    (an agent's `rotated` request refused: review 65a, forked 2); none when the node is not
+    running or does not answer."""
     from troth.node.daemon import control, node_status
 
     status = node_status(home(), node_name)
     if not status["running"]:
         return []
     try:
-        links = control(home(), node_name, "status", {}, status=status).get("links") or []
+        answer = control(home(), node_name, "status", {}, status=status)
     except TrothError:
         return []
+    links = (answer.get("links") or []) if own else []
     forked = {row.get("authority") for row in links if row.get("forked")}
+    forked.update(
+        row.get("authority")
+        for row in answer.get("refused_as_fork") or []
+        if row.get("identity") == str(identifier)
+    )
     return [authority for authority in due if str(authority) in forked]
 
 

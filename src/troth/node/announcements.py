@@ -17,7 +17,7 @@ from troth.authority.client import rotated_request
 from troth.clock import Clock
 from troth.credentials.wallet import Announcement
 from troth.encoding import cbor
-from troth.errors import Busy, Denied, NotFound, RemoteError, TrothError
+from troth.errors import Busy, ChannelError, Denied, NotFound, RemoteError, TrothError
 from troth.identity import Identifier
 from troth.limits import MAX_CONCURRENT_FEED_SYNCS
 from troth.node.at_once import each_at_once
@@ -77,6 +77,18 @@ class Announcer:
         self._channel_as = channel_as
         self._one = asyncio.Lock()
         """Held by the `announce` running (review 63o, lifecycle 2)."""
+        self._forked: dict[tuple[str, Identifier], str] = {}
+        """The identity (its identifier) whose history the authority refused as a fork at the
+        last announcement of (local identity, authority); gone once one succeeds. At most one
+        per pending announcement (review 65a, forked 2: `troth identity show` reads it)."""
+
+    def refused_as_fork(self) -> list[dict[str, str]]:
+        """The identities (identifiers) whose last announcement an authority refused as a fork
+        of their history, each with that authority (`node status`: `refused_as_fork`)."""
+        return [
+            {"identity": refused, "authority": str(authority)}
+            for (_, authority), refused in sorted(self._forked.items(), key=str)
+        ]
 
     async def announce(self, ref: str | None = None) -> list[dict[str, Any]]:
         """Announce rotated histories (`ref`'s, else every local identity's) to the authorities
@@ -122,15 +134,20 @@ class Announcer:
             done = await self.worker.run(
                 self.node.wallet.mark_announced, name, authority, changes, seq
             )
+            self._forked.pop((name, authority), None)
         except TrothError as exc:
             if refused_as_fork(exc):  # review 64u, rotation 3: no round can change it
-                # the channels it goes over show the node's own history, whoever's `name`
-                # is: that is the one refused (review 64y, forked 2)
-                record = await self.worker.run(self.node.identities.find, self.own)
+                # a close: the channels it goes over show the node's own history, whoever's
+                # `name` is, and that is the one refused (review 64y, forked 2); an answer to
+                # the `rotated` request: `name`'s own history (review 65a, forked 1)
+                channel = isinstance(exc, ChannelError)
+                whose = self.own if channel else name
+                record = await self.worker.run(self.node.identities.find, whose)
                 refused = str(Identifier(record.identifier))
                 error = fork_explained(exc, refused)
-                if name != self.own:
+                if whose != name:
                     error = f"the node's own identity {refused} (its channel) was refused: {error}"
+                self._forked[(name, authority)] = refused
                 return Announcement(name, authority, changes, error=error, forked=True).to_json()
             done = Announcement(name, authority, changes, error=str(exc))
         return done.to_json()

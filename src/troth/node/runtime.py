@@ -186,6 +186,7 @@ class NodeRuntime(ChannelOpening, Upkeep):
         self._kept_own: dict[str, Identifier] = {}
         self._me_cache = None
         self._rotations = 0  # times `_rotated` closed every channel
+        self._pending_own: frozenset[Identifier] | None = None  # after the last `_rotated`
         self.resumption = membership.Resumption()  # interrupted enrollments (review 39a)
         self._tasks: set[asyncio.Task[None]] = set()
         self._rounds = asyncio.Lock()  # one maintenance round at a time (review 63g, upkeep 2)
@@ -561,12 +562,21 @@ class NodeRuntime(ChannelOpening, Upkeep):
         """This node's identity rotated: present the new history from now on, and close the
         channels that carry the old one (every peer holding the feed refuses it now); those
         opened as another local identity (`channel_as`) show that identity's history, which
-        this rotation leaves as it was (review 34c, rotated 1)."""
+        this rotation leaves as it was (review 34c, rotated 1). Those showing the current
+        history are closed too (their peers and links then sync the feeds naming it) only
+        when an authority was told since the last time: it runs after every round in which
+        announcements of the node's own rotation are pending, and while one stays so (an
+        authority unreachable, or refusing the history as a fork for good) it closed every
+        channel of the node each round, and each link's again once it was back (its catch-up
+        announces: review 65a, rotated 1)."""
         me = await self._renew_identity()
+        _, pending = await self.worker.run(self.node.wallet.unannounced, self.name)
+        told = self._pending_own is None or bool(self._pending_own - frozenset(pending))
+        self._pending_own = frozenset(pending)
         self._rotations += 1
         shows = membership.showing(me.history)
         for end in list(self.channels.ends.values()):  # a task each, as refresh_credentials does
-            if shows(end):
+            if shows(end) and (told or end.channel.me.history != me.history):
                 self._spawn(end.close())
 
     # -- status ----------------------------------------------------------------------------------
@@ -600,6 +610,8 @@ class NodeRuntime(ChannelOpening, Upkeep):
             "channels": len(self.channels.ends),
             "relays": sorted(self.relays),
             "links": [row.to_json() for row in self.link_rows()],
+            # announcements refused as forks (review 65a, forked 2)
+            "refused_as_fork": self.announcer.refused_as_fork(),
             "authority": None if hosted is None else str(hosted.identifier),
             "sunk": sink.status() if sink is not None else {"messages": 0, "bytes": 0},
             "trusted": [str(a) for a in sorted(self.trust.anchors, key=lambda a: a.digest)],
