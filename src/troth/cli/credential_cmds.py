@@ -51,7 +51,7 @@ from troth.cli.output import (
     kv,
 )
 from troth.cli.text import attributes, duration, moment, relative, timestamp
-from troth.cli.verdicts import delegation_refused, not_verified
+from troth.cli.verdicts import delegation_refused, not_verified, presented_by
 from troth.credentials import VerifiedCredential, VerifiedLink
 from troth.credentials.vc import vc_credential_hash
 from troth.errors import (
@@ -595,7 +595,9 @@ def delegate_cmd(
     help="The oldest feed accepted (1s to 30d).",
 )
 @click.option(
-    "--presenter", metavar="IDENTITY", help="Who presents the chain (default: its last subject)."
+    "--presenter",
+    metavar="IDENTITY",
+    help="Who presents the chain (default: its last subject), or the VC (its subject).",
 )
 @FORMAT
 @click.option(
@@ -687,7 +689,9 @@ def verify(
             )
             with ExitStack() as stack:  # the store, as for a chain (review 48j, delegation 5)
                 node = None if no_store else stack.enter_context(open_cli_node(node_name))
-                vc = verify_vc(data, sources, now=now, issuer_history=history, node=node).to_json()
+                verified_vc = verify_vc(data, sources, now=now, issuer_history=history, node=node)
+            presented_by(verified_vc.subject, presenter, names)
+            vc = verified_vc.to_json()
             reporter.result(vc, _vc_text(vc, reporter, now))
             return
         with ExitStack() as stack:

@@ -1,0 +1,52 @@
+"""Review 65h, CLI: the command line as a security engineer meets it.
+
+1. (medium: a verifier's presenter check passed for anyone's VC) `troth credential verify
+   --format vc FILE --trust A --presenter WHO` ignored --presenter: a VC issued to the
+   customer verified, exit 0 "valid", for a script asking whether the support agent presented
+   it, where a chain whose last subject is not --presenter is refused (WRONG_SUBJECT, exit 1).
+   A VC's subject must now be --presenter: else it is WRONG_SUBJECT, exit 1, as a chain's.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.support.cli import run, run_json
+
+
+def _vc(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A VC acme issued to its member `customer`, and the identifiers of the identities."""
+    ids = {"acme": run_json("authority", "create", "acme")["identifier"]}
+    for name in ("customer", "support"):
+        ids[name] = run_json("identity", "create", name)["identifier"]
+    ticket = run("authority", "ticket", "create", "--authority", "acme").stdout.strip()
+    run("enroll", ticket, "--as", "customer")
+    vc = tmp_path / "customer.vc"
+    run("credential", "export", "customer", "--format", "vc", "--authority", "acme",
+        "--out", str(vc))  # fmt: skip
+    return vc, ids
+
+
+def _verify(vc: Path, *extra: str, code: int) -> dict[str, object]:
+    args = ("credential", "verify", "--format", "vc", str(vc), "--trust", "acme")
+    result = run(*args, "--authority", "acme", *extra, "--json", code=code)
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def test_cli1_a_vc_presented_by_another_identity_is_refused(tmp_path: Path) -> None:
+    vc, ids = _vc(tmp_path)
+    refused = _verify(vc, "--presenter", "support", code=1)
+    assert refused["valid"] is False
+    assert refused["reason"] == "subject is not the presenting identity"
+    assert ids["customer"][1:] in str(refused["detail"])
+    refused = _verify(vc, "--presenter", ids["support"], code=1)
+    assert refused["reason"] == "subject is not the presenting identity"
+
+
+def test_cli1_a_vc_presented_by_its_subject_verifies(tmp_path: Path) -> None:
+    vc, ids = _vc(tmp_path)
+    for presenter in ("customer", ids["customer"]):
+        valid = _verify(vc, "--presenter", presenter, code=0)
+        assert valid["subject"] == "did:troth:" + ids["customer"][1:]
+    assert _verify(vc, code=0)["subject"] == "did:troth:" + ids["customer"][1:]
