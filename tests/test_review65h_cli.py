@@ -5,6 +5,11 @@
    customer verified, exit 0 "valid", for a script asking whether the support agent presented
    it, where a chain whose last subject is not --presenter is refused (WRONG_SUBJECT, exit 1).
    A VC's subject must now be --presenter: else it is WRONG_SUBJECT, exit 1, as a chain's.
+2. (low: an operator told leases were revoked at a broker they were not revoked at) `troth
+   lease revoke --holder WHO --broker ROUTE` ignored --broker (and --expect): it revoked
+   WHO's leases at the broker the local node --node runs and said "revoked N lease(s)", where
+   the operator named another broker (the one WHO leased from). --holder takes neither now:
+   a usage error (exit 2) saying that --holder acts on --node's own broker.
 """
 
 from __future__ import annotations
@@ -50,3 +55,13 @@ def test_cli1_a_vc_presented_by_its_subject_verifies(tmp_path: Path) -> None:
         valid = _verify(vc, "--presenter", presenter, code=0)
         assert valid["subject"] == "did:troth:" + ids["customer"][1:]
     assert _verify(vc, code=0)["subject"] == "did:troth:" + ids["customer"][1:]
+
+
+def test_cli2_holder_with_a_broker_route_is_a_usage_error() -> None:
+    run_json("node", "create", "hub")
+    run_json("identity", "create", "agent", "--node", "hub")
+    for extra in (("--broker", "/tcp/127.0.0.1:4000"), ("--expect", "hub")):
+        args = ("lease", "revoke", "--holder", "agent", *extra, "--node", "hub")
+        refused = run_json(*args, code=2)
+        assert extra[0] in refused["message"]
+        assert "--node" in refused["message"]
