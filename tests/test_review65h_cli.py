@@ -10,6 +10,11 @@
    WHO's leases at the broker the local node --node runs and said "revoked N lease(s)", where
    the operator named another broker (the one WHO leased from). --holder takes neither now:
    a usage error (exit 2) saying that --holder acts on --node's own broker.
+3. (low: a pinned issuer history silently not used) `troth credential verify CHAIN
+   --issuer-history FILE` ignored FILE (it is read only with --format vc): a verifier that
+   meant to judge the chain's authority by a history it holds got a verdict by the histories
+   the chain carries, without a word. It is a usage error now (exit 2), as --authority is
+   for `credential export` without --format vc.
 """
 
 from __future__ import annotations
@@ -65,3 +70,17 @@ def test_cli2_holder_with_a_broker_route_is_a_usage_error() -> None:
         refused = run_json(*args, code=2)
         assert extra[0] in refused["message"]
         assert "--node" in refused["message"]
+
+
+def test_cli3_issuer_history_with_a_chain_is_a_usage_error(tmp_path: Path) -> None:
+    vc, _ = _vc(tmp_path)
+    history = tmp_path / "acme.id"
+    run("identity", "export", "acme", "--node", "acme", "--out", str(history))
+    chain = tmp_path / "customer.chain"
+    run("credential", "export", "customer", "--out", str(chain))
+    args = ("credential", "verify", str(chain), "--trust", "acme", "--authority", "acme")
+    refused = run_json(*args, "--issuer-history", str(history), code=2)
+    assert "--issuer-history" in refused["message"]
+    assert "--format vc" in refused["message"]
+    run_json(*args, code=0)  # the chain itself verifies
+    _verify(vc, "--issuer-history", str(history), code=0)  # and a VC takes the history

@@ -670,6 +670,8 @@ def verify(
         )
     if fmt == "vc" and (given or unevaluated_caveats):
         raise click.UsageError("a VC carries no caveats: --context goes with a chain")
+    if fmt != "vc" and issuer_history is not None:  # ignored (review 65h, cli 3)
+        raise click.UsageError("--issuer-history goes with --format vc: a chain carries its own")
     now = CLOCK.now()
     context = _caveat_context(context_text, context_file, now)
     names = reporter.names
