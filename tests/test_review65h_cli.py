@@ -15,6 +15,12 @@
    meant to judge the chain's authority by a history it holds got a verdict by the histories
    the chain carries, without a word. It is a usage error now (exit 2), as --authority is
    for `credential export` without --format vc.
+4. (low: an operator responding to a leaked ticket told it was never redeemed) `troth
+   authority ticket void` of a ticket whose uses were all redeemed said "nothing to void: the
+   ticket expired, was voided already or never was this authority's": an operator voiding a
+   ticket seen in a log read that no one got in with it, where someone had, perhaps the one
+   who read the log. It now names that case too, and where to see who redeemed it (troth
+   authority members list, members remove).
 """
 
 from __future__ import annotations
@@ -84,3 +90,17 @@ def test_cli3_issuer_history_with_a_chain_is_a_usage_error(tmp_path: Path) -> No
     assert "--format vc" in refused["message"]
     run_json(*args, code=0)  # the chain itself verifies
     _verify(vc, "--issuer-history", str(history), code=0)  # and a VC takes the history
+
+
+def test_cli4_voiding_a_redeemed_ticket_says_it_may_have_been_redeemed(tmp_path: Path) -> None:
+    run_json("authority", "create", "acme")
+    run_json("identity", "create", "intruder")
+    ticket = tmp_path / "ticket"
+    ticket.write_text(run("authority", "ticket", "create", "--authority", "acme").stdout)
+    ticket.chmod(0o600)
+    run("enroll", str(ticket), "--as", "intruder")
+    said = run("authority", "ticket", "void", str(ticket), "--authority", "acme").stdout
+    assert "redeemed" in said
+    assert "troth authority members list --authority acme" in said
+    data = run_json("authority", "ticket", "void", str(ticket), "--authority", "acme")
+    assert data["voided"] is False
