@@ -21,6 +21,12 @@
    ticket seen in a log read that no one got in with it, where someone had, perhaps the one
    who read the log. It now names that case too, and where to see who redeemed it (troth
    authority members list, members remove).
+5. (low: a usage mistake judged as a verdict) `troth credential verify - --feed /dev/stdin`
+   (and `troth policy test --chain - --feed /dev/stdin`) read stdin twice: the chain took it,
+   the feed read what was left (nothing from a pipe; the chain again from a redirected file)
+   and the verdict was "revocation feed invalid", exit 1, as if a forged feed had been given.
+   --feed is /dev/stdin's reader like any other input now (`stdin_once`): a usage error, exit 2,
+   naming both, before anything is read.
 """
 
 from __future__ import annotations
@@ -104,3 +110,42 @@ def test_cli4_voiding_a_redeemed_ticket_says_it_may_have_been_redeemed(tmp_path:
     assert "troth authority members list --authority acme" in said
     data = run_json("authority", "ticket", "void", str(ticket), "--authority", "acme")
     assert data["voided"] is False
+
+
+def test_cli5_a_feed_and_a_chain_both_on_stdin_is_a_usage_error(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from troth.cli.main import cli
+
+    _vc(tmp_path)
+    chain = tmp_path / "customer.chain"
+    run("credential", "export", "customer", "--out", str(chain))
+    bundle = tmp_path / "b.bundle"
+    policies, tools = tmp_path / "p.cedar", tmp_path / "t.json"
+    policies.write_text('@id("a") permit(principal, action, resource);\n')
+    tools.write_text('{"lookup": {"type": "object"}}')
+    run("policy", "bundle", "create", "--policies", str(policies), "--tools", str(tools),
+        "--revision", "1", "--as", "acme", "--authority", "acme", "--node", "acme",
+        "--out", str(bundle))  # fmt: skip
+    for args in (
+        ["credential", "verify", "-", "--trust", "acme", "--feed", "/dev/stdin"],
+        [
+            "policy",
+            "test",
+            "--bundle",
+            str(bundle),
+            "--chain",
+            "-",
+            "--trust",
+            "acme",
+            "--tool",
+            "lookup",
+            "--feed",
+            "/dev/stdin",
+        ],  # fmt: skip
+    ):
+        result = CliRunner().invoke(cli, [*args, "--json"], input=chain.read_bytes())
+        assert result.exit_code == 2, result.stdout
+        message = json.loads(result.stdout)["message"]
+        assert "--feed" in message
+        assert "stdin" in message

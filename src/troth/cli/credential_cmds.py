@@ -26,6 +26,7 @@ from troth.cli.common import (
     attributes_of,
     authority_option,
     duration_option,
+    feed_inputs,
     home,
     node_option,
     node_running,
@@ -661,7 +662,8 @@ def verify(
     the request given with --context or --context-file (principal the presenter, action
     Action::"verify", resource the last link: docs/policy.md, "Caveats outside a bundle");
     with neither it is invalid (deny when in doubt) unless --unevaluated-caveats."""
-    stdin_once(FILE=file, **{"--issuer-history": issuer_history, "--context-file": context_file})
+    inputs = {"FILE": file, "--issuer-history": issuer_history, "--context-file": context_file}
+    stdin_once(**inputs, **feed_inputs(feed_files))
     given = [o for o, v in [("--context", context_text), ("--context-file", context_file)] if v]
     if len(given) > 1 or (given and unevaluated_caveats):
         raise click.UsageError(
