@@ -259,10 +259,15 @@ def ticket_void(ticket: str, authority_ref: str, reporter: Reporter) -> None:
         voided = authority.void_ticket(parsed, now=CLOCK.now())
     reporter.result(
         {"voided": voided, "authority": str(authority.identifier)},
-        "voided: no one can redeem it any more"
-        if voided
-        else "nothing to void: the ticket expired, was voided already or never was this "
-        "authority's",
+        (
+            "voided: no one can redeem it any more"
+            if voided
+            else "nothing to void: the ticket "
+            "expired, was voided already or never was this authority's"
+        )
+        # whether it was redeemed first is not known here: said either way (review 65h, cli 4)
+        + "; whoever redeemed it before stays a member: troth authority members list "
+        f"--authority {authority_ref} (troth authority members remove)",
     )
 
 

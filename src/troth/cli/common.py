@@ -201,6 +201,13 @@ def stdin_once(**inputs: str | None) -> None:
         )
 
 
+def feed_inputs(feed_files: tuple[str, ...]) -> dict[str, str]:
+    """`stdin_once`'s inputs for the --feed files: a feed named /dev/stdin (or another of stdin's
+    names; `-` is refused) read it again after the chain from `-` had, and the verdict was
+    "revocation feed invalid", exit 1 (review 65h, cli 5)."""
+    return {f"--feed {name}": name for name in feed_files}
+
+
 def stdin_bytes() -> BinaryIO:
     """Standard input, as bytes: OSError (exit 4) when it is closed (`<&-`: Python has no
     sys.stdin, and reading it died in an AttributeError traceback, exit 1, read by a script

@@ -26,6 +26,7 @@ from troth.cli.common import (
     attributes_of,
     authority_option,
     duration_option,
+    feed_inputs,
     home,
     node_option,
     node_running,
@@ -51,7 +52,7 @@ from troth.cli.output import (
     kv,
 )
 from troth.cli.text import attributes, duration, moment, relative, timestamp
-from troth.cli.verdicts import delegation_refused, not_verified
+from troth.cli.verdicts import delegation_refused, not_verified, presented_by
 from troth.credentials import VerifiedCredential, VerifiedLink
 from troth.credentials.vc import vc_credential_hash
 from troth.errors import (
@@ -595,7 +596,9 @@ def delegate_cmd(
     help="The oldest feed accepted (1s to 30d).",
 )
 @click.option(
-    "--presenter", metavar="IDENTITY", help="Who presents the chain (default: its last subject)."
+    "--presenter",
+    metavar="IDENTITY",
+    help="Who presents the chain (default: its last subject), or the VC (its subject).",
 )
 @FORMAT
 @click.option(
@@ -659,7 +662,8 @@ def verify(
     the request given with --context or --context-file (principal the presenter, action
     Action::"verify", resource the last link: docs/policy.md, "Caveats outside a bundle");
     with neither it is invalid (deny when in doubt) unless --unevaluated-caveats."""
-    stdin_once(FILE=file, **{"--issuer-history": issuer_history, "--context-file": context_file})
+    inputs = {"FILE": file, "--issuer-history": issuer_history, "--context-file": context_file}
+    stdin_once(**inputs, **feed_inputs(feed_files))
     given = [o for o, v in [("--context", context_text), ("--context-file", context_file)] if v]
     if len(given) > 1 or (given and unevaluated_caveats):
         raise click.UsageError(
@@ -668,6 +672,8 @@ def verify(
         )
     if fmt == "vc" and (given or unevaluated_caveats):
         raise click.UsageError("a VC carries no caveats: --context goes with a chain")
+    if fmt != "vc" and issuer_history is not None:  # ignored (review 65h, cli 3)
+        raise click.UsageError("--issuer-history goes with --format vc: a chain carries its own")
     now = CLOCK.now()
     context = _caveat_context(context_text, context_file, now)
     names = reporter.names
@@ -687,7 +693,9 @@ def verify(
             )
             with ExitStack() as stack:  # the store, as for a chain (review 48j, delegation 5)
                 node = None if no_store else stack.enter_context(open_cli_node(node_name))
-                vc = verify_vc(data, sources, now=now, issuer_history=history, node=node).to_json()
+                verified_vc = verify_vc(data, sources, now=now, issuer_history=history, node=node)
+            presented_by(verified_vc.subject, presenter, names)
+            vc = verified_vc.to_json()
             reporter.result(vc, _vc_text(vc, reporter, now))
             return
         with ExitStack() as stack:

@@ -19,6 +19,7 @@ from troth.cli.common import (
     as_option,
     authority_option,
     duration_option,
+    feed_inputs,
     home,
     node_option,
     open_authority_node,
@@ -387,7 +388,8 @@ def test(
     """Decide one tool call by a chain's holder under a bundle: exit 0 allow, 1 deny. One
     authority is trusted, and the output names it: --authority's or --trust's (the bundle
     must be signed under it), or the one the bundle names (--trust-bundle-authority)."""
-    stdin_once(**{"--bundle": bundle_file, "--chain": chain_file, "--args-file": args_file})
+    inputs = {"--bundle": bundle_file, "--chain": chain_file, "--args-file": args_file}
+    stdin_once(**inputs, **feed_inputs(feed_files))
     if args_text is not None and args_file is not None:
         raise click.UsageError("--args and --args-file cannot go together: give the arguments once")
     if server is not None:

@@ -371,6 +371,12 @@ def revoke(
     if holder is not None:
         if lease_text is not None or as_name is not None:
             raise click.UsageError("--holder revokes every lease of an identity: no LEASE, no --as")
+        given = [o for o, v in (("--broker", broker_route), ("--expect", expect)) if v is not None]
+        if given:  # ignored: another broker's leases said revoked (review 65h, cli 2)
+            raise click.UsageError(
+                f"--holder revokes at the broker node --node runs, not at a route: no "
+                f"{' or '.join(given)} (run it on that broker's node)"
+            )
         identifier = str(reporter.names.identifier(holder))
         data = ask_node(node_name, "broker.revoke-identity", {"identity": identifier})
         lines = [_lease_line(reporter, lease) for lease in data["leases"]]

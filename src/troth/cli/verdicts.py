@@ -13,7 +13,7 @@ from troth.credentials import Attributes, VerifiedCredential
 from troth.errors import CredentialError, CredentialFailure
 from troth.identity import Identifier
 
-__all__ = ["delegation_refused", "not_verified"]
+__all__ = ["delegation_refused", "not_verified", "presented_by"]
 
 _F = CredentialFailure
 
@@ -85,10 +85,19 @@ def not_verified(
         _F.EXPIRED: "its holder needs a fresh credential (troth credential refresh IDENTITY) or "
         "a new delegation",
         _F.NOT_YET_VALID: "it starts later: check the clocks of the issuer and of this machine",
-        _F.WRONG_SUBJECT: "--presenter must be the chain's last subject (or leave it out)",
+        _F.WRONG_SUBJECT: "--presenter must be the chain's last subject, or the VC's subject "
+        "(or leave it out)",
         _F.SUPERSEDED: "the identity rotated its key after signing with this history (an old "
         "copy, or a stolen backup): ask for a chain made with its current history",
         _F.REVOKED: "a revocation is permanent: ask the issuer for a new credential",
     }
     hint = hints.get(exc.reason)
     return exc if hint is None else Explained(exc, f"{exc}: {hint}")
+
+
+def presented_by(subject: Identifier, presenter: str | None, names: Directory) -> None:
+    """CredentialError WRONG_SUBJECT when --presenter is given and is not the VC's `subject`,
+    as a chain's last subject must be --presenter: it was ignored, and anyone's VC was valid
+    for a verifier naming who presented it (review 65h, cli 1)."""
+    if presenter is not None and names.identifier(presenter) != subject:
+        raise CredentialError(_F.WRONG_SUBJECT, f"the VC is {subject}'s, not {presenter}'s")
