@@ -142,7 +142,7 @@ def test_cli5_a_feed_and_a_chain_both_on_stdin_is_a_usage_error(tmp_path: Path) 
             "lookup",
             "--feed",
             "/dev/stdin",
-        ],  # fmt: skip
+        ],
     ):
         result = CliRunner().invoke(cli, [*args, "--json"], input=chain.read_bytes())
         assert result.exit_code == 2, result.stdout
