@@ -13,12 +13,16 @@
    (that checkpoint verified under the line's own history of the same log identity: only a
    holder of one of the log's keys signs one), so it is now refused INCONSISTENT whether
    or not its log material signs the kept note; a matching prefix still needs that to read
-   `valid` (else `unanchored`, as before).
+   `valid` (else `unanchored`, as before). A thief of the log's pre-rotation key who signs
+   a fork's checkpoint and hands the history from before the rotation is refused the same
+   way (it read `unanchored`).
 """
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import shutil
 from pathlib import Path
 
@@ -27,8 +31,10 @@ import pytest
 from tests.support.traces import NOW, Held, open_log, recorder, tool_call
 from troth.clock import FixedClock
 from troth.errors import TraceError, TraceFailure
-from troth.trace.checkpoint import AnchorStatus
+from troth.trace import TraceLog
+from troth.trace.checkpoint import AnchorStatus, parse_checkpoint, sign_checkpoint
 from troth.trace.export import export_jsonl, verify_bundle, verify_export
+from troth.trace.signing import resolve_key
 
 
 def renewed_fork(tmp_path: Path) -> tuple[bytes, list[bytes], list[bytes]]:
@@ -88,3 +94,62 @@ def test_the_honest_log_grown_under_a_renewed_key_stays_unanchored(tmp_path: Pat
     kept, _, grown = renewed_fork(tmp_path)
     assert verify_export(grown, anchor=kept).status is AnchorStatus.UNANCHORED
     assert verify_bundle(grown[2], anchor=kept).status is AnchorStatus.UNANCHORED
+
+
+def test_a_stolen_old_log_keys_fork_is_refused_too(tmp_path: Path) -> None:
+    """Traces 1, as fixed: a thief of the log's key from before the rotation signs a
+    checkpoint of a forked tree dated after the rotation, and hands its line of the kept
+    size's last record with the log's history from before the rotation (in which the old key
+    is current): INCONSISTENT, the kept note being signed by the new key (it read
+    `unanchored`). The honest root so signed stays `unanchored` (review 63s: never `valid`)."""
+    clock = FixedClock(NOW)
+    owner, agent = Held(), Held()
+    old = owner.signer(NOW)
+    real = open_log(tmp_path / "real.db", clock, owner)
+    for _ in range(2):
+        recorder(real, agent, clock).record(tool_call())
+    real.close()
+    for suffix in ("", "-wal", "-shm"):
+        if (tmp_path / f"real.db{suffix}").exists():
+            shutil.copy(tmp_path / f"real.db{suffix}", tmp_path / f"fork.db{suffix}")
+    owner.rotate(NOW + 100)
+    later = FixedClock(NOW + 200)
+    real = open_log(tmp_path / "real.db", later, owner)
+    grown = recorder(real, agent, later)
+    grown.record(tool_call("real-3"))
+    kept = real.checkpoint().note  # by the new key
+    grown.record(tool_call("real-4"))
+    real_lines = _lines(real)
+    real.close()
+    fork = open_log(tmp_path / "fork.db", later, owner)
+    forked = recorder(fork, agent, later)
+    forked.record(tool_call("forked-3"))
+    forked.record(tool_call("forked-4"))
+    fork_lines = _lines(fork)
+    fork.close()
+    stolen = {
+        "history": base64.b64encode(old.identity.history).decode(),
+        "attestations": [base64.b64encode(old.attestation).decode()],
+    }
+    epoch = resolve_key(old.identity, old.attestation)
+
+    def resigned(text: bytes) -> bytes:
+        line = json.loads(text)
+        signed = parse_checkpoint(line["checkpoint"].encode())[0]
+        line["checkpoint"] = sign_checkpoint(
+            old, epoch, signed.size, signed.root, NOW + 300
+        ).note.decode()
+        line["log"] = stolen
+        return json.dumps(line).encode()
+
+    with pytest.raises(TraceError) as caught:
+        verify_bundle(resigned(fork_lines[2]), anchor=kept)
+    assert caught.value.reason is TraceFailure.INCONSISTENT
+    report = verify_bundle(resigned(real_lines[2]), anchor=kept)
+    assert report.status is AnchorStatus.UNANCHORED
+
+
+def _lines(log: TraceLog) -> list[bytes]:
+    out = io.StringIO()
+    export_jsonl(log, out)
+    return out.getvalue().encode().splitlines()
