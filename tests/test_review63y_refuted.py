@@ -168,8 +168,8 @@ def test_a_line_carrying_the_forgers_own_history_is_refused(tmp_path: Path) -> N
 
 def test_an_honest_export_after_a_log_key_rotation_is_not_inconsistent(tmp_path: Path) -> None:
     """Its lines carry the new key's attestation only, so they do not attest the kept note
-    (`_attests_kept`): unanchored, as before review 63s, never INCONSISTENT (a limitation
-    the report names: a fork made after a log key rotation or renewal reads unanchored)."""
+    (`_attests_kept`): unanchored, as before review 63s, never INCONSISTENT (a fork made
+    after a log key rotation or renewal is refused: review 65i, traces 1)."""
     clock = FixedClock(NOW)
     owner, agent = Held(), Held()
     log = open_log(tmp_path / "log.db", clock, owner)

@@ -437,16 +437,22 @@ class CheckpointAnchor:
 
 
 def judge_line_kept(
-    saved: Checkpoint, checkpoint: Checkpoint, prefix: RootAt | None
+    saved: Checkpoint,
+    checkpoint: Checkpoint,
+    prefix: RootAt | None,
+    attested: Callable[[], bool],
 ) -> AnchorStatus:
     """An export line's or a proof bundle's `checkpoint` (verified) against the one the
     verifier kept (`saved`): VALID when it is that one (FORKED: of its size, another root), or
     a larger one of its log whose first `saved.size` records hash to the kept root
     (`prefix(saved.size)`: the root the line's inclusion proof gives of them, the line being
-    record `saved.size - 1`; None: no such line), INCONSISTENT when they do not, or when it is
-    dated before the kept one (review 63s, traces 1: a fork's export read `unanchored`, as an
-    honest one of the grown log). UNANCHORED otherwise: another log's, a smaller one (an older
-    bundle), or nothing to prove it by."""
+    record `saved.size - 1`; None: no such line) and whose line's log material signs the kept
+    note (`attested`: else UNANCHORED, a stolen old log key's checkpoint of the honest root),
+    INCONSISTENT when they do not hash to it, whoever signed the larger one (review 65i,
+    traces 1: a fork checkpointed by a renewed log key, whose lines lack the kept note's key,
+    read `unanchored`), or when it is dated before the kept one (review 63s, traces 1: a
+    fork's export read `unanchored`, as an honest one of the grown log). UNANCHORED
+    otherwise: another log's, a smaller one (an older bundle), or nothing to prove it by."""
     if saved.origin != checkpoint.origin or saved.size > checkpoint.size:
         return AnchorStatus.UNANCHORED
     if saved.size == checkpoint.size:
@@ -461,6 +467,8 @@ def judge_line_kept(
             f"{saved.size} -> {checkpoint.size}: the first {saved.size} records have another"
             " root than the kept checkpoint's",
         )
+    if not attested():
+        return AnchorStatus.UNANCHORED
     if checkpoint.time < saved.time:
         raise TraceError(_F.INCONSISTENT, "dated before the anchored checkpoint")
     return AnchorStatus.VALID

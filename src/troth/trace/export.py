@@ -597,10 +597,16 @@ def _verify_line(
             def prefix(size: int) -> bytes:  # the line of the kept size's last record
                 return prefix_root(index, checkpoint.size, leaf, proof, checkpoint.root)
 
-            # review 63s, traces 1: the line of the kept size's last record, whose log
-            # material attests the kept note's key as `verify_log` requires of a log's
-            last = index == saved.size - 1 and _attests_kept(anchor, value, verifier)
-            status = judge_line_kept(saved, checkpoint, prefix if last else None)
+            # review 63s, traces 1: the line of the kept size's last record; `valid` when its
+            # log material attests the kept note's key as `verify_log` requires of a log's,
+            # a fork refused whatever it attests (review 65i, traces 1)
+            last = index == saved.size - 1
+            status = judge_line_kept(
+                saved,
+                checkpoint,
+                prefix if last else None,
+                lambda: _attests_kept(anchor, value, verifier),
+            )
             kept = saved if status is AnchorStatus.VALID else None  # named: 51g, anchor 1
     except TraceError as exc:
         raise exc.located(index=index, record=None if record is None else record.id) from None
