@@ -8,7 +8,8 @@ Encoding is RFC 8949 §4.2.1 core deterministic encoding: shortest-form argument
 lengths, map keys sorted bytewise by their encoded form. With text keys only this is the same
 byte order as §4.2.3 length-first (an encoded text key begins with its length), which is what
 cbor2's canonical mode writes. `encode` refuses any value outside the subset (its output would
-not decode), raising `DecodeError`.
+not decode), nested past `limits.MAX_CBOR_ENCODE_DEPTH` or of more than
+`limits.MAX_CBOR_ENCODE_ITEMS` data items (what no decoder reads), raising `DecodeError`.
 
 Decoding accepts exactly the documents that encoding produces, so each value has one byte form
 and a signed body can never be re-encoded into something else. Before cbor2 materialises
@@ -87,9 +88,11 @@ def encode(value: Any) -> bytes:
     A value made only of the subset's exact built-in types (`_in_subset`, a walk over the
     Python value) is encoded straight away: its encoding is in the subset by construction.
     Anything else (subclasses, bytearray, floats, sets, ...) is encoded and its bytes scanned
-    as the decoder scans them, so exactly what the decoder would refuse is refused."""
+    as the decoder scans them, so exactly what the decoder would refuse is refused. Either walk
+    stops past `limits.MAX_CBOR_ENCODE_ITEMS` data items, which is refused: a value sharing its
+    sub-objects is written once per path (review 65b, cbor 1)."""
     try:
-        if _in_subset(value):
+        if _in_subset(value, 0, limits.MAX_CBOR_ENCODE_ITEMS - 1) >= 0:
             return cbor2.dumps(value, canonical=True)
     except RecursionError:
         pass  # too deep for the walk: the general path below decides
@@ -119,8 +122,12 @@ def _copied(value: Any) -> Any:
     list type (a deque: never walked). A map is read once, by its items (its keys and its
     values read apart paired a key with another's value when the map's order changed
     between the two: review 64d2, cbor 1). Map keys are text: a `str` subclass is taken as
-    its text."""
+    its text. DecodeError past `limits.MAX_CBOR_ENCODE_ITEMS` data items, counted as the
+    copy grows: a sub-object reached by many paths is copied once for each (review 65b,
+    cbor 1)."""
     deepest = limits.MAX_CBOR_ENCODE_DEPTH
+    most = limits.MAX_CBOR_ENCODE_ITEMS
+    budget = most - 1  # the value itself is one item
     root: list[Any] = [value]
     pending: list[tuple[list[Any] | dict[str, Any], Any, int]] = [(root, 0, 0)]
     while pending:
@@ -152,6 +159,11 @@ def _copied(value: Any) -> Any:
             continue
         if depth >= deepest:
             raise DecodeError(f"cannot encode value: nested deeper than {deepest} (or cyclic)")
+        budget -= 2 * len(copy) if type(copy) is dict else len(copy)
+        if budget < 0:
+            raise DecodeError(
+                f"cannot encode value: more than {most} data items", DecodeProblem.OVER_LIMIT
+            )
         slots = list(copy) if type(copy) is dict else range(len(copy))
         pending.extend((copy, each, depth + 1) for each in slots)
     return root[0]
@@ -190,7 +202,7 @@ def encode_counted(
     encoded: review 53b). False means "not known", never "refused": the caller runs
     `check_limits` on the bytes, which decides and names the reason."""
     try:
-        declared = _declared(value, 0, max_depth - 1)
+        declared = _declared(value, 0, max_depth - 1, max_items)
     except RecursionError:
         declared = -1
     if declared < 0 or declared >= max_items:  # the document itself is one item more
@@ -201,11 +213,12 @@ def encode_counted(
         raise DecodeError(f"cannot encode value: {exc}") from exc
 
 
-def _declared(value: Any, enclosing: int, deepest: int) -> int:
+def _declared(value: Any, enclosing: int, deepest: int, most: int) -> int:
     """The data items the headers of `value`'s containers declare (an array its length, a map
-    twice its length), as `_scan` adds them up; -1 when `value` is not made only of the
-    subset's exact types (`_in_subset`'s test) or holds a non-empty container inside `deepest`
-    others (what the scan refuses as nested too deep)."""
+    twice its length), as `_scan` adds them up, or some number of at least `most` (counted
+    that far only: a value sharing its sub-objects has as many as paths, review 65b, cbor 1);
+    -1 when `value` is not made only of the subset's exact types (`_in_subset`'s test) or holds
+    a non-empty container inside `deepest` others (what the scan refuses as nested too deep)."""
     kind = type(value)
     if kind in _LEAF_TYPES:
         return 0
@@ -226,6 +239,8 @@ def _declared(value: Any, enclosing: int, deepest: int) -> int:
         return 0
     if enclosing >= deepest:
         return -1
+    if total >= most:
+        return total
     inner = enclosing + 1
     for item in items:
         kind = type(item)
@@ -235,10 +250,12 @@ def _declared(value: Any, enclosing: int, deepest: int) -> int:
             return -1
         if kind in _LEAF_TYPES:
             continue
-        inside = _declared(item, inner, deepest)
+        inside = _declared(item, inner, deepest, most)
         if inside < 0:
             return -1
         total += inside
+        if total >= most:
+            return total
     return total
 
 
@@ -259,40 +276,48 @@ _LEAF_TYPES: Final = frozenset({str, bytes, bool, type(None)})
 """The exact types `_in_subset` takes as they are (an int needs its range checked)."""
 
 
-def _in_subset(value: Any, depth: int = 0) -> bool:
-    """Whether `value` is built only of exact `str`, `bytes`, `int` in [-2**64, 2**64), `bool`,
-    None, `list`/`tuple` and `dict` with `str` keys: cbor2 encodes each of these as the subset
-    does (text, byte string, shortest integer, false/true/null, definite array, definite map
-    sorted by its encoded keys), so the result needs no scan. False means "not certain" (the
-    caller scans), never "refused": so is a container `depth` levels in at
-    `MAX_CBOR_ENCODE_DEPTH` (`_check_nesting` refuses it; with a raised recursion limit this
-    walk went on and cbor2's C encoder crashed the process: review 64v, api 1). Hot path:
-    exact type checks, one level inlined."""
+def _in_subset(value: Any, depth: int, budget: int) -> int:
+    """What is left of `budget` (data items) once `value`'s are counted, when `value` is built
+    only of exact `str`, `bytes`, `int` in [-2**64, 2**64), `bool`, None, `list`/`tuple` and
+    `dict` with `str` keys: cbor2 encodes each of these as the subset does (text, byte string,
+    shortest integer, false/true/null, definite array, definite map sorted by its encoded
+    keys), so the result needs no scan. -1 means "not certain" (the caller scans), never
+    "refused": so is a container `depth` levels in at `MAX_CBOR_ENCODE_DEPTH` (`_copied`
+    refuses it; with a raised recursion limit this walk went on and cbor2's C encoder crashed
+    the process: review 64v, api 1), and items past `budget` (the walk stops there: a value
+    sharing its sub-objects has as many as paths, review 65b, cbor 1). Hot path: exact type
+    checks, one level inlined."""
     kind = type(value)
     if kind in _LEAF_TYPES:
-        return True
+        return budget
     if kind is int:
-        return bool(_MIN_INT <= value < _INT_BOUND)
+        return budget if _MIN_INT <= value < _INT_BOUND else -1
     if depth >= limits.MAX_CBOR_ENCODE_DEPTH:
-        return False
+        return -1
     if kind is list or kind is tuple:
         items = value
+        budget -= len(value)
     elif kind is dict:
         for key in value:
             if type(key) is not str:
-                return False
+                return -1
         items = value.values()
+        budget -= 2 * len(value)
     else:
-        return False
+        return -1
+    if budget < 0:
+        return -1
     for item in items:
         kind = type(item)
         if kind is int:
             if _MIN_INT <= item < _INT_BOUND:
                 continue
-            return False
-        if kind not in _LEAF_TYPES and not _in_subset(item, depth + 1):
-            return False
-    return True
+            return -1
+        if kind not in _LEAF_TYPES:
+            budget = _in_subset(item, depth + 1, budget)
+            if budget < 0:
+                return -1
+    return budget
 
 
 def decode(

@@ -1,4 +1,5 @@
-"""The hard limits of a node's control socket (troth.node.daemon) added since review 64z.
+"""The hard limits of a node's control socket (troth.node.daemon) added since review 64z, and
+the encoder's item limit, which is its answers' (troth.encoding.cbor: review 65b, cbor 1).
 
 Part of `troth.limits`, which re-exports every one of them (`troth.limits.X`), as
 `troth.limits.otel` is: the module itself is near the 800-line cap.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["MAX_CONTROL_ANSWER_ITEMS"]
+__all__ = ["MAX_CBOR_ENCODE_ITEMS", "MAX_CONTROL_ANSWER_ITEMS"]
 
 MAX_CONTROL_ANSWER_ITEMS: Final = 1 << 20
 """Most CBOR data items a control answer holds (the CLI decodes it with this, its depth within
@@ -18,3 +19,11 @@ refused the answer of a hub's channel list or a large MCP catalogue (a few thous
 the node had done the operation; this many hold some 60 MB decoded in the CLI's memory, up to
 some 110 MB at worst (one-entry maps of distinct keys, measured: review 64a2), from its own
 node only (the CLI checks the listener's pid; the node, its client's uid)."""
+
+MAX_CBOR_ENCODE_ITEMS: Final = MAX_CONTROL_ANSWER_ITEMS
+"""Most data items `troth.encoding.cbor.encode` writes (counted as the decoder counts them: the
+value one, each array element one, each map entry two): the most any decoder reads, a control
+answer's. A value sharing its sub-objects is written once per path (cbor2 writes no
+references): 40 lists each holding the one before twice are 2**41 items, which the encoder's
+walks and cbor2 went on writing until the process's memory ran out (review 65b, cbor 1); past
+this limit the walks stop and the value is refused. Beside it, `MAX_CBOR_ENCODE_DEPTH`."""
