@@ -295,9 +295,13 @@ def _secret_name(call: str, parameter: str, name: object) -> str:
 def _scope(call: str, scope: Sequence[str]) -> tuple[str, ...]:
     """The scopes asked for, each a scope token (RFC 6749 §3.3), at most
     `limits.MAX_LEASE_SCOPES`: else an ArgumentError before anything is sent (review 63j,
-    api 1: the broker refused them, SecretError BAD_REQUEST, a round trip later)."""
+    api 1: the broker refused them, SecretError BAD_REQUEST, a round trip later); not none."""
     if isinstance(scope, str) or not isinstance(scope, Sequence):
         raise ArgumentError(call, "scope", "a sequence of scope names", got(scope))
+    if not scope:  # the broker refuses it (review 65n, secrets 1)
+        raise ArgumentError(
+            call, "scope", "at least one scope (None: every scope the secret offers)", "none"
+        )
     for each in scope:
         check_text(call, "scope", each)
     try:

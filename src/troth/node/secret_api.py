@@ -8,10 +8,12 @@ from collections.abc import Iterator
 from typing import Final
 
 from troth.clock import Clock
+from troth.errors import SecretError, SecretFailure
 from troth.identity import Identifier
 from troth.node.node import Node
 from troth.node.services.broker import _vault, open_broker
 from troth.secrets import AuditSink, Broker, Jwks, Lease
+from troth.secrets.wire import BROKER
 from troth.trace.adapters import TraceAuditSink
 from troth.trace.log import open_node_log
 from troth.trace.recorder import TraceRecorder
@@ -24,7 +26,13 @@ ENGINES: Final = ("token", "postgres", "http-inject")
 
 def broker_jwks(node: Node, *, now: int) -> Jwks:
     """The token keys of node `node`'s broker (its store: the keys a running broker signs
-    with and publishes)."""
+    with and publishes); SecretError NOT_CONFIGURED, nothing made, when the node is no broker
+    (review 65n, secrets 2: its tables and a token key were made, and published)."""
+    if BROKER not in node.config.services:
+        raise SecretError(
+            SecretFailure.NOT_CONFIGURED,
+            f"node {node.name} is not a broker (storing a secret makes it one)",
+        )
     broker = open_broker(node, now=now)
     try:
         return broker.jwks(now)

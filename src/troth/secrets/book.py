@@ -115,6 +115,7 @@ def revoke_backoff(attempts: int) -> int:
 
 _ANY_LEASE: Final = "SELECT 1 FROM secret_leases LIMIT 1"
 _LOCATOR_DRAWS: Final = 8  # 28 random bits per second: 8 collisions in a row never happen
+_EMPTY_SCOPE: Final = "an empty scope (leave scope out to lease every scope the secret offers)"
 
 
 @quick_init  # the issue path makes one per lease
@@ -192,6 +193,8 @@ class LeaseBook(BookAudit):
                 wanted = spec.scopes if scope is None else check_scope(list(scope))
                 if wanted is not spec.scopes and not set(wanted) <= set(spec.scopes):
                     raise SecretError(_F.BAD_REQUEST, "a scope the secret does not offer")
+                if spec.scopes and not wanted:  # a token of scope "" (review 65n, secrets 1)
+                    raise SecretError(_F.BAD_REQUEST, _EMPTY_SCOPE)
                 ttl = spec.ttl if ttl is None else ttl
                 if not limits.MIN_LEASE_TTL <= ttl <= spec.max_ttl:
                     raise SecretError(_F.BAD_REQUEST, f"ttl must be 1-{spec.max_ttl} seconds")
