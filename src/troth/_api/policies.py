@@ -204,11 +204,32 @@ class Policies:
         self._tell_runtimes_here()
         return self._shown(summary)
 
-    def publish(self, **bundle: Any) -> PolicyBundle:
-        """`sign` a bundle (the same keyword arguments) and `install` it on this node: an
-        authority's node publishes its policies (the nodes subscribed to it receive them while
-        it runs)."""
-        return self.install(self.sign(**bundle))
+    def publish(
+        self,
+        *,
+        policies: str,
+        tools: Mapping[str, ToolSpec],
+        revision: int,
+        signer: IdentityRef | None = None,
+        authority: PeerRef | None = None,
+        schema: str = "",
+        services: Mapping[str, Sequence[str]] | None = None,
+        ttl: int | None = None,
+    ) -> PolicyBundle:
+        """`sign` a bundle (the same keyword arguments, typed as there: review 65n) and
+        `install` it on this node: an authority's node publishes its policies (the nodes
+        subscribed to it receive them while it runs)."""
+        signed = self.sign(
+            policies=policies,
+            tools=tools,
+            revision=revision,
+            signer=signer,
+            authority=authority,
+            schema=schema,
+            services=services,
+            ttl=ttl,
+        )
+        return self.install(signed)
 
     def show(self) -> list[PolicyBundle]:
         """The bundles this node holds, as `troth policy show` lists them."""

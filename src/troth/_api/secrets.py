@@ -152,7 +152,8 @@ class Secrets:
 
     def jwks(self) -> dict[str, Any]:
         """The broker's token keys as a JWKS document (what a service validates the broker's
-        tokens with; kid = RFC 7638 thumbprint), as `troth secret jwks`."""
+        tokens with; kid = RFC 7638 thumbprint), as `troth secret jwks`; SecretError
+        NOT_CONFIGURED on a node that is no broker (none is made)."""
         return broker_jwks(self._node._stored, now=self._node._clock.now()).to_json()
 
     def revoke_holder(self, identity: PeerRef) -> list[Lease]:
