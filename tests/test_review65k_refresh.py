@@ -41,7 +41,12 @@ def test_refresh1_a_channel_awaiting_accept_is_shown_the_fresh_credentials(
             established(end, peer)
             if peer.identifier == p.identifier and not held:
                 held.append((end, end.channel.receive))
-                end.channel.receive = lambda payload, now: stashed.append((payload, now)) or []
+
+                def stash(payload: bytes, now: float) -> list[Any]:
+                    stashed.append((payload, now))
+                    return []
+
+                end.channel.receive = stash
 
         n.channels._on_established = hold_accepted  # type: ignore[method-assign]
         opening = asyncio.get_running_loop().create_task(
@@ -59,16 +64,22 @@ def test_refresh1_a_channel_awaiting_accept_is_shown_the_fresh_credentials(
         for payload, now in stashed:
             await end.handle(receive(payload, now))
         await opening
-        assert end.channel.state is ChannelState.OPEN
-        p_ends = [
-            e
-            for e in p.channels.ends.values()
-            if e.peer is not None and e.peer.identifier == n.identifier
-        ]
+        state: ChannelState = end.channel.state
+        assert state is ChannelState.OPEN
+
+        def held_by_p() -> set[bytes]:
+            peers = [end.peer for end in p.channels.ends.values() if end.peer is not None]
+            return {
+                c.chain
+                for peer in peers
+                if peer.identifier == n.identifier
+                for c in peer.credentials
+            }
+
         for _ in range(200):  # the in-band presentation travels
-            if {c.chain for e in p_ends for c in e.peer.credentials} == set(shown.credentials):
+            if held_by_p() == set(shown.credentials):
                 break
             await asyncio.sleep(0.005)
-        assert {c.chain for e in p_ends for c in e.peer.credentials} == set(shown.credentials)
+        assert held_by_p() == set(shown.credentials)
 
     run_memnet(test, tmp_path)
