@@ -608,7 +608,8 @@ def _revoke_again(
     """The hosted authority's feed once it revoked again every identity and credential
     `previous` (the feed the hub held) revoked and `feed` (its store's line now: gone back,
     a restore) does not, and published again each supersession `previous` holds and `feed`
-    does not (or of fewer changes, or another hash: review 65c, feed 1); None when that
+    does not (or of fewer changes, or another hash: review 65c, feed 1; or of more that do
+    not hold it, `_descends`: review 65k, feed 1); None when that
     failed (logged: the held feed is kept, denying them).
     Deny when in doubt: a store gone back forgets no revocation the hub held (review 64j,
     feed 1), in one transaction (review 64p, feed 1). Other nodes holding the old line
