@@ -143,16 +143,12 @@ class AuthorityFeed:
         """Publish again that `target`'s history of `superseded.changes` changes (ending in
         `superseded.change_hash`) supersedes the older ones, as a feed the store's line went
         back past said (troth.node.trust `_revoke_again`: review 65c, feed 1), unless the
-        store's line already says as much or more; charged to no one (the authority's own).
-        Inside the caller's transaction; whether an entry was written."""
+        store's line names that change already (the caller judged whether a longer one on the
+        line holds it: review 65k, feed 1); charged to no one (the authority's own). Inside the
+        caller's transaction; whether an entry was written."""
         digest = target.digest
         with self.store.transaction():
-            published = self.store.latest_supersession(digest)
-            if published is not None and (
-                published[1] > superseded.changes
-                or self.store.supersession_hash(digest, superseded.changes)
-                == superseded.change_hash
-            ):
+            if self.store.supersession_hash(digest, superseded.changes) == superseded.change_hash:
                 return False
             count, head = self.store.revocation_tip()
             entry = RevocationEntry(

@@ -525,7 +525,7 @@ async def _sync_feed_at(
 async def refresh_credentials(runtime: NodeRuntime, *, margin: int = REFRESH_MARGIN) -> int:
     """Refresh credentials expiring within `margin` seconds or issued before their authority
     rotated (at once, as `refresh_feeds` syncs feeds); present the fresh ones on open channels
-    (in-band). Returns how many."""
+    (in-band), and on those completing their handshake once they open. Returns how many."""
     now = runtime.clock.now()
     held = await runtime.worker.run(runtime.node.wallet.held, runtime.name)
     due: list[tuple[Identifier, str]] = []
@@ -554,8 +554,13 @@ async def refresh_credentials(runtime: NodeRuntime, *, margin: int = REFRESH_MAR
             # only on the channels opened as the node: a peer verifies the chains as the
             # identity the channel shows, and closed one opened as another local identity
             # (`channel_as`) at each refresh (review 34b, in-band 1)
-            if end.channel.state is ChannelState.OPEN and shows(end):
-                runtime._spawn(_present(end, me.credentials))
+            # and those still completing their handshake, once open: the credentials they
+            # carried are the replaced ones (review 65k, refresh 1: a channel awaiting its
+            # ACCEPTED held them for its life)
+            state = end.channel.state
+            if state is not ChannelState.CLOSED and shows(end):
+                opening = state is not ChannelState.OPEN
+                runtime._spawn(_present(end, me.credentials, once_open=opening))
     return refreshed
 
 
@@ -637,7 +642,13 @@ def _refresh_hosted_member(runtime: NodeRuntime, hosted: Authority, now: int) ->
     runtime.node.wallet.hold(runtime.name, chain, now=now, authority=hosted.identifier)
 
 
-async def _present(end: ChannelEnd, credentials: tuple[bytes, ...]) -> None:
-    """Show `credentials` on channel `end` (in-band refresh; a channel gone is no error)."""
+async def _present(
+    end: ChannelEnd, credentials: tuple[bytes, ...], *, once_open: bool = False
+) -> None:
+    """Show `credentials` on channel `end` (in-band refresh; a channel gone, or whose handshake
+    fails, is no error), `once_open`: when its handshake completes (it fails, or the channel
+    closes, at its handshake timeout at the latest)."""
     with contextlib.suppress(TrothError):
+        if once_open:
+            await asyncio.shield(end.established)
         await end.present(credentials)

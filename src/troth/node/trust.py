@@ -24,7 +24,13 @@ from troth.authority import Authority
 from troth.channel import ChannelTrust, PeerPolicy, VerifiedPeer
 from troth.channel.claims import ClaimCache
 from troth.channel.verification import identity_refusal, standing_feeds
-from troth.credentials import ChainVerifier, TrustPolicy, VerifiedCredential, VerifiedFeed
+from troth.credentials import (
+    ChainVerifier,
+    Supersession,
+    TrustPolicy,
+    VerifiedCredential,
+    VerifiedFeed,
+)
 from troth.credentials.wallet import CredentialWallet
 from troth.errors import AuthorityError, CredentialError, IdentityError, StorageError
 from troth.identity import Checkpoints, Identifier, IdentityService, VerifiedIdentity
@@ -581,13 +587,29 @@ def extends_held(hosted: Authority, previous: VerifiedFeed, feed: VerifiedFeed) 
     return hosted.store.head_at(previous.count) == previous.head
 
 
+def _descends(hosted: Authority, digest: bytes, line: Supersession, held: Supersession) -> bool:
+    """Whether the store's line's newest supersession of `digest` (`line`) names a history
+    that holds the held feed's (`held`): one of more changes, whose change `held.changes - 1`
+    the line names too or the copy the authority's node stores holds. A longer one that does
+    not (a stolen backup's key-holder forked the retired history once the store went back,
+    the authority storing the fork over the restored copy) is no word on the held one: it is
+    published again, the line's newest then (review 65k, feed 1: the hub took a line that
+    accepted the fork and refused the owner's rotation)."""
+    if line.changes <= held.changes:
+        return False
+    if hosted.store.supersession_hash(digest, held.changes) == held.change_hash:
+        return True
+    return hosted.identities.window_around(digest, held.change_hash) is not None
+
+
 def _revoke_again(
     hosted: Authority, previous: VerifiedFeed, feed: VerifiedFeed, now: int
 ) -> VerifiedFeed | None:
     """The hosted authority's feed once it revoked again every identity and credential
     `previous` (the feed the hub held) revoked and `feed` (its store's line now: gone back,
     a restore) does not, and published again each supersession `previous` holds and `feed`
-    does not (or of fewer changes, or another hash: review 65c, feed 1); None when that
+    does not (or of fewer changes, or another hash: review 65c, feed 1; or of more that do
+    not hold it, `_descends`: review 65k, feed 1); None when that
     failed (logged: the held feed is kept, denying them).
     Deny when in doubt: a store gone back forgets no revocation the hub held (review 64j,
     feed 1), in one transaction (review 64p, feed 1). Other nodes holding the old line
@@ -604,9 +626,8 @@ def _revoke_again(
     superseded = [
         (Identifier(digest), held)
         for digest, held in previous.superseded().items()
-        if (now_line := line.get(digest)) is None
-        or now_line.changes < held.changes
-        or (now_line.changes == held.changes and now_line.change_hash != held.change_hash)
+        if (now_line := line.get(digest)) != held
+        and not (now_line is not None and _descends(hosted, digest, now_line, held))
     ]
     if not identities and not credentials and not superseded:
         return feed
