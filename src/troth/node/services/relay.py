@@ -16,7 +16,9 @@ another channel keeps the earlier ones it is still open on (`Relay.others`, at m
 the latest of them that still shows its owner and, with a decision point, may still create it
 (review 49n, relays 1), and is held only once none does. Each maintenance round decides
 `create` again for the owner of every relay whose channel is open, and a refused one is held
-the same way (`_recheck`). The names and their owners are kept in `<node dir>/relays.json`
+the same way (`_recheck`), and its owner's connection is forgotten as a reply path at every
+connection of the node, so a sender reaches it past the name no more (`_cut_off`; review 65p,
+relays 1). The names and their owners are kept in `<node dir>/relays.json`
 (`RelayBook`), so a restarted relay node holds every name for its owner for the grace period
 too. One member (the names of identities it delegated to included) holds at most
 `limits.MAX_RELAYS_PER_OWNER` names, a node at most `limits.MAX_RELAYS` (past it, a member
@@ -38,7 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -69,7 +71,7 @@ from troth.node.channels import ChannelManager
 from troth.node.services.base import LOG_LINES_PER_MINUTE, Method, RequestContext, to_the_end
 from troth.node.shares import Shares, authorities_of
 from troth.node.worker import StoreWorker
-from troth.routing import Address, Route, RoutedMessage, Router
+from troth.routing import Address, Route, RoutedMessage, Router, Source
 from troth.transport.ratelog import RateLimitedLog
 
 __all__ = ["RELAY_ATTRIBUTE", "RELAY_GRACE", "Relay", "RelayBook", "RelayService"]
@@ -141,6 +143,7 @@ class RelayService:
         decide: Callable[[AccessRequest], Decision] | None = None,
         authority: Identifier | None = None,
         feed_hooks: list[Callable[[Any], None]] | None = None,
+        sources: Callable[[], Iterable[Source]] | None = None,
     ) -> None:
         self.router = router
         self.channels = channels
@@ -154,6 +157,9 @@ class RelayService:
         self.decide = decide
         """The node's decision point: each maintenance round asks it again whether every
         relay's owner may still create its name (None: not asked)."""
+        self.sources = sources
+        """The node's connections (their reply paths): a relay refused is forgotten there
+        (`_cut_off`)."""
         now = clock()
         self.relays: dict[str, Relay] = {
             name: Relay(owner, None, "", lost_at=now) for name, owner in (kept or {}).items()
@@ -418,6 +424,21 @@ class RelayService:
                 relay.lost_at, relay.refused = now, True
                 reasons = "; ".join(decision.reasons)
                 self._lines.log(logging.WARNING, "relay %s no longer forwards: %s", name, reasons)
+                self._cut_off(relay.connection)
+
+    def _cut_off(self, connection: Address | None) -> None:
+        """A relay refused forwards nothing, past its name too: every connection forgets the
+        owner's connection as a reply path (review 65p, relays 1: a sender's message 2 came
+        back over it, so the sender's connection allowed it, and the sender reached the
+        refused owner there, new handshakes and all), unless a relay still up forwards there
+        (another name of the owner's node: its senders' channels stay)."""
+        sources = self.sources
+        if sources is None or connection is None:
+            return
+        if any(r.connection == connection and r.lost_at is None for r in self.relays.values()):
+            return
+        for source in sources():
+            source.forget(connection)
 
     def status(self) -> dict[str, Any]:
         """Each relay name: its owner, and whether it forwards or is held for its owner."""
