@@ -409,6 +409,7 @@ class RelayService:
         decide = self.decide
         if decide is None:
             return
+        refused: set[Address] = set()  # the connections of the relays refused now
         for name, relay in self.relays.items():
             if relay.lost_at is not None and not relay.refused:
                 continue  # its channel closed: held for its owner, nothing to decide
@@ -424,21 +425,23 @@ class RelayService:
                 relay.lost_at, relay.refused = now, True
                 reasons = "; ".join(decision.reasons)
                 self._lines.log(logging.WARNING, "relay %s no longer forwards: %s", name, reasons)
-                self._cut_off(relay.connection)
+                if relay.connection is not None:
+                    refused.add(relay.connection)
+        self._cut_off(refused)
 
-    def _cut_off(self, connection: Address | None) -> None:
-        """A relay refused forwards nothing, past its name too: every connection forgets the
-        owner's connection as a reply path (review 65p, relays 1: a sender's message 2 came
-        back over it, so the sender's connection allowed it, and the sender reached the
-        refused owner there, new handshakes and all), unless a relay still up forwards there
-        (another name of the owner's node: its senders' channels stay)."""
+    def _cut_off(self, connections: set[Address]) -> None:
+        """Relays refused forward nothing, past their names too: every connection of the node
+        forgets their owners' `connections` as reply paths (review 65p, relays 1: a sender's
+        message 2 came back over one, so the sender's connection allowed it, and the sender
+        reached the refused owner there, new handshakes and all), but those a relay still up
+        forwards over (another name of the owner's node: its senders' channels stay)."""
         sources = self.sources
-        if sources is None or connection is None:
+        if sources is None or not connections:
             return
-        if any(r.connection == connection and r.lost_at is None for r in self.relays.values()):
-            return
-        for source in sources():
-            source.forget(connection)
+        cut = connections - {r.connection for r in self.relays.values() if r.lost_at is None}
+        for source in sources() if cut else ():
+            for connection in cut:
+                source.forget(connection)
 
     def status(self) -> dict[str, Any]:
         """Each relay name: its owner, and whether it forwards or is held for its owner."""
