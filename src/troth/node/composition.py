@@ -15,8 +15,7 @@ from troth.node.services.policy import PolicyService
 from troth.node.services.relay import RelayBook, RelayService
 from troth.node.services.sink import SinkService
 from troth.node.services.trace import TraceService
-from troth.routing import Source
-from troth.transport.connection import ConnectionTable
+from troth.transport.connection import Connection, ConnectionTable
 
 if TYPE_CHECKING:
     from troth.node.runtime import NodeRuntime
@@ -89,7 +88,7 @@ def _hosted(runtime: NodeRuntime) -> Identifier | None:
     return None if hosted is None else hosted.identifier
 
 
-def _connections(runtime: NodeRuntime) -> Callable[[], Iterable[Source]] | None:
+def _connections(runtime: NodeRuntime) -> Callable[[], Iterable[Connection]] | None:
     """The node's connections now (what a refused relay is forgotten at), if its transport
     keeps a table of them."""
     table = runtime.tcp
