@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from troth.identity import Identifier
@@ -15,6 +15,7 @@ from troth.node.services.policy import PolicyService
 from troth.node.services.relay import RelayBook, RelayService
 from troth.node.services.sink import SinkService
 from troth.node.services.trace import TraceService
+from troth.transport.connection import Connection, ConnectionTable
 
 if TYPE_CHECKING:
     from troth.node.runtime import NodeRuntime
@@ -46,6 +47,7 @@ def compose(
             # (review 38a, relay 1: a co-trusted authority's troth.relay=* took the hub's)
             authority=_hosted(runtime),
             feed_hooks=runtime.trust.feed_hooks,
+            sources=_connections(runtime),
         ),
         "authority": lambda: (
             None
@@ -84,3 +86,10 @@ def _hosted(runtime: NodeRuntime) -> Identifier | None:
     """The identifier of the authority the node hosts now, if any."""
     hosted = runtime.trust.hosted
     return None if hosted is None else hosted.identifier
+
+
+def _connections(runtime: NodeRuntime) -> Callable[[], Iterable[Connection]] | None:
+    """The node's connections now (what a refused relay is forgotten at), if its transport
+    keeps a table of them."""
+    table = runtime.tcp
+    return table.connections if isinstance(table, ConnectionTable) else None

@@ -16,11 +16,14 @@ another channel keeps the earlier ones it is still open on (`Relay.others`, at m
 the latest of them that still shows its owner and, with a decision point, may still create it
 (review 49n, relays 1), and is held only once none does. Each maintenance round decides
 `create` again for the owner of every relay whose channel is open, and a refused one is held
-the same way (`_recheck`). The names and their owners are kept in `<node dir>/relays.json`
-(`RelayBook`), so a restarted relay node holds every name for its owner for the grace period
-too. One member (the names of identities it delegated to included) holds at most
-`limits.MAX_RELAYS_PER_OWNER` names, a node at most `limits.MAX_RELAYS` (past it, a member
-whose authority holds less than its share still creates one: troth.node.shares).
+the same way (`_recheck`), and its owner's connection and the node's other connections forget
+each other as reply paths, so neither a sender nor the owner reaches the other past the name
+any more (`_cut_off`; review 65p, relays 1). The names and their owners are kept in
+`<node dir>/relays.json` (`RelayBook`), so a restarted relay node holds every name for its
+owner for the grace period too. One member (the names of identities it delegated to
+included) holds at most `limits.MAX_RELAYS_PER_OWNER` names, a node at most
+`limits.MAX_RELAYS` (past it, a member whose authority holds less than its share still
+creates one: troth.node.shares).
 
 **Relay not found** (docs/protocols.md): the service is the router's transport for `relay`
 addresses. A message to a relay that is up goes on over its owner's connection; a message to
@@ -38,7 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -70,6 +73,7 @@ from troth.node.services.base import LOG_LINES_PER_MINUTE, Method, RequestContex
 from troth.node.shares import Shares, authorities_of
 from troth.node.worker import StoreWorker
 from troth.routing import Address, Route, RoutedMessage, Router
+from troth.transport.connection import Connection
 from troth.transport.ratelog import RateLimitedLog
 
 __all__ = ["RELAY_ATTRIBUTE", "RELAY_GRACE", "Relay", "RelayBook", "RelayService"]
@@ -141,6 +145,7 @@ class RelayService:
         decide: Callable[[AccessRequest], Decision] | None = None,
         authority: Identifier | None = None,
         feed_hooks: list[Callable[[Any], None]] | None = None,
+        sources: Callable[[], Iterable[Connection]] | None = None,
     ) -> None:
         self.router = router
         self.channels = channels
@@ -154,6 +159,9 @@ class RelayService:
         self.decide = decide
         """The node's decision point: each maintenance round asks it again whether every
         relay's owner may still create its name (None: not asked)."""
+        self.sources = sources
+        """The node's connections (their reply paths): a relay refused is forgotten there
+        (`_cut_off`)."""
         now = clock()
         self.relays: dict[str, Relay] = {
             name: Relay(owner, None, "", lost_at=now) for name, owner in (kept or {}).items()
@@ -403,6 +411,7 @@ class RelayService:
         decide = self.decide
         if decide is None:
             return
+        refused: set[Address] = set()  # the connections of the relays refused now
         for name, relay in self.relays.items():
             if relay.lost_at is not None and not relay.refused:
                 continue  # its channel closed: held for its owner, nothing to decide
@@ -418,6 +427,30 @@ class RelayService:
                 relay.lost_at, relay.refused = now, True
                 reasons = "; ".join(decision.reasons)
                 self._lines.log(logging.WARNING, "relay %s no longer forwards: %s", name, reasons)
+                if relay.connection is not None:
+                    refused.add(relay.connection)
+        self._cut_off(refused)
+
+    def _cut_off(self, connections: set[Address]) -> None:
+        """Relays refused forward nothing, past their names too: every connection of the node
+        forgets their owners' `connections` as reply paths (review 65p, relays 1: a sender's
+        message 2 came back over one, so the sender's connection allowed it, and the sender
+        reached the refused owner there, new handshakes and all), but those a relay still up
+        forwards over (another name of the owner's node: its senders' channels stay); and
+        those connections forget every other as a reply path, so an owner refused reaches its
+        senders through the node no more either (nor makes their connections allow its own
+        again by what it sends them)."""
+        sources = self.sources
+        if sources is None or not connections:
+            return
+        cut = connections - {r.connection for r in self.relays.values() if r.lost_at is None}
+        every = list(sources()) if cut else []
+        for source in every:
+            for connection in cut:
+                source.forget(connection)
+            if source.address in cut:  # the owner's own: the way back to its senders too
+                for other in every:  # (the reply paths of what it was forwarded)
+                    source.forget(other.address)
 
     def status(self) -> dict[str, Any]:
         """Each relay name: its owner, and whether it forwards or is held for its owner."""
