@@ -51,7 +51,8 @@ class ChannelAs(Protocol):
 
 class Announcer:
     """Announces the rotated histories of a node's local identities (module docstring).
-    `rotated` runs once the node's own identity (`own`) was announced."""
+    `rotated` runs once the node's own identity's (`own`) announcements ended (told: whether
+    one of them succeeded)."""
 
     def __init__(
         self,
@@ -63,7 +64,7 @@ class Announcer:
         clock: Clock,
         router: Router,
         channel_to: ChannelTo,
-        rotated: Callable[[], Awaitable[None]],
+        rotated: Callable[[bool], Awaitable[None]],
         channel_as: ChannelAs | None = None,
     ) -> None:
         self.node = node
@@ -121,8 +122,9 @@ class Announcer:
                 before.extend(calls)
                 continue
             results += await each_at_once(before, MAX_CONCURRENT_FEED_SYNCS)
-            results += await each_at_once(calls, MAX_CONCURRENT_FEED_SYNCS)
-            await self._rotated()
+            own = await each_at_once(calls, MAX_CONCURRENT_FEED_SYNCS)
+            results += own
+            await self._rotated(any(row["announced"] for row in own))  # told one (65j, rotated 1)
             before = []
         results += await each_at_once(before, MAX_CONCURRENT_FEED_SYNCS)
         return results
