@@ -63,7 +63,7 @@ class _World:
             self.events.append(("marked", name, str(authority)))
             return Announcement(name, authority, changes, seq)
 
-        async def rotated() -> None:
+        async def rotated(told: bool) -> None:  # told: one succeeded (review 65j, rotated 1)
             self.events.append(("rotated",))
 
         self.announcer = Announcer(
