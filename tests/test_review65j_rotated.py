@@ -16,10 +16,13 @@ the node's own history succeeded (or the first `_rotated` of the process).
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from tests.support.nodes import MemNet, run_memnet
 from tests.test_reconnect import FAST, _superseded, crash_and_restart_hub, link_state, until
+from tests.test_review63g_announce import _authority, _World
+from troth.errors import Unreachable
 from troth.node.links import LinkState
 
 
@@ -43,3 +46,17 @@ def test_a_second_rotation_announced_at_a_reconnect_resyncs_the_link(tmp_path: P
         await until(lambda: _superseded(a, rotated), timeout=5)
 
     run_memnet(test, tmp_path / "home", budget=30)
+
+
+def test_rotated_is_told_whether_one_own_announcement_succeeded() -> None:
+    """Rotated 1, at the announcer: `told` says whether one of the round's announcements of
+    the node's own history succeeded, whatever was pending at the round before."""
+    a, b = _authority(0), _authority(1)
+    failing = _World([("node", 2, [a, b])], fail={("node", a): Unreachable("no answer")})
+    asyncio.run(failing.announcer.announce())
+    all_failing = _World(
+        [("node", 2, [a, b])],
+        fail={("node", a): Unreachable("no answer"), ("node", b): Unreachable("no route")},
+    )
+    asyncio.run(all_failing.announcer.announce())
+    assert (failing.told, all_failing.told) == ([True], [False])
