@@ -6,10 +6,22 @@ named the identity to revoke as a Python bytes literal: "troth revoke identity
 b'\\xf0^\\xb5c...' --authority NAME", the store row's raw identifier put in the text, a command
 no one can run (the remote path, troth.node.announcements, named it right). It is the
 identifier's text form now.
+
+Forked 2 (left by review 65a): `troth identity show` said of every authority whose feed the
+node holds naming another change at one its history holds (`forked_by`) that it "took another
+rotation of this identity ... the identity is lost to that authority: have its operator revoke
+it and enroll a new identity" — a co-trusted authority's too, one the identity holds no
+credential of (a copy of its keys enrolled it there and announced the copy's rotation). Its
+word counts on the identity only where it is judged by that authority's feed, not on the
+chains of its own authorities (docs/formats.md, "Whose word counts on an identity"): the
+owner was told to give up an identity her authorities still accept (as review 64a2, forked 1
+found for a link). The co-trusted authorities are named apart (JSON `forked_by_co_trusted`),
+with what is true: someone holds the keys, rotate, have that authority revoke it there.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -21,7 +33,7 @@ from tests.support.cli import run
 from troth.cli.main import cli
 from troth.identity import Identifier
 from troth.node import open_node
-from troth.node.authorities import announce_here
+from troth.node.authorities import announce_here, sync_from
 
 
 def test_a_local_authoritys_fork_refusal_names_the_identity_to_revoke(
@@ -42,3 +54,39 @@ def test_a_local_authoritys_fork_refusal_names_the_identity_to_revoke(
     assert f"troth revoke identity {identifier} --authority NAME" in str(row.error)
     mine = CliRunner().invoke(cli, ["identity", "rotate", "agent", "--node", "agent"])
     assert "troth revoke identity b'" not in mine.stderr  # the CLI's text of it too
+
+
+def _ticket(scratch: Path, authority: str, name: str) -> str:
+    path = scratch / name
+    created = run("authority", "ticket", "create", "--authority", authority, "--attr", "t.n=x")
+    path.write_text(created.stdout)
+    return str(path)
+
+
+def test_a_co_trusted_authoritys_fork_is_not_said_to_lose_the_identity(
+    troth_home: Path, tmp_path: Path
+) -> None:
+    """Forked 2: node `agent` trusts globex too (another identity of it is globex's member);
+    a copy of the node enrolls `agent` with globex, and rotates it after the owner did: acme
+    took the owner's rotation, globex the thief's. `identity show` names globex's fork and
+    what to do there, not the identity lost and a new one to enroll."""
+    enrolled_agent(tmp_path)
+    run("authority", "create", "globex")
+    run("identity", "create", "other", "--node", "agent")
+    run("enroll", _ticket(tmp_path, "globex", "t1"), "--as", "other", "--node", "agent")
+    shutil.copytree(troth_home / "nodes" / "agent", troth_home / "nodes" / "thief")
+    run("enroll", _ticket(tmp_path, "globex", "t2"), "--as", "agent", "--node", "thief")
+    assert "announced to acme" in run("identity", "rotate", "agent", "--node", "agent").stdout
+    thief = CliRunner().invoke(cli, ["identity", "rotate", "agent", "--node", "thief"])
+    assert "announced to globex" in thief.stdout
+    with open_node("globex") as globex, open_node("agent") as agent:
+        sync_from(agent, globex.authority(), now=int(time.time()))
+        globex_id = str(globex.authority().identifier)
+    text = run("identity", "show", "agent", "--node", "agent").stdout
+    assert "serves another rotation of this identity" in text
+    assert "the authorities of its credentials are not concerned" in text
+    assert "lost to that authority" not in text
+    assert "enroll a new identity" not in text
+    shown = json.loads(run("identity", "show", "agent", "--node", "agent", "--json").stdout)
+    assert "forked_by" not in shown
+    assert shown["forked_by_co_trusted"] == [globex_id]
