@@ -17,6 +17,13 @@ chains of its own authorities (docs/formats.md, "Whose word counts on an identit
 owner was told to give up an identity her authorities still accept (as review 64a2, forked 1
 found for a link). The co-trusted authorities are named apart (JSON `forked_by_co_trusted`),
 with what is true: someone holds the keys, rotate, have that authority revoke it there.
+
+Forked 3: the running node's `refused_as_fork` (review 65a, forked 2) kept an entry per
+(identity as the request spelled it, authority) until an announcement under that spelling
+succeeded: `troth identity rotate` with the identifier, then the rounds with the name, listed
+the refusal twice, and one whose announcement was no longer pending (the credential of that
+authority gone) stayed in `node status` for the node's life. Each announcing pass now drops
+the entries of what it read as no longer pending (a full round: every entry not of its own).
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ from click.testing import CliRunner
 
 from tests.support.announced_restore import enrolled_agent
 from tests.support.cli import run
+from tests.support.nodes import MemNet, run_memnet
+from tests.test_review65a_forked import agent_forked
 from troth.cli.main import cli
 from troth.identity import Identifier
 from troth.node import open_node
@@ -90,3 +99,25 @@ def test_a_co_trusted_authoritys_fork_is_not_said_to_lose_the_identity(
     shown = json.loads(run("identity", "show", "agent", "--node", "agent", "--json").stdout)
     assert "forked_by" not in shown
     assert shown["forked_by_co_trusted"] == [globex_id]
+
+
+def test_a_fork_entry_goes_with_its_pending_announcement(tmp_path: Path) -> None:
+    """Forked 3: the entry of an announcement refused as a fork under another spelling of the
+    identity (its identifier) is not listed twice, nor kept once nothing is pending there."""
+    entries: list[int] = []
+
+    async def test(net: MemNet) -> None:
+        owner, bot = await agent_forked(net)
+        (row,) = await owner.announce_rotations(str(bot.identifier))
+        assert row["forked"] is True
+        (row,) = await owner.announce_rotations()
+        assert row["forked"] is True
+        entries.append(len(owner.status()["refused_as_fork"]))
+        wallet = owner.node.wallet
+        held = wallet.held("bot")
+        wallet.store.forget_held(bot.identifier.digest, [h.id for h in held])
+        assert await owner.announce_rotations() == []  # nothing pending for bot now
+        entries.append(len(owner.status()["refused_as_fork"]))
+
+    run_memnet(test, tmp_path / "home", budget=30)
+    assert entries == [1, 0]

@@ -114,6 +114,7 @@ class Announcer:
 
     async def _announce_pending(self, ref: str | None) -> list[dict[str, Any]]:
         pending = await self.worker.run(self._unannounced, ref)
+        self._forget_told(ref, pending)
         results: list[dict[str, Any]] = []
         before: list[Callable[[], Awaitable[dict[str, Any]]]] = []
         for name, changes, authorities in pending:
@@ -128,6 +129,19 @@ class Announcer:
             before = []
         results += await each_at_once(before, MAX_CONCURRENT_FEED_SYNCS)
         return results
+
+    def _forget_told(
+        self, ref: str | None, pending: list[tuple[str, int, list[Identifier]]]
+    ) -> None:
+        """Drop the fork refusals of the announcements no longer pending (`ref`'s, else every
+        one not read pending now: one recorded under another spelling of an identity, its
+        identifier, is recorded again under its name if still refused). Each was kept until an
+        announcement under its spelling succeeded: listed twice, or for the node's life once
+        nothing was pending there (review 65j, forked 3)."""
+        still = {(name, authority) for name, _, authorities in pending for authority in authorities}
+        for key in list(self._forked):
+            if (ref is None or key[0] == ref) and key not in still:
+                del self._forked[key]
 
     async def _tell(self, name: str, changes: int, authority: Identifier) -> dict[str, Any]:
         """Announce `name`'s history to `authority`: its row (an `error`: it stays pending)."""
