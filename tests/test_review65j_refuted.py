@@ -21,7 +21,7 @@ from typing import Any, cast
 import pytest
 
 from tests.support.nodes import MemNet, route, run_memnet
-from tests.test_review63g_announce import _authority, _World
+from tests.test_review63g_announce import _authority, _settle, _World
 from troth.errors import (
     Busy,
     Congested,
@@ -83,13 +83,11 @@ def test_a_second_rotation_left_pending_still_closes_the_pre_rotation_channel(
         agent.node.identities.rotate("agent", now=net.clock.now())
         (row,) = await agent.announce_rotations("agent")
         assert row["announced"] is False
-        for _ in range(20):
-            await asyncio.sleep(0)
+        await _settle()
         closed.append(before.channel.closed)
         after = await agent.channel_to(route(OTHER))
         await agent.announce_rotations("agent")
-        for _ in range(20):
-            await asyncio.sleep(0)
+        await _settle()
         closed.append(after.channel.closed)
 
     run_memnet(test, tmp_path / "home", budget=30)
