@@ -57,14 +57,16 @@ class _World:
         self.hanging, self.fail = hanging, fail or {}
         self.release = asyncio.Event()
         self.events: list[Event] = []
+        self.told: list[bool] = []
         self.running = self.most = 0
 
         def mark(name: str, authority: Identifier, changes: int, seq: int | None) -> Any:
             self.events.append(("marked", name, str(authority)))
             return Announcement(name, authority, changes, seq)
 
-        async def rotated() -> None:
+        async def rotated(told: bool) -> None:  # told: one succeeded (review 65j, rotated 1)
             self.events.append(("rotated",))
+            self.told.append(told)
 
         self.announcer = Announcer(
             cast(Any, SimpleNamespace(wallet=SimpleNamespace(mark_announced=mark))),

@@ -130,7 +130,7 @@ def _announcer(events: list[tuple[str, ...]], release: asyncio.Event) -> Announc
         marked.add(name)
         return Announcement(name, authority, changes, seq)
 
-    async def rotated() -> None:
+    async def rotated(told: bool) -> None:
         events.append(("rotated",))
 
     announcer = Announcer(

@@ -92,7 +92,7 @@ def _announcer(opened: list[str]) -> Announcer:
         opened.append(name)
         return SimpleNamespace(enc=b"own")
 
-    async def rotated() -> None:
+    async def rotated(told: bool) -> None:
         return None
 
     authority = Identifier(b"\x01" * 32)

@@ -110,7 +110,7 @@ def test_an_agents_row_names_the_nodes_identity_the_authority_refused(
             ChannelFailure.PEER_INVALID, f"change 1: {IdentityFailure.FORK.value}", by_peer=True
         )
 
-    async def rotated() -> None:
+    async def rotated(told: bool) -> None:
         return None
 
     records = {"n": NODE_ID, "agent": AGENT_ID}

@@ -158,7 +158,7 @@ def test_a_refused_resend_opens_one_channel_pinned_to_the_authority_and_closes_i
         opened.append((name, expect))
         return SimpleNamespace(enc=b"own", close=close)
 
-    async def rotated() -> None:
+    async def rotated(told: bool) -> None:
         return None
 
     async def call(_router: Any, route: Any, _method: str, request: Any) -> Any:

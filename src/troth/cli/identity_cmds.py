@@ -162,7 +162,7 @@ def show(ref: str, node_name: str, reporter: Reporter) -> None:
         _changes, due = node.wallet.unannounced(ref)
         forked = node.identities.forks(local.identity.identifier)
         superseded = superseded_reason(node, local.identity)
-        lost_to = forked_by(node, local.identity) if superseded is not None else []
+        lost_to, elsewhere = forked_by(node, local.identity) if superseded else ([], [])
     text = shown(data)
     if lost_to:  # review 64s, rotation 1: not an older copy; "use the node" named the thief's
         data["superseded"] = superseded
@@ -176,7 +176,7 @@ def show(ref: str, node_name: str, reporter: Reporter) -> None:
             'enroll a new identity (docs/vault.md, "Recovering from a stolen backup")'
             for authority in lost_to
         )
-    elif superseded is not None:  # review 50g, local 1: a restored node.db, or a clone
+    elif superseded is not None and not elsewhere:  # review 50g, local 1: a restored node.db
         data["superseded"] = superseded
         text += (
             f"\nsuperseded: {superseded}\nthis node holds an older copy of the identity than "
@@ -186,6 +186,21 @@ def show(ref: str, node_name: str, reporter: Reporter) -> None:
             "rotated it and announced that first: the identity is lost to that authority; have "
             f"its operator revoke it (troth revoke identity {local.identity.identifier} "
             '--authority NAME) (docs/vault.md, "Recovering from a stolen backup")'
+        )
+    if elsewhere:  # review 65j, forked 2: a co-trusted authority's word, not her own's
+        data["superseded"] = superseded
+        data["forked_by_co_trusted"] = [str(authority) for authority in elsewhere]
+        head = "" if lost_to else f"\nsuperseded: {superseded}"
+        text += f"{head}\n" + "\n".join(
+            f"{reporter.label(authority)} serves another rotation of this identity, made with "
+            "a copy of its keys (a clone of this node, or a stolen backup) and announced there: "
+            "the identity holds no credential of it, so only where it is judged by that "
+            "authority's feed (shown with no chain, or with its chains) is this history "
+            "refused; the authorities of its credentials are not concerned. Someone holds its "
+            "keys: rotate it with --compromised unless it was since, and have that authority's "
+            f"operator revoke it there (troth revoke identity {local.identity.identifier} "
+            '--authority NAME) (docs/vault.md, "Recovering from a stolen backup")'
+            for authority in elsewhere
         )
     if forked:  # review 49c, forks 1: the proof that a copy of its keys is in other hands
         data["forks"] = len(forked)

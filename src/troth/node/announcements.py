@@ -51,7 +51,8 @@ class ChannelAs(Protocol):
 
 class Announcer:
     """Announces the rotated histories of a node's local identities (module docstring).
-    `rotated` runs once the node's own identity (`own`) was announced."""
+    `rotated` runs once the node's own identity's (`own`) announcements ended (told: whether
+    one of them succeeded)."""
 
     def __init__(
         self,
@@ -63,7 +64,7 @@ class Announcer:
         clock: Clock,
         router: Router,
         channel_to: ChannelTo,
-        rotated: Callable[[], Awaitable[None]],
+        rotated: Callable[[bool], Awaitable[None]],
         channel_as: ChannelAs | None = None,
     ) -> None:
         self.node = node
@@ -113,6 +114,7 @@ class Announcer:
 
     async def _announce_pending(self, ref: str | None) -> list[dict[str, Any]]:
         pending = await self.worker.run(self._unannounced, ref)
+        self._forget_told(ref, pending)
         results: list[dict[str, Any]] = []
         before: list[Callable[[], Awaitable[dict[str, Any]]]] = []
         for name, changes, authorities in pending:
@@ -121,11 +123,25 @@ class Announcer:
                 before.extend(calls)
                 continue
             results += await each_at_once(before, MAX_CONCURRENT_FEED_SYNCS)
-            results += await each_at_once(calls, MAX_CONCURRENT_FEED_SYNCS)
-            await self._rotated()
+            own = await each_at_once(calls, MAX_CONCURRENT_FEED_SYNCS)
+            results += own
+            await self._rotated(any(row["announced"] for row in own))  # told one (65j, rotated 1)
             before = []
         results += await each_at_once(before, MAX_CONCURRENT_FEED_SYNCS)
         return results
+
+    def _forget_told(
+        self, ref: str | None, pending: list[tuple[str, int, list[Identifier]]]
+    ) -> None:
+        """Drop the fork refusals of the announcements no longer pending (`ref`'s, else every
+        one not read pending now: one recorded under another spelling of an identity, its
+        identifier, is recorded again under its name if still refused). Each was kept until an
+        announcement under its spelling succeeded: listed twice, or for the node's life once
+        nothing was pending there (review 65j, forked 3)."""
+        still = {(name, authority) for name, _, authorities in pending for authority in authorities}
+        for key in list(self._forked):
+            if (ref is None or key[0] == ref) and key not in still:
+                del self._forked[key]
 
     async def _tell(self, name: str, changes: int, authority: Identifier) -> dict[str, Any]:
         """Announce `name`'s history to `authority`: its row (an `error`: it stays pending)."""

@@ -361,7 +361,9 @@ def announce_here(node: Node, ref: str, *, now: int) -> tuple[list[Announcement]
                 done.append(Announcement(ref, authority, changes, error="no route to it is known"))
         except TrothError as exc:
             if refused_as_fork(exc):  # review 64u, rotation 3: no retry can change it
-                error = fork_explained(exc, str(node.identities.find(ref).identifier))
+                # the identifier's text form, not the row's bytes (review 65j, forked 1)
+                identifier = Identifier(node.identities.find(ref).identifier)
+                error = fork_explained(exc, str(identifier))
                 done.append(Announcement(ref, authority, changes, error=error, forked=True))
             else:
                 done.append(Announcement(ref, authority, changes, error=str(exc)))

@@ -186,7 +186,7 @@ class NodeRuntime(ChannelOpening, Upkeep):
         self._kept_own: dict[str, Identifier] = {}
         self._me_cache = None
         self._rotations = 0  # times `_rotated` closed every channel
-        self._pending_own: frozenset[Identifier] | None = None  # after the last `_rotated`
+        self._rotated_before = False  # `_rotated` ran in this process
         self.resumption = membership.Resumption()  # interrupted enrollments (review 39a)
         self._tasks: set[asyncio.Task[None]] = set()
         self._rounds = asyncio.Lock()  # one maintenance round at a time (review 63g, upkeep 2)
@@ -558,21 +558,23 @@ class NodeRuntime(ChannelOpening, Upkeep):
         Failures stay pending for the next maintenance round."""
         return await self.announcer.announce(ref)
 
-    async def _rotated(self) -> None:
+    async def _rotated(self, told: bool) -> None:
         """This node's identity rotated: present the new history from now on, and close the
         channels that carry the old one (every peer holding the feed refuses it now); those
         opened as another local identity (`channel_as`) show that identity's history, which
         this rotation leaves as it was (review 34c, rotated 1). Those showing the current
         history are closed too (their peers and links then sync the feeds naming it) only
-        when an authority was told since the last time: it runs after every round in which
-        announcements of the node's own rotation are pending, and while one stays so (an
+        the first time in the process, and when an authority was `told` (one of the round's
+        announcements of the node's own history succeeded): it runs after every round in
+        which announcements of the node's own rotation are pending, and while one stays so (an
         authority unreachable, or refusing the history as a fork for good) it closed every
         channel of the node each round, and each link's again once it was back (its catch-up
-        announces: review 65a, rotated 1)."""
+        announces: review 65a, rotated 1). Judged by the authorities left pending since the
+        last `_rotated`, a rotation announced in full after one announced in full told nobody,
+        and a link reconnected since (showing the new history) never synced the feed naming
+        it (review 65j, rotated 1)."""
         me = await self._renew_identity()
-        _, pending = await self.worker.run(self.node.wallet.unannounced, self.name)
-        told = self._pending_own is None or bool(self._pending_own - frozenset(pending))
-        self._pending_own = frozenset(pending)
+        told, self._rotated_before = told or not self._rotated_before, True
         self._rotations += 1
         shows = membership.showing(me.history)
         for end in list(self.channels.ends.values()):  # a task each, as refresh_credentials does

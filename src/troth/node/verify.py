@@ -502,14 +502,20 @@ def superseded_reason(node: Node, identity: VerifiedIdentity) -> str | None:
     return None
 
 
-def forked_by(node: Node, identity: VerifiedIdentity) -> list[Identifier]:
+def forked_by(node: Node, identity: VerifiedIdentity) -> tuple[list[Identifier], list[Identifier]]:
     """The authorities whose feed `node` holds names, at a change `identity`'s history holds,
     another change: each took another rotation of the identity (a fork, made with a copy of its
     keys: a clone's, or a thief's stolen backup, announced first), refuses this history and
     serves the other. Not an older copy (a restored node.db), which a rotation the node missed
     explains: this history holds the change and it is not the authority's (review 64s,
-    rotation 1: the owner was told to use the node holding the current history, the thief's)."""
-    forked: list[Identifier] = []
+    rotation 1: the owner was told to use the node holding the current history, the thief's).
+    Two lists: the authorities local identity `identity` holds a credential of (lost to each),
+    and the others, co-trusted ones (the copy's holder enrolled it there): their word counts
+    on the identity only where it is judged by their feed (shown with no chain, or with their
+    chains), not on the chains of its own authorities (docs/formats.md, "Whose word counts on
+    an identity"; review 65j, forked 2: the owner was told it was lost, and to enroll anew)."""
+    credited = {Identifier(held.authority) for held in node.wallet.held(str(identity.identifier))}
+    forked: tuple[list[Identifier], list[Identifier]] = ([], [])
     for feed in _standing(node, identity):
         named = feed.supersession(identity.identifier)
         if named is None:
@@ -517,7 +523,7 @@ def forked_by(node: Node, identity: VerifiedIdentity) -> list[Identifier]:
         offset = named.changes - 1 - identity.first_index
         held = 0 <= offset < len(identity.changes)
         if held and identity.changes[offset].change_hash != named.change_hash:
-            forked.append(feed.authority)
+            forked[feed.authority not in credited].append(feed.authority)
     return forked
 
 
