@@ -1,0 +1,122 @@
+"""Review 65l: attacks on review 65e's channel fixes (a local failure while a frame is read
+closes the channel; a peer's CLOSE detail quoted as one line) that did not work. Each test is
+the attack; it fails if the defence it names breaks."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import pytest
+
+from tests.support.channels import T, World, closed, dropped, make_world, pump
+from troth.channel import (
+    ChannelIdentity,
+    ChannelState,
+    Closed,
+    DropReason,
+    SecureChannel,
+    VerifiedPeer,
+)
+from troth.errors import ChannelFailure, StorageError
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return make_world()
+
+
+def _with(**junk: bytes | tuple[bytes, ...]) -> Callable[[ChannelIdentity], ChannelIdentity]:
+    return lambda me: dataclasses.replace(me, **junk)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("spoil", "reason"),
+    [
+        (_with(history=b"\x00junk"), ChannelFailure.PEER_INVALID),
+        (_with(history=b"\x9f\x9f\x9f"), ChannelFailure.PEER_INVALID),
+        (_with(attestation=b"\xa1\x01\x02"), ChannelFailure.PEER_INVALID),
+        (_with(credentials=(b"\x00junk",)), ChannelFailure.CREDENTIAL_INVALID),
+    ],
+)
+def test_a_peers_malformed_message_3_is_its_refusal_not_a_local_failure(
+    world: World, spoil: Callable[[ChannelIdentity], ChannelIdentity], reason: ChannelFailure
+) -> None:
+    """Attack: the initiator's message 3 holds bytes that fail to decode inside the checks
+    (a history, an attestation, a chain), hoping the catch-all of review 65e (any TrothError
+    while a frame is read) reports it as a failure of the responder's own, telling the
+    initiator nothing it can act on and the responder's host a local fault. Defence: the
+    checks map a peer's bytes to `ChannelError` (verification.py), so the refusal names the
+    peer's fault on both ends."""
+    me = spoil(world.alice.me((world.credential(world.alice),)))
+    a, b = SecureChannel.initiate(me=me, trust=world.trust()), world.responder()
+    seen_a, seen_b = pump(a, b)
+    refusal = closed(seen_b)
+    assert refusal.reason is reason
+    assert "local failure" not in refusal.detail
+    told = closed(seen_a)
+    assert told.by_peer
+    assert told.reason is reason
+    assert "peer's own" not in told.detail
+
+
+def test_message_3_again_after_a_failed_one_is_not_read_nor_answered(world: World) -> None:
+    """Attack: message 3, the responder's store failing on it, sent again (a replay, or the
+    initiator's retry), hoping for a second Closed event (the host's clean-up run twice) or a
+    second CLOSE. Defence: `_failed_here` closes the state once; frames for a closed channel
+    are dropped unread."""
+    failing = dataclasses.replace(world.trust(), observe=_failing_store)
+    a, b = world.initiator(), world.responder(trust=failing)
+    for sent in a.outgoing():
+        b.receive(sent, T + 1)
+    for sent in b.outgoing():
+        a.receive(sent, T + 1)
+    (message_3,) = a.outgoing()
+    events = b.receive(message_3, T + 1)
+    assert [type(e) for e in events] == [Closed]
+    assert b.state is ChannelState.CLOSED
+    assert len(b.outgoing()) == 1  # its one CLOSE
+    assert dropped(b.receive(message_3, T + 1)) == [DropReason.UNEXPECTED]
+    assert not b.has_outgoing
+    assert b.check_peer(T + 2) == []
+
+
+def test_a_store_failing_at_a_refresh_sends_no_local_text(world: World) -> None:
+    """Attack: the peer refreshes its credentials while the responder's store fails, to read
+    the local error (a path, a database message) in the CLOSE it gets back. Defence: the
+    CLOSE of `_failed_here` says only that the failure is the sender's own."""
+    calls = 0
+
+    def store(peer: VerifiedPeer) -> None:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise StorageError("/srv/troth/node.db: disk I/O error")
+
+    a = world.initiator()
+    b = world.responder(trust=dataclasses.replace(world.trust(), observe=store))
+    pump(a, b)
+    a.send_credentials((world.credential(world.alice),))
+    seen_b = [e for p in a.outgoing() for e in b.receive(p, T + 2)]
+    assert "node.db" in closed(seen_b).detail  # the host is told
+    told = closed([e for p in b.outgoing() for e in a.receive(p, T + 2)])
+    assert told.by_peer
+    assert told.reason is ChannelFailure.PEER_INVALID
+    assert "node.db" not in told.detail
+    assert "disk" not in told.detail
+
+
+def test_a_close_detail_of_c1_controls_is_one_line(world: World) -> None:
+    """Attack: a peer's CLOSE detail of C1 controls (U+0085 NEL, a line break to
+    `str.splitlines` and some log viewers; U+009B CSI, a terminal's escape) and DEL, hoping
+    one survives `one_line_text` into the Closed event (and the node's log line). Defence:
+    every control escaped."""
+    a, b = world.initiator(), world.responder()
+    pump(a, b)
+    b.close(ChannelFailure.NORMAL, "x\u0085y\u009bz\x7f")
+    events = [e for p in b.outgoing() for e in a.receive(p, T + 2)]
+    assert closed(events).detail == "x\\x85y\\x9bz\\x7f"
+
+
+def _failing_store(peer: VerifiedPeer) -> None:
+    raise StorageError("database is locked")
