@@ -5,7 +5,7 @@ the attack; it fails if the defence it names breaks."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -18,7 +18,9 @@ from troth.channel import (
     SecureChannel,
     VerifiedPeer,
 )
-from troth.errors import ChannelFailure, StorageError
+from troth.encoding import cbor
+from troth.errors import ChannelFailure, DecodeError, StorageError, TrothError
+from troth.identity import verify_history
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +122,71 @@ def test_a_close_detail_of_c1_controls_is_one_line(world: World) -> None:
 
 def _failing_store(peer: VerifiedPeer) -> None:
     raise StorageError("database is locked")
+
+
+def _texts(value: object) -> Iterator[tuple[object, ...]]:
+    """The paths to every text in a decoded CBOR value (into nested CBOR byte strings)."""
+    if isinstance(value, str):
+        yield ()
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from ((i, *p) for p in _texts(item))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from ((key, *p) for p in _texts(item))
+    elif isinstance(value, bytes):
+        try:
+            inner = cbor.decode(value)
+        except DecodeError:
+            return
+        yield from ((_CBOR, *p) for p in _texts(inner))
+
+
+_CBOR = object()
+
+
+def _put(value: object, path: tuple[object, ...], text: str) -> object:
+    if not path:
+        return text
+    head, rest = path[0], path[1:]
+    if head is _CBOR:
+        assert isinstance(value, bytes)
+        return cbor.encode(_put(cbor.decode(value), rest, text))
+    if isinstance(value, list):
+        assert isinstance(head, int)
+        return [_put(v, rest, text) if i == head else v for i, v in enumerate(value)]
+    assert isinstance(value, dict)
+    return {k: _put(v, rest, text) if k == head else v for k, v in value.items()}
+
+
+def test_a_peers_texts_with_line_breaks_do_not_reach_the_refusal_as_lines(world: World) -> None:
+    """Attack: every text of the chain and the history a peer presents (message 2 or 3, a
+    refresh) in turn made a newline, a U+2028 and a terminal escape, hoping a decoder or a
+    verifier quotes it into the refusal (the ChannelError detail that reaches the Closed
+    event, the CLOSE sent back, `open()`'s error and the link's log line). Defence: the
+    decoders refuse texts with control characters and the errors quote none of them (each
+    refusal stays one line), and each is a TrothError, none another exception."""
+    chain = world.credential(world.alice)
+    me = world.alice.me((chain,))
+    presenter = verify_history(me.history, now=T)
+    trust = world.trust()
+    verifier = trust.verifier
+    assert verifier is not None
+
+    def chain_check(data: bytes) -> None:
+        verifier.verify(data, presenter=presenter, feeds=trust.feeds(), now=T)
+
+    def history_check(data: bytes) -> None:
+        verify_history(data, now=T)
+
+    tried = 0
+    for data, check in ((chain, chain_check), (me.history, history_check)):
+        value = cbor.decode(data)
+        for path in _texts(value):
+            spoiled = cbor.encode(_put(value, path, "A\nB\u2028C\x1b[2J"))
+            with pytest.raises(TrothError) as refused:
+                check(spoiled)
+            tried += 1
+            assert str(refused.value).splitlines() == [str(refused.value)]
+            assert "\x1b" not in str(refused.value)
+    assert tried >= 4
