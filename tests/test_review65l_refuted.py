@@ -190,3 +190,32 @@ def test_a_peers_texts_with_line_breaks_do_not_reach_the_refusal_as_lines(world:
             assert str(refused.value).splitlines() == [str(refused.value)]
             assert "\x1b" not in str(refused.value)
     assert tried >= 4
+
+
+def test_a_replayed_refresh_does_not_reach_a_failing_store(world: World) -> None:
+    """Attack: someone on the path records the peer's genuine credential refresh, waits for
+    the responder's store to fail (node.db locked by another process), and replays it, so that
+    review 65e's close on a local failure ends a channel neither end wanted ended. Defence:
+    only a frame that authenticates and is no replay reaches the checks (the replay window
+    drops it first), so the store is not consulted and the channel stays open."""
+    failing = False
+    calls = 0
+
+    def store(peer: VerifiedPeer) -> None:
+        nonlocal calls
+        calls += 1
+        if failing:
+            raise StorageError("database is locked")
+
+    a = world.initiator()
+    b = world.responder(trust=dataclasses.replace(world.trust(), observe=store))
+    pump(a, b)
+    a.send_credentials((world.credential(world.alice),))
+    recorded = a.outgoing()
+    for sent in recorded:
+        b.receive(sent, T + 2)
+    assert (b.state, calls) == (ChannelState.OPEN, 2)  # handshake, refresh
+    failing = True
+    events = [e for p in recorded for e in b.receive(p, T + 3)]
+    assert dropped(events) == [DropReason.DUPLICATE]
+    assert (b.state, calls) == (ChannelState.OPEN, 2)
