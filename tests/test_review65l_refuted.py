@@ -19,8 +19,9 @@ from troth.channel import (
     VerifiedPeer,
 )
 from troth.encoding import cbor
-from troth.errors import ChannelFailure, DecodeError, StorageError, TrothError
+from troth.errors import ChannelError, ChannelFailure, DecodeError, StorageError, TrothError
 from troth.identity import verify_history
+from troth.node.forked_refusal import refused_as_fork
 
 
 @pytest.fixture(scope="module")
@@ -219,3 +220,26 @@ def test_a_replayed_refresh_does_not_reach_a_failing_store(world: World) -> None
     events = [e for p in recorded for e in b.receive(p, T + 3)]
     assert dropped(events) == [DropReason.DUPLICATE]
     assert (b.state, calls) == (ChannelState.OPEN, 2)
+
+
+def test_a_close_for_a_local_failure_is_not_read_as_a_fork_refusal(world: World) -> None:
+    """Attack (on the member's side): the authority's node, its store failing at message 3,
+    closes the member's handshake with `peer invalid`, the very code its fork refusal uses
+    (forked_refusal.py); if the member's node read it as one, it would tell its owner to give
+    up the identity ("retrying cannot help"). Defence: a fork refusal is recognised by its
+    whole detail, and the CLOSE of a local failure says only that the failure is the
+    sender's own."""
+    failing = dataclasses.replace(world.trust(), observe=_failing_store)
+    a, b = world.initiator(), world.responder(trust=failing)
+    seen_a, _ = pump(a, b)
+    told = closed(seen_a)
+    assert told.by_peer
+    error = ChannelError(told.reason, told.detail, by_peer=told.by_peer)  # as `open()` raises
+    assert not refused_as_fork(error)
+    assert refused_as_fork(  # (the defence's positive case: the authority's fork refusal)
+        ChannelError(
+            ChannelFailure.PEER_INVALID,
+            "change 2: history forks from the stored copy",
+            by_peer=True,
+        )
+    )
