@@ -22,6 +22,7 @@ from troth.encoding import cbor
 from troth.errors import ChannelError, ChannelFailure, DecodeError, StorageError, TrothError
 from troth.identity import verify_history
 from troth.node.forked_refusal import refused_as_fork
+from troth.routing import RoutedMessage
 
 
 @pytest.fixture(scope="module")
@@ -243,3 +244,26 @@ def test_a_close_for_a_local_failure_is_not_read_as_a_fork_refusal(world: World)
             by_peer=True,
         )
     )
+
+
+def test_a_routed_messages_addresses_with_line_breaks_reach_no_log_line() -> None:
+    """Attack: a routed message (anyone's to send over a connection) whose route addresses
+    hold a newline, a U+2028 or a terminal escape, hoping the transport's "dropped a malformed
+    message: %s" line quotes it as it is. Defence: the route decoder refuses such an address,
+    quoting it escaped (its `repr`)."""
+    route = [["tcp", "hub:4000"], ["service", "echo"]]
+    tried = 0
+    for at in range(2):
+        for part in range(2):
+            for junk in ("a\nb", "a\u2028b", "\x1b[2J"):
+                spoiled = [list(hop) for hop in route]
+                spoiled[at][part] = junk
+                header = cbor.encode([spoiled, route])
+                data = len(header).to_bytes(2, "big") + header + b"payload"
+                with pytest.raises(TrothError) as refused:
+                    RoutedMessage.decode(data)
+                tried += 1
+                text = str(refused.value)
+                assert text.splitlines() == [text]
+                assert "\x1b" not in text
+    assert tried == 12
