@@ -552,10 +552,15 @@ def encodable_text(text: str) -> str:
 
 _CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
 _CONTROLS.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+# and the two Unicode line breaks outside C0 and C1, where `str.splitlines` (and a log viewer
+# that follows Unicode) breaks a line too (review 65l, channels 2)
+_CONTROLS.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
 
 
 def one_line_text(text: str) -> str:
     """`text` a peer gave, as an error quotes it: control characters (C0 with newline and CR,
-    DEL, C1) as escapes (`\\n`, `\\x1b`) and lone surrogates as `encodable_text` shows them,
-    so that a log line of the error is one line, the node's own (review 54v, errors 6)."""
+    DEL, C1) and the line and paragraph separators (U+2028, U+2029) as escapes (`\\n`,
+    `\\x1b`, `\\u2028`) and lone surrogates as `encodable_text` shows them, so that a log
+    line of the error is one line, the node's own (review 54v, errors 6; review 65l,
+    channels 2)."""
     return encodable_text(text.translate(_CONTROLS))

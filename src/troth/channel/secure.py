@@ -516,10 +516,11 @@ class SecureChannel:
         return [Established(peer, self.handshake_hash)]
 
     def _failed_here(self, exc: TrothError) -> Closed:
-        """Close on a failure of this side's own while a frame was read (the vault lost the
-        static key: a rotation in another process; the store behind `trust` failed): the state
-        is closed, not left half way through a step (review 65e, channels 1). The peer's CLOSE
-        names no local error text; the Closed event, for the host, does."""
+        """Close on a failure of this side's own while a frame was read or the peer re-checked
+        (the vault lost the static key: a rotation in another process; the store behind
+        `trust` failed): the state is closed, not left half way through a step (review 65e,
+        channels 1; review 65l, channels 1). The peer's CLOSE names no local error text; the
+        Closed event, for the host, does."""
         reason = _F.HANDSHAKE_FAILED if self.handshaking else _F.PEER_INVALID
         self.close(reason, "a failure of the peer's own")
         return Closed(reason, f"a local failure ({type(exc).__name__}: {exc})", by_peer=False)
@@ -631,7 +632,10 @@ class SecureChannel:
 
     def check_peer(self, now: int) -> list[Event]:
         """Re-check the peer's credentials against the current feeds (and their expiry); close
-        when the peer is revoked or no longer admitted."""
+        when the peer is revoked or no longer admitted, or when this side cannot tell (its
+        store failed: deny when in doubt, as at a refresh). Never raises a library error: the
+        node re-checks every channel in one loop, and one raising stopped it for the rest
+        (review 65l, channels 1)."""
         peer = self.peer
         if self.state is not _S.OPEN or peer is None:
             return []
@@ -640,6 +644,8 @@ class SecureChannel:
             verify_peer(self.trust, peer.identity, chains, now)
         except ChannelError as exc:
             return [self.close(exc.reason, exc.detail)]
+        except TrothError as exc:  # this side's own failure (its store)
+            return [self._failed_here(exc)]
         return []
 
     def keepalive(self, now: float) -> list[Event]:
