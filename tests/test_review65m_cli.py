@@ -11,6 +11,12 @@ CLI 2. (low: a presenter check silently dropped) `troth credential verify CHAIN 
    took the empty presenter as none given (the chain's last subject): anyone's chain was valid,
    exit 0, for a script whose presenter variable was empty, where a VC with the same option was
    refused as naming no identity (exit 2). A chain's --presenter is resolved as a VC's now.
+CLI 3. (low: an operator's upstream secret silently dropped) `troth secret put NAME --engine
+   token --config C --value-file FILE` ignored FILE (a token secret has no upstream value: the
+   broker signs with a key of its own vault) and said the secret was stored: an operator who
+   meant the file's key to sign the tokens (an upstream signing secret) had relying parties
+   configured for a key never used, without a word. It is a usage error now (exit 2), as 65h
+   made --issuer-history with a chain.
 """
 
 from __future__ import annotations
@@ -60,3 +66,15 @@ def test_cli2_an_empty_presenter_names_no_identity(tmp_path: Path) -> None:
     assert "'' is neither an identifier" in refused["message"]
     assert run_json(*args, "--presenter", "customer")["valid"] is True
     assert run_json(*args)["valid"] is True
+
+
+def test_cli3_a_value_file_for_a_token_secret_is_a_usage_error(tmp_path: Path) -> None:
+    run_json("authority", "create", "hub")
+    config, value = tmp_path / "p.json", tmp_path / "signing.key"
+    config.write_text(json.dumps({"audience": "payments", "scopes": ["refunds"], "ttl": 120}))
+    value.write_text("an upstream signing secret")
+    put = ("secret", "put", "payments", "--engine", "token", "--config", str(config))
+    refused = run_json(*put, "--value-file", str(value), "--node", "hub", code=2)
+    assert "--value-file" in refused["message"]
+    assert "token secret has no upstream value" in refused["message"]
+    assert run_json(*put, "--node", "hub")["engine"] == "token"
