@@ -9,7 +9,9 @@ Gates 1. (medium: CPU, the GIL held, by a member's free delegates) 65g previews 
    ~27 s at MAX_TOOLS, for one chain a member mints for free. A chain whose caveats read the
    context or its arguments whole (`preview_sets.arguments_named`) is previewed with the
    context unknown whole, as before 65g (sound: such a tool is only shown more, and every call
-   is decided); caveats naming what they read keep 65g's hiding. The work is measured as the
+   is decided), and so is every chain under a bundle whose policies do (a co-trusted
+   authority's bundle, previewed by its members' delegates); caveats and policies naming what
+   they read keep 65g's hiding. The work is measured as the
    bytes of Cedar's answers (`cedar_call`'s native call wrapped), not as time.
 """
 
@@ -34,9 +36,14 @@ ARGS = {f"p{i}": "x" for i in range(PROPERTIES)}
 WHOLE = " && ".join(["context.args == context.args"] * 16)  # ~530 characters
 
 
-def _listing(caveats: tuple[str, ...], monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], int]:
-    """The tools (two of 64 properties) shown to a delegate with `caveats`, and the bytes of
-    Cedar's answers its preview took."""
+ALL = '@id("all") permit(principal, action in Action::"invoke", resource);\n'
+
+
+def _listing(
+    caveats: tuple[str, ...], monkeypatch: pytest.MonkeyPatch, policies: str = ALL
+) -> tuple[list[str], int]:
+    """The tools (two of 64 properties) shown to a delegate with `caveats` under `policies`,
+    and the bytes of Cedar's answers its preview took."""
     answered = [0]
     native = cedar_call._native_partial
     assert native is not None
@@ -49,7 +56,6 @@ def _listing(caveats: tuple[str, ...], monkeypatch: pytest.MonkeyPatch) -> tuple
     monkeypatch.setattr(cedar_call, "_native_partial", counted)
     world = make_world(sub_caveats=caveats)
     tools = {"t0": SCHEMA, "t1": SCHEMA}
-    policies = '@id("all") permit(principal, action in Action::"invoke", resource);\n'
     bundle = world.bundle(policies=policies, tools=tools)
     served = [Tool(name, schema, lambda **kwargs: "ran") for name, schema in tools.items()]
     gate = ToolGate(world.point(world.store(bundle), ListRecorder()), served, clock=FixedClock(T))
@@ -73,3 +79,14 @@ def test_gates_1_caveats_naming_what_they_read_still_hide(
     """65g's hiding stays for caveats that name what they read (a missing argument errs)."""
     shown, _ = _listing(('context.args.p99 == "x"',), monkeypatch)
     assert shown == []
+
+
+def test_gates_1_a_bundle_reading_the_arguments_whole_costs_what_it_did(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    policies = (
+        f'@id("all") permit(principal, action in Action::"invoke", resource) when {{ {WHOLE} }};\n'
+    )
+    shown, answered = _listing((), monkeypatch, policies)
+    assert shown == ["t0", "t1"]
+    assert answered < 20_000  # ~170 KB before: 16 uses with their 64 unknowns, per tool

@@ -633,8 +633,10 @@ class PolicyEngine:
             work = work or len(self._tools) * max(1, len(principal.names))
             if now is not None and not self._budgets.charge(credential, work, now=now):
                 return None
-            # caveats reading the arguments whole: the context unknown whole (review 65m, 1)
-            contexts = self._contexts if plain or _named(credential) else {}
+            # policies or caveats reading the arguments whole: the context unknown whole, not
+            # each use written out with every property's unknown (review 65m, gates 1)
+            named = compiled.arguments_named and (plain or _named(credential))
+            contexts = self._contexts if named else {}
             for name, (_, action, resource) in self._tools.items():
                 policies = sets.get(name)
                 if partial_shows(
