@@ -204,8 +204,13 @@ def stdin_once(**inputs: str | None) -> None:
 def feed_inputs(feed_files: tuple[str, ...]) -> dict[str, str]:
     """`stdin_once`'s inputs for the --feed files: a feed named /dev/stdin (or another of stdin's
     names; `-` is refused) read it again after the chain from `-` had, and the verdict was
-    "revocation feed invalid", exit 1 (review 65h, cli 5)."""
-    return {f"--feed {name}": name for name in feed_files}
+    "revocation feed invalid", exit 1 (review 65h, cli 5). A name given twice is two inputs
+    (`--feed /dev/stdin --feed /dev/stdin` read stdin twice, and was one key: review 65m, cli 1)."""
+    inputs: dict[str, str] = {}
+    for number, name in enumerate(feed_files, 1):
+        key = f"--feed {name}"
+        inputs[key if key not in inputs else f"{key} (--feed #{number})"] = name
+    return inputs
 
 
 def stdin_bytes() -> BinaryIO:

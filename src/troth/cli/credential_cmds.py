@@ -704,7 +704,9 @@ def verify(
                 data,
                 sources,
                 now=now,
-                presenter=names.identifier(presenter) if presenter else None,
+                # `--presenter ""` is no identity, as for a VC: it meant "its last subject",
+                # and anyone's chain was valid (review 65m, cli 2)
+                presenter=None if presenter is None else names.identifier(presenter),
                 node=node,
             )
     except CredentialError as exc:

@@ -133,6 +133,11 @@ def put(
     bundles grant a secret")."""
     from troth.node.services.broker import put_secret
 
+    if engine == "token" and value_file is not None:  # ignored (review 65m, cli 3)
+        raise click.UsageError(
+            "--value-file: a token secret has no upstream value (the broker signs its tokens "
+            "with a key of its own vault)"
+        )
     value_from = None if engine == "token" else value_file or "-"  # the value: stdin by default
     stdin_once(**{"--config": config_file, "the secret value (--value-file)": value_from})
     config = read_input(config_file, limits.MAX_SECRET_CONFIG_BYTES, "configuration")

@@ -33,7 +33,7 @@ from troth.gates.cedar_call import EVALUATION_ERROR, Fields, answer_fields, part
 from troth.gates.entities import agent_uid, credential_entities
 from troth.gates.policies import CompiledPolicies, tool_action
 from troth.gates.preview_budget import PreviewBudgets
-from troth.gates.preview_sets import preview_context
+from troth.gates.preview_sets import arguments_named, preview_context
 from troth.gates.toolschema import NAME, ToolSchema
 
 __all__ = [
@@ -633,6 +633,10 @@ class PolicyEngine:
             work = work or len(self._tools) * max(1, len(principal.names))
             if now is not None and not self._budgets.charge(credential, work, now=now):
                 return None
+            # policies or caveats reading the arguments whole: the context unknown whole, not
+            # each use written out with every property's unknown (review 65m, gates 1)
+            named = compiled.arguments_named and (plain or _named(credential))
+            contexts = self._contexts if named else {}
             for name, (_, action, resource) in self._tools.items():
                 policies = sets.get(name)
                 if partial_shows(
@@ -640,7 +644,7 @@ class PolicyEngine:
                     principal.policy_set if policies is None else policies[0],
                     _with_tool(principal, name, server),  # type: ignore[arg-type]
                     compiled.schema,
-                    self._contexts[name],
+                    contexts.get(name),
                 ):
                     visible.add(name)
         return self._visible.put(key, frozenset(visible))
@@ -651,6 +655,18 @@ _WHAT: Final[dict[type, str]] = {
     ServiceCall: "service method",
     LeaseRequest: "secret",
 }
+
+
+def _named(credential: VerifiedCredential) -> bool:
+    """Whether `credential`'s caveats (valid: its principal is not refused) read the context
+    only by name (`preview_sets.arguments_named`); one Cedar cannot write as JSON counts as not
+    (its preview then takes the context unknown whole: it only shows more)."""
+    try:
+        fragment, _ = caveat_fragment([(link.index, link.caveats) for link in credential.links])
+        est = json.loads(cedarpy.policies_to_json_str(fragment))
+    except (PolicyError, ValueError, RecursionError):
+        return False
+    return type(est) is dict and arguments_named(est)
 
 
 def _with_tool(principal: _Principal, tool: str, server: str | None) -> cedarpy.Entities | None:

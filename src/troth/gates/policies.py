@@ -53,7 +53,7 @@ from troth.gates.arguments import check_policy_inputs
 from troth.gates.caveats import CAVEAT_ID_PREFIX
 from troth.gates.nesting import action_hierarchy, cedar_refusal, largest_types
 from troth.gates.nesting import json_objects as _objects
-from troth.gates.preview_sets import ToolSets, tool_sets
+from troth.gates.preview_sets import ToolSets, arguments_named, tool_sets
 from troth.gates.toolschema import ToolSchema, check_name, compile_tool_schema
 from troth.gates.validation_process import CHILD_MALLOC as CHILD_MALLOC
 from troth.gates.validation_process import CPU_LIMIT_REACHED as CPU_LIMIT_REACHED
@@ -157,6 +157,10 @@ class CompiledPolicies:
     preview_work: int = 0
     """The policies a preview of every tool evaluates in all (0: not counted; then tools x
     policies)."""
+    arguments_named: bool = False
+    """Whether the policies read the context only by naming what they read (troth.gates.
+    preview_sets.arguments_named: previews then know the tools' argument names; review 65m,
+    gates 1)."""
 
 
 def compose_schema(
@@ -553,6 +557,7 @@ def compile_policies(
         len(policies),
         sets,
         work,
+        arguments_named(est),
     )
 
 

@@ -18,14 +18,14 @@ use the whole set).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import cedarpy
 import orjson
 
 from troth import limits
 
-__all__ = ["ToolSets", "tool_sets"]
+__all__ = ["ToolSets", "arguments_named", "preview_context", "tool_sets"]
 
 ToolSets = Mapping[str, tuple[cedarpy.PolicySet, int]]
 """Per tool (those with a smaller set than the bundle's), its policies and how many."""
@@ -117,3 +117,40 @@ def preview_context(canonical: str) -> str | None:
 def _unknown(name: str) -> dict[str, Any]:
     """Cedar's JSON for a value a partial evaluation takes as unknown, named `name`."""
     return {"__extn": {"fn": "unknown", "arg": name}}
+
+
+def arguments_named(est: Mapping[str, Any]) -> bool:
+    """Whether the policies of Cedar JSON `est` read the context only by naming what they read
+    (`context.now`, `context.args.amount`, `context.args has amount`), never the context or its
+    arguments as a whole value (`context.args == {...}`, `[context.args].contains(...)`).
+    `preview_context` is used only for such policies: with the arguments a record of unknowns,
+    each whole use is written out in the preview's answer with every property's unknown, and a
+    chain's caveats of `context.args == context.args` repeated made a preview ~40 times the
+    work its member was charged (at 64 properties a tool, ~27 s at MAX_TOOLS under
+    MAX_CHAIN_CAVEAT_TEXT, the GIL held; review 65m, gates 1). Read as a whole, the context
+    stays unknown whole, as before 65g (sound: a tool is only shown more)."""
+    stack: list[tuple[Any, bool]] = [(est, False)]  # (node, whether a `.` or `has` reads it)
+    while stack:
+        node, read = stack.pop()
+        if type(node) is list:
+            stack.extend((item, False) for item in node)
+            continue
+        if type(node) is not dict:
+            continue
+        if node.get("Var") == "context" and not read:
+            return False
+        for op in (".", "has"):
+            inner = node.get(op)
+            if type(inner) is dict and len(node) == 1:
+                left = inner.get("left")
+                whole_args = op == "." and left == _CONTEXT and inner.get("attr") == "args"
+                if whole_args and not read:
+                    return False
+                stack.append((left, True))
+                break
+        else:
+            stack.extend((value, False) for value in node.values())
+    return True
+
+
+_CONTEXT: Final = {"Var": "context"}
