@@ -11,6 +11,10 @@ that did not work (each would fail if the defence it names broke).
   note's key the export is `valid`.
 - A kept note of the export's own size, re-signed by the renewed key over the same root, is
   the kept one (`valid`), and a fork of that size under the renewed key is FORKED.
+- A fork's export without the line of the kept size's last record (known, docs/traces.md:
+  nothing then proves the larger tree grew from the kept one) is never taken as `valid`: it
+  reads `unanchored`, with that line INCONSISTENT, and its bundle of a later record alone
+  `unanchored`.
 - The item limit refuses nothing a decoder reads: the largest control answer the CLI takes
   (`MAX_CONTROL_ANSWER_ITEMS`, counted as the decoder counts, the document one) is encoded;
   `encode_counted` (service messages) takes a value at its own `max_items` as before.
@@ -120,3 +124,27 @@ def test_the_largest_control_answer_is_encoded() -> None:
     assert len(decoded["entries"]) == most - 5
     data, within = cbor.encode_counted([0] * (limits.MAX_CBOR_ITEMS - 1))
     assert within
+
+
+def test_a_fork_without_the_kept_sizes_last_line_is_never_valid(tmp_path: Path) -> None:
+    clock = FixedClock(NOW)
+    owner, agent = Held(), Held()
+    log = open_log(tmp_path / "log.db", clock, owner)
+    recorder(log, agent, clock).record(tool_call())
+    log.close()
+    _copy(tmp_path / "log.db", tmp_path / "fork.db")
+    log = open_log(tmp_path / "log.db", clock, owner)
+    recorder(log, agent, clock).record(tool_call("real"))
+    kept = log.checkpoint().note
+    log.close()
+    fork = open_log(tmp_path / "fork.db", clock, owner)
+    for name in ("forked", "more", "most"):
+        recorder(fork, agent, clock).record(tool_call(name))
+    lines = _export(fork)
+    fork.close()
+    with pytest.raises(TraceError) as caught:
+        verify_export(lines, anchor=kept)
+    assert caught.value.reason is TraceFailure.INCONSISTENT
+    without = [line for at, line in enumerate(lines) if at != 1]
+    assert verify_export(without, anchor=kept).status is AnchorStatus.UNANCHORED
+    assert verify_bundle(lines[3], anchor=kept).status is AnchorStatus.UNANCHORED
