@@ -8,8 +8,9 @@ Encoding is RFC 8949 §4.2.1 core deterministic encoding: shortest-form argument
 lengths, map keys sorted bytewise by their encoded form. With text keys only this is the same
 byte order as §4.2.3 length-first (an encoded text key begins with its length), which is what
 cbor2's canonical mode writes. `encode` refuses any value outside the subset (its output would
-not decode), nested past `limits.MAX_CBOR_ENCODE_DEPTH` or of more than
-`limits.MAX_CBOR_ENCODE_ITEMS` data items (what no decoder reads), raising `DecodeError`.
+not decode), nested past `limits.MAX_CBOR_ENCODE_DEPTH`, of more than
+`limits.MAX_CBOR_ENCODE_ITEMS` data items or `limits.MAX_CBOR_ENCODE_BYTES` bytes of strings
+(what no decoder reads), raising `DecodeError`.
 
 Decoding accepts exactly the documents that encoding produces, so each value has one byte form
 and a signed body can never be re-encoded into something else. Before cbor2 materialises
@@ -90,9 +91,12 @@ def encode(value: Any) -> bytes:
     Anything else (subclasses, bytearray, floats, sets, ...) is encoded and its bytes scanned
     as the decoder scans them, so exactly what the decoder would refuse is refused. Either walk
     stops past `limits.MAX_CBOR_ENCODE_ITEMS` data items, which is refused: a value sharing its
-    sub-objects is written once per path (review 65b, cbor 1)."""
+    sub-objects is written once per path (review 65b, cbor 1); and past
+    `limits.MAX_CBOR_ENCODE_BYTES` bytes of strings: a string shared by many paths is written
+    once for each too (review 65q, cbor 1)."""
     try:
-        if _in_subset(value, 0, limits.MAX_CBOR_ENCODE_ITEMS - 1) >= 0:
+        room = [limits.MAX_CBOR_ENCODE_BYTES]
+        if _in_subset(value, 0, limits.MAX_CBOR_ENCODE_ITEMS - 1, room) >= 0:
             return cbor2.dumps(value, canonical=True)
     except RecursionError:
         pass  # too deep for the walk: the general path below decides
@@ -124,15 +128,22 @@ def _copied(value: Any) -> Any:
     between the two: review 64d2, cbor 1). Map keys are text: a `str` subclass is taken as
     its text. DecodeError past `limits.MAX_CBOR_ENCODE_ITEMS` data items, counted as the
     copy grows: a sub-object reached by many paths is copied once for each (review 65b,
-    cbor 1)."""
+    cbor 1); past `limits.MAX_CBOR_ENCODE_BYTES` bytes of strings (map keys too, each by
+    its base type's length, which a subclass cannot change: review 65q, cbor 1)."""
     deepest = limits.MAX_CBOR_ENCODE_DEPTH
     most = limits.MAX_CBOR_ENCODE_ITEMS
     budget = most - 1  # the value itself is one item
+    room = limits.MAX_CBOR_ENCODE_BYTES
     root: list[Any] = [value]
     pending: list[tuple[list[Any] | dict[str, Any], Any, int]] = [(root, 0, 0)]
     while pending:
         into, slot, depth = pending.pop()
         item = into[slot]
+        if isinstance(item, str | bytes | bytearray):
+            room -= _length(item)
+            if room < 0:
+                raise _too_many_bytes()
+            continue
         if type(item) in _LEAF_TYPES or type(item) is int:
             continue
         if isinstance(item, cbor2.CBORTag):  # refused for its number, its content unread
@@ -145,7 +156,10 @@ def _copied(value: Any) -> Any:
             for key, each in pairs:
                 if not isinstance(key, str):
                     raise DecodeError("cannot encode value: map keys must be text strings")
+                room -= str.__len__(key)
                 copy[str.__str__(key)] = each
+            if room < 0:
+                raise _too_many_bytes()
             if len(copy) != len(pairs):
                 raise DecodeError("cannot encode value: duplicate map key")
             into[slot] = copy
@@ -167,6 +181,20 @@ def _copied(value: Any) -> Any:
         slots = list(copy) if type(copy) is dict else range(len(copy))
         pending.extend((copy, each, depth + 1) for each in slots)
     return root[0]
+
+
+def _length(item: str | bytes | bytearray) -> int:
+    """The length cbor2 writes of a string, whatever a subclass's `__len__` says."""
+    if isinstance(item, str):
+        return str.__len__(item)
+    return bytes.__len__(item) if isinstance(item, bytes) else bytearray.__len__(item)
+
+
+def _too_many_bytes() -> DecodeError:
+    most = limits.MAX_CBOR_ENCODE_BYTES
+    return DecodeError(
+        f"cannot encode value: more than {most} bytes of strings", DecodeProblem.OVER_LIMIT
+    )
 
 
 def check_limits(
@@ -202,10 +230,11 @@ def encode_counted(
     encoded: review 53b). False means "not known", never "refused": the caller runs
     `check_limits` on the bytes, which decides and names the reason."""
     try:
-        declared = _declared(value, 0, max_depth - 1, max_items)
+        room = [limits.MAX_CBOR_ENCODE_BYTES]
+        declared = _declared(value, 0, max_depth - 1, max_items, room)
     except RecursionError:
         declared = -1
-    if declared < 0 or declared >= max_items:  # the document itself is one item more
+    if declared < 0 or declared >= max_items or room[0] < 0:  # the document itself is one item more
         return encode(value), False
     try:
         return cbor2.dumps(value, canonical=True), True
@@ -213,17 +242,23 @@ def encode_counted(
         raise DecodeError(f"cannot encode value: {exc}") from exc
 
 
-def _declared(value: Any, enclosing: int, deepest: int, most: int) -> int:
+def _declared(value: Any, enclosing: int, deepest: int, most: int, room: list[int]) -> int:
     """The data items the headers of `value`'s containers declare (an array its length, a map
     twice its length), as `_scan` adds them up, or some number of at least `most` (counted
     that far only: a value sharing its sub-objects has as many as paths, review 65b, cbor 1);
     -1 when `value` is not made only of the subset's exact types (`_in_subset`'s test) or holds
-    a non-empty container inside `deepest` others (what the scan refuses as nested too deep)."""
+    a non-empty container inside `deepest` others (what the scan refuses as nested too deep).
+    `room[0]`: the bytes of strings the encoder writes, less theirs (below 0: the walk may
+    have stopped; review 65q, cbor 1)."""
     kind = type(value)
+    if kind is str or kind is bytes:
+        room[0] -= len(value)
+        return 0
     if kind in _LEAF_TYPES:
         return 0
     if kind is int:
         return 0 if _MIN_INT <= value < _INT_BOUND else -1
+    size = 0
     if kind is list or kind is tuple:
         items = value
         total = len(value)
@@ -231,6 +266,7 @@ def _declared(value: Any, enclosing: int, deepest: int, most: int) -> int:
         for key in value:
             if type(key) is not str:
                 return -1
+            size += len(key)
         items = value.values()
         total = 2 * len(value)
     else:
@@ -248,14 +284,18 @@ def _declared(value: Any, enclosing: int, deepest: int, most: int) -> int:
             if _MIN_INT <= item < _INT_BOUND:
                 continue
             return -1
+        if kind in _STRING_TYPES:
+            size += len(item)
+            continue
         if kind in _LEAF_TYPES:
             continue
-        inside = _declared(item, inner, deepest, most)
+        inside = _declared(item, inner, deepest, most, room)
         if inside < 0:
             return -1
         total += inside
-        if total >= most:
+        if total >= most or room[0] < 0:
             return total
+    room[0] -= size
     return total
 
 
@@ -274,9 +314,11 @@ _MIN_INT: Final = -(1 << 64)
 _INT_BOUND: Final = 1 << 64
 _LEAF_TYPES: Final = frozenset({str, bytes, bool, type(None)})
 """The exact types `_in_subset` takes as they are (an int needs its range checked)."""
+_STRING_TYPES: Final = frozenset({str, bytes})
+"""The exact types of `_LEAF_TYPES` whose lengths count against `MAX_CBOR_ENCODE_BYTES`."""
 
 
-def _in_subset(value: Any, depth: int, budget: int) -> int:
+def _in_subset(value: Any, depth: int, budget: int, room: list[int]) -> int:
     """What is left of `budget` (data items) once `value`'s are counted, when `value` is built
     only of exact `str`, `bytes`, `int` in [-2**64, 2**64), `bool`, None, `list`/`tuple` and
     `dict` with `str` keys: cbor2 encodes each of these as the subset does (text, byte string,
@@ -285,15 +327,20 @@ def _in_subset(value: Any, depth: int, budget: int) -> int:
     "refused": so is a container `depth` levels in at `MAX_CBOR_ENCODE_DEPTH` (`_copied`
     refuses it; with a raised recursion limit this walk went on and cbor2's C encoder crashed
     the process: review 64v, api 1), and items past `budget` (the walk stops there: a value
-    sharing its sub-objects has as many as paths, review 65b, cbor 1). Hot path: exact type
-    checks, one level inlined."""
+    sharing its sub-objects has as many as paths, review 65b, cbor 1), or its strings' bytes
+    past `room[0]` (which is lessened by them: a string shared by many paths is written once
+    for each, review 65q, cbor 1). Hot path: exact type checks, one level inlined."""
     kind = type(value)
+    if kind is str or kind is bytes:
+        room[0] -= len(value)
+        return budget if room[0] >= 0 else -1
     if kind in _LEAF_TYPES:
         return budget
     if kind is int:
         return budget if _MIN_INT <= value < _INT_BOUND else -1
     if depth >= limits.MAX_CBOR_ENCODE_DEPTH:
         return -1
+    size = 0
     if kind is list or kind is tuple:
         items = value
         budget -= len(value)
@@ -301,6 +348,7 @@ def _in_subset(value: Any, depth: int, budget: int) -> int:
         for key in value:
             if type(key) is not str:
                 return -1
+            size += len(key)
         items = value.values()
         budget -= 2 * len(value)
     else:
@@ -313,11 +361,14 @@ def _in_subset(value: Any, depth: int, budget: int) -> int:
             if _MIN_INT <= item < _INT_BOUND:
                 continue
             return -1
-        if kind not in _LEAF_TYPES:
-            budget = _in_subset(item, depth + 1, budget)
+        if kind in _STRING_TYPES:
+            size += len(item)
+        elif kind not in _LEAF_TYPES:
+            budget = _in_subset(item, depth + 1, budget, room)
             if budget < 0:
                 return -1
-    return budget
+    room[0] -= size
+    return budget if room[0] >= 0 else -1
 
 
 def decode(

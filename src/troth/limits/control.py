@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["MAX_CBOR_ENCODE_ITEMS", "MAX_CONTROL_ANSWER_ITEMS"]
+__all__ = ["MAX_CBOR_ENCODE_BYTES", "MAX_CBOR_ENCODE_ITEMS", "MAX_CONTROL_ANSWER_ITEMS"]
 
 MAX_CONTROL_ANSWER_ITEMS: Final = 1 << 20
 """Most CBOR data items a control answer holds (the CLI decodes it with this, its depth within
@@ -27,3 +27,11 @@ answer's. A value sharing its sub-objects is written once per path (cbor2 writes
 references): 40 lists each holding the one before twice are 2**41 items, which the encoder's
 walks and cbor2 went on writing until the process's memory ran out (review 65b, cbor 1); past
 this limit the walks stop and the value is refused. Beside it, `MAX_CBOR_ENCODE_DEPTH`."""
+
+MAX_CBOR_ENCODE_BYTES: Final = 16 * 1024 * 1024
+"""Most bytes of text and byte strings (their lengths, map keys too) `troth.encoding.cbor.encode`
+writes: the most any decoder reads (a control answer's, `MAX_CONTROL_ANSWER`, whose strings
+are no longer than it). Its item limit does not bound what it writes: one string shared by
+many paths is written once per path, and a list holding a 1 MiB string a million times, within
+`MAX_CBOR_ENCODE_ITEMS`, made cbor2 write 1 TiB, its allocation failing aborted the process
+(review 65q, cbor 1); past this limit the value is refused, each walk counting as it goes."""
