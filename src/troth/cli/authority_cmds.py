@@ -343,7 +343,7 @@ def members_remove(member: str, authority_ref: str, reason: str, reporter: Repor
 @authority_option()
 @json_command
 def release_restored(authority_ref: str, reporter: Reporter) -> None:
-    """Release the authority held by a restore of its node.db: it issues and serves again.
+    """Release the authority a restore of its node.db held: it issues and serves again.
 
     node.db was found restored from a copy: its revocation feed is the copy's, which lacks
     every revocation, member removal and rotation recorded after the copy was taken, so the
