@@ -16,6 +16,7 @@ survives restarts and crashes; nothing a peer sends lifts it).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -163,3 +164,20 @@ def test_feed2_no_request_a_member_sends_lifts_the_hold(troth_home: Path, tmp_pa
         with open_node("acme") as acme:
             _refused(lambda: sync_from(m, acme.authority(), now=SystemClock().now()))
     assert _held(troth_home) is not None
+
+
+def test_feed2_the_restarted_hub_refuses_the_member_revoked_after_the_copy(
+    troth_home: Path, tmp_path: Path
+) -> None:
+    """The running hub on the restored node.db: the member revoked after the copy (the copy's
+    feed does not say so) is refused over a channel, as every member is until the release."""
+    _restored(troth_home, tmp_path)
+
+    async def test() -> None:
+        with troth.Node.open("acme") as hub, troth.Node.open("m") as m:
+            async with hub.serve(listen=("127.0.0.1", 0)) as running:
+                with pytest.raises((troth.Denied, troth.ChannelError)):
+                    async with m.connect(running.address, expect=running.identifier) as ch:
+                        await ch.call("echo", "echo", "hi")
+
+    asyncio.run(asyncio.wait_for(test(), 60))
