@@ -100,7 +100,8 @@ class SqliteAuthorityStore:
     def check_restored(self, now: int) -> Restored | None:
         """Whether this store is a restored copy (troth.storage.rollback): if so, every ticket
         it holds is used up (which of them were redeemed after the copy was taken cannot be
-        known) in the transaction that records the restore, found once. A store holding
+        known) and the authority held (`restore_held`: review 65o, feed 2) in the transaction
+        that records the restore, found once. A store holding
         tickets an older troth made (none armed the scope before review 52c) is armed now, so
         a copy taken from here on, put back with its guard deleted, is found (review 56d,
         rollback 1; review 54t, rollback 1 for the bundles)."""
