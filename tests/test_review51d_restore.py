@@ -12,7 +12,13 @@ import pytest
 
 import troth
 from tests.conftest import NOW
-from tests.support.backups import copy_db, node_db, restore_db, restores_found
+from tests.support.backups import (
+    copy_db,
+    node_db,
+    release_authority,
+    restore_db,
+    restores_found,
+)
 from tests.support.leases import LeaseWorld, make_world, open_broker
 from troth.errors import AuthorityError, SecretError
 from troth.secrets import AllowListPolicy, Broker
@@ -47,6 +53,7 @@ def test_a_restored_authority_voids_every_ticket_it_held_once(
                 b.enroll(ticket)
     (found,) = restores_found(path)
     assert (found.scope, found.counter, found.guard, found.voided) == ("authority", 0, 1, 2)
+    assert release_authority(troth_home, "acme") is not None  # held (review 65o, feed 2)
     with troth.Node.open("acme") as acme:
         fresh = acme.authority().ticket({"team.name": "z"})
     with troth.Node.open("b") as b:

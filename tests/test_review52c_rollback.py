@@ -10,7 +10,13 @@ import pytest
 
 import troth
 from tests.conftest import NOW
-from tests.support.backups import copy_db, node_db, restore_db, restores_found
+from tests.support.backups import (
+    copy_db,
+    node_db,
+    release_authority,
+    restore_db,
+    restores_found,
+)
 from tests.support.leases import (
     first_lease,
     make_world,
@@ -163,6 +169,7 @@ def test_a_copy_that_counted_nothing_restored_without_its_guard_is_found(
     with troth.Node.open("b") as b, pytest.raises(AuthorityError):
         b.enroll(ticket)
     assert read_guard(guard_path(path)) == {"authority": 0}  # written again, found once:
+    assert release_authority(troth_home, "acme") is not None  # held (review 65o, feed 2)
     with troth.Node.open("acme") as acme:
         fresh = acme.authority().ticket({"team.name": "y"})
     with troth.Node.open("b") as b:

@@ -15,18 +15,15 @@ feed revoked that the store's line no longer does (one transaction each; deny wh
 the held feed's revocations are never forgotten because a store went back). If that fails the
 held feed is kept.
 
-feed 2 (medium; strict xfail, a design for the lead) The real attack: the hub stopped, an
-older copy of its whole node.db (the file, its guard left: a stolen backup, or an operator's
-wrong restore) put back, the hub started. The rollback guard finds the restore (the feed
-entries counted in the `authority` scope) and the authority fails closed on its tickets only:
-nothing outside node.db holds the revocations, so the restarted hub's held feed is the copy's,
-and every member revoked after the copy is admitted again by the hub (its channels, relay,
-broker) and by every node syncing from it for the first time (docs/storage.md, "An authority's
-node from before some revocations" says so). Nodes that synced past the copy refuse the hub's
-new line (fail closed, refuted in tests/test_review64j_refuted.py). Failing closed for what
-the copy cannot know would need a record outside node.db (the guard, or a file beside it, of
-the feed's count and head, so a restarted hub holds every member's chain refused until the
-operator re-revokes or confirms), or every member the copy holds held until it refreshes.
+feed 2 (medium; a strict xfail here, fixed by review 65o, feed 2: tests/test_review65o_feed.py)
+The real attack: the hub stopped, an older copy of its whole node.db (the file, its guard left:
+a stolen backup, or an operator's wrong restore) put back, the hub started. The rollback guard
+found the restore (the feed entries counted in the `authority` scope) and the authority failed
+closed on its tickets only: the restarted hub's held feed was the copy's, and every member
+revoked after the copy was admitted again by the hub (its channels, relay, broker) and by every
+node syncing from it for the first time. Now the restore's transaction holds the authority too:
+its node holds no feed of it (every chain of it refused there), it issues nothing and serves
+no page, until its operator revokes again and releases it (`troth authority release-restored`).
 """
 
 from __future__ import annotations
@@ -35,11 +32,10 @@ import asyncio
 import contextlib
 from pathlib import Path
 
-import pytest
-
 import troth
 from tests.support.backups import copy_db, feed_gone_back, node_db, restore_db, restores_found
 from tests.support.nodes import HUB, MemNet, run_memnet
+from troth.node import open_node
 from troth.node.services.relay import RelayService
 
 
@@ -94,11 +90,6 @@ def test_feed1_a_hosted_feed_restored_and_regrown_to_its_count_keeps_its_revocat
     run_memnet(test, tmp_path / "home", budget=30)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="64j feed 2: a hub restarted on an older copy of its node.db forgets the "
-    "revocations made after it (nothing outside node.db holds them): a design for the lead",
-)
 def test_feed2_a_hub_restarted_on_an_older_node_db_keeps_denying_revoked_members(
     troth_home: Path, tmp_path: Path
 ) -> None:
@@ -117,8 +108,13 @@ def test_feed2_a_hub_restarted_on_an_older_node_db_keeps_denying_revoked_members
     with troth.Node.open("acme") as acme:
         feed = acme.feed(authority)  # what the restarted hub's decisions read
         assert [row.scope for row in restores_found(path)] == ["authority"]  # found
+        assert feed is None  # held (review 65o, feed 2): every chain of it refused here
+        acme.authority().revoke_identity(member)  # the operator revokes again, releases
+        with open_node("acme") as node:  # what `troth authority release-restored` calls
+            assert node.authority().release_restored() is not None
+        feed = acme.feed(authority)
         assert feed is not None
-        assert feed.identity_revoked(member.digest)  # forgotten: admitted again
+        assert feed.identity_revoked(member.digest)
 
 
 def test_feed1_a_revoked_relay_owner_stays_refused_when_the_store_goes_back(

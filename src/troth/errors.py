@@ -303,6 +303,13 @@ class AuthorityFailure(enum.Enum):
     RATE_LIMITED = "too many enroll and refresh requests from this source: ask again later"
     """Past its source's budget of enroll and refresh requests (`limits.ENROLL_REQUESTS_BURST`;
     review 56g, budgets 1): refused before anything is checked; not a refusal for good."""
+    RESTORED = (
+        "the authority's node.db was restored from a copy: held until its operator releases it"
+    )
+    """A restore of the authority's node.db was found (its feed lacks what was revoked after
+    the copy): it issues no credential and serves no feed page until its operator revokes
+    again what it knows and releases it (`troth authority release-restored`; review 65o, feed
+    2); not a refusal for good."""
 
 
 class AuthorityError(TrothError):

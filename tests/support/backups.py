@@ -70,3 +70,13 @@ def feed_gone_back(authority: Authority, count: int) -> SqliteAuthorityStore:
     with store.transaction():
         store._db.execute("DELETE FROM revocations WHERE seq >= ?", (count,))
     return store
+
+
+def release_authority(home: Path, name: str) -> int | None:
+    """Release the authority node `name` under `home` hosts from a restore's hold, as its
+    operator does once what was revoked after the copy is revoked again (`troth authority
+    release-restored`; review 65o, feed 2); when it was held, or None."""
+    from troth.node import open_node
+
+    with open_node(name, home=home) as node:
+        return node.authority().release_restored()

@@ -674,6 +674,8 @@ class Node:
         Verifier asks `_feed_due` of every source first (a due copy is none)."""
         hosted = self._stored.hosted_authority()
         if hosted is not None and hosted.identifier == authority:
+            if hosted.restore_held() is not None:  # the copy's line (review 65o, feed 2)
+                return None
             # (a `previous` the store no longer holds, restored say, is read in full again;
             # its index grows in place: one call at a time, the lock inside the transaction
             # as the authority's own view takes its own)
@@ -703,10 +705,11 @@ class Node:
         """Whether a link revocation made here left `authority`'s feed to sync
         (`CredentialWallet.sync_due`, tried now): the held copy may predate it, so this node
         vouches for no copy of it, as its own decisions wait (review 58e, feeds 2: a Verifier
-        fed by this node took the authority's chains; a hosted authority's feed is its own)."""
+        fed by this node took the authority's chains; a hosted authority's feed is its own,
+        due only while a restore of node.db holds it: review 65o, feed 2)."""
         hosted = self._stored.hosted_authority()
         if hosted is not None and hosted.identifier == authority:
-            return False
+            return hosted.restore_held() is not None
         return self._stored.wallet.sync_due(authority, now=now)
 
     def close(self) -> None:

@@ -44,6 +44,23 @@ class AuthorityBase:
     def signer(self, now: int) -> Signer:
         return self.identities.signer(self.config.name, now=now)
 
+    def restore_held(self) -> int | None:
+        """When a restore of its node.db found held this authority, or None (review 65o, feed
+        2: the copy's feed lacks every revocation made after it; docs/storage.md, "An
+        authority's node from before some revocations")."""
+        return self.store.restore_held()
+
+    def check_not_held(self) -> None:
+        """AuthorityError RESTORED while a restore holds this authority: it issues nothing and
+        serves no feed page (its feed is the copy's: deny when in doubt)."""
+        held = self.store.restore_held()
+        if held is not None:
+            raise AuthorityError(
+                _A.RESTORED,
+                f"held since {held}: revoke again what was revoked after the copy was taken, "
+                "then troth authority release-restored",
+            )
+
     def history(self) -> bytes:
         return self.identities.export(self.config.name)
 

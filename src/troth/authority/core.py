@@ -21,6 +21,7 @@ its feed.
 
 from __future__ import annotations
 
+import logging
 from typing import Final
 
 from troth import limits
@@ -45,6 +46,7 @@ NOT_ITS_OWN_MEMBER: Final = "an authority is no member of itself"
 the use was taken, the authority listed itself as a member, and its credential from itself to
 itself, a delegation cycle, was refused by the holder, which sent it again for a week)."""
 _A = AuthorityFailure
+_log = logging.getLogger(__name__)
 
 
 class Authority(Revoking, Issuing):
@@ -367,7 +369,11 @@ class Authority(Revoking, Issuing):
         """The signer of a feed page, the authority's own rotation published first: every page
         signed under its current history carries the entry saying that history supersedes
         the older ones, so a stolen older key's credentials and pages stop verifying
-        (docs/credentials.md, "A stolen authority key"). Nothing is appended once published."""
+        (docs/credentials.md, "A stolen authority key"). Nothing is appended once published.
+        RESTORED while a restore holds the authority: its feed is the copy's, which lacks what
+        was revoked after it, and a node syncing it for the first time would take that as
+        all (review 65o, feed 2)."""
+        self.check_not_held()
         signer = self.signer(now)
         self._publish_own(signer.identity, now)
         return signer
@@ -380,6 +386,19 @@ class Authority(Revoking, Issuing):
         except AuthorityError as exc:
             if exc.reason is not _A.FEED_LIMIT:
                 raise
+
+    def release_restored(self) -> int | None:
+        """Lift the hold a restore of node.db found put on this authority (review 65o, feed
+        2), on its operator's word that what was revoked after the copy was taken is revoked
+        again; when it was held, or None (it was not: nothing done)."""
+        held = self.store.release_restore_hold()
+        if held is not None:
+            _log.warning(
+                "authority %s released from a restore's hold (held since %d)",
+                self.config.name,
+                held,
+            )
+        return held
 
     def held_feed(self, *, now: int, previous: VerifiedFeed | None = None) -> VerifiedFeed:
         """The authority's own view of its feed (what the node hosting it verifies against),

@@ -60,6 +60,7 @@ class Issuing(AuthorityBase):
         unexpired past the live bound are revoked, then the oldest of those expired within the
         skew as many as the second bound needs, each an entry charged to the member's quota
         (QUOTA_EXCEEDED past it), and a credential is issued (review 24a's rule)."""
+        self.check_not_held()  # nothing answered again either (review 65o, feed 2)
         since = self.identities.get(self.config.name, now=now).identity.current.body.created_at
         kind = RevocationKind.CREDENTIAL
 
@@ -145,6 +146,7 @@ class Issuing(AuthorityBase):
         CLI, out of the Python API's reach (review 44c, CLI 1)."""
         with self.store.transaction():
             attributes = self.member(member).attributes
+            self.check_not_held()
             signer = self.signer(now)
             valid_until = min(now + self.config.credential_ttl, signer.expires_at)
             document = export_credential_vc(
@@ -162,6 +164,7 @@ class Issuing(AuthorityBase):
     def _issue(
         self, member: Identifier, attributes: Attributes, now: int, signer: Signer | None = None
     ) -> CredentialChain:
+        self.check_not_held()
         signer = signer or self.signer(now)
         credential = issue_credential(
             signer,

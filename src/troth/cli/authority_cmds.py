@@ -25,7 +25,7 @@ from troth.identity import Identifier, UnverifiedHistory
 from troth.limits import DEFAULT_REVOCATION_QUOTA
 from troth.node import init_node, open_node
 from troth.node.authorities import parse_ticket, ticket_address
-from troth.node.traces import remove_member_as_authority
+from troth.node.traces import remove_member_as_authority, tell_hosting_node, tell_local_nodes
 
 ATTR_HELP = "key=value to grant (repeat the option; repeat a key for a set of values)."
 REASON_HELP = "Why (recorded in the signed revocation feed)."
@@ -337,3 +337,36 @@ def members_remove(member: str, authority_ref: str, reason: str, reporter: Repor
     reporter.result(
         data, f"removed {reporter.label(identifier)}; revoked {len(revoked)} credential(s)"
     )
+
+
+@authority_group.command("release-restored")
+@authority_option()
+@json_command
+def release_restored(authority_ref: str, reporter: Reporter) -> None:
+    """Release the authority a restore of its node.db held: it issues and serves again.
+
+    node.db was found restored from a copy: its revocation feed is the copy's, which lacks
+    every revocation, member removal and rotation recorded after the copy was taken, so the
+    authority was held (its node refuses every chain of it, it issues no credential and
+    serves no feed page). Revoke again first what was revoked after the copy was taken
+    (troth revoke identity, troth authority members remove), then release it. See
+    docs/storage.md, "An authority's node from before some revocations"."""
+    with open_authority_node(reporter.names, authority_ref) as node:
+        authority = node.authority()
+        held_at = authority.release_restored()
+        if held_at is not None:  # its daemon and the nodes here take its feed now
+            tell_hosting_node(node, authority.identifier)
+            tell_local_nodes(node, authority.identifier)
+    data = {
+        "authority": str(authority.identifier),
+        "released": held_at is not None,
+        "held_at": held_at,
+    }
+    if held_at is None:
+        reporter.result(data, "not held by a restore: nothing to release")
+        return
+    reporter.warn(
+        "released on your word that what was revoked after the copy was taken is revoked "
+        "again: whatever is not is admitted again by every node that syncs its feed from now on"
+    )
+    reporter.result(data, "released: it issues credentials and serves its feed again")

@@ -570,7 +570,12 @@ def read_hosted(hosted: Authority, previous: VerifiedFeed | None, now: int) -> V
     store went back) is taken once the held feed's revocations and supersessions it lacks
     are made again (review 64j, feed 1: 64d installed the shorter line whole, and the hub
     admitted the members they revoked; review 65c, feed 2: a handle's and the CLI's did
-    still); None when that failed (the caller keeps `previous`: it revokes more)."""
+    still); None when that failed (the caller keeps `previous`: it revokes more), or while a
+    restore of node.db holds the authority (review 65o, feed 2: the store's line is the copy's,
+    which lacks every revocation made after it; the caller holds no feed of it, or the one it
+    held: every chain of the authority refused for want of one)."""
+    if hosted.restore_held() is not None:
+        return None
     feed = hosted.held_feed(now=now, previous=previous)
     if previous is None or extends_held(hosted, previous, feed):
         return feed

@@ -353,6 +353,14 @@ class AuthorityStore(Transactional, Protocol):
         removed, a feed entry), inside its transaction (docs/storage.md, "Rollback guard")."""
         ...
 
+    def restore_held(self) -> int | None:
+        """When a restore of the store found held the authority (review 65o, feed 2), or None."""
+        ...
+
+    def release_restore_hold(self) -> int | None:
+        """Lift the hold of a restore found; when it was held, or None (not held)."""
+        ...
+
     def put_ticket(
         self,
         code_hash: bytes,

@@ -35,6 +35,17 @@ the store is opened on a node.db made before them, as a migration is (`SqliteDat
 
 
 _ANY_TICKET: Final = "SELECT 1 FROM tickets LIMIT 1"
+_CREATE_HOLD: Final = (
+    "CREATE TABLE IF NOT EXISTS authority_restore_hold "
+    "(authority BLOB PRIMARY KEY, held_at INTEGER NOT NULL)"
+)
+_HOLD: Final = (  # the earliest hold kept: a later restore found while held changes nothing
+    "INSERT INTO authority_restore_hold (authority, held_at) SELECT identifier, ? "
+    "FROM authority WHERE true ON CONFLICT (authority) DO NOTHING"
+)
+_HOLD_TABLE: Final = (
+    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'authority_restore_hold'"
+)
 
 _PENDING_BY_TICKET: Final = (
     """
@@ -89,20 +100,48 @@ class SqliteAuthorityStore:
     def check_restored(self, now: int) -> Restored | None:
         """Whether this store is a restored copy (troth.storage.rollback): if so, every ticket
         it holds is used up (which of them were redeemed after the copy was taken cannot be
-        known) in the transaction that records the restore, found once. A store holding
+        known) and the authority held (`restore_held`: review 65o, feed 2) in the transaction
+        that records the restore, found once. A store holding
         tickets an older troth made (none armed the scope before review 52c) is armed now, so
         a copy taken from here on, put back with its guard deleted, is found (review 56d,
         rollback 1; review 54t, rollback 1 for the bundles)."""
-        restored = self._guard.check(now, self._void_tickets)
+        restored = self._guard.check(now, lambda: self._fail_closed(now))
         if not self._guard.armed() and self._db.fetch_one(_ANY_TICKET) is not None:
             with self._db.transaction():
                 self._guard.arm()
         return restored
 
-    def _void_tickets(self) -> int:
-        return int(
+    def _fail_closed(self, now: int) -> int:
+        """In the restore's transaction: every ticket used up (how many: the restore's
+        `voided`), and the authority held (review 65o, feed 2: the copy's feed lacks the
+        revocations made after it; `restore_held`)."""
+        voided = int(
             self._db.execute("UPDATE tickets SET uses_left = 0 WHERE uses_left > 0").rowcount
         )
+        self._db.execute(_CREATE_HOLD)
+        self._db.execute(_HOLD, (now,))
+        return voided
+
+    def restore_held(self) -> int | None:
+        """When a restore of node.db found held this authority (`check_restored`), or None:
+        not held, or released (`release_restore_hold`). A primary-key read first: the scope's
+        `restored_at` is set in the transaction that makes the holds' table."""
+        row = self._db.fetch_one(
+            "SELECT restored_at FROM rollback_counters WHERE scope = 'authority'"
+        )
+        if row is None or row[0] is None or self._db.fetch_one(_HOLD_TABLE) is None:
+            return None
+        held = self._db.fetch_one("SELECT min(held_at) FROM authority_restore_hold")
+        return None if held is None or held[0] is None else int(held[0])
+
+    def release_restore_hold(self) -> int | None:
+        """Lift the hold a restore found put on this authority (its operator revoked again
+        what the copy lacks); when it was held, or None (not held)."""
+        with self._db.transaction():
+            held = self.restore_held()
+            if held is not None:
+                self._db.execute("DELETE FROM authority_restore_hold")
+        return held
 
     def get_config(self) -> AuthorityConfig | None:
         row = self._db.fetch_one(

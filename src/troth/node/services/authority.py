@@ -306,6 +306,7 @@ class AuthorityService:
         the authority has not rotated and it is under FEED_REUSE s old, and signed anew for a
         peer only within its own budget and its class's pool (troth.limits: a peer cycling
         `since` values cannot make the node sign and read pages without end)."""
+        self.authority.check_not_held()  # no page, cached or not (review 65o, feed 2)
         latest = self.authority.store.revocation_tip()[0]
         if not 0 <= since <= latest:  # what feed_page refuses, refused before any budget
             raise AuthorityError(AuthorityFailure.REQUEST_INVALID, f"the feed has {latest} entries")
