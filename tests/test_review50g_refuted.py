@@ -125,9 +125,9 @@ def test_a_holder_refuses_a_restored_authoritys_shorter_and_forked_feed(
     _restore(troth_home, "acme", copy)
     with open_node("acme") as node, open_node("agent") as agent:
         host = node.authority()
-        with pytest.raises(AuthorityError) as held:  # no page while held (review 65o, feed 2)
+        with pytest.raises(AuthorityError) as holding:  # no page while held (review 65o, feed 2)
             sync_from(agent, host, now=now + 30)
-        assert held.value.reason is AuthorityFailure.RESTORED
+        assert holding.value.reason is AuthorityFailure.RESTORED
         assert host.release_restored() is not None  # released without revoking again
         with pytest.raises(AuthorityError, match="the feed has 0 entries"):
             sync_from(agent, host, now=now + 30)  # the holder asks from where it ends
