@@ -14,6 +14,10 @@ feed they make it write, its pages) that the defences named in each test held of
    theirs leave the members' (`RequestBudgets`: per source, classes apart).
 8. A page of another authority's feed, a stale page, or one cut short is refused by the peer
    syncing it (`verify_page`).
+9. A member of another (co-trusted) authority, rotated, makes this one write nothing: its
+   `rotated` is NOT_A_MEMBER, and its revoke request with a chain rooted at its own authority
+   is refused before any issuer history is kept or published (`TrustPolicy` of this authority
+   only).
 """
 
 from __future__ import annotations
@@ -28,9 +32,14 @@ from tests.test_authority import setup as setup  # the fixture, shared
 from troth import limits
 from troth.authority import ENROLLER
 from troth.authority.budgets import RequestBudgets
-from troth.authority.client import enroll_request, refresh_request
+from troth.authority.client import (
+    enroll_request,
+    refresh_request,
+    revoke_request,
+    rotated_request,
+)
 from troth.authority.requests import make_request
-from troth.credentials import Attributes, RevocationKind, verify_page
+from troth.credentials import Attributes, CredentialChain, RevocationKind, verify_page
 from troth.encoding import cbor
 from troth.errors import AuthorityError, CredentialError, CredentialFailure
 from troth.node import init_node, open_node
@@ -162,3 +171,51 @@ def test_8_pages_another_authoritys_stale_or_cut_short_are_refused(
         other = other_node.create_authority("other", now=NOW)
         with pytest.raises(CredentialError):
             verify_page(other.feed(now=NOW + 3), authority=me, now=NOW + 3)
+
+
+def test_9_a_cotrusted_authoritys_member_makes_this_one_write_nothing(
+    setup: Setup, troth_home: Path
+) -> None:
+    init_node("other")
+    with open_node("other") as other_node:
+        other = other_node.create_authority("other", now=NOW)
+        ticket = other.create_ticket(
+            creator=other.identifier, attributes=ORDERS, address="node:other", now=NOW
+        )
+        agents = setup.agents
+        agents.identities.create(now=NOW, name="outsider")
+        agents.identities.create(now=NOW, name="outsider-sub")
+        held = other.enroll(enroll_request(agents.identities, "outsider", ticket, now=NOW), now=NOW)
+        agents.wallet.hold("outsider", held.encode(), now=NOW)
+        agents.identities.rotate("outsider", now=NOW + 1)
+        chain = agents.wallet.delegate(
+            "outsider",
+            to=agents.identities.get("outsider-sub", now=NOW).identifier,
+            attributes=ORDERS,
+            now=NOW + 1,
+            ttl=600,
+            purpose="job",
+        )
+        target = CredentialChain.decode(chain).credentials[-1].hash
+        me = setup.authority.identifier
+        before = setup.feed_length()
+        request = revoke_request(
+            agents.identities,
+            "outsider",
+            me,
+            credential_hash=target,
+            chain=chain,
+            reason="",
+            now=NOW + 2,
+        )
+        with pytest.raises(AuthorityError) as caught:
+            setup.authority.revoke_link(request, now=NOW + 2)
+        assert caught.value.reason is A.REQUEST_INVALID
+        with pytest.raises(AuthorityError) as caught:
+            setup.authority.rotated(
+                rotated_request(agents.identities, "outsider", me, now=NOW + 2), now=NOW + 2
+            )
+        assert caught.value.reason is A.NOT_A_MEMBER
+        assert setup.feed_length() == before
+        outsider = agents.identities.get("outsider", now=NOW + 2).identifier
+        assert setup.authority_node.identities.stored_changes(outsider) is None
