@@ -45,3 +45,39 @@ def test_a_removed_member_makes_the_authority_write_no_entry(setup: Setup, for_g
         setup.revoke_link("alice", target, chain.encode(), now=NOW + 3)
     assert caught.value.reason in (A.NO_STANDING, A.NOT_A_MEMBER)
     assert setup.feed_length() == before
+
+
+def test_a_removed_members_delegate_makes_the_authority_write_no_entry(setup: Setup) -> None:
+    """Authority 1, through a delegate: alice-sub (stored here: it revoked a link of its own
+    while alice was a member) rotates after alice's removal and asks to revoke a link it made
+    under its new history; its supersession was charged to alice's delegates' account."""
+    agents = setup.agents
+    setup.agents.wallet.hold("alice", setup.enroll("alice", setup.ticket()).encode(), now=NOW)
+    for name in ("alice-sub", "worker"):
+        agents.identities.create(now=NOW, name=name)
+    to_sub = agents.wallet.delegate(
+        "alice", to=setup.id("alice-sub"), attributes=ORDERS, now=NOW, ttl=600, purpose="sub"
+    )
+    agents.wallet.hold("alice-sub", to_sub, now=NOW)
+
+    def link(now: int, purpose: str) -> tuple[bytes, bytes]:
+        chain = agents.wallet.delegate(
+            "alice-sub",
+            to=setup.id("worker"),
+            attributes=ORDERS,
+            now=now,
+            ttl=300,
+            purpose=purpose,
+        )
+        return CredentialChain.decode(chain).credentials[-1].hash, chain
+
+    target, chain = link(NOW, "first")
+    setup.revoke_link("alice-sub", target, chain)  # alice-sub's history is stored here
+    setup.authority.remove_member(setup.id("alice"), now=NOW + 1)
+    agents.identities.rotate("alice-sub", now=NOW + 2)
+    target, chain = link(NOW + 2, "second")
+    before = setup.feed_length()
+    with pytest.raises(AuthorityError) as caught:
+        setup.revoke_link("alice-sub", target, chain, now=NOW + 3)
+    assert caught.value.reason in (A.NO_STANDING, A.NOT_A_MEMBER)
+    assert setup.feed_length() == before
