@@ -18,10 +18,14 @@ feed they make it write, its pages) that the defences named in each test held of
    `rotated` is NOT_A_MEMBER, and its revoke request with a chain rooted at its own authority
    is refused before any issuer history is kept or published (`TrustPolicy` of this authority
    only).
+10. One identity redeeming a one-use ticket from 8 threads at once (each its own signed request)
+   gets one credential, the same in every answer: the redemption, its lookup of an earlier one
+   and its record are one write transaction (no second use, no second credential).
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -219,3 +223,31 @@ def test_9_a_cotrusted_authoritys_member_makes_this_one_write_nothing(
         assert setup.feed_length() == before
         outsider = agents.identities.get("outsider", now=NOW + 2).identifier
         assert setup.authority_node.identities.stored_changes(outsider) is None
+
+
+def test_10_one_identity_redeeming_at_once_from_many_threads_gets_one_credential(
+    setup: Setup,
+) -> None:
+    ticket = setup.ticket()
+    setup.agents.identities.create(now=NOW, name="alice")
+    requests = [
+        enroll_request(setup.agents.identities, "alice", ticket, now=NOW + n) for n in range(8)
+    ]
+    barrier = threading.Barrier(len(requests))
+    answers: list[object] = []
+
+    def redeem(request: bytes) -> None:
+        barrier.wait()
+        try:
+            answers.append(setup.authority.enroll(request, now=NOW + 1).credentials[0].hash)
+        except AuthorityError as exc:
+            answers.append(exc.reason)
+
+    threads = [threading.Thread(target=redeem, args=(r,)) for r in requests]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(answers) == len(requests)
+    assert len(set(answers)) == 1
+    assert len(setup.authority.store.unexpired_issued(setup.id("alice").digest, NOW)) == 1
