@@ -173,7 +173,11 @@ class Revoking(Requesters):
         they share (`delegates_of`), as a delegate's own request's is (`revoke_link`): each
         paid from a budget of its own, a member's throwaway delegates, rotated, published
         supersessions past its quota without bound (review 61c, authority 1). Identities not
-        stored here are not stored (review 23a)."""
+        stored here are not stored (review 23a). Once `member` is no member (removed, or
+        revoked for good) nothing is published: its chains were revoked with it, and each
+        rotation it or its delegates made after cost the feed an entry no membership bounded
+        (review 65u, authority 1); the histories are stored all the same."""
+        publish = self.store.get_member(member.digest) is not None
         for index, issuer in enumerate(issuers[1:], start=1):
             if self.identities.stored_changes(issuer.identifier) is None:
                 continue
@@ -183,6 +187,8 @@ class Revoking(Requesters):
                 if exc.reason is not IdentityFailure.ROLLBACK:
                     raise AuthorityError(_A.REQUEST_INVALID, f"chain: issuer {exc}") from None
                 continue  # an older history: the stored copy says more
+            if not publish:
+                continue
             payer = None if index == 1 else delegates_of(member)
             try:
                 self.revocations.supersede(issuer, now=now, charged_to=payer)
