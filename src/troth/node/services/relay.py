@@ -18,7 +18,9 @@ the latest of them that still shows its owner and, with a decision point, may st
 `create` again for the owner of every relay whose channel is open, and a refused one is held
 the same way (`_recheck`), and its owner's connection and the node's other connections forget
 each other as reply paths, so neither a sender nor the owner reaches the other past the name
-any more (`_cut_off`; review 65p, relays 1). The names and their owners are kept in
+any more (`_cut_off`; review 65p, relays 1), when that connection is the owner's own: one
+behind another node shares it with every other party there, and is cut off by its name only
+(review 65s, relays 1). The names and their owners are kept in
 `<node dir>/relays.json` (`RelayBook`), so a restarted relay node holds every name for its
 owner for the grace period too. One member (the names of identities it delegated to
 included) holds at most `limits.MAX_RELAYS_PER_OWNER` names, a node at most
@@ -427,8 +429,9 @@ class RelayService:
                 relay.lost_at, relay.refused = now, True
                 reasons = "; ".join(decision.reasons)
                 self._lines.log(logging.WARNING, "relay %s no longer forwards: %s", name, reasons)
-                if relay.connection is not None:
-                    refused.add(relay.connection)
+                if relay.connection is not None and not relay.beyond:  # the owner's own
+                    refused.add(relay.connection)  # (one behind another node shares it with
+                    # every other party there: its name only; review 65s, relays 1)
         self._cut_off(refused)
 
     def _cut_off(self, connections: set[Address]) -> None:
@@ -439,7 +442,9 @@ class RelayService:
         forwards over (another name of the owner's node: its senders' channels stay); and
         those connections forget every other as a reply path, so an owner refused reaches its
         senders through the node no more either (nor makes their connections allow its own
-        again by what it sends them)."""
+        again by what it sends them). Only owners' own connections are given (`_recheck`): an
+        owner behind another node (`Relay.beyond`) shares its first hop with every other party
+        there, whose reply paths the cut took too (review 65s, relays 1)."""
         sources = self.sources
         if sources is None or not connections:
             return
