@@ -15,6 +15,15 @@ each round. The hub cannot tell their reply paths
 apart at that connection (they are keyed by the first hop), so a relay whose owner is behind
 another node is cut off by its name only, as before 65p: the node in between holds the owner's
 own reply paths (residual, docs/protocols.md, "Relays").
+
+Relays 2 (medium: review 65p's cut-off passed by). Only the connection the name forwarded over
+when refused was cut: an owner that had created its name again over another connection of its
+own (another spelling of the hub's address: a second connection) kept every sender that had
+reached it over the first one, at that connection's reply path, after the refusal, both ways
+(its channel there kept open as a stranger's, or the connection kept up by the frames it and
+its senders exchange). A relay now keeps the owner's own connections it forwarded over before,
+while they are open (`Relay.earlier`, the latest `MAX_CHANNELS_PER_MEMBER`), and a refusal cuts
+them too.
 """
 
 from __future__ import annotations
@@ -60,5 +69,38 @@ def test_an_owner_behind_a_shared_connection_refused_cuts_no_other_partys_reply_
         sent = stranger.frames_sent
         await net.b.router.route(RoutedMessage((to_hub, to_stranger), (), b"from b"))
         await until(lambda: stranger.frames_sent > sent)
+
+    with_stranger(tmp_path, test)
+
+
+def test_a_refused_owner_is_not_reached_at_its_earlier_connection(tmp_path: Path) -> None:
+    """Relays 2: the stranger reached b through its name over b's first connection; b creates
+    the name again over a second connection of its own to the hub (another spelling of the
+    hub's address), then is refused. The stranger does not reach b at the first connection's
+    reply path any more; before, only the latest connection was cut and it did."""
+
+    async def test(net: Stranger) -> None:
+        net.send("/relay/b/service/channels")
+        second = await net.receive()
+        to_b = second.return_route[0]
+        assert net.hub.listening is not None
+        port = net.hub.listening[1]
+        await net.b.create_relay("b", f"/tcp/localhost:{port}")
+        relay = net.relay.relays["b"]
+        assert relay.connection != to_b
+        assert relay.others
+
+        def decide(request: AccessRequest) -> Decision:
+            return Decision(False, ("revoked",))
+
+        net.relay.decide = decide
+        net.relay._recheck(net.relay.clock())
+        assert relay.refused
+        before, dropped = len(net.mine()), net.hub_tcp.counters.dropped_messages
+        net.send(f"{to_b}/service/channels")
+        await until(
+            lambda: net.hub_tcp.counters.dropped_messages > dropped or len(net.mine()) > before
+        )
+        assert len(net.mine()) == before
 
     with_stranger(tmp_path, test)
