@@ -18,7 +18,10 @@ the latest of them that still shows its owner and, with a decision point, may st
 `create` again for the owner of every relay whose channel is open, and a refused one is held
 the same way (`_recheck`), and its owner's connection and the node's other connections forget
 each other as reply paths, so neither a sender nor the owner reaches the other past the name
-any more (`_cut_off`; review 65p, relays 1). The names and their owners are kept in
+any more (`_cut_off`; review 65p, relays 1), when that connection is the owner's own: one
+behind another node shares it with every other party there, and is cut off by its name only
+(review 65s, relays 1); so are the owner's own connections the name forwarded over before,
+still open (`Relay.earlier`; review 65s, relays 2). The names and their owners are kept in
 `<node dir>/relays.json` (`RelayBook`), so a restarted relay node holds every name for its
 owner for the grace period too. One member (the names of identities it delegated to
 included) holds at most `limits.MAX_RELAYS_PER_OWNER` names, a node at most
@@ -105,6 +108,9 @@ class Relay:
     # through other relays (review 45e, relay 1)
     others: tuple[str, ...] = ()  # the owner's other open channels it was created over, the
     # latest last: where it forwards when `channel` closes (review 49n, relays 1)
+    earlier: Route = ()  # the owner's own connections it forwarded over before `connection`,
+    # still open (the latest MAX_CHANNELS_PER_MEMBER): its senders' reply paths may name them,
+    # so a refusal cuts them too (review 65s, relays 2)
 
 
 class RelayBook(IdentifierBook):
@@ -261,10 +267,18 @@ class RelayService:
             authorities,
             beyond=tuple(beyond),
             others=others,
+            earlier=self._earlier(existing, first) if existing and not new_owner else (),
         )
         if new_owner:  # kept even if this request is cancelled meanwhile (its channel closed)
             await to_the_end(self._save(), self._saving)
         return f"/relay/{name}"
+
+    def _earlier(self, relay: Relay, now: Address) -> Route:
+        """`relay.earlier` once it forwards over `now`: its connection until then too when that
+        was its owner's own (no hops beyond it), those closed since dropped."""
+        own = () if relay.beyond or relay.connection is None else (relay.connection,)
+        kept = dict.fromkeys(c for c in (*relay.earlier, *own) if c != now and self.router.has(c))
+        return tuple(kept)[-limits.MAX_CHANNELS_PER_MEMBER :]
 
     def _check_quota(
         self,
@@ -369,6 +383,7 @@ class RelayService:
             if decide is not None and not decide(request).allowed:
                 continue
             first, *beyond = end.peer_route[:-1] or end.peer_route
+            relay.earlier = self._earlier(relay, first)
             relay.channel, relay.connection, relay.beyond = last, first, tuple(beyond)
             relay.lost_at = None
             return True
@@ -427,8 +442,10 @@ class RelayService:
                 relay.lost_at, relay.refused = now, True
                 reasons = "; ".join(decision.reasons)
                 self._lines.log(logging.WARNING, "relay %s no longer forwards: %s", name, reasons)
-                if relay.connection is not None:
-                    refused.add(relay.connection)
+                if relay.connection is not None and not relay.beyond:  # the owner's own
+                    refused.add(relay.connection)  # (one behind another node shares it with
+                    # every other party there: its name only; review 65s, relays 1)
+                refused.update(relay.earlier)  # and those it forwarded over before (relays 2)
         self._cut_off(refused)
 
     def _cut_off(self, connections: set[Address]) -> None:
@@ -439,7 +456,9 @@ class RelayService:
         forwards over (another name of the owner's node: its senders' channels stay); and
         those connections forget every other as a reply path, so an owner refused reaches its
         senders through the node no more either (nor makes their connections allow its own
-        again by what it sends them)."""
+        again by what it sends them). Only owners' own connections are given (`_recheck`): an
+        owner behind another node (`Relay.beyond`) shares its first hop with every other party
+        there, whose reply paths the cut took too (review 65s, relays 1)."""
         sources = self.sources
         if sources is None or not connections:
             return
