@@ -221,5 +221,7 @@ def test_node_status_says_what_was_found() -> None:
     text = _restored([row.to_json() for row in rows])
     assert text is not None
     assert f"authority at {NOW}, 2 ticket(s) voided" in text
+    # its members are refused until the operator releases it (review 65o, feed 2)
+    assert "troth authority release-restored --authority NAME" in text
     assert f"broker at {NOW}, 1 lease(s) revoked" in text
     assert _restored([]) is None

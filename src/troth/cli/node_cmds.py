@@ -249,6 +249,9 @@ def _restored(rows: list[dict[str, Any]]) -> str | None:
     advice = {
         "identity": "release one not rotated after the copy with troth identity "
         "release-restored IDENTITY, and make a new one for each rotated since: it is lost here",
+        # its members are refused here until released (review 65o, feed 2)
+        "authority": "its members are refused here until then: revoke again what was revoked "
+        "after the copy, then troth authority release-restored --authority NAME",
     }
     return (
         "; ".join(
