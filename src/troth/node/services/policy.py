@@ -474,10 +474,14 @@ class PolicyService:
         by the older bundle until it expired (review 54h, bundles 3). A failed push is
         logged (`quiet`: at the debug level only, for a bundle that may be older than the
         one that node holds, at a start whose pull says why that node cannot be reached); the
-        bundle reaches the authority's node when it is installed there."""
+        bundle reaches the authority's node when it is installed there. A held-back bundle (a
+        restored copy's) is passed on to no one: there a member's push confirms its own held-
+        back copy (review 65w, policy 1: two restored copies confirmed each other)."""
         authority = bundle.body.authority
         address = self.routes().get(authority)
         if authority == self.hosted() or address is None or is_local(address):
+            return
+        if self.policies.held_back(authority):
             return
         self._spawn(self._push_upstream(authority, address, bundle.data, quiet))
 

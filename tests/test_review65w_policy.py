@@ -1,0 +1,50 @@
+"""Review 65w, policy distribution between nodes.
+
+policy 1: a member's node restored from a backup holds its bundle back (review 54p, rollback
+1: it "hands it to no one"), yet at its start it passed every active bundle on to its
+authority's node (`PolicyService.started` -> `upstream`), the held-back one included. On the
+authority's node a member's push of the same bytes confirms a held-back bundle (review 54t,
+policy 1), so a member's node and its authority's node both restored from copies holding the
+same older bundle confirmed each other: the authority's node took the member's stale copy as
+confirmation, and the member's next pull was answered with it, so both decided by the older
+bundle again (docs/policy.md, "A restored node.db": "deny until one of them is given it
+again"). Now a held-back bundle is passed on to no one, upstream included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from tests.support.nodes import MemNet, run_memnet
+from tests.test_gates_distribution import bundle
+from tests.test_review54p_rollback import _restart_held_back
+from troth.node.services.policy import PolicyService
+
+
+def test_a_held_back_bundle_is_not_passed_on_to_its_authoritys_node_held_back_too(
+    tmp_path: Path,
+) -> None:
+    async def test(net: MemNet) -> None:
+        authority = net.authority.identifier
+        hub = net.hub
+        assert hub is not None
+        hub.policies.accept(bundle(net, 1), now=net.clock.now())
+        b = await net.member("agent-b")
+        await b.maintain()
+        await b.stop()
+        await hub.stop()
+        hub_again = _restart_held_back(net, hub, "hub")
+        await hub_again.start(("hub", 4000))
+        assert hub_again.policies.held_back(authority)
+        b_again = _restart_held_back(net, b, "host-agent-b")
+        await b_again.start()
+        service = b_again.host.services["policy"]
+        assert isinstance(service, PolicyService)
+        await service.started()  # as at the start (its pull, then its upstream pushes)
+        await asyncio.gather(*list(service._tasks), return_exceptions=True)
+        await b_again.maintain()
+        assert hub_again.policies.held_back(authority)  # no one knows better: still in doubt
+        assert b_again.policies.held_back(authority)
+
+    run_memnet(test, tmp_path)
