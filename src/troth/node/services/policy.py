@@ -315,7 +315,8 @@ class PolicyService:
         not speak for (`speaks_for`: null, as for a bundle the node does not hold, and no
         subscription; review 36f, policy 1-2). The requester's channel is subscribed to
         later bundles. A requester naming a bundle that would replace the one held (a higher
-        revision, or the same of a lower digest) is asked for it in turn (`_ask_back`)."""
+        revision, or the same of a lower digest; any, the one held out of force for good) is
+        asked for it in turn (`_ask_back`)."""
         authority, revision, digest = _get_arguments(arguments)
         own = self.speaks_for(context.caller, context.now)
         if own is not None and authority not in own:
@@ -325,7 +326,8 @@ class PolicyService:
             held = None  # a restored copy's: handed to no one, any requester asked back (54p)
         if isinstance(context.caller, PeerCaller):
             self._subscribe(context.caller, authority)
-            if _asks_above(held, revision, digest):
+            out = revision > 0 and self.policies.replaceable(authority)  # 65w, policy 2
+            if out or _asks_above(held, revision, digest):
                 self._ask_back(context.caller, authority)
         if held is None:
             return None
