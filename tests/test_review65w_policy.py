@@ -20,6 +20,11 @@ member holding it, so the fleet denied until the replacement was installed on it
 (or that member restarted). Now a requester naming any bundle in force (revision above 0) is
 asked back when the held one is out of force for good; its answer is judged as any bundle
 (`BundleStore.accept`: issued since the held one, or refused).
+
+policy 3: a push waiting for a place (MAX_POLICY_PUSHES) to a subscriber whose channel closed
+meanwhile ended, once it ran, whatever subscription the key then named: the subscriber's new
+one, made on its new channel after the maintenance round forgot the old, was dropped, and the
+next bundle was not pushed to it (a round late). Now a push ends its own subscription only.
 """
 
 from __future__ import annotations
@@ -87,5 +92,36 @@ def test_an_authority_node_out_of_force_for_good_asks_a_member_back_for_the_repl
         await until(lambda: revision_of(hub, authority) == 2, timeout=3)
         await c.maintain()
         assert revision_of(c, authority) == 2
+
+    run_memnet(test, tmp_path)
+
+
+def test_a_push_to_a_gone_channel_does_not_end_the_subscription_made_since(
+    tmp_path: Path,
+) -> None:
+    async def test(net: MemNet) -> None:
+        authority = net.authority.identifier
+        hub = net.hub
+        assert hub is not None
+        service = hub.host.services["policy"]
+        assert isinstance(service, PolicyService)
+        b = await net.member("agent-b")
+        await b.maintain()  # subscribes
+        key = (net.identifier(b), authority)
+        old = service.subscriptions[key]
+        for _ in range(limits.MAX_POLICY_PUSHES):  # every push place taken
+            await service._pushing.acquire()
+        verified, _ = await hub.worker.run(hub.policies.accept, bundle(net, 1), now=net.clock.now())
+        service.distribute(verified)  # its push waits for a place
+        assert old.pushing
+        old.channel = "gone"  # its channel closed
+        await service.maintain(net.clock.now())  # forgets it
+        assert key not in service.subscriptions
+        await b.maintain()  # pulls revision 1 and subscribes again, on its open channel
+        assert service.subscriptions[key] is not old
+        for _ in range(limits.MAX_POLICY_PUSHES):
+            service._pushing.release()
+        await asyncio.gather(*list(service._tasks), return_exceptions=True)
+        assert key in service.subscriptions  # the old push found its channel gone: itself ended
 
     run_memnet(test, tmp_path)

@@ -440,11 +440,11 @@ class PolicyService:
                     if data is None:
                         return
                     end = self.find_channel(subscription.channel)
-                    if end is None or end.channel.state is not ChannelState.OPEN:
-                        self.subscriptions.pop(key, None)  # it subscribes again when it pulls
-                        return
-                    if key[1] not in self._speaks_for(subscription.peer, self.clock()):
-                        self.subscriptions.pop(key, None)
+                    gone = end is None or end.channel.state is not ChannelState.OPEN
+                    if gone or key[1] not in self._speaks_for(subscription.peer, self.clock()):
+                        # it subscribes again when it pulls; one made since is not this one
+                        if self.subscriptions.get(key) is subscription:  # (65w, policy 3)
+                            del self.subscriptions[key]
                         return
                     try:
                         await call(self.router, (end.enc, POLICY), "push", [data])
