@@ -9,13 +9,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.gates import T, make_world
 from tests.support.nodes import HUB, MemNet, route, run_memnet
 from tests.test_gates_distribution import bundle, revision_of, until
-from troth.errors import RemoteError
+from troth.credentials import RevocationKind
+from troth.errors import PolicyError, RemoteError
+from troth.gates import BundleStore, SqliteBundleTable
 from troth.identity import Identifier
 from troth.node.runtime import NodeRuntime
 from troth.node.services import call
 from troth.node.services.policy import POLICY
+from troth.storage import SqliteDatabase
 
 
 def _at(runtime: NodeRuntime, authority: Identifier, revision: int) -> bool:
@@ -82,3 +86,34 @@ def test_a_subscriber_offline_during_pushes_takes_the_newest_at_its_restart(
         assert revision_of(again, authority) == 3
 
     run_memnet(test, tmp_path)
+
+
+def test_a_revoked_admins_bundle_denies_on_every_store_and_its_older_and_newer_are_refused(
+    tmp_path: Path,
+) -> None:
+    """A policy-admin's revision 5 installed, then the admin revoked: the store holding it
+    denies (no engine), so does a store opened again on the same table (a restart); the
+    admin's older revision 4 (issued before) replayed, and its revision 6 signed since, are
+    both refused; the authority's revision 2, issued since, replaces it."""
+    world = make_world()
+    authority = world.authority.identifier
+    db = SqliteDatabase(tmp_path / "node.db")
+    store = BundleStore(world.verifier, SqliteBundleTable(db))
+    older = world.bundle(revision=4, by_admin=True, now=T)
+    store.accept(world.bundle(revision=5, by_admin=True, now=T + 1), feeds=world.feeds(), now=T + 5)
+    world.revoke(RevocationKind.IDENTITY, world.admin.identifier.digest, now=T + 100)
+    for held in (store, BundleStore(world.verifier, SqliteBundleTable(db))):
+        held.reload(now=T + 101)
+        with pytest.raises(PolicyError):
+            held.engine(authority, feed=world.feed, now=T + 101)
+        assert held.replaceable(authority, world.feed)
+    with pytest.raises(PolicyError):
+        store.accept(older, feeds=world.feeds(), now=T + 102)
+    with pytest.raises(PolicyError):
+        store.accept(
+            world.bundle(revision=6, by_admin=True, now=T + 200), feeds=world.feeds(), now=T + 201
+        )
+    assert store.active(authority).bundle.body.revision == 5  # type: ignore[union-attr]
+    store.accept(world.bundle(revision=2, now=T + 200), feeds=world.feeds(), now=T + 201)
+    store.engine(authority, feed=world.feed, now=T + 202)  # in force
+    db.close()
