@@ -315,7 +315,8 @@ class PolicyService:
         not speak for (`speaks_for`: null, as for a bundle the node does not hold, and no
         subscription; review 36f, policy 1-2). The requester's channel is subscribed to
         later bundles. A requester naming a bundle that would replace the one held (a higher
-        revision, or the same of a lower digest) is asked for it in turn (`_ask_back`)."""
+        revision, or the same of a lower digest; any, the one held out of force for good) is
+        asked for it in turn (`_ask_back`)."""
         authority, revision, digest = _get_arguments(arguments)
         own = self.speaks_for(context.caller, context.now)
         if own is not None and authority not in own:
@@ -325,7 +326,8 @@ class PolicyService:
             held = None  # a restored copy's: handed to no one, any requester asked back (54p)
         if isinstance(context.caller, PeerCaller):
             self._subscribe(context.caller, authority)
-            if _asks_above(held, revision, digest):
+            out = revision > 0 and self.policies.replaceable(authority)  # 65w, policy 2
+            if out or _asks_above(held, revision, digest):
                 self._ask_back(context.caller, authority)
         if held is None:
             return None
@@ -438,11 +440,11 @@ class PolicyService:
                     if data is None:
                         return
                     end = self.find_channel(subscription.channel)
-                    if end is None or end.channel.state is not ChannelState.OPEN:
-                        self.subscriptions.pop(key, None)  # it subscribes again when it pulls
-                        return
-                    if key[1] not in self._speaks_for(subscription.peer, self.clock()):
-                        self.subscriptions.pop(key, None)
+                    gone = end is None or end.channel.state is not ChannelState.OPEN
+                    if gone or key[1] not in self._speaks_for(subscription.peer, self.clock()):
+                        # it subscribes again when it pulls; one made since is not this one
+                        if self.subscriptions.get(key) is subscription:  # (65w, policy 3)
+                            del self.subscriptions[key]
                         return
                     try:
                         await call(self.router, (end.enc, POLICY), "push", [data])
@@ -474,10 +476,14 @@ class PolicyService:
         by the older bundle until it expired (review 54h, bundles 3). A failed push is
         logged (`quiet`: at the debug level only, for a bundle that may be older than the
         one that node holds, at a start whose pull says why that node cannot be reached); the
-        bundle reaches the authority's node when it is installed there."""
+        bundle reaches the authority's node when it is installed there. A held-back bundle (a
+        restored copy's) is passed on to no one: there a member's push confirms its own held-
+        back copy (review 65w, policy 1: two restored copies confirmed each other)."""
         authority = bundle.body.authority
         address = self.routes().get(authority)
         if authority == self.hosted() or address is None or is_local(address):
+            return
+        if self.policies.held_back(authority):
             return
         self._spawn(self._push_upstream(authority, address, bundle.data, quiet))
 
