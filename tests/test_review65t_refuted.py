@@ -11,8 +11,8 @@ fixes that did not work, each kept as a test of the defence it names.
   a shared one is bounded by the item limit; a tuple of one shared 1 MiB string is counted per
   path on the walk of exact types too.
 - 65n: a scope `[""]` (or one empty token among others) is no scope token, refused by the
-  broker, as asked or as its wire carries it; `SecretNeed(scope=())` of a secret offering scopes leases nothing
-  (the broker refuses the empty scope at the call).
+  broker, as asked or as its wire carries it; `SecretNeed(scope=())` of a secret offering
+  scopes leases nothing (the broker refuses the empty scope at the call).
 """
 
 from __future__ import annotations
