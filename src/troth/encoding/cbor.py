@@ -300,7 +300,7 @@ def _declared(value: Any, enclosing: int, deepest: int, most: int, room: list[in
         for key in value:
             if type(key) is not str:
                 return -1
-            size += len(key)
+        size = sum(map(len, value))  # exact str keys: one C loop (hot path)
         items = value.values()
         total = 2 * len(value)
     else:
@@ -382,7 +382,7 @@ def _in_subset(value: Any, depth: int, budget: int, room: list[int]) -> int:
         for key in value:
             if type(key) is not str:
                 return -1
-            size += len(key)
+        size = sum(map(len, value))  # exact str keys: one C loop (hot path)
         items = value.values()
         budget -= 2 * len(value)
     else:
