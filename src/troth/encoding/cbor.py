@@ -134,6 +134,7 @@ def _copied(value: Any) -> Any:
     most = limits.MAX_CBOR_ENCODE_ITEMS
     budget = most - 1  # the value itself is one item
     room = limits.MAX_CBOR_ENCODE_BYTES
+    leaves: dict[int, Any] = {}
     root: list[Any] = [value]
     pending: list[tuple[list[Any] | dict[str, Any], Any, int]] = [(root, 0, 0)]
     while pending:
@@ -144,7 +145,7 @@ def _copied(value: Any) -> Any:
             if room < 0:
                 raise _too_many_bytes()
             continue
-        if type(item) in _LEAF_TYPES or type(item) is int:
+        if type(item) in _LEAF_TYPES or (type(item) is int and _MIN_INT <= item < _INT_BOUND):
             continue
         if isinstance(item, cbor2.CBORTag):  # refused for its number, its content unread
             into[slot] = cbor2.CBORTag(item.tag, None)
@@ -170,6 +171,7 @@ def _copied(value: Any) -> Any:
             copy = list(item)  # cbor2 writes any sequence as an array (a deque, a range...)
             into[slot] = copy
         else:
+            into[slot] = _leaf(item, leaves)
             continue
         if depth >= deepest:
             raise DecodeError(f"cannot encode value: nested deeper than {deepest} (or cyclic)")
@@ -181,6 +183,38 @@ def _copied(value: Any) -> Any:
         slots = list(copy) if type(copy) is dict else range(len(copy))
         pending.extend((copy, each, depth + 1) for each in slots)
     return root[0]
+
+
+def _leaf(item: Any, leaves: dict[int, Any]) -> Any:
+    """What `_copied` has cbor2 write for `item`, a leaf of no type of the subset (but a
+    string or a tag): an integer out of the subset's range or anything cbor2 writes as a tag
+    (a decimal, a fraction, a regular expression...) as that tag with no content, which the
+    scan refuses by its number before its content, as it refused `item`; a float or a simple
+    value as it is (at most 9 bytes). cbor2 wrote such a leaf, of any length, once per path to
+    it, past `MAX_CBOR_ENCODE_BYTES` (review 65t, cbor 1); each is encoded here once
+    (`leaves`, by id: `item` is held by the value being walked)."""
+    if isinstance(item, int) and not isinstance(item, bool):
+        if int.bit_length(item) > 65 or not _MIN_INT <= int.__int__(item) < _INT_BOUND:
+            return cbor2.CBORTag(3 if int.__lt__(item, 0) else 2, None)
+        return item
+    if type(item) is float:
+        return item
+    known = leaves.get(id(item))
+    if known is None:
+        try:
+            data = cbor2.dumps(item, canonical=True)
+        except (cbor2.CBOREncodeError, ValueError, TypeError, RecursionError):
+            data = b""  # not encodable: cbor2 refuses it again, as before
+        tagged = data and data[0] >> 5 == 6
+        known = (cbor2.CBORTag(_tag_number(data), None),) if tagged else (item,)
+        leaves[id(item)] = known
+    return known[0]
+
+
+def _tag_number(data: bytes) -> int:
+    """The number of the tag at the start of `data` (a CBOR data item of major type 6)."""
+    info = data[0] & 0x1F
+    return info if info < 24 else int.from_bytes(data[1 : 1 + (1 << (info - 24))], "big")
 
 
 def _length(item: str | bytes | bytearray) -> int:
@@ -266,7 +300,7 @@ def _declared(value: Any, enclosing: int, deepest: int, most: int, room: list[in
         for key in value:
             if type(key) is not str:
                 return -1
-            size += len(key)
+        size = sum(map(len, value))  # exact str keys: one C loop (hot path)
         items = value.values()
         total = 2 * len(value)
     else:
@@ -348,7 +382,7 @@ def _in_subset(value: Any, depth: int, budget: int, room: list[int]) -> int:
         for key in value:
             if type(key) is not str:
                 return -1
-            size += len(key)
+        size = sum(map(len, value))  # exact str keys: one C loop (hot path)
         items = value.values()
         budget -= 2 * len(value)
     else:

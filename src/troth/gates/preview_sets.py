@@ -128,7 +128,9 @@ def arguments_named(est: Mapping[str, Any]) -> bool:
     chain's caveats of `context.args == context.args` repeated made a preview ~40 times the
     work its member was charged (at 64 properties a tool, ~27 s at MAX_TOOLS under
     MAX_CHAIN_CAVEAT_TEXT, the GIL held; review 65m, gates 1). Read as a whole, the context
-    stays unknown whole, as before 65g (sound: a tool is only shown more)."""
+    stays unknown whole, as before 65g (sound: a tool is only shown more). A record literal's
+    fields are read as expressions whatever their names (one named `.` was taken for the
+    operator and its expression skipped: review 65t, gates 1)."""
     stack: list[tuple[Any, bool]] = [(est, False)]  # (node, whether a `.` or `has` reads it)
     while stack:
         node, read = stack.pop()
@@ -139,6 +141,10 @@ def arguments_named(est: Mapping[str, Any]) -> bool:
             continue
         if node.get("Var") == "context" and not read:
             return False
+        fields = node.get("Record")
+        if type(fields) is dict and len(node) == 1:  # its fields' names are anything, "." too
+            stack.extend((value, False) for value in fields.values())
+            continue
         for op in (".", "has"):
             inner = node.get(op)
             if type(inner) is dict and len(node) == 1:
