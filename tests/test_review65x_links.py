@@ -24,27 +24,11 @@ caller opens a new one.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 from typing import cast
 
+from tests.test_review28a_links import ROUTE, _End
 from troth.node.channels import ChannelEnd
 from troth.node.links import Backoff, Link, Links, LinkState
-
-ROUTE = "/tcp/hub:4000"
-
-
-@dataclass
-class _Channel:
-    closed: bool = False
-
-
-@dataclass
-class _End:
-    """What `Links` reads of a channel end."""
-
-    name: str
-    peer: None = None
-    channel: _Channel = field(default_factory=_Channel)
 
 
 def test_a_channel_lost_during_an_attempt_fails_it_though_another_opened_there() -> None:

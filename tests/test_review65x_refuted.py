@@ -12,40 +12,12 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 from typing import cast
 
+from tests.test_review28a_links import ROUTE, _End, _RecordedBackoff
 from troth.errors import ChannelError, ChannelFailure, Unreachable
 from troth.node.channels import ChannelEnd
 from troth.node.links import Backoff, Link, Links, LinkState
-
-ROUTE = "/tcp/hub:4000"
-
-
-@dataclass
-class _Channel:
-    closed: bool = False
-
-
-@dataclass
-class _End:
-    """What `Links` reads of a channel end."""
-
-    name: str
-    peer: None = None
-    channel: _Channel = field(default_factory=_Channel)
-
-
-class _RecordedBackoff(Backoff):
-    """A backoff that records the attempt number of each wait asked for, and waits 0 s."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        object.__setattr__(self, "asked", [])
-
-    def delay(self, attempt: int, random: object) -> float:
-        cast(list[int], object.__getattribute__(self, "asked")).append(attempt)
-        return 0.0
 
 
 def test_a_hub_refusing_every_attempt_in_any_way_meets_a_growing_capped_backoff() -> None:
