@@ -340,6 +340,19 @@ class Links:
         link.step(LinkStep.DUE)
         self._start(link)
 
+    def forget_unneeded(self) -> list[str]:
+        """Forget the links this node needs nothing at any more (no relay there, no authority
+        reached there: its route moved, `NodeRuntime._sync_links`), their reconnecting
+        stopped; their routes. Such a link reconnected to the old address for good, every
+        attempt a warning and a failed row in `node status` (review 65x, links 2)."""
+        gone = [r for r, link in self.links.items() if not link.relays and link.authority is None]
+        for route in gone:
+            del self.links[route]
+            task = self._tasks.pop(route, None)
+            if task is not None:
+                task.cancel()
+        return gone
+
     def _start(self, link: Link) -> None:
         running = self._tasks.get(link.route)
         if running is not None and not running.done():
