@@ -1,7 +1,7 @@
 """Review 65x, links: a node whose hub's channel dies during a reconnect (docs/protocols.md,
 "Reconnecting").
 
-Links 1 (medium): a link restored over a channel that closed during the attempt, while another
+Links 1 (low: a narrow race at a runtime): a link restored over a channel that closed during the attempt, while another
 caller opened a new channel to the same route, was taken as restored, and its relays were
 never created again. `Links._reconnect` checked only that the link held *a* channel once
 `restore` ended (`link.end is None`): the channel the attempt created the relays over (and
