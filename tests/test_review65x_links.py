@@ -1,20 +1,20 @@
 """Review 65x, links: a node whose hub's channel dies during a reconnect (docs/protocols.md,
 "Reconnecting").
 
-Links 1 (low: a narrow race at a runtime): a link restored over a channel that closed during the attempt, while another
-caller opened a new channel to the same route, was taken as restored, and its relays were
-never created again. `Links._reconnect` checked only that the link held *a* channel once
-`restore` ended (`link.end is None`): the channel the attempt created the relays over (and
-synced the feed over) closed while the attempt went on (the hub restarted again, its keepalive
-ended it) and the maintenance round's feed refresh, a trace call or `message send` opened a new
-channel there meanwhile (`Links.opened`: it becomes the link's `end`). The link went to
-`connected` over the new channel, whose hub never heard `relay create`: the hub held the
-names (its relay book, or the grace period after their channel closed) and forwarded nothing,
-and the link, connected, never created them again while that channel stayed up (its keepalive
-keeps it up for good) — the node unreachable through its relays with its status saying all
-is well. Fixed: a link's channel that closes while an attempt is under way fails the attempt
-(`Link.lost_while_connecting`), whatever channel the link holds when it ends; the next attempt
-restores what the link needs over the channel open then.
+Links 1 (low: a narrow race at a runtime): a link restored over a channel that closed during
+the attempt, while another caller opened a new channel to the same route, was taken as
+restored, and its relays were never created again. `Links._reconnect` checked only that the
+link held *a* channel once `restore` ended (`link.end is None`): the channel the attempt
+created the relays over (and synced the feed over) closed while the attempt went on (the hub
+restarted again, its keepalive ended it) and the maintenance round's feed refresh, a trace call
+or `message send` opened a new channel there meanwhile (`Links.opened`: it becomes the link's
+`end`). The link went to `connected` over the new channel, whose hub never heard `relay
+create`: the hub held the names (its relay book, or the grace period after their channel
+closed) and forwarded nothing, and the link, connected, never created them again while that
+channel stayed up (its keepalive keeps it up for good) — the node unreachable through its
+relays with its status saying all is well. Fixed: a link's channel that closes while an attempt
+is under way fails the attempt (`Link.lost_while_connecting`), whatever channel the link holds
+when it ends; the next attempt restores what the link needs over the channel open then.
 
 The test drives `Links` at its seam, as tests/test_review28a_links.py does: the attempt opens
 a channel and, while it still restores (an await), the hub closes that channel and another
