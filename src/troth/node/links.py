@@ -163,6 +163,10 @@ class Link:
     a growing backoff (review 28a, links 1). Reset once a channel stays up that long."""
     connected_at: float | None = None
     """When the link last became connected (time.monotonic)."""
+    lost_while_connecting: bool = False
+    """The link's channel closed while the attempt under way restored what it needs: the
+    attempt fails, whatever channel the link holds when it ends (one another caller opened
+    there meanwhile never heard of the relays the attempt created: review 65x, links 1)."""
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -314,6 +318,8 @@ class Links:
             if link.end is not end:
                 continue
             link.end = None
+            if link.state is LinkState.CONNECTING:
+                link.lost_while_connecting = True
             if link.state is LinkState.CONNECTED and not self._stopped:
                 log.warning("link %s lost (%s): reconnecting", link.route, end.name)
                 since = link.connected_at
@@ -333,6 +339,19 @@ class Links:
             return
         link.step(LinkStep.DUE)
         self._start(link)
+
+    def forget_unneeded(self) -> list[str]:
+        """Forget the links this node needs nothing at any more (no relay there, no authority
+        reached there: its route moved, `NodeRuntime._sync_links`), their reconnecting
+        stopped; their routes. Such a link reconnected to the old address for good, every
+        attempt a warning and a failed row in `node status` (review 65x, links 2)."""
+        gone = [r for r, link in self.links.items() if not link.relays and link.authority is None]
+        for route in gone:
+            del self.links[route]
+            task = self._tasks.pop(route, None)
+            if task is not None:
+                task.cancel()
+        return gone
 
     def _start(self, link: Link) -> None:
         running = self._tasks.get(link.route)
@@ -360,9 +379,10 @@ class Links:
                 link.wake.clear()
                 link.retry_at = None
                 link.step(LinkStep.DUE)
+            link.lost_while_connecting = False
             try:
                 await self.restore(link)
-                if link.end is None:
+                if link.end is None or link.lost_while_connecting:
                     raise ConnectionError("the channel closed again while it was restored")
             except Exception as exc:  # any failure: logged, retried after the backoff
                 link.attempts += 1

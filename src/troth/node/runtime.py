@@ -465,20 +465,39 @@ class NodeRuntime(ChannelOpening, Upkeep):
     # -- links (troth.node.links) ----------------------------------------------------------------
 
     def _sync_links(self) -> None:
-        """A link for every remote authority this node trusts (its feed is synced there)."""
-        hosted = self.trust.hosted
-        for authority, address in self.trust.routes.items():
-            if is_local(address) or (hosted is not None and authority == hosted.identifier):
-                continue
-            try:
-                key = format_route(parse_route(address))
-            except RoutingError:
-                continue  # not a route: the feed refresh says so every round
+        """A link for every remote authority this node trusts (its feed is synced there); a
+        link whose authority is no longer reached there (its route moved: re-enrolled with a
+        ticket naming its new address) keeps only its relays, pinned as before, and one left
+        needing nothing is forgotten (review 65x, links 2: it reconnected to the old address
+        for good)."""
+        for route, link in list(self.links.links.items()):
+            authority = link.authority
+            if authority is not None and self._routed_at(authority) != route:
+                link.peer, link.authority = link.peer or authority, None
+        for gone in self.links.forget_unneeded():
+            log.info("link %s: nothing needed there any more: forgotten", gone)
+        for authority in self.trust.routes:
+            key = self._routed_at(authority)
+            if key is None:
+                continue  # (not a route: the feed refresh says so every round)
             link = self.links.link(key)
             link.authority = authority
             end = self._open.get(key)
             if link.end is None and end is not None and end.enc in self.channels.ends:
                 self.links.opened(key, end)  # the channel enrollment opened
+
+    def _routed_at(self, authority: Identifier) -> str | None:
+        """The route of the link to `authority` (None: not a remote route this node trusts)."""
+        address = self.trust.routes.get(authority)
+        hosted = self.trust.hosted
+        if address is None or is_local(address):
+            return None
+        if hosted is not None and authority == hosted.identifier:
+            return None
+        try:
+            return format_route(parse_route(address))
+        except RoutingError:
+            return None
 
     async def _restore(self, link: Link) -> None:
         """Reopen a link's channel (pinned to the identity expected there), create its
