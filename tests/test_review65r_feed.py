@@ -18,6 +18,15 @@ feed 2 (low: the store's word at a change count was any row's) `supersession_has
   on the gone-back line, the held (2, B) published again after it): the store read the retired
   one where the feed (`VerifiedFeed.attests`: the newest at that index) reads the other. Now
   the newest at that count, as the feed.
+
+feed 3 (medium; strict xfail, left: a redesign) When the re-revoke fails for good (the feed's
+  entry limit reached, an entry over its size limit), `read_hosted` returns None and every
+  holder keeps the held feed: its revocations stay enforced, but each identity and credential
+  revoked on the store's new line after it went back is never enforced by that holder (the
+  hub, a handle, the CLI): the held feed is kept at every refresh, and the hub's decisions do
+  not judge its own hosted feed's age. Deny when in doubt would hold both lines' revocations
+  (one `VerifiedFeed` per authority in `NodeTrust.feeds`, `standing_feeds`: a redesign), or
+  refuse every identity and credential of that authority until an operator resolves it.
 """
 
 from __future__ import annotations
@@ -29,10 +38,11 @@ import pytest
 from tests.conftest import NOW
 from tests.support.backups import feed_gone_back
 from tests.support.histories import encode, extend, honest_history
+from troth import limits
 from troth.errors import CredentialError
 from troth.identity import verify_history
 from troth.node import init_node, open_node
-from troth.node.trust import _revoke_again
+from troth.node.trust import _revoke_again, read_hosted
 
 
 def test_feed1_the_owners_rotation_after_a_re_published_supersession_is_published(
@@ -91,3 +101,31 @@ def test_feed2_the_stores_word_at_a_change_count_is_the_newest(troth_home: Path)
         again.check_current(owner)
         assert again.attests(digest, 1, owner.current_change_hash)
         assert authority.store.supersession_hash(digest, 2) == owner.current_change_hash
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="65r feed 3: a re-revoke that fails for good keeps the held feed, blind to the new "
+    "line's revocations (one feed per authority: holding both lines is a redesign)",
+)
+def test_feed3_a_failed_re_revoke_still_enforces_the_new_lines_revocations(
+    troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """m1 revoked, the store gone back past it, m2 revoked on the new line, the feed full (the
+    re-revoke cannot write): the feed the holder keeps must refuse both."""
+    init_node("auth")
+    with open_node("auth") as node:
+        authority = node.create_authority("acme", now=NOW)
+        m1 = verify_history(encode(honest_history(1, start=NOW - 10).changes), now=NOW)
+        m2 = verify_history(encode(honest_history(1, start=NOW - 9).changes), now=NOW)
+        start = authority.held_feed(now=NOW)
+        authority.revoke_identity(m1.identifier, now=NOW)
+        held = authority.held_feed(now=NOW, previous=start)
+        feed_gone_back(authority, start.count)
+        authority.revoke_identity(m2.identifier, now=NOW)
+        count, _ = authority.store.revocation_tip()
+        monkeypatch.setattr(limits, "MAX_FEED_ENTRIES", count)  # the re-revoke cannot write
+        feed = read_hosted(authority, held, NOW)
+        kept = held if feed is None else feed  # what the holder decides with
+        assert kept.identity_revoked(m1.identifier.digest)
+        assert kept.identity_revoked(m2.identifier.digest)
