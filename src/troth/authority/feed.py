@@ -28,10 +28,10 @@ from troth.credentials import (
     feed_genesis,
     next_head,
 )
-from troth.credentials.revocation_held import feed_from_store
+from troth.credentials.revocation_held import check_supersession, feed_from_store
 from troth.credentials.revocation_pages import entry_cost, page_entry_budget
 from troth.crypto import sha256
-from troth.errors import AuthorityError, AuthorityFailure
+from troth.errors import AuthorityError, AuthorityFailure, CredentialError
 from troth.identity import Identifier, Signer, VerifiedIdentity
 from troth.storage import AuthorityStore, RevocationRecord
 
@@ -104,20 +104,20 @@ class AuthorityFeed:
         self, identity: VerifiedIdentity, *, now: int, charged_to: Identifier | None = None
     ) -> int | None:
         """Publish that `identity`'s history (as the authority now stores it) supersedes every
-        shorter or different one, unless an entry already says as much; charged to
-        `charged_to` (default: the identity itself). Returns the newest supersession's seq
-        (None for a one-change history)."""
+        shorter or different one, unless the newest entry already says as much or names a
+        change it does not hold (`_said`); charged to `charged_to` (default: the identity
+        itself). Returns the newest supersession's seq (None for a one-change history)."""
         changes = identity.change_count
         if changes < 2:
             return None
         digest = identity.identifier.digest
-        published = self.store.latest_supersession(digest)  # usually so: no write lock taken
-        if published is not None and published[1] >= changes:
-            return published[0]
+        published = self._said(identity)  # usually so: no write lock taken
+        if published is not None:
+            return published
         with self.store.transaction():
-            published = self.store.latest_supersession(digest)
-            if published is not None and published[1] >= changes:
-                return published[0]
+            published = self._said(identity)
+            if published is not None:
+                return published
             payer = charged_to or identity.identifier
             account = None
             if payer != self.authority:  # its own rotations are the authority's, not a member's
@@ -138,6 +138,30 @@ class AuthorityFeed:
             )
             self._write(entry, head, account)
         return count
+
+    def _said(self, identity: VerifiedIdentity) -> int | None:
+        """The seq of the feed's newest supersession of `identity` when it says as much as
+        `identity`'s history (as many changes or more) or names a change that history does not
+        hold (a fork of it: a thief's, published again over it by the hub's re-revoke when the
+        store went back, review 65k, feed 1: published, the fork would be the newest again);
+        None when `identity`'s supersedes it. The newest is the last written, as every reader
+        of the feed takes it (review 65r, feed 1: by change count, a thief's longer fork hid the
+        held one published again after it, and the owner's next rotation was never written)."""
+        digest = identity.identifier.digest
+        published = self.store.latest_supersession(digest)
+        if published is None:
+            return None
+        seq, changes = published
+        if changes >= identity.change_count:
+            return seq
+        named = self.store.supersession_hash(digest, changes)
+        if named is None:  # the row read a moment ago: the caller's transaction holds it
+            return seq
+        try:
+            check_supersession(identity, Supersession(changes, named))
+        except CredentialError:
+            return seq
+        return None
 
     def supersede_again(self, target: Identifier, superseded: Supersession, *, now: int) -> bool:
         """Publish again that `target`'s history of `superseded.changes` changes (ending in

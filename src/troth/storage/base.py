@@ -457,11 +457,13 @@ class AuthorityStore(Transactional, Protocol):
         ...
 
     def latest_supersession(self, identifier: bytes) -> tuple[int, int] | None:
-        """(seq, change count) of the newest supersession of `identifier`, if any."""
+        """(seq, change count) of the newest supersession of `identifier` (the last written,
+        as the feed's readers take it: not the one of the most changes), if any."""
         ...
 
     def supersession_hash(self, identifier: bytes, changes: int) -> bytes | None:
-        """The change hash a supersession of `identifier` at `changes` changes named, if any."""
+        """The change hash the newest supersession of `identifier` at `changes` changes named
+        (the last written of that count), if any."""
         ...
 
     def charged_since(self, member: bytes, since: int) -> list[int]:

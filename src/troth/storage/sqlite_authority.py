@@ -323,15 +323,19 @@ class SqliteAuthorityStore:
 
     def latest_supersession(self, identifier: bytes) -> tuple[int, int] | None:
         row = self._db.fetch_one(
+            # the feed's newest: the last written (`VerifiedFeed.supersession`), not the most
+            # changes (review 65r, feed 1: a held one published again is the newest)
             "SELECT seq, changes FROM revocations WHERE kind = 3 AND target = ? "
-            "ORDER BY changes DESC LIMIT 1",
+            "ORDER BY seq DESC LIMIT 1",
             (identifier,),
         )
         return None if row is None else (int(row[0]), int(row[1]))
 
     def supersession_hash(self, identifier: bytes, changes: int) -> bytes | None:
         row = self._db.fetch_one(
-            "SELECT change_hash FROM revocations WHERE kind = 3 AND target = ? AND changes = ?",
+            # the newest at that count, as the feed's `attests` (review 65r, feed 2)
+            "SELECT change_hash FROM revocations WHERE kind = 3 AND target = ? AND changes = ? "
+            "ORDER BY seq DESC LIMIT 1",
             (identifier, changes),
         )
         return None if row is None else bytes(row[0])
