@@ -17,6 +17,14 @@ The gate's own requests waiting (its callers' tools/call, of every session) do n
 upstream busy for a moment had its request dropped, and its tool waiting for the answer held
 the caller's call for ever (review 58j, mcp 1). The process, its
 environment, the writer and the shutdown are the SDK's own (its spawn, stop and drain helpers).
+
+An upstream that exits (mid-session, or as the gate ends it) ends its process group with it
+(the SDK's tree kill: SIGTERM, then SIGKILL), as the SDK ends it at shutdown when the upstream
+itself does not exit: else a child it left holding its stdout (spawned by a tool, `cmd &`)
+kept the pipe open, so the session never saw the upstream end: a call under way waited for
+ever, unrecorded as unanswered, every later call was written to a pipe nobody read, and the
+child outlived the gate (review 65v, mcp 1). A child that left the group (setsid, a daemon) is
+the upstream's to end.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from mcp.client.stdio import (
     _get_executable_command,
     _parse_line,
     _stop_server_process,
+    _terminate_process_tree,
     get_default_environment,
 )
 from mcp.shared.message import SessionMessage
@@ -231,9 +240,16 @@ async def upstream_stdio(
         await _aclose_all(read_stream, write_to, read_writer, write_reader)
         await anyio.lowlevel.checkpoint()
 
+    async def reaper() -> None:
+        # the upstream exited: what it spawned in its process group ends with it, so its pipes
+        # close and the session sees the end after what was written (module docstring)
+        await process.wait()
+        await _terminate_process_tree(process)
+
     async with anyio.create_task_group() as group:
         group.start_soon(stdout_reader)
         group.start_soon(stdin_writer)
+        group.start_soon(reaper)
         try:
             yield read_stream, write_stream
         finally:
