@@ -76,7 +76,7 @@ def test_65q_a_shared_memoryview_is_bounded_by_the_item_limit() -> None:
 
 
 def test_65q_a_shared_string_in_a_tuple_is_counted_per_path() -> None:
-    with pytest.raises(DecodeError, match="bytes of strings"):
+    with pytest.raises(DecodeError, match="longer than"):
         cbor.encode_counted((1, ("x" * (1 << 20),) * 17))
 
 

@@ -9,8 +9,8 @@ lengths, map keys sorted bytewise by their encoded form. With text keys only thi
 byte order as §4.2.3 length-first (an encoded text key begins with its length), which is what
 cbor2's canonical mode writes. `encode` refuses any value outside the subset (its output would
 not decode), nested past `limits.MAX_CBOR_ENCODE_DEPTH`, of more than
-`limits.MAX_CBOR_ENCODE_ITEMS` data items or `limits.MAX_CBOR_ENCODE_BYTES` bytes of strings
-(what no decoder reads), raising `DecodeError`.
+`limits.MAX_CBOR_ENCODE_ITEMS` data items or whose encoding is longer than
+`limits.MAX_CBOR_ENCODE_BYTES` (what no decoder reads), raising `DecodeError`.
 
 Decoding accepts exactly the documents that encoding produces, so each value has one byte form
 and a signed body can never be re-encoded into something else. Before cbor2 materialises
@@ -91,19 +91,18 @@ def encode(value: Any) -> bytes:
     Anything else (subclasses, bytearray, floats, sets, ...) is encoded and its bytes scanned
     as the decoder scans them, so exactly what the decoder would refuse is refused. Either walk
     stops past `limits.MAX_CBOR_ENCODE_ITEMS` data items, which is refused: a value sharing its
-    sub-objects is written once per path (review 65b, cbor 1); and past
-    `limits.MAX_CBOR_ENCODE_BYTES` bytes of strings: a string shared by many paths is written
-    once for each too (review 65q, cbor 1)."""
+    sub-objects is written once per path (review 65b, cbor 1). cbor2 writes into a `_Bounded`
+    writer, which stops it past `limits.MAX_CBOR_ENCODE_BYTES` bytes: a string shared by many
+    paths is written once for each too (review 65q, cbor 1)."""
     try:
-        room = [limits.MAX_CBOR_ENCODE_BYTES]
-        if _in_subset(value, 0, limits.MAX_CBOR_ENCODE_ITEMS - 1, room) >= 0:
-            return cbor2.dumps(value, canonical=True)
+        if _in_subset(value, 0, limits.MAX_CBOR_ENCODE_ITEMS - 1) >= 0:
+            return _dumps(value)
     except RecursionError:
         pass  # too deep for the walk: the general path below decides
     except (cbor2.CBOREncodeError, ValueError) as exc:  # a text string that is not UTF-8
         raise DecodeError(f"cannot encode value: {exc}") from exc
     try:
-        data = cbor2.dumps(_copied(value), canonical=True)
+        data = _dumps(_copied(value))
     except (cbor2.CBOREncodeError, ValueError, TypeError, RecursionError) as exc:
         raise DecodeError(f"cannot encode value: {exc}") from exc
     try:
@@ -128,12 +127,11 @@ def _copied(value: Any) -> Any:
     between the two: review 64d2, cbor 1). Map keys are text: a `str` subclass is taken as
     its text. DecodeError past `limits.MAX_CBOR_ENCODE_ITEMS` data items, counted as the
     copy grows: a sub-object reached by many paths is copied once for each (review 65b,
-    cbor 1); past `limits.MAX_CBOR_ENCODE_BYTES` bytes of strings (map keys too, each by
-    its base type's length, which a subclass cannot change: review 65q, cbor 1)."""
+    cbor 1). Its strings are not counted: the `_Bounded` writer bounds what cbor2 writes of
+    them, by the bytes it writes, whatever a subclass's `__len__` says (review 65q, cbor 1)."""
     deepest = limits.MAX_CBOR_ENCODE_DEPTH
     most = limits.MAX_CBOR_ENCODE_ITEMS
     budget = most - 1  # the value itself is one item
-    room = limits.MAX_CBOR_ENCODE_BYTES
     leaves: dict[int, Any] = {}
     root: list[Any] = [value]
     pending: list[tuple[list[Any] | dict[str, Any], Any, int]] = [(root, 0, 0)]
@@ -141,9 +139,6 @@ def _copied(value: Any) -> Any:
         into, slot, depth = pending.pop()
         item = into[slot]
         if isinstance(item, str | bytes | bytearray):
-            room -= _length(item)
-            if room < 0:
-                raise _too_many_bytes()
             continue
         if type(item) in _LEAF_TYPES or (type(item) is int and _MIN_INT <= item < _INT_BOUND):
             continue
@@ -157,10 +152,7 @@ def _copied(value: Any) -> Any:
             for key, each in pairs:
                 if not isinstance(key, str):
                     raise DecodeError("cannot encode value: map keys must be text strings")
-                room -= str.__len__(key)
                 copy[str.__str__(key)] = each
-            if room < 0:
-                raise _too_many_bytes()
             if len(copy) != len(pairs):
                 raise DecodeError("cannot encode value: duplicate map key")
             into[slot] = copy
@@ -192,7 +184,8 @@ def _leaf(item: Any, leaves: dict[int, Any]) -> Any:
     scan refuses by its number before its content, as it refused `item`; a float or a simple
     value as it is (at most 9 bytes). cbor2 wrote such a leaf, of any length, once per path to
     it, past `MAX_CBOR_ENCODE_BYTES` (review 65t, cbor 1); each is encoded here once
-    (`leaves`, by id: `item` is held by the value being walked)."""
+    (`leaves`, by id: `item` is held by the value being walked), refused (DecodeError) when
+    its encoding alone is longer than `MAX_CBOR_ENCODE_BYTES`."""
     if isinstance(item, int) and not isinstance(item, bool):
         if int.bit_length(item) > 65 or not _MIN_INT <= int.__int__(item) < _INT_BOUND:
             return cbor2.CBORTag(3 if int.__lt__(item, 0) else 2, None)
@@ -202,7 +195,7 @@ def _leaf(item: Any, leaves: dict[int, Any]) -> Any:
     known = leaves.get(id(item))
     if known is None:
         try:
-            data = cbor2.dumps(item, canonical=True)
+            data = _dumps(item)
         except (cbor2.CBOREncodeError, ValueError, TypeError, RecursionError):
             data = b""  # not encodable: cbor2 refuses it again, as before
         tagged = data and data[0] >> 5 == 6
@@ -217,18 +210,40 @@ def _tag_number(data: bytes) -> int:
     return info if info < 24 else int.from_bytes(data[1 : 1 + (1 << (info - 24))], "big")
 
 
-def _length(item: str | bytes | bytearray) -> int:
-    """The length cbor2 writes of a string, whatever a subclass's `__len__` says."""
-    if isinstance(item, str):
-        return str.__len__(item)
-    return bytes.__len__(item) if isinstance(item, bytes) else bytearray.__len__(item)
+class _Bounded(list[bytes]):
+    """A file cbor2 writes an encoding into (the list of the chunks written) that refuses,
+    with `DecodeError`, to hold more than `room` bytes (`limits.MAX_CBOR_ENCODE_BYTES`):
+    cbor2 writes its output in chunks of some KiB (and each string longer than that as
+    itself), so what is held stays within the limit plus a chunk, whatever the value repeats
+    (measured: review 65y). The bound is on the encoding's bytes, the most any decoder reads
+    (a control answer's), whatever its leaves: strings shared by many paths (review 65q,
+    cbor 1), bignums, decimals (review 65t, cbor 1). A list, its `room` set by its maker: the
+    cheapest writer for a small document, which cbor2 writes at once."""
+
+    __slots__ = ("room",)
+    room: int
+
+    writable: Final = True.__bool__  # what cbor2 asks first, answered in C (hot path)
+
+    def write(self, chunk: bytes) -> int:
+        self.room -= len(chunk)
+        if self.room < 0:
+            most = limits.MAX_CBOR_ENCODE_BYTES
+            raise DecodeError(
+                f"cannot encode value: encoding longer than {most} bytes",
+                DecodeProblem.OVER_LIMIT,
+            )
+        self.append(chunk)
+        return len(chunk)
 
 
-def _too_many_bytes() -> DecodeError:
-    most = limits.MAX_CBOR_ENCODE_BYTES
-    return DecodeError(
-        f"cannot encode value: more than {most} bytes of strings", DecodeProblem.OVER_LIMIT
-    )
+def _dumps(value: Any) -> bytes:
+    """`cbor2.dumps(value, canonical=True)` into a `_Bounded` writer: DecodeError past
+    `limits.MAX_CBOR_ENCODE_BYTES` bytes, before they are held."""
+    out = _Bounded()
+    out.room = limits.MAX_CBOR_ENCODE_BYTES
+    cbor2.dump(value, out, canonical=True)  # type: ignore[arg-type]  # a file: write
+    return out[0] if len(out) == 1 else b"".join(out)
 
 
 def check_limits(
@@ -264,35 +279,28 @@ def encode_counted(
     encoded: review 53b). False means "not known", never "refused": the caller runs
     `check_limits` on the bytes, which decides and names the reason."""
     try:
-        room = [limits.MAX_CBOR_ENCODE_BYTES]
-        declared = _declared(value, 0, max_depth - 1, max_items, room)
+        declared = _declared(value, 0, max_depth - 1, max_items)
     except RecursionError:
         declared = -1
-    if declared < 0 or declared >= max_items or room[0] < 0:  # the document itself is one item more
+    if declared < 0 or declared >= max_items:  # the document itself is one item more
         return encode(value), False
     try:
-        return cbor2.dumps(value, canonical=True), True
+        return _dumps(value), True
     except (cbor2.CBOREncodeError, ValueError) as exc:  # a text string that is not UTF-8
         raise DecodeError(f"cannot encode value: {exc}") from exc
 
 
-def _declared(value: Any, enclosing: int, deepest: int, most: int, room: list[int]) -> int:
+def _declared(value: Any, enclosing: int, deepest: int, most: int) -> int:
     """The data items the headers of `value`'s containers declare (an array its length, a map
     twice its length), as `_scan` adds them up, or some number of at least `most` (counted
     that far only: a value sharing its sub-objects has as many as paths, review 65b, cbor 1);
     -1 when `value` is not made only of the subset's exact types (`_in_subset`'s test) or holds
-    a non-empty container inside `deepest` others (what the scan refuses as nested too deep).
-    `room[0]`: the bytes of strings the encoder writes, less theirs (below 0: the walk may
-    have stopped; review 65q, cbor 1)."""
+    a non-empty container inside `deepest` others (what the scan refuses as nested too deep)."""
     kind = type(value)
-    if kind is str or kind is bytes:
-        room[0] -= len(value)
-        return 0
     if kind in _LEAF_TYPES:
         return 0
     if kind is int:
         return 0 if _MIN_INT <= value < _INT_BOUND else -1
-    size = 0
     if kind is list or kind is tuple:
         items = value
         total = len(value)
@@ -300,7 +308,6 @@ def _declared(value: Any, enclosing: int, deepest: int, most: int, room: list[in
         for key in value:
             if type(key) is not str:
                 return -1
-        size = sum(map(len, value))  # exact str keys: one C loop (hot path)
         items = value.values()
         total = 2 * len(value)
     else:
@@ -318,18 +325,14 @@ def _declared(value: Any, enclosing: int, deepest: int, most: int, room: list[in
             if _MIN_INT <= item < _INT_BOUND:
                 continue
             return -1
-        if kind in _STRING_TYPES:
-            size += len(item)
-            continue
         if kind in _LEAF_TYPES:
             continue
-        inside = _declared(item, inner, deepest, most, room)
+        inside = _declared(item, inner, deepest, most)
         if inside < 0:
             return -1
         total += inside
-        if total >= most or room[0] < 0:
+        if total >= most:
             return total
-    room[0] -= size
     return total
 
 
@@ -348,11 +351,9 @@ _MIN_INT: Final = -(1 << 64)
 _INT_BOUND: Final = 1 << 64
 _LEAF_TYPES: Final = frozenset({str, bytes, bool, type(None)})
 """The exact types `_in_subset` takes as they are (an int needs its range checked)."""
-_STRING_TYPES: Final = frozenset({str, bytes})
-"""The exact types of `_LEAF_TYPES` whose lengths count against `MAX_CBOR_ENCODE_BYTES`."""
 
 
-def _in_subset(value: Any, depth: int, budget: int, room: list[int]) -> int:
+def _in_subset(value: Any, depth: int, budget: int) -> int:
     """What is left of `budget` (data items) once `value`'s are counted, when `value` is built
     only of exact `str`, `bytes`, `int` in [-2**64, 2**64), `bool`, None, `list`/`tuple` and
     `dict` with `str` keys: cbor2 encodes each of these as the subset does (text, byte string,
@@ -361,20 +362,17 @@ def _in_subset(value: Any, depth: int, budget: int, room: list[int]) -> int:
     "refused": so is a container `depth` levels in at `MAX_CBOR_ENCODE_DEPTH` (`_copied`
     refuses it; with a raised recursion limit this walk went on and cbor2's C encoder crashed
     the process: review 64v, api 1), and items past `budget` (the walk stops there: a value
-    sharing its sub-objects has as many as paths, review 65b, cbor 1), or its strings' bytes
-    past `room[0]` (which is lessened by them: a string shared by many paths is written once
-    for each, review 65q, cbor 1). Hot path: exact type checks, one level inlined."""
+    sharing its sub-objects has as many as paths, review 65b, cbor 1). Strings are not
+    counted: the `_Bounded` writer bounds the bytes written (review 65q, cbor 1; counting
+    them here cost the hot path a quarter more bytecodes, review 65y). Hot path: exact type
+    checks, one level inlined."""
     kind = type(value)
-    if kind is str or kind is bytes:
-        room[0] -= len(value)
-        return budget if room[0] >= 0 else -1
     if kind in _LEAF_TYPES:
         return budget
     if kind is int:
         return budget if _MIN_INT <= value < _INT_BOUND else -1
     if depth >= limits.MAX_CBOR_ENCODE_DEPTH:
         return -1
-    size = 0
     if kind is list or kind is tuple:
         items = value
         budget -= len(value)
@@ -382,7 +380,6 @@ def _in_subset(value: Any, depth: int, budget: int, room: list[int]) -> int:
         for key in value:
             if type(key) is not str:
                 return -1
-        size = sum(map(len, value))  # exact str keys: one C loop (hot path)
         items = value.values()
         budget -= 2 * len(value)
     else:
@@ -395,14 +392,11 @@ def _in_subset(value: Any, depth: int, budget: int, room: list[int]) -> int:
             if _MIN_INT <= item < _INT_BOUND:
                 continue
             return -1
-        if kind in _STRING_TYPES:
-            size += len(item)
-        elif kind not in _LEAF_TYPES:
-            budget = _in_subset(item, depth + 1, budget, room)
+        if kind not in _LEAF_TYPES:
+            budget = _in_subset(item, depth + 1, budget)
             if budget < 0:
                 return -1
-    room[0] -= size
-    return budget if room[0] >= 0 else -1
+    return budget
 
 
 def decode(

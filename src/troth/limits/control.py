@@ -29,9 +29,10 @@ walks and cbor2 went on writing until the process's memory ran out (review 65b, 
 this limit the walks stop and the value is refused. Beside it, `MAX_CBOR_ENCODE_DEPTH`."""
 
 MAX_CBOR_ENCODE_BYTES: Final = 16 * 1024 * 1024
-"""Most bytes of text and byte strings (their lengths, map keys too) `troth.encoding.cbor.encode`
-writes: the most any decoder reads (a control answer's, `MAX_CONTROL_ANSWER`, whose strings
-are no longer than it). Its item limit does not bound what it writes: one string shared by
-many paths is written once per path, and a list holding a 1 MiB string a million times, within
-`MAX_CBOR_ENCODE_ITEMS`, made cbor2 write 1 TiB, its allocation failing aborted the process
-(review 65q, cbor 1); past this limit the value is refused, each walk counting as it goes."""
+"""Most bytes of an encoding `troth.encoding.cbor.encode` writes: the most any decoder reads (a
+control answer's, `MAX_CONTROL_ANSWER`). Its item limit does not bound what it writes: one
+string shared by many paths is written once per path, and a list holding a 1 MiB string a
+million times, within `MAX_CBOR_ENCODE_ITEMS`, made cbor2 write 1 TiB, its allocation failing
+aborted the process (review 65q, cbor 1); past this limit the value is refused: cbor2 writes
+into a writer that refuses past it, cbor2 handing it the encoding in chunks of some KiB
+(review 65y)."""
