@@ -1,0 +1,63 @@
+"""Review 65z, hold: the hold a restore of node.db puts on the hosted authority (review 65o,
+feed 2), and review 65r's feed 3 (a strict xfail) made one.
+
+hold 1 (medium: the new line's revocations never enforced) The hosted authority's store went
+  back past the feed a holder held (the runtime's `NodeTrust`, a `troth.Node` handle, the
+  CLI's `NodeFeeds`), a member revoked on the new line, and the re-revoke of what the store
+  lost failed for good (the feed's entry limit reached, an entry over its size limit):
+  `read_hosted` returned None and each holder kept the held feed at every refresh, so the
+  member revoked on the new line was admitted by the hub's decisions for good (65r, feed 3).
+  Now such a failure holds the authority as a restore does (`SqliteAuthorityStore.hold`,
+  `restore_held` no longer gated on a restore found): each holder drops its feed (every
+  chain of it refused), it issues nothing and serves no page, and `troth authority
+  release-restored` lifts it. A failure of the database (busy, I/O) keeps the held feed and
+  is tried again at the next read, as before.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import troth
+from tests.conftest import NOW
+from tests.support.backups import feed_gone_back
+from tests.support.histories import encode, honest_history
+from troth import limits
+from troth.clock import FixedClock
+from troth.identity import verify_history
+from troth.node import init_node, open_node
+from troth.node.services.node_policies import NodeFeeds
+from troth.node.trust import NodeTrust
+
+
+def test_hold1_a_failed_re_revoke_leaves_no_holder_the_held_feed(
+    troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runtime's trust and the CLI's feeds held the line revoking m1; the store went back,
+    m2 revoked on its new line, the feed full: neither keeps the feed blind to m2."""
+    init_node("auth")
+    with open_node("auth") as node:
+        authority = node.create_authority("acme", now=NOW)
+        m1 = verify_history(encode(honest_history(1, start=NOW - 10).changes), now=NOW)
+        m2 = verify_history(encode(honest_history(1, start=NOW - 9).changes), now=NOW)
+        start = authority.held_feed(now=NOW)
+        trust = NodeTrust(node, authority)
+        trust.reload(NOW)
+        feeds = NodeFeeds(node, FixedClock(NOW))
+        authority.revoke_identity(m1.identifier, now=NOW)
+        assert trust.refresh_hosted(NOW)
+        assert trust.feeds[authority.identifier].identity_revoked(m1.identifier.digest)
+        held = feeds(authority.identifier)
+        assert held is not None and held.identity_revoked(m1.identifier.digest)
+        feed_gone_back(authority, start.count)
+        authority.revoke_identity(m2.identifier, now=NOW)
+        count, _ = authority.store.revocation_tip()
+        monkeypatch.setattr(limits, "MAX_FEED_ENTRIES", count)  # the re-revoke cannot write
+        trust.refresh_hosted(NOW)
+        assert authority.identifier not in trust.feeds
+        assert feeds(authority.identifier) is None
+        trust.detach()
+    with troth.Node.open("auth") as handle:  # another process: held at once
+        assert handle.feed(authority.identifier) is None
