@@ -12,6 +12,12 @@ hold 1 (medium: the new line's revocations never enforced) The hosted authority'
   chain of it refused), it issues nothing and serves no page, and `troth authority
   release-restored` lifts it. A failure of the database (busy, I/O) keeps the held feed and
   is tried again at the next read, as before.
+
+hold 2 (low: the operator could not tell why members are refused) `troth node status` showed
+  the restores found, not the hold: a hold placed by a failed re-revoke (hold 1) showed
+  nothing, and a restore released still read "its members are refused here until then". Now
+  the status says since when the hosted authority is held (`authority_held`), and the
+  authority line what to do.
 """
 
 from __future__ import annotations
@@ -23,8 +29,11 @@ import pytest
 import troth
 from tests.conftest import NOW
 from tests.support.backups import feed_gone_back
+from tests.support.nodes import MemNet, run_memnet
 from tests.support.histories import encode, honest_history
 from troth import limits
+from troth.cli.node_cmds import _authority
+from troth.cli.output import Reporter
 from troth.clock import FixedClock
 from troth.identity import verify_history
 from troth.node import init_node, open_node
@@ -61,3 +70,23 @@ def test_hold1_a_failed_re_revoke_leaves_no_holder_the_held_feed(
         trust.detach()
     with troth.Node.open("auth") as handle:  # another process: held at once
         assert handle.feed(authority.identifier) is None
+
+
+def test_hold2_node_status_says_the_authority_is_held(tmp_path: Path) -> None:
+    """A running hub's status says since when its authority is held, and no longer once
+    released; the CLI's authority line says what to do."""
+
+    async def test(net: MemNet) -> None:
+        hub = net.hub
+        assert hub is not None and hub.trust.hosted is not None
+        assert hub.status()["authority_held"] is None
+        hub.trust.hosted.store.hold(NOW)  # as a failed re-revoke or a restore found does
+        assert hub.status()["authority_held"] == NOW
+        reporter = Reporter(False)
+        shown = _authority(hub.status(), reporter)
+        assert "troth authority release-restored" in shown
+        assert hub.trust.hosted.release_restored() == NOW
+        assert hub.status()["authority_held"] is None
+        assert _authority(hub.status(), reporter) == reporter.label(hub.status()["authority"])
+
+    run_memnet(test, tmp_path)
