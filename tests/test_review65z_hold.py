@@ -29,8 +29,8 @@ import pytest
 import troth
 from tests.conftest import NOW
 from tests.support.backups import feed_gone_back
-from tests.support.nodes import MemNet, run_memnet
 from tests.support.histories import encode, honest_history
+from tests.support.nodes import MemNet, run_memnet
 from troth import limits
 from troth.cli.node_cmds import _authority
 from troth.cli.output import Reporter
@@ -59,7 +59,8 @@ def test_hold1_a_failed_re_revoke_leaves_no_holder_the_held_feed(
         assert trust.refresh_hosted(NOW)
         assert trust.feeds[authority.identifier].identity_revoked(m1.identifier.digest)
         held = feeds(authority.identifier)
-        assert held is not None and held.identity_revoked(m1.identifier.digest)
+        assert held is not None
+        assert held.identity_revoked(m1.identifier.digest)
         feed_gone_back(authority, start.count)
         authority.revoke_identity(m2.identifier, now=NOW)
         count, _ = authority.store.revocation_tip()
@@ -78,7 +79,8 @@ def test_hold2_node_status_says_the_authority_is_held(tmp_path: Path) -> None:
 
     async def test(net: MemNet) -> None:
         hub = net.hub
-        assert hub is not None and hub.trust.hosted is not None
+        assert hub is not None
+        assert hub.trust.hosted is not None
         assert hub.status()["authority_held"] is None
         hub.trust.hosted.store.hold(NOW)  # as a failed re-revoke or a restore found does
         assert hub.status()["authority_held"] == NOW
