@@ -37,6 +37,7 @@ from troth.cli.output import Reporter
 from troth.clock import FixedClock
 from troth.identity import verify_history
 from troth.node import init_node, open_node
+from troth.node.control import perform
 from troth.node.services.node_policies import NodeFeeds
 from troth.node.trust import NodeTrust
 
@@ -90,5 +91,26 @@ def test_hold2_node_status_says_the_authority_is_held(tmp_path: Path) -> None:
         assert hub.trust.hosted.release_restored() == NOW
         assert hub.status()["authority_held"] is None
         assert _authority(hub.status(), reporter) == reporter.label(hub.status()["authority"])
+
+    run_memnet(test, tmp_path)
+
+
+def test_hold3_a_feed_sync_of_the_held_authority_is_answered(tmp_path: Path) -> None:
+    """The hub's authority held (its feed dropped): the `feed.sync` a revocation made here asks
+    of every running node (the operator's recovery: revoke again, then release) answers."""
+
+    async def test(net: MemNet) -> None:
+        hub = net.hub
+        assert hub is not None
+        hosted = hub.trust.hosted
+        assert hosted is not None
+        now = hub.clock.now()
+        hosted.store.hold(now)
+        hub.trust.drop_feed(hosted.identifier)  # as `refresh_hosted` does on a hold
+        assert await perform(hub, "feed.sync", {"authority": str(hosted.identifier)}) is None
+        assert hosted.identifier not in hub.trust.feeds
+        hosted.release_restored()
+        assert await perform(hub, "feed.sync", {"authority": str(hosted.identifier)}) >= 0
+        assert hosted.identifier in hub.trust.feeds
 
     run_memnet(test, tmp_path)
