@@ -34,7 +34,7 @@ from tests.support.nodes import MemNet, run_memnet
 from troth import limits
 from troth.cli.node_cmds import _authority
 from troth.cli.output import Reporter
-from troth.clock import FixedClock
+from troth.clock import FixedClock, SystemClock
 from troth.identity import verify_history
 from troth.node import init_node, open_node
 from troth.node.control import perform
@@ -114,3 +114,29 @@ def test_hold3_a_feed_sync_of_the_held_authority_is_answered(tmp_path: Path) -> 
         assert hosted.identifier in hub.trust.feeds
 
     run_memnet(test, tmp_path)
+
+
+def test_hold1_a_handle_whose_re_revoke_fails_for_good_holds_no_feed(
+    troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `troth.Node` handle held the line revoking m1 (its own re-read, `Node.feed`): the
+    store gone back, m2 revoked on the new line, the feed full: the handle holds no feed."""
+    with troth.Node.open("auth") as handle:
+        acme = handle.create_authority()
+        now = SystemClock().now()
+        m1 = verify_history(encode(honest_history(1, start=now - 10).changes), now=now)
+        m2 = verify_history(encode(honest_history(1, start=now - 9).changes), now=now)
+        start = handle.feed(acme.identifier)
+        assert start is not None
+        acme.revoke_identity(m1.identifier)
+        held = handle.feed(acme.identifier)
+        assert held is not None
+        assert held.identity_revoked(m1.identifier.digest)
+        with open_node("auth") as node:  # the store goes back under the open handle
+            authority = node.authority()
+            feed_gone_back(authority, start.count)
+            authority.revoke_identity(m2.identifier, now=now)
+            count, _ = authority.store.revocation_tip()
+        monkeypatch.setattr(limits, "MAX_FEED_ENTRIES", count)  # the re-revoke cannot write
+        assert handle.feed(acme.identifier) is None
+        assert handle.feed(acme.identifier) is None  # held: not the old line at the next call
