@@ -19,7 +19,7 @@ feed 2 (low: the store's word at a change count was any row's) `supersession_has
   one where the feed (`VerifiedFeed.attests`: the newest at that index) reads the other. Now
   the newest at that count, as the feed.
 
-feed 3 (medium; strict xfail, left: a redesign) When the re-revoke fails for good (the feed's
+feed 3 (medium; fixed by review 65z, hold 1) When the re-revoke fails for good (the feed's
   entry limit reached, an entry over its size limit), `read_hosted` returns None and every
   holder keeps the held feed: its revocations stay enforced, but each identity and credential
   revoked on the store's new line after it went back is never enforced by that holder (the
@@ -27,6 +27,8 @@ feed 3 (medium; strict xfail, left: a redesign) When the re-revoke fails for goo
   not judge its own hosted feed's age. Deny when in doubt would hold both lines' revocations
   (one `VerifiedFeed` per authority in `NodeTrust.feeds`, `standing_feeds`: a redesign), or
   refuse every identity and credential of that authority until an operator resolves it.
+  Review 65z took the latter: a re-revoke that fails for good holds the authority as a
+  restore does (its node holds no feed of it; `troth authority release-restored`).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from tests.conftest import NOW
 from tests.support.backups import feed_gone_back
 from tests.support.histories import encode, extend, honest_history
 from troth import limits
-from troth.errors import CredentialError
+from troth.errors import AuthorityError, AuthorityFailure, CredentialError
 from troth.identity import verify_history
 from troth.node import init_node, open_node
 from troth.node.trust import _revoke_again, read_hosted
@@ -103,16 +105,12 @@ def test_feed2_the_stores_word_at_a_change_count_is_the_newest(troth_home: Path)
         assert authority.store.supersession_hash(digest, 2) == owner.current_change_hash
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="65r feed 3: a re-revoke that fails for good keeps the held feed, blind to the new "
-    "line's revocations (one feed per authority: holding both lines is a redesign)",
-)
-def test_feed3_a_failed_re_revoke_still_enforces_the_new_lines_revocations(
+def test_feed3_a_failed_re_revoke_holds_the_authority(
     troth_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """m1 revoked, the store gone back past it, m2 revoked on the new line, the feed full (the
-    re-revoke cannot write): the feed the holder keeps must refuse both."""
+    re-revoke cannot write): the authority is held (review 65z, hold 1), so no holder decides
+    with the held feed (blind to m2) nor the line (blind to m1): every chain of it refused."""
     init_node("auth")
     with open_node("auth") as node:
         authority = node.create_authority("acme", now=NOW)
@@ -125,7 +123,11 @@ def test_feed3_a_failed_re_revoke_still_enforces_the_new_lines_revocations(
         authority.revoke_identity(m2.identifier, now=NOW)
         count, _ = authority.store.revocation_tip()
         monkeypatch.setattr(limits, "MAX_FEED_ENTRIES", count)  # the re-revoke cannot write
-        feed = read_hosted(authority, held, NOW)
-        kept = held if feed is None else feed  # what the holder decides with
-        assert kept.identity_revoked(m1.identifier.digest)
-        assert kept.identity_revoked(m2.identifier.digest)
+        assert read_hosted(authority, held, NOW) is None
+        assert authority.restore_held() == NOW
+        assert read_hosted(authority, None, NOW) is None  # another holder: none either
+        with pytest.raises(AuthorityError) as caught:
+            authority.feed(now=NOW)
+        assert caught.value.reason is AuthorityFailure.RESTORED
+        assert authority.release_restored() == NOW  # the operator resolves it
+        assert read_hosted(authority, None, NOW) is not None

@@ -692,6 +692,8 @@ class Node:
             with self._hosted_lock:
                 if again is not None and self._hosted_feed is previous:
                     self._hosted_feed = again
+                if again is None and hosted.restore_held() is not None:
+                    self._hosted_feed = None  # held: no feed (review 65z, hold 1)
                 return self._hosted_feed
         wallet = self._stored.wallet
         feed = wallet.held_feed(authority)

@@ -265,6 +265,22 @@ def _restored(rows: list[dict[str, Any]]) -> str | None:
     )
 
 
+def _authority(data: dict[str, Any], reporter: Reporter) -> str:
+    """The hosted authority, and whether it is held (review 65z, hold 2: its members are
+    refused here, which the restores found do not say once one is released, nor when a
+    failed re-revoke held it)."""
+    if not data.get("authority"):
+        return "none"
+    shown = reporter.label(data["authority"])
+    held = data.get("authority_held")
+    if held is None:
+        return shown
+    return (
+        f"{shown} (held since {held}: every member refused here, nothing issued; revoke "
+        "again what its feed lost, then troth authority release-restored --authority NAME)"
+    )
+
+
 @node_group.command("status")
 @click.argument("name")
 @json_command
@@ -294,7 +310,7 @@ def status(name: str, reporter: Reporter) -> None:
             "relays served": ", ".join(data.get("relays") or []) or "none",
             "links": "; ".join(LinkRow.from_json(r).describe() for r in data.get("links") or [])
             or "none",
-            "authority": reporter.label(data["authority"]) if data.get("authority") else "none",
+            "authority": _authority(data, reporter),
             "trusts": ", ".join(reporter.label(a) for a in data.get("trusted") or []) or "none",
             "sink": f"{sunk.get('messages', 0)} message(s), {sunk.get('bytes', 0)} bytes",
             "traces": _traces(data.get("traces") or {}),

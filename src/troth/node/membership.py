@@ -486,16 +486,17 @@ async def refresh_feeds(runtime: NodeRuntime) -> None:
 async def sync_trusted_feed(runtime: NodeRuntime, authority: Identifier) -> int | None:
     """Sync the feed of `authority` now, as the maintenance round does (trust re-read first
     when another process changed it; the hosted one re-read): its entry count, None when the
-    node does not trust it. What a revocation made on this machine asks every node running
-    here (control op `feed.sync`: review 48c, revocation 2: they admitted what was revoked
-    until their next round)."""
+    node does not trust it or holds no feed of it (its hosted authority held). What a
+    revocation made on this machine asks every node running here (control op `feed.sync`:
+    review 48c, revocation 2: they admitted what was revoked until their next round)."""
     now = runtime.clock.now()
     if await runtime.worker.run(runtime.trust.routes_changed):
         await runtime.reload()
     hosted = runtime.trust.hosted
     if hosted is not None and authority == hosted.identifier:
         await runtime.worker.run(runtime.trust.refresh_hosted, now)
-        return runtime.trust.feeds[authority].count
+        held = runtime.trust.feeds.get(authority)  # none while a hold is on it (review 65z,
+        return None if held is None else held.count  # hold 3: a KeyError answered the sync)
     address = runtime.trust.routes.get(authority)
     if address is None:
         return None

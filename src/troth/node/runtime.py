@@ -634,6 +634,9 @@ class NodeRuntime(ChannelOpening, Upkeep):
             # announcements refused as forks (review 65a, forked 2)
             "refused_as_fork": self.announcer.refused_as_fork(),
             "authority": None if hosted is None else str(hosted.identifier),
+            # since when its hosted authority is held, or None (review 65z, hold 2: a hold
+            # with no restore found, or a restore released, read alike)
+            "authority_held": None if hosted is None else hosted.restore_held(),
             "sunk": sink.status() if sink is not None else {"messages": 0, "bytes": 0},
             "trusted": [str(a) for a in sorted(self.trust.anchors, key=lambda a: a.digest)],
             "services": {name: s.status() for name, s in self.host.services.items()},

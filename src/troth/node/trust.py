@@ -259,7 +259,9 @@ class NodeTrust:
             return False
         feed = read_hosted(hosted, previous, now)
         if feed is None:
-            return True  # the held feed kept: it revokes more
+            if previous is not None and hosted.restore_held() is not None:
+                self.drop_feed(hosted.identifier)  # held: no feed of it (review 65z, hold 1)
+            return True  # else the held feed kept: it revokes more
         # fewer entries than the feed held (read before): the store restored further back,
         # then grown again or not; its line is the feed the authority serves, and the new
         # line's revocations are in no other (review 64d, feed 1: dropped as a late sync)
@@ -296,6 +298,11 @@ class NodeTrust:
         self._generation += 1  # another thread keep a consistent mapping
         for hook in self.feed_hooks:
             hook(feed)
+
+    def drop_feed(self, authority: Identifier) -> None:
+        """Hold no feed of `authority`: every chain of it refused (its hosted store held)."""
+        self.feeds = {a: f for a, f in self.feeds.items() if a != authority}
+        self._generation += 1
 
     def channel_trust(self, policy: PeerPolicy) -> ChannelTrust:
         """How channels judge peers: `policy` admits them (the decision point's adapter; the
@@ -648,12 +655,28 @@ def _revoke_again(
             for target, held in superseded:
                 hosted.revocations.supersede_again(target, held, now=now)
         again = hosted.held_feed(now=now, previous=feed)
-    except (AuthorityError, StorageError) as exc:
+    except StorageError as exc:  # the database's (busy, I/O): tried again at the next read
         _log.error(
             "the hosted authority's store went back past the feed held; revoking again "
-            "what it lost failed (%s): the held feed is kept",
+            "what it lost failed (%s): the held feed is kept, tried again at the next read",
             exc,
         )
+        return None
+    except AuthorityError as exc:
+        # for good (the feed full, an entry over its limit): the held feed is blind to the new
+        # line's revocations and the line to the held one's, so the authority is held as a
+        # restore holds it (review 65z, hold 1): its node holds no feed of it, it issues
+        # nothing until its operator resolves it (`troth authority release-restored`)
+        _log.error(
+            "the hosted authority's store went back past the feed held; revoking again "
+            "what it lost failed for good (%s): the authority is held (every chain of it "
+            "refused here) until troth authority release-restored",
+            exc,
+        )
+        try:
+            hosted.store.hold(now)
+        except StorageError as failed:  # not held: the held feed kept, tried again next read
+            _log.error("holding the hosted authority failed (%s)", failed)
         return None
     _log.warning(
         "the hosted authority's store went back past the feed held (%d entries, %d now): "

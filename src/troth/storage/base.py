@@ -357,6 +357,11 @@ class AuthorityStore(Transactional, Protocol):
         """When a restore of the store found held the authority (review 65o, feed 2), or None."""
         ...
 
+    def hold(self, now: int) -> None:
+        """Hold the authority as a restore found does: a re-revoke after its store went back
+        failed (review 65z, hold 1)."""
+        ...
+
     def release_restore_hold(self) -> int | None:
         """Lift the hold of a restore found; when it was held, or None (not held)."""
         ...

@@ -118,18 +118,29 @@ class SqliteAuthorityStore:
         voided = int(
             self._db.execute("UPDATE tickets SET uses_left = 0 WHERE uses_left > 0").rowcount
         )
-        self._db.execute(_CREATE_HOLD)
-        self._db.execute(_HOLD, (now,))
+        self._place_hold(now)
         return voided
 
+    def _place_hold(self, now: int) -> None:
+        """Hold the authority (`restore_held`), in the caller's transaction; the earliest
+        hold kept."""
+        self._db.execute(_CREATE_HOLD)
+        self._db.execute(_HOLD, (now,))
+
+    def hold(self, now: int) -> None:
+        """Hold the authority as a restore does (`restore_held`), in a transaction of its own:
+        its store went back past the feed a holder held and what it lost could not be revoked
+        again (review 65z, hold 1: the holders kept the old line, blind to the new one's
+        revocations). `release_restore_hold` lifts it."""
+        with self._db.transaction():
+            self._place_hold(now)
+
     def restore_held(self) -> int | None:
-        """When a restore of node.db found held this authority (`check_restored`), or None:
-        not held, or released (`release_restore_hold`). A primary-key read first: the scope's
-        `restored_at` is set in the transaction that makes the holds' table."""
-        row = self._db.fetch_one(
-            "SELECT restored_at FROM rollback_counters WHERE scope = 'authority'"
-        )
-        if row is None or row[0] is None or self._db.fetch_one(_HOLD_TABLE) is None:
+        """When a restore of node.db (`check_restored`) or a re-revoke that failed (`hold`)
+        held this authority, or None: not held, or released (`release_restore_hold`). The
+        schema's row first (no `restored_at` gate: review 65z, hold 1, a hold with no restore
+        found)."""
+        if self._db.fetch_one(_HOLD_TABLE) is None:
             return None
         held = self._db.fetch_one("SELECT min(held_at) FROM authority_restore_hold")
         return None if held is None or held[0] is None else int(held[0])
