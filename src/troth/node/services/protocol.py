@@ -176,8 +176,11 @@ def error_response(
     limit: a larger one would be dropped, and its caller told nothing but `Unreachable`;
     review 44a, malformed 1)."""
     error = {"error": kind, "message": message, "reasons": list(reasons)}
-    answer = cbor.encode([RESPONSE, VERSION, request, False, error])
-    if len(answer) <= limits.MAX_SERVICE_MESSAGE:
+    try:
+        answer = cbor.encode([RESPONSE, VERSION, request, False, error])
+    except DecodeError:  # past the encoder's own bound (65q, 65y): cut as any too large one
+        answer = b""
+    if 0 < len(answer) <= limits.MAX_SERVICE_MESSAGE:
         return answer
     kept = [cut_text(reason, MAX_ERROR_TEXT) for reason in reasons[:MAX_ERROR_REASONS]]
     if len(reasons) > MAX_ERROR_REASONS:
