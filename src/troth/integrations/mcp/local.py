@@ -21,9 +21,9 @@ from pathlib import Path
 
 import anyio
 from mcp import Client, StdioServerParameters
-from mcp.server.stdio import stdio_server
 
 from troth.clock import Clock, SystemClock
+from troth.integrations.mcp.agent_stdio import AgentStdio, agent_stdio
 from troth.integrations.mcp.gate import McpGate, UpstreamChanges, gate_server, upstream_error
 from troth.integrations.mcp.upstream import upstream_stdio
 from troth.node import open_node
@@ -58,6 +58,7 @@ async def serve_local_gate(
         parameters = StdioServerParameters(command=command[0], args=list(command[1:]), cwd=cwd)
         bound = START_TIMEOUT
         timed_out = False
+        ended = anyio.Event()  # the upstream's stdout ended mid-session (review 65b2, mcp 1)
         try:
             async with anyio.create_task_group() as group:
                 watch = anyio.CancelScope()
@@ -75,7 +76,9 @@ async def serve_local_gate(
                 changes = UpstreamChanges()  # its tool-list changes: listed again (review 48e)
                 async with (
                     Client(
-                        upstream_stdio(parameters), cache=None, message_handler=changes
+                        upstream_stdio(parameters, ended=ended),
+                        cache=None,
+                        message_handler=changes,
                     ) as upstream,
                     anyio.create_task_group() as listening,
                 ):
@@ -84,7 +87,8 @@ async def serve_local_gate(
                     gate = McpGate(point, upstream, clock=clock, changes=changes, server=server)
                     served = gate_server(gate, caller)
                     try:
-                        async with stdio_server() as (read, write):
+                        async with agent_stdio() as (read, write, agent):
+                            listening.start_soon(_stop_when, ended, agent)
                             await served.run(read, write, served.create_initialization_options())
                     finally:  # its records under way written before the trace log closes
                         with anyio.CancelScope(shield=True):  # (bounded: review 64a, mcp 1)
@@ -97,8 +101,19 @@ async def serve_local_gate(
             raise failed from None
         finally:
             await traces.close()
+        if ended.is_set():
+            raise OSError(
+                f"the upstream MCP server {shlex.join(command)} failed: it ended mid-session"
+            )
         if timed_out:
             raise OSError(
                 f"the upstream MCP server {shlex.join(command)} did not answer the MCP "
                 f"handshake within {bound} s"
             )
+
+
+async def _stop_when(ended: anyio.Event, agent: AgentStdio) -> None:
+    """Stops reading the agent once the upstream ended: the gate answers what it read, then
+    ends with the I/O error (review 65b2, mcp 1: it served on, every call failing)."""
+    await ended.wait()
+    agent.stop()
