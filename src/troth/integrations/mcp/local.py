@@ -10,7 +10,9 @@ the running node's distribution) and the feeds (the running node keeps them fres
 left stale denies every call). Every decided call, allowed or denied, is a trace record signed
 by the identity, in the node's own log (docs/traces.md). An upstream has `START_TIMEOUT` to
 answer the MCP handshake, as a published one has (review 44c, gate start 1: one that never
-answered hung the gate for good).
+answered hung the gate for good). An upstream that ends mid-session ends the gate: its agent's
+stdin read no more, the requests read answered, then OSError (`agent_stdio`; review 65b2, mcp
+1: it served on until the agent went away, every call failing).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ async def serve_local_gate(
     server: str | None = None,
 ) -> None:
     """Serve the gate on this process's stdin and stdout until the client goes away (OSError
-    when the upstream fails: it exits, or speaks no MCP). `server`: the upstream server's
+    when the upstream fails: it exits, at the handshake or after, or speaks no MCP). `server`: the upstream server's
     name, its tools decided as `Tool::"<tool>"` in `Server::"<server>"` (`McpGate`; review
     53c, gates 1); None: in no server."""
     clock = clock or SystemClock()
