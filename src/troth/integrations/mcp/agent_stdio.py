@@ -9,6 +9,9 @@ always readable, directly) and `AgentStdio.stop` ends it: no line is read after,
 read before are answered (within `MCP_GATE_DRAIN_SECONDS`), then the server's read stream
 ends. The descriptors are the SDK's: fd 0 points at the null device and fd 1 at stderr while
 the gate serves, so the gate's children read nothing of the agent and write nothing to it.
+A line of the agent is read within MAX_MCP_UPSTREAM_LINE bytes, as the upstream's are (a longer
+one dropped as it comes, the server told of it as of a line that is not JSON-RPC), each chunk
+searched once (`_Lines`: the SDK's reader held a line of any length).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from mcp.shared.jsonrpc_dispatcher import cancelled_request_id_from_params
 from mcp.shared.message import SessionMessage
 
 from troth import limits
+from troth.integrations.mcp.upstream import _Lines
 
 __all__ = ["AgentStdio", "agent_stdio"]
 
@@ -91,28 +95,33 @@ async def _chunk(fd: int, state: AgentStdio) -> bytes | None:
     return os.read(fd, _CHUNK)  # readable, or a regular file: it does not block
 
 
+def _parse(line: bytes) -> SessionMessage | Exception:
+    """One line of the agent: its message, or the error the server is told of (as the SDK's
+    reader does)."""
+    try:
+        return SessionMessage(
+            types.jsonrpc_message_adapter.validate_json(
+                line.decode("utf-8", "replace"), by_name=False
+            )
+        )
+    except Exception as exc:
+        return exc
+
+
 async def _read(
     fd: int, state: AgentStdio, into: ContextSendStream[SessionMessage | Exception]
 ) -> None:
     """Hands each line of `fd` to the server, until its end or `state.stop()` (then once the
     requests read are answered)."""
     state.waits = not stat.S_ISREG(os.fstat(fd).st_mode)  # a regular file: never waited on
-    rest = b""
+    lines = _Lines(limits.MAX_MCP_UPSTREAM_LINE)
     async with into:
         while (data := await _chunk(fd, state)) is not None:
-            if data:
-                *lines, rest = (rest + data).split(b"\n")
-            else:  # the agent closed its stdin: its last line, if unended, then the end
-                lines, rest = [rest] if rest else [], b""
-            for line in lines:
-                item: SessionMessage | Exception
-                try:
-                    text = line.decode("utf-8", "replace")
-                    item = SessionMessage(
-                        types.jsonrpc_message_adapter.validate_json(text, by_name=False)
-                    )
-                except Exception as exc:  # as the SDK's reader: the server is told
-                    item = exc
+            # at the end of stdin (the agent closed it): its last line, if unended
+            for line in lines.feed(data) if data else lines.end():
+                item: SessionMessage | Exception = (
+                    line if isinstance(line, Exception) else _parse(line)
+                )
                 state.read(item)
                 await into.send(item)
             if not data:

@@ -143,6 +143,10 @@ class _Lines:
         self._add(data[start:], found)
         return found
 
+    def end(self) -> list[bytes | LineTooLong]:
+        """At the end of the stream: the line begun and not ended, if any."""
+        return [] if self.dropping or not self.parts else [b"".join(self.parts)]
+
     def _add(self, part: bytes, found: list[bytes | LineTooLong]) -> None:
         if self.dropping or not part:
             return
