@@ -47,9 +47,9 @@ async def serve_local_gate(
     server: str | None = None,
 ) -> None:
     """Serve the gate on this process's stdin and stdout until the client goes away (OSError
-    when the upstream fails: it exits, at the handshake or after, or speaks no MCP). `server`: the upstream server's
-    name, its tools decided as `Tool::"<tool>"` in `Server::"<server>"` (`McpGate`; review
-    53c, gates 1); None: in no server."""
+    when the upstream fails: it exits, at the handshake or after, or speaks no MCP).
+    `server`: the upstream server's name, its tools decided as `Tool::"<tool>"` in
+    `Server::"<server>"` (`McpGate`; review 53c, gates 1); None: in no server."""
     clock = clock or SystemClock()
     with open_node(node_name, home=home) as node:
         feeds = NodeFeeds(node, clock)
