@@ -206,11 +206,12 @@ def cli(*args: str, code: int = 0) -> Any:
 
 def stdio(*args: str) -> StdioServerParameters:
     """`troth ARGS` as a stdio MCP server (the SDK passes only its whitelisted environment,
-    so the troth home is given explicitly)."""
+    so the troth home is given explicitly, and the PYTHONPATH of a tree under test)."""
+    tree = {k: v for k, v in os.environ.items() if k == "PYTHONPATH"}
     return StdioServerParameters(
         command=sys.executable,
         args=["-m", "troth.cli.main", *args],
-        env={"TROTH_HOME": os.environ["TROTH_HOME"]},
+        env={"TROTH_HOME": os.environ["TROTH_HOME"]} | tree,
     )
 
 

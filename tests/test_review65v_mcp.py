@@ -19,6 +19,7 @@ import json
 import os
 import signal
 import sys
+import time
 from contextlib import suppress
 from pathlib import Path
 
@@ -62,6 +63,16 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _ends(pid: int) -> bool:
+    """Whether process `pid` ends within 5 s (a signal sent it is delivered, and the process
+    reaped, a moment later on a busy machine: review 65b2 saw it still running at once)."""
+    for _ in range(500):
+        if not _alive(pid):
+            return True
+        time.sleep(0.01)
+    return False
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_an_upstream_exiting_mid_call_with_a_child_holding_its_pipes_fails_the_call(
     tmp_path: Path,
@@ -92,7 +103,7 @@ def test_an_upstream_exiting_mid_call_with_a_child_holding_its_pipes_fails_the_c
             Outcome.ALLOWED,
             Outcome.UNANSWERED,
         ]
-        assert not _alive(int(pid_file.read_text()))
+        assert _ends(int(pid_file.read_text()))
     finally:
         with suppress(FileNotFoundError, ValueError, ProcessLookupError):
             os.kill(int(pid_file.read_text()), signal.SIGKILL)

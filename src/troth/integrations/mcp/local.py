@@ -10,7 +10,9 @@ the running node's distribution) and the feeds (the running node keeps them fres
 left stale denies every call). Every decided call, allowed or denied, is a trace record signed
 by the identity, in the node's own log (docs/traces.md). An upstream has `START_TIMEOUT` to
 answer the MCP handshake, as a published one has (review 44c, gate start 1: one that never
-answered hung the gate for good).
+answered hung the gate for good). An upstream that ends mid-session ends the gate: its agent's
+stdin read no more, the requests read answered, then OSError (`agent_stdio`; review 65b2, mcp
+1: it served on until the agent went away, every call failing).
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from pathlib import Path
 
 import anyio
 from mcp import Client, StdioServerParameters
-from mcp.server.stdio import stdio_server
 
 from troth.clock import Clock, SystemClock
+from troth.integrations.mcp.agent_stdio import AgentStdio, agent_stdio
 from troth.integrations.mcp.gate import McpGate, UpstreamChanges, gate_server, upstream_error
 from troth.integrations.mcp.upstream import upstream_stdio
 from troth.node import open_node
@@ -45,9 +47,9 @@ async def serve_local_gate(
     server: str | None = None,
 ) -> None:
     """Serve the gate on this process's stdin and stdout until the client goes away (OSError
-    when the upstream fails: it exits, or speaks no MCP). `server`: the upstream server's
-    name, its tools decided as `Tool::"<tool>"` in `Server::"<server>"` (`McpGate`; review
-    53c, gates 1); None: in no server."""
+    when the upstream fails: it exits, at the handshake or after, or speaks no MCP).
+    `server`: the upstream server's name, its tools decided as `Tool::"<tool>"` in
+    `Server::"<server>"` (`McpGate`; review 53c, gates 1); None: in no server."""
     clock = clock or SystemClock()
     with open_node(node_name, home=home) as node:
         feeds = NodeFeeds(node, clock)
@@ -58,6 +60,7 @@ async def serve_local_gate(
         parameters = StdioServerParameters(command=command[0], args=list(command[1:]), cwd=cwd)
         bound = START_TIMEOUT
         timed_out = False
+        ended = anyio.Event()  # the upstream's stdout ended mid-session (review 65b2, mcp 1)
         try:
             async with anyio.create_task_group() as group:
                 watch = anyio.CancelScope()
@@ -75,7 +78,9 @@ async def serve_local_gate(
                 changes = UpstreamChanges()  # its tool-list changes: listed again (review 48e)
                 async with (
                     Client(
-                        upstream_stdio(parameters), cache=None, message_handler=changes
+                        upstream_stdio(parameters, ended=ended),
+                        cache=None,
+                        message_handler=changes,
                     ) as upstream,
                     anyio.create_task_group() as listening,
                 ):
@@ -84,7 +89,8 @@ async def serve_local_gate(
                     gate = McpGate(point, upstream, clock=clock, changes=changes, server=server)
                     served = gate_server(gate, caller)
                     try:
-                        async with stdio_server() as (read, write):
+                        async with agent_stdio() as (read, write, agent):
+                            listening.start_soon(_stop_when, ended, agent)
                             await served.run(read, write, served.create_initialization_options())
                     finally:  # its records under way written before the trace log closes
                         with anyio.CancelScope(shield=True):  # (bounded: review 64a, mcp 1)
@@ -97,8 +103,19 @@ async def serve_local_gate(
             raise failed from None
         finally:
             await traces.close()
+        if ended.is_set():
+            raise OSError(
+                f"the upstream MCP server {shlex.join(command)} failed: it ended mid-session"
+            )
         if timed_out:
             raise OSError(
                 f"the upstream MCP server {shlex.join(command)} did not answer the MCP "
                 f"handshake within {bound} s"
             )
+
+
+async def _stop_when(ended: anyio.Event, agent: AgentStdio) -> None:
+    """Stops reading the agent once the upstream ended: the gate answers what it read, then
+    ends with the I/O error (review 65b2, mcp 1: it served on, every call failing)."""
+    await ended.wait()
+    agent.stop()

@@ -143,6 +143,10 @@ class _Lines:
         self._add(data[start:], found)
         return found
 
+    def end(self) -> list[bytes | LineTooLong]:
+        """At the end of the stream: the line begun and not ended, if any."""
+        return [] if self.dropping or not self.parts else [b"".join(self.parts)]
+
     def _add(self, part: bytes, found: list[bytes | LineTooLong]) -> None:
         if self.dropping or not part:
             return
@@ -163,12 +167,14 @@ async def upstream_stdio(
     errlog: TextIO = sys.stderr,
     *,
     max_line: int | None = None,
+    ended: anyio.Event | None = None,
 ) -> AsyncIterator[TransportStreams]:
     """`mcp.client.stdio.stdio_client` with a reader of lines within `max_line` bytes (None:
     MAX_MCP_UPSTREAM_LINE; module docstring). A line that is not in the server's encoding
     raises UnicodeDecodeError, as the SDK's reader does (`upstream_error` names it). A line
     that is not JSON-RPC is logged by the SDK a few times a minute (`quiet_sdk`; review 57l,
-    mcp 2: an ERROR and its traceback each)."""
+    mcp 2: an ERROR and its traceback each). `ended`, if given, is set when the upstream's
+    stdout ends before the session does (it exited, or closed it: review 65b2, mcp 1)."""
     quiet_sdk()
     command = await _get_executable_command(server.command)
     process = await _create_platform_compatible_process(
@@ -216,6 +222,9 @@ async def upstream_stdio(
         except (anyio.BrokenResourceError, ConnectionError):
             if not shutting_down:
                 log.exception("reading the MCP upstream's stdout failed mid-session")
+        finally:
+            if ended is not None and not shutting_down:
+                ended.set()
 
     async def stdin_writer() -> None:
         try:

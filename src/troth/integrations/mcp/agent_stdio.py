@@ -1,0 +1,171 @@
+"""The local gate's agent over this process's stdin and stdout: the MCP SDK's `stdio_server`
+with a reader of stdin that can be stopped (review 65b2, mcp 1).
+
+The SDK reads stdin in a worker thread, which nothing cancels: a gate whose upstream died
+mid-session could end only once its agent sent another line or closed its stdin, so it went on
+serving, every tools/list failing and every allowed call recorded allowed then unanswered.
+`agent_stdio` reads stdin when the event loop sees it readable (a regular file, which is
+always readable, directly) and `AgentStdio.stop` ends it: no line is read after, the requests
+read before are answered (within `MCP_GATE_DRAIN_SECONDS`), then the server's read stream
+ends. The descriptors are the SDK's: fd 0 points at the null device and fd 1 at stderr while
+the gate serves, so the gate's children read nothing of the agent and write nothing to it.
+A line of the agent is read within MAX_MCP_UPSTREAM_LINE bytes, as the upstream's are (a longer
+one dropped as it comes, the server told of it as of a line that is not JSON-RPC), each chunk
+searched once (`_Lines`: the SDK's reader held a line of any length).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import sys
+from collections.abc import AsyncIterator
+
+import anyio
+import anyio.lowlevel
+import mcp_types as types
+from mcp.server.stdio import _claim_fd, _open_stdin_diversion, _open_stdout_diversion
+from mcp.shared._context_streams import (
+    ContextReceiveStream,
+    ContextSendStream,
+    create_context_streams,
+)
+from mcp.shared.jsonrpc_dispatcher import cancelled_request_id_from_params
+from mcp.shared.message import SessionMessage
+
+from troth import limits
+from troth.integrations.mcp.upstream import _Lines
+
+__all__ = ["AgentStdio", "agent_stdio"]
+
+_CHUNK = 65536
+
+
+class AgentStdio:
+    """The requests read from the agent and not answered yet, and the stop of the reading."""
+
+    def __init__(self) -> None:
+        self.pending: set[types.RequestId] = set()
+        self.stopping = False
+        self.waits = True  # stdin is waited on until readable (not a file, which always is)
+        self.reading: anyio.CancelScope | None = None
+        self.answered = anyio.Event()  # set when `pending` empties while stopping
+
+    def stop(self) -> None:
+        """Read no more of stdin; end the server's read stream once the requests read are
+        answered (or MCP_GATE_DRAIN_SECONDS passed)."""
+        self.stopping = True
+        if self.reading is not None:
+            self.reading.cancel()
+        if not self.pending:
+            self.answered.set()
+
+    def read(self, message: SessionMessage | Exception) -> None:
+        """Counts a request read; a request the agent cancelled is not answered (MCP)."""
+        if not isinstance(message, SessionMessage):
+            return
+        if isinstance(message.message, types.JSONRPCRequest):
+            self.pending.add(message.message.id)
+        elif (
+            isinstance(message.message, types.JSONRPCNotification)
+            and message.message.method == "notifications/cancelled"
+        ):
+            self.pending.discard(cancelled_request_id_from_params(message.message.params))
+
+    def written(self, message: SessionMessage) -> None:
+        """Counts a request answered (once its answer is written)."""
+        if isinstance(message.message, types.JSONRPCResponse | types.JSONRPCError):
+            self.pending.discard(message.message.id)
+            if self.stopping and not self.pending:
+                self.answered.set()
+
+
+async def _chunk(fd: int, state: AgentStdio) -> bytes | None:
+    """The next bytes of `fd` (b"" at its end), None once the reading is stopped."""
+    if state.waits and not state.stopping:
+        try:
+            with anyio.CancelScope() as state.reading:
+                await anyio.wait_readable(fd)
+        except OSError:  # not pollable (/dev/null): always readable, as a regular file
+            state.waits = False
+        state.reading = None
+    if state.stopping:
+        return None
+    return os.read(fd, _CHUNK)  # readable, or a regular file: it does not block
+
+
+def _parse(line: bytes) -> SessionMessage | Exception:
+    """One line of the agent: its message, or the error the server is told of (as the SDK's
+    reader does)."""
+    try:
+        return SessionMessage(
+            types.jsonrpc_message_adapter.validate_json(
+                line.decode("utf-8", "replace"), by_name=False
+            )
+        )
+    except Exception as exc:
+        return exc
+
+
+async def _read(
+    fd: int, state: AgentStdio, into: ContextSendStream[SessionMessage | Exception]
+) -> None:
+    """Hands each line of `fd` to the server, until its end or `state.stop()` (then once the
+    requests read are answered)."""
+    state.waits = not stat.S_ISREG(os.fstat(fd).st_mode)  # a regular file: never waited on
+    lines = _Lines(limits.MAX_MCP_UPSTREAM_LINE)
+    async with into:
+        while (data := await _chunk(fd, state)) is not None:
+            # at the end of stdin (the agent closed it): its last line, if unended
+            for line in lines.feed(data) if data else lines.end():
+                item: SessionMessage | Exception = (
+                    line if isinstance(line, Exception) else _parse(line)
+                )
+                state.read(item)
+                await into.send(item)
+            if not data:
+                return
+            await anyio.lowlevel.checkpoint()
+        with anyio.move_on_after(limits.MCP_GATE_DRAIN_SECONDS):
+            await state.answered.wait()
+
+
+@contextlib.asynccontextmanager
+async def agent_stdio() -> AsyncIterator[
+    tuple[
+        ContextReceiveStream[SessionMessage | Exception],
+        ContextSendStream[SessionMessage],
+        AgentStdio,
+    ]
+]:
+    """(read stream, write stream, its `AgentStdio`) of the agent on this process's stdin
+    and stdout (module docstring)."""
+    stdin, restore_stdin = _claim_fd(0, sys.stdin, "rb", _open_stdin_diversion)
+    try:
+        stdout, restore_stdout = _claim_fd(1, sys.stdout, "wb", _open_stdout_diversion)
+        try:
+            state = AgentStdio()
+            read_writer, read_stream = create_context_streams[SessionMessage | Exception](0)
+            write_stream, write_reader = create_context_streams[SessionMessage](0)
+            out = anyio.wrap_file(stdout)
+
+            async def writer() -> None:
+                async with write_reader:
+                    async for message in write_reader:
+                        json = message.message.model_dump_json(by_alias=True, exclude_unset=True)
+                        await out.write((json + "\n").encode())
+                        await out.flush()
+                        state.written(message)
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(_read, stdin.fileno(), state, read_writer)
+                group.start_soon(writer)
+                yield read_stream, write_stream, state
+                state.stop()  # served: the reader ends
+        finally:
+            if restore_stdout is not None:
+                restore_stdout()
+    finally:
+        if restore_stdin is not None:
+            restore_stdin()
