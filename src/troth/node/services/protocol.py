@@ -179,9 +179,10 @@ def error_response(
     try:
         answer = cbor.encode([RESPONSE, VERSION, request, False, error])
     except DecodeError:  # past the encoder's own bound (65q, 65y): cut as any too large one
-        answer = b""
-    if 0 < len(answer) <= limits.MAX_SERVICE_MESSAGE:
-        return answer
+        pass
+    else:
+        if len(answer) <= limits.MAX_SERVICE_MESSAGE:
+            return answer
     kept = [cut_text(reason, MAX_ERROR_TEXT) for reason in reasons[:MAX_ERROR_REASONS]]
     if len(reasons) > MAX_ERROR_REASONS:
         kept.append(f"(and {len(reasons) - MAX_ERROR_REASONS} more reasons)")
