@@ -25,13 +25,21 @@ defence it names breaks.
 11. store-or-extend against a peer: an older prefix (ROLLBACK), a fork at one index (FORK),
     and a fork made with the stolen committed key leave the stored copy as it was;
 12. property: any one byte of a valid history changed makes verification raise IdentityError
-    (never another exception, never a verified identity).
+    (never another exception, never a verified identity);
+13. a P-256 primary key in its X9.62 hybrid form (0x06 / 0x07 || x || y, the same 65 bytes'
+    length as the uncompressed form troth uses): a second encoding of one key would be a
+    second pre-rotation commitment to it; refused (malformed) inside the signed body;
+14. a peer vouching (its `checkpoints` says yes to anything) for a checkpointed history of a
+    stored identity, from a change of its own after the stored copy's: `import_history`
+    refuses it (not attested by the stored copy, which no one's word overrides) and the stored
+    copy is untouched.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import cbor2
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -51,6 +59,7 @@ from troth.crypto.private import PrivateKey, generate_private_key
 from troth.encoding import cbor
 from troth.errors import IdentityError, IdentityFailure
 from troth.identity import (
+    Checkpoint,
     IdentityService,
     SignedChange,
     VerifiedIdentity,
@@ -187,7 +196,8 @@ def test_66d_refuted_7_one_change_one_encoding() -> None:
     canonical = body_for(key, None, T0, index=0).encode()
     assert verify_history(_signed_first(key, canonical), now=NOW)
     header = cbor.encode([CHANGE_TYPE, FORMAT_VERSION])[:-1]  # up to the version
-    assert canonical.startswith(header[1:], 1) and canonical[len(header)] == 0x02
+    assert canonical.startswith(header[1:], 1)
+    assert canonical[len(header)] == 0x02
     index_at = len(header) + 1  # the index, 0: one byte 0x00
     assert canonical[index_at] == 0x00
     variants = {
@@ -211,7 +221,7 @@ def test_66d_refuted_7_one_change_one_encoding() -> None:
         ("extra element", lambda f: [*f, 0], F.MALFORMED),
         ("map", lambda f: {"body": f}, F.MALFORMED),
         ("float time", lambda f: [*f[:6], float(f[6]), *f[7:]], F.MALFORMED),
-        ("tagged time", lambda f: [*f[:6], cbor.cbor2.CBORTag(1, f[6]), *f[7:]], F.MALFORMED),
+        ("tagged time", lambda f: [*f[:6], cbor2.CBORTag(1, f[6]), *f[7:]], F.MALFORMED),
         ("negative time", lambda f: [*f[:6], -1, -5, f[8]], F.MALFORMED),
         ("key type bool", lambda f: [*f[:4], [True, f[4][1]], *f[5:]], F.MALFORMED),
         ("x25519 primary", lambda f: [*f[:4], [3, f[4][1]], *f[5:]], F.MALFORMED),
@@ -220,7 +230,6 @@ def test_66d_refuted_7_one_change_one_encoding() -> None:
 def test_66d_refuted_8_foreign_fields_inside_the_signed_body(
     name: str, edit: object, reason: IdentityFailure
 ) -> None:
-    import cbor2
 
     key = generate_private_key(KeyType.ED25519)
     fields = cbor2.loads(body_for(key, None, T0, index=0).encode())
@@ -296,7 +305,8 @@ def test_66d_refuted_11_a_peer_cannot_roll_back_or_fork_the_stored_copy(
     forked = verify_history(encode(extend(thief, T0 + 2 * DAY).changes), now=NOW)
     with pytest.raises(IdentityError) as caught:
         observer.observe(forked)
-    assert caught.value.reason is F.FORK and caught.value.change == 2
+    assert caught.value.reason is F.FORK
+    assert caught.value.change == 2
     assert observer.store.get_history(digest)[0] == full.history  # type: ignore[index]
     assert [f.index for f in observer.forks(full.identifier)] == [2]
 
@@ -313,3 +323,32 @@ def test_66d_refuted_12_one_byte_changed_never_verifies(at: int, flip: int) -> N
     tampered[at] ^= flip
     with pytest.raises(IdentityError):
         verify_history(bytes(tampered), now=NOW)
+
+
+# 13, 14 -----------------------------------------------------------------------------------------
+
+
+def test_66d_refuted_13_a_p256_key_has_one_encoding() -> None:
+
+    key = generate_private_key(KeyType.P256)
+    fields = cbor2.loads(body_for(key, None, T0, index=0).encode())
+    data = fields[4][1]
+    assert data[0] == 0x04
+    hybrid = bytes([0x06 | (data[-1] & 1)]) + data[1:]  # the hybrid form of the same point
+    refused(
+        _signed_first(key, cbor2.dumps([*fields[:4], [2, hybrid], *fields[5:]])), F.MALFORMED, 0
+    )
+
+
+def test_66d_refuted_14_no_vouching_overrides_the_stored_copy(observer: IdentityService) -> None:
+    history = honest_history(3)
+    full = verify_history(encode(history.changes), now=NOW)
+    observer.observe(full)
+    digest = full.identifier.digest
+    mine = generate_private_key(KeyType.ED25519)  # the peer's own key, at change 3
+    body = body_for(mine, full.current_change_hash, T0 + 4 * DAY, index=3)
+    suffix = encode_history([sign_change(body, mine, mine)], Checkpoint(digest, b"\x01" * 32, 3))
+    with pytest.raises(IdentityError) as caught:
+        observer.import_history(suffix, now=NOW, checkpoints=lambda *_: True)
+    assert caught.value.reason is F.UNATTESTED_CHECKPOINT
+    assert observer.store.get_history(digest)[0] == full.history  # type: ignore[index]
