@@ -32,11 +32,17 @@ defence it names breaks.
 14. a peer vouching (its `checkpoints` says yes to anything) for a checkpointed history of a
     stored identity, from a change of its own after the stored copy's: `import_history`
     refuses it (not attested by the stored copy, which no one's word overrides) and the stored
-    copy is untouched.
+    copy is untouched;
+15. random sequences of `import_history` (one store, no cache) of slices of one identity's
+    honest history and of forks a stolen backup made at each change, from change 0 or from a
+    checkpoint an authority attesting only the honest changes vouches for: once the store holds
+    a change at an index it never holds another there, and its last change never moves back.
 """
 
 from __future__ import annotations
 
+import contextlib
+import random
 from pathlib import Path
 
 import cbor2
@@ -47,6 +53,7 @@ from hypothesis import strategies as st
 from tests.support.histories import (
     DAY,
     T0,
+    HonestHistory,
     body_for,
     encode,
     extend,
@@ -68,7 +75,7 @@ from troth.identity import (
     verify_history,
 )
 from troth.identity.attestation import ATTESTATION_TYPE
-from troth.identity.change import CHANGE_TYPE, FORMAT_VERSION
+from troth.identity.change import CHANGE_TYPE, FORMAT_VERSION, UnverifiedHistory
 from troth.storage import SqliteDatabase, SqliteIdentityStore
 from troth.vault import KeyPurpose, SoftwareVault
 
@@ -352,3 +359,46 @@ def test_66d_refuted_14_no_vouching_overrides_the_stored_copy(observer: Identity
         observer.import_history(suffix, now=NOW, checkpoints=lambda *_: True)
     assert caught.value.reason is F.UNATTESTED_CHECKPOINT
     assert observer.store.get_history(digest)[0] == full.history  # type: ignore[index]
+
+
+def _slices(history: HonestHistory, rng: random.Random) -> list[SignedChange]:
+    first = rng.randint(0, len(history.changes) - 1)
+    return history.changes[first : rng.randint(first, len(history.changes) - 1) + 1]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_66d_refuted_15_a_stored_change_is_never_replaced(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    honest = honest_history(1)
+    for day in range(1, 8):
+        honest = extend(honest, T0 + day * DAY)
+    hashes = [sha256(c.body) for c in honest.changes]
+    digest = hashes[0]
+
+    def forked(at: int) -> HonestHistory:  # a stolen backup's keys up to change `at`'s
+        stolen = HonestHistory(honest.keys[:at], honest.changes[:at], honest.keys[at])
+        return extend(extend(stolen, T0 + at * DAY + 3600), T0 + at * DAY + 7200)
+
+    def attests(checkpoint: Checkpoint, change_hash: bytes) -> bool:
+        return checkpoint.index < len(hashes) and hashes[checkpoint.index] == change_hash
+
+    store = SqliteIdentityStore(SqliteDatabase(tmp_path / "k.db"))
+    service = IdentityService(SoftwareVault(), store, known_cache_seconds=0)
+    start = rng.randint(1, len(hashes))
+    service.observe(verify_history(encode(honest.changes[:start]), now=NOW + 30 * DAY))
+    held = dict(enumerate(hashes[:start]))
+    last = start - 1
+    for _ in range(25):
+        source = honest if rng.random() < 0.3 else forked(rng.randint(1, len(hashes) - 1))
+        changes = _slices(source, rng)
+        first = source.changes.index(changes[0])
+        data = encode_history(changes, Checkpoint(digest, b"\x05" * 32, first) if first else None)
+        with contextlib.suppress(IdentityError):
+            service.import_history(data, now=NOW + 30 * DAY, checkpoints=attests)
+        stored = service.store.get_history(digest)
+        assert stored is not None
+        copy = UnverifiedHistory.decode(stored[0])
+        for at, change in enumerate(copy.changes, copy.first_index):
+            assert held.setdefault(at, sha256(change.body)) == sha256(change.body), at
+        assert copy.first_index + len(copy.changes) - 1 >= last
+        last = copy.first_index + len(copy.changes) - 1
