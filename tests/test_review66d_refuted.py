@@ -36,7 +36,10 @@ defence it names breaks.
 15. random sequences of `import_history` (one store, no cache) of slices of one identity's
     honest history and of forks a stolen backup made at each change, from change 0 or from a
     checkpoint an authority attesting only the honest changes vouches for: once the store holds
-    a change at an index it never holds another there, and its last change never moves back.
+    a change at an index it never holds another there, and its last change never moves back;
+16. a stranger claiming another identity's public key (committing to it costs only its
+    digest): a first change naming it, or a rotation revealing it, needs that key's own
+    signature over the change (bad signature, before the previous key's).
 """
 
 from __future__ import annotations
@@ -402,3 +405,14 @@ def test_66d_refuted_15_a_stored_change_is_never_replaced(tmp_path: Path, seed: 
             assert held.setdefault(at, sha256(change.body)) == sha256(change.body), at
         assert copy.first_index + len(copy.changes) - 1 >= last
         last = copy.first_index + len(copy.changes) - 1
+
+
+def test_66d_refuted_16_a_strangers_key_cannot_be_claimed() -> None:
+    victim = generate_private_key(KeyType.ED25519)
+    mine = generate_private_key(KeyType.ED25519)
+    claim = body_for(victim, None, T0, index=0).encode()
+    refused(encode_history([SignedChange(claim, mine.sign(claim), None)]), F.BAD_SIGNATURE, 0)
+    own = sign_change(body_for(mine, None, T0, commit=victim, index=0), mine, None)
+    reveal = body_for(victim, sha256(own.body), T0 + DAY, index=1).encode()
+    forged = SignedChange(reveal, mine.sign(reveal), mine.sign(reveal))
+    refused(encode([own, forged]), F.BAD_SIGNATURE, 1)
