@@ -1,5 +1,6 @@
-"""The local gate's agent over this process's stdin and stdout: the MCP SDK's `stdio_server`
-with a reader of stdin that can be stopped (review 65b2, mcp 1).
+"""The local gate's agent (and `troth mcp connect`'s client: review 66c, mcp 1) over this
+process's stdin and stdout: the MCP SDK's `stdio_server` with a reader of stdin that can be
+stopped (review 65b2, mcp 1).
 
 The SDK reads stdin in a worker thread, which nothing cancels: a gate whose upstream died
 mid-session could end only once its agent sent another line or closed its stdin, so it went on
@@ -52,13 +53,13 @@ class AgentStdio:
         self.reading: anyio.CancelScope | None = None
         self.answered = anyio.Event()  # set when `pending` empties while stopping
 
-    def stop(self) -> None:
+    def stop(self, *, drain: bool = True) -> None:
         """Read no more of stdin; end the server's read stream once the requests read are
-        answered (or MCP_GATE_DRAIN_SECONDS passed)."""
+        answered (or MCP_GATE_DRAIN_SECONDS passed; at once without `drain`: none can be)."""
         self.stopping = True
         if self.reading is not None:
             self.reading.cancel()
-        if not self.pending:
+        if not drain or not self.pending:
             self.answered.set()
 
     def read(self, message: SessionMessage | Exception) -> None:

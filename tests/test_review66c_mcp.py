@@ -1,0 +1,164 @@
+"""Review 66c, mcp: `troth mcp connect` (the client-to-node path) when its side ends.
+
+mcp 1: `troth mcp connect` read its agent's stdin with the MCP SDK's `stdio_server`, whose
+reader is a worker thread that nothing cancels (review 65b2 fixed only `troth mcp gate`).
+When the serving node ended the session (the channel closed, the node stopped, the
+publication withdrawn), connect stopped forwarding but did not end: it waited for its agent's
+next line, or for the agent to close its stdin, so an agent waiting on a call held a dead
+connect for ever, and nothing told it the session was gone (exit 0 once it did end). The SDK's
+reader also held a line of the agent of any length. Now connect reads its agent with
+`agent_stdio` (within MAX_MCP_UPSTREAM_LINE), ends as soon as the server ends the session, and
+exits 4 (`the MCP server at ROUTE ended the session`); an agent that closes its stdin still
+ends it with exit 0.
+
+In process: the serving node is a fake transport whose server ends at once, the agent a pipe
+that sends nothing (the test closes it in `finally`, which lets the unfixed reader's thread
+end).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import os
+import sys
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp.shared.message import SessionMessage
+
+from troth.integrations.mcp import connect as connect_module
+
+ROUTE = "/tcp/127.0.0.1:9/service/mcp.orders"
+
+
+class _Runtime:
+    def __init__(self, node: object) -> None:
+        self.node = node
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.config = _Config()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Config:
+    services: tuple[str, ...] = ("x",)
+
+
+class _Transport:
+    """The server's side: it ends the session at once (`ends`), or once the client's stream
+    ends."""
+
+    def __init__(self, ends: bool) -> None:
+        self.ends = ends
+
+    async def __aenter__(self) -> tuple[Any, Any]:
+        to_client, self.read = anyio.create_memory_object_stream[SessionMessage | Exception](1)
+        self.write, from_client = anyio.create_memory_object_stream[SessionMessage](1)
+        self.server, self.client = to_client, from_client
+        if self.ends:
+            to_client.close()
+            return self.read, self.write
+        return self.read, _Echo(self.write, to_client)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+        self.client.close()
+
+
+class _Echo:
+    """The client's write stream to a server that ends the session when the client's stream
+    ends."""
+
+    def __init__(self, stream: Any, server: Any) -> None:
+        self.stream, self.server = stream, server
+
+    async def send(self, item: SessionMessage) -> None:
+        await self.stream.send(item)
+
+    async def __aenter__(self) -> _Echo:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stream.aclose()
+        self.server.close()
+
+
+def _fake_node(monkeypatch: pytest.MonkeyPatch, *, ends: bool) -> None:
+    @contextlib.contextmanager
+    def open_node(name: str, *, home: Path) -> Iterator[_Node]:
+        yield _Node()
+
+    @contextlib.asynccontextmanager
+    async def connect(runtime: object, identity: str, to: str, **_: object) -> AsyncIterator[Any]:
+        yield _Transport(ends)
+
+    monkeypatch.setattr(connect_module, "open_node", open_node)
+    monkeypatch.setattr(connect_module, "NodeRuntime", _Runtime)
+    monkeypatch.setattr(connect_module, "connect", connect)
+
+
+@contextlib.contextmanager
+def _agent(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    """This process's stdin a pipe (yields its write end, closed afterwards), stdout a sink."""
+    read, write = os.pipe()
+    stdin = io.TextIOWrapper(os.fdopen(read, "rb", buffering=0))
+    sink = io.TextIOWrapper(io.BytesIO())
+    monkeypatch.setattr(sys, "stdin", stdin)
+    monkeypatch.setattr(sys, "stdout", sink)
+    try:
+        yield write
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(write)  # the unfixed reader's thread sees the end and ends
+
+
+def _serve(tmp_path: Path, outcome: list[BaseException | None]) -> None:
+    try:
+        anyio.run(lambda: connect_module.serve_connect(tmp_path, "agent", "support", ROUTE))
+        outcome.append(None)
+    except BaseException as exc:
+        outcome.append(exc)
+
+
+def test_connect_ends_with_an_io_error_when_the_server_ends_the_session(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _fake_node(monkeypatch, ends=True)
+    outcome: list[BaseException | None] = []
+    with _agent(monkeypatch):
+        served = threading.Thread(target=_serve, args=(tmp_path, outcome), daemon=True)
+        served.start()
+        served.join(5)  # the agent sends nothing and keeps its stdin open
+        ended = not served.is_alive()
+    served.join(5)
+    assert ended, "troth mcp connect waited for its agent's next line"
+    assert isinstance(outcome[0], OSError), outcome
+    assert str(outcome[0]) == f"the MCP server at {ROUTE} ended the session"
+
+
+def test_connect_ends_without_error_when_its_agent_closes_its_stdin(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _fake_node(monkeypatch, ends=False)
+    outcome: list[BaseException | None] = []
+    with _agent(monkeypatch) as write:
+        os.close(write)  # the agent goes away
+        served = threading.Thread(target=_serve, args=(tmp_path, outcome), daemon=True)
+        served.start()
+        served.join(5)
+    served.join(5)
+    assert outcome == [None]
