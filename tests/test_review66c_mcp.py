@@ -11,7 +11,15 @@ reader also held a line of the agent of any length. Now connect reads its agent 
 exits 4 (`the MCP server at ROUTE ended the session`); an agent that closes its stdin still
 ends it with exit 0.
 
-In process: the serving node is a fake transport whose server ends at once, the agent a pipe
+mcp 2: SIGTERM, the MCP client's next step after closing a stdio server's stdin (the spec's
+shutdown), killed `troth mcp gate` at once: its upstream runs in a session of its own (the SDK's
+spawn), so the upstream and what it started (here a tool's child, `sleep 600`) were left
+running, and the call under way was never recorded unanswered. Now SIGTERM ends the gate as its
+agent's going away does (`on_sigterm`): the agent read no more, the requests read answered
+(within MCP_GATE_DRAIN_SECONDS), the records written, the upstream's process group ended, exit
+0; `troth mcp connect` the same way.
+
+mcp 1 in process: the serving node is a fake transport whose server ends at once, the agent a pipe
 that sends nothing (the test closes it in `finally`, which lets the unfixed reader's thread
 end).
 """
@@ -21,9 +29,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import json
 import os
+import signal
+import subprocess
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +44,15 @@ import anyio
 import pytest
 from mcp.shared.message import SessionMessage
 
+from tests.support.gates import TOOLS
+from tests.test_mcp_channels import shop
+from tests.test_review58j_mcp import HANDSHAKE
+from troth.clock import SystemClock
 from troth.integrations.mcp import connect as connect_module
+from troth.node import open_node
+from troth.trace.dsse import parse_envelope
+from troth.trace.log import open_node_log
+from troth.trace.record_decode import decode_payload
 
 ROUTE = "/tcp/127.0.0.1:9/service/mcp.orders"
 
@@ -162,3 +182,92 @@ def test_connect_ends_without_error_when_its_agent_closes_its_stdin(
         served.join(5)
     served.join(5)
     assert outcome == [None]
+
+
+_STUCK = (
+    HANDSHAKE
+    + """
+import subprocess
+sys.stdin.readline()  # notifications/initialized
+for line in sys.stdin:
+    message = json.loads(line)
+    if message.get("method") == "tools/list":
+        tools = [{"name": "lookup_order", "inputSchema": json.loads(sys.argv[1])}]
+        send({"jsonrpc": "2.0", "id": message["id"], "result": {"tools": tools}})
+    elif message.get("method") == "tools/call":  # a tool's child, the call unanswered
+        child = subprocess.Popen(["sleep", "600"], stdout=subprocess.DEVNULL)
+        open(sys.argv[2], "w").write(str(child.pid))
+"""
+)
+
+
+def _line(value: dict[str, Any]) -> bytes:
+    return (json.dumps(value) + "\n").encode()
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` is still the upstream's child, `sleep 600` (not a pid reused since), and
+    not a zombie."""
+    try:
+        named = Path(f"/proc/{pid}/cmdline").read_bytes() == b"sleep\x00600\x00"
+        return named and Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_sigterm_ends_the_gate_and_its_upstream_and_records_the_call_under_way(
+    troth_home: Path, tmp_path: Path
+) -> None:
+    shop(troth_home, SystemClock())
+    script, called = tmp_path / "stuck.py", tmp_path / "called"
+    script.write_text(_STUCK)
+    upstream = f"{sys.executable} {script} '{json.dumps(TOOLS['lookup_order'])}' {called}"
+    gate = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "troth.cli.main", "mcp", "gate", "--as", "support"),
+            *("--upstream", upstream, "--node", "shop"),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    pid = None
+    try:
+        assert gate.stdin is not None
+        assert gate.stdout is not None
+        hello = {"protocolVersion": "2025-06-18", "capabilities": {}}
+        hello["clientInfo"] = {"name": "agent", "version": "1"}
+        gate.stdin.write(
+            _line({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello})
+        )
+        gate.stdin.write(_line({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        call = {"name": "lookup_order", "arguments": {"order_id": "o1"}}
+        gate.stdin.write(_line({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": call}))
+        gate.stdin.flush()
+        assert json.loads(gate.stdout.readline())["id"] == 1
+        for _ in range(1000):  # the upstream has the call, its child started
+            if called.exists() and called.read_text():
+                break
+            time.sleep(0.01)
+        pid = int(called.read_text())
+        gate.send_signal(signal.SIGTERM)  # MCP's shutdown: the client's next step after stdin
+        code = gate.wait(10)
+        for _ in range(300):  # the upstream's group ends with it (SIGTERM, then SIGKILL)
+            if not _alive(pid):
+                break
+            time.sleep(0.01)
+        assert not _alive(pid), "the upstream's child outlived the gate"
+        assert code == 0
+    finally:
+        if gate.poll() is None:
+            gate.kill()
+            gate.wait(10)
+        if pid is not None and _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    with (
+        open_node("shop", home=troth_home) as node,
+        open_node_log(node, clock=SystemClock()) as log,
+    ):
+        decided = [decode_payload(parse_envelope(s.envelope).payload) for s in log.records()]
+    outcomes = [r.decision for r in decided if r.tool and r.tool.name == "lookup_order"]
+    assert len(outcomes) == 2, outcomes  # allowed, then unanswered

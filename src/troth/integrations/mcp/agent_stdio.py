@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import stat
 import sys
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 
 import anyio
 import anyio.lowlevel
@@ -38,7 +40,7 @@ from mcp.shared.message import SessionMessage
 from troth import limits
 from troth.integrations.mcp.upstream import _Lines
 
-__all__ = ["AgentStdio", "agent_stdio"]
+__all__ = ["AgentStdio", "agent_stdio", "on_sigterm"]
 
 _CHUNK = 65536
 
@@ -170,3 +172,28 @@ async def agent_stdio() -> AsyncIterator[
     finally:
         if restore_stdin is not None:
             restore_stdin()
+
+
+@contextlib.asynccontextmanager
+async def on_sigterm(act: Callable[[], None]) -> AsyncIterator[None]:
+    """Calls `act()` when this process gets SIGTERM within the block: MCP's way to end a stdio
+    server after closing its stdin. `troth mcp gate` and `troth mcp connect` then end as when
+    their agent goes away, their upstream ended and their records written (review 66c, mcp 2:
+    SIGTERM killed them at once, the upstream, in a session of its own, left running and the
+    call under way unrecorded). In the main thread only (the signal is the process's);
+    elsewhere SIGTERM keeps its default."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    async with anyio.create_task_group() as group:
+
+        async def wait() -> None:
+            with anyio.open_signal_receiver(signal.SIGTERM) as signals:
+                async for _ in signals:
+                    act()
+
+        group.start_soon(wait)
+        try:
+            yield
+        finally:
+            group.cancel_scope.cancel()

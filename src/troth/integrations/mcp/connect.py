@@ -10,7 +10,8 @@ away (it closes its stdin), or when the channel closes or the server ends it: co
 no more of its client's stdin and ends with OSError, without waiting for the client's next line.
 The client's lines are read as the local gate reads its agent's (`agent_stdio`, within
 MAX_MCP_UPSTREAM_LINE; review 66c, mcp 1: the SDK's reader, a thread nothing cancels, held a
-dead connect until the client wrote again, and held a line of any length).
+dead connect until the client wrote again, and held a line of any length). SIGTERM ends it as
+the client's going away does (`on_sigterm`; review 66c, mcp 2).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import anyio
@@ -26,7 +27,7 @@ from mcp.client._transport import ReadStream, WriteStream
 from mcp.shared.message import SessionMessage
 
 from troth.identity import Identifier
-from troth.integrations.mcp.agent_stdio import agent_stdio
+from troth.integrations.mcp.agent_stdio import agent_stdio, on_sigterm
 from troth.integrations.mcp.channel import ChannelTransport
 from troth.node import open_node
 from troth.node.runtime import NodeRuntime, split_service_route
@@ -70,24 +71,29 @@ async def serve_connect(
         node.config = dataclasses.replace(node.config, services=())  # a client only
         runtime = NodeRuntime(node)
         await runtime.start()
+        server_ended = False
         try:
-            async with (
-                connect(runtime, identity, to, expect=expect) as transport,
-                transport as (remote_read, remote_write),
-                agent_stdio() as (local_read, local_write, agent),
-                anyio.create_task_group() as group,
-            ):
-                client_done = anyio.Event()
+            with anyio.CancelScope() as connecting:
+                stop: Callable[[], None] = connecting.cancel  # SIGTERM: connecting abandoned
+                async with (
+                    on_sigterm(lambda: stop()),
+                    connect(runtime, identity, to, expect=expect) as transport,
+                    transport as (remote_read, remote_write),
+                    agent_stdio() as (local_read, local_write, agent),
+                    anyio.create_task_group() as group,
+                ):
+                    stop = agent.stop  # then: the client read no more, as at its end
+                    client_done = anyio.Event()
 
-                async def from_client() -> None:
-                    await _pump(local_read, remote_write)
-                    client_done.set()
+                    async def from_client() -> None:
+                        await _pump(local_read, remote_write)
+                        client_done.set()
 
-                group.start_soon(from_client)
-                await _pump(remote_read, local_write)
-                server_ended = not client_done.is_set()
-                agent.stop(drain=False)  # nothing more can be answered
-                group.cancel_scope.cancel()
+                    group.start_soon(from_client)
+                    await _pump(remote_read, local_write)
+                    server_ended = not client_done.is_set()
+                    agent.stop(drain=False)  # nothing more can be answered
+                    group.cancel_scope.cancel()
         finally:
             await runtime.stop()
         if server_ended:
