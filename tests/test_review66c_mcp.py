@@ -49,6 +49,7 @@ from tests.test_mcp_channels import shop
 from tests.test_review58j_mcp import HANDSHAKE
 from troth.clock import SystemClock
 from troth.integrations.mcp import connect as connect_module
+from troth.integrations.mcp.agent_stdio import on_sigterm
 from troth.node import open_node
 from troth.trace.dsse import parse_envelope
 from troth.trace.log import open_node_log
@@ -271,3 +272,32 @@ def test_sigterm_ends_the_gate_and_its_upstream_and_records_the_call_under_way(
         decided = [decode_payload(parse_envelope(s.envelope).payload) for s in log.records()]
     outcomes = [r.decision for r in decided if r.tool and r.tool.name == "lookup_order"]
     assert len(outcomes) == 2, outcomes  # allowed, then unanswered
+
+
+def test_sigterm_in_the_block_acts_and_the_handler_before_is_restored() -> None:
+    got: list[str] = []
+
+    def before(signum: int, frame: object) -> None:
+        got.append("before")
+
+    previous = signal.signal(signal.SIGTERM, before)
+    try:
+
+        async def main() -> None:
+            done = anyio.Event()
+
+            def act() -> None:
+                got.append("act")
+                done.set()
+
+            async with on_sigterm(act):
+                os.kill(os.getpid(), signal.SIGTERM)
+                with anyio.fail_after(5):
+                    await done.wait()
+
+        anyio.run(main)
+        assert signal.getsignal(signal.SIGTERM) is before
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert got == ["act", "before"]
+    finally:
+        signal.signal(signal.SIGTERM, previous)

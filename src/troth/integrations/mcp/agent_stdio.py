@@ -26,6 +26,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
 import mcp_types as types
 from mcp.server.stdio import _claim_fd, _open_stdin_diversion, _open_stdout_diversion
@@ -181,18 +182,30 @@ async def on_sigterm(act: Callable[[], None]) -> AsyncIterator[None]:
     their agent goes away, their upstream ended and their records written (review 66c, mcp 2:
     SIGTERM killed them at once, the upstream, in a session of its own, left running and the
     call under way unrecorded). In the main thread only (the signal is the process's);
-    elsewhere SIGTERM keeps its default."""
+    elsewhere SIGTERM keeps its default. The handler SIGTERM had before is restored after."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        async with _sigterm_calls(act):
+            yield
+    finally:
+        if before is not None:  # (None: not set from Python, left as it is)
+            signal.signal(signal.SIGTERM, before)
+
+
+@contextlib.asynccontextmanager
+async def _sigterm_calls(act: Callable[[], None]) -> AsyncIterator[None]:
     async with anyio.create_task_group() as group:
 
-        async def wait() -> None:
+        async def wait(*, task_status: anyio.abc.TaskStatus[None]) -> None:
             with anyio.open_signal_receiver(signal.SIGTERM) as signals:
+                task_status.started()  # handled from here on
                 async for _ in signals:
                     act()
 
-        group.start_soon(wait)
+        await group.start(wait)
         try:
             yield
         finally:
