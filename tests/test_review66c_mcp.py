@@ -219,6 +219,13 @@ def _alive(pid: int) -> bool:
 def test_sigterm_ends_the_gate_and_its_upstream_and_records_the_call_under_way(
     troth_home: Path, tmp_path: Path
 ) -> None:
+    assert end_the_gate(troth_home, tmp_path, "sigterm") == 0
+
+
+def end_the_gate(troth_home: Path, tmp_path: Path, how: str) -> int:
+    """`troth mcp gate`, a call under way at its upstream (which started a child), ended by
+    its agent `how` ("sigterm", or "eof": its stdin closed): its exit code, once the child is
+    seen gone and the call recorded allowed, then unanswered."""
     shop(troth_home, SystemClock())
     script, called = tmp_path / "stuck.py", tmp_path / "called"
     script.write_text(_STUCK)
@@ -251,14 +258,16 @@ def test_sigterm_ends_the_gate_and_its_upstream_and_records_the_call_under_way(
                 break
             time.sleep(0.01)
         pid = int(called.read_text())
-        gate.send_signal(signal.SIGTERM)  # MCP's shutdown: the client's next step after stdin
+        if how == "sigterm":  # MCP's shutdown: the client's next step after stdin
+            gate.send_signal(signal.SIGTERM)
+        else:
+            gate.stdin.close()
         code = gate.wait(10)
         for _ in range(300):  # the upstream's group ends with it (SIGTERM, then SIGKILL)
             if not _alive(pid):
                 break
             time.sleep(0.01)
         assert not _alive(pid), "the upstream's child outlived the gate"
-        assert code == 0
     finally:
         if gate.poll() is None:
             gate.kill()
@@ -272,6 +281,7 @@ def test_sigterm_ends_the_gate_and_its_upstream_and_records_the_call_under_way(
         decided = [decode_payload(parse_envelope(s.envelope).payload) for s in log.records()]
     outcomes = [r.decision for r in decided if r.tool and r.tool.name == "lookup_order"]
     assert len(outcomes) == 2, outcomes  # allowed, then unanswered
+    return code
 
 
 def test_sigterm_in_the_block_acts_and_the_handler_before_is_restored() -> None:
