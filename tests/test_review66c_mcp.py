@@ -46,7 +46,7 @@ from mcp.shared.message import SessionMessage
 
 from tests.support.gates import TOOLS
 from tests.test_mcp_channels import shop
-from tests.test_review58j_mcp import HANDSHAKE
+from tests.test_review65b2_mcp import _DYING
 from troth.clock import SystemClock
 from troth.integrations.mcp import connect as connect_module
 from troth.integrations.mcp.agent_stdio import on_sigterm
@@ -185,20 +185,13 @@ def test_connect_ends_without_error_when_its_agent_closes_its_stdin(
     assert outcome == [None]
 
 
-_STUCK = (
-    HANDSHAKE
-    + """
-import subprocess
-sys.stdin.readline()  # notifications/initialized
-for line in sys.stdin:
-    message = json.loads(line)
-    if message.get("method") == "tools/list":
-        tools = [{"name": "lookup_order", "inputSchema": json.loads(sys.argv[1])}]
-        send({"jsonrpc": "2.0", "id": message["id"], "result": {"tools": tools}})
-    elif message.get("method") == "tools/call":  # a tool's child, the call unanswered
+_STUCK = _DYING.replace(
+    "  # dies with the call unanswered\n        os._exit(0)\n",
+    """  # a tool's child, the call unanswered
+        import subprocess
         child = subprocess.Popen(["sleep", "600"], stdout=subprocess.DEVNULL)
         open(sys.argv[2], "w").write(str(child.pid))
-"""
+""",
 )
 
 
