@@ -304,3 +304,25 @@ def test_sigterm_in_the_block_acts_and_the_handler_before_is_restored() -> None:
         assert got == ["act", "before"]
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_sigterm_ends_connect_as_its_agents_end_does(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _fake_node(monkeypatch, ends=False)
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: None)  # never the default
+    try:
+        with _agent(monkeypatch):  # the agent sends nothing and keeps its stdin open
+
+            async def main() -> None:
+                with anyio.fail_after(5):
+                    async with anyio.create_task_group() as group:
+                        group.start_soon(
+                            connect_module.serve_connect, tmp_path, "agent", "support", ROUTE
+                        )
+                        await anyio.sleep(0.2)  # serving (an earlier SIGTERM: dropped, fails)
+                        os.kill(os.getpid(), signal.SIGTERM)
+
+            anyio.run(main)  # connect returned: exit 0
+    finally:
+        signal.signal(signal.SIGTERM, before)
