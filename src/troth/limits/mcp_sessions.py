@@ -20,6 +20,7 @@ __all__ = [
     "MCP_GATE_DRAIN_SECONDS",
     "MCP_GATE_GRACE_SECONDS",
     "MCP_GATE_IDLE_SECONDS",
+    "MCP_UPSTREAM_EXIT_IDLE_SECONDS",
 ]
 
 MAX_MCP_RESULT: Final = (1 << 20) - 3072
@@ -81,3 +82,8 @@ MCP_GATE_GRACE_SECONDS: Final = 1.0
 (its decision, or its refusal after an allowed record) waits for it before its cancellation goes
 on: so a session ended by its client or the node's stop ends with its records written, and a
 recorder that never returns holds it no longer (review 63x2, exit 3: for ever)."""
+MCP_UPSTREAM_EXIT_IDLE_SECONDS: Final = 0.2
+"""How long (seconds) the stdout of an upstream MCP server that exited, its process group ended,
+is read with nothing coming before it is closed: what the upstream wrote is read by then, and a
+child that left the group (`setsid`, a daemon) and holds the pipe does not keep its session open
+(troth.integrations.mcp.upstream; review 66c, mcp 3: the call under way waited for ever)."""

@@ -1,5 +1,6 @@
-"""The local gate's agent over this process's stdin and stdout: the MCP SDK's `stdio_server`
-with a reader of stdin that can be stopped (review 65b2, mcp 1).
+"""The local gate's agent (and `troth mcp connect`'s client: review 66c, mcp 1) over this
+process's stdin and stdout: the MCP SDK's `stdio_server` with a reader of stdin that can be
+stopped (review 65b2, mcp 1).
 
 The SDK reads stdin in a worker thread, which nothing cancels: a gate whose upstream died
 mid-session could end only once its agent sent another line or closed its stdin, so it went on
@@ -18,11 +19,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import stat
 import sys
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
 import mcp_types as types
 from mcp.server.stdio import _claim_fd, _open_stdin_diversion, _open_stdout_diversion
@@ -37,7 +41,7 @@ from mcp.shared.message import SessionMessage
 from troth import limits
 from troth.integrations.mcp.upstream import _Lines
 
-__all__ = ["AgentStdio", "agent_stdio"]
+__all__ = ["AgentStdio", "agent_stdio", "on_sigterm"]
 
 _CHUNK = 65536
 
@@ -52,13 +56,13 @@ class AgentStdio:
         self.reading: anyio.CancelScope | None = None
         self.answered = anyio.Event()  # set when `pending` empties while stopping
 
-    def stop(self) -> None:
+    def stop(self, *, drain: bool = True) -> None:
         """Read no more of stdin; end the server's read stream once the requests read are
-        answered (or MCP_GATE_DRAIN_SECONDS passed)."""
+        answered (or MCP_GATE_DRAIN_SECONDS passed; at once without `drain`: none can be)."""
         self.stopping = True
         if self.reading is not None:
             self.reading.cancel()
-        if not self.pending:
+        if not drain or not self.pending:
             self.answered.set()
 
     def read(self, message: SessionMessage | Exception) -> None:
@@ -169,3 +173,40 @@ async def agent_stdio() -> AsyncIterator[
     finally:
         if restore_stdin is not None:
             restore_stdin()
+
+
+@contextlib.asynccontextmanager
+async def on_sigterm(act: Callable[[], None]) -> AsyncIterator[None]:
+    """Calls `act()` when this process gets SIGTERM within the block: MCP's way to end a stdio
+    server after closing its stdin. `troth mcp gate` and `troth mcp connect` then end as when
+    their agent goes away, their upstream ended and their records written (review 66c, mcp 2:
+    SIGTERM killed them at once, the upstream, in a session of its own, left running and the
+    call under way unrecorded). In the main thread only (the signal is the process's);
+    elsewhere SIGTERM keeps its default. The handler SIGTERM had before is restored after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        async with _sigterm_calls(act):
+            yield
+    finally:
+        if before is not None:  # (None: not set from Python, left as it is)
+            signal.signal(signal.SIGTERM, before)
+
+
+@contextlib.asynccontextmanager
+async def _sigterm_calls(act: Callable[[], None]) -> AsyncIterator[None]:
+    async with anyio.create_task_group() as group:
+
+        async def wait(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+            with anyio.open_signal_receiver(signal.SIGTERM) as signals:
+                task_status.started()  # handled from here on
+                async for _ in signals:
+                    act()
+
+        await group.start(wait)
+        try:
+            yield
+        finally:
+            group.cancel_scope.cancel()

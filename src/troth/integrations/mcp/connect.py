@@ -6,7 +6,12 @@ The node runs in this process without services or a listening port (beside its d
 that runs), opens a channel of its own as the identity to the route's node (through relays
 too) and carries the session's JSON-RPC messages in `McpFrame`s. The serving node decides
 every call on this identity's standing and credentials. The session ends when the client goes
-away, the channel closes, or the server ends it.
+away (it closes its stdin), or when the channel closes or the server ends it: connect then reads
+no more of its client's stdin and ends with OSError, without waiting for the client's next line.
+The client's lines are read as the local gate reads its agent's (`agent_stdio`, within
+MAX_MCP_UPSTREAM_LINE; review 66c, mcp 1: the SDK's reader, a thread nothing cancels, held a
+dead connect until the client wrote again, and held a line of any length). SIGTERM ends it as
+the client's going away does (`on_sigterm`; review 66c, mcp 2).
 """
 
 from __future__ import annotations
@@ -14,15 +19,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from mcp.server.stdio import stdio_server
+from mcp.client._transport import ReadStream, WriteStream
 from mcp.shared.message import SessionMessage
 
 from troth.identity import Identifier
+from troth.integrations.mcp.agent_stdio import agent_stdio, on_sigterm
 from troth.integrations.mcp.channel import ChannelTransport
 from troth.node import open_node
 from troth.node.runtime import NodeRuntime, split_service_route
@@ -47,8 +52,7 @@ async def connect(
 
 
 async def _pump(
-    source: MemoryObjectReceiveStream[SessionMessage | Exception],
-    sink: MemoryObjectSendStream[SessionMessage],
+    source: ReadStream[SessionMessage | Exception], sink: WriteStream[SessionMessage]
 ) -> None:
     async with source, sink:
         async for message in source:
@@ -62,20 +66,35 @@ async def serve_connect(
     home: Path, node_name: str, identity: str, to: str, *, expect: Identifier | None = None
 ) -> None:
     """Forward this process's stdin and stdout to the MCP server at `to` until either side
-    ends the session."""
+    ends the session (OSError when the server ends it: module docstring)."""
     with open_node(node_name, home=home) as node:
         node.config = dataclasses.replace(node.config, services=())  # a client only
         runtime = NodeRuntime(node)
         await runtime.start()
+        server_ended = False
         try:
-            async with (
-                connect(runtime, identity, to, expect=expect) as transport,
-                transport as (remote_read, remote_write),
-                stdio_server() as (local_read, local_write),
-                anyio.create_task_group() as group,
-            ):
-                group.start_soon(_pump, local_read, remote_write)
-                await _pump(remote_read, local_write)
-                group.cancel_scope.cancel()
+            with anyio.CancelScope() as connecting:
+                stop: Callable[[], None] = connecting.cancel  # SIGTERM: connecting abandoned
+                async with (
+                    on_sigterm(lambda: stop()),
+                    connect(runtime, identity, to, expect=expect) as transport,
+                    transport as (remote_read, remote_write),
+                    agent_stdio() as (local_read, local_write, agent),
+                    anyio.create_task_group() as group,
+                ):
+                    stop = agent.stop  # then: the client read no more, as at its end
+                    client_done = anyio.Event()
+
+                    async def from_client() -> None:
+                        await _pump(local_read, remote_write)
+                        client_done.set()
+
+                    group.start_soon(from_client)
+                    await _pump(remote_read, local_write)
+                    server_ended = not client_done.is_set()
+                    agent.stop(drain=False)  # nothing more can be answered
+                    group.cancel_scope.cancel()
         finally:
             await runtime.stop()
+        if server_ended:
+            raise OSError(f"the MCP server at {to} ended the session")

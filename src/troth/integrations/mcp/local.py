@@ -12,20 +12,22 @@ by the identity, in the node's own log (docs/traces.md). An upstream has `START_
 answer the MCP handshake, as a published one has (review 44c, gate start 1: one that never
 answered hung the gate for good). An upstream that ends mid-session ends the gate: its agent's
 stdin read no more, the requests read answered, then OSError (`agent_stdio`; review 65b2, mcp
-1: it served on until the agent went away, every call failing).
+1: it served on until the agent went away, every call failing). SIGTERM (MCP's end of a stdio
+server after its stdin) ends the gate as its agent's going away does (`on_sigterm`; review 66c,
+mcp 2: the gate died at once, its upstream left running, the call under way unrecorded).
 """
 
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import anyio
 from mcp import Client, StdioServerParameters
 
 from troth.clock import Clock, SystemClock
-from troth.integrations.mcp.agent_stdio import AgentStdio, agent_stdio
+from troth.integrations.mcp.agent_stdio import AgentStdio, agent_stdio, on_sigterm
 from troth.integrations.mcp.gate import McpGate, UpstreamChanges, gate_server, upstream_error
 from troth.integrations.mcp.upstream import upstream_stdio
 from troth.node import open_node
@@ -62,8 +64,10 @@ async def serve_local_gate(
         timed_out = False
         ended = anyio.Event()  # the upstream's stdout ended mid-session (review 65b2, mcp 1)
         try:
-            async with anyio.create_task_group() as group:
+            async with anyio.create_task_group() as group, on_sigterm(lambda: stop()):
                 watch = anyio.CancelScope()
+                # SIGTERM: the start abandoned; once serving, the agent read no more
+                stop: Callable[[], None] = group.cancel_scope.cancel
 
                 async def watchdog() -> None:
                     # cancels the gate (the SDK's task groups nested in it) when the upstream
@@ -90,6 +94,7 @@ async def serve_local_gate(
                     served = gate_server(gate, caller)
                     try:
                         async with agent_stdio() as (read, write, agent):
+                            stop = agent.stop
                             listening.start_soon(_stop_when, ended, agent)
                             await served.run(read, write, served.create_initialization_options())
                     finally:  # its records under way written before the trace log closes

@@ -24,7 +24,10 @@ itself does not exit: else a child it left holding its stdout (spawned by a tool
 kept the pipe open, so the session never saw the upstream end: a call under way waited for
 ever, unrecorded as unanswered, every later call was written to a pipe nobody read, and the
 child outlived the gate (review 65v, mcp 1). A child that left the group (setsid, a daemon) is
-the upstream's to end.
+the upstream's to end, but not its stdout: once the upstream exited and its group is ended, its
+stdout is closed after MCP_UPSTREAM_EXIT_IDLE_SECONDS with nothing to read (what it wrote read
+first), so the session sees the upstream end (review 66c, mcp 3: such a child held the pipe, and
+the call under way waited for ever, as before 65v).
 """
 
 from __future__ import annotations
@@ -194,12 +197,20 @@ async def upstream_stdio(
     shutting_down = False
     writer_done = anyio.Event()
 
+    waiting: list[float | None] = [None]  # since when the reader waits for stdout, if it does
+
     async def stdout_reader() -> None:
         lines = _Lines(limits.MAX_MCP_UPSTREAM_LINE if max_line is None else max_line)
         try:
             async with read_writer:
                 try:
-                    async for data in stdout:
+                    while True:
+                        waiting[0] = anyio.current_time()
+                        try:
+                            data = await stdout.receive()
+                        except anyio.EndOfStream:
+                            break
+                        waiting[0] = None
                         for line in lines.feed(data):
                             item: SessionMessage | Exception
                             if isinstance(line, LineTooLong):
@@ -254,6 +265,14 @@ async def upstream_stdio(
         # close and the session sees the end after what was written (module docstring)
         await process.wait()
         await _terminate_process_tree(process)
+        # a child outside the group may hold stdout: closed once nothing comes (module docstring)
+        idle = limits.MCP_UPSTREAM_EXIT_IDLE_SECONDS
+        while not shutting_down:
+            since = waiting[0]
+            if since is not None and anyio.current_time() - since >= idle:
+                await stdout.aclose()  # the reader's receive: ClosedResourceError
+                return
+            await anyio.sleep(idle / 4)
 
     async with anyio.create_task_group() as group:
         group.start_soon(stdout_reader)
