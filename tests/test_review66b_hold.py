@@ -10,6 +10,13 @@ hold 1 (medium: a fleet's policy rolled back) A hub's node.db restored from a co
   unseen. Now neither signs a bundle of an authority whose bundle the node holds back
   (PolicyError RESTORED: the node's revision is the copy's; the operator installs the
   fleet's newest first, which confirms it, then signs above it).
+
+hold 2 (low: a release on no one's word) `troth authority release-restored` lifted the hold
+  as soon as it was run, the warning that whatever was not revoked again is admitted again
+  printed after the fact: an operator following `troth node status` to the command (or a
+  script retrying it) admitted again every member revoked after the copy. Now, held, it
+  refuses unless `--revoked-again` (the operator's word, as `troth identity release-restored
+  --vouch-not-rotated` takes it), naming what to revoke again first.
 """
 
 from __future__ import annotations
@@ -18,8 +25,11 @@ from pathlib import Path
 
 import pytest
 
+import troth
 from tests.support.backups import copy_db, node_db, restore_db
-from tests.test_review45f_policy import POLICIES, TOOLS, bundles
+from tests.support.cli import run_json
+from tests.support.gates import POLICIES, TOOLS
+from tests.test_review45f_policy import bundles
 from troth.clock import SystemClock
 from troth.crypto import sha256
 from troth.errors import PolicyError, PolicyFailure
@@ -75,3 +85,18 @@ def test_hold1_a_restored_hub_signs_no_revision_the_fleet_holds(
                 ttl=3600,
             )
     assert caught.value.reason is PolicyFailure.RESTORED
+
+
+def test_hold2_release_restored_takes_the_operators_word(troth_home: Path) -> None:
+    with troth.Node.open("acme") as handle:
+        handle.create_authority()
+    with open_node("acme") as node:
+        node.authority().store.hold(SystemClock().now())
+    refused = run_json("authority", "release-restored", "--authority", "acme", code=1)
+    assert "--revoked-again" in refused["message"]
+    with open_node("acme") as node:
+        assert node.authority().restore_held() is not None  # still held
+    released = run_json("authority", "release-restored", "--authority", "acme", "--revoked-again")
+    assert released["released"] is True
+    with open_node("acme") as node:
+        assert node.authority().restore_held() is None
