@@ -101,7 +101,7 @@ def test_feed2_the_operator_revokes_again_and_releases(troth_home: Path, tmp_pat
     with troth.Node.open("acme") as acme:
         acme.authority().revoke_identity(member)  # revoking is what a held authority does
         assert acme.feed(authority) is None  # still held: the operator has not said so
-    released = run_json("authority", "release-restored", "--authority", "acme", "--json")
+    released = run_json("authority", "release-restored", "--authority", "acme", "--revoked-again")
     assert released["released"] is True
     assert released["held_at"] is not None
     again = run_json("authority", "release-restored", "--authority", "acme", "--json")

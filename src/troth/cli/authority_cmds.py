@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import click
 
@@ -20,13 +20,14 @@ from troth.cli.common import (
 from troth.cli.credential_cmds import _ticket_text
 from troth.cli.output import Reporter, json_command, kv
 from troth.cli.text import attributes, duration, moment
-from troth.errors import NotFound, TrothError
+from troth.errors import AuthorityError, AuthorityFailure, NotFound, TrothError
 from troth.identity import Identifier, UnverifiedHistory
 from troth.limits import DEFAULT_REVOCATION_QUOTA
 from troth.node import init_node, open_node
 from troth.node.authorities import parse_ticket, ticket_address
 from troth.node.traces import remove_member_as_authority, tell_hosting_node, tell_local_nodes
 
+REVOKED_AGAIN: Final = "--revoked-again"
 ATTR_HELP = "key=value to grant (repeat the option; repeat a key for a set of values)."
 REASON_HELP = "Why (recorded in the signed revocation feed)."
 MEMBER = click.argument("member", metavar="IDENTITY")
@@ -341,18 +342,34 @@ def members_remove(member: str, authority_ref: str, reason: str, reporter: Repor
 
 @authority_group.command("release-restored")
 @authority_option()
+@click.option(
+    REVOKED_AGAIN,
+    "revoked_again",
+    is_flag=True,
+    help="Your word that what was revoked after the copy was taken is revoked again "
+    "(without it a held authority is not released).",
+)
 @json_command
-def release_restored(authority_ref: str, reporter: Reporter) -> None:
+def release_restored(authority_ref: str, revoked_again: bool, reporter: Reporter) -> None:
     """Release the authority a restore of its node.db held: it issues and serves again.
 
     node.db was found restored from a copy: its revocation feed is the copy's, which lacks
     every revocation, member removal and rotation recorded after the copy was taken, so the
     authority was held (its node refuses every chain of it, it issues no credential and
     serves no feed page). Revoke again first what was revoked after the copy was taken
-    (troth revoke identity, troth authority members remove), then release it. See
-    docs/storage.md, "An authority's node from before some revocations"."""
+    (troth revoke identity, troth authority members remove), then release it with
+    --revoked-again. See docs/storage.md, "An authority's node from before some revocations"."""
     with open_authority_node(reporter.names, authority_ref) as node:
         authority = node.authority()
+        held = authority.restore_held()
+        if held is not None and not revoked_again:  # on no one's word (review 66b, hold 2)
+            raise AuthorityError(
+                AuthorityFailure.RESTORED,
+                f"held since {held}, not released: revoke again what was revoked after the "
+                "copy was taken (troth revoke identity, troth authority members remove), "
+                f"then run this again with {REVOKED_AGAIN}: whatever is not revoked again is "
+                "admitted again by every node that syncs its feed",
+            )
         held_at = authority.release_restored()
         if held_at is not None:  # its daemon and the nodes here take its feed now
             tell_hosting_node(node, authority.identifier)

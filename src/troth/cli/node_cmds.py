@@ -251,7 +251,8 @@ def _restored(rows: list[dict[str, Any]]) -> str | None:
         "release-restored IDENTITY, and make a new one for each rotated since: it is lost here",
         # its members are refused here until released (review 65o, feed 2)
         "authority": "its members are refused here until then: revoke again what was revoked "
-        "after the copy, then troth authority release-restored --authority NAME",
+        "after the copy, then troth authority release-restored --authority NAME "
+        "--revoked-again",
     }
     return (
         "; ".join(
@@ -277,7 +278,8 @@ def _authority(data: dict[str, Any], reporter: Reporter) -> str:
         return shown
     return (
         f"{shown} (held since {held}: every member refused here, nothing issued; revoke "
-        "again what its feed lost, then troth authority release-restored --authority NAME)"
+        "again what its feed lost, then troth authority release-restored --authority NAME "
+        "--revoked-again)"
     )
 
 

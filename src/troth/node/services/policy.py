@@ -682,6 +682,9 @@ def resign_held_bundle(home: Path, name: str, *, digest: str, clock: Clock) -> d
     held bundle may be one a thief pushed with the key the rotation retired. PolicyError when
     the digest differs, the bundle expired, or there is none (NO_BUNDLE)."""
     found = held_authority_bundle(home, name)
+    if found is not None:
+        with open_node(name, home=home) as node:
+            _not_held_back(SqliteBundleTable(node.db), found[0])
     if found is None:
         raise PolicyError(_P.NO_BUNDLE, f"node {name!r} holds no bundle of an authority it hosts")
     authority, held = found
@@ -742,7 +745,9 @@ def sign_bundle_as(
     signing = node.identities.signer(signer, now=now)
     is_authority = signing.identity.identifier == authority
     chain = None if is_authority else admin_chain(node, signer, authority, now=now)
-    stamp = SqliteBundleTable(node.db).stamps().get(authority.digest)
+    table = SqliteBundleTable(node.db)
+    _not_held_back(table, authority)
+    stamp = table.stamps().get(authority.digest)
     if stamp is not None and stamp[0] == revision:
         raise PolicyError(
             _P.ROLLBACK,
@@ -764,6 +769,18 @@ def sign_bundle_as(
         ttl=ttl,
         chain=chain,
     )
+
+
+def _not_held_back(table: SqliteBundleTable, authority: Identifier) -> None:
+    """PolicyError RESTORED while the node holds `authority`'s bundle back: its revision is a
+    restored copy's, so one up from it may be one the fleet holds, and of two bundles of one
+    revision the lower digest wins (review 66b, hold 1). Install the newest first."""
+    if authority.digest in table.held_back():
+        raise PolicyError(
+            _P.RESTORED,
+            "this node's bundle of the authority came back with a restored node.db: install "
+            "the fleet's newest (troth policy bundle install), then sign above its revision",
+        )
 
 
 def stored_bundles(home: Path, name: str, *, clock: Clock) -> list[dict[str, Any]]:
