@@ -55,7 +55,8 @@ def test_a_deletion_writes_the_keys_row_and_nothing_else(tmp_path: Path) -> None
     vault.delete(handle)
     db.connection().set_trace_callback(None)
     writes = [s for s in statements if not s.lstrip().upper().startswith(("SELECT", "PRAGMA"))]
-    deletion = f"DELETE FROM vault_keys WHERE key_id = {int(handle.key_id, 16)}"  # noqa: S608
+    number, key_type = int(handle.key_id, 16), int(handle.key_type)
+    deletion = f"DELETE FROM vault_keys WHERE key_id = {number} AND key_type = {key_type}"  # noqa: S608
     assert writes == [deletion]
     assert db.fetch_all("SELECT name, value FROM vault_meta ORDER BY name") == meta_before
 

@@ -92,9 +92,13 @@ class SqliteKeyStore:
         query += f"({marks})"
         return dict(self._db.fetch_all(query, tuple(key_numbers)))
 
-    def delete_sealed_key(self, key_number: int) -> bool:
-        query = "DELETE FROM vault_keys WHERE key_id = ?"
-        return self._db.run(query, (key_number,)).rowcount == 1
+    def delete_sealed_key(self, key_number: int, key_type: int | None = None) -> bool:
+        if key_type is None:
+            return (
+                self._db.run("DELETE FROM vault_keys WHERE key_id = ?", (key_number,)).rowcount == 1
+            )
+        query = "DELETE FROM vault_keys WHERE key_id = ? AND key_type = ?"  # review 66g, vault 1
+        return self._db.run(query, (key_number, key_type)).rowcount == 1
 
     def get_vault_meta(self, name: str) -> bytes | None:
         row = self._db.fetch_one("SELECT value FROM vault_meta WHERE name = ?", (name,))

@@ -98,7 +98,10 @@ class SealedKeyStore(Protocol):
         (at most 500) that has a row, read in one statement, writing nothing."""
         ...
 
-    def delete_sealed_key(self, key_number: int) -> bool: ...
+    def delete_sealed_key(self, key_number: int, key_type: int | None = None) -> bool:
+        """Delete the row `key_number` (of `key_type` only, when given); whether it was
+        there."""
+        ...
 
     def get_vault_meta(self, name: str) -> bytes | None: ...
 
@@ -334,12 +337,10 @@ class SoftwareVault:
     def delete(self, handle: KeyHandle) -> None:
         self._check_handle(handle)
         number = _key_number(handle)  # the one spelling: the cache and the row agree
-        found = self._cache.pop(handle.key_id, None) is not None
-        self._seen.live.discard(handle.key_id)
-        self._rows.pop(handle.key_id, None)
-        if self._store is not None:
-            found = self._store.delete_sealed_key(number) or found
-        if not found:
+        cached = self._cache.get(handle.key_id)
+        if (cached is not None and cached.key_type is not handle.key_type) or not self._drop(
+            handle.key_id, number, int(handle.key_type), self._cache
+        ):
             raise KeyNotFound(f"no key {handle}")
 
     # -- sealing (the SealingVault interface) ---------------------------------------------------
@@ -363,14 +364,30 @@ class SoftwareVault:
 
     def delete_seal_key(self, key: SealKey) -> None:
         check_seal_key(self.name, key)
-        number = _key_number(key)
-        found = self._seal_keys.pop(key.key_id, None) is not None
-        self._seen.live.discard(key.key_id)
-        self._rows.pop(key.key_id, None)
-        if self._store is not None:
-            found = self._store.delete_sealed_key(number) or found
-        if not found:
+        if not self._drop(key.key_id, _key_number(key), SEAL_KEY_TYPE, self._seal_keys):
             raise KeyNotFound(f"no seal key {key}")
+
+    def _drop(
+        self,
+        key_id: str,
+        number: int,
+        key_type: int,
+        cache: dict[str, PrivateKey] | dict[str, tuple[Aead, ...]],
+    ) -> bool:
+        """Delete key `key_id` (its row, numbered `number`, and its entry in `cache`) when it
+        is of `key_type` (a private key's, or SEAL_KEY_TYPE); whether there was one. A row of
+        another type is no key of that handle and stays: a handle naming an Ed25519 key as
+        X25519, or a seal key's id as a private key's, deleted that key, and with a seal key
+        every blob sealed under it (review 66g, vault 1; as the PKCS#11 vault, review 62d).
+        The type is a condition of the one deletion statement (no look-up before it: every
+        rotation deletes a key, review 59c, rotate 6)."""
+        store = self._store
+        deleted = store is not None and store.delete_sealed_key(number, key_type)
+        found = cache.pop(key_id, None) is not None  # its row deleted by another process
+        if deleted or found:
+            self._seen.live.discard(key_id)
+            self._rows.pop(key_id, None)
+        return deleted or found
 
     def _seal_key(self, key: SealKey) -> tuple[Aead, ...]:
         values = self._seal_keys.get(key.key_id)
