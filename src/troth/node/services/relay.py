@@ -44,7 +44,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -110,7 +110,11 @@ class Relay:
     # latest last: where it forwards when `channel` closes (review 49n, relays 1)
     earlier: Route = ()  # the owner's own connections it forwarded over before `connection`,
     # still open (the latest MAX_CHANNELS_PER_MEMBER): its senders' reply paths may name them,
-    # so a refusal cuts them too (review 65s, relays 2)
+    # so a refusal cuts them too (review 65s, relays 2); one pushed out is cut as it goes
+    # (review 66f, relays 2)
+    behind: bool = False  # the owner is behind the node at the other end of `connection`, one
+    # this node opened (every other party there shares it): cut by its name only. Hops past a
+    # connection this node accepted are the owner's own say: cut by it (review 66f, relays 1)
 
 
 class RelayBook(IdentifierBook):
@@ -254,10 +258,13 @@ class RelayService:
         first, *beyond = end.peer_route[:-1] or end.peer_route
         others: tuple[str, ...] = ()
         if existing is not None and not new_owner:  # its owner's channels still open
-            earlier = (*existing.others, existing.channel)
+            channels = (*existing.others, existing.channel)
             others = tuple(
-                c for c in earlier if c != caller.channel and self.channels.find(c) is not None
+                c for c in channels if c != caller.channel and self.channels.find(c) is not None
             )[-limits.MAX_CHANNELS_PER_MEMBER :]
+        earlier, dropped = (
+            ((), ()) if existing is None or new_owner else self._earlier(existing, first)
+        )
         self.relays[name] = Relay(
             caller.identifier,
             first,
@@ -267,18 +274,26 @@ class RelayService:
             authorities,
             beyond=tuple(beyond),
             others=others,
-            earlier=self._earlier(existing, first) if existing and not new_owner else (),
+            earlier=earlier,
+            behind=_behind(end, first, beyond),
         )
+        self._cut_off(set(dropped))
         if new_owner:  # kept even if this request is cancelled meanwhile (its channel closed)
             await to_the_end(self._save(), self._saving)
         return f"/relay/{name}"
 
-    def _earlier(self, relay: Relay, now: Address) -> Route:
+    def _earlier(self, relay: Relay, now: Address) -> tuple[Route, Route]:
         """`relay.earlier` once it forwards over `now`: its connection until then too when that
-        was its owner's own (no hops beyond it), those closed since dropped."""
-        own = () if relay.beyond or relay.connection is None else (relay.connection,)
-        kept = dict.fromkeys(c for c in (*relay.earlier, *own) if c != now and self.router.has(c))
-        return tuple(kept)[-limits.MAX_CHANNELS_PER_MEMBER :]
+        was its owner's own (not `behind` another node), those closed since dropped; and those
+        pushed out of the latest MAX_CHANNELS_PER_MEMBER, for the caller to cut off once the
+        relay forwards over `now` (`_cut_off`: a refusal would not cut them any more; review
+        66f, relays 2)."""
+        own = () if relay.behind or relay.connection is None else (relay.connection,)
+        kept = tuple(
+            dict.fromkeys(c for c in (*relay.earlier, *own) if c != now and self.router.has(c))
+        )
+        window = max(0, len(kept) - limits.MAX_CHANNELS_PER_MEMBER)
+        return kept[window:], kept[:window]
 
     def _check_quota(
         self,
@@ -383,9 +398,10 @@ class RelayService:
             if decide is not None and not decide(request).allowed:
                 continue
             first, *beyond = end.peer_route[:-1] or end.peer_route
-            relay.earlier = self._earlier(relay, first)
+            relay.earlier, dropped = self._earlier(relay, first)
             relay.channel, relay.connection, relay.beyond = last, first, tuple(beyond)
-            relay.lost_at = None
+            relay.behind, relay.lost_at = _behind(end, first, beyond), None
+            self._cut_off(set(dropped))
             return True
         return False
 
@@ -442,9 +458,10 @@ class RelayService:
                 relay.lost_at, relay.refused = now, True
                 reasons = "; ".join(decision.reasons)
                 self._lines.log(logging.WARNING, "relay %s no longer forwards: %s", name, reasons)
-                if relay.connection is not None and not relay.beyond:  # the owner's own
+                if relay.connection is not None and not relay.behind:  # the owner's own
                     refused.add(relay.connection)  # (one behind another node shares it with
-                    # every other party there: its name only; review 65s, relays 1)
+                    # every other party there: its name only; review 65s, relays 1; review
+                    # 66f, relays 1: unless it only says so)
                 refused.update(relay.earlier)  # and those it forwarded over before (relays 2)
         self._cut_off(refused)
 
@@ -480,3 +497,17 @@ class RelayService:
             }
             for name, relay in sorted(self.relays.items())
         }
+
+
+def _behind(end: ChannelEnd, first: Address, beyond: Sequence[Address]) -> bool:
+    """Whether the owner of a relay created over `end` (its way back: `first`, then `beyond`)
+    is behind another node, at the other end of a connection this node opened: hops past a
+    connection this node accepted are whatever the owner's message 1 named (review 66f, relays
+    1), and an owner naming a hop of its own is no other node's party."""
+    source = end.source
+    return (
+        bool(beyond)
+        and isinstance(source, Connection)
+        and source.address == first
+        and source.outgoing
+    )

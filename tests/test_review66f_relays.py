@@ -1,0 +1,107 @@
+"""Review 66f, relays: findings against the relay cut-off of reviews 65p and 65s (each test
+failed before its fix).
+
+Relays 1 (medium: the refused owner chose to be cut by its name only). Review 65s cut a
+refused owner "behind another node" (`Relay.beyond`: hops past the connection) by its name
+only, since that connection is every other party's there too. But the hops past the first are
+whatever the owner's message 1 put in its return route: an owner connected straight to the
+hub that named one more hop of its own (a worker of its node that passes it on) was "behind
+another node", and after its refusal every sender that had reached it kept reaching it at its
+connection's reply path, both ways: review 65p's cut, undone by the owner it cuts. A
+connection another node forwards over is one this node opened to it (a hub holding its name
+at a relay node R1, its members behind R1: docs/protocols.md, "Relays"); an owner whose
+channel came over a connection this node accepted is that connection's own party, whatever
+hops it names, and is cut off by it (`Relay.behind`).
+
+Relays 2 (low: review 65s's earlier connections passed by). A relay keeps the owner's own
+connections it forwarded over before, the latest `MAX_CHANNELS_PER_MEMBER` (`Relay.earlier`),
+and a refusal cuts those; one pushed out of that window by as many creations again over other
+connections (64 a source: five sources) was never cut, and its senders kept reaching the
+refused owner there. One pushed out is now cut off as it goes (`RelayService._earlier`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tests.test_reconnect import until
+from tests.test_review55a_refuted import Stranger, with_stranger
+from troth import limits
+from troth.node.access import AccessRequest, Decision
+from troth.routing import Address, RoutedMessage
+
+
+def _refuse_all(net: Stranger) -> None:
+    def decide(request: AccessRequest) -> Decision:
+        return Decision(False, ("revoked",))
+
+    net.relay.decide = decide
+    net.relay._recheck(net.relay.clock())
+
+
+async def _not_reached(net: Stranger, to_b: Address) -> None:
+    """A new message 1 straight to `to_b` is dropped at the hub: b gets nothing."""
+    before, dropped = len(net.mine()), net.hub_tcp.counters.dropped_messages
+    net.send(f"{to_b}/service/channels")
+    await until(lambda: net.hub_tcp.counters.dropped_messages > dropped or len(net.mine()) > before)
+    assert len(net.mine()) == before
+
+
+def test_an_owner_naming_a_hop_of_its_own_is_still_cut_at_its_connection(
+    tmp_path: Path,
+) -> None:
+    """Relays 1: b's relay as `create` makes it for a message 1 whose return route named one
+    more hop past b's connection (which the hub accepted). Refused, the stranger that reached
+    b through the name no longer reaches b at that connection, nor b the stranger; before,
+    both went on."""
+
+    async def test(net: Stranger) -> None:
+        net.send("/relay/b/service/channels")
+        second = await net.receive()
+        to_b = second.return_route[0]
+        relay = net.relay.relays["b"]
+        net.relay.relays["b"] = replace(relay, beyond=(Address("worker", "b-own-hop"),))
+        _refuse_all(net)
+        assert net.relay.relays["b"].refused
+        await _not_reached(net, to_b)
+        (arrived,) = net.mine()
+        to_hub, to_stranger = arrived.return_route[:2]
+        stranger = net.hub_tcp.connection(to_stranger)
+        assert stranger is not None
+        dropped, sent = net.hub_tcp.counters.dropped_messages, stranger.frames_sent
+        await net.b.router.route(RoutedMessage((to_hub, to_stranger), (), b"from b"))
+        await until(lambda: net.hub_tcp.counters.dropped_messages > dropped)
+        assert stranger.frames_sent == sent
+
+    with_stranger(tmp_path, test)
+
+
+def test_an_owners_connection_pushed_out_of_its_earlier_ones_is_cut_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Relays 2, with a window of one earlier connection (MAX_CHANNELS_PER_MEMBER, 256, in a
+    node): the stranger reached b over its first connection; b creates its name again over a
+    second connection, then a third, which pushes the first out of `Relay.earlier`; refused,
+    the stranger does not reach b at the first. Before, it did."""
+    monkeypatch.setattr(limits, "MAX_CHANNELS_PER_MEMBER", 1)
+
+    async def test(net: Stranger) -> None:
+        net.send("/relay/b/service/channels")
+        second = await net.receive()
+        to_b = second.return_route[0]
+        assert net.hub.listening is not None
+        port = net.hub.listening[1]
+        for host in ("localhost", "127.1"):
+            await net.b.create_relay("b", f"/tcp/{host}:{port}")
+        relay = net.relay.relays["b"]
+        assert len(net.b_tcp.connections()) == 3
+        assert to_b not in relay.earlier
+        assert relay.connection != to_b
+        _refuse_all(net)
+        assert relay.refused
+        await _not_reached(net, to_b)
+
+    with_stranger(tmp_path, test)
