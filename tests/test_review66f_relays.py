@@ -18,6 +18,14 @@ connections it forwarded over before, the latest `MAX_CHANNELS_PER_MEMBER` (`Rel
 and a refusal cuts those; one pushed out of that window by as many creations again over other
 connections (64 a source: five sources) was never cut, and its senders kept reaching the
 refused owner there. One pushed out is now cut off as it goes (`RelayService._earlier`).
+
+Relays 3 (low: CPU). A cut (`RelayService._cut_off`) made every connection of the node forget
+every connection cut, and each one cut forget every connection: 2 x N x K dictionary and set
+look-ups for K connections cut among N, whatever they held (at 1,024 connections, one member
+holding its names over 512 of its own and refusing itself on purpose every other round, about a
+million look-ups, ~0.3 s of the event loop, each time). Each connection now goes through the
+smaller of what it holds and what it forgets (`AllowSet.forget_each`): a cut costs about what
+the node's connections remember, which senders had to build message by message.
 """
 
 from __future__ import annotations
@@ -31,7 +39,31 @@ from tests.test_reconnect import until
 from tests.test_review55a_refuted import Stranger, with_stranger
 from troth import limits
 from troth.node.access import AccessRequest, Decision
-from troth.routing import Address, RoutedMessage
+from troth.routing import Address, AllowSet, RoutedMessage
+from troth.transport.connection import Connection
+
+
+class _Counted(Address):
+    """An address that counts its look-ups (every hash of it in a dict or set)."""
+
+    __slots__ = ()
+    looked_up = 0
+
+    def __hash__(self) -> int:
+        _Counted.looked_up += 1
+        return tuple.__hash__(self)
+
+
+def _connection(number: int) -> Connection:
+    """A connection of the node (not open: its allow-set is all the cut touches), whose
+    address counts its look-ups, holding two reply paths as a member's connection may."""
+    made = Connection(
+        kind="tcp", outgoing=False, listener=None, peer=f"192.0.2.1:{number}", max_reply_paths=8
+    )
+    made.address = _Counted("worker", f"tcp-{number:016x}")
+    made.allow(_Counted("worker", f"end-{number:016x}"))
+    made.allow(_Counted("worker", f"peer-{number:016x}"))
+    return made
 
 
 def _refuse_all(net: Stranger) -> None:
@@ -105,3 +137,50 @@ def test_an_owners_connection_pushed_out_of_its_earlier_ones_is_cut_off(
         await _not_reached(net, to_b)
 
     with_stranger(tmp_path, test)
+
+
+def test_a_cut_costs_what_the_connections_hold_not_every_one_times_every_one_cut(
+    tmp_path: Path,
+) -> None:
+    """Relays 3: b holds K names over K connections of its own among N, each connection holding
+    two reply paths; refused, the cut looked addresses up 2 x N x K times (65,536 here); now
+    about N + K times each connection's share."""
+    count, cut = 256, 64
+
+    async def test(net: Stranger) -> None:
+        connections = [_connection(number) for number in range(count)]
+        net.relay.sources = lambda: connections
+        b = net.relay.relays["b"]
+        net.relay.relays = {
+            f"b{number}": replace(b, connection=connections[number].address)
+            for number in range(cut)
+        }
+        _Counted.looked_up = 0
+        _refuse_all(net)
+        assert all(relay.refused for relay in net.relay.relays.values())
+        looked_up = _Counted.looked_up
+        assert looked_up <= 8 * (count + cut), looked_up
+
+    with_stranger(tmp_path, test)
+
+
+def test_forget_each_forgets_what_forget_would_either_way_round() -> None:
+    """Relays 3, the fix: `forget_each` leaves an allow-set as `forget` of each address does,
+    whether it goes through the addresses (fewer) or what the set holds (fewer)."""
+    held, paths = Address("worker", "held"), [Address("worker", f"p{n}") for n in range(6)]
+    for forgotten in ({paths[0], held}, {*paths[:5], held}):
+        for many in (False, True):
+            addresses = set(forgotten) | (
+                {Address("worker", f"other{n}") for n in range(20)} if many else set()
+            )
+            one, each = (AllowSet(max_reply_paths=8) for _ in range(2))
+            for allowed in (one, each):
+                allowed.hold(held)
+                for path in paths:
+                    allowed.allow(path)
+            for address in addresses:
+                one.forget(address)
+            each.forget_each(addresses)
+            for address in (*paths, held):
+                assert one.allows(address) == each.allows(address)
+            assert (one.reply_paths, one.held) == (each.reply_paths, each.held)

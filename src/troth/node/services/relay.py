@@ -19,9 +19,12 @@ the latest of them that still shows its owner and, with a decision point, may st
 the same way (`_recheck`), and its owner's connection and the node's other connections forget
 each other as reply paths, so neither a sender nor the owner reaches the other past the name
 any more (`_cut_off`; review 65p, relays 1), when that connection is the owner's own: one
-behind another node shares it with every other party there, and is cut off by its name only
-(review 65s, relays 1); so are the owner's own connections the name forwarded over before,
-still open (`Relay.earlier`; review 65s, relays 2). The names and their owners are kept in
+behind another node, over a connection this node opened to it, shares it with every other
+party there, and is cut off by its name only (review 65s, relays 1; the hops past a
+connection this node accepted are the owner's own say: `Relay.behind`, review 66f, relays 1);
+so are the owner's own connections the name forwarded over before, still open
+(`Relay.earlier`; review 65s, relays 2; one pushed out of it is cut as it goes: review 66f,
+relays 2). The names and their owners are kept in
 `<node dir>/relays.json` (`RelayBook`), so a restarted relay node holds every name for its
 owner for the grace period too. One member (the names of identities it delegated to
 included) holds at most `limits.MAX_RELAYS_PER_OWNER` names, a node at most
@@ -475,18 +478,20 @@ class RelayService:
         senders through the node no more either (nor makes their connections allow its own
         again by what it sends them). Only owners' own connections are given (`_recheck`): an
         owner behind another node (`Relay.beyond`) shares its first hop with every other party
-        there, whose reply paths the cut took too (review 65s, relays 1)."""
+        there, whose reply paths the cut took too (review 65s, relays 1). Each connection goes
+        through the smaller of what it remembers and what it forgets (`AllowSet.forget_each`):
+        a cut cost every connection times every connection cut (review 66f, relays 3)."""
         sources = self.sources
         if sources is None or not connections:
             return
         cut = connections - {r.connection for r in self.relays.values() if r.lost_at is None}
         every = list(sources()) if cut else []
+        addresses = {source.address for source in every}
         for source in every:
-            for connection in cut:
-                source.forget(connection)
+            source.allowed.forget_each(cut)
             if source.address in cut:  # the owner's own: the way back to its senders too
-                for other in every:  # (the reply paths of what it was forwarded)
-                    source.forget(other.address)
+                source.allowed.forget_each(addresses)  # (the reply paths of what it was
+                # forwarded)
 
     def status(self) -> dict[str, Any]:
         """Each relay name: its owner, and whether it forwards or is held for its owner."""

@@ -1,0 +1,70 @@
+"""Review 66f, relays: attacks on the relay cut-off (reviews 65p, 65s) that did not work, each
+a passing test that fails if the defence it names breaks.
+
+1. An owner truly behind another node (the hub's outgoing connection to relay node R1, where
+   the hub holds `/relay/hub`) is still cut by its name only after review 66f's relays 1 (which
+   cuts an owner at a connection the hub accepted): its refusal leaves the other parties' reply
+   paths over the hub's connection to R1 (review 65s, relays 1).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.support.nodes import HUB, MemNet, run_memnet
+from tests.test_review45e_relay import HUB_AT_R1, R1, _ticket
+from troth.credentials import Attributes
+from troth.node import Node
+from troth.node.access import AccessRequest, Decision
+from troth.node.services.relay import RelayService
+from troth.routing import parse_route
+
+TO_B = f"{HUB}/relay/b"
+
+
+def test_an_owner_behind_the_hubs_connection_to_a_relay_node_is_cut_by_its_name_only(
+    tmp_path: Path,
+) -> None:
+    """Refuted 1: b behind R1 answers a's echo through `/relay/b` at the hub, so a's
+    connection at the hub allows the hub's connection to R1 (a reply path); b refused, it
+    still does (b's name forwards nothing)."""
+
+    async def test(net: MemNet) -> None:
+        hub = net.hub
+        assert hub is not None
+
+        def create_r1(node: Node) -> None:
+            node.create_authority("r1", now=net.clock.now())
+
+        r1 = await net.node("r1", listen=("r1", 4000), prepare=create_r1)
+        r1_authority = r1.node.authority()
+        for_hub = r1_authority.create_ticket(
+            creator=r1_authority.identifier,
+            attributes=Attributes({"troth.relay": "hub"}),
+            address=R1,
+            now=net.clock.now(),
+        )
+        await hub.enroll(str(for_hub), "hub")
+        await hub.create_relay("hub", R1)
+        b = await net.node("b")
+        await b.enroll(_ticket(net, HUB_AT_R1, **{"troth.relay": "b"}), "b")
+        await b.create_relay("b", HUB_AT_R1)
+        a = await net.member("a")
+        await a.channel_to(parse_route(TO_B), expect=net.identifier(b))
+        relay = hub.host.services["relay"]
+        assert isinstance(relay, RelayService)
+        to_r1 = relay.relays["b"].connection
+        assert to_r1 is not None
+        assert relay.relays["b"].beyond
+        (from_a,) = (c for c in hub.tcp.connections() if not c.outgoing)
+        assert from_a.allows(to_r1)
+
+        def decide(request: AccessRequest) -> Decision:
+            return Decision(request.arguments != "b", ("revoked",))
+
+        relay.decide = decide
+        relay._recheck(net.clock.now())
+        assert relay.relays["b"].refused
+        assert from_a.allows(to_r1)
+
+    run_memnet(test, tmp_path)
