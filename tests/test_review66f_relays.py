@@ -26,12 +26,22 @@ holding its names over 512 of its own and refusing itself on purpose every other
 million look-ups, ~0.3 s of the event loop, each time). Each connection now goes through the
 smaller of what it holds and what it forgets (`AllowSet.forget_each`): a cut costs about what
 the node's connections remember, which senders had to build message by message.
+
+Relays 4 (medium: review 65p's cut, put off for good). A refusal cuts no connection another
+name still up forwards over (its senders' ways there stay), but nothing cut it once that name
+went down: an owner refused while a name of another identity of its node (a second member it
+runs) was up over the same connection closed that identity's channel, and every sender that
+had reached it went on reaching it there after its refusal, both ways. A connection a refusal
+left uncut is kept (`RelayService._uncut`) and cut once no name up forwards over it, while
+the relay that wanted it cut is still refused (or closed: dropped from the connection table).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 
@@ -39,6 +49,7 @@ from tests.test_reconnect import until
 from tests.test_review55a_refuted import Stranger, with_stranger
 from troth import limits
 from troth.node.access import AccessRequest, Decision
+from troth.node.channel_ends import ChannelEnd
 from troth.routing import Address, AllowSet, RoutedMessage
 from troth.transport.connection import Connection
 
@@ -184,3 +195,36 @@ def test_forget_each_forgets_what_forget_would_either_way_round() -> None:
             for address in (*paths, held):
                 assert one.allows(address) == each.allows(address)
             assert (one.reply_paths, one.held) == (each.reply_paths, each.held)
+
+
+def test_a_connection_a_refusal_left_uncut_is_cut_once_no_name_up_forwards_over_it(
+    tmp_path: Path,
+) -> None:
+    """Relays 4: d, another identity over b's connection, holds a name up when b is refused
+    (b's connection is left uncut); then d's channel closes. The stranger that reached b no
+    longer reaches it at its connection; before, it did for good."""
+
+    async def test(net: Stranger) -> None:
+        net.send("/relay/b/service/channels")
+        second = await net.receive()
+        to_b = second.return_route[0]
+        relays = net.relay.relays
+        relays["d"] = replace(relays["b"], channel="d-channel")  # (its channel not found:
+        # not decided again, up)
+
+        def decide(request: AccessRequest) -> Decision:
+            return Decision(request.arguments != "b", ("revoked",))
+
+        net.relay.decide = decide
+        net.relay._recheck(net.relay.clock())
+        assert relays["b"].refused
+        assert relays["d"].lost_at is None
+        closed = cast(ChannelEnd, SimpleNamespace(id="d-channel"))
+        for hook in net.hub.channels.closed_hooks:
+            if getattr(hook, "__self__", None) is net.relay:
+                hook(closed)
+        assert relays["d"].lost_at is not None
+        net.relay._recheck(net.relay.clock())  # the next maintenance round
+        await _not_reached(net, to_b)
+
+    with_stranger(tmp_path, test)
