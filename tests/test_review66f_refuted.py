@@ -18,18 +18,14 @@ import asyncio
 from dataclasses import replace
 from pathlib import Path
 
-from tests.support.nodes import HUB, MemNet, run_memnet
+from tests.support.nodes import MemNet, run_memnet
 from tests.test_reconnect import until
-from tests.test_review45e_relay import HUB_AT_R1, R1, _ticket
+from tests.test_review50f_noroute import behind_two_relays
 from tests.test_review55a_refuted import MESSAGE_1, Stranger, with_stranger
-from troth.credentials import Attributes
-from troth.node import Node
 from troth.node.access import AccessRequest, Decision
 from troth.node.services.relay import RelayService
 from troth.routing import RoutedMessage, parse_route
 from troth.transport import frame
-
-TO_B = f"{HUB}/relay/b"
 
 
 def test_an_owner_behind_the_hubs_connection_to_a_relay_node_is_cut_by_its_name_only(
@@ -42,25 +38,7 @@ def test_an_owner_behind_the_hubs_connection_to_a_relay_node_is_cut_by_its_name_
     async def test(net: MemNet) -> None:
         hub = net.hub
         assert hub is not None
-
-        def create_r1(node: Node) -> None:
-            node.create_authority("r1", now=net.clock.now())
-
-        r1 = await net.node("r1", listen=("r1", 4000), prepare=create_r1)
-        r1_authority = r1.node.authority()
-        for_hub = r1_authority.create_ticket(
-            creator=r1_authority.identifier,
-            attributes=Attributes({"troth.relay": "hub"}),
-            address=R1,
-            now=net.clock.now(),
-        )
-        await hub.enroll(str(for_hub), "hub")
-        await hub.create_relay("hub", R1)
-        b = await net.node("b")
-        await b.enroll(_ticket(net, HUB_AT_R1, **{"troth.relay": "b"}), "b")
-        await b.create_relay("b", HUB_AT_R1)
-        a = await net.member("a")
-        await a.channel_to(parse_route(TO_B), expect=net.identifier(b))
+        await behind_two_relays(net)
         relay = hub.host.services["relay"]
         assert isinstance(relay, RelayService)
         to_r1 = relay.relays["b"].connection
