@@ -50,7 +50,9 @@ def test_an_owner_behind_a_shared_connection_refused_cuts_no_other_partys_reply_
         second = await net.receive()
         to_b = second.return_route[0]
         relays = net.relay.relays
-        relays["o"] = replace(relays["b"], beyond=(Address("worker", "o-behind-b"),))
+        # (b's connection stands for one the hub opened to a relay node: an owner behind a
+        # connection the hub accepted is cut by it; review 66f, relays 1)
+        relays["o"] = replace(relays["b"], beyond=(Address("worker", "o-behind-b"),), behind=True)
         del relays["b"]
 
         def decide(request: AccessRequest) -> Decision:

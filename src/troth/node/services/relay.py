@@ -19,9 +19,13 @@ the latest of them that still shows its owner and, with a decision point, may st
 the same way (`_recheck`), and its owner's connection and the node's other connections forget
 each other as reply paths, so neither a sender nor the owner reaches the other past the name
 any more (`_cut_off`; review 65p, relays 1), when that connection is the owner's own: one
-behind another node shares it with every other party there, and is cut off by its name only
-(review 65s, relays 1); so are the owner's own connections the name forwarded over before,
-still open (`Relay.earlier`; review 65s, relays 2). The names and their owners are kept in
+behind another node, over a connection this node opened to it, shares it with every other
+party there, and is cut off by its name only (review 65s, relays 1; the hops past a
+connection this node accepted are the owner's own say: `Relay.behind`, review 66f, relays 1);
+so are the owner's own connections the name forwarded over before, still open
+(`Relay.earlier`; review 65s, relays 2; one pushed out of it is cut as it goes: review 66f,
+relays 2); one another name still up forwards over is cut once none does (review 66f, relays
+4). The names and their owners are kept in
 `<node dir>/relays.json` (`RelayBook`), so a restarted relay node holds every name for its
 owner for the grace period too. One member (the names of identities it delegated to
 included) holds at most `limits.MAX_RELAYS_PER_OWNER` names, a node at most
@@ -44,7 +48,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -87,6 +91,8 @@ RELAY_GRACE: Final = 300
 """Seconds a relay name stays reserved for its owner after the owner's channel closed (or
 after the relay node started, for the names it kept)."""
 NOT_FOUND: Final = route_error(RouteProblem.RELAY_NOT_FOUND)
+_PUSHED_OUT: Final = ""  # (no relay name is empty) what cuts a connection pushed out of
+# `Relay.earlier` whatever its relay's state (`RelayService._cut_off`)
 
 
 @dataclass(slots=True)
@@ -110,7 +116,11 @@ class Relay:
     # latest last: where it forwards when `channel` closes (review 49n, relays 1)
     earlier: Route = ()  # the owner's own connections it forwarded over before `connection`,
     # still open (the latest MAX_CHANNELS_PER_MEMBER): its senders' reply paths may name them,
-    # so a refusal cuts them too (review 65s, relays 2)
+    # so a refusal cuts them too (review 65s, relays 2); one pushed out is cut as it goes
+    # (review 66f, relays 2)
+    behind: bool = False  # the owner is behind the node at the other end of `connection`, one
+    # this node opened (every other party there shares it): cut by its name only. Hops past a
+    # connection this node accepted are the owner's own say: cut by it (review 66f, relays 1)
 
 
 class RelayBook(IdentifierBook):
@@ -172,6 +182,9 @@ class RelayService:
         self.relays: dict[str, Relay] = {
             name: Relay(owner, None, "", lost_at=now) for name, owner in (kept or {}).items()
         }
+        self._uncut: dict[Address, set[str]] = {}
+        """Connections a cut left for another name up over them, with the names of the relays
+        that cut them (`_cut_off`; review 66f, relays 4)."""
         self._saving: set[asyncio.Task[Any]] = set()  # writes of relays.json under way
         self._lines = RateLimitedLog(log, LOG_LINES_PER_MINUTE)  # the re-check's: owners choose
         # how often their names change (what their channels show; review 24b, relays 1)
@@ -254,10 +267,13 @@ class RelayService:
         first, *beyond = end.peer_route[:-1] or end.peer_route
         others: tuple[str, ...] = ()
         if existing is not None and not new_owner:  # its owner's channels still open
-            earlier = (*existing.others, existing.channel)
+            channels = (*existing.others, existing.channel)
             others = tuple(
-                c for c in earlier if c != caller.channel and self.channels.find(c) is not None
+                c for c in channels if c != caller.channel and self.channels.find(c) is not None
             )[-limits.MAX_CHANNELS_PER_MEMBER :]
+        earlier, dropped = (
+            ((), ()) if existing is None or new_owner else self._earlier(existing, first)
+        )
         self.relays[name] = Relay(
             caller.identifier,
             first,
@@ -267,18 +283,26 @@ class RelayService:
             authorities,
             beyond=tuple(beyond),
             others=others,
-            earlier=self._earlier(existing, first) if existing and not new_owner else (),
+            earlier=earlier,
+            behind=_behind(end, first, beyond),
         )
+        self._cut_off(dict.fromkeys(dropped, (_PUSHED_OUT,)))
         if new_owner:  # kept even if this request is cancelled meanwhile (its channel closed)
             await to_the_end(self._save(), self._saving)
         return f"/relay/{name}"
 
-    def _earlier(self, relay: Relay, now: Address) -> Route:
+    def _earlier(self, relay: Relay, now: Address) -> tuple[Route, Route]:
         """`relay.earlier` once it forwards over `now`: its connection until then too when that
-        was its owner's own (no hops beyond it), those closed since dropped."""
-        own = () if relay.beyond or relay.connection is None else (relay.connection,)
-        kept = dict.fromkeys(c for c in (*relay.earlier, *own) if c != now and self.router.has(c))
-        return tuple(kept)[-limits.MAX_CHANNELS_PER_MEMBER :]
+        was its owner's own (not `behind` another node), those closed since dropped; and those
+        pushed out of the latest MAX_CHANNELS_PER_MEMBER, for the caller to cut off once the
+        relay forwards over `now` (`_cut_off`: a refusal would not cut them any more; review
+        66f, relays 2)."""
+        own = () if relay.behind or relay.connection is None else (relay.connection,)
+        kept = tuple(
+            dict.fromkeys(c for c in (*relay.earlier, *own) if c != now and self.router.has(c))
+        )
+        window = max(0, len(kept) - limits.MAX_CHANNELS_PER_MEMBER)
+        return kept[window:], kept[:window]
 
     def _check_quota(
         self,
@@ -364,6 +388,8 @@ class RelayService:
                 relay.refused = False  # held since it was refused, or from now on
                 if not self._fall_back(name, relay) and relay.lost_at is None:
                     relay.lost_at = self.clock()
+        if self._uncut:  # a name gone down: the connections it kept from a cut (relays 4)
+            self._cut_off({})
 
     def _fall_back(self, name: str, relay: Relay) -> bool:
         """Forward `name` over the latest other open channel its owner created it over that
@@ -383,9 +409,10 @@ class RelayService:
             if decide is not None and not decide(request).allowed:
                 continue
             first, *beyond = end.peer_route[:-1] or end.peer_route
-            relay.earlier = self._earlier(relay, first)
+            relay.earlier, dropped = self._earlier(relay, first)
             relay.channel, relay.connection, relay.beyond = last, first, tuple(beyond)
-            relay.lost_at = None
+            relay.behind, relay.lost_at = _behind(end, first, beyond), None
+            self._cut_off(dict.fromkeys(dropped, (_PUSHED_OUT,)))
             return True
         return False
 
@@ -426,7 +453,7 @@ class RelayService:
         decide = self.decide
         if decide is None:
             return
-        refused: set[Address] = set()  # the connections of the relays refused now
+        refused: dict[Address, set[str]] = {}  # the connections of the relays refused now
         for name, relay in self.relays.items():
             if relay.lost_at is not None and not relay.refused:
                 continue  # its channel closed: held for its owner, nothing to decide
@@ -442,13 +469,14 @@ class RelayService:
                 relay.lost_at, relay.refused = now, True
                 reasons = "; ".join(decision.reasons)
                 self._lines.log(logging.WARNING, "relay %s no longer forwards: %s", name, reasons)
-                if relay.connection is not None and not relay.beyond:  # the owner's own
-                    refused.add(relay.connection)  # (one behind another node shares it with
-                    # every other party there: its name only; review 65s, relays 1)
-                refused.update(relay.earlier)  # and those it forwarded over before (relays 2)
+                own = () if relay.connection is None or relay.behind else (relay.connection,)
+                # (one behind another node shares it with every other party there: its name
+                # only; review 65s, relays 1; review 66f, relays 1: unless it only says so)
+                for connection in (*own, *relay.earlier):  # and those it forwarded over
+                    refused.setdefault(connection, set()).add(name)  # before (65s, relays 2)
         self._cut_off(refused)
 
-    def _cut_off(self, connections: set[Address]) -> None:
+    def _cut_off(self, connections: Mapping[Address, Iterable[str]]) -> None:
         """Relays refused forward nothing, past their names too: every connection of the node
         forgets their owners' `connections` as reply paths (review 65p, relays 1: a sender's
         message 2 came back over one, so the sender's connection allowed it, and the sender
@@ -458,18 +486,44 @@ class RelayService:
         senders through the node no more either (nor makes their connections allow its own
         again by what it sends them). Only owners' own connections are given (`_recheck`): an
         owner behind another node (`Relay.beyond`) shares its first hop with every other party
-        there, whose reply paths the cut took too (review 65s, relays 1)."""
-        sources = self.sources
-        if sources is None or not connections:
+        there, whose reply paths the cut took too (review 65s, relays 1). Each connection goes
+        through the smaller of what it remembers and what it forgets (`AllowSet.forget_each`):
+        a cut cost every connection times every connection cut (review 66f, relays 3).
+
+        `connections`: each with the names of the relays refused that cut it (`_PUSHED_OUT`:
+        an earlier connection pushed out of its relay's, cut whatever its state). One another
+        name still up forwards over is kept (`_uncut`) and cut once none does, while one of
+        those relays is not up (review 66f, relays 4: nothing cut it once that name went down);
+        one closed meanwhile is forgotten."""
+        sources, uncut = self.sources, self._uncut
+        if sources is None:
             return
-        cut = connections - {r.connection for r in self.relays.values() if r.lost_at is None}
+        for connection, names in connections.items():
+            uncut.setdefault(connection, set()).update(names)
+        if not uncut:
+            return
+        up = {r.connection for r in self.relays.values() if r.lost_at is None}
+        cut: set[Address] = set()
+        for connection, names in list(uncut.items()):
+            wanting = {n for n in names if n == _PUSHED_OUT or self._not_up(n)}
+            if not wanting or not self.router.has(connection):
+                del uncut[connection]
+            elif connection not in up:
+                del uncut[connection]
+                cut.add(connection)
+            else:
+                uncut[connection] = wanting
         every = list(sources()) if cut else []
+        addresses = {source.address for source in every}
         for source in every:
-            for connection in cut:
-                source.forget(connection)
+            source.allowed.forget_each(cut)
             if source.address in cut:  # the owner's own: the way back to its senders too
-                for other in every:  # (the reply paths of what it was forwarded)
-                    source.forget(other.address)
+                source.allowed.forget_each(addresses)  # (the reply paths of what it was
+                # forwarded)
+
+    def _not_up(self, name: str) -> bool:
+        relay = self.relays.get(name)
+        return relay is None or relay.lost_at is not None
 
     def status(self) -> dict[str, Any]:
         """Each relay name: its owner, and whether it forwards or is held for its owner."""
@@ -480,3 +534,17 @@ class RelayService:
             }
             for name, relay in sorted(self.relays.items())
         }
+
+
+def _behind(end: ChannelEnd, first: Address, beyond: Sequence[Address]) -> bool:
+    """Whether the owner of a relay created over `end` (its way back: `first`, then `beyond`)
+    is behind another node, at the other end of a connection this node opened: hops past a
+    connection this node accepted are whatever the owner's message 1 named (review 66f, relays
+    1), and an owner naming a hop of its own is no other node's party."""
+    source = end.source
+    return (
+        bool(beyond)
+        and isinstance(source, Connection)
+        and source.address == first
+        and source.outgoing
+    )
