@@ -12,6 +12,11 @@ rule both sides now share (`troth.trace.backdating`), attacked.
    cached: a second `TraceLog` of the same file (another process), warm from an append before
    a checkpoint the first signed at a later clock, is held to that checkpoint
    (`test_another_process_checkpoint_is_read_by_the_appender`). Before, it appended the record.
+3. (Found with 1.) An export of such a log, and the proof bundle of the backdated record,
+   verified `valid` against the kept checkpoint (`troth trace verify --file --checkpoint`)
+   while `verify_log` refused the log: an export's line at or past the kept size is now held
+   to the same floor when its log material signs the kept note
+   (`test_an_export_of_a_backdated_record_is_refused_against_the_kept_note`).
 
 The property (`test_an_honest_log_never_writes_what_its_verifier_refuses`): over appends by
 agents whose clocks are up to the skew off the log's, checkpoints and the log's clock stepped
@@ -21,10 +26,12 @@ log refuses BACKDATED only while its clock reads before its own newest checkpoin
 
 from __future__ import annotations
 
+import io
 import tempfile
 import threading
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -43,6 +50,7 @@ from troth.limits import MAX_CLOCK_SKEW_SECONDS as SKEW
 from troth.node import open_node
 from troth.trace import TraceLog, open_node_log
 from troth.trace.checkpoint import AnchorStatus
+from troth.trace.export import export_jsonl, verify_bundle, verify_export
 from troth.trace.signing import sign_record
 from troth.trace.verify import verify_log
 
@@ -84,8 +92,8 @@ def owned(path: Path, clock: FixedClock, owner: Held = OWNER) -> TraceLog:
 
 def test_the_cli_names_the_backdated_record(troth_home: Path, tmp_path: Path) -> None:
     """Traces 1: on a node, a checkpoint signed at a clock 400 s ahead and kept by an auditor,
-    then a record dated at the agent's head (over 300 s before it) put into trace.db (the checkpoint rows deleted):
-    `troth trace verify --checkpoint` exits 1 naming record 1, BACKDATED."""
+    then a record dated at the agent's head (over 300 s before it) put into trace.db (the
+    checkpoint rows deleted): `troth trace verify --checkpoint` exits 1 naming record 1."""
     run("identity", "create", "support")
     record_on_node(troth_home, 1)
     now = SystemClock().now()
@@ -194,4 +202,42 @@ def test_concurrent_appends_and_checkpoints_verify_against_every_note(tmp_path: 
     assert refusals == []
     for note in notes:
         assert verify_log(log, anchor=note).status is AnchorStatus.VALID
+    log.close()
+
+
+def test_an_export_of_a_backdated_record_is_refused_against_the_kept_note(
+    tmp_path: Path,
+) -> None:
+    """Traces 3: the log of traces 1 exported (by its operator, honestly, from the file the
+    thief wrote): the export and the record's bundle are refused at index 1, BACKDATED; the
+    export's other line and an honest log's export verify against their kept notes."""
+    clock = FixedClock(START)
+    log = owned(tmp_path / "log.db", clock)
+    agent, thief = Agent(AGENTS[0]), Agent(AGENTS[1])
+    agent.append(log, START)
+    kept = log.checkpoint().note
+    honest = io.StringIO()
+    clock.advance(60)
+    Agent(AGENTS[2]).append(log, clock.now() - SKEW)  # behind, within the skew of the note
+    log.checkpoint()
+    export_jsonl(log, honest)
+    assert verify_export(honest.getvalue().encode().splitlines(), anchor=kept).status is (
+        AnchorStatus.VALID
+    )
+    raw = db(log)
+    raw.execute("DELETE FROM checkpoints")
+    raw.close()
+    with TraceLog.open(log.store.path, clock=FixedClock(START - SKEW - 1)) as writer:
+        thief.append(writer, START - SKEW - 1)
+    log.checkpoint()
+    out = io.StringIO()
+    export_jsonl(log, out)
+    lines = out.getvalue().encode().splitlines()
+    with pytest.raises(TraceError) as refused:
+        verify_export(lines, anchor=kept)
+    assert (refused.value.reason, refused.value.index) == (TraceFailure.BACKDATED, 2)
+    with pytest.raises(TraceError) as bundle:
+        verify_bundle(lines[2], anchor=kept)
+    assert (bundle.value.reason, bundle.value.index) == (TraceFailure.BACKDATED, 2)
+    assert verify_bundle(lines[1], anchor=kept).status is AnchorStatus.UNANCHORED
     log.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.support.traces import NOW, Held, db
 from tests.test_review66h_backdating import AGENTS, START, Agent, owned, reason
 from troth.clock import FixedClock
@@ -39,12 +41,9 @@ def test_records_exactly_at_the_boundary_are_judged_alike(tmp_path: Path) -> Non
     assert reason(lambda: third.append(log, kept.time - SKEW - 1)) is TraceFailure.BACKDATED
     assert verify_log(log, anchor=kept.note).status is AnchorStatus.VALID
     put_in(log, third, kept.time - SKEW - 1)
-    try:
+    with pytest.raises(TraceError) as refused:
         verify_log(log, anchor=kept.note)
-    except TraceError as exc:
-        assert (exc.reason, exc.index) == (TraceFailure.BACKDATED, 2)
-    else:
-        raise AssertionError("a record a second past the boundary verified")
+    assert (refused.value.reason, refused.value.index) == (TraceFailure.BACKDATED, 2)
     log.close()
 
 
@@ -101,12 +100,9 @@ def test_a_checkpoint_signed_after_the_logs_key_renewal_is_a_floor(tmp_path: Pat
     kept = log.checkpoint()
     assert verify_log(log, anchor=kept.note).status is AnchorStatus.VALID
     put_in(log, Agent(AGENTS[1]), START + 200)
-    try:
+    with pytest.raises(TraceError) as refused:
         verify_log(log, anchor=kept.note)
-    except TraceError as exc:
-        assert (exc.reason, exc.index) == (TraceFailure.BACKDATED, 1)
-    else:
-        raise AssertionError("a record behind the renewed key's checkpoint verified")
+    assert (refused.value.reason, refused.value.index) == (TraceFailure.BACKDATED, 1)
     log.close()
 
 
@@ -125,12 +121,9 @@ def test_a_kept_note_dated_ahead_by_another_key_backdates_nothing(tmp_path: Path
     forged = sign_checkpoint(
         signer, resolve_key(signer.identity, signer.attestation), 1, honest.root, START + 86_400
     )
-    try:
+    with pytest.raises(TraceError) as refused:
         verify_log(log, anchor=forged.note)
-    except TraceError as exc:
-        assert exc.reason is TraceFailure.CHECKPOINT_INVALID
-        assert exc.index is None
-        assert exc.detail.startswith("the kept checkpoint: ")
-    else:
-        raise AssertionError("another identity's note was kept")
+    assert refused.value.reason is TraceFailure.CHECKPOINT_INVALID
+    assert refused.value.index is None
+    assert refused.value.detail.startswith("the kept checkpoint: ")
     log.close()

@@ -9,21 +9,21 @@ dated more than the skew before the checkpoint's time was never appended by an h
 was written into the log's file (a thief of an agent's retired key, dating a record before
 the rotation). The log refuses such a record at append (its clock was stepped back: the fix is
 the clock, the record is refused however long that takes) and `verify_log` refuses one after
-the checkpoint a verifier kept: `BACKDATED`, naming the record. A record exactly the skew
+the checkpoint a verifier kept (and so does an export's or a bundle's line verified against
+one, when the line's log material signs the kept note): `BACKDATED`, naming the record. A record exactly the skew
 before the checkpoint is taken on both sides.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 from troth import limits
 from troth.errors import TraceError, TraceFailure
+from troth.trace.checkpoint import Checkpoint
 from troth.trace.record import TraceRecord
 
-__all__ = ["KeptFloor", "check_not_backdated"]
+__all__ = ["check_after_kept", "check_not_backdated"]
 
 
 def check_not_backdated(
@@ -44,23 +44,17 @@ def check_not_backdated(
         )
 
 
-@dataclass(frozen=True)
-class KeptFloor:
-    """The checkpoint a verifier kept (`note`, of `size` records, dated `time`) as the floor
-    of the times of the records after it (`LogVerifier.keep`)."""
-
-    note: bytes
-    size: int
-    time: int
-
-    def check(self, index: int, record: TraceRecord, verify_kept: Callable[[bytes], Any]) -> None:
-        """Raise TraceError(BACKDATED) at `index` when `record`, at or past the kept size, is
-        dated more than the skew before the kept note, once `verify_kept` verified the note
-        (unverified, its time is not taken on trust: its own fault is raised instead)."""
-        if index < self.size:
-            return
-        try:
-            check_not_backdated(record.time, self.time, record=record.id)
-        except TraceError as exc:
-            verify_kept(self.note)
+def check_after_kept(
+    index: int, record: TraceRecord, kept: Checkpoint, is_the_logs: Callable[[], bool]
+) -> None:
+    """Raise TraceError(BACKDATED) at `index` when `record`, at or past the size of the
+    checkpoint a verifier kept, is dated more than the skew before it, and `is_the_logs()` (the
+    kept note verified as signed by the record's log; it may raise the note's own fault
+    instead) says the kept note is a floor for it: an unverified note's time is not taken."""
+    if index < kept.size:
+        return
+    try:
+        check_not_backdated(record.time, kept.time, record=record.id)
+    except TraceError as exc:
+        if is_the_logs():
             raise exc.located(index=index, record=record.id) from None
