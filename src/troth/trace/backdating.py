@@ -1,6 +1,6 @@
-"""The one rule a trace log and its offline verifier share on a record dated before a
-checkpoint that precedes it in the log (review 63s, traces 3; docs/formats.md, "When a record
-entered the log").
+"""The one rule a trace log and its offline verifiers share on a record dated before a
+checkpoint that precedes it in the log (review 63s, traces 3; review 66h; docs/formats.md, "A
+checkpoint is a floor for the records after it").
 
 A log appends a record only within MAX_CLOCK_SKEW_SECONDS of its clock, and its clock read at
 least a checkpoint's time when it signed it (`TraceLog.checkpoint` never dates one before an
@@ -8,10 +8,10 @@ older one, nor earlier than the skew before its newest record). So a record afte
 dated more than the skew before the checkpoint's time was never appended by an honest log: it
 was written into the log's file (a thief of an agent's retired key, dating a record before
 the rotation). The log refuses such a record at append (its clock was stepped back: the fix is
-the clock, the record is refused however long that takes) and `verify_log` refuses one after
-the checkpoint a verifier kept (and so does an export's or a bundle's line verified against
-one, when the line's log material signs the kept note): `BACKDATED`, naming the record. A record exactly the skew
-before the checkpoint is taken on both sides.
+the clock, the record is refused until then), `verify_log` refuses one after the checkpoint a
+verifier kept, and so do `verify_export` and `verify_bundle` for a line whose log material
+signs the kept note: `BACKDATED`, naming the record. A record exactly the skew before the
+checkpoint is taken on both sides.
 """
 
 from __future__ import annotations

@@ -341,7 +341,7 @@ class LogVerifier:
         self._latest = 0  # the latest record time so far, and at each wanted size
         self._latest_at: dict[int, int] = {}
         self._roots: dict[int, bytes] = {}
-        self._kept: tuple[bytes, Checkpoint] | None = None  # the kept note (`keep`)
+        self._kept_note: tuple[bytes, Checkpoint] | None = None  # (`keep`)
         self.disclosures = 0
         self.chains_checked = 0
         self.chains_elsewhere = 0
@@ -366,7 +366,7 @@ class LogVerifier:
         `troth.trace.backdating`; review 63s, traces 3)."""
         kept = parse_kept(anchor)
         self.want_root(kept.size)
-        self._kept = (anchor, kept)
+        self._kept_note = (anchor, kept)
 
     def _verify_kept(self, anchor: bytes) -> Checkpoint:
         """The kept note, verified as the log's (its faults said of it: `what_is_kept`)."""
@@ -542,8 +542,8 @@ class LogVerifier:
                 raise TraceError(_F.LEAF_MISMATCH, "filed under another agent")
         except TraceError as exc:
             raise exc.located(index=index, record=None if record is None else record.id) from None
-        if self._kept is not None:  # (outside the try: a bad kept note is not the record's)
-            note, kept = self._kept
+        if self._kept_note is not None:  # (outside the try: a bad kept note is not the record's)
+            note, kept = self._kept_note
             check_after_kept(index, record, kept, lambda: bool(self._verify_kept(note)))
         self._frontier.append(leaf)
         size = self._frontier.size
