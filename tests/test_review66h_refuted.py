@@ -3,6 +3,7 @@ each kept as a test of the defence it names."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -126,4 +127,50 @@ def test_a_kept_note_dated_ahead_by_another_key_backdates_nothing(tmp_path: Path
     assert refused.value.reason is TraceFailure.CHECKPOINT_INVALID
     assert refused.value.index is None
     assert refused.value.detail.startswith("the kept checkpoint: ")
+    log.close()
+
+
+def test_another_process_checkpoint_is_read_by_the_appender(tmp_path: Path) -> None:
+    """Records appended concurrently with a checkpoint, across processes: `first` appends
+    (its caches warm), `second` (another process's object) signs a checkpoint at a clock 1000 s
+    later; `first`'s next record, dated at its own clock, is refused: it reads the newest
+    checkpoint in its write transaction, not from its caches."""
+    first = owned(tmp_path / "log.db", FixedClock(START))
+    agent = Agent(AGENTS[0])
+    agent.append(first, START)
+    second = owned(tmp_path / "log.db", FixedClock(START + 1000))
+    second.checkpoint()
+    assert reason(lambda: agent.append(first, START + 1)) is TraceFailure.BACKDATED
+    agent.append(second, START + 1000 - SKEW)
+    first.close()
+    second.close()
+
+
+def test_concurrent_appends_and_checkpoints_verify_against_every_note(tmp_path: Path) -> None:
+    """Records appended concurrently with a checkpoint, in threads: agents append at the
+    log's clock (stepped forward between checkpoints) while another thread checkpoints; every
+    note verifies the whole log."""
+    clock = FixedClock(START)
+    log = owned(tmp_path / "log.db", clock)
+    notes: list[bytes] = []
+    refusals: list[TraceFailure] = []
+
+    def appender(agent: Agent) -> None:
+        for _ in range(6):
+            said = reason(lambda: agent.append(log, clock.now()))
+            if said is not None:
+                refusals.append(said)
+
+    threads = [threading.Thread(target=appender, args=(Agent(h),)) for h in AGENTS]
+    for thread in threads:
+        thread.start()
+    for _ in range(4):
+        notes.append(log.checkpoint().note)
+        clock.advance(60)
+    for thread in threads:
+        thread.join()
+    notes.append(log.checkpoint().note)
+    assert refusals == []
+    for note in notes:
+        assert verify_log(log, anchor=note).status is AnchorStatus.VALID
     log.close()
