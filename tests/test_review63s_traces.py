@@ -25,8 +25,8 @@
    note as older (ROLLED_BACK, exit 1), the alarm of a rollback for an intact log. Such an
    export is now `unanchored`, as before 1: the node holds a checkpoint it cannot be
    compared with.
-3. (Strict xfail: a design decision for the lead.) A record dated well before a checkpoint
-   that precedes it in the log verifies `valid`. An honest log appends a record within
+3. (Fixed in review 66h, the lead's decision.) A record dated well before a checkpoint
+   that precedes it in the log verified `valid`. An honest log appends a record within
    300 s of its clock, which read at least the checkpoint's time when it signed it, so such
    a record was never appended: it was written into trace.db (no log key needed: records
    are signed by their agents, and the node's next checkpoint covers what the file holds).
@@ -34,7 +34,9 @@
    recorded nothing since, it passes every other check. Refusing it offline needs the log
    to refuse at append a record dated more than 300 s before its newest checkpoint, which
    a node whose clock was stepped back would then do for every record until its clock
-   caught up (a checkpoint is never dated before an older one).
+   caught up (a checkpoint is never dated before an older one). Now both sides apply
+   `troth.trace.backdating`: the log refuses such an append (BACKDATED: fix the clock), and
+   `verify_log` refuses such a record after the checkpoint a verifier kept.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from tests.support.cli import run
 from tests.support.traces import (
     NOW,
     Held,
+    db,
     one_record_then_rotated,
     open_log,
     record_on_node,
@@ -202,21 +205,17 @@ def test_an_agents_export_past_the_accepted_checkpoint_is_no_rollback(
     assert said.stdout.startswith("unanchored: 4 record(s) verified"), said.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="63s traces 3: a record dated before a checkpoint that precedes it in the log is "
-    "not refused offline (the log would have to refuse such a record at append too, which a "
-    "clock stepped back makes a design decision for the lead)",
-)
 def test_a_record_backdated_before_an_earlier_checkpoint_is_refused(tmp_path: Path) -> None:
-    """Traces 3 (not fixed): the agent rotated at NOW + 100 and recorded nothing since; the
-    log signed a checkpoint of its one record at NOW + 1000, which a verifier kept. A thief
-    of the agent's old key, with write access to trace.db (no log key needed: a record is
-    signed by its agent, and the node's next checkpoint covers what the file holds), puts
+    """Traces 3 (fixed in review 66h): the agent rotated at NOW + 100 and recorded nothing
+    since; the log signed a checkpoint of its one record at NOW + 1000, which a verifier kept.
+    A thief of the agent's old key, with write access to trace.db (no log key needed: a record
+    is signed by its agent, and the node's next checkpoint covers what the file holds), puts
     in a record dated NOW + 50, before the rotation, chained on the agent's head. An honest
     log appends a record within 300 s of its clock, and its clock read at least NOW + 1000
     when it signed the kept checkpoint: no honest record after that checkpoint is dated
-    before NOW + 700. `verify_log` against the kept note answers `valid`."""
+    before NOW + 700. The log refuses it at append (its clock stepped back to NOW + 50), so
+    the thief deletes the checkpoint rows first; `verify_log` against the kept note answered
+    `valid`, it now refuses record 1 as BACKDATED."""
     owner, agent = Held(), Held()
     log = open_log(tmp_path / "a.db", FixedClock(NOW), owner)
     old, _, after, head = one_record_then_rotated(log, agent, FixedClock(NOW))
@@ -225,8 +224,15 @@ def test_a_record_backdated_before_an_earlier_checkpoint_is_refused(tmp_path: Pa
     )
     kept = signing.checkpoint().note
     signing.close()
+    stolen = sign_record(old, tool_call("stolen"), seq=1, prev=head, time=NOW + 50)
     injected = TraceLog.open(tmp_path / "a.db", clock=FixedClock(NOW + 50))
-    injected.append(sign_record(old, tool_call("stolen"), seq=1, prev=head, time=NOW + 50))
+    with pytest.raises(TraceError) as at_append:
+        injected.append(stolen)
+    assert at_append.value.reason is TraceFailure.BACKDATED
+    raw = db(injected)
+    raw.execute("DELETE FROM checkpoints")
+    raw.close()
+    injected.append(stolen)
     injected.close()
     log = TraceLog.open(
         tmp_path / "a.db", clock=FixedClock(NOW + 2000), signer=lambda now: owner.signer(now)
@@ -235,4 +241,6 @@ def test_a_record_backdated_before_an_earlier_checkpoint_is_refused(tmp_path: Pa
     log.checkpoint()
     with pytest.raises(TraceError) as refused:
         verify_log(log, anchor=kept)
+    assert refused.value.reason is TraceFailure.BACKDATED
     assert refused.value.index == 1
+    assert verify_log(log).status is AnchorStatus.UNANCHORED  # nothing kept: nothing to tell

@@ -486,6 +486,10 @@ class TraceFailure(enum.Enum):
     REPLAYED = "record already in the log"
     TIME_REVERSED = "record dated before the agent's previous record"
     TIME_OUT_OF_RANGE = "record time outside the log's window"
+    BACKDATED = "record dated before a checkpoint that precedes it"
+    """More than MAX_CLOCK_SKEW_SECONDS before a checkpoint earlier in the log: refused at
+    append (the log's clock stepped back) and offline after a kept checkpoint
+    (`troth.trace.backdating`; review 63s, traces 3)."""
     LEAF_MISMATCH = "record bytes differ from those appended"
     ROOT_MISMATCH = "Merkle root does not match the checkpoint"
     PROOF_INVALID = "proof does not verify"

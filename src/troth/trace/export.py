@@ -44,6 +44,7 @@ from troth.identity import (
     VerifiedIdentity,
     indexed_hashes,
 )
+from troth.trace.backdating import check_after_kept
 from troth.trace.chain_signed import IssuerCheck, check_chain_signed
 from troth.trace.checkpoint import (
     AnchorStatus,
@@ -608,6 +609,8 @@ def _verify_line(
                 lambda: _attests_kept(anchor, value, verifier),
             )
             kept = saved if status is AnchorStatus.VALID else None  # named: 51g, anchor 1
+            # a record past it dated more than the skew before it (review 66h)
+            check_after_kept(index, record, saved, lambda: _attests_kept(anchor, value, verifier))
     except TraceError as exc:
         raise exc.located(index=index, record=None if record is None else record.id) from None
     report = BundleReport(

@@ -16,7 +16,8 @@ What the log refuses at append time (TraceError), on top of what `VerifiedRecord
 log (REPLAYED; ids are unique per agent, so another agent's record under the id keeps none
 out: review 34g, trace 5); a seq
 or prev that does not continue the agent's chain (CHAIN_BROKEN); a time before the agent's
-previous record (TIME_REVERSED) or more than 300 s from the log's clock (TIME_OUT_OF_RANGE); a
+previous record (TIME_REVERSED) or more than 300 s from the log's clock (TIME_OUT_OF_RANGE), or
+more than 300 s before the log's newest checkpoint (BACKDATED: `troth.trace.backdating`); a
 signer history that forks from the stored one (SIGNER_INVALID); a key attested under an older
 change than the newest the log (or its node) holds (ATTESTATION_STALE); a chain named "at log"
 that the log does not hold or that does not match (CHAIN_MISMATCH).
@@ -55,6 +56,7 @@ from troth.identity import (
     VerifiedIdentity,
 )
 from troth.storage.peers import Turns
+from troth.trace.backdating import check_not_backdated
 from troth.trace.bridge import SignerBridge
 from troth.trace.chain_signed import IssuerCheck, check_appended
 from troth.trace.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
@@ -131,6 +133,7 @@ class _Batch:
     new_chains: set[bytes] = field(default_factory=set)
     observed: VerifiedIdentity | None = None  # the last signer `_observe` accepted
     observed_change: int = 0  # and the newest change the log holds for it
+    checkpointed_at: int | None = None  # the newest checkpoint's time, read in this transaction
 
 
 def _holding(state: _Batch, signer: Identifier, record_id: str) -> Holding:
@@ -350,13 +353,13 @@ class TraceLog(LogReader):
                 self._turns = Turns(path.with_name(f"{path.name}.writer"), self.store.busy_timeout)
             conn = self._writer
             with self._turns.turn(), self.store.transaction_on(conn):
-                frontier, mark = self._load_frontier(conn)
+                frontier, mark, checkpointed_at = self._load_frontier(conn)
                 frontier = frontier.copy()
                 if mark != self._cached_at:  # another process appended or checkpointed
                     self._heads.clear()
                     self._histories.clear()
                 batch = self._take_batch()
-                state = _Batch(conn)
+                state = _Batch(conn, checkpointed_at=checkpointed_at)
                 self._prefetch(state, [p.record for p in batch])
                 nodes: list[tuple[int, int, bytes]] = []
                 for start in range(0, len(batch), _ADMIT_CHUNK):
@@ -451,21 +454,25 @@ class TraceLog(LogReader):
         for identifier, changes, current in select_in(conn, sql, missing):
             state.histories[bytes(identifier)] = (changes, bytes(current))
 
-    def _load_frontier(self, conn: sqlite3.Connection) -> tuple[Frontier, tuple[int, int]]:
-        """The Merkle frontier, and (size, newest checkpoint size): what the caches hold for."""
+    def _load_frontier(
+        self, conn: sqlite3.Connection
+    ) -> tuple[Frontier, tuple[int, int], int | None]:
+        """The Merkle frontier, (size, newest checkpoint size): what the caches hold for, and
+        the newest checkpoint's time (never before an older one's: `checkpoint`)."""
         row = conn.execute(
             "SELECT (SELECT value FROM meta WHERE name = 'size'), (SELECT max(idx) FROM leaves), "
-            "(SELECT max(size) FROM checkpoints)"
+            "(SELECT max(size) FROM checkpoints), "
+            "(SELECT time FROM checkpoints ORDER BY size DESC LIMIT 1)"
         ).fetchone()
-        size, last, checkpointed = int(row[0]), row[1], row[2] or 0
+        size, last, checkpointed, at = int(row[0]), row[1], row[2] or 0, row[3]
         if (last is None and size != 0) or (last is not None and last + 1 != size):
             raise StorageError(
                 f"trace log damaged: {size} records recorded, the last is at {last}; "
                 "run troth trace verify"
             )
         if self._frontier is not None and self._frontier.size == size:
-            return self._frontier, (size, checkpointed)
-        return Frontier.load(size, SubtreeReader(conn).perfect), (size, checkpointed)
+            return self._frontier, (size, checkpointed), at
+        return Frontier.load(size, SubtreeReader(conn).perfect), (size, checkpointed), at
 
     def _admit(self, pending: _Pending, state: _Batch, now: int, index: int) -> None:
         """Raise TraceError unless the log accepts `pending` next, at `index` (the module's
@@ -498,6 +505,8 @@ class TraceLog(LogReader):
             raise TraceError(
                 _F.TIME_OUT_OF_RANGE, f"record at {record.time}, log at {now}", record=record.id
             )
+        # (review 63s, traces 3: the verifier refuses it after a checkpoint it kept)
+        check_not_backdated(record.time, state.checkpointed_at, record=record.id)
         signer, seen = verified.signer, None
         if signer is state.observed:  # a batch's records mostly share their signer's object
             current = state.observed_change

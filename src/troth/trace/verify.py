@@ -46,6 +46,7 @@ from troth.identity import (
     verify_history,
 )
 from troth.identity import Checkpoint as IdentityCheckpoint
+from troth.trace.backdating import check_after_kept
 from troth.trace.chain_signed import IssuerCheck, check_chain_signed
 from troth.trace.checkpoint import (
     AnchorStatus,
@@ -340,6 +341,7 @@ class LogVerifier:
         self._latest = 0  # the latest record time so far, and at each wanted size
         self._latest_at: dict[int, int] = {}
         self._roots: dict[int, bytes] = {}
+        self._kept_note: tuple[bytes, Checkpoint] | None = None  # (`keep`)
         self.disclosures = 0
         self.chains_checked = 0
         self.chains_elsewhere = 0
@@ -357,6 +359,22 @@ class LogVerifier:
         self._wanted_roots.add(size)
         if size == 0:
             self._roots[0] = self._frontier.root()
+
+    def keep(self, anchor: bytes) -> None:
+        """Judge the records against the checkpoint a verifier kept (`anchor`): keep the root
+        of its size; refuse a record after it dated more than the skew before it (BACKDATED,
+        `troth.trace.backdating`; review 63s, traces 3)."""
+        kept = parse_kept(anchor)
+        self.want_root(kept.size)
+        self._kept_note = (anchor, kept)
+
+    def _verify_kept(self, anchor: bytes) -> Checkpoint:
+        """The kept note, verified as the log's (its faults said of it: `what_is_kept`)."""
+        log_identity = self._log_identity()
+        with what_is_kept():  # another log's, or not the log's keys' (review 51g, kept 1)
+            return verify_checkpoint(
+                anchor, log_identity, self.material.attestations, resolve=self._judge
+            )
 
     def _log_identity(self) -> VerifiedIdentity:
         identifier = self.material.log_identity
@@ -524,6 +542,9 @@ class LogVerifier:
                 raise TraceError(_F.LEAF_MISMATCH, "filed under another agent")
         except TraceError as exc:
             raise exc.located(index=index, record=None if record is None else record.id) from None
+        if self._kept_note is not None:  # (outside the try: a bad kept note is not the record's)
+            note, kept = self._kept_note
+            check_after_kept(index, record, kept, lambda: bool(self._verify_kept(note)))
         self._frontier.append(leaf)
         size = self._frontier.size
         self._latest = max(self._latest, record.time)
@@ -610,11 +631,7 @@ class LogVerifier:
         newest = self._checkpoints[-1] if self._checkpoints else None
         status, saved = AnchorStatus.UNANCHORED, None
         if anchor is not None:
-            log_identity = self._log_identity()
-            with what_is_kept():  # another log's, or not the log's keys' (review 51g, kept 1)
-                saved = verify_checkpoint(
-                    anchor, log_identity, self.material.attestations, resolve=self._judge
-                )
+            saved = self._verify_kept(anchor)
             status = judge_kept(saved, newest, size, self._root_at)
         covered = max((c.size for c in (newest, saved) if c is not None), default=0)
         return LogReport(
@@ -704,7 +721,7 @@ def verify_records(
     are read for that); `resume(index)`: the log's entries from `index` on, read after a row
     the entries could not read (TraceError at its index), else that row is reported as is."""
     if anchor is not None:
-        verifier.want_root(parse_kept(anchor).size)
+        verifier.keep(anchor)
     stream = iter(entries)
     while True:
         try:
