@@ -75,7 +75,6 @@ from troth.errors import (
 )
 from troth.gates import (
     POLICY_ADMIN,
-    ActiveBundle,
     SqliteBundleTable,
     VerifiedBundle,
     bundle_claims,
@@ -185,15 +184,13 @@ def _answers(revision: int, digest: bytes, asked: int, asked_digest: bytes | Non
     return asked_digest is not None and digest < asked_digest
 
 
-def _asks_above(held: ActiveBundle | None, revision: int, digest: bytes | None) -> bool:
-    """Whether a `get` of `revision` (and `digest`) names a bundle that would replace
-    `held`: a higher revision, or the same with a lower digest (`_ask_back`)."""
-    if held is None:
-        return revision > 0
-    body = held.bundle.body
-    if revision != body.revision:
-        return revision > body.revision
-    return digest is not None and digest < held.bundle.digest
+def _names_answer(revision: int, digest: bytes | None, asked: list[Any]) -> bool:
+    """Whether a `get` of `revision` (and `digest`) names a bundle that would answer this
+    node's own `get` (`asked`: `PolicyService._asked`), so replace the one it holds
+    (`_ask_back`)."""
+    if digest is None and revision == asked[1]:
+        return False
+    return _answers(revision, digest or b"", asked[1], asked[2] if len(asked) > 2 else None)
 
 
 class PolicyService:
@@ -326,8 +323,10 @@ class PolicyService:
             held = None  # a restored copy's: handed to no one, any requester asked back (54p)
         if isinstance(context.caller, PeerCaller):
             self._subscribe(context.caller, authority)
-            out = revision > 0 and self.policies.replaceable(authority)  # 65w, policy 2
-            if out or _asks_above(held, revision, digest):
+            # what it names would answer this node's own get (66e, askback 1: two held-back
+            # nodes, each asking the other for the revision below its own, asked each other
+            # back for good); any in force, the held one out of force for good (65w, policy 2)
+            if _names_answer(revision, digest, self._asked(authority, now=context.now)):
                 self._ask_back(context.caller, authority)
         if held is None:
             return None
