@@ -6,7 +6,10 @@
    other peers' took their place. A peer's entries are now dropped when its last channel to the
    node closes (`NodeTrust.forget_peer`, a closed hook of the channel manager); the bound stays.
 
-The test was a strict xfail until the fix.
+The test was a strict xfail until the fix. Its member keeps its link to the hub from
+reconnecting within the test (review 66a, channels 1): `channel_to(HUB)` hands out the link's
+channel, and a link reconnecting within the wait below (a full-jitter draw near 0, about one
+run in eight under load) held a fresh channel of the member for good, so the wait never ended.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 
 from tests.support.nodes import HUB, MemNet, run_memnet
 from troth.identity import Identifier
+from troth.node.links import Backoff
 from troth.node.runtime import ECHO, NodeRuntime
 from troth.node.services import call
 from troth.routing import parse_route
@@ -44,7 +48,9 @@ def test_a_closed_peers_standings_are_forgotten(tmp_path: Path) -> None:
     async def test(net: MemNet) -> None:
         hub = net.hub
         assert hub is not None
-        member = await net.member("a")
+        # its link to the hub (whose channel `channel_to` hands out) reconnects in 30 min
+        member = await net.node("a", random=lambda: 0.5, backoff=Backoff(3600, 3600))
+        await member.enroll(net.ticket(), "a")
         me = net.identifier(member)
         for n in range(ROUNDS):
             end = await member.channel_to(parse_route(HUB))
