@@ -27,9 +27,10 @@ did not work. Each test is the attempt, and fails if the defence it meets breaks
 - 61e, secrets 1: the audit of forward refusals by callers holding no credential does not
   flood the broker's thread nor the sink: 200 minted identities refused at once spawn at most
   `DENIALS_PER_ACCOUNT` writes (all such callers share one account), each answered.
-- 61f, rotate 1 (`_keep_raised`): an error whose text holds "no such table: rollback_raised"
-  but names another table (a trigger on the table writing a missing `rollback_raised_log`) is
-  raised, nothing kept; SQLite's messages are not localised (English only, sqlite3.c).
+- 61f, rotate 1 (`_keep_raised`; since review 66i the count's UPDATE, `_counted`): an error
+  that is not SQLite's whole "no such column: raised_at" (a trigger on the counts writing a
+  missing `rollback_raised_log`) is raised, nothing kept; SQLite's messages are not localised
+  (English only, sqlite3.c).
 - 61a, credentials 3 (`STORED_LATEST` in vouchers): a voucher of a root expiring at 2**64 - 1,
   stored capped, is no lapsed row for a feed issued at the last time a clock reads (every
   comparison of a capped expiry is with a clock's time, all below the cap).
@@ -357,19 +358,19 @@ def test_forward_refusals_of_minted_identities_spawn_a_bounded_audit(tmp_path: P
 
 
 def test_another_missing_table_named_like_it_is_raised(tmp_path: Path) -> None:
+    # since review 66i the time is in the count's row (`rollback_counters.raised_at`): the
+    # same attack on the count's UPDATE, a trigger writing a missing `rollback_raised_log`
     db = SqliteDatabase(tmp_path / "node.db")
+    with db.transaction():
+        RestoredIdentities(db).count_rotation(T0)
     db.execute(
-        "CREATE TABLE rollback_raised (scope TEXT PRIMARY KEY, raised_at INTEGER NOT NULL) "
-        "WITHOUT ROWID"
-    )
-    db.execute(
-        "CREATE TRIGGER keep AFTER INSERT ON rollback_raised "
+        "CREATE TRIGGER keep AFTER UPDATE ON rollback_counters "
         "BEGIN INSERT INTO rollback_raised_log VALUES (1); END"
     )
     with pytest.raises(StorageError, match="rollback_raised_log"), db.transaction():
-        RestoredIdentities(db).count_rotation(T0)
-    assert db.fetch_one("SELECT count(*) FROM rollback_counters")[0] == 0
-    assert db.fetch_one("SELECT count(*) FROM rollback_raised")[0] == 0
+        RestoredIdentities(db).count_rotation(T0 + 1)
+    assert db.fetch_one("SELECT counter, raised_at FROM rollback_counters")[:] == (1, T0)
+    assert db.fetch_one("SELECT count(*) FROM sqlite_master WHERE name = 'rollback_raised'")[0] == 0
     db.close()
 
 

@@ -100,6 +100,13 @@ from troth.storage.guard_codec import (
 )
 from troth.storage.guard_file import Evicted, GuardFiles, guard_files
 from troth.storage.peers import Turns
+from troth.storage.raised_times import (
+    COUNT,
+    COUNT_DATED,
+    FIRST_COUNT,
+    MISSING,
+    keep_raise_times_in_counts,
+)
 from troth.storage.sqlite import SqliteDatabase
 from troth.storage.store_id import (
     adopt_store_id,
@@ -133,18 +140,6 @@ __all__ = [
     "restored_rows",
 ]
 
-
-_COUNT: Final = "UPDATE rollback_counters SET counter = counter + 1 WHERE scope = ?"
-# a dated bump's time, kept in node.db too (review 60n, crash 1): a process killed after the
-# commit, before the slot's write, lost it, and the next open raised the guard's count only
-_RAISED: Final = (
-    "CREATE TABLE IF NOT EXISTS rollback_raised "
-    "(scope TEXT PRIMARY KEY, raised_at INTEGER NOT NULL) WITHOUT ROWID"
-)
-_KEEP_RAISED: Final = (
-    "INSERT INTO rollback_raised (scope, raised_at) VALUES (?, ?) ON CONFLICT (scope) "
-    "DO UPDATE SET raised_at = max(raised_at, excluded.raised_at)"
-)
 
 _log = logging.getLogger(__name__)
 
@@ -393,32 +388,32 @@ class RollbackGuard:
             self._in_guard = True  # entries are never taken out of a guard
         # an UPDATE, then the count read: ~2 us where an UPSERT ... RETURNING took ~7.5 (its
         # RETURNING fills a table of its own; review 59c, rotate 3). The write lock is held:
-        # the count read is the one this transaction wrote
-        db, scope = self._db, (self.scope,)
+        # the count read is the one this transaction wrote. A dated bump's time is set by the
+        # same UPDATE, in the count's row (review 66i, rotate 1: its own table wrote one more
+        # page and statement a rotation; the time kept for crash window 2, review 60n)
+        db, scope = self._db, self.scope
         self._bumped_at = at
-        if at is not None:
-            self._keep_raised(at)
-        if db.run(_COUNT, scope).rowcount:
-            (row,) = db.run_rows("SELECT counter FROM rollback_counters WHERE scope = ?", scope)
+        if self._counted(COUNT if at is None else COUNT_DATED, at):
+            (row,) = db.run_rows("SELECT counter FROM rollback_counters WHERE scope = ?", (scope,))
             self._bumped = int(row[0])
         else:  # the scope's first count
-            db.run("INSERT INTO rollback_counters (scope, counter) VALUES (?, 1)", scope)
+            self._counted(FIRST_COUNT, at)
             self._bumped = 1
 
-    def _keep_raised(self, at: int) -> None:
-        """`at` as this scope's raise time in node.db (`rollback_raised`, never lowered), inside
-        the bump's transaction; the table made first when it is missing (a node.db from before
-        review 60n, or a copy of one put in its place): its `CREATE TABLE IF NOT EXISTS` ran at
-        every rotation, for one made once per node.db (review 61f, rotate 1)."""
+    def _counted(self, statement: str, at: int | None) -> int:
+        """Run the count's `statement` (the rows it changed); on a node.db without the count's
+        `raised_at` (a copy from before review 66i put in place under this process, whose
+        migrations ran on the file it replaced) the column is added, as the migration does, in
+        this transaction, and the statement run again. Any other failure is raised."""
+        params = (self.scope,) if statement is COUNT else (at, self.scope)
         db = self._db
         try:
-            db.run(_KEEP_RAISED, (self.scope, at))
-            return
-        except StorageError as exc:  # only a missing table: a failed prepare changes nothing
-            if "no such table: rollback_raised" not in str(exc.__cause__):
+            return int(db.run(statement, params).rowcount)
+        except StorageError as exc:  # only the missing column: a failed prepare changes nothing
+            if str(exc.__cause__) != MISSING:
                 raise
-        db.run(_RAISED, ())
-        db.run(_KEEP_RAISED, (self.scope, at))
+        keep_raise_times_in_counts(db.connection())
+        return int(db.run(statement, params).rowcount)
 
     def raised_at(self) -> int | None:
         """When the guard says this scope was last raised (the latest time a `bump` was given,
@@ -458,12 +453,21 @@ class RollbackGuard:
         return mismatch or foreign_pending(self._db, self.scope)
 
     def _store_raised_at(self) -> int | None:
-        """When node.db says this scope was last raised (`bump`'s time), or None."""
-        db = self._db
-        if db.fetch_one("SELECT 1 FROM sqlite_master WHERE name = 'rollback_raised'") is None:
-            return None
-        row = db.fetch_one("SELECT raised_at FROM rollback_raised WHERE scope = ?", (self.scope,))
-        return None if row is None else int(row[0])
+        """When node.db says this scope was last raised (`bump`'s time, in the count's row),
+        or None; a `rollback_raised` table still there (a troth from before review 66i wrote
+        it after the migration dropped it) is read too, the later time kept."""
+        db, scope = self._db, (self.scope,)
+        try:
+            row = db.fetch_one("SELECT raised_at FROM rollback_counters WHERE scope = ?", scope)
+        except StorageError as exc:
+            if str(exc.__cause__) != MISSING:
+                raise
+            row = None
+        times = [] if row is None or row[0] is None else [int(row[0])]
+        if db.fetch_one("SELECT 1 FROM sqlite_master WHERE name = 'rollback_raised'") is not None:
+            legacy = db.fetch_one("SELECT raised_at FROM rollback_raised WHERE scope = ?", scope)
+            times += [] if legacy is None else [int(legacy[0])]
+        return max(times, default=None)
 
     def check(
         self,

@@ -28,6 +28,7 @@ from typing import Any, Final, Literal, TypeVar
 
 from troth.errors import ConfigError, ConflictError, StorageError
 from troth.storage.peers import PeerLock
+from troth.storage.raised_times import keep_raise_times_in_counts
 
 __all__ = [
     "BUSY_TIMEOUT_ENV",
@@ -59,7 +60,7 @@ Migration = str | Callable[[sqlite3.Connection], None]
 through the connection it is given (inside the migrating transaction)."""
 
 # Schema migrations, applied in order; PRAGMA user_version records how many ran.
-_MIGRATIONS: Final[tuple[str, ...]] = (
+_MIGRATIONS: Final[tuple[Migration, ...]] = (
     """
     -- key_id: a random 63-bit integer (the rowid itself: one B-tree, never reused)
     CREATE TABLE vault_keys (
@@ -307,6 +308,7 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
     INSERT OR IGNORE INTO voucher_sources (identifier, member)
         SELECT identifier, min(member) FROM vouchers GROUP BY identifier;
     """,
+    keep_raise_times_in_counts,  # review 66i, rotate 1: a scope's raise time in its count's row
 )
 
 

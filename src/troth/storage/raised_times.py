@@ -1,0 +1,55 @@
+"""A rollback scope's raise time in its count's row (review 66i, rotate 1; docs/storage.md,
+"Rollback guard"): `rollback_counters.raised_at`, set by the count's own UPDATE.
+
+Until schema 19 (node.db's `user_version` 18) a dated count (`RollbackGuard.bump(at)`: an
+identity's rotation) kept its time in a table of its own, `rollback_raised` (review 60n, crash
+1; made on first use, review 61f): one more statement a rotation, and one more B-tree page in
+its commit whenever the time moved (a rotation a second or more after the last: every real
+one). The migration here moves each
+scope's time into its count's row and drops that table, in the migration's transaction; it is
+idempotent (a node.db whose version was set back runs it again: the tests that undo
+migrations do), and the count's statement, meeting a node.db without the column (a copy from
+before put in place under a running process), runs it too, in its own transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Final
+
+__all__ = ["COUNT", "COUNT_DATED", "FIRST_COUNT", "MISSING", "keep_raise_times_in_counts"]
+
+COUNT: Final = "UPDATE rollback_counters SET counter = counter + 1 WHERE scope = ?"
+# never lowered: a time before the kept one (a clock stepped back) leaves the kept one
+COUNT_DATED: Final = (
+    "UPDATE rollback_counters SET counter = counter + 1, "
+    "raised_at = max(coalesce(raised_at, ?1), ?1) WHERE scope = ?2"
+)
+FIRST_COUNT: Final = "INSERT INTO rollback_counters (scope, counter, raised_at) VALUES (?2, 1, ?1)"
+MISSING: Final = "no such column: raised_at"
+"""SQLite's whole message for a node.db without the column (nothing else is taken for it)."""
+
+_LEGACY: Final = "rollback_raised"
+
+
+def keep_raise_times_in_counts(conn: sqlite3.Connection) -> None:
+    """Add `rollback_counters.raised_at` unless it is there, set each scope's to the later of
+    it and the time `rollback_raised` kept, and drop that table; inside the caller's
+    transaction (a crash undoes all of it). A time kept for a scope with no count row (never
+    written by troth: the time and the first count are one transaction) is dropped, not made
+    into a row (a row with no count would arm the scope: troth.storage.rollback)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(rollback_counters)")}
+    if "raised_at" not in columns:
+        conn.execute("ALTER TABLE rollback_counters ADD COLUMN raised_at INTEGER")
+    legacy = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (_LEGACY,)
+    ).fetchone()
+    if legacy is None:
+        return
+    conn.execute(
+        "UPDATE rollback_counters SET raised_at = ("
+        "SELECT max(coalesce(rollback_counters.raised_at, r.raised_at), r.raised_at) "
+        "FROM rollback_raised AS r WHERE r.scope = rollback_counters.scope) "
+        "WHERE scope IN (SELECT scope FROM rollback_raised)"
+    )
+    conn.execute("DROP TABLE rollback_raised")
