@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
+import random
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,10 +16,13 @@ import pytest
 
 from tests.conftest import NOW
 from tests.support.backups import feed_gone_back
+from tests.support.channels import T, make_world, pump
 from tests.support.histories import encode, extend, honest_history
 from tests.test_channel_manager import Net, run, until
 from tests.test_review43a_channels import open_as
 from troth.channel import ChannelState, ChannelTrust, VerifiedPeer
+from troth.channel.events import Closed, Event
+from troth.channel.payloads import AuthPayload
 from troth.errors import ChannelFailure, CredentialError, StorageError, Unreachable
 from troth.identity import verify_history
 from troth.node import init_node, open_node
@@ -151,3 +156,58 @@ def test_a_call_pending_on_a_channel_a_local_failure_closed_fails_at_once() -> N
         assert other.channel.state is ChannelState.OPEN
 
     run(test)
+
+
+def _mutated(data: bytes, rng: random.Random) -> bytes:
+    """`data` with bytes flipped, cut short, grown or cut out."""
+    b = bytearray(data)
+    choice = rng.randrange(4)
+    if choice == 0:
+        for _ in range(rng.randint(1, 3)):
+            b[rng.randrange(len(b))] = rng.randrange(256)
+    elif choice == 1:
+        del b[rng.randrange(len(b)) :]
+    elif choice == 2:
+        at = rng.randrange(len(b))
+        b[at:at] = rng.randbytes(rng.randint(1, 8))
+    else:
+        i, j = sorted((rng.randrange(len(b)), rng.randrange(len(b))))
+        del b[i:j]
+    return bytes(b)
+
+
+def _local(events: list[Event]) -> list[str]:
+    return [e.detail for e in events if isinstance(e, Closed) and "local failure" in e.detail]
+
+
+def test_a_peers_mangled_handshake_or_refresh_is_never_taken_for_a_local_failure() -> None:
+    """65e/65l close a channel at a failure of this side's own and log it as one (`_failed_here`:
+    "a local failure"): a peer whose message 3 (history, attestation, chains, the payload)
+    or refresh is mangled on purpose meets the peer's refusal (a close code of its own), never
+    that path (which would send the operator after a failing disk and hide the peer)."""
+    world = make_world()
+    rng = random.Random(66)
+    chain = world.credential(world.alice)
+    refused = 0
+    for n in range(48):
+        a, b = world.initiator(), world.responder()
+        if n % 2:
+            pump(a, b)
+            a.send_credentials((_mutated(chain, rng),))
+            events = [e for p in a.outgoing() for e in b.receive(p, T + 2)]
+        else:
+            p = AuthPayload.decode(a._auth_payload())
+            parts = [p.history, p.attestation, p.credentials[0]]
+            which = n // 2 % 4
+            if which < 3:
+                parts[which] = _mutated(parts[which], rng)
+            payload = AuthPayload(parts[0], parts[1], (parts[2],)).encode()
+            data = payload if which < 3 else _mutated(payload, rng)
+            a._auth_payload = functools.partial(bytes, data)  # type: ignore[method-assign]
+            events = []
+            for _ in range(3):
+                events += [e for p in a.outgoing() for e in b.receive(p, T + 2)]
+                events += [e for p in b.outgoing() for e in a.receive(p, T + 2)]
+        assert not _local(events), n
+        refused += any(isinstance(e, Closed) for e in events)
+    assert refused >= 40  # the mangling was read and refused, not lost on the way
