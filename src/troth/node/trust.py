@@ -602,16 +602,22 @@ def extends_held(hosted: Authority, previous: VerifiedFeed, feed: VerifiedFeed) 
 def _descends(hosted: Authority, digest: bytes, line: Supersession, held: Supersession) -> bool:
     """Whether the store's line's newest supersession of `digest` (`line`) names a history
     that holds the held feed's (`held`): one of more changes, whose change `held.changes - 1`
-    the line names too or the copy the authority's node stores holds. A longer one that does
-    not (a stolen backup's key-holder forked the retired history once the store went back,
-    the authority storing the fork over the restored copy) is no word on the held one: it is
-    published again, the line's newest then (review 65k, feed 1: the hub took a line that
-    accepted the fork and refused the owner's rotation)."""
+    the line names too, or which the copy the authority's node stores holds with the held
+    change (one line of history holding both). A longer one that does not (a stolen backup's
+    key-holder forked the retired history once the store went back, the authority storing the
+    fork over the restored copy) is no word on the held one: it is published again, the
+    line's newest then (review 65k, feed 1: the hub took a line that accepted the fork and
+    refused the owner's rotation; review 66l, feed 1: the stored copy, the owner's, held the
+    held change and not the fork's the line names, and was taken as the line's word)."""
     if line.changes <= held.changes:
         return False
     if hosted.store.supersession_hash(digest, held.changes) == held.change_hash:
         return True
-    return hosted.identities.window_around(digest, held.change_hash) is not None
+    stored = hosted.identities.window_around
+    return (
+        stored(digest, held.change_hash) is not None
+        and stored(digest, line.change_hash) is not None
+    )
 
 
 def _revoke_again(
