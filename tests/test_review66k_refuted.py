@@ -37,9 +37,8 @@ from troth.encoding import cbor
 from troth.errors import DecodeError, DecodeProblem
 
 _EDGES = [0, 23, 24, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**64 - 1]
-INTS = (
-    st.sampled_from(_EDGES + [-1 - n for n in _EDGES])
-    | st.integers(min_value=-(2**64), max_value=2**64 - 1)
+INTS = st.sampled_from(_EDGES + [-1 - n for n in _EDGES]) | st.integers(
+    min_value=-(2**64), max_value=2**64 - 1
 )
 KEYS = (
     st.text(max_size=6)
@@ -93,7 +92,8 @@ def _odd(value: Any) -> Any:
     if type(value) is list:
         return tuple(map(_odd, value))
     if type(value) is dict:
-        return MappingProxyType(OrderedDict((_Text(k), _odd(v)) for k, v in reversed(value.items())))
+        entries = [(_Text(k), _odd(v)) for k, v in reversed(value.items())]
+        return MappingProxyType(OrderedDict(entries))
     if type(value) is str:
         return _Text(value)
     if type(value) is bytes:
@@ -128,8 +128,8 @@ class _Items(tuple[Any, ...]):
 def test_the_item_bound_is_the_same_on_both_sides() -> None:
     most = limits.MAX_CBOR_ENCODE_ITEMS
     assert most == limits.MAX_CONTROL_ANSWER_ITEMS
-    inner = [None] * 1024
-    value = [inner] * 1023  # 1 + 1023 * 1025 == 2**20 items, shared
+    inner: list[Any] = [None] * 1024
+    value: list[Any] = [inner] * 1023  # 1 + 1023 * 1025 == 2**20 items, shared
     data = cbor.encode(value)
     decoded = cbor.decode(data, max_bytes=limits.MAX_CONTROL_ANSWER, max_items=most)
     assert decoded == value
@@ -147,11 +147,21 @@ def test_the_general_path_counts_items_as_the_fast_path(monkeypatch: pytest.Monk
     """The same bound, exactly, on the walk over other types (a copy per path: slow at 2**20,
     so checked at a smaller limit, read by both walks at each call)."""
     monkeypatch.setattr(limits, "MAX_CBOR_ENCODE_ITEMS", 1 + 7 * 9)
+    value: Any
+    mapped = {str(n): None for n in range(31)}  # 63 items: one more entry is 65
     for value in ([[None] * 8] * 7, {"k": [None] * 2, "l": [[None] * 8] * 6, "m": [None]}):
         data = cbor.encode(value)
         assert cbor.encode(_odd(value)) == data
         assert cbor.decode(data, max_items=64) == value
-    for value in ([[None] * 8] * 7 + [None], _Items([_Items([None] * 8)] * 7 + [None])):
+    assert cbor.encode(_Items([None] * 63)) == cbor.encode([None] * 63)
+    assert cbor.encode(MappingProxyType(mapped)) == cbor.encode(mapped)
+    too_many = [
+        [[None] * 8] * 7 + [None],
+        _Items([_Items([None] * 8)] * 7 + [None]),
+        _Items([None] * 64),
+        MappingProxyType(mapped | {"31": None}),
+    ]
+    for value in too_many:
         with pytest.raises(DecodeError) as raised:
             cbor.encode(value)
         assert raised.value.problem is DecodeProblem.OVER_LIMIT
