@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping, Sequence
+from itertools import islice
 from typing import Any, Final, NoReturn
 
 import cbor2
@@ -127,8 +128,11 @@ def _copied(value: Any) -> Any:
     between the two: review 64d2, cbor 1). Map keys are text: a `str` subclass is taken as
     its text. DecodeError past `limits.MAX_CBOR_ENCODE_ITEMS` data items, counted as the
     copy grows: a sub-object reached by many paths is copied once for each (review 65b,
-    cbor 1). Its strings are not counted: the `_Bounded` writer bounds what cbor2 writes of
-    them, by the bytes it writes, whatever a subclass's `__len__` says (review 65q, cbor 1)."""
+    cbor 1). A container is read up to one item past what is left of the limit, never whole
+    first: a range of 10**12, a sequence whose `__len__` lies or which never ends raised
+    MemoryError or ate the memory (review 66k, cbor 1). Its strings are not counted: the
+    `_Bounded` writer bounds what cbor2 writes of them, by the bytes it writes, whatever a
+    subclass's `__len__` says (review 65q, cbor 1)."""
     deepest = limits.MAX_CBOR_ENCODE_DEPTH
     most = limits.MAX_CBOR_ENCODE_ITEMS
     budget = most - 1  # the value itself is one item
@@ -147,7 +151,8 @@ def _copied(value: Any) -> Any:
             continue
         copy: list[Any] | dict[str, Any]
         if isinstance(item, Mapping):
-            pairs = list(item.items())  # one read, as cbor2 reads a map (review 64d2, cbor 1)
+            # one read, as cbor2 reads a map (review 64d2, cbor 1), of no more than the budget
+            pairs = list(islice(item.items(), budget // 2 + 1))
             copy = {}
             for key, each in pairs:
                 if not isinstance(key, str):
@@ -157,10 +162,10 @@ def _copied(value: Any) -> Any:
                 raise DecodeError("cannot encode value: duplicate map key")
             into[slot] = copy
         elif isinstance(item, set | frozenset):
-            copy = list(item)
+            copy = list(islice(item, budget + 1))
             into[slot] = cbor2.CBORTag(258, copy)
         elif isinstance(item, Sequence) and not isinstance(item, str | bytes | bytearray):
-            copy = list(item)  # cbor2 writes any sequence as an array (a deque, a range...)
+            copy = list(islice(item, budget + 1))  # cbor2 writes any sequence as an array
             into[slot] = copy
         else:
             into[slot] = _leaf(item, leaves)
