@@ -12,10 +12,14 @@
    never a `sqlite3.ProgrammingError`; `close()` twice is harmless.
 4. OTel export attributes: a record's tool arguments and results never reach an exported span
    (only ids, names, digests and the decision), so no argument, secret or unbounded value does.
+5. A `Credential` made by hand from a real chain and another member's credential id, given to
+   `Node.revoke` by the chain's holder: the authority refuses it (the id is not in the chain),
+   and the other member's credential still verifies.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -134,3 +138,15 @@ def test_refuted4_no_argument_or_result_reaches_an_exported_span(tmp_path: Path)
     assert span.attributes["gen_ai.tool.name"] == "refund"
     assert [v for v in values if "sk-live" in v or "\n" in v or "\x1b" in v] == []
     assert max(len(v) for v in values) <= 256  # ids, names and digests: nothing unbounded
+
+
+def test_refuted5_a_credential_with_another_members_id_revokes_nothing(
+    world: dict[str, Any],
+) -> None:
+    agents, clerk, acme = world["agents"], world["clerk"], world["acme"]
+    victim = agents.identities.create("victim")
+    theirs = agents.enroll(acme.ticket({"orders.access": "read"}), identity=victim)
+    forged = dataclasses.replace(world["member"], id=theirs.id)
+    with pytest.raises(troth.AuthorityError, match="not in the chain"):
+        agents.revoke(forged, by=clerk, reason="not mine to revoke")
+    assert world["verifier"].verify(theirs, presenter=victim).actor == victim.identifier
