@@ -93,11 +93,12 @@ class Secrets:
     ) -> StoredSecret:
         """Store upstream secret `name` on this node, sealed by its vault, and make the node a
         broker (it serves `broker` when it runs), as `troth secret put`: `engine` "token" (the
-        broker mints JWTs; no `value`), "postgres" (a role per lease) or "http-inject" (the
-        broker forwards requests adding the secret); `config` its JSON configuration (scopes,
-        ttl, max_ttl and the engine's settings); `value` the upstream secret. `grantable_by`:
-        the authorities whose bundles may grant leases of it (default: the authority the node
-        hosts). SecretError when refused (a bad configuration: CONFIG_INVALID)."""
+        broker mints JWTs; no `value`, one given an ArgumentError), "postgres" (a role per
+        lease) or "http-inject" (the broker forwards requests adding the secret); `config` its
+        JSON configuration (scopes, ttl, max_ttl and the engine's settings); `value` the
+        upstream secret. `grantable_by`: the authorities whose bundles may grant leases of it
+        (default: the authority the node hosts). SecretError when refused (a bad
+        configuration: CONFIG_INVALID)."""
         call = "Secrets.put"
         _secret_name(call, "name", name)
         check_text(call, "engine", engine)
@@ -105,6 +106,13 @@ class Secrets:
             raise ArgumentError(call, "engine", " or ".join(ENGINES), repr(engine[:40]))
         if not isinstance(value, bytes):
             raise ArgumentError(call, "value", "the secret's bytes", got(value))
+        if engine == "token" and value:  # never read: refused, as the CLI's --value-file
+            raise ArgumentError(  # (review 66j, api 1: it was sealed into the store unused)
+                call,
+                "value",
+                "empty for a token secret (the node signs its tokens)",
+                f"{len(value)} bytes",
+            )
         if len(value) > limits.MAX_SECRET_VALUE_BYTES:
             raise ArgumentError(
                 call, "value", f"at most {limits.MAX_SECRET_VALUE_BYTES} bytes", "more"

@@ -496,6 +496,8 @@ class SigningSpanProcessor(SpanProcessor):
     """Signs every GenAI span (execute_tool, invoke_agent) as a record when it ends: every one
     its provider's sampler records, so give the provider `SigningSampler` (review 57h, otel 1:
     under the SDK's default, a tool call under an unsampled remote parent was never signed).
+    Add it before the provider's other processors: the SDK stops at the first that raises, and
+    one that exports as a span ends holds the signing until it returns (review 66j, otel 1).
 
     `strict` (default): a record the log refuses raises from `span.end()`, as an agent that
     cannot keep its audit trail should stop; otherwise the failure is counted in `failures`."""
