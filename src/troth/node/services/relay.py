@@ -91,8 +91,9 @@ RELAY_GRACE: Final = 300
 """Seconds a relay name stays reserved for its owner after the owner's channel closed (or
 after the relay node started, for the names it kept)."""
 NOT_FOUND: Final = route_error(RouteProblem.RELAY_NOT_FOUND)
-_PUSHED_OUT: Final = ""  # (no relay name is empty) what cuts a connection pushed out of
-# `Relay.earlier` whatever its relay's state (`RelayService._cut_off`)
+_FOR_GOOD: Final = ""  # (no relay name is empty) what cuts a connection whatever any relay's
+# state (`RelayService._cut_off`): one pushed out of `Relay.earlier`, or one a relay refused
+# wanted cut and that relay was freed since (review 66n, relays 1)
 
 
 @dataclass(slots=True)
@@ -286,7 +287,7 @@ class RelayService:
             earlier=earlier,
             behind=_behind(end, first, beyond),
         )
-        self._cut_off(dict.fromkeys(dropped, (_PUSHED_OUT,)))
+        self._cut_off(dict.fromkeys(dropped, (_FOR_GOOD,)))
         if new_owner:  # kept even if this request is cancelled meanwhile (its channel closed)
             await to_the_end(self._save(), self._saving)
         return f"/relay/{name}"
@@ -412,7 +413,7 @@ class RelayService:
             relay.earlier, dropped = self._earlier(relay, first)
             relay.channel, relay.connection, relay.beyond = last, first, tuple(beyond)
             relay.behind, relay.lost_at = _behind(end, first, beyond), None
-            self._cut_off(dict.fromkeys(dropped, (_PUSHED_OUT,)))
+            self._cut_off(dict.fromkeys(dropped, (_FOR_GOOD,)))
             return True
         return False
 
@@ -490,11 +491,14 @@ class RelayService:
         through the smaller of what it remembers and what it forgets (`AllowSet.forget_each`):
         a cut cost every connection times every connection cut (review 66f, relays 3).
 
-        `connections`: each with the names of the relays refused that cut it (`_PUSHED_OUT`:
+        `connections`: each with the names of the relays refused that cut it (`_FOR_GOOD`:
         an earlier connection pushed out of its relay's, cut whatever its state). One another
         name still up forwards over is kept (`_uncut`) and cut once none does, while one of
         those relays is not up (review 66f, relays 4: nothing cut it once that name went down);
-        one closed meanwhile is forgotten."""
+        one closed meanwhile is forgotten. A relay freed since wants it cut for good
+        (`_FOR_GOOD`, whoever holds its name next), so an entry holds at most the names the
+        node holds, plus one (review 66n, relays 1: every name refused over it and freed since
+        was kept, and gone through at each channel closed, until the connection closed)."""
         sources, uncut = self.sources, self._uncut
         if sources is None:
             return
@@ -502,10 +506,11 @@ class RelayService:
             uncut.setdefault(connection, set()).update(names)
         if not uncut:
             return
-        up = {r.connection for r in self.relays.values() if r.lost_at is None}
+        relays = self.relays
+        up = {r.connection for r in relays.values() if r.lost_at is None}
         cut: set[Address] = set()
         for connection, names in list(uncut.items()):
-            wanting = {n for n in names if n == _PUSHED_OUT or self._not_up(n)}
+            wanting = {_FOR_GOOD if n not in relays else n for n in names if _down(relays, n)}
             if not wanting or not self.router.has(connection):
                 del uncut[connection]
             elif connection not in up:
@@ -521,10 +526,6 @@ class RelayService:
                 source.allowed.forget_each(addresses)  # (the reply paths of what it was
                 # forwarded)
 
-    def _not_up(self, name: str) -> bool:
-        relay = self.relays.get(name)
-        return relay is None or relay.lost_at is not None
-
     def status(self) -> dict[str, Any]:
         """Each relay name: its owner, and whether it forwards or is held for its owner."""
         return {
@@ -534,6 +535,13 @@ class RelayService:
             }
             for name, relay in sorted(self.relays.items())
         }
+
+
+def _down(relays: Mapping[str, Relay], name: str) -> bool:
+    """Whether `name` (or `_FOR_GOOD`, never a name) forwards nothing: held (refused, or its
+    channel closed) or freed; what a connection kept from a cut by it still waits for."""
+    relay = relays.get(name)
+    return relay is None or relay.lost_at is not None
 
 
 def _behind(end: ChannelEnd, first: Address, beyond: Sequence[Address]) -> bool:
