@@ -17,7 +17,9 @@ searched once (`_Lines`: the SDK's reader held a line of any length).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import math
 import os
 import signal
 import stat
@@ -26,7 +28,6 @@ import threading
 from collections.abc import AsyncIterator, Callable
 
 import anyio
-import anyio.abc
 import anyio.lowlevel
 import mcp_types as types
 from mcp.server.stdio import _claim_fd, _open_stdin_diversion, _open_stdout_diversion
@@ -182,31 +183,34 @@ async def on_sigterm(act: Callable[[], None]) -> AsyncIterator[None]:
     their agent goes away, their upstream ended and their records written (review 66c, mcp 2:
     SIGTERM killed them at once, the upstream, in a session of its own, left running and the
     call under way unrecorded). In the main thread only (the signal is the process's);
-    elsewhere SIGTERM keeps its default. The handler SIGTERM had before is restored after."""
+    elsewhere SIGTERM keeps its default. The handler SIGTERM had before is restored after; one
+    the running asyncio loop holds (`loop.add_signal_handler`, a program running the gate
+    through the Python API) is left in place, so it is called too (review 66p, mcp 1: anyio's
+    receiver replaced it in the loop and removed it, and that program's SIGTERM did nothing
+    for good after the block)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    before = signal.getsignal(signal.SIGTERM)
-    try:
-        async with _sigterm_calls(act):
-            yield
-    finally:
-        if before is not None:  # (None: not set from Python, left as it is)
-            signal.signal(signal.SIGTERM, before)
+    loop = asyncio.get_running_loop()
+    send, receive = anyio.create_memory_object_stream[None](math.inf)
 
+    def deliver() -> None:
+        with contextlib.suppress(anyio.ClosedResourceError):  # (the block ended meanwhile)
+            send.send_nowait(None)
 
-@contextlib.asynccontextmanager
-async def _sigterm_calls(act: Callable[[], None]) -> AsyncIterator[None]:
-    async with anyio.create_task_group() as group:
+    def handler(signum: int, frame: object) -> None:
+        loop.call_soon_threadsafe(deliver)  # act() runs in the loop, in a task
 
-        async def wait(*, task_status: anyio.abc.TaskStatus[None]) -> None:
-            with anyio.open_signal_receiver(signal.SIGTERM) as signals:
-                task_status.started()  # handled from here on
-                async for _ in signals:
-                    act()
+    async def calls() -> None:
+        async for _ in receive:
+            act()
 
-        await group.start(wait)
+    async with send, receive, anyio.create_task_group() as group:
+        group.start_soon(calls)
+        before = signal.signal(signal.SIGTERM, handler)  # handled from here on
         try:
             yield
         finally:
+            # (None: not set from Python; its default, as the loop's removal left it before)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)
             group.cancel_scope.cancel()
