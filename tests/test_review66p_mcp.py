@@ -6,6 +6,13 @@ the Python-level handler SIGTERM had. A program that runs the gate through the P
 loop where it handles SIGTERM itself (`loop.add_signal_handler(SIGTERM, shutdown)`, as asyncio
 servers do) lost its handler for good once the gate ended: the loop's entry was replaced, then
 removed, and what was put back was asyncio's no-op, so every later SIGTERM did nothing at all.
+
+mcp 2: each `on_sigterm` block put back, at its end, the handler SIGTERM had at its start. Two
+gates served at once in one program (their blocks overlapping, the first to start ending
+first) left the second without SIGTERM handling while it ran (the program's handler put back),
+then put back the first block's own handler at the second's end, whose loop and gate were
+gone: the program's SIGTERM handling was lost for good. Now the blocks share one handler, put
+in place by the first to start and the one before restored when the last ends.
 """
 
 from __future__ import annotations
@@ -49,3 +56,42 @@ def test_a_host_loops_own_sigterm_handler_survives_the_gates_block() -> None:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     assert got == ["host"]
+
+
+def test_two_overlapping_gates_each_end_on_sigterm_and_restore_the_programs_handler() -> None:
+    got: list[str] = []
+
+    def program(signum: int, frame: object) -> None:
+        got.append("program")
+
+    async def main() -> None:
+        first_open, first_done = anyio.Event(), anyio.Event()
+        second_got = anyio.Event()
+
+        def second_act() -> None:
+            got.append("second")
+            second_got.set()
+
+        async def first() -> None:
+            async with on_sigterm(lambda: got.append("first")):
+                first_open.set()
+                await first_done.wait()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(first)
+            await first_open.wait()
+            async with on_sigterm(second_act):
+                first_done.set()  # the first block ends while the second runs
+                await anyio.sleep(0.01)
+                os.kill(os.getpid(), signal.SIGTERM)  # the second still handles it
+                with anyio.fail_after(1):
+                    await second_got.wait()
+
+    previous = signal.signal(signal.SIGTERM, program)
+    try:
+        anyio.run(main)
+        assert signal.getsignal(signal.SIGTERM) is program
+        os.kill(os.getpid(), signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert got == ["second", "program"]

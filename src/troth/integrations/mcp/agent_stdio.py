@@ -25,7 +25,8 @@ import signal
 import stat
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -183,11 +184,13 @@ async def on_sigterm(act: Callable[[], None]) -> AsyncIterator[None]:
     their agent goes away, their upstream ended and their records written (review 66c, mcp 2:
     SIGTERM killed them at once, the upstream, in a session of its own, left running and the
     call under way unrecorded). In the main thread only (the signal is the process's);
-    elsewhere SIGTERM keeps its default. The handler SIGTERM had before is restored after; one
-    the running asyncio loop holds (`loop.add_signal_handler`, a program running the gate
-    through the Python API) is left in place, so it is called too (review 66p, mcp 1: anyio's
-    receiver replaced it in the loop and removed it, and that program's SIGTERM did nothing
-    for good after the block)."""
+    elsewhere SIGTERM keeps its default. Blocks open at once (two gates of one program) share
+    one handler, each `act` called; the handler SIGTERM had before the first is restored when
+    the last ends, in whatever order they end (review 66p, mcp 2). One the running asyncio
+    loop holds (`loop.add_signal_handler`, a program running the gate through the Python API)
+    is left in place, so it is called too (review 66p, mcp 1: anyio's receiver replaced it in
+    the loop and removed it, and that program's SIGTERM did nothing for good after the block).
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -198,8 +201,8 @@ async def on_sigterm(act: Callable[[], None]) -> AsyncIterator[None]:
         with contextlib.suppress(anyio.ClosedResourceError):  # (the block ended meanwhile)
             send.send_nowait(None)
 
-    def handler(signum: int, frame: object) -> None:
-        loop.call_soon_threadsafe(deliver)  # act() runs in the loop, in a task
+    def wake() -> None:  # in the signal handler: act() runs in the loop, in a task
+        loop.call_soon_threadsafe(deliver)
 
     async def calls() -> None:
         async for _ in receive:
@@ -207,10 +210,32 @@ async def on_sigterm(act: Callable[[], None]) -> AsyncIterator[None]:
 
     async with send, receive, anyio.create_task_group() as group:
         group.start_soon(calls)
-        before = signal.signal(signal.SIGTERM, handler)  # handled from here on
-        try:
+        with _sigterm_calls(wake):
             yield
-        finally:
+        group.cancel_scope.cancel()
+
+
+_sigterm_blocks: dict[int, Callable[[], None]] = {}  # the open `on_sigterm` blocks' deliveries
+_sigterm_before: list[Any] = []  # SIGTERM's handler before the first of them
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    for delivery in list(_sigterm_blocks.values()):
+        delivery()
+
+
+@contextlib.contextmanager
+def _sigterm_calls(delivery: Callable[[], None]) -> Iterator[None]:
+    """`delivery()` called on SIGTERM within the block (in the main thread only)."""
+    key = id(delivery)
+    if not _sigterm_blocks:
+        _sigterm_before[:] = [signal.signal(signal.SIGTERM, _on_sigterm)]  # handled from here
+    _sigterm_blocks[key] = delivery
+    try:
+        yield
+    finally:
+        del _sigterm_blocks[key]
+        if not _sigterm_blocks:
+            before = _sigterm_before.pop()
             # (None: not set from Python; its default, as the loop's removal left it before)
             signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)
-            group.cancel_scope.cancel()
