@@ -13,6 +13,12 @@ first) left the second without SIGTERM handling while it ran (the program's hand
 then put back the first block's own handler at the second's end, whose loop and gate were
 gone: the program's SIGTERM handling was lost for good. Now the blocks share one handler, put
 in place by the first to start and the one before restored when the last ends.
+
+mcp 3: 66c closes an exited upstream's stdout (held by a child outside its group) after
+MCP_UPSTREAM_EXIT_IDLE_SECONDS with nothing to read, but counted them from when the reader began
+waiting: after a quiet spell, at once when the group ended. A line that reached the pipe as
+the group ended (a member's last write on the tree kill's SIGTERM), the loop yet to read it,
+was cut: the stream closed under the waiting read. Now counted from the group's end.
 """
 
 from __future__ import annotations
@@ -20,9 +26,17 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
+import time
+from contextlib import suppress
+from pathlib import Path
 
 import anyio
+import pytest
+from mcp import StdioServerParameters
+from mcp.shared.message import SessionMessage
 
+from troth.integrations.mcp import upstream
 from troth.integrations.mcp.agent_stdio import on_sigterm
 
 
@@ -95,3 +109,64 @@ def test_two_overlapping_gates_each_end_on_sigterm_and_restore_the_programs_hand
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert got == ["second", "program"]
+
+
+_QUIET_THEN_GONE = """
+import subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", '''
+import json, signal, sys, time
+def last(signum, frame):
+    note = {"jsonrpc": "2.0", "method": "notifications/message",
+            "params": {"level": "info", "data": "last words"}}
+    sys.stdout.write(json.dumps(note) + "\\\\n")
+    sys.stdout.flush()
+signal.signal(signal.SIGUSR1, last)
+print("", file=sys.stderr, flush=True)
+time.sleep(60)
+'''], start_new_session=True, stderr=subprocess.PIPE)
+child.stderr.readline()  # its handler in place
+with open(sys.argv[1], "w") as pid:
+    pid.write(str(child.pid))
+time.sleep(0.4)  # the gate's reader waits longer than MCP_UPSTREAM_EXIT_IDLE_SECONDS
+sys.exit(0)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process groups")
+def test_what_comes_as_the_upstreams_group_ends_is_read_before_the_idle_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mcp 3: the idle close counted from when the reader began waiting, not from the group's
+    end. A line that reached the pipe as the group ended (the last write of a member dying on
+    the tree kill's SIGTERM, in the loop's next round) was cut at once: the stream closed
+    under it before the loop read the pipe. Here a child holding stdout writes right as the
+    tree kill returns (the loop held till it has: deterministic); it is read."""
+    pid_file = tmp_path / "child.pid"
+    real = vars(upstream)["_terminate_process_tree"]  # the SDK's tree kill, as upstream calls it
+
+    async def tree_kill_then_a_write(process: object) -> None:
+        await real(process)
+        os.kill(int(pid_file.read_text()), signal.SIGUSR1)
+        time.sleep(0.2)  # the line in the pipe before the loop goes on
+
+    monkeypatch.setattr(upstream, "_terminate_process_tree", tree_kill_then_a_write)
+    server = StdioServerParameters(
+        command=sys.executable, args=["-c", _QUIET_THEN_GONE, str(pid_file)]
+    )
+    got: list[object] = []
+
+    async def main() -> None:
+        with anyio.fail_after(5):
+            async with upstream.upstream_stdio(server) as (read, _write):
+                async for item in read:
+                    got.append(item.message if isinstance(item, SessionMessage) else item)
+
+    try:
+        anyio.run(main)
+    finally:
+        if pid_file.exists():
+            with suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    assert [getattr(item, "params", None) for item in got] == [
+        {"level": "info", "data": "last words"}
+    ]
