@@ -202,7 +202,8 @@ async def on_sigterm(act: Callable[[], None]) -> AsyncIterator[None]:
             send.send_nowait(None)
 
     def wake() -> None:  # in the signal handler: act() runs in the loop, in a task
-        loop.call_soon_threadsafe(deliver)
+        with contextlib.suppress(RuntimeError):  # (its loop closed, the block never ended)
+            loop.call_soon_threadsafe(deliver)
 
     async def calls() -> None:
         async for _ in receive:
