@@ -19,6 +19,13 @@ MCP_UPSTREAM_EXIT_IDLE_SECONDS with nothing to read, but counted them from when 
 waiting: after a quiet spell, at once when the group ended. A line that reached the pipe as
 the group ended (a member's last write on the tree kill's SIGTERM), the loop yet to read it,
 was cut: the stream closed under the waiting read. Now counted from the group's end.
+
+mcp 4: a session ended by cancellation (SIGTERM while the gate waits for its upstream's
+handshake, START_TIMEOUT, the node's stop) cancelled the task that ends the upstream's process
+group when the upstream exits (review 65v, mcp 1); the SDK's shutdown then closed the upstream's
+stdin and, the upstream exiting within its grace, killed nothing: what the upstream had started
+in its group (a tool's child, `sleep 600`) outlived the gate, against 66c's promise that SIGTERM
+ends the upstream's group. Now the shutdown ends the group whatever ended the session.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import sys
 import time
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -170,3 +178,51 @@ def test_what_comes_as_the_upstreams_group_ends_is_read_before_the_idle_close(
     assert [getattr(item, "params", None) for item in got] == [
         {"level": "info", "data": "last words"}
     ]
+
+
+_STARTS_A_CHILD = """
+import subprocess, sys
+child = subprocess.Popen(["sleep", "600"], stdout=subprocess.DEVNULL)
+open(sys.argv[1], "w").write(str(child.pid))
+for _ in sys.stdin:  # answers nothing; exits when its stdin closes
+    pass
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_session_ended_by_cancellation_ends_the_upstreams_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mcp.os.posix.utilities import terminate_posix_process_tree
+
+    from tests.test_review66c_mcp import _alive
+
+    async def tree_kill(process: Any) -> None:  # the SDK's, its wait for the group shortened:
+        await terminate_posix_process_tree(process, 0.1)  # (an orphan's zombie, reaped by pid 1)
+
+    monkeypatch.setattr(upstream, "_terminate_process_tree", tree_kill)
+    started = tmp_path / "child.pid"
+    server = StdioServerParameters(
+        command=sys.executable, args=["-c", _STARTS_A_CHILD, str(started)]
+    )
+    pid: list[int] = []
+
+    async def main() -> None:
+        with anyio.fail_after(5), anyio.CancelScope() as session:
+            async with upstream.upstream_stdio(server):
+                while not (started.exists() and started.read_text()):
+                    await anyio.sleep(0.01)
+                pid.append(int(started.read_text()))
+                session.cancel()  # as SIGTERM cancels the gate's start (review 66c, mcp 2)
+                await anyio.sleep(5)
+
+    try:
+        anyio.run(main)
+        for _ in range(300):  # the tree kill's SIGTERM, seen
+            if not _alive(pid[0]):
+                break
+            time.sleep(0.01)
+        assert not _alive(pid[0]), "what the upstream started outlived its session"
+    finally:
+        if pid and _alive(pid[0]):
+            os.kill(pid[0], signal.SIGKILL)

@@ -257,6 +257,10 @@ async def upstream_stdio(
         if flush_scope.cancelled_caught:
             await anyio.lowlevel.cancel_shielded_checkpoint()
         await _stop_server_process(process)
+        # what it started in its group ends with it, however the session ended: a cancelled
+        # one had the reaper cancelled, and an upstream exiting within the SDK's grace had
+        # nothing killed (review 66p, mcp 4); a group gone already costs one killpg
+        await _terminate_process_tree(process)
         await _aclose_all(read_stream, write_to, read_writer, write_reader)
         await anyio.lowlevel.checkpoint()
 
