@@ -28,6 +28,8 @@ the upstream's to end, but not its stdout: once the upstream exited and its grou
 stdout is closed after MCP_UPSTREAM_EXIT_IDLE_SECONDS with nothing to read since the group's end
 (what it wrote read first: review 66p, mcp 3), so the session sees the upstream end (review
 66c, mcp 3: such a child held the pipe, and the call under way waited for ever, as before 65v).
+The session's shutdown ends the group too, however the session ended (review 66p, mcp 4: one
+cancelled, its upstream exiting within the SDK's grace, left what the upstream started).
 """
 
 from __future__ import annotations
