@@ -84,6 +84,7 @@ on: so a session ended by its client or the node's stop ends with its records wr
 recorder that never returns holds it no longer (review 63x2, exit 3: for ever)."""
 MCP_UPSTREAM_EXIT_IDLE_SECONDS: Final = 0.2
 """How long (seconds) the stdout of an upstream MCP server that exited, its process group ended,
-is read with nothing coming before it is closed: what the upstream wrote is read by then, and a
-child that left the group (`setsid`, a daemon) and holds the pipe does not keep its session open
-(troth.integrations.mcp.upstream; review 66c, mcp 3: the call under way waited for ever)."""
+is read with nothing coming (since the group's end at least: review 66p, mcp 3) before it is
+closed: what the upstream wrote is read by then, and a child that left the group (`setsid`, a
+daemon) and holds the pipe does not keep its session open (troth.integrations.mcp.upstream;
+review 66c, mcp 3: the call under way waited for ever)."""

@@ -17,16 +17,18 @@ searched once (`_Lines`: the SDK's reader held a line of any length).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import math
 import os
 import signal
 import stat
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import anyio
-import anyio.abc
 import anyio.lowlevel
 import mcp_types as types
 from mcp.server.stdio import _claim_fd, _open_stdin_diversion, _open_stdout_diversion
@@ -182,31 +184,59 @@ async def on_sigterm(act: Callable[[], None]) -> AsyncIterator[None]:
     their agent goes away, their upstream ended and their records written (review 66c, mcp 2:
     SIGTERM killed them at once, the upstream, in a session of its own, left running and the
     call under way unrecorded). In the main thread only (the signal is the process's);
-    elsewhere SIGTERM keeps its default. The handler SIGTERM had before is restored after."""
+    elsewhere SIGTERM keeps its default. Blocks open at once (two gates of one program) share
+    one handler, each `act` called; the handler SIGTERM had before the first is restored when
+    the last ends, in whatever order they end (review 66p, mcp 2). One the running asyncio
+    loop holds (`loop.add_signal_handler`, a program running the gate through the Python API)
+    is left in place, so it is called too (review 66p, mcp 1: anyio's receiver replaced it in
+    the loop and removed it, and that program's SIGTERM did nothing for good after the block).
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    before = signal.getsignal(signal.SIGTERM)
+    loop = asyncio.get_running_loop()
+    send, receive = anyio.create_memory_object_stream[None](math.inf)
+
+    def deliver() -> None:
+        with contextlib.suppress(anyio.ClosedResourceError):  # (the block ended meanwhile)
+            send.send_nowait(None)
+
+    def wake() -> None:  # in the signal handler: act() runs in the loop, in a task
+        with contextlib.suppress(RuntimeError):  # (its loop closed, the block never ended)
+            loop.call_soon_threadsafe(deliver)
+
+    async def calls() -> None:
+        async for _ in receive:
+            act()
+
+    async with send, receive, anyio.create_task_group() as group:
+        group.start_soon(calls)
+        with _sigterm_calls(wake):
+            yield
+        group.cancel_scope.cancel()
+
+
+_sigterm_blocks: dict[int, Callable[[], None]] = {}  # the open `on_sigterm` blocks' deliveries
+_sigterm_before: list[Any] = []  # SIGTERM's handler before the first of them
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    for delivery in list(_sigterm_blocks.values()):
+        delivery()
+
+
+@contextlib.contextmanager
+def _sigterm_calls(delivery: Callable[[], None]) -> Iterator[None]:
+    """`delivery()` called on SIGTERM within the block (in the main thread only)."""
+    key = id(delivery)
+    if not _sigterm_blocks:
+        _sigterm_before[:] = [signal.signal(signal.SIGTERM, _on_sigterm)]  # handled from here
+    _sigterm_blocks[key] = delivery
     try:
-        async with _sigterm_calls(act):
-            yield
+        yield
     finally:
-        if before is not None:  # (None: not set from Python, left as it is)
-            signal.signal(signal.SIGTERM, before)
-
-
-@contextlib.asynccontextmanager
-async def _sigterm_calls(act: Callable[[], None]) -> AsyncIterator[None]:
-    async with anyio.create_task_group() as group:
-
-        async def wait(*, task_status: anyio.abc.TaskStatus[None]) -> None:
-            with anyio.open_signal_receiver(signal.SIGTERM) as signals:
-                task_status.started()  # handled from here on
-                async for _ in signals:
-                    act()
-
-        await group.start(wait)
-        try:
-            yield
-        finally:
-            group.cancel_scope.cancel()
+        del _sigterm_blocks[key]
+        if not _sigterm_blocks:
+            before = _sigterm_before.pop()
+            # (None: not set from Python; its default, as the loop's removal left it before)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)

@@ -25,9 +25,11 @@ kept the pipe open, so the session never saw the upstream end: a call under way 
 ever, unrecorded as unanswered, every later call was written to a pipe nobody read, and the
 child outlived the gate (review 65v, mcp 1). A child that left the group (setsid, a daemon) is
 the upstream's to end, but not its stdout: once the upstream exited and its group is ended, its
-stdout is closed after MCP_UPSTREAM_EXIT_IDLE_SECONDS with nothing to read (what it wrote read
-first), so the session sees the upstream end (review 66c, mcp 3: such a child held the pipe, and
-the call under way waited for ever, as before 65v).
+stdout is closed after MCP_UPSTREAM_EXIT_IDLE_SECONDS with nothing to read since the group's end
+(what it wrote read first: review 66p, mcp 3), so the session sees the upstream end (review
+66c, mcp 3: such a child held the pipe, and the call under way waited for ever, as before 65v).
+The session's shutdown ends the group too, however the session ended (review 66p, mcp 4: one
+cancelled, its upstream exiting within the SDK's grace, left what the upstream started).
 """
 
 from __future__ import annotations
@@ -257,6 +259,10 @@ async def upstream_stdio(
         if flush_scope.cancelled_caught:
             await anyio.lowlevel.cancel_shielded_checkpoint()
         await _stop_server_process(process)
+        # what it started in its group ends with it, however the session ended: a cancelled
+        # one had the reaper cancelled, and an upstream exiting within the SDK's grace had
+        # nothing killed (review 66p, mcp 4); a group gone already costs one killpg
+        await _terminate_process_tree(process)
         await _aclose_all(read_stream, write_to, read_writer, write_reader)
         await anyio.lowlevel.checkpoint()
 
@@ -266,10 +272,12 @@ async def upstream_stdio(
         await process.wait()
         await _terminate_process_tree(process)
         # a child outside the group may hold stdout: closed once nothing comes (module docstring)
-        idle = limits.MCP_UPSTREAM_EXIT_IDLE_SECONDS
+        # for `idle` since the group ended, not since the reader began waiting: what reached the
+        # pipe as it ended, the loop yet to read it, was cut at once (review 66p, mcp 3)
+        idle, gone = limits.MCP_UPSTREAM_EXIT_IDLE_SECONDS, anyio.current_time()
         while not shutting_down:
             since = waiting[0]
-            if since is not None and anyio.current_time() - since >= idle:
+            if since is not None and anyio.current_time() - max(since, gone) >= idle:
                 await stdout.aclose()  # the reader's receive: ClosedResourceError
                 return
             await anyio.sleep(idle / 4)
