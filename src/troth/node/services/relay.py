@@ -21,7 +21,9 @@ each other as reply paths, so neither a sender nor the owner reaches the other p
 any more (`_cut_off`; review 65p, relays 1), when that connection is the owner's own: one
 behind another node, over a connection this node opened to it, shares it with every other
 party there, and is cut off by its name only (review 65s, relays 1; the hops past a
-connection this node accepted are the owner's own say: `Relay.behind`, review 66f, relays 1);
+connection this node accepted are the owner's own say: `Relay.behind`, review 66f, relays 1,
+unless another member's name here forwards straight over it: that member is its own party,
+review 66q, relays 1);
 so are the owner's own connections the name forwarded over before, still open
 (`Relay.earlier`; review 65s, relays 2; one pushed out of it is cut as it goes: review 66f,
 relays 2); one another name still up forwards over is cut once none does (review 66f, relays
@@ -121,7 +123,8 @@ class Relay:
     # (review 66f, relays 2)
     behind: bool = False  # the owner is behind the node at the other end of `connection`, one
     # this node opened (every other party there shares it): cut by its name only. Hops past a
-    # connection this node accepted are the owner's own say: cut by it (review 66f, relays 1)
+    # connection this node accepted are the owner's own say: cut by it (review 66f, relays 1),
+    # unless another member's name forwards straight over it (`_own_connection`; review 66q)
 
 
 class RelayBook(IdentifierBook):
