@@ -21,7 +21,9 @@ each other as reply paths, so neither a sender nor the owner reaches the other p
 any more (`_cut_off`; review 65p, relays 1), when that connection is the owner's own: one
 behind another node, over a connection this node opened to it, shares it with every other
 party there, and is cut off by its name only (review 65s, relays 1; the hops past a
-connection this node accepted are the owner's own say: `Relay.behind`, review 66f, relays 1);
+connection this node accepted are the owner's own say: `Relay.behind`, review 66f, relays 1,
+unless another member's name here forwards straight over it: that member is its own party,
+review 66q, relays 1);
 so are the owner's own connections the name forwarded over before, still open
 (`Relay.earlier`; review 65s, relays 2; one pushed out of it is cut as it goes: review 66f,
 relays 2); one another name still up forwards over is cut once none does (review 66f, relays
@@ -121,7 +123,8 @@ class Relay:
     # (review 66f, relays 2)
     behind: bool = False  # the owner is behind the node at the other end of `connection`, one
     # this node opened (every other party there shares it): cut by its name only. Hops past a
-    # connection this node accepted are the owner's own say: cut by it (review 66f, relays 1)
+    # connection this node accepted are the owner's own say: cut by it (review 66f, relays 1),
+    # unless another member's name forwards straight over it (`_own_connection`; review 66q)
 
 
 class RelayBook(IdentifierBook):
@@ -298,7 +301,7 @@ class RelayService:
         pushed out of the latest MAX_CHANNELS_PER_MEMBER, for the caller to cut off once the
         relay forwards over `now` (`_cut_off`: a refusal would not cut them any more; review
         66f, relays 2)."""
-        own = () if relay.behind or relay.connection is None else (relay.connection,)
+        own = _own_connection(relay, _straight_over(self.relays.values()))
         kept = tuple(
             dict.fromkeys(c for c in (*relay.earlier, *own) if c != now and self.router.has(c))
         )
@@ -455,6 +458,8 @@ class RelayService:
         if decide is None:
             return
         refused: dict[Address, set[str]] = {}  # the connections of the relays refused now
+        straight: dict[Address, list[Relay]] | None = None  # the names straight over each
+        # connection, gathered at the first refusal (`_own_connection`)
         for name, relay in self.relays.items():
             if relay.lost_at is not None and not relay.refused:
                 continue  # its channel closed: held for its owner, nothing to decide
@@ -470,9 +475,12 @@ class RelayService:
                 relay.lost_at, relay.refused = now, True
                 reasons = "; ".join(decision.reasons)
                 self._lines.log(logging.WARNING, "relay %s no longer forwards: %s", name, reasons)
-                own = () if relay.connection is None or relay.behind else (relay.connection,)
+                if straight is None:
+                    straight = _straight_over(self.relays.values())
+                own = _own_connection(relay, straight)
                 # (one behind another node shares it with every other party there: its name
-                # only; review 65s, relays 1; review 66f, relays 1: unless it only says so)
+                # only; review 65s, relays 1; review 66f, relays 1: unless it only says so;
+                # review 66q, relays 1: behind another member's name here)
                 for connection in (*own, *relay.earlier):  # and those it forwarded over
                     refused.setdefault(connection, set()).add(name)  # before (65s, relays 2)
         self._cut_off(refused)
@@ -542,6 +550,36 @@ def _down(relays: Mapping[str, Relay], name: str) -> bool:
     channel closed) or freed; what a connection kept from a cut by it still waits for."""
     relay = relays.get(name)
     return relay is None or relay.lost_at is not None
+
+
+def _straight_over(relays: Iterable[Relay]) -> dict[Address, list[Relay]]:
+    """The names forwarding straight over each connection (no hop past it): its own party's."""
+    straight: dict[Address, list[Relay]] = {}
+    for relay in relays:
+        if relay.connection is not None and not relay.beyond:
+            straight.setdefault(relay.connection, []).append(relay)
+    return straight
+
+
+def _own_connection(relay: Relay, straight: Mapping[Address, list[Relay]]) -> Route:
+    """`relay.connection` if it is its owner's own, to be cut at its refusal; () if the owner
+    is beyond the node at its other end, to be cut by its name only (every other party there
+    shares it): `Relay.behind` (a connection this node opened), or hops past a connection
+    another member's name here forwards over with no hop past it (`straight`; its delegates'
+    are its own: `member_accounts`). Review 66q, relays 1: that member is the connection's own
+    party, a hub whose members reach this node through it, and one of them refused on purpose
+    cut the hub's connection, every other party's reply paths there with it. The hops an owner
+    names are its own say (review 66f, relays 1); the credential that granted another member
+    a name here is not."""
+    connection = relay.connection
+    if connection is None or relay.behind:
+        return ()
+    if relay.beyond and any(
+        other.owner != relay.owner and other.accounts.isdisjoint(relay.accounts)
+        for other in straight.get(connection, ())
+    ):
+        return ()
+    return (connection,)
 
 
 def _behind(end: ChannelEnd, first: Address, beyond: Sequence[Address]) -> bool:
