@@ -1,0 +1,76 @@
+"""Review 66v, transport: per-source limits end to end (issue #8).
+
+Transport 1 ("TCP eviction by a fast stranger", left since review 64e): at the connection cap a
+newcomer evicted, before anything else, a connection that had made no progress yet (at a node,
+a genuine client's until its message 3 verifies; `troth.transport.eviction`), of whatever
+network. An attacker from one /24 (or one address, under a lower cap) held the cap with
+connections whose handshakes it finished at once (a stranger's identity costs nothing, so its
+connections had made progress); a client from another network got in (the attacker's network
+held the most and gave way), and the attacker's next connection, opened within the client's
+handshake round trip, evicted the client's, the only one without progress: no client finished
+its handshake while the attacker went on. A connection without progress now gives way only to
+a newcomer whose network holds no more connections than its own (as review 62f, listener 2, did
+for the per-address share); the attacker's newcomers are refused, and the refusal is remembered
+for its later newcomers (no table scan each).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from tests.test_review62f_refuted import _Socket
+from troth.routing import Router
+from troth.transport import Listener, TcpSettings, TcpTransport
+from troth.transport import eviction as eviction_module
+from troth.transport.tcp import TcpConnection
+
+
+def _accept(transport: TcpTransport, peer: str) -> tuple[TcpConnection, _Socket]:
+    socket = _Socket(peer)
+    connection = TcpConnection(transport, outgoing=False, listener=Listener(), peer="?")
+    connection.connection_made(socket)
+    return connection, socket
+
+
+def test_a_fast_strangers_new_connections_do_not_evict_a_client_mid_handshake(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A node's cap at 8: an attacker holds it from 8 addresses of 192.0.2.0/24, each having
+    finished a stranger's handshake (progress); a client from 198.51.100.0/24 gets in (one of
+    the attacker's gives way) and has not sent its message 3 yet. 50 more connections from new
+    addresses of the attacker's /24 are each refused, the client's stays, and the table is
+    scanned at most twice for them (the refusal is remembered)."""
+    scans = 0
+    weigh = eviction_module.eviction_candidate
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal scans
+        scans += 1
+        return weigh(*args, **kwargs)
+
+    async def test() -> None:
+        nonlocal scans
+        transport = TcpTransport(Router(), TcpSettings(max_connections=8), authenticated_idle=True)
+        opened = [_accept(transport, f"192.0.2.{n}") for n in range(1, 9)]
+        for connection, _socket in opened:
+            connection.progressed()  # its stranger's message 3 verified
+        client, client_socket = _accept(transport, "198.51.100.7")
+        assert not client_socket.aborted
+        assert transport.counters.evicted == 1
+        monkeypatch.setattr("troth.transport.tcp.eviction_candidate", counted)
+        scans = 0
+        for n in range(10, 60):
+            opened.append(_accept(transport, f"192.0.2.{n}"))
+        assert not client_socket.aborted
+        assert client in transport.connections()
+        assert transport.counters.evicted == 1
+        assert transport.counters.refused_over_limit == 50
+        assert scans <= 2
+        for connection in transport.connections():
+            if connection._consumer is not None:
+                connection._consumer.cancel()
+
+    asyncio.run(test())
