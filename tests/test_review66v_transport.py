@@ -17,14 +17,17 @@ for its later newcomers (no table scan each).
 from __future__ import annotations
 
 import asyncio
+import collections
 from typing import Any
 
 import pytest
 
+from tests.test_review60f_refuted import _Held
 from tests.test_review62f_refuted import _Socket
 from troth.routing import Router
 from troth.transport import Listener, TcpSettings, TcpTransport
 from troth.transport import eviction as eviction_module
+from troth.transport.eviction import Refusals, eviction_candidate
 from troth.transport.tcp import TcpConnection
 
 
@@ -74,3 +77,34 @@ def test_a_fast_strangers_new_connections_do_not_evict_a_client_mid_handshake(
                 connection._consumer.cancel()
 
     asyncio.run(test())
+
+
+def test_junk_from_a_small_network_is_shielded_only_for_a_handshakes_time() -> None:
+    """The shield of transport 1 is not one for junk: a NAT's address of 198.51.100.0/24 holds 6
+    active connections of a cap of 8, and 2 connections from 192.0.2.0/24 brought junk only (no
+    progress). A newcomer from the NAT within `shielded_for` (10 s) of their opening is refused
+    (they may be clients mid-handshake), and that refusal is remembered only until then; past
+    it, one of the junk connections gives way to it."""
+    nat = [_Held("198.51.100.7", "198.51.100.0/24") for _ in range(6)]
+    junk = [_Held(f"192.0.2.{n}", "192.0.2.0/24", progress=0) for n in (1, 2)]
+    table = nat + junk
+    for connection in table:
+        connection.liveness.opened(0.0)
+    per_host = collections.Counter(c.host for c in table)
+    per_network = collections.Counter(c.network for c in table)
+    refusals = Refusals()
+
+    def weigh(now: float) -> _Held | None:
+        for connection in nat:
+            connection.liveness.last_active = now  # (their keepalives)
+        newcomer = _Held("198.51.100.7", "198.51.100.0/24", progress=0)
+        newcomer.liveness.opened(now)
+        return eviction_candidate(
+            table, newcomer, per_host, per_network, strict=True, evict_idle_after=60.0,
+            refusals=refusals, shielded_for=10.0,
+        )  # fmt: skip
+
+    assert weigh(5.0) is None
+    assert refusals.known((6, 6), 9.0)
+    assert not refusals.known((6, 6), 10.0)
+    assert weigh(10.0) in junk

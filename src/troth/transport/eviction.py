@@ -77,7 +77,8 @@ class Refusals:
         floor: int = 0,
     ) -> None:
         """A scan found no frameless connection to give way, `most` connections held by one
-        address and by one network, and the idlest connection giving way at `until`; `fair`:
+        address and by one network, and the idlest connection (or a frameless one kept)
+        giving way at `until`; `fair`:
         (the most one address holds of the networks holding at least n, n) for its newcomer's
         network's n; `floor`: with frameless connections kept (their networks hold fewer than
         its newcomer's: review 66v, transport 1), what its newcomer's network held (a newcomer
@@ -96,12 +97,15 @@ def eviction_candidate(
     evict_idle_after: float,
     refusals: Refusals | None = None,
     unproven: Frameless[_C] | None = None,
+    shielded_for: float = 0.0,
 ) -> _C | None:
     """The accepted connection (`accepted`, oldest first; `per_host` and `per_network` count them by
     source address and network) to give up for `newcomer`: of those that brought no frame yet
     (`strict`, at a node: made no progress yet, as junk makes none) whose network holds no fewer
-    connections than the newcomer's (review 66v, transport 1: one network's stranger, its handshakes
-    done at once, evicted each client from another network before its message 3), of the network
+    connections than the newcomer's, or that opened `shielded_for` ago or more (review 66v,
+    transport 1: one network's stranger, its handshakes done at once, evicted each client from
+    another network before its message 3; the transport gives its `first_frame_timeout`, so junk
+    from a small network is shielded no longer than a handshake may take), of the network
     holding the most such connections, the oldest of its source address holding the most (one
     network's addresses, one each, had a newcomer of another give way: review 62f, listener 1; a
     flood of connections from one address gives up its own, not a newcomer's from another address
@@ -130,22 +134,28 @@ def eviction_candidate(
         return bool(connection.progress if strict else connection.frames_read)
 
     mine, theirs = per_host.get(newcomer.host, 0), per_network.get(newcomer.network, 0)
+    now = newcomer.liveness.opened_at
 
     def gives_way(connection: _C) -> bool:  # a frameless one, to this newcomer (66v, 1)
-        return per_network.get(connection.network, 0) >= theirs
+        shielded = now - connection.liveness.opened_at < shielded_for
+        return not shielded or per_network.get(connection.network, 0) >= theirs
 
     while unproven:
         victim = unproven.victim()
+        if victim is None:
+            break
         if proven(victim):
             unproven.discard(victim)
-        elif gives_way(victim):
-            return victim
-        else:  # (its network holds the most frameless ones: another's may give way)
-            break
+            continue
+        if not gives_way(victim):  # shielded: the newcomer's network's own give way, if any
+            victim = unproven.victim(newcomer.network)  # (66v, 1: no scan each newcomer)
+            if victim is None or proven(victim):
+                break  # (a scan finds another's, if any)
+        return victim
     accepted = list(accepted)
     idlest: _C | None = None
     frameless: list[_C] = []  # oldest first
-    kept = False  # a frameless connection that does not give way to this newcomer
+    kept = math.inf  # when the first frameless one kept for this newcomer's network gives way
     for connection in accepted:
         if proven(connection):
             if idlest is None or _active(connection) < _active(idlest):
@@ -153,7 +163,7 @@ def eviction_candidate(
         elif gives_way(connection):
             frameless.append(connection)
         else:
-            kept = True
+            kept = min(kept, connection.liveness.opened_at + shielded_for)
     if frameless:
         return _frameless_victim(frameless)
     most = max(per_host.values())
@@ -163,13 +173,13 @@ def eviction_candidate(
         top = _fair_host(accepted, per_host, per_network, theirs)
     if refusals is not None and idlest is not None:
         fair = (per_host[top] if top is not None else 0, theirs) if most >= mine + 2 else None
-        until = _active(idlest) + evict_idle_after
-        refusals.remember((most, most_network), until, fair, theirs if kept else 0)
+        until = min(_active(idlest) + evict_idle_after, kept)
+        floor = theirs if kept < math.inf else 0
+        refusals.remember((most, most_network), until, fair, floor)
     if top is not None and per_host[top] >= mine + 2:
         return min((c for c in accepted if c.host == top), key=_active)
     if most_network >= per_network.get(newcomer.network, 0) + 2:
         return min((c for c in accepted if c.network == network), key=_active)
-    now = newcomer.liveness.opened_at
     if idlest is not None and now - _active(idlest) >= evict_idle_after:
         return idlest
     return None

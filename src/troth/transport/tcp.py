@@ -257,6 +257,7 @@ class TcpTransport(ConnectionTable[TcpConnection]):
                         evict_idle_after=settings.evict_idle_after,
                         refusals=self._refusals,
                         unproven=self._unproven,
+                        shielded_for=settings.first_frame_timeout,  # a handshake's time (66v, 1)
                     )
                 if victim is None:
                     counters.refused_over_limit += 1
