@@ -5,17 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.test_review62f_refuted import _Socket
+from tests.test_review66v_transport import _accept
 from troth.routing import Router
-from troth.transport import Listener, TcpSettings, TcpTransport
-from troth.transport.tcp import TcpConnection
-
-
-def _accept(transport: TcpTransport, peer: str) -> tuple[TcpConnection, _Socket]:
-    socket = _Socket(peer)
-    connection = TcpConnection(transport, outgoing=False, listener=Listener(), peer="?")
-    connection.connection_made(socket)
-    return connection, socket
+from troth.transport import TcpSettings, TcpTransport
 
 
 def _stop(transport: TcpTransport) -> None:
