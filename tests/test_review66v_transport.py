@@ -28,6 +28,7 @@ from troth.routing import Router
 from troth.transport import Listener, TcpSettings, TcpTransport
 from troth.transport import eviction as eviction_module
 from troth.transport.eviction import Refusals, eviction_candidate
+from troth.transport.frameless import Frameless
 from troth.transport.tcp import TcpConnection
 
 
@@ -108,3 +109,29 @@ def test_junk_from_a_small_network_is_shielded_only_for_a_handshakes_time() -> N
     assert refusals.known((6, 6), 9.0)
     assert not refusals.known((6, 6), 10.0)
     assert weigh(10.0) in junk
+
+
+def test_a_newcomers_own_networks_frameless_connection_gives_way_not_a_shielded_one() -> None:
+    """With two clients of 198.51.100.0/24 mid-handshake (the network holding the most
+    frameless connections, shielded), 5 active connections and one frameless of 192.0.2.0/24,
+    a newcomer of 192.0.2.0/24 evicts its own network's frameless one, found alike by the
+    transport's index of frameless connections and by a scan of the table."""
+    clients = [_Held(f"198.51.100.{n}", "198.51.100.0/24", progress=0) for n in (7, 8)]
+    active = [_Held(f"192.0.2.{n}", "192.0.2.0/24") for n in range(1, 6)]
+    waiting = _Held("192.0.2.9", "192.0.2.0/24", progress=0)
+    table = [*clients, *active, waiting]
+    index: Frameless[_Held] = Frameless()
+    for connection in table:
+        connection.liveness.opened(0.0)
+        if not connection.progress:
+            index.add(connection, connection.host)
+    newcomer = _Held("192.0.2.10", "192.0.2.0/24", progress=0)
+    newcomer.liveness.opened(1.0)
+    per_host = collections.Counter(c.host for c in table)
+    per_network = collections.Counter(c.network for c in table)
+    for unproven in (None, index):
+        victim = eviction_candidate(
+            table, newcomer, per_host, per_network, strict=True, evict_idle_after=60.0,
+            unproven=unproven, shielded_for=10.0,
+        )  # fmt: skip
+        assert victim is waiting
