@@ -36,26 +36,25 @@ def _active(connection: _Candidate) -> float:
 
 
 class Refusals:
-    """A scan's answer that no accepted connection gives way, remembered while it holds, for
-    any newcomer (review 60f, listener 1: each newcomer at the cap scanned the whole table,
-    ~0.4 ms at 1,024, and a refused one is not counted, so one address opening connection
-    after connection made the node scan for each). What the scan saw holds until the table
-    changes (a connection comes or goes: `forget`) or the sweep looks at it (when each last made
-    progress: `forget`; progress between sweeps only takes frameless connections out, and none
-    was left): the most connections one address and one network hold, and when the idlest
+    """A scan's answer that no accepted connection gives way, remembered while it holds, for any
+    newcomer (review 60f, listener 1: each newcomer at the cap scanned the whole table, ~0.4 ms at
+    1,024, and a refused one is not counted, so one address opening connection after connection made
+    the node scan for each). What the scan saw holds until the table changes (a connection comes or
+    goes, or one first makes progress: `forget`) or the sweep looks at it (when each last made
+    progress: `forget`): the most connections one address and one network hold, and when the idlest
     connection could give way (idle `evict_idle_after`). A newcomer then finds none to give way
     while its address and network hold no fewer than two less than those; and, with its network
-    holding no fewer than the scanned newcomer's, its address no fewer than two less than the
-    most one address of such a network holds (`fair`: the addresses the fair share may take
-    from, review 62f, listener 2; without it each newcomer that rule refused scanned again:
-    review 62f, listener 3)."""
+    holding no fewer than the scanned newcomer's, its address no fewer than two less than the most
+    one address of such a network holds (`fair`: the addresses the fair share may take from, review
+    62f, listener 2; without it each newcomer that rule refused scanned again: review 62f, listener
+    3)."""
 
-    __slots__ = ("_fair", "_most", "_theirs", "_until")
+    __slots__ = ("_fair", "_floor", "_most", "_theirs", "_until")
 
     def __init__(self) -> None:
         self._most: tuple[int, int] | None = None
         self._until = -math.inf
-        self._fair = self._theirs = 0
+        self._fair = self._theirs = self._floor = 0
 
     def forget(self) -> None:
         """The table changed, or the sweep looked at it: the next newcomer scans it again."""
@@ -65,18 +64,26 @@ class Refusals:
         """Whether a newcomer whose address and network hold `counts` connections at `now` is
         known to find no connection to give way."""
         most = self._most
-        if most is None or now >= self._until:
+        if most is None or now >= self._until or counts[1] < self._floor:
             return False
         address = self._fair if counts[1] >= self._theirs else most[0]
         return address < counts[0] + 2 and most[1] < counts[1] + 2
 
     def remember(
-        self, most: tuple[int, int], until: float, fair: tuple[int, int] | None = None
+        self,
+        most: tuple[int, int],
+        until: float,
+        fair: tuple[int, int] | None = None,
+        floor: int = 0,
     ) -> None:
-        """A scan found no frameless connection, `most` connections held by one address and by
-        one network, and the idlest connection giving way at `until`; `fair`: (the most one
-        address holds of the networks holding at least n, n) for its newcomer's network's n."""
-        self._most, self._until = most, until
+        """A scan found no frameless connection to give way, `most` connections held by one
+        address and by one network, and the idlest connection (or a frameless one kept)
+        giving way at `until`; `fair`:
+        (the most one address holds of the networks holding at least n, n) for its newcomer's
+        network's n; `floor`: with frameless connections kept (their networks hold fewer than
+        its newcomer's: review 66v, transport 1), what its newcomer's network held (a newcomer
+        whose network holds fewer may take one of them, and scans)."""
+        self._most, self._until, self._floor = most, until, floor
         self._fair, self._theirs = fair if fair is not None else (most[0], 0)
 
 
@@ -90,31 +97,34 @@ def eviction_candidate(
     evict_idle_after: float,
     refusals: Refusals | None = None,
     unproven: Frameless[_C] | None = None,
+    shielded_for: float = 0.0,
 ) -> _C | None:
-    """The accepted connection (`accepted`, oldest first; `per_host` and `per_network` count
-    them by source address and network) to give up for `newcomer`: of those that brought no
-    frame yet (`strict`, at a node: made no progress yet, as junk makes none), of the network
+    """The accepted connection (`accepted`, oldest first; `per_host` and `per_network` count them by
+    source address and network) to give up for `newcomer`: of those that brought no frame yet
+    (`strict`, at a node: made no progress yet, as junk makes none) whose network holds no fewer
+    connections than the newcomer's, or that opened `shielded_for` ago or more (review 66v,
+    transport 1: one network's stranger, its handshakes done at once, evicted each client from
+    another network before its message 3; the transport gives its `first_frame_timeout`, so junk
+    from a small network is shielded no longer than a handshake may take), of the network
     holding the most such connections, the oldest of its source address holding the most (one
-    network's addresses, one each, had a newcomer of another give way: review 62f, listener 1;
-    a flood of connections from one
-    address gives up its own, not a newcomer's from another address accepted before its first
-    frame arrived: review 41b, connections 1; its active connections not counted, so a busy
-    source is not "the most" for its next connection, which an attacker's many addresses, each
-    holding fewer, then evicted at once: review 43a, connections 1); else, when another source
-    address holds at least two more connections than the newcomer's (a fair share: many
-    addresses each under the per-source cap cannot lock out a new one), of those whose network
-    holds no fewer than the newcomer's (review 62f, listener 2: one /48's newcomers took a
-    small network's address's connections while their own network held the most), the
-    connection idle the longest of the one holding the most; else, the same between networks
-    (`source_network`: one party holds the /64s of a /48, or the addresses of a /24, as
-    cheaply as one of them, each a source holding one connection: review 48h, sources 1), the
-    idlest connection of the
-    network holding at least two more than the newcomer's; else the one idle the longest if
-    idle at least `evict_idle_after` (review 50e, idle 2: at a node, progress). What the scan
-    saw is remembered in `refusals`, if given (a victim found is evicted, and the table
-    changes). `unproven`, if given: the accepted connections that brought no frame (made no
-    progress) yet, by source address, which the transport takes each out of as it first makes
-    progress; while it holds any, the victim is its `Frameless.victim`, found without a look at
+    network's addresses, one each, had a newcomer of another give way: review 62f, listener 1; a
+    flood of connections from one address gives up its own, not a newcomer's from another address
+    accepted before its first frame arrived: review 41b, connections 1; its active connections not
+    counted, so a busy source is not "the most" for its next connection, which an attacker's many
+    addresses, each holding fewer, then evicted at once: review 43a, connections 1); else, when
+    another source address holds at least two more connections than the newcomer's (a fair share:
+    many addresses each under the per-source cap cannot lock out a new one), of those whose network
+    holds no fewer than the newcomer's (review 62f, listener 2: one /48's newcomers took a small
+    network's address's connections while their own network held the most), the connection idle the
+    longest of the one holding the most; else, the same between networks (`source_network`: one
+    party holds the /64s of a /48, or the addresses of a /24, as cheaply as one of them, each a
+    source holding one connection: review 48h, sources 1), the idlest connection of the network
+    holding at least two more than the newcomer's; else the one idle the longest if idle at least
+    `evict_idle_after` (review 50e, idle 2: at a node, progress). What the scan saw is remembered in
+    `refusals`, if given (a victim found is evicted, and the table changes). `unproven`, if given:
+    the accepted connections that brought no frame (made no progress) yet, by source address, which
+    the transport takes each out of as it first makes progress; while it holds any, the victim is
+    its `Frameless.victim`, found without a look at
     the others (review 60f, listener 1: a newcomer evicting the frameless one before it, over
     and over, scanned the whole table each time; review 60i, listener 2: then it looked at
     every frameless one, ~0.2 ms at 1,024). (One that made progress unseen is taken out, for
@@ -123,35 +133,53 @@ def eviction_candidate(
     def proven(connection: _C) -> bool:
         return bool(connection.progress if strict else connection.frames_read)
 
+    mine, theirs = per_host.get(newcomer.host, 0), per_network.get(newcomer.network, 0)
+    now = newcomer.liveness.opened_at
+
+    def gives_way(connection: _C) -> bool:  # a frameless one, to this newcomer (66v, 1)
+        shielded = now - connection.liveness.opened_at < shielded_for
+        return not shielded or per_network.get(connection.network, 0) >= theirs
+
     while unproven:
         victim = unproven.victim()
-        if not proven(victim):
-            return victim
-        unproven.discard(victim)
+        if victim is None:
+            break
+        if proven(victim):
+            unproven.discard(victim)
+            continue
+        if not gives_way(victim):  # shielded: the newcomer's network's own give way, if any
+            victim = unproven.victim(newcomer.network)  # (66v, 1: no scan each newcomer)
+            if victim is None or proven(victim):
+                break  # (a scan finds another's, if any)
+        return victim
     accepted = list(accepted)
     idlest: _C | None = None
     frameless: list[_C] = []  # oldest first
+    kept = math.inf  # when the first frameless one kept for this newcomer's network gives way
     for connection in accepted:
-        if not proven(connection):
+        if proven(connection):
+            if idlest is None or _active(connection) < _active(idlest):
+                idlest = connection
+        elif gives_way(connection):
             frameless.append(connection)
-        elif idlest is None or _active(connection) < _active(idlest):
-            idlest = connection
+        else:
+            kept = min(kept, connection.liveness.opened_at + shielded_for)
     if frameless:
         return _frameless_victim(frameless)
     most = max(per_host.values())
     network, most_network = max(per_network.items(), key=lambda item: item[1])
-    mine, theirs = per_host.get(newcomer.host, 0), per_network.get(newcomer.network, 0)
     top = None  # of the addresses whose network holds no fewer than the newcomer's (listener 2)
     if most >= mine + 2:
         top = _fair_host(accepted, per_host, per_network, theirs)
     if refusals is not None and idlest is not None:
         fair = (per_host[top] if top is not None else 0, theirs) if most >= mine + 2 else None
-        refusals.remember((most, most_network), _active(idlest) + evict_idle_after, fair)
+        until = min(_active(idlest) + evict_idle_after, kept)
+        floor = theirs if kept < math.inf else 0
+        refusals.remember((most, most_network), until, fair, floor)
     if top is not None and per_host[top] >= mine + 2:
         return min((c for c in accepted if c.host == top), key=_active)
     if most_network >= per_network.get(newcomer.network, 0) + 2:
         return min((c for c in accepted if c.network == network), key=_active)
-    now = newcomer.liveness.opened_at
     if idlest is not None and now - _active(idlest) >= evict_idle_after:
         return idlest
     return None

@@ -79,9 +79,10 @@ class Frameless(Generic[C]):
                 del self._hosts[network]
             del self._placed[connection]
 
-    def victim(self) -> C:
+    def victim(self, network: str | None = None) -> C | None:
         """Of the network holding the most (of those holding as many, the one whose oldest is
-        the oldest), the oldest connection of its source address holding the most (the same
-        between its addresses); there must be one."""
-        hosts = self._hosts[self.ranked.most(None)]
-        return next(iter(hosts.groups[hosts.most(None)]))
+        the oldest; `network`, if given: that one, None when it holds none), the oldest
+        connection of its source address holding the most (the same between its addresses);
+        there must be one."""
+        hosts = self._hosts.get(self.ranked.most(None) if network is None else network)
+        return None if hosts is None else next(iter(hosts.groups[hosts.most(None)]))

@@ -12,7 +12,8 @@ it returns.
 Hostile load (all limits in `TcpSettings`):
 - Connections: accepted connections are capped in total and per source IP address; at the cap
   a new connection evicts one that brought no frame yet (of the network, then the source,
-  holding the most of those) or has been idle a while, else it is refused.
+  holding the most of those, of networks holding no fewer than the newcomer's) or has been
+  idle a while, else it is refused.
 - Timeouts: connecting gives up after `connect_timeout`; a connection must bring its first
   frame within `first_frame_timeout`, a started frame must finish within `frame_timeout`, and a
   connection that makes no progress for `idle_timeout` is closed (one sweep timer checks them:
@@ -256,6 +257,7 @@ class TcpTransport(ConnectionTable[TcpConnection]):
                         evict_idle_after=settings.evict_idle_after,
                         refusals=self._refusals,
                         unproven=self._unproven,
+                        shielded_for=settings.first_frame_timeout,  # a handshake's time (66v, 1)
                     )
                 if victim is None:
                     counters.refused_over_limit += 1
@@ -284,6 +286,7 @@ class TcpTransport(ConnectionTable[TcpConnection]):
         to give way (review 60i, listener 2: each newcomer looked at them all to find out)."""
         if connection.progress if self.authenticated_idle else connection.frames_read:
             self._unproven.discard(connection)
+            self._refusals.forget()  # (one kept frameless may now give way as idle: 66v, 1)
 
     def _sweep(self) -> None:
         loop = asyncio.get_running_loop()
