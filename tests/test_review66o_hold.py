@@ -72,15 +72,45 @@ def test_hold1_the_way_out_the_fleets_bundle_installed_or_the_operators_word(
     with pytest.raises(PolicyError):
         _sign(troth_home, 1)
     refused = run_json(  # the CLI names the way out
-        "policy", "bundle", "create", "--policies", str(_policies(tmp_path)), "--tools",
-        str(_tools(tmp_path)), "--revision", "1", "--as", "acme", "--authority", "acme",
-        "--out", str(tmp_path / "new.bundle"), "--node", "acme", code=1,
+        "policy",
+        "bundle",
+        "create",
+        "--policies",
+        str(_policies(tmp_path)),
+        "--tools",
+        str(_tools(tmp_path)),
+        "--revision",
+        "1",
+        "--as",
+        "acme",
+        "--authority",
+        "acme",
+        "--out",
+        str(tmp_path / "new.bundle"),
+        "--node",
+        "acme",
+        code=1,
     )
     assert "--fleet-holds-none" in refused["message"]
     made = run_json(  # the operator's word: no node holds one
-        "policy", "bundle", "create", "--policies", str(_policies(tmp_path)), "--tools",
-        str(_tools(tmp_path)), "--revision", "1", "--as", "acme", "--authority", "acme",
-        "--out", str(tmp_path / "new.bundle"), "--node", "acme", "--fleet-holds-none",
+        "policy",
+        "bundle",
+        "create",
+        "--policies",
+        str(_policies(tmp_path)),
+        "--tools",
+        str(_tools(tmp_path)),
+        "--revision",
+        "1",
+        "--as",
+        "acme",
+        "--authority",
+        "acme",
+        "--out",
+        str(tmp_path / "new.bundle"),
+        "--node",
+        "acme",
+        "--fleet-holds-none",
     )
     assert made["revision"] == 1
     install_bundle(troth_home, "acme", second.read_bytes(), clock=SystemClock())  # the fleet's
