@@ -142,6 +142,7 @@ class Policies:
         schema: str = "",
         services: Mapping[str, Sequence[str]] | None = None,
         ttl: int | None = None,
+        fleet_holds_none: bool = False,
     ) -> bytes:
         """A new signed bundle (bytes: install it here with `install`, or on the nodes it is
         for), as `troth policy bundle create` makes it: `policies`, Cedar text, each policy
@@ -154,7 +155,8 @@ class Policies:
         `limits.MAX_POLICY_BUNDLE_TTL`, 90 days, else an ArgumentError, and not past the
         signer's key or chain, else a PolicyError EXPIRED). Refused with a
         PolicyError whose `messages` are the validator's (an invalid policy, a revision the
-        node already holds)."""
+        node already holds), or RESTORED after a restore of node.db (`fleet_holds_none`: your
+        word that no node holds a bundle of `authority`, as `--fleet-holds-none`)."""
         call = "Policies.sign"
         check_text(call, "policies", policies)
         check_text(call, "schema", schema)
@@ -182,6 +184,7 @@ class Policies:
             revision=revision,
             ttl=ttl,
             now=node._clock.now(),
+            fleet_holds_none=fleet_holds_none,
         )
 
     def install(self, bundle: bytes) -> PolicyBundle:

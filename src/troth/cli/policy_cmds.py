@@ -37,6 +37,7 @@ from troth.gates import ToolCall, decode_bundle
 from troth.identity import Identifier
 from troth.node.policy_api import check_server, check_services
 from troth.node.policy_test import decide_offline
+from troth.node.services.policy_hold import FLEET_HOLDS_NONE
 from troth.node.trust import FEED_STALENESS
 
 __all__ = ["policy_group"]
@@ -161,6 +162,13 @@ def bundle_group() -> None:
     metavar="FILE",
     help="File to write.",
 )
+@click.option(
+    FLEET_HOLDS_NONE,
+    "fleet_holds_none",
+    is_flag=True,
+    help="Your word that no node holds a bundle of the authority (a node.db restored from a "
+    "copy holding none of it signs its first one only so).",
+)
 @node_option
 @json_command
 def create(
@@ -173,6 +181,7 @@ def create(
     authority_ref: str,
     ttl: int | None,
     out: str,
+    fleet_holds_none: bool,
     node_name: str,
     reporter: Reporter,
 ) -> None:
@@ -212,6 +221,7 @@ def create(
                 revision=revision,
                 ttl=ttl,
                 now=now,
+                fleet_holds_none=fleet_holds_none,
             )
     except PolicyError as exc:
         reporter.fail(exc, EXIT_INVALID, _refused(exc))

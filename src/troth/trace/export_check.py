@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from troth.errors import TraceError, TraceFailure
 from troth.identity import Checkpoints, Identifier, VerifiedIdentity
+from troth.trace.backdating import check_not_backdated
 from troth.trace.checkpoint import AnchorStatus, Checkpoint, parse_kept
 from troth.trace.export_lines import at_line, numbered
 from troth.trace.faults import Faults
@@ -235,6 +236,7 @@ class _Export:
                 _check_reaches(self.anchor, self.checkpoint)
             except TraceError as exc:
                 self.faults.note(exc)
+        self._check_floor()
         retiring: dict[Identifier, dict[str, KeyEpoch]] = {}
         for (agent, keyid), use in self.keys.items():
             epoch = self._newest_view(agent, use)
@@ -262,6 +264,24 @@ class _Export:
             except TraceError as exc:
                 self.faults.note(exc)
         self._check_links()
+
+    def _check_floor(self) -> None:
+        """Once the export is anchored to the kept note (some line's log material signs it:
+        `valid`), every record at or past the kept size is held to the floor it sets (review
+        66h), whatever log material its own line carries: the line's material is no one's
+        signature (review 66o, traces 1: a line without the retired log key that signed the
+        kept note was judged as unanchored, the export read `valid`)."""
+        kept = self.kept if self.status is AnchorStatus.VALID else None
+        if kept is None:
+            return
+        for links in self.by_agent.values():
+            for link in links.values():
+                if link[2] < kept.size:
+                    continue
+                try:
+                    check_not_backdated(link[3], kept.time, record=link[5])
+                except TraceError as exc:
+                    self.faults.note(exc.located(index=link[2], record=link[5]))
 
     def complete(self, *, refused: bool = False) -> bool:
         """Whether the lines verified hold every record of the log up to their checkpoint

@@ -88,6 +88,7 @@ from troth.node.authorities import home_of, is_local
 from troth.node.node import Node, open_node
 from troth.node.services.base import Method, RequestContext, call, service_address
 from troth.node.services.node_policies import NodeFeeds, NodePolicies
+from troth.node.services.policy_hold import check_may_sign
 from troth.node.shares import Shares, authorities_of
 from troth.node.worker import StoreWorker
 from troth.routing import Route, Router, parse_route
@@ -683,7 +684,7 @@ def resign_held_bundle(home: Path, name: str, *, digest: str, clock: Clock) -> d
     found = held_authority_bundle(home, name)
     if found is not None:
         with open_node(name, home=home) as node:
-            _not_held_back(SqliteBundleTable(node.db), found[0])
+            check_may_sign(SqliteBundleTable(node.db), found[0], now=clock.now())
     if found is None:
         raise PolicyError(_P.NO_BUNDLE, f"node {name!r} holds no bundle of an authority it hosts")
     authority, held = found
@@ -732,6 +733,7 @@ def sign_bundle_as(
     revision: int,
     now: int,
     ttl: int | None = None,
+    fleet_holds_none: bool = False,
 ) -> bytes:
     """A new bundle of `authority` (`create_bundle`), signed by local identity `signer`: the
     authority itself, or a member under its policy-admin chain (`admin_chain`). It lives `ttl`
@@ -740,12 +742,13 @@ def sign_bundle_as(
     (PolicyError ROLLBACK) when the node holds a bundle of `authority` at `revision`: a new
     signature makes a different bundle of that revision, and of two such bundles only the one
     of the lower digest decides, on every node (docs/policy.md, "Bundles on a node": review
-    41d, bundles 2) — which one is not the signer's choice."""
+    41d, bundles 2) — which one is not the signer's choice; and RESTORED after a restore of
+    node.db (`check_may_sign`; `fleet_holds_none`: the operator's word, review 66o, hold 1)."""
     signing = node.identities.signer(signer, now=now)
     is_authority = signing.identity.identifier == authority
     chain = None if is_authority else admin_chain(node, signer, authority, now=now)
     table = SqliteBundleTable(node.db)
-    _not_held_back(table, authority)
+    check_may_sign(table, authority, now=now, fleet_holds_none=fleet_holds_none)
     stamp = table.stamps().get(authority.digest)
     if stamp is not None and stamp[0] == revision:
         raise PolicyError(
@@ -768,18 +771,6 @@ def sign_bundle_as(
         ttl=ttl,
         chain=chain,
     )
-
-
-def _not_held_back(table: SqliteBundleTable, authority: Identifier) -> None:
-    """PolicyError RESTORED while the node holds `authority`'s bundle back: its revision is a
-    restored copy's, so one up from it may be one the fleet holds, and of two bundles of one
-    revision the lower digest wins (review 66b, hold 1). Install the newest first."""
-    if authority.digest in table.held_back():
-        raise PolicyError(
-            _P.RESTORED,
-            "this node's bundle of the authority came back with a restored node.db: install "
-            "the fleet's newest (troth policy bundle install), then sign above its revision",
-        )
 
 
 def stored_bundles(home: Path, name: str, *, clock: Clock) -> list[dict[str, Any]]:
