@@ -17,7 +17,14 @@ from __future__ import annotations
 import sqlite3
 from typing import Final
 
-__all__ = ["COUNT", "COUNT_DATED", "FIRST_COUNT", "MISSING", "keep_raise_times_in_counts"]
+__all__ = [
+    "COUNT",
+    "COUNT_DATED",
+    "FIRST_COUNT",
+    "FIRST_COUNT_DATED",
+    "MISSING",
+    "keep_raise_times_in_counts",
+]
 
 COUNT: Final = "UPDATE rollback_counters SET counter = counter + 1 WHERE scope = ?"
 # never lowered: a time before the kept one (a clock stepped back) leaves the kept one
@@ -25,7 +32,13 @@ COUNT_DATED: Final = (
     "UPDATE rollback_counters SET counter = counter + 1, "
     "raised_at = max(coalesce(raised_at, ?1), ?1) WHERE scope = ?2"
 )
-FIRST_COUNT: Final = "INSERT INTO rollback_counters (scope, counter, raised_at) VALUES (?2, 1, ?1)"
+# an undated first count does not name the column (review 66r, migration 1: it did, and on a
+# node.db without it, SQLite's "table rollback_counters has no column named raised_at" is not
+# `MISSING`: a scope's first undated count, a policy bundle stored, failed until a restart)
+FIRST_COUNT: Final = "INSERT INTO rollback_counters (scope, counter) VALUES (?, 1)"
+FIRST_COUNT_DATED: Final = (
+    "INSERT INTO rollback_counters (scope, counter, raised_at) VALUES (?2, 1, ?1)"
+)
 MISSING: Final = "no such column: raised_at"
 """SQLite's whole message for a node.db without the column (nothing else is taken for it)."""
 

@@ -104,6 +104,7 @@ from troth.storage.raised_times import (
     COUNT,
     COUNT_DATED,
     FIRST_COUNT,
+    FIRST_COUNT_DATED,
     MISSING,
     keep_raise_times_in_counts,
 )
@@ -397,7 +398,7 @@ class RollbackGuard:
             (row,) = db.run_rows("SELECT counter FROM rollback_counters WHERE scope = ?", (scope,))
             self._bumped = int(row[0])
         else:  # the scope's first count
-            self._counted(FIRST_COUNT, at)
+            self._counted(FIRST_COUNT if at is None else FIRST_COUNT_DATED, at)
             self._bumped = 1
 
     def _counted(self, statement: str, at: int | None) -> int:
@@ -405,7 +406,7 @@ class RollbackGuard:
         `raised_at` (a copy from before review 66i put in place under this process, whose
         migrations ran on the file it replaced) the column is added, as the migration does, in
         this transaction, and the statement run again. Any other failure is raised."""
-        params = (self.scope,) if statement is COUNT else (at, self.scope)
+        params = (self.scope,) if at is None else (at, self.scope)
         db = self._db
         try:
             return int(db.run(statement, params).rowcount)

@@ -1,0 +1,35 @@
+"""Review 66r (migration 19 of review 66i: the rollback guard's raise time in the count's row).
+
+migration 1. A count meeting a node.db without `rollback_counters.raised_at` (a copy from
+   before schema 19 put in place under a running process, whose migrations ran on the file it
+   replaced) was to add the column in its own transaction, matched on SQLite's message "no such
+   column: raised_at". A scope's first *undated* count (a policy bundle stored, a member
+   removed, a lease revoked: `bump()` with no time, on a node.db with no row of the scope)
+   ran `INSERT INTO rollback_counters (scope, counter, raised_at) ...`, whose message on such a
+   node.db is "table rollback_counters has no column named raised_at": not matched, so the
+   write failed with a StorageError, and every later one the same, until the process was
+   restarted. The undated first count no longer names the column (it is NULL by default).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from troth.storage import SqliteDatabase
+from troth.storage.rollback import RollbackGuard
+
+
+def test_an_undated_first_count_on_a_node_db_without_the_column(tmp_path: Path) -> None:
+    db = SqliteDatabase(tmp_path / "node.db")
+    # a copy from before schema 19 written in place under this process (its migrations ran)
+    db.execute("ALTER TABLE rollback_counters DROP COLUMN raised_at")
+    guard = RollbackGuard(db, "policy")
+    with db.transaction():
+        guard.bump()
+    assert guard.counter() == 1
+    assert not guard.behind()
+    with db.transaction():  # a dated count after it adds the column
+        RollbackGuard(db, "identity").bump(1_790_000_000)
+    rows = db.fetch_all("SELECT scope, counter, raised_at FROM rollback_counters ORDER BY 1")
+    assert [tuple(r) for r in rows] == [("identity", 1, 1_790_000_000), ("policy", 1, None)]
+    db.close()
