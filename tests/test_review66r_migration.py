@@ -9,12 +9,22 @@ migration 1. A count meeting a node.db without `rollback_counters.raised_at` (a 
    node.db is "table rollback_counters has no column named raised_at": not matched, so the
    write failed with a StorageError, and every later one the same, until the process was
    restarted. The undated first count no longer names the column (it is NULL by default).
+
+migration 2. That fallback ran its statements (the column added, the old table's times moved,
+   the table dropped) on the connection itself, outside `SqliteDatabase`'s error mapping: a
+   failure among them (a full disk, a damaged page; here a trigger of node.db's) came out of a
+   rotation as a raw `sqlite3.OperationalError`, not the StorageError naming node.db that every
+   other statement of the count raises (and its callers handle). Now typed.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
+import pytest
+
+from troth.errors import StorageError
 from troth.storage import SqliteDatabase
 from troth.storage.rollback import RollbackGuard
 
@@ -32,4 +42,33 @@ def test_an_undated_first_count_on_a_node_db_without_the_column(tmp_path: Path) 
         RollbackGuard(db, "identity").bump(1_790_000_000)
     rows = db.fetch_all("SELECT scope, counter, raised_at FROM rollback_counters ORDER BY 1")
     assert [tuple(r) for r in rows] == [("identity", 1, 1_790_000_000), ("policy", 1, None)]
+    db.close()
+
+
+def test_a_failure_of_the_fallback_is_a_storage_error(tmp_path: Path) -> None:
+    path = tmp_path / "node.db"
+    db = SqliteDatabase(path)
+    guard = RollbackGuard(db, "identity")
+    with db.transaction():
+        guard.bump(100)
+    conn = sqlite3.connect(path)
+    with conn:  # the count's statement and the fallback's move both fail to prepare
+        conn.execute("CREATE TABLE decoy (x INTEGER)")
+        conn.execute(
+            "CREATE TABLE rollback_raised (scope TEXT PRIMARY KEY, raised_at INTEGER NOT NULL) "
+            "WITHOUT ROWID"
+        )
+        conn.execute("INSERT INTO rollback_raised VALUES ('identity', 999)")
+        conn.execute(
+            "CREATE TRIGGER t AFTER UPDATE ON rollback_counters "
+            "BEGIN UPDATE decoy SET x = raised_at; END"
+        )
+    conn.close()
+    with (
+        pytest.raises(StorageError, match=r"node\.db: no such column: raised_at"),
+        db.transaction(),
+    ):
+        guard.bump(300)
+    assert guard.counter() == 1  # nothing of it written
+    assert db.fetch_one("SELECT raised_at FROM rollback_raised")[0] == 999
     db.close()

@@ -64,6 +64,7 @@ import logging
 import os
 import re
 import secrets
+import sqlite3
 import stat
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
@@ -413,7 +414,11 @@ class RollbackGuard:
         except StorageError as exc:  # only the missing column: a failed prepare changes nothing
             if str(exc.__cause__) != MISSING:
                 raise
-        keep_raise_times_in_counts(db.connection())
+        try:  # its statements on the connection itself: a failure typed here (review 66r,
+            # migration 2: a full disk, a damaged page, a trigger came out as sqlite3's own)
+            keep_raise_times_in_counts(db.connection())
+        except sqlite3.Error as exc:
+            raise StorageError(f"{db.path}: {exc}") from exc
         return int(db.run(statement, params).rowcount)
 
     def raised_at(self) -> int | None:
