@@ -107,7 +107,7 @@ from troth.storage.raised_times import (
     FIRST_COUNT,
     FIRST_COUNT_DATED,
     MISSING,
-    keep_raise_times_in_counts,
+    moved_in_place,
 )
 from troth.storage.sqlite import SqliteDatabase
 from troth.storage.store_id import (
@@ -416,7 +416,7 @@ class RollbackGuard:
                 raise
         try:  # its statements on the connection itself: a failure typed here (review 66r,
             # migration 2: a full disk, a damaged page, a trigger came out as sqlite3's own)
-            keep_raise_times_in_counts(db.connection())
+            moved_in_place(db.connection())
         except sqlite3.Error as exc:
             raise StorageError(f"{db.path}: {exc}") from exc
         return int(db.run(statement, params).rowcount)
