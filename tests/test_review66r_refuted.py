@@ -14,7 +14,9 @@
   time is not taken from it;
 - the column added by one connection's fallback while another connection (another process)
   counts, its count's statement prepared before the column was dropped under it: both counts
-  and the later time kept.
+  and the later time kept;
+- that fallback killed at each statement of its count: node.db is the copy (18, the old table)
+  or the count done (19, the column holding the later time), never half.
 """
 
 from __future__ import annotations
@@ -51,12 +53,13 @@ def _rotated(path: Path, *times: int) -> None:
 
 def _as_schema_18(path: Path, legacy: int) -> None:
     """node.db in the layout before schema 19: no column, the time in `rollback_raised`."""
-    conn = sqlite3.connect(path)
-    with conn:
-        conn.execute("ALTER TABLE rollback_counters DROP COLUMN raised_at")
-        conn.execute(_OLD_TABLE)
-        conn.execute("INSERT INTO rollback_raised VALUES ('identity', ?)", (legacy,))
-        conn.execute(f"PRAGMA user_version = {len(_MIGRATIONS) - 1}")
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")  # one transaction (a copy written whole)
+    conn.execute("ALTER TABLE rollback_counters DROP COLUMN raised_at")
+    conn.execute(_OLD_TABLE)
+    conn.execute("INSERT INTO rollback_raised VALUES ('identity', ?)", (legacy,))
+    conn.execute(f"PRAGMA user_version = {len(_MIGRATIONS) - 1}")
+    conn.execute("COMMIT")
     conn.close()
 
 
@@ -206,3 +209,38 @@ def test_the_fallback_while_another_connection_counts(tmp_path: Path) -> None:
     assert ones.raised_at() == T2 + 1
     first.close()
     second.close()
+
+
+def test_the_fallback_killed_at_each_statement_is_all_or_nothing(tmp_path: Path) -> None:
+    """A copy from before schema 19 written in place under a running process, whose dated
+    count adds the column: killed at each statement, node.db is the copy (18, the old table) or
+    the count done (19, the column holding the later time), never half."""
+    path = tmp_path / "node.db"
+    _rotated(path, T1)
+    saved = tmp_path / "saved.db"
+    shutil.copyfile(path, saved)
+
+    def count() -> None:
+        db = SqliteDatabase(path)
+        _as_schema_18(path, LEGACY)  # in place, after this process migrated
+        with db.transaction():
+            RollbackGuard(db, "identity").bump(T2)
+        db.close()
+
+    def fresh() -> None:
+        shutil.copyfile(saved, path)
+        for leftover in (tmp_path / "node.db-wal", tmp_path / "node.db-shm"):
+            leftover.unlink(missing_ok=True)
+
+    fresh()
+    assert killed_after(0, count) == 0
+    done, total = _layout(path), KILLS[-1]
+    assert done == (len(_MIGRATIONS), True, None, [("identity", 2)], [(LEGACY,)])
+    fresh()
+    first = _layout(path)
+    _as_schema_18(path, LEGACY)
+    copy = _layout(path)
+    for point in range(1, total + 1):
+        fresh()
+        assert killed_after(point, count) == CRASH_EXIT_CODE
+        assert _layout(path) in (first, copy, done), point
