@@ -17,7 +17,19 @@ from __future__ import annotations
 import sqlite3
 from typing import Final
 
-__all__ = ["COUNT", "COUNT_DATED", "FIRST_COUNT", "MISSING", "keep_raise_times_in_counts"]
+__all__ = [
+    "COUNT",
+    "COUNT_DATED",
+    "FIRST_COUNT",
+    "FIRST_COUNT_DATED",
+    "MISSING",
+    "SCHEMA",
+    "keep_raise_times_in_counts",
+    "moved_in_place",
+]
+
+SCHEMA: Final = 19
+"""node.db's `user_version` once `keep_raise_times_in_counts` ran (the migration it is)."""
 
 COUNT: Final = "UPDATE rollback_counters SET counter = counter + 1 WHERE scope = ?"
 # never lowered: a time before the kept one (a clock stepped back) leaves the kept one
@@ -25,7 +37,13 @@ COUNT_DATED: Final = (
     "UPDATE rollback_counters SET counter = counter + 1, "
     "raised_at = max(coalesce(raised_at, ?1), ?1) WHERE scope = ?2"
 )
-FIRST_COUNT: Final = "INSERT INTO rollback_counters (scope, counter, raised_at) VALUES (?2, 1, ?1)"
+# an undated first count does not name the column (review 66r, migration 1: it did, and on a
+# node.db without it, SQLite's "table rollback_counters has no column named raised_at" is not
+# `MISSING`: a scope's first undated count, a policy bundle stored, failed until a restart)
+FIRST_COUNT: Final = "INSERT INTO rollback_counters (scope, counter) VALUES (?, 1)"
+FIRST_COUNT_DATED: Final = (
+    "INSERT INTO rollback_counters (scope, counter, raised_at) VALUES (?2, 1, ?1)"
+)
 MISSING: Final = "no such column: raised_at"
 """SQLite's whole message for a node.db without the column (nothing else is taken for it)."""
 
@@ -53,3 +71,15 @@ def keep_raise_times_in_counts(conn: sqlite3.Connection) -> None:
         "WHERE scope IN (SELECT scope FROM rollback_raised)"
     )
     conn.execute("DROP TABLE rollback_raised")
+
+
+def moved_in_place(conn: sqlite3.Connection) -> None:
+    """`keep_raise_times_in_counts` for a count meeting a node.db without the column (a copy
+    from before schema 19 put in place under a running process), inside the count's
+    transaction; a node.db at schema 18 is marked 19, as the migration would: left at 18 in the
+    layout of 19, a troth before schema 19 opened it (it refuses one at 19) and read none of
+    the times moved (review 66r, migration 3)."""
+    keep_raise_times_in_counts(conn)
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version == SCHEMA - 1:
+        conn.execute(f"PRAGMA user_version = {SCHEMA}")

@@ -64,6 +64,7 @@ import logging
 import os
 import re
 import secrets
+import sqlite3
 import stat
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
@@ -104,8 +105,9 @@ from troth.storage.raised_times import (
     COUNT,
     COUNT_DATED,
     FIRST_COUNT,
+    FIRST_COUNT_DATED,
     MISSING,
-    keep_raise_times_in_counts,
+    moved_in_place,
 )
 from troth.storage.sqlite import SqliteDatabase
 from troth.storage.store_id import (
@@ -397,7 +399,7 @@ class RollbackGuard:
             (row,) = db.run_rows("SELECT counter FROM rollback_counters WHERE scope = ?", (scope,))
             self._bumped = int(row[0])
         else:  # the scope's first count
-            self._counted(FIRST_COUNT, at)
+            self._counted(FIRST_COUNT if at is None else FIRST_COUNT_DATED, at)
             self._bumped = 1
 
     def _counted(self, statement: str, at: int | None) -> int:
@@ -405,14 +407,18 @@ class RollbackGuard:
         `raised_at` (a copy from before review 66i put in place under this process, whose
         migrations ran on the file it replaced) the column is added, as the migration does, in
         this transaction, and the statement run again. Any other failure is raised."""
-        params = (self.scope,) if statement is COUNT else (at, self.scope)
+        params = (self.scope,) if at is None else (at, self.scope)
         db = self._db
         try:
             return int(db.run(statement, params).rowcount)
         except StorageError as exc:  # only the missing column: a failed prepare changes nothing
             if str(exc.__cause__) != MISSING:
                 raise
-        keep_raise_times_in_counts(db.connection())
+        try:  # its statements on the connection itself: a failure typed here (review 66r,
+            # migration 2: a full disk, a damaged page, a trigger came out as sqlite3's own)
+            moved_in_place(db.connection())
+        except sqlite3.Error as exc:
+            raise StorageError(f"{db.path}: {exc}") from exc
         return int(db.run(statement, params).rowcount)
 
     def raised_at(self) -> int | None:
