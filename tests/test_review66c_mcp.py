@@ -255,7 +255,7 @@ def end_the_gate(troth_home: Path, tmp_path: Path, how: str) -> int:
             gate.send_signal(signal.SIGTERM)
         else:
             gate.stdin.close()
-        code = gate.wait(10)
+        code = gate.wait(60)  # (about 3.5 s idle: the drain, then the group ended)
         for _ in range(300):  # the upstream's group ends with it (SIGTERM, then SIGKILL)
             if not _alive(pid):
                 break
