@@ -99,7 +99,18 @@ def test_an_agent_leases_as_itself_and_the_token_validates_in_pyjwt(tmp_path: Pa
 def test_the_served_brokers_audit_is_signed_records_in_the_nodes_trace(tmp_path: Path) -> None:
     """Issue 12's audit goes to issue 13's log when it exists: each issue, denial and
     revocation a record signed by the broker's node; the log verifies; no secret value in it."""
-    canary = {"payments": ("token", PAYMENTS, CANARY.encode())}
+    vendor = {
+        "upstream": "https://api.example/",
+        "header": "X-Key",
+        "rules": [{"methods": ["GET"], "path": "/a"}],
+        "scopes": ["r"],
+        "ttl": 60,
+        "max_ttl": 60,
+    }
+    canary = {  # a token secret has no value (review 66s, secrets 1): the canary another's
+        "payments": ("token", PAYMENTS, b""),
+        "vendor": ("http-inject", vendor, CANARY.encode()),
+    }
 
     async def test(net: MemNet) -> None:
         assert net.hub is not None

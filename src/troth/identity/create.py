@@ -16,7 +16,7 @@ from troth import limits
 from troth.crypto import KeyType
 from troth.errors import IdentityError, IdentityFailure
 from troth.identity.change import ChangeBody, FirstChanges, SignedChange, next_key_digest
-from troth.identity.history import VerifiedIdentity
+from troth.identity.history import VerifiedIdentity, _extended, _first
 from troth.vault import KeyHandle, KeyPurpose, Vault
 
 __all__ = [
@@ -71,7 +71,7 @@ def new_identity(vault: Vault, key_type: KeyType, *, now: int, valid_for: int) -
     )
     encoded = body.encode()
     signed = SignedChange(encoded, vault.sign(handle, encoded), None)
-    return HeldIdentity(handle, VerifiedIdentity.first(signed, body), next_key)
+    return HeldIdentity(handle, _first(signed, body), next_key)
 
 
 def new_identities(
@@ -91,9 +91,7 @@ def new_identities(
         next_key = generate(key_type, _PRIMARY)
         body, encoded = first.body(public_key(handle), next_key_digest(public_key(next_key)))
         signed = SignedChange(encoded, sign(handle, encoded), None)
-        yield HeldIdentity(
-            handle, VerifiedIdentity.first(signed, body, first.history(signed)), next_key
-        )
+        yield HeldIdentity(handle, _first(signed, body, first.history(signed)), next_key)
 
 
 def rotate_identity(
@@ -153,7 +151,7 @@ def rotate_identity(
     )
     encoded = body.encode()
     signed = SignedChange(encoded, vault.sign(next_key, encoded), vault.sign(current, encoded))
-    return HeldIdentity(next_key, identity.extended(signed, body), following)
+    return HeldIdentity(next_key, _extended(identity, signed, body), following)
 
 
 def presented_whole(identity: VerifiedIdentity) -> bool:

@@ -56,8 +56,16 @@ def secret_aad(name: str, engine: str, config: str) -> bytes:
 
 
 def check_value(engine: str, value: bytes) -> None:
+    """SecretError CONFIG_INVALID unless `value` is one engine `engine`'s secrets take: none for
+    a token secret (the broker signs its tokens: a value given was sealed into the store and
+    never read, for `Broker.put_secret` as for `Secrets.put` before review 66j, api 1: review
+    66s, secrets 1); an admin password for postgres; a header value for http-inject."""
     if len(value) > limits.MAX_SECRET_VALUE_BYTES:
         raise SecretError(_F.CONFIG_INVALID, "the secret value is over the limit")
+    if engine == "token" and value:
+        raise SecretError(
+            _F.CONFIG_INVALID, "a token secret has no upstream value (the broker signs its tokens)"
+        )
     if engine == "http-inject":
         check_secret_header(value)
     elif engine == "postgres" and (not value or b"\x00" in value):

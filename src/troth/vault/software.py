@@ -337,11 +337,17 @@ class SoftwareVault:
     def delete(self, handle: KeyHandle) -> None:
         self._check_handle(handle)
         number = _key_number(handle)  # the one spelling: the cache and the row agree
-        cached = self._cache.get(handle.key_id)
-        if (cached is not None and cached.key_type is not handle.key_type) or not self._drop(
-            handle.key_id, number, int(handle.key_type), self._cache
-        ):
+        key_id = handle.key_id
+        cached = self._cache.get(key_id)
+        # a cached key of another type is no key of this handle; the row decides, as for a use
+        # (`_load`): it is stale once another process deleted it and gave its number to a key
+        # of the handle's type (review 50h), which this process could not delete (review 66s,
+        # vault 1); deleted, the stale one goes with it
+        stale = cached is not None and cached.key_type is not handle.key_type
+        if not self._drop(key_id, number, int(handle.key_type), {} if stale else self._cache):
             raise KeyNotFound(f"no key {handle}")
+        if stale:
+            self._cache.pop(key_id, None)
 
     # -- sealing (the SealingVault interface) ---------------------------------------------------
 
