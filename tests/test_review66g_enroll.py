@@ -27,8 +27,11 @@ resumption judges the ticket as tied (its pending record exists only for a ticke
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
+from tests.test_review23a_checkpoints import Forged
 from tests.test_review30a_enrollment import (  # noqa: F401 (the fixture)
     acme,
     checkpointed_ticket,
@@ -37,36 +40,45 @@ from tests.test_review30a_enrollment import (  # noqa: F401 (the fixture)
 from tests.test_trust_scope import NOW, make_two
 from troth.authority import Authority
 from troth.authority.client import authority_pin_of, ticket_vouches
+from troth.authority.tickets import Ticket
 from troth.clock import FixedClock
-from troth.enrollment import enroll, resume
+from troth.enrollment import Enrolled, enroll, resume
 from troth.errors import IdentityError, IdentityFailure, RemoteError
 from troth.identity import Checkpoint, UnverifiedHistory, encode_history
 from troth.node import Node
 from troth.storage import SqliteVoucherStore
 
 
+def pinned_over_globex_copy(
+    authority: Authority, node: Node, members: Node
+) -> tuple[str, Ticket, Forged]:
+    """Desk (`members`) stores globex's copy of acme; acme rotates once: its pin, a
+    checkpointed ticket of it, and globex's copy."""
+    forged = stores_globex_copy(members, make_two(), authority.identifier)
+    node.identities.rotate("acme", now=NOW)
+    pin = authority_pin_of(node.identities.get("acme", now=NOW).identity)
+    return pin, checkpointed_ticket(authority, node), forged
+
+
+def enroll_alice(
+    members: Node, ticket: Ticket, pin: str | None, send: Callable[[bytes], bytes]
+) -> Enrolled:
+    """Enroll alice at desk with `ticket` and `pin`."""
+    clock = FixedClock(NOW)
+    identities, wallet = members.identities, members.wallet
+    return enroll(identities, wallet, "alice", ticket, clock=clock, send=send, authority_pin=pin)
+
+
 def test_a_pinned_checkpointed_ticket_enrolls_over_another_authoritys_copy(
     acme: tuple[Authority, Node, Node],  # noqa: F811
 ) -> None:
     authority, node, members = acme
-    stores_globex_copy(members, make_two(), authority.identifier)
-    node.identities.rotate("acme", now=NOW)
-    pin = authority_pin_of(node.identities.get("acme", now=NOW).identity)
-    ticket = checkpointed_ticket(authority, node)
+    pin, ticket, _ = pinned_over_globex_copy(authority, node, members)
 
     def send(request: bytes) -> bytes:
         return authority.enroll(request, now=NOW).encode()
 
-    clock = FixedClock(NOW)
-    done = enroll(
-        members.identities,
-        members.wallet,
-        "alice",
-        ticket,
-        clock=clock,
-        send=send,
-        authority_pin=pin,
-    )
+    done = enroll_alice(members, ticket, pin, send)
     assert done.authority == authority.identifier
     assert members.identities.linked(authority.identifier)  # acme's own, tied by the pin
     assert members.identities.stored_changes(authority.identifier) == 2  # globex's replaced
@@ -75,7 +87,7 @@ def test_a_pinned_checkpointed_ticket_enrolls_over_another_authoritys_copy(
     ]
     members.identities.create(now=NOW, name="bob")  # the next ticket needs no pin
     again = checkpointed_ticket(authority, node)
-    bob = enroll(members.identities, members.wallet, "bob", again, clock=clock, send=send)
+    bob = enroll(members.identities, members.wallet, "bob", again, clock=FixedClock(NOW), send=send)
     assert bob.authority == authority.identifier
 
 
@@ -85,32 +97,21 @@ def test_a_pinned_enrollment_over_the_copy_is_resumed_without_the_pin(
     """An answer lost (the connection dropped): the node resumes from the pending record,
     which does not keep the pin; the ticket it holds was tied when it was recorded."""
     authority, node, members = acme
-    stores_globex_copy(members, make_two(), authority.identifier)
-    node.identities.rotate("acme", now=NOW)
-    pin = authority_pin_of(node.identities.get("acme", now=NOW).identity)
-    ticket = checkpointed_ticket(authority, node)
-    clock = FixedClock(NOW)
+    pin, ticket, _ = pinned_over_globex_copy(authority, node, members)
 
     def lost(request: bytes) -> bytes:
         authority.enroll(request, now=NOW)  # redeemed; the answer never arrives
         raise RemoteError("connection closed")
 
     with pytest.raises(RemoteError):
-        enroll(
-            members.identities,
-            members.wallet,
-            "alice",
-            ticket,
-            clock=clock,
-            send=lost,
-            authority_pin=pin,
-        )
+        enroll_alice(members, ticket, pin, lost)
     assert members.identities.stored_changes(authority.identifier) == 6  # nothing answered
     (pending,) = members.wallet.pending_enrollments("alice")
 
     def send(request: bytes) -> bytes:
         return authority.enroll(request, now=NOW).encode()
 
+    clock = FixedClock(NOW)
     done = resume(members.identities, members.wallet, pending, clock=clock, send=send)
     assert done.authority == authority.identifier
     assert members.identities.linked(authority.identifier)
@@ -138,15 +139,7 @@ def test_a_stale_pin_over_the_authoritys_continuation_is_refused(
         raise AssertionError("no request is sent for a stale ticket")
 
     with pytest.raises(IdentityError) as refused:
-        enroll(
-            members.identities,
-            members.wallet,
-            "alice",
-            stale,
-            clock=FixedClock(NOW),
-            send=send,
-            authority_pin=stale_pin,
-        )
+        enroll_alice(members, stale, stale_pin, send)
     assert refused.value.reason is IdentityFailure.UNATTESTED_CHECKPOINT
     assert members.identities.stored_changes(authority.identifier) == 3  # the copy stands
     assert members.wallet.pending_enrollments("alice") == []

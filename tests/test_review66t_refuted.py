@@ -24,12 +24,11 @@ from tests.test_review30a_enrollment import (  # noqa: F401 (the fixture)
     checkpointed_ticket,
     stores_globex_copy,
 )
+from tests.test_review66g_enroll import enroll_alice, pinned_over_globex_copy
 from tests.test_trust_scope import NOW, make_two
 from troth.authority import Authority
 from troth.authority.client import authority_pin_of
 from troth.authority.tickets import Ticket
-from troth.clock import FixedClock
-from troth.enrollment import enroll
 from troth.errors import AuthorityError, AuthorityFailure, IdentityError, IdentityFailure
 from troth.node import Node
 from troth.storage import SqliteVoucherStore
@@ -42,15 +41,7 @@ def _refused(members: Node, ticket: Ticket, pin: str) -> IdentityError:
         raise AssertionError("no request is sent for a ticket the pin does not confirm")
 
     with pytest.raises(IdentityError) as refused:
-        enroll(
-            members.identities,
-            members.wallet,
-            "alice",
-            ticket,
-            clock=FixedClock(NOW),
-            send=send,
-            authority_pin=pin,
-        )
+        enroll_alice(members, ticket, pin, send)
     return refused.value
 
 
@@ -79,11 +70,8 @@ def test_globexs_made_up_history_as_acmes_ticket_is_refused_with_acmes_pin(
     acme: tuple[Authority, Node, Node],  # noqa: F811
 ) -> None:
     authority, node, members = acme
-    forged = stores_globex_copy(members, make_two(), authority.identifier)
-    node.identities.rotate("acme", now=NOW)
-    pin = authority_pin_of(node.identities.get("acme", now=NOW).identity)
-    real = checkpointed_ticket(authority, node)
-    ticket = Ticket(real.code, forged.identity.history, real.address)
+    pin, real, forged = pinned_over_globex_copy(authority, node, members)
+    ticket = Ticket(real.code, forged.identity.history, real.address)  # globex's copy
     refusal = _refused(members, ticket, pin)
     assert refusal.reason is IdentityFailure.UNATTESTED_CHECKPOINT
     assert "not the pinned one" in str(refusal)
@@ -108,22 +96,11 @@ def test_a_pinned_ticket_no_one_answers_leaves_the_copy(
     acme: tuple[Authority, Node, Node],  # noqa: F811
 ) -> None:
     authority, node, members = acme
-    stores_globex_copy(members, make_two(), authority.identifier)
-    node.identities.rotate("acme", now=NOW)
-    pin = authority_pin_of(node.identities.get("acme", now=NOW).identity)
-    ticket = checkpointed_ticket(authority, node)
+    pin, ticket, _ = pinned_over_globex_copy(authority, node, members)
 
     def send(request: bytes) -> bytes:
         raise AuthorityError(AuthorityFailure.TICKET_UNKNOWN, "ticket unknown")
 
-    with pytest.raises((AuthorityError, IdentityError)):
-        enroll(
-            members.identities,
-            members.wallet,
-            "alice",
-            ticket,
-            clock=FixedClock(NOW),
-            send=send,
-            authority_pin=pin,
-        )
+    with pytest.raises(AuthorityError, match="ticket unknown"):
+        enroll_alice(members, ticket, pin, send)
     _copy_stands(members, authority)
