@@ -154,10 +154,18 @@ def resumption(
     *,
     clock: Clock,
 ) -> EnrollmentSteps:
-    """Send an interrupted enrollment again (its pending record names everything needed)."""
+    """Send an interrupted enrollment again (its pending record names everything needed).
+    The record is kept only for a ticket `check_ticket` tied to its authority's identifier (a
+    full history, a copy this node linked, or the authority's pin confirmed): its history is
+    judged as tied (`pinned`), so an enrollment whose pin was confirmed is resumed over a copy
+    only a checkpoint ties, as it was started (review 66g, enroll 1), without the pin kept."""
     ticket = _parse(pending.ticket)
     ref = "T" + pending.identifier.hex()
-    return (yield from _exchange(identities, wallet, ref, pending, ticket, clock, pending, None))
+    return (
+        yield from _exchange(
+            identities, wallet, ref, pending, ticket, clock, pending, None, pinned=True
+        )
+    )
 
 
 def _exchange(
@@ -173,7 +181,7 @@ def _exchange(
     pinned: bool = False,
 ) -> EnrollmentSteps:
     binds = _ticket_binds(wallet)
-    request = enroll_request(identities, ref, ticket, now=clock.now(), binds=binds)
+    request = enroll_request(identities, ref, ticket, now=clock.now(), binds=binds, pinned=pinned)
     try:
         answer = yield request
     except (AuthorityError, RemoteError) as exc:

@@ -135,14 +135,21 @@ def check_ticket(
     can write one for any identifier, even with another authority's real changes): it is
     taken only with the authority's pin confirmed out of band
     (`authority_pin`: `IDENTIFIER:KEY`, `authority_pin_of`), identifier and current key both.
-    A pin given is always checked. ConfigError for a pin that is not one. `binds`: which
-    stored copy from a checkpoint binds the authority's history (None: every one)."""
-    history = _ticket_history(identities, ticket, now=now, binds=binds)
+    A pin given is always checked, and ties the history over a copy that is only a
+    checkpoint's word (another authority's, made up perhaps) and holds none of its changes nor
+    follows one, when `binds` says that copy does not bind it (review 66g, enroll 1): the pin
+    names the current key, which signs the history's last change, so only that key's holder
+    made it (a stale backup of the authority's keys ends with another). Nothing is stored
+    here. ConfigError for a pin that is not one. `binds`: which stored copy from a checkpoint
+    binds the authority's history (None: every one)."""
+    pin = None if authority_pin is None else parse_authority_pin(authority_pin)
+    pinned = pin is not None
+    history = _ticket_history(identities, ticket, now=now, binds=binds, pinned=pinned)
     # a stored copy ties it to the identifier only when this node checked that link (a full
     # history, or one extending it): a copy from a checkpoint is only its attesters' word, and
     # a co-trusted authority may have made it up (review 30a, enrollment 5)
     untied = history.first_index > 0 and not identities.linked(history.identifier)
-    if authority_pin is None:
+    if pin is None:
         if untied:
             raise IdentityError(
                 IdentityFailure.UNATTESTED_CHECKPOINT,
@@ -152,18 +159,18 @@ def check_ticket(
                 "pass it with --authority-pin",
             )
         return history.identifier
-    pinned, key = parse_authority_pin(authority_pin)
-    if pinned != history.identifier:
+    identifier, key = pin
+    if identifier != history.identifier:
         raise IdentityError(
             IdentityFailure.UNATTESTED_CHECKPOINT,
-            f"the ticket's authority is {history.identifier}, not {pinned}: this ticket is not "
+            f"the ticket's authority is {history.identifier}, not {identifier}: this ticket is not "
             "from the authority you confirmed",
         )
     current = authority_pin_of(history).rpartition(":")[2]
     if key.lower() != current:
         raise IdentityError(
             IdentityFailure.UNATTESTED_CHECKPOINT,
-            f"the ticket's history of {pinned} ends with key {current}, not "
+            f"the ticket's history of {identifier} ends with key {current}, not "
             "the pinned one: if the authority rotated since it made this ticket, ask it for a "
             "new ticket; else this ticket is not from the authority you confirmed",
         )
@@ -171,18 +178,27 @@ def check_ticket(
 
 
 def _ticket_history(
-    identities: IdentityService, ticket: Ticket, *, now: int, binds: TicketBinds | None
+    identities: IdentityService,
+    ticket: Ticket,
+    *,
+    now: int,
+    binds: TicketBinds | None,
+    pinned: bool = False,
 ) -> VerifiedIdentity:
-    """The ticket's authority history, checked against a stored copy (`binds`: as
-    `check_ticket`): equal to it, extending it, or an older prefix of it. A ticket made before
-    its authority rotated names the same authority once the node stored the rotation (the
-    channel to the authority shows it, and is checked against it): refused as a ROLLBACK, an
-    enrollment whose answer a crash lost, and the authority rotated meanwhile, could never
-    be sent again, and the member held nothing though its ticket was redeemed (review 57e,
-    rotation 1)."""
+    """The ticket's authority history, checked against a stored copy (`binds`, `pinned`: as
+    `check_ticket`; `pinned` only once the pin is checked or its check is to follow): equal to
+    it, extending it, or an older prefix of it. A ticket made before its authority rotated
+    names the same authority once the node stored the rotation (the channel to the authority
+    shows it, and is checked against it): refused as a ROLLBACK, an enrollment whose answer a
+    crash lost, and the authority rotated meanwhile, could never be sent again, and the member
+    held nothing though its ticket was redeemed (review 57e, rotation 1)."""
     try:
         return identities.check_history(
-            ticket.authority_history, now=now, checkpoints=ticket_vouches, binds=binds
+            ticket.authority_history,
+            now=now,
+            checkpoints=ticket_vouches,
+            binds=binds,
+            linked=pinned,
         )
     except IdentityError as exc:
         if exc.reason is not IdentityFailure.ROLLBACK:
@@ -213,12 +229,14 @@ def enroll_request(
     *,
     now: int,
     binds: TicketBinds | None = None,
+    pinned: bool = False,
 ) -> bytes:
     """The signed enroll request for `ticket`. Its authority's history is checked (against a
-    stored copy too, which binds it as `binds` says: `check_ticket`) but not stored:
-    `accept_ticket` stores it (after `check_ticket`), so a forged ticket, refused, leaves
-    nothing behind."""
-    authority = _ticket_history(identities, ticket, now=now, binds=binds).identifier
+    stored copy too, which binds it as `binds` and `pinned` say: `check_ticket`, which must
+    have confirmed the pin for `pinned`) but not stored: `accept_ticket` stores it (after
+    `check_ticket`), so a forged ticket, refused, leaves nothing behind."""
+    history = _ticket_history(identities, ticket, now=now, binds=binds, pinned=pinned)
+    authority = history.identifier
     return make_request(
         identities.signer(ref, now=now), "enroll", authority, [ticket.code], now=now
     )

@@ -172,7 +172,8 @@ class KnownHistories:
         evidence (`_keeping_forks`); so is a full copy `outranks` says is superseded, replaced
         (review 54i, identity 2)."""
         with self._keeping_forks(identity):
-            if self._judge(identity, binds, tell=False, outranks=outranks) is not _Seen.STORED:
+            seen = self._judge(identity, binds, tell=False, outranks=outranks, tied=linked)
+            if seen is not _Seen.STORED:
                 # tells `refuted` of a copy it replaces; stores her full history over a copy
                 # from a checkpoint ending at the same change (`_Seen.LINKS`: review 29a)
                 self._store_or_extend(identity, binds, linked, outranks)
@@ -244,14 +245,15 @@ class KnownHistories:
         *,
         binds: Binds | None = None,
         outranks: Outranks | None = None,
+        tied: bool = False,
     ) -> None:
         """Raise IdentityError as `observe` would, but store nothing (for a requester not yet
         authorised: a stranger must not be able to fill the store). A copy that does not bind
         it (`binds`), or that `outranks` says is superseded, is left as it is, and no one is
-        told of it. A FORK is kept as evidence (`_keeping_forks`: signed with the identity's
-        keys, whoever presents it)."""
+        told of it. `tied`: as `observe`'s `linked`. A FORK is kept as evidence
+        (`_keeping_forks`: signed with the identity's keys, whoever presents it)."""
         with self._keeping_forks(identity):
-            if self._judge(identity, binds, outranks=outranks) not in _UNCHANGED:
+            if self._judge(identity, binds, outranks=outranks, tied=tied) not in _UNCHANGED:
                 self._own_only(identity)
 
     def check_no_fork(self, identity: VerifiedIdentity) -> None:
@@ -364,6 +366,7 @@ class KnownHistories:
         *,
         tell: bool = True,
         outranks: Outranks | None = None,
+        tied: bool = False,
     ) -> _Seen:
         """How `identity` stands against the stored (or cached) copy; raise if it neither
         equals nor extends it, unless it shows it made up (then `tell` the `refuted`
@@ -394,7 +397,7 @@ class KnownHistories:
         stored = self._store.get_history(digest)
         if stored is None:
             return _Seen.FIRST
-        seen = self._extends(digest, stored[0], identity, binds, outranks)
+        seen = self._extends(digest, stored[0], identity, binds, outranks, tied)
         if seen is _Seen.REFUTED and tell and self._refuted is not None:
             self._refuted(identity.identifier, _decode(stored[0]))
         return seen
@@ -406,6 +409,7 @@ class KnownHistories:
         identity: VerifiedIdentity,
         binds: Binds | None,
         outranks: Outranks | None = None,
+        tied: bool = False,
     ) -> _Seen:
         """How `identity` stands against the stored copy `history`; raise unless it is that
         copy, extends it (a history starting right after it following its last change as a
@@ -429,7 +433,7 @@ class KnownHistories:
             if exc.reason in _REFUTABLE:
                 if _made_up(copy, identity):
                     return _Seen.REFUTED
-                if _unbound(copy, identity, binds) and not self._store.history_linked(digest):
+                if _unbound(copy, identity, binds, tied) and not self._store.history_linked(digest):
                     return _Seen.UNBOUND
                 if (
                     span.first == 0
@@ -462,7 +466,7 @@ class KnownHistories:
                 if full:
                     _confirm(self._store, identity)
             else:
-                seen = self._extends(digest, stored[0], identity, binds, outranks)
+                seen = self._extends(digest, stored[0], identity, binds, outranks, tied)
                 replaced = seen in (_Seen.REFUTED, _Seen.UNBOUND, _Seen.OUTRANKED)
                 write = replaced or count > stored[1] or seen is _Seen.LINKS
                 if write and self._store.find_local(identifier=digest) is not None:
@@ -654,7 +658,9 @@ def _confirm(store: IdentityStore, identity: VerifiedIdentity) -> None:
     )
 
 
-def _unbound(copy: UnverifiedHistory, identity: VerifiedIdentity, binds: Binds | None) -> bool:
+def _unbound(
+    copy: UnverifiedHistory, identity: VerifiedIdentity, binds: Binds | None, tied: bool = False
+) -> bool:
     """Whether the stored copy `copy`, from a checkpoint, does not bind `identity`, a full
     history (from change 0, tied to the identifier by its own hash) it forks from or rolls
     back: no authority attesting the copy has standing over `identity` (`binds`). Not when the
@@ -662,18 +668,24 @@ def _unbound(copy: UnverifiedHistory, identity: VerifiedIdentity, binds: Binds |
     (her own continuation, which binds whoever attests it) or is made up (`_made_up`). A
     checkpointed `identity` is bound by every copy: its own link to the identifier is only its
     checkpoint's word too, so a co-trusted authority could wipe another's copy with one it made
-    up. The caller also requires that the copy's link was never checked here
-    (`IdentityStore.history_linked`: it extended no full history). None `binds` (a stranger, a
-    chain that failed, a caller that does not say): every copy binds."""
-    index = copy.first_index
-    if binds is None or index == 0 or identity.first_index != 0:
+    up; unless `tied`: the caller tied it to the identifier (the authority's pin, its identifier
+    and current key, confirmed out of band: review 66g, enroll 1), and the copy holds none of
+    its changes nor follows one (else it is its continuation: the pin is stale), `binds` judged
+    as for a full history. The caller also requires that the copy's link was never checked
+    here (`IdentityStore.history_linked`: it extended no full history). None `binds` (a
+    stranger, a chain that failed, a caller that does not say): every copy binds."""
+    index, first = copy.first_index, identity.first_index
+    if binds is None or index == 0 or (first != 0 and not tied):
         return False
-    if index - 1 <= identity.current.index:
+    changes = refuted_changes(copy)
+    if first != 0 and not {(c.index, c.change_hash) for c in identity.changes}.isdisjoint(changes):
+        return False  # it holds a change of hers: her own continuation (or the same history)
+    if first <= index - 1 <= identity.current.index:
         with _stored_copy():
             previous = ChangeBody.decode(copy.changes[0].body).previous
-        if previous == identity.changes[index - 1].change_hash:
+        if previous == identity.changes[index - 1 - first].change_hash:
             return False  # it names her change: judged by `_made_up`
-    return not binds(refuted_changes(copy))
+    return not binds(changes)
 
 
 def refuted_changes(copy: UnverifiedHistory) -> list[tuple[int, bytes]]:

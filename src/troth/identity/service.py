@@ -601,9 +601,10 @@ class IdentityService(RetiredKeys):
         copy, whose rules (store-or-extend, attested checkpoints) stand. `binds`, given the
         verified history, says which stored copy from a checkpoint binds it (`observe`; None:
         every copy); `linked`: the caller checked its link to the identifier (an authority pin
-        confirmed out of band), so a history from a checkpoint is stored linked."""
+        confirmed out of band), so a history from a checkpoint is stored linked, and over a copy
+        only a checkpoint ties (`linked`), `checkpoints` attests it too (review 66g, enroll 1)."""
 
-        identity = self._verify_seen(data, now, checkpoints)
+        identity = self._verify_seen(data, now, checkpoints, tied=linked)
         self._known.observe(
             identity, binds=None if binds is None else binds(identity), linked=linked
         )
@@ -616,29 +617,39 @@ class IdentityService(RetiredKeys):
         now: int,
         checkpoints: Checkpoints | None = None,
         binds: Callable[[VerifiedIdentity], Binds | None] | None = None,
+        linked: bool = False,
     ) -> VerifiedIdentity:
         """`import_history`'s checks, storing nothing: for what is trusted only once an exchange
         it starts succeeds (a ticket's authority, stored when the enrollment completes)."""
-        identity = self._verify_seen(data, now, checkpoints)
-        self._known.check(identity, binds=None if binds is None else binds(identity))
+        identity = self._verify_seen(data, now, checkpoints, tied=linked)
+        self._known.check(identity, binds=None if binds is None else binds(identity), tied=linked)
         return identity
 
     def _verify_seen(
-        self, data: bytes | VerifiedIdentity, now: int, checkpoints: Checkpoints | None
+        self,
+        data: bytes | VerifiedIdentity,
+        now: int,
+        checkpoints: Checkpoints | None,
+        *,
+        tied: bool = False,
     ) -> VerifiedIdentity:
         """`data` verified at `now`, a checkpointed history attested by the stored copy, or on a
-        first sight (no stored copy) by `checkpoints`."""
+        first sight (no stored copy) by `checkpoints`; `tied` (the caller ties it to the
+        identifier: an authority's pin), by `checkpoints` over a copy that is only its
+        attesters' word too (not linked, not a local identity's): judged against it after."""
         if isinstance(data, VerifiedIdentity):
             return data
 
         def attested(checkpoint: Checkpoint, change_hash: bytes) -> bool:
             if self.attested_by_store(checkpoint, change_hash):
                 return True
-            return (
-                checkpoints is not None
-                and self._known.stored(checkpoint.identifier) is None
-                and checkpoints(checkpoint, change_hash)
-            )
+            if checkpoints is None:
+                return False
+            if self._known.stored(checkpoint.identifier) is not None and not (
+                tied and not self.store.history_linked(checkpoint.identifier)
+            ):
+                return False
+            return checkpoints(checkpoint, change_hash)
 
         return verify_history(data, now=now, checkpoints=attested)
 
