@@ -66,6 +66,7 @@ __all__ = ["Pkcs11Vault"]
 _log = logging.getLogger("troth.vault.pkcs11")
 _WARNED_MODIFIABLE: set[str] = set()
 """The seal keys found modifiable by this process (`Pkcs11Vault._warn_modifiable`: warned once)."""
+_WARNED_COPYABLE: set[str] = set()  # the key pairs found copyable here (`_sign_only`, once)
 
 _KEY_ID: Final = re.compile(r"[0-9a-f]{32}")  # a token object's CKA_ID, its one spelling
 _PROOF: Final = re.compile(f"[0-9a-f]{{{2 * RETIRE_PROOF_SIZE}}}")  # `retire`'s, as recorded
@@ -341,7 +342,7 @@ class Pkcs11Vault:
                     f"no key {handle} in the token (destroyed: its cached object {stale})"
                 ) from None
             raise
-        self._sign_only(private)
+        self._sign_only(handle, private)
         self._objects[cached] = private
         return self._sign_with(private, handle.key_type, data)
 
@@ -721,14 +722,24 @@ class Pkcs11Vault:
                 'its value, so it is not used (docs/vault.md, "PKCS#11 vault")'
             )
 
-    def _sign_only(self, private: Any) -> None:
+    def _sign_only(self, handle: KeyHandle, private: Any) -> None:
         """Clear CKA_DERIVE of a private key made before review 48d, pkcs11 1 (made with it,
         and modifiable), the first time this process signs with it. Best effort: a token that
-        refuses keeps the key as it was, and it still signs."""
+        refuses keeps the key as it was, and it still signs. A key made before review 64f
+        (copyable, which no call clears) is logged once a process (review 66a2, pkcs11 1)."""
         attr = self._p11.Attribute
         with self._lock, contextlib.suppress(self._errors.PKCS11Error):
             if private[attr.DERIVE]:
                 private[attr.DERIVE] = False
+        with self._lock, contextlib.suppress(self._errors.PKCS11Error):
+            if handle.key_id not in _WARNED_COPYABLE and private[attr.COPYABLE]:
+                _WARNED_COPYABLE.add(handle.key_id)
+                _log.warning(
+                    "key %s is copyable (made before troth review 64f): a session with the "
+                    "token's PIN can twin it, and the vault then uses neither; replace it with "
+                    "`troth identity rotate --compromised` (docs/vault.md)",
+                    handle,
+                )
 
     def _mapped(self, what: str) -> MapErrors:
         return MapErrors(what, self._errors.PKCS11Error, self._shared, self._session)
