@@ -22,7 +22,7 @@ import pytest
 from tests.support.hsm import vault_fixture
 from tests.test_review64k_pkcs11 import _pair
 from troth.crypto import KeyType, verify_signature
-from troth.vault import KeyHandle, KeyPurpose
+from troth.vault import KeyHandle, KeyPurpose, SealKey
 from troth.vault.pkcs11 import Pkcs11Vault
 
 __all__ = ["vault_fixture"]
@@ -63,3 +63,39 @@ def test_pkcs11_1_a_key_made_now_is_not_copyable_and_logs_nothing(
     private = vault._find(handle, ObjectClass.PRIVATE_KEY)
     with vault._lock:
         assert private[Attribute.COPYABLE] is False
+
+
+def test_pkcs11_1_a_copyable_seal_key_made_before_64f_warns_once(
+    vault: Pkcs11Vault, caplog: pytest.LogCaptureFixture
+) -> None:
+    """pkcs11 1, for seal keys: one made between reviews 53f and 64f (not modifiable, so no
+    `is modifiable` warning, but copyable) seals and unseals, and the vault says, once, that
+    it is copyable; one made now says nothing."""
+    from pkcs11 import Attribute
+    from pkcs11 import KeyType as P11KeyType
+
+    key_id = os.urandom(16).hex()
+    template = {
+        Attribute.TOKEN: True,
+        Attribute.ID: bytes.fromhex(key_id),
+        Attribute.LABEL: f"troth-seal:{key_id}",
+        Attribute.PRIVATE: True,
+        Attribute.SENSITIVE: True,
+        Attribute.EXTRACTABLE: False,
+        Attribute.ENCRYPT: True,
+        Attribute.DECRYPT: True,
+        Attribute.WRAP: False,
+        Attribute.UNWRAP: False,
+        Attribute.MODIFIABLE: False,
+    }
+    with vault._lock:
+        vault._session.generate_key(P11KeyType.AES, 256, template=template, store=True)
+    old = SealKey(vault.name, key_id)
+    new = vault.generate_seal_key()
+    vault._objects.clear()  # as a later process: both found in the token
+    with caplog.at_level(logging.WARNING, logger="troth.vault.pkcs11"):
+        for key in (old, old, new):
+            assert vault.unseal(key, vault.seal(key, b"secret", b"aad"), b"aad") == b"secret"
+    (warned,) = _copyable(caplog)
+    assert key_id in warned
+    assert not [r for r in caplog.records if "is modifiable" in r.getMessage()]

@@ -65,7 +65,8 @@ __all__ = ["Pkcs11Vault"]
 
 _log = logging.getLogger("troth.vault.pkcs11")
 _WARNED_MODIFIABLE: set[str] = set()
-"""The seal keys found modifiable by this process (`Pkcs11Vault._warn_modifiable`: warned once)."""
+"""The seal keys found modifiable or copyable by this process (`Pkcs11Vault._warn_modifiable`:
+warned once)."""
 _WARNED_COPYABLE: set[str] = set()  # the key pairs found copyable here (`_sign_only`, once)
 
 _KEY_ID: Final = re.compile(r"[0-9a-f]{32}")  # a token object's CKA_ID, its one spelling
@@ -630,15 +631,26 @@ class Pkcs11Vault:
         """Log once a process a seal key made before review 53f, pkcs11 1 (modifiable: a
         session with the PIN can turn on wrap or move its CKA_ID, and PKCS#11 fixes
         CKA_MODIFIABLE at creation; docs/vault.md, "Sealing: data encrypted by a key that
-        never leaves the vault"). Best effort: a token that does not say is left alone."""
+        never leaves the vault"), or one made before review 64f (copyable: a twin made with
+        the PIN leaves it unused; review 66a2, pkcs11 1). Best effort: a token that does not
+        say is left alone."""
         if key.key_id in _WARNED_MODIFIABLE:
             return
+        attr = self._p11.Attribute
         with self._lock, contextlib.suppress(self._errors.PKCS11Error):
-            if secret[self._p11.Attribute.MODIFIABLE]:
+            if secret[attr.MODIFIABLE]:
                 _WARNED_MODIFIABLE.add(key.key_id)
                 _log.warning(
                     "seal key %s is modifiable (made before troth review 53f): a session with "
                     "the token's PIN can change what it may do; see docs/vault.md, on sealing",
+                    key,
+                )
+            elif secret[attr.COPYABLE]:
+                _WARNED_MODIFIABLE.add(key.key_id)
+                _log.warning(
+                    "seal key %s is copyable (made before troth review 64f): a session with "
+                    "the token's PIN can twin it, and the vault then uses neither; see "
+                    "docs/vault.md, on sealing",
                     key,
                 )
 
