@@ -59,7 +59,14 @@ from troth.vault.base import (
     seal_aad,
     split_sealed,
 )
-from troth.vault.pkcs11_session import MapErrors, SharedSession, note_dead, twinned
+from troth.vault.pkcs11_session import (
+    MapErrors,
+    SharedSession,
+    note_dead,
+    twinned,
+)
+from troth.vault.pkcs11_session import module_spelling as _module
+from troth.vault.pkcs11_session import open_session as _open_session
 
 __all__ = ["Pkcs11Vault"]
 
@@ -71,36 +78,6 @@ _WARNED_COPYABLE: set[str] = set()  # the key pairs found copyable here (`_sign_
 
 _KEY_ID: Final = re.compile(r"[0-9a-f]{32}")  # a token object's CKA_ID, its one spelling
 _PROOF: Final = re.compile(f"[0-9a-f]{{{2 * RETIRE_PROOF_SIZE}}}")  # `retire`'s, as recorded
-
-
-def _module(module_path: str) -> str:
-    """The spelling a module is loaded and its session shared by: an absolute path resolved
-    (os.path.realpath: its links and `..` followed), so one module named by two paths (Debian's
-    /usr/lib/softhsm/libsofthsm2.so, a link to the multiarch path) is loaded once and shares
-    one session in the process (review 57b, pkcs11 3: it was loaded twice, the second
-    C_Initialize refused, and of two nodes naming it by the two paths the second did not
-    open). A bare name is left as given, for the loader's search (never looked up in the
-    working directory here: review 53f's planted library)."""
-    return os.path.realpath(module_path) if os.path.isabs(module_path) else module_path
-
-
-def _open_session(pkcs11: Any, module_path: str, token_label: str, pin: str) -> Any:
-    from pkcs11 import exceptions as p11_errors
-
-    try:
-        lib = pkcs11.lib(_module(module_path))
-    except (RuntimeError, OSError) as exc:
-        raise ConfigError(f"cannot load PKCS#11 module {module_path}: {exc}") from exc
-    try:
-        token = lib.get_token(token_label=token_label)
-    except p11_errors.NoSuchToken as exc:
-        raise ConfigError(f"no PKCS#11 token labelled {token_label!r}") from exc
-    except p11_errors.PKCS11Error as exc:
-        raise ConfigError(f"cannot list tokens of {module_path}: {type(exc).__name__}") from exc
-    try:
-        return token.open(user_pin=pin, rw=True)
-    except p11_errors.PKCS11Error as exc:
-        raise ConfigError(f"cannot log in to token {token_label!r}: {type(exc).__name__}") from exc
 
 
 _OID_ED25519 = "1.3.101.112"
@@ -158,9 +135,10 @@ class Pkcs11Vault:
         with _SESSIONS_LOCK:
             shared = _SESSIONS.get(self._key)
             if shared is None:
-                shared = SharedSession(
-                    _open_session(pkcs11, module_path, token_label, pin), pin, pin_digest
-                )
+                session = _open_session(pkcs11, module_path, token_label, pin)
+                shared = SharedSession(session, pin, pin_digest)
+                with contextlib.suppress(self._errors.PKCS11Error):  # one reopened: `_revive`
+                    shared.serial = bytes(session.token.serial)
                 _SESSIONS[self._key] = shared
             elif not hmac.compare_digest(shared.pin_digest, pin_digest):
                 raise ConfigError(f"token {token_label!r} is already open here with another PIN")
@@ -194,7 +172,9 @@ class Pkcs11Vault:
                         shared.session.close()
                     module, label = self._key
                     try:
-                        shared.session = _open_session(self._p11, module, label, shared.pin)
+                        shared.session = _open_session(
+                            self._p11, module, label, shared.pin, shared.serial
+                        )
                     except ConfigError as exc:  # an operation's error is the vault's
                         refused = type(exc.__cause__).__name__
                         if refused in _PIN_REFUSED:
