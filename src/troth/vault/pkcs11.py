@@ -59,46 +59,25 @@ from troth.vault.base import (
     seal_aad,
     split_sealed,
 )
-from troth.vault.pkcs11_session import MapErrors, SharedSession, note_dead, twinned
+from troth.vault.pkcs11_session import (
+    MapErrors,
+    SharedSession,
+    note_dead,
+    twinned,
+)
+from troth.vault.pkcs11_session import module_spelling as _module
+from troth.vault.pkcs11_session import open_session as _open_session
 
 __all__ = ["Pkcs11Vault"]
 
 _log = logging.getLogger("troth.vault.pkcs11")
 _WARNED_MODIFIABLE: set[str] = set()
-"""The seal keys found modifiable by this process (`Pkcs11Vault._warn_modifiable`: warned once)."""
+"""The seal keys found modifiable or copyable by this process (`Pkcs11Vault._warn_modifiable`:
+warned once)."""
+_WARNED_COPYABLE: set[str] = set()  # the key pairs found copyable here (`_sign_only`, once)
 
 _KEY_ID: Final = re.compile(r"[0-9a-f]{32}")  # a token object's CKA_ID, its one spelling
 _PROOF: Final = re.compile(f"[0-9a-f]{{{2 * RETIRE_PROOF_SIZE}}}")  # `retire`'s, as recorded
-
-
-def _module(module_path: str) -> str:
-    """The spelling a module is loaded and its session shared by: an absolute path resolved
-    (os.path.realpath: its links and `..` followed), so one module named by two paths (Debian's
-    /usr/lib/softhsm/libsofthsm2.so, a link to the multiarch path) is loaded once and shares
-    one session in the process (review 57b, pkcs11 3: it was loaded twice, the second
-    C_Initialize refused, and of two nodes naming it by the two paths the second did not
-    open). A bare name is left as given, for the loader's search (never looked up in the
-    working directory here: review 53f's planted library)."""
-    return os.path.realpath(module_path) if os.path.isabs(module_path) else module_path
-
-
-def _open_session(pkcs11: Any, module_path: str, token_label: str, pin: str) -> Any:
-    from pkcs11 import exceptions as p11_errors
-
-    try:
-        lib = pkcs11.lib(_module(module_path))
-    except (RuntimeError, OSError) as exc:
-        raise ConfigError(f"cannot load PKCS#11 module {module_path}: {exc}") from exc
-    try:
-        token = lib.get_token(token_label=token_label)
-    except p11_errors.NoSuchToken as exc:
-        raise ConfigError(f"no PKCS#11 token labelled {token_label!r}") from exc
-    except p11_errors.PKCS11Error as exc:
-        raise ConfigError(f"cannot list tokens of {module_path}: {type(exc).__name__}") from exc
-    try:
-        return token.open(user_pin=pin, rw=True)
-    except p11_errors.PKCS11Error as exc:
-        raise ConfigError(f"cannot log in to token {token_label!r}: {type(exc).__name__}") from exc
 
 
 _OID_ED25519 = "1.3.101.112"
@@ -156,9 +135,10 @@ class Pkcs11Vault:
         with _SESSIONS_LOCK:
             shared = _SESSIONS.get(self._key)
             if shared is None:
-                shared = SharedSession(
-                    _open_session(pkcs11, module_path, token_label, pin), pin, pin_digest
-                )
+                session = _open_session(pkcs11, module_path, token_label, pin)
+                shared = SharedSession(session, pin, pin_digest)
+                with contextlib.suppress(self._errors.PKCS11Error):  # one reopened: `_revive`
+                    shared.serial = bytes(session.token.serial)
                 _SESSIONS[self._key] = shared
             elif not hmac.compare_digest(shared.pin_digest, pin_digest):
                 raise ConfigError(f"token {token_label!r} is already open here with another PIN")
@@ -192,7 +172,9 @@ class Pkcs11Vault:
                         shared.session.close()
                     module, label = self._key
                     try:
-                        shared.session = _open_session(self._p11, module, label, shared.pin)
+                        shared.session = _open_session(
+                            self._p11, module, label, shared.pin, shared.serial
+                        )
                     except ConfigError as exc:  # an operation's error is the vault's
                         refused = type(exc.__cause__).__name__
                         if refused in _PIN_REFUSED:
@@ -341,7 +323,7 @@ class Pkcs11Vault:
                     f"no key {handle} in the token (destroyed: its cached object {stale})"
                 ) from None
             raise
-        self._sign_only(private)
+        self._sign_only(handle, private)
         self._objects[cached] = private
         return self._sign_with(private, handle.key_type, data)
 
@@ -629,15 +611,26 @@ class Pkcs11Vault:
         """Log once a process a seal key made before review 53f, pkcs11 1 (modifiable: a
         session with the PIN can turn on wrap or move its CKA_ID, and PKCS#11 fixes
         CKA_MODIFIABLE at creation; docs/vault.md, "Sealing: data encrypted by a key that
-        never leaves the vault"). Best effort: a token that does not say is left alone."""
+        never leaves the vault"), or one made before review 64f (copyable: a twin made with
+        the PIN leaves it unused; review 66a2, pkcs11 1). Best effort: a token that does not
+        say is left alone."""
         if key.key_id in _WARNED_MODIFIABLE:
             return
+        attr = self._p11.Attribute
         with self._lock, contextlib.suppress(self._errors.PKCS11Error):
-            if secret[self._p11.Attribute.MODIFIABLE]:
+            if secret[attr.MODIFIABLE]:
                 _WARNED_MODIFIABLE.add(key.key_id)
                 _log.warning(
                     "seal key %s is modifiable (made before troth review 53f): a session with "
                     "the token's PIN can change what it may do; see docs/vault.md, on sealing",
+                    key,
+                )
+            elif secret[attr.COPYABLE]:
+                _WARNED_MODIFIABLE.add(key.key_id)
+                _log.warning(
+                    "seal key %s is copyable (made before troth review 64f): a session with "
+                    "the token's PIN can twin it, and the vault then uses neither; see "
+                    "docs/vault.md, on sealing",
                     key,
                 )
 
@@ -721,14 +714,24 @@ class Pkcs11Vault:
                 'its value, so it is not used (docs/vault.md, "PKCS#11 vault")'
             )
 
-    def _sign_only(self, private: Any) -> None:
+    def _sign_only(self, handle: KeyHandle, private: Any) -> None:
         """Clear CKA_DERIVE of a private key made before review 48d, pkcs11 1 (made with it,
         and modifiable), the first time this process signs with it. Best effort: a token that
-        refuses keeps the key as it was, and it still signs."""
+        refuses keeps the key as it was, and it still signs. A key made before review 64f
+        (copyable, which no call clears) is logged once a process (review 66a2, pkcs11 1)."""
         attr = self._p11.Attribute
         with self._lock, contextlib.suppress(self._errors.PKCS11Error):
             if private[attr.DERIVE]:
                 private[attr.DERIVE] = False
+        with self._lock, contextlib.suppress(self._errors.PKCS11Error):
+            if handle.key_id not in _WARNED_COPYABLE and private[attr.COPYABLE]:
+                _WARNED_COPYABLE.add(handle.key_id)
+                _log.warning(
+                    "key %s is copyable (made before troth review 64f): a session with the "
+                    "token's PIN can twin it, and the vault then uses neither; replace it with "
+                    "`troth identity rotate --compromised` (docs/vault.md)",
+                    handle,
+                )
 
     def _mapped(self, what: str) -> MapErrors:
         return MapErrors(what, self._errors.PKCS11Error, self._shared, self._session)

@@ -1,15 +1,24 @@
-"""The PKCS#11 vault's one logged-in session per token per process (`SharedSession`) and its
-error mapping (`MapErrors`): split from troth.vault.pkcs11 (review 64f), which opens, revives
-and closes it."""
+"""The PKCS#11 vault's one logged-in session per token per process (`SharedSession`), how it is
+opened (`open_session`: review 66a2 moved it here) and its error mapping (`MapErrors`): split
+from troth.vault.pkcs11 (review 64f), which opens, revives and closes it."""
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any, Final
 
-from troth.errors import VaultError
+from troth.errors import ConfigError, VaultError
 
-__all__ = ["DEAD_SESSION", "MapErrors", "SharedSession", "note_dead", "twinned"]
+__all__ = [
+    "DEAD_SESSION",
+    "MapErrors",
+    "SharedSession",
+    "module_spelling",
+    "note_dead",
+    "open_session",
+    "twinned",
+]
 
 DEAD_SESSION: Final = (
     "SessionHandleInvalid",
@@ -20,6 +29,47 @@ DEAD_SESSION: Final = (
 )
 """python-pkcs11's errors for a session that ended under the process (a token reset or removed,
 a network HSM failing over): the shared session is opened again at the next operation."""
+
+
+def module_spelling(module_path: str) -> str:
+    """The spelling a module is loaded and its session shared by: an absolute path resolved
+    (os.path.realpath: its links and `..` followed), so one module named by two paths (Debian's
+    /usr/lib/softhsm/libsofthsm2.so, a link to the multiarch path) is loaded once and shares
+    one session in the process (review 57b, pkcs11 3: it was loaded twice, the second
+    C_Initialize refused, and of two nodes naming it by the two paths the second did not
+    open). A bare name is left as given, for the loader's search (never looked up in the
+    working directory here: review 53f's planted library)."""
+    return os.path.realpath(module_path) if os.path.isabs(module_path) else module_path
+
+
+def open_session(
+    pkcs11: Any, module_path: str, token_label: str, pin: str, serial: bytes | None = None
+) -> Any:
+    """A logged-in session on the token labelled `token_label`; with `serial` (the token the
+    process opened first: `_revive`), none on a token of that label with another serial
+    number, which is not given the PIN (review 66a2, pkcs11 2: a token swapped in under the
+    label was logged in to, and the vault made its next keys there)."""
+    from pkcs11 import exceptions as p11_errors
+
+    try:
+        lib = pkcs11.lib(module_spelling(module_path))
+    except (RuntimeError, OSError) as exc:
+        raise ConfigError(f"cannot load PKCS#11 module {module_path}: {exc}") from exc
+    try:
+        token = lib.get_token(token_label=token_label)
+    except p11_errors.NoSuchToken as exc:
+        raise ConfigError(f"no PKCS#11 token labelled {token_label!r}") from exc
+    except p11_errors.PKCS11Error as exc:
+        raise ConfigError(f"cannot list tokens of {module_path}: {type(exc).__name__}") from exc
+    if serial is not None and bytes(token.serial) != serial:
+        raise ConfigError(
+            f"token {token_label!r} is now another token (serial {bytes(token.serial)!r}, "
+            f"not {serial!r}): not logged in to; put back the one this process opened"
+        )
+    try:
+        return token.open(user_pin=pin, rw=True)
+    except p11_errors.PKCS11Error as exc:
+        raise ConfigError(f"cannot log in to token {token_label!r}: {type(exc).__name__}") from exc
 
 
 class SharedSession:
@@ -41,6 +91,7 @@ class SharedSession:
         self.dead = False
         self.generation = 0
         self.refused: str | None = None  # why the PIN is not tried again (`_revive`)
+        self.serial: bytes | None = None  # the token's, reopened on no other (review 66a2)
 
 
 def note_dead(shared: SharedSession, exc: BaseException, session: Any) -> None:
