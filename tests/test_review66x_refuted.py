@@ -5,6 +5,7 @@ breaks.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import tempfile
 import time
@@ -18,7 +19,7 @@ from tests.support.backups import copy_db, node_db, restore_db
 from tests.support.gates import POLICIES, TOOLS
 from tests.support.parties import make_party
 from tests.support.traces import NOW, Held
-from tests.test_review45f_policy import bundles
+from tests.test_review45f_policy import bundles, held
 from tests.test_review66h_backdating import AGENTS, START, Agent
 from troth import limits
 from troth.authority.core import ROLE
@@ -66,10 +67,11 @@ def test_bundles_a_peer_sends_never_read_as_a_restore(troth_home: Path, tmp_path
     first, second = bundles(troth_home, tmp_path)
     clock = SystemClock()
     for data in (first, second, first, second, second):
-        try:
+        if data is first and held(troth_home) == [2]:  # an older one, after the newer
+            with pytest.raises(PolicyError):
+                install_bundle(troth_home, "acme", data.read_bytes(), clock=clock)
+        else:
             install_bundle(troth_home, "acme", data.read_bytes(), clock=clock)
-        except PolicyError as refused:  # an older one, after the newer
-            assert data is first and refused.reason is PolicyFailure.ROLLBACK
         with open_node("acme", home=troth_home) as node:
             assert SqliteBundleTable(node.db).restored is None
             assert not [r for r in restored_rows(node.db) if r.scope == "policy"]
@@ -201,10 +203,8 @@ def test_an_honest_log_exported_verifies_against_every_note_it_signed(
                 renewed += 1
                 owner.rotate(renewed)
                 continue
-            try:
+            with contextlib.suppress(TraceError):  # refused: a record the log never held
                 agents[who].append(log, clock.now() + offset)
-            except TraceError:
-                pass  # refused by the log: an honest agent's record it never held
             if checkpoint:
                 log.checkpoint()
         log.checkpoint()
