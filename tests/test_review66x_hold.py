@@ -15,6 +15,12 @@ hold 1 (low: a fleet's policy rolled back, as 66o hold 1, on a machine whose clo
   lacks was stored). Note: a version 3 (unbound) slot with every scope's largest count does
   not fit two raised times (`encode_slot` overflows), so the slot budget needs a look too.
   Strict xfail here.
+
+hold 2 (low: the operator's word given by no one) `Policies.sign(fleet_holds_none=...)` read
+  the flag by truthiness: `fleet_holds_none="no"` (or "false", 0.0 from a config file) was
+  taken as the operator's word that no node holds a bundle of the authority, and a restored
+  node signed past the hold (the kind review 51e, flags 4 closed for `create` and
+  `compromised`). Now a flag that is not a bool is an ArgumentError (`check_flag`).
 """
 
 from __future__ import annotations
@@ -25,10 +31,11 @@ import pytest
 
 from tests.support.backups import copy_db, node_db, restore_db
 from tests.support.gates import POLICIES, TOOLS
+from tests.support.policy_world import writer_world
 from tests.test_review45f_policy import bundles
 from troth import limits
 from troth.clock import SystemClock
-from troth.errors import PolicyError, PolicyFailure
+from troth.errors import ArgumentError, PolicyError, PolicyFailure
 from troth.gates import SqliteBundleTable
 from troth.node import open_node
 from troth.node.services.policy import install_bundle, sign_bundle_as
@@ -68,3 +75,17 @@ def test_hold1_a_restore_found_on_a_clock_behind_keeps_the_hold(
                 ttl=3600,
             )
     assert caught.value.reason is PolicyFailure.RESTORED
+
+
+def test_hold2_the_operators_word_is_a_bool() -> None:
+    with writer_world() as world:
+        for word in ("no", "false", 0.0, None):
+            with pytest.raises(ArgumentError) as caught:
+                world.hub.policies.sign(
+                    policies=POLICIES,
+                    tools=TOOLS,
+                    revision=2,
+                    fleet_holds_none=word,  # type: ignore[arg-type]
+                )
+            assert "fleet_holds_none" in str(caught.value)
+        assert world.hub.policies.sign(policies=POLICIES, tools=TOOLS, revision=2)
