@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from troth import limits
-from troth._api.arguments import check_mapping, check_peer, check_text, check_whole
+from troth._api.arguments import check_flag, check_mapping, check_peer, check_text, check_whole
 from troth._api.results import Credential, Identity
 from troth.errors import ArgumentError, NotFound
 from troth.gates import PolicyDecision, ToolCall, schema_from_function
@@ -161,6 +161,7 @@ class Policies:
         check_text(call, "policies", policies)
         check_text(call, "schema", schema)
         check_whole(call, "revision", revision, low=1, high=limits.MAX_POLICY_REVISION)
+        check_flag(call, "fleet_holds_none", fleet_holds_none)  # never by truthiness (66x, hold 2)
         if ttl is not None:  # a bundle's limit: past it, "the bundle expired" (63j, api 3)
             check_whole(
                 call, "ttl", ttl, low=1, high=limits.MAX_POLICY_BUNDLE_TTL, unit=" of seconds"
