@@ -10,17 +10,32 @@ pending) left an idle gate asleep in its selector: SIGTERM did nothing until som
 woke the loop (an agent's line, a timer), which an idle gate may never have. Now the block
 points the wakeup fd at the loop's own self-pipe (as `add_signal_handler` does) while none
 is set, and puts back what was there when the last block ends.
+
+mcp 2: the upstream's process group was ended with the SDK's tree kill, which SIGTERMs the
+group, then waits while `killpg(group, 0)` succeeds, up to 2 s, and SIGKILLs it. A dead member
+not yet reaped (a zombie: the upstream's child orphaned as the tree kill ended it, its reaper
+pid 1, which in a container often reaps late or never) counts as alive: the gate's end waited
+out the 2 s for nothing (most of the ~3.5 s from SIGTERM to exit in test_review66c_mcp, over 10
+s loaded) and sent a SIGKILL to a group of the dead. Now the group is over once every member
+left is a zombie (Linux: /proc; elsewhere the SDK's probe), the SIGKILL kept for the living.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import anyio
+import anyio.abc
+import pytest
 
+from troth.integrations.mcp import upstream
 from troth.integrations.mcp.agent_stdio import on_sigterm
 
 
@@ -65,3 +80,50 @@ def test_sigterm_taken_by_another_thread_wakes_the_idle_loop() -> None:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     assert got[0] == "act", got
+
+
+class _Leader:
+    """An upstream's process as the tree kill sees it: its pid, its exit code once reaped."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self.popen, self.pid = popen, popen.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.poll()
+
+
+anyio.abc.Process.register(_Leader)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="zombies seen in /proc")
+def test_a_group_of_the_dead_is_over_without_its_sigkill(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[tuple[int, int]] = []
+    killpg = os.killpg
+
+    def recorded(pgid: int, signum: int) -> None:
+        sent.append((pgid, signum))
+        killpg(pgid, signum)
+
+    async def main() -> None:
+        # the upstream: a group of its own (in this session, so a member can join it)
+        leader = _Leader(subprocess.Popen(["sleep", "60"], process_group=0))
+        # a member that exited, not reaped yet (its parent, this process, waits on it later)
+        dead = subprocess.Popen(["true"], process_group=leader.pid)
+        try:
+            stat = Path(f"/proc/{dead.pid}/stat")
+            while stat.read_text().split(")")[-1].split()[0] != "Z":
+                await anyio.sleep(0.01)
+            monkeypatch.setattr(os, "killpg", recorded)
+            with anyio.fail_after(5):
+                await upstream._terminate_process_tree(leader)  # type: ignore[arg-type]
+        finally:
+            monkeypatch.undo()
+            dead.wait()
+            if leader.returncode is None:
+                leader.popen.kill()
+            leader.popen.wait()
+        assert leader.returncode == -signal.SIGTERM
+        assert (leader.pid, signal.SIGKILL) not in sent, "a group of the dead was SIGKILLed"
+
+    anyio.run(main)

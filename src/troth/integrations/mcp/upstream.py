@@ -36,9 +36,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import signal
 import sys
 from collections.abc import AsyncIterator
-from typing import TextIO
+from typing import Final, TextIO
 
 import anyio
 import anyio.lowlevel
@@ -47,6 +49,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from mcp.client._transport import TransportStreams
 from mcp.client.stdio import (
     _WRITER_FLUSH_TIMEOUT,
+    FORCE_KILL_TIMEOUT,
     StdioServerParameters,
     _aclose_all,
     _create_platform_compatible_process,
@@ -54,9 +57,10 @@ from mcp.client.stdio import (
     _get_executable_command,
     _parse_line,
     _stop_server_process,
-    _terminate_process_tree,
     get_default_environment,
 )
+from mcp.client.stdio import _terminate_process_tree as _sdk_tree_kill
+from mcp.os.win32.utilities import ServerProcess
 from mcp.shared.message import SessionMessage
 
 from troth import limits
@@ -294,3 +298,60 @@ async def upstream_stdio(
                 await shutdown()
             group.cancel_scope.cancel()
     await anyio.lowlevel.cancel_shielded_checkpoint()
+
+
+_GROUP_POLL: Final = 0.02  # seconds between looks at an ended upstream's group (/proc read)
+
+
+async def _terminate_process_tree(process: ServerProcess) -> None:
+    """The upstream's process group ended: SIGTERM, then SIGKILL to what still lives after
+    FORCE_KILL_TIMEOUT, as the SDK's tree kill, but over once every member left is dead. The
+    SDK's waits while `killpg(group, 0)` succeeds, which a zombie makes it do: the upstream's
+    child, orphaned as the kill ended it, is reaped by pid 1, in a container often late or
+    never, and the gate's end waited out the 2 s for nothing, then SIGKILLed the dead (review
+    66y, mcp 2). Linux only (members seen in /proc); elsewhere the SDK's."""
+    if not sys.platform.startswith("linux"):
+        await _sdk_tree_kill(process)
+        return
+    group = process.pid  # (the leader's pid: its group, reaped or not)
+    try:
+        os.killpg(group, signal.SIGTERM)
+    except ProcessLookupError:
+        return  # the whole group is gone
+    except PermissionError:
+        pass  # (never proof it is gone: waited on, then killed)
+    with anyio.move_on_after(FORCE_KILL_TIMEOUT):
+        dead = 0  # looks in a row that found none living: two, so that a child a member forked
+        while dead < 2:  # as the look listed the group, the member dead by its end, is seen
+            _ = process.returncode  # (the leader reaped, where reading it does that)
+            dead = 0 if _group_lives(group) else dead + 1
+            await anyio.sleep(_GROUP_POLL)
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, signal.SIGKILL)
+
+
+def _group_lives(group: int) -> bool:
+    """Whether a member of process group `group` lives: one not a zombie (nothing of it left
+    but its exit status: no descriptor, no pipe). In doubt (/proc unreadable), it lives."""
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return True
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as stat:
+                fields = stat.read().rpartition(b")")[2].split()
+        except OSError:
+            continue  # gone meanwhile
+        if len(fields) < 3:
+            return True
+        if int(fields[2]) == group and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
