@@ -18,6 +18,13 @@ pid 1, which in a container often reaps late or never) counts as alive: the gate
 out the 2 s for nothing (most of the ~3.5 s from SIGTERM to exit in test_review66c_mcp, over 10
 s loaded) and sent a SIGKILL to a group of the dead. Now the group is over once every member
 left is a zombie (Linux: /proc; elsewhere the SDK's probe), the SIGKILL kept for the living.
+
+mcp 3: the other second of that exit: a gate's kept job (the unanswered record of a call
+cancelled as it was decided, `McpGate`'s refusal) whose caller left while it was still queued
+was marked running when a thread took it, over its caller's leaving: run to its end, it was
+counted as a result its caller would take, which no caller ever did. The worker stayed busy
+for good, so every `McpGate.close` after it waited out MCP_GATE_DRAIN_SECONDS and answered
+that the records under way were not all written, though they were. Now a left job stays left.
 """
 
 from __future__ import annotations
@@ -33,10 +40,12 @@ from pathlib import Path
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 import pytest
 
 from troth.integrations.mcp import upstream
 from troth.integrations.mcp.agent_stdio import on_sigterm
+from troth.integrations.mcp.worker import GateWorker
 
 
 def test_sigterm_taken_by_another_thread_wakes_the_idle_loop() -> None:
@@ -125,5 +134,31 @@ def test_a_group_of_the_dead_is_over_without_its_sigkill(monkeypatch: pytest.Mon
             leader.popen.wait()
         assert leader.returncode == -signal.SIGTERM
         assert (leader.pid, signal.SIGKILL) not in sent, "a group of the dead was SIGKILLed"
+
+    anyio.run(main)
+
+
+def test_a_kept_job_left_while_queued_does_not_hold_the_drain() -> None:
+    written: list[str] = []
+
+    async def main() -> None:
+        worker = GateWorker(threads=1)
+        running, release = threading.Event(), threading.Event()
+
+        async def occupy() -> None:
+            await worker.run(lambda: (running.set(), release.wait(5)))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(occupy)  # the only thread busy: the kept job waits in the queue
+            await anyio.to_thread.run_sync(running.wait, 5)
+            with anyio.CancelScope() as scope:
+                scope.cancel()  # its caller leaves before a thread takes it
+                await worker.run(lambda: written.append("unanswered"), keep=True, grace=0.01)
+            release.set()
+        with anyio.fail_after(5):
+            while not written:
+                await anyio.sleep(0.01)
+        assert await worker.drain(1.0), "the records under way were all written"
+        assert worker.busy() == 0
 
     anyio.run(main)
