@@ -145,8 +145,12 @@ def test_a_kept_job_left_while_queued_does_not_hold_the_drain() -> None:
         worker = GateWorker(threads=1)
         running, release = threading.Event(), threading.Event()
 
+        def held() -> bool:
+            running.set()
+            return release.wait(5)
+
         async def occupy() -> None:
-            await worker.run(lambda: (running.set(), release.wait(5)))
+            await worker.run(held)
 
         async with anyio.create_task_group() as group:
             group.start_soon(occupy)  # the only thread busy: the kept job waits in the queue
