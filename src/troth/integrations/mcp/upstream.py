@@ -29,7 +29,9 @@ stdout is closed after MCP_UPSTREAM_EXIT_IDLE_SECONDS with nothing to read since
 (what it wrote read first: review 66p, mcp 3), so the session sees the upstream end (review
 66c, mcp 3: such a child held the pipe, and the call under way waited for ever, as before 65v).
 The session's shutdown ends the group too, however the session ended (review 66p, mcp 4: one
-cancelled, its upstream exiting within the SDK's grace, left what the upstream started).
+cancelled, its upstream exiting within the SDK's grace, left what the upstream started). The
+group is ended as the SDK's tree kill does, but is over once every member left is a zombie
+(`_terminate_process_tree`; review 66y, mcp 2: the end waited 2 s for pid 1 to reap one).
 """
 
 from __future__ import annotations
