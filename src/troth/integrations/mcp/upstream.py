@@ -335,7 +335,8 @@ async def _terminate_process_tree(process: ServerProcess) -> None:
 
 def _group_lives(group: int) -> bool:
     """Whether a member of process group `group` lives: one not a zombie (nothing of it left
-    but its exit status: no descriptor, no pipe). In doubt (/proc unreadable), it lives."""
+    but its exit status: no descriptor, no pipe), nor a process whose first thread alone ended.
+    In doubt (/proc unreadable), it lives."""
     try:
         os.killpg(group, 0)
     except ProcessLookupError:
@@ -354,6 +355,15 @@ def _group_lives(group: int) -> bool:
             continue  # gone meanwhile
         if len(fields) < 3:
             return True
-        if int(fields[2]) == group and fields[0] not in (b"Z", b"X"):
+        if int(fields[2]) == group and (fields[0] not in (b"Z", b"X") or _threads_live(pid)):
             return True
     return False
+
+
+def _threads_live(pid: int) -> bool:
+    """Whether process `pid`, its first thread a zombie, has other threads running (its first
+    ended by itself: the process lives on)."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/task")) > 1
+    except OSError:
+        return False  # gone meanwhile
