@@ -211,13 +211,14 @@ async def on_sigterm(act: Callable[[], None]) -> AsyncIterator[None]:
 
     async with send, receive, anyio.create_task_group() as group:
         group.start_soon(calls)
-        with _sigterm_calls(wake):
+        with _sigterm_calls(wake, _self_pipe(loop)):
             yield
         group.cancel_scope.cancel()
 
 
 _sigterm_blocks: dict[int, Callable[[], None]] = {}  # the open `on_sigterm` blocks' deliveries
 _sigterm_before: list[Any] = []  # SIGTERM's handler before the first of them
+_sigterm_wakeup: list[int] = []  # the wakeup fd the first set, if it set one (review 66y, mcp 1)
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -225,12 +226,30 @@ def _on_sigterm(signum: int, frame: object) -> None:
         delivery()
 
 
+def _self_pipe(loop: asyncio.AbstractEventLoop) -> int:
+    """The descriptor that wakes `loop` from its selector, what `loop.add_signal_handler`
+    makes the wakeup fd (its self-pipe; a signal's byte there is read and ignored unless the
+    loop handles that signal itself), or -1 (a loop without one: uvloop)."""
+    pipe = getattr(loop, "_csock", None)
+    fileno = getattr(pipe, "fileno", None)
+    return fileno() if callable(fileno) else -1
+
+
 @contextlib.contextmanager
-def _sigterm_calls(delivery: Callable[[], None]) -> Iterator[None]:
-    """`delivery()` called on SIGTERM within the block (in the main thread only)."""
+def _sigterm_calls(delivery: Callable[[], None], wakeup: int) -> Iterator[None]:
+    """`delivery()` called on SIGTERM within the block (in the main thread only). A Python
+    handler runs in the main thread: a SIGTERM another thread took wakes the main thread asleep
+    in the loop's selector only through the wakeup fd, so `wakeup` is made it while none is set,
+    until the last block ends (review 66y, mcp 1: an idle gate slept on through SIGTERM)."""
     key = id(delivery)
     if not _sigterm_blocks:
         _sigterm_before[:] = [signal.signal(signal.SIGTERM, _on_sigterm)]  # handled from here
+        if wakeup >= 0:
+            there = signal.set_wakeup_fd(wakeup)
+            if there == -1:
+                _sigterm_wakeup[:] = [wakeup]
+            else:  # one set already wakes its own loop: left as it was
+                signal.set_wakeup_fd(there)
     _sigterm_blocks[key] = delivery
     try:
         yield
@@ -240,3 +259,8 @@ def _sigterm_calls(delivery: Callable[[], None]) -> Iterator[None]:
             before = _sigterm_before.pop()
             # (None: not set from Python; its default, as the loop's removal left it before)
             signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)
+            if _sigterm_wakeup:
+                ours = _sigterm_wakeup.pop()
+                there = signal.set_wakeup_fd(-1)
+                if there != ours:  # set since by another (the loop's add_signal_handler)
+                    signal.set_wakeup_fd(there)

@@ -29,16 +29,20 @@ stdout is closed after MCP_UPSTREAM_EXIT_IDLE_SECONDS with nothing to read since
 (what it wrote read first: review 66p, mcp 3), so the session sees the upstream end (review
 66c, mcp 3: such a child held the pipe, and the call under way waited for ever, as before 65v).
 The session's shutdown ends the group too, however the session ended (review 66p, mcp 4: one
-cancelled, its upstream exiting within the SDK's grace, left what the upstream started).
+cancelled, its upstream exiting within the SDK's grace, left what the upstream started). The
+group is ended as the SDK's tree kill does, but is over once every member left is a zombie
+(`_terminate_process_tree`; review 66y, mcp 2: the end waited 2 s for pid 1 to reap one).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import signal
 import sys
 from collections.abc import AsyncIterator
-from typing import TextIO
+from typing import Final, TextIO
 
 import anyio
 import anyio.lowlevel
@@ -47,6 +51,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from mcp.client._transport import TransportStreams
 from mcp.client.stdio import (
     _WRITER_FLUSH_TIMEOUT,
+    FORCE_KILL_TIMEOUT,
     StdioServerParameters,
     _aclose_all,
     _create_platform_compatible_process,
@@ -54,9 +59,10 @@ from mcp.client.stdio import (
     _get_executable_command,
     _parse_line,
     _stop_server_process,
-    _terminate_process_tree,
     get_default_environment,
 )
+from mcp.client.stdio import _terminate_process_tree as _sdk_tree_kill
+from mcp.os.win32.utilities import ServerProcess
 from mcp.shared.message import SessionMessage
 
 from troth import limits
@@ -294,3 +300,70 @@ async def upstream_stdio(
                 await shutdown()
             group.cancel_scope.cancel()
     await anyio.lowlevel.cancel_shielded_checkpoint()
+
+
+_GROUP_POLL: Final = 0.02  # seconds between looks at an ended upstream's group (/proc read)
+
+
+async def _terminate_process_tree(process: ServerProcess) -> None:
+    """The upstream's process group ended: SIGTERM, then SIGKILL to what still lives after
+    FORCE_KILL_TIMEOUT, as the SDK's tree kill, but over once every member left is dead. The
+    SDK's waits while `killpg(group, 0)` succeeds, which a zombie makes it do: the upstream's
+    child, orphaned as the kill ended it, is reaped by pid 1, in a container often late or
+    never, and the gate's end waited out the 2 s for nothing, then SIGKILLed the dead (review
+    66y, mcp 2). Linux only (members seen in /proc); elsewhere the SDK's."""
+    if not sys.platform.startswith("linux"):
+        await _sdk_tree_kill(process)
+        return
+    group = process.pid  # (the leader's pid: its group, reaped or not)
+    try:
+        os.killpg(group, signal.SIGTERM)
+    except ProcessLookupError:
+        return  # the whole group is gone
+    except PermissionError:
+        pass  # (never proof it is gone: waited on, then killed)
+    with anyio.move_on_after(FORCE_KILL_TIMEOUT):
+        dead = 0  # looks in a row that found none living: two, so that a child a member forked
+        while dead < 2:  # as the look listed the group, the member dead by its end, is seen
+            _ = process.returncode  # (the leader reaped, where reading it does that)
+            dead = 0 if _group_lives(group) else dead + 1
+            await anyio.sleep(_GROUP_POLL)
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, signal.SIGKILL)
+
+
+def _group_lives(group: int) -> bool:
+    """Whether a member of process group `group` lives: one not a zombie (nothing of it left
+    but its exit status: no descriptor, no pipe), nor a process whose first thread alone ended.
+    In doubt (/proc unreadable), it lives."""
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return True
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as stat:
+                fields = stat.read().rpartition(b")")[2].split()
+        except OSError:
+            continue  # gone meanwhile
+        if len(fields) < 3:
+            return True
+        if int(fields[2]) == group and (fields[0] not in (b"Z", b"X") or _threads_live(pid)):
+            return True
+    return False
+
+
+def _threads_live(pid: int) -> bool:
+    """Whether process `pid`, its first thread a zombie, has other threads running (its first
+    ended by itself: the process lives on)."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/task")) > 1
+    except OSError:
+        return False  # gone meanwhile

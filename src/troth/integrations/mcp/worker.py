@@ -316,8 +316,9 @@ class GateWorker:
         """On a gate thread: run `job` unless its caller left before it started."""
         with self._lock:
             work = job.work
-            if job.state is _State.LEFT and not job.kept:
-                work = None
+            if job.state is _State.LEFT:  # its caller gone: dropped, or run as kept work,
+                if not job.kept:  # never counted as a result its caller takes (review 66y,
+                    work = None  # mcp 3: `drain` waited out its time for it, for ever)
             elif work is not None:
                 job.state = _State.RUNNING
         held = False  # its result handed to its caller, who counts it ended (`_release`)

@@ -553,24 +553,26 @@ def _down(relays: Mapping[str, Relay], name: str) -> bool:
 
 
 def _straight_over(relays: Iterable[Relay]) -> dict[Address, list[Relay]]:
-    """The names forwarding straight over each connection (no hop past it): its own party's."""
+    """The names forwarding straight over each connection (no hop past it): its own party's.
+    A refused one vouches for nobody (review 66y, relays 1: an operator's second member,
+    refused before, kept its first, refused now naming a hop of its own, from its cut)."""
     straight: dict[Address, list[Relay]] = {}
     for relay in relays:
-        if relay.connection is not None and not relay.beyond:
+        if relay.connection is not None and not relay.beyond and not relay.refused:
             straight.setdefault(relay.connection, []).append(relay)
     return straight
 
 
 def _own_connection(relay: Relay, straight: Mapping[Address, list[Relay]]) -> Route:
-    """`relay.connection` if it is its owner's own, to be cut at its refusal; () if the owner
-    is beyond the node at its other end, to be cut by its name only (every other party there
-    shares it): `Relay.behind` (a connection this node opened), or hops past a connection
-    another member's name here forwards over with no hop past it (`straight`; its delegates'
-    are its own: `member_accounts`). Review 66q, relays 1: that member is the connection's own
-    party, a hub whose members reach this node through it, and one of them refused on purpose
-    cut the hub's connection, every other party's reply paths there with it. The hops an owner
-    names are its own say (review 66f, relays 1); the credential that granted another member
-    a name here is not."""
+    """`relay.connection` if it is its owner's own, to be cut at its refusal; () if the owner is
+    beyond the node at its other end, to be cut by its name only (every other party there shares
+    it): `Relay.behind` (a connection this node opened), or hops past a connection another
+    member's name here, not refused, forwards over with no hop past it (`straight`; its
+    delegates' are its own: `member_accounts`). Review 66q, relays 1: that member is the
+    connection's own party, a hub whose members reach this node through it, and one of them
+    refused on purpose cut the hub's connection, every other party's reply paths there with it.
+    The hops an owner names are its own say (review 66f, relays 1); the credential that granted
+    another member a name here is not."""
     connection = relay.connection
     if connection is None or relay.behind:
         return ()
