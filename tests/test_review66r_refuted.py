@@ -206,7 +206,9 @@ def test_the_fallback_while_another_connection_counts(tmp_path: Path) -> None:
     assert _layout(path)[1:] == (True, None, [("identity", 3)], [(LEGACY,)])
     assert not ones.behind()
     assert not twos.behind()
-    assert ones.raised_at() == T2 + 1
+    # node.db's time (the later of the copy's and the counts', never lowered): the guard takes
+    # it at equal counts (review 66z, upgrade 1), as it does for a store ahead of it
+    assert ones.raised_at() == LEGACY
     first.close()
     second.close()
 

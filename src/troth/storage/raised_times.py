@@ -20,10 +20,12 @@ from typing import Final
 __all__ = [
     "COUNT",
     "COUNT_DATED",
+    "COUNT_READ",
     "FIRST_COUNT",
     "FIRST_COUNT_DATED",
     "MISSING",
     "SCHEMA",
+    "TIME_READ",
     "keep_raise_times_in_counts",
     "moved_in_place",
 ]
@@ -32,11 +34,23 @@ SCHEMA: Final = 19
 """node.db's `user_version` once `keep_raise_times_in_counts` ran (the migration it is)."""
 
 COUNT: Final = "UPDATE rollback_counters SET counter = counter + 1 WHERE scope = ?"
-# never lowered: a time before the kept one (a clock stepped back) leaves the kept one
+# never lowered: a time before the kept one (a clock stepped back) leaves the kept one; a
+# kept one not an integer (node.db edited) is none, replaced (review 66z, upgrade 2: text,
+# ordered after every number by SQLite, was kept by max() and raised ValueError at each read)
 COUNT_DATED: Final = (
-    "UPDATE rollback_counters SET counter = counter + 1, "
-    "raised_at = max(coalesce(raised_at, ?1), ?1) WHERE scope = ?2"
+    "UPDATE rollback_counters SET counter = counter + 1, raised_at = CASE WHEN "
+    "typeof(raised_at) = 'integer' AND raised_at > ?1 THEN raised_at ELSE ?1 END WHERE scope = ?2"
 )
+COUNT_READ: Final = (
+    "SELECT counter, CASE WHEN typeof(raised_at) = 'integer' THEN raised_at END "
+    "FROM rollback_counters WHERE scope = ?"
+)
+"""A scope's count and its raise time (None unless an integer: review 66z, upgrade 2)."""
+TIME_READ: Final = (
+    "SELECT CASE WHEN typeof(raised_at) = 'integer' THEN raised_at END "
+    "FROM rollback_raised WHERE scope = ?"
+)
+"""A scope's raise time in the table of a troth before schema 19 (None unless an integer)."""
 # an undated first count does not name the column (review 66r, migration 1: it did, and on a
 # node.db without it, SQLite's "table rollback_counters has no column named raised_at" is not
 # `MISSING`: a scope's first undated count, a policy bundle stored, failed until a restart)

@@ -104,9 +104,11 @@ from troth.storage.peers import Turns
 from troth.storage.raised_times import (
     COUNT,
     COUNT_DATED,
+    COUNT_READ,
     FIRST_COUNT,
     FIRST_COUNT_DATED,
     MISSING,
+    TIME_READ,
     moved_in_place,
 )
 from troth.storage.sqlite import SqliteDatabase
@@ -434,7 +436,7 @@ class RollbackGuard:
         id is not the one its guard names, or marked when another scope found that, is a
         restored copy (review 64j, rollback 1)."""
         state = _read_state(self.path)
-        row = self._row()
+        row, at = self._dated_row()
         counter = 0 if row is None else row
         if self._foreign(state):
             return True
@@ -443,7 +445,31 @@ class RollbackGuard:
             return row is not None  # armed or counted (review 52c, rollback 4: counter > 0)
         if counter > known:  # with the time of its last dated bump (review 60n, crash 1)
             self._raise_guard(counter, self._store_raised_at())
+        elif counter == known and self._later(at, state):
+            # node.db's time later than the guard's at equal counts: a troth before schema 19
+            # raised the guard after a rotation killed in crash window 2 with the time it reads
+            # (its table's, gone: review 66z, upgrade 1). Never lowered, so a copy's time can
+            # only make a release stricter
+            self._raise_guard(counter, at)
         return counter < known
+
+    def _later(self, at: int | None, state: _State | None) -> bool:
+        """Whether node.db's raise time `at` is later than the guard's (`state`) for this
+        scope; one past the cap is the cap (never raised again at each check)."""
+        if at is None or state is None:
+            return False
+        return min(at, limits.MAX_ROLLBACK_RAISED_AT) > state[2].get(self.scope, -1)
+
+    def _dated_row(self) -> tuple[int | None, int | None]:
+        """This scope's count in node.db (None: no row) and its raise time (None: none, not an
+        integer, or a node.db without the column, a copy from before schema 19 put in place)."""
+        try:
+            row = self._db.fetch_one(COUNT_READ, (self.scope,))
+        except StorageError as exc:
+            if str(exc.__cause__) != MISSING:
+                raise
+            return self._row(), None
+        return (None, None) if row is None else (int(row[0]), row[1])
 
     def _foreign(self, state: _State | None) -> bool:
         """Whether node.db is not the one the guard (`state`) names, or this scope was marked
@@ -463,16 +489,11 @@ class RollbackGuard:
         or None; a `rollback_raised` table still there (a troth from before review 66i wrote
         it after the migration dropped it) is read too, the later time kept."""
         db, scope = self._db, (self.scope,)
-        try:
-            row = db.fetch_one("SELECT raised_at FROM rollback_counters WHERE scope = ?", scope)
-        except StorageError as exc:
-            if str(exc.__cause__) != MISSING:
-                raise
-            row = None
-        times = [] if row is None or row[0] is None else [int(row[0])]
+        _, at = self._dated_row()
+        times = [] if at is None else [int(at)]
         if db.fetch_one("SELECT 1 FROM sqlite_master WHERE name = 'rollback_raised'") is not None:
-            legacy = db.fetch_one("SELECT raised_at FROM rollback_raised WHERE scope = ?", scope)
-            times += [] if legacy is None else [int(legacy[0])]
+            legacy = db.fetch_one(TIME_READ, scope)
+            times += [] if legacy is None or legacy[0] is None else [int(legacy[0])]
         return max(times, default=None)
 
     def check(
