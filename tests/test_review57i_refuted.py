@@ -12,7 +12,7 @@ from tests.support.backups import copy_db, node_db, restore_db, restores_found
 from tests.test_review57i_restore import copied_after_a_rotation
 from troth.errors import IdentityError, IdentityFailure
 from troth.node import init_node, open_node
-from troth.vault.pkcs11 import _module
+from troth.vault.pkcs11_session import module_spelling as _module
 
 
 def test_a_second_process_on_a_restored_copy_is_held_too(troth_home: Path) -> None:

@@ -62,15 +62,17 @@ from troth.vault.base import (
 from troth.vault.pkcs11_session import (
     MapErrors,
     SharedSession,
+    module_spelling,
     note_dead,
+    open_session,
     twinned,
 )
-from troth.vault.pkcs11_session import module_spelling as _module
-from troth.vault.pkcs11_session import open_session as _open_session
 
 __all__ = ["Pkcs11Vault"]
 
 _log = logging.getLogger("troth.vault.pkcs11")
+_module = module_spelling  # (module attributes: a test replaces `_open_session`)
+_open_session = open_session
 _WARNED_MODIFIABLE: set[str] = set()
 """The seal keys found modifiable or copyable by this process (`Pkcs11Vault._warn_modifiable`:
 warned once)."""
