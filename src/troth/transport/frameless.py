@@ -10,6 +10,7 @@ the networks are ranked by how many they hold, and the addresses of each network
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Iterator
 from typing import Generic, Protocol, TypeVar
 
@@ -32,7 +33,7 @@ class Frameless(Generic[C]):
     network's addresses, one connection each, had a newcomer from another network give way
     once it was the oldest)."""
 
-    __slots__ = ("_hosts", "_next", "_placed", "ranked")
+    __slots__ = ("_ages", "_hosts", "_next", "_placed", "ranked")
 
     def __init__(self) -> None:
         self._placed: dict[C, tuple[int, str, str]] = {}  # oldest first: (order, address,
@@ -41,6 +42,8 @@ class Frameless(Generic[C]):
         self.ranked: Ranked[str, C] = Ranked(self._order)
         """The connections by network."""
         self._hosts: dict[str, Ranked[str, C]] = {}  # each network's, by source address
+        self._ages: collections.deque[tuple[int, C]] = collections.deque()  # oldest first,
+        # entries left stale by `discard` skipped when met, rebuilt when they outnumber the live
 
     def _order(self, connection: C) -> int:
         return self._placed[connection][0]
@@ -60,6 +63,7 @@ class Frameless(Generic[C]):
         no frame yet."""
         network = connection.network
         self._placed[connection] = (self._next, host, network)
+        self._ages.append((self._next, connection))
         self._next += 1
         self.ranked.add(network, connection)
         hosts = self._hosts.get(network)
@@ -78,6 +82,23 @@ class Frameless(Generic[C]):
             if not len(hosts):
                 del self._hosts[network]
             del self._placed[connection]
+            if len(self._ages) > 2 * len(self._placed) + 16:
+                self._ages = collections.deque((at[0], c) for c, at in self._placed.items())
+
+    def oldest(self) -> C | None:
+        """The connection added first of those here (review 66w, transport 1)."""
+        ages, placed = self._ages, self._placed
+        while ages:
+            order, connection = ages[0]
+            at = placed.get(connection)
+            if at is not None and at[0] == order:
+                return connection
+            ages.popleft()
+        return None
+
+    def entries(self) -> int:
+        """The entries kept for `oldest`, stale ones included (bounded: tests)."""
+        return len(self._ages)
 
     def victim(self, network: str | None = None) -> C | None:
         """Of the network holding the most (of those holding as many, the one whose oldest is
