@@ -79,7 +79,9 @@ def test_junk_past_its_shield_gives_way_without_a_scan() -> None:
             index.add(fresh, fresh.host)
         oldest = index.oldest()
         victim = _weigh(table, _Held("198.51.100.9", "198.51.100.0/24", progress=0), now, index)
-        assert victim is oldest and victim is not None and victim.network.startswith("203.0.")
+        assert victim is oldest
+        assert victim is not None
+        assert victim.network.startswith("203.0.")
         table.remove(victim)
         index.discard(victim)
     assert _Unscanned.scans == 0
