@@ -105,7 +105,10 @@ def eviction_candidate(
     connections than the newcomer's, or that opened `shielded_for` ago or more (review 66v,
     transport 1: one network's stranger, its handshakes done at once, evicted each client from
     another network before its message 3; the transport gives its `first_frame_timeout`, so junk
-    from a small network is shielded no longer than a handshake may take), of the network
+    from a small network is shielded no longer than a handshake may take; when the first by
+    this rule is shielded, the oldest if past its shield, else one of the newcomer's own
+    network, else the others': review 66w, transport 1, the index took the newcomer's own
+    network's while junk past its shield was kept), of the network
     holding the most such connections, the oldest of its source address holding the most (one
     network's addresses, one each, had a newcomer of another give way: review 62f, listener 1; a
     flood of connections from one address gives up its own, not a newcomer's from another address
@@ -136,9 +139,11 @@ def eviction_candidate(
     mine, theirs = per_host.get(newcomer.host, 0), per_network.get(newcomer.network, 0)
     now = newcomer.liveness.opened_at
 
+    def shielded(connection: _C) -> bool:  # (66v, transport 1)
+        return now - connection.liveness.opened_at < shielded_for
+
     def gives_way(connection: _C) -> bool:  # a frameless one, to this newcomer (66v, 1)
-        shielded = now - connection.liveness.opened_at < shielded_for
-        return not shielded or per_network.get(connection.network, 0) >= theirs
+        return not shielded(connection) or per_network.get(connection.network, 0) >= theirs
 
     while unproven:
         victim = unproven.victim()
@@ -147,25 +152,39 @@ def eviction_candidate(
         if proven(victim):
             unproven.discard(victim)
             continue
-        if not gives_way(victim):  # shielded: the newcomer's network's own give way, if any
-            victim = unproven.victim(newcomer.network)  # (66v, 1: no scan each newcomer)
-            if victim is None or proven(victim):
-                break  # (a scan finds another's, if any)
+        if gives_way(victim):
+            return victim
+        oldest = unproven.oldest()  # shielded: the oldest if past its shield (66w, 1)
+        if oldest is not None and proven(oldest):
+            unproven.discard(oldest)
+            continue
+        if oldest is not None and not shielded(oldest):
+            return oldest
+        victim = unproven.victim(newcomer.network)  # the newcomer's network's own, if any
+        if victim is None or proven(victim):  # (66v, 1: no scan each newcomer)
+            break  # (a scan finds another's, if any)
         return victim
     accepted = list(accepted)
     idlest: _C | None = None
     frameless: list[_C] = []  # oldest first
-    kept = math.inf  # when the first frameless one kept for this newcomer's network gives way
     for connection in accepted:
         if proven(connection):
             if idlest is None or _active(connection) < _active(idlest):
                 idlest = connection
-        elif gives_way(connection):
-            frameless.append(connection)
         else:
-            kept = min(kept, connection.liveness.opened_at + shielded_for)
-    if frameless:
-        return _frameless_victim(frameless)
+            frameless.append(connection)
+    kept = math.inf  # when the first frameless one kept for this newcomer's network gives way
+    if frameless:  # as the index would answer (66w, transport 1)
+        victim = _frameless_victim(frameless)
+        if gives_way(victim):
+            return victim
+        if not shielded(frameless[0]):
+            return frameless[0]
+        own = [c for c in frameless if c.network == newcomer.network]
+        eligible = own or [c for c in frameless if gives_way(c)]
+        if eligible:
+            return _frameless_victim(eligible)
+        kept = frameless[0].liveness.opened_at + shielded_for
     most = max(per_host.values())
     network, most_network = max(per_network.items(), key=lambda item: item[1])
     top = None  # of the addresses whose network holds no fewer than the newcomer's (listener 2)

@@ -10,6 +10,7 @@ the networks are ranked by how many they hold, and the addresses of each network
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Iterator
 from typing import Generic, Protocol, TypeVar
 
@@ -32,7 +33,7 @@ class Frameless(Generic[C]):
     network's addresses, one connection each, had a newcomer from another network give way
     once it was the oldest)."""
 
-    __slots__ = ("_hosts", "_next", "_placed", "ranked")
+    __slots__ = ("_ages", "_at", "_hosts", "_next", "_placed", "ranked")
 
     def __init__(self) -> None:
         self._placed: dict[C, tuple[int, str, str]] = {}  # oldest first: (order, address,
@@ -41,6 +42,10 @@ class Frameless(Generic[C]):
         self.ranked: Ranked[str, C] = Ranked(self._order)
         """The connections by network."""
         self._hosts: dict[str, Ranked[str, C]] = {}  # each network's, by source address
+        self._at: dict[int, C] = {}  # by order
+        self._ages: collections.deque[int] = collections.deque()  # the orders, oldest first,
+        # those left stale by `discard` skipped when met, rebuilt when they outnumber the live
+        # (orders only: a connection gone is not kept alive)
 
     def _order(self, connection: C) -> int:
         return self._placed[connection][0]
@@ -58,8 +63,11 @@ class Frameless(Generic[C]):
     def add(self, connection: C, host: str) -> None:
         """`connection` (the newest), from source address `host` (of its `network`), brought
         no frame yet."""
+        self.discard(connection)  # (once)
         network = connection.network
         self._placed[connection] = (self._next, host, network)
+        self._at[self._next] = connection
+        self._ages.append(self._next)
         self._next += 1
         self.ranked.add(network, connection)
         hosts = self._hosts.get(network)
@@ -71,13 +79,30 @@ class Frameless(Generic[C]):
         """`connection` closed or made progress (nothing when it is not here)."""
         placed = self._placed.get(connection)
         if placed is not None:
-            _, host, network = placed
+            order, host, network = placed
+            del self._at[order]
             self.ranked.remove(network, connection)
             hosts = self._hosts[network]
             hosts.remove(host, connection)
             if not len(hosts):
                 del self._hosts[network]
             del self._placed[connection]
+            if len(self._ages) > 2 * len(self._placed) + 16:
+                self._ages = collections.deque(self._at)
+
+    def oldest(self) -> C | None:
+        """The connection added first of those here (review 66w, transport 1)."""
+        ages, at = self._ages, self._at
+        while ages:
+            connection = at.get(ages[0])
+            if connection is not None:
+                return connection
+            ages.popleft()
+        return None
+
+    def entries(self) -> int:
+        """The entries kept for `oldest`, stale ones included (bounded: tests)."""
+        return len(self._ages)
 
     def victim(self, network: str | None = None) -> C | None:
         """Of the network holding the most (of those holding as many, the one whose oldest is
