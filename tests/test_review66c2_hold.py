@@ -11,7 +11,7 @@ hold 2 (low: a fleet's policy rolled back, as 66o hold 1, by a stale member) Onc
   cannot tell, without a format change, that the bundle stored is not older than what the
   restore lost (the guard counts stores, not revisions). Now the signing hold of a restore
   found in the `policy` scope ends only on the operator's word: a bundle of the authority
-  installed by the operator (`troth policy bundle install`, `policy_hold.clear_hold`, keyed
+  installed by the operator (`troth policy push`, `policy_hold.clear_hold`, keyed
   to the last restore found) or `--fleet-holds-none`; a pulled or pushed bundle no longer ends
   it (the table's own held-back state, which the engine's deny reads, is unchanged).
 """

@@ -12,7 +12,7 @@ when in doubt): a window dated by the clock that found the restore was already c
 node booted before NTP set its clock (review 66x, hold 1). Nor does a bundle stored from a
 pull end it: a stale member's older bundle is stored as well as the fleet's newest, and the
 guard counts stores, not revisions, so the node cannot tell them apart (review 66c2, hold 2).
-The way out is the operator's: the fleet's newest installed (`troth policy bundle install`,
+The way out is the operator's: the fleet's newest installed (`troth policy push`,
 `clear_hold`, for the last restore found), or the word that the fleet holds no bundle of the
 authority (`fleet_holds_none`).
 """
@@ -46,7 +46,7 @@ def _last_restore(db: SqliteDatabase) -> str | None:
 
 
 def clear_hold(db: SqliteDatabase, authority: Identifier) -> None:
-    """The operator installed a bundle of `authority` (`troth policy bundle install`): its word
+    """The operator installed a bundle of `authority` (`troth policy push`): its word
     that it is the fleet's newest ends the hold of the last restore found (module docstring)."""
     restore = _last_restore(db)
     if restore is None:
@@ -84,7 +84,7 @@ def check_may_sign(
         raise PolicyError(
             PolicyFailure.RESTORED,
             "this node's bundle of the authority came back with a restored node.db: install "
-            "the fleet's newest (troth policy bundle install), then sign above its revision",
+            "the fleet's newest (troth policy push), then sign above its revision",
         )
     if fleet_holds_none:
         return
@@ -101,6 +101,6 @@ def check_may_sign(
             else "it holds none of this authority"
         )
         + ": the fleet may hold one of the revision you sign. Install the fleet's newest "
-        "(troth policy bundle install), then sign above its revision"
+        "(troth policy push), then sign above its revision"
         + ("" if held else f"; if no node holds a bundle of it, sign with {FLEET_HOLDS_NONE}"),
     )
