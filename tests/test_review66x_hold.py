@@ -14,7 +14,9 @@ hold 1 (low: a fleet's policy rolled back, as 66o hold 1, on a machine whose clo
   of `restored_at` and the guard's `raised_at` of the scope (when the last bundle the copy
   lacks was stored). Note: a version 3 (unbound) slot with every scope's largest count does
   not fit two raised times (`encode_slot` overflows), so the slot budget needs a look too.
-  Strict xfail here.
+  Fixed in review 66c2 (the lead's decision, deny when in doubt, no format change): the hold
+  has no time limit; it ends when a bundle of the authority is stored (installed or pulled)
+  or on the operator's word (`--fleet-holds-none`).
 
 hold 2 (low: the operator's word given by no one) `Policies.sign(fleet_holds_none=...)` read
   the flag by truthiness: `fleet_holds_none="no"` (or "false", 0.0 from a config file) was
@@ -41,11 +43,6 @@ from troth.node import open_node
 from troth.node.services.policy import install_bundle, sign_bundle_as
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="66x hold 1: the hold is dated by the clock that found the restore; date the "
-    "policy scope's bumps and end it MAX_POLICY_BUNDLE_TTL after the guard's raised_at too",
-)
 def test_hold1_a_restore_found_on_a_clock_behind_keeps_the_hold(
     troth_home: Path, tmp_path: Path
 ) -> None:

@@ -88,7 +88,7 @@ from troth.node.authorities import home_of, is_local
 from troth.node.node import Node, open_node
 from troth.node.services.base import Method, RequestContext, call, service_address
 from troth.node.services.node_policies import NodeFeeds, NodePolicies
-from troth.node.services.policy_hold import check_may_sign
+from troth.node.services.policy_hold import check_may_sign, clear_hold
 from troth.node.shares import Shares, authorities_of
 from troth.node.worker import StoreWorker
 from troth.routing import Route, Router, parse_route
@@ -651,6 +651,7 @@ def install_bundle(home: Path, name: str, data: bytes, *, clock: Clock) -> dict[
 
     with open_node(name, home=home) as node:
         verified, new = _open_policies(node, clock).accept(data, now=clock.now())
+        clear_hold(node.db, verified.body.authority)  # the operator's word (policy_hold)
     running = bool(node_status(home, name)["running"])
     if running:
         try:
