@@ -6,11 +6,11 @@ hold 1 (medium: a fleet's policy rolled back, as 66b hold 1) A hub's node.db res
   no bundle of it, so nothing was held back (the hold marks the bundles the copy holds) and
   `sign_bundle_as` signed a new revision 1: a second bundle of the fleet's revision, of which
   every node keeps the lower digest, so on about half of such restores the new policies
-  replaced the fleet's unseen (or the fleet's the new ones). Now a restore found in the
-  `policy` scope also holds back every authority the node trusts or hosts that the copy holds
-  no bundle of (`BundleTable.hold_missing`), so signing one is refused (RESTORED) until a
-  bundle of it is stored (the fleet's newest installed or pulled), or, when the fleet holds
-  none, the operator's word (`troth policy bundle create --none-in-fleet`).
+  replaced the fleet's unseen (or the fleet's the new ones). Now, after a restore found in
+  the `policy` scope, signing a bundle of an authority is refused (RESTORED) until the
+  operator installs one (`troth policy push`, the fleet's newest) or gives her word that the
+  fleet holds none (`troth policy bundle create --fleet-holds-none`) (policy_hold.py; review
+  66c2 dropped the time limit and the end by any bundle stored).
 """
 
 from __future__ import annotations

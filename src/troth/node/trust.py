@@ -676,7 +676,7 @@ def _revoke_again(
         _log.error(
             "the hosted authority's store went back past the feed held; revoking again "
             "what it lost failed for good (%s): the authority is held (every chain of it "
-            "refused here) until troth authority release-restored",
+            "refused here) until troth authority release-restored --revoked-again",
             exc,
         )
         try:
