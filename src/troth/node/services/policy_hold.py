@@ -14,7 +14,9 @@ pull end it: a stale member's older bundle is stored as well as the fleet's newe
 guard counts stores, not revisions, so the node cannot tell them apart (review 66c2, hold 2).
 The way out is the operator's: the fleet's newest installed (`troth policy push`,
 `clear_hold`, for the last restore found), or the word that the fleet holds no bundle of the
-authority (`fleet_holds_none`).
+authority (`fleet_holds_none`), given for an authority this node holds none of: a bundle it
+stored since the restore (a stale member's push) shows the fleet holds one (review 66e2, hold
+1: the word let the node sign "one up" from the stale bundle, beside the fleet's).
 """
 
 from __future__ import annotations
@@ -86,12 +88,12 @@ def check_may_sign(
             "this node's bundle of the authority came back with a restored node.db: install "
             "the fleet's newest (troth policy push), then sign above its revision",
         )
-    if fleet_holds_none:
+    held = table.load(authority.digest) is not None
+    if fleet_holds_none and not held:  # a bundle held says otherwise (review 66e2, hold 1)
         return
     restore = _last_restore(table.db)
     if restore is None or _cleared(table.db, authority, restore):
         return
-    held = table.load(authority.digest) is not None
     raise PolicyError(
         PolicyFailure.RESTORED,
         "node.db was restored from a copy that lacks bundles this node held, and "
@@ -102,5 +104,11 @@ def check_may_sign(
         )
         + ": the fleet may hold one of the revision you sign. Install the fleet's newest "
         "(troth policy push), then sign above its revision"
-        + ("" if held else f"; if no node holds a bundle of it, sign with {FLEET_HOLDS_NONE}"),
+        + (
+            f" ({FLEET_HOLDS_NONE} does not hold: this node holds one)"
+            if held and fleet_holds_none
+            else ""
+            if held
+            else f"; if no node holds a bundle of it, sign with {FLEET_HOLDS_NONE}"
+        ),
     )
