@@ -669,23 +669,24 @@ def _unbound(
     checkpointed `identity` is bound by every copy: its own link to the identifier is only its
     checkpoint's word too, so a co-trusted authority could wipe another's copy with one it made
     up; unless `tied`: the caller tied it to the identifier (the authority's pin, its identifier
-    and current key, confirmed out of band: review 66g, enroll 1), and the copy holds none of
-    its changes nor follows one (else it is its continuation: the pin is stale), `binds` judged
-    as for a full history. The caller also requires that the copy's link was never checked
-    here (`IdentityStore.history_linked`: it extended no full history). None `binds` (a
+    and current key, confirmed out of band: review 66g, enroll 1), and the copy starts past the
+    change after its last (else it holds a change at an index of hers, or follows one: her
+    continuation, the pin stale, or a sibling of her change signed with the same keys, a
+    thief's fork or hers, which the pin cannot tell apart: review 66d2, enroll 1), `binds`
+    judged as for a full history. The caller also requires that the copy's link was never
+    checked here (`IdentityStore.history_linked`: it extended no full history). None `binds` (a
     stranger, a chain that failed, a caller that does not say): every copy binds."""
-    index, first = copy.first_index, identity.first_index
-    if binds is None or index == 0 or (first != 0 and not tied):
+    index = copy.first_index
+    if binds is None or index == 0 or (identity.first_index != 0 and not tied):
         return False
-    changes = refuted_changes(copy)
-    if first != 0 and not {(c.index, c.change_hash) for c in identity.changes}.isdisjoint(changes):
-        return False  # it holds a change of hers: her own continuation (or the same history)
-    if first <= index - 1 <= identity.current.index:
+    if index - 1 <= identity.current.index:
+        if identity.first_index != 0:
+            return False  # at an index of hers, or following one: the pin cannot tell
         with _stored_copy():
             previous = ChangeBody.decode(copy.changes[0].body).previous
-        if previous == identity.changes[index - 1 - first].change_hash:
+        if previous == identity.changes[index - 1].change_hash:
             return False  # it names her change: judged by `_made_up`
-    return not binds(changes)
+    return not binds(refuted_changes(copy))
 
 
 def refuted_changes(copy: UnverifiedHistory) -> list[tuple[int, bytes]]:
