@@ -683,12 +683,11 @@ def resign_held_bundle(home: Path, name: str, *, digest: str, clock: Clock) -> d
     held bundle may be one a thief pushed with the key the rotation retired. PolicyError when
     the digest differs, the bundle expired, or there is none (NO_BUNDLE)."""
     found = held_authority_bundle(home, name)
-    if found is not None:
-        with open_node(name, home=home) as node:
-            check_may_sign(SqliteBundleTable(node.db), found[0], now=clock.now())
     if found is None:
         raise PolicyError(_P.NO_BUNDLE, f"node {name!r} holds no bundle of an authority it hosts")
     authority, held = found
+    with open_node(name, home=home) as node:
+        check_may_sign(SqliteBundleTable(node.db), authority, now=clock.now())
     if sha256(held).hex() != digest.strip().lower():
         raise PolicyError(
             _P.MALFORMED,

@@ -63,9 +63,10 @@ def clear_hold(db: SqliteDatabase, authority: Identifier) -> None:
 
 
 def _cleared(db: SqliteDatabase, authority: Identifier, restore: str) -> bool:
-    """Whether the operator installed a bundle of `authority` since the restore `restore`."""
-    with db.transaction():
-        db.execute(_TABLE)
+    """Whether the operator installed a bundle of `authority` since the restore `restore` (a
+    read: the table is made by `clear_hold`, none yet is none cleared)."""
+    if db.fetch_one("SELECT 1 FROM sqlite_master WHERE name = 'policy_sign_cleared'") is None:
+        return False
     row = db.fetch_one(
         "SELECT restore FROM policy_sign_cleared WHERE authority = ?", (authority.digest,)
     )
@@ -94,21 +95,17 @@ def check_may_sign(
     restore = _last_restore(table.db)
     if restore is None or _cleared(table.db, authority, restore):
         return
+    if held:
+        why = "the bundle of this authority it holds since may be older than the fleet's"
+        way = (
+            f" ({FLEET_HOLDS_NONE} does not hold: this node holds one)" if fleet_holds_none else ""
+        )
+    else:
+        why = "it holds none of this authority"
+        way = f"; if no node holds a bundle of it, sign with {FLEET_HOLDS_NONE}"
     raise PolicyError(
         PolicyFailure.RESTORED,
-        "node.db was restored from a copy that lacks bundles this node held, and "
-        + (
-            "the bundle of this authority it holds since may be older than the fleet's"
-            if held
-            else "it holds none of this authority"
-        )
-        + ": the fleet may hold one of the revision you sign. Install the fleet's newest "
-        "(troth policy push), then sign above its revision"
-        + (
-            f" ({FLEET_HOLDS_NONE} does not hold: this node holds one)"
-            if held and fleet_holds_none
-            else ""
-            if held
-            else f"; if no node holds a bundle of it, sign with {FLEET_HOLDS_NONE}"
-        ),
+        f"node.db was restored from a copy that lacks bundles this node held, and {why}: the "
+        "fleet may hold one of the revision you sign. Install the fleet's newest (troth "
+        f"policy push), then sign above its revision{way}",
     )
