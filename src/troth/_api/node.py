@@ -71,6 +71,7 @@ from troth.node.traces import (
     tell_running,
 )
 from troth.node.trust import FEED_STALENESS, extends_held, read_hosted
+from troth.secrets.wire import BROKER
 
 if TYPE_CHECKING:
     from troth._api.network import Channel, RunningNode, Service
@@ -190,7 +191,8 @@ class Identities:
         it, then re-sign it (`node.policies.resign(digest)`, its `PolicyBundle.digest`).
         `compromised`: the node's keys may have been copied (a stolen backup), which hold the
         committed next key too: two changes are appended, so the new primary key is one made
-        now (docs/vault.md, "Recovering from a stolen backup"). The change is dated
+        now (docs/vault.md, "Recovering from a stolen backup"), and a broker node revokes every
+        lease whose chain names the identity, as `Secrets.revoke_holder`. The change is dated
         no earlier than the identity's newest record in the node's trace log (at most 300 s
         after the node's clock), so the records it signed stay valid (docs/formats.md, "A node
         dates its own rotations after what they retire"). A `compromised` that is not a bool is
@@ -209,6 +211,9 @@ class Identities:
             compromised=compromised,
         )
         announce_here(node._stored, ref, now=node._clock.now())
+        if compromised and BROKER in node._stored.config.services:
+            # what the copied key obtained here ends with it (review 67f, secrets 1)
+            node.secrets.revoke_holder(rotated.identity.identifier)
         return Identity._of(rotated.name, rotated.identity)
 
 

@@ -48,6 +48,7 @@ from troth.node.verify import (
     superseded_reason,
     verify_bare_history,
 )
+from troth.secrets.wire import BROKER
 
 KEY_TYPES = click.Choice(["ed25519", "p256"])
 IDENTITY_ARG = click.argument("ref", metavar="IDENTITY")
@@ -299,7 +300,8 @@ def rotate(
     """Rotate IDENTITY's primary key: append a change signed by the new and the current key,
     then announce the new history to every authority the identity holds credentials from (so
     their feeds tell every verifier the older history is superseded). After a stolen backup,
-    rotate with --compromised: a plain rotation reveals the next key the backup holds."""
+    rotate with --compromised: a plain rotation reveals the next key the backup holds; on a
+    broker node it revokes every lease whose chain names IDENTITY, as lease revoke --holder."""
     with open_cli_node(node_name) as node:
         ref = reporter.names.local(ref, node)
         local = rotate_local(  # the clock is read once the write lock is held
@@ -310,9 +312,17 @@ def rotate(
             compromised=compromised,
         )
         data: dict[str, Any] = describe(local.identity, local.name)
+        broker = compromised and BROKER in node.config.services
     announced = _announce(node_name, ref)
+    if broker:  # what the copied key obtained here ends with it (review 67f, secrets 1)
+        ended = ask_node(
+            node_name, "broker.revoke-identity", {"identity": str(local.identity.identifier)}
+        )
+        data["leases_revoked"] = ended.get("revoked", len(ended["leases"]))
     _hint_resign(node_name, local.identity.identifier, reporter)
     lines = [shown(data)]
+    if broker:
+        lines.append(f"revoked {data['leases_revoked']} lease(s) at this broker")
     for row in announced:
         authority = reporter.label(row["authority"])
         if row["announced"]:
