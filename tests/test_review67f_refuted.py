@@ -21,7 +21,9 @@ from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` a
 
 
 def test_a_lease_role_reaches_its_template_by_no_grant_of_its_own(
-    tmp_path: Path, world: LeaseWorld, orders: OrdersDb
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
 ) -> None:
     """A member's lease role tries to make the scope's template reach it (granting itself to
     it: PostgreSQL 15 and older let a role so grant itself from its own session, and the
