@@ -8,16 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.leases import LeaseWorld
+from tests.support.leases import LeaseWorld, open_broker
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
     SECRET,
     OrdersDb,
+    assert_session_ended,
     login,
     now,
     orders,
     setup,
     world,
 )
+from troth.secrets import AllowListPolicy, LeaseState
 
 
 def test_a_lease_role_reaches_its_template_by_no_grant_of_its_own(
@@ -55,3 +57,28 @@ def test_a_lease_role_reaches_its_template_by_no_grant_of_its_own(
         assert admin.execute(
             "SELECT count(*) FROM pg_largeobject_metadata WHERE oid = %s", (oid,)
         ).fetchone() == (0,)
+
+
+def test_a_lease_that_expired_while_the_node_was_down_is_dropped_at_its_start(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+) -> None:
+    """The broker stops with a live lease whose holder keeps a session open (VALID UNTIL ends
+    new logins only); the lease expires meanwhile. The broker opened again over node.db sweeps
+    as a node's start does: the role is dropped and the open session ended."""
+    broker = setup(tmp_path, world, orders)
+    start = now()
+    issued = broker.issue(world.credential_a(), SECRET, ttl=30, now=start)
+    session = login(orders, issued.credential.reveal())
+    broker.close()
+    policy = AllowListPolicy({world.agent_a.identifier: {SECRET: None}})
+    _db, again = open_broker(tmp_path / "node.db", now=start + 60, policy=policy)
+    report = again.sweep(start + 60, after_restart=True)
+    assert (report.expired, report.failed) == (1, 0)
+    assert_session_ended(session)
+    assert orders.lease_roles() == set()
+    stored = again.book.lease(issued.lease.handle)
+    assert stored is not None
+    assert stored.state is LeaseState.REVOKED
+    again.close()
