@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.leases import LeaseWorld, open_broker
+from tests.support.leases import LeaseWorld, RemoteStub, make_world, open_broker
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
     SECRET,
     OrdersDb,
@@ -19,6 +19,7 @@ from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` a
     setup,
     world,
 )
+from troth.errors import SecretError, SecretFailure
 from troth.secrets import AllowListPolicy, LeaseState
 
 
@@ -82,3 +83,29 @@ def test_a_lease_that_expired_while_the_node_was_down_is_dropped_at_its_start(
     assert stored is not None
     assert stored.state is LeaseState.REVOKED
     again.close()
+
+
+def test_a_revocation_by_another_broker_during_a_renewal_is_not_undone(tmp_path: Path) -> None:
+    """Two processes over one node.db (a daemon and a CLI command): while one renews a remote
+    engine's lease (its server's round trip, no write transaction open), the other revokes
+    it. The renewal is refused REVOKED and the lease stays revoked, its expiry not moved."""
+    start = now()
+    lease_world = make_world(start)
+    path = tmp_path / "node.db"
+    policy = AllowListPolicy({lease_world.agent_b.identifier: {"api": None}})
+    _db, renewing = open_broker(path, now=start, policy=policy)
+    engine = RemoteStub()
+    renewing.engines[engine.kind] = engine
+    renewing.put_secret("api", engine.kind, {"server": "s"}, b"", now=start)
+    issued = renewing.issue(lease_world.credential_b(), "api", now=start, ttl=60)
+    _other_db, revoking = open_broker(path, now=start, policy=policy)
+    revoking.engines[engine.kind] = RemoteStub()
+    engine.during_issue = lambda: [revoking.revoke_lease(issued.lease.handle, now=start + 1)][0]
+    with pytest.raises(SecretError) as refused:
+        renewing.renew(lease_world.credential_b(), issued.lease_id, now=start + 1, ttl=600)
+    assert refused.value.reason is SecretFailure.REVOKED
+    for broker in (renewing, revoking):
+        stored = broker.book.lease(issued.lease.handle)
+        assert stored is not None
+        assert (stored.state, stored.expires_at) == (LeaseState.REVOKED, issued.lease.expires_at)
+        broker.close()
