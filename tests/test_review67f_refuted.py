@@ -100,7 +100,11 @@ def test_a_revocation_by_another_broker_during_a_renewal_is_not_undone(tmp_path:
     issued = renewing.issue(lease_world.credential_b(), "api", now=start, ttl=60)
     _other_db, revoking = open_broker(path, now=start, policy=policy)
     revoking.engines[engine.kind] = RemoteStub()
-    engine.during_issue = lambda: [revoking.revoke_lease(issued.lease.handle, now=start + 1)][0]
+
+    def revoke() -> None:  # where the real engine talks to its server
+        revoking.revoke_lease(issued.lease.handle, now=start + 1)
+
+    engine.during_issue = revoke
     with pytest.raises(SecretError) as refused:
         renewing.renew(lease_world.credential_b(), issued.lease_id, now=start + 1, ttl=600)
     assert refused.value.reason is SecretFailure.REVOKED
