@@ -1,7 +1,7 @@
 """Review 67e, enroll: attacks on 66d2's rule ("a copy at or before the change after the
 ticket's last binds a tied checkpointed ticket") that worked.
 
-Both start the same way (`_theft`): acme rotates to key 1 (committing to key 2); a thief copies
+Both start the same way (`theft`): acme rotates to key 1 (committing to key 2); a thief copies
 acme's node; acme rotates to key 2 (desk's operator writes down that pin, `acme:key2`), then
 twice more (changes 3 and 4). Desk holds only acme's real change 4, from globex's feed
 (co-trusted; a checkpoint's word, unlinked). The thief signs its own change 2' with the stolen
@@ -52,7 +52,7 @@ from troth.node.home import troth_home
 from troth.node.node import node_dir
 
 
-def _theft(authority: Authority, node: Node, members: Node) -> str:
+def theft(authority: Authority, node: Node, members: Node) -> str:
     """The thief's copy of acme's node before change 2; acme at change 4, desk holding only
     that change from globex's checkpoint; the pin of acme's key 2."""
     node.identities.rotate("acme", now=NOW)  # change 1: key 1, next key 2 committed
@@ -90,7 +90,7 @@ def test_a_pinned_fork_two_rotations_behind_does_not_replace_the_real_history(
     acme: tuple[Authority, Node, Node],  # noqa: F811
 ) -> None:
     authority, node, members = acme
-    pin = _theft(authority, node, members)
+    pin = theft(authority, node, members)
     digest = authority.identifier.digest
     real = UnverifiedHistory.decode(authority.history()).changes
     with open_node("thief") as thief:
@@ -125,7 +125,7 @@ def test_a_full_fork_ticket_does_not_replace_the_real_history(
     acme: tuple[Authority, Node, Node],  # noqa: F811
 ) -> None:
     authority, node, members = acme
-    _theft(authority, node, members)
+    theft(authority, node, members)
     with open_node("thief") as thief:
         thief.identities.rotate("acme", now=NOW)  # change 2': key 2 too, its own next key
         stolen = thief.authority()
