@@ -12,7 +12,9 @@ these must stay refused, the copy standing and nothing recorded:
 3. acme's real ticket with a pin naming another identifier (globex's key and identifier: a
    pin the operator got from the wrong party);
 4. acme's real checkpointed ticket with its pin, answered by no one (the address never
-   answers, or the code is not acme's): the copy is replaced only once acme answered.
+   answers, or the code is not acme's): the copy stands (since review 67e, enroll 1, the
+   pinned ticket is refused over it before any request is sent; before, it was replaced only
+   once acme answered).
 """
 
 from __future__ import annotations
@@ -101,6 +103,7 @@ def test_a_pinned_ticket_no_one_answers_leaves_the_copy(
     def send(request: bytes) -> bytes:
         raise AuthorityError(AuthorityFailure.TICKET_UNKNOWN, "ticket unknown")
 
-    with pytest.raises(AuthorityError, match="ticket unknown"):
+    with pytest.raises(IdentityError) as refused:  # review 67e, enroll 1: before any request
         enroll_alice(members, ticket, pin, send)
+    assert refused.value.reason is IdentityFailure.UNATTESTED_CHECKPOINT
     _copy_stands(members, authority)

@@ -157,8 +157,9 @@ def resumption(
     """Send an interrupted enrollment again (its pending record names everything needed).
     The record is kept only for a ticket `check_ticket` tied to its authority's identifier (a
     full history, a copy this node linked, or the authority's pin confirmed): its history is
-    judged as tied (`pinned`), so an enrollment whose pin was confirmed is resumed over a copy
-    only a checkpoint ties, as it was started (review 66g, enroll 1), without the pin kept."""
+    judged as tied (`pinned`), as it was started, without the pin kept; a copy stored since
+    that it does not extend refuses it still (review 67e, enroll 1: a pin ties nothing over a
+    copy holding other changes)."""
     ticket = _parse(pending.ticket)
     ref = "T" + pending.identifier.hex()
     return (

@@ -135,13 +135,14 @@ def check_ticket(
     can write one for any identifier, even with another authority's real changes): it is
     taken only with the authority's pin confirmed out of band
     (`authority_pin`: `IDENTIFIER:KEY`, `authority_pin_of`), identifier and current key both.
-    A pin given is always checked, and ties the history over a copy that is only a
-    checkpoint's word (another authority's, made up perhaps) and holds none of its changes nor
-    follows one, when `binds` says that copy does not bind it (review 66g, enroll 1): the pin
-    names the current key, which signs the history's last change, so only that key's holder
-    made it (a stale backup of the authority's keys ends with another). Nothing is stored
-    here. ConfigError for a pin that is not one. `binds`: which stored copy from a checkpoint
-    binds the authority's history (None: every one)."""
+    A pin given is always checked; over a copy that is only a checkpoint's word (another
+    authority's) it attests the history's checkpoint, so a history extending that copy is
+    taken, but one forking from it or rolling it back is refused by it still: a pin does not
+    say it is current, and a thief's fork ending with a key the authority rotated away from
+    (signed with a stolen key and the next one it committed to) under the authority's real
+    later history looks as the authority's real ticket under a made-up copy (reviews 66g and
+    67e, enroll 1). Nothing is stored here. ConfigError for a pin that is not one. `binds`:
+    which stored copy from a checkpoint binds the authority's history (None: every one)."""
     pin = None if authority_pin is None else parse_authority_pin(authority_pin)
     pinned = pin is not None
     history = _ticket_history(identities, ticket, now=now, binds=binds, pinned=pinned)

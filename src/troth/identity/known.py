@@ -172,7 +172,7 @@ class KnownHistories:
         evidence (`_keeping_forks`); so is a full copy `outranks` says is superseded, replaced
         (review 54i, identity 2)."""
         with self._keeping_forks(identity):
-            seen = self._judge(identity, binds, tell=False, outranks=outranks, tied=linked)
+            seen = self._judge(identity, binds, tell=False, outranks=outranks)
             if seen is not _Seen.STORED:
                 # tells `refuted` of a copy it replaces; stores her full history over a copy
                 # from a checkpoint ending at the same change (`_Seen.LINKS`: review 29a)
@@ -245,15 +245,14 @@ class KnownHistories:
         *,
         binds: Binds | None = None,
         outranks: Outranks | None = None,
-        tied: bool = False,
     ) -> None:
         """Raise IdentityError as `observe` would, but store nothing (for a requester not yet
         authorised: a stranger must not be able to fill the store). A copy that does not bind
         it (`binds`), or that `outranks` says is superseded, is left as it is, and no one is
-        told of it. `tied`: as `observe`'s `linked`. A FORK is kept as evidence
+        told of it. A FORK is kept as evidence
         (`_keeping_forks`: signed with the identity's keys, whoever presents it)."""
         with self._keeping_forks(identity):
-            if self._judge(identity, binds, outranks=outranks, tied=tied) not in _UNCHANGED:
+            if self._judge(identity, binds, outranks=outranks) not in _UNCHANGED:
                 self._own_only(identity)
 
     def check_no_fork(self, identity: VerifiedIdentity) -> None:
@@ -366,7 +365,6 @@ class KnownHistories:
         *,
         tell: bool = True,
         outranks: Outranks | None = None,
-        tied: bool = False,
     ) -> _Seen:
         """How `identity` stands against the stored (or cached) copy; raise if it neither
         equals nor extends it, unless it shows it made up (then `tell` the `refuted`
@@ -397,7 +395,7 @@ class KnownHistories:
         stored = self._store.get_history(digest)
         if stored is None:
             return _Seen.FIRST
-        seen = self._extends(digest, stored[0], identity, binds, outranks, tied)
+        seen = self._extends(digest, stored[0], identity, binds, outranks)
         if seen is _Seen.REFUTED and tell and self._refuted is not None:
             self._refuted(identity.identifier, _decode(stored[0]))
         return seen
@@ -409,7 +407,6 @@ class KnownHistories:
         identity: VerifiedIdentity,
         binds: Binds | None,
         outranks: Outranks | None = None,
-        tied: bool = False,
     ) -> _Seen:
         """How `identity` stands against the stored copy `history`; raise unless it is that
         copy, extends it (a history starting right after it following its last change as a
@@ -433,7 +430,7 @@ class KnownHistories:
             if exc.reason in _REFUTABLE:
                 if _made_up(copy, identity):
                     return _Seen.REFUTED
-                if _unbound(copy, identity, binds, tied) and not self._store.history_linked(digest):
+                if _unbound(copy, identity, binds) and not self._store.history_linked(digest):
                     return _Seen.UNBOUND
                 if (
                     span.first == 0
@@ -466,7 +463,7 @@ class KnownHistories:
                 if full:
                     _confirm(self._store, identity)
             else:
-                seen = self._extends(digest, stored[0], identity, binds, outranks, tied)
+                seen = self._extends(digest, stored[0], identity, binds, outranks)
                 replaced = seen in (_Seen.REFUTED, _Seen.UNBOUND, _Seen.OUTRANKED)
                 write = replaced or count > stored[1] or seen is _Seen.LINKS
                 if write and self._store.find_local(identifier=digest) is not None:
@@ -658,30 +655,25 @@ def _confirm(store: IdentityStore, identity: VerifiedIdentity) -> None:
     )
 
 
-def _unbound(
-    copy: UnverifiedHistory, identity: VerifiedIdentity, binds: Binds | None, tied: bool = False
-) -> bool:
+def _unbound(copy: UnverifiedHistory, identity: VerifiedIdentity, binds: Binds | None) -> bool:
     """Whether the stored copy `copy`, from a checkpoint, does not bind `identity`, a full
     history (from change 0, tied to the identifier by its own hash) it forks from or rolls
     back: no authority attesting the copy has standing over `identity` (`binds`). Not when the
     copy's first change names `identity`'s change before it as previous: it follows that change
     (her own continuation, which binds whoever attests it) or is made up (`_made_up`). A
-    checkpointed `identity` is bound by every copy: its own link to the identifier is only its
-    checkpoint's word too, so a co-trusted authority could wipe another's copy with one it made
-    up; unless `tied`: the caller tied it to the identifier (the authority's pin, its identifier
-    and current key, confirmed out of band: review 66g, enroll 1), and the copy starts past the
-    change after its last (else it holds a change at an index of hers, or follows one: her
-    continuation, the pin stale, or a sibling of her change signed with the same keys, a
-    thief's fork or hers, which the pin cannot tell apart: review 66d2, enroll 1), `binds`
-    judged as for a full history. The caller also requires that the copy's link was never
+    checkpointed `identity` is bound by every copy, even one the caller tied to the identifier
+    (an authority's pin): its own link is only its checkpoint's word, so a co-trusted authority
+    could wipe another's copy with one it made up; and a pin does not say it is current, so a
+    copy holding a change at an index of the ticket's or past its last may be the authority's
+    real later history, the ticket a thief's fork signed with a stolen key and the next key it
+    committed to, which the pin cannot tell apart however far the copy starts past the ticket
+    (reviews 66d2 and 67e, enroll 1). The caller also requires that the copy's link was never
     checked here (`IdentityStore.history_linked`: it extended no full history). None `binds` (a
     stranger, a chain that failed, a caller that does not say): every copy binds."""
     index = copy.first_index
-    if binds is None or index == 0 or (identity.first_index != 0 and not tied):
+    if binds is None or index == 0 or identity.first_index != 0:
         return False
     if index - 1 <= identity.current.index:
-        if identity.first_index != 0:
-            return False  # at an index of hers, or following one: the pin cannot tell
         with _stored_copy():
             previous = ChangeBody.decode(copy.changes[0].body).previous
         if previous == identity.changes[index - 1].change_hash:

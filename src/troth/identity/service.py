@@ -622,7 +622,7 @@ class IdentityService(RetiredKeys):
         """`import_history`'s checks, storing nothing: for what is trusted only once an exchange
         it starts succeeds (a ticket's authority, stored when the enrollment completes)."""
         identity = self._verify_seen(data, now, checkpoints, tied=linked)
-        self._known.check(identity, binds=None if binds is None else binds(identity), tied=linked)
+        self._known.check(identity, binds=None if binds is None else binds(identity))
         return identity
 
     def _verify_seen(
