@@ -5,8 +5,7 @@
    access to trace.db copied the checkpoint rows aside, deleted them, appended a record dated
    before the rotation (and before the checkpoint), and put the rows back. The log's own
    checkpoint, signed by its key at its time, shows the record was written after it, yet
-   `verify_log(log)` read `unanchored` (no fault) and `troth trace verify` on a node that
-   had accepted no checkpoint of the log exited 0. A record at or past a checkpoint the log
+   `verify_log(log)` read `unanchored` (no fault). A record at or past a checkpoint the log
    holds (verified as the log's) and dated more than the skew before it is now BACKDATED,
    naming the record (`LogVerifier.add`); an honest log never writes one (66h, the property).
 """
