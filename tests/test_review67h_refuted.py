@@ -107,3 +107,32 @@ def test_a_crash_between_append_and_checkpoint_leaves_nothing_backdated(tmp_path
     assert verify_log(later).status is AnchorStatus.UNANCHORED
     assert verify_log(later, anchor=note).status is AnchorStatus.VALID
     later.close()
+
+
+def test_an_honest_log_across_its_key_renewal_holds_to_its_own_floor(tmp_path: Path) -> None:
+    """The log's identity rotated between two checkpoints (the first signed by the retired
+    key), its clock stepped back the skew after each: every record (the last exactly the skew
+    before the newest checkpoint) verifies against the log's own checkpoints, no kept note; one
+    second earlier is refused at append, as the verifier would refuse it."""
+    owner = Held()
+    owner.signer(NOW)
+    clock = FixedClock(START)
+    log = TraceLog.open(tmp_path / "log.db", clock=clock, signer=lambda now: owner.signer(now))
+    signer = AGENT.signer(NOW)
+    head = log.append(sign_record(signer, tool_call(), seq=0, prev=None, time=START))
+    first = log.checkpoint()
+    owner.rotate(START + 100)
+    clock.advance(1000)
+    head = log.append(sign_record(signer, tool_call(), seq=1, prev=head.hash, time=START + 1000))
+    second = log.checkpoint()
+    assert (first.time, second.time) == (START, START + 1000)
+    clock.advance(-SKEW)
+    other = OTHER.signer(NOW)
+    late = sign_record(other, tool_call(), seq=0, prev=None, time=second.time - SKEW - 1)
+    with pytest.raises(TraceError) as refused:
+        log.append(late)
+    assert refused.value.reason is TraceFailure.BACKDATED
+    log.append(sign_record(other, tool_call(), seq=0, prev=None, time=second.time - SKEW))
+    assert verify_log(log).status is AnchorStatus.UNANCHORED
+    assert verify_log(log, anchor=first.note).status is AnchorStatus.VALID
+    log.close()
