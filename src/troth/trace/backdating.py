@@ -11,19 +11,21 @@ the rotation). The log refuses such a record at append (its clock was stepped ba
 the clock, the record is refused until then), `verify_log` refuses one after the checkpoint a
 verifier kept, and so do `verify_export` and `verify_bundle` for a line whose log material
 signs the kept note: `BACKDATED`, naming the record. A record exactly the skew before the
-checkpoint is taken on both sides.
+checkpoint is taken on both sides. `verify_log` holds every record to the log's own signed
+checkpoints as well (`LogFloor`; review 67h, traces 1: a thief who put the checkpoint rows back
+after writing the record in read `unanchored`, no fault, without a kept note).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from troth import limits
 from troth.errors import TraceError, TraceFailure
 from troth.trace.checkpoint import Checkpoint
 from troth.trace.record import TraceRecord
 
-__all__ = ["check_after_kept", "check_not_backdated"]
+__all__ = ["LogFloor", "check_after_kept", "check_not_backdated"]
 
 
 def check_not_backdated(
@@ -58,3 +60,25 @@ def check_after_kept(
     except TraceError as exc:
         if is_the_logs():
             raise exc.located(index=index, record=record.id) from None
+
+
+class LogFloor:
+    """The floor a log's own checkpoints (verified as the log's, smallest first, none dated
+    before a smaller one: `in_order`) set for the records read in log order: a record at index
+    I follows every checkpoint of at most I records, so it is dated no more than the skew
+    before the newest of them (review 67h, traces 1)."""
+
+    def __init__(self, checkpoints: Sequence[Checkpoint]) -> None:
+        self._checkpoints = checkpoints
+        self._passed = 0  # how many of them precede the next record
+        self._time: int | None = None  # the newest of those's time
+
+    def check(self, index: int, record: TraceRecord) -> None:
+        """Raise TraceError(BACKDATED) when `record`, at `index` (the next, in log order), is
+        dated more than the skew before a checkpoint of at most `index` records."""
+        while (
+            self._passed < len(self._checkpoints) and self._checkpoints[self._passed].size <= index
+        ):
+            self._time = self._checkpoints[self._passed].time
+            self._passed += 1
+        check_not_backdated(record.time, self._time, record=record.id)

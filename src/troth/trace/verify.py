@@ -46,7 +46,7 @@ from troth.identity import (
     verify_history,
 )
 from troth.identity import Checkpoint as IdentityCheckpoint
-from troth.trace.backdating import check_after_kept
+from troth.trace.backdating import LogFloor, check_after_kept
 from troth.trace.chain_signed import IssuerCheck, check_chain_signed
 from troth.trace.checkpoint import (
     AnchorStatus,
@@ -347,6 +347,7 @@ class LogVerifier:
         self.chains_elsewhere = 0
         self._checkpoints = self._verified_checkpoints()
         self._wanted_roots = {c.size for c in self._checkpoints}
+        self._floor = LogFloor(self._checkpoints)  # the log's own (review 67h, traces 1)
         if 0 in self._wanted_roots:
             self._roots[0] = self._frontier.root()
 
@@ -536,6 +537,7 @@ class LogVerifier:
             record, payload, signature, keyid = open_envelope(envelope)
             held = disclosures() if callable(disclosures) else disclosures
             self._check_record(record, payload, signature, keyid, held)
+            self._floor.check(index, record)
             if stored_id is not None and stored_id != record.id:
                 raise TraceError(_F.LEAF_MISMATCH, f"filed under id {stored_id}")
             if stored_agent is not None and stored_agent != record.agent.digest:
