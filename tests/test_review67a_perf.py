@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import cProfile
 import pstats
-import re
-import sqlite3
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import pytest
 
+from tests.support.statements import StatementCount
 from troth.bench.trace_bench import CONTENT, NOW, _bench_node
 from troth.clock import FixedClock
 from troth.node import open_node
@@ -62,25 +60,9 @@ def _take_turns(recorders: list[TraceRecorder]) -> None:
 def test_sql_per_batch_after_another_writers_commit_stays_counted(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    statements: Counter[str] = Counter()
-    counting = [False]
-    connect = sqlite3.connect
-
-    def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-        connection: sqlite3.Connection = connect(*args, **kwargs)
-
-        def seen(sql: str) -> None:
-            if counting[0]:
-                statements[re.sub(r"\(.*", "", " ".join(sql.split()))[:40]] += 1
-
-        connection.set_trace_callback(seen)
-        return connection
-
-    monkeypatch.setattr(sqlite3, "connect", traced)
-    with _two_writers() as recorders:
-        counting[0] = True
+    count = StatementCount(monkeypatch)
+    with _two_writers() as recorders, count.counting() as statements:
         _take_turns(recorders)
-        counting[0] = False
     batches = ROUNDS * 2
     assert statements.pop("PRAGMA data_version") == batches * BATCH  # the vault's, per signature
     assert statements["BEGIN IMMEDIATE"] == batches  # one commit a batch
