@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import cProfile
 import pstats
-import re
-import sqlite3
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
+from tests.support.statements import StatementCount
 from troth.bench.trace_bench import CONTENT, _bench_node, _recorders
 from troth.trace import TraceLog, TraceRecorder
 
@@ -57,26 +55,11 @@ def test_python_calls_per_batched_record_stay_at_the_counted_146() -> None:
 def test_sql_per_batched_record_is_one_data_version_and_a_commits_few(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    statements: Counter[str] = Counter()
-    counting = [False]
-    connect = sqlite3.connect
-
-    def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-        connection: sqlite3.Connection = connect(*args, **kwargs)
-
-        def seen(sql: str) -> None:
-            if counting[0]:
-                statements[re.sub(r"\(.*", "", " ".join(sql.split()))[:40]] += 1
-
-        connection.set_trace_callback(seen)
-        return connection
-
-    monkeypatch.setattr(sqlite3, "connect", traced)
+    count = StatementCount(monkeypatch)
     with _batched() as (log, recorders):
         commits = log.commits
-        counting[0] = True
-        _append(recorders)
-        counting[0] = False
+        with count.counting() as statements:
+            _append(recorders)
         commits = log.commits - commits
     records = CALLS * BATCH
     assert statements.pop("PRAGMA data_version") == records  # the vault's check, per signature
