@@ -11,6 +11,11 @@ attacks that did not work, each kept as a test of the defence it names.
 - Arguments absent (None), not an object, missing a required property, or null where a value
   is required are denied, never a crash; nested past the recursion limit or over
   MAX_TOOL_ARGUMENTS_BYTES, denied without an exception.
+- A `forbid` that errors on the arguments (a Long overflow on an amount within I-JSON) does not
+  drop out of the decision as Cedar drops an erroring policy: the call is denied
+  (EVALUATION_ERROR), though the permit is satisfied. An extension constructor (`ip`,
+  `decimal`) can never be handed an argument: a policy calling one on a non-literal is refused
+  when the bundle is made.
 - `troth policy test --json` given hostile --args (duplicate keys, NaN, nesting past
   MAX_JSON_DEPTH, not an object, Cedar escapes, a float) or another spelling of the tool prints
   one JSON document only, with exit 2 (a usage error) or 1 (denied), never 0 or a traceback.
@@ -34,7 +39,8 @@ from troth import limits
 from troth.cli.main import cli
 from troth.clock import FixedClock
 from troth.credentials import VerifiedCredential
-from troth.gates import ListRecorder, Outcome, Tool, ToolGate
+from troth.errors import PolicyError, PolicyFailure
+from troth.gates import ListRecorder, Outcome, Tool, ToolGate, schema_from_function
 
 RAN: list[tuple[str, int]] = []
 
@@ -151,6 +157,45 @@ def test_refuted_absent_odd_deep_and_huge_arguments_are_denied(
     gated: tuple[ToolGate, VerifiedCredential], args: Any
 ) -> None:
     assert _denied(gated, "refund", args) is Outcome.ARGUMENTS
+
+
+PAY_POLICIES = """\
+@id("pay") permit(principal, action == Action::"invoke:pay", resource);
+@id("cap") forbid(principal, action == Action::"invoke:pay", resource)
+  when { context.args.amount * 10000000000 > 10000000000000 };
+"""
+
+
+def pay(amount: int) -> str:
+    """Pay an amount (records that it ran)."""
+    RAN.append(("pay", amount))
+    return "paid"
+
+
+def test_refuted_a_forbid_erroring_on_the_arguments_still_denies() -> None:
+    tools = [Tool.from_function(pay)]
+    world = make_world()
+    bundle = world.bundle(policies=PAY_POLICIES, tools={"pay": tools[0].input_schema})
+    gate = ToolGate(world.point(world.store(bundle)), tools, clock=FixedClock(T + 10))
+    caller = world.credential(world.support_chain, world.support)
+    RAN.clear()
+    assert gate.invoke(caller, "pay", {"amount": 10}).allowed
+    assert not gate.invoke(caller, "pay", {"amount": 5000}).allowed  # the forbid applies
+    overflow = gate.invoke(caller, "pay", {"amount": 2**53 - 1})  # the forbid errors
+    assert not overflow.allowed
+    assert overflow.decision.outcome is Outcome.EVALUATION_ERROR
+    assert RAN == [("pay", 10)]
+
+
+def test_refuted_an_extension_constructor_is_never_handed_an_argument() -> None:
+    policies = PAY_POLICIES + (
+        '@id("ip") forbid(principal, action, resource) when { ip(context.args.host).isLoopback() };'
+    )
+    world = make_world()
+    with pytest.raises(PolicyError) as refused:
+        world.bundle(policies=policies, tools={"pay": schema_from_function(pay)})
+    assert refused.value.reason is PolicyFailure.POLICIES_INVALID
+    assert any("non-literal" in message for message in refused.value.messages)
 
 
 HOSTILE = [  # (tool, --args, exit code, the error's type or the decision's outcome)
