@@ -8,6 +8,8 @@ attacks that did not work, each kept as a test of the defence it names.
 - Another spelling of a tool the caller is shown (case, whitespace, a newline, fullwidth or
   zero-width characters) is denied as a tool the bundle does not declare: names are compared
   exactly, and no spelling but the declared one runs.
+- A tool declared under a name outside MCP's charset (fullwidth, a space, empty, too long) is
+  refused when declared (PolicyError), so no spelling but the exact ASCII one can be served.
 - Arguments absent (None), not an object, missing a required property, or null where a value
   is required are denied, never a crash; nested past the recursion limit or over
   MAX_TOOL_ARGUMENTS_BYTES, denied without an exception.
@@ -128,6 +130,13 @@ def test_refuted_another_spelling_of_a_shown_tool_is_undeclared(
 ) -> None:
     outcome = _denied(gated, name, {"order_id": "o1", "amount": 20})
     assert outcome is Outcome.UNKNOWN_REQUEST
+
+
+@pytest.mark.parametrize("name", ["\uff52efund", "a b", "", "x" * (limits.MAX_TOOL_NAME + 1)])
+def test_refuted_a_tool_is_declared_by_an_exact_ascii_name_only(name: str) -> None:
+    with pytest.raises(PolicyError) as refused:
+        Tool(name, {"type": "object", "properties": {}})
+    assert refused.value.reason is PolicyFailure.SCHEMA_INVALID
 
 
 def _deep(levels: int) -> dict[str, Any]:
