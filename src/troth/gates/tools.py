@@ -173,7 +173,9 @@ class ToolGate:
 
     def invoke(self, caller: Caller, tool: str, arguments: Mapping[str, Any]) -> ToolResult:
         """Decide the call now, then run the tool if it is allowed (its exceptions propagate)."""
-        declared = self._tools.get(tool)
+        # a name that is not exactly a `str` (a model's JSON array or object: unhashable) is
+        # looked up as none: denied as undeclared, never a TypeError (review 67g, gates 1)
+        declared = self._tools.get(tool) if type(tool) is str else None
         if type(arguments) is not dict and isinstance(arguments, Mapping):
             # read once: the tool runs with the copy judged and recorded, never a second read
             # of the caller's Mapping (review 31b, gates 1; docs/policy.md, "The tool gate")
