@@ -62,6 +62,7 @@ from troth.vault.base import (
 from troth.vault.pkcs11_session import (
     MapErrors,
     SharedSession,
+    forget_forked,
     module_spelling,
     note_dead,
     open_session,
@@ -135,6 +136,7 @@ class Pkcs11Vault:
         except UnicodeEncodeError:  # bytes os.environ could not decode: python-pkcs11 takes text
             raise ConfigError(f"the PIN for token {token_label!r} is not UTF-8 text") from None
         with _SESSIONS_LOCK:
+            forget_forked(_SESSIONS)
             shared = _SESSIONS.get(self._key)
             if shared is None:
                 session = _open_session(pkcs11, module_path, token_label, pin)
@@ -163,6 +165,11 @@ class Pkcs11Vault:
         if self._closed:
             raise VaultError(f"the PKCS#11 vault of token {self._key[1]!r} is closed")
         shared = self._shared
+        if shared.pid != os.getpid():  # a forked child: its parent's session (review 67b)
+            raise VaultError(
+                f"the PKCS#11 vault of token {self._key[1]!r} was opened by process "
+                f"{shared.pid}, before a fork: open it again in this process"
+            )
         if shared.dead:
             with _SESSIONS_LOCK, shared.lock:
                 if self._closed:  # closed while this waited (review 57k, pkcs11 1)
@@ -200,6 +207,8 @@ class Pkcs11Vault:
                 return
             self._closed = True
             self._shared.refs -= 1
+            if self._shared.pid != os.getpid():  # the parent's, left to it (`forget_forked`)
+                return
             if self._shared.refs == 0:
                 del _SESSIONS[self._key]
                 with self._lock, contextlib.suppress(self._errors.PKCS11Error):  # a dead one
