@@ -1,4 +1,4 @@
-"""Review 67b, the PKCS#11 vault: public objects on the shared test token, and a forked child.
+"""Review 67b, the PKCS#11 vault: public objects on the test token, a forked child, a reopen.
 
 pkcs11 1 (test suite, no troth defect): a fresh-clone CI found 2 public (CKA_PRIVATE false)
 objects labelled troth's on the session's SoftHSM2 token (review 66a2's refuted test was made
@@ -20,20 +20,34 @@ the process's table. Fixed: a session is of the process that
 opened it; in another (a forked child) the parent's vaults refuse every operation
 (`VaultError`, "before a fork") and close without touching it, and a vault opened in the child
 initialises the module anew and opens its own session.
+
+pkcs11 3 (low): review 66a2 (pkcs11 2) kept the token's serial number in the shared session,
+so a session reopened under the process gets no other token of the label; but once every
+vault on the token closed, the shared session went, and with it the serial: a vault opened
+again in the same process (a node stopped and started in a long-lived process, an embedding
+application) logged in to whatever token then had the label and made its keys there. Fixed:
+the serial is kept for the process (`_SERIALS`), and such an open is a `ConfigError`.
 """
 
 from __future__ import annotations
 
+import ast
 import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Final
 
 import pytest
 
+import troth
 from tests.conftest import SoftHsm
 from tests.support.hsm import vault_fixture
 from troth.crypto import KeyType, verify_signature
 from troth.errors import VaultError
 from troth.vault import KeyPurpose
 from troth.vault.pkcs11 import Pkcs11Vault
+from troth.vault.pkcs11_session import module_spelling
 
 __all__ = ["vault_fixture"]
 
@@ -72,3 +86,58 @@ def test_pkcs11_2_a_forked_child_does_not_use_its_parents_session(
     os.waitpid(pid, 0)
     assert reported == repr(["refused", "refused", "own signed"])
     verify_signature(public, vault.sign(handle, b"parent"), b"parent")
+
+
+_REOPENED: Final = """
+import sys
+from pkcs11 import Attribute, ObjectClass, lib
+from pkcs11.exceptions import UserAlreadyLoggedIn
+from troth.errors import ConfigError
+import troth.vault.pkcs11 as module
+
+path, pin = sys.argv[1], sys.argv[2]
+module.Pkcs11Vault(path, "real", pin).close()  # every vault of the token closed
+opened = module._open_session  # the label now names another token (as review 66a2's test)
+module._open_session = lambda p11, m, label, *rest: opened(p11, m, "impostor", *rest)
+try:
+    module.Pkcs11Vault(path, "real", pin).generate_seal_key()
+    outcome = "made"
+except ConfigError as exc:
+    outcome = str(exc)
+try:
+    with lib(path).get_token(token_label="impostor").open(user_pin=pin) as session:
+        made = len(list(session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY})))
+except UserAlreadyLoggedIn:  # the vault logged in to it
+    made = -1
+print(repr((outcome, made)))
+"""
+
+
+def test_pkcs11_3_a_vault_opened_again_in_the_process_gets_no_other_token_of_the_label(
+    softhsm: SoftHsm, tmp_path: Path
+) -> None:
+    """pkcs11 3: every vault of the token closed, then one opened again in the process while
+    the label names another token that takes the PIN: no login there, nothing made there."""
+    tokens = tmp_path / "tokens"
+    tokens.mkdir()
+    conf = tmp_path / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\n")
+    env = {
+        **os.environ,
+        "SOFTHSM2_CONF": str(conf),
+        "PYTHONPATH": str(Path(troth.__file__).parents[1]),
+    }
+    for label in ("real", "impostor"):
+        init = ["softhsm2-util", "--init-token", "--free", "--label", label, "--so-pin", "13579"]
+        subprocess.run([*init, "--pin", softhsm.pin], check=True, capture_output=True, env=env)
+    done = subprocess.run(
+        [sys.executable, "-c", _REOPENED, module_spelling(softhsm.module), softhsm.pin],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    outcome, made = ast.literal_eval(done.stdout.strip())
+    assert "is now another token" in outcome
+    assert made == 0

@@ -108,6 +108,9 @@ C_Login counts towards locking the token's user PIN; review 53j, pkcs11 2)."""
 
 
 _SESSIONS: dict[tuple[str, str], SharedSession] = {}
+_SERIALS: dict[tuple[str, str], bytes] = {}
+"""The serial number of the token each (module, label) named at its first login in this process:
+a vault opened after every one of it closed logs in to no other (review 67b, pkcs11 3)."""
 _SESSIONS_LOCK = threading.Lock()
 
 
@@ -139,10 +142,13 @@ class Pkcs11Vault:
             forget_forked(_SESSIONS)
             shared = _SESSIONS.get(self._key)
             if shared is None:
-                session = _open_session(pkcs11, module_path, token_label, pin)
+                serial = _SERIALS.get(self._key)
+                session = _open_session(pkcs11, module_path, token_label, pin, serial)
                 shared = SharedSession(session, pin, pin_digest)
                 with contextlib.suppress(self._errors.PKCS11Error):  # one reopened: `_revive`
-                    shared.serial = bytes(session.token.serial)
+                    serial = serial or bytes(session.token.serial)
+                if serial is not None:
+                    shared.serial = _SERIALS.setdefault(self._key, serial)
                 _SESSIONS[self._key] = shared
             elif not hmac.compare_digest(shared.pin_digest, pin_digest):
                 raise ConfigError(f"token {token_label!r} is already open here with another PIN")
