@@ -27,6 +27,11 @@ vault on the token closed, the shared session went, and with it the serial: a va
 again in the same process (a node stopped and started in a long-lived process, an embedding
 application) logged in to whatever token then had the label and made its keys there. Fixed:
 the serial is kept for the process (`_SERIALS`), and such an open is a `ConfigError`.
+
+pkcs11 4 (low): a thread of the parent held the process's table of sessions (opening or
+closing a vault) at a fork: the child's copy of its lock stayed held, by a thread the child
+does not have, and the child's first vault waited for ever. Fixed: the child gets a lock of
+its own (os.register_at_fork).
 """
 
 from __future__ import annotations
@@ -141,3 +146,49 @@ def test_pkcs11_3_a_vault_opened_again_in_the_process_gets_no_other_token_of_the
     outcome, made = ast.literal_eval(done.stdout.strip())
     assert "is now another token" in outcome
     assert made == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_pkcs11_4_a_child_forked_while_a_thread_opens_a_vault_opens_its_own(
+    vault: Pkcs11Vault, softhsm: SoftHsm
+) -> None:
+    """pkcs11 4: a thread of the parent holds the process's session table (opening or closing
+    a vault) when another forks: the child's copy of its lock stays held by a thread the child
+    does not have, and the child's first open waited for ever. The child now opens its own."""
+    import threading
+
+    import troth.vault.pkcs11 as module
+
+    handle = vault.generate(KeyType.ED25519, KeyPurpose.PRIMARY)
+    public = vault.public_key(handle)
+    held, release = threading.Event(), threading.Event()
+
+    def opening() -> None:  # a vault opened by another thread, caught at the fork
+        with module._SESSIONS_LOCK:
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=opening)
+    thread.start()
+    held.wait(10)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        import signal
+
+        signal.alarm(5)  # a child waiting for ever is killed: the parent then reads nothing
+        try:
+            own = Pkcs11Vault(softhsm.module, softhsm.token_label, softhsm.pin)
+            verify_signature(public, own.sign(handle, b"own"), b"own")
+            own.close()
+            os.write(write, b"own signed")
+        except BaseException as exc:  # whatever it is, the parent reports it
+            os.write(write, repr(exc).encode())
+        os._exit(0)
+    os.close(write)
+    release.set()
+    thread.join()
+    with os.fdopen(read) as pipe:
+        reported = pipe.read()
+    os.waitpid(pid, 0)
+    assert reported == "own signed"

@@ -114,6 +114,17 @@ a vault opened after every one of it closed logs in to no other (review 67b, pkc
 _SESSIONS_LOCK = threading.Lock()
 
 
+def _unlock_in_child() -> None:
+    """A forked child's own `_SESSIONS_LOCK`: the parent's copy may be held by a thread the
+    child does not have, and its first open waited for ever (review 67b, pkcs11 4)."""
+    global _SESSIONS_LOCK  # the one lock, replaced in the child only
+    _SESSIONS_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_unlock_in_child)
+
+
 class Pkcs11Vault:
     """Keys inside one PKCS#11 token, found by label; the user PIN comes from the caller."""
 
