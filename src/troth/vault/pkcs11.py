@@ -62,6 +62,7 @@ from troth.vault.base import (
 from troth.vault.pkcs11_session import (
     MapErrors,
     SharedSession,
+    forget_forked,
     module_spelling,
     note_dead,
     open_session,
@@ -107,7 +108,21 @@ C_Login counts towards locking the token's user PIN; review 53j, pkcs11 2)."""
 
 
 _SESSIONS: dict[tuple[str, str], SharedSession] = {}
+_SERIALS: dict[tuple[str, str], bytes] = {}
+"""The serial number of the token each (module, label) named at its first login in this process:
+a vault opened after every one of it closed logs in to no other (review 67b, pkcs11 3)."""
 _SESSIONS_LOCK = threading.Lock()
+
+
+def _unlock_in_child() -> None:
+    """A forked child's own `_SESSIONS_LOCK`: the parent's copy may be held by a thread the
+    child does not have, and its first open waited for ever (review 67b, pkcs11 4)."""
+    global _SESSIONS_LOCK  # the one lock, replaced in the child only
+    _SESSIONS_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_unlock_in_child)
 
 
 class Pkcs11Vault:
@@ -135,12 +150,16 @@ class Pkcs11Vault:
         except UnicodeEncodeError:  # bytes os.environ could not decode: python-pkcs11 takes text
             raise ConfigError(f"the PIN for token {token_label!r} is not UTF-8 text") from None
         with _SESSIONS_LOCK:
+            forget_forked(_SESSIONS)
             shared = _SESSIONS.get(self._key)
             if shared is None:
-                session = _open_session(pkcs11, module_path, token_label, pin)
+                serial = _SERIALS.get(self._key)
+                session = _open_session(pkcs11, module_path, token_label, pin, serial)
                 shared = SharedSession(session, pin, pin_digest)
                 with contextlib.suppress(self._errors.PKCS11Error):  # one reopened: `_revive`
-                    shared.serial = bytes(session.token.serial)
+                    serial = serial or bytes(session.token.serial)
+                if serial is not None:
+                    shared.serial = _SERIALS.setdefault(self._key, serial)
                 _SESSIONS[self._key] = shared
             elif not hmac.compare_digest(shared.pin_digest, pin_digest):
                 raise ConfigError(f"token {token_label!r} is already open here with another PIN")
@@ -163,6 +182,11 @@ class Pkcs11Vault:
         if self._closed:
             raise VaultError(f"the PKCS#11 vault of token {self._key[1]!r} is closed")
         shared = self._shared
+        if shared.pid != os.getpid():  # a forked child: its parent's session (review 67b)
+            raise VaultError(
+                f"the PKCS#11 vault of token {self._key[1]!r} was opened by process "
+                f"{shared.pid}, before a fork: open it again in this process"
+            )
         if shared.dead:
             with _SESSIONS_LOCK, shared.lock:
                 if self._closed:  # closed while this waited (review 57k, pkcs11 1)
@@ -200,6 +224,8 @@ class Pkcs11Vault:
                 return
             self._closed = True
             self._shared.refs -= 1
+            if self._shared.pid != os.getpid():  # the parent's, left to it (`forget_forked`)
+                return
             if self._shared.refs == 0:
                 del _SESSIONS[self._key]
                 with self._lock, contextlib.suppress(self._errors.PKCS11Error):  # a dead one

@@ -14,6 +14,7 @@ __all__ = [
     "DEAD_SESSION",
     "MapErrors",
     "SharedSession",
+    "forget_forked",
     "module_spelling",
     "note_dead",
     "open_session",
@@ -51,8 +52,12 @@ def open_session(
     label was logged in to, and the vault made its next keys there)."""
     from pkcs11 import exceptions as p11_errors
 
+    spelling = module_spelling(module_path)
     try:
-        lib = pkcs11.lib(module_spelling(module_path))
+        lib = pkcs11.lib(spelling)
+        if _INITIALIZED_IN.setdefault(spelling, os.getpid()) != os.getpid():
+            lib.reinitialize()  # a forked child's own C_Initialize (`forget_forked`)
+            _INITIALIZED_IN[spelling] = os.getpid()
     except (RuntimeError, OSError) as exc:
         raise ConfigError(f"cannot load PKCS#11 module {module_path}: {exc}") from exc
     try:
@@ -70,6 +75,21 @@ def open_session(
         return token.open(user_pin=pin, rw=True)
     except p11_errors.PKCS11Error as exc:
         raise ConfigError(f"cannot log in to token {token_label!r}: {type(exc).__name__}") from exc
+
+
+_INITIALIZED_IN: dict[str, int] = {}
+"""The process each loaded module was initialised in (C_Initialize), by `module_spelling`."""
+
+
+def forget_forked(sessions: dict[Any, SharedSession]) -> None:
+    """In a forked child: drop the sessions its parent opened, unclosed (they are the parent's),
+    so a vault opened here opens its own, on the module initialised anew (`open_session`).
+    PKCS#11 v2.20 §6.6.1 ("Applications and processes"): a child must call C_Initialize, and
+    what it does with its parent's sessions is undefined (their handles, on a network HSM its
+    connection, are the parent's; review 67b, pkcs11 2: a child signed, generated and closed
+    on them)."""
+    for key in [key for key, shared in sessions.items() if shared.pid != os.getpid()]:
+        del sessions[key]
 
 
 class SharedSession:
@@ -92,6 +112,7 @@ class SharedSession:
         self.generation = 0
         self.refused: str | None = None  # why the PIN is not tried again (`_revive`)
         self.serial: bytes | None = None  # the token's, reopened on no other (review 66a2)
+        self.pid = os.getpid()  # the process it is of: no forked child's (`forget_forked`)
 
 
 def note_dead(shared: SharedSession, exc: BaseException, session: Any) -> None:
