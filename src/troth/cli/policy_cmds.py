@@ -494,6 +494,13 @@ def push(file: str, node_name: str, reporter: Reporter) -> None:
         reporter.fail(exc, EXIT_INVALID, _refused(exc))
     state = "installed" if summary["new"] else "already active"
     then = "; the running node distributes it" if summary["node_running"] else ""
+    if summary["signing_hold_ended"]:  # the word given by this push (review 67d, hold 2)
+        reporter.warn(
+            "node.db was restored from a copy: this push is your word that this bundle is the "
+            "fleet's newest of its authority, and the node signs its bundles again (troth "
+            "policy bundle create, resign): sign above this revision. If the fleet holds a "
+            "newer one, push that one before signing"
+        )
     reporter.result(
         summary,
         f"revision {summary['revision']} of {reporter.label(summary['authority'])} {state} on "

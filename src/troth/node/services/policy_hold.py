@@ -47,19 +47,25 @@ def _last_restore(db: SqliteDatabase) -> str | None:
     return None
 
 
-def clear_hold(db: SqliteDatabase, authority: Identifier) -> None:
+def clear_hold(db: SqliteDatabase, authority: Identifier) -> bool:
     """The operator installed a bundle of `authority` (`troth policy push`): its word
-    that it is the fleet's newest ends the hold of the last restore found (module docstring)."""
+    that it is the fleet's newest ends the hold of the last restore found (module docstring),
+    the bundle held back by the restore included (its revision may be the fleet's newest: the
+    only way out on this node then); whether it ended one, for the operator to be told (review
+    67d, hold 2: it was not, and confirming the copy's bundle gave the word unawares)."""
     restore = _last_restore(db)
     if restore is None:
-        return
+        return False
     with db.transaction():
+        if _cleared(db, authority, restore):
+            return False
         db.execute(_TABLE)
         db.execute(
             "INSERT INTO policy_sign_cleared (authority, restore) VALUES (?, ?) "
             "ON CONFLICT (authority) DO UPDATE SET restore = excluded.restore",
             (authority.digest, restore),
         )
+    return True
 
 
 def _cleared(db: SqliteDatabase, authority: Identifier, restore: str) -> bool:
