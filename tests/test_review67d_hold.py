@@ -22,7 +22,7 @@ hold 2 (low: the operator's word given unawares) `troth policy push` of the bund
   newest is the only way out on a node whose copy held the fleet's newest, so the push stays
   the word (the lead's question: an older or equal bundle pushed lifts it only as that word);
   now the push says so: `signing_hold_ended` in its result and a warning naming what the word
-  was.
+  was (and the error of a push the running node could not be told of).
 """
 
 from __future__ import annotations
@@ -37,8 +37,11 @@ from tests.support.cli import run_json
 from tests.support.histories import encode, honest_history
 from tests.test_review45f_policy import bundles
 from troth import limits
+from troth.clock import SystemClock
+from troth.errors import StorageError
 from troth.identity import verify_history
 from troth.node import init_node, open_node
+from troth.node.services.policy import install_bundle
 from troth.node.trust import NodeTrust
 
 
@@ -91,3 +94,28 @@ def test_hold2_pushing_the_held_back_bundle_says_it_ends_the_signing_hold(
     assert any("fleet's newest" in warning for warning in confirmed["warnings"])
     again = run_json("policy", "push", str(first), "--node", "acme")  # no hold left to end
     assert again["signing_hold_ended"] is False
+
+
+def test_hold2_a_push_the_running_node_missed_says_it_too(
+    troth_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The push stored, the running node not told (its socket gone): the error says the word
+    was taken as well."""
+    import troth.node.daemon
+
+    first, second = bundles(troth_home, tmp_path)
+    path, copy = node_db(troth_home, "acme"), tmp_path / "copy.db"
+    install_bundle(troth_home, "acme", first.read_bytes(), clock=SystemClock())
+    copy_db(path, copy)
+    install_bundle(troth_home, "acme", second.read_bytes(), clock=SystemClock())
+    restore_db(path, copy)
+
+    def gone(*_: object) -> None:
+        raise OSError("the control socket went away")
+
+    monkeypatch.setattr(troth.node.daemon, "node_status", lambda *_: {"running": True})
+    monkeypatch.setattr(troth.node.daemon, "control", gone)
+    with pytest.raises(StorageError) as caught:
+        install_bundle(troth_home, "acme", first.read_bytes(), clock=SystemClock())
+    assert "could not be told" in str(caught.value)
+    assert "fleet's newest" in str(caught.value)

@@ -88,7 +88,7 @@ from troth.node.authorities import home_of, is_local
 from troth.node.node import Node, open_node
 from troth.node.services.base import Method, RequestContext, call, service_address
 from troth.node.services.node_policies import NodeFeeds, NodePolicies
-from troth.node.services.policy_hold import check_may_sign, clear_hold
+from troth.node.services.policy_hold import SIGNING_HOLD_ENDED, check_may_sign, clear_hold
 from troth.node.shares import Shares, authorities_of
 from troth.node.worker import StoreWorker
 from troth.routing import Route, Router, parse_route
@@ -663,6 +663,9 @@ def install_bundle(home: Path, name: str, data: bytes, *, clock: Clock) -> dict[
                 f"the bundle is installed (revision {verified.body.revision}) and the node's store "
                 f"holds it, but the running node {name!r} could not be told: {exc} (it takes "
                 "it up at its next maintenance round)"
+                + (
+                    f"; {SIGNING_HOLD_ENDED}" if ended else ""
+                )  # said on this path too (review 67d, hold 2)
             ) from exc
     return {**verified.to_json(), "new": new, "node_running": running, "signing_hold_ended": ended}
 

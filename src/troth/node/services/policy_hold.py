@@ -27,11 +27,19 @@ from troth.identity import Identifier
 from troth.storage.rollback import restored_rows
 from troth.storage.sqlite import SqliteDatabase
 
-__all__ = ["FLEET_HOLDS_NONE", "check_may_sign", "clear_hold"]
+__all__ = ["FLEET_HOLDS_NONE", "SIGNING_HOLD_ENDED", "check_may_sign", "clear_hold"]
 
 FLEET_HOLDS_NONE = "--fleet-holds-none"
 """`troth policy bundle create`'s option: the operator's word that no node holds a bundle of
 the authority (a node restored from a copy holding none signs its first one)."""
+
+SIGNING_HOLD_ENDED = (
+    "node.db was restored from a copy: this push is your word that this bundle is the fleet's "
+    "newest of its authority, and the node signs its bundles again: sign above this revision "
+    "(if the fleet holds a newer one, push that one before signing)"
+)
+"""What a push ending the signing hold of a restore means (`clear_hold` True), told the
+operator (review 67d, hold 2: it was not)."""
 
 _TABLE = (
     "CREATE TABLE IF NOT EXISTS policy_sign_cleared (authority BLOB PRIMARY KEY, "
