@@ -45,6 +45,18 @@ from troth.node.services.policy import install_bundle
 from troth.node.trust import NodeTrust
 
 
+def restored_hub(home: Path, tmp: Path) -> tuple[Path, Path]:
+    """Node acme holding revisions 1 then 2 of its authority's bundle, put back from a copy
+    (`tmp`/copy.db) holding revision 1 (held back); the two bundle files."""
+    first, second = bundles(home, tmp)
+    path, copy = node_db(home, "acme"), tmp / "copy.db"
+    install_bundle(home, "acme", first.read_bytes(), clock=SystemClock())
+    copy_db(path, copy)
+    install_bundle(home, "acme", second.read_bytes(), clock=SystemClock())
+    restore_db(path, copy)
+    return first, second
+
+
 def test_hold1_a_failed_re_revoke_keeps_what_must_be_revoked_again(
     troth_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -83,12 +95,7 @@ def test_hold1_a_failed_re_revoke_keeps_what_must_be_revoked_again(
 def test_hold2_pushing_the_held_back_bundle_says_it_ends_the_signing_hold(
     troth_home: Path, tmp_path: Path
 ) -> None:
-    first, second = bundles(troth_home, tmp_path)
-    path, copy = node_db(troth_home, "acme"), tmp_path / "copy.db"
-    run_json("policy", "push", str(first), "--node", "acme")
-    copy_db(path, copy)
-    run_json("policy", "push", str(second), "--node", "acme")
-    restore_db(path, copy)  # revision 1 held back
+    first, _ = restored_hub(troth_home, tmp_path)  # revision 1 held back
     confirmed = run_json("policy", "push", str(first), "--node", "acme")
     assert confirmed["signing_hold_ended"] is True
     assert any("fleet's newest" in warning for warning in confirmed["warnings"])
@@ -103,12 +110,7 @@ def test_hold2_a_push_the_running_node_missed_says_it_too(
     was taken as well."""
     import troth.node.daemon
 
-    first, second = bundles(troth_home, tmp_path)
-    path, copy = node_db(troth_home, "acme"), tmp_path / "copy.db"
-    install_bundle(troth_home, "acme", first.read_bytes(), clock=SystemClock())
-    copy_db(path, copy)
-    install_bundle(troth_home, "acme", second.read_bytes(), clock=SystemClock())
-    restore_db(path, copy)
+    first, _ = restored_hub(troth_home, tmp_path)
 
     def gone(*_: object) -> None:
         raise OSError("the control socket went away")

@@ -25,9 +25,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NOW
-from tests.support.backups import copy_db, node_db, restore_db
-from tests.test_review45f_policy import bundles
+from tests.support.backups import node_db, restore_db
 from tests.test_review66x_refuted import _sign
+from tests.test_review67d_hold import restored_hub
 from troth.clock import SystemClock
 from troth.errors import PolicyError, PolicyFailure
 from troth.gates import SqliteBundleTable
@@ -37,22 +37,10 @@ from troth.node.services.policy import install_bundle
 from troth.node.services.policy_hold import check_may_sign
 
 
-def _restored(home: Path, tmp: Path) -> tuple[Path, Path]:
-    """Node acme holding revisions 1 then 2 of its authority's bundle, put back from a copy
-    holding revision 1 (held back); the two bundle files."""
-    first, second = bundles(home, tmp)
-    path, copy = node_db(home, "acme"), tmp / "copy.db"
-    install_bundle(home, "acme", first.read_bytes(), clock=SystemClock())
-    copy_db(path, copy)
-    install_bundle(home, "acme", second.read_bytes(), clock=SystemClock())
-    restore_db(path, copy)
-    return first, second
-
-
 def test_1_a_crash_before_the_word_keeps_the_hold_and_the_push_again_lifts_it(
     troth_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _, second = _restored(troth_home, tmp_path)
+    _, second = restored_hub(troth_home, tmp_path)
 
     def crash(*_: object) -> bool:
         raise SystemExit("killed")  # the process ends between the two transactions
@@ -72,7 +60,7 @@ def test_1_a_crash_before_the_word_keeps_the_hold_and_the_push_again_lifts_it(
 def test_2_the_same_copy_put_back_again_after_the_word_is_held_again(
     troth_home: Path, tmp_path: Path
 ) -> None:
-    _, second = _restored(troth_home, tmp_path)
+    _, second = restored_hub(troth_home, tmp_path)
     install_bundle(troth_home, "acme", second.read_bytes(), clock=SystemClock())  # the word
     third = _sign(troth_home, 3)
     install_bundle(troth_home, "acme", third, clock=SystemClock())
@@ -85,7 +73,7 @@ def test_2_the_same_copy_put_back_again_after_the_word_is_held_again(
 def test_3_a_handle_opened_before_anothers_push_signs_after_it(
     troth_home: Path, tmp_path: Path
 ) -> None:
-    _, second = _restored(troth_home, tmp_path)
+    _, second = restored_hub(troth_home, tmp_path)
     with open_node("acme", home=troth_home) as node:
         hosted = node.hosted_authority()
         assert hosted is not None
@@ -97,7 +85,7 @@ def test_3_a_handle_opened_before_anothers_push_signs_after_it(
 
 
 def test_4_the_check_reads_only(troth_home: Path, tmp_path: Path) -> None:
-    _, second = _restored(troth_home, tmp_path)
+    _, second = restored_hub(troth_home, tmp_path)
     with open_node("acme", home=troth_home) as node:
         hosted = node.hosted_authority()
         assert hosted is not None
