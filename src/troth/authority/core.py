@@ -31,7 +31,13 @@ from troth.authority.revoking import Revoking
 from troth.authority.tickets import Ticket, check_address, code_hash, new_code
 from troth.credentials import Attributes, CredentialChain, RevocationKind, VerifiedFeed, check_fits
 from troth.encoding import cbor
-from troth.errors import AuthorityError, AuthorityFailure, CredentialError, DecodeError
+from troth.errors import (
+    AuthorityError,
+    AuthorityFailure,
+    CredentialError,
+    DecodeError,
+    StorageError,
+)
 from troth.faults import crash_point
 from troth.identity import Identifier, IdentityService, Signer, VerifiedIdentity
 from troth.storage import AuthorityConfig, AuthorityStore, MemberRecord
@@ -47,6 +53,11 @@ the use was taken, the authority listed itself as a member, and its credential f
 itself, a delegation cycle, was refused by the holder, which sent it again for a week)."""
 _A = AuthorityFailure
 _log = logging.getLogger(__name__)
+_AGAIN_KEYS: Final = {  # `AuthorityStore.revoke_again`'s kinds (REVOKE_AGAIN_KINDS)
+    "identity": "identities",
+    "credential": "credentials",
+    "supersession": "supersessions",
+}
 
 
 class Authority(Revoking, Issuing):
@@ -399,6 +410,20 @@ class Authority(Revoking, Issuing):
                 held,
             )
         return held
+
+    def to_revoke_again(self) -> dict[str, list[str]]:
+        """What a failed re-revoke that held this authority would have revoked again (its
+        store's line lost it: troth.node.trust `_revoke_again`), by kind: identities and
+        supersessions (the identity whose newest history is to be published again) by
+        identifier, credentials by hash (hex); all empty when none is recorded (review 67d,
+        hold 1)."""
+        found: dict[str, list[str]] = {key: [] for key in _AGAIN_KEYS.values()}
+        for kind, target in self.store.revoke_again():
+            if kind not in _AGAIN_KEYS:  # only `hold` writes the table
+                raise StorageError(f"authority_revoke_again holds an unknown kind {kind!r}")
+            shown = target.hex() if kind == "credential" else str(Identifier(target))
+            found[_AGAIN_KEYS[kind]].append(shown)
+        return found
 
     def held_feed(self, *, now: int, previous: VerifiedFeed | None = None) -> VerifiedFeed:
         """The authority's own view of its feed (what the node hosting it verifies against),

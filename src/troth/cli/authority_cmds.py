@@ -18,7 +18,7 @@ from troth.cli.common import (
     open_authority_node,
 )
 from troth.cli.credential_cmds import _ticket_text
-from troth.cli.output import Reporter, json_command, kv
+from troth.cli.output import Reporter, error_object, json_command, kv
 from troth.cli.text import attributes, duration, moment
 from troth.errors import AuthorityError, AuthorityFailure, NotFound, TrothError
 from troth.identity import Identifier, UnverifiedHistory
@@ -340,6 +340,22 @@ def members_remove(member: str, authority_ref: str, reason: str, reporter: Repor
     )
 
 
+_NAMED: Final = 20
+"""How many of each kind the refusal of `release-restored` names (--json: every one)."""
+
+
+def _lost(again: dict[str, list[str]]) -> str:
+    """What a failed re-revoke found lost (`Authority.to_revoke_again`), for the refusal's
+    text: empty when none is recorded (a restore found: the node cannot know)."""
+    parts = [
+        f"{kind} {', '.join(items[:_NAMED])}"
+        + (f" and {len(items) - _NAMED} more (--json)" if len(items) > _NAMED else "")
+        for kind, items in again.items()
+        if items
+    ]
+    return f"; what its feed lost: {'; '.join(parts)}" if parts else ""
+
+
 @authority_group.command("release-restored")
 @authority_option()
 @click.option(
@@ -363,13 +379,15 @@ def release_restored(authority_ref: str, revoked_again: bool, reporter: Reporter
         authority = node.authority()
         held = authority.restore_held()
         if held is not None and not revoked_again:  # on no one's word (review 66b, hold 2)
-            raise AuthorityError(
+            again = authority.to_revoke_again()  # a failed re-revoke's (review 67d, hold 1)
+            refused = AuthorityError(
                 AuthorityFailure.RESTORED,
                 f"held since {held}, not released: revoke again what was revoked after the "
-                "copy was taken (troth revoke identity, troth authority members remove), "
-                f"then run this again with {REVOKED_AGAIN}: whatever is not revoked again is "
-                "admitted again by every node that syncs its feed",
+                f"copy was taken{_lost(again)} (troth revoke identity, troth authority members "
+                f"remove), then run this again with {REVOKED_AGAIN}: whatever is not revoked "
+                "again is admitted again by every node that syncs its feed",
             )
+            reporter.fail(refused, payload={**error_object(refused), "revoke_again": again})
         held_at = authority.release_restored()
         if held_at is not None:  # its daemon and the nodes here take its feed now
             tell_hosting_node(node, authority.identifier)

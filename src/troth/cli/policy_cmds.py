@@ -486,6 +486,7 @@ def push(file: str, node_name: str, reporter: Reporter) -> None:
     the authority or a policy-admin, under a fresh feed); a running node takes it up at once
     and pushes it to the nodes subscribed to it."""
     from troth.node.services.policy import install_bundle
+    from troth.node.services.policy_hold import SIGNING_HOLD_ENDED
 
     data = read_input(file, limits.MAX_POLICY_BUNDLE_BYTES, "bundle")
     try:
@@ -494,6 +495,8 @@ def push(file: str, node_name: str, reporter: Reporter) -> None:
         reporter.fail(exc, EXIT_INVALID, _refused(exc))
     state = "installed" if summary["new"] else "already active"
     then = "; the running node distributes it" if summary["node_running"] else ""
+    if summary["signing_hold_ended"]:  # the word given by this push (review 67d, hold 2)
+        reporter.warn(SIGNING_HOLD_ENDED)
     reporter.result(
         summary,
         f"revision {summary['revision']} of {reporter.label(summary['authority'])} {state} on "

@@ -679,8 +679,13 @@ def _revoke_again(
             "refused here) until troth authority release-restored --revoked-again",
             exc,
         )
-        try:
-            hosted.store.hold(now)
+        lost = [
+            *(("identity", digest) for digest in identities),
+            *(("credential", digest) for digest in credentials),
+            *(("supersession", target.digest) for target, _ in superseded),
+        ]
+        try:  # what it lost kept with the hold: the held feed is dropped (review 67d, hold 1)
+            hosted.store.hold(now, lost)
         except StorageError as failed:  # not held: the held feed kept, tried again next read
             _log.error("holding the hosted authority failed (%s)", failed)
         return None

@@ -10,6 +10,7 @@ from typing import Final, Protocol
 
 __all__ = [
     "RETIRED_PROOF_MARK",
+    "REVOKE_AGAIN_KINDS",
     "AuthorityConfig",
     "AuthorityStore",
     "ChangeRow",
@@ -33,6 +34,11 @@ __all__ = [
 RETIRED_PROOF_MARK: Final = "#"
 """Between a retired key's handle and its vault's proof in a `retired_keys` record (no key id
 troth makes has one; review 48k, pkcs11 3)."""
+
+REVOKE_AGAIN_KINDS: Final = ("identity", "credential", "supersession")
+"""What a failed re-revoke kept with its hold (`AuthorityStore.hold`): an identity revoked, a
+credential revoked (its hash), an identity's supersession published again (review 67d, hold
+1)."""
 
 
 class Transactional(Protocol):
@@ -357,9 +363,14 @@ class AuthorityStore(Transactional, Protocol):
         """When a restore of the store found held the authority (review 65o, feed 2), or None."""
         ...
 
-    def hold(self, now: int) -> None:
+    def hold(self, now: int, again: Sequence[tuple[str, bytes]] = ()) -> None:
         """Hold the authority as a restore found does: a re-revoke after its store went back
-        failed (review 65z, hold 1)."""
+        failed (review 65z, hold 1); `again`, what it would have revoked again, (kind,
+        target), kind one of `REVOKE_AGAIN_KINDS`, kept until released (review 67d, hold 1)."""
+        ...
+
+    def revoke_again(self) -> list[tuple[str, bytes]]:
+        """What the holds placed by a failed re-revoke would have revoked again (`hold`)."""
         ...
 
     def release_restore_hold(self) -> int | None:

@@ -46,6 +46,13 @@ _HOLD: Final = (  # the earliest hold kept: a later restore found while held cha
 _HOLD_TABLE: Final = (
     "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'authority_restore_hold'"
 )
+_CREATE_AGAIN: Final = (  # what a failed re-revoke lost (review 67d, hold 1)
+    "CREATE TABLE IF NOT EXISTS authority_revoke_again "
+    "(kind TEXT NOT NULL, target BLOB NOT NULL, PRIMARY KEY (kind, target)) STRICT"
+)
+_AGAIN_TABLE: Final = (
+    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'authority_revoke_again'"
+)
 
 _PENDING_BY_TICKET: Final = (
     """
@@ -127,13 +134,34 @@ class SqliteAuthorityStore:
         self._db.execute(_CREATE_HOLD)
         self._db.execute(_HOLD, (now,))
 
-    def hold(self, now: int) -> None:
+    def hold(self, now: int, again: Sequence[tuple[str, bytes]] = ()) -> None:
         """Hold the authority as a restore does (`restore_held`), in a transaction of its own:
         its store went back past the feed a holder held and what it lost could not be revoked
         again (review 65z, hold 1: the holders kept the old line, blind to the new one's
-        revocations). `release_restore_hold` lifts it."""
+        revocations). `again`: what it lost, (kind, target) (`REVOKE_AGAIN_KINDS`), kept with
+        the hold for its operator (`revoke_again`; review 67d, hold 1: it lived only in the
+        holder's memory, the feed it dropped). `release_restore_hold` lifts it."""
         with self._db.transaction():
             self._place_hold(now)
+            if again:
+                self._db.execute(_CREATE_AGAIN)
+                for kind, target in again:
+                    self._db.execute(
+                        "INSERT INTO authority_revoke_again (kind, target) VALUES (?, ?) "
+                        "ON CONFLICT DO NOTHING",
+                        (kind, target),
+                    )
+
+    def revoke_again(self) -> list[tuple[str, bytes]]:
+        """What a failed re-revoke found the store's line lost (`hold`), (kind, target) in
+        order; empty: none recorded (none held, or held by a restore found, whose loss the
+        node cannot know)."""
+        if self._db.fetch_one(_AGAIN_TABLE) is None:
+            return []
+        rows = self._db.fetch_all(
+            "SELECT kind, target FROM authority_revoke_again ORDER BY kind, target"
+        )
+        return [(str(row[0]), bytes(row[1])) for row in rows]
 
     def restore_held(self) -> int | None:
         """When a restore of node.db (`check_restored`) or a re-revoke that failed (`hold`)
@@ -152,6 +180,8 @@ class SqliteAuthorityStore:
             held = self.restore_held()
             if held is not None:
                 self._db.execute("DELETE FROM authority_restore_hold")
+                if self._db.fetch_one(_AGAIN_TABLE) is not None:
+                    self._db.execute("DELETE FROM authority_revoke_again")
         return held
 
     def get_config(self) -> AuthorityConfig | None:

@@ -88,7 +88,7 @@ from troth.node.authorities import home_of, is_local
 from troth.node.node import Node, open_node
 from troth.node.services.base import Method, RequestContext, call, service_address
 from troth.node.services.node_policies import NodeFeeds, NodePolicies
-from troth.node.services.policy_hold import check_may_sign, clear_hold
+from troth.node.services.policy_hold import SIGNING_HOLD_ENDED, check_may_sign, clear_hold
 from troth.node.shares import Shares, authorities_of
 from troth.node.worker import StoreWorker
 from troth.routing import Route, Router, parse_route
@@ -646,12 +646,14 @@ def _open_policies(node: Node, clock: Clock) -> NodePolicies:
 def install_bundle(home: Path, name: str, data: bytes, *, clock: Clock) -> dict[str, Any]:
     """Verify `data` and install it on node `name` (its table): with the node running, the
     node activates it through its control socket and pushes it to its subscribers. The
-    bundle's summary, whether it is new, and whether a running node took it up."""
+    bundle's summary, whether it is new, whether a running node took it up, and whether it
+    ended the signing hold of a restore (`clear_hold`: the operator's word that it is the
+    fleet's newest)."""
     from troth.node.daemon import control, node_status  # asyncio and the runtime: on use only
 
     with open_node(name, home=home) as node:
         verified, new = _open_policies(node, clock).accept(data, now=clock.now())
-        clear_hold(node.db, verified.body.authority)  # the operator's word (policy_hold)
+        ended = clear_hold(node.db, verified.body.authority)  # the operator's word (policy_hold)
     running = bool(node_status(home, name)["running"])
     if running:
         try:
@@ -661,8 +663,11 @@ def install_bundle(home: Path, name: str, data: bytes, *, clock: Clock) -> dict[
                 f"the bundle is installed (revision {verified.body.revision}) and the node's store "
                 f"holds it, but the running node {name!r} could not be told: {exc} (it takes "
                 "it up at its next maintenance round)"
+                + (
+                    f"; {SIGNING_HOLD_ENDED}" if ended else ""
+                )  # said on this path too (review 67d, hold 2)
             ) from exc
-    return {**verified.to_json(), "new": new, "node_running": running}
+    return {**verified.to_json(), "new": new, "node_running": running, "signing_hold_ended": ended}
 
 
 def held_authority_bundle(home: Path, name: str) -> tuple[Identifier, bytes] | None:

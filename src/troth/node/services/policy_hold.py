@@ -27,11 +27,19 @@ from troth.identity import Identifier
 from troth.storage.rollback import restored_rows
 from troth.storage.sqlite import SqliteDatabase
 
-__all__ = ["FLEET_HOLDS_NONE", "check_may_sign", "clear_hold"]
+__all__ = ["FLEET_HOLDS_NONE", "SIGNING_HOLD_ENDED", "check_may_sign", "clear_hold"]
 
 FLEET_HOLDS_NONE = "--fleet-holds-none"
 """`troth policy bundle create`'s option: the operator's word that no node holds a bundle of
 the authority (a node restored from a copy holding none signs its first one)."""
+
+SIGNING_HOLD_ENDED = (
+    "node.db was restored from a copy: this push is your word that this bundle is the fleet's "
+    "newest of its authority, and the node signs its bundles again: sign above this revision "
+    "(if the fleet holds a newer one, push that one before signing)"
+)
+"""What a push ending the signing hold of a restore means (`clear_hold` True), told the
+operator (review 67d, hold 2: it was not)."""
 
 _TABLE = (
     "CREATE TABLE IF NOT EXISTS policy_sign_cleared (authority BLOB PRIMARY KEY, "
@@ -47,19 +55,25 @@ def _last_restore(db: SqliteDatabase) -> str | None:
     return None
 
 
-def clear_hold(db: SqliteDatabase, authority: Identifier) -> None:
+def clear_hold(db: SqliteDatabase, authority: Identifier) -> bool:
     """The operator installed a bundle of `authority` (`troth policy push`): its word
-    that it is the fleet's newest ends the hold of the last restore found (module docstring)."""
+    that it is the fleet's newest ends the hold of the last restore found (module docstring),
+    the bundle held back by the restore included (its revision may be the fleet's newest: the
+    only way out on this node then); whether it ended one, for the operator to be told (review
+    67d, hold 2: it was not, and confirming the copy's bundle gave the word unawares)."""
     restore = _last_restore(db)
     if restore is None:
-        return
+        return False
     with db.transaction():
+        if _cleared(db, authority, restore):
+            return False
         db.execute(_TABLE)
         db.execute(
             "INSERT INTO policy_sign_cleared (authority, restore) VALUES (?, ?) "
             "ON CONFLICT (authority) DO UPDATE SET restore = excluded.restore",
             (authority.digest, restore),
         )
+    return True
 
 
 def _cleared(db: SqliteDatabase, authority: Identifier, restore: str) -> bool:
