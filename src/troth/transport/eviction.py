@@ -11,7 +11,7 @@ from typing import Protocol, TypeVar
 from troth.transport.frameless import Frameless
 from troth.transport.liveness import Liveness
 
-__all__ = ["Refusals", "eviction_candidate"]
+__all__ = ["Refusals", "ShieldSpends", "eviction_candidate"]
 
 
 class _Candidate(Protocol):
@@ -60,11 +60,13 @@ class Refusals:
         """The table changed, or the sweep looked at it: the next newcomer scans it again."""
         self._most = None
 
-    def known(self, counts: tuple[int, int], now: float) -> bool:
+    def known(self, counts: tuple[int, int], now: float, spent: bool = False) -> bool:
         """Whether a newcomer whose address and network hold `counts` connections at `now` is
-        known to find no connection to give way."""
+        known to find no connection to give way (`spent`: its network spent its shielded
+        eviction and holds no frameless connection, so none kept gives way to it whatever
+        its network holds: review 67c, transport 1)."""
         most = self._most
-        if most is None or now >= self._until or counts[1] < self._floor:
+        if most is None or now >= self._until or (counts[1] < self._floor and not spent):
             return False
         address = self._fair if counts[1] >= self._theirs else most[0]
         return address < counts[0] + 2 and most[1] < counts[1] + 2
@@ -81,10 +83,50 @@ class Refusals:
         giving way at `until`; `fair`:
         (the most one address holds of the networks holding at least n, n) for its newcomer's
         network's n; `floor`: with frameless connections kept (their networks hold fewer than
-        its newcomer's: review 66v, transport 1), what its newcomer's network held (a newcomer
-        whose network holds fewer may take one of them, and scans)."""
+        its newcomer's: review 66v, transport 1), what a newcomer's network must hold (a newcomer
+        whose network holds fewer may take one of them, and scans; one past the most a kept
+        one's network holds: review 67c, transport 1, a newcomer whose network spent its
+        shielded eviction was refused whatever its network held)."""
         self._most, self._until, self._floor = most, until, floor
         self._fair, self._theirs = fair if fair is not None else (most[0], 0)
+
+
+class ShieldSpends:
+    """The networks whose newcomer evicted another network's connection within its shield, and
+    when (review 67c, transport 1): a network holding no connection holds no more than any, so
+    its newcomer evicts a client mid-handshake; one address did it again and again (its junk
+    connection evicted by the next honest newcomer, its network holding none again), every
+    client that got in killed before its message 3. A network's newcomers evict another
+    network's shielded connection at most once per shield (`first_frame_timeout`). At most
+    `kept` networks are remembered: while that many are, every network counts as spent (none
+    forgotten early: honest newcomers' spends pushed the attacker's out, and it evicted again)."""
+
+    __slots__ = ("_at", "kept", "shield")
+
+    def __init__(self, shield: float, kept: int) -> None:
+        self.shield, self.kept = shield, kept
+        self._at: collections.OrderedDict[str, float] = collections.OrderedDict()  # oldest
+        # first (OrderedDict: its oldest taken out in O(1), where a dict's front fills with
+        # deleted slots)
+
+    def __len__(self) -> int:
+        return len(self._at)
+
+    def spent(self, network: str, now: float) -> bool:
+        """Whether `network`'s newcomers evicted another network's shielded connection less
+        than a shield before `now`, or `kept` networks' did."""
+        at = self._at
+        while at and now - next(iter(at.values())) >= self.shield:
+            at.popitem(last=False)
+        return network in at or len(at) >= self.kept
+
+    def spend(self, network: str, now: float) -> None:
+        """`network`'s newcomer evicted another network's shielded connection at `now` (when
+        `kept` are remembered, none more is: all count as spent)."""
+        at = self._at
+        if network in at or len(at) < self.kept:
+            at[network] = now
+            at.move_to_end(network)
 
 
 def eviction_candidate(
@@ -98,6 +140,7 @@ def eviction_candidate(
     refusals: Refusals | None = None,
     unproven: Frameless[_C] | None = None,
     shielded_for: float = 0.0,
+    spent: bool = False,
 ) -> _C | None:
     """The accepted connection (`accepted`, oldest first; `per_host` and `per_network` count them by
     source address and network) to give up for `newcomer`: of those that brought no frame yet
@@ -143,7 +186,9 @@ def eviction_candidate(
         return now - connection.liveness.opened_at < shielded_for
 
     def gives_way(connection: _C) -> bool:  # a frameless one, to this newcomer (66v, 1)
-        return not shielded(connection) or per_network.get(connection.network, 0) >= theirs
+        if not shielded(connection) or connection.network == newcomer.network:
+            return True
+        return not spent and per_network.get(connection.network, 0) >= theirs  # (67c, 1)
 
     while unproven:
         victim = unproven.victim()
@@ -173,7 +218,8 @@ def eviction_candidate(
                 idlest = connection
         else:
             frameless.append(connection)
-    kept = math.inf  # when the first frameless one kept for this newcomer's network gives way
+    kept, floor = math.inf, 0  # when the first frameless one kept gives way; what a newcomer's
+    # network must hold for none to (one past the most a kept one's network holds: 67c, 1)
     if frameless:  # as the index would answer (66w, transport 1)
         victim = _frameless_victim(frameless)
         if gives_way(victim):
@@ -185,6 +231,7 @@ def eviction_candidate(
         if eligible:
             return _frameless_victim(eligible)
         kept = frameless[0].liveness.opened_at + shielded_for
+        floor = 1 + max(per_network.get(c.network, 0) for c in frameless)
     most = max(per_host.values())
     network, most_network = max(per_network.items(), key=lambda item: item[1])
     top = None  # of the addresses whose network holds no fewer than the newcomer's (listener 2)
@@ -193,7 +240,6 @@ def eviction_candidate(
     if refusals is not None and idlest is not None:
         fair = (per_host[top] if top is not None else 0, theirs) if most >= mine + 2 else None
         until = min(_active(idlest) + evict_idle_after, kept)
-        floor = theirs if kept < math.inf else 0
         refusals.remember((most, most_network), until, fair, floor)
     if top is not None and per_host[top] >= mine + 2:
         return min((c for c in accepted if c.host == top), key=_active)

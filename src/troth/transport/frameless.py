@@ -104,6 +104,10 @@ class Frameless(Generic[C]):
         """The entries kept for `oldest`, stale ones included (bounded: tests)."""
         return len(self._ages)
 
+    def holds(self, network: str) -> bool:
+        """Whether a connection of `network` is here."""
+        return network in self._hosts
+
     def victim(self, network: str | None = None) -> C | None:
         """Of the network holding the most (of those holding as many, the one whose oldest is
         the oldest; `network`, if given: that one, None when it holds none), the oldest

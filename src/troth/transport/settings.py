@@ -22,6 +22,7 @@ from troth.transport.framing import FRAME_HEADER, LARGE_BUFFER, SMALL_BUFFER
 
 __all__ = [
     "QUEUED_FRAME_COST",
+    "SHIELD_SPENDS_PER_CONNECTION",
     "SOURCE_SHARES",
     "TCP_ENVIRONMENT_PREFIX",
     "TcpCounters",
@@ -36,6 +37,12 @@ QUEUED_FRAME_COST: Final = 64
 `max_queued_bytes` and `max_queued_total`: its bytes object's header (33 bytes on 64-bit
 CPython, rounded up to the allocator's 16) and its slot in the deque (8). Without it a queue of
 empty relayed frames (~50 bytes each) held ~1.8 times its bound (review 26a, queue 1)."""
+SHIELD_SPENDS_PER_CONNECTION: Final = 4
+"""The networks whose newcomer evicted another network's connection mid-handshake that the TCP
+transport remembers for its shield (`troth.transport.eviction.ShieldSpends`), per connection of
+`max_connections`: while it remembers that many, no newcomer evicts another network's connection
+mid-handshake (review 67c, transport 1: at the table's size, honest newcomers' spends pushed the
+attacker's out, and it evicted again)."""
 SOURCE_SHARES: Final = 4
 """The shares `max_queued_total` is cut into per peer IP address by default
 (`TcpSettings.queued_per_source`: a quarter of it, review 26a queue 2, review 27a queue 1)."""

@@ -54,12 +54,12 @@ from troth.errors import ConfigError, Unreachable
 from troth.routing import Address, Handler, RoutedMessage, Router, Source
 from troth.transport.budget import WriteBudget
 from troth.transport.connection import Connection, ConnectionTable, Listener
-from troth.transport.eviction import Refusals, eviction_candidate
+from troth.transport.eviction import Refusals, ShieldSpends, eviction_candidate
 from troth.transport.frameless import Frameless
 from troth.transport.holds import SourceHolds
 from troth.transport.inbound import RoutingBudget
 from troth.transport.ratelog import RateLimitedLog, install_accept_error_filter
-from troth.transport.settings import TcpCounters, TcpSettings
+from troth.transport.settings import SHIELD_SPENDS_PER_CONNECTION, TcpCounters, TcpSettings
 from troth.transport.tcp_connection import CORK_LIMIT as CORK_LIMIT
 from troth.transport.tcp_connection import EAGER_LIMIT as EAGER_LIMIT
 from troth.transport.tcp_connection import TcpConnection
@@ -103,6 +103,9 @@ class TcpTransport(ConnectionTable[TcpConnection]):
     """The accepted connections that brought no frame yet (at a node: made no progress yet),
     oldest first, by source address (what `eviction_candidate` takes first; review 60f,
     listener 1), each taken out as it does (`proved`; review 60i, listener 2)."""
+    _spends: ShieldSpends = field(init=False)
+    """The networks whose newcomer evicted another network's connection mid-handshake (within
+    `first_frame_timeout`), each at most once per that time (review 67c, transport 1)."""
     _refusals: Refusals = field(default_factory=Refusals)
     """At the cap: that no connection gives way, known until the table changes (review 60f,
     listener 1: each refused newcomer scanned the whole table)."""
@@ -134,6 +137,9 @@ class TcpTransport(ConnectionTable[TcpConnection]):
     def __post_init__(self) -> None:
         self.router.add_transport(self)
         self.budget = WriteBudget(self.settings.write_buffer_total)
+        settings = self.settings
+        kept = SHIELD_SPENDS_PER_CONNECTION * settings.max_connections
+        self._spends = ShieldSpends(settings.first_frame_timeout, kept)
         self.inbound = RoutingBudget.of(self.settings)
         self._log = RateLimitedLog(log, self.settings.log_lines_per_minute)
 
@@ -246,8 +252,10 @@ class TcpTransport(ConnectionTable[TcpConnection]):
                     self._per_host.get(connection.host, 0),
                     self._per_network.get(connection.network, 0),
                 )
-                victim = None
-                if not self._refusals.known(counts, connection.liveness.opened_at):
+                victim, now, network = None, connection.liveness.opened_at, connection.network
+                spent = self._spends.spent(network, now)  # (67c, transport 1)
+                alone = spent and not self._unproven.holds(network)
+                if not self._refusals.known(counts, now, alone):
                     victim = eviction_candidate(
                         self._accepted,
                         connection,
@@ -258,12 +266,19 @@ class TcpTransport(ConnectionTable[TcpConnection]):
                         refusals=self._refusals,
                         unproven=self._unproven,
                         shielded_for=settings.first_frame_timeout,  # a handshake's time (66v, 1)
+                        spent=spent,
                     )
                 if victim is None:
                     counters.refused_over_limit += 1
                     self.warn("%s: refused: at %d connections", connection.name, len(self._all))
                     return False
                 counters.evicted += 1
+                if (
+                    victim in self._unproven
+                    and victim.network != network
+                    and now - victim.liveness.opened_at < settings.first_frame_timeout
+                ):
+                    self._spends.spend(network, now)  # another's mid-handshake (67c, 1)
                 self.warn("%s: evicted for a new connection", victim.name)
                 victim._abort()
                 self._forget(victim)
