@@ -26,7 +26,7 @@ import stat
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Any, Final
 
 import anyio
 import anyio.lowlevel
@@ -183,10 +183,12 @@ async def on_sigterm(act: Callable[[], None]) -> AsyncIterator[None]:
     server after closing its stdin. `troth mcp gate` and `troth mcp connect` then end as when
     their agent goes away, their upstream ended and their records written (review 66c, mcp 2:
     SIGTERM killed them at once, the upstream, in a session of its own, left running and the
-    call under way unrecorded). In the main thread only (the signal is the process's);
-    elsewhere SIGTERM keeps its default. Blocks open at once (two gates of one program) share
-    one handler, each `act` called; the handler SIGTERM had before the first is restored when
-    the last ends, in whatever order they end (review 66p, mcp 2). One the running asyncio
+    call under way unrecorded). SIGHUP (its terminal closed) acts as SIGTERM does, unless
+    ignored as the block begins (`nohup`; review 67n, mcp 1: it killed the gate at once). In the
+    main thread only (the signal is the process's); elsewhere both keep their handlers. Blocks
+    open at once (two gates of one program) share one handler, each `act` called; the handler
+    each signal had before the first is restored when the last ends, in whatever order they
+    end (review 66p, mcp 2). One the running asyncio
     loop holds (`loop.add_signal_handler`, a program running the gate through the Python API)
     is left in place, so it is called too (review 66p, mcp 1: anyio's receiver replaced it in
     the loop and removed it, and that program's SIGTERM did nothing for good after the block).
@@ -217,8 +219,15 @@ async def on_sigterm(act: Callable[[], None]) -> AsyncIterator[None]:
 
 
 _sigterm_blocks: dict[int, Callable[[], None]] = {}  # the open `on_sigterm` blocks' deliveries
-_sigterm_before: list[Any] = []  # SIGTERM's handler before the first of them
+_sigterm_before: dict[int, Any] = {}  # each signal's handler before the first of them, if taken
 _sigterm_wakeup: list[int] = []  # the wakeup fd the first set, if it set one (review 66y, mcp 1)
+
+_ENDS: Final = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+"""The signals that end a gate as its agent's going away does: SIGTERM, MCP's shutdown of a
+stdio server; SIGHUP, its terminal closed (review 67n, mcp 1: the gate died at once, its
+upstream left running)."""
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -237,13 +246,17 @@ def _self_pipe(loop: asyncio.AbstractEventLoop) -> int:
 
 @contextlib.contextmanager
 def _sigterm_calls(delivery: Callable[[], None], wakeup: int) -> Iterator[None]:
-    """`delivery()` called on SIGTERM within the block (in the main thread only). A Python
-    handler runs in the main thread: a SIGTERM another thread took wakes the main thread asleep
-    in the loop's selector only through the wakeup fd, so `wakeup` is made it while none is set,
-    until the last block ends (review 66y, mcp 1: an idle gate slept on through SIGTERM)."""
+    """`delivery()` called on SIGTERM or SIGHUP (`_ENDS`) within the block (in the main thread
+    only); a signal ignored as the first block begins (SIGHUP under `nohup`) stays ignored. A
+    Python handler runs in the main thread: a signal another thread took wakes the main thread
+    asleep in the loop's selector only through the wakeup fd, so `wakeup` is made it while
+    none is set, until the last block ends (review 66y, mcp 1: an idle gate slept on through
+    SIGTERM)."""
     key = id(delivery)
     if not _sigterm_blocks:
-        _sigterm_before[:] = [signal.signal(signal.SIGTERM, _on_sigterm)]  # handled from here
+        for signum in _ENDS:  # handled from here
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                _sigterm_before[signum] = signal.signal(signum, _on_sigterm)
         if wakeup >= 0:
             there = signal.set_wakeup_fd(wakeup)
             if there == -1:
@@ -256,9 +269,10 @@ def _sigterm_calls(delivery: Callable[[], None], wakeup: int) -> Iterator[None]:
     finally:
         del _sigterm_blocks[key]
         if not _sigterm_blocks:
-            before = _sigterm_before.pop()
-            # (None: not set from Python; its default, as the loop's removal left it before)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)
+            for signum, before in _sigterm_before.items():
+                # (None: not set from Python; its default, as the loop's removal left it before)
+                signal.signal(signum, signal.SIG_DFL if before is None else before)
+            _sigterm_before.clear()
             if _sigterm_wakeup:
                 ours = _sigterm_wakeup.pop()
                 there = signal.set_wakeup_fd(-1)

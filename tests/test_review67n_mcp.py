@@ -1,0 +1,71 @@
+"""Review 67n of the local MCP gate's lifecycle (66c/66p/66y): attacks that broke a promise.
+
+mcp 1: SIGHUP kept its default. A terminal closing (the gate run by hand, or an agent in a
+terminal session, its session leader gone) sends SIGHUP to the gate, which died at once: its
+upstream runs in a session of its own (the MCP SDK's spawn), so it and what it started were
+left running, and the call under way was never recorded unanswered, as SIGTERM did before
+66c, mcp 2. Now SIGHUP ends `troth mcp gate` and `troth mcp connect` as SIGTERM does (the agent
+read no more, the requests read answered, the records written, the upstream's group ended),
+unless SIGHUP is ignored when the block begins (`nohup`: it stays ignored); the handler it had
+is restored when the last block ends.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tests.test_review66c_mcp import ROUTE, _agent, _fake_node
+from troth.integrations.mcp import connect as connect_module
+from troth.integrations.mcp.agent_stdio import on_sigterm
+
+
+def test_sighup_ends_connect_as_its_agents_end_does(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _fake_node(monkeypatch, ends=False)
+    got: list[str] = []
+
+    def before(signum: int, frame: object) -> None:  # never the default: it kills pytest
+        got.append("before")
+
+    previous = signal.signal(signal.SIGHUP, before)
+    try:
+        with _agent(monkeypatch):  # the agent sends nothing and keeps its stdin open
+
+            async def main() -> None:
+                with anyio.fail_after(3):
+                    async with anyio.create_task_group() as group:
+                        group.start_soon(
+                            connect_module.serve_connect, tmp_path, "agent", "support", ROUTE
+                        )
+                        await anyio.sleep(0.2)  # serving
+                        os.kill(os.getpid(), signal.SIGHUP)  # the terminal closed
+
+            anyio.run(main)  # connect returned: exit 0, as at its agent's end
+        assert signal.getsignal(signal.SIGHUP) is before
+        assert got == []  # taken by the block alone
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def test_sighup_ignored_under_nohup_stays_ignored() -> None:
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        acted: list[str] = []
+
+        async def main() -> None:
+            async with on_sigterm(lambda: acted.append("act")):
+                assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+                os.kill(os.getpid(), signal.SIGHUP)
+                await anyio.sleep(0.05)
+
+        anyio.run(main)
+        assert acted == []
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
