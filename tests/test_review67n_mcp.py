@@ -8,10 +8,20 @@ left running, and the call under way was never recorded unanswered, as SIGTERM d
 read no more, the requests read answered, the records written, the upstream's group ended),
 unless SIGHUP is ignored when the block begins (`nohup`: it stays ignored); the handler it had
 is restored when the last block ends.
+
+mcp 2: a block abandoned (a program closing its asyncio loop while the gate's task was still
+in the block: the block never ends) left SIGTERM and SIGHUP taken by the gate's handler, which
+handed them to the closed loop: they did nothing for good, the program's own handler never
+called again. And the signal wakeup fd stayed on the number of the closed loop's self-pipe
+(66y, mcp 1): the program's next file took that number, and each signal wrote a byte into the
+file. Now the wakeup fd is a pipe of the blocks' own (the loop reads it), never closed while it
+is the wakeup fd, and the next signal ends an abandoned block: the last gone, the signal goes
+to the handler the program had (its default: the process ends).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from pathlib import Path
@@ -69,3 +79,37 @@ def test_sighup_ignored_under_nohup_stays_ignored() -> None:
         assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGHUP, previous)
+
+
+def test_an_abandoned_block_leaves_signals_and_descriptors_to_the_program(
+    tmp_path: Path,
+) -> None:
+    got: list[str] = []
+
+    def before(signum: int, frame: object) -> None:
+        got.append("before")
+
+    previous = signal.signal(signal.SIGTERM, before)
+    files: list[int] = []
+    try:
+
+        async def gate() -> None:
+            async with on_sigterm(lambda: got.append("act")):
+                await asyncio.sleep(3600)
+
+        loop = asyncio.new_event_loop()
+        task = loop.create_task(gate())
+        loop.run_until_complete(asyncio.sleep(0.05))
+        assert not task.done()  # in the block
+        loop.close()  # the program closes its loop, the gate's task never ended: abandoned
+        # the program's files, numbered as the descriptors the loop had
+        files = [os.open(tmp_path / f"f{n}", os.O_RDWR | os.O_CREAT) for n in range(6)]
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert [os.fstat(fd).st_size for fd in files] == [0] * 6  # no signal byte in them
+        assert got == ["before"]  # the program's own handler, as before the gate
+        assert signal.getsignal(signal.SIGTERM) is before
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        signal.set_wakeup_fd(-1)
+        for fd in files:
+            os.close(fd)
