@@ -22,16 +22,29 @@ to the handler the program had (its default: the process ends).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
+import sys
+import time
 from pathlib import Path
 
 import anyio
 import pytest
 
-from tests.test_review66c_mcp import ROUTE, _agent, _fake_node
+from tests.support.gates import TOOLS
+from tests.test_mcp_channels import shop
+from tests.test_review66c_mcp import _STUCK, ROUTE, _agent, _fake_node, _line
+from tests.test_review66c_mcp import _alive as _sleeping
+from troth import limits
+from troth.clock import SystemClock
 from troth.integrations.mcp import connect as connect_module
 from troth.integrations.mcp.agent_stdio import on_sigterm
+from troth.integrations.mcp.local import serve_local_gate
+from troth.node import open_node
+from troth.trace.dsse import parse_envelope
+from troth.trace.log import open_node_log
+from troth.trace.record_decode import decode_payload
 
 
 def test_sighup_ends_connect_as_its_agents_end_does(
@@ -113,3 +126,58 @@ def test_an_abandoned_block_leaves_signals_and_descriptors_to_the_program(
         signal.set_wakeup_fd(-1)
         for fd in files:
             os.close(fd)
+
+
+def test_sighup_ends_the_gate_its_call_under_way_recorded_and_its_upstream_ended(
+    monkeypatch: pytest.MonkeyPatch, troth_home: Path, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(limits, "MCP_GATE_DRAIN_SECONDS", 0.2)  # (the call is never answered)
+    shop(troth_home, SystemClock())
+    script, called = tmp_path / "stuck.py", tmp_path / "called"
+    script.write_text(_STUCK)
+    command = [sys.executable, str(script), json.dumps(TOOLS["lookup_order"]), str(called)]
+    previous = signal.signal(signal.SIGHUP, lambda signum, frame: None)  # never the default
+    pid = None
+    try:
+        with _agent(monkeypatch) as agent:
+            hello = {"protocolVersion": "2025-06-18", "capabilities": {}}
+            hello["clientInfo"] = {"name": "agent", "version": "1"}
+            call = {"name": "lookup_order", "arguments": {"order_id": "o1"}}
+            for message in (
+                {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello},
+                {"jsonrpc": "2.0", "method": "notifications/initialized"},
+                {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": call},
+            ):
+                os.write(agent, _line(message))
+
+            async def main() -> None:
+                nonlocal pid
+                with anyio.fail_after(5):
+                    async with anyio.create_task_group() as group:
+                        group.start_soon(serve_local_gate, troth_home, "shop", "support", command)
+                        while not (called.exists() and called.read_text()):
+                            await anyio.sleep(0.01)
+                        pid = int(called.read_text())  # the call is at the upstream
+                        os.kill(os.getpid(), signal.SIGHUP)  # the terminal closed
+
+            anyio.run(main)  # the gate returned: exit 0, as at its agent's end
+        assert pid is not None
+        for _ in range(300):  # the upstream's group ends with it (SIGTERM, then SIGKILL)
+            if not _sleeping(pid):
+                break
+            time.sleep(0.01)
+        assert not _sleeping(pid), "the upstream's child outlived the gate"
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+        if pid is not None and _sleeping(pid):
+            os.kill(pid, signal.SIGKILL)
+    with (
+        open_node("shop", home=troth_home) as node,
+        open_node_log(node, clock=SystemClock()) as log,
+    ):
+        decided = [decode_payload(parse_envelope(s.envelope).payload) for s in log.records()]
+    calls = [r.decision for r in decided if r.tool and r.tool.name == "lookup_order"]
+    assert [decision.outcome if decision else None for decision in calls] == [
+        "allowed",
+        "unanswered",
+    ]
