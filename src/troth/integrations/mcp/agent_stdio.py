@@ -26,7 +26,7 @@ import stat
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Any, Final
 
 import anyio
 import anyio.lowlevel
@@ -183,10 +183,12 @@ async def on_sigterm(act: Callable[[], None]) -> AsyncIterator[None]:
     server after closing its stdin. `troth mcp gate` and `troth mcp connect` then end as when
     their agent goes away, their upstream ended and their records written (review 66c, mcp 2:
     SIGTERM killed them at once, the upstream, in a session of its own, left running and the
-    call under way unrecorded). In the main thread only (the signal is the process's);
-    elsewhere SIGTERM keeps its default. Blocks open at once (two gates of one program) share
-    one handler, each `act` called; the handler SIGTERM had before the first is restored when
-    the last ends, in whatever order they end (review 66p, mcp 2). One the running asyncio
+    call under way unrecorded). SIGHUP (its terminal closed) acts as SIGTERM does, unless
+    ignored as the block begins (`nohup`; review 67n, mcp 1: it killed the gate at once). In the
+    main thread only (the signal is the process's); elsewhere both keep their handlers. Blocks
+    open at once (two gates of one program) share one handler, each `act` called; the handler
+    each signal had before the first is restored when the last ends, in whatever order they
+    end (review 66p, mcp 2). One the running asyncio
     loop holds (`loop.add_signal_handler`, a program running the gate through the Python API)
     is left in place, so it is called too (review 66p, mcp 1: anyio's receiver replaced it in
     the loop and removed it, and that program's SIGTERM did nothing for good after the block).
@@ -202,7 +204,7 @@ async def on_sigterm(act: Callable[[], None]) -> AsyncIterator[None]:
             send.send_nowait(None)
 
     def wake() -> None:  # in the signal handler: act() runs in the loop, in a task
-        with contextlib.suppress(RuntimeError):  # (its loop closed, the block never ended)
+        with contextlib.suppress(RuntimeError):  # (its loop closed meanwhile)
             loop.call_soon_threadsafe(deliver)
 
     async def calls() -> None:
@@ -211,56 +213,110 @@ async def on_sigterm(act: Callable[[], None]) -> AsyncIterator[None]:
 
     async with send, receive, anyio.create_task_group() as group:
         group.start_soon(calls)
-        with _sigterm_calls(wake, _self_pipe(loop)):
+        with _sigterm_calls(loop, wake):
             yield
         group.cancel_scope.cancel()
 
 
-_sigterm_blocks: dict[int, Callable[[], None]] = {}  # the open `on_sigterm` blocks' deliveries
-_sigterm_before: list[Any] = []  # SIGTERM's handler before the first of them
-_sigterm_wakeup: list[int] = []  # the wakeup fd the first set, if it set one (review 66y, mcp 1)
+_Block = tuple[asyncio.AbstractEventLoop, Callable[[], None]]  # a block's loop and delivery
+_sigterm_blocks: dict[int, _Block] = {}  # the open `on_sigterm` blocks
+_sigterm_before: dict[int, Any] = {}  # each signal's handler before the first of them, if taken
+# the wakeup pipe the first set, if it set one (review 66y, mcp 1): its loop, read end, write end
+_sigterm_wakeup: list[tuple[asyncio.AbstractEventLoop, int, int]] = []
+
+_ENDS: Final = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+"""The signals that end a gate as its agent's going away does: SIGTERM, MCP's shutdown of a
+stdio server; SIGHUP, its terminal closed (review 67n, mcp 1: the gate died at once, its
+upstream left running)."""
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
-    for delivery in list(_sigterm_blocks.values()):
+def _on_sigterm(signum: int, frame: Any) -> None:
+    abandoned = [key for key, (loop, _) in _sigterm_blocks.items() if loop.is_closed()]
+    for key in abandoned:
+        _end_block(key)
+    for _, delivery in list(_sigterm_blocks.values()):
         delivery()
+    if abandoned and not _sigterm_blocks:  # the signal is the program's again: as it had it
+        handler = signal.getsignal(signum)
+        if callable(handler):
+            handler(signum, frame)
+        elif handler == signal.SIG_DFL:
+            signal.raise_signal(signum)
 
 
-def _self_pipe(loop: asyncio.AbstractEventLoop) -> int:
-    """The descriptor that wakes `loop` from its selector, what `loop.add_signal_handler`
-    makes the wakeup fd (its self-pipe; a signal's byte there is read and ignored unless the
-    loop handles that signal itself), or -1 (a loop without one: uvloop)."""
-    pipe = getattr(loop, "_csock", None)
-    fileno = getattr(pipe, "fileno", None)
-    return fileno() if callable(fileno) else -1
+def _drain(fd: int) -> None:
+    """Reads what the signals wrote to the wakeup pipe's read end `fd` (it only woke the loop)."""
+    with contextlib.suppress(OSError):
+        while os.read(fd, 512):
+            pass
+
+
+def _wakeup_pipe(loop: asyncio.AbstractEventLoop) -> None:
+    """Makes a pipe of the blocks' own, which `loop` reads, the signal wakeup fd if none is
+    set: a Python handler runs in the main thread, and a signal another thread took wakes the
+    main thread asleep in the loop's selector only through the wakeup fd (review 66y, mcp 1:
+    an idle gate slept on through SIGTERM). Not the loop's self-pipe: a block abandoned (its
+    loop closed, its task never ended) left the wakeup fd on that pipe's closed descriptor
+    number, which the program's next file took, and every signal wrote a byte into that file
+    (review 67n, mcp 2)."""
+    read, write = os.pipe()
+    os.set_blocking(read, False)
+    os.set_blocking(write, False)
+    try:
+        loop.add_reader(read, _drain, read)
+    except NotImplementedError:  # (a loop that watches no pipe)
+        os.close(read)
+        os.close(write)
+        return
+    there = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    if there == -1:
+        _sigterm_wakeup[:] = [(loop, read, write)]
+        return
+    signal.set_wakeup_fd(there)  # one set already wakes its own loop: left as it was
+    loop.remove_reader(read)
+    os.close(read)
+    os.close(write)
 
 
 @contextlib.contextmanager
-def _sigterm_calls(delivery: Callable[[], None], wakeup: int) -> Iterator[None]:
-    """`delivery()` called on SIGTERM within the block (in the main thread only). A Python
-    handler runs in the main thread: a SIGTERM another thread took wakes the main thread asleep
-    in the loop's selector only through the wakeup fd, so `wakeup` is made it while none is set,
-    until the last block ends (review 66y, mcp 1: an idle gate slept on through SIGTERM)."""
+def _sigterm_calls(loop: asyncio.AbstractEventLoop, delivery: Callable[[], None]) -> Iterator[None]:
+    """`delivery()` called on SIGTERM or SIGHUP (`_ENDS`) within the block (in the main thread
+    only); a signal ignored as the first block begins (SIGHUP under `nohup`) stays ignored.
+    A block abandoned (its loop closed, the block never ended) ends at the next signal, which,
+    the last block gone, goes to the handler the program had (review 67n, mcp 2: the signal
+    did nothing for good)."""
     key = id(delivery)
+    for abandoned in [k for k, (there, _) in _sigterm_blocks.items() if there.is_closed()]:
+        _end_block(abandoned)
     if not _sigterm_blocks:
-        _sigterm_before[:] = [signal.signal(signal.SIGTERM, _on_sigterm)]  # handled from here
-        if wakeup >= 0:
-            there = signal.set_wakeup_fd(wakeup)
-            if there == -1:
-                _sigterm_wakeup[:] = [wakeup]
-            else:  # one set already wakes its own loop: left as it was
-                signal.set_wakeup_fd(there)
-    _sigterm_blocks[key] = delivery
+        for signum in _ENDS:  # handled from here
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                _sigterm_before[signum] = signal.signal(signum, _on_sigterm)
+        _wakeup_pipe(loop)
+    _sigterm_blocks[key] = (loop, delivery)
     try:
         yield
     finally:
-        del _sigterm_blocks[key]
-        if not _sigterm_blocks:
-            before = _sigterm_before.pop()
-            # (None: not set from Python; its default, as the loop's removal left it before)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)
-            if _sigterm_wakeup:
-                ours = _sigterm_wakeup.pop()
-                there = signal.set_wakeup_fd(-1)
-                if there != ours:  # set since by another (the loop's add_signal_handler)
-                    signal.set_wakeup_fd(there)
+        _end_block(key)
+
+
+def _end_block(key: int) -> None:
+    """The block `key` ended (or abandoned): after the last, each signal has its handler back,
+    and the wakeup fd what it was (the loop's own if it set one since)."""
+    if _sigterm_blocks.pop(key, None) is None or _sigterm_blocks:
+        return
+    for signum, before in _sigterm_before.items():
+        # (None: not set from Python; its default, as the loop's removal left it before)
+        signal.signal(signum, signal.SIG_DFL if before is None else before)
+    _sigterm_before.clear()
+    if _sigterm_wakeup:
+        loop, read, write = _sigterm_wakeup.pop()
+        there = signal.set_wakeup_fd(-1)
+        if there != write:  # set since by another (the loop's add_signal_handler)
+            signal.set_wakeup_fd(there)
+        if not loop.is_closed():
+            loop.remove_reader(read)
+        os.close(read)
+        os.close(write)

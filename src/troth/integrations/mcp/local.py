@@ -14,7 +14,8 @@ answered hung the gate for good). An upstream that ends mid-session ends the gat
 stdin read no more, the requests read answered, then OSError (`agent_stdio`; review 65b2, mcp
 1: it served on until the agent went away, every call failing). SIGTERM (MCP's end of a stdio
 server after its stdin) ends the gate as its agent's going away does (`on_sigterm`; review 66c,
-mcp 2: the gate died at once, its upstream left running, the call under way unrecorded).
+mcp 2: the gate died at once, its upstream left running, the call under way unrecorded), and
+so does SIGHUP, its terminal closed (review 67n, mcp 1).
 """
 
 from __future__ import annotations
