@@ -9,8 +9,9 @@ sync the feed (in the background: review 48c, revocation 3).
 
 Feed pages (docs/protocols.md, "Services": `feed [since]`): a `since` outside the feed is
 refused before anything is spent; the page at the feed's end (what every up-to-date node asks
-for) is one shared page, re-signed at most every FEED_REUSE s (or when the feed grew) and
-charged to no one; any other page signed on request is charged to its caller's own budget and
+for) is one shared page, re-signed at most every FEED_REUSE s (or when the feed grew, or a
+page signed later is out: review 67o, feeds 1) and charged to no one; any other page signed on
+request is charged to its caller's own budget and
 to its class's pool: its members and the anchors draw on one
 (`limits.FEED_PAGE_SIGNS_PER_NODE`), strangers to it (identities admitted to enroll, a
 co-trusted authority's members) on another (`limits.FEED_PAGE_SIGNS_FOR_STRANGERS`), so no
@@ -56,6 +57,11 @@ FEED_REUSE: Final = 5
 """Seconds a signed feed page is served again before it is re-signed."""
 FEED_PAGES_CACHED: Final = 64
 """Signed pages kept for reuse (by their first entry)."""
+
+
+_Signed = tuple[tuple[int, int], int, bytes, int]
+"""A signed page kept for reuse: (the feed's length, the authority's changes) it was signed
+for, when it was signed, the page, the entry it ends before."""
 
 
 @dataclass(slots=True)
@@ -150,8 +156,11 @@ class AuthorityService:
         self.budgets = RequestBudgets()  # enroll and refresh requests, by source
         # signed pages: since -> ((the feed's length, the authority's changes), signed at,
         # page, the entry it ends before); the page at the feed's end is kept apart (`_tip`)
-        self._pages: dict[int, tuple[tuple[int, int], int, bytes, int]] = {}
-        self._tip: tuple[tuple[int, int], int, bytes, int] | None = None
+        self._pages: dict[int, _Signed] = {}
+        self._tip: _Signed | None = None
+        # when the newest page not at the feed's end was signed: no page signed before it is
+        # served again (`_current`; review 67o, feeds 1)
+        self._newest = 0
         # pages signed on request, by class of caller (storage thread only)
         self._members = _Class.of(limits.FEED_PAGE_SIGNS_PER_NODE)
         self._strangers = _Class.of(limits.FEED_PAGE_SIGNS_FOR_STRANGERS)
@@ -314,12 +323,13 @@ class AuthorityService:
         cached = self._pages.get(since)
         if since == latest:
             page, end = self._tip_page(version, now)
-        elif cached is not None and cached[0] == version and now - cached[1] < FEED_REUSE:
+        elif cached is not None and self._current(cached, version, now):
             page, end = cached[2], cached[3]
         else:
             if payer is not None and not payer.callers.charge(payer.source, since, latest, now):
                 raise RemoteError("busy: too many feed pages signed on request, ask again later")
             page, end = self.authority.feed_page(now=now, since=since)
+            self._newest = max(self._newest, now)
             if len(self._pages) >= FEED_PAGES_CACHED:
                 self._pages.clear()
             self._pages[since] = (version, now, page, end)
@@ -335,10 +345,22 @@ class AuthorityService:
         rotated or it is FEED_REUSE s old, so asking for it costs at most one signature per
         FEED_REUSE s however many ask."""
         tip = self._tip
-        if tip is None or tip[0] != version or now - tip[1] >= FEED_REUSE:
+        if tip is None or not self._current(tip, version, now):
             page, end = self.authority.feed_page(now=now, since=version[0])
             tip = self._tip = (version, now, page, end)
         return tip[2], tip[3]
+
+    def _current(self, signed: _Signed, version: tuple[int, int], now: int) -> bool:
+        """Whether page `signed` may be served again at `now`: of the feed's `version`, under
+        FEED_REUSE s old, and signed no earlier than the newest page not at the feed's end (a
+        member holding that one refused an older as a rollback, `FEED_ROLLBACK`: review 67o,
+        feeds 1; a clock set back since makes none newer than what is signed now)."""
+        made_for, signed_at = signed[0], signed[1]
+        return (
+            made_for == version
+            and now - signed_at < FEED_REUSE
+            and signed_at >= min(self._newest, now)
+        )
 
     async def maintain(self, now: int) -> None:
         """Forget the tickets past their expiry, so that a clock set back later revives none
