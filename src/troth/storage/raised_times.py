@@ -66,10 +66,10 @@ _LEGACY: Final = "rollback_raised"
 
 def keep_raise_times_in_counts(conn: sqlite3.Connection) -> None:
     """Add `rollback_counters.raised_at` unless it is there, set each scope's to the later of
-    it and the time `rollback_raised` kept (integer times only), and drop that table; inside the caller's
-    transaction (a crash undoes all of it). A time kept for a scope with no count row (never
-    written by troth: the time and the first count are one transaction) is dropped, not made
-    into a row (a row with no count would arm the scope: troth.storage.rollback)."""
+    it and the time `rollback_raised` kept (integer times only), and drop that table; inside
+    the caller's transaction (a crash undoes all of it). A time kept for a scope with no count
+    row (never written by troth: the time and the first count are one transaction) is dropped,
+    not made into a row (a row with no count would arm the scope: troth.storage.rollback)."""
     columns = {row[1] for row in conn.execute("PRAGMA table_info(rollback_counters)")}
     if "raised_at" not in columns:
         conn.execute("ALTER TABLE rollback_counters ADD COLUMN raised_at INTEGER")
