@@ -488,8 +488,9 @@ class TraceFailure(enum.Enum):
     TIME_OUT_OF_RANGE = "record time outside the log's window"
     BACKDATED = "record dated before a checkpoint that precedes it"
     """More than MAX_CLOCK_SKEW_SECONDS before a checkpoint earlier in the log: refused at
-    append (the log's clock stepped back) and offline after a kept checkpoint
-    (`troth.trace.backdating`; review 63s, traces 3)."""
+    append (the log's clock stepped back) and offline after a kept checkpoint or one the log
+    holds whose root its records hash to (`troth.trace.backdating`; review 63s, traces 3;
+    review 67h, traces 1; review 67k, traces 1)."""
     LEAF_MISMATCH = "record bytes differ from those appended"
     ROOT_MISMATCH = "Merkle root does not match the checkpoint"
     PROOF_INVALID = "proof does not verify"

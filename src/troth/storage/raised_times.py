@@ -66,10 +66,10 @@ _LEGACY: Final = "rollback_raised"
 
 def keep_raise_times_in_counts(conn: sqlite3.Connection) -> None:
     """Add `rollback_counters.raised_at` unless it is there, set each scope's to the later of
-    it and the time `rollback_raised` kept, and drop that table; inside the caller's
-    transaction (a crash undoes all of it). A time kept for a scope with no count row (never
-    written by troth: the time and the first count are one transaction) is dropped, not made
-    into a row (a row with no count would arm the scope: troth.storage.rollback)."""
+    it and the time `rollback_raised` kept (integer times only), and drop that table; inside
+    the caller's transaction (a crash undoes all of it). A time kept for a scope with no count
+    row (never written by troth: the time and the first count are one transaction) is dropped,
+    not made into a row (a row with no count would arm the scope: troth.storage.rollback)."""
     columns = {row[1] for row in conn.execute("PRAGMA table_info(rollback_counters)")}
     if "raised_at" not in columns:
         conn.execute("ALTER TABLE rollback_counters ADD COLUMN raised_at INTEGER")
@@ -78,10 +78,14 @@ def keep_raise_times_in_counts(conn: sqlite3.Connection) -> None:
     ).fetchone()
     if legacy is None:
         return
+    # integers only: SQLite orders text after every number, and a text time (node.db edited)
+    # kept by max() reads as none, the integer one lost (review 67k, upgrade 1)
     conn.execute(
-        "UPDATE rollback_counters SET raised_at = ("
-        "SELECT max(coalesce(rollback_counters.raised_at, r.raised_at), r.raised_at) "
-        "FROM rollback_raised AS r WHERE r.scope = rollback_counters.scope) "
+        "UPDATE rollback_counters SET raised_at = (SELECT max(coalesce(kept, old), "
+        "coalesce(old, kept)) FROM (SELECT CASE WHEN typeof(rollback_counters.raised_at) = "
+        "'integer' THEN rollback_counters.raised_at END AS kept, CASE WHEN typeof(r.raised_at) "
+        "= 'integer' THEN r.raised_at END AS old FROM rollback_raised AS r "
+        "WHERE r.scope = rollback_counters.scope)) "
         "WHERE scope IN (SELECT scope FROM rollback_raised)"
     )
     conn.execute("DROP TABLE rollback_raised")

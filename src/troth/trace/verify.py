@@ -347,7 +347,7 @@ class LogVerifier:
         self.chains_elsewhere = 0
         self._checkpoints = self._verified_checkpoints()
         self._wanted_roots = {c.size for c in self._checkpoints}
-        self._floor = LogFloor(self._checkpoints)  # the log's own (review 67h, traces 1)
+        self._floor = LogFloor(self._checkpoints, self._roots)  # (review 67h, traces 1)
         if 0 in self._wanted_roots:
             self._roots[0] = self._frontier.root()
 
@@ -368,6 +368,11 @@ class LogVerifier:
         kept = parse_kept(anchor)
         self.want_root(kept.size)
         self._kept_note = (anchor, kept)
+
+    def _kept_floor(self, note: bytes, kept: Checkpoint) -> bool:
+        """The kept note is the log's and the records read hash to its root: a floor (one of
+        another tree is judged at the end, not its records: review 67k, traces 2)."""
+        return bool(self._verify_kept(note)) and self._roots.get(kept.size) == kept.root
 
     def _verify_kept(self, anchor: bytes) -> Checkpoint:
         """The kept note, verified as the log's (its faults said of it: `what_is_kept`)."""
@@ -546,7 +551,7 @@ class LogVerifier:
             raise exc.located(index=index, record=None if record is None else record.id) from None
         if self._kept_note is not None:  # (outside the try: a bad kept note is not the record's)
             note, kept = self._kept_note
-            check_after_kept(index, record, kept, lambda: bool(self._verify_kept(note)))
+            check_after_kept(index, record, kept, lambda: self._kept_floor(note, kept))
         self._frontier.append(leaf)
         size = self._frontier.size
         self._latest = max(self._latest, record.time)
