@@ -1,0 +1,119 @@
+"""Review 67l: attacks on 67f's leases revoked by a compromised rotation and on 67d's list of
+what a held authority must revoke again that did not work (each a real attempt, failing if the
+defence it names broke)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.brokers import PAYMENTS
+from tests.conftest import NOW
+from tests.support.public_api import READ, Agents, acme_and_agents
+from troth.node import init_node, open_node
+
+LEASES = """\
+@id("readers") permit(principal, action == Action::"lease", resource == Secret::"payments")
+  when { principal.hasTag("orders.access") && ["refunds"].containsAll(context.scope) };
+"""
+
+
+@pytest.fixture
+def world() -> Iterator[Agents]:
+    """acme's hub brokering `payments` to its members."""
+    with acme_and_agents() as made:
+        made.hub.secrets.put("payments", engine="token", config=PAYMENTS)
+        made.hub.policies.publish(policies=LEASES, tools={}, revision=1)
+        yield made
+
+
+def test_a_compromised_rotation_revokes_no_other_members_lease(world: Agents) -> None:
+    """Over-revocation: `ops`, a member hosted on the broker's node, is rotated as compromised;
+    `support`'s lease (same authority, same secret, its chain naming ops nowhere) stays live,
+    only ops's ends (`leases_through` matches the identifier's digest whole)."""
+    ops = world.hub.identities.create("ops")
+    world.hub.enroll(world.acme.ticket(READ), identity=ops)
+
+    async def main() -> None:
+        async with world.hub.serve(listen=("127.0.0.1", 0)) as running:
+            at, hub = running.address, running.identifier
+            for node, holder in ((world.agents, "support"), (world.hub, "ops")):
+                await node.secrets.lease(
+                    "payments", holder=holder, broker=at, expect=hub, scope=["refunds"]
+                )
+
+    asyncio.run(main())
+    world.hub.identities.rotate(ops, compromised=True)
+    assert world.hub.secrets.revoke_holder(ops) == []  # revoked by the rotation
+    ended = world.hub.secrets.revoke_holder(world.support)
+    assert [lease.state.name for lease in ended] == ["REVOKED"]
+
+
+def test_a_compromised_rotation_revokes_its_delegates_leases_too(world: Agents) -> None:
+    """Under-revocation: `ops` (on the broker's node) delegated to `sub` (another node) before
+    its key was copied; sub's lease, whose chain names ops as a link's issuer, ends with ops's
+    compromised rotation (`leases_through`: a link's issuer, however far down)."""
+    ops = world.hub.identities.create("ops")
+    world.hub.enroll(world.acme.ticket(READ), identity=ops)
+    chain = world.hub.delegate(ops, to=world.sub, attributes=READ, ttl=3600, purpose="p")
+    world.agents.hold(world.sub, chain)
+
+    async def main() -> None:
+        async with world.hub.serve(listen=("127.0.0.1", 0)) as running:
+            await world.agents.secrets.lease(
+                "payments",
+                holder="sub",
+                broker=running.address,
+                expect=running.identifier,
+                scope=["refunds"],
+            )
+
+    asyncio.run(main())
+    world.hub.identities.rotate(ops, compromised=True)
+    assert world.hub.secrets.revoke_holder(world.sub) == []  # ended by the rotation
+
+
+def test_a_refused_compromised_rotation_revokes_nothing(world: Agents) -> None:
+    """A rotation that fails revokes no lease (the revocation follows the committed rotation:
+    nothing lost, the identity unrotated): a `compromised` that is not a bool is refused
+    first, and support's lease stays live."""
+
+    async def main() -> None:
+        async with world.hub.serve(listen=("127.0.0.1", 0)) as running:
+            await world.agents.secrets.lease(
+                "payments",
+                holder="support",
+                broker=running.address,
+                expect=running.identifier,
+                scope=["refunds"],
+            )
+
+    asyncio.run(main())
+    hub = world.hub.identity
+    with pytest.raises(ValueError):
+        world.hub.identities.rotate(hub, compromised="yes")  # type: ignore[arg-type]
+    assert world.hub.identities.get(hub).changes == hub.changes  # not rotated
+    ended = world.hub.secrets.revoke_holder(world.support)
+    assert [lease.state.name for lease in ended] == ["REVOKED"]
+
+
+def test_the_revoke_again_list_holds_each_loss_once_and_ends_with_its_hold(
+    troth_home: object,
+) -> None:
+    """A flood: the same losses held twice (two failed re-revokes, the same target twice in
+    one) are listed once each (the table's key); the release deletes them, so a later hold
+    lists only its own."""
+    init_node("acme")
+    lost, later = b"\x01" * 32, b"\x02" * 32
+    with open_node("acme") as node:
+        authority = node.create_authority("acme", now=NOW)
+        authority.store.hold(NOW, [("identity", lost)] * 1000 + [("credential", lost)])
+        authority.store.hold(NOW + 1, [("identity", lost)])
+        assert authority.store.revoke_again() == [("credential", lost), ("identity", lost)]
+        assert authority.store.restore_held() == NOW  # the earliest hold kept
+        assert authority.release_restored() == NOW
+        assert authority.store.revoke_again() == []
+        authority.store.hold(NOW + 2, [("supersession", later)])
+        assert authority.store.revoke_again() == [("supersession", later)]
