@@ -9,8 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.brokers import PAYMENTS
+import troth
 from tests.conftest import NOW
+from tests.support.brokers import PAYMENTS
 from tests.support.public_api import READ, Agents, acme_and_agents
 from troth.node import init_node, open_node
 
@@ -92,7 +93,7 @@ def test_a_refused_compromised_rotation_revokes_nothing(world: Agents) -> None:
 
     asyncio.run(main())
     hub = world.hub.identity
-    with pytest.raises(ValueError):
+    with pytest.raises(troth.ArgumentError, match="compromised"):
         world.hub.identities.rotate(hub, compromised="yes")  # type: ignore[arg-type]
     assert world.hub.identities.get(hub).changes == hub.changes  # not rotated
     ended = world.hub.secrets.revoke_holder(world.support)
