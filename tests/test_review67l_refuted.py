@@ -6,13 +6,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 import troth
 from tests.conftest import NOW
 from tests.support.brokers import PAYMENTS
+from tests.support.postgres import ADMIN_PASSWORD
 from tests.support.public_api import READ, Agents, acme_and_agents
+from tests.test_secrets_postgres import (  # noqa: F401 - `orders` is a fixture
+    OrdersDb,
+    assert_session_ended,
+    login,
+    orders,
+)
 from troth.node import init_node, open_node
 
 LEASES = """\
@@ -118,3 +126,40 @@ def test_the_revoke_again_list_holds_each_loss_once_and_ends_with_its_hold(
         assert authority.store.revoke_again() == []
         authority.store.hold(NOW + 2, [("supersession", later)])
         assert authority.store.revoke_again() == [("supersession", later)]
+
+
+ORDERS_LEASES = """\
+@id("readers") permit(principal, action == Action::"lease", resource == Secret::"orders-db")
+  when { principal.hasTag("orders.access") && ["orders:read"].containsAll(context.scope) };
+"""
+
+
+def test_a_compromised_rotation_drops_the_postgres_lease_roles(
+    orders: OrdersDb,  # noqa: F811
+) -> None:
+    """The PostgreSQL engine: support's lease role, a session open under it, ends with the
+    hub's (its authority's) compromised rotation — the role dropped, the session terminated,
+    not left to the role's VALID UNTIL (TROTH_REQUIRE_PG=1)."""
+    with acme_and_agents() as world:
+        world.hub.secrets.put(
+            "orders-db", engine="postgres", config=orders.config(), value=ADMIN_PASSWORD.encode()
+        )
+        world.hub.policies.publish(policies=ORDERS_LEASES, tools={}, revision=1)
+
+        async def main() -> dict[str, Any]:
+            async with world.hub.serve(listen=("127.0.0.1", 0)) as running:
+                issued = await world.agents.secrets.lease(
+                    "orders-db",
+                    holder="support",
+                    broker=running.address,
+                    expect=running.identifier,
+                    scope=["orders:read"],
+                )
+                return issued.credential.reveal()
+
+        session = login(orders, asyncio.run(main()))
+        assert session.execute("SELECT total FROM orders").fetchall() == [(20,)]
+        assert orders.lease_roles() != set()
+        world.hub.identities.rotate(world.hub.identity, compromised=True)
+        assert_session_ended(session)
+        assert orders.lease_roles() == set()
