@@ -63,6 +63,7 @@ from troth.node.home import check_kept_dirs, check_not_taken_over, troth_home
 from troth.node.node import DEFAULT_NODE, init_node, node_dir, open_node
 from troth.node.node import Node as StoredNode
 from troth.node.rotation import rotate_local
+from troth.node.rotation_revoke import done as revocation_done
 from troth.node.traces import (
     delegate_recorded,
     record_revocation,
@@ -212,8 +213,10 @@ class Identities:
         )
         announce_here(node._stored, ref, now=node._clock.now())
         if compromised and BROKER in node._stored.config.services:
-            # what the copied key obtained here ends with it (review 67f, secrets 1)
+            # what the copied key obtained here ends with it (review 67f, secrets 1); due
+            # until then, finished by the broker if this process dies first (review 67l)
             node.secrets.revoke_holder(rotated.identity.identifier)
+            revocation_done(node._stored, rotated.identity.identifier.digest)
         return Identity._of(rotated.name, rotated.identity)
 
 
