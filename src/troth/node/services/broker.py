@@ -348,7 +348,7 @@ class BrokerService:
             return
         try:
             finished = await self._run(finish_due, self.node, broker, now)
-        except TrothError as exc:
+        except Exception as exc:  # any: it must not keep the broker from getting ready
             log.warning("broker: a compromised rotation's revocation (tried again): %s", exc)
             return
         if finished:
