@@ -5,14 +5,13 @@ defence it names broke)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import troth
+from tests import test_review67f_secrets as review67f
 from tests.conftest import NOW
-from tests.support.brokers import PAYMENTS
 from tests.support.postgres import ADMIN_PASSWORD
 from tests.support.public_api import READ, Agents, acme_and_agents
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` is a fixture
@@ -23,19 +22,22 @@ from tests.test_secrets_postgres import (  # noqa: F401 - `orders` is a fixture
 )
 from troth.node import init_node, open_node
 
-LEASES = """\
-@id("readers") permit(principal, action == Action::"lease", resource == Secret::"payments")
-  when { principal.hasTag("orders.access") && ["refunds"].containsAll(context.scope) };
-"""
+world = review67f.world  # the fixture: acme's hub brokering `payments` to its members
 
 
-@pytest.fixture
-def world() -> Iterator[Agents]:
-    """acme's hub brokering `payments` to its members."""
-    with acme_and_agents() as made:
-        made.hub.secrets.put("payments", engine="token", config=PAYMENTS)
-        made.hub.policies.publish(policies=LEASES, tools={}, revision=1)
-        yield made
+def leased(world: Agents, *holders: tuple[troth.Node, str]) -> None:
+    """Each (node, local identity) leases `payments` (scope refunds) at acme's hub, served
+    for the while."""
+
+    async def main() -> None:
+        async with world.hub.serve(listen=("127.0.0.1", 0)) as running:
+            at, hub = running.address, running.identifier
+            for node, holder in holders:
+                await node.secrets.lease(
+                    "payments", holder=holder, broker=at, expect=hub, scope=["refunds"]
+                )
+
+    asyncio.run(main())
 
 
 def test_a_compromised_rotation_revokes_no_other_members_lease(world: Agents) -> None:
@@ -45,15 +47,7 @@ def test_a_compromised_rotation_revokes_no_other_members_lease(world: Agents) ->
     ops = world.hub.identities.create("ops")
     world.hub.enroll(world.acme.ticket(READ), identity=ops)
 
-    async def main() -> None:
-        async with world.hub.serve(listen=("127.0.0.1", 0)) as running:
-            at, hub = running.address, running.identifier
-            for node, holder in ((world.agents, "support"), (world.hub, "ops")):
-                await node.secrets.lease(
-                    "payments", holder=holder, broker=at, expect=hub, scope=["refunds"]
-                )
-
-    asyncio.run(main())
+    leased(world, (world.agents, "support"), (world.hub, "ops"))
     world.hub.identities.rotate(ops, compromised=True)
     assert world.hub.secrets.revoke_holder(ops) == []  # revoked by the rotation
     ended = world.hub.secrets.revoke_holder(world.support)
@@ -68,18 +62,7 @@ def test_a_compromised_rotation_revokes_its_delegates_leases_too(world: Agents) 
     world.hub.enroll(world.acme.ticket(READ), identity=ops)
     chain = world.hub.delegate(ops, to=world.sub, attributes=READ, ttl=3600, purpose="p")
     world.agents.hold(world.sub, chain)
-
-    async def main() -> None:
-        async with world.hub.serve(listen=("127.0.0.1", 0)) as running:
-            await world.agents.secrets.lease(
-                "payments",
-                holder="sub",
-                broker=running.address,
-                expect=running.identifier,
-                scope=["refunds"],
-            )
-
-    asyncio.run(main())
+    leased(world, (world.agents, "sub"))
     world.hub.identities.rotate(ops, compromised=True)
     assert world.hub.secrets.revoke_holder(world.sub) == []  # ended by the rotation
 
@@ -88,18 +71,7 @@ def test_a_refused_compromised_rotation_revokes_nothing(world: Agents) -> None:
     """A rotation that fails revokes no lease (the revocation follows the committed rotation:
     nothing lost, the identity unrotated): a `compromised` that is not a bool is refused
     first, and support's lease stays live."""
-
-    async def main() -> None:
-        async with world.hub.serve(listen=("127.0.0.1", 0)) as running:
-            await world.agents.secrets.lease(
-                "payments",
-                holder="support",
-                broker=running.address,
-                expect=running.identifier,
-                scope=["refunds"],
-            )
-
-    asyncio.run(main())
+    leased(world, (world.agents, "support"))
     hub = world.hub.identity
     with pytest.raises(troth.ArgumentError, match="compromised"):
         world.hub.identities.rotate(hub, compromised="yes")  # type: ignore[arg-type]

@@ -32,20 +32,22 @@ from pathlib import Path
 import pytest
 
 import troth
+from tests import test_review67f_secrets as review67f
 from tests.conftest import NOW
 from tests.support.backups import copy_db, feed_gone_back, node_db, restore_db
-from tests.support.brokers import PAYMENTS
 from tests.support.cli import run_json
 from tests.support.histories import encode, honest_history
 from tests.support.killed import killed_after
-from tests.support.public_api import acme_and_agents
-from tests.test_review67l_refuted import LEASES
+from tests.support.public_api import Agents
+from tests.test_review67l_refuted import leased
 from troth import limits
 from troth.authority import Authority
 from troth.faults import CRASH_EXIT_CODE
 from troth.identity import VerifiedIdentity, verify_history
 from troth.node import init_node, open_node
 from troth.node.trust import NodeTrust
+
+world = review67f.world  # the fixture: acme's hub brokering `payments` to its members
 
 
 def member(offset: int) -> VerifiedIdentity:
@@ -97,35 +99,21 @@ def test_revoke1_a_restored_copy_names_no_stale_list_to_revoke_again(
 
 
 def test_rotate1_a_rotation_killed_before_its_revocation_is_finished_by_the_broker(
-    troth_home: Path,
+    world: Agents,
 ) -> None:
     """The rotation committed, the process killed before the revocation: the broker's next
-    start revokes support's lease (renewing it is refused, revoking it finds nothing)."""
-    with acme_and_agents() as world:
-        world.hub.secrets.put("payments", engine="token", config=PAYMENTS)
-        world.hub.policies.publish(policies=LEASES, tools={}, revision=1)
+    start revokes support's lease (an operator's revocation of support finds nothing live)."""
+    leased(world, (world.agents, "support"))
 
-        async def lease() -> None:
-            async with world.hub.serve(listen=("127.0.0.1", 0)) as running:
-                await world.agents.secrets.lease(
-                    "payments",
-                    holder="support",
-                    broker=running.address,
-                    expect=running.identifier,
-                    scope=["refunds"],
-                )
+    def rotate() -> None:
+        with troth.Node.open("acme") as hub:
+            hub.identities.rotate(hub.identity, compromised=True)
 
-        asyncio.run(lease())
+    assert killed_after(0, rotate, "identity.rotate.after-commit") == CRASH_EXIT_CODE
 
-        def rotate() -> None:
-            with troth.Node.open("acme") as hub:
-                hub.identities.rotate(hub.identity, compromised=True)
+    async def start() -> None:
+        async with world.hub.serve(listen=("127.0.0.1", 0)):
+            pass
 
-        assert killed_after(0, rotate, "identity.rotate.after-commit") == CRASH_EXIT_CODE
-
-        async def start() -> None:
-            async with world.hub.serve(listen=("127.0.0.1", 0)):
-                pass
-
-        asyncio.run(start())
-        assert world.hub.secrets.revoke_holder(world.support) == []
+    asyncio.run(start())
+    assert world.hub.secrets.revoke_holder(world.support) == []
