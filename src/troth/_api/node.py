@@ -193,11 +193,12 @@ class Identities:
         `compromised`: the node's keys may have been copied (a stolen backup), which hold the
         committed next key too: two changes are appended, so the new primary key is one made
         now (docs/vault.md, "Recovering from a stolen backup"), and a broker node revokes every
-        lease whose chain names the identity, as `Secrets.revoke_holder`. The change is dated
-        no earlier than the identity's newest record in the node's trace log (at most 300 s
-        after the node's clock), so the records it signed stay valid (docs/formats.md, "A node
-        dates its own rotations after what they retire"). A `compromised` that is not a bool is
-        an ArgumentError."""
+        lease whose chain names the identity, as `Secrets.revoke_holder` (recorded due first: a
+        process killed before it leaves them to the broker's next start or round). The change
+        is dated no earlier than the identity's newest record in the node's trace log (at most
+        300 s after the node's clock), so the records it signed stay valid (docs/formats.md, "A
+        node dates its own rotations after what they retire"). A `compromised` that is not a
+        bool is an ArgumentError."""
         node = self._node
         ref = _ref(identity, node._stored, "Identities.rotate")
         check_flag("Identities.rotate", "compromised", compromised)

@@ -69,8 +69,8 @@ def done(node: Node, identity: bytes, *, unless_rotated: bool = False) -> None:
 def finish_due(node: Node, broker: Broker, now: int) -> int:
     """Revoke, at `broker` (node `node`'s), the leases of each identity whose compromised
     rotation committed and whose revocation was not recorded done (its process killed in
-    between), as `Broker.revoke_identity`; each row deleted once its revocation is made (an
-    identity since deleted: its row only); how many were revoked."""
+    between), as `Broker.revoke_identity` (an identity since deleted too: deny when in doubt);
+    each row deleted once its revocation is made; how many were revoked."""
     if node.db.fetch_one(_TABLE) is None:
         return 0
     finished = 0
@@ -80,8 +80,7 @@ def finish_due(node: Node, broker: Broker, now: int) -> int:
         record = node.identities.store.find_local(identifier=bytes(identity))
         if record is not None and record.changes <= changes:
             continue  # not rotated yet: in progress, or killed before its commit
-        if record is not None:
-            broker.revoke_identity(Identifier(bytes(identity)), now=now)
-            finished += 1
+        broker.revoke_identity(Identifier(bytes(identity)), now=now)
         done(node, bytes(identity))
+        finished += 1
     return finished
