@@ -23,6 +23,7 @@ known stolen should have it.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from troth import limits
@@ -62,8 +63,10 @@ def rotate_local(
     try:
         return identities.rotate(ref, now=dated, key_type=key_type, compromised=compromised)
     except BaseException:
-        if due is not None:  # no rotation, nothing due (one committed keeps its row)
-            done(node, due, unless_rotated=True)
+        if due is not None:  # no rotation, nothing due (one committed keeps its row; a
+            # row left by a failure here is finished by the identity's next rotation)
+            with contextlib.suppress(TrothError):
+                done(node, due, unless_rotated=True)
         raise
 
 
