@@ -63,6 +63,7 @@ from troth.node.home import check_kept_dirs, check_not_taken_over, troth_home
 from troth.node.node import DEFAULT_NODE, init_node, node_dir, open_node
 from troth.node.node import Node as StoredNode
 from troth.node.rotation import rotate_local
+from troth.node.rotation_revoke import done as revocation_done
 from troth.node.traces import (
     delegate_recorded,
     record_revocation,
@@ -192,11 +193,12 @@ class Identities:
         `compromised`: the node's keys may have been copied (a stolen backup), which hold the
         committed next key too: two changes are appended, so the new primary key is one made
         now (docs/vault.md, "Recovering from a stolen backup"), and a broker node revokes every
-        lease whose chain names the identity, as `Secrets.revoke_holder`. The change is dated
-        no earlier than the identity's newest record in the node's trace log (at most 300 s
-        after the node's clock), so the records it signed stay valid (docs/formats.md, "A node
-        dates its own rotations after what they retire"). A `compromised` that is not a bool is
-        an ArgumentError."""
+        lease whose chain names the identity, as `Secrets.revoke_holder` (recorded due first: a
+        process killed before it leaves them to the broker's next start or round). The change
+        is dated no earlier than the identity's newest record in the node's trace log (at most
+        300 s after the node's clock), so the records it signed stay valid (docs/formats.md, "A
+        node dates its own rotations after what they retire"). A `compromised` that is not a
+        bool is an ArgumentError."""
         node = self._node
         ref = _ref(identity, node._stored, "Identities.rotate")
         check_flag("Identities.rotate", "compromised", compromised)
@@ -212,8 +214,10 @@ class Identities:
         )
         announce_here(node._stored, ref, now=node._clock.now())
         if compromised and BROKER in node._stored.config.services:
-            # what the copied key obtained here ends with it (review 67f, secrets 1)
+            # what the copied key obtained here ends with it (review 67f, secrets 1); due
+            # until then, finished by the broker if this process dies first (review 67l)
             node.secrets.revoke_holder(rotated.identity.identifier)
+            revocation_done(node._stored, rotated.identity.identifier.digest)
         return Identity._of(rotated.name, rotated.identity)
 
 

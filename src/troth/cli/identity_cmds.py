@@ -42,6 +42,7 @@ from troth.node.authorities import announce_here
 from troth.node.release import VOUCH_OPTION
 from troth.node.release import release_restored as release
 from troth.node.rotation import rotate_local
+from troth.node.rotation_revoke import done as revocation_done
 from troth.node.verify import (
     forked_by,
     import_bare_history,
@@ -315,10 +316,7 @@ def rotate(
         broker = compromised and BROKER in node.config.services
     announced = _announce(node_name, ref)
     if broker:  # what the copied key obtained here ends with it (review 67f, secrets 1)
-        ended = ask_node(
-            node_name, "broker.revoke-identity", {"identity": str(local.identity.identifier)}
-        )
-        data["leases_revoked"] = ended.get("revoked", len(ended["leases"]))
+        data["leases_revoked"] = _revoke_rotated(node_name, local.identity.identifier)
     _hint_resign(node_name, local.identity.identifier, reporter)
     lines = [shown(data)]
     if broker:
@@ -354,6 +352,26 @@ def _hint_resign(node_name: str, identity: Identifier, reporter: Reporter) -> No
         "signed under the retired key and is out of force; check it (troth policy show), then "
         f"re-sign it: troth policy bundle resign --digest <digest> --node {node_name}"
     )
+
+
+def _revoke_rotated(node_name: str, identity: Identifier) -> int:
+    """Revoke at node `node_name`'s broker every lease whose chain names `identity`, rotated
+    as compromised: by the running node, else in this process (a transient node's start
+    would revoke them as due, its count lost: troth.node.rotation_revoke); then no longer
+    due (review 67l, rotate 1). How many it revoked."""
+    from troth.node.daemon import node_status  # asyncio: on use only
+    from troth.node.secret_api import revoke_holder, trace_audit
+
+    if node_status(home(), node_name)["running"]:
+        arguments = {"identity": str(identity)}
+        ended = ask_node(node_name, "broker.revoke-identity", arguments, transient=False)
+        count = int(ended.get("revoked", len(ended["leases"])))
+    else:
+        with open_cli_node(node_name) as node, trace_audit(node, CLOCK) as audit:
+            count = len(revoke_holder(node, identity, now=CLOCK.now(), audit=audit))
+    with open_cli_node(node_name) as node:
+        revocation_done(node, identity.digest)
+    return count
 
 
 def _announce(node_name: str, ref: str) -> list[dict[str, Any]]:

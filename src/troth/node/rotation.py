@@ -23,6 +23,7 @@ known stolen should have it.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from troth import limits
@@ -32,6 +33,7 @@ from troth.errors import TrothError
 from troth.identity.local import LocalIdentity
 from troth.identity.service import IdentityService
 from troth.node.node import Node
+from troth.node.rotation_revoke import done, mark_due
 from troth.trace.log import LOG_FILE
 from troth.trace.signed_until import signed_until
 
@@ -50,12 +52,22 @@ def rotate_local(
     the later of `clock` (read once the write lock is held) and the newest record (for the
     log's identity, checkpoint; of a kept chain, link) it signed in the node's trace log, at most
     MAX_CLOCK_SKEW_SECONDS after `clock`, and not before its current change (`compromised`:
-    the log not read)."""
+    the log not read, and on a broker node its leases recorded due for revocation first:
+    troth.node.rotation_revoke; the caller revokes them, then marks them `done`)."""
     identities = node.identities
     identities.check_restored(clock)  # a restore found is held at the clock's own time
     log = None if compromised else node.path / LOG_FILE  # (review 59i, rotation 2)
     dated = _AfterSigned(clock, identities, ref, log)
-    return identities.rotate(ref, now=dated, key_type=key_type, compromised=compromised)
+    # the broker's revocation recorded due first: a kill after the commit loses it not
+    due = mark_due(node, ref) if compromised else None  # (review 67l, rotate 1)
+    try:
+        return identities.rotate(ref, now=dated, key_type=key_type, compromised=compromised)
+    except BaseException:
+        if due is not None:  # no rotation, nothing due (one committed keeps its row; a
+            # row left by a failure here is finished by the identity's next rotation)
+            with contextlib.suppress(TrothError):
+                done(node, due, unless_rotated=True)
+        raise
 
 
 class _AfterSigned:

@@ -61,6 +61,7 @@ from troth.node.access import (
 )
 from troth.node.config import NodeConfig, update_config
 from troth.node.node import Node
+from troth.node.rotation_revoke import finish_due
 from troth.node.services.base import Method, RequestContext
 from troth.node.services.broker_client import (
     BROKER_ADDRESS,
@@ -333,9 +334,25 @@ class BrokerService:
                 log.info("broker recovered: %s", report.to_json())
             self._recovered = True
             feeds = list(self.trust.feeds.values())
+            await self._finish_due(self.clock.now())
         for feed in feeds:
             await self._revoke_for_feed(feed)
         self.ready = not self._failed_feeds
+
+    async def _finish_due(self, now: int) -> None:
+        """Revoke what a compromised rotation whose process died before its revocation left
+        due (troth.node.rotation_revoke; review 67l, rotate 1); a failure is tried again at
+        the next maintenance round."""
+        broker = self.broker
+        if broker is None:
+            return
+        try:
+            finished = await self._run(finish_due, self.node, broker, now)
+        except Exception as exc:  # any: it must not keep the broker from getting ready
+            log.warning("broker: a compromised rotation's revocation (tried again): %s", exc)
+            return
+        if finished:
+            log.warning("broker: revoked the leases of %d compromised rotation(s)", finished)
 
     def started(self) -> Broker:
         """The broker this service serves (RemoteError before the node started it)."""
@@ -398,6 +415,7 @@ class BrokerService:
         broker = self.broker
         if broker is None:
             return
+        await self._finish_due(now)
         try:
             pruned = await self._run(broker.prune, now)
         except TrothError as exc:

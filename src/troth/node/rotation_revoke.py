@@ -1,0 +1,86 @@
+"""The leases a compromised rotation revokes at its node's broker, kept due in node.db until
+revoked (review 67l, rotate 1).
+
+A rotation as compromised on a broker node revokes there every lease whose chain names the
+identity (review 67f, secrets 1: `Identities.rotate`, `troth identity rotate --compromised`),
+after the rotation commits (before it, the copied key could lease again in between). A process
+killed in between (SIGKILL, a power cut, Ctrl-C during the CLI's announcement) left those
+leases live to their expiry, nothing recording that they were due. So the revocation is
+recorded due before the rotation (`mark_due`: table `broker_revoke_due`, made on first use,
+with the identity's change count then), deleted once done (`done`), and finished by the
+node's broker at its start and at each maintenance round (`finish_due`) once the identity
+holds more changes than recorded: the rotation committed. A rotation that failed is no
+rotation: its row is deleted (`mark_due`'s caller); one whose process was killed before its
+commit leaves its row, finished by the next rotation of the identity (deny when in doubt).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from troth.identity import Identifier
+from troth.node.node import Node
+from troth.secrets import Broker
+from troth.secrets.wire import BROKER
+
+__all__ = ["done", "finish_due", "mark_due"]
+
+_CREATE: Final = (
+    "CREATE TABLE IF NOT EXISTS broker_revoke_due "
+    "(identity BLOB PRIMARY KEY, changes INTEGER NOT NULL) STRICT"
+)
+_TABLE: Final = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'broker_revoke_due'"
+
+
+def mark_due(node: Node, ref: str) -> bytes | None:
+    """Before a compromised rotation of local identity `ref`: on a broker node, its leases
+    recorded due for revocation once its history holds more changes than now (the earliest
+    count kept); the identity's digest, or None on a node that is no broker."""
+    if BROKER not in node.config.services:
+        return None
+    record = node.identities.find(ref)
+    with node.db.transaction():
+        node.db.execute(_CREATE)
+        node.db.execute(
+            "INSERT INTO broker_revoke_due (identity, changes) VALUES (?, ?) "
+            "ON CONFLICT (identity) DO NOTHING",
+            (record.identifier, record.changes),
+        )
+    return record.identifier
+
+
+def done(node: Node, identity: bytes, *, unless_rotated: bool = False) -> None:
+    """The revocation due for `identity` done (or, `unless_rotated`, its rotation failed: the
+    row deleted only while the identity holds no more changes than it records)."""
+    with node.db.transaction():
+        if node.db.fetch_one(_TABLE) is None:
+            return
+        if not unless_rotated:
+            node.db.execute("DELETE FROM broker_revoke_due WHERE identity = ?", (identity,))
+            return
+        record = node.identities.store.find_local(identifier=identity)
+        changes = -1 if record is None else record.changes
+        node.db.execute(
+            "DELETE FROM broker_revoke_due WHERE identity = ? AND changes >= ?",
+            (identity, changes),
+        )
+
+
+def finish_due(node: Node, broker: Broker, now: int) -> int:
+    """Revoke, at `broker` (node `node`'s), the leases of each identity whose compromised
+    rotation committed and whose revocation was not recorded done (its process killed in
+    between), as `Broker.revoke_identity` (an identity since deleted too: deny when in doubt);
+    each row deleted once its revocation is made; how many were revoked."""
+    if node.db.fetch_one(_TABLE) is None:
+        return 0
+    finished = 0
+    for identity, changes in node.db.fetch_all(
+        "SELECT identity, changes FROM broker_revoke_due ORDER BY identity"
+    ):
+        record = node.identities.store.find_local(identifier=bytes(identity))
+        if record is not None and record.changes <= changes:
+            continue  # not rotated yet: in progress, or killed before its commit
+        broker.revoke_identity(Identifier(bytes(identity)), now=now)
+        done(node, bytes(identity))
+        finished += 1
+    return finished
