@@ -18,6 +18,11 @@ copy stayed held by a thread it does not have. Seen with one thread signing and 
 thread forking (its first fork hung, in `cached_property.__get__`). Fixed: before a fork the
 process takes the lock of each of its sessions (every troth call into python-pkcs11 holds
 it), so no operation is in flight across the fork (os.register_at_fork).
+
+pkcs11 3 (low): review 67b's refusal of a token found under the label with another serial
+than the one the process opened first said only "put back the one this process opened": an
+operator who initialised the token again on purpose was told no way to take it. It now says
+to restart the process (and, for a node's recorded serial, to remove `token_serial`).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from typing import Final
 
 import pytest
 
+import troth
 from tests.conftest import SoftHsm
 from tests.support.hsm import vault_fixture
 from troth.crypto import KeyType, verify_signature
@@ -44,6 +50,8 @@ from troth.vault.pkcs11 import Pkcs11Vault
 from troth.vault.pkcs11_session import module_spelling
 
 __all__ = ["vault_fixture"]
+
+_SOURCE: Final = str(Path(troth.__file__).parents[1])  # the troth a subprocess imports
 
 
 def _node_json(troth_home: Path, name: str) -> Path:
@@ -111,8 +119,13 @@ def test_pkcs11_1_a_processs_first_login_is_on_the_recorded_token_only(
     """pkcs11 1: in a fresh process (no session, no serial met), a vault given its node's
     serial does not log in to the token of the label that has another."""
     argv = [module_spelling(softhsm.module), softhsm.token_label, softhsm.pin]
+    env = {**os.environ, "PYTHONPATH": _SOURCE}
     done = subprocess.run(
-        [sys.executable, "-c", _FIRST_LOGIN, *argv], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", _FIRST_LOGIN, *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     assert "than the node's" in done.stdout
@@ -176,3 +189,47 @@ def test_pkcs11_2_a_child_forked_while_a_thread_signs_signs_on_its_own_vault(
     os.waitpid(pid, 0)
     assert reported == "own signed"
     verify_signature(public, vault.sign(handle, b"parent"), b"parent")
+
+
+_REINITIALISED: Final = """
+import sys
+import troth.vault.pkcs11 as module
+from troth.errors import ConfigError
+
+path, pin = sys.argv[1], sys.argv[2]
+module.Pkcs11Vault(path, "real", pin).close()
+opened = module._open_session  # the token initialised again: a new serial under the label
+module._open_session = lambda p11, m, label, *rest: opened(p11, m, "again", *rest)
+try:
+    module.Pkcs11Vault(path, "real", pin).close()
+    print("opened")
+except ConfigError as exc:
+    print(exc)
+"""
+
+
+def test_pkcs11_3_a_token_initialised_again_is_refused_with_the_way_to_take_it(
+    softhsm: SoftHsm, tmp_path: Path
+) -> None:
+    """pkcs11 3 (low): a process that opened the token, then (every vault closed) opens it
+    again after the operator initialised it anew (a new serial under the label) is refused,
+    as review 67b made it, and now says how to take the new token (restart the process), not
+    only to put back the old one, which an operator who re-initialised it on purpose has not."""
+    tokens = tmp_path / "tokens"
+    tokens.mkdir()
+    conf = tmp_path / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\n")
+    env = {**os.environ, "SOFTHSM2_CONF": str(conf), "PYTHONPATH": _SOURCE}
+    for label in ("real", "again"):
+        init = ["softhsm2-util", "--init-token", "--free", "--label", label, "--so-pin", "13579"]
+        subprocess.run([*init, "--pin", softhsm.pin], check=True, capture_output=True, env=env)
+    done = subprocess.run(
+        [sys.executable, "-c", _REINITIALISED, module_spelling(softhsm.module), softhsm.pin],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "is now another token" in done.stdout
+    assert "restart the process" in done.stdout
