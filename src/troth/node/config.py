@@ -20,6 +20,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -66,11 +67,15 @@ class NodeConfig:
     advertise: str | None = None
     traces: str | None = None
     traces_expect: str | None = None
+    token_serial: str | None = None
 
     def to_json(self) -> bytes:
-        """The configuration as node.json bytes."""
+        """The configuration as node.json bytes (no `token_serial` when none is recorded: a
+        node.json troth before review 67j reads)."""
         data = asdict(self)
         data["services"] = list(self.services)
+        if self.token_serial is None:
+            del data["token_serial"]
         return json.dumps(data, indent=2, sort_keys=True).encode() + b"\n"
 
     def address(self) -> str:
@@ -81,6 +86,10 @@ class NodeConfig:
         if self.listen and not self.listen.endswith(":0"):
             return f"/tcp/{self.listen}"
         return f"node:{self.name}"
+
+    def with_token_serial(self, serial: str) -> NodeConfig:
+        """This configuration recording `serial` (hex) as its token's, unless it records one."""
+        return self if self.token_serial is not None else replace(self, token_serial=serial)
 
     def with_listen(self, listen: str | None) -> NodeConfig:
         """This configuration listening on `listen` (host:port)."""
@@ -126,6 +135,8 @@ class NodeConfig:
                 Identifier.parse(config.traces_expect)
             except ValueError:
                 raise ConfigError(f"{path}: traces_expect is an identifier (T...)") from None
+        if config.token_serial is not None and not _TOKEN_SERIAL.fullmatch(config.token_serial):
+            raise ConfigError(f"{path}: token_serial is up to 32 hex digits (16 bytes)")
         if config.pkcs11_module is not None:
             check_module_path(config.pkcs11_module, str(path))
         if config.vault == "pkcs11" and not (
@@ -135,6 +146,11 @@ class NodeConfig:
                 f"{path}: a pkcs11 vault needs pkcs11_module, token_label and pin_env"
             )
         return config
+
+
+_TOKEN_SERIAL: Final = re.compile(r"(?:[0-9a-f]{2}){1,16}")
+"""node.json's `token_serial`: the token's CK_TOKEN_INFO serialNumber (16 bytes), in hex,
+recorded at the node's first open (review 67j, pkcs11 1)."""
 
 
 def check_module_path(module: str, where: str) -> None:

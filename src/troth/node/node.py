@@ -26,7 +26,7 @@ from troth.identity import Identifier, IdentityService, VerifiedIdentity
 from troth.identity.known import Binds
 from troth.limits import DEFAULT_REVOCATION_QUOTA
 from troth.names import check_name
-from troth.node.config import NodeConfig, VaultKind, check_module_path
+from troth.node.config import NodeConfig, VaultKind, check_module_path, update_config
 from troth.node.copies import stored_binds
 from troth.node.duetries import DueTries
 from troth.node.home import (
@@ -300,7 +300,8 @@ def open_node(name: str, *, home: Path | None = None, create_default: bool = Fal
         peers, software = open_software_vault(config, path, db)
         vault: Vault = software
         if config.vault == "pkcs11":
-            vault = CompositeVault(_open_pkcs11(config), software, frozenset({KeyType.X25519}))
+            token = _open_pkcs11(config, config_path)
+            vault = CompositeVault(token, software, frozenset({KeyType.X25519}))
     except BaseException:
         db.close()
         if peers is not None:
@@ -436,8 +437,11 @@ def parse_kek(text: str) -> bytes:
     return kek
 
 
-def _open_pkcs11(config: NodeConfig) -> Vault:
+def _open_pkcs11(config: NodeConfig, config_path: Path) -> Vault:
+    """The node's PKCS#11 vault, on the token whose serial number node.json records; a node.json
+    that records none (made before review 67j) records the token's at this open."""
     from troth.vault.pkcs11 import Pkcs11Vault
+    from troth.vault.pkcs11_session import serial_mismatch
 
     pin_env = config.pin_env or DEFAULT_PIN_ENV
     pin = os.environ.get(pin_env)
@@ -445,4 +449,17 @@ def _open_pkcs11(config: NodeConfig) -> Vault:
         raise ConfigError(
             f"node {config.name!r} reads its token PIN from ${pin_env}, which is not set"
         )
-    return Pkcs11Vault(config.pkcs11_module or DEFAULT_PKCS11_MODULE, config.token_label or "", pin)
+    module, label = config.pkcs11_module or DEFAULT_PKCS11_MODULE, config.token_label or ""
+    recorded = bytes.fromhex(config.token_serial) if config.token_serial else None
+    vault = Pkcs11Vault(module, label, pin, serial=recorded)
+    serial = vault.token_serial
+    if recorded is None and serial:
+        try:  # best effort: a node.json not written now is recorded at a later open
+            with contextlib.suppress(OSError):
+                config = update_config(config_path, lambda c: c.with_token_serial(serial.hex()))
+            if config.token_serial not in (None, serial.hex()):  # another process's, first
+                raise serial_mismatch(label, serial, bytes.fromhex(config.token_serial))
+        except BaseException:
+            vault.close()
+            raise
+    return vault

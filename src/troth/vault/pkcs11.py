@@ -63,9 +63,12 @@ from troth.vault.pkcs11_session import (
     MapErrors,
     SharedSession,
     forget_forked,
+    hold_sessions,
     module_spelling,
     note_dead,
     open_session,
+    recorded_serial,
+    release_held,
     twinned,
 )
 
@@ -119,9 +122,11 @@ def _unlock_in_child() -> None:
     child does not have, and its first open waited for ever (review 67b, pkcs11 4)."""
     global _SESSIONS_LOCK  # the one lock, replaced in the child only
     _SESSIONS_LOCK = threading.Lock()
+    release_held()
 
 
-if hasattr(os, "register_at_fork"):
+if hasattr(os, "register_at_fork"):  # no operation in flight at a fork (review 67j, pkcs11 2)
+    os.register_at_fork(before=lambda: hold_sessions(_SESSIONS), after_in_parent=release_held)
     os.register_at_fork(after_in_child=_unlock_in_child)
 
 
@@ -130,7 +135,11 @@ class Pkcs11Vault:
 
     name = "pkcs11"
 
-    def __init__(self, module_path: str, token_label: str, pin: str) -> None:
+    def __init__(
+        self, module_path: str, token_label: str, pin: str, *, serial: bytes | None = None
+    ) -> None:
+        """A vault on the token labelled `token_label`; with `serial` (its node's record,
+        node.json's `token_serial`), none on a token of another serial number (review 67j)."""
         try:
             import pkcs11
             from pkcs11 import exceptions as p11_errors
@@ -152,9 +161,11 @@ class Pkcs11Vault:
         with _SESSIONS_LOCK:
             forget_forked(_SESSIONS)
             shared = _SESSIONS.get(self._key)
+            recorded = serial
+            serial = recorded_serial(token_label, recorded, _SERIALS.get(self._key), shared)
             if shared is None:
-                serial = _SERIALS.get(self._key)
-                session = _open_session(pkcs11, module_path, token_label, pin, serial)
+                opened = {"recorded": True} if recorded is not None else {}
+                session = _open_session(pkcs11, module_path, token_label, pin, serial, **opened)
                 shared = SharedSession(session, pin, pin_digest)
                 with contextlib.suppress(self._errors.PKCS11Error):  # one reopened: `_revive`
                     serial = serial or bytes(session.token.serial)
@@ -169,6 +180,11 @@ class Pkcs11Vault:
         self._generation = shared.generation
         self._lock = shared.lock
         self._closed = False
+
+    @property
+    def token_serial(self) -> bytes | None:
+        """The serial number of the token logged in to (None if it gave none)."""
+        return self._shared.serial
 
     def _revive(self) -> None:
         """Open the shared session again if an operation found it dead (one vault does it, the

@@ -15,9 +15,12 @@ __all__ = [
     "MapErrors",
     "SharedSession",
     "forget_forked",
+    "hold_sessions",
     "module_spelling",
     "note_dead",
     "open_session",
+    "recorded_serial",
+    "release_held",
     "twinned",
 ]
 
@@ -44,12 +47,19 @@ def module_spelling(module_path: str) -> str:
 
 
 def open_session(
-    pkcs11: Any, module_path: str, token_label: str, pin: str, serial: bytes | None = None
+    pkcs11: Any,
+    module_path: str,
+    token_label: str,
+    pin: str,
+    serial: bytes | None = None,
+    *,
+    recorded: bool = False,
 ) -> Any:
     """A logged-in session on the token labelled `token_label`; with `serial` (the token the
-    process opened first: `_revive`), none on a token of that label with another serial
-    number, which is not given the PIN (review 66a2, pkcs11 2: a token swapped in under the
-    label was logged in to, and the vault made its next keys there)."""
+    process opened first: `_revive`; `recorded`: the one its node recorded), none on a token
+    of that label with another serial number, which is not given the PIN (review 66a2,
+    pkcs11 2: a token swapped in under the label was logged in to, and the vault made its
+    next keys there)."""
     from pkcs11 import exceptions as p11_errors
 
     spelling = module_spelling(module_path)
@@ -67,14 +77,43 @@ def open_session(
     except p11_errors.PKCS11Error as exc:
         raise ConfigError(f"cannot list tokens of {module_path}: {type(exc).__name__}") from exc
     if serial is not None and bytes(token.serial) != serial:
+        if recorded:
+            raise serial_mismatch(token_label, bytes(token.serial), serial)
         raise ConfigError(
             f"token {token_label!r} is now another token (serial {bytes(token.serial)!r}, "
-            f"not {serial!r}): not logged in to; put back the one this process opened"
+            f"not {serial!r}): not logged in to; put back the one this process opened, or "
+            "restart the process (a token initialised again on purpose)"
         )
     try:
         return token.open(user_pin=pin, rw=True)
     except p11_errors.PKCS11Error as exc:
         raise ConfigError(f"cannot log in to token {token_label!r}: {type(exc).__name__}") from exc
+
+
+def recorded_serial(
+    token_label: str, recorded: bytes | None, known: bytes | None, shared: SharedSession | None
+) -> bytes | None:
+    """The serial number a vault opened on `token_label` logs in to a token of: the one its
+    node recorded (`recorded`: node.json's `token_serial`), else the one this process met
+    first (`known`). ConfigError when the process's session (`shared`) or first login was on
+    another token than the node's: review 67j, pkcs11 1 (the first login of a process
+    trusted the label alone, so a token put under the label got the PIN and the node's next
+    keys)."""
+    met = shared.serial if shared is not None and shared.serial is not None else known
+    if recorded is not None and met is not None and met != recorded:
+        raise serial_mismatch(token_label, met, recorded)
+    return recorded if recorded is not None else met
+
+
+def serial_mismatch(token_label: str, found: bytes, recorded: bytes) -> ConfigError:
+    """The error for a token labelled `token_label` whose serial number (`found`) is not the
+    one its node recorded (`recorded`), with the remedies."""
+    return ConfigError(
+        f"token {token_label!r} is another token (serial {found!r}) than the node's (serial "
+        f"{recorded!r}, recorded in node.json as token_serial): not logged in to; put the "
+        "node's token back, or, if it was initialised again on purpose (its keys are gone), "
+        'remove token_serial from node.json (docs/vault.md, "PKCS#11 vault")'
+    )
 
 
 _INITIALIZED_IN: dict[str, int] = {}
@@ -90,6 +129,28 @@ def forget_forked(sessions: dict[Any, SharedSession]) -> None:
     on them)."""
     for key in [key for key, shared in sessions.items() if shared.pid != os.getpid()]:
         del sessions[key]
+
+
+_HELD: list[SharedSession] = []
+"""The sessions whose locks `hold_sessions` took for a fork, released after it."""
+
+
+def hold_sessions(sessions: dict[Any, SharedSession]) -> None:
+    """Before a fork: take the lock of each of this process's sessions, so no operation on
+    one (every troth call into python-pkcs11 holds it) is in flight while the process forks.
+    Review 67j, pkcs11 2: python-pkcs11 reads key attributes through a
+    `functools.cached_property`, whose lock (Python 3.11: one per attribute of a class) a
+    thread signing held at the fork, and the child's own vault hung at its first signature.
+    No operation holds two of them, so this waits only for those in flight."""
+    for shared in [shared for shared in list(sessions.values()) if shared.pid == os.getpid()]:
+        shared.lock.acquire()
+        _HELD.append(shared)
+
+
+def release_held() -> None:
+    """After a fork, in the parent and the child: release what `hold_sessions` took."""
+    while _HELD:
+        _HELD.pop().lock.release()
 
 
 class SharedSession:
