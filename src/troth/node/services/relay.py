@@ -278,6 +278,8 @@ class RelayService:
         earlier, dropped = (
             ((), ()) if existing is None or new_owner else self._earlier(existing, first)
         )
+        if existing is not None and new_owner:  # its refused owner's cuts stay (67m, relays 1)
+            self._let_go((name,))
         self.relays[name] = Relay(
             caller.identifier,
             first,
@@ -428,7 +430,18 @@ class RelayService:
         ]
         for name in freed:
             del self.relays[name]
+        self._let_go(freed)
         return bool(freed)
+
+    def _let_go(self, names: Iterable[str]) -> None:
+        """`names` no longer stand for the relays that wanted a connection cut (freed, or
+        created by another owner): those connections want it for good (`_FOR_GOOD`). Before,
+        the name up again under another owner let a connection go (review 67m, relays 1)."""
+        gone = set(names)
+        for wanting in self._uncut.values() if gone else ():
+            if not gone.isdisjoint(wanting):
+                wanting.difference_update(gone)
+                wanting.add(_FOR_GOOD)
 
     async def _save(self) -> None:
         book, worker = self.book, self.worker

@@ -1,0 +1,83 @@
+"""Review 67m, relays: findings against the relay cut-off of reviews 66f, 66n, 66q and 66y
+(each test failed before its fix).
+
+Relays 1 (medium: a refused owner escapes its cut). A connection a refusal left uncut, another
+name still up over it (`RelayService._uncut`, review 66f, relays 4), waited for the *names* of
+the relays that wanted it cut to be down. Once the refused owner's grace period ran out, its
+name was free for anyone holding `troth.relay` for it (or `*`) to create over another
+connection; up again, the name no longer wanted the cut, and the connection was let go for
+good: when the other name up over it went down, nothing cut it, and every sender that had
+reached the refused owner there went on reaching it, both ways. Review 66n marked a name freed
+as wanting the cut for good (`_FOR_GOOD`), but only at the next cut gone through after the
+maintenance round that freed it, and a name taken over by a new owner before that round never
+was. A name freed or taken over by another owner now hands its wants to `_FOR_GOOD` as it
+goes (`RelayService._let_go`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
+
+import pytest
+
+from tests.test_review55a_refuted import Stranger, with_stranger
+from tests.test_review66f_relays import _not_reached
+from tests.test_review66n_relays import _close
+from troth.identity import Identifier
+from troth.channel.verification import VerifiedPeer
+from troth.node.access import AccessRequest, Decision, PeerCaller
+from troth.node.services.plugin import RequestContext
+
+E = Identifier(b"\x65" * 32)
+"""Another member, holding `troth.relay=*`."""
+
+
+async def _create_as(net: Stranger, who: Identifier, name: str, channel: str) -> None:
+    """`who` creates `name` over `channel` (its access decided: allowed)."""
+    peer = cast(VerifiedPeer, SimpleNamespace(identifier=who, credentials=()))
+    now = net.relay.clock()
+    context = RequestContext(PeerCaller(peer, channel), (), Decision(True, ()), now)
+    assert await net.relay.create(name, context) == f"/relay/{name}"
+
+
+@pytest.mark.parametrize("freed", ["freed first", "taken over"])
+def test_a_refused_name_taken_by_another_owner_does_not_undo_the_cut(
+    tmp_path: Path, freed: str
+) -> None:
+    """Relays 1: b's second name `x` refused while `d` (another identity of b's node) is up
+    over b's connection; past the grace period E creates `x` (after the round that freed it,
+    or before; over b's channel here, the one the test has: it goes down with b's name); then
+    b's name and d's go down: the stranger no longer reaches b. Before, b's connection was let
+    go when `x` came up again."""
+
+    async def test(net: Stranger) -> None:
+        net.send("/relay/b/service/channels")
+        to_b = (await net.receive()).return_route[0]
+        relays = net.relay.relays
+        b = relays["b"]
+        relays["d"] = replace(b, channel="d-channel")  # (not found: not decided again, up)
+        relays["x"] = replace(b)
+
+        def decide(request: AccessRequest) -> Decision:
+            return Decision(request.arguments != "x", ("no credential",))
+
+        net.relay.decide = decide
+        now = net.relay.clock()
+        await net.relay.maintain(now)
+        assert relays["x"].refused
+        now += net.relay.grace
+        if freed == "freed first":
+            await net.relay.maintain(now)
+            assert "x" not in relays
+        net.relay.clock = lambda: now
+        await _create_as(net, E, "x", b.channel)
+        assert relays["x"].owner == E and relays["x"].lost_at is None
+        _close(net, b.channel)
+        _close(net, "d-channel")
+        assert relays["b"].lost_at is not None and relays["d"].lost_at is not None
+        await _not_reached(net, to_b)
+
+    with_stranger(tmp_path, test)
