@@ -25,9 +25,10 @@ import pytest
 
 from tests.test_review55a_refuted import Stranger, with_stranger
 from tests.test_review66f_relays import _not_reached
+from tests.test_review66n_refuted import _reached
 from tests.test_review66n_relays import _close
-from troth.identity import Identifier
 from troth.channel.verification import VerifiedPeer
+from troth.identity import Identifier
 from troth.node.access import AccessRequest, Decision, PeerCaller
 from troth.node.services.plugin import RequestContext
 
@@ -74,10 +75,52 @@ def test_a_refused_name_taken_by_another_owner_does_not_undo_the_cut(
             assert "x" not in relays
         net.relay.clock = lambda: now
         await _create_as(net, E, "x", b.channel)
-        assert relays["x"].owner == E and relays["x"].lost_at is None
+        assert relays["x"].owner == E
+        assert relays["x"].lost_at is None
         _close(net, b.channel)
         _close(net, "d-channel")
-        assert relays["b"].lost_at is not None and relays["d"].lost_at is not None
+        assert relays["b"].lost_at is not None
+        assert relays["d"].lost_at is not None
         await _not_reached(net, to_b)
+
+    with_stranger(tmp_path, test)
+
+
+def test_an_owner_allowed_again_after_its_grace_period_is_not_cut_later(tmp_path: Path) -> None:
+    """Relays 2: b's second name `x` refused (a stale feed) while `d` is up over b's
+    connection, freed after the grace period; the feed back, b creates `x` again over its
+    connection, and only later do d's channel and then b's close: the stranger still reaches b
+    there, as it does when b is allowed again within the grace period (review 66n, refuted 2).
+    Before, the cut waited for good and struck b, honest for long, once no name was up."""
+
+    async def test(net: Stranger) -> None:
+        net.send("/relay/b/service/channels")
+        to_b = (await net.receive()).return_route[0]
+        relays = net.relay.relays
+        b = relays["b"]
+        relays["d"] = replace(b, channel="d-channel")  # (not found: not decided again, up)
+        relays["x"] = replace(b)
+        stale = True
+
+        def decide(request: AccessRequest) -> Decision:
+            return Decision(not stale or request.arguments != "x", ("revoked",))
+
+        net.relay.decide = decide
+        now = net.relay.clock()
+        await net.relay.maintain(now)
+        assert relays["x"].refused
+        now += net.relay.grace
+        await net.relay.maintain(now)
+        await net.relay.maintain(now + 1)
+        assert "x" not in relays
+        stale = False
+        net.relay.clock = lambda: now + 2
+        await _create_as(net, b.owner, "x", b.channel)
+        await net.relay.maintain(now + 3)
+        _close(net, "d-channel")
+        _close(net, b.channel)
+        assert relays["b"].lost_at is not None
+        assert relays["x"].lost_at is not None
+        await _reached(net, to_b)
 
     with_stranger(tmp_path, test)
