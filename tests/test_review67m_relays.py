@@ -12,6 +12,17 @@ as wanting the cut for good (`_FOR_GOOD`), but only at the next cut gone through
 maintenance round that freed it, and a name taken over by a new owner before that round never
 was. A name freed or taken over by another owner now hands its wants to `_FOR_GOOD` as it
 goes (`RelayService._let_go`).
+
+Relays 2 (low: an honest owner cut). A refused name freed after the grace period wanted its
+connection cut for good (`_FOR_GOOD`, review 66n, relays 1), whatever came after: an owner
+refused by a stale feed (or a revocation since superseded) while another name was up over its
+connection, allowed again only after its grace period and creating its name again there, had
+that connection cut much later, once no name was up over it (its channel closed and opened
+again), every sender's reply path to it with it, where one allowed again within the grace
+period is not (review 66n, refuted 2). A freed name's want is now a mark (name, owner) that
+the owner creating that same name again over that connection, as its own, lets go (a new name
+does not: tests/test_review67m_refuted.py); past `MAX_RELAYS_PER_OWNER` marks a connection
+wants its cut for good, as before, so an entry stays bounded.
 """
 
 from __future__ import annotations
