@@ -23,6 +23,14 @@ period is not (review 66n, refuted 2). A freed name's want is now a mark (name, 
 the owner creating that same name again over that connection, as its own, lets go (a new name
 does not: tests/test_review67m_refuted.py); past `MAX_RELAYS_PER_OWNER` marks a connection
 wants its cut for good, as before, so an entry stays bounded.
+
+Relays 3 (medium: a refused owner escapes its cut). Each round decided again only the names
+whose channel was open: an owner that closed its channel (its connection kept open) before its
+revocation reached the node held a name for a closed channel, never decided again, and was
+never cut: every sender that had reached it went on reaching it at its connection, both ways.
+A relay now keeps its owner as its channel last showed it (`Relay.shown`), and a name held for
+a closed channel is decided by that; refused, it is cut off as an open one is, once (it is
+then refused: decided no more until its owner creates it again).
 """
 
 from __future__ import annotations
@@ -133,5 +141,30 @@ def test_an_owner_allowed_again_after_its_grace_period_is_not_cut_later(tmp_path
         assert relays["b"].lost_at is not None
         assert relays["x"].lost_at is not None
         await _reached(net, to_b)
+
+    with_stranger(tmp_path, test)
+
+
+def test_an_owner_that_closed_its_channel_before_its_refusal_is_still_cut(
+    tmp_path: Path,
+) -> None:
+    """Relays 3: b closes its channel (its connection kept open) before its revocation
+    reaches the hub; the next round refuses it as its channel last showed it: the stranger
+    that reached b no longer does. Before, a name held for a closed channel was never decided
+    again, and b kept its senders at its connection for good."""
+
+    async def test(net: Stranger) -> None:
+        net.send("/relay/b/service/channels")
+        to_b = (await net.receive()).return_route[0]
+        b = net.relay.relays["b"]
+        _close(net, b.channel)
+        assert b.lost_at is not None
+
+        def decide(request: AccessRequest) -> Decision:
+            return Decision(False, ("revoked",))
+
+        net.relay.decide = decide
+        await net.relay.maintain(net.relay.clock())
+        await _not_reached(net, to_b)
 
     with_stranger(tmp_path, test)

@@ -131,6 +131,8 @@ class Relay:
     # this node opened (every other party there shares it): cut by its name only. Hops past a
     # connection this node accepted are the owner's own say: cut by it (review 66f, relays 1),
     # unless another member's name forwards straight over it (`_own_connection`; review 66q)
+    shown: PeerCaller | None = None  # the owner as its channel last showed it: a name held
+    # for a channel closed is decided again by it (`RelayService._recheck`; review 67m, relays 3)
 
 
 class RelayBook(IdentifierBook):
@@ -297,6 +299,7 @@ class RelayService:
             others=others,
             earlier=earlier,
             behind=_behind(end, first, beyond),
+            shown=caller,
         )
         for connection in _own_connection(self.relays[name], _straight_over(self.relays.values())):
             self._uncut.get(connection, set()).discard((name, caller.identifier))  # allowed again
@@ -426,6 +429,7 @@ class RelayService:
             relay.earlier, dropped = self._earlier(relay, first)
             relay.channel, relay.connection, relay.beyond = last, first, tuple(beyond)
             relay.behind, relay.lost_at = _behind(end, first, beyond), None
+            relay.shown = caller
             self._cut_off(dict.fromkeys(dropped, ((name, relay.owner),)))
             return True
         return False
@@ -473,7 +477,10 @@ class RelayService:
         showing no chain any more, keeps its channel as a stranger where strangers may
         enroll). One refused forwards nothing and is held for its owner for the grace period,
         as when its channel closes; allowed again within it (a stale feed that came back), it
-        forwards again; the owner may also create it again once it may."""
+        forwards again; the owner may also create it again once it may. One held for a channel
+        closed is decided as that channel last showed it (`Relay.shown`), and one refused is
+        cut off as well, once (review 67m, relays 3: an owner closing its channel before its
+        revocation reached the node, its connection kept open, was never cut)."""
         decide = self.decide
         if decide is None:
             return
@@ -481,10 +488,13 @@ class RelayService:
         straight: dict[Address, list[Relay]] | None = None  # the names straight over each
         # connection, gathered at the first refusal (`_own_connection`)
         for name, relay in self.relays.items():
-            if relay.lost_at is not None and not relay.refused:
-                continue  # its channel closed: held for its owner, nothing to decide
-            end = self.channels.find(relay.channel)
-            caller = end.caller if end is not None else None
+            closed = relay.lost_at is not None and not relay.refused  # held for its owner
+            if closed:
+                caller = relay.shown
+            else:
+                end = self.channels.find(relay.channel)
+                caller = end.caller if end is not None else None
+                relay.shown = caller or relay.shown
             if caller is None:
                 continue
             decision = decide(AccessRequest(caller, self.name, "create", name, now))
@@ -492,7 +502,7 @@ class RelayService:
                 relay.lost_at, relay.refused = None, False
                 self._lines.log(logging.INFO, "relay %s forwards again", name)
             elif not decision.allowed and not relay.refused:
-                relay.lost_at, relay.refused = now, True
+                relay.lost_at, relay.refused = now if relay.lost_at is None else relay.lost_at, True
                 reasons = "; ".join(decision.reasons)
                 self._lines.log(logging.WARNING, "relay %s no longer forwards: %s", name, reasons)
                 if straight is None:
