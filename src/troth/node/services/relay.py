@@ -403,6 +403,7 @@ class RelayService:
                 relay.others = tuple(c for c in relay.others if c != end.id)
             if relay.channel == end.id:
                 relay.refused = False  # held since it was refused, or from now on
+                relay.shown = end.caller or relay.shown  # (a refresh since the last round)
                 if not self._fall_back(name, relay) and relay.lost_at is None:
                     relay.lost_at = self.clock()
         if self._uncut:  # a name gone down: the connections it kept from a cut (relays 4)
