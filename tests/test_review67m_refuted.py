@@ -8,6 +8,9 @@ that fails if the defence it names breaks.
 2. A refused owner racing its cut with a registration: its name refused while no other name
    is up over its connection, then allowed again and created again at once: the cut already
    made stays made (the stranger's reply path is gone), and nothing is cut again later.
+3. Review 67m's relays 3 (a name held for a closed channel decided again) cutting an honest
+   owner: one whose channel closed and that may still create its name is decided each round
+   and not cut; its name stays held.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 
 from tests.test_review55a_refuted import Stranger, with_stranger
 from tests.test_review66f_relays import _not_reached
+from tests.test_review66n_refuted import _reached
 from tests.test_review66n_relays import _close
 from tests.test_review67m_relays import _create_as
 from troth.node.access import AccessRequest, Decision
@@ -77,5 +81,34 @@ def test_an_owner_recreating_its_name_at_once_does_not_undo_the_cut_made(
         await _create_as(net, b.owner, "b", b.channel)
         assert net.relay.relays["b"].lost_at is None
         await _not_reached(net, to_b)
+
+    with_stranger(tmp_path, test)
+
+
+def test_an_owner_held_for_a_closed_channel_and_still_allowed_is_not_cut(
+    tmp_path: Path,
+) -> None:
+    """Refuted 3: review 67m's relays 3 decides a name held for a closed channel as that
+    channel last showed its owner; an owner still allowed is not cut by it, round after round
+    (the stranger still reaches b at its connection), and its name stays held, not up."""
+
+    async def test(net: Stranger) -> None:
+        net.send("/relay/b/service/channels")
+        to_b = (await net.receive()).return_route[0]
+        b = net.relay.relays["b"]
+        _close(net, b.channel)
+        decided: list[str] = []
+
+        def decide(request: AccessRequest) -> Decision:
+            decided.append(str(request.arguments))
+            return Decision(True, ())
+
+        net.relay.decide = decide
+        now = net.relay.clock()
+        await net.relay.maintain(now)
+        await net.relay.maintain(now + 1)
+        assert decided == ["b", "b"]
+        assert net.relay.status()["b"]["state"].startswith("held")
+        await _reached(net, to_b)
 
     with_stranger(tmp_path, test)
