@@ -301,8 +301,10 @@ class RelayService:
             behind=_behind(end, first, beyond),
             shown=caller,
         )
-        for connection in _own_connection(self.relays[name], _straight_over(self.relays.values())):
-            self._uncut.get(connection, set()).discard((name, caller.identifier))  # allowed again
+        if self._uncut:  # its owner allowed again over its connection (67m, relays 2)
+            straight = _straight_over(self.relays.values())
+            for connection in _own_connection(self.relays[name], straight):
+                self._uncut.get(connection, set()).discard((name, caller.identifier))
         self._cut_off(dict.fromkeys(dropped, ((name, caller.identifier),)))
         if new_owner:  # kept even if this request is cancelled meanwhile (its channel closed)
             await to_the_end(self._save(), self._saving)
