@@ -219,7 +219,7 @@ def test_a_connection_a_refusal_left_uncut_is_cut_once_no_name_up_forwards_over_
         net.relay._recheck(net.relay.clock())
         assert relays["b"].refused
         assert relays["d"].lost_at is None
-        closed = cast(ChannelEnd, SimpleNamespace(id="d-channel"))
+        closed = cast(ChannelEnd, SimpleNamespace(id="d-channel", caller=None))
         for hook in net.hub.channels.closed_hooks:
             if getattr(hook, "__self__", None) is net.relay:
                 hook(closed)

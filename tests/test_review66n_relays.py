@@ -49,7 +49,7 @@ class _Gets(dict[str, Relay]):
 
 def _close(net: Stranger, channel: str) -> None:
     """The hub's relay service hears that `channel` closed."""
-    closed = cast(ChannelEnd, SimpleNamespace(id=channel))
+    closed = cast(ChannelEnd, SimpleNamespace(id=channel, caller=None))
     for hook in net.hub.channels.closed_hooks:
         if getattr(hook, "__self__", None) is net.relay:
             hook(closed)

@@ -94,8 +94,14 @@ RELAY_GRACE: Final = 300
 after the relay node started, for the names it kept)."""
 NOT_FOUND: Final = route_error(RouteProblem.RELAY_NOT_FOUND)
 _FOR_GOOD: Final = ""  # (no relay name is empty) what cuts a connection whatever any relay's
-# state (`RelayService._cut_off`): one pushed out of `Relay.earlier`, or one a relay refused
-# wanted cut and that relay was freed since (review 66n, relays 1)
+# state (`RelayService._cut_off`): one whose marks grew past MAX_RELAYS_PER_OWNER
+_Want = str | tuple[str, Identifier]
+"""What keeps a connection wanting a cut (`RelayService._uncut`): the name of a relay refused
+(while that relay is not up), `_FOR_GOOD`, or a mark (name, owner): that relay freed or its
+name taken by another owner since (review 66n, relays 1; review 67m, relays 1), or the
+connection pushed out of its `Relay.earlier` (review 66f, relays 2), wanting the cut until
+that owner creates that name again over the connection, its own (allowed again: review 67m,
+relays 2)."""
 
 
 @dataclass(slots=True)
@@ -125,6 +131,8 @@ class Relay:
     # this node opened (every other party there shares it): cut by its name only. Hops past a
     # connection this node accepted are the owner's own say: cut by it (review 66f, relays 1),
     # unless another member's name forwards straight over it (`_own_connection`; review 66q)
+    shown: PeerCaller | None = None  # the owner as its channel last showed it: a name held
+    # for a channel closed is decided again by it (`RelayService._recheck`; review 67m, relays 3)
 
 
 class RelayBook(IdentifierBook):
@@ -186,7 +194,7 @@ class RelayService:
         self.relays: dict[str, Relay] = {
             name: Relay(owner, None, "", lost_at=now) for name, owner in (kept or {}).items()
         }
-        self._uncut: dict[Address, set[str]] = {}
+        self._uncut: dict[Address, set[_Want]] = {}
         """Connections a cut left for another name up over them, with the names of the relays
         that cut them (`_cut_off`; review 66f, relays 4)."""
         self._saving: set[asyncio.Task[Any]] = set()  # writes of relays.json under way
@@ -278,6 +286,8 @@ class RelayService:
         earlier, dropped = (
             ((), ()) if existing is None or new_owner else self._earlier(existing, first)
         )
+        if existing is not None and new_owner:  # its refused owner's cuts stay (67m, relays 1)
+            self._let_go({name: existing.owner})
         self.relays[name] = Relay(
             caller.identifier,
             first,
@@ -289,8 +299,13 @@ class RelayService:
             others=others,
             earlier=earlier,
             behind=_behind(end, first, beyond),
+            shown=caller,
         )
-        self._cut_off(dict.fromkeys(dropped, (_FOR_GOOD,)))
+        if self._uncut:  # its owner allowed again over its connection (67m, relays 2)
+            straight = _straight_over(self.relays.values())
+            for connection in _own_connection(self.relays[name], straight):
+                self._uncut.get(connection, set()).discard((name, caller.identifier))
+        self._cut_off(dict.fromkeys(dropped, ((name, caller.identifier),)))
         if new_owner:  # kept even if this request is cancelled meanwhile (its channel closed)
             await to_the_end(self._save(), self._saving)
         return f"/relay/{name}"
@@ -390,6 +405,7 @@ class RelayService:
                 relay.others = tuple(c for c in relay.others if c != end.id)
             if relay.channel == end.id:
                 relay.refused = False  # held since it was refused, or from now on
+                relay.shown = end.caller or relay.shown  # (a refresh since the last round)
                 if not self._fall_back(name, relay) and relay.lost_at is None:
                     relay.lost_at = self.clock()
         if self._uncut:  # a name gone down: the connections it kept from a cut (relays 4)
@@ -416,7 +432,8 @@ class RelayService:
             relay.earlier, dropped = self._earlier(relay, first)
             relay.channel, relay.connection, relay.beyond = last, first, tuple(beyond)
             relay.behind, relay.lost_at = _behind(end, first, beyond), None
-            self._cut_off(dict.fromkeys(dropped, (_FOR_GOOD,)))
+            relay.shown = caller
+            self._cut_off(dict.fromkeys(dropped, ((name, relay.owner),)))
             return True
         return False
 
@@ -426,9 +443,19 @@ class RelayService:
             for name, relay in self.relays.items()
             if relay.lost_at is not None and now >= relay.lost_at + self.grace
         ]
-        for name in freed:
-            del self.relays[name]
+        self._let_go({name: self.relays.pop(name).owner for name in freed})
         return bool(freed)
+
+    def _let_go(self, owners: Mapping[str, Identifier]) -> None:
+        """The relays of `owners`' names no longer stand there (freed, or created by another
+        owner): a connection one of them wanted cut wants it by a mark (`_Want`) from now on.
+        Before, the name up again under another owner let a connection go (review 67m, relays
+        1)."""
+        for wanting in self._uncut.values() if owners else ():
+            gone = wanting.intersection(owners)
+            if gone:
+                wanting.difference_update(gone)
+                _mark(wanting, ((name, owners[name]) for name in gone if isinstance(name, str)))
 
     async def _save(self) -> None:
         book, worker = self.book, self.worker
@@ -453,7 +480,10 @@ class RelayService:
         showing no chain any more, keeps its channel as a stranger where strangers may
         enroll). One refused forwards nothing and is held for its owner for the grace period,
         as when its channel closes; allowed again within it (a stale feed that came back), it
-        forwards again; the owner may also create it again once it may."""
+        forwards again; the owner may also create it again once it may. One held for a channel
+        closed is decided as that channel last showed it (`Relay.shown`), and one refused is
+        cut off as well, once (review 67m, relays 3: an owner closing its channel before its
+        revocation reached the node, its connection kept open, was never cut)."""
         decide = self.decide
         if decide is None:
             return
@@ -461,10 +491,13 @@ class RelayService:
         straight: dict[Address, list[Relay]] | None = None  # the names straight over each
         # connection, gathered at the first refusal (`_own_connection`)
         for name, relay in self.relays.items():
-            if relay.lost_at is not None and not relay.refused:
-                continue  # its channel closed: held for its owner, nothing to decide
-            end = self.channels.find(relay.channel)
-            caller = end.caller if end is not None else None
+            closed = relay.lost_at is not None and not relay.refused  # held for its owner
+            if closed:
+                caller = relay.shown
+            else:
+                end = self.channels.find(relay.channel)
+                caller = end.caller if end is not None else None
+                relay.shown = caller or relay.shown
             if caller is None:
                 continue
             decision = decide(AccessRequest(caller, self.name, "create", name, now))
@@ -472,7 +505,7 @@ class RelayService:
                 relay.lost_at, relay.refused = None, False
                 self._lines.log(logging.INFO, "relay %s forwards again", name)
             elif not decision.allowed and not relay.refused:
-                relay.lost_at, relay.refused = now, True
+                relay.lost_at, relay.refused = now if relay.lost_at is None else relay.lost_at, True
                 reasons = "; ".join(decision.reasons)
                 self._lines.log(logging.WARNING, "relay %s no longer forwards: %s", name, reasons)
                 if straight is None:
@@ -485,7 +518,7 @@ class RelayService:
                     refused.setdefault(connection, set()).add(name)  # before (65s, relays 2)
         self._cut_off(refused)
 
-    def _cut_off(self, connections: Mapping[Address, Iterable[str]]) -> None:
+    def _cut_off(self, connections: Mapping[Address, Iterable[_Want]]) -> None:
         """Relays refused forward nothing, past their names too: every connection of the node
         forgets their owners' `connections` as reply paths (review 65p, relays 1: a sender's
         message 2 came back over one, so the sender's connection allowed it, and the sender
@@ -499,26 +532,27 @@ class RelayService:
         through the smaller of what it remembers and what it forgets (`AllowSet.forget_each`):
         a cut cost every connection times every connection cut (review 66f, relays 3).
 
-        `connections`: each with the names of the relays refused that cut it (`_FOR_GOOD`:
-        an earlier connection pushed out of its relay's, cut whatever its state). One another
-        name still up forwards over is kept (`_uncut`) and cut once none does, while one of
-        those relays is not up (review 66f, relays 4: nothing cut it once that name went down);
-        one closed meanwhile is forgotten. A relay freed since wants it cut for good
-        (`_FOR_GOOD`, whoever holds its name next), so an entry holds at most the names the
-        node holds, plus one (review 66n, relays 1: every name refused over it and freed since
-        was kept, and gone through at each channel closed, until the connection closed)."""
+        `connections`: each with the names of the relays refused that cut it (or the marks of
+        an earlier connection pushed out of its relay's: `_Want`). One another name still up
+        forwards over is kept (`_uncut`) and cut once none does, while one of those relays is
+        not up (review 66f, relays 4: nothing cut it once that name went down), or a mark
+        stays; one closed meanwhile is forgotten. A relay freed since, or whose name another
+        owner took, leaves its mark (`_let_go`), whoever holds its name next; an entry holds at
+        most the names the node holds and MAX_RELAYS_PER_OWNER marks, past which they are one
+        `_FOR_GOOD` (review 66n, relays 1: every name refused over it and freed since was kept,
+        and gone through at each channel closed, until the connection closed)."""
         sources, uncut = self.sources, self._uncut
         if sources is None:
             return
         for connection, names in connections.items():
-            uncut.setdefault(connection, set()).update(names)
+            _mark(uncut.setdefault(connection, set()), names)
         if not uncut:
             return
         relays = self.relays
         up = {r.connection for r in relays.values() if r.lost_at is None}
         cut: set[Address] = set()
         for connection, names in list(uncut.items()):
-            wanting = {_FOR_GOOD if n not in relays else n for n in names if _down(relays, n)}
+            wanting = {n for n in names if _down(relays, n)}
             if not wanting or not self.router.has(connection):
                 del uncut[connection]
             elif connection not in up:
@@ -545,11 +579,21 @@ class RelayService:
         }
 
 
-def _down(relays: Mapping[str, Relay], name: str) -> bool:
-    """Whether `name` (or `_FOR_GOOD`, never a name) forwards nothing: held (refused, or its
-    channel closed) or freed; what a connection kept from a cut by it still waits for."""
-    relay = relays.get(name)
+def _down(relays: Mapping[str, Relay], want: _Want) -> bool:
+    """Whether `want` still wants its connection cut: a name that forwards nothing (held:
+    refused, or its channel closed), or a mark (`_Want`; `_FOR_GOOD` is no name)."""
+    relay = relays.get(want) if isinstance(want, str) else None
     return relay is None or relay.lost_at is not None
+
+
+def _mark(wanting: set[_Want], more: Iterable[_Want]) -> None:
+    """Add `more` to what a connection's cut waits for; past MAX_RELAYS_PER_OWNER marks, they
+    are one `_FOR_GOOD` (an owner's delegates, each refused over it, do not grow it)."""
+    wanting.update(more)
+    marks = [want for want in wanting if not isinstance(want, str)]
+    if len(marks) > limits.MAX_RELAYS_PER_OWNER:
+        wanting.difference_update(marks)
+        wanting.add(_FOR_GOOD)
 
 
 def _straight_over(relays: Iterable[Relay]) -> dict[Address, list[Relay]]:
