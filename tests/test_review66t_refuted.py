@@ -103,7 +103,11 @@ def test_a_pinned_ticket_no_one_answers_leaves_the_copy(
     def send(request: bytes) -> bytes:
         raise AuthorityError(AuthorityFailure.TICKET_UNKNOWN, "ticket unknown")
 
-    with pytest.raises(IdentityError) as refused:  # review 67e, enroll 1: before any request
+    # review 67i, enroll: refused before any request without the operator's word; with it,
+    # sent, and acme's refusal leaves globex's copy
+    with pytest.raises(IdentityError) as refused:
         enroll_alice(members, ticket, pin, send)
-    assert refused.value.reason is IdentityFailure.UNATTESTED_CHECKPOINT
+    assert refused.value.reason is IdentityFailure.COPY_CONFLICT
+    with pytest.raises(AuthorityError):
+        enroll_alice(members, ticket, pin, send, over_copy=True)
     _copy_stands(members, authority)
