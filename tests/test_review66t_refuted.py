@@ -12,9 +12,9 @@ these must stay refused, the copy standing and nothing recorded:
 3. acme's real ticket with a pin naming another identifier (globex's key and identifier: a
    pin the operator got from the wrong party);
 4. acme's real checkpointed ticket with its pin, answered by no one (the address never
-   answers, or the code is not acme's): the copy stands (since review 67e, enroll 1, the
-   pinned ticket is refused over it before any request is sent; before, it was replaced only
-   once acme answered).
+   answers, or the code is not acme's): the copy stands (since review 67i, enroll, the
+   pinned ticket is refused over it as COPY_CONFLICT before any request is sent, and with the
+   operator's `over_copy` the copy is replaced only once acme answered).
 """
 
 from __future__ import annotations
