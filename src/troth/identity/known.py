@@ -714,21 +714,25 @@ def _follows_from(copy: UnverifiedHistory, identity: VerifiedIdentity) -> bool:
 
 
 def copy_conflict(copy: UnverifiedHistory, identity: VerifiedIdentity) -> int | None:
-    """Where `identity` and `copy`, a stored copy from a checkpoint, disagree: the first index
-    both hold with different changes, or the copy's first change when it starts past
-    `identity`'s last and does not follow from it (the copy may be the authority's real later
-    history, or made up: this node cannot tell). None when they agree (one extends the other,
-    or `identity` is an older prefix of the copy), when the copy follows `identity`'s change
-    before its first (`_follows_from`: its continuation or made up, the rules as ever), and for
-    a full copy or one `identity` starts after (a gap: refused as ever)."""
+    """Where `identity` and `copy`, a stored copy from a checkpoint, disagree so that only a
+    checkpoint's word (or a pin's) stands on either side: the first change both hold, held
+    differently, or the copy's first change when it starts past `identity`'s last and does not
+    follow from it (the copy may be the authority's real later history, or made up: this node
+    cannot tell). None when they agree (one extends the other, or `identity` is an older prefix
+    of the copy); when the copy follows `identity`'s change before its first (`_follows_from`:
+    its continuation or made up, the rules as ever); when they part after a change both hold
+    (each side's next change is signed with the keys that change committed to: a real fork,
+    refused and kept as evidence, review 67e, refuted 2); and for a full copy or one `identity`
+    starts after (a gap: refused as ever)."""
     first = copy.first_index
     if first == 0 or _follows_from(copy, identity):
         return None
     start, last = identity.first_index, identity.current.index
     end = first + len(copy.changes) - 1
-    for index in range(max(first, start), min(end, last) + 1):
+    common = max(first, start)
+    for index in range(common, min(end, last) + 1):
         if sha256(copy.changes[index - first].body) != identity.changes[index - start].change_hash:
-            return index
+            return index if index == common else None
     return first if last < first else None
 
 
