@@ -691,7 +691,9 @@ def _unbound(copy: UnverifiedHistory, identity: VerifiedIdentity, binds: Binds |
     committed to, which the pin cannot tell apart however far the copy starts past the ticket
     (reviews 66d2 and 67e, enroll 1). The caller also requires that the copy's link was never
     checked here (`IdentityStore.history_linked`: it extended no full history). None `binds` (a
-    stranger, a chain that failed, a caller that does not say): every copy binds."""
+    stranger, a chain that failed, a caller that does not say): every copy binds. `OverCopy`
+    (the operator's word on an enrollment ticket, full or tied): a copy it conflicts with
+    (`copy_conflict`) that its rule does not say binds it (review 67i, enroll)."""
     index = copy.first_index
     if isinstance(binds, OverCopy):  # the operator's word, full or tied (review 67i, enroll)
         return copy_conflict(copy, identity) is not None and not binds.rule(refuted_changes(copy))
