@@ -96,14 +96,27 @@ def test_a_gap_copy_does_not_lock_a_member_out_of_enrolling(
 def test_a_gap_copy_of_an_authority_does_not_keep_a_node_from_enrolling(
     acme: tuple[Authority, Node, Node],
 ) -> None:
+    """Since review 67i, enroll: refused as COPY_CONFLICT without the operator's word (desk
+    cannot tell acme's real ticket under globex's made-up copy from a thief's fork under acme's
+    real later history, tests/test_review67e_enroll.py), nothing stored; taken with it."""
     authority, _node, members = acme
-    stores_globex_copy(members, make_two(), authority.identifier)
+    forged = stores_globex_copy(members, make_two(), authority.identifier)
     ticket = authority.create_ticket(
         creator=authority.identifier, attributes=MEMBER, address="node:acme-node", now=NOW
     )
-    done = enroll_locally(members, ticket, "alice", clock=FixedClock(NOW))
+    with pytest.raises(IdentityError) as refused:
+        enroll_locally(members, ticket, "alice", clock=FixedClock(NOW))
+    assert refused.value.reason is IdentityFailure.COPY_CONFLICT
+    assert refused.value.change == 5
+    assert members.identities.stored_changes(authority.identifier) == 6
+    assert members.wallet.pending_enrollments("alice") == []
+    assert SqliteVoucherStore(members.db).refuted() == []
+    done = enroll_locally(members, ticket, "alice", clock=FixedClock(NOW), over_copy=True)
     assert done.enrolled.authority == authority.identifier
     assert members.identities.stored_changes(authority.identifier) == 1
+    assert members.identities.linked(authority.identifier)
+    made_up = (authority.identifier.digest, 5, forged.identity.current_change_hash)
+    assert SqliteVoucherStore(members.db).refuted() == [made_up]  # globex's copy, refuted
 
 
 def test_a_copy_whose_attester_has_standing_still_binds(

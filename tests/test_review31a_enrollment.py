@@ -53,9 +53,15 @@ def test_a_ticket_the_authority_refuses_replaces_no_copy(
     def send(request: bytes) -> bytes:
         raise AuthorityError(AuthorityFailure.TICKET_UNKNOWN, "ticket unknown")
 
-    with pytest.raises(AuthorityError, match=r"ticket unknown"):
+    with pytest.raises(AuthorityError, match=r"ticket unknown"):  # the operator's word too
         enroll(
-            members.identities, members.wallet, "alice", ticket, clock=FixedClock(NOW), send=send
+            members.identities,
+            members.wallet,
+            "alice",
+            ticket,
+            clock=FixedClock(NOW),
+            send=send,
+            over_copy=True,  # review 67i, enroll: refused before it is sent without it
         )
     assert members.identities.stored_changes(authority.identifier) == 6  # globex's copy stands
     assert SqliteVoucherStore(members.db).refuted() == []

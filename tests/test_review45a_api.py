@@ -62,6 +62,10 @@ CASES: dict[str, tuple[str, Callable[[Scene], Any]]] = {
         "authority_pin",
         lambda s: s.agents.enroll(s.ticket, identity="sub", authority_pin=1),  # type: ignore[arg-type]
     ),
+    "enroll over_copy": (  # a flag, never read by truthiness (review 67i, enroll)
+        "over_copy",
+        lambda s: s.agents.enroll(s.ticket, identity="sub", over_copy="yes"),  # type: ignore[arg-type]
+    ),
     "credentials": ("identity", lambda s: s.agents.credentials(1)),  # type: ignore[arg-type]
     "delegate identity": ("identity", lambda s: _delegate(s, identity=1)),
     "delegate to": ("to", lambda s: _delegate(s, to=1)),

@@ -84,6 +84,8 @@ def test_a_thiefs_fork_at_the_pinned_key_does_not_replace_the_real_history(
 
         with pytest.raises(IdentityError) as refused:
             enroll_alice(members, ticket, pin, send)
-        assert refused.value.reason is IdentityFailure.UNATTESTED_CHECKPOINT
+        # COPY_CONFLICT since review 67i, enroll (UNATTESTED_CHECKPOINT before): the operator
+        # is told to decide; without --over-copy nothing is stored
+        assert refused.value.reason is IdentityFailure.COPY_CONFLICT
     assert members.identities.stored_changes(authority.identifier) == 4  # acme's real copy
     assert not members.identities.linked(authority.identifier)

@@ -12,9 +12,9 @@ these must stay refused, the copy standing and nothing recorded:
 3. acme's real ticket with a pin naming another identifier (globex's key and identifier: a
    pin the operator got from the wrong party);
 4. acme's real checkpointed ticket with its pin, answered by no one (the address never
-   answers, or the code is not acme's): the copy stands (since review 67e, enroll 1, the
-   pinned ticket is refused over it before any request is sent; before, it was replaced only
-   once acme answered).
+   answers, or the code is not acme's): the copy stands (since review 67i, enroll, the
+   pinned ticket is refused over it as COPY_CONFLICT before any request is sent, and with the
+   operator's `over_copy` the copy is replaced only once acme answered).
 """
 
 from __future__ import annotations
@@ -103,7 +103,11 @@ def test_a_pinned_ticket_no_one_answers_leaves_the_copy(
     def send(request: bytes) -> bytes:
         raise AuthorityError(AuthorityFailure.TICKET_UNKNOWN, "ticket unknown")
 
-    with pytest.raises(IdentityError) as refused:  # review 67e, enroll 1: before any request
+    # review 67i, enroll: refused before any request without the operator's word; with it,
+    # sent, and acme's refusal leaves globex's copy
+    with pytest.raises(IdentityError) as refused:
         enroll_alice(members, ticket, pin, send)
-    assert refused.value.reason is IdentityFailure.UNATTESTED_CHECKPOINT
+    assert refused.value.reason is IdentityFailure.COPY_CONFLICT
+    with pytest.raises(AuthorityError):
+        enroll_alice(members, ticket, pin, send, over_copy=True)
     _copy_stands(members, authority)

@@ -19,14 +19,15 @@ key 1, revealing key 2 too (and a next key of its own).
    makes a copy it does not extend bind it less; review 66g, enroll 1 (acme's real pinned
    ticket under globex's made-up copy, the same picture at desk) is left again, its tests
    strict xfails.
-2. The same thief's fork as a full history [0, 1, 2'], no pin (left, strict xfail): a full
-   history is tied to the identifier by its own hash, and a copy from a checkpoint binds it
-   only as `binds` says (review 27h): globex has no standing, and the fork replaces acme's real
-   later history (docs/formats.md, "What this costs": a ticket is the operator's word on its
-   history). Fix 1 closes the pinned path only, which an authority past a ticket's full
-   history (64 changes) has to use; lifting 2 needs a copy from a checkpoint to bind every
-   history it is not extended by, which reopens review 30a, enrollment 2 (a made-up copy then
-   refuses acme's own full ticket): the lead's call.
+2. The same thief's fork as a full history [0, 1, 2'], no pin (was a strict xfail): a full
+   history is tied to the identifier by its own hash, and a copy from a checkpoint bound it
+   only as `binds` said (review 27h): globex had no standing, and the fork replaced acme's
+   real later history (docs/formats.md, "What this costs": a ticket was the operator's word on
+   its history). Lifted by review 67i, enroll (the lead's decision, deny when in doubt): a
+   ticket whose history conflicts with a stored copy this node never linked is refused as
+   COPY_CONFLICT, naming the copy's attester and the change where they disagree, and nothing
+   is stored; only the operator's explicit `--over-copy` (`enroll(over_copy=True)`) admits it.
+   Fix 1's refusal of the pinned fork is COPY_CONFLICT since then too.
 """
 
 from __future__ import annotations
@@ -111,16 +112,11 @@ def test_a_pinned_fork_two_rotations_behind_does_not_replace_the_real_history(
 
         with pytest.raises(IdentityError) as refused:
             enroll_alice(members, ticket, pin, send)
-        assert refused.value.reason is IdentityFailure.UNATTESTED_CHECKPOINT
+        assert refused.value.reason is IdentityFailure.COPY_CONFLICT  # (review 67i, enroll)
+        assert refused.value.change == 4
     _real_copy_stands(authority, members)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="67e enroll 2: a thief's full fork from a stolen early backup, given as a ticket, is"
-    " admitted over the authority's real later history held from another authority's"
-    " checkpoint (docs/formats.md, 'What this costs'; left: the lead's call)",
-)
 def test_a_full_fork_ticket_does_not_replace_the_real_history(
     acme: tuple[Authority, Node, Node],  # noqa: F811
 ) -> None:
@@ -137,6 +133,18 @@ def test_a_full_fork_ticket_does_not_replace_the_real_history(
         def send(request: bytes) -> bytes:
             return stolen.enroll(request, now=NOW).encode()
 
-        with pytest.raises(IdentityError):
+        with pytest.raises(IdentityError) as refused:
             enroll_alice(members, ticket, None, send)
+        assert refused.value.reason is IdentityFailure.COPY_CONFLICT
+        assert refused.value.change == 4  # the copy's first change, past the fork's last
+        assert str(two_globex(members)) in str(refused.value)  # the copy's attester, named
+        assert "--over-copy" in str(refused.value)
     _real_copy_stands(authority, members)
+    assert members.wallet.pending_enrollments("alice") == []  # nothing recorded
+    assert members.identities.forks(authority.identifier) == []
+
+
+def two_globex(members: Node) -> str:
+    """Globex's identifier, the only authority desk trusts in `theft` (its checkpoint)."""
+    (globex,) = members.wallet.trusted()
+    return str(globex)

@@ -97,25 +97,31 @@ def enrollment(
     *,
     clock: Clock,
     authority_pin: str | None = None,
+    over_copy: bool = False,
 ) -> EnrollmentSteps:
     """Enroll local identity `ref` with the ticket's authority (the steps above). An
     interrupted enrollment with the same ticket is resumed; one with another ticket for that
     authority stays pending until this one completes (troth.credentials.pending).
     `authority_pin` (`IDENTIFIER:KEY`) confirms the authority (`check_ticket`: required for a
-    ticket that gives an unknown authority's history from a checkpoint)."""
+    ticket that gives an unknown authority's history from a checkpoint). `over_copy`: the
+    operator's explicit word, for this enrollment only (never recorded), that the ticket's
+    authority history is the authority's, over a stored copy this node never linked that it
+    conflicts with (`check_ticket`: COPY_CONFLICT without it; review 67i, enroll)."""
     if not isinstance(ticket, Ticket):
         ticket = _parse(ticket)
     else:  # built in code, not parsed: its address is checked here (review 45e, address 1)
         check_address(ticket.address)
     now = clock.now()
     binds = _ticket_binds(wallet)
-    authority = check_ticket(identities, ticket, now=now, authority_pin=authority_pin, binds=binds)
+    authority = check_ticket(
+        identities, ticket, now=now, authority_pin=authority_pin, binds=binds, over_copy=over_copy
+    )
     # NotFound before anything is recorded; nor is an authority's own identity's enrollment
     if identities.find(ref).identifier == authority.digest:  # (review 64h, enroll 3)
         raise AuthorityError(AuthorityFailure.REQUEST_INVALID, NOT_ITS_OWN_MEMBER)
     # checked, and bound to its identifier (its first change, a stored copy, or the pin): stored
     # now, so the channel to the authority can attest the history the authority presents; but
-    # a copy from a checkpoint that does not bind it (`binds`) is replaced only once the
+    # a copy from a checkpoint it conflicts with (`over_copy`) is replaced only once the
     # authority answered: a ticket is text anyone can write (review 31a, enrollment 1)
     pinned = authority_pin is not None
     with contextlib.suppress(IdentityError):  # only such a copy refuses it here
@@ -133,6 +139,7 @@ def enrollment(
             recorded.resumed,
             given_up,
             pinned=pinned,
+            over_copy=over_copy,
         )
     )
 
@@ -140,7 +147,8 @@ def enrollment(
 def _ticket_binds(wallet: CredentialWallet) -> TicketBinds | None:
     """The node's rule on stored copies from a checkpoint, given a ticket's authority history:
     the authority the operator chose to enroll with has standing over its own history
-    (docs/formats.md, "A stored copy from a checkpoint"; review 30a, enrollment 2)."""
+    (docs/formats.md, "A stored copy from a checkpoint"; review 30a, enrollment 2): what the
+    operator's `over_copy` may override (review 67i, enroll)."""
     binds_over = wallet.binds_over
     if binds_over is None:
         return None
@@ -153,18 +161,29 @@ def resumption(
     pending: PendingEnrollmentRecord,
     *,
     clock: Clock,
+    over_copy: bool = False,
 ) -> EnrollmentSteps:
     """Send an interrupted enrollment again (its pending record names everything needed).
     The record is kept only for a ticket `check_ticket` tied to its authority's identifier (a
     full history, a copy this node linked, or the authority's pin confirmed): its history is
     judged as tied (`pinned`), as it was started, without the pin kept; a copy stored since
     that it does not extend refuses it still (review 67e, enroll 1: a pin ties nothing over a
-    copy holding other changes)."""
+    copy holding other changes). `over_copy` is not recorded: given again, or a copy stored
+    meanwhile that the ticket conflicts with refuses it (COPY_CONFLICT: review 67i, enroll)."""
     ticket = _parse(pending.ticket)
     ref = "T" + pending.identifier.hex()
     return (
         yield from _exchange(
-            identities, wallet, ref, pending, ticket, clock, pending, None, pinned=True
+            identities,
+            wallet,
+            ref,
+            pending,
+            ticket,
+            clock,
+            pending,
+            None,
+            pinned=True,
+            over_copy=over_copy,
         )
     )
 
@@ -180,9 +199,13 @@ def _exchange(
     given_up: PendingEnrollmentRecord | None,
     *,
     pinned: bool = False,
+    over_copy: bool = False,
 ) -> EnrollmentSteps:
     binds = _ticket_binds(wallet)
-    request = enroll_request(identities, ref, ticket, now=clock.now(), binds=binds, pinned=pinned)
+    now = clock.now()
+    request = enroll_request(
+        identities, ref, ticket, now=now, binds=binds, pinned=pinned, over_copy=over_copy
+    )
     try:
         answer = yield request
     except (AuthorityError, RemoteError) as exc:
@@ -197,10 +220,12 @@ def _exchange(
         raise refusal from None
     held, older = wallet.complete_enrollment(pending, answer, now=clock.now())
     # the authority answered (a chain rooted at it, signed by its key): a copy from a
-    # checkpoint that does not bind its history is replaced now (review 31a, enrollment 1); a
-    # copy stored meanwhile that refuses it stays (the credential is held)
+    # checkpoint the operator's word overrides (`over_copy`) is replaced now (review 31a,
+    # enrollment 1); a copy stored meanwhile that refuses it stays (the credential is held)
     with contextlib.suppress(IdentityError):
-        accept_ticket(identities, ticket, now=clock.now(), binds=binds, pinned=pinned)
+        accept_ticket(
+            identities, ticket, now=clock.now(), binds=binds, pinned=pinned, over_copy=over_copy
+        )
     name = identities.find(ref).name or ref
     replaced = given_up if given_up is not None else next(iter(older), None)
     return Enrolled(name, Identifier(pending.authority), held, resumed, replaced)
@@ -276,9 +301,19 @@ def enroll(
     clock: Clock,
     send: Callable[[bytes], bytes],
     authority_pin: str | None = None,
+    over_copy: bool = False,
 ) -> Enrolled:
-    """Enroll `ref` with the ticket's authority; `send(request)` returns the chain's bytes."""
-    steps = enrollment(identities, wallet, ref, ticket, clock=clock, authority_pin=authority_pin)
+    """Enroll `ref` with the ticket's authority; `send(request)` returns the chain's bytes
+    (`authority_pin`, `over_copy`: `enrollment`)."""
+    steps = enrollment(
+        identities,
+        wallet,
+        ref,
+        ticket,
+        clock=clock,
+        authority_pin=authority_pin,
+        over_copy=over_copy,
+    )
     return drive(steps, send)
 
 
@@ -291,9 +326,18 @@ async def enroll_async(
     clock: Clock,
     send: Callable[[bytes], Awaitable[bytes]],
     authority_pin: str | None = None,
+    over_copy: bool = False,
 ) -> Enrolled:
     """`enroll` with an awaitable `send` (the node runtime, over a secure channel)."""
-    steps = enrollment(identities, wallet, ref, ticket, clock=clock, authority_pin=authority_pin)
+    steps = enrollment(
+        identities,
+        wallet,
+        ref,
+        ticket,
+        clock=clock,
+        authority_pin=authority_pin,
+        over_copy=over_copy,
+    )
     return await drive_async(steps, send)
 
 
@@ -304,9 +348,10 @@ def resume(
     *,
     clock: Clock,
     send: Callable[[bytes], bytes],
+    over_copy: bool = False,
 ) -> Enrolled:
     """Complete an interrupted enrollment; `send(request)` returns the chain's bytes."""
-    return drive(resumption(identities, wallet, pending, clock=clock), send)
+    return drive(resumption(identities, wallet, pending, clock=clock, over_copy=over_copy), send)
 
 
 async def resume_async(
@@ -316,6 +361,8 @@ async def resume_async(
     *,
     clock: Clock,
     send: Callable[[bytes], Awaitable[bytes]],
+    over_copy: bool = False,
 ) -> Enrolled:
     """`resume` with an awaitable `send`."""
-    return await drive_async(resumption(identities, wallet, pending, clock=clock), send)
+    steps = resumption(identities, wallet, pending, clock=clock, over_copy=over_copy)
+    return await drive_async(steps, send)

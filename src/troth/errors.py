@@ -219,6 +219,10 @@ class IdentityFailure(enum.Enum):
     ROLLBACK = "history is older than the stored copy"
     IDENTIFIER_MISMATCH = "identifier does not match"
     UNATTESTED_CHECKPOINT = "checkpointed history not attested"
+    COPY_CONFLICT = "history conflicts with a stored copy only another authority attested"
+    """An enrollment ticket's authority history forks from (or is behind) a stored copy this
+    node never linked (a checkpoint's word): this node cannot tell which side lies, so only
+    the operator's explicit word admits it (`troth enroll --over-copy`; review 67i, enroll)."""
     ATTESTATION_INVALID = "purpose-key attestation invalid"
     ATTESTATION_STALE = "purpose-key attestation made under an older change"
     ATTESTATION_EXPIRED = "purpose-key attestation expired"

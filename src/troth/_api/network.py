@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 from troth._api.arguments import (
     check_attributes,
     check_credential,
+    check_flag,
     check_name_text,
     check_peer,
     check_pin,
@@ -387,18 +388,20 @@ class RunningNode:
         *,
         identity: IdentityRef | None = None,
         authority_pin: str | None = None,
+        over_copy: bool = False,
     ) -> Credential:
         """`Node.enroll` from inside `serve` (the credential is presented on open channels
         at once when `identity` is the node's own)."""
         check_text("RunningNode.enroll", "ticket", ticket)
         check_pin("RunningNode.enroll", "authority_pin", authority_pin)
+        check_flag("RunningNode.enroll", "over_copy", over_copy)
         runtime = self._on_loop()
         ref = (
             self._node.name
             if identity is None
             else _ref(identity, self._node._stored, "RunningNode.enroll")
         )
-        held = await runtime.enroll(ticket, ref, authority_pin)
+        held = await runtime.enroll(ticket, ref, authority_pin, over_copy=over_copy)
         last = bytes.fromhex(held["chain"][-1]["id"])
         return await runtime.worker.run(self._held, ref, last)
 

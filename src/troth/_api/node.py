@@ -382,6 +382,7 @@ class Node:
         *,
         identity: IdentityRef | None = None,
         authority_pin: str | None = None,
+        over_copy: bool = False,
     ) -> Credential:
         """Redeem `ticket` for `identity` (default: the node's own): the authority makes it a
         member and issues its credential, which it holds; the node then trusts that authority
@@ -390,9 +391,13 @@ class Node:
         `authority_pin`: `IDENTIFIER:KEY`, the authority's identifier and current public key
         (hex) as `troth authority list` prints them, confirmed with its operator; required when
         the ticket gives an authority this node has never seen from a checkpoint (one past 64
-        changes), and checked whenever given."""
+        changes), and checked whenever given. `over_copy`: the operator's explicit word, for
+        this enrollment only, that the ticket's authority history is the authority's over a
+        stored copy only another authority attests that it conflicts with (refused as
+        `IdentityFailure.COPY_CONFLICT` without it; `troth enroll --over-copy`)."""
         check_text("Node.enroll", "ticket", ticket)
         check_pin("Node.enroll", "authority_pin", authority_pin)
+        check_flag("Node.enroll", "over_copy", over_copy)
         ref = (
             _ref(identity, self._stored, "Node.enroll")
             if identity is not None
@@ -400,15 +405,24 @@ class Node:
         )
         parsed = parse_ticket(ticket)
         if not is_local(parsed.address):
-            return run_sync(self._enroll_over_network(ticket, ref, authority_pin))
+            return run_sync(self._enroll_over_network(ticket, ref, authority_pin, over_copy))
         done = enroll_locally(
-            self._stored, parsed, ref, clock=self._clock, authority_pin=authority_pin
+            self._stored,
+            parsed,
+            ref,
+            clock=self._clock,
+            authority_pin=authority_pin,
+            over_copy=over_copy,
         )
         return Credential._of(done.enrolled.credential)
 
-    async def _enroll_over_network(self, ticket: str, ref: str, key: str | None) -> Credential:
+    async def _enroll_over_network(
+        self, ticket: str, ref: str, key: str | None, over_copy: bool
+    ) -> Credential:
         async with self.serve() as running:
-            return await running.enroll(ticket, identity=ref, authority_pin=key)
+            return await running.enroll(
+                ticket, identity=ref, authority_pin=key, over_copy=over_copy
+            )
 
     def credentials(self, identity: IdentityRef | None = None) -> list[Credential]:
         """The chains `identity` (default: the node's own, made on first use as by

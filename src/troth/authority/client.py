@@ -21,10 +21,11 @@ from troth.identity import (
     Checkpoint,
     Identifier,
     IdentityService,
+    UnverifiedHistory,
     VerifiedIdentity,
     verify_history,
 )
-from troth.identity.known import Binds
+from troth.identity.known import Binds, OverCopy, copy_conflict, refuted_changes
 
 __all__ = [
     "TicketBinds",
@@ -81,7 +82,17 @@ def ticket_vouches(checkpoint: Checkpoint, change_hash: bytes) -> bool:
 TicketBinds = Callable[[VerifiedIdentity], Binds]
 """Given a ticket's authority history, which stored copies from a checkpoint bind it (a node's
 rule, the ticket's authority having standing over its own history: `CredentialWallet.binds_over`;
-review 30a, enrollment 2)."""
+review 30a, enrollment 2): since review 67i, enroll, what the operator's `over_copy` may
+override; without it every copy binds a ticket."""
+
+
+def _judging(binds: TicketBinds | None, over_copy: bool) -> TicketBinds | None:
+    """The rule a ticket's history is judged by: with `over_copy` (the operator's explicit
+    word), a copy this node never linked that `binds` says does not bind it (`OverCopy`); else
+    every copy binds (None)."""
+    if not over_copy or binds is None:
+        return None
+    return lambda history: OverCopy(binds(history))
 
 
 def accept_ticket(
@@ -91,15 +102,22 @@ def accept_ticket(
     now: int,
     binds: TicketBinds | None = None,
     pinned: bool = False,
+    over_copy: bool = False,
 ) -> Identifier:
     """Store the ticket's authority history (on a first sight, on the ticket's word): once
     `check_ticket` bound it (`enrollment` does so before the channel to the authority opens),
     or for a holder that completes an enrollment itself. A copy from a checkpoint that does
     not bind it (`binds`) is replaced. `pinned`: `check_ticket` confirmed the authority's pin
     for it, so a history from a checkpoint is stored linked (the operator's word ties it to
-    the identifier: the next ticket of that authority needs no pin, review 30a, enrollment 7)."""
+    the identifier: the next ticket of that authority needs no pin, review 30a, enrollment 7).
+    `over_copy`: the operator's word (`check_ticket`): it replaces a stored copy this node never
+    linked that it conflicts with, the copy's changes recorded refuted."""
     return identities.import_history(
-        ticket.authority_history, now=now, checkpoints=ticket_vouches, binds=binds, linked=pinned
+        ticket.authority_history,
+        now=now,
+        checkpoints=ticket_vouches,
+        binds=_judging(binds, over_copy),
+        linked=pinned,
     ).identifier
 
 
@@ -128,6 +146,7 @@ def check_ticket(
     now: int,
     authority_pin: str | None = None,
     binds: TicketBinds | None = None,
+    over_copy: bool = False,
 ) -> Identifier:
     """The authority `ticket` names, its history checked (against a stored copy too). A
     history from a checkpoint, of an authority this node stores no copy of (or only a copy from
@@ -142,10 +161,21 @@ def check_ticket(
     (signed with a stolen key and the next one it committed to) under the authority's real
     later history looks as the authority's real ticket under a made-up copy (reviews 66g and
     67e, enroll 1). Nothing is stored here. ConfigError for a pin that is not one. `binds`:
-    which stored copy from a checkpoint binds the authority's history (None: every one)."""
+    which stored copy from a checkpoint binds the authority's history (None: every one).
+
+    A history (full, or from a checkpoint with the pin) that forks from or is behind a stored
+    copy this node never linked (another authority's word) is refused as COPY_CONFLICT, naming
+    the copy's attester and the change where they disagree: the node cannot tell a thief's fork
+    from a stolen backup of the authority's keys under its real later history from the
+    authority's real history under a copy made up (review 67i, enroll). `over_copy` is the
+    operator's explicit word, given for this enrollment only, that the ticket's history is the
+    authority's: it is judged over such a copy (replaced once the authority answered,
+    `accept_ticket(over_copy=)`); never over a linked copy or a local identity's."""
     pin = None if authority_pin is None else parse_authority_pin(authority_pin)
     pinned = pin is not None
-    history = _ticket_history(identities, ticket, now=now, binds=binds, pinned=pinned)
+    history = _ticket_history(
+        identities, ticket, now=now, binds=binds, pinned=pinned, over_copy=over_copy, pin=pin
+    )
     # a stored copy ties it to the identifier only when this node checked that link (a full
     # history, or one extending it): a copy from a checkpoint is only its attesters' word, and
     # a co-trusted authority may have made it up (review 30a, enrollment 5)
@@ -160,6 +190,12 @@ def check_ticket(
                 "pass it with --authority-pin",
             )
         return history.identifier
+    _check_pin(history, pin)
+    return history.identifier
+
+
+def _check_pin(history: VerifiedIdentity, pin: tuple[Identifier, str]) -> None:
+    """Raise UNATTESTED_CHECKPOINT unless `pin` names `history`'s identifier and current key."""
     identifier, key = pin
     if identifier != history.identifier:
         raise IdentityError(
@@ -175,7 +211,6 @@ def check_ticket(
             "the pinned one: if the authority rotated since it made this ticket, ask it for a "
             "new ticket; else this ticket is not from the authority you confirmed",
         )
-    return history.identifier
 
 
 def _ticket_history(
@@ -185,10 +220,92 @@ def _ticket_history(
     now: int,
     binds: TicketBinds | None,
     pinned: bool = False,
+    over_copy: bool = False,
+    pin: tuple[Identifier, str] | None = None,
 ) -> VerifiedIdentity:
-    """The ticket's authority history, checked against a stored copy (`binds`, `pinned`: as
-    `check_ticket`; `pinned` only once the pin is checked or its check is to follow): equal to
-    it, extending it, or an older prefix of it. A ticket made before its authority rotated
+    """The ticket's authority history, checked against a stored copy (`binds`, `pinned`,
+    `over_copy`: as `check_ticket`; `pinned` only once the pin is checked or its check is to
+    follow, `pin` when it is to follow): equal to it, extending it, or an older prefix of it;
+    COPY_CONFLICT for one a stored copy never linked here refuses (`_copy_conflict`)."""
+    try:
+        return _judged(identities, ticket, now=now, binds=_judging(binds, over_copy), pinned=pinned)
+    except IdentityError as exc:
+        if over_copy or exc.reason not in _CONFLICTING:
+            raise
+        conflict = _copy_conflict(identities, ticket, now=now, binds=binds, pinned=pinned, pin=pin)
+        if conflict is None:
+            raise
+        raise conflict from None
+
+
+_CONFLICTING = (
+    IdentityFailure.FORK,
+    IdentityFailure.ROLLBACK,
+    IdentityFailure.UNATTESTED_CHECKPOINT,
+)
+"""How a stored copy refuses a ticket's history it conflicts with (UNATTESTED_CHECKPOINT: a
+history ending before a copy from a checkpoint begins, `check_no_fork`)."""
+
+
+def _copy_conflict(
+    identities: IdentityService,
+    ticket: Ticket,
+    *,
+    now: int,
+    binds: TicketBinds | None,
+    pinned: bool,
+    pin: tuple[Identifier, str] | None,
+) -> IdentityError | None:
+    """COPY_CONFLICT when the ticket's history, tied to its identifier (a full history, or
+    `pinned` with `pin` matching it), conflicts with a stored copy from a checkpoint this node
+    never linked (`copy_conflict`) that `binds` says does not bind it (so `over_copy` would
+    admit it): its message names the copy's attester, the change where they disagree and how
+    the operator decides. None otherwise (the refusal stands as it was: a copy whose attester
+    has standing over the ticket's history, say)."""
+    try:
+        history = verify_history(ticket.authority_history, now=now, checkpoints=ticket_vouches)
+        if history.first_index > 0:
+            if not pinned:
+                return None
+            if pin is not None:
+                _check_pin(history, pin)
+    except IdentityError:
+        return None  # refused for another reason: that refusal stands
+    digest = history.identifier.digest
+    stored = identities.store.get_history(digest)
+    if stored is None or identities.store.history_linked(digest):
+        return None
+    copy = UnverifiedHistory.decode(stored[0])
+    index = copy_conflict(copy, history)
+    if copy.checkpoint is None or index is None:
+        return None
+    if binds is None or binds(history)(refuted_changes(copy)):
+        return None
+    attester = Identifier(copy.checkpoint.authority)
+    last = copy.first_index + len(copy.changes) - 1
+    return IdentityError(
+        IdentityFailure.COPY_CONFLICT,
+        f"this node holds {history.identifier}'s changes {copy.first_index} to {last} on the "
+        f"word of {attester} (its checkpoint), and the ticket's history (changes "
+        f"{history.first_index} to {history.current.index}) disagrees with that copy at change "
+        f"{index}: either that copy is made up, or the ticket's history is a fork from a stolen "
+        "backup of the authority's keys, and this node cannot tell which. Ask the authority's "
+        "operator, out of band, whether its history is the ticket's (its current key: troth "
+        "authority list, on its machine); only if it is, enroll again with --over-copy (its "
+        "history replaces that copy, whose changes are recorded refuted)",
+        index,
+    )
+
+
+def _judged(
+    identities: IdentityService,
+    ticket: Ticket,
+    *,
+    now: int,
+    binds: TicketBinds | None,
+    pinned: bool,
+) -> VerifiedIdentity:
+    """`_ticket_history`'s judgment. A ticket made before its authority rotated
     names the same authority once the node stored the rotation (the channel to the authority
     shows it, and is checked against it): refused as a ROLLBACK, an enrollment whose answer a
     crash lost, and the authority rotated meanwhile, could never be sent again, and the member
@@ -231,12 +348,15 @@ def enroll_request(
     now: int,
     binds: TicketBinds | None = None,
     pinned: bool = False,
+    over_copy: bool = False,
 ) -> bytes:
     """The signed enroll request for `ticket`. Its authority's history is checked (against a
-    stored copy too, which binds it as `binds` and `pinned` say: `check_ticket`, which must
-    have confirmed the pin for `pinned`) but not stored: `accept_ticket` stores it (after
-    `check_ticket`), so a forged ticket, refused, leaves nothing behind."""
-    history = _ticket_history(identities, ticket, now=now, binds=binds, pinned=pinned)
+    stored copy too, which binds it as `binds`, `pinned` and `over_copy` say: `check_ticket`,
+    which must have confirmed the pin for `pinned`) but not stored: `accept_ticket` stores it
+    (after `check_ticket`), so a forged ticket, refused, leaves nothing behind."""
+    history = _ticket_history(
+        identities, ticket, now=now, binds=binds, pinned=pinned, over_copy=over_copy
+    )
     authority = history.identifier
     return make_request(
         identities.signer(ref, now=now), "enroll", authority, [ticket.code], now=now

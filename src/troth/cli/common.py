@@ -61,6 +61,29 @@ def as_option(help_text: str) -> Callable[[F], F]:
     )
 
 
+def enroll_options(func: F) -> F:
+    """`troth enroll`'s word on the ticket's authority: `--authority-pin PIN` and
+    `--over-copy` (troth.authority.client, `check_ticket`)."""
+    func = click.option(
+        "--over-copy",
+        "over_copy",
+        is_flag=True,
+        help="Take the ticket's authority history over a copy of that authority this node "
+        "holds only on another authority's word and that it conflicts with (refused without "
+        "it, naming that authority and the change): only once the authority's operator "
+        "confirmed its history out of band. For this enrollment only; never over a copy this "
+        "node checked.",
+    )(func)
+    return click.option(
+        "--authority-pin",
+        "pin",
+        metavar="PIN",
+        help="The authority's pin, IDENTIFIER:KEY, confirmed with its operator (troth authority "
+        "list, on its machine): required for a ticket of an authority past 64 changes that this "
+        "node has never seen; checked whenever given.",
+    )(func)
+
+
 def authority_option(*, required: bool = True, help_text: str = AUTHORITY_HELP) -> Callable[[F], F]:
     """`--authority AUTHORITY`: a local authority by name or identifier."""
     return click.option(

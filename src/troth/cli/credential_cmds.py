@@ -26,6 +26,7 @@ from troth.cli.common import (
     attributes_of,
     authority_option,
     duration_option,
+    enroll_options,
     feed_inputs,
     home,
     node_option,
@@ -185,17 +186,11 @@ Example:
 @click.argument("ticket")
 @as_option("The local identity to enroll")
 @renamed("--identity", "--as IDENTITY")
-@click.option(
-    "--authority-pin",
-    metavar="PIN",
-    help="The authority's pin, IDENTIFIER:KEY, confirmed with its operator (troth authority "
-    "list, on its machine): required for a ticket of an authority past 64 changes that this "
-    "node has never seen; checked whenever given.",
-)
+@enroll_options
 @node_option
 @json_command
 def enroll(
-    ticket: str, as_name: str, authority_pin: str | None, node_name: str, reporter: Reporter
+    ticket: str, as_name: str, pin: str | None, over_copy: bool, node_name: str, reporter: Reporter
 ) -> None:
     """Redeem TICKET (the ticket, - to read it from stdin, or a file holding it): the
     authority makes the identity a member and issues its credential; the node trusts the
@@ -220,8 +215,8 @@ def enroll(
     try:
         if not is_local(parsed.address) or node_running(node_name):
             # over the network (a secure channel to the authority), or through the running node
-            arguments = {"ticket": ticket, "identity": as_name, "authority_pin": authority_pin}
-            data: Any = ask_node(node_name, "enroll", arguments)
+            arguments = {"ticket": ticket, "identity": as_name, "authority_pin": pin}
+            data: Any = ask_node(node_name, "enroll", {**arguments, "over_copy": over_copy})
         else:
             with open_cli_node(node_name) as node:
                 for pending in interrupted(node, as_name, parsed):
@@ -229,7 +224,7 @@ def enroll(
                         f"resuming the enrollment interrupted at {_utc(pending.started_at)}"
                     )
                 done = enroll_locally(
-                    node, parsed, as_name, clock=CLOCK, authority_pin=authority_pin
+                    node, parsed, as_name, clock=CLOCK, authority_pin=pin, over_copy=over_copy
                 )
             data = done.to_json()
     except AuthorityError as exc:

@@ -60,8 +60,10 @@ __all__ = [
     "Binds",
     "KnownHistories",
     "Outranks",
+    "OverCopy",
     "Refuted",
     "StoredSpan",
+    "copy_conflict",
     "refuted_changes",
 ]
 
@@ -83,6 +85,26 @@ that history (the root of a chain its presenter shows now, or one that vouched f
 history holding a change this one holds), or no held feed names any (docs/formats.md, "A stored
 copy from a checkpoint"). Asked only of a copy whose link to the identifier was never checked
 here, that the history forks from or rolls back and does not show made up."""
+
+
+class OverCopy:
+    """The operator's explicit word (`troth enroll --over-copy`) on an enrollment ticket's
+    authority history: a stored copy from a checkpoint whose link was never checked here, that
+    the history conflicts with (`copy_conflict`) and that `rule` (the node's `Binds`) says
+    does not bind it, is replaced, the history full or (pinned, so tied) from a checkpoint, and
+    its changes recorded refuted. Never a linked copy (the caller requires it), a copy whose
+    attester has standing over the history (`rule`), nor a copy that follows the history's
+    change before its first (a continuation or made up: judged as ever). Given only for an
+    enrollment ticket (review 67i, enroll)."""
+
+    __slots__ = ("rule",)
+
+    def __init__(self, rule: Binds) -> None:
+        self.rule = rule
+
+    def __call__(self, changes: Sequence[tuple[int, bytes]]) -> bool:
+        return self.rule(changes)
+
 
 _REFUTABLE: Final = (IdentityFailure.FORK, IdentityFailure.ROLLBACK)
 
@@ -669,16 +691,51 @@ def _unbound(copy: UnverifiedHistory, identity: VerifiedIdentity, binds: Binds |
     committed to, which the pin cannot tell apart however far the copy starts past the ticket
     (reviews 66d2 and 67e, enroll 1). The caller also requires that the copy's link was never
     checked here (`IdentityStore.history_linked`: it extended no full history). None `binds` (a
-    stranger, a chain that failed, a caller that does not say): every copy binds."""
+    stranger, a chain that failed, a caller that does not say): every copy binds. `OverCopy`
+    (the operator's word on an enrollment ticket, full or tied): a copy it conflicts with
+    (`copy_conflict`) that its rule does not say binds it (review 67i, enroll)."""
     index = copy.first_index
+    if isinstance(binds, OverCopy):  # the operator's word, full or tied (review 67i, enroll)
+        return copy_conflict(copy, identity) is not None and not binds.rule(refuted_changes(copy))
     if binds is None or index == 0 or identity.first_index != 0:
         return False
-    if index - 1 <= identity.current.index:
-        with _stored_copy():
-            previous = ChangeBody.decode(copy.changes[0].body).previous
-        if previous == identity.changes[index - 1].change_hash:
-            return False  # it names her change: judged by `_made_up`
+    if _follows_from(copy, identity):
+        return False  # it names her change: judged by `_made_up`
     return not binds(refuted_changes(copy))
+
+
+def _follows_from(copy: UnverifiedHistory, identity: VerifiedIdentity) -> bool:
+    """Whether the first change of `copy` (from a checkpoint) names `identity`'s change before
+    it as previous: her continuation, or made up (`_made_up`), never another history."""
+    index = copy.first_index
+    if not identity.first_index <= index - 1 <= identity.current.index:
+        return False
+    with _stored_copy():
+        previous = ChangeBody.decode(copy.changes[0].body).previous
+    return previous == identity.changes[index - 1 - identity.first_index].change_hash
+
+
+def copy_conflict(copy: UnverifiedHistory, identity: VerifiedIdentity) -> int | None:
+    """Where `identity` and `copy`, a stored copy from a checkpoint, disagree so that only a
+    checkpoint's word (or a pin's) stands on either side: the first change both hold, held
+    differently, or the copy's first change when it starts past `identity`'s last and does not
+    follow from it (the copy may be the authority's real later history, or made up: this node
+    cannot tell). None when they agree (one extends the other, or `identity` is an older prefix
+    of the copy); when the copy follows `identity`'s change before its first (`_follows_from`:
+    its continuation or made up, the rules as ever); when they part after a change both hold
+    (each side's next change is signed with the keys that change committed to: a real fork,
+    refused and kept as evidence, review 67e, refuted 2); and for a full copy or one `identity`
+    starts after (a gap: refused as ever)."""
+    first = copy.first_index
+    if first == 0 or _follows_from(copy, identity):
+        return None
+    start, last = identity.first_index, identity.current.index
+    end = first + len(copy.changes) - 1
+    common = max(first, start)
+    for index in range(common, min(end, last) + 1):
+        if sha256(copy.changes[index - first].body) != identity.changes[index - start].change_hash:
+            return index if index == common else None
+    return first if last < first else None
 
 
 def refuted_changes(copy: UnverifiedHistory) -> list[tuple[int, bytes]]:

@@ -188,12 +188,18 @@ def _synced(node: Node, host: Authority, clock: Clock) -> FeedOutcome:
 
 
 def enroll_locally(
-    node: Node, ticket: Ticket, identity: str, *, clock: Clock, authority_pin: str | None = None
+    node: Node,
+    ticket: Ticket,
+    identity: str,
+    *,
+    clock: Clock,
+    authority_pin: str | None = None,
+    over_copy: bool = False,
 ) -> LocalEnrollment:
     """Redeem `ticket` (address `node:NAME`) for local `identity` with the authority on this
     machine, recoverably (troth.enrollment): hold the credential, trust the authority, then
     sync its feed (a failed sync is reported, not raised: the enrollment committed).
-    `authority_pin`: see `troth.authority.client.check_ticket`."""
+    `authority_pin`, `over_copy`: see `troth.authority.client.check_ticket`."""
     authority_id = ticket_authority(ticket, now=clock.now())
     _local_name(ticket.address)
     with local_authority(home_of(node), authority_id, hint=ticket.address, beside=node) as host:
@@ -206,6 +212,7 @@ def enroll_locally(
                 clock=clock,
                 send=_send_to(host, clock),
                 authority_pin=authority_pin,
+                over_copy=over_copy,
             )
         except StorageError as exc:
             raise StorageError(f"{exc} ({INTERRUPTED.format(name=identity)})") from None

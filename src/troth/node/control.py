@@ -75,12 +75,14 @@ class RelayCreateArgs:
 
 @dataclass(frozen=True, slots=True)
 class EnrollArgs:
-    """enroll: the ticket text, the local identity (default: the node's), and the authority's
-    pin confirmed out of band (`IDENTIFIER:KEY`; `check_ticket`)."""
+    """enroll: the ticket text, the local identity (default: the node's), the authority's
+    pin confirmed out of band (`IDENTIFIER:KEY`; `check_ticket`), and the operator's word over
+    a conflicting stored copy (`over_copy`: `check_ticket`; for this enrollment only)."""
 
     ticket: str = dataclasses.field(repr=False)  # its code: never in a repr (review 55c)
     identity: str | None = None
     authority_pin: str | None = None
+    over_copy: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +150,10 @@ class Operation(Generic[A]):
             raise DecodeError(f"unknown arguments: {', '.join(sorted(map(str, unknown)))}")
         for name, field in names.items():
             value = raw.get(name)
+            if str(field.type) == "bool":  # a flag: absent is its default, never read by truth
+                if name in raw and not isinstance(value, bool):
+                    raise DecodeError(f"argument {name!r} must be true or false")
+                continue
             optional = "None" in str(field.type)
             if value is None and not optional:
                 raise DecodeError(f"argument {name!r} is required")
@@ -182,7 +188,8 @@ async def _relay_create(runtime: NodeRuntime, args: RelayCreateArgs) -> Any:
 
 
 async def _enroll(runtime: NodeRuntime, args: EnrollArgs) -> Any:
-    return await runtime.enroll(args.ticket, args.identity or runtime.name, args.authority_pin)
+    ref = args.identity or runtime.name
+    return await runtime.enroll(args.ticket, ref, args.authority_pin, over_copy=args.over_copy)
 
 
 async def _announce(runtime: NodeRuntime, args: AnnounceArgs) -> Any:

@@ -219,24 +219,42 @@ class Resumption:
 
 
 async def enroll(
-    runtime: NodeRuntime, ticket_text: str, identity: str, key: str | None = None
+    runtime: NodeRuntime,
+    ticket_text: str,
+    identity: str,
+    key: str | None = None,
+    *,
+    over_copy: bool = False,
 ) -> Any:
     """Enroll local `identity` with the authority a ticket names: on this machine
     (`node:NAME`) through its node, else over a secure channel to the ticket's address
     (which must be that authority: pinned). Recoverable from a crash on either side
     (troth.enrollment): a repeat with the same ticket completes an interrupted one.
-    `key`: the authority's pin confirmed out of band (`check_ticket`)."""
+    `key`: the authority's pin confirmed out of band, `over_copy`: the operator's word over a
+    conflicting stored copy, for this enrollment only (`check_ticket`)."""
     ticket, clock, wallet = parse_ticket(ticket_text), runtime.clock, runtime.node.wallet
     end: ChannelEnd | None = None
     if is_local(ticket.address):
         local = await runtime.worker.run(
-            enroll_locally, runtime.node, ticket, identity, clock=clock, authority_pin=key
+            enroll_locally,
+            runtime.node,
+            ticket,
+            identity,
+            clock=clock,
+            authority_pin=key,
+            over_copy=over_copy,
         )
         result = local.to_json()
     else:
         authority = ticket_authority(ticket, now=runtime.clock.now())
         steps = enrollment.enrollment(
-            runtime.node.identities, wallet, identity, ticket, clock=clock, authority_pin=key
+            runtime.node.identities,
+            wallet,
+            identity,
+            ticket,
+            clock=clock,
+            authority_pin=key,
+            over_copy=over_copy,
         )
         request = await runtime.worker.run(enrollment.request_of, steps)
         try:

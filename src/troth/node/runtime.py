@@ -559,10 +559,13 @@ class NodeRuntime(ChannelOpening, Upkeep):
 
     # -- enrollment and rotation announcements ---------------------------------------------------
 
-    async def enroll(self, ticket_text: str, identity: str, key: str | None = None) -> Any:
+    async def enroll(
+        self, ticket_text: str, identity: str, key: str | None = None, *, over_copy: bool = False
+    ) -> Any:
         """Enroll local `identity` with the authority a ticket names, here or over a pinned
-        channel; `key`: the authority's pin confirmed out of band (troth.node.membership)."""
-        return await membership.enroll(self, ticket_text, identity, key)
+        channel; `key`: the authority's pin confirmed out of band, `over_copy`: the operator's
+        word over a conflicting stored copy (troth.node.membership)."""
+        return await membership.enroll(self, ticket_text, identity, key, over_copy=over_copy)
 
     async def _took_credential(self, end: ChannelEnd | None) -> None:
         """A credential was stored: trust, links and identity renewed; `end` shows it now."""
