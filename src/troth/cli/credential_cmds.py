@@ -215,8 +215,11 @@ def enroll(
     try:
         if not is_local(parsed.address) or node_running(node_name):
             # over the network (a secure channel to the authority), or through the running node
-            arguments = {"ticket": ticket, "identity": as_name, "authority_pin": pin}
-            data: Any = ask_node(node_name, "enroll", {**arguments, "over_copy": over_copy})
+            arguments: dict[str, Any] = {"ticket": ticket, "identity": as_name}
+            arguments["authority_pin"] = pin
+            if over_copy:  # sent only when given: a running node from before 67i knows no such key
+                arguments["over_copy"] = True
+            data: Any = ask_node(node_name, "enroll", arguments)
         else:
             with open_cli_node(node_name) as node:
                 for pending in interrupted(node, as_name, parsed):
