@@ -5,17 +5,20 @@ failing if the defence it names broke)."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+
+import pytest
 
 import troth
 from tests import test_review67f_secrets as review67f
 from tests.conftest import NOW
+from tests.support.backups import copy_db, node_db, restore_db, restores_found
 from tests.support.killed import killed_after
 from tests.support.public_api import READ, Agents
 from tests.test_review67l_refuted import leased
 from troth.faults import CRASH_EXIT_CODE
 from troth.node.rotation_revoke import finish_due
-from troth.node.secret_api import _vault
-from troth.secrets import Broker
+from troth.node.services.broker import open_broker
 
 world = review67f.world  # the fixture: acme's hub brokering `payments` to its members
 
@@ -46,7 +49,7 @@ def test_a_running_broker_refuses_a_chain_under_a_key_another_process_rotated_ou
         async with world.hub.serve(listen=("127.0.0.1", 0)) as running:
             at, hub = running.address, running.identifier
 
-            async def lease() -> troth.Lease:
+            async def lease() -> troth.IssuedLease:
                 return await secrets.lease(
                     "payments", holder="support", broker=at, expect=hub, scope=["refunds"]
                 )
@@ -102,7 +105,7 @@ def test_a_row_finished_twice_or_for_an_identity_not_held_here_revokes_once(
         "(identity BLOB PRIMARY KEY, changes INTEGER NOT NULL) STRICT"
     )
     node.db.execute("INSERT INTO broker_revoke_due VALUES (?, 0)", (bytes(32),))
-    broker = Broker(node.db, _vault(node), now=NOW)
+    broker = open_broker(node, now=NOW)
     try:
         assert finish_due(node, broker, NOW) == 1
         assert finish_due(node, broker, NOW) == 0
@@ -111,3 +114,30 @@ def test_a_row_finished_twice_or_for_an_identity_not_held_here_revokes_once(
     assert node.db.fetch_all("SELECT * FROM broker_revoke_due") == []
     ended = world.hub.secrets.revoke_holder(world.support)
     assert [lease.state.name for lease in ended] == ["REVOKED"]  # no one else's lease ended
+
+
+def test_a_restore_from_before_the_row_serves_nothing_until_its_operator_answers(
+    world: Agents, troth_home: Path, tmp_path: Path
+) -> None:
+    """node.db put back from a copy taken before a compromised rotation of the node's own
+    identity whose process was killed before its revocation: the row is lost with the copy,
+    and so is the rotation itself (the stolen key current in the copy); the broker does not
+    serve support's lease on that copy: the restore found holds the identity, the node refuses
+    to start until its operator answers (docs/vault.md, "A node.db restored from before a
+    rotation")."""
+    leased(world, (world.agents, "support"))
+    path, copy = node_db(troth_home, "acme"), tmp_path / "copy.db"
+    copy_db(path, copy)
+    _rotate_in_a_child(None, "identity.rotate.after-commit")
+    restore_db(path, copy)
+
+    async def start(hub: troth.Node) -> None:
+        async with hub.serve(listen=("127.0.0.1", 0)):
+            pass
+
+    with (
+        troth.Node.open("acme") as hub,  # the restored file (the fixture's holds the old)
+        pytest.raises(troth.IdentityError, match="restored from a copy taken before"),
+    ):
+        asyncio.run(start(hub))
+    assert "identity" in {row.scope for row in restores_found(path)}
