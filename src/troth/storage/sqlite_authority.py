@@ -158,8 +158,9 @@ class SqliteAuthorityStore:
 
     def revoke_again(self) -> list[tuple[str, bytes]]:
         """What a failed re-revoke found the store's line lost (`hold`), (kind, target) in
-        order; empty: none recorded (none held, or held by a restore found, whose loss the
-        node cannot know)."""
+        order; empty: none recorded (none held, or held by a restore found of a copy taken
+        while not held, whose loss the node cannot know; a copy taken while held keeps its
+        list, part of what it lacks: review 67q, again 1)."""
         if self._db.fetch_one(_AGAIN_TABLE) is None:
             return []
         rows = self._db.fetch_all(
