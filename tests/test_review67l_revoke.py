@@ -7,8 +7,10 @@ revoke 1 (low: a misleading refusal on the operator's path out of a restore) A n
   lacks cannot be known: docs/storage.md, "A restore found records none"), but the refusal of
   `troth authority release-restored` named the copy's stale list as "what its feed lost" (and
   `--json`'s `revoke_again`): the operator revoking again only those, then giving her word,
-  let every member revoked after the copy in again. The restore's transaction now drops the
-  list with the tickets it uses up: the refusal names nothing it cannot know.
+  let every member revoked after the copy in again. The refusal now names the list as what
+  the feed lost before, beside what was revoked after the copy (review 67q, again 1: 67l
+  dropped the list at the restore, and its members, which the copy's feed lacks, were
+  admitted again).
 
 rotate 1 (medium: what a stolen key obtained outlives the owner's rotation) A compromised
   rotation on a broker node revoked the leases whose chains name the identity after the
@@ -94,8 +96,10 @@ def test_revoke1_a_restored_copy_names_no_stale_list_to_revoke_again(
         node.authority().revoke_identity(m3.identifier, now=NOW + 2)
     restore_db(path, copy)
     refused = run_json("authority", "release-restored", "--authority", "acme", code=1)
-    assert "what its feed lost" not in refused["message"], refused["message"]
-    assert refused["revoke_again"] == {"identities": [], "credentials": [], "supersessions": []}
+    # named as part of what to revoke again, beside what was revoked after the copy; the
+    # copy's feed lacks m1 (review 67q, again 1: the list dropped, m1 was admitted again)
+    assert "after the copy was taken, and what its feed lost before" in refused["message"]
+    assert refused["revoke_again"]["identities"] == [str(m1.identifier)]
 
 
 def _killed_then_started(world: Agents, crash_at: str) -> list[str]:

@@ -346,14 +346,20 @@ _NAMED: Final = 20
 
 def _lost(again: dict[str, list[str]]) -> str:
     """What a failed re-revoke found lost (`Authority.to_revoke_again`), for the refusal's
-    text: empty when none is recorded (a restore found: the node cannot know)."""
+    text, named as part of what to revoke again: a restored copy taken while held lacks it
+    and what was revoked after it (review 67l, revoke 1; review 67q, again 1); empty when
+    none is recorded."""
     parts = [
         f"{kind} {', '.join(items[:_NAMED])}"
         + (f" and {len(items) - _NAMED} more (--json)" if len(items) > _NAMED else "")
         for kind, items in again.items()
         if items
     ]
-    return f"; what its feed lost: {'; '.join(parts)}" if parts else ""
+    return (
+        f", and what its feed lost before (a failed re-revoke's): {'; '.join(parts)}"
+        if parts
+        else ""
+    )
 
 
 @authority_group.command("release-restored")

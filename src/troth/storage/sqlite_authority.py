@@ -121,15 +121,15 @@ class SqliteAuthorityStore:
     def _fail_closed(self, now: int) -> int:
         """In the restore's transaction: every ticket used up (how many: the restore's
         `voided`), and the authority held (review 65o, feed 2: the copy's feed lacks the
-        revocations made after it; `restore_held`), the copy's list of what a failed re-revoke
-        lost dropped: what the copy lacks cannot be known, and a copy taken while held named
-        its stale list as all of it (review 67l, revoke 1)."""
+        revocations made after it; `restore_held`). A copy taken while a failed re-revoke held
+        the authority keeps that hold's list (`revoke_again`): what its feed lost before the
+        copy, part of what it lacks (review 67q, again 1: dropped, the refusal told the
+        operator to revoke again only what was revoked after the copy, and the list's
+        members, revoked before it, were admitted again)."""
         voided = int(
             self._db.execute("UPDATE tickets SET uses_left = 0 WHERE uses_left > 0").rowcount
         )
         self._place_hold(now)
-        if self._db.fetch_one(_AGAIN_TABLE) is not None:
-            self._db.execute("DELETE FROM authority_revoke_again")
         return voided
 
     def _place_hold(self, now: int) -> None:
@@ -158,8 +158,9 @@ class SqliteAuthorityStore:
 
     def revoke_again(self) -> list[tuple[str, bytes]]:
         """What a failed re-revoke found the store's line lost (`hold`), (kind, target) in
-        order; empty: none recorded (none held, or held by a restore found, whose loss the
-        node cannot know)."""
+        order; empty: none recorded (none held, or held by a restore found of a copy taken
+        while not held, whose loss the node cannot know; a copy taken while held keeps its
+        list, part of what it lacks: review 67q, again 1)."""
         if self._db.fetch_one(_AGAIN_TABLE) is None:
             return []
         rows = self._db.fetch_all(
