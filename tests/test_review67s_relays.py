@@ -1,0 +1,58 @@
+"""Review 67s, relays: findings against review 67m's relay fixes (each test failed before its
+fix).
+
+Relays 1 (low: an honest owner cut). Review 67m, relays 3 decided a name held for a closed
+channel as that channel last showed its owner (`Relay.shown`), even once the owner showed
+itself again over a new channel: an owner that closed its channel near its credential's
+expiry and opened a new one with its renewed credential, over the same connection, was
+refused by the round that ran before it created its name again, as the expired credential
+showed it, and its connection was cut off (every sender's reply path to it there). A name
+held for a closed channel is now decided as its owner shows itself on its latest open channel
+(the same identifier), and as the closed channel showed it only when it has none; a refused
+owner's new channel shows its refusal as well (tests/test_review67s_refuted.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
+
+from tests.test_review55a_refuted import Stranger, with_stranger
+from tests.test_review66n_refuted import _reached
+from tests.test_review66n_relays import _close
+from troth.channel.verification import VerifiedPeer
+from troth.node.access import AccessRequest, Decision, PeerCaller
+
+
+def test_an_owner_back_with_a_renewed_credential_is_not_cut(tmp_path: Path) -> None:
+    """Relays 1: b's name forwards over an old channel, which shows b's credential that has
+    since expired; that channel closes while b's other channel over the same connection shows
+    b as it is now (renewed); the round decides b's held name: allowed, the stranger still
+    reaches b. Before, the round decided by the expired credential and cut b's connection."""
+
+    async def test(net: Stranger) -> None:
+        net.send("/relay/b/service/channels")
+        to_b = (await net.receive()).return_route[0]
+        relays = net.relay.relays
+        b = relays["b"]
+        expired = PeerCaller(
+            cast(VerifiedPeer, SimpleNamespace(identifier=b.owner, credentials=())), "old"
+        )
+        relays["b"] = replace(b, channel="old", shown=expired)
+        _close(net, "old")
+        decided: list[PeerCaller] = []
+
+        def decide(request: AccessRequest) -> Decision:
+            assert isinstance(request.caller, PeerCaller)
+            decided.append(request.caller)
+            return Decision(request.caller is not expired, ("credential expired",))
+
+        net.relay.decide = decide
+        await net.relay.maintain(net.relay.clock())
+        assert decided and decided[-1].identifier == b.owner
+        assert net.relay.status()["b"]["state"].startswith("held")
+        await _reached(net, to_b)
+
+    with_stranger(tmp_path, test)
