@@ -51,7 +51,8 @@ def test_an_owner_back_with_a_renewed_credential_is_not_cut(tmp_path: Path) -> N
 
         net.relay.decide = decide
         await net.relay.maintain(net.relay.clock())
-        assert decided and decided[-1].identifier == b.owner
+        assert decided
+        assert decided[-1].identifier == b.owner
         assert net.relay.status()["b"]["state"].startswith("held")
         await _reached(net, to_b)
 
