@@ -19,7 +19,6 @@ test that fails if the defence it names breaks.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import cast
@@ -29,34 +28,11 @@ from tests.test_review66f_relays import _not_reached
 from tests.test_review66n_refuted import _reached
 from tests.test_review66n_relays import _close
 from tests.test_review67m_relays import _create_as
+from tests.test_review67s_relays import _closed_old_channel, _refuse_x_then_free_it
 from troth.channel.verification import VerifiedPeer
 from troth.identity import Identifier
 from troth.node.access import AccessRequest, Decision, PeerCaller
 from troth.node.services.plugin import RequestContext
-
-
-async def _refuse_x_then_free_it(net: Stranger) -> int:
-    """`x` (b's second name) refused while `d` (b's node's other identity) is up over b's
-    connection, then freed after the grace period: the time it was freed."""
-    relays = net.relay.relays
-    b = relays["b"]
-    relays["d"] = replace(b, channel="d-channel")  # (not found: not decided again, up)
-    relays["x"] = replace(b)
-    stale = True
-
-    def decide(request: AccessRequest) -> Decision:
-        return Decision(not stale or request.arguments != "x", ("revoked",))
-
-    net.relay.decide = decide
-    now = net.relay.clock()
-    await net.relay.maintain(now)
-    assert relays["x"].refused
-    now += net.relay.grace
-    await net.relay.maintain(now)
-    assert "x" not in relays
-    stale = False
-    net.relay.clock = lambda: now + 1
-    return now + 1
 
 
 def test_another_identity_creating_the_refused_name_does_not_clear_the_mark(
@@ -87,13 +63,7 @@ def test_a_refused_owner_is_decided_by_its_open_channel_not_its_closed_one(
     async def test(net: Stranger) -> None:
         net.send("/relay/b/service/channels")
         to_b = (await net.receive()).return_route[0]
-        relays = net.relay.relays
-        b = relays["b"]
-        before = PeerCaller(
-            cast(VerifiedPeer, SimpleNamespace(identifier=b.owner, credentials=())), "old"
-        )
-        relays["b"] = replace(b, channel="old", shown=before)
-        _close(net, "old")
+        before = _closed_old_channel(net)
 
         def decide(request: AccessRequest) -> Decision:
             return Decision(request.caller is before, ("revoked",))

@@ -26,6 +26,42 @@ from troth.channel.verification import VerifiedPeer
 from troth.node.access import AccessRequest, Decision, PeerCaller
 
 
+def _closed_old_channel(net: Stranger) -> PeerCaller:
+    """b's name forwarding over an old channel, now closed (b's channel the test has stays
+    open): b as that old channel showed it."""
+    b = net.relay.relays["b"]
+    old = PeerCaller(cast(VerifiedPeer, SimpleNamespace(identifier=b.owner, credentials=())), "old")
+    net.relay.relays["b"] = replace(b, channel="old", shown=old)
+    _close(net, "old")
+    return old
+
+
+async def _refuse_x_then_free_it(net: Stranger) -> int:
+    """`x` (b's second name) refused (a stale feed) while `d` (b's node's other identity) is
+    up over b's connection, then freed after the grace period, and the feed back: the time
+    after (the relay's clock)."""
+    relays = net.relay.relays
+    b = relays["b"]
+    relays["d"] = replace(b, channel="d-channel")  # (not found: not decided again, up)
+    relays["x"] = replace(b)
+    stale = True
+
+    def decide(request: AccessRequest) -> Decision:
+        return Decision(not stale or request.arguments != "x", ("revoked",))
+
+    net.relay.decide = decide
+    now = net.relay.clock()
+    await net.relay.maintain(now)
+    assert relays["x"].refused
+    now += net.relay.grace
+    await net.relay.maintain(now)
+    await net.relay.maintain(now + 1)
+    assert "x" not in relays
+    stale = False
+    net.relay.clock = lambda: now + 2
+    return now + 2
+
+
 def test_an_owner_back_with_a_renewed_credential_is_not_cut(tmp_path: Path) -> None:
     """Relays 1: b's name forwards over an old channel, which shows b's credential that has
     since expired; that channel closes while b's other channel over the same connection shows
@@ -35,13 +71,8 @@ def test_an_owner_back_with_a_renewed_credential_is_not_cut(tmp_path: Path) -> N
     async def test(net: Stranger) -> None:
         net.send("/relay/b/service/channels")
         to_b = (await net.receive()).return_route[0]
-        relays = net.relay.relays
-        b = relays["b"]
-        expired = PeerCaller(
-            cast(VerifiedPeer, SimpleNamespace(identifier=b.owner, credentials=())), "old"
-        )
-        relays["b"] = replace(b, channel="old", shown=expired)
-        _close(net, "old")
+        b = net.relay.relays["b"]
+        expired = _closed_old_channel(net)
         decided: list[PeerCaller] = []
 
         def decide(request: AccessRequest) -> Decision:
