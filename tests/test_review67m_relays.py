@@ -46,6 +46,7 @@ from tests.test_review55a_refuted import Stranger, with_stranger
 from tests.test_review66f_relays import _not_reached
 from tests.test_review66n_refuted import _reached
 from tests.test_review66n_relays import _close
+from tests.test_review67s_relays import _refuse_x_then_free_it
 from troth.channel.verification import VerifiedPeer
 from troth.identity import Identifier
 from troth.node.access import AccessRequest, Decision, PeerCaller
@@ -117,25 +118,9 @@ def test_an_owner_allowed_again_after_its_grace_period_is_not_cut_later(tmp_path
         to_b = (await net.receive()).return_route[0]
         relays = net.relay.relays
         b = relays["b"]
-        relays["d"] = replace(b, channel="d-channel")  # (not found: not decided again, up)
-        relays["x"] = replace(b)
-        stale = True
-
-        def decide(request: AccessRequest) -> Decision:
-            return Decision(not stale or request.arguments != "x", ("revoked",))
-
-        net.relay.decide = decide
-        now = net.relay.clock()
-        await net.relay.maintain(now)
-        assert relays["x"].refused
-        now += net.relay.grace
-        await net.relay.maintain(now)
-        await net.relay.maintain(now + 1)
-        assert "x" not in relays
-        stale = False
-        net.relay.clock = lambda: now + 2
+        now = await _refuse_x_then_free_it(net)
         await _create_as(net, b.owner, "x", b.channel)
-        await net.relay.maintain(now + 3)
+        await net.relay.maintain(now + 1)
         _close(net, "d-channel")
         _close(net, b.channel)
         assert relays["b"].lost_at is not None

@@ -133,6 +133,7 @@ class Relay:
     # unless another member's name forwards straight over it (`_own_connection`; review 66q)
     shown: PeerCaller | None = None  # the owner as its channel last showed it: a name held
     # for a channel closed is decided again by it (`RelayService._recheck`; review 67m, relays 3)
+    # while its owner has no channel open (review 67s, relays 1)
 
 
 class RelayBook(IdentifierBook):
@@ -481,19 +482,24 @@ class RelayService:
         enroll). One refused forwards nothing and is held for its owner for the grace period,
         as when its channel closes; allowed again within it (a stale feed that came back), it
         forwards again; the owner may also create it again once it may. One held for a channel
-        closed is decided as that channel last showed it (`Relay.shown`), and one refused is
-        cut off as well, once (review 67m, relays 3: an owner closing its channel before its
-        revocation reached the node, its connection kept open, was never cut)."""
+        closed is decided as its owner's latest open channel shows it, else as that channel
+        last showed it (`Relay.shown`; review 67s, relays 1), and one refused is cut off as
+        well, once (review 67m, relays 3: an owner closing its channel before its revocation
+        reached the node, its connection kept open, was never cut)."""
         decide = self.decide
         if decide is None:
             return
         refused: dict[Address, set[str]] = {}  # the connections of the relays refused now
         straight: dict[Address, list[Relay]] | None = None  # the names straight over each
         # connection, gathered at the first refusal (`_own_connection`)
+        latest: dict[Identifier, PeerCaller] | None = None  # each identity's latest open
+        # channel's caller, gathered at the first name held for a closed channel
         for name, relay in self.relays.items():
             closed = relay.lost_at is not None and not relay.refused  # held for its owner
             if closed:
-                caller = relay.shown
+                if latest is None:
+                    latest = self._latest_callers()
+                caller = latest.get(relay.owner, relay.shown)  # as it shows itself now
             else:
                 end = self.channels.find(relay.channel)
                 caller = end.caller if end is not None else None
@@ -517,6 +523,18 @@ class RelayService:
                 for connection in (*own, *relay.earlier):  # and those it forwarded over
                     refused.setdefault(connection, set()).add(name)  # before (65s, relays 2)
         self._cut_off(refused)
+
+    def _latest_callers(self) -> dict[Identifier, PeerCaller]:
+        """Each identity with a channel open, as its latest one shows it: a name held for a
+        closed channel is decided by it, by `Relay.shown` only when its owner has none (review
+        67s, relays 1: an owner back with a renewed credential was cut as its closed channel
+        had shown its expired one)."""
+        latest: dict[Identifier, PeerCaller] = {}
+        for end in self.channels.ends.values():  # (in the order they were opened)
+            caller = end.caller
+            if caller is not None and end.peer_route:
+                latest[caller.identifier] = caller
+        return latest
 
     def _cut_off(self, connections: Mapping[Address, Iterable[_Want]]) -> None:
         """Relays refused forward nothing, past their names too: every connection of the node
