@@ -141,7 +141,9 @@ def hold_sessions(sessions: dict[Any, SharedSession]) -> None:
     Review 67j, pkcs11 2: python-pkcs11 reads key attributes through a
     `functools.cached_property`, whose lock (Python 3.11: one per attribute of a class) a
     thread signing held at the fork, and the child's own vault hung at its first signature.
-    No operation holds two of them, so this waits only for those in flight."""
+    No operation holds two of them, so this waits only for those in flight, and none runs
+    the application's code while it holds one (the vault logs after: review 67r, pkcs11 1, a
+    logging handler that forked waited here for ever for its own thread's lock)."""
     for shared in [shared for shared in list(sessions.values()) if shared.pid == os.getpid()]:
         shared.lock.acquire()
         _HELD.append(shared)
