@@ -10,6 +10,14 @@ returned, and every later operation on the token waited too. Review 67j's "troth
 while holding one" held for troth's own code only: a logging handler is the application's.
 Fixed: the vault logs after it releases the lock, so no code of the application runs while a
 session's lock is held.
+
+pkcs11 2 (low): a fork did not wait for a first open's C_OpenSession/C_Login nor a last
+close's C_CloseSession in flight on another thread, which review 67j's before-fork handler
+did not cover (they run under the session table's lock, with the session not yet or no more
+in the table), so the process forked while the module was inside them: the undefined case
+PKCS#11 v2.20 section 6.6.1 warns of (the child then calls C_Finalize and C_Initialize on a
+module whose state, its mutexes included, was copied mid-call). Fixed: the handler takes the
+table's lock first (no operation takes it while holding a session's), then the sessions'.
 """
 
 from __future__ import annotations
@@ -17,12 +25,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import pytest
 
 import troth
+import troth.vault.pkcs11 as pkcs11_module
 from tests.conftest import SoftHsm
 from tests.support.hsm import vault_fixture
 from tests.test_review64k_pkcs11 import _pair
@@ -103,3 +113,68 @@ def _destroy(vault: Pkcs11Vault, key_id: str) -> None:
     with vault._lock:
         for found in list(vault._session.get_objects({Attribute.ID: bytes.fromhex(key_id)})):
             found.destroy()
+
+
+def _forked_after(inside: threading.Event, finished: list[str]) -> list[str]:
+    """Fork once `inside` is set; what the thread had finished when the fork returned."""
+    inside.wait(10)
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    seen = list(finished)
+    os.waitpid(pid, 0)
+    return seen
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_pkcs11_2_a_fork_waits_for_a_login_in_flight(
+    softhsm: SoftHsm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pkcs11 2: a thread is inside the first open's C_OpenSession/C_Login when another
+    forks: the fork returns after the login did, not while the module is inside it."""
+    inside, finished = threading.Event(), []
+    opened = pkcs11_module._open_session
+
+    def slow_login(*args: Any, **kwargs: Any) -> Any:  # a token taking its time to answer
+        inside.set()
+        threading.Event().wait(0.3)
+        session = opened(*args, **kwargs)
+        finished.append("login")
+        return session
+
+    monkeypatch.setattr(pkcs11_module, "_open_session", slow_login)
+    vaults: list[Pkcs11Vault] = []
+    thread = threading.Thread(
+        target=lambda: vaults.append(Pkcs11Vault(softhsm.module, softhsm.token_label, softhsm.pin))
+    )
+    thread.start()
+    seen = _forked_after(inside, finished)
+    thread.join()
+    vaults[0].close()
+    assert seen == ["login"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_pkcs11_2_a_fork_waits_for_a_close_in_flight(softhsm: SoftHsm) -> None:
+    """pkcs11 2: a thread is inside the last close's C_CloseSession when another forks: the
+    fork returns after the close did."""
+    vault = Pkcs11Vault(softhsm.module, softhsm.token_label, softhsm.pin)
+    inside, finished = threading.Event(), []
+    shared = vault._shared
+
+    class SlowClose:  # the session, its close taking its time in the token
+        def __init__(self, session: Any) -> None:
+            self.session = session
+
+        def close(self) -> None:
+            inside.set()
+            threading.Event().wait(0.3)
+            self.session.close()
+            finished.append("close")
+
+    shared.session = SlowClose(shared.session)
+    thread = threading.Thread(target=vault.close)
+    thread.start()
+    seen = _forked_after(inside, finished)
+    thread.join()
+    assert seen == ["close"]

@@ -128,7 +128,9 @@ def _unlock_in_child() -> None:
 
 
 if hasattr(os, "register_at_fork"):  # no operation in flight at a fork (review 67j, pkcs11 2)
-    os.register_at_fork(before=lambda: hold_sessions(_SESSIONS), after_in_parent=release_held)
+    os.register_at_fork(
+        before=lambda: hold_sessions(_SESSIONS, _SESSIONS_LOCK), after_in_parent=release_held
+    )
     os.register_at_fork(after_in_child=_unlock_in_child)
 
 
