@@ -166,7 +166,7 @@ def test_pkcs11_4_a_child_forked_while_a_thread_opens_a_vault_opens_its_own(
     def opening() -> None:  # a vault opened by another thread, caught at the fork
         with module._SESSIONS_LOCK:
             held.set()
-            release.wait(10)
+            release.wait(0.2)  # the fork waits for it (review 67r, pkcs11 2)
 
     thread = threading.Thread(target=opening)
     thread.start()

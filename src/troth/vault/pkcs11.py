@@ -75,6 +75,8 @@ from troth.vault.pkcs11_session import (
 __all__ = ["Pkcs11Vault"]
 
 _log = logging.getLogger("troth.vault.pkcs11")
+"""Logged to with no session lock held: a handler is the application's code, and one that
+forked waited for ever in `hold_sessions` for the lock its own thread held (review 67r)."""
 _module = module_spelling  # (module attributes: a test replaces `_open_session`)
 _open_session = open_session
 _WARNED_MODIFIABLE: set[str] = set()
@@ -126,7 +128,9 @@ def _unlock_in_child() -> None:
 
 
 if hasattr(os, "register_at_fork"):  # no operation in flight at a fork (review 67j, pkcs11 2)
-    os.register_at_fork(before=lambda: hold_sessions(_SESSIONS), after_in_parent=release_held)
+    os.register_at_fork(
+        before=lambda: hold_sessions(_SESSIONS, _SESSIONS_LOCK), after_in_parent=release_held
+    )
     os.register_at_fork(after_in_child=_unlock_in_child)
 
 
@@ -660,23 +664,22 @@ class Pkcs11Vault:
         say is left alone."""
         if key.key_id in _WARNED_MODIFIABLE:
             return
-        attr = self._p11.Attribute
+        attr, warning = self._p11.Attribute, ""
         with self._lock, contextlib.suppress(self._errors.PKCS11Error):
             if secret[attr.MODIFIABLE]:
-                _WARNED_MODIFIABLE.add(key.key_id)
-                _log.warning(
+                warning = (
                     "seal key %s is modifiable (made before troth review 53f): a session with "
-                    "the token's PIN can change what it may do; see docs/vault.md, on sealing",
-                    key,
+                    "the token's PIN can change what it may do; see docs/vault.md, on sealing"
                 )
             elif secret[attr.COPYABLE]:
-                _WARNED_MODIFIABLE.add(key.key_id)
-                _log.warning(
+                warning = (
                     "seal key %s is copyable (made before troth review 64f): a session with "
                     "the token's PIN can twin it, and the vault then uses neither; see "
-                    "docs/vault.md, on sealing",
-                    key,
+                    "docs/vault.md, on sealing"
                 )
+        if warning:  # no lock held (`_log`)
+            _WARNED_MODIFIABLE.add(key.key_id)
+            _log.warning(warning, key)
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -767,15 +770,17 @@ class Pkcs11Vault:
         with self._lock, contextlib.suppress(self._errors.PKCS11Error):
             if private[attr.DERIVE]:
                 private[attr.DERIVE] = False
+        copyable = False
         with self._lock, contextlib.suppress(self._errors.PKCS11Error):
-            if handle.key_id not in _WARNED_COPYABLE and private[attr.COPYABLE]:
-                _WARNED_COPYABLE.add(handle.key_id)
-                _log.warning(
-                    "key %s is copyable (made before troth review 64f): a session with the "
-                    "token's PIN can twin it, and the vault then uses neither; replace it with "
-                    "`troth identity rotate --compromised` (docs/vault.md)",
-                    handle,
-                )
+            copyable = handle.key_id not in _WARNED_COPYABLE and private[attr.COPYABLE]
+        if copyable:  # no lock held (`_log`)
+            _WARNED_COPYABLE.add(handle.key_id)
+            _log.warning(
+                "key %s is copyable (made before troth review 64f): a session with the "
+                "token's PIN can twin it, and the vault then uses neither; replace it with "
+                "`troth identity rotate --compromised` (docs/vault.md)",
+                handle,
+            )
 
     def _mapped(self, what: str) -> MapErrors:
         return MapErrors(what, self._errors.PKCS11Error, self._shared, self._session)

@@ -131,26 +131,34 @@ def forget_forked(sessions: dict[Any, SharedSession]) -> None:
         del sessions[key]
 
 
-_HELD: list[SharedSession] = []
-"""The sessions whose locks `hold_sessions` took for a fork, released after it."""
+_HELD: list[threading.Lock] = []
+"""The locks `hold_sessions` took for a fork, released after it."""
 
 
-def hold_sessions(sessions: dict[Any, SharedSession]) -> None:
-    """Before a fork: take the lock of each of this process's sessions, so no operation on
-    one (every troth call into python-pkcs11 holds it) is in flight while the process forks.
+def hold_sessions(sessions: dict[Any, SharedSession], table_lock: threading.Lock) -> None:
+    """Before a fork: take `table_lock` (the session table's: a first open's login and a last
+    close's C_CloseSession run under it, with no session of the table's lock held yet or any
+    more; review 67r, pkcs11 2, a fork went on while the module was inside them), then the
+    lock of each of this process's sessions, so no operation on one (every troth call into
+    python-pkcs11 holds it) is in flight while the process forks.
     Review 67j, pkcs11 2: python-pkcs11 reads key attributes through a
     `functools.cached_property`, whose lock (Python 3.11: one per attribute of a class) a
     thread signing held at the fork, and the child's own vault hung at its first signature.
-    No operation holds two of them, so this waits only for those in flight."""
+    No operation holds two of them, or one and then the table's, so this waits only for those
+    in flight, and none runs the application's code while it holds one (the vault logs after:
+    review 67r, pkcs11 1, a logging handler that forked waited here for ever for its own
+    thread's lock)."""
+    table_lock.acquire()
+    _HELD.append(table_lock)
     for shared in [shared for shared in list(sessions.values()) if shared.pid == os.getpid()]:
         shared.lock.acquire()
-        _HELD.append(shared)
+        _HELD.append(shared.lock)
 
 
 def release_held() -> None:
     """After a fork, in the parent and the child: release what `hold_sessions` took."""
     while _HELD:
-        _HELD.pop().lock.release()
+        _HELD.pop().release()
 
 
 class SharedSession:
