@@ -57,6 +57,14 @@ class AgentStdio:
         self.waits = True  # stdin is waited on until readable (not a file, which always is)
         self.reading: anyio.CancelScope | None = None
         self.answered = anyio.Event()  # set when `pending` empties while stopping
+        self.gone = False  # the agent's reading end of stdout closed: no answer reaches it
+
+    def went(self) -> None:
+        """The agent closed its reading end of stdout (its terminal closed, it died): it went
+        away, as at the end of its stdin, and no answer can reach it, so none is waited for
+        (review 67t, mcp 2: the write's EPIPE ended the gate as an internal error, exit 70)."""
+        self.gone = True
+        self.stop(drain=False)
 
     def stop(self, *, drain: bool = True) -> None:
         """Read no more of stdin; end the server's read stream once the requests read are
@@ -159,9 +167,15 @@ async def agent_stdio() -> AsyncIterator[
             async def writer() -> None:
                 async with write_reader:
                     async for message in write_reader:
+                        if state.gone:  # (what the server still answers reaches no one)
+                            continue
                         json = message.message.model_dump_json(by_alias=True, exclude_unset=True)
-                        await out.write((json + "\n").encode())
-                        await out.flush()
+                        try:
+                            await out.write((json + "\n").encode())
+                            await out.flush()
+                        except (BrokenPipeError, ConnectionResetError):
+                            state.went()
+                            continue
                         state.written(message)
 
             async with anyio.create_task_group() as group:
