@@ -16,6 +16,11 @@ the drain's) failed with EPIPE, which ended `troth mcp gate` and `troth mcp conn
 The records were written and the upstream ended. Now a write the agent can no longer read
 (EPIPE, ECONNRESET) is its going away: no more of stdin read, no answer waited for.
 
+mcp 4: a program that sets its own SIGTERM (or SIGHUP) handler while the gate serves (a
+component started meanwhile) lost it when the gate ended: the handler the signal had before
+the block was put back over it, for good (SIGTERM then killed the program at once). Now the
+one before is put back only where the block's handler still is.
+
 mcp 3 (strict xfail, left): a program that runs the gate through the Python API and adds then
 removes a signal handler of its asyncio loop while the gate serves (`anyio.open_signal_receiver`
 for a while) leaves the process with no wakeup fd: asyncio sets -1 as its last handler goes.
@@ -204,3 +209,22 @@ def test_a_host_loops_handler_come_and_gone_leaves_the_idle_gate_wakeable() -> N
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     assert got[0] == "act", got
+
+
+def test_a_handler_the_program_sets_within_the_block_is_kept() -> None:
+    def host(signum: int, frame: object) -> None:
+        pass
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+
+        async def main() -> None:
+            async with on_sigterm(lambda: None):
+                signal.signal(signal.SIGTERM, host)  # the program's, set while the gate serves
+                await asyncio.sleep(0)
+
+        asyncio.run(main())
+        assert signal.getsignal(signal.SIGTERM) is host
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

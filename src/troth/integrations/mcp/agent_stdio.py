@@ -202,10 +202,11 @@ async def on_sigterm(act: Callable[[], None]) -> AsyncIterator[None]:
     main thread only (the signal is the process's); elsewhere both keep their handlers. Blocks
     open at once (two gates of one program) share one handler, each `act` called; the handler
     each signal had before the first is restored when the last ends, in whatever order they
-    end (review 66p, mcp 2). One the running asyncio
-    loop holds (`loop.add_signal_handler`, a program running the gate through the Python API)
-    is left in place, so it is called too (review 66p, mcp 1: anyio's receiver replaced it in
-    the loop and removed it, and that program's SIGTERM did nothing for good after the block).
+    end (review 66p, mcp 2), unless the program set one since (kept: review 67t, mcp 4). One
+    the running asyncio loop holds (`loop.add_signal_handler`, a program running the gate
+    through the Python API) is left in place, so it is called too (review 66p, mcp 1: anyio's
+    receiver replaced it in the loop and removed it, and that program's SIGTERM did nothing for
+    good after the block).
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -328,11 +329,14 @@ def _sigterm_calls(loop: asyncio.AbstractEventLoop, delivery: Callable[[], None]
 
 
 def _end_block(key: int) -> None:
-    """The block `key` ended (or abandoned): after the last, each signal has its handler back,
-    and the wakeup fd what it was (the loop's own if it set one since)."""
+    """The block `key` ended (or abandoned): after the last, each signal has its handler back
+    (the program's if it set one since), and the wakeup fd what it was (the loop's own if it
+    set one since)."""
     if _sigterm_blocks.pop(key, None) is None or _sigterm_blocks:
         return
     for signum, before in _sigterm_before.items():
+        if signal.getsignal(signum) is not _on_sigterm:  # the program's own, set since: kept
+            continue  # (review 67t, mcp 4: the one before put back over it, for good)
         # (None: not set from Python; its default, as the loop's removal left it before)
         signal.signal(signum, signal.SIG_DFL if before is None else before)
     _sigterm_before.clear()
