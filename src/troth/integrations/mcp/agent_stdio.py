@@ -57,6 +57,14 @@ class AgentStdio:
         self.waits = True  # stdin is waited on until readable (not a file, which always is)
         self.reading: anyio.CancelScope | None = None
         self.answered = anyio.Event()  # set when `pending` empties while stopping
+        self.gone = False  # the agent's reading end of stdout closed: no answer reaches it
+
+    def went(self) -> None:
+        """The agent closed its reading end of stdout (its terminal closed, it died): it went
+        away, as at the end of its stdin, and no answer can reach it, so none is waited for
+        (review 67t, mcp 2: the write's EPIPE ended the gate as an internal error, exit 70)."""
+        self.gone = True
+        self.stop(drain=False)
 
     def stop(self, *, drain: bool = True) -> None:
         """Read no more of stdin; end the server's read stream once the requests read are
@@ -159,9 +167,15 @@ async def agent_stdio() -> AsyncIterator[
             async def writer() -> None:
                 async with write_reader:
                     async for message in write_reader:
+                        if state.gone:  # (what the server still answers reaches no one)
+                            continue
                         json = message.message.model_dump_json(by_alias=True, exclude_unset=True)
-                        await out.write((json + "\n").encode())
-                        await out.flush()
+                        try:
+                            await out.write((json + "\n").encode())
+                            await out.flush()
+                        except (BrokenPipeError, ConnectionResetError):
+                            state.went()
+                            continue
                         state.written(message)
 
             async with anyio.create_task_group() as group:
@@ -188,10 +202,11 @@ async def on_sigterm(act: Callable[[], None]) -> AsyncIterator[None]:
     main thread only (the signal is the process's); elsewhere both keep their handlers. Blocks
     open at once (two gates of one program) share one handler, each `act` called; the handler
     each signal had before the first is restored when the last ends, in whatever order they
-    end (review 66p, mcp 2). One the running asyncio
-    loop holds (`loop.add_signal_handler`, a program running the gate through the Python API)
-    is left in place, so it is called too (review 66p, mcp 1: anyio's receiver replaced it in
-    the loop and removed it, and that program's SIGTERM did nothing for good after the block).
+    end (review 66p, mcp 2), unless the program set one since (kept: review 67t, mcp 4). One
+    the running asyncio loop holds (`loop.add_signal_handler`, a program running the gate
+    through the Python API) is left in place, so it is called too (review 66p, mcp 1: anyio's
+    receiver replaced it in the loop and removed it, and that program's SIGTERM did nothing for
+    good after the block).
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -223,6 +238,8 @@ _sigterm_blocks: dict[int, _Block] = {}  # the open `on_sigterm` blocks
 _sigterm_before: dict[int, Any] = {}  # each signal's handler before the first of them, if taken
 # the wakeup pipe the first set, if it set one (review 66y, mcp 1): its loop, read end, write end
 _sigterm_wakeup: list[tuple[asyncio.AbstractEventLoop, int, int]] = []
+# the blocks' wakeup pipe: (pid, read end, write end), one for the process, never closed
+_sigterm_pipe: list[tuple[int, int, int]] = []
 
 _ENDS: Final = tuple(
     getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
@@ -253,31 +270,40 @@ def _drain(fd: int) -> None:
             pass
 
 
+def _own_pipe() -> tuple[int, int]:
+    """The blocks' wakeup pipe (read end, write end), made once per process (a forked child
+    makes its own: the one it inherited is its parent's too) and never closed: a program
+    that set a wakeup fd of its own within a block and puts back the one it found once the
+    block is over (as trio does) puts back this pipe, not a closed number the program's next
+    file or socket took (review 67t, mcp 1)."""
+    if not _sigterm_pipe or _sigterm_pipe[0][0] != os.getpid():
+        read, write = os.pipe()  # (not inherited by the upstream: PEP 446)
+        os.set_blocking(read, False)
+        os.set_blocking(write, False)  # a storm of signals drops bytes, never blocks
+        _sigterm_pipe[:] = [(os.getpid(), read, write)]
+    return _sigterm_pipe[0][1], _sigterm_pipe[0][2]
+
+
 def _wakeup_pipe(loop: asyncio.AbstractEventLoop) -> None:
-    """Makes a pipe of the blocks' own, which `loop` reads, the signal wakeup fd if none is
-    set: a Python handler runs in the main thread, and a signal another thread took wakes the
-    main thread asleep in the loop's selector only through the wakeup fd (review 66y, mcp 1:
-    an idle gate slept on through SIGTERM). Not the loop's self-pipe: a block abandoned (its
-    loop closed, its task never ended) left the wakeup fd on that pipe's closed descriptor
-    number, which the program's next file took, and every signal wrote a byte into that file
-    (review 67n, mcp 2)."""
-    read, write = os.pipe()
-    os.set_blocking(read, False)
-    os.set_blocking(write, False)
+    """Makes the blocks' own pipe, which `loop` reads, the signal wakeup fd if none is set (or
+    it is that pipe already, put back by a program): a Python handler runs in the main thread,
+    and a signal another thread took wakes the main thread asleep in the loop's selector only
+    through the wakeup fd (review 66y, mcp 1: an idle gate slept on through SIGTERM). Not the
+    loop's self-pipe: a block abandoned (its loop closed, its task never ended) left the wakeup
+    fd on that pipe's closed descriptor number, which the program's next file took, and every
+    signal wrote a byte into that file (review 67n, mcp 2)."""
+    read, write = _own_pipe()
+    _drain(read)  # (what signals wrote while no loop read it)
     try:
         loop.add_reader(read, _drain, read)
     except NotImplementedError:  # (a loop that watches no pipe)
-        os.close(read)
-        os.close(write)
         return
     there = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
-    if there == -1:
+    if there in (-1, write):
         _sigterm_wakeup[:] = [(loop, read, write)]
         return
     signal.set_wakeup_fd(there)  # one set already wakes its own loop: left as it was
     loop.remove_reader(read)
-    os.close(read)
-    os.close(write)
 
 
 @contextlib.contextmanager
@@ -303,20 +329,21 @@ def _sigterm_calls(loop: asyncio.AbstractEventLoop, delivery: Callable[[], None]
 
 
 def _end_block(key: int) -> None:
-    """The block `key` ended (or abandoned): after the last, each signal has its handler back,
-    and the wakeup fd what it was (the loop's own if it set one since)."""
+    """The block `key` ended (or abandoned): after the last, each signal has its handler back
+    (the program's if it set one since), and the wakeup fd what it was (the loop's own if it
+    set one since)."""
     if _sigterm_blocks.pop(key, None) is None or _sigterm_blocks:
         return
     for signum, before in _sigterm_before.items():
+        if signal.getsignal(signum) is not _on_sigterm:  # the program's own, set since: kept
+            continue  # (review 67t, mcp 4: the one before put back over it, for good)
         # (None: not set from Python; its default, as the loop's removal left it before)
         signal.signal(signum, signal.SIG_DFL if before is None else before)
     _sigterm_before.clear()
     if _sigterm_wakeup:
-        loop, read, write = _sigterm_wakeup.pop()
+        loop, read, write = _sigterm_wakeup.pop()  # (the pipe left open: `_own_pipe`)
         there = signal.set_wakeup_fd(-1)
         if there != write:  # set since by another (the loop's add_signal_handler)
             signal.set_wakeup_fd(there)
         if not loop.is_closed():
             loop.remove_reader(read)
-        os.close(read)
-        os.close(write)
