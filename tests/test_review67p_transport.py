@@ -39,6 +39,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.test_review62f_refuted import _Socket
+from tests.test_review67c_transport import _stop
 from troth.routing import Router
 from troth.transport import Listener, TcpSettings, TcpTransport
 from troth.transport import eviction as eviction_module
@@ -110,12 +111,6 @@ def test_one_ipv4_network_through_a_tunnel_evicts_one_client_mid_handshake(tunne
                 connection._consumer.cancel()
 
     asyncio.run(test())
-
-
-def _stop(transport: TcpTransport) -> None:
-    for connection in transport.connections():
-        if connection._consumer is not None:
-            connection._consumer.cancel()
 
 
 def test_a_spent_networks_newcomers_are_refused_without_a_scan_each(
