@@ -85,7 +85,9 @@ def test_one_address_does_not_evict_every_client_mid_handshake(
             clients.append(_accept(transport, f"198.51.{n}.7"))
         assert killed == 1
         assert transport.counters.refused_over_limit == 45  # (its first 5 churn its own)
-        assert scans == 5 + 10 + 9  # its first 5, each client, its first after each (not 50)
+        assert scans <= 5 + 10 + 9  # its first 5, each client, its first after each (not 50;
+        # fewer since a connection coming or going no longer forgets the refusal: review 67p,
+        # transport 2)
         _stop(transport)
 
     asyncio.run(test())

@@ -112,8 +112,11 @@ def source_host(host: str) -> str:
     translator the operator runs, a /96 of it: review 62f, sources 1) unless its last 32 bits
     are no IPv4 source (in 0.0.0.0/8, or x.0.0.0): the zero suffix of a /48, /56 or /64 prefix
     there (RFC 8215 reserves a /48 for such), which has the IPv4 address elsewhere, the whole
-    address is the client then (review 62p, sources 1: every IPv4 client was `0.0.0.0`);
-    anything else (a host name) as it is."""
+    address is the client then (review 62p, sources 1: every IPv4 client was `0.0.0.0`); a
+    6to4 one (`2002::/16`, RFC 3056) and a Teredo one (`2001::/32`, RFC 4380: the client's
+    address, bit-inverted, in its last 32 bits) as that IPv4 address (review 67p, transport 1:
+    each IPv4 address of a /24 was a 6to4 /48 of its own, and a Teredo client wrote 65,536
+    /48s, the server's address, for its one); anything else (a host name) as it is."""
     text, _, zone = host.partition("%")
     try:
         address = ipaddress.ip_address(text)
@@ -123,6 +126,11 @@ def source_host(host: str) -> str:
         return str(address)
     if address.ipv4_mapped is not None:
         return str(address.ipv4_mapped)
+    tunnelled = address.sixtofour or (address.teredo[1] if address.teredo else None)
+    if tunnelled is not None:  # a 6to4 /48 is one IPv4 address, a Teredo /48 one the client
+        # writes (review 67p, transport 1: one IPv4 /24 was 256 networks, one Teredo client
+        # 65,536, each evicting a client mid-handshake once per shield)
+        return str(tunnelled)
     if address in _NAT64_PREFIX or address in _NAT64_LOCAL_USE:  # RFC 6052's /96: the IPv4
         # address is the last 32 bits
         v4 = int(address) & 0xFFFFFFFF

@@ -39,15 +39,15 @@ class Refusals:
     """A scan's answer that no accepted connection gives way, remembered while it holds, for any
     newcomer (review 60f, listener 1: each newcomer at the cap scanned the whole table, ~0.4 ms at
     1,024, and a refused one is not counted, so one address opening connection after connection made
-    the node scan for each). What the scan saw holds until the table changes (a connection comes or
-    goes, or one first makes progress: `forget`) or the sweep looks at it (when each last made
-    progress: `forget`): the most connections one address and one network hold, and when the idlest
-    connection could give way (idle `evict_idle_after`). A newcomer then finds none to give way
-    while its address and network hold no fewer than two less than those; and, with its network
-    holding no fewer than the scanned newcomer's, its address no fewer than two less than the most
-    one address of such a network holds (`fair`: the addresses the fair share may take from, review
-    62f, listener 2; without it each newcomer that rule refused scanned again: review 62f, listener
-    3)."""
+    the node scan for each). What the scan saw holds until a connection first makes progress
+    (`forget`) or the sweep looks at it (when each last made progress: `forget`), raised as a
+    connection comes (`admitted`; one gone only lowers it: review 67p, transport 2): the most
+    connections one address and one network hold, and when the idlest connection could give way
+    (idle `evict_idle_after`). A newcomer then finds none to give way while its address and network
+    hold no fewer than two less than those; and, with its network holding no fewer than the scanned
+    newcomer's, its address no fewer than two less than the most one address of such a network holds
+    (`fair`: the addresses the fair share may take from, review 62f, listener 2; without it each
+    newcomer that rule refused scanned again: review 62f, listener 3)."""
 
     __slots__ = ("_fair", "_floor", "_most", "_theirs", "_until")
 
@@ -59,6 +59,28 @@ class Refusals:
     def forget(self) -> None:
         """The table changed, or the sweep looked at it: the next newcomer scans it again."""
         self._most = None
+
+    def admitted(self, counts: tuple[int, int], shielded_until: float) -> None:
+        """A connection was accepted, bringing no frame yet, its address and network now
+        holding `counts`, shielded until `shielded_until` (review 67p, transport 2: forgetting
+        at each change, one address refreshing its own connection mid-handshake between the
+        connections of a network spent its shielded eviction had the node scan the table for
+        each of those). What a scan saw still holds, raised to bound the newcomer: the most one
+        address and one network hold; the most a fair share's address holds (its network may
+        reach the scanned newcomer's only now, so any of its addresses: as many as the most);
+        the newcomer's network's refusal floor (it gives way to a newcomer whose network holds
+        no more, as a kept one); its shield. A connection gone only lowers what the scan saw
+        (the newcomers it answers for a scan would refuse too), and one making its first
+        progress or the sweep still forgets it (its idle clock may be earlier)."""
+        most = self._most
+        if most is None:
+            return
+        host, network = counts
+        self._most = most = (max(most[0], host), max(most[1], network))
+        if network >= self._theirs:
+            self._fair = max(self._fair, host if network > self._theirs else most[0])
+        self._floor = max(self._floor, network + 1)
+        self._until = min(self._until, shielded_until)
 
     def known(self, counts: tuple[int, int], now: float, spent: bool = False) -> bool:
         """Whether a newcomer whose address and network hold `counts` connections at `now` is

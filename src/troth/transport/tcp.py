@@ -107,8 +107,9 @@ class TcpTransport(ConnectionTable[TcpConnection]):
     """The networks whose newcomer evicted another network's connection mid-handshake (within
     `first_frame_timeout`), each at most once per that time (review 67c, transport 1)."""
     _refusals: Refusals = field(default_factory=Refusals)
-    """At the cap: that no connection gives way, known until the table changes (review 60f,
-    listener 1: each refused newcomer scanned the whole table)."""
+    """At the cap: that no connection gives way, known until a connection first makes progress
+    or the sweep runs, raised as one comes (review 60f, listener 1: each refused newcomer scanned
+    the whole table; review 67p, transport 2)."""
     holds: SourceHolds[TcpConnection] = field(default_factory=SourceHolds)
     """The accepted connections by source, and the sources held back from reading past their
     share of the routing budget (review 55a, budget 1)."""
@@ -283,11 +284,13 @@ class TcpTransport(ConnectionTable[TcpConnection]):
                 victim._abort()
                 self._forget(victim)
             counters.accepted += 1
-            self._refusals.forget()
             self._accepted[connection] = None
             self._unproven.add(connection, connection.host)
             self._per_host[connection.host] += 1
             self._per_network[connection.network] += 1
+            counts = (self._per_host[connection.host], self._per_network[connection.network])
+            shield = connection.liveness.opened_at + settings.first_frame_timeout
+            self._refusals.admitted(counts, shield)  # (not forgotten: review 67p, transport 2)
             self.holds.add(connection)  # held at once when its source is
         self._all.add(connection)
         self.router.register(connection.address, connection_worker(connection))
@@ -317,8 +320,8 @@ class TcpTransport(ConnectionTable[TcpConnection]):
         self._all.discard(connection)
         if connection in self._accepted:
             del self._accepted[connection]
-            self._unproven.discard(connection)
-            self._refusals.forget()
+            self._unproven.discard(connection)  # (the refusal remembered still holds: only
+            # fewer held, review 67p, transport 2)
             self.holds.remove(connection)
             for counts, key in (
                 (self._per_host, connection.host),
