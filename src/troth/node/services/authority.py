@@ -357,11 +357,14 @@ class AuthorityService:
         FEED_REUSE s old, and signed no earlier than the newest page signed (a member holding
         that one refused an older as a rollback, `FEED_ROLLBACK`: review 67o, feeds 1; the one
         at the feed's end too, signed before the clock was set back: review 67u, feeds 1; a
-        clock set back since makes none newer than what is signed now)."""
+        clock set back since makes none newer than what is signed now), and not dated more
+        than the skew after `now` (a member refuses it, "issued in the future": one signed
+        while the clock ran ahead was served until the clock caught up with it, review 67u,
+        feeds 2)."""
         made_for, signed_at = signed[0], signed[1]
         return (
             made_for == version
-            and now - signed_at < FEED_REUSE
+            and -limits.MAX_CLOCK_SKEW_SECONDS < now - signed_at < FEED_REUSE
             and signed_at >= min(self._newest, now)
         )
 
