@@ -23,17 +23,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.nodes import HUB, MemNet, route, run_memnet
+from tests.support.nodes import MemNet, run_memnet
 from tests.test_feed_budgets import ask, grow_feed
-from troth.node.runtime import NodeRuntime
+from tests.test_review67o_feeds import _sync
 
 DAY = 86_400
-
-
-async def _sync(runtime: NodeRuntime, net: MemNet) -> int:
-    """`runtime` syncs the hub's feed: the count it holds."""
-    end = await runtime.channel_to(route(HUB))
-    return (await runtime.sync_feed(net.authority.identifier, end)).count
 
 
 def test_a_page_signed_while_the_clock_was_set_back_is_not_served_after(tmp_path: Path) -> None:

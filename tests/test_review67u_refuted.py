@@ -22,24 +22,18 @@ from typing import Any
 
 import pytest
 
-from tests.support.nodes import HUB, MemNet, route, run_memnet
+from tests.support.nodes import MemNet, run_memnet
 from tests.support.traces import NOW, Held, db, tool_call
 from tests.test_feed_budgets import ask, grow_feed
+from tests.test_review67o_feeds import _sync
 from troth import limits
 from troth.authority.core import Authority
 from troth.clock import FixedClock
 from troth.errors import TraceError, TraceFailure
 from troth.limits import MAX_CLOCK_SKEW_SECONDS as SKEW
-from troth.node.runtime import NodeRuntime
 from troth.trace import TraceLog
 from troth.trace.signing import sign_record
 from troth.trace.verify import verify_log
-
-
-async def _sync(runtime: NodeRuntime, net: MemNet) -> int:
-    """`runtime` syncs the hub's feed: the count it holds."""
-    end = await runtime.channel_to(route(HUB))
-    return (await runtime.sync_feed(net.authority.identifier, end)).count
 
 
 def _count_signed(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
