@@ -355,8 +355,10 @@ def in_order(checkpoints: Iterable[Checkpoint]) -> list[Checkpoint]:
     never dates one before an older one (`TraceLog.checkpoint`), and a verifier that kept the
     smaller refuses the larger (`CheckpointAnchor.accept`); in one log, a larger tree signed
     back to an earlier time (by a log key since retired) is refused as well (review 49j,
-    checkpoints 1). Raises TraceError(INCONSISTENT)."""
-    ordered = sorted(checkpoints, key=lambda c: c.size)
+    checkpoints 1). Checkpoints of one size are ordered by time: two of one tree signed at
+    different times are both honest, the later the floor (`LogFloor`; review 67u, traces 1:
+    the later first read INCONSISTENT). Raises TraceError(INCONSISTENT)."""
+    ordered = sorted(checkpoints, key=lambda c: (c.size, c.time))
     for smaller, larger in itertools.pairwise(ordered):
         if larger.time < smaller.time:
             raise TraceError(

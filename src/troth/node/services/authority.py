@@ -158,8 +158,9 @@ class AuthorityService:
         # page, the entry it ends before); the page at the feed's end is kept apart (`_tip`)
         self._pages: dict[int, _Signed] = {}
         self._tip: _Signed | None = None
-        # when the newest page not at the feed's end was signed: no page signed before it is
-        # served again (`_current`; review 67o, feeds 1)
+        # when the newest page was signed (the one at the feed's end too: one signed before
+        # the clock was set back is held by members; review 67u, feeds 1): no page signed
+        # before it is served again (`_current`; review 67o, feeds 1)
         self._newest = 0
         # pages signed on request, by class of caller (storage thread only)
         self._members = _Class.of(limits.FEED_PAGE_SIGNS_PER_NODE)
@@ -348,17 +349,22 @@ class AuthorityService:
         if tip is None or not self._current(tip, version, now):
             page, end = self.authority.feed_page(now=now, since=version[0])
             tip = self._tip = (version, now, page, end)
+            self._newest = max(self._newest, now)  # counted too (review 67u, feeds 1)
         return tip[2], tip[3]
 
     def _current(self, signed: _Signed, version: tuple[int, int], now: int) -> bool:
         """Whether page `signed` may be served again at `now`: of the feed's `version`, under
-        FEED_REUSE s old, and signed no earlier than the newest page not at the feed's end (a
-        member holding that one refused an older as a rollback, `FEED_ROLLBACK`: review 67o,
-        feeds 1; a clock set back since makes none newer than what is signed now)."""
+        FEED_REUSE s old, and signed no earlier than the newest page signed (a member holding
+        that one refused an older as a rollback, `FEED_ROLLBACK`: review 67o, feeds 1; the one
+        at the feed's end too, signed before the clock was set back: review 67u, feeds 1; a
+        clock set back since makes none newer than what is signed now), and not dated more
+        than the skew after `now` (a member refuses it, "issued in the future": one signed
+        while the clock ran ahead was served until the clock caught up with it, review 67u,
+        feeds 2)."""
         made_for, signed_at = signed[0], signed[1]
         return (
             made_for == version
-            and now - signed_at < FEED_REUSE
+            and -limits.MAX_CLOCK_SKEW_SECONDS < now - signed_at < FEED_REUSE
             and signed_at >= min(self._newest, now)
         )
 
