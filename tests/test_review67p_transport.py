@@ -68,9 +68,17 @@ def _teredo(server: int, v4: str) -> str:
      _teredo(0xFFFE0001, "203.0.113.9")],
 )  # fmt: skip
 def test_a_tunnelled_ipv4_peer_is_its_ipv4_address(peer: str) -> None:
-    """A 6to4 or Teredo peer is the source its IPv4 address is, of that address's /24."""
-    assert source_host(peer) == "203.0.113.9"
-    assert source_network(source_host(peer)) == "203.0.113.0/24"
+    """A 6to4 or Teredo peer is one source per IPv4 address it names (its subnet, the Teredo
+    server, flags and port dropped), of one network per that address's /24, apart from the
+    native IPv4 host (review 67w, transport 1)."""
+    source = source_host(peer)
+    if peer.startswith("2002:"):
+        assert source == "2002:cb00:7109::/48"
+        assert source_network(source) == "2002:cb00:7100::/40"
+    else:
+        assert source == "2001:0:cb00:7109::/64"
+        assert source_network(source) == "2001:0:cb00:7100::/56"
+    assert source != "203.0.113.9"
 
 
 def _accept(transport: TcpTransport, peer: str) -> tuple[TcpConnection, _Socket]:

@@ -156,10 +156,11 @@ def test_a_teredo_peer_is_its_client_address_whatever_server_flags_and_port_it_w
     server: int, flags: int, port: int
 ) -> None:
     """The client's IPv4 address is its last 32 bits inverted; the server (which the client
-    chooses), the flags and the port change nothing."""
-    assert source_host(_teredo(server, flags, port, "198.51.100.23")) == "198.51.100.23"
+    chooses), the flags and the port change nothing; the source is the client's address apart
+    from the IPv4 host's (2001:0:C::/64: transport 1), its network the /56 of C's /24."""
+    assert source_host(_teredo(server, flags, port, "198.51.100.23")) == "2001:0:c633:6417::/64"
     assert source_network(source_host(_teredo(server, flags, port, "198.51.100.23"))) == (
-        "198.51.100.0/24"
+        "2001:0:c633:6400::/56"
     )
 
 

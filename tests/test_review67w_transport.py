@@ -14,10 +14,9 @@ its own (the /48s of 2002::/16) and harmed no IPv4 host; now it fills an honest 
 (`refused: too many connections from ...`) and its network's evicted first. A host reaching
 the node both natively and through 6to4 would, with its own namespace for tunnelled peers,
 hold at most twice its quota, which is what 67p's finding was not about (it was 256 /48s per
-/24, 65,536 per Teredo client). Left as a strict xfail: the fix is a choice for
-`troth.transport.connection.source_host`/`source_network` (e.g. count the 6to4 /48, or the
-Teredo client bits without the server, as the source, of a network of 256 such), which the
-lead weighs against 67p's docs and tests.
+/24, 65,536 per Teredo client). Fixed (lead): `troth.transport.connection.source_host` counts a 6to4 peer as its /48 and a
+Teredo peer as its client bits alone (the server dropped), a namespace apart from the IPv4
+host, and `source_network` groups them per IPv4 /24 (a /40, a /56), keeping 67p's fix.
 """
 
 from __future__ import annotations
@@ -50,11 +49,6 @@ def _teredo(v4: str) -> str:
     return str(ipaddress.IPv6Address((0x20010000 << 96) | (0x41000001 << 64) | client))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="67w transport 1: a tunnelled peer is counted as the IPv4 host it names (67p), so "
-    "whoever runs the node's return relay spends any IPv4 host's per-source quota",
-)
 @pytest.mark.parametrize("tunnel", [_sixtofour, _teredo])
 def test_a_tunnelled_peer_does_not_spend_the_quota_of_the_ipv4_host_it_names(
     tunnel: object,

@@ -52,6 +52,13 @@ given a /48 (65,536 /64s, each a source of its own: review 48h, sources 1)."""
 _NAT64_PREFIX: Final = ipaddress.IPv6Network("64:ff9b::/96")
 """The NAT64 well-known prefix (RFC 6052): an IPv4 client reaches an IPv6-only node through a
 stateless translator (SIIT, RFC 7915) from its IPv4 address in it (review 29b, sources 3)."""
+_SIXTOFOUR: Final = ipaddress.IPv6Network("2002::/16")
+"""6to4 (RFC 3056): a client's IPv4 address in bits 16-47; its source is its /48, its network
+the /40 of its IPv4 address's /24 (review 67w, transport 1)."""
+_TEREDO: Final = ipaddress.IPv6Network("2001::/32")
+"""Teredo (RFC 4380 section 4): the client's IPv4 address, bit-inverted, in the last 32 bits;
+its source is 2001:0:C::/64 (C the client's address, the server, flags and port dropped), its
+network the /56 of C's /24 (review 67w, transport 1)."""
 _NAT64_LOCAL_USE: Final = ipaddress.IPv6Network("64:ff9b:1::/48")
 """The prefix RFC 8215 sets apart for translators an operator runs, each a network-specific
 prefix of it (RFC 6052: a /96 has the IPv4 address in the last 32 bits, as the well-known
@@ -113,10 +120,13 @@ def source_host(host: str) -> str:
     are no IPv4 source (in 0.0.0.0/8, or x.0.0.0): the zero suffix of a /48, /56 or /64 prefix
     there (RFC 8215 reserves a /48 for such), which has the IPv4 address elsewhere, the whole
     address is the client then (review 62p, sources 1: every IPv4 client was `0.0.0.0`); a
-    6to4 one (`2002::/16`, RFC 3056) and a Teredo one (`2001::/32`, RFC 4380: the client's
-    address, bit-inverted, in its last 32 bits) as that IPv4 address (review 67p, transport 1:
-    each IPv4 address of a /24 was a 6to4 /48 of its own, and a Teredo client wrote 65,536
-    /48s, the server's address, for its one); anything else (a host name) as it is."""
+    6to4 one (`2002::/16`, RFC 3056) as its /48 and a Teredo one (`2001::/32`, RFC 4380: the
+    client's address, bit-inverted, in its last 32 bits) as that client address alone, each a
+    source apart from the IPv4 host it names, of a network per IPv4 /24 (`source_network`;
+    review 67p, transport 1: each IPv4 address of a /24 was a 6to4 /48 of its own network, and
+    a Teredo client wrote 65,536 /48s, the server's address, for its one; review 67w,
+    transport 1: counted as the IPv4 host itself, whoever runs the node's return relay spent
+    any IPv4 host's quota); anything else (a host name) as it is."""
     text, _, zone = host.partition("%")
     try:
         address = ipaddress.ip_address(text)
@@ -126,11 +136,11 @@ def source_host(host: str) -> str:
         return str(address)
     if address.ipv4_mapped is not None:
         return str(address.ipv4_mapped)
-    tunnelled = address.sixtofour or (address.teredo[1] if address.teredo else None)
-    if tunnelled is not None:  # a 6to4 /48 is one IPv4 address, a Teredo /48 one the client
-        # writes (review 67p, transport 1: one IPv4 /24 was 256 networks, one Teredo client
-        # 65,536, each evicting a client mid-handshake once per shield)
-        return str(tunnelled)
+    if address.sixtofour is not None:  # its /48, a namespace apart from the IPv4 host it names
+        return str(ipaddress.IPv6Network((int(address) >> 80 << 80, 48)))
+    if address.teredo is not None:  # the client's address alone (the server it writes dropped)
+        client = int(address.teredo[1])
+        return str(ipaddress.IPv6Network((int(_TEREDO.network_address) | client << 64, 64)))
     if address in _NAT64_PREFIX or address in _NAT64_LOCAL_USE:  # RFC 6052's /96: the IPv4
         # address is the last 32 bits
         v4 = int(address) & 0xFFFFFFFF
@@ -144,9 +154,10 @@ def source_host(host: str) -> str:
 def source_network(host: str) -> str:
     """The network a source (`source_host`'s answer) belongs to, for the connection table's
     fair share between networks: an IPv4 address's /24 (`IPV4_NETWORK_PREFIX`), an IPv6 /64's
-    /48 (`IPV6_NETWORK_PREFIX`), with its zone when it has one; anything else (a host name) as
-    it is. One party holds a whole network's sources as cheaply as one of them (a /48's 65,536
-    /64s): review 48h, sources 1."""
+    /48 (`IPV6_NETWORK_PREFIX`), with its zone when it has one, a tunnelled IPv4 source (a 6to4
+    /48, a Teredo client's /64) the prefix holding its IPv4 address's /24 (a /40, a /56: review
+    67w, transport 1); anything else (a host name) as it is. One party holds a whole network's
+    sources as cheaply as one of them (a /48's 65,536 /64s): review 48h, sources 1."""
     text, _, zone = host.partition("%")
     try:  # an IPv4 address (most sources) masked as an integer: its /24 without building
         v4 = int(ipaddress.IPv4Address(text))  # networks (~10 us an accepted connection)
@@ -161,6 +172,11 @@ def source_network(host: str) -> str:
     except ValueError:
         return host
     prefix = IPV4_NETWORK_PREFIX if network.version == 4 else IPV6_NETWORK_PREFIX
+    if isinstance(network, ipaddress.IPv6Network):  # a tunnelled IPv4 source: its /24's
+        if network.subnet_of(_SIXTOFOUR):
+            prefix = _SIXTOFOUR.prefixlen + IPV4_NETWORK_PREFIX
+        elif network.subnet_of(_TEREDO):
+            prefix = _TEREDO.prefixlen + IPV4_NETWORK_PREFIX
     if network.prefixlen > prefix:
         network = network.supernet(new_prefix=prefix)
     return f"{network}%{zone}" if zone else str(network)
