@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn
 
 from troth.authority import Ticket
 from troth.authority.client import (
@@ -43,7 +43,14 @@ from troth.authority.tickets import check_address
 from troth.clock import Clock
 from troth.credentials.verify import VerifiedCredential
 from troth.credentials.wallet import CredentialWallet
-from troth.errors import AuthorityError, AuthorityFailure, DecodeError, IdentityError, RemoteError
+from troth.errors import (
+    AuthorityError,
+    AuthorityFailure,
+    DecodeError,
+    IdentityError,
+    IdentityFailure,
+    RemoteError,
+)
 from troth.identity import Identifier, IdentityService
 from troth.storage import PendingEnrollmentRecord
 
@@ -54,6 +61,7 @@ __all__ = [
     "enroll",
     "enroll_async",
     "enrollment",
+    "over_copy_remote",
     "refused",
     "request_of",
     "resume",
@@ -142,6 +150,42 @@ def enrollment(
             over_copy=over_copy,
         )
     )
+
+
+OVER_COPY_LOCAL_ONLY: Final = (
+    "; --over-copy cannot take it over that copy here: the ticket's authority is reached over "
+    "the network, and the secure channel to it judges its history against that copy (and every "
+    "feed held) before it answers, and refuses it (review 67y, remote; review 31a, enrollment "
+    "3, left). --over-copy works when the ticket's authority is on this machine (a node:NAME "
+    "ticket, enrolled through its node) or when the exchange is sent by the caller "
+    "(troth.enrollment.enroll with `send`). Nothing was stored"
+)
+"""What a COPY_CONFLICT refusal adds on the network path with `over_copy` (`over_copy_remote`)."""
+
+
+def over_copy_remote(
+    identities: IdentityService,
+    wallet: CredentialWallet,
+    ticket: Ticket,
+    *,
+    now: int,
+    authority_pin: str | None = None,
+) -> None:
+    """Before an enrollment with `over_copy` whose authority a node reaches over a secure
+    channel (troth.node.membership) records anything: COPY_CONFLICT, saying why the flag cannot
+    apply there (`OVER_COPY_LOCAL_ONLY`), when the ticket's history conflicts with a stored copy
+    from a checkpoint this node never linked (`check_ticket` without `over_copy`). The channel
+    to the authority judges its history against that copy, never overridden (an override there
+    would admit the authority's history to a channel, and that channel's reuse, before the
+    authority answered), so the enrollment failed there with a misleading "history is older
+    than the stored copy", and left a pending record resumed for RESUME_FOR in vain (review
+    67y, remote 1). Any other refusal is left to `enrollment` (the same checks)."""
+    binds = _ticket_binds(wallet)
+    try:
+        check_ticket(identities, ticket, now=now, authority_pin=authority_pin, binds=binds)
+    except IdentityError as exc:
+        if exc.reason is IdentityFailure.COPY_CONFLICT:
+            raise IdentityError(exc.reason, exc.detail + OVER_COPY_LOCAL_ONLY, exc.change) from None
 
 
 def _ticket_binds(wallet: CredentialWallet) -> TicketBinds | None:

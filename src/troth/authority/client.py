@@ -292,7 +292,8 @@ def _copy_conflict(
         "backup of the authority's keys, and this node cannot tell which. Ask the authority's "
         "operator, out of band, whether its history is the ticket's (its current key: troth "
         "authority list, on its machine); only if it is, enroll again with --over-copy (its "
-        "history replaces that copy, whose changes are recorded refuted)",
+        "history replaces that copy, whose changes are recorded refuted; when the authority is "
+        "on this machine, a node:NAME ticket, not over the network)",
         index,
     )
 

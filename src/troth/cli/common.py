@@ -72,7 +72,8 @@ def enroll_options(func: F) -> F:
         "holds only on another authority's word and that it conflicts with (refused without "
         "it, naming that authority and the change): only once the authority's operator "
         "confirmed its history out of band. For this enrollment only; never over a copy this "
-        "node checked.",
+        "node checked. Only when the authority is on this machine (a node:NAME ticket): over "
+        "the network the channel to it refuses its history while that copy stands.",
     )(func)
     return click.option(
         "--authority-pin",

@@ -231,7 +231,8 @@ async def enroll(
     (which must be that authority: pinned). Recoverable from a crash on either side
     (troth.enrollment): a repeat with the same ticket completes an interrupted one.
     `key`: the authority's pin confirmed out of band, `over_copy`: the operator's word over a
-    conflicting stored copy, for this enrollment only (`check_ticket`)."""
+    conflicting stored copy, for this enrollment only (`check_ticket`): on this machine only
+    (over the network, COPY_CONFLICT saying so: `enrollment.over_copy_remote`)."""
     ticket, clock, wallet = parse_ticket(ticket_text), runtime.clock, runtime.node.wallet
     end: ChannelEnd | None = None
     if is_local(ticket.address):
@@ -247,6 +248,15 @@ async def enroll(
         result = local.to_json()
     else:
         authority = ticket_authority(ticket, now=runtime.clock.now())
+        if over_copy:  # the channel to the authority never takes it over a conflicting copy
+            await runtime.worker.run(  # (review 67y, remote 1): refused before anything is
+                enrollment.over_copy_remote,  # recorded, saying so
+                runtime.node.identities,
+                wallet,
+                ticket,
+                now=clock.now(),
+                authority_pin=key,
+            )
         steps = enrollment.enrollment(
             runtime.node.identities,
             wallet,
