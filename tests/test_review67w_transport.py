@@ -14,7 +14,9 @@ its own (the /48s of 2002::/16) and harmed no IPv4 host; now it fills an honest 
 (`refused: too many connections from ...`) and its network's evicted first. A host reaching
 the node both natively and through 6to4 would, with its own namespace for tunnelled peers,
 hold at most twice its quota, which is what 67p's finding was not about (it was 256 /48s per
-/24, 65,536 per Teredo client). Fixed (lead): `troth.transport.connection.source_host` counts a 6to4 peer as its /48 and a
+/24, 65,536 per Teredo client).
+
+Fixed (lead): `troth.transport.connection.source_host` counts a 6to4 peer as its /48 and a
 Teredo peer as its client bits alone (the server dropped), a namespace apart from the IPv4
 host, and `source_network` groups them per IPv4 /24 (a /40, a /56), keeping 67p's fix.
 """
