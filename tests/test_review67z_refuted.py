@@ -8,16 +8,31 @@ break a promise, each kept as a test of the defence that stopped it.
 2. A forked child (of a program whose block made the process's wakeup pipe) opening a block of
    its own: it makes a pipe of its own, its wakeup fd is not the parent's write end, and the
    SIGTERM it takes writes no byte into the pipe its parent's loop reads.
+3. `troth mcp connect` (which 67t, mcp 2 did not test) with its agent's stdout gone: the server's
+   first message written fails with EPIPE, which ends connect as its agent's end does (no more
+   of stdin read though the agent holds it open, the server's session closed, no error: exit
+   0), not as an internal error.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import os
 import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
+import anyio
+import mcp_types as types
 import pytest
+from mcp.shared.message import SessionMessage
 
+from tests.test_review66c_mcp import ROUTE, _fake_node, _Transport
+from troth.integrations.mcp import connect as connect_module
 from troth.integrations.mcp.agent_stdio import on_sigterm
 
 
@@ -98,3 +113,50 @@ def _is_pipe_pair(fd: int, other: int) -> bool:
         return os.readlink(f"/proc/self/fd/{fd}") == os.readlink(f"/proc/self/fd/{other}")
     except OSError:
         return False
+
+
+class _Talks(_Transport):
+    """The server's side, which tells the client of a change at once."""
+
+    async def __aenter__(self) -> tuple[Any, Any]:
+        read, write = await super().__aenter__()
+        changed = types.JSONRPCNotification(
+            jsonrpc="2.0", method="notifications/tools/list_changed"
+        )
+        self.server.send_nowait(SessionMessage(changed))
+        return read, write
+
+
+def test_connect_with_its_agents_stdout_gone_ends_as_at_its_agents_end(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _fake_node(monkeypatch, ends=False)
+    sessions: list[_Talks] = []
+
+    @contextlib.asynccontextmanager
+    async def connect(runtime: object, identity: str, to: str, **_: object) -> AsyncIterator[Any]:
+        sessions.append(_Talks(False))
+        yield sessions[-1]
+
+    monkeypatch.setattr(connect_module, "connect", connect)
+    in_read, in_write = os.pipe()  # the agent holds its stdin open throughout
+    out_read, out_write = os.pipe()
+    os.close(out_read)  # its reading end gone
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(os.fdopen(in_read, "rb", buffering=0)))
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(os.fdopen(out_write, "wb", buffering=0)))
+    try:
+
+        async def main() -> None:
+            with anyio.fail_after(3):
+                await connect_module.serve_connect(tmp_path, "agent", "support", ROUTE)
+
+        anyio.run(main)  # returned, no error: exit 0
+    finally:
+        os.close(in_write)
+    assert len(sessions) == 1
+    with pytest.raises(anyio.ClosedResourceError):  # the session closed with the agent's end
+        sessions[0].server.send_nowait(
+            SessionMessage(
+                types.JSONRPCNotification(jsonrpc="2.0", method="notifications/tools/list_changed")
+            )
+        )
