@@ -47,6 +47,38 @@ from troth.trace.log import open_node_log
 from troth.trace.record_decode import decode_payload
 
 
+def stuck_upstream(tmp_path: Path) -> tuple[list[str], Path]:
+    """An upstream whose lookup_order call never answers (`_STUCK`) and the file it writes its
+    pid to once the call is at it."""
+    script, called = tmp_path / "stuck.py", tmp_path / "called"
+    script.write_text(_STUCK)
+    return [sys.executable, str(script), json.dumps(TOOLS["lookup_order"]), str(called)], called
+
+
+def write_a_call(fd: int) -> None:
+    """Writes to `fd`, the agent's end, an MCP opening and a tools/call of lookup_order (id 2)."""
+    hello = {"protocolVersion": "2025-06-18", "capabilities": {}}
+    hello["clientInfo"] = {"name": "agent", "version": "1"}
+    call = {"name": "lookup_order", "arguments": {"order_id": "o1"}}
+    for message in (
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": call},
+    ):
+        os.write(fd, _line(message))
+
+
+async def gate_until_called(
+    group: anyio.abc.TaskGroup, troth_home: Path, command: list[str], called: Path
+) -> int:
+    """Starts shop's local gate for support over `command` in `group`; the upstream's pid once
+    the call is at it."""
+    group.start_soon(serve_local_gate, troth_home, "shop", "support", command)
+    while not (called.exists() and called.read_text()):
+        await anyio.sleep(0.01)
+    return int(called.read_text())
+
+
 def test_sighup_ends_connect_as_its_agents_end_does(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -133,31 +165,18 @@ def test_sighup_ends_the_gate_its_call_under_way_recorded_and_its_upstream_ended
 ) -> None:
     monkeypatch.setattr(limits, "MCP_GATE_DRAIN_SECONDS", 0.2)  # (the call is never answered)
     shop(troth_home, SystemClock())
-    script, called = tmp_path / "stuck.py", tmp_path / "called"
-    script.write_text(_STUCK)
-    command = [sys.executable, str(script), json.dumps(TOOLS["lookup_order"]), str(called)]
+    command, called = stuck_upstream(tmp_path)
     previous = signal.signal(signal.SIGHUP, lambda signum, frame: None)  # never the default
     pid = None
     try:
         with _agent(monkeypatch) as agent:
-            hello = {"protocolVersion": "2025-06-18", "capabilities": {}}
-            hello["clientInfo"] = {"name": "agent", "version": "1"}
-            call = {"name": "lookup_order", "arguments": {"order_id": "o1"}}
-            for message in (
-                {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello},
-                {"jsonrpc": "2.0", "method": "notifications/initialized"},
-                {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": call},
-            ):
-                os.write(agent, _line(message))
+            write_a_call(agent)
 
             async def main() -> None:
                 nonlocal pid
                 with anyio.fail_after(5):
                     async with anyio.create_task_group() as group:
-                        group.start_soon(serve_local_gate, troth_home, "shop", "support", command)
-                        while not (called.exists() and called.read_text()):
-                            await anyio.sleep(0.01)
-                        pid = int(called.read_text())  # the call is at the upstream
+                        pid = await gate_until_called(group, troth_home, command, called)
                         os.kill(os.getpid(), signal.SIGHUP)  # the terminal closed
 
             anyio.run(main)  # the gate returned: exit 0, as at its agent's end

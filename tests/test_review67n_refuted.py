@@ -15,7 +15,6 @@ kept as a test of the defence that stopped it.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -25,10 +24,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.support.gates import TOOLS
 from tests.test_mcp_channels import shop
-from tests.test_review66c_mcp import _STUCK, ROUTE, _agent, _fake_node, _line
+from tests.test_review66c_mcp import ROUTE, _agent, _fake_node
 from tests.test_review66c_mcp import _alive as _sleeping
+from tests.test_review67n_mcp import gate_until_called, stuck_upstream, write_a_call
 from troth.clock import SystemClock
 from troth.integrations.mcp import connect as connect_module
 from troth.integrations.mcp.local import serve_local_gate
@@ -117,31 +116,18 @@ def test_sigint_ends_the_gate_its_call_under_way_recorded_and_its_upstream_ended
     monkeypatch: pytest.MonkeyPatch, troth_home: Path, tmp_path: Path
 ) -> None:
     shop(troth_home, SystemClock())
-    script, called = tmp_path / "stuck.py", tmp_path / "called"
-    script.write_text(_STUCK)
-    command = [sys.executable, str(script), json.dumps(TOOLS["lookup_order"]), str(called)]
+    command, called = stuck_upstream(tmp_path)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # asyncio's Runner's
     pid = None
     try:
         with _agent(monkeypatch) as agent:
-            hello = {"protocolVersion": "2025-06-18", "capabilities": {}}
-            hello["clientInfo"] = {"name": "agent", "version": "1"}
-            call = {"name": "lookup_order", "arguments": {"order_id": "o1"}}
-            for message in (
-                {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello},
-                {"jsonrpc": "2.0", "method": "notifications/initialized"},
-                {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": call},
-            ):
-                os.write(agent, _line(message))
+            write_a_call(agent)
 
             async def main() -> None:
                 nonlocal pid
                 with anyio.fail_after(5):
                     async with anyio.create_task_group() as group:
-                        group.start_soon(serve_local_gate, troth_home, "shop", "support", command)
-                        while not (called.exists() and called.read_text()):
-                            await anyio.sleep(0.01)
-                        pid = int(called.read_text())  # the call is at the upstream
+                        pid = await gate_until_called(group, troth_home, command, called)
                         os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C
                         await anyio.sleep(5)
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import json
 import os
 import signal
 import socket
@@ -45,14 +44,12 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.support.gates import TOOLS
 from tests.test_mcp_channels import shop
-from tests.test_review66c_mcp import _STUCK, _line
 from tests.test_review66c_mcp import _alive as _sleeping
+from tests.test_review67n_mcp import gate_until_called, stuck_upstream, write_a_call
 from troth import limits
 from troth.clock import SystemClock
 from troth.integrations.mcp.agent_stdio import on_sigterm
-from troth.integrations.mcp.local import serve_local_gate
 from troth.node import open_node
 from troth.trace.dsse import parse_envelope
 from troth.trace.log import open_node_log
@@ -103,9 +100,7 @@ def test_sighup_with_the_agents_stdout_gone_ends_the_gate_as_its_agents_end_does
 ) -> None:
     monkeypatch.setattr(limits, "MCP_GATE_DRAIN_SECONDS", 0.2)
     shop(troth_home, SystemClock())
-    script, called = tmp_path / "stuck.py", tmp_path / "called"
-    script.write_text(_STUCK)
-    command = [sys.executable, str(script), json.dumps(TOOLS["lookup_order"]), str(called)]
+    command, called = stuck_upstream(tmp_path)
     previous = signal.signal(signal.SIGHUP, lambda signum, frame: None)  # never the default
     pid = None
     in_read, in_write = os.pipe()
@@ -114,24 +109,13 @@ def test_sighup_with_the_agents_stdout_gone_ends_the_gate_as_its_agents_end_does
     monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(os.fdopen(out_write, "wb", buffering=0)))
     outcome: list[BaseException | None] = []
     try:
-        hello = {"protocolVersion": "2025-06-18", "capabilities": {}}
-        hello["clientInfo"] = {"name": "agent", "version": "1"}
-        call = {"name": "lookup_order", "arguments": {"order_id": "o1"}}
-        for message in (
-            {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello},
-            {"jsonrpc": "2.0", "method": "notifications/initialized"},
-            {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": call},
-        ):
-            os.write(in_write, _line(message))
+        write_a_call(in_write)
 
         async def main() -> None:
             nonlocal pid
             with anyio.fail_after(5):
                 async with anyio.create_task_group() as group:
-                    group.start_soon(serve_local_gate, troth_home, "shop", "support", command)
-                    while not (called.exists() and called.read_text()):
-                        await anyio.sleep(0.01)
-                    pid = int(called.read_text())  # the call is at the upstream
+                    pid = await gate_until_called(group, troth_home, command, called)
                     os.close(out_read)  # the terminal gone: the gate's stdout broken
                     os.kill(os.getpid(), signal.SIGHUP)
 
