@@ -116,14 +116,14 @@ _SESSIONS: dict[tuple[str, str], SharedSession] = {}
 _SERIALS: dict[tuple[str, str], bytes] = {}
 """The serial number of the token each (module, label) named at its first login in this process:
 a vault opened after every one of it closed logs in to no other (review 67b, pkcs11 3)."""
-_SESSIONS_LOCK = threading.Lock()
+_SESSIONS_LOCK = threading.RLock()  # (re-entrant: `hold_sessions`)
 
 
 def _unlock_in_child() -> None:
     """A forked child's own `_SESSIONS_LOCK`: the parent's copy may be held by a thread the
     child does not have, and its first open waited for ever (review 67b, pkcs11 4)."""
     global _SESSIONS_LOCK  # the one lock, replaced in the child only
-    _SESSIONS_LOCK = threading.Lock()
+    _SESSIONS_LOCK = threading.RLock()
     release_held()
 
 

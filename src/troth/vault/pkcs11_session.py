@@ -71,11 +71,14 @@ def open_session(
     except (RuntimeError, OSError) as exc:
         raise ConfigError(f"cannot load PKCS#11 module {module_path}: {exc}") from exc
     try:
-        token = lib.get_token(token_label=token_label)
-    except p11_errors.NoSuchToken as exc:
-        raise ConfigError(f"no PKCS#11 token labelled {token_label!r}") from exc
+        labelled = list(lib.get_tokens(token_label=token_label))
     except p11_errors.PKCS11Error as exc:
         raise ConfigError(f"cannot list tokens of {module_path}: {type(exc).__name__}") from exc
+    if not labelled:
+        raise ConfigError(f"no PKCS#11 token labelled {token_label!r}")
+    # the one of `serial` among the tokens of the label (review 68d, pkcs11 1: a second token
+    # given the label refused the node, MultipleTokensReturned, though its serial was known)
+    token = next((t for t in labelled if bytes(t.serial) == serial), labelled[0])
     if serial is not None and bytes(token.serial) != serial:
         if recorded:
             raise serial_mismatch(token_label, bytes(token.serial), serial)
@@ -83,6 +86,13 @@ def open_session(
             f"token {token_label!r} is now another token (serial {bytes(token.serial)!r}, "
             f"not {serial!r}): not logged in to; put back the one this process opened, or "
             "restart the process (a token initialised again on purpose)"
+        )
+    if serial is None and len(labelled) > 1:  # which one is the node's: none says
+        raise ConfigError(
+            f"{len(labelled)} PKCS#11 tokens are labelled {token_label!r} (serials "
+            f"{', '.join(repr(bytes(t.serial)) for t in labelled)}): not logged in to any; "
+            "give the node's token a label of its own, or record its serial as token_serial "
+            'in node.json (docs/vault.md, "PKCS#11 vault")'
         )
     try:
         return token.open(user_pin=pin, rw=True)
@@ -131,11 +141,11 @@ def forget_forked(sessions: dict[Any, SharedSession]) -> None:
         del sessions[key]
 
 
-_HELD: list[threading.Lock] = []
+_HELD: list[threading.RLock] = []
 """The locks `hold_sessions` took for a fork, released after it."""
 
 
-def hold_sessions(sessions: dict[Any, SharedSession], table_lock: threading.Lock) -> None:
+def hold_sessions(sessions: dict[Any, SharedSession], table_lock: threading.RLock) -> None:
     """Before a fork: take `table_lock` (the session table's: a first open's login and a last
     close's C_CloseSession run under it, with no session of the table's lock held yet or any
     more; review 67r, pkcs11 2, a fork went on while the module was inside them), then the
@@ -147,7 +157,9 @@ def hold_sessions(sessions: dict[Any, SharedSession], table_lock: threading.Lock
     No operation holds two of them, or one and then the table's, so this waits only for those
     in flight, and none runs the application's code while it holds one (the vault logs after:
     review 67r, pkcs11 1, a logging handler that forked waited here for ever for its own
-    thread's lock)."""
+    thread's lock). The locks are re-entrant: a thread that forks while it holds one (a signal
+    handler, run between two bytecodes of a signature) takes it again (review 68d, pkcs11 2:
+    it waited for ever for itself, and with the table's lock held every vault of the process)."""
     table_lock.acquire()
     _HELD.append(table_lock)
     for shared in [shared for shared in list(sessions.values()) if shared.pid == os.getpid()]:
@@ -176,7 +188,7 @@ class SharedSession:
         self.pin = pin
         self.pin_digest = pin_digest
         self.refs = 0
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # (re-entrant: a fork from its holder, `hold_sessions`)
         self.dead = False
         self.generation = 0
         self.refused: str | None = None  # why the PIN is not tried again (`_revive`)
