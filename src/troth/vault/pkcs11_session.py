@@ -78,7 +78,15 @@ def open_session(
         raise ConfigError(f"no PKCS#11 token labelled {token_label!r}")
     # the one of `serial` among the tokens of the label (review 68d, pkcs11 1: a second token
     # given the label refused the node, MultipleTokensReturned, though its serial was known)
-    token = next((t for t in labelled if bytes(t.serial) == serial), labelled[0])
+    chosen = [t for t in labelled if serial is None or bytes(t.serial) == serial]
+    if len(chosen) > 1:  # none told apart from the others, so none is given the PIN
+        raise ConfigError(
+            f"{len(chosen)} PKCS#11 tokens are labelled {token_label!r} (serials "
+            f"{', '.join(repr(bytes(t.serial)) for t in chosen)}): not logged in to any; give "
+            "the node's token a label of its own, or record its serial as token_serial in "
+            'node.json (docs/vault.md, "PKCS#11 vault")'
+        )
+    token = chosen[0] if chosen else labelled[0]
     if serial is not None and bytes(token.serial) != serial:
         if recorded:
             raise serial_mismatch(token_label, bytes(token.serial), serial)
@@ -86,13 +94,6 @@ def open_session(
             f"token {token_label!r} is now another token (serial {bytes(token.serial)!r}, "
             f"not {serial!r}): not logged in to; put back the one this process opened, or "
             "restart the process (a token initialised again on purpose)"
-        )
-    if serial is None and len(labelled) > 1:  # which one is the node's: none says
-        raise ConfigError(
-            f"{len(labelled)} PKCS#11 tokens are labelled {token_label!r} (serials "
-            f"{', '.join(repr(bytes(t.serial)) for t in labelled)}): not logged in to any; "
-            "give the node's token a label of its own, or record its serial as token_serial "
-            'in node.json (docs/vault.md, "PKCS#11 vault")'
         )
     try:
         return token.open(user_pin=pin, rw=True)
