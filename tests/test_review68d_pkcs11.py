@@ -9,7 +9,8 @@ serial of the node's token since review 67j and the process's first login knows 
 too: a running node's session, found dead, was never opened again). Fixed: the vault lists
 the tokens of the label and logs in to the one of the recorded (or first met) serial; with no
 serial to go by it refuses to choose, saying that several tokens bear the label and how to
-tell them apart.
+tell them apart; so it does among several of the label and the serial (as python-pkcs11 did:
+SoftHSM2 holds no two tokens of one serial, so that case is not tested here).
 
 pkcs11 2 (low): a fork from the thread that held a session's lock (a signal handler, run
 between two bytecodes of python-pkcs11's `sign`: a pre-fork server's SIGHUP or SIGCHLD that
