@@ -160,8 +160,9 @@ class AuthorityService:
         self._tip: _Signed | None = None
         # when the newest page was signed (the one at the feed's end too: one signed before
         # the clock was set back is held by members; review 67u, feeds 1): no page signed
-        # before it is served again (`_current`; review 67o, feeds 1)
-        self._newest = 0
+        # before it is served again (`_current`; review 67o, feeds 1). Unknown at a start:
+        # taken as the skew past the first page asked for (`_page`; review 68e, floor 1)
+        self._newest: int | None = None
         # pages signed on request, by class of caller (storage thread only)
         self._members = _Class.of(limits.FEED_PAGE_SIGNS_PER_NODE)
         self._strangers = _Class.of(limits.FEED_PAGE_SIGNS_FOR_STRANGERS)
@@ -317,6 +318,11 @@ class AuthorityService:
         peer only within its own budget and its class's pool (troth.limits: a peer cycling
         `since` values cannot make the node sign and read pages without end)."""
         self.authority.check_not_held()  # no page, cached or not (review 65o, feed 2)
+        if self._newest is None:  # a page signed before this start, by a clock up to the
+            # skew ahead of this one (a restart with the clock set back), may be held: none
+            # signed in an earlier second is served again until the clock passes it (review
+            # 68e, floor 1: a page cached since the start rolled its holder back)
+            self._newest = now + limits.MAX_CLOCK_SKEW_SECONDS
         latest = self.authority.store.revocation_tip()[0]
         if not 0 <= since <= latest:  # what feed_page refuses, refused before any budget
             raise AuthorityError(AuthorityFailure.REQUEST_INVALID, f"the feed has {latest} entries")
@@ -330,7 +336,7 @@ class AuthorityService:
             if payer is not None and not payer.callers.charge(payer.source, since, latest, now):
                 raise RemoteError("busy: too many feed pages signed on request, ask again later")
             page, end = self.authority.feed_page(now=now, since=since)
-            self._newest = max(self._newest, now)
+            self._newest = max(self._newest or 0, now)
             if len(self._pages) >= FEED_PAGES_CACHED:
                 self._pages.clear()
             self._pages[since] = (version, now, page, end)
@@ -349,7 +355,7 @@ class AuthorityService:
         if tip is None or not self._current(tip, version, now):
             page, end = self.authority.feed_page(now=now, since=version[0])
             tip = self._tip = (version, now, page, end)
-            self._newest = max(self._newest, now)  # counted too (review 67u, feeds 1)
+            self._newest = max(self._newest or 0, now)  # counted too (review 67u, feeds 1)
         return tip[2], tip[3]
 
     def _current(self, signed: _Signed, version: tuple[int, int], now: int) -> bool:
@@ -360,12 +366,14 @@ class AuthorityService:
         clock set back since makes none newer than what is signed now), and not dated more
         than the skew after `now` (a member refuses it, "issued in the future": one signed
         while the clock ran ahead was served until the clock caught up with it, review 67u,
-        feeds 2)."""
+        feeds 2). After a start, until the clock passes the skew after the first page asked
+        for, only a page signed in this second is (the pages signed before the start, when the
+        clock may have read later, are unknown: review 68e, floor 1)."""
         made_for, signed_at = signed[0], signed[1]
         return (
             made_for == version
             and -limits.MAX_CLOCK_SKEW_SECONDS < now - signed_at < FEED_REUSE
-            and signed_at >= min(self._newest, now)
+            and signed_at >= min(self._newest or 0, now)
         )
 
     async def maintain(self, now: int) -> None:
