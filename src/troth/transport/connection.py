@@ -65,6 +65,12 @@ prefix of it (RFC 6052: a /96 has the IPv4 address in the last 32 bits, as the w
 prefix; a /48, /56 or /64 elsewhere, the zero suffix last): every IPv4 client of a node behind
 one was one source, its /64 (review 62f, sources 1; review 62p, sources 1)."""
 
+_LINK_LOCAL: Final = ipaddress.IPv6Network("fe80::/64")
+"""The link-local peers' source on each link (RFC 4291 section 2.5.6: every link's addresses are
+of fe80::/64), with the link's zone. A host on the link may send from any address of fe80::/10,
+all link-local to the kernel (Linux's `ipv6_addr_type`): each its own /64 and /48, one neighbour
+was 2**54 sources and 2**38 networks (review 68b, transport 1)."""
+
 _HOST_KEY = os.urandom(16)
 """Keys this process's host tags: stable per host while it runs, unlinkable elsewhere."""
 _TAGGED = re.compile(r"([a-z]+)-h([0-9a-f]{8})-[0-9a-f]{16}")
@@ -113,7 +119,8 @@ def source_host(host: str) -> str:
     address as it is, an IPv6 address as its /64 network (`IPV6_SOURCE_PREFIX`: one host may
     use every address in it; review 28a, sources 1), with its zone when it has one (a
     link-local peer, `fe80::1%eth0`: every link's is fe80::/64, one link's peers are not
-    another's; review 29b, sources 2), an IPv4-mapped one or one in the NAT64 well-known
+    another's; review 29b, sources 2; any address of fe80::/10 as that /64: review 68b,
+    transport 1), an IPv4-mapped one or one in the NAT64 well-known
     prefix (`64:ff9b::/96`, an IPv4 client through a translator: review 29b, sources 3) as
     its IPv4 address, and so is one in RFC 8215's local-use prefix (`64:ff9b:1::/48`, a
     translator the operator runs, a /96 of it: review 62f, sources 1) unless its last 32 bits
@@ -147,6 +154,8 @@ def source_host(host: str) -> str:
         if address in _NAT64_LOCAL_USE and not (v4 >> 24 and v4 & 0xFFFFFF):  # (review 62p,
             return str(ipaddress.IPv6Network(address))  # sources 1) a shorter prefix's
         return str(ipaddress.IPv4Address(v4))
+    if address.is_link_local:  # its link's fe80::/64, from whichever of fe80::/10 it sends
+        address = _LINK_LOCAL.network_address  # (review 68b, transport 1)
     network = str(ipaddress.IPv6Network((address, IPV6_SOURCE_PREFIX), strict=False))
     return f"{network}%{zone}" if zone else network
 
