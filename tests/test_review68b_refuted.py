@@ -13,6 +13,7 @@ import pytest
 
 from tests.test_review62f_refuted import _Socket
 from tests.test_review67c_transport import _stop
+from tests.test_review68b_transport import _admitted as admitted
 from troth.routing import Router
 from troth.transport import Listener, TcpSettings, TcpTransport
 from troth.transport.tcp import TcpConnection
@@ -38,18 +39,7 @@ def _accept(transport: TcpTransport, socket: _Socket) -> TcpConnection:
 
 def _admitted(peers: list[str], cap: int) -> list[bool]:
     """Which of `peers`, connecting in turn, are accepted at `cap` connections per source."""
-
-    async def test() -> list[bool]:
-        transport = TcpTransport(
-            Router(), TcpSettings(max_connections=64, max_connections_per_source=cap)
-        )
-        sockets = [_Socket(peer) for peer in peers]
-        for socket in sockets:
-            _accept(transport, socket)
-        _stop(transport)
-        return [not socket.aborted for socket in sockets]
-
-    return asyncio.run(test())
+    return admitted(peers, TcpSettings(max_connections=64, max_connections_per_source=cap))
 
 
 def test_ipv4_compatible_and_translated_addresses_are_one_source_not_their_ipv4_hosts() -> None:
