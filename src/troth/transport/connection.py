@@ -9,6 +9,7 @@ import contextlib
 import ipaddress
 import os
 import re
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Generic, Protocol, TypeVar
@@ -33,6 +34,7 @@ __all__ = [
     "ConnectionTable",
     "Listener",
     "host_tag",
+    "peer_host",
     "relayed_network",
     "source_host",
     "source_network",
@@ -64,12 +66,6 @@ _NAT64_LOCAL_USE: Final = ipaddress.IPv6Network("64:ff9b:1::/48")
 prefix of it (RFC 6052: a /96 has the IPv4 address in the last 32 bits, as the well-known
 prefix; a /48, /56 or /64 elsewhere, the zero suffix last): every IPv4 client of a node behind
 one was one source, its /64 (review 62f, sources 1; review 62p, sources 1)."""
-
-_LINK_LOCAL: Final = ipaddress.IPv6Network("fe80::/64")
-"""The link-local peers' source on each link (RFC 4291 section 2.5.6: every link's addresses are
-of fe80::/64), with the link's zone. A host on the link may send from any address of fe80::/10,
-all link-local to the kernel (Linux's `ipv6_addr_type`): each its own /64 and /48, one neighbour
-was 2**54 sources and 2**38 networks (review 68b, transport 1)."""
 
 _HOST_KEY = os.urandom(16)
 """Keys this process's host tags: stable per host while it runs, unlinkable elsewhere."""
@@ -114,13 +110,30 @@ def relayed_network(source_key: str) -> str | None:
     return f"{relay} via network {letters}" if via and of else None
 
 
+def peer_host(peername: tuple[Any, ...]) -> str:
+    """The host of an accepted socket's peername (`getpeername()`), with its zone when it has
+    one: CPython gives an IPv6 peer as (host, port, flowinfo, scope_id), the host without its
+    zone (`('fe80::b', 52917, 0, 3)`, seen on Linux with Python 3.11), so every link's
+    link-local peers were one source, `fe80::/64`, whatever `source_host` did with a zone
+    (review 68b, transport 1: review 29b, sources 2, tested a host string the socket never
+    gives). The zone is the interface's name, or its index when it has none now."""
+    host = str(peername[0])
+    scope = peername[3] if len(peername) > 3 else 0
+    if not isinstance(scope, int) or not scope or "%" in host:
+        return host
+    try:
+        zone = socket.if_indextoname(scope)
+    except (OSError, OverflowError, ValueError):  # gone since, or no index at all
+        zone = str(scope)
+    return f"{host}%{zone}"
+
+
 def source_host(host: str) -> str:
     """What the per-source limits count `host` (a peer's IP address, or a name) as: an IPv4
     address as it is, an IPv6 address as its /64 network (`IPV6_SOURCE_PREFIX`: one host may
     use every address in it; review 28a, sources 1), with its zone when it has one (a
     link-local peer, `fe80::1%eth0`: every link's is fe80::/64, one link's peers are not
-    another's; review 29b, sources 2; any address of fe80::/10 as that /64: review 68b,
-    transport 1), an IPv4-mapped one or one in the NAT64 well-known
+    another's; review 29b, sources 2), an IPv4-mapped one or one in the NAT64 well-known
     prefix (`64:ff9b::/96`, an IPv4 client through a translator: review 29b, sources 3) as
     its IPv4 address, and so is one in RFC 8215's local-use prefix (`64:ff9b:1::/48`, a
     translator the operator runs, a /96 of it: review 62f, sources 1) unless its last 32 bits
@@ -154,8 +167,6 @@ def source_host(host: str) -> str:
         if address in _NAT64_LOCAL_USE and not (v4 >> 24 and v4 & 0xFFFFFF):  # (review 62p,
             return str(ipaddress.IPv6Network(address))  # sources 1) a shorter prefix's
         return str(ipaddress.IPv4Address(v4))
-    if address.is_link_local:  # its link's fe80::/64, from whichever of fe80::/10 it sends
-        address = _LINK_LOCAL.network_address  # (review 68b, transport 1)
     network = str(ipaddress.IPv6Network((address, IPV6_SOURCE_PREFIX), strict=False))
     return f"{network}%{zone}" if zone else network
 
