@@ -11,7 +11,8 @@ peers of every interface were the one source `fe80::/64` and one network: a host
 held `max_connections_per_source` (and the per-source queue and routing shares) for the
 link-local peers of every other link, and filled their network's share. Fixed:
 `troth.transport.connection.peer_host` adds the zone (the interface's name, or its index) from
-the peername's scope id, as `source_host` expects it.
+the peername's scope id, as `source_host` expects it (checked live on that veth pair: a
+TcpTransport listening on `::` counted the peer as `fe80::/64`, now `fe80::/64%va`).
 
 Transport 2 ("a local user is as many sources and networks as it likes"). Every address of
 127.0.0.0/8 is this host (RFC 1122 section 3.2.1.3; Linux answers on all of them with no
