@@ -9,6 +9,7 @@ import contextlib
 import ipaddress
 import os
 import re
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Generic, Protocol, TypeVar
@@ -33,6 +34,7 @@ __all__ = [
     "ConnectionTable",
     "Listener",
     "host_tag",
+    "peer_host",
     "relayed_network",
     "source_host",
     "source_network",
@@ -106,6 +108,24 @@ def relayed_network(source_key: str) -> str | None:
     relay, via, tagged = source_key.rpartition(" via host ")
     _, of, letters = tagged.partition(_OF_NETWORK)
     return f"{relay} via network {letters}" if via and of else None
+
+
+def peer_host(peername: tuple[Any, ...]) -> str:
+    """The host of an accepted socket's peername (`getpeername()`), with its zone when it has
+    one: CPython gives an IPv6 peer as (host, port, flowinfo, scope_id), the host without its
+    zone (`('fe80::b', 52917, 0, 3)`, seen on Linux with Python 3.11), so every link's
+    link-local peers were one source, `fe80::/64`, whatever `source_host` did with a zone
+    (review 68b, transport 1: review 29b, sources 2, tested a host string the socket never
+    gives). The zone is the interface's name, or its index when it has none now."""
+    host = str(peername[0])
+    scope = peername[3] if len(peername) > 3 else 0
+    if not isinstance(scope, int) or not scope or "%" in host:
+        return host
+    try:
+        zone = socket.if_indextoname(scope)
+    except (OSError, OverflowError, ValueError):  # gone since, or no index at all
+        zone = str(scope)
+    return f"{host}%{zone}"
 
 
 def source_host(host: str) -> str:

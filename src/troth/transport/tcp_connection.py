@@ -21,7 +21,7 @@ from troth.errors import (
 )
 from troth.routing import RoutedMessage
 from troth.transport.budget import STALL_PROGRESS, unsent
-from troth.transport.connection import Connection, Listener
+from troth.transport.connection import Connection, Listener, peer_host
 from troth.transport.eager import start_eagerly
 from troth.transport.framing import FRAME_HEADER, FRAME_VERSION, FrameReader
 from troth.transport.inbound import routing_cost
@@ -137,7 +137,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         self.liveness.opened(loop.time())
         if not self.outgoing:
             peername = transport.get_extra_info("peername") or ("?", 0)
-            self.set_peer(str(peername[0]), int(peername[1]))
+            self.set_peer(peer_host(peername), int(peername[1]))  # (with its zone: 68b, 1)
         if not self.owner._admit(self):
             transport.abort()
             return
