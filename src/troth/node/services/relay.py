@@ -260,6 +260,13 @@ class RelayService:
         end = self.channels.find(caller.channel)
         if end is None or not end.peer_route:
             raise RoutingError("the caller's channel is gone")
+        decide = self.decide
+        if decide is not None:  # decided again here, as a round would: the host decided as the
+            # request arrived, and a feed installed before this task ran refused the caller and
+            # cut it off already (review 68f, relays 1)
+            decision = decide(AccessRequest(caller, self.name, "create", name, self.clock()))
+            if not decision.allowed:
+                raise Denied(decision.reasons)
         existing = self.relays.get(name)
         if existing is not None and existing.owner != caller.identifier and self._held(existing):
             raise Denied(
