@@ -82,8 +82,10 @@ def test_a_refused_name_taken_by_another_owner_does_not_undo_the_cut(
         relays["d"] = replace(b, channel="d-channel")  # (not found: not decided again, up)
         relays["x"] = replace(b)
 
-        def decide(request: AccessRequest) -> Decision:
-            return Decision(request.arguments != "x", ("no credential",))
+        def decide(request: AccessRequest) -> Decision:  # (E may create `x`: review 68f)
+            caller = request.caller
+            mine = isinstance(caller, PeerCaller) and caller.identifier == b.owner
+            return Decision(request.arguments != "x" or not mine, ("no credential",))
 
         net.relay.decide = decide
         now = net.relay.clock()

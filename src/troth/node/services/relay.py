@@ -3,7 +3,8 @@ without a listening port asks a node to forward `/relay/<name>` to it over its o
 (docs/protocols.md, "Relays").
 
 `create(name)` needs a credential whose `troth.relay` attribute holds `name` or `*` (the access
-rule, decided before the handler runs), from `authority` alone when given: the node's
+rule, decided before the handler runs, and again by the decision point as it runs: review 68f,
+relays 1), from `authority` alone when given: the node's
 composition gives the authority the node hosts, so a hub relays for its own members only, not
 for those of every authority it enrolls with (review 38a, relay 1: a co-trusted authority's
 `troth.relay=*` claimed the hub's names); a node hosting none relays for the members of every
@@ -260,6 +261,13 @@ class RelayService:
         end = self.channels.find(caller.channel)
         if end is None or not end.peer_route:
             raise RoutingError("the caller's channel is gone")
+        decide = self.decide
+        if decide is not None:  # decided again here, as a round would: the host decided as the
+            # request arrived, and a feed installed before this task ran refused the caller and
+            # cut it off already (review 68f, relays 1)
+            decision = decide(AccessRequest(caller, self.name, "create", name, self.clock()))
+            if not decision.allowed:
+                raise Denied(decision.reasons)
         existing = self.relays.get(name)
         if existing is not None and existing.owner != caller.identifier and self._held(existing):
             raise Denied(
