@@ -1,0 +1,60 @@
+"""Review 68a, enroll: a second review of the enrollment COPY_CONFLICT design (review 67i).
+
+1. The operator's word was not informed (medium). A ticket whose authority history conflicts
+   with a copy held only on another authority's word is refused as COPY_CONFLICT, its message
+   telling the operator to ask the authority's operator "whether its history is the ticket's
+   (its current key: troth authority list, on its machine)" and, if so, to enroll again with
+   `--over-copy`. But nothing showed the ticket's history's current key: not the message, not
+   any command. In the theft of tests/test_review67e_enroll.py (a thief holding an early
+   backup of acme's keys hands desk a full ticket of its fork), desk's operator asks acme's
+   operator "did you send me a ticket?", hears "yes" (acme did send one; the thief's replaced
+   it in transit) and says `--over-copy`: the fork replaces acme's real later history. The
+   design's promise, an explicit *informed* override (docs/formats.md, "What this costs"), had
+   nothing to compare. Fixed (`troth.authority.client._copy_conflict`): the message names the
+   ticket's authority pin (`IDENTIFIER:KEY`, its history's current key) and tells the operator
+   to enroll again with `--over-copy --authority-pin PIN`, PIN the one the authority's
+   operator reads from `troth authority list`: a pin given is checked for every ticket, so a
+   thief's fork, which ends with a key the authority rotated away from, is refused by it
+   (tests/test_review68a_refuted.py, 1) while the authority's real ticket is taken (2).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.channels import MEMBER
+from tests.test_review30a_enrollment import acme  # noqa: F401 (the fixture)
+from tests.test_review66g_enroll import enroll_alice
+from tests.test_review67e_enroll import theft
+from tests.test_trust_scope import NOW
+from troth.authority import Authority
+from troth.authority.client import authority_pin_of
+from troth.errors import IdentityError, IdentityFailure
+from troth.identity import verify_history
+from troth.node import Node, open_node
+
+
+def test_the_conflict_names_the_tickets_key_for_the_operator_to_confirm(
+    acme: tuple[Authority, Node, Node],  # noqa: F811
+) -> None:
+    authority, node, members = acme
+    theft(authority, node, members)
+    with open_node("thief") as thief:
+        thief.identities.rotate("acme", now=NOW)  # change 2': key 2 too, its own next key
+        stolen = thief.authority()
+        ticket = stolen.create_ticket(
+            creator=stolen.identifier, attributes=MEMBER, address="node:thief", now=NOW
+        )
+
+    def send(request: bytes) -> bytes:
+        raise AssertionError("nothing is sent without --over-copy")
+
+    with pytest.raises(IdentityError) as refused:
+        enroll_alice(members, ticket, None, send)
+    assert refused.value.reason is IdentityFailure.COPY_CONFLICT
+    fork = verify_history(ticket.authority_history, now=NOW)
+    told = str(refused.value)
+    assert authority_pin_of(fork) in told  # what the authority's operator confirms, or not
+    assert "--over-copy --authority-pin" in told
+    real = authority_pin_of(node.identities.get("acme", now=NOW).identity)
+    assert real.rpartition(":")[2] not in told  # acme's real key differs: the operator sees it
