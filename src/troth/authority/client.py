@@ -261,8 +261,8 @@ def _copy_conflict(
     never linked (`copy_conflict`) that `binds` says does not bind it (so `over_copy` would
     admit it): its message names the copy's attester, the change where they disagree, the
     ticket's authority pin (what the authority's operator confirms, or not: review 68a, enroll
-    1) and how the operator decides. None otherwise (the refusal stands as it was: a copy whose attester
-    has standing over the ticket's history, say)."""
+    1) and how the operator decides. None otherwise (the refusal stands as it was: a copy whose
+    attester has standing over the ticket's history, say)."""
     try:
         history = verify_history(ticket.authority_history, now=now, checkpoints=ticket_vouches)
         if history.first_index > 0:
