@@ -16,22 +16,38 @@
    operator reads from `troth authority list`: a pin given is checked for every ticket, so a
    thief's fork, which ends with a key the authority rotated away from, is refused by it
    (tests/test_review68a_refuted.py, 1) while the authority's real ticket is taken (2).
+2. A race on the network path (low): review 67y, remote 1 refuses `--over-copy` up front
+   (`enrollment.over_copy_remote`) in one worker call, and the enrollment then ran with the flag
+   in the next: a conflicting copy stored between them (globex's feed synced by the running
+   node meanwhile) passed the enrollment's check under the flag, a pending record was stored and
+   the channel refused the hub ("history is older than the stored copy"), the record resumed
+   in vain: 67y's finding again. Fixed (troth.node.membership): over the network the
+   enrollment's own check runs without the flag (the channel never overrides a copy, so the flag
+   can change nothing there), its COPY_CONFLICT saying why the flag cannot apply; nothing is
+   recorded before it.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+import troth.enrollment
 from tests.support.channels import MEMBER
+from tests.support.nodes import MemNet, run_memnet
 from tests.test_review30a_enrollment import acme  # noqa: F401 (the fixture)
 from tests.test_review66g_enroll import enroll_alice
 from tests.test_review67e_enroll import theft
+from tests.test_review67y_remote import _plant_globex_copy
 from tests.test_trust_scope import NOW
 from troth.authority import Authority
 from troth.authority.client import authority_pin_of
+from troth.enrollment import EnrollmentSteps
 from troth.errors import IdentityError, IdentityFailure
 from troth.identity import verify_history
 from troth.node import Node, open_node
+from troth.storage import SqliteVoucherStore
 
 
 def test_the_conflict_names_the_tickets_key_for_the_operator_to_confirm(
@@ -58,3 +74,27 @@ def test_the_conflict_names_the_tickets_key_for_the_operator_to_confirm(
     assert "--over-copy --authority-pin" in told
     real = authority_pin_of(node.identities.get("acme", now=NOW).identity)
     assert real.rpartition(":")[2] not in told  # acme's real key differs: the operator sees it
+
+
+def test_a_copy_stored_after_the_up_front_check_leaves_nothing_to_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def test(net: MemNet) -> None:
+        desk = await net.node("desk")
+        hub = net.authority.identifier
+        original = troth.enrollment.request_of
+
+        def meanwhile(steps: EnrollmentSteps) -> bytes:
+            _plant_globex_copy(desk, hub)  # a feed sync's copy, after over_copy_remote passed
+            return original(steps)
+
+        monkeypatch.setattr(troth.enrollment, "request_of", meanwhile)
+        with pytest.raises(IdentityError) as refused:
+            await desk.enroll(net.ticket(), "desk", over_copy=True)
+        assert refused.value.reason is IdentityFailure.COPY_CONFLICT
+        assert "reached over the network" in str(refused.value)
+        assert desk.node.wallet.pending_enrollments("desk") == []  # nothing to resume in vain
+        assert desk.node.identities.stored_changes(hub) == 6  # globex's copy stands
+        assert SqliteVoucherStore(desk.node.db).refuted() == []
+
+    run_memnet(test, tmp_path / "home")
