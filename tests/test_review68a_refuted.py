@@ -18,6 +18,10 @@
 5. Two enrollments at once: alice's with the flag is out to acme when bob's without it is
    refused (COPY_CONFLICT, nothing recorded for bob: the flag is not shared); once alice's
    completes, bob's passes without it.
+6. A copy our own authority took: desk hosts an authority acme enrolled with (its full history,
+   stored linked when desk's authority took the request); the thief's fork from an early backup
+   of acme's keys, with the flag, is refused as a FORK: the flag never overrides a copy desk
+   checked itself.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from troth.enrollment import complete, enroll, enrollment, request_of
 from troth.errors import IdentityError, IdentityFailure
 from troth.identity import Checkpoint, UnverifiedHistory, encode_history
 from troth.node import Node, open_node
+from troth.node.authorities import enroll_locally
 from troth.node.home import troth_home
 from troth.node.node import node_dir
 from troth.storage import SqliteVoucherStore
@@ -203,3 +208,25 @@ def test_two_enrollments_at_once_share_no_flag(
 
     _enroll_bob(members, bobs, to_acme)
     assert members.wallet.pending_enrollments("bob") == []
+
+
+def test_a_copy_our_own_authority_took_from_its_member_is_not_overridden(
+    acme: tuple[Authority, Node, Node],  # noqa: F811
+) -> None:
+    authority, node, members = acme
+    desk = members.create_authority("desk", now=NOW)  # desk's own authority
+    node.identities.rotate("acme", now=NOW)  # change 1: key 1, next key 2 committed
+    _steal(node)
+    node.identities.rotate("acme", now=NOW)  # change 2
+    ticket = _ticket(desk, "node:members")
+    enroll_locally(node, ticket, "acme", clock=FixedClock(NOW))  # acme, a member of desk's
+    assert members.identities.stored_changes(authority.identifier) == 3
+    with open_node("thief") as thief:
+        thief.identities.rotate("acme", now=NOW)  # change 2'
+        fork = _ticket(thief.authority(), "node:thief")
+    with pytest.raises(IdentityError) as refused:
+        enroll_alice(members, fork, None, _refused, over_copy=True)
+    assert refused.value.reason is IdentityFailure.FORK
+    assert members.identities.stored_changes(authority.identifier) == 3
+    assert members.identities.linked(authority.identifier)
+    assert members.wallet.pending_enrollments("alice") == []
