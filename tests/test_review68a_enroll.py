@@ -15,7 +15,9 @@
    to enroll again with `--over-copy --authority-pin PIN`, PIN the one the authority's
    operator reads from `troth authority list`: a pin given is checked for every ticket, so a
    thief's fork, which ends with a key the authority rotated away from, is refused by it
-   (tests/test_review68a_refuted.py, 1) while the authority's real ticket is taken (2).
+   (tests/test_review68a_refuted.py, 1) while the authority's real ticket is taken (2). A fork
+   ending with the authority's current key (stolen before its last rotation, the vault holding
+   that committed key) passes the pin: its thief signs as the authority anyway until it rotates.
 2. A race on the network path (low): review 67y, remote 1 refuses `--over-copy` up front
    (`enrollment.over_copy_remote`) in one worker call, and the enrollment then ran with the flag
    in the next: a conflicting copy stored between them (globex's feed synced by the running
