@@ -163,29 +163,19 @@ OVER_COPY_LOCAL_ONLY: Final = (
 """What a COPY_CONFLICT refusal adds on the network path with `over_copy` (`over_copy_remote`)."""
 
 
-def over_copy_remote(
-    identities: IdentityService,
-    wallet: CredentialWallet,
-    ticket: Ticket,
-    *,
-    now: int,
-    authority_pin: str | None = None,
-) -> None:
-    """Before an enrollment with `over_copy` whose authority a node reaches over a secure
-    channel (troth.node.membership) records anything: COPY_CONFLICT, saying why the flag cannot
-    apply there (`OVER_COPY_LOCAL_ONLY`), when the ticket's history conflicts with a stored copy
-    from a checkpoint this node never linked (`check_ticket` without `over_copy`). The channel
-    to the authority judges its history against that copy, never overridden (an override there
-    would admit the authority's history to a channel, and that channel's reuse, before the
-    authority answered), so the enrollment failed there with a misleading "history is older
-    than the stored copy", and left a pending record resumed for RESUME_FOR in vain (review
-    67y, remote 1). Any other refusal is left to `enrollment` (the same checks)."""
-    binds = _ticket_binds(wallet)
-    try:
-        check_ticket(identities, ticket, now=now, authority_pin=authority_pin, binds=binds)
-    except IdentityError as exc:
-        if exc.reason is IdentityFailure.COPY_CONFLICT:
-            raise IdentityError(exc.reason, exc.detail + OVER_COPY_LOCAL_ONLY, exc.change) from None
+def over_copy_remote(refusal: IdentityError) -> IdentityError:
+    """The refusal of an enrollment with `over_copy` whose authority a node reaches over a
+    secure channel (troth.node.membership): a COPY_CONFLICT saying why the flag cannot apply
+    there (`OVER_COPY_LOCAL_ONLY`); any other refusal as it is. The channel to the authority
+    judges its history against a conflicting copy, never overridden (an override there would
+    admit the authority's history to a channel, and that channel's reuse, before the authority
+    answered), so such an enrollment is judged without the flag, before anything is recorded:
+    it passed the check, stored a pending record resumed in vain for RESUME_FOR and failed at
+    the channel with a misleading "history is older than the stored copy" (review 67y, remote
+    1; review 68a, enroll 2: a copy stored after a separate check up front, the same)."""
+    if refusal.reason is not IdentityFailure.COPY_CONFLICT:
+        return refusal
+    return IdentityError(refusal.reason, refusal.detail + OVER_COPY_LOCAL_ONLY, refusal.change)
 
 
 def _ticket_binds(wallet: CredentialWallet) -> TicketBinds | None:

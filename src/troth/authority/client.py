@@ -259,9 +259,10 @@ def _copy_conflict(
     """COPY_CONFLICT when the ticket's history, tied to its identifier (a full history, or
     `pinned` with `pin` matching it), conflicts with a stored copy from a checkpoint this node
     never linked (`copy_conflict`) that `binds` says does not bind it (so `over_copy` would
-    admit it): its message names the copy's attester, the change where they disagree and how
-    the operator decides. None otherwise (the refusal stands as it was: a copy whose attester
-    has standing over the ticket's history, say)."""
+    admit it): its message names the copy's attester, the change where they disagree, the
+    ticket's authority pin (what the authority's operator confirms, or not: review 68a, enroll
+    1) and how the operator decides. None otherwise (the refusal stands as it was: a copy whose
+    attester has standing over the ticket's history, say)."""
     try:
         history = verify_history(ticket.authority_history, now=now, checkpoints=ticket_vouches)
         if history.first_index > 0:
@@ -289,11 +290,12 @@ def _copy_conflict(
         f"word of {attester} (its checkpoint), and the ticket's history (changes "
         f"{history.first_index} to {history.current.index}) disagrees with that copy at change "
         f"{index}: either that copy is made up, or the ticket's history is a fork from a stolen "
-        "backup of the authority's keys, and this node cannot tell which. Ask the authority's "
-        "operator, out of band, whether its history is the ticket's (its current key: troth "
-        "authority list, on its machine); only if it is, enroll again with --over-copy (its "
-        "history replaces that copy, whose changes are recorded refuted; when the authority is "
-        "on this machine, a node:NAME ticket, not over the network)",
+        "backup of the authority's keys, and this node cannot tell which. The ticket's "
+        f"authority pin is {authority_pin_of(history)}: ask the authority's operator, out of "
+        "band, for its pin (troth authority list, on its machine); only if it is this one, "
+        "enroll again with --over-copy --authority-pin PIN, PIN the one it read you (checked: "
+        "its history replaces that copy, whose changes are recorded refuted; when the "
+        "authority is on this machine, a node:NAME ticket, not over the network)",
         index,
     )
 

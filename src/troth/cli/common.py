@@ -70,8 +70,9 @@ def enroll_options(func: F) -> F:
         is_flag=True,
         help="Take the ticket's authority history over a copy of that authority this node "
         "holds only on another authority's word and that it conflicts with (refused without "
-        "it, naming that authority and the change): only once the authority's operator "
-        "confirmed its history out of band. For this enrollment only; never over a copy this "
+        "it, naming that authority, the change and the ticket's pin): only once the "
+        "authority's operator confirmed that pin out of band; give it as --authority-pin too "
+        "(checked). For this enrollment only; never over a copy this "
         "node checked. Only when the authority is on this machine (a node:NAME ticket): over "
         "the network the channel to it refuses its history while that copy stands.",
     )(func)

@@ -25,7 +25,14 @@ from troth.credentials import VerifiedFeed
 from troth.credentials.pending import newest_first, recorded_after
 from troth.credentials.wallet import CredentialWallet, needs_refresh, revokes_a_link
 from troth.encoding import cbor
-from troth.errors import AuthorityError, AuthorityFailure, DecodeError, RemoteError, TrothError
+from troth.errors import (
+    AuthorityError,
+    AuthorityFailure,
+    DecodeError,
+    IdentityError,
+    RemoteError,
+    TrothError,
+)
 from troth.identity import Identifier, UnverifiedHistory
 from troth.limits import MAX_CONCURRENT_FEED_SYNCS
 from troth.node.at_once import each_at_once
@@ -232,7 +239,7 @@ async def enroll(
     (troth.enrollment): a repeat with the same ticket completes an interrupted one.
     `key`: the authority's pin confirmed out of band, `over_copy`: the operator's word over a
     conflicting stored copy, for this enrollment only (`check_ticket`): on this machine only
-    (over the network, COPY_CONFLICT saying so: `enrollment.over_copy_remote`)."""
+    (over the network judged without it, COPY_CONFLICT saying so: `over_copy_remote`)."""
     ticket, clock, wallet = parse_ticket(ticket_text), runtime.clock, runtime.node.wallet
     end: ChannelEnd | None = None
     if is_local(ticket.address):
@@ -248,25 +255,21 @@ async def enroll(
         result = local.to_json()
     else:
         authority = ticket_authority(ticket, now=runtime.clock.now())
-        if over_copy:  # the channel to the authority never takes it over a conflicting copy
-            await runtime.worker.run(  # (review 67y, remote 1): refused before anything is
-                enrollment.over_copy_remote,  # recorded, saying so
-                runtime.node.identities,
-                wallet,
-                ticket,
-                now=clock.now(),
-                authority_pin=key,
-            )
-        steps = enrollment.enrollment(
-            runtime.node.identities,
-            wallet,
-            identity,
-            ticket,
+        steps = enrollment.enrollment(  # without the flag: the channel to the authority never
+            runtime.node.identities,  # takes its history over a conflicting copy, so the
+            wallet,  # enrollment's own check refuses it before anything is recorded (review
+            identity,  # 67y, remote 1; one check, no copy stored between two: review 68a,
+            ticket,  # enroll 2)
             clock=clock,
             authority_pin=key,
-            over_copy=over_copy,
         )
-        request = await runtime.worker.run(enrollment.request_of, steps)
+        try:
+            request = await runtime.worker.run(enrollment.request_of, steps)
+        except IdentityError as exc:
+            refusal = enrollment.over_copy_remote(exc) if over_copy else exc
+            if refusal is exc:
+                raise
+            raise refusal from None
         try:
             end = await runtime.channel_to(
                 parse_route(ticket.address),
