@@ -46,7 +46,14 @@ from troth.channel.events import (
     Received,
     received,
 )
-from troth.channel.noise import MAX_MESSAGE, PROTOCOL_NAMES, TAGLEN, CipherState, HandshakeState
+from troth.channel.noise import (
+    MAX_MESSAGE,
+    MAX_NONCE,
+    PROTOCOL_NAMES,
+    TAGLEN,
+    CipherState,
+    HandshakeState,
+)
 from troth.channel.packets import (
     HANDSHAKE_FRAME,
     LENGTH,
@@ -348,9 +355,24 @@ class SecureChannel:
         """Close locally; tell the peer (an authenticated CLOSE) when transport keys exist."""
         if self.state is _S.CLOSED:
             return Closed(self.close_reason or reason, detail, by_peer=False)
-        if self._send is not None:
-            self._emit([(Kind.CLOSE, (bytes((int(reason),)), detail.encode()[:200]))])
+        if self._send is not None and self._next_nonce < MAX_NONCE:  # (none left: closed
+            # here alone, review 68g, channel 1)
+            self._emit_or_close([(Kind.CLOSE, (bytes((int(reason),)), detail.encode()[:200]))])
         return self._closed(reason, detail, by_peer=False)
+
+    def _emit_or_close(
+        self, frames: list[tuple[Kind, tuple[bytes | bytearray | memoryview, ...]]]
+    ) -> list[Event]:
+        """`_emit` of frames this side sends of its own accord (a PONG, a PING, a CLOSE): at
+        the end of the nonce space the channel closes instead (a Closed event; review 68g,
+        channel 1: the host's timer or the peer's PING raised)."""
+        try:
+            self._emit(frames)
+        except ChannelError as exc:
+            if exc.reason is not _F.NONCE_EXHAUSTED:
+                raise
+            return [self._closed(exc.reason, exc.detail, by_peer=False)]
+        return []
 
     def _emit(self, frames: list[tuple[Kind, tuple[bytes | bytearray | memoryview, ...]]]) -> None:
         padding = self.settings.padding
@@ -408,6 +430,9 @@ class SecureChannel:
         cipher = self._send
         if cipher is None:
             raise ChannelError(_F.PROTOCOL, "no transport keys")
+        if nonce >= MAX_NONCE:  # §5.1: reserved, and never counted as spent (review 68g,
+            # channel 1: the next send raised struct.error, and so did close())
+            raise ChannelError(_F.NONCE_EXHAUSTED, "nonce 2^64-1 is reserved")
         epoch = nonce // self.settings.rekey_interval
         while self._send_epoch < epoch:
             cipher = self._send = cipher.rekeyed()
@@ -451,7 +476,7 @@ class SecureChannel:
         if self._pong_due:  # one PONG answers every PING of the packet
             self._pong_due = False
             if self.state is _S.OPEN:
-                self._emit([(Kind.PONG, ())])
+                events += self._emit_or_close([(Kind.PONG, ())])
         return events
 
     def _receive_frame(self, frame: memoryview, now: int) -> list[Event]:
@@ -672,16 +697,17 @@ class SecureChannel:
             pinged is None or now - pinged >= settings.keepalive_interval
         ):
             self._pinged_at = now
-            self._emit([(Kind.PING, ())])
+            return self._emit_or_close([(Kind.PING, ())])
         return []
 
     def probe(self, now: float) -> None:
         """Queue a PING now (the node asks whether its peer is still there: a request sent on
         this channel got nothing authenticated back; docs/protocols.md, "Unanswered channels"). The
-        peer answers it as any PING; it counts as this interval's keepalive PING."""
+        peer answers it as any PING; it counts as this interval's keepalive PING. At the end of
+        the nonce space it closes the channel instead (`closed`)."""
         if self.state is _S.OPEN:
             self._pinged_at = now
-            self._emit([(Kind.PING, ())])
+            self._emit_or_close([(Kind.PING, ())])
 
     def next_expiry(self) -> int | None:
         """When `expire` next has something to give up (None: nothing held)."""
