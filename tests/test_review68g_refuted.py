@@ -245,3 +245,27 @@ def test_a_refused_initiator_closes_the_responder_typed() -> None:
     seen_alice, seen_bob = pump(alice, bob)
     assert closed(seen_bob).reason is ChannelFailure.REVOKED
     assert closed(seen_alice).by_peer
+
+
+def test_a_reconnection_after_the_peers_credential_was_revoked_is_refused() -> None:
+    """The reconnection keeps the verified claims and chain byte checks: the feed's revocation
+    of the credential still refuses it, and closes the channel it already has (re-check)."""
+    world = make_world()
+    trust = world.trust()
+    trust = ChannelTrust(
+        policy=trust.policy,
+        verifier=trust.verifier,
+        feeds=lambda: {world.authority.identifier: world.feed},
+        claims=ClaimCache(),
+    )
+    me = world.alice.me((world.credential(world.alice),))  # the same chain both times
+    anyone = ChannelTrust(policy=AnyAuthenticatedIdentity())
+    alice, bob = SecureChannel.initiate(me=me, trust=anyone), world.responder(trust=trust)
+    pump(alice, bob)
+    assert bob.peer is not None
+    link = bob.peer.credentials[0].links[0].hash
+    world.feed = verified_feed(world.authority, [(RevocationKind.CREDENTIAL, link)], now=T + 2)
+    assert closed(bob.check_peer(T + 2)).reason is ChannelFailure.REVOKED
+    again, bob_again = SecureChannel.initiate(me=me, trust=anyone), world.responder(trust=trust)
+    _, seen = pump(again, bob_again, T + 2)
+    assert closed(seen).reason is ChannelFailure.REVOKED
