@@ -5,10 +5,12 @@ channel 1: the end of the nonce space (Noise §5.1: n = 2^64-1 is reserved, neve
    already counted the reserved nonce as spent: every later send raised `struct.error` ("int too
    large to convert", no library error), `close()` raised it too, so the channel could never
    be closed (it stayed OPEN with its keys), and a PING from the peer made `receive()` raise
-   instead of giving an event. Now the reserved nonce is never counted as spent: every send
-   at the end of the nonce space is refused with the same ChannelError NONCE_EXHAUSTED, a
-   close goes through (locally, with no CLOSE frame: none can be sealed), and a frame whose
-   answer cannot be sealed closes the channel with a Closed event (NONCE_EXHAUSTED).
+   instead of giving an event; a message `send` held (MIN_BATCH_MESSAGE bytes or more) made
+   `outgoing()` raise. Now the reserved nonce is never spent: the first send that would need
+   it is refused (ChannelError NONCE_EXHAUSTED) and closes the channel locally (no CLOSE
+   frame: none can be sealed), every later one is refused as on any closed channel, `close()`
+   goes through, and a PING, a PONG or a held message that cannot be sealed closes the channel
+   (a Closed event from `receive` and `keepalive`; `outgoing()` returns what was sealed).
 """
 
 from __future__ import annotations
@@ -36,18 +38,29 @@ def _open_pair() -> tuple[SecureChannel, SecureChannel]:
     return alice, bob
 
 
-def test_every_send_at_the_end_of_the_nonce_space_is_refused_typed_and_close_works() -> None:
+def test_a_send_at_the_end_of_the_nonce_space_is_refused_typed_and_closes_the_channel() -> None:
     alice, _ = _open_pair()
     _at_the_end(alice, 0)
-    for _ in range(3):  # refused every time with the same typed error (not struct.error)
-        with pytest.raises(ChannelError) as refused:
-            alice.send(b"x" * 5)
-        assert refused.value.reason is ChannelFailure.NONCE_EXHAUSTED
+    with pytest.raises(ChannelError) as refused:
+        alice.send(b"x" * 5)
+    assert refused.value.reason is ChannelFailure.NONCE_EXHAUSTED
     assert alice._next_nonce == MAX_NONCE  # the reserved nonce is never spent
+    assert alice.closed
+    assert alice.close_reason is ChannelFailure.NONCE_EXHAUSTED
+    for _ in range(2):  # typed ever after (not struct.error)
+        with pytest.raises(ChannelError):
+            alice.send(b"x" * 5)
+    assert alice.close().reason is ChannelFailure.NONCE_EXHAUSTED
+    assert alice.outgoing() == []  # no CLOSE: it cannot be sealed
+
+
+def test_close_at_the_end_of_the_nonce_space_closes_without_a_close_frame() -> None:
+    alice, _ = _open_pair()
+    _at_the_end(alice, 0)
     event = alice.close()
     assert alice.closed
     assert event.reason is ChannelFailure.NORMAL
-    assert alice.outgoing() == []  # no CLOSE: it cannot be sealed
+    assert alice.outgoing() == []
 
 
 def test_a_ping_at_the_end_of_the_nonce_space_closes_the_channel_with_an_event() -> None:
@@ -68,3 +81,23 @@ def test_a_keepalive_ping_at_the_end_of_the_nonce_space_closes_the_channel() -> 
     alice.probe(0.0)  # closed: nothing more, no error
     assert alice.closed
     assert alice.outgoing() == []
+
+
+def test_a_held_message_at_the_end_of_the_nonce_space_never_raises_later() -> None:
+    """A message of at least MIN_BATCH_MESSAGE bytes is held by `send` and sealed when the
+    packets are taken: at the end of the nonce space `send` refuses it (typed), and one held
+    while the last nonce went to another frame closes the channel at `outgoing()` instead of
+    making it raise."""
+    alice, _ = _open_pair()
+    _at_the_end(alice, 0)
+    with pytest.raises(ChannelError) as refused:
+        alice.send(b"x" * 200)
+    assert refused.value.reason is ChannelFailure.NONCE_EXHAUSTED
+    assert alice.closed
+    bob, _ = _open_pair()
+    _at_the_end(bob, 1)
+    bob.send(b"x" * 200)  # held
+    bob._next_nonce = MAX_NONCE  # (the last nonce taken by another frame meanwhile)
+    assert bob.outgoing() == []
+    assert bob.closed
+    assert bob.close_reason is ChannelFailure.NONCE_EXHAUSTED

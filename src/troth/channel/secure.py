@@ -255,7 +255,11 @@ class SecureChannel:
         frames one after another, so joined packets are one packet): what a host queues before
         it takes them costs the path one packet instead of one per message."""
         if self._pending:
-            self._seal_pending()
+            try:
+                self._seal_pending()
+            except ChannelError as exc:  # the end of the nonce space: `_exhausted` closed the
+                if exc.reason is not _F.NONCE_EXHAUSTED:  # channel (review 68g, channel 1)
+                    raise
         packets, self._outgoing = self._outgoing, []
         self._queued = 0
         if len(packets) < 2:
@@ -291,6 +295,8 @@ class SecureChannel:
         a large payload is not first copied behind its prefix (a routed message's header)."""
         if self.state is not _S.OPEN:
             raise ChannelError(_F.PROTOCOL, f"channel is {self.state.value}")
+        if self._next_nonce >= MAX_NONCE:  # (not held to fail in `outgoing()`)
+            raise self._exhausted()
         if type(payload) is memoryview and payload.itemsize != 1:  # measured and cut in bytes
             payload = payload.cast("B")  # (review 47q, send 1)
         size = len(prefix) + len(payload)
@@ -371,7 +377,7 @@ class SecureChannel:
         except ChannelError as exc:
             if exc.reason is not _F.NONCE_EXHAUSTED:
                 raise
-            return [self._closed(exc.reason, exc.detail, by_peer=False)]
+            return [Closed(exc.reason, exc.detail, by_peer=False)]  # (`_exhausted` closed it)
         return []
 
     def _emit(self, frames: list[tuple[Kind, tuple[bytes | bytearray | memoryview, ...]]]) -> None:
@@ -426,13 +432,20 @@ class SecureChannel:
         cipher.encrypt_at_into(nonce, b"", plain, memoryview(packet)[_FRAME_HEAD.size :])
         return packet
 
+    def _exhausted(self) -> ChannelError:
+        """The end of the nonce space: the channel is closed here (no CLOSE can be sealed)
+        and the error to raise."""
+        detail = "nonce 2^64-1 is reserved: nothing more can be sent"
+        self._closed(_F.NONCE_EXHAUSTED, detail, by_peer=False)
+        return ChannelError(_F.NONCE_EXHAUSTED, detail)
+
     def _cipher_for_sending(self, nonce: int) -> CipherState:
         cipher = self._send
         if cipher is None:
             raise ChannelError(_F.PROTOCOL, "no transport keys")
-        if nonce >= MAX_NONCE:  # §5.1: reserved, and never counted as spent (review 68g,
+        if nonce >= MAX_NONCE:  # §5.1: reserved, never counted as spent (review 68g,
             # channel 1: the next send raised struct.error, and so did close())
-            raise ChannelError(_F.NONCE_EXHAUSTED, "nonce 2^64-1 is reserved")
+            raise self._exhausted()
         epoch = nonce // self.settings.rekey_interval
         while self._send_epoch < epoch:
             cipher = self._send = cipher.rekeyed()
