@@ -46,7 +46,14 @@ from troth.channel.events import (
     Received,
     received,
 )
-from troth.channel.noise import MAX_MESSAGE, PROTOCOL_NAMES, TAGLEN, CipherState, HandshakeState
+from troth.channel.noise import (
+    MAX_MESSAGE,
+    MAX_NONCE,
+    PROTOCOL_NAMES,
+    TAGLEN,
+    CipherState,
+    HandshakeState,
+)
 from troth.channel.packets import (
     HANDSHAKE_FRAME,
     LENGTH,
@@ -248,7 +255,11 @@ class SecureChannel:
         frames one after another, so joined packets are one packet): what a host queues before
         it takes them costs the path one packet instead of one per message."""
         if self._pending:
-            self._seal_pending()
+            try:
+                self._seal_pending()
+            except ChannelError as exc:  # the end of the nonce space: `_exhausted` closed the
+                if exc.reason is not _F.NONCE_EXHAUSTED:  # channel (review 68g, channel 1)
+                    raise
         packets, self._outgoing = self._outgoing, []
         self._queued = 0
         if len(packets) < 2:
@@ -284,6 +295,8 @@ class SecureChannel:
         a large payload is not first copied behind its prefix (a routed message's header)."""
         if self.state is not _S.OPEN:
             raise ChannelError(_F.PROTOCOL, f"channel is {self.state.value}")
+        if self._next_nonce >= MAX_NONCE:  # (not held to fail in `outgoing()`)
+            raise self._exhausted()
         if type(payload) is memoryview and payload.itemsize != 1:  # measured and cut in bytes
             payload = payload.cast("B")  # (review 47q, send 1)
         size = len(prefix) + len(payload)
@@ -348,9 +361,24 @@ class SecureChannel:
         """Close locally; tell the peer (an authenticated CLOSE) when transport keys exist."""
         if self.state is _S.CLOSED:
             return Closed(self.close_reason or reason, detail, by_peer=False)
-        if self._send is not None:
-            self._emit([(Kind.CLOSE, (bytes((int(reason),)), detail.encode()[:200]))])
+        if self._send is not None and self._next_nonce < MAX_NONCE:  # (none left: closed
+            # here alone, review 68g, channel 1)
+            self._emit_or_close([(Kind.CLOSE, (bytes((int(reason),)), detail.encode()[:200]))])
         return self._closed(reason, detail, by_peer=False)
+
+    def _emit_or_close(
+        self, frames: list[tuple[Kind, tuple[bytes | bytearray | memoryview, ...]]]
+    ) -> list[Event]:
+        """`_emit` of frames this side sends of its own accord (a PONG, a PING, a CLOSE): at
+        the end of the nonce space the channel closes instead (a Closed event; review 68g,
+        channel 1: the host's timer or the peer's PING raised)."""
+        try:
+            self._emit(frames)
+        except ChannelError as exc:
+            if exc.reason is not _F.NONCE_EXHAUSTED:
+                raise
+            return [Closed(exc.reason, exc.detail, by_peer=False)]  # (`_exhausted` closed it)
+        return []
 
     def _emit(self, frames: list[tuple[Kind, tuple[bytes | bytearray | memoryview, ...]]]) -> None:
         padding = self.settings.padding
@@ -404,10 +432,20 @@ class SecureChannel:
         cipher.encrypt_at_into(nonce, b"", plain, memoryview(packet)[_FRAME_HEAD.size :])
         return packet
 
+    def _exhausted(self) -> ChannelError:
+        """The end of the nonce space: the channel is closed here (no CLOSE can be sealed)
+        and the error to raise."""
+        detail = "nonce 2^64-1 is reserved: nothing more can be sent"
+        self._closed(_F.NONCE_EXHAUSTED, detail, by_peer=False)
+        return ChannelError(_F.NONCE_EXHAUSTED, detail)
+
     def _cipher_for_sending(self, nonce: int) -> CipherState:
         cipher = self._send
         if cipher is None:
             raise ChannelError(_F.PROTOCOL, "no transport keys")
+        if nonce >= MAX_NONCE:  # §5.1: reserved, never counted as spent (review 68g,
+            # channel 1: the next send raised struct.error, and so did close())
+            raise self._exhausted()
         epoch = nonce // self.settings.rekey_interval
         while self._send_epoch < epoch:
             cipher = self._send = cipher.rekeyed()
@@ -451,7 +489,7 @@ class SecureChannel:
         if self._pong_due:  # one PONG answers every PING of the packet
             self._pong_due = False
             if self.state is _S.OPEN:
-                self._emit([(Kind.PONG, ())])
+                events += self._emit_or_close([(Kind.PONG, ())])
         return events
 
     def _receive_frame(self, frame: memoryview, now: int) -> list[Event]:
@@ -672,16 +710,17 @@ class SecureChannel:
             pinged is None or now - pinged >= settings.keepalive_interval
         ):
             self._pinged_at = now
-            self._emit([(Kind.PING, ())])
+            return self._emit_or_close([(Kind.PING, ())])
         return []
 
     def probe(self, now: float) -> None:
         """Queue a PING now (the node asks whether its peer is still there: a request sent on
         this channel got nothing authenticated back; docs/protocols.md, "Unanswered channels"). The
-        peer answers it as any PING; it counts as this interval's keepalive PING."""
+        peer answers it as any PING; it counts as this interval's keepalive PING. At the end of
+        the nonce space it closes the channel instead (`closed`)."""
         if self.state is _S.OPEN:
             self._pinged_at = now
-            self._emit([(Kind.PING, ())])
+            self._emit_or_close([(Kind.PING, ())])
 
     def next_expiry(self) -> int | None:
         """When `expire` next has something to give up (None: nothing held)."""
