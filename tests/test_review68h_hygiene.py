@@ -14,7 +14,8 @@ The test runs a scenario (tests/support/orphans.py) in a pytest of its own, with
 project's conftest: a node daemon started as the tests start one and, where PostgreSQL is
 installed, the session's server; it kills that pytest with SIGKILL once they are up, and waits
 (a generous bound, no timing asserted) for them to end and the run's temporary directory to
-go.
+go. A second test holds the reaper to its bounds: it ends a marked process's descendants
+whatever their environment, and no process of another run or of none.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import pytest
 
 from tests.support.orphans import REPORT, WITH_POSTGRES
 from tests.support.postgres import factories, pg_ctl_path
+from tests.support.reaper import MARK, reap
 
 ROOT = Path(__file__).parents[1]
 BOUND = 60.0
@@ -124,3 +126,52 @@ def _left_behind(tmp_path: Path, postgres: bool) -> list[str]:
 def test_what_a_killed_test_run_started_dies_with_it(tmp_path: Path) -> None:
     postgres = _with_postgres()
     assert _left_behind(tmp_path, postgres) == []
+
+
+def test_the_reaper_ends_the_marked_and_their_descendants_and_spares_the_rest() -> None:
+    """What `reap` ends: a process carrying the run's mark, and its child started with an
+    empty environment (a descendant, whatever its environment); a process carrying another
+    run's mark, and one carrying none, run on (another helper's run, the machine's)."""
+    mark = f"test-{os.getpid()}-{time.monotonic_ns()}"
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    parent_code = (
+        "import subprocess, sys, time; "
+        f"subprocess.Popen(['env', '-i', *{sleeper!r}]); time.sleep(60)"
+    )
+    unmarked = {k: v for k, v in os.environ.items() if k != MARK}
+    marked = subprocess.Popen([sys.executable, "-c", parent_code], env={**unmarked, MARK: mark})
+    other = subprocess.Popen(sleeper, env={**unmarked, MARK: mark + "0"})
+    bystander = subprocess.Popen(sleeper, env=unmarked)
+    try:
+        deadline = time.monotonic() + BOUND
+        while not (children := _children(marked.pid)) or not _sleeping(children[0]):
+            assert time.monotonic() < deadline, "the marked process's child did not start"
+            time.sleep(0.02)
+        child = os.pidfd_open(children[0])  # its environment empty: a descendant alone
+        try:
+            reap(mark)
+            assert marked.wait(BOUND) == -signal.SIGTERM
+            assert _ended(child, BOUND)
+        finally:
+            with suppress(OSError):
+                signal.pidfd_send_signal(child, signal.SIGKILL)
+            os.close(child)
+        assert other.poll() is None
+        assert bystander.poll() is None
+    finally:
+        for process in (marked, other, bystander):
+            process.kill()
+            process.wait()
+
+
+def _sleeping(pid: int) -> bool:
+    """Whether process `pid` runs the sleeper (`env` has replaced itself with it)."""
+    try:
+        return b"time.sleep" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    """The children of process `pid` (proc(5): /proc/PID/task/TID/children)."""
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
