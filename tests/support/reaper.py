@@ -29,12 +29,15 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from pathlib import Path
 
 MARK = "TROTH_TEST_RUN"
 """The environment variable whose value marks a run's processes."""
 GRACE = 5.0
 """Seconds the run's leftovers are given to end on SIGTERM before SIGKILL."""
+LOG = "TROTH_TEST_REAPER_LOG"
+"""The environment variable naming a file the watcher appends what it ends to (optional)."""
 _WATCHER: subprocess.Popen[bytes] | None = None
 
 
@@ -142,6 +145,19 @@ def _wait_ended(handles: dict[int, int], seconds: float) -> None:
             left.discard(handle)
 
 
+def _note(handles: dict[int, int]) -> None:
+    """Append what is to be ended to the file $TROTH_TEST_REAPER_LOG names, if one is named
+    (a test that leaves a process behind is found there)."""
+    path = os.environ.get(LOG)
+    if not path:
+        return
+    with open(path, "a", encoding="utf-8") as log:
+        for pid in handles:
+            with suppress(OSError):
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+                log.write(f"{pid} {command.decode(errors='replace').strip()[:200]}\n")
+
+
 def reap(mark: str) -> None:
     """End every process carrying `mark` (and their descendants): SIGTERM, then SIGKILL
     after GRACE; again while a pass finds some (started by one ending)."""
@@ -149,6 +165,7 @@ def reap(mark: str) -> None:
         handles = _leftovers(mark)
         if not handles:
             return
+        _note(handles)
         _signal(handles, signal.SIGTERM)
         _wait_ended(handles, GRACE)
         _signal(handles, signal.SIGKILL)
