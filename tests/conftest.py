@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.support.reaper import start_reaper
 from troth.clock import FixedClock
 from troth.node import init_node
 
@@ -40,13 +41,18 @@ def pytest_configure(config: pytest.Config) -> None:
     """Keep pytest's temp dirs short: a node's control socket lives in its home, and an AF_UNIX
     path holds at most 107 bytes, also under pytest-xdist's `popen-gwN` directory (make test
     runs two workers). As root, also out of /tmp/pytest-of-root: every pytest start re-chmods it
-    0700, which cuts a PostgreSQL server run as 'postgres' off from its data directory."""
+    0700, which cuts a PostgreSQL server run as 'postgres' off from its data directory. Start
+    the run's reaper (tests/support/reaper.py)."""
+    scratch = None
     if config.option.basetemp is None:
-        base = tempfile.mkdtemp(prefix="tp-")
+        base = scratch = tempfile.mkdtemp(prefix="tp-")
         if os.geteuid() == 0:
             os.chmod(base, 0o711)  # noqa: S103 (traversable by 'postgres', not listable)
         config.option.basetemp = os.path.join(base, "t")
         config.add_cleanup(lambda: shutil.rmtree(base, ignore_errors=True))
+    # what the run starts (node daemons, the PostgreSQL server) dies with it, also when it is
+    # killed before any teardown, and its temporary files go (review 68h, hygiene 1)
+    start_reaper(scratch)
 
 
 @pytest.fixture(autouse=True)
