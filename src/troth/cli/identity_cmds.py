@@ -314,9 +314,12 @@ def rotate(
         )
         data: dict[str, Any] = describe(local.identity, local.name)
         broker = compromised and BROKER in node.config.services
-    announced = _announce(node_name, ref)
-    if broker:  # what the copied key obtained here ends with it (review 67f, secrets 1)
-        data["leases_revoked"] = _revoke_rotated(node_name, local.identity.identifier)
+    try:  # what the copied key obtained here ends with it (review 67f, secrets 1), before
+        # the announcement, whose network a Ctrl-C may cut short (review 68c, revoke 1)
+        if broker:
+            data["leases_revoked"] = _revoke_rotated(node_name, local.identity.identifier)
+    finally:  # announced however the revocation ends (a failed one stays due: 67l)
+        announced = _announce(node_name, ref)
     _hint_resign(node_name, local.identity.identifier, reporter)
     lines = [shown(data)]
     if broker:
