@@ -17,11 +17,17 @@ import pytest
 from click.testing import CliRunner
 
 from tests import test_review67f_secrets as review67f
-from tests.support.public_api import Agents
+from tests.conftest import NOW
+from tests.support.killed import killed_after
+from tests.support.public_api import READ, Agents
 from tests.test_review67l_refuted import leased
+from tests.test_review68c_refuted import _rotate_ops as rotate_ops
 from troth._api import node as api_node
 from troth.cli import identity_cmds
 from troth.cli.main import cli
+from troth.faults import CRASH_EXIT_CODE
+from troth.node.rotation_revoke import finish_due, mark_due
+from troth.node.services.broker import open_broker
 
 world = review67f.world  # the fixture: acme's hub brokering `payments` to its members
 
@@ -58,3 +64,33 @@ def test_revoke1_the_apis_announcement_cut_short_leaves_no_lease_live(
     with pytest.raises(KeyboardInterrupt):
         world.hub.identities.rotate(world.hub.identity, compromised=True)
     assert world.hub.secrets.revoke_holder(world.support) == []  # ended by the rotation
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="68c revoke 2: a row is shared by the identity's rotations in flight; the fix "
+    "(the row written in the rotation's own transaction, or one row per attempt) is a "
+    "redesign of broker_revoke_due for the lead",
+)
+def test_revoke2_a_finish_between_a_rotations_mark_and_its_commit_loses_its_row(
+    world: Agents,
+) -> None:
+    """ops's compromised rotation A is killed after its commit (its row due); B, the next
+    compromised rotation of ops, records its row (kept: A's, the earliest count), and the
+    running broker's maintenance round finishes A's row then, deleting it; a lease the thief
+    of the key B retires takes before B's commit outlives B killed after its commit."""
+    ops = world.hub.identities.create("ops")
+    world.hub.enroll(world.acme.ticket(READ), identity=ops)
+    leased(world, (world.hub, "ops"))
+    assert killed_after(0, rotate_ops, "identity.rotate.after-commit") == CRASH_EXIT_CODE
+    node = world.hub._stored
+    mark_due(node, "ops")  # B's first step
+    broker = open_broker(node, now=NOW)
+    try:
+        assert finish_due(node, broker, NOW) == 1  # the round: A's lease ended, the row gone
+        leased(world, (world.hub, "ops"))  # the thief, under the key B retires
+        node.identities.rotate("ops", now=world.hub._clock.now(), compromised=True)  # B: killed
+        finish_due(node, broker, NOW + 10)  # the next round, or the node's next start
+    finally:
+        broker.close()
+    assert world.hub.secrets.revoke_holder(ops) == []  # nothing live

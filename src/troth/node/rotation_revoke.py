@@ -3,12 +3,12 @@ revoked (review 67l, rotate 1).
 
 A rotation as compromised on a broker node revokes there every lease whose chain names the
 identity (review 67f, secrets 1: `Identities.rotate`, `troth identity rotate --compromised`),
-after the rotation commits (before it, the copied key could lease again in between). A process
-killed in between (SIGKILL, a power cut, Ctrl-C during the CLI's announcement) left those
-leases live to their expiry, nothing recording that they were due. So the revocation is
-recorded due before the rotation (`mark_due`: table `broker_revoke_due`, made on first use,
-with the identity's change count then), deleted once done (`done`), and finished by the
-node's broker at its start and at each maintenance round (`finish_due`) once the identity
+after the rotation commits (before it, the copied key could lease again in between) and before
+its announcement (review 68c, revoke 1). A process killed in between (SIGKILL, a power cut, a
+Ctrl-C) left those leases live to their expiry, nothing recording that they were due. So the
+revocation is recorded due before the rotation (`mark_due`: table `broker_revoke_due`, made on
+first use, with the identity's change count then), deleted once done (`done`), and finished by
+the node's broker at its start and at each maintenance round (`finish_due`) once the identity
 holds more changes than recorded: the rotation committed. A rotation that failed is no
 rotation: its row is deleted (`mark_due`'s caller); one whose process was killed before its
 commit leaves its row, finished by the next rotation of the identity (deny when in doubt).
