@@ -10,17 +10,16 @@ revoke 1 (medium: what a stolen key obtained outlives the owner's rotation) `tro
   sessions with it) until the node's broker next started: on a node not running, days. The
   leases are now revoked right after the commit, before the announcement.
 
-revoke 2 (low: a narrow race; strict xfail, a redesign for the lead) One `broker_revoke_due`
-  row per identity is shared by every compromised rotation of it in flight: `mark_due` keeps
-  the earliest count (ON CONFLICT DO NOTHING), so a rotation B that marks while an earlier
-  one A's committed row waits leaves no trace. The broker's round finishing A's row (or A's
-  own process, `done`) deletes it though B has not committed: a lease the thief of the key B
-  retires takes before B's commit outlives B killed after its commit. Likewise a failed
-  rotation's `done(unless_rotated=True)` deletes a row another rotation of the same count in
-  flight relies on. A fix: write the row in the rotation's own transaction (committed with
-  it, no row for a rotation killed before its commit) and delete it, after a revocation, only
-  if the identity still holds the count read before that revocation (else keep it, due
-  beyond that count); or one row per attempt.
+revoke 2 (low: a narrow race) One `broker_revoke_due` row per identity is shared by every
+  compromised rotation of it: `mark_due` kept the earliest count (ON CONFLICT DO NOTHING), so
+  a rotation B marking while an earlier one A's committed row waited left no trace, and the
+  broker's round finishing A's row (or A's own process, `done`) deleted it though B had not
+  committed: a lease the thief of the key B retires took before B's commit outlived B killed
+  after its commit. The row now keeps the latest count a rotation marked at (`marked`; a
+  table made before is given the column); a revocation made once the identity held k
+  changes deletes the row only if no rotation marked at k or later, else leaves it due beyond
+  k. (Left: a rotation that fails still deletes a row another of the same count in flight
+  relies on: `failed`, as before.)
 """
 
 from __future__ import annotations
@@ -79,13 +78,6 @@ def test_revoke1_the_apis_announcement_cut_short_leaves_no_lease_live(
     assert world.hub.secrets.revoke_holder(world.support) == []  # ended by the rotation
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="68c revoke 2: a row is shared by the identity's rotations in flight; the fix "
-    "(the row written in the rotation's own transaction, or one row per attempt) is a "
-    "redesign of broker_revoke_due for the lead",
-)
 def test_revoke2_a_finish_between_a_rotations_mark_and_its_commit_loses_its_row(
     world: Agents,
 ) -> None:
@@ -109,3 +101,25 @@ def test_revoke2_a_finish_between_a_rotations_mark_and_its_commit_loses_its_row(
     finally:
         broker.close()
     assert world.hub.secrets.revoke_holder(ops) == []  # nothing live
+
+
+def test_revoke2_a_table_made_before_is_given_its_column(world: Agents) -> None:
+    """A node.db whose table 67l made (no `marked`): its row, due, is finished as before, and
+    the next mark gives the table the column."""
+    node = world.hub._stored
+    node.db.execute(
+        "CREATE TABLE broker_revoke_due "
+        "(identity BLOB PRIMARY KEY, changes INTEGER NOT NULL) STRICT"
+    )
+    node.db.execute("INSERT INTO broker_revoke_due VALUES (?, 0)", (bytes(32),))
+    broker = open_broker(node, now=NOW)
+    try:
+        assert finish_due(node, broker, NOW) == 1
+    finally:
+        broker.close()
+    assert node.db.fetch_all("SELECT * FROM broker_revoke_due") == []
+    ops = world.hub.identities.create("ops")
+    assert mark_due(node, "ops") == ops.identifier.digest
+    assert node.db.fetch_all("SELECT changes, marked FROM broker_revoke_due") == [
+        (ops.changes, ops.changes)
+    ]
