@@ -212,12 +212,16 @@ class Identities:
             key_type=kind,
             compromised=compromised,
         )
-        announce_here(node._stored, ref, now=node._clock.now())
-        if compromised and BROKER in node._stored.config.services:
-            # what the copied key obtained here ends with it (review 67f, secrets 1); due
-            # until then, finished by the broker if this process dies first (review 67l)
-            node.secrets.revoke_holder(rotated.identity.identifier)
-            revocation_done(node._stored, rotated.identity.identifier.digest)
+        try:
+            if compromised and BROKER in node._stored.config.services:
+                # what the copied key obtained here ends with it (review 67f, secrets 1), before
+                # the announcement (review 68c, revoke 1); due until then, finished by the
+                # broker if this process dies first (review 67l)
+                new = rotated.identity
+                node.secrets.revoke_holder(new.identifier)
+                revocation_done(node._stored, new.identifier.digest, new.change_count)
+        finally:
+            announce_here(node._stored, ref, now=node._clock.now())
         return Identity._of(rotated.name, rotated.identity)
 
 

@@ -314,9 +314,12 @@ def rotate(
         )
         data: dict[str, Any] = describe(local.identity, local.name)
         broker = compromised and BROKER in node.config.services
-    announced = _announce(node_name, ref)
-    if broker:  # what the copied key obtained here ends with it (review 67f, secrets 1)
-        data["leases_revoked"] = _revoke_rotated(node_name, local.identity.identifier)
+    try:  # what the copied key obtained here ends with it (review 67f, secrets 1), before
+        # the announcement, whose network a Ctrl-C may cut short (review 68c, revoke 1)
+        if broker:
+            data["leases_revoked"] = _revoke_rotated(node_name, local.identity)
+    finally:  # announced however the revocation ends (a failed one stays due: 67l)
+        announced = _announce(node_name, ref)
     _hint_resign(node_name, local.identity.identifier, reporter)
     lines = [shown(data)]
     if broker:
@@ -354,14 +357,15 @@ def _hint_resign(node_name: str, identity: Identifier, reporter: Reporter) -> No
     )
 
 
-def _revoke_rotated(node_name: str, identity: Identifier) -> int:
-    """Revoke at node `node_name`'s broker every lease whose chain names `identity`, rotated
+def _revoke_rotated(node_name: str, rotated: VerifiedIdentity) -> int:
+    """Revoke at node `node_name`'s broker every lease whose chain names `rotated`, rotated
     as compromised: by the running node, else in this process (a transient node's start
     would revoke them as due, its count lost: troth.node.rotation_revoke); then no longer
     due (review 67l, rotate 1). How many it revoked."""
     from troth.node.daemon import node_status  # asyncio: on use only
     from troth.node.secret_api import revoke_holder, trace_audit
 
+    identity = rotated.identifier
     if node_status(home(), node_name)["running"]:
         arguments = {"identity": str(identity)}
         ended = ask_node(node_name, "broker.revoke-identity", arguments, transient=False)
@@ -370,7 +374,7 @@ def _revoke_rotated(node_name: str, identity: Identifier) -> int:
         with open_cli_node(node_name) as node, trace_audit(node, CLOCK) as audit:
             count = len(revoke_holder(node, identity, now=CLOCK.now(), audit=audit))
     with open_cli_node(node_name) as node:
-        revocation_done(node, identity.digest)
+        revocation_done(node, identity.digest, rotated.change_count)
     return count
 
 

@@ -33,7 +33,7 @@ from troth.errors import TrothError
 from troth.identity.local import LocalIdentity
 from troth.identity.service import IdentityService
 from troth.node.node import Node
-from troth.node.rotation_revoke import done, mark_due
+from troth.node.rotation_revoke import failed, mark_due
 from troth.trace.log import LOG_FILE
 from troth.trace.signed_until import signed_until
 
@@ -66,7 +66,7 @@ def rotate_local(
         if due is not None:  # no rotation, nothing due (one committed keeps its row; a
             # row left by a failure here is finished by the identity's next rotation)
             with contextlib.suppress(TrothError):
-                done(node, due, unless_rotated=True)
+                failed(node, due)
         raise
 
 

@@ -3,12 +3,12 @@ revoked (review 67l, rotate 1).
 
 A rotation as compromised on a broker node revokes there every lease whose chain names the
 identity (review 67f, secrets 1: `Identities.rotate`, `troth identity rotate --compromised`),
-after the rotation commits (before it, the copied key could lease again in between). A process
-killed in between (SIGKILL, a power cut, Ctrl-C during the CLI's announcement) left those
-leases live to their expiry, nothing recording that they were due. So the revocation is
-recorded due before the rotation (`mark_due`: table `broker_revoke_due`, made on first use,
-with the identity's change count then), deleted once done (`done`), and finished by the
-node's broker at its start and at each maintenance round (`finish_due`) once the identity
+after the rotation commits (before it, the copied key could lease again in between) and before
+its announcement (review 68c, revoke 1). A process killed in between (SIGKILL, a power cut, a
+Ctrl-C) left those leases live to their expiry, nothing recording that they were due. So the
+revocation is recorded due before the rotation (`mark_due`: table `broker_revoke_due`, made on
+first use, with the identity's change count then), deleted once done (`done`), and finished by
+the node's broker at its start and at each maintenance round (`finish_due`) once the identity
 holds more changes than recorded: the rotation committed. A rotation that failed is no
 rotation: its row is deleted (`mark_due`'s caller); one whose process was killed before its
 commit leaves its row, finished by the next rotation of the identity (deny when in doubt).
@@ -23,11 +23,12 @@ from troth.node.node import Node
 from troth.secrets import Broker
 from troth.secrets.wire import BROKER
 
-__all__ = ["done", "finish_due", "mark_due"]
+__all__ = ["done", "failed", "finish_due", "mark_due"]
 
 _CREATE: Final = (
     "CREATE TABLE IF NOT EXISTS broker_revoke_due "
-    "(identity BLOB PRIMARY KEY, changes INTEGER NOT NULL) STRICT"
+    "(identity BLOB PRIMARY KEY, changes INTEGER NOT NULL, marked INTEGER NOT NULL DEFAULT -1) "
+    "STRICT"
 )
 _TABLE: Final = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'broker_revoke_due'"
 
@@ -35,28 +36,47 @@ _TABLE: Final = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'br
 def mark_due(node: Node, ref: str) -> bytes | None:
     """Before a compromised rotation of local identity `ref`: on a broker node, its leases
     recorded due for revocation once its history holds more changes than now (the earliest
-    count kept); the identity's digest, or None on a node that is no broker."""
+    count kept, and the latest count a rotation marked at: `marked`); the identity's digest,
+    or None on a node that is no broker."""
     if BROKER not in node.config.services:
         return None
     record = node.identities.find(ref)
     with node.db.transaction():
         node.db.execute(_CREATE)
+        _with_marked(node)
         node.db.execute(
-            "INSERT INTO broker_revoke_due (identity, changes) VALUES (?, ?) "
-            "ON CONFLICT (identity) DO NOTHING",
-            (record.identifier, record.changes),
+            "INSERT INTO broker_revoke_due (identity, changes, marked) VALUES (?, ?, ?) "
+            "ON CONFLICT (identity) DO UPDATE SET marked = max(marked, excluded.marked)",
+            (record.identifier, record.changes, record.changes),
         )
     return record.identifier
 
 
-def done(node: Node, identity: bytes, *, unless_rotated: bool = False) -> None:
-    """The revocation due for `identity` done (or, `unless_rotated`, its rotation failed: the
-    row deleted only while the identity holds no more changes than it records)."""
+def done(node: Node, identity: bytes, changes: int | None) -> None:
+    """The revocation due for `identity` made once it held `changes` changes (None: it is
+    held here no more): its row deleted, unless a rotation marked at `changes` or later (in
+    flight, its commit to come: review 68c, revoke 2), whose row is then due beyond it."""
     with node.db.transaction():
         if node.db.fetch_one(_TABLE) is None:
             return
-        if not unless_rotated:
-            node.db.execute("DELETE FROM broker_revoke_due WHERE identity = ?", (identity,))
+        _with_marked(node)
+        if changes is not None:
+            node.db.execute(
+                "UPDATE broker_revoke_due SET changes = ? "
+                "WHERE identity = ? AND marked >= ? AND changes < ?",
+                (changes, identity, changes, changes),
+            )
+        node.db.execute(
+            "DELETE FROM broker_revoke_due WHERE identity = ? AND marked < ?",
+            (identity, changes if changes is not None else 1 << 62),
+        )
+
+
+def failed(node: Node, identity: bytes) -> None:
+    """The compromised rotation of `identity` failed: its row deleted only while the identity
+    holds no more changes than it records (none committed is due)."""
+    with node.db.transaction():
+        if node.db.fetch_one(_TABLE) is None:
             return
         record = node.identities.store.find_local(identifier=identity)
         changes = -1 if record is None else record.changes
@@ -66,11 +86,21 @@ def done(node: Node, identity: bytes, *, unless_rotated: bool = False) -> None:
         )
 
 
+def _with_marked(node: Node) -> None:
+    """A table made before review 68c (revoke 2) given its `marked` column (-1: none known)."""
+    columns = {str(row[1]) for row in node.db.fetch_all("PRAGMA table_info(broker_revoke_due)")}
+    if "marked" not in columns:
+        node.db.execute(
+            "ALTER TABLE broker_revoke_due ADD COLUMN marked INTEGER NOT NULL DEFAULT -1"
+        )
+
+
 def finish_due(node: Node, broker: Broker, now: int) -> int:
     """Revoke, at `broker` (node `node`'s), the leases of each identity whose compromised
     rotation committed and whose revocation was not recorded done (its process killed in
     between), as `Broker.revoke_identity` (an identity since deleted too: deny when in doubt);
-    each row deleted once its revocation is made; how many were revoked."""
+    each row then `done` (deleted, or due beyond the count read before the revocation); how
+    many were revoked."""
     if node.db.fetch_one(_TABLE) is None:
         return 0
     finished = 0
@@ -81,6 +111,6 @@ def finish_due(node: Node, broker: Broker, now: int) -> int:
         if record is not None and record.changes <= changes:
             continue  # not rotated yet: in progress, or killed before its commit
         broker.revoke_identity(Identifier(bytes(identity)), now=now)
-        done(node, bytes(identity))
+        done(node, bytes(identity), None if record is None else record.changes)
         finished += 1
     return finished
