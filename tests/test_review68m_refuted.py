@@ -11,10 +11,11 @@ work, each a passing test that fails if the defence it names breaks.
    the interface's name or else its index, never raised, never doubled. The zone keeps two
    links' link-local peers apart (their /64 is one).
 3. 68d (re-entrant session locks): a signal handler's second operation on the session while
-   the first is in flight. python-pkcs11's `sign` runs C_SignInit and C_Sign in one call with
-   no Python between them, so a handler never runs inside a signature; it runs inside a
-   search (`C_FindObjects*`: attribute decoding is Python). There the token refuses the
-   second operation (`CKR_OPERATION_ACTIVE`, SoftHSM2 as the standard says) and the first
+   the first is in flight. python-pkcs11's `sign` runs C_SignInit and C_Sign in one compiled
+   call with no Python code of its own between them (a garbage collection's finalizer aside),
+   so a handler runs inside a search (`C_FindObjects*`: attribute decoding is Python), not a
+   signature. There the token refuses the second operation (`CKR_OPERATION_ACTIVE`, SoftHSM2
+   as the standard says; so it would inside a signature) and the first
    either finishes with a signature that verifies, or fails typed (`VaultError`: the refused
    search's clean-up ended the first's search, `OperationNotInitialized`); no wrong
    signature, no key used in its place, no lock left held (another thread signs after), and
@@ -26,6 +27,10 @@ work, each a passing test that fails if the defence it names breaks.
 5. 68f (`create` decided again): a create that arrived while the caller's credential was
    valid and ran after its expiry is decided at the time it runs (the relay's clock), not at
    its arrival: refused, the name not put up.
+6. 68d: a signal handler opening the token mid-open (after the first open's login, before
+   its entry in the session table, whose lock it re-enters): the token refuses its login
+   (`UserAlreadyLoggedIn`, a typed ConfigError), the first open stands, and no login is left
+   behind the process's back (the token opens again once the first is closed).
 """
 
 from __future__ import annotations
@@ -170,6 +175,52 @@ def test_3_a_signal_handlers_second_operation_mid_search_is_refused_typed(
         ran, first = outcomes[second]
         assert "OperationActive" in ran
         assert first == "verified" or "OperationNotInitialized" in first
+
+
+_OPEN_IN_HANDLER: Final = """
+import faulthandler, signal, sys
+from troth.errors import ConfigError, VaultError
+from troth.vault.pkcs11 import Pkcs11Vault
+
+faulthandler.dump_traceback_later(20, exit=True)  # hung: the test reads the traceback
+module, pin = sys.argv[1:]
+ran = []
+
+def handler(signum, frame):  # opens the token while the first open has logged in
+    try:
+        Pkcs11Vault(module, "one", pin).close()
+        ran.append("opened")
+    except (ConfigError, VaultError) as exc:
+        ran.append(str(exc))
+
+def profile(frame, event, arg):  # after the first open's login, before its table entry
+    if event == "call" and not ran and frame.f_code.co_name == "__init__":
+        if frame.f_globals.get("__name__") == "troth.vault.pkcs11_session":
+            signal.raise_signal(signal.SIGUSR1)
+
+signal.signal(signal.SIGUSR1, handler)
+sys.setprofile(profile)
+first = Pkcs11Vault(module, "one", pin)
+sys.setprofile(None)
+print(ran[0])
+first.close()
+Pkcs11Vault(module, "one", pin).close()  # no login left behind the process's back
+print("opened again")
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="no SIGUSR1 here")
+def test_6_a_signal_handlers_open_mid_open_is_refused_typed_and_leaves_no_login(
+    softhsm: SoftHsm, tmp_path: Path
+) -> None:
+    """6: the handler opens the token between the first open's login and its entry in the
+    session table (the table's lock re-entered): the token refuses the second login
+    (`UserAlreadyLoggedIn`, a ConfigError), the first open stands, and once it is closed the
+    token opens again in the process."""
+    env = token_directory(tmp_path, softhsm, "one")
+    refused, again = run(_OPEN_IN_HANDLER, env, module_spelling(softhsm.module), softhsm.pin)
+    assert "UserAlreadyLoggedIn" in refused
+    assert again == "opened again"
 
 
 def _signings(service: AuthorityService) -> list[int]:
