@@ -1,0 +1,46 @@
+"""What a wallet may choose from its stored rows: the rows whose chain is what the row says
+(`CredentialWallet.best`, `CredentialWallet.presentable`; review 68j, wallet 1)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+from troth.credentials.format import STORED_LATEST, CredentialBody, CredentialChain
+from troth.errors import DecodeError
+from troth.storage import HeldCredential
+
+__all__ = ["chain_expiry", "live_held"]
+
+
+def chain_expiry(held: HeldCredential) -> int | None:
+    """When the chain of stored row `held` expires as its links say (the earliest expiry of
+    a link), if the row is what `CredentialWallet.hold` writes: its chain decodes, its last
+    credential is to the row's identity and has the row's id, and its root issuer is the
+    row's authority. None for any other row (our own store, decoded, not verified: a row
+    edited by hand, its expiry put later, or another identity's chain put in the wallet's
+    file). Its chain is shown to no peer and extended by no delegation."""
+    try:
+        chain = CredentialChain.decode(held.chain)
+        bodies = [CredentialBody.decode(link.body) for link in chain.credentials]
+    except DecodeError:
+        return None
+    if (
+        bodies[-1].subject.digest != held.identifier
+        or chain.credentials[-1].hash != held.id
+        or bodies[0].issuer.digest != held.authority
+    ):
+        return None
+    return min(STORED_LATEST, *(body.expires_at for body in bodies))
+
+
+def live_held(rows: Iterable[HeldCredential], *, now: int) -> list[HeldCredential]:
+    """The rows of `rows` unexpired at `now` by their chains (`chain_expiry`: a row whose
+    chain is not what it says is left out), each with its chain's expiry, the one that
+    expires last first (as `CredentialStore.list_held` orders them)."""
+    live = []
+    for held in rows:
+        expires_at = chain_expiry(held)
+        if expires_at is not None and now < expires_at:
+            live.append(dataclasses.replace(held, expires_at=min(expires_at, held.expires_at)))
+    return sorted(live, key=lambda held: -held.expires_at)
