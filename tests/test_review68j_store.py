@@ -22,6 +22,13 @@ where a peer refuses the whole channel for a credential that does not verify —
 cut off from every node trusting that authority. The rows chosen from are now those whose
 chain decodes, ends with a credential to the row's identity with the row's id and is rooted
 at the row's authority, unexpired by its links (`troth.credentials.held_rows.live_held`).
+
+Store 3. Two threads accepting the same bundle at once (a push and a pull's answer, or two
+pulls): both passed the no-op check for the bytes already active before either verified, and
+the second, under the lock, found those very bytes held and was refused SAME_REVISION ("the
+held bundle of that revision has the lower digest" — its own digest), recorded as a conflict
+of the authority signing two bundles of one revision (`conflicts`, `conflicts_noted`: the node
+logs it). `accept` now checks for the same bytes again under the lock: a no-op.
 """
 
 from __future__ import annotations
@@ -159,3 +166,25 @@ def test_store2_a_row_of_undecodable_bytes_is_shown_to_no_peer(tmp_path: Path) -
         node.wallet.store.put_held(row, T)
         assert [h.chain for h in node.wallet.presentable("me", now=T + 10)] == [own]
         assert node.wallet.best("me", now=T + 10) == own
+
+
+# -- store 3: the same bundle accepted by two threads at once ---------------------------------
+
+
+def test_store3_the_same_bundle_accepted_twice_at_once_is_no_conflict() -> None:
+    """A push and a pull's answer bring the same bundle at once: the second accept, verified
+    while the first activated it, is the no-op the same bytes again are, not a refusal."""
+    world = make_world()
+    data = world.bundle(revision=1)
+    seen: list[object] = []
+
+    def known(identity: object) -> None:  # called while the first accept verifies
+        if not seen:
+            seen.append(identity)
+            store.accept(data, feeds=world.feeds(), now=T + 5)  # the other thread's
+
+    store = BundleStore(world.verifier, known=known)
+    assert store.accept(data, feeds=world.feeds(), now=T + 5).data == data
+    assert seen
+    assert store.conflicts() == []
+    assert store.conflicts_noted == 0

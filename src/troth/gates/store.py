@@ -23,10 +23,11 @@ refused, the held one expired or not: an expired bundle yields to one of its own
 force, never to a lower one.
 
 Persistence: the last good bundle per authority, in table `gates_policy_bundles` created by
-troth.gates.bundle_tables in the node's database (`CREATE TABLE IF NOT EXISTS`), written with a conditional
-upsert so two processes can never roll a revision back, or replaced (a bundle no longer in
-force, or by one of its revision: the lower digest, or once it expired) with a compare-and-set
-on the bundle the replacing process judged, so of two concurrent replacements one wins.
+troth.gates.bundle_tables in the node's database (`CREATE TABLE IF NOT EXISTS`), written with
+a conditional upsert so two processes can never roll a revision back, or replaced (a bundle
+no longer in force, or by one of its revision: the lower digest, or once it expired) with a
+compare-and-set on the bundle the replacing process judged, so of two concurrent replacements
+one wins.
 Bundles read back are the node's own (verified when stored): signatures and compilation are
 checked again, revocations and supersessions at every decision. A bundle another process
 stored (or replaced) is seen after `reload`.
@@ -210,6 +211,8 @@ class BundleStore:
         authority = body.authority.digest
         with self._lock:
             held = self._active.get(body.authority)
+            if held is not None and held.bundle.data == data:  # another thread's accept of it
+                return held.bundle  # meanwhile: the no-op above (review 68j, store 3)
             refusal = None
             if held is not None:
                 refusal = _rollback(body, verified.digest, held, feed, skew, now)
