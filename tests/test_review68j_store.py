@@ -22,6 +22,8 @@ where a peer refuses the whole channel for a credential that does not verify —
 cut off from every node trusting that authority. The rows chosen from are now those whose
 chain decodes, ends with a credential to the row's identity with the row's id and is rooted
 at the row's authority, unexpired by its links (`troth.credentials.held_rows.live_held`).
+`needs_refresh` read the rows' expiry too: a row whose expiry was put later kept the node from
+asking for a fresh credential until its own had expired; it reads the chains' (`by_chain`).
 
 Store 3. Two threads accepting the same bundle at once (a push and a pull's answer, or two
 pulls): both passed the no-op check for the bytes already active before either verified, and
@@ -40,6 +42,7 @@ from tests.support.gates import T, make_world
 from tests.support.parties import Party, make_party
 from troth.credentials import Attributes, CredentialChain, issue_credential
 from troth.credentials.format import CredentialBody
+from troth.credentials.wallet import needs_refresh
 from troth.gates import BundleStore, MemoryBundleTable, ToolCall
 from troth.identity import Identifier
 from troth.node import Node, init_node, open_node
@@ -188,3 +191,15 @@ def test_store3_the_same_bundle_accepted_twice_at_once_is_no_conflict() -> None:
     assert seen
     assert store.conflicts() == []
     assert store.conflicts_noted == 0
+
+
+def test_store2_a_row_whose_expiry_was_put_later_does_not_put_off_a_refresh(
+    tmp_path: Path,
+) -> None:
+    acme, home = _wallet(tmp_path)
+    with open_node("n", home=home) as node:
+        me = node.identities.create(now=T, name="me")
+        node.wallet.hold("me", _chain(acme, me.identifier, DAY), now=T + 5)
+        _put_row(node, "me", _chain(acme, me.identifier, 2 * DAY), T + 300 * DAY)
+        held = node.wallet.held("me")
+        assert needs_refresh(held, acme.identifier, None, T + 2 * DAY - 100, 3600)

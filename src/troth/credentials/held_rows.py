@@ -10,7 +10,7 @@ from troth.credentials.format import STORED_LATEST, CredentialBody, CredentialCh
 from troth.errors import DecodeError
 from troth.storage import HeldCredential
 
-__all__ = ["chain_expiry", "live_held"]
+__all__ = ["by_chain", "chain_expiry", "live_held"]
 
 
 def chain_expiry(held: HeldCredential) -> int | None:
@@ -34,13 +34,20 @@ def chain_expiry(held: HeldCredential) -> int | None:
     return min(STORED_LATEST, *(body.expires_at for body in bodies))
 
 
-def live_held(rows: Iterable[HeldCredential], *, now: int) -> list[HeldCredential]:
-    """The rows of `rows` unexpired at `now` by their chains (`chain_expiry`: a row whose
-    chain is not what it says is left out), each with its chain's expiry, the one that
-    expires last first (as `CredentialStore.list_held` orders them)."""
-    live = []
+def by_chain(rows: Iterable[HeldCredential]) -> list[HeldCredential]:
+    """The rows of `rows` whose chain is what the row says (`chain_expiry`), each with its
+    chain's expiry (expired or not), in their order."""
+    kept = []
     for held in rows:
         expires_at = chain_expiry(held)
-        if expires_at is not None and now < expires_at:
-            live.append(dataclasses.replace(held, expires_at=min(expires_at, held.expires_at)))
+        if expires_at is not None:
+            kept.append(dataclasses.replace(held, expires_at=min(expires_at, held.expires_at)))
+    return kept
+
+
+def live_held(rows: Iterable[HeldCredential], *, now: int) -> list[HeldCredential]:
+    """The rows of `rows` unexpired at `now` by their chains (`by_chain`: a row whose chain is
+    not what it says is left out), the one that expires last first (as
+    `CredentialStore.list_held` orders them)."""
+    live = [held for held in by_chain(rows) if now < held.expires_at]
     return sorted(live, key=lambda held: -held.expires_at)

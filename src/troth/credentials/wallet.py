@@ -13,7 +13,7 @@ from troth import limits
 from troth.clock import Clock
 from troth.credentials.attributes import Attributes
 from troth.credentials.format import STORED_LATEST, CredentialBody, CredentialChain
-from troth.credentials.held_rows import live_held
+from troth.credentials.held_rows import by_chain, live_held
 from troth.credentials.issue import caveat_texts, delegate
 from troth.credentials.pending import Recorded, record_pending, superseded
 from troth.credentials.revocation import verify_page
@@ -110,7 +110,7 @@ def needs_refresh(
     are passed over, as the node's channels leave them out: with none left it asks at once
     (review 35a, due 1: a credential revoked to cut the member's delegations left the node
     showing none of that authority until it neared expiry)."""
-    mine = [h for h in held if h.authority == authority.digest and _issued_directly(h)]
+    mine = [h for h in by_chain(held) if h.authority == authority.digest and _issued_directly(h)]
     if not mine:
         return False
     if feed is not None:
