@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from troth.credentials.format import STORED_LATEST, CredentialBody, CredentialChain
 from troth.errors import DecodeError
@@ -34,20 +34,18 @@ def chain_expiry(held: HeldCredential) -> int | None:
     return min(STORED_LATEST, *(body.expires_at for body in bodies))
 
 
-def by_chain(rows: Iterable[HeldCredential]) -> list[HeldCredential]:
+def by_chain(rows: Iterable[HeldCredential]) -> Iterator[HeldCredential]:
     """The rows of `rows` whose chain is what the row says (`chain_expiry`), each with its
-    chain's expiry (expired or not), in their order."""
-    kept = []
+    chain's expiry (expired or not), in their order, each decoded as it is asked for (a
+    caller that stops at the first it takes decodes no more)."""
     for held in rows:
         expires_at = chain_expiry(held)
         if expires_at is not None:
-            kept.append(dataclasses.replace(held, expires_at=min(expires_at, held.expires_at)))
-    return kept
+            yield dataclasses.replace(held, expires_at=min(expires_at, held.expires_at))
 
 
-def live_held(rows: Iterable[HeldCredential], *, now: int) -> list[HeldCredential]:
+def live_held(rows: Iterable[HeldCredential], *, now: int) -> Iterator[HeldCredential]:
     """The rows of `rows` unexpired at `now` by their chains (`by_chain`: a row whose chain is
-    not what it says is left out), the one that expires last first (as
-    `CredentialStore.list_held` orders them)."""
-    live = [held for held in by_chain(rows) if now < held.expires_at]
-    return sorted(live, key=lambda held: -held.expires_at)
+    not what it says is left out), in their order (`CredentialStore.list_held`: the one that
+    expires last first; a row `CredentialWallet.hold` wrote says its chain's expiry)."""
+    return (held for held in by_chain(rows) if now < held.expires_at)
