@@ -13,6 +13,7 @@ from troth import limits
 from troth.clock import Clock
 from troth.credentials.attributes import Attributes
 from troth.credentials.format import STORED_LATEST, CredentialBody, CredentialChain
+from troth.credentials.held_rows import by_chain, live_held
 from troth.credentials.issue import caveat_texts, delegate
 from troth.credentials.pending import Recorded, record_pending, superseded
 from troth.credentials.revocation import verify_page
@@ -109,7 +110,7 @@ def needs_refresh(
     are passed over, as the node's channels leave them out: with none left it asks at once
     (review 35a, due 1: a credential revoked to cut the member's delegations left the node
     showing none of that authority until it neared expiry)."""
-    mine = [h for h in held if h.authority == authority.digest and _issued_directly(h)]
+    mine = [h for h in by_chain(held) if h.authority == authority.digest and _issued_directly(h)]
     if not mine:
         return False
     if feed is not None:
@@ -280,11 +281,11 @@ class CredentialWallet:
         rotated is refused by every peer that knows, which would refuse the channel too: after
         an authority's rotation its members reach it (to sync the feed, to refresh) without.
         Nor one whose authority's feed a link revocation made here left to sync (`sync_due`,
-        review 48m, revcrash 2)."""
+        review 48m, revcrash 2), nor a row whose chain is not what it says (`live_held`)."""
         live = []
         due: dict[bytes, bool] = {}
-        for held in self.held(ref):
-            if held.expires_at <= now or self._waits(held.authority, due, now):
+        for held in live_held(self.held(ref), now=now):  # by the chain (68j, wallet 1)
+            if self._waits(held.authority, due, now):
                 continue
             if not issued_before_rotation(held, self.known_changes(Identifier(held.authority))):
                 live.append(held)
@@ -323,10 +324,8 @@ class CredentialWallet:
         closed, review 48m, revcrash 2)."""
         due: dict[bytes, bool] = {}
         checkpoints = self.checkpoints(now=now, max_staleness=limits.DEFAULT_FEED_STALENESS_SECONDS)
-        for held in self.held(ref):
-            if held.expires_at <= now or (
-                credential_hash is not None and held.id != credential_hash
-            ):
+        for held in live_held(self.held(ref), now=now):  # by the chain (68j, wallet 1)
+            if credential_hash is not None and held.id != credential_hash:
                 continue
             if authority is not None and held.authority != authority.digest:
                 continue

@@ -23,10 +23,11 @@ refused, the held one expired or not: an expired bundle yields to one of its own
 force, never to a lower one.
 
 Persistence: the last good bundle per authority, in table `gates_policy_bundles` created by
-this module in the node's database (`CREATE TABLE IF NOT EXISTS`), written with a conditional
-upsert so two processes can never roll a revision back, or replaced (a bundle no longer in
-force, or by one of its revision: the lower digest, or once it expired) with a compare-and-set
-on the bundle the replacing process judged, so of two concurrent replacements one wins.
+troth.gates.bundle_tables in the node's database (`CREATE TABLE IF NOT EXISTS`), written with
+a conditional upsert so two processes can never roll a revision back, or replaced (a bundle
+no longer in force, or by one of its revision: the lower digest, or once it expired) with a
+compare-and-set on the bundle the replacing process judged, so of two concurrent replacements
+one wins.
 Bundles read back are the node's own (verified when stored): signatures and compilation are
 checked again, revocations and supersessions at every decision. A bundle another process
 stored (or replaced) is seen after `reload`.
@@ -45,16 +46,15 @@ bundle decided, unseen, until the next pull).
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from troth import limits
 from troth.credentials import ChainVerifier, VerifiedFeed
 from troth.crypto import sha256
 from troth.errors import CredentialError, PolicyError, PolicyFailure, PolicyNotChecked
-from troth.faults import crash_point
+from troth.gates.bundle_tables import BundleTable, MemoryBundleTable, SqliteBundleTable, Stamp
 from troth.gates.bundles import (
     BundleBody,
     KnownIn,
@@ -66,8 +66,6 @@ from troth.gates.bundles import (
 from troth.gates.dormant import DormantBundles
 from troth.gates.engine import PolicyEngine
 from troth.identity import Checkpoints, Identifier, VerifiedIdentity
-from troth.storage.rollback import Restored, RollbackGuard
-from troth.storage.sqlite import SqliteDatabase
 
 __all__ = [
     "ActiveBundle",
@@ -81,207 +79,6 @@ __all__ = [
 _P = PolicyFailure
 _UNTIMELY = frozenset({_P.NOT_YET_VALID, _P.EXPIRED})
 """Refusals of a stored bundle for the time alone (`reload` tries it again in its window)."""
-Stamp = tuple[int, bytes]
-"""What a table says of a stored bundle without reading it: its revision and digest."""
-
-
-class BundleTable(Protocol):
-    """Where a node keeps the last good bundle of each authority."""
-
-    def save_if_newer(self, authority: bytes, revision: int, data: bytes, now: int) -> bool:
-        """Store `data` unless a bundle of `revision` or higher is stored; whether it was."""
-        ...
-
-    def replace(self, authority: bytes, held: bytes, revision: int, data: bytes, now: int) -> bool:
-        """Store `data` in place of `held`, whatever their revisions, if `held` is still the
-        stored bundle (one compare-and-set: of two replacements of `held`, one wins); whether
-        it was. Only for a held bundle no longer in force (`BundleStore.accept`)."""
-        ...
-
-    def revisions(self) -> dict[bytes, int]:
-        """The stored revision of each authority."""
-        ...
-
-    def stamps(self) -> dict[bytes, Stamp]:
-        """The stored revision and digest of each authority's bundle (cheap: read at every
-        decision of a gate that shares the table with another process)."""
-        ...
-
-    def load(self, authority: bytes) -> bytes | None:
-        """The stored bundle of `authority`, if any."""
-        ...
-
-    def held_back(self) -> frozenset[bytes]:
-        """The authorities whose stored bundle came back with a restored copy of the table and
-        decides nothing until confirmed (module docstring)."""
-        ...
-
-    def confirm(self, authority: bytes) -> bool:
-        """Let `authority`'s held-back bundle decide again; whether it was held back."""
-        ...
-
-
-class MemoryBundleTable:
-    """A BundleTable in memory (agents without a node, tests)."""
-
-    def __init__(self) -> None:
-        self._rows: dict[bytes, tuple[int, bytes, bytes]] = {}
-        self._lock = threading.Lock()
-
-    def save_if_newer(self, authority: bytes, revision: int, data: bytes, now: int) -> bool:
-        with self._lock:
-            held = self._rows.get(authority)
-            if held is not None and held[0] >= revision:
-                return False
-            self._rows[authority] = (revision, data, sha256(data))
-            return True
-
-    def replace(self, authority: bytes, held: bytes, revision: int, data: bytes, now: int) -> bool:
-        with self._lock:
-            row = self._rows.get(authority)
-            if row is None or row[1] != held:
-                return False
-            self._rows[authority] = (revision, data, sha256(data))
-            return True
-
-    def revisions(self) -> dict[bytes, int]:
-        return {authority: row[0] for authority, row in list(self._rows.items())}
-
-    def stamps(self) -> dict[bytes, Stamp]:
-        return {authority: (row[0], row[2]) for authority, row in list(self._rows.items())}
-
-    def load(self, authority: bytes) -> bytes | None:
-        row = self._rows.get(authority)
-        return None if row is None else row[1]
-
-    def held_back(self) -> frozenset[bytes]:
-        return frozenset()  # memory is never restored from a copy
-
-    def confirm(self, authority: bytes) -> bool:
-        return False
-
-
-_ANY_BUNDLE = "SELECT 1 FROM gates_policy_bundles LIMIT 1"
-
-
-class SqliteBundleTable:
-    """A BundleTable in the node's SQLite database (its own table, made on first use; a
-    table an older troth made gains its `digest` column). Opened, it checks the rollback
-    guard's `policy` scope (`restored`: the restore found then, if any; module docstring)."""
-
-    def __init__(self, db: SqliteDatabase, *, now: int | None = None) -> None:
-        self.db = db
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS gates_policy_bundles (authority BLOB PRIMARY KEY, "
-            "revision INTEGER NOT NULL, bundle BLOB NOT NULL, stored_at INTEGER NOT NULL, "
-            "digest BLOB)"
-        )
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS gates_policy_held_back (authority BLOB PRIMARY KEY) "
-            "WITHOUT ROWID"
-        )
-        if not self._current():
-            with self.db.transaction():
-                if not self._current():
-                    self._add_digests()
-        self._guard = RollbackGuard(db, "policy")
-        self.restored: Restored | None = self._guard.check(
-            int(time.time()) if now is None else now, self._hold_back
-        )
-        if not self._guard.armed() and self.db.fetch_one(_ANY_BUNDLE) is not None:
-            # bundles an older troth stored, never counted: armed now, so a copy taken from
-            # here on and put back with its guard deleted is found (review 54t, rollback 1)
-            with self.db.transaction():
-                self._guard.arm()
-
-    def _hold_back(self) -> int:
-        """A restored copy found: hold back every bundle it holds (module docstring)."""
-        return int(
-            self.db.execute(
-                "INSERT INTO gates_policy_held_back (authority) SELECT authority FROM "
-                "gates_policy_bundles WHERE true ON CONFLICT (authority) DO NOTHING"
-            ).rowcount
-        )
-
-    def _stored(self, authority: bytes) -> None:
-        """In the transaction that stored a bundle of `authority`: count it in the rollback
-        guard (a copy from before it is found), and let it decide."""
-        self._guard.bump()
-        self.db.execute("DELETE FROM gates_policy_held_back WHERE authority = ?", (authority,))
-
-    def held_back(self) -> frozenset[bytes]:
-        rows = self.db.fetch_all("SELECT authority FROM gates_policy_held_back")
-        return frozenset(bytes(row[0]) for row in rows)
-
-    def confirm(self, authority: bytes) -> bool:
-        with self.db.transaction():
-            cursor = self.db.execute(
-                "DELETE FROM gates_policy_held_back WHERE authority = ?", (authority,)
-            )
-        return cursor.rowcount == 1
-
-    def _current(self) -> bool:
-        """Whether the table has its digest column, filled in."""
-        columns = {row[1] for row in self.db.fetch_all("PRAGMA table_info(gates_policy_bundles)")}
-        return "digest" in columns and not self.db.fetch_all(
-            "SELECT 1 FROM gates_policy_bundles WHERE digest IS NULL LIMIT 1"
-        )
-
-    def _add_digests(self) -> None:
-        columns = {row[1] for row in self.db.fetch_all("PRAGMA table_info(gates_policy_bundles)")}
-        if "digest" not in columns:
-            self.db.execute("ALTER TABLE gates_policy_bundles ADD COLUMN digest BLOB")
-        rows = self.db.fetch_all(
-            "SELECT authority, bundle FROM gates_policy_bundles WHERE digest IS NULL"
-        )
-        for authority, data in rows:
-            self.db.execute(
-                "UPDATE gates_policy_bundles SET digest = ? WHERE authority = ?",
-                (sha256(bytes(data)), authority),
-            )
-
-    def save_if_newer(self, authority: bytes, revision: int, data: bytes, now: int) -> bool:
-        with self.db.transaction():
-            cursor = self.db.execute(
-                "INSERT INTO gates_policy_bundles (authority, revision, bundle, stored_at, "
-                "digest) VALUES (?, ?, ?, ?, ?) ON CONFLICT (authority) DO UPDATE SET "
-                "revision = excluded.revision, bundle = excluded.bundle, "
-                "stored_at = excluded.stored_at, digest = excluded.digest "
-                "WHERE excluded.revision > revision",
-                (authority, revision, data, now, sha256(data)),
-            )
-            if cursor.rowcount == 1:
-                self._stored(authority)
-            crash_point("node.policy-bundle.before-commit")
-        crash_point("node.policy-bundle.after-commit")
-        return cursor.rowcount == 1
-
-    def replace(self, authority: bytes, held: bytes, revision: int, data: bytes, now: int) -> bool:
-        with self.db.transaction():
-            cursor = self.db.execute(  # compared by the bytes: a digest column is only a hint
-                "UPDATE gates_policy_bundles SET revision = ?, bundle = ?, stored_at = ?, "
-                "digest = ? WHERE authority = ? AND bundle = ?",
-                (revision, data, now, sha256(data), authority, held),
-            )
-            if cursor.rowcount == 1:
-                self._stored(authority)
-            crash_point("node.policy-bundle.before-commit")
-        crash_point("node.policy-bundle.after-commit")
-        return cursor.rowcount == 1
-
-    def revisions(self) -> dict[bytes, int]:
-        rows = self.db.fetch_all("SELECT authority, revision FROM gates_policy_bundles")
-        return {bytes(a): int(r) for a, r in rows}
-
-    def stamps(self) -> dict[bytes, Stamp]:
-        rows = self.db.fetch_all("SELECT authority, revision, digest FROM gates_policy_bundles")
-        return {bytes(a): (int(r), bytes(d or b"")) for a, r, d in rows}
-
-    def load(self, authority: bytes) -> bytes | None:
-        rows = self.db.fetch_all(
-            "SELECT bundle FROM gates_policy_bundles WHERE authority = ?", (authority,)
-        )
-        return bytes(rows[0][0]) if rows else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,6 +211,8 @@ class BundleStore:
         authority = body.authority.digest
         with self._lock:
             held = self._active.get(body.authority)
+            if held is not None and held.bundle.data == data:  # another thread's accept of it
+                return held.bundle  # meanwhile: the no-op above (review 68j, store 3)
             refusal = None
             if held is not None:
                 refusal = _rollback(body, verified.digest, held, feed, skew, now)
@@ -608,7 +407,7 @@ class BundleStore:
                     data, verifier=self.verifier, now=now, checkpoints=self._checkpoints
                 )
             except PolicyNotChecked as exc:  # no verdict on it: tried again after a while
-                self.dormant.note(digest, data, stamp[0], exc.reason)  # deny meanwhile
+                self._not_loaded(digest, data, stamp[0], exc.reason)  # deny meanwhile
                 wait = limits.CEDAR_RETRY_FIRST_SECONDS
                 if retry is not None:
                     wait = min(2 * retry[1], limits.CEDAR_RETRY_MAX_SECONDS)
@@ -616,7 +415,7 @@ class BundleStore:
                 continue
             except PolicyError as exc:
                 self._unchecked.pop(key, None)
-                self.dormant.note(digest, data, stamp[0], exc.reason)
+                self._not_loaded(digest, data, stamp[0], exc.reason)
                 if exc.reason in _UNTIMELY:  # the clock's doing: loads at another time
                     body = bundle_claims(data)
                     skew = self.verifier.policy.max_clock_skew
@@ -630,6 +429,18 @@ class BundleStore:
             if self._activate_stored(verified, stamp):
                 loaded.append(verified)
         return loaded
+
+    def _not_loaded(self, authority: bytes, data: bytes, revision: int, why: PolicyFailure) -> None:
+        """Note the table's bundle `data` of `authority`, which did not load for `why`, as
+        dormant (it puts the active one out of force: `DormantBundles`), if the table still
+        holds it: read again under the lock, as `_activate_stored` does. An `accept` in another
+        thread (or another process) that stored and activated a bundle in its place while this
+        one was read and verified left it noted after the drop of its own commit: the bundle
+        that replaced it then decided nothing, for good, and `troth policy show` said the
+        table's bundle did not load (review 68j, store 1)."""
+        with self._lock:
+            if self.table.load(authority) == data:
+                self.dormant.note(authority, data, revision, why)
 
     def use(self, verifier: ChainVerifier) -> None:
         """Verify with `verifier` from now on (the holder's anchors changed): stored bundles
