@@ -235,6 +235,12 @@ def _traces(traces: dict[str, Any]) -> str:
     shown = f"to {to}; outbox: {queued} queued"
     if refused:
         shown += f", {refused} refused and set aside (troth trace outbox)"
+    held = outbox.get("held_back")
+    if held:  # the log's clock ran ahead when it signed a checkpoint (review 68i, clock 1)
+        shown += (
+            f"; waiting since {held.get('since')}: the log refuses them ({held.get('detail')});"
+            " they stay queued and go again once its time is past that checkpoint"
+        )
     return shown
 
 

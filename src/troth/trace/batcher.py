@@ -17,6 +17,7 @@ and hands back the answers (troth.node.services.trace.TraceClient pumps it over 
   moved under it (another writer, a rotation, the clock) is signed again, up to 3 times; a
   record refused for now (`not accepted yet`: troth.trace.submit, TRANSIENT) stays queued and
   goes again after the client's backoff, up to TRACE_TRANSIENT_RETRIES times (review 48n);
+  one refused BACKDATED (the log's clock ran ahead) stays queued, however often (WAITED_OUT);
   any other refusal fails that record (its `error`), and the records after it are signed
   again on the head the answer reports (kept when a batch refused whole reports none;
   `head_reported`: a `per-agent chain broken` answer's "none" is taken, review 55b, head 1).
@@ -59,6 +60,11 @@ RESIGNED: Final = frozenset(
 )
 """Refusals a record is signed again for (the chain moved under it), at most RESIGN_ATTEMPTS
 times; any other refusal sets it aside."""
+WAITED_OUT: Final = frozenset({_F.BACKDATED})
+"""Refusals a record waits out, queued (no attempt counted: the queue's or the outbox's bounds
+limit what waits), signed again when it is next sent: a record dated before a checkpoint the
+log signed while its clock ran ahead is taken once the log's time is past that checkpoint's
+floor (review 68i, clock 1); the client waits TRACE_BACKDATED_WAIT_SECONDS between sends."""
 RESIGN_ATTEMPTS: Final = 3
 SEND_LATE: Final = limits.MAX_CLOCK_SKEW_SECONDS // 2
 """A record older than this when it is sent is dated again (the collector allows the skew)."""
@@ -426,6 +432,9 @@ class TraceBatcher:
             if result.transient and queued.waits < self.transient_retries:
                 queued.waits += 1  # refused for now: sent again after a backoff (review 48n)
                 again.append(queued)
+                continue
+            if result.reason in WAITED_OUT:
+                again.append(queued)  # the log's clock ran ahead: waits (review 68i, clock 2)
                 continue
             if lost_chain(result, queued.chain, batch.chains, self._kept_chains):
                 again.append(queued)  # the log lost it: sent again with it (55b, chains 1)
