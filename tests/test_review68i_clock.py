@@ -29,10 +29,13 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.test_trace_service import NOW, F, Service, service, tool  # noqa: F401 - a fixture
 from troth import limits
 from troth.clock import FixedClock
 from troth.encoding import cbor
+from troth.errors import TraceError
 from troth.node.services.trace import TraceClient
 from troth.storage import SqliteDatabase
 from troth.trace import verify_log
@@ -149,3 +152,63 @@ def test_the_pump_waits_between_batches_refused_backdated(
     assert len(sent) == 1
     assert sent[0].results[0].reason is F.BACKDATED
     assert limits.TRACE_BACKDATED_WAIT_SECONDS >= 10
+
+
+def test_records_waiting_out_a_backdated_refusal_survive_a_restart(
+    service: Service,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Clock 1 (restart): the node's process stops while its records wait; the next one
+    finds them queued (none set aside) and delivers them once the log's floor has passed."""
+    party = service.world.support
+    floor = _ahead_then_right(service)
+    db = SqliteDatabase(tmp_path / "node.db")
+    outbox = TraceOutbox(db, party.identifier, lambda now: party.signer)
+    for n in range(2):
+        outbox.add(tool("refund", n=n), now=NOW)
+    batch = outbox.next_batch(NOW)
+    assert batch is not None
+    outbox.answered(_send(service, batch.submission, party), now=NOW)
+    outbox.close()
+    db.close()
+    service.clock.advance(floor - service.clock.now())
+    db = SqliteDatabase(tmp_path / "node.db")
+    outbox = TraceOutbox(db, party.identifier, lambda now: party.signer)
+    assert (outbox.status()["queued"], outbox.status()["refused"]) == (2, 0)
+    while outbox.pending():
+        batch = outbox.next_batch(floor)
+        assert batch is not None
+        outbox.answered(_send(service, batch.submission, party), now=floor)
+    assert outbox.status()["refused"] == 0
+    assert verify_log(service.log).size == 2
+    outbox.close()
+    db.close()
+
+
+def test_records_waiting_out_a_backdated_refusal_keep_the_outbox_bounded(
+    service: Service,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Clock 1 (bound): the outbox (here 3 records) full of records the log refuses
+    BACKDATED: the next `add` is refused OVER_LIMIT; the three stay queued, none set aside,
+    and the log holds none."""
+    party = service.world.support
+    _ahead_then_right(service)
+    db = SqliteDatabase(tmp_path / "node.db")
+    outbox = TraceOutbox(db, party.identifier, lambda now: party.signer, max_records=3)
+    queued = [outbox.add(tool("refund", n=n), now=NOW) for n in range(3)]
+    for _ in range(2):
+        batch = outbox.next_batch(service.clock.now())
+        assert batch is not None
+        receipts = _send(service, batch.submission, party)
+        assert receipts.results[0].reason is F.BACKDATED
+        outbox.answered(receipts, now=service.clock.now())
+    with pytest.raises(TraceError) as full:
+        outbox.add(tool("refund", n=3), now=NOW)
+    assert full.value.reason is F.OVER_LIMIT
+    status = outbox.status()
+    assert (status["queued"], status["refused"]) == (3, 0)
+    assert not any(q.done for q in queued)
+    assert service.head_of(party).head is None  # the log holds none of them
+    outbox.close()
+    db.close()
