@@ -16,9 +16,13 @@ refuses every record dated more than MAX_CLOCK_SKEW_SECONDS before that checkpoi
    it waits (`held_back`).
 2. (in-memory loss) The in-memory batcher (a client without an outbox) failed such a record
    the same way; it now keeps it queued (bounded by TRACE_QUEUE_RECORDS).
-3. (hot loop) The client's pump took a BACKDATED answer as a delivered batch and sent the
-   next one at once: during a lock-out of a day it signed and sent a batch again and again
-   with no pause. It now waits at least TRACE_BACKDATED_WAIT_SECONDS between such batches.
+3. (pacing, part of 1) With the records kept, the client's pump would take a BACKDATED answer
+   as a delivered batch and sign and send the next one at once, again and again for the whole
+   lock-out; it now waits TRACE_BACKDATED_WAIT_SECONDS between such batches (its test failed
+   before the fix because the record was dropped).
+4. (set aside before) Records a version before this one set aside BACKDATED had no way back:
+   `troth trace outbox --requeue RECORD_ID` (`OutboxStore.requeue`) queues one again, signed
+   again when it comes up (only if its envelope verifies as its agent's).
 
 Each test failed on the code before the fix.
 """
@@ -26,16 +30,20 @@ Each test failed on the code before the fix.
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.cli import run, run_json
 from tests.test_trace_service import NOW, F, Service, service, tool  # noqa: F401 - a fixture
 from troth import limits
 from troth.clock import FixedClock
 from troth.encoding import cbor
 from troth.errors import TraceError
+from troth.identity import Identifier
+from troth.node import open_node
 from troth.node.services.trace import TraceClient
 from troth.storage import SqliteDatabase
 from troth.trace import verify_log
@@ -212,3 +220,63 @@ def test_records_waiting_out_a_backdated_refusal_keep_the_outbox_bounded(
     assert service.head_of(party).head is None  # the log holds none of them
     outbox.close()
     db.close()
+
+
+def _set_aside_as_before(outbox: TraceOutbox, agent: bytes, now: int) -> None:
+    """What a version before 68i did with the first queued record refused BACKDATED."""
+    (row,) = outbox.store.first(agent, 1)
+    with outbox.store.transaction():
+        outbox.store.set_aside(
+            agent, row.pos, row.hash, reason=F.BACKDATED.value, detail="ahead", now=now
+        )
+
+
+def test_a_record_set_aside_backdated_before_is_queued_again_and_delivered(
+    service: Service,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Clock 4: a record set aside BACKDATED (as before the fix), one queued after it: the
+    store's `requeue` puts it back (an unknown id is not queued); both are delivered once the
+    log's floor has passed, the log verifies, nothing is left set aside."""
+    party = service.world.support
+    floor = _ahead_then_right(service)
+    db = SqliteDatabase(tmp_path / "node.db")
+    outbox = TraceOutbox(db, party.identifier, lambda now: party.signer)
+    agent = party.identifier.digest
+    first = outbox.add(tool("refund"), now=NOW)
+    _set_aside_as_before(outbox, agent, NOW)
+    outbox.add(tool("refund", n=1), now=NOW)
+    assert (outbox.status()["queued"], outbox.status()["refused"]) == (1, 1)
+    with outbox.store.transaction():
+        assert outbox.store.requeue([first.record, "no-such-record"]) == [first.record]
+    assert (outbox.status()["queued"], outbox.status()["refused"]) == (2, 0)
+    service.clock.advance(floor - service.clock.now())
+    while outbox.pending():
+        batch = outbox.next_batch(floor)
+        assert batch is not None
+        outbox.answered(_send(service, batch.submission, party), now=floor)
+    assert outbox.status()["refused"] == 0
+    assert verify_log(service.log).size == 2
+    outbox.close()
+    db.close()
+
+
+def test_the_cli_queues_a_record_set_aside_again(troth_home: Path) -> None:
+    """Clock 4 (CLI): `troth trace outbox --requeue RECORD_ID` moves a record set aside
+    back to the queue (JSON `requeued`; an id not set aside: exit 2)."""
+    run("node", "create", "agent")
+    now = int(time.time())
+    with open_node("agent", home=troth_home) as node:
+        identities = node.identities
+        agent = Identifier(identities.find("agent").identifier)
+        outbox = TraceOutbox(node.db, agent, lambda now: identities.signer("agent", now=now))
+        refused = outbox.add(tool("refund"), now=now)
+        _set_aside_as_before(outbox, agent.digest, now)
+        outbox.close()
+    run("trace", "outbox", "--node", "agent", "--requeue", "no-such-record", code=2)
+    after = run_json("trace", "outbox", "--node", "agent", "--requeue", refused.record)
+    assert after["requeued"] == [refused.record]
+    assert after["refused"] == []
+    assert (after["agents"][0]["queued"], after["agents"][0]["refused"]) == (1, 0)
+    text = run("trace", "outbox", "--node", "agent").stdout
+    assert "1 queued" in text
