@@ -23,6 +23,10 @@ refuses every record dated more than MAX_CLOCK_SKEW_SECONDS before that checkpoi
 4. (set aside before) Records a version before this one set aside BACKDATED had no way back:
    `troth trace outbox --requeue RECORD_ID` (`OutboxStore.requeue`) queues one again, signed
    again when it comes up (only if its envelope verifies as its agent's).
+5. (loss while ahead, high) While the log's clock runs ahead (before it is put right), every
+   honest record is refused `record time outside the log's window`: the outbox signed it
+   again 3 times at once and set it aside for good, and every record after it in turn. Now,
+   its attempts spent, it waits as in 1 (WAITED_OUT) and is delivered once the clocks agree.
 
 Each test failed on the code before the fix.
 """
@@ -280,3 +284,37 @@ def test_the_cli_queues_a_record_set_aside_again(troth_home: Path) -> None:
     assert (after["agents"][0]["queued"], after["agents"][0]["refused"]) == (1, 0)
     text = run("trace", "outbox", "--node", "agent").stdout
     assert "1 queued" in text
+
+
+def test_records_refused_while_the_logs_clock_is_ahead_wait_for_it(
+    service: Service,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Clock 5: while the log's clock runs a day ahead, every honest record is refused
+    `record time outside the log's window`; the outbox signed it again 3 times and set it
+    aside for good (and each record after it). Now, its attempts spent, it waits queued (the
+    clocks disagree: the fix is a clock) and is delivered once the log's clock is put right
+    (here before it signed any checkpoint, so no floor is left)."""
+    party = service.world.support
+    service.clock.advance(DAY)
+    db = SqliteDatabase(tmp_path / "node.db")
+    outbox = TraceOutbox(db, party.identifier, lambda now: party.signer)
+    queued = [outbox.add(tool("refund", n=n), now=NOW) for n in range(2)]
+    for _ in range(5):
+        batch = outbox.next_batch(NOW)
+        assert batch is not None
+        receipts = _send(service, batch.submission, party)
+        assert receipts.results[0].reason is F.TIME_OUT_OF_RANGE
+        outbox.answered(receipts, now=NOW)
+    status = outbox.status()
+    assert (status["queued"], status["refused"]) == (2, 0)
+    assert status["held_back"]["reason"] == F.TIME_OUT_OF_RANGE.value
+    service.clock.advance(-DAY)
+    while outbox.pending():
+        batch = outbox.next_batch(NOW)
+        assert batch is not None
+        outbox.answered(_send(service, batch.submission, party), now=NOW)
+    assert [q.result() for q in queued] == [0, 1]
+    assert outbox.status()["held_back"] is None
+    outbox.close()
+    db.close()

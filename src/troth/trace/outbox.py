@@ -28,10 +28,11 @@ troth.node.services.trace.TraceClient, as the in-memory troth.trace.batcher.Trac
   the chain moved under it
   (CHAIN_BROKEN, ATTESTATION_STALE, TIME_REVERSED, TIME_OUT_OF_RANGE: another writer, a
   rotation, the time it waited) is signed again, up to 3 times. A record refused BACKDATED
-  (the log's clock ran ahead when it signed its newest checkpoint: WAITED_OUT) waits queued,
-  with the records after it, and is signed again (dated when sent) each time it goes, with no
-  attempt counted, until the log takes it; the outbox's bounds limit what waits, and
-  `status()["held_back"]` says why and since when (review 68i, clock 1). Any other refusal
+  (the log's clock ran ahead when it signed its newest checkpoint), or TIME_OUT_OF_RANGE once
+  its 3 attempts are spent (the log's clock is off now): WAITED_OUT, waits queued, with the
+  records after it, and is signed again (dated when sent) each time it goes, with no attempt
+  counted, until the log takes it; the outbox's bounds limit what waits, and
+  `status()["held_back"]` says why and since when (review 68i, clock 1 and 5). Any other refusal
   (or the third) sets the record aside in `trace_outbox_refused` with its reason, kept and
   reported, never sent again.
 - **A refused record and the chain.** Each record names the seq and hash of the one before
@@ -98,6 +99,7 @@ from troth.trace.batcher import (
     Queued,
     SignerSource,
     head_reported,
+    held_back,
     lost_chain,
 )
 from troth.trace.outbox_store import OutboxRow, OutboxStore, Tail, outbox_exists, row_size
@@ -229,8 +231,8 @@ class TraceOutbox:
         """Records this process set aside."""
         self._scrubbed_at: int | None = None  # when a delivery last truncated the WAL
         self.held_back: dict[str, Any] | None = None
-        """Why and since when the first queued records wait out a BACKDATED refusal (the
-        log's clock ran ahead; review 68i, clock 1), None when they do not."""
+        """Why and since when the first queued records wait out a refusal (WAITED_OUT: a
+        clock is off; review 68i, clock 1), None when the last answer held none back."""
 
     # -- any thread ----------------------------------------------------------------------------
 
@@ -484,7 +486,7 @@ class TraceOutbox:
         delivered: list[tuple[str, int | None]] = []
         failed: list[tuple[str, TraceError]] = []
         carried = {sha256(chain) for chain in batch.submission.chains}
-        held_back: TraceError | None = None
+        held: TraceError | None = None
         with self._unit():
             refused = False
             stale_from: int | None = None
@@ -505,11 +507,11 @@ class TraceOutbox:
                     continue  # the log lost the chain: sent again with it (55b, chains 1)
                 if stale_from is None:
                     stale_from = item.pos
-                if result.reason in WAITED_OUT:  # the log's clock ran ahead: kept, signed
-                    held_back = result.error(item.record)  # again when sent (68i, clock 1)
-                    continue
                 if result.reason in RESIGNED and item.attempts + 1 < RESIGN_ATTEMPTS:
                     self.store.retry(agent, item.pos, item.hash)
+                    continue
+                if result.reason in WAITED_OUT:  # a clock is off: kept, signed again when
+                    held = result.error(item.record)  # sent (review 68i, clock 1 and 5)
                     continue
                 error = result.error(item.record)
                 if self._set_aside(agent, item.pos, item.hash, error, now):
@@ -519,29 +521,13 @@ class TraceOutbox:
             if head_reported(receipts):  # (a batch refused whole reports none: kept)
                 self.store.set_head(agent, receipts.head)
         self._in_flight = None
-        self._note_held_back(held_back, delivered, now)
+        self.held_back = held_back(self.held_back, held, now)
         if delivered and self._scrub_due(now):  # the rows' old pages are in the WAL's frames
             self._scrubbed_at = now if scrub_quietly(self.store) else self._scrubbed_at
         if any(r.reason is _F.ATTESTATION_STALE for r in receipts.results):
             with self._signers_lock:
                 self._signers.renew()  # rotated: sign again with the newest key
         self._settle(delivered, failed)
-
-    def _note_held_back(
-        self, held_back: TraceError | None, delivered: list[tuple[str, int | None]], now: int
-    ) -> None:
-        """Keep what `status` says of records waiting out a BACKDATED refusal: since when and
-        why; a delivery ends the wait."""
-        if held_back is not None:
-            since = now if self.held_back is None else self.held_back["since"]
-            self.held_back = {
-                "reason": held_back.reason.value,
-                "detail": held_back.detail,
-                "record": held_back.record,
-                "since": since,
-            }
-        elif delivered:
-            self.held_back = None
 
     def _wait(self, record: str) -> bool:
         """Whether `record`, refused for now, is kept to be sent again: at most

@@ -482,9 +482,10 @@ class TraceClient:
                 "the service refused records for now, sent again later: "
                 + next(r.detail for r in receipts.results if r.transient),
             )
-        waited = next((r for r in receipts.results if r.reason in WAITED_OUT), None)
-        if waited is not None:  # kept, sent again after TRACE_BACKDATED_WAIT_SECONDS
-            raise waited.error()  # (review 68i, clock 3: not signed and sent again at once)
+        waiting = batcher.held_back
+        if waiting is not None:  # kept (a clock is off), sent again after a wait of
+            # TRACE_BACKDATED_WAIT_SECONDS, not signed and sent at once (review 68i, clock 3)
+            raise TraceError(TraceFailure(waiting["reason"]), waiting["detail"])
 
     async def _held(self) -> tuple[VerifiedIdentity | None, tuple[int, bytes] | None]:
         """The agent's history as presented now, and where the log's copy of it ends (`held`:
