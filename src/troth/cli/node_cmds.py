@@ -236,10 +236,11 @@ def _traces(traces: dict[str, Any]) -> str:
     if refused:
         shown += f", {refused} refused and set aside (troth trace outbox)"
     held = outbox.get("held_back")
-    if held:  # the log's clock ran ahead when it signed a checkpoint (review 68i, clock 1)
+    if held:  # a clock is off: the log's ran ahead, or disagrees now (review 68i, clock 1, 5)
         shown += (
-            f"; waiting since {held.get('since')}: the log refuses them ({held.get('detail')});"
-            " they stay queued and go again once its time is past that checkpoint"
+            f"; waiting since {held.get('since')}: the log refuses them"
+            f" ({held.get('reason')}: {held.get('detail')}); they stay queued and go again"
+            " until it takes them (fix the clock that is off: docs/traces.md)"
         )
     return shown
 
