@@ -235,6 +235,13 @@ def _traces(traces: dict[str, Any]) -> str:
     shown = f"to {to}; outbox: {queued} queued"
     if refused:
         shown += f", {refused} refused and set aside (troth trace outbox)"
+    held = outbox.get("held_back")
+    if held:  # a clock is off: the log's ran ahead, or disagrees now (review 68i, clock 1, 5)
+        shown += (
+            f"; waiting since {held.get('since')}: the log refuses them"
+            f" ({held.get('reason')}: {held.get('detail')}); they stay queued and go again"
+            " until it takes them (fix the clock that is off: docs/traces.md)"
+        )
     return shown
 
 

@@ -513,22 +513,37 @@ def resolve(
     metavar="RECORD_ID",
     help="Delete a record set aside (refused by the trace service), freeing its room.",
 )
+@click.option(
+    "--requeue",
+    "requeue",
+    multiple=True,
+    metavar="RECORD_ID",
+    help="Queue a record set aside again (signed again when sent: one an older version set "
+    "aside as dated before a checkpoint, its log's clock having run ahead).",
+)
 @node_option
 @json_command
-def outbox(discard: tuple[str, ...], node_name: str, reporter: Reporter) -> None:
+def outbox(
+    discard: tuple[str, ...], requeue: tuple[str, ...], node_name: str, reporter: Reporter
+) -> None:
     """What the node's trace outbox holds: the records queued for the trace service node.json
     names, and those set aside because the service refused them (with the reason)."""
     with open_cli_node(node_name) as node:
         data: dict[str, Any] = {"to": node.config.traces, "agents": [], "refused": []}
-        if outbox_exists(node.db) or discard:
+        if outbox_exists(node.db) or discard or requeue:
             store = OutboxStore(node.db)
-            if discard:
+            for asked, change, key in (
+                (discard, store.discard, "discarded"),
+                (requeue, store.requeue, "requeued"),
+            ):
+                if not asked:
+                    continue
                 with store.transaction():
-                    gone = store.discard(discard)
-                missing = sorted(set(discard) - set(gone))
+                    done = change(asked)
+                missing = sorted(set(asked) - set(done))
                 if missing:
                     raise NotFound(f"no record set aside with id {', '.join(missing)}")
-                data["discarded"] = gone
+                data[key] = done
             data["agents"] = [
                 {
                     "agent": str(Identifier(agent)),
@@ -564,4 +579,6 @@ def _outbox_text(data: dict[str, Any], reporter: Reporter) -> str:
         )
     for record in data.get("discarded", ()):
         lines.append(f"discarded {record}")
+    for record in data.get("requeued", ()):
+        lines.append(f"queued again {record}")
     return "\n".join(lines)

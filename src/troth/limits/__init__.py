@@ -660,6 +660,9 @@ TRACE_FLUSH_SECONDS: Final = 0.2
 TRACE_TRANSIENT_RETRIES: Final = 720
 """Times a trace client resends a record refused `not accepted yet` (feed copy stale, checkpoint
 not attested yet), backing off up to 10 s (~1 h), before setting it aside; per process."""
+TRACE_BACKDATED_WAIT_SECONDS: Final = 60.0
+"""How long a trace client waits before it signs again and resends records its log refused
+BACKDATED (its clock ran ahead: they wait in the bounded queue or outbox, docs/traces.md)."""
 TRACE_KEPT_CHAINS: Final = 1024
 """Chains a trace client remembers the service keeps (not sent again; past this it forgets them
 all and sends each once more)."""

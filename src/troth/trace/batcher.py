@@ -17,6 +17,8 @@ and hands back the answers (troth.node.services.trace.TraceClient pumps it over 
   moved under it (another writer, a rotation, the clock) is signed again, up to 3 times; a
   record refused for now (`not accepted yet`: troth.trace.submit, TRANSIENT) stays queued and
   goes again after the client's backoff, up to TRACE_TRANSIENT_RETRIES times (review 48n);
+  one refused BACKDATED, or TIME_OUT_OF_RANGE past its attempts (a clock is off), stays
+  queued, however often (WAITED_OUT);
   any other refusal fails that record (its `error`), and the records after it are signed
   again on the head the answer reports (kept when a batch refused whole reports none;
   `head_reported`: a `per-agent chain broken` answer's "none" is taken, review 55b, head 1).
@@ -59,6 +61,13 @@ RESIGNED: Final = frozenset(
 )
 """Refusals a record is signed again for (the chain moved under it), at most RESIGN_ATTEMPTS
 times; any other refusal sets it aside."""
+WAITED_OUT: Final = frozenset({_F.BACKDATED, _F.TIME_OUT_OF_RANGE})
+"""Refusals a record waits out, queued (the clocks of the log and the agent disagree: the fix
+is a clock), signed again (dated when sent) each time it goes, with no limit on the attempts:
+the queue's or the outbox's bounds limit what waits; the client waits
+TRACE_BACKDATED_WAIT_SECONDS between such batches (review 68i, clock 1 and 5). BACKDATED (a
+checkpoint the log signed while its clock ran ahead) waits at once; TIME_OUT_OF_RANGE (the
+log's clock ahead or behind now) once its RESIGN_ATTEMPTS are spent."""
 RESIGN_ATTEMPTS: Final = 3
 SEND_LATE: Final = limits.MAX_CLOCK_SKEW_SECONDS // 2
 """A record older than this when it is sent is dated again (the collector allows the skew)."""
@@ -160,6 +169,9 @@ class Batcher(Protocol):
     `TraceBatcher`, or a node's durable troth.trace.outbox.TraceOutbox."""
 
     head_known: bool
+    held_back: dict[str, Any] | None
+    """Why and since when the first queued records wait out a refusal (WAITED_OUT), None when
+    the last answer held none back."""
     batch_records: int
     batches: int
 
@@ -214,6 +226,8 @@ class TraceBatcher:
             raise ValueError(f"batch_records: 1 to {limits.MAX_TRACE_SUBMIT_RECORDS}")
         self._signer = signer
         self.transient_retries = transient_retries
+        self.held_back: dict[str, Any] | None = None
+        """Why and since when the first queued records wait out a refusal (WAITED_OUT)."""
         """Times a record refused for now is kept and sent again before it is set aside."""
         self.queue_size = queue_size
         self.source_share = queue_size * source_percent // 100
@@ -411,6 +425,7 @@ class TraceBatcher:
         self._in_flight = None
         again: list[Queued] = []
         refused = False
+        held: TraceError | None = None
         for queued, result in zip(batch.items, receipts.results, strict=True):
             if result.delivered:
                 self._settle(queued, result.index, None)
@@ -433,12 +448,16 @@ class TraceBatcher:
             queued.attempts += 1
             if result.reason in RESIGNED and queued.attempts < RESIGN_ATTEMPTS:
                 again.append(queued)
+            elif result.reason in WAITED_OUT:  # a clock is off: waits (review 68i, clock 2)
+                held = result.error(queued.record)
+                again.append(queued)
             else:
                 self._settle(queued, None, result.error(queued.record))
         with self._lock:
             self._queue.extendleft(reversed(again))
         if head_reported(receipts):  # (a batch refused whole reports none: kept)
             self._head = receipts.head
+        self.held_back = held_back(self.held_back, held, 0 if now is None else now)
 
     def agent(self, now: int) -> Identifier:
         """The identity whose records these are."""
@@ -453,4 +472,21 @@ class TraceBatcher:
 
     def status(self) -> dict[str, Any]:
         """Records waiting (in memory) and submissions made."""
-        return {"queued": self.pending(), "batches": self.batches}
+        return {"queued": self.pending(), "batches": self.batches, "held_back": self.held_back}
+
+
+def held_back(
+    previous: dict[str, Any] | None, refusal: TraceError | None, now: int
+) -> dict[str, Any] | None:
+    """What a batcher's status says of records waiting out `refusal` (WAITED_OUT; None: the
+    last answer held none back): the reason, the log's detail, the record, and since when
+    (kept from `previous` while they wait)."""
+    if refusal is None:
+        return None
+    since = now if previous is None else previous["since"]
+    return {
+        "reason": refusal.reason.value,
+        "detail": refusal.detail,
+        "record": refusal.record,
+        "since": since,
+    }

@@ -27,9 +27,14 @@ troth.node.services.trace.TraceClient, as the in-memory troth.trace.batcher.Trac
   (review 48n; a SIGKILL loses nothing: the rows are as they were). A record refused because
   the chain moved under it
   (CHAIN_BROKEN, ATTESTATION_STALE, TIME_REVERSED, TIME_OUT_OF_RANGE: another writer, a
-  rotation, the time it waited) is signed again, up to 3 times; any other refusal (or the
-  third) sets the record aside in `trace_outbox_refused` with its reason, kept and reported,
-  never sent again.
+  rotation, the time it waited) is signed again, up to 3 times. A record refused BACKDATED
+  (the log's clock ran ahead when it signed its newest checkpoint), or TIME_OUT_OF_RANGE once
+  its 3 attempts are spent (the log's clock is off now): WAITED_OUT, waits queued, with the
+  records after it, and is signed again (dated when sent) each time it goes, with no attempt
+  counted, until the log takes it; the outbox's bounds limit what waits, and
+  `status()["held_back"]` says why and since when (review 68i, clock 1 and 5). Any other refusal
+  (or the third) sets the record aside in `trace_outbox_refused` with its reason, kept and
+  reported, never sent again.
 - **A refused record and the chain.** Each record names the seq and hash of the one before
   it, and the log appends a record only after its predecessor: the records queued after a
   refused one are refused too (CHAIN_BROKEN, not counted as their failure) and could never be
@@ -90,9 +95,11 @@ from troth.trace.batcher import (
     RESIGNED,
     SEND_LATE,
     SUBMIT_ROOM,
+    WAITED_OUT,
     Queued,
     SignerSource,
     head_reported,
+    held_back,
     lost_chain,
 )
 from troth.trace.outbox_store import OutboxRow, OutboxStore, Tail, outbox_exists, row_size
@@ -223,6 +230,9 @@ class TraceOutbox:
         self.refused = 0
         """Records this process set aside."""
         self._scrubbed_at: int | None = None  # when a delivery last truncated the WAL
+        self.held_back: dict[str, Any] | None = None
+        """Why and since when the first queued records wait out a refusal (WAITED_OUT: a
+        clock is off; review 68i, clock 1), None when the last answer held none back."""
 
     # -- any thread ----------------------------------------------------------------------------
 
@@ -476,6 +486,7 @@ class TraceOutbox:
         delivered: list[tuple[str, int | None]] = []
         failed: list[tuple[str, TraceError]] = []
         carried = {sha256(chain) for chain in batch.submission.chains}
+        held: TraceError | None = None
         with self._unit():
             refused = False
             stale_from: int | None = None
@@ -499,6 +510,9 @@ class TraceOutbox:
                 if result.reason in RESIGNED and item.attempts + 1 < RESIGN_ATTEMPTS:
                     self.store.retry(agent, item.pos, item.hash)
                     continue
+                if result.reason in WAITED_OUT:  # a clock is off: kept, signed again when
+                    held = result.error(item.record)  # sent (review 68i, clock 1 and 5)
+                    continue
                 error = result.error(item.record)
                 if self._set_aside(agent, item.pos, item.hash, error, now):
                     failed.append((item.record, error))
@@ -507,6 +521,7 @@ class TraceOutbox:
             if head_reported(receipts):  # (a batch refused whole reports none: kept)
                 self.store.set_head(agent, receipts.head)
         self._in_flight = None
+        self.held_back = held_back(self.held_back, held, now)
         if delivered and self._scrub_due(now):  # the rows' old pages are in the WAL's frames
             self._scrubbed_at = now if scrub_quietly(self.store) else self._scrubbed_at
         if any(r.reason is _F.ATTESTATION_STALE for r in receipts.results):
@@ -616,6 +631,7 @@ class TraceOutbox:
             "limit_bytes": self.max_stored,
             "batches": self.batches,
             "recent_refusals": [r.to_json() for r in refusals],
+            "held_back": self.held_back,
         }
 
 

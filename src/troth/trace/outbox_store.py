@@ -47,10 +47,11 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from troth import limits
-from troth.errors import ConflictError, StorageError
+from troth.crypto import sha256
+from troth.errors import ConflictError, StorageError, TraceError
 from troth.storage import SqliteDatabase
 from troth.trace.record import encode_disclosures
-from troth.trace.signing import VerifiedRecord
+from troth.trace.signing import VerifiedRecord, open_envelope
 from troth.trace.stored import decode_disclosures
 from troth.trace.submit import Head
 
@@ -495,6 +496,35 @@ class OutboxStore:
                 gone.append(record)
         self.db.after_commit(self._scrub_quietly)
         return gone
+
+    def requeue(self, records: Sequence[str]) -> list[str]:
+        """Queue set-aside records again, each after its agent's last queued record, to be
+        signed again when it comes up (an operator's decision, troth trace outbox --requeue:
+        a record a version before review 68i set aside `record dated before a checkpoint that
+        precedes it`); the ids queued. Only a row whose envelope verifies as its agent's is
+        signed again when it is sent (`TraceOutbox._resign`); the bounds are unchanged (they
+        count queued and set-aside records together)."""
+        done: list[str] = []
+        for record in records:
+            row = self.db.fetch_one(
+                "DELETE FROM trace_outbox_refused WHERE record = ? RETURNING agent, seq, "
+                "time, made, envelope, disclosures, attestation, chain, size",
+                (record,),
+            )
+            if row is None:
+                continue
+            agent, size, digest = bytes(row[0]), int(row[8]), b""
+            with suppress(TraceError):  # undecodable: set aside again when it comes up
+                digest = sha256(open_envelope(bytes(row[4]))[1])
+            self.db.execute(
+                "INSERT INTO trace_outbox (agent, record, seq, hash, time, made, envelope, "
+                "disclosures, attestation, chain, size, stale) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
+                "?, ?, ?, 1)",
+                (agent, record, row[1], digest, *row[2:8], size),
+            )
+            self._count(agent, queued=1, queued_bytes=size, refused=-1, refused_bytes=-size)
+            done.append(record)
+        return done
 
     def _scrub_quietly(self) -> None:
         with suppress(StorageError):  # a busy database: the next scrub does it

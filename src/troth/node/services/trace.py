@@ -76,7 +76,7 @@ from troth.node.shares import Shares, authorities_of
 from troth.node.trust import NodeTrust
 from troth.node.worker import StoreWorker
 from troth.trace.adapters import LinksSource, TraceAuditSink, TraceDecisionRecorder
-from troth.trace.batcher import SUBMIT_ROOM, Batcher, Queued
+from troth.trace.batcher import SUBMIT_ROOM, WAITED_OUT, Batcher, Queued
 from troth.trace.bridge import AgentWindows
 from troth.trace.collect import TraceCollector
 from troth.trace.export import bundle_text
@@ -429,7 +429,10 @@ class TraceClient:
                     log.warning("trace: a batch was not delivered (sent again): %s", exc)
                 else:
                     log.exception("trace: sending a batch failed (sent again)")
-                await asyncio.sleep(self.backoff.delay(attempt, self._jitter))
+                delay = self.backoff.delay(attempt, self._jitter)
+                if isinstance(exc, TraceError) and exc.reason in WAITED_OUT:  # the log's clock
+                    delay = max(delay, limits.TRACE_BACKDATED_WAIT_SECONDS)  # ran ahead (68i)
+                await asyncio.sleep(delay)
                 attempt += 1
             self._idle.set()
 
@@ -479,6 +482,10 @@ class TraceClient:
                 "the service refused records for now, sent again later: "
                 + next(r.detail for r in receipts.results if r.transient),
             )
+        waiting = batcher.held_back
+        if waiting is not None:  # kept (a clock is off), sent again after a wait of
+            # TRACE_BACKDATED_WAIT_SECONDS, not signed and sent at once (review 68i, clock 3)
+            raise TraceError(TraceFailure(waiting["reason"]), waiting["detail"])
 
     async def _held(self) -> tuple[VerifiedIdentity | None, tuple[int, bytes] | None]:
         """The agent's history as presented now, and where the log's copy of it ends (`held`:
