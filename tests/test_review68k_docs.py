@@ -13,6 +13,14 @@
 3. `troth bench --only PATTERN` matching no case answered "(troth bench --json lists them
    all)": followed, that runs every benchmark, minutes of a shared machine's two cores, to list
    twenty names. The refusal now names the benchmarks.
+4. docs/storage.md ("Identity creation") told the reader to run `identity create --name X`
+   again: `--name` is a spelling the CLI refuses ("--name is gone"), and
+   tests/test_review56r_docs.py's parse of each command line shown let that refusal pass (a
+   plain UsageError, like a missing argument), and read only spans that start with `troth`.
+   Its progress lines were quoted in another order than printed (`created i/n (not yet
+   committed)`) and its refusal was the single create's. Every command shown, `troth ...` or a
+   bare `group command ...` span, is now parsed with gone spellings refused, and the quoted
+   lines are what `troth identity create X --count n` prints.
 """
 
 from __future__ import annotations
@@ -20,10 +28,13 @@ from __future__ import annotations
 import inspect
 import json
 import re
+from pathlib import Path
 
+import click
 from click.testing import CliRunner
 
 import troth.errors
+from tests.test_review56r_docs import command_lines, parse
 from troth.bench import ALL_CASES
 from troth.cli.main import cli
 from troth.cli.output import EXIT_IO, exit_code
@@ -115,3 +126,53 @@ def test_docs3_a_pattern_matching_no_benchmark_names_them_instead_of_running_the
     assert said["error"] == "ValueError"
     assert "troth bench --json" not in said["message"]
     assert all(case.name in said["message"] for case in ALL_CASES)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+GROUPS = sorted(name for name, command in cli.commands.items() if isinstance(command, click.Group))
+
+
+def shown_commands() -> list[tuple[str, str]]:
+    """(document, line) of every command the documents show: 56r's lines (blocks, `troth ...`
+    spans) and each bare span naming a group's command (`identity create ...`)."""
+    lines = list(command_lines())
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        if path.name == "cli.md":
+            continue
+        for match in re.finditer(rf"`((?:{'|'.join(GROUPS)}) [a-z][^`]*)`", path.read_text()):
+            group, sub = match.group(1).split()[:2]
+            if sub in getattr(cli.commands[group], "commands", {}):
+                lines.append((path.name, f"troth {match.group(1)}"))
+    return lines
+
+
+def test_docs4_no_command_shown_uses_a_gone_spelling_or_an_option_its_command_lacks() -> None:
+    lines = shown_commands()
+    assert len(lines) > 400
+    wrong = []
+    for document, line in lines:
+        try:
+            parse(line)
+        except click.UsageError as exc:
+            message = exc.format_message()
+            if "is gone" in message or isinstance(exc, click.NoSuchOption):
+                wrong.append(f"{document}: {line!r}: {message}")
+        except (ValueError, click.exceptions.Exit):  # quoting shlex does not take; --help
+            continue
+    assert wrong == []
+
+
+def test_docs4_the_batch_creation_prints_what_docs_storage_quotes() -> None:
+    storage = " ".join((ROOT / "docs" / "storage.md").read_text().split())
+    quoted = ["created (not yet committed) i/n", "committing n identities ...", "committed n"]
+    assert all(f"`{text}" in storage for text in quoted)
+    runner = CliRunner()
+    made = runner.invoke(cli, ["identity", "create", "x", "--count", "2"])
+    assert made.exit_code == 0, made.output
+    said = made.stderr
+    assert all(text.replace(" n", " 2").replace("i/n", "2/2") in said for text in quoted), said
+    assert "`troth identity create X --count n` again is refused with" in storage
+    assert "`an identity named 'X-0' exists: T…`" in storage
+    again = runner.invoke(cli, ["identity", "create", "x", "--count", "2", "--json"])
+    assert again.exit_code == 1
+    assert "an identity named 'x-0' exists: T" in json.loads(again.stdout)["message"]
