@@ -30,6 +30,8 @@
     │                          close code sent to the peer
     ├── RoutingError           a message could not be routed (no route: default deny of the
     │   │                      router's allow-sets)
+    │   ├── Congested          the next hop's peer stopped reading and its queue is full: this
+    │   │                      frame was dropped (the destination is alive, not reading)
     │   └── Unreachable        the next hop could not be reached (connection refused, timed out)
     ├── Denied                 the node's access decision refused a request (`reasons` say who
     │                          refused whom and why)
@@ -41,10 +43,12 @@
     └── SecretError            the secrets broker refused or failed: a lease, a token, an
                                engine, the audit (reason)
 
-Exit codes (cli): 0 ok; 1 invalid/denied (DecodeError, CryptoError, IdentityError,
-CredentialError, AuthorityError, PolicyError, ConflictError, Denied, SecretError, TraceError);
-2 usage (bad arguments, ArgumentError, NotFound); 3 ConfigError; 4 I/O (StorageError,
-VaultError, OSError, Unreachable, a channel timeout).
+Exit codes (cli, `troth.cli.output.exit_code`; a class not named exits as its base): 0 ok;
+1 invalid/denied (DecodeError, CryptoError, IdentityError, CredentialError, AuthorityError,
+PolicyError, ConflictError, Denied, SecretError, TraceError, ChannelError, RoutingError,
+RemoteError); 2 usage (bad arguments, ArgumentError, NotFound, and the errors that are also a
+ValueError: MalformedText, OutOfRange); 3 ConfigError; 4 I/O (StorageError, VaultError, OSError,
+Unreachable, a channel that timed out or whose connection closed).
 """
 
 from __future__ import annotations

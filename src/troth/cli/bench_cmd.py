@@ -50,7 +50,9 @@ def bench(pattern: str | None, quick: bool, smoke: bool, reporter: Reporter) -> 
 
     cases = select(ALL_CASES, pattern)
     if not cases:
-        raise ValueError(f"no benchmark matches {pattern!r} (troth bench --json lists them all)")
+        # named here: `troth bench --json` runs every case, minutes, to list them (review 68k)
+        names = ", ".join(case.name for case in ALL_CASES)
+        raise ValueError(f"no benchmark matches {pattern!r}; the benchmarks: {names}")
     missing = _missing_peers()
     if missing:
         reporter.info(
