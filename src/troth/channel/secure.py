@@ -663,23 +663,24 @@ class SecureChannel:
             )
         except DecodeError as exc:
             raise ChannelError(_F.PROTOCOL, str(exc)) from None
-        self.peer = verify_peer(self.trust, peer.identity, chains, now)
+        self.peer = verify_peer(self.trust, peer, chains, now)
         return [Established(self.peer, self.handshake_hash)]
 
     # -- timers and continuous evaluation --------------------------------------------------------
 
     def check_peer(self, now: int) -> list[Event]:
-        """Re-check the peer's credentials against the current feeds (and their expiry); close
-        when the peer is revoked or no longer admitted, or when this side cannot tell (its
-        store failed: deny when in doubt, as at a refresh). Never raises a library error: the
-        node re-checks every channel in one loop, and one raising stopped it for the rest
-        (review 65l, channels 1)."""
+        """Re-check the peer's credentials against the current feeds (and their expiry), and
+        the dates its handshake checked (its current key's `valid_until`, its channel key's
+        attestation: `verify_peer`); close when the peer is revoked, expired or no longer
+        admitted, or when this side cannot tell (its store failed: deny when in doubt, as at a
+        refresh). Never raises a library error: the node re-checks every channel in one loop,
+        and one raising stopped it for the rest (review 65l, channels 1)."""
         peer = self.peer
         if self.state is not _S.OPEN or peer is None:
             return []
         chains = tuple(c.chain for c in peer.credentials)
         try:
-            verify_peer(self.trust, peer.identity, chains, now)
+            verify_peer(self.trust, peer, chains, now)
         except ChannelError as exc:
             return [self.close(exc.reason, exc.detail)]
         except TrothError as exc:  # this side's own failure (its store)
