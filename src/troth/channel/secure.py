@@ -312,11 +312,14 @@ class SecureChannel:
                 self._emit([(Kind.DATA, (payload,))])
             elif size < MIN_BATCH_MESSAGE:  # a DATA frame of its own: a batch item costs the
                 # wire at least what one does (review 47e, batch 1)
+                self._seal_held()
                 self._queue(self._seal_data(HEADER.pack(_DATA, size) + payload))
             else:  # the common case, one frame: held until the packets are taken, then
                 # sealed alone (DATA) or with the others held beside it (BATCH)
                 if self._pending and self._pending_size + 2 * BATCH_ITEM.size + size > capacity:
                     self._seal_pending()
+                    if self._next_nonce >= MAX_NONCE:  # none left to seal it with: refused
+                        raise self._exhausted()  # to its sender (review 68n, channel 1)
                 pending = self._pending
                 pending.append(payload if type(payload) is bytes else bytes(payload))
                 if len(pending) == 1:
@@ -383,6 +386,7 @@ class SecureChannel:
     def _emit(self, frames: list[tuple[Kind, tuple[bytes | bytearray | memoryview, ...]]]) -> None:
         padding = self.settings.padding
         plains = [pack(kind, parts, padding) for kind, parts in frames]
+        self._seal_held()
         for group, size in group_frames(plains, _OVERHEAD):
             self._queue(self._seal(group, size))
 
@@ -404,6 +408,13 @@ class SecureChannel:
             cipher.encrypt_at_into(nonce, b"", plain, view[body : body + len(plain) + TAGLEN])
             at += LENGTH.size + length
         return packet
+
+    def _seal_held(self) -> None:
+        """Seal the messages `send` holds before a frame sent after them is sealed: they take
+        the earlier nonces, so the last nonce is never taken from them (review 68n, channel 1:
+        a PING or a CLOSE sealed first took it, and they were dropped)."""
+        if self._pending:
+            self._seal_pending()
 
     def _seal_pending(self) -> None:
         """Seal the messages held by `send`: one alone as a DATA frame, several as one BATCH
