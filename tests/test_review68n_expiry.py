@@ -16,14 +16,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.support.channels import T, closed, pump
-from tests.support.parties import ChannelParty, make_party
+from tests.support.parties import ChannelParty, make_channel_party
 from troth.channel import AnyAuthenticatedIdentity, ChannelTrust, SecureChannel, VerifiedPeer
-from troth.crypto import KeyType
 from troth.errors import ChannelFailure
-from troth.identity import attest_purpose_key, new_identity
 from troth.node import init_node, open_node
 from troth.node.trust import NodeTrust
-from troth.vault import KeyPurpose, SoftwareVault
+from troth.vault import SoftwareVault
 
 ANYONE = ChannelTrust(policy=AnyAuthenticatedIdentity())
 
@@ -31,21 +29,7 @@ ANYONE = ChannelTrust(policy=AnyAuthenticatedIdentity())
 def _party(vault: SoftwareVault, *, key_ttl: int, valid_for: int) -> ChannelParty:
     """A channel party whose channel-key attestation expires `key_ttl` s after T and whose
     identity's (first, current) key is valid for `valid_for` s from T."""
-    party = make_party(vault, now=T)
-    if valid_for != 10 * 365 * 86_400:
-        primary, identity, _ = new_identity(vault, KeyType.ED25519, now=T, valid_for=valid_for)
-        party = type(party)(identity, primary, party.signer, party.next_primary)
-    handle = vault.generate(KeyType.X25519, KeyPurpose.SECURE_CHANNEL)
-    attestation = attest_purpose_key(
-        vault,
-        party.primary,
-        party.identity,
-        KeyPurpose.SECURE_CHANNEL,
-        vault.public_key(handle),
-        now=T,
-        expires_at=T + key_ttl,
-    )
-    return ChannelParty(party, vault, handle, attestation)
+    return make_channel_party(vault, now=T, key_ttl=key_ttl, valid_for=valid_for)
 
 
 def _open(alice: ChannelParty, bob: ChannelParty) -> tuple[SecureChannel, SecureChannel]:

@@ -30,6 +30,15 @@ _OLD_TABLE = (
 )
 
 
+def _finish(node: Any) -> int:
+    """The broker's round on `node`: how many due revocations it finished."""
+    broker = open_broker(node, now=NOW)
+    try:
+        return finish_due(node, broker, NOW)
+    finally:
+        broker.close()
+
+
 def test_two_handles_adding_the_marked_column_add_it_once(world: Agents) -> None:
     """68c's ALTER TABLE on first use, raced: a second handle on node.db (another process's
     connection) that read the old table before the first added `marked` adds nothing again
@@ -60,11 +69,7 @@ def test_a_row_an_older_version_wrote_beside_the_column_is_finished(world: Agent
         "INSERT INTO broker_revoke_due (identity, changes) VALUES (?, ?) ON CONFLICT DO NOTHING",
         (world.hub.identity.identifier.digest, changes - 1),  # a rotation committed since
     )
-    broker = open_broker(node, now=NOW)
-    try:
-        assert finish_due(node, broker, NOW) == 1
-    finally:
-        broker.close()
+    assert _finish(node) == 1
     assert node.db.fetch_all("SELECT * FROM broker_revoke_due") == []
     assert world.hub.secrets.revoke_holder(world.support) == []  # ended by the finish
 
@@ -94,11 +99,7 @@ def test_a_ctrl_c_inside_the_revocation_leaves_it_due_and_still_announces(
     monkeypatch.undo()
     node = world.hub._stored
     assert len(node.db.fetch_all("SELECT * FROM broker_revoke_due")) == 1  # due
-    broker = open_broker(node, now=NOW)
-    try:
-        assert finish_due(node, broker, NOW) == 1
-    finally:
-        broker.close()
+    assert _finish(node) == 1
     assert world.hub.secrets.revoke_holder(world.support) == []
 
 
