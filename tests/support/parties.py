@@ -29,11 +29,14 @@ class Party:
 
 
 def make_party(
-    vault: Vault, *, now: int, key_type: KeyType = KeyType.ED25519, signing_ttl: int = SIGNING_TTL
+    vault: Vault,
+    *,
+    now: int,
+    key_type: KeyType = KeyType.ED25519,
+    signing_ttl: int = SIGNING_TTL,
+    valid_for: int = 10 * 365 * 86_400,
 ) -> Party:
-    primary, identity, next_primary = new_identity(
-        vault, key_type, now=now, valid_for=10 * 365 * 86_400
-    )
+    primary, identity, next_primary = new_identity(vault, key_type, now=now, valid_for=valid_for)
     signer = signer_as(vault, primary, identity, now=now, key_type=key_type, ttl=signing_ttl)
     return Party(identity, primary, signer, next_primary)
 
@@ -136,8 +139,12 @@ class ChannelParty:
         )
 
 
-def make_channel_party(vault: Vault, *, now: int) -> ChannelParty:
-    party = make_party(vault, now=now)
+def make_channel_party(
+    vault: Vault, *, now: int, key_ttl: int = SIGNING_TTL, valid_for: int = 10 * 365 * 86_400
+) -> ChannelParty:
+    """A party (its current key valid `valid_for` s from `now`) with a channel key attested
+    for `key_ttl` s."""
+    party = make_party(vault, now=now, valid_for=valid_for)
     handle = vault.generate(KeyType.X25519, KeyPurpose.SECURE_CHANNEL)
     attestation = attest_purpose_key(
         vault,
@@ -146,7 +153,7 @@ def make_channel_party(vault: Vault, *, now: int) -> ChannelParty:
         KeyPurpose.SECURE_CHANNEL,
         vault.public_key(handle),
         now=now,
-        expires_at=now + SIGNING_TTL,
+        expires_at=now + key_ttl,
     )
     return ChannelParty(party, vault, handle, attestation)
 

@@ -194,7 +194,9 @@ class Identities:
         committed next key too: two changes are appended, so the new primary key is one made
         now (docs/vault.md, "Recovering from a stolen backup"), and a broker node revokes every
         lease whose chain names the identity, as `Secrets.revoke_holder` (recorded due first: a
-        process killed before it leaves them to the broker's next start or round). The change
+        process killed before it leaves them to the broker's next start or round; a revocation
+        that fails raises its error only once the rotation is committed and announced, the
+        leases left due: do not rotate again; review 68n, revoke 1). The change
         is dated no earlier than the identity's newest record in the node's trace log (at most
         300 s after the node's clock), so the records it signed stay valid (docs/formats.md, "A
         node dates its own rotations after what they retire"). A `compromised` that is not a

@@ -312,11 +312,14 @@ class SecureChannel:
                 self._emit([(Kind.DATA, (payload,))])
             elif size < MIN_BATCH_MESSAGE:  # a DATA frame of its own: a batch item costs the
                 # wire at least what one does (review 47e, batch 1)
+                self._seal_held()
                 self._queue(self._seal_data(HEADER.pack(_DATA, size) + payload))
             else:  # the common case, one frame: held until the packets are taken, then
                 # sealed alone (DATA) or with the others held beside it (BATCH)
                 if self._pending and self._pending_size + 2 * BATCH_ITEM.size + size > capacity:
                     self._seal_pending()
+                    if self._next_nonce >= MAX_NONCE:  # none left to seal it with: refused
+                        raise self._exhausted()  # to its sender (review 68n, channel 1)
                 pending = self._pending
                 pending.append(payload if type(payload) is bytes else bytes(payload))
                 if len(pending) == 1:
@@ -383,6 +386,7 @@ class SecureChannel:
     def _emit(self, frames: list[tuple[Kind, tuple[bytes | bytearray | memoryview, ...]]]) -> None:
         padding = self.settings.padding
         plains = [pack(kind, parts, padding) for kind, parts in frames]
+        self._seal_held()
         for group, size in group_frames(plains, _OVERHEAD):
             self._queue(self._seal(group, size))
 
@@ -404,6 +408,13 @@ class SecureChannel:
             cipher.encrypt_at_into(nonce, b"", plain, view[body : body + len(plain) + TAGLEN])
             at += LENGTH.size + length
         return packet
+
+    def _seal_held(self) -> None:
+        """Seal the messages `send` holds before a frame sent after them is sealed: they take
+        the earlier nonces, so the last nonce is never taken from them (review 68n, channel 1:
+        a PING or a CLOSE sealed first took it, and they were dropped)."""
+        if self._pending:
+            self._seal_pending()
 
     def _seal_pending(self) -> None:
         """Seal the messages held by `send`: one alone as a DATA frame, several as one BATCH
@@ -663,23 +674,24 @@ class SecureChannel:
             )
         except DecodeError as exc:
             raise ChannelError(_F.PROTOCOL, str(exc)) from None
-        self.peer = verify_peer(self.trust, peer.identity, chains, now)
+        self.peer = verify_peer(self.trust, peer, chains, now)
         return [Established(self.peer, self.handshake_hash)]
 
     # -- timers and continuous evaluation --------------------------------------------------------
 
     def check_peer(self, now: int) -> list[Event]:
-        """Re-check the peer's credentials against the current feeds (and their expiry); close
-        when the peer is revoked or no longer admitted, or when this side cannot tell (its
-        store failed: deny when in doubt, as at a refresh). Never raises a library error: the
-        node re-checks every channel in one loop, and one raising stopped it for the rest
-        (review 65l, channels 1)."""
+        """Re-check the peer's credentials against the current feeds (and their expiry), and
+        the dates its handshake checked (its current key's `valid_until`, its channel key's
+        attestation: `verify_peer`); close when the peer is revoked, expired or no longer
+        admitted, or when this side cannot tell (its store failed: deny when in doubt, as at a
+        refresh). Never raises a library error: the node re-checks every channel in one loop,
+        and one raising stopped it for the rest (review 65l, channels 1)."""
         peer = self.peer
         if self.state is not _S.OPEN or peer is None:
             return []
         chains = tuple(c.chain for c in peer.credentials)
         try:
-            verify_peer(self.trust, peer.identity, chains, now)
+            verify_peer(self.trust, peer, chains, now)
         except ChannelError as exc:
             return [self.close(exc.reason, exc.detail)]
         except TrothError as exc:  # this side's own failure (its store)

@@ -3,9 +3,12 @@ point, `verify_peer`, used at the handshake, at an in-band credential refresh an
 continuous re-checks, so all three apply the same checks in the same order:
 
 1. at the handshake only: the change history verifies, the channel-key attestation is valid
-   and attests exactly the Noise static key the handshake proved; at every check: the history
-   extends any stored copy (no fork, no rollback: a copy stored since the handshake, e.g. the
-   peer's rotation, refuses the history a stolen backup opened the channel with);
+   and attests exactly the Noise static key the handshake proved; at every re-check and
+   refresh: the identity's current key is still within its `valid_until` and that
+   attestation has not expired (review 68n, expiry 1: an open channel outlived both); at every
+   check: the history extends any stored copy (no fork, no rollback: a copy stored since the
+   handshake, e.g. the peer's rotation, refuses the history a stolen backup opened the
+   channel with);
 2. every credential chain rooted at a trust anchor verifies, with the peer as presenter,
    against the current feeds (expiry and revocation included); a chain whose root is not a
    trust anchor is dropped (it grants nothing here) and said so in `VerifiedPeer.dropped`;
@@ -65,6 +68,7 @@ __all__ = [
     "VerifiedPeer",
     "Vouch",
     "Vouched",
+    "expired_peer",
     "identity_refusal",
     "remember_nothing",
     "standing_feeds",
@@ -82,6 +86,10 @@ class VerifiedPeer:
     identity: VerifiedIdentity
     credentials: tuple[VerifiedCredential, ...]
     dropped: tuple[str, ...] = ()
+    key_expires_at: int | None = None
+    """When the attestation of the channel key the peer's handshake proved expires (every
+    re-check and refresh closes the channel from then on: `verify_peer`); None: a peer not
+    verified from a handshake (only its identity's dates are re-checked)."""
 
     @property
     def identifier(self) -> Identifier:
@@ -168,17 +176,23 @@ class HandshakeClaim:
 
 def verify_peer(
     trust: ChannelTrust,
-    who: HandshakeClaim | VerifiedIdentity,
+    who: HandshakeClaim | VerifiedPeer | VerifiedIdentity,
     chains: tuple[bytes, ...],
     now: int,
 ) -> VerifiedPeer:
     """The peer, verified and admitted (ChannelError with the close code otherwise). `who` is
-    the handshake's claim, or the identity verified at the handshake (refresh, re-checks)."""
-    if isinstance(who, VerifiedIdentity):  # a refresh or a re-check: the handshake's identity
-        identity = who
+    the handshake's claim, or the peer (or identity) verified at the handshake (refresh,
+    re-checks: the dates its handshake checked are checked again)."""
+    key_expires_at: int | None = None
+    if isinstance(who, HandshakeClaim):
+        identity, bound, key_expires_at = _authenticate(trust, who, now)
+    else:  # a refresh or a re-check: the handshake's identity
+        shown = who if isinstance(who, VerifiedPeer) else VerifiedPeer(who, ())
+        identity, key_expires_at = shown.identity, shown.key_expires_at
+        expired = expired_peer(shown, now)
+        if expired is not None:
+            raise ChannelError(_F.PEER_INVALID, expired)
         bound = _check_known(trust, identity)  # the copy may have moved on since (a rotation)
-    else:
-        identity, bound = _authenticate(trust, who, now)
     feeds = trust.feeds()
     checked = _verify_credentials(trust, identity, chains, feeds, now)
     anchors = frozenset() if trust.verifier is None else trust.verifier.policy.anchors
@@ -207,7 +221,7 @@ def verify_peer(
         raise ChannelError(_F.PEER_INVALID, refusal.detail)
     if checked.failure is not None:
         raise checked.failure
-    peer = VerifiedPeer(identity, checked.verified, checked.dropped)
+    peer = VerifiedPeer(identity, checked.verified, checked.dropped, key_expires_at)
     if not trust.policy.admit(peer):
         raise ChannelError(_F.PEER_NOT_ALLOWED, str(identity.identifier))
     if trust.observe is not None:  # also at a refresh: its chains may carry new issuers
@@ -269,6 +283,27 @@ def identity_refusal(
     return None
 
 
+def expired_peer(peer: VerifiedPeer, now: int) -> str | None:
+    """Why `peer` is no longer valid at `now` by the dates its handshake checked, else None:
+    its identity's current key is past its `valid_until`, or the attestation of the channel
+    key it proved has expired (`now < expires_at`). An open channel outlives both; every
+    re-check, refresh and (at a node) request asks again (review 68n, expiry 1)."""
+    identity = peer.identity
+    current = identity.current.body
+    if not now <= current.valid_until:
+        return (
+            f"{identity.identifier}: {IdentityFailure.KEY_OUTSIDE_VALIDITY.value} (current key "
+            f"valid {current.valid_from}..{current.valid_until}, now is {now})"
+        )
+    expires_at = peer.key_expires_at
+    if expires_at is not None and not now < expires_at:
+        return (
+            f"{identity.identifier}: {IdentityFailure.ATTESTATION_EXPIRED.value} (the channel "
+            f"key's, at {expires_at}, now is {now})"
+        )
+    return None
+
+
 def _check_known(trust: ChannelTrust, identity: VerifiedIdentity) -> IdentityError | None:
     """PEER_INVALID when `identity` forks from or rolls back the copy stored now; the refusal
     when `trust.known_by` may judge it again once its chains are verified (`_judged_again`)."""
@@ -315,9 +350,9 @@ def _known_by(
 
 def _authenticate(
     trust: ChannelTrust, claim: HandshakeClaim, now: int
-) -> tuple[VerifiedIdentity, IdentityError | None]:
-    """The claim's verified identity, and `known`'s refusal of it when `known_by` may judge it
-    again (`_check_known`)."""
+) -> tuple[VerifiedIdentity, IdentityError | None, int]:
+    """The claim's verified identity, `known`'s refusal of it when `known_by` may judge it
+    again (`_check_known`), and when its channel key's attestation expires."""
     bound: IdentityError | None = None
     claims = trust.claims  # (the same checks in the same order whether kept or not)
     kept = None if claims is None else claims.get(claim.history, claim.attestation, now)
@@ -345,7 +380,7 @@ def _authenticate(
         raise ChannelError(_F.PEER_INVALID, str(exc)) from None
     if claim.static_key is None or key.key != claim.static_key:
         raise ChannelError(_F.PEER_INVALID, "attested key is not the Noise static key")
-    return identity, bound
+    return identity, bound, key.expires_at
 
 
 class _Checked(NamedTuple):

@@ -25,6 +25,7 @@ from troth.cli.output import (
     Explained,
     Progress,
     Reporter,
+    error_object,
     escape_text,
     invalid_object,
     json_command,
@@ -314,15 +315,18 @@ def rotate(
         )
         data: dict[str, Any] = describe(local.identity, local.name)
         broker = compromised and BROKER in node.config.services
+    unrevoked: TrothError | None = None
     try:  # what the copied key obtained here ends with it (review 67f, secrets 1), before
         # the announcement, whose network a Ctrl-C may cut short (review 68c, revoke 1)
         if broker:
             data["leases_revoked"] = _revoke_rotated(node_name, local.identity)
+    except TrothError as exc:  # reported once the announcements are (review 68n, revoke 1)
+        unrevoked = exc
     finally:  # announced however the revocation ends (a failed one stays due: 67l)
         announced = _announce(node_name, ref)
     _hint_resign(node_name, local.identity.identifier, reporter)
     lines = [shown(data)]
-    if broker:
+    if broker and unrevoked is None:
         lines.append(f"revoked {data['leases_revoked']} lease(s) at this broker")
     for row in announced:
         authority = reporter.label(row["authority"])
@@ -338,6 +342,16 @@ def rotate(
                     else "(the rotation is committed; a running node retries)"
                 )
             )
+    if unrevoked is not None:  # the rotation stands: say so, not only the revocation's error
+        reporter.info("\n".join(lines))
+        reporter.warn(
+            f"the rotation is committed ({local.identity.change_count} changes) and announced "
+            "(each authority's outcome reported); the leases whose chain names it are not all "
+            "revoked: they stay due, revoked by this node's broker at its next start or "
+            "maintenance round (do not rotate again)"
+        )
+        rotation = {**data, "announcements": announced}
+        reporter.fail(unrevoked, payload={**error_object(unrevoked), "rotation": rotation})
     reporter.result({**data, "announcements": announced}, "\n".join(lines))
 
 

@@ -23,7 +23,7 @@ from troth import limits
 from troth.authority import Authority
 from troth.channel import ChannelTrust, PeerPolicy, VerifiedPeer
 from troth.channel.claims import ClaimCache
-from troth.channel.verification import identity_refusal, standing_feeds
+from troth.channel.verification import expired_peer, identity_refusal, standing_feeds
 from troth.credentials import (
     ChainVerifier,
     Supersession,
@@ -521,6 +521,9 @@ class NodeTrust:
         if refusal is not None:
             problem = f"it is {refusal.detail}" if refusal.revoked else refusal.detail
             return Standing((), is_anchor, problem)
+        expired = expired_peer(peer, now)  # between re-checks too (review 68n, expiry 1)
+        if expired is not None:
+            return Standing((), is_anchor, expired)
         outgrown = self.node.identities.outgrown
         if outgrown(identity):  # a rotation stored since the handshake (review 55j, rotation 1)
             return Standing((), is_anchor, f"its history is {_OLDER}")
