@@ -32,6 +32,7 @@ import troth.node.upkeep
 from tests import test_review67f_secrets as review67f
 from tests.support.backups import copy_db, node_db, thief_copy
 from tests.support.public_api import Agents
+from tests.test_review68p_refuted import leased
 from troth.cli.main import cli
 
 world = review67f.world  # acme's hub brokering `payments` to its members
@@ -64,24 +65,16 @@ def test_cache1_a_running_broker_refuses_the_history_a_rotation_here_superseded(
 
     async def main() -> None:
         async with world.hub.serve(listen=("127.0.0.1", 0)) as running:
-            at, hub = running.address, running.identifier
-            await world.agents.secrets.lease(
-                "payments", holder="support", broker=at, expect=hub, scope=["refunds"]
-            )
+            assert await leased(world.agents, "support", running) == "ACTIVE"
             thief_home = _stolen(troth_home, tmp_path)
             world.agents.identities.rotate("support", compromised=compromised)
             with (
                 troth.Node.open("agents", home=thief_home) as thief,
                 pytest.raises(troth.ChannelError) as refused,
             ):
-                await thief.secrets.lease(
-                    "payments", holder="support", broker=at, expect=hub, scope=["refunds"]
-                )
+                await leased(thief, "support", running)
             assert "superseded history" in str(refused.value)
-            issued = await world.agents.secrets.lease(  # the owner's new history leases
-                "payments", holder="support", broker=at, expect=hub, scope=["refunds"]
-            )
-            assert issued.lease.state.name == "ACTIVE"
+            assert await leased(world.agents, "support", running) == "ACTIVE"  # the owner's
 
     asyncio.run(main())
 
