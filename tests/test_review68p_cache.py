@@ -7,13 +7,15 @@ rotation announced to an authority on this machine (`troth identity rotate`, `Id
 refuses the older history by. But, unlike a revocation (reviews 48c, 49a, 63u), nobody running
 was told: a node served in this process read the hosting authority's store only at its next
 poll (HOSTED_FEED_POLL) and a trusting node's feed only at its next maintenance round (30 s),
-and no daemon running a node here was asked to sync the feed (`feed.sync`). Meanwhile the
-running nodes judged channels on the feed in their memory: a thief holding a copy of the
-member's vault (its history before the rotation) leased a secret from the running broker
-right after the owner's `--compromised` rotation, refused only by a node started after it.
-Now the announcement tells them as a revocation does: the runtimes served in this process
-re-read the authority's feed before the rotation returns, and every daemon running a node of
-the home (the rotating one's too) is asked to sync it.
+no daemon running a node here was asked to sync the feed (`feed.sync`), and no node was marked
+due a sync (a program deciding tool calls on `Node.feed` used its copy until it went stale).
+Meanwhile they judged on the copy they held: a thief holding a copy of the member's vault (its
+history before the rotation) leased a secret from the running broker right after the owner's
+`--compromised` rotation, refused only by a node started after it. Now the announcement tells
+them as a revocation does: the other nodes trusting the authority are marked due a sync before
+its commit (`local_nodes_due`), the runtimes served in this process re-read the authority's
+feed before the rotation returns, and every daemon running a node of the home (the rotating
+one's too) is asked to sync it.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ import troth.node.traces
 import troth.node.upkeep
 from tests import test_review67f_secrets as review67f
 from tests.support.backups import copy_db, node_db, thief_copy
-from tests.support.public_api import Agents
-from tests.test_review68p_refuted import leased
+from tests.support.public_api import READ, Agents
+from tests.test_review68p_refuted import _rotate_elsewhere, leased
 from troth.cli.main import cli
 
 world = review67f.world  # acme's hub brokering `payments` to its members
@@ -103,3 +105,22 @@ def test_cache1_a_rotation_here_tells_every_daemon_running_a_node_of_the_home(
         ("acme", "feed.sync", authority),
         ("agents", "feed.sync", authority),
     ]
+
+
+def test_cache1_a_node_open_here_holds_no_feed_missing_the_supersession(
+    world: Agents,
+) -> None:
+    """A third node of the home, `gate`, trusting acme, open in a program deciding tool calls
+    on `gate.feed(acme)` (docs/policy.md, "The tool gate"), its copy fresh: once another
+    process rotated support (announced to acme), the feed it decides on is not the copy from
+    before, which does not supersede the history a thief's backup shows: `gate` is marked due
+    a sync before acme's commit, as for a revocation, and this read syncs it."""
+    with troth.Node.open("gate") as gate:
+        gate.enroll(world.acme.ticket(READ))
+        held = gate.feed(world.acme.identifier)
+        assert held is not None
+        assert held.supersession(world.support.identifier) is None
+        _rotate_elsewhere("agents", "support", compromised=True)
+        feed = gate.feed(world.acme.identifier)
+        assert feed is not None  # synced at this read (the mark), not refused
+        assert feed.supersession(world.support.identifier) is not None

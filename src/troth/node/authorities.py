@@ -24,7 +24,14 @@ from troth.clock import Clock
 from troth.credentials import VerifiedCredential, VerifiedFeed
 from troth.credentials.wallet import Announcement
 from troth.enrollment import Enrolled
-from troth.errors import ConfigError, DecodeError, NotFound, StorageError, TrothError
+from troth.errors import (
+    AuthorityError,
+    ConfigError,
+    DecodeError,
+    NotFound,
+    StorageError,
+    TrothError,
+)
 from troth.identity import Identifier
 from troth.node.config import NodeConfig
 from troth.node.forked_refusal import fork_explained, refused_as_fork
@@ -348,17 +355,27 @@ def announce_locally(
     told: Callable[[Authority], None] | None = None,
 ) -> int | None:
     """Announce `ref`'s rotated history to `authority` on this machine: its supersession's seq.
-    The nodes running here then hold the supersession, as after a revocation: `told` (the
-    runtimes served in this process) with the authority still open, and the daemons running
-    the home's other nodes asked to sync its feed (`tell_local_nodes`). They judged channels on
-    the feed in their memory until their next poll or round, and a thief's copy of the history
-    before the rotation leased at a running broker meanwhile (review 68p, cache 1)."""
-    from troth.node.traces import tell_local_nodes  # (it imports this module)
+    The nodes here then hold the supersession, as after a revocation: the home's other nodes
+    that trust the authority are marked due a sync of its feed before its commit
+    (`local_nodes_due`), then `told` (the runtimes served in this process) with the authority
+    still open, and the daemons running the other nodes asked to sync its feed
+    (`tell_local_nodes`). They judged channels on the copy they held until their next poll or
+    round, and a thief's copy of the history before the rotation leased at a running broker
+    meanwhile (review 68p, cache 1)."""
+    from troth.node.localdue import local_nodes_due  # (both import this module)
+    from troth.node.traces import tell_local_nodes
 
     request = rotated_request(node.identities, ref, authority, now=now)
     with local_authority(home_of(node), authority, hint=address, beside=node) as host:
-        seq = host.rotated(request, now=now)
-        if seq is not None and told is not None:
+        with local_nodes_due(node, authority, now=now) as due:
+            try:
+                seq = host.rotated(request, now=now)
+            except AuthorityError:  # refused, or no supersession appended (its quota spent)
+                due.clear()
+                raise
+            if seq is None:
+                due.clear()
+        if seq is not None and told is not None:  # (once the marks' locks are let go)
             told(host)
     if seq is not None:
         tell_local_nodes(node, authority)
