@@ -8,6 +8,7 @@ import contextlib
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
@@ -222,8 +223,11 @@ class Identities:
                 new = rotated.identity
                 node.secrets.revoke_holder(new.identifier)
                 revocation_done(node._stored, new.identifier.digest, new.change_count)
-        finally:
-            announce_here(node._stored, ref, now=node._clock.now())
+        finally:  # the nodes served in this process hold its supersession (68p, cache 1)
+            from troth._api.network import sync_runtimes_here
+
+            now = node._clock.now()
+            announce_here(node._stored, ref, now=now, told=partial(sync_runtimes_here, now=now))
         return Identity._of(rotated.name, rotated.identity)
 
 

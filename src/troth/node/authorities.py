@@ -24,7 +24,14 @@ from troth.clock import Clock
 from troth.credentials import VerifiedCredential, VerifiedFeed
 from troth.credentials.wallet import Announcement
 from troth.enrollment import Enrolled
-from troth.errors import ConfigError, DecodeError, NotFound, StorageError, TrothError
+from troth.errors import (
+    AuthorityError,
+    ConfigError,
+    DecodeError,
+    NotFound,
+    StorageError,
+    TrothError,
+)
 from troth.identity import Identifier
 from troth.node.config import NodeConfig
 from troth.node.forked_refusal import fork_explained, refused_as_fork
@@ -339,17 +346,51 @@ def sync_from(node: Node, host: Authority, *, now: int | Clock) -> VerifiedFeed:
 
 
 def announce_locally(
-    node: Node, ref: str, authority: Identifier, *, address: str | None, now: int
+    node: Node,
+    ref: str,
+    authority: Identifier,
+    *,
+    address: str | None,
+    now: int,
+    told: Callable[[Authority], None] | None = None,
 ) -> int | None:
-    """Announce `ref`'s rotated history to `authority` on this machine: its supersession's seq."""
+    """Announce `ref`'s rotated history to `authority` on this machine: its supersession's seq.
+    The nodes here then hold the supersession, as after a revocation: the home's other nodes
+    that trust the authority are marked due a sync of its feed before its commit
+    (`local_nodes_due`), then `told` (the runtimes served in this process) with the authority
+    still open, and the daemons running the other nodes asked to sync its feed
+    (`tell_local_nodes`). They judged channels on the copy they held until their next poll or
+    round, and a thief's copy of the history before the rotation leased at a running broker
+    meanwhile (review 68p, cache 1)."""
+    from troth.node.localdue import local_nodes_due  # (both import this module)
+    from troth.node.traces import tell_local_nodes
+
     request = rotated_request(node.identities, ref, authority, now=now)
     with local_authority(home_of(node), authority, hint=address, beside=node) as host:
-        return host.rotated(request, now=now)
+        with local_nodes_due(node, authority, now=now) as due:
+            try:
+                seq = host.rotated(request, now=now)
+            except AuthorityError:  # refused, or no supersession appended (its quota spent)
+                due.clear()
+                raise
+            if seq is None:
+                due.clear()
+        if seq is not None and told is not None:  # (once the marks' locks are let go)
+            told(host)
+    if seq is not None:
+        tell_local_nodes(node, authority)
+    return seq
 
 
-def announce_here(node: Node, ref: str, *, now: int) -> tuple[list[Announcement], list[Identifier]]:
+def announce_here(
+    node: Node, ref: str, *, now: int, told: Callable[[Authority], None] | None = None
+) -> tuple[list[Announcement], list[Identifier]]:
     """Announce `ref`'s rotated history to the authorities on this machine it has not told yet;
-    the outcomes, and the authorities reached only over the network (still pending)."""
+    the outcomes, and the authorities reached only over the network (still pending). The
+    nodes running here are told of each supersession (`announce_locally`, `told`), the daemon
+    running `node` too: its feeds in memory are not the store's (review 68p, cache 1)."""
+    from troth.node.traces import tell_hosting_node  # (it imports this module)
+
     changes, authorities = node.wallet.unannounced(ref)
     routes = node.wallet.trusted()
     done: list[Announcement] = []
@@ -357,10 +398,12 @@ def announce_here(node: Node, ref: str, *, now: int) -> tuple[list[Announcement]
     for authority in authorities:
         address = routes.get(authority)
         try:
-            seq = announce_locally(node, ref, authority, address=address, now=now)
+            seq = announce_locally(node, ref, authority, address=address, now=now, told=told)
             done.append(node.wallet.mark_announced(ref, authority, changes, seq))
             with contextlib.suppress(TrothError):  # its feed now attests the new change
                 sync_local_feed(node, authority, address=address or "", now=now)
+            if seq is not None:  # (`feed.sync` of the daemon running `node`, if one runs)
+                tell_hosting_node(node, authority)
         except NotFound:
             if address is not None and not is_local(address):
                 remote.append(authority)
