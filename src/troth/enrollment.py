@@ -44,6 +44,7 @@ from troth.clock import Clock
 from troth.credentials.verify import VerifiedCredential
 from troth.credentials.wallet import CredentialWallet
 from troth.errors import (
+    ArgumentError,
     AuthorityError,
     AuthorityFailure,
     DecodeError,
@@ -55,8 +56,10 @@ from troth.identity import Identifier, IdentityService
 from troth.storage import PendingEnrollmentRecord
 
 __all__ = [
+    "OVER_COPY_NEEDS_PIN",
     "Enrolled",
     "EnrollmentSteps",
+    "check_over_copy",
     "complete",
     "enroll",
     "enroll_async",
@@ -96,6 +99,22 @@ class Enrolled:
 EnrollmentSteps = Generator[bytes, bytes, Enrolled]
 """Yields the enroll request to send; is sent the authority's answer (the chain's bytes)."""
 
+OVER_COPY_NEEDS_PIN: Final = (
+    "get it from the authority's operator, out of band (troth authority list, on its machine), "
+    "and compare it with the ticket's pin the COPY_CONFLICT refusal names"
+)
+"""What `over_copy` without the authority's pin is refused with (`check_over_copy`)."""
+
+
+def check_over_copy(call: str, over_copy: bool, authority_pin: str | None) -> None:
+    """ArgumentError for `over_copy` without `authority_pin`: the operator's word over a
+    conflicting copy is the pin the authority's operator read out, checked against the
+    ticket's history, never a bare "yes, it sent a ticket" (a thief's fork replaced the
+    authority's real later history on it: review 68l, enroll 1; deny when in doubt)."""
+    if over_copy and authority_pin is None:
+        expected = f"the authority's pin (IDENTIFIER:KEY) with over_copy: {OVER_COPY_NEEDS_PIN}"
+        raise ArgumentError(call, "authority_pin", expected, "None")
+
 
 def enrollment(
     identities: IdentityService,
@@ -114,7 +133,9 @@ def enrollment(
     ticket that gives an unknown authority's history from a checkpoint). `over_copy`: the
     operator's explicit word, for this enrollment only (never recorded), that the ticket's
     authority history is the authority's, over a stored copy this node never linked that it
-    conflicts with (`check_ticket`: COPY_CONFLICT without it; review 67i, enroll)."""
+    conflicts with (`check_ticket`: COPY_CONFLICT without it; review 67i, enroll), only with
+    `authority_pin` (ArgumentError without it: `check_over_copy`)."""
+    check_over_copy("enrollment", over_copy, authority_pin)
     if not isinstance(ticket, Ticket):
         ticket = _parse(ticket)
     else:  # built in code, not parsed: its address is checked here (review 45e, address 1)
@@ -196,6 +217,7 @@ def resumption(
     *,
     clock: Clock,
     over_copy: bool = False,
+    authority_pin: str | None = None,
 ) -> EnrollmentSteps:
     """Send an interrupted enrollment again (its pending record names everything needed).
     The record is kept only for a ticket `check_ticket` tied to its authority's identifier (a
@@ -203,8 +225,15 @@ def resumption(
     judged as tied (`pinned`), as it was started, without the pin kept; a copy stored since
     that it does not extend refuses it still (review 67e, enroll 1: a pin ties nothing over a
     copy holding other changes). `over_copy` is not recorded: given again, or a copy stored
-    meanwhile that the ticket conflicts with refuses it (COPY_CONFLICT: review 67i, enroll)."""
+    meanwhile that the ticket conflicts with refuses it (COPY_CONFLICT: review 67i, enroll);
+    with `authority_pin` only, checked against the ticket's history (`check_over_copy`)."""
+    check_over_copy("resumption", over_copy, authority_pin)
     ticket = _parse(pending.ticket)
+    if authority_pin is not None:  # checked as `enrollment` checks it; nothing stored here
+        binds, now, pin = _ticket_binds(wallet), clock.now(), authority_pin
+        check_ticket(
+            identities, ticket, now=now, authority_pin=pin, binds=binds, over_copy=over_copy
+        )
     ref = "T" + pending.identifier.hex()
     return (
         yield from _exchange(
@@ -383,9 +412,14 @@ def resume(
     clock: Clock,
     send: Callable[[bytes], bytes],
     over_copy: bool = False,
+    authority_pin: str | None = None,
 ) -> Enrolled:
-    """Complete an interrupted enrollment; `send(request)` returns the chain's bytes."""
-    return drive(resumption(identities, wallet, pending, clock=clock, over_copy=over_copy), send)
+    """Complete an interrupted enrollment; `send(request)` returns the chain's bytes
+    (`over_copy`, `authority_pin`: `resumption`)."""
+    steps = resumption(
+        identities, wallet, pending, clock=clock, over_copy=over_copy, authority_pin=authority_pin
+    )
+    return drive(steps, send)
 
 
 async def resume_async(
@@ -396,7 +430,10 @@ async def resume_async(
     clock: Clock,
     send: Callable[[bytes], Awaitable[bytes]],
     over_copy: bool = False,
+    authority_pin: str | None = None,
 ) -> Enrolled:
     """`resume` with an awaitable `send`."""
-    steps = resumption(identities, wallet, pending, clock=clock, over_copy=over_copy)
+    steps = resumption(
+        identities, wallet, pending, clock=clock, over_copy=over_copy, authority_pin=authority_pin
+    )
     return await drive_async(steps, send)

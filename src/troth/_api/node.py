@@ -40,6 +40,7 @@ from troth._api.traces import Traces
 from troth.authority.core import DEFAULT_CREDENTIAL_TTL, DEFAULT_DELEGATION_DEPTH
 from troth.clock import Clock, SystemClock
 from troth.credentials import VerifiedFeed
+from troth.enrollment import check_over_copy
 from troth.errors import (
     ArgumentError,
     ConfigError,
@@ -398,6 +399,7 @@ class Node:
         check_text("Node.enroll", "ticket", ticket)
         check_pin("Node.enroll", "authority_pin", authority_pin)
         check_flag("Node.enroll", "over_copy", over_copy)
+        check_over_copy("Node.enroll", over_copy, authority_pin)
         ref = (
             _ref(identity, self._stored, "Node.enroll")
             if identity is not None

@@ -25,6 +25,7 @@ from troth.cli.names import Directory
 from troth.cli.text import parse_duration
 from troth.clock import SystemClock
 from troth.credentials import Attributes
+from troth.enrollment import OVER_COPY_NEEDS_PIN
 from troth.errors import ArgumentError
 from troth.node import DEFAULT_NODE, Node, open_node, troth_home
 from troth.node.home import (
@@ -84,6 +85,15 @@ def enroll_options(func: F) -> F:
         "list, on its machine): required for a ticket of an authority past 64 changes that this "
         "node has never seen; checked whenever given.",
     )(func)
+
+
+def over_copy_needs_pin(over_copy: bool, pin: str | None) -> None:
+    """A usage error (exit 2) for `--over-copy` without `--authority-pin`, before anything is
+    read or sent (`troth.enrollment.check_over_copy`: review 68l, enroll 1)."""
+    if over_copy and pin is None:
+        raise click.UsageError(
+            f"--over-copy needs --authority-pin PIN, the authority's pin: {OVER_COPY_NEEDS_PIN}"
+        )
 
 
 def authority_option(*, required: bool = True, help_text: str = AUTHORITY_HELP) -> Callable[[F], F]:

@@ -34,6 +34,7 @@ from troth.cli.common import (
     open_authority_node,
     open_cli_node,
     output_file,
+    over_copy_needs_pin,
     read_input,
     renamed,
     stdin_once,
@@ -200,6 +201,7 @@ def enroll(
     and a completed one is answered with the credential already issued. A ticket given on the
     command line, or in a file that group or others can read, is warned of (a copy may be
     redeemed first)."""
+    over_copy_needs_pin(over_copy, pin)
     exposed = _exposed_ticket(ticket)
     ticket = _ticket_text(ticket)
     try:
