@@ -13,10 +13,18 @@ enrollment says it did.
    usage error by `troth enroll` (exit 2), each saying to get the pin from the authority's
    operator. `resume(over_copy=)` takes `authority_pin=` and checks it against the ticket's
    history (it had no pin at all).
+2. A flagged enrollment that replaced nothing said so nowhere (low): with `--over-copy` the
+   enrollment can succeed while the conflicting copy stands (a copy linked meanwhile, review
+   68a, refuted 4: the replacement after the answer is judged again and refused, suppressed),
+   and `troth enroll` printed "enrolled ..." as for a replacement: the operator believed the
+   authority's history taken. Fixed: `Enrolled.authority_copy` (`troth.enrollment.
+   AuthorityCopy`: agreed, replaced, stands), the `--json` field `authority_copy`, and a line
+   of `troth enroll`'s text (always with `--over-copy`, and whenever the copy stands).
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -28,13 +36,16 @@ from tests.support.enroll import ticket_pin
 from tests.support.nodes import MemNet, run_memnet
 from tests.test_review30a_enrollment import acme, stores_globex_copy  # noqa: F401
 from tests.test_review66g_enroll import enroll_alice
+from tests.test_review67e_enroll import theft
 from tests.test_trust_scope import NOW, make_two
 from troth.authority import Authority
+from troth.authority.client import ticket_vouches
 from troth.authority.tickets import Ticket
 from troth.clock import FixedClock
-from troth.enrollment import resume
+from troth.enrollment import AuthorityCopy, resume
 from troth.errors import ArgumentError
-from troth.node import Node
+from troth.identity import Checkpoint, UnverifiedHistory, encode_history
+from troth.node import Node, open_node
 from troth.storage import SqliteVoucherStore
 
 
@@ -136,3 +147,55 @@ def test_a_running_node_refuses_over_copy_without_the_pin(tmp_path: Path) -> Non
         assert desk.node.wallet.held("desk") == []
 
     run_memnet(test, tmp_path / "home")
+
+
+def test_the_flagged_enrollment_says_the_copy_linked_meanwhile_stands(
+    acme: tuple[Authority, Node, Node],  # noqa: F811
+) -> None:
+    authority, node, members = acme
+    theft(authority, node, members)
+    digest = authority.identifier.digest
+    window = UnverifiedHistory.decode(authority.history()).changes[4:]
+    real = encode_history(window, Checkpoint(digest, digest, 4))
+    with open_node("thief") as thief:
+        thief.identities.rotate("acme", now=NOW)  # change 2'
+        stolen = thief.authority()
+        ticket = stolen.create_ticket(
+            creator=stolen.identifier, attributes=MEMBER, address="node:thief", now=NOW
+        )
+
+        def to_thief(request: bytes) -> bytes:
+            # meanwhile another enrollment with acme's real ticket and pin links the copy
+            members.identities.import_history(
+                real, now=NOW, checkpoints=ticket_vouches, linked=True
+            )
+            return stolen.enroll(request, now=NOW).encode()
+
+        pin = ticket_pin(ticket, now=NOW)  # the fork's own: its operator fooled
+        done = enroll_alice(members, ticket, pin, to_thief, over_copy=True)
+    assert done.authority_copy is AuthorityCopy.STANDS  # it said nothing: the copy stood
+    assert done.to_json()["authority_copy"] == "stands"
+    assert members.identities.stored_changes(authority.identifier) == 5
+
+
+def test_troth_enroll_over_copy_says_the_copy_was_replaced(
+    acme: tuple[Authority, Node, Node],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    authority, _node, members = acme
+    stores_globex_copy(members, make_two(), authority.identifier)
+    ticket = authority.create_ticket(  # at the command's clock: the real one
+        creator=authority.identifier,
+        attributes=MEMBER,
+        address="node:acme-node",
+        now=int(time.time()),
+    )
+    held = tmp_path / "ticket"
+    held.write_text(str(ticket))
+    held.chmod(0o600)
+    pin = ticket_pin(ticket, now=NOW)
+    args = ("enroll", str(held), "--as", "alice", "--node", "members", "--over-copy")
+    done = run(*args, "--authority-pin", pin)
+    assert "replaced the conflicting copy" in done.stdout
+    with open_node("members") as again:  # as the command left it
+        assert again.identities.stored_changes(authority.identifier) == 1

@@ -26,6 +26,7 @@ synchronous) in a worker thread and carries the request itself.
 from __future__ import annotations
 
 import contextlib
+import enum
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Final, NoReturn
@@ -57,6 +58,7 @@ from troth.storage import PendingEnrollmentRecord
 
 __all__ = [
     "OVER_COPY_NEEDS_PIN",
+    "AuthorityCopy",
     "Enrolled",
     "EnrollmentSteps",
     "check_over_copy",
@@ -73,18 +75,34 @@ __all__ = [
 ]
 
 
+class AuthorityCopy(enum.Enum):
+    """What became of this node's copy of the authority's history once the authority answered
+    (`Enrolled.authority_copy`): with `over_copy` the enrollment can succeed while a
+    conflicting copy stands (stored or linked meanwhile: review 68a, refuted 4), so the
+    operator is told (review 68l, enroll 2)."""
+
+    AGREED = "agreed"
+    """The ticket's history agreed with the copy held (or none was): stored as the ticket's."""
+    REPLACED = "replaced"
+    """The ticket's history replaced a conflicting copy (`over_copy`), its changes refuted."""
+    STANDS = "stands"
+    """A conflicting copy stands: the ticket's history was not stored."""
+
+
 @dataclass(frozen=True, slots=True)
 class Enrolled:
     """An enrollment completed: the credential now held, the interrupted enrollment it
     resumed (same ticket), and the oldest of the interrupted ones with another ticket for that
     authority it gave up (past MAX_PENDING_PER_AUTHORITY when it started, or recorded before
-    it when it completed: troth.credentials.pending), if any."""
+    it when it completed: troth.credentials.pending), if any; and what became of the node's
+    copy of the authority's history (`AuthorityCopy`)."""
 
     identity: str
     authority: Identifier
     credential: VerifiedCredential
     resumed: PendingEnrollmentRecord | None = None
     replaced: PendingEnrollmentRecord | None = None
+    authority_copy: AuthorityCopy = AuthorityCopy.AGREED
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -93,6 +111,7 @@ class Enrolled:
             "enrolled_with": str(self.authority),
             "credential": self.credential.links[-1].hash.hex(),
             "resumed_from": None if self.resumed is None else self.resumed.started_at,
+            "authority_copy": self.authority_copy.value,
         }
 
 
@@ -285,13 +304,35 @@ def _exchange(
     # the authority answered (a chain rooted at it, signed by its key): a copy from a
     # checkpoint the operator's word overrides (`over_copy`) is replaced now (review 31a,
     # enrollment 1); a copy stored meanwhile that refuses it stays (the credential is held)
-    with contextlib.suppress(IdentityError):
-        accept_ticket(
-            identities, ticket, now=clock.now(), binds=binds, pinned=pinned, over_copy=over_copy
-        )
+    copy = _take_history(identities, ticket, clock.now(), binds, pinned=pinned, over_copy=over_copy)
     name = identities.find(ref).name or ref
     replaced = given_up if given_up is not None else next(iter(older), None)
-    return Enrolled(name, Identifier(pending.authority), held, resumed, replaced)
+    return Enrolled(name, Identifier(pending.authority), held, resumed, replaced, copy)
+
+
+def _take_history(
+    identities: IdentityService,
+    ticket: Ticket,
+    now: int,
+    binds: TicketBinds | None,
+    *,
+    pinned: bool,
+    over_copy: bool,
+) -> AuthorityCopy:
+    """Store the ticket's authority history once the authority answered, and say what became
+    of the copy held (`AuthorityCopy`): judged without `over_copy` first, so a replacement is
+    told from a history that agreed (each judged in the store's own transaction)."""
+    try:
+        accept_ticket(identities, ticket, now=now, binds=binds, pinned=pinned)
+        return AuthorityCopy.AGREED
+    except IdentityError:
+        if not over_copy:
+            return AuthorityCopy.STANDS
+    try:
+        accept_ticket(identities, ticket, now=now, binds=binds, pinned=pinned, over_copy=True)
+    except IdentityError:
+        return AuthorityCopy.STANDS
+    return AuthorityCopy.REPLACED
 
 
 _FOR_GOOD = (AuthorityFailure.TICKET_UNKNOWN, AuthorityFailure.NOT_A_MEMBER)

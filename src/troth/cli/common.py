@@ -96,6 +96,25 @@ def over_copy_needs_pin(over_copy: bool, pin: str | None) -> None:
         )
 
 
+def authority_copy_text(data: dict[str, Any], over_copy: bool) -> str:
+    """What became of the node's copy of the enrolling authority's history (the result's
+    `authority_copy`, troth.enrollment.AuthorityCopy), as lines to add for people: always with
+    `--over-copy`, which can succeed while the copy stands (review 68l, enroll 2)."""
+    copy = data.get("authority_copy")
+    if copy == "replaced":
+        return "\nthe ticket's authority history replaced the conflicting copy (recorded refuted)"
+    if copy == "stands":
+        return (
+            "\nNOT replaced: a conflicting copy of the authority's history stands (stored or "
+            "linked meanwhile); the ticket's history was not stored"
+        )
+    if not over_copy:
+        return ""
+    if copy == "agreed":
+        return "\n--over-copy: nothing replaced (the ticket's history agreed with the copy held)"
+    return "\n--over-copy: whether the copy was replaced is unknown (the node did not say)"
+
+
 def authority_option(*, required: bool = True, help_text: str = AUTHORITY_HELP) -> Callable[[F], F]:
     """`--authority AUTHORITY`: a local authority by name or identifier."""
     return click.option(

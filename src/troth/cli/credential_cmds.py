@@ -24,6 +24,7 @@ from troth.cli.common import (
     OUTPUT_FILE,
     as_option,
     attributes_of,
+    authority_copy_text,
     authority_option,
     duration_option,
     enroll_options,
@@ -243,7 +244,8 @@ def enroll(
     if isinstance(feed, dict) and feed.get("synced") is False:
         _feed_warning(reporter, data["authority"], FeedOutcome(False, error=feed.get("error")))
     text = f"enrolled {reporter.label(data['actor'])} with {reporter.label(data['authority'])}"
-    reporter.result(data, text + "\n" + held_text(data, reporter, CLOCK.now()))
+    text += "\n" + held_text(data, reporter, CLOCK.now()) + authority_copy_text(data, over_copy)
+    reporter.result(data, text)
 
 
 @click.group(
