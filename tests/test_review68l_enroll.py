@@ -20,6 +20,12 @@ enrollment says it did.
    authority's history taken. Fixed: `Enrolled.authority_copy` (`troth.enrollment.
    AuthorityCopy`: agreed, replaced, stands), the `--json` field `authority_copy`, and a line
    of `troth enroll`'s text (always with `--over-copy`, and whenever the copy stands).
+3. A malformed `--authority-pin` (low; the pin `--over-copy` now needs): `troth enroll` read
+   the ticket, then failed in `check_ticket` with a ConfigError, exit 3 (the node's
+   configuration, not the command line: the CLI's exit 2 is for bad arguments, as
+   `Node.enroll` raises ArgumentError), its message repeating the whole value (100 kB given,
+   100 kB printed). Fixed (`troth.cli.common`, the option's callback): a usage error before
+   anything is read, the value cut to 80 characters.
 """
 
 from __future__ import annotations
@@ -199,3 +205,23 @@ def test_troth_enroll_over_copy_says_the_copy_was_replaced(
     assert "replaced the conflicting copy" in done.stdout
     with open_node("members") as again:  # as the command left it
         assert again.identities.stored_changes(authority.identifier) == 1
+
+
+def test_a_malformed_authority_pin_is_a_usage_error_cut_short(
+    acme: tuple[Authority, Node, Node],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    authority, _node, members = acme
+    stores_globex_copy(members, make_two(), authority.identifier)
+    ticket = _ticket(authority)
+    held = tmp_path / "ticket"
+    held.write_text(str(ticket))
+    held.chmod(0o600)
+    identifier, _, key = ticket_pin(ticket, now=NOW).rpartition(":")
+    args = ("enroll", str(held), "--as", "alice", "--node", "members", "--over-copy")
+    for odd in ("x" * 100_000, f"{identifier.lower()}:{key}", f"{identifier}: {key}", ":"):
+        refused = run(*args, "--authority-pin", odd, code=2)
+        assert "is not an authority pin: IDENTIFIER:KEY (hex)" in refused.stderr
+        assert len(refused.stderr) < 1_000  # not the whole value again
+    assert members.wallet.pending_enrollments("alice") == []
+    _nothing_changed(members, authority)
