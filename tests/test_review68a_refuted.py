@@ -41,7 +41,7 @@ from troth.authority import Authority
 from troth.authority.client import authority_pin_of, ticket_vouches
 from troth.authority.tickets import Ticket
 from troth.clock import FixedClock
-from troth.enrollment import complete, enroll, enrollment, request_of
+from troth.enrollment import Enrolled, complete, enroll, enrollment, request_of
 from troth.errors import IdentityError, IdentityFailure
 from troth.identity import Checkpoint, UnverifiedHistory, encode_history
 from troth.node import Node, open_node
@@ -149,31 +149,39 @@ def test_a_replayed_fork_with_the_flag_after_the_real_ticket_landed_is_refused(
     assert members.wallet.pending_enrollments("bob") == []
 
 
-def test_a_copy_linked_while_the_flagged_request_is_out_is_not_replaced(
-    acme: tuple[Authority, Node, Node],  # noqa: F811
-) -> None:
-    authority, node, members = acme
-    theft(authority, node, members)
+def fork_flagged_while_the_copy_is_linked(
+    authority: Authority, node: Node, members: Node
+) -> Enrolled:
+    """The thief's fork enrolled with the flag (and its own pin: the operator fooled) while
+    another enrollment with acme's real ticket from its own checkpoint and its pin links the
+    copy it equals (as `accept_ticket(pinned=True)`), after `theft`."""
     digest = authority.identifier.digest
     window = UnverifiedHistory.decode(authority.history()).changes[4:]
     real = encode_history(window, Checkpoint(digest, digest, 4))
-    before = members.identities.store.get_history(digest)
     with open_node("thief") as thief:
         thief.identities.rotate("acme", now=NOW)  # change 2'
         stolen = thief.authority()
         ticket = _ticket(stolen, "node:thief")
 
         def to_thief(request: bytes) -> bytes:
-            # meanwhile bob's enrollment (another process) with acme's real ticket from its own
-            # checkpoint and its pin links the copy it equals (as `accept_ticket(pinned=True)`)
-            members.identities.import_history(
+            members.identities.import_history(  # meanwhile, bob's (another process)
                 real, now=NOW, checkpoints=ticket_vouches, linked=True
             )
             assert members.identities.linked(authority.identifier)
             return stolen.enroll(request, now=NOW).encode()
 
-        pin = ticket_pin(ticket, now=NOW)  # the fork's own: its operator fooled
-        enroll_alice(members, ticket, pin, to_thief, over_copy=True)
+        pin = ticket_pin(ticket, now=NOW)
+        return enroll_alice(members, ticket, pin, to_thief, over_copy=True)
+
+
+def test_a_copy_linked_while_the_flagged_request_is_out_is_not_replaced(
+    acme: tuple[Authority, Node, Node],  # noqa: F811
+) -> None:
+    authority, node, members = acme
+    theft(authority, node, members)
+    digest = authority.identifier.digest
+    before = members.identities.store.get_history(digest)
+    fork_flagged_while_the_copy_is_linked(authority, node, members)
     stored = members.identities.store.get_history(digest)
     assert before is not None
     assert stored is not None

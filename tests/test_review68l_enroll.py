@@ -43,45 +43,54 @@ from tests.support.nodes import MemNet, run_memnet
 from tests.test_review30a_enrollment import acme, stores_globex_copy  # noqa: F401
 from tests.test_review66g_enroll import enroll_alice
 from tests.test_review67e_enroll import theft
+from tests.test_review68a_refuted import fork_flagged_while_the_copy_is_linked
 from tests.test_trust_scope import NOW, make_two
 from troth.authority import Authority
-from troth.authority.client import ticket_vouches
 from troth.authority.tickets import Ticket
 from troth.clock import FixedClock
 from troth.enrollment import AuthorityCopy, resume
 from troth.errors import ArgumentError
-from troth.identity import Checkpoint, UnverifiedHistory, encode_history
 from troth.node import Node, open_node
 from troth.storage import SqliteVoucherStore
 
 
-def _ticket(authority: Authority) -> Ticket:
+def acme_ticket(authority: Authority, *, now: int = NOW) -> Ticket:
+    """A ticket of acme's (at acme's node)."""
     return authority.create_ticket(
-        creator=authority.identifier, attributes=MEMBER, address="node:acme-node", now=NOW
+        creator=authority.identifier, attributes=MEMBER, address="node:acme-node", now=now
     )
 
 
-def _refused(request: bytes) -> bytes:
-    raise AssertionError("nothing is sent for over_copy without the pin")
+def refused_send(request: bytes) -> bytes:
+    """A `send` for an enrollment refused before its exchange."""
+    raise AssertionError("nothing is sent for an enrollment refused up front")
 
 
-def _nothing_changed(members: Node, authority: Authority) -> None:
-    assert members.identities.stored_changes(authority.identifier) == 6  # globex's copy stands
+def copy_stands(members: Node, authority: Authority) -> None:
+    """Nothing changed at desk: no pending record of alice's, globex's copy of acme stands."""
+    assert members.wallet.pending_enrollments("alice") == []
+    assert members.identities.stored_changes(authority.identifier) == 6
     assert not members.identities.linked(authority.identifier)
     assert SqliteVoucherStore(members.db).refuted() == []
 
 
-def test_over_copy_without_the_pin_is_refused_before_anything(
+def _held(tmp_path: Path, ticket: Ticket) -> str:
+    held = tmp_path / "ticket"
+    held.write_text(str(ticket))
+    held.chmod(0o600)
+    return str(held)
+
+
+def test_over_copy_without_the_pin_isrefused_send_before_anything(
     acme: tuple[Authority, Node, Node],  # noqa: F811
 ) -> None:
     authority, _node, members = acme
     stores_globex_copy(members, make_two(), authority.identifier)
     with pytest.raises(ArgumentError) as refused:
-        enroll_alice(members, _ticket(authority), None, _refused, over_copy=True)
+        enroll_alice(members, acme_ticket(authority), None, refused_send, over_copy=True)
     assert refused.value.parameter == "authority_pin"
     assert "from the authority's operator" in str(refused.value)
-    assert members.wallet.pending_enrollments("alice") == []
-    _nothing_changed(members, authority)
+    copy_stands(members, authority)
 
 
 def test_a_resumption_with_the_flag_needs_the_pin_too(
@@ -89,7 +98,7 @@ def test_a_resumption_with_the_flag_needs_the_pin_too(
 ) -> None:
     authority, _node, members = acme
     stores_globex_copy(members, make_two(), authority.identifier)
-    ticket = _ticket(authority)
+    ticket = acme_ticket(authority)
 
     def lost(request: bytes) -> bytes:
         authority.enroll(request, now=NOW)  # redeemed; the answer never arrives
@@ -104,12 +113,12 @@ def test_a_resumption_with_the_flag_needs_the_pin_too(
             members.wallet,
             pending,
             clock=FixedClock(NOW),
-            send=_refused,
+            send=refused_send,
             over_copy=True,
         )
     assert refused.value.parameter == "authority_pin"
     assert members.wallet.pending_enrollments("alice") == [pending]
-    _nothing_changed(members, authority)
+    assert members.identities.stored_changes(authority.identifier) == 6  # globex's copy stands
 
 
 def test_troth_enroll_over_copy_without_the_pin_is_a_usage_error(
@@ -118,14 +127,11 @@ def test_troth_enroll_over_copy_without_the_pin_is_a_usage_error(
 ) -> None:
     authority, _node, members = acme
     stores_globex_copy(members, make_two(), authority.identifier)
-    held = tmp_path / "ticket"
-    held.write_text(str(_ticket(authority)))
-    held.chmod(0o600)
-    refused = run("enroll", str(held), "--as", "alice", "--node", "members", "--over-copy", code=2)
+    held = _held(tmp_path, acme_ticket(authority))
+    refused = run("enroll", held, "--as", "alice", "--node", "members", "--over-copy", code=2)
     assert "--over-copy needs --authority-pin" in refused.stderr
     assert "from the authority's operator" in refused.stderr
-    assert members.wallet.pending_enrollments("alice") == []
-    _nothing_changed(members, authority)
+    copy_stands(members, authority)
 
 
 READ = {"orders.access": "read"}
@@ -160,25 +166,7 @@ def test_the_flagged_enrollment_says_the_copy_linked_meanwhile_stands(
 ) -> None:
     authority, node, members = acme
     theft(authority, node, members)
-    digest = authority.identifier.digest
-    window = UnverifiedHistory.decode(authority.history()).changes[4:]
-    real = encode_history(window, Checkpoint(digest, digest, 4))
-    with open_node("thief") as thief:
-        thief.identities.rotate("acme", now=NOW)  # change 2'
-        stolen = thief.authority()
-        ticket = stolen.create_ticket(
-            creator=stolen.identifier, attributes=MEMBER, address="node:thief", now=NOW
-        )
-
-        def to_thief(request: bytes) -> bytes:
-            # meanwhile another enrollment with acme's real ticket and pin links the copy
-            members.identities.import_history(
-                real, now=NOW, checkpoints=ticket_vouches, linked=True
-            )
-            return stolen.enroll(request, now=NOW).encode()
-
-        pin = ticket_pin(ticket, now=NOW)  # the fork's own: its operator fooled
-        done = enroll_alice(members, ticket, pin, to_thief, over_copy=True)
+    done = fork_flagged_while_the_copy_is_linked(authority, node, members)
     assert done.authority_copy is AuthorityCopy.STANDS  # it said nothing: the copy stood
     assert done.to_json()["authority_copy"] == "stands"
     assert members.identities.stored_changes(authority.identifier) == 5
@@ -190,17 +178,9 @@ def test_troth_enroll_over_copy_says_the_copy_was_replaced(
 ) -> None:
     authority, _node, members = acme
     stores_globex_copy(members, make_two(), authority.identifier)
-    ticket = authority.create_ticket(  # at the command's clock: the real one
-        creator=authority.identifier,
-        attributes=MEMBER,
-        address="node:acme-node",
-        now=int(time.time()),
-    )
-    held = tmp_path / "ticket"
-    held.write_text(str(ticket))
-    held.chmod(0o600)
+    ticket = acme_ticket(authority, now=int(time.time()))  # at the command's clock
     pin = ticket_pin(ticket, now=NOW)
-    args = ("enroll", str(held), "--as", "alice", "--node", "members", "--over-copy")
+    args = ("enroll", _held(tmp_path, ticket), "--as", "alice", "--node", "members", "--over-copy")
     done = run(*args, "--authority-pin", pin)
     assert "replaced the conflicting copy" in done.stdout
     with open_node("members") as again:  # as the command left it
@@ -213,15 +193,11 @@ def test_a_malformed_authority_pin_is_a_usage_error_cut_short(
 ) -> None:
     authority, _node, members = acme
     stores_globex_copy(members, make_two(), authority.identifier)
-    ticket = _ticket(authority)
-    held = tmp_path / "ticket"
-    held.write_text(str(ticket))
-    held.chmod(0o600)
+    ticket = acme_ticket(authority)
     identifier, _, key = ticket_pin(ticket, now=NOW).rpartition(":")
-    args = ("enroll", str(held), "--as", "alice", "--node", "members", "--over-copy")
+    args = ("enroll", _held(tmp_path, ticket), "--as", "alice", "--node", "members", "--over-copy")
     for odd in ("x" * 100_000, f"{identifier.lower()}:{key}", f"{identifier}: {key}", ":"):
         refused = run(*args, "--authority-pin", odd, code=2)
         assert "is not an authority pin: IDENTIFIER:KEY (hex)" in refused.stderr
         assert len(refused.stderr) < 1_000  # not the whole value again
-    assert members.wallet.pending_enrollments("alice") == []
-    _nothing_changed(members, authority)
+    copy_stands(members, authority)

@@ -24,38 +24,19 @@ from pathlib import Path
 import pytest
 
 import troth
-from tests.support.channels import MEMBER
 from tests.support.enroll import ticket_pin
 from tests.support.nodes import MemNet, run_memnet
 from tests.test_review30a_enrollment import acme, stores_globex_copy  # noqa: F401
 from tests.test_review66g_enroll import enroll_alice
+from tests.test_review68l_enroll import acme_ticket, copy_stands, refused_send
 from tests.test_trust_scope import NOW, make_two
 from troth.authority import Authority
 from troth.authority.client import authority_pin_of, check_ticket
-from troth.authority.tickets import Ticket
 from troth.errors import ArgumentError, ConfigError, IdentityError, IdentityFailure
 from troth.node import Node
-from troth.storage import SqliteVoucherStore
 
 
-def _ticket(authority: Authority) -> Ticket:
-    return authority.create_ticket(
-        creator=authority.identifier, attributes=MEMBER, address="node:acme-node", now=NOW
-    )
-
-
-def _refused(request: bytes) -> bytes:
-    raise AssertionError("nothing is sent for a ticket its pin refuses")
-
-
-def _nothing_changed(members: Node, authority: Authority) -> None:
-    assert members.wallet.pending_enrollments("alice") == []
-    assert members.identities.stored_changes(authority.identifier) == 6  # globex's copy stands
-    assert not members.identities.linked(authority.identifier)
-    assert SqliteVoucherStore(members.db).refuted() == []
-
-
-def test_a_pin_for_another_identifier_with_the_flag_is_refused(
+def test_a_pin_for_another_identifier_with_the_flag_isrefused_send(
     acme: tuple[Authority, Node, Node],  # noqa: F811
 ) -> None:
     authority, _node, members = acme
@@ -63,13 +44,13 @@ def test_a_pin_for_another_identifier_with_the_flag_is_refused(
     stores_globex_copy(members, two, authority.identifier)
     globex = authority_pin_of(two.globex.identity)  # a real pin, of globex
     with pytest.raises(IdentityError) as refused:
-        enroll_alice(members, _ticket(authority), globex, _refused, over_copy=True)
+        enroll_alice(members, acme_ticket(authority), globex, refused_send, over_copy=True)
     assert refused.value.reason is IdentityFailure.UNATTESTED_CHECKPOINT
     assert "not from the authority you confirmed" in str(refused.value)
-    _nothing_changed(members, authority)
+    copy_stands(members, authority)
 
 
-def test_a_pin_of_a_key_rotated_away_from_with_the_flag_is_refused(
+def test_a_pin_of_a_key_rotated_away_from_with_the_flag_isrefused_send(
     acme: tuple[Authority, Node, Node],  # noqa: F811
 ) -> None:
     authority, node, members = acme
@@ -77,10 +58,10 @@ def test_a_pin_of_a_key_rotated_away_from_with_the_flag_is_refused(
     node.identities.rotate("acme", now=NOW)  # acme's real change 1
     stores_globex_copy(members, make_two(), authority.identifier)
     with pytest.raises(IdentityError) as refused:
-        enroll_alice(members, _ticket(authority), stale, _refused, over_copy=True)
+        enroll_alice(members, acme_ticket(authority), stale, refused_send, over_copy=True)
     assert refused.value.reason is IdentityFailure.UNATTESTED_CHECKPOINT
     assert "not the pinned one" in str(refused.value)
-    _nothing_changed(members, authority)
+    copy_stands(members, authority)
 
 
 def test_pin_and_flag_over_the_network(tmp_path: Path) -> None:
@@ -105,7 +86,7 @@ def test_odd_pins_are_typed(
     acme: tuple[Authority, Node, Node],  # noqa: F811
 ) -> None:
     authority, _node, members = acme
-    ticket = _ticket(authority)
+    ticket = acme_ticket(authority)
     pin = ticket_pin(ticket, now=NOW)
     before = members.identities.stored_changes(authority.identifier)
     identifier, _, key = pin.rpartition(":")
