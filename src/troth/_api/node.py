@@ -394,8 +394,8 @@ class Node:
         the ticket gives an authority this node has never seen from a checkpoint (one past 64
         changes), and checked whenever given. `over_copy`: the operator's explicit word, for
         this enrollment only, that the ticket's authority history is the authority's over a
-        stored copy only another authority attests that it conflicts with (refused as
-        `IdentityFailure.COPY_CONFLICT` without it; `troth enroll --over-copy`)."""
+        stored copy only another authority attests that it conflicts with (COPY_CONFLICT
+        without it; `troth enroll --over-copy`), only with `authority_pin` (ArgumentError)."""
         check_text("Node.enroll", "ticket", ticket)
         check_pin("Node.enroll", "authority_pin", authority_pin)
         check_flag("Node.enroll", "over_copy", over_copy)
