@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.enroll import ticket_pin
 from tests.support.nodes import MemNet, run_memnet
 from tests.test_review23a_checkpoints import forged_change
 from tests.test_review30a_enrollment import (  # noqa: F401 (the fixture)
@@ -61,6 +62,7 @@ def test_a_ticket_the_authority_refuses_replaces_no_copy(
             ticket,
             clock=FixedClock(NOW),
             send=send,
+            authority_pin=ticket_pin(ticket, now=NOW),  # acme's real pin: review 68l, enroll 1
             over_copy=True,  # review 67i, enroll: refused before it is sent without it
         )
     assert members.identities.stored_changes(authority.identifier) == 6  # globex's copy stands
@@ -156,7 +158,8 @@ def test_a_remote_enrollment_is_not_refused_by_a_gap_copy(
         await desk.worker.run(plant)
         await desk.reload()  # globex trusted, its feed held (as after a sync)
         assert desk.node.identities.stored_changes(hub) == 6
-        await desk.enroll(net.ticket(), "desk", over_copy=True)  # the operator's word
+        ticket = net.ticket()  # the operator's word, and the hub's pin its operator read out
+        await desk.enroll(ticket, "desk", ticket_pin(ticket, now=net.clock.now()), over_copy=True)
         assert desk.node.identities.stored_changes(hub) == 1  # the hub's own history
 
     run_memnet(test, tmp_path / "home")

@@ -164,7 +164,9 @@ def test_a_pinned_enrollment_over_the_copy_is_resumed_with_the_operators_word_ag
     assert refused.value.reason is IdentityFailure.COPY_CONFLICT
     assert members.identities.stored_changes(authority.identifier) == 6
     identities, wallet = members.identities, members.wallet
-    done = resume(identities, wallet, pending, clock=clock, send=send, over_copy=True)
+    done = resume(
+        identities, wallet, pending, clock=clock, send=send, over_copy=True, authority_pin=pin
+    )
     assert done.authority == authority.identifier
     assert members.identities.linked(authority.identifier)
     assert members.wallet.pending_enrollments("alice") == []

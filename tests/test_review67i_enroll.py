@@ -26,6 +26,7 @@ from pathlib import Path
 
 from tests.support.channels import MEMBER
 from tests.support.cli import run
+from tests.support.enroll import ticket_pin
 from tests.test_review30a_enrollment import acme, stores_globex_copy  # noqa: F401
 from tests.test_trust_scope import NOW, make_two
 from troth.authority import Authority
@@ -55,7 +56,19 @@ def test_troth_enroll_refuses_a_conflicting_ticket_until_the_operator_says_over_
     # with the operator's word the ticket passes the check and is sent to acme (which refuses
     # it here: the command's clock is the real one, the ticket made at the tests' fixed NOW is
     # expired), and a ticket acme refuses replaces no copy (review 31a, enrollment 1)
-    sent = run("enroll", str(held), "--as", "alice", "--node", "members", "--over-copy", code=1)
+    pin = ticket_pin(ticket, now=NOW)  # acme's, read out by its operator (review 68l, enroll 1)
+    sent = run(
+        "enroll",
+        str(held),
+        "--as",
+        "alice",
+        "--node",
+        "members",
+        "--over-copy",
+        "--authority-pin",
+        pin,
+        code=1,
+    )
     assert "ticket unknown, used up or expired" in sent.stderr
     assert members.identities.stored_changes(authority.identifier) == 6
     assert SqliteVoucherStore(members.db).refuted() == []

@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.channels import MEMBER
+from tests.support.enroll import ticket_pin
 from tests.test_review23a_checkpoints import announce
 from tests.test_review30a_enrollment import acme, checkpointed_ticket, stores_globex_copy  # noqa: F401
 from tests.test_review66g_enroll import enroll_alice
@@ -67,9 +68,10 @@ def test_the_flag_does_not_override_a_linked_copy(
         ticket = stolen.create_ticket(
             creator=stolen.identifier, attributes=MEMBER, address="node:thief", now=NOW
         )
-    for over_copy in (False, True):
+    for over_copy in (False, True):  # with the flag, the fork's own pin (the operator fooled)
+        pin = ticket_pin(ticket, now=NOW) if over_copy else None
         with pytest.raises(IdentityError) as refused:
-            enroll_alice(members, ticket, None, _never, over_copy=over_copy)
+            enroll_alice(members, ticket, pin, _never, over_copy=over_copy)
         assert refused.value.reason is IdentityFailure.FORK
     real = UnverifiedHistory.decode(authority.history()).changes
     assert members.identities.stored_changes(authority.identifier) == len(real) == 3
@@ -94,8 +96,16 @@ def test_the_flag_does_not_override_a_copy_whose_attester_has_standing(
         creator=authority.identifier, attributes=MEMBER, address="node:acme-node", now=NOW
     )
     for over_copy in (False, True):
+        pin = ticket_pin(ticket, now=NOW) if over_copy else None  # acme's real pin with the flag
         with pytest.raises(IdentityError) as refused:
-            enroll_locally(members, ticket, "alice", clock=FixedClock(NOW), over_copy=over_copy)
+            enroll_locally(
+                members,
+                ticket,
+                "alice",
+                clock=FixedClock(NOW),
+                authority_pin=pin,
+                over_copy=over_copy,
+            )
         assert refused.value.reason is IdentityFailure.ROLLBACK
     assert members.identities.stored_changes(authority.identifier) == 6
     assert SqliteVoucherStore(members.db).refuted() == []

@@ -27,6 +27,7 @@ from tests.test_review66g_enroll import enroll_alice
 from tests.test_review67e_enroll import theft
 from tests.test_trust_scope import NOW, make_two
 from troth.authority import Authority
+from troth.authority.client import authority_pin_of
 from troth.channel import AnyAuthenticatedIdentity, verify_peer
 from troth.clock import FixedClock
 from troth.enrollment import resume
@@ -40,19 +41,20 @@ from troth.storage import SqliteVoucherStore
 def test_a_resume_without_the_flag_does_not_take_the_flag_from_the_pending_record(
     acme: tuple[Authority, Node, Node],  # noqa: F811
 ) -> None:
-    authority, _node, members = acme
+    authority, node, members = acme
     two = make_two()
     stores_globex_copy(members, two, authority.identifier)
     ticket = authority.create_ticket(
         creator=authority.identifier, attributes=MEMBER, address="node:acme-node", now=NOW
     )
+    pin = authority_pin_of(node.identities.get("acme", now=NOW).identity)  # read out by acme's
 
     def lost(request: bytes) -> bytes:
         authority.enroll(request, now=NOW)  # acme made alice a member; its answer is lost
         raise OSError("connection reset")
 
     with pytest.raises(OSError, match="connection reset"):
-        enroll_alice(members, ticket, None, lost, over_copy=True)
+        enroll_alice(members, ticket, pin, lost, over_copy=True)
     (pending,) = members.wallet.pending_enrollments("alice")
     assert members.identities.stored_changes(authority.identifier) == 6  # not replaced yet
 
@@ -67,7 +69,15 @@ def test_a_resume_without_the_flag_does_not_take_the_flag_from_the_pending_recor
     assert not members.identities.linked(authority.identifier)
     assert SqliteVoucherStore(members.db).refuted() == []
     # the operator's word given again completes it, and only then is the copy replaced
-    resume(members.identities, members.wallet, pending, clock=clock, send=send, over_copy=True)
+    resume(
+        members.identities,
+        members.wallet,
+        pending,
+        clock=clock,
+        send=send,
+        over_copy=True,
+        authority_pin=pin,
+    )
     assert members.identities.linked(authority.identifier)
     assert members.wallet.pending_enrollments("alice") == []
     assert SqliteVoucherStore(members.db).refuted() != []

@@ -16,6 +16,7 @@ import pytest
 
 import troth.enrollment
 from tests.support.channels import MEMBER
+from tests.support.enroll import ticket_pin
 from tests.test_review30a_enrollment import acme, stores_globex_copy  # noqa: F401
 from tests.test_review66g_enroll import enroll_alice
 from tests.test_trust_scope import NOW, make_two
@@ -46,8 +47,9 @@ def test_a_repeat_with_the_flag_replaces_the_copy_a_crash_left(
         return authority.enroll(request, now=NOW).encode()
 
     monkeypatch.setattr(troth.enrollment, "accept_ticket", killed)
+    pin = ticket_pin(ticket, now=NOW)  # acme's, read out by its operator
     with pytest.raises(KeyboardInterrupt):
-        enroll_alice(members, ticket, None, send, over_copy=True)
+        enroll_alice(members, ticket, pin, send, over_copy=True)
     monkeypatch.undo()
     assert members.wallet.pending_enrollments("alice") == []
     assert members.identities.stored_changes(authority.identifier) == 6  # not replaced
@@ -55,7 +57,7 @@ def test_a_repeat_with_the_flag_replaces_the_copy_a_crash_left(
         enroll_alice(members, ticket, None, send)
     assert refused.value.reason is IdentityFailure.COPY_CONFLICT
     assert members.identities.stored_changes(authority.identifier) == 6
-    done = enroll_alice(members, ticket, None, send, over_copy=True)
+    done = enroll_alice(members, ticket, pin, send, over_copy=True)
     assert done.authority == authority.identifier
     assert members.identities.stored_changes(authority.identifier) == 1  # acme's own history
     assert SqliteVoucherStore(members.db).refuted() != []

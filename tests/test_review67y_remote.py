@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.enroll import ticket_pin
 from tests.support.nodes import MemNet, run_memnet
 from tests.test_review23a_checkpoints import forged_change
 from tests.test_trust_scope import NOW, make_two
@@ -55,7 +56,8 @@ def test_over_copy_over_the_network_says_it_cannot_and_records_nothing(tmp_path:
         assert refused.value.reason is IdentityFailure.COPY_CONFLICT
         assert "not over the network" in str(refused.value)
         with pytest.raises(IdentityError) as flagged:
-            await desk.enroll(ticket, "desk", over_copy=True)
+            pin = ticket_pin(ticket, now=net.clock.now())  # the hub's, read out
+            await desk.enroll(ticket, "desk", pin, over_copy=True)
         assert flagged.value.reason is IdentityFailure.COPY_CONFLICT
         assert "reached over the network" in str(flagged.value)
         assert "node:NAME" in str(flagged.value)

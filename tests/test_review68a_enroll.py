@@ -37,6 +37,7 @@ import pytest
 
 import troth.enrollment
 from tests.support.channels import MEMBER
+from tests.support.enroll import ticket_pin
 from tests.support.nodes import MemNet, run_memnet
 from tests.test_review30a_enrollment import acme  # noqa: F401 (the fixture)
 from tests.test_review66g_enroll import enroll_alice
@@ -92,7 +93,10 @@ def test_a_copy_stored_after_the_up_front_check_leaves_nothing_to_resume(
 
         monkeypatch.setattr(troth.enrollment, "request_of", meanwhile)
         with pytest.raises(IdentityError) as refused:
-            await desk.enroll(net.ticket(), "desk", over_copy=True)
+            ticket = net.ticket()  # with the hub's pin, read out by its operator
+            await desk.enroll(
+                ticket, "desk", ticket_pin(ticket, now=net.clock.now()), over_copy=True
+            )
         assert refused.value.reason is IdentityFailure.COPY_CONFLICT
         assert "reached over the network" in str(refused.value)
         assert desk.node.wallet.pending_enrollments("desk") == []  # nothing to resume in vain

@@ -32,6 +32,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.channels import MEMBER
+from tests.support.enroll import ticket_pin
 from tests.test_review30a_enrollment import acme, stores_globex_copy  # noqa: F401
 from tests.test_review66g_enroll import enroll_alice
 from tests.test_review67e_enroll import theft
@@ -40,7 +41,7 @@ from troth.authority import Authority
 from troth.authority.client import authority_pin_of, ticket_vouches
 from troth.authority.tickets import Ticket
 from troth.clock import FixedClock
-from troth.enrollment import complete, enroll, enrollment, request_of
+from troth.enrollment import Enrolled, complete, enroll, enrollment, request_of
 from troth.errors import IdentityError, IdentityFailure
 from troth.identity import Checkpoint, UnverifiedHistory, encode_history
 from troth.node import Node, open_node
@@ -68,6 +69,7 @@ def _enroll_bob(members: Node, ticket: Ticket, send: object, *, over_copy: bool 
         ticket,
         clock=FixedClock(NOW),
         send=send,  # type: ignore[arg-type]
+        authority_pin=ticket_pin(ticket, now=NOW) if over_copy else None,  # the ticket's own
         over_copy=over_copy,
     )
 
@@ -132,7 +134,8 @@ def test_a_replayed_fork_with_the_flag_after_the_real_ticket_landed_is_refused(
     def to_acme(request: bytes) -> bytes:
         return authority.enroll(request, now=NOW).encode()
 
-    enroll_alice(members, _ticket(authority, "node:acme-node"), None, to_acme, over_copy=True)
+    real = _ticket(authority, "node:acme-node")
+    enroll_alice(members, real, ticket_pin(real, now=NOW), to_acme, over_copy=True)
     assert members.identities.stored_changes(authority.identifier) == 3  # acme's, linked
     members.identities.create(now=NOW, name="bob")
     with open_node("thief") as thief:
@@ -146,30 +149,39 @@ def test_a_replayed_fork_with_the_flag_after_the_real_ticket_landed_is_refused(
     assert members.wallet.pending_enrollments("bob") == []
 
 
-def test_a_copy_linked_while_the_flagged_request_is_out_is_not_replaced(
-    acme: tuple[Authority, Node, Node],  # noqa: F811
-) -> None:
-    authority, node, members = acme
-    theft(authority, node, members)
+def fork_flagged_while_the_copy_is_linked(
+    authority: Authority, node: Node, members: Node
+) -> Enrolled:
+    """The thief's fork enrolled with the flag (and its own pin: the operator fooled) while
+    another enrollment with acme's real ticket from its own checkpoint and its pin links the
+    copy it equals (as `accept_ticket(pinned=True)`), after `theft`."""
     digest = authority.identifier.digest
     window = UnverifiedHistory.decode(authority.history()).changes[4:]
     real = encode_history(window, Checkpoint(digest, digest, 4))
-    before = members.identities.store.get_history(digest)
     with open_node("thief") as thief:
         thief.identities.rotate("acme", now=NOW)  # change 2'
         stolen = thief.authority()
         ticket = _ticket(stolen, "node:thief")
 
         def to_thief(request: bytes) -> bytes:
-            # meanwhile bob's enrollment (another process) with acme's real ticket from its own
-            # checkpoint and its pin links the copy it equals (as `accept_ticket(pinned=True)`)
-            members.identities.import_history(
+            members.identities.import_history(  # meanwhile, bob's (another process)
                 real, now=NOW, checkpoints=ticket_vouches, linked=True
             )
             assert members.identities.linked(authority.identifier)
             return stolen.enroll(request, now=NOW).encode()
 
-        enroll_alice(members, ticket, None, to_thief, over_copy=True)
+        pin = ticket_pin(ticket, now=NOW)
+        return enroll_alice(members, ticket, pin, to_thief, over_copy=True)
+
+
+def test_a_copy_linked_while_the_flagged_request_is_out_is_not_replaced(
+    acme: tuple[Authority, Node, Node],  # noqa: F811
+) -> None:
+    authority, node, members = acme
+    theft(authority, node, members)
+    digest = authority.identifier.digest
+    before = members.identities.store.get_history(digest)
+    fork_flagged_while_the_copy_is_linked(authority, node, members)
     stored = members.identities.store.get_history(digest)
     assert before is not None
     assert stored is not None
@@ -185,12 +197,14 @@ def test_two_enrollments_at_once_share_no_flag(
     authority, _node, members = acme
     stores_globex_copy(members, make_two(), authority.identifier)
     members.identities.create(now=NOW, name="bob")
+    alices = _ticket(authority, "node:acme-node")
     steps = enrollment(
         members.identities,
         members.wallet,
         "alice",
-        _ticket(authority, "node:acme-node"),
+        alices,
         clock=FixedClock(NOW),
+        authority_pin=ticket_pin(alices, now=NOW),
         over_copy=True,
     )
     request = request_of(steps)  # alice's, out to acme
@@ -225,7 +239,7 @@ def test_a_copy_our_own_authority_took_from_its_member_is_not_overridden(
         thief.identities.rotate("acme", now=NOW)  # change 2'
         fork = _ticket(thief.authority(), "node:thief")
     with pytest.raises(IdentityError) as refused:
-        enroll_alice(members, fork, None, _refused, over_copy=True)
+        enroll_alice(members, fork, ticket_pin(fork, now=NOW), _refused, over_copy=True)
     assert refused.value.reason is IdentityFailure.FORK
     assert members.identities.stored_changes(authority.identifier) == 3
     assert members.identities.linked(authority.identifier)

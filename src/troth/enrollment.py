@@ -26,6 +26,7 @@ synchronous) in a worker thread and carries the request itself.
 from __future__ import annotations
 
 import contextlib
+import enum
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Final, NoReturn
@@ -44,6 +45,7 @@ from troth.clock import Clock
 from troth.credentials.verify import VerifiedCredential
 from troth.credentials.wallet import CredentialWallet
 from troth.errors import (
+    ArgumentError,
     AuthorityError,
     AuthorityFailure,
     DecodeError,
@@ -55,8 +57,11 @@ from troth.identity import Identifier, IdentityService
 from troth.storage import PendingEnrollmentRecord
 
 __all__ = [
+    "OVER_COPY_NEEDS_PIN",
+    "AuthorityCopy",
     "Enrolled",
     "EnrollmentSteps",
+    "check_over_copy",
     "complete",
     "enroll",
     "enroll_async",
@@ -70,18 +75,34 @@ __all__ = [
 ]
 
 
+class AuthorityCopy(enum.Enum):
+    """What became of this node's copy of the authority's history once the authority answered
+    (`Enrolled.authority_copy`): with `over_copy` the enrollment can succeed while a
+    conflicting copy stands (stored or linked meanwhile: review 68a, refuted 4), so the
+    operator is told (review 68l, enroll 2)."""
+
+    AGREED = "agreed"
+    """The ticket's history agreed with the copy held (or none was): stored as the ticket's."""
+    REPLACED = "replaced"
+    """The ticket's history replaced a conflicting copy (`over_copy`), its changes refuted."""
+    STANDS = "stands"
+    """A conflicting copy stands: the ticket's history was not stored."""
+
+
 @dataclass(frozen=True, slots=True)
 class Enrolled:
     """An enrollment completed: the credential now held, the interrupted enrollment it
     resumed (same ticket), and the oldest of the interrupted ones with another ticket for that
     authority it gave up (past MAX_PENDING_PER_AUTHORITY when it started, or recorded before
-    it when it completed: troth.credentials.pending), if any."""
+    it when it completed: troth.credentials.pending), if any; and what became of the node's
+    copy of the authority's history (`AuthorityCopy`)."""
 
     identity: str
     authority: Identifier
     credential: VerifiedCredential
     resumed: PendingEnrollmentRecord | None = None
     replaced: PendingEnrollmentRecord | None = None
+    authority_copy: AuthorityCopy = AuthorityCopy.AGREED
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -90,11 +111,28 @@ class Enrolled:
             "enrolled_with": str(self.authority),
             "credential": self.credential.links[-1].hash.hex(),
             "resumed_from": None if self.resumed is None else self.resumed.started_at,
+            "authority_copy": self.authority_copy.value,
         }
 
 
 EnrollmentSteps = Generator[bytes, bytes, Enrolled]
 """Yields the enroll request to send; is sent the authority's answer (the chain's bytes)."""
+
+OVER_COPY_NEEDS_PIN: Final = (
+    "get it from the authority's operator, out of band (troth authority list, on its machine), "
+    "and compare it with the ticket's pin the COPY_CONFLICT refusal names"
+)
+"""What `over_copy` without the authority's pin is refused with (`check_over_copy`)."""
+
+
+def check_over_copy(call: str, over_copy: bool, authority_pin: str | None) -> None:
+    """ArgumentError for `over_copy` without `authority_pin`: the operator's word over a
+    conflicting copy is the pin the authority's operator read out, checked against the
+    ticket's history, never a bare "yes, it sent a ticket" (a thief's fork replaced the
+    authority's real later history on it: review 68l, enroll 1; deny when in doubt)."""
+    if over_copy and authority_pin is None:
+        expected = f"the authority's pin (IDENTIFIER:KEY) with over_copy: {OVER_COPY_NEEDS_PIN}"
+        raise ArgumentError(call, "authority_pin", expected, "None")
 
 
 def enrollment(
@@ -114,7 +152,9 @@ def enrollment(
     ticket that gives an unknown authority's history from a checkpoint). `over_copy`: the
     operator's explicit word, for this enrollment only (never recorded), that the ticket's
     authority history is the authority's, over a stored copy this node never linked that it
-    conflicts with (`check_ticket`: COPY_CONFLICT without it; review 67i, enroll)."""
+    conflicts with (`check_ticket`: COPY_CONFLICT without it; review 67i, enroll), only with
+    `authority_pin` (ArgumentError without it: `check_over_copy`)."""
+    check_over_copy("enrollment", over_copy, authority_pin)
     if not isinstance(ticket, Ticket):
         ticket = _parse(ticket)
     else:  # built in code, not parsed: its address is checked here (review 45e, address 1)
@@ -196,6 +236,7 @@ def resumption(
     *,
     clock: Clock,
     over_copy: bool = False,
+    authority_pin: str | None = None,
 ) -> EnrollmentSteps:
     """Send an interrupted enrollment again (its pending record names everything needed).
     The record is kept only for a ticket `check_ticket` tied to its authority's identifier (a
@@ -203,8 +244,15 @@ def resumption(
     judged as tied (`pinned`), as it was started, without the pin kept; a copy stored since
     that it does not extend refuses it still (review 67e, enroll 1: a pin ties nothing over a
     copy holding other changes). `over_copy` is not recorded: given again, or a copy stored
-    meanwhile that the ticket conflicts with refuses it (COPY_CONFLICT: review 67i, enroll)."""
+    meanwhile that the ticket conflicts with refuses it (COPY_CONFLICT: review 67i, enroll);
+    with `authority_pin` only, checked against the ticket's history (`check_over_copy`)."""
+    check_over_copy("resumption", over_copy, authority_pin)
     ticket = _parse(pending.ticket)
+    if authority_pin is not None:  # checked as `enrollment` checks it; nothing stored here
+        binds, now, pin = _ticket_binds(wallet), clock.now(), authority_pin
+        check_ticket(
+            identities, ticket, now=now, authority_pin=pin, binds=binds, over_copy=over_copy
+        )
     ref = "T" + pending.identifier.hex()
     return (
         yield from _exchange(
@@ -256,13 +304,35 @@ def _exchange(
     # the authority answered (a chain rooted at it, signed by its key): a copy from a
     # checkpoint the operator's word overrides (`over_copy`) is replaced now (review 31a,
     # enrollment 1); a copy stored meanwhile that refuses it stays (the credential is held)
-    with contextlib.suppress(IdentityError):
-        accept_ticket(
-            identities, ticket, now=clock.now(), binds=binds, pinned=pinned, over_copy=over_copy
-        )
+    copy = _take_history(identities, ticket, clock.now(), binds, pinned=pinned, over_copy=over_copy)
     name = identities.find(ref).name or ref
     replaced = given_up if given_up is not None else next(iter(older), None)
-    return Enrolled(name, Identifier(pending.authority), held, resumed, replaced)
+    return Enrolled(name, Identifier(pending.authority), held, resumed, replaced, copy)
+
+
+def _take_history(
+    identities: IdentityService,
+    ticket: Ticket,
+    now: int,
+    binds: TicketBinds | None,
+    *,
+    pinned: bool,
+    over_copy: bool,
+) -> AuthorityCopy:
+    """Store the ticket's authority history once the authority answered, and say what became
+    of the copy held (`AuthorityCopy`): judged without `over_copy` first, so a replacement is
+    told from a history that agreed (each judged in the store's own transaction)."""
+    try:
+        accept_ticket(identities, ticket, now=now, binds=binds, pinned=pinned)
+        return AuthorityCopy.AGREED
+    except IdentityError:
+        if not over_copy:
+            return AuthorityCopy.STANDS
+    try:
+        accept_ticket(identities, ticket, now=now, binds=binds, pinned=pinned, over_copy=True)
+    except IdentityError:
+        return AuthorityCopy.STANDS
+    return AuthorityCopy.REPLACED
 
 
 _FOR_GOOD = (AuthorityFailure.TICKET_UNKNOWN, AuthorityFailure.NOT_A_MEMBER)
@@ -383,9 +453,14 @@ def resume(
     clock: Clock,
     send: Callable[[bytes], bytes],
     over_copy: bool = False,
+    authority_pin: str | None = None,
 ) -> Enrolled:
-    """Complete an interrupted enrollment; `send(request)` returns the chain's bytes."""
-    return drive(resumption(identities, wallet, pending, clock=clock, over_copy=over_copy), send)
+    """Complete an interrupted enrollment; `send(request)` returns the chain's bytes
+    (`over_copy`, `authority_pin`: `resumption`)."""
+    steps = resumption(
+        identities, wallet, pending, clock=clock, over_copy=over_copy, authority_pin=authority_pin
+    )
+    return drive(steps, send)
 
 
 async def resume_async(
@@ -396,7 +471,10 @@ async def resume_async(
     clock: Clock,
     send: Callable[[bytes], Awaitable[bytes]],
     over_copy: bool = False,
+    authority_pin: str | None = None,
 ) -> Enrolled:
     """`resume` with an awaitable `send`."""
-    steps = resumption(identities, wallet, pending, clock=clock, over_copy=over_copy)
+    steps = resumption(
+        identities, wallet, pending, clock=clock, over_copy=over_copy, authority_pin=authority_pin
+    )
     return await drive_async(steps, send)

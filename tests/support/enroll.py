@@ -9,14 +9,24 @@ from pathlib import Path
 
 from troth import enrollment
 from troth.authority import Authority
+from troth.authority.client import authority_pin_of, ticket_vouches
 from troth.authority.core import DEFAULT_TICKET_TTL
 from troth.authority.tickets import Ticket
 from troth.clock import Clock
 from troth.credentials import Attributes
 from troth.enrollment import Enrolled
-from troth.identity import Identifier
+from troth.identity import Identifier, verify_history
 from troth.node import Node, init_node, open_node
 from troth.storage import PendingEnrollmentRecord
+
+
+def ticket_pin(ticket: Ticket | str, *, now: int) -> str:
+    """The pin of `ticket`'s authority history (`IDENTIFIER:KEY`, its current key): for an
+    authority's real ticket, what its operator reads out (`troth authority list`), which
+    `--over-copy` needs (review 68l, enroll 1)."""
+    parsed = ticket if isinstance(ticket, Ticket) else Ticket.parse(ticket)
+    history = verify_history(parsed.authority_history, now=now, checkpoints=ticket_vouches)
+    return authority_pin_of(history)
 
 
 def enroll_in_process(

@@ -32,6 +32,7 @@ from troth.authority import Authority as HostedAuthority
 from troth.authority.client import revoke_request
 from troth.credentials import Attributes, VerifiedCredential
 from troth.encoding import cbor
+from troth.enrollment import check_over_copy
 from troth.errors import (
     ArgumentError,
     ConfigError,
@@ -395,6 +396,7 @@ class RunningNode:
         check_text("RunningNode.enroll", "ticket", ticket)
         check_pin("RunningNode.enroll", "authority_pin", authority_pin)
         check_flag("RunningNode.enroll", "over_copy", over_copy)
+        check_over_copy("RunningNode.enroll", over_copy, authority_pin)
         runtime = self._on_loop()
         ref = (
             self._node.name

@@ -41,6 +41,7 @@ from troth._api.traces import Traces
 from troth.authority.core import DEFAULT_CREDENTIAL_TTL, DEFAULT_DELEGATION_DEPTH
 from troth.clock import Clock, SystemClock
 from troth.credentials import VerifiedFeed
+from troth.enrollment import check_over_copy
 from troth.errors import (
     ArgumentError,
     ConfigError,
@@ -403,11 +404,12 @@ class Node:
         the ticket gives an authority this node has never seen from a checkpoint (one past 64
         changes), and checked whenever given. `over_copy`: the operator's explicit word, for
         this enrollment only, that the ticket's authority history is the authority's over a
-        stored copy only another authority attests that it conflicts with (refused as
-        `IdentityFailure.COPY_CONFLICT` without it; `troth enroll --over-copy`)."""
+        stored copy only another authority attests that it conflicts with (COPY_CONFLICT
+        without it; `troth enroll --over-copy`), only with `authority_pin` (ArgumentError)."""
         check_text("Node.enroll", "ticket", ticket)
         check_pin("Node.enroll", "authority_pin", authority_pin)
         check_flag("Node.enroll", "over_copy", over_copy)
+        check_over_copy("Node.enroll", over_copy, authority_pin)
         ref = (
             _ref(identity, self._stored, "Node.enroll")
             if identity is not None

@@ -16,16 +16,18 @@ import stat
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, BinaryIO, TypeVar
+from typing import IO, Any, BinaryIO, Final, TypeVar
 
 import click
 
+from troth.authority.client import parse_authority_pin
 from troth.bounded_read import read_bounded
 from troth.cli.names import Directory
 from troth.cli.text import parse_duration
 from troth.clock import SystemClock
 from troth.credentials import Attributes
-from troth.errors import ArgumentError
+from troth.enrollment import OVER_COPY_NEEDS_PIN
+from troth.errors import ArgumentError, ConfigError
 from troth.node import DEFAULT_NODE, Node, open_node, troth_home
 from troth.node.home import (
     check_kept_dirs,
@@ -70,20 +72,72 @@ def enroll_options(func: F) -> F:
         is_flag=True,
         help="Take the ticket's authority history over a copy of that authority this node "
         "holds only on another authority's word and that it conflicts with (refused without "
-        "it, naming that authority, the change and the ticket's pin): only once the "
-        "authority's operator confirmed that pin out of band; give it as --authority-pin too "
-        "(checked). For this enrollment only; never over a copy this "
-        "node checked. Only when the authority is on this machine (a node:NAME ticket): over "
-        "the network the channel to it refuses its history while that copy stands.",
+        "it, naming that authority, the change and the ticket's pin): only with "
+        "--authority-pin, the pin the authority's operator read out (troth authority list, on "
+        "its machine), checked against the ticket (a usage error without it). For this "
+        "enrollment only; never over a copy this node checked; the result says whether the "
+        "copy was replaced. Only when the authority is on this machine (a node:NAME ticket): "
+        "over the network the channel to it refuses its history while that copy stands.",
     )(func)
     return click.option(
         "--authority-pin",
         "pin",
         metavar="PIN",
+        callback=_authority_pin,
         help="The authority's pin, IDENTIFIER:KEY, confirmed with its operator (troth authority "
         "list, on its machine): required for a ticket of an authority past 64 changes that this "
-        "node has never seen; checked whenever given.",
+        "node has never seen, and with --over-copy; checked whenever given.",
     )(func)
+
+
+def _authority_pin(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """`--authority-pin`'s form checked before anything is read: a usage error (exit 2), its
+    value cut short, where it was a ConfigError (exit 3: the node's configuration) once the
+    ticket was read, echoing all of it (review 68l, enroll 3)."""
+    if value is not None:
+        try:
+            parse_authority_pin(value)
+        except ConfigError:
+            shown = value if len(value) <= _SHOWN else value[:_SHOWN] + "..."
+            raise click.BadParameter(
+                f"{shown!r} is not an authority pin: IDENTIFIER:KEY (hex), as troth authority "
+                "list prints it",
+                ctx,
+                param,
+            ) from None
+    return value
+
+
+_SHOWN: Final = 80
+"""How much of a refused `--authority-pin` its usage error repeats."""
+
+
+def over_copy_needs_pin(over_copy: bool, pin: str | None) -> None:
+    """A usage error (exit 2) for `--over-copy` without `--authority-pin`, before anything is
+    read or sent (`troth.enrollment.check_over_copy`: review 68l, enroll 1)."""
+    if over_copy and pin is None:
+        raise click.UsageError(
+            f"--over-copy needs --authority-pin PIN, the authority's pin: {OVER_COPY_NEEDS_PIN}"
+        )
+
+
+def authority_copy_text(data: dict[str, Any], over_copy: bool) -> str:
+    """What became of the node's copy of the enrolling authority's history (the result's
+    `authority_copy`, troth.enrollment.AuthorityCopy), as lines to add for people: always with
+    `--over-copy`, which can succeed while the copy stands (review 68l, enroll 2)."""
+    copy = data.get("authority_copy")
+    if copy == "replaced":
+        return "\nthe ticket's authority history replaced the conflicting copy (recorded refuted)"
+    if copy == "stands":
+        return (
+            "\nNOT replaced: a conflicting copy of the authority's history stands (stored or "
+            "linked meanwhile); the ticket's history was not stored"
+        )
+    if not over_copy:
+        return ""
+    if copy == "agreed":
+        return "\n--over-copy: nothing replaced (the ticket's history agreed with the copy held)"
+    return "\n--over-copy: whether the copy was replaced is unknown (the node did not say)"
 
 
 def authority_option(*, required: bool = True, help_text: str = AUTHORITY_HELP) -> Callable[[F], F]:

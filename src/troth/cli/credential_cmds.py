@@ -24,6 +24,7 @@ from troth.cli.common import (
     OUTPUT_FILE,
     as_option,
     attributes_of,
+    authority_copy_text,
     authority_option,
     duration_option,
     enroll_options,
@@ -34,6 +35,7 @@ from troth.cli.common import (
     open_authority_node,
     open_cli_node,
     output_file,
+    over_copy_needs_pin,
     read_input,
     renamed,
     stdin_once,
@@ -200,6 +202,7 @@ def enroll(
     and a completed one is answered with the credential already issued. A ticket given on the
     command line, or in a file that group or others can read, is warned of (a copy may be
     redeemed first)."""
+    over_copy_needs_pin(over_copy, pin)
     exposed = _exposed_ticket(ticket)
     ticket = _ticket_text(ticket)
     try:
@@ -241,7 +244,8 @@ def enroll(
     if isinstance(feed, dict) and feed.get("synced") is False:
         _feed_warning(reporter, data["authority"], FeedOutcome(False, error=feed.get("error")))
     text = f"enrolled {reporter.label(data['actor'])} with {reporter.label(data['authority'])}"
-    reporter.result(data, text + "\n" + held_text(data, reporter, CLOCK.now()))
+    text += "\n" + held_text(data, reporter, CLOCK.now()) + authority_copy_text(data, over_copy)
+    reporter.result(data, text)
 
 
 @click.group(

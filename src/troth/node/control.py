@@ -77,7 +77,8 @@ class RelayCreateArgs:
 class EnrollArgs:
     """enroll: the ticket text, the local identity (default: the node's), the authority's
     pin confirmed out of band (`IDENTIFIER:KEY`; `check_ticket`), and the operator's word over
-    a conflicting stored copy (`over_copy`: `check_ticket`; for this enrollment only)."""
+    a conflicting stored copy (`over_copy`: `check_ticket`; for this enrollment only, and only
+    with the pin: review 68l, enroll 1)."""
 
     ticket: str = dataclasses.field(repr=False)  # its code: never in a repr (review 55c)
     identity: str | None = None

@@ -239,7 +239,9 @@ async def enroll(
     (troth.enrollment): a repeat with the same ticket completes an interrupted one.
     `key`: the authority's pin confirmed out of band, `over_copy`: the operator's word over a
     conflicting stored copy, for this enrollment only (`check_ticket`): on this machine only
-    (over the network judged without it, COPY_CONFLICT saying so: `over_copy_remote`)."""
+    (over the network judged without it, COPY_CONFLICT saying so: `over_copy_remote`), and
+    only with `key` (ArgumentError without it, before anything: `check_over_copy`)."""
+    enrollment.check_over_copy("enroll", over_copy, key)
     ticket, clock, wallet = parse_ticket(ticket_text), runtime.clock, runtime.node.wallet
     end: ChannelEnd | None = None
     if is_local(ticket.address):
