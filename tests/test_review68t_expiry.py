@@ -24,6 +24,7 @@ from pathlib import Path
 from tests.support.channels import T
 from tests.support.nodes import HUB, MemNet, route, run_memnet
 from tests.support.parties import make_channel_party
+from troth import limits
 from troth.errors import ChannelFailure
 from troth.identity.attestation import PurposeKeyAttestation
 from troth.identity.service import PURPOSE_KEY_TTL
@@ -87,6 +88,7 @@ def test_a_nodes_channels_are_replaced_each_at_its_own_time_before_the_skew() ->
     assert min(at) >= expires_at - KEY_REPLACE_WINDOW
     assert max(at) < expires_at - KEY_REPLACE_MARGIN
     assert len(set(at)) > 150
+    assert KEY_REPLACE_MARGIN > 2 * limits.MAX_CLOCK_SKEW_SECONDS  # either clock off
     short = make_channel_party(vault, now=T, key_ttl=400).me().attestation
     t = replace_at(short, "chan-0123456789abcdef")
     assert t is not None
