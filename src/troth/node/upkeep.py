@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from troth.errors import TrothError
 from troth.identity import Identifier
 from troth.limits import HOSTED_FEED_FAILURES_LOGGED_EVERY, HOSTED_FEED_POLL, MAINTENANCE_SECONDS
+from troth.node.key_renewal import due_for_new_key
 from troth.node.membership import REFRESH_MARGIN
 from troth.node.services import ServiceHost
 from troth.node.services.node_policies import NodePolicies
@@ -41,6 +42,7 @@ class Upkeep(ShownIdentity):
         async def announce_rotations(self, ref: str | None = None) -> list[dict[str, Any]]: ...
         async def resume_enrollments(self) -> int: ...
         def _sync_links(self) -> None: ...
+        def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]: ...
 
     async def _maintain(self) -> None:
         async with self._rounds:  # asked once a round under way ended (`start_running`'s: the
@@ -84,6 +86,7 @@ class Upkeep(ShownIdentity):
             self.announce_rotations,
             self.channels.check_peers,
             self._renew_identity,
+            self._replace_expiring_keys,  # after the renewal: the key the new channels show
             self._forget_retired_keys,
             self._maintain_services,
             self.resume_enrollments,
@@ -93,6 +96,20 @@ class Upkeep(ShownIdentity):
                 await step()
             except Exception:  # logged, retried next round
                 log.exception("maintenance: %s failed", getattr(step, "__name__", step))
+
+    async def _replace_expiring_keys(self) -> None:
+        """Close the channels showing a channel key whose attestation expires soon and was
+        renewed since, each at its own time (troth.node.key_renewal): their links reconnect
+        with the renewed key before a peer refuses the old one (review 68t, expiry 1)."""
+        me = self._me_cache
+        if me is None:  # the renewal failed (its store): a new channel would fail as well
+            return
+        renewed = frozenset({me.identity.attestation})
+        due = due_for_new_key(self.channels.ends.values(), self.clock.now(), renewed=renewed)
+        if due:
+            log.info("maintenance: %d channels closed to show the renewed channel key", len(due))
+        for end in due:  # a task each, as `_rotated` closes its channels
+            self._spawn(end.close())
 
     async def _forget_refuted(self) -> None:
         """Forget the vouchers of the authorities that named a made-up change another process

@@ -1,0 +1,70 @@
+"""A node's channels replaced before the attestation of the channel key they show expires
+(docs/protocols.md, "Continuous evaluation"; review 68t, expiry 1).
+
+A channel's peer closes it (`peer invalid`) once the attestation of the channel key this node
+proved at the handshake has expired, and refuses its requests from then on (review 68n,
+expiry 1); the key cannot change on an open channel. The node renews the attestation a day
+before it expires (`IdentityService.purpose_key`), so each maintenance round closes the
+channels that still show the old one, each at its own time (`replace_at`) within the last
+KEY_REPLACE_WINDOW seconds before that expiry and no later than KEY_REPLACE_MARGIN before it:
+its link (or the next `channel_to`) opens a new one with the renewed key, a reconnect's cost,
+never a peer's refusal, and a node's channels (one key for all of them) are not all cut at
+the same second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from typing import Final
+
+from troth.errors import DecodeError
+from troth.identity.attestation import PurposeKeyAttestation
+from troth.node.channel_ends import ChannelEnd
+
+__all__ = ["KEY_REPLACE_MARGIN", "KEY_REPLACE_WINDOW", "due_for_new_key", "replace_at"]
+
+KEY_REPLACE_WINDOW: Final = 12 * 3600
+"""Seconds before the shown key's attestation expires from which its channels are replaced
+(at most half the attestation's validity; under the day before expiry at which the key is
+renewed, so the new channel shows a renewed key)."""
+KEY_REPLACE_MARGIN: Final = 3600
+"""Seconds before that expiry by which every such channel is replaced (at most a quarter of
+the validity): well over MAX_CLOCK_SKEW_SECONDS, so a peer whose clock is ahead by the skew
+allowed has not cut it first."""
+
+
+def replace_at(attestation: bytes, channel_id: str) -> int | None:
+    """When the channel `channel_id`, which shows `attestation`, is replaced (None: the
+    attestation does not decode, as no channel this node opened shows)."""
+    try:
+        decoded = PurposeKeyAttestation.decode(attestation)
+    except DecodeError:
+        return None
+    expires_at = decoded.expires_at
+    validity = max(0, expires_at - decoded.created_at)
+    start = expires_at - min(KEY_REPLACE_WINDOW, validity // 2)
+    end = expires_at - min(KEY_REPLACE_MARGIN, validity // 4)
+    spread = max(1, end - start)
+    digest = hashlib.blake2b(channel_id.encode(), digest_size=8).digest()
+    return start + int.from_bytes(digest, "big") % spread
+
+
+def due_for_new_key(
+    ends: Iterable[ChannelEnd], now: int, *, renewed: frozenset[bytes]
+) -> list[ChannelEnd]:
+    """The open `ends` to replace at `now`: those past their `replace_at` whose shown
+    attestation is not one of `renewed` (the ones the node shows now: closing a channel whose
+    replacement would show the same key again gains nothing)."""
+    due = []
+    for end in ends:
+        channel = end.channel
+        if channel.handshaking or channel.closed:
+            continue
+        attestation = channel.me.attestation
+        if attestation in renewed:
+            continue
+        at = replace_at(attestation, end.id)
+        if at is not None and now >= at:
+            due.append(end)
+    return due
