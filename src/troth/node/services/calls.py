@@ -97,12 +97,12 @@ class Calls:
             await self._wait_for_slot(timeout)
         try:
             loop = asyncio.get_running_loop()
-            deadline = loop.time() + timeout
+            started = loop.time()  # (one clock read for the first send: review 68q, rtt)
+            deadline = started + timeout
             ceiling = BUSY_BACKOFF[0]
             while True:
                 sent = (request_id, request, deadline, timeout)
-                started = loop.time()
-                response = await self._exchange(router, route, *sent)
+                response = await self._exchange(loop, router, route, *sent)
                 try:
                     return result_of(response)
                 except Busy:
@@ -115,6 +115,7 @@ class Calls:
                 ceiling = min(2 * ceiling, BUSY_BACKOFF[1])
                 request_id = self._new_id()  # the same request under a new id
                 request = encode_request(request_id, method, arguments)
+                started = loop.time()
         finally:
             self._release()
 
@@ -125,6 +126,7 @@ class Calls:
 
     async def _exchange(
         self,
+        loop: asyncio.AbstractEventLoop,
         router: Router,
         route: Route,
         request_id: int,
@@ -135,7 +137,6 @@ class Calls:
         """Send one request and wait for its answer (Unreachable past `deadline`)."""
         if self._closed is not None:  # closed while this caller waited (a slot, a back-off)
             raise Unreachable(self._closed)
-        loop = asyncio.get_running_loop()
         answer: asyncio.Future[list[Any]] = loop.create_future()
         self._pending[request_id] = answer
         self._deadlines[request_id] = (deadline, timeout, route[-1])
