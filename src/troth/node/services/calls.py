@@ -100,9 +100,21 @@ class Calls:
             started = loop.time()  # (one clock read for the first send: review 68q, rtt)
             deadline = started + timeout
             ceiling = BUSY_BACKOFF[0]
-            while True:
-                sent = (request_id, request, deadline, timeout)
-                response = await self._exchange(loop, router, route, *sent)
+            while True:  # one request sent, its answer awaited (Unreachable past the
+                # deadline); inline, not a coroutine of its own (review 68q, rtt)
+                if self._closed is not None:  # closed while this caller waited (a slot, a
+                    raise Unreachable(self._closed)  # back-off)
+                answer: asyncio.Future[list[Any]] = loop.create_future()
+                self._pending[request_id] = answer
+                self._deadlines[request_id] = (deadline, timeout, route[-1])
+                if self._timer is None or deadline < self._timer_at:
+                    self._arm(loop, deadline)
+                try:
+                    await router.route(RoutedMessage(route, (self.address,), request))
+                    response = await answer
+                finally:
+                    self._pending.pop(request_id, None)
+                    self._deadlines.pop(request_id, None)
                 try:
                     return result_of(response)
                 except Busy:
@@ -123,31 +135,6 @@ class Calls:
         request_id = self._next_id
         self._next_id = (request_id + 1) & MAX_REQUEST_ID
         return request_id
-
-    async def _exchange(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        router: Router,
-        route: Route,
-        request_id: int,
-        request: bytes,
-        deadline: float,
-        timeout: float,
-    ) -> list[Any]:
-        """Send one request and wait for its answer (Unreachable past `deadline`)."""
-        if self._closed is not None:  # closed while this caller waited (a slot, a back-off)
-            raise Unreachable(self._closed)
-        answer: asyncio.Future[list[Any]] = loop.create_future()
-        self._pending[request_id] = answer
-        self._deadlines[request_id] = (deadline, timeout, route[-1])
-        if self._timer is None or deadline < self._timer_at:
-            self._arm(loop, deadline)
-        try:
-            await router.route(RoutedMessage(route, (self.address,), request))
-            return await answer
-        finally:
-            self._pending.pop(request_id, None)
-            self._deadlines.pop(request_id, None)
 
     def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
         """(Re-)arm the deadline timer at loop time `when`."""
