@@ -12,6 +12,7 @@ ephemeral key in memory for one handshake.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import Final
 
@@ -142,12 +143,11 @@ class CipherState:
         return self._aead.encrypt(self._nonce(MAX_NONCE), _ZEROS32, b"")[:32]
 
 
-def _nonce_big(n: int) -> bytes:
-    return b"\x00\x00\x00\x00" + n.to_bytes(8, "big")
-
-
-def _nonce_little(n: int) -> bytes:
-    return b"\x00\x00\x00\x00" + n.to_bytes(8, "little")
+# 32 bits of zeros, then the 64-bit counter: big-endian for AESGCM (§12.4), little-endian
+# for ChaChaPoly (§12.3). Packed in C: one Python call less per frame sealed or opened
+# (review 68q, rtt); every caller keeps n within 64 bits (MAX_NONCE is checked first).
+_nonce_big: Final[Callable[[int], bytes]] = struct.Struct(">4xQ").pack
+_nonce_little: Final[Callable[[int], bytes]] = struct.Struct("<4xQ").pack
 
 
 class SymmetricState:

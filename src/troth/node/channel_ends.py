@@ -330,10 +330,11 @@ class ChannelEnd(AllowSetSource):
         # closed locally seals what it holds before its CLOSE, one packet with it (review
         # 47e, close 1). One the node closes while they are handled (a limit passed on an
         # event before them; the end forgotten) delivers none of the rest.
-        closed = self.channel.closed
+        channel = self.channel  # (its state read, not the `closed` property: one Python
+        closed = channel.state is _CLOSED  # call less per message, review 68q, rtt)
         for event in events:
             if isinstance(event, Received):
-                if self.forgotten or (self.channel.closed and not closed):
+                if self.forgotten or (channel.state is _CLOSED and not closed):
                     continue
                 self.messages_in += 1
                 await self._deliver(self, event.payload)
@@ -354,6 +355,7 @@ class ChannelEnd(AllowSetSource):
             self._on_event(self, event)
 
 
+_CLOSED: Final = ChannelState.CLOSED
 _CALLBACK: Final = object()
 """`_handler()` outside any task: a transport's read callback routing what arrived (no other
 code runs until it returns or, waiting, goes on in a task)."""

@@ -32,13 +32,6 @@ keeps: a header of at most ~1.6 KB (as `CACHED_HEADER`; a channel's packet relay
 a request in it 3); larger ones are encoded every time."""
 
 
-def _encode_header(onward: Route, return_route: Route) -> bytes:
-    """The routes' header (RoutingError past the limits), cached for short routes."""
-    if len(onward) + len(return_route) <= CACHED_HOPS:
-        return _encode_cached(onward, return_route)
-    return _encode(onward, return_route)
-
-
 def _encode(onward: Route, return_route: Route) -> bytes:
     if len(onward) > limits.MAX_ROUTE_LENGTH or len(return_route) > limits.MAX_ROUTE_LENGTH:
         raise RoutingError(f"a route longer than {limits.MAX_ROUTE_LENGTH} hops")
@@ -50,13 +43,6 @@ def _encode(onward: Route, return_route: Route) -> bytes:
 
 _encode_cached = functools.lru_cache(maxsize=1024)(_encode)  # a stream repeats the same
 # routes frame after frame
-
-
-def _decode_header(header: bytes) -> tuple[Route, Route]:
-    """The routes of a header (DecodeError when malformed), cached for small headers."""
-    if len(header) <= CACHED_HEADER:
-        return _decode_cached(header)
-    return _decode(header)
 
 
 def _decode(header: bytes) -> tuple[Route, Route]:
@@ -105,7 +91,10 @@ class RoutedMessage:
 
     def header(self) -> bytes:
         """header length (2) || CBOR [onward, return]; the payload follows as it is."""
-        return _encode_header(self.onward, self.return_route)
+        onward, return_route = self.onward, self.return_route
+        if len(onward) + len(return_route) <= CACHED_HOPS:  # `_encode_header`, inline: one
+            return _encode_cached(onward, return_route)  # call less per message sent
+        return _encode(onward, return_route)
 
     def encode(self) -> bytes:
         """header || payload, as it travels in a transport frame."""
@@ -156,5 +145,8 @@ def _parse(data: bytes | memoryview, max_size: int) -> tuple[Route, Route, int]:
     if end > size:
         raise DecodeError("message header past the end")
     header = data[_HEADER_LEN.size : end]
-    onward, return_route = _decode_header(header if type(header) is bytes else bytes(header))
-    return onward, return_route, end
+    if type(header) is not bytes:
+        header = bytes(header)
+    # `_decode_header`, inline (one call less per message that arrives)
+    decoded = _decode_cached(header) if length <= CACHED_HEADER else _decode(header)
+    return decoded[0], decoded[1], end

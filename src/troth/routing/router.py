@@ -111,8 +111,8 @@ class Router:
             # reach is served (review 50f, relays 3)
             raise RoutingError(f"{source.name} may not reach {hop}")
         handler = self._workers.get(hop)
-        if handler is not None:
-            await handler(stepped(message), source)
+        if handler is not None:  # (`stepped`, inline: one call less per hop)
+            await handler(RoutedMessage(onward[1:], message.return_route, message.payload), source)
             return
         transport = self._transports.get(hop.kind)
         if transport is None:

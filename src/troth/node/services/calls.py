@@ -97,12 +97,24 @@ class Calls:
             await self._wait_for_slot(timeout)
         try:
             loop = asyncio.get_running_loop()
-            deadline = loop.time() + timeout
+            started = loop.time()  # (one clock read for the first send: review 68q, rtt)
+            deadline = started + timeout
             ceiling = BUSY_BACKOFF[0]
-            while True:
-                sent = (request_id, request, deadline, timeout)
-                started = loop.time()
-                response = await self._exchange(router, route, *sent)
+            while True:  # one request sent, its answer awaited (Unreachable past the
+                # deadline); inline, not a coroutine of its own (review 68q, rtt)
+                if self._closed is not None:  # closed while this caller waited (a slot, a
+                    raise Unreachable(self._closed)  # back-off)
+                answer: asyncio.Future[list[Any]] = loop.create_future()
+                self._pending[request_id] = answer
+                self._deadlines[request_id] = (deadline, timeout, route[-1])
+                if self._timer is None or deadline < self._timer_at:
+                    self._arm(loop, deadline)
+                try:
+                    await router.route(RoutedMessage(route, (self.address,), request))
+                    response = await answer
+                finally:
+                    self._pending.pop(request_id, None)
+                    self._deadlines.pop(request_id, None)
                 try:
                     return result_of(response)
                 except Busy:
@@ -115,6 +127,7 @@ class Calls:
                 ceiling = min(2 * ceiling, BUSY_BACKOFF[1])
                 request_id = self._new_id()  # the same request under a new id
                 request = encode_request(request_id, method, arguments)
+                started = loop.time()
         finally:
             self._release()
 
@@ -122,31 +135,6 @@ class Calls:
         request_id = self._next_id
         self._next_id = (request_id + 1) & MAX_REQUEST_ID
         return request_id
-
-    async def _exchange(
-        self,
-        router: Router,
-        route: Route,
-        request_id: int,
-        request: bytes,
-        deadline: float,
-        timeout: float,
-    ) -> list[Any]:
-        """Send one request and wait for its answer (Unreachable past `deadline`)."""
-        if self._closed is not None:  # closed while this caller waited (a slot, a back-off)
-            raise Unreachable(self._closed)
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[list[Any]] = loop.create_future()
-        self._pending[request_id] = answer
-        self._deadlines[request_id] = (deadline, timeout, route[-1])
-        if self._timer is None or deadline < self._timer_at:
-            self._arm(loop, deadline)
-        try:
-            await router.route(RoutedMessage(route, (self.address,), request))
-            return await answer
-        finally:
-            self._pending.pop(request_id, None)
-            self._deadlines.pop(request_id, None)
 
     def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
         """(Re-)arm the deadline timer at loop time `when`."""
