@@ -209,7 +209,10 @@ def test_two_tokens_of_one_label_are_refused_not_one_picked(
         env=env,
         check=True,
     )
-    assert "MultipleTokensReturned" in done.stdout, done.stderr
+    # with no serial recorded to tell them apart, neither is given the PIN (review 68d, pkcs11 1
+    # names both serials instead of python-pkcs11's MultipleTokensReturned)
+    assert "2 PKCS#11 tokens are labelled 'twin'" in done.stdout, (done.stdout, done.stderr)
+    assert "not logged in to any" in done.stdout, done.stdout
 
 
 def test_a_pin_session_wraps_no_token_key_out(vault: Pkcs11Vault) -> None:
