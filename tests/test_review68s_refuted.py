@@ -1,0 +1,118 @@
+"""Review 68s (adversarial review of 68j's bundle store and wallet fixes): attacks that did not
+work. Each test is a real attempt and fails if the defence it names breaks."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+from tests.support.gates import GatesWorld, T, make_world
+from troth.gates import BundleStore, SqliteBundleTable
+from troth.storage.sqlite import SqliteDatabase
+
+# -- a reload whose stamp and bytes another process tore apart --------------------------------
+
+
+class _TornTable(SqliteBundleTable):
+    """A table whose next `stamps` lets another process's connection store `then` between
+    the stamps read and the bytes loaded (a reload torn between stamp and bytes)."""
+
+    then: bytes | None = None
+    other: SqliteBundleTable | None = None
+    authority = b""
+
+    def stamps(self) -> dict[bytes, tuple[int, bytes]]:
+        stamps = super().stamps()
+        if self.then is not None and self.other is not None:
+            self.other.save_if_newer(self.authority, 99, self.then, T + 6)
+            self.then = None
+        return stamps
+
+
+def _torn(tmp_path: Path) -> tuple[GatesWorld, BundleStore, _TornTable, BundleStore]:
+    world = make_world()
+    path = tmp_path / "node.db"
+    table = _TornTable(SqliteDatabase(path), now=T + 5)
+    table.authority = world.authority.identifier.digest
+    table.other = SqliteBundleTable(SqliteDatabase(path), now=T + 5)
+    writer = BundleStore(world.verifier, table.other)  # the other process's store
+    reader = BundleStore(world.verifier, table)
+    writer.accept(world.bundle(revision=1), feeds=world.feeds(), now=T + 5)
+    reader.reload(now=T + 5)
+    writer.accept(world.bundle(revision=2), feeds=world.feeds(), now=T + 5)
+    return world, reader, table, writer
+
+
+def test_a_reload_torn_between_stamp_and_bytes_activates_the_bytes_read(tmp_path: Path) -> None:
+    """The stamp says revision 2; another process stores revision 99 before the bytes are
+    read: the reload activates 99 (what it verified), and the next reload, seeing the stamp
+    99, keeps it and loads nothing again; `policy show` (`dormant.unloaded`) says nothing
+    failed."""
+    world, reader, table, _ = _torn(tmp_path)
+    table.then = world.bundle(revision=99)
+    (loaded,) = reader.reload(now=T + 6)
+    assert loaded.body.revision == 99
+    assert reader.reload(now=T + 7) == []
+    held = reader.active(world.authority.identifier)
+    assert held is not None
+    assert held.bundle.body.revision == 99
+    assert reader.dormant.unloaded() == []
+
+
+def test_a_torn_reload_of_a_bundle_not_yet_valid_denies_then_loads_it_in_time(
+    tmp_path: Path,
+) -> None:
+    """The bytes read in place of the stamped revision 2 are revision 99, not valid until
+    T + 1000: the active revision 1 is put out of force (the table holds a newer bundle that
+    did not load: deny), `policy show` lists it, and it loads once the clock reaches it (its
+    retry window is the one of the stamp read later, not of the torn one)."""
+    world, reader, table, _ = _torn(tmp_path)
+    table.then = world.bundle(revision=99, now=T + 1_000)
+    assert reader.reload(now=T + 6) == []
+    authority = world.authority.identifier
+    assert [a for a, _ in reader.dormant.unloaded()] == [authority.digest]
+    held = reader.active(authority)
+    assert held is not None
+    assert reader.dormant.ahead(authority.digest, held.bundle.body.revision, held.bundle.digest)
+    assert reader.reload(now=T + 7) == []
+    (loaded,) = reader.reload(now=T + 1_001)
+    assert loaded.body.revision == 99
+    assert reader.dormant.unloaded() == []
+
+
+# -- accept and reload in two processes on one node.db ----------------------------------------
+
+
+def _accept_in_child(world: GatesWorld, path: Path, bundles: list[bytes], now: int) -> None:
+    """The other process (forked: its arguments are inherited, not pickled)."""
+    store = BundleStore(world.verifier, SqliteBundleTable(SqliteDatabase(path), now=now))
+    for data in bundles:
+        store.accept(data, feeds=world.feeds(), now=now)
+
+
+def test_accept_in_one_process_and_reload_in_another_on_one_node_db(tmp_path: Path) -> None:
+    """A forked process accepts revisions 2..5 into node.db while this one reloads from its
+    own connection: this store's revision never goes down, ends on 5, and nothing is noted
+    as not loaded."""
+    world = make_world()
+    path = tmp_path / "node.db"
+    reader = BundleStore(world.verifier, SqliteBundleTable(SqliteDatabase(path), now=T + 5))
+    reader.accept(world.bundle(revision=1), feeds=world.feeds(), now=T + 5)
+    bundles = [world.bundle(revision=r) for r in range(2, 6)]
+    child = multiprocessing.get_context("fork").Process(
+        target=_accept_in_child, args=(world, path, bundles, T + 6)
+    )
+    child.start()
+    seen = [1]
+    while child.is_alive() or seen[-1] < 5:
+        reader.reload(now=T + 6)
+        held = reader.active(world.authority.identifier)
+        assert held is not None
+        assert held.bundle.body.revision >= seen[-1]
+        seen.append(held.bundle.body.revision)
+        if not child.is_alive() and seen[-1] < 5 and len(seen) > 10_000:
+            break
+    child.join(20)
+    assert child.exitcode == 0
+    assert seen[-1] == 5
+    assert reader.dormant.unloaded() == []
