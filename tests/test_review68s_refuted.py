@@ -6,9 +6,15 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
-from tests.support.gates import GatesWorld, T, make_world
+from tests.support.gates import GatesWorld, T, make_world, rotate
+from tests.support.parties import Party
+from troth.credentials import Attributes, CredentialChain, issue_credential
 from troth.gates import BundleStore, SqliteBundleTable
+from troth.node import init_node, open_node
 from troth.storage.sqlite import SqliteDatabase
+
+DAY = 86_400
+READ = Attributes({"orders.access": "read"})
 
 # -- a reload whose stamp and bytes another process tore apart --------------------------------
 
@@ -116,3 +122,31 @@ def test_accept_in_one_process_and_reload_in_another_on_one_node_db(tmp_path: Pa
     assert child.exitcode == 0
     assert seen[-1] == 5
     assert reader.dormant.unloaded() == []
+
+
+# -- the wallet: rows from an authority key rotated away ---------------------------------------
+
+
+def test_a_chain_issued_before_its_authority_rotated_is_not_shown(tmp_path: Path) -> None:
+    """Twenty renewals from the authority before its rotation and one after it, the rotated
+    history observed here: only the chain under the new history is shown (each authority's
+    history asked once per call, 68s wallet 1, still judges every row)."""
+    world = make_world()
+    init_node("n", home=tmp_path)
+    with open_node("n", home=tmp_path) as node:
+        me = node.identities.create(now=T, name="me")
+
+        def chain(party: Party, ttl: int) -> bytes:
+            credential = issue_credential(
+                party.signer, subject=me.identifier, attributes=READ, now=T + 200, ttl=ttl, depth=2
+            )
+            return CredentialChain((credential,), (party.identity.history,)).encode()
+
+        for i in range(20):  # later expiries than the new one: first in the store's order
+            node.wallet.hold("me", chain(world.authority, 9 * DAY + i), now=T + 201)
+        rotated, signer = rotate(world, world.authority, T + 100)
+        fresh = chain(signer, 5 * DAY)
+        node.wallet.hold("me", fresh, now=T + 201)
+        assert len(node.wallet.presentable("me", now=T + 202)) == 21  # the rotation unknown
+        node.identities.observe(rotated)
+        assert [h.chain for h in node.wallet.presentable("me", now=T + 202)] == [fresh]
