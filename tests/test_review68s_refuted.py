@@ -3,7 +3,9 @@ work. Each test is a real attempt and fails if the defence it names breaks."""
 
 from __future__ import annotations
 
-import multiprocessing
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.support.gates import GatesWorld, T, make_world, rotate
@@ -89,37 +91,45 @@ def test_a_torn_reload_of_a_bundle_not_yet_valid_denies_then_loads_it_in_time(
 # -- accept and reload in two processes on one node.db ----------------------------------------
 
 
-def _accept_in_child(world: GatesWorld, path: Path, bundles: list[bytes], now: int) -> None:
-    """The other process (forked: its arguments are inherited, not pickled)."""
-    store = BundleStore(world.verifier, SqliteBundleTable(SqliteDatabase(path), now=now))
-    for data in bundles:
-        store.accept(data, feeds=world.feeds(), now=now)
+_CHILD = """
+import sys
+from pathlib import Path
+from troth.gates.bundle_tables import SqliteBundleTable
+from troth.storage.sqlite import SqliteDatabase
+path, authority, now = Path(sys.argv[1]), bytes.fromhex(sys.argv[2]), int(sys.argv[3])
+table = SqliteBundleTable(SqliteDatabase(path), now=now)
+for revision, name in enumerate(sys.argv[4:], start=2):  # what the other process's accepts store
+    table.save_if_newer(authority, revision, Path(name).read_bytes(), now)
+"""
 
 
 def test_accept_in_one_process_and_reload_in_another_on_one_node_db(tmp_path: Path) -> None:
-    """A forked process accepts revisions 2..5 into node.db while this one reloads from its
-    own connection: this store's revision never goes down, ends on 5, and nothing is noted
-    as not loaded."""
+    """Another process stores revisions 2..5 in node.db (as its accepts do, once verified)
+    while this one reloads from its own connection: this store's revision never goes down,
+    ends on 5, and nothing is noted as not loaded (`troth policy show`)."""
     world = make_world()
     path = tmp_path / "node.db"
     reader = BundleStore(world.verifier, SqliteBundleTable(SqliteDatabase(path), now=T + 5))
     reader.accept(world.bundle(revision=1), feeds=world.feeds(), now=T + 5)
-    bundles = [world.bundle(revision=r) for r in range(2, 6)]
-    child = multiprocessing.get_context("fork").Process(
-        target=_accept_in_child, args=(world, path, bundles, T + 6)
-    )
-    child.start()
+    names = []
+    for revision in range(2, 6):
+        name = tmp_path / f"{revision}.bundle"
+        name.write_bytes(world.bundle(revision=revision))
+        names.append(str(name))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    args = [str(path), world.authority.identifier.digest.hex(), str(T + 6), *names]
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, *args], env=env)
     seen = [1]
-    while child.is_alive() or seen[-1] < 5:
+    for _ in range(100_000):  # bounded: a child that hangs fails the test, not the run
+        running = child.poll() is None
         reader.reload(now=T + 6)
         held = reader.active(world.authority.identifier)
         assert held is not None
         assert held.bundle.body.revision >= seen[-1]
         seen.append(held.bundle.body.revision)
-        if not child.is_alive() and seen[-1] < 5 and len(seen) > 10_000:
+        if not running:
             break
-    child.join(20)
-    assert child.exitcode == 0
+    assert child.wait(20) == 0
     assert seen[-1] == 5
     assert reader.dormant.unloaded() == []
 
