@@ -13,7 +13,12 @@ from troth import limits
 from troth.clock import Clock
 from troth.credentials.attributes import Attributes
 from troth.credentials.format import STORED_LATEST, CredentialBody, CredentialChain
-from troth.credentials.held_rows import by_chain, live_held
+from troth.credentials.held_rows import (
+    authority_changes,
+    by_chain,
+    issued_before_rotation,
+    live_held,
+)
 from troth.credentials.issue import caveat_texts, delegate
 from troth.credentials.pending import Recorded, record_pending, superseded
 from troth.credentials.revocation import verify_page
@@ -61,29 +66,6 @@ _F = CredentialFailure
 FEED_RACE_RETRIES: Final = 5
 """How often a sync fetches a page again because another process extended the held feed while
 the page was on its way (a race, not a fork)."""
-
-
-def authority_changes(held: HeldCredential) -> int | None:
-    """How many changes the authority's history in `held`'s chain has (None: unreadable, or
-    the chain carries none). Our own stored chain: decoded, not verified."""
-    try:
-        for data in CredentialChain.decode(held.chain).histories:
-            history = UnverifiedHistory.decode(data)
-            if history.identifier_digest == held.authority:
-                return history.first_index + len(history.changes)
-    except DecodeError:
-        return None
-    return None
-
-
-def issued_before_rotation(held: HeldCredential, known: int | None) -> bool:
-    """Whether `held` was issued before its authority's rotation to change `known - 1` (the
-    authority's changes as its feed or the node's stored copy of its history says): its chain
-    then verifies nowhere (docs/credentials.md, "A stolen authority key")."""
-    if known is None:
-        return False
-    changes = authority_changes(held)
-    return changes is None or changes < known
 
 
 def superseded_changes(feed: VerifiedFeed | None, authority: Identifier) -> int | None:
@@ -287,12 +269,13 @@ class CredentialWallet:
         live = []
         due: dict[bytes, bool] = {}
         known: dict[bytes, int | None] = {}
+        seen: dict[bytes, tuple[bytes, int]] = {}  # histories read (`authority_changes`)
         for held in live_held(self.held(ref), now=now):  # by the chain (68j, wallet 1)
             if self._waits(held.authority, due, now):
                 continue
             if held.authority not in known:
                 known[held.authority] = self.known_changes(Identifier(held.authority))
-            if not issued_before_rotation(held, known[held.authority]):
+            if not issued_before_rotation(held, known[held.authority], seen):
                 live.append(held)
         return live
 
