@@ -7,7 +7,9 @@ row's authority once per row: two store reads (the held feed's supersession, the
 of the authority's history) per row on top of 68j's decode per row. A member holding many
 rows of one authority paid them all at every call (10,000 rows: 20,000 reads). The answer is
 the same for every row of one authority within the call: it is now asked once per authority
-per call, as `sync_due` already was (`_waits`).
+per call, as `sync_due` already was (`_waits`), and each distinct authority history in the
+rows' chains is decoded once per call (`authority_changes`' `seen`): 10,000 rows of one
+authority, its history stored, ~0.9 s -> ~0.45 s on this (loaded) machine.
 
 Wallet 2 (the bundle store). 68j's store 3 made `BundleStore.accept` a no-op when, under the
 lock, it finds the very bytes it verified already active (another thread's accept of them).
