@@ -1,5 +1,7 @@
 """What a wallet may choose from its stored rows: the rows whose chain is what the row says
-(`CredentialWallet.best`, `CredentialWallet.presentable`; review 68j, wallet 1)."""
+(`CredentialWallet.best`, `CredentialWallet.presentable`; review 68j, wallet 1), and whether a
+row's chain was issued before its authority rotated (moved from troth.credentials.wallet,
+which re-exports them: review 68s, wallet 1)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,19 @@ from collections.abc import Iterable, Iterator
 
 from troth.credentials.format import STORED_LATEST, CredentialBody, CredentialChain
 from troth.errors import DecodeError
+from troth.identity import UnverifiedHistory
 from troth.storage import HeldCredential
 
-__all__ = ["by_chain", "chain_expiry", "live_held"]
+__all__ = [
+    "authority_changes",
+    "by_chain",
+    "chain_expiry",
+    "issued_before_rotation",
+    "live_held",
+]
+
+_Seen = dict[bytes, tuple[bytes, int]]
+"""Histories read (`authority_changes`): bytes to the identifier's digest and changes."""
 
 
 def chain_expiry(held: HeldCredential) -> int | None:
@@ -49,3 +61,35 @@ def live_held(rows: Iterable[HeldCredential], *, now: int) -> Iterator[HeldCrede
     not what it says is left out), in their order (`CredentialStore.list_held`: the one that
     expires last first; a row `CredentialWallet.hold` wrote says its chain's expiry)."""
     return (held for held in by_chain(rows) if now < held.expires_at)
+
+
+def authority_changes(held: HeldCredential, seen: _Seen | None = None) -> int | None:
+    """How many changes the authority's history in `held`'s chain has (None: unreadable, or
+    the chain carries none). Our own stored chain: decoded, not verified. `seen`: each history
+    read before (its bytes, to its identifier's digest and changes), read again from there
+    (the renewals of one authority carry the same history: review 68s, wallet 1)."""
+    try:
+        for data in CredentialChain.decode(held.chain).histories:
+            read = None if seen is None else seen.get(data)
+            if read is None:
+                history = UnverifiedHistory.decode(data)
+                read = (history.identifier_digest, history.first_index + len(history.changes))
+                if seen is not None:
+                    seen[data] = read
+            if read[0] == held.authority:
+                return read[1]
+    except DecodeError:
+        return None
+    return None
+
+
+def issued_before_rotation(
+    held: HeldCredential, known: int | None, seen: _Seen | None = None
+) -> bool:
+    """Whether `held` was issued before its authority's rotation to change `known - 1` (the
+    authority's changes as its feed or the node's stored copy of its history says): its chain
+    then verifies nowhere (docs/credentials.md, "A stolen authority key")."""
+    if known is None:
+        return False
+    changes = authority_changes(held, seen)
+    return changes is None or changes < known

@@ -212,7 +212,9 @@ class BundleStore:
         with self._lock:
             held = self._active.get(body.authority)
             if held is not None and held.bundle.data == data:  # another thread's accept of it
-                return held.bundle  # meanwhile: the no-op above (review 68j, store 3)
+                if confirms:  # meanwhile: the no-op above (review 68j, store 3), or a reload's
+                    self._confirm(body.authority)  # (held back: 68s store 1)
+                return held.bundle
             refusal = None
             if held is not None:
                 refusal = _rollback(body, verified.digest, held, feed, skew, now)
@@ -248,11 +250,14 @@ class BundleStore:
         """Let `authority`'s held-back bundle decide again (its bytes were accepted again: a
         reinstall, a push, a pull's answer); whether it was held back. Writes the table when
         it was: call off the event loop."""
-        if not self.held_back(authority):
+        with self._lock:
+            return self._confirm(authority)
+
+    def _confirm(self, authority: Identifier) -> bool:
+        if not self.held_back(authority):  # under the lock
             return False
         self.table.confirm(authority.digest)
-        with self._lock:
-            self._held_back = (self._held_back or frozenset()) - {authority.digest}
+        self._held_back = (self._held_back or frozenset()) - {authority.digest}
         return True
 
     def _replace_stored(
