@@ -230,9 +230,10 @@ class TraceOutbox:
         self.refused = 0
         """Records this process set aside."""
         self._scrubbed_at: int | None = None  # when a delivery last truncated the WAL
-        self.held_back: dict[str, Any] | None = None
+        self.held_back: dict[str, Any] | None = self.store.held(agent.digest)
         """Why and since when the first queued records wait out a refusal (WAITED_OUT: a
-        clock is off; review 68i, clock 1), None when the last answer held none back."""
+        clock is off; review 68i, clock 1), None when the last answer held none back; kept in
+        node.db, so a restart keeps it (review 68r, outbox 2)."""
 
     # -- any thread ----------------------------------------------------------------------------
 
@@ -520,8 +521,11 @@ class TraceOutbox:
                 self.store.mark_stale(agent, stale_from)
             if head_reported(receipts):  # (a batch refused whole reports none: kept)
                 self.store.set_head(agent, receipts.head)
+            waiting = held_back(self.held_back, held, now)
+            if waiting != self.held_back:
+                self.store.set_held(agent, waiting)
         self._in_flight = None
-        self.held_back = held_back(self.held_back, held, now)
+        self.held_back = waiting
         if delivered and self._scrub_due(now):  # the rows' old pages are in the WAL's frames
             self._scrubbed_at = now if scrub_quietly(self.store) else self._scrubbed_at
         if any(r.reason is _F.ATTESTATION_STALE for r in receipts.results):
