@@ -101,7 +101,8 @@ def test_held_back_survives_a_restart_with_its_since(
     assert batch is not None
     outbox.answered(_send(service, batch.submission, party), now=NOW)
     before = outbox.status()["held_back"]
-    assert before is not None and before["since"] == NOW
+    assert before is not None
+    assert before["since"] == NOW
     outbox.close()
     db.close()
     db = SqliteDatabase(tmp_path / "node.db")
