@@ -22,19 +22,29 @@ window, wait queued; `troth trace outbox --requeue`; status `held_back`) (area: 
    answer refused them again, "waiting since" the restart, not since they began to wait.
    Now the outbox keeps it per agent in node.db (`trace_outbox_held`), in the transaction
    that reads the answer; a process opening the outbox reads it back.
+3. (loss after the wait, medium) A record that waited out `record time outside the log's
+   window` (68i, clock 5) had spent its 3 attempts doing so: once the clocks agreed, the first
+   refusal the chain moving under it earns (another writer of the agent's records appended
+   first: `per-agent chain broken`; a rotation: `signing key attested under an older
+   change`), a refusal it is signed again for up to 3 times, set it aside for good at once
+   (the durable outbox and the in-memory batcher alike). Now a record that waits out a clock
+   is marked waiting (attempts = RESIGN_ATTEMPTS, stored), and a refusal of another kind
+   after the wait starts its count afresh.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.support.traces import Held
-from tests.test_review68i_clock import _ahead_then_right, _send
+from tests.test_review68i_clock import DAY, _ahead_then_right, _send
 from tests.test_trace_service import NOW, F, Service, service, tool  # noqa: F401 - a fixture
 from troth.storage import SqliteDatabase
+from troth.trace.batcher import TraceBatcher
 from troth.trace.outbox import TraceOutbox
 from troth.trace.signing import keyid_of, open_envelope, sign_record
 
@@ -124,3 +134,63 @@ def test_held_back_survives_a_restart_with_its_since(
     assert outbox.status()["held_back"] is None
     outbox.close()
     db.close()
+
+
+def _chain_moved_after_the_wait(service: Service, batcher: Any) -> Any:  # noqa: F811
+    """`batcher`'s record waits out the log's clock a day ahead (refused 5 times); the clock
+    is put right; another writer appends a record of the same agent first; then `batcher`
+    sends until nothing is pending. The record queued."""
+    party = service.world.support
+    service.clock.advance(DAY)
+    queued = batcher.add(tool("refund"), now=NOW)
+    for _ in range(5):
+        batch = batcher.next_batch(NOW)
+        assert batch is not None
+        receipts = _send(service, batch.submission, party)
+        assert receipts.results[0].reason is F.TIME_OUT_OF_RANGE
+        batcher.answered(receipts, now=NOW)
+    service.clock.advance(-DAY)
+    other = TraceBatcher(lambda now: party.signer)
+    other.set_head(None)
+    first = other.add(tool("lookup_order"), now=NOW)
+    batch = other.next_batch(NOW)
+    assert batch is not None
+    other.answered(_send(service, batch.submission, party), now=NOW)
+    assert first.result() == 0
+    for _ in range(4):
+        if not batcher.pending():
+            break
+        batch = batcher.next_batch(NOW)
+        assert batch is not None
+        batcher.answered(_send(service, batch.submission, party), now=NOW)
+    return queued
+
+
+def test_a_record_that_waited_out_the_clock_is_signed_again_when_the_chain_moves(
+    service: Service,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Outbox 3 (durable outbox)."""
+    party = service.world.support
+    db = SqliteDatabase(tmp_path / "node.db")
+    outbox = TraceOutbox(db, party.identifier, lambda now: party.signer)
+    queued = _chain_moved_after_the_wait(service, outbox)
+    try:
+        assert outbox.status()["refused"] == 0
+        assert queued.result() == 1
+        assert outbox.status()["held_back"] is None
+    finally:
+        outbox.close()
+        db.close()
+
+
+def test_a_record_that_waited_out_the_clock_in_memory_is_signed_again_when_the_chain_moves(
+    service: Service,  # noqa: F811
+) -> None:
+    """Outbox 3 (in-memory batcher)."""
+    party = service.world.support
+    batcher = TraceBatcher(lambda now: party.signer)
+    batcher.set_head(None)
+    queued = _chain_moved_after_the_wait(service, batcher)
+    assert queued.error is None
+    assert queued.result() == 1

@@ -31,7 +31,8 @@ troth.node.services.trace.TraceClient, as the in-memory troth.trace.batcher.Trac
   (the log's clock ran ahead when it signed its newest checkpoint), or TIME_OUT_OF_RANGE once
   its 3 attempts are spent (the log's clock is off now): WAITED_OUT, waits queued, with the
   records after it, and is signed again (dated when sent) each time it goes, with no attempt
-  counted, until the log takes it; the outbox's bounds limit what waits, and
+  counted, until the log takes it (a refusal of another kind after the wait counts its 3
+  attempts afresh: review 68r, outbox 3); the outbox's bounds limit what waits, and
   `status()["held_back"]` says why and since when (review 68i, clock 1 and 5). Any other refusal
   (or the third) sets the record aside in `trace_outbox_refused` with its reason, kept and
   reported, never sent again.
@@ -91,13 +92,12 @@ from troth.identity import Identifier, Signer
 from troth.storage import SqliteDatabase
 from troth.storage.peers import SoleHolder
 from troth.trace.batcher import (
-    RESIGN_ATTEMPTS,
-    RESIGNED,
     SEND_LATE,
     SUBMIT_ROOM,
-    WAITED_OUT,
+    WAITING,
     Queued,
     SignerSource,
+    attempts_after,
     head_reported,
     held_back,
     lost_chain,
@@ -508,11 +508,11 @@ class TraceOutbox:
                     continue  # the log lost the chain: sent again with it (55b, chains 1)
                 if stale_from is None:
                     stale_from = item.pos
-                if result.reason in RESIGNED and item.attempts + 1 < RESIGN_ATTEMPTS:
-                    self.store.retry(agent, item.pos, item.hash)
-                    continue
-                if result.reason in WAITED_OUT:  # a clock is off: kept, signed again when
-                    held = result.error(item.record)  # sent (review 68i, clock 1 and 5)
+                attempts = attempts_after(result.reason, item.attempts)
+                if attempts is not None:  # signed again when sent; WAITING: a clock is off,
+                    # kept (review 68i, clock 1 and 5), a refusal after it counts afresh (68r)
+                    self.store.retry(agent, item.pos, item.hash, attempts)
+                    held = result.error(item.record) if attempts == WAITING else held
                     continue
                 error = result.error(item.record)
                 if self._set_aside(agent, item.pos, item.hash, error, now):

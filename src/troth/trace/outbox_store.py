@@ -466,12 +466,12 @@ class OutboxStore:
         self._count(agent, queued=-1, queued_bytes=-found.size, refused=1, refused_bytes=found.size)
         return True
 
-    def retry(self, agent: bytes, pos: int, digest: bytes) -> None:
-        """A refused record will be signed again: one attempt more."""
+    def retry(self, agent: bytes, pos: int, digest: bytes, attempts: int) -> None:
+        """A refused record will be signed again, its refusals counted `attempts`
+        (troth.trace.batcher.attempts_after)."""
         self.db.execute(
-            "UPDATE trace_outbox SET attempts = attempts + 1 WHERE pos = ? AND agent = ? "
-            "AND hash = ?",
-            (pos, agent, digest),
+            "UPDATE trace_outbox SET attempts = ? WHERE pos = ? AND agent = ? AND hash = ?",
+            (attempts, pos, agent, digest),
         )
 
     def mark_stale(self, agent: bytes, start: int) -> None:
