@@ -652,7 +652,7 @@ def test_the_node_database_tables_hold_the_documented_columns(tmp_path: Path) ->
     every column the code creates (`vault_keys` lacked key_type, purpose and created_at)."""
     db = SqliteDatabase(tmp_path / "node.db")
     conn = db.connection()
-    for statement in (*outbox_store._SCHEMA, *outbox_store._SOURCES):
+    for statement in (*outbox_store._SCHEMA, *outbox_store._SOURCES, *outbox_store._HELD):
         conn.execute(statement)
 
     def columns(table: str) -> list[str]:

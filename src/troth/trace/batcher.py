@@ -53,7 +53,7 @@ from troth.trace.submit import (
     item_size,
 )
 
-__all__ = ["Batch", "Batcher", "Queued", "SentBatch", "TraceBatcher"]
+__all__ = ["Batch", "Batcher", "Queued", "SentBatch", "TraceBatcher", "attempts_after"]
 
 _F = TraceFailure
 RESIGNED: Final = frozenset(
@@ -69,6 +69,10 @@ TRACE_BACKDATED_WAIT_SECONDS between such batches (review 68i, clock 1 and 5). B
 checkpoint the log signed while its clock ran ahead) waits at once; TIME_OUT_OF_RANGE (the
 log's clock ahead or behind now) once its RESIGN_ATTEMPTS are spent."""
 RESIGN_ATTEMPTS: Final = 3
+WAITING: Final = RESIGN_ATTEMPTS
+"""A record's attempts while it waits out a clock (WAITED_OUT; a record signed again has
+fewer): a refusal of another kind after the wait counts afresh (review 68r, outbox 3: the
+attempts spent on the clock set it aside at the first move of the chain once it was fixed)."""
 SEND_LATE: Final = limits.MAX_CLOCK_SKEW_SECONDS // 2
 """A record older than this when it is sent is dated again (the collector allows the skew)."""
 SUBMIT_ROOM: Final = 4096
@@ -130,6 +134,19 @@ class SentBatch(Protocol):
 
     @property
     def submission(self) -> Submission: ...
+
+
+def attempts_after(reason: TraceFailure | None, attempts: int) -> int | None:
+    """A record's attempts once refused `reason` after `attempts`: one more when it is signed
+    again (RESIGNED), WAITING when it waits out a clock (WAITED_OUT: BACKDATED at once,
+    TIME_OUT_OF_RANGE once its RESIGN_ATTEMPTS are spent), None when it is set aside. A
+    record that was WAITING counts afresh."""
+    if reason in WAITED_OUT and (reason not in RESIGNED or attempts + 1 >= RESIGN_ATTEMPTS):
+        return WAITING
+    counted = 0 if attempts >= WAITING else attempts
+    if reason in RESIGNED and counted + 1 < RESIGN_ATTEMPTS:
+        return counted + 1
+    return None
 
 
 def head_reported(receipts: Receipts) -> bool:
@@ -445,14 +462,14 @@ class TraceBatcher:
             if lost_chain(result, queued.chain, batch.chains, self._kept_chains):
                 again.append(queued)  # the log lost it: sent again with it (55b, chains 1)
                 continue
-            queued.attempts += 1
-            if result.reason in RESIGNED and queued.attempts < RESIGN_ATTEMPTS:
-                again.append(queued)
-            elif result.reason in WAITED_OUT:  # a clock is off: waits (review 68i, clock 2)
-                held = result.error(queued.record)
-                again.append(queued)
-            else:
+            attempts = attempts_after(result.reason, queued.attempts)
+            if attempts is None:
                 self._settle(queued, None, result.error(queued.record))
+                continue
+            queued.attempts = attempts
+            if attempts == WAITING:  # a clock is off: waits (review 68i, clock 2; 68r)
+                held = result.error(queued.record)
+            again.append(queued)
         with self._lock:
             self._queue.extendleft(reversed(again))
         if head_reported(receipts):  # (a batch refused whole reports none: kept)

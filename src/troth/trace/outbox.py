@@ -31,7 +31,8 @@ troth.node.services.trace.TraceClient, as the in-memory troth.trace.batcher.Trac
   (the log's clock ran ahead when it signed its newest checkpoint), or TIME_OUT_OF_RANGE once
   its 3 attempts are spent (the log's clock is off now): WAITED_OUT, waits queued, with the
   records after it, and is signed again (dated when sent) each time it goes, with no attempt
-  counted, until the log takes it; the outbox's bounds limit what waits, and
+  counted, until the log takes it (a refusal of another kind after the wait counts its 3
+  attempts afresh: review 68r, outbox 3); the outbox's bounds limit what waits, and
   `status()["held_back"]` says why and since when (review 68i, clock 1 and 5). Any other refusal
   (or the third) sets the record aside in `trace_outbox_refused` with its reason, kept and
   reported, never sent again.
@@ -91,13 +92,12 @@ from troth.identity import Identifier, Signer
 from troth.storage import SqliteDatabase
 from troth.storage.peers import SoleHolder
 from troth.trace.batcher import (
-    RESIGN_ATTEMPTS,
-    RESIGNED,
     SEND_LATE,
     SUBMIT_ROOM,
-    WAITED_OUT,
+    WAITING,
     Queued,
     SignerSource,
+    attempts_after,
     head_reported,
     held_back,
     lost_chain,
@@ -230,9 +230,10 @@ class TraceOutbox:
         self.refused = 0
         """Records this process set aside."""
         self._scrubbed_at: int | None = None  # when a delivery last truncated the WAL
-        self.held_back: dict[str, Any] | None = None
+        self.held_back: dict[str, Any] | None = self.store.held(agent.digest)
         """Why and since when the first queued records wait out a refusal (WAITED_OUT: a
-        clock is off; review 68i, clock 1), None when the last answer held none back."""
+        clock is off; review 68i, clock 1), None when the last answer held none back; kept in
+        node.db, so a restart keeps it (review 68r, outbox 2)."""
 
     # -- any thread ----------------------------------------------------------------------------
 
@@ -507,11 +508,11 @@ class TraceOutbox:
                     continue  # the log lost the chain: sent again with it (55b, chains 1)
                 if stale_from is None:
                     stale_from = item.pos
-                if result.reason in RESIGNED and item.attempts + 1 < RESIGN_ATTEMPTS:
-                    self.store.retry(agent, item.pos, item.hash)
-                    continue
-                if result.reason in WAITED_OUT:  # a clock is off: kept, signed again when
-                    held = result.error(item.record)  # sent (review 68i, clock 1 and 5)
+                attempts = attempts_after(result.reason, item.attempts)
+                if attempts is not None:  # signed again when sent; WAITING: a clock is off,
+                    # kept (review 68i, clock 1 and 5), a refusal after it counts afresh (68r)
+                    self.store.retry(agent, item.pos, item.hash, attempts)
+                    held = result.error(item.record) if attempts == WAITING else held
                     continue
                 error = result.error(item.record)
                 if self._set_aside(agent, item.pos, item.hash, error, now):
@@ -520,8 +521,11 @@ class TraceOutbox:
                 self.store.mark_stale(agent, stale_from)
             if head_reported(receipts):  # (a batch refused whole reports none: kept)
                 self.store.set_head(agent, receipts.head)
+            waiting = held_back(self.held_back, held, now)
+            if waiting != self.held_back:
+                self.store.set_held(agent, waiting)
         self._in_flight = None
-        self.held_back = held_back(self.held_back, held, now)
+        self.held_back = waiting
         if delivered and self._scrub_due(now):  # the rows' old pages are in the WAL's frames
             self._scrubbed_at = now if scrub_quietly(self.store) else self._scrubbed_at
         if any(r.reason is _F.ATTESTATION_STALE for r in receipts.results):

@@ -25,6 +25,11 @@ docs/formats.md, "Trace outbox"), made on first use (`CREATE TABLE IF NOT EXISTS
                           so a bound is one look-up, not a count over the table; made again
                           from the rows when an outbox is opened (`recount`: an earlier version
                           may have changed the rows without them)
+    trace_outbox_held     per agent, why and since when its first queued records wait out a
+                          refusal (`TraceOutbox.held_back`: reason, detail, record, since), kept
+                          in the transaction that reads the answer so a restart keeps it
+                          (review 68r, outbox 2); made on first use in a database an earlier
+                          version wrote
 
 The methods only run statements: the caller (troth.trace.outbox) wraps each change in one
 transaction, so a crash leaves every row as it was before the change or after it. A row that
@@ -81,6 +86,11 @@ _SOURCES: Final = (
         record TEXT PRIMARY KEY, source BLOB NOT NULL, size INTEGER NOT NULL)""",
     "CREATE TABLE IF NOT EXISTS trace_outbox_members ("
     "source BLOB PRIMARY KEY, rows INTEGER NOT NULL, bytes INTEGER NOT NULL)",
+)
+_HELD: Final = (
+    """CREATE TABLE IF NOT EXISTS trace_outbox_held (
+        agent BLOB PRIMARY KEY, reason TEXT NOT NULL, detail TEXT NOT NULL, record TEXT,
+        since INTEGER NOT NULL)""",
 )
 _RECOUNT: Final = (
     "DELETE FROM trace_outbox_members",
@@ -211,6 +221,7 @@ class OutboxStore:
         for tables, schema in (
             (("trace_outbox_agents",), _SCHEMA),
             (("trace_outbox_sources", "trace_outbox_members"), _SOURCES),
+            (("trace_outbox_held",), _HELD),
         ):
             if not all(_table_exists(db, table) for table in tables):
                 with db.transaction():  # each statement made to run again harmlessly
@@ -455,12 +466,12 @@ class OutboxStore:
         self._count(agent, queued=-1, queued_bytes=-found.size, refused=1, refused_bytes=found.size)
         return True
 
-    def retry(self, agent: bytes, pos: int, digest: bytes) -> None:
-        """A refused record will be signed again: one attempt more."""
+    def retry(self, agent: bytes, pos: int, digest: bytes, attempts: int) -> None:
+        """A refused record will be signed again, its refusals counted `attempts`
+        (troth.trace.batcher.attempts_after)."""
         self.db.execute(
-            "UPDATE trace_outbox SET attempts = attempts + 1 WHERE pos = ? AND agent = ? "
-            "AND hash = ?",
-            (pos, agent, digest),
+            "UPDATE trace_outbox SET attempts = ? WHERE pos = ? AND agent = ? AND hash = ?",
+            (attempts, pos, agent, digest),
         )
 
     def mark_stale(self, agent: bytes, start: int) -> None:
@@ -477,6 +488,28 @@ class OutboxStore:
         self.db.execute(
             "UPDATE trace_outbox_agents SET seq = ?, hash = ?, time = ? WHERE agent = ?",
             (*values, agent),
+        )
+
+    def held(self, agent: bytes) -> dict[str, Any] | None:
+        """Why and since when `agent`'s first queued records wait out a refusal, as the last
+        answer left it (None: it held none back)."""
+        row = self.db.fetch_one(
+            "SELECT reason, detail, record, since FROM trace_outbox_held WHERE agent = ?",
+            (agent,),
+        )
+        if row is None:
+            return None
+        return {"reason": row[0], "detail": row[1], "record": row[2], "since": row[3]}
+
+    def set_held(self, agent: bytes, held: dict[str, Any] | None) -> None:
+        """Keep what `held` says of `agent`'s records waiting out a refusal (None: none)."""
+        if held is None:
+            self.db.execute("DELETE FROM trace_outbox_held WHERE agent = ?", (agent,))
+            return
+        self.db.execute(
+            "INSERT OR REPLACE INTO trace_outbox_held (agent, reason, detail, record, since) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (agent, held["reason"], held["detail"], held["record"], held["since"]),
         )
 
     def discard(self, records: Sequence[str]) -> list[str]:
