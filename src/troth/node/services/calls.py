@@ -91,14 +91,16 @@ class Calls:
             raise Unreachable(self._closed)
         request_id = self._new_id()
         request = encode_request(request_id, method, arguments)
+        loop = asyncio.get_running_loop()
+        started = loop.time()  # (one clock read for the first send: review 68q, rtt)
+        deadline = started + timeout  # from the call, not from a slot: a slot waited for
+        # counts against the timeout (review 68x, calls 1)
         if self._busy < self.limit:
             self._busy += 1
         else:
             await self._wait_for_slot(timeout)
+            started = loop.time()
         try:
-            loop = asyncio.get_running_loop()
-            started = loop.time()  # (one clock read for the first send: review 68q, rtt)
-            deadline = started + timeout
             ceiling = BUSY_BACKOFF[0]
             while True:  # one request sent, its answer awaited (Unreachable past the
                 # deadline); inline, not a coroutine of its own (review 68q, rtt)
