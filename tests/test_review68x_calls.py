@@ -19,14 +19,13 @@ from troth.errors import Unreachable
 from troth.node.services.calls import Calls
 from troth.routing import Address, RoutedMessage, Router, Source
 
-
 TIMEOUT = 0.2
 
 
 def test_a_slot_waited_for_counts_against_the_call_timeout() -> None:
     """calls 1: with one slot held by a request nobody answers (timeout t/2), a second call
-    (timeout t) is sent when the first times out; its deadline is its own start + timeout, not the moment
-    it got the slot + timeout."""
+    (timeout t) is sent when the first times out; its deadline is its own start + t, not
+    the moment it got the slot + t."""
 
     async def run() -> tuple[float, float]:
         loop = asyncio.get_running_loop()
@@ -48,7 +47,8 @@ def test_a_slot_waited_for_counts_against_the_call_timeout() -> None:
             await calls.call(router, (hop,), "m", None, TIMEOUT)
         with pytest.raises(Unreachable):
             await first
-        assert calls.in_flight == 0 and calls._busy == 0
+        assert calls.in_flight == 0
+        assert calls._busy == 0
         assert len(deadlines) == 2  # the second was sent, after the first timed out
         return second_start, deadlines[1]
 
