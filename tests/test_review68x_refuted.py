@@ -13,6 +13,10 @@
   and keeps none past `CACHED_HEADER` bytes.
 - `Router.route` steps the message itself: the allow-set check lands on each hop in turn, on a
   route of `MAX_ROUTE_LENGTH` local hops, and the message a hop gets is what `stepped` gives.
+- The encoder's cache is keyed on the (onward, return) pair: the same hops split differently
+  between the routes are two headers, not one entry.
+- A `Calls` closed (its channel gone) fails at once both the caller in flight and the one
+  waiting for a slot (the inline loop still checks `closed` before each send).
 - The struct-packed Noise nonce at its edges for both ciphers: 2^64-2 is the last usable
   counter (the spec's layout), 2^64-1 is refused with a typed `ChannelError`, and REKEY is
   ENCRYPT at 2^64-1 (the public vectors themselves run in test_noise_vectors.py).
@@ -33,7 +37,7 @@ from troth.channel.secure import SecureChannel
 from troth.channel.state import ChannelState
 from troth.crypto import Aead, AeadAlgorithm
 from troth.encoding import cbor
-from troth.errors import ChannelError, ChannelFailure, RoutingError
+from troth.errors import ChannelError, ChannelFailure, RoutingError, Unreachable
 from troth.node.channel_ends import ChannelEnd
 from troth.node.services.calls import Calls
 from troth.node.services.protocol import BUSY, RESPONSE, VERSION, decode_request, error_response
@@ -255,3 +259,38 @@ def test_the_nonce_edges_of_both_ciphers(
     rekey = spec.encrypt(b"\x00" * 4 + (2**64 - 1).to_bytes(8, order), bytes(32), b"")[:32]
     probe = CipherState(algorithm, rekey).encrypt_with_ad(b"", b"x")
     assert CipherState(algorithm, key).rekeyed().encrypt_with_ad(b"", b"x") == probe
+
+
+def test_routes_split_differently_get_their_own_headers() -> None:
+    """The encoder's cache is keyed on (onward, return): the same hops split differently
+    between the two routes are two entries, two headers, each decoding to its own routes."""
+    a, b, c = (Address("worker", name) for name in ("a", "b", "c"))
+    one = RoutedMessage((a, b), (c,), b"").header()
+    two = RoutedMessage((a,), (b, c), b"").header()
+    assert one != two
+    assert RoutedMessage.decode(one).onward == (a, b)
+    assert RoutedMessage.decode(two).onward == (a,)
+    assert RoutedMessage.decode(two).return_route == (b, c)
+
+
+def test_closing_calls_fails_the_caller_in_flight_and_the_one_waiting_for_a_slot() -> None:
+    async def run() -> list[BaseException | Any]:
+        router = Router()
+        hop = Address("worker", "hop")
+        calls = Calls(hop, limit=1)
+        router.register(calls.address, calls.answer)
+
+        async def swallow(message: RoutedMessage, source: Source | None) -> None:
+            pass
+
+        router.register(hop, swallow)
+        tasks = [asyncio.create_task(calls.call(router, (hop,), "m", None, 30.0)) for _ in range(2)]
+        await asyncio.sleep(0)
+        assert calls.in_flight == 1  # the other waits for the slot
+        calls.close("the channel closed")
+        async with asyncio.timeout(5):  # at once, not after their 30 s
+            return await asyncio.gather(*tasks, return_exceptions=True)
+
+    outcomes = asyncio.run(run())
+    assert [type(outcome) for outcome in outcomes] == [Unreachable, Unreachable]
+    assert all("the channel closed" in str(outcome) for outcome in outcomes)
