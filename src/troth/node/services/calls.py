@@ -86,7 +86,8 @@ class Calls:
     ) -> Any:
         """Send a request along `route` (starting with this hop) and wait for its answer. A
         `busy` answer (the request did not run) is sent again after a back-off, until the
-        deadline; then `Busy` is raised."""
+        deadline; then `Busy` is raised. The deadline is `timeout` from this call: a wait for
+        a slot counts against it (review 68x, calls 1)."""
         if self._closed is not None:
             raise Unreachable(self._closed)
         request_id = self._new_id()
