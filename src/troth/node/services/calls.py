@@ -86,19 +86,22 @@ class Calls:
     ) -> Any:
         """Send a request along `route` (starting with this hop) and wait for its answer. A
         `busy` answer (the request did not run) is sent again after a back-off, until the
-        deadline; then `Busy` is raised."""
+        deadline; then `Busy` is raised. The deadline is `timeout` from this call: a wait for
+        a slot counts against it (review 68x, calls 1)."""
         if self._closed is not None:
             raise Unreachable(self._closed)
         request_id = self._new_id()
         request = encode_request(request_id, method, arguments)
+        loop = asyncio.get_running_loop()
+        started = loop.time()  # (one clock read for the first send: review 68q, rtt)
+        deadline = started + timeout  # from the call, not from a slot: a slot waited for
+        # counts against the timeout (review 68x, calls 1)
         if self._busy < self.limit:
             self._busy += 1
         else:
             await self._wait_for_slot(timeout)
+            started = loop.time()
         try:
-            loop = asyncio.get_running_loop()
-            started = loop.time()  # (one clock read for the first send: review 68q, rtt)
-            deadline = started + timeout
             ceiling = BUSY_BACKOFF[0]
             while True:  # one request sent, its answer awaited (Unreachable past the
                 # deadline); inline, not a coroutine of its own (review 68q, rtt)
