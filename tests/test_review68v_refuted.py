@@ -14,6 +14,9 @@
   attestation it shows, that identity's, not the node's.
 - After the replacement the link is back on a channel showing the renewed key, and later
   rounds leave it (no close at every round).
+- A service reachable only through a relay name created over the replaced channel: the link
+  creates the name again over its new channel (its `restore`), and the relay node holds the
+  name for its owner meanwhile: reached again through it.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import cast
 from tests.support.channels import T
 from tests.support.nodes import HUB, MemNet, route, run_memnet
 from tests.support.parties import make_channel_party
+from tests.test_review68v_renewal import advance_to
 from troth.identity.attestation import PurposeKeyAttestation
 from troth.identity.service import PURPOSE_KEY_TTL
 from troth.node import Node
@@ -140,11 +144,7 @@ def test_the_replacement_channel_is_left_by_the_rounds_after(tmp_path: Path) -> 
         end = await a.channel_to(route(HUB))
         times = replace_times(end.channel.me.attestation, end.id)
         assert times is not None
-        while net.clock.now() < times[0]:
-            net.clock.advance(min(20, times[0] - net.clock.now()))
-            await net.hub.maintain()
-            await a.maintain()
-        await asyncio.sleep(0.01)
+        await advance_to(net, times[0])
         assert end.channel.closed
         again = await a.channel_to(route(HUB))
         later = replace_times(again.channel.me.attestation, again.id)
@@ -159,3 +159,32 @@ def test_the_replacement_channel_is_left_by_the_rounds_after(tmp_path: Path) -> 
         assert row.state is LinkState.CONNECTED
 
     run_memnet(test, tmp_path)
+
+
+def test_a_relay_name_is_created_again_over_the_replacement_channel(tmp_path: Path) -> None:
+    """b reachable only through its relay name at the hub: once its hub channel is replaced,
+    its link creates the name again over the new one and a reaches b through it."""
+
+    async def test(net: MemNet) -> None:
+        assert net.hub is not None
+        b = await net.node("b", prepare=_short_keys)
+        await b.enroll(net.ticket(**{"troth.relay": "b"}), "b")
+        await b.create_relay("b", HUB)
+        a = await net.member("a")
+        to_b = f"{HUB}/relay/b/service/echo"
+        assert await a.send_message(to_b, "up") == "up"
+        end = await b.channel_to(route(HUB))
+        times = replace_times(end.channel.me.attestation, end.id)
+        assert times is not None
+        await advance_to(net, times[0])
+        for _ in range(300):  # the link back (its backoff: under a second)
+            (row,) = b.link_rows()
+            if end.channel.closed and row.state is LinkState.CONNECTED:
+                break
+            await asyncio.sleep(0.01)
+        assert end.channel.closed
+        assert row.state is LinkState.CONNECTED
+        assert row.relays == ("b",)
+        assert await a.send_message(to_b, "again") == "again"
+
+    run_memnet(test, tmp_path, relay_grace=3600)

@@ -64,7 +64,7 @@ def _short_keys(node: Node) -> None:
     node.identities.purpose_key_ttl = TTL
 
 
-async def _advance_to(net: MemNet, when: int) -> None:
+async def advance_to(net: MemNet, when: int) -> None:
     """Move the clock to `when` in maintenance rounds of both nodes."""
     while net.clock.now() < when:
         net.clock.advance(min(20, when - net.clock.now()))
@@ -91,14 +91,14 @@ def test_a_request_in_flight_is_answered_over_a_channel_due_for_replacement(
 
         first = asyncio.ensure_future(call(a.router, (end.enc, SLOW), "wait", 1, timeout=30))
         await asyncio.wait_for(slow.gate(1)[1].wait(), 2)
-        await _advance_to(net, at)  # its time: busy, kept
+        await advance_to(net, at)  # its time: busy, kept
         assert not end.channel.closed
         slow.gate(1)[0].set()
         assert await first == 1  # answered, not Unreachable
 
         second = asyncio.ensure_future(call(a.router, (end.enc, SLOW), "wait", 2, timeout=30))
         await asyncio.wait_for(slow.gate(2)[1].wait(), 2)
-        await _advance_to(net, last)  # its last time: closed even so
+        await advance_to(net, last)  # its last time: closed even so
         assert end.channel.closed
         assert end.channel.close_reason is ChannelFailure.NORMAL
         with pytest.raises(Unreachable, match="closed"):
@@ -115,9 +115,9 @@ def test_an_idle_channel_is_replaced_at_its_own_time(tmp_path: Path) -> None:
         end = await a.channel_to(route(HUB))
         times = replace_times(end.channel.me.attestation, end.id)
         assert times is not None
-        await _advance_to(net, times[0] - 1)
+        await advance_to(net, times[0] - 1)
         assert not end.channel.closed
-        await _advance_to(net, times[0])
+        await advance_to(net, times[0])
         assert end.channel.closed
 
     run_memnet(test, tmp_path)
