@@ -34,7 +34,7 @@ from troth.identity.attestation import PurposeKeyAttestation
 from troth.identity.service import PURPOSE_KEY_TTL
 from troth.node import Node
 from troth.node.channel_ends import ChannelEnd
-from troth.node.key_renewal import due_for_new_key, replace_times
+from troth.node.key_renewal import KEY_REPLACE_MARGIN, due_for_new_key, replace_times
 from troth.node.links import LinkState
 from troth.vault import SoftwareVault
 
@@ -188,3 +188,15 @@ def test_a_relay_name_is_created_again_over_the_replacement_channel(tmp_path: Pa
         assert await a.send_message(to_b, "again") == "again"
 
     run_memnet(test, tmp_path, relay_grace=3600)
+
+
+def test_busy_channels_are_not_all_cut_at_the_windows_end() -> None:
+    """A peer keeping every channel busy (a request in flight at each round) still meets
+    times of their own: the last times spread too, all before the margin."""
+    vault = SoftwareVault()
+    attestation = _attestation(vault, now=T)
+    expires = PurposeKeyAttestation.decode(attestation).expires_at
+    times = [replace_times(attestation, f"chan-{n:016x}") for n in range(200)]
+    lasts = {t[1] for t in times if t is not None and t[0] < t[1]}
+    assert len(lasts) > 150
+    assert max(lasts) <= expires - KEY_REPLACE_MARGIN

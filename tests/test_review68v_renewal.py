@@ -6,8 +6,10 @@ renewal 1 (low): the maintenance round closed a channel at its replacement time 
    failed with Unreachable (`channel … closed`), and a peer's request running on it was
    cancelled, by a close the node planned hours ahead, though the window left it rounds to
    find the channel idle. Now a channel with a request in flight either way is replaced at
-   the first round past its time that finds it idle, and only at its last time (still
-   KEY_REPLACE_MARGIN before the expiry) whatever is in flight (`key_renewal.replace_times`).
+   the first round past its time that finds it idle, and at its last time whatever is in
+   flight: half-way from its own time to the window's end (KEY_REPLACE_MARGIN before the
+   expiry), so busy channels are not all cut in one second either
+   (`key_renewal.replace_times`).
 """
 
 from __future__ import annotations

@@ -42,8 +42,9 @@ allowed has not cut it first."""
 
 def replace_times(attestation: bytes, channel_id: str) -> tuple[int, int] | None:
     """When the channel `channel_id`, which shows `attestation`, is replaced if idle, and the
-    last time, when it is replaced even with requests in flight (None: the attestation does
-    not decode, as no channel this node opened shows)."""
+    last time, when it is replaced even with requests in flight (at most the window's end,
+    KEY_REPLACE_MARGIN before the expiry; None: the attestation does not decode, as no
+    channel this node opened shows)."""
     try:
         decoded = PurposeKeyAttestation.decode(attestation)
     except DecodeError:
@@ -54,7 +55,10 @@ def replace_times(attestation: bytes, channel_id: str) -> tuple[int, int] | None
     end = expires_at - min(KEY_REPLACE_MARGIN, validity // 4)
     spread = max(1, end - start)
     digest = hashlib.blake2b(channel_id.encode(), digest_size=8).digest()
-    return start + int.from_bytes(digest, "big") % spread, max(start, end)
+    at = start + int.from_bytes(digest, "big") % spread
+    # the last time spread as well, half-way from its own time to the window's end: a peer
+    # keeping each of its channels busy does not have them all cut in the same second
+    return at, at + max(0, end - at + 1) // 2
 
 
 def replace_at(attestation: bytes, channel_id: str) -> int | None:
