@@ -15,14 +15,20 @@ the same second.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from troth.errors import DecodeError
 from troth.identity.attestation import PurposeKeyAttestation
 from troth.node.channel_ends import ChannelEnd
 
-__all__ = ["KEY_REPLACE_MARGIN", "KEY_REPLACE_WINDOW", "due_for_new_key", "replace_at"]
+__all__ = [
+    "KEY_REPLACE_MARGIN",
+    "KEY_REPLACE_WINDOW",
+    "due_for_new_key",
+    "replace_at",
+    "replace_times",
+]
 
 KEY_REPLACE_WINDOW: Final = 12 * 3600
 """Seconds before the shown key's attestation expires from which its channels are replaced
@@ -34,9 +40,11 @@ the validity): well over MAX_CLOCK_SKEW_SECONDS, so a peer whose clock is ahead 
 allowed has not cut it first."""
 
 
-def replace_at(attestation: bytes, channel_id: str) -> int | None:
-    """When the channel `channel_id`, which shows `attestation`, is replaced (None: the
-    attestation does not decode, as no channel this node opened shows)."""
+def replace_times(attestation: bytes, channel_id: str) -> tuple[int, int] | None:
+    """When the channel `channel_id`, which shows `attestation`, is replaced if idle, and the
+    last time, when it is replaced even with requests in flight (at most the window's end,
+    KEY_REPLACE_MARGIN before the expiry; None: the attestation does not decode, as no
+    channel this node opened shows)."""
     try:
         decoded = PurposeKeyAttestation.decode(attestation)
     except DecodeError:
@@ -47,15 +55,32 @@ def replace_at(attestation: bytes, channel_id: str) -> int | None:
     end = expires_at - min(KEY_REPLACE_MARGIN, validity // 4)
     spread = max(1, end - start)
     digest = hashlib.blake2b(channel_id.encode(), digest_size=8).digest()
-    return start + int.from_bytes(digest, "big") % spread
+    at = start + int.from_bytes(digest, "big") % spread
+    # the last time spread as well, half-way from its own time to the window's end: a peer
+    # keeping each of its channels busy does not have them all cut in the same second
+    return at, at + max(0, end - at + 1) // 2
+
+
+def replace_at(attestation: bytes, channel_id: str) -> int | None:
+    """When the channel `channel_id`, which shows `attestation`, is replaced if idle (None:
+    the attestation does not decode)."""
+    times = replace_times(attestation, channel_id)
+    return None if times is None else times[0]
 
 
 def due_for_new_key(
-    ends: Iterable[ChannelEnd], now: int, *, renewed: frozenset[bytes]
+    ends: Iterable[ChannelEnd],
+    now: int,
+    *,
+    renewed: frozenset[bytes],
+    busy: Callable[[ChannelEnd], bool],
 ) -> list[ChannelEnd]:
     """The open `ends` to replace at `now`: those past their `replace_at` whose shown
     attestation is not one of `renewed` (the ones the node shows now: closing a channel whose
-    replacement would show the same key again gains nothing)."""
+    replacement would show the same key again gains nothing), and that are not `busy` (a
+    request in flight over it, either way) unless past their last time: a planned close failed
+    the requests in flight with Unreachable, where an idle moment came within the window
+    (review 68v, renewal 1)."""
     due = []
     for end in ends:
         channel = end.channel
@@ -64,7 +89,9 @@ def due_for_new_key(
         attestation = channel.me.attestation
         if attestation in renewed:
             continue
-        at = replace_at(attestation, end.id)
-        if at is not None and now >= at:
+        times = replace_times(attestation, end.id)
+        if times is None or now < times[0]:
+            continue
+        if now >= times[1] or not busy(end):
             due.append(end)
     return due

@@ -13,12 +13,15 @@ from typing import TYPE_CHECKING, Any
 from troth.errors import TrothError
 from troth.identity import Identifier
 from troth.limits import HOSTED_FEED_FAILURES_LOGGED_EVERY, HOSTED_FEED_POLL, MAINTENANCE_SECONDS
+from troth.node.channel_ends import ChannelEnd
 from troth.node.key_renewal import due_for_new_key
 from troth.node.membership import REFRESH_MARGIN
 from troth.node.services import ServiceHost
+from troth.node.services.calls import in_flight_through
 from troth.node.services.node_policies import NodePolicies
 from troth.node.shown_identity import ShownIdentity
 from troth.node.trust import FEED_STALENESS
+from troth.routing import Router
 
 __all__ = ["HOSTED_FEED_POLL", "MAINTENANCE_SECONDS", "Upkeep"]
 
@@ -29,6 +32,7 @@ class Upkeep(ShownIdentity):
     """The maintenance round and the re-reading of trust (a part of `NodeRuntime`)."""
 
     host: ServiceHost
+    router: Router
     policies: NodePolicies
     _rounds: asyncio.Lock
     """Held by the maintenance round running (`maintain`)."""
@@ -100,12 +104,20 @@ class Upkeep(ShownIdentity):
     async def _replace_expiring_keys(self) -> None:
         """Close the channels showing a channel key whose attestation expires soon and was
         renewed since, each at its own time (troth.node.key_renewal): their links reconnect
-        with the renewed key before a peer refuses the old one (review 68t, expiry 1)."""
+        with the renewed key before a peer refuses the old one (review 68t, expiry 1). One
+        with a request in flight waits for a round it has none, until its last time (review
+        68v, renewal 1)."""
         me = self._me_cache
         if me is None:  # the renewal failed (its store): a new channel would fail as well
             return
         renewed = frozenset({me.identity.attestation})
-        due = due_for_new_key(self.channels.ends.values(), self.clock.now(), renewed=renewed)
+        router = self.router
+
+        def busy(end: ChannelEnd) -> bool:  # a request in flight over it, either way
+            return bool(end.requests) or in_flight_through(router, end.enc) > 0
+
+        now = self.clock.now()
+        due = due_for_new_key(self.channels.ends.values(), now, renewed=renewed, busy=busy)
         if due:
             log.info("maintenance: %d channels closed to show the renewed channel key", len(due))
         for end in due:  # a task each, as `_rotated` closes its channels

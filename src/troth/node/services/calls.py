@@ -247,6 +247,14 @@ def calls_through(router: Router, hop: Address) -> Calls:
     return calls
 
 
+def in_flight_through(router: Router, hop: Address) -> int:
+    """Requests through first hop `hop` on `router` not yet answered, those waiting to be
+    sent again after a `busy` answer included (no `Calls` made)."""
+    table = _CALLS.get(router)
+    calls = table.get(hop) if table is not None else None
+    return 0 if calls is None else calls._busy
+
+
 def forget_calls(router: Router, hop: Address, why: str) -> None:
     """`hop` is gone (its channel closed): fail its callers still waiting with `why`, and stop
     its reply worker."""
