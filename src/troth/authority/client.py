@@ -349,10 +349,12 @@ def copy_holds_ticket(
 ) -> bool:
     """Whether the copy held of the ticket's authority holds the ticket's history (nothing
     stored): an older prefix of it is (the authority rotated since it made the ticket: what
-    `accept_ticket` refuses as a ROLLBACK, `_judged`), so an enrollment that completes says
-    the ticket's history agreed, not that a conflicting copy stands (review 68w, pin 1)."""
+    `accept_ticket` refuses as a ROLLBACK, `_judged`), judged as `enroll_request` judges it
+    without `over_copy` (every copy it conflicts with binds it), so an enrollment that
+    completes says the ticket's history agreed, not that a conflicting copy stands (review
+    68w, pin 1)."""
     try:
-        _judged(identities, ticket, now=now, binds=binds, pinned=pinned)
+        _ticket_history(identities, ticket, now=now, binds=binds, pinned=pinned)
     except IdentityError:
         return False
     return True
