@@ -37,6 +37,7 @@ from troth.authority.client import (
     accept_ticket,
     authority_refusal,
     check_ticket,
+    copy_holds_ticket,
     enroll_request,
 )
 from troth.authority.core import NOT_ITS_OWN_MEMBER
@@ -82,7 +83,9 @@ class AuthorityCopy(enum.Enum):
     operator is told (review 68l, enroll 2)."""
 
     AGREED = "agreed"
-    """The ticket's history agreed with the copy held (or none was): stored as the ticket's."""
+    """The ticket's history agreed with the copy held (or none was): stored as the ticket's;
+    or the copy held extends it (the authority rotated since it made the ticket: review 68w,
+    pin 1), nothing to store."""
     REPLACED = "replaced"
     """The ticket's history replaced a conflicting copy (`over_copy`), its changes refuted."""
     STANDS = "stands"
@@ -321,11 +324,15 @@ def _take_history(
 ) -> AuthorityCopy:
     """Store the ticket's authority history once the authority answered, and say what became
     of the copy held (`AuthorityCopy`): judged without `over_copy` first, so a replacement is
-    told from a history that agreed (each judged in the store's own transaction)."""
+    told from a history that agreed (each judged in the store's own transaction); a history
+    the copy held extends (the authority rotated since it made the ticket) agreed with it,
+    nothing to store (review 68w, pin 1: it said a conflicting copy stands)."""
     try:
         accept_ticket(identities, ticket, now=now, binds=binds, pinned=pinned)
         return AuthorityCopy.AGREED
     except IdentityError:
+        if copy_holds_ticket(identities, ticket, now=now, binds=binds, pinned=pinned):
+            return AuthorityCopy.AGREED
         if not over_copy:
             return AuthorityCopy.STANDS
     try:

@@ -33,6 +33,7 @@ __all__ = [
     "authority_pin_of",
     "authority_refusal",
     "check_ticket",
+    "copy_holds_ticket",
     "enroll_request",
     "parse_authority_pin",
     "refresh_request",
@@ -336,6 +337,27 @@ def _judged(
             raise
         raise rollback from None  # nothing here shows it is a prefix: the rollback stands
     return history
+
+
+def copy_holds_ticket(
+    identities: IdentityService,
+    ticket: Ticket,
+    *,
+    now: int,
+    binds: TicketBinds | None = None,
+    pinned: bool = False,
+) -> bool:
+    """Whether the copy held of the ticket's authority holds the ticket's history (nothing
+    stored): an older prefix of it is (the authority rotated since it made the ticket: what
+    `accept_ticket` refuses as a ROLLBACK, `_judged`), judged as `enroll_request` judges it
+    without `over_copy` (every copy it conflicts with binds it), so an enrollment that
+    completes says the ticket's history agreed, not that a conflicting copy stands (review
+    68w, pin 1)."""
+    try:
+        _ticket_history(identities, ticket, now=now, binds=binds, pinned=pinned)
+    except IdentityError:
+        return False
+    return True
 
 
 def ticket_authority(ticket: Ticket, *, now: int) -> Identifier:
