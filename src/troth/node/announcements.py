@@ -21,7 +21,7 @@ from troth.errors import Busy, ChannelError, Denied, NotFound, RemoteError, Trot
 from troth.identity import Identifier
 from troth.limits import MAX_CONCURRENT_FEED_SYNCS
 from troth.node.at_once import each_at_once
-from troth.node.authorities import announce_locally, is_local
+from troth.node.authorities import announce_locally, is_local, rotated_here
 from troth.node.channel_ends import ChannelEnd
 from troth.node.forked_refusal import fork_explained, refused_as_fork
 from troth.node.node import Node
@@ -52,7 +52,7 @@ class ChannelAs(Protocol):
 class Announcer:
     """Announces the rotated histories of a node's local identities (module docstring).
     `rotated` runs once the node's own identity's (`own`) announcements ended (told: whether
-    one of them succeeded)."""
+    one of them succeeded); `tell_hosted` once the hosted authority took a supersession."""
 
     def __init__(
         self,
@@ -66,6 +66,7 @@ class Announcer:
         channel_to: ChannelTo,
         rotated: Callable[[bool], Awaitable[None]],
         channel_as: ChannelAs | None = None,
+        tell_hosted: Callable[[], None] | None = None,
     ) -> None:
         self.node = node
         self.trust = trust
@@ -76,6 +77,9 @@ class Announcer:
         self._channel_to = channel_to
         self._rotated = rotated
         self._channel_as = channel_as
+        self._tell_hosted = tell_hosted
+        """Asks the nodes running here to sync the hosted authority's feed, in the background
+        (`AuthorityService.tell_local_nodes`)."""
         self._one = asyncio.Lock()
         """Held by the `announce` running (review 63o, lifecycle 2)."""
         self._forked: dict[tuple[str, Identifier], str] = {}
@@ -217,7 +221,11 @@ class Announcer:
             await end.close()
 
     def _announce_hosted(self, hosted: Authority, ref: str, now: int) -> int | None:
-        request = rotated_request(self.node.identities, ref, hosted.identifier, now=now)
-        seq = hosted.rotated(request, now=now)
+        """To the authority this node hosts: the other nodes here marked due a sync of its
+        feed first, and those running told after (`tell_hosted`), as `announce_locally` does
+        (review 68u, notify 1: none was, and they kept the feed the rotation superseded)."""
+        seq = rotated_here(self.node, hosted, ref, now=now)
         self.trust.refresh_hosted(now)
+        if seq is not None and self._tell_hosted is not None:
+            self._tell_hosted()
         return seq

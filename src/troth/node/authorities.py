@@ -56,6 +56,7 @@ __all__ = [
     "parse_ticket",
     "refresh_locally",
     "resume_locally",
+    "rotated_here",
     "sync_from",
     "sync_local_feed",
     "ticket_address",
@@ -362,23 +363,34 @@ def announce_locally(
     (`tell_local_nodes`). They judged channels on the copy they held until their next poll or
     round, and a thief's copy of the history before the rotation leased at a running broker
     meanwhile (review 68p, cache 1)."""
-    from troth.node.localdue import local_nodes_due  # (both import this module)
-    from troth.node.traces import tell_local_nodes
+    from troth.node.traces import tell_local_nodes  # (it imports this module)
 
-    request = rotated_request(node.identities, ref, authority, now=now)
     with local_authority(home_of(node), authority, hint=address, beside=node) as host:
-        with local_nodes_due(node, authority, now=now) as due:
-            try:
-                seq = host.rotated(request, now=now)
-            except AuthorityError:  # refused, or no supersession appended (its quota spent)
-                due.clear()
-                raise
-            if seq is None:
-                due.clear()
+        seq = rotated_here(node, host, ref, now=now)
         if seq is not None and told is not None:  # (once the marks' locks are let go)
             told(host)
     if seq is not None:
         tell_local_nodes(node, authority)
+    return seq
+
+
+def rotated_here(node: Node, host: Authority, ref: str, *, now: int) -> int | None:
+    """Announce `node`'s local identity `ref`'s rotated history to `host` (an authority open
+    on this machine, `node`'s own hosted one too): its supersession's seq. The home's other
+    nodes trusting it are marked due a sync of its feed before its commit
+    (`local_nodes_due`; the marks cleared when it takes nothing); telling the nodes running
+    is the caller's, after (`tell_local_nodes`: a daemon's from a thread of its own)."""
+    from troth.node.localdue import local_nodes_due  # (it imports this module)
+
+    request = rotated_request(node.identities, ref, host.identifier, now=now)
+    with local_nodes_due(node, host.identifier, now=now) as due:
+        try:
+            seq = host.rotated(request, now=now)
+        except AuthorityError:  # refused, or no supersession appended (its quota spent)
+            due.clear()
+            raise
+        if seq is None:
+            due.clear()
     return seq
 
 

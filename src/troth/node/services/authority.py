@@ -166,7 +166,7 @@ class AuthorityService:
         # pages signed on request, by class of caller (storage thread only)
         self._members = _Class.of(limits.FEED_PAGE_SIGNS_PER_NODE)
         self._strangers = _Class.of(limits.FEED_PAGE_SIGNS_FOR_STRANGERS)
-        self._telling = False  # `_tell_local_nodes`: a thread tells, and tells again after
+        self._telling = False  # `tell_local_nodes`: a thread tells, and tells again after
         self._tell_again = False
         self._tell_lock = threading.Lock()
         anyone = AnyAuthenticated()
@@ -197,14 +197,19 @@ class AuthorityService:
         seq: int = await self.worker.run(
             self._changing, self.authority.revoke_link, data, context.now
         )
-        self._tell_local_nodes()
+        self.tell_local_nodes()
         return seq
 
     async def rotated(self, request: Any, context: RequestContext) -> int | None:
         """A member announces its rotated history: its supersession's seq, if any."""
         data = _request(request)
         await self._charge(context, rotation=True)
-        return await self.worker.run(self._changing, self.authority.rotated, data, context.now)
+        seq: int | None = await self.worker.run(
+            self._changing, self.authority.rotated, data, context.now
+        )
+        if seq is not None:  # a supersession, as a revocation (review 68u, notify 2)
+            self.tell_local_nodes()
+        return seq
 
     async def feed(self, arguments: Any, context: RequestContext) -> bytes:
         """A signed page of the feed from entry `since` (arguments: [since])."""
@@ -278,10 +283,11 @@ class AuthorityService:
             return _Payer(min(member_accounts(caller.peer)), self._members)
         return _Payer(caller.identifier.digest, self._strangers)
 
-    def _tell_local_nodes(self) -> None:
+    def tell_local_nodes(self) -> None:
         """Ask the nodes running on this machine to sync the feed now, in the background
         (`troth.node.traces.tell_local_nodes`; review 48c, revocation 3: a revocation taken
-        over the network reached them only at their next round). On a thread of its own (a
+        over the network reached them only at their next round; review 68u, notify 1 and 2: a
+        rotation's supersession too). On a thread of its own (a
         daemon thread: a stopping node waits for no telling), not holding the answer nor the
         storage worker: their syncs over TCP ask this node for pages. One telling at a time;
         revocations meanwhile tell once more after it."""
