@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import pytest
 
+from tests.support.channels import Allowing
 from troth import limits
 from troth.channel.noise import CipherState
 from troth.crypto import Aead, AeadAlgorithm
@@ -85,30 +86,6 @@ def test_a_header_past_the_cache_is_decoded_and_bounded() -> None:
         RoutedMessage.decode(forged)
 
 
-class _Only:
-    """A source that may reach one address."""
-
-    name = "only"
-
-    def __init__(self, allowed: Address) -> None:
-        self.allowed = allowed
-
-    def allows(self, address: Address) -> bool:
-        return address == self.allowed
-
-    def allow(self, address: Address) -> None:
-        return None
-
-    def hold(self, address: Address) -> None:
-        return None
-
-    def forget(self, address: Address) -> None:
-        return None
-
-    def origin(self, return_route: tuple[Address, ...]) -> str:
-        return "test"
-
-
 def test_route_hands_a_local_worker_the_message_past_its_hop() -> None:
     got: list[tuple[RoutedMessage, Source | None]] = []
 
@@ -122,7 +99,7 @@ def test_route_hands_a_local_worker_the_message_past_its_hop() -> None:
         router.register(other, worker)
         payload = memoryview(b"payload")
         message = RoutedMessage((here, *parse_route("/service/echo")), (other,), payload)
-        source = _Only(here)
+        source = Allowing(here)
         await router.route(message, source)
         ((stepped, seen),) = got
         assert stepped.onward == parse_route("/service/echo")

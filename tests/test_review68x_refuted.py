@@ -30,6 +30,7 @@ from typing import Any, Literal, cast
 
 import pytest
 
+from tests.support.channels import Allowing
 from troth import limits
 from troth.channel.events import Event, received
 from troth.channel.noise import CipherState
@@ -182,34 +183,10 @@ def test_the_header_cache_stays_bounded_and_skips_large_headers() -> None:
     assert _decode_cached.cache_info().misses == misses  # decoded, not through the cache
 
 
-class _Upto:
-    """A source that may reach the first `n` hops of `hops`."""
-
-    name = "upto"
-
-    def __init__(self, hops: tuple[Address, ...], n: int) -> None:
-        self.allowed = set(hops[:n])
-
-    def allows(self, address: Address) -> bool:
-        return address in self.allowed
-
-    def allow(self, address: Address) -> None:
-        return None
-
-    def hold(self, address: Address) -> None:
-        return None
-
-    def forget(self, address: Address) -> None:
-        return None
-
-    def origin(self, return_route: tuple[Address, ...]) -> str:
-        return "test"
-
-
 def test_route_checks_each_hop_of_a_longest_route_in_turn() -> None:
     hops = tuple(Address("worker", f"h{i}") for i in range(limits.MAX_ROUTE_LENGTH))
     allowed = limits.MAX_ROUTE_LENGTH // 2
-    source = _Upto(hops, allowed)
+    source = Allowing(*hops[:allowed])
     seen: list[RoutedMessage] = []
 
     async def run() -> None:

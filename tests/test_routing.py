@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.support.channels import Allowing
 from troth import limits
 from troth.errors import DecodeError, DecodeProblem, RoutingError
 from troth.routing import (
     Address,
     AllowSet,
-    Route,
     RoutedMessage,
     Router,
     Source,
@@ -77,28 +77,6 @@ def test_frame_limits() -> None:
     with pytest.raises(DecodeError, match="version") as caught:
         check_header(b"\x02\x00\x00\x00\x01")
     assert caught.value.problem is DecodeProblem.UNKNOWN_VERSION
-
-
-class Allowing:
-    name = "test source"
-
-    def __init__(self, *allowed: Address) -> None:
-        self.allowed = set(allowed)
-
-    def allows(self, address: Address) -> bool:
-        return address in self.allowed
-
-    def allow(self, address: Address) -> None:
-        self.allowed.add(address)
-
-    def hold(self, address: Address) -> None:
-        self.allowed.add(address)
-
-    def forget(self, address: Address) -> None:
-        self.allowed.discard(address)
-
-    def origin(self, return_route: Route) -> str:
-        return self.name
 
 
 def test_router_denies_by_default() -> None:

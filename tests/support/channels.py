@@ -152,3 +152,27 @@ class UnverifiedSource:
 
     def origin(self, return_route: Route) -> str:
         return "10.0.0.9"
+
+
+class Allowing:
+    """A source that may reach the given addresses (and those it is allowed or held)."""
+
+    name = "test source"
+
+    def __init__(self, *allowed: Address) -> None:
+        self.allowed = set(allowed)
+
+    def allows(self, address: Address) -> bool:
+        return address in self.allowed
+
+    def allow(self, address: Address) -> None:
+        self.allowed.add(address)
+
+    def hold(self, address: Address) -> None:
+        self.allowed.add(address)
+
+    def forget(self, address: Address) -> None:
+        self.allowed.discard(address)
+
+    def origin(self, return_route: Route) -> str:
+        return self.name
