@@ -51,7 +51,7 @@ from troth.clock import FixedClock
 from troth.enrollment import AuthorityCopy, resume
 from troth.errors import ArgumentError
 from troth.node import Node, open_node
-from troth.storage import SqliteVoucherStore
+from troth.storage import PendingEnrollmentRecord, SqliteVoucherStore
 
 
 def acme_ticket(authority: Authority, *, now: int = NOW) -> Ticket:
@@ -97,16 +97,7 @@ def test_a_resumption_with_the_flag_needs_the_pin_too(
     acme: tuple[Authority, Node, Node],  # noqa: F811
 ) -> None:
     authority, _node, members = acme
-    stores_globex_copy(members, make_two(), authority.identifier)
-    ticket = acme_ticket(authority)
-
-    def lost(request: bytes) -> bytes:
-        authority.enroll(request, now=NOW)  # redeemed; the answer never arrives
-        raise OSError("connection reset")
-
-    with pytest.raises(OSError, match="connection reset"):
-        enroll_alice(members, ticket, ticket_pin(ticket, now=NOW), lost, over_copy=True)
-    (pending,) = members.wallet.pending_enrollments("alice")
+    pending = interrupted_over_copy(authority, members)
     with pytest.raises(ArgumentError) as refused:
         resume(
             members.identities,
@@ -201,3 +192,19 @@ def test_a_malformed_authority_pin_is_a_usage_error_cut_short(
         assert "is not an authority pin: IDENTIFIER:KEY (hex)" in refused.stderr
         assert len(refused.stderr) < 1_000  # not the whole value again
     copy_stands(members, authority)
+
+
+def interrupted_over_copy(authority: Authority, members: Node) -> PendingEnrollmentRecord:
+    """An enrollment with the flag and the pin over globex's copy whose answer was lost (the
+    ticket redeemed): its pending record (reviews 68l, 68w)."""
+    stores_globex_copy(members, make_two(), authority.identifier)
+    ticket = acme_ticket(authority)
+
+    def lost(request: bytes) -> bytes:
+        authority.enroll(request, now=NOW)  # redeemed; the answer never arrives
+        raise OSError("connection reset")
+
+    with pytest.raises(OSError, match="connection reset"):
+        enroll_alice(members, ticket, ticket_pin(ticket, now=NOW), lost, over_copy=True)
+    (pending,) = members.wallet.pending_enrollments("alice")
+    return pending

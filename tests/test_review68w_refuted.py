@@ -18,7 +18,12 @@ import pytest
 from tests.support.enroll import ticket_pin
 from tests.test_review30a_enrollment import acme, stores_globex_copy  # noqa: F401
 from tests.test_review66g_enroll import enroll_alice
-from tests.test_review68l_enroll import acme_ticket, copy_stands, refused_send
+from tests.test_review68l_enroll import (
+    acme_ticket,
+    copy_stands,
+    interrupted_over_copy,
+    refused_send,
+)
 from tests.test_trust_scope import NOW, make_two
 from troth.authority import Authority
 from troth.authority.client import authority_pin_of
@@ -26,7 +31,6 @@ from troth.clock import FixedClock
 from troth.enrollment import resume
 from troth.errors import IdentityError, IdentityFailure
 from troth.node import Node
-from troth.storage import PendingEnrollmentRecord
 
 
 def test_a_pin_of_the_current_key_does_not_take_a_ticket_ending_at_an_older_one(
@@ -45,25 +49,11 @@ def test_a_pin_of_the_current_key_does_not_take_a_ticket_ending_at_an_older_one(
     copy_stands(members, authority)
 
 
-def _interrupted_over_copy(authority: Authority, members: Node) -> PendingEnrollmentRecord:
-    stores_globex_copy(members, make_two(), authority.identifier)
-    ticket = acme_ticket(authority)
-
-    def lost(request: bytes) -> bytes:
-        authority.enroll(request, now=NOW)  # redeemed; the answer never arrives
-        raise OSError("connection reset")
-
-    with pytest.raises(OSError, match="connection reset"):
-        enroll_alice(members, ticket, ticket_pin(ticket, now=NOW), lost, over_copy=True)
-    (pending,) = members.wallet.pending_enrollments("alice")
-    return pending
-
-
 def test_a_flagged_record_resumed_without_the_flag_leaves_the_copy(
     acme: tuple[Authority, Node, Node],  # noqa: F811
 ) -> None:
     authority, _node, members = acme
-    pending = _interrupted_over_copy(authority, members)
+    pending = interrupted_over_copy(authority, members)
     with pytest.raises(IdentityError) as refused:
         resume(
             members.identities, members.wallet, pending, clock=FixedClock(NOW), send=refused_send
@@ -78,7 +68,7 @@ def test_a_flagged_resumption_with_another_identifiers_pin_is_refused(
     acme: tuple[Authority, Node, Node],  # noqa: F811
 ) -> None:
     authority, _node, members = acme
-    pending = _interrupted_over_copy(authority, members)
+    pending = interrupted_over_copy(authority, members)
     other = authority_pin_of(members.identities.get("alice", now=NOW).identity)
     with pytest.raises(IdentityError) as refused:
         resume(
