@@ -60,7 +60,7 @@ def test_a_compromised_rotation_revokes_its_delegates_leases_too(world: Agents) 
     compromised rotation (`leases_through`: a link's issuer, however far down)."""
     ops = world.hub.identities.create("ops")
     world.hub.enroll(world.acme.ticket(READ), identity=ops)
-    chain = world.hub.delegate(ops, to=world.sub, attributes=READ, ttl=3600, purpose="p")
+    chain = world.hub.delegate(ops, to=world.sub, attributes=READ, ttl=600, purpose="p")
     world.agents.hold(world.sub, chain)
     leased(world, (world.agents, "sub"))
     world.hub.identities.rotate(ops, compromised=True)
