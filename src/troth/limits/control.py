@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["MAX_CBOR_ENCODE_BYTES", "MAX_CBOR_ENCODE_ITEMS", "MAX_CONTROL_ANSWER_ITEMS"]
+__all__ = [
+    "MAX_CBOR_ENCODE_BYTES",
+    "MAX_CBOR_ENCODE_ITEMS",
+    "MAX_CONTROL_ANSWER_ITEMS",
+    "MAX_NODES_TOLD_AT_ONCE",
+]
 
 MAX_CONTROL_ANSWER_ITEMS: Final = 1 << 20
 """Most CBOR data items a control answer holds (the CLI decodes it with this, its depth within
@@ -36,3 +41,9 @@ million times, within `MAX_CBOR_ENCODE_ITEMS`, made cbor2 write 1 TiB, its alloc
 aborted the process (review 65q, cbor 1); past this limit the value is refused: cbor2 writes
 into a writer that refuses past it, cbor2 handing it the encoding in chunks of some KiB
 (review 65y)."""
+
+MAX_NODES_TOLD_AT_ONCE: Final = 16
+"""Most daemons running here asked at once to sync a feed after a revocation or a rotation
+(`troth.node.traces.tell_nodes_here`, a thread each): one after the other, each that does not
+answer held the telling its control timeout (30 s) in turn (review 69d, notify 2); this many
+at a time, a home of up to this many silent nodes holds it one timeout per authority told."""

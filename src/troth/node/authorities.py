@@ -359,18 +359,15 @@ def announce_locally(
     The nodes here then hold the supersession, as after a revocation: the home's other nodes
     that trust the authority are marked due a sync of its feed before its commit
     (`local_nodes_due`), then `told` (the runtimes served in this process) with the authority
-    still open, and the daemons running the other nodes asked to sync its feed
-    (`tell_local_nodes`). They judged channels on the copy they held until their next poll or
-    round, and a thief's copy of the history before the rotation leased at a running broker
-    meanwhile (review 68p, cache 1)."""
-    from troth.node.traces import tell_local_nodes  # (it imports this module)
-
+    still open. They judged channels on the copy they held until their next poll or round, and
+    a thief's copy of the history before the rotation leased at a running broker meanwhile
+    (review 68p, cache 1). Asking the daemons running the other nodes to sync its feed
+    (`tell_local_nodes`) is the caller's, once every authority here took it: a daemon that
+    does not answer holds its asker 30 s (review 69d, notify 1)."""
     with local_authority(home_of(node), authority, hint=address, beside=node) as host:
         seq = rotated_here(node, host, ref, now=now)
         if seq is not None and told is not None:  # (once the marks' locks are let go)
             told(host)
-    if seq is not None:
-        tell_local_nodes(node, authority)
     return seq
 
 
@@ -400,33 +397,43 @@ def announce_here(
     """Announce `ref`'s rotated history to the authorities on this machine it has not told yet;
     the outcomes, and the authorities reached only over the network (still pending). The
     nodes running here are told of each supersession (`announce_locally`, `told`), the daemon
-    running `node` too: its feeds in memory are not the store's (review 68p, cache 1)."""
-    from troth.node.traces import tell_hosting_node  # (it imports this module)
+    running `node` too: its feeds in memory are not the store's (review 68p, cache 1). The
+    daemons are asked once every authority here took it, all at once (`tell_nodes_here`):
+    asked between two authorities, each daemon not answering held the next authority's
+    supersession back 30 s, ten of them five minutes, the thief's copy of the history admitted
+    there meanwhile (review 69d, notify 1)."""
+    from troth.node.traces import tell_nodes_here  # (it imports this module)
 
     changes, authorities = node.wallet.unannounced(ref)
     routes = node.wallet.trusted()
     done: list[Announcement] = []
     remote: list[Identifier] = []
-    for authority in authorities:
-        address = routes.get(authority)
-        try:
-            seq = announce_locally(node, ref, authority, address=address, now=now, told=told)
-            done.append(node.wallet.mark_announced(ref, authority, changes, seq))
-            with contextlib.suppress(TrothError):  # its feed now attests the new change
-                sync_local_feed(node, authority, address=address or "", now=now)
-            if seq is not None:  # (`feed.sync` of the daemon running `node`, if one runs)
-                tell_hosting_node(node, authority)
-        except NotFound:
-            if address is not None and not is_local(address):
-                remote.append(authority)
-            else:
-                done.append(Announcement(ref, authority, changes, error="no route to it is known"))
-        except TrothError as exc:
-            if refused_as_fork(exc):  # review 64u, rotation 3: no retry can change it
-                # the identifier's text form, not the row's bytes (review 65j, forked 1)
-                identifier = Identifier(node.identities.find(ref).identifier)
-                error = fork_explained(exc, str(identifier))
-                done.append(Announcement(ref, authority, changes, error=error, forked=True))
-            else:
-                done.append(Announcement(ref, authority, changes, error=str(exc)))
+    took: list[Identifier] = []
+    try:
+        for authority in authorities:
+            address = routes.get(authority)
+            try:
+                seq = announce_locally(node, ref, authority, address=address, now=now, told=told)
+                if seq is not None:  # (`feed.sync` of the daemons here, `node`'s too, after)
+                    took.append(authority)
+                done.append(node.wallet.mark_announced(ref, authority, changes, seq))
+                with contextlib.suppress(TrothError):  # its feed now attests the new change
+                    sync_local_feed(node, authority, address=address or "", now=now)
+            except NotFound:
+                if address is not None and not is_local(address):
+                    remote.append(authority)
+                else:
+                    done.append(
+                        Announcement(ref, authority, changes, error="no route to it is known")
+                    )
+            except TrothError as exc:
+                if refused_as_fork(exc):  # review 64u, rotation 3: no retry can change it
+                    # the identifier's text form, not the row's bytes (review 65j, forked 1)
+                    identifier = Identifier(node.identities.find(ref).identifier)
+                    error = fork_explained(exc, str(identifier))
+                    done.append(Announcement(ref, authority, changes, error=error, forked=True))
+                else:
+                    done.append(Announcement(ref, authority, changes, error=str(exc)))
+    finally:  # (the supersessions committed are told, whatever stopped the others)
+        tell_nodes_here(node, took, hosting=True)
     return done, remote

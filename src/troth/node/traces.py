@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from troth.credentials import Attributes, CredentialChain, VerifiedFeed
 from troth.crypto import sha256
 from troth.errors import AuthorityError, StorageError, TraceError, TraceFailure, TrothError
 from troth.identity import Identifier
+from troth.limits import MAX_NODES_TOLD_AT_ONCE
 from troth.node.authorities import home_of, is_local, sync_from
 from troth.node.localdue import local_nodes_due
 from troth.node.node import Node, list_nodes
@@ -57,6 +59,7 @@ __all__ = [
     "revoke_link_recorded",
     "tell_hosting_node",
     "tell_local_nodes",
+    "tell_nodes_here",
     "tell_running",
     "traced_as",
     "unsynced",
@@ -375,15 +378,31 @@ def tell_local_nodes(node: Node, authority: Identifier) -> None:
     hosting node's own daemon is told by `tell_hosting_node`. One that cannot be told
     (its control socket fails, or its sync) is logged, not raised, and learns it at its next
     round: the revocation stands, and where it was made holds it (review 49i, lifecycle 4)."""
+    tell_nodes_here(node, [authority])
+
+
+def tell_nodes_here(
+    node: Node, authorities: Sequence[Identifier], *, hosting: bool = False
+) -> None:
+    """`tell_local_nodes` of each of `authorities` (`tell_hosting_node` too when `hosting`),
+    the daemons asked at once (`MAX_NODES_TOLD_AT_ONCE` at a time), and returning once each
+    answered or timed out: asked one after the other, each daemon that does not answer (stopped
+    by Ctrl-Z, hung) held the caller its control timeout (30 s) in turn, ten of them five
+    minutes, and the daemons after it were told that much later (review 69d, notify 2)."""
     home = home_of(node)
     try:
-        configs = list_nodes(home)
+        names = [config.name for config in list_nodes(home) if config.name != node.name]
     except TrothError as exc:  # another node's broken configuration fails no revocation
         log.warning("the nodes running here were not told of the revocation: %s", exc)
+        names = []
+    if hosting:
+        names.append(node.name)
+    asked = [(name, authority) for authority in authorities for name in names]
+    if not asked:
         return
-    for config in configs:
-        if config.name != node.name:
-            _tell_feed_sync(home, config.name, authority)
+    with ThreadPoolExecutor(min(len(asked), MAX_NODES_TOLD_AT_ONCE)) as pool:
+        for told in [pool.submit(_tell_feed_sync, home, *each) for each in asked]:
+            told.result()
 
 
 def tell_hosting_node(node: Node, authority: Identifier) -> None:
