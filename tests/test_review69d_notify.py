@@ -17,6 +17,19 @@ revocation and rotation here) asked the daemons running the home's nodes one at 
 silent one held the caller `DAEMON_TOLD_SECONDS`-long in turn (ten of them: five minutes of a
 `troth revoke`, a rotation, or the hosting daemon's telling thread, the daemons after them told
 that much later). Now they are asked at once (`limits.MAX_NODES_TOLD_AT_ONCE` at a time).
+
+notify 3 (medium: a silent daemon froze a running node's storage) A node running (a daemon,
+`Node.serve`) that announced a rotation of one of its identities to an authority hosted by
+another node here (`announce_locally`, its maintenance round) asked the daemons here to sync
+that feed on its storage thread: each one not answering held every storage call of the node
+(leases, decisions, its channels' checks) 30 s. Now it asks them from a thread of its own, as
+the authority service does.
+
+notify 4 (low: one damaged node left every daemon here untold) `tell_local_nodes` listed the
+home's nodes with `list_nodes`, which raises on the first node.json it cannot read (damaged,
+its mode widened by hand): the error was logged and no daemon running here was told of the
+revocation or rotation. Now that node is logged and the others told, as `local_nodes_due`
+marks them.
 """
 
 from __future__ import annotations
@@ -163,3 +176,24 @@ def test_notify3_a_running_node_tells_the_daemons_here_off_its_storage_thread(
         assert agents.wallet.unannounced("support")[1] == []
     assert asked_from
     assert "troth-store" not in asked_from
+
+
+def test_notify4_a_damaged_node_here_keeps_no_other_daemon_untold(
+    troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Node `b`'s node.json damaged (here: not JSON): the daemons running `a` and `c` are
+    asked to sync all the same."""
+    for name in ("revoker", "a", "b", "c"):
+        init_node(name)
+    (troth_home / "nodes" / "b" / "node.json").write_bytes(b"{damaged")
+    told: list[str] = []
+
+    def control(home: object, name: str, status: object, op: str, arguments: object) -> None:
+        told.append(name)
+
+    _all_running(monkeypatch)
+    monkeypatch.setattr(troth.node.traces, "_control", control)
+    with open_node("revoker") as node:
+        authority = node.identities.create(now=NOW, name="x").identifier
+        troth.node.traces.tell_local_nodes(node, authority)
+    assert sorted(told) == ["a", "c"]

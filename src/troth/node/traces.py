@@ -388,13 +388,18 @@ def tell_nodes_here(
     the daemons asked at once (`MAX_NODES_TOLD_AT_ONCE` at a time), and returning once each
     answered or timed out: asked one after the other, each daemon that does not answer (stopped
     by Ctrl-Z, hung) held the caller its control timeout (30 s) in turn, ten of them five
-    minutes, and the daemons after it were told that much later (review 69d, notify 2)."""
+    minutes, and the daemons after it were told that much later (review 69d, notify 2). A
+    node whose configuration cannot be read is logged, the others told."""
     home = home_of(node)
-    try:
-        names = [config.name for config in list_nodes(home) if config.name != node.name]
-    except TrothError as exc:  # another node's broken configuration fails no revocation
+    unreadable: dict[str, str] = {}
+    try:  # (one node's damaged configuration told none of them: review 69d, notify 4)
+        configs = list_nodes(home, unreadable=unreadable)
+    except TrothError as exc:  # (the home itself) fails no revocation
         log.warning("the nodes running here were not told of the revocation: %s", exc)
-        names = []
+        configs = []
+    for name, why in unreadable.items():
+        log.warning("node %r was not told of the revocation: %s", name, why)
+    names = [config.name for config in configs if config.name != node.name]
     if hosting:
         names.append(node.name)
     asked = [(name, authority) for authority in authorities for name in names]
