@@ -99,6 +99,7 @@ async def _overlapping_calls_past_the_time(
     assert not new.channel.closed
     (row,) = node.link_rows()
     assert row.state is LinkState.CONNECTED
+    assert await node.channel_to(route(HUB)) is new  # reused from now on: no loop
     return new
 
 
