@@ -12,9 +12,10 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from troth import limits
-from troth.errors import ChannelError, ChannelFailure
+from troth.errors import ChannelError, ChannelFailure, TrothError
 from troth.identity import Identifier
 from troth.node.channel_ends import ChannelEnd
+from troth.node.key_renewal import replace_at
 from troth.node.links import Links
 from troth.node.shown_identity import ShownIdentity
 from troth.routing import Address, Route, format_route
@@ -42,6 +43,7 @@ class ChannelOpening(ShownIdentity):
     if TYPE_CHECKING:
 
         def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]: ...
+        async def _create_relay_over(self, end: ChannelEnd, name: str) -> None: ...
 
     def _peer_closed(self, end: ChannelEnd) -> None:
         """A channel closed: its peer's cached standings go with its last channel."""
@@ -82,6 +84,7 @@ class ChannelOpening(ShownIdentity):
             if end is not None:
                 end.pinned = end.pinned or expect is not None
                 return end
+            replaced = self._open.get(key)  # still open: past its time for the renewed key
             pinned = also_trust or expect is not None
             trust = self._channel_trust(also=also_trust, expect=expect) if pinned else None
             rotations = self._rotations
@@ -104,8 +107,27 @@ class ChannelOpening(ShownIdentity):
                 end = await self.channels.open(route, trust=trust)
             self._open[key] = end
         end.pinned = end.pinned or expect is not None
+        link = self.links.links.get(key)
+        moved = None if link is None or link.end is not replaced else link.end
         self.links.opened(key, end)
+        if moved is not None and link is not None and link.relays and not moved.channel.closed:
+            self._spawn(self._move_relays(end, sorted(link.relays)))
         return end
+
+    async def _move_relays(self, end: ChannelEnd, names: list[str]) -> None:
+        """A link's channel replaced while still open (`_replacing`): its relays created again
+        over the new one, as a reconnect's restore does, before the maintenance round closes
+        the old one (the relay node then held the names, the link never reconnecting to create
+        them: review 69c, renewal 2). One failing closes the new channel: the link reconnects
+        and its restore tries again."""
+        try:
+            for name in names:
+                await self._create_relay_over(end, name)
+        except TrothError as exc:
+            log.warning(
+                "%s: relays not moved to it (%s): closed, the link reconnects", end.name, exc
+            )
+            await end.close()
 
     async def _channel_as(
         self, identity: str, route: Route, expect: Identifier | None
@@ -114,7 +136,7 @@ class ChannelOpening(ShownIdentity):
         nothing is restored when it dies)."""
         key = f"{identity} {format_route(route)}"  # a space is in no route nor name
         async with self._opening.setdefault(key, asyncio.Lock()):
-            end = self._still_open(key, expect)
+            end = self._still_open(key, expect, own=False)
             if end is not None:
                 return end
             me = await self._shown_as(identity)
@@ -123,7 +145,9 @@ class ChannelOpening(ShownIdentity):
             self._open[key] = end
         return end
 
-    def _still_open(self, key: str, expect: Identifier | None) -> ChannelEnd | None:
+    def _still_open(
+        self, key: str, expect: Identifier | None, *, own: bool = True
+    ) -> ChannelEnd | None:
         """The channel opened under `key` if it is still open and its peer is `expect` (when
         given); else None: a new channel is opened, pinned to `expect`, and takes the key (an
         open channel another identity answered, opened without a pin, must not keep a pinned
@@ -131,7 +155,7 @@ class ChannelOpening(ShownIdentity):
         end = self._open.get(key)
         if end is None or end.enc not in self.channels.ends:
             return None
-        if self._reusable(end, expect):
+        if self._reusable(end, expect, own=own):
             return end
         if end.suspect(asyncio.get_running_loop().time()):
             # a request and a probe PING went unanswered (nothing authenticated since): the
@@ -142,13 +166,30 @@ class ChannelOpening(ShownIdentity):
             self._spawn(end.close(ChannelFailure.TIMEOUT))
         return None
 
-    def _reusable(self, end: ChannelEnd, expect: Identifier | None) -> bool:
+    def _reusable(self, end: ChannelEnd, expect: Identifier | None, *, own: bool = True) -> bool:
         """Whether `end` (open) is reused as it is: its peer looks alive (not `suspect`) and is
-        `expect` (when given). Nothing is changed: `_still_open` closes a suspect one."""
+        `expect` (when given), and, `own` (opened as the node), it is not past its time to be
+        replaced for the renewed channel key (`_replacing`). Nothing is changed: `_still_open`
+        closes a suspect one."""
         if end.enc not in self.channels.ends or end.suspect(asyncio.get_running_loop().time()):
+            return False
+        if own and self._replacing(end):
             return False
         peer = end.peer
         return expect is None or (peer is not None and peer.identifier == expect)
+
+    def _replacing(self, end: ChannelEnd) -> bool:
+        """Whether `end` shows a channel key attestation the node has renewed since, and is
+        past its time to be replaced (troth.node.key_renewal): a new channel takes the node's
+        next requests, and the maintenance round closes this one once they are answered. Reused,
+        the node's own requests kept it busy to its last time, and those in flight then failed
+        with Unreachable (review 69c, renewal 2)."""
+        me = self._me_cache
+        shown = end.channel.me.attestation
+        if me is None or shown == me.identity.attestation:
+            return False
+        at = replace_at(shown, end.id)
+        return at is not None and self.clock.now() >= at
 
     def _drop_connection(
         self,

@@ -9,7 +9,9 @@ channels that still show the old one, each at its own time (`replace_at`) within
 KEY_REPLACE_WINDOW seconds before that expiry and no later than KEY_REPLACE_MARGIN before it:
 its link (or the next `channel_to`) opens a new one with the renewed key, a reconnect's cost,
 never a peer's refusal, and a node's channels (one key for all of them) are not all cut at
-the same second.
+the same second. A clock stepped forward over the window makes every channel due at once: a
+round closes at most KEY_REPLACEMENTS_PER_ROUND of them, those whose last time came first
+(review 69c, renewal 1).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from troth.identity.attestation import PurposeKeyAttestation
 from troth.node.channel_ends import ChannelEnd
 
 __all__ = [
+    "KEY_REPLACEMENTS_PER_ROUND",
     "KEY_REPLACE_MARGIN",
     "KEY_REPLACE_WINDOW",
     "due_for_new_key",
@@ -38,6 +41,12 @@ KEY_REPLACE_MARGIN: Final = 3600
 """Seconds before that expiry by which every such channel is replaced (at most a quarter of
 the validity): well over MAX_CLOCK_SKEW_SECONDS, so a peer whose clock is ahead by the skew
 allowed has not cut it first."""
+KEY_REPLACEMENTS_PER_ROUND: Final = 64
+"""Channels a maintenance round closes for the renewed key at most (the ones past their last
+time first): a clock stepped forward over the window, or a node down through it, made every
+channel of the node due in one round, all cut and reconnecting at once (review 69c, renewal
+1). Spread over the window a round finds a few; MAX_OPEN_CHANNELS channels take 64 rounds
+(MAINTENANCE_SECONDS each), well under KEY_REPLACE_MARGIN."""
 
 
 def replace_times(attestation: bytes, channel_id: str) -> tuple[int, int] | None:
@@ -80,8 +89,9 @@ def due_for_new_key(
     replacement would show the same key again gains nothing), and that are not `busy` (a
     request in flight over it, either way) unless past their last time: a planned close failed
     the requests in flight with Unreachable, where an idle moment came within the window
-    (review 68v, renewal 1)."""
-    due = []
+    (review 68v, renewal 1). At most KEY_REPLACEMENTS_PER_ROUND, the earliest last times
+    first (review 69c, renewal 1: a clock stepped forward cut all of them at once)."""
+    due: list[tuple[int, str, ChannelEnd]] = []
     for end in ends:
         channel = end.channel
         if channel.handshaking or channel.closed:
@@ -93,5 +103,6 @@ def due_for_new_key(
         if times is None or now < times[0]:
             continue
         if now >= times[1] or not busy(end):
-            due.append(end)
-    return due
+            due.append((times[1], end.id, end))
+    due.sort(key=lambda row: row[:2])
+    return [end for _, _, end in due[:KEY_REPLACEMENTS_PER_ROUND]]
