@@ -20,6 +20,7 @@ from troth.errors import (
     Unreachable,
 )
 from troth.routing import RoutedMessage
+from troth.routing.message import Buffer
 from troth.transport.budget import STALL_PROGRESS, unsent
 from troth.transport.connection import Connection, Listener, peer_host
 from troth.transport.eager import start_eagerly
@@ -550,7 +551,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         if reading is None and self._cork is None:  # the first frame of this loop iteration
             # (no read callback routing): written at once
             self._cork = self._loop.call_soon(self._uncork)
-            socket.write(b"".join((head, message.payload)))
+            self._write_frame(socket, head, message.payload)
             self._wrote()
         else:  # written when the read callback that routes returns, or with the others of
             # this iteration when it ends
@@ -619,12 +620,32 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
             return
         self._corked = []
         self._corked_size = 0
-        if self._socket is not None:
-            data = b"".join(corked)
-            if not self._writable:  # the stall check counts what the peer takes from here
-                self._unsent_at_check += len(data)
-            self._socket.write(data)
+        socket = self._socket
+        if socket is not None:
+            if len(corked) == 2:  # one frame: its header and payload
+                if not self._writable:  # the stall check counts what the peer takes from here
+                    self._unsent_at_check += len(corked[0]) + len(corked[1])
+                self._write_frame(socket, corked[0], corked[1])
+            else:
+                data = b"".join(corked)
+                if not self._writable:
+                    self._unsent_at_check += len(data)
+                socket.write(data)
             self._wrote()
+
+    def _write_frame(self, socket: asyncio.Transport, head: Buffer, payload: Buffer) -> None:
+        """Write one frame, its header and its payload: joined when the event loop's write
+        buffer is empty (the write tries the socket at once, and one system call takes the
+        frame); else the two are written apart, since the write only appends to that buffer
+        (joining them first copied every payload byte once more: review 69h, bulk 1)."""
+        if not socket.get_write_buffer_size():
+            socket.write(b"".join((head, payload)))
+            return
+        writable = self._writable
+        socket.write(head)
+        if writable and not self._writable:  # the header paused writing: the stall check
+            self._unsent_at_check += len(payload)  # counts the payload as unsent too
+        socket.write(payload)
 
     def _abort(self) -> None:
         if self._socket is not None:
