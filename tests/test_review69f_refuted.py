@@ -15,7 +15,6 @@ from __future__ import annotations
 import pytest
 
 import troth.enrollment
-
 from tests.test_review30a_enrollment import acme, stores_globex_copy  # noqa: F401
 from tests.test_review66g_enroll import enroll_alice
 from tests.test_review68l_enroll import acme_ticket
