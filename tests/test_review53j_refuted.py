@@ -149,7 +149,18 @@ def _before_migration(path: Any, current: int) -> None:
         for mark in (3, 7):
             conn.execute("INSERT INTO feed_syncs_due VALUES (?, ?, 'node:acme', 1)", (mark, A))
         conn.execute("DROP TABLE voucher_sources")  # review 54x's, the migration after it
-        conn.execute(f"PRAGMA user_version = {current - 3}")  # (and review 66i's, after it)
+        conn.execute(f"PRAGMA user_version = {_of_53h(current)}")  # (and every one after it)
+
+
+def _of_53h(current: int) -> int:
+    """node.db's `user_version` before review 53h's migration (the one making
+    `feed_syncs_due_ids`), counted from the `current` one."""
+    from troth.storage.sqlite import _MIGRATIONS
+
+    made = [i for i, m in enumerate(_MIGRATIONS) if isinstance(m, str) and "_ids (" in m]
+    assert len(made) == 1
+    assert len(_MIGRATIONS) == current
+    return made[0]
 
 
 def _schema(path: Any) -> tuple[int, list[str]]:

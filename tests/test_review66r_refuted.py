@@ -32,6 +32,7 @@ from troth.errors import ConfigError, StorageError
 from troth.faults import CRASH_EXIT_CODE
 from troth.identity.restored import RestoredIdentities, last_rotation
 from troth.storage import SqliteDatabase
+from troth.storage.raised_times import SCHEMA
 from troth.storage.rollback import RollbackGuard
 from troth.storage.sqlite import _MIGRATIONS
 
@@ -58,7 +59,7 @@ def _as_schema_18(path: Path, legacy: int) -> None:
     conn.execute("ALTER TABLE rollback_counters DROP COLUMN raised_at")
     conn.execute(_OLD_TABLE)
     conn.execute("INSERT INTO rollback_raised VALUES ('identity', ?)", (legacy,))
-    conn.execute(f"PRAGMA user_version = {len(_MIGRATIONS) - 1}")
+    conn.execute(f"PRAGMA user_version = {SCHEMA - 1}")
     conn.execute("COMMIT")
     conn.close()
 
@@ -88,7 +89,7 @@ def test_the_migration_killed_at_each_statement_is_18_or_19(tmp_path: Path) -> N
     old = _layout(path)
     assert killed_after(0, lambda: SqliteDatabase(path).close()) == 0
     new, total = _layout(path), KILLS[-1]
-    assert old[:3] == (len(_MIGRATIONS) - 1, False, [(LEGACY,)])
+    assert old[:3] == (SCHEMA - 1, False, [(LEGACY,)])
     assert new == (len(_MIGRATIONS), True, None, old[3], [(LEGACY,)])
     seen = set()
     for point in range(1, total + 1):
@@ -108,8 +109,9 @@ def test_the_previous_troth_refuses_a_node_db_at_19(tmp_path: Path) -> None:
     path = tmp_path / "node.db"
     _rotated(path, T1)
     before = _layout(path)
-    with pytest.raises(ConfigError, match="has schema 19; this troth knows 18"):
-        SqliteDatabase(path, migrations=_MIGRATIONS[:-1])
+    newest = f"has schema {len(_MIGRATIONS)}; this troth knows {SCHEMA - 1}"  # 19 or later
+    with pytest.raises(ConfigError, match=newest):
+        SqliteDatabase(path, migrations=_MIGRATIONS[: SCHEMA - 1])
     assert _layout(path) == before
 
 
@@ -120,14 +122,14 @@ def test_the_migration_run_again_keeps_the_later_time(tmp_path: Path) -> None:
     with conn:  # an old troth's table made again, with an earlier time; the version set back
         conn.execute(_OLD_TABLE)
         conn.execute("INSERT INTO rollback_raised VALUES ('identity', ?)", (T1,))
-        conn.execute(f"PRAGMA user_version = {len(_MIGRATIONS) - 1}")
+        conn.execute(f"PRAGMA user_version = {SCHEMA - 1}")
     conn.close()
     _rotated(path)
     once = _layout(path)
     assert once[1:] == (True, None, [("identity", 2)], [(T2,)])
     conn = sqlite3.connect(path)
     with conn:
-        conn.execute(f"PRAGMA user_version = {len(_MIGRATIONS) - 1}")
+        conn.execute(f"PRAGMA user_version = {SCHEMA - 1}")
     conn.close()
     _rotated(path)
     assert _layout(path) == once
@@ -237,7 +239,7 @@ def test_the_fallback_killed_at_each_statement_is_all_or_nothing(tmp_path: Path)
     fresh()
     assert killed_after(0, count) == 0
     done, total = _layout(path), KILLS[-1]
-    assert done == (len(_MIGRATIONS), True, None, [("identity", 2)], [(LEGACY,)])
+    assert done == (SCHEMA, True, None, [("identity", 2)], [(LEGACY,)])  # the fallback's 19
     fresh()
     first = _layout(path)
     _as_schema_18(path, LEGACY)

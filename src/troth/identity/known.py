@@ -251,7 +251,7 @@ class KnownHistories:
             stored = self._store.get_history(digest)
             if (
                 stored is None
-                or self._store.history_linked(digest)
+                or self._store.history_checked(digest)
                 or self._store.find_local(identifier=digest) is not None
                 or _stored_span(stored[0]).hashes[-1] != identity.current_change_hash
             ):

@@ -563,9 +563,14 @@ class IdentityService(RetiredKeys):
     def linked(self, identifier: Identifier) -> bool:
         """Whether this node stores a copy of `identifier`'s history whose link to it was
         checked here (a full history, or one extending such a copy; a local identity's):
-        False for none stored, or a copy only a checkpoint ties to it (its attesters' word)."""
-        return self.stored_changes(identifier) is not None and self.store.history_linked(
-            identifier.digest
+        False for none stored, or a copy only a checkpoint ties to it (its attesters' word),
+        or a copy from a checkpoint stored before review 27h's migration (its link not known:
+        review 31a, enrollment 4; review 69f, enroll 1)."""
+        span = self._known.stored(identifier.digest)
+        if span is None:
+            return False
+        return self.store.history_checked(identifier.digest) or (
+            span.first == 0 and self.store.history_linked(identifier.digest)
         )
 
     def check_known(

@@ -162,6 +162,12 @@ class IdentityStore(Transactional, Protocol):
         recorded, and when none is stored); False for a copy only a checkpoint ties to it."""
         ...
 
+    def history_checked(self, identifier: bytes) -> bool:
+        """`history_linked`, False for a copy whose link was only review 27h's default for
+        the rows before it (`identities.linked` = 2, not known: it binds as linked, but ties a
+        ticket's checkpointed history only as a full history: review 69f, enroll 1)."""
+        ...
+
     def add_locals(self, rows: Sequence[LocalIdentityRow]) -> None:
         """Store new identities whose primary key (and committed next key) this node holds
         (ConflictError on a taken name or identifier)."""

@@ -309,6 +309,11 @@ _MIGRATIONS: Final[tuple[Migration, ...]] = (
         SELECT identifier, min(member) FROM vouchers GROUP BY identifier;
     """,
     keep_raise_times_in_counts,  # review 66i, rotate 1: a scope's raise time in its count's row
+    """
+    -- review 69f, enroll 1: an observed copy's linked = 1, review 27h's default or a link
+    -- checked since (not told apart), is 2, not known (docs/storage.md, "Identities")
+    UPDATE identities SET linked = 2 WHERE linked = 1 AND primary_key IS NULL;
+    """,
 )
 
 

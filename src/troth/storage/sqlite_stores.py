@@ -222,6 +222,11 @@ class SqliteIdentityStore:
         row = self._db.fetch_one(query, (identifier,))
         return row is None or bool(row[0])
 
+    def history_checked(self, identifier: bytes) -> bool:
+        query = "SELECT linked FROM identities WHERE identifier = ?"
+        row = self._db.fetch_one(query, (identifier,))
+        return row is None or row[0] == 1
+
     def add_locals(self, rows: Sequence[LocalIdentityRow]) -> None:
         head = (
             "INSERT INTO identities (identifier, history, changes, updated_at, primary_key, name, "
