@@ -21,13 +21,15 @@ import pytest
 
 from tests.support.gates import T, make_world, rotate, superseding
 from tests.support.parties import Party
-from troth.credentials import Attributes, CredentialChain, issue_credential
+from troth.credentials import Attributes, CredentialChain, VerifiedCredential, issue_credential
 from troth.credentials import wallet as wallet_module
+from troth.errors import NotFound
 from troth.identity import Identifier, UnverifiedHistory, VerifiedIdentity, verify_history
 from troth.node import init_node, open_node
 
 DAY = 86_400
 READ = Attributes({"orders.access": "read"})
+ADMIN = Attributes({"troth.role": "policy-admin"})
 
 
 def _chain(party: Party, subject: Identifier, ttl: int, history: bytes) -> bytes:
@@ -69,3 +71,37 @@ def test_store1_best_verifies_each_history_once_not_once_per_row(
         monkeypatch.setattr(wallet_module, "verify_history", counted)
         assert node.wallet.best("me", now=T + 300) == fresh
         assert verified == [1, 2]  # the old history, then the new one: each once
+
+
+def test_store2_best_verifies_no_row_whose_own_leaf_lacks_the_attributes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twenty read-only rows, one policy-admin row expiring first (last in the store's order):
+    `best(needs=policy-admin)` (the admin chain `troth policy sign` takes, a delegation's
+    parent) verifies the admin row alone, not the twenty whose own leaf lacks the role."""
+    world = make_world()
+    acme = world.authority
+    init_node("n", home=tmp_path)
+    with open_node("n", home=tmp_path) as node:
+        me = node.identities.create(now=T, name="me")
+        for i in range(20):
+            chain = _chain(acme, me.identifier, 9 * DAY + i, acme.identity.history)
+            node.wallet.hold("me", chain, now=T + 201)
+        admin = issue_credential(
+            acme.signer, subject=me.identifier, attributes=ADMIN, now=T + 200, ttl=DAY, depth=2
+        )
+        admin_chain = CredentialChain((admin,), (acme.identity.history,)).encode()
+        node.wallet.hold("me", admin_chain, now=T + 201)
+        inspected: list[bytes] = []
+        inspect = node.wallet.inspect
+
+        def counted(chain: bytes, *, now: int) -> VerifiedCredential:
+            inspected.append(chain)
+            return inspect(chain, now=now)
+
+        monkeypatch.setattr(node.wallet, "inspect", counted)
+        assert node.wallet.best("me", now=T + 300, needs=ADMIN) == admin_chain
+        assert inspected == [admin_chain]
+        with pytest.raises(NotFound):
+            node.wallet.best("me", now=T + 300, needs=Attributes({"orders.access": "write"}))
+        assert inspected == [admin_chain]  # nothing claims write: nothing verified

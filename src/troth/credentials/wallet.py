@@ -16,6 +16,7 @@ from troth.credentials.format import STORED_LATEST, CredentialBody, CredentialCh
 from troth.credentials.held_rows import (
     authority_changes,
     by_chain,
+    claims_cover,
     issued_before_rotation,
     live_held,
 )
@@ -327,6 +328,8 @@ class CredentialWallet:
             if uncaveated and _caveated(held.chain):
                 continue
             if needs is not None:
+                if not claims_cover(held.chain, needs):  # unverified (review 69e, store 2)
+                    continue
                 try:  # one that no longer checks is passed over, as a revoked one (review 63n,
                     checked = self.inspect(held.chain, now=now)  # credentials 2: it failed
                 except CredentialError:  # the delegation, another chain covering it held)
