@@ -10,6 +10,21 @@ verified again (~0.7 ms a row here: 10,000 renewals or delegations, ~7 s at each
 identity the node made, and at each `best` that passed over the rows issued before the
 rotation). A caller judging many rows now passes one memo (`seen`): each distinct history
 (by its bytes, per authority) is verified and judged once per call.
+
+Store 2. `CredentialWallet.best(needs=...)` (the admin chain `troth policy sign` takes, a
+delegation's parent) verified each row in full (every link's signature, every history it
+carries: ~1.4 ms a row here) to compare its attributes with `needs`, though a chain verifies to
+its last link's attributes, which the row's own bytes state: 10,000 rows none of which covers
+them, ~14 s before NotFound. A row whose last link lacks one is now passed over before it is
+verified (`held_rows.claims_cover`); what it verifies to is still checked.
+
+Store 3. A bundle held back (its node.db restored from a copy) that did not activate at the
+reload (not yet valid then: the node restarted with its clock behind; its policies not
+checked) was refused ROLLBACK ("a newer revision is stored: reload") when the very same bytes
+came back from someone who knows better (a pull's answer, a reinstall), and confirmed nothing:
+the promise is that the same bytes accepted again let it decide (docs/policy.md). The node went
+on denying until the next reload activated it and a later answer confirmed it. `accept` now
+confirms and activates it (`_replace_stored`: the table's bundle is the one given).
 """
 
 from __future__ import annotations
@@ -23,13 +38,15 @@ from tests.support.gates import T, make_world, rotate, superseding
 from tests.support.parties import Party
 from troth.credentials import Attributes, CredentialChain, VerifiedCredential, issue_credential
 from troth.credentials import wallet as wallet_module
-from troth.errors import NotFound
+from troth.errors import NotFound, PolicyError, PolicyFailure
+from troth.gates import BundleStore, MemoryBundleTable, ToolCall
 from troth.identity import Identifier, UnverifiedHistory, VerifiedIdentity, verify_history
 from troth.node import init_node, open_node
 
 DAY = 86_400
 READ = Attributes({"orders.access": "read"})
 ADMIN = Attributes({"troth.role": "policy-admin"})
+LOOKUP = ToolCall("lookup_order", {"order_id": "o"})
 
 
 def _chain(party: Party, subject: Identifier, ttl: int, history: bytes) -> bytes:
@@ -105,3 +122,57 @@ def test_store2_best_verifies_no_row_whose_own_leaf_lacks_the_attributes(
         with pytest.raises(NotFound):
             node.wallet.best("me", now=T + 300, needs=Attributes({"orders.access": "write"}))
         assert inspected == [admin_chain]  # nothing claims write: nothing verified
+
+
+class _RestoredTable(MemoryBundleTable):
+    """A table restored from a copy: every bundle it holds is held back until confirmed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.back: set[bytes] = set()
+
+    def held_back(self) -> frozenset[bytes]:
+        return frozenset(self.back)
+
+    def confirm(self, authority: bytes) -> bool:
+        was = authority in self.back
+        self.back.discard(authority)
+        return was
+
+
+def test_store3_the_same_bytes_confirm_a_held_back_bundle_that_did_not_load_at_reload() -> None:
+    """node.db restored: revision 1, issued at T + 1000, held back. The node restarts with its
+    clock behind (T: not yet valid, not activated); set right, a pull's answer brings those
+    bytes again: they decide."""
+    world = make_world()
+    data = world.bundle(revision=1, now=T + 1_000)
+    authority = world.authority.identifier
+    table = _RestoredTable()
+    table.save_if_newer(authority.digest, 1, data, T + 1_000)
+    table.back.add(authority.digest)
+    store = BundleStore(world.verifier, table)
+    assert store.reload(now=T) == []  # not yet valid: nothing active
+    world.refresh_feed(T + 1_005)
+    assert store.accept(data, feeds=world.feeds(), now=T + 1_005).data == data
+    assert not store.held_back(authority)
+    assert table.held_back() == frozenset()
+    member = world.credential(world.support_chain, world.support, now=T + 1_006)
+    assert world.point(store).decide(member, LOOKUP, now=T + 1_006).allowed
+
+
+def test_store3_a_members_copy_of_the_held_back_bytes_still_confirms_nothing() -> None:
+    """The same, the bytes from a member's copy (`confirms` False): refused, still held
+    back (review 54t, policy 1)."""
+    world = make_world()
+    data = world.bundle(revision=1, now=T + 1_000)
+    authority = world.authority.identifier
+    table = _RestoredTable()
+    table.save_if_newer(authority.digest, 1, data, T + 1_000)
+    table.back.add(authority.digest)
+    store = BundleStore(world.verifier, table)
+    store.reload(now=T)
+    world.refresh_feed(T + 1_005)
+    with pytest.raises(PolicyError) as caught:
+        store.accept(data, feeds=world.feeds(), now=T + 1_005, confirms=False)
+    assert caught.value.reason is PolicyFailure.RESTORED
+    assert table.held_back() == frozenset({authority.digest})
