@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Iterator
 
+from troth.credentials.attributes import Attributes
 from troth.credentials.format import STORED_LATEST, CredentialBody, CredentialChain
 from troth.errors import DecodeError
 from troth.identity import UnverifiedHistory
@@ -17,6 +18,7 @@ __all__ = [
     "authority_changes",
     "by_chain",
     "chain_expiry",
+    "claims_cover",
     "issued_before_rotation",
     "live_held",
 ]
@@ -61,6 +63,19 @@ def live_held(rows: Iterable[HeldCredential], *, now: int) -> Iterator[HeldCrede
     not what it says is left out), in their order (`CredentialStore.list_held`: the one that
     expires last first; a row `CredentialWallet.hold` wrote says its chain's expiry)."""
     return (held for held in by_chain(rows) if now < held.expires_at)
+
+
+def claims_cover(chain: bytes, needs: Attributes) -> bool:
+    """Whether the last credential of held `chain` (our own stored chain: decoded, not
+    verified) states every attribute of `needs`: what a chain verifies to is its last link's
+    attributes, so a chain whose last link lacks one is passed over without verifying it
+    (review 69e, store 2: `best(needs=...)` verified each such row in full, a rotated
+    authority's members' renewals all, to compare attributes its own bytes state)."""
+    try:
+        links = CredentialChain.decode(chain).credentials
+        return needs.first_excess_over(CredentialBody.decode(links[-1].body).attributes) is None
+    except DecodeError:
+        return False
 
 
 def authority_changes(held: HeldCredential, seen: _Seen | None = None) -> int | None:

@@ -16,6 +16,7 @@ from troth.credentials.format import STORED_LATEST, CredentialBody, CredentialCh
 from troth.credentials.held_rows import (
     authority_changes,
     by_chain,
+    claims_cover,
     issued_before_rotation,
     live_held,
 )
@@ -311,6 +312,7 @@ class CredentialWallet:
         revocation made here left to sync is passed over until it is synced (`sync_due`: fail
         closed, review 48m, revcrash 2)."""
         due: dict[bytes, bool] = {}
+        superseded: dict[tuple[bytes, bytes], bool] = {}  # histories judged (69e, store 1)
         checkpoints = self.checkpoints(now=now, max_staleness=limits.DEFAULT_FEED_STALENESS_SECONDS)
         for held in live_held(self.held(ref), now=now):  # by the chain (68j, wallet 1)
             if credential_hash is not None and held.id != credential_hash:
@@ -320,12 +322,14 @@ class CredentialWallet:
             if self._waits(held.authority, due, now) or revokes_a_link(held.chain, self.held_feed):
                 continue
             if supersedes_an_issuer(  # as the node's channels (review 63n, credentials 3)
-                held.chain, self.held_feed, now=now, checkpoints=checkpoints
+                held.chain, self.held_feed, now=now, checkpoints=checkpoints, seen=superseded
             ):
                 continue
             if uncaveated and _caveated(held.chain):
                 continue
             if needs is not None:
+                if not claims_cover(held.chain, needs):  # unverified (review 69e, store 2)
+                    continue
                 try:  # one that no longer checks is passed over, as a revoked one (review 63n,
                     checked = self.inspect(held.chain, now=now)  # credentials 2: it failed
                 except CredentialError:  # the delegation, another chain covering it held)
@@ -691,30 +695,49 @@ def supersedes_an_issuer(
     *,
     now: int,
     checkpoints: Checkpoints | None = None,
+    seen: dict[tuple[bytes, bytes], bool] | None = None,
 ) -> bool:
     """Whether the feed held for `chain`'s authority (`feed_for`) supersedes the history the
     chain carries for one of its issuers (a delegator rotated since it signed its link): every
     verifier refuses the chain (`superseded history`), and a peer a channel showing it. Only
     the histories the feed names are verified; one that does not verify here is left to the
-    verifier. Our own held chain: an undecodable one counts as superseded."""
+    verifier. Our own held chain: an undecodable one counts as superseded. `seen`: one memo
+    for the rows one caller judges at one `now` with one `feed_for` (the authority and a
+    history's bytes to whether the feed supersedes it): each history verified once, not once
+    per row carrying it (review 69e, store 1: every row of a rotated authority carries its
+    history, each copy verified again)."""
     try:
         decoded = CredentialChain.decode(chain)
         authority = CredentialBody.decode(decoded.credentials[0].body).issuer
-        histories = [UnverifiedHistory.decode(data) for data in decoded.histories]
+        histories = [(data, UnverifiedHistory.decode(data)) for data in decoded.histories]
     except DecodeError:
         return True
     feed = feed_for(authority)
     if feed is None:
         return False
-    for history in histories:
+    memo: dict[tuple[bytes, bytes], bool] = {} if seen is None else seen
+    for data, history in histories:
         if feed.supersession(Identifier(history.identifier_digest)) is None:
             continue
-        try:
-            feed.check_current(verify_history(history, now=now, checkpoints=checkpoints))
-        except IdentityError:
-            continue
-        except CredentialError:
+        key = (authority.digest, data)
+        if key not in memo:
+            memo[key] = _superseded(history, feed, now, checkpoints)
+        if memo[key]:
             return True
+    return False
+
+
+def _superseded(
+    history: UnverifiedHistory, feed: VerifiedFeed, now: int, checkpoints: Checkpoints | None
+) -> bool:
+    """Whether `feed` supersedes `history` (one that does not verify here: no, left to the
+    verifier)."""
+    try:
+        feed.check_current(verify_history(history, now=now, checkpoints=checkpoints))
+    except IdentityError:
+        return False
+    except CredentialError:
+        return True
     return False
 
 

@@ -221,14 +221,14 @@ class BundleStore:
             if held is None or body.revision > held.bundle.body.revision:
                 if not self.table.save_if_newer(
                     authority, body.revision, data, now
-                ) and not self._replace_stored(body, verified.digest, data, feed, now):
+                ) and not self._replace_stored(body, verified.digest, data, feed, now, confirms):
                     raise PolicyError(_P.ROLLBACK, "a newer revision is stored: reload")
             elif refusal is not None:
                 self._note_refused(body, verified.digest, held, refusal)
                 raise PolicyError(*refusal)
             elif not self.table.replace(
                 authority, held.bundle.data, body.revision, data, now
-            ) and not self._replace_stored(body, verified.digest, data, feed, now):
+            ) and not self._replace_stored(body, verified.digest, data, feed, now, confirms):
                 raise PolicyError(_P.ROLLBACK, "another bundle was stored meanwhile: reload")
             if held is not None and held.bundle.body.revision == body.revision:
                 self._note(body.authority, body.revision, verified.digest, held.bundle.digest)
@@ -261,7 +261,13 @@ class BundleStore:
         return True
 
     def _replace_stored(
-        self, body: BundleBody, digest: bytes, data: bytes, feed: VerifiedFeed | None, now: int
+        self,
+        body: BundleBody,
+        digest: bytes,
+        data: bytes,
+        feed: VerifiedFeed | None,
+        now: int,
+        confirms: bool,
     ) -> bool:
         """Store `data` (verified, of `body` and `digest`) in place of the table's bundle of
         its authority, not active here (it did not load at `reload`: expired, or not yet
@@ -274,13 +280,23 @@ class BundleStore:
         a node restarted after a thief's bundle at the top revision expired refused every
         replacement below it for good). Whether it was stored, or is (`data` is the table's
         bundle, not held back: review 57j, gates 1, it was refused as a rollback while it did
-        not load). The table's bundle is this node's own, verified when stored: its decoding
-        says its revision and lifetime, and, read as at its issue, its signer's chain and
-        histories."""
+        not load; held back, it is confirmed when `confirms`, else RESTORED: review 69e, store
+        3, the same bytes from a pull's answer were refused ROLLBACK and confirmed nothing).
+        The table's bundle is this node's own, verified when stored: its decoding says its
+        revision and lifetime, and, read as at its issue, its signer's chain and histories.
+        Under the lock."""
         authority = body.authority.digest
         stored = self.table.load(authority)
-        if stored is None or stored == data:
-            return stored is not None and not self.held_back(body.authority)
+        if stored is None:
+            return False
+        if stored == data:
+            if not self.held_back(body.authority) or (confirms and self._confirm(body.authority)):
+                return True
+            raise PolicyError(
+                _P.RESTORED,
+                f"revision {body.revision} came back with a restored copy of node.db: the same "
+                f"bundle from {body.authority}'s node, or installed again, lets it decide",
+            )
         try:
             old = bundle_claims(stored)
         except PolicyError:

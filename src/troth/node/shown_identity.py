@@ -96,11 +96,14 @@ class ShownIdentity:
         handle, key = identities.purpose_key(name, KeyPurpose.SECURE_CHANNEL, now=now)
         feeds = self.trust.feeds
         checkpoints = wallet.checkpoints(now=now, max_staleness=FEED_STALENESS)
+        seen: dict[tuple[bytes, bytes], bool] = {}  # each history judged once (69e, store 1)
         live = [
             held
             for held in wallet.presentable(name, now=now)
             if not revokes_a_link(held.chain, feeds.get)
-            and not supersedes_an_issuer(held.chain, feeds.get, now=now, checkpoints=checkpoints)
+            and not supersedes_an_issuer(
+                held.chain, feeds.get, now=now, checkpoints=checkpoints, seen=seen
+            )
         ]
         history = identities.export(name)
         ordered = tuple(h.chain for h in _each_authority_first(live))
