@@ -15,8 +15,10 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.support.reaper import start_reaper
+from tests.support.sources import each_loopback_address_a_source
 from troth.clock import FixedClock
 from troth.node import init_node
+from troth.transport import connection
 
 pytest_plugins = ["tests.support.postgres"]
 
@@ -63,6 +65,13 @@ def troth_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("TROTH_VAULT_KEY", raising=False)
     monkeypatch.delenv("TROTH_NODE", raising=False)
     return home
+
+
+@pytest.fixture
+def loopback_sources(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each IPv4 loopback address a source of its own in this test (tests.support.sources):
+    the node counts 127.0.0.0/8 as one, and the test's clients stand for remote hosts."""
+    monkeypatch.setattr(connection, "source_host", each_loopback_address_a_source)
 
 
 @pytest.fixture

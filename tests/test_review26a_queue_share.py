@@ -21,6 +21,8 @@ import asyncio
 import socket
 from collections.abc import Callable
 
+import pytest
+
 from tests.test_transport_tcp import until
 from tests.test_transport_tcp_queue import (
     NARROW,
@@ -90,6 +92,7 @@ async def squat_then_send_elsewhere(
     return honest, streams
 
 
+@pytest.mark.usefixtures("loopback_sources")  # its clients stand for remote hosts
 def test_one_source_address_cannot_take_every_connections_queue() -> None:
     """Two connections from 127.0.0.1 read nothing (as far as the test runs) and fill the share
     of 127.0.0.1 (`max_queued_per_source`, half of `max_queued_total` here); then a slow peer

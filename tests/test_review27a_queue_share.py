@@ -15,12 +15,15 @@ strict xfail until the share's default became a quarter of the total (at least
 
 from __future__ import annotations
 
+import pytest
+
 from tests.test_review26a_queue_share import squat_then_send_elsewhere
 from tests.test_transport_tcp_queue import run
 from troth import limits
 from troth.transport import TcpSettings, TcpTransport
 
 
+@pytest.mark.usefixtures("loopback_sources")  # its clients stand for remote hosts
 def test_a_lowered_total_is_still_shared_out_per_address() -> None:
     """Two connections from 127.0.0.1 read nothing; two senders relay 1 MB to each. Then a
     third sender relays 1 MB to a slow peer at 127.0.0.2: its frames past the buffers go to

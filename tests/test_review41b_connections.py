@@ -13,10 +13,13 @@ connections (the fair share the eviction of active connections already used).
 
 from __future__ import annotations
 
+import pytest
+
 from tests.test_transport_tcp import Server, answer, run, until
 from troth.transport import TcpSettings
 
 
+@pytest.mark.usefixtures("loopback_sources")  # its clients stand for remote hosts
 def test_a_flood_of_connections_from_one_address_does_not_evict_a_newcomer_from_another() -> None:
     """Connections 1: cap 4. A peer from 127.0.0.3 connects (its first frame not sent yet);
     127.0.0.2 then opens four connections that send nothing: the fourth evicts one of its own,

@@ -18,6 +18,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
+
 from tests.support.relay_tcp import hub_and_relayed_b, stop_reading
 from tests.test_reconnect import until
 from tests.test_review53n_queues import SLOW, FakeSocket, feed
@@ -134,6 +136,7 @@ async def fill_bs_way(net: StalledOwner, source: str = "127.0.0.1") -> None:
     await until(lambda: any(c._reading_paused for c in net.strangers()), 30)
 
 
+@pytest.mark.usefixtures("loopback_sources")  # its clients stand for remote hosts
 def test_one_source_holds_at_most_its_share_and_one_read_however_many_connections(
     tmp_path: Path,
 ) -> None:
@@ -157,6 +160,7 @@ def test_one_source_holds_at_most_its_share_and_one_read_however_many_connection
     with_stalled_owner(tmp_path, test)
 
 
+@pytest.mark.usefixtures("loopback_sources")  # its clients stand for remote hosts
 def test_past_the_nodes_total_a_connection_reads_a_little_at_a_time(tmp_path: Path) -> None:
     """Budget 2: four addresses pass the node's total (a quarter each); then eight
     others, each within its share, send at once: each reads at most `READ_PAST_ROUTING_TOTAL`

@@ -43,6 +43,7 @@ PER_NETWORK = 1_024
 times the half-open table: any bucket of a sensible burst and rate stays under it)."""
 
 
+@pytest.mark.usefixtures("loopback_sources")  # its clients stand for remote hosts
 def test_a_networks_burst_of_messages_1_is_not_all_taken_up(tmp_path: Path) -> None:
     """2,000 messages 1 at once from the 200 addresses of 127.0.30.0/24 (no source ever holds
     more than its 16): the node takes up at most `PER_NETWORK` of them; and a message 1 from

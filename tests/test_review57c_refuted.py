@@ -100,6 +100,7 @@ def test_a_declared_huge_frame_is_closed_on_its_header_or_when_it_stalls(tmp_pat
     asyncio.run(main())
 
 
+@pytest.mark.usefixtures("loopback_sources")  # its clients stand for remote hosts
 def test_one_source_cannot_take_another_sources_handshake_slots(tmp_path: Path) -> None:
     """An address sends 40 handshake messages 1 on one connection, none finished: the node
     keeps at most `max_half_open_per_source` of them (answers those only) and refuses the
@@ -123,6 +124,7 @@ def test_one_source_cannot_take_another_sources_handshake_slots(tmp_path: Path) 
     asyncio.run(main())
 
 
+@pytest.mark.usefixtures("loopback_sources")  # its clients stand for remote hosts
 def test_at_the_half_open_cap_a_newcomer_network_evicts_the_flooding_network(
     tmp_path: Path,
 ) -> None:
@@ -299,6 +301,7 @@ def test_identities_from_one_source_are_bounded_by_its_channel_limit(tmp_path: P
     asyncio.run(main())
 
 
+@pytest.mark.usefixtures("loopback_sources")  # its clients stand for remote hosts
 def test_a_source_holding_many_active_connections_gives_one_up_for_a_newcomer(
     tmp_path: Path,
 ) -> None:

@@ -58,6 +58,7 @@ def test_a_removed_member_pays_from_its_networks_budget(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs 127/8")
+@pytest.mark.usefixtures("loopback_sources")  # its clients stand for remote hosts
 def test_one_address_flooding_messages_1_leaves_its_neighbours_budget(tmp_path: Path) -> None:
     """127.0.33.1 sends four times the handshake burst of messages 1 over 4 connections: its 16
     half-open handshakes are all it gets, the rest refused on its own limit, none for the

@@ -187,6 +187,7 @@ def test_refused_newcomers_from_addresses_holding_different_counts_do_not_each_s
     _refused_at_the_cap(monkeypatch, held, alternating)
 
 
+@pytest.mark.usefixtures("loopback_sources")  # its clients stand for remote hosts
 def test_junk_frames_do_not_silence_the_transports_warnings(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -12,6 +12,8 @@ import logging
 import random
 from typing import Any
 
+import pytest
+
 from tests.support.load import attacker_addresses
 from tests.test_review60f_listener import _close, _hold
 from tests.test_review60i_listener import _Lines
@@ -143,6 +145,7 @@ def test_the_rankings_pick_the_documented_member_victim_under_churn() -> None:
     assert most_entries <= 200
 
 
+@pytest.mark.usefixtures("loopback_sources")  # its clients stand for remote hosts
 def test_a_remembered_refusal_ends_when_a_frameless_connection_takes_a_freed_place() -> None:
     """At a cap of 8 held by active connections of one /24, a newcomer of it is refused and
     the refusal remembered; one of them closes and a connection of the /24 that sends nothing

@@ -101,6 +101,7 @@ pytestmark_linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reas
 
 
 @pytestmark_linux
+@pytest.mark.usefixtures("loopback_sources")  # its clients stand for remote hosts
 def test_a_first_frame_takes_a_connection_out_of_the_frameless_at_once() -> None:
     """Off a node, a connection that brings a frame leaves the frameless ones at once (no
     newcomer at the cap needed to look at it): were it kept, an attacker's newcomers would have

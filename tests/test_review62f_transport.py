@@ -73,6 +73,7 @@ def test_a_partial_frame_just_over_the_small_buffer_does_not_keep_a_large_one() 
         assert reader.capacity <= 2 * len(sent)  # at most twice what came in a sweep interval
 
 
+@pytest.mark.usefixtures("loopback_sources")  # its clients stand for remote hosts
 def test_connections_from_one_network_do_not_evict_a_newcomer_before_its_first_frame() -> None:
     """The cap at 4: three connections from addresses of 127.0.5.0/24, then a genuine client
     from another network, accepted, its first frame not yet sent (its handshake under way);
@@ -161,6 +162,7 @@ def test_ipv4_clients_through_a_local_use_translator_are_sources_of_their_own() 
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs 127/8")
+@pytest.mark.usefixtures("loopback_sources")  # its clients stand for remote hosts
 def test_at_a_node_one_networks_connections_do_not_evict_a_client_before_its_handshake(
     tmp_path: Path,
 ) -> None:

@@ -41,10 +41,11 @@ def _admitted(peers: list[str], cap: int) -> list[bool]:
 
 def test_ipv4_compatible_and_translated_addresses_are_one_source_not_their_ipv4_hosts() -> None:
     """IPv4-compatible (`::a.b.c.d`, deprecated by RFC 4291) and SIIT-translated
-    (`::ffff:0:a.b.c.d`) peers, and ::1, are the one source ::/64: at a cap of 2 per source,
-    five such peers naming five IPv4 hosts get two connections, and none spends the quota of
-    the IPv4 host it names (192.0.2.7 still connects twice)."""
-    peers = ["::192.0.2.7", "::198.51.100.1", "::ffff:0:203.0.113.9", "::1", "::10.0.0.1"]
+    (`::ffff:0:a.b.c.d`) peers are the one source ::/64: at a cap of 2 per source, five such
+    peers naming five IPv4 hosts get two connections, and none spends the quota of the IPv4
+    host it names (192.0.2.7 still connects twice). (::1 is not among them since review 69b:
+    it is this host, the loopback source.)"""
+    peers = ["::192.0.2.7", "::198.51.100.1", "::ffff:0:203.0.113.9", "::172.16.0.1", "::10.0.0.1"]
     assert _admitted([*peers, "192.0.2.7", "192.0.2.7"], cap=2) == [True, True] + [False] * 3 + [
         True,
         True,

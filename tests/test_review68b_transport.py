@@ -18,11 +18,11 @@ Transport 2 ("a local user is as many sources and networks as it likes"). Every 
 127.0.0.0/8 is this host (RFC 1122 section 3.2.1.3; Linux answers on all of them with no
 configuration), so an unprivileged local user connects from 127.a.b.c at will: 2**24 sources,
 65,536 networks, where a remote IPv4 host is one and its /24 one. It passes the per-source cap
-and the network shares at once. Strict xfail: counting 127.0.0.0/8 as one source is a
-one-line change in `source_host` (tried: this test passes then), but some forty tests
-(test_transport_tcp, review 57c, 60f, 60i, 60k, 62f, 66n ...) use addresses of 127.0.0.0/8
-over real TCP as distinct remote hosts and networks (62f's transport tests fail with it);
-they need another way to name their clients first, which is the lead's call.
+and the network shares at once. Fixed (review 69b): every loopback address (127.0.0.0/8, ::1,
+an IPv4-mapped or translated 127.x) is one source of one network, `LOOPBACK_SOURCE`; the tests
+that use addresses of 127.0.0.0/8 over real TCP as distinct remote hosts name them apart
+through a test-only seam (tests/support/sources.py: the `loopback_sources` fixture in the
+test process, `node_environment` for node processes).
 """
 
 from __future__ import annotations
@@ -30,8 +30,6 @@ from __future__ import annotations
 import asyncio
 import socket
 from typing import Any
-
-import pytest
 
 from tests.test_review62f_refuted import _Socket
 from tests.test_review67c_transport import _stop
@@ -96,10 +94,6 @@ def test_a_peers_zone_is_its_interfaces_name_or_index() -> None:
     assert peer_host(("192.0.2.7", 1)) == "192.0.2.7"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="68b transport 2: 127.0.0.0/8 is one host; tests use it as many (lead's call)",
-)
 def test_a_local_user_is_one_source_whatever_loopback_address_it_sends_from() -> None:
     """The per-source cap at 2: a local user connects from 127.0.0.1, 127.0.0.2, 127.1.0.1 and
     127.255.0.9; its first two are accepted, the rest refused."""

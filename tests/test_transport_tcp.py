@@ -90,6 +90,7 @@ async def until(condition: Callable[[], bool], timeout: float = 3.0) -> None:
             await asyncio.sleep(0.01)
 
 
+@pytest.mark.usefixtures("loopback_sources")  # its clients stand for remote hosts
 def test_connections_are_capped_per_source_address() -> None:
     async def test(server: Server) -> None:
         clients = [await server.client() for _ in range(5)]
@@ -269,6 +270,7 @@ def test_with_default_caps_idle_connections_cannot_lock_out_a_new_one() -> None:
     assert "Traceback" not in log
 
 
+@pytest.mark.usefixtures("loopback_sources")  # its clients stand for remote hosts
 def test_at_the_cap_a_source_with_many_connections_gives_one_up_for_another() -> None:
     """Many source addresses, each under the per-source cap, fill the total: a newcomer from
     a source holding at least two fewer evicts the idlest connection of the largest source

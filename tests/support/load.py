@@ -1,8 +1,9 @@
 """Hostile load against real node processes (tests/test_node_load.py): nodes started through
 the CLI with limits from the environment and a descriptor limit of their own, their memory
 (RSS), a legitimate echo timed from the client, and the attackers' raw sockets, each bound to
-a loopback address of its own (Linux routes all of 127.0.0.0/8 to the loopback interface), so
-that "per source address" limits meet several sources."""
+a loopback address of its own (Linux routes all of 127.0.0.0/8 to the loopback interface), which
+the nodes started here count as a source of its own (tests.support.sources: the node's rule
+counts 127.0.0.0/8 as one), so that "per source address" limits meet several sources."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import pytest
 
 from tests.support.cli import run, run_json
 from tests.support.parties import make_channel_party
+from tests.support.sources import node_environment
 from troth.channel import AnyAuthenticatedIdentity, ChannelTrust
 from troth.node.channels import ChannelEnd, ChannelManager
 from troth.node.services import call
@@ -90,7 +92,8 @@ class Nodes:
     ) -> NodeProcess:
         """`troth node start NAME` in a process of its own, with extra environment variables
         (the node's limits: TROTH_TCP_*, TROTH_CHANNELS_*) and a descriptor limit (`ulimit -n`)
-        that the node process inherits."""
+        that the node process inherits; the node names each loopback address a source of its own
+        (`node_environment`: the attackers' sockets stand for remote hosts)."""
         command = [sys.executable, "-m", "troth.cli.main", "node", "start", name, "--json"]
         if listen:
             command += ["--tcp-listen", "127.0.0.1:0"]
@@ -99,7 +102,7 @@ class Nodes:
             capture_output=True,
             text=True,
             timeout=60,
-            env={**os.environ, **(environment or {})},
+            env=node_environment({**os.environ, **(environment or {})}),
             preexec_fn=None if max_files is None else lambda: limit_descriptors(max_files),
         )
         assert result.returncode == 0, (result.stdout, result.stderr)

@@ -30,6 +30,7 @@ __all__ = [
     "IPV4_NETWORK_PREFIX",
     "IPV6_NETWORK_PREFIX",
     "IPV6_SOURCE_PREFIX",
+    "LOOPBACK_SOURCE",
     "Connection",
     "ConnectionTable",
     "Listener",
@@ -43,6 +44,12 @@ __all__ = [
 IPV6_SOURCE_PREFIX: Final = 64
 """The bits of an IPv6 peer address that name its source for the per-source limits: a host on
 an IPv6 network is given a /64 and may send from any address in it (review 28a, sources 1)."""
+
+LOOPBACK_SOURCE: Final = "loopback"
+"""The one source (and network) of every loopback address, 127.0.0.0/8 and ::1 (an IPv4-mapped
+or NAT64-translated 127.x too): each is this host (RFC 1122 section 3.2.1.3; Linux answers on
+all of 127.0.0.0/8 with no configuration), so a local user sends from whichever it likes, and
+counted as addresses it was 2**24 sources of 65,536 networks (review 68b, transport 2)."""
 
 IPV4_NETWORK_PREFIX: Final = 24
 """The bits of an IPv4 source address that name its network for the TCP connection table's
@@ -129,7 +136,10 @@ def peer_host(peername: tuple[Any, ...]) -> str:
 
 
 def source_host(host: str) -> str:
-    """What the per-source limits count `host` (a peer's IP address, or a name) as: an IPv4
+    """What the per-source limits count `host` (a peer's IP address, or a name) as: every
+    loopback address (127.0.0.0/8, ::1, an IPv4-mapped or translated 127.x) as LOOPBACK_SOURCE,
+    one source of one network (review 68b, transport 2: each was a source of its own, so a
+    local user held the per-source limits 2**24 times over); any other IPv4
     address as it is, an IPv6 address as its /64 network (`IPV6_SOURCE_PREFIX`: one host may
     use every address in it; review 28a, sources 1), with its zone when it has one (a
     link-local peer, `fe80::1%eth0`: every link's is fe80::/64, one link's peers are not
@@ -153,9 +163,11 @@ def source_host(host: str) -> str:
     except ValueError:
         return host
     if isinstance(address, ipaddress.IPv4Address):
-        return str(address)
+        return _ipv4_source(address)
+    if address.is_loopback:
+        return LOOPBACK_SOURCE
     if address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
+        return _ipv4_source(address.ipv4_mapped)
     if address.sixtofour is not None:  # its /48, a namespace apart from the IPv4 host it names
         return str(ipaddress.IPv6Network((int(address) >> 80 << 80, 48)))
     if address.teredo is not None:  # the client's address alone (the server it writes dropped)
@@ -166,9 +178,14 @@ def source_host(host: str) -> str:
         v4 = int(address) & 0xFFFFFFFF
         if address in _NAT64_LOCAL_USE and not (v4 >> 24 and v4 & 0xFFFFFF):  # (review 62p,
             return str(ipaddress.IPv6Network(address))  # sources 1) a shorter prefix's
-        return str(ipaddress.IPv4Address(v4))
+        return _ipv4_source(ipaddress.IPv4Address(v4))
     network = str(ipaddress.IPv6Network((address, IPV6_SOURCE_PREFIX), strict=False))
     return f"{network}%{zone}" if zone else network
+
+
+def _ipv4_source(address: ipaddress.IPv4Address) -> str:
+    """An IPv4 source: its address, LOOPBACK_SOURCE for every one of 127.0.0.0/8."""
+    return LOOPBACK_SOURCE if address.is_loopback else str(address)
 
 
 def source_network(host: str) -> str:
