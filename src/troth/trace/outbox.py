@@ -49,9 +49,10 @@ troth.node.services.trace.TraceClient, as the in-memory troth.trace.batcher.Trac
   never one the log may hold: a record becomes stale only when an answer shows that it, or
   one before it, is not in the log.
 - A record signed again keeps its time unless it is older than half the log's window
-  (MAX_CLOCK_SKEW_SECONDS / 2): then it is dated when it is signed again. Records that waited
-  longer than the window (a node down for a while) are refused TIME_OUT_OF_RANGE when first
-  sent and go again re-dated.
+  (MAX_CLOCK_SKEW_SECONDS / 2), or later than now (made while the node's clock ran ahead:
+  review 69a, outbox 1): then it is dated when it is signed again (`resign_time`). Records
+  that waited longer than the window (a node down for a while) are refused TIME_OUT_OF_RANGE
+  when first sent and go again re-dated.
 
 **Disclosed values** (review 46e). A row holds the record's disclosures until it is
 delivered: every change runs with secure_delete on, and once a delivery deleted rows the
@@ -92,7 +93,6 @@ from troth.identity import Identifier, Signer
 from troth.storage import SqliteDatabase
 from troth.storage.peers import SoleHolder
 from troth.trace.batcher import (
-    SEND_LATE,
     SUBMIT_ROOM,
     WAITING,
     Queued,
@@ -101,6 +101,7 @@ from troth.trace.batcher import (
     head_reported,
     held_back,
     lost_chain,
+    resign_time,
 )
 from troth.trace.outbox_store import OutboxRow, OutboxStore, Tail, outbox_exists, row_size
 from troth.trace.record import Kind
@@ -466,7 +467,7 @@ class TraceOutbox:
                     disclosures,
                     seq=seq,
                     prev=prev,
-                    time=max(row.made, now - SEND_LATE, floor),
+                    time=resign_time(row.made, now, floor),
                     epoch=epoch,
                 )
             except (TraceError, ValueError) as exc:
