@@ -13,15 +13,23 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.support.traces import Held
 from tests.test_review68i_clock import DAY, _send
 from tests.test_trace_service import NOW, F, Service, service, tool  # noqa: F401 - a fixture
+from troth.identity import Identifier
+from troth.node import Node, open_node
+from troth.node.node import init_node
 from troth.storage import SqliteDatabase
 from troth.trace import verify_log
 from troth.trace.batcher import TraceBatcher
 from troth.trace.outbox import TraceOutbox
+from troth.trace.signing import keyid_of, open_envelope, resolve_key, sign_record
 
 
 def _ahead_then_put_right(service: Service, batcher: Any) -> int:  # noqa: F811
@@ -75,3 +83,115 @@ def test_a_queued_record_made_while_the_clock_ran_ahead_goes_once_it_is_put_righ
     batcher.set_head(None)
     assert _ahead_then_put_right(service, batcher) == 2
     assert batcher.held_back is None
+
+
+def _node_agent(tmp_path: Path) -> tuple[Node, TraceOutbox]:
+    """A node with identity `agent` and its trace outbox, two records queued, signed by the
+    agent's key before any rotation."""
+    init_node("n", home=tmp_path)
+    node = open_node("n", home=tmp_path)
+    agent = node.identities.create(name="agent", now=NOW - 100)
+    outbox = TraceOutbox(
+        node.db, agent.identifier, lambda now: node.identities.signer("agent", now=now)
+    )
+    for n in (1, 2):
+        outbox.add(tool("refund", n=n), now=NOW + n)
+    return node, outbox
+
+
+def _keys(outbox: TraceOutbox, node: Node, now: int) -> list[bool]:
+    """Per queued row of the agent: whether its key is attested under the current change."""
+    identity = node.identities.get("agent", now=now).identity
+    rows = outbox.store.first(identity.identifier.digest, 10)
+    return [resolve_key(identity, row.attestation).is_current for row in rows]
+
+
+def _sent_under(outbox: TraceOutbox, node: Node, now: int) -> list[tuple[str, bool]]:
+    """The next batch's records: (id, whether its key is the current change's)."""
+    identity = node.identities.get("agent", now=now).identity
+    batch = outbox.next_batch(now)
+    assert batch is not None
+    sent = []
+    for item, record in zip(batch.items, batch.submission.records, strict=True):
+        _, _, _, key = open_envelope(record.envelope)
+        (attestation,) = [a for a in batch.submission.attestations if keyid_of(a) == key]
+        sent.append((item.record, resolve_key(identity, attestation).is_current))
+    return sent
+
+
+@pytest.mark.parametrize("compromised", [False, True])
+def test_a_rotation_signs_the_queued_records_again_with_the_new_key(
+    tmp_path: Path, compromised: bool
+) -> None:
+    """Outbox 2 (the honest side): a node's records queued before its agent rotates are
+    signed with the new key by the rotation itself, in its transaction, and go under it,
+    though the outbox's signer was fetched before the rotation (it is asked again); a record
+    queued after the rotation with that signer is signed by the new key too (the retired
+    key, deleted from the software vault in the rotation's transaction, is asked again)."""
+    node, outbox = _node_agent(tmp_path)
+    try:
+        ids = [row.record for row in outbox.store.first(outbox.identifier.digest, 10)]
+        node.identities.rotate("agent", now=NOW + 10, compromised=compromised)
+        assert _keys(outbox, node, NOW + 20) == [True, True]
+        late = outbox.add(tool("refund", n=3), now=NOW + 11)  # its signer fetched before
+        assert _keys(outbox, node, NOW + 20) == [True, True, True]
+        sent = _sent_under(outbox, node, NOW + 20)  # signed again under the new history
+        assert sent == [(i, True) for i in [*ids, late.record]]
+    finally:
+        outbox.close()
+        node.close()
+
+
+def test_a_rotation_that_does_not_commit_leaves_the_records_as_they_were(
+    tmp_path: Path,
+) -> None:
+    """Outbox 2 (crash): a rotation that fails after its records were signed again (a
+    process killed before its commit) rolls them back with it: the old key, still the
+    current one, sends them as they were; nothing is lost nor signed by a key that is not
+    the agent's."""
+    node, outbox = _node_agent(tmp_path)
+    try:
+        before = [row.envelope for row in outbox.store.first(outbox.identifier.digest, 10)]
+
+        def crash(agent: Identifier, at: int) -> None:
+            raise OSError("killed before the commit")
+
+        node.identities.rotated_hooks.append(crash)
+        with pytest.raises(OSError, match="killed"):
+            node.identities.rotate("agent", now=NOW + 10)
+        node.identities.rotated_hooks.remove(crash)
+        rows = outbox.store.first(outbox.identifier.digest, 10)
+        assert [row.envelope for row in rows] == before
+        assert _keys(outbox, node, NOW + 20) == [True, True]
+        assert [current for _, current in _sent_under(outbox, node, NOW + 20)] == [True, True]
+    finally:
+        outbox.close()
+        node.close()
+
+
+def test_a_retired_keys_row_planted_stale_is_set_aside_not_signed(tmp_path: Path) -> None:
+    """Outbox 2 (review 55b's path of 68r outbox 1): after a rotation, a thief holding the
+    retired key plants straight into the queue a stale row signed by it, dated before the
+    rotation: it is set aside ATTESTATION_STALE, never signed by the current key."""
+    agent = Held(now=NOW - 1000)
+    retired = agent.signer(NOW - 1000)
+    agent.rotate(NOW - 500)
+    db = SqliteDatabase(tmp_path / "node.db")
+    outbox = TraceOutbox(db, agent.identifier, lambda now: agent.signer(now))
+    try:
+        forged = sign_record(
+            retired, tool("wire_transfer"), seq=0, prev=None, time=NOW - 600, random=os.urandom
+        )
+        with outbox.store.transaction():  # what a writer of node.db can write with SQL
+            outbox.store.insert(
+                agent.identifier.digest, forged, made=NOW - 600, chain=None, stale=True
+            )
+        assert outbox.next_batch(NOW) is None
+        (refused,) = outbox.store.refused(agent=agent.identifier.digest, limit=5)
+        assert (refused.record, refused.reason) == (
+            forged.record.id,
+            F.ATTESTATION_STALE.value,
+        )
+    finally:
+        outbox.close()
+        db.close()

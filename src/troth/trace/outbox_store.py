@@ -534,9 +534,9 @@ class OutboxStore:
         """Queue set-aside records again, each after its agent's last queued record, to be
         signed again when it comes up (an operator's decision, troth trace outbox --requeue:
         a record a version before review 68i set aside `record dated before a checkpoint that
-        precedes it`); the ids queued. Only a row whose envelope verifies as its agent's is
-        signed again when it is sent (`TraceOutbox._resign`); the bounds are unchanged (they
-        count queued and set-aside records together)."""
+        precedes it`); the ids queued. Only a row whose envelope verifies as its agent's, by a
+        key of its current change, is signed again when it is sent (`TraceOutbox._resign`);
+        the bounds are unchanged (they count queued and set-aside records together)."""
         done: list[str] = []
         for record in records:
             row = self.db.fetch_one(

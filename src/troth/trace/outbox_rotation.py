@@ -1,0 +1,82 @@
+"""The trace outbox across a rotation of its agent (review 69a, closing review 68r outbox 1).
+
+A row of the outbox signed by a key an older change of the agent's history attested (a key the
+rotation retired) is never signed again by the current key (`TraceOutbox._resign` sets it aside,
+ATTESTATION_STALE): node.db's writer holding a retired key (a backup from before the rotation)
+could otherwise plant a row of its choosing, signed by that key and dated before the rotation,
+and have the node sign it as its own, past the log's floor and the key's retirement.
+
+The honest rows queued before a rotation are signed with the new key *in the rotation's own
+transaction* (`resign_for_rotation`, run by troth.identity's `rotated_hooks` as the node wires
+them): the rotation and the rows signed again commit together or not at all, so a process
+killed between them loses nothing (before the commit the old key is still current, and the
+rows are as they were) and launders nothing (a row written after the commit with a retired
+key was not there to be signed). Each row is signed again as it stands (same id, content,
+commitments and salts) dated within the new key's window, and the agent's rows from the first
+of them on are marked stale: they are signed again, chained on the log's head, when they are
+sent. A row that does not verify as the agent's is left as it is (set aside when it comes up).
+
+Rows set aside (`trace_outbox_refused`) are not signed again at a rotation: one signed before
+it and requeued after it is set aside again (ATTESTATION_STALE).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from troth import limits
+from troth.errors import TraceError
+from troth.identity import Identifier, Signer
+from troth.storage import SqliteDatabase
+from troth.trace.batcher import resign_time
+from troth.trace.outbox_store import OutboxStore, outbox_exists
+from troth.trace.signing import resign_record, resolve_key, verify_envelope
+from troth.trace.stored import decode_disclosures
+
+__all__ = ["resign_for_rotation"]
+
+
+def resign_for_rotation(
+    db: SqliteDatabase, agent: Identifier, signer: Callable[[], Signer], now: int
+) -> int:
+    """Sign with `signer()` (the agent's key after a rotation at `now`; asked only when a row
+    has queued rows) every queued row of `agent` signed by a key of an older change, inside the
+    caller's transaction (the rotation's: module docstring); how many were signed again."""
+    if not outbox_exists(db):
+        return 0
+    store = OutboxStore(db)
+    digest = agent.digest
+    fresh: Signer | None = None
+    first: int | None = None
+    done = 0
+    with store.transaction():
+        for row in store.first(digest, limits.TRACE_OUTBOX_RECORDS):
+            if fresh is None:
+                fresh = signer()
+            identity = fresh.identity
+            try:
+                if resolve_key(identity, row.attestation).is_current:
+                    continue
+                disclosures = decode_disclosures(row.disclosures)
+                record = verify_envelope(
+                    row.envelope,
+                    signer=identity,
+                    attestation=row.attestation,
+                    disclosures=disclosures,
+                ).record
+                verified = resign_record(
+                    fresh,
+                    record,
+                    disclosures,
+                    seq=row.seq,
+                    prev=record.prev,
+                    time=resign_time(row.made, now, 0),
+                )
+            except (TraceError, ValueError):
+                continue  # not the agent's: set aside when it comes up
+            if store.replace(digest, row, verified):
+                done += 1
+                first = row.pos if first is None else first
+        if first is not None:
+            store.mark_stale(digest, first)
+    return done
