@@ -5,16 +5,22 @@
   `trace_outbox_held`) holds back only that agent's records: another agent's outbox in the same
   node.db sends and delivers its own, its status holds nothing back, and the first agent's
   hold is kept as it was (the rows and the hold are read per agent).
+- After a rotation, a thief's stale row signed by the retired key but stored with the current
+  key's attestation (so its key looks current, past review 69a outbox 2's check) does not
+  verify under the key that attestation names: set aside, never signed.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from tests.support.traces import Held
 from tests.test_review68i_clock import DAY, _send
 from tests.test_trace_service import NOW, F, Service, service, tool  # noqa: F401 - a fixture
 from troth.storage import SqliteDatabase
 from troth.trace.outbox import TraceOutbox
+from troth.trace.signing import sign_record
 
 
 def test_one_agents_wait_holds_back_no_other_agents_records(
@@ -49,4 +55,38 @@ def test_one_agents_wait_holds_back_no_other_agents_records(
     finally:
         waiting.close()
         other.close()
+        db.close()
+
+
+def test_a_retired_keys_row_naming_the_current_attestation_is_set_aside(
+    tmp_path: Path,
+) -> None:
+    """After a rotation, a thief holding the retired key plants a stale row it signed, but
+    stored with the current key's attestation (public: any row the node queued carries it),
+    so the outbox takes its key for the current change's: the envelope does not verify under
+    that key (`bad signature`); set aside, never signed by the current key."""
+    agent = Held(now=NOW - 1000)
+    retired = agent.signer(NOW - 1000)
+    agent.rotate(NOW - 500)
+    current = agent.signer(NOW)
+    db = SqliteDatabase(tmp_path / "node.db")
+    outbox = TraceOutbox(db, agent.identifier, lambda now: agent.signer(now))
+    try:
+        forged = sign_record(
+            retired, tool("wire_transfer"), seq=0, prev=None, time=NOW - 600, random=os.urandom
+        )
+        with outbox.store.transaction():  # what a writer of node.db can write with SQL
+            outbox.store.insert(
+                agent.identifier.digest, forged, made=NOW - 600, chain=None, stale=True
+            )
+            outbox.store.db.execute(
+                "UPDATE trace_outbox SET attestation = ? WHERE record = ?",
+                (current.attestation, forged.record.id),
+            )
+        assert outbox.next_batch(NOW) is None
+        (refused,) = outbox.store.refused(agent=agent.identifier.digest, limit=5)
+        assert refused.record == forged.record.id
+        assert refused.reason != F.ATTESTATION_STALE.value  # refused before the key's change
+    finally:
+        outbox.close()
         db.close()

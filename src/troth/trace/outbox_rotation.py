@@ -17,19 +17,26 @@ of them on are marked stale: they are signed again, chained on the log's head, w
 sent. A row that does not verify as the agent's is left as it is (set aside when it comes up).
 
 Rows set aside (`trace_outbox_refused`) are not signed again at a rotation: one signed before
-it and requeued after it is set aside again (ATTESTATION_STALE).
+it and requeued after it is set aside again (ATTESTATION_STALE). The rows are read a page at a
+time, but all are signed in the one transaction: a rotation of an agent whose outbox is full
+(TRACE_OUTBOX_RECORDS) holds node.db's write lock while it signs them (seconds with a software
+key, longer on a token). A process that queues a record after the commit with a signer it
+fetched before signs with the retired key only if its vault still holds it (a software vault's
+retired keys are deleted in the rotation's transaction: the signer is asked again; a token's
+just after the commit); such a record, dated after the rotation, never verified as the agent's
+(the key retired), and one dated before it is now set aside too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from troth import limits
 from troth.errors import TraceError
 from troth.identity import Identifier, Signer
 from troth.storage import SqliteDatabase
 from troth.trace.batcher import resign_time
-from troth.trace.outbox_store import OutboxStore, outbox_exists
+from troth.trace.outbox_store import OutboxRow, OutboxStore, outbox_exists
 from troth.trace.signing import resign_record, resolve_key, verify_envelope
 from troth.trace.stored import decode_disclosures
 
@@ -50,7 +57,7 @@ def resign_for_rotation(
     first: int | None = None
     done = 0
     with store.transaction():
-        for row in store.first(digest, limits.TRACE_OUTBOX_RECORDS):
+        for row in _rows(store, digest):
             if fresh is None:
                 fresh = signer()
             identity = fresh.identity
@@ -80,3 +87,12 @@ def resign_for_rotation(
         if first is not None:
             store.mark_stale(digest, first)
     return done
+
+
+def _rows(store: OutboxStore, agent: bytes) -> Iterator[OutboxRow]:
+    """`agent`'s queued rows in order, read a page (MAX_TRACE_SUBMIT_RECORDS) at a time: an
+    outbox full of them (TRACE_OUTBOX_BYTES) is never in memory at once."""
+    after = -1
+    while page := store.first(agent, limits.MAX_TRACE_SUBMIT_RECORDS, after=after):
+        yield from page
+        after = page[-1].pos

@@ -295,11 +295,11 @@ class OutboxStore:
             return self.head(agent)
         return Tail(row[0], bytes(row[1]), row[2], bool(row[3]))
 
-    def first(self, agent: bytes, count: int) -> list[OutboxRow]:
-        """`agent`'s first `count` queued records, in order."""
+    def first(self, agent: bytes, count: int, *, after: int = -1) -> list[OutboxRow]:
+        """`agent`'s first `count` queued records (past position `after`), in order."""
         rows = self.db.fetch_all(
-            _SELECT_ROWS + "WHERE agent = ? ORDER BY pos LIMIT ?",
-            (agent, count),
+            _SELECT_ROWS + "WHERE agent = ? AND pos > ? ORDER BY pos LIMIT ?",
+            (agent, after, count),
         )
         return [OutboxRow.from_sql(row) for row in rows]
 
