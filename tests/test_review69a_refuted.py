@@ -8,6 +8,8 @@
 - After a rotation, a thief's stale row signed by the retired key but stored with the current
   key's attestation (so its key looks current, past review 69a outbox 2's check) does not
   verify under the key that attestation names: set aside, never signed.
+- A rotation of a node that never had an outbox makes none and does not fail (its hook looks
+  the agent's rows up, no table).
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from pathlib import Path
 from tests.support.traces import Held
 from tests.test_review68i_clock import DAY, _send
 from tests.test_trace_service import NOW, F, Service, service, tool  # noqa: F401 - a fixture
+from troth.node import init_node, open_node
 from troth.storage import SqliteDatabase
 from troth.trace.outbox import TraceOutbox
+from troth.trace.outbox_store import outbox_exists
 from troth.trace.signing import sign_record
 
 
@@ -90,3 +94,15 @@ def test_a_retired_keys_row_naming_the_current_attestation_is_set_aside(
     finally:
         outbox.close()
         db.close()
+
+
+def test_a_rotation_of_a_node_without_an_outbox_makes_none(tmp_path: Path) -> None:
+    """The rotation's hook (review 69a, outbox 2) on a node that never had a trace outbox:
+    the look-up of the agent's rows fails as no table, and none is made (a rotation that made
+    the outbox's tables, or failed, would break every node without a trace service)."""
+    init_node("n", home=tmp_path)
+    with open_node("n", home=tmp_path) as node:
+        node.identities.create(now=NOW, name="a")
+        node.identities.rotate("a", now=NOW + 1)
+        assert node.identities.get("a", now=NOW + 2).identity.change_count == 2
+        assert not outbox_exists(node.db)
