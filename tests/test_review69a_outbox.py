@@ -22,13 +22,14 @@ import pytest
 from tests.support.traces import Held
 from tests.test_review68i_clock import DAY, _send
 from tests.test_trace_service import NOW, F, Service, service, tool  # noqa: F401 - a fixture
-from troth.identity import Identifier
+from troth.identity import VerifiedIdentity
 from troth.node import Node, open_node
 from troth.node.node import init_node
 from troth.storage import SqliteDatabase
 from troth.trace import verify_log
 from troth.trace.batcher import TraceBatcher
 from troth.trace.outbox import TraceOutbox
+from troth.trace.outbox_rotation import resign_for_rotation
 from troth.trace.signing import keyid_of, open_envelope, resolve_key, sign_record
 
 
@@ -153,7 +154,7 @@ def test_a_rotation_that_does_not_commit_leaves_the_records_as_they_were(
     try:
         before = [row.envelope for row in outbox.store.first(outbox.identifier.digest, 10)]
 
-        def crash(agent: Identifier, at: int) -> None:
+        def crash(before: VerifiedIdentity, at: int) -> None:
             raise OSError("killed before the commit")
 
         node.identities.rotated_hooks.append(crash)
@@ -187,6 +188,42 @@ def test_a_retired_keys_row_planted_stale_is_set_aside_not_signed(tmp_path: Path
                 agent.identifier.digest, forged, made=NOW - 600, chain=None, stale=True
             )
         assert outbox.next_batch(NOW) is None
+        (refused,) = outbox.store.refused(agent=agent.identifier.digest, limit=5)
+        assert (refused.record, refused.reason) == (
+            forged.record.id,
+            F.ATTESTATION_STALE.value,
+        )
+    finally:
+        outbox.close()
+        db.close()
+
+
+def test_a_rotation_does_not_sign_a_row_an_earlier_rotation_retired_the_key_of(
+    tmp_path: Path,
+) -> None:
+    """Outbox 2 (the rotation's own check): a thief's row signed by a key an earlier rotation
+    retired, planted while the next key is current, is not signed again by the next
+    rotation (only the rows of the key current before it are), and is set aside."""
+    agent = Held(now=NOW - 1000)
+    oldest = agent.signer(NOW - 1000)
+    agent.rotate(NOW - 500)
+    db = SqliteDatabase(tmp_path / "node.db")
+    outbox = TraceOutbox(db, agent.identifier, lambda now: agent.signer(now))
+    try:
+        honest = outbox.add(tool("refund"), now=NOW - 100)
+        forged = sign_record(
+            oldest, tool("wire_transfer"), seq=0, prev=None, time=NOW - 600, random=os.urandom
+        )
+        with outbox.store.transaction():  # what a writer of node.db can write with SQL
+            outbox.store.insert(
+                agent.identifier.digest, forged, made=NOW - 600, chain=None, stale=False
+            )
+        before = agent.identity
+        agent.rotate(NOW - 50)
+        assert resign_for_rotation(db, before, lambda: agent.signer(NOW - 50), NOW - 50) == 1
+        batch = outbox.next_batch(NOW)
+        assert batch is not None
+        assert [item.record for item in batch.items] == [honest.record]
         (refused,) = outbox.store.refused(agent=agent.identifier.digest, limit=5)
         assert (refused.record, refused.reason) == (
             forged.record.id,

@@ -463,9 +463,9 @@ def test_records_queued_before_a_rotation_are_signed_again_with_the_new_key(
     assert deliver(TRACES_NOW) == [None]
     queued = [outbox.add(tool("refund", n=n), now=TRACES_NOW + 10) for n in (1, 2)]
     old_key = outbox.store.first(held.identifier.digest, 1)[0].attestation
-    held.rotate(TRACES_NOW + 20)  # and, in its transaction, the node's hook (review 69a):
-    rotated = TRACES_NOW + 20
-    assert resign_for_rotation(db, held.identifier, lambda: held.signer(rotated), rotated) == 2
+    before, rotated = held.identity, TRACES_NOW + 20
+    held.rotate(rotated)  # and, in its transaction, the node's hook (review 69a):
+    assert resign_for_rotation(db, before, lambda: held.signer(rotated), rotated) == 2
     later = TRACES_NOW + 100  # past the outbox's signer refresh: it sends the new history
     assert deliver(later) == [None, None]
     assert [q.result() for q in queued] == [1, 2]

@@ -323,11 +323,12 @@ def open_node(name: str, *, home: Path | None = None, create_default: bool = Fal
 
 
 def _resign_outbox(
-    db: SqliteDatabase, identities: IdentityService, agent: Identifier, at: int
+    db: SqliteDatabase, identities: IdentityService, before: VerifiedIdentity, at: int
 ) -> None:
     """In a rotation's transaction: the agent's queued trace records signed again with its
     new key (troth.trace.outbox_rotation; review 69a)."""
-    resign_for_rotation(db, agent, lambda: identities.signer(str(agent), now=at), at)
+    ref = str(before.identifier)
+    resign_for_rotation(db, before, lambda: identities.signer(ref, now=at), at)
 
 
 def open_software_vault(

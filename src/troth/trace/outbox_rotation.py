@@ -11,7 +11,10 @@ transaction* (`resign_for_rotation`, run by troth.identity's `rotated_hooks` as 
 them): the rotation and the rows signed again commit together or not at all, so a process
 killed between them loses nothing (before the commit the old key is still current, and the
 rows are as they were) and launders nothing (a row written after the commit with a retired
-key was not there to be signed). Each row is signed again as it stands (same id, content,
+key was not there to be signed). Only a row signed by the key current before the rotation is
+signed again: one signed by a key an earlier rotation retired, queued meanwhile, is a thief's
+(the outbox never signs it again: set aside when it comes up), and the rotation does not
+launder it either. Each row is signed again as it stands (same id, content,
 commitments and salts) dated within the new key's window, and the agent's rows from the first
 of them on are marked stale: they are signed again, chained on the log's head, when they are
 sent. A row that does not verify as the agent's is left as it is (set aside when it comes up).
@@ -33,7 +36,7 @@ from collections.abc import Callable, Iterator
 
 from troth import limits
 from troth.errors import StorageError, TraceError
-from troth.identity import Identifier, Signer
+from troth.identity import Signer, VerifiedIdentity
 from troth.storage import SqliteDatabase
 from troth.trace.batcher import resign_time
 from troth.trace.outbox_store import OutboxRow, OutboxStore
@@ -44,12 +47,13 @@ __all__ = ["resign_for_rotation"]
 
 
 def resign_for_rotation(
-    db: SqliteDatabase, agent: Identifier, signer: Callable[[], Signer], now: int
+    db: SqliteDatabase, before: VerifiedIdentity, signer: Callable[[], Signer], now: int
 ) -> int:
-    """Sign with `signer()` (the agent's key after a rotation at `now`; asked only when a row
-    has queued rows) every queued row of `agent` signed by a key of an older change, inside the
-    caller's transaction (the rotation's: module docstring); how many were signed again."""
-    digest = agent.digest
+    """Sign with `signer()` (the agent's key after a rotation at `now`; asked only when the
+    agent has queued rows) every queued row of the agent signed by the key current `before`
+    the rotation, inside the caller's transaction (the rotation's: module docstring); how many
+    were signed again."""
+    digest = before.identifier.digest
     if not _queued(db, digest):
         return 0
     store = OutboxStore(db)
@@ -62,8 +66,8 @@ def resign_for_rotation(
                 fresh = signer()
             identity = fresh.identity
             try:
-                if resolve_key(identity, row.attestation).is_current:
-                    continue
+                if not resolve_key(before, row.attestation).is_current:
+                    continue  # the new key's, or a key retired before (a thief's, if queued)
                 disclosures = decode_disclosures(row.disclosures)
                 record = verify_envelope(
                     row.envelope,
