@@ -9,6 +9,19 @@
    agent stopping (OVER_LIMIT) meanwhile, although the docs say the fix is a clock. The
    durable outbox and the in-memory batcher alike. Now a record signed again is dated no
    later than when it is signed (`troth.trace.batcher.resign_time`).
+2. (laundering, medium: review 68r outbox 1, its strict xfail closed) The outbox signed again
+   with the agent's current key any queued row whose envelope verified as the agent's under
+   any change's key: a thief holding a retired key and write access to node.db planted a row
+   signed by it, dated before the rotation (stale, or set aside BACKDATED for the operator to
+   requeue), and the node signed it as its own. Now the outbox never signs again a row signed
+   by a key an older change attested (set aside, ATTESTATION_STALE), and the honest rows
+   queued before a rotation are signed with the new key by the rotation, in its own
+   transaction (troth.trace.outbox_rotation through `IdentityService.rotated_hooks`, which
+   the node wires): a process killed before the commit leaves the rows and the old key as
+   they were, after it the rows signed by the new key (nothing lost, nothing laundered). Only
+   the rows of the key current before the rotation are signed by it (a row of a key an
+   earlier rotation retired is a thief's). A process whose signer predates the rotation asks
+   for it again when it meets rows the rotation signed.
 """
 
 from __future__ import annotations
