@@ -32,6 +32,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.hsm import NOW as HSM_NOW
+from tests.support.hsm import agent_node_fixture  # noqa: F401 - a fixture
 from tests.support.traces import Held
 from tests.test_review68i_clock import DAY, _send
 from tests.test_trace_service import NOW, F, Service, service, tool  # noqa: F401 - a fixture
@@ -245,3 +247,22 @@ def test_a_rotation_does_not_sign_a_row_an_earlier_rotation_retired_the_key_of(
     finally:
         outbox.close()
         db.close()
+
+
+def test_a_rotation_elsewhere_on_a_token_signs_the_queued_records_again(
+    node: Node,
+) -> None:
+    """Outbox 2 on a PKCS#11 node: another opening of the node (a `troth identity rotate`)
+    rotates the agent, `--compromised`; the records this outbox queued before are signed by
+    the token's new key in that rotation, and this outbox, whose signer predates it, sends
+    them under the new key."""
+    agent = node.identities.get("agent", now=HSM_NOW).identifier
+    outbox = TraceOutbox(node.db, agent, lambda now: node.identities.signer("agent", now=now))
+    try:
+        ids = [outbox.add(tool("refund", n=n), now=HSM_NOW + n).record for n in (1, 2)]
+        with open_node("hsm") as other:
+            other.identities.rotate("agent", now=HSM_NOW + 10, compromised=True)
+        assert _keys(outbox, node, HSM_NOW + 20) == [True, True]
+        assert _sent_under(outbox, node, HSM_NOW + 20) == [(i, True) for i in ids]
+    finally:
+        outbox.close()
