@@ -15,8 +15,10 @@ window, wait queued; `troth trace outbox --requeue`; status `held_back`) (area: 
    honest rows this path exists for (queued under the old key across a rotation, refused
    ATTESTATION_STALE) look the same in node.db, so the outbox cannot tell them apart
    without something node.db's writer cannot forge (a MAC under a vault key over each row,
-   or rows re-signed at the rotation and retired-key rows refused after it): left to the
-   lead.
+   or rows re-signed at the rotation and retired-key rows refused after it). Closed by
+   review 69a: the rotation signs the agent's queued rows again with the new key in its own
+   transaction (troth.trace.outbox_rotation), and the outbox never signs again a row signed
+   by a key an older change retired (set aside, ATTESTATION_STALE).
 2. (status lost on restart, low) `held_back` lived in memory only: a node restarted while
    its records wait reported nothing held back (`troth node status`), and once the next
    answer refused them again, "waiting since" the restart, not since they began to wait.
@@ -38,8 +40,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.support.traces import Held
 from tests.test_review68i_clock import DAY, _ahead_then_right, _send
 from tests.test_trace_service import NOW, F, Service, service, tool  # noqa: F401 - a fixture
@@ -49,11 +49,6 @@ from troth.trace.outbox import TraceOutbox
 from troth.trace.signing import keyid_of, open_envelope, sign_record
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="68r outbox 1: the outbox signs with the current key a row signed by a retired "
-    "key (a thief's, planted in node.db and requeued): needs rows node.db cannot forge",
-)
 def test_a_record_signed_by_a_retired_key_is_not_signed_again_by_the_current_one(
     tmp_path: Path,
 ) -> None:

@@ -42,6 +42,7 @@ from troth.storage import SqliteDatabase
 from troth.trace import verify_log
 from troth.trace.collect import TraceCollector
 from troth.trace.outbox import TraceOutbox
+from troth.trace.outbox_rotation import resign_for_rotation
 from troth.trace.signing import open_envelope
 
 F = TraceFailure
@@ -432,9 +433,10 @@ def test_a_record_made_inside_a_transaction_commits_or_rolls_back_with_it(
 def test_records_queued_before_a_rotation_are_signed_again_with_the_new_key(
     tmp_path: Path,
 ) -> None:
-    """Two records wait in the outbox, signed with the agent's key; the agent rotates. The
-    collector learns the new history from the batch and refuses them (signing key attested
-    under an older change); the outbox signs them again with the new key and delivers them."""
+    """Two records wait in the outbox, signed with the agent's key; the agent rotates, and
+    the rotation signs them again with the new key (troth.trace.outbox_rotation): the
+    outbox signs them again, chained on the log's head, and delivers them, under the new
+    key."""
     clock = FixedClock(TRACES_NOW)
     held = Held(now=TRACES_NOW)
     log = open_log(tmp_path / "trace.db", clock)
@@ -461,9 +463,10 @@ def test_records_queued_before_a_rotation_are_signed_again_with_the_new_key(
     assert deliver(TRACES_NOW) == [None]
     queued = [outbox.add(tool("refund", n=n), now=TRACES_NOW + 10) for n in (1, 2)]
     old_key = outbox.store.first(held.identifier.digest, 1)[0].attestation
-    held.rotate(TRACES_NOW + 20)
+    before, rotated = held.identity, TRACES_NOW + 20
+    held.rotate(rotated)  # and, in its transaction, the node's hook (review 69a):
+    assert resign_for_rotation(db, before, lambda: held.signer(rotated), rotated) == 2
     later = TRACES_NOW + 100  # past the outbox's signer refresh: it sends the new history
-    assert deliver(later) == [F.ATTESTATION_STALE.value, F.CHAIN_BROKEN.value]
     assert deliver(later) == [None, None]
     assert [q.result() for q in queued] == [1, 2]
     keys = [open_envelope(entry.envelope)[0].key for entry in log.stored()]

@@ -120,6 +120,10 @@ class IdentityService(RetiredKeys):
         self._known = KnownHistories(
             store, clock or SystemClock(), cache_seconds=known_cache_seconds, refuted=self._refuted
         )
+        self.rotated_hooks: list[Callable[[VerifiedIdentity, int], None]] = []
+        """Called inside each rotation's transaction, after its changes are stored, with the
+        identity as it was before and the rotation's time: what must commit with it (the
+        trace outbox's rows signed again: troth.trace.outbox_rotation, review 69a)."""
         self.refuted_hooks: list[Refuted] = []
         """Called with each stored copy shown made up, or replaced by an admitted peer's full
         history it did not bind (troth.identity.known, `Binds`): e.g. a node forgets the word
@@ -349,6 +353,8 @@ class IdentityService(RetiredKeys):
             )
             if self._restores is not None:  # a copy from before it holds the retired keys
                 self._restores.count_rotation()
+            for hook in self.rotated_hooks:
+                hook(local.identity, at)
             crash_point("identity.rotate.before-commit")
         crash_point("identity.rotate.after-commit")
         self._keep_verified(presented)

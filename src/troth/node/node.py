@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import os
 from collections.abc import Set
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ from troth.storage import (
     SqliteVoucherStore,
 )
 from troth.storage.peers import PeerLock
+from troth.trace.outbox_rotation import resign_for_rotation
 from troth.vault import CompositeVault, SoftwareVault, Vault
 from troth.vault.software import KEK_SIZE
 
@@ -310,6 +312,7 @@ def open_node(name: str, *, home: Path | None = None, create_default: bool = Fal
     identities = IdentityService(
         vault, SqliteIdentityStore(db), keys_in_store=frozenset({software.name}), rollback=db
     )
+    identities.rotated_hooks.append(functools.partial(_resign_outbox, db, identities))
     wallet = CredentialWallet(identities, SqliteCredentialStore(db), check_caveat=_check_caveat)
     wallet.check_chain_caveats = _check_chain_caveats  # together (review 55k, caveats 1)
     node = Node(config, path, db, vault, identities, wallet)
@@ -317,6 +320,15 @@ def open_node(name: str, *, home: Path | None = None, create_default: bool = Fal
     wallet.binds_over = node.binds_over  # a ticket's authority history (review 30a)
     wallet.settle_due = node.settle_due_bounded  # review 48m, revcrash 2; 50k, due 1
     return node
+
+
+def _resign_outbox(
+    db: SqliteDatabase, identities: IdentityService, before: VerifiedIdentity, at: int
+) -> None:
+    """In a rotation's transaction: the agent's queued trace records signed again with its
+    new key (troth.trace.outbox_rotation; review 69a)."""
+    ref = str(before.identifier)
+    resign_for_rotation(db, before, lambda: identities.signer(ref, now=at), at)
 
 
 def open_software_vault(

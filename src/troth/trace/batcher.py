@@ -24,8 +24,10 @@ and hands back the answers (troth.node.services.trace.TraceClient pumps it over 
   `head_reported`: a `per-agent chain broken` answer's "none" is taken, review 55b, head 1).
 
 A record keeps the time it was made unless it waited in the queue more than half the log's
-window (MAX_CLOCK_SKEW_SECONDS / 2): then it is dated when it is signed, since the log accepts
-only times within MAX_CLOCK_SKEW_SECONDS of its clock.
+window (MAX_CLOCK_SKEW_SECONDS / 2), or it was made after the time it is signed again (the
+signer's clock ran ahead, then was put right: review 69a, outbox 1): then it is dated when it is
+signed, since the log accepts only times within MAX_CLOCK_SKEW_SECONDS of its clock
+(`resign_time`).
 """
 
 from __future__ import annotations
@@ -147,6 +149,15 @@ def attempts_after(reason: TraceFailure | None, attempts: int) -> int | None:
     if reason in RESIGNED and counted + 1 < RESIGN_ATTEMPTS:
         return counted + 1
     return None
+
+
+def resign_time(made: int, now: int, floor: int) -> int:
+    """When a record made (or first signed) at `made` is dated as it is signed again at `now`,
+    after a record dated `floor`: when it was made, unless that is more than SEND_LATE ago
+    (then `now - SEND_LATE`) or after `now` (the signer's clock ran ahead then and was put
+    right: dated when it was made, it would wait out the whole error, and every record after
+    it with it; review 69a, outbox 1), and never before `floor`."""
+    return max(min(made, now), now - SEND_LATE, floor)
 
 
 def head_reported(receipts: Receipts) -> bool:
@@ -377,7 +388,7 @@ class TraceBatcher:
             )
             if new_chain and len(chains) >= limits.MAX_TRACE_SUBMIT_CHAINS:
                 break
-            time = max(queued.time, now - SEND_LATE, 0 if head is None else head.time)
+            time = resign_time(queued.time, now, 0 if head is None else head.time)
             seq, prev = (0, None) if head is None else (head.seq + 1, head.hash)
             try:
                 verified = sign_record(

@@ -45,13 +45,17 @@ troth.node.services.trace.TraceClient, as the in-memory troth.trace.batcher.Trac
   the records after it are delivered with other bytes than `add` first signed (their ids are
   unchanged). Only a row whose envelope verifies as the agent's (its attestation's key, its
   signature, its disclosures) is signed again; any other is set aside: a writer of node.db
-  without the agent's key gets nothing signed (review 55b, outbox 1). A stale record is
+  without the agent's key gets nothing signed (review 55b, outbox 1); nor is a row signed by
+  a key an older change retired (set aside ATTESTATION_STALE): the rotation signed the honest
+  ones again in its transaction (troth.trace.outbox_rotation; review 69a, outbox 2). A stale
+  record is
   never one the log may hold: a record becomes stale only when an answer shows that it, or
   one before it, is not in the log.
 - A record signed again keeps its time unless it is older than half the log's window
-  (MAX_CLOCK_SKEW_SECONDS / 2): then it is dated when it is signed again. Records that waited
-  longer than the window (a node down for a while) are refused TIME_OUT_OF_RANGE when first
-  sent and go again re-dated.
+  (MAX_CLOCK_SKEW_SECONDS / 2), or later than now (made while the node's clock ran ahead:
+  review 69a, outbox 1): then it is dated when it is signed again (`resign_time`). Records
+  that waited longer than the window (a node down for a while) are refused TIME_OUT_OF_RANGE
+  when first sent and go again re-dated.
 
 **Disclosed values** (review 46e). A row holds the record's disclosures until it is
 delivered: every change runs with secure_delete on, and once a delivery deleted rows the
@@ -92,7 +96,6 @@ from troth.identity import Identifier, Signer
 from troth.storage import SqliteDatabase
 from troth.storage.peers import SoleHolder
 from troth.trace.batcher import (
-    SEND_LATE,
     SUBMIT_ROOM,
     WAITING,
     Queued,
@@ -101,6 +104,7 @@ from troth.trace.batcher import (
     head_reported,
     held_back,
     lost_chain,
+    resign_time,
 )
 from troth.trace.outbox_store import OutboxRow, OutboxStore, Tail, outbox_exists, row_size
 from troth.trace.record import Kind
@@ -110,6 +114,7 @@ from troth.trace.signing import (
     RecordContent,
     VerifiedRecord,
     resign_record,
+    resolve_key,
     sign_next,
     verify_envelope,
 )
@@ -122,6 +127,10 @@ _F = TraceFailure
 SCRUB_SECONDS: Final = 5
 """While records stay queued, a delivery truncates node.db's WAL at most this often (seconds);
 a delivery that leaves none queued always does (module docstring, "Disclosed values")."""
+_RETIRED: Final = (
+    "signed by a key an older change retired: never signed again by the current key "
+    "(troth.trace.outbox_rotation)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,6 +384,8 @@ class TraceOutbox:
         agent = self._agent
         rows = self.store.first(agent, self.batch_records)
         if any(row.stale for row in rows):
+            if _signed_since(signer, rows):  # by a rotation after this signer was fetched
+                signer, epoch = self._signer(now, renew=True)
             with self._unit():
                 failed = self._resign(agent, signer, epoch, now)
             self._settle((), failed)
@@ -460,13 +471,17 @@ class TraceOutbox:
                     attestation=row.attestation,
                     disclosures=disclosures,
                 ).record
+                if not resolve_key(signer.identity, row.attestation).is_current:
+                    # a key a rotation retired: the rotation signed the honest rows again
+                    # (troth.trace.outbox_rotation); this one is a thief's (review 68r, 1)
+                    raise TraceError(_F.ATTESTATION_STALE, _RETIRED)
                 verified = resign_record(
                     signer,
                     record,
                     disclosures,
                     seq=seq,
                     prev=prev,
-                    time=max(row.made, now - SEND_LATE, floor),
+                    time=resign_time(row.made, now, floor),
                     epoch=epoch,
                 )
             except (TraceError, ValueError) as exc:
@@ -682,6 +697,20 @@ def redact_outbox(
             "log: run it again"
         )
     return held
+
+
+def _signed_since(signer: Signer, rows: Iterable[OutboxRow]) -> bool:
+    """Whether a stale row is signed by a key attested under a change `signer`'s history does
+    not hold: a rotation since it was fetched signed the row again (in this process or
+    another: troth.trace.outbox_rotation), and the signer is asked for again before the rows
+    are signed again, not each set aside as made under a change not in the history."""
+    for row in rows:
+        if row.stale:
+            try:
+                resolve_key(signer.identity, row.attestation)
+            except TraceError:
+                return True
+    return False
 
 
 def _error(exc: Exception) -> TraceError:

@@ -295,11 +295,11 @@ class OutboxStore:
             return self.head(agent)
         return Tail(row[0], bytes(row[1]), row[2], bool(row[3]))
 
-    def first(self, agent: bytes, count: int) -> list[OutboxRow]:
-        """`agent`'s first `count` queued records, in order."""
+    def first(self, agent: bytes, count: int, *, after: int = -1) -> list[OutboxRow]:
+        """`agent`'s first `count` queued records (past position `after`), in order."""
         rows = self.db.fetch_all(
-            _SELECT_ROWS + "WHERE agent = ? ORDER BY pos LIMIT ?",
-            (agent, count),
+            _SELECT_ROWS + "WHERE agent = ? AND pos > ? ORDER BY pos LIMIT ?",
+            (agent, after, count),
         )
         return [OutboxRow.from_sql(row) for row in rows]
 
@@ -534,9 +534,9 @@ class OutboxStore:
         """Queue set-aside records again, each after its agent's last queued record, to be
         signed again when it comes up (an operator's decision, troth trace outbox --requeue:
         a record a version before review 68i set aside `record dated before a checkpoint that
-        precedes it`); the ids queued. Only a row whose envelope verifies as its agent's is
-        signed again when it is sent (`TraceOutbox._resign`); the bounds are unchanged (they
-        count queued and set-aside records together)."""
+        precedes it`); the ids queued. Only a row whose envelope verifies as its agent's, by a
+        key of its current change, is signed again when it is sent (`TraceOutbox._resign`);
+        the bounds are unchanged (they count queued and set-aside records together)."""
         done: list[str] = []
         for record in records:
             row = self.db.fetch_one(

@@ -1,0 +1,114 @@
+"""The trace outbox across a rotation of its agent (review 69a, closing review 68r outbox 1).
+
+A row of the outbox signed by a key an older change of the agent's history attested (a key the
+rotation retired) is never signed again by the current key (`TraceOutbox._resign` sets it aside,
+ATTESTATION_STALE): node.db's writer holding a retired key (a backup from before the rotation)
+could otherwise plant a row of its choosing, signed by that key and dated before the rotation,
+and have the node sign it as its own, past the log's floor and the key's retirement.
+
+The honest rows queued before a rotation are signed with the new key *in the rotation's own
+transaction* (`resign_for_rotation`, run by troth.identity's `rotated_hooks` as the node wires
+them): the rotation and the rows signed again commit together or not at all, so a process
+killed between them loses nothing (before the commit the old key is still current, and the
+rows are as they were) and launders nothing (a row written after the commit with a retired
+key was not there to be signed). Only a row signed by the key current before the rotation is
+signed again: one signed by a key an earlier rotation retired, queued meanwhile, is a thief's
+(the outbox never signs it again: set aside when it comes up), and the rotation does not
+launder it either. Each row is signed again as it stands (same id, content,
+commitments and salts) dated within the new key's window, and the agent's rows from the first
+of them on are marked stale: they are signed again, chained on the log's head, when they are
+sent. A row that does not verify as the agent's is left as it is (set aside when it comes up).
+
+Rows set aside (`trace_outbox_refused`) are not signed again at a rotation: one signed before
+it and requeued after it is set aside again (ATTESTATION_STALE). The rows are read a page at a
+time, but all are signed in the one transaction: a rotation of an agent whose outbox is full
+(TRACE_OUTBOX_RECORDS) holds node.db's write lock while it signs them (seconds with a software
+key, longer on a token). A process that queues a record after the commit with a signer it
+fetched before signs with the retired key only if its vault still holds it (a software vault's
+retired keys are deleted in the rotation's transaction: the signer is asked again; a token's
+just after the commit); such a record, dated after the rotation, never verified as the agent's
+(the key retired), and one dated before it is now set aside too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from troth import limits
+from troth.errors import StorageError, TraceError
+from troth.identity import Signer, VerifiedIdentity
+from troth.storage import SqliteDatabase
+from troth.trace.batcher import resign_time
+from troth.trace.outbox_store import OutboxRow, OutboxStore
+from troth.trace.signing import resign_record, resolve_key, verify_envelope
+from troth.trace.stored import decode_disclosures
+
+__all__ = ["resign_for_rotation"]
+
+
+def resign_for_rotation(
+    db: SqliteDatabase, before: VerifiedIdentity, signer: Callable[[], Signer], now: int
+) -> int:
+    """Sign with `signer()` (the agent's key after a rotation at `now`; asked only when the
+    agent has queued rows) every queued row of the agent signed by the key current `before`
+    the rotation, inside the caller's transaction (the rotation's: module docstring); how many
+    were signed again."""
+    digest = before.identifier.digest
+    if not _queued(db, digest):
+        return 0
+    store = OutboxStore(db)
+    fresh: Signer | None = None
+    first: int | None = None
+    done = 0
+    with store.transaction():
+        for row in _rows(store, digest):
+            if fresh is None:
+                fresh = signer()
+            identity = fresh.identity
+            try:
+                if not resolve_key(before, row.attestation).is_current:
+                    continue  # the new key's, or a key retired before (a thief's, if queued)
+                disclosures = decode_disclosures(row.disclosures)
+                record = verify_envelope(
+                    row.envelope,
+                    signer=identity,
+                    attestation=row.attestation,
+                    disclosures=disclosures,
+                ).record
+                verified = resign_record(
+                    fresh,
+                    record,
+                    disclosures,
+                    seq=row.seq,
+                    prev=record.prev,
+                    time=resign_time(row.made, now, 0),
+                )
+            except (TraceError, ValueError):
+                continue  # not the agent's: set aside when it comes up
+            if store.replace(digest, row, verified):
+                done += 1
+                first = row.pos if first is None else first
+        if first is not None:
+            store.mark_stale(digest, first)
+    return done
+
+
+def _queued(db: SqliteDatabase, agent: bytes) -> bool:
+    """Whether `agent` has a queued row; False, too, when node.db has no outbox (a look-up of
+    the row, not of the schema: a rotation scans none, review 59c, rotate 1)."""
+    try:
+        found = db.fetch_one("SELECT 1 FROM trace_outbox WHERE agent = ? LIMIT 1", (agent,))
+    except StorageError as exc:
+        if "no such table" in str(exc):
+            return False
+        raise
+    return found is not None
+
+
+def _rows(store: OutboxStore, agent: bytes) -> Iterator[OutboxRow]:
+    """`agent`'s queued rows in order, read a page (MAX_TRACE_SUBMIT_RECORDS) at a time: an
+    outbox full of them (TRACE_OUTBOX_BYTES) is never in memory at once."""
+    after = -1
+    while page := store.first(agent, limits.MAX_TRACE_SUBMIT_RECORDS, after=after):
+        yield from page
+        after = page[-1].pos
