@@ -21,13 +21,21 @@ from typing import Any
 
 import pytest
 
+import troth
+from tests import test_review67f_secrets as review67f
 from tests.support.nodes import MemNet, run_memnet
+from tests.support.public_api import READ, Agents
+from tests.test_review67l_refuted import leased
 from tests.test_review68v_renewal import _short_keys
-from troth.errors import KeyNotFound
-from troth.node.runtime import NodeRuntime
-from troth.node.shown_identity import IDENTITY_CACHE
 from troth.crypto import KeyType
+from troth.errors import KeyNotFound, SecretError, SecretFailure
+from troth.node.runtime import NodeRuntime
+from troth.node.services.broker import local_broker
+from troth.node.shown_identity import IDENTITY_CACHE
+from troth.secrets import Broker
 from troth.vault import KeyHandle, KeyPurpose
+
+world = review67f.world  # the fixture: acme's hub brokering `payments` to its members
 
 SLOW_HSM = 0.3  # seconds each generate takes (an HSM's key generation)
 
@@ -92,12 +100,81 @@ def test_gaps1_a_cache_past_its_time_is_renewed_off_the_loop(
         generated = _Generated(b, monkeypatch)
         net.clock.advance(IDENTITY_CACHE + 1)
         shown = [b.channels.me().attestation for _ in range(3)]  # three handshakes
-        assert shown == [before] * 3 and True not in generated.on_loop  # none on the loop
+        assert shown == [before] * 3
+        assert True not in generated.on_loop
         for _ in range(40):
             await asyncio.sleep(SLOW_HSM / 4)
             if b.channels.me().attestation != before:
                 break
         assert b.channels.me().attestation != before
-        assert generated.on_loop == [False] and len(generated.held()) == 1  # one renewal
+        assert generated.on_loop == [False]
+        assert len(generated.held()) == 1
 
     run_memnet(test, tmp_path)
+
+
+# -- gaps 2 --------------------------------------------------------------------------------
+
+
+def _failing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every operator revocation of an identity fails (its engine down, the audit refused)."""
+
+    def fail(*_args: Any, **_kwargs: Any) -> Any:
+        raise SecretError(SecretFailure.ENGINE_FAILED, "the engine is down")
+
+    monkeypatch.setattr(Broker, "revoke_identity", fail)
+
+
+def _rotated_with_its_revocation_due(world: Agents, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """`ops` (hosted on the hub) and `support` lease; `ops` rotated as compromised, its leases'
+    revocation failing (recorded due, as a rotation killed before it leaves it)."""
+    ops = world.hub.identities.create("ops")
+    world.hub.enroll(world.acme.ticket(READ), identity=ops)
+    leased(world, (world.agents, "support"), (world.hub, "ops"))
+    _failing(monkeypatch)
+    with pytest.raises(SecretError):
+        world.hub.identities.rotate(ops, compromised=True)
+    return ops
+
+
+def test_gaps2_a_failed_due_revocation_refuses_its_identity_until_done(
+    world: Agents, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _rotated_with_its_revocation_due(world, monkeypatch)
+
+    async def main() -> None:
+        async with world.hub.serve(listen=("127.0.0.1", 0)) as running:
+            at, hub = running.address, running.identifier
+            # what `troth node status` shows (no public call shows it in-process)
+            status = running._runtime.status()["services"]["broker"]
+            assert status["revocations_due"] == 1
+            with pytest.raises(troth.TrothError, match="compromised rotation"):
+                await world.hub.secrets.lease(
+                    "payments", holder="ops", broker=at, expect=hub, scope=["refunds"]
+                )
+            # the broker serves the others
+            await world.agents.secrets.lease(
+                "payments", holder="support", broker=at, expect=hub, scope=["refunds"]
+            )
+
+    asyncio.run(main())
+
+
+def test_gaps2_the_due_revocation_retried_once_the_engine_is_back(
+    world: Agents, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ops = _rotated_with_its_revocation_due(world, monkeypatch)
+
+    async def main() -> None:
+        async with world.hub.serve(listen=("127.0.0.1", 0)) as running:
+            at, hub = running.address, running.identifier
+            service = local_broker(running._runtime)  # (no public call runs a round now)
+            monkeypatch.undo()  # the engine back
+            await service.maintain(service.clock.now())
+            assert service.status()["revocations_due"] == 0
+            assert world.hub.secrets.revoke_holder(ops) == []  # revoked by the retry
+            await world.hub.secrets.lease(  # ops (its new key) served again
+                "payments", holder="ops", broker=at, expect=hub, scope=["refunds"]
+            )
+
+    asyncio.run(main())
