@@ -74,7 +74,8 @@ class ShownIdentity:
         thread (started here if none runs): the loop never generates nor signs a channel key
         (an HSM's slow sign held it), and a handshake during a renewal started no second one,
         whose key was left orphaned in the vault (review 69j, gaps 1). Only with no valid
-        identity at all (a rotation retired it) does the loop wait for the renewal."""
+        identity at all (a rotation retired it) does the loop read it itself, after any
+        renewal running (`_me_lock`)."""
         now = self.clock.now()
         cached = self._me_cache
         if cached is not None and now < cached.expiry and self._still_held(cached.identity):
