@@ -9,6 +9,16 @@ gaps 1 (medium: a second channel key, one orphaned in the vault; the event loop 
   the cache stays while the storage thread renews (the loop shows it meanwhile), renewals hold
   one lock, and a loop finding the cache past its time (still valid) starts the renewal on the
   storage thread and shows the cached identity.
+
+gaps 2 (medium: a stolen key's leases served past the owner's compromised rotation) When the
+  broker's start could not finish the revocation a compromised rotation left due (review 67l:
+  `broker_revoke_due`; the engine down, the store busy), it logged a warning and got ready all
+  the same: the identity whose key was stolen was leased (and renewed, forwarded) until the
+  next maintenance round, nothing showing it. Now, while that revocation fails, the broker
+  refuses `issue`, `renew` and `forward` to callers whose identity or chain names an identity
+  due (every caller when which ones are unknown), serves the others, tries again at its sweeps
+  with a doubling wait (`DUE_RETRY_MAX_SECONDS`) and each round, and its status shows
+  `revocations_due`.
 """
 
 from __future__ import annotations
@@ -28,8 +38,9 @@ from tests.support.public_api import READ, Agents
 from tests.test_review67l_refuted import leased
 from tests.test_review68v_renewal import _short_keys
 from troth.crypto import KeyType
-from troth.errors import KeyNotFound, SecretError, SecretFailure
+from troth.errors import KeyNotFound, SecretError, SecretFailure, StorageError
 from troth.node.runtime import NodeRuntime
+from troth.node.services import broker as broker_service
 from troth.node.services.broker import local_broker
 from troth.node.shown_identity import IDENTITY_CACHE
 from troth.secrets import Broker
@@ -176,5 +187,28 @@ def test_gaps2_the_due_revocation_retried_once_the_engine_is_back(
             await world.hub.secrets.lease(  # ops (its new key) served again
                 "payments", holder="ops", broker=at, expect=hub, scope=["refunds"]
             )
+
+    asyncio.run(main())
+
+
+def test_gaps2_which_identities_are_due_unknown_refuses_every_caller(
+    world: Agents, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deny when in doubt: the revocation failed and the rows due could not be read either."""
+    _rotated_with_its_revocation_due(world, monkeypatch)
+
+    def unreadable(*_args: Any) -> Any:
+        raise StorageError("the store is busy")
+
+    monkeypatch.setattr(broker_service, "due_identities", unreadable)
+
+    async def main() -> None:
+        async with world.hub.serve(listen=("127.0.0.1", 0)) as running:
+            at, hub = running.address, running.identifier
+            assert local_broker(running._runtime).status()["revocations_due"] is None
+            with pytest.raises(troth.TrothError, match="compromised rotation"):
+                await world.agents.secrets.lease(
+                    "payments", holder="support", broker=at, expect=hub, scope=["refunds"]
+                )
 
     asyncio.run(main())
