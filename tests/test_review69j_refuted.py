@@ -16,6 +16,7 @@ import pytest
 from tests.support.nodes import MemNet, run_memnet
 from tests.test_review68v_renewal import _short_keys
 from tests.test_review69j_gaps import _Generated
+from troth.vault.ephemeral import VaultDhKey
 
 
 def test_two_renewals_at_once_leave_one_key_shown_and_none_orphaned(
@@ -27,6 +28,7 @@ def test_two_renewals_at_once_leave_one_key_shown_and_none_orphaned(
         first, second = await asyncio.gather(b._renew_identity(), b._renew_identity())
         assert generated.on_loop == [False, False]
         assert b.channels.me().attestation == second.attestation != first.attestation
+        assert isinstance(second.static, VaultDhKey)
         assert generated.held() == [second.static.handle]
 
     run_memnet(test, tmp_path)
