@@ -23,7 +23,7 @@ from troth.node.node import Node
 from troth.secrets import Broker
 from troth.secrets.wire import BROKER
 
-__all__ = ["done", "failed", "finish_due", "mark_due"]
+__all__ = ["done", "due_identities", "failed", "finish_due", "mark_due"]
 
 _CREATE: Final = (
     "CREATE TABLE IF NOT EXISTS broker_revoke_due "
@@ -95,22 +95,37 @@ def _with_marked(node: Node) -> None:
         )
 
 
-def finish_due(node: Node, broker: Broker, now: int) -> int:
-    """Revoke, at `broker` (node `node`'s), the leases of each identity whose compromised
-    rotation committed and whose revocation was not recorded done (its process killed in
-    between), as `Broker.revoke_identity` (an identity since deleted too: deny when in doubt);
-    each row then `done` (deleted, or due beyond the count read before the revocation); how
-    many were revoked."""
+def due_identities(node: Node) -> frozenset[Identifier]:
+    """The identities whose compromised rotation committed and whose leases' revocation is not
+    recorded done: those `finish_due` revokes (the broker denies them until it did)."""
+    return frozenset(identity for identity, _record in _due(node))
+
+
+def _due(node: Node) -> list[tuple[Identifier, int | None]]:
+    """Each identity due (its rotation committed; one since deleted too: deny when in doubt)
+    and its change count now (None: held here no more)."""
     if node.db.fetch_one(_TABLE) is None:
-        return 0
-    finished = 0
+        return []
+    due: list[tuple[Identifier, int | None]] = []
     for identity, changes in node.db.fetch_all(
         "SELECT identity, changes FROM broker_revoke_due ORDER BY identity"
     ):
         record = node.identities.store.find_local(identifier=bytes(identity))
         if record is not None and record.changes <= changes:
             continue  # not rotated yet: in progress, or killed before its commit
-        broker.revoke_identity(Identifier(bytes(identity)), now=now)
-        done(node, bytes(identity), None if record is None else record.changes)
+        due.append((Identifier(bytes(identity)), None if record is None else record.changes))
+    return due
+
+
+def finish_due(node: Node, broker: Broker, now: int) -> int:
+    """Revoke, at `broker` (node `node`'s), the leases of each identity whose compromised
+    rotation committed and whose revocation was not recorded done (its process killed in
+    between), as `Broker.revoke_identity` (an identity since deleted too: deny when in doubt);
+    each row then `done` (deleted, or due beyond the count read before the revocation); how
+    many were revoked."""
+    finished = 0
+    for identity, changes in _due(node):
+        broker.revoke_identity(identity, now=now)
+        done(node, identity.digest, changes)
         finished += 1
     return finished

@@ -28,6 +28,7 @@ import asyncio
 import dataclasses
 import inspect
 import logging
+import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
@@ -186,6 +187,8 @@ class NodeRuntime(ChannelOpening, Upkeep):
         self._own_relays = OwnRelays(node.path / "own-relays.json")  # review 44d, relays 1
         self._kept_own: dict[str, Identifier] = {}
         self._me_cache = None
+        self._me_lock = threading.Lock()
+        self._renewing = None
         self._rotations = 0  # times `_rotated` closed every channel
         self._rotated_before = False  # `_rotated` ran in this process
         self.resumption = membership.Resumption()  # interrupted enrollments (review 39a)

@@ -61,7 +61,7 @@ from troth.node.access import (
 )
 from troth.node.config import NodeConfig, update_config
 from troth.node.node import Node
-from troth.node.rotation_revoke import finish_due
+from troth.node.rotation_revoke import due_identities, finish_due
 from troth.node.services.base import Method, RequestContext
 from troth.node.services.broker_client import (
     BROKER_ADDRESS,
@@ -80,6 +80,7 @@ from troth.secrets import Broker
 from troth.secrets.audit import AuditSink
 from troth.secrets.book import lease_account
 from troth.secrets.endpoint import BrokerCaller, BrokerEndpoint
+from troth.secrets.members import IDENTITY_MEMBER, chain_members
 from troth.secrets.policy import GatesLeasePolicy, LeasePolicy
 from troth.secrets.wire import (
     BROKER,
@@ -122,6 +123,9 @@ START_RECOVERY_SECONDS: Final = 5.0
 REFUSED_UNTIL_READY: Final = frozenset({"issue", "renew", "forward"})
 """The methods refused until the broker recovered and revoked what the held feeds revoke (deny
 while in doubt: an aborted issue's lease, a revoked holder's lease, may still be live)."""
+DUE_RETRY_MAX_SECONDS: Final = 300
+"""The longest wait between tries of a compromised rotation's revocation that failed (from
+SWEEP_SECONDS, doubling); its identity is refused meanwhile (review 69j, gaps 2)."""
 ADMIN_ATTRIBUTE: Final = Attributes({"troth.broker": "admin"})
 """A peer whose credential carries it may revoke every lease of an identity (local callers
 always may)."""
@@ -276,6 +280,11 @@ class BrokerService:
         self._failed_feeds: dict[Identifier, VerifiedFeed] = {}  # retried at the next sweep
         self._recovery: asyncio.Task[None] | None = None
         self._recovered = False
+        self._due: frozenset[Identifier] | None = frozenset()
+        """The identities whose compromised rotation's revocation failed, refused `issue`,
+        `renew` and `forward` (theirs and their delegates') until it is done; None: which is
+        unknown (the store could not be read), every caller refused (review 69j, gaps 2)."""
+        self._due_retry = (0, SWEEP_SECONDS)  # when the next try is due, and the wait after it
         self.ready = False
         """Whether the broker recovered and revoked what the feeds held at start revoke (until
         then `REFUSED_UNTIL_READY` are refused)."""
@@ -341,18 +350,46 @@ class BrokerService:
 
     async def _finish_due(self, now: int) -> None:
         """Revoke what a compromised rotation whose process died before its revocation left
-        due (troth.node.rotation_revoke; review 67l, rotate 1); a failure is tried again at
-        the next maintenance round."""
+        due (troth.node.rotation_revoke; review 67l, rotate 1). A failure is tried again at the
+        sweeps, waiting longer each time (up to DUE_RETRY_MAX_SECONDS), and until it succeeds
+        the identities due are refused (`_refused_while_due`): the broker got ready with the
+        due leases of a stolen key live, and leased and forwarded for it until the next
+        maintenance round (review 69j, gaps 2)."""
         broker = self.broker
         if broker is None:
             return
         try:
             finished = await self._run(finish_due, self.node, broker, now)
-        except Exception as exc:  # any: it must not keep the broker from getting ready
+        except Exception as exc:  # any: it must not keep the broker from serving the others
             log.warning("broker: a compromised rotation's revocation (tried again): %s", exc)
+            try:
+                self._due = await self._run(due_identities, self.node)
+            except Exception as read:  # which identities: unknown, every one refused
+                log.warning("broker: the revocations due: %s", read)
+                self._due = None
+            wait = self._due_retry[1]
+            self._due_retry = (now + wait, min(2 * wait, DUE_RETRY_MAX_SECONDS))
             return
+        self._due, self._due_retry = frozenset(), (0, SWEEP_SECONDS)
         if finished:
             log.warning("broker: revoked the leases of %d compromised rotation(s)", finished)
+
+    def _refused_while_due(self, method: str, caller: BrokerCaller) -> None:
+        """RemoteError if `method` is one refused until ready and `caller` (or a chain it
+        presents) names an identity whose compromised rotation's revocation is not done."""
+        due = self._due
+        if method not in REFUSED_UNTIL_READY or caller.identity is None or due == frozenset():
+            return
+        if due is not None:
+            named = {IDENTITY_MEMBER + caller.identity.digest}
+            for credential in caller.credentials:
+                named.update(chain_members(credential))
+            if not any(IDENTITY_MEMBER + identity.digest in named for identity in due):
+                return
+        raise RemoteError(
+            "the broker is revoking the leases of a compromised rotation naming this caller: "
+            "try again"
+        )
 
     def started(self) -> Broker:
         """The broker this service serves (RemoteError before the node started it)."""
@@ -402,6 +439,8 @@ class BrokerService:
             return
         for feed in list(self._failed_feeds.values()):  # review 49p, broker 2
             await self._revoke_for_feed(feed)
+        if self._due != frozenset() and self.clock.now() >= self._due_retry[0]:
+            await self._finish_due(self.clock.now())  # review 69j, gaps 2
         try:
             await self._run(broker.sweep, self.clock.now())
             self.sweeps += 1
@@ -436,6 +475,9 @@ class BrokerService:
             "sweeps": self.sweeps,
             # REVOKING leases whose upstream revocation failed (up to MAX_STUCK_REPORTED)
             "stuck_revocations": len(broker.stuck_revocations()),
+            # identities whose compromised rotation's revocation failed, refused until it is
+            # done (None: which is unknown, every caller refused; review 69j, gaps 2)
+            "revocations_due": None if self._due is None else len(self._due),
         }
 
     # -- revocation through the feed ----------------------------------------------------------
@@ -479,6 +521,7 @@ class BrokerService:
     async def _handle(self, method: str, arguments: Any, context: RequestContext) -> Any:
         endpoint = self._endpoint_for(method)
         caller = self._caller(method, context)
+        self._refused_while_due(method, caller)
         try:
             if method == "forward":
                 return await self._forward(endpoint, arguments, caller)
