@@ -8,6 +8,12 @@ and one whose lease had ended (renewed for less) all validated; `inf` kept every
 for ever. The credential side bounds its skew (`TrustPolicy.max_clock_skew`: an int, not a
 bool, 0-`MAX_CLOCK_SKEW_SECONDS`); the token side now refuses a leeway that is not a whole
 number of seconds >= 0 (an `ArgumentError`) before it reads the token.
+
+caveats 2 (low): `ChainVerifier.verify(..., now=)` took any value too. Once a chain's bytes
+were checked (cached), a call at `now=float("nan")` skipped every window check (each
+comparison false) and the feed's freshness: a chain expired long ago, or under a stale feed,
+verified. A whole number of seconds (an int, not a bool) is now required of `verify` and
+`verify_structure` (an `ArgumentError`), as `TrustPolicy` requires of its skew.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import pytest
 
 from tests.conftest import NOW
 from tests.support.leases import make_world, open_broker
+from troth.credentials import ChainVerifier, TrustPolicy
 from troth.errors import ArgumentError
 from troth.secrets import AllowListPolicy, validate_token
 
@@ -63,3 +70,19 @@ def test_a_now_that_is_no_whole_number_of_seconds_is_refused(tmp_path: Path, now
             revoked=broker.revoked_leases(),
         )
     assert caught.value.parameter == "now"
+
+
+@pytest.mark.parametrize("now", [math.nan, math.inf, float(NOW), True])
+def test_a_chain_verified_at_a_now_that_is_no_whole_number_is_refused(now: object) -> None:
+    """caveats 2: a chain checked once at NOW (its bytes cached), then verified at NaN, passed
+    every time check (its links' windows, its issuers' keys, the feed's age), so at any time
+    whatever its window: NaN compares false with each bound."""
+    world = make_world(NOW)
+    verifier = ChainVerifier(TrustPolicy(frozenset({world.authority.identifier})))
+    presenter, feeds = world.agent_a.identifier, world.feeds()
+    verifier.verify(world.chain_a, presenter=presenter, feeds=feeds, now=NOW)
+    with pytest.raises(ArgumentError) as caught:
+        verifier.verify(world.chain_a, presenter=presenter, feeds=feeds, now=now)  # type: ignore[arg-type]
+    assert caught.value.parameter == "now"
+    with pytest.raises(ArgumentError):
+        verifier.verify_structure(world.chain_a, now=now)  # type: ignore[arg-type]
