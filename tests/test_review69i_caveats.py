@@ -13,7 +13,9 @@ caveats 2 (low): `ChainVerifier.verify(..., now=)` took any value too. Once a ch
 were checked (cached), a call at `now=float("nan")` skipped every window check (each
 comparison false) and the feed's freshness: a chain expired long ago, or under a stale feed,
 verified. A whole number of seconds (an int, not a bool) is now required of `verify` and
-`verify_structure` (an `ArgumentError`), as `TrustPolicy` requires of its skew.
+`verify_structure` (an `ArgumentError`), as `TrustPolicy` requires of its skew, and of
+`VerifiedFeed.check_fresh`, which every other reader of a feed's age calls (a VC's
+verification, a bundle's, the node's): at NaN any feed, however old, was fresh.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import pytest
 
 from tests.conftest import NOW
 from tests.support.leases import make_world, open_broker
+from tests.support.parties import verified_feed
 from troth.credentials import ChainVerifier, TrustPolicy
 from troth.errors import ArgumentError
 from troth.secrets import AllowListPolicy, validate_token
@@ -86,3 +89,14 @@ def test_a_chain_verified_at_a_now_that_is_no_whole_number_is_refused(now: objec
     assert caught.value.parameter == "now"
     with pytest.raises(ArgumentError):
         verifier.verify_structure(world.chain_a, now=now)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("now", [math.nan, float(NOW + YEAR), True])
+def test_a_feed_is_not_fresh_at_a_now_that_is_no_whole_number(now: object) -> None:
+    """caveats 2: `check_fresh(now=nan)` passed a feed of any age (here one a year old at
+    NOW + YEAR, which the int time refuses STALE_FEED)."""
+    world = make_world(NOW)
+    feed = verified_feed(world.authority, now=NOW)
+    with pytest.raises(ArgumentError) as caught:
+        feed.check_fresh(now=now, max_staleness=60)  # type: ignore[arg-type]
+    assert caught.value.parameter == "now"
