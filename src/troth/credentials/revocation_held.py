@@ -14,8 +14,15 @@ from typing import Final
 
 from troth import limits
 from troth.credentials.revocation_entry import RevocationEntry, RevocationKind, Supersession
-from troth.errors import CredentialError, CredentialFailure, OutOfRange, StorageError
+from troth.errors import (
+    ArgumentError,
+    CredentialError,
+    CredentialFailure,
+    OutOfRange,
+    StorageError,
+)
 from troth.identity import Checkpoint, Checkpoints, Identifier, VerifiedIdentity
+from troth.kinds import got
 from troth.sealed import sealed
 from troth.storage import FeedRow
 
@@ -184,8 +191,12 @@ class VerifiedFeed:
 
     def check_fresh(self, *, now: int, max_staleness: int) -> None:
         """Raise STALE_FEED unless the holder has every entry as of at most `max_staleness`
-        seconds ago (1 s to MAX_FEED_STALENESS_SECONDS, else OutOfRange: `check_feed_age`)."""
+        seconds ago (1 s to MAX_FEED_STALENESS_SECONDS, else OutOfRange: `check_feed_age`), at
+        `now`, a whole number of seconds (an ArgumentError: review 69i, caveats 2, a NaN made
+        any feed fresh)."""
         check_feed_age(max_staleness, "max_staleness")
+        if type(now) is not int:
+            raise ArgumentError("VerifiedFeed.check_fresh", "now", "an int (seconds)", got(now))
         if self.count < self.latest:
             raise CredentialError(
                 _F.STALE_FEED, f"holds {self.count} of {self.latest} entries: sync incomplete"

@@ -43,6 +43,7 @@ from troth.identity import (
     verify_history,
     verify_signed_by,
 )
+from troth.kinds import got
 from troth.sealed import sealed
 
 __all__ = [
@@ -70,6 +71,11 @@ _DECODE_REASONS: Final = {
     DecodeProblem.OVER_LIMIT: _F.OVER_LIMIT,
     DecodeProblem.TRAILING_BYTES: _F.TRAILING_BYTES,
 }
+
+
+def _not_seconds(call: str, now: object) -> ArgumentError:
+    """The error of a `now` that is no int (a float, a bool, NaN: review 69i, caveats 2)."""
+    return ArgumentError(call, "now", "a whole number of seconds (an int)", got(now))
 
 
 def _decode_failure(exc: DecodeError, link: int | None = None) -> CredentialError:
@@ -441,7 +447,11 @@ class ChainVerifier:
     ) -> VerifiedCredential:
         """Verify chain bytes presented by `presenter` at `now` against the authority's feed.
         Given the presenter's verified history (not only its identifier), that history must
-        not be superseded in the feed either."""
+        not be superseded in the feed either. `now` is a whole number of seconds (an
+        ArgumentError: review 69i, caveats 2, a NaN skipped every time check of a cached
+        chain)."""
+        if type(now) is not int:
+            raise _not_seconds("ChainVerifier.verify", now)
         if type(data) is not bytes:
             data = bytes(data)
         # keyed by the bytes themselves: equal keys are equal chains, and a caller presenting
@@ -466,7 +476,10 @@ class ChainVerifier:
         """Only the checks that depend on the bytes: signatures, attestations, alignment,
         narrowing, cycles. NOT a verification for access: no windows, no revocation, no
         presenter. For holders and for the authority judging a revocation request.
-        `checkpoints` judges checkpointed issuer histories (none: they are refused)."""
+        `checkpoints` judges checkpointed issuer histories (none: they are refused). `now` is
+        a whole number of seconds (an ArgumentError)."""
+        if type(now) is not int:
+            raise _not_seconds("ChainVerifier.verify_structure", now)
         return self._check_bytes(data, now, checkpoints).result
 
     def _taken_up(self, data: bytes, now: int) -> _Checked | None:

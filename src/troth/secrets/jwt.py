@@ -21,7 +21,8 @@ from typing import Any, Final, NamedTuple, NoReturn
 from troth import limits
 from troth.crypto import KeyType, PublicKey, sha256, verify_signature
 from troth.encoding.ijson import load_json
-from troth.errors import CryptoError, DecodeError, SecretError, SecretFailure
+from troth.errors import ArgumentError, CryptoError, DecodeError, SecretError, SecretFailure
+from troth.kinds import check_kind, got
 from troth.secrets.lease import b64url, b64url_decode
 
 __all__ = [
@@ -330,7 +331,15 @@ def validate_token(
     time), and every time is judged at max(`now`, `revoked.seen()`): a clock behind the
     broker's revives nothing (review 54e, secrets 1 and 3). Every call verifies the
     signature; the claims of a segment already verified and parsed are not parsed again (a
-    service validates the same bearer token at each of its requests)."""
+    service validates the same bearer token at each of its requests). `now` and `leeway` are
+    whole numbers of seconds, `leeway` >= 0 (an ArgumentError: review 69i, caveats 1, a NaN
+    leeway or `now` made every time comparison false, and a token expired a year ago, or
+    whose lease had ended, validated; `inf` kept every token valid)."""
+    check_kind("validate_token", "now", now, int, "a whole number of seconds")
+    if type(leeway) is not int or leeway < 0:
+        raise ArgumentError(
+            "validate_token", "leeway", "a whole number of seconds >= 0", got(leeway)
+        )
     states = revoked if isinstance(revoked, LeaseStates) else None
     if states is not None:
         now = max(now, states.seen())
