@@ -14,11 +14,24 @@ daemons held `troth node stop`'s process minutes), and a telling begun after the
 started exiting failed with RuntimeError ("cannot schedule new futures after interpreter
 shutdown"). Now the daemons are asked from daemon threads (`_tell_all`), the caller's own
 among them, and one telling failing in any way is logged, the others told.
+
+wave1 2 (medium: one node directory this user cannot read blocked every revocation and rotation
+here) 69d notify 4 had the telling list the home's nodes past a damaged node.json; a node
+directory this user cannot enter (made by `sudo troth node ...`: root's, mode 0700) is not a
+damaged file but an OSError where `list_nodes` looks for its node.json (`Path.is_file` raises
+EACCES). It was not caught (`except TrothError`): `local_nodes_due`, entered before the
+authority's commit, raised an untyped PermissionError out of every revocation with an authority
+on this machine (`Authority.revoke`, `troth revoke link`, `authority members remove`) and of every
+rotation announced here, none of them made; and the telling raised it past a committed one.
+Now `list_nodes` puts such a node with the unreadable ones (its ConfigError, typed, when not
+asked to), and the home's nodes directory itself that cannot be listed is a ConfigError.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -26,10 +39,18 @@ from pathlib import Path
 
 import pytest
 
+import troth
 import troth.node.traces
 from tests.conftest import NOW
+from tests.support.enroll import enroll_in_process
 from tests.test_review69d_notify import _all_running
+from troth.clock import FixedClock
+from troth.credentials import Attributes
+from troth.errors import ConfigError
 from troth.node import init_node, open_node
+from troth.node.authorities import announce_here
+from troth.node.node import list_nodes
+from troth.node.rotation import rotate_local
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -108,3 +129,53 @@ def test_wave1_1_a_telling_failing_unexpectedly_is_logged_and_the_others_told(
             troth.node.traces.tell_local_nodes(node, authority)
     assert sorted(told) == ["a", "c"]
     assert any("'b' was not told" in r.getMessage() for r in caplog.records)
+
+
+def test_wave1_2_a_node_directory_not_ours_blocks_no_revocation(
+    troth_home: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Node `locked`'s directory cannot be entered by this user (stood in for: the tests run
+    as root, whom no mode stops; `Path.is_file` raises as it does for EACCES). The revocation
+    is made, and the node logged as neither marked nor told."""
+    with troth.Node.open("hub") as hub:
+        acme = hub.create_authority()
+        locked = troth_home / "nodes" / "locked"
+        locked.mkdir(parents=True)
+        real = pathlib.Path.is_file
+
+        def is_file(self: pathlib.Path) -> bool:
+            if self.parent == locked:
+                raise PermissionError(errno.EACCES, "Permission denied", str(self))
+            return real(self)
+
+        monkeypatch.setattr(pathlib.Path, "is_file", is_file)
+        with caplog.at_level(logging.WARNING, logger=troth.node.traces.log.name):
+            assert acme.revoke(b"\x01" * 32) == 0
+    assert "'locked' was not told of the revocation" in caplog.text
+    with pytest.raises(ConfigError, match="Permission denied"):
+        list_nodes(troth_home)  # (`troth node list` without `unreadable`: typed)
+
+
+def test_wave1_3_a_damaged_node_here_holds_back_no_rotations_supersession(
+    troth_home: Path,
+) -> None:
+    """`agent` (node `owner`), a member of acme (hosted by node `acme` here), rotates as
+    compromised while node `broken`'s node.json is damaged: acme takes the supersession."""
+    clock = FixedClock(NOW)
+    for name in ("acme", "owner", "broken"):
+        init_node(name)
+    (troth_home / "nodes" / "broken" / "node.json").write_bytes(b"{damaged")
+    with open_node("owner") as owner:
+        owner.identities.create(now=NOW, name="agent")
+        with open_node("acme") as hosting:
+            authority = hosting.create_authority("acme", now=NOW)
+            ticket = authority.create_ticket(
+                creator=authority.identifier, attributes=Attributes(), address="node:acme", now=NOW
+            )
+            enroll_in_process(owner, "agent", authority, str(ticket), clock)
+        clock.advance(60)
+        rotate_local(owner, "agent", clock=clock, compromised=True)
+        (done,), remote = announce_here(owner, "agent", now=clock.now())
+    assert remote == []
+    assert done.error is None
+    assert done.seq is not None
