@@ -44,6 +44,7 @@ into a writer that refuses past it, cbor2 handing it the encoding in chunks of s
 
 MAX_NODES_TOLD_AT_ONCE: Final = 16
 """Most daemons running here asked at once to sync a feed after a revocation or a rotation
-(`troth.node.traces.tell_nodes_here`, a thread each): one after the other, each that does not
-answer held the telling its control timeout (30 s) in turn (review 69d, notify 2); this many
-at a time, a home of up to this many silent nodes holds it one timeout per authority told."""
+(`troth.node.traces.tell_nodes_here`, daemon threads: review 69k, wave1 1): one after the
+other, each that does not answer held the telling its control timeout (30 s) in turn (review
+69d, notify 2); this many at a time, a home of up to this many silent nodes holds it one
+timeout per authority told."""

@@ -155,13 +155,16 @@ def local_authority(
 ) -> Iterator[Authority]:
     """The authority `identifier` hosted on this machine: by `beside` itself, by the node
     `hint` names (`node:NAME` or NAME), else by whichever node hosts it (NotFound if none).
-    The node hosting it stays open inside the `with` block."""
+    The node hosting it stays open inside the `with` block. A node here whose configuration
+    cannot be read is passed over: it failed the search, and a damaged node.json kept every
+    rotation's supersession from the authorities here (review 69k, wave1 3)."""
     if beside is not None:
         authority = beside.hosted_authority()
         if authority is not None and authority.identifier == identifier:
             yield authority
             return
-    names = [c.name for c in list_nodes(home) if beside is None or c.name != beside.name]
+    configs = list_nodes(home, unreadable={})
+    names = [c.name for c in configs if beside is None or c.name != beside.name]
     if hint:
         first = hint[len(LOCAL_PREFIX) :] if is_local(hint) else hint
         names.sort(key=lambda n: n != first)

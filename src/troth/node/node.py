@@ -263,16 +263,26 @@ def list_nodes(
     """The configurations of the nodes in `home` (default: troth_home()), by name. With
     `unreadable`, a node whose node.json cannot be read is put there (its name: why) and the
     others are listed; else its ConfigError is raised (review 49g, cli 9: one damaged node
-    kept `troth node list` from listing any)."""
+    kept `troth node list` from listing any). A node directory this user cannot enter (root's,
+    made under sudo) is one it cannot read: its OSError, raised untyped, blocked every
+    revocation and rotation here (review 69k, wave1 2); the nodes directory itself that cannot
+    be listed, a ConfigError."""
     base = _nodes_dir(home or troth_home())
-    if not base.is_dir():
-        return []
+    try:
+        if not base.is_dir():
+            return []
+        paths = sorted(base.iterdir())
+    except OSError as exc:
+        raise ConfigError(f"the nodes in {base} cannot be listed: {exc}") from None
     configs = []
-    for path in sorted(base.iterdir()):
+    for path in paths:
         config_path = path / "node.json"
-        if not config_path.is_file():
-            continue
         try:
+            try:
+                if not config_path.is_file():
+                    continue
+            except OSError as exc:
+                raise ConfigError(f"{config_path} cannot be read: {exc}") from None
             configs.append(NodeConfig.from_json(read_private_file(config_path), config_path))
         except ConfigError as exc:
             if unreadable is None:

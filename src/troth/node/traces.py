@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -402,12 +401,41 @@ def tell_nodes_here(
     names = [config.name for config in configs if config.name != node.name]
     if hosting:
         names.append(node.name)
-    asked = [(name, authority) for authority in authorities for name in names]
-    if not asked:
-        return
-    with ThreadPoolExecutor(min(len(asked), MAX_NODES_TOLD_AT_ONCE)) as pool:
-        for told in [pool.submit(_tell_feed_sync, home, *each) for each in asked]:
-            told.result()
+    _tell_all(home, [(name, authority) for authority in authorities for name in names])
+
+
+def _tell_all(home: Path, asked: Sequence[tuple[str, Identifier]]) -> None:
+    """`_tell_feed_sync` of each of `asked` (node name, authority), `MAX_NODES_TOLD_AT_ONCE` at
+    a time: the calling thread and daemon threads take them in turn, and it returns once all
+    were told. Daemon threads: a pool's workers are joined when the interpreter exits, and a
+    background telling (`troth-tell-local-nodes`, daemon threads so that a stopping node waits
+    for none) held the exiting process until each silent daemon's control request timed out
+    (review 69k, wave1 1). One telling failing in any way is logged, the others told."""
+    pending = iter(asked)
+    taking = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with taking:
+                each = next(pending, None)
+            if each is None:
+                return
+            try:
+                _tell_feed_sync(home, *each)
+            except Exception:  # (logged: the daemons after it are told all the same)
+                log.exception("node %r was not told of the revocation", each[0])
+
+    helpers: list[threading.Thread] = []
+    for _ in range(min(len(asked), MAX_NODES_TOLD_AT_ONCE) - 1):
+        helper = threading.Thread(target=work, name="troth-tell-node", daemon=True)
+        try:
+            helper.start()
+        except RuntimeError:  # (no new thread at the interpreter's exit: this one tells)
+            break
+        helpers.append(helper)
+    work()
+    for helper in helpers:
+        helper.join()
 
 
 def tell_hosting_node(node: Node, authority: Identifier) -> None:
