@@ -6,7 +6,6 @@ channel trust of its access policy. Part of `NodeRuntime` (troth.node.runtime).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import threading
 from dataclasses import dataclass
@@ -41,9 +40,7 @@ IDENTITY_CACHE: Final = 60
 class _Cached:
     identity: ChannelIdentity
     until: int
-    """Reused until then (IDENTITY_CACHE s, at most `expiry`)."""
-    expiry: int
-    """When it stops being valid: shown past `until` while its renewal runs."""
+    """Reused until then (IDENTITY_CACHE s, at most when it stops being valid)."""
 
 
 class ShownIdentity:
@@ -59,7 +56,6 @@ class ShownIdentity:
     _me_cache: _Cached | None
     _me_lock: threading.Lock
     """Held while the identity is read or renewed: one renewal at a time, whichever thread."""
-    _renewing: asyncio.Future[ChannelIdentity] | None
 
     def _channel_trust(
         self, *, also: frozenset[Identifier] = frozenset(), expect: Identifier | None = None
@@ -69,21 +65,16 @@ class ShownIdentity:
 
     def _me(self) -> ChannelIdentity:
         """This node's channel identity (cached IDENTITY_CACHE s; renewed off the loop by the
-        maintenance, so the handshake path rarely reads the store). On the event loop, a cached
-        identity past its time but still valid is shown while its renewal runs on the storage
-        thread (started here if none runs): the loop never generates nor signs a channel key
-        (an HSM's slow sign held it), and a handshake during a renewal started no second one,
-        whose key was left orphaned in the vault (review 69j, gaps 1). Only with no valid
-        identity at all (a rotation retired it) does the loop read it itself, after any
-        renewal running (`_me_lock`)."""
+        maintenance, so the handshake path rarely reads the store). Past its time, it is read
+        again after any renewal running (`_me_lock`), whose identity it then shows: a
+        handshake during a renewal started no second one, whose key was left orphaned in the
+        vault (review 69j, gaps 1). The identity past its time is not shown meanwhile: the
+        renewal retires its channel key, and a handshake showing it failed (KeyNotFound) once
+        the renewal ended first (review 69k's relay-move tests, lead)."""
         now = self.clock.now()
         cached = self._me_cache
-        if cached is not None and now < cached.expiry and self._still_held(cached.identity):
-            if now < cached.until:
-                return cached.identity
-            if _on_loop():
-                self._renew_in_background()
-                return cached.identity
+        if cached is not None and now < cached.until and self._still_held(cached.identity):
+            return cached.identity
         with self._me_lock:
             cached = self._me_cache  # renewed by the thread that held the lock before
             if cached is not None and now < cached.until and self._still_held(cached.identity):
@@ -91,21 +82,18 @@ class ShownIdentity:
             return self._renewed(now)
 
     def _renewed(self, now: int) -> ChannelIdentity:
-        """The identity read (and its key renewed when due) now, and cached (`_me_lock` held)."""
+        """The identity read (and its key renewed when due) now, and cached (`_me_lock` held).
+        The cached one is dropped first: a renewal retires the channel key it shows, and a
+        handshake showing it meanwhile failed (KeyNotFound); one now waits for the lock."""
+        self._me_cache = None
         identity, expiry = self.channel_identity(self.name, now=now)
-        self._me_cache = _Cached(identity, min(now + IDENTITY_CACHE, expiry), expiry)
+        self._me_cache = _Cached(identity, min(now + IDENTITY_CACHE, expiry))
         return identity
 
     def _renew_now(self) -> ChannelIdentity:
         """`_renewed` under the lock (on the storage thread)."""
         with self._me_lock:
             return self._renewed(self.clock.now())
-
-    def _renew_in_background(self) -> None:
-        renewing = self._renewing
-        if renewing is None or renewing.done():
-            self._renewing = renewing = asyncio.ensure_future(self.worker.run(self._renew_now))
-            renewing.add_done_callback(_consume)
 
     def _still_held(self, identity: ChannelIdentity) -> bool:
         """Whether the vault still holds the channel key `identity` shows: a rotation in
@@ -168,26 +156,11 @@ class ShownIdentity:
         return dataclasses.replace(identity, credentials=chains)
 
     async def _renew_identity(self) -> ChannelIdentity:
-        """The identity read again on the storage thread (its channel key renewed when due),
-        the cached one shown meanwhile: the old cache cleared first, a handshake in between
-        renewed the key on the loop too, two keys made and one orphaned in the vault (review
-        69j, gaps 1). Renewals hold `_me_lock`: one at a time, each seeing the one before."""
+        """The identity read again on the storage thread (its channel key renewed when due).
+        Renewals hold `_me_lock`, one at a time, each seeing the one before: a handshake
+        during one waits for it, where it renewed the key on the loop too, two keys made and
+        one orphaned in the vault (review 69j, gaps 1)."""
         return await self.worker.run(self._renew_now)
-
-
-def _on_loop() -> bool:
-    """Whether the calling thread runs an event loop (the handshake path)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
-
-
-def _consume(future: asyncio.Future[ChannelIdentity]) -> None:
-    """A background renewal's failure is the maintenance round's to retry (its store)."""
-    if not future.cancelled():
-        future.exception()
 
 
 def _each_authority_first(held: list[HeldCredential]) -> list[HeldCredential]:
