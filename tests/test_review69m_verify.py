@@ -1,0 +1,56 @@
+"""Review 69m: offline trace verification (`verify_log`) of a crafted trace.db.
+
+verify 1. The log's reader fetched each row's envelope and disclosures whole, whatever their
+   size, before anything judged them: a trace.db (a thief with write access, a file handed to
+   an auditor) holding one record row of a few GB made `troth trace verify` (and `export`,
+   `show`, the OTel export) hold it in memory twice, before refusing it as a bad record; a
+   64 MiB envelope peaked at 134 MB. An envelope past MAX_TRACE_ENVELOPE_BYTES (no trace
+   envelope decodes past it) or disclosures past what a record's disclosed values can take
+   stored (`STORED_DISCLOSURES_BYTES`) are now refused at their record, OVER_LIMIT, from the
+   row's header, their bytes never fetched; the first bad record is still the one named.
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.support.traces import db, log_of
+from troth.errors import TraceError, TraceFailure
+from troth.trace.verify import verify_log
+
+_ROW = 8 * 1024 * 1024
+
+
+def _peak(call: Callable[[], object]) -> tuple[TraceError, int]:
+    tracemalloc.start()
+    try:
+        with pytest.raises(TraceError) as refused:
+            call()
+        return refused.value, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize(
+    ("column", "size"),
+    [("envelope", _ROW), ("disclosures", 2 * _ROW)],
+)
+def test_a_huge_stored_row_is_refused_unread(tmp_path: Path, column: str, size: int) -> None:
+    """Verify 1: a record row of 8 MiB (16 MiB of disclosures) appended to an honest log of 3
+    records is refused at its index, OVER_LIMIT, without fetching it."""
+    log = log_of(tmp_path / "log.db", 3)
+    raw = db(log)
+    columns = "idx, record_id, leaf, envelope, disclosures, agent"
+    chosen = columns.replace(column, f"zeroblob({size})").replace("idx,", "3,", 1)
+    chosen = chosen.replace("record_id", "record_id || 'x'", 1)
+    raw.execute(f"INSERT INTO leaves ({columns}) SELECT {chosen} FROM leaves WHERE idx = 2")  # noqa: S608
+    raw.close()
+    refused, peak = _peak(lambda: verify_log(log))
+    assert (refused.reason, refused.index) == (TraceFailure.OVER_LIMIT, 3)
+    assert column in refused.detail
+    assert peak < size // 2  # never fetched
+    log.close()
