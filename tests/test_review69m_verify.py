@@ -54,3 +54,29 @@ def test_a_huge_stored_row_is_refused_unread(tmp_path: Path, column: str, size: 
     assert column in refused.detail
     assert peak < size // 2  # never fetched
     log.close()
+
+
+_KEPT = {
+    "history": "UPDATE histories SET history = zeroblob(?)",
+    "attestation": "UPDATE attestations SET attestation = zeroblob(?)",
+    "note": "UPDATE checkpoints SET note = zeroblob(?)",
+    "chain": "INSERT INTO chains VALUES (randomblob(32), zeroblob(?))",
+    "window": "INSERT INTO history_windows SELECT identifier, 0, zeroblob(?) FROM histories",
+}
+
+
+@pytest.mark.parametrize("what", sorted(_KEPT))
+def test_a_huge_row_of_what_the_log_keeps_is_refused_unread(tmp_path: Path, what: str) -> None:
+    """Verify 1: the same for the rows a verifier reads beside the records (signer histories,
+    their windows, key attestations, chains, checkpoint notes), each past its decoder's limit:
+    OVER_LIMIT naming the row, not fetched."""
+    log = log_of(tmp_path / "log.db", 2)
+    log.checkpoint()
+    raw = db(log)
+    raw.execute(_KEPT[what], (_ROW,))
+    raw.close()
+    refused, peak = _peak(lambda: verify_log(log))
+    assert (refused.reason, refused.index) == (TraceFailure.OVER_LIMIT, None)
+    assert "past its limit" in refused.detail
+    assert peak < _ROW // 2
+    log.close()
