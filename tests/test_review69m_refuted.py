@@ -1,23 +1,39 @@
 """Review 69m: attacks on offline trace verification (`verify_log`, `verify_export`) and
 checkpoints that found nothing, pinned as properties (issue #13: a tamper-evident log that
 verifies offline, naming the first bad record).
+
+- A trace.db edited: a record deleted in the middle (indices closed up), the tail deleted
+  below a checkpoint, two records swapped, a record duplicated under another id: each named
+  at the first bad record (CHAIN_BROKEN, TRUNCATED, REPLAYED).
+- An export: a line of another log of the same agent spliced in, a line repeated: refused; its
+  tail left out: verifies (an export may be filtered), its report counting fewer records than
+  its checkpoint's size, never `valid` unanchored.
+- A checkpoint signed by the log's rotated-away key (stolen), dated after the rotation, put
+  in the log: refused (CHECKPOINT_INVALID).
+- A split view (the log's file copied, each copy grown by another record and checkpointed at
+  one size): refused against the other branch's kept note, as a log, an export or a prefix of
+  its lines (FORKED); lines of both mixed: refused.
+- The largest record the writer signs (ASCII, 4-byte characters, C1 controls) verifies in the
+  log and as an export line.
 """
 
 from __future__ import annotations
 
 import io
+import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.support.traces import NOW, Held, db, open_log, recorder, tool_call
+from troth import limits
 from troth.clock import FixedClock
 from troth.errors import TraceError, TraceFailure
-from troth.trace import TraceLog
+from troth.trace import Decision, Kind, Links, RecordContent, ToolCall, TraceLog
 from troth.trace.checkpoint import sign_checkpoint
 from troth.trace.export import export_jsonl, verify_export
 from troth.trace.merkle import Frontier, leaf_hash
-from troth.trace.signing import resolve_key
+from troth.trace.signing import resolve_key, sign_record
 from troth.trace.verify import verify_log
 
 _F = TraceFailure
@@ -168,3 +184,76 @@ def test_a_checkpoint_by_a_rotated_away_log_key_is_refused(tmp_path: Path) -> No
     refused = _refused(lambda: verify_log(reopened))
     assert refused.reason is _F.CHECKPOINT_INVALID
     reopened.close()
+
+
+def test_a_fork_is_refused_against_the_other_branchs_checkpoint(tmp_path: Path) -> None:
+    """A split view: the log's file copied after 3 records, each copy given another 4th record
+    and a checkpoint of 4 signed by the log's key (same size, other roots). The verifier that
+    kept one branch's checkpoint refuses the other's log, its export and any prefix of its
+    lines (FORKED); lines of both branches mixed are refused (two checkpoints)."""
+    owner, agent, clock = Held(), Held(), FixedClock(NOW)
+    first = open_log(tmp_path / "a.db", clock, owner)
+    signing = recorder(first, agent, clock)
+    for _ in range(3):
+        signing.record(tool_call())
+    first.close()
+    shutil.copy(tmp_path / "a.db", tmp_path / "b.db")
+    branches = []
+    for name, order in (("a", "o1"), ("b", "o2")):
+        log = open_log(tmp_path / f"{name}.db", clock, owner)
+        recorder(log, agent, clock).record(tool_call(args={"order": order}))
+        branches.append((log, log.checkpoint()))
+    (mine, kept), (fork, theirs) = branches
+    assert (kept.size, theirs.size) == (4, 4)
+    assert kept.root != theirs.root
+    lines = _lines(fork)
+    whole = _refused(lambda: verify_export(lines, anchor=kept.note))
+    prefix = _refused(lambda: verify_export(lines[:3], anchor=kept.note))
+    logged = _refused(lambda: verify_log(fork, anchor=kept.note))
+    assert {whole.reason, prefix.reason, logged.reason} == {_F.FORKED}
+    mixed = _refused(lambda: verify_export([*_lines(mine)[:3], lines[3]]))
+    assert (mixed.reason, mixed.index) == (_F.MALFORMED, 3)
+    for log, _ in branches:
+        log.close()
+
+
+def _largest(policy: str) -> RecordContent:
+    """A tool call whose texts are at their limits, naming as many policies of `policy`'s
+    characters as a payload holds (MAX_TRACE_PAYLOAD_BYTES): one more is refused."""
+
+    def content(count: int) -> RecordContent:
+        ids = tuple(f"{n:03d}" + policy * (limits.MAX_TRACE_TEXT - 3) for n in range(count))
+        return RecordContent(
+            Kind.TOOL_INVOCATION,
+            tool=ToolCall("t" * limits.MAX_TRACE_TEXT, "c" * limits.MAX_TRACE_TEXT),
+            values={"args": "x"},
+            decision=Decision("allow", "b" * limits.MAX_TRACE_TEXT, ids),
+            links=Links(conversation="v" * limits.MAX_TRACE_TEXT),
+        )
+
+    signer = Held().signer(NOW)
+    for count in range(limits.MAX_TRACE_POLICY_IDS, 0, -1):
+        try:
+            sign_record(signer, content(count), seq=0, prev=None, time=NOW)
+        except TraceError as exc:
+            if exc.reason is not _F.OVER_LIMIT:
+                raise
+            continue
+        return content(count)
+    raise AssertionError("no record signs")
+
+
+@pytest.mark.parametrize("policy", ["p", "\U0001f600", "\u0085"])
+def test_the_largest_record_the_writer_signs_verifies(tmp_path: Path, policy: str) -> None:
+    """What the writer accepts the verifier accepts: a record whose payload is as large as
+    signing takes (ASCII, 4-byte characters, a C1 control: escaped nowhere, NEL not a line
+    break of a JSONL export read as bytes) verifies in the log and as an export line."""
+    clock = FixedClock(NOW)
+    log = open_log(tmp_path / "log.db", clock)
+    recorder(log, Held(), clock).record(_largest(policy))
+    log.checkpoint()
+    assert verify_log(log).size == 1
+    out = io.StringIO()
+    export_jsonl(log, out)
+    assert verify_export(out.getvalue().encode().splitlines()).records == 1
+    log.close()
