@@ -256,6 +256,13 @@ def _verdict_text(verdict: TraceVerdict, data_out: dict[str, Any], of_file: bool
             f"; {data_out['after_checkpoint']} record(s) after the checkpoint, not covered by"
             " it (troth trace checkpoint)"
         )
+    held, newest = data_out.get("records"), data_out.get("checkpoint")
+    if of_file and type(held) is int and newest and held < newest["size"]:  # an export of some
+        # lines: `valid` speaks for the lines it holds, not for the log (review 69m, verify 2)
+        text += (
+            f"; the file holds {held} of the {newest['size']} record(s) its checkpoint covers"
+            " (the others left out: not verified)"
+        )
     for lost in data_out.get("lost_logs", ()):  # said as long as the node is (58h, trace 2)
         text += (
             f"; this node's earlier log {lost['log']} was declared lost {timestamp(lost['time'])}"

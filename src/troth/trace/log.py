@@ -83,6 +83,7 @@ from troth.trace.stored import (
     SubtreeReader,
     decode_disclosures,
     stored_bytes,
+    stored_column,
     stored_identifier,
 )
 
@@ -95,6 +96,7 @@ LOG_FILE: Final = "trace.db"
 _REDACTING: Final = "redacting"  # meta: set by a redaction's commit, cleared once the WAL is
 # truncated (`TraceLog.redact`)
 _F = TraceFailure
+_NOTE: Final = stored_column("note", limits.MAX_TRACE_CHECKPOINT_BYTES)  # (69m, verify 1)
 
 _ADMIT_CHUNK: Final = 32
 """Records admitted between two INSERTs of a commit: each INSERT lets go of the GIL, so a
@@ -670,7 +672,7 @@ class TraceLog(LogReader):
     def latest_checkpoint(self, *, covering: int = 0) -> Checkpoint:
         """The newest stored checkpoint (whose size is above `covering`, a record index + 1)."""
         row = self.store.fetch_one(
-            "SELECT typeof(note), CAST(note AS BLOB) FROM checkpoints WHERE size >= ? "
+            f"SELECT {_NOTE} FROM checkpoints WHERE size >= ? "  # noqa: S608
             "ORDER BY size DESC LIMIT 1",
             (covering,),
         )
@@ -680,7 +682,7 @@ class TraceLog(LogReader):
 
     def checkpoints(self) -> list[bytes]:
         """Every stored checkpoint note, smallest first."""
-        sql = "SELECT typeof(note), CAST(note AS BLOB) FROM checkpoints ORDER BY size"
+        sql = f"SELECT {_NOTE} FROM checkpoints ORDER BY size"  # noqa: S608
         return [stored_bytes(r[0], r[1], "note") for r in self.store.fetch_all(sql)]
 
     # -- redaction -----------------------------------------------------------------------------

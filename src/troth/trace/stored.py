@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
+from typing import Final
 
+from troth import limits
 from troth.errors import StorageError, TraceError, TraceFailure
 from troth.identity import Identifier
 from troth.storage import SqliteDatabase
@@ -16,18 +18,37 @@ from troth.trace.record import REDACTABLE, Disclosure
 from troth.trace.store import NODE_LEVEL_STRIDE
 
 __all__ = [
+    "STORED_DISCLOSURES_BYTES",
     "StoredEntry",
     "StoredRecord",
     "SubtreeReader",
     "decode_disclosures",
     "history_windows",
     "stored_bytes",
+    "stored_column",
     "stored_identifier",
     "stored_text",
     "windows_of",
 ]
 
 _F = TraceFailure
+
+STORED_DISCLOSURES_BYTES: Final = 3 * len(REDACTABLE) * limits.MAX_TRACE_DISCLOSURE_BYTES + 1024
+"""The most a record's stored disclosures take (`encode_disclosures`): each redactable field's
+value, canonical JSON of at most MAX_TRACE_DISCLOSURE_BYTES, kept as an ASCII JSON string (a
+byte of it at most 3: a 2-byte character as a 6-byte escape), its name and salt. A row past it
+is no record's (review 69m, verify 1: it is not fetched, `stored_column`)."""
+
+
+def stored_column(column: str, most: int) -> str:
+    """The SQL that reads a BLOB `column` of a row as `stored_bytes` takes it: its type, then
+    its bytes, NULL when they are past `most` (their length read from the row's header, the
+    value's overflow pages not fetched): a crafted trace.db's row of a few GB was fetched whole,
+    twice, before it was refused (review 69m, verify 1)."""
+    return (
+        f"typeof({column}), CASE WHEN length({column}) <= {int(most)} "
+        f"THEN CAST({column} AS BLOB) END"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +81,10 @@ def stored_bytes(kind: str, value: object, what: str, *, index: int | None = Non
     """A BLOB column's value, read as `typeof(c), CAST(c AS BLOB)` (a crafted file may hold
     any type in any column: TEXT that is not UTF-8 cannot even be fetched as text, and an
     INTEGER n must not become `bytes(n)`); TraceError MALFORMED (at `index`, a record's)
-    naming `what` when the log file holds another type there (review 27t, verify 2)."""
+    naming `what` when the log file holds another type there (review 27t, verify 2);
+    TraceError OVER_LIMIT when it was past its bound, so not read (`stored_column`)."""
+    if value is None and kind in ("blob", "text"):
+        raise TraceError(_F.OVER_LIMIT, f"the stored {what} is past its limit", index=index)
     if kind != "blob" or type(value) is not bytes:
         raise TraceError(_F.MALFORMED, f"the stored {what} is not bytes ({kind})", index=index)
     return value
@@ -131,11 +155,15 @@ class SubtreeReader:
         return hashes[0]
 
 
+_WINDOW: Final = stored_column("history", limits.MAX_IDENTITY_HISTORY_BYTES)
+"""A history window, not fetched past what a history decodes from (review 69m, verify 1)."""
+
+
 def windows_of(store: SqliteDatabase, identifier: Identifier) -> list[bytes]:
     """`identifier`'s older histories its newest one no longer holds, oldest first (one
     signer's rows of `history_windows`)."""
     sql = (
-        "SELECT typeof(history), CAST(history AS BLOB) FROM history_windows "
+        f"SELECT {_WINDOW} FROM history_windows "  # noqa: S608
         "WHERE identifier = ? ORDER BY last"
     )
     return [
@@ -149,8 +177,8 @@ def history_windows(store: SqliteDatabase) -> dict[Identifier, list[bytes]]:
     trace log's table), oldest first."""
     windows: dict[Identifier, list[bytes]] = {}
     sql = (
-        "SELECT typeof(identifier), CAST(identifier AS BLOB), typeof(history), "
-        "CAST(history AS BLOB) FROM history_windows "
+        f"SELECT typeof(identifier), CAST(identifier AS BLOB), {_WINDOW} "  # noqa: S608
+        "FROM history_windows "
         "ORDER BY identifier, last"
     )
     for id_kind, identifier, kind, history in store.fetch_all(sql):
