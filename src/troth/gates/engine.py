@@ -298,7 +298,11 @@ class PolicyEngine:
         self._caveated: _Bounded[bytes, _Principal] = _Bounded(
             cache_size, limits.MAX_CAVEATED_POLICY_TEXT
         )
-        self._visible: _Bounded[bytes, frozenset[str]] = _Bounded(cache_size)
+        # each a set of up to MAX_TOOLS names (~34 KB), one per chain and server: bounded by
+        # the names they hold too (review 69n, gates 1)
+        self._visible: _Bounded[bytes, frozenset[str]] = _Bounded(
+            cache_size, limits.MAX_CACHED_VISIBLE_NAMES
+        )
         # per (chain, server, tool) decided: the chain's entities with that one tool in that
         # server (never the bundle's every tool: review 53j, gates 2)
         self._served: _Bounded[bytes, cedarpy.Entities | None] = _Bounded(
@@ -647,7 +651,7 @@ class PolicyEngine:
                     contexts.get(name),
                 ):
                     visible.add(name)
-        return self._visible.put(key, frozenset(visible))
+        return self._visible.put(key, frozenset(visible), len(visible))
 
 
 _WHAT: Final[dict[type, str]] = {
