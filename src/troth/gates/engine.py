@@ -34,7 +34,7 @@ from troth.gates.entities import agent_uid, credential_entities
 from troth.gates.policies import CompiledPolicies, tool_action
 from troth.gates.preview_budget import PreviewBudgets
 from troth.gates.preview_sets import arguments_named, preview_context
-from troth.gates.toolschema import NAME, ToolSchema
+from troth.gates.toolschema import NAME, ToolSchema, within_value_limit
 
 __all__ = [
     "LeaseRequest",
@@ -440,13 +440,17 @@ class PolicyEngine:
                 return self._deny(Outcome.ARGUMENTS)
             args = dict(args)
         if spec.fill is not None:  # judged with what the tool runs with (toolschema)
+            if not within_value_limit(args):  # counted before the filler walks them too
+                return self._deny(Outcome.ARGUMENTS)
             try:
                 args = spec.fill(args)
             except PolicyError:  # its defaults would take it past the limit (49d, gates 1)
                 return self._deny(Outcome.ARGUMENTS)
+        flat = _flat(args)  # then its values are its names: counted first (69n, gates 2)
+        if len(args) > limits.MAX_TOOL_ARGUMENT_VALUES or not (flat or within_value_limit(args)):
+            return self._deny(Outcome.ARGUMENTS)
         if spec.check is not None and not spec.check(args):
             return self._deny(Outcome.ARGUMENTS)
-        flat = _flat(args)
         try:  # `_json_text(args, flat)` in line (a frame less at every call: review 64g)
             if flat and _ARGS_ENCODER is not None:
                 encoded = "".join(_ARGS_ENCODER(args, 0))

@@ -56,6 +56,7 @@ __all__ = [
     "MAX_SERVICES",
     "MAX_TOOLS",
     "MAX_TOOL_ARGUMENTS_BYTES",
+    "MAX_TOOL_ARGUMENT_VALUES",
     "MAX_TOOL_NAME",
     "MAX_TOOL_PAGES",
     "MAX_TOOL_PROPERTIES",
@@ -253,6 +254,12 @@ MAX_SERVICES: Final = 64
 """Most services a bundle declares, and most methods per service."""
 MAX_TOOL_ARGUMENTS_BYTES: Final = 1 << 20
 """Largest tool-call arguments a gate decides on (their JSON; MCP messages are smaller)."""
+MAX_TOOL_ARGUMENT_VALUES: Final = 16_384
+"""Most values a tool call's arguments may hold (each item of an object or array, at any
+depth). Cedar parses the context value by value against the schema (~3-7 us each, the GIL
+held) and troth's checks walk each again: within MAX_TOOL_ARGUMENTS_BYTES, ~400,000 small
+nested arrays took ~3.6 s of CPU a call and stopped every other thread for ~5 s (review 69n,
+gates 2). At this bound a call costs ~0.1 s at worst."""
 MAX_CAVEAT_CONTEXT_BYTES: Final = MAX_TOOL_ARGUMENTS_BYTES
 """Largest context a chain's caveats are evaluated against outside a bundle (its compact UTF-8
 JSON, without `now`): `troth.Verifier.verify(context=...)` and `troth credential verify
