@@ -22,7 +22,11 @@ member's MCP budget lets it send 16 such calls at once and one a second after: t
 gate frozen for as long as it liked, as a caveat's `like` froze it before review 55f. A call
 holding more than MAX_TOOL_ARGUMENT_VALUES values (16,384: each item of an object or array,
 at any depth; ~0.1 s at worst) is now denied (`arguments`) before any of it is judged, counted
-iteratively and given up past the limit.
+iteratively and given up past the limit. Known and left (the MCP budget's, not the gates'):
+a member's rate is bounded in bytes (MCP_BYTES_PER_SECOND), and a call dense in values costs
+~3-7 us a byte to decide whatever its size, so ~32 calls a second of 16,384 small values each
+(~32 KB) still keep ~3-4 CPU-seconds a second busy; charging a tools/call by its values too
+would bound it.
 """
 
 from __future__ import annotations
