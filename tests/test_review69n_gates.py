@@ -90,6 +90,9 @@ def test_gates_2_a_call_of_too_many_values_is_denied_before_it_is_judged() -> No
     over = {"x": at_limit["x"], "s": ["one more"]}
     denied = engine.decide(member, ToolCall("nested", over), now=NOW)
     assert (denied.allowed, denied.outcome) == (False, Outcome.ARGUMENTS)
+    assert denied.reason == (
+        f"denied: the arguments hold more than {most} values (MAX_TOOL_ARGUMENT_VALUES)"
+    )
     flat = {"s": [str(i) for i in range(most)]}
     denied = engine.decide(member, ToolCall("nested", flat), now=NOW)
     assert (denied.allowed, denied.outcome) == (False, Outcome.ARGUMENTS)

@@ -78,6 +78,11 @@ frames), without markers: the same text, for a `_flat` object only (`_json_text`
 _NUL: Final = re.compile(r"(?:^|[^\\])(?:\\\\)*\\u0000")
 """A NUL in the arguments' JSON text as `_ENCODER` writes it (`\\u0000` after an even run of
 backslashes: `\\\\u0000` is a backslash, then text)."""
+_TOO_MANY: Final = (
+    f"denied: the arguments hold more than {limits.MAX_TOOL_ARGUMENT_VALUES} values "
+    "(MAX_TOOL_ARGUMENT_VALUES)"
+)
+"""A call's denial for its values' count (review 69n, gates 2), not a schema's mismatch."""
 _PLACEHOLDER: Final = "invoke:*"
 """The Cedar action id of the placeholder tool a call denied before Cedar is evaluated as
 (`PolicyEngine._placeholder`): `*` is no tool name's character (toolschema.NAME)."""
@@ -441,14 +446,14 @@ class PolicyEngine:
             args = dict(args)
         if spec.fill is not None:  # judged with what the tool runs with (toolschema)
             if not within_value_limit(args):  # counted before the filler walks them too
-                return self._deny(Outcome.ARGUMENTS)
+                return self._deny(Outcome.ARGUMENTS, _TOO_MANY)
             try:
                 args = spec.fill(args)
             except PolicyError:  # its defaults would take it past the limit (49d, gates 1)
                 return self._deny(Outcome.ARGUMENTS)
         flat = _flat(args)  # then its values are its names: counted first (69n, gates 2)
         if len(args) > limits.MAX_TOOL_ARGUMENT_VALUES or not (flat or within_value_limit(args)):
-            return self._deny(Outcome.ARGUMENTS)
+            return self._deny(Outcome.ARGUMENTS, _TOO_MANY)
         if spec.check is not None and not spec.check(args):
             return self._deny(Outcome.ARGUMENTS)
         try:  # `_json_text(args, flat)` in line (a frame less at every call: review 64g)
