@@ -34,7 +34,7 @@ from troth.gates.entities import agent_uid, credential_entities
 from troth.gates.policies import CompiledPolicies, tool_action
 from troth.gates.preview_budget import PreviewBudgets
 from troth.gates.preview_sets import arguments_named, preview_context
-from troth.gates.toolschema import NAME, ToolSchema
+from troth.gates.toolschema import NAME, ToolSchema, within_value_limit
 
 __all__ = [
     "LeaseRequest",
@@ -78,6 +78,11 @@ frames), without markers: the same text, for a `_flat` object only (`_json_text`
 _NUL: Final = re.compile(r"(?:^|[^\\])(?:\\\\)*\\u0000")
 """A NUL in the arguments' JSON text as `_ENCODER` writes it (`\\u0000` after an even run of
 backslashes: `\\\\u0000` is a backslash, then text)."""
+_TOO_MANY: Final = (
+    f"denied: the arguments hold more than {limits.MAX_TOOL_ARGUMENT_VALUES} values "
+    "(MAX_TOOL_ARGUMENT_VALUES)"
+)
+"""A call's denial for its values' count (review 69n, gates 2), not a schema's mismatch."""
 _PLACEHOLDER: Final = "invoke:*"
 """The Cedar action id of the placeholder tool a call denied before Cedar is evaluated as
 (`PolicyEngine._placeholder`): `*` is no tool name's character (toolschema.NAME)."""
@@ -298,7 +303,11 @@ class PolicyEngine:
         self._caveated: _Bounded[bytes, _Principal] = _Bounded(
             cache_size, limits.MAX_CAVEATED_POLICY_TEXT
         )
-        self._visible: _Bounded[bytes, frozenset[str]] = _Bounded(cache_size)
+        # each a set of up to MAX_TOOLS names (~34 KB), one per chain and server: bounded by
+        # the names they hold too (review 69n, gates 1)
+        self._visible: _Bounded[bytes, frozenset[str]] = _Bounded(
+            cache_size, limits.MAX_CACHED_VISIBLE_NAMES
+        )
         # per (chain, server, tool) decided: the chain's entities with that one tool in that
         # server (never the bundle's every tool: review 53j, gates 2)
         self._served: _Bounded[bytes, cedarpy.Entities | None] = _Bounded(
@@ -436,13 +445,17 @@ class PolicyEngine:
                 return self._deny(Outcome.ARGUMENTS)
             args = dict(args)
         if spec.fill is not None:  # judged with what the tool runs with (toolschema)
+            if not within_value_limit(args):  # counted before the filler walks them too
+                return self._deny(Outcome.ARGUMENTS, _TOO_MANY)
             try:
                 args = spec.fill(args)
             except PolicyError:  # its defaults would take it past the limit (49d, gates 1)
                 return self._deny(Outcome.ARGUMENTS)
+        flat = _flat(args)  # then its values are its names: counted first (69n, gates 2)
+        if len(args) > limits.MAX_TOOL_ARGUMENT_VALUES or not (flat or within_value_limit(args)):
+            return self._deny(Outcome.ARGUMENTS, _TOO_MANY)
         if spec.check is not None and not spec.check(args):
             return self._deny(Outcome.ARGUMENTS)
-        flat = _flat(args)
         try:  # `_json_text(args, flat)` in line (a frame less at every call: review 64g)
             if flat and _ARGS_ENCODER is not None:
                 encoded = "".join(_ARGS_ENCODER(args, 0))
@@ -647,7 +660,7 @@ class PolicyEngine:
                     contexts.get(name),
                 ):
                     visible.add(name)
-        return self._visible.put(key, frozenset(visible))
+        return self._visible.put(key, frozenset(visible), len(visible))
 
 
 _WHAT: Final[dict[type, str]] = {

@@ -14,6 +14,7 @@ __all__ = [
     "CEDAR_RETRY_MAX_SECONDS",
     "CEDAR_VALIDATION_TIMEOUT_SECONDS",
     "MAX_CACHED_CHAIN_ENTITIES",
+    "MAX_CACHED_VISIBLE_NAMES",
     "MAX_CAVEATED_POLICY_TEXT",
     "MAX_CAVEAT_CONTEXT_BYTES",
     "MAX_CAVEAT_LIKE_WEIGHT",
@@ -55,6 +56,7 @@ __all__ = [
     "MAX_SERVICES",
     "MAX_TOOLS",
     "MAX_TOOL_ARGUMENTS_BYTES",
+    "MAX_TOOL_ARGUMENT_VALUES",
     "MAX_TOOL_NAME",
     "MAX_TOOL_PAGES",
     "MAX_TOOL_PROPERTIES",
@@ -88,6 +90,13 @@ CEDAR_ENTITY_BYTES each: ~64 MiB, ~500 chains at MAX_TOOLS, CACHE_ENTRIES (4,096
 a bundle of ~60 tools); past it the oldest are dropped and built again at their next call (a
 cost, never a denial). Review 53p, memory 1: bounded by count only, 4,096 chains (a member's
 delegates, free to mint) held ~130 KiB each at MAX_TOOLS, ~500 MB."""
+MAX_CACHED_VISIBLE_NAMES: Final = 262_144
+"""Tool names an engine keeps across the previews it has cached (each a chain's, per MCP server,
+the tools gate 1 shows it: ~64 bytes a name, ~16 MiB; ~500 chains at MAX_TOOLS, all 4,096
+under a bundle of 64 tools); past it the oldest are dropped and previewed again when next asked
+(charged to their member's budget again). Review 69n, gates 1: bounded by count only, 4,096
+chains (a member's delegates, free to mint) each held its own ~34 KB set at MAX_TOOLS, ~140 MB
+beside the entities' bound."""
 CEDAR_ENTITY_BYTES: Final = 256
 """What one Cedar entity of a cached chain is counted as against MAX_CAVEATED_POLICY_TEXT (the
 caveated chains' cache; measured: ~250 bytes of native memory an action entity)."""
@@ -245,6 +254,12 @@ MAX_SERVICES: Final = 64
 """Most services a bundle declares, and most methods per service."""
 MAX_TOOL_ARGUMENTS_BYTES: Final = 1 << 20
 """Largest tool-call arguments a gate decides on (their JSON; MCP messages are smaller)."""
+MAX_TOOL_ARGUMENT_VALUES: Final = 16_384
+"""Most values a tool call's arguments may hold (each item of an object or array, at any
+depth). Cedar parses the context value by value against the schema (~3-7 us each, the GIL
+held) and troth's checks walk each again: within MAX_TOOL_ARGUMENTS_BYTES, ~400,000 small
+nested arrays took ~3.6 s of CPU a call and stopped every other thread for ~5 s (review 69n,
+gates 2). At this bound a call costs ~0.1 s at worst."""
 MAX_CAVEAT_CONTEXT_BYTES: Final = MAX_TOOL_ARGUMENTS_BYTES
 """Largest context a chain's caveats are evaluated against outside a bundle (its compact UTF-8
 JSON, without `now`): `troth.Verifier.verify(context=...)` and `troth credential verify
