@@ -11,15 +11,33 @@ renewal and the broker's due revocations (69j).
    retired`), kept in `trace_outbox_refused`, never sent (deny when in doubt: the honest
    records queued just before it are not delivered either). troth.trace.outbox_rotation;
    `IdentityService.rotated_hooks` now get `compromised`.
+2. (a stolen key's identity leased, low-medium) A running broker read the rows a compromised
+   rotation leaves due (`broker_revoke_due`) only at its start and maintenance rounds, and
+   refused their identities only after its own revocation of them failed (review 69j, gaps
+   2). A rotation in another process (`troth identity rotate --compromised` beside the
+   daemon) whose revocation failed, or that was killed before it, left the running broker
+   leasing, renewing and forwarding for the identity and its delegates until its next round,
+   `troth node status` showing `revocations_due: 0`. Now the broker notices them at the next
+   request naming an identity and at each sweep (one `PRAGMA data_version` on the loop, the
+   rows read when node.db changed) and refuses them as a failed revocation's.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
+import pytest
+
+import troth
+from tests import test_review67f_secrets as review67f
+from tests.support.public_api import READ, Agents
+from tests.test_review67l_refuted import leased
 from tests.test_review69a_outbox import _keys, _node_agent
+from tests.test_review69j_gaps import _failing
 from tests.test_trace_service import NOW, F, tool
+from troth.errors import SecretError
 from troth.trace.signing import sign_record
 
 
@@ -45,3 +63,34 @@ def test_a_compromised_rotation_signs_no_row_of_the_compromised_key(tmp_path: Pa
     finally:
         outbox.close()
         node.close()
+
+
+# -- 69j: the broker's due revocations ---------------------------------------------------------
+
+world = review67f.world  # the fixture: acme's hub brokering `payments` to its members
+
+
+def test_a_due_revocation_left_while_the_broker_runs_refuses_its_identity(
+    world: Agents, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Wave1c 2: `ops` rotated as compromised beside the running broker, its revocation
+    failing: the broker refuses to lease for it, and its status counts it due."""
+    ops = world.hub.identities.create("ops")
+    world.hub.enroll(world.acme.ticket(READ), identity=ops)
+    leased(world, (world.hub, "ops"))
+
+    async def main() -> None:
+        async with world.hub.serve(listen=("127.0.0.1", 0)) as running:
+            at, hub = running.address, running.identifier
+            _failing(monkeypatch)
+            with pytest.raises(SecretError):
+                world.hub.identities.rotate(ops, compromised=True)  # its revocation due
+            with pytest.raises(troth.TrothError, match="compromised rotation"):
+                await world.hub.secrets.lease(
+                    "payments", holder="ops", broker=at, expect=hub, scope=["refunds"]
+                )
+            # what `troth node status` shows (no public call shows it in-process)
+            status = running._runtime.status()["services"]["broker"]
+            assert status["revocations_due"] == 1
+
+    asyncio.run(main())
