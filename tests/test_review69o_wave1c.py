@@ -20,6 +20,13 @@ renewal and the broker's due revocations (69j).
    `troth node status` showing `revocations_due: 0`. Now the broker notices them at the next
    request naming an identity and at each sweep (one `PRAGMA data_version` on the loop, the
    rows read when node.db changed) and refuses them as a failed revocation's.
+3. (a delivered record refused, low-medium) A rotation signs the agent's queued rows again
+   (69a), the rows of a batch in flight too. The log's answer that they were delivered then
+   removed none of them (`OutboxStore.delete` matched the bytes sent): they stayed queued,
+   were signed again on the head (themselves) and sent, refused REPLAYED (the same id with
+   other bytes), set aside, and each `record()` waiting on them answered with that refusal,
+   though the log held them. Now a delivered row is removed by its id when a rotation signed
+   it again meanwhile.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from tests.test_review69j_gaps import _failing
 from tests.test_trace_service import NOW, F, tool
 from troth.errors import SecretError
 from troth.trace.signing import sign_record
+from troth.trace.submit import Head, Receipts, Status, SubmitResult
 
 
 def test_a_compromised_rotation_signs_no_row_of_the_compromised_key(tmp_path: Path) -> None:
@@ -94,3 +102,26 @@ def test_a_due_revocation_left_while_the_broker_runs_refuses_its_identity(
             assert status["revocations_due"] == 1
 
     asyncio.run(main())
+
+
+# -- 69a: a batch in flight across a rotation ---------------------------------------------------
+
+
+def test_a_batch_delivered_across_a_rotation_leaves_nothing_queued(tmp_path: Path) -> None:
+    """Wave1c 3: both records of the batch in flight delivered, the rotation having signed
+    them again meanwhile: neither stays queued, sent again or set aside."""
+    node, outbox = _node_agent(tmp_path)
+    try:
+        agent = outbox.identifier.digest
+        batch = outbox.next_batch(NOW + 5)  # sent: in flight
+        assert batch is not None
+        node.identities.rotate("agent", now=NOW + 10)  # signs the queued rows again
+        last = batch.items[-1]
+        delivered = tuple(SubmitResult(Status.APPENDED, n) for n in range(len(batch.items)))
+        outbox.answered(Receipts(delivered, Head(1, last.hash, NOW + 2)), now=NOW + 11)
+        assert outbox.pending() == 0
+        assert outbox.next_batch(NOW + 20) is None
+        assert outbox.store.refused(agent=agent, limit=10) == []
+    finally:
+        outbox.close()
+        node.close()
