@@ -8,6 +8,11 @@ lock that did not work.
 - Rows of node.db's writer that break the rotation's reading of them (a truncated or random
   envelope, disclosures that do not decode, an empty attestation) do not make the rotation
   fail: a writer of node.db cannot block the agent's rotation (a compromised one above all).
+- A delegate of the identity whose compromised rotation's revocation failed, on another node,
+  leasing through the chain the identity signed before its rotation, while the revocation
+  is due: refused (denied before the due check: the chain no longer gives it standing at
+  the broker's node, which holds the rotated history; else the due check names the chain's
+  issuer).
 - A renewal of the channel identity that raises releases `_me_lock` (the next renewal runs).
 - A cached channel identity past when it stops being valid is never shown on the event loop
   while a renewal runs: the loop reads it afresh.
@@ -24,8 +29,14 @@ from typing import Any
 
 import pytest
 
+import troth
+from tests import test_review67f_secrets as review67f
+from tests.support.public_api import READ, Agents
+from tests.test_review67l_refuted import leased
 from tests.test_review69a_outbox import _keys, _node_agent, _sent_under
+from tests.test_review69j_gaps import _failing
 from tests.test_trace_service import NOW
+from troth.errors import SecretError
 from troth.node.shown_identity import ShownIdentity
 from troth.trace.signing import resolve_key
 
@@ -118,3 +129,29 @@ def test_an_identity_past_its_validity_is_not_shown_on_the_loop() -> None:
     second = asyncio.run(on_loop())
     assert second is not first
     assert second is made[-1]
+
+
+world = review67f.world  # the fixture: acme's hub brokering `payments` to its members
+
+
+def test_a_delegate_of_an_identity_due_is_refused_through_its_chain(
+    world: Agents, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ops = world.hub.identities.create("ops")
+    world.hub.enroll(world.acme.ticket(READ), identity=ops)
+    chain = world.hub.delegate(ops, to=world.sub, attributes=READ, ttl=600, purpose="p")
+    world.agents.hold(world.sub, chain)
+    leased(world, (world.agents, "sub"))
+    _failing(monkeypatch)
+    with pytest.raises(SecretError):
+        world.hub.identities.rotate(ops, compromised=True)  # its revocation due
+
+    async def main() -> None:
+        async with world.hub.serve(listen=("127.0.0.1", 0)) as running:
+            at, hub = running.address, running.identifier
+            with pytest.raises(troth.TrothError, match=r"no current credential|compromised"):
+                await world.agents.secrets.lease(
+                    "payments", holder="sub", broker=at, expect=hub, scope=["refunds"]
+                )
+
+    asyncio.run(main())
