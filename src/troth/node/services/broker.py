@@ -391,6 +391,8 @@ class BrokerService:
                 return
             self._due_seen = version  # first: a commit while they are read is seen next time
             due = await self._run(due_identities, self.node)
+        except RemoteError:
+            raise  # the broker is stopped: said so, not a revocation due
         except Exception as exc:  # which identities: unknown, every one refused
             log.warning("broker: the revocations due: %s", exc)
             self._due, self._due_retry = None, (0, SWEEP_SECONDS)
@@ -464,7 +466,8 @@ class BrokerService:
             return
         for feed in list(self._failed_feeds.values()):  # review 49p, broker 2
             await self._revoke_for_feed(feed)
-        await self._due_noticed()  # status shows them within a sweep (review 69o, wave1c 2)
+        with contextlib.suppress(RemoteError):  # (stopped meanwhile)
+            await self._due_noticed()  # status shows them within a sweep (69o, wave1c 2)
         if self._due != frozenset() and self.clock.now() >= self._due_retry[0]:
             await self._finish_due(self.clock.now())  # review 69j, gaps 2
         try:
