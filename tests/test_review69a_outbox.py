@@ -135,19 +135,17 @@ def _sent_under(outbox: TraceOutbox, node: Node, now: int) -> list[tuple[str, bo
     return sent
 
 
-@pytest.mark.parametrize("compromised", [False, True])
-def test_a_rotation_signs_the_queued_records_again_with_the_new_key(
-    tmp_path: Path, compromised: bool
-) -> None:
+def test_a_rotation_signs_the_queued_records_again_with_the_new_key(tmp_path: Path) -> None:
     """Outbox 2 (the honest side): a node's records queued before its agent rotates are
     signed with the new key by the rotation itself, in its transaction, and go under it,
     though the outbox's signer was fetched before the rotation (it is asked again); a record
     queued after the rotation with that signer is signed by the new key too (the retired
-    key, deleted from the software vault in the rotation's transaction, is asked again)."""
+    key, deleted from the software vault in the rotation's transaction, is asked again). A
+    compromised rotation signs none of them (review 69o, wave1c 1: test_review69o_wave1c)."""
     node, outbox = _node_agent(tmp_path)
     try:
         ids = [row.record for row in outbox.store.first(outbox.identifier.digest, 10)]
-        node.identities.rotate("agent", now=NOW + 10, compromised=compromised)
+        node.identities.rotate("agent", now=NOW + 10)
         assert _keys(outbox, node, NOW + 20) == [True, True]
         late = outbox.add(tool("refund", n=3), now=NOW + 11)  # its signer fetched before
         assert _keys(outbox, node, NOW + 20) == [True, True, True]
@@ -169,7 +167,7 @@ def test_a_rotation_that_does_not_commit_leaves_the_records_as_they_were(
     try:
         before = [row.envelope for row in outbox.store.first(outbox.identifier.digest, 10)]
 
-        def crash(before: VerifiedIdentity, at: int) -> None:
+        def crash(before: VerifiedIdentity, at: int, compromised: bool) -> None:
             raise OSError("killed before the commit")
 
         node.identities.rotated_hooks.append(crash)
@@ -253,7 +251,7 @@ def test_a_rotation_elsewhere_on_a_token_signs_the_queued_records_again(
     node: Node,
 ) -> None:
     """Outbox 2 on a PKCS#11 node: another opening of the node (a `troth identity rotate`)
-    rotates the agent, `--compromised`; the records this outbox queued before are signed by
+    rotates the agent; the records this outbox queued before are signed by
     the token's new key in that rotation, and this outbox, whose signer predates it, sends
     them under the new key."""
     agent = node.identities.get("agent", now=HSM_NOW).identifier
@@ -261,7 +259,7 @@ def test_a_rotation_elsewhere_on_a_token_signs_the_queued_records_again(
     try:
         ids = [outbox.add(tool("refund", n=n), now=HSM_NOW + n).record for n in (1, 2)]
         with open_node("hsm") as other:
-            other.identities.rotate("agent", now=HSM_NOW + 10, compromised=True)
+            other.identities.rotate("agent", now=HSM_NOW + 10)
         assert _keys(outbox, node, HSM_NOW + 20) == [True, True]
         assert _sent_under(outbox, node, HSM_NOW + 20) == [(i, True) for i in ids]
     finally:

@@ -120,10 +120,11 @@ class IdentityService(RetiredKeys):
         self._known = KnownHistories(
             store, clock or SystemClock(), cache_seconds=known_cache_seconds, refuted=self._refuted
         )
-        self.rotated_hooks: list[Callable[[VerifiedIdentity, int], None]] = []
+        self.rotated_hooks: list[Callable[[VerifiedIdentity, int, bool], None]] = []
         """Called inside each rotation's transaction, after its changes are stored, with the
-        identity as it was before and the rotation's time: what must commit with it (the
-        trace outbox's rows signed again: troth.trace.outbox_rotation, review 69a)."""
+        identity as it was before, the rotation's time and whether it is `compromised`: what
+        must commit with it (the trace outbox's rows signed again, or set aside after a
+        compromised one: troth.trace.outbox_rotation, reviews 69a, 69o)."""
         self.refuted_hooks: list[Refuted] = []
         """Called with each stored copy shown made up, or replaced by an admitted peer's full
         history it did not bind (troth.identity.known, `Binds`): e.g. a node forgets the word
@@ -354,7 +355,7 @@ class IdentityService(RetiredKeys):
             if self._restores is not None:  # a copy from before it holds the retired keys
                 self._restores.count_rotation()
             for hook in self.rotated_hooks:
-                hook(local.identity, at)
+                hook(local.identity, at, compromised)
             crash_point("identity.rotate.before-commit")
         crash_point("identity.rotate.after-commit")
         self._keep_verified(presented)

@@ -333,12 +333,18 @@ def open_node(name: str, *, home: Path | None = None, create_default: bool = Fal
 
 
 def _resign_outbox(
-    db: SqliteDatabase, identities: IdentityService, before: VerifiedIdentity, at: int
+    db: SqliteDatabase,
+    identities: IdentityService,
+    before: VerifiedIdentity,
+    at: int,
+    compromised: bool,
 ) -> None:
     """In a rotation's transaction: the agent's queued trace records signed again with its
-    new key (troth.trace.outbox_rotation; review 69a)."""
+    new key, or set aside when the rotation is `compromised` (troth.trace.outbox_rotation;
+    reviews 69a, 69o)."""
     ref = str(before.identifier)
-    resign_for_rotation(db, before, lambda: identities.signer(ref, now=at), at)
+    signer = functools.partial(identities.signer, ref, now=at)  # asked only when needed
+    resign_for_rotation(db, before, signer, at, compromised=compromised)
 
 
 def open_software_vault(

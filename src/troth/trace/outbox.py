@@ -509,7 +509,7 @@ class TraceOutbox:
             for item, result in zip(batch.items, receipts.results, strict=True):
                 if result.delivered:
                     self._waits.pop(item.record, None)
-                    if self.store.delete(agent, item.pos, item.hash):
+                    if self.store.delete(agent, item.pos, item.hash, item.record):
                         delivered.append((item.record, result.index))
                     if item.chain is not None:
                         self._keep_chain(sha256(item.chain))

@@ -19,6 +19,14 @@ commitments and salts) dated within the new key's window, and the agent's rows f
 of them on are marked stale: they are signed again, chained on the log's head, when they are
 sent. A row that does not verify as the agent's is left as it is (set aside when it comes up).
 
+A `--compromised` rotation signs none of them again (review 69o, wave1c 1): the key current
+before it is the one a thief's copy holds, and a row signed by it may be the thief's, planted
+in node.db (the node cannot tell which); signed by the new key, dated anew, it would pass as
+the agent's own record. Each is set aside in the rotation's transaction instead
+(ATTESTATION_STALE, detail `signed by a key a compromised rotation retired`): kept in
+`trace_outbox_refused` for the operator to read (`troth trace outbox`), never sent. Honest
+records queued just before such a rotation are lost to the log with them (deny when in doubt).
+
 Rows set aside (`trace_outbox_refused`) are not signed again at a rotation: one signed before
 it and requeued after it is set aside again (ATTESTATION_STALE). The rows are read a page at a
 time, but all are signed in the one transaction: a rotation of an agent whose outbox is full
@@ -35,7 +43,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from troth import limits
-from troth.errors import StorageError, TraceError
+from troth.errors import StorageError, TraceError, TraceFailure
 from troth.identity import Signer, VerifiedIdentity
 from troth.storage import SqliteDatabase
 from troth.trace.batcher import resign_time
@@ -45,18 +53,30 @@ from troth.trace.stored import decode_disclosures
 
 __all__ = ["resign_for_rotation"]
 
+_F = TraceFailure
+_COMPROMISED = "signed by a key a compromised rotation retired: kept, never signed again"
+
 
 def resign_for_rotation(
-    db: SqliteDatabase, before: VerifiedIdentity, signer: Callable[[], Signer], now: int
+    db: SqliteDatabase,
+    before: VerifiedIdentity,
+    signer: Callable[[], Signer],
+    now: int,
+    *,
+    compromised: bool = False,
 ) -> int:
     """Sign with `signer()` (the agent's key after a rotation at `now`; asked only when the
     agent has queued rows) every queued row of the agent signed by the key current `before`
     the rotation, inside the caller's transaction (the rotation's: module docstring); how many
-    were signed again."""
+    were signed again. A `compromised` rotation signs none: it sets them aside (module
+    docstring; review 69o, wave1c 1)."""
     digest = before.identifier.digest
     if not _queued(db, digest):
         return 0
     store = OutboxStore(db)
+    if compromised:
+        _set_aside_compromised(store, before, now)
+        return 0
     fresh: Signer | None = None
     first: int | None = None
     done = 0
@@ -91,6 +111,33 @@ def resign_for_rotation(
         if first is not None:
             store.mark_stale(digest, first)
     return done
+
+
+def _set_aside_compromised(store: OutboxStore, before: VerifiedIdentity, now: int) -> None:
+    """Set aside (ATTESTATION_STALE, kept in `trace_outbox_refused`) every queued row of the
+    agent signed by the key current `before` a compromised rotation at `now`, and mark the
+    rows after the first of them stale (chained on it: set aside too when they come up if
+    they are no better)."""
+    digest = before.identifier.digest
+    first: int | None = None
+    with store.transaction():
+        for row in _rows(store, digest):  # a page read whole before its rows move
+            try:
+                if not resolve_key(before, row.attestation).is_current:
+                    continue  # a key retired before: set aside when it comes up
+            except TraceError:
+                continue  # not the agent's: set aside when it comes up
+            if store.set_aside(
+                digest,
+                row.pos,
+                row.hash,
+                reason=_F.ATTESTATION_STALE.value,
+                detail=_COMPROMISED,
+                now=now,
+            ):
+                first = row.pos if first is None else first
+        if first is not None:
+            store.mark_stale(digest, first)
 
 
 def _queued(db: SqliteDatabase, agent: bytes) -> bool:

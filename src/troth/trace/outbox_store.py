@@ -418,12 +418,14 @@ class OutboxStore:
                 self._count_member(bytes(member[0]), 0, size - row.size)
         return bool(changed)
 
-    def delete(self, agent: bytes, pos: int, digest: bytes) -> bool:
-        """A delivered record leaves the outbox; whether it was there (with those bytes)."""
+    def delete(self, agent: bytes, pos: int, digest: bytes, record: str) -> bool:
+        """A delivered record leaves the outbox; whether it was there: with those bytes, or
+        signed again since under its id `record` (a rotation signed it while it was in flight:
+        the log holds it all the same; review 69o, wave1c 3)."""
         row = self.db.fetch_one(
-            "DELETE FROM trace_outbox WHERE pos = ? AND agent = ? AND hash = ? "
+            "DELETE FROM trace_outbox WHERE pos = ? AND agent = ? AND (hash = ? OR record = ?) "
             "RETURNING size, record",
-            (pos, agent, digest),
+            (pos, agent, digest, record),
         )
         if row is not None:
             self._count(agent, queued=-1, queued_bytes=-int(row[0]))

@@ -285,6 +285,7 @@ class BrokerService:
         `renew` and `forward` (theirs and their delegates') until it is done; None: which is
         unknown (the store could not be read), every caller refused (review 69j, gaps 2)."""
         self._due_retry = (0, SWEEP_SECONDS)  # when the next try is due, and the wait after it
+        self._due_seen: int | None = None  # node.db's data version when the rows were read
         self.ready = False
         """Whether the broker recovered and revoked what the feeds held at start revoke (until
         then `REFUSED_UNTIL_READY` are refused)."""
@@ -374,6 +375,32 @@ class BrokerService:
         if finished:
             log.warning("broker: revoked the leases of %d compromised rotation(s)", finished)
 
+    async def _due_noticed(self) -> None:
+        """The rows a compromised rotation in another process left due since the broker last
+        read them (its revocation failed, or the process was killed before it) taken as a
+        failed revocation is: their identities refused until it is done, tried at the next
+        sweep. The running broker read them only at its start and rounds (when its own
+        revocation failed): it leased and forwarded for a stolen key's identity until its next
+        round, its status showing none due (review 69o, wave1c 2). One `PRAGMA data_version`
+        on the loop; the rows read (on the broker's thread) only when node.db changed."""
+        if self._due is None:
+            return  # every caller refused already
+        try:
+            version = self.node.db.data_version()
+            if version == self._due_seen:
+                return
+            self._due_seen = version  # first: a commit while they are read is seen next time
+            due = await self._run(due_identities, self.node)
+        except RemoteError:
+            raise  # the broker is stopped: said so, not a revocation due
+        except Exception as exc:  # which identities: unknown, every one refused
+            log.warning("broker: the revocations due: %s", exc)
+            self._due, self._due_retry = None, (0, SWEEP_SECONDS)
+            return
+        known = self._due
+        if known is not None and not due <= known:
+            self._due, self._due_retry = known | due, (0, SWEEP_SECONDS)
+
     def _refused_while_due(self, method: str, caller: BrokerCaller) -> None:
         """RemoteError if `method` is one refused until ready and `caller` (or a chain it
         presents) names an identity whose compromised rotation's revocation is not done."""
@@ -439,6 +466,8 @@ class BrokerService:
             return
         for feed in list(self._failed_feeds.values()):  # review 49p, broker 2
             await self._revoke_for_feed(feed)
+        with contextlib.suppress(RemoteError):  # (stopped meanwhile)
+            await self._due_noticed()  # status shows them within a sweep (69o, wave1c 2)
         if self._due != frozenset() and self.clock.now() >= self._due_retry[0]:
             await self._finish_due(self.clock.now())  # review 69j, gaps 2
         try:
@@ -521,6 +550,8 @@ class BrokerService:
     async def _handle(self, method: str, arguments: Any, context: RequestContext) -> Any:
         endpoint = self._endpoint_for(method)
         caller = self._caller(method, context)
+        if method in REFUSED_UNTIL_READY and caller.identity is not None:
+            await self._due_noticed()
         self._refused_while_due(method, caller)
         try:
             if method == "forward":
