@@ -89,7 +89,6 @@ def _shown(clock: list[int], renew: Any) -> ShownIdentity:
     shown.name = "n"
     shown._me_cache = None
     shown._me_lock = threading.Lock()
-    shown._renewing = None
     shown.channel_identity = renew  # type: ignore[method-assign]
     return shown
 
