@@ -24,7 +24,7 @@ from troth.credentials import (
     verify_feed,
 )
 from troth.crypto import KeyType
-from troth.errors import CredentialError, CredentialFailure, Denied
+from troth.errors import CredentialError, CredentialFailure, Denied, Unreachable
 from troth.identity import Identifier, Signer, attest_purpose_key, verify_history
 from troth.identity.change import decode_history, encode_history
 from troth.node import Node, open_node
@@ -65,7 +65,7 @@ def _rotate_unannounced(name: str) -> None:
 
 
 def test_an_open_channel_of_the_stolen_key_gets_nothing_once_the_node_admitted_the_rotation(
-    troth_home: Path, nodes: tuple[Identifier, Identifier]
+    troth_home: Path, nodes: tuple[Identifier, Identifier], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Refuted: "the thief's channel opened before alice's rotation keeps her rights until
     desk's next maintenance round re-checks its peers (every 30 s)". The thief opens a channel
@@ -77,8 +77,14 @@ def test_an_open_channel_of_the_stolen_key_gets_nothing_once_the_node_admitted_t
     rotation 1), and, admitting alice, desk's decision point verified her chain with her new
     history as presenter, so its verifier's memory refuses an older one too
     (troth.credentials.memory). Standings are kept per second, so the request is sent in the
-    next second (the wait is at most one)."""
+    next second (the wait is at most one). Acme stays unreachable: alice's serve announced the
+    rotation at its start, and desk, synced, refused the thief as `superseded history` instead,
+    or, its mark read before its sync, alice (review 69p, flake 1)."""
 
+    def unreachable(*_: object, **__: object) -> None:
+        raise Unreachable("acme is unreachable")
+
+    monkeypatch.setattr("troth.node.announcements.announce_locally", unreachable)
     alice_id, desk_id = nodes
 
     async def main() -> tuple[object, str]:
@@ -102,6 +108,7 @@ def test_an_open_channel_of_the_stolen_key_gets_nothing_once_the_node_admitted_t
                         assert own.peer == desk_id  # her handshake only: no request yet
                 with open_node("desk") as node:
                     assert node.identities.stored_changes(alice_id) == 3  # desk knows
+                    assert node.wallet.store.syncs_due() == []  # no feed says it
                 while int(time.time()) == served_at:  # a standing is kept for its second
                     await asyncio.sleep(0.05)
                 with pytest.raises(Denied) as denied:

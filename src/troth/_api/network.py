@@ -59,7 +59,7 @@ from troth.node.channels import LISTENER
 from troth.node.config import KNOWN_SERVICES
 from troth.node.runtime import AUTHORITY, NodeRuntime
 from troth.node.services import Method, RequestContext, call, service_address
-from troth.node.syncdue import sync_due_while
+from troth.node.syncdue import clear_marks, orphaned_marks, sync_due_while
 from troth.node.to_the_end import to_its_end
 from troth.node.traces import unsynced
 from troth.routing import format_route, parse_route
@@ -505,6 +505,8 @@ async def start_running(
         # a node closed while it started is a StorageError here (`node._stored`), and what
         # started is stopped: nothing served as if open (review 62l, api 2)
         running = node._running = RunningNode(node, runtime)
+        clock = runtime.clock  # its announcements tell the nodes served here as `Node.rotate`'s
+        runtime.announcer.told_here = lambda host: sync_runtimes_here(host, now=clock.now())
         with _RUNNING_LOCK:
             _RUNNING.setdefault(running._here, []).append(running)
         await runtime.maintain()
@@ -560,7 +562,10 @@ def sync_runtimes_here(host: HostedAuthority, *, now: int) -> None:
             stored = each._node._stored  # (a closed handle: StorageError, logged)
             if authority not in stored.wallet.trusted():
                 continue
+            orphaned = orphaned_marks(stored, authority)  # read before the sync, as its own
             sync_from(stored, host, now=now)
+            if orphaned:  # settled: they go, else it refused `host`'s members until its own
+                clear_marks(stored, authority, orphaned)  # poll synced (review 69p, flake 1)
             each._runtime.trust.learn_held()
         except TrothError as exc:
             log.warning("node %r was not told of the revocation: %s", each._node.name, exc)

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from troth import limits
+from troth.channel.close_detail import close_detail
 from troth.channel.events import (
     Accepted,
     Closed,
@@ -366,7 +367,7 @@ class SecureChannel:
             return Closed(self.close_reason or reason, detail, by_peer=False)
         if self._send is not None and self._next_nonce < MAX_NONCE:  # (none left: closed
             # here alone, review 68g, channel 1)
-            self._emit_or_close([(Kind.CLOSE, (bytes((int(reason),)), detail.encode()[:200]))])
+            self._emit_or_close([(Kind.CLOSE, (bytes((int(reason),)), close_detail(detail)))])
         return self._closed(reason, detail, by_peer=False)
 
     def _emit_or_close(

@@ -29,6 +29,7 @@ from typing import Final
 from troth.limits.api_clock import *  # noqa: F403
 from troth.limits.authority import *  # noqa: F403
 from troth.limits.broker_clock import *  # noqa: F403
+from troth.limits.closes import *  # noqa: F403
 from troth.limits.control import *  # noqa: F403
 from troth.limits.enrollment import *  # noqa: F403
 from troth.limits.feeds import *  # noqa: F403

@@ -81,6 +81,11 @@ class Announcer:
         self._tell_hosted = tell_hosted
         """Asks the nodes running here to sync the hosted authority's feed, in the background
         (`AuthorityService.tell_local_nodes`)."""
+        self.told_here: Callable[[Authority], None] | None = None
+        """Tells the runtimes served in this process of a supersession an authority on this
+        machine took, with it open (troth._api.network sets it: `sync_runtimes_here`): told by
+        nobody, one served here refused that authority's members from its next poll of the
+        marks until its sync ended (review 69p, flake 1)."""
         self._one = asyncio.Lock()
         """Held by the `announce` running (review 63o, lifecycle 2)."""
         self._forked: dict[tuple[str, Identifier], str] = {}
@@ -192,7 +197,13 @@ class Announcer:
             raise NotFound(f"no route to authority {authority}")
         if is_local(address):
             took: int | None = await self.worker.run(
-                announce_locally, self.node, ref, authority, address=address, now=now
+                announce_locally,
+                self.node,
+                ref,
+                authority,
+                address=address,
+                now=now,
+                told=self.told_here,
             )
             if took is not None:
                 self._tell_here(authority)

@@ -1,0 +1,32 @@
+"""The detail a CLOSE frame carries (docs/protocols.md, "Channel states"): within
+`limits.MAX_CLOSE_DETAIL` bytes of UTF-8, and readable there. A refusal names identities (65
+characters each) and then says why; cut at the limit, the why went first (review 69p, flake 2:
+`desk refused T…: it holds no credential from an authority desk trusts (a credential from
+T05ddff…`, the reason cut off). So past the limit each identifier or digest (64 hex digits)
+is shortened to `limits.CLOSE_DIGEST_SHOWN` digits and a `…`, and only what still passes is
+cut, at a character (a cut inside one made the peer's decoding show a replacement
+character).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from troth.limits import CLOSE_DIGEST_SHOWN, MAX_CLOSE_DETAIL
+
+__all__ = ["close_detail"]
+
+_DIGEST: Final = re.compile(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
+
+
+def close_detail(detail: str) -> bytes:
+    """`detail` as a CLOSE frame carries it (module docstring)."""
+    data = detail.encode(errors="backslashreplace")
+    if len(data) <= MAX_CLOSE_DETAIL:
+        return data
+    short = _DIGEST.sub(lambda m: m.group(0)[:CLOSE_DIGEST_SHOWN] + "\u2026", detail)
+    data = short.encode(errors="backslashreplace")
+    if len(data) <= MAX_CLOSE_DETAIL:
+        return data
+    return data[:MAX_CLOSE_DETAIL].decode(errors="ignore").encode()
