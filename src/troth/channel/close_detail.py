@@ -1,4 +1,4 @@
-"""The detail a CLOSE frame carries (docs/protocols.md, "Channel states"): within
+"""The detail a CLOSE frame carries (docs/protocols.md, "Secure channel"): within
 `limits.MAX_CLOSE_DETAIL` bytes of UTF-8, and readable there. A refusal names identities (65
 characters each) and then says why; cut at the limit, the why went first (review 69p, flake 2:
 `desk refused T…: it holds no credential from an authority desk trusts (a credential from

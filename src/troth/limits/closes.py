@@ -1,5 +1,5 @@
 """The limit on the detail a channel's CLOSE frame carries (troth.channel.close_detail;
-docs/protocols.md, "Channel states").
+docs/protocols.md, "Secure channel").
 
 Part of `troth.limits`, which re-exports every one of them: the one place hard limits are named
 (`troth.limits.X`; review 50f, limits 4).
