@@ -268,10 +268,11 @@ class PostgresEngine:
         from psycopg import sql
 
         role, settings = sql.Identifier(ref), spec.settings
-        with self._admin(settings, settings["dbname"], upstream, "revoke role") as conn:
+        with self._admin(settings, settings["dbname"], upstream, "find role") as conn:
             if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ref,)).fetchone() is None:
                 return
-            _shut_out(conn, ref, settings["terminate_wait_ms"])
+        self._shut_out(settings, ref, upstream)
+        with self._admin(settings, settings["dbname"], upstream, "revoke role") as conn:
             # a role made by an older release is a member of its templates
             for group in sorted(_memberships(conn, ref)):
                 conn.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(group), role))
@@ -294,6 +295,43 @@ class PostgresEngine:
                 _drop_owned(conn, ref, self.role_prefix)
         with self._admin(settings, settings["dbname"], upstream, "drop role") as conn:
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(role))
+
+    def _shut_out(self, settings: Mapping[str, Any], role: str, upstream: SecretValue) -> None:
+        """End `role`'s sessions, roll back its prepared transactions, make it NOLOGIN, end any
+        session that logged in meanwhile. Its sessions end first: one that keeps a transaction
+        open after changing its own password (any role may) holds the role's pg_authid row,
+        and `ALTER ROLE ... NOLOGIN` first waited the lock timeout and failed, at every retry,
+        the session reading on after the revocation for as long as it kept that transaction
+        (review 49e, revocations 1). Such a transaction prepared (`PREPARE TRANSACTION`, on a
+        server with `max_prepared_transactions` > 0) outlives every session and held the row
+        for good: the revocation failed at each retry before taking anything, the role logging
+        in with every privilege until VALID UNTIL (review 69r, leases 1); it is rolled back, in
+        the database it was prepared in. A session that logs in again and takes the row
+        between the steps is ended at the next of `NOLOGIN_ROUNDS` rounds (the revocation
+        fails, retried by the sweep, only if it wins every one)."""
+        import psycopg
+        from psycopg import sql
+
+        dbname, wait_ms = settings["dbname"], settings["terminate_wait_ms"]
+        nologin = sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(role))
+        for _ in range(NOLOGIN_ROUNDS):
+            with self._admin(settings, dbname, upstream, "end sessions") as conn:
+                _end_sessions(conn, role, wait_ms)
+                prepared = conn.execute(_PREPARED_BY, (role,)).fetchall()
+            for database, gid in prepared:
+                listed = database in _databases(settings)
+                with self._admin(settings, database, upstream, "roll back", keep=listed) as conn:
+                    _roll_back_prepared(conn, gid)
+            with self._admin(settings, dbname, upstream, "revoke login") as conn:
+                try:
+                    _short_wait(conn, nologin)
+                except psycopg.errors.LockNotAvailable:
+                    continue
+                _end_sessions(conn, role, wait_ms)
+                return
+        raise SecretError(
+            SecretFailure.ENGINE_FAILED, f"a session of {role} kept its role locked: retry"
+        )
 
     def upstream_refs(self, spec: SecretSpec, upstream: SecretValue) -> set[str]:
         settings = spec.settings
@@ -683,30 +721,22 @@ def _short_wait(conn: Any, statement: Any, wait_ms: int | None = None) -> None:
         conn.execute(statement)
 
 
-def _shut_out(conn: Any, role: str, wait_ms: int) -> None:
-    """End `role`'s sessions, make it NOLOGIN, end any that logged in meanwhile. Its sessions
-    end first: one that keeps a transaction open after changing its own password (any role
-    may) holds the role's pg_authid row, and `ALTER ROLE ... NOLOGIN` first waited the lock
-    timeout and failed, at every retry, the session reading on after the revocation for as
-    long as it kept that transaction (review 49e, revocations 1). A session that logs in again
-    and takes the row between the two steps is ended at the next of `NOLOGIN_ROUNDS` rounds
-    (the revocation fails, retried by the sweep, only if it wins every one)."""
+_PREPARED_BY: Final = (
+    "SELECT database, gid FROM pg_prepared_xacts WHERE owner = %s ORDER BY database, gid"
+)
+
+
+def _roll_back_prepared(conn: Any, gid: str) -> None:
+    """Roll back the prepared transaction `gid` of the connection's database: one finished
+    meanwhile is done; one the admin may not end (no superuser, not its owner) is left for
+    NOLOGIN to find whether it holds the role's row."""
     import psycopg
     from psycopg import sql
 
-    nologin = sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(role))
-    for _ in range(NOLOGIN_ROUNDS):
-        _end_sessions(conn, role, wait_ms)
-        try:
-            _short_wait(conn, nologin)
-        except psycopg.errors.LockNotAvailable:
-            continue
-        break
-    else:
-        raise SecretError(
-            SecretFailure.ENGINE_FAILED, f"a session of {role} kept its role locked: retry"
-        )
-    _end_sessions(conn, role, wait_ms)
+    try:
+        conn.execute(sql.SQL("ROLLBACK PREPARED {}").format(sql.Literal(gid)))
+    except (psycopg.errors.UndefinedObject, psycopg.errors.InsufficientPrivilege):
+        return
 
 
 def _end_sessions(conn: Any, role: str, wait_ms: int) -> None:
