@@ -19,6 +19,23 @@ failed was dropped from the orphan sweep's list silently: no log line, no audit 
 again only at the next listing, with nothing telling the operator (a failed lease revocation
 is logged and listed). A failed removal is now logged as a warning naming the role and the
 server's error, as a failed lease revocation is.
+
+leases 3: review 44b's guard (a live lease's lock on what a revoked lease owns is ended before
+`DROP OWNED`) left the lock of a prepared transaction, which has no session to end: a second
+lease read the first lease's table (its owner let PUBLIC read it) in a transaction it prepared,
+and the first lease's revocation waited the lock timeout (5 s of the broker's thread) and
+failed at every retry for as long as the second lease liked (its lease renewed: up to the
+secret's max_ttl and on), the first staying REVOKING and holding its member's quota. The
+prepared transactions holding such a lock are now rolled back as the sessions are ended.
+
+leases 4: a lease's prepared transaction outlived the lease. Its revocation succeeded (the
+role dropped, REVOKED) and left the transaction prepared, owned by no role: its uncommitted
+writes (an INSERT under `orders:write`) could still be committed by an administrator, its
+locks stayed (ROW EXCLUSIVE on the template's table: no ALTER TABLE), it held back the
+server's xmin horizon for good (VACUUM removed no dead row after it; in time the XID
+wraparound guard stops the cluster) and took one of the server's `max_prepared_transactions`
+slots, a few leases all of them (every XA client then failing). docs/secrets.md promises that
+what a lease's role created dies with it. leases 1's fix rolls them back at every revocation.
 """
 
 from __future__ import annotations
@@ -34,6 +51,7 @@ from tests.support.postgres import PgServer
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
     SECRET,
     OrdersDb,
+    _admin_sql,
     login,
     now,
     orders,
@@ -41,6 +59,13 @@ from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` a
     world,
 )
 from troth.secrets import LeaseState
+
+
+def _roll_back(orders: OrdersDb, gid: str) -> None:  # noqa: F811 - the fixture's type
+    """Roll back the test's prepared transaction `gid` if it is still there (cleanup)."""
+    with orders.server.connect(dbname=orders.dbname) as admin:
+        if admin.execute("SELECT 1 FROM pg_prepared_xacts WHERE gid = %s", (gid,)).fetchone():
+            admin.execute(f"ROLLBACK PREPARED '{gid}'")
 
 
 def test_a_prepared_transaction_does_not_keep_a_revoked_lease_logging_in(
@@ -69,9 +94,7 @@ def test_a_prepared_transaction_does_not_keep_a_revoked_lease_logging_in(
         with pytest.raises(psycopg.OperationalError):
             login(orders, credential).execute("SELECT count(*) FROM orders")
     finally:
-        with orders.server.connect(dbname=orders.dbname) as admin:
-            if admin.execute("SELECT 1 FROM pg_prepared_xacts WHERE gid = %s", (gid,)).fetchone():
-                admin.execute(f"ROLLBACK PREPARED '{gid}'")
+        _roll_back(orders, gid)
         broker.sweep(now() + 3600)
         broker.close()
 
@@ -101,4 +124,59 @@ def test_an_orphan_role_the_sweep_cannot_remove_is_logged(
         holder.close()
         broker.orphans = type(broker.orphans)(broker.orphans.budget.clock)  # list again now
         assert broker.sweep(now()).orphans == 1
+        broker.close()
+
+
+def test_another_leases_prepared_lock_does_not_keep_a_revocation_failing(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+) -> None:
+    """leases 3: the second lease locks the first lease's table in a prepared transaction; the
+    first lease's revocation ends REVOKED, its role dropped, the second lease live."""
+    _admin_sql(orders, f"GRANT CREATE ON SCHEMA public TO {orders.writer}")
+    broker = setup(tmp_path, world, orders)
+    agent = world.credential_a()
+    first, second = (broker.issue(agent, SECRET, scope=["orders:write"], now=now()) for _ in "12")
+    with login(orders, first.credential.reveal()) as session:
+        session.execute("CREATE TABLE hold (x int); GRANT SELECT ON hold TO PUBLIC")
+    gid = f"hold_{uuid.uuid4().hex[:8]}"
+    with login(orders, second.credential.reveal()) as holder:
+        holder.execute("BEGIN")
+        holder.execute("SELECT * FROM hold").fetchall()
+        holder.execute(f"PREPARE TRANSACTION '{gid}'")
+    try:
+        revoked = broker.revoke(agent, first.lease_id, now=now())
+        assert revoked.state is LeaseState.REVOKED
+        assert first.lease.engine_ref not in orders.lease_roles()
+        assert broker.book.lease(second.lease.handle).state is LeaseState.ACTIVE  # type: ignore[union-attr]
+    finally:
+        _roll_back(orders, gid)
+        broker.sweep(now() + 3600)
+        broker.close()
+
+
+def test_a_leases_prepared_transaction_dies_with_its_revocation(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+) -> None:
+    """leases 4: the lease writes in a transaction it prepares; once revoked, nothing of it is
+    left prepared and its write never lands."""
+    broker = setup(tmp_path, world, orders)
+    agent = world.credential_a()
+    issued = broker.issue(agent, SECRET, scope=["orders:write"], now=now())
+    gid = f"write_{uuid.uuid4().hex[:8]}"
+    with login(orders, issued.credential.reveal()) as session:
+        session.execute("BEGIN")
+        session.execute("INSERT INTO orders VALUES (9999, 1)")
+        session.execute(f"PREPARE TRANSACTION '{gid}'")
+    try:
+        assert broker.revoke(agent, issued.lease_id, now=now()).state is LeaseState.REVOKED
+        with orders.server.connect(dbname=orders.dbname) as admin:
+            left = admin.execute("SELECT 1 FROM pg_prepared_xacts WHERE gid = %s", (gid,))
+            assert left.fetchall() == []
+            assert admin.execute("SELECT count(*) FROM orders").fetchone() == (1,)
+    finally:
+        _roll_back(orders, gid)
         broker.close()

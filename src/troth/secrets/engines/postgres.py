@@ -686,8 +686,13 @@ _LOCK_HOLDERS: Final = (
     "(SELECT polrelid FROM pg_policy WHERE d.classid = 'pg_policy'::regclass AND oid = d.objid),"
     "(SELECT conrelid FROM pg_constraint WHERE d.classid = 'pg_constraint'::regclass"
     " AND oid = d.objid), 0::oid))) v(classid, objid) WHERE v.objid <> 0) "
-    "SELECT DISTINCT l.pid FROM pg_locks l WHERE l.locktype = 'relation' "
-    "AND l.pid IS NOT NULL AND l.pid <> pg_backend_pid() "
+    # a session (its pid), or a prepared transaction (no pid: its gid; review 69r, leases 3)
+    # (its xid's lock carries the virtual transaction id its relation locks keep)
+    "SELECT DISTINCT l.pid, p.gid FROM pg_locks l LEFT JOIN (pg_locks x JOIN pg_prepared_xacts p"
+    " ON p.transaction = x.transactionid) ON l.pid IS NULL AND x.pid IS NULL"
+    " AND x.locktype = 'transactionid' AND x.virtualtransaction = l.virtualtransaction "
+    "WHERE l.locktype = 'relation' "
+    "AND (l.pid <> pg_backend_pid() OR p.gid IS NOT NULL) "
     "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
     "AND (l.relation IN (SELECT objid FROM reach WHERE classid = 'pg_class'::regclass) "
     # a table whose row-level security policy names `role`: DROP OWNED takes it out of it
@@ -703,10 +708,15 @@ def _end_lock_holders(conn: Any, role: str, wait_ms: int) -> None:
     it (another live lease's view on its table, a column default calling its function), and a
     table whose row-level security policy names it, since
     DROP OWNED needs them all. A session that does not end (one the admin may not signal) is
-    left for DROP OWNED's lock timeout, and the revocation is retried (review 44b, postgres 1)."""
+    left for DROP OWNED's lock timeout, and the revocation is retried (review 44b, postgres 1).
+    A prepared transaction holding such a lock has no session: it is rolled back (review 69r,
+    leases 3: it kept the revocation failing for as long as its owner liked)."""
     import psycopg
 
-    for (pid,) in conn.execute(_LOCK_HOLDERS, (role,)).fetchall():
+    for pid, gid in conn.execute(_LOCK_HOLDERS, (role,)).fetchall():
+        if pid is None:  # a prepared transaction: no session to end (review 69r, leases 3)
+            _roll_back_prepared(conn, gid)
+            continue
         try:
             conn.execute("SELECT pg_terminate_backend(%s, %s)", (pid, wait_ms))
         except psycopg.Error:  # not ours to signal: DROP OWNED waits, then fails and is retried
