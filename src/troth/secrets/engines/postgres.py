@@ -14,7 +14,8 @@ sessions if one was taken, GRANT the missing), then `ALTER ROLE ... VALID UNTIL 
 LIMIT`.
 
 Revoke, in this order (an expired VALID UNTIL alone keeps open sessions with every privilege,
-docs/secrets.md): `pg_terminate_backend(pid, wait)` for each of its sessions, `ALTER ROLE
+docs/secrets.md): `pg_terminate_backend(pid, wait)` for each of its sessions, `ROLLBACK
+PREPARED` of each transaction it prepared (they outlive its sessions: review 69r), `ALTER ROLE
 ... NOLOGIN` (no new session; its sessions first: one of them may hold the role's row, review
 49e, revocations 1), `pg_terminate_backend` again for any that logged in meanwhile (it fails
 unless every one is gone, so the broker retries),
