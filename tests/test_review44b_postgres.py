@@ -21,7 +21,7 @@ locks the table.
 
 The tests assert the correct behaviour and were strict xfails until the revocation ended, in
 each database, the other sessions holding or awaiting a lock on a relation `DROP OWNED` drops or
-alters before running it (`_end_lock_holders` in troth/secrets/engines/postgres.py): the first
+alters before running it (`end_lock_holders` in troth/secrets/engines/postgres_locks.py): the first
 until the relations the role owns, the second until what depends on them (pg_depend), the
 third until the tables whose policies name the role.
 

@@ -36,6 +36,19 @@ server's xmin horizon for good (VACUUM removed no dead row after it; in time the
 wraparound guard stops the cluster) and took one of the server's `max_prepared_transactions`
 slots, a few leases all of them (every XA client then failing). docs/secrets.md promises that
 what a lease's role created dies with it. leases 1's fix rolls them back at every revocation.
+
+leases 5: any lease, of any member, kept any other lease's revocation failing, on every
+server (two-phase commit or not). The role names are public (pg_roles), and any role may
+record a grant to any role for itself: `ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO
+<another lease's role>` (no privilege needed; a table it owns, `GRANT ... TO`, does the same)
+locks that role (a shared dependency) until the transaction ends. A read-only lease of member B
+kept such a transaction open naming member A's lease roles (one statement may name them all):
+A's revocations and expiries waited the lock timeout at `DROP ROLE` and failed at every retry,
+REVOKING for as long as B liked, each filling A's quota (every member's, so the broker issued
+nothing more) and costing the broker's thread 5 s a retry. Review 44b ended the sessions
+locking the relations `DROP OWNED` needs, not those locking the role itself. A revocation now
+ends the sessions holding a lock on the role (and rolls back the prepared transactions that
+do) before `DROP OWNED` and again before `DROP ROLE`.
 """
 
 from __future__ import annotations
@@ -178,5 +191,40 @@ def test_a_leases_prepared_transaction_dies_with_its_revocation(
             assert left.fetchall() == []
             assert admin.execute("SELECT count(*) FROM orders").fetchone() == (1,)
     finally:
+        _roll_back(orders, gid)
+        broker.close()
+
+
+@pytest.mark.parametrize("prepared", [False, True])
+def test_another_members_lock_on_a_leases_role_does_not_keep_its_revocation_failing(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+    prepared: bool,
+) -> None:
+    """leases 5: agent b (another member, a read-only lease) locks agent a's lease role in a
+    transaction it keeps open (or prepares); a's lease is revoked: REVOKED, its role gone."""
+    import psycopg
+
+    broker = setup(tmp_path, world, orders)
+    victim = broker.issue(world.credential_a(), SECRET, scope=["orders:read"], now=now())
+    holder = broker.issue(world.credential_b(), SECRET, scope=["orders:read"], now=now())
+    gid = f"lock_{uuid.uuid4().hex[:8]}"
+    session = login(orders, holder.credential.reveal())
+    session.execute("BEGIN")
+    session.execute(
+        f'ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO "{victim.lease.engine_ref}"'
+    )
+    if prepared:
+        session.execute(f"PREPARE TRANSACTION '{gid}'")
+    try:
+        revoked = broker.revoke(world.credential_a(), victim.lease_id, now=now())
+        assert revoked.state is LeaseState.REVOKED
+        assert victim.lease.engine_ref not in orders.lease_roles()
+        if not prepared:
+            with pytest.raises(psycopg.OperationalError):  # the lock holder's session ended
+                session.execute("SELECT 1").fetchall()
+    finally:
+        session.close()
         _roll_back(orders, gid)
         broker.close()
