@@ -18,6 +18,8 @@ otherwise, as tests/test_secrets_postgres.py).
   handle's hex only.
 - The quota across two brokers on one database, issued concurrently: exact.
 - A revoked lease's token is refused after the broker restarts (its state is in node.db).
+- Another member's lease committing a default grant to a lease's role (a shared dependency):
+  the role is still dropped at its revocation (DROP OWNED clears default ACLs naming it).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from tests.support.leases import LeaseWorld, make_world, open_broker
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
     SECRET,
     OrdersDb,
+    login,
     now,
     orders,
     setup,
@@ -250,3 +253,24 @@ def test_a_revoked_leases_token_stays_refused_after_the_broker_restarts(tmp_path
     _rejects(lambda: reopened.validate_token(token, audience="api", now=NOW + 2), F.REVOKED)
     _rejects(lambda: reopened.renew(agent, issued.lease_id, now=NOW + 2), F.REVOKED)
     reopened.close()
+
+
+def test_another_leases_committed_default_grant_to_a_lease_does_not_keep_it(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+) -> None:
+    """Agent b's lease commits `ALTER DEFAULT PRIVILEGES ... TO <a's lease role>` (a shared
+    dependency on it, in the secret's database): a's revocation still drops the role (DROP
+    OWNED takes a role out of every default ACL naming it)."""
+    broker = setup(tmp_path, world, orders)
+    victim = broker.issue(world.credential_a(), SECRET, scope=["orders:read"], now=now())
+    holder = broker.issue(world.credential_b(), SECRET, scope=["orders:read"], now=now())
+    with login(orders, holder.credential.reveal()) as session:
+        session.execute(
+            f'ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO "{victim.lease.engine_ref}"'
+        )
+    revoked = broker.revoke(world.credential_a(), victim.lease_id, now=now())
+    assert revoked.state is LeaseState.REVOKED
+    assert victim.lease.engine_ref not in orders.lease_roles()
+    broker.close()
