@@ -21,7 +21,7 @@ locks the table.
 
 The tests assert the correct behaviour and were strict xfails until the revocation ended, in
 each database, the other sessions holding or awaiting a lock on a relation `DROP OWNED` drops or
-alters before running it (`_end_lock_holders` in troth/secrets/engines/postgres.py): the first
+alters before running it (`end_lock_holders` in troth/secrets/engines/postgres_locks.py): the first
 until the relations the role owns, the second until what depends on them (pg_depend), the
 third until the tables whose policies name the role.
 
@@ -32,7 +32,7 @@ reading that table at each of its revocations (the guard fails with the internal
 counted: AdminShutdown in the other agent's session).
 
 Left: a lock held by a session the admin may not signal (a superuser's, when the admin is
-not one) or by a prepared transaction (`max_prepared_transactions`, 0 by default), and one a
+not one; a prepared transaction's is rolled back since review 69r, leases 3), and one a
 holder takes again between the termination and `DROP OWNED` (a race it must win at each
 sweep), or by another lease on the table a lease's foreign key references (its template must
 grant REFERENCES), still fail the revocation, which is retried.

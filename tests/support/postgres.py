@@ -79,7 +79,13 @@ except ImportError:  # the dev extra is not installed: the fixture below skips
     factories = None
 else:
     troth_pg_proc = factories.postgresql_proc(
-        executable=str(WRAPPER), host="127.0.0.1", port=None, password=ADMIN_PASSWORD
+        executable=str(WRAPPER),
+        host="127.0.0.1",
+        port=None,
+        password=ADMIN_PASSWORD,
+        # two-phase commit on, as servers behind XA transaction managers run: a lease's
+        # prepared transaction outlives its sessions (review 69r, leases 1)
+        postgres_options="-c max_prepared_transactions=8",
     )
 
 

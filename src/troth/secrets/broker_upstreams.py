@@ -183,7 +183,13 @@ class BrokerUpstreams:
             spec = remote[name]
             try:
                 self._revoke_ref(spec, ref)
-            except SecretError:
+            except SecretError as exc:  # said, as a failed revocation is (review 69r, leases 2)
+                log.warning(
+                    "orphan %s of %s: its removal failed (%s); tried again at the next listing",
+                    ref,
+                    spec.name,
+                    exc.detail,
+                )
                 return False
             with self.store.transaction():
                 self.book.audit_other(

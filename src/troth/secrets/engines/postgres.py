@@ -14,7 +14,8 @@ sessions if one was taken, GRANT the missing), then `ALTER ROLE ... VALID UNTIL 
 LIMIT`.
 
 Revoke, in this order (an expired VALID UNTIL alone keeps open sessions with every privilege,
-docs/secrets.md): `pg_terminate_backend(pid, wait)` for each of its sessions, `ALTER ROLE
+docs/secrets.md): `pg_terminate_backend(pid, wait)` for each of its sessions, `ROLLBACK
+PREPARED` of each transaction it prepared (they outlive its sessions: review 69r), `ALTER ROLE
 ... NOLOGIN` (no new session; its sessions first: one of them may hold the role's row, review
 49e, revocations 1), `pg_terminate_backend` again for any that logged in meanwhile (it fails
 unless every one is gone, so the broker retries),
@@ -52,6 +53,7 @@ from troth.errors import ConfigError, SecretError, SecretFailure
 from troth.secrets.engine import Grant, SecretSpec, config_error
 from troth.secrets.engines import outages
 from troth.secrets.engines import postgres_grants as grants
+from troth.secrets.engines import postgres_locks as locks
 from troth.secrets.engines.postgres_grants import Privilege
 from troth.secrets.lease import LeaseCredential, LeaseHandle, SecretValue
 
@@ -268,10 +270,11 @@ class PostgresEngine:
         from psycopg import sql
 
         role, settings = sql.Identifier(ref), spec.settings
-        with self._admin(settings, settings["dbname"], upstream, "revoke role") as conn:
+        with self._admin(settings, settings["dbname"], upstream, "find role") as conn:
             if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ref,)).fetchone() is None:
                 return
-            _shut_out(conn, ref, settings["terminate_wait_ms"])
+        self._shut_out(settings, ref, upstream)
+        with self._admin(settings, settings["dbname"], upstream, "revoke role") as conn:
             # a role made by an older release is a member of its templates
             for group in sorted(_memberships(conn, ref)):
                 conn.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(group), role))
@@ -288,12 +291,72 @@ class PostgresEngine:
                 # another role's session holding a lock on what the lease owns (a live lease
                 # reading the table it let PUBLIC read) would keep DROP OWNED failing for good
                 # (review 44b, postgres 1): those objects end now, and so do their users' sessions
-                _end_lock_holders(conn, ref, settings["terminate_wait_ms"])
+                locks.end_lock_holders(conn, ref, settings["terminate_wait_ms"])
                 # dropped, never REASSIGNed to the admin: a SECURITY DEFINER function the lease
                 # wrote would then run with the admin's rights for every later caller
                 _drop_owned(conn, ref, self.role_prefix)
+        # another role's transaction recording a grant to it (any role may, for itself:
+        # ALTER DEFAULT PRIVILEGES ... TO it) locks the role: DROP ROLE waited (review 69r)
+        self._end_role_lockers(settings, ref, upstream)
         with self._admin(settings, settings["dbname"], upstream, "drop role") as conn:
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(role))
+
+    def _end_role_lockers(
+        self, settings: Mapping[str, Any], role: str, upstream: SecretValue
+    ) -> None:
+        """End the sessions holding a lock on `role` itself and roll back the prepared
+        transactions that do (in the database each was prepared in): the role names are
+        public, and any role may record a grant to any other in a transaction it keeps open
+        (`ALTER DEFAULT PRIVILEGES GRANT ... TO`), which locks that role until it ends, so a
+        lease of any member kept every other lease's `DROP ROLE` failing at each retry (review
+        69r, leases 5). One that locks it again before `DROP ROLE` fails it once more, retried."""
+        with self._admin(settings, settings["dbname"], upstream, "end role lockers") as conn:
+            holders = conn.execute(locks.ROLE_LOCKERS, (role,)).fetchall()
+            for pid, _gid, _database in holders:
+                if pid is not None:
+                    locks.terminate(conn, pid, settings["terminate_wait_ms"])
+        for pid, gid, database in holders:
+            if pid is None:
+                listed = database in _databases(settings)
+                with self._admin(settings, database, upstream, "roll back", keep=listed) as conn:
+                    locks.roll_back_prepared(conn, gid)
+
+    def _shut_out(self, settings: Mapping[str, Any], role: str, upstream: SecretValue) -> None:
+        """End `role`'s sessions, roll back its prepared transactions, make it NOLOGIN, end any
+        session that logged in meanwhile. Its sessions end first: one that keeps a transaction
+        open after changing its own password (any role may) holds the role's pg_authid row,
+        and `ALTER ROLE ... NOLOGIN` first waited the lock timeout and failed, at every retry,
+        the session reading on after the revocation for as long as it kept that transaction
+        (review 49e, revocations 1). Such a transaction prepared (`PREPARE TRANSACTION`, on a
+        server with `max_prepared_transactions` > 0) outlives every session and held the row
+        for good: the revocation failed at each retry before taking anything, the role logging
+        in with every privilege until VALID UNTIL (review 69r, leases 1); it is rolled back, in
+        the database it was prepared in. A session that logs in again and takes the row
+        between the steps is ended at the next of `NOLOGIN_ROUNDS` rounds (the revocation
+        fails, retried by the sweep, only if it wins every one)."""
+        import psycopg
+        from psycopg import sql
+
+        dbname, wait_ms = settings["dbname"], settings["terminate_wait_ms"]
+        nologin = sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(role))
+        for _ in range(NOLOGIN_ROUNDS):
+            with self._admin(settings, dbname, upstream, "end sessions") as conn:
+                _end_sessions(conn, role, wait_ms)
+                prepared = conn.execute(locks.PREPARED_BY, (role,)).fetchall()
+            for database, gid in prepared:
+                listed = database in _databases(settings)
+                with self._admin(settings, database, upstream, "roll back", keep=listed) as conn:
+                    locks.roll_back_prepared(conn, gid)
+            with self._admin(settings, dbname, upstream, "revoke login") as conn:
+                try:
+                    _short_wait(conn, nologin)
+                except psycopg.errors.LockNotAvailable:
+                    continue
+                _end_sessions(conn, role, wait_ms)
+                return
+        raise SecretError(
+            SecretFailure.ENGINE_FAILED, f"a session of {role} kept its role locked: retry"
+        )
 
     def upstream_refs(self, spec: SecretSpec, upstream: SecretValue) -> set[str]:
         settings = spec.settings
@@ -623,90 +686,12 @@ def _session_options(settings: Mapping[str, Any]) -> str:
     )
 
 
-_LOCK_HOLDERS: Final = (
-    # what `role` owns in this database, then everything that depends on it (pg_depend, a
-    # rule's view, a default's, trigger's, policy's or constraint's table), and the tables
-    # whose policies name it: what DROP OWNED (with CASCADE) drops or alters, each of which it
-    # must lock. Only what its owner made depend on the lease's objects: a foreign key of the
-    # lease's table puts internal triggers on the table it references (a template's, which
-    # every agent reads), and a lease must not end the sessions reading that table
-    "WITH RECURSIVE r AS (SELECT oid FROM pg_roles WHERE rolname = %s), "
-    "owned(classid, objid) AS ("
-    " SELECT 'pg_class'::regclass::oid, c.oid FROM pg_class c, r WHERE c.relowner = r.oid"
-    " UNION SELECT 'pg_proc'::regclass::oid, p.oid FROM pg_proc p, r WHERE p.proowner = r.oid"
-    " UNION SELECT 'pg_type'::regclass::oid, t.oid FROM pg_type t, r WHERE t.typowner = r.oid"
-    " UNION SELECT 'pg_namespace'::regclass::oid, n.oid FROM pg_namespace n, r"
-    " WHERE n.nspowner = r.oid), "
-    "reach(classid, objid) AS (SELECT classid, objid FROM owned UNION"
-    " SELECT v.classid, v.objid FROM reach x JOIN pg_depend d"
-    " ON d.refclassid = x.classid AND d.refobjid = x.objid"
-    " CROSS JOIN LATERAL (VALUES (d.classid, d.objid), ('pg_class'::regclass::oid, COALESCE("
-    "(SELECT ev_class FROM pg_rewrite WHERE d.classid = 'pg_rewrite'::regclass AND oid = d.objid),"
-    "(SELECT adrelid FROM pg_attrdef WHERE d.classid = 'pg_attrdef'::regclass AND oid = d.objid),"
-    "(SELECT tgrelid FROM pg_trigger WHERE d.classid = 'pg_trigger'::regclass AND oid = d.objid"
-    " AND NOT tgisinternal),"
-    "(SELECT polrelid FROM pg_policy WHERE d.classid = 'pg_policy'::regclass AND oid = d.objid),"
-    "(SELECT conrelid FROM pg_constraint WHERE d.classid = 'pg_constraint'::regclass"
-    " AND oid = d.objid), 0::oid))) v(classid, objid) WHERE v.objid <> 0) "
-    "SELECT DISTINCT l.pid FROM pg_locks l WHERE l.locktype = 'relation' "
-    "AND l.pid IS NOT NULL AND l.pid <> pg_backend_pid() "
-    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-    "AND (l.relation IN (SELECT objid FROM reach WHERE classid = 'pg_class'::regclass) "
-    # a table whose row-level security policy names `role`: DROP OWNED takes it out of it
-    "OR l.relation IN (SELECT p.polrelid FROM pg_shdepend s JOIN pg_policy p ON p.oid = s.objid, r"
-    " WHERE s.classid = 'pg_policy'::regclass AND s.refclassid = 'pg_authid'::regclass"
-    " AND s.refobjid = r.oid AND s.dbid = l.database))"
-)
-
-
-def _end_lock_holders(conn: Any, role: str, wait_ms: int) -> None:
-    """End every other session holding (or waiting for) a lock on a relation `DROP OWNED BY
-    role` drops or alters in the connection's database: what `role` owns and what depends on
-    it (another live lease's view on its table, a column default calling its function), and a
-    table whose row-level security policy names it, since
-    DROP OWNED needs them all. A session that does not end (one the admin may not signal) is
-    left for DROP OWNED's lock timeout, and the revocation is retried (review 44b, postgres 1)."""
-    import psycopg
-
-    for (pid,) in conn.execute(_LOCK_HOLDERS, (role,)).fetchall():
-        try:
-            conn.execute("SELECT pg_terminate_backend(%s, %s)", (pid, wait_ms))
-        except psycopg.Error:  # not ours to signal: DROP OWNED waits, then fails and is retried
-            continue
-
-
 def _short_wait(conn: Any, statement: Any, wait_ms: int | None = None) -> None:
     """Run `statement` waiting at most `wait_ms` (default `OWN_ROW_LOCK_MS`) for a lock (in a
     transaction of its own: `SET LOCAL`)."""
     with conn.transaction():
         conn.execute(f"SET LOCAL lock_timeout = {OWN_ROW_LOCK_MS if wait_ms is None else wait_ms}")
         conn.execute(statement)
-
-
-def _shut_out(conn: Any, role: str, wait_ms: int) -> None:
-    """End `role`'s sessions, make it NOLOGIN, end any that logged in meanwhile. Its sessions
-    end first: one that keeps a transaction open after changing its own password (any role
-    may) holds the role's pg_authid row, and `ALTER ROLE ... NOLOGIN` first waited the lock
-    timeout and failed, at every retry, the session reading on after the revocation for as
-    long as it kept that transaction (review 49e, revocations 1). A session that logs in again
-    and takes the row between the two steps is ended at the next of `NOLOGIN_ROUNDS` rounds
-    (the revocation fails, retried by the sweep, only if it wins every one)."""
-    import psycopg
-    from psycopg import sql
-
-    nologin = sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(role))
-    for _ in range(NOLOGIN_ROUNDS):
-        _end_sessions(conn, role, wait_ms)
-        try:
-            _short_wait(conn, nologin)
-        except psycopg.errors.LockNotAvailable:
-            continue
-        break
-    else:
-        raise SecretError(
-            SecretFailure.ENGINE_FAILED, f"a session of {role} kept its role locked: retry"
-        )
-    _end_sessions(conn, role, wait_ms)
 
 
 def _end_sessions(conn: Any, role: str, wait_ms: int) -> None:

@@ -1,0 +1,117 @@
+"""The locks held against a postgres revocation (troth.secrets.engines.postgres): the sessions
+and prepared transactions holding a lock on what `DROP OWNED BY` a lease's role drops or alters
+(review 44b, postgres 1) or on the role itself (review 69r, leases 5), and the transactions a
+lease's role prepared, which outlive its sessions (review 69r, leases 1, 3 and 4): each ended
+(`pg_terminate_backend`) or rolled back (`ROLLBACK PREPARED`, in the database it was prepared
+in) before the statement it would block."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+__all__ = [
+    "LOCK_HOLDERS",
+    "PREPARED_BY",
+    "ROLE_LOCKERS",
+    "end_lock_holders",
+    "roll_back_prepared",
+    "terminate",
+]
+
+PREPARED_BY: Final = (
+    "SELECT database, gid FROM pg_prepared_xacts WHERE owner = %s ORDER BY database, gid"
+)
+
+
+def roll_back_prepared(conn: Any, gid: str) -> None:
+    """Roll back the prepared transaction `gid` of the connection's database: one finished
+    meanwhile is done; one the admin may not end (no superuser, not its owner) is left: the
+    statement it blocks fails, and the revocation is retried."""
+    import psycopg
+    from psycopg import sql
+
+    try:
+        conn.execute(sql.SQL("ROLLBACK PREPARED {}").format(sql.Literal(gid)))
+    except (psycopg.errors.UndefinedObject, psycopg.errors.InsufficientPrivilege):
+        return
+
+
+LOCK_HOLDERS: Final = (
+    # what `role` owns in this database, then everything that depends on it (pg_depend, a
+    # rule's view, a default's, trigger's, policy's or constraint's table), and the tables
+    # whose policies name it: what DROP OWNED (with CASCADE) drops or alters, each of which it
+    # must lock. Only what its owner made depend on the lease's objects: a foreign key of the
+    # lease's table puts internal triggers on the table it references (a template's, which
+    # every agent reads), and a lease must not end the sessions reading that table
+    "WITH RECURSIVE r AS (SELECT oid FROM pg_roles WHERE rolname = %s), "
+    "owned(classid, objid) AS ("
+    " SELECT 'pg_class'::regclass::oid, c.oid FROM pg_class c, r WHERE c.relowner = r.oid"
+    " UNION SELECT 'pg_proc'::regclass::oid, p.oid FROM pg_proc p, r WHERE p.proowner = r.oid"
+    " UNION SELECT 'pg_type'::regclass::oid, t.oid FROM pg_type t, r WHERE t.typowner = r.oid"
+    " UNION SELECT 'pg_namespace'::regclass::oid, n.oid FROM pg_namespace n, r"
+    " WHERE n.nspowner = r.oid), "
+    "reach(classid, objid) AS (SELECT classid, objid FROM owned UNION"
+    " SELECT v.classid, v.objid FROM reach x JOIN pg_depend d"
+    " ON d.refclassid = x.classid AND d.refobjid = x.objid"
+    " CROSS JOIN LATERAL (VALUES (d.classid, d.objid), ('pg_class'::regclass::oid, COALESCE("
+    "(SELECT ev_class FROM pg_rewrite WHERE d.classid = 'pg_rewrite'::regclass AND oid = d.objid),"
+    "(SELECT adrelid FROM pg_attrdef WHERE d.classid = 'pg_attrdef'::regclass AND oid = d.objid),"
+    "(SELECT tgrelid FROM pg_trigger WHERE d.classid = 'pg_trigger'::regclass AND oid = d.objid"
+    " AND NOT tgisinternal),"
+    "(SELECT polrelid FROM pg_policy WHERE d.classid = 'pg_policy'::regclass AND oid = d.objid),"
+    "(SELECT conrelid FROM pg_constraint WHERE d.classid = 'pg_constraint'::regclass"
+    " AND oid = d.objid), 0::oid))) v(classid, objid) WHERE v.objid <> 0) "
+    # a session (its pid), or a prepared transaction (no pid: its gid; review 69r, leases 3)
+    # (its xid's lock carries the virtual transaction id its relation locks keep)
+    "SELECT DISTINCT l.pid, p.gid FROM pg_locks l LEFT JOIN (pg_locks x JOIN pg_prepared_xacts p"
+    " ON p.transaction = x.transactionid) ON l.pid IS NULL AND x.pid IS NULL"
+    " AND x.locktype = 'transactionid' AND x.virtualtransaction = l.virtualtransaction "
+    "WHERE l.locktype = 'relation' "
+    "AND (l.pid <> pg_backend_pid() OR p.gid IS NOT NULL) "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND (l.relation IN (SELECT objid FROM reach WHERE classid = 'pg_class'::regclass) "
+    # a table whose row-level security policy names `role`: DROP OWNED takes it out of it
+    "OR l.relation IN (SELECT p.polrelid FROM pg_shdepend s JOIN pg_policy p ON p.oid = s.objid, r"
+    " WHERE s.classid = 'pg_policy'::regclass AND s.refclassid = 'pg_authid'::regclass"
+    " AND s.refobjid = r.oid AND s.dbid = l.database))"
+)
+
+
+def terminate(conn: Any, pid: int, wait_ms: int) -> None:
+    """End session `pid`; one not ours to signal (a superuser's, when the admin is not one) is
+    left: the statement it blocks waits its lock timeout, fails and is retried."""
+    import psycopg
+
+    try:
+        conn.execute("SELECT pg_terminate_backend(%s, %s)", (pid, wait_ms))
+    except psycopg.Error:
+        return
+
+
+ROLE_LOCKERS: Final = (
+    # a session (its pid) or a prepared transaction (no pid: its gid and database, found by its
+    # xid's lock, which carries the virtual transaction id its other locks keep)
+    "SELECT DISTINCT l.pid, p.gid, p.database FROM pg_locks l LEFT JOIN (pg_locks x"
+    " JOIN pg_prepared_xacts p ON p.transaction = x.transactionid) ON l.pid IS NULL"
+    " AND x.pid IS NULL AND x.locktype = 'transactionid'"
+    " AND x.virtualtransaction = l.virtualtransaction "
+    "WHERE l.locktype = 'object' AND l.classid = 'pg_authid'::regclass "
+    "AND l.objid = (SELECT oid FROM pg_roles WHERE rolname = %s) "
+    "AND (l.pid <> pg_backend_pid() OR p.gid IS NOT NULL)"
+)
+
+
+def end_lock_holders(conn: Any, role: str, wait_ms: int) -> None:
+    """End every other session holding (or waiting for) a lock on a relation `DROP OWNED BY
+    role` drops or alters in the connection's database: what `role` owns and what depends on
+    it (another live lease's view on its table, a column default calling its function), and a
+    table whose row-level security policy names it, since
+    DROP OWNED needs them all. A session that does not end (one the admin may not signal) is
+    left for DROP OWNED's lock timeout, and the revocation is retried (review 44b, postgres 1).
+    A prepared transaction holding such a lock has no session: it is rolled back (review 69r,
+    leases 3: it kept the revocation failing for as long as its owner liked)."""
+    for pid, gid in conn.execute(LOCK_HOLDERS, (role,)).fetchall():
+        if pid is None:  # a prepared transaction: no session to end (review 69r, leases 3)
+            roll_back_prepared(conn, gid)
+            continue
+        terminate(conn, pid, wait_ms)
