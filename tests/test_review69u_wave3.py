@@ -20,12 +20,19 @@ them (`Announcer.told_here`, `sync_runtimes_here`): synced, and its marks settle
 
 from __future__ import annotations
 
+import asyncio
+import time
+from pathlib import Path
+
 import pytest
 
+import troth
 from tests.support.channels import T, closed, make_world, pump
 from troth.channel import secure
 from troth.errors import ChannelFailure
+from troth.identity import Identifier
 from troth.limits import MAX_CLOSE_DETAIL
+from troth.node import open_node
 
 
 def test_a_peers_oversized_close_detail_is_cut_to_what_a_node_sends(
@@ -68,3 +75,50 @@ def test_a_peers_oversized_multibyte_detail_is_cut_at_a_character(
     monkeypatch.undo()
     detail = closed([e for p in b.outgoing() for e in a.receive(p, T + 2)]).detail
     assert detail == "€" * 170 + "\u2026"
+
+
+@pytest.fixture
+def hosted(troth_home: Path) -> tuple[Identifier, Identifier]:
+    """acme hosting its authority, its local identity `ops` a member of it, rotated as
+    compromised with its announcement pending; desk trusting acme (holding its feed).
+    Returns ops's identifier and acme's."""
+    with troth.Node.open("acme") as acme:
+        authority = acme.create_authority()
+        ops = acme.identities.create("ops")
+        acme.enroll(authority.ticket({"team.name": "x"}), identity=ops)
+        acme_id = acme.identity.identifier
+    with troth.Node.open("desk"):
+        pass
+    with open_node("desk") as node:
+        node.wallet.trust(acme_id, "node:acme", now=int(time.time()))
+    with open_node("acme") as node:
+        node.identities.rotate("ops", now=int(time.time()), compromised=True)
+        assert node.wallet.unannounced("ops")[1] != []
+    return ops.identifier, acme_id
+
+
+def test_a_rotation_announced_to_the_hosted_authority_settles_a_node_served_here(
+    hosted: tuple[Identifier, Identifier], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """wave3 2: desk served, then acme: acme's start round announces ops's rotation to the
+    authority it hosts (desk marked due a sync first). Desk's poll of its marks (its own poll
+    waits an hour here; the test reads them as it would) finds none: it was told, and holds
+    the supersession."""
+    monkeypatch.setattr("troth.node.duewatch.DUE_POLL", 3600.0)
+    ops, authority = hosted
+
+    async def main() -> int:
+        with troth.Node.open("desk") as desk, troth.Node.open("acme") as acme:
+            async with desk.serve(listen=("127.0.0.1", 0)) as at, acme.serve():
+                trust = at._runtime.trust
+                await at._runtime.worker.run(trust.read_due)  # desk's poll of its marks
+                return len(trust.due)
+
+    assert asyncio.run(main()) == 0
+    with open_node("acme") as node:
+        assert node.wallet.unannounced("ops")[1] == []  # announced by acme's round
+    with open_node("desk") as node:
+        assert node.wallet.store.syncs_due() == []
+        feed = node.wallet.held_feed(authority)
+        assert feed is not None
+        assert feed.supersession(ops) is not None
