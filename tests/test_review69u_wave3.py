@@ -16,23 +16,38 @@ marked the other nodes here due a sync of its feed and told the daemons only: a 
 the same process read its mark at its next poll and refused that authority's members, the
 freshly rotated one too, until its own sync ended. It is told now as `announce_locally` tells
 them (`Announcer.told_here`, `sync_runtimes_here`): synced, and its marks settled.
+
+wave3 3 (low: a race, a revocation dropped from a node's memory until its next round): 69p
+made another runtime's announcer thread install feeds in a node served here
+(`sync_runtimes_here` → `NodeTrust.learn_held` → `set_feed`), as `Node.rotate` and
+`Authority.revoke` do from the caller's thread, while the node's own worker installs the feeds
+it syncs. `set_feed` checked that a feed is not older than the one held, then installed it:
+between the two, the other thread installed a newer one (a revocation more), and the older
+went in ("a feed only grows" broken; the node admitted the revoked member until its next
+read of the store). A lost `_generation` increment likewise kept standings cached on the
+replaced feed. The check and the install (and the marks' read and install, `read_due`) are
+one step now, under a lock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 import troth
 from tests.support.channels import T, closed, make_world, pump
 from troth.channel import secure
+from troth.credentials.revocation import VerifiedFeed
 from troth.errors import ChannelFailure
 from troth.identity import Identifier
 from troth.limits import MAX_CLOSE_DETAIL
 from troth.node import open_node
+from troth.node.trust import NodeTrust
 
 
 def test_a_peers_oversized_close_detail_is_cut_to_what_a_node_sends(
@@ -122,3 +137,52 @@ def test_a_rotation_announced_to_the_hosted_authority_settles_a_node_served_here
         feed = node.wallet.held_feed(authority)
         assert feed is not None
         assert feed.supersession(ops) is not None
+
+
+class _Feed:
+    """A feed as `NodeTrust.set_feed` weighs it (its count). With `go`: the first read of its
+    count says so (`entered`) and waits (up to 2 s) for `go`, as a thread preempted between
+    the check and the install."""
+
+    def __init__(self, count: int, go: threading.Event | None = None) -> None:
+        self._count = count
+        self._go = go
+        self.entered = threading.Event()
+
+    @property
+    def count(self) -> int:
+        if self._go is not None:
+            go, self._go = self._go, None
+            self.entered.set()
+            go.wait(2)
+        return self._count
+
+
+def test_a_feed_installed_from_another_thread_never_replaces_a_newer_one(
+    troth_home: Path,
+) -> None:
+    """wave3 3: desk's trust holds acme's feed of 4 entries; the announcer's thread of
+    another runtime (`sync_runtimes_here`'s `learn_held`) installs one of 5, and between its
+    check and its install desk's own sync installs one of 6 (a revocation more). Desk keeps
+    the 6: a feed only grows."""
+    with troth.Node.open("desk"):
+        pass
+    acme = Identifier(bytes(32))
+    with open_node("desk") as node:
+        trust = NodeTrust(node, None)
+        try:
+            trust.set_feed(acme, cast(VerifiedFeed, _Feed(4)))
+            go = threading.Event()
+            older = _Feed(5, go)
+            told = threading.Thread(target=trust.set_feed, args=(acme, cast(VerifiedFeed, older)))
+            told.start()
+            assert older.entered.wait(2)  # checked against the 4, not installed yet
+            own = threading.Thread(target=trust.set_feed, args=(acme, cast(VerifiedFeed, _Feed(6))))
+            own.start()
+            own.join(0.5)  # (with the check and the install as one: it waits for `told`)
+            go.set()
+            told.join()
+            own.join()
+            assert trust.feeds[acme].count == 6
+        finally:
+            trust.detach()
