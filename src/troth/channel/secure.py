@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from troth import limits
-from troth.channel.close_detail import close_detail
+from troth.channel.close_detail import close_detail, peer_close_detail
 from troth.channel.events import (
     Accepted,
     Closed,
@@ -88,7 +88,7 @@ from troth.channel.replay import ReplayWindow, Verdict
 from troth.channel.state import HANDSHAKE_STEPS, READS, ChannelState, Step, next_state
 from troth.channel.verification import ChannelTrust, HandshakeClaim, VerifiedPeer, verify_peer
 from troth.encoding import cbor
-from troth.errors import ChannelError, ChannelFailure, DecodeError, TrothError, one_line_text
+from troth.errors import ChannelError, ChannelFailure, DecodeError, TrothError
 from troth.vault.ephemeral import DhKey
 
 __all__ = [
@@ -649,8 +649,8 @@ class SecureChannel:
         except (IndexError, ValueError):
             reason = _F.PROTOCOL
         # the peer's own words, quoted as one line: they reach log lines and errors (review 65e,
-        # channels 2: a newline in them forged a line of the node's log)
-        detail = one_line_text(bytes(body[1:]).decode(errors="replace"))
+        # channels 2: a newline forged a log line), no more than a node sends (69u, wave3 1)
+        detail = peer_close_detail(bytes(body[1:]))
         return [self._closed(reason, detail, by_peer=True)]
 
     def _refresh(self, body: bytes, now: int) -> list[Event]:

@@ -252,9 +252,13 @@ class Announcer:
     def _announce_hosted(self, hosted: Authority, ref: str, now: int) -> int | None:
         """To the authority this node hosts: the other nodes here marked due a sync of its
         feed first, and those running told after (`tell_hosted`), as `announce_locally` does
-        (review 68u, notify 1: none was, and they kept the feed the rotation superseded)."""
+        (review 68u, notify 1: none was, and they kept the feed the rotation superseded), and
+        the nodes served in this process synced (`told_here`; review 69u, wave3 2: told by
+        nobody, they refused its members from their next poll of the marks until their sync)."""
         seq = rotated_here(self.node, hosted, ref, now=now)
         self.trust.refresh_hosted(now)
+        if seq is not None and self.told_here is not None:
+            self.told_here(hosted)
         if seq is not None and self._tell_hosted is not None:
             self._tell_hosted()
         return seq

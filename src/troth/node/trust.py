@@ -155,6 +155,11 @@ class NodeTrust:
             attached.append(weakref.ref(self))
             node.wallet.feed_binds = self._feed_binds
         self._generation = 0
+        self._installing = threading.Lock()
+        """Held while a feed or the marks' reading is checked and installed: the runtime's
+        worker and another runtime's or a caller's thread here (`sync_runtimes_here`) both
+        install them; between one's check and its install the other installed a newer feed,
+        and the older went in, a revocation dropped from memory (review 69u, wave3 3)."""
         self._standings: dict[int, tuple[VerifiedPeer, tuple[int, int], int, Standing]] = {}
         self._standing_keys: dict[Identifier, set[int]] = {}  # `_standings`' keys by identity
         self._standings_lock = threading.Lock()  # `standing` runs on worker threads too
@@ -234,10 +239,11 @@ class NodeTrust:
         """Read which authorities' feeds link revocations made here left due a sync (`due`;
         one query, at each feed refresh and every `DUE_POLL` s: the decisions themselves read
         memory only)."""
-        due = frozenset(Identifier(digest) for digest, _ in self.node.wallet.store.syncs_due())
-        if due != self.due:
-            self.due = due
-            self._generation += 1  # the standings cached were judged without it
+        with self._installing:  # (a read before another thread's, installed after it: stale)
+            due = frozenset(Identifier(d) for d, _ in self.node.wallet.store.syncs_due())
+            if due != self.due:
+                self.due = due
+                self._generation += 1  # the standings cached were judged without it
 
     def routes_changed(self) -> bool:
         """Whether the store trusts other authorities (or routes) than this node read (another
@@ -291,18 +297,20 @@ class NodeTrust:
         48c, memory 1: the node admitted the revoked link until its next round). `restored`:
         the hosted authority's store went back past the held feed (`refresh_hosted`), whose
         line it replaces whatever its count (review 64d, feed 1)."""
-        current = self.feeds.get(authority)
-        if current is not None and feed.count < current.count and not restored:
-            return
-        self.feeds = {**self.feeds, authority: feed}  # replaced, never mutated: readers on
-        self._generation += 1  # another thread keep a consistent mapping
+        with self._installing:
+            current = self.feeds.get(authority)
+            if current is not None and feed.count < current.count and not restored:
+                return
+            self.feeds = {**self.feeds, authority: feed}  # replaced, never mutated: readers on
+            self._generation += 1  # another thread keep a consistent mapping
         for hook in self.feed_hooks:
             hook(feed)
 
     def drop_feed(self, authority: Identifier) -> None:
         """Hold no feed of `authority`: every chain of it refused (its hosted store held)."""
-        self.feeds = {a: f for a, f in self.feeds.items() if a != authority}
-        self._generation += 1
+        with self._installing:
+            self.feeds = {a: f for a, f in self.feeds.items() if a != authority}
+            self._generation += 1
 
     def channel_trust(self, policy: PeerPolicy) -> ChannelTrust:
         """How channels judge peers: `policy` admits them (the decision point's adapter; the
