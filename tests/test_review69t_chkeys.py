@@ -27,10 +27,12 @@ from tests.support.hsm import NOW, agent_node_fixture  # noqa: F401  (the fixtur
 from tests.support.nodes import HUB, MemNet, route, run_memnet
 from tests.test_review68v_renewal import _short_keys
 from troth import limits
+from troth.channel import ChannelIdentity
 from troth.errors import KeyNotFound
 from troth.identity.service import PURPOSE_KEY_TTL
 from troth.node import Node, open_node
 from troth.vault import KeyHandle, KeyPurpose
+from troth.vault.ephemeral import VaultDhKey
 
 GRACE = limits.RETIRED_CHANNEL_KEY_GRACE
 
@@ -50,15 +52,22 @@ def test_chkeys1_a_handshake_holding_the_identity_across_a_renewal_completes(
         await end.close()
         # the replaced key goes once its grace is over (the maintenance round), not before
         await b.maintain()
-        assert b.node.vault.public_key(held.static.handle) == held.static.public_key
+        assert b.node.vault.public_key(_handle(held)) == held.static.public_key
         net.clock.advance(GRACE)
         await b.maintain()
         with pytest.raises(KeyNotFound):
-            b.node.vault.public_key(held.static.handle)
-        now = b.channels.me().static  # (short keys: each round renews it again)
-        assert b.node.vault.public_key(now.handle) == now.public_key
+            b.node.vault.public_key(_handle(held))
+        now = b.channels.me()  # (short keys: each round renews it again)
+        assert b.node.vault.public_key(_handle(now)) == now.static.public_key
 
     run_memnet(test, tmp_path)
+
+
+def _handle(identity: ChannelIdentity) -> KeyHandle:
+    """The handle of the channel key `identity` shows (a node's: in its vault)."""
+    static = identity.static
+    assert isinstance(static, VaultDhKey)
+    return static.handle
 
 
 def _renewed_channel_key(node: Node) -> tuple[KeyHandle, KeyHandle, int]:
