@@ -13,7 +13,8 @@ chkeys 1 (medium: handshakes fail at each channel key renewal; the event loop he
   commit and deleted by the first `forget_retired` past it (the maintenance round's), whatever
   the vault: a crash orphans no key, a rollback keeps it in use; new handshakes are shown the
   renewed attestation from the commit on (69j's off-loop renewal shows the cached one while
-  the renewal runs, `test_review69j_gaps`).
+  the renewal runs, `test_review69j_gaps`). A rotation of the identity deletes the kept keys at
+  its commit.
 """
 
 from __future__ import annotations
@@ -116,3 +117,13 @@ def test_chkeys1_a_grace_further_off_than_its_length_is_over(softhsm: SoftHsm, n
     assert node.identities.forget_retired(now=later - 1) == 1
     with pytest.raises(KeyNotFound):
         node.vault.public_key(old)
+
+
+def test_chkeys1_a_rotation_ends_its_identitys_grace(softhsm: SoftHsm, node: Node) -> None:
+    """A rotation (a compromised one) leaves no key of the old history in the vault: the
+    replaced channel key kept for its grace goes with the others at the commit."""
+    old, _new, later = _renewed_channel_key(node)
+    node.identities.rotate("agent", now=later + 1, compromised=True)
+    with pytest.raises(KeyNotFound):
+        node.vault.public_key(old)
+    assert node.identities.store.retired_keys(16) == []

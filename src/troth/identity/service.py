@@ -352,6 +352,8 @@ class IdentityService(RetiredKeys):
                     *owned_purpose_keys(self.vault, local.identity, retired_purpose),
                 ],
                 fresh,
+                owner=digest,
+                rotated=True,
             )
             if self._restores is not None:  # a copy from before it holds the retired keys
                 self._restores.count_rotation()
@@ -725,7 +727,7 @@ class IdentityService(RetiredKeys):
             # (review 69t, chkeys 1); its attestation is shown to no new one
             channel = purpose is KeyPurpose.SECURE_CHANNEL
             keep = now + limits.RETIRED_CHANNEL_KEY_GRACE if channel else None
-            self._retire_keys(replaced, fresh, keep_until=keep)
+            self._retire_keys(replaced, fresh, owner=digest, keep_until=keep)
         return local, handle, verified
 
     def signer(self, ref: str, *, now: int) -> Signer:
