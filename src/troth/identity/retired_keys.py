@@ -3,14 +3,13 @@ in the write transaction when their rows live in the store, else recorded as ret
 deleted once the outermost transaction commits (`forget_retired`; review 47f, rotate 1).
 A channel key its renewal replaced is kept `limits.RETIRED_CHANNEL_KEY_GRACE` first: recorded
 with the time it is due and its identity (`~<due>.<identifier hex>~` before the handle),
-deleted by the first `forget_retired` at or past it, or at its identity's rotation (review 69t,
+deleted by the first `forget_retired` at or past it, or in its identity's rotation (review 69t,
 chkeys 1). Which keys a record names, and each one's proof:
 troth.identity.retirement."""
 
 from __future__ import annotations
 
 import contextlib
-import functools
 from typing import Final
 
 from troth import limits
@@ -48,9 +47,8 @@ class RetiredKeys:
         handles: list[tuple[KeyHandle, KeyPurpose]],
         fresh: NewKeys,
         *,
-        owner: bytes,
         keep_until: int | None = None,
-        rotated: bool = False,
+        owner: bytes = b"",
     ) -> None:
         """Inside a write transaction: delete the keys of `handles` whose rows live in the
         store (they come back if it rolls back); record the others as retired (`retired_keys`,
@@ -61,9 +59,8 @@ class RetiredKeys:
         With `keep_until` (a replaced channel key of identity `owner`), none is deleted now,
         each is recorded retired until then, whichever vault: a handshake that took it before
         still does its DH (review 69t, chkeys 1); the record commits with the replacement, so a
-        crash orphans nothing and a rollback keeps the key in use. When `owner` is `rotated`,
-        its keys kept so go too, once the rotation commits: none of its old history's stays in
-        the vault."""
+        crash orphans nothing and a rollback keeps the key in use (a rotation of `owner` ends
+        it: `_kept_keys`)."""
         if keep_until is not None:
             kept = [
                 f"{RETIRED_DUE_MARK}{keep_until}.{owner.hex()}{RETIRED_DUE_MARK}{text}"
@@ -83,24 +80,20 @@ class RetiredKeys:
         ]
         if outside:
             self.store.add_retired_keys(outside)
-        if outside or rotated:
-            ending = owner if rotated else b""
-            self.store.after_commit(functools.partial(self._forget_retired_after_commit, ending))
+            self.store.after_commit(self._forget_retired_after_commit)
 
-    def forget_retired(
-        self, limit: int = RETIRED_KEYS_PER_CALL, *, now: int | None = None, owner: bytes = b""
-    ) -> int:
+    def forget_retired(self, limit: int = RETIRED_KEYS_PER_CALL, *, now: int | None = None) -> int:
         """Delete from the vault up to `limit` keys recorded as retired (by a rotation or a
         purpose key's renewal, in a vault whose keys are not rows of the store: a token's),
         then their records; a key the vault does not hold (deleted by another process) counts
         as deleted, one it failed to delete stays recorded for the next call. Runs after each
         commit that records some, and in a running node's maintenance round: a process killed
         after such a commit leaves them to the next. A key kept until a time (a replaced
-        channel key's grace) stays until then, `now` (default the service's clock), unless it is
-        identity `owner`'s (rotated since). Returns how many records went."""
+        channel key's grace) stays until then, `now` (default the service's clock). Returns how
+        many records went."""
         done: list[str] = []
         at = self._clock.now() if now is None else now
-        recorded = [r for r in self.store.retired_key_records(limit) if _due(r, at, owner)]
+        recorded = [r for r in self.store.retired_key_records(limit) if _due(r, at)]
         if recorded:
             crash_point("identity.retired-keys.before-delete")
         vault = self.vault
@@ -129,12 +122,33 @@ class RetiredKeys:
                 self.store.drop_retired_keys(done)
         return len(done)
 
-    def _forget_retired_after_commit(self, owner: bytes) -> None:
-        """`forget_retired` once a commit that retired keys (or rotated identity `owner`) is
-        done: best effort (what it leaves stays recorded for the next call), so the committed
-        operation is never reported as failed."""
+    def _forget_retired_after_commit(self) -> None:
+        """`forget_retired` once a commit that retired keys is done: best effort (what it
+        leaves stays recorded for the next call), so the committed operation is never reported
+        as failed."""
         with contextlib.suppress(TrothError):
-            self.forget_retired(owner=owner)
+            self.forget_retired()
+
+    def _kept_keys(self, owner: bytes) -> list[tuple[KeyHandle, KeyPurpose]]:
+        """Inside a rotation of identity `owner`'s write transaction: the channel keys its
+        renewals replaced and kept for their grace, their records dropped, for the rotation to
+        retire now with its others (none of the old history's stays in the vault). Among the
+        first RETIRED_KEYS_PER_CALL records (kept ones sort last): any beyond go at their
+        time."""
+        mine = f".{owner.hex()}{RETIRED_DUE_MARK}"
+        kept = [
+            r
+            for r in self.store.retired_key_records(RETIRED_KEYS_PER_CALL)
+            if r.startswith(RETIRED_DUE_MARK) and mine in r
+        ]
+        handles = []
+        for record in kept:
+            named = record.split(RETIRED_DUE_MARK, 2)[2].partition(RETIRED_PROOF_MARK)[0]
+            with contextlib.suppress(MalformedText):
+                handles.append((KeyHandle.parse(named), KeyPurpose.SECURE_CHANNEL))
+        if kept:
+            self.store.drop_retired_keys(kept)
+        return handles
 
     def _forget_keys(self, handles: list[KeyHandle]) -> None:
         """Delete keys that no longer back anything (best effort: an orphan is harmless)."""
@@ -143,14 +157,14 @@ class RetiredKeys:
                 self.vault.delete(handle)
 
 
-def _due(record: str, now: int, owner: bytes) -> bool:
+def _due(record: str, now: int) -> bool:
     """Whether the key of a `retired_keys` record is due for deletion at `now`: a record kept
-    until a time (`RETIRED_DUE_MARK`) from then on, at once when it is identity `owner`'s, or
-    once that time is further off than a grace (the clock set back since, or a record made
-    up: no key is kept for good); any other (or one whose time does not read) now."""
+    until a time (`RETIRED_DUE_MARK`) from then on, or once that time is further off than a
+    grace (the clock set back since, or a record made up: no key is kept for good); any other
+    (or one whose time does not read) now."""
     if not record.startswith(RETIRED_DUE_MARK):
         return True
-    due, _, whose = record.split(RETIRED_DUE_MARK, 2)[1].partition(".")
-    if not (due.isdigit() and len(due) < 20) or (owner and whose == owner.hex()):
+    due = record.split(RETIRED_DUE_MARK, 2)[1].partition(".")[0]
+    if not (due.isdigit() and len(due) < 20):
         return True
     return not 0 < int(due) - now <= limits.RETIRED_CHANNEL_KEY_GRACE

@@ -350,10 +350,9 @@ class IdentityService(RetiredKeys):
                 [
                     *((h, KeyPurpose.PRIMARY) for h in retired),
                     *owned_purpose_keys(self.vault, local.identity, retired_purpose),
+                    *self._kept_keys(digest),  # replaced channel keys in their grace
                 ],
                 fresh,
-                owner=digest,
-                rotated=True,
             )
             if self._restores is not None:  # a copy from before it holds the retired keys
                 self._restores.count_rotation()
@@ -727,7 +726,7 @@ class IdentityService(RetiredKeys):
             # (review 69t, chkeys 1); its attestation is shown to no new one
             channel = purpose is KeyPurpose.SECURE_CHANNEL
             keep = now + limits.RETIRED_CHANNEL_KEY_GRACE if channel else None
-            self._retire_keys(replaced, fresh, owner=digest, keep_until=keep)
+            self._retire_keys(replaced, fresh, keep_until=keep, owner=digest)
         return local, handle, verified
 
     def signer(self, ref: str, *, now: int) -> Signer:
