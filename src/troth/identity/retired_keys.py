@@ -91,9 +91,13 @@ class RetiredKeys:
         after such a commit leaves them to the next. A key kept until a time (a replaced
         channel key's grace) stays until then, `now` (default the service's clock). Returns how
         many records went."""
+        return self._forget(limit, self._clock.now() if now is None else now)
+
+    def _forget(self, limit: int, now: int | None) -> int:
+        """`forget_retired` at `now`; None: no kept key (the time is the caller's to give: a
+        node's clock need not be the service's)."""
         done: list[str] = []
-        at = self._clock.now() if now is None else now
-        recorded = [r for r in self.store.retired_key_records(limit) if _due(r, at)]
+        recorded = [r for r in self.store.retired_key_records(limit) if _due(r, now)]
         if recorded:
             crash_point("identity.retired-keys.before-delete")
         vault = self.vault
@@ -127,7 +131,7 @@ class RetiredKeys:
         leaves stays recorded for the next call), so the committed operation is never reported
         as failed."""
         with contextlib.suppress(TrothError):
-            self.forget_retired()
+            self._forget(RETIRED_KEYS_PER_CALL, None)  # no kept key: the round's, at its time
 
     def _kept_keys(self, owner: bytes) -> list[tuple[KeyHandle, KeyPurpose]]:
         """Inside a rotation of identity `owner`'s write transaction: the channel keys its
@@ -157,13 +161,15 @@ class RetiredKeys:
                 self.vault.delete(handle)
 
 
-def _due(record: str, now: int) -> bool:
+def _due(record: str, now: int | None) -> bool:
     """Whether the key of a `retired_keys` record is due for deletion at `now`: a record kept
     until a time (`RETIRED_DUE_MARK`) from then on, or once that time is further off than a
-    grace (the clock set back since, or a record made up: no key is kept for good); any other
-    (or one whose time does not read) now."""
+    grace (the clock set back since, or a record made up: no key is kept for good), never at
+    no time (None); any other (or one whose time does not read) now."""
     if not record.startswith(RETIRED_DUE_MARK):
         return True
+    if now is None:
+        return False
     due = record.split(RETIRED_DUE_MARK, 2)[1].partition(".")[0]
     if not (due.isdigit() and len(due) < 20):
         return True
