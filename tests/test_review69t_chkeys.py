@@ -13,8 +13,12 @@ chkeys 1 (medium: handshakes fail at each channel key renewal; the event loop he
   commit and deleted by the first `forget_retired` past it (the maintenance round's), whatever
   the vault: a crash orphans no key, a rollback keeps it in use; new handshakes are shown the
   renewed attestation from the commit on (69j's off-loop renewal shows the cached one while
-  the renewal runs, `test_review69j_gaps`). A rotation of the identity deletes the kept keys at
-  its commit.
+  the renewal runs, `test_review69j_gaps`; not once the cached key's channels are due for
+  replacement, `key_renewal.replace_from`, as a channel opened showing it was closed at the
+  next round: 69k's relay-move tests). A rotation of the identity deletes its kept keys in its
+  transaction. Kept keys go only at a time the caller gives (the maintenance round's clock):
+  deleted in a token commit's follow-up at the service's own clock, a node whose clock was
+  not the service's lost them at once.
 """
 
 from __future__ import annotations
