@@ -146,9 +146,9 @@ def test_rotations_and_renewals_leave_no_key_behind(agent: Node) -> None:
     assert rows() == 4
     identities.purpose_key("agent", KeyPurpose.SIGNING, now=NOW + ttl - 3600)  # renewed
     identities.purpose_key("agent", KeyPurpose.SECURE_CHANNEL, now=NOW + ttl + 10)  # expired
-    assert rows() == 4
+    assert rows() == 5  # the replaced channel key kept a grace (review 69t, chkeys 1)
     identities.rotate("agent", now=NOW + ttl + 20)
-    assert rows() == 2  # the purpose keys go with the old primary key
+    assert rows() == 2  # the purpose keys go with the old primary key (the kept one too)
     identities.purpose_key("agent", KeyPurpose.SIGNING, now=NOW + ttl + 30)
     identities.rotate("agent", now=NOW + ttl + 40, compromised=True)
     local = identities.find("agent")

@@ -89,6 +89,7 @@ def _shown(clock: list[int], renew: Any) -> ShownIdentity:
     shown.name = "n"
     shown._me_cache = None
     shown._me_lock = threading.Lock()
+    shown._renewing = None
     shown.channel_identity = renew  # type: ignore[method-assign]
     return shown
 
@@ -100,7 +101,7 @@ def test_a_renewal_that_raises_releases_the_lock() -> None:
         calls.append(now)
         if len(calls) == 1:
             raise OSError("the vault failed")
-        return SimpleNamespace(static=None), now + 600
+        return SimpleNamespace(static=None, attestation=b""), now + 600
 
     shown = _shown([NOW], renew)
     with pytest.raises(OSError, match="vault failed"):
@@ -115,7 +116,7 @@ def test_an_identity_past_its_validity_is_not_shown_on_the_loop() -> None:
     made: list[Any] = []
 
     def renew(name: str, *, now: int) -> Any:
-        made.append(SimpleNamespace(static=None))
+        made.append(SimpleNamespace(static=None, attestation=b""))
         return made[-1], now + 100  # valid for 100 s
 
     shown = _shown(clock, renew)

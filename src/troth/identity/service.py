@@ -117,8 +117,9 @@ class IdentityService(RetiredKeys):
         self._keys_in_store = keys_in_store
         self.primary_key_ttl = primary_key_ttl
         self.purpose_key_ttl = purpose_key_ttl
+        self._clock = clock or SystemClock()
         self._known = KnownHistories(
-            store, clock or SystemClock(), cache_seconds=known_cache_seconds, refuted=self._refuted
+            store, self._clock, cache_seconds=known_cache_seconds, refuted=self._refuted
         )
         self.rotated_hooks: list[Callable[[VerifiedIdentity, int, bool], None]] = []
         """Called inside each rotation's transaction, after its changes are stored, with the
@@ -349,6 +350,7 @@ class IdentityService(RetiredKeys):
                 [
                     *((h, KeyPurpose.PRIMARY) for h in retired),
                     *owned_purpose_keys(self.vault, local.identity, retired_purpose),
+                    *self._kept_keys(digest),  # replaced channel keys in their grace
                 ],
                 fresh,
             )
@@ -720,7 +722,11 @@ class IdentityService(RetiredKeys):
             replaced = (
                 [] if record is None else owned_purpose_keys(self.vault, local.identity, [record])
             )
-            self._retire_keys(replaced, fresh)
+            # a replaced channel key is kept a while: handshakes that took it before still run
+            # (review 69t, chkeys 1); its attestation is shown to no new one
+            channel = purpose is KeyPurpose.SECURE_CHANNEL
+            keep = now + limits.RETIRED_CHANNEL_KEY_GRACE if channel else None
+            self._retire_keys(replaced, fresh, keep_until=keep, owner=digest)
         return local, handle, verified
 
     def signer(self, ref: str, *, now: int) -> Signer:

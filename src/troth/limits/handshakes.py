@@ -15,6 +15,7 @@ __all__ = [
     "HANDSHAKE_SOURCE_SHARE",
     "MAX_HANDSHAKE_NETWORKS",
     "MAX_HANDSHAKE_SOURCES",
+    "RETIRED_CHANNEL_KEY_GRACE",
 ]
 
 HANDSHAKE_BURST: Final = 256
@@ -43,3 +44,11 @@ were dropped for as long as it went on (review 57u, openings 1)."""
 MAX_HANDSHAKE_SOURCES: Final = 4096
 """Sources whose share of a handshake budget a node keeps at once (as MAX_HANDSHAKE_NETWORKS:
 refilled ones forgotten first, then the oldest)."""
+
+RETIRED_CHANNEL_KEY_GRACE: Final = 300
+"""Seconds a channel key its renewal replaced stays in the vault before it is deleted (its
+`retired_keys` record carries the time: troth.identity.retired_keys). A handshake that took
+the node's channel identity just before the renewal does its DH with that key after it: one
+minute of the node's cached identity (`IDENTITY_CACHE`) and a handshake's timeout (10 s by
+default) fit well inside, and a key deleted at once failed such handshakes (KeyNotFound:
+review 69t, chkeys 1). No new handshake is shown the replaced key's attestation."""

@@ -30,6 +30,7 @@ __all__ = [
     "KEY_REPLACE_WINDOW",
     "due_for_new_key",
     "replace_at",
+    "replace_from",
     "replace_times",
 ]
 
@@ -54,6 +55,28 @@ def replace_times(attestation: bytes, channel_id: str) -> tuple[int, int] | None
     last time, when it is replaced even with requests in flight (at most the window's end,
     KEY_REPLACE_MARGIN before the expiry; None: the attestation does not decode, as no
     channel this node opened shows)."""
+    window = _window(attestation)
+    if window is None:
+        return None
+    start, end = window
+    spread = max(1, end - start)
+    digest = hashlib.blake2b(channel_id.encode(), digest_size=8).digest()
+    at = start + int.from_bytes(digest, "big") % spread
+    # the last time spread as well, half-way from its own time to the window's end: a peer
+    # keeping each of its channels busy does not have them all cut in the same second
+    return at, at + max(0, end - at + 1) // 2
+
+
+def replace_from(attestation: bytes) -> int | None:
+    """When the first channel showing `attestation` is replaced (its window's start; None: the
+    attestation does not decode): a channel opened showing it from then on is due at once."""
+    window = _window(attestation)
+    return None if window is None else window[0]
+
+
+def _window(attestation: bytes) -> tuple[int, int] | None:
+    """The window in which channels showing `attestation` are replaced (None: it does not
+    decode)."""
     try:
         decoded = PurposeKeyAttestation.decode(attestation)
     except DecodeError:
@@ -61,13 +84,7 @@ def replace_times(attestation: bytes, channel_id: str) -> tuple[int, int] | None
     expires_at = decoded.expires_at
     validity = max(0, expires_at - decoded.created_at)
     start = expires_at - min(KEY_REPLACE_WINDOW, validity // 2)
-    end = expires_at - min(KEY_REPLACE_MARGIN, validity // 4)
-    spread = max(1, end - start)
-    digest = hashlib.blake2b(channel_id.encode(), digest_size=8).digest()
-    at = start + int.from_bytes(digest, "big") % spread
-    # the last time spread as well, half-way from its own time to the window's end: a peer
-    # keeping each of its channels busy does not have them all cut in the same second
-    return at, at + max(0, end - at + 1) // 2
+    return start, expires_at - min(KEY_REPLACE_MARGIN, validity // 4)
 
 
 def replace_at(attestation: bytes, channel_id: str) -> int | None:

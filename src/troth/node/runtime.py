@@ -188,6 +188,7 @@ class NodeRuntime(ChannelOpening, Upkeep):
         self._kept_own: dict[str, Identifier] = {}
         self._me_cache = None
         self._me_lock = threading.Lock()
+        self._renewing = None
         self._rotations = 0  # times `_rotated` closed every channel
         self._rotated_before = False  # `_rotated` ran in this process
         self.resumption = membership.Resumption()  # interrupted enrollments (review 39a)

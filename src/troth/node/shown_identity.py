@@ -6,6 +6,7 @@ channel trust of its access policy. Part of `NodeRuntime` (troth.node.runtime).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import threading
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from troth.identity import Identifier
 from troth.node.access import ChannelAdmission, RulesPolicy
 from troth.node.channel_ends import ChannelEnd
 from troth.node.channels import ChannelManager
+from troth.node.key_renewal import replace_from
 from troth.node.node import Node
 from troth.node.services.node_policies import unrevoked
 from troth.node.trust import FEED_STALENESS, NodeTrust
@@ -41,6 +43,10 @@ class _Cached:
     identity: ChannelIdentity
     until: int
     """Reused until then (IDENTITY_CACHE s, at most when it stops being valid)."""
+    shown_until: int
+    """Shown past `until` while its renewal runs until then: when it stops being valid, or
+    earlier when its channel key's channels start being replaced (`key_renewal.replace_from`:
+    a channel opened showing it then was closed by the next round, review 69k's relay move)."""
 
 
 class ShownIdentity:
@@ -56,6 +62,7 @@ class ShownIdentity:
     _me_cache: _Cached | None
     _me_lock: threading.Lock
     """Held while the identity is read or renewed: one renewal at a time, whichever thread."""
+    _renewing: asyncio.Future[ChannelIdentity] | None
 
     def _channel_trust(
         self, *, also: frozenset[Identifier] = frozenset(), expect: Identifier | None = None
@@ -65,16 +72,23 @@ class ShownIdentity:
 
     def _me(self) -> ChannelIdentity:
         """This node's channel identity (cached IDENTITY_CACHE s; renewed off the loop by the
-        maintenance, so the handshake path rarely reads the store). Past its time, it is read
-        again after any renewal running (`_me_lock`), whose identity it then shows: a
-        handshake during a renewal started no second one, whose key was left orphaned in the
-        vault (review 69j, gaps 1). The identity past its time is not shown meanwhile: the
-        renewal retires its channel key, and a handshake showing it failed (KeyNotFound) once
-        the renewal ended first (review 69k's relay-move tests, lead)."""
+        maintenance, so the handshake path rarely reads the store). On the event loop, a cached
+        identity past its time but still valid is shown while its renewal runs on the storage
+        thread (started here if none runs): the loop never generates nor signs a channel key
+        (an HSM's slow sign held it), and a handshake during a renewal started no second one,
+        whose key was left orphaned in the vault (review 69j, gaps 1; the replaced channel key
+        is kept a grace for the handshakes that showed it, review 69t, chkeys 1). Not once
+        its channels are due for replacement (a channel opened showing it was closed at the
+        next round). Only with none such (a rotation retired its key) does the loop read it
+        itself, after any renewal running (`_me_lock`)."""
         now = self.clock.now()
         cached = self._me_cache
-        if cached is not None and now < cached.until and self._still_held(cached.identity):
-            return cached.identity
+        if cached is not None and now < cached.shown_until and self._still_held(cached.identity):
+            if now < cached.until:
+                return cached.identity
+            if _on_loop():
+                self._renew_in_background()
+                return cached.identity
         with self._me_lock:
             cached = self._me_cache  # renewed by the thread that held the lock before
             if cached is not None and now < cached.until and self._still_held(cached.identity):
@@ -83,17 +97,25 @@ class ShownIdentity:
 
     def _renewed(self, now: int) -> ChannelIdentity:
         """The identity read (and its key renewed when due) now, and cached (`_me_lock` held).
-        The cached one is dropped first: a renewal retires the channel key it shows, and a
-        handshake showing it meanwhile failed (KeyNotFound); one now waits for the lock."""
-        self._me_cache = None
+        The one cached before stays shown until this one is: the channel key a renewal
+        replaces is kept a grace (`limits.RETIRED_CHANNEL_KEY_GRACE`), so a handshake that
+        showed it still does its DH (review 69t, chkeys 1: it failed KeyNotFound)."""
         identity, expiry = self.channel_identity(self.name, now=now)
-        self._me_cache = _Cached(identity, min(now + IDENTITY_CACHE, expiry))
+        replaced = replace_from(identity.attestation)
+        shown_until = expiry if replaced is None else min(expiry, replaced)
+        self._me_cache = _Cached(identity, min(now + IDENTITY_CACHE, expiry), shown_until)
         return identity
 
     def _renew_now(self) -> ChannelIdentity:
         """`_renewed` under the lock (on the storage thread)."""
         with self._me_lock:
             return self._renewed(self.clock.now())
+
+    def _renew_in_background(self) -> None:
+        renewing = self._renewing
+        if renewing is None or renewing.done():
+            self._renewing = renewing = asyncio.ensure_future(self.worker.run(self._renew_now))
+            renewing.add_done_callback(_consume)
 
     def _still_held(self, identity: ChannelIdentity) -> bool:
         """Whether the vault still holds the channel key `identity` shows: a rotation in
@@ -156,11 +178,26 @@ class ShownIdentity:
         return dataclasses.replace(identity, credentials=chains)
 
     async def _renew_identity(self) -> ChannelIdentity:
-        """The identity read again on the storage thread (its channel key renewed when due).
-        Renewals hold `_me_lock`, one at a time, each seeing the one before: a handshake
-        during one waits for it, where it renewed the key on the loop too, two keys made and
-        one orphaned in the vault (review 69j, gaps 1)."""
+        """The identity read again on the storage thread (its channel key renewed when due),
+        the cached one shown meanwhile: the old cache cleared first, a handshake in between
+        renewed the key on the loop too, two keys made and one orphaned in the vault (review
+        69j, gaps 1). Renewals hold `_me_lock`: one at a time, each seeing the one before."""
         return await self.worker.run(self._renew_now)
+
+
+def _on_loop() -> bool:
+    """Whether the calling thread runs an event loop (the handshake path)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _consume(future: asyncio.Future[ChannelIdentity]) -> None:
+    """A background renewal's failure is the maintenance round's to retry (its store)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _each_authority_first(held: list[HeldCredential]) -> list[HeldCredential]:

@@ -131,8 +131,9 @@ class Upkeep(ShownIdentity):
 
     async def _forget_retired_keys(self) -> None:
         """Delete the retired keys a process killed after its rotation's commit left recorded
-        in a vault outside the database (a token's: review 47f, rotate 1)."""
-        forgotten = await self.worker.run(self.node.identities.forget_retired)
+        in a vault outside the database (a token's: review 47f, rotate 1), and the replaced
+        channel keys past their grace (review 69t, chkeys 1), at the node's clock."""
+        forgotten = await self.worker.run(self.node.identities.forget_retired, now=self.clock.now())
         if forgotten:
             log.info("maintenance: %d retired keys deleted from the vault", forgotten)
 
