@@ -18,6 +18,7 @@ from troth.trace.record import REDACTABLE, Disclosure
 from troth.trace.store import NODE_LEVEL_STRIDE
 
 __all__ = [
+    "STORED_DIGEST_BYTES",
     "STORED_DISCLOSURES_BYTES",
     "StoredEntry",
     "StoredRecord",
@@ -40,14 +41,21 @@ byte of it at most 3: a 2-byte character as a 6-byte escape), its name and salt.
 is no record's (review 69m, verify 1: it is not fetched, `stored_column`)."""
 
 
+STORED_DIGEST_BYTES: Final = 64
+"""The most of a leaf hash or agent digest column (32 bytes) fetched: one a little longer is
+still read, and refused MALFORMED for its length (review 69s, wave2 1)."""
+
+
 def stored_column(column: str, most: int) -> str:
     """The SQL that reads a BLOB `column` of a row as `stored_bytes` takes it: its type, then
     its bytes, NULL when they are past `most` (their length read from the row's header, the
     value's overflow pages not fetched): a crafted trace.db's row of a few GB was fetched whole,
-    twice, before it was refused (review 69m, verify 1)."""
+    twice, before it was refused (review 69m, verify 1). NULL too when it is not a BLOB, whose
+    type is read first: `length()` of TEXT counts its characters up to its first NUL (0 for
+    a TEXT of 200 MB beginning with one, fetched whole: review 69s, wave2 1)."""
     return (
-        f"typeof({column}), CASE WHEN length({column}) <= {int(most)} "
-        f"THEN CAST({column} AS BLOB) END"
+        f"typeof({column}), CASE WHEN typeof({column}) = 'blob' "
+        f"AND length({column}) <= {int(most)} THEN {column} END"
     )
 
 
@@ -83,7 +91,7 @@ def stored_bytes(kind: str, value: object, what: str, *, index: int | None = Non
     INTEGER n must not become `bytes(n)`); TraceError MALFORMED (at `index`, a record's)
     naming `what` when the log file holds another type there (review 27t, verify 2);
     TraceError OVER_LIMIT when it was past its bound, so not read (`stored_column`)."""
-    if value is None and kind in ("blob", "text"):
+    if value is None and kind == "blob":
         raise TraceError(_F.OVER_LIMIT, f"the stored {what} is past its limit", index=index)
     if kind != "blob" or type(value) is not bytes:
         raise TraceError(_F.MALFORMED, f"the stored {what} is not bytes ({kind})", index=index)
