@@ -132,3 +132,17 @@ def test_a_members_calls_dense_in_values_spend_its_mcp_budget(
         assert spent == [False, False, True], answers
 
     run_memnet(test, tmp_path)
+
+
+def test_a_huge_log_identity_row_is_refused_unread(tmp_path: Path) -> None:
+    """Wave2 1: the log's identity (a 32-byte digest in `meta`) was fetched whole too: an
+    8 MiB row is refused without being fetched."""
+    log = log_of(tmp_path / "log.db", 2)
+    log.checkpoint()
+    raw = db(log)
+    raw.execute("UPDATE meta SET value = zeroblob(?) WHERE name = 'log_identity'", (_ROW,))
+    raw.close()
+    refused, peak = _peak(lambda: verify_log(log))
+    assert refused.reason in (TraceFailure.OVER_LIMIT, TraceFailure.MALFORMED)
+    assert peak < _ROW // 2
+    log.close()
