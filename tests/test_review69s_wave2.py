@@ -6,9 +6,17 @@ wave2 1. 69m bounded a row's BLOB columns by `length()` before fetching them, bu
    envelope (or disclosures, a history, an attestation, a chain, a checkpoint note) is TEXT
    beginning with a NUL byte has length 0, so it was fetched whole into Python (an 8 MiB row
    peaked at ~16 MB; 200 MB at ~400 MB in SQLite and Python) before it was refused as not
-   bytes. The leaf and agent columns (32 bytes each) were not bounded at all. A column is now
-   fetched only when it is a BLOB within its bound (`typeof` first: a row's header, nothing
-   loaded); any other type is MALFORMED, unread.
+   bytes. The leaf and agent columns (32 bytes each), the record id and the log's identity
+   were not bounded at all. A column is now fetched only when it is a BLOB within its bound
+   (`typeof` first: a row's header, nothing loaded); any other type is MALFORMED, unread; a
+   record id only as TEXT of at most 64 characters and no NUL.
+
+wave2 2. A member's MCP budget (MCP_BYTES_PER_SECOND, 1 MiB/s, 16 MiB burst) counted a
+   tools/call's bytes only, while deciding it costs ~5.5 us a value (the GIL held): a call of
+   16,384 distinct small values (~56 KB, the most 69n lets through) took ~0.09 s, so one
+   member kept ~1.6 CPU-seconds a second busy (~18 such calls a second, ~290 in a burst), the
+   leftover 69n named. A tools/call is now charged MCP_VALUE_CHARGE (64 bytes) a value of its
+   arguments too (counted up to one past the limit): a call of the most costs 1 MiB.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.traces import db, log_of
-from troth.errors import TraceError, TraceFailure
+from troth.errors import StorageError, TraceError, TraceFailure
 from troth.trace.verify import verify_log
 
 _ROW = 8 * 1024 * 1024
@@ -44,6 +52,7 @@ def _peak(call: Callable[[], object]) -> tuple[TraceError, int]:
         ("disclosures", _NUL_TEXT),
         ("leaf", f"zeroblob({_ROW})"),
         ("agent", f"zeroblob({_ROW})"),
+        ("record_id", _NUL_TEXT),
     ],
 )
 def test_a_crafted_record_column_is_refused_unread(tmp_path: Path, column: str, value: str) -> None:
@@ -54,7 +63,8 @@ def test_a_crafted_record_column_is_refused_unread(tmp_path: Path, column: str, 
     raw = db(log)
     columns = "idx, record_id, leaf, envelope, disclosures, agent"
     chosen = columns.replace(f" {column}", f" {value}").replace("idx,", "3,", 1)
-    chosen = chosen.replace("record_id", "record_id || 'x'", 1)
+    if column != "record_id":
+        chosen = chosen.replace("record_id", "record_id || 'x'", 1)
     raw.execute(f"INSERT INTO leaves ({columns}) SELECT {chosen} FROM leaves WHERE idx = 2")  # noqa: S608
     raw.close()
     refused, peak = _peak(lambda: verify_log(log))
@@ -145,4 +155,21 @@ def test_a_huge_log_identity_row_is_refused_unread(tmp_path: Path) -> None:
     refused, peak = _peak(lambda: verify_log(log))
     assert refused.reason in (TraceFailure.OVER_LIMIT, TraceFailure.MALFORMED)
     assert peak < _ROW // 2
+    log.close()
+
+
+def test_a_huge_leaf_is_never_put_in_a_proof(tmp_path: Path) -> None:
+    """Wave2 1: an inclusion proof read a crafted 8 MiB leaf whole and answered with it as a
+    hash (`troth trace prove`, a service's proof): the log is now said damaged, unread."""
+    log = log_of(tmp_path / "log.db", 4)
+    raw = db(log)
+    raw.execute("UPDATE leaves SET leaf = zeroblob(?) WHERE idx = 1", (_ROW,))
+    raw.close()
+    tracemalloc.start()
+    try:
+        with pytest.raises(StorageError, match="damaged"):
+            log.inclusion_proof(0, 4)
+        assert tracemalloc.get_traced_memory()[1] < _ROW // 2
+    finally:
+        tracemalloc.stop()
     log.close()

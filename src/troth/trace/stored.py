@@ -133,6 +133,18 @@ def decode_disclosures(data: bytes | None) -> dict[str, Disclosure]:
         raise TraceError(_F.MALFORMED, f"stored disclosures: {exc}") from None
 
 
+_LEAF_HASHES: Final = (
+    "SELECT CASE WHEN typeof(leaf) = 'blob' AND length(leaf) = 32 THEN leaf END "
+    "FROM leaves WHERE idx >= ? AND idx < ? ORDER BY idx"
+)
+_NODE_HASHES: Final = (
+    "SELECT CASE WHEN typeof(hash) = 'blob' AND length(hash) = 32 THEN hash END "
+    "FROM nodes WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx"
+)
+"""The leaf and node hashes a proof reads: 32-byte BLOBs, else NULL, their bytes not fetched
+(a crafted trace.db's 8 MiB leaf was fetched and put in a proof: review 69s, wave2 1)."""
+
+
 class SubtreeReader:
     """Perfect-subtree hashes read from the stored leaves and nodes (cached per use)."""
 
@@ -148,15 +160,15 @@ class SubtreeReader:
         base = level - level % NODE_LEVEL_STRIDE
         span = level - base
         first, count = index << span, 1 << span
-        if base == 0:
-            sql = "SELECT leaf FROM leaves WHERE idx >= ? AND idx < ? ORDER BY idx"
-            params: tuple[int, ...] = (first, first + count)
-        else:
-            sql = "SELECT hash FROM nodes WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx"
-            params = (base, first, first + count)
-        hashes = [bytes(r[0]) for r in self._conn.execute(sql, params).fetchall()]
-        if len(hashes) != count:
-            raise StorageError(f"trace log damaged: subtree ({level}, {index}) is incomplete")
+        params: tuple[int, ...] = (first, first + count)
+        sql = _LEAF_HASHES if base == 0 else _NODE_HASHES
+        if base:
+            params = (base, *params)
+        hashes: list[bytes] = [r[0] for r in self._conn.execute(sql, params).fetchall()]
+        if len(hashes) != count or not all(type(h) is bytes for h in hashes):
+            raise StorageError(
+                f"trace log damaged: subtree ({level}, {index}) is incomplete or not hashes"
+            )
         while len(hashes) > 1:
             hashes = [node_hash(hashes[i], hashes[i + 1]) for i in range(0, len(hashes), 2)]
         self._cache[key] = hashes[0]
