@@ -51,6 +51,7 @@ __all__ = [
     "LEASE_PARAMETER",
     "NAME",
     "ToolSchema",
+    "argument_values",
     "canonical_json",
     "check_depth",
     "check_name",
@@ -413,20 +414,28 @@ def _record(node: dict[str, Any], path: str, depth: int) -> tuple[str, Check | N
 def within_value_limit(args: dict[str, Any]) -> bool:
     """Whether the arguments `args` hold at most MAX_TOOL_ARGUMENT_VALUES values (each item of
     an object or array, at any depth; a tuple is a direct caller's array): what a call costs
-    Cedar, ~3-7 us a value with the GIL held, whatever their bytes (review 69n, gates 2).
-    Counted item by item (no container's own `len`), iteratively, and given up past the limit,
-    so a circular value or one nested past the recursion limit ends it too."""
-    left = limits.MAX_TOOL_ARGUMENT_VALUES
+    Cedar, ~3-7 us a value with the GIL held, whatever their bytes (review 69n, gates 2)."""
+    return argument_values(args) <= limits.MAX_TOOL_ARGUMENT_VALUES
+
+
+def argument_values(args: dict[str, Any]) -> int:
+    """How many values the arguments `args` hold (as `within_value_limit` counts them), up to
+    one past MAX_TOOL_ARGUMENT_VALUES: counted item by item (no container's own `len`),
+    iteratively, and given up past the limit, so a circular value or one nested past the
+    recursion limit ends it too. What a member's MCP budget charges a call for its values
+    (review 69s, wave2 2)."""
+    most = limits.MAX_TOOL_ARGUMENT_VALUES
+    count = 0
     pending: list[Any] = [args]
     while pending:
         value = pending.pop()
         for item in value.values() if isinstance(value, dict) else value:
-            left -= 1
-            if left < 0:
-                return False
+            count += 1
+            if count > most:
+                return count
             if isinstance(item, dict | list | tuple):
                 pending.append(item)
-    return True
+    return count
 
 
 # -- from a typed Python function ------------------------------------------------------------

@@ -19,6 +19,7 @@ from troth.trace.record import Disclosure
 from troth.trace.record_decode import Holding
 from troth.trace.store import TraceStore
 from troth.trace.stored import (
+    STORED_DIGEST_BYTES,
     STORED_DISCLOSURES_BYTES,
     StoredEntry,
     StoredRecord,
@@ -37,8 +38,26 @@ _DISCLOSURES: Final = stored_column("disclosures", STORED_DISCLOSURES_BYTES)
 _HISTORY: Final = stored_column("history", limits.MAX_IDENTITY_HISTORY_BYTES)
 _ATTESTATION: Final = stored_column("attestation", limits.MAX_ATTESTATION_BYTES)
 _CHAIN: Final = stored_column("chain", limits.MAX_CHAIN_BYTES)
+_LEAF: Final = stored_column("leaf", STORED_DIGEST_BYTES)
+_AGENT: Final = stored_column("agent", STORED_DIGEST_BYTES)
 """The columns of the log's rows a verifier reads, not fetched past what their decoders take
 (review 69m, verify 1: a crafted row of a few GB was fetched whole before it was refused)."""
+
+_SIZE: Final = " + ".join(
+    f"(CASE WHEN typeof({c}) = 'blob' THEN length({c}) ELSE 0 END)"
+    for c in ("envelope", "disclosures")
+)
+"""A row's envelope and disclosures' size from its header (a column of another type, not
+fetched, counts 0: `length()` of TEXT reads it: review 69s, wave2 1)."""
+
+_RECORD_ID: Final = (
+    "typeof(record_id), CASE WHEN typeof(record_id) = 'text' AND length(record_id) <= 64 "
+    "AND instr(record_id, char(0)) = 0 THEN CAST(record_id AS BLOB) END"
+)
+"""A record id (32 hex digits) as `stored` reads it: not fetched past 64 characters, nor with
+a NUL (`length()` stops at the first: a TEXT of 200 MB beginning with one was fetched whole;
+review 69s, wave2 1): MALFORMED. (SQLite 3.40 has no `octet_length`: the value is loaded
+in SQLite to be measured, never handed to Python.)"""
 
 _NAMED_ID_CHARS: Final = 64
 """How much of a record id given an error names (an id is 32 hex digits)."""
@@ -80,7 +99,7 @@ class LogReader:
         if index is None:
             raise NotFound(f"no record {named_id(record_id)} in the log")
         row = self.store.fetch_one(
-            f"SELECT idx, {_ENVELOPE}, typeof(leaf), CAST(leaf AS BLOB) FROM leaves "  # noqa: S608
+            f"SELECT idx, {_ENVELOPE}, {_LEAF} FROM leaves "  # noqa: S608
             "WHERE idx = ?",
             (index,),
         )
@@ -95,7 +114,7 @@ class LogReader:
 
     def agents_of(self, record_id: str) -> list[Identifier]:
         """The agents that have a record under `record_id` in the log (ids are per agent)."""
-        sql = "SELECT typeof(agent), CAST(agent AS BLOB) FROM leaves WHERE record_id = ?"
+        sql = f"SELECT {_AGENT} FROM leaves WHERE record_id = ?"  # noqa: S608
         return [
             stored_identifier(kind, agent, "record agent")
             for kind, agent in self.store.fetch_all(sql, (record_id,))
@@ -109,7 +128,7 @@ class LogReader:
         while stop is None or position < stop:
             end = position + chunk if stop is None else min(stop, position + chunk)
             rows = self.store.fetch_all(
-                f"SELECT idx, {_ENVELOPE}, typeof(leaf), CAST(leaf AS BLOB) FROM leaves "  # noqa: S608
+                f"SELECT idx, {_ENVELOPE}, {_LEAF} FROM leaves "  # noqa: S608
                 "WHERE idx >= ? AND idx < ? ORDER BY idx",
                 (position, end),
             )
@@ -130,9 +149,9 @@ class LogReader:
         last = self.store.fetch_one("SELECT max(idx) FROM leaves")[0]
         position = start
         sql = (
-            f"SELECT idx, typeof(record_id), CAST(record_id AS BLOB), {_ENVELOPE}, "  # noqa: S608
-            f"typeof(leaf), CAST(leaf AS BLOB), {_DISCLOSURES}, "
-            "typeof(agent), CAST(agent AS BLOB) FROM leaves "
+            f"SELECT idx, {_RECORD_ID}, {_ENVELOPE}, "  # noqa: S608
+            f"{_LEAF}, {_DISCLOSURES}, "
+            f"{_AGENT} FROM leaves "
             "WHERE idx >= ? AND idx <= ? ORDER BY idx LIMIT ?"
         )
         while last is not None and position <= last:
@@ -163,7 +182,7 @@ class LogReader:
         bytes: `length` of a BLOB reads no overflow page). A read of the largest records holds
         a few of them, not `chunk` (review 55e, reads 1)."""
         sizes = self.store.fetch_all(
-            "SELECT length(envelope) + coalesce(length(disclosures), 0) FROM leaves "
+            f"SELECT {_SIZE} FROM leaves "  # noqa: S608
             "WHERE idx >= ? AND idx <= ? ORDER BY idx LIMIT ?",
             (position, last, chunk),
         )

@@ -18,6 +18,7 @@ from troth.trace.record import REDACTABLE, Disclosure
 from troth.trace.store import NODE_LEVEL_STRIDE
 
 __all__ = [
+    "STORED_DIGEST_BYTES",
     "STORED_DISCLOSURES_BYTES",
     "StoredEntry",
     "StoredRecord",
@@ -40,14 +41,21 @@ byte of it at most 3: a 2-byte character as a 6-byte escape), its name and salt.
 is no record's (review 69m, verify 1: it is not fetched, `stored_column`)."""
 
 
+STORED_DIGEST_BYTES: Final = 64
+"""The most of a leaf hash or agent digest column (32 bytes) fetched: one a little longer is
+still read, and refused MALFORMED for its length (review 69s, wave2 1)."""
+
+
 def stored_column(column: str, most: int) -> str:
     """The SQL that reads a BLOB `column` of a row as `stored_bytes` takes it: its type, then
     its bytes, NULL when they are past `most` (their length read from the row's header, the
     value's overflow pages not fetched): a crafted trace.db's row of a few GB was fetched whole,
-    twice, before it was refused (review 69m, verify 1)."""
+    twice, before it was refused (review 69m, verify 1). NULL too when it is not a BLOB, whose
+    type is read first: `length()` of TEXT counts its characters up to its first NUL (0 for
+    a TEXT of 200 MB beginning with one, fetched whole: review 69s, wave2 1)."""
     return (
-        f"typeof({column}), CASE WHEN length({column}) <= {int(most)} "
-        f"THEN CAST({column} AS BLOB) END"
+        f"typeof({column}), CASE WHEN typeof({column}) = 'blob' "
+        f"AND length({column}) <= {int(most)} THEN {column} END"
     )
 
 
@@ -83,7 +91,7 @@ def stored_bytes(kind: str, value: object, what: str, *, index: int | None = Non
     INTEGER n must not become `bytes(n)`); TraceError MALFORMED (at `index`, a record's)
     naming `what` when the log file holds another type there (review 27t, verify 2);
     TraceError OVER_LIMIT when it was past its bound, so not read (`stored_column`)."""
-    if value is None and kind in ("blob", "text"):
+    if value is None and kind == "blob":
         raise TraceError(_F.OVER_LIMIT, f"the stored {what} is past its limit", index=index)
     if kind != "blob" or type(value) is not bytes:
         raise TraceError(_F.MALFORMED, f"the stored {what} is not bytes ({kind})", index=index)
@@ -125,6 +133,18 @@ def decode_disclosures(data: bytes | None) -> dict[str, Disclosure]:
         raise TraceError(_F.MALFORMED, f"stored disclosures: {exc}") from None
 
 
+_LEAF_HASHES: Final = (
+    "SELECT CASE WHEN typeof(leaf) = 'blob' AND length(leaf) = 32 THEN leaf END "
+    "FROM leaves WHERE idx >= ? AND idx < ? ORDER BY idx"
+)
+_NODE_HASHES: Final = (
+    "SELECT CASE WHEN typeof(hash) = 'blob' AND length(hash) = 32 THEN hash END "
+    "FROM nodes WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx"
+)
+"""The leaf and node hashes a proof reads: 32-byte BLOBs, else NULL, their bytes not fetched
+(a crafted trace.db's 8 MiB leaf was fetched and put in a proof: review 69s, wave2 1)."""
+
+
 class SubtreeReader:
     """Perfect-subtree hashes read from the stored leaves and nodes (cached per use)."""
 
@@ -140,15 +160,15 @@ class SubtreeReader:
         base = level - level % NODE_LEVEL_STRIDE
         span = level - base
         first, count = index << span, 1 << span
-        if base == 0:
-            sql = "SELECT leaf FROM leaves WHERE idx >= ? AND idx < ? ORDER BY idx"
-            params: tuple[int, ...] = (first, first + count)
-        else:
-            sql = "SELECT hash FROM nodes WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx"
-            params = (base, first, first + count)
-        hashes = [bytes(r[0]) for r in self._conn.execute(sql, params).fetchall()]
-        if len(hashes) != count:
-            raise StorageError(f"trace log damaged: subtree ({level}, {index}) is incomplete")
+        params: tuple[int, ...] = (first, first + count)
+        sql = _LEAF_HASHES if base == 0 else _NODE_HASHES
+        if base:
+            params = (base, *params)
+        hashes: list[bytes] = [r[0] for r in self._conn.execute(sql, params).fetchall()]
+        if len(hashes) != count or not all(type(h) is bytes for h in hashes):
+            raise StorageError(
+                f"trace log damaged: subtree ({level}, {index}) is incomplete or not hashes"
+            )
         while len(hashes) > 1:
             hashes = [node_hash(hashes[i], hashes[i + 1]) for i in range(0, len(hashes), 2)]
         self._cache[key] = hashes[0]

@@ -52,7 +52,7 @@ from troth.errors import (
 )
 from troth.gates.engine import PolicyEngine
 from troth.gates.point import DecisionPoint, DecisionRecorder, PolicySource
-from troth.gates.toolschema import check_name
+from troth.gates.toolschema import argument_values, check_name
 from troth.identity import Identifier
 from troth.integrations.mcp.frames import McpFrame
 from troth.node.access import GatedMembers, GatedPolicy, PeerCaller, Standing, member_accounts
@@ -271,6 +271,11 @@ class McpService:
             item: SessionMessage | Exception = decode_message(frame.message)
         except DecodeError as exc:
             item = exc
+        valued = _values_charge(item) - cost  # a call's cost follows its values (69s, wave2 2)
+        if valued > 0 and not all(
+            self._rates.take(account, valued, now=context.now) for account in accounts
+        ):
+            raise RemoteError(f"{self.name}: the member's MCP budget is spent, send again later")
         try:
             session.inbound.send_nowait(item)
         except Exception:  # full (the client outruns the session) or already closed
@@ -529,6 +534,21 @@ async def _grantors(
             )
             return first, None
     return _fixed(named), named
+
+
+def _values_charge(item: SessionMessage | Exception) -> int:
+    """What a tools/call message costs of its member's MCP budget for its arguments' values
+    (MCP_VALUE_CHARGE each, counted up to one past MAX_TOOL_ARGUMENT_VALUES, the most a call
+    is decided with); 0 for any other message."""
+    from mcp import types
+
+    request = None if isinstance(item, Exception) else item.message
+    if not isinstance(request, types.JSONRPCRequest) or request.method != "tools/call":
+        return 0
+    arguments = (request.params or {}).get("arguments")
+    if not isinstance(arguments, dict):
+        return 0
+    return argument_values(arguments) * limits.MCP_VALUE_CHARGE
 
 
 def _fixed(authorities: frozenset[Identifier]) -> Callable[[], frozenset[Identifier]]:
