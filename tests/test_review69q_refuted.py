@@ -17,6 +17,7 @@ import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.util.types import AttributeValue
 
 from tests.support.traces import NOW, Held, open_log, recorder, tool_call
 from troth.clock import FixedClock
@@ -25,7 +26,10 @@ from troth.trace.otel import SigningSampler, SigningSpanProcessor, export_otel
 from troth.trace.record import TraceRecord
 from troth.trace.signing import open_envelope
 
-TOOL = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "refund"}
+TOOL: dict[str, AttributeValue] = {
+    "gen_ai.operation.name": "execute_tool",
+    "gen_ai.tool.name": "refund",
+}
 
 
 def _records(log: TraceLog) -> list[TraceRecord]:
@@ -46,7 +50,7 @@ def test_a_span_forging_troths_attributes_claims_no_signer_or_chain(tmp_path: Pa
     the decision's are never read (`_READ`), and the export writes the record's own."""
     log, agent, provider = _signing(tmp_path)
     other = Held()
-    forged = {
+    forged: dict[str, AttributeValue] = {
         "troth.signer": str(other.identifier),
         "troth.signer.key": "forged-key",
         "troth.chain.digest": "ab" * 32,
@@ -92,7 +96,7 @@ def test_a_span_with_ten_thousand_events_and_attributes_and_odd_bytes_is_recorde
     tmp_path: Path,
 ) -> None:
     log, _agent, provider = _signing(tmp_path)
-    odd = {
+    odd: dict[str, AttributeValue] = {
         "troth.decision": "deny",
         "gen_ai.tool.call.arguments": b"\xff\xfe\x00not utf-8",  # the SDK drops it
         "gen_ai.tool.call.result": "a\ud800b",  # a lone surrogate
