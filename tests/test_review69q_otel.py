@@ -8,6 +8,12 @@ counted only. docs/traces.md promises every span is recorded whatever its values
 integer is now recorded as its hexadecimal text (`0x...`, linear time; a decimal text of an
 attacker's integer is quadratic, which is why Python limits it).
 
+otel 3: `SigningSpanProcessor(strict=False)` lost a span it could not sign (the log refused the
+record, the instrumentation's `troth.decision` was no record text) with no word anywhere: only
+an integer, `failures`, went up, which no one reads as the agent runs, so a tool call left no
+record and no trace of its loss. Each loss is now a warning on the `troth.trace.otel` logger
+naming the span (its name, trace and span ids) and why.
+
 otel 2: several agents in one process share one `TracerProvider` (the global one), each with its
 own `SigningSpanProcessor`: every processor signed every span, so agent A's key signed agent B's
 tool call as A's own step (a record claiming a signer the step did not have), and the same
@@ -21,6 +27,7 @@ export writes) to its agent's, and the others, or an unknown id, to the default.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -106,3 +113,28 @@ def test_otel2_a_span_of_one_agent_is_signed_by_that_agent_alone(tmp_path: Path)
     assert _records(log_a) == []  # alice's key signed bob's tool call as her own step
     (record,) = _records(log_b)
     assert record.agent == bob.identity.identifier
+
+
+def test_otel3_a_span_not_signed_under_strict_false_is_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FixedClock(NOW)
+    log = open_log(tmp_path / "trace.db", clock)
+    processor = SigningSpanProcessor(recorder(log, Held(), clock), strict=False)
+    provider = TracerProvider(sampler=SigningSampler())
+    provider.add_span_processor(processor)
+    refused = {**TOOL, "troth.decision": "\x00not a record text"}
+    with (
+        caplog.at_level(logging.WARNING, logger="troth.trace.otel"),
+        provider.get_tracer("agent").start_as_current_span(
+            "execute_tool factorial", attributes=refused
+        ) as span,
+    ):
+        ids = f"{span.get_span_context().span_id:016x}"
+    assert processor.failures == 1
+    assert _records(log) == []
+    (warned,) = [r for r in caplog.records if r.name == "troth.trace.otel"]
+    assert warned.levelno == logging.WARNING
+    assert "execute_tool factorial" in warned.getMessage()
+    assert ids in warned.getMessage()
+    assert "not signed" in warned.getMessage()

@@ -21,6 +21,7 @@ its GenAI constants deprecated (moved to another package) while the names stay t
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import threading
 import urllib.parse
@@ -131,6 +132,7 @@ Claims = Callable[[Identifier, str], str | None]
 _HEX16: Final = re.compile(r"[0-9a-f]{16}")
 _HEX32: Final = re.compile(r"[0-9a-f]{32}")
 _RESOURCE: Final = Resource.create({"service.name": "troth"})
+_LOG: Final = logging.getLogger("troth.trace.otel")
 
 
 def _derived(label: bytes, text: str, size: int) -> int:
@@ -500,7 +502,8 @@ class SigningSpanProcessor(SpanProcessor):
     one that exports as a span ends holds the signing until it returns (review 66j, otel 1).
 
     `strict` (default): a record the log refuses raises from `span.end()`, as an agent that
-    cannot keep its audit trail should stop; otherwise the failure is counted in `failures`."""
+    cannot keep its audit trail should stop; otherwise the failure is counted in `failures`
+    and warned of on the `troth.trace.otel` logger (review 69q, otel 3)."""
 
     def __init__(self, recorder: TraceRecorder, *, strict: bool = True) -> None:
         self.recorder = recorder
@@ -540,10 +543,18 @@ class SigningSpanProcessor(SpanProcessor):
         try:
             self.recorder.record(span_content(span, attributes, operation))
             self.recorded += 1
-        except (TrothError, ValueError):
+        except (TrothError, ValueError) as exc:
             self.failures += 1
             if self.strict:
                 raise
+            # a loss said where an operator looks, not only counted (review 69q, otel 3)
+            _LOG.warning(
+                "span %r (trace %s, span %s) not signed, no record of it: %s",
+                span.name,
+                "-" if context is None else f"{context.trace_id:032x}",
+                "-" if context is None else f"{context.span_id:016x}",
+                exc,
+            )
 
     def shutdown(self) -> None:
         return None
