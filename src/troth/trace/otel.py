@@ -21,6 +21,7 @@ its GenAI constants deprecated (moved to another package) while the names stay t
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import threading
 import urllib.parse
@@ -131,6 +132,7 @@ Claims = Callable[[Identifier, str], str | None]
 _HEX16: Final = re.compile(r"[0-9a-f]{16}")
 _HEX32: Final = re.compile(r"[0-9a-f]{32}")
 _RESOURCE: Final = Resource.create({"service.name": "troth"})
+_LOG: Final = logging.getLogger("troth.trace.otel")
 
 
 def _derived(label: bytes, text: str, size: int) -> int:
@@ -500,7 +502,8 @@ class SigningSpanProcessor(SpanProcessor):
     one that exports as a span ends holds the signing until it returns (review 66j, otel 1).
 
     `strict` (default): a record the log refuses raises from `span.end()`, as an agent that
-    cannot keep its audit trail should stop; otherwise the failure is counted in `failures`."""
+    cannot keep its audit trail should stop; otherwise the failure is counted in `failures`
+    and warned of on the `troth.trace.otel` logger (review 69q, otel 3)."""
 
     def __init__(self, recorder: TraceRecorder, *, strict: bool = True) -> None:
         self.recorder = recorder
@@ -540,10 +543,18 @@ class SigningSpanProcessor(SpanProcessor):
         try:
             self.recorder.record(span_content(span, attributes, operation))
             self.recorded += 1
-        except (TrothError, ValueError):
+        except (TrothError, ValueError) as exc:
             self.failures += 1
             if self.strict:
                 raise
+            # a loss said where an operator looks, not only counted (review 69q, otel 3)
+            _LOG.warning(
+                "span %r (trace %s, span %s) not signed, no record of it: %s",
+                span.name,
+                "-" if context is None else f"{context.trace_id:032x}",
+                "-" if context is None else f"{context.span_id:016x}",
+                exc,
+            )
 
     def shutdown(self) -> None:
         return None
@@ -553,9 +564,29 @@ class SigningSpanProcessor(SpanProcessor):
 
 
 def _text(value: Any) -> str | None:
+    """An attribute value as text; an integer past Python's int-to-text limit (4300 digits) as
+    its hexadecimal, alone or in a sequence (review 69q, otel 1: `str` raised ValueError and
+    the span was refused; a decimal text of such an integer takes quadratic time)."""
     if value is None:
         return None
-    return value if isinstance(value, str) else str(value)
+    if isinstance(value, str):
+        return value
+    try:
+        return str(value)
+    except ValueError:
+        if isinstance(value, int):
+            return hex(value)
+        return str(tuple(_long(item) for item in value))
+
+
+def _long(item: Any) -> Any:
+    """A sequence's item as `_text` shows it: an integer past the limit as its hexadecimal."""
+    if isinstance(item, int) and not isinstance(item, bool):
+        try:
+            str(item)
+        except ValueError:
+            return hex(item)
+    return item
 
 
 NOT_A_TOOL_NAME: Final = "(not a tool name)"
@@ -600,8 +631,8 @@ def _policies(value: Any) -> tuple[str, ...]:
     if value is None or value == ():
         return ()
     if isinstance(value, str) or not isinstance(value, Sequence):
-        return (str(value),)
-    return tuple(str(p) for p in value)
+        return (str(_text(value)),)
+    return tuple(str(_text(p)) for p in value)
 
 
 def _is_text(text: str) -> bool:
@@ -619,8 +650,7 @@ def _decision(outcome: str, attributes: Mapping[str, Any]) -> tuple[Decision, di
     ids, those a record holds, at most MAX_TRACE_POLICY_IDS, as a gate's recorder keeps them
     (`decision_content`), every id given in `inputs` when some are left out; a revision that is
     no record text in `inputs` alone (review 51g, otel 1: the span was refused)."""
-    given = attributes.get(TROTH_BUNDLE_REVISION)
-    revision = None if given is None else str(given)
+    revision = _text(attributes.get(TROTH_BUNDLE_REVISION))
     policies = _policies(attributes.get(TROTH_POLICY_IDS))
     held = tuple(p for p in policies if _is_text(p))[: limits.MAX_TRACE_POLICY_IDS]
     small = limits.MAX_TRACE_DENIED_DISCLOSURE_BYTES  # the record's values stay within
