@@ -64,6 +64,7 @@ def _left_behind(tmp_path: Path, postgres: bool) -> list[str]:
     pytest once the scenario's processes are up: those left running BOUND seconds later, and
     the run's temporary directory if it is left then (all removed then)."""
     report = tmp_path / "pids.json"
+    output = (tmp_path / "run.log").open("wb")
     run = subprocess.Popen(  # a test run as any other: this project's conftest
         [
             sys.executable,
@@ -85,15 +86,18 @@ def _left_behind(tmp_path: Path, postgres: bool) -> list[str]:
             REPORT: str(report),
             WITH_POSTGRES: "1" if postgres else "0",
         },
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=output,
+        stderr=subprocess.STDOUT,
     )
     handles: dict[str, int] = {}
     scratch = None
     try:
         deadline = time.monotonic() + BOUND
         while not report.exists():
-            assert run.poll() is None, "the scenario's run ended before its processes were up"
+            assert run.poll() is None, (  # (its output says why: CI's fresh1 failed here once)
+                "the scenario's run ended before its processes were up: "
+                + (tmp_path / "run.log").read_text(errors="replace")[-3000:]
+            )
             assert time.monotonic() < deadline, "the scenario's processes were not up in time"
             time.sleep(0.05)
         reported = json.loads(report.read_text())
@@ -115,6 +119,7 @@ def _left_behind(tmp_path: Path, postgres: bool) -> list[str]:
         if run.poll() is None:
             run.kill()
             run.wait()
+        output.close()
         for handle in handles.values():
             with suppress(OSError):  # this test's own clean-up, where the run's failed
                 signal.pidfd_send_signal(handle, signal.SIGKILL)
