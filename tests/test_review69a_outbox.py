@@ -37,7 +37,7 @@ from tests.support.hsm import agent_node_fixture  # noqa: F401 - a fixture
 from tests.support.traces import Held
 from tests.test_review68i_clock import DAY, _send
 from tests.test_trace_service import NOW, F, Service, service, tool  # noqa: F401 - a fixture
-from troth.identity import VerifiedIdentity
+from troth.identity import Signer, VerifiedIdentity
 from troth.node import Node, open_node
 from troth.node.node import init_node
 from troth.storage import SqliteDatabase
@@ -45,7 +45,7 @@ from troth.trace import verify_log
 from troth.trace.batcher import TraceBatcher
 from troth.trace.outbox import TraceOutbox
 from troth.trace.outbox_rotation import resign_for_rotation
-from troth.trace.signing import keyid_of, open_envelope, resolve_key, sign_record
+from troth.trace.signing import VerifiedRecord, keyid_of, open_envelope, resolve_key, sign_record
 
 
 def _ahead_then_put_right(service: Service, batcher: Any) -> int:  # noqa: F811
@@ -71,6 +71,19 @@ def _ahead_then_put_right(service: Service, batcher: Any) -> int:  # noqa: F811
         batcher.answered(receipts, now=NOW + 10 * step)
         delivered += sum(r.delivered for r in receipts.results)
     return delivered
+
+
+def plant(outbox: TraceOutbox, agent: Held, key: Signer, *, stale: bool) -> VerifiedRecord:
+    """A thief's record (`wire_transfer`, dated NOW - 600) signed by `key`, written into the
+    outbox's queue as a writer of node.db can with SQL (`stale`: as review 55b's path)."""
+    forged = sign_record(
+        key, tool("wire_transfer"), seq=0, prev=None, time=NOW - 600, random=os.urandom
+    )
+    with outbox.store.transaction():
+        outbox.store.insert(
+            agent.identifier.digest, forged, made=NOW - 600, chain=None, stale=stale
+        )
+    return forged
 
 
 def test_an_outbox_record_made_while_the_clock_ran_ahead_goes_once_it_is_put_right(
@@ -193,13 +206,7 @@ def test_a_retired_keys_row_planted_stale_is_set_aside_not_signed(tmp_path: Path
     db = SqliteDatabase(tmp_path / "node.db")
     outbox = TraceOutbox(db, agent.identifier, lambda now: agent.signer(now))
     try:
-        forged = sign_record(
-            retired, tool("wire_transfer"), seq=0, prev=None, time=NOW - 600, random=os.urandom
-        )
-        with outbox.store.transaction():  # what a writer of node.db can write with SQL
-            outbox.store.insert(
-                agent.identifier.digest, forged, made=NOW - 600, chain=None, stale=True
-            )
+        forged = plant(outbox, agent, retired, stale=True)
         assert outbox.next_batch(NOW) is None
         (refused,) = outbox.store.refused(agent=agent.identifier.digest, limit=5)
         assert (refused.record, refused.reason) == (
@@ -224,13 +231,7 @@ def test_a_rotation_does_not_sign_a_row_an_earlier_rotation_retired_the_key_of(
     outbox = TraceOutbox(db, agent.identifier, lambda now: agent.signer(now))
     try:
         honest = outbox.add(tool("refund"), now=NOW - 100)
-        forged = sign_record(
-            oldest, tool("wire_transfer"), seq=0, prev=None, time=NOW - 600, random=os.urandom
-        )
-        with outbox.store.transaction():  # what a writer of node.db can write with SQL
-            outbox.store.insert(
-                agent.identifier.digest, forged, made=NOW - 600, chain=None, stale=False
-            )
+        forged = plant(outbox, agent, oldest, stale=False)
         before = agent.identity
         agent.rotate(NOW - 50)
         assert resign_for_rotation(db, before, lambda: agent.signer(NOW - 50), NOW - 50) == 1

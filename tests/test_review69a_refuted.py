@@ -14,17 +14,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from tests.support.traces import Held
 from tests.test_review68i_clock import DAY, _send
+from tests.test_review69a_outbox import plant
 from tests.test_trace_service import NOW, F, Service, service, tool  # noqa: F401 - a fixture
 from troth.node import init_node, open_node
 from troth.storage import SqliteDatabase
 from troth.trace.outbox import TraceOutbox
 from troth.trace.outbox_store import outbox_exists
-from troth.trace.signing import sign_record
 
 
 def test_one_agents_wait_holds_back_no_other_agents_records(
@@ -76,13 +75,8 @@ def test_a_retired_keys_row_naming_the_current_attestation_is_set_aside(
     db = SqliteDatabase(tmp_path / "node.db")
     outbox = TraceOutbox(db, agent.identifier, lambda now: agent.signer(now))
     try:
-        forged = sign_record(
-            retired, tool("wire_transfer"), seq=0, prev=None, time=NOW - 600, random=os.urandom
-        )
+        forged = plant(outbox, agent, retired, stale=True)
         with outbox.store.transaction():  # what a writer of node.db can write with SQL
-            outbox.store.insert(
-                agent.identifier.digest, forged, made=NOW - 600, chain=None, stale=True
-            )
             outbox.store.db.execute(
                 "UPDATE trace_outbox SET attestation = ? WHERE record = ?",
                 (current.attestation, forged.record.id),

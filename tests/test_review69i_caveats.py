@@ -30,10 +30,20 @@ from tests.support.leases import make_world, open_broker
 from tests.support.parties import verified_feed
 from troth.credentials import ChainVerifier, TrustPolicy
 from troth.errors import ArgumentError
-from troth.secrets import AllowListPolicy, validate_token
+from troth.secrets import AllowListPolicy, Broker, validate_token
 
 TOKEN = {"scopes": ["read"], "ttl": 60, "max_ttl": 600, "audience": "svc"}
 YEAR = 365 * 86_400
+
+
+def _issued(tmp_path: Path) -> tuple[Broker, str]:
+    """A broker (node.db in `tmp_path`) and the token of a lease of `svc` it issued at NOW."""
+    world = make_world(NOW)
+    policy = AllowListPolicy({world.agent_a.identifier: {"svc": None}})
+    _db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy)
+    broker.put_secret("svc", "token", TOKEN, b"", now=NOW)
+    issued = broker.issue(world.credential_a(), "svc", now=NOW)
+    return broker, str(issued.credential.reveal()["token"])
 
 
 @pytest.mark.parametrize("leeway", [math.nan, math.inf, 1e9, True, -1, "60"])
@@ -42,12 +52,7 @@ def test_a_leeway_that_is_no_whole_number_of_seconds_is_refused(
 ) -> None:
     """caveats 1: a token a year past its `exp` validated with `leeway=float("nan")` (every
     comparison false) or `inf`; now any leeway but an int >= 0 is an ArgumentError."""
-    world = make_world(NOW)
-    policy = AllowListPolicy({world.agent_a.identifier: {"svc": None}})
-    _db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy)
-    broker.put_secret("svc", "token", TOKEN, b"", now=NOW)
-    issued = broker.issue(world.credential_a(), "svc", now=NOW)
-    token = str(issued.credential.reveal()["token"])
+    broker, token = _issued(tmp_path)
     keys = broker.jwks(NOW)
     with pytest.raises(ArgumentError) as caught:
         validate_token(token, keys, audience="svc", now=NOW + YEAR, leeway=leeway)  # type: ignore[arg-type]
@@ -58,12 +63,7 @@ def test_a_leeway_that_is_no_whole_number_of_seconds_is_refused(
 def test_a_now_that_is_no_whole_number_of_seconds_is_refused(tmp_path: Path, now: object) -> None:
     """caveats 1: `now=float("nan")` made every time comparison false as well (with the
     broker's `revoked_leases()`, `max(nan, seen)` is NaN): the expired token validated."""
-    world = make_world(NOW)
-    policy = AllowListPolicy({world.agent_a.identifier: {"svc": None}})
-    _db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy)
-    broker.put_secret("svc", "token", TOKEN, b"", now=NOW)
-    issued = broker.issue(world.credential_a(), "svc", now=NOW)
-    token = str(issued.credential.reveal()["token"])
+    broker, token = _issued(tmp_path)
     with pytest.raises(ArgumentError) as caught:
         validate_token(
             token,
