@@ -22,7 +22,7 @@ import pytest
 from tests.conftest import SoftHsm
 from tests.support.hsm import NOW, agent_node_fixture  # noqa: F401  (the fixture `node`)
 from tests.test_review69t_chkeys import _renewed_channel_key
-from troth.errors import KeyNotFound
+from troth.errors import ConfigError, KeyNotFound
 from troth.limits import RETIRED_CHANNEL_KEY_GRACE
 from troth.node import Node
 from troth.node.channel_limits import ChannelLimits
@@ -46,3 +46,10 @@ def test_wave4a2_a_handshake_timeout_past_the_kept_keys_grace_is_refused() -> No
     ChannelLimits(handshake_timeout=RETIRED_CHANNEL_KEY_GRACE)
     with pytest.raises(ValueError, match="handshake_timeout"):
         ChannelLimits(handshake_timeout=RETIRED_CHANNEL_KEY_GRACE + 1)
+
+
+def test_wave4a2_from_the_environment_a_typed_error() -> None:
+    with pytest.raises(ConfigError, match="handshake_timeout"):
+        ChannelLimits.from_environment(
+            {"TROTH_CHANNELS_HANDSHAKE_TIMEOUT": str(RETIRED_CHANNEL_KEY_GRACE + 1)}
+        )
