@@ -23,6 +23,7 @@ from tests.conftest import SoftHsm
 from tests.support.hsm import NOW, agent_node_fixture  # noqa: F401  (the fixture `node`)
 from tests.test_review69t_chkeys import _renewed_channel_key
 from troth.errors import ConfigError, KeyNotFound
+from troth.identity.retired_keys import RETIRED_KEYS_PER_CALL
 from troth.limits import RETIRED_CHANNEL_KEY_GRACE
 from troth.node import Node
 from troth.node.channel_limits import ChannelLimits
@@ -53,3 +54,18 @@ def test_wave4a2_from_the_environment_a_typed_error() -> None:
         ChannelLimits.from_environment(
             {"TROTH_CHANNELS_HANDSHAKE_TIMEOUT": str(RETIRED_CHANNEL_KEY_GRACE + 1)}
         )
+
+
+def test_wave4a3_a_compromised_rotation_ends_its_kept_key_behind_many_records(
+    softhsm: SoftHsm, node: Node
+) -> None:
+    old, _new, later = _renewed_channel_key(node)
+    store = node.identities.store
+    other = "00" * 32  # another identity's kept keys, due before the agent's (sorted first)
+    with store.transaction():
+        store.add_retired_keys(
+            [f"~{later - 1}.{other}~software:x25519:{n:04d}" for n in range(RETIRED_KEYS_PER_CALL)]
+        )
+    node.identities.rotate("agent", now=later + 1, compromised=True)
+    with pytest.raises(KeyNotFound):
+        node.vault.public_key(old)
