@@ -13,9 +13,28 @@ wave4a 2 (low: handshakes fail at a renewal on a node configured so) `ChannelLim
   node's channel key before its renewal may still run past the grace, its DH then failing on
   the deleted key. Now refused (ValueError, a ConfigError from node settings) as the
   other limits are.
+wave4a 3 (low-medium: a compromised rotation leaves a channel key of the old history usable
+  for up to the grace, 300 s) `_kept_keys` looked for the rotated identity's kept channel
+  keys among the first RETIRED_KEYS_PER_CALL (256) `retired_keys` records only: behind 256
+  others (other identities' kept keys due before it, token keys whose deletion failed) the
+  key stayed in the vault until its time, and a running node whose cached identity showed it
+  (renewed in another process just before the rotation) went on showing the retired history's
+  attestation (`_still_held` found the key). Now every kept record is read, a page at a time
+  (`retired_key_records(limit, after=...)`, in handle order).
+wave4a 4 (low: a stolen key's identity leased in a narrow window) the broker's
+  `_due_noticed` recorded node.db's new data version before reading the rows due (now on a
+  thread of its own, the lead's change): a request arriving while that read ran saw the
+  version as read and was judged on the set from before it, so a lease or forward for an
+  identity whose compromised rotation had just committed (its revocation failed) was served.
+  Now such a request waits for the read in flight (shared, shielded from a caller's cancel).
 """
 
 from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+from types import SimpleNamespace
 
 import pytest
 
@@ -23,10 +42,13 @@ from tests.conftest import SoftHsm
 from tests.support.hsm import NOW, agent_node_fixture  # noqa: F401  (the fixture `node`)
 from tests.test_review69t_chkeys import _renewed_channel_key
 from troth.errors import ConfigError, KeyNotFound
+from troth.identity import Identifier
 from troth.identity.retired_keys import RETIRED_KEYS_PER_CALL
 from troth.limits import RETIRED_CHANNEL_KEY_GRACE
 from troth.node import Node
 from troth.node.channel_limits import ChannelLimits
+from troth.node.services import broker as broker_service
+from troth.node.services.broker import BrokerService
 
 
 @pytest.mark.parametrize("planted", ["~", "~5", "~abc", "~~"])
@@ -69,3 +91,42 @@ def test_wave4a3_a_compromised_rotation_ends_its_kept_key_behind_many_records(
     node.identities.rotate("agent", now=later + 1, compromised=True)
     with pytest.raises(KeyNotFound):
         node.vault.public_key(old)
+
+
+def test_wave4a4_a_request_during_the_due_rows_read_waits_for_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A request arriving while another's read of the rows due runs (node.db changed: a
+    compromised rotation in another process) is judged on what that read finds, not on the
+    set from before it."""
+    stolen = Identifier(b"\x01" * 32)
+    release = threading.Event()
+
+    def due_identities(_node: object) -> frozenset[Identifier]:
+        release.wait(5)
+        return frozenset({stolen})
+
+    monkeypatch.setattr(broker_service, "due_identities", due_identities)
+    db = SimpleNamespace(data_version=lambda: 7)
+    service = SimpleNamespace(
+        _due=frozenset(),
+        _due_seen=1,
+        _due_retry=(0, 1),
+        _due_reading=None,
+        node=SimpleNamespace(db=db),
+    )
+    noticed = functools.partial(BrokerService._due_noticed, service)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        first = asyncio.ensure_future(noticed())
+        await asyncio.sleep(0)  # the first request's read has started
+        second = asyncio.ensure_future(noticed())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        served_stale = second.done() and stolen not in service._due
+        release.set()
+        await asyncio.gather(first, second)
+        assert not served_stale
+        assert service._due == frozenset({stolen})
+
+    asyncio.run(main())
