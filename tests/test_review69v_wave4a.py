@@ -34,12 +34,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from tests.conftest import SoftHsm
 from tests.support.hsm import NOW, agent_node_fixture  # noqa: F401  (the fixture `node`)
+from tests.support.nodes import HUB, MemNet, route, run_memnet
+from tests.test_review68v_renewal import TTL, _short_keys
 from tests.test_review69t_chkeys import _renewed_channel_key
 from troth.errors import ConfigError, KeyNotFound
 from troth.identity import Identifier
@@ -49,6 +52,7 @@ from troth.node import Node
 from troth.node.channel_limits import ChannelLimits
 from troth.node.services import broker as broker_service
 from troth.node.services.broker import BrokerService
+from troth.vault import KeyPurpose
 
 
 @pytest.mark.parametrize("planted", ["~", "~5", "~abc"])
@@ -91,6 +95,35 @@ def test_wave4a3_a_compromised_rotation_ends_its_kept_key_behind_many_records(
     node.identities.rotate("agent", now=later + 1, compromised=True)
     with pytest.raises(KeyNotFound):
         node.vault.public_key(old)
+
+
+def test_wave4a3_a_node_shows_not_the_retired_history_after_a_rotation_elsewhere(
+    tmp_path: Path,
+) -> None:
+    """The node's cached identity shows a channel key another process's renewal replaced
+    (kept its grace), then that process rotates the identity as compromised (its kept key
+    deleted however many records lie before it): the node's next handshake shows the new
+    history, and the hub takes it."""
+
+    async def test(net: MemNet) -> None:
+        b = await net.node("b", prepare=_short_keys)
+        await b.enroll(net.ticket(), "b")
+        held = b.channels.me()
+        ident = b.node.identities
+        later = net.clock.now() + TTL - 1  # the key renewed (its replacement due)
+        with ident.store.transaction():  # other identities' kept keys, due before it
+            ident.store.add_retired_keys(
+                [f"~{later}.{'00' * 32}~software:x25519:{n:04d}" for n in range(300)]
+            )
+        ident.purpose_key(b.name, KeyPurpose.SECURE_CHANNEL, now=later)
+        ident.rotate(b.name, now=net.clock.now() + 1, compromised=True)
+        shown = b.channels.me()
+        assert shown.history != held.history
+        end = await b.channels.open(route(HUB))
+        assert end.channel.me.attestation == shown.attestation
+        await end.close()
+
+    run_memnet(test, tmp_path)
 
 
 def test_wave4a4_a_request_during_the_due_rows_read_waits_for_it(
