@@ -102,10 +102,7 @@ class RetiredKeys:
             crash_point("identity.retired-keys.before-delete")
         vault = self.vault
         for text in recorded:
-            kept = text.startswith(RETIRED_DUE_MARK)
-            named, marked, proof = (text.split(RETIRED_DUE_MARK, 2)[2] if kept else text).partition(
-                RETIRED_PROOF_MARK
-            )
+            named, marked, proof = _named(text).partition(RETIRED_PROOF_MARK)
             try:
                 handle = KeyHandle.parse(named)
             except MalformedText:  # names no key: nothing to delete
@@ -136,18 +133,22 @@ class RetiredKeys:
     def _kept_keys(self, owner: bytes) -> list[tuple[KeyHandle, KeyPurpose]]:
         """Inside a rotation of identity `owner`'s write transaction: the channel keys its
         renewals replaced and kept for their grace, their records dropped, for the rotation to
-        retire now with its others (none of the old history's stays in the vault). Among the
-        first RETIRED_KEYS_PER_CALL records (kept ones sort last): any beyond go at their
-        time."""
+        retire now with its others (none of the old history's stays in the vault). Every kept
+        record is read, a page of RETIRED_KEYS_PER_CALL at a time: only the first page was,
+        so one behind other identities' kept keys stayed usable for the rest of its grace
+        after a compromised rotation, its attestation still shown by a running node (review
+        69v, wave4a 3)."""
         mine = f".{owner.hex()}{RETIRED_DUE_MARK}"
-        kept = [
-            r
-            for r in self.store.retired_key_records(RETIRED_KEYS_PER_CALL)
-            if r.startswith(RETIRED_DUE_MARK) and mine in r
-        ]
+        kept: list[str] = []
+        after = RETIRED_DUE_MARK  # kept ones sort last
+        while page := self.store.retired_key_records(RETIRED_KEYS_PER_CALL, after=after):
+            kept.extend(r for r in page if r.startswith(RETIRED_DUE_MARK) and mine in r)
+            if len(page) < RETIRED_KEYS_PER_CALL:
+                break
+            after = page[-1]
         handles = []
         for record in kept:
-            named = record.split(RETIRED_DUE_MARK, 2)[2].partition(RETIRED_PROOF_MARK)[0]
+            named = _named(record).partition(RETIRED_PROOF_MARK)[0]
             with contextlib.suppress(MalformedText):
                 handles.append((KeyHandle.parse(named), KeyPurpose.SECURE_CHANNEL))
         if kept:
@@ -159,6 +160,16 @@ class RetiredKeys:
         for handle in handles:
             with contextlib.suppress(TrothError):
                 self.vault.delete(handle)
+
+
+def _named(record: str) -> str:
+    """What a `retired_keys` record names after its time, if kept until one (a record of the
+    kept mark but not its form names nothing: it raised IndexError, failing every call before
+    any record went, so no kept key was deleted again: review 69v, wave4a 1)."""
+    if not record.startswith(RETIRED_DUE_MARK):
+        return record
+    parts = record.split(RETIRED_DUE_MARK, 2)
+    return parts[2] if len(parts) == 3 else ""
 
 
 def _due(record: str, now: int | None) -> bool:

@@ -217,10 +217,11 @@ class IdentityStore(Transactional, Protocol):
         the proof a record may carry after `RETIRED_PROOF_MARK`)."""
         ...
 
-    def retired_key_records(self, limit: int) -> list[str]:
+    def retired_key_records(self, limit: int, *, after: str = "") -> list[str]:
         """Up to `limit` records of retired keys as written: a handle, and after
         `RETIRED_PROOF_MARK` its vault's proof of the retirement when it gave one (review
-        48k, pkcs11 3); what `drop_retired_keys` takes."""
+        48k, pkcs11 3); what `drop_retired_keys` takes. In their order, those after `after`
+        only (a page after the last one read: review 69v, wave4a 3)."""
         ...
 
     def drop_retired_keys(self, handles: Sequence[str]) -> None:

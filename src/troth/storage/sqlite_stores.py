@@ -316,8 +316,11 @@ class SqliteIdentityStore:
     def retired_keys(self, limit: int) -> list[str]:
         return [r.partition(RETIRED_PROOF_MARK)[0] for r in self.retired_key_records(limit)]
 
-    def retired_key_records(self, limit: int) -> list[str]:
-        rows = self._db.fetch_all("SELECT handle FROM retired_keys LIMIT ?", (limit,))
+    def retired_key_records(self, limit: int, *, after: str = "") -> list[str]:
+        rows = self._db.fetch_all(
+            "SELECT handle FROM retired_keys WHERE handle > ? ORDER BY handle LIMIT ?",
+            (after, limit),
+        )
         return [str(r[0]) for r in rows]
 
     def drop_retired_keys(self, handles: Sequence[str]) -> None:

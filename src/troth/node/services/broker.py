@@ -286,6 +286,7 @@ class BrokerService:
         unknown (the store could not be read), every caller refused (review 69j, gaps 2)."""
         self._due_retry = (0, SWEEP_SECONDS)  # when the next try is due, and the wait after it
         self._due_seen: int | None = None  # node.db's data version when the rows were read
+        self._due_reading: asyncio.Future[frozenset[Identifier]] | None = None  # that read
         self.ready = False
         """Whether the broker recovered and revoked what the feeds held at start revoke (until
         then `REFUSED_UNTIL_READY` are refused)."""
@@ -382,18 +383,25 @@ class BrokerService:
         sweep. The running broker read them only at its start and rounds (when its own
         revocation failed): it leased and forwarded for a stolen key's identity until its next
         round, its status showing none due (review 69o, wave1c 2). One `PRAGMA data_version`
-        on the loop; the rows read (on a thread of their own) only when node.db changed."""
+        on the loop; the rows read (on a thread of their own) only when node.db changed, a
+        request arriving while they are read waiting for that read (one was served on the set
+        from before the change: review 69v, wave4a 4)."""
         if self._due is None:
             return  # every caller refused already
         try:
             version = self.node.db.data_version()
-            if version == self._due_seen:
-                return
-            self._due_seen = version  # first: a commit while they are read is seen next time
-            # read on a thread of its own, not the broker's: a request waited there behind a
-            # revocation or a sweep, and a forward took its place in the pool only after it
-            # (test_attacks_review21_traces_secrets, forward pool; lead)
-            due = await asyncio.to_thread(due_identities, self.node)
+            reading = self._due_reading
+            if version != self._due_seen:
+                self._due_seen = version  # first: a commit while they are read is seen next
+                # read on a thread of its own, not the broker's: a request waited there behind
+                # a revocation or a sweep, and a forward took its place in the pool only after
+                # it (test_attacks_review21_traces_secrets, forward pool; lead)
+                reading = asyncio.ensure_future(asyncio.to_thread(due_identities, self.node))
+                reading.add_done_callback(_retrieved)  # its awaiters all cancelled: no noise
+                self._due_reading = reading
+            if reading is None or reading.done():
+                return  # read, and taken, already
+            due = await asyncio.shield(reading)  # a caller's cancel ends not the others' read
         except Exception as exc:  # which identities: unknown, every one refused
             log.warning("broker: the revocations due: %s", exc)
             self._due, self._due_retry = None, (0, SWEEP_SECONDS)
@@ -666,6 +674,12 @@ class BrokerService:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """A read's failure is its awaiters' to log (none left: the next request reads again)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def local_broker(runtime: NodeRuntime) -> BrokerService:
