@@ -1,0 +1,100 @@
+"""Review 69w, wave4b: the reach of a postgres lease's revocation (PostgreSQL tests:
+TROTH_REQUIRE_PG=1).
+
+wave4b 1: a lease's revocation rolled back another role's prepared transaction: an
+application's (or an administrator's XA transaction manager's) committed-to-be work, destroyed
+because an agent's lease was revoked. Review 69r (leases 3, 5) rolls back every prepared
+transaction holding a lock on the lease's role or on a relation `DROP OWNED BY` the lease's
+role needs, whoever prepared it. An application that grants a lease's role a privilege in the
+same transaction as its own writes (`ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO <lease
+role>; INSERT ...`, prepared by its transaction manager: the grant locks the role), or that reads a table a lease created and let PUBLIC
+read, lost the whole transaction (its INSERT never landed) on the lease's revocation; the
+same held the sessions of such roles (terminated, their open transactions lost). Only lease
+roles' transactions and sessions are ended now (the pattern of any troth broker's roles, which
+only brokers create): another role's lock fails the step it blocks (`lock_timeout`), after the
+lease's role was shut out (NOLOGIN, its sessions ended, its privileges taken), and the sweep
+retries the revocation once that transaction ended.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from psycopg import sql
+
+from tests.support.leases import LeaseWorld
+from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
+    SECRET,
+    OrdersDb,
+    _admin_sql,
+    login,
+    now,
+    orders,
+    setup,
+    world,
+)
+from troth import limits
+from troth.secrets import LeaseState
+
+
+def _prepared(orders: OrdersDb, gid: str) -> bool:  # noqa: F811 - the fixture's type
+    with orders.server.connect(dbname=orders.dbname) as admin:
+        found = admin.execute("SELECT 1 FROM pg_prepared_xacts WHERE gid = %s", (gid,))
+        return found.fetchone() is not None
+
+
+def _finish(orders: OrdersDb, gid: str, verb: str) -> None:  # noqa: F811 - the fixture's type
+    with orders.server.connect(dbname=orders.dbname) as admin:
+        if admin.execute("SELECT 1 FROM pg_prepared_xacts WHERE gid = %s", (gid,)).fetchone():
+            admin.execute(sql.SQL(verb + " PREPARED {}").format(sql.Literal(gid)))
+
+
+@pytest.mark.parametrize("lock", ["grant", "read"])
+def test_an_applications_prepared_transaction_survives_a_leases_revocation(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    lock: str,
+) -> None:
+    """wave4b 1: the application (here the cluster's superuser, as an XA manager's) grants the
+    lease's role default privileges, or reads the lease's table, and writes, in a transaction it
+    prepares; the lease is revoked: the transaction is still prepared, its write lands once
+    committed, and the revocation then completes."""
+    monkeypatch.setattr(limits, "POSTGRES_LOCK_TIMEOUT_MS", 300)  # the step it blocks fails fast
+    _admin_sql(orders, f"GRANT CREATE ON SCHEMA public TO {orders.writer}")
+    broker = setup(tmp_path, world, orders)
+    agent = world.credential_a()
+    issued = broker.issue(agent, SECRET, scope=["orders:write"], now=now())
+    role = str(issued.lease.engine_ref)
+    with login(orders, issued.credential.reveal()) as session:
+        session.execute("CREATE TABLE shared (x int); GRANT SELECT ON shared TO PUBLIC")
+    gid = f"app'; DROP TABLE orders; --{uuid.uuid4().hex[:8]}"
+    app = orders.server.connect(dbname=orders.dbname, autocommit=False)
+    if lock == "grant":
+        app.execute(f'ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO "{role}"')
+    else:
+        app.execute("SELECT * FROM shared").fetchall()
+    app.execute("INSERT INTO orders VALUES (7777, 1)")
+    app.execute(sql.SQL("PREPARE TRANSACTION {}").format(sql.Literal(gid)))
+    app.close()
+    try:
+        first = broker.revoke(agent, issued.lease_id, now=now())
+        assert _prepared(orders, gid)  # the application's transaction was not touched
+        assert first.state is LeaseState.REVOKING  # and the lease is retried, shut out
+        with orders.server.connect() as admin:
+            login_of = admin.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (role,))
+            assert login_of.fetchone() == (False,)
+        _finish(orders, gid, "COMMIT")
+        with orders.server.connect(dbname=orders.dbname) as admin:
+            landed = admin.execute("SELECT count(*) FROM orders WHERE id = 7777")
+            assert landed.fetchone() == (1,)
+        broker.sweep(now() + 3600)
+        assert broker.book.lease(issued.lease.handle).state is LeaseState.REVOKED  # type: ignore[union-attr]
+        assert role not in orders.lease_roles()
+    finally:
+        _finish(orders, gid, "ROLLBACK")
+        broker.sweep(now() + 7200)
+        broker.close()
