@@ -6,14 +6,15 @@ application's (or an administrator's XA transaction manager's) committed-to-be w
 because an agent's lease was revoked. Review 69r (leases 3, 5) rolls back every prepared
 transaction holding a lock on the lease's role or on a relation `DROP OWNED BY` the lease's
 role needs, whoever prepared it. An application that grants a lease's role a privilege in the
-same transaction as its own writes (`ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO <lease
-role>; INSERT ...`, prepared by its transaction manager: the grant locks the role), or that reads a table a lease created and let PUBLIC
-read, lost the whole transaction (its INSERT never landed) on the lease's revocation; the
-same held the sessions of such roles (terminated, their open transactions lost). Only lease
-roles' transactions and sessions are ended now (the pattern of any troth broker's roles, which
-only brokers create): another role's lock fails the step it blocks (`lock_timeout`), after the
-lease's role was shut out (NOLOGIN, its sessions ended, its privileges taken), and the sweep
-retries the revocation once that transaction ended.
+same transaction as its own writes (`ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO
+<lease role>; INSERT ...`, prepared by its transaction manager: the grant locks the role), or
+that reads a table a lease created and let PUBLIC read, lost the whole transaction (its INSERT
+never landed) on the lease's revocation; the sessions of such roles were terminated alike,
+their open transactions lost. Only lease roles' transactions and sessions are ended now (the
+pattern of any troth broker's roles, which only brokers create): another role's lock fails
+the step it blocks (`lock_timeout`), after the lease's role was shut out (NOLOGIN, its
+sessions ended, its privileges taken), and the sweep retries the revocation once that
+transaction ended.
 """
 
 from __future__ import annotations
@@ -97,4 +98,36 @@ def test_an_applications_prepared_transaction_survives_a_leases_revocation(
     finally:
         _finish(orders, gid, "ROLLBACK")
         broker.sweep(now() + 7200)
+        broker.close()
+
+
+def test_an_applications_open_transaction_survives_a_leases_revocation(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """wave4b 1: the application's session reads the lease's table and writes in a transaction
+    it keeps open; the lease is revoked: the session lives, its write commits, and the
+    revocation then completes."""
+    monkeypatch.setattr(limits, "POSTGRES_LOCK_TIMEOUT_MS", 300)
+    _admin_sql(orders, f"GRANT CREATE ON SCHEMA public TO {orders.writer}")
+    broker = setup(tmp_path, world, orders)
+    agent = world.credential_a()
+    issued = broker.issue(agent, SECRET, scope=["orders:write"], now=now())
+    with login(orders, issued.credential.reveal()) as session:
+        session.execute("CREATE TABLE shared (x int); GRANT SELECT ON shared TO PUBLIC")
+    app = orders.server.connect(dbname=orders.dbname, autocommit=False)
+    try:
+        app.execute("SELECT * FROM shared").fetchall()
+        app.execute("INSERT INTO orders VALUES (7778, 1)")
+        assert broker.revoke(agent, issued.lease_id, now=now()).state is LeaseState.REVOKING
+        app.commit()  # its session was not ended
+        with orders.server.connect(dbname=orders.dbname) as admin:
+            landed = admin.execute("SELECT count(*) FROM orders WHERE id = 7778")
+            assert landed.fetchone() == (1,)
+        broker.sweep(now() + 3600)
+        assert broker.book.lease(issued.lease.handle).state is LeaseState.REVOKED  # type: ignore[union-attr]
+    finally:
+        app.close()
         broker.close()

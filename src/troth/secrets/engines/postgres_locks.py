@@ -40,15 +40,6 @@ def roll_back_prepared(conn: Any, gid: str) -> None:
         return
 
 
-_A_LEASES: Final = (
-    # whose the lock is: a prepared transaction's owner, a session's user (the one it logged
-    # in as: a lease's role is a member of no role it could SET ROLE to); it must be a lease
-    # role's, matching the pattern passed last (review 69w, wave4b 1: an application's prepared
-    # transaction was rolled back, its writes lost, for holding a lock on a lease's table)
-    "COALESCE(CASE WHEN p.gid IS NOT NULL THEN p.owner::text"
-    " ELSE (SELECT a.usename::text FROM pg_stat_activity a WHERE a.pid = l.pid) END, '') ~ %s"
-)
-
 LOCK_HOLDERS: Final = (
     # what `role` owns in this database, then everything that depends on it (pg_depend, a
     # rule's view, a default's, trigger's, policy's or constraint's table), and the tables
@@ -81,7 +72,12 @@ LOCK_HOLDERS: Final = (
     " AND x.locktype = 'transactionid' AND x.virtualtransaction = l.virtualtransaction "
     "WHERE l.locktype = 'relation' "
     "AND (l.pid <> pg_backend_pid() OR p.gid IS NOT NULL) "
-    f"AND {_A_LEASES} "
+    # whose the lock is, a prepared transaction's owner or the user a session logged in as (a
+    # lease's role is a member of no role to SET ROLE to), must be a lease role's: matching the
+    # pattern passed last (review 69w, wave4b 1: an application's prepared transaction was
+    # rolled back, its writes lost, for holding a lock on a lease's table)
+    "AND COALESCE(CASE WHEN p.gid IS NOT NULL THEN p.owner::text"
+    " ELSE (SELECT a.usename::text FROM pg_stat_activity a WHERE a.pid = l.pid) END, '') ~ %s "
     "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
     "AND (l.relation IN (SELECT objid FROM reach WHERE classid = 'pg_class'::regclass) "
     # a table whose row-level security policy names `role`: DROP OWNED takes it out of it
@@ -112,7 +108,8 @@ ROLE_LOCKERS: Final = (
     "WHERE l.locktype = 'object' AND l.classid = 'pg_authid'::regclass "
     "AND l.objid = (SELECT oid FROM pg_roles WHERE rolname = %s) "
     "AND (l.pid <> pg_backend_pid() OR p.gid IS NOT NULL) "
-    f"AND {_A_LEASES}"
+    "AND COALESCE(CASE WHEN p.gid IS NOT NULL THEN p.owner::text"
+    " ELSE (SELECT a.usename::text FROM pg_stat_activity a WHERE a.pid = l.pid) END, '') ~ %s"
 )
 
 
@@ -120,9 +117,10 @@ def end_lock_holders(conn: Any, role: str, leases: str, wait_ms: int) -> None:
     """End every other session holding (or waiting for) a lock on a relation `DROP OWNED BY
     role` drops or alters in the connection's database: what `role` owns and what depends on
     it (another live lease's view on its table, a column default calling its function), and a
-    table whose row-level security policy names it, since
-    DROP OWNED needs them all: the sessions of lease roles (names matching `leases`) only. A session that does not end (one the admin may not signal) is
-    left for DROP OWNED's lock timeout, and the revocation is retried (review 44b, postgres 1).
+    table whose row-level security policy names it, since DROP OWNED needs them all: the
+    sessions of lease roles (names matching `leases`) only. A session that does not end (one
+    the admin may not signal, or another role's) is left for DROP OWNED's lock timeout, and the
+    revocation is retried (review 44b, postgres 1).
     A prepared transaction holding such a lock has no session: it is rolled back (review 69r,
     leases 3: it kept the revocation failing for as long as its owner liked), if a lease role
     prepared it: another role's is left (review 69w, wave4b 1)."""
