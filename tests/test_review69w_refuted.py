@@ -86,3 +86,40 @@ def test_another_leases_prepared_lock_on_the_role_is_still_rolled_back(
     finally:
         assert not _left(orders, gid)
         broker.close()
+
+
+def test_another_leases_prepared_lock_in_another_database_is_rolled_back_there(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+) -> None:
+    """A lease of another member locks the victim's role from a database the secret does not
+    list (`postgres`, which PUBLIC may connect to) in a transaction it prepares there: the
+    revocation rolls it back in that database (ROLLBACK PREPARED elsewhere fails) and ends
+    REVOKED."""
+    broker = setup(tmp_path, world, orders)
+    victim = broker.issue(world.credential_a(), SECRET, scope=["orders:read"], now=now())
+    holder = broker.issue(world.credential_b(), SECRET, scope=["orders:read"], now=now())
+    gid = _GIDS[1]
+    with login(orders, {**holder.credential.reveal(), "dbname": "postgres"}) as session:
+        session.execute("BEGIN")
+        role = sql.Identifier(str(victim.lease.engine_ref))
+        session.execute(
+            sql.SQL("ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO {}").format(role)
+        )
+        session.execute(sql.SQL("PREPARE TRANSACTION {}").format(sql.Literal(gid)))
+    with orders.server.connect() as admin:
+        where = "SELECT database FROM pg_prepared_xacts WHERE gid = %s"
+        assert admin.execute(where, (gid,)).fetchone() == ("postgres",)
+    try:
+        revoked = broker.revoke(world.credential_a(), victim.lease_id, now=now())
+        assert revoked.state is LeaseState.REVOKED
+        assert victim.lease.engine_ref not in orders.lease_roles()
+    finally:
+        with orders.server.connect(dbname="postgres") as admin:
+            found = admin.execute("SELECT 1 FROM pg_prepared_xacts WHERE gid = %s", (gid,))
+            left = found.fetchone() is not None
+            if left:
+                admin.execute(sql.SQL("ROLLBACK PREPARED {}").format(sql.Literal(gid)))
+        broker.close()
+    assert not left
