@@ -291,7 +291,7 @@ class PostgresEngine:
                 # another role's session holding a lock on what the lease owns (a live lease
                 # reading the table it let PUBLIC read) would keep DROP OWNED failing for good
                 # (review 44b, postgres 1): those objects end now, and so do their users' sessions
-                locks.end_lock_holders(conn, ref, settings["terminate_wait_ms"])
+                locks.end_lock_holders(conn, ref, self.lease_roles, settings["terminate_wait_ms"])
                 # dropped, never REASSIGNed to the admin: a SECURITY DEFINER function the lease
                 # wrote would then run with the admin's rights for every later caller
                 _drop_owned(conn, ref, self.role_prefix)
@@ -309,9 +309,11 @@ class PostgresEngine:
         public, and any role may record a grant to any other in a transaction it keeps open
         (`ALTER DEFAULT PRIVILEGES GRANT ... TO`), which locks that role until it ends, so a
         lease of any member kept every other lease's `DROP ROLE` failing at each retry (review
-        69r, leases 5). One that locks it again before `DROP ROLE` fails it once more, retried."""
+        69r, leases 5). One that locks it again before `DROP ROLE` fails it once more, retried.
+        Only lease roles' (`lease_roles`): another role's (an application's) is left to end on
+        its own, `DROP ROLE` failing meanwhile (review 69w, wave4b 1)."""
         with self._admin(settings, settings["dbname"], upstream, "end role lockers") as conn:
-            holders = conn.execute(locks.ROLE_LOCKERS, (role,)).fetchall()
+            holders = conn.execute(locks.ROLE_LOCKERS, (role, self.lease_roles)).fetchall()
             for pid, _gid, _database in holders:
                 if pid is not None:
                     locks.terminate(conn, pid, settings["terminate_wait_ms"])

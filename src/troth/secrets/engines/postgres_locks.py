@@ -3,7 +3,11 @@ and prepared transactions holding a lock on what `DROP OWNED BY` a lease's role 
 (review 44b, postgres 1) or on the role itself (review 69r, leases 5), and the transactions a
 lease's role prepared, which outlive its sessions (review 69r, leases 1, 3 and 4): each ended
 (`pg_terminate_backend`) or rolled back (`ROLLBACK PREPARED`, in the database it was prepared
-in) before the statement it would block."""
+in) before the statement it would block. Only a lease role's (this broker's or any troth
+broker's, `leases`: a pattern only brokers' roles match): another role's (an application's, an
+administrator's XA transaction manager's) is its data, never destroyed for a lease's revocation;
+the statement it blocks fails its lock timeout, after the lease's role was shut out, and the
+revocation is retried (review 69w, wave4b 1)."""
 
 from __future__ import annotations
 
@@ -68,6 +72,12 @@ LOCK_HOLDERS: Final = (
     " AND x.locktype = 'transactionid' AND x.virtualtransaction = l.virtualtransaction "
     "WHERE l.locktype = 'relation' "
     "AND (l.pid <> pg_backend_pid() OR p.gid IS NOT NULL) "
+    # whose the lock is, a prepared transaction's owner or the user a session logged in as (a
+    # lease's role is a member of no role to SET ROLE to), must be a lease role's: matching the
+    # pattern passed last (review 69w, wave4b 1: an application's prepared transaction was
+    # rolled back, its writes lost, for holding a lock on a lease's table)
+    "AND COALESCE(CASE WHEN p.gid IS NOT NULL THEN p.owner::text"
+    " ELSE (SELECT a.usename::text FROM pg_stat_activity a WHERE a.pid = l.pid) END, '') ~ %s "
     "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
     "AND (l.relation IN (SELECT objid FROM reach WHERE classid = 'pg_class'::regclass) "
     # a table whose row-level security policy names `role`: DROP OWNED takes it out of it
@@ -97,20 +107,24 @@ ROLE_LOCKERS: Final = (
     " AND x.virtualtransaction = l.virtualtransaction "
     "WHERE l.locktype = 'object' AND l.classid = 'pg_authid'::regclass "
     "AND l.objid = (SELECT oid FROM pg_roles WHERE rolname = %s) "
-    "AND (l.pid <> pg_backend_pid() OR p.gid IS NOT NULL)"
+    "AND (l.pid <> pg_backend_pid() OR p.gid IS NOT NULL) "
+    "AND COALESCE(CASE WHEN p.gid IS NOT NULL THEN p.owner::text"
+    " ELSE (SELECT a.usename::text FROM pg_stat_activity a WHERE a.pid = l.pid) END, '') ~ %s"
 )
 
 
-def end_lock_holders(conn: Any, role: str, wait_ms: int) -> None:
+def end_lock_holders(conn: Any, role: str, leases: str, wait_ms: int) -> None:
     """End every other session holding (or waiting for) a lock on a relation `DROP OWNED BY
     role` drops or alters in the connection's database: what `role` owns and what depends on
     it (another live lease's view on its table, a column default calling its function), and a
-    table whose row-level security policy names it, since
-    DROP OWNED needs them all. A session that does not end (one the admin may not signal) is
-    left for DROP OWNED's lock timeout, and the revocation is retried (review 44b, postgres 1).
+    table whose row-level security policy names it, since DROP OWNED needs them all: the
+    sessions of lease roles (names matching `leases`) only. A session that does not end (one
+    the admin may not signal, or another role's) is left for DROP OWNED's lock timeout, and the
+    revocation is retried (review 44b, postgres 1).
     A prepared transaction holding such a lock has no session: it is rolled back (review 69r,
-    leases 3: it kept the revocation failing for as long as its owner liked)."""
-    for pid, gid in conn.execute(LOCK_HOLDERS, (role,)).fetchall():
+    leases 3: it kept the revocation failing for as long as its owner liked), if a lease role
+    prepared it: another role's is left (review 69w, wave4b 1)."""
+    for pid, gid in conn.execute(LOCK_HOLDERS, (role, leases)).fetchall():
         if pid is None:  # a prepared transaction: no session to end (review 69r, leases 3)
             roll_back_prepared(conn, gid)
             continue
