@@ -71,7 +71,9 @@ class Calls:
         # timeout, the service called)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
-        self._next_id = int.from_bytes(os.urandom(4), "big")
+        # random, 65,536 at least: every request's id encodes in 5 bytes (one under 65,536 in
+        # 3, once in 65,536 channels: the demo's frame sizes changed with it; lead)
+        self._next_id = 0x10000 | int.from_bytes(os.urandom(4), "big")
         self._busy = 0  # slots taken (requests in flight or about to be sent)
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._closed: str | None = None
