@@ -44,7 +44,7 @@ def test_a_feed_is_installed_while_another_thread_reads_the_marks(troth_home: Pa
         installed: list[bool] = []
         loop = threading.Thread(target=trust.set_feed, args=(acme, cast(VerifiedFeed, _Feed(3))))
 
-        def held_query() -> list[tuple[bytes, int]]:
+        def held_query() -> list[tuple[bytes, str]]:
             loop.start()
             loop.join(1)
             installed.append(not loop.is_alive())
