@@ -7,19 +7,37 @@ wave4c 1: 69u's lock in NodeTrust (review 69u, wave3 3) was held by `read_due` a
     file: up to its busy timeout), every channel and service with it. The marks are read
     outside the install lock now (reads of them take their own lock, so an older read is
     still never installed after a newer one); the install itself is in memory only.
+
+wave4c 2: the MCP service charged a frame (its bytes, and since 69s its values) account by
+    account of the member accounts the peer counts against (`all(take(...))`): one account
+    short refused the frame, but the accounts taken before it stayed charged. A peer holding
+    chains of two members whose own budget was spent kept spending the other member's with
+    frames that were all refused (the accounts' order is a frozenset's). Charged with
+    `take_all` now: refused, nothing spent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
+
+import pytest
 
 import troth
+from troth import limits
 from troth.credentials.revocation import VerifiedFeed
+from troth.errors import RemoteError
 from troth.identity import Identifier
+from troth.integrations.mcp.frames import McpFrame
 from troth.node import open_node
+from troth.node.access import Decision, PeerCaller
+from troth.node.services import mcp as mcp_service
+from troth.node.services.base import RequestContext
 from troth.node.trust import NodeTrust
+from troth.rates import ByteBudgets
+from troth.routing import Address
 
 
 class _Feed:
@@ -60,3 +78,26 @@ def test_a_feed_is_installed_while_another_thread_reads_the_marks(troth_home: Pa
             assert trust.feeds[acme].count == 3
         finally:
             trust.detach()
+
+
+@pytest.mark.parametrize("spent", [b"m1", b"m2"])
+def test_a_refused_mcp_frame_spends_no_members_budget(
+    monkeypatch: pytest.MonkeyPatch, spent: bytes
+) -> None:
+    """wave4c 2: a peer counted against members m1 and m2, one of whose budgets is spent,
+    sends a frame: refused, and the other member's budget is as it was."""
+    monkeypatch.setattr(mcp_service, "member_accounts", lambda peer: frozenset({b"m1", b"m2"}))
+    service = mcp_service.McpService.__new__(mcp_service.McpService)
+    service.name = "mcp.orders"
+    service.sessions = {}
+    service._rates = ByteBudgets(
+        rate=limits.MCP_BYTES_PER_SECOND, burst=limits.MCP_BURST_BYTES, max_sources=4
+    )
+    assert service._rates.take(spent, limits.MCP_BURST_BYTES, now=0)
+    frame = McpFrame(bytes(16), b'{"jsonrpc":"2.0","id":1,"method":"ping"}').encode()
+    caller = PeerCaller(cast(Any, object()), "chan-1")
+    context = RequestContext(caller, (Address("worker", "peer"),), Decision(True), 0)
+    with pytest.raises(RemoteError, match="budget is spent"):
+        asyncio.run(service.send([frame, "reply"], context))
+    other = b"m2" if spent == b"m1" else b"m1"
+    assert service._rates.take(other, limits.MCP_BURST_BYTES, now=0)
