@@ -14,11 +14,18 @@ wave4c 2: the MCP service charged a frame (its bytes, and since 69s its values) 
     chains of two members whose own budget was spent kept spending the other member's with
     frames that were all refused (the accounts' order is a frozenset's). Charged with
     `take_all` now: refused, nothing spent.
+
+wave4c 3: 69q's warning for a span `SigningSpanProcessor(strict=False)` could not sign held
+    the span's whole name (`%r`): a tool call's span named by its tool (an upstream's, a
+    model's text), 1 MB long, and refused (a decision that is no record text) wrote a 1 MB
+    log line per span, though the record keeps such a name bounded; 10,000 lost spans, 10 GB
+    of log. The name is shown cut to OTEL_SHOWN_NAME characters now.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from pathlib import Path
 from typing import Any, cast
@@ -101,3 +108,35 @@ def test_a_refused_mcp_frame_spends_no_members_budget(
         asyncio.run(service.send([frame, "reply"], context))
     other = b"m2" if spent == b"m1" else b"m1"
     assert service._rates.take(other, limits.MCP_BURST_BYTES, now=0)
+
+
+def test_a_lost_spans_warning_shows_its_name_cut(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """wave4c 3: a span of a 1 MB name that is not signed (strict=False) is one warning
+    within a few hundred characters, naming the span's start and its id."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from tests.support.traces import NOW, Held, open_log, recorder
+    from troth.clock import FixedClock
+    from troth.trace.otel import SigningSampler, SigningSpanProcessor
+
+    clock = FixedClock(NOW)
+    log = open_log(tmp_path / "trace.db", clock)
+    processor = SigningSpanProcessor(recorder(log, Held(), clock), strict=False)
+    provider = TracerProvider(sampler=SigningSampler())
+    provider.add_span_processor(processor)
+    refused = {"gen_ai.operation.name": "execute_tool", "troth.decision": "\x00"}
+    with (
+        caplog.at_level(logging.WARNING, logger="troth.trace.otel"),
+        provider.get_tracer("agent").start_as_current_span(
+            "execute_tool " + "x" * 1_000_000, attributes=refused
+        ) as span,
+    ):
+        ids = f"{span.get_span_context().span_id:016x}"
+    assert processor.failures == 1
+    (warned,) = [r.getMessage() for r in caplog.records if r.name == "troth.trace.otel"]
+    assert "execute_tool xxx" in warned
+    assert ids in warned
+    assert len(warned) < 1024
+    log.close()
