@@ -20,6 +20,13 @@ wave4c 3: 69q's warning for a span `SigningSpanProcessor(strict=False)` could no
     model's text), 1 MB long, and refused (a decision that is no record text) wrote a 1 MB
     log line per span, though the record keeps such a name bounded; 10,000 lost spans, 10 GB
     of log. The name is shown cut to OTEL_SHOWN_NAME characters now.
+
+wave4c 4: 69s bounded the record columns of a crafted trace.db (leaf, agent, record id) but
+    not the keys of the rows kept beside them, which `verify_log` reads whole: a history's or
+    a history window's identifier, a chain's digest (BLOBs of 32 bytes), an attestation's
+    keyid (TEXT, 64 hex digits) were fetched whatever their size (`CAST(c AS BLOB)`): an 8 MiB
+    key was loaded into Python before it was refused. They are fetched only as their type
+    within STORED_DIGEST_BYTES (a keyid: 64 characters, no NUL) now; MALFORMED otherwise.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import tracemalloc
 from pathlib import Path
 from typing import Any, cast
 
@@ -139,4 +147,41 @@ def test_a_lost_spans_warning_shows_its_name_cut(
     assert "execute_tool xxx" in warned
     assert ids in warned
     assert len(warned) < 1024
+    log.close()
+
+
+_KEY = 8 * 1024 * 1024
+_KEYS = {
+    "history": "INSERT INTO histories SELECT zeroblob(?1), history, changes, current "
+    "FROM histories",
+    "window": "INSERT INTO history_windows SELECT zeroblob(?1), 0, history FROM histories",
+    "chain": "INSERT INTO chains VALUES (zeroblob(?1), x'00')",
+    "keyid": "INSERT INTO attestations SELECT CAST(zeroblob(?1) AS TEXT), identifier, "
+    "attestation FROM attestations",
+    "keyid-text": "INSERT INTO attestations SELECT substr(hex(zeroblob(?1 / 2)), 1), "
+    "identifier, attestation FROM attestations",
+}
+
+
+@pytest.mark.parametrize("what", sorted(_KEYS))
+def test_a_crafted_key_of_a_kept_row_is_refused_unread(tmp_path: Path, what: str) -> None:
+    """wave4c 4: an 8 MiB identifier, digest or keyid of a row kept beside an honest log's
+    records is refused MALFORMED by `verify_log` without being fetched."""
+    from tests.support.traces import db, log_of
+    from troth.errors import TraceError, TraceFailure
+    from troth.trace.verify import verify_log
+
+    log = log_of(tmp_path / "log.db", 2)
+    raw = db(log)
+    raw.execute(_KEYS[what], (_KEY,))
+    raw.close()
+    tracemalloc.start()
+    try:
+        with pytest.raises(TraceError) as refused:
+            verify_log(log)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert refused.value.reason in (TraceFailure.OVER_LIMIT, TraceFailure.MALFORMED)
+    assert peak < _KEY // 2
     log.close()
