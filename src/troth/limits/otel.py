@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["MAX_TRACE_OTEL_HELD_IDS", "OTEL_EXPORT_BATCH_SECONDS"]
+__all__ = ["MAX_TRACE_OTEL_HELD_IDS", "OTEL_EXPORT_BATCH_SECONDS", "OTEL_SHOWN_NAME"]
 
 MAX_TRACE_OTEL_HELD_IDS: Final = 65_536
 """Most record ids whose holders (where the records under the id are in the log, for the version
@@ -23,3 +23,8 @@ retries included; past it the export fails (Unreachable). The OTLP exporter's ow
 (10 s, `OTEL_EXPORTER_OTLP_TIMEOUT`) bounds each read of its HTTP client, not an answer: a
 collector sending its answer a byte at a time held the export for as long as it kept sending
 (review 64i, otel 1)."""
+
+OTEL_SHOWN_NAME: Final = 200
+"""Most characters of a span's name the warning for a span `SigningSpanProcessor(strict=False)`
+could not sign shows (`troth.trace.otel`): the whole name was logged, a span of a tool named
+by a 1 MB text a 1 MB line each (review 69x, wave4c 3)."""

@@ -159,7 +159,9 @@ class NodeTrust:
         """Held while a feed or the marks' reading is checked and installed: the runtime's
         worker and another runtime's or a caller's thread here (`sync_runtimes_here`) both
         install them; between one's check and its install the other installed a newer feed,
-        and the older went in, a revocation dropped from memory (review 69u, wave3 3)."""
+        and the older went in, a revocation dropped from memory (review 69u, wave3 3). Never
+        held across I/O: the loop installs feeds itself (review 69x, wave4c 1)."""
+        self._reading_due = threading.Lock()  # `read_due`'s reads, one at a time
         self._standings: dict[int, tuple[VerifiedPeer, tuple[int, int], int, Standing]] = {}
         self._standing_keys: dict[Identifier, set[int]] = {}  # `_standings`' keys by identity
         self._standings_lock = threading.Lock()  # `standing` runs on worker threads too
@@ -239,11 +241,12 @@ class NodeTrust:
         """Read which authorities' feeds link revocations made here left due a sync (`due`;
         one query, at each feed refresh and every `DUE_POLL` s: the decisions themselves read
         memory only)."""
-        with self._installing:  # (a read before another thread's, installed after it: stale)
+        with self._reading_due:  # (a read before another thread's, installed after it: stale)
             due = frozenset(Identifier(d) for d, _ in self.node.wallet.store.syncs_due())
-            if due != self.due:
-                self.due = due
-                self._generation += 1  # the standings cached were judged without it
+            with self._installing:  # in memory only: a feed's install (the loop's) never
+                if due != self.due:  # waits for this query (review 69x, wave4c 1)
+                    self.due = due
+                    self._generation += 1  # the standings cached were judged without it
 
     def routes_changed(self) -> bool:
         """Whether the store trusts other authorities (or routes) than this node read (another

@@ -548,9 +548,12 @@ class SigningSpanProcessor(SpanProcessor):
             if self.strict:
                 raise
             # a loss said where an operator looks, not only counted (review 69q, otel 3)
+            name = span.name  # cut: a tool's name may be any text (review 69x, wave4c 3)
+            shown = limits.OTEL_SHOWN_NAME
             _LOG.warning(
-                "span %r (trace %s, span %s) not signed, no record of it: %s",
-                span.name,
+                "span %r%s (trace %s, span %s) not signed, no record of it: %s",
+                name[:shown],
+                f" (of {len(name)} characters)" if len(name) > shown else "",
                 "-" if context is None else f"{context.trace_id:032x}",
                 "-" if context is None else f"{context.span_id:016x}",
                 exc,

@@ -29,6 +29,7 @@ __all__ = [
     "stored_column",
     "stored_identifier",
     "stored_text",
+    "stored_text_column",
     "windows_of",
 ]
 
@@ -43,7 +44,9 @@ is no record's (review 69m, verify 1: it is not fetched, `stored_column`)."""
 
 STORED_DIGEST_BYTES: Final = 64
 """The most of a leaf hash or agent digest column (32 bytes) fetched: one a little longer is
-still read, and refused MALFORMED for its length (review 69s, wave2 1)."""
+still read, and refused MALFORMED for its length (review 69s, wave2 1); so too the digests
+keying the rows kept beside the records: a history's (window's) identifier, a chain's
+digest, and a keyid's characters (64 hex digits; review 69x, wave4c 4)."""
 
 
 def stored_column(column: str, most: int) -> str:
@@ -56,6 +59,19 @@ def stored_column(column: str, most: int) -> str:
     return (
         f"typeof({column}), CASE WHEN typeof({column}) = 'blob' "
         f"AND length({column}) <= {int(most)} THEN {column} END"
+    )
+
+
+def stored_text_column(column: str, most: int) -> str:
+    """The SQL that reads a TEXT `column` (a record id, a keyid) as `stored_text` takes it: its
+    type, then its bytes, NULL unless it is TEXT of at most `most` characters without a NUL
+    (`length()` stops at the first: a TEXT of 200 MB beginning with one was fetched whole;
+    review 69s, wave2 1). (SQLite 3.40 has no `octet_length`: the value is loaded in SQLite
+    to be measured, never handed to Python.)"""
+    return (
+        f"typeof({column}), CASE WHEN typeof({column}) = 'text' "
+        f"AND length({column}) <= {int(most)} AND instr({column}, char(0)) = 0 "
+        f"THEN CAST({column} AS BLOB) END"
     )
 
 
@@ -175,6 +191,8 @@ class SubtreeReader:
         return hashes[0]
 
 
+_KEY: Final = stored_column("identifier", STORED_DIGEST_BYTES)
+"""A signer's digest keying a kept row, not fetched past its bound (review 69x, wave4c 4)."""
 _WINDOW: Final = stored_column("history", limits.MAX_IDENTITY_HISTORY_BYTES)
 """A history window, not fetched past what a history decodes from (review 69m, verify 1)."""
 
@@ -197,7 +215,7 @@ def history_windows(store: SqliteDatabase) -> dict[Identifier, list[bytes]]:
     trace log's table), oldest first."""
     windows: dict[Identifier, list[bytes]] = {}
     sql = (
-        f"SELECT typeof(identifier), CAST(identifier AS BLOB), {_WINDOW} "  # noqa: S608
+        f"SELECT {_KEY}, {_WINDOW} "  # noqa: S608
         "FROM history_windows "
         "ORDER BY identifier, last"
     )

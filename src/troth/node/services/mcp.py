@@ -260,8 +260,9 @@ class McpService:
             return
         accounts = member_accounts(caller.peer) if session is None else session.accounts
         cost = max(len(frame.message), limits.MCP_MESSAGE_CHARGE)
-        if not all(self._rates.take(account, cost, now=context.now) for account in accounts):
-            # every call is decided and may be signed into the log: per member, bounded
+        if not self._rates.take_all(accounts, cost, now=context.now):
+            # every call is decided and may be signed into the log: per member, bounded (each
+            # account or none: one short spent the others' for nothing, review 69x, wave4c 2)
             raise RemoteError(f"{self.name}: the member's MCP budget is spent, send again later")
         if session is None:
             session = self._open(key, caller, back, accounts)
@@ -272,9 +273,7 @@ class McpService:
         except DecodeError as exc:
             item = exc
         valued = _values_charge(item) - cost  # a call's cost follows its values (69s, wave2 2)
-        if valued > 0 and not all(
-            self._rates.take(account, valued, now=context.now) for account in accounts
-        ):
+        if valued > 0 and not self._rates.take_all(accounts, valued, now=context.now):
             raise RemoteError(f"{self.name}: the member's MCP budget is spent, send again later")
         try:
             session.inbound.send_nowait(item)
