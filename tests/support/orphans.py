@@ -32,9 +32,9 @@ def _report(pids: dict[str, int], scratch: str) -> None:
 
 def _postmaster(pg_server: PgServer) -> int:
     """The pid of the PostgreSQL server's postmaster: its backend's parent (proc(5))."""
-    with pg_server.connect() as connection:
+    with pg_server.connect() as connection:  # read while the backend lives (it ends with it)
         backend = connection.execute("SELECT pg_backend_pid()").fetchone()[0]
-    stat = Path(f"/proc/{backend}/stat").read_bytes()
+        stat = Path(f"/proc/{backend}/stat").read_bytes()
     return int(stat[stat.rfind(b")") + 2 :].split()[1])
 
 
