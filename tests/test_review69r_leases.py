@@ -74,13 +74,6 @@ from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` a
 from troth.secrets import LeaseState
 
 
-def _roll_back(orders: OrdersDb, gid: str) -> None:  # noqa: F811 - the fixture's type
-    """Roll back the test's prepared transaction `gid` if it is still there (cleanup)."""
-    with orders.server.connect(dbname=orders.dbname) as admin:
-        if admin.execute("SELECT 1 FROM pg_prepared_xacts WHERE gid = %s", (gid,)).fetchone():
-            admin.execute(f"ROLLBACK PREPARED '{gid}'")
-
-
 def test_a_prepared_transaction_does_not_keep_a_revoked_lease_logging_in(
     tmp_path: Path,
     world: LeaseWorld,  # noqa: F811
@@ -107,7 +100,7 @@ def test_a_prepared_transaction_does_not_keep_a_revoked_lease_logging_in(
         with pytest.raises(psycopg.OperationalError):
             login(orders, credential).execute("SELECT count(*) FROM orders")
     finally:
-        _roll_back(orders, gid)
+        orders.server.end_prepared(orders.dbname, gid)
         broker.sweep(now() + 3600)
         broker.close()
 
@@ -164,7 +157,7 @@ def test_another_leases_prepared_lock_does_not_keep_a_revocation_failing(
         assert first.lease.engine_ref not in orders.lease_roles()
         assert broker.book.lease(second.lease.handle).state is LeaseState.ACTIVE  # type: ignore[union-attr]
     finally:
-        _roll_back(orders, gid)
+        orders.server.end_prepared(orders.dbname, gid)
         broker.sweep(now() + 3600)
         broker.close()
 
@@ -191,7 +184,7 @@ def test_a_leases_prepared_transaction_dies_with_its_revocation(
             assert left.fetchall() == []
             assert admin.execute("SELECT count(*) FROM orders").fetchone() == (1,)
     finally:
-        _roll_back(orders, gid)
+        orders.server.end_prepared(orders.dbname, gid)
         broker.close()
 
 
@@ -226,5 +219,5 @@ def test_another_members_lock_on_a_leases_role_does_not_keep_its_revocation_fail
                 session.execute("SELECT 1").fetchall()
     finally:
         session.close()
-        _roll_back(orders, gid)
+        orders.server.end_prepared(orders.dbname, gid)
         broker.close()

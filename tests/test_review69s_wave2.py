@@ -22,27 +22,16 @@ wave2 2. A member's MCP budget (MCP_BYTES_PER_SECOND, 1 MiB/s, 16 MiB burst) cou
 from __future__ import annotations
 
 import tracemalloc
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.support.traces import db, log_of
-from troth.errors import StorageError, TraceError, TraceFailure
+from tests.test_review69m_verify import _ROW, _peak
+from troth.errors import StorageError, TraceFailure
 from troth.trace.verify import verify_log
 
-_ROW = 8 * 1024 * 1024
 _NUL_TEXT = f"CAST(zeroblob({_ROW}) AS TEXT)"
-
-
-def _peak(call: Callable[[], object]) -> tuple[TraceError, int]:
-    tracemalloc.start()
-    try:
-        with pytest.raises(TraceError) as refused:
-            call()
-        return refused.value, tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
 
 
 @pytest.mark.parametrize(

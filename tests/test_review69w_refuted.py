@@ -24,15 +24,6 @@ from troth.secrets import LeaseState
 _GIDS = ["x'); DROP TABLE orders; --", "back\\slash'' %s {} $$q$$", 'q"uote\u00e9']
 
 
-def _left(orders: OrdersDb, gid: str) -> bool:  # noqa: F811 - the fixture's type
-    with orders.server.connect(dbname=orders.dbname) as admin:
-        found = admin.execute("SELECT 1 FROM pg_prepared_xacts WHERE gid = %s", (gid,))
-        if found.fetchone() is None:
-            return False
-        admin.execute(sql.SQL("ROLLBACK PREPARED {}").format(sql.Literal(gid)))
-        return True
-
-
 @pytest.mark.parametrize("gid", _GIDS)
 def test_a_crafted_gid_neither_breaks_nor_escapes_the_rollback(
     tmp_path: Path,
@@ -54,7 +45,7 @@ def test_a_crafted_gid_neither_breaks_nor_escapes_the_rollback(
         assert broker.revoke(agent, issued.lease_id, now=now()).state is LeaseState.REVOKED
         assert issued.lease.engine_ref not in orders.lease_roles()
     finally:
-        assert not _left(orders, gid)
+        assert not orders.server.end_prepared(orders.dbname, gid)
         broker.close()
     with orders.server.connect(dbname=orders.dbname) as admin:
         assert admin.execute("SELECT count(*) FROM orders").fetchone() == (1,)
@@ -84,7 +75,7 @@ def test_another_leases_prepared_lock_on_the_role_is_still_rolled_back(
         assert revoked.state is LeaseState.REVOKED
         assert victim.lease.engine_ref not in orders.lease_roles()
     finally:
-        assert not _left(orders, gid)
+        assert not orders.server.end_prepared(orders.dbname, gid)
         broker.close()
 
 
@@ -116,10 +107,6 @@ def test_another_leases_prepared_lock_in_another_database_is_rolled_back_there(
         assert revoked.state is LeaseState.REVOKED
         assert victim.lease.engine_ref not in orders.lease_roles()
     finally:
-        with orders.server.connect(dbname="postgres") as admin:
-            found = admin.execute("SELECT 1 FROM pg_prepared_xacts WHERE gid = %s", (gid,))
-            left = found.fetchone() is not None
-            if left:
-                admin.execute(sql.SQL("ROLLBACK PREPARED {}").format(sql.Literal(gid)))
+        left = orders.server.end_prepared("postgres", gid)
         broker.close()
     assert not left

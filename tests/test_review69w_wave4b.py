@@ -54,18 +54,6 @@ from troth import limits
 from troth.secrets import LeaseState
 
 
-def _prepared(orders: OrdersDb, gid: str) -> bool:  # noqa: F811 - the fixture's type
-    with orders.server.connect(dbname=orders.dbname) as admin:
-        found = admin.execute("SELECT 1 FROM pg_prepared_xacts WHERE gid = %s", (gid,))
-        return found.fetchone() is not None
-
-
-def _finish(orders: OrdersDb, gid: str, verb: str) -> None:  # noqa: F811 - the fixture's type
-    with orders.server.connect(dbname=orders.dbname) as admin:
-        if admin.execute("SELECT 1 FROM pg_prepared_xacts WHERE gid = %s", (gid,)).fetchone():
-            admin.execute(sql.SQL(verb + " PREPARED {}").format(sql.Literal(gid)))
-
-
 def _trigger_on_orders(session: Any) -> None:
     """The lease's trigger on `orders` (its template holds TRIGGER there, as `GRANT ALL` gives)."""
     session.execute(
@@ -112,12 +100,14 @@ def test_an_applications_prepared_transaction_survives_a_leases_revocation(
     app.close()
     try:
         first = broker.revoke(agent, issued.lease_id, now=now())
-        assert _prepared(orders, gid)  # the application's transaction was not touched
+        assert orders.server.prepared(
+            orders.dbname, gid
+        )  # the application's transaction was not touched
         assert first.state is LeaseState.REVOKING  # and the lease is retried, shut out
         with orders.server.connect() as admin:
             login_of = admin.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (role,))
             assert login_of.fetchone() == (False,)
-        _finish(orders, gid, "COMMIT")
+        orders.server.end_prepared(orders.dbname, gid, "COMMIT")
         with orders.server.connect(dbname=orders.dbname) as admin:
             landed = admin.execute("SELECT count(*) FROM orders WHERE id = 7777")
             assert landed.fetchone() == (1,)
@@ -125,7 +115,7 @@ def test_an_applications_prepared_transaction_survives_a_leases_revocation(
         assert broker.book.lease(issued.lease.handle).state is LeaseState.REVOKED  # type: ignore[union-attr]
         assert role not in orders.lease_roles()
     finally:
-        _finish(orders, gid, "ROLLBACK")
+        orders.server.end_prepared(orders.dbname, gid, "ROLLBACK")
         broker.sweep(now() + 7200)
         broker.close()
 

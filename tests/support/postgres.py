@@ -44,6 +44,24 @@ class PgServer:
         args.update(changes)
         return psycopg.connect(**args)
 
+    def prepared(self, dbname: str, gid: str) -> bool:
+        """Whether the prepared transaction `gid` is there (its database `dbname`)."""
+        with self.connect(dbname=dbname) as admin:
+            found = admin.execute("SELECT 1 FROM pg_prepared_xacts WHERE gid = %s", (gid,))
+            return found.fetchone() is not None
+
+    def end_prepared(self, dbname: str, gid: str, verb: str = "ROLLBACK") -> bool:
+        """`verb` (ROLLBACK or COMMIT) PREPARED `gid`, in its database `dbname`, if it is
+        there (the tests' clean-up and their applications' commits); whether it was."""
+        from psycopg import sql
+
+        with self.connect(dbname=dbname) as admin:
+            found = admin.execute("SELECT 1 FROM pg_prepared_xacts WHERE gid = %s", (gid,))
+            if found.fetchone() is None:
+                return False
+            admin.execute(sql.SQL(verb + " PREPARED {}").format(sql.Literal(gid)))
+            return True
+
 
 def pg_ctl_path() -> str | None:
     """The pg_ctl the wrapper will run, or None when PostgreSQL is not installed."""
