@@ -17,7 +17,8 @@ from troth.transport.connection import LOOPBACK_SOURCE, source_host, source_netw
 
 
 def test_every_spelling_of_this_host_is_one_source_of_one_network() -> None:
-    spellings = ["127.0.0.1", "127.9.8.7", "::1", "::ffff:127.0.0.5", "64:ff9b::7f01:203"]
+    spellings = ["127.0.0.1", "127.9.8.7", "::1", "::ffff:127.0.0.5"]  # (a NAT64 127.x is a
+    # remote peer's: review 70e, sources 1)
     assert {source_host(one) for one in spellings} == {LOOPBACK_SOURCE}
     assert source_network(LOOPBACK_SOURCE) == LOOPBACK_SOURCE
 

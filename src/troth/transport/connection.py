@@ -47,9 +47,16 @@ an IPv6 network is given a /64 and may send from any address in it (review 28a, 
 
 LOOPBACK_SOURCE: Final = "loopback"
 """The one source (and network) of every loopback address, 127.0.0.0/8 and ::1 (an IPv4-mapped
-or NAT64-translated 127.x too): each is this host (RFC 1122 section 3.2.1.3; Linux answers on
-all of 127.0.0.0/8 with no configuration), so a local user sends from whichever it likes, and
-counted as addresses it was 2**24 sources of 65,536 networks (review 68b, transport 2)."""
+127.x too): each is this host (RFC 1122 section 3.2.1.3; Linux answers on all of 127.0.0.0/8
+with no configuration), so a local user sends from whichever it likes, and counted as addresses
+it was 2**24 sources of 65,536 networks (review 68b, transport 2). A NAT64-translated 127.x is
+not this host but a remote peer behind a translator: a source apart (`_TRANSLATED_LOOPBACK`)."""
+_TRANSLATED_LOOPBACK: Final = 104
+"""The bits of a NAT64 address holding a 127.x that name its source: its translator's /96 and
+127.0.0.0/8, one source for all of them. No local user sends from one (the kernel gives a local
+client 127.x, ::1 or ::ffff:127.x; a NAT64 address takes root to assign) and RFC 6052 forbids
+the well-known prefix to carry a non-global address: counted as LOOPBACK_SOURCE, a remote peer
+spent the source the nodes on this machine share (review 70e, sources 1)."""
 
 IPV4_NETWORK_PREFIX: Final = 24
 """The bits of an IPv4 source address that name its network for the TCP connection table's
@@ -137,9 +144,9 @@ def peer_host(peername: tuple[Any, ...]) -> str:
 
 def source_host(host: str) -> str:
     """What the per-source limits count `host` (a peer's IP address, or a name) as: every
-    loopback address (127.0.0.0/8, ::1, an IPv4-mapped or translated 127.x) as LOOPBACK_SOURCE,
-    one source of one network (review 68b, transport 2: each was a source of its own, so a
-    local user held the per-source limits 2**24 times over); any other IPv4
+    loopback address (127.0.0.0/8, ::1, an IPv4-mapped 127.x) as LOOPBACK_SOURCE, one source
+    of one network (review 68b, transport 2: each was a source of its own, so a local user held
+    the per-source limits 2**24 times over); any other IPv4
     address as it is, an IPv6 address as its /64 network (`IPV6_SOURCE_PREFIX`: one host may
     use every address in it; review 28a, sources 1), with its zone when it has one (a
     link-local peer, `fe80::1%eth0`: every link's is fe80::/64, one link's peers are not
@@ -149,7 +156,9 @@ def source_host(host: str) -> str:
     translator the operator runs, a /96 of it: review 62f, sources 1) unless its last 32 bits
     are no IPv4 source (in 0.0.0.0/8, or x.0.0.0): the zero suffix of a /48, /56 or /64 prefix
     there (RFC 8215 reserves a /48 for such), which has the IPv4 address elsewhere, the whole
-    address is the client then (review 62p, sources 1: every IPv4 client was `0.0.0.0`); a
+    address is the client then (review 62p, sources 1: every IPv4 client was `0.0.0.0`), and
+    a translated 127.x (a remote peer, not this host: review 70e, sources 1) as the /104 of its
+    translator's prefix holding 127.0.0.0/8 (`_TRANSLATED_LOOPBACK`), one source apart; a
     6to4 one (`2002::/16`, RFC 3056) as its /48 and a Teredo one (`2001::/32`, RFC 4380: the
     client's address, bit-inverted, in its last 32 bits) as that client address alone, each a
     source apart from the IPv4 host it names, of a network per IPv4 /24 (`source_network`;
@@ -178,6 +187,9 @@ def source_host(host: str) -> str:
         v4 = int(address) & 0xFFFFFFFF
         if address in _NAT64_LOCAL_USE and not (v4 >> 24 and v4 & 0xFFFFFF):  # (review 62p,
             return str(ipaddress.IPv6Network(address))  # sources 1) a shorter prefix's
+        if v4 >> 24 == 127:  # a remote peer, not this host: one source apart (70e, sources 1)
+            bits = 128 - _TRANSLATED_LOOPBACK
+            return str(ipaddress.IPv6Network((int(address) >> bits << bits, _TRANSLATED_LOOPBACK)))
         return _ipv4_source(ipaddress.IPv4Address(v4))
     network = str(ipaddress.IPv6Network((address, IPV6_SOURCE_PREFIX), strict=False))
     return f"{network}%{zone}" if zone else network
