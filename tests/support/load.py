@@ -89,11 +89,13 @@ class Nodes:
         listen: bool = False,
         environment: dict[str, str] | None = None,
         max_files: int | None = None,
+        loopback_apart: bool = True,
     ) -> NodeProcess:
         """`troth node start NAME` in a process of its own, with extra environment variables
         (the node's limits: TROTH_TCP_*, TROTH_CHANNELS_*) and a descriptor limit (`ulimit -n`)
         that the node process inherits; the node names each loopback address a source of its own
-        (`node_environment`: the attackers' sockets stand for remote hosts)."""
+        (`node_environment`: the attackers' sockets stand for remote hosts) unless
+        `loopback_apart` is False (the node's own rule: 127.0.0.0/8 one source)."""
         command = [sys.executable, "-m", "troth.cli.main", "node", "start", name, "--json"]
         if listen:
             command += ["--tcp-listen", "127.0.0.1:0"]
@@ -102,7 +104,9 @@ class Nodes:
             capture_output=True,
             text=True,
             timeout=60,
-            env=node_environment({**os.environ, **(environment or {})}),
+            env=(node_environment if loopback_apart else dict)(
+                {**os.environ, **(environment or {})}
+            ),
             preexec_fn=None if max_files is None else lambda: limit_descriptors(max_files),
         )
         assert result.returncode == 0, (result.stdout, result.stderr)
