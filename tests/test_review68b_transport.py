@@ -19,7 +19,8 @@ Transport 2 ("a local user is as many sources and networks as it likes"). Every 
 configuration), so an unprivileged local user connects from 127.a.b.c at will: 2**24 sources,
 65,536 networks, where a remote IPv4 host is one and its /24 one. It passes the per-source cap
 and the network shares at once. Fixed (review 69b): every loopback address (127.0.0.0/8, ::1,
-an IPv4-mapped or translated 127.x) is one source of one network, `LOOPBACK_SOURCE`; the tests
+an IPv4-mapped 127.x; a NAT64 one is remote: review 70e, sources 1) is one source of one
+network, `LOOPBACK_SOURCE`; the tests
 that use addresses of 127.0.0.0/8 over real TCP as distinct remote hosts name them apart
 through a test-only seam (tests/support/sources.py: the `loopback_sources` fixture in the
 test process, `node_environment` for node processes).
