@@ -12,6 +12,13 @@
   and dropped by `forget_retired`; a rotation of its identity drops it too, and commits.
 - The same kept record written twice (two processes' renewals recording the same key: one
   row, `INSERT OR IGNORE`) is deleted once.
+- A writer of node.db without the PIN plants kept records of the agent naming another
+  identity's token keys (its signing and primary keys), then the agent rotates as compromised:
+  `_kept_keys` skips `owned_purpose_keys`'s check, but the token retires a key only as the
+  purpose its label says (a channel key's, which no token key is), and the keys stay.
+- node.db restored from a backup taken inside a grace (the kept key's row and record back,
+  after the key was deleted): the first `forget_retired` past its time deletes it again; the
+  renewed key, the one shown, stays.
 """
 
 from __future__ import annotations
@@ -21,13 +28,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SoftHsm
+from tests.support.backups import copy_db, node_db, restore_db
 from tests.support.hsm import NOW, agent_node_fixture  # noqa: F401  (the fixture `node`)
 from tests.support.nodes import HUB, MemNet, route, run_memnet
 from tests.test_review68v_renewal import _short_keys
 from tests.test_review69t_chkeys import _handle, _renewed_channel_key
 from troth.errors import KeyNotFound, StorageError
 from troth.limits import RETIRED_CHANNEL_KEY_GRACE
-from troth.node import Node
+from troth.node import Node, open_node
 from troth.node.services import call, service_address
 from troth.vault import KeyPurpose
 
@@ -138,3 +146,41 @@ def test_the_same_kept_record_twice_is_one_row(softhsm: SoftHsm, node: Node) -> 
     assert node.identities.forget_retired(now=later + GRACE) == 1
     with pytest.raises(KeyNotFound):
         node.vault.public_key(old)
+
+
+def test_planted_kept_records_naming_another_identitys_token_keys_retire_none(
+    softhsm: SoftHsm, node: Node
+) -> None:
+    ident = node.identities
+    other = ident.create(now=NOW, name="other")
+    signing = ident.signer("other", now=NOW).handle
+    owner = ident.find("agent").identifier.hex()
+    with ident.store.transaction():
+        ident.store.add_retired_keys(
+            [f"~{NOW + 1}.{owner}~{handle}" for handle in (signing, other.primary_key)]
+        )
+    ident.rotate("agent", now=NOW + 1, compromised=True)
+    ident.forget_retired(now=NOW + GRACE)
+    assert ident.signer("other", now=NOW + 2).handle == signing
+    node.vault.sign(signing, b"still other's")
+    node.vault.sign(other.primary_key, b"still other's")
+
+
+def test_a_backup_from_inside_a_grace_restored_loses_the_kept_key_again(
+    softhsm: SoftHsm, troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    softhsm.init_node("hsm", monkeypatch)
+    path, backup = node_db(troth_home, "hsm"), troth_home / "backup.db"
+    with open_node("hsm") as node:
+        node.identities.create(now=NOW, name="agent")
+        old, new, later = _renewed_channel_key(node)
+        copy_db(path, backup)
+        assert node.identities.forget_retired(now=later + GRACE) == 1
+    restore_db(path, backup)
+    with open_node("hsm") as node:
+        node.vault.public_key(old)  # back with the copy's rows
+        assert node.identities.forget_retired(now=later + GRACE) == 1
+        with pytest.raises(KeyNotFound):
+            node.vault.public_key(old)
+        handle, _ = node.identities.purpose_key("agent", KeyPurpose.SECURE_CHANNEL, now=later + 1)
+        assert handle == new
