@@ -182,6 +182,8 @@ def _due(record: str, now: int | None) -> bool:
     if now is None:
         return False
     due = record.split(RETIRED_DUE_MARK, 2)[1].partition(".")[0]
-    if not (due.isdigit() and len(due) < 20):
+    # ASCII digits only: `isdigit` alone took `²`, which `int` refused (ValueError: every
+    # call failed before any record went, review 70a, chkeys 1)
+    if not (due.isascii() and due.isdigit() and len(due) < 20):
         return True
     return not 0 < int(due) - now <= limits.RETIRED_CHANNEL_KEY_GRACE

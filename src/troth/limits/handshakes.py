@@ -13,8 +13,10 @@ __all__ = [
     "HANDSHAKE_BURST",
     "HANDSHAKE_RATE",
     "HANDSHAKE_SOURCE_SHARE",
+    "IDENTITY_CACHE",
     "MAX_HANDSHAKE_NETWORKS",
     "MAX_HANDSHAKE_SOURCES",
+    "MAX_HANDSHAKE_TIMEOUT",
     "RETIRED_CHANNEL_KEY_GRACE",
 ]
 
@@ -52,3 +54,12 @@ the node's channel identity just before the renewal does its DH with that key af
 minute of the node's cached identity (`IDENTITY_CACHE`) and a handshake's timeout (10 s by
 default) fit well inside, and a key deleted at once failed such handshakes (KeyNotFound:
 review 69t, chkeys 1). No new handshake is shown the replaced key's attestation."""
+IDENTITY_CACHE: Final = 60
+"""Seconds a running node reuses its channel identity (history, key, credentials;
+troth.node.shown_identity): one another process's renewal replaced the key of is shown as
+long (and while the node's own renewal reads it again)."""
+MAX_HANDSHAKE_TIMEOUT: Final = RETIRED_CHANNEL_KEY_GRACE - IDENTITY_CACHE
+"""The longest handshake timeout a node takes (`TROTH_CHANNELS_HANDSHAKE_TIMEOUT`): a handshake
+taking the node's cached identity up to IDENTITY_CACHE after another process's renewal
+replaced its key does its DH within the key's grace. The grace alone (review 69v, wave4a 2) let
+it come a minute after the key was deleted (review 70a, chkeys 3)."""

@@ -107,12 +107,13 @@ class ChannelLimits:
         # a sweep of 0 s re-arms itself with no delay (a loop that takes the CPU), a handshake
         # timeout of 0 s expires every handshake as it starts (review 28a, settings 1)
         require_seconds(self, "handshake_timeout", "reassembly_sweep")
-        # a handshake runs its DH with the channel key it took at its start: one running past
-        # the grace a replaced key is kept failed on the deleted key (review 69v, wave4a 2)
-        if self.handshake_timeout > protocol_limits.RETIRED_CHANNEL_KEY_GRACE:
+        # a handshake runs its DH with the channel key it took at its start, which may be one
+        # replaced up to IDENTITY_CACHE before: one running past the rest of the grace a
+        # replaced key is kept failed on the deleted key (review 69v, wave4a 2; 70a, chkeys 3)
+        if self.handshake_timeout > protocol_limits.MAX_HANDSHAKE_TIMEOUT:
             raise ValueError(
-                "handshake_timeout must be at most "
-                f"{protocol_limits.RETIRED_CHANNEL_KEY_GRACE} s (a replaced channel key's grace)"
+                f"handshake_timeout must be at most {protocol_limits.MAX_HANDSHAKE_TIMEOUT} s (a "
+                "replaced channel key's grace, less the time a node shows its cached identity)"
             )
         # a count of 0 refuses every channel (max_half_open 0 failed each message 1), a
         # reassembly timeout of 0 s gives up every fragmented message as its next fragment

@@ -10,7 +10,6 @@ import asyncio
 import dataclasses
 import threading
 from dataclasses import dataclass
-from typing import Final
 
 from troth.channel import ChannelIdentity, ChannelTrust
 from troth.channel.payloads import fitting_chains
@@ -19,6 +18,7 @@ from troth.credentials import CredentialBody, CredentialChain
 from troth.credentials.wallet import revokes_a_link, supersedes_an_issuer
 from troth.errors import DecodeError, KeyNotFound
 from troth.identity import Identifier
+from troth.limits import IDENTITY_CACHE
 from troth.node.access import ChannelAdmission, RulesPolicy
 from troth.node.channel_ends import ChannelEnd
 from troth.node.channels import ChannelManager
@@ -33,9 +33,6 @@ from troth.vault import KeyPurpose
 from troth.vault.ephemeral import VaultDhKey
 
 __all__ = ["IDENTITY_CACHE", "ShownIdentity"]
-
-IDENTITY_CACHE: Final = 60
-"""Seconds the node's channel identity (history, key, credentials) is reused."""
 
 
 @dataclass

@@ -318,7 +318,10 @@ class SqliteIdentityStore:
 
     def retired_key_records(self, limit: int, *, after: str = "") -> list[str]:
         rows = self._db.fetch_all(
-            "SELECT handle FROM retired_keys WHERE handle > ? ORDER BY handle LIMIT ?",
+            # TEXT only: a BLOB (no record troth writes) sorts after every text, and the page
+            # after it, asked by its text, began with it again (review 70a, chkeys 2)
+            "SELECT handle FROM retired_keys WHERE handle > ? AND typeof(handle) = 'text' "
+            "ORDER BY handle LIMIT ?",
             (after, limit),
         )
         return [str(r[0]) for r in rows]
