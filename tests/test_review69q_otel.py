@@ -17,12 +17,10 @@ naming the span (its name, trace and span ids) and why.
 otel 2: several agents in one process share one `TracerProvider` (the global one), each with its
 own `SigningSpanProcessor`: every processor signed every span, so agent A's key signed agent B's
 tool call as A's own step (a record claiming a signer the step did not have), and the same
-span was recorded once per agent. Strict xfail for the lead: a processor cannot tell which
-other agents' processors its provider holds, and skipping a span that names another troth
-agent (`gen_ai.agent.id`) would let an instrumentation's claim keep a tool call out of every
-log (review 57h pins that such a claim is signed as the recorder's own); one fix is a
-processor holding several recorders, routing a span by its `gen_ai.agent.id` (the id the OTel
-export writes) to its agent's, and the others, or an unknown id, to the default.
+span was recorded once per agent. A span's `gen_ai.agent.id` cannot choose the signer (the
+instrumentation's word: review 57h). Fixed in review 70h, otel 1 (tests/test_review70h_otel.py):
+one processor per provider, the host naming the agent acting (`troth.trace.otel.acting`), a
+second processor on the provider refused as the first span starts.
 """
 
 from __future__ import annotations
@@ -36,7 +34,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from tests.support.traces import NOW, Held, open_log, recorder
 from troth.clock import FixedClock
 from troth.trace.log import TraceLog
-from troth.trace.otel import SigningSampler, SigningSpanProcessor, span_content
+from troth.trace.otel import SigningSampler, SigningSpanProcessor, acting, span_content
 from troth.trace.record import TraceRecord
 from troth.trace.signing import open_envelope
 
@@ -87,28 +85,18 @@ def test_otel1_the_huge_integer_is_recorded_as_its_hexadecimal() -> None:
     assert content.values["args"] == str((1, hex(HUGE)))
 
 
-def _two_agents(tmp_path: Path) -> tuple[Held, Held, TraceLog, TraceLog, TracerProvider]:
+def test_otel2_a_span_of_one_agent_is_signed_by_that_agent_alone(tmp_path: Path) -> None:
     clock = FixedClock(NOW)
     alice, bob = Held(), Held()
     log_a = open_log(tmp_path / "a.db", clock)
     log_b = open_log(tmp_path / "b.db", clock)
     provider = TracerProvider(sampler=SigningSampler())
     provider.add_span_processor(SigningSpanProcessor(recorder(log_a, alice, clock)))
-    provider.add_span_processor(SigningSpanProcessor(recorder(log_b, bob, clock)))
-    return alice, bob, log_a, log_b, provider
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="69q otel 2: every SigningSpanProcessor on a shared provider signs every agent's "
-    "span as its own; a per-provider routing of spans to their agent's recorder is a design "
-    "choice left to the lead (skipping a span naming another agent lets a claim evade "
-    "recording: review 57h's refuted test)",
-)
-def test_otel2_a_span_of_one_agent_is_signed_by_that_agent_alone(tmp_path: Path) -> None:
-    _alice, bob, log_a, log_b, provider = _two_agents(tmp_path)
     bobs = {**TOOL, "gen_ai.agent.id": str(bob.identity.identifier)}
-    with provider.get_tracer("agent").start_as_current_span("execute_tool x", attributes=bobs):
+    with (
+        acting(recorder(log_b, bob, clock)),  # the host says whose work it is
+        provider.get_tracer("agent").start_as_current_span("execute_tool x", attributes=bobs),
+    ):
         pass
     assert _records(log_a) == []  # alice's key signed bob's tool call as her own step
     (record,) = _records(log_b)

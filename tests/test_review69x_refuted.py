@@ -70,7 +70,7 @@ def test_an_honest_log_stores_every_column_as_its_bounded_reader_takes_it(
 def test_a_huge_negative_int_or_bool_attribute_is_text() -> None:
     """69q otel 1: an attribute integer past the int-to-text limit, negative too, alone or
     in a sequence beside a bool, is text (its hexadecimal), never a ValueError."""
-    from troth.trace.otel import _text
+    from troth.trace.otel_content import _text
 
     huge = -(10**5000)
     assert _text(huge) == hex(huge)

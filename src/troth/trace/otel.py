@@ -12,52 +12,69 @@ In: `SigningSpanProcessor(recorder)` added to a `TracerProvider` turns every Gen
 agent framework already emits (`execute_tool`, `invoke_agent`) into a signed record when the
 span ends, so an instrumented agent gets signed traces by adding one processor, under
 `SigningSampler` (`troth.trace.otel_sampler`): a span the sampler drops never ends at a
-processor (review 57h, otel 1).
+processor (review 57h, otel 1); several agents in one process share one processor, the host
+naming the agent acting (`acting(recorder)`; `troth.trace.otel_processor`, review 70h, otel 1).
 
-The gen_ai.* names are troth's own constants: opentelemetry-semantic-conventions 0.66b2 marks
-its GenAI constants deprecated (moved to another package) while the names stay the same.
+The gen_ai.* names are troth's own constants (`troth.trace.otel_names`):
+opentelemetry-semantic-conventions 0.66b2 marks its GenAI constants deprecated (moved to another
+package) while the names stay the same.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 import threading
 import urllib.parse
-import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Final
+from collections.abc import Callable, Iterable, Sequence
+from typing import Final
 
-from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util.types import AttributeValue
 
 from troth import limits
-from troth.errors import ConfigError, DecodeError, NotFound, TraceError, TrothError, Unreachable
-from troth.gates.toolschema import NAME
+from troth.errors import ConfigError, DecodeError, NotFound, TraceError, Unreachable
 from troth.identity import Identifier
 from troth.trace.export import hashed_checkpoint
 from troth.trace.log import TraceLog
 from troth.trace.log_reader import locate
+from troth.trace.otel_content import span_content
 from troth.trace.otel_ids import EmittedIds, SpanIds, TakenIds
+from troth.trace.otel_names import (
+    EXECUTE_TOOL,
+    GEN_AI_AGENT_ID,
+    GEN_AI_CONVERSATION_ID,
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_TOOL_CALL_ID,
+    GEN_AI_TOOL_NAME,
+    INVOKE_AGENT,
+    TROTH_BUNDLE_REVISION,
+    TROTH_CHAIN_DIGEST,
+    TROTH_CLAIMED_PARENT_SPAN_ID,
+    TROTH_CLAIMED_SPAN_ID,
+    TROTH_DECISION,
+    TROTH_ESCALATION_TO,
+    TROTH_POLICY_IDS,
+    TROTH_RECORD_HASH,
+    TROTH_RECORD_ID,
+    TROTH_RECORD_INDEX,
+    TROTH_RECORD_KIND,
+    TROTH_SIGNER,
+    TROTH_SIGNER_KEY,
+    TROTH_SPAN_RENAMED,
+    TROTH_TOOL_SERVER,
+)
+from troth.trace.otel_processor import SigningSpanProcessor, acting
 from troth.trace.otel_sampler import SigningSampler
 from troth.trace.record import (
-    Decision,
     Kind,
-    Links,
-    SpanTimes,
-    ToolCall,
     TraceRecord,
-    disclosed,
-    disclosure_value,
 )
 from troth.trace.record_decode import Holders, Holding, parent_record
-from troth.trace.recorder import TraceRecorder
-from troth.trace.signing import RecordContent, open_envelope
+from troth.trace.signing import open_envelope
 from troth.trace.verify import LogVerifier, log_material
 
 __all__ = [
@@ -68,6 +85,7 @@ __all__ = [
     "GEN_AI_TOOL_NAME",
     "SigningSampler",
     "SigningSpanProcessor",
+    "acting",
     "export_otel",
     "otlp_exporter",
     "record_span",
@@ -75,64 +93,11 @@ __all__ = [
     "span_content",
 ]
 
-# GenAI semantic conventions (gen-ai-spans.md, development status)
-GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
-GEN_AI_AGENT_ID: Final = "gen_ai.agent.id"
-GEN_AI_AGENT_NAME: Final = "gen_ai.agent.name"
-GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
-GEN_AI_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
-GEN_AI_TOOL_CALL_ARGUMENTS: Final = "gen_ai.tool.call.arguments"
-GEN_AI_TOOL_CALL_RESULT: Final = "gen_ai.tool.call.result"
-GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
-GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
-GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
-EXECUTE_TOOL: Final = "execute_tool"
-INVOKE_AGENT: Final = "invoke_agent"
-
-# troth's own namespace (the conventions have nothing for signatures, delegation or policy)
-TROTH_RECORD_ID: Final = "troth.record.id"
-TROTH_RECORD_HASH: Final = "troth.record.hash"
-TROTH_RECORD_INDEX: Final = "troth.record.index"
-TROTH_RECORD_KIND: Final = "troth.record.kind"
-TROTH_SIGNER: Final = "troth.signer"
-TROTH_SIGNER_KEY: Final = "troth.signer.key"
-TROTH_CHAIN_DIGEST: Final = "troth.chain.digest"
-TROTH_DECISION: Final = "troth.decision"
-TROTH_POLICY_IDS: Final = "troth.policy.ids"
-TROTH_BUNDLE_REVISION: Final = "troth.bundle.revision"
-TROTH_ESCALATION_TO: Final = "troth.escalation.to"
-TROTH_TOOL_SERVER: Final = "troth.tool.server"
-"""The MCP server whose tool it is (the conventions name no server of a tool: review 53l;
-mcp.* attributes name none either, and `server.address` is a network peer, not the name
-policies give a server). Written by the export, read by `SigningSpanProcessor` (review 53r,
-otel 1: an app's execute_tool span names its tool's server by it)."""
-TROTH_CLAIMED_SPAN_ID: Final = "troth.claimed.span_id"
-TROTH_CLAIMED_PARENT_SPAN_ID: Final = "troth.claimed.parent_span_id"
-TROTH_SPAN_RENAMED: Final = "troth.span.renamed"
-"""The span ids a record claims (`links.span`, `links.parent_span`) as its signer's claim,
-and the mark of a span renamed: the export's span ids are its own (review 53r, otel 2)."""
-
-_READ: Final = (
-    GEN_AI_OPERATION_NAME,
-    GEN_AI_TOOL_NAME,
-    GEN_AI_TOOL_CALL_ID,
-    GEN_AI_TOOL_CALL_ARGUMENTS,
-    GEN_AI_TOOL_CALL_RESULT,
-    GEN_AI_CONVERSATION_ID,
-    GEN_AI_INPUT_MESSAGES,
-    GEN_AI_OUTPUT_MESSAGES,
-    TROTH_DECISION,
-    TROTH_POLICY_IDS,
-    TROTH_BUNDLE_REVISION,
-    TROTH_TOOL_SERVER,
-)
-"""The span attributes `SigningSpanProcessor` reads (`span_content`)."""
 Claims = Callable[[Identifier, str], str | None]
 """`record_span`'s `claims`: the OTel span id record (agent, id) claims (`links.span`)."""
 _HEX16: Final = re.compile(r"[0-9a-f]{16}")
 _HEX32: Final = re.compile(r"[0-9a-f]{32}")
 _RESOURCE: Final = Resource.create({"service.name": "troth"})
-_LOG: Final = logging.getLogger("troth.trace.otel")
 
 
 def _derived(label: bytes, text: str, size: int) -> int:
@@ -492,260 +457,3 @@ def _check_endpoint(endpoint: str) -> None:
             "the OTLP endpoint is no http:// or https:// URL with a host "
             "(e.g. http://localhost:4318/v1/traces)"
         )
-
-
-class SigningSpanProcessor(SpanProcessor):
-    """Signs every GenAI span (execute_tool, invoke_agent) as a record when it ends: every one
-    its provider's sampler records, so give the provider `SigningSampler` (review 57h, otel 1:
-    under the SDK's default, a tool call under an unsampled remote parent was never signed).
-    Add it before the provider's other processors: the SDK stops at the first that raises, and
-    one that exports as a span ends holds the signing until it returns (review 66j, otel 1).
-
-    `strict` (default): a record the log refuses raises from `span.end()`, as an agent that
-    cannot keep its audit trail should stop; otherwise the failure is counted in `failures`
-    and warned of on the `troth.trace.otel` logger (review 69q, otel 3)."""
-
-    def __init__(self, recorder: TraceRecorder, *, strict: bool = True) -> None:
-        self.recorder = recorder
-        self.strict = strict
-        self.failures = 0
-        self.recorded = 0
-        self._started: dict[tuple[int, int], dict[str, Any]] = {}
-
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        """What of the span's attributes at its start the processor reads (`_READ`), kept
-        until it ends (or is dropped unended) for `on_end` (review 57h, otel 3)."""
-        given = span.attributes or {}
-        kept = {key: given[key] for key in _READ if key in given}
-        if kept:
-            key = (span.context.trace_id, span.context.span_id)
-            self._started[key] = kept
-            weakref.finalize(span, self._started.pop, key, None)
-
-    def on_end(self, span: ReadableSpan) -> None:
-        """The span signed as a record (`span_content`) when it is a GenAI span, read from its
-        attributes as it ends over those it started with: the SDK drops a span's oldest
-        attributes past its limit (128), and a span given an attribute per tool argument lost
-        its operation (no record) or its `troth.decision` (a denial signed as an allowed call;
-        review 57h, otel 3). A value set later and then dropped reads as it started."""
-        attributes: Mapping[str, Any] = span.attributes or {}
-        context = span.context
-        started = (
-            None
-            if context is None
-            else self._started.pop((context.trace_id, context.span_id), None)
-        )
-        if started is not None:
-            attributes = {**started, **attributes}
-        operation = attributes.get(GEN_AI_OPERATION_NAME)
-        if operation not in (EXECUTE_TOOL, INVOKE_AGENT):
-            return
-        try:
-            self.recorder.record(span_content(span, attributes, operation))
-            self.recorded += 1
-        except (TrothError, ValueError) as exc:
-            self.failures += 1
-            if self.strict:
-                raise
-            # a loss said where an operator looks, not only counted (review 69q, otel 3)
-            name = span.name  # cut: a tool's name may be any text (review 69x, wave4c 3)
-            shown = limits.OTEL_SHOWN_NAME
-            _LOG.warning(
-                "span %r%s (trace %s, span %s) not signed, no record of it: %s",
-                name[:shown],
-                f" (of {len(name)} characters)" if len(name) > shown else "",
-                "-" if context is None else f"{context.trace_id:032x}",
-                "-" if context is None else f"{context.span_id:016x}",
-                exc,
-            )
-
-    def shutdown(self) -> None:
-        return None
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True  # every record is durable when on_end returns
-
-
-def _text(value: Any) -> str | None:
-    """An attribute value as text; an integer past Python's int-to-text limit (4300 digits) as
-    its hexadecimal, alone or in a sequence (review 69q, otel 1: `str` raised ValueError and
-    the span was refused; a decimal text of such an integer takes quadratic time)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    try:
-        return str(value)
-    except ValueError:
-        if isinstance(value, int):
-            return hex(value)
-        return str(tuple(_long(item) for item in value))
-
-
-def _long(item: Any) -> Any:
-    """A sequence's item as `_text` shows it: an integer past the limit as its hexadecimal."""
-    if isinstance(item, int) and not isinstance(item, bool):
-        try:
-            str(item)
-        except ValueError:
-            return hex(item)
-    return item
-
-
-NOT_A_TOOL_NAME: Final = "(not a tool name)"
-"""The tool a record names for a span whose tool name is no record text (as a gate's recorder
-names a call of a made-up name); the name itself is in the record's `inputs`."""
-
-
-def _carried(text: str | None) -> str | None:
-    """An id of a span (call, conversation) as a record carries it: itself when it is a record
-    text (1-MAX_TRACE_TEXT printable characters), else `sha256:` and the hex digest of its
-    UTF-8 (surrogates passed through), so the spans of one conversation still share it."""
-    if not text:
-        return None
-    try:
-        Links(conversation=text)
-    except ValueError:
-        return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-    return text
-
-
-NOT_A_SERVER_NAME: Final = "(not a server name)"
-"""The server a record names for a span whose `troth.tool.server` is no name the gates take
-(toolschema.NAME, as `troth mcp gate --server` and `ToolGate(server=)` check it; the gate's
-recorder's placeholder too): the text itself is in the record's `inputs`."""
-
-
-def _tool_call(name: str, call: str | None, server: str | None) -> tuple[ToolCall, dict[str, str]]:
-    """The tool a span is about, and what of it is no name (`tool`, `server`): for `inputs`."""
-    made_up: dict[str, str] = {}
-    if server is not None and not NAME.fullmatch(server):
-        made_up["server"], server = server, NOT_A_SERVER_NAME
-    try:
-        return ToolCall(name, call, server), made_up
-    except ValueError:
-        made_up["tool"] = name
-        return ToolCall(NOT_A_TOOL_NAME, call, server), made_up
-
-
-def _policies(value: Any) -> tuple[str, ...]:
-    """`troth.policy.ids`: a sequence of ids, or one id (a string is one id, not its
-    characters)."""
-    if value is None or value == ():
-        return ()
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        return (str(_text(value)),)
-    return tuple(str(_text(p)) for p in value)
-
-
-def _is_text(text: str) -> bool:
-    """Whether `text` is a record text (1-MAX_TRACE_TEXT printable characters)."""
-    try:
-        Decision(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _decision(outcome: str, attributes: Mapping[str, Any]) -> tuple[Decision, dict[str, Any]]:
-    """The span's decision, and what of it the record keeps in `inputs` instead: the outcome
-    is the instrumentation's own (one that is no record text refuses the span); of the policy
-    ids, those a record holds, at most MAX_TRACE_POLICY_IDS, as a gate's recorder keeps them
-    (`decision_content`), every id given in `inputs` when some are left out; a revision that is
-    no record text in `inputs` alone (review 51g, otel 1: the span was refused)."""
-    revision = _text(attributes.get(TROTH_BUNDLE_REVISION))
-    policies = _policies(attributes.get(TROTH_POLICY_IDS))
-    held = tuple(p for p in policies if _is_text(p))[: limits.MAX_TRACE_POLICY_IDS]
-    small = limits.MAX_TRACE_DENIED_DISCLOSURE_BYTES  # the record's values stay within
-    # MAX_TRACE_RECORD_DISCLOSURE_BYTES (review 47b, limits 1)
-    noted: dict[str, Any] = {}
-    if revision is not None and not _is_text(revision):
-        noted["bundle"], revision = disclosed(revision, small), None
-    if held != policies:
-        noted["policies"] = disclosed(list(policies), small)
-    return Decision(outcome, revision, held), noted
-
-
-def _beside(messages: str | None, noted: dict[str, Any]) -> dict[str, Any]:
-    """An invoke_agent span's `inputs`: its input messages and what of its decision a record
-    keeps in `inputs` (`_decision`), the messages disclosed within the room the rest leaves of
-    MAX_TRACE_DISCLOSURE_BYTES (review 57h, otel 2: messages near it, beside the notes, made
-    the record refuse the span). A canonical JSON object's bytes are its members' together."""
-    rest = len(disclosure_value({"messages": None, **noted})) - len(b"null")
-    return {"messages": disclosed(messages, limits.MAX_TRACE_DISCLOSURE_BYTES - rest), **noted}
-
-
-def _times(span: ReadableSpan) -> SpanTimes | None:
-    """The span's times in microseconds: an end before the start (the SDK reads the wall
-    clock, which NTP may step back) is taken as the start; times a record cannot hold (before
-    1970, past 2^53 microseconds) are left out."""
-    if span.start_time is None or span.end_time is None:
-        return None
-    status = {StatusCode.OK: "ok", StatusCode.ERROR: "error"}.get(span.status.status_code)
-    start = span.start_time // 1000
-    try:
-        return SpanTimes(start, max(start, span.end_time // 1000), status)
-    except ValueError:
-        return None
-
-
-def span_content(
-    span: ReadableSpan, attributes: Mapping[str, Any], operation: str
-) -> RecordContent:
-    """What a GenAI span says, as the content of a record. Attribute values are a model's
-    output, so every span can be recorded (docs/traces.md): a value a record cannot disclose
-    (over MAX_TRACE_DISCLOSURE_BYTES, not I-JSON) is disclosed by its hash and size
-    (`disclosed`), a tool name that is no record text is recorded as "(not a tool name)" with
-    the name in `inputs`, a server (`troth.tool.server`) that is no name the gates take as
-    "(not a server name)" with the text in `inputs` (review 53r, otel 1), and an id that is
-    none by its digest (review 30c)."""
-    values: dict[str, Any] = {}
-    decision_text = _text(attributes.get(TROTH_DECISION))
-    if operation == EXECUTE_TOOL:
-        name = (
-            _text(attributes.get(GEN_AI_TOOL_NAME)) or span.name.removeprefix(EXECUTE_TOOL).strip()
-        )
-        call = _carried(_text(attributes.get(GEN_AI_TOOL_CALL_ID)))
-        server = _text(attributes.get(TROTH_TOOL_SERVER))
-        tool, made_up = _tool_call(name, call, server)
-        if made_up:
-            # small in clear: the record's values stay within
-            # MAX_TRACE_RECORD_DISCLOSURE_BYTES (review 47b, limits 1)
-            small = limits.MAX_TRACE_DENIED_DISCLOSURE_BYTES
-            values["inputs"] = {key: disclosed(text, small) for key, text in made_up.items()}
-        kind = Kind.DENIAL if decision_text == "deny" else Kind.TOOL_INVOCATION
-        for key, field in (
-            (GEN_AI_TOOL_CALL_ARGUMENTS, "args"),
-            (GEN_AI_TOOL_CALL_RESULT, "result"),
-        ):
-            if key in attributes:
-                values[field] = disclosed(_text(attributes[key]))
-    else:
-        tool, kind = None, Kind.MESSAGE
-        for key, field in ((GEN_AI_INPUT_MESSAGES, "inputs"), (GEN_AI_OUTPUT_MESSAGES, "result")):
-            if key in attributes:
-                values[field] = disclosed(_text(attributes[key]))
-    decision: Decision | None = None
-    noted: dict[str, Any] = {}
-    if decision_text is not None:
-        decision, noted = _decision(decision_text, attributes)
-    if span.dropped_attributes:  # read over what it started with: a value set later and
-        # dropped reads as it started (review 57h, otel 3), so the record says how many
-        noted["dropped_attributes"] = span.dropped_attributes
-    if noted and operation == EXECUTE_TOOL:  # its `inputs` are this dict, if any
-        values.setdefault("inputs", {}).update(noted)
-    elif noted and GEN_AI_INPUT_MESSAGES in attributes:  # its `inputs` are its messages
-        values["inputs"] = _beside(_text(attributes[GEN_AI_INPUT_MESSAGES]), noted)
-    elif noted:
-        values["inputs"] = noted
-    context = span.context
-    parent = span.parent
-    links = Links(
-        trace=None if context is None else f"{context.trace_id:032x}",
-        span=None if context is None else f"{context.span_id:016x}",
-        parent_span=None if parent is None else f"{parent.span_id:016x}",
-        conversation=_carried(_text(attributes.get(GEN_AI_CONVERSATION_ID))),
-    )
-    return RecordContent(
-        kind, tool=tool, values=values, decision=decision, links=links, span=_times(span)
-    )
