@@ -77,3 +77,25 @@ def test_the_answer_caches_are_not_poisoned_by_calls_that_differ() -> None:
         for value, outcome in expected.items():
             decided = engine.decide(member, ToolCall("t", {"s": value}), now=NOW)
             assert decided.outcome == outcome, value
+
+
+def test_deep_but_narrow_arguments_are_refused_unparsed_or_denied() -> None:
+    """Deep but narrow: arguments nested thousands deep (`[[[...]]]`, few bytes, few values
+    each level) are refused by the MCP SDK's decoding (its nesting limit) before any gate,
+    and a direct caller's 100,000 levels are denied (`arguments`) by the count that walks
+    them iteratively, never followed into Cedar's or the encoder's recursion."""
+    from troth.errors import DecodeError
+    from troth.integrations.mcp.channel import decode_message
+
+    deep = b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":'
+    with pytest.raises(DecodeError):
+        decode_message(deep + b'{"x":' + b"[" * 5_000 + b"]" * 5_000 + b"}}}")
+    world = make_world()
+    member = world.credential(world.support_chain, world.support)
+    items = {"type": "array", "items": {"type": "array", "items": {"type": "integer"}}}
+    engine = _engine({"type": "object", "properties": {"x": items}})
+    value: list[Any] = []
+    for _ in range(100_000):
+        value = [value]
+    denied = engine.decide(member, ToolCall("t", {"x": value}), now=NOW)
+    assert (denied.allowed, denied.outcome) == (False, Outcome.ARGUMENTS)
