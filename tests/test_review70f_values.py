@@ -19,7 +19,7 @@ a burst buys 4 (~1 s) and the rate one every 4 s (~0.065 CPU-seconds a second at
 Values 2. The values' charge was taken after the frame was decoded, and a frame whose values
 the member's budget could not pay was refused then: charged its bytes only for a decoding
 paid for by the node (a 1 MiB frame of ~340,000 empty arrays, `[[],[],...]`, took ~0.2-0.4 s
-of CPU to decode, most of it the garbage collector over its containers, ~0.02 s without), so
+of CPU to decode, most of it the garbage collector over its containers, ~0.08 s without it), so
 a member at the edge of its budget had one decoded a second for 1 MiB; and a new session such
 a frame opened stayed open with nothing delivered (closing_left.md, session 69). The values'
 charge is now owed (`ByteBudgets.owe`, as a trace query's answer is): the frame is taken once
