@@ -361,20 +361,25 @@ def test_an_mcp_server_behind_a_relay_needs_no_open_port(tmp_path: Path) -> None
     run_memnet(test, tmp_path)
 
 
+async def orders_by_frames(net: MemNet, access: str) -> tuple[Any, NodeRuntime, Any]:
+    """The hub's `mcp.orders` service (published), a member `writer` with `orders.access`
+    `access`, and the address it sends raw frames to over its channel to the hub."""
+    hub = net.hub
+    assert hub is not None
+    install(net)
+    await publish_upstream(hub, "orders", orders_server())
+    writer = await net.member("writer", **{"orders.access": access})
+    end = await writer.channel_to(route(HUB))
+    return hub.host.services["mcp.orders"], writer, (end.enc, service_address("mcp.orders"))
+
+
 def test_send_refuses_malformed_frames_and_sessions_stay_with_their_channel(
     tmp_path: Path,
 ) -> None:
     from troth.integrations.mcp.frames import McpFrame
 
     async def test(net: MemNet) -> None:
-        hub = net.hub
-        assert hub is not None
-        install(net)
-        await publish_upstream(hub, "orders", orders_server())
-        service = hub.host.services["mcp.orders"]
-        writer = await net.member("writer", **{"orders.access": "write"})
-        end = await writer.channel_to(route(HUB))
-        address = (end.enc, service_address("mcp.orders"))
+        service, writer, address = await orders_by_frames(net, "write")
         ping = b'{"jsonrpc":"2.0","id":1,"method":"ping"}'
         for arguments in (
             ["not a frame", "mcp-1"],

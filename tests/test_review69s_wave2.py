@@ -16,7 +16,8 @@ wave2 2. A member's MCP budget (MCP_BYTES_PER_SECOND, 1 MiB/s, 16 MiB burst) cou
    16,384 distinct small values (~56 KB, the most 69n lets through) took ~0.09 s, so one
    member kept ~1.6 CPU-seconds a second busy (~18 such calls a second, ~290 in a burst), the
    leftover 69n named. A tools/call is now charged MCP_VALUE_CHARGE (64 bytes) a value of its
-   arguments too (counted up to one past the limit): a call of the most costs 1 MiB.
+   arguments too (counted up to one past the limit): a call of the most costs 1 MiB (4 MiB
+   since review 70f, values 1: 256 bytes a value).
 """
 
 from __future__ import annotations
@@ -95,7 +96,9 @@ def test_a_members_calls_dense_in_values_spend_its_mcp_budget(
     ~56 KB, took ~0.09 s to decide). At MCP_BYTES_PER_SECOND (1 MiB) a member sent ~18 such
     calls a second (~1.6 CPU-seconds a second: one member kept both cores of a small node busy)
     and ~290 in its 16 MiB burst. A tools/call is now charged MCP_VALUE_CHARGE a value too:
-    here, a burst of 1 MiB takes 2 calls of 8,000 values (~50 KB each), not 20."""
+    here, a burst of 1 MiB takes 2 calls of 3,000 values, not ~50 (8,000 values before review
+    70f, values 1 raised the charge to 256 bytes a value; since its values 2 they are owed once
+    the call's bytes are paid, so the second goes below zero and the third waits)."""
     import anyio
     from mcp import Client
 
@@ -108,7 +111,7 @@ def test_a_members_calls_dense_in_values_spend_its_mcp_budget(
 
     monkeypatch.setattr(limits, "MCP_BURST_BYTES", 1 << 20)
     monkeypatch.setattr(limits, "MCP_BYTES_PER_SECOND", 1)
-    dense = {"order_id": "o1", "notes": [str(i) for i in range(8_000)]}
+    dense = {"order_id": "o1", "notes": [str(i) for i in range(3_000)]}
 
     async def test(net: MemNet) -> None:
         hub = net.hub

@@ -259,7 +259,8 @@ MAX_TOOL_ARGUMENT_VALUES: Final = 16_384
 depth). Cedar parses the context value by value against the schema (~3-7 us each, the GIL
 held) and troth's checks walk each again: within MAX_TOOL_ARGUMENTS_BYTES, ~400,000 small
 nested arrays took ~3.6 s of CPU a call and stopped every other thread for ~5 s (review 69n,
-gates 2). At this bound a call costs ~0.1 s at worst."""
+gates 2). At this bound a call costs ~0.06-0.26 s (the most: records nested five deep, review
+70f, values 1), which an MCP member's budget charges for (MCP_VALUE_CHARGE)."""
 MAX_CAVEAT_CONTEXT_BYTES: Final = MAX_TOOL_ARGUMENTS_BYTES
 """Largest context a chain's caveats are evaluated against outside a bundle (its compact UTF-8
 JSON, without `now`): `troth.Verifier.verify(context=...)` and `troth credential verify

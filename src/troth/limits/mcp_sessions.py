@@ -89,9 +89,13 @@ is read with nothing coming (since the group's end at least: review 66p, mcp 3) 
 closed: what the upstream wrote is read by then, and a child that left the group (`setsid`, a
 daemon) and holds the pipe does not keep its session open (troth.integrations.mcp.upstream;
 review 66c, mcp 3: the call under way waited for ever)."""
-MCP_VALUE_CHARGE: Final = 64
+MCP_VALUE_CHARGE: Final = 256
 """What each value of a tools/call's arguments costs of its member's MCP budget (bytes of
 MCP_BYTES_PER_SECOND; a call is charged the more of its bytes and this for its values): its
-decision costs ~5.5 us a value (the GIL held) whatever their bytes, so a call of
-MAX_TOOL_ARGUMENT_VALUES (~0.09 s) costs 1 MiB, one a second. Review 69s, wave2 2: counted in
-bytes only, a member sent ~18 such calls (~56 KB each) a second, ~1.6 CPU-seconds."""
+decision costs ~4-16 us a value (the GIL held) whatever their bytes, the most for records
+nested deep (each checked against its type at each level), so a call of
+MAX_TOOL_ARGUMENT_VALUES (~0.06-0.26 s) costs 4 MiB, one every 4 seconds and 4 in a burst.
+Owed once the frame is decoded (its bytes paid first): the budget may go below zero.
+Review 69s, wave2 2: counted in bytes only, a member sent ~18 such calls (~56 KB each) a
+second, ~1.6 CPU-seconds; review 70f, values 1: at 64 bytes a value, 16 calls of records
+nested five deep (~0.26 s each) in a burst, one a second after it."""

@@ -272,9 +272,12 @@ class McpService:
             item: SessionMessage | Exception = decode_message(frame.message)
         except DecodeError as exc:
             item = exc
-        valued = _values_charge(item) - cost  # a call's cost follows its values (69s, wave2 2)
-        if valued > 0 and not self._rates.take_all(accounts, valued, now=context.now):
-            raise RemoteError(f"{self.name}: the member's MCP budget is spent, send again later")
+        # a call's cost follows its values (69s, wave2 2), known once decoded: owed, never
+        # refused after the decoding it paid for (review 70f, values 2: refused, a dense
+        # frame's decoding cost its bytes only, and a session it opened stayed open)
+        valued = _values_charge(item) - cost
+        if valued > 0:
+            self._rates.owe(accounts, valued, now=context.now)
         try:
             session.inbound.send_nowait(item)
         except Exception:  # full (the client outruns the session) or already closed
@@ -538,7 +541,8 @@ async def _grantors(
 def _values_charge(item: SessionMessage | Exception) -> int:
     """What a tools/call message costs of its member's MCP budget for its arguments' values
     (MCP_VALUE_CHARGE each, counted up to one past MAX_TOOL_ARGUMENT_VALUES, the most a call
-    is decided with); 0 for any other message."""
+    is decided with), owed once it is decoded (review 70f, values 2); 0 for any other
+    message."""
     from mcp import types
 
     request = None if isinstance(item, Exception) else item.message
