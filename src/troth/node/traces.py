@@ -388,7 +388,11 @@ def tell_nodes_here(
     answered or timed out: asked one after the other, each daemon that does not answer (stopped
     by Ctrl-Z, hung) held the caller its control timeout (30 s) in turn, ten of them five
     minutes, and the daemons after it were told that much later (review 69d, notify 2). A
-    node whose configuration cannot be read is logged, the others told."""
+    node whose configuration cannot be read is logged, the others told. Nothing to tell (no
+    authority here took a rotation): no node is read (review 70d, telling 3: every rotation
+    of an identity enrolled nowhere logged each damaged node here as not told)."""
+    if not authorities:
+        return
     home = home_of(node)
     unreadable: dict[str, str] = {}
     try:  # (one node's damaged configuration told none of them: review 69d, notify 4)
