@@ -4,6 +4,7 @@ locks, that did not work, each a test that fails if the defence it names breaks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -18,10 +19,12 @@ import troth._api.network
 import troth.node.authorities
 from tests import test_review69x_wave4c as review69x
 from tests.support.public_api import READ, acme_and_agents
+from troth.clock import SystemClock
 from troth.credentials.revocation import VerifiedFeed
 from troth.identity import Identifier
 from troth.node import open_node
 from troth.node.daemon import control
+from troth.node.rotation import rotate_local
 from troth.node.trust import NodeTrust
 from troth.transport.framing import frame
 
@@ -114,7 +117,7 @@ def test_a_daemon_answering_byte_by_byte_holds_its_teller_the_timeout_only(
 
     def dribble() -> None:
         conn, _ = server.accept()
-        with conn:
+        with conn, contextlib.suppress(OSError):  # (the asker gone: a broken pipe)
             for byte in answer:
                 if stop.wait(0.02):
                     return
@@ -140,3 +143,40 @@ def test_a_daemon_answering_byte_by_byte_holds_its_teller_the_timeout_only(
     server.close()
     assert len(outcome) == 1
     assert isinstance(outcome[0], TimeoutError)
+
+
+def test_the_loop_runs_while_a_node_served_here_is_synced_slowly(troth_home: Path) -> None:
+    """`agents` served announces `support`'s rotation to acme (hosted by node `acme`, here)
+    while `desk` (a member, served on the same event loop) has a store that takes as long as
+    it is held to sync (`sync_runtimes_here`): the loop runs meanwhile (the sync is on the
+    announcing node's storage thread), and a task on it is what lets the sync go on."""
+    real = troth.node.authorities.sync_from
+    entered, release = threading.Event(), threading.Event()
+    released: list[bool] = []
+
+    def slow(stored: object, host: object, *, now: int) -> object:
+        entered.set()
+        released.append(release.wait(10))  # (False: nothing on the loop ran for 10 s)
+        return real(stored, host, now=now)  # type: ignore[arg-type]
+
+    with acme_and_agents() as world, troth.Node.open("desk") as desk:
+        desk.enroll(world.acme.ticket(READ), identity=desk.identities.create("d"))
+        rotate_local(world.agents._stored, "support", clock=SystemClock())
+
+        async def watch() -> None:
+            while not entered.is_set():
+                await asyncio.sleep(0.01)
+            release.set()  # (on the loop, while the sync is held)
+
+        async def main() -> None:
+            async with desk.serve():
+                watching = asyncio.create_task(watch())
+                async with world.agents.serve():
+                    pass  # (its first round announced the rotation)
+                await watching
+
+        with pytest.MonkeyPatch.context() as patched:
+            patched.setattr(troth._api.network, "sync_from", slow)
+            asyncio.run(main())
+    assert released  # (desk's sync, and agents' own: it trusts acme too)
+    assert all(released)

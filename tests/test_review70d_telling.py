@@ -102,12 +102,12 @@ def _descriptors() -> int:
 def test_telling2_a_mark_holds_one_descriptor_per_node_until_the_commit(
     troth_home: Path,
 ) -> None:
-    """Thirty nodes here trust authority `x` (node `revoker`'s identity): a revocation or
+    """Twelve nodes here trust authority `x` (node `revoker`'s identity): a revocation or
     rotation with it marks them all due a sync, and holds each one's `node.db.revoking`
     until the authority's commit; not its store too (three descriptors more each: a home of
     250 nodes exhausted the default limit of 1,024, and every socket the process opened
     meanwhile, its channels' too, failed)."""
-    names = [f"n{i:02d}" for i in range(30)]
+    names = [f"n{i:02d}" for i in range(12)]
     for name in ("revoker", *names):
         init_node(name)
     with open_node("revoker") as revoker:
