@@ -10,6 +10,28 @@ round while the first telling still waited) ran that many tellings at once, each
 With daemons that do not answer (stopped, hung), n identities held n * 16 threads for 30 s,
 and each daemon got n identical `feed.sync` requests queued. Now one telling runs at a time
 per running node; the authorities announced meanwhile are told once more after it, together.
+
+telling 2 (low: descriptors held per node across the commit) A revocation or rotation with an
+authority here marks every other node of the home that trusts it (`local_nodes_due`) and
+held, for each node marked, its store open (its file, -wal and -shm) and its
+`node.db.revoking` lock with its gate until the authority's commit: five descriptors a node,
+so a home of 200 such nodes exhausted the process's default 1,024 (every socket and file the
+process opened meanwhile, a served node's channels too, failed). Each store is closed once its
+mark is committed (opened again only to clear a mark the authority refused), and the lock is
+held without its gate (it is never alone): one descriptor a node.
+
+telling 3 (low: a warning per rotation) `announce_here` (`troth identity rotate`,
+`Identities.rotate`) told the daemons here in a `finally` whatever the authorities here took:
+a rotation of an identity enrolled nowhere listed every node of the home and logged each
+damaged one as "not told of the revocation". Nothing is read when there is nothing to tell.
+
+telling 4 (low: a silent daemon held back the nodes served in this process) A revocation by
+the authority a handle hosts (`Authority.revoke`, `Authority.revoke_identity`) or of a link
+with an authority here (`Node.revoke`) told the daemons running here first, each silent one
+holding the call its 30 s control timeout, and only then synced the nodes served in this
+process (`sync_runtimes_here`): marked, they refused every member of that authority from their
+next poll of the marks until their own sync. The nodes served here are synced first now,
+right after the commit, as a rotation's are (`announce_locally`).
 """
 
 from __future__ import annotations
@@ -27,7 +49,7 @@ import troth
 import troth.node.daemon
 import troth.node.traces
 from tests.conftest import NOW
-from tests.support.public_api import READ
+from tests.support.public_api import READ, acme_and_agents
 from troth.clock import SystemClock
 from troth.node import init_node, open_node
 from troth.node.authorities import announce_here
@@ -142,3 +164,34 @@ def test_telling3_a_rotation_no_authority_here_took_reads_no_node_here(
             done, remote = announce_here(owner, "agent", now=NOW + 60)
     assert (done, remote) == ([], [])
     assert not [r for r in caplog.records if "was not told" in r.getMessage()]
+
+
+def test_telling4_the_nodes_served_here_hold_a_revocation_before_any_daemon_is_asked(
+    troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """acme (hosted by node `acme`) revokes `support`'s credential through the API while
+    `desk` (a member) is served in this process and every other node here runs a daemon:
+    when each daemon is asked, desk's running node already holds the revocation."""
+    seen: list[int] = []
+    with acme_and_agents() as world, troth.Node.open("desk") as desk:
+        desk.enroll(world.acme.ticket(READ), identity=desk.identities.create("d"))
+        acme = world.acme._hosted.identifier
+
+        async def main() -> None:
+            async with desk.serve() as running:
+                feeds = running._runtime.trust
+                before = feeds.feeds[acme].count
+
+                def status(home: object, name: str) -> dict[str, object]:
+                    return {"name": name, "running": name != "desk"}
+
+                def asked(home: object, name: str, *args: object) -> None:
+                    seen.append(feeds.feeds[acme].count - before)
+
+                monkeypatch.setattr(troth.node.daemon, "node_status", status)
+                monkeypatch.setattr(troth.node.traces, "_control", asked)
+                world.acme.revoke(world.member)
+
+        asyncio.run(main())
+    assert seen  # (acme's daemon and agents')
+    assert all(grown == 1 for grown in seen)
