@@ -195,3 +195,24 @@ def test_telling4_the_nodes_served_here_hold_a_revocation_before_any_daemon_is_a
         asyncio.run(main())
     assert seen  # (acme's daemon and agents')
     assert all(grown == 1 for grown in seen)
+
+
+def test_telling2_a_store_removed_while_marked_is_not_made_again_by_a_clear(
+    troth_home: Path,
+) -> None:
+    """Node `n`'s store, marked, is removed before the authority refuses the revocation
+    (`LocalDue.clear`): the mark is not cleared by opening the store again, which would make
+    an empty one ("a node whose node.db does not exist is never created")."""
+    for name in ("revoker", "n"):
+        init_node(name)
+    with open_node("revoker") as revoker:
+        authority = revoker.identities.create(now=NOW, name="x").identifier
+    with open_node("n") as node:
+        node.wallet.store.trust_authority(authority.digest, "node:revoker", NOW)
+    store = troth_home / "nodes" / "n" / "node.db"
+    with open_node("revoker") as revoker, local_nodes_due(revoker, authority, now=NOW) as due:
+        assert due.names == ["n"]
+        for path in store.parent.glob("node.db*"):
+            path.unlink()
+        due.clear()
+    assert not store.exists()

@@ -81,6 +81,9 @@ class LocalDue:
         for marked in self.marked:
             if marked.mark is None:
                 continue
+            if not marked.path.is_file():  # removed meanwhile: its mark with it (an open
+                marked.mark = None  # would make an empty store)
+                continue
             try:
                 db = SqliteDatabase(marked.path, marked.durability, busy_timeout=MARK_BUSY_SECONDS)
                 try:
