@@ -548,7 +548,9 @@ class Node:
 
         home = home_of(self._stored)
         with local_authority(home, link.authority, hint=address, beside=self._stored) as host:
-            # recorded, and the feed this node holds synced: the CLI's call (review 47k)
+            # recorded, and the feed this node holds synced: the CLI's call (review 47k); the
+            # nodes served in this process that trust it (review 49a, revocation 1) synced
+            # before the daemons here are asked (review 70d, telling 4)
             seq = revoke_link_recorded(
                 self._stored,
                 ref,
@@ -557,9 +559,8 @@ class Node:
                 chain=link.chain,
                 reason=reason,
                 clock=self._clock,
+                told=lambda taken: sync_runtimes_here(taken, now=self._clock.now()),
             )
-            # the other nodes served in this process that trust it (review 49a, revocation 1)
-            sync_runtimes_here(host, now=self._clock.now())
         self._tell_runtimes_here()
         return seq
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -34,6 +35,7 @@ from troth.routing import Route, Router, parse_route
 __all__ = ["Announcer"]
 
 AUTHORITY = service_address("authority")
+log = logging.getLogger("troth.node")
 
 
 class ChannelTo(Protocol):
@@ -92,6 +94,11 @@ class Announcer:
         """The identity (its identifier) whose history the authority refused as a fork at the
         last announcement of (local identity, authority); gone once one succeeds. At most one
         per pending announcement (review 65a, forked 2: `troth identity show` reads it)."""
+        self._to_tell: set[Identifier] = set()
+        """The authorities here whose feed the daemons running here are still to be asked to
+        sync (`_tell_here`), and whether a telling runs (one at a time: review 70d, telling 1)."""
+        self._telling = False
+        self._telling_lock = threading.Lock()
 
     def refused_as_fork(self) -> list[dict[str, str]]:
         """The identities (identifiers) whose last announcement an authority refused as a fork
@@ -239,15 +246,43 @@ class Announcer:
         """Ask the daemons running the other nodes here to sync `authority`'s feed, on a
         thread of its own (a daemon thread, as the authority service's telling): asked on the
         storage thread, each daemon not answering held every storage call of this node 30 s
-        (review 69d, notify 3)."""
-        from troth.node.traces import tell_local_nodes  # (it imports the trace log)
+        (review 69d, notify 3). One telling at a time: the authorities announced meanwhile are
+        told once more after it, together (`tell_nodes_here`); a thread per announcement ran
+        n tellings at once for n identities rotated, each with up to MAX_NODES_TOLD_AT_ONCE
+        threads waiting on the silent daemons, each daemon asked n times (review 70d,
+        telling 1)."""
+        with self._telling_lock:
+            self._to_tell.add(authority)
+            if self._telling:
+                return
+            self._telling = True
+        try:
+            threading.Thread(
+                target=self._tell_pending, name="troth-tell-local-nodes", daemon=True
+            ).start()
+        except BaseException:  # (no new thread at the interpreter's exit: none told)
+            with self._telling_lock:
+                self._telling = False
+            raise
 
-        threading.Thread(
-            target=tell_local_nodes,
-            args=(self.node, authority),
-            name="troth-tell-local-nodes",
-            daemon=True,
-        ).start()
+    def _tell_pending(self) -> None:
+        from troth.node.traces import tell_nodes_here  # (it imports the trace log)
+
+        while True:
+            with self._telling_lock:
+                authorities = sorted(self._to_tell, key=lambda each: each.digest)
+                self._to_tell.clear()
+                if not authorities:
+                    self._telling = False
+                    return
+            try:
+                tell_nodes_here(self.node, authorities)
+            except Exception:  # logged: the tellings after it go on
+                log.exception("telling the nodes running here of a rotation")
+            except BaseException:  # (a later announcement starts a telling again)
+                with self._telling_lock:
+                    self._telling = False
+                raise
 
     def _announce_hosted(self, hosted: Authority, ref: str, now: int) -> int | None:
         """To the authority this node hosts: the other nodes here marked due a sync of its

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -191,12 +191,14 @@ def revoke_as_authority(
     *,
     reason: str,
     clock: Clock,
+    told: Callable[[Authority], None] | None = None,
 ) -> int:
     """The authority `node` hosts revokes a credential (`target`: its hash) or an identity, and
     records it, signed by the authority; the feed entry's seq. The other nodes here that
     trust it are marked due a sync of its feed before it commits (`local_nodes_due`: a
     process killed before `tell_local_nodes` leaves the marks, and they sync it soon:
-    review 50b, revdue 1)."""
+    review 50b, revdue 1). Once it committed, `told` (the nodes served in this process:
+    `sync_runtimes_here`) before the daemons here (`_told_then_daemons`)."""
     now = clock.now()
     me = authority.identifier
     with local_nodes_due(node, me, now=now) as due:  # before the commit (review 50b, revdue 1)
@@ -215,9 +217,25 @@ def revoke_as_authority(
             node, str(me), what, text, authority=me, reason=reason, seq=seq, clock=clock
         )
     finally:  # recorded or not, the revocation stands: the nodes running here learn it
-        tell_hosting_node(node, me)  # (review 63u, revocation 1)
-        tell_local_nodes(node, me)
+        _told_then_daemons(node, authority, told, hosting=True)  # (63u, revocation 1)
     return seq
+
+
+def _told_then_daemons(
+    node: Node, authority: Authority, told: Callable[[Authority], None] | None, *, hosting: bool
+) -> None:
+    """`told(authority)` (the nodes served in this process, at hand), then the daemons running
+    here (`tell_hosting_node` when `hosting`, `tell_local_nodes`), whatever `told` raised: the
+    daemons first, each silent one held the nodes served here its 30 s control timeout, their
+    marks read and every member of the authority refused until their own sync (review 70d,
+    telling 4)."""
+    try:
+        if told is not None:
+            told(authority)
+    finally:
+        if hosting:
+            tell_hosting_node(node, authority.identifier)
+        tell_local_nodes(node, authority.identifier)
 
 
 def remove_member_as_authority(
@@ -275,6 +293,7 @@ def revoke_link_recorded(
     chain: bytes,
     reason: str,
     clock: Clock,
+    told: Callable[[Authority], None] | None = None,
 ) -> int:
     """`revoke_link_at`, then the feed `node` holds of `authority` synced from it
     (`hold_revocation`), then recorded, signed by `ref` (`record_revocation`: the link's
@@ -289,7 +308,8 @@ def revoke_link_recorded(
     the mark cleared once it holds the entry (troth.node.syncdue): a process killed between
     the authority's commit and the sync leaves the mark, and the node syncs that feed before
     it hands out a chain of that authority again (review 48m, revcrash 2); the other nodes
-    here that trust it are marked as well (`local_nodes_due`: review 50b, revdue 1)."""
+    here that trust it are marked as well (`local_nodes_due`: review 50b, revdue 1). `told`
+    (the nodes served in this process) before the other nodes' daemons (`_told_then_daemons`)."""
     identifier = authority.identifier
     address = node.wallet.trusted().get(identifier) or ""
     here = address if is_local(address) else ""  # (on this machine: its node is found)
@@ -339,7 +359,7 @@ def revoke_link_recorded(
                 raise not_held
             tell_running(node, seq)
         finally:
-            tell_local_nodes(node, identifier)
+            _told_then_daemons(node, authority, told, hosting=False)
     return seq
 
 
@@ -388,7 +408,11 @@ def tell_nodes_here(
     answered or timed out: asked one after the other, each daemon that does not answer (stopped
     by Ctrl-Z, hung) held the caller its control timeout (30 s) in turn, ten of them five
     minutes, and the daemons after it were told that much later (review 69d, notify 2). A
-    node whose configuration cannot be read is logged, the others told."""
+    node whose configuration cannot be read is logged, the others told. Nothing to tell (no
+    authority here took a rotation): no node is read (review 70d, telling 3: every rotation
+    of an identity enrolled nowhere logged each damaged node here as not told)."""
+    if not authorities:
+        return
     home = home_of(node)
     unreadable: dict[str, str] = {}
     try:  # (one node's damaged configuration told none of them: review 69d, notify 4)

@@ -40,14 +40,16 @@ __all__ = ["PeerLock", "SoleHolder", "Turns"]
 class PeerLock:
     """A shared hold on `path` (created 0600) from construction to `close()`; `alone()` also
     takes `<path>.gate` (created 0600; module docstring). With `wait`, the shared hold is
-    waited for at most that many seconds (a peer alone with it past them: StorageError)."""
+    waited for at most that many seconds (a peer alone with it past them: StorageError).
+    `gated=False`: a hold that is never alone (`alone()` refused) keeps one descriptor, not
+    two (a revocation here holds one of every node it marked: review 70d, telling 2)."""
 
-    def __init__(self, path: Path, *, wait: float | None = None) -> None:
+    def __init__(self, path: Path, *, wait: float | None = None, gated: bool = True) -> None:
         self.path = path
         self.gate = path.with_name(f"{path.name}.gate")
         self._file = _lock_file(path)
         try:
-            self._gate = _lock_file(self.gate)
+            self._gate = _lock_file(self.gate) if gated else None
         except BaseException:
             self._file.close()
             raise
@@ -69,6 +71,8 @@ class PeerLock:
         it ends) or False (another peer is open). Shared again afterwards. Never waits.
         StorageError once closed (in a child forked since too: its copies are closed, review
         58s, locks 2)."""
+        if self._gate is None:
+            raise StorageError(f"{self.path} is held by one never alone with it")
         if self._gate.closed:
             raise StorageError(f"{self.path} is not held open in this process")
         try:
@@ -101,7 +105,8 @@ class PeerLock:
 
     def close(self) -> None:
         """Release the hold (the kernel drops the locks with the files)."""
-        self._gate.close()
+        if self._gate is not None:
+            self._gate.close()
         self._file.close()
 
     def _forget(self) -> None:
