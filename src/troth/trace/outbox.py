@@ -86,7 +86,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from troth import limits
 from troth.crypto import sha256
@@ -124,6 +124,7 @@ from troth.trace.submit import Head, Receipts, Submission, SubmittedRecord, item
 __all__ = ["OutboxBatch", "TraceOutbox", "redact_outbox", "scrub_quietly"]
 
 _F = TraceFailure
+_T = TypeVar("_T")
 SCRUB_SECONDS: Final = 5
 """While records stay queued, a delivery truncates node.db's WAL at most this often (seconds);
 a delivery that leaves none queued always does (module docstring, "Disclosed values")."""
@@ -261,16 +262,13 @@ class TraceOutbox:
         """Sign a record made at `now` (on behalf of member `source`, if any) and commit it to
         the outbox; TraceError OVER_LIMIT when the outbox, or that member's share of it, is
         full, MALFORMED for a redactable value that is not JSON."""
-        signer, epoch = self._signer(now)
         agent = self._agent
         member = None if source is None else source.digest
-        try:
-            with self._unit():
-                verified = self._append(agent, signer, epoch, content, chain, now, member)
-        except KeyNotFound:  # a rotation elsewhere deleted the key: ask the source again
-            signer, epoch = self._signer(now, renew=True)
-            with self._unit():
-                verified = self._append(agent, signer, epoch, content, chain, now, member)
+        _, verified = self._signing(
+            now,
+            self._signer(now),
+            lambda signer, epoch: self._append(agent, signer, epoch, content, chain, now, member),
+        )
         queued = Queued(verified.record.id, verified.record.time, content, chain)
         with self._memo:
             self._waiting[queued.record] = queued
@@ -386,8 +384,11 @@ class TraceOutbox:
         if any(row.stale for row in rows):
             if _signed_since(signer, rows):  # by a rotation after this signer was fetched
                 signer, epoch = self._signer(now, renew=True)
-            with self._unit():
-                failed = self._resign(agent, signer, epoch, now)
+            (signer, epoch), failed = self._signing(
+                now,
+                (signer, epoch),
+                lambda signer, epoch: self._resign(agent, signer, epoch, now),
+            )
             self._settle((), failed)
             rows = self.store.first(agent, self.batch_records)
         history = signer.identity.history
@@ -619,6 +620,24 @@ class TraceOutbox:
         outer = nullcontext() if self.store.db.in_transaction else self._writer
         with outer, self.store.transaction():
             yield
+
+    def _signing(
+        self,
+        now: int,
+        fetched: tuple[Signer, KeyEpoch],
+        work: Callable[[Signer, KeyEpoch], _T],
+    ) -> tuple[tuple[Signer, KeyEpoch], _T]:
+        """`work` with the signer `fetched` at `now`, in one transaction; run again with the
+        signer asked for again when a rotation elsewhere deleted its key (KeyNotFound: rows of
+        a retired key queued again after it, review 70b outbox 4, as a record added). The
+        signer it ran with, and what it returned."""
+        try:
+            with self._unit():
+                return fetched, work(*fetched)
+        except KeyNotFound:  # a rotation elsewhere deleted the key: ask the source again
+            fetched = self._signer(now, renew=True)
+            with self._unit():
+                return fetched, work(*fetched)
 
     def _signer(self, now: int, *, renew: bool = False) -> tuple[Signer, KeyEpoch]:
         """The signer at `now`. The source is asked outside every lock: it may write to the

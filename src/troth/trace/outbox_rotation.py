@@ -29,9 +29,14 @@ records queued just before such a rotation are lost to the log with them (deny w
 
 Rows set aside (`trace_outbox_refused`) are not signed again at a rotation: one signed before
 it and requeued after it is set aside again (ATTESTATION_STALE). The rows are read a page at a
-time, but all are signed in the one transaction: a rotation of an agent whose outbox is full
-(TRACE_OUTBOX_RECORDS) holds node.db's write lock while it signs them (seconds with a software
-key, longer on a token). A process that queues a record after the commit with a signer it
+time, in the types their columns declare (a text stored by a writer of node.db blocks no
+rotation: review 70b, outbox 1), but all are signed in the one transaction, holding node.db's
+write lock: at most MAX_ROTATION_RESIGNED_RECORDS of them (about 3 s with a software key); with
+more queued the rotation is refused (TraceError OVER_LIMIT, nothing written: deliver them
+first, or rotate `--compromised`, which signs none), not left holding the lock for a full
+outbox's 45 s (every other writer of node.db failing past its busy timeout) nor leaving rows
+of the retired key for later, when a thief's could not be told from them (review 70b, outbox
+3). A process that queues a record after the commit with a signer it
 fetched before signs with the retired key only if its vault still holds it (a software vault's
 retired keys are deleted in the rotation's transaction: the signer is asked again; a token's
 just after the commit); such a record, dated after the rotation, never verified as the agent's
@@ -85,9 +90,10 @@ def resign_for_rotation(
             if fresh is None:
                 fresh = signer()
             identity = fresh.identity
+            if not _of_key_before(before, row):
+                continue  # the new key's, or a key retired before (a thief's, if queued)
+            _check_bound(done)
             try:
-                if not resolve_key(before, row.attestation).is_current:
-                    continue  # the new key's, or a key retired before (a thief's, if queued)
                 disclosures = decode_disclosures(row.disclosures)
                 record = verify_envelope(
                     row.envelope,
@@ -113,6 +119,29 @@ def resign_for_rotation(
     return done
 
 
+def _of_key_before(before: VerifiedIdentity, row: OutboxRow) -> bool:
+    """Whether `row`'s attestation names the key current `before` the rotation (not one an
+    earlier change attested, nor one of no change of the agent's)."""
+    try:
+        return resolve_key(before, row.attestation).is_current
+    except TraceError:
+        return False
+
+
+def _check_bound(done: int) -> None:
+    """TraceError OVER_LIMIT when the rotation has signed MAX_ROTATION_RESIGNED_RECORDS rows
+    again and meets one more (module docstring; review 70b, outbox 3)."""
+    bound = limits.MAX_ROTATION_RESIGNED_RECORDS
+    if done >= bound:
+        raise TraceError(
+            _F.OVER_LIMIT,
+            f"more than {bound} trace records of the agent are queued, signed by the key this "
+            "rotation retires: a rotation signs at most that many again "
+            "(MAX_ROTATION_RESIGNED_RECORDS); deliver them first (the trace service reachable), "
+            "or rotate --compromised, which signs none again (sets them aside)",
+        )
+
+
 def _set_aside_compromised(store: OutboxStore, before: VerifiedIdentity, now: int) -> None:
     """Set aside (ATTESTATION_STALE, kept in `trace_outbox_refused`) every queued row of the
     agent signed by the key current `before` a compromised rotation at `now`, and mark the
@@ -122,11 +151,8 @@ def _set_aside_compromised(store: OutboxStore, before: VerifiedIdentity, now: in
     first: int | None = None
     with store.transaction():
         for row in _rows(store, digest):  # a page read whole before its rows move
-            try:
-                if not resolve_key(before, row.attestation).is_current:
-                    continue  # a key retired before: set aside when it comes up
-            except TraceError:
-                continue  # not the agent's: set aside when it comes up
+            if not _of_key_before(before, row):
+                continue  # a key retired before, or not the agent's: set aside when it comes up
             if store.set_aside(
                 digest,
                 row.pos,

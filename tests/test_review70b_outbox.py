@@ -1,0 +1,151 @@
+"""Review 70b (area: outbox): a second review of the trace outbox at a rotation (69a, 69o).
+
+1. (a rotation blocked, high) A writer of node.db that stored a text value where a queued row
+   holds bytes or a number (its attestation, hash, envelope, disclosures, chain or size: one
+   `UPDATE trace_outbox SET hash = 'x'`) made every rotation of the agent fail (TypeError from
+   the rotation's reading of the row): a `--compromised` one too, so the thief holding a copy
+   of the agent's key kept it current, however often the owner tried to rotate it away. A row
+   of the outbox is now read in the types its columns declare (`CAST`), and matched by its
+   hash as such: the mangled row is then a row like any other (not the agent's: left, or set
+   aside when it comes up; the compromised key's: set aside by the compromised rotation).
+2. (the outbox stopped, medium) The same text value stopped the agent's outbox for good:
+   each `next_batch` raised TypeError reading the row, so nothing after it was ever sent, the
+   outbox filled and the agent stopped (OVER_LIMIT). The same reading (1) sends it or sets it
+   aside.
+3. (a rotation holding node.db's write lock unbounded, medium) A rotation signed again, in its
+   transaction, every queued row of the key it retired: up to TRACE_OUTBOX_RECORDS (65,536),
+   about 45 s here with a software key (0.7 ms a row, measured with 1,000), minutes on a
+   token, while every other writer of node.db (a broker's leases, the daemon, another
+   process's records) waited on the lock and failed past its 30 s busy timeout. Now a
+   rotation signs at most MAX_ROTATION_RESIGNED_RECORDS (4,096) rows again; with more
+   queued it is refused (TraceError OVER_LIMIT, nothing written): deliver them first (nothing
+   is dropped), or rotate `--compromised`, which signs none again. Deferring the rest past the
+   commit is not sound: a row signed by the retired key after it may be a thief's.
+4. (the outbox stalled, low) Rows of the retired key queued again after a rotation (an
+   operator's `--requeue` of those a compromised rotation set aside, or a writer of node.db
+   moving them back) while the outbox's signer predated the rotation: `next_batch` signed
+   them again with that signer, whose key the rotation had deleted, and raised KeyNotFound,
+   each time, until the signer cache asked its source again (a minute later; an outbox
+   driven by hand: never). Now it asks the source again, as `add` does, and sets them aside
+   (ATTESTATION_STALE).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.test_review69a_outbox import _node_agent
+from tests.test_trace_service import NOW, F
+from troth import limits
+from troth.errors import TraceError
+from troth.trace.signing import resolve_key
+
+_MANGLED = {
+    "attestation": "UPDATE trace_outbox SET attestation = 'x'",
+    "hash": "UPDATE trace_outbox SET hash = 'x'",
+    "envelope": "UPDATE trace_outbox SET envelope = 'x'",
+    "disclosures": "UPDATE trace_outbox SET disclosures = 'x'",
+    "chain": "UPDATE trace_outbox SET chain = 'x'",
+    "size": "UPDATE trace_outbox SET size = 'x'",
+    "seq": "UPDATE trace_outbox SET seq = 'x'",
+    "made": "UPDATE trace_outbox SET made = 'x'",
+}
+"""What a writer of node.db stores in the first of the agent's two queued rows."""
+
+
+@pytest.mark.parametrize("compromised", [False, True], ids=["rotation", "compromised"])
+def test_a_text_value_in_a_queued_row_does_not_block_a_rotation(
+    tmp_path: Path, compromised: bool
+) -> None:
+    """Outbox 1: each mangling of the first row: the rotation commits (a compromised one
+    too); the honest second row is signed by the new key (a compromised rotation: set aside,
+    signed by no key of the new change)."""
+    for name, mangle in _MANGLED.items():
+        node, outbox = _node_agent(Path(tempfile.mkdtemp(dir=tmp_path)))
+        try:
+            agent = outbox.identifier.digest
+            first, second = outbox.store.first(agent, 2)
+            honest = second.record
+            node.db.execute(mangle + " WHERE pos = ?", (first.pos,))
+            node.identities.rotate("agent", now=NOW + 10, compromised=compromised)
+            identity = node.identities.get("agent", now=NOW + 20).identity
+            assert identity.change_count == (3 if compromised else 2), name
+            if compromised:  # set aside (with the mangled row, or the row left queued)
+                refused = outbox.store.refused(agent=agent, limit=10)
+                assert honest in [r.record for r in refused], name
+            else:
+                last = outbox.store.first(agent, 10)[-1]
+                assert last.record == honest, name
+                assert resolve_key(identity, last.attestation).is_current, name
+        finally:
+            outbox.close()
+            node.close()
+
+
+def test_a_text_value_in_a_queued_row_does_not_stop_the_outbox(tmp_path: Path) -> None:
+    """Outbox 2: each mangling of the first row: the outbox still reads its rows, and the
+    honest second row goes (the mangled one first, refused by the log, or set aside at
+    once)."""
+    for name, mangle in _MANGLED.items():
+        node, outbox = _node_agent(Path(tempfile.mkdtemp(dir=tmp_path)))
+        try:
+            agent = outbox.identifier.digest
+            first, second = outbox.store.first(agent, 2)
+            node.db.execute(mangle + " WHERE pos = ?", (first.pos,))
+            batch = outbox.next_batch(NOW + 20) or outbox.next_batch(NOW + 20)  # (set aside)
+            assert batch is not None, name
+            assert second.record in [item.record for item in batch.items], name
+        finally:
+            outbox.close()
+            node.close()
+
+
+def test_a_rotation_signs_a_bounded_number_of_rows_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outbox 3: with more of the retired key's rows queued than a rotation signs again
+    (the bound set to 1 here, 2 rows queued), the rotation is refused OVER_LIMIT, nothing
+    written (the rows and the key as they were); a compromised rotation, which signs none
+    again, is not (it sets them aside)."""
+    monkeypatch.setattr(limits, "MAX_ROTATION_RESIGNED_RECORDS", 1, raising=False)
+    node, outbox = _node_agent(tmp_path)
+    try:
+        agent = outbox.identifier.digest
+        before = [row.envelope for row in outbox.store.first(agent, 10)]
+        with pytest.raises(TraceError) as refused:
+            node.identities.rotate("agent", now=NOW + 10)
+        assert refused.value.reason is F.OVER_LIMIT
+        assert "MAX_ROTATION_RESIGNED_RECORDS" in str(refused.value)
+        assert node.identities.get("agent", now=NOW + 20).identity.change_count == 1
+        assert [row.envelope for row in outbox.store.first(agent, 10)] == before
+        node.identities.rotate("agent", now=NOW + 30, compromised=True)
+        assert outbox.store.first(agent, 10) == []
+        assert len(outbox.store.refused(agent=agent, limit=10)) == 2
+    finally:
+        outbox.close()
+        node.close()
+
+
+def test_a_row_a_compromised_rotation_set_aside_requeued_is_set_aside_again(
+    tmp_path: Path,
+) -> None:
+    """Outbox 4: both rows a compromised rotation set aside, requeued, are set aside again
+    when they come up (the outbox's signer fetched before the rotation): never signed."""
+    node, outbox = _node_agent(tmp_path)
+    try:
+        agent = outbox.identifier.digest
+        ids = [row.record for row in outbox.store.first(agent, 10)]
+        node.identities.rotate("agent", now=NOW + 10, compromised=True)
+        with outbox.store.transaction():
+            assert outbox.store.requeue(ids) == ids
+        assert outbox.next_batch(NOW + 20) is None
+        assert outbox.store.first(agent, 10) == []
+        refused = outbox.store.refused(agent=agent, limit=10)
+        assert sorted(r.record for r in refused) == sorted(ids)
+        assert {r.reason for r in refused} == {F.ATTESTATION_STALE.value}
+    finally:
+        outbox.close()
+        node.close()
