@@ -53,7 +53,7 @@ from troth.identity import Signer, VerifiedIdentity
 from troth.storage import SqliteDatabase
 from troth.trace.batcher import resign_time
 from troth.trace.outbox_store import OutboxRow, OutboxStore
-from troth.trace.signing import resign_record, resolve_key, verify_envelope
+from troth.trace.signing import KeyEpoch, resign_record, resolve_key, verify_envelope
 from troth.trace.stored import decode_disclosures
 
 __all__ = ["resign_for_rotation"]
@@ -83,14 +83,16 @@ def resign_for_rotation(
         _set_aside_compromised(store, before, now)
         return 0
     fresh: Signer | None = None
+    epoch: KeyEpoch | None = None  # the new key's, resolved once (review 70b, outbox 5)
     first: int | None = None
     done = 0
+    of_key_before = _KeyBefore(before)
     with store.transaction():
         for row in _rows(store, digest):
             if fresh is None:
                 fresh = signer()
             identity = fresh.identity
-            if not _of_key_before(before, row):
+            if not of_key_before(row):
                 continue  # the new key's, or a key retired before (a thief's, if queued)
             _check_bound(done)
             try:
@@ -101,6 +103,7 @@ def resign_for_rotation(
                     attestation=row.attestation,
                     disclosures=disclosures,
                 ).record
+                epoch = epoch or resolve_key(identity, fresh.attestation)
                 verified = resign_record(
                     fresh,
                     record,
@@ -108,6 +111,7 @@ def resign_for_rotation(
                     seq=row.seq,
                     prev=record.prev,
                     time=resign_time(row.made, now, 0),
+                    epoch=epoch,
                 )
             except (TraceError, ValueError):
                 continue  # not the agent's: set aside when it comes up
@@ -119,13 +123,28 @@ def resign_for_rotation(
     return done
 
 
-def _of_key_before(before: VerifiedIdentity, row: OutboxRow) -> bool:
-    """Whether `row`'s attestation names the key current `before` the rotation (not one an
-    earlier change attested, nor one of no change of the agent's)."""
-    try:
-        return resolve_key(before, row.attestation).is_current
-    except TraceError:
-        return False
+class _KeyBefore:
+    """Whether a row's attestation names the key current `before` the rotation (not one an
+    earlier change attested, nor one of no change of the agent's), each distinct attestation
+    verified once (at most MAX_TRACE_SUBMIT_KEYS remembered): an outbox's rows share one or two,
+    and verifying each row's again was three quarters of a compromised rotation's time in
+    node.db's write lock (review 70b, outbox 5)."""
+
+    def __init__(self, before: VerifiedIdentity) -> None:
+        self._before = before
+        self._known: dict[bytes, bool] = {}
+
+    def __call__(self, row: OutboxRow) -> bool:
+        known = self._known.get(row.attestation)
+        if known is None:
+            try:
+                known = resolve_key(self._before, row.attestation).is_current
+            except TraceError:
+                known = False
+            if len(self._known) >= limits.MAX_TRACE_SUBMIT_KEYS:
+                self._known.clear()
+            self._known[row.attestation] = known
+        return known
 
 
 def _check_bound(done: int) -> None:
@@ -149,9 +168,10 @@ def _set_aside_compromised(store: OutboxStore, before: VerifiedIdentity, now: in
     they are no better)."""
     digest = before.identifier.digest
     first: int | None = None
+    of_key_before = _KeyBefore(before)
     with store.transaction():
         for row in _rows(store, digest):  # a page read whole before its rows move
-            if not _of_key_before(before, row):
+            if not of_key_before(row):
                 continue  # a key retired before, or not the agent's: set aside when it comes up
             if store.set_aside(
                 digest,
