@@ -45,21 +45,32 @@
    arrives. Taking REPLAYED for delivered is not sound (a thief holding the key could have put
    its own record under a queued id first); the node would have to read the log's copy
    (signed by the retired key, dated before the rotation) to tell.
+7. (honest records set aside, medium) A rotation in another process (a `troth identity rotate`
+   beside the daemon) that committed after the outbox read its stale rows and checked them
+   (`_signed_since`: none of a newer change yet), before its transaction signed them again:
+   the transaction read them as the rotation left them, signed by the new key, and set each
+   aside (`made under a change not in the history`, the outbox's signer predating the
+   rotation): the agent's honest records never reached the log. Now the check is made on the
+   rows the transaction reads; a row of a newer change rolls it back and the signer is asked
+   for again (once) before they are signed.
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
-from tests.test_review69a_outbox import _node_agent
+from tests.test_review69a_outbox import _keys, _node_agent
 from tests.test_trace_service import NOW, F, tool
 from troth import limits
 from troth.errors import TraceError
-from troth.identity import VerifiedIdentity
+from troth.identity import Signer, VerifiedIdentity
+from troth.trace import outbox as outbox_module
 from troth.trace import outbox_rotation
+from troth.trace.outbox_store import OutboxRow
 from troth.trace.signing import KeyEpoch, resolve_key
 from troth.trace.submit import Head, Receipts, Status, SubmitResult
 
@@ -220,6 +231,36 @@ def test_a_delivered_batch_whose_answer_was_lost_is_not_set_aside_after_a_rotati
         outbox.answered(Receipts((replayed,) * len(again.items), head), now=NOW + 12)
         assert outbox.store.refused(agent=agent, limit=10) == []
         assert outbox.pending() == 0
+    finally:
+        outbox.close()
+        node.close()
+
+
+def test_a_rotation_between_the_outbox_reading_its_rows_and_signing_them_sets_none_aside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outbox 7: two stale rows; the rotation (another process's, here this node's) commits
+    just after the outbox checked the rows it read: none is set aside, both go under the new
+    key."""
+    node, outbox = _node_agent(tmp_path)
+    try:
+        agent = outbox.identifier.digest
+        with outbox.store.transaction():  # as a refusal of the record before them leaves them
+            outbox.store.mark_stale(agent, 0)
+        checked = outbox_module._signed_since
+
+        def then_rotated(signer: Signer, rows: Iterable[OutboxRow]) -> bool:
+            found = checked(signer, rows)
+            if node.identities.get("agent", now=NOW + 10).identity.change_count == 1:
+                node.identities.rotate("agent", now=NOW + 10)  # commits now
+            return found
+
+        monkeypatch.setattr(outbox_module, "_signed_since", then_rotated)
+        batch = outbox.next_batch(NOW + 20)
+        assert outbox.store.refused(agent=agent, limit=10) == []
+        assert batch is not None
+        assert len(batch.items) == 2
+        assert _keys(outbox, node, NOW + 20) == [True, True]
     finally:
         outbox.close()
         node.close()

@@ -134,6 +134,12 @@ _RETIRED: Final = (
 )
 
 
+class _SignerBehind(Exception):
+    """A row the outbox is to sign again was signed by a rotation since its signer was
+    fetched: the transaction is rolled back, the signer asked for again (review 70b,
+    outbox 7)."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Sent:
     pos: int
@@ -267,7 +273,9 @@ class TraceOutbox:
         _, verified = self._signing(
             now,
             self._signer(now),
-            lambda signer, epoch: self._append(agent, signer, epoch, content, chain, now, member),
+            lambda signer, epoch, _renewed: self._append(
+                agent, signer, epoch, content, chain, now, member
+            ),
         )
         queued = Queued(verified.record.id, verified.record.time, content, chain)
         with self._memo:
@@ -387,7 +395,7 @@ class TraceOutbox:
             (signer, epoch), failed = self._signing(
                 now,
                 (signer, epoch),
-                lambda signer, epoch: self._resign(agent, signer, epoch, now),
+                lambda signer, epoch, renewed: self._resign(agent, signer, epoch, now, renewed),
             )
             self._settle((), failed)
             rows = self.store.first(agent, self.batch_records)
@@ -448,14 +456,19 @@ class TraceOutbox:
         return any(sizes.get(item.pos) != item.size for item in batch.items)
 
     def _resign(
-        self, agent: bytes, signer: Signer, epoch: KeyEpoch, now: int
+        self, agent: bytes, signer: Signer, epoch: KeyEpoch, now: int, renewed: bool
     ) -> list[tuple[str, TraceError]]:
         """Sign the first stale records again, in order, each chained on the record before it
         (or on the head the service reported): at most a batch of them. The records that
-        cannot be signed are set aside (and returned)."""
+        cannot be signed are set aside (and returned). _SignerBehind, unless the signer was
+        just `renewed`, when a row read here was signed again by a rotation since the signer
+        was fetched (the caller asks for it again: review 70b, outbox 7)."""
         failed: list[tuple[str, TraceError]] = []
         before = self.store.head(agent)
-        for row in self.store.first(agent, self.batch_records):
+        rows = self.store.first(agent, self.batch_records)
+        if not renewed and _signed_since(signer, rows):  # as the rows stand in this transaction
+            raise _SignerBehind
+        for row in rows:
             if not row.stale:
                 before = Tail(row.seq, row.hash, row.time)
                 continue
@@ -625,19 +638,20 @@ class TraceOutbox:
         self,
         now: int,
         fetched: tuple[Signer, KeyEpoch],
-        work: Callable[[Signer, KeyEpoch], _T],
+        work: Callable[[Signer, KeyEpoch, bool], _T],
     ) -> tuple[tuple[Signer, KeyEpoch], _T]:
-        """`work` with the signer `fetched` at `now`, in one transaction; run again with the
-        signer asked for again when a rotation elsewhere deleted its key (KeyNotFound: rows of
-        a retired key queued again after it, review 70b outbox 4, as a record added). The
+        """`work` with the signer `fetched` at `now`, in one transaction; run again (told so)
+        with the signer asked for again when a rotation elsewhere deleted its key (KeyNotFound:
+        rows of a retired key queued again after it, review 70b outbox 4, as a record added),
+        or signed again rows the transaction read (_SignerBehind: review 70b, outbox 7). The
         signer it ran with, and what it returned."""
         try:
             with self._unit():
-                return fetched, work(*fetched)
-        except KeyNotFound:  # a rotation elsewhere deleted the key: ask the source again
+                return fetched, work(*fetched, False)
+        except (KeyNotFound, _SignerBehind):  # a rotation elsewhere: ask the source again
             fetched = self._signer(now, renew=True)
             with self._unit():
-                return fetched, work(*fetched)
+                return fetched, work(*fetched, True)
 
     def _signer(self, now: int, *, renew: bool = False) -> tuple[Signer, KeyEpoch]:
         """The signer at `now`. The source is asked outside every lock: it may write to the
