@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["ISSUED_LINKS_CATCH_UP", "MAX_ROTATION_CHAINS"]
+__all__ = ["ISSUED_LINKS_CATCH_UP", "MAX_ROTATION_CHAINS", "MAX_ROTATION_RESIGNED_RECORDS"]
 
 MAX_ROTATION_CHAINS: Final = 256
 """Most delegation chains a node's trace log keeps, the newest kept first, that the dating of a
@@ -28,3 +28,12 @@ that an append keeping a chain notes there, the oldest first, in its transaction
 10,000 chains is noted whole by its next 160 or so kept chains, each append paying for 64
 decodes (measured here: about 40 ms for chains of 9 links, the most, a few ms for chains of
 one), rather than one append paying for all 10,000 (review 60b, rotation 1)."""
+
+MAX_ROTATION_RESIGNED_RECORDS: Final = 4096
+"""Most queued trace records of an agent (its node's outbox) that a rotation of it signs again
+with the new key, in its transaction, holding node.db's write lock (troth.trace.outbox_rotation):
+with more of them queued, signed by the key it retires, the rotation is refused (TraceError
+OVER_LIMIT, nothing written): deliver them first, or rotate `--compromised`, which signs none
+again. A full outbox (TRACE_OUTBOX_RECORDS) took about 45 s to sign again with a software key
+(0.7 ms a row), minutes on a token, every other writer of node.db failing past its busy
+timeout meanwhile; 4,096 take about 3 s (review 70b, outbox 3)."""

@@ -86,7 +86,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from troth import limits
 from troth.crypto import sha256
@@ -124,6 +124,7 @@ from troth.trace.submit import Head, Receipts, Submission, SubmittedRecord, item
 __all__ = ["OutboxBatch", "TraceOutbox", "redact_outbox", "scrub_quietly"]
 
 _F = TraceFailure
+_T = TypeVar("_T")
 SCRUB_SECONDS: Final = 5
 """While records stay queued, a delivery truncates node.db's WAL at most this often (seconds);
 a delivery that leaves none queued always does (module docstring, "Disclosed values")."""
@@ -131,6 +132,12 @@ _RETIRED: Final = (
     "signed by a key an older change retired: never signed again by the current key "
     "(troth.trace.outbox_rotation)"
 )
+
+
+class _SignerBehind(Exception):
+    """A row the outbox is to sign again was signed by a rotation since its signer was
+    fetched: the transaction is rolled back, the signer asked for again (review 70b,
+    outbox 7)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,16 +268,15 @@ class TraceOutbox:
         """Sign a record made at `now` (on behalf of member `source`, if any) and commit it to
         the outbox; TraceError OVER_LIMIT when the outbox, or that member's share of it, is
         full, MALFORMED for a redactable value that is not JSON."""
-        signer, epoch = self._signer(now)
         agent = self._agent
         member = None if source is None else source.digest
-        try:
-            with self._unit():
-                verified = self._append(agent, signer, epoch, content, chain, now, member)
-        except KeyNotFound:  # a rotation elsewhere deleted the key: ask the source again
-            signer, epoch = self._signer(now, renew=True)
-            with self._unit():
-                verified = self._append(agent, signer, epoch, content, chain, now, member)
+        _, verified = self._signing(
+            now,
+            self._signer(now),
+            lambda signer, epoch, _renewed: self._append(
+                agent, signer, epoch, content, chain, now, member
+            ),
+        )
         queued = Queued(verified.record.id, verified.record.time, content, chain)
         with self._memo:
             self._waiting[queued.record] = queued
@@ -386,8 +392,11 @@ class TraceOutbox:
         if any(row.stale for row in rows):
             if _signed_since(signer, rows):  # by a rotation after this signer was fetched
                 signer, epoch = self._signer(now, renew=True)
-            with self._unit():
-                failed = self._resign(agent, signer, epoch, now)
+            (signer, epoch), failed = self._signing(
+                now,
+                (signer, epoch),
+                lambda signer, epoch, renewed: self._resign(agent, signer, epoch, now, renewed),
+            )
             self._settle((), failed)
             rows = self.store.first(agent, self.batch_records)
         history = signer.identity.history
@@ -447,14 +456,19 @@ class TraceOutbox:
         return any(sizes.get(item.pos) != item.size for item in batch.items)
 
     def _resign(
-        self, agent: bytes, signer: Signer, epoch: KeyEpoch, now: int
+        self, agent: bytes, signer: Signer, epoch: KeyEpoch, now: int, renewed: bool
     ) -> list[tuple[str, TraceError]]:
         """Sign the first stale records again, in order, each chained on the record before it
         (or on the head the service reported): at most a batch of them. The records that
-        cannot be signed are set aside (and returned)."""
+        cannot be signed are set aside (and returned). _SignerBehind, unless the signer was
+        just `renewed`, when a row read here was signed again by a rotation since the signer
+        was fetched (the caller asks for it again: review 70b, outbox 7)."""
         failed: list[tuple[str, TraceError]] = []
         before = self.store.head(agent)
-        for row in self.store.first(agent, self.batch_records):
+        rows = self.store.first(agent, self.batch_records)
+        if not renewed and _signed_since(signer, rows):  # as the rows stand in this transaction
+            raise _SignerBehind
+        for row in rows:
             if not row.stale:
                 before = Tail(row.seq, row.hash, row.time)
                 continue
@@ -619,6 +633,25 @@ class TraceOutbox:
         outer = nullcontext() if self.store.db.in_transaction else self._writer
         with outer, self.store.transaction():
             yield
+
+    def _signing(
+        self,
+        now: int,
+        fetched: tuple[Signer, KeyEpoch],
+        work: Callable[[Signer, KeyEpoch, bool], _T],
+    ) -> tuple[tuple[Signer, KeyEpoch], _T]:
+        """`work` with the signer `fetched` at `now`, in one transaction; run again (told so)
+        with the signer asked for again when a rotation elsewhere deleted its key (KeyNotFound:
+        rows of a retired key queued again after it, review 70b outbox 4, as a record added),
+        or signed again rows the transaction read (_SignerBehind: review 70b, outbox 7). The
+        signer it ran with, and what it returned."""
+        try:
+            with self._unit():
+                return fetched, work(*fetched, False)
+        except (KeyNotFound, _SignerBehind):  # a rotation elsewhere: ask the source again
+            fetched = self._signer(now, renew=True)
+            with self._unit():
+                return fetched, work(*fetched, True)
 
     def _signer(self, now: int, *, renew: bool = False) -> tuple[Signer, KeyEpoch]:
         """The signer at `now`. The source is asked outside every lock: it may write to the

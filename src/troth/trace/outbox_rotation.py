@@ -29,9 +29,14 @@ records queued just before such a rotation are lost to the log with them (deny w
 
 Rows set aside (`trace_outbox_refused`) are not signed again at a rotation: one signed before
 it and requeued after it is set aside again (ATTESTATION_STALE). The rows are read a page at a
-time, but all are signed in the one transaction: a rotation of an agent whose outbox is full
-(TRACE_OUTBOX_RECORDS) holds node.db's write lock while it signs them (seconds with a software
-key, longer on a token). A process that queues a record after the commit with a signer it
+time, in the types their columns declare (a text stored by a writer of node.db blocks no
+rotation: review 70b, outbox 1), but all are signed in the one transaction, holding node.db's
+write lock: at most MAX_ROTATION_RESIGNED_RECORDS of them (about 3 s with a software key); with
+more queued the rotation is refused (TraceError OVER_LIMIT, nothing written: deliver them
+first, or rotate `--compromised`, which signs none), not left holding the lock for a full
+outbox's 45 s (every other writer of node.db failing past its busy timeout) nor leaving rows
+of the retired key for later, when a thief's could not be told from them (review 70b, outbox
+3). A process that queues a record after the commit with a signer it
 fetched before signs with the retired key only if its vault still holds it (a software vault's
 retired keys are deleted in the rotation's transaction: the signer is asked again; a token's
 just after the commit); such a record, dated after the rotation, never verified as the agent's
@@ -48,7 +53,7 @@ from troth.identity import Signer, VerifiedIdentity
 from troth.storage import SqliteDatabase
 from troth.trace.batcher import resign_time
 from troth.trace.outbox_store import OutboxRow, OutboxStore
-from troth.trace.signing import resign_record, resolve_key, verify_envelope
+from troth.trace.signing import KeyEpoch, resign_record, resolve_key, verify_envelope
 from troth.trace.stored import decode_disclosures
 
 __all__ = ["resign_for_rotation"]
@@ -78,16 +83,19 @@ def resign_for_rotation(
         _set_aside_compromised(store, before, now)
         return 0
     fresh: Signer | None = None
+    epoch: KeyEpoch | None = None  # the new key's, resolved once (review 70b, outbox 5)
     first: int | None = None
     done = 0
+    of_key_before = _KeyBefore(before)
     with store.transaction():
         for row in _rows(store, digest):
             if fresh is None:
                 fresh = signer()
             identity = fresh.identity
+            if not of_key_before(row):
+                continue  # the new key's, or a key retired before (a thief's, if queued)
+            _check_bound(done)
             try:
-                if not resolve_key(before, row.attestation).is_current:
-                    continue  # the new key's, or a key retired before (a thief's, if queued)
                 disclosures = decode_disclosures(row.disclosures)
                 record = verify_envelope(
                     row.envelope,
@@ -95,6 +103,7 @@ def resign_for_rotation(
                     attestation=row.attestation,
                     disclosures=disclosures,
                 ).record
+                epoch = epoch or resolve_key(identity, fresh.attestation)
                 verified = resign_record(
                     fresh,
                     record,
@@ -102,6 +111,7 @@ def resign_for_rotation(
                     seq=row.seq,
                     prev=record.prev,
                     time=resign_time(row.made, now, 0),
+                    epoch=epoch,
                 )
             except (TraceError, ValueError):
                 continue  # not the agent's: set aside when it comes up
@@ -113,6 +123,44 @@ def resign_for_rotation(
     return done
 
 
+class _KeyBefore:
+    """Whether a row's attestation names the key current `before` the rotation (not one an
+    earlier change attested, nor one of no change of the agent's), each distinct attestation
+    verified once (at most MAX_TRACE_SUBMIT_KEYS remembered): an outbox's rows share one or two,
+    and verifying each row's again was three quarters of a compromised rotation's time in
+    node.db's write lock (review 70b, outbox 5)."""
+
+    def __init__(self, before: VerifiedIdentity) -> None:
+        self._before = before
+        self._known: dict[bytes, bool] = {}
+
+    def __call__(self, row: OutboxRow) -> bool:
+        known = self._known.get(row.attestation)
+        if known is None:
+            try:
+                known = resolve_key(self._before, row.attestation).is_current
+            except TraceError:
+                known = False
+            if len(self._known) >= limits.MAX_TRACE_SUBMIT_KEYS:
+                self._known.clear()
+            self._known[row.attestation] = known
+        return known
+
+
+def _check_bound(done: int) -> None:
+    """TraceError OVER_LIMIT when the rotation has signed MAX_ROTATION_RESIGNED_RECORDS rows
+    again and meets one more (module docstring; review 70b, outbox 3)."""
+    bound = limits.MAX_ROTATION_RESIGNED_RECORDS
+    if done >= bound:
+        raise TraceError(
+            _F.OVER_LIMIT,
+            f"more than {bound} trace records of the agent are queued, signed by the key this "
+            "rotation retires: a rotation signs at most that many again "
+            "(MAX_ROTATION_RESIGNED_RECORDS); deliver them first (the trace service reachable), "
+            "or rotate --compromised, which signs none again (sets them aside)",
+        )
+
+
 def _set_aside_compromised(store: OutboxStore, before: VerifiedIdentity, now: int) -> None:
     """Set aside (ATTESTATION_STALE, kept in `trace_outbox_refused`) every queued row of the
     agent signed by the key current `before` a compromised rotation at `now`, and mark the
@@ -120,13 +168,11 @@ def _set_aside_compromised(store: OutboxStore, before: VerifiedIdentity, now: in
     they are no better)."""
     digest = before.identifier.digest
     first: int | None = None
+    of_key_before = _KeyBefore(before)
     with store.transaction():
         for row in _rows(store, digest):  # a page read whole before its rows move
-            try:
-                if not resolve_key(before, row.attestation).is_current:
-                    continue  # a key retired before: set aside when it comes up
-            except TraceError:
-                continue  # not the agent's: set aside when it comes up
+            if not of_key_before(row):
+                continue  # a key retired before, or not the agent's: set aside when it comes up
             if store.set_aside(
                 digest,
                 row.pos,

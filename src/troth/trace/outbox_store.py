@@ -103,12 +103,18 @@ _RECOUNT: Final = (
 _ALL_MEMBERS: Final = b""
 """The key of every member's records together in trace_outbox_members."""
 _SELECT_ROWS: Final = (
-    "SELECT pos, record, seq, hash, time, made, envelope, disclosures, attestation, chain, "
-    "size, attempts, stale FROM trace_outbox "
+    "SELECT pos, record, CAST(seq AS INTEGER), CAST(hash AS BLOB), CAST(time AS INTEGER), "
+    "CAST(made AS INTEGER), CAST(envelope AS BLOB), CAST(disclosures AS BLOB), "
+    "CAST(attestation AS BLOB), CAST(chain AS BLOB), CAST(size AS INTEGER), "
+    "CAST(attempts AS INTEGER), CAST(stale AS INTEGER) FROM trace_outbox "
 )
+"""A queued row read in the types its columns declare: a writer of node.db storing a text in
+one (`SET hash = 'x'`) made every reading of the row raise TypeError, every rotation of the
+agent failing with it, a compromised one too, and its outbox sending nothing more (review 70b,
+outbox 1 and 2). A row is matched by its hash read so (`CAST(hash AS BLOB) = ?`)."""
 _REDACT: Final = tuple(
     (
-        f"SELECT agent, disclosures, size FROM {table} WHERE record = ?",  # noqa: S608
+        f"SELECT agent, CAST(disclosures AS BLOB), size FROM {table} WHERE record = ?",  # noqa: S608
         f"UPDATE {table} SET disclosures = ?, size = size + ? WHERE record = ?",  # noqa: S608
     )
     for table in ("trace_outbox", "trace_outbox_refused")
@@ -279,7 +285,8 @@ class OutboxStore:
     def head(self, agent: bytes) -> Tail | None:
         """The head the service last reported for `agent` (None: none, or its log has none)."""
         row = self.db.fetch_one(
-            "SELECT seq, hash, time FROM trace_outbox_agents WHERE agent = ? AND seq IS NOT NULL",
+            "SELECT CAST(seq AS INTEGER), CAST(hash AS BLOB), CAST(time AS INTEGER) "
+            "FROM trace_outbox_agents WHERE agent = ? AND seq IS NOT NULL",
             (agent,),
         )
         return None if row is None else Tail(row[0], bytes(row[1]), row[2])
@@ -287,7 +294,8 @@ class OutboxStore:
     def tail(self, agent: bytes) -> Tail | None:
         """Where `agent`'s next record chains on: its last queued record, else the head."""
         row = self.db.fetch_one(
-            "SELECT seq, hash, time, stale FROM trace_outbox WHERE agent = ? "
+            "SELECT CAST(seq AS INTEGER), CAST(hash AS BLOB), CAST(time AS INTEGER), "
+            "CAST(stale AS INTEGER) FROM trace_outbox WHERE agent = ? "
             "ORDER BY pos DESC LIMIT 1",
             (agent,),
         )
@@ -309,7 +317,8 @@ class OutboxStore:
         found: dict[int, int] = {}
         for pos, digest in rows:  # a batch's rows: at most TRACE_BATCH_RECORDS primary-key reads
             row = self.db.fetch_one(
-                "SELECT size FROM trace_outbox WHERE pos = ? AND agent = ? AND hash = ?",
+                "SELECT CAST(size AS INTEGER) FROM trace_outbox WHERE pos = ? AND agent = ? "
+                "AND CAST(hash AS BLOB) = ?",
                 (pos, agent, digest),
             )
             if row is not None:
@@ -395,7 +404,8 @@ class OutboxStore:
         size = row_size(verified, row.chain)
         changed = self.db.execute(
             "UPDATE trace_outbox SET seq = ?, hash = ?, time = ?, envelope = ?, "
-            "attestation = ?, size = ?, stale = 0 WHERE pos = ? AND agent = ? AND hash = ?",
+            "attestation = ?, size = ?, stale = 0 WHERE pos = ? AND agent = ? "
+            "AND CAST(hash AS BLOB) = ?",
             (
                 verified.record.seq,
                 verified.hash,
@@ -423,8 +433,8 @@ class OutboxStore:
         signed again since under its id `record` (a rotation signed it while it was in flight:
         the log holds it all the same; review 69o, wave1c 3)."""
         row = self.db.fetch_one(
-            "DELETE FROM trace_outbox WHERE pos = ? AND agent = ? AND (hash = ? OR record = ?) "
-            "RETURNING size, record",
+            "DELETE FROM trace_outbox WHERE pos = ? AND agent = ? AND (CAST(hash AS BLOB) = ? "
+            "OR record = ?) RETURNING CAST(size AS INTEGER), record",
             (pos, agent, digest, record),
         )
         if row is not None:
@@ -437,7 +447,7 @@ class OutboxStore:
     ) -> bool:
         """Move a refused record to `trace_outbox_refused`; whether it was there."""
         row = self.db.fetch_one(
-            _SELECT_ROWS + "WHERE pos = ? AND agent = ? AND hash = ?",
+            _SELECT_ROWS + "WHERE pos = ? AND agent = ? AND CAST(hash AS BLOB) = ?",
             (pos, agent, digest),
         )
         if row is None:
@@ -472,7 +482,8 @@ class OutboxStore:
         """A refused record will be signed again, its refusals counted `attempts`
         (troth.trace.batcher.attempts_after)."""
         self.db.execute(
-            "UPDATE trace_outbox SET attempts = ? WHERE pos = ? AND agent = ? AND hash = ?",
+            "UPDATE trace_outbox SET attempts = ? WHERE pos = ? AND agent = ? "
+            "AND CAST(hash AS BLOB) = ?",
             (attempts, pos, agent, digest),
         )
 
