@@ -21,6 +21,10 @@ role's sessions search `"$user"` first (PostgreSQL's default search path), so th
 objects there stood in for the application's (its table read in place of `orders`, its
 functions called with the application's rights). Refused alike.
 
+leases 5: ALTER SYSTEM on a parameter (PostgreSQL 15's `GRANT ALTER SYSTEM ON PARAMETER`) let
+the lease write a setting to postgresql.auto.conf that outlived it, for the whole cluster (an
+`archive_command` is a shell command run by the server). Refused alike.
+
 leases 4 (strict xfail, a design call left to the lead): CREATE on a schema other roles search
 (`public`, as the tests' writer templates hold it) lets a lease define a closer match for a
 function another session calls unqualified (CVE-2018-1058's pattern: `public.lower(varchar)`
@@ -135,6 +139,22 @@ def test_a_template_with_create_on_a_database_is_refused(
     role, searched first by that role's sessions: refused."""
     _admin_sql(orders, f"GRANT CREATE ON DATABASE {orders.dbname} TO {orders.writer}")
     _refused(tmp_path, world, orders, f"CREATE on database {orders.dbname}")
+
+
+def test_a_template_with_alter_system_on_a_parameter_is_refused(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+) -> None:
+    """70c leases 5: ALTER SYSTEM on a parameter: a lease's `ALTER SYSTEM SET` is written to
+    postgresql.auto.conf, outlives its revocation (measured) and applies to every session of
+    the cluster at the next reload: refused."""
+    grant = f"ALTER SYSTEM ON PARAMETER log_min_duration_statement TO {orders.writer}"
+    _admin_sql(orders, "GRANT " + grant)
+    try:
+        _refused(tmp_path, world, orders, "ALTER SYSTEM on parameter log_min_duration_statement")
+    finally:
+        _admin_sql(orders, "REVOKE " + grant.replace(" TO ", " FROM "))
 
 
 @pytest.mark.xfail(

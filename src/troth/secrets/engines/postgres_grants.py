@@ -20,7 +20,8 @@ lease could make itself is not the template's: temporary tables and the objects 
 are left out of both checks (review 56b, postgres 1 and 2: any lease may name any role in a
 policy on its table, or grant it rights on what it owns). A template is refused as well when
 it holds a privilege that would let a lease plant code or objects in other roles' sessions
-(`refuse_planting`: TRIGGER, REFERENCES, CREATE on a database; review 70c, leases 1-3).
+(`refuse_planting`: TRIGGER, REFERENCES, CREATE on a database, ALTER SYSTEM on a parameter;
+review 70c, leases 1-3 and 5).
 
 Identifiers go through `sql.Identifier`, privilege keywords come from a closed list.
 """
@@ -271,7 +272,7 @@ def _check_policies(conn: Any, sources: dict[str, str], database: str, leases: s
 
 
 # (kind, privilege): what lets a lease plant code, or objects, in other roles' sessions; never
-# copied (`refuse_planting`, review 70c, leases 1-3)
+# copied (`refuse_planting`, review 70c, leases 1-3 and 5)
 _PLANTING: Final = {
     ("table", "TRIGGER"): "its trigger there would run its code with the rights of every "
     "session writing to it",
@@ -281,6 +282,8 @@ _PLANTING: Final = {
     "triggers in their transactions",
     ("database", "CREATE"): "a schema it named after another role would be searched first by "
     "that role's sessions",
+    ("parameter", "ALTER SYSTEM"): "its setting, written to postgresql.auto.conf, would "
+    "outlive it and apply to every session of the cluster",
 }
 # whether a role holds (by ACL entry, its own or inherited) one privilege of `_PLANTING`
 _HOLDS: Final = {
@@ -289,6 +292,7 @@ _HOLDS: Final = {
     "column": "SELECT has_column_privilege(%s, (SELECT c.oid FROM pg_class c JOIN pg_namespace "
     "n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s), %s, %s)",
     "database": "SELECT has_database_privilege(%s, %s, %s)",
+    "parameter": "SELECT has_parameter_privilege(%s, %s, %s)",
 }
 
 
@@ -301,14 +305,15 @@ def refuse_planting(conn: Any, templates: Iterable[str], wanted: set[Privilege])
     REFERENCES (a foreign key's triggers on the referenced table run in the owner's
     transactions: ON DELETE CASCADE fires the lease's triggers there, NO ACTION refuses its
     deletes), CREATE on a database (a schema named after another role comes first in that
-    role's default search path, `"$user"`). Named with the first template holding the first
-    (by `Privilege` order) and up to three of them."""
+    role's default search path, `"$user"`), ALTER SYSTEM on a parameter (a setting that
+    outlives the lease, for the whole cluster: review 70c, leases 5). Named with the first
+    template holding the first (by `Privilege` order) and up to three of them."""
     found = sorted(item for item in wanted if (item.kind, item.privilege) in _PLANTING)
     if not found:
         return
     item = found[0]
     args: tuple[Any, ...]
-    if item.kind == "database":
+    if item.kind in ("database", "parameter"):
         args = (item.name, item.privilege)
     elif item.kind == "column":
         args = (item.schema, item.name, item.column, item.privilege)
