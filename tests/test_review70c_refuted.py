@@ -115,3 +115,31 @@ def test_a_prepared_advisory_lock_does_not_outlive_the_lease(
     finally:
         orders.server.end_prepared(orders.dbname, gid)
         broker.close()
+
+
+def test_a_copy_its_client_stops_reading_does_not_hold_a_revocation(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+) -> None:
+    """Tried: the lease's session streams a long `COPY ... TO STDOUT` and its client stops
+    reading, so the server's backend sits blocked writing to the socket, hoping
+    `pg_terminate_backend` cannot end it and the revocation fails. A backend blocked on its
+    client's socket still answers the termination: the role is gone."""
+    broker = setup(tmp_path, world, orders)
+    agent = world.credential_a()
+    issued = broker.issue(agent, SECRET, scope=["orders:read"], now=now())
+    role = str(issued.credential.reveal()["user"])
+    session = login(orders, issued.credential.reveal())
+    try:
+        ended = pytest.raises(psycopg.OperationalError)  # the stream ends under it
+        stream = "COPY (SELECT repeat('x', 1000) FROM generate_series(1, 10000000)) TO STDOUT"
+        with ended, session.cursor().copy(stream) as copy:
+            assert copy.read()  # the stream started; the client reads no more
+            broker.revoke(agent, issued.lease_id, now=now())
+            assert role not in orders.lease_roles()
+            while copy.read():  # what the socket still held, then the termination
+                pass
+    finally:
+        session.close()
+        broker.close()
