@@ -20,17 +20,17 @@ table, and its revocation (which it may ask for) rolled back every prepared tran
 application that had written to it (a template holding TRIGGER is refused since review 70c,
 leases 1: that case is gone).
 
-wave4b 2: the same trigger let a lease end every other
-agent's lease session on the template's table, at will (issue, create the trigger, revoke
-itself, again). `LOCK_HOLDERS` ends the sessions locking a relation one of the lease's
-triggers is on; review 44b left out a foreign key's internal triggers on the table it
-references for this reason ("a lease must not end the sessions reading that table"), not the
-lease's own triggers. Ending no session for a table the lease does not own lets another lease
-keep the revocation failing while its transaction stays open (the revoked role already NOLOGIN
-with no privilege; its trigger firing on until then); refusing templates with TRIGGER (as
-those owning objects are) is the other way, the lead's call: a template holding TRIGGER (or
-REFERENCES, or CREATE on a database) on what it does not own is refused at issue (review 70c,
-leases 1-3: the trigger's function also ran with the rights of every session writing there).
+wave4b 2: the same trigger let a lease end every other agent's lease session on the template's
+table, at will (issue, create the trigger, revoke itself, again). `LOCK_HOLDERS` ends the
+sessions locking a relation one of the lease's triggers is on; review 44b left out a foreign
+key's internal triggers on the table it references for this reason ("a lease must not end the
+sessions reading that table"), not the lease's own triggers. Ending no session for a table the
+lease does not own lets another lease keep the revocation failing while its transaction stays
+open (the revoked role already NOLOGIN with no privilege; its trigger firing on until then);
+refusing templates with TRIGGER (as those owning objects are) is the other way, the lead's
+call: a template holding TRIGGER (or REFERENCES, or CREATE on a database) on what it does not
+own is refused at issue (review 70c, leases 1-3: the trigger's function also ran with the
+rights of every session writing there).
 """
 
 from __future__ import annotations
