@@ -26,16 +26,17 @@ until the relations the role owns, the second until what depends on them (pg_dep
 third until the tables whose policies name the role.
 
 The guard (pinned): only what its owner made depend on the lease's objects counts. A lease's
-foreign key puts internal triggers on the table it references (a template's, which every agent
-reads); ending the sessions locking it would let any lease end every other agent's session
+foreign key puts internal triggers on the table it references (another lease's, which other
+agents read); ending the sessions locking it would let any lease end every other agent's session
 reading that table at each of its revocations (the guard fails with the internal triggers
 counted: AdminShutdown in the other agent's session).
 
 Left: a lock held by a session the admin may not signal (a superuser's, when the admin is
 not one; a prepared transaction's is rolled back since review 69r, leases 3), and one a
 holder takes again between the termination and `DROP OWNED` (a race it must win at each
-sweep), or by another lease on the table a lease's foreign key references (its template must
-grant REFERENCES), still fail the revocation, which is retried.
+sweep), or by another lease on the table a lease's foreign key references (one another lease
+let PUBLIC reference: a template holding REFERENCES is refused since review 70c, leases 2),
+still fail the revocation, which is retried.
 
 2. A REVOKING lease counted against no quota (the account's PENDING and unexpired ACTIVE ones
    did): whatever keeps revocations failing, the roles of an agent's leases piled up without
@@ -196,28 +197,28 @@ def test_a_leases_foreign_key_ends_no_session_reading_the_table_it_references(
     world: LeaseWorld,  # noqa: F811 - the fixture imported above
     orders: OrdersDb,  # noqa: F811 - the fixture imported above
 ) -> None:
-    """The guard of postgres 1: a lease whose table references `orders` (its template may)
-    puts internal triggers on `orders`, which its revocation drops; the sessions it ends are
-    never another agent's reading `orders` (that agent made nothing depend on the lease), and
-    the lease ends once that reader's transaction does."""
-    _admin_sql(
-        orders,
-        "ALTER TABLE orders ADD PRIMARY KEY (id)",
-        f"GRANT CREATE ON SCHEMA public TO {orders.writer}",
-        f"GRANT REFERENCES ON orders TO {orders.writer}",
-    )
+    """The guard of postgres 1: a lease whose table references another's (its owner let PUBLIC
+    reference and read it; a template holding REFERENCES on a table it does not own is refused
+    since review 70c, leases 2) puts internal triggers on that table, which its revocation
+    drops; the sessions it ends are never another agent's reading that table (that agent made
+    nothing depend on the lease), and the lease ends once that reader's transaction does."""
+    _admin_sql(orders, f"GRANT CREATE ON SCHEMA public TO {orders.writer}")
     broker = setup(tmp_path, world, orders)
+    owner = broker.issue(world.credential_b(), SECRET, scope=["orders:write"], now=now())
+    reader = login(orders, owner.credential.reveal())
+    reader.execute(
+        "CREATE TABLE parent (id int PRIMARY KEY); INSERT INTO parent VALUES (1); "
+        "GRANT SELECT, REFERENCES ON parent TO PUBLIC"
+    )
     agent = world.credential_a()
     first = broker.issue(agent, SECRET, scope=["orders:write"], now=now())
     with login(orders, first.credential.reveal()) as session:
-        session.execute("CREATE TABLE refs (id int REFERENCES orders (id))")
-    other = broker.issue(world.credential_b(), SECRET, scope=["orders:read"], now=now())
-    reader = login(orders, other.credential.reveal())
+        session.execute("CREATE TABLE refs (id int REFERENCES parent (id))")
     reader.autocommit = False
-    reader.execute("SELECT * FROM orders").fetchall()  # another agent's open transaction
+    reader.execute("SELECT * FROM parent").fetchall()  # another agent's open transaction
     try:
         broker.revoke(agent, first.lease_id, now=now())
-        assert reader.execute("SELECT count(*) FROM orders").fetchone() == (1,)  # alive
+        assert reader.execute("SELECT count(*) FROM parent").fetchone() == (1,)  # alive
         reader.commit()
         broker.sweep(now() + 1)
         lease = broker.book.lease(first.lease.handle)

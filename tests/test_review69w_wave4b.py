@@ -17,17 +17,20 @@ sessions ended, its privileges taken), and the sweep retries the revocation once
 transaction ended. A lease can bring this about itself: with TRIGGER on the application's
 table (its template's, as `GRANT ALL` gives), its trigger there made `DROP OWNED` alter that
 table, and its revocation (which it may ask for) rolled back every prepared transaction of the
-application that had written to it.
+application that had written to it (a template holding TRIGGER is refused since review 70c,
+leases 1: that case is gone).
 
-wave4b 2 (strict xfail, left to the lead): the same trigger lets a lease end every other
-agent's lease session on the template's table, at will (issue, create the trigger, revoke
-itself, again). `LOCK_HOLDERS` ends the sessions locking a relation one of the lease's
-triggers is on; review 44b left out a foreign key's internal triggers on the table it
-references for this reason ("a lease must not end the sessions reading that table"), not the
-lease's own triggers. Ending no session for a table the lease does not own lets another lease
-keep the revocation failing while its transaction stays open (the revoked role already NOLOGIN
-with no privilege; its trigger firing on until then); refusing templates with TRIGGER (as
-those owning objects are) is the other way. A design call.
+wave4b 2: the same trigger let a lease end every other agent's lease session on the template's
+table, at will (issue, create the trigger, revoke itself, again). `LOCK_HOLDERS` ends the
+sessions locking a relation one of the lease's triggers is on; review 44b left out a foreign
+key's internal triggers on the table it references for this reason ("a lease must not end the
+sessions reading that table"), not the lease's own triggers. Ending no session for a table the
+lease does not own lets another lease keep the revocation failing while its transaction stays
+open (the revoked role already NOLOGIN with no privilege; its trigger firing on until then);
+refusing templates with TRIGGER (as those owning objects are) is the other way, the lead's
+call: a template holding TRIGGER (or REFERENCES, or CREATE on a database) on what it does not
+own is refused at issue (review 70c, leases 1-3: the trigger's function also ran with the
+rights of every session writing there).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from psycopg import sql
 
@@ -51,11 +55,12 @@ from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` a
     world,
 )
 from troth import limits
+from troth.errors import SecretError, SecretFailure
 from troth.secrets import LeaseState
 
 
 def _trigger_on_orders(session: Any) -> None:
-    """The lease's trigger on `orders` (its template holds TRIGGER there, as `GRANT ALL` gives)."""
+    """A lease's trigger on `orders` (possible while its template held TRIGGER there)."""
     session.execute(
         "CREATE FUNCTION seen() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$"
     )
@@ -64,7 +69,7 @@ def _trigger_on_orders(session: Any) -> None:
     )
 
 
-@pytest.mark.parametrize("lock", ["grant", "read", "trigger"])
+@pytest.mark.parametrize("lock", ["grant", "read"])
 def test_an_applications_prepared_transaction_survives_a_leases_revocation(
     tmp_path: Path,
     world: LeaseWorld,  # noqa: F811
@@ -78,20 +83,15 @@ def test_an_applications_prepared_transaction_survives_a_leases_revocation(
     committed, and the revocation then completes."""
     monkeypatch.setattr(limits, "POSTGRES_LOCK_TIMEOUT_MS", 300)  # the step it blocks fails fast
     _admin_sql(orders, f"GRANT CREATE ON SCHEMA public TO {orders.writer}")
-    _admin_sql(orders, f"GRANT TRIGGER ON orders TO {orders.writer}")
     broker = setup(tmp_path, world, orders)
     agent = world.credential_a()
     issued = broker.issue(agent, SECRET, scope=["orders:write"], now=now())
     role = str(issued.lease.engine_ref)
     with login(orders, issued.credential.reveal()) as session:
         session.execute("CREATE TABLE shared (x int); GRANT SELECT ON shared TO PUBLIC")
-        if lock == "trigger":  # the lease's trigger on the application's own table
-            _trigger_on_orders(session)
     gid = f"app'; DROP TABLE orders; --{uuid.uuid4().hex[:8]}"
     app = orders.server.connect(dbname=orders.dbname, autocommit=False)
-    if lock == "trigger":
-        pass  # its INSERT below locks `orders`, which DROP OWNED alters (the lease's trigger)
-    elif lock == "grant":
+    if lock == "grant":
         app.execute(f'ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO "{role}"')
     else:
         app.execute("SELECT * FROM shared").fetchall()
@@ -152,27 +152,30 @@ def test_an_applications_open_transaction_survives_a_leases_revocation(
         broker.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="69w wave4b 2: a lease's trigger on a template's table makes its revocation end "
-    "every other lease's session on that table (design call: refuse TRIGGER in templates, or "
-    "end no session for a table the lease does not own)",
-)
 def test_a_leases_trigger_on_a_templates_table_ends_no_other_leases_session(
     tmp_path: Path,
     world: LeaseWorld,  # noqa: F811
     orders: OrdersDb,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """wave4b 2: agent a's lease puts a trigger on `orders`, agent b's lease reads `orders` in a
+    """wave4b 2: agent a's lease would put a trigger on `orders` (its template holds TRIGGER
+    there): the issue is refused (CONFIG_INVALID, no role made). Once the operator took
+    TRIGGER from the template, a's lease may not make one; agent b's lease reads `orders` in a
     transaction it keeps open; a revokes its own lease: b's session lives on."""
     monkeypatch.setattr(limits, "POSTGRES_LOCK_TIMEOUT_MS", 300)
     _admin_sql(orders, f"GRANT CREATE ON SCHEMA public TO {orders.writer}")
     _admin_sql(orders, f"GRANT TRIGGER ON orders TO {orders.writer}")
     broker = setup(tmp_path, world, orders)
+    with pytest.raises(SecretError) as caught:
+        broker.issue(world.credential_a(), SECRET, scope=["orders:write"], now=now())
+    assert caught.value.reason is SecretFailure.CONFIG_INVALID
+    assert "TRIGGER on table public.orders" in caught.value.detail
+    assert orders.lease_roles() == set()
+    _admin_sql(orders, f"REVOKE TRIGGER ON orders FROM {orders.writer}")
     attacker = broker.issue(world.credential_a(), SECRET, scope=["orders:write"], now=now())
     other = broker.issue(world.credential_b(), SECRET, scope=["orders:read"], now=now())
-    with login(orders, attacker.credential.reveal()) as session:
+    denied = pytest.raises(psycopg.errors.InsufficientPrivilege, match="orders")
+    with login(orders, attacker.credential.reveal()) as session, denied:
         _trigger_on_orders(session)
     reader = login(orders, other.credential.reveal())
     try:

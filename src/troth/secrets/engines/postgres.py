@@ -7,11 +7,13 @@ privilege the templates of its scopes hold (postgres_grants.py): it is a member 
 on PostgreSQL 15 and older a member may always SET ROLE to a role and make it own what it wrote
 (`ALTER ... OWNER TO`), which would outlive the lease with the template's rights. A template whose
 rights are not all grantable ACL entries (an owner, a role attribute, ...) is refused before the
-role exists. The password is random (256 bits) and only its SCRAM-SHA-256 verifier, computed by
-libpq on this side, reaches the server (so it never appears in a server log). Renew: the role's
-privileges set to those the templates its scopes map to hold now (REVOKE the others, ending its
-sessions if one was taken, GRANT the missing), then `ALTER ROLE ... VALID UNTIL ... CONNECTION
-LIMIT`.
+role exists, and so is one holding a right that would let a lease plant code or objects in other
+roles' sessions (TRIGGER, REFERENCES, CREATE on a database, ALTER SYSTEM: review 70c, leases 1-3 and
+5, `grants.refuse_planting`). The password is random (256 bits) and only its SCRAM-SHA-256 verifier,
+computed by libpq on this side, reaches the server (so it never appears in a server log). Renew: the
+role's privileges set to those the templates its scopes map to hold now (REVOKE the others, ending
+its sessions if one was taken, GRANT the missing), then `ALTER ROLE ... VALID UNTIL ...
+CONNECTION LIMIT`.
 
 Revoke, in this order (an expired VALID UNTIL alone keeps open sessions with every privilege,
 docs/secrets.md): `pg_terminate_backend(pid, wait)` for each of its sessions, `ROLLBACK
@@ -410,10 +412,11 @@ class PostgresEngine:
 
         sources = grants.check_templates(connect, dbname, templates, leases=leases)
         with self._admin(settings, dbname, upstream, "read privileges") as conn:
-            plan = [(dbname, True, *_pair(conn, sources, role, leases, shared=True, fresh=fresh))]
+            pair = _pair(conn, templates, sources, role, leases, shared=True, fresh=fresh)
+            plan = [(dbname, True, *pair)]
         for database in _databases(settings):
             with self._admin(settings, database, upstream, "read privileges") as conn:
-                pair = _pair(conn, sources, role, leases, shared=False, fresh=fresh)
+                pair = _pair(conn, templates, sources, role, leases, shared=False, fresh=fresh)
                 plan.append((database, False, *pair))
         return plan
 
@@ -661,12 +664,22 @@ def _memberships(conn: Any, role: str) -> set[str]:
 
 
 def _pair(
-    conn: Any, sources: list[str], role: str, leases: str, *, shared: bool, fresh: bool
+    conn: Any,
+    templates: list[str],
+    sources: list[str],
+    role: str,
+    leases: str,
+    *,
+    shared: bool,
+    fresh: bool,
 ) -> tuple[set[Privilege], set[Privilege]]:
-    """The privileges `sources` hold and those `role` holds (none when it is `fresh`), but on
-    the objects of lease roles (`leases`: their names' regular expression) and temporary
-    tables."""
+    """The privileges `sources` (the `templates` and the roles they inherit from) hold and
+    those `role` holds (none when it is `fresh`), but on the objects of lease roles (`leases`:
+    their names' regular expression) and temporary tables; refused when the templates hold
+    one that would let a lease plant code in other roles' sessions (review 70c, leases 1-3
+    and 5)."""
     wanted = grants.privileges(conn, sources, role, shared=shared, leases=leases)
+    grants.refuse_planting(conn, templates, wanted)
     return wanted, set() if fresh else grants.held(conn, role, shared=shared, leases=leases)
 
 

@@ -18,7 +18,10 @@ database (an owner's rights are not grantable) or being named in a row-level sec
 (policies apply by membership), for the template or any role it inherits from. What a
 lease could make itself is not the template's: temporary tables and the objects of lease roles
 are left out of both checks (review 56b, postgres 1 and 2: any lease may name any role in a
-policy on its table, or grant it rights on what it owns).
+policy on its table, or grant it rights on what it owns). A template is refused as well when
+it holds a privilege that would let a lease plant code or objects in other roles' sessions
+(`refuse_planting`: TRIGGER, REFERENCES, CREATE on a database, ALTER SYSTEM on a parameter;
+review 70c, leases 1-3 and 5).
 
 Identifiers go through `sql.Identifier`, privilege keywords come from a closed list.
 """
@@ -35,7 +38,15 @@ from typing import Any, Final
 from troth import limits
 from troth.errors import SecretError, SecretFailure
 
-__all__ = ["Privilege", "apply", "check_templates", "exactly", "held", "privileges"]
+__all__ = [
+    "Privilege",
+    "apply",
+    "check_templates",
+    "exactly",
+    "held",
+    "privileges",
+    "refuse_planting",
+]
 
 _FIRST_NORMAL_OID: Final = 16384  # FirstNormalObjectId: below it, roles made by initdb
 _PRIVILEGES: Final = frozenset(
@@ -258,6 +269,64 @@ def _check_policies(conn: Any, sources: dict[str, str], database: str, leases: s
         role = named[0]
         where = f"pg_policy in database {database}"
         raise _refuse(sources[role], f"{role} is named in a row-level security policy ({where})")
+
+
+# (kind, privilege): what lets a lease plant code, or objects, in other roles' sessions; never
+# copied (`refuse_planting`, review 70c, leases 1-3 and 5)
+_PLANTING: Final = {
+    ("table", "TRIGGER"): "its trigger there would run its code with the rights of every "
+    "session writing to it",
+    ("table", "REFERENCES"): "its foreign key would refuse the owner's deletes and fire its "
+    "triggers in their transactions",
+    ("column", "REFERENCES"): "its foreign key would refuse the owner's deletes and fire its "
+    "triggers in their transactions",
+    ("database", "CREATE"): "a schema it named after another role would be searched first by "
+    "that role's sessions",
+    ("parameter", "ALTER SYSTEM"): "its setting, written to postgresql.auto.conf, would "
+    "outlive it and apply to every session of the cluster",
+}
+# whether a role holds (by ACL entry, its own or inherited) one privilege of `_PLANTING`
+_HOLDS: Final = {
+    "table": "SELECT has_table_privilege(%s, (SELECT c.oid FROM pg_class c JOIN pg_namespace n "
+    "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s), %s)",
+    "column": "SELECT has_column_privilege(%s, (SELECT c.oid FROM pg_class c JOIN pg_namespace "
+    "n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s), %s, %s)",
+    "database": "SELECT has_database_privilege(%s, %s, %s)",
+    "parameter": "SELECT has_parameter_privilege(%s, %s, %s)",
+}
+
+
+def refuse_planting(conn: Any, templates: Iterable[str], wanted: set[Privilege]) -> None:
+    """SecretError CONFIG_INVALID when `wanted` (the templates' privileges, but on lease roles'
+    objects) holds one that lets a lease plant code or objects in other roles' sessions
+    (`_PLANTING`): TRIGGER on a table (its trigger function, SECURITY INVOKER, ran with the
+    rights of each session writing there, a superuser's too, and `DROP OWNED` altering that
+    table ended every other lease's session on it at its revocation: review 69w, wave4b 2),
+    REFERENCES (a foreign key's triggers on the referenced table run in the owner's
+    transactions: ON DELETE CASCADE fires the lease's triggers there, NO ACTION refuses its
+    deletes), CREATE on a database (a schema named after another role comes first in that
+    role's default search path, `"$user"`), ALTER SYSTEM on a parameter (a setting that
+    outlives the lease, for the whole cluster: review 70c, leases 5). Named with the first
+    template holding the first (by `Privilege` order) and up to three of them."""
+    found = sorted(item for item in wanted if (item.kind, item.privilege) in _PLANTING)
+    if not found:
+        return
+    item = found[0]
+    args: tuple[Any, ...]
+    if item.kind in ("database", "parameter"):
+        args = (item.name, item.privilege)
+    elif item.kind == "column":
+        args = (item.schema, item.name, item.column, item.privilege)
+    else:
+        args = (item.schema, item.name, item.privilege)
+    names = sorted(set(templates))
+    holder = next(
+        (t for t in names if conn.execute(_HOLDS[item.kind], (t, *args)).fetchone()[0]),
+        ", ".join(names),
+    )
+    listed = ", ".join(each.describe() for each in found[:3]) + (", ..." if found[3:] else "")
+    why = _PLANTING[(item.kind, item.privilege)]
+    raise _refuse(holder, f"it holds {listed} (a lease given {item.privilege}: {why})")
 
 
 def privileges(
