@@ -134,18 +134,16 @@ class RetiredKeys:
         """Inside a rotation of identity `owner`'s write transaction: the channel keys its
         renewals replaced and kept for their grace, their records dropped, for the rotation to
         retire now with its others (none of the old history's stays in the vault). Every kept
-        record is read, a page of RETIRED_KEYS_PER_CALL at a time: only the first page was,
-        so one behind other identities' kept keys stayed usable for the rest of its grace
-        after a compromised rotation, its attestation still shown by a running node (review
-        69v, wave4a 3)."""
+        record of `owner` is read, in one statement that picks them out of every identity's
+        (review 69v, wave4a 3: only the first page of 256 was read, so one behind other
+        identities' kept keys stayed usable after a compromised rotation; review 70g, perf 2:
+        then every identity's were read, page by page, and picked out here)."""
         mine = f".{owner.hex()}{RETIRED_DUE_MARK}"
-        kept: list[str] = []
-        after = RETIRED_DUE_MARK  # kept ones sort last
-        while page := self.store.retired_key_records(RETIRED_KEYS_PER_CALL, after=after):
-            kept.extend(r for r in page if r.startswith(RETIRED_DUE_MARK) and mine in r)
-            if len(page) < RETIRED_KEYS_PER_CALL:
-                break
-            after = page[-1]
+        kept = [
+            r
+            for r in self.store.retired_key_records_naming(mine, after=RETIRED_DUE_MARK)
+            if r.startswith(RETIRED_DUE_MARK)  # kept ones sort last
+        ]
         handles = []
         for record in kept:
             named = _named(record).partition(RETIRED_PROOF_MARK)[0]

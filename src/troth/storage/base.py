@@ -224,6 +224,12 @@ class IdentityStore(Transactional, Protocol):
         only (a page after the last one read: review 69v, wave4a 3)."""
         ...
 
+    def retired_key_records_naming(self, text: str, *, after: str) -> list[str]:
+        """Every record of a retired key after `after` that holds `text`, in their order, in
+        one read (a rotation's kept channel keys, `text` naming its identity: review 70g,
+        perf 2, where it read every identity's page by page)."""
+        ...
+
     def drop_retired_keys(self, handles: Sequence[str]) -> None:
         """Forget the records of retired keys the vault deleted (or never held)."""
         ...

@@ -326,6 +326,14 @@ class SqliteIdentityStore:
         )
         return [str(r[0]) for r in rows]
 
+    def retired_key_records_naming(self, text: str, *, after: str) -> list[str]:
+        rows = self._db.run_rows(
+            "SELECT handle FROM retired_keys WHERE handle > ? AND instr(handle, ?) > 0 "
+            "ORDER BY handle",
+            (after, text),
+        )
+        return [str(r[0]) for r in rows]
+
     def drop_retired_keys(self, handles: Sequence[str]) -> None:
         self._db.execute_many("DELETE FROM retired_keys WHERE handle = ?", [(h,) for h in handles])
 

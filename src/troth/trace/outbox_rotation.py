@@ -45,7 +45,9 @@ just after the commit); such a record, dated after the rotation, never verified 
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator
+from typing import Final
 
 from troth import limits
 from troth.errors import StorageError, TraceError, TraceFailure
@@ -186,16 +188,30 @@ def _set_aside_compromised(store: OutboxStore, before: VerifiedIdentity, now: in
             store.mark_stale(digest, first)
 
 
+_OUTBOX_TABLE: Final = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trace_outbox'"
+_QUEUED: Final = "SELECT 1 FROM trace_outbox WHERE agent = ? LIMIT 1"
+_SEEN: weakref.WeakSet[SqliteDatabase] = weakref.WeakSet()
+"""The databases whose outbox table this process found: their rows looked up at once."""
+
+
 def _queued(db: SqliteDatabase, agent: bytes) -> bool:
-    """Whether `agent` has a queued row; False, too, when node.db has no outbox (a look-up of
-    the row, not of the schema: a rotation scans none, review 59c, rotate 1)."""
-    try:
-        found = db.fetch_one("SELECT 1 FROM trace_outbox WHERE agent = ? LIMIT 1", (agent,))
-    except StorageError as exc:
-        if "no such table" in str(exc):
+    """Whether `agent` has a queued row; False, too, when node.db has no outbox (none made).
+    Its table is looked up by name until this process found it (~5 us in a rotation), then
+    the row at once (an indexed read, ~4 us). Review 70g, perf 1: the row's look-up on a
+    node.db with no outbox failed its prepare, "no such table", and that failure cost ~17 us
+    of each rotation's ~380 (the floor's whole durable write is ~32). A table found, then gone
+    (a copy without one put in place) reads as none, as before: nothing else is remembered."""
+    if db not in _SEEN:
+        if not db.run_rows(_OUTBOX_TABLE):
             return False
-        raise
-    return found is not None
+        _SEEN.add(db)
+    try:
+        return bool(db.run_rows(_QUEUED, (agent,)))
+    except StorageError as exc:
+        if "no such table" not in str(exc):
+            raise
+    _SEEN.discard(db)
+    return False
 
 
 def _rows(store: OutboxStore, agent: bytes) -> Iterator[OutboxRow]:
