@@ -34,7 +34,8 @@ from troth.gates import ListRecorder, Tool, ToolGate
 from troth.gates.engine import ToolCall as GatedCall
 from troth.trace import Decision, Kind, Links, RecordContent, ToolCall
 from troth.trace.adapters import decision_content
-from troth.trace.otel import TROTH_TOOL_SERVER, record_span
+from troth.trace.otel import record_span
+from troth.trace.otel_names import TROTH_TOOL_SERVER
 from troth.trace.record import (
     HASHED_VERSION,
     VERSION,

@@ -25,13 +25,12 @@ from tests.support.traces import NOW, Held, open_log, recorder, tool_call
 from troth import limits
 from troth.clock import FixedClock
 from troth.trace import TraceLog
-from troth.trace.otel import (
+from troth.trace.otel import SigningSpanProcessor, export_otel
+from troth.trace.otel_names import (
     TROTH_CLAIMED_PARENT_SPAN_ID,
     TROTH_CLAIMED_SPAN_ID,
     TROTH_SPAN_RENAMED,
     TROTH_TOOL_SERVER,
-    SigningSpanProcessor,
-    export_otel,
 )
 from troth.trace.record import Links, TraceRecord, disclosed
 from troth.trace.signing import RecordContent, open_envelope

@@ -9,7 +9,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from tests.support.traces import NOW, Held, open_log, recorder
 from troth.clock import FixedClock
 from troth.trace import Kind
-from troth.trace.otel import TROTH_TOOL_SERVER, SigningSpanProcessor
+from troth.trace.otel import SigningSpanProcessor
+from troth.trace.otel_names import TROTH_TOOL_SERVER
 from troth.trace.signing import open_envelope
 
 
