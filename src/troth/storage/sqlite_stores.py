@@ -319,12 +319,15 @@ class SqliteIdentityStore:
     def retired_key_records(self, limit: int, *, after: str = "") -> list[str]:
         rows = self._db.fetch_all(
             # TEXT only: a BLOB (no record troth writes) sorts after every text, and the page
-            # after it, asked by its text, began with it again (review 70a, chkeys 2)
-            "SELECT handle FROM retired_keys WHERE handle > ? AND typeof(handle) = 'text' "
-            "ORDER BY handle LIMIT ?",
-            (after, limit),
+            # after it, asked by its text, began with it again (review 70a, chkeys 2). Read as
+            # bytes: a text that is not UTF-8 (a writer's CAST) failed every read (StorageError,
+            # review 70k, wave1a 1); its bytes come back as surrogate escapes (`_record_text`)
+            # and name it again, for the next page and its drop
+            "SELECT CAST(handle AS BLOB) FROM retired_keys WHERE handle > CAST(? AS TEXT) "
+            "AND typeof(handle) = 'text' ORDER BY handle LIMIT ?",
+            (_record_bytes(after), limit),
         )
-        return [str(r[0]) for r in rows]
+        return [_record_text(r[0]) for r in rows]
 
     def retired_key_records_naming(self, text: str, *, after: str) -> list[str]:
         rows = self._db.run_rows(
@@ -335,7 +338,10 @@ class SqliteIdentityStore:
         return [str(r[0]) for r in rows]
 
     def drop_retired_keys(self, handles: Sequence[str]) -> None:
-        self._db.execute_many("DELETE FROM retired_keys WHERE handle = ?", [(h,) for h in handles])
+        self._db.execute_many(
+            "DELETE FROM retired_keys WHERE handle = CAST(? AS TEXT)",
+            [(_record_bytes(h),) for h in handles],
+        )
 
     def append_changes(self, identifier: bytes, rows: Sequence[ChangeRow]) -> None:
         self._db.execute_many(
@@ -506,3 +512,13 @@ def _local(
     return LocalIdentityRecord(
         bytes(row[0]), row[1], row[2], row[3], bytes(row[4]), row[5], row[6], row[7]
     )
+
+
+def _record_bytes(record: str) -> bytes:
+    """A `retired_keys` record's bytes as stored (`_record_text`'s inverse)."""
+    return record.encode("utf-8", "surrogateescape")
+
+
+def _record_text(value: bytes) -> str:
+    """A `retired_keys` record read as bytes: its text, bytes that are not UTF-8 escaped."""
+    return bytes(value).decode("utf-8", "surrogateescape")
