@@ -331,11 +331,13 @@ class SqliteIdentityStore:
 
     def retired_key_records_naming(self, text: str, *, after: str) -> list[str]:
         rows = self._db.run_rows(
-            "SELECT handle FROM retired_keys WHERE handle > ? AND instr(handle, ?) > 0 "
-            "ORDER BY handle",
-            (after, text),
+            # read as bytes, as `retired_key_records` (review 70k, wave1a 1: a record naming
+            # `text` that is not UTF-8 failed every rotation of its identity)
+            "SELECT CAST(handle AS BLOB) FROM retired_keys WHERE handle > CAST(? AS TEXT) "
+            "AND typeof(handle) = 'text' AND instr(handle, CAST(? AS TEXT)) > 0 ORDER BY handle",
+            (_record_bytes(after), _record_bytes(text)),
         )
-        return [str(r[0]) for r in rows]
+        return [_record_text(r[0]) for r in rows]
 
     def drop_retired_keys(self, handles: Sequence[str]) -> None:
         self._db.execute_many(
