@@ -211,3 +211,15 @@ def test_the_trace_state_sent_on_is_the_inner_samplers(tmp_path: Path) -> None:
     span.end()
     assert carrier["tracestate"] == "vendor=one,other=two"
     assert agents.signed() == [(agents.bob.identity.identifier, "x")]
+
+
+def test_the_mark_is_no_way_to_the_agents_recorder(tmp_path: Path) -> None:
+    """Code under bob's span (a sub-agent bob calls) reading the span's trace state, which
+    `SigningSampler` marks with the agent acting, to reach bob's recorder: the processor took
+    it as the span started, and the mark holds it no longer."""
+    agents = Agents(tmp_path)
+    with otel.acting(agents.b):
+        span = agents.tracer.start_span("invoke_agent bob")
+    state = span.get_span_context().trace_state
+    assert not [value for value in vars(state).values() if isinstance(value, TraceRecorder)]
+    span.end()

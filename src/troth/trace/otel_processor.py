@@ -129,18 +129,22 @@ class _Marked(TraceState):
         parent: int | None,
     ) -> None:
         super().__init__(None if entries is None else list(entries.items()))
-        self.agent = agent
+        self._agent = agent
         self._for = (trace_id, parent)
         self._read = False
         self._lock = threading.Lock()
 
-    def read(self, span: Span) -> bool:
-        """Whether the mark is `span`'s, made as it started and not read before."""
+    def take(self, span: Span) -> tuple[bool, TraceRecorder | None]:
+        """Whether the mark is `span`'s (made as it started, not read before), and its agent,
+        forgotten by the mark as it is read: a span's trace state is seen by any code under the
+        span, and is no way to the agent's recorder."""
         parent = None if span.parent is None else span.parent.span_id
         with self._lock:
             ours = not self._read and self._for == (span.context.trace_id, parent)
-            self._read = self._read or ours
-        return ours
+            agent = self._agent if ours else None
+            if ours:
+                self._read, self._agent = True, None
+        return ours, agent
 
 
 def mark(entries: TraceState | None, trace_id: int, parent_context: Context | None) -> TraceState:
@@ -154,8 +158,10 @@ def _agent(span: Span) -> TraceRecorder | None:
     """The agent acting where `span` started: its mark's when it has one of its own (on_start
     may run in another thread), else the one acting here."""
     state = span.context.trace_state
-    if isinstance(state, _Marked) and state.read(span):
-        return state.agent
+    if isinstance(state, _Marked):
+        ours, agent = state.take(span)
+        if ours:
+            return agent
     return acting_now()
 
 
