@@ -261,17 +261,16 @@ def test_strict_processor_raises_when_a_span_cannot_be_recorded(
     processor = SigningSpanProcessor(recorder(log, Held(), clock))
     provider = TracerProvider()
     provider.add_span_processor(processor)
-    tracer = provider.get_tracer("agent")
-    span = tracer.start_span(
-        "execute_tool x",
-        # the decision is the instrumentation's own (a model's output is always recorded:
-        # tests/test_review30c_otel.py); an outcome that is no record text is refused
-        attributes={"gen_ai.operation.name": "execute_tool", "troth.decision": "x" * 300},
-    )
+    # the decision is the instrumentation's own (a model's output is always recorded:
+    # tests/test_review30c_otel.py); an outcome that is no record text is refused
+    refused = {"gen_ai.operation.name": "execute_tool", "troth.decision": "x" * 300}
+    span = provider.get_tracer("agent").start_span("execute_tool x", attributes=refused)
     with pytest.raises(ValueError, match="decision outcome"):
         span.end()
     lenient = SigningSpanProcessor(recorder(log, Held(), clock), strict=False)
-    lenient.on_end(span)  # type: ignore[arg-type]
+    other = TracerProvider()  # a span the processor was handed as it started (review 70j)
+    other.add_span_processor(lenient)
+    other.get_tracer("agent").start_span("execute_tool x", attributes=refused).end()
     assert lenient.failures == 1
 
 

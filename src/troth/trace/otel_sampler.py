@@ -11,7 +11,6 @@ recording.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace.sampling import (
@@ -24,22 +23,9 @@ from opentelemetry.sdk.trace.sampling import (
 from opentelemetry.trace import Link, SpanKind, TraceState
 from opentelemetry.util.types import Attributes
 
+from troth.trace.otel_processor import mark, signed_at_start
+
 __all__ = ["SigningSampler"]
-
-_OPERATION: Final = "gen_ai.operation.name"
-_SIGNED: Final = ("execute_tool", "invoke_agent")
-"""The GenAI operations `SigningSpanProcessor` signs (`otel.EXECUTE_TOOL`, `otel.INVOKE_AGENT`)."""
-
-
-def _signed(name: str, attributes: Attributes) -> bool:
-    """Whether a span about to start is one `SigningSpanProcessor` signs: its operation given
-    at start (the conventions ask for it then, for samplers), else its name's first word (the
-    conventions name it `{operation} {target}`; an operation set later still needs the span
-    recording)."""
-    given = None if attributes is None else attributes.get(_OPERATION)
-    if given is not None:  # compared, not hashed: a list given is no error (and not signed)
-        return any(given == operation for operation in _SIGNED)
-    return name.split(" ", 1)[0] in _SIGNED
 
 
 class SigningSampler(Sampler):
@@ -47,8 +33,10 @@ class SigningSampler(Sampler):
     when `OTEL_TRACES_SAMPLER` is unset: that variable is not read here), but a GenAI span it
     drops that `SigningSpanProcessor` signs (execute_tool, invoke_agent) is recorded all the
     same: RECORD_ONLY, so its sampled flag, and so what exporters send and the trace context
-    downstream, stay `inner`'s. Use:
-    `TracerProvider(sampler=SigningSampler(app_sampler))`."""
+    downstream, stay `inner`'s. Every span it records gets `inner`'s trace state marked with
+    the agent acting where the span starts (`otel_processor.mark`: the SDK samples in that
+    thread, where a `ConcurrentMultiSpanProcessor` runs `on_start` in another; review 70j).
+    Use: `TracerProvider(sampler=SigningSampler(app_sampler))`."""
 
     def __init__(self, inner: Sampler | None = None) -> None:
         self.inner = ParentBased(ALWAYS_ON) if inner is None else inner
@@ -66,10 +54,14 @@ class SigningSampler(Sampler):
         decided = self.inner.should_sample(
             parent_context, trace_id, name, kind, attributes, links, trace_state
         )
-        if decided.decision is not Decision.DROP or not _signed(name, attributes):
+        if decided.decision is not Decision.DROP:
+            marked = mark(decided.trace_state, trace_id, parent_context)
+            return SamplingResult(decided.decision, decided.attributes, marked)
+        if not signed_at_start(name, attributes):
             return decided
         # a dropped span's result carries no attributes: the span starts with the given ones
-        return SamplingResult(Decision.RECORD_ONLY, attributes, decided.trace_state)
+        marked = mark(decided.trace_state, trace_id, parent_context)
+        return SamplingResult(Decision.RECORD_ONLY, attributes, marked)
 
     def get_description(self) -> str:
         return f"SigningSampler{{{self.inner.get_description()}}}"
