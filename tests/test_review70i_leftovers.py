@@ -1,0 +1,156 @@
+"""Review 70i (leftovers of earlier sessions): attacks that worked on main before their fix.
+
+leftovers 1 (low): `validate_token(..., leeway=)` took any whole number of seconds >= 0 (review
+   69i made it int-only, unbounded above). A relying party whose leeway came from a
+   configuration (`leeway: 31536000`, a typo, seconds taken for milliseconds) validated a token
+   expired a year ago, and one whose lease had ended, for as long as the leeway: a leeway only
+   absorbs clock skew. It is now at most `limits.MAX_TOKEN_LEEWAY_SECONDS` (300 s, the skew the
+   credential side allows: `MAX_CLOCK_SKEW_SECONDS`), an ArgumentError past it, before the
+   token is read.
+
+leftovers 2 (low): the trace log's writer (append, checkpoint, redact) fetched the rows of the
+   log's own file whole, unlike its reader (reviews 69m, 69s, 69x): a trace.db with one crafted
+   row of a few MB (an agent's head hash, a signer's stored history, a checkpoint's note or
+   root, a record's disclosures or the envelope a resolution's parent link names, the `size`
+   and `redacting` marks) made the next append, checkpoint or redaction hold it in memory
+   before anything judged it. They are now read as the reader reads them (`stored_column`,
+   NULL past their bound, never fetched) and refused with the log's typed error (TraceError
+   OVER_LIMIT or MALFORMED; StorageError for the log's own `size`), never healed.
+
+leftovers 3 (low): `BundleStore.reload` ran unlocked: two threads reloading at once (a gate
+   sharing the node's table calls it before each decision) both read and verified the same
+   stored bundle. One whose policies could not be checked (PolicyNotChecked: the validating
+   process did not start) noted the bundle dormant after the other had activated it: the
+   bundle decided while `troth policy show` listed it as not loaded, for good. Reloads now
+   take turns (a lock around the whole reload; the second finds the stamp seen).
+
+leftovers 4 (low): the control client wrote its request and waited for it to be taken
+   (`writer.drain()`) without a bound: a node that accepted the connection and never read it
+   (hung, its loop blocked) held `troth node ...` for ever once the request filled the
+   socket's buffer (a policy push of up to MAX_CONTROL_REQUEST). It now waits at most
+   `CONTROL_IO_TIMEOUT` (what the node allows a request to come whole in: past it the node
+   drops it), then raises TimeoutError saying the request was not taken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import NOW
+from tests.support.gates import T, make_world
+from tests.support.leases import make_world as lease_world
+from tests.support.leases import open_broker
+from troth import limits
+from troth.errors import ArgumentError, PolicyFailure, PolicyNotChecked, SecretError
+from troth.gates import BundleStore
+from troth.gates.bundles import load_stored_bundle
+from troth.node import daemon
+from troth.secrets import AllowListPolicy, Broker, validate_token
+
+YEAR = 365 * 86_400
+TOKEN = {"scopes": ["read"], "ttl": 60, "max_ttl": 600, "audience": "svc"}
+
+
+def _issued(tmp_path: Path) -> tuple[Broker, str]:
+    """A broker (node.db in `tmp_path`) and the token of a lease of `svc` it issued at NOW."""
+    world = lease_world(NOW)
+    policy = AllowListPolicy({world.agent_a.identifier: {"svc": None}})
+    _db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy)
+    broker.put_secret("svc", "token", TOKEN, b"", now=NOW)
+    issued = broker.issue(world.credential_a(), "svc", now=NOW)
+    return broker, str(issued.credential.reveal()["token"])
+
+
+@pytest.mark.parametrize("leeway", [limits.MAX_TOKEN_LEEWAY_SECONDS + 1, YEAR, 2**80])
+def test_a_leeway_past_its_bound_is_refused(tmp_path: Path, leeway: int) -> None:
+    """leftovers 1: a token a year past its `exp` validated with `leeway=365 * 86400`; now a
+    leeway past MAX_TOKEN_LEEWAY_SECONDS is an ArgumentError naming it."""
+    broker, token = _issued(tmp_path)
+    with pytest.raises(ArgumentError) as caught:
+        validate_token(token, broker.jwks(NOW), audience="svc", now=NOW + YEAR, leeway=leeway)
+    assert caught.value.parameter == "leeway"
+
+
+def test_the_largest_leeway_absorbs_skew_only(tmp_path: Path) -> None:
+    """leftovers 1: the bound itself is taken, and keeps a token valid that long past its `exp`
+    (60 s), no longer."""
+    broker, token = _issued(tmp_path)
+    most = limits.MAX_TOKEN_LEEWAY_SECONDS
+    keys = broker.jwks(NOW)
+    validate_token(token, keys, audience="svc", now=NOW + 60 + most - 1, leeway=most)
+    with pytest.raises(SecretError):
+        validate_token(token, keys, audience="svc", now=NOW + 60 + most, leeway=most)
+
+
+def test_two_reloads_at_once_leave_no_active_bundle_listed_unloaded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """leftovers 3: the first reload's check of the stored bundle cannot be made
+    (PolicyNotChecked) and returns only once a second reload has run (or after a second, when
+    the second waits for the first); the bundle is then either active or listed as not loaded,
+    never both (it was both: the second reload activated it, the first noted it dormant)."""
+    world = make_world()
+    other = BundleStore(world.verifier, world.store(world.bundle()).table)
+    first_in, second_done = threading.Event(), threading.Event()
+
+    def load(data: bytes, **kwargs: Any) -> Any:
+        if threading.current_thread().name == "first":
+            first_in.set()
+            second_done.wait(1.0)  # the fix keeps the second out meanwhile
+            raise PolicyNotChecked(PolicyFailure.OVER_LIMIT, "the validating process did not start")
+        return load_stored_bundle(data, **kwargs)
+
+    monkeypatch.setattr("troth.gates.store.load_stored_bundle", load)
+
+    def second() -> None:
+        try:
+            other.reload(now=T + 5)
+        finally:
+            second_done.set()
+
+    first = threading.Thread(target=lambda: other.reload(now=T + 5), name="first")
+    first.start()
+    assert first_in.wait(5)
+    later = threading.Thread(target=second, name="second")
+    later.start()
+    first.join(5)
+    later.join(5)
+    authority = world.authority.identifier
+    listed = [digest for digest, _ in other.dormant.unloaded()]
+    assert (other.active(authority) is not None) != (authority.digest in listed)
+
+
+def test_a_node_that_takes_no_request_bounds_the_clients_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """leftovers 4: a listener that accepts nothing and reads nothing (a hung node, its
+    process the one the client expects), a request of MAX_CONTROL_REQUEST and a send buffer of
+    a few KB (as on platforms where a unix socket's is 8 KB): the client waited for its request
+    to be taken for ever (here: until the test's 5 s bound); now TimeoutError once
+    CONTROL_IO_TIMEOUT (shortened here) is past, saying the request was not taken."""
+    monkeypatch.setattr(daemon, "CONTROL_IO_TIMEOUT", 0.2)
+    real_connect = daemon._connect
+
+    async def small_buffer(path: str, op: str, timeout: float) -> socket.socket:
+        client = await real_connect(path, op, timeout)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        return client
+
+    monkeypatch.setattr(daemon, "_connect", small_buffer)
+    with tempfile.TemporaryDirectory(dir="/tmp") as directory:  # a short socket path
+        path = os.path.join(directory, "c.sock")
+        with socket.socket(socket.AF_UNIX) as listener:
+            listener.bind(path)
+            listener.listen(1)
+            blob = b"x" * (limits.MAX_CONTROL_REQUEST - 1024)
+            request = daemon._control_request(path, "push", {"blob": blob}, 60.0, os.getpid())
+            with pytest.raises(TimeoutError, match="did not take"):
+                asyncio.run(asyncio.wait_for(request, 5))
