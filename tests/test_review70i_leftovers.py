@@ -39,6 +39,8 @@ import os
 import socket
 import tempfile
 import threading
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +50,22 @@ from tests.conftest import NOW
 from tests.support.gates import T, make_world
 from tests.support.leases import make_world as lease_world
 from tests.support.leases import open_broker
+from tests.support.traces import Held, db, open_log, recorder, tool_call
 from troth import limits
-from troth.errors import ArgumentError, PolicyFailure, PolicyNotChecked, SecretError
+from troth.clock import FixedClock
+from troth.errors import (
+    ArgumentError,
+    PolicyFailure,
+    PolicyNotChecked,
+    SecretError,
+    TraceError,
+    TraceFailure,
+)
 from troth.gates import BundleStore
 from troth.gates.bundles import load_stored_bundle
 from troth.node import daemon
 from troth.secrets import AllowListPolicy, Broker, validate_token
+from troth.trace import TraceLog
 
 YEAR = 365 * 86_400
 TOKEN = {"scopes": ["read"], "ttl": 60, "max_ttl": 600, "audience": "svc"}
@@ -154,3 +166,59 @@ def test_a_node_that_takes_no_request_bounds_the_clients_wait(
             request = daemon._control_request(path, "push", {"blob": blob}, 60.0, os.getpid())
             with pytest.raises(TimeoutError, match="did not take"):
                 asyncio.run(asyncio.wait_for(request, 5))
+
+
+_ROW = 8 * 1024 * 1024
+_EDITS = {
+    "head hash": ("UPDATE agents SET hash = zeroblob(?)", "append"),
+    "head seq": ("UPDATE agents SET seq = CAST(zeroblob(?) AS TEXT)", "append"),
+    "history hash": ("UPDATE histories SET current = zeroblob(?)", "append"),
+    "size": ("UPDATE meta SET value = zeroblob(?) WHERE name = 'size'", "append"),
+    "checkpoint note": ("UPDATE checkpoints SET note = zeroblob(?)", "checkpoint"),
+    "checkpoint root": ("UPDATE checkpoints SET root = zeroblob(?)", "checkpoint"),
+    "checkpoint time": ("UPDATE checkpoints SET time = zeroblob(?)", "checkpoint"),
+    "disclosures": ("UPDATE leaves SET disclosures = zeroblob(?)", "redact"),
+}
+
+
+def _tampered(tmp_path: Path, edit: str, write: str) -> tuple[TraceLog, Callable[[], object]]:
+    """A log of two records of one agent and a checkpoint, `edit` run on its file with an
+    8 MiB value, opened again (nothing cached), and the write the edit is in the way of."""
+    clock, owner, agent = FixedClock(NOW), Held(), Held()
+    path = tmp_path / "log.db"
+    with open_log(path, clock, owner) as log:
+        writer = recorder(log, agent, clock)
+        first, _ = writer.record(tool_call()), writer.record(tool_call())
+        log.checkpoint()
+        raw = db(log)
+        raw.execute(edit, (_ROW,))
+        raw.close()
+    log = open_log(path, clock, owner)
+    writes: dict[str, Callable[[], object]] = {
+        "append": lambda: recorder(log, agent, clock).record(tool_call()),
+        "checkpoint": log.checkpoint,
+        "redact": lambda: log.redact(first.record, "args", agent=agent.identifier),
+    }
+    return log, writes[write]
+
+
+@pytest.mark.parametrize("what", sorted(_EDITS))
+def test_a_huge_row_of_the_logs_own_file_is_refused_unread_by_its_writer(
+    tmp_path: Path, what: str
+) -> None:
+    """leftovers 2: a row of the log's file the writer reads (an agent's head, a signer's
+    stored history hash, the log's size, a checkpoint's note, root or time, a record's
+    disclosures) made 8 MiB: the next append, checkpoint or redaction fetched it whole (a peak
+    of 8 MiB and more) before failing on it, or not at all; now it is refused with the log's
+    TraceError (OVER_LIMIT past its bound, MALFORMED of another type), never fetched."""
+    log, write = _tampered(tmp_path, *_EDITS[what])
+    tracemalloc.start()
+    try:
+        with pytest.raises(TraceError) as refused:
+            write()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        log.close()
+    assert refused.value.reason in (TraceFailure.OVER_LIMIT, TraceFailure.MALFORMED)
+    assert peak < _ROW // 2
