@@ -11,11 +11,14 @@ leftovers 1 (low): `validate_token(..., leeway=)` took any whole number of secon
 leftovers 2 (low): the trace log's writer (append, checkpoint, redact) fetched the rows of the
    log's own file whole, unlike its reader (reviews 69m, 69s, 69x): a trace.db with one crafted
    row of a few MB (an agent's head hash, a signer's stored history, a checkpoint's note or
-   root, a record's disclosures or the envelope a resolution's parent link names, the `size`
-   and `redacting` marks) made the next append, checkpoint or redaction hold it in memory
-   before anything judged it. They are now read as the reader reads them (`stored_column`,
-   NULL past their bound, never fetched) and refused with the log's typed error (TraceError
-   OVER_LIMIT or MALFORMED; StorageError for the log's own `size`), never healed.
+   root, a record's disclosures or the envelope a resolution's parent link names, an older
+   chain the issued links' catch-up decodes, the `size` and `redacting` marks) made the next
+   append, checkpoint, redaction or open hold it in memory before anything judged it (a
+   damaged history hash was even written over by the next append). They are now read as the
+   reader reads them (`stored_column`, `troth.trace.log_rows`: never fetched past their
+   bound) and refused with the log's TraceError (OVER_LIMIT, or MALFORMED of another type),
+   never healed; an older chain past MAX_CHAIN_BYTES is no chain to the catch-up, as one that
+   does not decode, and a damaged `redacting` mark stays until the next redaction sets its own.
 
 leftovers 3 (low): `BundleStore.reload` ran unlocked: two threads reloading at once (a gate
    sharing the node's table calls it before each decision) both read and verified the same
@@ -37,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sqlite3
 import tempfile
 import threading
 import tracemalloc
@@ -50,7 +54,8 @@ from tests.conftest import NOW
 from tests.support.gates import T, make_world
 from tests.support.leases import make_world as lease_world
 from tests.support.leases import open_broker
-from tests.support.traces import Held, db, open_log, recorder, tool_call
+from tests.support.traces import Held, db, node_trace_db, open_log, recorder, tool_call
+from tests.test_review60b_rotation import as_before_the_table, flood, start
 from troth import limits
 from troth.clock import FixedClock
 from troth.errors import (
@@ -63,9 +68,11 @@ from troth.errors import (
 )
 from troth.gates import BundleStore
 from troth.gates.bundles import load_stored_bundle
-from troth.node import daemon
+from troth.node import daemon, troth_home
 from troth.secrets import AllowListPolicy, Broker, validate_token
 from troth.trace import TraceLog
+from troth.trace.record import Decision, Kind, Links
+from troth.trace.signing import RecordContent
 
 YEAR = 365 * 86_400
 TOKEN = {"scopes": ["read"], "ttl": 60, "max_ttl": 600, "audience": "svc"}
@@ -222,3 +229,75 @@ def test_a_huge_row_of_the_logs_own_file_is_refused_unread_by_its_writer(
         log.close()
     assert refused.value.reason in (TraceFailure.OVER_LIMIT, TraceFailure.MALFORMED)
     assert peak < _ROW // 2
+
+
+def test_a_huge_chain_row_the_catch_up_of_issued_links_reads_is_not_fetched() -> None:
+    """leftovers 2: a log kept before the issued links' table (review 60b: each append that
+    keeps a chain notes the links of the chains kept before, ISSUED_LINKS_CATCH_UP at a time)
+    whose older chain row was made 8 MiB: the next append keeping a chain fetched it whole to
+    decode it. It is now not fetched (past MAX_CHAIN_BYTES: no chain, noted as none, as a row
+    that does not decode; the verifier reports it)."""
+    clock = start()
+    flood(1, clock=clock)
+    as_before_the_table()
+    with sqlite3.connect(node_trace_db(troth_home())) as conn:
+        conn.execute("UPDATE chains SET chain = zeroblob(?)", (_ROW,))
+    tracemalloc.start()
+    try:
+        flood(1, clock=clock)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < _ROW // 2
+
+
+def test_the_huge_envelope_a_resolution_answers_is_not_fetched(tmp_path: Path) -> None:
+    """leftovers 2: an escalation's stored envelope made 8 MiB, then its answer appended (its
+    link naming the escalation's hash as it was): the append fetched the envelope whole to
+    check the answer against it; now it is refused, OVER_LIMIT, never fetched."""
+    clock, owner, agent, human = FixedClock(NOW), Held(), Held(), Held()
+    path = tmp_path / "log.db"
+    with open_log(path, clock, owner) as log:
+        asked = recorder(log, agent, clock).escalate(human.identifier, question="refund?")
+        raw = db(log)
+        raw.execute("UPDATE leaves SET envelope = zeroblob(?) WHERE idx = ?", (_ROW, asked.index))
+        raw.close()
+    links = Links(parent=asked.record, parent_agent=agent.identifier, parent_hash=asked.hash)
+    answer = RecordContent(
+        Kind.RESOLUTION,
+        values={"inputs": "the order", "reasoning": "fine"},
+        decision=Decision("approved"),
+        links=links,
+    )
+    with open_log(path, clock, owner) as log:
+        tracemalloc.start()
+        try:
+            with pytest.raises(TraceError) as refused:
+                recorder(log, human, clock).record(answer)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert refused.value.reason is TraceFailure.OVER_LIMIT
+    assert peak < _ROW // 2
+
+
+def test_a_huge_redaction_mark_is_not_fetched_at_open(tmp_path: Path) -> None:
+    """leftovers 2: the `redacting` mark (16 random bytes a redaction's commit sets) made
+    8 MiB: opening the log fetched it whole to finish the redaction it names, then cleared it;
+    now it is not fetched, and stays (the next redaction sets its own)."""
+    clock, owner = FixedClock(NOW), Held()
+    path = tmp_path / "log.db"
+    with open_log(path, clock, owner) as log:
+        raw = db(log)
+        raw.execute("INSERT INTO meta VALUES ('redacting', zeroblob(?))", (_ROW,))
+        raw.close()
+    tracemalloc.start()
+    try:
+        open_log(path, clock, owner).close()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < _ROW // 2
+    with sqlite3.connect(path) as raw:
+        kept = raw.execute("SELECT length(value) FROM meta WHERE name = 'redacting'").fetchall()
+    assert kept == [(_ROW,)]
