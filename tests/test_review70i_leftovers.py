@@ -52,10 +52,9 @@ import pytest
 
 from tests.conftest import NOW
 from tests.support.gates import T, make_world
-from tests.support.leases import make_world as lease_world
-from tests.support.leases import open_broker
 from tests.support.traces import Held, db, node_trace_db, open_log, recorder, tool_call
 from tests.test_review60b_rotation import as_before_the_table, flood, start
+from tests.test_review69i_caveats import YEAR, _issued
 from troth import limits
 from troth.clock import FixedClock
 from troth.errors import (
@@ -69,23 +68,10 @@ from troth.errors import (
 from troth.gates import BundleStore
 from troth.gates.bundles import load_stored_bundle
 from troth.node import daemon, troth_home
-from troth.secrets import AllowListPolicy, Broker, validate_token
+from troth.secrets import validate_token
 from troth.trace import TraceLog
 from troth.trace.record import Decision, Kind, Links
 from troth.trace.signing import RecordContent
-
-YEAR = 365 * 86_400
-TOKEN = {"scopes": ["read"], "ttl": 60, "max_ttl": 600, "audience": "svc"}
-
-
-def _issued(tmp_path: Path) -> tuple[Broker, str]:
-    """A broker (node.db in `tmp_path`) and the token of a lease of `svc` it issued at NOW."""
-    world = lease_world(NOW)
-    policy = AllowListPolicy({world.agent_a.identifier: {"svc": None}})
-    _db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy)
-    broker.put_secret("svc", "token", TOKEN, b"", now=NOW)
-    issued = broker.issue(world.credential_a(), "svc", now=NOW)
-    return broker, str(issued.credential.reveal()["token"])
 
 
 @pytest.mark.parametrize("leeway", [limits.MAX_TOKEN_LEEWAY_SECONDS + 1, YEAR, 2**80])
