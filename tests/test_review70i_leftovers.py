@@ -52,7 +52,15 @@ import pytest
 
 from tests.conftest import NOW
 from tests.support.gates import T, make_world
-from tests.support.traces import Held, db, node_trace_db, open_log, recorder, tool_call
+from tests.support.traces import (
+    Held,
+    as_schema_3,
+    db,
+    node_trace_db,
+    open_log,
+    recorder,
+    tool_call,
+)
 from tests.test_review60b_rotation import as_before_the_table, flood, start
 from tests.test_review69i_caveats import YEAR, _issued
 from troth import limits
@@ -69,7 +77,7 @@ from troth.gates import BundleStore
 from troth.gates.bundles import load_stored_bundle
 from troth.node import daemon, troth_home
 from troth.secrets import validate_token
-from troth.trace import TraceLog
+from troth.trace import TraceLog, verify_log
 from troth.trace.record import Decision, Kind, Links
 from troth.trace.signing import RecordContent
 
@@ -287,3 +295,31 @@ def test_a_huge_redaction_mark_is_not_fetched_at_open(tmp_path: Path) -> None:
     with sqlite3.connect(path) as raw:
         kept = raw.execute("SELECT length(value) FROM meta WHERE name = 'redacting'").fetchall()
     assert kept == [(_ROW,)]
+
+
+def test_a_huge_row_of_a_schema_3_log_is_not_fetched_by_its_migration(tmp_path: Path) -> None:
+    """leftovers 2: a log of schema 3 (ids unique in the log) holding a crafted record row of
+    8 MiB: the migration to schema 4, filing each row under the agent its envelope names,
+    fetched it whole at the open. It is now copied unread (no agent to read: filed under none,
+    as an envelope that does not decode), and the verifier reports it at its index."""
+    clock, owner, agent = FixedClock(NOW), Held(), Held()
+    path = tmp_path / "log.db"
+    with open_log(path, clock, owner) as log:
+        recorder(log, agent, clock).record(tool_call())
+        raw = db(log)
+        as_schema_3(raw)
+        raw.execute(
+            "INSERT INTO leaves SELECT 1, 'x', leaf, zeroblob(?), NULL FROM leaves", (_ROW,)
+        )
+        raw.execute("UPDATE meta SET value = 2 WHERE name = 'size'")
+        raw.close()
+    tracemalloc.start()
+    try:
+        log = open_log(path, clock, owner)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    with log, pytest.raises(TraceError) as refused:
+        verify_log(log)
+    assert (refused.value.reason, refused.value.index) == (TraceFailure.OVER_LIMIT, 1)
+    assert peak < _ROW // 2
