@@ -19,6 +19,9 @@ leftovers 2 (low): the trace log's writer (append, checkpoint, redact) fetched t
    bound) and refused with the log's TraceError (OVER_LIMIT, or MALFORMED of another type),
    never healed; an older chain past MAX_CHAIN_BYTES is no chain to the catch-up, as one that
    does not decode, and a damaged `redacting` mark stays until the next redaction sets its own.
+   So too what a node's rotation of an identity reads of the log to date itself by
+   (`signed_until`: a chain holding the identity's digest, its `issued_links` row, a head's
+   time), which dates nothing past its bound, as a row that does not decode, never fetched.
 
 leftovers 3 (low): `BundleStore.reload` ran unlocked: two threads reloading at once (a gate
    sharing the node's table calls it before each decision) both read and verified the same
@@ -61,9 +64,9 @@ from tests.support.traces import (
     recorder,
     tool_call,
 )
-from tests.test_review60b_rotation import as_before_the_table, flood, start
+from tests.test_review60b_rotation import as_before_the_table, boss_link, flood, start
 from tests.test_review69i_caveats import YEAR, _issued
-from troth import limits
+from troth import Node, limits
 from troth.clock import FixedClock
 from troth.errors import (
     ArgumentError,
@@ -322,4 +325,37 @@ def test_a_huge_row_of_a_schema_3_log_is_not_fetched_by_its_migration(tmp_path: 
     with log, pytest.raises(TraceError) as refused:
         verify_log(log)
     assert (refused.value.reason, refused.value.index) == (TraceFailure.OVER_LIMIT, 1)
+    assert peak < _ROW // 2
+
+
+_DATING = {  # the edit, the identity rotated
+    "chain": ("UPDATE chains SET chain = chain || zeroblob(?)", "boss"),
+    "link": ("UPDATE issued_links SET link = zeroblob(?)", "boss"),
+    "time": ("UPDATE agents SET time = zeroblob(?)", "agent"),
+}
+
+
+@pytest.mark.parametrize("what", sorted(_DATING))
+def test_a_huge_row_a_rotation_dates_itself_by_is_not_fetched(what: str) -> None:
+    """leftovers 2: a rotation reads the node's trace log to date itself no earlier than what
+    the identity signed there (`signed_until`: its newest record, the newest link it issued
+    of a chain the log keeps); a kept chain holding its digest, its `issued_links` row or an
+    agent's head time made 8 MiB was fetched whole by the next rotation of a node's identity.
+    Now none is (a row that is not what it should be dates nothing, as before: a damaged log
+    never refuses a rotation)."""
+    clock = start()
+    now = clock.now()
+    boss_link(now, clock=clock)
+    if what == "chain":
+        as_before_the_table()  # the chains after the mark are searched (none noted)
+    edit, name = _DATING[what]
+    with sqlite3.connect(node_trace_db(troth_home())) as conn:
+        conn.execute(edit, (_ROW,))
+    tracemalloc.start()
+    try:
+        with Node.open(home=troth_home(), clock=FixedClock(now)) as node:
+            node.identities.rotate(name)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
     assert peak < _ROW // 2
