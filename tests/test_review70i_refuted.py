@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import tracemalloc
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.gates import T, make_world
-from tests.support.traces import NOW, Held, db, open_log, recorder
-from troth.clock import FixedClock
-from troth.errors import TraceError, TraceFailure
+from tests.support.traces import recorder
+from tests.test_review69m_verify import _peak
+from tests.test_review70i_leftovers import _ROW, huge_escalation
+from troth.errors import TraceFailure
 from troth.gates import BundleStore
 from troth.gates.bundles import load_stored_bundle
-
-_ROW = 8 * 1024 * 1024
 
 
 def test_a_recorders_answer_to_a_huge_escalation_is_refused_by_the_reader(
@@ -27,30 +25,20 @@ def test_a_recorders_answer_to_a_huge_escalation_is_refused_by_the_reader(
     (which reads the escalation's hash from the log first): refused OVER_LIMIT by the log's
     reader (review 69m's bounds), never fetched, before anything is appended; only an answer
     signed without that read reached the writer's unbounded read (leftovers 2)."""
-    clock, owner, agent, human = FixedClock(NOW), Held(), Held(), Held()
-    path = tmp_path / "log.db"
-    with open_log(path, clock, owner) as log:
-        asked = recorder(log, agent, clock).escalate(human.identifier, question="refund?")
-        raw = db(log)
-        raw.execute("UPDATE leaves SET envelope = zeroblob(?) WHERE idx = ?", (_ROW, asked.index))
-        raw.close()
-    with open_log(path, clock, owner) as log:
-        answering = recorder(log, human, clock)
-        tracemalloc.start()
-        try:
-            with pytest.raises(TraceError) as refused:
-                answering.resolve(
-                    asked.record,
-                    of=agent.identifier,
-                    outcome="approved",
-                    considered="the order",
-                    reasoning="fine",
-                )
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
+    held = huge_escalation(tmp_path)
+    with held.log() as log:
+        answering = recorder(log, held.human, held.clock)
+        refused, peak = _peak(
+            lambda: answering.resolve(
+                held.asked.record,
+                of=held.agent.identifier,
+                outcome="approved",
+                considered="the order",
+                reasoning="fine",
+            )
+        )
         assert log.size() == 1
-    assert refused.value.reason is TraceFailure.OVER_LIMIT
+    assert refused.reason is TraceFailure.OVER_LIMIT
     assert peak < _ROW // 2
 
 
