@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import run, run_json
-from tests.support.traces import NOW, Held, db, open_log, recorder, tool_call
+from tests.support.traces import NOW, Held, as_schema_3, db, open_log, recorder, tool_call
 from tests.test_review27t_collect import NOW as SERVED
 from tests.test_review27t_collect import _always, _collector
 from troth.clock import FixedClock, SystemClock
@@ -229,12 +229,7 @@ def test_a_schema_3_log_is_filed_per_agent_when_opened(tmp_path: Path) -> None:
     first = recorder(log, a, clock).record(tool_call())
     log.close()
     raw = db(log)
-    raw.executescript(
-        "BEGIN; CREATE TABLE old (idx INTEGER PRIMARY KEY, record_id TEXT NOT NULL UNIQUE, "
-        "leaf BLOB NOT NULL, envelope BLOB NOT NULL, disclosures BLOB); "
-        "INSERT INTO old SELECT idx, record_id, leaf, envelope, disclosures FROM leaves; "
-        "DROP TABLE leaves; ALTER TABLE old RENAME TO leaves; PRAGMA user_version = 3; COMMIT;"
-    )
+    as_schema_3(raw)
     with pytest.raises(sqlite3.IntegrityError):  # schema 3: one id in the whole log
         raw.execute("INSERT INTO leaves VALUES (9, ?, x'00', x'00', NULL)", (first.record,))
     raw.close()

@@ -162,6 +162,17 @@ def db(log: TraceLog) -> sqlite3.Connection:
     return sqlite3.connect(log.store.path, isolation_level=None)
 
 
+def as_schema_3(raw: sqlite3.Connection) -> None:
+    """The log behind `raw` as before ids were per agent (schema 3: `leaves.record_id` unique
+    in the log, no agent column): what the schema 4 migration finds (review 36a)."""
+    raw.executescript(
+        "BEGIN; CREATE TABLE old (idx INTEGER PRIMARY KEY, record_id TEXT NOT NULL UNIQUE, "
+        "leaf BLOB NOT NULL, envelope BLOB NOT NULL, disclosures BLOB); "
+        "INSERT INTO old SELECT idx, record_id, leaf, envelope, disclosures FROM leaves; "
+        "DROP TABLE leaves; ALTER TABLE old RENAME TO leaves; PRAGMA user_version = 3; COMMIT;"
+    )
+
+
 def verify_export_on(identities: IdentityService, export: str) -> ExportReport:
     """A JSONL export verified as `troth trace verify --file` does on a node: with the node's
     stored histories (forks refused, checkpoints attested, its own rows for retirements)."""

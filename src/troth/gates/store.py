@@ -157,6 +157,7 @@ class BundleStore:
         """How many different same-revision conflicts this store has seen (a node logs each
         new one once: review 43b, bundles 2)."""
         self._lock = threading.Lock()
+        self._reloading = threading.Lock()  # reloads take turns (review 70i, leftovers 3)
 
     def accept(
         self,
@@ -404,7 +405,14 @@ class BundleStore:
         `now` is before its last try (a clock set back: review 27d, gates 1). One refused for
         the time alone (not yet valid, expired) is tried again at a reload whose `now` is
         inside its lifetime (a node restarted with its clock behind, then set right: review
-        41d, bundles 1)."""
+        41d, bundles 1). Reloads take turns, the second finding what the first loaded: run at
+        once, two threads (gates sharing the node's table) each read and verified the same
+        bundle, and one whose check could not be made noted dormant the bundle the other had
+        just activated, listed as not loaded while it decided (review 70i, leftovers 3)."""
+        with self._reloading:
+            return self._reload(now)
+
+    def _reload(self, now: int) -> list[VerifiedBundle]:
         if self._held_back is None or self._held_back:  # one read while any is held back
             self._held_back = self.table.held_back()
         loaded = []

@@ -15,6 +15,7 @@ __all__ = [
     "LEASE_FORWARD_TOTAL_BURST",
     "LEASE_FORWARD_TOTAL_RATE",
     "MAX_RETAINED_LEASE_BYTES",
+    "MAX_TOKEN_LEEWAY_SECONDS",
 ]
 
 MAX_RETAINED_LEASE_BYTES: Final = 8 * 1024
@@ -43,3 +44,8 @@ LEASE_FORWARD_TOTAL_BURST: Final = 6000
 second: what bounds the audit log's growth by forwards however many members hold leases."""
 LEASE_FORWARD_TOTAL_RATE: Final = 100
 """Forwards a second the broker's total forward budget refills with."""
+MAX_TOKEN_LEEWAY_SECONDS: Final = 300
+"""Largest `leeway` `validate_token` takes (ArgumentError past it): the clock skew between a
+relying party and the broker it allows, as much as a credential's verifier allows
+(MAX_CLOCK_SKEW_SECONDS). A leeway of a year (a typo, milliseconds taken for seconds) validated a
+token expired a year ago, and one whose lease had ended (review 70i, leftovers 1)."""

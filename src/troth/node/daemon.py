@@ -391,6 +391,31 @@ async def _connect(path: str, op: str, timeout: float) -> socket.socket:
         await asyncio.sleep(0.05)
 
 
+async def _sent(writer: asyncio.StreamWriter, op: str) -> None:
+    """Wait for the request written to be taken by the node, at most CONTROL_IO_TIMEOUT (the
+    node drops a request not whole by then); TimeoutError past it. Unbounded, a node that
+    accepted the connection and read nothing (hung) held the client for ever once the request
+    filled the socket's buffer (review 70i, leftovers 4)."""
+    try:
+        await asyncio.wait_for(writer.drain(), CONTROL_IO_TIMEOUT)
+    except TimeoutError:
+        raise TimeoutError(
+            f"the node did not take the {op} request within {CONTROL_IO_TIMEOUT:g} s (hung or "
+            "busy: see its node.log); it drops a request not whole by then, so it was not done"
+        ) from None
+
+
+async def _answer(reader: asyncio.StreamReader, op: str, timeout: float) -> bytes:
+    """The node's answer frame to `op`, within `timeout`; TimeoutError saying so past it."""
+    try:
+        return await asyncio.wait_for(_read_frame(reader, limits.MAX_CONTROL_ANSWER), timeout)
+    except TimeoutError:  # asyncio's says nothing (review 34d, control 3)
+        raise TimeoutError(
+            f"the node did not answer {op} within {timeout:g} s (hung or slow: it may still "
+            "do it; see its node.log)"
+        ) from None
+
+
 async def _control_request(
     path: str, op: str, arguments: dict[str, Any], timeout: float, pid: object = None
 ) -> Any:
@@ -408,15 +433,8 @@ async def _control_request(
                 f"another process took the control socket's name; {op} was not sent to it"
             )
         writer.write(_control_frame({"op": op, "args": arguments}, limits.MAX_CONTROL_REQUEST))
-        await writer.drain()
-        answer = _decode_answer(
-            await asyncio.wait_for(_read_frame(reader, limits.MAX_CONTROL_ANSWER), timeout)
-        )
-    except TimeoutError:  # asyncio's says nothing (review 34d, control 3)
-        raise TimeoutError(
-            f"the node did not answer {op} within {timeout:g} s (hung or slow: it may still "
-            "do it; see its node.log)"
-        ) from None
+        await _sent(writer, op)
+        answer = _decode_answer(await _answer(reader, op, timeout))
     except asyncio.IncompleteReadError:
         # the node stopped or died while it ran the request: an I/O error (exit 4), never the
         # EOFError click takes for an aborted prompt (review 34d, control 1)

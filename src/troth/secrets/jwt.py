@@ -332,14 +332,14 @@ def validate_token(
     broker's revives nothing (review 54e, secrets 1 and 3). Every call verifies the
     signature; the claims of a segment already verified and parsed are not parsed again (a
     service validates the same bearer token at each of its requests). `now` and `leeway` are
-    whole numbers of seconds, `leeway` >= 0 (an ArgumentError: review 69i, caveats 1, a NaN
-    leeway or `now` made every time comparison false, and a token expired a year ago, or
-    whose lease had ended, validated; `inf` kept every token valid)."""
+    whole numbers of seconds, `leeway` 0-MAX_TOKEN_LEEWAY_SECONDS (an ArgumentError: review
+    69i, caveats 1, a NaN leeway or `now` made every time comparison false, and a token
+    expired a year ago, or whose lease had ended, validated; `inf` kept every token valid, and
+    so did a leeway of a year for a year: review 70i, leftovers 1)."""
     check_kind("validate_token", "now", now, int, "a whole number of seconds")
-    if type(leeway) is not int or leeway < 0:
-        raise ArgumentError(
-            "validate_token", "leeway", "a whole number of seconds >= 0", got(leeway)
-        )
+    if type(leeway) is not int or not 0 <= leeway <= limits.MAX_TOKEN_LEEWAY_SECONDS:
+        expected = f"a whole number of seconds 0-{limits.MAX_TOKEN_LEEWAY_SECONDS}"
+        raise ArgumentError("validate_token", "leeway", expected, got(leeway))
     states = revoked if isinstance(revoked, LeaseStates) else None
     if states is not None:
         now = max(now, states.seen())

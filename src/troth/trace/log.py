@@ -64,25 +64,31 @@ from troth.trace.issued_links import note_issued
 from troth.trace.log_histories import Observed, keep, observe
 from troth.trace.log_identity import bind_log_identity, node_log_identity
 from troth.trace.log_reader import LogReader, holding, locate
+from troth.trace.log_rows import (
+    FRONTIER_SQL,
+    agent_head,
+    agent_heads,
+    known_histories,
+    known_history,
+    parent_envelope,
+    stored_checkpoint,
+    stored_disclosures,
+    stored_int,
+    taken_ids,
+    times_of_checkpoints,
+)
 from troth.trace.merkle import Frontier
 from troth.trace.pending import Pending as _Pending
 from troth.trace.pending import Receipt, remember, remember_agents
 from troth.trace.record import Kind, encode_disclosures
 from troth.trace.record_decode import Escalation, Holding, check_resolution, parent_record
 from troth.trace.signing import VerifiedRecord, open_envelope, resolve_key
-from troth.trace.store import (
-    NODE_LEVEL_STRIDE,
-    TraceStore,
-    insert_rows,
-    open_trace_store,
-    select_in,
-)
+from troth.trace.store import NODE_LEVEL_STRIDE, TraceStore, insert_rows, open_trace_store
 from troth.trace.stored import (
     STORED_DIGEST_BYTES,
     StoredEntry,
     StoredRecord,
     SubtreeReader,
-    decode_disclosures,
     stored_bytes,
     stored_column,
     stored_identifier,
@@ -99,6 +105,7 @@ _REDACTING: Final = "redacting"  # meta: set by a redaction's commit, cleared on
 _F = TraceFailure
 _NOTE: Final = stored_column("note", limits.MAX_TRACE_CHECKPOINT_BYTES)  # (69m, verify 1)
 _IDENTITY: Final = stored_column("value", STORED_DIGEST_BYTES)  # (69s, wave2 1)
+_MARK: Final = stored_column("value", STORED_DIGEST_BYTES)  # (70i, leftovers 2)
 
 _ADMIT_CHUNK: Final = 32
 """Records admitted between two INSERTs of a commit: each INSERT lets go of the GIL, so a
@@ -430,9 +437,7 @@ class TraceLog(LogReader):
         interval): which of their ids the log holds, their agents' heads and histories."""
         conn = state.conn
         ids = [verified.record.id for verified in records]
-        sql = "SELECT record_id, agent FROM leaves WHERE record_id"
-        for record_id, agent in select_in(conn, sql, ids):  # ids are per agent
-            state.taken.add((record_id, bytes(agent)))
+        state.taken.update(taken_ids(conn, ids))  # ids are per agent
         missing = []
         agents = {verified.record.agent.digest for verified in records}
         if self.bridge is not None:  # one query per commit, not one per agent
@@ -443,9 +448,8 @@ class TraceLog(LogReader):
             else:
                 state.heads[agent] = None
                 missing.append(agent)
-        sql = "SELECT agent, seq, hash, time, change FROM agents WHERE agent"
-        for agent, seq, digest, at, change in select_in(conn, sql, missing):
-            state.heads[bytes(agent)] = _Head(seq, bytes(digest), at, change)
+        for agent, head in agent_heads(conn, missing):  # (review 70i, leftovers 2)
+            state.heads[agent] = _Head(*head)
         missing = []
         for signer in {verified.signer.identifier.digest for verified in records}:
             known = self._histories.get(signer)
@@ -454,21 +458,17 @@ class TraceLog(LogReader):
             else:
                 missing.append(signer)
         state.looked_up.update(missing)
-        sql = "SELECT identifier, changes, current FROM histories WHERE identifier"
-        for identifier, changes, current in select_in(conn, sql, missing):
-            state.histories[bytes(identifier)] = (changes, bytes(current))
+        state.histories.update(known_histories(conn, missing))
 
     def _load_frontier(
         self, conn: sqlite3.Connection
     ) -> tuple[Frontier, tuple[int, int], int | None]:
         """The Merkle frontier, (size, newest checkpoint size): what the caches hold for, and
         the newest checkpoint's time (never before an older one's: `checkpoint`)."""
-        row = conn.execute(
-            "SELECT (SELECT value FROM meta WHERE name = 'size'), (SELECT max(idx) FROM leaves), "
-            "(SELECT max(size) FROM checkpoints), "
-            "(SELECT time FROM checkpoints ORDER BY size DESC LIMIT 1)"
-        ).fetchone()
-        size, last, checkpointed, at = int(row[0]), row[1], row[2] or 0, row[3]
+        row = conn.execute(FRONTIER_SQL).fetchone()  # (review 70i, leftovers 2)
+        size = stored_int(row[0], row[1], "size") or 0
+        last, checkpointed = row[2], row[3] or 0
+        at = stored_int(row[4], row[5], "checkpoint time", empty=True)
         if (last is None and size != 0) or (last is not None and last + 1 != size):
             raise StorageError(
                 f"trace log damaged: {size} records recorded, the last is at {last}; "
@@ -489,10 +489,8 @@ class TraceLog(LogReader):
         if key in state.ids or key in state.taken:
             raise TraceError(_F.REPLAYED, record=record.id)
         if agent not in state.heads:
-            row = conn.execute(
-                "SELECT seq, hash, time, change FROM agents WHERE agent = ?", (agent,)
-            ).fetchone()
-            state.heads[agent] = None if row is None else _Head(row[0], bytes(row[1]), *row[2:])
+            row = agent_head(conn, agent)
+            state.heads[agent] = None if row is None else _Head(*row)
         head = state.heads[agent]
         if head is None:
             if record.seq != 0:
@@ -579,12 +577,10 @@ class TraceLog(LogReader):
         key = (parent[1], parent[0].digest)
         if key in state.escalations:
             return state.escalations[key]
-        row = state.conn.execute(
-            "SELECT envelope FROM leaves WHERE record_id = ? AND agent = ?", key
-        ).fetchone()
-        if row is None:
+        envelope = parent_envelope(state.conn, key)
+        if envelope is None:
             return None
-        record, payload, *_ = open_envelope(bytes(row[0]))
+        record, payload, *_ = open_envelope(envelope)
         return record, sha256(payload)
 
     def _chain_to_keep(
@@ -621,10 +617,7 @@ class TraceLog(LogReader):
         digest = identity.identifier.digest
         known = state.histories.get(digest)
         if known is None and digest not in state.looked_up:
-            row = state.conn.execute(
-                "SELECT changes, current FROM histories WHERE identifier = ?", (digest,)
-            ).fetchone()
-            known = None if row is None else (row[0], bytes(row[1]))
+            known = known_history(state.conn, digest)
         return observe(state.conn, known, identity, sent, self.bridge)
 
     # -- checkpoints ---------------------------------------------------------------------------
@@ -642,19 +635,15 @@ class TraceLog(LogReader):
             self._frontier = frontier
             self._cached_at = None  # it may store the signer's history and a checkpoint
             size, root = frontier.size, frontier.root()
-            row = conn.execute(
-                "SELECT root, note FROM checkpoints WHERE size = ?", (size,)
-            ).fetchone()
-            if row is not None:
-                if bytes(row[0]) != root:
+            held = stored_checkpoint(conn, size)
+            if held is not None:
+                if held[0] != root:
                     raise StorageError(f"trace log damaged: checkpoint {size} has another root")
-                checkpoint, _ = parse_checkpoint(bytes(row[1]))
+                checkpoint, _ = parse_checkpoint(held[1])
                 return checkpoint
             # never dated before an older checkpoint, nor so far before its records that it
             # reads as backdated (a record may be 300 s ahead: `now` stays, the key's time)
-            last, newest = conn.execute(
-                "SELECT (SELECT max(time) FROM checkpoints), (SELECT max(time) FROM agents)"
-            ).fetchone()
+            last, newest = times_of_checkpoints(conn)
             floor = max(last or 0, (newest or 0) - limits.MAX_CLOCK_SKEW_SECONDS)
             signed = sign_checkpoint(signer, epoch, size, root, max(now, floor))
             state = _Batch(conn)
@@ -704,8 +693,7 @@ class TraceLog(LogReader):
             conn = self.store.connection()
             conn.execute("PRAGMA secure_delete = ON")
             index = locate(conn, record_id, agent)
-            row = conn.execute("SELECT disclosures FROM leaves WHERE idx = ?", (index,)).fetchone()
-            held = {} if row is None or row[0] is None else decode_disclosures(bytes(row[0]))
+            held = stored_disclosures(conn, index)
             removed = held.pop(name, None) is not None
             if removed:
                 conn.execute(
@@ -726,13 +714,15 @@ class TraceLog(LogReader):
         """Truncate the WAL (the old pages of a committed redaction) and clear the log's
         `redacting` mark if it still names the redaction it read; False when a reader keeps
         the WAL from being truncated (the mark stays: the next open or redaction does it)."""
-        rows = self.store.fetch_all("SELECT value FROM meta WHERE name = ?", (_REDACTING,))
+        sql = f"SELECT {_MARK} FROM meta WHERE name = ?"  # noqa: S608
+        rows = self.store.fetch_all(sql, (_REDACTING,))
+        marks = [stored_bytes(kind, mark, "redaction mark") for kind, mark in rows]
         if not self.store.truncate_wal():
             return False
         crash_point("trace.redact.after-checkpoint")
-        if rows:
+        if marks:
             self.store.execute(
-                "DELETE FROM meta WHERE name = ? AND value = ?", (_REDACTING, rows[0][0])
+                "DELETE FROM meta WHERE name = ? AND value = ?", (_REDACTING, marks[0])
             )
         return True
 
@@ -743,7 +733,7 @@ class TraceLog(LogReader):
         try:
             if self.store.fetch_all("SELECT 1 FROM meta WHERE name = ?", (_REDACTING,)):
                 self._finish_redaction()
-        except (StorageError, sqlite3.Error):
+        except (StorageError, TraceError, sqlite3.Error):  # a damaged mark stays: `redact` says
             pass
 
 

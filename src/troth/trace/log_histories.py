@@ -20,6 +20,7 @@ from troth.crypto import sha256
 from troth.errors import IdentityError, TraceError, TraceFailure
 from troth.identity import UnverifiedHistory, VerifiedIdentity, check_extends
 from troth.trace.bridge import SignerBridge, dropped_window, link_window, sent_windows
+from troth.trace.log_rows import stored_history
 
 __all__ = ["Observed", "keep", "observe"]
 
@@ -55,10 +56,8 @@ def observe(
         return Observed(digest, known[0] - 1, known)  # the hash commits to every change
     windows: list[tuple[int, bytes]] = []
     if known is not None:
-        row = conn.execute(
-            "SELECT history FROM histories WHERE identifier = ?", (digest,)
-        ).fetchone()
-        copy = UnverifiedHistory.decode(bytes(row[0]))  # either may be a checkpointed suffix
+        held = stored_history(conn, digest)  # not fetched past its bound (70i, leftovers 2)
+        copy = UnverifiedHistory.decode(held)  # either may be a checkpointed suffix
         first, stored = copy.first_index, [sha256(change.body) for change in copy.changes]
         if identity.current.index < first + len(stored):  # an older view (a late record)
             overlap = [c for c in identity.changes if c.index >= first]
@@ -70,7 +69,7 @@ def observe(
             return Observed(digest, known[0] - 1, known)
         last = first + len(stored) - 1
         if identity.first_index > first:  # the newest drops changes older records need
-            windows.append(dropped_window(row[0], identity))
+            windows.append(dropped_window(held, identity))
         # a history from right after the copy: only its checkpoint vouches for its link to the
         # copy's last change, which it must follow as a rotation does (the key committed to:
         # review 56l, histories 1), and which is kept with its first change: the change that

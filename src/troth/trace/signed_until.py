@@ -29,34 +29,43 @@ from troth.encoding import cbor
 from troth.errors import DecodeError, IdentityError
 from troth.identity import VerifiedIdentity
 from troth.identity.signer import verify_signed_by
-from troth.trace.issued_links import MARK, mark_of
+from troth.trace.issued_links import MARK, MARK_SQL, mark_of
 
 __all__ = ["signed_until"]
 
+_TIME: Final = "CASE WHEN typeof(time) = 'integer' THEN time END"
 _NEWEST: Final = (
-    "SELECT max(t) FROM ("
-    "SELECT time AS t FROM agents WHERE agent = ?1 "
-    "UNION ALL SELECT (SELECT time FROM checkpoints ORDER BY size DESC LIMIT 1) "
+    f"SELECT max(t) FROM (SELECT {_TIME} AS t FROM agents WHERE agent = ?1 "  # noqa: S608
+    f"UNION ALL SELECT (SELECT {_TIME} FROM checkpoints ORDER BY size DESC LIMIT 1) "
     "WHERE EXISTS (SELECT 1 FROM meta WHERE name = 'log_identity' AND value = ?1))"
 )
 """The agent's head (`agents`: the time of its newest record, times never decreasing along
 its chain) and, when the identity is the log's, its newest checkpoint (never dated before an
-earlier one): two primary-key look-ups and one of `meta`, however long the log."""
-_ISSUED: Final = "SELECT change, link FROM issued_links WHERE issuer = ?"
+earlier one): two primary-key look-ups and one of `meta`, however long the log. A time that is
+no INTEGER dates nothing, never fetched (review 70i, leftovers 2: an 8 MiB one was)."""
+_LINK_BYTES: Final = limits.MAX_CHAIN_BYTES
+"""Largest link a row of `issued_links` is decoded from: one of a chain the log keeps."""
+_ISSUED: Final = (
+    "SELECT CASE WHEN typeof(change) = 'integer' THEN change END, "  # noqa: S608
+    f"CASE WHEN typeof(link) = 'blob' AND length(link) <= {int(_LINK_BYTES)} THEN link END "
+    "FROM issued_links WHERE issuer = ?"
+)
 """The newest link the identity issued of the chains the log keeps through the mark, under its
-newest change there (`troth.trace.issued_links`; review 60b, rotation 1): one primary-key row."""
+newest change there (`troth.trace.issued_links`; review 60b, rotation 1): one primary-key row,
+a link past `_LINK_BYTES` not fetched (no answer: review 70i, leftovers 2)."""
 _CHAINS: Final = (
-    "SELECT chain FROM (SELECT chain FROM chains WHERE rowid > ?3 ORDER BY rowid DESC LIMIT ?2)"
-    " WHERE instr(chain, ?1) > 0"
+    "SELECT chain FROM "  # noqa: S608
+    "(SELECT chain FROM chains WHERE rowid > ?3 ORDER BY rowid DESC LIMIT ?2) "
+    f"WHERE typeof(chain) = 'blob' AND length(chain) <= {int(limits.MAX_CHAIN_BYTES)} "
+    "AND instr(chain, ?1) > 0"
 )
 """Of the newest MAX_ROTATION_CHAINS chains kept (the table's insertion order) after the rowid
 `?3` (the mark of `issued_links`: none in a log whose appends note every chain they keep),
 those holding the identity's 32-byte digest (an issuer's or a subject's: each link's body is
 carried whole), found by a byte search in SQLite, so only those are decoded, and only its links
 verified (review 59i, rotation 1). Read whole, the table held the rotation's write lock for
-seconds on an authority's log (review 59m, rotation 1)."""
-_LINK_BYTES: Final = limits.MAX_CHAIN_BYTES
-"""Largest link a row of `issued_links` is decoded from: one of a chain the log keeps."""
+seconds on an authority's log (review 59m, rotation 1). A row past what a chain takes is no
+chain, never fetched (review 70i, leftovers 2: an 8 MiB one holding the digest was)."""
 _WAIT_SECONDS: Final = 0.05
 """How long the read waits for a lock (a WAL reader rarely does): it runs inside the
 rotation's write lock on node.db, and a log not read in time dates nothing."""
@@ -93,7 +102,7 @@ def _newest_link(conn: sqlite3.Connection, identity: VerifiedIdentity) -> int | 
     verify (a chain kept unchecked by a log before review 56f) leaves the search to every chain
     kept, as before."""
     try:
-        row = conn.execute("SELECT value FROM meta WHERE name = ?", (MARK,)).fetchone()
+        row = conn.execute(MARK_SQL, (MARK,)).fetchone()
         through = mark_of(row)
         try:
             issued = conn.execute(_ISSUED, (identity.identifier.digest,)).fetchone()
