@@ -13,16 +13,34 @@ under way there, deleted by the number the old store's mark had. Now the clear o
 store without ever making it, only while `node.db.revoking` at its path is still the file the
 mark's lock holds (the directory was not replaced), and deletes only the mark it made (its
 number, authority, address and time).
+
+telling2 2 (low: a node's authority service told the nodes here nothing more, for good) The
+authority service's telling (`AuthorityService.tell_local_nodes`, after each revocation or
+supersession taken over the network) set `_telling` before starting its thread, and a start
+that failed (RuntimeError: the process out of threads, its `MAX_NODES_TOLD_AT_ONCE` helpers
+waiting on silent daemons too; or the interpreter exiting) left it set: every later
+revocation found a telling "running" and told no node here again for the node's life, and
+the revocation, taken, was answered with the RuntimeError. 70d's `Announcer._tell_here` let
+the flag go but raised: the round whose announcement the authority took failed, the node's
+own announcements after it not made. Both now log the failed start, and the next revocation
+or announcement tells (the announcer: this one's authority with it).
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path, PosixPath
+from typing import Any
 
+import pytest
+
+import troth.node.traces
 from tests.conftest import NOW
 from troth.identity import Identifier
 from troth.node import init_node, open_node
+from troth.node.announcements import Announcer
 from troth.node.localdue import local_nodes_due
+from troth.node.services.authority import AuthorityService
 
 
 def _marked_node(home: Path) -> tuple[Identifier, Path]:
@@ -83,3 +101,58 @@ def test_telling2_1_a_node_made_again_keeps_its_own_mark(troth_home: Path) -> No
         due.clear()
     with open_node("n") as node:
         assert node.wallet.store.marks_due(authority.digest) == [mark]
+
+
+def test_telling2_2_a_telling_that_did_not_start_does_not_stop_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """70m telling2 2: the authority service's telling thread fails to start once (the
+    process out of threads): the revocation that asked is not failed by it, and the next
+    one's telling runs."""
+    told = threading.Event()
+    service: Any = object.__new__(AuthorityService)
+    service._tell_lock, service._telling, service._tell_again = threading.Lock(), False, False
+    service.trust = service.authority = None
+    monkeypatch.setattr(service, "_tell", told.set)
+    start = threading.Thread.start
+
+    def out_of_threads(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", out_of_threads)
+    service.tell_local_nodes()
+    monkeypatch.setattr(threading.Thread, "start", start)
+    service.tell_local_nodes()
+    assert told.wait(10)
+
+
+def test_telling2_2_an_announcers_telling_that_did_not_start_is_told_with_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """70m telling2 2: a running node's announcement to authority `a` here was taken, and its
+    telling thread fails to start (the process out of threads): the announcement is not failed
+    by it, and the next announcement's telling (authority `b`) tells `a` too."""
+    told: list[list[Identifier]] = []
+    ended = threading.Event()
+
+    def tell(node: object, authorities: list[Identifier], **_: object) -> None:
+        told.append(list(authorities))
+        ended.set()
+
+    monkeypatch.setattr(troth.node.traces, "tell_nodes_here", tell)
+    none: Any = None
+    announcer = Announcer(
+        none, none, own="me", worker=none, clock=none, router=none, channel_to=none, rotated=none
+    )
+    a, b = (Identifier(bytes([i]) * 32) for i in (1, 2))
+    start = threading.Thread.start
+
+    def out_of_threads(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", out_of_threads)
+    announcer._tell_here(a)
+    monkeypatch.setattr(threading.Thread, "start", start)
+    announcer._tell_here(b)
+    assert ended.wait(10)
+    assert told == [sorted([a, b], key=lambda each: each.digest)]
