@@ -12,14 +12,18 @@ import pytest
 
 import troth
 import troth._api.network
+import troth.node.authorities as authorities
 import troth.node.traces
 from tests.conftest import NOW
 from tests.support.public_api import acme_and_agents
-from troth.errors import StorageError, TrothError
+from tests.test_review70m_telling2 import bare_announcer
+from troth.clock import SystemClock
+from troth.errors import AuthorityError, AuthorityFailure, StorageError, TrothError
 from troth.identity import Identifier
 from troth.node import init_node, open_node
 from troth.node.announcements import Announcer
 from troth.node.localdue import local_nodes_due
+from troth.node.rotation import rotate_local
 from troth.node.syncdue import orphaned_marks
 from troth.storage import PeerLock
 
@@ -64,17 +68,7 @@ def test_no_announcement_lost_while_the_telling_ends_or_raises(
             ended.set()
 
     monkeypatch.setattr(troth.node.traces, "tell_nodes_here", tell)
-    none = cast(Any, None)
-    announcer = Announcer(
-        none,
-        none,
-        own="me",
-        worker=none,
-        clock=none,
-        router=none,
-        channel_to=none,
-        rotated=none,
-    )
+    announcer = bare_announcer()
     arrivals = [b, c, d]
     announcer._telling_lock = cast(Any, _ArrivingLock(announcer, arrivals))
     announcer._tell_here(a)
@@ -147,3 +141,41 @@ def test_the_nodes_served_here_are_synced_only_with_a_committed_revocation(
             world.acme.revoke(world.member)
         assert synced == [before + 1]
         assert daemons == ["h", "l"]
+
+
+def test_a_rotation_one_authority_here_refused_tells_the_one_that_took_it(
+    troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """70d telling 3, a rotation taken only in part: `support` (node `agents`) is a member of
+    acme (node `acme`) and beta (node `beta`), both here, and rotates; beta refuses the
+    announcement (its quota spent: no supersession appended). The daemons here are asked
+    once, of acme only (a supersession to sync), and beta's announcement stays pending with
+    its error; no node is asked of a feed that did not change."""
+    with troth.Node.open("acme") as a, troth.Node.open("beta") as b:
+        acme, beta = a.create_authority(), b.create_authority()
+        with troth.Node.open("agents") as agents:
+            support = agents.identities.create("support")
+            agents.enroll(acme.ticket({"orders.access": "read"}), identity=support)
+            agents.enroll(beta.ticket({"orders.access": "read"}), identity=support)
+        refusing = beta._hosted.identifier
+    told: list[tuple[list[Identifier], bool]] = []
+    real = authorities.rotated_here
+
+    def rotated_here(node: Any, host: Any, ref: str, *, now: int) -> int | None:
+        if host.identifier == refusing:
+            raise AuthorityError(AuthorityFailure.QUOTA_EXCEEDED, "no supersession appended")
+        return real(node, host, ref, now=now)
+
+    def tell(node: object, taken: list[Identifier], *, hosting: bool = False) -> None:
+        told.append((list(taken), hosting))
+
+    monkeypatch.setattr(authorities, "rotated_here", rotated_here)
+    monkeypatch.setattr(troth.node.traces, "tell_nodes_here", tell)
+    with open_node("agents") as node:
+        rotate_local(node, "support", clock=SystemClock())
+        done, remote = authorities.announce_here(node, "support", now=SystemClock().now())
+    assert told == [([acme._hosted.identifier], True)]
+    errors = {row.authority: row.error for row in done}
+    assert errors[acme._hosted.identifier] is None
+    assert "quota" in (errors[refusing] or "")
+    assert remote == []

@@ -103,6 +103,18 @@ def test_telling2_1_a_node_made_again_keeps_its_own_mark(troth_home: Path) -> No
         assert node.wallet.store.marks_due(authority.digest) == [mark]
 
 
+def bare_announcer() -> Announcer:
+    """An announcer whose node, trust and channels are never used (its telling only)."""
+    none: Any = None
+    return Announcer(
+        none, none, own="me", worker=none, clock=none, router=none, channel_to=none, rotated=none
+    )
+
+
+def _out_of_threads(self: threading.Thread) -> None:
+    raise RuntimeError("can't start new thread")
+
+
 def test_telling2_2_a_telling_that_did_not_start_does_not_stop_the_next(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -115,11 +127,7 @@ def test_telling2_2_a_telling_that_did_not_start_does_not_stop_the_next(
     service.trust = service.authority = None
     monkeypatch.setattr(service, "_tell", told.set)
     start = threading.Thread.start
-
-    def out_of_threads(self: threading.Thread) -> None:
-        raise RuntimeError("can't start new thread")
-
-    monkeypatch.setattr(threading.Thread, "start", out_of_threads)
+    monkeypatch.setattr(threading.Thread, "start", _out_of_threads)
     service.tell_local_nodes()
     monkeypatch.setattr(threading.Thread, "start", start)
     service.tell_local_nodes()
@@ -140,17 +148,10 @@ def test_telling2_2_an_announcers_telling_that_did_not_start_is_told_with_the_ne
         ended.set()
 
     monkeypatch.setattr(troth.node.traces, "tell_nodes_here", tell)
-    none: Any = None
-    announcer = Announcer(
-        none, none, own="me", worker=none, clock=none, router=none, channel_to=none, rotated=none
-    )
+    announcer = bare_announcer()
     a, b = (Identifier(bytes([i]) * 32) for i in (1, 2))
     start = threading.Thread.start
-
-    def out_of_threads(self: threading.Thread) -> None:
-        raise RuntimeError("can't start new thread")
-
-    monkeypatch.setattr(threading.Thread, "start", out_of_threads)
+    monkeypatch.setattr(threading.Thread, "start", _out_of_threads)
     announcer._tell_here(a)
     monkeypatch.setattr(threading.Thread, "start", start)
     announcer._tell_here(b)
