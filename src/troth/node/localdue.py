@@ -44,6 +44,7 @@ from troth.limits import MARK_BUSY_SECONDS
 from troth.node.authorities import home_of
 from troth.node.node import Node, list_nodes, node_dir
 from troth.storage import Durability, PeerLock, SqliteCredentialStore, SqliteDatabase
+from troth.storage.mark_at import forget_mark_at
 
 __all__ = ["LocalDue", "local_nodes_due"]
 
@@ -54,13 +55,14 @@ log = logging.getLogger("troth.node")
 class _Marked:
     """A node marked: its `node.db.revoking` held until the commit, its store not (opened
     again to clear the mark), its lock's gate neither: five descriptors a node, held across
-    the commit, exhausted the process's 1,024 at 200 nodes here (review 70d, telling 2)."""
+    the commit, exhausted the process's 1,024 at 200 nodes here (review 70d, telling 2). The
+    mark's number and time: the one made is the one cleared (review 70m, telling2 1)."""
 
     name: str
     path: Path
-    durability: Durability
     lock: PeerLock
     mark: int | None = None
+    marked_at: int = 0
 
 
 @dataclass(slots=True)
@@ -77,19 +79,24 @@ class LocalDue:
 
     def clear(self) -> None:
         """The authority refused the revocation (it took nothing): the marks go (best
-        effort: one left is settled by that node's next sync)."""
+        effort: one left is settled by that node's next sync). A store removed meanwhile is
+        not made again, and one whose directory was made again since (a new node of that
+        name: its `node.db.revoking` not the file held) keeps its marks: the clear opened the
+        path with `SqliteDatabase`, which made a store removed after its check, and deleted a
+        new store's mark by the old one's number (review 70m, telling2 1)."""
         for marked in self.marked:
-            if marked.mark is None:
-                continue
-            if not marked.path.is_file():  # removed meanwhile: its mark with it (an open
-                marked.mark = None  # would make an empty store)
+            if marked.mark is None or not marked.lock.held_at_path():
+                marked.mark = None
                 continue
             try:
-                db = SqliteDatabase(marked.path, marked.durability, busy_timeout=MARK_BUSY_SECONDS)
-                try:
-                    SqliteCredentialStore(db).clear_sync_due(self.authority.digest, marked.mark)
-                finally:
-                    db.close()
+                forget_mark_at(
+                    marked.path,
+                    self.authority.digest,
+                    marked.mark,
+                    address="",
+                    marked_at=marked.marked_at,
+                    wait=MARK_BUSY_SECONDS,
+                )
             except TrothError as exc:
                 log.warning("the mark left at node %r stands: %s", marked.name, exc)
             marked.mark = None
@@ -158,8 +165,8 @@ def _mark(
         store = SqliteCredentialStore(db)
         trusted = {bytes(digest) for digest, _ in store.trusted_authorities()}
         if authority.digest in trusted or store.feed_state(authority.digest) is not None:
-            mark = store.mark_sync_due(authority.digest, "", now)
-            return _Marked(name, path / "node.db", durability, lock, mark)
+            mark = store.mark_sync_due(authority.digest, "", now)  # (`LocalDue.clear`'s)
+            return _Marked(name, path / "node.db", lock, mark, now)
     except BaseException:
         lock.close()
         raise

@@ -103,6 +103,18 @@ class PeerLock:
         if not alone:
             yield False  # the gate let go: a peer's conversion is refused by this one's hold
 
+    def held_at_path(self) -> bool:
+        """Whether the file at `path` (not followed) is still the one this hold is on: False
+        once it was removed or replaced (its directory removed and made again: a new node of
+        the same name), or the hold closed. The file held cannot be freed meanwhile, so its
+        number is never another file's (review 70m, telling2 1)."""
+        try:
+            held = os.fstat(self._file.fileno())
+            found = os.stat(self.path, follow_symlinks=False)
+        except (OSError, ValueError):  # (gone; ValueError: the hold closed)
+            return False
+        return (held.st_dev, held.st_ino) == (found.st_dev, found.st_ino)
+
     def close(self) -> None:
         """Release the hold (the kernel drops the locks with the files)."""
         if self._gate is not None:
