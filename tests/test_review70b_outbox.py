@@ -208,7 +208,9 @@ def test_a_compromised_rotation_verifies_a_shared_attestation_once(
 @pytest.mark.xfail(
     strict=True,
     reason="review 70b outbox 6: a batch delivered, its answer lost, signed again by a "
-    "rotation, is refused REPLAYED on its resend and set aside (needs the log's copy read)",
+    "rotation, is refused REPLAYED on its resend by a trace service before review 70o and set "
+    "aside (a current one answers it ALREADY: test_review70o_outbox2; the client would have "
+    "to read an older service's copy, `prove`, to tell)",
 )
 def test_a_delivered_batch_whose_answer_was_lost_is_not_set_aside_after_a_rotation(
     tmp_path: Path,

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["ISSUED_LINKS_CATCH_UP", "MAX_ROTATION_CHAINS", "MAX_ROTATION_RESIGNED_RECORDS"]
+__all__ = [
+    "ISSUED_LINKS_CATCH_UP",
+    "MAX_OUTBOX_SIGNER_RENEWALS",
+    "MAX_ROTATION_CHAINS",
+    "MAX_ROTATION_RESIGNED_RECORDS",
+]
 
 MAX_ROTATION_CHAINS: Final = 256
 """Most delegation chains a node's trace log keeps, the newest kept first, that the dating of a
@@ -37,3 +42,12 @@ OVER_LIMIT, nothing written): deliver them first, or rotate `--compromised`, whi
 again. A full outbox (TRACE_OUTBOX_RECORDS) took about 45 s to sign again with a software key
 (0.7 ms a row), minutes on a token, every other writer of node.db failing past its busy
 timeout meanwhile; 4,096 take about 3 s (review 70b, outbox 3)."""
+
+MAX_OUTBOX_SIGNER_RENEWALS: Final = 4
+"""Most times a trace outbox asks its signer source again, in one signing of its records
+(troth.trace.outbox, `TraceOutbox._signing`), because a rotation elsewhere signed again (or
+retired the key of) the rows its transaction read: each time only while the answer is a newer
+change of the agent than the one before, so each needs a rotation committed meanwhile; past
+it, or at an answer no newer, the rows of a change the signer does not hold are set aside
+(review 70o, outbox2 2: asked again once, a second rotation just after had the agent's honest
+rows set aside)."""

@@ -42,7 +42,11 @@ per-agent chain, time window, stale keys).
 
 A record already in the log byte for byte is answered with its index (`Status.ALREADY`): a
 client that resends a batch whose answer it lost gets the same indices, and nothing is
-appended twice. The same id with other bytes is refused (REPLAYED). A record that names another
+appended twice. So is the record signed again (`signed_again`: the same id and content,
+commitments and disclosures' salts, another seq, prev, time or key: what
+troth.trace.signing.resign_record changes), as a client's rotation signs a batch again whose
+answer it lost (review 70o, outbox2 3: refused REPLAYED, the client set aside records the log
+held). The same id with other content is refused (REPLAYED). A record that names another
 agent than the signer is refused first (SIGNER_INVALID), in the log or not: a member learns
 nothing of where another's record is.
 
@@ -97,7 +101,7 @@ from troth.trace.export import prove
 from troth.trace.log import TraceLog
 from troth.trace.log_reader import named_id
 from troth.trace.record import TraceRecord
-from troth.trace.signing import keyid_of, open_envelope, verify_envelope
+from troth.trace.signing import keyid_of, open_envelope, signed_again, verify_envelope
 from troth.trace.submit import Head, Receipts, Status, Submission, SubmitResult, SubmittedRecord
 from troth.trace.verify import check_chain, verify_windows
 
@@ -376,7 +380,7 @@ class TraceCollector:
         except NotFound:
             stored = None
         if stored is not None:
-            if stored.envelope != item.envelope:
+            if stored.envelope != item.envelope and not signed_again(stored.envelope, record):
                 raise TraceError(_F.REPLAYED, "another record of yours with this id is in the log")
             if record.authority is not None:  # its issuers are kept as an append's (review
                 # 28b, collection 1)
@@ -493,7 +497,9 @@ class TraceCollector:
         except TraceError as exc:
             if exc.reason is _F.REPLAYED:  # appended by a concurrent resend of the same batch
                 stored = self.log.find(record_id, pending.record.record.agent)
-                if stored.envelope == item.envelope:
+                if stored.envelope == item.envelope or signed_again(
+                    stored.envelope, pending.record.record
+                ):
                     return SubmitResult(Status.ALREADY, stored.index)
             return _refused(exc)
 

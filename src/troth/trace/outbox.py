@@ -90,8 +90,7 @@ from typing import Any, Final, TypeVar
 
 from troth import limits
 from troth.crypto import sha256
-from troth.errors import ConflictError, KeyNotFound, StorageError, TraceError, TraceFailure
-from troth.faults import crash_point
+from troth.errors import ConflictError, KeyNotFound, TraceError, TraceFailure
 from troth.identity import Identifier, Signer
 from troth.storage import SqliteDatabase
 from troth.storage.peers import SoleHolder
@@ -106,7 +105,8 @@ from troth.trace.batcher import (
     lost_chain,
     resign_time,
 )
-from troth.trace.outbox_store import OutboxRow, OutboxStore, Tail, outbox_exists, row_size
+from troth.trace.outbox_redact import redact_outbox, scrub_quietly
+from troth.trace.outbox_store import OutboxRow, OutboxStore, Tail, row_size
 from troth.trace.record import Kind
 from troth.trace.recorder import RandomPool, SignerCache
 from troth.trace.signing import (
@@ -121,7 +121,8 @@ from troth.trace.signing import (
 from troth.trace.stored import decode_disclosures
 from troth.trace.submit import Head, Receipts, Submission, SubmittedRecord, item_size
 
-__all__ = ["OutboxBatch", "TraceOutbox", "redact_outbox", "scrub_quietly"]
+__all__ = ["OutboxBatch", "TraceOutbox", "redact_outbox", "scrub_quietly"]  # the last two:
+# troth.trace.outbox_redact's, re-exported
 
 _F = TraceFailure
 _T = TypeVar("_T")
@@ -640,18 +641,30 @@ class TraceOutbox:
         fetched: tuple[Signer, KeyEpoch],
         work: Callable[[Signer, KeyEpoch, bool], _T],
     ) -> tuple[tuple[Signer, KeyEpoch], _T]:
-        """`work` with the signer `fetched` at `now`, in one transaction; run again (told so)
-        with the signer asked for again when a rotation elsewhere deleted its key (KeyNotFound:
-        rows of a retired key queued again after it, review 70b outbox 4, as a record added),
-        or signed again rows the transaction read (_SignerBehind: review 70b, outbox 7). The
-        signer it ran with, and what it returned."""
-        try:
-            with self._unit():
-                return fetched, work(*fetched, False)
-        except (KeyNotFound, _SignerBehind):  # a rotation elsewhere: ask the source again
-            fetched = self._signer(now, renew=True)
-            with self._unit():
-                return fetched, work(*fetched, True)
+        """`work` with the signer `fetched` at `now`, in one transaction; run again with the
+        signer asked for again when a rotation elsewhere deleted its key (KeyNotFound: rows of
+        a retired key queued again after it, review 70b outbox 4, as a record added), or
+        signed again rows the transaction read (_SignerBehind: review 70b, outbox 7). Run
+        again told so (`work`'s last argument: then it sets such rows aside) once an answer is
+        no newer change of the agent than the signer before it (a row of a change no answer
+        holds: planted), or after MAX_OUTBOX_SIGNER_RENEWALS answers: while each is newer, a
+        rotation committed meanwhile (review 70o, outbox2 2: a second one, after the one
+        renewal there was, had the agent's honest rows set aside). The signer it ran with,
+        and what it returned."""
+        told = False
+        renewals = 0
+        while True:
+            try:
+                with self._unit():
+                    return fetched, work(*fetched, told)
+            except (KeyNotFound, _SignerBehind):  # a rotation elsewhere: ask the source again
+                if told:
+                    raise
+                changes = fetched[0].identity.change_count
+                fetched = self._signer(now, renew=True)
+                renewals += 1
+                told = renewals >= limits.MAX_OUTBOX_SIGNER_RENEWALS
+                told = told or fetched[0].identity.change_count <= changes
 
     def _signer(self, now: int, *, renew: bool = False) -> tuple[Signer, KeyEpoch]:
         """The signer at `now`. The source is asked outside every lock: it may write to the
@@ -685,51 +698,6 @@ class TraceOutbox:
             "recent_refusals": [r.to_json() for r in refusals],
             "held_back": self.held_back,
         }
-
-
-def scrub_quietly(store: OutboxStore) -> bool:
-    """`store.scrub()`, a failure (a busy or read-only database) reported as False: the next
-    delivery, opening or redaction scrubs again."""
-    if store.db.in_transaction:
-        return False
-    try:
-        return store.scrub()
-    except StorageError:
-        return False
-
-
-def redact_outbox(
-    db: SqliteDatabase, record_id: str, name: str, *, agent: Identifier | None = None
-) -> bool | None:
-    """Delete disclosed value `name` of record `record_id` (of `agent`, if given) where the
-    node's outbox holds it, queued or set aside, and truncate node.db's write-ahead log (the
-    old pages of that row, and of rows delivered before, are in its frames): whether a value
-    was held; None when the outbox holds no such record (the log is truncated all the same, best
-    effort: a reader holding it is no failure then).
-    A queued record is then delivered without the value (the log keeps its commitment). A
-    batch a running node sent already carries the value as it was read (its resends do not:
-    `TraceOutbox.next_batch` reads a changed row again).
-
-    StorageError when a reader keeps the log from being truncated: the value is deleted from
-    the row, the command is run again. Crash-safe: the value's deletion is one transaction, and
-    a run killed after it is completed by running it again (or by the node's next opening of
-    the outbox, or next delivery)."""
-    if not outbox_exists(db):
-        return None
-    store = OutboxStore(db)
-    with store.transaction():
-        held = store.redact(record_id, name, None if agent is None else agent.digest)
-        crash_point("trace.outbox-redact.before-commit")
-    crash_point("trace.outbox-redact.after-commit")  # the old page still in the WAL
-    if held is None:  # no copy here: truncating for rows delivered before is best effort
-        scrub_quietly(store)  # (a reader of node.db failed `troth trace redact` of a record
-        return None  # only the log held, before the log was redacted: review 46f, trace 1)
-    if not store.scrub():
-        raise StorageError(
-            f"{db.path}: the outbox's value is deleted, but a reader holds the write-ahead "
-            "log: run it again"
-        )
-    return held
 
 
 def _signed_since(signer: Signer, rows: Iterable[OutboxRow]) -> bool:

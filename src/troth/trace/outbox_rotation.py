@@ -110,8 +110,8 @@ def resign_for_rotation(
                     fresh,
                     record,
                     disclosures,
-                    seq=row.seq,
-                    prev=record.prev,
+                    seq=record.seq,  # as the envelope says, not the row's column (review
+                    prev=record.prev,  # 70o, outbox2 1: a writer of node.db chose the seq)
                     time=resign_time(row.made, now, 0),
                     epoch=epoch,
                 )

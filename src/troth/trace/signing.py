@@ -63,6 +63,7 @@ __all__ = [
     "resolve_key",
     "sign_next",
     "sign_record",
+    "signed_again",
     "verify_envelope",
 ]
 
@@ -370,6 +371,26 @@ def resign_record(
         record.version,  # its links keep their meaning (a version 1 parent is by id)
     )
     return _seal(signer, epoch, moved, dict(disclosures))
+
+
+_RESIGNED: Final = frozenset({"key", "seq", "prev", "time"})
+"""The fields of a record `resign_record` changes."""
+
+
+def signed_again(envelope: bytes, record: TraceRecord) -> bool:
+    """Whether the record in `envelope` is `record` signed again (`resign_record`: the same
+    id, agent and content, its commitments among them; another seq, prev, time or key), or
+    as it is. False when `envelope` does not decode (review 70o, outbox2 3: a trace log
+    answers such a resend already in the log)."""
+    try:
+        held = open_envelope(envelope)[0]
+    except TraceError:
+        return False
+    return all(
+        getattr(held, name) == getattr(record, name)
+        for name in TraceRecord.__dataclass_fields__
+        if name not in _RESIGNED
+    )
 
 
 def _seal(
