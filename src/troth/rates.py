@@ -56,8 +56,12 @@ class ByteBudgets:
             bucket = self._bucket(source, now)
             if bucket is None or amount > bucket.level:
                 return False
-            buckets.append(bucket)
-        for bucket in buckets:
+            buckets.append((source, bucket))
+        # a new bucket made (full) for one source may be pruned as the next one's is made:
+        # charged, it would charge nothing kept (review 70l, mcpwait 2): refused, none spent
+        if len(buckets) > 1 and any(self._buckets.get(s) is not b for s, b in buckets):
+            return False
+        for _, bucket in buckets:
             bucket.level -= amount
         return True
 
