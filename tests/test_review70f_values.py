@@ -27,17 +27,17 @@ its bytes are paid, and its values take the member's budget below zero, so its n
 wait until it refills. Nothing is refused after its decoding, so no session is left open by a
 refusal; an honest call at the value limit is served, then its member waits ~4 s.
 
-Values 3 (closed by review 70l, mcpwait 1: MAX_MCP_SESSION_HELD). The tools/call a session holds in the gate (MAX_MCP_CALLS_PER_SESSION
-at the upstream, MAX_MCP_QUEUE more waiting for a slot or for room for their answers) each
-hold their decoded arguments, bounded by count only. A frame's JSON grows ~20x as Python
-objects: a 1 MiB frame of ~340,000 empty arrays held ~22 MB (tracemalloc) while its call
-waits (a call over MAX_TOOL_ARGUMENT_VALUES is denied only once it is decided). With 8 slow
-calls at the upstream, one session holds ~1.5 GB of waiting calls, one member's 8 sessions
-~12 GB, for ~2 GiB of its MCP budget (4 MiB a call: ~35 minutes at its rate, minutes for a
-few members together), where the answers' side is bounded to 72 MiB a member
-(MAX_MCP_SESSION_BACKLOG). Now each request is weighed as it is sent and a session holds at
-most MAX_MCP_SESSION_HELD of them until answered (troth.integrations.mcp.held), and a call over
-the value limit waits for no slot at the upstream.
+Values 3 (closed by review 70l, mcpwait 1: MAX_MCP_SESSION_HELD). The tools/call a session
+holds in the gate (MAX_MCP_CALLS_PER_SESSION at the upstream, MAX_MCP_QUEUE more waiting for a
+slot or for room for their answers) each hold their decoded arguments, bounded by count only. A
+frame's JSON grows ~20x as Python objects: a 1 MiB frame of ~340,000 empty arrays held ~22 MB
+(tracemalloc) while its call waits (a call over MAX_TOOL_ARGUMENT_VALUES is denied only once it
+is decided). With 8 slow calls at the upstream, one session holds ~1.5 GB of waiting calls, one
+member's 8 sessions ~12 GB, for ~2 GiB of its MCP budget (4 MiB a call: ~35 minutes at its
+rate, minutes for a few members together), where the answers' side is bounded to 72 MiB a
+member (MAX_MCP_SESSION_BACKLOG). Now each request is weighed as it is sent and a session holds
+at most MAX_MCP_SESSION_HELD of them until answered (troth.integrations.mcp.held), and a call
+over the value limit waits for no slot at the upstream.
 """
 
 from __future__ import annotations

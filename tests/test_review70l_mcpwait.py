@@ -130,3 +130,36 @@ def test_mcpwait_1_a_call_over_the_value_limit_waits_for_no_slot(
     denied = [r.decision for r in recorder.records if not r.decision.allowed]
     assert len(denied) == 1
     assert "MAX_TOOL_ARGUMENT_VALUES" in denied[0].reason
+
+
+def test_mcpwait_1_a_cancelled_call_lets_go_of_its_weight() -> None:
+    """70l mcpwait 1: a call its client cancels (`notifications/cancelled`: the SDK writes it
+    no answer) lets go of what its session counted of it, as it was sent at once or once at
+    the upstream, so a session cancelling its calls is not left refusing its next ones."""
+    import anyio
+
+    from tests.test_review47m_mcp_cancel import Blocking
+    from tests.test_review55s_mcp import call, raw, raw_session
+    from troth.gates import ListRecorder
+    from troth.integrations.mcp.held import HELD, HeldRequests
+
+    held = HeldRequests(limits.MAX_MCP_SESSION_HELD)
+
+    async def main() -> None:
+        HELD.set(held)  # as run_session sets it around the server
+        upstream = Blocking()
+        async with raw_session(upstream, ListRecorder()) as (send, _):
+            for ident, at_once in ((1, True), (2, False)):
+                assert held.take(ident, limits.MAX_MCP_SESSION_HELD)
+                await send.send(call(ident, "lookup_order", {"order_id": "o1"}))
+                if not at_once:
+                    await upstream.started.wait()
+                cancelled = {"requestId": ident}
+                notice = {"jsonrpc": "2.0", "method": "notifications/cancelled"}
+                await send.send(raw({**notice, "params": cancelled}))
+                with anyio.fail_after(10):
+                    while len(held):
+                        await anyio.sleep(0.01)
+
+    anyio.run(main)
+    assert held.total == 0
