@@ -19,6 +19,11 @@ Mcpwait 2. `ByteBudgets.take_all` with its table full: the bucket it made for on
 was forgotten (`prune`: it is full) as it made the next one's, and the charge went to the
 forgotten bucket, so a delegate counting against two new members was served with one of
 them charged nothing (deny when in doubt: refused now, nothing spent).
+
+Mcpwait 3. `ByteBudgets.owe` dropped a debt whose source had no bucket and no room for one:
+a trace query's answer, owed after the query ran on the storage thread, cost nothing when the
+member's bucket had refilled and been pruned meanwhile and the table filled with others. A
+debt always gets its bucket now (past `max_sources`, one per answer in progress at most).
 """
 
 from __future__ import annotations
@@ -163,3 +168,17 @@ def test_mcpwait_1_a_cancelled_call_lets_go_of_its_weight() -> None:
 
     anyio.run(main)
     assert held.total == 0
+
+
+def test_mcpwait_3_a_debt_is_owed_with_the_table_full() -> None:
+    """70l mcpwait 3: `owe` of a source whose bucket is gone (refilled and pruned while its
+    answer was made: a trace query's, owed after the query ran on the storage thread) with
+    the table full of others dropped the debt: the answer cost nothing. A debt is always kept
+    now (its bucket made past `max_sources`: one per answer in progress at most, pruned once
+    refilled)."""
+    budgets = ByteBudgets(rate=10, burst=100, max_sources=2)
+    assert budgets.take_all([b"a"], 10, now=0)
+    assert budgets.take(b"x", 50, now=1)  # a has refilled by now: pruned for y's bucket
+    assert budgets.take(b"y", 50, now=1)
+    budgets.owe([b"a"], 1_000, now=1)  # the answer's weight, known once it is made
+    assert not budgets.take(b"a", 1, now=10)  # x and y refilled: room, and a still owes
