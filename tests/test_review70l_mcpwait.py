@@ -182,3 +182,29 @@ def test_mcpwait_3_a_debt_is_owed_with_the_table_full() -> None:
     assert budgets.take(b"y", 50, now=1)
     budgets.owe([b"a"], 1_000, now=1)  # the answer's weight, known once it is made
     assert not budgets.take(b"a", 1, now=10)  # x and y refilled: room, and a still owes
+
+
+def test_mcpwait_1_a_call_over_the_value_limit_waits_for_no_room() -> None:
+    """70l mcpwait 1: nor does a tools/call over MAX_TOOL_ARGUMENT_VALUES wait for room for
+    its answer (a client that reads no answers held it, its arguments with it, for as long
+    as it liked): its denial is answered at once, as an error is."""
+    import anyio
+    import mcp_types as types
+
+    from tests.test_review47m_mcp_cancel import Blocking
+    from tests.test_review55s_mcp import call, raw_session
+    from troth.gates import ListRecorder
+    from troth.integrations.mcp.room import ANSWER_ROOM, AnswerRoom
+
+    over = {"order_id": "o1", "x": [0] * limits.MAX_TOOL_ARGUMENT_VALUES}
+
+    async def main() -> None:
+        ANSWER_ROOM.set(AnswerRoom(0, 0, limits.MAX_MCP_FRAME))  # a backlog with no room left
+        async with raw_session(Blocking(), ListRecorder()) as (send, out):
+            await send.send(call(1, "lookup_order", over))
+            with anyio.fail_after(10):
+                answer = (await out.receive()).message
+        assert isinstance(answer, types.JSONRPCResponse)
+        assert answer.result["isError"]
+
+    anyio.run(main)

@@ -693,7 +693,8 @@ def _room_for(ctx: ServerRequestContext[Any]) -> contextlib.AbstractAsyncContext
 _NO_ROOM: Final = contextlib.nullcontext(None)
 """`_room_for` where no room is looked for (it holds nothing)."""
 _NO_SLOT: Final = contextlib.nullcontext(None)
-"""What a tools/call over MAX_TOOL_ARGUMENT_VALUES takes of the session's calls: no slot."""
+"""What a tools/call over MAX_TOOL_ARGUMENT_VALUES takes of the session's calls: no slot (nor
+room for its answer: `_NO_ROOM`)."""
 
 
 def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
@@ -705,8 +706,8 @@ def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
     at most MAX_MCP_CALLS_PER_SESSION + MAX_MCP_QUEUE tools/call and tools/list in the gate
     (at the upstream or waiting): past it one is answered at once with the gate's error, never
     decided (`_InProgress`; review 55s, mcp 1); one over MAX_TOOL_ARGUMENT_VALUES takes no slot
-    (decided, denied, as it comes; review 70l, mcpwait 1). Over a secure channel each waits,
-    before it is decided, for room for its answer in the session's backlog (`_room_for`;
+    nor room (decided, denied, as it comes; review 70l, mcpwait 1). Over a secure channel each
+    waits, before it is decided, for room for its answer in the session's backlog (`_room_for`;
     review 59a, mcp 1). A result over what the way to the client carries (`RESULT_LIMIT`,
     which the session's transport sets around the server; less the serverInfo stamp of a
     2026-07-28 answer: review 62c, mcp 1) is refused as the upstream answers it
@@ -735,11 +736,15 @@ def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
     async def on_call_tool(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        # one over MAX_TOOL_ARGUMENT_VALUES is denied as decided: it waits for no slot at
-        # the upstream, holding its arguments (review 70l, mcpwait 1)
+        # one over MAX_TOOL_ARGUMENT_VALUES is denied as decided: it waits, holding its
+        # arguments, neither for a slot at the upstream nor for room for its answer (a denial
+        # is answered at once, as an error is; review 70l, mcpwait 1)
         over = not within_value_limit(params.arguments or {})
         with held, Unheld(ctx.request_id):
-            async with _NO_SLOT if over else calls, _room_for(ctx):  # 30c, mcp 5; 59a, mcp 1
+            async with (  # review 30c, mcp 5; review 59a, mcp 1
+                _NO_SLOT if over else calls,
+                _NO_ROOM if over else _room_for(ctx),
+            ):
                 # its id's bytes (review 58v, mcp 2), a 2026-07-28 answer's stamp (62c, mcp 1)
                 stamp = stamped if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS else 0
                 with _OWN_ERRORS, result_limit(ctx.request_id, stamp):

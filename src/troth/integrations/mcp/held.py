@@ -13,7 +13,8 @@ holds, each from its `send` until its answer is written (or it ends unanswered: 
 client, or with the session), at most MAX_MCP_SESSION_HELD; one more past it is refused at
 `send` (`the MCP session holds ... send again later`), never decided. A session holding no
 request takes one of any weight: a request at the limits of a frame is always served, and a
-tools/call over MAX_TOOL_ARGUMENT_VALUES is decided (denied, recorded) as the gate decides it.
+tools/call over MAX_TOOL_ARGUMENT_VALUES is decided (denied, recorded) as the gate decides it,
+as it comes: it waits neither for a slot at the upstream nor for room for its answer.
 A notification or a response from the client (never held by the gate, answered by nothing)
 weighs at most MAX_MCP_SESSION_HELD / MAX_MCP_QUEUE, so the session's queue of them holds no
 more: a heavier one is refused at `send`.
