@@ -24,6 +24,12 @@ Mcpwait 3. `ByteBudgets.owe` dropped a debt whose source had no bucket and no ro
 a trace query's answer, owed after the query ran on the storage thread, cost nothing when the
 member's bucket had refilled and been pruned meanwhile and the table filled with others. A
 debt always gets its bucket now (past `max_sources`, one per answer in progress at most).
+
+Mcpwait 4. A tools/call's params besides its arguments (`_meta`, any other field) are charged
+nothing (the values charge counts the arguments) and waited with the call: a frame of them
+weighed ~22 MB, within the session's limit when it held nothing. The rest of a request weighs
+at most what a notification may (MAX_MCP_SESSION_HELD / MAX_MCP_QUEUE, 512 KiB), so a session
+holds at most MAX_MCP_SESSION_HELD, or one call over the value limit while it is decided.
 """
 
 from __future__ import annotations
@@ -208,3 +214,30 @@ def test_mcpwait_1_a_call_over_the_value_limit_waits_for_no_room() -> None:
         assert answer.result["isError"]
 
     anyio.run(main)
+
+
+def test_mcpwait_4_a_calls_other_params_weigh_as_a_notification(tmp_path: Path) -> None:
+    """70l mcpwait 4: a tools/call's params besides its arguments (its `_meta`, any other
+    field: charged nothing, as only the arguments' values are) held ~22 MB a frame of empty
+    arrays, waiting with the call as long as it waits, and decided within the value limit
+    (the arguments tiny). They weigh at most what a notification may now (512 KiB): a heavier
+    call is refused at `send`, a session it opened closed."""
+    import anyio
+
+    from tests.test_mcp_channels import orders_by_frames
+    from troth.integrations.mcp.frames import McpFrame
+    from troth.node.services import call
+
+    arrays = b",".join([b"[]"] * 200_000)
+    heavy = b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"lookup_order",'
+    heavy += b'"arguments":{"order_id":"o1"},"_meta":{"x":[' + arrays + b"]}}}"
+
+    async def test(net: MemNet) -> None:
+        service, writer, address = await orders_by_frames(net, "read")
+        with pytest.raises(RemoteError, match="the MCP session holds"):
+            await call(writer.router, address, "send", [McpFrame(b"m" * 16, heavy).encode(), "w"])
+        with anyio.fail_after(10):  # the session it opened is closed, its task ends
+            while service.status()["sessions"]:
+                await anyio.sleep(0.01)
+
+    run_memnet(test, tmp_path)

@@ -52,11 +52,12 @@ MAX_MCP_SESSION_HELD: Final = 32 << 20
 until they are answered (troth.integrations.mcp.held: each weighed as its Python objects,
 `message_weight`, up to ~40 times its frame), one request of any weight when it holds none: past
 it one more is refused at `send`, never decided (`the MCP session holds ... send again later`);
-a notification or a response from the client weighs at most this / MAX_MCP_QUEUE. Room for
-MAX_MCP_CALLS_PER_SESSION calls of a frame at the upstream, arguments at MAX_TOOL_ARGUMENT_VALUES
-of records included (~2-3 MB each), and as many waiting. So one member's
-MAX_MCP_SESSIONS_PER_PEER sessions hold at most ~256 MiB of requests (~320 MB when each holds
-one frame of the densest JSON alone). Review 70f, values 3 (review 70l, mcpwait 1): bounded by
+a notification or a response from the client, or a request but for a tools/call's arguments,
+weighs at most this / MAX_MCP_QUEUE. Room for MAX_MCP_CALLS_PER_SESSION calls of a frame at the
+upstream, arguments at MAX_TOOL_ARGUMENT_VALUES of records included (~2-4 MB each), and more
+waiting. So one member's MAX_MCP_SESSIONS_PER_PEER sessions hold at most 256 MiB of requests
+(and a call each over MAX_TOOL_ARGUMENT_VALUES, up to ~40 MB, only while it is decided: it waits
+for no slot nor room). Review 70f, values 3 (review 70l, mcpwait 1): bounded by
 count only (MAX_MCP_CALLS_PER_SESSION + MAX_MCP_QUEUE), a session held ~1.5 GB of waiting calls,
 a member ~12 GB."""
 MCP_AT_ONCE_BYTES: Final = 8 << 10

@@ -17,7 +17,10 @@ tools/call over MAX_TOOL_ARGUMENT_VALUES is decided (denied, recorded) as the ga
 as it comes: it waits neither for a slot at the upstream nor for room for its answer.
 A notification or a response from the client (never held by the gate, answered by nothing)
 weighs at most MAX_MCP_SESSION_HELD / MAX_MCP_QUEUE, so the session's queue of them holds no
-more: a heavier one is refused at `send`.
+more, and so does a request but for a tools/call's arguments (its `_meta`, its other params:
+uncharged, they weighed up to ~40 MB a frame and waited as its arguments do): a heavier one is
+refused at `send`. So a session holds at most MAX_MCP_SESSION_HELD, or one tools/call whose
+arguments weigh more: over MAX_TOOL_ARGUMENT_VALUES, decided (denied) as it comes.
 """
 
 from __future__ import annotations
@@ -57,8 +60,13 @@ def message_weight(item: SessionMessage | Exception, most: int) -> int:
         content = [message.error.message, message.error.data]
     else:  # what the SDK's adapter decodes is one of those
         content = None
+    return _weigh([getattr(message, "id", None), content], most)
+
+
+def _weigh(content: Any, most: int) -> int:
+    """`message_weight` of the values `content`, MESSAGE_OVERHEAD and 1/64 more counted."""
     total = MESSAGE_OVERHEAD
-    pending: list[Any] = [getattr(message, "id", None), content]
+    pending: list[Any] = [content]
     size = sys.getsizeof
     while pending:
         value = pending.pop()
@@ -97,13 +105,24 @@ class HeldRequests:
     def hold(self, item: SessionMessage | Exception) -> bool:
         """Count in the client's message `item` as it is sent (`take`, a request: held until
         answered); False (nothing counted) when it is refused: a request past the session's
-        most or of an id held, a notification or response weighing over `loose_most`."""
+        most or of an id held, a notification or response, or a request but for a tools/call's
+        arguments, weighing over `loose_most`."""
         import mcp_types as types
 
         message = None if isinstance(item, Exception) else item.message
-        if isinstance(message, types.JSONRPCRequest):
-            return self.take(message.id, message_weight(item, self.most))
-        return message_weight(item, loose_most()) <= loose_most()
+        loose = loose_most()
+        if not isinstance(message, types.JSONRPCRequest):
+            return message_weight(item, loose) <= loose
+        # only a tools/call's arguments may weigh more (charged for their values, denied at
+        # once past MAX_TOOL_ARGUMENT_VALUES): the rest of a request weighs as a notification
+        params = message.params or {}
+        arguments = params.get("arguments") if message.method == "tools/call" else None
+        if arguments is not None:
+            params = {key: value for key, value in params.items() if key != "arguments"}
+        rest = _weigh([message.id, message.method, params], loose)
+        if rest > loose:
+            return False
+        return self.take(message.id, rest + _weigh(arguments, self.most))
 
     def answered(self, message: SessionMessage) -> None:
         """The server wrote `message`: a response or error lets go of the request it answers
