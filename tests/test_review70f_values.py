@@ -27,17 +27,17 @@ its bytes are paid, and its values take the member's budget below zero, so its n
 wait until it refills. Nothing is refused after its decoding, so no session is left open by a
 refusal; an honest call at the value limit is served, then its member waits ~4 s.
 
-Values 3 (not fixed: xfail). The tools/call a session holds in the gate (MAX_MCP_CALLS_PER_SESSION
-at the upstream, MAX_MCP_QUEUE more waiting for a slot or for room for their answers) each
-hold their decoded arguments, bounded by count only. A frame's JSON grows ~20x as Python
-objects: a 1 MiB frame of ~340,000 empty arrays held ~22 MB (tracemalloc) while its call
-waits (a call over MAX_TOOL_ARGUMENT_VALUES is denied only once it is decided). With 8 slow
-calls at the upstream, one session holds ~1.5 GB of waiting calls, one member's 8 sessions
-~12 GB, for ~2 GiB of its MCP budget (4 MiB a call: ~35 minutes at its rate, minutes for a
-few members together), where the answers' side is bounded to 72 MiB a member
-(MAX_MCP_SESSION_BACKLOG). A bound needs the waiting calls' weight counted per session (and a
-call over the value limit answered at `send`, before it waits): a change to the gate's
-waiting, left to the lead.
+Values 3 (closed by review 70l, mcpwait 1: MAX_MCP_SESSION_HELD). The tools/call a session
+holds in the gate (MAX_MCP_CALLS_PER_SESSION at the upstream, MAX_MCP_QUEUE more waiting for a
+slot or for room for their answers) each hold their decoded arguments, bounded by count only. A
+frame's JSON grows ~20x as Python objects: a 1 MiB frame of ~340,000 empty arrays held ~22 MB
+(tracemalloc) while its call waits (a call over MAX_TOOL_ARGUMENT_VALUES is denied only once it
+is decided). With 8 slow calls at the upstream, one session holds ~1.5 GB of waiting calls, one
+member's 8 sessions ~12 GB, for ~2 GiB of its MCP budget (4 MiB a call: ~35 minutes at its
+rate, minutes for a few members together), where the answers' side is bounded to 72 MiB a
+member (MAX_MCP_SESSION_BACKLOG). Now each request is weighed as it is sent and a session holds
+at most MAX_MCP_SESSION_HELD of them until answered (troth.integrations.mcp.held), and a call
+over the value limit waits for no slot at the upstream.
 """
 
 from __future__ import annotations
@@ -127,33 +127,56 @@ def test_values_2_a_frame_dense_in_values_is_charged_whole_once_decoded(
     run_memnet(test, tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="70f values 3: the calls a session holds waiting in the gate keep their decoded "
-    "arguments, bounded by count only (~22 MB a 1 MiB frame of empty arrays): not fixed",
-)
+_DENSE = (b"[]", b"{}", b'{"":0}', b'{"a":[]}', b"1.5", b'"ab"', b'"\\ud83d\\ude00a"')
+"""Items of the densest frames measured (review 70f, values 3; 70l, mcpwait 1): up to ~28 MB
+decoded from one frame."""
+
+
+def _dense_call(item: bytes, ident: int = 1) -> bytes:
+    head = b'{"jsonrpc":"2.0","id":%d,"method":"tools/call",' % ident
+    head += b'"params":{"name":"t","arguments":{"x":['
+    body = b",".join([item] * ((limits.MAX_MCP_FRAME - len(head) - 64) // (len(item) + 1)))
+    frame = head + body + b"]}}}"
+    assert len(frame) <= limits.MAX_MCP_FRAME
+    return frame
+
+
 def test_values_3_the_arguments_a_members_waiting_calls_hold_are_bounded() -> None:
-    """70f values 3: what one member's sessions may hold of decoded arguments in calls waiting
-    in the gate (each of MAX_MCP_CALLS_PER_SESSION + MAX_MCP_QUEUE calls a session, its
-    arguments as decoded from one frame) stays within what its answers may hold
-    (MAX_MCP_SESSION_BACKLOG and a frame a session): measured with tracemalloc on one dense
-    frame, the decoded form of the most the SDK lets through."""
+    """70f values 3 (70l mcpwait 1): the calls a session held waiting in the gate (each of
+    MAX_MCP_CALLS_PER_SESSION + MAX_MCP_QUEUE, its arguments as decoded from one frame) were
+    bounded by count only: ~22 MB a 1 MiB frame of empty arrays, ~1.5 GB a session, ~12 GB a
+    member. Now each request is weighed as it is sent (`message_weight`, at least what
+    tracemalloc measures of its decoding), and a session holds at most MAX_MCP_SESSION_HELD of
+    them (one of any weight when it holds none): what a member's sessions hold of waiting
+    calls is within MAX_MCP_SESSIONS_PER_PEER x (that, or one frame's weight)."""
     import tracemalloc
 
-    body = b",".join([b"[]"] * ((limits.MAX_MCP_FRAME - 200) // 3))
-    frame = b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":'
-    frame += b'{"x":[' + body + b"]}}}"
-    assert len(frame) <= limits.MAX_MCP_FRAME
-    tracemalloc.start()
-    try:
-        item = decode_message(frame)
-        held, _ = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert not isinstance(item, Exception)
-    calls = limits.MAX_MCP_CALLS_PER_SESSION + limits.MAX_MCP_QUEUE
-    waiting = held * calls * limits.MAX_MCP_SESSIONS_PER_PEER
-    answers = (limits.MAX_MCP_SESSION_BACKLOG + limits.MAX_MCP_FRAME) * (
-        limits.MAX_MCP_SESSIONS_PER_PEER
-    )
-    assert waiting <= 2 * answers, f"{waiting >> 20} MiB of waiting calls a member"
+    from troth.integrations.mcp.held import HeldRequests, message_weight
+
+    heaviest = 0
+    for item in _DENSE:
+        frame = _dense_call(item)
+        tracemalloc.start()
+        try:
+            decoded = decode_message(frame)
+            measured, _ = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        weight = message_weight(decoded, 1 << 40)
+        assert measured <= weight, (item, measured, weight)
+        heaviest = max(heaviest, weight)
+        held = HeldRequests(limits.MAX_MCP_SESSION_HELD)
+        ident = 0
+        while ident < limits.MAX_MCP_CALLS_PER_SESSION + limits.MAX_MCP_QUEUE and held.take(
+            ident, message_weight(decoded, held.most)
+        ):
+            ident += 1
+        assert 1 <= ident < limits.MAX_MCP_CALLS_PER_SESSION + limits.MAX_MCP_QUEUE, item
+        assert held.total <= max(limits.MAX_MCP_SESSION_HELD, weight)
+    per_member = limits.MAX_MCP_SESSIONS_PER_PEER * max(limits.MAX_MCP_SESSION_HELD, heaviest)
+    assert per_member <= 384 << 20, f"{per_member >> 20} MiB of waiting calls a member"
+    # an honest call at the limits (a frame, MAX_TOOL_ARGUMENT_VALUES): as many as run at once
+    honest = {"x": [{"r": i} for i in range(limits.MAX_TOOL_ARGUMENT_VALUES // 2 - 1)]}
+    honest["pad"] = "p" * (limits.MAX_MCP_FRAME - len(_call(honest)) - 1024)  # type: ignore[assignment]
+    weight = message_weight(decode_message(_call(honest)), limits.MAX_MCP_SESSION_HELD)
+    assert limits.MAX_MCP_CALLS_PER_SESSION * weight <= limits.MAX_MCP_SESSION_HELD

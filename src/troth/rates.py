@@ -56,19 +56,27 @@ class ByteBudgets:
             bucket = self._bucket(source, now)
             if bucket is None or amount > bucket.level:
                 return False
-            buckets.append(bucket)
-        for bucket in buckets:
+            buckets.append((source, bucket))
+        # a new bucket made (full) for one source may be pruned as the next one's is made:
+        # charged, it would charge nothing kept (review 70l, mcpwait 2): refused, none spent
+        if len(buckets) > 1 and any(self._buckets.get(s) is not b for s, b in buckets):
+            return False
+        for _, bucket in buckets:
             bucket.level -= amount
         return True
 
     def owe(self, sources: Iterable[Hashable], amount: int, *, now: int) -> None:
         """Spend `amount` bytes of each source's budget after the fact (what an answer weighs,
         known once it is made): its level may go below zero, and the source is refused until
-        it refills (review 48a, queries 2)."""
+        it refills (review 48a, queries 2). A debt is never dropped: a source whose bucket was
+        pruned since its `take` (refilled) gets one past `max_sources` when the table is full
+        (one per answer in progress at most, pruned once refilled; review 70l, mcpwait 3: the
+        debt was dropped, the answer free)."""
         for source in sources:
             bucket = self._bucket(source, now)
-            if bucket is not None:
-                bucket.level -= amount
+            if bucket is None:
+                bucket = self._buckets[source] = _Bucket(self.burst, now)
+            bucket.level -= amount
 
     def refund(self, source: Hashable, amount: int, *, now: int) -> None:
         """Give back `amount` spent by `take` (what it paid for did not happen), up to the

@@ -14,6 +14,7 @@ __all__ = [
     "MAX_MCP_GATE_THREADS",
     "MAX_MCP_RESULT",
     "MAX_MCP_SESSION_BACKLOG",
+    "MAX_MCP_SESSION_HELD",
     "MCP_AT_ONCE_BYTES",
     "MCP_AT_ONCE_FRAMES",
     "MCP_CLOSE_SECONDS",
@@ -46,6 +47,19 @@ ping's, an error, a notification) without room, as past 2 x MAX_MCP_QUEUE frames
 client has fallen behind, and the session ends (review 58t, mcp 2: a count of answers bounded it,
 128 of up to a frame each). So one member's MAX_MCP_SESSIONS_PER_PEER sessions hold at most 64 MiB
 of answers, and a frame each on its way out (72 MiB); a server's MAX_MCP_SESSIONS, 2.25 GiB."""
+MAX_MCP_SESSION_HELD: Final = 32 << 20
+"""Most bytes of decoded requests one MCP session over a secure channel holds from their `send`
+until they are answered (troth.integrations.mcp.held: each weighed as its Python objects,
+`message_weight`, up to ~40 times its frame), one request of any weight when it holds none: past
+it one more is refused at `send`, never decided (`the MCP session holds ... send again later`);
+a notification or a response from the client, or a request but for a tools/call's arguments,
+weighs at most this / MAX_MCP_QUEUE. Room for MAX_MCP_CALLS_PER_SESSION calls of a frame at the
+upstream, arguments at MAX_TOOL_ARGUMENT_VALUES of records included (~2-4 MB each), and more
+waiting. So one member's MAX_MCP_SESSIONS_PER_PEER sessions hold at most 256 MiB of requests
+(and a call each over MAX_TOOL_ARGUMENT_VALUES, up to ~40 MB, only while it is decided: it waits
+for no slot nor room). Review 70f, values 3 (review 70l, mcpwait 1): bounded by
+count only (MAX_MCP_CALLS_PER_SESSION + MAX_MCP_QUEUE), a session held ~1.5 GB of waiting calls,
+a member ~12 GB."""
 MCP_AT_ONCE_BYTES: Final = 8 << 10
 """Bytes of MAX_MCP_SESSION_BACKLOG a tools/call or tools/list leaves free for the answers given
 at once (a ping's, an error, the gate's notifications) as it takes room for its own answer

@@ -40,6 +40,7 @@ from troth.errors import DecodeError, Denied, RemoteError, TrothError
 from troth.integrations.mcp.answers import RESULT_LIMIT
 from troth.integrations.mcp.frames import SESSION_BYTES, McpFrame
 from troth.integrations.mcp.gate import DENIED_PREFIX
+from troth.integrations.mcp.held import HELD, HeldRequests
 from troth.integrations.mcp.quiet import quiet_sdk
 from troth.integrations.mcp.room import ANSWER_ROOM, AnswerRoom
 from troth.node.channel_ends import ChannelEnd
@@ -262,15 +263,20 @@ class _Backlog:
     behind: `behind` is called and the message dropped (review 58t, mcp 2: up to 128 answers
     of any size waited, each a task; review 58f, mcp 1)."""
 
-    def __init__(self, session: bytes, behind: Callable[[], None]) -> None:
+    def __init__(
+        self, session: bytes, behind: Callable[[], None], held: HeldRequests | None = None
+    ) -> None:
         self.session = session
         self.behind = behind
+        self.held = held  # the client's requests held: each let go as it is answered
         kept = (limits.MCP_AT_ONCE_BYTES, limits.MCP_AT_ONCE_FRAMES)  # review 59h, mcp 1
         self.room = AnswerRoom(limits.MAX_MCP_SESSION_BACKLOG, _WAITING, limits.MAX_MCP_FRAME, kept)
         self.fallen = False  # behind: what is written next is dropped as it comes
         self._queue, self.frames = anyio.create_memory_object_stream[bytes](_WAITING)
 
     async def send(self, message: SessionMessage, /) -> None:
+        if self.held is not None:  # review 70l, mcpwait 1
+            self.held.answered(message)
         if self.fallen:
             raise anyio.BrokenResourceError
         frame, refused = frames_of(self.session, message)
@@ -318,6 +324,7 @@ async def run_session(
     inbound: MemoryObjectReceiveStream[SessionMessage | Exception],
     session: bytes,
     send: Callable[[bytes], Awaitable[bool]],
+    held: HeldRequests | None = None,
 ) -> None:
     """Serve one MCP session: `server` reads what the client sent (`inbound`, closed when the
     client ends the session) and its answers go out as frames through `send` (False: the way
@@ -332,14 +339,17 @@ async def run_session(
     waited to write its answer, without bound; review 58t, mcp 2: 128 answers waited, of up to
     a frame each). The
     gate's tools/call results are held to MAX_MCP_RESULT (`RESULT_LIMIT`), what a frame
-    carries: one over it is refused as the upstream answers it (review 58t, mcp 1)."""
+    carries: one over it is refused as the upstream answers it (review 58t, mcp 1). `held`:
+    the weight of the client's requests held (`McpService.send` counts each in), each let go
+    as it is answered or its handler is cancelled (troth.integrations.mcp.held; review 70l,
+    mcpwait 1)."""
     quiet_sdk()
 
     def behind() -> None:
         _ENDED.log(logging.WARNING, "MCP session: the client takes no answers; ended")
         group.cancel_scope.cancel()
 
-    backlog = _Backlog(session, behind)
+    backlog = _Backlog(session, behind, held)
 
     async def answers() -> None:
         async for frame in backlog.frames:
@@ -349,12 +359,14 @@ async def run_session(
 
     limit = RESULT_LIMIT.set(limits.MAX_MCP_RESULT)  # the SDK starts handlers in this context
     room = ANSWER_ROOM.set(backlog.room)
+    holding = HELD.set(held)
     try:
         async with inbound, anyio.create_task_group() as group:
             group.start_soon(answers)
             await server.run(inbound, backlog, server.create_initialization_options())
             group.cancel_scope.cancel()
     finally:
+        HELD.reset(holding)
         ANSWER_ROOM.reset(room)
         RESULT_LIMIT.reset(limit)
         backlog.drop()

@@ -112,7 +112,13 @@ from troth import __version__, limits
 from troth.clock import Clock, SystemClock
 from troth.errors import PolicyError
 from troth.gates import Caller, DecisionPoint, DecisionRecord, Outcome, PolicyDecision, ToolCall
-from troth.gates.toolschema import NAME, Fill, check_name, compile_tool_schema
+from troth.gates.toolschema import (
+    NAME,
+    Fill,
+    check_name,
+    compile_tool_schema,
+    within_value_limit,
+)
 from troth.integrations.mcp.answers import (
     DENIED_PREFIX,
     RESULT_LIMIT,
@@ -128,6 +134,7 @@ from troth.integrations.mcp.answers import (
     upstream_said,
 )
 from troth.integrations.mcp.changes import UpstreamChanges
+from troth.integrations.mcp.held import Unheld
 from troth.integrations.mcp.listing import Reading, forget_grown, forget_unlisted, unchecked
 from troth.integrations.mcp.pages import Measures, Pages
 from troth.integrations.mcp.pins import Pin, Pins
@@ -685,6 +692,9 @@ def _room_for(ctx: ServerRequestContext[Any]) -> contextlib.AbstractAsyncContext
 
 _NO_ROOM: Final = contextlib.nullcontext(None)
 """`_room_for` where no room is looked for (it holds nothing)."""
+_NO_SLOT: Final = contextlib.nullcontext(None)
+"""What a tools/call over MAX_TOOL_ARGUMENT_VALUES takes of the session's calls: no slot (nor
+room for its answer: `_NO_ROOM`)."""
 
 
 def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
@@ -695,12 +705,13 @@ def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
     `notifications/tools/list_changed` (`_Revisions`; review 49o, mcp 2). The connection holds
     at most MAX_MCP_CALLS_PER_SESSION + MAX_MCP_QUEUE tools/call and tools/list in the gate
     (at the upstream or waiting): past it one is answered at once with the gate's error, never
-    decided (`_InProgress`; review 55s, mcp 1). Over a secure channel each waits, before it is
-    decided, for room for its answer in the session's backlog (`_room_for`; review 59a, mcp
-    1). A result over what the way to the client
-    carries (`RESULT_LIMIT`, which the session's transport sets around the server; less the
-    serverInfo stamp of a 2026-07-28 answer: review 62c, mcp 1) is refused as the upstream
-    answers it (`McpGate.call_tool`; review 58t, mcp 1)."""
+    decided (`_InProgress`; review 55s, mcp 1); one over MAX_TOOL_ARGUMENT_VALUES takes no slot
+    nor room (decided, denied, as it comes; review 70l, mcpwait 1). Over a secure channel each
+    waits, before it is decided, for room for its answer in the session's backlog (`_room_for`;
+    review 59a, mcp 1). A result over what the way to the client carries (`RESULT_LIMIT`,
+    which the session's transport sets around the server; less the serverInfo stamp of a
+    2026-07-28 answer: review 62c, mcp 1) is refused as the upstream answers it
+    (`McpGate.call_tool`; review 58t, mcp 1)."""
     # a free slot is taken without a trip through the event loop (review 60d, gates.mcp.call:
     # one more loop iteration per call); a call waits for a slot in turn as before
     calls = anyio.Semaphore(limits.MAX_MCP_CALLS_PER_SESSION, fast_acquire=True)
@@ -712,7 +723,7 @@ def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         cursor = None if params is None else params.cursor
-        with held:
+        with held, Unheld(ctx.request_id):
             async with _room_for(ctx):  # review 59a, mcp 1
                 stamp = stamped if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS else 0
                 with _OWN_ERRORS, result_limit(ctx.request_id, stamp):  # pages (63k, limits 4)
@@ -725,8 +736,15 @@ def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
     async def on_call_tool(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        with held:
-            async with calls, _room_for(ctx):  # review 30c, mcp 5; review 59a, mcp 1
+        # one over MAX_TOOL_ARGUMENT_VALUES is denied as decided: it waits, holding its
+        # arguments, neither for a slot at the upstream nor for room for its answer (a denial
+        # is answered at once, as an error is; review 70l, mcpwait 1)
+        over = not within_value_limit(params.arguments or {})
+        with held, Unheld(ctx.request_id):
+            async with (  # review 30c, mcp 5; review 59a, mcp 1
+                _NO_SLOT if over else calls,
+                _NO_ROOM if over else _room_for(ctx),
+            ):
                 # its id's bytes (review 58v, mcp 2), a 2026-07-28 answer's stamp (62c, mcp 1)
                 stamp = stamped if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS else 0
                 with _OWN_ERRORS, result_limit(ctx.request_id, stamp):

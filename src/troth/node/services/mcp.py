@@ -16,7 +16,9 @@ requests too when a bundle declares the service; a tools/call is decided with a 
 
 Bounded: MAX_MCP_SESSIONS in total (past it, a peer whose authority holds less than its share
 still opens one: troth.node.shares), MAX_MCP_SESSIONS_PER_PEER per member, MAX_MCP_QUEUE
-messages queued per session (a session that falls behind is closed), frames of at most
+messages queued per session (a session that falls behind is closed), MAX_MCP_SESSION_HELD
+bytes of decoded requests held per session until answered (troth.integrations.mcp.held;
+review 70l, mcpwait 1), frames of at most
 MAX_MCP_FRAME bytes, lines of the upstream of at most MAX_MCP_UPSTREAM_LINE bytes
 (troth.integrations.mcp.upstream). Sessions end with their channel or when the client ends
 them.
@@ -55,6 +57,7 @@ from troth.gates.point import DecisionPoint, DecisionRecorder, PolicySource
 from troth.gates.toolschema import argument_values, check_name
 from troth.identity import Identifier
 from troth.integrations.mcp.frames import McpFrame
+from troth.integrations.mcp.held import HeldRequests, loose_most
 from troth.node.access import GatedMembers, GatedPolicy, PeerCaller, Standing, member_accounts
 from troth.node.channel_ends import ChannelEnd
 from troth.node.channels import ChannelManager
@@ -116,6 +119,7 @@ class _Session:
     authorities: frozenset[bytes]  # whose share of the sessions (troth.node.shares)
     channel: str
     inbound: MemoryObjectSendStream[SessionMessage | Exception]
+    held: HeldRequests  # its requests' weight until answered (review 70l, mcpwait 1)
     task: asyncio.Task[None] | None = field(default=None)
 
 
@@ -264,6 +268,7 @@ class McpService:
             # every call is decided and may be signed into the log: per member, bounded (each
             # account or none: one short spent the others' for nothing, review 69x, wave4c 2)
             raise RemoteError(f"{self.name}: the member's MCP budget is spent, send again later")
+        opened = session is None
         if session is None:
             session = self._open(key, caller, back, accounts)
         from troth.integrations.mcp.channel import decode_message
@@ -278,6 +283,15 @@ class McpService:
         valued = _values_charge(item) - cost
         if valued > 0:
             self._rates.owe(accounts, valued, now=context.now)
+        # a request is held, decoded, until it is answered: the session's within its most
+        # (review 70l, mcpwait 1: 72 a session by count only, each up to ~40x its frame)
+        if not session.held.hold(item):
+            if opened:  # never a session left open with nothing delivered (70f, values 2)
+                session.inbound.close()
+            raise RemoteError(
+                f"{self.name}: the MCP session holds {session.held.total} bytes of requests "
+                f"(at most {session.held.most}, a notification {loose_most()}): send again later"
+            )
         try:
             session.inbound.send_nowait(item)
         except Exception:  # full (the client outruns the session) or already closed
@@ -314,7 +328,8 @@ class McpService:
         from troth.integrations.mcp.gate import gate_server
 
         inbound, read = anyio.create_memory_object_stream[Any](limits.MAX_MCP_QUEUE)
-        session = _Session(peer, accounts, authorities, key[0], inbound)
+        weights = HeldRequests(limits.MAX_MCP_SESSION_HELD)
+        session = _Session(peer, accounts, authorities, key[0], inbound, weights)
         channel = key[0]
 
         def current_peer() -> VerifiedPeer | None:
@@ -333,7 +348,7 @@ class McpService:
 
         async def run() -> None:
             try:
-                await run_session(server, read, key[1], send)
+                await run_session(server, read, key[1], send, weights)
             except Exception:
                 log.exception("%s: a session of %s failed", self.name, peer)
             finally:
