@@ -55,12 +55,12 @@ class SigningSampler(Sampler):
             parent_context, trace_id, name, kind, attributes, links, trace_state
         )
         if decided.decision is not Decision.DROP:
-            marked = mark(decided.trace_state, trace_id, parent_context)
+            marked = mark(self, decided.trace_state, trace_id, parent_context)
             return SamplingResult(decided.decision, decided.attributes, marked)
         if not signed_at_start(name, attributes):
             return decided
         # a dropped span's result carries no attributes: the span starts with the given ones
-        marked = mark(decided.trace_state, trace_id, parent_context)
+        marked = mark(self, decided.trace_state, trace_id, parent_context)
         return SamplingResult(Decision.RECORD_ONLY, attributes, marked)
 
     def get_description(self) -> str:
