@@ -103,10 +103,11 @@ def test_otel3_1_a_span_refused_as_it_starts_is_an_error_logged(
 # -- otel3 2: an unread mark taken by another span -----------------------------------------
 
 
-def _bobs_unread_span(agents: Agents) -> SpanContext:
-    """Bob's tool span (under his agent span) on a provider that marks and does not sign,
-    its mark never read; as a context of his parent span's ids carrying his span's mark."""
-    marking = TracerProvider(sampler=SigningSampler())
+def bobs_unread_span(agents: Agents, sampler: SigningSampler | None = None) -> SpanContext:
+    """Bob's tool span (under his agent span) on a provider that marks (with `sampler`) and
+    does not sign, its mark never read; as a context of his parent span's ids carrying his
+    span's mark."""
+    marking = TracerProvider(sampler=sampler or SigningSampler())
     tracer = marking.get_tracer("elsewhere")
     with otel.acting(agents.b):
         parent = tracer.start_span("invoke_agent bob")
@@ -115,7 +116,7 @@ def _bobs_unread_span(agents: Agents) -> SpanContext:
     return SpanContext(ids.trace_id, ids.span_id, False, ids.trace_flags, state)
 
 
-def _alices_tool(agents: Agents, tracer: Tracer, parent: SpanContext) -> str:
+def alices_tool(agents: Agents, tracer: Tracer, parent: SpanContext) -> str:
     """Alice's code, where no agent acts, starts a tool call under `parent`: who signed it."""
     context = trace.set_span_in_context(NonRecordingSpan(parent))
     span = tracer.start_span("execute_tool transfer", context)
@@ -133,10 +134,10 @@ def test_otel3_2_a_parent_carrying_an_unread_mark_does_not_choose_the_signer(
     state, on a provider whose sampler (the SDK's default) gives a child its parent's trace
     state: alice's tool call was signed by bob's key."""
     agents = Agents(tmp_path)
-    forged = _bobs_unread_span(agents)
+    forged = bobs_unread_span(agents)
     plain = TracerProvider()
     plain.add_span_processor(SigningSpanProcessor(agents.a))
-    assert _alices_tool(agents, plain.get_tracer("alice"), forged) == "alice"
+    assert alices_tool(agents, plain.get_tracer("alice"), forged) == "alice"
 
 
 class _Hands(Sampler):
@@ -158,9 +159,9 @@ def test_otel3_2_a_tracer_whose_sampler_hands_an_unread_mark_does_not_choose_the
     """70p otel3 2: alice's own tracer of the shared provider, its sampler set to one that
     gives her span bob's unread mark, under a parent of bob's span's ids: signed by bob."""
     agents = Agents(tmp_path)
-    forged = _bobs_unread_span(agents)
+    forged = bobs_unread_span(agents)
     assert forged.trace_state is not None
     tracer = agents.provider.get_tracer("alice")
     tracer.sampler = _Hands(forged.trace_state)  # type: ignore[attr-defined]
     bare = SpanContext(forged.trace_id, forged.span_id, False, forged.trace_flags)
-    assert _alices_tool(agents, tracer, bare) == "alice"
+    assert alices_tool(agents, tracer, bare) == "alice"

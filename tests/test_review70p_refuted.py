@@ -16,6 +16,7 @@ from opentelemetry.trace import Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from tests.test_review70h_otel import ROUNDS, Agents, _tool, each_agent_in_a_thread
+from tests.test_review70p_otel3 import alices_tool, bobs_unread_span
 from troth.errors import ConfigError
 from troth.trace import otel
 from troth.trace.otel import SigningSampler, SigningSpanProcessor
@@ -140,3 +141,25 @@ def test_strict_false_does_not_quiet_a_refusal(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no agent acts"):
         provider.get_tracer("x").start_span("execute_tool x", attributes=_tool("x"))
     assert processor.failures == 0
+
+
+def test_a_sampler_shared_with_the_marking_provider_makes_a_span_a_mark_of_its_own(
+    tmp_path: Path,
+) -> None:
+    """Review 70p otel3 2's fix honours a mark for a span its tracer's sampler made it for:
+    one `SigningSampler` shared by the provider that marked bob's span (no processor read the
+    mark) and the signing one, alice's tool call under a parent carrying bob's mark, from a
+    tracer of the signing provider and from one whose sampler she set to that very sampler: the
+    sampler makes each span a mark of its own, with the agent acting where it starts (none)."""
+    for n, own_tracer in enumerate((False, True)):
+        (tmp_path / str(n)).mkdir()
+        agents = Agents(tmp_path / str(n))
+        shared = SigningSampler()
+        forged = bobs_unread_span(agents, shared)
+        signing = TracerProvider(sampler=shared)
+        signing.add_span_processor(SigningSpanProcessor(agents.a))
+        tracer = signing.get_tracer("alice")
+        if own_tracer:
+            tracer = agents.provider.get_tracer("alice")
+            tracer.sampler = shared  # type: ignore[attr-defined]
+        assert alices_tool(agents, tracer, forged) == "alice"

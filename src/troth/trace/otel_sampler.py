@@ -36,7 +36,8 @@ class SigningSampler(Sampler):
     downstream, stay `inner`'s. Every span it records gets `inner`'s trace state marked with
     the agent acting where the span starts (`otel_processor.mark`: the SDK samples in that
     thread, where a `ConcurrentMultiSpanProcessor` runs `on_start` in another; review 70j).
-    Use: `TracerProvider(sampler=SigningSampler(app_sampler))`."""
+    Use: `TracerProvider(sampler=SigningSampler(app_sampler))`: the provider's own sampler, as
+    a mark is honoured only for a span whose tracer's sampler made it (review 70p, otel3 2)."""
 
     def __init__(self, inner: Sampler | None = None) -> None:
         self.inner = ParentBased(ALWAYS_ON) if inner is None else inner
