@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -198,20 +199,27 @@ def _work(agents: Agents, barrier: threading.Barrier | None, prefix: str) -> Non
         _call(agents.tracer, f"{prefix}{n}")
 
 
-def test_otel1_interleaved_threads_each_entering_acting(tmp_path: Path) -> None:
-    agents = Agents(tmp_path)
-    barrier = threading.Barrier(2)
+def each_agent_in_a_thread(agents: Agents, work: Callable[[str], None]) -> None:
+    """Alice's `work` ("a") and bob's ("b"), each in a thread of its own within `acting`:
+    each agent's tools signed by it alone, each once."""
 
     def agent(rec: TraceRecorder, prefix: str) -> None:
         with otel.acting(rec):
-            _work(agents, barrier, prefix)
+            work(prefix)
 
-    threads = [
-        threading.Thread(target=agent, args=(agents.a, "a")),
-        threading.Thread(target=agent, args=(agents.b, "b")),
-    ]
-    _run(threads)
+    _run(
+        [
+            threading.Thread(target=agent, args=(agents.a, "a")),
+            threading.Thread(target=agent, args=(agents.b, "b")),
+        ]
+    )
     _each_once_by_its_own(agents)
+
+
+def test_otel1_interleaved_threads_each_entering_acting(tmp_path: Path) -> None:
+    agents = Agents(tmp_path)
+    barrier = threading.Barrier(2)
+    each_agent_in_a_thread(agents, lambda prefix: _work(agents, barrier, prefix))
 
 
 def test_otel1_a_thread_run_in_a_copied_context_keeps_the_acting_agent(tmp_path: Path) -> None:

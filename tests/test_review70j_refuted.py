@@ -21,11 +21,11 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from tests.test_review70h_otel import (
     Agents,
     _call,
-    _each_once_by_its_own,
     _run,
     _tool,
     _work,
     concurrent,
+    each_agent_in_a_thread,
 )
 from troth.errors import ConfigError
 from troth.trace import otel, otel_processor
@@ -160,21 +160,10 @@ def test_threads_interleaved_under_a_concurrent_span_processor(tmp_path: Path) -
     provider = concurrent(agents)
     agents.tracer = provider.get_tracer("concurrent")
     barrier = threading.Barrier(2)
-
-    def agent(rec: TraceRecorder, prefix: str) -> None:
-        with otel.acting(rec):
-            _work(agents, barrier, prefix)
-
     try:
-        _run(
-            [
-                threading.Thread(target=agent, args=(agents.a, "a")),
-                threading.Thread(target=agent, args=(agents.b, "b")),
-            ]
-        )
+        each_agent_in_a_thread(agents, lambda prefix: _work(agents, barrier, prefix))
     finally:
         provider.shutdown()
-    _each_once_by_its_own(agents)
 
 
 def test_a_child_given_its_parents_mark_is_not_taken_for_its_parent(tmp_path: Path) -> None:

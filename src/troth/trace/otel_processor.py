@@ -118,40 +118,52 @@ class _Marked(TraceState):
     object): the inner sampler's entries (what propagates is unchanged) and the agent acting
     there. A provider made with `ConcurrentMultiSpanProcessor` hands `on_start` the span in a
     worker thread, where no agent acts: the mark says who did (review 70j, closing 70h otel 2).
-    Read once, by the span it was made for (its trace and parent): a child span given its
-    parent's trace state by a sampler that does not mark is not taken for its parent."""
+    Read once, by the span it was made for: its trace and parent, and made by the sampler of
+    the span's tracer. A child span given its parent's trace state by a sampler that does not
+    mark is not taken for its parent (review 70j); nor is a span given a mark no processor read
+    (its span on a provider that does not sign), under a parent of the same ids carrying it or
+    from a tracer whose sampler (a public attribute) hands it on (review 70p, otel3 2: it was
+    signed by the mark's agent). The SDK names a span's sampler only in a private attribute
+    (`_sampler`): without it no mark is honoured, and the agent is the one acting where
+    `on_start` runs (the thread starting the span, unless the provider calls its processors
+    in worker threads)."""
 
     def __init__(
         self,
         entries: TraceState | None,
         agent: TraceRecorder | None,
-        trace_id: int,
-        parent: int | None,
+        made: tuple[object, int, int | None],
     ) -> None:
         super().__init__(None if entries is None else list(entries.items()))
         self._agent = agent
-        self._for = (trace_id, parent)
+        self._by, self._trace, self._parent = made
         self._read = False
         self._lock = threading.Lock()
 
     def take(self, span: Span) -> tuple[bool, TraceRecorder | None]:
-        """Whether the mark is `span`'s (made as it started, not read before), and its agent,
-        forgotten by the mark as it is read: a span's trace state is seen by any code under the
-        span, and is no way to the agent's recorder."""
+        """Whether the mark is `span`'s (made as it started by its tracer's sampler, not read
+        before), and its agent, forgotten by the mark as it is read: a span's trace state is
+        seen by any code under the span, and is no way to the agent's recorder."""
         parent = None if span.parent is None else span.parent.span_id
-        with self._lock:
-            ours = not self._read and self._for == (span.context.trace_id, parent)
+        made = (getattr(span, "_sampler", None), span.context.trace_id, parent)
+        with self._lock:  # the sampler itself (`is`), not one that says it is equal
+            ours = (
+                not self._read and made[0] is self._by and made[1:] == (self._trace, self._parent)
+            )
             agent = self._agent if ours else None
             if ours:
                 self._read, self._agent = True, None
         return ours, agent
 
 
-def mark(entries: TraceState | None, trace_id: int, parent_context: Context | None) -> TraceState:
-    """The trace state `SigningSampler` gives a span it records (`_Marked`): `entries`, and
-    the agent acting where the span is starting (this thread or task)."""
+def mark(
+    sampler: object, entries: TraceState | None, trace_id: int, parent_context: Context | None
+) -> TraceState:
+    """The trace state `sampler` (a `SigningSampler`) gives a span it records (`_Marked`):
+    `entries`, and the agent acting where the span is starting (this thread or task)."""
     parent = get_current_span(parent_context).get_span_context()
-    return _Marked(entries, acting_now(), trace_id, parent.span_id if parent.is_valid else None)
+    made = (sampler, trace_id, parent.span_id if parent.is_valid else None)
+    return _Marked(entries, acting_now(), made)
 
 
 def _agent(span: Span) -> TraceRecorder | None:
@@ -183,11 +195,42 @@ def _claim(span: Span, processor: SpanProcessor) -> None:
         if not taken:
             _CLAIMS[span] = processor
     if taken:
-        raise ConfigError(
-            "a TracerProvider has two SigningSpanProcessors (or one added twice): each would "
-            "sign every span as its own agent's; give the provider one and name the agent "
-            "whose work a span is with `troth.trace.otel.acting(recorder)`"
+        raise _said(
+            span,
+            _AT_START,
+            ConfigError(
+                "a TracerProvider has two SigningSpanProcessors (or one added twice): each "
+                "would sign every span as its own agent's; give the provider one and name the "
+                "agent whose work a span is with `troth.trace.otel.acting(recorder)`"
+            ),
         )
+
+
+_AT_START: Final = "refused as it starts, its tool not to run"
+_AT_END: Final = "refused as it ends, no record of it"
+_LOST: Final = "not signed, no record of it"
+
+
+def _said(span: ReadableSpan, what: str, exc: Exception, level: int = logging.ERROR) -> Exception:
+    """`exc`, said on the `troth.trace.otel` logger too, naming the span (its name cut to
+    OTEL_SHOWN_NAME characters: a tool's name may be any text, review 69x, wave4c 3), its
+    trace and span ids, and `what` became of it. An error raised from `span.start()` or
+    `span.end()` reaches only their caller, and agent frameworks run a tool in a handler that
+    turns its exception into an answer to the model: a tool call refused or not signed, the
+    tool having run, was said nowhere (review 70p, otel3 1; review 69q, otel 3: under
+    `strict=False` a loss is a warning)."""
+    name, shown, context = span.name, limits.OTEL_SHOWN_NAME, span.context
+    _LOG.log(
+        level,
+        "span %r%s (trace %s, span %s) %s: %s",
+        name[:shown],
+        f" (of {len(name)} characters)" if len(name) > shown else "",
+        "-" if context is None else f"{context.trace_id:032x}",
+        "-" if context is None else f"{context.span_id:016x}",
+        what,
+        exc,
+    )
+    return exc
 
 
 def _no_agent(name: str) -> ConfigError:
@@ -207,7 +250,9 @@ class SigningSpanProcessor(SpanProcessor):
 
     `strict` (default): a record the log refuses raises from `span.end()`, as an agent that
     cannot keep its audit trail should stop; otherwise the failure is counted in `failures`
-    and warned of on the `troth.trace.otel` logger (review 69q, otel 3).
+    and warned of on the `troth.trace.otel` logger (review 69q, otel 3). Every error it raises
+    (a strict failure, a refusal) is an error on that logger as well (review 70p, otel3 1: an
+    agent framework's tool handler kept it from anyone but the model).
 
     One per provider, whatever the agents: a span is signed by the recorder the host program
     made acting (`acting`) where the span started, else by `recorder`, never by what the span's
@@ -245,17 +290,18 @@ class SigningSpanProcessor(SpanProcessor):
         given = span.attributes or {}
         started = _Started({key: given[key] for key in READ if key in given}, _agent(span))
         if started.agent is None and self.recorder is None and signed_at_start(span.name, given):
-            raise _no_agent(span.name)
+            raise _said(span, _AT_START, _no_agent(span.name))
         key = (span.context.trace_id, span.context.span_id)
         with self._lock:
             taken = key in self._started
             if not taken:
                 self._started[key] = started
         if taken:
-            raise ConfigError(
+            repeated = ConfigError(
                 f"a span started with the trace and span ids of a span still open (trace "
                 f"{key[0]:032x}, span {key[1]:016x}): its tracer's id generator repeats ids"
             )
+            raise _said(span, _AT_START, repeated)
         weakref.finalize(span, self._forget, key, started)
 
     def _forget(self, key: tuple[int, int], started: _Started) -> None:
@@ -289,31 +335,24 @@ class SigningSpanProcessor(SpanProcessor):
         if operation not in _SIGNED:
             return
         if started is None:
-            raise ConfigError(
+            unseen = ConfigError(
                 f"span {span.name[: limits.OTEL_SHOWN_NAME]!r} was not handed to this "
                 "SigningSpanProcessor as it started (added to the provider while the span was "
                 "open): whose work it is is unknown; add the processor before spans start"
             )
+            raise _said(span, _AT_END, unseen)
         if signer is None:
-            raise _no_agent(span.name)
+            raise _said(span, _AT_END, _no_agent(span.name))
         try:
             signer.record(span_content(span, attributes, operation))
             self.recorded += 1
         except (TrothError, ValueError) as exc:
             self.failures += 1
+            # a loss said where an operator looks, not only counted (review 69q, otel 3),
+            # raised too when strict: not only to a caller that may keep it from anyone
+            _said(span, _LOST, exc, logging.ERROR if self.strict else logging.WARNING)
             if self.strict:
                 raise
-            # a loss said where an operator looks, not only counted (review 69q, otel 3)
-            name = span.name  # cut: a tool's name may be any text (review 69x, wave4c 3)
-            shown = limits.OTEL_SHOWN_NAME
-            _LOG.warning(
-                "span %r%s (trace %s, span %s) not signed, no record of it: %s",
-                name[:shown],
-                f" (of {len(name)} characters)" if len(name) > shown else "",
-                "-" if context is None else f"{context.trace_id:032x}",
-                "-" if context is None else f"{context.span_id:016x}",
-                exc,
-            )
 
     def shutdown(self) -> None:
         return None

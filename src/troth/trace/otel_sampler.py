@@ -36,7 +36,8 @@ class SigningSampler(Sampler):
     downstream, stay `inner`'s. Every span it records gets `inner`'s trace state marked with
     the agent acting where the span starts (`otel_processor.mark`: the SDK samples in that
     thread, where a `ConcurrentMultiSpanProcessor` runs `on_start` in another; review 70j).
-    Use: `TracerProvider(sampler=SigningSampler(app_sampler))`."""
+    Use: `TracerProvider(sampler=SigningSampler(app_sampler))`: the provider's own sampler, as
+    a mark is honoured only for a span whose tracer's sampler made it (review 70p, otel3 2)."""
 
     def __init__(self, inner: Sampler | None = None) -> None:
         self.inner = ParentBased(ALWAYS_ON) if inner is None else inner
@@ -55,12 +56,12 @@ class SigningSampler(Sampler):
             parent_context, trace_id, name, kind, attributes, links, trace_state
         )
         if decided.decision is not Decision.DROP:
-            marked = mark(decided.trace_state, trace_id, parent_context)
+            marked = mark(self, decided.trace_state, trace_id, parent_context)
             return SamplingResult(decided.decision, decided.attributes, marked)
         if not signed_at_start(name, attributes):
             return decided
         # a dropped span's result carries no attributes: the span starts with the given ones
-        marked = mark(decided.trace_state, trace_id, parent_context)
+        marked = mark(self, decided.trace_state, trace_id, parent_context)
         return SamplingResult(Decision.RECORD_ONLY, attributes, marked)
 
     def get_description(self) -> str:
