@@ -86,6 +86,15 @@ def test_a_member_is_bounded_by_its_quota(setup: Setup) -> None:
     assert raised.value.reason is AuthorityFailure.QUOTA_EXCEEDED
 
 
+def revoke_a_new_link(strict: Setup, name: str) -> None:
+    """`name` (an identity of `strict.agents` holding a chain of `strict`'s authority)
+    delegates a new link to `name`-sub, made before, and revokes it with that authority."""
+    below = strict.agents.wallet.delegate(
+        name, to=strict.id(f"{name}-sub"), attributes=ORDERS, now=NOW, ttl=60, purpose="y"
+    )
+    strict.revoke_link(name, CredentialChain.decode(below).credentials[-1].hash, below)
+
+
 def test_the_quota_follows_the_member_through_its_delegates(setup: Setup, troth_home: Path) -> None:
     """Delegating to throwaway identities buys no extra revocations: every link revocation its
     delegates request is charged to one budget of the member whose credential roots the chain
@@ -107,15 +116,7 @@ def test_the_quota_follows_the_member_through_its_delegates(setup: Setup, troth_
                     "member", to=strict.id(name), attributes=ORDERS, now=NOW, ttl=600, purpose="x"
                 )
                 wallet.hold(name, to_it, now=NOW)
-                below = wallet.delegate(
-                    name,
-                    to=strict.id(f"{name}-sub"),
-                    attributes=ORDERS,
-                    now=NOW,
-                    ttl=60,
-                    purpose="y",
-                )
-                strict.revoke_link(name, CredentialChain.decode(below).credentials[-1].hash, below)
+                revoke_a_new_link(strict, name)
                 revoked += 1
         assert caught.value.reason is A.QUOTA_EXCEEDED
         assert revoked == 3

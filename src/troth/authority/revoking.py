@@ -112,6 +112,14 @@ class Revoking(Requesters):
         payer: Identifier | None = member if issued <= 1 else delegates_of(member)
         if revoker == self.identifier:  # the authority's own revocations are not limited: a
             payer = None  # member that spent its quota kept it from revoking (review 34b, quota 1)
+        if payer is not None and len(reason.encode()) > limits.MAX_MEMBER_REVOCATION_REASON_BYTES:
+            # each entry a member causes is ~100 bytes, not up to 1,126: the members' part of
+            # the feed every new node fetches (review 70q, feeds 1)
+            raise AuthorityError(
+                _A.REQUEST_INVALID,
+                f"a member's revocation reason is at most "
+                f"{limits.MAX_MEMBER_REVOCATION_REASON_BYTES} bytes of UTF-8",
+            )
         try:
             with self.store.transaction():
                 self._check_standing(links[:issued], now)

@@ -35,6 +35,13 @@ REASON = click.option(
     callback=text_value(limits.MAX_REVOCATION_REASON),
     help="Why (recorded in the signed feed).",
 )
+LINK_REASON = click.option(
+    "--reason",
+    default="",
+    callback=text_value(limits.MAX_REVOCATION_REASON),
+    help="Why (recorded in the signed feed; a member's reason is at most "
+    f"{limits.MAX_MEMBER_REVOCATION_REASON_BYTES} bytes of UTF-8).",
+)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -113,7 +120,7 @@ def revoke_identity(ref: str, authority_ref: str, reason: str, reporter: Reporte
     help_text="The authority the chain is rooted at: a local authority's name or identifier, "
     "or the identifier of one the node trusts at a network address (reached there)."
 )
-@REASON
+@LINK_REASON
 @renamed("--by", "--as IDENTITY")
 @node_option
 @json_command
