@@ -11,17 +11,22 @@
   malformed, not matched by its fields.
 - A record honestly signed again (a rotation's) is answered ALREADY, and the log keeps the
   copy it appended: the proof bundle of the id shows those bytes, and verifies offline.
+- A batch half appended (its first record), its answer lost, signed again by a rotation: the
+  first answered ALREADY, the second refused CHAIN_BROKEN (chained to the first's new bytes)
+  is signed again after the log's head and appended; none set aside, none lost.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.test_review69a_outbox import _node_agent
 from tests.test_review70s_collector import appended, resent
-from tests.test_trace_service import Service, batch_of, reasons, service, tool  # noqa: F401
+from tests.test_trace_service import NOW, Service, batch_of, reasons, service, tool  # noqa: F401
 from troth.errors import TraceFailure
 from troth.trace import Decision, Links, ToolCall
 from troth.trace.dsse import encode_envelope
@@ -115,3 +120,36 @@ def test_a_record_signed_again_is_already_and_the_logs_copy_still_proves(
     report = verify_bundle(bundle)
     assert report.record.id == record.id
     assert report.record.time == record.time
+
+
+def test_a_half_appended_batch_signed_again_by_a_rotation_loses_nothing(
+    service: Service,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The log appends the batch's first record only; its answer is lost; a rotation signs
+    both again: the resend's first is ALREADY at 0, its second CHAIN_BROKEN, then signed
+    again after the log's head and appended at 1."""
+    node, outbox = _node_agent(tmp_path)
+    try:
+        agent = outbox.identifier
+        sent = outbox.next_batch(NOW + 5)
+        assert sent is not None
+        half = dataclasses.replace(sent.submission, records=sent.submission.records[:1])
+        service.collector.submit(half, submitter=agent, now=NOW + 5)  # its answer lost
+        node.identities.rotate("agent", now=NOW + 10)
+        answers = []
+        for at in (NOW + 11, NOW + 14):
+            again = outbox.next_batch(at)
+            assert again is not None
+            receipts = service.collector.submit(again.submission, submitter=agent, now=at)
+            answers.append([(r.status, r.reason, r.index) for r in receipts.results])
+            outbox.answered(receipts, now=at)
+        assert answers == [
+            [(Status.ALREADY, None, 0), (Status.REFUSED, F.CHAIN_BROKEN, None)],
+            [(Status.APPENDED, None, 1)],
+        ]
+        assert outbox.store.refused(agent=agent.digest, limit=10) == []
+        assert outbox.pending() == 0
+    finally:
+        outbox.close()
+        node.close()
