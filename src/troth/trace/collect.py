@@ -46,7 +46,9 @@ appended twice. So is the record signed again (`signed_again`: the same id and c
 commitments and disclosures' salts, another seq, prev, time or key: what
 troth.trace.signing.resign_record changes), as a client's rotation signs a batch again whose
 answer it lost (review 70o, outbox2 3: refused REPLAYED, the client set aside records the log
-held). The same id with other content is refused (REPLAYED). A record that names another
+held), once it verifies as an append would (its key, signature and disclosures: review 70s,
+collector 1: the log's record under a forged signature or a key the agent never held was
+acknowledged). The same id with other content is refused (REPLAYED). A record that names another
 agent than the signer is refused first (SIGNER_INVALID), in the log or not: a member learns
 nothing of where another's record is.
 
@@ -101,7 +103,13 @@ from troth.trace.export import prove
 from troth.trace.log import TraceLog
 from troth.trace.log_reader import named_id
 from troth.trace.record import TraceRecord
-from troth.trace.signing import keyid_of, open_envelope, signed_again, verify_envelope
+from troth.trace.signing import (
+    VerifiedRecord,
+    keyid_of,
+    open_envelope,
+    signed_again,
+    verify_envelope,
+)
 from troth.trace.submit import Head, Receipts, Status, Submission, SubmitResult, SubmittedRecord
 from troth.trace.verify import check_chain, verify_windows
 
@@ -380,8 +388,14 @@ class TraceCollector:
         except NotFound:
             stored = None
         if stored is not None:
-            if stored.envelope != item.envelope and not signed_again(stored.envelope, record):
-                raise TraceError(_F.REPLAYED, "another record of yours with this id is in the log")
+            if stored.envelope != item.envelope:
+                if not signed_again(stored.envelope, record):
+                    raise TraceError(
+                        _F.REPLAYED, "another record of yours with this id is in the log"
+                    )
+                # verified as an append is (review 70s, collector 1: a forged signature, a key
+                # the signer never held, a disclosure that opens nothing was acknowledged)
+                _verified(item, identity, keys, keyid)
             if record.authority is not None:  # its issuers are kept as an append's (review
                 # 28b, collection 1)
                 already.setdefault(record.authority.chain, record)
@@ -392,12 +406,7 @@ class TraceCollector:
                 f"the node holds a later change of the signer ({behind}): sign it again",
                 record=record.id,
             )
-        attestation = keys.get(keyid)
-        if attestation is None:
-            raise TraceError(_F.UNKNOWN_KEY, "no attestation sent for the record's key")
-        verified = verify_envelope(
-            item.envelope, signer=identity, attestation=attestation, disclosures=item.disclosures
-        )
+        verified = _verified(item, identity, keys, keyid)
         given: bytes | None = None
         credential: VerifiedCredential | None = None
         authority = record.authority
@@ -517,6 +526,19 @@ def _under(entry: SubmitResult | _Queued, result: SubmitResult) -> bytes | None:
     if isinstance(entry, SubmitResult) or result.status is Status.REFUSED:
         return None
     return entry[3]
+
+
+def _verified(
+    item: SubmittedRecord, identity: VerifiedIdentity, keys: Mapping[str, bytes], keyid: str
+) -> VerifiedRecord:
+    """`item` verified as `identity`'s, by the attestation sent for its key (`keyid`): its key
+    could sign at its time, its signature, its disclosures (TraceError when it does not)."""
+    attestation = keys.get(keyid)
+    if attestation is None:
+        raise TraceError(_F.UNKNOWN_KEY, "no attestation sent for the record's key")
+    return verify_envelope(
+        item.envelope, signer=identity, attestation=attestation, disclosures=item.disclosures
+    )
 
 
 def _refused(exc: TraceError) -> SubmitResult:

@@ -200,6 +200,7 @@ class Status(enum.IntEnum):
 
     APPENDED = 0
     ALREADY = 1  # in the log at that index, byte for byte: an earlier send of the same record
+    # (or that record signed again, verified as an append: reviews 70o, 70s)
     REFUSED = 2
 
 
