@@ -240,6 +240,10 @@ class Authority(Revoking, Issuing):
                 raise AuthorityError(_A.NOT_A_MEMBER, f"{member} is revoked for good")
             issued = self.store.find_redemption(hashed, member.digest, now)
             if issued is not None:
+                # held by a restore, nothing is answered again either: a removal after the copy
+                # may have revoked the credential the copy's redemption recorded (RESTORED, not
+                # for good: the holder keeps its pending record; review 70t, enroll 1)
+                self.check_not_held()
                 if self.store.get_member(member.digest) is None:
                     raise AuthorityError(_A.NOT_A_MEMBER, "removed since it redeemed this ticket")
                 self._learn(verified.requester, now, unpublished_ok=True)
