@@ -12,12 +12,17 @@ import pytest
 from tests.support.enroll import acme_and_agent, acme_ticket, enroll_in_process
 from troth import enrollment
 from troth.authority import Authority
+from troth.authority.budgets import RequestBudgets
 from troth.authority.client import enroll_request
 from troth.authority.requests import make_request
 from troth.authority.tickets import Ticket
 from troth.clock import FixedClock
 from troth.errors import AuthorityError, AuthorityFailure
-from troth.limits import MAX_CLOCK_SKEW_SECONDS
+from troth.limits import (
+    ENROLL_REQUESTS_BURST,
+    MAX_CLOCK_SKEW_SECONDS,
+    MAX_ENROLL_REQUEST_SOURCES,
+)
 from troth.node import Node, init_node, open_node
 
 NOW = 1_800_000_000
@@ -187,3 +192,25 @@ def test_two_interleaved_enrollments_of_one_ticket_hold_one_credential(tmp_path:
             enrollment.complete(step, answer)
         assert len(agent.wallet.held("agent")) == 1
         assert agent.wallet.pending_enrollments("agent") == []
+
+
+def test_a_flood_of_enroll_requests_spends_only_its_sources_budget() -> None:
+    """70t refuted 8: a flood of enroll requests from one network (past its burst: refused
+    RATE_LIMITED, nothing spent) and from more networks than the budgets remember (each
+    evicting another), hoping to spend a member's budget or leave a new stranger refused:
+    members are budgeted apart, and a new network always has its burst."""
+    budgets = RequestBudgets()
+    burst = ENROLL_REQUESTS_BURST
+    for _ in range(burst):
+        budgets.charge("flooder", member=False, now=NOW)
+    with pytest.raises(AuthorityError) as limited:
+        budgets.charge("flooder", member=False, now=NOW)
+    assert limited.value.reason is A.RATE_LIMITED
+    for source in range(MAX_ENROLL_REQUEST_SOURCES + 16):
+        for _ in range(burst):
+            budgets.charge(("net", source), member=False, now=NOW)
+    for _ in range(burst):
+        budgets.charge("member", member=True, now=NOW)
+        budgets.charge("newcomer", member=False, now=NOW)
+    with pytest.raises(AuthorityError):
+        budgets.charge("member", member=True, now=NOW)
