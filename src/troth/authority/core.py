@@ -220,7 +220,8 @@ class Authority(Revoking, Issuing):
         be: review 55c, enroll 1). After the window, the same member's repeat is answered as
         its refresh would be (`_issue_bounded`; NOT_A_MEMBER once removed); anyone else's is
         TICKET_UNKNOWN. An identity revoked for good (`revoke_identity`) is NOT_A_MEMBER
-        whatever its ticket.
+        whatever its ticket. While a restore holds the authority nothing is answered, a repeat
+        neither (RESTORED: review 70t, enroll 1).
         """
         verified = self._verify(request, "enroll", now)
         self.forget_expired_tickets(now=now)  # committed, whatever this enrollment's end
