@@ -220,7 +220,8 @@ class Authority(Revoking, Issuing):
         be: review 55c, enroll 1). After the window, the same member's repeat is answered as
         its refresh would be (`_issue_bounded`; NOT_A_MEMBER once removed); anyone else's is
         TICKET_UNKNOWN. An identity revoked for good (`revoke_identity`) is NOT_A_MEMBER
-        whatever its ticket.
+        whatever its ticket. While a restore holds the authority nothing is answered, a repeat
+        neither (RESTORED: review 70t, enroll 1).
         """
         verified = self._verify(request, "enroll", now)
         self.forget_expired_tickets(now=now)  # committed, whatever this enrollment's end
@@ -240,6 +241,10 @@ class Authority(Revoking, Issuing):
                 raise AuthorityError(_A.NOT_A_MEMBER, f"{member} is revoked for good")
             issued = self.store.find_redemption(hashed, member.digest, now)
             if issued is not None:
+                # held by a restore, nothing is answered again either: a removal after the copy
+                # may have revoked the credential the copy's redemption recorded (RESTORED, not
+                # for good: the holder keeps its pending record; review 70t, enroll 1)
+                self.check_not_held()
                 if self.store.get_member(member.digest) is None:
                     raise AuthorityError(_A.NOT_A_MEMBER, "removed since it redeemed this ticket")
                 self._learn(verified.requester, now, unpublished_ok=True)
