@@ -85,8 +85,8 @@ def test_an_open_transaction_does_not_hold_a_postgres_revocation(
     tmp_path: Path,
     orders: OrdersDb,  # noqa: F811 - the fixture of tests/test_secrets_postgres.py
 ) -> None:
-    """A template that may create objects (here `CREATE ON SCHEMA public`; before PostgreSQL
-    15 every role may create in `public`). The agent takes two leases: as the first lease's
+    """A lease may create objects (in its own schema, review 70n; before, a template's
+    `CREATE ON SCHEMA public`). The agent takes two leases: as the first lease's
     role it creates a table and lets the second read it; as the second, it reads it in a
     transaction it leaves open. Revoking the first lease ends its sessions and then waits in
     `DROP OWNED` for that lock, on the broker's thread, until the transaction ends — never, if
@@ -95,8 +95,6 @@ def test_an_open_transaction_does_not_hold_a_postgres_revocation(
     with the second lease's session still open."""
     import psycopg  # the postgres extra, as tests/test_secrets_postgres.py imports it
 
-    with orders.server.connect(dbname=orders.dbname) as admin:
-        admin.execute(f"GRANT CREATE ON SCHEMA public TO {orders.writer}")
     world = make_world(now())
     broker = pg_setup(tmp_path, world, orders)
     agent = world.credential_a()
@@ -106,9 +104,10 @@ def test_an_open_transaction_does_not_hold_a_postgres_revocation(
     mine = login(orders, owning)
     mine.execute("CREATE TABLE mine (x int)")
     mine.execute(f'GRANT SELECT ON mine TO "{reading["user"]}"')
+    mine.execute(f'GRANT USAGE ON SCHEMA "{owning["user"]}" TO "{reading["user"]}"')
     holding = login(orders, reading)
     holding.autocommit = False
-    holding.execute("SELECT * FROM mine").fetchall()  # the transaction stays open: its lock too
+    holding.execute(f'SELECT * FROM "{owning["user"]}".mine').fetchall()  # noqa: S608  # the transaction stays open: its lock too
     order: list[str] = []
     returned = threading.Event()
 

@@ -286,18 +286,18 @@ def test_two_leases_whose_objects_depend_on_each_other_are_both_revoked(
     world: LeaseWorld,  # noqa: F811 - the fixture imported above
     orders: OrdersDb,  # noqa: F811 - the fixture imported above
 ) -> None:
-    """The writer template may create in `public`. Lease A makes table ta, lease B table tb,
-    each readable by PUBLIC; A makes a view on tb, B one on ta. Both are revoked: after a
-    sweep, both roles are gone and the secret can be removed."""
-    _admin_sql(orders, f"GRANT CREATE ON SCHEMA public TO {orders.writer}")
+    """Lease A makes table ta, lease B table tb (each in its own schema), each readable by
+    PUBLIC; A makes a view on tb, B one on ta. Both are revoked: after a sweep, both roles
+    are gone and the secret can be removed."""
     broker = pg_setup(tmp_path, world, orders)
     agent = world.credential_a()
     a, b = (broker.issue(agent, SECRET, scope=["orders:write"], now=now()) for _ in range(2))
+    share = 'GRANT SELECT ON {0} TO PUBLIC; GRANT USAGE ON SCHEMA "{1}" TO PUBLIC'
     with login(orders, a.credential.reveal()) as sa, login(orders, b.credential.reveal()) as sb:
-        sa.execute("CREATE TABLE ta (x int); GRANT SELECT ON ta TO PUBLIC")
-        sb.execute("CREATE TABLE tb (x int); GRANT SELECT ON tb TO PUBLIC")
-        sa.execute("CREATE VIEW va AS SELECT * FROM tb")
-        sb.execute("CREATE VIEW vb AS SELECT * FROM ta")
+        sa.execute("CREATE TABLE ta (x int); " + share.format("ta", a.lease.engine_ref))
+        sb.execute("CREATE TABLE tb (x int); " + share.format("tb", b.lease.engine_ref))
+        sa.execute(f'CREATE VIEW va AS SELECT * FROM "{b.lease.engine_ref}".tb')  # noqa: S608
+        sb.execute(f'CREATE VIEW vb AS SELECT * FROM "{a.lease.engine_ref}".ta')  # noqa: S608
     for issued in (a, b):
         broker.revoke(agent, issued.lease_id, now=now())
     # past the first back-off: a revocation that met a session not ended yet is retried then
@@ -339,15 +339,16 @@ def test_a_lease_cannot_have_the_admin_run_its_function(
     world: LeaseWorld,  # noqa: F811 - the fixture imported above
     orders: OrdersDb,  # noqa: F811 - the fixture imported above
 ) -> None:
-    """The writer template may create in `public` (an operator's grant; PUBLIC's default on
-    PostgreSQL 14 and older). The lease defines `public.starts_with(name, text)`, which makes
-    its own role SUPERUSER when a superuser calls it. After the broker's sweep (which lists
-    the roles of its prefix) and a renewal, the role is still no superuser."""
-    _admin_sql(orders, f"GRANT CREATE ON SCHEMA public TO {orders.writer}")
+    """PUBLIC may create in `public` for a while (its default on PostgreSQL 14 and older; an
+    issue or renewal meanwhile is refused since review 70n, schemas 1 and 3). The lease
+    defines `public.starts_with(name, text)`, which makes its own role SUPERUSER when a
+    superuser calls it. After the broker's sweep (which lists the roles of its prefix) and a
+    renewal, the role is still no superuser."""
     broker = pg_setup(tmp_path, world, orders)
     agent = world.credential_a()
     issued = broker.issue(agent, SECRET, scope=["orders:write"], now=now())
     role = issued.lease.engine_ref
+    _admin_sql(orders, "GRANT CREATE ON SCHEMA public TO PUBLIC")
     with login(orders, issued.credential.reveal()) as session:
         session.execute(
             "CREATE FUNCTION public.starts_with(name, text) RETURNS boolean LANGUAGE plpgsql "
@@ -355,6 +356,7 @@ def test_a_lease_cannot_have_the_admin_run_its_function(
             f"EXECUTE 'ALTER ROLE {role} SUPERUSER'; END IF; "
             "RETURN pg_catalog.starts_with($1::text, $2); END $$"
         )
+    _admin_sql(orders, "REVOKE CREATE ON SCHEMA public FROM PUBLIC")  # the function stays
     broker.sweep(now() + 1)
     broker.renew(agent, issued.lease_id, ttl=120, now=now())
     with orders.server.connect() as admin:

@@ -40,7 +40,6 @@ from tests.support.upstreams import answering, echoing, forward_once
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
     SECRET,
     OrdersDb,
-    _admin_sql,
     login,
     now,
     orders,
@@ -111,19 +110,21 @@ def test_another_agents_lease_cannot_keep_a_revocation_failing(
     world: LeaseWorld,  # noqa: F811 - the fixture imported above
     orders: OrdersDb,  # noqa: F811 - the fixture imported above
 ) -> None:
-    """The writer template may create in `public`. Agent b's lease makes a function there;
-    agent a's lease (another agent) makes a table whose column default calls it — no grant
-    from b needed. Agent b's lease is revoked: after a sweep its role is gone and the lease is
-    REVOKED, while agent a's lease is still active."""
-    _admin_sql(orders, f"GRANT CREATE ON SCHEMA public TO {orders.writer}")
+    """Agent b's lease makes a function in its own schema and lets PUBLIC use the schema;
+    agent a's lease (another agent) makes a table whose column default calls it — no other
+    grant from b needed. Agent b's lease is revoked: after a sweep its role is gone and the
+    lease is REVOKED, while agent a's lease is still active."""
     broker = pg_setup(tmp_path, world, orders)
     a_agent, b_agent = world.credential_a(), world.credential_b()
     a = broker.issue(a_agent, SECRET, scope=["orders:write"], now=now())
     b = broker.issue(b_agent, SECRET, scope=["orders:write"], now=now())
     with login(orders, b.credential.reveal()) as sb:
-        sb.execute("CREATE FUNCTION public.b_one() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+        sb.execute(
+            "CREATE FUNCTION b_one() RETURNS int LANGUAGE sql AS 'SELECT 1'; "
+            f'GRANT USAGE ON SCHEMA "{b.lease.engine_ref}" TO PUBLIC'
+        )
     with login(orders, a.credential.reveal()) as sa:
-        sa.execute("CREATE TABLE public.a_pins (x int DEFAULT public.b_one())")
+        sa.execute(f'CREATE TABLE a_pins (x int DEFAULT "{b.lease.engine_ref}".b_one())')
     broker.revoke(b_agent, b.lease_id, now=now())  # one that fails stays REVOKING (retried)
     broker.sweep(now() + 1)
     lease = broker.book.lease(b.lease.handle)

@@ -109,15 +109,16 @@ def _broad_and_narrow(
 def _migrate_world(
     tmp_path: Path, pg_server: PgServer, prefix: str
 ) -> tuple[str, str, str, LeaseWorld, Broker]:
-    """A database with `orders`, a read template and a migrate template (CREATE on public),
-    and a broker whose secret maps `orders:read` and `orders:migrate` to them."""
+    """A database with `orders`, a read template and a migrate template (INSERT on `orders`;
+    a lease creates in its own schema, review 70n), and a broker whose secret maps
+    `orders:read` and `orders:migrate` to them."""
     tag = uuid.uuid4().hex[:10]
     reader, migrator = f"{prefix}_reader_{tag}", f"{prefix}_migrator_{tag}"
     dbname = _database(
         pg_server,
         "CREATE TABLE orders (id int, total int)",
         f"CREATE ROLE {reader} NOLOGIN; GRANT SELECT ON orders TO {reader}",
-        f"CREATE ROLE {migrator} NOLOGIN; GRANT CREATE ON SCHEMA public TO {migrator}",
+        f"CREATE ROLE {migrator} NOLOGIN; GRANT INSERT ON orders TO {migrator}",
     )
     world, broker = _pg_broker(tmp_path)
     _put(broker, _pg_config(pg_server, dbname, {"orders:read": reader, "orders:migrate": migrator}))
@@ -127,11 +128,11 @@ def _migrate_world(
 def test_a_revoked_leases_objects_never_run_as_the_brokers_admin(
     tmp_path: Path, pg_server: PgServer
 ) -> None:
-    """A template that may create objects (a `migrate` scope with CREATE on a schema) is an
-    ordinary grant. The agent's lease creates a SECURITY DEFINER function; revoking the lease
-    runs `REASSIGN OWNED BY <lease> TO <admin>`, so the function now belongs to the broker's
-    admin (CREATEROLE, the right to end sessions; here a superuser) and runs with its rights.
-    The next lease, of a read-only scope, calls it: code the agent wrote runs as the admin.
+    """A lease may create objects (in its own schema, which it lets PUBLIC use). The agent's
+    lease creates a SECURITY DEFINER function; revoking the lease runs `REASSIGN OWNED BY
+    <lease> TO <admin>`, so the function now belongs to the broker's admin (CREATEROLE, the
+    right to end sessions; here a superuser) and runs with its rights. The next lease, of a
+    read-only scope, calls it: code the agent wrote runs as the admin.
     What a revoked lease owned must be dropped, or handed to a role with no more rights than
     the lease had, never to the admin."""
     import psycopg
@@ -142,15 +143,17 @@ def test_a_revoked_leases_objects_never_run_as_the_brokers_admin(
         migrate = broker.issue(agent, SECRET, scope=["orders:migrate"], now=_pg_now())
         with _login(pg_server, dbname, migrate.credential.reveal()) as session:
             session.execute(
-                "CREATE FUNCTION public.r7_probe() RETURNS text LANGUAGE sql SECURITY DEFINER "
-                "AS 'SELECT current_user::text'"
+                "CREATE FUNCTION r7_probe() RETURNS text LANGUAGE sql SECURITY DEFINER "
+                "AS 'SELECT current_user::text'; "
+                f'GRANT USAGE ON SCHEMA "{migrate.lease.engine_ref}" TO PUBLIC'
             )
         broker.revoke(agent, migrate.lease_id, now=_pg_now())
         read = broker.issue(agent, SECRET, scope=["orders:read"], now=_pg_now())
         with _login(pg_server, dbname, read.credential.reveal()) as session:
             try:
-                ran_as = session.execute("SELECT public.r7_probe()").fetchone()[0]
-            except psycopg.errors.UndefinedFunction:
+                probe = f'SELECT "{migrate.lease.engine_ref}".r7_probe()'
+                ran_as = session.execute(probe).fetchone()[0]
+            except (psycopg.errors.UndefinedFunction, psycopg.errors.InvalidSchemaName):
                 ran_as = None  # dropped with the role that made it
     finally:
         broker.close()

@@ -77,7 +77,7 @@ def test_what_a_lease_wrote_never_runs_with_its_templates_rights_after_it_ends(
     SECURITY DEFINER function and runs `ALTER FUNCTION ... OWNER TO <migrate template>`. DROP
     OWNED then finds nothing, and the function runs as the template for every caller (PUBLIC
     may EXECUTE): once the operator has withdrawn `orders:migrate` and the agent holds only an
-    `orders:read` lease, it still creates tables, as the migrate template. What a lease's role
+    `orders:read` lease, it still runs it, as the migrate template. What a lease's role
     gives away must not outlive the lease with the template's rights (templates should be
     NOINHERIT/ownership of objects refused, or the template's objects dropped too)."""
     import psycopg
@@ -87,21 +87,28 @@ def test_what_a_lease_wrote_never_runs_with_its_templates_rights_after_it_ends(
     try:
         migrate = broker.issue(agent, SECRET, scope=["orders:migrate"], now=_pg_now())
         with _login(pg_server, dbname, migrate.credential.reveal()) as session:
+            # in the lease's own schema (review 70n), which PUBLIC may use
+            schema = f'"{migrate.lease.engine_ref}"'
             session.execute(
-                "CREATE FUNCTION public.r8_make(name text) RETURNS text LANGUAGE plpgsql "
-                "SECURITY DEFINER AS $$ BEGIN EXECUTE format('CREATE TABLE public.%I (x int)', "
-                "name); RETURN current_user::text; END $$"
+                "CREATE FUNCTION r8_make(name text) RETURNS text LANGUAGE plpgsql "
+                "SECURITY DEFINER AS $$ BEGIN RETURN current_user::text; END $$; "
+                f"GRANT USAGE ON SCHEMA {schema} TO PUBLIC"
             )
             # refused: the lease's role is no member of its template
             with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
-                session.execute(f"ALTER FUNCTION public.r8_make(text) OWNER TO {migrator}")
+                session.execute(f"ALTER FUNCTION r8_make(text) OWNER TO {migrator}")
         broker.revoke(agent, migrate.lease_id, now=_pg_now())
         _put(broker, _pg_config(pg_server, dbname, {"orders:read": reader}))  # withdrawn
         read = broker.issue(agent, SECRET, scope=["orders:read"], now=_pg_now())
         with _login(pg_server, dbname, read.credential.reveal()) as session:
             try:
-                ran_as = session.execute("SELECT public.r8_make('r8_planted')").fetchone()[0]
-            except (psycopg.errors.UndefinedFunction, psycopg.errors.InsufficientPrivilege):
+                call = f"SELECT {schema}.r8_make('r8_planted')"
+                ran_as = session.execute(call).fetchone()[0]
+            except (
+                psycopg.errors.UndefinedFunction,
+                psycopg.errors.InvalidSchemaName,
+                psycopg.errors.InsufficientPrivilege,
+            ):
                 ran_as = None
     finally:
         broker.close()

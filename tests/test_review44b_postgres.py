@@ -58,7 +58,6 @@ from tests.support.leases import LeaseWorld, RemoteStub, make_world, open_broker
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
     SECRET,
     OrdersDb,
-    _admin_sql,
     login,
     now,
     orders,
@@ -84,23 +83,23 @@ def _revoked_past_a_lock(
     locked: str,
 ) -> Iterator[tuple[Broker, VerifiedCredential, IssuedLease, Any]]:
     """Postgres 1's scene: an agent's two leases; the first runs `first_sql`, the second runs
-    `holder_sql` (`{role}`: the first lease's role) and keeps a transaction open on table
-    `locked`; the first lease is revoked, and must end REVOKED, its role dropped. Yields the
-    broker, the agent, the second lease and its session."""
+    `holder_sql` (`{role}`: the first lease's role, and its schema) and keeps a transaction
+    open on table `locked` (`{role}` alike); the first lease is revoked, and must end REVOKED,
+    its role dropped. Yields the broker, the agent, the second lease and its session."""
     import psycopg
 
-    _admin_sql(db, f"GRANT CREATE ON SCHEMA public TO {db.writer}")
     broker = setup(tmp_path, leases, db)
     agent = leases.credential_a()
     first, second = (broker.issue(agent, SECRET, scope=["orders:write"], now=now()) for _ in "12")
-    if first_sql is not None:
+    role = first.lease.engine_ref
+    if first_sql is not None:  # in the first lease's own schema, which PUBLIC may use
         with login(db, first.credential.reveal()) as session:
-            session.execute(first_sql)
+            session.execute(first_sql + f'; GRANT USAGE ON SCHEMA "{role}" TO PUBLIC')
     holder = login(db, second.credential.reveal())
     if holder_sql is not None:
-        holder.execute(holder_sql.format(role=first.lease.engine_ref))
+        holder.execute(holder_sql.format(role=role))
     holder.autocommit = False
-    holder.execute(f"SELECT * FROM {locked}").fetchall()  # noqa: S608 - a lock
+    holder.execute(f"SELECT * FROM {locked.format(role=role)}").fetchall()  # noqa: S608 - a lock
     try:
         revoked = broker.revoke(agent, first.lease_id, now=now())
         assert revoked.state is LeaseState.REVOKED
@@ -123,7 +122,7 @@ def test_a_live_leases_lock_cannot_keep_a_revocation_failing(
 
     made = "CREATE TABLE hold (x int); GRANT SELECT ON hold TO PUBLIC"
     scene = _revoked_past_a_lock(
-        tmp_path, world, orders, first_sql=made, holder_sql=None, locked="hold"
+        tmp_path, world, orders, first_sql=made, holder_sql=None, locked='"{role}".hold'
     )
     with scene as (broker, agent, second, holder):
         with pytest.raises(psycopg.OperationalError):  # the lock holder's session ended
@@ -142,7 +141,7 @@ def test_a_lock_on_what_depends_on_the_leases_objects_cannot_keep_it_failing(
     on its own table. The lock is on the second lease's table, not on anything the first
     owns, but `DROP OWNED BY ... CASCADE` drops the default, which locks that table."""
     function = "CREATE FUNCTION one() RETURNS int LANGUAGE sql AS 'SELECT 1'"
-    table = "CREATE TABLE mine (x int DEFAULT public.one())"
+    table = 'CREATE TABLE mine (x int DEFAULT "{role}".one())'
     with _revoked_past_a_lock(
         tmp_path, world, orders, first_sql=function, holder_sql=table, locked="mine"
     ):
@@ -202,7 +201,6 @@ def test_a_leases_foreign_key_ends_no_session_reading_the_table_it_references(
     since review 70c, leases 2) puts internal triggers on that table, which its revocation
     drops; the sessions it ends are never another agent's reading that table (that agent made
     nothing depend on the lease), and the lease ends once that reader's transaction does."""
-    _admin_sql(orders, f"GRANT CREATE ON SCHEMA public TO {orders.writer}")
     broker = setup(tmp_path, world, orders)
     owner = broker.issue(world.credential_b(), SECRET, scope=["orders:write"], now=now())
     reader = login(orders, owner.credential.reveal())
@@ -210,10 +208,12 @@ def test_a_leases_foreign_key_ends_no_session_reading_the_table_it_references(
         "CREATE TABLE parent (id int PRIMARY KEY); INSERT INTO parent VALUES (1); "
         "GRANT SELECT, REFERENCES ON parent TO PUBLIC"
     )
+    reader.execute(f'GRANT USAGE ON SCHEMA "{owner.lease.engine_ref}" TO PUBLIC')
     agent = world.credential_a()
     first = broker.issue(agent, SECRET, scope=["orders:write"], now=now())
     with login(orders, first.credential.reveal()) as session:
-        session.execute("CREATE TABLE refs (id int REFERENCES parent (id))")
+        parent = f'"{owner.lease.engine_ref}".parent'
+        session.execute(f"CREATE TABLE refs (id int REFERENCES {parent} (id))")
     reader.autocommit = False
     reader.execute("SELECT * FROM parent").fetchall()  # another agent's open transaction
     try:

@@ -64,7 +64,6 @@ from tests.support.postgres import PgServer
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
     SECRET,
     OrdersDb,
-    _admin_sql,
     login,
     now,
     orders,
@@ -140,16 +139,19 @@ def test_another_leases_prepared_lock_does_not_keep_a_revocation_failing(
 ) -> None:
     """leases 3: the second lease locks the first lease's table in a prepared transaction; the
     first lease's revocation ends REVOKED, its role dropped, the second lease live."""
-    _admin_sql(orders, f"GRANT CREATE ON SCHEMA public TO {orders.writer}")
     broker = setup(tmp_path, world, orders)
     agent = world.credential_a()
     first, second = (broker.issue(agent, SECRET, scope=["orders:write"], now=now()) for _ in "12")
+    schema = f'"{first.lease.engine_ref}"'  # the first lease's own, which PUBLIC may use
     with login(orders, first.credential.reveal()) as session:
-        session.execute("CREATE TABLE hold (x int); GRANT SELECT ON hold TO PUBLIC")
+        session.execute(
+            f"CREATE TABLE hold (x int); GRANT SELECT ON hold TO PUBLIC; "
+            f"GRANT USAGE ON SCHEMA {schema} TO PUBLIC"
+        )
     gid = f"hold_{uuid.uuid4().hex[:8]}"
     with login(orders, second.credential.reveal()) as holder:
         holder.execute("BEGIN")
-        holder.execute("SELECT * FROM hold").fetchall()
+        holder.execute(f"SELECT * FROM {schema}.hold").fetchall()  # noqa: S608 - a test's name
         holder.execute(f"PREPARE TRANSACTION '{gid}'")
     try:
         revoked = broker.revoke(agent, first.lease_id, now=now())

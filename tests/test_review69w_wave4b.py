@@ -82,7 +82,6 @@ def test_an_applications_prepared_transaction_survives_a_leases_revocation(
     prepares; the lease is revoked: the transaction is still prepared, its write lands once
     committed, and the revocation then completes."""
     monkeypatch.setattr(limits, "POSTGRES_LOCK_TIMEOUT_MS", 300)  # the step it blocks fails fast
-    _admin_sql(orders, f"GRANT CREATE ON SCHEMA public TO {orders.writer}")
     broker = setup(tmp_path, world, orders)
     agent = world.credential_a()
     issued = broker.issue(agent, SECRET, scope=["orders:write"], now=now())
@@ -94,7 +93,7 @@ def test_an_applications_prepared_transaction_survives_a_leases_revocation(
     if lock == "grant":
         app.execute(f'ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO "{role}"')
     else:
-        app.execute("SELECT * FROM shared").fetchall()
+        app.execute(f'SELECT * FROM "{role}".shared').fetchall()  # noqa: S608 - its own schema
     app.execute("INSERT INTO orders VALUES (7777, 1)")
     app.execute(sql.SQL("PREPARE TRANSACTION {}").format(sql.Literal(gid)))
     app.close()
@@ -130,7 +129,6 @@ def test_an_applications_open_transaction_survives_a_leases_revocation(
     it keeps open; the lease is revoked: the session lives, its write commits, and the
     revocation then completes."""
     monkeypatch.setattr(limits, "POSTGRES_LOCK_TIMEOUT_MS", 300)
-    _admin_sql(orders, f"GRANT CREATE ON SCHEMA public TO {orders.writer}")
     broker = setup(tmp_path, world, orders)
     agent = world.credential_a()
     issued = broker.issue(agent, SECRET, scope=["orders:write"], now=now())
@@ -138,7 +136,8 @@ def test_an_applications_open_transaction_survives_a_leases_revocation(
         session.execute("CREATE TABLE shared (x int); GRANT SELECT ON shared TO PUBLIC")
     app = orders.server.connect(dbname=orders.dbname, autocommit=False)
     try:
-        app.execute("SELECT * FROM shared").fetchall()
+        shared = f'"{issued.lease.engine_ref}".shared'  # in the lease's own schema
+        app.execute(f"SELECT * FROM {shared}").fetchall()  # noqa: S608 - a test's name
         app.execute("INSERT INTO orders VALUES (7778, 1)")
         assert broker.revoke(agent, issued.lease_id, now=now()).state is LeaseState.REVOKING
         app.commit()  # its session was not ended
@@ -163,7 +162,6 @@ def test_a_leases_trigger_on_a_templates_table_ends_no_other_leases_session(
     TRIGGER from the template, a's lease may not make one; agent b's lease reads `orders` in a
     transaction it keeps open; a revokes its own lease: b's session lives on."""
     monkeypatch.setattr(limits, "POSTGRES_LOCK_TIMEOUT_MS", 300)
-    _admin_sql(orders, f"GRANT CREATE ON SCHEMA public TO {orders.writer}")
     _admin_sql(orders, f"GRANT TRIGGER ON orders TO {orders.writer}")
     broker = setup(tmp_path, world, orders)
     with pytest.raises(SecretError) as caught:

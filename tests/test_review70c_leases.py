@@ -25,13 +25,9 @@ leases 5: ALTER SYSTEM on a parameter (PostgreSQL 15's `GRANT ALTER SYSTEM ON PA
 the lease write a setting to postgresql.auto.conf that outlived it, for the whole cluster (an
 `archive_command` is a shell command run by the server). Refused alike.
 
-leases 4 (strict xfail, a design call left to the lead): CREATE on a schema other roles search
-(`public`, as the tests' writer templates hold it) lets a lease define a closer match for a
-function another session calls unqualified (CVE-2018-1058's pattern: `public.lower(varchar)`
-beats `pg_catalog.lower(text)` for a varchar argument), run with that session's rights.
-Refusing CREATE on schemas would take away the scratch tables leases make (docs/secrets.md
-describes them); PostgreSQL's own answer is a schema per user (`CREATE SCHEMA ... AUTHORIZATION`)
-that others do not search.
+leases 4: CREATE on a schema other roles search (`public`) let a lease define a closer match
+for a function another session calls unqualified: closed by review 70n
+(tests/test_review70n_schemas.py).
 """
 
 from __future__ import annotations
@@ -155,37 +151,3 @@ def test_a_template_with_alter_system_on_a_parameter_is_refused(
         _refused(tmp_path, world, orders, "ALTER SYSTEM on parameter log_min_duration_statement")
     finally:
         _admin_sql(orders, "REVOKE " + grant.replace(" TO ", " FROM "))
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="70c leases 4: CREATE on a schema others search lets a lease's function stand in "
-    "for one they call unqualified (design call: refuse CREATE on shared schemas, or a "
-    "schema per lease)",
-)
-def test_a_leases_function_in_a_shared_schema_does_not_run_in_another_session(
-    tmp_path: Path,
-    world: LeaseWorld,  # noqa: F811
-    orders: OrdersDb,  # noqa: F811
-) -> None:
-    """70c leases 4: the writer template may create in `public`; its lease defines
-    `public.lower(varchar)`, recording who called it; the application (here the cluster's
-    superuser, default search path) calls `lower()` on a varchar: the lease's code does not
-    run with its rights."""
-    _admin_sql(orders, f"GRANT CREATE ON SCHEMA public TO {orders.writer}")
-    broker = setup(tmp_path, world, orders)
-    try:
-        issued = broker.issue(world.credential_a(), SECRET, scope=["orders:write"], now=now())
-        with login(orders, issued.credential.reveal()) as session:
-            session.execute(
-                "CREATE TABLE callers (who text); GRANT INSERT ON callers TO PUBLIC; "
-                "CREATE FUNCTION public.lower(varchar) RETURNS text LANGUAGE plpgsql AS "
-                "$$BEGIN INSERT INTO public.callers VALUES (current_user); "
-                "RETURN pg_catalog.lower($1::text); END$$"
-            )
-        with orders.server.connect(dbname=orders.dbname) as app:
-            app.execute("SELECT lower('ACME'::varchar)").fetchone()
-            callers = app.execute("SELECT who FROM public.callers").fetchall()
-        assert callers == []
-    finally:
-        broker.close()

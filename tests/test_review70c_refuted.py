@@ -14,7 +14,6 @@ from tests.support.leases import LeaseWorld
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
     SECRET,
     OrdersDb,
-    _admin_sql,
     login,
     now,
     orders,
@@ -38,7 +37,6 @@ def test_a_lease_cannot_grant_membership_in_its_own_role(
     reader template, every other issue of it refused ("a role it inherits from owns an
     object"). The server (15.18 here) refuses the grant: a role has no ADMIN OPTION on itself
     (as on 16 and later)."""
-    _admin_sql(orders, f"GRANT CREATE ON SCHEMA public TO {orders.writer}")
     broker = setup(tmp_path, world, orders)
     try:
         first = broker.issue(world.credential_a(), SECRET, scope=["orders:write"], now=now())

@@ -374,7 +374,6 @@ def test_a_lease_holds_copies_of_its_templates_privileges_not_a_membership(
         f"GRANT EXECUTE ON FUNCTION total() TO {orders.reader}",
         f"CREATE ROLE {group} NOLOGIN; GRANT SELECT ON items TO {group}",
         f"GRANT {group} TO {orders.reader}",
-        f"GRANT CREATE ON SCHEMA public TO {orders.reader}",
     )
     broker = setup(tmp_path, world, orders)
     issued = broker.issue(world.credential_a(), SECRET, scope=["orders:read"], now=now())

@@ -2,18 +2,20 @@
 
 Issue: `CREATE ROLE <prefix><handle hex> LOGIN PASSWORD <SCRAM verifier> VALID UNTIL <expiry>
 CONNECTION LIMIT <connection_limit>` (default `limits.POSTGRES_LEASE_CONNECTIONS`: one holder takes
-no more of the server's sessions; review 61e, postgres 1), then the role is GRANTed a copy of each
-privilege the templates of its scopes hold (postgres_grants.py): it is a member of no role, since
-on PostgreSQL 15 and older a member may always SET ROLE to a role and make it own what it wrote
-(`ALTER ... OWNER TO`), which would outlive the lease with the template's rights. A template whose
-rights are not all grantable ACL entries (an owner, a role attribute, ...) is refused before the
-role exists, and so is one holding a right that would let a lease plant code or objects in other
-roles' sessions (TRIGGER, REFERENCES, CREATE on a database, ALTER SYSTEM: review 70c, leases 1-3 and
-5, `grants.refuse_planting`). The password is random (256 bits) and only its SCRAM-SHA-256 verifier,
-computed by libpq on this side, reaches the server (so it never appears in a server log). Renew: the
-role's privileges set to those the templates its scopes map to hold now (REVOKE the others, ending
-its sessions if one was taken, GRANT the missing), then `ALTER ROLE ... VALID UNTIL ...
-CONNECTION LIMIT`.
+no more of the server's sessions; review 61e, postgres 1) and, in its transaction, `CREATE SCHEMA
+<role> AUTHORIZATION <role>` in dbname, where what the lease creates goes (`_own_schema`; review
+70n, schemas 2), then the role is GRANTed a copy of each privilege the templates of its scopes
+hold (postgres_grants.py): it is a member of no role, since on PostgreSQL 15 and older a member
+may always SET ROLE to a role and make it own what it wrote (`ALTER ... OWNER TO`), which would
+outlive the lease with the template's rights. A template whose rights are not all grantable ACL
+entries (an owner, a role attribute, ...) is refused before the role exists, and so is one
+holding a right that would let a lease plant code or objects in other roles' sessions (TRIGGER,
+REFERENCES, CREATE on a database or on a schema no lease role owns, ALTER SYSTEM: review 70c,
+leases 1-3 and 5; review 70n, schemas 1; `grants.refuse_planting`). The password is random
+(256 bits) and only its SCRAM-SHA-256 verifier, computed by libpq on this side, reaches the
+server (so it never appears in a server log). Renew: the role's privileges set to those the
+templates its scopes map to hold now (REVOKE the others, ending its sessions if one was taken,
+GRANT the missing), then `ALTER ROLE ... VALID UNTIL ... CONNECTION LIMIT`.
 
 Revoke, in this order (an expired VALID UNTIL alone keeps open sessions with every privilege,
 docs/secrets.md): `pg_terminate_backend(pid, wait)` for each of its sessions, `ROLLBACK
@@ -199,16 +201,18 @@ class PostgresEngine:
             verifier = conn.pgconn.encrypt_password(
                 password.encode(), role.encode(), b"scram-sha-256"
             )
-            conn.execute(
-                sql.SQL(
-                    "CREATE ROLE {} LOGIN PASSWORD {} VALID UNTIL {} CONNECTION LIMIT {}"
-                ).format(
-                    sql.Identifier(role),
-                    sql.Literal(verifier.decode()),
-                    sql.Literal(_at(grant.expires_at)),
-                    sql.Literal(_connection_limit(settings)),
+            with conn.transaction():  # the role and its schema, or neither
+                conn.execute(
+                    sql.SQL(
+                        "CREATE ROLE {} LOGIN PASSWORD {} VALID UNTIL {} CONNECTION LIMIT {}"
+                    ).format(
+                        sql.Identifier(role),
+                        sql.Literal(verifier.decode()),
+                        sql.Literal(_at(grant.expires_at)),
+                        sql.Literal(_connection_limit(settings)),
+                    )
                 )
-            )
+                _own_schema(conn, role)
         self._reconcile(settings, upstream, role, plan)
         return LeaseCredential(
             {
@@ -653,6 +657,33 @@ def _drop_owned(conn: Any, role: str, prefix: str) -> None:
     conn.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(role)))
 
 
+def _own_schema(conn: Any, role: str) -> None:
+    """Make the lease's own schema in the connection's database (dbname), named after its role
+    and owned by it, in the transaction that creates the role (review 70n, schemas 2): the
+    default search path (`"$user", public`) puts what the lease creates unqualified there, and
+    no other role searches it (a role's name is unique in the cluster, and the lease may not
+    rename its schema: that takes CREATE on the database, never copied). CREATE on any other
+    schema is refused (`grants.refuse_planting`). `DROP OWNED` drops it at the revocation. An
+    admin that may not create in the database (no CREATE on it) makes none: the lease then
+    creates nothing but temporary tables. One that is no superuser is a member of the role
+    for the statement only (`CREATE SCHEMA ... AUTHORIZATION` asks it of PostgreSQL 15)."""
+    from psycopg import sql
+
+    may, superuser = conn.execute(
+        "SELECT has_database_privilege(current_database(), 'CREATE'), "
+        "(SELECT rolsuper FROM pg_roles WHERE rolname = current_user)"
+    ).fetchone()
+    if not may:
+        return
+    name = sql.Identifier(role)
+    statements = [sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(name, name)]
+    if not superuser:
+        statements.insert(0, sql.SQL("GRANT {} TO CURRENT_USER").format(name))
+        statements.append(sql.SQL("REVOKE {} FROM CURRENT_USER").format(name))
+    for statement in statements:
+        conn.execute(statement)
+
+
 def _memberships(conn: Any, role: str) -> set[str]:
     """The roles `role` is a member of."""
     rows = conn.execute(
@@ -677,9 +708,12 @@ def _pair(
     those `role` holds (none when it is `fresh`), but on the objects of lease roles (`leases`:
     their names' regular expression) and temporary tables; refused when the templates hold
     one that would let a lease plant code in other roles' sessions (review 70c, leases 1-3
-    and 5)."""
+    and 5; review 70n, schemas 1), or when PUBLIC may create in the database or one of its
+    schemas (review 70n, schemas 3)."""
     wanted = grants.privileges(conn, sources, role, shared=shared, leases=leases)
     grants.refuse_planting(conn, templates, wanted)
+    if not shared:  # nor may PUBLIC (review 70n, schemas 3)
+        grants.refuse_public_create(conn, leases)
     return wanted, set() if fresh else grants.held(conn, role, shared=shared, leases=leases)
 
 

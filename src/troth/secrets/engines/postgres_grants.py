@@ -20,8 +20,8 @@ lease could make itself is not the template's: temporary tables and the objects 
 are left out of both checks (review 56b, postgres 1 and 2: any lease may name any role in a
 policy on its table, or grant it rights on what it owns). A template is refused as well when
 it holds a privilege that would let a lease plant code or objects in other roles' sessions
-(`refuse_planting`: TRIGGER, REFERENCES, CREATE on a database, ALTER SYSTEM on a parameter;
-review 70c, leases 1-3 and 5).
+(`refuse_planting`: TRIGGER, REFERENCES, CREATE on a database or on a schema no lease role
+owns, ALTER SYSTEM on a parameter; review 70c, leases 1-3 and 5; review 70n, schemas 1).
 
 Identifiers go through `sql.Identifier`, privilege keywords come from a closed list.
 """
@@ -46,6 +46,7 @@ __all__ = [
     "held",
     "privileges",
     "refuse_planting",
+    "refuse_public_create",
 ]
 
 _FIRST_NORMAL_OID: Final = 16384  # FirstNormalObjectId: below it, roles made by initdb
@@ -272,7 +273,7 @@ def _check_policies(conn: Any, sources: dict[str, str], database: str, leases: s
 
 
 # (kind, privilege): what lets a lease plant code, or objects, in other roles' sessions; never
-# copied (`refuse_planting`, review 70c, leases 1-3 and 5)
+# copied (`refuse_planting`, review 70c, leases 1-3 and 5; review 70n, schemas 1)
 _PLANTING: Final = {
     ("table", "TRIGGER"): "its trigger there would run its code with the rights of every "
     "session writing to it",
@@ -282,6 +283,8 @@ _PLANTING: Final = {
     "triggers in their transactions",
     ("database", "CREATE"): "a schema it named after another role would be searched first by "
     "that role's sessions",
+    ("schema", "CREATE"): "its function there would stand in for one another role's session "
+    "calls unqualified, run with that session's rights (a lease creates in its own schema)",
     ("parameter", "ALTER SYSTEM"): "its setting, written to postgresql.auto.conf, would "
     "outlive it and apply to every session of the cluster",
 }
@@ -292,6 +295,7 @@ _HOLDS: Final = {
     "column": "SELECT has_column_privilege(%s, (SELECT c.oid FROM pg_class c JOIN pg_namespace "
     "n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s), %s, %s)",
     "database": "SELECT has_database_privilege(%s, %s, %s)",
+    "schema": "SELECT has_schema_privilege(%s, %s, %s)",
     "parameter": "SELECT has_parameter_privilege(%s, %s, %s)",
 }
 
@@ -305,15 +309,18 @@ def refuse_planting(conn: Any, templates: Iterable[str], wanted: set[Privilege])
     REFERENCES (a foreign key's triggers on the referenced table run in the owner's
     transactions: ON DELETE CASCADE fires the lease's triggers there, NO ACTION refuses its
     deletes), CREATE on a database (a schema named after another role comes first in that
-    role's default search path, `"$user"`), ALTER SYSTEM on a parameter (a setting that
-    outlives the lease, for the whole cluster: review 70c, leases 5). Named with the first
-    template holding the first (by `Privilege` order) and up to three of them."""
+    role's default search path, `"$user"`), CREATE on a schema no lease role owns (its
+    `public.lower(varchar)` beat `pg_catalog.lower(text)` in the sessions of every role that
+    searches `public`, a superuser's too: review 70n, schemas 1; a lease creates in the schema
+    of its own the issue makes), ALTER SYSTEM on a parameter (a setting that outlives the
+    lease, for the whole cluster: review 70c, leases 5). Named with the first template
+    holding the first (by `Privilege` order) and up to three of them."""
     found = sorted(item for item in wanted if (item.kind, item.privilege) in _PLANTING)
     if not found:
         return
     item = found[0]
     args: tuple[Any, ...]
-    if item.kind in ("database", "parameter"):
+    if item.kind in ("database", "parameter", "schema"):
         args = (item.name, item.privilege)
     elif item.kind == "column":
         args = (item.schema, item.name, item.column, item.privilege)
@@ -327,6 +334,38 @@ def refuse_planting(conn: Any, templates: Iterable[str], wanted: set[Privilege])
     listed = ", ".join(each.describe() for each in found[:3]) + (", ..." if found[3:] else "")
     why = _PLANTING[(item.kind, item.privilege)]
     raise _refuse(holder, f"it holds {listed} (a lease given {item.privilege}: {why})")
+
+
+# A schema of the connection's database PUBLIC may create in, but a lease role's (a lease may
+# grant that on its own schema: it is searched by no other role)
+_PUBLIC_SCHEMA: Final = (
+    "SELECT n.nspname::text FROM pg_namespace n, aclexplode(n.nspacl) a "
+    "WHERE a.grantee = 0 AND a.privilege_type = 'CREATE' "
+    "AND n.nspowner NOT IN (SELECT oid FROM pg_roles WHERE rolname ~ %s) ORDER BY 1 LIMIT 1"
+)
+
+
+def refuse_public_create(conn: Any, leases: str) -> None:
+    """SecretError CONFIG_INVALID when PUBLIC may create in the connection's database, or in
+    one of its schemas no lease role (`leases`: their names' regular expression) owns: no
+    template's grant, so `refuse_planting` never saw it, but every lease's role holds it, and
+    a lease's `public.lower(varchar)` (or its schema named after another role) ran in other
+    roles' sessions with their rights (review 70n, schemas 3: PostgreSQL 14's default on
+    `public`, kept by a cluster upgraded from it)."""
+    dbname, anyone = conn.execute(
+        "SELECT current_database()::text, "
+        "has_database_privilege('public', current_database(), 'CREATE')"
+    ).fetchone()
+    schema = conn.execute(_PUBLIC_SCHEMA, (leases,)).fetchone()
+    if not anyone and schema is None:
+        return
+    kind, name = ("DATABASE", dbname) if anyone else ("SCHEMA", schema[0])
+    raise SecretError(
+        SecretFailure.CONFIG_INVALID,
+        f"PUBLIC may create in {kind.lower()} {name} (database {dbname}): every lease could "
+        f"plant code in other roles' sessions; REVOKE CREATE ON {kind} {name} FROM PUBLIC "
+        "(docs/secrets.md, postgres)",
+    )
 
 
 def privileges(

@@ -1,7 +1,8 @@
 """The locks held against a postgres revocation (troth.secrets.engines.postgres): the sessions
 and prepared transactions holding a lock on what `DROP OWNED BY` a lease's role drops or alters
-(review 44b, postgres 1) or on the role itself (review 69r, leases 5), and the transactions a
-lease's role prepared, which outlive its sessions (review 69r, leases 1, 3 and 4): each ended
+(review 44b, postgres 1; its schema too: review 70n, schemas 4) or on the role itself (review
+69r, leases 5), and the transactions a lease's role prepared, which outlive its sessions
+(review 69r, leases 1, 3 and 4): each ended
 (`pg_terminate_backend`) or rolled back (`ROLLBACK PREPARED`, in the database it was prepared
 in) before the statement it would block. Only a lease role's (this broker's or any troth
 broker's, `leases`: a pattern only brokers' roles match): another role's (an application's, an
@@ -70,7 +71,7 @@ LOCK_HOLDERS: Final = (
     "SELECT DISTINCT l.pid, p.gid FROM pg_locks l LEFT JOIN (pg_locks x JOIN pg_prepared_xacts p"
     " ON p.transaction = x.transactionid) ON l.pid IS NULL AND x.pid IS NULL"
     " AND x.locktype = 'transactionid' AND x.virtualtransaction = l.virtualtransaction "
-    "WHERE l.locktype = 'relation' "
+    "WHERE l.locktype IN ('relation', 'object') "
     "AND (l.pid <> pg_backend_pid() OR p.gid IS NOT NULL) "
     # whose the lock is, a prepared transaction's owner or the user a session logged in as (a
     # lease's role is a member of no role to SET ROLE to), must be a lease role's: matching the
@@ -83,7 +84,11 @@ LOCK_HOLDERS: Final = (
     # a table whose row-level security policy names `role`: DROP OWNED takes it out of it
     "OR l.relation IN (SELECT p.polrelid FROM pg_shdepend s JOIN pg_policy p ON p.oid = s.objid, r"
     " WHERE s.classid = 'pg_policy'::regclass AND s.refclassid = 'pg_authid'::regclass"
-    " AND s.refobjid = r.oid AND s.dbid = l.database))"
+    " AND s.refobjid = r.oid AND s.dbid = l.database) "
+    # a schema it owns, which a session creating a relation in it locks until its transaction
+    # ends (review 70n, schemas 4: DROP OWNED, dropping the schema, waited for it)
+    "OR l.locktype = 'object' AND l.classid = 'pg_namespace'::regclass"
+    " AND l.objid IN (SELECT objid FROM reach WHERE classid = 'pg_namespace'::regclass))"
 )
 
 
