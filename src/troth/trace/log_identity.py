@@ -28,11 +28,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from troth.errors import NotFound, StorageError
+from troth.errors import NotFound, StorageError, TraceError
 from troth.faults import crash_point
 from troth.identity import Identifier
 from troth.identity.fresh import new_keys
 from troth.storage import SqliteDatabase
+from troth.trace.stored import STORED_DIGEST_BYTES, stored_column, stored_identifier
 
 if TYPE_CHECKING:
     from troth.node import Node
@@ -41,7 +42,10 @@ __all__ = ["bind_log_identity", "declare_lost", "lost_logs", "node_log_identity"
 
 _BOUND: Final = "log_identity"
 _RESERVED: Final = "log_identity_pending"
-_GET: Final = "SELECT value FROM meta WHERE name = ?"
+_GET: Final = f"SELECT {stored_column('value', STORED_DIGEST_BYTES)} FROM meta WHERE name = ?"  # noqa: S608
+"""A log identity row, never fetched past a digest's bound nor of another type than a BLOB
+(`_identity`; review 70r, wave2a 1: fetched whole, TEXT failed bare, an INTEGER n was taken as
+`bytes(n)`)."""
 _TABLES: Final = (
     "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
     " AND name IN ('trace_log_identities', 'trace_log_lost')"
@@ -61,7 +65,7 @@ def node_log_identity(node: Node, store: SqliteDatabase, *, now: int) -> Identif
     made = _made(node)
     row = store.fetch_one(_GET, (_BOUND,))
     if row is not None:
-        return _recorded(node, made, Identifier(bytes(row[0])))
+        return _recorded(node, made, _identity(store, row))
     identities = node.identities
     # the identity's own transaction joins this one, whose failure before its commit deletes
     # the keys a vault outside node.db made for it (review 54l, trace 1: a PKCS#11 token kept
@@ -71,10 +75,10 @@ def node_log_identity(node: Node, store: SqliteDatabase, *, now: int) -> Identif
         made = _made(node)
         row = store.fetch_one(_GET, (_BOUND,))
         if row is not None:
-            return _recorded(node, made, Identifier(bytes(row[0])))
+            return _recorded(node, made, _identity(store, row))
         row = store.fetch_one(_GET, (_RESERVED,))
-        if row is not None and _held(node, Identifier(bytes(row[0]))):
-            return _recorded(node, made, bind_log_identity(store, Identifier(bytes(row[0]))))
+        if row is not None and _held(node, _identity(store, row)):
+            return _recorded(node, made, bind_log_identity(store, _identity(store, row)))
         if made:
             raise StorageError(
                 f"trace log damaged: {store.path} holds no log, but this node's log"
@@ -104,7 +108,7 @@ def bind_log_identity(store: SqliteDatabase, identifier: Identifier) -> Identifi
         store.execute("DELETE FROM meta WHERE name = ?", (_RESERVED,))
         row = store.fetch_one(_GET, (_BOUND,))
         if row is not None:
-            return Identifier(bytes(row[0]))
+            return _identity(store, row)
         store.execute("INSERT INTO meta (name, value) VALUES (?, ?)", (_BOUND, identifier.digest))
         return identifier
 
@@ -133,13 +137,13 @@ def declare_lost(node: Node, store: SqliteDatabase, *, now: int) -> frozenset[Id
     with node.db.transaction():
         made = _made(node)
         row = store.fetch_one(_GET, (_BOUND,)) or store.fetch_one(_GET, (_RESERVED,))
-        if row is not None and Identifier(bytes(row[0])) in made:  # (a reservation: bound
+        if row is not None and _identity(store, row) in made:  # (a reservation: bound
             raise StorageError(  # at the next opening)
                 f"{store.path} holds this node's log: nothing to declare lost"
             )
         if row is not None and store.fetch_one(_GET, (_BOUND,)) is not None:
             raise StorageError(
-                f"{store.path} holds the log of {Identifier(bytes(row[0]))}, not this node's:"
+                f"{store.path} holds the log of {_identity(store, row)}, not this node's:"
                 " move it aside first"
             )
         if not made:
@@ -195,6 +199,18 @@ def _recorded(node: Node, made: frozenset[Identifier], bound: Identifier) -> Ide
             "INSERT OR IGNORE INTO trace_log_identities (identifier) VALUES (?)", (bound.digest,)
         )
     return bound
+
+
+def _identity(store: SqliteDatabase, row: tuple[object, ...]) -> Identifier:
+    """The log identity of a `_GET` row of trace log `store`; StorageError `trace log damaged`
+    when the row is not one (past 32 bytes, not a BLOB: nothing is bound, made or recorded
+    over it)."""
+    try:
+        return stored_identifier(str(row[0]), row[1], "log identity")
+    except TraceError as exc:
+        raise StorageError(
+            f"trace log damaged: {store.path}: {exc} (review 70r, wave2a 1)"
+        ) from None
 
 
 def _missing(node: Node) -> bool:
