@@ -11,20 +11,35 @@ wave2a 1 (low): the opening of a node's trace log (`open_node_log`, each `troth 
    row is now read as `TraceLog.log_identity` reads it (never past 32 bytes, a BLOB only) and
    anything else is `trace log damaged` (StorageError): nothing made, recorded or bound over
    it.
+
+wave2a 2 (low): 70m's telling threads that fail to start (the authority service's after a
+   revocation, the announcer's after a running node's announcement) are logged and the next
+   revocation or announcement tells, for a RuntimeError only: `Thread.start` raises
+   MemoryError too (its boot state or thread state not allocated), and then the authority
+   service's telling flag stayed set (no node here told again of a revocation for the node's
+   life, the revocation, taken, answered with the MemoryError), and the announcer's too, which
+   70d's `except BaseException` had reset. Any failure of the start now resets the flag; an
+   Exception is logged (the revocation or announcement was taken), anything else raised.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 import tracemalloc
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from tests.support.cli import run
 from tests.support.traces import node_trace_db, record_on_node
+from tests.test_review70m_telling2 import bare_announcer
 from troth.clock import SystemClock
 from troth.errors import StorageError
+from troth.identity import Identifier
 from troth.node import open_node, troth_home
+from troth.node.services.authority import AuthorityService
 from troth.trace.log import open_node_log
 
 _ROW = 8 * 1024 * 1024
@@ -58,3 +73,38 @@ def test_a_damaged_log_identity_row_is_refused_unread_at_open(what: str, name: s
         tracemalloc.stop()
     assert "trace log damaged" in str(e.value)
     assert peak < _ROW // 2
+
+
+def _no_memory(self: threading.Thread) -> None:
+    raise MemoryError
+
+
+def _bare_authority_service(told: threading.Event) -> Any:
+    """An authority service whose telling only is used, `told` set when it tells."""
+    service: Any = object.__new__(AuthorityService)
+    service._tell_lock, service._telling, service._tell_again = threading.Lock(), False, False
+    service._tell = told.set
+    return service
+
+
+@pytest.mark.parametrize("teller", ["authority service", "announcer"])
+def test_a_telling_whose_thread_start_ran_out_of_memory_does_not_stop_the_next(
+    monkeypatch: pytest.MonkeyPatch, teller: str
+) -> None:
+    """wave2a 2: a telling thread's start fails with MemoryError once: the revocation or
+    announcement that asked is not failed by it, and the next one's telling runs (the flag
+    stayed set: none ran again)."""
+    told = threading.Event()
+    tell: Callable[[], None]
+    if teller == "announcer":
+        monkeypatch.setattr("troth.node.traces.tell_nodes_here", lambda *_, **__: told.set())
+        announcer = bare_announcer()
+        tell = lambda: announcer._tell_here(Identifier(bytes(32)))  # noqa: E731
+    else:
+        tell = _bare_authority_service(told).tell_local_nodes
+    start = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start", _no_memory)
+    tell()
+    monkeypatch.setattr(threading.Thread, "start", start)
+    tell()
+    assert told.wait(10)
