@@ -20,6 +20,13 @@ wave2a 2 (low): 70m's telling threads that fail to start (the authority service'
    life, the revocation, taken, answered with the MemoryError), and the announcer's too, which
    70d's `except BaseException` had reset. Any failure of the start now resets the flag; an
    Exception is logged (the revocation or announcement was taken), anything else raised.
+
+wave2a 3 (low): the node's accepted checkpoint of its log (node.db `trace_accepted`, what
+   `troth trace verify` compares the log with, and each acceptance reads under its write) was
+   read whole and taken as `bytes(note)`: a row of 8 MiB was fetched whole, a TEXT one failed
+   bare (TypeError: exit 70), an INTEGER n became n zero bytes (1 << 40: MemoryError). It is
+   read as the trace log reads its own rows (`stored_column`, past MAX_TRACE_CHECKPOINT_BYTES
+   not fetched): TraceError OVER_LIMIT or MALFORMED.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import sqlite3
 import threading
 import tracemalloc
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,10 +44,11 @@ from tests.support.cli import run
 from tests.support.traces import node_trace_db, record_on_node
 from tests.test_review70m_telling2 import bare_announcer
 from troth.clock import SystemClock
-from troth.errors import StorageError
+from troth.errors import StorageError, TraceError
 from troth.identity import Identifier
 from troth.node import open_node, troth_home
 from troth.node.services.authority import AuthorityService
+from troth.trace.accepted import AcceptedCheckpoints
 from troth.trace.log import open_node_log
 
 _ROW = 8 * 1024 * 1024
@@ -108,3 +117,32 @@ def test_a_telling_whose_thread_start_ran_out_of_memory_does_not_stop_the_next(
     monkeypatch.setattr(threading.Thread, "start", start)
     tell()
     assert told.wait(10)
+
+
+@pytest.mark.parametrize("what", sorted(_DAMAGE))
+def test_a_damaged_accepted_checkpoint_is_refused_unread(what: str, tmp_path: Path) -> None:
+    """wave2a 3: the node's accepted checkpoint of its log (`trace_accepted`'s note) made
+    8 MiB, TEXT or an INTEGER: its read (`newest`, `note_of`) fetched it whole, failed bare or
+    took `bytes(n)`; now TraceError, never fetched."""
+    run("identity", "create", "support")
+    record_on_node(troth_home(), 1)
+    run("trace", "checkpoint")
+    run("trace", "verify", "--checkpoint", str(tmp_path / "kept.note"))  # the node accepts it
+    value, params = _DAMAGE[what]
+    with sqlite3.connect(troth_home() / "nodes" / "default" / "node.db") as raw:
+        raw.execute(f"UPDATE trace_accepted SET note = {value}", params)  # noqa: S608
+        (origin,) = raw.execute("SELECT origin FROM trace_accepted").fetchone()
+    with open_node("default", home=troth_home()) as node:
+        with open_node_log(node, clock=SystemClock()) as log:
+            identity = log.log_identity
+        accepted = AcceptedCheckpoints(node.db)
+        tracemalloc.start()
+        try:
+            with pytest.raises(TraceError):
+                accepted.newest(origin)
+            with pytest.raises(TraceError):
+                accepted.note_of(identity)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < _ROW // 2
