@@ -10,7 +10,10 @@ wave2a 1 (low): the opening of a node's trace log (`open_node_log`, each `troth 
    a node of a log bound before review 58c would record as its own log's). The
    row is now read as `TraceLog.log_identity` reads it (never past 32 bytes, a BLOB only) and
    anything else is `trace log damaged` (StorageError): nothing made, recorded or bound over
-   it.
+   it. So too node.db's rows naming the log identities it made for the node's log
+   (`trace_log_identities`, read at each opening) and those declared lost (`trace_log_lost`,
+   read by `troth trace verify`), taken as `bytes(identifier)` likewise: StorageError
+   `node.db damaged`.
 
 wave2a 2 (low): 70m's telling threads that fail to start (the authority service's after a
    revocation, the announcer's after a running node's announcement) are logged and the next
@@ -50,6 +53,7 @@ from troth.node import open_node, troth_home
 from troth.node.services.authority import AuthorityService
 from troth.trace.accepted import AcceptedCheckpoints
 from troth.trace.log import open_node_log
+from troth.trace.log_identity import lost_logs
 
 _ROW = 8 * 1024 * 1024
 
@@ -145,4 +149,31 @@ def test_a_damaged_accepted_checkpoint_is_refused_unread(what: str, tmp_path: Pa
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
+    assert peak < _ROW // 2
+
+
+@pytest.mark.parametrize("what", sorted(_DAMAGE))
+@pytest.mark.parametrize("table", ["trace_log_identities", "trace_log_lost"])
+def test_a_damaged_row_naming_a_log_identity_in_node_db_is_refused_unread(
+    what: str, table: str
+) -> None:
+    """wave2a 1: a row of node.db naming a log identity it made for the node's log (read at
+    each opening) or one declared lost (read by `troth trace verify`) made 8 MiB, TEXT or an
+    INTEGER: fetched whole, failed bare or taken as `bytes(n)`; now StorageError."""
+    run("identity", "create", "support")
+    record_on_node(troth_home(), 1)
+    value, params = _DAMAGE[what]
+    with sqlite3.connect(troth_home() / "nodes" / "default" / "node.db") as raw:
+        columns = "" if table == "trace_log_identities" else ", 1"
+        raw.execute(f"INSERT INTO {table} VALUES ({value}{columns})", params)  # noqa: S608
+    tracemalloc.start()
+    try:
+        with open_node("default", home=troth_home()) as node, pytest.raises(StorageError):
+            if table == "trace_log_lost":
+                lost_logs(node)
+            else:
+                open_node_log(node, clock=SystemClock()).close()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
     assert peak < _ROW // 2

@@ -33,6 +33,7 @@ from troth.faults import crash_point
 from troth.identity import Identifier
 from troth.identity.fresh import new_keys
 from troth.storage import SqliteDatabase
+from troth.trace.log_rows import stored_int, stored_int_column
 from troth.trace.stored import STORED_DIGEST_BYTES, stored_column, stored_identifier
 
 if TYPE_CHECKING:
@@ -46,6 +47,9 @@ _GET: Final = f"SELECT {stored_column('value', STORED_DIGEST_BYTES)} FROM meta W
 """A log identity row, never fetched past a digest's bound nor of another type than a BLOB
 (`_identity`; review 70r, wave2a 1: fetched whole, TEXT failed bare, an INTEGER n was taken as
 `bytes(n)`)."""
+_NAMED: Final = stored_column("identifier", STORED_DIGEST_BYTES)
+"""A log identity node.db names (made, or declared lost), read as `_GET` reads trace.db's
+(review 70r, wave2a 1)."""
 _TABLES: Final = (
     "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
     " AND name IN ('trace_log_identities', 'trace_log_lost')"
@@ -121,10 +125,10 @@ def _made(node: Node) -> frozenset[Identifier]:
             node.db.execute(_MADE)
             node.db.execute(_LOST)
     rows = node.db.fetch_all(
-        "SELECT identifier FROM trace_log_identities WHERE identifier NOT IN"
+        f"SELECT {_NAMED} FROM trace_log_identities WHERE identifier NOT IN"  # noqa: S608
         " (SELECT identifier FROM trace_log_lost)"
     )
-    return frozenset(Identifier(bytes(row[0])) for row in rows)
+    return frozenset(_named(node, row) for row in rows)
 
 
 def declare_lost(node: Node, store: SqliteDatabase, *, now: int) -> frozenset[Identifier]:
@@ -172,8 +176,11 @@ def lost_logs(node: Node) -> list[tuple[Identifier, int]]:
     """The log identities of `node`'s logs declared lost, with when, oldest first."""
     if _missing(node):
         return []
-    rows = node.db.fetch_all("SELECT identifier, at FROM trace_log_lost ORDER BY at, identifier")
-    return [(Identifier(bytes(row[0])), int(row[1])) for row in rows]
+    rows = node.db.fetch_all(
+        f"SELECT {_NAMED}, {stored_int_column('at')} FROM trace_log_lost "  # noqa: S608
+        "ORDER BY at, identifier"
+    )
+    return [(_named(node, row), _at(node, row[2], row[3])) for row in rows]
 
 
 def _recorded(node: Node, made: frozenset[Identifier], bound: Identifier) -> Identifier:
@@ -183,11 +190,14 @@ def _recorded(node: Node, made: frozenset[Identifier], bound: Identifier) -> Ide
     and with no log node.db made, a trace.db lost again made a new log unsaid)."""
     if bound in made:
         return bound
-    lost = node.db.fetch_one("SELECT at FROM trace_log_lost WHERE identifier = ?", (bound.digest,))
+    lost = node.db.fetch_one(
+        f"SELECT {stored_int_column('at')} FROM trace_log_lost WHERE identifier = ?",  # noqa: S608
+        (bound.digest,),
+    )
     if lost is not None:
         raise StorageError(
             f"trace log damaged: the trace log is the log of {bound}, which this node declared"
-            f" lost at {int(lost[0])}: move it aside (review 58r, trace 1)"
+            f" lost at {_at(node, lost[0], lost[1])}: move it aside (review 58r, trace 1)"
         )
     if made:
         raise StorageError(
@@ -211,6 +221,24 @@ def _identity(store: SqliteDatabase, row: tuple[object, ...]) -> Identifier:
         raise StorageError(
             f"trace log damaged: {store.path}: {exc} (review 70r, wave2a 1)"
         ) from None
+
+
+def _named(node: Node, row: tuple[object, ...]) -> Identifier:
+    """The log identity a `_NAMED` row of node.db names; StorageError `node.db damaged` when it
+    is not one (it was taken as `bytes(...)`: review 70r, wave2a 1)."""
+    try:
+        return stored_identifier(str(row[0]), row[1], "log identity node.db made")
+    except TraceError as exc:
+        raise StorageError(f"node.db damaged: {node.db.path}: {exc}") from None
+
+
+def _at(node: Node, kind: object, value: object) -> int:
+    """When a log was declared lost (a `stored_int_column` pair); StorageError otherwise."""
+    try:
+        at = stored_int(kind, value, "time a log was declared lost")
+    except TraceError as exc:
+        raise StorageError(f"node.db damaged: {node.db.path}: {exc}") from None
+    return 0 if at is None else at
 
 
 def _missing(node: Node) -> bool:
