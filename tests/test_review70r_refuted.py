@@ -34,15 +34,15 @@ from troth.node.localdue import local_nodes_due
 from troth.trace import verify_log
 
 
-@pytest.mark.parametrize("odd", ["a?mode=rwc&b", "a#b", "a%41b", "a%3Fmode=ro"])
+@pytest.mark.parametrize("odd", ["a?mode=rwc&b", "a#b", "a%41b", "a%3Fmode=ro", "a\udcffb"])
 def test_a_refused_revocations_clear_reaches_a_store_under_a_home_of_uri_characters(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, odd: str
 ) -> None:
     """70m's `forget_mark_at` opens the node's store by a `file:` URI built from its path
-    (mode=rw): a home whose path holds '?', '#' or '%' (read by SQLite as the query, the
-    fragment, an escape) could open another file, make one, or miss the store. Tried: the
-    path is quoted (`Path.as_uri`), the mark made there is the one cleared, and nothing is
-    made beside it."""
+    (mode=rw): a home whose path holds '?', '#', '%' (read by SQLite as the query, the
+    fragment, an escape) or a byte that is not UTF-8 could open another file, make one, or
+    miss the store. Tried: the path is quoted (`Path.as_uri`), the mark made there is the one
+    cleared, and nothing is made beside it."""
     home = tmp_path / odd / "home"
     monkeypatch.setenv("TROTH_HOME", str(home))
     authority, store = _marked_node(home)
