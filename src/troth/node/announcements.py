@@ -260,13 +260,16 @@ class Announcer:
             threading.Thread(
                 target=self._tell_pending, name="troth-tell-local-nodes", daemon=True
             ).start()
-        except RuntimeError as exc:
-            # out of threads, or the interpreter exiting: `authority` stays to tell, with the
-            # next announcement's (raised, it failed a round whose announcement was taken:
-            # review 70m, telling2 2)
+        except BaseException as exc:
+            # out of threads or memory, or the interpreter exiting: `authority` stays to tell,
+            # with the next announcement's (raised, it failed a round whose announcement was
+            # taken: review 70m, telling2 2; the flag stayed set for a MemoryError: 70r,
+            # wave2a 2)
             with self._telling_lock:
                 self._telling = False
-            log.warning("the nodes running here were not told of a rotation: %s", exc)
+            if not isinstance(exc, Exception):
+                raise
+            log.warning("the nodes running here were not told of a rotation: %r", exc)
 
     def _tell_pending(self) -> None:
         from troth.node.traces import tell_nodes_here  # (it imports the trace log)

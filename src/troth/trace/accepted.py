@@ -28,11 +28,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Final, Protocol, TypeVar
 
+from troth import limits
 from troth.errors import TraceError, TraceFailure
 from troth.identity import Identifier
 from troth.storage.sqlite import SqliteDatabase
 from troth.trace.checkpoint import Checkpoint, log_origin, parse_checkpoint
 from troth.trace.merkle import verify_consistency
+from troth.trace.stored import stored_bytes, stored_column
 
 __all__ = ["AcceptedCheckpoints", "Anchored"]
 
@@ -41,6 +43,13 @@ _SCHEMA: Final = (
     "CREATE TABLE IF NOT EXISTS trace_accepted (origin TEXT PRIMARY KEY, size INTEGER NOT NULL,"
     " root BLOB NOT NULL, time INTEGER NOT NULL, note BLOB NOT NULL)"
 )
+_NOTE: Final = (
+    f"SELECT {stored_column('note', limits.MAX_TRACE_CHECKPOINT_BYTES)} "  # noqa: S608
+    "FROM trace_accepted WHERE origin = ?"
+)
+"""An accepted note, never fetched past what a checkpoint's note takes nor of another type
+than a BLOB (review 70r, wave2a 3: fetched whole, a TEXT one failed bare, an INTEGER n was
+taken as `bytes(n)`)."""
 
 
 Proof = Callable[[int, int], Sequence[bytes]]
@@ -104,17 +113,20 @@ class AcceptedCheckpoints:
 
     def newest(self, origin: str) -> Checkpoint | None:
         """The newest checkpoint accepted of the log `origin` (None: none yet)."""
-        row = self.db.fetch_one("SELECT note FROM trace_accepted WHERE origin = ?", (origin,))
-        return None if row is None else parse_checkpoint(bytes(row[0]))[0]
+        note = self._note(origin)
+        return None if note is None else parse_checkpoint(note)[0]
 
     def note_of(self, log_identity: Identifier) -> bytes | None:
         """The note of the newest checkpoint accepted of the log of `log_identity` (None: none
         yet): what `troth trace verify` with no kept file compares the node's log with (review
         58c, trace 2: a log rolled back, a backup of trace.db restored, read `unanchored`)."""
-        row = self.db.fetch_one(
-            "SELECT note FROM trace_accepted WHERE origin = ?", (log_origin(log_identity),)
-        )
-        return None if row is None else bytes(row[0])
+        return self._note(log_origin(log_identity))
+
+    def _note(self, origin: str) -> bytes | None:
+        """The accepted note of log `origin`, None: none; TraceError OVER_LIMIT or MALFORMED
+        when the row is not one (`_NOTE`)."""
+        row = self.db.fetch_one(_NOTE, (origin,))
+        return None if row is None else stored_bytes(row[0], row[1], "accepted checkpoint")
 
     def check(self, kept: Checkpoint) -> None:
         """Refuse a kept checkpoint older than the newest accepted of its log: smaller, of its

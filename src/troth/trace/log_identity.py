@@ -28,11 +28,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from troth.errors import NotFound, StorageError
+from troth.errors import NotFound, StorageError, TraceError
 from troth.faults import crash_point
 from troth.identity import Identifier
 from troth.identity.fresh import new_keys
 from troth.storage import SqliteDatabase
+from troth.trace.log_rows import stored_int, stored_int_column
+from troth.trace.stored import STORED_DIGEST_BYTES, stored_column, stored_identifier
 
 if TYPE_CHECKING:
     from troth.node import Node
@@ -41,7 +43,13 @@ __all__ = ["bind_log_identity", "declare_lost", "lost_logs", "node_log_identity"
 
 _BOUND: Final = "log_identity"
 _RESERVED: Final = "log_identity_pending"
-_GET: Final = "SELECT value FROM meta WHERE name = ?"
+_GET: Final = f"SELECT {stored_column('value', STORED_DIGEST_BYTES)} FROM meta WHERE name = ?"  # noqa: S608
+"""A log identity row, never fetched past a digest's bound nor of another type than a BLOB
+(`_identity`; review 70r, wave2a 1: fetched whole, TEXT failed bare, an INTEGER n was taken as
+`bytes(n)`)."""
+_NAMED: Final = stored_column("identifier", STORED_DIGEST_BYTES)
+"""A log identity node.db names (made, or declared lost), read as `_GET` reads trace.db's
+(review 70r, wave2a 1)."""
 _TABLES: Final = (
     "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
     " AND name IN ('trace_log_identities', 'trace_log_lost')"
@@ -61,7 +69,7 @@ def node_log_identity(node: Node, store: SqliteDatabase, *, now: int) -> Identif
     made = _made(node)
     row = store.fetch_one(_GET, (_BOUND,))
     if row is not None:
-        return _recorded(node, made, Identifier(bytes(row[0])))
+        return _recorded(node, made, _identity(store, row))
     identities = node.identities
     # the identity's own transaction joins this one, whose failure before its commit deletes
     # the keys a vault outside node.db made for it (review 54l, trace 1: a PKCS#11 token kept
@@ -71,10 +79,10 @@ def node_log_identity(node: Node, store: SqliteDatabase, *, now: int) -> Identif
         made = _made(node)
         row = store.fetch_one(_GET, (_BOUND,))
         if row is not None:
-            return _recorded(node, made, Identifier(bytes(row[0])))
+            return _recorded(node, made, _identity(store, row))
         row = store.fetch_one(_GET, (_RESERVED,))
-        if row is not None and _held(node, Identifier(bytes(row[0]))):
-            return _recorded(node, made, bind_log_identity(store, Identifier(bytes(row[0]))))
+        if row is not None and _held(node, _identity(store, row)):
+            return _recorded(node, made, bind_log_identity(store, _identity(store, row)))
         if made:
             raise StorageError(
                 f"trace log damaged: {store.path} holds no log, but this node's log"
@@ -104,7 +112,7 @@ def bind_log_identity(store: SqliteDatabase, identifier: Identifier) -> Identifi
         store.execute("DELETE FROM meta WHERE name = ?", (_RESERVED,))
         row = store.fetch_one(_GET, (_BOUND,))
         if row is not None:
-            return Identifier(bytes(row[0]))
+            return _identity(store, row)
         store.execute("INSERT INTO meta (name, value) VALUES (?, ?)", (_BOUND, identifier.digest))
         return identifier
 
@@ -117,10 +125,10 @@ def _made(node: Node) -> frozenset[Identifier]:
             node.db.execute(_MADE)
             node.db.execute(_LOST)
     rows = node.db.fetch_all(
-        "SELECT identifier FROM trace_log_identities WHERE identifier NOT IN"
+        f"SELECT {_NAMED} FROM trace_log_identities WHERE identifier NOT IN"  # noqa: S608
         " (SELECT identifier FROM trace_log_lost)"
     )
-    return frozenset(Identifier(bytes(row[0])) for row in rows)
+    return frozenset(_named(node, row) for row in rows)
 
 
 def declare_lost(node: Node, store: SqliteDatabase, *, now: int) -> frozenset[Identifier]:
@@ -133,13 +141,13 @@ def declare_lost(node: Node, store: SqliteDatabase, *, now: int) -> frozenset[Id
     with node.db.transaction():
         made = _made(node)
         row = store.fetch_one(_GET, (_BOUND,)) or store.fetch_one(_GET, (_RESERVED,))
-        if row is not None and Identifier(bytes(row[0])) in made:  # (a reservation: bound
+        if row is not None and _identity(store, row) in made:  # (a reservation: bound
             raise StorageError(  # at the next opening)
                 f"{store.path} holds this node's log: nothing to declare lost"
             )
         if row is not None and store.fetch_one(_GET, (_BOUND,)) is not None:
             raise StorageError(
-                f"{store.path} holds the log of {Identifier(bytes(row[0]))}, not this node's:"
+                f"{store.path} holds the log of {_identity(store, row)}, not this node's:"
                 " move it aside first"
             )
         if not made:
@@ -168,8 +176,11 @@ def lost_logs(node: Node) -> list[tuple[Identifier, int]]:
     """The log identities of `node`'s logs declared lost, with when, oldest first."""
     if _missing(node):
         return []
-    rows = node.db.fetch_all("SELECT identifier, at FROM trace_log_lost ORDER BY at, identifier")
-    return [(Identifier(bytes(row[0])), int(row[1])) for row in rows]
+    rows = node.db.fetch_all(
+        f"SELECT {_NAMED}, {stored_int_column('at')} FROM trace_log_lost "  # noqa: S608
+        "ORDER BY at, identifier"
+    )
+    return [(_named(node, row), _at(node, row[2], row[3])) for row in rows]
 
 
 def _recorded(node: Node, made: frozenset[Identifier], bound: Identifier) -> Identifier:
@@ -179,11 +190,14 @@ def _recorded(node: Node, made: frozenset[Identifier], bound: Identifier) -> Ide
     and with no log node.db made, a trace.db lost again made a new log unsaid)."""
     if bound in made:
         return bound
-    lost = node.db.fetch_one("SELECT at FROM trace_log_lost WHERE identifier = ?", (bound.digest,))
+    lost = node.db.fetch_one(
+        f"SELECT {stored_int_column('at')} FROM trace_log_lost WHERE identifier = ?",  # noqa: S608
+        (bound.digest,),
+    )
     if lost is not None:
         raise StorageError(
             f"trace log damaged: the trace log is the log of {bound}, which this node declared"
-            f" lost at {int(lost[0])}: move it aside (review 58r, trace 1)"
+            f" lost at {_at(node, lost[0], lost[1])}: move it aside (review 58r, trace 1)"
         )
     if made:
         raise StorageError(
@@ -195,6 +209,36 @@ def _recorded(node: Node, made: frozenset[Identifier], bound: Identifier) -> Ide
             "INSERT OR IGNORE INTO trace_log_identities (identifier) VALUES (?)", (bound.digest,)
         )
     return bound
+
+
+def _identity(store: SqliteDatabase, row: tuple[object, ...]) -> Identifier:
+    """The log identity of a `_GET` row of trace log `store`; StorageError `trace log damaged`
+    when the row is not one (past 32 bytes, not a BLOB: nothing is bound, made or recorded
+    over it)."""
+    try:
+        return stored_identifier(str(row[0]), row[1], "log identity")
+    except TraceError as exc:
+        raise StorageError(
+            f"trace log damaged: {store.path}: {exc} (review 70r, wave2a 1)"
+        ) from None
+
+
+def _named(node: Node, row: tuple[object, ...]) -> Identifier:
+    """The log identity a `_NAMED` row of node.db names; StorageError `node.db damaged` when it
+    is not one (it was taken as `bytes(...)`: review 70r, wave2a 1)."""
+    try:
+        return stored_identifier(str(row[0]), row[1], "log identity node.db made")
+    except TraceError as exc:
+        raise StorageError(f"node.db damaged: {node.db.path}: {exc}") from None
+
+
+def _at(node: Node, kind: object, value: object) -> int:
+    """When a log was declared lost (a `stored_int_column` pair); StorageError otherwise."""
+    try:
+        at = stored_int(kind, value, "time a log was declared lost")
+    except TraceError as exc:
+        raise StorageError(f"node.db damaged: {node.db.path}: {exc}") from None
+    return 0 if at is None else at
 
 
 def _missing(node: Node) -> bool:

@@ -291,9 +291,10 @@ class AuthorityService:
         daemon thread: a stopping node waits for no telling), not holding the answer nor the
         storage worker: their syncs over TCP ask this node for pages. One telling at a time;
         revocations meanwhile tell once more after it. A thread that does not start (the
-        process out of threads; the interpreter exiting) is logged, and the next revocation
-        tells: it was raised after the commit, and left a telling "running" that told no node
-        here again (review 70m, telling2 2)."""
+        process out of threads or memory; the interpreter exiting) is logged, and the next
+        revocation tells: it was raised after the commit, and left a telling "running" that
+        told no node here again (review 70m, telling2 2; for a MemoryError still: 70r,
+        wave2a 2)."""
         with self._tell_lock:
             if self._telling:
                 self._tell_again = True
@@ -301,10 +302,12 @@ class AuthorityService:
             self._telling = True
         try:
             threading.Thread(target=self._tell, name="troth-tell-local-nodes", daemon=True).start()
-        except RuntimeError as exc:
+        except BaseException as exc:  # (a MemoryError too: review 70r, wave2a 2)
             with self._tell_lock:
                 self._telling = self._tell_again = False
-            log.warning("the nodes running here were not told of the revocation: %s", exc)
+            if not isinstance(exc, Exception):
+                raise
+            log.warning("the nodes running here were not told of the revocation: %r", exc)
 
     def _tell(self) -> None:
         from troth.node.traces import tell_local_nodes  # (it imports the trace log)
