@@ -9,7 +9,7 @@ import pytest
 
 from tests import test_authority
 from tests.conftest import NOW
-from tests.test_authority import A, Setup
+from tests.test_authority import ORDERS, A, Setup
 from tests.test_authority_feed import delegations
 from troth import limits
 from troth.authority.requests import REQUEST_TYPE, VERSION, make_request
@@ -78,3 +78,22 @@ def test_a_rotated_announcement_carries_no_reason_into_the_feed(setup: Setup) ->
         setup.authority.rotated(request, now=NOW)
     assert caught.value.reason is A.REQUEST_INVALID
     assert setup.feed_length() == length
+
+
+def test_a_member_s_delegate_is_held_to_the_member_bound(setup: Setup) -> None:
+    """70v refuted 4: the member's delegate (`helper`, holding a link from `customer`)
+    revokes a link it issued itself with a reason one byte past the bound, charged to the
+    account of the member's delegates, not to the member: refused all the same (request
+    invalid), nothing written; within the bound, taken."""
+    delegations(setup, 1)
+    wallet = setup.agents.wallet
+    setup.agents.identities.create(now=NOW, name="helper")
+    to_it = wallet.delegate(
+        "customer", to=setup.id("helper"), attributes=ORDERS, now=NOW, ttl=600, purpose="h"
+    )
+    wallet.hold("helper", to_it, now=NOW)
+    ((target, chain),) = delegations(setup, 1, by="helper")
+    request = setup.revoke_request("helper", target, chain, reason="x" * (BOUND + 1))
+    assert _refused(setup, request).reason is A.REQUEST_INVALID
+    length = setup.feed_length()
+    assert setup.revoke_link("helper", target, chain, reason="x" * BOUND) == length
