@@ -28,10 +28,8 @@ from pathlib import Path
 
 import pytest
 
-import troth
 from tests import test_authority
 from tests.conftest import NOW
-from tests.support.public_api import READ, acme_and_agents
 from tests.test_authority import A, Setup
 from tests.test_authority_feed import delegations, revoke_a_new_link
 from troth import limits
@@ -96,18 +94,3 @@ def test_members_of_one_ticket_share_one_quota(setup: Setup, troth_home: Path) -
                 revoked += 1
         assert caught.value.reason is A.QUOTA_EXCEEDED
         assert revoked == 1
-
-
-def test_a_member_s_long_reason_is_refused_end_to_end(
-    troth_home: Path,
-) -> None:
-    """70q feeds 1, through the public API: a member's `Node.revoke` with the longest reason
-    of 4-byte characters is the authority's refusal (request invalid), nothing appended: the
-    link revoked with a short reason after is the feed's first entry."""
-    with acme_and_agents() as world:
-        agents = world.agents
-        chain = agents.delegate(world.support, to=world.sub, attributes=READ, ttl=60, purpose="x")
-        with pytest.raises(troth.TrothError) as refused:
-            agents.revoke(chain, by=world.support, reason=WIDE)
-        assert "request invalid" in str(refused.value)
-        assert agents.revoke(chain, by=world.support, reason="done") == 0

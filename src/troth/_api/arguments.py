@@ -40,6 +40,7 @@ __all__ = [
     "check_home",
     "check_identity",
     "check_key_type",
+    "check_link_reason",
     "check_listen",
     "check_mapping",
     "check_name_text",
@@ -75,6 +76,25 @@ def check_short_text(call: str, parameter: str, value: object, limit: str) -> st
     if len(text) > most:
         said = f"{len(text)} characters"
         raise ArgumentError(call, parameter, f"at most {most} characters (limits.{limit})", said)
+    return text
+
+
+_MEMBER_REASON: Final = "MAX_MEMBER_REVOCATION_REASON_BYTES"
+
+
+def check_link_reason(call: str, value: object, *, by: bytes, authority: Identifier) -> str:
+    """`value`, the reason of a link revocation identity `by` (its digest) asks of `authority`:
+    text of at most MAX_REVOCATION_REASON characters, and, unless `by` is the authority itself,
+    of at most MAX_MEMBER_REVOCATION_REASON_BYTES of UTF-8, the bound the authority holds a
+    member's (or its delegates') reason to; else an ArgumentError naming the limit, before
+    anything is signed (review 70v, reasons 1: the member learnt it as the authority's
+    `request invalid`)."""
+    text = check_short_text(call, "reason", value, "MAX_REVOCATION_REASON")
+    size = len(text.encode("utf-8"))
+    most = limits.MAX_MEMBER_REVOCATION_REASON_BYTES
+    if by != authority.digest and size > most:
+        expected = f"at most {most} bytes of UTF-8 for a member (limits.{_MEMBER_REASON})"
+        raise ArgumentError(call, "reason", expected, f"{size} bytes")
     return text
 
 

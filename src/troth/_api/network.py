@@ -19,6 +19,7 @@ from troth._api.arguments import (
     check_attributes,
     check_credential,
     check_flag,
+    check_link_reason,
     check_name_text,
     check_peer,
     check_pin,
@@ -417,6 +418,10 @@ class RunningNode:
         check_short_text("RunningNode.revoke", "reason", reason, "MAX_REVOCATION_REASON")
         self._on_loop()
         ref = _ref(by, self._node._stored, "RunningNode.revoke", "by")
+        found = await self._runtime.worker.run(self._node._stored.identities.find, ref)
+        check_link_reason(
+            "RunningNode.revoke", reason, by=found.identifier, authority=credential.authority
+        )
         return await self._revoke(credential, ref, reason)
 
     async def _revoke(self, link: Link, ref: str, reason: str) -> int:

@@ -22,6 +22,7 @@ from troth._api.arguments import (
     check_home,
     check_identity,
     check_key_type,
+    check_link_reason,
     check_listen,
     check_name_text,
     check_peer,
@@ -532,6 +533,8 @@ class Node:
         check_credential("Node.revoke", "credential", credential)
         ref = _ref(by, self._stored, "Node.revoke", "by")
         check_short_text("Node.revoke", "reason", reason, "MAX_REVOCATION_REASON")
+        by_id = self._stored.identities.find(ref).identifier
+        check_link_reason("Node.revoke", reason, by=by_id, authority=credential.authority)
         return self._revoke(credential, ref, reason)
 
     def _revoke(self, link: Link, ref: str, reason: str) -> int:

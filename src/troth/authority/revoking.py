@@ -112,7 +112,7 @@ class Revoking(Requesters):
         payer: Identifier | None = member if issued <= 1 else delegates_of(member)
         if revoker == self.identifier:  # the authority's own revocations are not limited: a
             payer = None  # member that spent its quota kept it from revoking (review 34b, quota 1)
-        if payer is not None and len(reason.encode()) > limits.MAX_MEMBER_REVOCATION_REASON_BYTES:
+        if payer is not None and self._over_member_bound(reason, target):
             # each entry a member causes is ~100 bytes, not up to 1,126: the members' part of
             # the feed every new node fetches (review 70q, feeds 1)
             raise AuthorityError(
@@ -144,6 +144,17 @@ class Revoking(Requesters):
             raise AuthorityError(_A.QUOTA_EXCEEDED, detail) from None
         self._remember(request, verified, seq)
         return seq
+
+    def _over_member_bound(self, reason: str, target: bytes) -> bool:
+        """Whether a member's `reason` for revoking link `target` is past its bound (the UTF-8
+        the entry holds: the request's text as it was signed, nothing normalised) and would be
+        written. A link already in the feed is answered with its entry, as before the bound:
+        that writes nothing (the entry and its reason are the first request's), and a retried
+        request signed before the bound, or another delegator's, stays idempotent (review
+        70v, reasons 2). Read outside the write: a link revoked meanwhile is only refused."""
+        if len(reason.encode("utf-8")) <= limits.MAX_MEMBER_REVOCATION_REASON_BYTES:
+            return False
+        return self.store.find_revocation(int(RevocationKind.CREDENTIAL), target) is None
 
     def _check_issuers(self, issuers: Sequence[VerifiedIdentity], now: int) -> None:
         """Refuse a chain whose root was issued under a history of this authority other than

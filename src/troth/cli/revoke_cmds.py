@@ -26,6 +26,7 @@ from troth.cli.common import (
 from troth.cli.output import Progress, Reporter, escape_text, json_command
 from troth.cli.text import moment
 from troth.credentials import write_page_sequence
+from troth.errors import ArgumentError
 from troth.node.traces import revoke_as_authority
 from troth.node.verify import authority_pages
 
@@ -137,12 +138,19 @@ def revoke_link(
     below it die, their siblings live. The authority is on this machine, or reached over the
     network where the node enrolled with it. The node's copy of the authority's feed (and
     the running node's) holds the revocation when this returns."""
+    from troth._api.arguments import check_link_reason
     from troth._api.node import revoke_link as revoke  # asyncio: on use only
 
     chain = read_input(chain_file, limits.MAX_CHAIN_BYTES, "chain")
     authority = reporter.names.anchor(authority_ref)
     with open_cli_node(node_name) as node:
         as_name = reporter.names.local(as_name, node)
+        by = node.identities.find(as_name).identifier
+        try:  # a member's reason past its bound: not sent (review 70v, reasons 1)
+            check_link_reason("troth revoke link", reason, by=by, authority=authority)
+        except ArgumentError as exc:
+            said = f"{exc.expected}, not {exc.got}"
+            raise click.BadParameter(said, param_hint="--reason") from None
         seq = revoke(
             node,
             as_name,
