@@ -44,9 +44,9 @@ SDK's request objects): a ping's weight."""
 
 def message_weight(item: SessionMessage | Exception, most: int) -> int:
     """What the decoded message `item` holds, estimated (bytes: MESSAGE_OVERHEAD and each
-    value's `sys.getsizeof`, at any depth, object keys included, and 1/64 more), counted up
-    to one past `most` (then given up: the message is over any limit); MESSAGE_OVERHEAD for
-    an error."""
+    value's `sys.getsizeof` rounded up to 16, at any depth, object keys included, and 1/64
+    more), counted up to one past `most` (then given up: the message is over any limit);
+    MESSAGE_OVERHEAD for an error."""
     import mcp_types as types
 
     if isinstance(item, Exception):
@@ -63,6 +63,19 @@ def message_weight(item: SessionMessage | Exception, most: int) -> int:
     return _weigh([getattr(message, "id", None), content], most)
 
 
+_ROUND: Final = 15
+"""Each size is rounded up to pymalloc's 16 bytes: an int of one 30-bit digit is 28 bytes to
+`sys.getsizeof` and 32 allocated (review 70u, mcpheld 1: a frame of them weighed ~10% under
+what tracemalloc measures of it, beyond the 1/64 margin)."""
+
+
+_COPIES: Final = 3
+"""Copies of a tools/call's arguments object (its table: the members are shared) made as it is
+served while the request itself is held: the SDK's typed params (`CallToolRequestParams`), the
+gate's own dict, a filler's (review 70u, mcpheld 2: weighed once, a wide object held ~1.2-1.35
+times its weight)."""
+
+
 def _weigh(content: Any, most: int) -> int:
     """`message_weight` of the values `content`, MESSAGE_OVERHEAD and 1/64 more counted."""
     total = MESSAGE_OVERHEAD
@@ -70,12 +83,12 @@ def _weigh(content: Any, most: int) -> int:
     size = sys.getsizeof
     while pending:
         value = pending.pop()
-        total += size(value)
+        total += (size(value) + _ROUND) & ~_ROUND
         if total > most:
             return most + 1
         if isinstance(value, dict):
             for key, item_value in value.items():
-                total += size(key)
+                total += (size(key) + _ROUND) & ~_ROUND
                 pending.append(item_value)
         elif isinstance(value, list | tuple):
             pending.extend(value)
@@ -106,7 +119,8 @@ class HeldRequests:
         """Count in the client's message `item` as it is sent (`take`, a request: held until
         answered); False (nothing counted) when it is refused: a request past the session's
         most or of an id held, a notification or response, or a request but for a tools/call's
-        arguments, weighing over `loose_most`."""
+        arguments, weighing over `loose_most`. A tools/call's arguments object's table is
+        counted `_COPIES` more times (review 70u, mcpheld 2)."""
         import mcp_types as types
 
         message = None if isinstance(item, Exception) else item.message
@@ -122,7 +136,10 @@ class HeldRequests:
         rest = _weigh([message.id, message.method, params], loose)
         if rest > loose:
             return False
-        return self.take(message.id, rest + _weigh(arguments, self.most))
+        weight = rest + _weigh(arguments, self.most)
+        if isinstance(arguments, dict):  # copied as it is served (review 70u, mcpheld 2)
+            weight += _COPIES * ((sys.getsizeof(arguments) + _ROUND) & ~_ROUND)
+        return self.take(message.id, weight)
 
     def answered(self, message: SessionMessage) -> None:
         """The server wrote `message`: a response or error lets go of the request it answers
