@@ -57,7 +57,8 @@ as every record refused with that reason, so the client drops the batch rather t
 A signer history behind the node's copy of it (an older prefix: a batch signed before a
 rotation the node learnt of since, sent again), or that a feed supersedes, is no such
 refusal (a revoked signer is): each record in the log byte for byte is answered with its
-index, every other one refused ATTESTATION_STALE, which the client signs again with its
+index, every other one (a record signed again too: review 70x, wave3 1) refused
+ATTESTATION_STALE, which the client signs again with its
 newest key (review 48a, resend 1: refused whole, the client set aside records signed before
 the rotation, and records the log held; resend 2: a rotation announced to an authority).
 
@@ -375,8 +376,9 @@ class TraceCollector:
         """The record's result when it is already in the log (the chain it names noted in
         `already`), else its queued append once it verifies (TraceError when it does not).
         A signer `behind` the node's copy of it: ATTESTATION_STALE unless the record is in the
-        log (signed again with its newest key, the client sends it again; review 48a, resend
-        1: refused whole SIGNER_INVALID, the client set its records aside)."""
+        log byte for byte (one signed again under it too: review 70x, wave3 1), signed again
+        with its newest key, the client sends it again (review 48a, resend 1: refused whole
+        SIGNER_INVALID, the client set its records aside)."""
         record, _payload, _signature, keyid = open_envelope(item.envelope)
         if record.agent != identity.identifier:  # whoever holds another's record, nothing of
             # where it is (prove hides it too): refused as if not in the log (review 27t,
@@ -394,18 +396,16 @@ class TraceCollector:
                         _F.REPLAYED, "another record of yours with this id is in the log"
                     )
                 # verified as an append is (review 70s, collector 1: a forged signature, a key
-                # the signer never held, a disclosure that opens nothing was acknowledged)
+                # the signer never held, a disclosure that opens nothing was acknowledged), its
+                # signer not behind either (review 70x, wave3 1: a retired key, under the older
+                # history where it is current, was acknowledged for any time)
+                _check_current(behind, record)
                 _verified(item, identity, keys, keyid)
             if record.authority is not None:  # its issuers are kept as an append's (review
                 # 28b, collection 1)
                 already.setdefault(record.authority.chain, record)
             return SubmitResult(Status.ALREADY, stored.index)
-        if behind is not None:
-            raise TraceError(
-                _F.ATTESTATION_STALE,
-                f"the node holds a later change of the signer ({behind}): sign it again",
-                record=record.id,
-            )
+        _check_current(behind, record)
         verified = _verified(item, identity, keys, keyid)
         given: bytes | None = None
         credential: VerifiedCredential | None = None
@@ -526,6 +526,17 @@ def _under(entry: SubmitResult | _Queued, result: SubmitResult) -> bytes | None:
     if isinstance(entry, SubmitResult) or result.status is Status.REFUSED:
         return None
     return entry[3]
+
+
+def _check_current(behind: str | None, record: TraceRecord) -> None:
+    """ATTESTATION_STALE when the batch's signer is `behind` the node's copy of it (why): the
+    record is to be signed again with the signer's newest key."""
+    if behind is not None:
+        raise TraceError(
+            _F.ATTESTATION_STALE,
+            f"the node holds a later change of the signer ({behind}): sign it again",
+            record=record.id,
+        )
 
 
 def _verified(
