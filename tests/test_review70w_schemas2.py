@@ -29,20 +29,31 @@ from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` a
 from troth import limits
 from troth.secrets import LeaseState
 
+_GRANTS = {  # what the first lease gives the second (a grant option), which it grants PUBLIC
+    "schema": "USAGE ON SCHEMA {s}",
+    "table": "SELECT ON {s}.kept",
+    "column": "SELECT (x) ON {s}.kept",
+}
 
-@pytest.mark.parametrize("prepared", [False, True])
+
+@pytest.mark.parametrize(
+    ("target", "prepared"),
+    [("schema", False), ("schema", True), ("table", False), ("column", False)],
+)
 def test_a_leases_open_update_of_another_leases_schema_row_cannot_keep_it_alive(
     tmp_path: Path,
     world: LeaseWorld,  # noqa: F811
     orders: OrdersDb,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
+    target: str,
     prepared: bool,
 ) -> None:
     """70w schemas2 1: the second lease's open `GRANT` on the first's schema (a grant option
-    the first gave it) updated the schema's pg_namespace row: `DROP OWNED` of the first's role
-    waited on it, failed its lock timeout at every retry, the lease REVOKING for as long as the
-    second liked (or, prepared, for good). The revocation ends REVOKED, the role and its schema
-    gone, the holder's session ended (its prepared transaction rolled back)."""
+    the first gave it) updated the schema's pg_namespace row (its table's pg_class row, its
+    column's pg_attribute row alike): `DROP OWNED` of the first's role waited on it, failed
+    its lock timeout at every retry, the lease REVOKING for as long as the second liked (or,
+    prepared, for good). The revocation ends REVOKED, the role and its schema gone, the
+    holder's session ended (its prepared transaction rolled back)."""
     monkeypatch.setattr(limits, "POSTGRES_LOCK_TIMEOUT_MS", 300)  # the step it blocks fails fast
     broker = setup(tmp_path, world, orders)
     agent = world.credential_a()
@@ -51,10 +62,12 @@ def test_a_leases_open_update_of_another_leases_schema_row_cannot_keep_it_alive(
     with login(orders, first.credential.reveal()) as session:
         session.execute(f'CREATE TABLE "{role}".kept (x int)')
         session.execute(f'GRANT USAGE ON SCHEMA "{role}" TO "{other}" WITH GRANT OPTION')
+        given = _GRANTS[target].format(s=f'"{role}"')
+        session.execute(f'GRANT {given} TO "{other}" WITH GRANT OPTION')
     holder = login(orders, second.credential.reveal())
     try:
         holder.execute("BEGIN")
-        holder.execute(f'GRANT USAGE ON SCHEMA "{role}" TO PUBLIC')
+        holder.execute(f"GRANT {given} TO PUBLIC")
         if prepared:
             holder.execute("PREPARE TRANSACTION 'review70w_schemas2'")
         revoked = broker.revoke(agent, first.lease_id, now=now())
