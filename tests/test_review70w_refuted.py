@@ -147,3 +147,28 @@ def test_a_lease_cannot_make_an_event_trigger_in_its_schema(
                 )
     finally:
         broker.close()
+
+
+def test_a_lease_that_drops_its_schema_cannot_make_another(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+) -> None:
+    """Tried: the lease drops its own schema (it owns it) and makes one named after a role
+    whose sessions would search it (the writer template's, as a later lease's or an
+    application's role): `CREATE SCHEMA` takes CREATE on the database, never copied; the
+    lease's revocation ends REVOKED with no schema to drop."""
+    broker = setup(tmp_path, world, orders)
+    agent = world.credential_a()
+    try:
+        issued = broker.issue(agent, SECRET, scope=["orders:write"], now=now())
+        role = str(issued.lease.engine_ref)
+        with login(orders, issued.credential.reveal()) as session:
+            session.execute(f'DROP SCHEMA "{role}"')
+            for name in (orders.writer, role):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    session.execute(f'CREATE SCHEMA "{name}"')
+        assert broker.revoke(agent, issued.lease_id, now=now()).state is LeaseState.REVOKED
+        assert role not in orders.lease_roles()
+    finally:
+        broker.close()
