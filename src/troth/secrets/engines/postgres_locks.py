@@ -1,14 +1,14 @@
 """The locks held against a postgres revocation (troth.secrets.engines.postgres): the sessions
 and prepared transactions holding a lock on what `DROP OWNED BY` a lease's role drops or alters
-(review 44b, postgres 1; its schema too: review 70n, schemas 4) or on the role itself (review
-69r, leases 5), and the transactions a lease's role prepared, which outlive its sessions
-(review 69r, leases 1, 3 and 4): each ended
-(`pg_terminate_backend`) or rolled back (`ROLLBACK PREPARED`, in the database it was prepared
-in) before the statement it would block. Only a lease role's (this broker's or any troth
-broker's, `leases`: a pattern only brokers' roles match): another role's (an application's, an
-administrator's XA transaction manager's) is its data, never destroyed for a lease's revocation;
-the statement it blocks fails its lock timeout, after the lease's role was shut out, and the
-revocation is retried (review 69w, wave4b 1)."""
+(review 44b, postgres 1; its schema too: review 70n, schemas 4), or that updated a catalog
+row it deletes (review 70w, schemas2 1), or on the role itself (review 69r, leases 5), and
+the transactions a lease's role prepared, which outlive its sessions (review 69r, leases 1, 3
+and 4): each ended (`pg_terminate_backend`) or rolled back (`ROLLBACK PREPARED`, in the
+database it was prepared in) before the statement it would block. Only a lease role's (this
+broker's or any troth broker's, `leases`: a pattern only brokers' roles match): another
+role's (an application's, an administrator's XA transaction manager's) is its data, never
+destroyed for a lease's revocation; the statement it blocks fails its lock timeout, after the
+lease's role was shut out, and the revocation is retried (review 69w, wave4b 1)."""
 
 from __future__ import annotations
 
@@ -65,13 +65,28 @@ LOCK_HOLDERS: Final = (
     " AND NOT tgisinternal),"
     "(SELECT polrelid FROM pg_policy WHERE d.classid = 'pg_policy'::regclass AND oid = d.objid),"
     "(SELECT conrelid FROM pg_constraint WHERE d.classid = 'pg_constraint'::regclass"
-    " AND oid = d.objid), 0::oid))) v(classid, objid) WHERE v.objid <> 0) "
+    " AND oid = d.objid), 0::oid))) v(classid, objid) WHERE v.objid <> 0), "
+    # the transactions that updated (and have not ended) a catalog row DROP OWNED deletes: a
+    # GRANT another role made on the lease's object with a grant option it gave (review 70w,
+    # schemas2 1: DROP OWNED waited on the row, holding no lock but its transaction id)
+    "updaters(xid) AS ("
+    " SELECT xmax FROM pg_class WHERE oid IN (SELECT objid FROM reach"
+    " WHERE classid = 'pg_class'::regclass)"
+    " UNION ALL SELECT xmax FROM pg_attribute WHERE attrelid IN (SELECT objid FROM reach"
+    " WHERE classid = 'pg_class'::regclass)"
+    " UNION ALL SELECT xmax FROM pg_proc WHERE oid IN (SELECT objid FROM reach"
+    " WHERE classid = 'pg_proc'::regclass)"
+    " UNION ALL SELECT xmax FROM pg_type WHERE oid IN (SELECT objid FROM reach"
+    " WHERE classid = 'pg_type'::regclass)"
+    " UNION ALL SELECT xmax FROM pg_namespace WHERE oid IN (SELECT objid FROM reach"
+    " WHERE classid = 'pg_namespace'::regclass)"
+    " UNION ALL SELECT m.xmax FROM pg_largeobject_metadata m, r WHERE m.lomowner = r.oid) "
     # a session (its pid), or a prepared transaction (no pid: its gid; review 69r, leases 3)
     # (its xid's lock carries the virtual transaction id its relation locks keep)
     "SELECT DISTINCT l.pid, p.gid FROM pg_locks l LEFT JOIN (pg_locks x JOIN pg_prepared_xacts p"
     " ON p.transaction = x.transactionid) ON l.pid IS NULL AND x.pid IS NULL"
     " AND x.locktype = 'transactionid' AND x.virtualtransaction = l.virtualtransaction "
-    "WHERE l.locktype IN ('relation', 'object') "
+    "WHERE l.locktype IN ('relation', 'object', 'transactionid') "
     "AND (l.pid <> pg_backend_pid() OR p.gid IS NOT NULL) "
     # whose the lock is, a prepared transaction's owner or the user a session logged in as (a
     # lease's role is a member of no role to SET ROLE to), must be a lease role's: matching the
@@ -79,8 +94,11 @@ LOCK_HOLDERS: Final = (
     # rolled back, its writes lost, for holding a lock on a lease's table)
     "AND COALESCE(CASE WHEN p.gid IS NOT NULL THEN p.owner::text"
     " ELSE (SELECT a.usename::text FROM pg_stat_activity a WHERE a.pid = l.pid) END, '') ~ %s "
-    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-    "AND (l.relation IN (SELECT objid FROM reach WHERE classid = 'pg_class'::regclass) "
+    "AND (l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    " OR l.locktype = 'transactionid') "
+    "AND (l.locktype = 'transactionid' AND l.granted"
+    " AND l.transactionid IN (SELECT xid FROM updaters WHERE xid <> '0'::xid) "
+    "OR l.relation IN (SELECT objid FROM reach WHERE classid = 'pg_class'::regclass) "
     # a table whose row-level security policy names `role`: DROP OWNED takes it out of it
     "OR l.relation IN (SELECT p.polrelid FROM pg_shdepend s JOIN pg_policy p ON p.oid = s.objid, r"
     " WHERE s.classid = 'pg_policy'::regclass AND s.refclassid = 'pg_authid'::regclass"
@@ -122,7 +140,9 @@ def end_lock_holders(conn: Any, role: str, leases: str, wait_ms: int) -> None:
     """End every other session holding (or waiting for) a lock on a relation `DROP OWNED BY
     role` drops or alters in the connection's database: what `role` owns and what depends on
     it (another live lease's view on its table, a column default calling its function), and a
-    table whose row-level security policy names it, since DROP OWNED needs them all: the
+    table whose row-level security policy names it, since DROP OWNED needs them all, or
+    whose open transaction updated the catalog row of one of those objects (its `xmax`: a
+    GRANT with a grant option the lease gave; review 70w, schemas2 1): the
     sessions of lease roles (names matching `leases`) only. A session that does not end (one
     the admin may not signal, or another role's) is left for DROP OWNED's lock timeout, and the
     revocation is retried (review 44b, postgres 1).
