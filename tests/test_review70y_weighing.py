@@ -31,14 +31,15 @@ _DENSE: dict[str, Any] = {
 }
 
 
-def _visits(monkeypatch: pytest.MonkeyPatch, arguments: Any) -> tuple[int, bool]:
-    """How many sizes `HeldRequests.hold` takes of a tools/call of `arguments` (each value and
-    key it visits: one each), and whether it holds it."""
+def visits(monkeypatch: pytest.MonkeyPatch, frame: bytes) -> tuple[int, bool]:
+    """How many sizes `HeldRequests.hold` takes of the message `frame` decoded (each value and
+    key it visits: one each), and whether a session holding nothing holds it."""
     from types import SimpleNamespace
 
     from troth.integrations.mcp import held as module
+    from troth.integrations.mcp.channel import decode_message
 
-    item, _ = decoded_call(arguments)
+    item = decode_message(frame)
     seen = [0]
 
     def size(value: object) -> int:
@@ -47,7 +48,7 @@ def _visits(monkeypatch: pytest.MonkeyPatch, arguments: Any) -> tuple[int, bool]
 
     monkeypatch.setattr(module, "sys", SimpleNamespace(getsizeof=size))
     holds = module.HeldRequests(limits.MAX_MCP_SESSION_HELD)
-    taken = holds.hold(item, len(call_frame(arguments)))
+    taken = holds.hold(item, len(frame))
     return seen[0], taken
 
 
@@ -58,7 +59,7 @@ def test_weighing_1_an_over_limit_calls_walk_is_bounded(
     """70y weighing 1: a tools/call of ~330,000 values (over MAX_TOOL_ARGUMENT_VALUES) was
     weighed value by value, all of them (~twice the CPU its charge pays for); its walk now
     visits at most one value past the limit, each with its key (and the rest of the request)."""
-    seen, taken = _visits(monkeypatch, _DENSE[shape])
+    seen, taken = visits(monkeypatch, call_frame(_DENSE[shape]))
     assert taken  # one of any weight when the session holds none
     assert seen <= 2 * (limits.MAX_TOOL_ARGUMENT_VALUES + 2) + 16
 
@@ -90,3 +91,12 @@ def test_weighing_1_a_call_within_the_limit_is_weighed_as_before() -> None:
     assert small.hold(item, 1)
     assert large.hold(item, len(json.dumps(arguments)) << 10)
     assert small.total == large.total
+
+
+def test_weighing_1_an_array_of_arguments_is_walked_no_further() -> None:
+    """70y weighing 1: a tools/call whose arguments are an array of ~330,000 values (charged
+    nothing for its values, refused by the SDK as it is served) was walked whole too."""
+    with pytest.MonkeyPatch.context() as patch:
+        seen, taken = visits(patch, call_frame([0] * _OVER))
+    assert taken
+    assert seen <= 2 * (limits.MAX_TOOL_ARGUMENT_VALUES + 2) + 16
