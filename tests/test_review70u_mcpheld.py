@@ -25,25 +25,32 @@ if TYPE_CHECKING:
     from mcp.shared.message import SessionMessage
 
 
+def call_frame(arguments: Any) -> bytes:
+    """The frame of a tools/call of `arguments` (`decoded_call`'s)."""
+    import json
+
+    params = {"name": "t", "arguments": arguments}
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
+    return json.dumps(call).encode()
+
+
 def decoded_call(arguments: Any, serve: bool = False) -> tuple[SessionMessage, int]:
     """A tools/call of `arguments` decoded as a session's `send` does, and what tracemalloc
     measures it holds (`serve`: and the copies of its arguments made as it is served, the SDK's
     typed params and the gate's dict, kept as it is measured)."""
     import gc
-    import json
     import tracemalloc
 
     import mcp_types as types
 
     from troth.integrations.mcp.channel import decode_message
 
-    params = {"name": "t", "arguments": arguments}
-    frame = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params})
-    del arguments, params
+    frame = call_frame(arguments)
+    del arguments
     gc.collect()
     tracemalloc.start()
     try:
-        item = decode_message(frame.encode())
+        item = decode_message(frame)
         copies: list[Any] = []
         if serve:
             request = item.message
@@ -73,7 +80,8 @@ def test_mcpheld_2_a_calls_arguments_weigh_with_their_copies(members: int) -> No
     gate's dict of the arguments, as tracemalloc measures them)."""
     from troth.integrations.mcp.held import HeldRequests
 
-    item, served = decoded_call({f"{i:06d}": [] for i in range(members)}, serve=True)
+    arguments: dict[str, list[Any]] = {f"{i:06d}": [] for i in range(members)}
+    item, served = decoded_call(arguments, serve=True)
     held = HeldRequests(1 << 40)
-    assert held.hold(item)
+    assert held.hold(item, len(call_frame(arguments)))
     assert held.total >= served

@@ -50,14 +50,16 @@ of answers, and a frame each on its way out (72 MiB); a server's MAX_MCP_SESSION
 MAX_MCP_SESSION_HELD: Final = 32 << 20
 """Most bytes of decoded requests one MCP session over a secure channel holds from their `send`
 until they are answered (troth.integrations.mcp.held: each weighed as its Python objects,
-`message_weight`, up to ~40 times its frame), one request of any weight when it holds none: past
-it one more is refused at `send`, never decided (`the MCP session holds ... send again later`);
+`message_weight`, up to ~40 times its frame; a tools/call over MAX_TOOL_ARGUMENT_VALUES by its
+frame's bytes, `DENSEST` each, its values walked no further: review 70y, weighing 1), one
+request of any weight when it holds none: past it one more is refused at `send`, never decided
+(`the MCP session holds ... send again later`);
 a notification or a response from the client, or a request but for a tools/call's arguments,
 weighs at most this / MAX_MCP_QUEUE. Room for MAX_MCP_CALLS_PER_SESSION calls of a frame at the
 upstream, arguments at MAX_TOOL_ARGUMENT_VALUES of records included (~2-4 MB each), and more
 waiting. So one member's MAX_MCP_SESSIONS_PER_PEER sessions hold at most 256 MiB of requests
-(and a call each over MAX_TOOL_ARGUMENT_VALUES, up to ~40 MB, only while it is decided: it waits
-for no slot nor room). Review 70f, values 3 (review 70l, mcpwait 1): bounded by
+(and a call each over MAX_TOOL_ARGUMENT_VALUES, up to ~50 MB weighed, only while it is
+decided: it waits for no slot nor room). Review 70f, values 3 (review 70l, mcpwait 1): bounded by
 count only (MAX_MCP_CALLS_PER_SESSION + MAX_MCP_QUEUE), a session held ~1.5 GB of waiting calls,
 a member ~12 GB."""
 MCP_AT_ONCE_BYTES: Final = 8 << 10

@@ -35,7 +35,15 @@ if TYPE_CHECKING:  # the SDK is imported once a server is published (troth.node.
     import mcp_types as types
     from mcp.shared.message import SessionMessage
 
-__all__ = ["HELD", "MESSAGE_OVERHEAD", "HeldRequests", "Unheld", "loose_most", "message_weight"]
+__all__ = [
+    "DENSEST",
+    "HELD",
+    "MESSAGE_OVERHEAD",
+    "HeldRequests",
+    "Unheld",
+    "loose_most",
+    "message_weight",
+]
 
 MESSAGE_OVERHEAD: Final = 4096
 """What a decoded JSON-RPC message weighs besides its values (its pydantic models, the
@@ -60,7 +68,7 @@ def message_weight(item: SessionMessage | Exception, most: int) -> int:
         content = [message.error.message, message.error.data]
     else:  # what the SDK's adapter decodes is one of those
         content = None
-    return _weigh([getattr(message, "id", None), content], most)
+    return _weigh([getattr(message, "id", None), content], most) or 0  # counted, never None
 
 
 _ROUND: Final = 15
@@ -76,22 +84,39 @@ gate's own dict, a filler's (review 70u, mcpheld 2: weighed once, a wide object 
 times its weight)."""
 
 
-def _weigh(content: Any, most: int) -> int:
-    """`message_weight` of the values `content`, MESSAGE_OVERHEAD and 1/64 more counted."""
+DENSEST: Final = 48
+"""What a tools/call over MAX_TOOL_ARGUMENT_VALUES weighs per byte of its frame (and
+MESSAGE_OVERHEAD), its values not walked past the limit (review 70y, weighing 1: all walked,
+~500,000 of a frame cost ~0.1-0.3 s, twice what its value charge pays for). The most measured
+of ~1 MiB frames of the densest shapes, decoded and served (copies included): `[{"":{}},...]`
+~43 weighed and ~32 held (tracemalloc), `[{"":0},...]` ~43 and ~27, a wide object of short
+keys ~28 and ~22, `[[[]],...]` ~28 and ~26, `[[],...]`/`[{},...]` ~24 and ~24, `[0,...]` ~20
+and 4; whitespace and escapes only make a frame less dense."""
+
+
+def _weigh(content: Any, most: int, values: int = sys.maxsize) -> int | None:
+    """`message_weight` of the values `content`, MESSAGE_OVERHEAD and 1/64 more counted; None
+    when the containers in it hold more than `values` values (as `argument_values` counts them:
+    the walk ends there, review 70y, weighing 1)."""
     total = MESSAGE_OVERHEAD
     pending: list[Any] = [content]
     size = sys.getsizeof
+    left = values
     while pending:
         value = pending.pop()
         total += (size(value) + _ROUND) & ~_ROUND
         if total > most:
             return most + 1
-        if isinstance(value, dict):
-            for key, item_value in value.items():
-                total += (size(key) + _ROUND) & ~_ROUND
-                pending.append(item_value)
-        elif isinstance(value, list | tuple):
-            pending.extend(value)
+        if isinstance(value, dict | list | tuple):
+            left -= len(value)
+            if left < 0:
+                return None
+            if isinstance(value, dict):
+                for key, item_value in value.items():
+                    total += (size(key) + _ROUND) & ~_ROUND
+                    pending.append(item_value)
+            else:
+                pending.extend(value)
     return min(total + (total >> 6), most + 1)  # and what the parser's allocations round up
 
 
@@ -115,12 +140,14 @@ class HeldRequests:
         self.total += weight
         return True
 
-    def hold(self, item: SessionMessage | Exception) -> bool:
-        """Count in the client's message `item` as it is sent (`take`, a request: held until
-        answered); False (nothing counted) when it is refused: a request past the session's
-        most or of an id held, a notification or response, or a request but for a tools/call's
-        arguments, weighing over `loose_most`. A tools/call's arguments object's table is
-        counted `_COPIES` more times (review 70u, mcpheld 2)."""
+    def hold(self, item: SessionMessage | Exception, size: int) -> bool:
+        """Count in the client's message `item` (of a frame of `size` bytes) as it is sent
+        (`take`, a request: held until answered); False (nothing counted) when it is refused: a
+        request past the session's most or of an id held, a notification or response, or a
+        request but for a tools/call's arguments, weighing over `loose_most`. A tools/call's
+        arguments object's table is counted `_COPIES` more times (review 70u, mcpheld 2);
+        arguments of more than MAX_TOOL_ARGUMENT_VALUES values weigh `DENSEST` a byte of the
+        frame, their values walked no further (review 70y, weighing 1)."""
         import mcp_types as types
 
         message = None if isinstance(item, Exception) else item.message
@@ -133,13 +160,17 @@ class HeldRequests:
         arguments = params.get("arguments") if message.method == "tools/call" else None
         if arguments is not None:
             params = {key: value for key, value in params.items() if key != "arguments"}
-        rest = _weigh([message.id, message.method, params], loose)
+        rest = _weigh([message.id, message.method, params], loose) or 0  # never None
         if rest > loose:
             return False
-        weight = rest + _weigh(arguments, self.most)
+        # the arguments and the values in them, as the value charge counts them: one more is
+        # over the limit (denied at once), weighed by its frame's bytes
+        weight = _weigh(arguments, self.most, limits.MAX_TOOL_ARGUMENT_VALUES)
+        if weight is None:
+            return self.take(message.id, rest + MESSAGE_OVERHEAD + DENSEST * size)
         if isinstance(arguments, dict):  # copied as it is served (review 70u, mcpheld 2)
             weight += _COPIES * ((sys.getsizeof(arguments) + _ROUND) & ~_ROUND)
-        return self.take(message.id, weight)
+        return self.take(message.id, rest + weight)
 
     def answered(self, message: SessionMessage) -> None:
         """The server wrote `message`: a response or error lets go of the request it answers

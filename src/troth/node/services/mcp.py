@@ -285,7 +285,7 @@ class McpService:
             self._rates.owe(accounts, valued, now=context.now)
         # a request is held, decoded, until it is answered: the session's within its most
         # (review 70l, mcpwait 1: 72 a session by count only, each up to ~40x its frame)
-        if not session.held.hold(item):
+        if not session.held.hold(item, len(frame.message)):
             if opened:  # never a session left open with nothing delivered (70f, values 2)
                 session.inbound.close()
             raise RemoteError(
