@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ from tests.test_trace_service import Service, batch_of, reasons, service, tool  
 from troth.errors import TraceFailure
 from troth.trace.dsse import encode_envelope, pae
 from troth.trace.record import PAYLOAD_TYPE, TraceRecord
-from troth.trace.signing import keyid_of, open_envelope, resign_record
+from troth.trace.signing import VerifiedRecord, keyid_of, open_envelope, resign_record
 from troth.trace.submit import Receipts, Status, Submission, SubmittedRecord
 
 F = TraceFailure
@@ -35,6 +36,20 @@ def appended(service: Service) -> tuple[Submission, Receipts]:  # noqa: F811
     first = service.submit(submission, world.support)
     assert [r.status for r in first.results] == [Status.APPENDED]
     return submission, first
+
+
+def signed_again(
+    service: Service,  # noqa: F811
+    submission: Submission,
+    **place: Any,
+) -> tuple[SubmittedRecord, TraceRecord, VerifiedRecord]:
+    """`submission`'s record, the logged one, signed again by support one second later (or at
+    the `place`, seq / prev / time, given): the item sent, the record, its re-signing."""
+    item = submission.records[0]
+    record = open_envelope(item.envelope)[0]
+    at = {"seq": record.seq, "prev": record.prev, "time": record.time + 1, **place}
+    again = resign_record(service.world.support.signer, record, item.disclosures, **at)
+    return item, record, again
 
 
 def resent(
@@ -107,16 +122,7 @@ def test_a_record_signed_again_with_disclosures_that_open_nothing_is_refused(
     is, not acknowledged."""
     world = service.world
     submission, _first = appended(service)
-    item = submission.records[0]
-    record = open_envelope(item.envelope)[0]
-    again = resign_record(
-        world.support.signer,
-        record,
-        item.disclosures,
-        seq=record.seq,
-        prev=record.prev,
-        time=record.time + 1,
-    )
+    item, _record, again = signed_again(service, submission)
     other = dataclasses.replace(item.disclosures["args"], value=b'{"n":5000}')
     forged = SubmittedRecord(again.envelope, {"args": other})
     receipts = service.submit(dataclasses.replace(submission, records=(forged,)), world.support)

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from tests.test_review69a_outbox import _node_agent
-from tests.test_review70s_collector import appended, resent
+from tests.test_review70s_collector import appended, resent, signed_again
 from tests.test_trace_service import NOW, Service, batch_of, reasons, service, tool  # noqa: F401
 from troth.errors import TraceFailure
 from troth.trace import Decision, Links, ToolCall
@@ -102,14 +102,7 @@ def test_a_record_signed_again_is_already_and_the_logs_copy_still_proves(
     submission, first = appended(service)
     item = submission.records[0]
     record = open_envelope(item.envelope)[0]
-    again = resign_record(
-        world.support.signer,
-        record,
-        item.disclosures,
-        seq=record.seq + 1,
-        prev=bytes(32),
-        time=record.time + 1,
-    )
+    _item, _record, again = signed_again(service, submission, seq=record.seq + 1, prev=bytes(32))
     honest = resent(submission, again.record, open_envelope(again.envelope)[2])
     receipts = service.submit(honest, world.support)
     assert [(r.status, r.index) for r in receipts.results] == [

@@ -12,14 +12,14 @@ from tests import test_authority
 from tests.conftest import NOW
 from tests.test_authority import A, Setup
 from tests.test_authority_feed import delegations
-from tests.test_review70s_collector import appended
+from tests.test_review70s_collector import appended, signed_again
 from tests.test_trace_service import Service, service  # noqa: F401
 from troth import limits
 from troth.authority.client import refresh_request
 from troth.credentials import RevocationEntry
 from troth.errors import AuthorityError
 from troth.trace import collect, signing
-from troth.trace.signing import VerifiedRecord, open_envelope, resign_record
+from troth.trace.signing import VerifiedRecord
 from troth.trace.submit import Status, SubmittedRecord
 
 setup = test_authority.setup  # the fixture, shared
@@ -98,16 +98,7 @@ def test_a_batch_of_records_signed_again_verifies_each_once(
     signature each, as many as the batch's bound), each answered ALREADY at the first index."""
     world = service.world
     submission, first = appended(service)
-    item = submission.records[0]
-    record = open_envelope(item.envelope)[0]
-    again = resign_record(
-        world.support.signer,
-        record,
-        item.disclosures,
-        seq=record.seq,
-        prev=record.prev,
-        time=record.time + 1,
-    )
+    item, _record, again = signed_again(service, submission)
     copies = (SubmittedRecord(again.envelope, item.disclosures),) * limits.MAX_TRACE_SUBMIT_RECORDS
     counted: list[bytes] = []
     verify = signing.verify_envelope
