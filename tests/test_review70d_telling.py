@@ -50,6 +50,7 @@ import troth.node.daemon
 import troth.node.traces
 from tests.conftest import NOW
 from tests.support.public_api import READ, acme_and_agents
+from tests.test_review70m_telling2 import marked_node
 from troth.clock import SystemClock
 from troth.node import init_node, open_node
 from troth.node.authorities import announce_here
@@ -203,13 +204,7 @@ def test_telling2_a_store_removed_while_marked_is_not_made_again_by_a_clear(
     """Node `n`'s store, marked, is removed before the authority refuses the revocation
     (`LocalDue.clear`): the mark is not cleared by opening the store again, which would make
     an empty one ("a node whose node.db does not exist is never created")."""
-    for name in ("revoker", "n"):
-        init_node(name)
-    with open_node("revoker") as revoker:
-        authority = revoker.identities.create(now=NOW, name="x").identifier
-    with open_node("n") as node:
-        node.wallet.store.trust_authority(authority.digest, "node:revoker", NOW)
-    store = troth_home / "nodes" / "n" / "node.db"
+    authority, store = marked_node(troth_home)
     with open_node("revoker") as revoker, local_nodes_due(revoker, authority, now=NOW) as due:
         assert due.names == ["n"]
         for path in store.parent.glob("node.db*"):

@@ -16,11 +16,11 @@ import troth.node.authorities as authorities
 import troth.node.traces
 from tests.conftest import NOW
 from tests.support.public_api import acme_and_agents
-from tests.test_review70m_telling2 import bare_announcer
+from tests.test_review70m_telling2 import bare_announcer, marked_node
 from troth.clock import SystemClock
 from troth.errors import AuthorityError, AuthorityFailure, StorageError, TrothError
 from troth.identity import Identifier
-from troth.node import init_node, open_node
+from troth.node import open_node
 from troth.node.announcements import Announcer
 from troth.node.localdue import local_nodes_due
 from troth.node.rotation import rotate_local
@@ -90,12 +90,7 @@ def test_an_ungated_mark_keeps_the_marked_nodes_own_sync_from_clearing_it(
     `node.db.revoking` held without the gate), n's own settling sync reads no mark it may
     clear (`orphaned_marks`: not alone), and a gated peer's `alone()` is refused; once the
     revocation let go, the mark is n's to clear."""
-    for name in ("revoker", "n"):
-        init_node(name)
-    with open_node("revoker") as revoker:
-        authority = revoker.identities.create(now=NOW, name="x").identifier
-    with open_node("n") as node:
-        node.wallet.store.trust_authority(authority.digest, "node:revoker", NOW)
+    authority, _store = marked_node(troth_home)
     with open_node("revoker") as revoker, open_node("n") as node:
         with local_nodes_due(revoker, authority, now=NOW) as due:
             (mark,) = [m.mark for m in due.marked]

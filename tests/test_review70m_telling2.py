@@ -43,7 +43,7 @@ from troth.node.localdue import local_nodes_due
 from troth.node.services.authority import AuthorityService
 
 
-def _marked_node(home: Path) -> tuple[Identifier, Path]:
+def marked_node(home: Path) -> tuple[Identifier, Path]:
     """Nodes `revoker` (identity `x`, the authority) and `n`, which trusts `x`."""
     for name in ("revoker", "n"):
         init_node(name)
@@ -75,7 +75,7 @@ def test_telling2_1_a_store_removed_after_the_clears_check_is_not_made_again(
     """70m telling2 1: node `n`'s store, marked, is removed right after the refused
     revocation's clear found it (`LocalDue.clear`): the clear's open does not make it again,
     empty."""
-    authority, store = _marked_node(troth_home)
+    authority, store = marked_node(troth_home)
     with open_node("revoker") as revoker, local_nodes_due(revoker, authority, now=NOW) as due:
         assert due.names == ["n"]
         due.marked[0].path = _RemovedOnceChecked(store)
@@ -88,7 +88,7 @@ def test_telling2_1_a_node_made_again_keeps_its_own_mark(troth_home: Path) -> No
     under the same name before the authority refuses the revocation; the new `n` trusts the
     authority and a link revocation under way there marked it a second later (its first mark
     too). The refused revocation's clear leaves the new store's mark: it is not the one made."""
-    authority, store = _marked_node(troth_home)
+    authority, store = marked_node(troth_home)
     with open_node("revoker") as revoker, local_nodes_due(revoker, authority, now=NOW) as due:
         (mark,) = [m.mark for m in due.marked]
         for entry in store.parent.iterdir():

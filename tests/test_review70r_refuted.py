@@ -24,7 +24,7 @@ from tests.support.traces import (
     tool_call,
 )
 from tests.test_review59b_trace import _changes, _rotate
-from tests.test_review70m_telling2 import _marked_node
+from tests.test_review70m_telling2 import marked_node
 from troth import limits
 from troth.clock import FixedClock, SystemClock
 from troth.errors import TraceError
@@ -45,7 +45,7 @@ def test_a_refused_revocations_clear_reaches_a_store_under_a_home_of_uri_charact
     cleared, and nothing is made beside it."""
     home = tmp_path / odd / "home"
     monkeypatch.setenv("TROTH_HOME", str(home))
-    authority, store = _marked_node(home)
+    authority, store = marked_node(home)
     with open_node("revoker") as revoker, local_nodes_due(revoker, authority, now=NOW) as due:
         assert due.names == ["n"]
         due.clear()
@@ -61,7 +61,7 @@ def test_a_refused_revocations_clear_of_a_symlinked_store_forgets_the_mark_made(
     """A node's node.db a symbolic link to a store elsewhere (its directory's lock file not):
     the mark is made through the link, and 70m's clear (mode=rw, its lock file still the one
     held) forgets it there, neither leaving it nor replacing the link by a new store."""
-    authority, store = _marked_node(troth_home)
+    authority, store = marked_node(troth_home)
     moved = tmp_path / "elsewhere.db"
     store.rename(moved)
     store.symlink_to(moved)
