@@ -86,6 +86,18 @@ def plant(outbox: TraceOutbox, agent: Held, key: Signer, *, stale: bool) -> Veri
     return forged
 
 
+def rotation_killed_before_commit(node: Node, now: int) -> None:
+    """`agent`'s rotation at `now`, killed after its hooks ran, before its commit."""
+
+    def crash(before: VerifiedIdentity, at: int, compromised: bool) -> None:
+        raise OSError("killed before the commit")
+
+    node.identities.rotated_hooks.append(crash)
+    with pytest.raises(OSError, match="killed"):
+        node.identities.rotate("agent", now=now)
+    node.identities.rotated_hooks.remove(crash)
+
+
 def test_an_outbox_record_made_while_the_clock_ran_ahead_goes_once_it_is_put_right(
     service: Service,  # noqa: F811
     tmp_path: Path,
@@ -180,13 +192,7 @@ def test_a_rotation_that_does_not_commit_leaves_the_records_as_they_were(
     try:
         before = [row.envelope for row in outbox.store.first(outbox.identifier.digest, 10)]
 
-        def crash(before: VerifiedIdentity, at: int, compromised: bool) -> None:
-            raise OSError("killed before the commit")
-
-        node.identities.rotated_hooks.append(crash)
-        with pytest.raises(OSError, match="killed"):
-            node.identities.rotate("agent", now=NOW + 10)
-        node.identities.rotated_hooks.remove(crash)
+        rotation_killed_before_commit(node, NOW + 10)
         rows = outbox.store.first(outbox.identifier.digest, 10)
         assert [row.envelope for row in rows] == before
         assert _keys(outbox, node, NOW + 20) == [True, True]

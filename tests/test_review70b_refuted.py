@@ -16,12 +16,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-
 from tests.support.traces import Held
-from tests.test_review69a_outbox import _keys, _node_agent, _sent_under
+from tests.test_review69a_outbox import (
+    _keys,
+    _node_agent,
+    _sent_under,
+    rotation_killed_before_commit,
+)
 from tests.test_trace_service import NOW, tool
-from troth.identity import VerifiedIdentity
 from troth.node import open_node
 from troth.trace.outbox import TraceOutbox
 from troth.trace.signing import sign_record
@@ -52,14 +54,7 @@ def test_a_rotation_rolled_back_then_two_rotations_leave_the_newest_keys_rows(
 ) -> None:
     node, outbox = _node_agent(tmp_path)
     try:
-
-        def crash(before: VerifiedIdentity, at: int, compromised: bool) -> None:
-            raise OSError("killed before the commit")
-
-        node.identities.rotated_hooks.append(crash)
-        with pytest.raises(OSError, match="killed"):
-            node.identities.rotate("agent", now=NOW + 10)
-        node.identities.rotated_hooks.remove(crash)
+        rotation_killed_before_commit(node, NOW + 10)
         fresh = TraceOutbox(
             node.db, outbox.identifier, lambda now: node.identities.signer("agent", now=now)
         )
