@@ -2,8 +2,8 @@
 
 updaters 1: `DROP OWNED BY` a lease's role also revokes what another role granted it (and
 what it granted with a grant option): it updates the ACL row of an object the lease does not
-own (the other lease's table, its column, its default privileges). 70w's `updaters` only read
-the rows of what the lease owns and what depends on it: the second lease, having granted the
+own (the other lease's table, column, schema, function, default privileges). 70w's `updaters`
+only read the rows of what the lease owns and what depends on it: the second lease, having granted the
 first SELECT on its table (committed), opens `GRANT INSERT ... TO <first>` (no new dependency,
 no lock on the first's role) and never commits; `DROP OWNED` waited on the row at every retry,
 the first lease REVOKING for as long as the second liked. The rows naming the role in
@@ -32,6 +32,14 @@ from troth import limits
 _GIVEN = {  # committed by the second lease, then widened in its open transaction
     "table": ("GRANT SELECT ON {s}.t TO {a}", "GRANT INSERT ON {s}.t TO {a}"),
     "column": ("GRANT SELECT (x) ON {s}.t TO {a}", "GRANT INSERT (x) ON {s}.t TO {a}"),
+    "schema": (
+        "GRANT USAGE ON SCHEMA {s} TO {a}",
+        "GRANT USAGE ON SCHEMA {s} TO {a} WITH GRANT OPTION",
+    ),
+    "function": (
+        "GRANT EXECUTE ON FUNCTION {s}.f() TO {a}",
+        "GRANT EXECUTE ON FUNCTION {s}.f() TO {a} WITH GRANT OPTION",
+    ),
     "default": (
         "ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT SELECT ON TABLES TO {a}",
         "ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT INSERT ON TABLES TO {a}",
@@ -61,6 +69,7 @@ def test_an_open_widening_of_a_grant_to_the_lease_cannot_keep_it_alive(
     holder = login(orders, second.credential.reveal())
     try:
         holder.execute(f'CREATE TABLE "{other}".t (x int)')
+        holder.execute(f'CREATE FUNCTION "{other}".f() RETURNS int LANGUAGE sql AS $$SELECT 1$$')
         holder.execute(committed)
         holder.execute("BEGIN")
         holder.execute(opened)
