@@ -2,12 +2,14 @@
 
 updaters 1: `DROP OWNED BY` a lease's role also revokes what another role granted it (and
 what it granted with a grant option): it updates the ACL row of an object the lease does not
-own (the other lease's table, column, schema, function, default privileges). 70w's `updaters`
-only read the rows of what the lease owns and what depends on it: the second lease, having granted the
-first SELECT on its table (committed), opens `GRANT INSERT ... TO <first>` (no new dependency,
-no lock on the first's role) and never commits; `DROP OWNED` waited on the row at every retry,
-the first lease REVOKING for as long as the second liked. The rows naming the role in
-pg_shdepend (an ACL's grantee or grantor) are now read too.
+own (the other lease's table, column, schema, function, default privileges). 70w's
+`updaters` only read the rows of what the lease owns and what depends on it: the second
+lease, having granted the first SELECT on its table (committed), opens `GRANT INSERT ... TO
+<first>` (no new dependency, no lock on the first's role) and never commits; the broker's
+`REVOKE` of the first's privileges, then `DROP OWNED`, waited on the row at every retry, the
+first lease REVOKING for as long as the second liked. The rows naming the role in
+pg_shdepend (an ACL's grantee or grantor) are now read too, and the holders are ended before
+that `REVOKE`.
 """
 
 from __future__ import annotations
