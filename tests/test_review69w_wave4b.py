@@ -44,6 +44,7 @@ import pytest
 from psycopg import sql
 
 from tests.support.leases import LeaseWorld
+from tests.support.postgres import assert_commits_then_revoked
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
     SECRET,
     OrdersDb,
@@ -140,12 +141,7 @@ def test_an_applications_open_transaction_survives_a_leases_revocation(
         app.execute(f"SELECT * FROM {shared}").fetchall()  # noqa: S608 - a test's name
         app.execute("INSERT INTO orders VALUES (7778, 1)")
         assert broker.revoke(agent, issued.lease_id, now=now()).state is LeaseState.REVOKING
-        app.commit()  # its session was not ended
-        with orders.server.connect(dbname=orders.dbname) as admin:
-            landed = admin.execute("SELECT count(*) FROM orders WHERE id = 7778")
-            assert landed.fetchone() == (1,)
-        broker.sweep(now() + 3600)
-        assert broker.book.lease(issued.lease.handle).state is LeaseState.REVOKED  # type: ignore[union-attr]
+        assert_commits_then_revoked(app, orders, broker, issued.lease.handle, 7778, at=now())
     finally:
         app.close()
         broker.close()

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from tests.support.leases import LeaseWorld
+from tests.support.postgres import assert_revoked_past_holder
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
     SECRET,
     OrdersDb,
@@ -27,7 +27,6 @@ from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` a
     world,
 )
 from troth import limits
-from troth.secrets import LeaseState
 
 _GRANTS = {  # what the first lease gives the second (a grant option), which it grants PUBLIC
     "schema": "USAGE ON SCHEMA {s}",
@@ -70,16 +69,9 @@ def test_a_leases_open_update_of_another_leases_schema_row_cannot_keep_it_alive(
         holder.execute(f"GRANT {given} TO PUBLIC")
         if prepared:
             holder.execute("PREPARE TRANSACTION 'review70w_schemas2'")
-        revoked = broker.revoke(agent, first.lease_id, now=now())
-        assert revoked.state is LeaseState.REVOKED
-        assert role not in orders.lease_roles()
-        if prepared:
-            with orders.server.connect(dbname=orders.dbname) as admin:
-                left = admin.execute("SELECT count(*) FROM pg_prepared_xacts").fetchone()
-            assert left == (0,)
-            return
-        with pytest.raises(psycopg.OperationalError):  # the holder's session ended
-            holder.execute("SELECT 1")
+        assert_revoked_past_holder(
+            broker, agent, first.lease_id, orders, holder, at=now(), prepared=prepared
+        )
     finally:
         holder.close()
         broker.sweep(now() + 3600)

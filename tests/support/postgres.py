@@ -121,3 +121,40 @@ def pg_server(request: pytest.FixtureRequest) -> PgServer:
         _missing("running as root needs runuser to start PostgreSQL as 'postgres'")
     proc = request.getfixturevalue("troth_pg_proc")
     return PgServer(proc.host, proc.port, proc.user, ADMIN_PASSWORD, "postgres")
+
+
+def assert_revoked_past_holder(
+    broker: Any, agent: Any, lease_id: Any, orders: Any, holder: Any, *, at: int, prepared: bool
+) -> None:
+    """Revoke the lease `holder` (another lease's session, its transaction open or prepared)
+    stood in the way of: it ends REVOKED, its role gone, the holder's session ended (or its
+    prepared transaction rolled back). Reviews 70w (schemas2 1) and 70z (updaters 1)."""
+    import psycopg
+
+    from troth.secrets import LeaseState
+
+    revoked = broker.revoke(agent, lease_id, now=at)
+    assert revoked.state is LeaseState.REVOKED
+    assert str(revoked.engine_ref) not in orders.lease_roles()
+    if prepared:
+        with orders.server.connect(dbname=orders.dbname) as admin:
+            left = admin.execute("SELECT count(*) FROM pg_prepared_xacts").fetchone()
+        assert left == (0,)
+        return
+    with pytest.raises(psycopg.OperationalError):  # the holder's session ended
+        holder.execute("SELECT 1")
+
+
+def assert_commits_then_revoked(
+    app: Any, orders: Any, broker: Any, handle: Any, order_id: int, *, at: int
+) -> None:
+    """The application's session, left alone by the lease's revocation (review 69w, wave4b 1),
+    commits its write (order `order_id`), and the sweep then completes the revocation."""
+    from troth.secrets import LeaseState
+
+    app.commit()  # its session was not ended
+    with orders.server.connect(dbname=orders.dbname) as admin:
+        landed = admin.execute("SELECT count(*) FROM orders WHERE id = %s", (order_id,))
+        assert landed.fetchone() == (1,)
+    broker.sweep(at + 3600)
+    assert broker.book.lease(handle).state is LeaseState.REVOKED

@@ -291,13 +291,15 @@ class PostgresEngine:
         listed = [(database, True) for database in _databases(settings)]
         for database, keep in listed + [(database, False) for database in sorted(elsewhere)]:
             with self._admin(settings, database, upstream, "drop owned", keep=keep) as conn:
+                # another role's session holding a lock on what the lease owns (a live lease
+                # reading the table it let PUBLIC read) would keep DROP OWNED failing for good
+                # (review 44b, postgres 1): those objects end now, and so do their users' sessions;
+                # before the REVOKE below, which waits on another lease's open GRANT to the role
+                # as DROP OWNED would (review 70z, updaters 1)
+                locks.end_lock_holders(conn, ref, self.lease_roles, settings["terminate_wait_ms"])
                 # what it holds first: if DROP OWNED fails (another role's object depends on
                 # one of the lease's), the role is left with no privilege while it is retried
                 grants.apply(conn, "REVOKE", ref, grants.held(conn, ref, shared=False))
-                # another role's session holding a lock on what the lease owns (a live lease
-                # reading the table it let PUBLIC read) would keep DROP OWNED failing for good
-                # (review 44b, postgres 1): those objects end now, and so do their users' sessions
-                locks.end_lock_holders(conn, ref, self.lease_roles, settings["terminate_wait_ms"])
                 # dropped, never REASSIGNed to the admin: a SECURITY DEFINER function the lease
                 # wrote would then run with the admin's rights for every later caller
                 _drop_owned(conn, ref, self.role_prefix)

@@ -1,7 +1,8 @@
 """The locks held against a postgres revocation (troth.secrets.engines.postgres): the sessions
 and prepared transactions holding a lock on what `DROP OWNED BY` a lease's role drops or alters
 (review 44b, postgres 1; its schema too: review 70n, schemas 4), or that updated a catalog
-row it deletes (review 70w, schemas2 1), or on the role itself (review 69r, leases 5), and
+row it deletes (review 70w, schemas2 1) or an ACL row naming the role it revokes from (review
+70z, updaters 1), or on the role itself (review 69r, leases 5), and
 the transactions a lease's role prepared, which outlive its sessions (review 69r, leases 1, 3
 and 4): each ended (`pg_terminate_backend`) or rolled back (`ROLLBACK PREPARED`, in the
 database it was prepared in) before the statement it would block. Only a lease role's (this
@@ -80,7 +81,26 @@ LOCK_HOLDERS: Final = (
     " WHERE classid = 'pg_type'::regclass)"
     " UNION ALL SELECT xmax FROM pg_namespace WHERE oid IN (SELECT objid FROM reach"
     " WHERE classid = 'pg_namespace'::regclass)"
-    " UNION ALL SELECT m.xmax FROM pg_largeobject_metadata m, r WHERE m.lomowner = r.oid) "
+    " UNION ALL SELECT m.xmax FROM pg_largeobject_metadata m, r WHERE m.lomowner = r.oid"
+    # and the ACL rows naming it (grantee or grantor) of what it does not own, which DROP OWNED
+    # revokes from: another lease's open GRANT widening one it had (review 70z, updaters 1)
+    " UNION ALL SELECT c.xmax FROM acl s JOIN pg_class c ON s.classid = 'pg_class'::regclass"
+    " AND c.oid = s.objid"
+    " UNION ALL SELECT a.xmax FROM acl s JOIN pg_attribute a ON s.classid = 'pg_class'::regclass"
+    " AND a.attrelid = s.objid AND a.attnum = s.objsubid"
+    " UNION ALL SELECT n.xmax FROM acl s JOIN pg_namespace n"
+    " ON s.classid = 'pg_namespace'::regclass AND n.oid = s.objid"
+    " UNION ALL SELECT p.xmax FROM acl s JOIN pg_proc p ON s.classid = 'pg_proc'::regclass"
+    " AND p.oid = s.objid"
+    " UNION ALL SELECT t.xmax FROM acl s JOIN pg_type t ON s.classid = 'pg_type'::regclass"
+    " AND t.oid = s.objid"
+    " UNION ALL SELECT d.xmax FROM acl s JOIN pg_default_acl d"
+    " ON s.classid = 'pg_default_acl'::regclass AND d.oid = s.objid"
+    " UNION ALL SELECT m.xmax FROM acl s JOIN pg_largeobject_metadata m"
+    " ON s.classid = 'pg_largeobject_metadata'::regclass AND m.oid = s.objid), "
+    "acl(classid, objid, objsubid) AS (SELECT s.classid, s.objid, s.objsubid FROM pg_shdepend s, r"
+    " WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = r.oid AND s.deptype = 'a'"
+    " AND s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())) "
     # a session (its pid), or a prepared transaction (no pid: its gid; review 69r, leases 3)
     # (its xid's lock carries the virtual transaction id its relation locks keep)
     "SELECT DISTINCT l.pid, p.gid FROM pg_locks l LEFT JOIN (pg_locks x JOIN pg_prepared_xacts p"
@@ -142,7 +162,9 @@ def end_lock_holders(conn: Any, role: str, leases: str, wait_ms: int) -> None:
     it (another live lease's view on its table, a column default calling its function), and a
     table whose row-level security policy names it, since DROP OWNED needs them all, or
     whose open transaction updated the catalog row of one of those objects (its `xmax`: a
-    GRANT with a grant option the lease gave; review 70w, schemas2 1): the
+    GRANT with a grant option the lease gave; review 70w, schemas2 1), or the ACL row naming
+    `role` of what it does not own (another lease's open GRANT to it; review 70z, updaters 1;
+    called before the privileges' REVOKE, which waits on it alike): the
     sessions of lease roles (names matching `leases`) only. A session that does not end (one
     the admin may not signal, or another role's) is left for DROP OWNED's lock timeout, and the
     revocation is retried (review 44b, postgres 1).
