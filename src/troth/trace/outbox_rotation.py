@@ -32,7 +32,8 @@ it and requeued after it is set aside again (ATTESTATION_STALE). The rows are re
 time, in the types their columns declare (a text stored by a writer of node.db blocks no
 rotation: review 70b, outbox 1), but all are signed in the one transaction, holding node.db's
 write lock: at most MAX_ROTATION_RESIGNED_RECORDS of them (about 3 s with a software key); with
-more queued the rotation is refused (TraceError OVER_LIMIT, nothing written: deliver them
+more queued (counted first, before any is signed: review 71d, outbox 1) the rotation is
+refused (TraceError OVER_LIMIT, nothing written: deliver them
 first, or rotate `--compromised`, which signs none), not left holding the lock for a full
 outbox's 45 s (every other writer of node.db failing past its busy timeout) nor leaving rows
 of the retired key for later, when a thief's could not be told from them (review 70b, outbox
@@ -45,6 +46,7 @@ just after the commit); such a record, dated after the rotation, never verified 
 
 from __future__ import annotations
 
+import itertools
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Final
@@ -84,11 +86,12 @@ def resign_for_rotation(
     if compromised:
         _set_aside_compromised(store, before, now)
         return 0
+    of_key_before = _KeyBefore(before)
+    _check_bound(store, digest, of_key_before)  # before any row is signed (review 71d, outbox 1)
     fresh: Signer | None = None
     epoch: KeyEpoch | None = None  # the new key's, resolved once (review 70b, outbox 5)
     first: int | None = None
     done = 0
-    of_key_before = _KeyBefore(before)
     with store.transaction():
         for row in _rows(store, digest):
             if fresh is None:
@@ -96,7 +99,6 @@ def resign_for_rotation(
             identity = fresh.identity
             if not of_key_before(row):
                 continue  # the new key's, or a key retired before (a thief's, if queued)
-            _check_bound(done)
             try:
                 disclosures = decode_disclosures(row.disclosures)
                 record = verify_envelope(
@@ -149,11 +151,21 @@ class _KeyBefore:
         return known
 
 
-def _check_bound(done: int) -> None:
-    """TraceError OVER_LIMIT when the rotation has signed MAX_ROTATION_RESIGNED_RECORDS rows
-    again and meets one more (module docstring; review 70b, outbox 3)."""
+def _check_bound(store: OutboxStore, agent: bytes, of_key_before: _KeyBefore) -> None:
+    """TraceError OVER_LIMIT when more than MAX_ROTATION_RESIGNED_RECORDS rows of `agent` are
+    queued signed by the key current before the rotation (module docstring; review 70b, outbox
+    3), counted before any is signed again (review 71d, outbox 1: a rotation signed that many,
+    then met one more and rolled them back): one COUNT of the agent's rows on the outbox's
+    index, stopped one past the bound; only past it, the rows read until one past the bound
+    are the key's (the rows of no change of the agent, a writer of node.db's, refuse no
+    rotation: review 70o). A row of the key whose envelope does not verify counts (it is not
+    signed, and is set aside as the outbox sends)."""
     bound = limits.MAX_ROTATION_RESIGNED_RECORDS
-    if done >= bound:
+    ((queued,),) = store.db.run_rows(_COUNT, (agent, bound + 1))
+    if queued > bound:
+        of_key = (row for row in _rows(store, agent) if of_key_before(row))
+        queued = sum(1 for _ in itertools.islice(of_key, bound + 1))
+    if queued > bound:
         raise TraceError(
             _F.OVER_LIMIT,
             f"more than {bound} trace records of the agent are queued, signed by the key this "
@@ -190,6 +202,7 @@ def _set_aside_compromised(store: OutboxStore, before: VerifiedIdentity, now: in
 
 _OUTBOX_TABLE: Final = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trace_outbox'"
 _QUEUED: Final = "SELECT 1 FROM trace_outbox WHERE agent = ? LIMIT 1"
+_COUNT: Final = "SELECT COUNT(*) FROM (SELECT 1 FROM trace_outbox WHERE agent = ? LIMIT ?)"
 _SEEN: weakref.WeakSet[SqliteDatabase] = weakref.WeakSet()
 """The databases whose outbox table this process found: their rows looked up at once."""
 
