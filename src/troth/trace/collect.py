@@ -48,9 +48,10 @@ troth.trace.signing.resign_record changes), as a client's rotation signs a batch
 answer it lost (review 70o, outbox2 3: refused REPLAYED, the client set aside records the log
 held), once it verifies as an append would (its key, signature and disclosures: review 70s,
 collector 1: the log's record under a forged signature or a key the agent never held was
-acknowledged). The same id with other content is refused (REPLAYED). A record that names another
-agent than the signer is refused first (SIGNER_INVALID), in the log or not: a member learns
-nothing of where another's record is.
+acknowledged), by a key of the signer's current change (review 71d, outbox 2 and 3: a retired
+key's resigning dated before the rotation was acknowledged). The same id with other content is
+refused (REPLAYED). A record that names another agent than the signer is refused first
+(SIGNER_INVALID), in the log or not: a member learns nothing of where another's record is.
 
 A refusal of the whole batch (an invalid, foreign or revoked signer, a fork) is answered
 as every record refused with that reason, so the client drops the batch rather than resend it.
@@ -400,7 +401,7 @@ class TraceCollector:
                 # signer not behind either (review 70x, wave3 1: a retired key, under the older
                 # history where it is current, was acknowledged for any time)
                 _check_current(behind, record)
-                _verified(item, identity, keys, keyid)
+                _check_key_current(_verified(item, identity, keys, keyid))
             if record.authority is not None:  # its issuers are kept as an append's (review
                 # 28b, collection 1)
                 already.setdefault(record.authority.chain, record)
@@ -505,10 +506,15 @@ class TraceCollector:
             return SubmitResult(Status.APPENDED, pending.result().index)
         except TraceError as exc:
             if exc.reason is _F.REPLAYED:  # appended by a concurrent resend of the same batch
-                stored = self.log.find(record_id, pending.record.record.agent)
-                if stored.envelope == item.envelope or signed_again(
-                    stored.envelope, pending.record.record
-                ):
+                verified = pending.record
+                stored = self.log.find(record_id, verified.record.agent)
+                if stored.envelope == item.envelope:
+                    return SubmitResult(Status.ALREADY, stored.index)
+                if signed_again(stored.envelope, verified.record):
+                    try:  # (its key checked as in `_queue`: review 71d, outbox 3)
+                        _check_key_current(verified)
+                    except TraceError as stale:
+                        return _refused(stale)
                     return SubmitResult(Status.ALREADY, stored.index)
             return _refused(exc)
 
@@ -536,6 +542,20 @@ def _check_current(behind: str | None, record: TraceRecord) -> None:
             _F.ATTESTATION_STALE,
             f"the node holds a later change of the signer ({behind}): sign it again",
             record=record.id,
+        )
+
+
+def _check_key_current(verified: VerifiedRecord) -> None:
+    """ATTESTATION_STALE when `verified`, a record signed again, is signed by a key attested
+    under an older change than the signer's current one, as the log refuses its append (review
+    71d, outbox 2 and 3: the thief of a retired key, under the signer's current history, dated
+    its resigning before the rotation and was answered ALREADY)."""
+    epoch = verified.epoch
+    if not epoch.is_current:
+        raise TraceError(
+            _F.ATTESTATION_STALE,
+            f"signed again by a key of change {epoch.change}, an older change of the signer's",
+            record=verified.record.id,
         )
 
 
