@@ -23,6 +23,26 @@ Migration = str | Callable[[sqlite3.Connection], None]
 through the connection it is given (inside the migrating transaction)."""
 
 
+_QUOTA_COLUMNS: Final = (
+    ("members", "quota_ticket", "BLOB"),
+    ("tickets", "uses", "INTEGER"),
+)
+
+
+def _share_ticket_quotas(conn: sqlite3.Connection) -> None:
+    """Schema 21 (review 71e, quota; review 70q, feeds 2): `members.quota_ticket`, the code hash
+    of the ticket of many uses whose revocation quota the member shares with the other members
+    it enrolled (NULL: the member's own, as for a single-use ticket and for every member
+    enrolled before this migration), and `tickets.uses`, how many uses a ticket was made with
+    (NULL for a ticket made before it: its members share its quota, its uses not known).
+    Each column added only when missing, so the migration runs again over a migrated node.db
+    (one whose version was set back) and changes nothing."""
+    for table, column, kind in _QUOTA_COLUMNS:
+        names = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in names:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
 # Schema migrations, applied in order; PRAGMA user_version records how many ran.
 NODE_MIGRATIONS: Final[tuple[Migration, ...]] = (
     """
@@ -278,4 +298,5 @@ NODE_MIGRATIONS: Final[tuple[Migration, ...]] = (
     -- checked since (not told apart), is 2, not known (docs/storage.md, "Identities")
     UPDATE identities SET linked = 2 WHERE linked = 1 AND primary_key IS NULL;
     """,
+    _share_ticket_quotas,  # review 71e, quota (70q feeds 2): a ticket's members share a quota
 )
