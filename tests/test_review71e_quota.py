@@ -83,14 +83,19 @@ def delegate_to(strict: Setup, name: str, delegate: str) -> None:
 
 def test_the_delegates_of_one_tickets_members_share_one_budget(strict: Setup) -> None:
     """71e quota 1: two members of one ticket each delegate to a throwaway identity, which
-    revokes a link it issued: the second delegate is refused (QUOTA_EXCEEDED), its budget the
-    one the delegates of that ticket's members share."""
+    revokes a link it issued: the second delegate is refused (QUOTA_EXCEEDED, naming the
+    budget), its budget the one the delegates of that ticket's members share."""
     ticket = strict.ticket(uses=2)
     for n in range(2):
         member(strict, f"m{n}", ticket)
         delegate_to(strict, f"m{n}", f"d{n}")
     assert not refused(strict, "d0")
-    assert refused(strict, "d1")
+    with pytest.raises(AuthorityError) as caught:
+        revoke_a_new_link(strict, "d1")
+    assert caught.value.reason is A.QUOTA_EXCEEDED
+    assert f"the delegates of the members of the ticket that enrolled {strict.id('m1')}" in str(
+        caught.value
+    )
 
 
 def test_the_rotations_of_one_tickets_members_share_one_budget(strict: Setup) -> None:
