@@ -63,8 +63,8 @@ def test_an_upgraded_database_keeps_the_bound(members: Node) -> None:
         conn.execute("DROP TABLE rollback_counters")  # review 51d's
         conn.execute("DROP TABLE voucher_sources")  # review 54x's
         (version,) = conn.execute("PRAGMA user_version").fetchone()
-        # (review 53h's rebuild, 66i's column and 69f's links too)
-        conn.execute(f"PRAGMA user_version = {version - 13}")
+        # (review 53h's rebuild, 66i's column, 69f's links and 71e's quota columns too)
+        conn.execute(f"PRAGMA user_version = {version - 14}")
     # nor its guard (review 51d's: left beside it, it finds node.db a restored copy, whose
     # authority is held: review 65o, feed 2)
     guard_path(path).unlink(missing_ok=True)

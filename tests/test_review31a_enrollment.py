@@ -33,6 +33,7 @@ from tests.test_review30a_enrollment import (  # noqa: F401 (the fixture)
     checkpointed_ticket,
     stores_globex_copy,
 )
+from tests.test_review69f_enroll import LINKED
 from tests.test_trust_scope import NOW, make_two
 from troth.authority import Authority
 from troth.authority.client import authority_pin_of, check_ticket, ticket_vouches
@@ -42,7 +43,6 @@ from troth.enrollment import enroll
 from troth.errors import AuthorityError, AuthorityFailure, IdentityError, IdentityFailure
 from troth.node import Node
 from troth.storage import SqliteDatabase, SqliteVoucherStore
-from troth.storage.sqlite import _MIGRATIONS
 
 
 def test_a_ticket_the_authority_refuses_replaces_no_copy(
@@ -184,7 +184,7 @@ def test_a_copy_from_before_the_linked_column_needs_the_pin(
     members.db.execute(  # as a row written before review 27h's migration reads
         "UPDATE identities SET linked = 1 WHERE identifier = ?", (authority.identifier.digest,)
     )
-    members.db.execute(f"PRAGMA user_version = {len(_MIGRATIONS) - 1}")
+    members.db.execute(f"PRAGMA user_version = {LINKED - 1}")
     SqliteDatabase(members.db.path).close()  # the troth of review 69f opens it: migrated
     ticket = Ticket(new_code(), forged.identity.history, "node:globex-node")
     with pytest.raises(IdentityError) as caught:

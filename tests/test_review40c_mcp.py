@@ -173,7 +173,7 @@ def test_a_database_from_before_the_table_opens_and_migrates(tmp_path: Path) -> 
         conn.execute("DROP TABLE identity_forks")  # (and review 49c's)
         conn.execute("DROP TABLE rollback_counters")  # (and review 51d's)
         conn.execute("DROP TABLE voucher_sources")  # (and review 54x's)
-        conn.execute(f"PRAGMA user_version = {current - 9}")  # (and 53h's, 66i's, 69f's)
+        conn.execute(f"PRAGMA user_version = {current - 10}")  # (and 53h's, 66i's, 69f's, 71e's)
     with open_node("tools", home=tmp_path) as node:
         assert recorded_grantors(node, "orders") is None
         SqliteMcpGrantors(node.db).record("orders", [str(ACME_X)], now=1, limit=8)

@@ -148,7 +148,7 @@ def test_a_database_from_before_the_table_opens_and_migrates(troth_home: Path) -
         conn.execute("DROP TABLE identity_forks")  # (review 49c's, the migrations after it)
         conn.execute("DROP TABLE rollback_counters")  # (review 51d's)
         conn.execute("DROP TABLE voucher_sources")  # (review 54x's)
-        conn.execute(f"PRAGMA user_version = {current - 7}")  # (and 53h's, 66i's, 69f's)
+        conn.execute(f"PRAGMA user_version = {current - 8}")  # (and 53h's, 66i's, 69f's, 71e's)
     with open_node("default") as node:
         assert node.wallet.store.syncs_due() == []
         node.wallet.store.mark_sync_due(acme.digest, "node:acme", 1)

@@ -115,7 +115,7 @@ def test_a_database_from_before_the_table_opens_and_keeps_forks(troth_home: Path
         conn.execute("DROP TABLE identity_forks")
         conn.execute("DROP TABLE rollback_counters")  # (review 51d's, the migration after it)
         conn.execute("DROP TABLE voucher_sources")  # (review 54x's)
-        conn.execute(f"PRAGMA user_version = {current - 6}")  # (and 53h's, 66i's, 69f's)
+        conn.execute(f"PRAGMA user_version = {current - 7}")  # (and 53h's, 66i's, 69f's, 71e's)
     base = honest_history(1)
     real, forged = forks_of(base, 2)
     with open_node("n") as node:

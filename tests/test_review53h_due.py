@@ -140,7 +140,7 @@ def test_marks_from_before_the_migration_keep_their_numbers() -> None:
                 "INSERT INTO feed_syncs_due VALUES (?, ?, 'node:acme', 1)", (mark, A.digest)
             )
         conn.execute("DROP TABLE voucher_sources")  # review 54x's, the migration after it
-        conn.execute(f"PRAGMA user_version = {current - 4}")  # (and 66i's, 69f's, after it)
+        conn.execute(f"PRAGMA user_version = {current - 5}")  # (and 66i's, 69f's, 71e's)
     with troth.Node.open("agents") as agents:
         store = agents._stored.wallet.store
         assert store.marks_due(A.digest) == [3, 7]

@@ -112,14 +112,14 @@ def test_an_older_database_gets_its_sources_from_its_vouchers(troth_home: Path) 
     with sqlite3.connect(path) as conn:  # as the schema before the migration left it
         conn.execute("DROP TABLE voucher_sources")
         (version,) = conn.execute("PRAGMA user_version").fetchone()
-        conn.execute(f"PRAGMA user_version = {version - 3}")  # (and 66i's, 69f's, after it)
+        conn.execute(f"PRAGMA user_version = {version - 4}")  # (66i's, 69f's, 71e's after it)
     with open_node("old") as opened:
         SqliteVoucherStore(opened.db).vouch(identifier, ACME, NOW + 2 * DAY, os.urandom(32))
         rows = opened.db.fetch_all("SELECT identifier, member FROM voucher_sources")
         assert [(bytes(i), bytes(m)) for i, m in rows] == [(identifier, LOW)]
     with sqlite3.connect(path) as conn:  # the migration run again (a crash before its mark)
         (version,) = conn.execute("PRAGMA user_version").fetchone()
-        conn.execute(f"PRAGMA user_version = {version - 3}")  # (and 66i's, 69f's, after it)
+        conn.execute(f"PRAGMA user_version = {version - 4}")  # (66i's, 69f's, 71e's after it)
     with open_node("old") as opened:
         rows = opened.db.fetch_all("SELECT identifier, member FROM voucher_sources")
         assert [(bytes(i), bytes(m)) for i, m in rows] == [(identifier, LOW)]

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.gates import T, make_world
+from tests.test_review69f_enroll import LINKED
 from troth.credentials import Attributes, CredentialBody, CredentialChain, issue_credential
 from troth.credentials.held_rows import claims_cover, live_held
 from troth.errors import ConfigError, NotFound
@@ -97,7 +98,7 @@ def _schema_19_with_a_copy(path: Path) -> bytes:
     digest = b"\x01" * 32
     db = SqliteDatabase(path)
     SqliteIdentityStore(db).insert_history(digest, b"history", 1, T, linked=True)
-    db.execute(f"PRAGMA user_version = {len(_MIGRATIONS) - 1}")
+    db.execute(f"PRAGMA user_version = {LINKED - 1}")
     db.close()
     return digest
 
@@ -115,7 +116,7 @@ def test_a_crash_in_the_schema_20_migration_leaves_schema_19_whole(tmp_path: Pat
     migrates it to 2."""
     path = tmp_path / "node.db"
     digest = _schema_19_with_a_copy(path)
-    update = str(_MIGRATIONS[-1])
+    update = str(_MIGRATIONS[LINKED - 1])
 
     def crashes(conn: sqlite3.Connection) -> None:
         conn.execute(update.split("\n", 3)[-1])  # the UPDATE, past its comment
@@ -124,8 +125,8 @@ def test_a_crash_in_the_schema_20_migration_leaves_schema_19_whole(tmp_path: Pat
         raise sqlite3.OperationalError("disk I/O error")
 
     with pytest.raises(sqlite3.OperationalError):
-        SqliteDatabase(path, migrations=(*_MIGRATIONS[:-1], crashes))
-    assert _linked(path, digest) == (len(_MIGRATIONS) - 1, 1)
+        SqliteDatabase(path, migrations=(*_MIGRATIONS[: LINKED - 1], crashes))
+    assert _linked(path, digest) == (LINKED - 1, 1)
     SqliteDatabase(path).close()
     assert _linked(path, digest) == (len(_MIGRATIONS), 2)
 
@@ -137,5 +138,5 @@ def test_a_troth_from_before_schema_20_refuses_a_migrated_node_db(tmp_path: Path
     digest = _schema_19_with_a_copy(path)
     SqliteDatabase(path).close()
     with pytest.raises(ConfigError, match=f"schema {len(_MIGRATIONS)}; this troth knows 19"):
-        SqliteDatabase(path, migrations=_MIGRATIONS[:-1])
+        SqliteDatabase(path, migrations=_MIGRATIONS[: LINKED - 1])
     assert _linked(path, digest) == (len(_MIGRATIONS), 2)

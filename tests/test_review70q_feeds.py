@@ -10,16 +10,18 @@ member causes to be written is now at most MAX_MEMBER_REVOCATION_REASON_BYTES of
 authority's own revocations keep MAX_REVOCATION_REASON characters): the members' part is about
 0.7 GB at most.
 
-70q feeds 2 (xfail, a design decision for the lead): the members' quotas add up with no budget
-they share, and one multi-use ticket mints members, each with three budgets of its own (its
-link revocations, its delegates', its supersessions: 300 entries an hour by default). Whoever
-holds a ticket of many uses enrolls from one network 32 at once, then one per 4 s (~900 an
-hour: ENROLL_REQUESTS_BURST), so within hours the members' part of the feed is full for good
-and no member can ever again revoke a stolen delegate's link (the authority still can). Each
-held feed's index then takes ~620 MB on every node (~150 bytes an entry, measured), its store
-~360 MB. A budget every member shares would let a few members deny every other member's
-revocations each window, so the bound that fits is the one review 61c chose for delegates:
-the members a ticket enrolled share the quota of that ticket.
+70q feeds 2 (fixed by review 71e, quota: tests/test_review71e_quota.py): the members' quotas
+add up with no budget they share, and one multi-use ticket mints members, each with three
+budgets of its own (its link revocations, its delegates', its supersessions: 300 entries an
+hour by default). Whoever holds a ticket of many uses enrolls from one network 32 at once, then
+one per 4 s (~900 an hour: ENROLL_REQUESTS_BURST), so within hours the members' part of the
+feed is full for good and no member can ever again revoke a stolen delegate's link (the
+authority still can). Each held feed's index then takes ~620 MB on every node (~150 bytes an
+entry, measured), its store ~360 MB. A budget every member shares would let a few members deny
+every other member's revocations each window, so the bound that fits is the one review 61c
+chose for delegates: the members a ticket enrolled share the quota of that ticket
+(`members.quota_ticket`, schema 21: their link revocations, their delegates' and their
+supersessions; a single-use ticket's member keeps its own, as before).
 """
 
 from __future__ import annotations
@@ -68,11 +70,6 @@ def test_every_entry_a_member_causes_is_within_the_member_bound(setup: Setup) ->
     assert len(row) <= limits.MAX_REVOCATION_ENTRY_BYTES // 6
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="70q feeds 2: members minted from one multi-use ticket each bring a quota of their "
-    "own; together they fill the members' part of the feed for good (a design decision)",
-)
 def test_members_of_one_ticket_share_one_quota(setup: Setup, troth_home: Path) -> None:
     """70q feeds 2: four members enrolled with one ticket (an authority quota of 1 entry an
     hour) each revoke a link they issued: past the first, refused (QUOTA_EXCEEDED), as a

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from troth.authority.feed import AuthorityFeed
-from troth.authority.members import ADMIN, ROLE, Member, member_from_record
+from troth.authority.members import ADMIN, ROLE, Member, member_from_record, quota_holder
 from troth.credentials import ChainVerifier, TrustPolicy
 from troth.errors import AuthorityError, AuthorityFailure
 from troth.identity import Identifier, IdentityService, Signer, VerifiedIdentity
@@ -78,6 +78,11 @@ class AuthorityBase:
 
     def members(self) -> list[Member]:
         return [member_from_record(r) for r in self.store.list_members()]
+
+    def quota_holder(self, member: Identifier) -> Identifier:
+        """The account `member`'s entries are charged to (troth.authority.members
+        `quota_holder`: itself, or the ticket of many uses that enrolled it)."""
+        return quota_holder(self.store.get_member(member.digest), member)
 
     def member(self, identifier: Identifier) -> Member:
         record = self.store.get_member(identifier.digest)

@@ -26,7 +26,15 @@ from typing import Final
 
 from troth import limits
 from troth.authority.issuing import Issuing
-from troth.authority.members import ADMIN, ENROLLER, ROLE, Member, member_from_record
+from troth.authority.members import (
+    ADMIN,
+    ENROLLER,
+    ROLE,
+    Member,
+    holder_name,
+    member_from_record,
+    quota_ticket_of,
+)
 from troth.authority.revoking import Revoking
 from troth.authority.tickets import Ticket, check_address, code_hash, new_code
 from troth.credentials import Attributes, CredentialChain, RevocationKind, VerifiedFeed, check_fits
@@ -265,7 +273,7 @@ class Authority(Revoking, Issuing):
                 attributes = self.member(member).attributes  # NOT_A_MEMBER once removed
                 self._learn(verified.requester, now, unpublished_ok=True)
                 return self._issue_bounded(member, attributes, now)
-            attributes_cbor, created_by, ticket_expires_at = redeemed
+            attributes_cbor, created_by, ticket_expires_at, uses = redeemed
             # a use a restored copy of the store must not give back (review 51d, rollback 1)
             self.store.count_irreversible()
             granted = Attributes.from_cbor(cbor.decode(attributes_cbor))
@@ -282,8 +290,14 @@ class Authority(Revoking, Issuing):
                 raise AuthorityError(
                     _A.REQUEST_INVALID, f"the member's attributes with this ticket's: {exc}"
                 ) from None
-            self.store.put_member(
-                MemberRecord(member.digest, cbor.encode(attributes.to_cbor()), created_by, now)
+            self.store.put_member(  # a ticket of many uses: its members share its quota
+                MemberRecord(  # (review 70q, feeds 2; `quota_ticket_of`)
+                    member.digest,
+                    cbor.encode(attributes.to_cbor()),
+                    created_by,
+                    now,
+                    quota_ticket_of(existing, hashed, uses),
+                )
             )
             self._learn(verified.requester, now, unpublished_ok=True)
             chain = self._issue_bounded(member, attributes, now)
@@ -348,7 +362,12 @@ class Authority(Revoking, Issuing):
                 # member told its rotation is not published (review 63a, authority 3)
                 refused = exc
         if refused is not None:
-            raise refused
+            requester = verified.requester.identifier
+            holder = self.quota_holder(requester)
+            if holder == requester or refused.reason is not _A.QUOTA_EXCEEDED:
+                raise refused
+            detail = refused.detail.replace(str(holder), holder_name(requester, holder))
+            raise AuthorityError(_A.QUOTA_EXCEEDED, detail) from None
         self._remember(request, verified, seq)
         return seq
 

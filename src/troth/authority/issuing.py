@@ -59,7 +59,8 @@ class Issuing(AuthorityBase):
         or none was stored: rows from before review 25; or none is unexpired), the newest
         unexpired past the live bound are revoked, then the oldest of those expired within the
         skew as many as the second bound needs, each an entry charged to the member's quota
-        (QUOTA_EXCEEDED past it), and a credential is issued (review 24a's rule)."""
+        holder (`quota_holder`: the members of one ticket of many uses share one; QUOTA_EXCEEDED
+        past it), and a credential is issued (review 24a's rule)."""
         self.check_not_held()  # nothing answered again either (review 65o, feed 2)
         since = self.identities.get(self.config.name, now=now).identity.current.body.created_at
         kind = RevocationKind.CREDENTIAL
@@ -96,7 +97,7 @@ class Issuing(AuthorityBase):
             by=self.identifier,
             now=now,
             reason="past the member's bound of live credentials",
-            charged_to=member,
+            charged_to=self.quota_holder(member),  # a ticket's members share (71e, quota 3)
         )
         return self._issue(member, attributes, now, signer)
 

@@ -94,7 +94,8 @@ class Requesters(AuthorityBase):
         unpublished_ok: bool = False,
     ) -> int | None:
         """Store or extend an authorised requester's history, and publish it as superseding
-        every shorter or different one (charged to `charged_to`, default the requester).
+        every shorter or different one (charged to `charged_to`, default the requester's quota
+        holder: itself, or the ticket of many uses that enrolled it, `quota_holder`).
         Returns the newest supersession's seq, if any. `unpublished_ok` (a refresh, an
         enrollment, a link revocation): a supersession the feed refuses (a spent budget, a
         quota of 0, a full members' part: QUOTA_EXCEEDED or FEED_LIMIT, raised before it
@@ -109,6 +110,8 @@ class Requesters(AuthorityBase):
             self.identities.observe(requester, binds=self._binds(requester))
         except IdentityError as exc:
             raise AuthorityError(_A.REQUEST_INVALID, f"requester: {exc}") from None
+        if charged_to is None:  # a ticket's members share its budget (review 71e, quota 2)
+            charged_to = self.quota_holder(requester.identifier)
         try:
             return self.revocations.supersede(requester, now=now, charged_to=charged_to)
         except AuthorityError as exc:

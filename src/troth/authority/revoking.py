@@ -1,6 +1,8 @@
 """The authority's revocations: credentials and identities revoked by the authority (in bulk
 too), and links revoked by their delegators (`revoke_link`: a signed request, charged to the
-quota of the member whose credential roots the chain).
+quota holder of the member whose credential roots the chain: the member, or the ticket of many
+uses that enrolled it, shared by that ticket's members, troth.authority.members
+`quota_holder`). The authority's own revocations are charged to no one.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from troth import limits
+from troth.authority.members import holder_name, quota_holder
 from troth.authority.requesters import Requesters
 from troth.credentials import RevocationKind, VerifiedLink
 from troth.crypto import sha256
@@ -107,9 +110,11 @@ class Revoking(Requesters):
         if issued is None:
             raise AuthorityError(_A.NOT_UPSTREAM, str(revoker))
         # the member pays for its own revocations; its delegates share a second budget, so a
-        # delegate cannot spend what its delegator needs to revoke it
+        # delegate cannot spend what its delegator needs to revoke it; the members a ticket
+        # of many uses enrolled share each (review 70q, feeds 2)
         member = links[0].subject
-        payer: Identifier | None = member if issued <= 1 else delegates_of(member)
+        holder = self.quota_holder(member)
+        payer: Identifier | None = holder if issued <= 1 else delegates_of(holder)
         if revoker == self.identifier:  # the authority's own revocations are not limited: a
             payer = None  # member that spent its quota kept it from revoking (review 34b, quota 1)
         if payer is not None and self._over_member_bound(reason, target):
@@ -140,7 +145,9 @@ class Revoking(Requesters):
         except AuthorityError as exc:
             if exc.reason is not _A.QUOTA_EXCEEDED or payer is None or payer == member:
                 raise
-            detail = exc.detail.replace(str(payer), f"the delegates of {member}")
+            whose = holder_name(member, holder)
+            named = whose if payer == holder else f"the delegates of {whose}"
+            detail = exc.detail.replace(str(payer), named)
             raise AuthorityError(_A.QUOTA_EXCEEDED, detail) from None
         self._remember(request, verified, seq)
         return seq
@@ -195,8 +202,12 @@ class Revoking(Requesters):
         stored here are not stored (review 23a). Once `member` is no member (removed, or
         revoked for good) nothing is published: its chains were revoked with it, and each
         rotation it or its delegates made after cost the feed an entry no membership bounded
-        (review 65u, authority 1); the histories are stored all the same."""
-        publish = self.store.get_member(member.digest) is not None
+        (review 65u, authority 1); the histories are stored all the same. The member's quota
+        holder (`quota_holder`) pays in its place: the members one ticket of many uses
+        enrolled share one budget of each kind (review 71e, quota 1 and 2)."""
+        record = self.store.get_member(member.digest)
+        publish = record is not None
+        holder = quota_holder(record, member)  # a ticket's members share (review 71e, quota)
         for index, issuer in enumerate(issuers[1:], start=1):
             if self.identities.stored_changes(issuer.identifier) is None:
                 continue
@@ -208,7 +219,7 @@ class Revoking(Requesters):
                 continue  # an older history: the stored copy says more
             if not publish:
                 continue
-            payer = None if index == 1 else delegates_of(member)
+            payer = holder if index == 1 else delegates_of(holder)
             try:
                 self.revocations.supersede(issuer, now=now, charged_to=payer)
             except AuthorityError as exc:  # (raised before it writes)
@@ -249,6 +260,8 @@ class Revoking(Requesters):
 
 def delegates_of(member: Identifier) -> Identifier:
     """The quota account a member's delegates share (a name no identity has: a hash under its
-    own domain): their revocations here, their enroll, refresh, revoke and rotated requests and
-    feed pages at the authority service (review 58e, budgets 1)."""
+    own domain): their revocations here (`delegates_of` the member's quota holder: the
+    delegates of the members one ticket of many uses enrolled share one, review 71e, quota 1),
+    their enroll, refresh, revoke and rotated requests and feed pages at the authority service
+    (review 58e, budgets 1)."""
     return Identifier(sha256(b"troth.authority.delegates-quota/1\x00" + member.digest))

@@ -351,13 +351,15 @@ class FeedState:
 
 @dataclass(frozen=True, slots=True)
 class MemberRecord:
-    """An authority's member as stored: its identifier, its encoded attributes, and who
-    added it when."""
+    """An authority's member as stored: its identifier, its encoded attributes, who added it
+    when, and the code hash of the ticket of many uses whose revocation quota it shares with
+    the other members that ticket enrolled (None: its own quota; review 71e, quota)."""
 
     identifier: bytes
     attributes: bytes
     added_by: bytes
     added_at: int
+    quota_ticket: bytes | None = None
 
 
 class AuthorityStore(Transactional, Protocol):
@@ -400,10 +402,13 @@ class AuthorityStore(Transactional, Protocol):
         now: int,
     ) -> None: ...
 
-    def redeem_ticket(self, code_hash: bytes, now: int) -> tuple[bytes, bytes, int] | None:
+    def redeem_ticket(
+        self, code_hash: bytes, now: int
+    ) -> tuple[bytes, bytes, int, int | None] | None:
         """One atomic conditional write: take one use of an unexpired ticket with uses left.
-        Returns (attributes, created_by, expires_at), or None. Among N concurrent redeemers
-        of a ticket with k uses, exactly min(N, k) win."""
+        Returns (attributes, created_by, expires_at, uses it was made with: None for a ticket
+        stored before schema 21), or None. Among N concurrent redeemers of a ticket with k
+        uses, exactly min(N, k) win."""
         ...
 
     def forget_tickets(self, now: int, code_hash: bytes | None = None) -> int:

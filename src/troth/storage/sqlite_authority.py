@@ -35,6 +35,7 @@ the store is opened on a node.db made before them, as a migration is (`SqliteDat
 
 
 _ANY_TICKET: Final = "SELECT 1 FROM tickets LIMIT 1"
+_MEMBERS: Final = "SELECT identifier, attributes, added_by, added_at, quota_ticket FROM members"
 _CREATE_HOLD: Final = (
     "CREATE TABLE IF NOT EXISTS authority_restore_hold "
     "(authority BLOB PRIMARY KEY, held_at INTEGER NOT NULL)"
@@ -225,21 +226,26 @@ class SqliteAuthorityStore:
     ) -> None:
         self._guard.arm()  # a copy holding a ticket is found, its guard deleted (review 52c)
         self._db.execute(
-            "INSERT INTO tickets VALUES (?, ?, ?, ?, ?, ?)",
-            (code_hash, attributes, uses, expires_at, created_by, now),
+            "INSERT INTO tickets (code_hash, attributes, uses_left, expires_at, created_by, "
+            "created_at, uses) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (code_hash, attributes, uses, expires_at, created_by, now, uses),
         )
 
-    def redeem_ticket(self, code_hash: bytes, now: int) -> tuple[bytes, bytes, int] | None:
+    def redeem_ticket(
+        self, code_hash: bytes, now: int
+    ) -> tuple[bytes, bytes, int, int | None] | None:
         # one conditional write (lessons.md: read-then-delete lets two redeemers win); a
         # ticket made more than the skew after `now` was made by a clock since set back, its
         # window unknown: refused (review 59d, tickets 1: it lived its TTL plus the error)
         row = self._db.fetch_one(
             "UPDATE tickets SET uses_left = uses_left - 1 "
             "WHERE code_hash = ? AND uses_left > 0 AND expires_at > ? AND created_at <= ? "
-            "RETURNING attributes, created_by, expires_at",
+            "RETURNING attributes, created_by, expires_at, uses",
             (code_hash, now, now + limits.MAX_CLOCK_SKEW_SECONDS),
         )
-        return None if row is None else (bytes(row[0]), bytes(row[1]), int(row[2]))
+        if row is None:
+            return None
+        return bytes(row[0]), bytes(row[1]), int(row[2]), None if row[3] is None else int(row[3])
 
     def forget_tickets(self, now: int, code_hash: bytes | None = None) -> int:
         """Also deletes the redemptions whose ticket expired REDEMPTION_GRACE_SECONDS before
@@ -296,16 +302,23 @@ class SqliteAuthorityStore:
 
     def put_member(self, record: MemberRecord) -> None:
         self._db.execute(
-            "INSERT OR REPLACE INTO members VALUES (?, ?, ?, ?)",
-            (record.identifier, record.attributes, record.added_by, record.added_at),
+            "INSERT OR REPLACE INTO members (identifier, attributes, added_by, added_at, "
+            "quota_ticket) VALUES (?, ?, ?, ?, ?)",
+            (
+                record.identifier,
+                record.attributes,
+                record.added_by,
+                record.added_at,
+                record.quota_ticket,
+            ),
         )
 
     def get_member(self, identifier: bytes) -> MemberRecord | None:
-        row = self._db.fetch_one("SELECT * FROM members WHERE identifier = ?", (identifier,))
+        row = self._db.fetch_one(f"{_MEMBERS} WHERE identifier = ?", (identifier,))
         return None if row is None else _member(row)
 
     def list_members(self) -> list[MemberRecord]:
-        return [_member(r) for r in self._db.fetch_all("SELECT * FROM members ORDER BY added_at")]
+        return [_member(r) for r in self._db.fetch_all(f"{_MEMBERS} ORDER BY added_at")]
 
     def remove_member(self, identifier: bytes) -> bool:
         return (
@@ -456,8 +469,9 @@ def _rows(db: SqliteDatabase, sql: str, params: tuple[object, ...]) -> Iterator[
         cursor.close()
 
 
-def _member(row: tuple[bytes, bytes, bytes, int]) -> MemberRecord:
-    return MemberRecord(bytes(row[0]), bytes(row[1]), bytes(row[2]), row[3])
+def _member(row: tuple[bytes, bytes, bytes, int, bytes | None]) -> MemberRecord:
+    ticket = None if row[4] is None else bytes(row[4])
+    return MemberRecord(bytes(row[0]), bytes(row[1]), bytes(row[2]), row[3], ticket)
 
 
 class SqliteCredentialStore:
