@@ -1,0 +1,82 @@
+"""Review 71a (MCP held-request weighing, area mcpheld): attacks tried that did not work."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.test_review70u_mcpheld import call_frame, decoded_call
+from troth import limits
+
+
+def test_mcpheld_refuted_calls_over_and_under_the_value_limit_in_turn_leave_no_drift() -> None:
+    """Tried: a session sending calls over and under MAX_TOOL_ARGUMENT_VALUES in turn, each
+    answered, to make the count drift (an over-limit call weighed by its frame, let go by its
+    weight): the session holds exactly what it held before after each answer, and an
+    over-limit call that would pass its most is refused, nothing counted."""
+    from troth.integrations.mcp.channel import decode_message
+    from troth.integrations.mcp.held import HeldRequests
+
+    held = HeldRequests(limits.MAX_MCP_SESSION_HELD)
+    assert held.take("kept", 1 << 20)
+    under = call_frame({"x": list(range(100))})
+    over = call_frame({"x": [0] * (limits.MAX_TOOL_ARGUMENT_VALUES + 1)})
+    items = [(decode_message(frame), len(frame)) for frame in (under, over)]
+    for item, size in items * 5:
+        assert held.hold(item, size)
+        assert held.total > 1 << 20
+        held.let_go(1)
+        assert held.total == 1 << 20
+        assert held.take("filler", held.most - (2 << 20))  # the over-limit call: ~2.4 MB
+        assert not held.hold(*items[1])
+        held.let_go("filler")
+        assert (held.total, len(held)) == (1 << 20, 1)
+
+
+def test_mcpheld_refuted_let_go_twice_takes_nothing_of_another() -> None:
+    """Tried: a request let go twice (cancelled, then its answer written; or an answer to an
+    id never held) to take another's weight off the count: `let_go` pops the id's own weight
+    only, once."""
+    from troth.integrations.mcp.held import HeldRequests
+
+    held = HeldRequests(limits.MAX_MCP_SESSION_HELD)
+    assert held.take(1, 5000)
+    assert held.take(2, 7000)
+    held.let_go(1)
+    held.let_go(1)
+    held.let_go(3)
+    held.let_go(None)
+    assert held.total == 7000
+
+
+def test_mcpheld_refuted_shared_short_strings_weigh_at_least_what_they_hold() -> None:
+    """Tried: short strings the parser caches (the same object for each repeat: counted each
+    time, so over) and long distinct ones (counted once each, held once) under their weight."""
+    from troth.integrations.mcp.held import HeldRequests
+
+    for arguments in ({"x": ["k" * 60] * 5000}, {"x": [f"{i:08d}" * 20 for i in range(3000)]}):
+        item, served = decoded_call(arguments, serve=True)
+        held = HeldRequests(1 << 40)
+        assert held.hold(item, len(call_frame(arguments)))
+        assert held.total >= served
+
+
+def test_mcpheld_refuted_the_decoded_message_holds_no_container_subclass() -> None:
+    """Tried: dict or list subclasses the SDK builds, whose instances are larger than their
+    `sys.getsizeof` says or hold more: a decoded tools/call's params hold plain dicts and
+    lists only, at any depth."""
+    from troth.integrations.mcp.channel import decode_message
+
+    shape = {"a": [{"b": [[], {}]}, {"c": {"d": []}}], "_meta": {"e": [{}]}}
+    params: dict[str, Any] = {"name": "t", "arguments": shape, "_meta": {"f": [{"g": {}}]}}
+    frame = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params})
+    message = decode_message(frame.encode()).message
+    pending: list[Any] = [getattr(message, "params", None)]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            assert type(value) is dict
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            assert type(value) is list
+            pending.extend(value)
