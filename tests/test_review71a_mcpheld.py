@@ -17,6 +17,9 @@ Mcpheld 5. A small tools/call waiting in the gate held ~13.4-14.6 KB (the SDK's 
 context and session, the dispatcher's scopes, its span), weighed ~9-10 KB: each request weighs
 `held.SERVED_OVERHEAD` (8 KiB) more.
 
+Mcpheld 7. A request's id, an int of up to 4,300 digits, is held as its decimal text too (the
+span's `jsonrpc.request.id`): ~0.9 KB a call under its weight. Counted.
+
 Mcpheld 6 (session 70's "no server-wide cap"). A full session holds ~31.3 MiB (measured; 4
 sessions ~125 MiB: linear), so a server's 256 sessions held up to ~8 GiB, reached by one
 authority's members (free for it to mint). MAX_MCP_SERVER_HELD (1 GiB) bounds what a server's
@@ -184,13 +187,15 @@ def test_mcpheld_4_a_call_over_the_value_limit_is_charged_and_cut_short() -> Non
     assert found.weight >= MESSAGE_OVERHEAD + DENSEST * len(frame)
 
 
+@pytest.mark.parametrize("first", [1, 10**4290], ids=["small ids", "ids of 4,291 digits"])
 def test_mcpheld_5_a_waiting_call_weighs_what_the_sdk_holds_of_it(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, first: int
 ) -> None:
-    """71a mcpheld 5: a small tools/call waiting in the gate for a slot held ~13.4-14 KB (the
+    """71a mcpheld 5: a small tools/call waiting in the gate for a slot held ~13.4-14.6 KB (the
     SDK's task, request context and session, the dispatcher's scopes, its span), weighed
-    ~9-10 KB (MESSAGE_OVERHEAD twice and its values): measured in a real session, calls sent
-    as `McpService.send` weighs them."""
+    ~9-10 KB (MESSAGE_OVERHEAD twice and its values); mcpheld 7: an id of an int of 4,291
+    digits is held as its text too (the span's `jsonrpc.request.id`), ~0.9 KB a call under
+    its weight. Measured in a real session, calls sent as `McpService.send` weighs them."""
     import gc
     import tracemalloc
 
@@ -204,10 +209,11 @@ def test_mcpheld_5_a_waiting_call_weighs_what_the_sdk_holds_of_it(
 
     monkeypatch.setattr(limits, "MAX_MCP_CALLS_PER_SESSION", 1)
     upstream, held = Blocking(), HeldRequests(1 << 40)
-    params = {"name": "lookup_order", "arguments": {"order_id": "o1"}}
+    params = json.dumps({"name": "lookup_order", "arguments": {"order_id": "o1"}})
     frames = [
-        json.dumps({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": params}).encode()
-        for i in range(1, 11)
+        b'{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":%s}'
+        % (first + i, params.encode())
+        for i in range(10)
     ]
     waiting = [0]
 

@@ -80,3 +80,24 @@ def test_mcpheld_refuted_the_decoded_message_holds_no_container_subclass() -> No
         elif isinstance(value, list):
             assert type(value) is list
             pending.extend(value)
+
+
+def _nested(depth: int, wrap: Any) -> Any:
+    value: Any = [] if wrap is list else {}
+    for _ in range(depth):
+        value = [value] if wrap is list else {"": value}
+    return value
+
+
+def test_mcpheld_refuted_deep_nesting_over_the_limit_weighs_at_least_what_it_holds() -> None:
+    """Tried: shapes denser than 70y measured, cut short past MAX_TOOL_ARGUMENT_VALUES and
+    weighed DENSEST a byte: arrays of arrays or objects nested 120 deep (2 or 5 bytes a
+    level, one container each: ~31-32 bytes held a byte, served), floats (~6): all under 48."""
+    from troth.integrations.mcp.held import HeldRequests
+
+    shapes = [{"x": [_nested(120, wrap) for _ in range(150)]} for wrap in (list, dict)]
+    for arguments in [*shapes, {"x": [0.5] * 20_000}]:
+        item, served = decoded_call(arguments, serve=True)
+        held = HeldRequests(1 << 40)
+        assert held.hold(item, len(call_frame(arguments)))
+        assert held.total >= served

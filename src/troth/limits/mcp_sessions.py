@@ -59,7 +59,7 @@ a notification or a response from the client, or a request but for a tools/call'
 weighs at most this / MAX_MCP_QUEUE. Room for MAX_MCP_CALLS_PER_SESSION calls of a frame at the
 upstream, arguments at MAX_TOOL_ARGUMENT_VALUES of records included (~2-4 MB each), and more
 waiting. The SDK's copies and own objects of a request served are counted, and what the gate
-never serves is dropped (review 71a, mcpheld 1-3 and 5); all of a server's sessions together
+never serves is dropped (review 71a, mcpheld 1-3, 5 and 7); all of a server's sessions together
 hold at most MAX_MCP_SERVER_HELD. So one member's MAX_MCP_SESSIONS_PER_PEER sessions hold at
 most 256 MiB of requests (and a call each over MAX_TOOL_ARGUMENT_VALUES, up to ~50 MB
 weighed, only while it is decided: it waits for no slot nor room). Review 70f, values 3

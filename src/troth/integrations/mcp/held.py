@@ -9,7 +9,7 @@ MAX_MCP_CALLS_PER_SESSION + MAX_MCP_QUEUE requests held ~1.5-2 GB, one member's 
 ~12-16 GB (review 70f, values 3). `message_weight` estimates what a decoded message holds (each
 value's own size, `sys.getsizeof`, keys included: at least what tracemalloc measures, shared
 small values counted each time; a request also the SDK's copies and objects as it serves it,
-and what the gate never serves dropped: review 71a, mcpheld 1-3 and 5), and `HeldRequests`
+and what the gate never serves dropped: review 71a, mcpheld 1-3, 5 and 7), and `HeldRequests`
 counts the weight of the requests a session
 holds, each from its `send` until its answer is written (or it ends unanswered: cancelled by its
 client, or with the session), at most MAX_MCP_SESSION_HELD; one more past it is refused at
@@ -180,17 +180,21 @@ def _walk(content: Any, most: int, values: int, *, counted: bool) -> tuple[int, 
     return count, min(total + (total >> 6), most + 1)  # and what the parser's allocations round
 
 
-def _copied(params: dict[str, Any]) -> int:
-    """What the SDK copies of a request's params (but its arguments) as it serves it, held
-    with it: its `_meta` object's table `_META_COPIES` times (the request context's and the
-    typed params', review 71a, mcpheld 3) and its tool name once (the OpenTelemetry
-    middleware's span name, `<method> <name>`: review 71a, mcpheld 2)."""
+def _copied(ident: types.RequestId, params: dict[str, Any]) -> int:
+    """What the SDK copies of a request as it serves it (but its arguments), held with it: its
+    `_meta` object's table `_META_COPIES` times (the request context's and the typed
+    params', review 71a, mcpheld 3), its tool name once (the OpenTelemetry middleware's span
+    name, `<method> <name>`: review 71a, mcpheld 2) and an int id's decimal text (the span's
+    `jsonrpc.request.id`: review 71a, mcpheld 7)."""
     copied = 0
     meta, name = params.get("_meta"), params.get("name")
     if isinstance(meta, dict):
         copied += _META_COPIES * ((sys.getsizeof(meta) + _ROUND) & ~_ROUND)
     if isinstance(name, str):  # a method's name is at most 4 bytes a character longer
         copied += (sys.getsizeof(name) + 4 * _LONGEST_METHOD + _ROUND) & ~_ROUND
+    if isinstance(ident, int):  # its digits, at most one more than 0.302 of its bits
+        digits = ident.bit_length() * 302 // 1000 + 2  # and its sign
+        copied += (sys.getsizeof("") + digits + _ROUND) & ~_ROUND
     return copied
 
 
@@ -255,12 +259,11 @@ class HeldRequests:
         and its tools/call arguments' values, in one walk (review 71a, mcpheld 4: the value
         charge's count and the weight walked them twice). A request's params the gate never
         serves (`UNSERVED`) are dropped first (review 71a, mcpheld 1); a request weighs
-        SERVED_OVERHEAD more (review 71a, mcpheld 5), its tool name
-        and its `_meta` object's table are counted once and `_META_COPIES` more (review 71a,
-        mcpheld 2 and 3); a tools/call's arguments object's table `_COPIES` more (review
-        70u, mcpheld 2); arguments of more than MAX_TOOL_ARGUMENT_VALUES values weigh
-        `DENSEST` a byte of the frame, their values walked no further (review 70y, weighing
-        1)."""
+        SERVED_OVERHEAD more (review 71a, mcpheld 5) and the SDK's copies of its tool name,
+        `_meta` table and int id (`_copied`; review 71a, mcpheld 2, 3 and 7); a tools/call's
+        arguments object's table `_COPIES` more (review 70u, mcpheld 2); arguments of more
+        than MAX_TOOL_ARGUMENT_VALUES values weigh `DENSEST` a byte of the frame, their values
+        walked no further (review 70y, weighing 1)."""
         import mcp_types as types
 
         message = None if isinstance(item, Exception) else item.message
@@ -276,7 +279,7 @@ class HeldRequests:
         arguments = params.get("arguments") if message.method == "tools/call" else None
         if arguments is not None:
             params = {key: value for key, value in params.items() if key != "arguments"}
-        rest = _weigh([message.id, message.method, params], loose) + _copied(params)
+        rest = _weigh([message.id, message.method, params], loose) + _copied(message.id, params)
         rest += SERVED_OVERHEAD  # the SDK's own objects for it (review 71a, mcpheld 5)
         if rest > loose:
             return Weighed(message.id, rest, 0, False)
