@@ -101,3 +101,33 @@ def test_mcpheld_refuted_deep_nesting_over_the_limit_weighs_at_least_what_it_hol
         held = HeldRequests(1 << 40)
         assert held.hold(item, len(call_frame(arguments)))
         assert held.total >= served
+
+
+def test_mcpheld_refuted_a_session_ends_and_its_late_let_gos_release_nothing_twice() -> None:
+    """Tried: a session's end (`close`: its requests queued, never started, given back to
+    the server's pool) followed by its cancelled handlers' `Unheld` and the SDK's shutdown
+    errors (`answered`) letting go of the same requests again, to drive the pool below what
+    the other sessions hold: what is let go after `close` is nothing."""
+    from troth.integrations.mcp.held import HeldRequests
+    from troth.node.shares import Shares
+
+    shares = Shares(lambda: 1)
+
+    class Pool:
+        def room(self, size: int) -> bool:
+            return shares.room([b"a"], 1 << 20, size)
+
+        def take(self, size: int) -> None:
+            shares.take([b"a"], size)
+
+        def release(self, size: int) -> None:
+            shares.release([b"a"], size)
+
+    ended, other = HeldRequests(1 << 20, Pool()), HeldRequests(1 << 20, Pool())
+    assert other.take(1, 300)
+    assert ended.take(1, 500)
+    assert ended.take(2, 700)
+    ended.close()
+    for ident in (1, 2, 1):
+        ended.let_go(ident)
+    assert (shares.places, ended.total) == (300, 0)
