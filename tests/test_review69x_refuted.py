@@ -23,8 +23,8 @@ def test_an_honest_call_at_the_value_limit_fits_one_members_burst() -> None:
     """69s wave2 2: a tools/call of MAX_TOOL_ARGUMENT_VALUES values (the most the gate
     decides) is charged its bytes and MCP_VALUE_CHARGE a value, within one full burst: an
     honest call at the limit is served, never refused as over budget for ever."""
+    from tests.support.mcp_weights import weighed
     from troth.gates.toolschema import argument_values
-    from troth.integrations.mcp.channel import decode_message
     from troth.node.services.mcp import _values_charge
 
     arguments = {"notes": list(range(limits.MAX_TOOL_ARGUMENT_VALUES - 1))}
@@ -38,7 +38,7 @@ def test_an_honest_call_at_the_value_limit_fits_one_members_burst() -> None:
         }
     ).encode()
     cost = max(len(message), limits.MCP_MESSAGE_CHARGE)
-    valued = _values_charge(decode_message(message)) - cost
+    valued = _values_charge(weighed(message)) - cost
     assert valued > 0  # charged for its values, not only its bytes
     rates = ByteBudgets(
         rate=limits.MCP_BYTES_PER_SECOND, burst=limits.MCP_BURST_BYTES, max_sources=1

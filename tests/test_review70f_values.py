@@ -48,6 +48,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.mcp_weights import weighed
 from troth import limits
 from troth.gates.toolschema import argument_values
 from troth.integrations.mcp.channel import decode_message
@@ -76,7 +77,7 @@ def test_values_1_a_burst_buys_at_most_four_calls_of_nested_records() -> None:
         rate=limits.MCP_BYTES_PER_SECOND, burst=limits.MCP_BURST_BYTES, max_sources=1
     )
     cost = max(len(message), limits.MCP_MESSAGE_CHARGE)
-    valued = _values_charge(decode_message(message)) - cost
+    valued = _values_charge(weighed(message)) - cost
     bought = 0
     while rates.take(b"m", cost, now=0):  # as McpService.send: its bytes, then its values owed
         rates.owe([b"m"], max(valued, 0), now=0)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.mcp_weights import weighed
 from tests.support.nodes import MemNet, run_memnet
 from tests.test_review70f_values import _dense_call
 from troth import limits
 from troth.errors import RemoteError
-from troth.integrations.mcp.channel import decode_message
 from troth.node.services.mcp import _values_charge
 from troth.rates import ByteBudgets
 
@@ -30,7 +30,7 @@ def test_a_member_overdraws_at_most_one_calls_values() -> None:
     between them, so no frame of another session comes between): a frame is taken only while
     the budget holds its bytes, and its values are counted up to one past the limit, so the
     budget never goes below ~-4 MiB, and a burst buys 4 of them."""
-    charge = _values_charge(decode_message(_dense_call(b"[]")))
+    charge = _values_charge(weighed(_dense_call(b"[]")))
     assert charge == _MOST_OWED  # counted up to one past MAX_TOOL_ARGUMENT_VALUES
     budgets, taken = _budgets(), 0
     for _ in range(limits.MAX_MCP_SESSIONS_PER_PEER * 16):

@@ -13,6 +13,7 @@ __all__ = [
     "MAX_MCP_GATE_QUEUE",
     "MAX_MCP_GATE_THREADS",
     "MAX_MCP_RESULT",
+    "MAX_MCP_SERVER_HELD",
     "MAX_MCP_SESSION_BACKLOG",
     "MAX_MCP_SESSION_HELD",
     "MCP_AT_ONCE_BYTES",
@@ -57,11 +58,22 @@ request of any weight when it holds none: past it one more is refused at `send`,
 a notification or a response from the client, or a request but for a tools/call's arguments,
 weighs at most this / MAX_MCP_QUEUE. Room for MAX_MCP_CALLS_PER_SESSION calls of a frame at the
 upstream, arguments at MAX_TOOL_ARGUMENT_VALUES of records included (~2-4 MB each), and more
-waiting. So one member's MAX_MCP_SESSIONS_PER_PEER sessions hold at most 256 MiB of requests
-(and a call each over MAX_TOOL_ARGUMENT_VALUES, up to ~50 MB weighed, only while it is
-decided: it waits for no slot nor room). Review 70f, values 3 (review 70l, mcpwait 1): bounded by
-count only (MAX_MCP_CALLS_PER_SESSION + MAX_MCP_QUEUE), a session held ~1.5 GB of waiting calls,
-a member ~12 GB."""
+waiting. The SDK's copies and own objects of a request served are counted, and what the gate
+never serves is dropped (review 71a, mcpheld 1-3, 5 and 7); all of a server's sessions together
+hold at most MAX_MCP_SERVER_HELD. So one member's MAX_MCP_SESSIONS_PER_PEER sessions hold at
+most 256 MiB of requests (and a call each over MAX_TOOL_ARGUMENT_VALUES, up to ~50 MB
+weighed, only while it is decided: it waits for no slot nor room). Review 70f, values 3
+(review 70l, mcpwait 1): bounded by count only (MAX_MCP_CALLS_PER_SESSION + MAX_MCP_QUEUE), a
+session held ~1.5 GB of waiting calls, a member ~12 GB."""
+MAX_MCP_SERVER_HELD: Final = 1 << 30
+"""Most bytes of decoded requests (weighed as MAX_MCP_SESSION_HELD weighs them) a published MCP
+server's sessions hold together, split between the authorities the node trusts, the strangers
+and the local callers as the node's other pools are (troth.node.shares: past it, a session
+whose authorities all hold their share takes no more), a session holding none one request of
+any weight still: past it one more is refused at `send` as past MAX_MCP_SESSION_HELD. Room
+for 32 sessions at their most. Review 71a, mcpheld 6: bounded per session only, the server's
+MAX_MCP_SESSIONS held up to ~8 GiB (a full session holds ~31.3 MiB, measured, linear in the
+sessions: 4 held ~125 MiB), reached by one authority's members, free for it to mint."""
 MCP_AT_ONCE_BYTES: Final = 8 << 10
 """Bytes of MAX_MCP_SESSION_BACKLOG a tools/call or tools/list leaves free for the answers given
 at once (a ping's, an error, the gate's notifications) as it takes room for its own answer

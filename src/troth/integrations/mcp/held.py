@@ -8,7 +8,9 @@ answer), as the Python objects its JSON decoded to, which weigh up to ~40 times 
 MAX_MCP_CALLS_PER_SESSION + MAX_MCP_QUEUE requests held ~1.5-2 GB, one member's sessions
 ~12-16 GB (review 70f, values 3). `message_weight` estimates what a decoded message holds (each
 value's own size, `sys.getsizeof`, keys included: at least what tracemalloc measures, shared
-small values counted each time), and `HeldRequests` counts the weight of the requests a session
+small values counted each time; a request also the SDK's copies and objects as it serves it,
+and what the gate never serves dropped: review 71a, mcpheld 1-3, 5 and 7), and `HeldRequests`
+counts the weight of the requests a session
 holds, each from its `send` until its answer is written (or it ends unanswered: cancelled by its
 client, or with the session), at most MAX_MCP_SESSION_HELD; one more past it is refused at
 `send` (`the MCP session holds ... send again later`), never decided. A session holding no
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import sys
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
 
 from troth import limits
 
@@ -39,10 +41,15 @@ __all__ = [
     "DENSEST",
     "HELD",
     "MESSAGE_OVERHEAD",
+    "SERVED_OVERHEAD",
+    "UNSERVED",
+    "HeldPool",
     "HeldRequests",
     "Unheld",
+    "Weighed",
     "loose_most",
     "message_weight",
+    "weigh_arguments",
 ]
 
 MESSAGE_OVERHEAD: Final = 4096
@@ -68,7 +75,7 @@ def message_weight(item: SessionMessage | Exception, most: int) -> int:
         content = [message.error.message, message.error.data]
     else:  # what the SDK's adapter decodes is one of those
         content = None
-    return _weigh([getattr(message, "id", None), content], most) or 0  # counted, never None
+    return _weigh([getattr(message, "id", None), content], most)
 
 
 _ROUND: Final = 15
@@ -84,6 +91,31 @@ gate's own dict, a filler's (review 70u, mcpheld 2: weighed once, a wide object 
 times its weight)."""
 
 
+SERVED_OVERHEAD: Final = 8192
+"""What the SDK holds of a request it serves besides the decoded message (its task, request
+context and session, the dispatcher's scopes, its span), counted on top of a request's
+MESSAGE_OVERHEAD: a small tools/call waiting in the gate held ~13.4-14.6 KB in a session,
+weighed ~9-10 KB before (review 71a, mcpheld 5)."""
+
+
+_META_COPIES: Final = 2
+"""Copies of a request's `_meta` object's table (its members shared) the SDK makes as it
+serves it, held with it: the request context's (`_extract_meta`) and its typed params'
+(review 71a, mcpheld 3: weighed once, a wide `_meta` held ~1.08 times its weight)."""
+
+
+_LONGEST_METHOD: Final = 32
+"""More characters than a request's method that waits in the gate (tools/call, tools/list)
+has, and its space: the span name `<method> <name>` is at most this longer than its name."""
+
+
+UNSERVED: Final = frozenset({"inputResponses", "requestState"})
+"""A request's params the gate never serves (the 2026-07-28 input-required round trips: the
+gate asks its client nothing), dropped as it is sent: the SDK parsed them into its models,
+held with the request, ~3 times their weight (review 71a, mcpheld 1: a session's 32 MiB of
+tools/call carrying `inputResponses` of roots held ~100 MB)."""
+
+
 DENSEST: Final = 48
 """What a tools/call over MAX_TOOL_ARGUMENT_VALUES weighs per byte of its frame (and
 MESSAGE_OVERHEAD), its values not walked past the limit (review 70y, weighing 1: all walked,
@@ -94,83 +126,188 @@ keys ~28 and ~22, `[[[]],...]` ~28 and ~26, `[[],...]`/`[{},...]` ~24 and ~24, `
 and 4; whitespace and escapes only make a frame less dense."""
 
 
-def _weigh(content: Any, most: int, values: int = sys.maxsize) -> int | None:
-    """`message_weight` of the values `content`, MESSAGE_OVERHEAD and 1/64 more counted; None
-    when the containers in it hold more than `values` values (as `argument_values` counts them:
-    the walk ends there, review 70y, weighing 1)."""
+_UNCOUNTED: Final = sys.maxsize
+"""The values `_weigh` walks at most: no limit."""
+
+
+def _weigh(content: Any, most: int) -> int:
+    """`message_weight` of the values `content`, MESSAGE_OVERHEAD and 1/64 more counted (one
+    past `most` when over it: the walk ends there)."""
+    return _walk(content, most, _UNCOUNTED, counted=False)[1] or 0  # never None: no limit
+
+
+def weigh_arguments(arguments: Any, most: int) -> tuple[int, int | None]:
+    """(the values the containers in a tools/call's `arguments` hold, counted as
+    `argument_values` counts them: up to one past MAX_TOOL_ARGUMENT_VALUES; their weight as
+    `message_weight` weighs them, one past `most` when over it, None when they hold more
+    values than the limit) in one walk, which ends one value past the limit (review 70y,
+    weighing 1; review 71a, mcpheld 4: the count and the weight were two walks)."""
+    return _walk(arguments, most, limits.MAX_TOOL_ARGUMENT_VALUES, counted=True)
+
+
+def _walk(content: Any, most: int, values: int, *, counted: bool) -> tuple[int, int | None]:
+    """(the values the containers in `content` hold, up to one past `values`; their weight
+    with MESSAGE_OVERHEAD and 1/64 more, one past `most` when over it, None when they hold
+    more than `values`). Past `most` the walk ends, or only counts on (`counted`)."""
     total = MESSAGE_OVERHEAD
     pending: list[Any] = [content]
     size = sys.getsizeof
-    left = values
+    count = 0
+    heavy = False  # over `most`: weighed no further
     while pending:
         value = pending.pop()
-        total += (size(value) + _ROUND) & ~_ROUND
-        if total > most:
-            return most + 1
+        if not heavy:
+            total += (size(value) + _ROUND) & ~_ROUND
+            if total > most:
+                heavy = True
+                if not counted:
+                    return count, most + 1
         if isinstance(value, dict | list | tuple):
-            left -= len(value)
-            if left < 0:
-                return None
+            count += len(value)
+            if count > values:
+                return values + 1, most + 1 if heavy else None
             if isinstance(value, dict):
+                if heavy:
+                    pending.extend(value.values())
+                    continue
                 for key, item_value in value.items():
                     total += (size(key) + _ROUND) & ~_ROUND
                     pending.append(item_value)
             else:
                 pending.extend(value)
-    return min(total + (total >> 6), most + 1)  # and what the parser's allocations round up
+    if heavy:
+        return count, most + 1
+    return count, min(total + (total >> 6), most + 1)  # and what the parser's allocations round
+
+
+def _copied(ident: types.RequestId, params: dict[str, Any]) -> int:
+    """What the SDK copies of a request as it serves it (but its arguments), held with it: its
+    `_meta` object's table `_META_COPIES` times (the request context's and the typed
+    params', review 71a, mcpheld 3), its tool name once (the OpenTelemetry middleware's span
+    name, `<method> <name>`: review 71a, mcpheld 2) and an int id's decimal text (the span's
+    `jsonrpc.request.id`: review 71a, mcpheld 7)."""
+    copied = 0
+    meta, name = params.get("_meta"), params.get("name")
+    if isinstance(meta, dict):
+        copied += _META_COPIES * ((sys.getsizeof(meta) + _ROUND) & ~_ROUND)
+    if isinstance(name, str):  # a method's name is at most 4 bytes a character longer
+        copied += (sys.getsizeof(name) + 4 * _LONGEST_METHOD + _ROUND) & ~_ROUND
+    if isinstance(ident, int):  # its digits, at most one more than 0.302 of its bits
+        digits = ident.bit_length() * 302 // 1000 + 2  # and its sign
+        copied += (sys.getsizeof("") + digits + _ROUND) & ~_ROUND
+    return copied
+
+
+class Weighed(NamedTuple):
+    """What `HeldRequests.weigh` found of a client's message."""
+
+    ident: types.RequestId | None
+    """A request's id (held until answered), None for a notification or response."""
+    weight: int
+    """Its weight (bytes)."""
+    values: int
+    """The values of a tools/call's arguments object, as `argument_values` counts them (what
+    its value charge counts); 0 for any other message."""
+    fits: bool
+    """Whether it is within what it may weigh outside the session's most: a notification's or
+    response's weight, a request's but for a tools/call's arguments, at most `loose_most`."""
+
+
+class HeldPool(Protocol):
+    """The weight the sessions of one published server hold together (review 71a, mcpheld 6):
+    room for `size` more bytes for one session, taken, released (troth.node.services.mcp)."""
+
+    def room(self, size: int) -> bool: ...
+
+    def take(self, size: int) -> None: ...
+
+    def release(self, size: int) -> None: ...
 
 
 class HeldRequests:
     """The weight of the requests one session holds (`message_weight`), by request id: at most
-    `most` bytes, one request of any weight when it holds none (module docstring)."""
+    `most` bytes, and within `pool` (its server's sessions together), one request of any weight
+    when it holds none (module docstring)."""
 
-    __slots__ = ("_by_id", "most", "total")
+    __slots__ = ("_by_id", "most", "pool", "total")
 
-    def __init__(self, most: int) -> None:
+    def __init__(self, most: int, pool: HeldPool | None = None) -> None:
         self.most = most
+        self.pool = pool
         self.total = 0
         self._by_id: dict[types.RequestId, int] = {}
 
     def take(self, ident: types.RequestId, weight: int) -> bool:
         """Count in the request `ident` of `weight` bytes; False (nothing counted) when it
-        would take the session past its most, or a request of that id is held already."""
-        if ident in self._by_id or (self._by_id and self.total + weight > self.most):
+        would take the session past its most, or its server's sessions past their room in the
+        pool, or a request of that id is held already."""
+        if ident in self._by_id:
+            return False
+        pool = self.pool
+        if self._by_id and (
+            self.total + weight > self.most or (pool is not None and not pool.room(weight))
+        ):
             return False
         self._by_id[ident] = weight
         self.total += weight
+        if pool is not None:
+            pool.take(weight)
         return True
 
-    def hold(self, item: SessionMessage | Exception, size: int) -> bool:
-        """Count in the client's message `item` (of a frame of `size` bytes) as it is sent
-        (`take`, a request: held until answered); False (nothing counted) when it is refused: a
-        request past the session's most or of an id held, a notification or response, or a
-        request but for a tools/call's arguments, weighing over `loose_most`. A tools/call's
-        arguments object's table is counted `_COPIES` more times (review 70u, mcpheld 2);
-        arguments of more than MAX_TOOL_ARGUMENT_VALUES values weigh `DENSEST` a byte of the
-        frame, their values walked no further (review 70y, weighing 1)."""
+    def weigh(self, item: SessionMessage | Exception, size: int) -> Weighed:
+        """What the client's message `item` (of a frame of `size` bytes) weighs as it is sent,
+        and its tools/call arguments' values, in one walk (review 71a, mcpheld 4: the value
+        charge's count and the weight walked them twice). A request's params the gate never
+        serves (`UNSERVED`) are dropped first (review 71a, mcpheld 1); a request weighs
+        SERVED_OVERHEAD more (review 71a, mcpheld 5) and the SDK's copies of its tool name,
+        `_meta` table and int id (`_copied`; review 71a, mcpheld 2, 3 and 7); a tools/call's
+        arguments object's table `_COPIES` more (review 70u, mcpheld 2); arguments of more
+        than MAX_TOOL_ARGUMENT_VALUES values weigh `DENSEST` a byte of the frame, their values
+        walked no further (review 70y, weighing 1)."""
         import mcp_types as types
 
         message = None if isinstance(item, Exception) else item.message
         loose = loose_most()
         if not isinstance(message, types.JSONRPCRequest):
-            return message_weight(item, loose) <= loose
+            alone = message_weight(item, loose)
+            return Weighed(None, alone, 0, alone <= loose)
+        params = message.params or {}
+        for key in UNSERVED.intersection(params):
+            del params[key]  # never parsed nor held (review 71a, mcpheld 1)
         # only a tools/call's arguments may weigh more (charged for their values, denied at
         # once past MAX_TOOL_ARGUMENT_VALUES): the rest of a request weighs as a notification
-        params = message.params or {}
         arguments = params.get("arguments") if message.method == "tools/call" else None
         if arguments is not None:
             params = {key: value for key, value in params.items() if key != "arguments"}
-        rest = _weigh([message.id, message.method, params], loose) or 0  # never None
+        rest = _weigh([message.id, message.method, params], loose) + _copied(message.id, params)
+        rest += SERVED_OVERHEAD  # the SDK's own objects for it (review 71a, mcpheld 5)
         if rest > loose:
-            return False
+            return Weighed(message.id, rest, 0, False)
         # the arguments and the values in them, as the value charge counts them: one more is
         # over the limit (denied at once), weighed by its frame's bytes
-        weight = _weigh(arguments, self.most, limits.MAX_TOOL_ARGUMENT_VALUES)
+        values, weight = weigh_arguments(arguments, self.most)
+        charged = values if isinstance(arguments, dict) else 0  # as `argument_values`
         if weight is None:
-            return self.take(message.id, rest + MESSAGE_OVERHEAD + DENSEST * size)
+            return Weighed(message.id, rest + MESSAGE_OVERHEAD + DENSEST * size, charged, True)
         if isinstance(arguments, dict):  # copied as it is served (review 70u, mcpheld 2)
             weight += _COPIES * ((sys.getsizeof(arguments) + _ROUND) & ~_ROUND)
-        return self.take(message.id, rest + weight)
+        return Weighed(message.id, rest + weight, charged, True)
+
+    def admit(self, weighed: Weighed) -> bool:
+        """Count in the message `weighed` (`take`, a request: held until answered); False
+        (nothing counted) when it is refused: a request past the session's most or of an id
+        held, a notification or response, or a request but for a tools/call's arguments,
+        weighing over `loose_most`."""
+        if not weighed.fits:
+            return False
+        if weighed.ident is None:
+            return True
+        return self.take(weighed.ident, weighed.weight)
+
+    def hold(self, item: SessionMessage | Exception, size: int) -> bool:
+        """`admit` the client's message `item` (of a frame of `size` bytes) as `weigh`
+        weighs it."""
+        return self.admit(self.weigh(item, size))
 
     def answered(self, message: SessionMessage) -> None:
         """The server wrote `message`: a response or error lets go of the request it answers
@@ -184,7 +321,18 @@ class HeldRequests:
     def let_go(self, ident: types.RequestId | None) -> None:
         """The request `ident` is answered, or ended unanswered (nothing when not held)."""
         if ident is not None:
-            self.total -= self._by_id.pop(ident, 0)
+            weight = self._by_id.pop(ident, 0)
+            self.total -= weight
+            if self.pool is not None and weight:
+                self.pool.release(weight)
+
+    def close(self) -> None:
+        """The session has ended: every request still counted (queued, never started) lets
+        go of its weight, the pool's too (what is let go later is nothing)."""
+        if self.pool is not None and self.total:
+            self.pool.release(self.total)
+        self._by_id.clear()
+        self.total = 0
 
     def __len__(self) -> int:
         return len(self._by_id)

@@ -18,7 +18,8 @@ Bounded: MAX_MCP_SESSIONS in total (past it, a peer whose authority holds less t
 still opens one: troth.node.shares), MAX_MCP_SESSIONS_PER_PEER per member, MAX_MCP_QUEUE
 messages queued per session (a session that falls behind is closed), MAX_MCP_SESSION_HELD
 bytes of decoded requests held per session until answered (troth.integrations.mcp.held;
-review 70l, mcpwait 1), frames of at most
+review 70l, mcpwait 1) and MAX_MCP_SERVER_HELD by all its sessions together (each
+authority's share; review 71a, mcpheld 6), frames of at most
 MAX_MCP_FRAME bytes, lines of the upstream of at most MAX_MCP_UPSTREAM_LINE bytes
 (troth.integrations.mcp.upstream). Sessions end with their channel or when the client ends
 them.
@@ -54,10 +55,10 @@ from troth.errors import (
 )
 from troth.gates.engine import PolicyEngine
 from troth.gates.point import DecisionPoint, DecisionRecorder, PolicySource
-from troth.gates.toolschema import argument_values, check_name
+from troth.gates.toolschema import check_name
 from troth.identity import Identifier
 from troth.integrations.mcp.frames import McpFrame
-from troth.integrations.mcp.held import HeldRequests, loose_most
+from troth.integrations.mcp.held import HeldRequests, Weighed, loose_most
 from troth.node.access import GatedMembers, GatedPolicy, PeerCaller, Standing, member_accounts
 from troth.node.channel_ends import ChannelEnd
 from troth.node.channels import ChannelManager
@@ -110,6 +111,25 @@ class GrantedBundles:
         if authority not in self.grantors():
             raise PolicyError(PolicyFailure.NO_BUNDLE)
         return self.bundles.engine(authority, feed=feed, now=now)
+
+
+@dataclass(frozen=True, slots=True)
+class _SharedHeld:
+    """One session's part of the weight a server's sessions hold together: `shares` counted
+    against the session's `authorities`, each authority's share of MAX_MCP_SERVER_HELD
+    (troth.integrations.mcp.held.HeldPool; review 71a, mcpheld 6)."""
+
+    shares: Shares
+    authorities: frozenset[bytes]
+
+    def room(self, size: int) -> bool:
+        return self.shares.room(self.authorities, limits.MAX_MCP_SERVER_HELD, size)
+
+    def take(self, size: int) -> None:
+        self.shares.take(self.authorities, size)
+
+    def release(self, size: int) -> None:
+        self.shares.release(self.authorities, size)
 
 
 @dataclass(eq=False)
@@ -174,6 +194,8 @@ class McpService:
             max_sources=limits.MAX_MCP_RATE_SOURCES,
         )
         self.sessions: dict[tuple[str, bytes], _Session] = {}
+        # the weight their requests hold together, each authority's share (71a, mcpheld 6)
+        self._held = Shares(lambda: len(self.policies.anchors))
         self.gate: McpGate | None = None
         self._made: McpGate | None = None  # the gate served, closed by `close` (its records)
         self.tools: list[str] = []
@@ -280,12 +302,14 @@ class McpService:
         # a call's cost follows its values (69s, wave2 2), known once decoded: owed, never
         # refused after the decoding it paid for (review 70f, values 2: refused, a dense
         # frame's decoding cost its bytes only, and a session it opened stayed open)
-        valued = _values_charge(item) - cost
+        # its values counted as it is weighed, in one walk (review 71a, mcpheld 4)
+        weighed = session.held.weigh(item, len(frame.message))
+        valued = _values_charge(weighed) - cost
         if valued > 0:
             self._rates.owe(accounts, valued, now=context.now)
         # a request is held, decoded, until it is answered: the session's within its most
         # (review 70l, mcpwait 1: 72 a session by count only, each up to ~40x its frame)
-        if not session.held.hold(item, len(frame.message)):
+        if not session.held.admit(weighed):
             if opened:  # never a session left open with nothing delivered (70f, values 2)
                 session.inbound.close()
             raise RemoteError(
@@ -328,7 +352,7 @@ class McpService:
         from troth.integrations.mcp.gate import gate_server
 
         inbound, read = anyio.create_memory_object_stream[Any](limits.MAX_MCP_QUEUE)
-        weights = HeldRequests(limits.MAX_MCP_SESSION_HELD)
+        weights = HeldRequests(limits.MAX_MCP_SESSION_HELD, _SharedHeld(self._held, authorities))
         session = _Session(peer, accounts, authorities, key[0], inbound, weights)
         channel = key[0]
 
@@ -353,6 +377,7 @@ class McpService:
                 log.exception("%s: a session of %s failed", self.name, peer)
             finally:
                 self.sessions.pop(key, None)
+                weights.close()  # what it held, queued or waiting, is the pool's again
 
         self.sessions[key] = session
         session.task = asyncio.get_running_loop().create_task(run())
@@ -553,20 +578,12 @@ async def _grantors(
     return _fixed(named), named
 
 
-def _values_charge(item: SessionMessage | Exception) -> int:
+def _values_charge(weighed: Weighed) -> int:
     """What a tools/call message costs of its member's MCP budget for its arguments' values
     (MCP_VALUE_CHARGE each, counted up to one past MAX_TOOL_ARGUMENT_VALUES, the most a call
-    is decided with), owed once it is decoded (review 70f, values 2); 0 for any other
-    message."""
-    from mcp import types
-
-    request = None if isinstance(item, Exception) else item.message
-    if not isinstance(request, types.JSONRPCRequest) or request.method != "tools/call":
-        return 0
-    arguments = (request.params or {}).get("arguments")
-    if not isinstance(arguments, dict):
-        return 0
-    return argument_values(arguments) * limits.MCP_VALUE_CHARGE
+    is decided with: `Weighed.values`, counted as the message is weighed, review 71a,
+    mcpheld 4), owed once it is decoded (review 70f, values 2); 0 for any other message."""
+    return weighed.values * limits.MCP_VALUE_CHARGE
 
 
 def _fixed(authorities: frozenset[Identifier]) -> Callable[[], frozenset[Identifier]]:
