@@ -300,6 +300,8 @@ class PostgresEngine:
                 # what it holds first: if DROP OWNED fails (another role's object depends on
                 # one of the lease's), the role is left with no privilege while it is retried
                 grants.apply(conn, "REVOKE", ref, grants.held(conn, ref, shared=False))
+                # a few to a transaction: DROP OWNED locks all it drops at once (review 71b)
+                locks.unlink_large_objects(conn, ref)
                 # dropped, never REASSIGNed to the admin: a SECURITY DEFINER function the lease
                 # wrote would then run with the admin's rights for every later caller
                 _drop_owned(conn, ref, self.role_prefix)
