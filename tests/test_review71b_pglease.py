@@ -17,6 +17,16 @@ waiting on the row at every retry, REVOKING for as long as it liked (no lock on 
 its transaction id in the row's `xmax`, which 70w's `updaters` did not read: pg_largeobject
 is the superuser's alone). Its writers are now ended too, where the admin may read it.
 
+pglease 4: a revocation's first step, ending the role's sessions, failed the revocation when
+one did not end within `terminate_wait_ms`, before `ALTER ROLE ... NOLOGIN`: a session busy in
+code that takes no interrupt (libxml's XPath: `count(//b[count(preceding::b) >= 0])` over a
+document of 14000 elements, seconds) kept the role LOGIN with every privilege, and its holder
+logged in again and did it again at each retry, the lease working on until VALID UNTIL. The
+sessions are now signalled and the role made NOLOGIN whether or not they ended (the step
+after it still waits for them, retried); and when NOLOGIN cannot be had (such a session also
+holding the role's row: an open `ALTER ROLE CURRENT_USER PASSWORD`), its memberships and
+privileges are taken before the revocation fails, retried.
+
 pglease 2 (open, xfail): the same flood of objects in the lease's own schema (review 70n,
 schemas 2: every lease has one where the admin may create in `dbname`): 8000 enum types (or
 tables, functions, operators, ...; or one table with 8000 constraints) fail `DROP OWNED`
@@ -25,8 +35,11 @@ alike. Unlinking in batches needs a drop statement for each kind of object, bott
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
 from tests.support.leases import LeaseWorld
@@ -146,4 +159,65 @@ def test_an_open_write_to_the_leases_large_object_cannot_keep_it_revoking(
         holder.close()
         orders.server.end_prepared(orders.dbname, "review71b_pglease3")
         broker.sweep(now() + 3600)
+        broker.close()
+
+
+# libxml's XPath takes no interrupt: seconds of a session `pg_terminate_backend` cannot end
+_STUCK = (
+    "SELECT xpath('count(//b[count(preceding::b) >= 0])', xmlparse(document '<a>' || "
+    "(SELECT string_agg('<b>' || i || '</b>', '') FROM generate_series(1, 14000) i) || '</a>'))"
+)
+
+
+def _stuck(orders: OrdersDb, credential: dict[str, Any], *, row: bool) -> Any:  # noqa: F811
+    """A session of the lease busy in `_STUCK` (`row`: in a transaction holding its role's
+    row), returned once the server runs it."""
+    session = login(orders, credential)
+    if row:
+        session.execute("BEGIN")
+        session.execute(
+            psycopg.sql.SQL("ALTER ROLE CURRENT_USER PASSWORD {}").format(
+                psycopg.sql.Literal(credential["password"])
+            )
+        )
+    pid = session.info.backend_pid
+    session.pgconn.send_query(_STUCK.encode())
+    deadline = time.monotonic() + 10
+    with orders.server.connect(dbname=orders.dbname) as admin:
+        while time.monotonic() < deadline:  # no timing asserted: the query is seen running
+            found = admin.execute(
+                "SELECT query FROM pg_stat_activity WHERE pid = %s AND state = 'active'", (pid,)
+            ).fetchone()
+            if found is not None and "xpath" in found[0]:
+                return session
+            time.sleep(0.002)
+    raise AssertionError("the session's query never ran")
+
+
+@pytest.mark.parametrize("row", [False, True])
+def test_a_session_that_takes_no_interrupt_cannot_keep_the_lease_working(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+    row: bool,
+) -> None:
+    """71b pglease 4: the lease's session runs seconds of libxml XPath (`row`: after changing
+    its own password in the open transaction): its revocation failed at once, the role LOGIN
+    with every privilege, and the holder logged in again and read on. After the revocation
+    (REVOKING or not), the lease's credential logs in no more, or reads nothing."""
+    broker = setup(tmp_path, world, orders, terminate_wait_ms=100)
+    agent = world.credential_a()
+    issued = broker.issue(agent, SECRET, scope=["orders:read"], now=now())
+    credential = issued.credential.reveal()
+    stuck = _stuck(orders, credential, row=row)
+    try:
+        broker.revoke(agent, issued.lease_id, now=now())
+        try:
+            again = login(orders, credential)
+        except psycopg.OperationalError:
+            return  # NOLOGIN
+        with again, pytest.raises(psycopg.errors.InsufficientPrivilege):
+            again.execute("SELECT id FROM orders")
+    finally:
+        stuck.pgconn.finish()  # its server process ends at its next interrupt check
         broker.close()
