@@ -1,0 +1,119 @@
+"""Review 71b, pglease: attacks of a lease's holder on the postgres engine that did not work
+(PostgreSQL tests: TROTH_REQUIRE_PG=1; PostgreSQL 15 here).
+
+- Granting its own role to a template or to another lease (older PostgreSQL releases let a
+  role administer itself from its own session; a template made a member of a lease's role
+  would be refused for it, owning its schema): refused here (15.18), "must have admin
+  option"; so is
+  changing its own VALID UNTIL, CONNECTION LIMIT or attributes, and making a publication, a
+  subscription or an event trigger.
+- State that could outlive the session: LISTEN, a cursor WITH HOLD, a session advisory lock,
+  a prepared transaction holding an advisory lock, its own `ALTER ROLE ... SET`: all gone
+  with the revocation (the prepared transaction rolled back, the setting with the role).
+- A function of its own schema standing in for one the revocation calls (`lo_unlink`,
+  `starts_with`): the admin's sessions search `pg_catalog` only, so it is never called.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.support.leases import LeaseWorld
+from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
+    SECRET,
+    OrdersDb,
+    login,
+    now,
+    orders,
+    setup,
+    world,
+)
+from troth.secrets import LeaseState
+
+_REFUSED = (
+    'GRANT "{role}" TO {template}',
+    'GRANT "{role}" TO "{other}"',
+    "ALTER ROLE CURRENT_USER VALID UNTIL 'infinity'",
+    "ALTER ROLE CURRENT_USER CONNECTION LIMIT -1",
+    "ALTER ROLE CURRENT_USER CREATEDB",
+    "CREATE PUBLICATION p71b FOR ALL TABLES",
+    "CREATE SUBSCRIPTION s71b CONNECTION 'dbname=postgres' PUBLICATION p71b",
+    "CREATE EVENT TRIGGER e71b ON ddl_command_start EXECUTE FUNCTION pg_catalog.now()",
+)
+
+
+def test_a_lease_may_not_grant_itself_nor_change_its_role(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+) -> None:
+    """71b refuted: each statement of `_REFUSED` fails in the lease's session."""
+    broker = setup(tmp_path, world, orders)
+    try:
+        issued, second = (
+            broker.issue(world.credential_a(), SECRET, scope=["orders:read"], now=now())
+            for _ in "12"
+        )
+        names = {
+            "role": issued.lease.engine_ref,
+            "other": second.lease.engine_ref,
+            "template": orders.writer,
+        }
+        with login(orders, issued.credential.reveal()) as session:
+            for statement in _REFUSED:
+                with pytest.raises(
+                    (psycopg.errors.InsufficientPrivilege, psycopg.errors.FeatureNotSupported)
+                ):
+                    session.execute(statement.format(**names))
+    finally:
+        broker.close()
+
+
+def test_what_a_session_holds_and_its_functions_do_not_outlive_the_revocation(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+) -> None:
+    """71b refuted: LISTEN, a cursor WITH HOLD, session and prepared advisory locks, its own
+    role setting, and `lo_unlink`/`starts_with` of its own schema that raise if called: the
+    revocation ends REVOKED, nothing of them left."""
+    broker = setup(tmp_path, world, orders)
+    agent = world.credential_a()
+    try:
+        issued = broker.issue(agent, SECRET, now=now())
+        role = str(issued.lease.engine_ref)
+        with orders.server.connect() as admin:
+            (oid,) = admin.execute(
+                "SELECT oid FROM pg_roles WHERE rolname = %s", (role,)
+            ).fetchone()
+        session = login(orders, issued.credential.reveal())
+        for name, args in (("lo_unlink", "oid"), ("starts_with", "name, text")):
+            session.execute(
+                f'CREATE FUNCTION "{role}".{name}({args}) RETURNS int LANGUAGE plpgsql '
+                "AS $$BEGIN RAISE EXCEPTION 'called'; END$$"
+            )
+        session.execute("SELECT lo_create(0)")
+        session.execute("ALTER ROLE CURRENT_USER SET work_mem = '1MB'")
+        session.execute("LISTEN review71b; SELECT pg_advisory_lock(7171)")
+        session.execute("BEGIN; DECLARE c CURSOR WITH HOLD FOR SELECT * FROM orders; COMMIT")
+        with login(orders, issued.credential.reveal()) as other:
+            other.execute("BEGIN")
+            other.execute("SELECT pg_advisory_xact_lock(7172)")
+            other.execute("PREPARE TRANSACTION 'review71b_refuted'")
+        assert broker.revoke(agent, issued.lease_id, now=now()).state is LeaseState.REVOKED
+        with orders.server.connect(dbname=orders.dbname) as admin:
+            left = admin.execute(
+                "SELECT (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'), "
+                "(SELECT count(*) FROM pg_prepared_xacts), "
+                "(SELECT count(*) FROM pg_db_role_setting WHERE setrole = %s)",
+                (oid,),
+            ).fetchone()
+        assert left == (0, 0, 0)
+        with pytest.raises(psycopg.OperationalError):
+            session.execute("SELECT 1")
+    finally:
+        orders.server.end_prepared(orders.dbname, "review71b_refuted")
+        broker.close()
