@@ -12,6 +12,9 @@
   with the revocation (the prepared transaction rolled back, the setting with the role).
 - A function of its own schema standing in for one the revocation calls (`lo_unlink`,
   `starts_with`): the admin's sessions search `pg_catalog` only, so it is never called.
+- 70z's open GRANT made in a savepoint it keeps: `xmax` holds the subtransaction's id, whose
+  lock the session holds too; found, ended (the updaters CTE on PostgreSQL 15; a released
+  savepoint is pglease 5).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import psycopg
 import pytest
 
 from tests.support.leases import LeaseWorld
+from tests.support.postgres import assert_revoked_past_holder
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
     SECRET,
     OrdersDb,
@@ -31,6 +35,7 @@ from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` a
     setup,
     world,
 )
+from troth import limits
 from troth.secrets import LeaseState
 
 _REFUSED = (
@@ -116,4 +121,49 @@ def test_what_a_session_holds_and_its_functions_do_not_outlive_the_revocation(
             session.execute("SELECT 1")
     finally:
         orders.server.end_prepared(orders.dbname, "review71b_refuted")
+        broker.close()
+
+
+def test_a_grant_to_the_lease_in_a_savepoint_cannot_keep_it_revoking(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """71b refuted: 70z's attack (another lease's open GRANT widening one to the lease) made
+    in a savepoint it keeps: the ACL row's `xmax` is the subtransaction's id, whose lock its
+    session holds too (pg_locks), so it is found and ended on PostgreSQL 15 (a released
+    savepoint: pglease 5)."""
+    grant_in_savepoint(tmp_path, world, orders, monkeypatch, release=False)
+
+
+def grant_in_savepoint(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    release: bool,
+) -> None:
+    """70z's attack in a savepoint (`release`d or not): the lease ends REVOKED past it."""
+    monkeypatch.setattr(limits, "POSTGRES_LOCK_TIMEOUT_MS", 300)
+    broker = setup(tmp_path, world, orders)
+    agent = world.credential_a()
+    first, second = (broker.issue(agent, SECRET, scope=["orders:write"], now=now()) for _ in "12")
+    role, other = str(first.lease.engine_ref), str(second.lease.engine_ref)
+    holder = login(orders, second.credential.reveal())
+    try:
+        holder.execute(f'CREATE TABLE "{other}".t (x int)')
+        holder.execute(f'GRANT SELECT ON "{other}".t TO "{role}"')
+        holder.execute("BEGIN")
+        holder.execute("SAVEPOINT s")
+        holder.execute(f'GRANT INSERT ON "{other}".t TO "{role}"')
+        if release:
+            holder.execute("RELEASE SAVEPOINT s")
+        assert_revoked_past_holder(
+            broker, agent, first.lease_id, orders, holder, at=now(), prepared=False
+        )
+    finally:
+        holder.close()
+        broker.sweep(now() + 3600)
         broker.close()
