@@ -371,7 +371,8 @@ class PostgresEngine:
             with self._admin(settings, dbname, upstream, "end sessions") as conn:
                 # signalled, not awaited: one busy in code that takes no interrupt (libxml's
                 # XPath: seconds) kept the role LOGIN, its holder back in at each retry
-                # (review 71b, pglease 4); the step after NOLOGIN waits for them
+                # (review 71b, pglease 4); NOLOGIN waits for the row a dying one holds, and
+                # the step after it waits for them
                 _end_sessions(conn, role, wait_ms, strict=False)
                 prepared = conn.execute(locks.PREPARED_BY, (role,)).fetchall()
             for database, gid in prepared:
@@ -780,10 +781,11 @@ def _take_shared(conn: Any, role: str) -> None:
 
 def _end_sessions(conn: Any, role: str, wait_ms: int, *, strict: bool = True) -> None:
     """End every session of `role` (SecretError, to retry, unless all ended within `wait_ms`
-    or not `strict`)."""
+    each); not `strict`: signal them, waiting for none (ten sessions that take no interrupt
+    would hold the statement ten times `wait_ms`, past its timeout: review 71b, pglease 4)."""
     ended = conn.execute(
         "SELECT pid, pg_terminate_backend(pid, %s) FROM pg_stat_activity WHERE usename = %s",
-        (wait_ms, role),
+        (wait_ms if strict else 0, role),
     ).fetchall()
     if strict and not all(ok for _pid, ok in ended):
         raise SecretError(SecretFailure.ENGINE_FAILED, f"a session of {role} did not end in time")
