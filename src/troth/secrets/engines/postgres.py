@@ -25,7 +25,9 @@ PREPARED` of each transaction it prepared (they outlive its sessions: review 69r
 49e, revocations 1), `pg_terminate_backend` again for any that logged in meanwhile (it fails
 unless every one is gone, so the broker retries),
 `REVOKE` of each role it is a member of (a role made by an older release) and of each
-privilege it holds, `DROP OWNED BY` in dbname, each configured database and any other where
+privilege it holds, its large objects unlinked a batch to a transaction (review 71b, pglease
+1: `DROP OWNED` locks all it drops at once, and 20000 filled the server's lock table), `DROP
+OWNED BY` in dbname, each configured database and any other where
 the role owns or holds something (pg_shdepend: a large object needs no privilege to create, in
 any database PUBLIC may connect to), so what the lease's role created dies with it (handed to
 the admin, a SECURITY DEFINER function it wrote would run with the admin's rights; with the

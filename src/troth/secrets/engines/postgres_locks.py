@@ -2,14 +2,17 @@
 and prepared transactions holding a lock on what `DROP OWNED BY` a lease's role drops or alters
 (review 44b, postgres 1; its schema too: review 70n, schemas 4), or that updated a catalog
 row it deletes (review 70w, schemas2 1) or an ACL row naming the role it revokes from (review
-70z, updaters 1), or on the role itself (review 69r, leases 5), and
+70z, updaters 1) or a data row of a large object it owns (review 71b, pglease 3), or on the
+role itself (review 69r, leases 5), and
 the transactions a lease's role prepared, which outlive its sessions (review 69r, leases 1, 3
 and 4): each ended (`pg_terminate_backend`) or rolled back (`ROLLBACK PREPARED`, in the
 database it was prepared in) before the statement it would block. Only a lease role's (this
 broker's or any troth broker's, `leases`: a pattern only brokers' roles match): another
 role's (an application's, an administrator's XA transaction manager's) is its data, never
 destroyed for a lease's revocation; the statement it blocks fails its lock timeout, after the
-lease's role was shut out, and the revocation is retried (review 69w, wave4b 1)."""
+lease's role was shut out, and the revocation is retried (review 69w, wave4b 1). And the
+role's large objects, unlinked a batch to a transaction before `DROP OWNED`, which locks all
+it drops at once (review 71b, pglease 1)."""
 
 from __future__ import annotations
 
