@@ -18,13 +18,16 @@ templates its scopes map to hold now (REVOKE the others, ending its sessions if 
 GRANT the missing), then `ALTER ROLE ... VALID UNTIL ... CONNECTION LIMIT`.
 
 Revoke, in this order (an expired VALID UNTIL alone keeps open sessions with every privilege,
-docs/secrets.md): `pg_terminate_backend(pid, wait)` for each of its sessions, `ROLLBACK
+docs/secrets.md): `pg_terminate_backend(pid, wait)` for each of its sessions (not awaited
+before NOLOGIN: one may take no interrupt for long, review 71b, pglease 4), `ROLLBACK
 PREPARED` of each transaction it prepared (they outlive its sessions: review 69r), `ALTER ROLE
 ... NOLOGIN` (no new session; its sessions first: one of them may hold the role's row, review
 49e, revocations 1), `pg_terminate_backend` again for any that logged in meanwhile (it fails
 unless every one is gone, so the broker retries),
 `REVOKE` of each role it is a member of (a role made by an older release) and of each
-privilege it holds, `DROP OWNED BY` in dbname, each configured database and any other where
+privilege it holds, its large objects unlinked a batch to a transaction (review 71b, pglease
+1: `DROP OWNED` locks all it drops at once, and 20000 filled the server's lock table), `DROP
+OWNED BY` in dbname, each configured database and any other where
 the role owns or holds something (pg_shdepend: a large object needs no privilege to create, in
 any database PUBLIC may connect to), so what the lease's role created dies with it (handed to
 the admin, a SECURITY DEFINER function it wrote would run with the admin's rights; with the
@@ -279,12 +282,13 @@ class PostgresEngine:
         with self._admin(settings, settings["dbname"], upstream, "find role") as conn:
             if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ref,)).fetchone() is None:
                 return
-        self._shut_out(settings, ref, upstream)
+        try:
+            self._shut_out(settings, ref, upstream)
+        except SecretError:
+            self._strip(settings, ref, upstream)  # still LOGIN: nothing to log in to (71b)
+            raise
         with self._admin(settings, settings["dbname"], upstream, "revoke role") as conn:
-            # a role made by an older release is a member of its templates
-            for group in sorted(_memberships(conn, ref)):
-                conn.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(group), role))
-            grants.apply(conn, "REVOKE", ref, grants.held(conn, ref, shared=True))
+            _take_shared(conn, ref)
             # its sessions ended and no new one: it makes nothing more (a grant another role
             # makes it later fails DROP ROLE below, and the retry finds that database)
             elsewhere = _databases_of(conn, ref) - set(_databases(settings))
@@ -300,6 +304,8 @@ class PostgresEngine:
                 # what it holds first: if DROP OWNED fails (another role's object depends on
                 # one of the lease's), the role is left with no privilege while it is retried
                 grants.apply(conn, "REVOKE", ref, grants.held(conn, ref, shared=False))
+                # a few to a transaction: DROP OWNED locks all it drops at once (review 71b)
+                locks.unlink_large_objects(conn, ref)
                 # dropped, never REASSIGNed to the admin: a SECURITY DEFINER function the lease
                 # wrote would then run with the admin's rights for every later caller
                 _drop_owned(conn, ref, self.role_prefix)
@@ -308,6 +314,20 @@ class PostgresEngine:
         self._end_role_lockers(settings, ref, upstream)
         with self._admin(settings, settings["dbname"], upstream, "drop role") as conn:
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(role))
+
+    def _strip(self, settings: Mapping[str, Any], role: str, upstream: SecretValue) -> None:
+        """Take `role`'s memberships and privileges (in the shared catalogs and in each listed
+        database) when it could not be made NOLOGIN: a session that takes no interrupt while
+        it holds the role's row kept it logging in with every privilege until the retry
+        (review 71b, pglease 4). As far as it goes: the revocation fails and is retried."""
+        try:
+            with self._admin(settings, settings["dbname"], upstream, "revoke role") as conn:
+                _take_shared(conn, role)
+            for database in _databases(settings):
+                with self._admin(settings, database, upstream, "revoke privileges") as conn:
+                    grants.apply(conn, "REVOKE", role, grants.held(conn, role, shared=False))
+        except SecretError:
+            return
 
     def _end_role_lockers(
         self, settings: Mapping[str, Any], role: str, upstream: SecretValue
@@ -351,7 +371,11 @@ class PostgresEngine:
         nologin = sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(role))
         for _ in range(NOLOGIN_ROUNDS):
             with self._admin(settings, dbname, upstream, "end sessions") as conn:
-                _end_sessions(conn, role, wait_ms)
+                # signalled, not awaited: one busy in code that takes no interrupt (libxml's
+                # XPath: seconds) kept the role LOGIN, its holder back in at each retry
+                # (review 71b, pglease 4); NOLOGIN waits for the row a dying one holds, and
+                # the step after it waits for them
+                _end_sessions(conn, role, wait_ms, strict=False)
                 prepared = conn.execute(locks.PREPARED_BY, (role,)).fetchall()
             for database, gid in prepared:
                 listed = database in _databases(settings)
@@ -745,11 +769,25 @@ def _short_wait(conn: Any, statement: Any, wait_ms: int | None = None) -> None:
         conn.execute(statement)
 
 
-def _end_sessions(conn: Any, role: str, wait_ms: int) -> None:
-    """End every session of `role` (SecretError, to retry, unless all ended within `wait_ms`)."""
+def _take_shared(conn: Any, role: str) -> None:
+    """REVOKE `role`'s memberships (a role made by an older release is a member of its
+    templates) and its privileges in the shared catalogs."""
+    from psycopg import sql
+
+    for group in sorted(_memberships(conn, role)):
+        conn.execute(
+            sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(group), sql.Identifier(role))
+        )
+    grants.apply(conn, "REVOKE", role, grants.held(conn, role, shared=True))
+
+
+def _end_sessions(conn: Any, role: str, wait_ms: int, *, strict: bool = True) -> None:
+    """End every session of `role` (SecretError, to retry, unless all ended within `wait_ms`
+    each); not `strict`: signal them, waiting for none (ten sessions that take no interrupt
+    would hold the statement ten times `wait_ms`, past its timeout: review 71b, pglease 4)."""
     ended = conn.execute(
         "SELECT pid, pg_terminate_backend(pid, %s) FROM pg_stat_activity WHERE usename = %s",
-        (wait_ms, role),
+        (wait_ms if strict else 0, role),
     ).fetchall()
-    if not all(ok for _pid, ok in ended):
+    if strict and not all(ok for _pid, ok in ended):
         raise SecretError(SecretFailure.ENGINE_FAILED, f"a session of {role} did not end in time")

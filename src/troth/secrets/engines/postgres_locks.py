@@ -2,14 +2,17 @@
 and prepared transactions holding a lock on what `DROP OWNED BY` a lease's role drops or alters
 (review 44b, postgres 1; its schema too: review 70n, schemas 4), or that updated a catalog
 row it deletes (review 70w, schemas2 1) or an ACL row naming the role it revokes from (review
-70z, updaters 1), or on the role itself (review 69r, leases 5), and
+70z, updaters 1) or a data row of a large object it owns (review 71b, pglease 3), or on the
+role itself (review 69r, leases 5), and
 the transactions a lease's role prepared, which outlive its sessions (review 69r, leases 1, 3
 and 4): each ended (`pg_terminate_backend`) or rolled back (`ROLLBACK PREPARED`, in the
 database it was prepared in) before the statement it would block. Only a lease role's (this
 broker's or any troth broker's, `leases`: a pattern only brokers' roles match): another
 role's (an application's, an administrator's XA transaction manager's) is its data, never
 destroyed for a lease's revocation; the statement it blocks fails its lock timeout, after the
-lease's role was shut out, and the revocation is retried (review 69w, wave4b 1)."""
+lease's role was shut out, and the revocation is retried (review 69w, wave4b 1). And the
+role's large objects, unlinked a batch to a transaction before `DROP OWNED`, which locks all
+it drops at once (review 71b, pglease 1)."""
 
 from __future__ import annotations
 
@@ -17,11 +20,14 @@ from typing import Any, Final
 
 __all__ = [
     "LOCK_HOLDERS",
+    "LO_UNLINK_BATCH",
     "PREPARED_BY",
     "ROLE_LOCKERS",
     "end_lock_holders",
+    "lock_holders",
     "roll_back_prepared",
     "terminate",
+    "unlink_large_objects",
 ]
 
 PREPARED_BY: Final = (
@@ -97,7 +103,8 @@ LOCK_HOLDERS: Final = (
     " UNION ALL SELECT d.xmax FROM acl s JOIN pg_default_acl d"
     " ON s.classid = 'pg_default_acl'::regclass AND d.oid = s.objid"
     " UNION ALL SELECT m.xmax FROM acl s JOIN pg_largeobject_metadata m"
-    " ON s.classid = 'pg_largeobject_metadata'::regclass AND m.oid = s.objid), "
+    " ON s.classid = 'pg_largeobject_metadata'::regclass AND m.oid = s.objid"
+    "/*large object data*/), "
     "acl(classid, objid, objsubid) AS (SELECT s.classid, s.objid, s.objsubid FROM pg_shdepend s, r"
     " WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = r.oid AND s.deptype = 'a'"
     " AND s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())) "
@@ -128,6 +135,23 @@ LOCK_HOLDERS: Final = (
     "OR l.locktype = 'object' AND l.classid = 'pg_namespace'::regclass"
     " AND l.objid IN (SELECT objid FROM reach WHERE classid = 'pg_namespace'::regclass))"
 )
+
+
+# the data rows of its large objects, which their unlink deletes: another lease's open `lo_put`
+# there (review 71b, pglease 3); pg_largeobject is readable by superusers only
+_LO_DATA: Final = (
+    " UNION ALL SELECT d.xmax FROM pg_largeobject d WHERE d.loid IN"
+    " (SELECT m.oid FROM pg_largeobject_metadata m, r WHERE m.lomowner = r.oid)"
+)
+
+
+def lock_holders(conn: Any) -> str:
+    """`LOCK_HOLDERS`, its updaters reading the data rows of the role's large objects too when
+    the admin may read them (pg_largeobject: a superuser)."""
+    readable = conn.execute(
+        "SELECT has_table_privilege('pg_catalog.pg_largeobject', 'SELECT')"
+    ).fetchone()[0]
+    return LOCK_HOLDERS.replace("/*large object data*/", _LO_DATA if readable else "")
 
 
 def terminate(conn: Any, pid: int, wait_ms: int) -> None:
@@ -164,15 +188,48 @@ def end_lock_holders(conn: Any, role: str, leases: str, wait_ms: int) -> None:
     whose open transaction updated the catalog row of one of those objects (its `xmax`: a
     GRANT with a grant option the lease gave; review 70w, schemas2 1), or the ACL row naming
     `role` of what it does not own (another lease's open GRANT to it; review 70z, updaters 1;
-    called before the privileges' REVOKE, which waits on it alike): the
+    called before the privileges' REVOKE, which waits on it alike), or a data row of a large
+    object `role` owns (another lease's open `lo_put` there, which its unlink waited on:
+    review 71b, pglease 3; read where the admin may, a superuser): the
     sessions of lease roles (names matching `leases`) only. A session that does not end (one
     the admin may not signal, or another role's) is left for DROP OWNED's lock timeout, and the
     revocation is retried (review 44b, postgres 1).
     A prepared transaction holding such a lock has no session: it is rolled back (review 69r,
     leases 3: it kept the revocation failing for as long as its owner liked), if a lease role
     prepared it: another role's is left (review 69w, wave4b 1)."""
-    for pid, gid in conn.execute(LOCK_HOLDERS, (role, leases)).fetchall():
+    for pid, gid in conn.execute(lock_holders(conn), (role, leases)).fetchall():
         if pid is None:  # a prepared transaction: no session to end (review 69r, leases 3)
             roll_back_prepared(conn, gid)
             continue
         terminate(conn, pid, wait_ms)
+
+
+LO_UNLINK_BATCH: Final = 1000
+"""Large objects a revocation unlinks in one transaction (`unlink_large_objects`): each takes a
+slot of the server's shared lock table until its transaction ends."""
+
+_UNLINK: Final = (
+    "SELECT count(lo_unlink(m.oid)) FROM (SELECT oid FROM pg_largeobject_metadata"
+    " WHERE lomowner = (SELECT oid FROM pg_roles WHERE rolname = %s) LIMIT %s) m"
+)
+
+
+def unlink_large_objects(conn: Any, role: str) -> None:
+    """Unlink the large objects `role` owns in the connection's database, `LO_UNLINK_BATCH` to
+    a transaction, before `DROP OWNED BY role`, which drops all it drops in one transaction
+    holding a lock on each: the shared lock table has `max_locks_per_transaction` x
+    (`max_connections` + `max_prepared_transactions`) slots (6912 by default), and a lease
+    creates large objects with no privilege, in any database PUBLIC may connect to: 20000 of
+    them (0.2 s) failed its `DROP OWNED` "out of shared memory" at every retry, the lease
+    REVOKING for good, each retry filling the table every session of the cluster needs
+    (review 71b, pglease 1). Its sessions ended and it logs in no more: it makes none
+    meanwhile. An admin that may not unlink them (no superuser) leaves them to DROP OWNED."""
+    import psycopg
+
+    while True:
+        try:
+            (unlinked,) = conn.execute(_UNLINK, (role, LO_UNLINK_BATCH)).fetchone()
+        except psycopg.errors.InsufficientPrivilege:
+            return
+        if unlinked < LO_UNLINK_BATCH:
+            return
