@@ -1,0 +1,258 @@
+"""Review 71c (rows): attacks that worked on main before their fix.
+
+rows 1 (low): the rollback guard's rows of node.db (`rollback_store`'s id, `rollback_counters`'
+   counts and restore rows, `rollback_foreign`'s times) were taken as `bytes()` / `int()` of
+   whatever SQLite returned: a store id made TEXT failed bare (TypeError) at the opening of the
+   first guarded store (the node's policy table), an INTEGER n made n zero bytes (MemoryError
+   for a large n), a count of TEXT or a BLOB a bare ValueError, a REAL count truncated (0.5
+   read as 0, the store judged a restored copy of it), and `troth node status` failed bare on
+   a damaged restore row. Each is now read typed and bounded in SQL (`troth.storage.row_types`:
+   its type name in place of a value of another type) and refused with StorageError saying
+   node.db is damaged, the row left as it is.
+
+rows 3 (low): a node's own identities' rows of node.db (`identities`: identifier, history,
+   change count, creation time) were taken as `bytes()` / `int()` of what SQLite returned, each
+   time the node listed or found them (`Node.identities.all()`, `get`, a signer, a rotation):
+   a history made TEXT failed bare (TypeError), an INTEGER n made n zero bytes (MemoryError
+   for a large n). They are read typed, the history bounded by MAX_IDENTITY_HISTORY_BYTES (what
+   any history decodes from), and refused with StorageError saying node.db is damaged.
+
+rows 4 (low): the software vault's rows of node.db beside its sealed keys (`vault_meta`: the
+   key check value read at each opening of a node, a rekey's tag and mark) were taken as
+   `bytes()` of what SQLite returned: a check value made TEXT failed every start of the node
+   bare (TypeError), an INTEGER n made n zero bytes (MemoryError for a large n). They are read
+   typed and bounded (a value troth writes is tens of bytes) and refused with StorageError.
+
+rows 5 (low): the credential rows of node.db a node reads at each presentation, sync and
+   opening of its authority (`held_credentials`: a chain it holds, `feed_state`: the head of a
+   revocation feed it verified, `authority`: its own authority's settings) were taken as
+   `bytes()` of what SQLite returned: TEXT failed bare, an INTEGER n made n zero bytes. They
+   are read typed and bounded (a chain at most MAX_CHAIN_BYTES, a digest or an id 64 bytes)
+   and refused with StorageError saying node.db is damaged.
+
+rows 2 (low): a database whose `user_version` is negative (a damaged header, or an edit) was
+   "migrated" from that number: Python's negative index ran the last migration first, then
+   the first one, which failed on the tables already there ("table meta already exists"), as
+   if a migration had a bug. It is now refused before any migration runs, with StorageError
+   naming the schema number as no schema troth writes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import troth
+from tests.support.gates import T, make_world
+from troth.errors import StorageError
+from troth.gates import BundleStore, SqliteBundleTable
+from troth.storage import SqliteAuthorityStore, SqliteCredentialStore, SqliteDatabase
+from troth.storage.rollback import restored_rows
+from troth.storage.store_id import foreign_found_at
+from troth.trace.store import open_trace_store
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A node.db whose policy table stored one bundle (its scope counted once, its store id
+    made), with its guard: copied by each test."""
+    world = make_world()
+    path = tmp_path_factory.mktemp("guarded") / "node.db"
+    db = SqliteDatabase(path)
+    BundleStore(world.verifier, SqliteBundleTable(db)).accept(
+        world.bundle(revision=1), feeds=world.feeds(), now=T + 5
+    )
+    db.close()
+    return path
+
+
+def _copy(guarded: Path, to: Path, edit: str) -> Path:
+    """`guarded` (node.db and its guard) copied to `to`, `edit` run on the copy's node.db."""
+    for name in ("node.db", "node.db.guard"):
+        shutil.copy(guarded.parent / name, to / name)
+    with sqlite3.connect(to / "node.db") as raw:
+        raw.execute(edit)
+    raw.close()
+    return to / "node.db"
+
+
+def _row(path: Path, sql: str) -> object:
+    with sqlite3.connect(path) as raw:
+        found = raw.execute(sql).fetchone()
+    raw.close()
+    return found
+
+
+_OPENING = {  # the edit, the row it leaves
+    "id text": ("UPDATE rollback_store SET id = 'abc'", "SELECT id FROM rollback_store"),
+    "id integer": ("UPDATE rollback_store SET id = 1 << 50", "SELECT id FROM rollback_store"),
+    "id huge": (
+        "UPDATE rollback_store SET id = zeroblob(1 << 20)",
+        "SELECT length(id) FROM rollback_store",
+    ),
+    "count text": (
+        "UPDATE rollback_counters SET counter = 'x'",
+        "SELECT counter FROM rollback_counters",
+    ),
+    "count blob": (
+        "UPDATE rollback_counters SET counter = x'00'",
+        "SELECT counter FROM rollback_counters",
+    ),
+    "count real": (
+        "UPDATE rollback_counters SET counter = 0.5",
+        "SELECT counter FROM rollback_counters",
+    ),
+}
+
+
+@pytest.mark.parametrize("what", sorted(_OPENING))
+def test_a_damaged_rollback_row_is_refused_at_the_opening(
+    guarded: Path, tmp_path: Path, what: str
+) -> None:
+    """rows 1: the policy table opened on a node.db whose store id or scope count is of
+    another type (or past what an id takes) failed bare (TypeError, ValueError, MemoryError)
+    or read a REAL count truncated; now StorageError saying node.db is damaged, the row kept."""
+    edit, kept = _OPENING[what]
+    path = _copy(guarded, tmp_path, edit)
+    before = _row(path, kept)
+    db = SqliteDatabase(path)
+    try:
+        with pytest.raises(StorageError, match="damaged"):
+            SqliteBundleTable(db)
+    finally:
+        db.close()
+    assert _row(path, kept) == before
+
+
+_STATUS = {
+    "restored count": "UPDATE rollback_counters SET restored_counter = 'x', "
+    "restored_voided = 1, restored_at = 5",
+    "restored time": "UPDATE rollback_counters SET restored_counter = 0, "
+    "restored_voided = 1, restored_at = x'05'",
+}
+
+
+@pytest.mark.parametrize("what", sorted(_STATUS))
+def test_a_damaged_restore_row_is_refused_by_the_status(
+    guarded: Path, tmp_path: Path, what: str
+) -> None:
+    """rows 1: `troth node status` (`restored_rows`) took a restore row's count and time as
+    `int()` of what SQLite returned: a bare ValueError; now StorageError (damaged)."""
+    db = SqliteDatabase(_copy(guarded, tmp_path, _STATUS[what]))
+    try:
+        with pytest.raises(StorageError, match="damaged"):
+            restored_rows(db)
+    finally:
+        db.close()
+
+
+def test_a_damaged_foreign_time_is_refused(guarded: Path, tmp_path: Path) -> None:
+    """rows 1: `foreign_found_at` (the status's "another node's node.db") took `int()` of a
+    `rollback_foreign` time of any type: a bare ValueError for TEXT; now StorageError."""
+    path = _copy(guarded, tmp_path, "SELECT 1")
+    with sqlite3.connect(path) as raw:
+        raw.execute(
+            "CREATE TABLE IF NOT EXISTS rollback_foreign (scope TEXT PRIMARY KEY, "
+            "marked_at INTEGER NOT NULL, found_at INTEGER) WITHOUT ROWID"
+        )
+        raw.execute("INSERT INTO rollback_foreign VALUES ('policy', 1, 'soon')")
+    raw.close()
+    db = SqliteDatabase(path)
+    try:
+        with pytest.raises(StorageError, match="damaged"):
+            foreign_found_at(db)
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("file", ["node.db", "trace.db"])
+def test_a_negative_schema_is_refused_before_any_migration(tmp_path: Path, file: str) -> None:
+    """rows 2: a node.db or trace.db whose `user_version` is -1 ran the last migration, then
+    the first, which failed on its tables ("table meta already exists"); now StorageError
+    naming schema -1, before any migration ran (the file unchanged)."""
+    path = tmp_path / file
+    opened = SqliteDatabase(path) if file == "node.db" else open_trace_store(path)
+    opened.close()
+    with sqlite3.connect(path) as raw:
+        raw.execute("PRAGMA user_version = -1")
+    raw.close()
+    tables = _row(path, "SELECT group_concat(name) FROM sqlite_master")
+    with pytest.raises(StorageError, match="schema -1"):
+        SqliteDatabase(path) if file == "node.db" else open_trace_store(path)
+    assert _row(path, "PRAGMA user_version") == (-1,)
+    assert _row(path, "SELECT group_concat(name) FROM sqlite_master") == tables
+
+
+_IDENTITY = {
+    "history text": "UPDATE identities SET history = 'abc'",
+    "history integer": "UPDATE identities SET history = 1 << 50",
+    "history huge": "UPDATE identities SET history = zeroblob(1 << 20)",
+    "identifier text": "UPDATE identities SET identifier = 'x' WHERE name = 'bot'",
+    "changes real": "UPDATE identities SET changes = 1.5",
+}
+
+
+@pytest.mark.parametrize("what", sorted(_IDENTITY))
+def test_a_damaged_local_identity_row_is_refused(what: str) -> None:
+    """rows 3: a node listing its identities read a damaged row of one of them bare (TypeError,
+    MemoryError; a REAL change count truncated); now StorageError saying node.db is damaged."""
+    with troth.Node.open("acme") as acme:
+        acme.identities.create("bot")
+        path = acme._stored.db.path
+    with sqlite3.connect(path) as raw:
+        raw.execute(_IDENTITY[what])
+    raw.close()
+    with troth.Node.open("acme") as acme, pytest.raises(StorageError, match="damaged"):
+        acme.identities.all()
+
+
+@pytest.mark.parametrize("value", ["'abc'", "1 << 50", "zeroblob(1 << 20)"])
+def test_a_damaged_vault_check_value_is_refused_at_the_opening(value: str) -> None:
+    """rows 4: a node whose vault key check value (`vault_meta`) is TEXT, an INTEGER or a BLOB
+    of 1 MiB failed each opening bare (TypeError, MemoryError) or fetched it whole; now
+    StorageError saying node.db is damaged, the row kept."""
+    with troth.Node.open("acme") as acme:
+        path = acme._stored.db.path
+    with sqlite3.connect(path) as raw:
+        raw.execute(f"UPDATE vault_meta SET value = {value} WHERE name = 'kek_check'")  # noqa: S608
+    raw.close()
+    kept = _row(path, "SELECT typeof(value), length(value) FROM vault_meta")
+    with pytest.raises(StorageError, match="damaged"):
+        troth.Node.open("acme")
+    assert _row(path, "SELECT typeof(value), length(value) FROM vault_meta") == kept
+
+
+_HELD = "INSERT INTO held_credentials VALUES (x'01', x'02', {}, x'03', 5, 5)"
+_FEED = "INSERT INTO feed_state VALUES (x'03', {}, {}, 5, 5)"
+_CREDENTIAL_ROWS = {  # the row, how it is read
+    "held chain text": (_HELD.format("'abc'"), "held"),
+    "held chain integer": (_HELD.format("1 << 50"), "held"),
+    "held chain huge": (_HELD.format("zeroblob(1 << 18)"), "held"),
+    "feed head text": (_FEED.format("1", "'abc'"), "feed"),
+    "feed head integer": (_FEED.format("1", "1 << 50"), "feed"),
+    "feed count text": (_FEED.format("'one'", "x'00'"), "feed"),
+    "authority text": ("INSERT INTO authority VALUES ('abc', 'acme', 5, 1, 5, 100)", "config"),
+    "authority integer": ("INSERT INTO authority VALUES (1 << 50, 'acme', 5, 1, 5, 100)", "config"),
+}
+
+
+@pytest.mark.parametrize("what", sorted(_CREDENTIAL_ROWS))
+def test_a_damaged_credential_row_is_refused(tmp_path: Path, what: str) -> None:
+    """rows 5: a held chain, a feed's head or count, or the authority's identifier of another
+    type was read bare (TypeError, MemoryError); now StorageError saying node.db is damaged."""
+    row, read = _CREDENTIAL_ROWS[what]
+    db = SqliteDatabase(tmp_path / "node.db")
+    try:
+        db.execute(row)
+        with pytest.raises(StorageError, match="damaged"):
+            if read == "held":
+                SqliteCredentialStore(db).list_held(b"\x01")
+            elif read == "feed":
+                SqliteCredentialStore(db).feed_state(b"\x03")
+            else:
+                SqliteAuthorityStore(db).get_config()
+    finally:
+        db.close()
