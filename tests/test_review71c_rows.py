@@ -30,6 +30,13 @@ rows 5 (low): the credential rows of node.db a node reads at each presentation, 
    are read typed and bounded (a chain at most MAX_CHAIN_BYTES, a digest or an id 64 bytes)
    and refused with StorageError saying node.db is damaged.
 
+rows 6 (low): the node's stored policy bundles (`gates_policy_bundles`: authority, revision,
+   digest, bundle; `gates_policy_held_back`) were taken as `bytes()` / `int()` of what SQLite
+   returned each time the gate checked them (`revisions`, `stamps`, `load`, `held_back`): a
+   TEXT revision failed every decision's reload bare (ValueError), an INTEGER bundle made n
+   zero bytes (MemoryError), a TEXT held-back authority failed bare (TypeError). They are read
+   typed and bounded (a bundle at most MAX_POLICY_BUNDLE_BYTES) and refused with StorageError.
+
 rows 2 (low): a database whose `user_version` is negative (a damaged header, or an edit) was
    "migrated" from that number: Python's negative index ran the last migration first, then
    the first one, which failed on the tables already there ("table meta already exists"), as
@@ -254,5 +261,39 @@ def test_a_damaged_credential_row_is_refused(tmp_path: Path, what: str) -> None:
                 SqliteCredentialStore(db).feed_state(b"\x03")
             else:
                 SqliteAuthorityStore(db).get_config()
+    finally:
+        db.close()
+
+
+_BUNDLES = {  # the edit, the read
+    "revision text": ("UPDATE gates_policy_bundles SET revision = 'x'", "stamps"),
+    "revision blob": ("UPDATE gates_policy_bundles SET revision = x'01'", "revisions"),
+    "digest text": ("UPDATE gates_policy_bundles SET digest = 'x'", "stamps"),
+    "bundle integer": ("UPDATE gates_policy_bundles SET bundle = 1 << 50", "load"),
+    "bundle huge": ("UPDATE gates_policy_bundles SET bundle = zeroblob(1 << 20)", "load"),
+    "held back text": ("INSERT INTO gates_policy_held_back VALUES ('abc')", "held_back"),
+    "older table's bundle integer": (
+        "UPDATE gates_policy_bundles SET digest = NULL, bundle = 1 << 50",
+        "__init__",
+    ),
+}
+
+
+@pytest.mark.parametrize("what", sorted(_BUNDLES))
+def test_a_damaged_policy_bundle_row_is_refused(guarded: Path, tmp_path: Path, what: str) -> None:
+    """rows 6: a stored bundle's row of another type was read bare (ValueError, TypeError,
+    MemoryError) by each check of the gate's table; now StorageError saying node.db is
+    damaged."""
+    edit, read = _BUNDLES[what]
+    db = SqliteDatabase(_copy(guarded, tmp_path, "SELECT 1"))
+    try:
+        table = SqliteBundleTable(db)
+        (authority,) = table.revisions()
+        db.execute(edit)
+        with pytest.raises(StorageError, match="damaged"):
+            if read == "__init__":  # an older troth's table gains its digests
+                SqliteBundleTable(db)
+            else:
+                getattr(table, read)(*([authority] if read == "load" else []))
     finally:
         db.close()
