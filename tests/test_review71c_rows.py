@@ -37,6 +37,12 @@ rows 6 (low): the node's stored policy bundles (`gates_policy_bundles`: authorit
    zero bytes (MemoryError), a TEXT held-back authority failed bare (TypeError). They are read
    typed and bounded (a bundle at most MAX_POLICY_BUNDLE_BYTES) and refused with StorageError.
 
+rows 7 (low): what a restore found of the `identity` scope keeps in node.db (an identity's
+   hold time, `identity_restore_holds`, read before each signature, channel and rotation of
+   it; the feeds' times the copy held, `identity_restore_feeds`) was taken as `int()` of what
+   SQLite returned: a TEXT time failed bare (ValueError), a REAL one was truncated.
+   They are read typed and refused with StorageError saying node.db is damaged.
+
 rows 2 (low): a database whose `user_version` is negative (a damaged header, or an edit) was
    "migrated" from that number: Python's negative index ran the last migration first, then
    the first one, which failed on the tables already there ("table meta already exists"), as
@@ -56,6 +62,7 @@ import troth
 from tests.support.gates import T, make_world
 from troth.errors import StorageError
 from troth.gates import BundleStore, SqliteBundleTable
+from troth.identity.restored import RestoredIdentities, copy_feed_issued, last_rotation
 from troth.storage import SqliteAuthorityStore, SqliteCredentialStore, SqliteDatabase
 from troth.storage.rollback import restored_rows
 from troth.storage.store_id import foreign_found_at
@@ -295,5 +302,43 @@ def test_a_damaged_policy_bundle_row_is_refused(guarded: Path, tmp_path: Path, w
                 SqliteBundleTable(db)
             else:
                 getattr(table, read)(*([authority] if read == "load" else []))
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("time", ["'x'", "5.5", "x'05'"])
+@pytest.mark.parametrize("table", ["identity_restore_holds", "identity_restore_feeds"])
+def test_a_damaged_identity_restore_row_is_refused(tmp_path: Path, table: str, time: str) -> None:
+    """rows 7: an identity's hold time or a restored copy's feed time of another type was read
+    bare (ValueError) or, a REAL, truncated; now StorageError (damaged)."""
+    db = SqliteDatabase(tmp_path / "node.db")
+    try:
+        db.execute(
+            "INSERT INTO rollback_counters (scope, counter, restored_counter, restored_voided, "
+            "restored_at) VALUES ('identity', 1, 0, 1, 5)"
+        )
+        key, column = ("identifier", "held_at") if "holds" in table else ("authority", "issued_at")
+        db.execute(f"CREATE TABLE {table} ({key} BLOB PRIMARY KEY, {column} INTEGER NOT NULL)")
+        db.execute(f"INSERT INTO {table} VALUES (x'01', {time})")  # noqa: S608
+        with pytest.raises(StorageError, match="damaged"):
+            if table == "identity_restore_holds":
+                RestoredIdentities(db).held(b"\x01")
+            else:
+                copy_feed_issued(db, b"\x01")
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("time", ["'x'", "5.5", "x'05'"])
+def test_a_damaged_restore_rotation_time_is_refused(tmp_path: Path, time: str) -> None:
+    """rows 7: the time of the last rotation a restored copy lacks (`last_rotation`: the max of
+    `identity_restore_rotated`, where a TEXT or BLOB row is the max) was read bare (ValueError)
+    or truncated; now StorageError (damaged)."""
+    db = SqliteDatabase(tmp_path / "node.db")
+    try:
+        db.execute("CREATE TABLE identity_restore_rotated (raised_at INTEGER NOT NULL)")
+        db.execute(f"INSERT INTO identity_restore_rotated VALUES (4), ({time})")  # noqa: S608
+        with pytest.raises(StorageError, match="damaged"):
+            last_rotation(db)
     finally:
         db.close()
