@@ -43,6 +43,11 @@ rows 7 (low): what a restore found of the `identity` scope keeps in node.db (an 
    SQLite returned: a TEXT time failed bare (ValueError), a REAL one was truncated.
    They are read typed and refused with StorageError saying node.db is damaged.
 
+rows 8 (low): a verifier's `vouchers` and `refuted_changes` rows (read whole by the node's
+   vouchers at each opening, and by each sweep of an authority's lapsed ones) were taken as
+   `bytes()` / `int()` of what SQLite returned: TEXT failed bare, an INTEGER n made n zero
+   bytes. They are read typed and bounded (a digest 64 bytes) and refused with StorageError.
+
 rows 2 (low): a database whose `user_version` is negative (a damaged header, or an edit) was
    "migrated" from that number: Python's negative index ran the last migration first, then
    the first one, which failed on the tables already there ("table meta already exists"), as
@@ -65,6 +70,7 @@ from troth.gates import BundleStore, SqliteBundleTable
 from troth.identity.restored import RestoredIdentities, copy_feed_issued, last_rotation
 from troth.storage import SqliteAuthorityStore, SqliteCredentialStore, SqliteDatabase
 from troth.storage.rollback import restored_rows
+from troth.storage.sqlite_vouchers import SqliteVoucherStore
 from troth.storage.store_id import foreign_found_at
 from troth.trace.store import open_trace_store
 
@@ -340,5 +346,34 @@ def test_a_damaged_restore_rotation_time_is_refused(tmp_path: Path, time: str) -
         db.execute(f"INSERT INTO identity_restore_rotated VALUES (4), ({time})")  # noqa: S608
         with pytest.raises(StorageError, match="damaged"):
             last_rotation(db)
+    finally:
+        db.close()
+
+
+_VOUCHER = "INSERT INTO vouchers VALUES ({}, x'02', {}, x'03', 0, {}, {})"
+_VOUCHERS = {  # the row, the read
+    "identifier text": (_VOUCHER.format("'abc'", 5, "NULL", "NULL"), "vouchers"),
+    "identifier integer": (_VOUCHER.format("1 << 50", 5, "NULL", "NULL"), "vouchers"),
+    "expiry text": (_VOUCHER.format("x'01'", "'soon'", "NULL", "NULL"), "vouchers"),
+    "since hash integer": (_VOUCHER.format("x'01'", 5, 0, "1 << 50"), "vouchers"),
+    "lapsed identifier text": (_VOUCHER.format("'abc'", 5, "NULL", "NULL"), "lapsed"),
+    "refuted hash text": ("INSERT INTO refuted_changes VALUES (x'01', 0, 'abc', 1)", "refuted"),
+}
+
+
+@pytest.mark.parametrize("what", sorted(_VOUCHERS))
+def test_a_damaged_voucher_row_is_refused(tmp_path: Path, what: str) -> None:
+    """rows 8: a voucher or refuted change row of another type was read bare (TypeError,
+    ValueError, MemoryError); now StorageError saying node.db is damaged."""
+    row, read = _VOUCHERS[what]
+    db = SqliteDatabase(tmp_path / "node.db")
+    try:
+        db.execute(row)
+        store = SqliteVoucherStore(db)
+        with pytest.raises(StorageError, match="damaged"):
+            if read == "lapsed":
+                store.lapsed(b"\x02", 10, 5)
+            else:
+                getattr(store, read)()
     finally:
         db.close()
