@@ -48,6 +48,12 @@ rows 8 (low): a verifier's `vouchers` and `refuted_changes` rows (read whole by 
    `bytes()` / `int()` of what SQLite returned: TEXT failed bare, an INTEGER n made n zero
    bytes. They are read typed and bounded (a digest 64 bytes) and refused with StorageError.
 
+rows 9 (low): the revocation feed rows of node.db (an authority's own `revocations`, read at
+   each revocation, page served and supersession looked up; a holder's verified
+   `feed_entries`) were taken as `bytes()` / `int()` of what SQLite returned: TEXT failed bare,
+   an INTEGER n made n zero bytes. They are read typed and bounded (an entry at most
+   MAX_REVOCATION_ENTRY_BYTES, a head, target or hash 64 bytes) and refused with StorageError.
+
 rows 2 (low): a database whose `user_version` is negative (a damaged header, or an edit) was
    "migrated" from that number: Python's negative index ran the last migration first, then
    the first one, which failed on the tables already there ("table meta already exists"), as
@@ -375,5 +381,61 @@ def test_a_damaged_voucher_row_is_refused(tmp_path: Path, what: str) -> None:
                 store.lapsed(b"\x02", 10, 5)
             else:
                 getattr(store, read)()
+    finally:
+        db.close()
+
+
+_REVOCATION = "INSERT INTO revocations VALUES (0, {}, {}, {}, x'01', {}, NULL, {}, {})"
+_FEEDS = {  # the row (entry, head, kind, revoked_at, changes, change_hash), the read
+    "tip head text": (_REVOCATION.format("x'00'", "'abc'", 1, 5, "NULL", "NULL"), "tip"),
+    "head integer": (_REVOCATION.format("x'00'", "1 << 50", 1, 5, "NULL", "NULL"), "head"),
+    "page entry integer": (_REVOCATION.format("1 << 50", "x'00'", 1, 5, "NULL", "NULL"), "page"),
+    "page entry huge": (
+        _REVOCATION.format("zeroblob(1 << 20)", "x'00'", 1, 5, "NULL", "NULL"),
+        "page",
+    ),
+    "row kind text": (_REVOCATION.format("x'00'", "x'00'", "'one'", 5, "NULL", "NULL"), "rows"),
+    "supersession hash text": (_REVOCATION.format("x'00'", "x'00'", 3, 5, 2, "'abc'"), "hash"),
+    "supersession changes text": (
+        _REVOCATION.format("x'00'", "x'00'", 3, 5, "'two'", "x'00'"),
+        "latest",
+    ),
+    "charge time text": (
+        "INSERT INTO revocations VALUES (0, x'00', x'00', 1, x'01', 'now', x'01', NULL, NULL)",
+        "charged",
+    ),
+    "held feed target text": (
+        "INSERT INTO feed_entries VALUES (x'02', 0, 1, 'abc', NULL, NULL)",
+        "held feed",
+    ),
+}
+
+
+def _feed_read(db: SqliteDatabase, read: str) -> object:
+    authority = SqliteAuthorityStore(db)
+    reads = {
+        "tip": authority.revocation_tip,
+        "head": lambda: authority.head_at(1),
+        "page": lambda: authority.revocation_page(0, 1 << 30, lambda entry: len(entry)),
+        "rows": lambda: list(authority.revocation_rows(0)),
+        "hash": lambda: authority.supersession_hash(b"\x01", 2),
+        "latest": lambda: authority.latest_supersession(b"\x01"),
+        "charged": lambda: authority.charged_since(b"\x01", 0),
+        "held feed": lambda: list(SqliteCredentialStore(db).feed_rows(b"\x02", 0)),
+    }
+    return reads[read]()
+
+
+@pytest.mark.parametrize("what", sorted(_FEEDS))
+def test_a_damaged_revocation_feed_row_is_refused(tmp_path: Path, what: str) -> None:
+    """rows 9: a revocation feed row of another type (an authority's or a held feed's) was read
+    bare (TypeError, ValueError, MemoryError) or fetched past what an entry takes; now
+    StorageError saying node.db is damaged."""
+    row, read = _FEEDS[what]
+    db = SqliteDatabase(tmp_path / "node.db")
+    try:
+        db.execute(row)
+        with pytest.raises(StorageError, match="damaged"):
+            _feed_read(db, read)
     finally:
         db.close()

@@ -101,8 +101,21 @@ _FEED_STATE: Final = (
     f"SELECT {whole_sql('count')}, {blob_sql('head', _DIGEST_BYTES)}, "  # noqa: S608
     f"{whole_sql('latest')}, {whole_sql('issued_at')} FROM feed_state WHERE authority = ?"
 )
-"""The rows read typed and bounded (`troth.storage.row_types`; review 71c, rows 5: `bytes()` of
-a TEXT one failed bare, of an INTEGER n made n bytes)."""
+_TIP: Final = (
+    f"SELECT {whole_sql('seq')}, {blob_sql('head', _DIGEST_BYTES)} "  # noqa: S608
+    "FROM revocations ORDER BY seq DESC LIMIT 1"
+)
+_ENTRIES: Final = (
+    f"SELECT {blob_sql('entry', limits.MAX_REVOCATION_ENTRY_BYTES)} "  # noqa: S608
+    "FROM revocations WHERE seq >= ? ORDER BY seq"
+)
+_FEED_ROW: Final = (
+    f"{whole_sql('seq')}, {whole_sql('kind')}, {blob_sql('target', _DIGEST_BYTES)}, "
+    f"CASE WHEN changes IS NULL THEN NULL ELSE {whole_sql('changes')} END, "
+    f"CASE WHEN change_hash IS NULL THEN NULL ELSE {blob_sql('change_hash', _DIGEST_BYTES)} END"
+)
+"""The rows read typed and bounded (`troth.storage.row_types`; review 71c, rows 5 and 9:
+`bytes()` of a TEXT one failed bare, of an INTEGER n made n bytes)."""
 
 
 def _digest(value: object, what: str, path: Path) -> bytes:
@@ -382,42 +395,51 @@ class SqliteAuthorityStore:
         return [bytes(r[0]) for r in rows]
 
     def revocation_tip(self) -> tuple[int, bytes | None]:
-        row = self._db.fetch_one("SELECT seq, head FROM revocations ORDER BY seq DESC LIMIT 1")
-        return (0, None) if row is None else (row[0] + 1, bytes(row[1]))
+        row = self._db.fetch_one(_TIP)
+        if row is None:
+            return 0, None
+        return stored_whole(row[0], "feed's seq", self._db.path) + 1, self._head(row[1])
+
+    def _head(self, value: object) -> bytes:
+        return _digest(value, "feed's head", self._db.path)
 
     def find_revocation(self, kind: int, target: bytes) -> int | None:
         row = self._db.fetch_one(
-            "SELECT seq FROM revocations WHERE kind = ? AND target = ? AND kind < 3",
+            f"SELECT {whole_sql('seq')} FROM revocations "  # noqa: S608
+            "WHERE kind = ? AND target = ? AND kind < 3",
             (kind, target),
         )
-        return None if row is None else int(row[0])
+        return None if row is None else stored_whole(row[0], "feed's seq", self._db.path)
 
     def latest_supersession(self, identifier: bytes) -> tuple[int, int] | None:
         row = self._db.fetch_one(
             # the feed's newest: the last written (`VerifiedFeed.supersession`), not the most
             # changes (review 65r, feed 1: a held one published again is the newest)
-            "SELECT seq, changes FROM revocations WHERE kind = 3 AND target = ? "
-            "ORDER BY seq DESC LIMIT 1",
+            f"SELECT {whole_sql('seq')}, {whole_sql('changes')} FROM revocations "  # noqa: S608
+            "WHERE kind = 3 AND target = ? ORDER BY seq DESC LIMIT 1",
             (identifier,),
         )
-        return None if row is None else (int(row[0]), int(row[1]))
+        if row is None:
+            return None
+        path = self._db.path
+        return stored_whole(row[0], "feed's seq", path), stored_whole(row[1], "changes", path)
 
     def supersession_hash(self, identifier: bytes, changes: int) -> bytes | None:
         row = self._db.fetch_one(
             # the newest at that count, as the feed's `attests` (review 65r, feed 2)
-            "SELECT change_hash FROM revocations WHERE kind = 3 AND target = ? AND changes = ? "
-            "ORDER BY seq DESC LIMIT 1",
+            f"SELECT {blob_sql('change_hash', _DIGEST_BYTES)} FROM revocations "  # noqa: S608
+            "WHERE kind = 3 AND target = ? AND changes = ? ORDER BY seq DESC LIMIT 1",
             (identifier, changes),
         )
-        return None if row is None else bytes(row[0])
+        return None if row is None else _digest(row[0], "change hash", self._db.path)
 
     def charged_since(self, member: bytes, since: int) -> list[int]:
         rows = self._db.fetch_all(
-            "SELECT revoked_at FROM revocations WHERE charged_to = ? AND revoked_at >= ? "
-            "ORDER BY revoked_at",
+            f"SELECT {whole_sql('revoked_at')} FROM revocations "  # noqa: S608
+            "WHERE charged_to = ? AND revoked_at >= ? ORDER BY revoked_at",
             (member, since),
         )
-        return [int(r[0]) for r in rows]
+        return [stored_whole(r[0], "revocation's time", self._db.path) for r in rows]
 
     def add_revocation(self, record: RevocationRecord) -> None:
         self._db.execute(
@@ -437,15 +459,15 @@ class SqliteAuthorityStore:
 
     def revocation_page(self, start: int, budget: int, cost: Callable[[bytes], int]) -> list[bytes]:
         entries: list[bytes] = []
-        cursor = self._db.execute(
-            "SELECT entry FROM revocations WHERE seq >= ? ORDER BY seq", (start,)
-        )
+        cursor = self._db.execute(_ENTRIES, (start,))
+        path = self._db.path
         try:
-            for (entry,) in cursor:
+            for (value,) in cursor:
+                entry = stored_blob(value, "feed entry", path, limits.MAX_REVOCATION_ENTRY_BYTES)
                 budget -= cost(entry)
                 if budget < 0 and entries:
                     break
-                entries.append(bytes(entry))
+                entries.append(entry)
         finally:
             cursor.close()
         return entries
@@ -453,16 +475,18 @@ class SqliteAuthorityStore:
     def revocation_rows(self, start: int) -> Iterator[FeedRow]:
         return _rows(
             self._db,
-            "SELECT seq, kind, target, changes, change_hash FROM revocations WHERE seq >= ? "
-            "ORDER BY seq",
+            f"SELECT {_FEED_ROW} FROM revocations WHERE seq >= ? ORDER BY seq",  # noqa: S608
             (start,),
         )
 
     def head_at(self, count: int) -> bytes | None:
         if count == 0:
             return None
-        row = self._db.fetch_one("SELECT head FROM revocations WHERE seq = ?", (count - 1,))
-        return None if row is None else bytes(row[0])
+        row = self._db.fetch_one(
+            f"SELECT {blob_sql('head', _DIGEST_BYTES)} FROM revocations WHERE seq = ?",  # noqa: S608
+            (count - 1,),
+        )
+        return None if row is None else self._head(row[0])
 
 
 def _rows(db: SqliteDatabase, sql: str, params: tuple[object, ...]) -> Iterator[FeedRow]:
@@ -471,11 +495,11 @@ def _rows(db: SqliteDatabase, sql: str, params: tuple[object, ...]) -> Iterator[
     try:
         for seq, kind, target, changes, change_hash in cursor:
             yield (
-                seq,
-                kind,
-                bytes(target),
-                changes,
-                None if change_hash is None else bytes(change_hash),
+                stored_whole(seq, "feed's seq", db.path),
+                stored_whole(kind, "feed entry's kind", db.path),
+                _digest(target, "feed entry's target", db.path),
+                None if changes is None else stored_whole(changes, "changes", db.path),
+                None if change_hash is None else _digest(change_hash, "change hash", db.path),
             )
     finally:
         cursor.close()
@@ -552,7 +576,7 @@ class SqliteCredentialStore:
     def feed_rows(self, authority: bytes, start: int) -> Iterator[FeedRow]:
         return _rows(
             self._db,
-            "SELECT seq, kind, target, changes, change_hash FROM feed_entries "
+            f"SELECT {_FEED_ROW} FROM feed_entries "  # noqa: S608
             "WHERE authority = ? AND seq >= ? ORDER BY seq",
             (authority, start),
         )
