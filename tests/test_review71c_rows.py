@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -413,10 +414,10 @@ _FEEDS = {  # the row (entry, head, kind, revoked_at, changes, change_hash), the
 
 def _feed_read(db: SqliteDatabase, read: str) -> object:
     authority = SqliteAuthorityStore(db)
-    reads = {
+    reads: dict[str, Callable[[], object]] = {
         "tip": authority.revocation_tip,
         "head": lambda: authority.head_at(1),
-        "page": lambda: authority.revocation_page(0, 1 << 30, lambda entry: len(entry)),
+        "page": lambda: authority.revocation_page(0, 1 << 30, len),
         "rows": lambda: list(authority.revocation_rows(0)),
         "hash": lambda: authority.supersession_hash(b"\x01", 2),
         "latest": lambda: authority.latest_supersession(b"\x01"),
