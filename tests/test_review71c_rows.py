@@ -54,6 +54,16 @@ rows 9 (low): the revocation feed rows of node.db (an authority's own `revocatio
    an INTEGER n made n zero bytes. They are read typed and bounded (an entry at most
    MAX_REVOCATION_ENTRY_BYTES, a head, target or hash 64 bytes) and refused with StorageError.
 
+rows 11 (medium): a rotation takes the identity's purpose keys out of node.db (`purpose_keys`,
+   DELETE ... RETURNING) to retire the ones it attested; the row's attestation was taken as
+   `bytes()` of what SQLite returned. A node.db writer who made one TEXT (or an INTEGER n: n
+   zero bytes) failed every rotation of the identity bare (TypeError, MemoryError), a
+   compromised one too: the stolen key kept current for as long as the row stayed. The row is
+   now read typed and bounded in SQL: a damaged attestation or handle is none (the record
+   names no key the identity attested, as one that does not verify: its key is not retired,
+   the row is deleted with the others) and the rotation goes on. Read for a channel
+   (`get_purpose_key`), a damaged row is refused with StorageError.
+
 rows 10 (low, not fixed: xfail): the rest of an authority's enrollment rows (`members`,
    `tickets`' RETURNING row, `issued_credentials`' credential and ids, `pending_enrollments`,
    `announcements`, `authority_revoke_again`) are still taken as `bytes()` / `int()` of what
@@ -77,15 +87,18 @@ from pathlib import Path
 import pytest
 
 import troth
+from tests.conftest import NOW
 from tests.support.gates import T, make_world
 from troth.errors import StorageError
 from troth.gates import BundleStore, SqliteBundleTable
 from troth.identity.restored import RestoredIdentities, copy_feed_issued, last_rotation
+from troth.node import init_node, open_node
 from troth.storage import SqliteAuthorityStore, SqliteCredentialStore, SqliteDatabase
 from troth.storage.rollback import restored_rows
 from troth.storage.sqlite_vouchers import SqliteVoucherStore
 from troth.storage.store_id import foreign_found_at
 from troth.trace.store import open_trace_store
+from troth.vault import KeyPurpose
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +166,7 @@ def test_a_damaged_rollback_row_is_refused_at_the_opening(
     before = _row(path, kept)
     db = SqliteDatabase(path)
     try:
-        with pytest.raises(StorageError, match="damaged"):
+        with pytest.raises(StorageError, match="is damaged: its"):
             SqliteBundleTable(db)
     finally:
         db.close()
@@ -176,7 +189,7 @@ def test_a_damaged_restore_row_is_refused_by_the_status(
     `int()` of what SQLite returned: a bare ValueError; now StorageError (damaged)."""
     db = SqliteDatabase(_copy(guarded, tmp_path, _STATUS[what]))
     try:
-        with pytest.raises(StorageError, match="damaged"):
+        with pytest.raises(StorageError, match="is damaged: its"):
             restored_rows(db)
     finally:
         db.close()
@@ -195,7 +208,7 @@ def test_a_damaged_foreign_time_is_refused(guarded: Path, tmp_path: Path) -> Non
     raw.close()
     db = SqliteDatabase(path)
     try:
-        with pytest.raises(StorageError, match="damaged"):
+        with pytest.raises(StorageError, match="is damaged: its"):
             foreign_found_at(db)
     finally:
         db.close()
@@ -238,7 +251,7 @@ def test_a_damaged_local_identity_row_is_refused(what: str) -> None:
     with sqlite3.connect(path) as raw:
         raw.execute(_IDENTITY[what])
     raw.close()
-    with troth.Node.open("acme") as acme, pytest.raises(StorageError, match="damaged"):
+    with troth.Node.open("acme") as acme, pytest.raises(StorageError, match="is damaged: its"):
         acme.identities.all()
 
 
@@ -253,7 +266,7 @@ def test_a_damaged_vault_check_value_is_refused_at_the_opening(value: str) -> No
         raw.execute(f"UPDATE vault_meta SET value = {value} WHERE name = 'kek_check'")  # noqa: S608
     raw.close()
     kept = _row(path, "SELECT typeof(value), length(value) FROM vault_meta")
-    with pytest.raises(StorageError, match="damaged"):
+    with pytest.raises(StorageError, match="is damaged: its"):
         troth.Node.open("acme")
     assert _row(path, "SELECT typeof(value), length(value) FROM vault_meta") == kept
 
@@ -280,7 +293,7 @@ def test_a_damaged_credential_row_is_refused(tmp_path: Path, what: str) -> None:
     db = SqliteDatabase(tmp_path / "node.db")
     try:
         db.execute(row)
-        with pytest.raises(StorageError, match="damaged"):
+        with pytest.raises(StorageError, match="is damaged: its"):
             if read == "held":
                 SqliteCredentialStore(db).list_held(b"\x01")
             elif read == "feed":
@@ -316,7 +329,7 @@ def test_a_damaged_policy_bundle_row_is_refused(guarded: Path, tmp_path: Path, w
         table = SqliteBundleTable(db)
         (authority,) = table.revisions()
         db.execute(edit)
-        with pytest.raises(StorageError, match="damaged"):
+        with pytest.raises(StorageError, match="is damaged: its"):
             if read == "__init__":  # an older troth's table gains its digests
                 SqliteBundleTable(db)
             else:
@@ -339,7 +352,7 @@ def test_a_damaged_identity_restore_row_is_refused(tmp_path: Path, table: str, t
         key, column = ("identifier", "held_at") if "holds" in table else ("authority", "issued_at")
         db.execute(f"CREATE TABLE {table} ({key} BLOB PRIMARY KEY, {column} INTEGER NOT NULL)")
         db.execute(f"INSERT INTO {table} VALUES (x'01', {time})")  # noqa: S608
-        with pytest.raises(StorageError, match="damaged"):
+        with pytest.raises(StorageError, match="is damaged: its"):
             if table == "identity_restore_holds":
                 RestoredIdentities(db).held(b"\x01")
             else:
@@ -357,7 +370,7 @@ def test_a_damaged_restore_rotation_time_is_refused(tmp_path: Path, time: str) -
     try:
         db.execute("CREATE TABLE identity_restore_rotated (raised_at INTEGER NOT NULL)")
         db.execute(f"INSERT INTO identity_restore_rotated VALUES (4), ({time})")  # noqa: S608
-        with pytest.raises(StorageError, match="damaged"):
+        with pytest.raises(StorageError, match="is damaged: its"):
             last_rotation(db)
     finally:
         db.close()
@@ -383,7 +396,7 @@ def test_a_damaged_voucher_row_is_refused(tmp_path: Path, what: str) -> None:
     try:
         db.execute(row)
         store = SqliteVoucherStore(db)
-        with pytest.raises(StorageError, match="damaged"):
+        with pytest.raises(StorageError, match="is damaged: its"):
             if read == "lapsed":
                 store.lapsed(b"\x02", 10, 5)
             else:
@@ -442,7 +455,7 @@ def test_a_damaged_revocation_feed_row_is_refused(tmp_path: Path, what: str) -> 
     db = SqliteDatabase(tmp_path / "node.db")
     try:
         db.execute(row)
-        with pytest.raises(StorageError, match="damaged"):
+        with pytest.raises(StorageError, match="is damaged: its"):
             _feed_read(db, read)
     finally:
         db.close()
@@ -468,10 +481,38 @@ def test_a_damaged_enrollment_row_is_refused(tmp_path: Path, what: str) -> None:
     try:
         authority = SqliteAuthorityStore(db)
         db.execute(row)
-        with pytest.raises(StorageError, match="damaged"):
+        with pytest.raises(StorageError, match="is damaged: its"):
             if read == "member":
                 authority.get_member(b"\x01")
             else:
                 authority.issued_credential(b"\x01")
     finally:
         db.close()
+
+
+_PURPOSE = {
+    "attestation text": "UPDATE purpose_keys SET attestation = 'abc'",
+    "attestation integer": "UPDATE purpose_keys SET attestation = 1 << 50",
+    "attestation huge": "UPDATE purpose_keys SET attestation = zeroblob(1 << 20)",
+    "handle blob": "UPDATE purpose_keys SET key_handle = x'00'",
+    "handle of nuls": "UPDATE purpose_keys SET key_handle = CAST(zeroblob(1 << 20) AS TEXT)",
+}
+
+
+@pytest.mark.parametrize("what", sorted(_PURPOSE))
+def test_a_damaged_purpose_key_row_blocks_no_compromised_rotation(what: str) -> None:
+    """rows 11: an identity's purpose key row made TEXT / INTEGER / 1 MiB (attestation) or a
+    BLOB (handle) failed its compromised rotation bare, for good; now the rotation commits
+    (the row gone, its key not retired: nothing shows it the identity's), and a channel's read
+    of such a row is StorageError (damaged)."""
+    init_node("n")
+    with open_node("n") as node:
+        service = node.identities
+        local = service.create(now=NOW, name="a")
+        service.purpose_key("a", KeyPurpose.SECURE_CHANNEL, now=NOW)
+        node.db.execute(_PURPOSE[what])
+        with pytest.raises(StorageError, match="is damaged: its"):
+            service.store.get_purpose_key(local.identifier.digest, int(KeyPurpose.SECURE_CHANNEL))
+        rotated = service.rotate("a", now=NOW + 10, compromised=True)
+        assert rotated.identity.changes != local.identity.changes
+        assert node.db.fetch_all("SELECT * FROM purpose_keys") == []

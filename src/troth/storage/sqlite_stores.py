@@ -152,6 +152,7 @@ def _insert_rows(
         db.execute(sql, tuple(itertools.chain.from_iterable(chunk)))
 
 
+_HANDLE_CHARACTERS = 1024  # a vault's key handle: its name, a key type, a key id
 _IDENTIFIER_BYTES = 64  # an identifier's bytes (a 32-byte digest), one a little longer refused
 _HISTORY = blob_sql("history", limits.MAX_IDENTITY_HISTORY_BYTES)
 _LOCAL_SELECT = (  # typed and bounded (review 71c, rows 1: `bytes()` of a TEXT history failed
@@ -162,6 +163,22 @@ _LOCAL_SELECT = (  # typed and bounded (review 71c, rows 1: `bytes()` of a TEXT 
 )
 _LOCAL_BY_NAME = _LOCAL_SELECT + " AND name = ?"
 _ANY_PURPOSE_KEY = "SELECT 1 FROM purpose_keys WHERE identifier = ? LIMIT 1"
+_HANDLE_READ = (  # (`length()` of TEXT stops at a NUL: one of 200 MB after it was fetched whole)
+    f"typeof(key_handle) = 'text' AND length(key_handle) <= {_HANDLE_CHARACTERS} "
+    "AND instr(key_handle, char(0)) = 0"
+)
+_HANDLE = f"CASE WHEN {_HANDLE_READ} THEN key_handle END"
+_PURPOSE_KEY = (
+    f"SELECT {_HANDLE}, {blob_sql('attestation', limits.MAX_ATTESTATION_BYTES)} "  # noqa: S608
+    "FROM purpose_keys WHERE identifier = ? AND purpose = ?"
+)
+_TAKEN = (  # a rotation's: a damaged row is no record (it names no key: not retired), never a
+    # bare failure of the rotation, a compromised one too (review 71c, rows 11)
+    "CASE WHEN typeof(purpose) = 'integer' THEN purpose ELSE -1 END, "
+    f"CASE WHEN {_HANDLE_READ} THEN key_handle ELSE '' END, "
+    "CASE WHEN typeof(attestation) = 'blob' AND length(attestation) "
+    f"<= {limits.MAX_ATTESTATION_BYTES} THEN attestation ELSE x'' END"
+)
 _LOCAL_BY_IDENTIFIER = _LOCAL_SELECT + " AND identifier = ?"
 _UPDATE_HISTORY_SET = (
     "UPDATE identities SET history = ?, changes = ?, updated_at = ?, "
@@ -301,11 +318,14 @@ class SqliteIdentityStore:
         )
 
     def get_purpose_key(self, identifier: bytes, purpose: int) -> PurposeKeyRecord | None:
-        row = self._db.fetch_one(
-            "SELECT key_handle, attestation FROM purpose_keys WHERE identifier = ? AND purpose = ?",
-            (identifier, purpose),
-        )
-        return None if row is None else PurposeKeyRecord(identifier, purpose, row[0], bytes(row[1]))
+        row = self._db.fetch_one(_PURPOSE_KEY, (identifier, purpose))
+        if row is None:
+            return None
+        path = self._db.path
+        if row[0] is None:
+            raise StorageError(f"{path} is damaged: its purpose key handle is not a handle's text")
+        attestation = stored_blob(row[1], "attestation", path, limits.MAX_ATTESTATION_BYTES)
+        return PurposeKeyRecord(identifier, purpose, row[0], attestation)
 
     def take_purpose_keys(self, identifier: bytes) -> list[PurposeKeyRecord]:
         # most rotations find none: a look-up first (~1 us) spares the DELETE ... RETURNING
@@ -316,11 +336,10 @@ class SqliteIdentityStore:
         if not self._db.run_rows(_ANY_PURPOSE_KEY, (key,)):
             return []
         rows = self._db.run_rows(
-            "DELETE FROM purpose_keys WHERE identifier = ? "
-            "RETURNING purpose, key_handle, attestation",
+            f"DELETE FROM purpose_keys WHERE identifier = ? RETURNING {_TAKEN}",  # noqa: S608
             (key,),
         )
-        return [PurposeKeyRecord(identifier, r[0], r[1], bytes(r[2])) for r in rows]
+        return [PurposeKeyRecord(identifier, *row) for row in rows]
 
     def add_retired_keys(self, handles: Sequence[str]) -> None:
         self._db.execute_many(
