@@ -81,7 +81,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -99,6 +99,20 @@ from troth.storage.sqlite_vouchers import SqliteVoucherStore
 from troth.storage.store_id import foreign_found_at
 from troth.trace.store import open_trace_store
 from troth.vault import KeyPurpose
+
+
+@pytest.fixture
+def node_db(tmp_path: Path) -> Iterator[SqliteDatabase]:
+    """A fresh node.db (closed after the test)."""
+    db = SqliteDatabase(tmp_path / "node.db")
+    yield db
+    db.close()
+
+
+def _damaged(table: str, column: str) -> dict[str, str]:
+    """`column` of `table`'s rows made TEXT, an INTEGER n (n bytes to `bytes()`), a 1 MiB BLOB."""
+    values = (("text", "'abc'"), ("integer", "1 << 50"), ("huge", "zeroblob(1 << 20)"))
+    return {f"{column} {kind}": f"UPDATE {table} SET {column} = {v}" for kind, v in values}  # noqa: S608
 
 
 @pytest.fixture(scope="module")
@@ -233,9 +247,7 @@ def test_a_negative_schema_is_refused_before_any_migration(tmp_path: Path, file:
 
 
 _IDENTITY = {
-    "history text": "UPDATE identities SET history = 'abc'",
-    "history integer": "UPDATE identities SET history = 1 << 50",
-    "history huge": "UPDATE identities SET history = zeroblob(1 << 20)",
+    **_damaged("identities", "history"),
     "identifier text": "UPDATE identities SET identifier = 'x' WHERE name = 'bot'",
     "changes real": "UPDATE identities SET changes = 1.5",
 }
@@ -286,22 +298,18 @@ _CREDENTIAL_ROWS = {  # the row, how it is read
 
 
 @pytest.mark.parametrize("what", sorted(_CREDENTIAL_ROWS))
-def test_a_damaged_credential_row_is_refused(tmp_path: Path, what: str) -> None:
+def test_a_damaged_credential_row_is_refused(node_db: SqliteDatabase, what: str) -> None:
     """rows 5: a held chain, a feed's head or count, or the authority's identifier of another
     type was read bare (TypeError, MemoryError); now StorageError saying node.db is damaged."""
     row, read = _CREDENTIAL_ROWS[what]
-    db = SqliteDatabase(tmp_path / "node.db")
-    try:
-        db.execute(row)
-        with pytest.raises(StorageError, match="is damaged: its"):
-            if read == "held":
-                SqliteCredentialStore(db).list_held(b"\x01")
-            elif read == "feed":
-                SqliteCredentialStore(db).feed_state(b"\x03")
-            else:
-                SqliteAuthorityStore(db).get_config()
-    finally:
-        db.close()
+    node_db.execute(row)
+    with pytest.raises(StorageError, match="is damaged: its"):
+        if read == "held":
+            SqliteCredentialStore(node_db).list_held(b"\x01")
+        elif read == "feed":
+            SqliteCredentialStore(node_db).feed_state(b"\x03")
+        else:
+            SqliteAuthorityStore(node_db).get_config()
 
 
 _BUNDLES = {  # the edit, the read
@@ -340,40 +348,34 @@ def test_a_damaged_policy_bundle_row_is_refused(guarded: Path, tmp_path: Path, w
 
 @pytest.mark.parametrize("time", ["'x'", "5.5", "x'05'"])
 @pytest.mark.parametrize("table", ["identity_restore_holds", "identity_restore_feeds"])
-def test_a_damaged_identity_restore_row_is_refused(tmp_path: Path, table: str, time: str) -> None:
+def test_a_damaged_identity_restore_row_is_refused(
+    node_db: SqliteDatabase, table: str, time: str
+) -> None:
     """rows 7: an identity's hold time or a restored copy's feed time of another type was read
     bare (ValueError) or, a REAL, truncated; now StorageError (damaged)."""
-    db = SqliteDatabase(tmp_path / "node.db")
-    try:
-        db.execute(
-            "INSERT INTO rollback_counters (scope, counter, restored_counter, restored_voided, "
-            "restored_at) VALUES ('identity', 1, 0, 1, 5)"
-        )
-        key, column = ("identifier", "held_at") if "holds" in table else ("authority", "issued_at")
-        db.execute(f"CREATE TABLE {table} ({key} BLOB PRIMARY KEY, {column} INTEGER NOT NULL)")
-        db.execute(f"INSERT INTO {table} VALUES (x'01', {time})")  # noqa: S608
-        with pytest.raises(StorageError, match="is damaged: its"):
-            if table == "identity_restore_holds":
-                RestoredIdentities(db).held(b"\x01")
-            else:
-                copy_feed_issued(db, b"\x01")
-    finally:
-        db.close()
+    node_db.execute(
+        "INSERT INTO rollback_counters (scope, counter, restored_counter, restored_voided, "
+        "restored_at) VALUES ('identity', 1, 0, 1, 5)"
+    )
+    key, column = ("identifier", "held_at") if "holds" in table else ("authority", "issued_at")
+    node_db.execute(f"CREATE TABLE {table} ({key} BLOB PRIMARY KEY, {column} INTEGER NOT NULL)")
+    node_db.execute(f"INSERT INTO {table} VALUES (x'01', {time})")  # noqa: S608
+    with pytest.raises(StorageError, match="is damaged: its"):
+        if table == "identity_restore_holds":
+            RestoredIdentities(node_db).held(b"\x01")
+        else:
+            copy_feed_issued(node_db, b"\x01")
 
 
 @pytest.mark.parametrize("time", ["'x'", "5.5", "x'05'"])
-def test_a_damaged_restore_rotation_time_is_refused(tmp_path: Path, time: str) -> None:
+def test_a_damaged_restore_rotation_time_is_refused(node_db: SqliteDatabase, time: str) -> None:
     """rows 7: the time of the last rotation a restored copy lacks (`last_rotation`: the max of
     `identity_restore_rotated`, where a TEXT or BLOB row is the max) was read bare (ValueError)
     or truncated; now StorageError (damaged)."""
-    db = SqliteDatabase(tmp_path / "node.db")
-    try:
-        db.execute("CREATE TABLE identity_restore_rotated (raised_at INTEGER NOT NULL)")
-        db.execute(f"INSERT INTO identity_restore_rotated VALUES (4), ({time})")  # noqa: S608
-        with pytest.raises(StorageError, match="is damaged: its"):
-            last_rotation(db)
-    finally:
-        db.close()
+    node_db.execute("CREATE TABLE identity_restore_rotated (raised_at INTEGER NOT NULL)")
+    node_db.execute(f"INSERT INTO identity_restore_rotated VALUES (4), ({time})")  # noqa: S608
+    with pytest.raises(StorageError, match="is damaged: its"):
+        last_rotation(node_db)
 
 
 _VOUCHER = "INSERT INTO vouchers VALUES ({}, x'02', {}, x'03', 0, {}, {})"
@@ -388,21 +390,17 @@ _VOUCHERS = {  # the row, the read
 
 
 @pytest.mark.parametrize("what", sorted(_VOUCHERS))
-def test_a_damaged_voucher_row_is_refused(tmp_path: Path, what: str) -> None:
+def test_a_damaged_voucher_row_is_refused(node_db: SqliteDatabase, what: str) -> None:
     """rows 8: a voucher or refuted change row of another type was read bare (TypeError,
     ValueError, MemoryError); now StorageError saying node.db is damaged."""
     row, read = _VOUCHERS[what]
-    db = SqliteDatabase(tmp_path / "node.db")
-    try:
-        db.execute(row)
-        store = SqliteVoucherStore(db)
-        with pytest.raises(StorageError, match="is damaged: its"):
-            if read == "lapsed":
-                store.lapsed(b"\x02", 10, 5)
-            else:
-                getattr(store, read)()
-    finally:
-        db.close()
+    node_db.execute(row)
+    store = SqliteVoucherStore(node_db)
+    with pytest.raises(StorageError, match="is damaged: its"):
+        if read == "lapsed":
+            store.lapsed(b"\x02", 10, 5)
+        else:
+            getattr(store, read)()
 
 
 _REVOCATION = "INSERT INTO revocations VALUES (0, {}, {}, {}, x'01', {}, NULL, {}, {})"
@@ -447,18 +445,14 @@ def _feed_read(db: SqliteDatabase, read: str) -> object:
 
 
 @pytest.mark.parametrize("what", sorted(_FEEDS))
-def test_a_damaged_revocation_feed_row_is_refused(tmp_path: Path, what: str) -> None:
+def test_a_damaged_revocation_feed_row_is_refused(node_db: SqliteDatabase, what: str) -> None:
     """rows 9: a revocation feed row of another type (an authority's or a held feed's) was read
     bare (TypeError, ValueError, MemoryError) or fetched past what an entry takes; now
     StorageError saying node.db is damaged."""
     row, read = _FEEDS[what]
-    db = SqliteDatabase(tmp_path / "node.db")
-    try:
-        db.execute(row)
-        with pytest.raises(StorageError, match="is damaged: its"):
-            _feed_read(db, read)
-    finally:
-        db.close()
+    node_db.execute(row)
+    with pytest.raises(StorageError, match="is damaged: its"):
+        _feed_read(node_db, read)
 
 
 _ENROLLMENT = {  # the row, the read
@@ -473,27 +467,21 @@ _ENROLLMENT = {  # the row, the read
 
 @pytest.mark.xfail(strict=True, reason="71c rows 10: an authority's enrollment rows, not typed")
 @pytest.mark.parametrize("what", sorted(_ENROLLMENT))
-def test_a_damaged_enrollment_row_is_refused(tmp_path: Path, what: str) -> None:
+def test_a_damaged_enrollment_row_is_refused(node_db: SqliteDatabase, what: str) -> None:
     """rows 10 (xfail): a member's attributes or an issued credential of TEXT fail bare
     (TypeError); they should be StorageError saying node.db is damaged."""
     row, read = _ENROLLMENT[what]
-    db = SqliteDatabase(tmp_path / "node.db")
-    try:
-        authority = SqliteAuthorityStore(db)
-        db.execute(row)
-        with pytest.raises(StorageError, match="is damaged: its"):
-            if read == "member":
-                authority.get_member(b"\x01")
-            else:
-                authority.issued_credential(b"\x01")
-    finally:
-        db.close()
+    authority = SqliteAuthorityStore(node_db)
+    node_db.execute(row)
+    with pytest.raises(StorageError, match="is damaged: its"):
+        if read == "member":
+            authority.get_member(b"\x01")
+        else:
+            authority.issued_credential(b"\x01")
 
 
 _PURPOSE = {
-    "attestation text": "UPDATE purpose_keys SET attestation = 'abc'",
-    "attestation integer": "UPDATE purpose_keys SET attestation = 1 << 50",
-    "attestation huge": "UPDATE purpose_keys SET attestation = zeroblob(1 << 20)",
+    **_damaged("purpose_keys", "attestation"),
     "handle blob": "UPDATE purpose_keys SET key_handle = x'00'",
     "handle of nuls": "UPDATE purpose_keys SET key_handle = CAST(zeroblob(1 << 20) AS TEXT)",
 }
