@@ -10,7 +10,9 @@ from typing import Protocol
 
 from troth.crypto import sha256
 from troth.faults import crash_point
+from troth.limits import MAX_POLICY_BUNDLE_BYTES
 from troth.storage.rollback import Restored, RollbackGuard
+from troth.storage.row_types import blob_sql, stored_blob, stored_whole, whole_sql
 from troth.storage.sqlite import SqliteDatabase
 
 __all__ = ["BundleTable", "MemoryBundleTable", "SqliteBundleTable", "Stamp"]
@@ -96,6 +98,19 @@ class MemoryBundleTable:
 
 
 _ANY_BUNDLE = "SELECT 1 FROM gates_policy_bundles LIMIT 1"
+_KEY_BYTES = 64  # an authority's identifier, a bundle's digest: 32 bytes
+_AUTHORITY = blob_sql("authority", _KEY_BYTES)
+_DIGEST = blob_sql("coalesce(digest, x'')", _KEY_BYTES)  # NULL: an older troth's, none yet
+_STAMPS = (
+    f"SELECT {_AUTHORITY}, {whole_sql('revision')}, {_DIGEST} "  # noqa: S608
+    "FROM gates_policy_bundles"
+)
+_HELD_BACK = f"SELECT {_AUTHORITY} FROM gates_policy_held_back"  # noqa: S608
+_BUNDLE = blob_sql("bundle", MAX_POLICY_BUNDLE_BYTES)
+_LOAD = f"SELECT {_BUNDLE} FROM gates_policy_bundles WHERE authority = ?"  # noqa: S608
+"""The stored bundles' rows, read typed and bounded (`troth.storage.row_types`; review 71c,
+rows 6: `int()` of a TEXT revision failed every reload bare, `bytes()` of an INTEGER bundle n
+made n bytes, also when an older troth's table gains its digests)."""
 
 
 class SqliteBundleTable:
@@ -144,8 +159,11 @@ class SqliteBundleTable:
         self.db.execute("DELETE FROM gates_policy_held_back WHERE authority = ?", (authority,))
 
     def held_back(self) -> frozenset[bytes]:
-        rows = self.db.fetch_all("SELECT authority FROM gates_policy_held_back")
-        return frozenset(bytes(row[0]) for row in rows)
+        rows = self.db.fetch_all(_HELD_BACK)
+        return frozenset(self._key(row[0], "held-back authority") for row in rows)
+
+    def _key(self, value: object, what: str) -> bytes:
+        return stored_blob(value, what, self.db.path, _KEY_BYTES)
 
     def confirm(self, authority: bytes) -> bool:
         with self.db.transaction():
@@ -166,12 +184,13 @@ class SqliteBundleTable:
         if "digest" not in columns:
             self.db.execute("ALTER TABLE gates_policy_bundles ADD COLUMN digest BLOB")
         rows = self.db.fetch_all(
-            "SELECT authority, bundle FROM gates_policy_bundles WHERE digest IS NULL"
+            f"SELECT authority, {_BUNDLE} FROM gates_policy_bundles WHERE digest IS NULL"  # noqa: S608
         )
         for authority, data in rows:
+            bundle = stored_blob(data, "bundle", self.db.path, MAX_POLICY_BUNDLE_BYTES)
             self.db.execute(
                 "UPDATE gates_policy_bundles SET digest = ? WHERE authority = ?",
-                (sha256(bytes(data)), authority),
+                (sha256(bundle), authority),
             )
 
     def save_if_newer(self, authority: bytes, revision: int, data: bytes, now: int) -> bool:
@@ -204,15 +223,19 @@ class SqliteBundleTable:
         return cursor.rowcount == 1
 
     def revisions(self) -> dict[bytes, int]:
-        rows = self.db.fetch_all("SELECT authority, revision FROM gates_policy_bundles")
-        return {bytes(a): int(r) for a, r in rows}
+        return {authority: revision for authority, (revision, _) in self.stamps().items()}
 
     def stamps(self) -> dict[bytes, Stamp]:
-        rows = self.db.fetch_all("SELECT authority, revision, digest FROM gates_policy_bundles")
-        return {bytes(a): (int(r), bytes(d or b"")) for a, r, d in rows}
+        path = self.db.path
+        return {
+            self._key(a, "bundle's authority"): (
+                stored_whole(r, "bundle's revision", path),
+                self._key(d, "bundle's digest"),
+            )
+            for a, r, d in self.db.fetch_all(_STAMPS)
+        }
 
     def load(self, authority: bytes) -> bytes | None:
-        rows = self.db.fetch_all(
-            "SELECT bundle FROM gates_policy_bundles WHERE authority = ?", (authority,)
-        )
-        return bytes(rows[0][0]) if rows else None
+        rows = self.db.fetch_all(_LOAD, (authority,))
+        path = self.db.path
+        return stored_blob(rows[0][0], "bundle", path, MAX_POLICY_BUNDLE_BYTES) if rows else None

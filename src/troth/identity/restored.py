@@ -40,6 +40,7 @@ from typing import Final
 from troth.clock import Clock, SystemClock
 from troth.errors import IdentityError, IdentityFailure
 from troth.storage.rollback import Restored, RollbackGuard
+from troth.storage.row_types import stored_whole, whole_sql
 from troth.storage.sqlite import SqliteDatabase
 
 __all__ = ["RestoredIdentities", "copy_feed_issued", "last_rotation"]
@@ -67,8 +68,17 @@ _ROTATED: Final = "identity_restore_rotated"
 _CREATE_ROTATED: Final = (
     "CREATE TABLE IF NOT EXISTS identity_restore_rotated (raised_at INTEGER NOT NULL)"
 )
+_HELD_AT: Final = f"SELECT {whole_sql('held_at')} FROM identity_restore_holds WHERE identifier = ?"  # noqa: S608
+_ISSUED_AT: Final = (
+    f"SELECT {whole_sql('issued_at')} FROM identity_restore_feeds WHERE authority = ?"  # noqa: S608
+)
+"""The times read typed (review 71c, rows 7: `int()` of a TEXT one failed bare)."""
 _KEEP_ROTATED: Final = "INSERT INTO identity_restore_rotated (raised_at) VALUES (?)"
-_LAST_ROTATED: Final = "SELECT max(raised_at) FROM identity_restore_rotated"
+_LAST_ROTATED: Final = (
+    "SELECT CASE WHEN max(raised_at) IS NULL THEN NULL "  # noqa: S608
+    f"ELSE {whole_sql('max(raised_at)')} END FROM identity_restore_rotated"
+)
+"""The newest time (a TEXT or BLOB row is the max SQLite finds, then refused: rows 7)."""
 _SEE: Final = 'docs/vault.md, "A node.db restored from before a rotation"'
 RESTORED_DETAIL: Final = (
     "node.db was restored from a copy taken before a rotation: this identity may hold keys the "
@@ -137,10 +147,8 @@ class RestoredIdentities:
         """When the identity `identifier` was held by a restore found, or None."""
         if not self._holds_table():
             return None
-        row = self._db.fetch_one(
-            "SELECT held_at FROM identity_restore_holds WHERE identifier = ?", (bytes(identifier),)
-        )
-        return None if row is None else int(row[0])
+        row = self._db.fetch_one(_HELD_AT, (bytes(identifier),))
+        return None if row is None else stored_whole(row[0], "hold's time", self._db.path)
 
     def _holds_table(self) -> bool:
         """Whether node.db may hold holds: a restore of the `identity` scope was recorded (its
@@ -185,10 +193,8 @@ def copy_feed_issued(db: SqliteDatabase, authority: bytes) -> int | None:
     copy held none of it (or no restore was found)."""
     if not _table(db, _FEEDS):
         return None
-    row = db.fetch_one(
-        "SELECT issued_at FROM identity_restore_feeds WHERE authority = ?", (bytes(authority),)
-    )
-    return None if row is None else int(row[0])
+    row = db.fetch_one(_ISSUED_AT, (bytes(authority),))
+    return None if row is None else stored_whole(row[0], "restored feed's time", db.path)
 
 
 def last_rotation(db: SqliteDatabase) -> int | None:
@@ -198,7 +204,9 @@ def last_rotation(db: SqliteDatabase) -> int | None:
     if not _table(db, _ROTATED):
         return None
     row = db.fetch_one(_LAST_ROTATED)
-    return None if row is None or row[0] is None else int(row[0])
+    if row is None or row[0] is None:
+        return None
+    return stored_whole(row[0], "restore's rotation time", db.path)
 
 
 def _table(db: SqliteDatabase, name: str) -> bool:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Final
 
+from troth.storage.row_types import whole_sql
+
 __all__ = [
     "COUNT",
     "COUNT_DATED",
@@ -42,10 +44,13 @@ COUNT_DATED: Final = (
     "typeof(raised_at) = 'integer' AND raised_at > ?1 THEN raised_at ELSE ?1 END WHERE scope = ?2"
 )
 COUNT_READ: Final = (
-    "SELECT counter, CASE WHEN typeof(raised_at) = 'integer' THEN raised_at END "
+    f"SELECT {whole_sql('counter')}, "  # noqa: S608
+    "CASE WHEN typeof(raised_at) = 'integer' THEN raised_at END "
     "FROM rollback_counters WHERE scope = ?"
 )
-"""A scope's count and its raise time (None unless an integer: review 66z, upgrade 2)."""
+"""A scope's count (`troth.storage.row_types.whole_sql`: the name of its type unless an integer,
+refused; review 71c, rows 1) and its raise time (None unless an integer: review 66z, upgrade
+2)."""
 TIME_READ: Final = (
     "SELECT CASE WHEN typeof(raised_at) = 'integer' THEN raised_at END "
     "FROM rollback_raised WHERE scope = ?"

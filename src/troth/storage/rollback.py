@@ -111,6 +111,7 @@ from troth.storage.raised_times import (
     TIME_READ,
     moved_in_place,
 )
+from troth.storage.row_types import stored_whole, whole_sql
 from troth.storage.sqlite import SqliteDatabase
 from troth.storage.store_id import (
     adopt_store_id,
@@ -185,6 +186,15 @@ def _read_bytes(path: Path) -> bytes | None:
 # rotation before; decoding both slots anew each time cost more than its own transaction.
 _Known = tuple[int, tuple[tuple[str, int], ...], tuple[tuple[str, int], ...], bytes | None]
 _KNOWN_GUARDS: dict[bytes, _Known | None] = {}
+_COUNT_OF: Final = f"SELECT {whole_sql('counter')} FROM rollback_counters WHERE scope = ?"  # noqa: S608
+"""A scope's count, typed (review 71c, rows 1: `int()` of a TEXT one failed bare)."""
+_RESTORED: Final = (
+    "SELECT scope, CASE WHEN restored_guard IS NULL THEN NULL ELSE "  # noqa: S608
+    f"{whole_sql('restored_guard')} END, {whole_sql('restored_counter')}, "
+    f"{whole_sql('restored_voided')}, {whole_sql('restored_at')} "
+    "FROM rollback_counters WHERE restored_at IS NOT NULL ORDER BY scope"
+)
+"""Each scope's last restore found (`restored_rows`), typed as `_COUNT_OF`."""
 _KNOWN_GUARDS_KEPT: Final = 8
 
 
@@ -329,10 +339,12 @@ class RollbackGuard:
 
     def _row(self) -> int | None:
         """The store's count of this scope; None: no entry (never armed nor counted)."""
-        row = self._db.fetch_one(
-            "SELECT counter FROM rollback_counters WHERE scope = ?", (self.scope,)
-        )
-        return None if row is None else int(row[0])
+        row = self._db.fetch_one(_COUNT_OF, (self.scope,))
+        return None if row is None else self._count(row[0])
+
+    def _count(self, value: object) -> int:
+        """A count read by `whole_sql`; StorageError when node.db holds another type."""
+        return stored_whole(value, f"count of {self.scope}", self._db.path)
 
     def arm(self) -> None:
         """Inside the transaction that first gives a copy of the store something to replay (a
@@ -398,8 +410,8 @@ class RollbackGuard:
         db, scope = self._db, self.scope
         self._bumped_at = at
         if self._counted(COUNT if at is None else COUNT_DATED, at):
-            (row,) = db.run_rows("SELECT counter FROM rollback_counters WHERE scope = ?", (scope,))
-            self._bumped = int(row[0])
+            (row,) = db.run_rows(_COUNT_OF, (scope,))
+            self._bumped = self._count(row[0])
         else:  # the scope's first count
             self._counted(FIRST_COUNT if at is None else FIRST_COUNT_DATED, at)
             self._bumped = 1
@@ -469,7 +481,7 @@ class RollbackGuard:
             if str(exc.__cause__) != MISSING:
                 raise
             return self._row(), None
-        return (None, None) if row is None else (int(row[0]), row[1])
+        return (None, None) if row is None else (self._count(row[0]), row[1])
 
     def _foreign(self, state: _State | None) -> bool:
         """Whether node.db is not the one the guard (`state`) names, or this scope was marked
@@ -669,12 +681,11 @@ class RollbackGuard:
 
 def restored_rows(db: SqliteDatabase) -> list[Restored]:
     """The last restore found for each scope of `db` (what `troth node status` shows)."""
-    rows = db.fetch_all(
-        "SELECT scope, restored_counter, restored_guard, restored_voided, restored_at "
-        "FROM rollback_counters WHERE restored_at IS NOT NULL ORDER BY scope"
-    )
     another = foreign_found_at(db)
-    return [
-        Restored(r[0], int(r[1]), r[2], int(r[3]), int(r[4]), another.get(r[0]) == int(r[4]))
-        for r in rows
-    ]
+    found = []
+    for scope, guard, *numbers in db.fetch_all(_RESTORED):
+        what = f"restore of {scope}"
+        counter, voided, at = (stored_whole(number, what, db.path) for number in numbers)
+        held = None if guard is None else stored_whole(guard, what, db.path)
+        found.append(Restored(scope, counter, held, voided, at, another.get(scope) == at))
+    return found

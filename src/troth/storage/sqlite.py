@@ -28,6 +28,7 @@ from typing import Any, Final, Literal, TypeVar
 
 from troth.errors import ConfigError, ConflictError, StorageError
 from troth.storage.peers import PeerLock
+from troth.storage.row_types import schema_of
 from troth.storage.sqlite_schema import NODE_MIGRATIONS, Migration
 
 __all__ = [
@@ -407,13 +408,13 @@ class SqliteDatabase:
         never waits for a writer); otherwise the version is read again under the lock."""
         conn = self.connection()
         try:
-            version = self._when_free(lambda: _schema_version(conn), "read")
+            version = self._when_free(lambda: schema_of(conn, self.path), "read")
         except _OPEN_FAILURES as exc:
             raise StorageError(f"cannot read {self.path}: {_reason(exc)}") from exc
         if version == len(self._migrations):
             return
         with self.transaction():
-            version = _schema_version(conn)
+            version = schema_of(conn, self.path)
             if version > len(self._migrations):
                 raise ConfigError(
                     f"{self.path} has schema {version}; this troth knows {len(self._migrations)}"
@@ -502,10 +503,6 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, UnicodeDecodeError):
         return "it is damaged (SQLite's message about it is not even text)"
     return str(exc)
-
-
-def _schema_version(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
 def _busy_timeout() -> float:

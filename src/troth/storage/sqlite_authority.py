@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Final
 
 from troth import limits
@@ -17,6 +18,7 @@ from troth.storage.base import (
     RevocationRecord,
 )
 from troth.storage.rollback import Restored, RollbackGuard
+from troth.storage.row_types import blob_sql, stored_blob, stored_whole, whole_sql
 from troth.storage.sqlite import SqliteDatabase
 
 __all__ = ["SqliteAuthorityStore", "SqliteCredentialStore"]
@@ -80,6 +82,45 @@ columns are the same, so an earlier troth still reads and writes it."""
 def _keyed_by_ticket(db: SqliteDatabase) -> bool:
     columns = db.fetch_all("PRAGMA table_info(pending_enrollments)")
     return any(row[1] == "ticket" and row[5] > 0 for row in columns)  # (cid, name, ..., pk)
+
+
+_DIGEST_BYTES: Final = 64
+"""The most of an identifier, a credential id or a feed's head read (32 bytes or fewer; one a
+little longer still read, and refused by what decodes it)."""
+_CONFIG: Final = (
+    f"SELECT {blob_sql('identifier', _DIGEST_BYTES)}, name, "  # noqa: S608
+    f"{whole_sql('credential_ttl')}, {whole_sql('delegation_depth')}, "
+    f"{whole_sql('created_at')}, {whole_sql('revocation_quota')} FROM authority"
+)
+_HELD: Final = (
+    f"SELECT {blob_sql('id', _DIGEST_BYTES)}, "  # noqa: S608
+    f"{blob_sql('chain', limits.MAX_CHAIN_BYTES)}, {blob_sql('authority', _DIGEST_BYTES)}, "
+    f"{whole_sql('expires_at')} FROM held_credentials WHERE identifier = ? "
+    "ORDER BY expires_at DESC"
+)
+_FEED_STATE: Final = (
+    f"SELECT {whole_sql('count')}, {blob_sql('head', _DIGEST_BYTES)}, "  # noqa: S608
+    f"{whole_sql('latest')}, {whole_sql('issued_at')} FROM feed_state WHERE authority = ?"
+)
+_TIP: Final = (
+    f"SELECT {whole_sql('seq')}, {blob_sql('head', _DIGEST_BYTES)} "  # noqa: S608
+    "FROM revocations ORDER BY seq DESC LIMIT 1"
+)
+_ENTRIES: Final = (
+    f"SELECT {blob_sql('entry', limits.MAX_REVOCATION_ENTRY_BYTES)} "  # noqa: S608
+    "FROM revocations WHERE seq >= ? ORDER BY seq"
+)
+_FEED_ROW: Final = (
+    f"{whole_sql('seq')}, {whole_sql('kind')}, {blob_sql('target', _DIGEST_BYTES)}, "
+    f"CASE WHEN changes IS NULL THEN NULL ELSE {whole_sql('changes')} END, "
+    f"CASE WHEN change_hash IS NULL THEN NULL ELSE {blob_sql('change_hash', _DIGEST_BYTES)} END"
+)
+"""The rows read typed and bounded (`troth.storage.row_types`; review 71c, rows 5 and 9:
+`bytes()` of a TEXT one failed bare, of an INTEGER n made n bytes)."""
+
+
+def _digest(value: object, what: str, path: Path) -> bytes:
+    return stored_blob(value, what, path, _DIGEST_BYTES)
 
 
 class SqliteAuthorityStore:
@@ -191,15 +232,12 @@ class SqliteAuthorityStore:
         return held
 
     def get_config(self) -> AuthorityConfig | None:
-        row = self._db.fetch_one(
-            "SELECT identifier, name, credential_ttl, delegation_depth, created_at, "
-            "revocation_quota FROM authority"
-        )
-        return (
-            None
-            if row is None
-            else AuthorityConfig(bytes(row[0]), row[1], row[2], row[3], row[4], row[5])
-        )
+        row = self._db.fetch_one(_CONFIG)
+        if row is None:
+            return None
+        path = self._db.path
+        numbers = (stored_whole(value, "authority's setting", path) for value in row[2:])
+        return AuthorityConfig(_digest(row[0], "authority", path), row[1], *numbers)
 
     def put_config(self, config: AuthorityConfig) -> None:
         self._db.execute(
@@ -370,42 +408,51 @@ class SqliteAuthorityStore:
         return [bytes(r[0]) for r in rows]
 
     def revocation_tip(self) -> tuple[int, bytes | None]:
-        row = self._db.fetch_one("SELECT seq, head FROM revocations ORDER BY seq DESC LIMIT 1")
-        return (0, None) if row is None else (row[0] + 1, bytes(row[1]))
+        row = self._db.fetch_one(_TIP)
+        if row is None:
+            return 0, None
+        return stored_whole(row[0], "feed's seq", self._db.path) + 1, self._head(row[1])
+
+    def _head(self, value: object) -> bytes:
+        return _digest(value, "feed's head", self._db.path)
 
     def find_revocation(self, kind: int, target: bytes) -> int | None:
         row = self._db.fetch_one(
-            "SELECT seq FROM revocations WHERE kind = ? AND target = ? AND kind < 3",
+            f"SELECT {whole_sql('seq')} FROM revocations "  # noqa: S608
+            "WHERE kind = ? AND target = ? AND kind < 3",
             (kind, target),
         )
-        return None if row is None else int(row[0])
+        return None if row is None else stored_whole(row[0], "feed's seq", self._db.path)
 
     def latest_supersession(self, identifier: bytes) -> tuple[int, int] | None:
         row = self._db.fetch_one(
             # the feed's newest: the last written (`VerifiedFeed.supersession`), not the most
             # changes (review 65r, feed 1: a held one published again is the newest)
-            "SELECT seq, changes FROM revocations WHERE kind = 3 AND target = ? "
-            "ORDER BY seq DESC LIMIT 1",
+            f"SELECT {whole_sql('seq')}, {whole_sql('changes')} FROM revocations "  # noqa: S608
+            "WHERE kind = 3 AND target = ? ORDER BY seq DESC LIMIT 1",
             (identifier,),
         )
-        return None if row is None else (int(row[0]), int(row[1]))
+        if row is None:
+            return None
+        path = self._db.path
+        return stored_whole(row[0], "feed's seq", path), stored_whole(row[1], "changes", path)
 
     def supersession_hash(self, identifier: bytes, changes: int) -> bytes | None:
         row = self._db.fetch_one(
             # the newest at that count, as the feed's `attests` (review 65r, feed 2)
-            "SELECT change_hash FROM revocations WHERE kind = 3 AND target = ? AND changes = ? "
-            "ORDER BY seq DESC LIMIT 1",
+            f"SELECT {blob_sql('change_hash', _DIGEST_BYTES)} FROM revocations "  # noqa: S608
+            "WHERE kind = 3 AND target = ? AND changes = ? ORDER BY seq DESC LIMIT 1",
             (identifier, changes),
         )
-        return None if row is None else bytes(row[0])
+        return None if row is None else _digest(row[0], "change hash", self._db.path)
 
     def charged_since(self, member: bytes, since: int) -> list[int]:
         rows = self._db.fetch_all(
-            "SELECT revoked_at FROM revocations WHERE charged_to = ? AND revoked_at >= ? "
-            "ORDER BY revoked_at",
+            f"SELECT {whole_sql('revoked_at')} FROM revocations "  # noqa: S608
+            "WHERE charged_to = ? AND revoked_at >= ? ORDER BY revoked_at",
             (member, since),
         )
-        return [int(r[0]) for r in rows]
+        return [stored_whole(r[0], "revocation's time", self._db.path) for r in rows]
 
     def add_revocation(self, record: RevocationRecord) -> None:
         self._db.execute(
@@ -425,15 +472,15 @@ class SqliteAuthorityStore:
 
     def revocation_page(self, start: int, budget: int, cost: Callable[[bytes], int]) -> list[bytes]:
         entries: list[bytes] = []
-        cursor = self._db.execute(
-            "SELECT entry FROM revocations WHERE seq >= ? ORDER BY seq", (start,)
-        )
+        cursor = self._db.execute(_ENTRIES, (start,))
+        path = self._db.path
         try:
-            for (entry,) in cursor:
+            for (value,) in cursor:
+                entry = stored_blob(value, "feed entry", path, limits.MAX_REVOCATION_ENTRY_BYTES)
                 budget -= cost(entry)
                 if budget < 0 and entries:
                     break
-                entries.append(bytes(entry))
+                entries.append(entry)
         finally:
             cursor.close()
         return entries
@@ -441,16 +488,18 @@ class SqliteAuthorityStore:
     def revocation_rows(self, start: int) -> Iterator[FeedRow]:
         return _rows(
             self._db,
-            "SELECT seq, kind, target, changes, change_hash FROM revocations WHERE seq >= ? "
-            "ORDER BY seq",
+            f"SELECT {_FEED_ROW} FROM revocations WHERE seq >= ? ORDER BY seq",  # noqa: S608
             (start,),
         )
 
     def head_at(self, count: int) -> bytes | None:
         if count == 0:
             return None
-        row = self._db.fetch_one("SELECT head FROM revocations WHERE seq = ?", (count - 1,))
-        return None if row is None else bytes(row[0])
+        row = self._db.fetch_one(
+            f"SELECT {blob_sql('head', _DIGEST_BYTES)} FROM revocations WHERE seq = ?",  # noqa: S608
+            (count - 1,),
+        )
+        return None if row is None else self._head(row[0])
 
 
 def _rows(db: SqliteDatabase, sql: str, params: tuple[object, ...]) -> Iterator[FeedRow]:
@@ -459,11 +508,11 @@ def _rows(db: SqliteDatabase, sql: str, params: tuple[object, ...]) -> Iterator[
     try:
         for seq, kind, target, changes, change_hash in cursor:
             yield (
-                seq,
-                kind,
-                bytes(target),
-                changes,
-                None if change_hash is None else bytes(change_hash),
+                stored_whole(seq, "feed's seq", db.path),
+                stored_whole(kind, "feed entry's kind", db.path),
+                _digest(target, "feed entry's target", db.path),
+                None if changes is None else stored_whole(changes, "changes", db.path),
+                None if change_hash is None else _digest(change_hash, "change hash", db.path),
             )
     finally:
         cursor.close()
@@ -497,13 +546,16 @@ class SqliteCredentialStore:
         )
 
     def list_held(self, identifier: bytes) -> list[HeldCredential]:
-        rows = self._db.fetch_all(
-            "SELECT identifier, id, chain, authority, expires_at FROM held_credentials "
-            "WHERE identifier = ? ORDER BY expires_at DESC",
-            (identifier,),
-        )
+        path = self._db.path
         return [
-            HeldCredential(bytes(r[0]), bytes(r[1]), bytes(r[2]), bytes(r[3]), r[4]) for r in rows
+            HeldCredential(
+                identifier,
+                _digest(r[0], "held credential's id", path),
+                stored_blob(r[1], "held chain", path, limits.MAX_CHAIN_BYTES),
+                _digest(r[2], "held chain's authority", path),
+                stored_whole(r[3], "held chain's expiry", path),
+            )
+            for r in self._db.fetch_all(_HELD, (identifier,))
         ]
 
     def forget_held(self, identifier: bytes, ids: Sequence[bytes]) -> int:
@@ -516,11 +568,12 @@ class SqliteCredentialStore:
         return gone
 
     def feed_state(self, authority: bytes) -> FeedState | None:
-        row = self._db.fetch_one(
-            "SELECT count, head, latest, issued_at FROM feed_state WHERE authority = ?",
-            (authority,),
-        )
-        return None if row is None else FeedState(authority, row[0], bytes(row[1]), row[2], row[3])
+        row = self._db.fetch_one(_FEED_STATE, (authority,))
+        if row is None:
+            return None
+        path = self._db.path
+        count, latest, issued_at = (stored_whole(row[i], "feed's number", path) for i in (0, 2, 3))
+        return FeedState(authority, count, _digest(row[1], "feed's head", path), latest, issued_at)
 
     def extend_feed(self, state: FeedState, rows: list[FeedRow]) -> None:
         with self._db.transaction():
@@ -537,7 +590,7 @@ class SqliteCredentialStore:
     def feed_rows(self, authority: bytes, start: int) -> Iterator[FeedRow]:
         return _rows(
             self._db,
-            "SELECT seq, kind, target, changes, change_hash FROM feed_entries "
+            f"SELECT {_FEED_ROW} FROM feed_entries "  # noqa: S608
             "WHERE authority = ? AND seq >= ? ORDER BY seq",
             (authority, start),
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
 from troth import limits
@@ -17,6 +18,7 @@ from troth.storage.base import (
     LocalIdentityRow,
     PurposeKeyRecord,
 )
+from troth.storage.row_types import blob_sql, stored_blob, stored_whole, whole_sql
 from troth.storage.sqlite import SqliteDatabase
 
 __all__ = ["SqliteIdentityStore", "SqliteKeyStore"]
@@ -101,8 +103,9 @@ class SqliteKeyStore:
         return self._db.run(query, (key_number, key_type)).rowcount == 1
 
     def get_vault_meta(self, name: str) -> bytes | None:
-        row = self._db.fetch_one("SELECT value FROM vault_meta WHERE name = ?", (name,))
-        return None if row is None else bytes(row[0])
+        row = self._db.fetch_one(_VAULT_META, (name,))
+        path = self._db.path
+        return None if row is None else stored_blob(row[0], name, path, _VAULT_META_BYTES)
 
     def put_vault_meta(self, name: str, value: bytes) -> None:
         self._db.execute("INSERT OR REPLACE INTO vault_meta VALUES (?, ?)", (name, value))
@@ -123,6 +126,10 @@ class SqliteKeyStore:
                 )
 
 
+_VAULT_META_BYTES = 1024  # a key check value, a rekey's tag or mark: tens of bytes
+_VAULT_META = f"SELECT {blob_sql('value', _VAULT_META_BYTES)} FROM vault_meta WHERE name = ?"  # noqa: S608
+"""A vault's row, typed and bounded (review 71c, rows 4: `bytes()` of a TEXT one failed each
+opening of the node bare, of an INTEGER n made n bytes)."""
 _BATCH = 500  # identifiers per IN (...) query, well below SQLite's limit on parameters
 _INSERT_ROWS = 128  # rows per multi-row INSERT: under 999 parameters (SQLite before 3.32)
 
@@ -145,12 +152,33 @@ def _insert_rows(
         db.execute(sql, tuple(itertools.chain.from_iterable(chunk)))
 
 
-_LOCAL_SELECT = (
-    "SELECT identifier, name, primary_key, created_at, history, changes, next_key, change_rows "
-    "FROM identities WHERE primary_key IS NOT NULL"
+_HANDLE_CHARACTERS = 1024  # a vault's key handle: its name, a key type, a key id
+_IDENTIFIER_BYTES = 64  # an identifier's bytes (a 32-byte digest), one a little longer refused
+_HISTORY = blob_sql("history", limits.MAX_IDENTITY_HISTORY_BYTES)
+_LOCAL_SELECT = (  # typed and bounded (review 71c, rows 1: `bytes()` of a TEXT history failed
+    # bare, of an INTEGER n made n bytes, each time the node listed its identities)
+    f"SELECT {blob_sql('identifier', _IDENTIFIER_BYTES)}, name, primary_key, "  # noqa: S608
+    f"{whole_sql('created_at')}, {_HISTORY}, {whole_sql('changes')}, next_key, "
+    f"{whole_sql('change_rows')} FROM identities WHERE primary_key IS NOT NULL"
 )
 _LOCAL_BY_NAME = _LOCAL_SELECT + " AND name = ?"
 _ANY_PURPOSE_KEY = "SELECT 1 FROM purpose_keys WHERE identifier = ? LIMIT 1"
+_HANDLE_READ = (  # (`length()` of TEXT stops at a NUL: one of 200 MB after it was fetched whole)
+    f"typeof(key_handle) = 'text' AND length(key_handle) <= {_HANDLE_CHARACTERS} "
+    "AND instr(key_handle, char(0)) = 0"
+)
+_HANDLE = f"CASE WHEN {_HANDLE_READ} THEN key_handle END"
+_PURPOSE_KEY = (
+    f"SELECT {_HANDLE}, {blob_sql('attestation', limits.MAX_ATTESTATION_BYTES)} "  # noqa: S608
+    "FROM purpose_keys WHERE identifier = ? AND purpose = ?"
+)
+_TAKEN = (  # a rotation's: a damaged row is no record (it names no key: not retired), never a
+    # bare failure of the rotation, a compromised one too (review 71c, rows 11)
+    "CASE WHEN typeof(purpose) = 'integer' THEN purpose ELSE -1 END, "
+    f"CASE WHEN {_HANDLE_READ} THEN key_handle ELSE '' END, "
+    "CASE WHEN typeof(attestation) = 'blob' AND length(attestation) "
+    f"<= {limits.MAX_ATTESTATION_BYTES} THEN attestation ELSE x'' END"
+)
 _LOCAL_BY_IDENTIFIER = _LOCAL_SELECT + " AND identifier = ?"
 _UPDATE_HISTORY_SET = (
     "UPDATE identities SET history = ?, changes = ?, updated_at = ?, "
@@ -180,16 +208,19 @@ class SqliteIdentityStore:
         return db.in_transaction and not db.connection().in_transaction
 
     def get_history(self, identifier: bytes) -> tuple[bytes, int] | None:
-        row = self._db.fetch_one(
-            "SELECT history, changes FROM identities WHERE identifier = ?", (identifier,)
-        )
-        return None if row is None else (bytes(row[0]), row[1])
+        query = f"SELECT {_HISTORY}, {whole_sql('changes')} FROM identities WHERE identifier = ?"  # noqa: S608
+        row = self._db.fetch_one(query, (identifier,))
+        if row is None:
+            return None
+        path = self._db.path
+        return _history(row[0], path), stored_whole(row[1], "identity's change count", path)
 
     def change_count(self, identifier: bytes) -> int | None:
-        row = self._db.fetch_one(
-            "SELECT changes FROM identities WHERE identifier = ?", (identifier,)
+        query = f"SELECT {whole_sql('changes')} FROM identities WHERE identifier = ?"  # noqa: S608
+        row = self._db.fetch_one(query, (identifier,))
+        return (
+            None if row is None else stored_whole(row[0], "identity's change count", self._db.path)
         )
-        return None if row is None else int(row[0])
 
     def change_counts(self, identifiers: Sequence[bytes]) -> dict[bytes, int]:
         rows = self._identities_in("identifier, changes", identifiers)
@@ -274,11 +305,11 @@ class SqliteIdentityStore:
             rows = self._db.run_rows(_LOCAL_BY_NAME, (name,))
         else:
             rows = self._db.run_rows(_LOCAL_BY_IDENTIFIER, (identifier,))
-        return _local(rows[0]) if rows else None
+        return _local(rows[0], self._db.path) if rows else None
 
     def list_local(self) -> Iterator[LocalIdentityRecord]:
         for row in self._db.fetch_all(_LOCAL_SELECT + " ORDER BY created_at, name"):
-            yield _local(row)
+            yield _local(row, self._db.path)
 
     def put_purpose_key(self, record: PurposeKeyRecord) -> None:
         self._db.execute(
@@ -287,11 +318,14 @@ class SqliteIdentityStore:
         )
 
     def get_purpose_key(self, identifier: bytes, purpose: int) -> PurposeKeyRecord | None:
-        row = self._db.fetch_one(
-            "SELECT key_handle, attestation FROM purpose_keys WHERE identifier = ? AND purpose = ?",
-            (identifier, purpose),
-        )
-        return None if row is None else PurposeKeyRecord(identifier, purpose, row[0], bytes(row[1]))
+        row = self._db.fetch_one(_PURPOSE_KEY, (identifier, purpose))
+        if row is None:
+            return None
+        path = self._db.path
+        if row[0] is None:
+            raise StorageError(f"{path} is damaged: its purpose key handle is not a handle's text")
+        attestation = stored_blob(row[1], "attestation", path, limits.MAX_ATTESTATION_BYTES)
+        return PurposeKeyRecord(identifier, purpose, row[0], attestation)
 
     def take_purpose_keys(self, identifier: bytes) -> list[PurposeKeyRecord]:
         # most rotations find none: a look-up first (~1 us) spares the DELETE ... RETURNING
@@ -302,11 +336,10 @@ class SqliteIdentityStore:
         if not self._db.run_rows(_ANY_PURPOSE_KEY, (key,)):
             return []
         rows = self._db.run_rows(
-            "DELETE FROM purpose_keys WHERE identifier = ? "
-            "RETURNING purpose, key_handle, attestation",
+            f"DELETE FROM purpose_keys WHERE identifier = ? RETURNING {_TAKEN}",  # noqa: S608
             (key,),
         )
-        return [PurposeKeyRecord(identifier, r[0], r[1], bytes(r[2])) for r in rows]
+        return [PurposeKeyRecord(identifier, *row) for row in rows]
 
     def add_retired_keys(self, handles: Sequence[str]) -> None:
         self._db.execute_many(
@@ -508,12 +541,20 @@ changes: in the feeds the node holds of the authorities the identity holds crede
 and in the feed of the authority it hosts."""
 
 
-def _local(
-    row: tuple[bytes, str | None, str, int, bytes, int, str | None, int],
-) -> LocalIdentityRecord:
-    return LocalIdentityRecord(
-        bytes(row[0]), row[1], row[2], row[3], bytes(row[4]), row[5], row[6], row[7]
+def _local(row: Sequence[Any], path: Path) -> LocalIdentityRecord:
+    """A row of `_LOCAL_SELECT`; StorageError (node.db damaged) for a column of another type."""
+    identifier = stored_blob(row[0], "identity's identifier", path, _IDENTIFIER_BYTES)
+    created, changes, change_rows = (
+        stored_whole(row[i], "identity's number", path) for i in (3, 5, 7)
     )
+    history = _history(row[4], path)
+    return LocalIdentityRecord(
+        identifier, row[1], row[2], created, history, changes, row[6], change_rows
+    )
+
+
+def _history(value: object, path: Path) -> bytes:
+    return stored_blob(value, "identity's history", path, limits.MAX_IDENTITY_HISTORY_BYTES)
 
 
 def _record_bytes(record: str) -> bytes:

@@ -7,19 +7,30 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 
 from troth.storage.base import VoucherRow
+from troth.storage.row_types import blob_sql, stored_blob, stored_whole, whole_sql
 from troth.storage.sqlite import SqliteDatabase
 
 __all__ = ["SqliteVoucherStore"]
 
+_DIGEST_BYTES = 64  # an identifier, a change hash: 32 bytes (one a little longer still read)
 _LAPSED = (
-    "SELECT identifier, expires_at FROM vouchers WHERE authority = ? AND kept = 0 "
-    "AND expires_at <= ?"
+    f"SELECT {blob_sql('identifier', _DIGEST_BYTES)}, {whole_sql('expires_at')} "  # noqa: S608
+    "FROM vouchers WHERE authority = ? AND kept = 0 AND expires_at <= ?"
 )
 _OLDEST = " ORDER BY expires_at LIMIT ?"
 _FORGET = "DELETE FROM vouchers WHERE identifier = ? AND authority = ? AND expires_at = ?"
 # a later expiry renews the row (its member, and a sweep judges it again); an older `since`
 # (a lower index, or NULL: any history) widens it, never the other way (docs/storage.md)
-_ROWS = "SELECT identifier, authority, expires_at, member, since_idx, since_hash FROM vouchers"
+_ROWS = (  # each column typed and bounded (review 71c, rows 8: `bytes()` of TEXT failed bare)
+    f"SELECT {blob_sql('identifier', _DIGEST_BYTES)}, "  # noqa: S608
+    f"{blob_sql('authority', _DIGEST_BYTES)}, {whole_sql('expires_at')}, "
+    f"{blob_sql('member', _DIGEST_BYTES)}, CASE WHEN since_idx IS NULL THEN NULL ELSE "
+    f"{whole_sql('since_idx')} END, {blob_sql('since_hash', _DIGEST_BYTES)} FROM vouchers"
+)
+_REFUTED = (
+    f"SELECT {blob_sql('identifier', _DIGEST_BYTES)}, {whole_sql('idx')}, "  # noqa: S608
+    f"{blob_sql('change_hash', _DIGEST_BYTES)} FROM refuted_changes"
+)
 _VOUCH = """
 INSERT INTO vouchers (identifier, authority, expires_at, member, since_idx, since_hash)
 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (identifier, authority) DO UPDATE SET
@@ -63,20 +74,35 @@ class SqliteVoucherStore:
 
     def _read(self, query: str, params: tuple[object, ...]) -> list[VoucherRow]:
         rows = self._db.fetch_all(query, params)
+        digest, whole = self._digest, self._whole
         return [
             (
-                bytes(r[0]),
-                bytes(r[1]),
-                int(r[2]),
-                bytes(r[3]),
-                None if r[4] is None else (int(r[4]), bytes(r[5])),
+                digest(r[0], "voucher's identifier"),
+                digest(r[1], "voucher's authority"),
+                whole(r[2], "voucher's expiry"),
+                digest(r[3], "voucher's member"),
+                None
+                if r[4] is None
+                else (whole(r[4], "voucher's change"), digest(r[5], "voucher's change hash")),
             )
             for r in rows
         ]
 
+    def _digest(self, value: object, what: str) -> bytes:
+        return stored_blob(value, what, self._db.path, _DIGEST_BYTES)
+
+    def _whole(self, value: object, what: str) -> int:
+        return stored_whole(value, what, self._db.path)
+
     def refuted(self) -> list[tuple[bytes, int, bytes]]:
-        rows = self._db.fetch_all("SELECT identifier, idx, change_hash FROM refuted_changes")
-        return [(bytes(r[0]), int(r[1]), bytes(r[2])) for r in rows]
+        return [
+            (
+                self._digest(r[0], "refuted identifier"),
+                self._whole(r[1], "refuted change"),
+                self._digest(r[2], "refuted change hash"),
+            )
+            for r in self._db.fetch_all(_REFUTED)
+        ]
 
     def vouch(
         self,
@@ -101,7 +127,9 @@ class SqliteVoucherStore:
 
     def _rows(self, query: str, params: tuple[object, ...]) -> list[tuple[bytes, int]]:
         rows = self._db.fetch_all(query, params)
-        return [(bytes(r[0]), int(r[1])) for r in rows]
+        return [
+            (self._digest(r[0], "voucher's identifier"), self._whole(r[1], "expiry")) for r in rows
+        ]
 
     def settle(
         self,

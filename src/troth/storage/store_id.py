@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from troth import limits
+from troth.storage.row_types import blob_sql, stored_blob, stored_whole, whole_sql
 from troth.storage.sqlite import SqliteDatabase
 
 __all__ = [
@@ -37,6 +38,15 @@ _TABLES: Final = (
 )
 
 
+_ID_BYTES: Final = limits.ROLLBACK_STORE_ID_BYTES
+_ID: Final = f"SELECT {blob_sql('id', _ID_BYTES)} FROM rollback_store WHERE one = 1"  # noqa: S608
+"""The id, typed and bounded (review 71c, rows 1: `bytes()` of an INTEGER n made n bytes)."""
+_FOUND_AT: Final = (
+    f"SELECT scope, {whole_sql('found_at')} FROM rollback_foreign "  # noqa: S608
+    "WHERE found_at IS NOT NULL"
+)
+
+
 def _has(db: SqliteDatabase, table: str) -> bool:
     """Whether node.db has `table` (a node.db from before review 64j, or a copy of one, not)."""
     return db.fetch_one("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)) is not None
@@ -52,8 +62,8 @@ def read_store_id(db: SqliteDatabase) -> bytes | None:
     """node.db's store id, None before its first guarded write since review 64j."""
     if not _has(db, "rollback_store"):
         return None
-    row = db.fetch_one("SELECT id FROM rollback_store WHERE one = 1")
-    return None if row is None else bytes(row[0])
+    row = db.fetch_one(_ID)
+    return None if row is None else stored_blob(row[0], "store id", db.path, _ID_BYTES)
 
 
 def made_store_id(db: SqliteDatabase, bound: bytes | None) -> bytes:
@@ -112,5 +122,5 @@ def foreign_found_at(db: SqliteDatabase) -> dict[str, int]:
     """When each scope found another node's node.db last (`foreign_found`)."""
     if not _has(db, "rollback_foreign"):
         return {}
-    rows = db.fetch_all("SELECT scope, found_at FROM rollback_foreign WHERE found_at IS NOT NULL")
-    return {str(r[0]): int(r[1]) for r in rows}
+    rows = db.fetch_all(_FOUND_AT)
+    return {str(r[0]): stored_whole(r[1], "foreign found time", db.path) for r in rows}
