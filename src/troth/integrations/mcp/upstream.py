@@ -209,40 +209,50 @@ async def upstream_stdio(
 
     async def stdout_reader() -> None:
         lines = _Lines(limits.MAX_MCP_UPSTREAM_LINE if max_line is None else max_line)
+        # a line not UTF-8 is raised at once (review 71l, upstream 1): not after the drain,
+        # which ends only when shutdown closes the pipe (the failure reached no one while the
+        # upstream lived), nor with the session's stream ended or `ended` set first (the
+        # session's own errors in the group with it); the transport's shutdown closes both
+        failed = False
         try:
-            async with read_writer:
-                try:
-                    while True:
-                        waiting[0] = anyio.current_time()
-                        try:
-                            data = await stdout.receive()
-                        except anyio.EndOfStream:
-                            break
-                        waiting[0] = None
-                        for line in lines.feed(data):
-                            item: SessionMessage | Exception
-                            if isinstance(line, LineTooLong):
-                                log.warning("MCP upstream %s: %s", server.command, line)
-                                item = line
-                            else:
-                                text = line.decode(server.encoding, server.encoding_error_handler)
-                                item = _parse_line(text)
-                                if _unanswerable(item, write_stream):
-                                    dropped.log(logging.WARNING, _DROPPED, server.command)
-                                    continue
+            try:
+                while True:
+                    waiting[0] = anyio.current_time()
+                    try:
+                        data = await stdout.receive()
+                    except anyio.EndOfStream:
+                        break
+                    waiting[0] = None
+                    for line in lines.feed(data):
+                        item: SessionMessage | Exception
+                        if isinstance(line, LineTooLong):
+                            log.warning("MCP upstream %s: %s", server.command, line)
+                            item = line
+                        else:
                             try:
-                                await read_writer.send(item)
-                            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-                                return  # the session is gone; only the drain below remains
-                finally:
+                                text = line.decode(server.encoding, server.encoding_error_handler)
+                            except UnicodeDecodeError:
+                                failed = True
+                                raise
+                            item = _parse_line(text)
+                            if _unanswerable(item, write_stream):
+                                dropped.log(logging.WARNING, _DROPPED, server.command)
+                                continue
+                        try:
+                            await read_writer.send(item)
+                        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                            return  # the session is gone; only the drain below remains
+            finally:
+                if not failed:
                     await _drain_stdout(process)
+                    await read_writer.aclose()
         except anyio.ClosedResourceError:
             pass  # our own shutdown closed the stdout stream under the read
         except (anyio.BrokenResourceError, ConnectionError):
             if not shutting_down:
                 log.exception("reading the MCP upstream's stdout failed mid-session")
         finally:
-            if ended is not None and not shutting_down:
+            if ended is not None and not shutting_down and not failed:
                 ended.set()
 
     async def stdin_writer() -> None:
