@@ -13,6 +13,14 @@
    history, and that change the current one), so one the thief writes or edits lists
    nothing. A later routine rotation carries the listed rows still queued into its own
    ticket; a compromised one deletes it.
+2. (a delivered record set aside by an older trace service, low: 70b outbox 6 closed) A batch
+   the log appended whose answer was lost, signed again by a rotation, is refused REPLAYED by
+   a trace service of before review 70o. The client now asks it for the log's copy of each
+   record refused so (`prove`, one query each) and the outbox counts the record delivered
+   when the copy is the record it sent signed by a key of the agent's own history
+   (troth.trace.replayed). Tested by test_review70b_outbox (its strict xfail removed); a copy
+   that is not it (another record, a signature that does not verify, no bundle) leaves the
+   refusal (test_review71g_refuted).
 """
 
 from __future__ import annotations

@@ -5,16 +5,21 @@ holding the retired key and node.db."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.test_review69a_outbox import plant
+from tests.test_review70b_outbox import resent_to_an_older_service
 from tests.test_review71g_outbox2 import Rotated
-from tests.test_trace_service import NOW, F, tool
+from tests.test_trace_service import NOW, F, Service, service, tool  # noqa: F401 - a fixture
+from troth.trace.export import bundle_text
 from troth.trace.outbox_tickets import write_ticket
-from troth.trace.signing import sign_record
+from troth.trace.signing import open_envelope, sign_record
 
 _STALE = F.ATTESTATION_STALE.value
 
@@ -76,3 +81,34 @@ def test_a_ticket_written_by_a_thief_lists_nothing(
         )
     finally:
         rotated.close()
+
+
+def _anothers(log: Service, record: str) -> str:
+    """The bundle of the agent's other record in the log (another record under the id)."""
+    ids = [open_envelope(stored.envelope)[0].id for stored in log.log.records()]
+    (other,) = [found for found in ids if found != record]
+    return bundle_text(log.collector.prove(other, requester=None, now=NOW), lines=True)
+
+
+def _signature_changed(log: Service, record: str) -> str:
+    """The record's bundle, its envelope's signature another's (64 zero bytes)."""
+    bundle = log.collector.prove(record, requester=None, now=NOW)
+    envelope = json.loads(bundle["envelope"])
+    envelope["signatures"][0]["sig"] = base64.b64encode(bytes(64)).decode()
+    bundle["envelope"] = json.dumps(envelope, separators=(",", ":"))
+    return bundle_text(bundle, lines=True)
+
+
+@pytest.mark.parametrize("proved", [_anothers, _signature_changed, lambda _s, _r: "[]"])
+def test_a_replayed_record_whose_log_copy_is_not_it_stays_refused(
+    service: Service,  # noqa: F811
+    tmp_path: Path,
+    proved: Callable[[Service, str], str],
+) -> None:
+    """Tried (review 71g, outbox2 2): have a REPLAYED record counted delivered by the copy a
+    service's `prove` shows: another record's (of other content: a thief's under the id), the
+    record with a signature that does not verify, or no bundle: each stays refused (set
+    aside REPLAYED), as before."""
+    sent, asked, refused = resent_to_an_older_service(service, tmp_path, proved)
+    assert asked == sent
+    assert refused == [F.REPLAYED.value] * 2

@@ -82,9 +82,10 @@ it waits for the database.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
@@ -111,6 +112,7 @@ from troth.trace.outbox_store import OutboxRow, OutboxStore, Tail, row_size
 from troth.trace.outbox_tickets import read_ticket, ticket_key
 from troth.trace.record import Kind
 from troth.trace.recorder import RandomPool, SignerCache
+from troth.trace.replayed import logged_index
 from troth.trace.signing import (
     KeyEpoch,
     RecordContent,
@@ -121,7 +123,15 @@ from troth.trace.signing import (
     verify_envelope,
 )
 from troth.trace.stored import decode_disclosures
-from troth.trace.submit import Head, Receipts, Submission, SubmittedRecord, item_size
+from troth.trace.submit import (
+    Head,
+    Receipts,
+    Status,
+    Submission,
+    SubmitResult,
+    SubmittedRecord,
+    item_size,
+)
 
 __all__ = ["OutboxBatch", "TraceOutbox", "redact_outbox", "scrub_quietly"]  # the last two:
 # troth.trace.outbox_redact's, re-exported
@@ -527,11 +537,27 @@ class TraceOutbox:
         key = ticket_key(self.store.db, self._agent)
         return key is not None and _not_held(signer, key)
 
-    def answered(self, receipts: Receipts, *, now: int) -> None:
-        """Take the service's answer to the batch in flight (module docstring)."""
+    def replayed(self, receipts: Receipts) -> list[str]:
+        """The ids of the batch in flight's records `receipts` refuses REPLAYED: the client
+        asks the service for the log's copy of each (troth.trace.replayed; review 71g,
+        outbox2 2)."""
+        batch = self._in_flight
+        if batch is None or len(receipts.results) != len(batch.items):
+            return []
+        pairs = zip(batch.items, receipts.results, strict=True)
+        return [item.record for item, result in pairs if result.reason is _F.REPLAYED]
+
+    def answered(
+        self, receipts: Receipts, *, now: int, copies: Mapping[str, Any] | None = None
+    ) -> None:
+        """Take the service's answer to the batch in flight (module docstring); `copies`: per
+        record id refused REPLAYED, the service's `prove` answer for it (a record delivered
+        when it holds the same record: troth.trace.replayed; review 71g, outbox2 2)."""
         batch = self._in_flight
         if batch is None or len(receipts.results) != len(batch.items):
             raise TraceError(_F.MALFORMED, "an answer for no batch, or for another one")
+        if copies:
+            receipts = self._logged(batch, receipts, copies, now)
         agent = self._agent
         delivered: list[tuple[str, int | None]] = []
         failed: list[tuple[str, TraceError]] = []
@@ -581,6 +607,23 @@ class TraceOutbox:
             with self._signers_lock:
                 self._signers.renew()  # rotated: sign again with the newest key
         self._settle(delivered, failed)
+
+    def _logged(
+        self, batch: OutboxBatch, receipts: Receipts, copies: Mapping[str, Any], now: int
+    ) -> Receipts:
+        """`receipts` with each REPLAYED whose log copy in `copies` is the record sent, signed
+        by a key of the agent's history (troth.trace.replayed), answered ALREADY at its
+        index."""
+        identity = self._signer(now)[0].identity
+        results = list(receipts.results)
+        for n, (item, result) in enumerate(zip(batch.items, results, strict=True)):
+            if result.reason is not _F.REPLAYED or item.record not in copies:
+                continue
+            sent = batch.submission.records[n].envelope
+            index = logged_index(copies[item.record], sent, identity)
+            if index is not None:
+                results[n] = SubmitResult(Status.ALREADY, index=index)
+        return dataclasses.replace(receipts, results=tuple(results))
 
     def _wait(self, record: str) -> bool:
         """Whether `record`, refused for now, is kept to be sent again: at most

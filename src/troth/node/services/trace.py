@@ -474,7 +474,8 @@ class TraceClient:
             raise RemoteError(f"malformed receipts: {exc}") from None
         if presented is not None and any(result.delivered for result in receipts.results):
             self._bridged = presented.current_change_hash
-        await self._call(batcher.answered, receipts, now=self.clock.now())
+        copies = await self._copies(batcher.replayed(receipts))
+        await self._call(batcher.answered, receipts, now=self.clock.now(), copies=copies)
         if any(result.transient for result in receipts.results):  # refused for now: sent
             # again after a backoff, not at once (review 48n, stale 1)
             raise TraceError(
@@ -486,6 +487,23 @@ class TraceClient:
         if waiting is not None:  # kept (a clock is off), sent again after a wait of
             # TRACE_BACKDATED_WAIT_SECONDS, not signed and sent at once (review 68i, clock 3)
             raise TraceError(TraceFailure(waiting["reason"]), waiting["detail"])
+
+    async def _copies(self, records: list[str]) -> dict[str, Any]:
+        """The service's `prove` answer for each of `records` (refused REPLAYED: the batcher
+        counts one delivered when the log's copy is the record it sent; troth.trace.replayed,
+        review 71g, outbox2 2): one query each, at most a batch's records. A record the
+        service proves not (no such method, not found) has none: its refusal stands; a busy
+        service, or one out of reach, fails the request (the batch sent again after a
+        backoff)."""
+        copies: dict[str, Any] = {}
+        for record in records:
+            try:
+                copies[record] = await self.send("prove", [record])
+            except RemoteError as exc:
+                if isinstance(exc, Busy):
+                    raise
+                log.info("trace: the service proves not record %s: %s", record, exc)
+        return copies
 
     async def _held(self) -> tuple[VerifiedIdentity | None, tuple[int, bytes] | None]:
         """The agent's history as presented now, and where the log's copy of it ends (`held`:
