@@ -613,8 +613,9 @@ class TraceOutbox:
     ) -> Receipts:
         """`receipts` with each REPLAYED whose log copy in `copies` is the record sent, signed
         by a key of the agent's history (troth.trace.replayed), answered ALREADY at its
-        index."""
-        identity = self._signer(now)[0].identity
+        index. The signer is asked for again (rare: only on such an answer), so a copy signed
+        by a key of a change after the one it held is judged by the agent's whole history."""
+        identity = self._signer(now, renew=True)[0].identity
         results = list(receipts.results)
         for n, (item, result) in enumerate(zip(batch.items, results, strict=True)):
             if result.reason is not _F.REPLAYED or item.record not in copies:

@@ -38,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
+from troth import limits
 from troth.crypto import verify_signature
 from troth.errors import CryptoError, TraceError
 from troth.identity import Signer, VerifiedIdentity
@@ -54,6 +55,7 @@ _SCHEMA: Final = (
     "CREATE TABLE IF NOT EXISTS trace_outbox_resign (agent BLOB PRIMARY KEY, "
     "hashes BLOB NOT NULL, signature BLOB NOT NULL, attestation BLOB NOT NULL)"
 )
+_SIZE: Final = "SELECT length(CAST(hashes AS BLOB)) FROM trace_outbox_resign WHERE agent = ?"
 _EXISTS: Final = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trace_outbox_resign'"
 
 
@@ -97,10 +99,14 @@ def read_ticket(db: SqliteDatabase, identity: VerifiedIdentity) -> frozenset[byt
     """The hashes `identity`'s ticket lists when it is signed by a key attested under the
     current change of `identity`'s history; none otherwise (no ticket, one of a key retired
     since or of no change of the history, a signature that does not verify, a malformed one:
-    its rows are set aside as they come up)."""
+    its rows are set aside as they come up). At most TRACE_OUTBOX_RECORDS hashes are read:
+    a longer one is none (a writer of node.db's)."""
     agent = identity.identifier.digest
     if not db.run_rows(_EXISTS):
         return frozenset()
+    size = db.fetch_one(_SIZE, (agent,))
+    if size is None or not 0 < int(size[0] or 0) <= limits.TRACE_OUTBOX_RECORDS * _HASH:
+        return frozenset()  # none, or more than an outbox holds (a writer of node.db's)
     row = db.fetch_one(
         "SELECT CAST(hashes AS BLOB), CAST(signature AS BLOB), CAST(attestation AS BLOB) "
         "FROM trace_outbox_resign WHERE agent = ?",
