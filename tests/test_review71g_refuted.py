@@ -83,6 +83,23 @@ def test_a_ticket_written_by_a_thief_lists_nothing(
         rotated.close()
 
 
+def test_a_ticket_of_no_change_of_the_agent_stalls_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tried: keep the outbox asking for its signer again, forever, with a ticket whose key
+    attestation is of no change of the agent's history (a writer of node.db's): it asks at
+    most its bound of times, sends the row the rotation signed again, and sets the listed one
+    aside (the ticket lists nothing)."""
+    rotated = Rotated(tmp_path, monkeypatch)
+    try:
+        with rotated.db.transaction():
+            rotated.db.execute("UPDATE trace_outbox_resign SET attestation = X'00'")
+        assert rotated.sent() == [(rotated.ids[0], True)]
+        assert rotated.refused() == [(rotated.ids[1], _STALE)]
+    finally:
+        rotated.close()
+
+
 def _anothers(log: Service, record: str) -> str:
     """The bundle of the agent's other record in the log (another record under the id)."""
     ids = [open_envelope(stored.envelope)[0].id for stored in log.log.records()]
