@@ -32,7 +32,10 @@ returns at once (`Queued`); a pump sends batches (after TRACE_FLUSH_SECONDS, or 
 batch is full), one request per batch, resending a batch byte for byte until it is answered
 (troth.trace.batcher), with backoff between failures; a batch whose records the service
 refused for now (`not accepted yet`: its feed copy not fresh) is kept and sent again after the
-same backoff (review 48n). A client presenting a checkpointed
+same backoff (review 48n). A record refused REPLAYED (by a service of before review 70o: a
+batch appended, its answer lost, signed again by a rotation) has its log copy asked for
+(`prove`), and the batcher judges it delivered by it (troth.trace.replayed; review 71g,
+outbox2 2). A client presenting a checkpointed
 history asks once per history where the log's copy of it ends (`held`); when its history no
 longer reaches back to it (64 rotations or more without a record there), its batch carries
 the windows its node holds that bridge the two (`AgentWindows`; at most
