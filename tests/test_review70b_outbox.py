@@ -20,7 +20,9 @@
    rotation signs at most MAX_ROTATION_RESIGNED_RECORDS (4,096) rows again; with more
    queued it is refused (TraceError OVER_LIMIT, nothing written): deliver them first (nothing
    is dropped), or rotate `--compromised`, which signs none again. Deferring the rest past the
-   commit is not sound: a row signed by the retired key after it may be a thief's.
+   commit is not sound: a row signed by the retired key after it may be a thief's. (Review 71g,
+   outbox2 1: the rest are left to the outbox, listed in a ticket the new key signs, so a
+   thief's row is still told from them; the rotation is no longer refused.)
 4. (the outbox stalled, low) Rows of the retired key queued again after a rotation (an
    operator's `--requeue` of those a compromised rotation set aside, or a writer of node.db
    moving them back) while the outbox's signer predated the rotation: `next_batch` signed
@@ -36,15 +38,18 @@
    timeout). Now a rotation verifies each distinct attestation once (at most
    MAX_TRACE_SUBMIT_KEYS remembered): 0.06 s for the 1,000 rows. (A rotation that signs
    them again resolves the new key once too, not once a row.)
-6. (a delivered record set aside, low; xfail, not fixed) A batch the log appended whose
-   answer was lost (the connection dropped, the sending process killed), then a rotation
-   signs its rows again (69a) before the resend: the resend carries the new bytes under the
-   same ids, the log refuses each REPLAYED (`another record of yours with this id is in the
-   log`), and the outbox sets them aside as refused, each `record()` waiting on them answered
-   with that refusal, though the log holds them. 69o's wave1c 3 covers the answer that
-   arrives. Taking REPLAYED for delivered is not sound (a thief holding the key could have put
-   its own record under a queued id first); the node would have to read the log's copy
-   (signed by the retired key, dated before the rotation) to tell.
+6. (a delivered record set aside, low; fixed by review 71g, outbox2 2: on REPLAYED the
+   client asks the service for the log's copy, `prove`, and the outbox counts the record
+   delivered when the copy is the record it sent signed by a key of the agent's history) A
+   batch the log appended whose answer was lost (the connection dropped, the sending process
+   killed), then a rotation signs its rows again (69a) before the resend: the resend carries
+   the new bytes under the same ids, the log refuses each REPLAYED (`another record of yours
+   with this id is in the log`), and the outbox sets them aside as refused, each `record()`
+   waiting on them answered with that refusal, though the log holds them. 69o's wave1c 3
+   covers the answer that arrives. Taking REPLAYED for delivered is not sound (a thief
+   holding the key could have put its own record under a queued id first); the node would
+   have to read the log's copy (signed by the retired key, dated before the rotation) to
+   tell.
 7. (honest records set aside, medium) A rotation in another process (a `troth identity rotate`
    beside the daemon) that committed after the outbox read its stale rows and checked them
    (`_signed_since`: none of a newer change yet), before its transaction signed them again:
@@ -57,22 +62,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
 
+from tests.support.traces import older_service
 from tests.test_review69a_outbox import _keys, _node_agent
-from tests.test_trace_service import NOW, F, tool
+from tests.test_trace_service import NOW, F, Service, service, tool  # noqa: F401 - a fixture
 from troth import limits
-from troth.errors import TraceError
+from troth.clock import FixedClock
 from troth.identity import Signer, VerifiedIdentity
+from troth.node.services.trace import TraceClient
 from troth.trace import outbox as outbox_module
 from troth.trace import outbox_rotation
 from troth.trace.outbox_store import OutboxRow
 from troth.trace.signing import KeyEpoch, resolve_key
-from troth.trace.submit import Head, Receipts, Status, SubmitResult
+from troth.trace.submit import Status
 
 _MANGLED = {
     "attestation": "UPDATE trace_outbox SET attestation = 'x'",
@@ -138,23 +147,23 @@ def test_a_rotation_signs_a_bounded_number_of_rows_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Outbox 3: with more of the retired key's rows queued than a rotation signs again
-    (the bound set to 1 here, 2 rows queued), the rotation is refused OVER_LIMIT, nothing
-    written (the rows and the key as they were); a compromised rotation, which signs none
-    again, is not (it sets them aside)."""
+    (the bound set to 1 here, 2 rows queued), the rotation signs the bound's worth again in
+    its transaction and leaves the rest to the outbox (review 71g, outbox2 1: it was refused
+    OVER_LIMIT, every routine rotation with it while the trace service was out of reach); a
+    compromised rotation after it sets the row it signed aside, and the row it left is set
+    aside when it comes up (the ticket listing it was signed by the compromised key)."""
     monkeypatch.setattr(limits, "MAX_ROTATION_RESIGNED_RECORDS", 1, raising=False)
     node, outbox = _node_agent(tmp_path)
     try:
         agent = outbox.identifier.digest
-        before = [row.envelope for row in outbox.store.first(agent, 10)]
-        with pytest.raises(TraceError) as refused:
-            node.identities.rotate("agent", now=NOW + 10)
-        assert refused.value.reason is F.OVER_LIMIT
-        assert "MAX_ROTATION_RESIGNED_RECORDS" in str(refused.value)
-        assert node.identities.get("agent", now=NOW + 20).identity.change_count == 1
-        assert [row.envelope for row in outbox.store.first(agent, 10)] == before
+        node.identities.rotate("agent", now=NOW + 10)
+        assert _keys(outbox, node, NOW + 20) == [True, False]
         node.identities.rotate("agent", now=NOW + 30, compromised=True)
+        assert len(outbox.store.refused(agent=agent, limit=10)) == 1
+        assert outbox.next_batch(NOW + 40) is None
         assert outbox.store.first(agent, 10) == []
-        assert len(outbox.store.refused(agent=agent, limit=10)) == 2
+        refused = outbox.store.refused(agent=agent, limit=10)
+        assert [r.reason for r in refused] == [F.ATTESTATION_STALE.value] * 2
     finally:
         outbox.close()
         node.close()
@@ -205,37 +214,48 @@ def test_a_compromised_rotation_verifies_a_shared_attestation_once(
         node.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 70b outbox 6: a batch delivered, its answer lost, signed again by a "
-    "rotation, is refused REPLAYED on its resend by a trace service before review 70o and set "
-    "aside (a current one answers it ALREADY: test_review70o_outbox2; the client would have "
-    "to read an older service's copy, `prove`, to tell)",
-)
-def test_a_delivered_batch_whose_answer_was_lost_is_not_set_aside_after_a_rotation(
+def resent_to_an_older_service(
+    service: Service,  # noqa: F811
     tmp_path: Path,
-) -> None:
-    """Outbox 6: the log appended the batch in flight; its answer lost; the rotation signs
-    the rows again; the resend, with the new bytes, is refused REPLAYED (what the log answers
-    for the same id with other bytes: troth.trace.collect): neither record is set aside."""
+    proved: Callable[[Service, str], str] | None = None,
+) -> tuple[list[str], list[str], list[str]]:
+    """The agent's batch appended by the log, its answer lost; a rotation signs its rows
+    again; the client sends them to a trace service of before review 70o (REPLAYED for a
+    record signed again), whose `prove` answers `proved(service, id)` if given: the ids sent,
+    those proved, and the reasons of the records set aside (none queued after)."""
     node, outbox = _node_agent(tmp_path)
     try:
-        agent = outbox.identifier.digest
+        agent = outbox.identifier
         sent = outbox.next_batch(NOW + 5)  # appended by the log; its answer lost
         assert sent is not None
+        first = service.collector.submit(sent.submission, submitter=agent, now=NOW + 5)
+        assert [r.status for r in first.results] == [Status.APPENDED] * 2
         node.identities.rotate("agent", now=NOW + 10)
-        again = outbox.next_batch(NOW + 11)  # the resend: read again, signed again
-        assert again is not None
-        assert [i.record for i in again.items] == [i.record for i in sent.items]
-        replayed = SubmitResult(Status.REFUSED, reason=F.REPLAYED, detail="in the log")
-        last = sent.items[-1]
-        head = Head(1, last.hash, NOW + 2)  # the log's: the first send's last record
-        outbox.answered(Receipts((replayed,) * len(again.items), head), now=NOW + 12)
-        assert outbox.store.refused(agent=agent, limit=10) == []
+        asked: list[str] = []
+        shown = None if proved is None else functools.partial(proved, service)
+        older = older_service(service.collector, agent, NOW + 11, asked, shown)
+        asyncio.run(TraceClient(older, outbox, clock=FixedClock(NOW + 11))._send_one())
         assert outbox.pending() == 0
+        refused = outbox.store.refused(agent=agent.digest, limit=10)
+        return [item.record for item in sent.items], asked, [r.reason for r in refused]
     finally:
         outbox.close()
         node.close()
+
+
+def test_a_delivered_batch_whose_answer_was_lost_is_not_set_aside_after_a_rotation(
+    service: Service,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Outbox 6 (closed by review 71g, outbox2 2): the log appended the batch in flight; its
+    answer lost; the rotation signs the rows again; the resend, with the new bytes, is
+    refused REPLAYED by a trace service of before review 70o (what it answered for the same
+    id with other bytes): the client asks it for the log's copies (`prove`), the same
+    records signed by the agent's retired key, and neither record is set aside."""
+    sent, asked, refused = resent_to_an_older_service(service, tmp_path)
+    assert asked == sent
+    assert refused == []
+    assert service.log.size() == 2
 
 
 def test_a_rotation_between_the_outbox_reading_its_rows_and_signing_them_sets_none_aside(

@@ -6,7 +6,8 @@ the collector's ALREADY answer (70b, 70o, 70s, 70x).
    write lock, a token's signatures too) before it met one more and was refused, rolling all of
    it back (review 70b, outbox 3, knowingly left). Now it counts the agent's queued rows first
    (one COUNT, bounded at one past the limit, on the outbox's index) and refuses before any
-   row is signed again.
+   row is signed again. (Review 71g, outbox2 1: no longer refused; the rows past the bound are
+   listed in a ticket, one signature, and signed again by the outbox.)
 2. (a retired key's resigning acknowledged under the current history, low) 70x fixed a log's
    record signed again by a retired key and sent under the signer's older history (`behind`).
    Sent under the signer's current history instead (public: the thief of the retired key, from
@@ -22,7 +23,8 @@ the collector's ALREADY answer (70b, 70o, 70s, 70x).
    the log's REPLAYED, checked before its ATTESTATION_STALE) was answered ALREADY by
    `_settle`, which matched `signed_again` on the record's id and content only. It now asks
    what (2) asks: a record signed again by a key of the signer's current change.
-4. (a routine rotation held off by the trace service, low; xfail, not fixed) A trace service
+4. (a routine rotation held off by the trace service, low; fixed by review 71g, outbox2 1:
+   the rest listed in a ticket the new key signs, signed again by the outbox) A trace service
    that stays unreachable (or a network that keeps the node from it) lets the agent's outbox
    fill past MAX_ROTATION_RESIGNED_RECORDS (4,096 records; the outbox holds 65,536), and then
    every routine rotation of the agent is refused OVER_LIMIT for as long as it stays so: the
@@ -49,7 +51,6 @@ from tests.test_review69a_outbox import _keys, _node_agent
 from tests.test_trace_service import NOW, F
 from troth import limits
 from troth.clock import FixedClock
-from troth.errors import TraceError
 from troth.identity import Signer
 from troth.trace.record import TraceRecord
 from troth.trace.signing import open_envelope, resign_record
@@ -57,11 +58,9 @@ from troth.trace.submit import Status, SubmitResult, SubmittedRecord
 from troth.vault.base import KeyHandle
 
 
-def _signatures_of_refused_rotation(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bound: int
-) -> int:
+def _signatures_of_rotation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bound: int) -> int:
     """How many signatures the node's vault made in a rotation of the agent (two rows queued)
-    refused OVER_LIMIT with MAX_ROTATION_RESIGNED_RECORDS at `bound`."""
+    with MAX_ROTATION_RESIGNED_RECORDS at `bound` (it commits: review 71g, outbox2 1)."""
     monkeypatch.setattr(limits, "MAX_ROTATION_RESIGNED_RECORDS", bound, raising=False)
     node, outbox = _node_agent(tmp_path)
     signed: list[bytes] = []
@@ -75,24 +74,24 @@ def _signatures_of_refused_rotation(
     try:
         with monkeypatch.context() as patch:
             patch.setattr(vault_type, "sign", counted)
-            with pytest.raises(TraceError) as refused:
-                node.identities.rotate("agent", now=NOW + 10)
-        assert refused.value.reason is F.OVER_LIMIT
-        assert node.identities.get("agent", now=NOW + 20).identity.change_count == 1
+            node.identities.rotate("agent", now=NOW + 10)
+        assert node.identities.get("agent", now=NOW + 20).identity.change_count == 2
         return len(signed)
     finally:
         outbox.close()
         node.close()
 
 
-def test_a_rotation_over_the_bound_signs_no_row_before_it_is_refused(
+def test_a_rotation_over_the_bound_signs_no_more_than_the_bound_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """71d outbox 1: two rows queued, the bound at 1: the refused rotation makes no more
-    signatures than one refused at a bound of 0 (before any row): none of a row again."""
-    first = _signatures_of_refused_rotation(tmp_path / "one", monkeypatch, 1)
-    none = _signatures_of_refused_rotation(tmp_path / "zero", monkeypatch, 0)
-    assert first == none
+    """71d outbox 1 (as review 71g, outbox2 1 left it: a rotation over the bound is no longer
+    refused): two rows queued, the bound at 1, the rotation makes one signature more than at a
+    bound of 0 (one row signed again; the other listed in the ticket, one signature at both),
+    not one per row queued."""
+    first = _signatures_of_rotation(tmp_path / "one", monkeypatch, 1)
+    none = _signatures_of_rotation(tmp_path / "zero", monkeypatch, 0)
+    assert first == none + 1
 
 
 class Logged:
@@ -172,21 +171,18 @@ def test_a_record_and_its_retired_keys_resigning_in_one_batch_is_appended_once(
         logged.collector.log.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 71d outbox 4: past MAX_ROTATION_RESIGNED_RECORDS queued (a trace service "
-    "unreachable), a routine rotation is refused until the records are delivered; the only "
-    "other way, --compromised, sets them all aside (needs signing in steps before the commit)",
-)
 def test_a_routine_rotation_with_more_queued_than_the_bound_commits_and_keeps_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """71d outbox 4: two rows queued (the trace service unreachable), the bound at 1: a
-    routine rotation commits, and both rows stay queued, signed by the new key."""
+    """71d outbox 4 (closed by review 71g, outbox2 1): two rows queued (the trace service
+    unreachable), the bound at 1: a routine rotation commits, and both rows stay queued, the
+    second listed in the rotation's ticket, both signed by the new key when they are sent."""
     monkeypatch.setattr(limits, "MAX_ROTATION_RESIGNED_RECORDS", 1, raising=False)
     node, outbox = _node_agent(tmp_path)
     try:
         node.identities.rotate("agent", now=NOW + 10)
+        assert outbox.pending() == 2
+        assert outbox.next_batch(NOW + 20) is not None
         assert _keys(outbox, node, NOW + 20) == [True, True]
     finally:
         outbox.close()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import sqlite3
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -13,7 +15,7 @@ from tests.support.parties import make_party
 from troth.clock import FixedClock, SystemClock
 from troth.credentials import ChainVerifier
 from troth.crypto import KeyType
-from troth.errors import TraceError, Unreachable
+from troth.errors import TraceError, TraceFailure, Unreachable
 from troth.identity import (
     HeldIdentity,
     Identifier,
@@ -40,8 +42,15 @@ from troth.trace import (
     open_node_log,
 )
 from troth.trace.collect import TraceCollector
-from troth.trace.export import ExportReport, export_jsonl, verify_bundle, verify_export
+from troth.trace.export import (
+    ExportReport,
+    bundle_text,
+    export_jsonl,
+    verify_bundle,
+    verify_export,
+)
 from troth.trace.outbox import TraceOutbox
+from troth.trace.submit import Status, Submission, SubmitResult
 from troth.trace.verify import verify_log
 from troth.vault import KeyPurpose, SoftwareVault
 
@@ -309,3 +318,30 @@ def offline_refusals(log: TraceLog) -> tuple[TraceError, TraceError, TraceError]
         verify_bundle(line, anchor=anchor)
     refusals.append(bundled.value)
     return refusals[0], refusals[1], refusals[2]
+
+
+def older_service(
+    collector: TraceCollector,
+    agent: Identifier,
+    now: int,
+    asked: list[str],
+    proved: Callable[[str], str] | None = None,
+) -> Callable[[str, Any], Awaitable[Any]]:
+    """A `send` to a trace service of before review 70o over `collector`: a record signed
+    again of one in its log is answered REPLAYED, not ALREADY; `prove` answers the bundle of
+    the log's record under the id asked (appended to `asked`), or `proved(id)` when given
+    (review 71g, outbox2 2)."""
+
+    async def send(method: str, arguments: Any) -> Any:
+        if method == "prove":
+            asked.append(arguments[0])
+            if proved is not None:
+                return proved(arguments[0])
+            return bundle_text(collector.prove(arguments[0], requester=agent, now=now), lines=True)
+        submission = Submission.from_cbor(arguments)
+        receipts = collector.submit(submission, submitter=agent, now=now)
+        replayed = SubmitResult(Status.REFUSED, reason=TraceFailure.REPLAYED, detail="in the log")
+        results = tuple(replayed if r.status is Status.ALREADY else r for r in receipts.results)
+        return dataclasses.replace(receipts, results=results).to_cbor()
+
+    return send

@@ -37,9 +37,9 @@ one), rather than one append paying for all 10,000 (review 60b, rotation 1)."""
 MAX_ROTATION_RESIGNED_RECORDS: Final = 4096
 """Most queued trace records of an agent (its node's outbox) that a rotation of it signs again
 with the new key, in its transaction, holding node.db's write lock (troth.trace.outbox_rotation):
-with more of them queued, signed by the key it retires, the rotation is refused (TraceError
-OVER_LIMIT, nothing written, counted before any is signed: review 71d, outbox 1): deliver them
-first, or rotate `--compromised`, which signs none again (never refused by this bound). A
+the rest of the key's rows are listed in a ticket the new key signs, and the outbox signs them
+again as they come up (troth.trace.outbox_tickets; review 71g, outbox2 1: the rotation was
+refused OVER_LIMIT, every routine rotation while a trace service was out of reach). A
 full outbox (TRACE_OUTBOX_RECORDS) took about 45 s to sign again with a software key (0.7 ms a
 row), minutes on a token, every other writer of node.db failing past its busy timeout
 meanwhile; 4,096 take about 3 s (review 70b, outbox 3)."""

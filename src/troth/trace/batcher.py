@@ -36,7 +36,7 @@ import dataclasses
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Set
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -227,7 +227,11 @@ class Batcher(Protocol):
 
     def next_batch(self, now: int, *, reserve: int = 0) -> SentBatch | None: ...
 
-    def answered(self, receipts: Receipts, *, now: int) -> None: ...
+    def replayed(self, receipts: Receipts) -> list[str]: ...
+
+    def answered(
+        self, receipts: Receipts, *, now: int, copies: Mapping[str, Any] | None = None
+    ) -> None: ...
 
     def close(self) -> None: ...
 
@@ -444,9 +448,16 @@ class TraceBatcher:
             epoch = self._epochs[key] = resolve_key(signer.identity, signer.attestation)
         return epoch
 
-    def answered(self, receipts: Receipts, *, now: int | None = None) -> None:
-        """Take the service's answer to the batch in flight (module docstring; `now` is for
-        the Batcher protocol: not used)."""
+    def replayed(self, receipts: Receipts) -> list[str]:
+        """None of its records is signed again while in flight: a REPLAYED is not its own
+        resend (troth.trace.replayed, for the durable outbox)."""
+        return []
+
+    def answered(
+        self, receipts: Receipts, *, now: int | None = None, copies: Mapping[str, Any] | None = None
+    ) -> None:
+        """Take the service's answer to the batch in flight (module docstring; `now` and
+        `copies` are for the Batcher protocol: not used)."""
         batch = self._in_flight
         if batch is None or len(receipts.results) != len(batch.items):
             raise TraceError(_F.MALFORMED, "an answer for no batch, or for another one")

@@ -47,10 +47,11 @@ troth.node.services.trace.TraceClient, as the in-memory troth.trace.batcher.Trac
   signature, its disclosures) is signed again; any other is set aside: a writer of node.db
   without the agent's key gets nothing signed (review 55b, outbox 1); nor is a row signed by
   a key an older change retired (set aside ATTESTATION_STALE): the rotation signed the honest
-  ones again in its transaction (troth.trace.outbox_rotation; review 69a, outbox 2). A stale
-  record is
-  never one the log may hold: a record becomes stale only when an answer shows that it, or
-  one before it, is not in the log.
+  ones again in its transaction (troth.trace.outbox_rotation; review 69a, outbox 2), or,
+  past MAX_ROTATION_RESIGNED_RECORDS, listed them in a ticket the new key signed: such a
+  row is signed again when its payload's hash is listed (troth.trace.outbox_tickets; review
+  71g, outbox2 1). A stale record is never one the log may hold: a record becomes stale
+  only when an answer shows that it, or one before it, is not in the log.
 - A record signed again keeps its time unless it is older than half the log's window
   (MAX_CLOCK_SKEW_SECONDS / 2), or later than now (made while the node's clock ran ahead:
   review 69a, outbox 1): then it is dated when it is signed again (`resign_time`). Records
@@ -81,9 +82,10 @@ it waits for the database.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
@@ -107,8 +109,10 @@ from troth.trace.batcher import (
 )
 from troth.trace.outbox_redact import redact_outbox, scrub_quietly
 from troth.trace.outbox_store import OutboxRow, OutboxStore, Tail, row_size
+from troth.trace.outbox_tickets import read_ticket, ticket_key
 from troth.trace.record import Kind
 from troth.trace.recorder import RandomPool, SignerCache
+from troth.trace.replayed import logged_index
 from troth.trace.signing import (
     KeyEpoch,
     RecordContent,
@@ -119,7 +123,15 @@ from troth.trace.signing import (
     verify_envelope,
 )
 from troth.trace.stored import decode_disclosures
-from troth.trace.submit import Head, Receipts, Submission, SubmittedRecord, item_size
+from troth.trace.submit import (
+    Head,
+    Receipts,
+    Status,
+    Submission,
+    SubmitResult,
+    SubmittedRecord,
+    item_size,
+)
 
 __all__ = ["OutboxBatch", "TraceOutbox", "redact_outbox", "scrub_quietly"]  # the last two:
 # troth.trace.outbox_redact's, re-exported
@@ -391,7 +403,7 @@ class TraceOutbox:
         agent = self._agent
         rows = self.store.first(agent, self.batch_records)
         if any(row.stale for row in rows):
-            if _signed_since(signer, rows):  # by a rotation after this signer was fetched
+            if self._behind(signer, rows):  # by a rotation after this signer was fetched
                 signer, epoch = self._signer(now, renew=True)
             (signer, epoch), failed = self._signing(
                 now,
@@ -467,8 +479,9 @@ class TraceOutbox:
         failed: list[tuple[str, TraceError]] = []
         before = self.store.head(agent)
         rows = self.store.first(agent, self.batch_records)
-        if not renewed and _signed_since(signer, rows):  # as the rows stand in this transaction
-            raise _SignerBehind
+        if not renewed and self._behind(signer, rows):  # as the rows stand in this
+            raise _SignerBehind  # transaction
+        listed: frozenset[bytes] | None = None  # the rotation's ticket, read when needed
         for row in rows:
             if not row.stale:
                 before = Tail(row.seq, row.hash, row.time)
@@ -480,16 +493,21 @@ class TraceOutbox:
                 disclosures = decode_disclosures(row.disclosures)
                 # the agent's own, as stored: a row planted or edited in node.db by a writer
                 # without the agent's key is never signed by it (review 55b, outbox 1)
-                record = verify_envelope(
+                checked = verify_envelope(
                     row.envelope,
                     signer=signer.identity,
                     attestation=row.attestation,
                     disclosures=disclosures,
-                ).record
+                )
                 if not resolve_key(signer.identity, row.attestation).is_current:
-                    # a key a rotation retired: the rotation signed the honest rows again
-                    # (troth.trace.outbox_rotation); this one is a thief's (review 68r, 1)
-                    raise TraceError(_F.ATTESTATION_STALE, _RETIRED)
+                    # a key a rotation retired: the rotation signed the honest rows again, or
+                    # listed them in its ticket (troth.trace.outbox_rotation, outbox_tickets:
+                    # review 71g, outbox2 1); any other is a thief's (review 68r, outbox 1)
+                    if listed is None:
+                        listed = read_ticket(self.store.db, signer.identity)
+                    if checked.hash not in listed:
+                        raise TraceError(_F.ATTESTATION_STALE, _RETIRED)
+                record = checked.record
                 verified = resign_record(
                     signer,
                     record,
@@ -508,11 +526,38 @@ class TraceOutbox:
             before = Tail(verified.record.seq, verified.hash, verified.record.time)
         return failed
 
-    def answered(self, receipts: Receipts, *, now: int) -> None:
-        """Take the service's answer to the batch in flight (module docstring)."""
+    def _behind(self, signer: Signer, rows: Iterable[OutboxRow]) -> bool:
+        """Whether `signer` predates a rotation since it was fetched: a stale row signed
+        again by it (`_signed_since`), or the agent's ticket (troth.trace.outbox_tickets)
+        written by it, signed by a key of a change the signer's history does not hold (its
+        rows, of the key it retired, would be set aside as of a retired key no ticket lists:
+        review 71g, outbox2 1)."""
+        if _signed_since(signer, rows):
+            return True
+        key = ticket_key(self.store.db, self._agent)
+        return key is not None and _not_held(signer, key)
+
+    def replayed(self, receipts: Receipts) -> list[str]:
+        """The ids of the batch in flight's records `receipts` refuses REPLAYED: the client
+        asks the service for the log's copy of each (troth.trace.replayed; review 71g,
+        outbox2 2)."""
+        batch = self._in_flight
+        if batch is None or len(receipts.results) != len(batch.items):
+            return []
+        pairs = zip(batch.items, receipts.results, strict=True)
+        return [item.record for item, result in pairs if result.reason is _F.REPLAYED]
+
+    def answered(
+        self, receipts: Receipts, *, now: int, copies: Mapping[str, Any] | None = None
+    ) -> None:
+        """Take the service's answer to the batch in flight (module docstring); `copies`: per
+        record id refused REPLAYED, the service's `prove` answer for it (a record delivered
+        when it holds the same record: troth.trace.replayed; review 71g, outbox2 2)."""
         batch = self._in_flight
         if batch is None or len(receipts.results) != len(batch.items):
             raise TraceError(_F.MALFORMED, "an answer for no batch, or for another one")
+        if copies:
+            receipts = self._logged(batch, receipts, copies, now)
         agent = self._agent
         delivered: list[tuple[str, int | None]] = []
         failed: list[tuple[str, TraceError]] = []
@@ -562,6 +607,24 @@ class TraceOutbox:
             with self._signers_lock:
                 self._signers.renew()  # rotated: sign again with the newest key
         self._settle(delivered, failed)
+
+    def _logged(
+        self, batch: OutboxBatch, receipts: Receipts, copies: Mapping[str, Any], now: int
+    ) -> Receipts:
+        """`receipts` with each REPLAYED whose log copy in `copies` is the record sent, signed
+        by a key of the agent's history (troth.trace.replayed), answered ALREADY at its
+        index. The signer is asked for again (rare: only on such an answer), so a copy signed
+        by a key of a change after the one it held is judged by the agent's whole history."""
+        identity = self._signer(now, renew=True)[0].identity
+        results = list(receipts.results)
+        for n, (item, result) in enumerate(zip(batch.items, results, strict=True)):
+            if result.reason is not _F.REPLAYED or item.record not in copies:
+                continue
+            sent = batch.submission.records[n].envelope
+            index = logged_index(copies[item.record], sent, identity)
+            if index is not None:
+                results[n] = SubmitResult(Status.ALREADY, index=index)
+        return dataclasses.replace(receipts, results=tuple(results))
 
     def _wait(self, record: str) -> bool:
         """Whether `record`, refused for now, is kept to be sent again: at most
@@ -705,12 +768,15 @@ def _signed_since(signer: Signer, rows: Iterable[OutboxRow]) -> bool:
     not hold: a rotation since it was fetched signed the row again (in this process or
     another: troth.trace.outbox_rotation), and the signer is asked for again before the rows
     are signed again, not each set aside as made under a change not in the history."""
-    for row in rows:
-        if row.stale:
-            try:
-                resolve_key(signer.identity, row.attestation)
-            except TraceError:
-                return True
+    return any(row.stale and _not_held(signer, row.attestation) for row in rows)
+
+
+def _not_held(signer: Signer, attestation: bytes) -> bool:
+    """Whether `attestation` is of a change `signer`'s history does not hold."""
+    try:
+        resolve_key(signer.identity, attestation)
+    except TraceError:
+        return True
     return False
 
 

@@ -30,23 +30,23 @@ records queued just before such a rotation are lost to the log with them (deny w
 Rows set aside (`trace_outbox_refused`) are not signed again at a rotation: one signed before
 it and requeued after it is set aside again (ATTESTATION_STALE). The rows are read a page at a
 time, in the types their columns declare (a text stored by a writer of node.db blocks no
-rotation: review 70b, outbox 1), but all are signed in the one transaction, holding node.db's
-write lock: at most MAX_ROTATION_RESIGNED_RECORDS of them (about 3 s with a software key); with
-more queued (counted first, before any is signed: review 71d, outbox 1) the rotation is
-refused (TraceError OVER_LIMIT, nothing written: deliver them
-first, or rotate `--compromised`, which signs none), not left holding the lock for a full
-outbox's 45 s (every other writer of node.db failing past its busy timeout) nor leaving rows
-of the retired key for later, when a thief's could not be told from them (review 70b, outbox
-3). A process that queues a record after the commit with a signer it
-fetched before signs with the retired key only if its vault still holds it (a software vault's
-retired keys are deleted in the rotation's transaction: the signer is asked again; a token's
-just after the commit); such a record, dated after the rotation, never verified as the agent's
-(the key retired), and one dated before it is now set aside too.
+rotation: review 70b, outbox 1), and at most MAX_ROTATION_RESIGNED_RECORDS of them are signed
+in its transaction, holding node.db's write lock (about 3 s with a software key), not a full
+outbox's 45 s (every other writer of node.db failing past its busy timeout: review 70b, outbox
+3). The rest stay queued, stale, listed in a ticket the rotation signs with the new key (one
+signature; only their positions, hashes and attestations read): the outbox signs them again as
+they come up, a listed row of the retired key told from a thief's by its payload's hash
+(troth.trace.outbox_tickets; review 71g, outbox2 1: the rotation was refused OVER_LIMIT, every
+routine rotation with it while a trace service was out of reach). A process that queues a
+record after the commit with a signer it fetched before signs with the retired key only if its
+vault still holds it (a software vault's retired keys are deleted in the rotation's
+transaction: the signer is asked again; a token's just after the commit); such a record, dated
+after the rotation, never verified as the agent's (the key retired), and one dated before it is
+now set aside too.
 """
 
 from __future__ import annotations
 
-import itertools
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Final
@@ -57,6 +57,7 @@ from troth.identity import Signer, VerifiedIdentity
 from troth.storage import SqliteDatabase
 from troth.trace.batcher import resign_time
 from troth.trace.outbox_store import OutboxRow, OutboxStore
+from troth.trace.outbox_tickets import drop_ticket, read_ticket, write_ticket
 from troth.trace.signing import KeyEpoch, resign_record, resolve_key, verify_envelope
 from troth.trace.stored import decode_disclosures
 
@@ -75,10 +76,12 @@ def resign_for_rotation(
     compromised: bool = False,
 ) -> int:
     """Sign with `signer()` (the agent's key after a rotation at `now`; asked only when the
-    agent has queued rows) every queued row of the agent signed by the key current `before`
-    the rotation, inside the caller's transaction (the rotation's: module docstring); how many
-    were signed again. A `compromised` rotation signs none: it sets them aside (module
-    docstring; review 69o, wave1c 1)."""
+    agent has queued rows) the first MAX_ROTATION_RESIGNED_RECORDS queued rows of the agent
+    signed by the key current `before` the rotation, inside the caller's transaction (the
+    rotation's: module docstring), and list the rest in the agent's ticket, signed by it
+    (troth.trace.outbox_tickets: signed again by the outbox as they come up; review 71g,
+    outbox2 1); how many were signed again. A `compromised` rotation signs none: it sets them
+    aside, and deletes the ticket (module docstring; review 69o, wave1c 1)."""
     digest = before.identifier.digest
     if not _queued(db, digest):
         return 0
@@ -87,18 +90,24 @@ def resign_for_rotation(
         _set_aside_compromised(store, before, now)
         return 0
     of_key_before = _KeyBefore(before)
-    _check_bound(store, digest, of_key_before)  # before any row is signed (review 71d, outbox 1)
+    listed = read_ticket(db, before)  # the rows an earlier rotation left, still to sign
     fresh: Signer | None = None
     epoch: KeyEpoch | None = None  # the new key's, resolved once (review 70b, outbox 5)
     first: int | None = None
     done = 0
+    taken = 0
+    left: int | None = None  # where the rows left to the outbox start (review 71g, outbox2 1)
     with store.transaction():
         for row in _rows(store, digest):
             if fresh is None:
                 fresh = signer()
             identity = fresh.identity
-            if not of_key_before(row):
+            if not of_key_before(row.attestation):
                 continue  # the new key's, or a key retired before (a thief's, if queued)
+            if taken >= limits.MAX_ROTATION_RESIGNED_RECORDS:
+                left = row.pos  # the rest: listed in the ticket, not signed here
+                break
+            taken += 1
             try:
                 disclosures = decode_disclosures(row.disclosures)
                 record = verify_envelope(
@@ -122,9 +131,40 @@ def resign_for_rotation(
             if store.replace(digest, row, verified):
                 done += 1
                 first = row.pos if first is None else first
+        if left is not None or listed:
+            fresh = fresh or signer()
+            kept, start = _left(store, digest, of_key_before, left, listed)
+            write_ticket(db, digest, fresh, kept)
+            first = start if first is None or (start is not None and start < first) else first
         if first is not None:
             store.mark_stale(digest, first)
     return done
+
+
+def _left(
+    store: OutboxStore,
+    agent: bytes,
+    of_key_before: _KeyBefore,
+    left: int | None,
+    listed: frozenset[bytes],
+) -> tuple[list[bytes], int | None]:
+    """The hashes of `agent`'s rows the outbox signs again after the rotation: those of the
+    key current before it from position `left` on (None: none), and those `listed` by the
+    ticket before (still queued as it listed them); where the first is. Only positions,
+    hashes and attestations are read (a page at a time): an outbox full of the retired key's
+    rows costs the rotation no signature and no envelope read (review 71g, outbox2 1)."""
+    kept: list[bytes] = []
+    start: int | None = None
+    after = -1
+    while page := store.db.run_rows(_KEYS, (agent, after, _KEYS_PAGE)):
+        for pos, digest, attestation in page:
+            digest, attestation = bytes(digest), bytes(attestation)
+            mine = left is not None and pos >= left and of_key_before(attestation)
+            if mine or digest in listed:
+                kept.append(digest)
+                start = pos if start is None else start
+        after = page[-1][0]
+    return kept, start
 
 
 class _KeyBefore:
@@ -138,41 +178,17 @@ class _KeyBefore:
         self._before = before
         self._known: dict[bytes, bool] = {}
 
-    def __call__(self, row: OutboxRow) -> bool:
-        known = self._known.get(row.attestation)
+    def __call__(self, attestation: bytes) -> bool:
+        known = self._known.get(attestation)
         if known is None:
             try:
-                known = resolve_key(self._before, row.attestation).is_current
+                known = resolve_key(self._before, attestation).is_current
             except TraceError:
                 known = False
             if len(self._known) >= limits.MAX_TRACE_SUBMIT_KEYS:
                 self._known.clear()
-            self._known[row.attestation] = known
+            self._known[attestation] = known
         return known
-
-
-def _check_bound(store: OutboxStore, agent: bytes, of_key_before: _KeyBefore) -> None:
-    """TraceError OVER_LIMIT when more than MAX_ROTATION_RESIGNED_RECORDS rows of `agent` are
-    queued signed by the key current before the rotation (module docstring; review 70b, outbox
-    3), counted before any is signed again (review 71d, outbox 1: a rotation signed that many,
-    then met one more and rolled them back): one COUNT of the agent's rows on the outbox's
-    index, stopped one past the bound; only past it, the rows read until one past the bound
-    are the key's (the rows of no change of the agent, a writer of node.db's, refuse no
-    rotation: review 70o). A row of the key whose envelope does not verify counts (it is not
-    signed, and is set aside as the outbox sends)."""
-    bound = limits.MAX_ROTATION_RESIGNED_RECORDS
-    ((queued,),) = store.db.run_rows(_COUNT, (agent, bound + 1))
-    if queued > bound:
-        of_key = (row for row in _rows(store, agent) if of_key_before(row))
-        queued = sum(1 for _ in itertools.islice(of_key, bound + 1))
-    if queued > bound:
-        raise TraceError(
-            _F.OVER_LIMIT,
-            f"more than {bound} trace records of the agent are queued, signed by the key this "
-            "rotation retires: a rotation signs at most that many again "
-            "(MAX_ROTATION_RESIGNED_RECORDS); deliver them first (the trace service reachable), "
-            "or rotate --compromised, which signs none again (sets them aside)",
-        )
 
 
 def _set_aside_compromised(store: OutboxStore, before: VerifiedIdentity, now: int) -> None:
@@ -185,7 +201,7 @@ def _set_aside_compromised(store: OutboxStore, before: VerifiedIdentity, now: in
     of_key_before = _KeyBefore(before)
     with store.transaction():
         for row in _rows(store, digest):  # a page read whole before its rows move
-            if not of_key_before(row):
+            if not of_key_before(row.attestation):
                 continue  # a key retired before, or not the agent's: set aside when it comes up
             if store.set_aside(
                 digest,
@@ -198,11 +214,16 @@ def _set_aside_compromised(store: OutboxStore, before: VerifiedIdentity, now: in
                 first = row.pos if first is None else first
         if first is not None:
             store.mark_stale(digest, first)
+        drop_ticket(store.db, digest)  # signed by the thief's key: its rows set aside
 
 
 _OUTBOX_TABLE: Final = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trace_outbox'"
 _QUEUED: Final = "SELECT 1 FROM trace_outbox WHERE agent = ? LIMIT 1"
-_COUNT: Final = "SELECT COUNT(*) FROM (SELECT 1 FROM trace_outbox WHERE agent = ? LIMIT ?)"
+_KEYS: Final = (
+    "SELECT pos, CAST(hash AS BLOB), CAST(attestation AS BLOB) FROM trace_outbox "
+    "WHERE agent = ? AND pos > ? ORDER BY pos LIMIT ?"
+)
+_KEYS_PAGE: Final = 4096
 _SEEN: weakref.WeakSet[SqliteDatabase] = weakref.WeakSet()
 """The databases whose outbox table this process found: their rows looked up at once."""
 

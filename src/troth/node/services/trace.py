@@ -32,7 +32,10 @@ returns at once (`Queued`); a pump sends batches (after TRACE_FLUSH_SECONDS, or 
 batch is full), one request per batch, resending a batch byte for byte until it is answered
 (troth.trace.batcher), with backoff between failures; a batch whose records the service
 refused for now (`not accepted yet`: its feed copy not fresh) is kept and sent again after the
-same backoff (review 48n). A client presenting a checkpointed
+same backoff (review 48n). A record refused REPLAYED (by a service of before review 70o: a
+batch appended, its answer lost, signed again by a rotation) has its log copy asked for
+(`prove`), and the batcher judges it delivered by it (troth.trace.replayed; review 71g,
+outbox2 2). A client presenting a checkpointed
 history asks once per history where the log's copy of it ends (`held`); when its history no
 longer reaches back to it (64 rotations or more without a record there), its batch carries
 the windows its node holds that bridge the two (`AgentWindows`; at most
@@ -474,7 +477,8 @@ class TraceClient:
             raise RemoteError(f"malformed receipts: {exc}") from None
         if presented is not None and any(result.delivered for result in receipts.results):
             self._bridged = presented.current_change_hash
-        await self._call(batcher.answered, receipts, now=self.clock.now())
+        copies = await self._copies(batcher.replayed(receipts))
+        await self._call(batcher.answered, receipts, now=self.clock.now(), copies=copies)
         if any(result.transient for result in receipts.results):  # refused for now: sent
             # again after a backoff, not at once (review 48n, stale 1)
             raise TraceError(
@@ -486,6 +490,23 @@ class TraceClient:
         if waiting is not None:  # kept (a clock is off), sent again after a wait of
             # TRACE_BACKDATED_WAIT_SECONDS, not signed and sent at once (review 68i, clock 3)
             raise TraceError(TraceFailure(waiting["reason"]), waiting["detail"])
+
+    async def _copies(self, records: list[str]) -> dict[str, Any]:
+        """The service's `prove` answer for each of `records` (refused REPLAYED: the batcher
+        counts one delivered when the log's copy is the record it sent; troth.trace.replayed,
+        review 71g, outbox2 2): one query each, at most a batch's records. A record the
+        service proves not (no such method, not found) has none: its refusal stands; a busy
+        service, or one out of reach, fails the request (the batch sent again after a
+        backoff)."""
+        copies: dict[str, Any] = {}
+        for record in records:
+            try:
+                copies[record] = await self.send("prove", [record])
+            except RemoteError as exc:
+                if isinstance(exc, Busy):
+                    raise
+                log.info("trace: the service proves not record %s: %s", record, exc)
+        return copies
 
     async def _held(self) -> tuple[VerifiedIdentity | None, tuple[int, bytes] | None]:
         """The agent's history as presented now, and where the log's copy of it ends (`held`:

@@ -1,0 +1,125 @@
+"""The rows of the trace outbox a rotation leaves to be signed again after its commit (review
+71g, closing review 71d outbox 4).
+
+A rotation signs again, in its transaction, at most MAX_ROTATION_RESIGNED_RECORDS queued rows
+of the key it retires (troth.trace.outbox_rotation). Before, with more of them queued (a trace
+service out of reach for a while) it was refused OVER_LIMIT, every routine rotation of the
+agent with it, until the records were delivered: a party keeping the node from its trace
+service held off the agent's key rotation, and `--compromised`, the one way left, set every
+queued record aside. Now the rest stay queued, stale, and the rotation signs with the new key
+one *ticket*: the hashes (SHA-256 of the payload, as `OutboxRow.hash`) of the rows it leaves,
+under the agent's digest (the DSSE pre-authentication encoding of TICKET_TYPE: no other
+signature of the agent's key is over those bytes). The outbox signs each of them again with
+the current key when it comes up (`TraceOutbox._resign`, a batch of rows per transaction),
+as it signs any stale row: the row's envelope verified as the agent's, signed by a key its
+history attests, and, that key retired, the record's payload hash listed by the agent's
+ticket, which must verify under a key of the agent's *current* change (`resolve_key`: made
+under a change in the history, the newest). A thief holding the retired key and node.db
+gains nothing: a row it writes after the rotation (a record of its choosing signed by the
+retired key, dated before the rotation) is not listed, so it is set aside as before (a
+row's `hash` column is not trusted: the hash is the verified envelope's); a ticket it writes
+or edits does not verify under the current key; one of the agent's own records listed,
+put back after it was delivered, is only the agent's record again (the log answers it
+already, or refuses it REPLAYED: nothing of the thief's).
+
+A rotation makes the ticket anew: the hashes it leaves, and those of the ticket before it
+(verified under the key it retires) still queued; none left, it deletes it. A compromised
+rotation deletes it (the key that signed it is the thief's: the rows it lists, of a key
+retired before, are set aside when they come up, as before). The ticket commits with the
+rotation, and each row signed again with its own transaction: a process killed between the
+steps loses nothing (the rows stay queued, the ticket in node.db).
+
+    trace_outbox_resign   per agent: hashes (32 bytes each, concatenated), signature, and the
+                          attestation of the key that signed it (made on first use)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+from troth import limits
+from troth.crypto import verify_signature
+from troth.errors import CryptoError, TraceError
+from troth.identity import Signer, VerifiedIdentity
+from troth.storage import SqliteDatabase
+from troth.trace.dsse import pae
+from troth.trace.signing import resolve_key
+
+__all__ = ["TICKET_TYPE", "drop_ticket", "read_ticket", "ticket_key", "write_ticket"]
+
+TICKET_TYPE: Final = "application/vnd.troth.outbox-resign.v1"
+"""The payload type a ticket's signature is over (with the agent's digest and the hashes)."""
+_HASH: Final = 32
+_SCHEMA: Final = (
+    "CREATE TABLE IF NOT EXISTS trace_outbox_resign (agent BLOB PRIMARY KEY, "
+    "hashes BLOB NOT NULL, signature BLOB NOT NULL, attestation BLOB NOT NULL)"
+)
+_SIZE: Final = "SELECT length(CAST(hashes AS BLOB)) FROM trace_outbox_resign WHERE agent = ?"
+_EXISTS: Final = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trace_outbox_resign'"
+
+
+def _signed(agent: bytes, hashes: bytes) -> bytes:
+    return pae(TICKET_TYPE, agent + hashes)
+
+
+def write_ticket(db: SqliteDatabase, agent: bytes, signer: Signer, hashes: Sequence[bytes]) -> None:
+    """`agent`'s ticket: `hashes`, signed by `signer` (its key after a rotation), in the
+    caller's transaction; none: the ticket deleted."""
+    if not hashes:
+        drop_ticket(db, agent)
+        return
+    db.execute(_SCHEMA)
+    blob = b"".join(hashes)
+    db.execute(
+        "INSERT OR REPLACE INTO trace_outbox_resign (agent, hashes, signature, attestation) "
+        "VALUES (?, ?, ?, ?)",
+        (agent, blob, signer.sign(_signed(agent, blob)), signer.attestation),
+    )
+
+
+def drop_ticket(db: SqliteDatabase, agent: bytes) -> None:
+    """Delete `agent`'s ticket (in the caller's transaction)."""
+    if db.run_rows(_EXISTS):
+        db.execute("DELETE FROM trace_outbox_resign WHERE agent = ?", (agent,))
+
+
+def ticket_key(db: SqliteDatabase, agent: bytes) -> bytes | None:
+    """The attestation of the key that signed `agent`'s ticket (None: none), unverified: a
+    signer whose history does not hold it predates the rotation that wrote it."""
+    if not db.run_rows(_EXISTS):
+        return None
+    row = db.fetch_one(
+        "SELECT CAST(attestation AS BLOB) FROM trace_outbox_resign WHERE agent = ?", (agent,)
+    )
+    return None if row is None else bytes(row[0])
+
+
+def read_ticket(db: SqliteDatabase, identity: VerifiedIdentity) -> frozenset[bytes]:
+    """The hashes `identity`'s ticket lists when it is signed by a key attested under the
+    current change of `identity`'s history; none otherwise (no ticket, one of a key retired
+    since or of no change of the history, a signature that does not verify, a malformed one:
+    its rows are set aside as they come up). At most TRACE_OUTBOX_RECORDS hashes are read:
+    a longer one is none (a writer of node.db's)."""
+    agent = identity.identifier.digest
+    if not db.run_rows(_EXISTS):
+        return frozenset()
+    size = db.fetch_one(_SIZE, (agent,))
+    if size is None or not 0 < int(size[0] or 0) <= limits.TRACE_OUTBOX_RECORDS * _HASH:
+        return frozenset()  # none, or more than an outbox holds (a writer of node.db's)
+    row = db.fetch_one(
+        "SELECT CAST(hashes AS BLOB), CAST(signature AS BLOB), CAST(attestation AS BLOB) "
+        "FROM trace_outbox_resign WHERE agent = ?",
+        (agent,),
+    )
+    if row is None:
+        return frozenset()
+    hashes, signature, attestation = (bytes(value) for value in row)
+    try:
+        epoch = resolve_key(identity, attestation)  # made under a change in the history
+        if not epoch.is_current or len(hashes) % _HASH:
+            return frozenset()
+        verify_signature(epoch.key, signature, _signed(agent, hashes))
+    except (TraceError, CryptoError):
+        return frozenset()
+    return frozenset(hashes[n : n + _HASH] for n in range(0, len(hashes), _HASH))
