@@ -20,12 +20,25 @@ rows 10 (review 71c, closed here): the authority's enrollment rows (`members`, t
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
 import pytest
 
 from tests.conftest import NOW
 from troth.errors import StorageError
 from troth.node import init_node, open_node
+from troth.storage import SqliteAuthorityStore, SqliteCredentialStore, SqliteDatabase
 from troth.vault import KeyPurpose
+
+
+@pytest.fixture
+def node_db(tmp_path: Path) -> Iterator[SqliteDatabase]:
+    """A fresh node.db (closed after the test)."""
+    db = SqliteDatabase(tmp_path / "node.db")
+    yield db
+    db.close()
+
 
 _HANDLES = {  # the bytes of a TEXT handle
     "not utf-8": b"\xff",
@@ -49,3 +62,90 @@ def test_a_purpose_key_handle_not_utf8_blocks_no_compromised_rotation(what: str)
         rotated = service.rotate("a", now=NOW + 10, compromised=True)
         assert rotated.identity.changes != local.identity.changes
         assert node.db.fetch_all("SELECT * FROM purpose_keys") == []
+
+
+_REVOKE_AGAIN = (  # the table a failed re-revoke makes (troth.storage.sqlite_authority)
+    "CREATE TABLE IF NOT EXISTS authority_revoke_again "
+    "(kind TEXT NOT NULL, target BLOB NOT NULL, PRIMARY KEY (kind, target)) STRICT"
+)
+_MEMBER = "INSERT INTO members (identifier, attributes, added_by, added_at, quota_ticket) VALUES "
+_TICKET = (
+    "INSERT INTO tickets (code_hash, attributes, uses_left, expires_at, created_by, created_at, "
+    "uses) VALUES "
+)
+_ISSUED = "INSERT INTO issued_credentials (id, subject, expires_at, issued_at, credential) VALUES "
+_PENDING = "INSERT INTO pending_enrollments VALUES "
+_ENROLLMENT = {  # the rows, the read
+    "member attributes text": ((_MEMBER + "(x'01', 'abc', x'02', 5, NULL)",), "member"),
+    "member attributes huge": (
+        (_MEMBER + "(x'01', zeroblob(1 << 20), x'02', 5, NULL)",),
+        "members",
+    ),
+    "member added by integer": ((_MEMBER + "(x'01', x'a0', 1 << 50, 5, NULL)",), "members"),
+    "member added at text": ((_MEMBER + "(x'01', x'a0', x'02', 'now', NULL)",), "member"),
+    "member quota ticket text": ((_MEMBER + "(x'01', x'a0', x'02', 5, 'abc')",), "member"),
+    "ticket attributes text": ((_TICKET + "(x'01', 'abc', 1, 1 << 40, x'02', 0, 1)",), "redeem"),
+    "ticket expiry text": ((_TICKET + "(x'01', x'a0', 1, 'never', x'02', 0, 1)",), "redeem"),
+    "ticket uses real": ((_TICKET + "(x'01', x'a0', 1, 1 << 40, x'02', 0, 1.5)",), "redeem"),
+    "issued credential text": ((_ISSUED + "(x'01', x'02', 1 << 40, 0, 'abc')",), "issued"),
+    "issued credential huge": (
+        (_ISSUED + "(x'01', x'02', 1 << 40, 0, zeroblob(1 << 20))",),
+        "issued",
+    ),
+    "issued id integer": ((_ISSUED + "(1 << 50, x'02', 1 << 40, 0, NULL)",), "unexpired"),
+    "issued id text": ((_ISSUED + "('abc', x'02', 1 << 40, 0, NULL)",), "live"),
+    "redemption chain text": (
+        ("INSERT INTO redemptions VALUES (x'01', x'02', x'03', 'abc', 1 << 40, 0)",),
+        "redemption",
+    ),
+    "pending authority integer": ((_PENDING + "(x'01', 1 << 50, 't', 'a', 0)",), "pending"),
+    "pending ticket blob": ((_PENDING + "(x'01', x'02', x'00', 'a', 0)",), "pending"),
+    "pending address not utf-8": (
+        (_PENDING + "(x'01', x'02', 't', CAST(x'ff' AS TEXT), 0)",),
+        "every pending",
+    ),
+    "pending start text": ((_PENDING + "(x'01', x'02', 't', 'a', 'now')",), "every pending"),
+    "announced changes text": (
+        ("INSERT INTO announcements VALUES (x'01', x'02', 'abc')",),
+        "announced",
+    ),
+    "revoke again target huge": (
+        (_REVOKE_AGAIN, "INSERT INTO authority_revoke_again VALUES ('x', zeroblob(1 << 20))"),
+        "again",
+    ),
+    "revoke again kind not utf-8": (
+        (_REVOKE_AGAIN, "INSERT INTO authority_revoke_again VALUES (CAST(x'ff' AS TEXT), x'01')"),
+        "again",
+    ),
+}
+
+
+def _enrollment_read(db: SqliteDatabase, read: str) -> object:
+    authority, holder = SqliteAuthorityStore(db), SqliteCredentialStore(db)
+    reads: dict[str, Callable[[], object]] = {
+        "member": lambda: authority.get_member(b"\x01"),
+        "members": authority.list_members,
+        "redeem": lambda: authority.redeem_ticket(b"\x01", NOW),
+        "issued": lambda: authority.issued_credential(b"\x01"),
+        "unexpired": lambda: authority.unexpired_issued(b"\x02", NOW),
+        "live": lambda: authority.live_issued(b"\x02", NOW, 0),
+        "redemption": lambda: authority.find_redemption(b"\x01", b"\x02", NOW),
+        "pending": lambda: holder.list_pending(b"\x01"),
+        "every pending": lambda: holder.every_pending(8),
+        "announced": lambda: holder.announced(b"\x01", b"\x02"),
+        "again": authority.revoke_again,
+    }
+    return reads[read]()
+
+
+@pytest.mark.parametrize("what", sorted(_ENROLLMENT))
+def test_a_damaged_enrollment_row_is_refused(node_db: SqliteDatabase, what: str) -> None:
+    """71c rows 10 (closed by 71k): an authority's enrollment row of another type, past its
+    bound, or TEXT that is not UTF-8 failed bare (TypeError, ValueError, MemoryError), was
+    truncated (a REAL count), fetched whole (a MiB) or handed on as another type (a BLOB ticket
+    code, a TEXT time); now StorageError saying node.db is damaged, the row left."""
+    rows, read = _ENROLLMENT[what]
+    for row in rows:
+        node_db.execute(row)
+    with pytest.raises(StorageError, match="is damaged: its"):
+        _enrollment_read(node_db, read)

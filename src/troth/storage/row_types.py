@@ -15,6 +15,7 @@ from troth.errors import StorageError
 
 __all__ = [
     "blob_sql",
+    "or_null",
     "schema_of",
     "stored_blob",
     "stored_text",
@@ -48,6 +49,11 @@ def text_sql(column: str, most: int) -> str:
         f"CASE WHEN typeof({column}) = 'text' AND length(CAST({column} AS BLOB)) <= {int(most)} "
         f"THEN CAST({column} AS BLOB) ELSE typeof({column}) END"
     )
+
+
+def or_null(column: str, read: str) -> str:
+    """`read` (one of the above, of `column`) for a column that may be NULL: NULL as it is."""
+    return f"CASE WHEN {column} IS NULL THEN NULL ELSE {read} END"
 
 
 def stored_whole(value: object, what: str, path: Path) -> int:
