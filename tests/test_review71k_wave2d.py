@@ -10,6 +10,14 @@ wave2d 1 (medium): review 71c rows 11 made a rotation read a damaged `purpose_ke
    its text, bounded in bytes, and decoded in Python: one that is not UTF-8 is damaged (no
    record for the rotation, StorageError for a channel), like one of another type.
 
+wave2d 2 (low): a local identity's TEXT columns (`identities`: name, primary and next key
+   handles) were read as SQLite returned them, each time the node listed or found its
+   identities (a signer, a rotation): a name of 2 MiB was fetched whole, a BLOB handle handed
+   on as the handle (failing bare later: `KeyHandle.parse` of bytes), TEXT that is not UTF-8
+   failed as a statement ("Could not decode"). They are read as `text_sql` reads, a name at
+   most MAX_NAME_LENGTH characters (4 bytes each), a handle 4,096 bytes, and refused with
+   StorageError saying node.db is damaged.
+
 rows 10 (review 71c, closed here): the authority's enrollment rows (`members`, the `tickets`
    row a redemption RETURNs, `issued_credentials`, `redemptions`' chain, `pending_enrollments`,
    `announcements`, `authority_revoke_again`) were taken as `bytes()` / `int()` of what SQLite
@@ -62,6 +70,27 @@ def test_a_purpose_key_handle_not_utf8_blocks_no_compromised_rotation(what: str)
         rotated = service.rotate("a", now=NOW + 10, compromised=True)
         assert rotated.identity.changes != local.identity.changes
         assert node.db.fetch_all("SELECT * FROM purpose_keys") == []
+
+
+_LOCAL = {
+    "name huge": "UPDATE identities SET name = replace(hex(zeroblob(1 << 20)), '0', 'a')",
+    "name not utf-8": "UPDATE identities SET name = CAST(x'ff' AS TEXT)",
+    "primary key blob": "UPDATE identities SET primary_key = x'00'",
+    "next key blob": "UPDATE identities SET next_key = x'00'",
+}
+
+
+@pytest.mark.parametrize("what", sorted(_LOCAL))
+def test_a_damaged_local_identity_text_is_refused(what: str) -> None:
+    """71k wave2d 2: a local identity's name or key handle of another type, past its bound or
+    not UTF-8 was handed on (a BLOB as a handle, a 2 MiB name) or failed as a statement; now
+    StorageError saying node.db is damaged."""
+    init_node("n")
+    with open_node("n") as node:
+        digest = node.identities.create(now=NOW, name="a").identifier.digest
+        node.db.execute(_LOCAL[what])
+        with pytest.raises(StorageError, match="is damaged: its"):
+            node.identities.store.find_local(identifier=digest)
 
 
 _REVOKE_AGAIN = (  # the table a failed re-revoke makes (troth.storage.sqlite_authority)

@@ -21,6 +21,7 @@ from troth.storage.base import (
 )
 from troth.storage.row_types import (
     blob_sql,
+    or_null,
     stored_blob,
     stored_text,
     stored_whole,
@@ -161,12 +162,15 @@ def _insert_rows(
 
 
 _HANDLE_BYTES = 4096  # a vault's key handle (its name, a key type, a key id): 1,024 characters
+_NAME_BYTES = 4 * limits.MAX_NAME_LENGTH  # a name's characters, 4 bytes each at most
 _IDENTIFIER_BYTES = 64  # an identifier's bytes (a 32-byte digest), one a little longer refused
 _HISTORY = blob_sql("history", limits.MAX_IDENTITY_HISTORY_BYTES)
 _LOCAL_SELECT = (  # typed and bounded (review 71c, rows 1: `bytes()` of a TEXT history failed
     # bare, of an INTEGER n made n bytes, each time the node listed its identities)
-    f"SELECT {blob_sql('identifier', _IDENTIFIER_BYTES)}, name, primary_key, "  # noqa: S608
-    f"{whole_sql('created_at')}, {_HISTORY}, {whole_sql('changes')}, next_key, "
+    f"SELECT {blob_sql('identifier', _IDENTIFIER_BYTES)}, "  # noqa: S608
+    f"{or_null('name', text_sql('name', _NAME_BYTES))}, {text_sql('primary_key', _HANDLE_BYTES)}, "
+    f"{whole_sql('created_at')}, {_HISTORY}, {whole_sql('changes')}, "
+    f"{or_null('next_key', text_sql('next_key', _HANDLE_BYTES))}, "
     f"{whole_sql('change_rows')} FROM identities WHERE primary_key IS NOT NULL"
 )
 _LOCAL_BY_NAME = _LOCAL_SELECT + " AND name = ?"
@@ -565,8 +569,20 @@ def _local(row: Sequence[Any], path: Path) -> LocalIdentityRecord:
         stored_whole(row[i], "identity's number", path) for i in (3, 5, 7)
     )
     history = _history(row[4], path)
+    # its name and handles as `text_sql` reads them (review 71k, wave2d 2: a BLOB handle
+    # was handed on, a 2 MiB name fetched whole, TEXT not UTF-8 failed the statement)
+    name, primary, following = (
+        None if value is None else stored_text(value, what, path, most)
+        for value, what, most in (
+            (row[1], "identity's name", _NAME_BYTES),
+            (row[2], "identity's primary key handle", _HANDLE_BYTES),
+            (row[6], "identity's next key handle", _HANDLE_BYTES),
+        )
+    )
+    if primary is None:  # the query takes rows whose primary key is not NULL
+        raise StorageError(f"{path} is damaged: its identity's primary key handle is NULL")
     return LocalIdentityRecord(
-        identifier, row[1], row[2], created, history, changes, row[6], change_rows
+        identifier, name, primary, created, history, changes, following, change_rows
     )
 
 
