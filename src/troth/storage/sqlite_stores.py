@@ -571,16 +571,9 @@ def _local(row: Sequence[Any], path: Path) -> LocalIdentityRecord:
     history = _history(row[4], path)
     # its name and handles as `text_sql` reads them (review 71k, wave2d 2: a BLOB handle
     # was handed on, a 2 MiB name fetched whole, TEXT not UTF-8 failed the statement)
-    name, primary, following = (
-        None if value is None else stored_text(value, what, path, most)
-        for value, what, most in (
-            (row[1], "identity's name", _NAME_BYTES),
-            (row[2], "identity's primary key handle", _HANDLE_BYTES),
-            (row[6], "identity's next key handle", _HANDLE_BYTES),
-        )
-    )
-    if primary is None:  # the query takes rows whose primary key is not NULL
-        raise StorageError(f"{path} is damaged: its identity's primary key handle is NULL")
+    name = None if row[1] is None else stored_text(row[1], "identity's name", path, _NAME_BYTES)
+    primary = stored_text(row[2], "identity's primary key handle", path, _HANDLE_BYTES)
+    following = None if row[6] is None else stored_text(row[6], "next key", path, _HANDLE_BYTES)
     return LocalIdentityRecord(
         identifier, name, primary, created, history, changes, following, change_rows
     )
