@@ -64,11 +64,10 @@ rows 11 (medium): a rotation takes the identity's purpose keys out of node.db (`
    the row is deleted with the others) and the rotation goes on. Read for a channel
    (`get_purpose_key`), a damaged row is refused with StorageError.
 
-rows 10 (low, not fixed: xfail): the rest of an authority's enrollment rows (`members`,
-   `tickets`' RETURNING row, `issued_credentials`' credential and ids, `pending_enrollments`,
-   `announcements`, `authority_revoke_again`) are still taken as `bytes()` / `int()` of what
-   SQLite returned (TEXT fails bare); their bounds (an encoded attribute set: what a member's
-   credential can carry) want a decision of their own.
+rows 10 (low, closed by review 71k: tests/test_review71k_wave2d.py): the rest of an
+   authority's enrollment rows (`members`, `tickets`' RETURNING row, `issued_credentials`'
+   credential and ids, `pending_enrollments`, `announcements`, `authority_revoke_again`) were
+   still taken as `bytes()` / `int()` of what SQLite returned (TEXT failed bare).
 
 rows 2 (low): a database whose `user_version` is negative (a damaged header, or an edit) was
    "migrated" from that number: Python's negative index ran the last migration first, then
@@ -453,31 +452,6 @@ def test_a_damaged_revocation_feed_row_is_refused(node_db: SqliteDatabase, what:
     node_db.execute(row)
     with pytest.raises(StorageError, match="is damaged: its"):
         _feed_read(node_db, read)
-
-
-_ENROLLMENT = {  # the row, the read
-    "member attributes text": ("INSERT INTO members VALUES (x'01', 'abc', x'02', 5)", "member"),
-    "issued credential text": (
-        "INSERT INTO issued_credentials (id, subject, expires_at, issued_at, credential) "
-        "VALUES (x'01', x'02', 5, 5, 'abc')",
-        "issued",
-    ),
-}
-
-
-@pytest.mark.xfail(strict=True, reason="71c rows 10: an authority's enrollment rows, not typed")
-@pytest.mark.parametrize("what", sorted(_ENROLLMENT))
-def test_a_damaged_enrollment_row_is_refused(node_db: SqliteDatabase, what: str) -> None:
-    """rows 10 (xfail): a member's attributes or an issued credential of TEXT fail bare
-    (TypeError); they should be StorageError saying node.db is damaged."""
-    row, read = _ENROLLMENT[what]
-    authority = SqliteAuthorityStore(node_db)
-    node_db.execute(row)
-    with pytest.raises(StorageError, match="is damaged: its"):
-        if read == "member":
-            authority.get_member(b"\x01")
-        else:
-            authority.issued_credential(b"\x01")
 
 
 _PURPOSE = {

@@ -204,7 +204,8 @@ class IdentityStore(Transactional, Protocol):
     def get_purpose_key(self, identifier: bytes, purpose: int) -> PurposeKeyRecord | None: ...
 
     def take_purpose_keys(self, identifier: bytes) -> list[PurposeKeyRecord]:
-        """Remove and return every purpose key of the identity (a rotation retires them)."""
+        """Remove and return every purpose key of the identity (a rotation retires them); a
+        damaged row (node.db edited) is removed, not returned: it names no key (review 71k)."""
         ...
 
     def add_retired_keys(self, handles: Sequence[str]) -> None:

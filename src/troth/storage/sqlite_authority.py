@@ -18,7 +18,15 @@ from troth.storage.base import (
     RevocationRecord,
 )
 from troth.storage.rollback import Restored, RollbackGuard
-from troth.storage.row_types import blob_sql, stored_blob, stored_whole, whole_sql
+from troth.storage.row_types import (
+    blob_sql,
+    or_null,
+    stored_blob,
+    stored_text,
+    stored_whole,
+    text_sql,
+    whole_sql,
+)
 from troth.storage.sqlite import SqliteDatabase
 
 __all__ = ["SqliteAuthorityStore", "SqliteCredentialStore"]
@@ -37,7 +45,6 @@ the store is opened on a node.db made before them, as a migration is (`SqliteDat
 
 
 _ANY_TICKET: Final = "SELECT 1 FROM tickets LIMIT 1"
-_MEMBERS: Final = "SELECT identifier, attributes, added_by, added_at, quota_ticket FROM members"
 _CREATE_HOLD: Final = (
     "CREATE TABLE IF NOT EXISTS authority_restore_hold "
     "(authority BLOB PRIMARY KEY, held_at INTEGER NOT NULL)"
@@ -112,11 +119,34 @@ _ENTRIES: Final = (
 )
 _FEED_ROW: Final = (
     f"{whole_sql('seq')}, {whole_sql('kind')}, {blob_sql('target', _DIGEST_BYTES)}, "
-    f"CASE WHEN changes IS NULL THEN NULL ELSE {whole_sql('changes')} END, "
-    f"CASE WHEN change_hash IS NULL THEN NULL ELSE {blob_sql('change_hash', _DIGEST_BYTES)} END"
+    f"{or_null('changes', whole_sql('changes'))}, "
+    f"{or_null('change_hash', blob_sql('change_hash', _DIGEST_BYTES))}"
 )
 """The rows read typed and bounded (`troth.storage.row_types`; review 71c, rows 5 and 9:
 `bytes()` of a TEXT one failed bare, of an INTEGER n made n bytes)."""
+_ATTRIBUTES: Final = limits.MAX_CREDENTIAL_BYTES
+"""The most of a member's or a ticket's encoded attributes read: a credential granting them
+fits MAX_CREDENTIAL_BYTES (`check_fits`, when the ticket is made)."""
+_ISSUED_BYTES: Final = limits.MAX_CREDENTIAL_BYTES + limits.MAX_ATTESTATION_BYTES + 128
+"""The most of an issued credential's encoding read: its body, its signature and the issuer's
+key attestation, with their CBOR around them."""
+_KIND_BYTES: Final = 64  # a kind to revoke again (REVOKE_AGAIN_KINDS: a short name)
+_MEMBERS: Final = (  # the enrollment rows typed and bounded too (review 71c, rows 10: `bytes()`
+    # of TEXT failed bare, of an INTEGER n made n bytes; closed by review 71k)
+    f"SELECT {blob_sql('identifier', _DIGEST_BYTES)}, {blob_sql('attributes', _ATTRIBUTES)}, "  # noqa: S608
+    f"{blob_sql('added_by', _DIGEST_BYTES)}, {whole_sql('added_at')}, "
+    f"{or_null('quota_ticket', blob_sql('quota_ticket', _DIGEST_BYTES))} FROM members"
+)
+_REDEEMED: Final = (
+    f"RETURNING {blob_sql('attributes', _ATTRIBUTES)}, {blob_sql('created_by', _DIGEST_BYTES)}, "
+    f"{whole_sql('expires_at')}, {or_null('uses', whole_sql('uses'))}"
+)
+_ISSUED_IDS: Final = f"SELECT {blob_sql('id', _DIGEST_BYTES)} FROM issued_credentials "  # noqa: S608
+_PENDING_ROW: Final = (
+    f"{blob_sql('authority', _DIGEST_BYTES)}, {text_sql('ticket', limits.MAX_TICKET_TEXT)}, "
+    # an address a ticket carries (within MAX_TICKET_BYTES)
+    f"{text_sql('address', limits.MAX_TICKET_BYTES)}, {whole_sql('started_at')}"
+)
 
 
 def _digest(value: object, what: str, path: Path) -> bytes:
@@ -206,9 +236,17 @@ class SqliteAuthorityStore:
         if self._db.fetch_one(_AGAIN_TABLE) is None:
             return []
         rows = self._db.fetch_all(
-            "SELECT kind, target FROM authority_revoke_again ORDER BY kind, target"
+            f"SELECT {text_sql('kind', _KIND_BYTES)}, {blob_sql('target', _DIGEST_BYTES)} "  # noqa: S608
+            "FROM authority_revoke_again ORDER BY kind, target"
         )
-        return [(str(row[0]), bytes(row[1])) for row in rows]
+        path = self._db.path
+        return [
+            (
+                stored_text(kind, "kind to revoke again", path, _KIND_BYTES),
+                _digest(target, "target", path),
+            )
+            for kind, target in rows
+        ]
 
     def restore_held(self) -> int | None:
         """When a restore of node.db (`check_restored`) or a re-revoke that failed (`hold`)
@@ -276,14 +314,21 @@ class SqliteAuthorityStore:
         # ticket made more than the skew after `now` was made by a clock since set back, its
         # window unknown: refused (review 59d, tickets 1: it lived its TTL plus the error)
         row = self._db.fetch_one(
-            "UPDATE tickets SET uses_left = uses_left - 1 "
+            "UPDATE tickets SET uses_left = uses_left - 1 "  # noqa: S608
             "WHERE code_hash = ? AND uses_left > 0 AND expires_at > ? AND created_at <= ? "
-            "RETURNING attributes, created_by, expires_at, uses",
+            + _REDEEMED,
             (code_hash, now, now + limits.MAX_CLOCK_SKEW_SECONDS),
         )
         if row is None:
             return None
-        return bytes(row[0]), bytes(row[1]), int(row[2]), None if row[3] is None else int(row[3])
+        path = self._db.path
+        attributes, created_by, expires_at, uses = row
+        return (
+            stored_blob(attributes, "ticket's attributes", path, _ATTRIBUTES),
+            _digest(created_by, "ticket's maker", path),
+            stored_whole(expires_at, "ticket's expiry", path),
+            None if uses is None else stored_whole(uses, "ticket's uses", path),
+        )
 
     def forget_tickets(self, now: int, code_hash: bytes | None = None) -> int:
         """Also deletes the redemptions whose ticket expired REDEMPTION_GRACE_SECONDS before
@@ -308,11 +353,16 @@ class SqliteAuthorityStore:
 
     def find_redemption(self, code_hash: bytes, member: bytes, now: int) -> bytes | None:
         row = self._db.fetch_one(
-            "SELECT chain FROM redemptions WHERE code_hash = ? AND member = ? "
-            "AND ticket_expires_at > ?",
+            f"SELECT {blob_sql('chain', limits.MAX_CHAIN_BYTES)} FROM redemptions "  # noqa: S608
+            "WHERE code_hash = ? AND member = ? AND ticket_expires_at > ?",
             (code_hash, member, now),
         )
-        return None if row is None else bytes(row[0])
+        path = self._db.path
+        return (
+            None
+            if row is None
+            else stored_blob(row[0], "redemption's chain", path, limits.MAX_CHAIN_BYTES)
+        )
 
     def redeemed(self, code_hash: bytes, member: bytes) -> bool:
         row = self._db.fetch_one(
@@ -353,10 +403,11 @@ class SqliteAuthorityStore:
 
     def get_member(self, identifier: bytes) -> MemberRecord | None:
         row = self._db.fetch_one(f"{_MEMBERS} WHERE identifier = ?", (identifier,))
-        return None if row is None else _member(row)
+        return None if row is None else _member(row, self._db.path)
 
     def list_members(self) -> list[MemberRecord]:
-        return [_member(r) for r in self._db.fetch_all(f"{_MEMBERS} ORDER BY added_at")]
+        rows = self._db.fetch_all(f"{_MEMBERS} ORDER BY added_at")
+        return [_member(r, self._db.path) for r in rows]
 
     def remove_member(self, identifier: bytes) -> bool:
         return (
@@ -387,25 +438,27 @@ class SqliteAuthorityStore:
 
     def issued_credential(self, credential_id: bytes) -> bytes | None:
         row = self._db.fetch_one(
-            "SELECT credential FROM issued_credentials WHERE id = ?", (credential_id,)
+            f"SELECT {or_null('credential', blob_sql('credential', _ISSUED_BYTES))} "  # noqa: S608
+            "FROM issued_credentials WHERE id = ?",
+            (credential_id,),
         )
-        return None if row is None or row[0] is None else bytes(row[0])
+        if row is None or row[0] is None:
+            return None
+        return stored_blob(row[0], "issued credential", self._db.path, _ISSUED_BYTES)
 
     def unexpired_issued(self, subject: bytes, now: int) -> list[bytes]:
         rows = self._db.fetch_all(
-            "SELECT id FROM issued_credentials WHERE subject = ? AND expires_at > ? "
-            "ORDER BY issued_at",
-            (subject, now),
+            _ISSUED_IDS + "WHERE subject = ? AND expires_at > ? ORDER BY issued_at", (subject, now)
         )
-        return [bytes(r[0]) for r in rows]
+        return [_digest(r[0], "issued credential's id", self._db.path) for r in rows]
 
     def live_issued(self, subject: bytes, now: int, since: int) -> list[bytes]:
         rows = self._db.fetch_all(
-            "SELECT id FROM issued_credentials WHERE subject = ? AND expires_at > ? "
+            _ISSUED_IDS + "WHERE subject = ? AND expires_at > ? "
             "AND issued_at >= ? ORDER BY issued_at, rowid",
             (subject, now, since),
         )
-        return [bytes(r[0]) for r in rows]
+        return [_digest(r[0], "issued credential's id", self._db.path) for r in rows]
 
     def revocation_tip(self) -> tuple[int, bytes | None]:
         row = self._db.fetch_one(_TIP)
@@ -518,9 +571,28 @@ def _rows(db: SqliteDatabase, sql: str, params: tuple[object, ...]) -> Iterator[
         cursor.close()
 
 
-def _member(row: tuple[bytes, bytes, bytes, int, bytes | None]) -> MemberRecord:
-    ticket = None if row[4] is None else bytes(row[4])
-    return MemberRecord(bytes(row[0]), bytes(row[1]), bytes(row[2]), row[3], ticket)
+def _member(row: tuple[object, ...], path: Path) -> MemberRecord:
+    """A `members` row read by `_MEMBERS`."""
+    identifier, attributes, added_by, added_at, ticket = row
+    return MemberRecord(
+        _digest(identifier, "member", path),
+        stored_blob(attributes, "member's attributes", path, _ATTRIBUTES),
+        _digest(added_by, "member's adder", path),
+        stored_whole(added_at, "member's time", path),
+        None if ticket is None else _digest(ticket, "member's ticket", path),
+    )
+
+
+def _pending(identifier: bytes, row: tuple[object, ...], path: Path) -> PendingEnrollmentRecord:
+    """A `pending_enrollments` row read by `_PENDING_ROW`, of `identifier`."""
+    authority, ticket, address, started_at = row
+    return PendingEnrollmentRecord(
+        identifier,
+        _digest(authority, "pending enrollment's authority", path),
+        stored_text(ticket, "pending enrollment's ticket", path, limits.MAX_TICKET_TEXT),
+        stored_text(address, "pending enrollment's address", path, limits.MAX_TICKET_BYTES),
+        stored_whole(started_at, "pending enrollment's start", path),
+    )
 
 
 class SqliteCredentialStore:
@@ -597,10 +669,11 @@ class SqliteCredentialStore:
 
     def announced(self, identifier: bytes, authority: bytes) -> int:
         row = self._db.fetch_one(
-            "SELECT changes FROM announcements WHERE identifier = ? AND authority = ?",
+            f"SELECT {whole_sql('changes')} FROM announcements "  # noqa: S608
+            "WHERE identifier = ? AND authority = ?",
             (identifier, authority),
         )
-        return 1 if row is None else int(row[0])
+        return 1 if row is None else stored_whole(row[0], "announced changes", self._db.path)
 
     def set_announced(self, identifier: bytes, authority: bytes, changes: int) -> None:
         self._db.execute(
@@ -636,18 +709,19 @@ class SqliteCredentialStore:
 
     def list_pending(self, identifier: bytes) -> list[PendingEnrollmentRecord]:
         rows = self._db.fetch_all(
-            "SELECT authority, ticket, address, started_at FROM pending_enrollments "
+            f"SELECT {_PENDING_ROW} FROM pending_enrollments "  # noqa: S608
             "WHERE identifier = ? ORDER BY rowid",
             (identifier,),
         )
-        return [PendingEnrollmentRecord(identifier, bytes(r[0]), r[1], r[2], r[3]) for r in rows]
+        return [_pending(identifier, r, self._db.path) for r in rows]
 
     def every_pending(
         self, limit: int, after: tuple[int, bytes, bytes, str] | None = None
     ) -> list[PendingEnrollmentRecord]:
         order = "ORDER BY started_at, identifier, authority, ticket LIMIT ?"
         columns = (
-            "SELECT identifier, authority, ticket, address, started_at FROM pending_enrollments "
+            f"SELECT {blob_sql('identifier', _DIGEST_BYTES)}, {_PENDING_ROW} "  # noqa: S608
+            "FROM pending_enrollments "
         )
         if after is None:
             rows = self._db.fetch_all(columns + order, (limit,))
@@ -658,7 +732,11 @@ class SqliteCredentialStore:
                 + order,
                 (*after, limit),
             )
-        return [PendingEnrollmentRecord(bytes(r[0]), bytes(r[1]), r[2], r[3], r[4]) for r in rows]
+        path = self._db.path
+        return [
+            _pending(_digest(r[0], "pending enrollment's identity", path), r[1:], path)
+            for r in rows
+        ]
 
     def clear_pending(self, identifier: bytes, authority: bytes, ticket: str) -> bool:
         deleted = self._db.execute(

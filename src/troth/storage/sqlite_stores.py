@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -18,7 +19,15 @@ from troth.storage.base import (
     LocalIdentityRow,
     PurposeKeyRecord,
 )
-from troth.storage.row_types import blob_sql, stored_blob, stored_whole, whole_sql
+from troth.storage.row_types import (
+    blob_sql,
+    or_null,
+    stored_blob,
+    stored_text,
+    stored_whole,
+    text_sql,
+    whole_sql,
+)
 from troth.storage.sqlite import SqliteDatabase
 
 __all__ = ["SqliteIdentityStore", "SqliteKeyStore"]
@@ -152,32 +161,32 @@ def _insert_rows(
         db.execute(sql, tuple(itertools.chain.from_iterable(chunk)))
 
 
-_HANDLE_CHARACTERS = 1024  # a vault's key handle: its name, a key type, a key id
+_HANDLE_BYTES = 4096  # a vault's key handle (its name, a key type, a key id): 1,024 characters
+_NAME_BYTES = 4 * limits.MAX_NAME_LENGTH  # a name's characters, 4 bytes each at most
 _IDENTIFIER_BYTES = 64  # an identifier's bytes (a 32-byte digest), one a little longer refused
 _HISTORY = blob_sql("history", limits.MAX_IDENTITY_HISTORY_BYTES)
 _LOCAL_SELECT = (  # typed and bounded (review 71c, rows 1: `bytes()` of a TEXT history failed
     # bare, of an INTEGER n made n bytes, each time the node listed its identities)
-    f"SELECT {blob_sql('identifier', _IDENTIFIER_BYTES)}, name, primary_key, "  # noqa: S608
-    f"{whole_sql('created_at')}, {_HISTORY}, {whole_sql('changes')}, next_key, "
+    f"SELECT {blob_sql('identifier', _IDENTIFIER_BYTES)}, "  # noqa: S608
+    f"{or_null('name', text_sql('name', _NAME_BYTES))}, {text_sql('primary_key', _HANDLE_BYTES)}, "
+    f"{whole_sql('created_at')}, {_HISTORY}, {whole_sql('changes')}, "
+    f"{or_null('next_key', text_sql('next_key', _HANDLE_BYTES))}, "
     f"{whole_sql('change_rows')} FROM identities WHERE primary_key IS NOT NULL"
 )
 _LOCAL_BY_NAME = _LOCAL_SELECT + " AND name = ?"
 _ANY_PURPOSE_KEY = "SELECT 1 FROM purpose_keys WHERE identifier = ? LIMIT 1"
-_HANDLE_READ = (  # (`length()` of TEXT stops at a NUL: one of 200 MB after it was fetched whole)
-    f"typeof(key_handle) = 'text' AND length(key_handle) <= {_HANDLE_CHARACTERS} "
-    "AND instr(key_handle, char(0)) = 0"
+_PURPOSE_ROW = (  # typed and bounded: a handle's bytes (TEXT that is not UTF-8 failed the read,
+    # a rotation's too: review 71k, wave2d 1)
+    f"{text_sql('key_handle', _HANDLE_BYTES)}, "
+    f"{blob_sql('attestation', limits.MAX_ATTESTATION_BYTES)}"
 )
-_HANDLE = f"CASE WHEN {_HANDLE_READ} THEN key_handle END"
 _PURPOSE_KEY = (
-    f"SELECT {_HANDLE}, {blob_sql('attestation', limits.MAX_ATTESTATION_BYTES)} "  # noqa: S608
-    "FROM purpose_keys WHERE identifier = ? AND purpose = ?"
+    f"SELECT {_PURPOSE_ROW} FROM purpose_keys "  # noqa: S608
+    "WHERE identifier = ? AND purpose = ?"
 )
-_TAKEN = (  # a rotation's: a damaged row is no record (it names no key: not retired), never a
-    # bare failure of the rotation, a compromised one too (review 71c, rows 11)
-    "CASE WHEN typeof(purpose) = 'integer' THEN purpose ELSE -1 END, "
-    f"CASE WHEN {_HANDLE_READ} THEN key_handle ELSE '' END, "
-    "CASE WHEN typeof(attestation) = 'blob' AND length(attestation) "
-    f"<= {limits.MAX_ATTESTATION_BYTES} THEN attestation ELSE x'' END"
+_TAKEN = (  # a rotation's
+    "DELETE FROM purpose_keys WHERE identifier = ? "  # noqa: S608
+    f"RETURNING {whole_sql('purpose')}, {_PURPOSE_ROW}"
 )
 _LOCAL_BY_IDENTIFIER = _LOCAL_SELECT + " AND identifier = ?"
 _UPDATE_HISTORY_SET = (
@@ -321,11 +330,20 @@ class SqliteIdentityStore:
         row = self._db.fetch_one(_PURPOSE_KEY, (identifier, purpose))
         if row is None:
             return None
+        return self._purpose_record(identifier, purpose, *row)
+
+    def _purpose_record(
+        self, identifier: bytes, purpose: object, handle: object, attestation: object
+    ) -> PurposeKeyRecord:
+        """A `purpose_keys` row read by `_PURPOSE_ROW` (its purpose by `whole_sql`, or given);
+        StorageError when node.db holds another type, or a handle that is not UTF-8."""
         path = self._db.path
-        if row[0] is None:
-            raise StorageError(f"{path} is damaged: its purpose key handle is not a handle's text")
-        attestation = stored_blob(row[1], "attestation", path, limits.MAX_ATTESTATION_BYTES)
-        return PurposeKeyRecord(identifier, purpose, row[0], attestation)
+        return PurposeKeyRecord(
+            identifier,
+            stored_whole(purpose, "purpose key's purpose", path),
+            stored_text(handle, "purpose key handle", path, _HANDLE_BYTES),
+            stored_blob(attestation, "attestation", path, limits.MAX_ATTESTATION_BYTES),
+        )
 
     def take_purpose_keys(self, identifier: bytes) -> list[PurposeKeyRecord]:
         # most rotations find none: a look-up first (~1 us) spares the DELETE ... RETURNING
@@ -335,11 +353,14 @@ class SqliteIdentityStore:
         key = bytearray(identifier)
         if not self._db.run_rows(_ANY_PURPOSE_KEY, (key,)):
             return []
-        rows = self._db.run_rows(
-            f"DELETE FROM purpose_keys WHERE identifier = ? RETURNING {_TAKEN}",  # noqa: S608
-            (key,),
-        )
-        return [PurposeKeyRecord(identifier, *row) for row in rows]
+        taken = []
+        for row in self._db.run_rows(_TAKEN, (key,)):
+            # a damaged row is no record: it names no key the identity attested (not retired,
+            # as one whose attestation does not verify), never a bare failure of the rotation,
+            # a compromised one too (review 71c, rows 11; review 71k, wave2d 1); deleted
+            with contextlib.suppress(StorageError):
+                taken.append(self._purpose_record(identifier, *row))
+        return taken
 
     def add_retired_keys(self, handles: Sequence[str]) -> None:
         self._db.execute_many(
@@ -548,8 +569,13 @@ def _local(row: Sequence[Any], path: Path) -> LocalIdentityRecord:
         stored_whole(row[i], "identity's number", path) for i in (3, 5, 7)
     )
     history = _history(row[4], path)
+    # its name and handles as `text_sql` reads them (review 71k, wave2d 2: a BLOB handle
+    # was handed on, a 2 MiB name fetched whole, TEXT not UTF-8 failed the statement)
+    name = None if row[1] is None else stored_text(row[1], "identity's name", path, _NAME_BYTES)
+    primary = stored_text(row[2], "identity's primary key handle", path, _HANDLE_BYTES)
+    following = None if row[6] is None else stored_text(row[6], "next key", path, _HANDLE_BYTES)
     return LocalIdentityRecord(
-        identifier, row[1], row[2], created, history, changes, row[6], change_rows
+        identifier, name, primary, created, history, changes, following, change_rows
     )
 
 
