@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Final
 
 from troth import limits
+from troth.errors import StorageError
 from troth.storage.base import (
     AuthorityConfig,
     FeedRow,
@@ -37,7 +38,6 @@ the store is opened on a node.db made before them, as a migration is (`SqliteDat
 
 
 _ANY_TICKET: Final = "SELECT 1 FROM tickets LIMIT 1"
-_MEMBERS: Final = "SELECT identifier, attributes, added_by, added_at, quota_ticket FROM members"
 _CREATE_HOLD: Final = (
     "CREATE TABLE IF NOT EXISTS authority_restore_hold "
     "(authority BLOB PRIMARY KEY, held_at INTEGER NOT NULL)"
@@ -87,6 +87,17 @@ def _keyed_by_ticket(db: SqliteDatabase) -> bool:
 _DIGEST_BYTES: Final = 64
 """The most of an identifier, a credential id or a feed's head read (32 bytes or fewer; one a
 little longer still read, and refused by what decodes it)."""
+_QUOTA_TICKET: Final = blob_sql("quota_ticket", _DIGEST_BYTES)
+_MEMBERS: Final = (  # quota_ticket read typed and bounded (review 71h, wave2a 1)
+    "SELECT identifier, attributes, added_by, added_at, "  # noqa: S608 (a constant)
+    f"CASE WHEN quota_ticket IS NULL THEN NULL ELSE {_QUOTA_TICKET} END FROM members"
+)
+_REDEEM: Final = (  # one conditional write; uses read typed (review 71h, wave2a 1)
+    "UPDATE tickets SET uses_left = uses_left - 1 "  # noqa: S608 (a constant)
+    "WHERE code_hash = ? AND uses_left > 0 AND expires_at > ? AND created_at <= ? "
+    "RETURNING attributes, created_by, expires_at, "
+    f"CASE WHEN uses IS NULL THEN NULL ELSE {whole_sql('uses')} END"
+)
 _CONFIG: Final = (
     f"SELECT {blob_sql('identifier', _DIGEST_BYTES)}, name, "  # noqa: S608
     f"{whole_sql('credential_ttl')}, {whole_sql('delegation_depth')}, "
@@ -275,15 +286,11 @@ class SqliteAuthorityStore:
         # one conditional write (lessons.md: read-then-delete lets two redeemers win); a
         # ticket made more than the skew after `now` was made by a clock since set back, its
         # window unknown: refused (review 59d, tickets 1: it lived its TTL plus the error)
-        row = self._db.fetch_one(
-            "UPDATE tickets SET uses_left = uses_left - 1 "
-            "WHERE code_hash = ? AND uses_left > 0 AND expires_at > ? AND created_at <= ? "
-            "RETURNING attributes, created_by, expires_at, uses",
-            (code_hash, now, now + limits.MAX_CLOCK_SKEW_SECONDS),
-        )
+        row = self._db.fetch_one(_REDEEM, (code_hash, now, now + limits.MAX_CLOCK_SKEW_SECONDS))
         if row is None:
             return None
-        return bytes(row[0]), bytes(row[1]), int(row[2]), None if row[3] is None else int(row[3])
+        uses = None if row[3] is None else _uses(row[3], self._db.path)
+        return bytes(row[0]), bytes(row[1]), int(row[2]), uses
 
     def forget_tickets(self, now: int, code_hash: bytes | None = None) -> int:
         """Also deletes the redemptions whose ticket expired REDEMPTION_GRACE_SECONDS before
@@ -353,10 +360,11 @@ class SqliteAuthorityStore:
 
     def get_member(self, identifier: bytes) -> MemberRecord | None:
         row = self._db.fetch_one(f"{_MEMBERS} WHERE identifier = ?", (identifier,))
-        return None if row is None else _member(row)
+        return None if row is None else _member(row, self._db.path)
 
     def list_members(self) -> list[MemberRecord]:
-        return [_member(r) for r in self._db.fetch_all(f"{_MEMBERS} ORDER BY added_at")]
+        rows = self._db.fetch_all(f"{_MEMBERS} ORDER BY added_at")
+        return [_member(row, self._db.path) for row in rows]
 
     def remove_member(self, identifier: bytes) -> bool:
         return (
@@ -518,9 +526,22 @@ def _rows(db: SqliteDatabase, sql: str, params: tuple[object, ...]) -> Iterator[
         cursor.close()
 
 
-def _member(row: tuple[bytes, bytes, bytes, int, bytes | None]) -> MemberRecord:
-    ticket = None if row[4] is None else bytes(row[4])
+def _member(row: tuple[bytes, bytes, bytes, int, object], path: Path) -> MemberRecord:
+    """A members row (`_MEMBERS`); its quota ticket a code hash, else StorageError (node.db
+    damaged: review 71h, wave2a 1; the other columns are 71c rows 10's)."""
+    ticket = None if row[4] is None else _digest(row[4], "member's quota ticket", path)
     return MemberRecord(bytes(row[0]), bytes(row[1]), bytes(row[2]), row[3], ticket)
+
+
+def _uses(value: object, path: Path) -> int:
+    """A ticket's `uses` as `redeem_ticket` read it (`whole_sql`): 1 to MAX_TICKET_USES, as
+    `create_ticket` allows, else StorageError (node.db damaged: review 71h, wave2a 1: TEXT
+    failed the redemption bare, a REAL 1.5 was truncated to a single use, a 0 taken as
+    many)."""
+    uses = stored_whole(value, "ticket's uses", path)
+    if not 1 <= uses <= limits.MAX_TICKET_USES:
+        raise StorageError(f"{path} is damaged: its ticket's uses is {uses}, which no troth writes")
+    return uses
 
 
 class SqliteCredentialStore:

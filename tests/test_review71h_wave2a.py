@@ -1,0 +1,177 @@
+"""Review 71h (area: wave2a): a review of 71e (the members one ticket of many uses enrolled share
+its revocation quota: schema 21's `members.quota_ticket` and `tickets.uses`) and 71d (the
+outbox's bound counted before signing, the collector's key check on a record signed again).
+
+1. (a damaged row read bare, low) The two columns schema 21 added were read as `int()` /
+   `bytes()` of whatever SQLite returned, as review 71c (rows 1-11) stopped doing for node.db's
+   other rows: a ticket whose `uses` was TEXT failed its redemption bare (ValueError), a BLOB
+   (TypeError); a REAL 1.5 was truncated to 1, so that ticket's members each got a quota of
+   their own (70q feeds 2 again), and a `uses` of 0, a negative or a huge one was taken as
+   uses; a member whose `quota_ticket` was TEXT failed every request that
+   reads its row (TypeError), an INTEGER n made n zero bytes (MemoryError for a large n: each
+   refresh, revoke, rotated request and enrollment of the member), a 1 MiB BLOB was fetched
+   whole at each. Both are now read typed and bounded in SQL (troth.storage.row_types: a
+   `uses` a whole number 1 to MAX_TICKET_USES, a `quota_ticket` a BLOB within a digest's
+   bound, NULL as before) and anything else refused with StorageError saying node.db is
+   damaged (the redemption rolled back with its use).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.test_identity_observe import observer
+from tests.test_review47i_collector import _batch
+from tests.test_review47l_windows import EARLY
+from tests.test_review71d_outbox import Logged
+from tests.test_trace_service import F
+from troth import limits
+from troth.errors import StorageError
+from troth.storage import MemberRecord, SqliteAuthorityStore, SqliteDatabase
+from troth.trace.submit import Status
+
+_CODE = b"\x07" * 32
+_MEMBER = b"\x01" * 32
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[tuple[SqliteDatabase, SqliteAuthorityStore]]:
+    """A fresh node.db with an authority store holding one ticket of 3 uses and one member
+    that shares it (closed after the test)."""
+    db = SqliteDatabase(tmp_path / "node.db")
+    authority = SqliteAuthorityStore(db)
+    with db.transaction():
+        authority.put_ticket(_CODE, b"\xa0", 3, 1000, b"\x02" * 32, 5)
+        authority.put_member(MemberRecord(_MEMBER, b"\xa0", b"\x02" * 32, 5, _CODE))
+    yield db, authority
+    db.close()
+
+
+_USES = {
+    "text": "'abc'",
+    "blob": "x'01'",
+    "real": "1.5",
+    "zero": "0",
+    "negative": "-3",
+    "past the bound": str(limits.MAX_TICKET_USES + 1),
+}
+
+
+@pytest.mark.parametrize("what", sorted(_USES))
+def test_a_damaged_ticket_uses_is_refused_at_its_redemption(
+    store: tuple[SqliteDatabase, SqliteAuthorityStore], what: str
+) -> None:
+    """71h wave2a 1: a ticket whose `uses` is TEXT, a BLOB, a REAL, 0, negative or past
+    MAX_TICKET_USES (no troth writes one) is refused at its redemption with StorageError
+    (node.db damaged), not failed bare nor taken as some number of uses."""
+    db, authority = store
+    db.execute(f"UPDATE tickets SET uses = {_USES[what]}")  # noqa: S608
+    with pytest.raises(StorageError, match="is damaged: its ticket's uses"):
+        authority.redeem_ticket(_CODE, 10)
+
+
+_QUOTA_TICKET = {"text": "'abc'", "integer": "1 << 50", "huge": "zeroblob(1 << 20)"}
+
+
+@pytest.mark.parametrize("what", sorted(_QUOTA_TICKET))
+def test_a_damaged_quota_ticket_is_refused(
+    store: tuple[SqliteDatabase, SqliteAuthorityStore], what: str
+) -> None:
+    """71h wave2a 1: a member whose `quota_ticket` is TEXT, an INTEGER (n zero bytes to
+    `bytes()`) or a 1 MiB BLOB is refused with StorageError (node.db damaged) at each read of
+    its row (get_member: every quota holder looked up; list_members), not failed bare."""
+    db, authority = store
+    db.execute(f"UPDATE members SET quota_ticket = {_QUOTA_TICKET[what]}")  # noqa: S608
+    with pytest.raises(StorageError, match="is damaged: its member's quota ticket"):
+        authority.get_member(_MEMBER)
+    with pytest.raises(StorageError, match="is damaged: its member's quota ticket"):
+        authority.list_members()
+
+
+def test_a_sound_ticket_and_member_read_as_written(
+    store: tuple[SqliteDatabase, SqliteAuthorityStore],
+) -> None:
+    """The fix reads what troth writes: a ticket's uses (a NULL one, of a ticket made before
+    schema 21, as None), a member's quota ticket (NULL: its own quota, None)."""
+    db, authority = store
+    redeemed = authority.redeem_ticket(_CODE, 10)
+    assert redeemed is not None
+    assert redeemed[3] == 3
+    db.execute("UPDATE tickets SET uses = NULL")
+    redeemed = authority.redeem_ticket(_CODE, 10)
+    assert redeemed is not None
+    assert redeemed[3] is None
+    found = authority.get_member(_MEMBER)
+    assert found is not None
+    assert found.quota_ticket == _CODE
+    db.execute("UPDATE members SET quota_ticket = NULL")
+    found = authority.get_member(_MEMBER)
+    assert found is not None
+    assert found.quota_ticket is None
+
+
+def test_a_retired_keys_resigning_under_a_history_the_log_outgrew_is_refused(
+    tmp_path: Path,
+) -> None:
+    """71h wave2a 2: the agent's record is in the log; the agent rotates and the log appends
+    a record of its new key (the log's copy of its history now the rotated one, trace.db); the
+    node's copy of the history is the older one (node.db restored from a copy taken before,
+    or its row for the agent lost: the two files are apart). The thief of the retired key
+    signs the log's first record again (dated before the rotation) and sends it under the
+    older history: refused ATTESTATION_STALE, as the log's append of a new record of that key
+    is (the log holds a later change of the signer), not answered ALREADY."""
+    logged = Logged(tmp_path)
+    try:
+        newest = logged.agent.signer(EARLY + 20)
+        (later,) = _batch(logged.collector, newest, EARLY + 20).records
+        assert [r.status for r in logged.send(later, signer=newest)] == [Status.APPENDED]
+        behind = observer(tmp_path / "restored.db")  # the node's copy: the older history
+        behind.observe(logged.stolen.identity)
+        logged.collector._observe = behind.observe
+        thiefs = logged.again(logged.stolen, logged.submission.records[0])
+        fresh = _batch(logged.collector, logged.stolen, EARLY + 20).records[0]  # an append's
+        for item in (fresh, thiefs):
+            submission = dataclasses.replace(logged.submission, records=(item,))
+            (answer,) = logged.collector.submit(submission, submitter=None, now=EARLY + 20).results
+            assert (answer.status, answer.reason) == (Status.REFUSED, F.ATTESTATION_STALE), answer
+    finally:
+        logged.collector.log.close()
+
+
+def test_a_resigning_under_a_fork_of_the_logs_copy_is_refused(tmp_path: Path) -> None:
+    """71h wave2a 2 (the same, a fork): as above, but the thief, from a backup of the agent's
+    vault taken before its rotation, rotates the history its own way (a fork of the log's
+    copy at change 1, which the node's older copy does not refute) and signs the log's first
+    record again with its fork's key: refused SIGNER_INVALID, as the log's append of a new
+    record of that key is (the history forks from the log's copy), not answered ALREADY."""
+    logged = Logged(tmp_path, rotate=False)
+    try:
+        backup = copy.copy(logged.agent)
+        logged.agent.rotate(EARLY + 10)
+        newest = logged.agent.signer(EARLY + 20)
+        (later,) = _batch(logged.collector, newest, EARLY + 20).records
+        assert [r.status for r in logged.send(later, signer=newest)] == [Status.APPENDED]
+        backup.rotate(EARLY + 15)  # the thief's fork
+        forked = backup.signer(EARLY + 20)
+        assert forked.identity.current_change_hash != logged.agent.identity.current_change_hash
+        behind = observer(tmp_path / "restored.db")  # the node's copy: the older history
+        behind.observe(logged.stolen.identity)
+        logged.collector._observe = behind.observe
+        thiefs = logged.again(forked, logged.submission.records[0], time=EARLY + 20)
+        fresh = _batch(logged.collector, forked, EARLY + 20).records[0]  # an append's
+        for item in (fresh, thiefs):
+            submission = dataclasses.replace(
+                logged.submission,
+                history=forked.identity.history,
+                records=(item,),
+                attestations=(forked.attestation,),
+            )
+            (answer,) = logged.collector.submit(submission, submitter=None, now=EARLY + 20).results
+            assert (answer.status, answer.reason) == (Status.REFUSED, F.SIGNER_INVALID), answer
+    finally:
+        logged.collector.log.close()
