@@ -14,24 +14,47 @@ outbox's bound counted before signing, the collector's key check on a record sig
    `uses` a whole number 1 to MAX_TICKET_USES, a `quota_ticket` a BLOB within a digest's
    bound, NULL as before) and anything else refused with StorageError saying node.db is
    damaged (the redemption rolled back with its use).
+2. (a retired key's resigning acknowledged under a history the log outgrew, low) 71d made the
+   collector's ALREADY answer to a record signed again ask for a key current in the history
+   sent, and 70x refused one sent under a history behind the node's copy (node.db). The log's
+   append judges by its own copy (trace.db), which the node's may lag (the two files apart: a
+   node.db restored from a copy taken before the agent's rotation, its row of the agent lost):
+   the thief of the retired key, sending its resigning of a logged record under the older
+   history, was answered ALREADY where the append of a new record of that key is refused
+   ATTESTATION_STALE; and under a fork of its own (from a backup of the agent's vault: a
+   rotation the older node copy does not refute) where the append is refused SIGNER_INVALID.
+   The ALREADY check now reads the log's copy of the signer's history too: a later change held
+   there is ATTESTATION_STALE, another change at its last index SIGNER_INVALID.
+3. (a ticket's members each a feed-page budget, low; xfail, not fixed) 71e made a ticket of
+   many uses one account for its members' revocations, but at the authority service each of
+   its members still has a feed-page budget and a free walk of its own (and an enroll/refresh
+   request budget): N members of one ticket spend the members' pool of page signings
+   (FEED_PAGE_SIGNS_PER_NODE, 20/s) as N members would, 10 of them all of it. Sharing them as
+   a member's delegates share (`delegates_of`, review 58e) would make a fleet enrolled with one
+   ticket share one walk and 2 pages/s, and one refresh per 4 s: a decision for the lead.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.nodes import HUB, MemNet, run_memnet
 from tests.test_identity_observe import observer
+from tests.test_review34b_feed_pages import ENTRIES, page
 from tests.test_review47i_collector import _batch
 from tests.test_review47l_windows import EARLY
 from tests.test_review71d_outbox import Logged
 from tests.test_trace_service import F
 from troth import limits
-from troth.errors import StorageError
+from troth.credentials import Attributes
+from troth.errors import RemoteError, StorageError
+from troth.limits import FEED_PAGE_SIGNS_PER_CALLER_BURST
 from troth.storage import MemberRecord, SqliteAuthorityStore, SqliteDatabase
 from troth.trace.submit import Status
 
@@ -175,3 +198,44 @@ def test_a_resigning_under_a_fork_of_the_logs_copy_is_refused(tmp_path: Path) ->
             assert (answer.status, answer.reason) == (Status.REFUSED, F.SIGNER_INVALID), answer
     finally:
         logged.collector.log.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="71h wave2a 3: the members one ticket of many uses enrolled each have a feed-page "
+    "budget (and a free walk) of their own at the authority service: N members of one ticket "
+    "spend the members' pool N times as fast; sharing one (as a member's delegates do) is a "
+    "design decision for the lead (a fleet enrolled with one ticket, syncing at once, would "
+    "share one walk and 2 pages/s)",
+)
+def test_the_members_of_one_ticket_share_one_feed_page_budget(tmp_path: Path) -> None:
+    """71h wave2a 3 (xfail): two members of one ticket of two uses; the first spends its
+    budget's burst of pages signed on request, then the second's next page is refused busy,
+    as a member's delegates' is (review 58e, budgets 1), since 71e made that ticket one
+    account for its members' revocations (each has a budget of its own: signed)."""
+
+    async def test(net: MemNet) -> None:
+        hub = net.hub
+        assert hub is not None
+        ticket = net.authority.create_ticket(
+            creator=net.authority.identifier,
+            attributes=Attributes({"agents.team": "support"}),
+            address=HUB,
+            now=net.clock.now(),
+            uses=2,
+        )
+        members = []
+        for name in ("t0", "t1"):
+            runtime = await net.node(name)
+            await runtime.enroll(str(ticket), name)
+            members.append(runtime)
+        for _ in range(ENTRIES):
+            net.authority.revoke_credential(os.urandom(32), now=net.clock.now())
+        await hub.refresh_feeds()
+        for since in range(FEED_PAGE_SIGNS_PER_CALLER_BURST):  # t0 spends its burst
+            await page(members[0], since)
+        for runtime in members:  # t0's spent; t1's is the ticket's, spent with it
+            with pytest.raises(RemoteError, match="busy"):
+                await page(runtime, FEED_PAGE_SIGNS_PER_CALLER_BURST)
+
+    run_memnet(test, tmp_path / "home", budget=60)
