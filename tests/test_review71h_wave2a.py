@@ -54,9 +54,10 @@ from tests.test_trace_service import F
 from troth import limits
 from troth.credentials import Attributes
 from troth.errors import RemoteError, StorageError
+from troth.identity import Signer
 from troth.limits import FEED_PAGE_SIGNS_PER_CALLER_BURST
 from troth.storage import MemberRecord, SqliteAuthorityStore, SqliteDatabase
-from troth.trace.submit import Status
+from troth.trace.submit import Status, SubmittedRecord
 
 _CODE = b"\x07" * 32
 _MEMBER = b"\x01" * 32
@@ -138,30 +139,52 @@ def test_a_sound_ticket_and_member_read_as_written(
     assert found.quota_ticket is None
 
 
+def _outgrown(logged: Logged, tmp_path: Path) -> None:
+    """`logged`'s agent rotates and the log appends a record of its new key (the log's copy of
+    its history the rotated one, trace.db), while the node's copy is the older history
+    (node.db restored from a copy taken before, or its row for the agent lost: the two files
+    are apart)."""
+    logged.agent.rotate(EARLY + 10)
+    newest = logged.agent.signer(EARLY + 20)
+    (later,) = _batch(logged.collector, newest, EARLY + 20).records
+    assert [r.status for r in logged.send(later, signer=newest)] == [Status.APPENDED]
+    behind = observer(tmp_path / "restored.db")
+    behind.observe(logged.stolen.identity)
+    logged.collector._observe = behind.observe
+
+
+def _refused(logged: Logged, signer: Signer, resigned: SubmittedRecord) -> set[object]:
+    """Why a new record of `signer` (what the log's append says) and `resigned` are refused,
+    each sent alone at EARLY + 20 under `signer`'s history with its attestation."""
+    fresh = _batch(logged.collector, signer, EARLY + 20).records[0]
+    reasons: set[object] = set()
+    for item in (fresh, resigned):
+        submission = dataclasses.replace(
+            logged.submission,
+            history=signer.identity.history,
+            records=(item,),
+            attestations=(signer.attestation,),
+        )
+        (answer,) = logged.collector.submit(submission, submitter=None, now=EARLY + 20).results
+        assert answer.status is Status.REFUSED, answer
+        reasons.add(answer.reason)
+    return reasons
+
+
 def test_a_retired_keys_resigning_under_a_history_the_log_outgrew_is_refused(
     tmp_path: Path,
 ) -> None:
     """71h wave2a 2: the agent's record is in the log; the agent rotates and the log appends
-    a record of its new key (the log's copy of its history now the rotated one, trace.db); the
-    node's copy of the history is the older one (node.db restored from a copy taken before,
-    or its row for the agent lost: the two files are apart). The thief of the retired key
-    signs the log's first record again (dated before the rotation) and sends it under the
-    older history: refused ATTESTATION_STALE, as the log's append of a new record of that key
-    is (the log holds a later change of the signer), not answered ALREADY."""
-    logged = Logged(tmp_path)
+    a record of its new key; the node's copy of the history is the older one (`_outgrown`).
+    The thief of the retired key signs the log's first record again (dated before the
+    rotation) and sends it under the older history: refused ATTESTATION_STALE, as the log's
+    append of a new record of that key is (the log holds a later change of the signer), not
+    answered ALREADY."""
+    logged = Logged(tmp_path, rotate=False)
     try:
-        newest = logged.agent.signer(EARLY + 20)
-        (later,) = _batch(logged.collector, newest, EARLY + 20).records
-        assert [r.status for r in logged.send(later, signer=newest)] == [Status.APPENDED]
-        behind = observer(tmp_path / "restored.db")  # the node's copy: the older history
-        behind.observe(logged.stolen.identity)
-        logged.collector._observe = behind.observe
+        _outgrown(logged, tmp_path)
         thiefs = logged.again(logged.stolen, logged.submission.records[0])
-        fresh = _batch(logged.collector, logged.stolen, EARLY + 20).records[0]  # an append's
-        for item in (fresh, thiefs):
-            submission = dataclasses.replace(logged.submission, records=(item,))
-            (answer,) = logged.collector.submit(submission, submitter=None, now=EARLY + 20).results
-            assert (answer.status, answer.reason) == (Status.REFUSED, F.ATTESTATION_STALE), answer
+        assert _refused(logged, logged.stolen, thiefs) == {F.ATTESTATION_STALE}
     finally:
         logged.collector.log.close()
 
@@ -175,27 +198,12 @@ def test_a_resigning_under_a_fork_of_the_logs_copy_is_refused(tmp_path: Path) ->
     logged = Logged(tmp_path, rotate=False)
     try:
         backup = copy.copy(logged.agent)
-        logged.agent.rotate(EARLY + 10)
-        newest = logged.agent.signer(EARLY + 20)
-        (later,) = _batch(logged.collector, newest, EARLY + 20).records
-        assert [r.status for r in logged.send(later, signer=newest)] == [Status.APPENDED]
+        _outgrown(logged, tmp_path)
         backup.rotate(EARLY + 15)  # the thief's fork
         forked = backup.signer(EARLY + 20)
         assert forked.identity.current_change_hash != logged.agent.identity.current_change_hash
-        behind = observer(tmp_path / "restored.db")  # the node's copy: the older history
-        behind.observe(logged.stolen.identity)
-        logged.collector._observe = behind.observe
         thiefs = logged.again(forked, logged.submission.records[0], time=EARLY + 20)
-        fresh = _batch(logged.collector, forked, EARLY + 20).records[0]  # an append's
-        for item in (fresh, thiefs):
-            submission = dataclasses.replace(
-                logged.submission,
-                history=forked.identity.history,
-                records=(item,),
-                attestations=(forked.attestation,),
-            )
-            (answer,) = logged.collector.submit(submission, submitter=None, now=EARLY + 20).results
-            assert (answer.status, answer.reason) == (Status.REFUSED, F.SIGNER_INVALID), answer
+        assert _refused(logged, forked, thiefs) == {F.SIGNER_INVALID}
     finally:
         logged.collector.log.close()
 
