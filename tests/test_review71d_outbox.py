@@ -96,9 +96,10 @@ def test_a_rotation_over_the_bound_signs_no_more_than_the_bound_again(
 
 class Logged:
     """An agent with one record in a trace log (appended at EARLY, signed by `stolen`, the key
-    its rotation at EARLY + 10 retires: a thief's copy), then rotated, the node's store told."""
+    its rotation at EARLY + 10 retires: a thief's copy), then rotated, the node's store told
+    (unless not `rotate`: the test rotates it)."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, *, rotate: bool = True) -> None:
         self.agent = Held()
         clock = FixedClock(EARLY)
         self.collector = _long_collector(tmp_path / "trace.db", lambda _c, _h: True, clock)
@@ -108,18 +109,23 @@ class Logged:
         self.submission = _batch(self.collector, self.stolen, EARLY)
         (self.first,) = self.collector.submit(self.submission, submitter=None, now=EARLY).results
         assert self.first.status is Status.APPENDED, self.first
-        self.agent.rotate(EARLY + 10)
-        store.observe(self.agent.identity)
+        if rotate:
+            self.agent.rotate(EARLY + 10)
+            store.observe(self.agent.identity)
 
     def again(
-        self, signer: Signer, item: SubmittedRecord, at: TraceRecord | None = None
+        self,
+        signer: Signer,
+        item: SubmittedRecord,
+        at: TraceRecord | None = None,
+        time: int = EARLY + 1,
     ) -> SubmittedRecord:
-        """`item`'s record signed again by `signer`, dated EARLY + 1 (before the rotation), at
-        its own seq and prev, or at those of record `at`."""
+        """`item`'s record signed again by `signer`, dated `time` (default EARLY + 1: before
+        the rotation), at its own seq and prev, or at those of record `at`."""
         record = open_envelope(item.envelope)[0]
         place = record if at is None else at
         verified = resign_record(
-            signer, record, item.disclosures, seq=place.seq, prev=place.prev, time=EARLY + 1
+            signer, record, item.disclosures, seq=place.seq, prev=place.prev, time=time
         )
         return SubmittedRecord(verified.envelope, item.disclosures)
 

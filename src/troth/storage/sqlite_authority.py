@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Final
 
 from troth import limits
+from troth.errors import StorageError
 from troth.storage.base import (
     AuthorityConfig,
     FeedRow,
@@ -327,7 +328,7 @@ class SqliteAuthorityStore:
             stored_blob(attributes, "ticket's attributes", path, _ATTRIBUTES),
             _digest(created_by, "ticket's maker", path),
             stored_whole(expires_at, "ticket's expiry", path),
-            None if uses is None else stored_whole(uses, "ticket's uses", path),
+            None if uses is None else _uses(uses, path),
         )
 
     def forget_tickets(self, now: int, code_hash: bytes | None = None) -> int:
@@ -593,6 +594,17 @@ def _pending(identifier: bytes, row: tuple[object, ...], path: Path) -> PendingE
         stored_text(address, "pending enrollment's address", path, limits.MAX_TICKET_BYTES),
         stored_whole(started_at, "pending enrollment's start", path),
     )
+
+
+def _uses(value: object, path: Path) -> int:
+    """A ticket's `uses` as `redeem_ticket` read it (`whole_sql`): 1 to MAX_TICKET_USES, as
+    `create_ticket` allows, else StorageError (node.db damaged: review 71h, wave2a 1: TEXT
+    failed the redemption bare, a REAL 1.5 was truncated to a single use, a 0 taken as
+    many)."""
+    uses = stored_whole(value, "ticket's uses", path)
+    if not 1 <= uses <= limits.MAX_TICKET_USES:
+        raise StorageError(f"{path} is damaged: its ticket's uses is {uses}, which no troth writes")
+    return uses
 
 
 class SqliteCredentialStore:

@@ -49,9 +49,11 @@ answer it lost (review 70o, outbox2 3: refused REPLAYED, the client set aside re
 held), once it verifies as an append would (its key, signature and disclosures: review 70s,
 collector 1: the log's record under a forged signature or a key the agent never held was
 acknowledged), by a key of the signer's current change (review 71d, outbox 2 and 3: a retired
-key's resigning dated before the rotation was acknowledged). The same id with other content is
-refused (REPLAYED). A record that names another agent than the signer is refused first
-(SIGNER_INVALID), in the log or not: a member learns nothing of where another's record is.
+key's resigning dated before the rotation was acknowledged), current in the log's own copy of
+the signer's history too, which the node's copy may lag (review 71h, wave2a 2). The same id
+with other content is refused (REPLAYED). A record that names another agent than the signer is
+refused first (SIGNER_INVALID), in the log or not: a member learns nothing of where another's
+record is.
 
 A refusal of the whole batch (an invalid, foreign or revoked signer, a fork) is answered
 as every record refused with that reason, so the client drops the batch rather than resend it.
@@ -401,7 +403,7 @@ class TraceCollector:
                 # signer not behind either (review 70x, wave3 1: a retired key, under the older
                 # history where it is current, was acknowledged for any time)
                 _check_current(behind, record)
-                _check_key_current(_verified(item, identity, keys, keyid))
+                self._check_key_current(_verified(item, identity, keys, keyid))
             if record.authority is not None:  # its issuers are kept as an append's (review
                 # 28b, collection 1)
                 already.setdefault(record.authority.chain, record)
@@ -512,11 +514,43 @@ class TraceCollector:
                     return SubmitResult(Status.ALREADY, stored.index)
                 if signed_again(stored.envelope, verified.record):
                     try:  # (its key checked as in `_queue`: review 71d, outbox 3)
-                        _check_key_current(verified)
+                        self._check_key_current(verified)
                     except TraceError as stale:
                         return _refused(stale)
                     return SubmitResult(Status.ALREADY, stored.index)
             return _refused(exc)
+
+    def _check_key_current(self, verified: VerifiedRecord) -> None:
+        """ATTESTATION_STALE when `verified`, a record signed again, is signed by a key attested
+        under an older change than the signer's current one, as the log refuses its append
+        (review 71d, outbox 2 and 3: the thief of a retired key, under the signer's current
+        history, dated its resigning before the rotation and was answered ALREADY): current in
+        the history sent, and in the log's own copy of it (trace.db), which the node's copy
+        (node.db: `_signer`'s `behind`) may lag, as the log's append judges it (review 71h,
+        wave2a 2: sent under the older history, the retired key's resigning was answered
+        ALREADY). A copy the sent history forks from: SIGNER_INVALID, as the append's."""
+        epoch, record = verified.epoch, verified.record
+        if not epoch.is_current:
+            raise TraceError(
+                _F.ATTESTATION_STALE,
+                f"signed again by a key of change {epoch.change}, an older change of the signer's",
+                record=record.id,
+            )
+        stored = self.log.history(record.agent)
+        if stored is None:
+            return
+        first, hashes = indexed_hashes(stored)
+        held, signer = first + len(hashes) - 1, verified.signer
+        if held > signer.current.index:
+            raise TraceError(
+                _F.ATTESTATION_STALE,
+                f"the log holds change {held} of the signer, a later one: sign it again",
+                record=record.id,
+            )
+        if held >= signer.first_index and (
+            signer.changes[held - signer.first_index].change_hash != hashes[-1]
+        ):
+            raise TraceError(_F.SIGNER_INVALID, f"history forks at change {held}", record=record.id)
 
     def _checkpoint(self) -> tuple[int, bytes] | None:
         try:
@@ -542,20 +576,6 @@ def _check_current(behind: str | None, record: TraceRecord) -> None:
             _F.ATTESTATION_STALE,
             f"the node holds a later change of the signer ({behind}): sign it again",
             record=record.id,
-        )
-
-
-def _check_key_current(verified: VerifiedRecord) -> None:
-    """ATTESTATION_STALE when `verified`, a record signed again, is signed by a key attested
-    under an older change than the signer's current one, as the log refuses its append (review
-    71d, outbox 2 and 3: the thief of a retired key, under the signer's current history, dated
-    its resigning before the rotation and was answered ALREADY)."""
-    epoch = verified.epoch
-    if not epoch.is_current:
-        raise TraceError(
-            _F.ATTESTATION_STALE,
-            f"signed again by a key of change {epoch.change}, an older change of the signer's",
-            record=verified.record.id,
         )
 
 
