@@ -580,7 +580,7 @@ def _member(row: tuple[object, ...], path: Path) -> MemberRecord:
         stored_blob(attributes, "member's attributes", path, _ATTRIBUTES),
         _digest(added_by, "member's adder", path),
         stored_whole(added_at, "member's time", path),
-        None if ticket is None else _digest(ticket, "member's ticket", path),
+        None if ticket is None else _digest(ticket, "member's quota ticket", path),
     )
 
 
