@@ -270,8 +270,9 @@ def test_mcpheld_6_a_servers_sessions_hold_a_bounded_weight_together(
         for key in keys:
             await _answered(service, key)
         first, second = (service.sessions[key].held for key in keys)
-        assert first.take("planted", 1 << 20)  # a session holding none: any weight
         assert second.take("kept", 1)
+        # a session holding none: any weight, the pool having room (review 71i, wave2b 1)
+        assert first.take("planted", 1 << 20)
         with pytest.raises(RemoteError, match="the MCP session holds"):
             await send(b"b" * 16, PING % 2)
         await send(b"a" * 16, None)  # the first session ends: its weight is given back

@@ -14,9 +14,10 @@ counts the weight of the requests a session
 holds, each from its `send` until its answer is written (or it ends unanswered: cancelled by its
 client, or with the session), at most MAX_MCP_SESSION_HELD; one more past it is refused at
 `send` (`the MCP session holds ... send again later`), never decided. A session holding no
-request takes one of any weight: a request at the limits of a frame is always served, and a
-tools/call over MAX_TOOL_ARGUMENT_VALUES is decided (denied, recorded) as the gate decides it,
-as it comes: it waits neither for a slot at the upstream nor for room for its answer.
+request takes one of any weight (while its server's pool has a byte of room for it: review
+71i, wave2b 1): a request at the limits of a frame is served, and a tools/call over
+MAX_TOOL_ARGUMENT_VALUES is decided (denied, recorded) as the gate decides it, as it comes: it
+waits neither for a slot at the upstream nor for room for its answer.
 A notification or a response from the client (never held by the gate, answered by nothing)
 weighs at most MAX_MCP_SESSION_HELD / MAX_MCP_QUEUE, so the session's queue of them holds no
 more, and so does a request but for a tools/call's arguments (its `_meta`, its other params:
@@ -227,7 +228,7 @@ class HeldPool(Protocol):
 class HeldRequests:
     """The weight of the requests one session holds (`message_weight`), by request id: at most
     `most` bytes, and within `pool` (its server's sessions together), one request of any weight
-    when it holds none (module docstring)."""
+    when it holds none and the pool has a byte of room (module docstring)."""
 
     __slots__ = ("_by_id", "most", "pool", "total")
 
@@ -240,13 +241,17 @@ class HeldRequests:
     def take(self, ident: types.RequestId, weight: int) -> bool:
         """Count in the request `ident` of `weight` bytes; False (nothing counted) when it
         would take the session past its most, or its server's sessions past their room in the
-        pool, or a request of that id is held already."""
+        pool, or a request of that id is held already. A session holding none takes one of
+        any weight while the pool has a byte of room for it (review 71i, wave2b 1: taken
+        whatever the pool held, one authority's sessions, a request each, took the pool past
+        twice its bound, where every other authority is refused its share)."""
         if ident in self._by_id:
             return False
         pool = self.pool
-        if self._by_id and (
-            self.total + weight > self.most or (pool is not None and not pool.room(weight))
-        ):
+        if self._by_id:
+            if self.total + weight > self.most or (pool is not None and not pool.room(weight)):
+                return False
+        elif pool is not None and not pool.room(1):
             return False
         self._by_id[ident] = weight
         self.total += weight
