@@ -14,7 +14,8 @@ takes one request of any weight only when the pool has a byte of room for its au
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import json
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -63,3 +64,101 @@ def test_wave2b_1_lone_requests_keep_another_authority_from_its_share(
     assert shares.places <= 2 * _BOUND + (700 << 10)
     for ident in range(2, 20):  # B takes up to its share
         assert theirs.take(ident, 10_000)
+
+
+def _initialize(icons: int) -> bytes:
+    """A client's `initialize` whose client info lists `icons` icons."""
+    hello = {"name": "agent", "version": "1", "icons": [{"src": "x"} for _ in range(icons)]}
+    params = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": hello}
+    message = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params}
+    return json.dumps(message).encode()
+
+
+def test_wave2b_2_what_the_sdk_keeps_of_an_initialize_is_held_for_the_session() -> None:
+    """71i wave2b 2: a session's `initialize` (its client info's 1,500 icons: ~0.52 MB
+    weighed, under what a request but for a tools/call's arguments may weigh) was let go as
+    it was answered, while the SDK keeps its params, as its typed models, for the session's
+    life (the connection's `client_params`): ~1.1 MB a session held unweighed, ~285 MB of a
+    server's 256 sessions outside MAX_MCP_SERVER_HELD. It is held until the session ends (or
+    a later initialize is answered)."""
+    import gc
+    import tracemalloc
+
+    import anyio
+
+    from tests.support.gates import make_world
+    from tests.test_review47m_mcp_cancel import Blocking, gate_of
+    from tests.test_review70l_mcpwait import PING
+    from troth.gates import ListRecorder
+    from troth.integrations.mcp.channel import decode_message, run_session
+    from troth.integrations.mcp.gate import gate_server
+    from troth.integrations.mcp.held import HeldRequests, loose_most
+
+    frame = _initialize(1500)
+    held = HeldRequests(1 << 40)
+    assert held.weigh(decode_message(frame), len(frame)).fits
+    found: list[int] = []
+
+    async def main() -> None:
+        world = make_world()
+        support = world.credential(world.support_chain, world.support)
+        answers = anyio.create_memory_object_stream[bytes](8)
+        async with gate_of(world, Blocking(), ListRecorder()) as gate:
+            inbound, read = anyio.create_memory_object_stream[Any](8)
+
+            async def send(answer: bytes) -> bool:
+                answers[0].send_nowait(answer)
+                return True
+
+            async with anyio.create_task_group() as group:
+                server = gate_server(gate, support)
+                group.start_soon(run_session, server, read, b"s" * 16, send, held)
+                for message in (PING % 1, frame):  # the ping: the session's own objects made
+                    if message is frame:
+                        gc.collect()
+                        tracemalloc.start()
+                    item = decode_message(message)
+                    assert held.hold(item, len(message))
+                    await inbound.send(item)
+                    del item
+                    await answers[1].receive()
+                await anyio.wait_all_tasks_blocked()
+                gc.collect()
+                kept, _ = tracemalloc.get_traced_memory()
+                tracemalloc.stop()
+                found.extend((held.total, kept))
+                inbound.close()
+
+    anyio.run(main)
+    weight, kept = found
+    assert kept > loose_most()  # what the SDK keeps: more than any such request weighs
+    assert weight >= kept
+
+
+def test_wave2b_2_one_initialize_is_kept_the_pools_given_back_at_the_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """71i wave2b 2: what is kept is the last initialize answered (the SDK replaces its
+    params), not one refused (an error: the SDK keeps the earlier), and the session's end
+    gives it back to the server's pool."""
+    from tests.test_review55s_mcp import raw
+    from troth.integrations.mcp.channel import decode_message
+    from troth.integrations.mcp.held import KEPT_COPIES
+    from troth.node.shares import Shares
+
+    shares = Shares(lambda: 1)
+    (held,) = _sessions(monkeypatch, b"A", 1, shares)
+    weights = []
+    for icons, answer in ((100, "result"), (10, "result"), (50, "error")):
+        frame = _initialize(icons)
+        weighed = held.weigh(decode_message(frame), len(frame))
+        assert weighed.kept
+        assert held.admit(weighed)
+        weights.append(weighed.weight)
+        reply = {"result": {}} if answer == "result" else {"error": {"code": 1, "message": "m"}}
+        held.answered(raw({"jsonrpc": "2.0", "id": 0, **reply}))
+    assert held.total == held.kept == shares.places == weights[1]
+    assert weights[1] >= KEPT_COPIES * 4096
+    assert held.take(0, 1)  # its id is free again
+    held.close()
+    assert (held.total, shares.places, shares.holders()) == (0, 0, 0)

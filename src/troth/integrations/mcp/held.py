@@ -9,10 +9,11 @@ MAX_MCP_CALLS_PER_SESSION + MAX_MCP_QUEUE requests held ~1.5-2 GB, one member's 
 ~12-16 GB (review 70f, values 3). `message_weight` estimates what a decoded message holds (each
 value's own size, `sys.getsizeof`, keys included: at least what tracemalloc measures, shared
 small values counted each time; a request also the SDK's copies and objects as it serves it,
-and what the gate never serves dropped: review 71a, mcpheld 1-3, 5 and 7), and `HeldRequests`
-counts the weight of the requests a session
-holds, each from its `send` until its answer is written (or it ends unanswered: cancelled by its
-client, or with the session), at most MAX_MCP_SESSION_HELD; one more past it is refused at
+and what the gate never serves dropped: review 71a, mcpheld 1-3, 5 and 7; an `initialize`
+held, once answered, for as long as the SDK keeps its params: review 71i, wave2b 2), and
+`HeldRequests` counts the weight of the requests a session holds, each from its `send` until
+its answer is written (or it ends unanswered: cancelled by its client, or with the session),
+at most MAX_MCP_SESSION_HELD; one more past it is refused at
 `send` (`the MCP session holds ... send again later`), never decided. A session holding no
 request takes one of any weight (while its server's pool has a byte of room for it: review
 71i, wave2b 1): a request at the limits of a frame is served, and a tools/call over
@@ -41,6 +42,7 @@ if TYPE_CHECKING:  # the SDK is imported once a server is published (troth.node.
 __all__ = [
     "DENSEST",
     "HELD",
+    "KEPT_COPIES",
     "MESSAGE_OVERHEAD",
     "SERVED_OVERHEAD",
     "UNSERVED",
@@ -108,6 +110,14 @@ serves it, held with it: the request context's (`_extract_meta`) and its typed p
 _LONGEST_METHOD: Final = 32
 """More characters than a request's method that waits in the gate (tools/call, tools/list)
 has, and its space: the span name `<method> <name>` is at most this longer than its name."""
+
+
+KEPT_COPIES: Final = 4
+"""What a session's `initialize` weighs, times its weight as a request: the SDK keeps its
+params as its typed models for the session's life (the connection's `client_params`, until a
+later initialize replaces them; a client info's icons ~2.1 times their weight), its raw
+message too while it is served (review 71i, wave2b 2: let go as it was answered, ~1.1 MB a
+session held unweighed)."""
 
 
 UNSERVED: Final = frozenset({"inputResponses", "requestState"})
@@ -212,6 +222,9 @@ class Weighed(NamedTuple):
     fits: bool
     """Whether it is within what it may weigh outside the session's most: a notification's or
     response's weight, a request's but for a tools/call's arguments, at most `loose_most`."""
+    kept: bool = False
+    """An `initialize`: held, once answered, until the session ends or a later one is
+    answered (`KEPT_COPIES`)."""
 
 
 class HeldPool(Protocol):
@@ -230,13 +243,18 @@ class HeldRequests:
     `most` bytes, and within `pool` (its server's sessions together), one request of any weight
     when it holds none and the pool has a byte of room (module docstring)."""
 
-    __slots__ = ("_by_id", "most", "pool", "total")
+    __slots__ = ("_by_id", "_keeping", "kept", "most", "pool", "total")
 
     def __init__(self, most: int, pool: HeldPool | None = None) -> None:
         self.most = most
         self.pool = pool
         self.total = 0
+        """The requests' weight and `kept`."""
+        self.kept = 0
+        """The weight of the `initialize` the session's SDK keeps (answered: review 71i,
+        wave2b 2)."""
         self._by_id: dict[types.RequestId, int] = {}
+        self._keeping: set[types.RequestId] = set()  # the initialize requests held
 
     def take(self, ident: types.RequestId, weight: int) -> bool:
         """Count in the request `ident` of `weight` bytes; False (nothing counted) when it
@@ -288,6 +306,8 @@ class HeldRequests:
         rest += SERVED_OVERHEAD  # the SDK's own objects for it (review 71a, mcpheld 5)
         if rest > loose:
             return Weighed(message.id, rest, 0, False)
+        if message.method == "initialize":  # kept for the session (review 71i, wave2b 2)
+            return Weighed(message.id, KEPT_COPIES * rest, 0, True, kept=True)
         # the arguments and the values in them, as the value charge counts them: one more is
         # over the limit (denied at once), weighed by its frame's bytes
         values, weight = weigh_arguments(arguments, self.most)
@@ -307,7 +327,11 @@ class HeldRequests:
             return False
         if weighed.ident is None:
             return True
-        return self.take(weighed.ident, weighed.weight)
+        if not self.take(weighed.ident, weighed.weight):
+            return False
+        if weighed.kept:
+            self._keeping.add(weighed.ident)
+        return True
 
     def hold(self, item: SessionMessage | Exception, size: int) -> bool:
         """`admit` the client's message `item` (of a frame of `size` bytes) as `weigh`
@@ -320,12 +344,24 @@ class HeldRequests:
         import mcp_types as types
 
         inner = message.message
-        if isinstance(inner, types.JSONRPCResponse | types.JSONRPCError):
+        if isinstance(inner, types.JSONRPCResponse) and inner.id in self._keeping:
+            self._keep(inner.id)  # its params kept by the SDK (review 71i, wave2b 2)
+        elif isinstance(inner, types.JSONRPCResponse | types.JSONRPCError):
             self.let_go(inner.id)
+
+    def _keep(self, ident: types.RequestId) -> None:
+        """The `initialize` `ident` is answered: its weight is held as the session's `kept`
+        until the session ends, in place of an earlier one's (the SDK's params replaced)."""
+        self._keeping.discard(ident)
+        earlier, self.kept = self.kept, self._by_id.pop(ident, 0)
+        self.total -= earlier
+        if self.pool is not None and earlier:
+            self.pool.release(earlier)
 
     def let_go(self, ident: types.RequestId | None) -> None:
         """The request `ident` is answered, or ended unanswered (nothing when not held)."""
         if ident is not None:
+            self._keeping.discard(ident)
             weight = self._by_id.pop(ident, 0)
             self.total -= weight
             if self.pool is not None and weight:
@@ -333,11 +369,13 @@ class HeldRequests:
 
     def close(self) -> None:
         """The session has ended: every request still counted (queued, never started) lets
-        go of its weight, the pool's too (what is let go later is nothing)."""
+        go of its weight, and so does what its SDK kept, the pool's too (what is let go later
+        is nothing)."""
         if self.pool is not None and self.total:
             self.pool.release(self.total)
         self._by_id.clear()
-        self.total = 0
+        self._keeping.clear()
+        self.total = self.kept = 0
 
     def __len__(self) -> int:
         return len(self._by_id)
