@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import pytest
 from mcp.server.mcpserver import MCPServer
 
 from tests.support.nodes import HUB, MemNet, route, run_memnet
@@ -118,3 +119,52 @@ def test_wave2b_refuted_snake_case_unserved_params_are_not_parsed() -> None:
     assert (typed.input_responses, typed.request_state) == (None, None)
     weight, served = weighed_and_served(params)
     assert weight >= served
+
+
+def test_wave2b_refuted_the_send_charge_counts_what_the_gate_and_engine_judge() -> None:
+    """Tried: shapes where the one walk at `send` (`held.weigh_arguments`: the value charge,
+    and the weight cut short past MAX_TOOL_ARGUMENT_VALUES) counts otherwise than the gate's
+    `within_value_limit` of the SDK's typed params (whether the call waits for a slot) and the
+    engine's: at the limit and one past, a key given twice (the last kept), arguments heavier
+    than the session's most (walked on, counting only), null, an array: the count is the
+    gate's, so no call is charged as within the limit and judged over it, or the reverse, and
+    one over it is weighed by its bytes (`DENSEST`; within the limit's values a frame weighs
+    far less than a session's most, so never "past the most" first)."""
+    import mcp_types as types
+    from pydantic import ValidationError
+
+    from troth.gates.toolschema import argument_values, within_value_limit
+    from troth.integrations.mcp.channel import decode_message
+    from troth.integrations.mcp.held import DENSEST, HeldRequests, weigh_arguments
+
+    most = limits.MAX_TOOL_ARGUMENT_VALUES
+
+    def items(item: str, count: int) -> str:
+        return "[" + ",".join([item] * count) + "]"
+
+    shapes = [
+        '{"x":' + items("0", most - 1) + "}",
+        '{"x":' + items("[]", most) + "}",
+        '{"x":' + items("0", most * 2) + ',"x":[]}',
+        '{"x":' + items('{"a":[]}', most // 2) + ',"y":"' + "s" * 50_000 + '"}',
+        "null",
+        items("0", most * 2),
+    ]
+    for arguments in shapes:
+        call = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":'
+        frame = (call + arguments + "}}").encode()
+        item = decode_message(frame)
+        heavy = HeldRequests(20_000).weigh(item, len(frame)).values  # past its most: counted on
+        weighed = HeldRequests(limits.MAX_MCP_SESSION_HELD).weigh(item, len(frame))
+        assert heavy == weighed.values
+        params = getattr(item.message, "params", None) or {}
+        cut = weigh_arguments(params["arguments"], limits.MAX_MCP_SESSION_HELD)[1] is None
+        over = cut and weighed.weight >= DENSEST * len(frame)  # weighed by its bytes
+        if arguments.startswith("["):  # the SDK refuses it (INVALID_PARAMS): never judged
+            assert (weighed.values, over) == (0, True)
+            with pytest.raises(ValidationError):
+                types.CallToolRequestParams.model_validate(params, by_name=False)
+            continue
+        typed = types.CallToolRequestParams.model_validate(params, by_name=False)
+        assert weighed.values == argument_values(typed.arguments or {})
+        assert over == (not within_value_limit(typed.arguments or {}))
