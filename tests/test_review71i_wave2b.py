@@ -162,3 +162,74 @@ def test_wave2b_2_one_initialize_is_kept_the_pools_given_back_at_the_end(
     assert held.take(0, 1)  # its id is free again
     held.close()
     assert (held.total, shares.places, shares.holders()) == (0, 0, 0)
+
+
+def _modern_call(ident: int, icons: int) -> bytes:
+    """A 2026-07-28 tools/call (its `_meta` the request's envelope: its client info listing
+    `icons` icons)."""
+    hello = {"name": "agent", "version": "1", "icons": [{"src": "x"} for _ in range(icons)]}
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": hello,
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    params = {"name": "lookup_order", "arguments": {"order_id": "o1"}, "_meta": meta}
+    message = {"jsonrpc": "2.0", "id": ident, "method": "tools/call", "params": params}
+    return json.dumps(message).encode()
+
+
+@pytest.mark.parametrize("icons", [0, 300], ids=["small", "300 icons"])
+def test_wave2b_3_a_modern_calls_envelope_weighs_what_the_sdk_makes_of_it(
+    monkeypatch: pytest.MonkeyPatch, icons: int
+) -> None:
+    """71i wave2b 3: in a 2026-07-28 session each request's `_meta` envelope (its client info
+    and capabilities) is made the SDK's typed models again for it (`Connection.from_envelope`,
+    held while it waits in the gate), weighed once: ten calls waiting for a slot held ~1.11
+    times their weight, ~2 times with 300 icons in their client info."""
+    import gc
+    import tracemalloc
+
+    import anyio
+
+    from tests.support.gates import make_world
+    from tests.test_review47m_mcp_cancel import Blocking, gate_of
+    from troth.gates import ListRecorder
+    from troth.integrations.mcp.channel import decode_message
+    from troth.integrations.mcp.gate import gate_server
+    from troth.integrations.mcp.held import HeldRequests
+
+    monkeypatch.setattr(limits, "MAX_MCP_CALLS_PER_SESSION", 1)
+    upstream, held = Blocking(), HeldRequests(1 << 40)
+    frames = [_modern_call(ident, icons) for ident in range(10)]
+    waiting = [0]
+
+    async def main() -> None:
+        world = make_world()
+        support = world.credential(world.support_chain, world.support)
+        send, read = anyio.create_memory_object_stream[Any](64)
+        write, _ = anyio.create_memory_object_stream[Any](64)
+        async with gate_of(world, upstream, ListRecorder()) as gate:
+            server = gate_server(gate, support)
+            async with anyio.create_task_group() as group:
+                group.start_soon(server.run, read, write, server.create_initialization_options())
+                await send.send(decode_message(_modern_call(99, 0)))
+                with anyio.fail_after(10):
+                    await upstream.started.wait()  # the one slot taken: the others wait
+                gc.collect()
+                tracemalloc.start()
+                try:
+                    for frame in frames:
+                        item = decode_message(frame)
+                        assert held.hold(item, len(frame))
+                        await send.send(item)
+                    del item
+                    await anyio.wait_all_tasks_blocked()
+                    gc.collect()
+                    waiting[0], _peak = tracemalloc.get_traced_memory()
+                finally:
+                    tracemalloc.stop()
+                upstream.release.set()
+                group.cancel_scope.cancel()
+
+    anyio.run(main)
+    assert held.total >= waiting[0]

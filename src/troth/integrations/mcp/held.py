@@ -9,8 +9,9 @@ MAX_MCP_CALLS_PER_SESSION + MAX_MCP_QUEUE requests held ~1.5-2 GB, one member's 
 ~12-16 GB (review 70f, values 3). `message_weight` estimates what a decoded message holds (each
 value's own size, `sys.getsizeof`, keys included: at least what tracemalloc measures, shared
 small values counted each time; a request also the SDK's copies and objects as it serves it,
-and what the gate never serves dropped: review 71a, mcpheld 1-3, 5 and 7; an `initialize`
-held, once answered, for as long as the SDK keeps its params: review 71i, wave2b 2), and
+and what the gate never serves dropped: review 71a, mcpheld 1-3, 5 and 7; a 2026-07-28
+request's envelope as the SDK makes it again: review 71i, wave2b 3; an `initialize` held, once
+answered, for as long as the SDK keeps its params: review 71i, wave2b 2), and
 `HeldRequests` counts the weight of the requests a session holds, each from its `send` until
 its answer is written (or it ends unanswered: cancelled by its client, or with the session),
 at most MAX_MCP_SESSION_HELD; one more past it is refused at
@@ -41,6 +42,8 @@ if TYPE_CHECKING:  # the SDK is imported once a server is published (troth.node.
 
 __all__ = [
     "DENSEST",
+    "ENVELOPE_COPIES",
+    "ENVELOPE_OVERHEAD",
     "HELD",
     "KEPT_COPIES",
     "MESSAGE_OVERHEAD",
@@ -105,6 +108,27 @@ _META_COPIES: Final = 2
 """Copies of a request's `_meta` object's table (its members shared) the SDK makes as it
 serves it, held with it: the request context's (`_extract_meta`) and its typed params'
 (review 71a, mcpheld 3: weighed once, a wide `_meta` held ~1.08 times its weight)."""
+
+
+_ENVELOPE: Final = (
+    "io.modelcontextprotocol/clientInfo",
+    "io.modelcontextprotocol/clientCapabilities",
+)
+"""The `_meta` keys of a 2026-07-28 request's envelope made the SDK's typed models for it."""
+
+
+ENVELOPE_COPIES: Final = 3
+"""Times a 2026-07-28 request's envelope (its `_meta`'s client info and capabilities, when it
+names a protocol version) is counted more, and ENVELOPE_OVERHEAD: the SDK makes them its typed
+models again for each request (`Connection.from_envelope`: `Implementation`,
+`ClientCapabilities`, `InitializeRequestParams`), held while it waits (review 71i, wave2b 3:
+weighed once, ten small calls waiting in the gate held ~1.11 times their weight, ~2 times with
+300 icons in their client info; a client info's icons are ~2.1 times their weight as models)."""
+
+
+ENVELOPE_OVERHEAD: Final = 4096
+"""What the SDK holds besides of a 2026-07-28 request's envelope (its connection, the models'
+own objects): ~2.1 KB measured a small call (ENVELOPE_COPIES)."""
 
 
 _LONGEST_METHOD: Final = 32
@@ -191,16 +215,23 @@ def _walk(content: Any, most: int, values: int, *, counted: bool) -> tuple[int, 
     return count, min(total + (total >> 6), most + 1)  # and what the parser's allocations round
 
 
-def _copied(ident: types.RequestId, params: dict[str, Any]) -> int:
+def _copied(ident: types.RequestId, params: dict[str, Any], most: int) -> int:
     """What the SDK copies of a request as it serves it (but its arguments), held with it: its
     `_meta` object's table `_META_COPIES` times (the request context's and the typed
-    params', review 71a, mcpheld 3), its tool name once (the OpenTelemetry middleware's span
-    name, `<method> <name>`: review 71a, mcpheld 2) and an int id's decimal text (the span's
+    params', review 71a, mcpheld 3), a 2026-07-28 envelope's client info and capabilities
+    ENVELOPE_COPIES times and ENVELOPE_OVERHEAD (review 71i, wave2b 3; each weighed up to one
+    past `most`), its tool name once (the OpenTelemetry middleware's span name,
+    `<method> <name>`: review 71a, mcpheld 2) and an int id's decimal text (the span's
     `jsonrpc.request.id`: review 71a, mcpheld 7)."""
     copied = 0
     meta, name = params.get("_meta"), params.get("name")
     if isinstance(meta, dict):
         copied += _META_COPIES * ((sys.getsizeof(meta) + _ROUND) & ~_ROUND)
+        if "io.modelcontextprotocol/protocolVersion" in meta:  # the request's envelope
+            copied += ENVELOPE_OVERHEAD
+            for key in _ENVELOPE:
+                if key in meta:
+                    copied += ENVELOPE_COPIES * (_weigh(meta[key], most) - MESSAGE_OVERHEAD)
     if isinstance(name, str):  # a method's name is at most 4 bytes a character longer
         copied += (sys.getsizeof(name) + 4 * _LONGEST_METHOD + _ROUND) & ~_ROUND
     if isinstance(ident, int):  # its digits, at most one more than 0.302 of its bits
@@ -283,7 +314,8 @@ class HeldRequests:
         charge's count and the weight walked them twice). A request's params the gate never
         serves (`UNSERVED`) are dropped first (review 71a, mcpheld 1); a request weighs
         SERVED_OVERHEAD more (review 71a, mcpheld 5) and the SDK's copies of its tool name,
-        `_meta` table and int id (`_copied`; review 71a, mcpheld 2, 3 and 7); a tools/call's
+        `_meta` table, 2026-07-28 envelope and int id (`_copied`; review 71a, mcpheld 2, 3 and
+        7; review 71i, wave2b 3); a tools/call's
         arguments object's table `_COPIES` more (review 70u, mcpheld 2); arguments of more
         than MAX_TOOL_ARGUMENT_VALUES values weigh `DENSEST` a byte of the frame, their values
         walked no further (review 70y, weighing 1)."""
@@ -302,7 +334,8 @@ class HeldRequests:
         arguments = params.get("arguments") if message.method == "tools/call" else None
         if arguments is not None:
             params = {key: value for key, value in params.items() if key != "arguments"}
-        rest = _weigh([message.id, message.method, params], loose) + _copied(message.id, params)
+        rest = _weigh([message.id, message.method, params], loose)
+        rest += _copied(message.id, params, loose)
         rest += SERVED_OVERHEAD  # the SDK's own objects for it (review 71a, mcpheld 5)
         if rest > loose:
             return Weighed(message.id, rest, 0, False)
