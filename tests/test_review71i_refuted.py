@@ -12,21 +12,11 @@ import pytest
 from mcp.server.mcpserver import MCPServer
 
 from tests.support.nodes import HUB, MemNet, route, run_memnet
+from tests.test_review45m_refuted import INIT, INITIALIZED
 from troth import limits
 
-_INIT = json.dumps(
-    {
-        "jsonrpc": "2.0",
-        "id": 0,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "agent", "version": "1"},
-        },
-    }
-).encode()
-_INITIALIZED = b'{"jsonrpc":"2.0","method":"notifications/initialized"}'
+_INIT = json.dumps(INIT).encode()
+_INITIALIZED = json.dumps(INITIALIZED).encode()
 _CALL = (
     b'{"jsonrpc":"2.0","id":%d,"method":"tools/call",'
     b'"params":{"name":"lookup_order","arguments":{"order_id":"o1"}}}'

@@ -186,12 +186,10 @@ def test_wave2b_3_a_modern_calls_envelope_weighs_what_the_sdk_makes_of_it(
     and capabilities) is made the SDK's typed models again for it (`Connection.from_envelope`,
     held while it waits in the gate), weighed once: ten calls waiting for a slot held ~1.11
     times their weight, ~2 times with 300 icons in their client info."""
-    import gc
-    import tracemalloc
-
     import anyio
 
     from tests.support.gates import make_world
+    from tests.support.mcp_weights import held_waiting
     from tests.test_review47m_mcp_cancel import Blocking, gate_of
     from troth.gates import ListRecorder
     from troth.integrations.mcp.channel import decode_message
@@ -215,19 +213,7 @@ def test_wave2b_3_a_modern_calls_envelope_weighs_what_the_sdk_makes_of_it(
                 await send.send(decode_message(_modern_call(99, 0)))
                 with anyio.fail_after(10):
                     await upstream.started.wait()  # the one slot taken: the others wait
-                gc.collect()
-                tracemalloc.start()
-                try:
-                    for frame in frames:
-                        item = decode_message(frame)
-                        assert held.hold(item, len(frame))
-                        await send.send(item)
-                    del item
-                    await anyio.wait_all_tasks_blocked()
-                    gc.collect()
-                    waiting[0], _peak = tracemalloc.get_traced_memory()
-                finally:
-                    tracemalloc.stop()
+                waiting[0] = await held_waiting(send, frames, held)
                 upstream.release.set()
                 group.cancel_scope.cancel()
 
