@@ -115,6 +115,9 @@ _ENVELOPE: Final = (
     "io.modelcontextprotocol/clientCapabilities",
 )
 """The `_meta` keys of a 2026-07-28 request's envelope made the SDK's typed models for it."""
+_ENVELOPE_VERSION: Final = "io.modelcontextprotocol/protocolVersion"
+"""The `_meta` key that makes it a 2026-07-28 request's envelope (the SDK's
+`PROTOCOL_VERSION_META_KEY`)."""
 
 
 ENVELOPE_COPIES: Final = 3
@@ -227,7 +230,7 @@ def _copied(ident: types.RequestId, params: dict[str, Any], most: int) -> int:
     meta, name = params.get("_meta"), params.get("name")
     if isinstance(meta, dict):
         copied += _META_COPIES * ((sys.getsizeof(meta) + _ROUND) & ~_ROUND)
-        if "io.modelcontextprotocol/protocolVersion" in meta:  # the request's envelope
+        if _ENVELOPE_VERSION in meta:  # a 2026-07-28 request's envelope
             copied += ENVELOPE_OVERHEAD
             for key in _ENVELOPE:
                 if key in meta:
@@ -315,10 +318,11 @@ class HeldRequests:
         serves (`UNSERVED`) are dropped first (review 71a, mcpheld 1); a request weighs
         SERVED_OVERHEAD more (review 71a, mcpheld 5) and the SDK's copies of its tool name,
         `_meta` table, 2026-07-28 envelope and int id (`_copied`; review 71a, mcpheld 2, 3 and
-        7; review 71i, wave2b 3); a tools/call's
-        arguments object's table `_COPIES` more (review 70u, mcpheld 2); arguments of more
-        than MAX_TOOL_ARGUMENT_VALUES values weigh `DENSEST` a byte of the frame, their values
-        walked no further (review 70y, weighing 1)."""
+        7; review 71i, wave2b 3); a tools/call's arguments object's table `_COPIES` more
+        (review 70u, mcpheld 2); arguments of more than MAX_TOOL_ARGUMENT_VALUES values weigh
+        `DENSEST` a byte of the frame, their values walked no further (review 70y, weighing
+        1); an `initialize`, KEPT_COPIES times its weight as a request, is `kept` (review 71i,
+        wave2b 2)."""
         import mcp_types as types
 
         message = None if isinstance(item, Exception) else item.message
