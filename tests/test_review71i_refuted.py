@@ -158,3 +158,24 @@ def test_wave2b_refuted_the_send_charge_counts_what_the_gate_and_engine_judge() 
         typed = types.CallToolRequestParams.model_validate(params, by_name=False)
         assert weighed.values == argument_values(typed.arguments or {})
         assert over == (not within_value_limit(typed.arguments or {}))
+
+
+def test_wave2b_refuted_one_members_sessions_leave_the_pool_to_others() -> None:
+    """Tried: one member's MAX_MCP_SESSIONS_PER_PEER sessions, each with a lone call over
+    MAX_TOOL_ARGUMENT_VALUES of a whole frame (the heaviest request, `DENSEST` a byte) and as
+    many more requests as it takes, to fill the server's pool and have other members
+    refused: they hold at most ~400 MiB, below MAX_MCP_SERVER_HELD, where anyone takes more
+    (the pool is split by authority only: what one member holds is bounded by its sessions)."""
+    from troth.integrations.mcp.held import DENSEST, MESSAGE_OVERHEAD, HeldRequests
+    from troth.node.services.mcp import _SharedHeld
+    from troth.node.shares import Shares
+
+    shares = Shares(lambda: 1)
+    for _ in range(limits.MAX_MCP_SESSIONS_PER_PEER):
+        held = HeldRequests(limits.MAX_MCP_SESSION_HELD, _SharedHeld(shares, frozenset({b"A"})))
+        assert held.take(0, MESSAGE_OVERHEAD + DENSEST * limits.MAX_MCP_FRAME)
+        ident = 1
+        while held.take(ident, 1 << 20):
+            ident += 1
+    assert shares.places < limits.MAX_MCP_SERVER_HELD
+    assert shares.room([b"B"], limits.MAX_MCP_SERVER_HELD, limits.MAX_MCP_SESSION_HELD)
