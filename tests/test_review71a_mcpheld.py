@@ -196,15 +196,12 @@ def test_mcpheld_5_a_waiting_call_weighs_what_the_sdk_holds_of_it(
     ~9-10 KB (MESSAGE_OVERHEAD twice and its values); mcpheld 7: an id of an int of 4,291
     digits is held as its text too (the span's `jsonrpc.request.id`), ~0.9 KB a call under
     its weight. Measured in a real session, calls sent as `McpService.send` weighs them."""
-    import gc
-    import tracemalloc
-
     import anyio
 
+    from tests.support.mcp_weights import held_waiting
     from tests.test_review47m_mcp_cancel import Blocking
     from tests.test_review55s_mcp import call, raw_session
     from troth.gates import ListRecorder
-    from troth.integrations.mcp.channel import decode_message
     from troth.integrations.mcp.held import HeldRequests
 
     monkeypatch.setattr(limits, "MAX_MCP_CALLS_PER_SESSION", 1)
@@ -221,19 +218,7 @@ def test_mcpheld_5_a_waiting_call_weighs_what_the_sdk_holds_of_it(
         async with raw_session(upstream, ListRecorder()) as (send, _):
             await send.send(call(99, "lookup_order", {"order_id": "o1"}))
             await upstream.started.wait()  # the one slot taken: the others wait
-            gc.collect()
-            tracemalloc.start()
-            try:
-                for frame in frames:
-                    item = decode_message(frame)
-                    assert held.hold(item, len(frame))
-                    await send.send(item)
-                del item
-                await anyio.wait_all_tasks_blocked()
-                gc.collect()
-                waiting[0], _peak = tracemalloc.get_traced_memory()
-            finally:
-                tracemalloc.stop()
+            waiting[0] = await held_waiting(send, frames, held)
             upstream.release.set()
 
     anyio.run(main)
@@ -270,8 +255,9 @@ def test_mcpheld_6_a_servers_sessions_hold_a_bounded_weight_together(
         for key in keys:
             await _answered(service, key)
         first, second = (service.sessions[key].held for key in keys)
-        assert first.take("planted", 1 << 20)  # a session holding none: any weight
         assert second.take("kept", 1)
+        # a session holding none: any weight, the pool having room (review 71i, wave2b 1)
+        assert first.take("planted", 1 << 20)
         with pytest.raises(RemoteError, match="the MCP session holds"):
             await send(b"b" * 16, PING % 2)
         await send(b"a" * 16, None)  # the first session ends: its weight is given back

@@ -70,10 +70,15 @@ MAX_MCP_SERVER_HELD: Final = 1 << 30
 server's sessions hold together, split between the authorities the node trusts, the strangers
 and the local callers as the node's other pools are (troth.node.shares: past it, a session
 whose authorities all hold their share takes no more), a session holding none one request of
-any weight still: past it one more is refused at `send` as past MAX_MCP_SESSION_HELD. Room
-for 32 sessions at their most. Review 71a, mcpheld 6: bounded per session only, the server's
-MAX_MCP_SESSIONS held up to ~8 GiB (a full session holds ~31.3 MiB, measured, linear in the
-sessions: 4 held ~125 MiB), reached by one authority's members, free for it to mint."""
+any weight while its authorities have a byte of room (below the bound, or one of them holding
+less than its share): past it one more is refused at `send` as past MAX_MCP_SESSION_HELD, so
+the pool holds at most twice this and one request. Room for 32 sessions at their most.
+Review 71a, mcpheld 6: bounded per session only, the server's MAX_MCP_SESSIONS held up to
+~8 GiB (a full session holds ~31.3 MiB, measured, linear in the sessions: 4 held ~125 MiB),
+reached by one authority's members, free for it to mint. Review 71i, wave2b 1: a session
+holding none took its one request whatever the pool held, so one authority's sessions, one
+request each, took the pool past twice this, where every other authority's members were
+refused their share."""
 MCP_AT_ONCE_BYTES: Final = 8 << 10
 """Bytes of MAX_MCP_SESSION_BACKLOG a tools/call or tools/list leaves free for the answers given
 at once (a ping's, an error, the gate's notifications) as it takes room for its own answer

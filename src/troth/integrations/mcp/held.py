@@ -9,14 +9,17 @@ MAX_MCP_CALLS_PER_SESSION + MAX_MCP_QUEUE requests held ~1.5-2 GB, one member's 
 ~12-16 GB (review 70f, values 3). `message_weight` estimates what a decoded message holds (each
 value's own size, `sys.getsizeof`, keys included: at least what tracemalloc measures, shared
 small values counted each time; a request also the SDK's copies and objects as it serves it,
-and what the gate never serves dropped: review 71a, mcpheld 1-3, 5 and 7), and `HeldRequests`
-counts the weight of the requests a session
-holds, each from its `send` until its answer is written (or it ends unanswered: cancelled by its
-client, or with the session), at most MAX_MCP_SESSION_HELD; one more past it is refused at
+and what the gate never serves dropped: review 71a, mcpheld 1-3, 5 and 7; a 2026-07-28
+request's envelope as the SDK makes it again: review 71i, wave2b 3; an `initialize` held, once
+answered, for as long as the SDK keeps its params: review 71i, wave2b 2), and
+`HeldRequests` counts the weight of the requests a session holds, each from its `send` until
+its answer is written (or it ends unanswered: cancelled by its client, or with the session),
+at most MAX_MCP_SESSION_HELD; one more past it is refused at
 `send` (`the MCP session holds ... send again later`), never decided. A session holding no
-request takes one of any weight: a request at the limits of a frame is always served, and a
-tools/call over MAX_TOOL_ARGUMENT_VALUES is decided (denied, recorded) as the gate decides it,
-as it comes: it waits neither for a slot at the upstream nor for room for its answer.
+request takes one of any weight (while its server's pool has a byte of room for it: review
+71i, wave2b 1): a request at the limits of a frame is served, and a tools/call over
+MAX_TOOL_ARGUMENT_VALUES is decided (denied, recorded) as the gate decides it, as it comes: it
+waits neither for a slot at the upstream nor for room for its answer.
 A notification or a response from the client (never held by the gate, answered by nothing)
 weighs at most MAX_MCP_SESSION_HELD / MAX_MCP_QUEUE, so the session's queue of them holds no
 more, and so does a request but for a tools/call's arguments (its `_meta`, its other params:
@@ -39,7 +42,10 @@ if TYPE_CHECKING:  # the SDK is imported once a server is published (troth.node.
 
 __all__ = [
     "DENSEST",
+    "ENVELOPE_COPIES",
+    "ENVELOPE_OVERHEAD",
     "HELD",
+    "KEPT_COPIES",
     "MESSAGE_OVERHEAD",
     "SERVED_OVERHEAD",
     "UNSERVED",
@@ -104,9 +110,41 @@ serves it, held with it: the request context's (`_extract_meta`) and its typed p
 (review 71a, mcpheld 3: weighed once, a wide `_meta` held ~1.08 times its weight)."""
 
 
+_ENVELOPE: Final = (
+    "io.modelcontextprotocol/clientInfo",
+    "io.modelcontextprotocol/clientCapabilities",
+)
+"""The `_meta` keys of a 2026-07-28 request's envelope made the SDK's typed models for it."""
+_ENVELOPE_VERSION: Final = "io.modelcontextprotocol/protocolVersion"
+"""The `_meta` key that makes it a 2026-07-28 request's envelope (the SDK's
+`PROTOCOL_VERSION_META_KEY`)."""
+
+
+ENVELOPE_COPIES: Final = 3
+"""Times a 2026-07-28 request's envelope (its `_meta`'s client info and capabilities, when it
+names a protocol version) is counted more, and ENVELOPE_OVERHEAD: the SDK makes them its typed
+models again for each request (`Connection.from_envelope`: `Implementation`,
+`ClientCapabilities`, `InitializeRequestParams`), held while it waits (review 71i, wave2b 3:
+weighed once, ten small calls waiting in the gate held ~1.11 times their weight, ~2 times with
+300 icons in their client info; a client info's icons are ~2.1 times their weight as models)."""
+
+
+ENVELOPE_OVERHEAD: Final = 4096
+"""What the SDK holds besides of a 2026-07-28 request's envelope (its connection, the models'
+own objects): ~2.1 KB measured a small call (ENVELOPE_COPIES)."""
+
+
 _LONGEST_METHOD: Final = 32
 """More characters than a request's method that waits in the gate (tools/call, tools/list)
 has, and its space: the span name `<method> <name>` is at most this longer than its name."""
+
+
+KEPT_COPIES: Final = 4
+"""What a session's `initialize` weighs, times its weight as a request: the SDK keeps its
+params as its typed models for the session's life (the connection's `client_params`, until a
+later initialize replaces them; a client info's icons ~2.1 times their weight), its raw
+message too while it is served (review 71i, wave2b 2: let go as it was answered, ~1.1 MB a
+session held unweighed)."""
 
 
 UNSERVED: Final = frozenset({"inputResponses", "requestState"})
@@ -180,16 +218,23 @@ def _walk(content: Any, most: int, values: int, *, counted: bool) -> tuple[int, 
     return count, min(total + (total >> 6), most + 1)  # and what the parser's allocations round
 
 
-def _copied(ident: types.RequestId, params: dict[str, Any]) -> int:
+def _copied(ident: types.RequestId, params: dict[str, Any], most: int) -> int:
     """What the SDK copies of a request as it serves it (but its arguments), held with it: its
     `_meta` object's table `_META_COPIES` times (the request context's and the typed
-    params', review 71a, mcpheld 3), its tool name once (the OpenTelemetry middleware's span
-    name, `<method> <name>`: review 71a, mcpheld 2) and an int id's decimal text (the span's
+    params', review 71a, mcpheld 3), a 2026-07-28 envelope's client info and capabilities
+    ENVELOPE_COPIES times and ENVELOPE_OVERHEAD (review 71i, wave2b 3; each weighed up to one
+    past `most`), its tool name once (the OpenTelemetry middleware's span name,
+    `<method> <name>`: review 71a, mcpheld 2) and an int id's decimal text (the span's
     `jsonrpc.request.id`: review 71a, mcpheld 7)."""
     copied = 0
     meta, name = params.get("_meta"), params.get("name")
     if isinstance(meta, dict):
         copied += _META_COPIES * ((sys.getsizeof(meta) + _ROUND) & ~_ROUND)
+        if _ENVELOPE_VERSION in meta:  # a 2026-07-28 request's envelope
+            copied += ENVELOPE_OVERHEAD
+            for key in _ENVELOPE:
+                if key in meta:
+                    copied += ENVELOPE_COPIES * (_weigh(meta[key], most) - MESSAGE_OVERHEAD)
     if isinstance(name, str):  # a method's name is at most 4 bytes a character longer
         copied += (sys.getsizeof(name) + 4 * _LONGEST_METHOD + _ROUND) & ~_ROUND
     if isinstance(ident, int):  # its digits, at most one more than 0.302 of its bits
@@ -211,6 +256,9 @@ class Weighed(NamedTuple):
     fits: bool
     """Whether it is within what it may weigh outside the session's most: a notification's or
     response's weight, a request's but for a tools/call's arguments, at most `loose_most`."""
+    kept: bool = False
+    """An `initialize`: held, once answered, until the session ends or a later one is
+    answered (`KEPT_COPIES`)."""
 
 
 class HeldPool(Protocol):
@@ -227,26 +275,35 @@ class HeldPool(Protocol):
 class HeldRequests:
     """The weight of the requests one session holds (`message_weight`), by request id: at most
     `most` bytes, and within `pool` (its server's sessions together), one request of any weight
-    when it holds none (module docstring)."""
+    when it holds none and the pool has a byte of room (module docstring)."""
 
-    __slots__ = ("_by_id", "most", "pool", "total")
+    __slots__ = ("_by_id", "_keeping", "kept", "most", "pool", "total")
 
     def __init__(self, most: int, pool: HeldPool | None = None) -> None:
         self.most = most
         self.pool = pool
         self.total = 0
+        """The requests' weight and `kept`."""
+        self.kept = 0
+        """The weight of the `initialize` the session's SDK keeps (answered: review 71i,
+        wave2b 2)."""
         self._by_id: dict[types.RequestId, int] = {}
+        self._keeping: set[types.RequestId] = set()  # the initialize requests held
 
     def take(self, ident: types.RequestId, weight: int) -> bool:
         """Count in the request `ident` of `weight` bytes; False (nothing counted) when it
         would take the session past its most, or its server's sessions past their room in the
-        pool, or a request of that id is held already."""
+        pool, or a request of that id is held already. A session holding none takes one of
+        any weight while the pool has a byte of room for it (review 71i, wave2b 1: taken
+        whatever the pool held, one authority's sessions, a request each, took the pool past
+        twice its bound, where every other authority is refused its share)."""
         if ident in self._by_id:
             return False
         pool = self.pool
-        if self._by_id and (
-            self.total + weight > self.most or (pool is not None and not pool.room(weight))
-        ):
+        if self._by_id:
+            if self.total + weight > self.most or (pool is not None and not pool.room(weight)):
+                return False
+        elif pool is not None and not pool.room(1):
             return False
         self._by_id[ident] = weight
         self.total += weight
@@ -260,10 +317,12 @@ class HeldRequests:
         charge's count and the weight walked them twice). A request's params the gate never
         serves (`UNSERVED`) are dropped first (review 71a, mcpheld 1); a request weighs
         SERVED_OVERHEAD more (review 71a, mcpheld 5) and the SDK's copies of its tool name,
-        `_meta` table and int id (`_copied`; review 71a, mcpheld 2, 3 and 7); a tools/call's
-        arguments object's table `_COPIES` more (review 70u, mcpheld 2); arguments of more
-        than MAX_TOOL_ARGUMENT_VALUES values weigh `DENSEST` a byte of the frame, their values
-        walked no further (review 70y, weighing 1)."""
+        `_meta` table, 2026-07-28 envelope and int id (`_copied`; review 71a, mcpheld 2, 3 and
+        7; review 71i, wave2b 3); a tools/call's arguments object's table `_COPIES` more
+        (review 70u, mcpheld 2); arguments of more than MAX_TOOL_ARGUMENT_VALUES values weigh
+        `DENSEST` a byte of the frame, their values walked no further (review 70y, weighing
+        1); an `initialize`, KEPT_COPIES times its weight as a request, is `kept` (review 71i,
+        wave2b 2)."""
         import mcp_types as types
 
         message = None if isinstance(item, Exception) else item.message
@@ -279,10 +338,13 @@ class HeldRequests:
         arguments = params.get("arguments") if message.method == "tools/call" else None
         if arguments is not None:
             params = {key: value for key, value in params.items() if key != "arguments"}
-        rest = _weigh([message.id, message.method, params], loose) + _copied(message.id, params)
+        rest = _weigh([message.id, message.method, params], loose)
+        rest += _copied(message.id, params, loose)
         rest += SERVED_OVERHEAD  # the SDK's own objects for it (review 71a, mcpheld 5)
         if rest > loose:
             return Weighed(message.id, rest, 0, False)
+        if message.method == "initialize":  # kept for the session (review 71i, wave2b 2)
+            return Weighed(message.id, KEPT_COPIES * rest, 0, True, kept=True)
         # the arguments and the values in them, as the value charge counts them: one more is
         # over the limit (denied at once), weighed by its frame's bytes
         values, weight = weigh_arguments(arguments, self.most)
@@ -302,7 +364,11 @@ class HeldRequests:
             return False
         if weighed.ident is None:
             return True
-        return self.take(weighed.ident, weighed.weight)
+        if not self.take(weighed.ident, weighed.weight):
+            return False
+        if weighed.kept:
+            self._keeping.add(weighed.ident)
+        return True
 
     def hold(self, item: SessionMessage | Exception, size: int) -> bool:
         """`admit` the client's message `item` (of a frame of `size` bytes) as `weigh`
@@ -315,12 +381,24 @@ class HeldRequests:
         import mcp_types as types
 
         inner = message.message
-        if isinstance(inner, types.JSONRPCResponse | types.JSONRPCError):
+        if isinstance(inner, types.JSONRPCResponse) and inner.id in self._keeping:
+            self._keep(inner.id)  # its params kept by the SDK (review 71i, wave2b 2)
+        elif isinstance(inner, types.JSONRPCResponse | types.JSONRPCError):
             self.let_go(inner.id)
+
+    def _keep(self, ident: types.RequestId) -> None:
+        """The `initialize` `ident` is answered: its weight is held as the session's `kept`
+        until the session ends, in place of an earlier one's (the SDK's params replaced)."""
+        self._keeping.discard(ident)
+        earlier, self.kept = self.kept, self._by_id.pop(ident, 0)
+        self.total -= earlier
+        if self.pool is not None and earlier:
+            self.pool.release(earlier)
 
     def let_go(self, ident: types.RequestId | None) -> None:
         """The request `ident` is answered, or ended unanswered (nothing when not held)."""
         if ident is not None:
+            self._keeping.discard(ident)
             weight = self._by_id.pop(ident, 0)
             self.total -= weight
             if self.pool is not None and weight:
@@ -328,11 +406,13 @@ class HeldRequests:
 
     def close(self) -> None:
         """The session has ended: every request still counted (queued, never started) lets
-        go of its weight, the pool's too (what is let go later is nothing)."""
+        go of its weight, and so does what its SDK kept, the pool's too (what is let go later
+        is nothing)."""
         if self.pool is not None and self.total:
             self.pool.release(self.total)
         self._by_id.clear()
-        self.total = 0
+        self._keeping.clear()
+        self.total = self.kept = 0
 
     def __len__(self) -> int:
         return len(self._by_id)

@@ -314,7 +314,8 @@ class McpService:
                 session.inbound.close()
             raise RemoteError(
                 f"{self.name}: the MCP session holds {session.held.total} bytes of requests "
-                f"(at most {session.held.most}, a notification {loose_most()}): send again later"
+                f"(at most {session.held.most}, a notification {loose_most()}; or the server's "
+                "sessions hold its authorities' share of their most): send again later"
             )
         try:
             session.inbound.send_nowait(item)
