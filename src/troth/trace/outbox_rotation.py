@@ -159,7 +159,7 @@ def _left(
     hashing its TRACE_OUTBOX_BYTES (review 71g, outbox2 1)."""
     kept: list[bytes] = []
     start: int | None = None
-    after = -1
+    after = -1 if listed or left is None else left - 1  # none listed: from `left` on only
     while page := store.db.run_rows(_KEYS, (agent, after, limits.MAX_TRACE_SUBMIT_RECORDS)):
         for pos, envelope, attestation in page:
             digest, attestation = sha256(bytes(envelope)), bytes(attestation)
