@@ -41,30 +41,52 @@ TICKET: dict[str, Any] = json.loads((_VECTORS / "ticket_vectors.json").read_text
 TRACE: dict[str, Any] = json.loads((_VECTORS / "trace_vectors.json").read_text())["vectors"]
 
 
-class _HashEdited(Rotated):
-    """Rotated, where a writer of node.db edits the `hash` column of the row the rotation
-    will leave (the last) to the SHA-256 of a thief's payload just before the rotation; the
-    record (`forged`) is signed by the retired key afterwards (its payload needs no key:
-    made here with the stolen one for brevity, as it will be)."""
+def forged_by_thief(rotated: Rotated) -> VerifiedRecord:
+    """A thief's record (`wire_transfer`, dated NOW - 600) signed by the retired key."""
+    return sign_record(
+        rotated.stolen,
+        tool("wire_transfer"),
+        seq=0,
+        prev=None,
+        time=NOW - 600,
+        random=os.urandom,
+    )
+
+
+def planted(rotated: Rotated, forged: VerifiedRecord) -> None:
+    """`forged` written into the outbox's queue, stale, as a writer of node.db can."""
+    with rotated.outbox.store.transaction():
+        rotated.outbox.store.insert(
+            rotated.agent.identifier.digest, forged, made=NOW - 600, chain=None, stale=True
+        )
+
+
+class EditedBeforeRotation(Rotated):
+    """Rotated, where a writer of node.db without the key edits the row the rotation will
+    leave (the last) just before the rotation (`edit`, in a transaction), for a thief's
+    record (`forged`) signed by the retired key afterwards (its payload needs no key: made
+    here with the stolen one for brevity, as it will be)."""
 
     forged: VerifiedRecord | None = None
 
+    def edit(self, forged: VerifiedRecord) -> None:
+        raise NotImplementedError
+
     def rotate(self, at: int, *, compromised: bool = False) -> int:
         if self.forged is None:
-            self.forged = sign_record(
-                self.stolen,
-                tool("wire_transfer"),
-                seq=0,
-                prev=None,
-                time=NOW - 600,
-                random=os.urandom,
-            )
+            self.forged = forged_by_thief(self)
             with self.db.transaction():
-                self.db.execute(
-                    "UPDATE trace_outbox SET hash = ? WHERE record = ?",
-                    (self.forged.hash, self.ids[-1]),
-                )
+                self.edit(self.forged)
         return super().rotate(at, compromised=compromised)
+
+
+class _HashEdited(EditedBeforeRotation):
+    """The `hash` column set to the SHA-256 of the thief's payload."""
+
+    def edit(self, forged: VerifiedRecord) -> None:
+        self.db.execute(
+            "UPDATE trace_outbox SET hash = ? WHERE record = ?", (forged.hash, self.ids[-1])
+        )
 
 
 def test_a_hash_written_before_the_rotation_gets_no_thiefs_record_signed_by_the_new_key(
@@ -77,14 +99,46 @@ def test_a_hash_written_before_the_rotation_gets_no_thiefs_record_signed_by_the_
     forged = rotated.forged
     assert forged is not None
     try:
-        with rotated.outbox.store.transaction():
-            rotated.outbox.store.insert(
-                rotated.agent.identifier.digest, forged, made=NOW - 600, chain=None, stale=True
-            )
+        planted(rotated, forged)
         sent = rotated.sent()
         assert (forged.record.id, True) not in sent
         assert rotated.refused() == [(forged.record.id, F.ATTESTATION_STALE.value)]
         assert sent == [(i, True) for i in rotated.ids]
+    finally:
+        rotated.close()
+
+
+class _EnvelopeEdited(EditedBeforeRotation):
+    """The envelope set to the thief's payload with a signature that does not verify (the
+    retired key's signature over it, made later, is unknown to the writer), and the `hash`
+    column to its payload's hash."""
+
+    def edit(self, forged: VerifiedRecord) -> None:
+        envelope = forged.envelope.replace(b'"sig":"', b'"sig":"AAAA', 1)
+        self.db.execute(
+            "UPDATE trace_outbox SET envelope = ?, hash = ? WHERE record = ?",
+            (envelope, forged.hash, self.ids[-1]),
+        )
+
+
+def test_an_envelope_written_before_the_rotation_lists_no_record_signed_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """71o wave2e 1 (the envelope column too): the writer puts the thief's payload in the left
+    row before the rotation, under a signature that does not verify, and its hash in the
+    `hash` column: the rotation listed that hash, and the thief's record was signed by the new
+    key. Now the rotation lists that envelope's hash; the thief's record signed by the
+    retired key afterwards is another envelope, not listed: set aside (the edited row too,
+    its signature bad)."""
+    rotated = _EnvelopeEdited(tmp_path, monkeypatch)
+    forged = rotated.forged
+    assert forged is not None
+    try:
+        planted(rotated, forged)
+        assert rotated.sent() == [(rotated.ids[0], True)]
+        assert sorted(rotated.refused()) == sorted(
+            [(rotated.ids[1], F.BAD_SIGNATURE.value), (forged.record.id, F.ATTESTATION_STALE.value)]
+        )
     finally:
         rotated.close()
 
