@@ -38,7 +38,7 @@ from troth.routing import notice
 from troth.secrets import audit
 from troth.secrets.store import SqliteSecretStore
 from troth.storage import SqliteDatabase, rollback
-from troth.trace import export, outbox_store, record, record_decode, submit
+from troth.trace import export, outbox_store, outbox_tickets, record, record_decode, submit
 from troth.transport.settings import TcpSettings
 from troth.vault import KeyPurpose
 
@@ -652,7 +652,12 @@ def test_the_node_database_tables_hold_the_documented_columns(tmp_path: Path) ->
     every column the code creates (`vault_keys` lacked key_type, purpose and created_at)."""
     db = SqliteDatabase(tmp_path / "node.db")
     conn = db.connection()
-    for statement in (*outbox_store._SCHEMA, *outbox_store._SOURCES, *outbox_store._HELD):
+    for statement in (
+        *outbox_store._SCHEMA,
+        *outbox_store._SOURCES,
+        *outbox_store._HELD,
+        outbox_tickets._SCHEMA,  # review 71g (its table documented, not made here: 71o)
+    ):
         conn.execute(statement)
 
     def columns(table: str) -> list[str]:

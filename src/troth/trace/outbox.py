@@ -49,9 +49,10 @@ troth.node.services.trace.TraceClient, as the in-memory troth.trace.batcher.Trac
   a key an older change retired (set aside ATTESTATION_STALE): the rotation signed the honest
   ones again in its transaction (troth.trace.outbox_rotation; review 69a, outbox 2), or,
   past MAX_ROTATION_RESIGNED_RECORDS, listed them in a ticket the new key signed: such a
-  row is signed again when its payload's hash is listed (troth.trace.outbox_tickets; review
-  71g, outbox2 1). A stale record is never one the log may hold: a record becomes stale
-  only when an answer shows that it, or one before it, is not in the log.
+  row is signed again when its verified envelope's hash is listed (troth.trace.outbox_tickets;
+  reviews 71g, outbox2 1, and 71o, wave2e 1). A stale record is never one the log may hold:
+  a record becomes stale only when an answer shows that it, or one before it, is not in the
+  log.
 - A record signed again keeps its time unless it is older than half the log's window
   (MAX_CLOCK_SKEW_SECONDS / 2), or later than now (made while the node's clock ran ahead:
   review 69a, outbox 1): then it is dated when it is signed again (`resign_time`). Records
@@ -505,7 +506,8 @@ class TraceOutbox:
                     # review 71g, outbox2 1); any other is a thief's (review 68r, outbox 1)
                     if listed is None:
                         listed = read_ticket(self.store.db, signer.identity)
-                    if checked.hash not in listed:
+                    if sha256(row.envelope) not in listed:  # the envelope verified (review
+                        # 71o, wave2e 1: not the payload's hash, a writer's choice before)
                         raise TraceError(_F.ATTESTATION_STALE, _RETIRED)
                 record = checked.record
                 verified = resign_record(

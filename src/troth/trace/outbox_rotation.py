@@ -34,15 +34,16 @@ rotation: review 70b, outbox 1), and at most MAX_ROTATION_RESIGNED_RECORDS of th
 in its transaction, holding node.db's write lock (about 3 s with a software key), not a full
 outbox's 45 s (every other writer of node.db failing past its busy timeout: review 70b, outbox
 3). The rest stay queued, stale, listed in a ticket the rotation signs with the new key (one
-signature; only their positions, hashes and attestations read): the outbox signs them again as
-they come up, a listed row of the retired key told from a thief's by its payload's hash
-(troth.trace.outbox_tickets; review 71g, outbox2 1: the rotation was refused OVER_LIMIT, every
-routine rotation with it while a trace service was out of reach). A process that queues a
-record after the commit with a signer it fetched before signs with the retired key only if its
-vault still holds it (a software vault's retired keys are deleted in the rotation's
-transaction: the signer is asked again; a token's just after the commit); such a record, dated
-after the rotation, never verified as the agent's (the key retired), and one dated before it is
-now set aside too.
+signature; only their positions, envelopes and attestations read, each envelope hashed, not
+verified): the outbox signs them again as they come up, a listed row of the retired key told
+from a thief's by its verified envelope's hash (troth.trace.outbox_tickets; review 71g, outbox2
+1: the rotation was refused OVER_LIMIT, every routine rotation with it while a trace service
+was out of reach; review 71o, wave2e 1: the row's `hash` column was listed as stored). A
+process that queues a record after the commit with a signer it fetched before signs with the
+retired key only if its vault still holds it (a software vault's retired keys are deleted in
+the rotation's transaction: the signer is asked again; a token's just after the commit); such a
+record, dated after the rotation, never verified as the agent's (the key retired), and one
+dated before it is now set aside too.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from collections.abc import Callable, Iterator
 from typing import Final
 
 from troth import limits
+from troth.crypto import sha256
 from troth.errors import StorageError, TraceError, TraceFailure
 from troth.identity import Signer, VerifiedIdentity
 from troth.storage import SqliteDatabase
@@ -150,15 +152,17 @@ def _left(
 ) -> tuple[list[bytes], int | None]:
     """The hashes of `agent`'s rows the outbox signs again after the rotation: those of the
     key current before it from position `left` on (None: none), and those `listed` by the
-    ticket before (still queued as it listed them); where the first is. Only positions,
-    hashes and attestations are read (a page at a time): an outbox full of the retired key's
-    rows costs the rotation no signature and no envelope read (review 71g, outbox2 1)."""
+    ticket before (still queued as it listed them); where the first is. Each hash is the
+    SHA-256 of the row's envelope as stored, never its `hash` column (a writer's choice:
+    review 71o, wave2e 1). Only positions, envelopes and attestations are read (a page at a
+    time): an outbox full of the retired key's rows costs the rotation no signature, and
+    hashing its TRACE_OUTBOX_BYTES (review 71g, outbox2 1)."""
     kept: list[bytes] = []
     start: int | None = None
-    after = -1
-    while page := store.db.run_rows(_KEYS, (agent, after, _KEYS_PAGE)):
-        for pos, digest, attestation in page:
-            digest, attestation = bytes(digest), bytes(attestation)
+    after = -1 if listed or left is None else left - 1  # none listed: from `left` on only
+    while page := store.db.run_rows(_KEYS, (agent, after, limits.MAX_TRACE_SUBMIT_RECORDS)):
+        for pos, envelope, attestation in page:
+            digest, attestation = sha256(bytes(envelope)), bytes(attestation)
             mine = left is not None and pos >= left and of_key_before(attestation)
             if mine or digest in listed:
                 kept.append(digest)
@@ -220,10 +224,9 @@ def _set_aside_compromised(store: OutboxStore, before: VerifiedIdentity, now: in
 _OUTBOX_TABLE: Final = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trace_outbox'"
 _QUEUED: Final = "SELECT 1 FROM trace_outbox WHERE agent = ? LIMIT 1"
 _KEYS: Final = (
-    "SELECT pos, CAST(hash AS BLOB), CAST(attestation AS BLOB) FROM trace_outbox "
+    "SELECT pos, CAST(envelope AS BLOB), CAST(attestation AS BLOB) FROM trace_outbox "
     "WHERE agent = ? AND pos > ? ORDER BY pos LIMIT ?"
 )
-_KEYS_PAGE: Final = 4096
 _SEEN: weakref.WeakSet[SqliteDatabase] = weakref.WeakSet()
 """The databases whose outbox table this process found: their rows looked up at once."""
 

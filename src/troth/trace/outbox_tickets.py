@@ -7,25 +7,33 @@ service out of reach for a while) it was refused OVER_LIMIT, every routine rotat
 agent with it, until the records were delivered: a party keeping the node from its trace
 service held off the agent's key rotation, and `--compromised`, the one way left, set every
 queued record aside. Now the rest stay queued, stale, and the rotation signs with the new key
-one *ticket*: the hashes (SHA-256 of the payload, as `OutboxRow.hash`) of the rows it leaves,
-under the agent's digest (the DSSE pre-authentication encoding of TICKET_TYPE: no other
-signature of the agent's key is over those bytes). The outbox signs each of them again with
-the current key when it comes up (`TraceOutbox._resign`, a batch of rows per transaction),
-as it signs any stale row: the row's envelope verified as the agent's, signed by a key its
-history attests, and, that key retired, the record's payload hash listed by the agent's
-ticket, which must verify under a key of the agent's *current* change (`resolve_key`: made
-under a change in the history, the newest). A thief holding the retired key and node.db
-gains nothing: a row it writes after the rotation (a record of its choosing signed by the
-retired key, dated before the rotation) is not listed, so it is set aside as before (a
-row's `hash` column is not trusted: the hash is the verified envelope's); a ticket it writes
-or edits does not verify under the current key; one of the agent's own records listed,
-put back after it was delivered, is only the agent's record again (the log answers it
-already, or refuses it REPLAYED: nothing of the thief's).
+one *ticket*: the hashes (SHA-256 of the stored envelope: the payload and the retired key's
+signature over it) of the rows it leaves, under the agent's digest (the DSSE pre-authentication
+encoding of TICKET_TYPE: no other signature of the agent's key is over those bytes). The
+rotation hashes each envelope it reads, never the row's `hash` column: a writer of node.db
+without the key, before the rotation, stored there the hash of a payload of its choosing, and
+once it held the retired key (a stolen backup) the record it signed with it was listed, signed
+again by the new key (review 71o, wave2e 1; the ticket's type then `.v1`, of payload hashes).
+An envelope's hash commits to a signature only the retired key could make when the rotation
+read it. The outbox signs each of them again with the current key when it comes up
+(`TraceOutbox._resign`, a batch of rows per transaction), as it signs any stale row: the row's
+envelope verified as the agent's, signed by a key its history attests, and, that key retired,
+the hash of the envelope so verified listed by the agent's ticket, which must verify under a
+key of the agent's *current* change (`resolve_key`: made under a change in the history, the
+newest). A thief holding the retired key and node.db gains nothing: a row it writes after the
+rotation (a record of its choosing signed by the retired key, dated before the rotation) is not
+listed, so it is set aside as before (a row's `hash` column is not trusted: the hash is the
+verified envelope's, at the rotation and at the outbox); a ticket it writes or edits does not
+verify under the current key; one of the agent's own records listed, put back after it was
+delivered, is only the agent's record again (the log answers it already, or refuses it
+REPLAYED: nothing of the thief's).
 
 A rotation makes the ticket anew: the hashes it leaves, and those of the ticket before it
 (verified under the key it retires) still queued; none left, it deletes it. A compromised
 rotation deletes it (the key that signed it is the thief's: the rows it lists, of a key
-retired before, are set aside when they come up, as before). The ticket commits with the
+retired before, are set aside when they come up, as before); a rotation of either kind with
+no row queued leaves it, which then lists nothing (its key no longer current). The ticket
+commits with the
 rotation, and each row signed again with its own transaction: a process killed between the
 steps loses nothing (the rows stay queued, the ticket in node.db).
 
@@ -48,8 +56,9 @@ from troth.trace.signing import resolve_key
 
 __all__ = ["TICKET_TYPE", "drop_ticket", "read_ticket", "ticket_key", "write_ticket"]
 
-TICKET_TYPE: Final = "application/vnd.troth.outbox-resign.v1"
-"""The payload type a ticket's signature is over (with the agent's digest and the hashes)."""
+TICKET_TYPE: Final = "application/vnd.troth.outbox-resign.v2"
+"""The payload type a ticket's signature is over (with the agent's digest and the hashes of
+envelopes; `.v1` listed payload hashes: review 71o, wave2e 1)."""
 _HASH: Final = 32
 _SCHEMA: Final = (
     "CREATE TABLE IF NOT EXISTS trace_outbox_resign (agent BLOB PRIMARY KEY, "

@@ -15,8 +15,15 @@ and content, its commitments among them: `signed_again`) signed by a key of the 
 history (as the outbox's signer holds it, not the bundle's) that could sign it then
 (`verify_envelope`). A copy of other content (a thief's record under the id), one that does
 not verify, or no copy (a service that proves nothing, an error) leaves the refusal as it
-was: set aside. The copy's inclusion proof is not checked: the service's word on its log
-is taken as its receipts are.
+was: set aside. The copy's inclusion proof is not checked, nor which log the bundle is of
+(review 71o, wave2e: decided, not a hole): the service's word on its log is taken as its
+receipts are, which carry an index and no proof (APPENDED, ALREADY), and the client holds no
+checkpoint of the log to check a proof against; a service that would drop a record can answer
+it APPENDED. What the copy must show is what a receipt cannot: that the bytes the log holds
+under the id are the agent's record, not a thief's. The cost is bounded by the batch: one
+`prove` per record refused so (at most MAX_TRACE_SUBMIT_RECORDS an answer, each answer within
+MAX_SERVICE_MESSAGE), each record then delivered or set aside; only a busy answer has them
+asked again, after the client's backoff, as a busy `submit` has the batch sent again.
 """
 
 from __future__ import annotations
