@@ -25,13 +25,14 @@ outbox's bound counted before signing, the collector's key check on a record sig
    rotation the older node copy does not refute) where the append is refused SIGNER_INVALID.
    The ALREADY check now reads the log's copy of the signer's history too: a later change held
    there is ATTESTATION_STALE, another change at its last index SIGNER_INVALID.
-3. (a ticket's members each a feed-page budget, low; xfail, not fixed) 71e made a ticket of
-   many uses one account for its members' revocations, but at the authority service each of
-   its members still has a feed-page budget and a free walk of its own (and an enroll/refresh
-   request budget): N members of one ticket spend the members' pool of page signings
-   (FEED_PAGE_SIGNS_PER_NODE, 20/s) as N members would, 10 of them all of it. Sharing them as
-   a member's delegates share (`delegates_of`, review 58e) would make a fleet enrolled with one
-   ticket share one walk and 2 pages/s, and one refresh per 4 s: a decision for the lead.
+3. (a ticket's members each a feed-page budget, low; fixed by review 71p, pools 1) 71e made a
+   ticket of many uses one account for its members' revocations, but at the authority service
+   each of its members still had a feed-page budget and a free walk of its own: N members of
+   one ticket spent the members' pool of page signings (FEED_PAGE_SIGNS_PER_NODE, 20/s) as N
+   members would, 10 of them all of it. Now each keeps its own budget and the ticket's members
+   together take at most a quarter of the pool (FEED_PAGE_SIGNS_PER_TICKET; tests in
+   test_review71p_pools.py). Their enroll and refresh request budgets draw on no shared pool
+   (test_review71p_refuted.py).
 """
 
 from __future__ import annotations
@@ -208,19 +209,13 @@ def test_a_resigning_under_a_fork_of_the_logs_copy_is_refused(tmp_path: Path) ->
         logged.collector.log.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="71h wave2a 3: the members one ticket of many uses enrolled each have a feed-page "
-    "budget (and a free walk) of their own at the authority service: N members of one ticket "
-    "spend the members' pool N times as fast; sharing one (as a member's delegates do) is a "
-    "design decision for the lead (a fleet enrolled with one ticket, syncing at once, would "
-    "share one walk and 2 pages/s)",
-)
 def test_the_members_of_one_ticket_share_one_feed_page_budget(tmp_path: Path) -> None:
-    """71h wave2a 3 (xfail): two members of one ticket of two uses; the first spends its
-    budget's burst of pages signed on request, then the second's next page is refused busy,
-    as a member's delegates' is (review 58e, budgets 1), since 71e made that ticket one
-    account for its members' revocations (each has a budget of its own: signed)."""
+    """71h wave2a 3: two members of one ticket of two uses; the first spends its budget's
+    burst of pages signed on request, then the second gets the rest of the ticket's share
+    (FEED_PAGE_SIGNS_PER_TICKET, burst 2 s of it: review 71p, pools 1) and no more, its own
+    budget unspent: 71e made that ticket one account for its members' revocations, and the
+    pages signed for its members are one share of the pool (each had a budget of its own
+    only, drawing on the pool as a member of its own: signed)."""
 
     async def test(net: MemNet) -> None:
         hub = net.hub
@@ -242,8 +237,11 @@ def test_the_members_of_one_ticket_share_one_feed_page_budget(tmp_path: Path) ->
         await hub.refresh_feeds()
         for since in range(FEED_PAGE_SIGNS_PER_CALLER_BURST):  # t0 spends its burst
             await page(members[0], since)
-        for runtime in members:  # t0's spent; t1's is the ticket's, spent with it
+        share = 2 * limits.FEED_PAGE_SIGNS_PER_TICKET
+        for since in range(FEED_PAGE_SIGNS_PER_CALLER_BURST, share):  # the share's rest
+            await page(members[1], since)
+        for runtime in members:  # t0's own is spent; the ticket's, for t1 too
             with pytest.raises(RemoteError, match="busy"):
-                await page(runtime, FEED_PAGE_SIGNS_PER_CALLER_BURST)
+                await page(runtime, share)
 
     run_memnet(test, tmp_path / "home", budget=60)

@@ -13,6 +13,7 @@ from typing import Final
 __all__ = [
     "ENROLL_REQUESTS_BURST",
     "ENROLL_REQUEST_SECONDS",
+    "FEED_PAGE_SIGNS_PER_TICKET",
     "MAX_ENROLL_REQUEST_SOURCES",
     "REDEMPTION_GRACE_SECONDS",
 ]
@@ -27,6 +28,13 @@ relay's host tag names: review 56m, relayed budgets 1). Past it a request is ref
 machine are not counted."""
 ENROLL_REQUEST_SECONDS: Final = 4
 """Seconds one enroll or refresh request of a source's budget takes to refill (15 a minute)."""
+FEED_PAGE_SIGNS_PER_TICKET: Final = 5
+"""Feed pages a hosted authority signs per second on request for the members one ticket of many
+uses enrolled (and their delegates), all together (burst 2 s of it): a quarter of the pool its
+members and anchors share (`FEED_PAGE_SIGNS_PER_NODE`), on top of each member's own budget
+(`FEED_PAGE_SIGNS_PER_CALLER`), so one ticket's fleet leaves three quarters of it to everyone
+else (review 71p, pools 1: each of them drew on the pool as a member of its own, and five spent
+its burst). A single-use ticket's member is charged its own budget only."""
 MAX_ENROLL_REQUEST_SOURCES: Final = 4096
 """Sources whose enroll and refresh budget a hosted authority keeps at once, per class (its
 members; everyone else): refilled budgets are forgotten first, then the oldest (it starts

@@ -18,7 +18,10 @@ co-trusted authority's members) on another (`limits.FEED_PAGE_SIGNS_FOR_STRANGER
 number of identities that cost someone nothing can leave a member's sync answered "busy". A
 member's delegates share its own budget and its sync allowance: the account is the member at
 the root of the caller's chains from this authority (another authority's chains name accounts
-of the caller's choosing: review 34b, feed pages 1).
+of the caller's choosing: review 34b, feed pages 1). The members one ticket of many uses
+enrolled (their delegates with them) are charged their ticket's share of the members' pool
+too (`limits.FEED_PAGE_SIGNS_PER_TICKET`, a quarter of it), so one ticket's fleet leaves the
+rest to everyone else (review 71p, pools 1). A page refused spends nothing.
 
 Enroll and refresh requests (docs/credentials.md, "Request budgets"): each is charged to its
 source's budget before anything is checked (`troth.authority.budgets`; review 56g, budgets 1):
@@ -41,6 +44,7 @@ from troth.authority.budgets import RequestBudgets
 from troth.authority.revoking import delegates_of
 from troth.encoding import cbor
 from troth.errors import AuthorityError, AuthorityFailure, DecodeError, RemoteError, TrothError
+from troth.identity import Identifier
 from troth.node.access import AnyAuthenticated, Caller, PeerCaller, member_accounts
 from troth.node.channel_ends import ChannelEnd
 from troth.node.channel_sources import source_network_of
@@ -93,23 +97,43 @@ class _Class:
         )
     )
     walks: dict[bytes, _Walk] = field(default_factory=dict)  # oldest first
+    tickets: ByteBudgets = field(
+        default_factory=lambda: _budgets(
+            limits.FEED_PAGE_SIGNS_PER_TICKET,
+            2 * limits.FEED_PAGE_SIGNS_PER_TICKET,
+            limits.MAX_FEED_SIGN_SOURCES,
+        )
+    )
+    """The share of the pool of each ticket of many uses whose members ask (review 71p)."""
 
     @classmethod
     def of(cls, rate: int) -> _Class:
         """A class whose pool signs `rate` pages per second (a burst of two seconds of it)."""
         return cls(_budgets(rate, 2 * rate, 1))
 
-    def charge(self, source: bytes, since: int, length: int, now: int) -> bool:
-        """Spend one signing of `source`'s (unless the page continues its sync: `free_walk`)
-        and one of the pool's; False when either lacks it."""
-        own = self.free_walk(source, since, length, now) or self.own.take(source, 1, now=now)
-        return own and self.pool.take(None, 1, now=now)
+    def charge(
+        self, source: bytes, since: int, length: int, now: int, ticket: bytes | None = None
+    ) -> bool:
+        """Spend one signing of `source`'s (unless the page continues its sync: `free_walk`),
+        one of its `ticket`'s share (the members of a ticket of many uses together: review
+        71p, pools 1) and one of the pool's; False, nothing spent, when one lacks it."""
+        free = self.free_walk(source, since, length, now)
+        if not free and not self.own.take(source, 1, now=now):
+            return False
+        if ticket is None or self.tickets.take(ticket, 1, now=now):
+            if self.pool.take(None, 1, now=now):
+                return True
+            if ticket is not None:
+                self.tickets.refund(ticket, 1, now=now)
+        if not free:
+            self.own.refund(source, 1, now=now)
+        return False
 
     def free_walk(self, source: bytes, since: int, length: int, now: int) -> bool:
         """Whether the page from `since` continues the source's sync and is charged to the pool
-        only: a new node walks a long feed page by page, but each source walks at most the
-        feed's length in entries per FEED_WALK_WINDOW this way (a walk may start anywhere:
-        one source starting many would spend the whole pool)."""
+        (and its ticket's share) only: a new node walks a long feed page by page, but each
+        source walks at most the feed's length in entries per FEED_WALK_WINDOW this way (a
+        walk may start anywhere: one source starting many would spend the whole pool)."""
         walk = self.walks.get(source)
         if walk is None or walk.next != since:
             return False
@@ -130,10 +154,13 @@ class _Class:
 @dataclass(frozen=True, slots=True)
 class _Payer:
     """Whom a page signed on request is charged to: `source` (a member's account, shared with
-    its delegates; a stranger's identifier) within its class of callers."""
+    its delegates; a stranger's identifier) within its class of callers, and `member`, the
+    member of this authority it pays for (itself, or its delegates' delegator; None for an
+    anchor or a stranger), whose ticket's share it spends too (`_ticket`)."""
 
     source: bytes
     callers: _Class
+    member: Identifier | None = None
 
 
 class AuthorityService:
@@ -276,9 +303,9 @@ class AuthorityService:
             # own: a delegate (an agent handed one attribute) sending refresh requests kept its
             # delegator from refreshing, RATE_LIMITED (review 58e, budgets 1)
             if caller.identifier in own:
-                return _Payer(caller.identifier.digest, self._members)
+                return _Payer(caller.identifier.digest, self._members, caller.identifier)
             root = min(own, key=lambda subject: subject.digest)
-            return _Payer(delegates_of(root).digest, self._members)
+            return _Payer(delegates_of(root).digest, self._members, root)
         if standing.problem is None and standing.is_anchor:
             return _Payer(min(member_accounts(caller.peer)), self._members)
         return _Payer(caller.identifier.digest, self._strangers)
@@ -350,7 +377,9 @@ class AuthorityService:
         elif cached is not None and self._current(cached, version, now):
             page, end = cached[2], cached[3]
         else:
-            if payer is not None and not payer.callers.charge(payer.source, since, latest, now):
+            if payer is not None and not payer.callers.charge(
+                payer.source, since, latest, now, self._ticket(payer)
+            ):
                 raise RemoteError("busy: too many feed pages signed on request, ask again later")
             page, end = self.authority.feed_page(now=now, since=since)
             self._newest = max(self._newest or 0, now)
@@ -362,6 +391,17 @@ class AuthorityService:
         if payer is not None:
             payer.callers.walk(payer.source, now).next = end if end > since else -1
         return page
+
+    def _ticket(self, payer: _Payer) -> bytes | None:
+        """The share `payer`'s page is charged to besides its own budget: its member's quota
+        holder when that is the ticket of many uses that enrolled it (`quota_holder`, shared by
+        all that ticket's members and their delegates: review 71p, pools 1, each of them drew
+        on the pool as a member of its own); None for a single-use ticket's member (its own
+        budget only, as before), an anchor or a stranger (storage thread: one row read)."""
+        if payer.member is None:
+            return None
+        holder = self.authority.quota_holder(payer.member)
+        return None if holder == payer.member else holder.digest
 
     def _tip_page(self, version: tuple[int, int], now: int) -> tuple[bytes, int]:
         """The page from the feed's end (no entries: "up to date", as of its signing), shared
