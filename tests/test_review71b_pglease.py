@@ -33,10 +33,10 @@ row's `xmax` is the subtransaction's id, whose own lock is gone from pg_locks on
 (its waiters wait on the top transaction, through pg_subtrans, which SQL cannot read), so
 LOCK_HOLDERS finds no holder: REVOKING for as long as the holder likes, as before 70z.
 
-pglease 2 (open, xfail): the same flood of objects in the lease's own schema (review 70n,
-schemas 2: every lease has one where the admin may create in `dbname`): 8000 enum types (or
-tables, functions, operators, ...; or one table with 8000 constraints) fail `DROP OWNED`
-alike. Unlinking in batches needs a drop statement for each kind of object, bottom up.
+pglease 2 (closed by review 71j): the same flood of objects in the lease's own schema (review
+70n, schemas 2: every lease has one where the admin may create in `dbname`): 8000 enum types
+(or tables, functions, operators, ...) failed `DROP OWNED` alike. Its objects are now dropped
+kind by kind in bounded transactions first (postgres_drops.py).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ import psycopg
 import pytest
 
 from tests.support.leases import LeaseWorld
-from tests.support.postgres import assert_revoked_past_holder
+from tests.support.postgres import assert_revoked_past_holder, drop_flooded
 from tests.test_review71b_refuted import grant_in_savepoint
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
     SECRET,
@@ -101,11 +101,6 @@ def test_a_flood_of_large_objects_cannot_keep_a_lease_revoking(
         broker.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="71b pglease 2: DROP OWNED of a lease's schema holding thousands of objects runs "
-    "out of the shared lock table; no batched drop of schema objects yet",
-)
 def test_a_flood_of_objects_in_the_leases_schema_cannot_keep_it_revoking(
     tmp_path: Path,
     world: LeaseWorld,  # noqa: F811
@@ -127,10 +122,7 @@ def test_a_flood_of_objects_in_the_leases_schema_cannot_keep_it_revoking(
         assert broker.revoke(agent, issued.lease_id, now=now()).state is LeaseState.REVOKED
     finally:
         broker.close()
-        if role in orders.lease_roles():  # its database dropped whole (no lock per object)
-            with orders.server.connect() as admin:
-                admin.execute(f"DROP DATABASE {orders.dbname} WITH (FORCE)")
-                admin.execute(f'DROP ROLE "{role}"')
+        drop_flooded(orders, role)
 
 
 @pytest.mark.parametrize("prepared", [False, True])

@@ -1,0 +1,114 @@
+"""Review 71j, pglease: a lease's objects against its revocation (PostgreSQL tests:
+TROTH_REQUIRE_PG=1), after 71b's batched unlink of its large objects.
+
+pglease 2 (71b's, closed here; its enum types are tests/test_review71b_pglease.py): thousands
+of objects in the lease's own schema failed `DROP OWNED` "out of shared memory" at every retry,
+REVOKING for good; so did another lease's thousands of types in the schema the lease let it
+create in (the lease's `DROP OWNED` dropped its schema with CASCADE, locking them all). The
+revocation now drops its objects kind by kind in bounded transactions first (postgres_drops.py).
+
+pglease 6: a SECURITY DEFINER function of the lease, which any role may call, makes large
+objects owned by the lease's role: another live lease calling it while the revocation unlinked
+the role's large objects (each call after the last batch: here, right after the unlink) made
+20000 more, and `DROP OWNED` failed "out of shared memory" at every retry (or the unlink loop
+ran for as long as the callers outran it). Its routines are now dropped before the unlink,
+which counts its batches from the large objects there at its start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.support.leases import LeaseWorld
+from tests.support.postgres import drop_flooded
+from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
+    SECRET,
+    OrdersDb,
+    login,
+    now,
+    orders,
+    setup,
+    world,
+)
+from troth.secrets import LeaseState
+from troth.secrets.engines import postgres_locks
+
+_TYPES_IN = (  # the other lease's 8000 enum types in the lease's schema, a transaction each
+    "DO $$BEGIN FOR i IN 1..8000 LOOP "
+    "EXECUTE format('CREATE TYPE %I.e%s AS ENUM ()', '{schema}', i); COMMIT; END LOOP; END$$"
+)
+
+
+def test_another_leases_flood_in_the_leases_schema_cannot_keep_it_revoking(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+) -> None:
+    """71j pglease 2: 8000 enum types another lease made in the lease's schema (the lease let
+    it create there): the lease's DROP OWNED dropped its schema with CASCADE and failed "out of
+    shared memory" at every retry, REVOKING. It ends REVOKED, its role gone."""
+    broker = setup(tmp_path, world, orders)
+    agent = world.credential_a()
+    first, second = (broker.issue(agent, SECRET, scope=["orders:read"], now=now()) for _ in "12")
+    role, other = str(first.lease.engine_ref), str(second.lease.engine_ref)
+    try:
+        with login(orders, first.credential.reveal()) as session:
+            session.execute(f'GRANT USAGE, CREATE ON SCHEMA "{role}" TO "{other}"')
+        with login(orders, second.credential.reveal()) as another:
+            another.execute(_TYPES_IN.replace("{schema}", role))
+        assert broker.revoke(agent, first.lease_id, now=now()).state is LeaseState.REVOKED
+        assert role not in orders.lease_roles()
+    finally:
+        broker.close()
+        drop_flooded(orders, role, other)
+
+
+_FLOOD_FUNCTION = (
+    "CREATE FUNCTION flood() RETURNS bigint LANGUAGE sql SECURITY DEFINER "
+    "AS 'SELECT count(lo_create(0)) FROM generate_series(1, 20000)'"
+)
+
+
+def test_a_definer_function_cannot_flood_large_objects_past_the_unlink(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """71j pglease 6: the lease's SECURITY DEFINER `flood()` (PUBLIC may execute it) makes
+    20000 large objects as the lease's role; another live lease calls it each time the
+    revocation has unlinked the role's large objects: DROP OWNED failed "out of shared memory"
+    at every retry, REVOKING. It ends REVOKED, the call failing (the function dropped first)."""
+    broker = setup(tmp_path, world, orders)
+    agent = world.credential_a()
+    first, second = (broker.issue(agent, SECRET, scope=["orders:read"], now=now()) for _ in "12")
+    role = str(first.lease.engine_ref)
+    caller = login(orders, second.credential.reveal())
+    real: Callable[[Any, str], None] = postgres_locks.unlink_large_objects
+    calls: list[str] = []
+
+    def unlink_then_call(conn: Any, name: str) -> None:
+        real(conn, name)
+        try:
+            caller.execute(f'SELECT "{role}".flood()')
+            calls.append("made")
+        except psycopg.Error:
+            calls.append("failed")
+
+    monkeypatch.setattr(postgres_locks, "unlink_large_objects", unlink_then_call)
+    try:
+        with login(orders, first.credential.reveal()) as session:
+            session.execute(_FLOOD_FUNCTION)
+            session.execute(f'GRANT USAGE ON SCHEMA "{role}" TO PUBLIC')
+        assert broker.revoke(agent, first.lease_id, now=now()).state is LeaseState.REVOKED
+        assert role not in orders.lease_roles()
+        assert calls == ["failed"]
+    finally:
+        caller.close()
+        broker.close()
+        drop_flooded(orders, role)
