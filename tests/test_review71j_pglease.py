@@ -13,6 +13,12 @@ the role's large objects (each call after the last batch: here, right after the 
 20000 more, and `DROP OWNED` failed "out of shared memory" at every retry (or the unlink loop
 ran for as long as the callers outran it). Its routines are now dropped before the unlink,
 which counts its batches from the large objects there at its start.
+
+pglease 7: a lease that holds its role's row in a session busy in code that takes no interrupt
+(71b's pglease 4: NOLOGIN cannot be had) was stripped of its memberships and privileges at each
+failed attempt, but kept its schema and all it made there: it logged in again (still LOGIN) and
+read what it had copied into its own table, and made what it liked there, until the stuck
+statement ended (as long as its holder likes). Its objects are now dropped at each attempt too.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import pytest
 
 from tests.support.leases import LeaseWorld
 from tests.support.postgres import drop_flooded
+from tests.test_review71b_pglease import _stuck
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
     SECRET,
     OrdersDb,
@@ -112,3 +119,32 @@ def test_a_definer_function_cannot_flood_large_objects_past_the_unlink(
         caller.close()
         broker.close()
         drop_flooded(orders, role)
+
+
+def test_a_lease_holding_its_row_keeps_nothing_it_made(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+) -> None:
+    """71j pglease 7: the lease copies `orders` into its own table, then holds its role's row
+    in a session that takes no interrupt: the failed revocation left it the table, and it
+    logged in again and read the copy. After the revocation its table is gone (or it logs in
+    no more)."""
+    broker = setup(tmp_path, world, orders, terminate_wait_ms=100)
+    agent = world.credential_a()
+    issued = broker.issue(agent, SECRET, scope=["orders:read"], now=now())
+    credential = issued.credential.reveal()
+    with login(orders, credential) as session:
+        session.execute("CREATE TABLE kept AS SELECT * FROM orders")
+    stuck = _stuck(orders, credential, row=True)
+    try:
+        broker.revoke(agent, issued.lease_id, now=now())
+        try:
+            again = login(orders, credential)
+        except psycopg.OperationalError:
+            return  # NOLOGIN
+        with again, pytest.raises(psycopg.errors.UndefinedTable):
+            again.execute("SELECT id FROM kept")
+    finally:
+        stuck.pgconn.finish()  # its server process ends at its next interrupt check
+        broker.close()

@@ -298,42 +298,49 @@ class PostgresEngine:
         listed = [(database, True) for database in _databases(settings)]
         for database, keep in listed + [(database, False) for database in sorted(elsewhere)]:
             with self._admin(settings, database, upstream, "drop owned", keep=keep) as conn:
-                # another role's session holding a lock on what the lease owns (a live lease
-                # reading the table it let PUBLIC read) would keep DROP OWNED failing for good
-                # (review 44b, postgres 1): those objects end now, and so do their users' sessions;
-                # before the REVOKE below, which waits on another lease's open GRANT to the role
-                # as DROP OWNED would (review 70z, updaters 1)
-                locks.end_lock_holders(conn, ref, self.lease_roles, settings["terminate_wait_ms"])
-                # what it holds first: if DROP OWNED fails (another role's object depends on
-                # one of the lease's), the role is left with no privilege while it is retried
-                grants.apply(conn, "REVOKE", ref, grants.held(conn, ref, shared=False))
-                # a few to a transaction: DROP OWNED locks all it drops at once (review 71b,
-                # pglease 1 and 2); its routines first: one any role may call made large
-                # objects as the role while they were unlinked (review 71j, pglease 6)
-                drops.drop_objects(conn, ref)
-                locks.unlink_large_objects(conn, ref)
-                # dropped, never REASSIGNed to the admin: a SECURITY DEFINER function the lease
-                # wrote would then run with the admin's rights for every later caller
-                drops.drop_owned(conn, ref, self.role_prefix)
+                self._drop_in(conn, ref, settings)
         # another role's transaction recording a grant to it (any role may, for itself:
         # ALTER DEFAULT PRIVILEGES ... TO it) locks the role: DROP ROLE waited (review 69r)
         self._end_role_lockers(settings, ref, upstream)
         with self._admin(settings, settings["dbname"], upstream, "drop role") as conn:
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(role))
 
+    def _drop_in(self, conn: Any, role: str, settings: Mapping[str, Any]) -> None:
+        """Take what `role` holds and made in the connection's database. Another role's session
+        holding a lock on what the lease owns (a live lease reading the table it let PUBLIC
+        read) would keep DROP OWNED failing for good (review 44b, postgres 1): those sessions
+        end first, before the REVOKE, which waits on another lease's open GRANT to the role as
+        DROP OWNED would (review 70z, updaters 1). Its privileges go next: if DROP OWNED fails
+        (another role's object depends on one of the lease's), the role is left with none while
+        it is retried. Its objects and large objects go a few to a transaction: DROP OWNED locks
+        all it drops at once (review 71b, pglease 1 and 2), its routines first (one any role may
+        call made large objects as the role while they were unlinked: review 71j, pglease 6).
+        Then DROP OWNED: dropped, never REASSIGNed to the admin, as a SECURITY DEFINER function
+        the lease wrote would then run with the admin's rights for every later caller."""
+        locks.end_lock_holders(conn, role, self.lease_roles, settings["terminate_wait_ms"])
+        grants.apply(conn, "REVOKE", role, grants.held(conn, role, shared=False))
+        drops.drop_objects(conn, role)
+        locks.unlink_large_objects(conn, role)
+        drops.drop_owned(conn, role, self.role_prefix)
+
     def _strip(self, settings: Mapping[str, Any], role: str, upstream: SecretValue) -> None:
-        """Take `role`'s memberships and privileges (in the shared catalogs and in each listed
-        database) when it could not be made NOLOGIN: a session that takes no interrupt while
-        it holds the role's row kept it logging in with every privilege until the retry
-        (review 71b, pglease 4). As far as it goes: the revocation fails and is retried."""
+        """Take `role`'s memberships, privileges and objects (in the shared catalogs and in each
+        listed database) when it could not be made NOLOGIN: a session that takes no interrupt
+        while it holds the role's row kept it logging in with every privilege until the retry
+        (review 71b, pglease 4), and with its schema and all it made there, which it read and
+        wrote again from a new session for as long as that statement ran (review 71j, pglease
+        7). As far as it goes: the revocation fails and is retried."""
         try:
             with self._admin(settings, settings["dbname"], upstream, "revoke role") as conn:
                 _take_shared(conn, role)
-            for database in _databases(settings):
-                with self._admin(settings, database, upstream, "revoke privileges") as conn:
-                    grants.apply(conn, "REVOKE", role, grants.held(conn, role, shared=False))
         except SecretError:
-            return
+            pass
+        for database in _databases(settings):
+            try:
+                with self._admin(settings, database, upstream, "drop owned") as conn:
+                    self._drop_in(conn, role, settings)
+            except SecretError:
+                continue
 
     def _end_role_lockers(
         self, settings: Mapping[str, Any], role: str, upstream: SecretValue
