@@ -43,7 +43,7 @@ from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` a
     world,
 )
 from troth.secrets import LeaseState
-from troth.secrets.engines import postgres_locks
+from troth.secrets.engines import postgres_drops, postgres_locks
 
 _TYPES_IN = (  # the other lease's 8000 enum types in the lease's schema, a transaction each
     "DO $$BEGIN FOR i IN 1..8000 LOOP "
@@ -147,4 +147,67 @@ def test_a_lease_holding_its_row_keeps_nothing_it_made(
             again.execute("SELECT id FROM kept")
     finally:
         stuck.pgconn.finish()  # its server process ends at its next interrupt check
+        broker.close()
+
+
+_ZOO = (  # one object of each kind the drop step names, made by the lease in its own schema
+    "CREATE TABLE t (a int CHECK (a > 0), b int DEFAULT 1)",
+    "CREATE INDEX ti ON t (b)",
+    "CREATE STATISTICS st ON a, b FROM t",
+    "CREATE FUNCTION tf() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END'",
+    "CREATE TRIGGER tg BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION tf()",
+    "CREATE POLICY p ON t USING (true)",
+    "CREATE RULE r AS ON UPDATE TO t DO ALSO NOTIFY x",
+    "CREATE VIEW v AS SELECT a FROM t",
+    "CREATE MATERIALIZED VIEW mv AS SELECT a FROM t",
+    "CREATE SEQUENCE s",
+    "CREATE TYPE comp AS (x int)",
+    "CREATE TYPE e AS ENUM ('a')",
+    "CREATE DOMAIN d AS int CONSTRAINT dc CHECK (VALUE > 0)",
+    "CREATE TYPE rg AS RANGE (subtype = int)",
+    "CREATE FUNCTION f(e) RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    "CREATE FUNCTION tocomp(e) RETURNS comp LANGUAGE sql AS 'SELECT ROW(1)::comp'",
+    "CREATE CAST (e AS comp) WITH FUNCTION tocomp(e)",
+    "CREATE FUNCTION eq(e, e) RETURNS bool LANGUAGE sql AS 'SELECT true'",
+    "CREATE OPERATOR === (LEFTARG = e, RIGHTARG = e, FUNCTION = eq)",
+    "CREATE OPERATOR !!! (RIGHTARG = e, FUNCTION = f)",
+    "CREATE AGGREGATE agg(int) (SFUNC = int4pl, STYPE = int)",
+    "CREATE PROCEDURE pr() LANGUAGE sql AS 'SELECT 1'",
+    'CREATE COLLATION co FROM "C"',
+    "CREATE TEXT SEARCH CONFIGURATION tsc (COPY = pg_catalog.simple)",
+    "CREATE TEXT SEARCH DICTIONARY tsd (TEMPLATE = pg_catalog.simple)",
+)
+
+
+def test_each_kind_goes_in_its_own_step(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """71j pglease 2: the lease makes one object of each kind in its schema; each step of the
+    drop leaves none of its kind (no statement of it failed, leaving its object to DROP
+    OWNED), and the lease's role then owns nothing there but its schema."""
+    broker = setup(tmp_path, world, orders)
+    try:
+        issued = broker.issue(world.credential_a(), SECRET, scope=["orders:read"], now=now())
+        role = str(issued.lease.engine_ref)
+        with login(orders, issued.credential.reveal()) as session:
+            for statement in _ZOO:
+                session.execute(statement)
+        params = {"role": role, "before": 1 << 32, "limit": 1000}
+        left = []
+        with orders.server.connect(dbname=orders.dbname) as admin:
+            for kind in postgres_drops._KINDS:
+                monkeypatch.setattr(postgres_drops, "_KINDS", (kind,))
+                postgres_drops.drop_objects(admin, role)
+                left += admin.execute(kind[0], params).fetchall()
+            (owned,) = admin.execute(
+                "SELECT count(*) FROM pg_shdepend WHERE refobjid = %s::regrole AND deptype = 'o'"
+                " AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                (role,),
+            ).fetchone()
+        assert left == []
+        assert owned == 1  # its schema
+    finally:
         broker.close()

@@ -8,11 +8,12 @@ any schema another lease let it create in: 8000 enum types (a transaction each) 
 filling the table every session of the cluster needs (review 71b, pglease 2).
 
 `drop_objects` drops, kind by kind, bottom up (what hangs on a relation: triggers, policies,
-rules, constraints, statistics; then relations, routines, operators, types, collations,
+rules, constraints, statistics; then relations, casts, operators, routines, types, collations,
 conversions, text search configurations and dictionaries), newest first (an object depends on
 older ones), each object owned by the role or in a schema it owns (another role's object there
 would be dropped by `DROP OWNED`'s CASCADE anyway), `DROP_BATCH_LOCKS` locks to a transaction
-(an object weighs one and one more per object depending on it, pg_depend). One that cannot be
+(an object weighs one and one more per object depending on it, pg_depend; one that weighs more
+than a batch is left to `DROP OWNED`, never filling the lock table). One that cannot be
 dropped on its own (another role's object depends on it, an inherited constraint, ...) is
 left to `DROP OWNED`. A lock that cannot be had (`lock_timeout`) or a cancelled statement stops
 the step: `DROP OWNED` fails alike and the revocation is retried. Its routines go before its
@@ -95,14 +96,13 @@ _RELKINDS: Final = {
     "p": "TABLE",
     "f": "FOREIGN TABLE",
     "S": "SEQUENCE",
-    "c": "TYPE",
 }
 
 _RELATIONS: Final = (
     "SELECT c.oid, " + _weight("pg_class", "c") + ", n.nspname::text, c.relname::text,"  # noqa: S608
     " c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
     " WHERE (c.relowner = " + _R + " OR c.relnamespace IN " + _MINE + ")"
-    " AND c.relkind IN ('v', 'm', 'i', 'I', 'r', 'p', 'f', 'S', 'c')"
+    " AND c.relkind IN ('v', 'm', 'i', 'I', 'r', 'p', 'f', 'S')"
     # an index backing a constraint goes with it, an attached partition's with its parent's
     " AND NOT (c.relkind IN ('i', 'I') AND (c.relispartition"
     " OR EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = c.oid)))"
@@ -130,6 +130,17 @@ _OPERATORS: Final = (
     " JOIN pg_type r ON r.oid = o.oprright JOIN pg_namespace rn ON rn.oid = r.typnamespace"
     " WHERE (o.oprowner = " + _R + " OR o.oprnamespace IN " + _MINE + ")"
     " AND " + _whole("pg_operator", "o") + _page("o")
+)
+
+
+_CASTS: Final = (  # of a type the role owns or its schemas hold, to or from it
+    "SELECT k.oid, " + _weight("pg_cast", "k") + ", sn.nspname::text, s.typname::text,"  # noqa: S608
+    " tn.nspname::text, t.typname::text FROM pg_cast k JOIN pg_type s ON s.oid = k.castsource"
+    " JOIN pg_namespace sn ON sn.oid = s.typnamespace JOIN pg_type t ON t.oid = k.casttarget"
+    " JOIN pg_namespace tn ON tn.oid = t.typnamespace"
+    f" WHERE (s.typowner = {_R} OR t.typowner = {_R}"
+    f" OR s.typnamespace IN {_MINE} OR t.typnamespace IN {_MINE})"
+    " AND " + _whole("pg_cast", "k") + _page("k")
 )
 
 
@@ -178,6 +189,13 @@ def _relation(row: tuple[Any, ...]) -> Any:
     return _sql(f"DROP {_RELKINDS[relkind]} IF EXISTS {{}}").format(_ident(schema, name))
 
 
+def _cast(row: tuple[Any, ...]) -> Any:
+    source_schema, source, target_schema, target = row
+    return _sql("DROP CAST IF EXISTS ({} AS {})").format(
+        _ident(source_schema, source), _ident(target_schema, target)
+    )
+
+
 def _routine(row: tuple[Any, ...]) -> Any:
     from psycopg import sql
 
@@ -199,7 +217,7 @@ def _operator(row: tuple[Any, ...]) -> Any:
 _OWN_TRIGGER: Final = (
     "NOT g.tgisinternal AND g.tgparentid = 0"  # a partition's goes with its parent's
 )
-_TYPTYPES: Final = "t.typtype IN ('b', 'd', 'e', 'r', 'p')"
+_TYPTYPES: Final = "t.typtype IN ('b', 'c', 'd', 'e', 'r', 'p')"
 
 _KINDS: Final[tuple[tuple[str, Callable[[tuple[Any, ...]], Any]], ...]] = (
     (
@@ -227,9 +245,10 @@ _KINDS: Final[tuple[tuple[str, Callable[[tuple[Any, ...]], Any]], ...]] = (
         _named("DROP STATISTICS"),
     ),
     (_RELATIONS, _relation),
-    (_ROUTINES, _routine),
+    (_CASTS, _cast),  # a cast, an operator, an aggregate need their functions
     (_OPERATORS, _operator),
-    (  # enums, domains, ranges, base and shell types (a composite type is a relation)
+    (_ROUTINES, _routine),
+    (  # enums, domains, ranges, composite, base and shell types (not a table's row type)
         _in_schema("pg_type", "t", "typname", "typowner", "typnamespace", _TYPTYPES),
         _named("DROP TYPE"),
     ),
@@ -268,7 +287,10 @@ def drop_objects(conn: Any, role: str) -> None:
             batch: list[Any] = []
             weight = 0
             for oid, cost, *names in rows:
-                if batch and weight + cost > DROP_BATCH_LOCKS:
+                if cost > DROP_BATCH_LOCKS:  # more than a batch alone: left to DROP OWNED
+                    before = oid
+                    continue
+                if weight + cost > DROP_BATCH_LOCKS:
                     break
                 weight, before = weight + cost, oid
                 dropped = statement(tuple(names))
