@@ -42,6 +42,8 @@ kind by kind in bounded transactions first (postgres_drops.py).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +195,40 @@ def _stuck(orders: OrdersDb, credential: dict[str, Any], *, row: bool) -> Any:  
     raise AssertionError("the session's query never ran")
 
 
+@contextmanager
+def revoked_past_stuck(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+    *,
+    row: bool,
+    made: str = "",
+) -> Iterator[Any]:
+    """Issue a lease, run `made` in a session of it, leave a session of it in `_STUCK` (`row`:
+    holding its role's row) and revoke it (REVOKING or not); yields a new session of its
+    credential, or None when it logs in no more (NOLOGIN)."""
+    broker = setup(tmp_path, world, orders, terminate_wait_ms=100)
+    agent = world.credential_a()
+    issued = broker.issue(agent, SECRET, scope=["orders:read"], now=now())
+    credential = issued.credential.reveal()
+    if made:
+        with login(orders, credential) as session:
+            session.execute(made)
+    stuck = _stuck(orders, credential, row=row)
+    try:
+        broker.revoke(agent, issued.lease_id, now=now())
+        try:
+            again = login(orders, credential)
+        except psycopg.OperationalError:
+            yield None
+            return
+        with again:
+            yield again
+    finally:
+        stuck.pgconn.finish()  # its server process ends at its next interrupt check
+        broker.close()
+
+
 @pytest.mark.parametrize("row", [False, True])
 def test_a_session_that_takes_no_interrupt_cannot_keep_the_lease_working(
     tmp_path: Path,
@@ -204,22 +240,10 @@ def test_a_session_that_takes_no_interrupt_cannot_keep_the_lease_working(
     its own password in the open transaction): its revocation failed at once, the role LOGIN
     with every privilege, and the holder logged in again and read on. After the revocation
     (REVOKING or not), the lease's credential logs in no more, or reads nothing."""
-    broker = setup(tmp_path, world, orders, terminate_wait_ms=100)
-    agent = world.credential_a()
-    issued = broker.issue(agent, SECRET, scope=["orders:read"], now=now())
-    credential = issued.credential.reveal()
-    stuck = _stuck(orders, credential, row=row)
-    try:
-        broker.revoke(agent, issued.lease_id, now=now())
-        try:
-            again = login(orders, credential)
-        except psycopg.OperationalError:
-            return  # NOLOGIN
-        with again, pytest.raises(psycopg.errors.InsufficientPrivilege):
-            again.execute("SELECT id FROM orders")
-    finally:
-        stuck.pgconn.finish()  # its server process ends at its next interrupt check
-        broker.close()
+    with revoked_past_stuck(tmp_path, world, orders, row=row) as again:
+        if again is not None:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                again.execute("SELECT id FROM orders")
 
 
 @pytest.mark.xfail(

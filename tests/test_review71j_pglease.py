@@ -31,8 +31,8 @@ import psycopg
 import pytest
 
 from tests.support.leases import LeaseWorld
-from tests.support.postgres import drop_flooded
-from tests.test_review71b_pglease import _stuck
+from tests.support.postgres import drop_flooded, two_leases
+from tests.test_review71b_pglease import revoked_past_stuck
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
     SECRET,
     OrdersDb,
@@ -61,7 +61,7 @@ def test_another_leases_flood_in_the_leases_schema_cannot_keep_it_revoking(
     shared memory" at every retry, REVOKING. It ends REVOKED, its role gone."""
     broker = setup(tmp_path, world, orders)
     agent = world.credential_a()
-    first, second = (broker.issue(agent, SECRET, scope=["orders:read"], now=now()) for _ in "12")
+    first, second = two_leases(broker, agent, SECRET, now(), "orders:read")
     role, other = str(first.lease.engine_ref), str(second.lease.engine_ref)
     try:
         with login(orders, first.credential.reveal()) as session:
@@ -93,7 +93,7 @@ def test_a_definer_function_cannot_flood_large_objects_past_the_unlink(
     at every retry, REVOKING. It ends REVOKED, the call failing (the function dropped first)."""
     broker = setup(tmp_path, world, orders)
     agent = world.credential_a()
-    first, second = (broker.issue(agent, SECRET, scope=["orders:read"], now=now()) for _ in "12")
+    first, second = two_leases(broker, agent, SECRET, now(), "orders:read")
     role = str(first.lease.engine_ref)
     caller = login(orders, second.credential.reveal())
     real: Callable[[Any, str], None] = postgres_locks.unlink_large_objects
@@ -130,24 +130,11 @@ def test_a_lease_holding_its_row_keeps_nothing_it_made(
     in a session that takes no interrupt: the failed revocation left it the table, and it
     logged in again and read the copy. After the revocation its table is gone (or it logs in
     no more)."""
-    broker = setup(tmp_path, world, orders, terminate_wait_ms=100)
-    agent = world.credential_a()
-    issued = broker.issue(agent, SECRET, scope=["orders:read"], now=now())
-    credential = issued.credential.reveal()
-    with login(orders, credential) as session:
-        session.execute("CREATE TABLE kept AS SELECT * FROM orders")
-    stuck = _stuck(orders, credential, row=True)
-    try:
-        broker.revoke(agent, issued.lease_id, now=now())
-        try:
-            again = login(orders, credential)
-        except psycopg.OperationalError:
-            return  # NOLOGIN
-        with again, pytest.raises(psycopg.errors.UndefinedTable):
-            again.execute("SELECT id FROM kept")
-    finally:
-        stuck.pgconn.finish()  # its server process ends at its next interrupt check
-        broker.close()
+    made = "CREATE TABLE kept AS SELECT * FROM orders"
+    with revoked_past_stuck(tmp_path, world, orders, row=True, made=made) as again:
+        if again is not None:
+            with pytest.raises(psycopg.errors.UndefinedTable):
+                again.execute("SELECT id FROM kept")
 
 
 _ZOO = (  # one object of each kind the drop step names, made by the lease in its own schema

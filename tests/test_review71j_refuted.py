@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.support.leases import LeaseWorld
+from tests.support.postgres import two_leases
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
     SECRET,
     OrdersDb,
@@ -69,7 +70,7 @@ def test_a_large_object_another_lease_reads_goes_with_its_owner(
     open: the first is REVOKED, its large object gone."""
     broker = setup(tmp_path, world, orders)
     agent = world.credential_a()
-    first, second = (broker.issue(agent, SECRET, scope=["orders:read"], now=now()) for _ in "12")
+    first, second = two_leases(broker, agent, SECRET, now(), "orders:read")
     reader = login(orders, second.credential.reveal())
     try:
         with login(orders, first.credential.reveal()) as session:

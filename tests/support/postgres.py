@@ -170,3 +170,11 @@ def drop_flooded(orders: Any, *roles: str) -> None:
         admin.execute(f"DROP DATABASE IF EXISTS {orders.dbname} WITH (FORCE)")
         for role in left:
             admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def two_leases(broker: Any, agent: Any, secret: str, now: int, scope: str) -> tuple[Any, Any]:
+    """Two leases of `secret` issued to `agent` with `scope` (one lease's objects against the
+    other's revocation)."""
+    return broker.issue(agent, secret, scope=[scope], now=now), broker.issue(
+        agent, secret, scope=[scope], now=now
+    )
