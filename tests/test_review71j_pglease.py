@@ -163,6 +163,8 @@ _ZOO = (  # one object of each kind the drop step names, made by the lease in it
     'CREATE COLLATION co FROM "C"',
     "CREATE TEXT SEARCH CONFIGURATION tsc (COPY = pg_catalog.simple)",
     "CREATE TEXT SEARCH DICTIONARY tsd (TEMPLATE = pg_catalog.simple)",
+    'CREATE TYPE "e%s; DROP TABLE x" AS ENUM ()',  # a name is no statement nor placeholder
+    "CREATE OPERATOR %% (LEFTARG = e, RIGHTARG = e, FUNCTION = eq)",
 )
 
 

@@ -109,13 +109,14 @@ _RELATIONS: Final = (
     " AND " + _whole("pg_class", "c") + _page("c")
 )
 
+_ARGS: Final = (
+    " FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY x(t, i) JOIN pg_type ty ON ty.oid = x.t"
+)
 _ROUTINES: Final = (
     "SELECT p.oid, " + _weight("pg_proc", "p") + ", n.nspname::text, p.proname::text,"  # noqa: S608
-    " ARRAY(SELECT tn.nspname::text FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY x(t, i)"
-    " JOIN pg_type ty ON ty.oid = x.t JOIN pg_namespace tn ON tn.oid = ty.typnamespace"
-    " ORDER BY x.i),"
-    " ARRAY(SELECT ty.typname::text FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY x(t, i)"
-    " JOIN pg_type ty ON ty.oid = x.t ORDER BY x.i)"
+    # its argument types' schemas and names, in order
+    " ARRAY(SELECT tn.nspname::text" + _ARGS + " JOIN pg_namespace tn ON tn.oid = ty.typnamespace"
+    " ORDER BY x.i), ARRAY(SELECT ty.typname::text" + _ARGS + " ORDER BY x.i)"
     " FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
     " WHERE (p.proowner = " + _R + " OR p.pronamespace IN " + _MINE + ")"
     " AND " + _whole("pg_proc", "p") + _page("p")
