@@ -15,8 +15,9 @@ would be dropped by `DROP OWNED`'s CASCADE anyway), `DROP_BATCH_LOCKS` locks to 
 (an object weighs one and one more per object depending on it, pg_depend; one that weighs more
 than a batch is left to `DROP OWNED`, never filling the lock table). One that cannot be
 dropped on its own (another role's object depends on it, an inherited constraint, ...) is
-left to `DROP OWNED`. A lock that cannot be had (`lock_timeout`) or a cancelled statement stops
-the step: `DROP OWNED` fails alike and the revocation is retried. Its routines go before its
+left to `DROP OWNED`. A lock that cannot be had (`lock_timeout`), a cancelled statement or an
+admin that may not drop it (no superuser) stops the step: `DROP OWNED` fails alike (or does what
+the admin may) and the revocation is retried. Its routines go before its
 large objects are unlinked: a SECURITY DEFINER function of the lease that any role may call
 made large objects owned by the lease's role while they were being unlinked (review 71j,
 pglease 6).
@@ -275,8 +276,8 @@ _KINDS: Final[tuple[tuple[str, Callable[[tuple[Any, ...]], Any]], ...]] = (
 def drop_objects(conn: Any, role: str) -> None:
     """Drop the objects `role` owns or its schemas hold in the connection's database, kind by
     kind, `DROP_BATCH_LOCKS` locks to a transaction, before `DROP OWNED BY role` (review 71b,
-    pglease 2). Stops at a lock it cannot have or a cancelled statement: DROP OWNED then
-    fails alike and the revocation is retried."""
+    pglease 2). Stops at a lock it cannot have, a cancelled statement or an object the admin
+    may not drop: DROP OWNED then fails alike (or does what the admin may), retried."""
     for query, statement in _KINDS:
         before = _LAST_OID
         while True:
@@ -303,12 +304,17 @@ def drop_objects(conn: Any, role: str) -> None:
 
 def _run(conn: Any, statements: list[Any]) -> bool:
     """Run `statements` in one transaction; when that fails, each in a transaction of its own,
-    one that fails left (to DROP OWNED). False: a lock could not be had, or a statement was
-    cancelled (stop)."""
+    one that fails left (to DROP OWNED). False: a lock could not be had, a statement was
+    cancelled, or the admin may not drop what the role owns (no superuser, no member of it:
+    each of thousands would fail alike) — stop."""
     import psycopg
     from psycopg import sql
 
-    stop = (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled)
+    stop = (
+        psycopg.errors.LockNotAvailable,
+        psycopg.errors.QueryCanceled,
+        psycopg.errors.InsufficientPrivilege,
+    )
     if not statements:
         return True
     for group in [statements] if len(statements) == 1 else [statements, *([s] for s in statements)]:
