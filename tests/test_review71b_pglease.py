@@ -33,15 +33,17 @@ row's `xmax` is the subtransaction's id, whose own lock is gone from pg_locks on
 (its waiters wait on the top transaction, through pg_subtrans, which SQL cannot read), so
 LOCK_HOLDERS finds no holder: REVOKING for as long as the holder likes, as before 70z.
 
-pglease 2 (open, xfail): the same flood of objects in the lease's own schema (review 70n,
-schemas 2: every lease has one where the admin may create in `dbname`): 8000 enum types (or
-tables, functions, operators, ...; or one table with 8000 constraints) fail `DROP OWNED`
-alike. Unlinking in batches needs a drop statement for each kind of object, bottom up.
+pglease 2 (closed by review 71j): the same flood of objects in the lease's own schema (review
+70n, schemas 2: every lease has one where the admin may create in `dbname`): 8000 enum types
+(or tables, functions, operators, ...) failed `DROP OWNED` alike. Its objects are now dropped
+kind by kind in bounded transactions first (postgres_drops.py).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +51,7 @@ import psycopg
 import pytest
 
 from tests.support.leases import LeaseWorld
-from tests.support.postgres import assert_revoked_past_holder
+from tests.support.postgres import assert_revoked_past_holder, drop_flooded
 from tests.test_review71b_refuted import grant_in_savepoint
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
     SECRET,
@@ -101,11 +103,6 @@ def test_a_flood_of_large_objects_cannot_keep_a_lease_revoking(
         broker.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="71b pglease 2: DROP OWNED of a lease's schema holding thousands of objects runs "
-    "out of the shared lock table; no batched drop of schema objects yet",
-)
 def test_a_flood_of_objects_in_the_leases_schema_cannot_keep_it_revoking(
     tmp_path: Path,
     world: LeaseWorld,  # noqa: F811
@@ -127,10 +124,7 @@ def test_a_flood_of_objects_in_the_leases_schema_cannot_keep_it_revoking(
         assert broker.revoke(agent, issued.lease_id, now=now()).state is LeaseState.REVOKED
     finally:
         broker.close()
-        if role in orders.lease_roles():  # its database dropped whole (no lock per object)
-            with orders.server.connect() as admin:
-                admin.execute(f"DROP DATABASE {orders.dbname} WITH (FORCE)")
-                admin.execute(f'DROP ROLE "{role}"')
+        drop_flooded(orders, role)
 
 
 @pytest.mark.parametrize("prepared", [False, True])
@@ -201,6 +195,40 @@ def _stuck(orders: OrdersDb, credential: dict[str, Any], *, row: bool) -> Any:  
     raise AssertionError("the session's query never ran")
 
 
+@contextmanager
+def revoked_past_stuck(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+    *,
+    row: bool,
+    made: str = "",
+) -> Iterator[Any]:
+    """Issue a lease, run `made` in a session of it, leave a session of it in `_STUCK` (`row`:
+    holding its role's row) and revoke it (REVOKING or not); yields a new session of its
+    credential, or None when it logs in no more (NOLOGIN)."""
+    broker = setup(tmp_path, world, orders, terminate_wait_ms=100)
+    agent = world.credential_a()
+    issued = broker.issue(agent, SECRET, scope=["orders:read"], now=now())
+    credential = issued.credential.reveal()
+    if made:
+        with login(orders, credential) as session:
+            session.execute(made)
+    stuck = _stuck(orders, credential, row=row)
+    try:
+        broker.revoke(agent, issued.lease_id, now=now())
+        try:
+            again = login(orders, credential)
+        except psycopg.OperationalError:
+            yield None
+            return
+        with again:
+            yield again
+    finally:
+        stuck.pgconn.finish()  # its server process ends at its next interrupt check
+        broker.close()
+
+
 @pytest.mark.parametrize("row", [False, True])
 def test_a_session_that_takes_no_interrupt_cannot_keep_the_lease_working(
     tmp_path: Path,
@@ -212,22 +240,10 @@ def test_a_session_that_takes_no_interrupt_cannot_keep_the_lease_working(
     its own password in the open transaction): its revocation failed at once, the role LOGIN
     with every privilege, and the holder logged in again and read on. After the revocation
     (REVOKING or not), the lease's credential logs in no more, or reads nothing."""
-    broker = setup(tmp_path, world, orders, terminate_wait_ms=100)
-    agent = world.credential_a()
-    issued = broker.issue(agent, SECRET, scope=["orders:read"], now=now())
-    credential = issued.credential.reveal()
-    stuck = _stuck(orders, credential, row=row)
-    try:
-        broker.revoke(agent, issued.lease_id, now=now())
-        try:
-            again = login(orders, credential)
-        except psycopg.OperationalError:
-            return  # NOLOGIN
-        with again, pytest.raises(psycopg.errors.InsufficientPrivilege):
-            again.execute("SELECT id FROM orders")
-    finally:
-        stuck.pgconn.finish()  # its server process ends at its next interrupt check
-        broker.close()
+    with revoked_past_stuck(tmp_path, world, orders, row=row) as again:
+        if again is not None:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                again.execute("SELECT id FROM orders")
 
 
 @pytest.mark.xfail(

@@ -158,3 +158,23 @@ def assert_commits_then_revoked(
         assert landed.fetchone() == (1,)
     broker.sweep(at + 3600)
     assert broker.book.lease(handle).state is LeaseState.REVOKED
+
+
+def drop_flooded(orders: Any, *roles: str) -> None:
+    """Drop `orders`' database whole and the lease `roles` left in it (a revocation that failed
+    on thousands of objects: a database drops with no lock per object)."""
+    left = [role for role in roles if role in orders.lease_roles()]
+    if not left:
+        return
+    with orders.server.connect() as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {orders.dbname} WITH (FORCE)")
+        for role in left:
+            admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def two_leases(broker: Any, agent: Any, secret: str, now: int, scope: str) -> tuple[Any, Any]:
+    """Two leases of `secret` issued to `agent` with `scope` (one lease's objects against the
+    other's revocation)."""
+    return broker.issue(agent, secret, scope=[scope], now=now), broker.issue(
+        agent, secret, scope=[scope], now=now
+    )

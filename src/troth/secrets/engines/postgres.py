@@ -25,15 +25,17 @@ PREPARED` of each transaction it prepared (they outlive its sessions: review 69r
 49e, revocations 1), `pg_terminate_backend` again for any that logged in meanwhile (it fails
 unless every one is gone, so the broker retries),
 `REVOKE` of each role it is a member of (a role made by an older release) and of each
-privilege it holds, its large objects unlinked a batch to a transaction (review 71b, pglease
-1: `DROP OWNED` locks all it drops at once, and 20000 filled the server's lock table), `DROP
+privilege it holds, its objects dropped (postgres_drops.py) and its large objects unlinked a
+batch to a transaction (review 71b, pglease 1 and 2: `DROP OWNED` locks all it drops at once,
+and 20000 large objects or 8000 types filled the server's lock table), `DROP
 OWNED BY` in dbname, each configured database and any other where
 the role owns or holds something (pg_shdepend: a large object needs no privilege to create, in
 any database PUBLIC may connect to), so what the lease's role created dies with it (handed to
 the admin, a SECURITY DEFINER function it wrote would run with the admin's rights; with the
 objects of the other roles being revoked when theirs depend on it, and with CASCADE when a
-live role's object still does, `_drop_owned`), then `DROP ROLE`. A role already gone, before
-or during these steps (another broker on the node's database revoked it meanwhile), is revoked.
+live role's object still does, `postgres_drops.drop_owned`), then `DROP ROLE`. A role
+already gone, before or during these steps (another broker on the node's database revoked it
+meanwhile), is revoked.
 
 Identifiers always go through `sql.Identifier`, values through `sql.Literal` or parameters;
 the admin's sessions search `pg_catalog` only (`_session_options`), so no function or operator
@@ -59,6 +61,7 @@ from troth.crypto import sha256
 from troth.errors import ConfigError, SecretError, SecretFailure
 from troth.secrets.engine import Grant, SecretSpec, config_error
 from troth.secrets.engines import outages
+from troth.secrets.engines import postgres_drops as drops
 from troth.secrets.engines import postgres_grants as grants
 from troth.secrets.engines import postgres_locks as locks
 from troth.secrets.engines.postgres_grants import Privilege
@@ -295,39 +298,49 @@ class PostgresEngine:
         listed = [(database, True) for database in _databases(settings)]
         for database, keep in listed + [(database, False) for database in sorted(elsewhere)]:
             with self._admin(settings, database, upstream, "drop owned", keep=keep) as conn:
-                # another role's session holding a lock on what the lease owns (a live lease
-                # reading the table it let PUBLIC read) would keep DROP OWNED failing for good
-                # (review 44b, postgres 1): those objects end now, and so do their users' sessions;
-                # before the REVOKE below, which waits on another lease's open GRANT to the role
-                # as DROP OWNED would (review 70z, updaters 1)
-                locks.end_lock_holders(conn, ref, self.lease_roles, settings["terminate_wait_ms"])
-                # what it holds first: if DROP OWNED fails (another role's object depends on
-                # one of the lease's), the role is left with no privilege while it is retried
-                grants.apply(conn, "REVOKE", ref, grants.held(conn, ref, shared=False))
-                # a few to a transaction: DROP OWNED locks all it drops at once (review 71b)
-                locks.unlink_large_objects(conn, ref)
-                # dropped, never REASSIGNed to the admin: a SECURITY DEFINER function the lease
-                # wrote would then run with the admin's rights for every later caller
-                _drop_owned(conn, ref, self.role_prefix)
+                self._drop_in(conn, ref, settings)
         # another role's transaction recording a grant to it (any role may, for itself:
         # ALTER DEFAULT PRIVILEGES ... TO it) locks the role: DROP ROLE waited (review 69r)
         self._end_role_lockers(settings, ref, upstream)
         with self._admin(settings, settings["dbname"], upstream, "drop role") as conn:
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(role))
 
+    def _drop_in(self, conn: Any, role: str, settings: Mapping[str, Any]) -> None:
+        """Take what `role` holds and made in the connection's database. Another role's session
+        holding a lock on what the lease owns (a live lease reading the table it let PUBLIC
+        read) would keep DROP OWNED failing for good (review 44b, postgres 1): those sessions
+        end first, before the REVOKE, which waits on another lease's open GRANT to the role as
+        DROP OWNED would (review 70z, updaters 1). Its privileges go next: if DROP OWNED fails
+        (another role's object depends on one of the lease's), the role is left with none while
+        it is retried. Its objects and large objects go a few to a transaction: DROP OWNED locks
+        all it drops at once (review 71b, pglease 1 and 2), its routines first (one any role may
+        call made large objects as the role while they were unlinked: review 71j, pglease 6).
+        Then DROP OWNED: dropped, never REASSIGNed to the admin, as a SECURITY DEFINER function
+        the lease wrote would then run with the admin's rights for every later caller."""
+        locks.end_lock_holders(conn, role, self.lease_roles, settings["terminate_wait_ms"])
+        grants.apply(conn, "REVOKE", role, grants.held(conn, role, shared=False))
+        drops.drop_objects(conn, role)
+        locks.unlink_large_objects(conn, role)
+        drops.drop_owned(conn, role, self.role_prefix)
+
     def _strip(self, settings: Mapping[str, Any], role: str, upstream: SecretValue) -> None:
-        """Take `role`'s memberships and privileges (in the shared catalogs and in each listed
-        database) when it could not be made NOLOGIN: a session that takes no interrupt while
-        it holds the role's row kept it logging in with every privilege until the retry
-        (review 71b, pglease 4). As far as it goes: the revocation fails and is retried."""
+        """Take `role`'s memberships, privileges and objects (in the shared catalogs and in each
+        listed database) when it could not be made NOLOGIN: a session that takes no interrupt
+        while it holds the role's row kept it logging in with every privilege until the retry
+        (review 71b, pglease 4), and with its schema and all it made there, which it read and
+        wrote again from a new session for as long as that statement ran (review 71j, pglease
+        7). As far as it goes: the revocation fails and is retried."""
         try:
             with self._admin(settings, settings["dbname"], upstream, "revoke role") as conn:
                 _take_shared(conn, role)
-            for database in _databases(settings):
-                with self._admin(settings, database, upstream, "revoke privileges") as conn:
-                    grants.apply(conn, "REVOKE", role, grants.held(conn, role, shared=False))
         except SecretError:
-            return
+            pass
+        for database in _databases(settings):
+            try:
+                with self._admin(settings, database, upstream, "drop owned") as conn:
+                    self._drop_in(conn, role, settings)
+            except SecretError:
+                continue
 
     def _end_role_lockers(
         self, settings: Mapping[str, Any], role: str, upstream: SecretValue
@@ -647,40 +660,6 @@ def _databases_of(conn: Any, role: str) -> set[str]:
         (role,),
     ).fetchall()
     return {name for (name,) in rows}
-
-
-def _drop_owned(conn: Any, role: str, prefix: str) -> None:
-    """`DROP OWNED BY role` in the connection's database. When another role's object depends
-    on one of `role`'s, and the roles of this broker that are being revoked (NOLOGIN: the
-    first step of a revocation) are among them, their objects are dropped together: two
-    leases each with a view on the other's table would otherwise keep both revocations
-    failing for good. When an object of a role not being revoked still depends on one of
-    `role`'s (another agent's live lease made a column default on the revoked lease's
-    function, which PUBLIC may execute), `role`'s objects are dropped with CASCADE: what
-    depends on a lease's objects was made after the lease and ends with it, so no live role
-    can keep a revocation failing (review 22, finding 3)."""
-    import psycopg
-    from psycopg import sql
-
-    drop = sql.SQL("DROP OWNED BY {}")
-    try:
-        conn.execute(drop.format(sql.Identifier(role)))
-        return
-    except psycopg.errors.DependentObjectsStillExist:
-        pass
-    dying = conn.execute(
-        "SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s) AND NOT rolcanlogin "
-        "AND rolname <> %s ORDER BY rolname",
-        (prefix, role),
-    ).fetchall()
-    if dying:
-        roles = [role, *(name for (name,) in dying)]
-        try:
-            conn.execute(drop.format(sql.SQL(", ").join(sql.Identifier(n) for n in roles)))
-            return
-        except psycopg.errors.DependentObjectsStillExist:
-            pass
-    conn.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(role)))
 
 
 def _own_schema(conn: Any, role: str) -> None:
