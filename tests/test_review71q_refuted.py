@@ -13,11 +13,9 @@ as passing tests.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
+from tests.test_review71c_rows import node_db  # noqa: F401 - a fixture
 from troth import limits
 from troth.authority.tickets import TICKET_PREFIX
 from troth.credentials.format import SignedCredential
@@ -30,14 +28,9 @@ from troth.storage import (
 )
 
 
-@pytest.fixture
-def node_db(tmp_path: Path) -> Iterator[SqliteDatabase]:
-    db = SqliteDatabase(tmp_path / "node.db")
-    yield db
-    db.close()
-
-
-def test_the_largest_issued_credential_reads_back(node_db: SqliteDatabase) -> None:
+def test_the_largest_issued_credential_reads_back(
+    node_db: SqliteDatabase,  # noqa: F811 - the fixture imported above
+) -> None:
     """An issued credential at its largest (body MAX_CREDENTIAL_BYTES, attestation
     MAX_ATTESTATION_BYTES: larger than any troth makes) is within 71k's bound and reads back;
     one recorded with no encoding (a VC's, an older troth's row) reads as None."""
@@ -50,7 +43,9 @@ def test_the_largest_issued_credential_reads_back(node_db: SqliteDatabase) -> No
     assert store.issued_credential(b"\x03" * 32) is None
 
 
-def test_the_largest_pending_enrollment_reads_back(node_db: SqliteDatabase) -> None:
+def test_the_largest_pending_enrollment_reads_back(
+    node_db: SqliteDatabase,  # noqa: F811 - the fixture imported above
+) -> None:
     """The longest ticket text troth stores (`str(Ticket)` of MAX_TICKET_BYTES) and an address
     of MAX_TICKET_BYTES bytes of two-byte characters read back."""
     ticket = TICKET_PREFIX + "A" * (limits.MAX_TICKET_BYTES * 4 // 3 + 4)

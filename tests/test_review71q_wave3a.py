@@ -46,7 +46,6 @@ import copy
 import dataclasses
 import sqlite3
 import types
-from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
@@ -56,6 +55,7 @@ from tests.conftest import NOW
 from tests.support.traces import Held
 from tests.test_review47l_windows import EARLY
 from tests.test_review57i_restore import _restored_after_rotation
+from tests.test_review71c_rows import node_db  # noqa: F401 - a fixture
 from tests.test_review71d_outbox import Logged
 from tests.test_trace_service import F
 from troth import limits
@@ -220,14 +220,6 @@ def test_the_already_check_agrees_with_the_logs_append(
     assert _collector_says(log_copy, sent_copy) == _log_says(log_copy, sent_copy)
 
 
-@pytest.fixture
-def node_db(tmp_path: Path) -> Iterator[SqliteDatabase]:
-    """A fresh node.db (closed after the test)."""
-    db = SqliteDatabase(tmp_path / "node.db")
-    yield db
-    db.close()
-
-
 _TRUST = "INSERT INTO trusted_authorities VALUES ({}, {}, 5)"
 _DUE = "INSERT INTO feed_syncs_due (authority, address, marked_at) VALUES ({}, {}, 5)"
 _HOLDER_ROWS = {  # the row, the read
@@ -242,7 +234,8 @@ _HOLDER_ROWS = {  # the row, the read
 
 @pytest.mark.parametrize("what", sorted(_HOLDER_ROWS))
 def test_a_damaged_trusted_authority_or_sync_due_row_is_refused(
-    node_db: SqliteDatabase, what: str
+    node_db: SqliteDatabase,  # noqa: F811 - the fixture imported above
+    what: str,
 ) -> None:
     """71q wave3a 4: the two holder tables 71k left untyped were read as `bytes()` of what
     SQLite returned, their addresses handed on as they were: a `trusted_authorities` row (read
@@ -258,7 +251,7 @@ def test_a_damaged_trusted_authority_or_sync_due_row_is_refused(
 
 
 def test_sound_trusted_authority_and_sync_due_rows_read_as_written(
-    node_db: SqliteDatabase,
+    node_db: SqliteDatabase,  # noqa: F811 - the fixture imported above
 ) -> None:
     """71q wave3a 4: the typed reads keep what troth writes, an address at its largest too."""
     store = SqliteCredentialStore(node_db)
@@ -277,7 +270,10 @@ def _authority_hold(db: SqliteDatabase, time: str) -> None:
 
 
 @pytest.mark.parametrize("time", ["'x'", "x'05'", "5.5"])
-def test_a_damaged_authority_hold_is_refused_as_damaged(node_db: SqliteDatabase, time: str) -> None:
+def test_a_damaged_authority_hold_is_refused_as_damaged(
+    node_db: SqliteDatabase,  # noqa: F811 - the fixture imported above
+    time: str,
+) -> None:
     """71q wave3a 5: the hold a restore puts on an authority was read as `int(min(held_at))`:
     a TEXT time failed bare (ValueError) each time the node asked whether its hosted
     authority is held (its trust, its policies, its status), a BLOB (TypeError), a REAL was
@@ -295,7 +291,9 @@ def test_a_damaged_authority_hold_is_refused_as_damaged(node_db: SqliteDatabase,
     "release-restored` with it), as a local identity's was (wave3a 1); what its release "
     "reports as the hold's time (`held_at`, an int) wants a decision",
 )
-def test_a_damaged_authority_hold_is_released(node_db: SqliteDatabase) -> None:
+def test_a_damaged_authority_hold_is_released(
+    node_db: SqliteDatabase,  # noqa: F811 - the fixture imported above
+) -> None:
     """71q wave3a 6 (xfail): the operator's release (on its word, --revoked-again) lifts a
     hold whose time is damaged, as it lifts one well formed."""
     _authority_hold(node_db, "'x'")
