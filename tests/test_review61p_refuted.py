@@ -36,9 +36,9 @@ from troth.enrollment import enroll
 from troth.errors import AuthorityError, DecodeError, StorageError
 from troth.node import open_node
 from troth.node.authorities import resume_locally
-from troth.storage import PendingEnrollmentRecord, sqlite_authority
+from troth.storage import PendingEnrollmentRecord, sqlite_credentials
 from troth.storage.sqlite import SqliteDatabase
-from troth.storage.sqlite_authority import SqliteCredentialStore
+from troth.storage.sqlite_credentials import SqliteCredentialStore
 
 NOW = 1_800_000_000
 
@@ -83,13 +83,13 @@ def test_a_second_opener_does_not_rebuild_the_table_again(
         t2 = PendingEnrollmentRecord(member, t1.authority, "troth-ticket:t2", t1.address, NOW)
         first.put_pending(t2)
         looks: list[bool] = []
-        real = sqlite_authority._keyed_by_ticket
+        real = sqlite_credentials._keyed_by_ticket
 
         def stale(db: SqliteDatabase) -> bool:
             looks.append(real(db))
             return len(looks) > 1 and looks[-1]  # the first look: before the rebuild
 
-        monkeypatch.setattr(sqlite_authority, "_keyed_by_ticket", stale)
+        monkeypatch.setattr(sqlite_credentials, "_keyed_by_ticket", stale)
         second = SqliteCredentialStore(second_db)
         assert _tickets(second, member) == [t1.ticket, t2.ticket]
         assert looks == [True, True]
@@ -98,22 +98,22 @@ def test_a_second_opener_does_not_rebuild_the_table_again(
         second_db.close()
 
 
-@pytest.mark.parametrize("failing", range(len(sqlite_authority._PENDING_BY_TICKET)))
+@pytest.mark.parametrize("failing", range(len(sqlite_credentials._PENDING_BY_TICKET)))
 def test_a_rebuild_failing_at_any_statement_keeps_the_old_table(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: int
 ) -> None:
     """A rebuild failing at each of its statements (as a crash there): the old table, its
     record in it, and no half-made one; the next open rebuilds it."""
     path, member = _older_node_db(tmp_path)
-    statements = list(sqlite_authority._PENDING_BY_TICKET)
+    statements = list(sqlite_credentials._PENDING_BY_TICKET)
     statements[failing] = "SELECT * FROM no_such_table"
     db = SqliteDatabase(path)
     try:
         with monkeypatch.context() as patched:
-            patched.setattr(sqlite_authority, "_PENDING_BY_TICKET", tuple(statements))
+            patched.setattr(sqlite_credentials, "_PENDING_BY_TICKET", tuple(statements))
             with pytest.raises(StorageError):
                 SqliteCredentialStore(db)
-        assert not sqlite_authority._keyed_by_ticket(db)
+        assert not sqlite_credentials._keyed_by_ticket(db)
         rows = db.fetch_all(
             "SELECT ticket FROM pending_enrollments WHERE identifier = ?", (member,)
         )
@@ -121,7 +121,7 @@ def test_a_rebuild_failing_at_any_statement_keeps_the_old_table(
         tables = db.fetch_all("SELECT name FROM sqlite_master WHERE name LIKE 'pending%'")
         assert [r[0] for r in tables] == ["pending_enrollments"]
         assert _tickets(SqliteCredentialStore(db), member) == [rows[0][0]]
-        assert sqlite_authority._keyed_by_ticket(db)
+        assert sqlite_credentials._keyed_by_ticket(db)
     finally:
         db.close()
 
@@ -202,7 +202,7 @@ def test_a_node_db_restored_from_before_the_rebuild_is_rebuilt_again(tmp_path: P
     path.unlink()
     copy_db(before, path)
     with open_node("acme", home=tmp_path) as acme, open_node("agent", home=tmp_path) as agent:
-        assert sqlite_authority._keyed_by_ticket(agent.db)
+        assert sqlite_credentials._keyed_by_ticket(agent.db)
         (record,) = agent.wallet.pending_enrollments("agent")
         resume_in_process(agent, record, acme.authority(), FixedClock(NOW + 200))
         assert len(agent.wallet.held("agent")) == 1

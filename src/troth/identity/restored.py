@@ -38,7 +38,7 @@ import logging
 from typing import Final
 
 from troth.clock import Clock, SystemClock
-from troth.errors import IdentityError, IdentityFailure
+from troth.errors import IdentityError, IdentityFailure, StorageError
 from troth.storage.rollback import Restored, RollbackGuard
 from troth.storage.row_types import stored_whole, whole_sql
 from troth.storage.sqlite import SqliteDatabase
@@ -68,6 +68,7 @@ _ROTATED: Final = "identity_restore_rotated"
 _CREATE_ROTATED: Final = (
     "CREATE TABLE IF NOT EXISTS identity_restore_rotated (raised_at INTEGER NOT NULL)"
 )
+_HOLDS: Final = "SELECT 1 FROM identity_restore_holds WHERE identifier = ?"
 _HELD_AT: Final = f"SELECT {whole_sql('held_at')} FROM identity_restore_holds WHERE identifier = ?"  # noqa: S608
 _ISSUED_AT: Final = (
     f"SELECT {whole_sql('issued_at')} FROM identity_restore_feeds WHERE authority = ?"  # noqa: S608
@@ -163,20 +164,28 @@ class RestoredIdentities:
         return row is not None and row[0] is not None and _table(self._db, _TABLE)
 
     def check_usable(self, identifier: bytes, name: str | None, now: int) -> None:
-        """IdentityError ROLLBACK if the identity is held (`check` first)."""
+        """IdentityError ROLLBACK if the identity is held (`check` first): a hold whose time
+        node.db holds damaged too (review 71q, wave3a 1: it was StorageError, which the
+        operator's release failed with as well; docs/storage.md, "Damaged rows")."""
         self.check(now)
-        held_at = self.held(identifier)
-        if held_at is not None:
-            shown = repr(name) if name is not None else "of this node"
-            raise IdentityError(
-                IdentityFailure.ROLLBACK,
-                f"identity {shown} held since {held_at}: {RESTORED_DETAIL}",
-            )
+        try:
+            held_at = self.held(identifier)
+        except StorageError as damaged:
+            since = f"since a time node.db does not hold readable ({damaged})"
+        else:
+            if held_at is None:
+                return
+            since = f"since {held_at}"
+        shown = repr(name) if name is not None else "of this node"
+        raise IdentityError(
+            IdentityFailure.ROLLBACK, f"identity {shown} held {since}: {RESTORED_DETAIL}"
+        )
 
     def release(self, identifier: bytes) -> bool:
         """Let a held identity sign, open channels and rotate again (the operator knows it was
-        not rotated after the copy was taken); whether it was held."""
-        if self.held(identifier) is None:
+        not rotated after the copy was taken); whether it was held. Its hold's row is deleted
+        whatever time it holds: one damaged is released too (review 71q, wave3a 1)."""
+        if not self._holds_table() or self._db.fetch_one(_HOLDS, (bytes(identifier),)) is None:
             return False
         with self._db.transaction():
             released = self._db.execute(

@@ -30,17 +30,20 @@ announcement refused: review 58g, release 3). Where no feed can tell (the
 identity is a member of no trusted authority, e.g. an authority's own identity or a
 delegate, or its authority cannot be reached), the release is the operator's word, given explicitly
 (`vouch`: `--vouch-not-rotated`), and said so in its result. A feed that shows the identity
-rotated refuses the release even then.
+rotated refuses the release even then. A hold whose time node.db holds damaged is a hold all
+the same: no feed node.db holds counts after it, one the release pulls does, else the vouch
+(review 71q, wave3a 1: the release failed with StorageError, vouched too).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Final
 
 from troth import limits
 from troth.clock import Clock
 from troth.credentials import CredentialChain, VerifiedFeed
-from troth.errors import DecodeError, IdentityError, IdentityFailure, TrothError
+from troth.errors import DecodeError, IdentityError, IdentityFailure, StorageError, TrothError
 from troth.identity import Identifier
 from troth.identity.restored import copy_feed_issued, last_rotation
 from troth.node.authorities import is_local, sync_local_feed
@@ -53,6 +56,10 @@ VOUCH_OPTION = "--vouch-not-rotated"
 """The CLI option by which the operator vouches, where no feed can tell, that the identity was
 not rotated after the copy was taken."""
 _SEE = '(docs/vault.md, "A node.db restored from before a rotation")'
+_UNREADABLE: Final = (1 << 63) - 1
+"""The time of a hold node.db holds damaged (not a whole number): still a hold, after which no
+feed node.db holds is dated (a feed pulled by the release is), so the vouch releases it where
+no pull can (review 71q, wave3a 1)."""
 _ENDED = (
     "its feed revokes the identity's membership (every member credential of it held here, or "
     "the identity): the authority refuses a rotation's announcement from one no member, so "
@@ -75,7 +82,8 @@ class FeedEvidence:
 
 @dataclass(frozen=True, slots=True)
 class Release:
-    """What `release_restored` did: `held_at` (None: the identity was not held, nothing done),
+    """What `release_restored` did: `held_at` (None: the identity was not held, nothing done;
+    or its hold's time is damaged in node.db, and `released` says whether it was released),
     `released`, `vouched` (released on the operator's word: some feed, or every one, could not
     tell) and the evidence of each authority asked."""
 
@@ -93,7 +101,11 @@ def release_restored(node: Node, ref: str, *, clock: Clock, vouch: bool = False)
     the evidence is missing and `vouch` is False (naming what to do)."""
     own = node.identities.find(ref).name == node.name  # NotFound before anything is written
     node.identities.check_restored(clock)
-    held_at = node.identities.restore_held(ref)
+    try:
+        held_at = node.identities.restore_held(ref)
+    except StorageError:  # a hold all the same (review 71q, wave3a 1: the release failed with
+        # it, vouched too): no feed held is dated after it, one pulled now is
+        held_at = _UNREADABLE
     if held_at is None:
         return Release(None, released=False, vouched=False)
     feeds = tuple(_evidence(node, ref, held_at, clock))
@@ -111,7 +123,8 @@ def release_restored(node: Node, ref: str, *, clock: Clock, vouch: bool = False)
         refusal = _refusal(node, ref, held_at, missing, own=own, now=clock.now())
         raise IdentityError(IdentityFailure.ROLLBACK, refusal)
     released = node.identities.release_restored(ref, now=clock)
-    return Release(held_at, released=released, vouched=bool(missing or not feeds), feeds=feeds)
+    shown = None if held_at == _UNREADABLE else held_at
+    return Release(shown, released=released, vouched=bool(missing or not feeds), feeds=feeds)
 
 
 def _evidence(node: Node, ref: str, held_at: int, clock: Clock) -> list[FeedEvidence]:
@@ -224,8 +237,9 @@ def _refusal(
         )
         for f in missing
     )
+    hold = "node.db holds its time damaged" if held_at == _UNREADABLE else held_at
     return (
-        f"{ref!r} not released: no feed issued after the hold ({held_at}) and after the "
+        f"{ref!r} not released: no feed issued after the hold ({hold}) and after the "
         f"restored copy's own feed of its authority tells whether it was rotated after the "
         f"copy was taken ({stale}); or, {vouch}"
     )

@@ -21,7 +21,8 @@ from troth.storage.base import (
 )
 from troth.storage.peers import PeerLock
 from troth.storage.sqlite import Durability, SqliteDatabase
-from troth.storage.sqlite_authority import SqliteAuthorityStore, SqliteCredentialStore
+from troth.storage.sqlite_authority import SqliteAuthorityStore
+from troth.storage.sqlite_credentials import SqliteCredentialStore
 from troth.storage.sqlite_stores import SqliteIdentityStore, SqliteKeyStore
 from troth.storage.sqlite_vouchers import SqliteVoucherStore
 

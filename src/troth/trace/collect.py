@@ -184,12 +184,22 @@ class TraceCollector:
         checked: dict[bytes, TraceError | VerifiedCredential] = {}
         already: dict[bytes, TraceRecord] = {}  # chains named by records already in the log
         queued: list[SubmitResult | _Queued] = []
+        copy = _LogCopy(self.log)  # the log's copy of the signer, read once a batch
         try:
             for item in submission.records:
                 try:
                     queued.append(
                         self._queue(
-                            item, identity, keys, chains, checked, already, now, windows, behind
+                            item,
+                            identity,
+                            keys,
+                            chains,
+                            checked,
+                            already,
+                            now,
+                            windows,
+                            copy,
+                            behind,
                         )
                     )
                 except TraceError as exc:
@@ -198,7 +208,8 @@ class TraceCollector:
             for entry in queued:
                 if not isinstance(entry, SubmitResult):
                     self.log.wait(entry[0])
-        results = tuple(self._settle(entry) for entry in queued)
+        settled = _LogCopy(self.log)  # read again: a concurrent resend may have grown it
+        results = tuple(self._settle(entry, settled) for entry in queued)
         under = [d for e, r in zip(queued, results, strict=True) if (d := _under(e, r))]
         under += self._already_under(already, identity, chains, checked, now)
         self._keep_issuers(under, checked)
@@ -374,6 +385,7 @@ class TraceCollector:
         already: dict[bytes, TraceRecord],
         now: int,
         windows: tuple[VerifiedIdentity, ...],
+        copy: _LogCopy,
         behind: str | None = None,
     ) -> SubmitResult | _Queued:
         """The record's result when it is already in the log (the chain it names noted in
@@ -403,7 +415,7 @@ class TraceCollector:
                 # signer not behind either (review 70x, wave3 1: a retired key, under the older
                 # history where it is current, was acknowledged for any time)
                 _check_current(behind, record)
-                self._check_key_current(_verified(item, identity, keys, keyid))
+                _check_key_current(_verified(item, identity, keys, keyid), copy)
             if record.authority is not None:  # its issuers are kept as an append's (review
                 # 28b, collection 1)
                 already.setdefault(record.authority.chain, record)
@@ -500,7 +512,7 @@ class TraceCollector:
                 with contextlib.suppress(IdentityError):
                     self._observe_issuer(issuer)
 
-    def _settle(self, entry: SubmitResult | _Queued) -> SubmitResult:
+    def _settle(self, entry: SubmitResult | _Queued, copy: _LogCopy) -> SubmitResult:
         if isinstance(entry, SubmitResult):
             return entry
         pending, item, record_id, _chain = entry
@@ -514,43 +526,11 @@ class TraceCollector:
                     return SubmitResult(Status.ALREADY, stored.index)
                 if signed_again(stored.envelope, verified.record):
                     try:  # (its key checked as in `_queue`: review 71d, outbox 3)
-                        self._check_key_current(verified)
+                        _check_key_current(verified, copy)
                     except TraceError as stale:
                         return _refused(stale)
                     return SubmitResult(Status.ALREADY, stored.index)
             return _refused(exc)
-
-    def _check_key_current(self, verified: VerifiedRecord) -> None:
-        """ATTESTATION_STALE when `verified`, a record signed again, is signed by a key attested
-        under an older change than the signer's current one, as the log refuses its append
-        (review 71d, outbox 2 and 3: the thief of a retired key, under the signer's current
-        history, dated its resigning before the rotation and was answered ALREADY): current in
-        the history sent, and in the log's own copy of it (trace.db), which the node's copy
-        (node.db: `_signer`'s `behind`) may lag, as the log's append judges it (review 71h,
-        wave2a 2: sent under the older history, the retired key's resigning was answered
-        ALREADY). A copy the sent history forks from: SIGNER_INVALID, as the append's."""
-        epoch, record = verified.epoch, verified.record
-        if not epoch.is_current:
-            raise TraceError(
-                _F.ATTESTATION_STALE,
-                f"signed again by a key of change {epoch.change}, an older change of the signer's",
-                record=record.id,
-            )
-        stored = self.log.history(record.agent)
-        if stored is None:
-            return
-        first, hashes = indexed_hashes(stored)
-        held, signer = first + len(hashes) - 1, verified.signer
-        if held > signer.current.index:
-            raise TraceError(
-                _F.ATTESTATION_STALE,
-                f"the log holds change {held} of the signer, a later one: sign it again",
-                record=record.id,
-            )
-        if held >= signer.first_index and (
-            signer.changes[held - signer.first_index].change_hash != hashes[-1]
-        ):
-            raise TraceError(_F.SIGNER_INVALID, f"history forks at change {held}", record=record.id)
 
     def _checkpoint(self) -> tuple[int, bytes] | None:
         try:
@@ -566,6 +546,71 @@ def _under(entry: SubmitResult | _Queued, result: SubmitResult) -> bytes | None:
     if isinstance(entry, SubmitResult) or result.status is Status.REFUSED:
         return None
     return entry[3]
+
+
+class _LogCopy:
+    """The log's copy of a batch's signer history, as `_check_key_current` reads it (the index
+    of its first change, the hashes of its changes; None: none), read from the log once."""
+
+    __slots__ = ("_log", "_read")
+
+    def __init__(self, log: TraceLog) -> None:
+        self._log = log
+        self._read: dict[Identifier, tuple[int, list[bytes]] | None] = {}
+
+    def of(self, agent: Identifier) -> tuple[int, list[bytes]] | None:
+        if agent not in self._read:
+            stored = self._log.history(agent)
+            self._read[agent] = None if stored is None else indexed_hashes(stored)
+        return self._read[agent]
+
+
+def _check_key_current(verified: VerifiedRecord, copy: _LogCopy) -> None:
+    """ATTESTATION_STALE when `verified`, a record signed again, is signed by a key attested
+    under an older change than the signer's current one, as the log refuses its append
+    (review 71d, outbox 2 and 3: the thief of a retired key, under the signer's current
+    history, dated its resigning before the rotation and was answered ALREADY): current in
+    the history sent, and in the log's own copy of it (trace.db), which the node's copy
+    (node.db: `_signer`'s `behind`) may lag, as the log's append judges it (review 71h,
+    wave2a 2: sent under the older history, the retired key's resigning was answered
+    ALREADY). A copy the sent history forks from: SIGNER_INVALID, as the append's. The log's copy
+    read once a batch (`copy`; review 71q, wave3a 2: once a record, a batch of
+    MAX_TRACE_SUBMIT_RECORDS records signed again read and decoded it that many times)."""
+    epoch, record = verified.epoch, verified.record
+    if not epoch.is_current:
+        raise TraceError(
+            _F.ATTESTATION_STALE,
+            f"signed again by a key of change {epoch.change}, an older change of the signer's",
+            record=record.id,
+        )
+    stored = copy.of(record.agent)
+    if stored is None:
+        return
+    first, hashes = stored
+    held, signer = first + len(hashes) - 1, verified.signer
+    newest = signer.current.index
+    if newest <= held:  # sent behind the log's copy, or at it: its newest change (which commits
+        # to every one before it) is the copy's, else SIGNER_INVALID, as the append's `observe`
+        # says (review 71q, wave3a 3: a fork sent behind the copy was ATTESTATION_STALE)
+        if newest < first:
+            raise TraceError(
+                _F.SIGNER_INVALID, "history ends before the log's copy", record=record.id
+            )
+        if signer.current_change_hash != hashes[newest - first]:
+            raise TraceError(
+                _F.SIGNER_INVALID, f"history forks at change {newest}", record=record.id
+            )
+        if newest < held:
+            raise TraceError(
+                _F.ATTESTATION_STALE,
+                f"the log holds change {held} of the signer, a later one: sign it again",
+                record=record.id,
+            )
+        return
+    if held >= signer.first_index and (
+        signer.changes[held - signer.first_index].change_hash != hashes[-1]
+    ):
+        raise TraceError(_F.SIGNER_INVALID, f"history forks at change {held}", record=record.id)
 
 
 def _check_current(behind: str | None, record: TraceRecord) -> None:
