@@ -19,6 +19,7 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Mapping
+from typing import IO
 
 from troth import faults
 from troth.cli.main import main
@@ -31,7 +32,7 @@ TIMEOUT = 90.0
 def _child(
     args: tuple[str, ...],
     crash: str | None,
-    env: Mapping[str, str],
+    env: Mapping[str, str | None],
     files: tuple[int, int, int],
 ) -> None:
     """In the forked process: run `troth *args` and exit with its code. Never returns."""
@@ -41,7 +42,11 @@ def _child(
             os.dup2(fd, target)
             os.close(fd)
         os.environ.pop(CRASH_ENV, None)
-        os.environ.update(env)
+        for name, value in env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         if crash is not None:
             os.environ[CRASH_ENV] = crash
         vars(faults)["_ARMED"] = crash  # (read once, at import: as a fresh process reads it)
@@ -82,39 +87,66 @@ def _wait(pid: int) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
+def _read(file: IO[bytes]) -> str:
+    file.seek(0)
+    return file.read().decode(errors="replace")
+
+
+class Forked:
+    """A CLI run forked by `start_forked`: `finish` waits for it."""
+
+    def __init__(
+        self,
+        args: tuple[str, ...],
+        crash: str | None,
+        env: Mapping[str, str | None],
+        input_text: str | None,
+    ) -> None:
+        self.args = args
+        self.files = [tempfile.TemporaryFile() for _ in range(3)]  # noqa: SIM115 - in, out, err: closed by finish
+        self.files[0].write((input_text or "").encode())
+        self.files[0].flush()
+        self.files[0].seek(0)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.pid = os.fork()
+        if self.pid == 0:  # pragma: no cover - the child, ended by os._exit
+            dup = [os.dup(file.fileno()) for file in self.files]
+            _child(args, crash, env, (dup[0], dup[1], dup[2]))
+
+    def finish(self) -> subprocess.CompletedProcess[str]:
+        """Its exit code (-N: killed by signal N), stdout and stderr, once it ended."""
+        try:
+            returncode = _wait(self.pid)
+            out, err = (_read(file) for file in self.files[1:])
+        finally:
+            for file in self.files:
+                file.close()
+        return subprocess.CompletedProcess(["troth", *self.args], returncode, out, err)
+
+
+def start_forked(
+    *args: str,
+    crash: str | None = None,
+    env: Mapping[str, str | None] | None = None,
+    input_text: str | None = None,
+) -> Forked:
+    """`troth *args` started in a forked process (see the module's docstring): `input_text`
+    its stdin, `env` set in its environment (None: unset), killed at crash point `crash`."""
+    return Forked(args, crash, env or {}, input_text)
+
+
 def troth_forked(
     *args: str,
     crash: str | None = None,
     code: int | None = None,
     input_text: str | None = None,
     check: bool = True,
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str | None] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """`tests.support.cli.troth_process`, in a forked process (see the module's docstring),
-    `env` added to its environment."""
-    with (
-        tempfile.TemporaryFile() as stdin,
-        tempfile.TemporaryFile() as stdout,
-        tempfile.TemporaryFile() as stderr,
-    ):
-        stdin.write((input_text or "").encode())
-        stdin.flush()
-        stdin.seek(0)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child, ended by os._exit
-            files = (stdin.fileno(), stdout.fileno(), stderr.fileno())
-            _child(args, crash, env or {}, tuple(os.dup(fd) for fd in files))  # type: ignore[arg-type]
-        returncode = _wait(pid)
-        stdout.seek(0)
-        stderr.seek(0)
-        result = subprocess.CompletedProcess(
-            ["troth", *args],
-            returncode,
-            stdout.read().decode(errors="replace"),
-            stderr.read().decode(errors="replace"),
-        )
+    `env` set in its environment (None: unset)."""
+    result = start_forked(*args, crash=crash, env=env, input_text=input_text).finish()
     if not check:
         return result
     expected = code if code is not None else CRASH_EXIT_CODE if crash is not None else 0
