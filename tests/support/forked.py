@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import IO
 
 from troth import faults
@@ -73,14 +73,17 @@ def _child(
             os._exit(code)
 
 
-def _wait(pid: int) -> int:
-    """The exit code of child `pid` (-N when killed by signal N), waited for on its pidfd."""
+def _wait(pid: int, timeout: float = TIMEOUT, kill: bool = True) -> int:
+    """The exit code of child `pid` (-N when killed by signal N), waited for on its pidfd;
+    after `timeout` s subprocess.TimeoutExpired, the child killed first if `kill` (else left
+    running, as Popen.wait leaves it)."""
     pidfd = os.pidfd_open(pid)
     try:
-        if not select.select([pidfd], [], [], TIMEOUT)[0]:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            raise subprocess.TimeoutExpired("troth (forked)", TIMEOUT)
+        if not select.select([pidfd], [], [], timeout)[0]:
+            if kill:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+            raise subprocess.TimeoutExpired("troth (forked)", timeout)
     finally:
         os.close(pidfd)
     _, status = os.waitpid(pid, 0)
@@ -153,3 +156,74 @@ def troth_forked(
     if result.returncode != expected:
         raise AssertionError((args, crash, result.returncode, result.stdout, result.stderr))
     return result
+
+
+class ForkedCall:
+    """`target(*args)` in a forked process, as `subprocess.Popen` runs a module with
+    stdout and stderr piped (text): the parts of its interface the crash tests use. The child
+    exits 0 when `target` returns, with SystemExit's code, 1 on an exception (its traceback on
+    stderr), -9 when killed: never running the test's own exit handlers."""
+
+    def __init__(self, target: Callable[..., object], *args: object) -> None:
+        out_read, out_write = os.pipe()
+        err_read, err_write = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.pid = os.fork()
+        if self.pid == 0:  # pragma: no cover - the child, ended by os._exit
+            _call_in_child(target, args, (out_read, out_write, err_read, err_write))
+        os.close(out_write)
+        os.close(err_write)
+        self.stdout = open(out_read, encoding="utf-8")  # noqa: SIM115 - closed by communicate
+        self.stderr = open(err_read, encoding="utf-8")  # noqa: SIM115
+        self.returncode: int | None = None
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            self.returncode = _wait(self.pid, TIMEOUT if timeout is None else timeout, kill=False)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            os.kill(self.pid, sig)
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, str]:
+        """Its stdout and stderr once it ended (within `timeout` s)."""
+        self.wait(timeout)
+        try:
+            return self.stdout.read(), self.stderr.read()
+        finally:
+            self.stdout.close()
+            self.stderr.close()
+
+
+def _call_in_child(
+    target: Callable[..., object], args: tuple[object, ...], pipes: tuple[int, int, int, int]
+) -> None:
+    """In a ForkedCall's child: its pipes as stdout and stderr, `target(*args)`, exit."""
+    out_read, out_write, err_read, err_write = pipes
+    code = 1
+    try:
+        os.close(out_read)
+        os.close(err_read)
+        os.dup2(out_write, 1)
+        os.dup2(err_write, 2)
+        os.close(out_write)
+        os.close(err_write)
+        logging.root.handlers.clear()
+        logging.root.setLevel(logging.WARNING)
+        sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115 - ended by _exit
+        sys.stderr = open(2, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+        try:
+            target(*args)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+    except BaseException:  # shown as the child's stderr, as an interpreter would
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
