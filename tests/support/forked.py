@@ -164,9 +164,13 @@ class ForkedCall:
     exits 0 when `target` returns, with SystemExit's code, 1 on an exception (its traceback on
     stderr), -9 when killed: never running the test's own exit handlers."""
 
-    def __init__(self, target: Callable[..., object], *args: object) -> None:
+    def __init__(self, target: Callable[..., object], *args: object, quiet: bool = False) -> None:
+        """`quiet`: its stderr to /dev/null (stderr=subprocess.DEVNULL), `self.stderr` empty."""
         out_read, out_write = os.pipe()
         err_read, err_write = os.pipe()
+        if quiet:
+            os.close(err_write)
+            err_write = os.open(os.devnull, os.O_WRONLY)
         sys.stdout.flush()
         sys.stderr.flush()
         self.pid = os.fork()
@@ -181,6 +185,14 @@ class ForkedCall:
     def wait(self, timeout: float | None = None) -> int:
         if self.returncode is None:
             self.returncode = _wait(self.pid, TIMEOUT if timeout is None else timeout, kill=False)
+        return self.returncode
+
+    def poll(self) -> int | None:
+        """Its exit code if it ended, else None."""
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
         return self.returncode
 
     def send_signal(self, sig: int) -> None:
@@ -210,6 +222,8 @@ def _call_in_child(
         os.dup2(err_write, 2)
         os.close(out_write)
         os.close(err_write)
+        os.environ.pop(CRASH_ENV, None)  # (no crash point armed: as troth_process clears it)
+        vars(faults)["_ARMED"] = None
         logging.root.handlers.clear()
         logging.root.setLevel(logging.WARNING)
         sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115 - ended by _exit
