@@ -7,7 +7,12 @@ The child is a separate process as a spawned one is: its own memory, its own fil
 exit 137 as in a spawned process). It runs `troth.cli.main.main` as the console script does,
 with stdin, stdout and stderr on files of its own, Python's logging as a fresh interpreter has
 it (no handler on the root: the last resort writes warnings to stderr), and the crash point
-armed from its environment as `troth.faults` arms it at import."""
+armed from its environment as `troth.faults` arms it at import. `ForkedCall` runs any callable
+so (a worker module's main), as `subprocess.Popen` runs the module.
+
+What the child does share with the test's process is its memory as of the fork: a test that
+patched troth in memory (monkeypatch.setattr) patches the child too, where a spawned process
+would run unpatched; none of the callers patches troth so."""
 
 from __future__ import annotations
 
