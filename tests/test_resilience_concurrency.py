@@ -16,13 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.forked import Forked, start_forked
 from troth.credentials import Attributes
 from troth.faults import CRASH_ENV, CRASH_EXIT_CODE
 from troth.node import init_node, open_node
 from troth.storage import SqliteAuthorityStore
 from troth.storage.sqlite import BUSY_TIMEOUT_ENV
-
-TROTH = [sys.executable, "-m", "troth.cli.main"]
 
 
 def env(**extra: str) -> dict[str, str]:
@@ -30,21 +29,23 @@ def env(**extra: str) -> dict[str, str]:
     return {**base, **extra}
 
 
-def start(*args: str, **extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*TROTH, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(**extra)
-    )
+def start(*args: str) -> Forked:
+    """`troth *args` started in a process of its own, forked from this one (the writers start
+    at once: an interpreter's start and imports were most of each one's time)."""
+    return start_forked(*args, env={BUSY_TIMEOUT_ENV: None})
 
 
-def finish(process: subprocess.Popen[str]) -> tuple[int, str, str]:
-    out, err = process.communicate(timeout=120)
-    return process.returncode, out, err
+def finish(process: Forked) -> tuple[int, str, str]:
+    done = process.finish()
+    return done.returncode, done.stdout, done.stderr
 
 
 def troth(*args: str, code: int = 0, **extra: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [*TROTH, *args], capture_output=True, text=True, timeout=120, env=env(**extra)
-    )
+    """`troth *args` in a forked process, `extra` in its environment (TROTH_CRASH_AT: killed
+    there); its exit code checked."""
+    crash = extra.pop(CRASH_ENV, None)
+    environ: dict[str, str | None] = {BUSY_TIMEOUT_ENV: None, **extra}
+    result = start_forked(*args, crash=crash, env=environ).finish()
     assert result.returncode == code, (args, result.stdout, result.stderr)
     return result
 

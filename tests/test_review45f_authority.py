@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.support.cli import troth_process
+from tests.support.forked import troth_forked
 from troth.credentials.revocation_entry import RevocationKind
 from troth.faults import CRASH_EXIT_CODE, CRASH_POINTS
 from troth.identity import Identifier
@@ -31,7 +31,7 @@ POINTS = (
 )
 
 
-troth = troth_process
+troth = troth_forked
 
 
 def acme(*names: str) -> dict[str, Identifier]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import troth_process
+from tests.support.forked import troth_forked
 from tests.support.traces import tool_call
 from troth.clock import SystemClock
 from troth.faults import CRASH_POINTS
@@ -36,7 +36,7 @@ REDACT_POINTS = (
 )
 
 
-troth = troth_process
+troth = troth_forked
 
 
 def logged() -> str:

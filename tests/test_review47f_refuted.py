@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NOW
-from tests.support.cli import troth_process
 from tests.support.enroll import acme_and_agent
+from tests.support.forked import troth_forked
 from tests.support.leases import make_world, open_broker
 from troth import limits
 from troth.authority.client import revoke_request, rotated_request
@@ -39,8 +39,8 @@ from troth.vault import KeyHandle
 def troth(
     *args: str, crash: str | None = None, code: int | None = 0, input_text: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """`troth_process`; `code=None`: the exit code not checked."""
-    return troth_process(
+    """`troth_forked`; `code=None`: the exit code not checked."""
+    return troth_forked(
         *args, crash=crash, code=code or None, input_text=input_text, check=code is not None
     )
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SoftHsm
-from tests.support.cli import troth_process
+from tests.support.forked import troth_forked
 from troth.errors import KeyNotFound, TrothError
 from troth.faults import CRASH_ENV, CRASH_EXIT_CODE, CRASH_POINTS
 from troth.identity.service import PURPOSE_KEY_TTL
@@ -145,7 +145,7 @@ def test_a_software_vault_records_no_retired_key(troth_home: Path) -> None:
         assert node.identities.forget_retired() == 0
 
 
-troth = troth_process
+troth = troth_forked
 
 
 def token_keys() -> list[KeyHandle]:

@@ -19,7 +19,8 @@ import pytest
 
 import troth
 import troth._api.network
-from tests.support.cli import run, run_json, troth_process
+from tests.support.cli import run, run_json
+from tests.support.forked import troth_forked
 from tests.test_api_network import LOOPBACK, served_in_a_thread
 from tests.test_cli_credentials import delegate, world  # noqa: F401  (the fixture)
 from troth.faults import CRASH_EXIT_CODE, CRASH_POINTS
@@ -52,7 +53,7 @@ def _revoke(world: dict[str, str], crash: str | None) -> tuple[int, str]:  # noq
     run("credential", "import", d1, "--as", "support")
     link = run_json("credential", "show", d1)["chain"][-1]["id"]
     args = ("revoke", "link", link, "--chain", d1, "--as", "customer", "--authority", "acme")
-    return troth_process(*args, crash=crash, check=False).returncode, link
+    return troth_forked(*args, crash=crash, check=False).returncode, link
 
 
 @pytest.mark.parametrize("crash", CRASH_POINTS)
@@ -225,7 +226,7 @@ def test_a_revocation_the_authority_refuses_leaves_no_mark(
     run("credential", "import", d1, "--as", "support")
     link = run_json("credential", "show", d1)["chain"][-1]["id"]
     args = ("revoke", "link", link, "--chain", d1, "--as", "support", "--authority", "acme")
-    refused = troth_process(*args, check=False)
+    refused = troth_forked(*args, check=False)
     assert refused.returncode not in (0, CRASH_EXIT_CODE), refused.stderr
     assert "upstream" in refused.stderr
     assert _marks(troth_home) == 0

@@ -120,11 +120,12 @@ def test_a_node_create_killed_before_its_identity_leaves_a_node_that_starts(
     """`troth node create n` killed after the node's directory and configuration, before its
     identity's commit: `troth node create n` again says it exists, and `troth node start n`
     makes the node's own identity (named n) at its first start."""
-    from tests.support.cli import run_json, troth_process
+    from tests.support.cli import run_json
+    from tests.support.forked import troth_forked
 
-    troth_process("node", "create", "n", crash="identity.create.before-commit")
+    troth_forked("node", "create", "n", crash="identity.create.before-commit")
     assert run_json("identity", "list", "--node", "n") == []
-    troth_process("node", "create", "n", code=3, check=True)
+    troth_forked("node", "create", "n", code=3, check=True)
     started = start_daemon(troth_home, "n", None)
     try:
         names = [row["name"] for row in run_json("identity", "list", "--node", "n")]

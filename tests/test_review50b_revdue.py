@@ -20,7 +20,8 @@ import pytest
 
 import troth
 import troth.node.traces
-from tests.support.cli import run, troth_process
+from tests.support.cli import run
+from tests.support.forked import troth_forked
 from tests.support.revocation import (
     echo_as_sub,
     refused_as_revoked,
@@ -94,7 +95,7 @@ def test_a_running_node_refuses_what_a_revoker_killed_after_the_commit_revoked(
             args = ("revoke", "credential", chain.id.hex(), "--authority", "hub")
         else:
             args = ("authority", "members", "remove", member, "--authority", "hub")
-        troth_process(*args, crash="authority.revoke.after-commit")
+        troth_forked(*args, crash="authority.revoke.after-commit")
         with troth.Node.open("hub") as hub:
             assert hub._stored.authority().store.revocation_tip()[0] >= 1  # taken
         deadline = time.monotonic() + 20  # (well below the 30-s round: the poll is every 1 s)

@@ -9,7 +9,8 @@ import json
 import time
 from pathlib import Path
 
-from tests.support.cli import run_json, troth_process
+from tests.support.cli import run_json
+from tests.support.forked import troth_forked
 from troth.credentials.revocation_entry import RevocationKind
 from troth.faults import CRASH_POINTS
 from troth.node import init_node, open_node
@@ -40,11 +41,11 @@ def test_an_authority_create_killed_at_each_step_is_created_by_the_same_command(
         "identity.create.after-commit",
     ):
         name = "a" + point.split(".")[-1].replace("-", "")
-        troth_process("authority", "create", name, crash=point)
+        troth_forked("authority", "create", name, crash=point)
         with open_node(name) as node:
             assert node.hosted_authority() is None
             assert [i.name for i in node.identities.list_local()] == []
-        made = json.loads(troth_process("authority", "create", name, "--json").stdout)
+        made = json.loads(troth_forked("authority", "create", name, "--json").stdout)
         with open_node(name) as node:
             assert [i.name for i in node.identities.list_local()] == [name]
             hosted = node.hosted_authority()
@@ -55,9 +56,9 @@ def test_an_authority_create_killed_at_each_step_is_created_by_the_same_command(
 def test_a_node_create_killed_before_its_configuration_is_renamed_is_no_node() -> None:
     """`troth node create n` killed with node.json still a temporary file beside its place:
     no node (not listed, not opened), and the same command creates it."""
-    troth_process("node", "create", "n", crash="node.file.before-rename")
+    troth_forked("node", "create", "n", crash="node.file.before-rename")
     assert run_json("node", "list") == []
-    made = json.loads(troth_process("node", "create", "n", "--json").stdout)
+    made = json.loads(troth_forked("node", "create", "n", "--json").stdout)
     assert [row["name"] for row in run_json("identity", "list", "--node", "n")] == ["n"]
     assert made["name"] == "n"
 
@@ -73,13 +74,13 @@ def test_a_secret_put_killed_before_node_json_names_the_broker_is_completed_by_t
     config = tmp_path / "token.json"
     config.write_text(json.dumps({"scopes": ["read"], "ttl": 60, "audience": "api"}))
     put = ("secret", "put", "tok", "--engine", "token", "--config", str(config), "--json")
-    troth_process(*put, "--node", "acme", crash="node.file.before-rename")
+    troth_forked(*put, "--node", "acme", crash="node.file.before-rename")
     node_json = json.loads((troth_home / "nodes" / "acme" / "node.json").read_text())
     assert "broker" not in node_json["services"]
     with open_node("acme") as node:
         stored = node.db.fetch_all("SELECT name FROM secret_store", ())
     assert [row[0] for row in stored] == ["tok"]
-    again = json.loads(troth_process(*put, "--node", "acme").stdout)
+    again = json.loads(troth_forked(*put, "--node", "acme").stdout)
     assert again["service_added"] is True
     node_json = json.loads((troth_home / "nodes" / "acme" / "node.json").read_text())
     assert "broker" in node_json["services"]
@@ -90,24 +91,24 @@ def test_a_member_removal_killed_after_its_commit_stands() -> None:
     gone and its credential is in the feed (both in the one transaction); the same command
     again says it is not a member (the removal asked for stands: nothing to complete, the
     other nodes here were marked due a sync of the feed before the commit: review 50b)."""
-    troth_process("authority", "create", "acme")
-    ticket = troth_process(
+    troth_forked("authority", "create", "acme")
+    ticket = troth_forked(
         "authority", "ticket", "create", "--authority", "acme", "--attr", "team.name=x"
     ).stdout.strip()
     init_node("agent")
     with open_node("agent") as agent:
         member = agent.identities.create(now=int(time.time()), name="agent").identifier
-    troth_process("enroll", "-", "--as", "agent", "--node", "agent", input_text=ticket)
+    troth_forked("enroll", "-", "--as", "agent", "--node", "agent", input_text=ticket)
     with open_node("acme") as node:
         issued = SqliteAuthorityStore(node.db).unexpired_issued(member.digest, 0)
     assert len(issued) == 1
     remove = ("authority", "members", "remove", str(member), "--authority", "acme", "--json")
-    troth_process(*remove, crash="authority.revoke.after-commit")
+    troth_forked(*remove, crash="authority.revoke.after-commit")
     with open_node("acme") as node:
         store = SqliteAuthorityStore(node.db)
         assert store.get_member(member.digest) is None
         assert store.find_revocation(int(RevocationKind.CREDENTIAL), issued[0]) is not None
-    again = json.loads(troth_process(*remove, code=1).stdout)
+    again = json.loads(troth_forked(*remove, code=1).stdout)
     assert again["reason"] == "not a member of this authority"
 
 
@@ -119,13 +120,13 @@ def test_a_vault_key_made_at_a_first_opening_killed_at_each_step_opens_the_node(
     exclusively). Killed before vault.key's rename (a temporary beside it) or after it (no key
     check sealed yet): node.db is no fresh database beside a key made for another, and the
     next command opens the node and completes what it was asked."""
-    troth_process("node", "create", "n", crash="node.file.after-rename")
+    troth_forked("node", "create", "n", crash="node.file.after-rename")
     directory = troth_home / "nodes" / "n"
     assert not (directory / "node.db").exists()
     create = ("identity", "create", "a", "--node", "n")
-    troth_process(*create, crash="node.file.before-rename")
+    troth_forked(*create, crash="node.file.before-rename")
     assert not (directory / "vault.key").exists()
-    troth_process(*create, crash="node.file.after-rename")
+    troth_forked(*create, crash="node.file.after-rename")
     assert (directory / "vault.key").stat().st_size == 32
-    troth_process(*create)
+    troth_forked(*create)
     assert [row["name"] for row in run_json("identity", "list", "--node", "n")] == ["a"]

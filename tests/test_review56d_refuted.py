@@ -16,50 +16,43 @@ import pytest
 
 import troth
 from tests.support.backups import node_db
+from tests.support.forked import ForkedCall
 from troth.storage import SqliteDatabase
 from troth.storage.rollback import guard_path, read_guard, restored_rows
 from troth.storage.sqlite import _MIGRATIONS
 
-_WRITER = """\
-import os, sys, troth
-prefix = sys.argv[1]
-with troth.Node.open("acme") as node:
-    authority = node.authority()
-    n = 0
-    while True:
-        n += 1
-        node.identities.create(f"{prefix}{n}")
-        print("made", n, flush=True)
-        node.identities.rotate(f"{prefix}{n}")
-        print("rotated", n, flush=True)
-        print("revoked", authority.revoke(os.urandom(32)), flush=True)
-"""
+
+def _write(prefix: str) -> None:
+    """In the forked writer: create identities, rotate them, append to acme's feed, forever,
+    printing each commit it acknowledges."""
+    with troth.Node.open("acme") as node:
+        authority = node.authority()
+        n = 0
+        while True:
+            n += 1
+            node.identities.create(f"{prefix}{n}")
+            print("made", n, flush=True)
+            node.identities.rotate(f"{prefix}{n}")
+            print("rotated", n, flush=True)
+            print("revoked", authority.revoke(os.urandom(32)), flush=True)
 
 
 def _killed_after(lines: int, prefix: str) -> list[tuple[str, int]]:
-    """Run `_WRITER` in a child process, SIGKILL it once it acknowledged `lines` commits (it is
+    """Run `_write` in a child process (forked from this one: an interpreter's start and
+    imports were most of its time), SIGKILL it once it acknowledged `lines` commits (it is
     then somewhere in its next write: a commit, the guard's raise after it); what it
     acknowledged."""
-    child = subprocess.Popen(
-        [sys.executable, "-c", _WRITER, prefix],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert child.stdout is not None
+    child = ForkedCall(_write, prefix)
     said: list[tuple[str, int]] = []
     try:
         while len(said) < lines:
             line = child.stdout.readline()
-            assert line, child.stderr.read() if child.stderr else ""
+            assert line, child.stderr.read()
             what, number = line.split()
             said.append((what, int(number)))
     finally:
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait(timeout=60)
-        child.stdout.close()
-        if child.stderr is not None:
-            child.stderr.close()
+        child.send_signal(signal.SIGKILL)
+        child.communicate(timeout=60)
     assert child.returncode == -signal.SIGKILL
     return said
 

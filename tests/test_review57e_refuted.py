@@ -4,30 +4,33 @@ process's death or pause."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import os
 import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support import enroll_driver
 from tests.support.enroll import acme_ticket
+from tests.support.forked import ForkedCall
 from tests.support.nodes import HUB, MemNet, ask_authority, run_memnet
 from tests.support.relayed import relayed_b
 from tests.test_reconnect import TO_B, crash_and_restart_hub, link_state, until
 from tests.test_reconnect_daemon import HANDSHAKE, _nodes, relays_up, until_sent
-from tests.test_resilience_enrollment import Hub, driver, hub, prepare  # noqa: F401
+from tests.test_resilience_enrollment import Hub, hub, prepare  # noqa: F401
 from troth.authority.client import enroll_request
 from troth.authority.tickets import Ticket, new_code
 from troth.enrollment import enrollment, request_of
 from troth.errors import RemoteError
-from troth.faults import CRASH_ENV, CRASH_EXIT_CODE
+from troth.faults import CRASH_EXIT_CODE
 from troth.limits import ENROLL_REQUEST_SECONDS, ENROLL_REQUESTS_BURST
 from troth.node import init_node, open_node
 from troth.node.daemon import control, node_status
@@ -46,14 +49,15 @@ def _enroll_as(node: str, ticket: str) -> subprocess.CompletedProcess[str]:
     init_node(node)
     with open_node(node) as opened:
         opened.identities.create(now=int(time.time()), name=node)
-    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
-    return subprocess.run(
-        [sys.executable, "-m", "tests.support.enroll_driver", node, node, ticket],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        env=env,
-    )
+    return _driven(node, node, ticket)
+
+
+def _agent_enrolls(ticket: str, code: int | None = 0) -> subprocess.CompletedProcess[str]:
+    """tests.test_resilience_enrollment's `driver` (identity agent of node agent), forked: its
+    exit code checked unless `code` is None."""
+    done = _driven("agent", "agent", ticket)
+    assert code is None or done.returncode == code, (done.returncode, done.stderr)
+    return done
 
 
 def _redemptions(identity: str) -> int:
@@ -72,14 +76,14 @@ def test_a_redeemed_ticket_whose_answer_a_crash_lost_is_not_redeemed_by_another(
     completes with no second use."""
     setup = prepare(hub.route)
     hub.start(crash="authority.enroll.after-commit")
-    assert driver(setup.ticket, code=None).returncode not in (0, CRASH_EXIT_CODE)
+    assert _agent_enrolls(setup.ticket, code=None).returncode not in (0, CRASH_EXIT_CODE)
     hub.wait_dead(troth_home)
     hub.start()
     stolen = _enroll_as("mallory", setup.ticket)
     assert stolen.returncode != 0
     assert "ticket unknown" in stolen.stderr, stolen.stderr
     assert _redemptions("mallory") == 0
-    driver("--resume")
+    _agent_enrolls("--resume")
     setup.check_enrolled_once()
 
 
@@ -92,12 +96,12 @@ def test_a_ticket_a_crash_left_unused_goes_to_one_identity_and_the_other_lets_go
     record is deleted (not sent again for a week): one use, one member."""
     setup = prepare(hub.route)
     hub.start(crash="authority.enroll.before-commit")
-    assert driver(setup.ticket, code=None).returncode not in (0, CRASH_EXIT_CODE)
+    assert _agent_enrolls(setup.ticket, code=None).returncode not in (0, CRASH_EXIT_CODE)
     hub.wait_dead(troth_home)
     assert setup.state() == (0, 1, 0)
     hub.start()
     assert _enroll_as("mallory", setup.ticket).returncode == 0
-    resumed = driver("--resume", code=None)
+    resumed = _agent_enrolls("--resume", code=None)
     assert resumed.returncode != 0
     assert "ticket unknown" in resumed.stderr, resumed.stderr
     assert setup.state() == (0, 0, 0)
@@ -212,8 +216,22 @@ def _member_state(ref: str) -> tuple[int, int, int]:
         return held, pending, SqliteAuthorityStore(acme.db).count_redemptions(digest)
 
 
-def _driver(*args: str) -> list[str]:
-    return [sys.executable, "-m", "tests.support.enroll_driver", "agent", *args]
+def _drive(node: str, identity: str, ticket: str) -> None:
+    """tests.support.enroll_driver's run (in a forked process)."""
+    print(json.dumps(asyncio.run(enroll_driver.run(node, identity, ticket))))
+
+
+def _driver(identity: str, ticket: str) -> ForkedCall:
+    """tests.support.enroll_driver for `identity` of node agent, started in a process of its
+    own, forked from this one (an interpreter's start and imports were most of its time)."""
+    return ForkedCall(_drive, "agent", identity, ticket, quiet=True)
+
+
+def _driven(node: str, identity: str, ticket: str) -> subprocess.CompletedProcess[str]:
+    """tests.support.enroll_driver's run in a forked process, once it ended."""
+    child = ForkedCall(_drive, node, identity, ticket)
+    out, err = child.communicate(90)
+    return subprocess.CompletedProcess(["enroll_driver"], child.wait(), out, err)
 
 
 def test_a_holder_killed_at_random_moments_ends_enrolled_once(
@@ -228,7 +246,6 @@ def test_a_holder_killed_at_random_moments_ends_enrolled_once(
     setup = prepare(hub.route)
     hub.start()
     rng = random.Random(os.environ.get("TROTH_TEST_SEED", "57"))
-    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
     database = troth_home_path() / "nodes" / "agent" / "node.db"
     for index in range(6):
         ref = f"agent-{index}"
@@ -236,21 +253,19 @@ def test_a_holder_killed_at_random_moments_ends_enrolled_once(
             holder.identities.create(now=int(time.time()), name=ref)
             ticket = acme_ticket(acme.authority(), int(time.time()))
         text = str(Ticket(ticket.code, ticket.authority_history, hub.route))
-        child = subprocess.Popen(
-            _driver(ref, text), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
-        )
+        child = _driver(ref, text)
         while not _pending_rows(database) and child.poll() is None:  # its record committed
             time.sleep(0.002)
         time.sleep(rng.uniform(0, 0.05))  # a random moment of the exchange and the commit
         child.send_signal(signal.SIGKILL)
-        child.wait(10)
+        child.communicate(10)
         state = _member_state(ref)
         assert state in ALLOWED, (index, state)
         with contextlib.closing(sqlite3.connect(database)) as opened:
             assert opened.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         if state[0] == 0:
             again = ["--resume"] if state[1] else [text]
-            done = subprocess.run(_driver(ref, *again), capture_output=True, text=True, env=env)
+            done = _driven("agent", ref, *again)
             assert done.returncode == 0, (index, state, done.stderr)
         assert _member_state(ref) == (1, 0, 1), (index, state)
     assert setup.state() == (0, 0, 0)  # the set-up's own identity was never enrolled
@@ -289,13 +304,7 @@ def test_an_authority_killed_amid_racing_redemptions_gives_no_use_twice(
             holder.identities.create(now=int(time.time()), name=ref)
         made = acme_ticket(acme.authority(), int(time.time()), uses=3)
     ticket = str(Ticket(made.code, made.authority_history, hub.route))
-    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
-    racers = [
-        subprocess.Popen(
-            _driver(ref, ticket), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
-        )
-        for ref in refs
-    ]
+    racers = [_driver(ref, ticket) for ref in refs]
     acme_db = troth_home / "nodes" / "acme" / "node.db"
     while not _rows(acme_db, "redemptions") and any(r.poll() is None for r in racers):
         time.sleep(0.002)
@@ -303,11 +312,11 @@ def test_an_authority_killed_amid_racing_redemptions_gives_no_use_twice(
     os.kill(pid, signal.SIGKILL)
     hub.wait_dead(troth_home)
     for racer in racers:
-        racer.wait(30)
+        racer.communicate(30)
     hub.start()
     members = []
     for ref in refs:
-        done = subprocess.run(_driver(ref, ticket), capture_output=True, text=True, env=env)
+        done = _driven("agent", ref, ticket)
         state = _member_state(ref)
         if done.returncode == 0:
             assert state == (1, 0, 1), (ref, state)

@@ -9,7 +9,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from tests.support import lease_worker
+from tests.support.forked import ForkedCall
 from tests.support.leases import Leaks, LeaseWorld, captured_logs, make_world, open_broker
 from tests.support.postgres import ADMIN_PASSWORD, PgServer
 from troth.credentials import RevocationKind
@@ -26,7 +27,6 @@ from troth.secrets import AllowListPolicy, Broker, LeaseHandle, LeaseState, Swee
 
 F = SecretFailure
 SECRET = "orders-db"
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -249,6 +249,12 @@ def test_orphan_roles_are_swept(tmp_path: Path, world: LeaseWorld, orders: Order
     broker.close()
 
 
+def _lease_worker(db_path: str, seed: str, point: str) -> None:
+    """tests.support.lease_worker's run, TROTH_CRASH_AT `point` (in the forked worker)."""
+    os.environ["TROTH_CRASH_AT"] = point
+    lease_worker.main(db_path, seed)
+
+
 def test_sigkill_mid_issue_and_mid_revoke(tmp_path: Path, orders: OrdersDb) -> None:
     """>= 20 broker processes killed at random moments and at every crash point: after each
     restart no acknowledged lease is lost, acknowledged revocations stay revoked; at the end,
@@ -268,22 +274,14 @@ def test_sigkill_mid_issue_and_mid_revoke(tmp_path: Path, orders: OrdersDb) -> N
     crashed: list[str] = []
     kills = 0
     for round_no in range(26):
-        # this tree's troth, not an installed one (a worktree's workers ran the main tree's)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(ROOT / "src"), str(ROOT)))}
-        env["TROTH_CRASH_AT"] = points[round_no % len(points)] if round_no % 2 == 0 else ""
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.lease_worker", str(db_path), str(round_no)],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert worker.stdout is not None
+        # a process of its own, forked from this one (an interpreter's start and imports were
+        # most of each round's time), its crash point armed as lease_worker arms it
+        point = points[round_no % len(points)] if round_no % 2 == 0 else ""
+        worker = ForkedCall(_lease_worker, str(db_path), str(round_no), point)
         first = worker.stdout.readline()
         if first.strip() == "ready":
             try:  # a crash point kills the worker itself; else SIGKILL at a random moment
-                worker.wait(timeout=5 if env["TROTH_CRASH_AT"] else rng.uniform(0.05, 0.6))
+                worker.wait(timeout=5 if point else rng.uniform(0.05, 0.6))
             except subprocess.TimeoutExpired:
                 worker.send_signal(signal.SIGKILL)
         out, err = worker.communicate(timeout=60)  # (a crash point may fire during recovery)

@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,10 +20,11 @@ from click.testing import CliRunner
 
 from tests.conftest import SoftHsm
 from tests.support.cli import run, run_json
+from tests.support.forked import troth_forked
 from troth.cli.main import cli
 from troth.crypto import Aead, AeadAlgorithm
 from troth.errors import CryptoError
-from troth.faults import CRASH_ENV, CRASH_EXIT_CODE, CRASH_POINTS
+from troth.faults import CRASH_EXIT_CODE, CRASH_POINTS
 from troth.storage import SqliteDatabase
 
 POINTS = (
@@ -161,16 +161,9 @@ def test_no_byte_sealed_under_the_old_kek_is_left_in_the_node_directory(troth_ho
 
 
 def troth(*args: str, crash: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if k != CRASH_ENV} | env
-    if crash is not None:
-        environ[CRASH_ENV] = crash
-    return subprocess.run(
-        [sys.executable, "-m", "troth.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        env=environ,
-    )
+    """`troth *args` in a forked process (tests.support.forked), killed at `crash`, `env` added
+    to its environment; its exit code not checked."""
+    return troth_forked(*args, crash=crash, env=env, check=False)
 
 
 @pytest.mark.parametrize("point", POINTS)
