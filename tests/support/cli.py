@@ -45,8 +45,17 @@ def troth_process(
         timeout=90,
         env=env,
     )
-    if not check:
-        return result
+    return checked_run(result, args, crash, code) if check else result
+
+
+def checked_run(
+    result: subprocess.CompletedProcess[str],
+    args: tuple[str, ...],
+    crash: str | None,
+    code: int | None,
+) -> subprocess.CompletedProcess[str]:
+    """`result` of `troth *args`, its exit code checked: `code`, else CRASH_EXIT_CODE when it
+    was to crash at `crash`, else 0 (AssertionError naming the run otherwise)."""
     expected = code if code is not None else CRASH_EXIT_CODE if crash is not None else 0
     if result.returncode != expected:
         raise AssertionError((args, crash, result.returncode, result.stdout, result.stderr))

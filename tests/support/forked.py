@@ -24,11 +24,12 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Callable, Mapping
-from typing import IO
+from typing import IO, NoReturn
 
+from tests.support.cli import checked_run
 from troth import faults
 from troth.cli.main import main
-from troth.faults import CRASH_ENV, CRASH_EXIT_CODE
+from troth.faults import CRASH_ENV
 
 TIMEOUT = 90.0
 """Seconds a forked run may take (troth_process's subprocess timeout)."""
@@ -41,8 +42,8 @@ def _child(
     files: tuple[int, int, int],
 ) -> None:
     """In the forked process: run `troth *args` and exit with its code. Never returns."""
-    code = 70
-    try:
+
+    def run() -> None:
         for fd, target in zip(files, (0, 1, 2), strict=True):
             os.dup2(fd, target)
             os.close(fd)
@@ -55,20 +56,41 @@ def _child(
         if crash is not None:
             os.environ[CRASH_ENV] = crash
         vars(faults)["_ARMED"] = crash  # (read once, at import: as a fresh process reads it)
-        logging.root.handlers.clear()  # (the test's capture handlers: a fresh interpreter's root)
-        logging.root.setLevel(logging.WARNING)
+        _fresh_logging()
         sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115 - ended by _exit
-        sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
-        sys.stderr = open(2, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+        _fresh_output()
         sys.argv = ["troth", *args]
+        main()
+
+    _exit_with(run, failed=70)
+
+
+def _fresh_logging() -> None:
+    """Python's logging as a fresh interpreter has it (the test's capture handlers gone)."""
+    logging.root.handlers.clear()
+    logging.root.setLevel(logging.WARNING)
+
+
+def _fresh_output() -> None:
+    """sys.stdout and sys.stderr on file descriptors 1 and 2 (set up by the caller)."""
+    sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115 - ended by _exit
+    sys.stderr = open(2, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+
+
+def _exit_with(run: Callable[[], object], *, failed: int = 1) -> NoReturn:
+    """Run `run` in a forked child and end the child as an interpreter ends: with SystemExit's
+    code (a message written to stderr, exit 1), 0 when it returns, else `failed` with the
+    traceback on stderr; stdout and stderr flushed, then `os._exit`."""
+    code = failed
+    try:
         try:
-            main()
+            run()
             code = 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
             if isinstance(exc.code, str):
                 sys.stderr.write(exc.code + "\n")
-    except BaseException:  # pragma: no cover - a bug of this helper, shown as the run's stderr
+    except BaseException:  # shown as the child's stderr, as an interpreter would
         traceback.print_exc()
     finally:
         try:
@@ -155,12 +177,7 @@ def troth_forked(
     """`tests.support.cli.troth_process`, in a forked process (see the module's docstring),
     `env` set in its environment (None: unset)."""
     result = start_forked(*args, crash=crash, env=env, input_text=input_text).finish()
-    if not check:
-        return result
-    expected = code if code is not None else CRASH_EXIT_CODE if crash is not None else 0
-    if result.returncode != expected:
-        raise AssertionError((args, crash, result.returncode, result.stdout, result.stderr))
-    return result
+    return checked_run(result, args, crash, code) if check else result
 
 
 class ForkedCall:
@@ -219,8 +236,8 @@ def _call_in_child(
 ) -> None:
     """In a ForkedCall's child: its pipes as stdout and stderr, `target(*args)`, exit."""
     out_read, out_write, err_read, err_write = pipes
-    code = 1
-    try:
+
+    def run() -> None:
         os.close(out_read)
         os.close(err_read)
         os.dup2(out_write, 1)
@@ -229,20 +246,8 @@ def _call_in_child(
         os.close(err_write)
         os.environ.pop(CRASH_ENV, None)  # (no crash point armed: as troth_process clears it)
         vars(faults)["_ARMED"] = None
-        logging.root.handlers.clear()
-        logging.root.setLevel(logging.WARNING)
-        sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115 - ended by _exit
-        sys.stderr = open(2, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
-        try:
-            target(*args)
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
-    except BaseException:  # shown as the child's stderr, as an interpreter would
-        traceback.print_exc()
-    finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
+        _fresh_logging()
+        _fresh_output()
+        target(*args)
+
+    _exit_with(run)
