@@ -17,13 +17,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from tests.support.cli import run, run_json
+from troth.cli.main import cli as troth_cli
 from troth.node.channels import ChannelLimits
 from troth.node.daemon import control, node_status, start_daemon
 from troth.node.links import RECONNECT_MAX_DELAY
@@ -84,11 +86,22 @@ def send(to: str, text: str) -> subprocess.CompletedProcess[str]:
     return cli("message", "send", to, text, "--node", "a", "--json")
 
 
-def until_sent(to: str, text: str, within: float) -> float:
-    """Send until the echo comes back; how long it took (fails after `within` s)."""
+def send_here(to: str, text: str) -> subprocess.CompletedProcess[str]:
+    """`send` run in this process (tests.support.cli: no interpreter started for it; 71m, ci),
+    for a test that sends from one thread only (the CLI runner swaps sys.stdout)."""
+    args = ["message", "send", to, text, "--node", "a", "--json"]
+    result = CliRunner().invoke(troth_cli, args, catch_exceptions=False)
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+
+def until_sent(
+    to: str, text: str, within: float, sender: Callable[[str, str], Any] = send
+) -> float:
+    """Send (by `sender`) until the echo comes back; how long it took (fails after `within`
+    s)."""
     start = time.monotonic()
     while True:
-        result = send(to, text)
+        result = sender(to, text)
         if result.returncode == 0:
             assert json.loads(result.stdout) == {"reply": text}
             return time.monotonic() - start

@@ -29,9 +29,8 @@ from tests.test_reconnect_daemon import (  # noqa: F401 (the fixture)
     cli,
     fast_nodes,
     free_port,
-    send,
+    send_here,
     troth,
-    troth_json,
     until_sent,
 )
 from tests.test_resilience_enrollment import (  # noqa: F401 (the fixture)
@@ -288,17 +287,17 @@ def test_a_half_open_connection_is_noticed_and_the_relay_comes_back(
     fresh connection, and the hub gives relay `b` to it: a sender reaches b again."""
     route, proxy = network
     to_b = f"{route}/relay/b/service/echo"
-    until_sent(to_b, "before", WITHIN)
+    until_sent(to_b, "before", WITHIN, send_here)
     before = proxy.connections
     proxy.cut()  # b's connection to the hub is half-open from here on
     # b noticed by its keepalive and connected again: waited for as it happens (71m, ci: a
     # message sent into the half-open connection waited out its 10 s timeout)
     assert proxy.fresh.wait(WITHIN)
-    until_sent(to_b, "after", WITHIN)  # b holds its relay again
+    until_sent(to_b, "after", WITHIN, send_here)  # b holds its relay again
     assert proxy.connections > before  # through a fresh connection
-    links = troth_json("node", "status", "b")["links"]
+    links = in_process_json("node", "status", "b")["links"]
     assert {row["state"] for row in links} == {"connected"}, links  # the hub's, the proxy's
-    assert send(to_b, "again").returncode == 0
+    assert send_here(to_b, "again").returncode == 0
 
 
 def test_one_member_enrolling_twice_at_once_holds_one_credential() -> None:
@@ -335,16 +334,16 @@ def test_a_hub_stopped_cleanly_and_started_again_gets_its_members_back(
     port: both relayed members are reachable again without a restart of theirs."""
     route = fast_nodes
     for name in ("b1", "b2"):
-        until_sent(f"{route}/relay/{name}/service/echo", "before", RELAY_BACK)
-    before = {name: troth_json("node", "status", name)["pid"] for name in ("b1", "b2")}
+        until_sent(f"{route}/relay/{name}/service/echo", "before", RELAY_BACK, send_here)
+    before = {name: in_process_json("node", "status", name)["pid"] for name in ("b1", "b2")}
     troth("node", "stop", "hub")
     time.sleep(3)  # several failed attempts at the capped backoff (not a timing assertion)
-    down = cli("message", "send", f"{route}/relay/b1/service/echo", "x", "--node", "a")
+    down = send_here(f"{route}/relay/b1/service/echo", "x")
     assert down.returncode != 0
     troth("node", "start", "hub")  # the same port (recorded in its node.json)
     for name in ("b1", "b2"):
-        until_sent(f"{route}/relay/{name}/service/echo", "after", 60.0)
-        assert troth_json("node", "status", name)["pid"] == before[name]
+        until_sent(f"{route}/relay/{name}/service/echo", "after", 60.0, send_here)
+        assert in_process_json("node", "status", name)["pid"] == before[name]
 
 
 def test_two_members_redeeming_one_ticket_at_once_over_tcp_make_one_member(
