@@ -43,6 +43,7 @@ from tests.test_resilience_enrollment import (  # noqa: F401 (the fixture)
     hub,
     now,
     prepare,
+    recovered,
     run,
 )
 from troth.credentials import Attributes
@@ -93,9 +94,9 @@ def test_a_sniffed_ticket_is_worthless_after_an_authority_crash(
     if LEFT[point][2]:  # the redemption was committed: the thief is too late already
         tried = thief_enrolls(setup.ticket)
         assert tried.returncode != 0
-        done = json.loads(driver("--resume").stdout.splitlines()[-1])
+        done = recovered("--resume")
     else:  # no use taken: the member's retry (same ticket) redeems it, then the thief fails
-        done = json.loads(driver("--resume").stdout.splitlines()[-1])
+        done = recovered("--resume")
         tried = thief_enrolls(setup.ticket)
         assert tried.returncode != 0
     assert done["resumed_from"] is not None
@@ -112,7 +113,7 @@ def test_a_sniffed_ticket_is_worthless_after_a_member_crash(point: str, hub: Hub
     tried = thief_enrolls(setup.ticket)
     assert tried.returncode != 0
     if LEFT[point][1]:
-        driver("--resume")
+        recovered("--resume")
     check_thief_got_nothing(setup, stolen, tried.stderr + tried.stdout)
 
 
@@ -126,7 +127,7 @@ def test_a_member_killed_before_sending_retries_with_the_same_ticket(hub: Hub) -
         assert driver(setup.ticket, crash=point, code=None).returncode == CRASH_EXIT_CODE
         with open_node("acme") as acme:
             assert SqliteAuthorityStore(acme.db).count_redemptions(setup.member.digest) == 0
-    json.loads(driver(setup.ticket).stdout.splitlines()[-1])
+    recovered(setup.ticket)
     tried = thief_enrolls(setup.ticket)
     assert tried.returncode != 0
     check_thief_got_nothing(setup, stolen, tried.stderr + tried.stdout)
