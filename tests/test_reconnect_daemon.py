@@ -17,13 +17,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from tests.support.cli import run, run_json
+from troth.cli.main import cli as troth_cli
 from troth.node.channels import ChannelLimits
 from troth.node.daemon import control, node_status, start_daemon
 from troth.node.links import RECONNECT_MAX_DELAY
@@ -84,11 +86,22 @@ def send(to: str, text: str) -> subprocess.CompletedProcess[str]:
     return cli("message", "send", to, text, "--node", "a", "--json")
 
 
-def until_sent(to: str, text: str, within: float) -> float:
-    """Send until the echo comes back; how long it took (fails after `within` s)."""
+def send_here(to: str, text: str) -> subprocess.CompletedProcess[str]:
+    """`send` run in this process (tests.support.cli: no interpreter started for it; 71m, ci),
+    for a test that sends from one thread only (the CLI runner swaps sys.stdout)."""
+    args = ["message", "send", to, text, "--node", "a", "--json"]
+    result = CliRunner().invoke(troth_cli, args, catch_exceptions=False)
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+
+def until_sent(
+    to: str, text: str, within: float, sender: Callable[[str, str], Any] = send
+) -> float:
+    """Send (by `sender`) until the echo comes back; how long it took (fails after `within`
+    s)."""
     start = time.monotonic()
     while True:
-        result = send(to, text)
+        result = sender(to, text)
         if result.returncode == 0:
             assert json.loads(result.stdout) == {"reply": text}
             return time.monotonic() - start
@@ -152,37 +165,36 @@ def _nodes(**b_environ: str) -> Iterator[str]:
 
 
 def test_a_killed_hub_comes_back_and_so_does_the_relay(nodes: str) -> None:
+    """(The commands but the daemons' start and stop run in this process: 71m, ci.)"""
     hub = nodes
     to_b1 = f"{hub}/relay/b1/service/echo"
-    assert json.loads(send(to_b1, "before").stdout) == {"reply": "before"}
-    b1_before = troth_json("node", "status", "b1")
+    assert json.loads(send_here(to_b1, "before").stdout) == {"reply": "before"}
+    b1_before = run_json("node", "status", "b1")
 
     kill_hub()
-    links = troth_json("node", "status", "b1")["links"]
+    links = run_json("node", "status", "b1")["links"]
     assert [(row["route"], row["relays"]) for row in links] == [(hub, ["b1"])]
-    down = cli("message", "send", to_b1, "x", "--node", "a")
-    assert down.returncode == 4  # unreachable: an I/O failure
+    down = run("message", "send", to_b1, "x", "--node", "a", code=4)  # unreachable: I/O
     assert "cannot connect" in down.stderr
 
     troth("node", "start", "hub")  # the same port (recorded in its node.json)
-    until_sent(to_b1, "after", RELAY_BACK)  # b1 was not restarted ...
-    b1_after = troth_json("node", "status", "b1")
+    until_sent(to_b1, "after", RELAY_BACK, send_here)  # b1 was not restarted ...
+    b1_after = run_json("node", "status", "b1")
     assert b1_after["pid"] == b1_before["pid"]
     (link,) = b1_after["links"]
     assert link["state"] == "connected"
-    shown = troth("node", "status", "b1").stdout
+    shown = run("node", "status", "b1").stdout
     assert "links:" in shown
     assert f"{hub} connected [relay b1, feed of T" in shown
 
     # b1 goes away: a sender gets `relay not found` from the hub, not a handshake timeout
     troth("node", "stop", "b1")
-    gone = cli("message", "send", to_b1, "anyone?", "--node", "a")
-    assert gone.returncode == 1
+    gone = run("message", "send", to_b1, "anyone?", "--node", "a", code=1)
     assert "relay not found" in gone.stderr
     assert "timeout" not in gone.stderr
     start = time.monotonic()  # b2 lost its link too, and comes back on its own
-    while troth_json("node", "status", "b2")["links"][0]["state"] != "connected":
-        assert time.monotonic() - start < RELAY_BACK, troth_json("node", "status", "b2")
+    while run_json("node", "status", "b2")["links"][0]["state"] != "connected":
+        assert time.monotonic() - start < RELAY_BACK, run_json("node", "status", "b2")
         time.sleep(0.2)
     log = (Path(os.environ["TROTH_HOME"]) / "nodes" / "b2" / "node.log").read_text()
     assert "reconnecting" in log  # b2 said what it did

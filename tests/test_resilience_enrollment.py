@@ -2,11 +2,13 @@
 the CLI with an authority on the same machine, and a holder enrolling over TCP with a running
 hub. After each crash: exactly the expected state (credential held, enrollment pending,
 redemptions), then a recovery that ends with the member holding the one credential its
-redemption issued; the authority never issues a second credential for one redemption."""
+redemption issued; the authority never issues a second credential for one redemption.
+The runs that are not to crash run in this process (tests.support.cli, `recovered`): the same
+commands, without an interpreter started for each (71m, ci)."""
 
 from __future__ import annotations
 
-import json
+import asyncio
 import os
 import socket
 import subprocess
@@ -18,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import enroll_driver
+from tests.support.cli import run_json
 from troth.credentials import Attributes
 from troth.faults import CRASH_ENV, CRASH_EXIT_CODE
 from troth.identity import Identifier
@@ -74,6 +78,12 @@ def driver(
     )
 
 
+def recovered(ticket: str) -> dict[str, object]:
+    """The holder's enrollment over TCP (`driver`, with "--resume" to resume), run in this
+    process since it is not to crash: its JSON."""
+    return asyncio.run(enroll_driver.run("agent", "agent", ticket))
+
+
 @dataclass
 class Enrollment:
     ticket: str
@@ -127,9 +137,7 @@ def test_local_enrollment_survives_a_crash_at(point: str) -> None:
     )
     assert crashed.returncode == CRASH_EXIT_CODE, crashed.stderr  # the point was reached
     assert setup.state() == LEFT[point]
-    again = json.loads(
-        troth("enroll", setup.ticket, "--as", "agent", "--node", "agent", "--json").stdout
-    )
+    again = run_json("enroll", setup.ticket, "--as", "agent", "--node", "agent")
     assert again["identity"] == "agent"
     setup.check_enrolled_once()
     if LEFT[point][1]:  # an interrupted enrollment was resumed, and said so
@@ -148,8 +156,7 @@ def test_credential_refresh_resumes_an_interrupted_enrollment() -> None:
         crash="holder.enroll.before-commit",
         code=CRASH_EXIT_CODE,
     )
-    refreshed = troth("credential", "refresh", "agent", "--node", "agent", "--json")
-    data = json.loads(refreshed.stdout)
+    data = run_json("credential", "refresh", "agent", "--node", "agent")
     assert len(data["resumed"]) == 1
     with open_node("agent") as holder, open_node("acme") as acme:
         assert not holder.wallet.pending_enrollments("agent")
@@ -161,12 +168,8 @@ def test_enrolling_again_is_safe() -> None:
     """Re-running a completed enrollment answers the credential already issued: no second
     use of the ticket, no second credential (so a killed command can simply be run again)."""
     setup = prepare("node:acme")
-    first = json.loads(
-        troth("enroll", setup.ticket, "--as", "agent", "--node", "agent", "--json").stdout
-    )
-    second = json.loads(
-        troth("enroll", setup.ticket, "--as", "agent", "--node", "agent", "--json").stdout
-    )
+    first = run_json("enroll", setup.ticket, "--as", "agent", "--node", "agent")
+    second = run_json("enroll", setup.ticket, "--as", "agent", "--node", "agent")
     assert first["credential"] == second["credential"]
     assert second["resumed_from"] is None
     setup.check_enrolled_once()
@@ -223,7 +226,7 @@ def test_tcp_enrollment_survives_a_holder_crash_at(point: str, hub: Hub) -> None
     assert driver(setup.ticket, crash=point, code=None).returncode == CRASH_EXIT_CODE
     assert setup.state() == LEFT[point]
     resume = LEFT[point][1] == 1
-    done = json.loads(driver("--resume" if resume else setup.ticket).stdout.splitlines()[-1])
+    done = recovered("--resume" if resume else setup.ticket)
     assert done["identity"] == "agent"
     setup.check_enrolled_once()
     with open_node("agent") as holder:  # the authority is trusted at the ticket's route
@@ -246,6 +249,6 @@ def test_tcp_enrollment_survives_an_authority_crash_at(
     hub.wait_dead(troth_home)
     assert setup.state() == LEFT[point]
     hub.start()
-    done = json.loads(driver("--resume").stdout.splitlines()[-1])
+    done = recovered("--resume")
     assert done["resumed_from"] is not None
     setup.check_enrolled_once()

@@ -29,9 +29,8 @@ from tests.test_reconnect_daemon import (  # noqa: F401 (the fixture)
     cli,
     fast_nodes,
     free_port,
-    send,
+    send_here,
     troth,
-    troth_json,
     until_sent,
 )
 from tests.test_resilience_enrollment import (  # noqa: F401 (the fixture)
@@ -44,6 +43,7 @@ from tests.test_resilience_enrollment import (  # noqa: F401 (the fixture)
     hub,
     now,
     prepare,
+    recovered,
     run,
 )
 from troth.credentials import Attributes
@@ -94,9 +94,9 @@ def test_a_sniffed_ticket_is_worthless_after_an_authority_crash(
     if LEFT[point][2]:  # the redemption was committed: the thief is too late already
         tried = thief_enrolls(setup.ticket)
         assert tried.returncode != 0
-        done = json.loads(driver("--resume").stdout.splitlines()[-1])
+        done = recovered("--resume")
     else:  # no use taken: the member's retry (same ticket) redeems it, then the thief fails
-        done = json.loads(driver("--resume").stdout.splitlines()[-1])
+        done = recovered("--resume")
         tried = thief_enrolls(setup.ticket)
         assert tried.returncode != 0
     assert done["resumed_from"] is not None
@@ -113,7 +113,7 @@ def test_a_sniffed_ticket_is_worthless_after_a_member_crash(point: str, hub: Hub
     tried = thief_enrolls(setup.ticket)
     assert tried.returncode != 0
     if LEFT[point][1]:
-        driver("--resume")
+        recovered("--resume")
     check_thief_got_nothing(setup, stolen, tried.stderr + tried.stdout)
 
 
@@ -127,7 +127,7 @@ def test_a_member_killed_before_sending_retries_with_the_same_ticket(hub: Hub) -
         assert driver(setup.ticket, crash=point, code=None).returncode == CRASH_EXIT_CODE
         with open_node("acme") as acme:
             assert SqliteAuthorityStore(acme.db).count_redemptions(setup.member.digest) == 0
-    json.loads(driver(setup.ticket).stdout.splitlines()[-1])
+    recovered(setup.ticket)
     tried = thief_enrolls(setup.ticket)
     assert tried.returncode != 0
     check_thief_got_nothing(setup, stolen, tried.stderr + tried.stdout)
@@ -185,7 +185,8 @@ WITHIN = 60.0  # a generous bound: the keepalive timeouts, the backoff and a han
 
 class HalfOpen(threading.Thread):
     """A TCP proxy to `upstream`: `cut()` turns every connection open now into a blackhole
-    (bytes read and dropped both ways, nothing closed); later connections are forwarded."""
+    (bytes read and dropped both ways, nothing closed); later connections are forwarded.
+    `fresh` is set at each connection made after the last cut."""
 
     def __init__(self, upstream: int) -> None:
         super().__init__(daemon=True)
@@ -195,6 +196,7 @@ class HalfOpen(threading.Thread):
         self.ready = threading.Event()
         self.cuts: list[asyncio.Event] = []
         self.connections = 0
+        self.fresh = threading.Event()
 
     def run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -209,6 +211,7 @@ class HalfOpen(threading.Thread):
         def all_() -> None:
             for event in self.cuts:
                 event.set()
+            self.fresh.clear()
 
         self.loop.call_soon_threadsafe(all_)
 
@@ -220,6 +223,7 @@ class HalfOpen(threading.Thread):
         self.connections += 1
         cut = asyncio.Event()
         self.cuts.append(cut)
+        self.fresh.set()
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream)
 
         async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
@@ -284,14 +288,17 @@ def test_a_half_open_connection_is_noticed_and_the_relay_comes_back(
     fresh connection, and the hub gives relay `b` to it: a sender reaches b again."""
     route, proxy = network
     to_b = f"{route}/relay/b/service/echo"
-    until_sent(to_b, "before", WITHIN)
+    until_sent(to_b, "before", WITHIN, send_here)
     before = proxy.connections
     proxy.cut()  # b's connection to the hub is half-open from here on
-    until_sent(to_b, "after", WITHIN)  # b noticed, reconnected, and holds its relay again
+    # b noticed by its keepalive and connected again: waited for as it happens (71m, ci: a
+    # message sent into the half-open connection waited out its 10 s timeout)
+    assert proxy.fresh.wait(WITHIN)
+    until_sent(to_b, "after", WITHIN, send_here)  # b holds its relay again
     assert proxy.connections > before  # through a fresh connection
-    links = troth_json("node", "status", "b")["links"]
+    links = in_process_json("node", "status", "b")["links"]
     assert {row["state"] for row in links} == {"connected"}, links  # the hub's, the proxy's
-    assert send(to_b, "again").returncode == 0
+    assert send_here(to_b, "again").returncode == 0
 
 
 def test_one_member_enrolling_twice_at_once_holds_one_credential() -> None:
@@ -328,16 +335,16 @@ def test_a_hub_stopped_cleanly_and_started_again_gets_its_members_back(
     port: both relayed members are reachable again without a restart of theirs."""
     route = fast_nodes
     for name in ("b1", "b2"):
-        until_sent(f"{route}/relay/{name}/service/echo", "before", RELAY_BACK)
-    before = {name: troth_json("node", "status", name)["pid"] for name in ("b1", "b2")}
+        until_sent(f"{route}/relay/{name}/service/echo", "before", RELAY_BACK, send_here)
+    before = {name: in_process_json("node", "status", name)["pid"] for name in ("b1", "b2")}
     troth("node", "stop", "hub")
     time.sleep(3)  # several failed attempts at the capped backoff (not a timing assertion)
-    down = cli("message", "send", f"{route}/relay/b1/service/echo", "x", "--node", "a")
+    down = send_here(f"{route}/relay/b1/service/echo", "x")
     assert down.returncode != 0
     troth("node", "start", "hub")  # the same port (recorded in its node.json)
     for name in ("b1", "b2"):
-        until_sent(f"{route}/relay/{name}/service/echo", "after", 60.0)
-        assert troth_json("node", "status", name)["pid"] == before[name]
+        until_sent(f"{route}/relay/{name}/service/echo", "after", 60.0, send_here)
+        assert in_process_json("node", "status", name)["pid"] == before[name]
 
 
 def test_two_members_redeeming_one_ticket_at_once_over_tcp_make_one_member(

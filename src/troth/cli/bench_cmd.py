@@ -33,8 +33,8 @@ Example:
 @click.option(
     "--smoke",
     is_flag=True,
-    help="One short round of each case (--quick's sizes): every figure reported, none "
-    "meaningful (checks that each case runs).",
+    help="One short round of each case (--quick's sizes, or smaller): every figure reported, "
+    "none meaningful (checks that each case runs).",
 )
 @json_command
 def bench(pattern: str | None, quick: bool, smoke: bool, reporter: Reporter) -> None:

@@ -6,8 +6,11 @@ The node runs in this process without services or a listening port (beside its d
 that runs), opens a channel of its own as the identity to the route's node (through relays
 too) and carries the session's JSON-RPC messages in `McpFrame`s. The serving node decides
 every call on this identity's standing and credentials. The session ends when the client goes
-away (it closes its stdin), or when the channel closes or the server ends it: connect then reads
-no more of its client's stdin and ends with OSError, without waiting for the client's next line.
+away (it closes its stdin): once the requests it sent are answered (within
+MCP_GATE_DRAIN_SECONDS), connect ends, though the channel still runs (review 71m, ci 1: it
+waited for the server's stream, which ends only with the channel, until its client's SIGTERM).
+It ends too when the channel closes or the server ends the session: connect then reads no more
+of its client's stdin and ends with OSError, without waiting for the client's next line.
 The client's lines are read as the local gate reads its agent's (`agent_stdio`, within
 MAX_MCP_UPSTREAM_LINE; review 66c, mcp 1: the SDK's reader, a thread nothing cancels, held a
 dead connect until the client wrote again, and held a line of any length). SIGTERM ends it as
@@ -26,6 +29,7 @@ import anyio
 from mcp.client._transport import ReadStream, WriteStream
 from mcp.shared.message import SessionMessage
 
+from troth import limits
 from troth.identity import Identifier
 from troth.integrations.mcp.agent_stdio import agent_stdio, on_sigterm
 from troth.integrations.mcp.channel import ChannelTransport
@@ -84,13 +88,21 @@ async def serve_connect(
                 ):
                     stop = agent.stop  # then: the client read no more, as at its end
                     client_done = anyio.Event()
+                    serving = anyio.CancelScope()
 
                     async def from_client() -> None:
                         await _pump(local_read, remote_write)
                         client_done.set()
+                        # the client went away: its requests answered, the session ends (the
+                        # server's stream ends only with the channel: review 71m, ci 1)
+                        agent.stop()
+                        with anyio.move_on_after(limits.MCP_GATE_DRAIN_SECONDS):
+                            await agent.answered.wait()
+                        serving.cancel()
 
                     group.start_soon(from_client)
-                    await _pump(remote_read, local_write)
+                    with serving:
+                        await _pump(remote_read, local_write)
                     server_ended = not client_done.is_set()
                     agent.stop(drain=False)  # nothing more can be answered
                     group.cancel_scope.cancel()
