@@ -150,3 +150,68 @@ def test_another_leases_views_on_the_leases_table_are_not_left_to_drop_owned(
             assert _owned(admin, role) == 1  # its schema
     finally:
         broker.close()
+
+
+_PARTITIONED = (
+    "CREATE TABLE pt (a int, b int) PARTITION BY RANGE (a, b)",
+    "CREATE TABLE pl (a int) PARTITION BY LIST (a)",
+)
+
+
+def test_a_partitioned_table_is_not_left_to_drop_owned(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+) -> None:
+    """71r pglease 4: a partitioned table depends on its own key columns, internally: read as
+    a part of another object, it was never dropped by the drops but left to `DROP OWNED`, all
+    in one transaction (thousands of them: the lock table full at each retry). The drops now
+    leave the role owning nothing but its schema."""
+    from troth.secrets.engines import postgres_drops
+
+    broker = setup(tmp_path, world, orders)
+    try:
+        issued = broker.issue(world.credential_a(), SECRET, scope=["orders:read"], now=now())
+        role = str(issued.lease.engine_ref)
+        with login(orders, issued.credential.reveal()) as session:
+            for statement in _PARTITIONED:
+                session.execute(statement)
+        with orders.server.connect(dbname=orders.dbname) as admin:
+            postgres_drops.drop_objects(admin, role)
+            assert _owned(admin, role) == 1  # its schema
+    finally:
+        broker.close()
+
+
+_IDENTITIES = (  # two tables of 12 identity columns: each weighs 14 (its sequences, row type)
+    "DO $$BEGIN FOR t IN 1..2 LOOP EXECUTE format('CREATE TABLE h%s (' || (SELECT string_agg("
+    "'c' || i || ' int GENERATED ALWAYS AS IDENTITY', ', ') FROM generate_series(1, 12) i)"
+    " || ')', t); END LOOP; END$$"
+)
+
+
+def test_an_object_heavier_than_a_batch_is_not_left_to_drop_owned(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """71r pglease 5: an object weighing more than a batch (a table of 1001 identity columns,
+    a sequence each) was left to `DROP OWNED`, which took seven of them (7000 locks) in one
+    transaction, the lock table full at each retry. Here two tables weighing 14 against
+    batches of 10 locks: each now goes alone in a transaction of its own, and the role owns
+    nothing but its schema."""
+    from troth.secrets.engines import postgres_drops
+
+    monkeypatch.setattr(postgres_drops, "DROP_BATCH_LOCKS", 10)
+    broker = setup(tmp_path, world, orders)
+    try:
+        issued = broker.issue(world.credential_a(), SECRET, scope=["orders:read"], now=now())
+        role = str(issued.lease.engine_ref)
+        with login(orders, issued.credential.reveal()) as session:
+            session.execute(_IDENTITIES)
+        with orders.server.connect(dbname=orders.dbname) as admin:
+            postgres_drops.drop_objects(admin, role)
+            assert _owned(admin, role) == 1  # its schema
+    finally:
+        broker.close()

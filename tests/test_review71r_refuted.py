@@ -102,3 +102,41 @@ def test_a_lease_cannot_give_its_objects_away_nor_act_on_a_drop(
                 session.execute(text)
     finally:
         broker.close()
+
+
+_MORE_KINDS = (  # shapes the drops' statements might not name right, or that depend in a cycle
+    "CREATE FUNCTION vf(VARIADIC int[]) RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    "CREATE FUNCTION outs(a int, OUT b int, OUT c int) LANGUAGE sql AS 'SELECT 1, 2'",
+    "CREATE TABLE ih (a int CHECK (a > 0))",
+    "CREATE TABLE ic () INHERITS (ih)",
+    "CREATE TABLE idt (a int GENERATED ALWAYS AS IDENTITY, b serial)",
+    "CREATE TABLE fk1 (a int PRIMARY KEY, b int)",
+    "CREATE TABLE fk2 (a int PRIMARY KEY REFERENCES fk1)",
+    "ALTER TABLE fk1 ADD FOREIGN KEY (b) REFERENCES fk2",  # a cycle of foreign keys
+)
+
+
+def test_variadic_out_inherited_identity_and_cyclic_objects_leave_nothing(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+) -> None:
+    """71r refuted: a variadic function, one with OUT parameters, an inherited table and
+    constraint, identity and serial columns, two tables whose foreign keys reference each
+    other: the drops leave the role owning nothing but its schema (nothing left to DROP
+    OWNED)."""
+    from tests.test_review71r_pglease import _owned
+    from troth.secrets.engines import postgres_drops
+
+    broker = setup(tmp_path, world, orders)
+    try:
+        issued = broker.issue(world.credential_a(), SECRET, scope=["orders:read"], now=now())
+        role = str(issued.lease.engine_ref)
+        with login(orders, issued.credential.reveal()) as session:
+            for statement in _MORE_KINDS:
+                session.execute(statement)
+        with orders.server.connect(dbname=orders.dbname) as admin:
+            postgres_drops.drop_objects(admin, role)
+            assert _owned(admin, role) == 1  # its schema
+    finally:
+        broker.close()
