@@ -10,6 +10,7 @@ import pytest
 
 from tests.support.leases import LeaseWorld
 from tests.support.postgres import two_leases
+from tests.test_review71r_pglease import owned_after_drops
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
     SECRET,
     OrdersDb,
@@ -125,18 +126,4 @@ def test_variadic_out_inherited_identity_and_cyclic_objects_leave_nothing(
     constraint, identity and serial columns, two tables whose foreign keys reference each
     other: the drops leave the role owning nothing but its schema (nothing left to DROP
     OWNED)."""
-    from tests.test_review71r_pglease import _owned
-    from troth.secrets.engines import postgres_drops
-
-    broker = setup(tmp_path, world, orders)
-    try:
-        issued = broker.issue(world.credential_a(), SECRET, scope=["orders:read"], now=now())
-        role = str(issued.lease.engine_ref)
-        with login(orders, issued.credential.reveal()) as session:
-            for statement in _MORE_KINDS:
-                session.execute(statement)
-        with orders.server.connect(dbname=orders.dbname) as admin:
-            postgres_drops.drop_objects(admin, role)
-            assert _owned(admin, role) == 1  # its schema
-    finally:
-        broker.close()
+    assert owned_after_drops(tmp_path, world, orders, _MORE_KINDS) == 1
