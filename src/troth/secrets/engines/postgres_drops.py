@@ -13,14 +13,17 @@ conversions, text search configurations and dictionaries), newest first (an obje
 older ones), each object owned by the role or in a schema it owns (another role's object there
 would be dropped by `DROP OWNED`'s CASCADE anyway), `DROP_BATCH_LOCKS` locks to a transaction
 (an object weighs one and one more per object depending on it, pg_depend; one that weighs more
-than a batch is left to `DROP OWNED`, never filling the lock table). One that cannot be
+than a batch goes alone: left to `DROP OWNED`, seven tables of 1001 identity columns filled
+its lock table, review 71r pglease 5). One that cannot be
 dropped on its own (another role's object depends on it, an inherited constraint, ...) is
-left to `DROP OWNED`. A lock that cannot be had (`lock_timeout`), a cancelled statement or an
-admin that may not drop it (no superuser) stops the step: `DROP OWNED` fails alike (or does what
-the admin may) and the revocation is retried. Its routines go before its
-large objects are unlinked: a SECURITY DEFINER function of the lease that any role may call
-made large objects owned by the lease's role while they were being unlinked (review 71j,
-pglease 6).
+left to `DROP OWNED`; one that another of the role's needs, made against that order (a newer
+function taking an older table's row type), goes in another sweep over the kinds, made while
+a sweep drops something and leaves something, `DROP_SWEEPS` at most (review 71r, pglease 1).
+A lock that cannot be had (`lock_timeout`), a cancelled statement or an admin that may not
+drop it (no superuser) stops the step: `DROP OWNED` fails alike (or does what the admin may)
+and the revocation is retried. Its routines go before its large objects are unlinked: a
+SECURITY DEFINER function of the lease that any role may call made large objects owned by the
+lease's role while they were being unlinked (review 71j, pglease 6).
 
 Names are read from pg_catalog and quoted with `sql.Identifier`, schema-qualified; an operator's
 name (symbols, never quoted) only when it is made of operator characters."""
@@ -31,11 +34,17 @@ import re
 from collections.abc import Callable
 from typing import Any, Final
 
-__all__ = ["DROP_BATCH_LOCKS", "drop_objects", "drop_owned"]
+__all__ = ["DROP_BATCH_LOCKS", "DROP_SWEEPS", "drop_objects", "drop_owned"]
 
 DROP_BATCH_LOCKS: Final = 1000
 """Locks (objects and their dependents) a revocation's drop of a lease's objects takes in one
 transaction (`drop_objects`)."""
+
+DROP_SWEEPS: Final = 3
+"""Sweeps over the kinds a revocation's drop of a lease's objects makes at most: another
+follows one that dropped something and left something (review 71r, pglease 1). Each costs a
+statement per object left, so a lease's chain of objects made against the drop order deeper
+than this leaves its rest to `DROP OWNED`."""
 
 _OPERATOR: Final = re.compile(r"[-+*/<>=~!@#%^&|`?]{1,63}")
 _LAST_OID: Final = 1 << 32  # above every oid
@@ -55,9 +64,12 @@ def _weight(catalog: str, alias: str) -> str:
 
 
 def _whole(catalog: str, alias: str) -> str:
+    """Not a part of another object (a partitioned table depends internally on its own key
+    columns: a part of itself, review 71r, pglease 4)."""
     return (
         f"NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '{catalog}'::regclass"  # noqa: S608
-        f" AND d.objid = {alias}.oid AND d.deptype IN ('i', 'e'))"
+        f" AND d.objid = {alias}.oid AND d.deptype IN ('i', 'e')"
+        f" AND NOT (d.refclassid = d.classid AND d.refobjid = d.objid))"
     )
 
 
@@ -277,36 +289,54 @@ def drop_objects(conn: Any, role: str) -> None:
     """Drop the objects `role` owns or its schemas hold in the connection's database, kind by
     kind, `DROP_BATCH_LOCKS` locks to a transaction, before `DROP OWNED BY role` (review 71b,
     pglease 2). Stops at a lock it cannot have, a cancelled statement or an object the admin
-    may not drop: DROP OWNED then fails alike (or does what the admin may), retried."""
-    for query, statement in _KINDS:
-        before = _LAST_OID
-        while True:
-            rows = conn.execute(
-                query, {"role": role, "before": before, "limit": DROP_BATCH_LOCKS}
-            ).fetchall()
-            if not rows:
-                break
-            batch: list[Any] = []
-            weight = 0
-            for oid, cost, *names in rows:
-                if cost > DROP_BATCH_LOCKS:  # more than a batch alone: left to DROP OWNED
-                    before = oid
-                    continue
-                if weight + cost > DROP_BATCH_LOCKS:
-                    break
-                weight, before = weight + cost, oid
-                dropped = statement(tuple(names))
-                if dropped is not None:
-                    batch.append(dropped)
-            if not _run(conn, batch):
+    may not drop: DROP OWNED then fails alike (or does what the admin may), retried. A sweep
+    that dropped something and left something (another of the role's objects needed it, made
+    against the drop order: a newer function taking an older table's row type) is followed
+    by another, at most `DROP_SWEEPS` in all (review 71r, pglease 1)."""
+    for _sweep in range(DROP_SWEEPS):
+        tally = [0, 0]  # dropped, left
+        for query, statement in _KINDS:
+            if not _drop_kind(conn, role, query, statement, tally):
                 return
+        if not all(tally):
+            return
 
 
-def _run(conn: Any, statements: list[Any]) -> bool:
+def _drop_kind(
+    conn: Any, role: str, query: str, statement: Callable[[tuple[Any, ...]], Any], tally: list[int]
+) -> bool:
+    """Drop one kind of `role`'s objects, a batch to a transaction, counting in `tally` those
+    dropped and those left; False: stop (`_run`)."""
+    before = _LAST_OID
+    while True:
+        rows = conn.execute(
+            query, {"role": role, "before": before, "limit": DROP_BATCH_LOCKS}
+        ).fetchall()
+        if not rows:
+            return True
+        batch: list[Any] = []
+        weight = 0
+        for oid, cost, *names in rows:
+            # one weighing more than a batch goes alone (DROP OWNED would take it with all
+            # the rest: review 71r, pglease 5)
+            if weight and weight + cost > DROP_BATCH_LOCKS:
+                break
+            weight, before = weight + cost, oid
+            dropped = statement(tuple(names))
+            if dropped is not None:
+                batch.append(dropped)
+        done = _run(conn, batch)
+        if done is None:
+            return False
+        tally[0] += done
+        tally[1] += len(batch) - done
+
+
+def _run(conn: Any, statements: list[Any]) -> int | None:
     """Run `statements` in one transaction; when that fails, each in a transaction of its own,
-    one that fails left (to DROP OWNED). False: a lock could not be had, a statement was
-    cancelled, or the admin may not drop what the role owns (no superuser, no member of it:
-    each of thousands would fail alike) — stop."""
+    one that fails left (to DROP OWNED, or the next sweep); how many ran. None: a lock could not
+    be had, a statement was cancelled, or the admin may not drop what the role owns (no
+    superuser, no member of it: each of thousands would fail alike) — stop."""
     import psycopg
     from psycopg import sql
 
@@ -316,18 +346,20 @@ def _run(conn: Any, statements: list[Any]) -> bool:
         psycopg.errors.InsufficientPrivilege,
     )
     if not statements:
-        return True
+        return 0
+    ran = 0
     for group in [statements] if len(statements) == 1 else [statements, *([s] for s in statements)]:
         try:
             with conn.transaction():
                 conn.execute(sql.SQL("; ").join(group))
         except stop:
-            return False
+            return None
         except psycopg.Error:
             continue
         if group is statements:
-            return True
-    return True
+            return len(statements)
+        ran += 1
+    return ran
 
 
 def drop_owned(conn: Any, role: str, prefix: str) -> None:
