@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import mcp.client.stdio as sdk_stdio
 import mcp_types as types
 import pytest
 from mcp import Client, StdioServerParameters
@@ -44,7 +43,12 @@ from tests.support.nodes import MemNet, run_memnet
 from tests.test_review54j_mcp import _gate
 from tests.test_review58j_mcp import HANDSHAKE
 from tests.test_review66c_mcp import _agent, _fake_node, _line, _serve
-from tests.test_review71l_upstream import _GOOD, BOUND, _then_sleeps
+from tests.test_review71l_upstream import (  # noqa: F401 - `short_grace` is a fixture
+    _GOOD,
+    BOUND,
+    _then_sleeps,
+    short_grace,
+)
 from troth import limits
 from troth.gates import ListRecorder, Outcome
 from troth.integrations.mcp import connect as connect_module
@@ -52,13 +56,6 @@ from troth.integrations.mcp.gate import upstream_error
 from troth.integrations.mcp.upstream import upstream_stdio
 from troth.node.services import mcp as mcp_service
 from troth.node.services.mcp import publish_upstream
-
-
-@pytest.fixture(autouse=True)
-def _short_grace(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The SDK's wait for an upstream to exit once its stdin is closed, shortened: these
-    upstreams sleep on (the shutdown's SIGTERM then ends them)."""
-    monkeypatch.setattr(sdk_stdio, "PROCESS_TERMINATION_TIMEOUT", 0.2)
 
 
 def _parameters(command: list[str]) -> StdioServerParameters:
