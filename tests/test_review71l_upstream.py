@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 
 import anyio
+import mcp.client.stdio as sdk_stdio
 import pytest
 
 from troth.integrations.mcp import local
@@ -22,6 +23,13 @@ from troth.integrations.mcp.gate import upstream_error
 _GOOD = b'{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":1}}'
 BOUND = 20.0
 """How long a test waits for the failure (the upstream sleeps 1,000 s): a hang guard."""
+
+
+@pytest.fixture(autouse=True)
+def short_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK's wait for an upstream to exit once its stdin is closed, shortened: these
+    upstreams sleep on, and the shutdown's SIGTERM after it ends them (2 s a test else)."""
+    monkeypatch.setattr(sdk_stdio, "PROCESS_TERMINATION_TIMEOUT", 0.2)
 
 
 def _then_sleeps(*lines: bytes) -> list[str]:

@@ -212,7 +212,9 @@ async def upstream_stdio(
         # a line not UTF-8 is raised at once (review 71l, upstream 1): not after the drain,
         # which ends only when shutdown closes the pipe (the failure reached no one while the
         # upstream lived), nor with the session's stream ended or `ended` set first (the
-        # session's own errors in the group with it); the transport's shutdown closes both
+        # session's own errors in the group with it); the transport's shutdown closes both.
+        # Once the shutdown began, such a line is dropped: the session's stream is closed, no
+        # one waits, and a clean end failed as the upstream, told to end, wrote it (71t, wave3c 1)
         failed = False
         try:
             try:
@@ -232,6 +234,8 @@ async def upstream_stdio(
                             try:
                                 text = line.decode(server.encoding, server.encoding_error_handler)
                             except UnicodeDecodeError:
+                                if shutting_down:  # it reaches no one: the end stays clean
+                                    return  # (review 71t, wave3c 1; the rest drained below)
                                 failed = True
                                 raise
                             item = _parse_line(text)
