@@ -24,6 +24,7 @@ from troth.node.pins import RoutePins, pinned_traces
 from troth.node.runtime import NodeRuntime
 from troth.node.services.trace import TraceClient
 from troth.routing import parse_route
+from troth.trace.batcher import Queued
 
 TRACES = f"{HUB}/relay/collector/service/trace"
 
@@ -109,28 +110,36 @@ def test_the_first_collector_is_pinned_and_kept_across_a_restart(tmp_path: Path)
     run_memnet(test, tmp_path / "home", relay_grace=GRACE)
 
 
+async def rotated_collector(
+    net: MemNet,
+) -> tuple[NodeRuntime, NodeRuntime, TraceClient, Queued]:
+    """The collector's relay is up and the agent's first record reached it; then the collector
+    rotates (announced, its channels closed): (collector, agent, its client, that record)."""
+    collector = await net.member("collector", **{"troth.relay": "collector"})
+    await collector.create_relay("collector", HUB)
+    agent = await net.node("agent", prepare=traces_to(TRACES))
+    await agent.enroll(net.ticket(), "agent")
+    client = client_of(agent)
+    first = client.record(step(0))
+    await client.flush(20)
+    assert first.result() == 0
+    history = collector.node.identities.export("collector")
+    net.clock.advance(1)
+    await collector.worker.run(
+        lambda: collector.node.identities.rotate("collector", now=net.clock.now())
+    )
+    (announced,) = await collector.announce_rotations()
+    assert announced["announced"] is True
+    assert collector.node.identities.export("collector") != history  # new keys
+    return collector, agent, client, first
+
+
 def test_a_collector_that_rotates_is_still_accepted(tmp_path: Path) -> None:
     """The identifier is pinned, not a key: the collector rotates (announced, its channels
     closed) and the agent's next record reaches it over a new channel."""
 
     async def test(net: MemNet) -> None:
-        collector = await net.member("collector", **{"troth.relay": "collector"})
-        await collector.create_relay("collector", HUB)
-        agent = await net.node("agent", prepare=traces_to(TRACES))
-        await agent.enroll(net.ticket(), "agent")
-        client = client_of(agent)
-        first = client.record(step(0))
-        await client.flush(20)
-        assert first.result() == 0
-        history = collector.node.identities.export("collector")
-        net.clock.advance(1)
-        await collector.worker.run(
-            lambda: collector.node.identities.rotate("collector", now=net.clock.now())
-        )
-        (announced,) = await collector.announce_rotations()
-        assert announced["announced"] is True
-        assert collector.node.identities.export("collector") != history  # new keys
-
+        collector, agent, client, first = await rotated_collector(net)
         second = client.record(step(1))
         await client.flush(20)
         assert second.result() == 1

@@ -150,6 +150,9 @@ class UnverifiedSource:
     def forget(self, address: Address) -> None:
         pass
 
+    def cut_from(self, address: Address) -> bool:
+        return False
+
     def origin(self, return_route: Route) -> str:
         return "10.0.0.9"
 
@@ -173,6 +176,9 @@ class Allowing:
 
     def forget(self, address: Address) -> None:
         self.allowed.discard(address)
+
+    def cut_from(self, address: Address) -> bool:
+        return False
 
     def origin(self, return_route: Route) -> str:
         return self.name

@@ -22,7 +22,7 @@ class AllowSet:
     (`hold`: the channel ends that run over a connection, never pushed out by other reply
     paths; review 41b, reply paths 1)."""
 
-    __slots__ = ("_fixed", "_held", "_kinds", "_replies", "max_reply_paths")
+    __slots__ = ("_cut", "_fixed", "_held", "_kinds", "_replies", "max_reply_paths")
 
     def __init__(
         self,
@@ -37,6 +37,7 @@ class AllowSet:
         self._kinds = kinds
         self._replies: OrderedDict[Address, None] = OrderedDict()
         self._held: set[Address] = set()
+        self._cut: OrderedDict[Address, None] = OrderedDict()  # forgotten by `forget_each`
         self.max_reply_paths = max_reply_paths
 
     def allows(self, address: Address) -> bool:
@@ -53,6 +54,8 @@ class AllowSet:
     def allow(self, address: Address) -> None:
         """Remember a reply path (the least recently used goes when the LRU is full)."""
         replies = self._replies
+        if self._cut:
+            self._cut.pop(address, None)
         if address in self._fixed or address in self._held:
             return
         if address in replies:
@@ -67,6 +70,7 @@ class AllowSet:
         such as a channel end: the LRU of reply paths does not push it out, so what others
         send cannot cut it off; its owner forgets it when it goes)."""
         self._replies.pop(address, None)
+        self._cut.pop(address, None)
         self._held.add(address)
 
     def forget(self, address: Address) -> None:
@@ -78,21 +82,39 @@ class AllowSet:
         """`forget` every one of `addresses`, going through the smaller of them and what this
         set remembers (a relay cut off: each connection of the node forgets the refused
         owners' in one call, at the cost of what it holds, not of every address cut; review
-        66f, relays 3)."""
+        66f, relays 3). Those it did allow are remembered as cut off (`cut_from`)."""
         replies, held = self._replies, self._held
         if len(addresses) <= len(replies) + len(held):
-            for address in addresses:
+            gone = [a for a in addresses if a in replies or a in held]
+            for address in gone:
                 replies.pop(address, None)
                 held.discard(address)
-            return
-        for address in [a for a in replies if a in addresses]:
-            del replies[address]
-        held.difference_update([a for a in held if a in addresses])
+        else:
+            gone = [a for a in replies if a in addresses]
+            for address in gone:
+                del replies[address]
+            more = [a for a in held if a in addresses]
+            held.difference_update(more)
+            gone += more
+        cut = self._cut
+        for address in gone:
+            cut[address] = None
+            cut.move_to_end(address)
+            if len(cut) > self.max_reply_paths:
+                cut.popitem(last=False)
+
+    def cut_from(self, address: Address) -> bool:
+        """Whether `address` was allowed and `forget_each` took it (a relay's cut), not allowed
+        again since: a sender's channel still running through it learns its way is gone (a
+        no-route notice, troth.node.no_route; review 71s, relaywait 1). At most
+        `max_reply_paths` are kept, the oldest cut forgotten first."""
+        return address in self._cut
 
     def permit(self, address: Address) -> None:
         """Add a fixed address (never forgotten by the LRU): e.g. a relayed node's listener."""
         self._fixed = self._fixed | {address}
         self._replies.pop(address, None)
+        self._cut.pop(address, None)
 
     def grant(self, addresses: frozenset[Address]) -> None:
         """Replace the fixed addresses (a channel's access, recomputed after a refresh)."""
@@ -111,16 +133,17 @@ class AllowSet:
 
 class AllowSetSource:
     """The Source methods of anything that keeps what it allows in an AllowSet (connections,
-    channel ends): `allows`, `allow`, `hold` and `forget` are the allow-set's own, bound once
-    (they run for every routed message, so no extra call)."""
+    channel ends): `allows`, `allow`, `hold`, `forget` and `cut_from` are the allow-set's own,
+    bound once (they run for every routed message, so no extra call)."""
 
     allowed: AllowSet
     allows: Callable[[Address], bool]
     allow: Callable[[Address], None]
     hold: Callable[[Address], None]
     forget: Callable[[Address], None]
+    cut_from: Callable[[Address], bool]
 
     def _use(self, allowed: AllowSet) -> None:
         self.allowed = allowed
         self.allows, self.allow, self.forget = allowed.allows, allowed.allow, allowed.forget
-        self.hold = allowed.hold
+        self.hold, self.cut_from = allowed.hold, allowed.cut_from

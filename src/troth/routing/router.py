@@ -38,6 +38,11 @@ class Source(Protocol):
         """Undo `allow` or `hold` (the endpoint is gone)."""
         ...
 
+    def cut_from(self, address: Address) -> bool:
+        """Whether this source reached `address` and was cut off from it (a relay refused:
+        `AllowSet.forget_each`), not allowed it again since."""
+        ...
+
     def origin(self, return_route: Route) -> str:
         """Who sent a message that came with `return_route`, as far as this source can tell
         (the key that per-source limits count under, e.g. the peer's IP address)."""
@@ -48,8 +53,9 @@ Handler = Callable[[RoutedMessage, Source | None], Awaitable[None]]
 """A worker: gets the message (already past its own address) and its source (None: local)."""
 Unroutable = Callable[[RoutedMessage, Source], None]
 """Told of a message from a source whose next hop is a node-local address (`/worker/...`) the
-source may reach and no worker serves, before it is dropped (troth.node.no_route: the no-route
-notice; never for an address the source may not reach: review 50f, relays 3)."""
+source may reach and no worker serves, or one the source was cut off from (it reached it before
+a relay's refusal cut it: review 71s, relaywait 1), before it is dropped (troth.node.no_route:
+the no-route notice; never for an address the source never reached: review 50f, relays 3)."""
 
 
 class Transport(Protocol):
@@ -75,8 +81,8 @@ class Router:
         self._transports: dict[str, Transport] = {}
         self.unroutable: Unroutable | None = None
         """Told of each message from a source dropped for a `/worker/...` next hop the source
-        may reach and no worker serves (docs/protocols.md, "Unanswered channels"; review 49b,
-        relays 1; review 50f, relays 3)."""
+        may reach and no worker serves, or was cut off from (docs/protocols.md, "Unanswered
+        channels"; review 49b, relays 1; review 50f, relays 3; review 71s, relaywait 1)."""
 
     def register(self, address: Address, handler: Handler) -> None:
         """Serve `address` with `handler` (RoutingError when it is taken)."""
@@ -108,7 +114,10 @@ class Router:
         hop = onward[0]
         if source is not None and not source.allows(hop):
             # no notice: one would tell the source whether a node-local address it could never
-            # reach is served (review 50f, relays 3)
+            # reach is served (review 50f, relays 3); but one it was cut off from (a relay
+            # refused) is no more for it, served or not: its channels there learn at once
+            if hop.kind == "worker" and source.cut_from(hop):  # (review 71s, relaywait 1)
+                self._unroutable(message, source)
             raise RoutingError(f"{source.name} may not reach {hop}")
         handler = self._workers.get(hop)
         if handler is not None:  # (`stepped`, inline: one call less per hop)
