@@ -11,27 +11,19 @@ from the issue path, every check kept.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.conftest import NOW
 from tests.support.leases import make_world, open_broker
+from tests.support.spies import recorded_calls
 from tests.test_secrets_tokens import CONFIG
 from troth.secrets import AllowListPolicy, Broker
 
 
 def _counting_upstream(broker: Broker, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The secrets whose upstream value `broker` looks up from now on."""
-    looked: list[str] = []
-    original = broker._upstream
-
-    def counted(spec: Any) -> Any:
-        looked.append(spec.name)
-        return original(spec)
-
-    monkeypatch.setattr(broker, "_upstream", counted)
-    return looked
+    return recorded_calls(monkeypatch, broker, "_upstream", lambda spec: spec.name)
 
 
 def test_a_token_issue_does_not_look_up_an_upstream_value(

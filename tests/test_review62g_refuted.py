@@ -10,12 +10,12 @@ import ssl
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import troth.crypto.keys as crypto_keys
 from tests.support.cedar_spy import spy_native
+from tests.support.spies import recorded_calls
 from troth.bench import harness
 from troth.bench.credentials_bench import NOW, _chain
 from troth.bench.gates_bench import ARGS, _policies, _setup
@@ -34,15 +34,7 @@ from troth.storage import SqliteDatabase
 def verifications(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     """Every Ed25519 public key troth loads to verify a signature from now on (one a
     verification: `verify_signature` loads the key for each)."""
-    loaded: list[bytes] = []
-    load = crypto_keys._load_ed25519
-
-    def counted(data: bytes) -> Any:
-        loaded.append(data)
-        return load(data)
-
-    monkeypatch.setattr(crypto_keys, "_load_ed25519", counted)
-    return loaded
+    return recorded_calls(monkeypatch, crypto_keys, "_load_ed25519")
 
 
 def _per_call(loaded: list[bytes], call: Callable[[], object], times: int = 3) -> list[int]:

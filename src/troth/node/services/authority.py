@@ -21,7 +21,9 @@ the root of the caller's chains from this authority (another authority's chains 
 of the caller's choosing: review 34b, feed pages 1). The members one ticket of many uses
 enrolled (their delegates with them) are charged their ticket's share of the members' pool
 too (`limits.FEED_PAGE_SIGNS_PER_TICKET`, a quarter of it), so one ticket's fleet leaves the
-rest to everyone else (review 71p, pools 1). A page refused spends nothing.
+rest to everyone else (review 71p, pools 1). A page refused spends nothing, and reads the
+member's share (a row) only when its own budget and the pool would sign it, once a second
+(review 71u, wave3d 1).
 
 Enroll and refresh requests (docs/credentials.md, "Request budgets"): each is charged to its
 source's budget before anything is checked (`troth.authority.budgets`; review 56g, budgets 1):
@@ -112,22 +114,34 @@ class _Class:
         return cls(_budgets(rate, 2 * rate, 1))
 
     def charge(
-        self, source: bytes, since: int, length: int, now: int, ticket: bytes | None = None
+        self,
+        source: bytes,
+        since: int,
+        length: int,
+        now: int,
+        ticket: Callable[[], bytes | None] = lambda: None,
     ) -> bool:
         """Spend one signing of `source`'s (unless the page continues its sync: `free_walk`),
-        one of its `ticket`'s share (the members of a ticket of many uses together: review
-        71p, pools 1) and one of the pool's; False, nothing spent, when one lacks it."""
+        one of the pool's and one of its `ticket`'s share (the members of a ticket of many
+        uses together: review 71p, pools 1); False, nothing spent, when one lacks it (or,
+        raised, when `ticket` fails). `ticket` (a row read) is asked only for a page the
+        other two would sign: asked first, every page they refused made the node read that
+        row for nothing (review 71u, wave3d 1)."""
         free = self.free_walk(source, since, length, now)
         if not free and not self.own.take(source, 1, now=now):
             return False
-        if ticket is None or self.tickets.take(ticket, 1, now=now):
-            if self.pool.take(None, 1, now=now):
-                return True
-            if ticket is not None:
-                self.tickets.refund(ticket, 1, now=now)
-        if not free:
-            self.own.refund(source, 1, now=now)
-        return False
+        pooled = signed = False
+        try:
+            pooled = self.pool.take(None, 1, now=now)
+            share = ticket() if pooled else None
+            signed = pooled and (share is None or self.tickets.take(share, 1, now=now))
+        finally:
+            if not signed:
+                if pooled:
+                    self.pool.refund(None, 1, now=now)
+                if not free:
+                    self.own.refund(source, 1, now=now)
+        return signed
 
     def free_walk(self, source: bytes, since: int, length: int, now: int) -> bool:
         """Whether the page from `since` continues the source's sync and is charged to the pool
@@ -193,6 +207,9 @@ class AuthorityService:
         # pages signed on request, by class of caller (storage thread only)
         self._members = _Class.of(limits.FEED_PAGE_SIGNS_PER_NODE)
         self._strangers = _Class.of(limits.FEED_PAGE_SIGNS_FOR_STRANGERS)
+        # the members' shares read this second (`_ticket`; storage thread only)
+        self._holders: dict[Identifier, bytes | None] = {}
+        self._holders_at = 0
         self._telling = False  # `tell_local_nodes`: a thread tells, and tells again after
         self._tell_again = False
         self._tell_lock = threading.Lock()
@@ -378,7 +395,7 @@ class AuthorityService:
             page, end = cached[2], cached[3]
         else:
             if payer is not None and not payer.callers.charge(
-                payer.source, since, latest, now, self._ticket(payer)
+                payer.source, since, latest, now, lambda: self._ticket(payer, now)
             ):
                 raise RemoteError("busy: too many feed pages signed on request, ask again later")
             page, end = self.authority.feed_page(now=now, since=since)
@@ -392,16 +409,24 @@ class AuthorityService:
             payer.callers.walk(payer.source, now).next = end if end > since else -1
         return page
 
-    def _ticket(self, payer: _Payer) -> bytes | None:
+    def _ticket(self, payer: _Payer, now: int) -> bytes | None:
         """The share `payer`'s page is charged to besides its own budget: its member's quota
         holder when that is the ticket of many uses that enrolled it (`quota_holder`, shared by
         all that ticket's members and their delegates: review 71p, pools 1, each of them drew
         on the pool as a member of its own); None for a single-use ticket's member (its own
-        budget only, as before), an anchor or a stranger (storage thread: one row read)."""
-        if payer.member is None:
+        budget only, as before), an anchor or a stranger (storage thread: one row read, kept
+        for the second: a fleet refused for its share spends nothing, and would ask again at
+        no cost of its own; review 71u, wave3d 1)."""
+        member = payer.member
+        if member is None:
             return None
-        holder = self.authority.quota_holder(payer.member)
-        return None if holder == payer.member else holder.digest
+        if self._holders_at != now or len(self._holders) >= limits.MAX_FEED_SIGN_SOURCES:
+            self._holders.clear()
+            self._holders_at = now
+        if member not in self._holders:
+            holder = self.authority.quota_holder(member)
+            self._holders[member] = None if holder == member else holder.digest
+        return self._holders[member]
 
     def _tip_page(self, version: tuple[int, int], now: int) -> tuple[bytes, int]:
         """The page from the feed's end (no entries: "up to date", as of its signing), shared
