@@ -25,14 +25,16 @@ other end of that connection), and the hub passes it back to the node the packet
 before it, the same way, hop by hop to the sender (review 50f, relays 2). A node passes one on
 only from a channel whose peer is at the other end of the connection named the next hop of the
 way it names, toward a connection that may reach that connection (the packet could have gone
-that way: `AllowSet.allows`), under the budget of the connection it came from (so what a
-peer sends toward a connection that never reached it spends only its own), then that of the one
-it goes over, and puts the connection it came from before the way, so each way names every hop
-from the receiver's connection to the dead address. A
-sender closes its channel only when the way is the channel's own next hops there: each hop on it
-could already drop every packet of it, and no one else says anything a sender takes. Only a
-`/worker/...` address the packet's connection may reach is answered at all (review 50f, relays
-3; `Router.route`): a peer learns nothing of an address it could not send to.
+that way: `AllowSet.allows`) or was cut off from it (it could until a relay's refusal cut it,
+and its channels that way are dead: `AllowSet.cut_from`; review 71w, wave4a 1), under the
+budget of the connection it came from (so what a peer sends toward a connection that never
+reached it spends only its own), then that of the one it goes over, and puts the connection it
+came from before the way, so each way names every hop from the receiver's connection to the
+dead address. A sender closes its channel only when the way is the channel's own next hops
+there: each hop on it could already drop every packet of it, and no one else says anything a
+sender takes. Only a `/worker/...` address the packet's connection may reach (or was cut off
+from: review 71s, relaywait 1) is answered at all (review 50f, relays 3; `Router.route`): a
+peer learns nothing of an address it could never send to.
 """
 
 from __future__ import annotations
@@ -183,7 +185,9 @@ class NoRouteNotices:
     def _pass_back(self, end: ChannelEnd, way: Route, sender: Route) -> None:
         """Pass a notice from the node at the other end of `end`'s connection back over the
         connection the packet came on (`sender[0]`), when that connection may reach `end`'s
-        (the way the packet went) and its budget allows, with `end`'s connection put first."""
+        (the way the packet went) or was cut off from it (it reached it before a relay's
+        refusal cut it: the packet may have gone before the cut; review 71w, wave4a 1) and its
+        budget allows, with `end`'s connection put first."""
         channels = self._channels
         ahead, back = end.peer_route[0], sender[0]
         if len(way) >= limits.MAX_ROUTE_LENGTH or not channels.router.has(back):
@@ -201,7 +205,7 @@ class NoRouteNotices:
             out is None
             or not isinstance(source, Connection)
             or source.address != back
-            or not source.allows(ahead)
+            or not (source.allows(ahead) or source.cut_from(ahead))
         ):
             channels.note("%s: dropped a no-route notice it could not pass back", end.name)
             return
