@@ -90,7 +90,9 @@ def test_a_member_removal_killed_after_its_commit_stands() -> None:
     """`troth authority members remove` killed after the authority's commit: the member is
     gone and its credential is in the feed (both in the one transaction); the same command
     again says it is not a member (the removal asked for stands: nothing to complete, the
-    other nodes here were marked due a sync of the feed before the commit: review 50b)."""
+    other nodes here were marked due a sync of the feed before the commit: review 50b; the
+    mark is checked here, on a node no daemon runs: review 50b's running one, with the marks
+    made no more, still refused the removed member's chain, told some other way)."""
     troth_forked("authority", "create", "acme")
     ticket = troth_forked(
         "authority", "ticket", "create", "--authority", "acme", "--attr", "team.name=x"
@@ -108,6 +110,10 @@ def test_a_member_removal_killed_after_its_commit_stands() -> None:
         store = SqliteAuthorityStore(node.db)
         assert store.get_member(member.digest) is None
         assert store.find_revocation(int(RevocationKind.CREDENTIAL), issued[0]) is not None
+        hosted = node.hosted_authority()
+    assert hosted is not None
+    with open_node("agent") as agent:  # no daemon here to clear it (review 71v, testpower 3)
+        assert [due for due, _ in agent.wallet.store.syncs_due()] == [hosted.identifier.digest]
     again = json.loads(troth_forked(*remove, code=1).stdout)
     assert again["reason"] == "not a member of this authority"
 
