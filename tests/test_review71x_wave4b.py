@@ -2,6 +2,9 @@
 
 Findings:
 
+- 71x wave4b 2: what a restore found keeps of the copy (`identity_restore_feeds`,
+  `identity_restore_rotated`) held damaged: the release of a member failed with StorageError,
+  vouched too; now no feed node.db holds counts, one pulled does, the vouch releases it.
 - 71x wave4b 1: a local identity's change rows (`identity_changes`, node.db) were read untyped
   (`bytes(row[0])`, `int(row[0])`): a change hash stored as TEXT failed bare (TypeError), one
   stored as an INTEGER n became n zero bytes (a hash of zeros compared, or a MemoryError), a
@@ -11,12 +14,22 @@ Findings:
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from tests.test_review71c_rows import node_db  # noqa: F401 - a fixture
-from troth.errors import StorageError
+from tests.support.backups import copy_db, node_db, restore_db
+from tests.support.cli import run
+from tests.test_review58b_release import _remote_acme
+from tests.test_review58g_release import _acme_and_agent
+from tests.test_review71c_rows import node_db as fresh_db  # noqa: F401 - a fixture
+from troth.clock import FixedClock
+from troth.errors import IdentityError, IdentityFailure, StorageError
+from troth.node import open_node
+from troth.node.release import release_restored
 from troth.storage import SqliteDatabase
 from troth.storage.sqlite_stores import SqliteIdentityStore
 
@@ -44,16 +57,58 @@ _CASES = [  # each read and the damage of a column it reads (the row still found
 
 @pytest.mark.parametrize(("read", "damage"), _CASES)
 def test_damaged_change_row_is_storage_error(
-    node_db: SqliteDatabase,  # noqa: F811 - the fixture
+    fresh_db: SqliteDatabase,  # noqa: F811 - the fixture
     read: str,
     damage: str,
 ) -> None:
     """71x wave4b 1: a damaged `identity_changes` row read by the identity store is
     StorageError naming node.db (a change hash of TEXT was a bare TypeError, an INTEGER n made
     n zero bytes: compared as a hash of zeros), not a value taken for what it is not."""
-    store = SqliteIdentityStore(node_db)
-    with node_db.transaction():
+    store = SqliteIdentityStore(fresh_db)
+    with fresh_db.transaction():
         store.append_changes(_ID, [(0, b"body", b"sig", b"prev", _HASH)])
-        node_db.execute(_DAMAGE[damage])
+        fresh_db.execute(_DAMAGE[damage])
     with pytest.raises(StorageError, match="damaged"):
         _READS[read](store)
+
+
+def _restored_member(home: Path, scratch: Path) -> Path:
+    """Node `agent`, its identity a member of acme (acme made remote: no pull), put back to a
+    copy taken before `aide` rotated, the restore found now; node.db's path."""
+    _acme_and_agent(scratch, member="agent")
+    path = node_db(home, "agent")
+    copy_db(path, scratch / "agent.db")
+    run("identity", "rotate", "aide", "--node", "agent")
+    restore_db(path, scratch / "agent.db")
+    _remote_acme(held_at=int(time.time()))
+    return path
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "UPDATE identity_restore_feeds SET issued_at = 'abc'",
+        "INSERT INTO identity_restore_rotated (raised_at) VALUES ('abc')",
+    ],
+)
+def test_a_damaged_restore_date_is_released_on_the_vouch(
+    troth_home: Path, tmp_path: Path, damage: str
+) -> None:
+    """71x wave4b 2: what a restore found keeps of the copy (its feeds' dates,
+    `identity_restore_feeds`; the last rotation it lacks, `identity_restore_rotated`) held
+    damaged in node.db: the release failed with StorageError, vouched too (the only way out
+    an edit of node.db), as a damaged hold's time did before review 71q, wave3a 1. Now no feed
+    node.db holds counts (its floor cannot be read), and the vouch releases it."""
+    path = _restored_member(troth_home, tmp_path)
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM identity_restore_feeds").fetchone()[0] > 0
+        db.execute(damage)
+    clock = FixedClock(int(time.time()))
+    with open_node("agent") as node:
+        with pytest.raises(IdentityError) as refused:
+            release_restored(node, "agent", clock=clock)
+        assert refused.value.reason is IdentityFailure.ROLLBACK
+        released = release_restored(node, "agent", clock=clock, vouch=True)
+    assert released.released
+    assert released.vouched
+    assert [f.fresh for f in released.feeds] == [False]
