@@ -5,6 +5,9 @@ Findings:
 - 71x wave4b 2: what a restore found keeps of the copy (`identity_restore_feeds`,
   `identity_restore_rotated`) held damaged: the release of a member failed with StorageError,
   vouched too; now no feed node.db holds counts, one pulled does, the vouch releases it.
+- 71x wave4b 3: the checkpoint a local identity's presented history is cut at read its
+  authority untyped (a TEXT `feed_entries` authority failed bare, an INTEGER n named as n zero
+  bytes); now StorageError.
 - 71x wave4b 1: a local identity's change rows (`identity_changes`, node.db) were read untyped
   (`bytes(row[0])`, `int(row[0])`): a change hash stored as TEXT failed bare (TypeError), one
   stored as an INTEGER n became n zero bytes (a hash of zeros compared, or a MemoryError), a
@@ -112,3 +115,28 @@ def test_a_damaged_restore_date_is_released_on_the_vouch(
     assert released.released
     assert released.vouched
     assert [f.fresh for f in released.feeds] == [False]
+
+
+@pytest.mark.parametrize("authority", ["'abc'", "32"])
+def test_a_damaged_checkpoints_authority_is_storage_error(
+    fresh_db: SqliteDatabase,  # noqa: F811 - the fixture
+    authority: str,
+) -> None:
+    """71x wave4b 3: the newest supersession naming a local identity's own change (the
+    checkpoint its presented history is cut at) read its authority untyped (`bytes(row[0])`):
+    a `feed_entries` authority stored as TEXT (and the identity's `held_credentials` row of it
+    so too) failed bare (TypeError), an INTEGER n was handed on as n zero bytes, named as the
+    checkpoint's authority. Now StorageError naming node.db."""
+    store = SqliteIdentityStore(fresh_db)
+    with fresh_db.transaction():
+        store.append_changes(_ID, [(0, b"body", b"sig", None, _HASH)])
+        fresh_db.execute(
+            f"INSERT INTO feed_entries VALUES ({authority}, 1, 3, ?, 1, ?)",  # noqa: S608
+            (_ID, _HASH),
+        )
+        fresh_db.execute(
+            f"INSERT INTO held_credentials VALUES (?, x'01', x'02', {authority}, 0, 0)",  # noqa: S608
+            (_ID,),
+        )
+    with pytest.raises(StorageError, match="damaged"):
+        store.checkpoint(_ID)

@@ -540,14 +540,29 @@ class SqliteIdentityStore:
         queries = _CHECKPOINTS_NEWEST if oldest_from is None else _CHECKPOINTS_OLDEST
         since = 0 if oldest_from is None else oldest_from + 1
         found = [self._db.fetch_one(sql, (identifier, since)) for sql in queries]
-        rows = [(bytes(row[0]), int(row[1])) for row in found if row is not None]
+        path = self._db.path
+        rows = [
+            (
+                stored_blob(row[0], "checkpoint's authority", path, _IDENTIFIER_BYTES),
+                stored_whole(row[1], "checkpoint's index", path),
+            )
+            for row in found
+            if row is not None
+        ]
         if oldest_from is not None:
             return min(rows, key=lambda row: row[1], default=None)
         return max(rows, key=lambda row: row[1], default=None)
 
 
+def _checkpoint_of(authority: str, changes: str) -> str:
+    """A checkpoint's authority and index read typed (review 71x, wave4b 3: a TEXT authority
+    failed bare, an INTEGER n was named the checkpoint's authority as n zero bytes)."""
+    return f"{blob_sql(authority, _IDENTIFIER_BYTES)}, {whole_sql(changes + ' - 1')}"
+
+
 _FEED_CHECKPOINT = (
-    "SELECT f.authority, f.changes - 1 FROM feed_entries f JOIN identity_changes c "
+    f"SELECT {_checkpoint_of('f.authority', 'f.changes')} "  # noqa: S608
+    "FROM feed_entries f JOIN identity_changes c "
     "ON c.identifier = f.target AND c.idx = f.changes - 1 AND c.change_hash = f.change_hash "
     "WHERE f.target = ? AND f.kind = 3 AND f.changes >= ? "
     # only an authority the identity holds a credential from (which it announces its rotations
@@ -558,7 +573,7 @@ _FEED_CHECKPOINT = (
     "ORDER BY f.changes "
 )
 _HOSTED_CHECKPOINT = (
-    "SELECT a.identifier, r.changes - 1 FROM revocations r JOIN authority a "
+    f"SELECT {_checkpoint_of('a.identifier', 'r.changes')} FROM revocations r JOIN authority a "  # noqa: S608
     "JOIN identity_changes c ON c.identifier = r.target AND c.idx = r.changes - 1 "
     "AND c.change_hash = r.change_hash "
     "WHERE r.target = ? AND r.kind = 3 AND r.changes >= ? ORDER BY r.changes "
