@@ -5,6 +5,8 @@ Findings:
 - 71x wave4b 2: what a restore found keeps of the copy (`identity_restore_feeds`,
   `identity_restore_rotated`) held damaged: the release of a member failed with StorageError,
   vouched too; now no feed node.db holds counts, one pulled does, the vouch releases it.
+- 71x wave4b 4: a published MCP server's recorded grantors read untyped (a BLOB read as its
+  repr, TEXT naming none as a record of no grantors, 1 MiB fetched whole); now StorageError.
 - 71x wave4b 3: the checkpoint a local identity's presented history is cut at read its
   authority untyped (a TEXT `feed_entries` authority failed bare, an INTEGER n named as n zero
   bytes); now StorageError.
@@ -34,6 +36,7 @@ from troth.errors import IdentityError, IdentityFailure, StorageError
 from troth.node import open_node
 from troth.node.release import release_restored
 from troth.storage import SqliteDatabase
+from troth.storage.sqlite_mcp import SqliteMcpGrantors
 from troth.storage.sqlite_stores import SqliteIdentityStore
 
 _ID = b"\x01" * 32
@@ -140,3 +143,22 @@ def test_a_damaged_checkpoints_authority_is_storage_error(
         )
     with pytest.raises(StorageError, match="damaged"):
         store.checkpoint(_ID)
+
+
+@pytest.mark.parametrize(
+    "grantors", ["x'01'", "''", "' '", "CAST(zeroblob(1 << 20) AS TEXT) || 'a'"]
+)
+def test_a_damaged_mcp_grantors_record_is_storage_error(
+    fresh_db: SqliteDatabase,  # noqa: F811 - the fixture
+    grantors: str,
+) -> None:
+    """71x wave4b 4: a published MCP server's recorded grantors (`mcp_grantors`, node.db) were
+    read untyped (`str(row[0]).split()`): a BLOB was read as its Python repr ("b'\\x01'", then
+    parsed as an identifier), TEXT naming no authority (which
+    `record` never writes) as a record of no grantors, a TEXT of 1 MiB fetched whole. Now
+    StorageError naming node.db."""
+    store = SqliteMcpGrantors(fresh_db)
+    store.record("shop", ["did:troth:a"], now=1, limit=4)
+    fresh_db.execute(f"UPDATE mcp_grantors SET grantors = {grantors}")  # noqa: S608
+    with pytest.raises(StorageError, match="damaged"):
+        store.get("shop")
