@@ -32,11 +32,14 @@ delegate, or its authority cannot be reached), the release is the operator's wor
 (`vouch`: `--vouch-not-rotated`), and said so in its result. A feed that shows the identity
 rotated refuses the release even then. A hold whose time node.db holds damaged is a hold all
 the same: no feed node.db holds counts after it, one the release pulls does, else the vouch
-(review 71q, wave3a 1: the release failed with StorageError, vouched too).
+(review 71q, wave3a 1: the release failed with StorageError, vouched too); so too where what
+the restore kept of the copy (its feeds' dates, the last rotation it lacks) is damaged (review
+71x, wave4b 2).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Final
 
@@ -173,7 +176,7 @@ def _asked(
     issued_at = None if feed is None or not feed.complete else feed.issued_at
     # later than the hold and than the copy's own feed of this authority (review 59f, restore
     # 1: the newest feed of any authority dated the hold for all)
-    copy = copy_feed_issued(node.db, authority.digest)
+    copy = _kept(lambda: copy_feed_issued(node.db, authority.digest))
     floor = max(held_at, copy or held_at, _after_rotation(node) or held_at)
     fresh = issued_at is not None and issued_at > floor
     return FeedEvidence(authority, fresh, issued_at=issued_at, error=error)
@@ -182,8 +185,18 @@ def _asked(
 def _after_rotation(node: Node) -> int | None:
     """The time a held feed must be issued after: the last rotation the restored copy lacks,
     as the rollback guard dated it, and the margin (review 60a, release 1); None: not dated."""
-    rotated = last_rotation(node.db)
+    rotated = _kept(lambda: last_rotation(node.db))
     return None if rotated is None else rotated + limits.RESTORE_ROTATION_MARGIN_SECONDS
+
+
+def _kept(read: Callable[[], int | None]) -> int | None:
+    """A date a restore found kept (`copy_feed_issued`, `last_rotation`), `_UNREADABLE` where
+    node.db holds it damaged: no feed node.db holds counts after it, one pulled does, else the
+    vouch (review 71x, wave4b 2: the release failed with StorageError, vouched too)."""
+    try:
+        return read()
+    except StorageError:
+        return _UNREADABLE
 
 
 def _ended(feed: VerifiedFeed, identifier: bytes, credentials: list[bytes]) -> bool:
@@ -251,9 +264,15 @@ def _dated_ahead(node: Node, now: int) -> str | None:
     ahead: the date never goes back), else None (review 60h, release 1: the refusal sent the
     operator to let the node pull its feeds and run the release again, refused the same way
     until that date)."""
-    rotated = last_rotation(node.db)
+    rotated = _kept(lambda: last_rotation(node.db))
     if rotated is None or rotated <= now:  # (one just made: a pull soon counts)
         return None
+    if rotated == _UNREADABLE:
+        return (
+            "node.db holds what the restore found of the copy damaged, so no feed held counts: "
+            "only a pull from the node hosting the authority on this machine, or the vouch, "
+            "releases it"
+        )
     return (
         f"the last rotation the restored copy lacks is dated {rotated}, ahead of this clock "
         f"({now}: a rotation made while the clock was ahead), so no feed held counts until "
@@ -270,15 +289,20 @@ def _held(node: Node, evidence: FeedEvidence, held_at: int) -> str:
         return f"the feed of it held was issued at {issued_at}, before the hold"
     # after a hold found with the clock behind (review 59j, release 1: it was said to be
     # before the hold)
-    copy = copy_feed_issued(node.db, evidence.authority.digest)
+    copy = _kept(lambda: copy_feed_issued(node.db, evidence.authority.digest))
+    if copy == _UNREADABLE:
+        return "node.db holds the date of the restored copy's own feed of it damaged"
     if copy is not None and issued_at <= copy:
         return (
             f"the feed of it held was issued at {issued_at}, not after the restored copy's own "
             f"feed of it ({copy})"
         )
     # review 60a, release 1: a page captured before the rotation the copy lacks
+    rotated = _kept(lambda: last_rotation(node.db))
+    if rotated == _UNREADABLE:
+        return "node.db holds the date of the last rotation the restored copy lacks damaged"
     return (
         f"the feed of it held was issued at {issued_at}, not more than "
         f"{limits.RESTORE_ROTATION_MARGIN_SECONDS} s after the last rotation the restored copy "
-        f"lacks ({last_rotation(node.db)})"
+        f"lacks ({rotated})"
     )

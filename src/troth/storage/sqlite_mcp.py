@@ -5,14 +5,21 @@ over secure channels"; docs/formats.md, "mcp_grantors"; review 39b, mcp 2)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Final
 
-from troth.errors import ConflictError
+from troth import limits
+from troth.errors import ConflictError, StorageError
 from troth.faults import crash_point
+from troth.storage.row_types import stored_text, text_sql
 from troth.storage.sqlite import SqliteDatabase
 
 __all__ = ["SqliteMcpGrantors"]
 
 _GET = "SELECT grantors FROM mcp_grantors WHERE name = ?"
+_GRANTORS_BYTES: Final = limits.MAX_MCP_GRANTORS * 256  # an identifier's text and a space each
+_GET_TYPED: Final = (  # review 71x, wave4b 4: `str()` of a BLOB read its repr
+    f"SELECT {text_sql('grantors', _GRANTORS_BYTES)} FROM mcp_grantors WHERE name = ?"  # noqa: S608
+)
 _COUNT = "SELECT count(*) FROM mcp_grantors"
 _PUT = """
 INSERT INTO mcp_grantors (name, grantors, recorded_at) VALUES (?, ?, ?)
@@ -30,10 +37,15 @@ class SqliteMcpGrantors:
 
     def get(self, name: str) -> tuple[str, ...] | None:
         """The identifiers recorded for server `name` (None: nothing recorded)."""
-        rows = self._db.fetch_all(_GET, (name,))
+        rows = self._db.fetch_all(_GET_TYPED, (name,))
         if not rows:
             return None
-        return tuple(str(rows[0][0]).split())
+        path = self._db.path
+        text = stored_text(rows[0][0], "MCP server's grantors", path, _GRANTORS_BYTES)
+        grantors = tuple(text.split())
+        if not grantors:  # `record` writes one at least
+            raise StorageError(f"{path} is damaged: MCP server {name!r} has no grantors recorded")
+        return grantors
 
     def record(self, name: str, grantors: Iterable[str], *, now: int, limit: int) -> None:
         """Record `grantors` for server `name`, replacing what was recorded, in one

@@ -174,6 +174,28 @@ _LOCAL_SELECT = (  # typed and bounded (review 71c, rows 1: `bytes()` of a TEXT 
     f"{whole_sql('change_rows')} FROM identities WHERE primary_key IS NOT NULL"
 )
 _LOCAL_BY_NAME = _LOCAL_SELECT + " AND name = ?"
+
+
+def _change_part(column: str) -> str:
+    """A change row's bytes, bounded by a history's (which holds each of them)."""
+    return blob_sql(column, limits.MAX_IDENTITY_HISTORY_BYTES)
+
+
+_CHANGE_HASH_READ = blob_sql("change_hash", _IDENTIFIER_BYTES)
+_CHANGE_HASH = (  # a local identity's change rows typed and bounded (review 71x, wave4b 1:
+    # `bytes()` of a TEXT hash failed bare, of an INTEGER n made n zero bytes)
+    f"SELECT {_CHANGE_HASH_READ} FROM identity_changes WHERE identifier = ? AND idx = ?"  # noqa: S608
+)
+_CHANGE_INDEX = (
+    f"SELECT {whole_sql('idx')} FROM identity_changes "  # noqa: S608
+    "WHERE identifier = ? AND change_hash = ?"
+)
+_CHANGE_ROWS = (
+    f"SELECT {whole_sql('idx')}, {_change_part('body')}, {_change_part('signature')}, "  # noqa: S608
+    f"{or_null('previous_signature', _change_part('previous_signature'))}, "
+    f"{_CHANGE_HASH_READ} FROM identity_changes "
+    "WHERE identifier = ? AND idx BETWEEN ? AND ? ORDER BY idx"
+)
 _ANY_PURPOSE_KEY = "SELECT 1 FROM purpose_keys WHERE identifier = ? LIMIT 1"
 _PURPOSE_ROW = (  # typed and bounded: a handle's bytes (TEXT that is not UTF-8 failed the read,
     # a rotation's too: review 71k, wave2d 1)
@@ -406,11 +428,8 @@ class SqliteIdentityStore:
         )
 
     def change_hash(self, identifier: bytes, index: int) -> bytes | None:
-        row = self._db.fetch_one(
-            "SELECT change_hash FROM identity_changes WHERE identifier = ? AND idx = ?",
-            (identifier, index),
-        )
-        return None if row is None else bytes(row[0])
+        row = self._db.fetch_one(_CHANGE_HASH, (identifier, index))
+        return None if row is None else _change_hash(row[0], self._db.path)
 
     def add_refuted(self, identifier: bytes, changes: Sequence[tuple[int, bytes]]) -> None:
         (last,) = self._db.fetch_one("SELECT coalesce(max(copy_seq), 0) FROM refuted_changes")
@@ -498,21 +517,13 @@ class SqliteIdentityStore:
 
     def change_index(self, identifier: bytes, change_hash: bytes) -> int | None:
         row = self._db.fetch_one(  # the identity's rows (its primary key range), scanned
-            "SELECT idx FROM identity_changes WHERE identifier = ? AND change_hash = ?",
-            (identifier, change_hash),
+            _CHANGE_INDEX, (identifier, change_hash)
         )
-        return None if row is None else int(row[0])
+        return None if row is None else stored_whole(row[0], "change's index", self._db.path)
 
     def change_rows(self, identifier: bytes, first: int, last: int) -> list[ChangeRow]:
-        rows = self._db.fetch_all(
-            "SELECT idx, body, signature, previous_signature, change_hash FROM identity_changes "
-            "WHERE identifier = ? AND idx BETWEEN ? AND ? ORDER BY idx",
-            (identifier, first, last),
-        )
-        return [
-            (i, bytes(body), bytes(sig), None if prev is None else bytes(prev), bytes(digest))
-            for i, body, sig, prev, digest in rows
-        ]
+        rows = self._db.fetch_all(_CHANGE_ROWS, (identifier, first, last))
+        return [_change_row(row, self._db.path) for row in rows]
 
     def long_local(self, identifiers: Sequence[bytes], changes: int) -> list[bytes]:
         where = "AND primary_key IS NOT NULL AND changes > ?"
@@ -529,14 +540,29 @@ class SqliteIdentityStore:
         queries = _CHECKPOINTS_NEWEST if oldest_from is None else _CHECKPOINTS_OLDEST
         since = 0 if oldest_from is None else oldest_from + 1
         found = [self._db.fetch_one(sql, (identifier, since)) for sql in queries]
-        rows = [(bytes(row[0]), int(row[1])) for row in found if row is not None]
+        path = self._db.path
+        rows = [
+            (
+                stored_blob(row[0], "checkpoint's authority", path, _IDENTIFIER_BYTES),
+                stored_whole(row[1], "checkpoint's index", path),
+            )
+            for row in found
+            if row is not None
+        ]
         if oldest_from is not None:
             return min(rows, key=lambda row: row[1], default=None)
         return max(rows, key=lambda row: row[1], default=None)
 
 
+def _checkpoint_of(authority: str, changes: str) -> str:
+    """A checkpoint's authority and index read typed (review 71x, wave4b 3: a TEXT authority
+    failed bare, an INTEGER n was named the checkpoint's authority as n zero bytes)."""
+    return f"{blob_sql(authority, _IDENTIFIER_BYTES)}, {whole_sql(changes + ' - 1')}"
+
+
 _FEED_CHECKPOINT = (
-    "SELECT f.authority, f.changes - 1 FROM feed_entries f JOIN identity_changes c "
+    f"SELECT {_checkpoint_of('f.authority', 'f.changes')} "  # noqa: S608
+    "FROM feed_entries f JOIN identity_changes c "
     "ON c.identifier = f.target AND c.idx = f.changes - 1 AND c.change_hash = f.change_hash "
     "WHERE f.target = ? AND f.kind = 3 AND f.changes >= ? "
     # only an authority the identity holds a credential from (which it announces its rotations
@@ -547,7 +573,7 @@ _FEED_CHECKPOINT = (
     "ORDER BY f.changes "
 )
 _HOSTED_CHECKPOINT = (
-    "SELECT a.identifier, r.changes - 1 FROM revocations r JOIN authority a "
+    f"SELECT {_checkpoint_of('a.identifier', 'r.changes')} FROM revocations r JOIN authority a "  # noqa: S608
     "JOIN identity_changes c ON c.identifier = r.target AND c.idx = r.changes - 1 "
     "AND c.change_hash = r.change_hash "
     "WHERE r.target = ? AND r.kind = 3 AND r.changes >= ? ORDER BY r.changes "
@@ -577,6 +603,19 @@ def _local(row: Sequence[Any], path: Path) -> LocalIdentityRecord:
     return LocalIdentityRecord(
         identifier, name, primary, created, history, changes, following, change_rows
     )
+
+
+def _change_row(row: Sequence[Any], path: Path) -> ChangeRow:
+    """A row of `_CHANGE_ROWS`; StorageError (node.db damaged) for a column of another type."""
+    most = limits.MAX_IDENTITY_HISTORY_BYTES
+    body, signature = (stored_blob(row[i], "change's signed bytes", path, most) for i in (1, 2))
+    previous = None if row[3] is None else stored_blob(row[3], "change's signature", path, most)
+    index = stored_whole(row[0], "change's index", path)
+    return index, body, signature, previous, _change_hash(row[4], path)
+
+
+def _change_hash(value: object, path: Path) -> bytes:
+    return stored_blob(value, "change's hash", path, _IDENTIFIER_BYTES)
 
 
 def _history(value: object, path: Path) -> bytes:
