@@ -166,7 +166,7 @@ class RestoredIdentities:
     def check_usable(self, identifier: bytes, name: str | None, now: int) -> None:
         """IdentityError ROLLBACK if the identity is held (`check` first): a hold whose time
         node.db holds damaged too (review 71q, wave3a 1: it was StorageError, which the
-        operator's release failed with as well; docs/storage.md, "Damaged rows")."""
+        operator's release failed with as well; docs/storage.md, "Schema")."""
         self.check(now)
         try:
             held_at = self.held(identifier)
