@@ -65,12 +65,15 @@ def test_a_leases_open_update_of_another_leases_schema_row_cannot_keep_it_alive(
         session.execute(f'GRANT {given} TO "{other}" WITH GRANT OPTION')
     holder = login(orders, second.credential.reveal())
     try:
-        holder.execute("BEGIN")
-        holder.execute(f"GRANT {given} TO PUBLIC")
-        if prepared:
-            holder.execute("PREPARE TRANSACTION 'review70w_schemas2'")
         assert_revoked_past_holder(
-            broker, agent, first.lease_id, orders, holder, at=now(), prepared=prepared
+            broker,
+            agent,
+            first.lease_id,
+            orders,
+            holder,
+            [f"GRANT {given} TO PUBLIC"],
+            at=now(),
+            prepare_as="review70w_schemas2" if prepared else None,
         )
     finally:
         holder.close()

@@ -73,12 +73,15 @@ def test_an_open_widening_of_a_grant_to_the_lease_cannot_keep_it_alive(
         holder.execute(f'CREATE TABLE "{other}".t (x int)')
         holder.execute(f'CREATE FUNCTION "{other}".f() RETURNS int LANGUAGE sql AS $$SELECT 1$$')
         holder.execute(committed)
-        holder.execute("BEGIN")
-        holder.execute(opened)
-        if prepared:
-            holder.execute("PREPARE TRANSACTION 'review70z_updaters'")
         assert_revoked_past_holder(
-            broker, agent, first.lease_id, orders, holder, at=now(), prepared=prepared
+            broker,
+            agent,
+            first.lease_id,
+            orders,
+            holder,
+            [opened],
+            at=now(),
+            prepare_as="review70z_updaters" if prepared else None,
         )
     finally:
         holder.close()

@@ -149,12 +149,15 @@ def test_an_open_write_to_the_leases_large_object_cannot_keep_it_revoking(
         with login(orders, first.credential.reveal()) as session:
             (oid,) = session.execute("SELECT lo_from_bytea(0, 'kept')").fetchone()
             session.execute(f'GRANT SELECT, UPDATE ON LARGE OBJECT {oid} TO "{other}"')
-        holder.execute("BEGIN")
-        holder.execute(f"SELECT lo_put({oid}, 0, 'held')")
-        if prepared:
-            holder.execute("PREPARE TRANSACTION 'review71b_pglease3'")
         assert_revoked_past_holder(
-            broker, agent, first.lease_id, orders, holder, at=now(), prepared=prepared
+            broker,
+            agent,
+            first.lease_id,
+            orders,
+            holder,
+            [f"SELECT lo_put({oid}, 0, 'held')"],
+            at=now(),
+            prepare_as="review71b_pglease3" if prepared else None,
         )
     finally:
         holder.close()

@@ -155,13 +155,15 @@ def grant_in_savepoint(
     try:
         holder.execute(f'CREATE TABLE "{other}".t (x int)')
         holder.execute(f'GRANT SELECT ON "{other}".t TO "{role}"')
-        holder.execute("BEGIN")
-        holder.execute("SAVEPOINT s")
-        holder.execute(f'GRANT INSERT ON "{other}".t TO "{role}"')
-        if release:
-            holder.execute("RELEASE SAVEPOINT s")
+        opened = ["SAVEPOINT s", f'GRANT INSERT ON "{other}".t TO "{role}"']
         assert_revoked_past_holder(
-            broker, agent, first.lease_id, orders, holder, at=now(), prepared=False
+            broker,
+            agent,
+            first.lease_id,
+            orders,
+            holder,
+            [*opened, "RELEASE SAVEPOINT s"] if release else opened,
+            at=now(),
         )
     finally:
         holder.close()

@@ -11,6 +11,7 @@ import importlib
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,15 +125,30 @@ def pg_server(request: pytest.FixtureRequest) -> PgServer:
 
 
 def assert_revoked_past_holder(
-    broker: Any, agent: Any, lease_id: Any, orders: Any, holder: Any, *, at: int, prepared: bool
+    broker: Any,
+    agent: Any,
+    lease_id: Any,
+    orders: Any,
+    holder: Any,
+    opened: Sequence[str],
+    *,
+    at: int,
+    prepare_as: str | None = None,
 ) -> None:
-    """Revoke the lease `holder` (another lease's session, its transaction open or prepared)
-    stood in the way of: it ends REVOKED, its role gone, the holder's session ended (or its
-    prepared transaction rolled back). Reviews 70w (schemas2 1) and 70z (updaters 1)."""
+    """In `holder` (another lease's session) begin a transaction running `opened`, left open or
+    prepared as `prepare_as`; then revoke the lease it stands in the way of: it ends REVOKED, its
+    role gone, the holder's session ended (or its prepared transaction rolled back). Reviews
+    70w (schemas2 1), 70z (updaters 1), 71b (pglease 3, 5)."""
     import psycopg
 
     from troth.secrets import LeaseState
 
+    holder.execute("BEGIN")
+    for statement in opened:
+        holder.execute(statement)
+    prepared = prepare_as is not None
+    if prepared:
+        holder.execute(f"PREPARE TRANSACTION '{prepare_as}'")
     revoked = broker.revoke(agent, lease_id, now=at)
     assert revoked.state is LeaseState.REVOKED
     assert str(revoked.engine_ref) not in orders.lease_roles()
