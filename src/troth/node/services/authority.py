@@ -156,7 +156,10 @@ class _Class:
         return walk.walked < length
 
     def walk(self, source: bytes, now: int) -> _Walk:
-        """`source`'s sync (a new one forgets the oldest past MAX_FEED_SIGN_SOURCES)."""
+        """`source`'s sync (a new one forgets the oldest past MAX_FEED_SIGN_SOURCES): made for
+        a page signed on request only, charged to `source` (review 72d, pools 1: made for any
+        page, the feed's end asked by that many members, for nothing, forgot a member's sync in
+        the middle of a long feed, and its next page was charged to its own budget)."""
         walk = self.walks.get(source)
         if walk is None:
             walk = self.walks[source] = _Walk(-1, now, 0)
@@ -377,7 +380,9 @@ class AuthorityService:
         feed's end, the shared page (`_tip_page`); else reused while the feed has not grown,
         the authority has not rotated and it is under FEED_REUSE s old, and signed anew for a
         peer only within its own budget and its class's pool (troth.limits: a peer cycling
-        `since` values cannot make the node sign and read pages without end)."""
+        `since` values cannot make the node sign and read pages without end). A page signed
+        for the peer starts or goes on with its sync (`_Class.walk`); any other moves on the
+        one it has, and starts none (review 72d, pools 1)."""
         self.authority.check_not_held()  # no page, cached or not (review 65o, feed 2)
         if self._newest is None:  # a page signed before this start, by a clock up to the
             # skew ahead of this one (a restart with the clock set back), may be held: none
@@ -405,8 +410,11 @@ class AuthorityService:
             self._pages[since] = (version, now, page, end)
             if payer is not None:
                 payer.callers.walk(payer.source, now).walked += end - since
-        if payer is not None:
-            payer.callers.walk(payer.source, now).next = end if end > since else -1
+        # a page signed for no one (the feed's end, one served again) moves the source's sync
+        # on, and starts none: free, each pushed out a member's sync mid-feed (72d, pools 1)
+        walk = None if payer is None else payer.callers.walks.get(payer.source)
+        if walk is not None:
+            walk.next = end if end > since else -1
         return page
 
     def _ticket(self, payer: _Payer, now: int) -> bytes | None:
