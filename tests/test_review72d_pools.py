@@ -16,15 +16,19 @@ server's shared held weight, the authority's feed-page tiers).
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 
 from tests.conftest import NOW
 from troth import limits
+from troth.errors import RemoteError
+from troth.identity import Identifier
+from troth.node.access import PeerCaller, Standing
 from troth.node.services.authority import AuthorityService, _Payer
 
-_LENGTH = 256
+_LENGTH = 1024
 """Entries in the feed of `_FourPerPage`."""
 _PAGE = 4
 """Entries in each of its pages (a long feed's pages, each up to MAX_FEED_PAGE_BYTES)."""
@@ -37,6 +41,7 @@ class _FourPerPage:
     def __init__(self) -> None:
         self.store = self
         self.signed = 0
+        self.identifier = Identifier(b"\x01" * 32)
 
     def check_not_held(self) -> None:
         return None
@@ -52,9 +57,18 @@ class _FourPerPage:
         return b"page", min(since + _PAGE, _LENGTH)
 
 
+class _AnchorsOnly:
+    """What the service asks of the node's trust: every peer is a trust anchor in good
+    standing, showing no credential of this authority."""
+
+    def standing(self, peer: object, now: int) -> Standing:
+        return Standing((), is_anchor=True)
+
+
 def service() -> AuthorityService:
-    """An authority service over `_FourPerPage` (`_page` is all it is asked)."""
-    return AuthorityService(cast(Any, _FourPerPage()), cast(Any, None), cast(Any, None))
+    """An authority service over `_FourPerPage` (`_page` is all it is asked) on a node whose
+    every peer is a trust anchor."""
+    return AuthorityService(cast(Any, _FourPerPage()), cast(Any, _AnchorsOnly()), cast(Any, None))
 
 
 def _apart(count: int) -> list[int]:
@@ -86,3 +100,29 @@ def test_pages_signed_for_no_one_keep_a_members_sync(asked: int) -> None:
         authority._page(asked, NOW, member(authority, n))  # charged to no one
     assert authority.authority.signed == signed + (asked == _LENGTH)  # type: ignore[attr-defined]
     authority._page(2 * _PAGE, NOW, syncing)  # continued: free, not "busy"
+
+
+def _anchor_showing(root: int) -> PeerCaller:
+    """The anchor (one identity) over a channel, showing a chain of its own authority whose
+    root is its member `root` (one it minted, free)."""
+    chain = SimpleNamespace(links=[SimpleNamespace(subject=Identifier(bytes([root]) * 32))])
+    peer = SimpleNamespace(identifier=Identifier(b"\xaa" * 32), credentials=(chain,))
+    return PeerCaller(cast(Any, peer), f"channel {root}")
+
+
+def test_an_anchor_pays_from_one_budget_whatever_chains_it_shows() -> None:
+    """72d pools 2: one anchor asks a burst of pages on each of five channels, each showing a
+    chain from a fresh member of its own authority: its own budget's burst is signed, then
+    "busy" (each chain was a fresh account, and the five spent the members' pool whole)."""
+    authority = service()
+    starts = iter(_apart(64))
+    signed = 0
+    for root in range(1, 6):
+        for _ in range(limits.FEED_PAGE_SIGNS_PER_CALLER_BURST):
+            payer = authority._payer(_anchor_showing(root), NOW)
+            try:
+                authority._page(next(starts), NOW, payer)
+            except RemoteError:
+                continue
+            signed += 1
+    assert signed == limits.FEED_PAGE_SIGNS_PER_CALLER_BURST

@@ -47,7 +47,7 @@ from troth.authority.revoking import delegates_of
 from troth.encoding import cbor
 from troth.errors import AuthorityError, AuthorityFailure, DecodeError, RemoteError, TrothError
 from troth.identity import Identifier
-from troth.node.access import AnyAuthenticated, Caller, PeerCaller, member_accounts
+from troth.node.access import AnyAuthenticated, Caller, PeerCaller
 from troth.node.channel_ends import ChannelEnd
 from troth.node.channel_sources import source_network_of
 from troth.node.rates import ByteBudgets
@@ -306,7 +306,8 @@ class AuthorityService:
         """Whom `caller`'s pages are charged to (None: a local caller, never charged). A member
         of this authority (a credential of its that verifies now) pays from its own account, a
         delegate from the one its member's delegates share (`delegates_of` the member at the
-        root of its credentials), an anchor from its `member_accounts`; anyone
+        root of its credentials), an anchor from its own (never a chain's root: review 72d,
+        pools 2); anyone
         else is a stranger to this feed, a co-trusted authority's member too: that authority
         mints members for free, and they would spend the pool this authority's own members
         sync from (read on the event loop: the standing reads memory only)."""
@@ -327,7 +328,9 @@ class AuthorityService:
             root = min(own, key=lambda subject: subject.digest)
             return _Payer(delegates_of(root).digest, self._members, root)
         if standing.problem is None and standing.is_anchor:
-            return _Payer(min(member_accounts(caller.peer)), self._members)
+            # its own: its chains' roots are its own authority's members, minted for free,
+            # each a fresh budget of the members' pool (review 72d, pools 2)
+            return _Payer(caller.identifier.digest, self._members)
         return _Payer(caller.identifier.digest, self._strangers)
 
     def tell_local_nodes(self) -> None:
