@@ -15,13 +15,12 @@ history (its caches are the other process's word no more), a bounded number of s
 from __future__ import annotations
 
 import cProfile
-import pstats
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any
 
 import pytest
 
+from tests.support import profiled
 from tests.support.statements import StatementCount
 from troth.bench.trace_bench import CONTENT, NOW, _bench_node
 from troth.clock import FixedClock
@@ -79,8 +78,10 @@ def test_python_calls_per_record_after_another_writers_commit_stay_counted() -> 
         profile.enable()
         _take_turns(recorders)
         profile.disable()
-    stats: dict[Any, tuple[int, int, float, float, Any]] = pstats.Stats(profile).stats  # type: ignore[attr-defined]
-    calls = sum(row[1] for row in stats.values()) / (ROUNDS * 2 * BATCH)
+    calls = profiled.calls(profile) / (ROUNDS * 2 * BATCH)
     # 145.87 a record here, 144.87 at 415b0f12: one call more, the backdating check (review 66h,
-    # `check_not_backdated`), the only difference; two more a record fail this
-    assert 140 <= calls <= 147, calls
+    # `check_not_backdated`), the only difference; two more a record fail this. Counted through
+    # pstats' rows, which keep one dataclass `__init__` of all, so the log's `_Head` (one a
+    # record) was in the sum in some runs only: 146.10 or 147.10, and <= 147 failed in those
+    # (review 72g, perf 1); 147.12 with each counted
+    assert 140 <= calls <= 148.5, calls

@@ -205,6 +205,8 @@ def _append_processes(n: int, rounds: int) -> Measurement:
         with agent_processes(home, "bench", names, now=NOW, content=CONTENT) as workers:
             value, floor = measure_pair(workers.batch, ed25519_sign_loop(1), n=n, rounds=rounds)
             per_commit = workers.appended / max(1, workers.commits)
+            # the same processes signing bare, beside the same floor: the cores they had
+            both, alone = measure_pair(workers.signing, ed25519_sign_loop(1), n=n, rounds=rounds)
     ratio = floor / value
     return Measurement(
         "trace.append.processes",
@@ -220,6 +222,10 @@ def _append_processes(n: int, rounds: int) -> Measurement:
             "per append call, one node's trace log",
             "durability": "each commit fsynced (WAL, synchronous=FULL)",
             "records_per_commit": round(per_commit, 1),
+            # ~1.9 with a second core free, ~1.0 without: then the row, CPU-bound at ~2.5
+            # signatures' worth a record, reads ~0.4x (benchmarks/README.md, "Pass 72g")
+            "processes_signing_bare": round(alone / both, 2),
+            "of_processes_signing_bare": round(both / value, 3),
         },
     )
 

@@ -8,6 +8,10 @@ processes' commits on the one file. The parent only tells the workers how many b
 append and waits for all of them, so what is timed is the log's durable append rate with its
 agents' Python in interpreters of their own (agents as threads of one process share one GIL:
 `trace.append.batched`, benchmarks/gil_handoff.py).
+
+The same workers also sign with a bare key, no log (`Workers.signing`): the raw Ed25519 rate
+the row's processes get at once on this machine, which says how much of a second core was
+free during the run (benchmarks/README.md, "Agents in processes").
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 from typing import Final
 
 from troth.clock import FixedClock
+from troth.crypto.bench_floor import ed25519_sign_loop
 from troth.node import open_node
 from troth.trace import RecordContent, TraceRecorder, open_node_log
 
@@ -31,6 +36,7 @@ __all__ = ["BATCH", "Workers", "agent_processes"]
 BATCH: Final = 128
 """Records per `record_many` call."""
 _READY: Final = "ready"
+_SIGN: Final = "sign"
 
 
 def _serve(
@@ -47,7 +53,12 @@ def _serve(
         for recorder in recorders:  # each agent's chain head is in the log before timing
             recorder.record(content)
         conn.send((_READY, log.commits))
+        sign = ed25519_sign_loop(1)
         while (calls := conn.recv()) is not None:
+            if isinstance(calls, tuple):  # (_SIGN, n): n bare signatures, no log
+                sign(calls[1])
+                conn.send((0, log.commits))
+                continue
 
             def work(recorder: TraceRecorder, calls: int = calls) -> None:
                 for _ in range(calls):
@@ -97,6 +108,17 @@ class Workers:
     appended: int = 0
     commits: int = 0
     seen: dict[Connection, int] = field(default_factory=dict)  # each one's commits so far
+
+    def signing(self, n: int) -> float:
+        """About n bare Ed25519 signatures (the floor's) made across the workers at once, no
+        log; seconds per signature."""
+        each = max(1, n // len(self.pipes))
+        start = time.perf_counter()
+        for pipe in self.pipes:
+            pipe.send((_SIGN, each))
+        for pipe in self.pipes:
+            pipe.recv()
+        return (time.perf_counter() - start) / (each * len(self.pipes))
 
     def batch(self, n: int) -> float:
         """About n records appended across the workers, durably; seconds per record."""
