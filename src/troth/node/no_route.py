@@ -12,7 +12,9 @@ failing `Unreachable` ("no route at the hub").
 
 The notice is authenticated by that channel, and is taken only from a channel whose peer is at
 the other end of the stale channel's first hop: the one node that could already drop every
-packet of it. So it gives that node no power it lacked, and a frame no key made, or a notice
+packet of it (`direct`, its peer route that connection and the peer's end, no hop between: a
+party behind that node, its channel come over the same connection, is not it; review 72c,
+notices 2). So it gives that node no power it lacked, and a frame no key made, or a notice
 from any other peer, closes nothing (issue #8: no unauthenticated word is taken for a peer's
 departure). A node sends at most `NOTICE_BURST` notices on a connection at once for one source
 and regains one every `NOTICE_INTERVAL` s, within a total for the connection
@@ -106,9 +108,9 @@ class NoRouteNotices:
         """An open channel of this node whose peer is at the other end of connection `via`."""
         for end in self._channels.ends_over(via):
             if (
-                end.direct
+                _at_other_end(end)
                 and end.peer is not None
-                and end.peer_route[:1] == (via,)
+                and end.peer_route[0] == via
                 and end.channel.state is ChannelState.OPEN
             ):
                 return end
@@ -149,7 +151,7 @@ class NoRouteNotices:
         except DecodeError as exc:
             channels.note("%s: dropped a malformed no-route notice: %s", end.name, exc)
             return
-        if not end.direct or not end.peer_route:
+        if not _at_other_end(end):
             channels.note("%s: dropped a no-route notice from a peer past a hop", end.name)
             return
         if len(sender) > 1:
@@ -213,6 +215,16 @@ class NoRouteNotices:
             return
         channels.counters.no_route_notices_forwarded += 1
         self._send(out, no_route((ahead, *way), sender[1:]))
+
+
+def _at_other_end(end: ChannelEnd) -> bool:
+    """Whether `end`'s peer is the node at the other end of the connection the channel runs
+    over: a `direct` channel whose peer route is that connection and the peer's channel end,
+    nothing between. A party behind that node whose channel came over the same connection (a
+    member of it that reached this node through it: review 66q) is `direct` here too, but its
+    node's connection to it is in between, which it cannot take out of the route (review 72c,
+    notices 2: it was sent the node's notices and its own were taken as the node's)."""
+    return end.direct and len(end.peer_route) == 2
 
 
 def _local(route: Route) -> bool:

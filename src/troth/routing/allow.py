@@ -82,7 +82,8 @@ class AllowSet:
         """`forget` every one of `addresses`, going through the smaller of them and what this
         set remembers (a relay cut off: each connection of the node forgets the refused
         owners' in one call, at the cost of what it holds, not of every address cut; review
-        66f, relays 3). Those it did allow are remembered as cut off (`cut_from`)."""
+        66f, relays 3). Those it did allow, and allows no more (not fixed, nor of a kind it
+        allows: review 72c, notices 1), are remembered as cut off (`cut_from`)."""
         replies, held = self._replies, self._held
         if len(addresses) <= len(replies) + len(held):
             gone = [a for a in addresses if a in replies or a in held]
@@ -96,18 +97,21 @@ class AllowSet:
             more = [a for a in held if a in addresses]
             held.difference_update(more)
             gone += more
-        cut = self._cut
+        cut, fixed, kinds = self._cut, self._fixed, self._kinds
         for address in gone:
+            if address in fixed or address.kind in kinds:  # still allowed: not cut off
+                continue  # (review 72c, notices 1)
             cut[address] = None
             cut.move_to_end(address)
             if len(cut) > self.max_reply_paths:
                 cut.popitem(last=False)
 
     def cut_from(self, address: Address) -> bool:
-        """Whether `address` was allowed and `forget_each` took it (a relay's cut), not allowed
-        again since: a sender's channel still running through it learns its way is gone (a
-        no-route notice, troth.node.no_route; review 71s, relaywait 1). At most
-        `max_reply_paths` are kept, the oldest cut forgotten first."""
+        """Whether `address` was allowed and `forget_each` took it (a relay's cut), leaving no
+        other way this set allows it, and not allowed again since: a sender's channel still
+        running through it learns its way is gone (a no-route notice, troth.node.no_route;
+        review 71s, relaywait 1). At most `max_reply_paths` are kept, the oldest cut forgotten
+        first."""
         return address in self._cut
 
     def permit(self, address: Address) -> None:
