@@ -18,6 +18,11 @@ and 71q's typed reads of the restore holds attacked as a writer of node.db.
 2. (an authority hold of NULL time was no hold, low) `min(held_at)` of a row whose time is
    NULL (its table made again without NOT NULL) is NULL, read as an empty table: not held.
    Now a hold of damaged time.
+3. (a damaged authority hold stopped its node, low) Every other read of the hold (the node's
+   own feed of its authority at its start and each reload, a `troth.Node` handle's feed and
+   `_feed_due`, the policy service's feeds, `troth node status`) failed with StorageError:
+   the node did not start, its status could not be read. Now held (no feed of it), the
+   status's `authority_held` "damaged".
 """
 
 from __future__ import annotations
@@ -27,13 +32,18 @@ from pathlib import Path
 import pytest
 
 import troth
+from tests.conftest import NOW
 from tests.support.cli import run_json
+from tests.support.nodes import MemNet, run_memnet
 from tests.test_review71c_rows import node_db  # noqa: F401 - a fixture
 from tests.test_review71q_wave3a import _damaged_hold
+from troth.cli.node_cmds import _authority
+from troth.cli.output import Reporter
 from troth.clock import SystemClock
 from troth.errors import AuthorityError, AuthorityFailure, StorageError
 from troth.node import open_node
 from troth.node.release import VOUCH_OPTION
+from troth.node.trust import read_hosted
 from troth.storage import HoldTime, SqliteAuthorityStore, SqliteDatabase
 
 _DAMAGE = "UPDATE authority_restore_hold SET held_at = {}"
@@ -99,3 +109,36 @@ def test_an_authority_hold_of_null_time_is_a_hold(
     with pytest.raises(StorageError, match="is damaged: its"):
         store.restore_held()
     assert store.restore_hold() is HoldTime.DAMAGED
+
+
+def test_a_damaged_authority_hold_holds_the_nodes_feed_of_it(troth_home: Path) -> None:
+    """72b holds 3: with its authority's hold time damaged, its node's every read of its own
+    feed (`read_hosted`: the node's trust at each start and reload, a `troth.Node` handle's
+    verifier, its `_feed_due`) and `troth node status` (`authority_held`) failed with
+    StorageError, naming no release: the node did not start. Now a hold: no feed of it (every
+    chain of it refused for want of one), the status saying it is held, its time unknown."""
+    with troth.Node.open("acme") as handle:
+        handle.create_authority()
+    with open_node("acme") as node:
+        node.authority().store.hold(SystemClock().now())
+        node.db.execute(_DAMAGE.format("'x'"))
+        assert read_hosted(node.authority(), None, SystemClock().now()) is None
+    with troth.Node.open("acme") as handle:
+        assert handle.feed(handle.authority().identifier) is None
+
+
+def test_a_damaged_authority_hold_is_in_the_status(tmp_path: Path) -> None:
+    """72b holds 3: a running hub's status failed with StorageError once its authority's hold
+    time was damaged; now `authority_held` is "damaged" and the CLI's line says it is held."""
+
+    async def test(net: MemNet) -> None:
+        hub = net.hub
+        assert hub is not None
+        assert hub.trust.hosted is not None
+        hub.trust.hosted.store.hold(NOW)
+        hub.node.db.execute(_DAMAGE.format("'x'"))
+        assert hub.status()["authority_held"] == "damaged"
+        shown = _authority(hub.status(), Reporter(False))
+        assert "held since a time node.db holds damaged" in shown
+
+    run_memnet(test, tmp_path)
