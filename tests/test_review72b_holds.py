@@ -23,10 +23,15 @@ and 71q's typed reads of the restore holds attacked as a writer of node.db.
    `_feed_due`, the policy service's feeds, `troth node status`) failed with StorageError:
    the node did not start, its status could not be read. Now held (no feed of it), the
    status's `authority_held` "damaged".
+4. (a node whose own identity's hold was damaged did not say how to start it, low) 71q wave3a
+   1 made such an identity's signer refuse ROLLBACK, but the node's start read the hold's
+   time bare first: StorageError, naming no release (review 57r, start 1 names it for a hold
+   well formed). Now ROLLBACK naming the damage and `troth identity release-restored`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -35,16 +40,25 @@ import troth
 from tests.conftest import NOW
 from tests.support.cli import run_json
 from tests.support.nodes import MemNet, run_memnet
+from tests.test_review57i_restore import _restored_after_rotation
 from tests.test_review71c_rows import node_db  # noqa: F401 - a fixture
 from tests.test_review71q_wave3a import _damaged_hold
 from troth.cli.node_cmds import _authority
 from troth.cli.output import Reporter
-from troth.clock import SystemClock
-from troth.errors import AuthorityError, AuthorityFailure, StorageError
+from troth.clock import FixedClock, SystemClock
+from troth.errors import (
+    AuthorityError,
+    AuthorityFailure,
+    IdentityError,
+    IdentityFailure,
+    StorageError,
+)
 from troth.node import open_node
 from troth.node.release import VOUCH_OPTION
+from troth.node.runtime import NodeRuntime
 from troth.node.trust import read_hosted
 from troth.storage import HoldTime, SqliteAuthorityStore, SqliteDatabase
+from troth.transport import MemoryNetwork, MemoryTransport
 
 _DAMAGE = "UPDATE authority_restore_hold SET held_at = {}"
 
@@ -142,3 +156,40 @@ def test_a_damaged_authority_hold_is_in_the_status(tmp_path: Path) -> None:
         assert "held since a time node.db holds damaged" in shown
 
     run_memnet(test, tmp_path)
+
+
+def test_a_node_whose_own_identitys_hold_is_damaged_says_how_to_start_it(
+    troth_home: Path,
+) -> None:
+    """72b holds 4: a node whose own identity's restore hold node.db holds damaged failed to
+    start with StorageError (`restore_held` of its own identity, read bare at the start),
+    naming no release where the same hold well formed names it (review 57r, start 1); its
+    signer already said ROLLBACK (71q wave3a 1). Now the start refuses ROLLBACK naming the
+    damage and the release."""
+    _restored_after_rotation(troth_home, own=True)
+    with open_node("laptop") as node:
+        assert node.identities.check_restored(NOW + 20) is not None
+        node.db.execute(
+            "UPDATE identity_restore_holds SET held_at = 'x' WHERE identifier = ?",
+            (node.identities.find("laptop").identifier,),
+        )
+    network = MemoryNetwork()
+
+    async def start() -> None:
+        node = open_node("laptop")
+        runtime = NodeRuntime(
+            node,
+            clock=FixedClock(NOW + 30),
+            transport=lambda router: MemoryTransport(router, network, host="host-laptop"),
+        )
+        try:
+            await runtime.start()
+        finally:
+            await runtime.stop()
+            node.close()
+
+    with pytest.raises(IdentityError) as refused:
+        asyncio.run(start())
+    assert refused.value.reason is IdentityFailure.ROLLBACK
+    assert "damaged" in str(refused.value)
+    assert "troth identity release-restored laptop --node laptop" in str(refused.value)

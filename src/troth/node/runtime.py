@@ -45,6 +45,7 @@ from troth.errors import (
     NotFound,
     RemoteError,
     RoutingError,
+    StorageError,
     TrothError,
 )
 from troth.identity import Identifier
@@ -316,7 +317,11 @@ class NodeRuntime(ChannelOpening, Upkeep):
             self.identifier = identities.create(now=now, name=self.name).identifier
         # review 57r, start 1: `troth node status`, which names the recovery, needs a running
         # node, and the start failed later, on the own identity's first signature
-        held = identities.restore_held(self.name)
+        try:
+            held: int | str | None = identities.restore_held(self.name)
+        except StorageError as damaged:  # a hold all the same (review 72b, holds 4: the start
+            # failed with it, naming no release)
+            held = f"a time node.db holds damaged ({damaged})"
         if held is not None:
             raise IdentityError(
                 IdentityFailure.ROLLBACK,
