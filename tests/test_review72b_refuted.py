@@ -6,9 +6,14 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
+
+from tests.conftest import NOW
 from tests.support.backups import copy_db, node_db, restore_db
 from tests.support.cli import run
+from tests.test_review57i_restore import _restored_after_rotation
 from tests.test_review58b_release import _release, _remote_acme
+from troth.errors import StorageError
 from troth.node import open_node
 
 
@@ -57,3 +62,31 @@ def test_a_hold_planted_early_in_the_copy_does_not_date_the_release(
     refused = _release("helper", code=1)["message"]
     assert "after the last rotation the restored copy lacks" in refused, refused
     assert _release("helper", "--vouch-not-rotated")["released"] is True
+
+
+def test_two_holds_for_one_identity_in_the_copy_release_nothing(troth_home: Path) -> None:
+    """Tried (72b): a copy of node.db put back whose `identity_restore_holds` was made again
+    without its key, holding two rows for `clerk` (dated 0 and TEXT),
+    so that the restore's holds (`ON CONFLICT (identifier)`) or the read of one row
+    (`fetch_one`) would take the weaker. Nothing signs: the restore cannot be recorded on
+    that table (its conflict clause names a key the table lacks), so every identity is
+    refused (StorageError, node.db damaged), fail closed, `clerk` and the rotated `courier`
+    alike."""
+    path = _restored_after_rotation(troth_home)
+    with open_node("laptop") as node:
+        clerk = node.identities.find("clerk").identifier
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("CREATE TABLE identity_restore_holds (identifier BLOB, held_at INTEGER)")
+        for held_at in ("0", "'x'"):
+            conn.execute(
+                f"INSERT INTO identity_restore_holds VALUES (?, {held_at})",  # noqa: S608
+                (clerk,),
+            )
+        conn.commit()
+    finally:
+        conn.close()
+    with open_node("laptop") as node:
+        for name in ("clerk", "courier"):
+            with pytest.raises(StorageError, match="ON CONFLICT"):
+                node.identities.signer(name, now=NOW + 30)
