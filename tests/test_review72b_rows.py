@@ -7,6 +7,11 @@ untyped, attacked as a writer of node.db.
    reads it typed (review 71c, rows 7): TEXT 'abc' failed bare (ValueError), a BLOB b'7' was
    read as 7 (a damaged count healed), a REAL 5.5 truncated to 5. Now
    StorageError naming the damage, as `change_count`.
+7. (a published MCP server's record asked for by reading it whole, low) `check_room` and
+   `record` asked whether a server's name has a record by fetching its recorded grantors:
+   TEXT that is not UTF-8 failed the statement (the publication refused before the record
+   could be replaced), a 1 MiB value was read whole at each publication (71x wave4b 4 bounded
+   `get` only). Now `SELECT 1`.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import pytest
 from tests.test_review71c_rows import node_db  # noqa: F401 - a fixture
 from troth.errors import StorageError
 from troth.storage import SqliteDatabase
+from troth.storage.sqlite_mcp import SqliteMcpGrantors
 from troth.storage.sqlite_stores import SqliteIdentityStore
 
 _ID = b"\x01" * 32
@@ -47,3 +53,22 @@ def test_sound_change_counts_read_as_written(
     store = SqliteIdentityStore(node_db)
     store.insert_history(_ID, b"\x00", 3, 5)
     assert store.change_counts([_ID, b"\x02" * 32]) == {_ID: 3}
+
+
+def test_a_recorded_servers_room_is_checked_without_reading_its_grantors(
+    node_db: SqliteDatabase,  # noqa: F811 - the fixture imported above
+) -> None:
+    """72b rows 7: whether a published MCP server's name has a record (`check_room`, before
+    each publication, and `record`) was asked by fetching its recorded grantors whole: TEXT
+    that is not UTF-8 failed the statement (StorageError: the publication of that name
+    refused before its record could be replaced; a 1 MiB value was read whole each time,
+    unobservable here: 71x wave4b 4 bounded `get` only). Now `SELECT 1`: the name has a
+    record, which the publication replaces."""
+    node_db.execute(
+        "INSERT INTO mcp_grantors (name, grantors, recorded_at) "
+        "VALUES ('s', CAST(x'ff' AS TEXT), 5)"
+    )
+    store = SqliteMcpGrantors(node_db)
+    store.check_room("s", limit=1)
+    store.record("s", ["T" + "a" * 64], now=6, limit=1)
+    assert store.get("s") == ("T" + "a" * 64,)
