@@ -25,36 +25,61 @@ from tests.test_review58b_release import _release, _remote_acme
 from troth.node import open_node
 
 
+def member_copied(home: Path, scratch: Path, *, rotated_after: bool) -> tuple[bytes, Path]:
+    """Authority `acme`; node `agent` with `helper` enrolled with acme and `aide`, rotated once
+    (arming the guard's identity scope) before node.db is copied, or after it (the rotation
+    the copy lacks, dated by the guard); `helper`'s identifier and the copy."""
+    run("authority", "create", "acme")
+    run("node", "create", "agent")
+    run("identity", "create", "helper", "--node", "agent")
+    ticket = scratch / "helper.ticket"
+    ticket.write_text(
+        run("authority", "ticket", "create", "--authority", "acme", "--attr", "t.n=x").stdout
+    )
+    run("enroll", str(ticket), "--as", "helper", "--node", "agent")
+    run("identity", "create", "aide", "--node", "agent")
+    if not rotated_after:
+        run("identity", "rotate", "aide", "--node", "agent")
+    with open_node("agent") as agent:
+        helper = agent.identities.find("helper").identifier
+    copy = scratch / "agent.db"
+    copy_db(node_db(home, "agent"), copy)
+    if rotated_after:
+        run("identity", "rotate", "aide", "--node", "agent")
+    return helper, copy
+
+
+def edit(db: Path, *statements: tuple[str, tuple[object, ...]]) -> None:
+    """Run `statements` on the SQLite database `db` (a copy edited before it is put back)."""
+    conn = sqlite3.connect(db)
+    try:
+        for sql, params in statements:
+            conn.execute(sql, params)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def early_hold(identifier: bytes) -> tuple[tuple[str, tuple[object, ...]], ...]:
+    """The statements that give a copy a hold of `identifier` dated 0 (`edit`)."""
+    return (
+        (
+            "CREATE TABLE identity_restore_holds (identifier BLOB PRIMARY KEY, "
+            "held_at INTEGER NOT NULL)",
+            (),
+        ),
+        ("INSERT INTO identity_restore_holds VALUES (?, 0)", (identifier,)),
+    )
+
+
 def test_a_copys_own_hold_does_not_date_the_release(troth_home: Path, tmp_path: Path) -> None:
     """72b release 6: the copy holds a hold row for `helper` dated 0; put back with its guard
     lost (no date of the rotation it lacks), the restore found at `now + 100`, a page of
     acme's feed issued at `now + 50` (after the copy, before the restore was found) released
     `helper` without the vouch. Now held since `now + 100`, the page no evidence: refused,
     and the vouch releases it."""
-    run("authority", "create", "acme")
-    run("node", "create", "agent")
-    run("identity", "create", "helper", "--node", "agent")
-    ticket = tmp_path / "helper.ticket"
-    ticket.write_text(
-        run("authority", "ticket", "create", "--authority", "acme", "--attr", "t.n=x").stdout
-    )
-    run("enroll", str(ticket), "--as", "helper", "--node", "agent")
-    run("identity", "create", "aide", "--node", "agent")
-    run("identity", "rotate", "aide", "--node", "agent")  # arms the guard's identity scope
-    with open_node("agent") as agent:
-        helper = agent.identities.find("helper").identifier
-    copy = tmp_path / "agent.db"
-    copy_db(node_db(troth_home, "agent"), copy)
-    conn = sqlite3.connect(copy)
-    try:
-        conn.execute(
-            "CREATE TABLE identity_restore_holds (identifier BLOB PRIMARY KEY, "
-            "held_at INTEGER NOT NULL)"
-        )
-        conn.execute("INSERT INTO identity_restore_holds VALUES (?, 0)", (helper,))
-        conn.commit()
-    finally:
-        conn.close()
+    helper, copy = member_copied(troth_home, tmp_path, rotated_after=False)
+    edit(copy, *early_hold(helper))
     thief_copy(node_db(troth_home, "agent"), copy)  # its guard lost: no rotation dated
     now = int(time.time())
     _remote_acme(held_at=now + 100, pulled_at=now + 50)
