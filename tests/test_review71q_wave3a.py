@@ -36,8 +36,9 @@ names and handles read typed and bounded; a damaged purpose_keys row skipped by 
    troth.storage.sqlite_credentials first (sqlite_authority.py was at 798 lines).
 5. (the authority's hold time read bare, low) `int(min(held_at))` of `authority_restore_hold`:
    TEXT failed bare (ValueError), a BLOB (TypeError), a REAL truncated; now StorageError.
-6. (xfail) a damaged authority hold is not released (the same as 1, for an authority): its
-   release reports the hold's time as an int, which a damaged one lacks: a decision.
+6. (was xfail; fixed by review 72b, holds 1) a damaged authority hold is not released (the
+   same as 1, for an authority): its release reports the hold's time as an int, which a
+   damaged one lacks: now `HoldTime.DAMAGED`, released on the operator's word.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ from troth.errors import IdentityError, IdentityFailure, StorageError, TraceErro
 from troth.identity import Identifier, VerifiedIdentity
 from troth.node import open_node
 from troth.node.release import release_restored
-from troth.storage import SqliteAuthorityStore, SqliteCredentialStore, SqliteDatabase
+from troth.storage import HoldTime, SqliteAuthorityStore, SqliteCredentialStore, SqliteDatabase
 from troth.trace.collect import _check_key_current, _LogCopy
 from troth.trace.log import TraceLog
 from troth.trace.log_histories import observe
@@ -284,19 +285,13 @@ def test_a_damaged_authority_hold_is_refused_as_damaged(
         SqliteAuthorityStore(node_db).restore_held()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="71q wave3a 6: an authority's hold whose time node.db holds damaged is not released "
-    "(`release_restore_hold` reads the time first: StorageError, and `troth authority "
-    "release-restored` with it), as a local identity's was (wave3a 1); what its release "
-    "reports as the hold's time (`held_at`, an int) wants a decision",
-)
 def test_a_damaged_authority_hold_is_released(
     node_db: SqliteDatabase,  # noqa: F811 - the fixture imported above
 ) -> None:
-    """71q wave3a 6 (xfail): the operator's release (on its word, --revoked-again) lifts a
-    hold whose time is damaged, as it lifts one well formed."""
+    """71q wave3a 6 (fixed by review 72b, holds 1): the operator's release (on its word,
+    --revoked-again) lifts a hold whose time is damaged, as it lifts one well formed, and says
+    its time is unknown (`HoldTime.DAMAGED`)."""
     _authority_hold(node_db, "'x'")
     store = SqliteAuthorityStore(node_db)
-    assert store.release_restore_hold() is not None
+    assert store.release_restore_hold() is HoldTime.DAMAGED
     assert node_db.fetch_one("SELECT 1 FROM authority_restore_hold") is None

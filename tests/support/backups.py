@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 from troth.authority import Authority
-from troth.storage import SqliteDatabase
+from troth.storage import HoldTime, SqliteDatabase
 from troth.storage.rollback import Restored, guard_path, restored_rows
 from troth.storage.sqlite_authority import SqliteAuthorityStore
 
@@ -72,10 +72,11 @@ def feed_gone_back(authority: Authority, count: int) -> SqliteAuthorityStore:
     return store
 
 
-def release_authority(home: Path, name: str) -> int | None:
+def release_authority(home: Path, name: str) -> int | HoldTime | None:
     """Release the authority node `name` under `home` hosts from a restore's hold, as its
     operator does once what was revoked after the copy is revoked again (`troth authority
-    release-restored`; review 65o, feed 2); when it was held, or None."""
+    release-restored`; review 65o, feed 2); when it was held (`HoldTime.DAMAGED`: node.db held
+    that time damaged), or None."""
     from troth.node import open_node
 
     with open_node(name, home=home) as node:

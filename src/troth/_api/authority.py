@@ -168,7 +168,7 @@ class Authority:
         """Only while a restore of node.db holds this authority (its feed the copy's: review
         65o, feed 2); otherwise never: an authority's own feed is current where it is held
         (`Node._feed_due`)."""
-        return authority == self._hosted.identifier and self._hosted.restore_held() is not None
+        return authority == self._hosted.identifier and self._hosted.restore_hold() is not None
 
     def __repr__(self) -> str:
         return f"Authority({self.name!r}, {self.identifier})"

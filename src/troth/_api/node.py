@@ -713,7 +713,7 @@ class Node:
         Verifier asks `_feed_due` of every source first (a due copy is none)."""
         hosted = self._stored.hosted_authority()
         if hosted is not None and hosted.identifier == authority:
-            if hosted.restore_held() is not None:  # the copy's line (review 65o, feed 2)
+            if hosted.restore_hold() is not None:  # the copy's line (review 65o, feed 2)
                 return None
             # (a `previous` the store no longer holds, restored say, is read in full again;
             # its index grows in place: one call at a time, the lock inside the transaction
@@ -731,7 +731,7 @@ class Node:
             with self._hosted_lock:
                 if again is not None and self._hosted_feed is previous:
                     self._hosted_feed = again
-                if again is None and hosted.restore_held() is not None:
+                if again is None and hosted.restore_hold() is not None:
                     self._hosted_feed = None  # held: no feed (review 65z, hold 1)
                 return self._hosted_feed
         wallet = self._stored.wallet
@@ -750,7 +750,7 @@ class Node:
         due only while a restore of node.db holds it: review 65o, feed 2)."""
         hosted = self._stored.hosted_authority()
         if hosted is not None and hosted.identifier == authority:
-            return hosted.restore_held() is not None
+            return hosted.restore_hold() is not None
         return self._stored.wallet.sync_due(authority, now=now)
 
     def close(self) -> None:

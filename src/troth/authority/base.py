@@ -16,9 +16,9 @@ from troth.credentials import ChainVerifier, TrustPolicy
 from troth.errors import AuthorityError, AuthorityFailure
 from troth.identity import Identifier, IdentityService, Signer, VerifiedIdentity
 from troth.identity.known import Binds
-from troth.storage import AuthorityConfig, AuthorityStore
+from troth.storage import AuthorityConfig, AuthorityStore, HoldTime
 
-__all__ = ["AuthorityBase"]
+__all__ = ["AuthorityBase", "held_since"]
 
 _A = AuthorityFailure
 
@@ -50,15 +50,22 @@ class AuthorityBase:
         authority's node from before some revocations")."""
         return self.store.restore_held()
 
+    def restore_hold(self) -> int | HoldTime | None:
+        """`restore_held`, a hold whose time node.db holds damaged `HoldTime.DAMAGED` (a hold
+        all the same, released on the same word: review 72b, holds 1)."""
+        return self.store.restore_hold()
+
     def check_not_held(self) -> None:
         """AuthorityError RESTORED while a restore holds this authority: it issues nothing and
-        serves no feed page (its feed is the copy's: deny when in doubt)."""
-        held = self.store.restore_held()
+        serves no feed page (its feed is the copy's: deny when in doubt); a hold whose time
+        node.db holds damaged too (review 72b, holds 1: it was StorageError, naming no
+        release)."""
+        held = self.store.restore_hold()
         if held is not None:
             raise AuthorityError(
                 _A.RESTORED,
-                f"held since {held}: revoke again what was revoked after the copy was taken, "
-                "then troth authority release-restored",
+                f"held {held_since(held)}: revoke again what was revoked after the copy was "
+                "taken, then troth authority release-restored",
             )
 
     def history(self) -> bytes:
@@ -89,3 +96,10 @@ class AuthorityBase:
         if record is None:
             raise AuthorityError(_A.NOT_A_MEMBER, str(identifier))
         return member_from_record(record)
+
+
+def held_since(held: int | HoldTime) -> str:
+    """Since when an authority is held, for its refusals: a damaged time named as such."""
+    if held is HoldTime.DAMAGED:
+        return "since a time node.db holds damaged (not a whole number)"
+    return f"since {held}"

@@ -25,6 +25,7 @@ import logging
 from typing import Final
 
 from troth import limits
+from troth.authority.base import held_since
 from troth.authority.issuing import Issuing
 from troth.authority.members import (
     ADMIN,
@@ -48,7 +49,7 @@ from troth.errors import (
 )
 from troth.faults import crash_point
 from troth.identity import Identifier, IdentityService, Signer, VerifiedIdentity
-from troth.storage import AuthorityConfig, AuthorityStore, MemberRecord
+from troth.storage import AuthorityConfig, AuthorityStore, HoldTime, MemberRecord
 
 __all__ = ["ADMIN", "ENROLLER", "NOT_ITS_OWN_MEMBER", "ROLE", "Authority", "Member"]
 
@@ -422,16 +423,17 @@ class Authority(Revoking, Issuing):
             if exc.reason is not _A.FEED_LIMIT:
                 raise
 
-    def release_restored(self) -> int | None:
+    def release_restored(self) -> int | HoldTime | None:
         """Lift the hold a restore of node.db found put on this authority (review 65o, feed
         2), on its operator's word that what was revoked after the copy was taken is revoked
-        again; when it was held, or None (it was not: nothing done)."""
+        again; when it was held (`HoldTime.DAMAGED`: node.db held its time damaged, released
+        on the same word: review 72b, holds 1), or None (it was not: nothing done)."""
         held = self.store.release_restore_hold()
         if held is not None:
             _log.warning(
-                "authority %s released from a restore's hold (held since %d)",
+                "authority %s released from a restore's hold (held %s)",
                 self.config.name,
-                held,
+                held_since(held),
             )
         return held
 

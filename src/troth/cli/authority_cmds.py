@@ -8,6 +8,7 @@ import click
 
 from troth import limits
 from troth.authority import ADMIN, ENROLLER
+from troth.authority.base import held_since
 from troth.authority.client import authority_pin_of
 from troth.cli.common import (
     CLOCK,
@@ -26,6 +27,7 @@ from troth.limits import DEFAULT_REVOCATION_QUOTA
 from troth.node import init_node, open_node
 from troth.node.authorities import parse_ticket, ticket_address
 from troth.node.traces import remove_member_as_authority, tell_hosting_node, tell_local_nodes
+from troth.storage import HoldTime
 
 REVOKED_AGAIN: Final = "--revoked-again"
 ATTR_HELP = "key=value to grant (repeat the option; repeat a key for a set of values)."
@@ -383,12 +385,12 @@ def release_restored(authority_ref: str, revoked_again: bool, reporter: Reporter
     --revoked-again. See docs/storage.md, "An authority's node from before some revocations"."""
     with open_authority_node(reporter.names, authority_ref) as node:
         authority = node.authority()
-        held = authority.restore_held()
+        held = authority.restore_hold()  # a damaged time a hold too (review 72b, holds 1)
         if held is not None and not revoked_again:  # on no one's word (review 66b, hold 2)
             again = authority.to_revoke_again()  # a failed re-revoke's (review 67d, hold 1)
             refused = AuthorityError(
                 AuthorityFailure.RESTORED,
-                f"held since {held}, not released: revoke again what was revoked after the "
+                f"held {held_since(held)}, not released: revoke again what was revoked after the "
                 f"copy was taken{_lost(again)} (troth revoke identity, troth authority members "
                 f"remove), then run this again with {REVOKED_AGAIN}: whatever is not revoked "
                 "again is admitted again by every node that syncs its feed",
@@ -401,7 +403,9 @@ def release_restored(authority_ref: str, revoked_again: bool, reporter: Reporter
     data = {
         "authority": str(authority.identifier),
         "released": held_at is not None,
-        "held_at": held_at,
+        "held_at": held_at if isinstance(held_at, int) else None,
+        # its time unknown: node.db held it damaged (review 72b, holds 1)
+        "held_at_damaged": held_at is HoldTime.DAMAGED,
     }
     if held_at is None:
         reporter.result(data, "not held by a restore: nothing to release")

@@ -544,6 +544,7 @@ def release_restored(ref: str, node_name: str, vouch: bool, reporter: Reporter) 
         **describe(local.identity, local.name),
         "released": done.released,
         "held_at": done.held_at,
+        "held_at_damaged": done.held_at_damaged,  # its time unknown (review 72b, holds 1)
         "vouched": done.vouched,
         "feeds": [
             {

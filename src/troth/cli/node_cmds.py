@@ -283,6 +283,8 @@ def _authority(data: dict[str, Any], reporter: Reporter) -> str:
     held = data.get("authority_held")
     if held is None:
         return shown
+    if held == "damaged":  # its time unknown (review 72b, holds 3)
+        held = "a time node.db holds damaged"
     return (
         f"{shown} (held since {held}: every member refused here, nothing issued; revoke "
         "again what its feed lost, then troth authority release-restored --authority NAME "

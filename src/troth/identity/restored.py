@@ -9,7 +9,10 @@ with them, unseen. Each rotation is counted in the rollback guard's `identity` s
 copy, found once (`RestoredIdentities.check`, before an identity signs, opens a channel or
 rotates, and when a node starts), and every local identity it holds is held in that
 transaction (`identity_restore_holds`): which of them rotated after the copy was taken cannot
-be known. A held identity signs nothing, attests no purpose key (so opens no channel) and does
+be known. A hold the copy holds already (taken while an earlier restore held the identity) is
+dated by this restore, the later time kept: the release counts feeds issued after it, and the
+copy's older time let a feed issued between the copy and this restore count (review 72b,
+release 6). A held identity signs nothing, attests no purpose key (so opens no channel) and does
 not rotate (a rotation from the copy forks its history): IdentityError ROLLBACK naming the
 restore. `troth node status` shows the restore (scope `identity`, `voided`: the identities
 held). The operator's recovery: an identity rotated since the copy was taken is lost on this
@@ -50,9 +53,11 @@ _CREATE: Final = (
     "CREATE TABLE IF NOT EXISTS identity_restore_holds "
     "(identifier BLOB PRIMARY KEY, held_at INTEGER NOT NULL)"
 )
-_HOLD_ALL: Final = (
+_HOLD_ALL: Final = (  # a hold the copy holds already dated by this restore too (the later
+    # time: review 72b, release 6, its older time let a feed issued before this restore count)
     "INSERT INTO identity_restore_holds (identifier, held_at) SELECT identifier, ? "
-    "FROM identities WHERE primary_key IS NOT NULL ON CONFLICT (identifier) DO NOTHING"
+    "FROM identities WHERE primary_key IS NOT NULL ON CONFLICT (identifier) "
+    "DO UPDATE SET held_at = max(held_at, excluded.held_at)"
 )
 _FEEDS: Final = "identity_restore_feeds"
 _CREATE_FEEDS: Final = (

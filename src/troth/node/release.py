@@ -86,14 +86,17 @@ class FeedEvidence:
 @dataclass(frozen=True, slots=True)
 class Release:
     """What `release_restored` did: `held_at` (None: the identity was not held, nothing done;
-    or its hold's time is damaged in node.db, and `released` says whether it was released),
-    `released`, `vouched` (released on the operator's word: some feed, or every one, could not
-    tell) and the evidence of each authority asked."""
+    or its hold's time is damaged in node.db, `held_at_damaged`, and `released` says whether it
+    was released), `released`, `vouched` (released on the operator's word: some feed, or every
+    one, could not tell) and the evidence of each authority asked."""
 
     held_at: int | None
     released: bool
     vouched: bool
     feeds: tuple[FeedEvidence, ...] = ()
+    held_at_damaged: bool = False
+    """The hold's time is unknown: node.db held it damaged (review 72b, holds 1: `held_at`
+    None said so only beside `released`)."""
 
 
 def release_restored(node: Node, ref: str, *, clock: Clock, vouch: bool = False) -> Release:
@@ -126,8 +129,14 @@ def release_restored(node: Node, ref: str, *, clock: Clock, vouch: bool = False)
         refusal = _refusal(node, ref, held_at, missing, own=own, now=clock.now())
         raise IdentityError(IdentityFailure.ROLLBACK, refusal)
     released = node.identities.release_restored(ref, now=clock)
-    shown = None if held_at == _UNREADABLE else held_at
-    return Release(shown, released=released, vouched=bool(missing or not feeds), feeds=feeds)
+    damaged = held_at == _UNREADABLE
+    return Release(
+        None if damaged else held_at,
+        released=released,
+        vouched=bool(missing or not feeds),
+        feeds=feeds,
+        held_at_damaged=damaged,
+    )
 
 
 def _evidence(node: Node, ref: str, held_at: int, clock: Clock) -> list[FeedEvidence]:

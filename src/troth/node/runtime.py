@@ -45,6 +45,7 @@ from troth.errors import (
     NotFound,
     RemoteError,
     RoutingError,
+    StorageError,
     TrothError,
 )
 from troth.identity import Identifier
@@ -85,6 +86,7 @@ from troth.node.trust import NodeTrust
 from troth.node.upkeep import HOSTED_FEED_POLL, MAINTENANCE_SECONDS, Upkeep
 from troth.node.worker import StoreWorker
 from troth.routing import Address, Route, RoutedMessage, Router, format_route, parse_route
+from troth.storage import HoldTime
 from troth.storage.rollback import restored_rows
 from troth.transport import Listener, TcpTransport
 from troth.transport.ratelog import RateLimitedLog
@@ -315,7 +317,11 @@ class NodeRuntime(ChannelOpening, Upkeep):
             self.identifier = identities.create(now=now, name=self.name).identifier
         # review 57r, start 1: `troth node status`, which names the recovery, needs a running
         # node, and the start failed later, on the own identity's first signature
-        held = identities.restore_held(self.name)
+        try:
+            held: int | str | None = identities.restore_held(self.name)
+        except StorageError as damaged:  # a hold all the same (review 72b, holds 4: the start
+            # failed with it, naming no release)
+            held = f"a time node.db holds damaged ({damaged})"
         if held is not None:
             raise IdentityError(
                 IdentityFailure.ROLLBACK,
@@ -651,8 +657,9 @@ class NodeRuntime(ChannelOpening, Upkeep):
             "refused_as_fork": self.announcer.refused_as_fork(),
             "authority": None if hosted is None else str(hosted.identifier),
             # since when its hosted authority is held, or None (review 65z, hold 2: a hold
-            # with no restore found, or a restore released, read alike)
-            "authority_held": None if hosted is None else hosted.restore_held(),
+            # with no restore found, or a restore released, read alike); "damaged": held, its
+            # time damaged in node.db (review 72b, holds 3: status failed with StorageError)
+            "authority_held": None if hosted is None else _held_json(hosted.restore_hold()),
             "sunk": sink.status() if sink is not None else {"messages": 0, "bytes": 0},
             "trusted": [str(a) for a in sorted(self.trust.anchors, key=lambda a: a.digest)],
             "services": {name: s.status() for name, s in self.host.services.items()},
@@ -681,3 +688,9 @@ async def _close_service(service: NodeService) -> None:
             await closing
     except Exception:
         log.exception("closing service %s failed", service.name)
+
+
+def _held_json(held: int | HoldTime | None) -> int | str | None:
+    """A hold's time as `status` says it: a whole number, "damaged" (`HoldTime.DAMAGED`: held,
+    its time unknown) or None (not held)."""
+    return held.value if isinstance(held, HoldTime) else held

@@ -268,7 +268,7 @@ class NodeTrust:
             return False
         feed = read_hosted(hosted, previous, now)
         if feed is None:
-            if previous is not None and hosted.restore_held() is not None:
+            if previous is not None and hosted.restore_hold() is not None:
                 self.drop_feed(hosted.identifier)  # held: no feed of it (review 65z, hold 1)
             return True  # else the held feed kept: it revokes more
         # fewer entries than the feed held (read before): the store restored further back,
@@ -595,7 +595,7 @@ def read_hosted(hosted: Authority, previous: VerifiedFeed | None, now: int) -> V
     restore of node.db holds the authority (review 65o, feed 2: the store's line is the copy's,
     which lacks every revocation made after it; the caller holds no feed of it, or the one it
     held: every chain of the authority refused for want of one)."""
-    if hosted.restore_held() is not None:
+    if hosted.restore_hold() is not None:
         return None
     feed = hosted.held_feed(now=now, previous=previous)
     if previous is None or extends_held(hosted, previous, feed):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Final, Protocol
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "FeedState",
     "ForkRecord",
     "HeldCredential",
+    "HoldTime",
     "IdentityStore",
     "LocalIdentityRecord",
     "LocalIdentityRow",
@@ -30,6 +32,15 @@ __all__ = [
     "VoucherRow",
     "VoucherStore",
 ]
+
+
+class HoldTime(Enum):
+    """The time of a restore's hold when node.db holds it damaged (not a whole number, or
+    NULL): a hold all the same, released on the same word as one well formed, its time unknown
+    (review 72b, holds 1: a damaged authority hold could not be released)."""
+
+    DAMAGED = "damaged"
+
 
 RETIRED_PROOF_MARK: Final = "#"
 """Between a retired key's handle and its vault's proof in a `retired_keys` record (no key id
@@ -376,7 +387,13 @@ class AuthorityStore(Transactional, Protocol):
         ...
 
     def restore_held(self) -> int | None:
-        """When a restore of the store found held the authority (review 65o, feed 2), or None."""
+        """When a restore of the store found held the authority (review 65o, feed 2), or None;
+        StorageError where node.db holds the hold's time damaged (`restore_hold` reads it)."""
+        ...
+
+    def restore_hold(self) -> int | HoldTime | None:
+        """`restore_held`, a hold whose time node.db holds damaged `HoldTime.DAMAGED` (a hold
+        all the same: review 72b, holds 1)."""
         ...
 
     def hold(self, now: int, again: Sequence[tuple[str, bytes]] = ()) -> None:
@@ -389,8 +406,9 @@ class AuthorityStore(Transactional, Protocol):
         """What the holds placed by a failed re-revoke would have revoked again (`hold`)."""
         ...
 
-    def release_restore_hold(self) -> int | None:
-        """Lift the hold of a restore found; when it was held, or None (not held)."""
+    def release_restore_hold(self) -> int | HoldTime | None:
+        """Lift the hold of a restore found; when it was held (`restore_hold`: a damaged time
+        too), or None (not held)."""
         ...
 
     def put_ticket(

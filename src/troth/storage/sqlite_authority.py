@@ -12,6 +12,7 @@ from troth.errors import StorageError
 from troth.storage.base import (
     AuthorityConfig,
     FeedRow,
+    HoldTime,
     MemberRecord,
     RevocationRecord,
 )
@@ -55,8 +56,9 @@ _HOLD_TABLE: Final = (
     "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'authority_restore_hold'"
 )
 _HELD_AT: Final = (  # typed (review 71q, wave3a 5: int() of a TEXT time failed bare, a REAL
-    # one was truncated); the earliest, a TEXT or BLOB one the min only when no number is
-    f"SELECT {or_null('min(held_at)', whole_sql('min(held_at)'))} FROM authority_restore_hold"  # noqa: S608
+    # one was truncated); the earliest, a TEXT or BLOB one the min only when no number is; a
+    # row of NULL time held too (review 72b, holds 2: min() of it, NULL, read as not held)
+    f"SELECT {whole_sql('min(held_at)')} FROM authority_restore_hold HAVING count(*) > 0"  # noqa: S608
 )
 _CREATE_AGAIN: Final = (  # what a failed re-revoke lost (review 67d, hold 1)
     "CREATE TABLE IF NOT EXISTS authority_revoke_again "
@@ -210,23 +212,31 @@ class SqliteAuthorityStore:
 
     def restore_held(self) -> int | None:
         """When a restore of node.db (`check_restored`) or a re-revoke that failed (`hold`)
-        held this authority, or None: not held, or released (`release_restore_hold`). The
-        schema's row first (no `restored_at` gate: review 65z, hold 1, a hold with no restore
-        found)."""
+        held this authority, or None: not held, or released (`release_restore_hold`);
+        StorageError where node.db holds its time damaged (`restore_hold`)."""
+        held = self._hold_time()
+        return None if held is None else stored_whole(held, "hold's time", self._db.path)
+
+    def restore_hold(self) -> int | HoldTime | None:
+        """`restore_held`, a hold whose time node.db holds damaged (not a whole number, or
+        NULL) `HoldTime.DAMAGED`: a hold all the same (review 72b, holds 1)."""
+        held = self._hold_time()
+        return held if held is None or type(held) is int else HoldTime.DAMAGED
+
+    def _hold_time(self) -> object:
+        """The earliest hold's time as `whole_sql` reads it, or None: not held. The schema's
+        row first (no `restored_at` gate: review 65z, hold 1, a hold with no restore found)."""
         if self._db.fetch_one(_HOLD_TABLE) is None:
             return None
         held = self._db.fetch_one(_HELD_AT)
-        return (
-            None
-            if held is None or held[0] is None
-            else stored_whole(held[0], "hold's time", self._db.path)
-        )
+        return None if held is None else held[0]
 
-    def release_restore_hold(self) -> int | None:
+    def release_restore_hold(self) -> int | HoldTime | None:
         """Lift the hold a restore found put on this authority (its operator revoked again
-        what the copy lacks); when it was held, or None (not held)."""
+        what the copy lacks); when it was held (`restore_hold`: a damaged time released too,
+        review 72b, holds 1), or None (not held)."""
         with self._db.transaction():
-            held = self.restore_held()
+            held = self.restore_hold()
             if held is not None:
                 self._db.execute("DELETE FROM authority_restore_hold")
                 if self._db.fetch_one(_AGAIN_TABLE) is not None:

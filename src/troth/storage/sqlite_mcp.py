@@ -15,7 +15,10 @@ from troth.storage.sqlite import SqliteDatabase
 
 __all__ = ["SqliteMcpGrantors"]
 
-_GET = "SELECT grantors FROM mcp_grantors WHERE name = ?"
+_KNOWN = (  # whether a name has a record, its grantors not read (review 72b, rows 7: TEXT
+    # not UTF-8 failed the publication before its record could be replaced; 1 MiB read whole)
+    "SELECT 1 FROM mcp_grantors WHERE name = ?"
+)
 _GRANTORS_BYTES: Final = limits.MAX_MCP_GRANTORS * 256  # an identifier's text and a space each
 _GET_TYPED: Final = (  # review 71x, wave4b 4: `str()` of a BLOB read its repr
     f"SELECT {text_sql('grantors', _GRANTORS_BYTES)} FROM mcp_grantors WHERE name = ?"  # noqa: S608
@@ -54,7 +57,7 @@ class SqliteMcpGrantors:
         if not text:
             raise ValueError("an MCP server's recorded grantors name at least one authority")
         with self._db.transaction():
-            known = self._db.fetch_all(_GET, (name,))
+            known = self._db.fetch_all(_KNOWN, (name,))
             if not known and int(self._db.fetch_all(_COUNT, ())[0][0]) >= limit:
                 raise _full(name, limit)
             self._db.execute(_PUT, (name, text, now))
@@ -63,7 +66,7 @@ class SqliteMcpGrantors:
     def check_room(self, name: str, *, limit: int) -> None:
         """ConflictError when `name` has no record and `limit` names have one (what `record`
         refuses), before a publication starts anything (review 41c, mcp 1)."""
-        if self._db.fetch_all(_GET, (name,)):
+        if self._db.fetch_all(_KNOWN, (name,)):
             return
         if int(self._db.fetch_all(_COUNT, ())[0][0]) >= limit:
             raise _full(name, limit)

@@ -83,7 +83,7 @@ class NodeFeeds:
         if hosted is not None and authority == hosted.identifier:
             # a store gone back forgets nothing this held (review 65c, feed 2)
             feed = read_hosted(hosted, self._hosted_feed, self.clock.now())
-            if feed is not None or hosted.restore_held() is not None:
+            if feed is not None or hosted.restore_hold() is not None:
                 self._hosted_feed = feed  # held: none (review 65z, hold 1)
             return self._hosted_feed
         return self.node.wallet.held_feed(authority)
