@@ -34,16 +34,16 @@ rotation: review 70b, outbox 1), and at most MAX_ROTATION_RESIGNED_RECORDS of th
 in its transaction, holding node.db's write lock (about 3 s with a software key), not a full
 outbox's 45 s (every other writer of node.db failing past its busy timeout: review 70b, outbox
 3). The rest stay queued, stale, listed in a ticket the rotation signs with the new key (one
-signature; only their positions, envelopes and attestations read, each envelope hashed, not
-verified): the outbox signs them again as they come up, a listed row of the retired key told
-from a thief's by its verified envelope's hash (troth.trace.outbox_tickets; review 71g, outbox2
-1: the rotation was refused OVER_LIMIT, every routine rotation with it while a trace service
-was out of reach; review 71o, wave2e 1: the row's `hash` column was listed as stored). A
-process that queues a record after the commit with a signer it fetched before signs with the
-retired key only if its vault still holds it (a software vault's retired keys are deleted in
-the rotation's transaction: the signer is asked again; a token's just after the commit); such a
-record, dated after the rotation, never verified as the agent's (the key retired), and one
-dated before it is now set aside too.
+signature; only their positions, envelopes and attestations read, each envelope hashed and
+listed when it names the retired key, not verified: review 72e, tickets 1): the outbox signs
+them again as they come up, a listed row of the retired key told from a thief's by its verified
+envelope's hash (troth.trace.outbox_tickets; review 71g, outbox2 1: the rotation was refused
+OVER_LIMIT, every routine rotation with it while a trace service was out of reach; review 71o,
+wave2e 1: the row's `hash` column was listed as stored). A process that queues a record after
+the commit with a signer it fetched before signs with the retired key only if its vault still
+holds it (a software vault's retired keys are deleted in the rotation's transaction: the signer
+is asked again; a token's just after the commit); such a record, dated after the rotation,
+never verified as the agent's (the key retired), and one dated before it is now set aside too.
 """
 
 from __future__ import annotations
@@ -54,13 +54,14 @@ from typing import Final
 
 from troth import limits
 from troth.crypto import sha256
-from troth.errors import StorageError, TraceError, TraceFailure
+from troth.errors import DecodeError, StorageError, TraceError, TraceFailure
 from troth.identity import Signer, VerifiedIdentity
 from troth.storage import SqliteDatabase
 from troth.trace.batcher import resign_time
+from troth.trace.dsse import decode_envelope
 from troth.trace.outbox_store import OutboxRow, OutboxStore
 from troth.trace.outbox_tickets import drop_ticket, read_ticket, write_ticket
-from troth.trace.signing import KeyEpoch, resign_record, resolve_key, verify_envelope
+from troth.trace.signing import KeyEpoch, keyid_of, resign_record, resolve_key, verify_envelope
 from troth.trace.stored import decode_disclosures
 
 __all__ = ["resign_for_rotation"]
@@ -162,13 +163,27 @@ def _left(
     after = -1 if listed or left is None else left - 1  # none listed: from `left` on only
     while page := store.db.run_rows(_KEYS, (agent, after, limits.MAX_TRACE_SUBMIT_RECORDS)):
         for pos, envelope, attestation in page:
-            digest, attestation = sha256(bytes(envelope)), bytes(attestation)
+            envelope, attestation = bytes(envelope), bytes(attestation)
+            digest = sha256(envelope)
             mine = left is not None and pos >= left and of_key_before(attestation)
+            mine = mine and _names(envelope, attestation)  # review 72e, tickets 1
             if mine or digest in listed:
                 kept.append(digest)
                 start = pos if start is None else start
         after = page[-1][0]
     return kept, start
+
+
+def _names(envelope: bytes, attestation: bytes) -> bool:
+    """Whether `envelope` names the key `attestation` attests (its DSSE keyid: decoded, not
+    verified). The outbox verifies a listed envelope under the key it names; one naming
+    another key of the agent (a key an earlier rotation retired, a thief's copy of it) under
+    the column of the key the rotation retires, that column set to the other key after the
+    rotation, was verified under it and signed by the new key (review 72e, tickets 1)."""
+    try:
+        return decode_envelope(envelope)[1] == keyid_of(attestation)
+    except DecodeError:
+        return False
 
 
 class _KeyBefore:

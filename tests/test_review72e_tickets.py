@@ -1,0 +1,57 @@
+"""Review 72e (area: tickets): a second review of the outbox's re-sign tickets
+(troth.trace.outbox_tickets, troth.trace.outbox_rotation) under crashes and thieves.
+
+1. (a record of a key retired before signed by the new key, medium) A rotation listed every
+   row it left whose `attestation` column named the key it retires, hashing the envelope
+   without reading it: a writer of node.db holding a key an *earlier* rotation retired (a
+   stolen backup) planted, before the rotation, a record of its choosing signed by that key
+   under the column of the current one (past the bound: rows of junk before it count toward
+   it). The rotation listed its envelope; after it, the writer set the column to the old
+   key's attestation, the envelope verified under it, its hash was listed, and the outbox
+   signed the thief's record with the new key. The rotation now lists only an envelope that
+   names the key it retires (its DSSE keyid, the SHA-256 of that key's attestation, read
+   without verifying): the outbox verifies a listed envelope under the key it names, so a
+   listed row is one the retired key signed, or none.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.test_review71g_outbox2 import Rotated
+from tests.test_review71o_wave2e import forged_by_thief, planted
+from tests.test_trace_service import NOW, F
+
+
+def test_a_record_of_a_key_retired_before_is_not_listed_under_the_current_keys_column(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """72e tickets 1: the first rotation (K0 to K1) signs one row again and lists the other;
+    the thief holding K0 plants its record signed by K0 under K1's attestation column, and
+    a second rotation (K1 to K2, bound 1) leaves it past the bound; the thief then puts K0's
+    attestation in the column. Before: the record went under K2. Now: set aside, the
+    agent's two rows go under K2."""
+    rotated = Rotated(tmp_path, monkeypatch)
+    try:
+        forged = forged_by_thief(rotated)  # signed by K0, the key the first rotation retired
+        planted(rotated, forged)
+        current = rotated.agent.signer(NOW - 50).attestation  # K1's
+        with rotated.db.transaction():
+            rotated.db.execute(
+                "UPDATE trace_outbox SET attestation = ? WHERE record = ?",
+                (current, forged.record.id),
+            )
+        rotated.rotate(NOW - 40)
+        with rotated.db.transaction():  # after the rotation: the column names K0 again
+            rotated.db.execute(
+                "UPDATE trace_outbox SET attestation = ? WHERE record = ?",
+                (forged.attestation, forged.record.id),
+            )
+        sent = rotated.sent()
+        assert (forged.record.id, True) not in sent
+        assert rotated.refused() == [(forged.record.id, F.ATTESTATION_STALE.value)]
+        assert sent == [(i, True) for i in rotated.ids]
+    finally:
+        rotated.close()
