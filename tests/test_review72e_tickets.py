@@ -23,6 +23,17 @@ import pytest
 from tests.test_review71g_outbox2 import Rotated
 from tests.test_review71o_wave2e import forged_by_thief, planted
 from tests.test_trace_service import NOW, F
+from troth.trace.signing import VerifiedRecord
+
+
+def under_column(rotated: Rotated, forged: VerifiedRecord, attestation: bytes) -> None:
+    """The `attestation` column of `forged`'s row set to `attestation`, as a writer of node.db
+    can."""
+    with rotated.db.transaction():
+        rotated.db.execute(
+            "UPDATE trace_outbox SET attestation = ? WHERE record = ?",
+            (attestation, forged.record.id),
+        )
 
 
 def test_a_record_of_a_key_retired_before_is_not_listed_under_the_current_keys_column(
@@ -37,18 +48,9 @@ def test_a_record_of_a_key_retired_before_is_not_listed_under_the_current_keys_c
     try:
         forged = forged_by_thief(rotated)  # signed by K0, the key the first rotation retired
         planted(rotated, forged)
-        current = rotated.agent.signer(NOW - 50).attestation  # K1's
-        with rotated.db.transaction():
-            rotated.db.execute(
-                "UPDATE trace_outbox SET attestation = ? WHERE record = ?",
-                (current, forged.record.id),
-            )
+        under_column(rotated, forged, rotated.agent.signer(NOW - 50).attestation)  # K1's
         rotated.rotate(NOW - 40)
-        with rotated.db.transaction():  # after the rotation: the column names K0 again
-            rotated.db.execute(
-                "UPDATE trace_outbox SET attestation = ? WHERE record = ?",
-                (forged.attestation, forged.record.id),
-            )
+        under_column(rotated, forged, forged.attestation)  # after the rotation: K0's again
         sent = rotated.sent()
         assert (forged.record.id, True) not in sent
         assert rotated.refused() == [(forged.record.id, F.ATTESTATION_STALE.value)]
