@@ -40,11 +40,10 @@ def test_a_rotation_killed_after_writing_its_ticket_leaves_neither(
     before = [row.envelope for row in outbox.store.first(agent, 10)]
     outbox.close()
     node.close()
-    written = outbox_rotation.write_ticket
 
     def rotate() -> None:
         def killed(*args: object) -> None:
-            written(*args)  # type: ignore[arg-type]
+            write_ticket(*args)  # type: ignore[arg-type]
             os._exit(CRASH_EXIT_CODE)
 
         monkeypatch.setattr(outbox_rotation, "write_ticket", killed)  # the child's own
