@@ -12,6 +12,13 @@
    names the key it retires (its DSSE keyid, the SHA-256 of that key's attestation, read
    without verifying): the outbox verifies a listed envelope under the key it names, so a
    listed row is one the retired key signed, or none.
+2. (an acknowledged record lost, low) A record added after a rotation's commit with a signer
+   fetched before it, whose retired key the vault still held (a token's, deleted just after
+   the commit; kept when the process is killed then, until `forget_retired` runs), was
+   signed by it: acknowledged, then set aside KEY_RETIRED when it came up (dated after the
+   key's retirement, it never verifies as the agent's). The rotation now records, in its
+   transaction, how many changes it retired the key of (`trace_outbox_rotated`), and `add`
+   asks for its signer again when the signer's history holds no more.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import pytest
 
 from tests.test_review71g_outbox2 import Rotated
 from tests.test_review71o_wave2e import forged_by_thief, planted
-from tests.test_trace_service import NOW, F
+from tests.test_trace_service import NOW, F, tool
 from troth.trace.signing import VerifiedRecord
 
 
@@ -55,5 +62,23 @@ def test_a_record_of_a_key_retired_before_is_not_listed_under_the_current_keys_c
         assert (forged.record.id, True) not in sent
         assert rotated.refused() == [(forged.record.id, F.ATTESTATION_STALE.value)]
         assert sent == [(i, True) for i in rotated.ids]
+    finally:
+        rotated.close()
+
+
+def test_a_record_added_after_the_rotation_with_a_signer_fetched_before_is_delivered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """72e tickets 2: two rows, a rotation (K0 to K1, bound 1) signs one again and lists
+    the other; the outbox, its signer fetched before the rotation (K0, still in the vault,
+    as a token's is until `forget_retired` runs), adds a record after it. Before: `add`
+    returned (acknowledged) a record signed by K0 dated after its retirement, set aside
+    KEY_RETIRED when it came up. Now `add` asks for its signer again: all three go, under
+    K1."""
+    rotated = Rotated(tmp_path, monkeypatch)
+    try:
+        late = rotated.outbox.add(tool("refund", n=9), now=NOW - 45).record
+        assert rotated.sent(NOW - 44) == [(i, True) for i in [*rotated.ids, late]]
+        assert rotated.refused() == []
     finally:
         rotated.close()

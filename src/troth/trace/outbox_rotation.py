@@ -40,10 +40,12 @@ them again as they come up, a listed row of the retired key told from a thief's 
 envelope's hash (troth.trace.outbox_tickets; review 71g, outbox2 1: the rotation was refused
 OVER_LIMIT, every routine rotation with it while a trace service was out of reach; review 71o,
 wave2e 1: the row's `hash` column was listed as stored). A process that queues a record after
-the commit with a signer it fetched before signs with the retired key only if its vault still
-holds it (a software vault's retired keys are deleted in the rotation's transaction: the signer
-is asked again; a token's just after the commit); such a record, dated after the rotation,
-never verified as the agent's (the key retired), and one dated before it is now set aside too.
+the commit with a signer it fetched before asks for its signer again: the rotation records, in
+its transaction, how many changes it retired the key of (`trace_outbox_rotated`), and `add`
+checks it in its own (review 72e, tickets 2). Before, such a record was signed by the retired
+key when the vault still held it (a token's, deleted just after the commit; kept when the
+process is killed then, until `forget_retired` runs): acknowledged, dated after the rotation,
+it never verified as the agent's, and was set aside when it came up.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ from troth.identity import Signer, VerifiedIdentity
 from troth.storage import SqliteDatabase
 from troth.trace.batcher import resign_time
 from troth.trace.dsse import decode_envelope
-from troth.trace.outbox_store import OutboxRow, OutboxStore
+from troth.trace.outbox_store import OutboxRow, OutboxStore, mark_rotated
 from troth.trace.outbox_tickets import drop_ticket, read_ticket, write_ticket
 from troth.trace.signing import KeyEpoch, keyid_of, resign_record, resolve_key, verify_envelope
 from troth.trace.stored import decode_disclosures
@@ -86,6 +88,9 @@ def resign_for_rotation(
     outbox2 1); how many were signed again. A `compromised` rotation signs none: it sets them
     aside, and deletes the ticket (module docstring; review 69o, wave1c 1)."""
     digest = before.identifier.digest
+    if not _has_outbox(db):
+        return 0
+    mark_rotated(db, digest, before.change_count)  # review 72e, tickets 2
     if not _queued(db, digest):
         return 0
     store = OutboxStore(db)
@@ -246,17 +251,22 @@ _SEEN: weakref.WeakSet[SqliteDatabase] = weakref.WeakSet()
 """The databases whose outbox table this process found: their rows looked up at once."""
 
 
-def _queued(db: SqliteDatabase, agent: bytes) -> bool:
-    """Whether `agent` has a queued row; False, too, when node.db has no outbox (none made).
-    Its table is looked up by name until this process found it (~5 us in a rotation), then
-    the row at once (an indexed read, ~4 us). Review 70g, perf 1: the row's look-up on a
-    node.db with no outbox failed its prepare, "no such table", and that failure cost ~17 us
-    of each rotation's ~380 (the floor's whole durable write is ~32). A table found, then gone
-    (a copy without one put in place) reads as none, as before: nothing else is remembered."""
+def _has_outbox(db: SqliteDatabase) -> bool:
+    """Whether node.db has an outbox (none made: nothing to do). Its table is looked up by
+    name until this process found it (~5 us in a rotation). Review 70g, perf 1: the row's
+    look-up on a node.db with no outbox failed its prepare, "no such table", and that failure
+    cost ~17 us of each rotation's ~380 (the floor's whole durable write is ~32)."""
     if db not in _SEEN:
         if not db.run_rows(_OUTBOX_TABLE):
             return False
         _SEEN.add(db)
+    return True
+
+
+def _queued(db: SqliteDatabase, agent: bytes) -> bool:
+    """Whether `agent` has a queued row (an indexed read, ~4 us; node.db's outbox found by
+    `_has_outbox`). A table found, then gone (a copy without one put in place) reads as none,
+    as before: nothing else is remembered."""
     try:
         return bool(db.run_rows(_QUEUED, (agent,)))
     except StorageError as exc:
