@@ -150,8 +150,8 @@ _RETIRED: Final = (
 
 class _SignerBehind(Exception):
     """A row the outbox is to sign again was signed by a rotation since its signer was
-    fetched: the transaction is rolled back, the signer asked for again (review 70b,
-    outbox 7)."""
+    fetched (review 70b, outbox 7), or one is added after it (review 72e, tickets 2): the
+    transaction is rolled back, the signer asked for again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,8 +287,8 @@ class TraceOutbox:
         _, verified = self._signing(
             now,
             self._signer(now),
-            lambda signer, epoch, _renewed: self._append(
-                agent, signer, epoch, content, chain, now, member
+            lambda signer, epoch, told: self._append(
+                agent, signer, epoch, content, chain, now, member, told
             ),
         )
         queued = Queued(verified.record.id, verified.record.time, content, chain)
@@ -305,7 +305,12 @@ class TraceOutbox:
         chain: bytes | None,
         now: int,
         source: bytes | None,
+        told: bool,
     ) -> VerifiedRecord:
+        if self.store.rotated(agent) >= signer.identity.change_count:  # a rotation retired its
+            if told:  # key since it was fetched: asked again (review 72e, tickets 2)
+                raise TraceError(_F.ATTESTATION_STALE, "the signer predates a rotation")
+            raise _SignerBehind
         bounds = [self._bound(self.store.usage(), 100, "")]
         if content.kind is Kind.DENIAL:  # refusals leave the rest to what the node does
             bounds.append(

@@ -34,16 +34,18 @@ rotation: review 70b, outbox 1), and at most MAX_ROTATION_RESIGNED_RECORDS of th
 in its transaction, holding node.db's write lock (about 3 s with a software key), not a full
 outbox's 45 s (every other writer of node.db failing past its busy timeout: review 70b, outbox
 3). The rest stay queued, stale, listed in a ticket the rotation signs with the new key (one
-signature; only their positions, envelopes and attestations read, each envelope hashed, not
-verified): the outbox signs them again as they come up, a listed row of the retired key told
-from a thief's by its verified envelope's hash (troth.trace.outbox_tickets; review 71g, outbox2
-1: the rotation was refused OVER_LIMIT, every routine rotation with it while a trace service
-was out of reach; review 71o, wave2e 1: the row's `hash` column was listed as stored). A
-process that queues a record after the commit with a signer it fetched before signs with the
-retired key only if its vault still holds it (a software vault's retired keys are deleted in
-the rotation's transaction: the signer is asked again; a token's just after the commit); such a
-record, dated after the rotation, never verified as the agent's (the key retired), and one
-dated before it is now set aside too.
+signature; only their positions, envelopes and attestations read, each envelope hashed and
+listed when it names the retired key, not verified: review 72e, tickets 1): the outbox signs
+them again as they come up, a listed row of the retired key told from a thief's by its verified
+envelope's hash (troth.trace.outbox_tickets; review 71g, outbox2 1: the rotation was refused
+OVER_LIMIT, every routine rotation with it while a trace service was out of reach; review 71o,
+wave2e 1: the row's `hash` column was listed as stored). A process that queues a record after
+the commit with a signer it fetched before asks for its signer again: the rotation records, in
+its transaction, how many changes it retired the key of (`trace_outbox_rotated`), and `add`
+checks it in its own (review 72e, tickets 2). Before, such a record was signed by the retired
+key when the vault still held it (a token's, deleted just after the commit; kept when the
+process is killed then, until `forget_retired` runs): acknowledged, dated after the rotation,
+it never verified as the agent's, and was set aside when it came up.
 """
 
 from __future__ import annotations
@@ -54,13 +56,14 @@ from typing import Final
 
 from troth import limits
 from troth.crypto import sha256
-from troth.errors import StorageError, TraceError, TraceFailure
+from troth.errors import DecodeError, StorageError, TraceError, TraceFailure
 from troth.identity import Signer, VerifiedIdentity
 from troth.storage import SqliteDatabase
 from troth.trace.batcher import resign_time
-from troth.trace.outbox_store import OutboxRow, OutboxStore
+from troth.trace.dsse import decode_envelope
+from troth.trace.outbox_store import OutboxRow, OutboxStore, mark_rotated
 from troth.trace.outbox_tickets import drop_ticket, read_ticket, write_ticket
-from troth.trace.signing import KeyEpoch, resign_record, resolve_key, verify_envelope
+from troth.trace.signing import KeyEpoch, keyid_of, resign_record, resolve_key, verify_envelope
 from troth.trace.stored import decode_disclosures
 
 __all__ = ["resign_for_rotation"]
@@ -85,6 +88,9 @@ def resign_for_rotation(
     outbox2 1); how many were signed again. A `compromised` rotation signs none: it sets them
     aside, and deletes the ticket (module docstring; review 69o, wave1c 1)."""
     digest = before.identifier.digest
+    if not _has_outbox(db):
+        return 0
+    mark_rotated(db, digest, before.change_count)  # review 72e, tickets 2
     if not _queued(db, digest):
         return 0
     store = OutboxStore(db)
@@ -162,13 +168,27 @@ def _left(
     after = -1 if listed or left is None else left - 1  # none listed: from `left` on only
     while page := store.db.run_rows(_KEYS, (agent, after, limits.MAX_TRACE_SUBMIT_RECORDS)):
         for pos, envelope, attestation in page:
-            digest, attestation = sha256(bytes(envelope)), bytes(attestation)
+            envelope, attestation = bytes(envelope), bytes(attestation)
+            digest = sha256(envelope)
             mine = left is not None and pos >= left and of_key_before(attestation)
+            mine = mine and _names(envelope, attestation)  # review 72e, tickets 1
             if mine or digest in listed:
                 kept.append(digest)
                 start = pos if start is None else start
         after = page[-1][0]
     return kept, start
+
+
+def _names(envelope: bytes, attestation: bytes) -> bool:
+    """Whether `envelope` names the key `attestation` attests (its DSSE keyid: decoded, not
+    verified). The outbox verifies a listed envelope under the key it names; one naming
+    another key of the agent (a key an earlier rotation retired, a thief's copy of it) under
+    the column of the key the rotation retires, that column set to the other key after the
+    rotation, was verified under it and signed by the new key (review 72e, tickets 1)."""
+    try:
+        return decode_envelope(envelope)[1] == keyid_of(attestation)
+    except DecodeError:
+        return False
 
 
 class _KeyBefore:
@@ -231,17 +251,22 @@ _SEEN: weakref.WeakSet[SqliteDatabase] = weakref.WeakSet()
 """The databases whose outbox table this process found: their rows looked up at once."""
 
 
-def _queued(db: SqliteDatabase, agent: bytes) -> bool:
-    """Whether `agent` has a queued row; False, too, when node.db has no outbox (none made).
-    Its table is looked up by name until this process found it (~5 us in a rotation), then
-    the row at once (an indexed read, ~4 us). Review 70g, perf 1: the row's look-up on a
-    node.db with no outbox failed its prepare, "no such table", and that failure cost ~17 us
-    of each rotation's ~380 (the floor's whole durable write is ~32). A table found, then gone
-    (a copy without one put in place) reads as none, as before: nothing else is remembered."""
+def _has_outbox(db: SqliteDatabase) -> bool:
+    """Whether node.db has an outbox (none made: nothing to do). Its table is looked up by
+    name until this process found it (~5 us in a rotation). Review 70g, perf 1: the row's
+    look-up on a node.db with no outbox failed its prepare, "no such table", and that failure
+    cost ~17 us of each rotation's ~380 (the floor's whole durable write is ~32)."""
     if db not in _SEEN:
         if not db.run_rows(_OUTBOX_TABLE):
             return False
         _SEEN.add(db)
+    return True
+
+
+def _queued(db: SqliteDatabase, agent: bytes) -> bool:
+    """Whether `agent` has a queued row (an indexed read, ~4 us; node.db's outbox found by
+    `_has_outbox`). A table found, then gone (a copy without one put in place) reads as none,
+    as before: nothing else is remembered."""
     try:
         return bool(db.run_rows(_QUEUED, (agent,)))
     except StorageError as exc:

@@ -28,6 +28,10 @@ docs/formats.md, "Trace outbox"), made on first use (`CREATE TABLE IF NOT EXISTS
     trace_outbox_held     per agent, why and since when its first queued records wait out a
                           refusal (`TraceOutbox.held_back`: reason, detail, record, since), kept
                           in the transaction that reads the answer so a restart keeps it
+    trace_outbox_rotated  per agent, how many changes of its history a rotation retired the key
+                          of (`changes`, written in the rotation's transaction): `add` with a
+                          signer whose history holds no more asks for the signer again, so no
+                          record is acknowledged signed by a retired key (review 72e, tickets 2)
                           (review 68r, outbox 2); made on first use in a database an earlier
                           version wrote
 
@@ -60,7 +64,7 @@ from troth.trace.signing import VerifiedRecord, open_envelope
 from troth.trace.stored import decode_disclosures
 from troth.trace.submit import Head
 
-__all__ = ["OutboxRow", "OutboxStore", "RefusedRow", "Tail", "outbox_exists"]
+__all__ = ["OutboxRow", "OutboxStore", "RefusedRow", "Tail", "mark_rotated", "outbox_exists"]
 
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS trace_outbox (
@@ -91,6 +95,10 @@ _HELD: Final = (
     """CREATE TABLE IF NOT EXISTS trace_outbox_held (
         agent BLOB PRIMARY KEY, reason TEXT NOT NULL, detail TEXT NOT NULL, record TEXT,
         since INTEGER NOT NULL)""",
+)
+_ROTATED: Final = (
+    "CREATE TABLE IF NOT EXISTS trace_outbox_rotated (agent BLOB PRIMARY KEY, "
+    "changes INTEGER NOT NULL)",
 )
 _RECOUNT: Final = (
     "DELETE FROM trace_outbox_members",
@@ -219,6 +227,16 @@ def row_size(verified: VerifiedRecord, chain: bytes | None) -> int:
     )
 
 
+def mark_rotated(db: SqliteDatabase, agent: bytes, changes: int) -> None:
+    """A rotation of `agent` retired the key of its history's first `changes` changes (in the
+    rotation's transaction, on a node.db with an outbox; review 72e, tickets 2)."""
+    db.execute(_ROTATED[0])  # a node.db whose outbox an earlier version made
+    db.execute(
+        "INSERT OR REPLACE INTO trace_outbox_rotated (agent, changes) VALUES (?, ?)",
+        (agent, changes),
+    )
+
+
 class OutboxStore:
     """Statements over the outbox tables of `db` (made here on first use)."""
 
@@ -228,6 +246,7 @@ class OutboxStore:
             (("trace_outbox_agents",), _SCHEMA),
             (("trace_outbox_sources", "trace_outbox_members"), _SOURCES),
             (("trace_outbox_held",), _HELD),
+            (("trace_outbox_rotated",), _ROTATED),
         ):
             if not all(_table_exists(db, table) for table in tables):
                 with db.transaction():  # each statement made to run again harmlessly
@@ -281,6 +300,14 @@ class OutboxStore:
     def members_usage(self) -> tuple[int, int]:
         """Rows and bytes held made on behalf of any member (TRACE_OUTBOX_MEMBERS_PERCENT)."""
         return self.source_usage(_ALL_MEMBERS)
+
+    def rotated(self, agent: bytes) -> int:
+        """How many of `agent`'s changes a rotation retired the key of (0: none recorded): a
+        signer whose history holds no more predates it."""
+        row = self.db.fetch_one(
+            "SELECT CAST(changes AS INTEGER) FROM trace_outbox_rotated WHERE agent = ?", (agent,)
+        )
+        return 0 if row is None else int(row[0])
 
     def head(self, agent: bytes) -> Tail | None:
         """The head the service last reported for `agent` (None: none, or its log has none)."""

@@ -14,19 +14,22 @@ rotation hashes each envelope it reads, never the row's `hash` column: a writer 
 without the key, before the rotation, stored there the hash of a payload of its choosing, and
 once it held the retired key (a stolen backup) the record it signed with it was listed, signed
 again by the new key (review 71o, wave2e 1; the ticket's type then `.v1`, of payload hashes).
-An envelope's hash commits to a signature only the retired key could make when the rotation
-read it. The outbox signs each of them again with the current key when it comes up
-(`TraceOutbox._resign`, a batch of rows per transaction), as it signs any stale row: the row's
-envelope verified as the agent's, signed by a key its history attests, and, that key retired,
-the hash of the envelope so verified listed by the agent's ticket, which must verify under a
-key of the agent's *current* change (`resolve_key`: made under a change in the history, the
-newest). A thief holding the retired key and node.db gains nothing: a row it writes after the
-rotation (a record of its choosing signed by the retired key, dated before the rotation) is not
-listed, so it is set aside as before (a row's `hash` column is not trusted: the hash is the
-verified envelope's, at the rotation and at the outbox); a ticket it writes or edits does not
-verify under the current key; one of the agent's own records listed, put back after it was
-delivered, is only the agent's record again (the log answers it already, or refuses it
-REPLAYED: nothing of the thief's).
+The rotation lists only an envelope naming the key it retires (its DSSE keyid, decoded): the
+outbox verifies a listed envelope under the key it names, so a row of another key planted under
+the retired key's column (a key an earlier rotation retired, the column changed after the
+rotation) is not listed (review 72e, tickets 1). An envelope's hash commits to a signature only
+the retired key could make when the rotation read it. The outbox signs each of them again with
+the current key when it comes up (`TraceOutbox._resign`, a batch of rows per transaction), as
+it signs any stale row: the row's envelope verified as the agent's, signed by a key its history
+attests, and, that key retired, the hash of the envelope so verified listed by the agent's
+ticket, which must verify under a key of the agent's *current* change (`resolve_key`: made
+under a change in the history, the newest). A thief holding the retired key and node.db gains
+nothing: a row it writes after the rotation (a record of its choosing signed by the retired
+key, dated before the rotation) is not listed, so it is set aside as before (a row's `hash`
+column is not trusted: the hash is the verified envelope's, at the rotation and at the outbox);
+a ticket it writes or edits does not verify under the current key; one of the agent's own
+records listed, put back after it was delivered, is only the agent's record again (the log
+answers it already, or refuses it REPLAYED: nothing of the thief's).
 
 A rotation makes the ticket anew: the hashes it leaves, and those of the ticket before it
 (verified under the key it retires) still queued; none left, it deletes it. A compromised
