@@ -328,8 +328,9 @@ class AuthorityService:
             root = min(own, key=lambda subject: subject.digest)
             return _Payer(delegates_of(root).digest, self._members, root)
         if standing.problem is None and standing.is_anchor:
-            # its own: its chains' roots are its own authority's members, minted for free,
-            # each a fresh budget of the members' pool (review 72d, pools 2)
+            # its own: its chains' roots (another trusted authority's members delegating to
+            # it; one of its own authority ending at itself is a cycle, refused) were each a
+            # fresh budget of the members' pool (review 72d, pools 2)
             return _Payer(caller.identifier.digest, self._members)
         return _Payer(caller.identifier.digest, self._strangers)
 
