@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import NOW
 from tests.support.nodes import HUB, MemNet, route, run_memnet
+from tests.test_review56m_relayed import ACME, LIMITED, bogus_enroll, relayed_acme, spend
 from tests.test_review72d_pools import _LENGTH, _PAGE, _apart, _FourPerPage, member, service
 from troth import limits
 from troth.authority.revoking import delegates_of
@@ -31,22 +32,28 @@ from troth.node.rates import ByteBudgets
 from troth.node.runtime import NodeRuntime
 from troth.node.services import call, service_address
 from troth.node.services.authority import AuthorityService, _Payer
+from troth.routing import parse_route
 
 AUTHORITY = service_address("authority")
 BURST = FEED_PAGE_SIGNS_PER_CALLER_BURST
 
 
-async def _page(node: NodeRuntime, since: int) -> None:
-    """A page of the hub's feed from `since`, asked by `node` as itself."""
-    end = await node.channel_to(route(HUB))
+async def _page(node: NodeRuntime, since: int, at: NodeRuntime | None = None) -> None:
+    """A page of the hub's feed from `since` (of `at`'s, reached through the hub's relay, when
+    given), asked by `node` as itself."""
+    if at is None:
+        end = await node.channel_to(route(HUB))
+    else:
+        end = await node.channel_to(parse_route(ACME), expect=at.node.authority().identifier)
     await call(node.router, (end.enc, AUTHORITY), "feed", [since])
 
 
-async def _signed(node: NodeRuntime, starts: range) -> int:
-    """How many of the pages from `starts` the hub signed for `node` before its first "busy"."""
+async def _signed(node: NodeRuntime, starts: range, at: NodeRuntime | None = None) -> int:
+    """How many of the pages from `starts` the hub (or `at`: `_page`) signed for `node` before
+    its first "busy"."""
     for count, since in enumerate(starts):
         try:
-            await _page(node, since)
+            await _page(node, since, at)
         except RemoteError as exc:
             if "busy" not in str(exc):
                 raise
@@ -282,3 +289,37 @@ def test_an_anchor_showing_members_delegations_spends_no_more_than_their_ticket(
         assert payer.source == delegates_of(Identifier(bytes([root]) * 32)).digest
         signed += _signed_here(authority, payer, [next(starts) for _ in range(BURST)])
     assert signed == 2 * FEED_PAGE_SIGNS_PER_TICKET
+
+
+_HOSTS = (("m", "10.6.6.6"), ("n", "10.6.7.6"))
+"""Two members of the hub's, on hosts of two networks."""
+
+
+def test_relayed_members_of_the_other_authority_and_its_anchor_pay_apart(tmp_path: Path) -> None:
+    """Tried, relayed: acme, an authority reached only through the hub's relay, trusts the hub
+    (it enrolled with it): the hub, an anchor at acme, and the hub's members, strangers there,
+    reach it through the relay. m, a member of the hub's, spends its network's budget of
+    enroll requests (made-up tickets) and its own of feed pages (the strangers' pool with
+    them): the hub's enroll requests and pages are still taken, a whole budget of each; the
+    hub's spent, n, another of its members (another network), is still answered on both (its
+    page once the strangers' pool refilled)."""
+
+    async def test(net: MemNet) -> None:
+        hub = net.hub
+        assert hub is not None
+        acme = await relayed_acme(net)
+        authority = acme.node.authority()
+        for _ in range(4 * BURST):
+            authority.revoke_credential(os.urandom(32), now=net.clock.now())
+        m, n = [await net.node(name, host=host) for name, host in _HOSTS]
+        for each in (m, n):
+            await each.enroll(net.ticket(), each.name)
+        await spend(m, acme)
+        assert await _signed(m, range(BURST + 1), acme) == BURST
+        await spend(hub, acme)  # a whole budget of its own
+        assert await _signed(hub, range(BURST + 1, 2 * BURST + 2), acme) == BURST
+        assert LIMITED not in await bogus_enroll(n, acme)
+        net.clock.advance(1)  # the strangers' pool (m spent it) refills 4
+        assert await _signed(n, range(2 * BURST + 2, 2 * BURST + 3), acme) == 1
+
+    run_memnet(test, tmp_path / "home", budget=60)
