@@ -103,8 +103,9 @@ def test_pages_signed_for_no_one_keep_a_members_sync(asked: int) -> None:
 
 
 def _anchor_showing(root: int) -> PeerCaller:
-    """The anchor (one identity) over a channel, showing a chain of its own authority whose
-    root is its member `root` (one it minted, free)."""
+    """The anchor (one identity) over a channel, showing a chain whose root is member `root`
+    (of another authority the node trusts: one of its own ending at itself is a cycle, refused;
+    review 72h)."""
     chain = SimpleNamespace(links=[SimpleNamespace(subject=Identifier(bytes([root]) * 32))])
     peer = SimpleNamespace(identifier=Identifier(b"\xaa" * 32), credentials=(chain,))
     return PeerCaller(cast(Any, peer), f"channel {root}")
@@ -112,8 +113,9 @@ def _anchor_showing(root: int) -> PeerCaller:
 
 def test_an_anchor_pays_from_one_budget_whatever_chains_it_shows() -> None:
     """72d pools 2: one anchor asks a burst of pages on each of five channels, each showing a
-    chain from a fresh member of its own authority: its own budget's burst is signed, then
-    "busy" (each chain was a fresh account, and the five spent the members' pool whole)."""
+    chain from a fresh member (of another trusted authority: review 72h): its own budget's
+    burst is signed, then "busy" (each chain was a fresh account, and the five spent the
+    members' pool whole)."""
     authority = service()
     starts = iter(_apart(64))
     signed = 0

@@ -18,7 +18,8 @@ co-trusted authority's members) on another (`limits.FEED_PAGE_SIGNS_FOR_STRANGER
 number of identities that cost someone nothing can leave a member's sync answered "busy". A
 member's delegates share its own budget and its sync allowance: the account is the member at
 the root of the caller's chains from this authority (another authority's chains name accounts
-of the caller's choosing: review 34b, feed pages 1). The members one ticket of many uses
+of the caller's choosing: review 34b, feed pages 1); an anchor's is its own identifier,
+whatever chains it shows (review 72d, pools 2). The members one ticket of many uses
 enrolled (their delegates with them) are charged their ticket's share of the members' pool
 too (`limits.FEED_PAGE_SIGNS_PER_TICKET`, a quarter of it), so one ticket's fleet leaves the
 rest to everyone else (review 71p, pools 1). A page refused spends nothing, and reads the
@@ -328,8 +329,9 @@ class AuthorityService:
             root = min(own, key=lambda subject: subject.digest)
             return _Payer(delegates_of(root).digest, self._members, root)
         if standing.problem is None and standing.is_anchor:
-            # its own: its chains' roots are its own authority's members, minted for free,
-            # each a fresh budget of the members' pool (review 72d, pools 2)
+            # its own: its chains' roots (another trusted authority's members delegating to
+            # it; one of its own authority ending at itself is a cycle, refused) were each a
+            # fresh budget of the members' pool (review 72d, pools 2)
             return _Payer(caller.identifier.digest, self._members)
         return _Payer(caller.identifier.digest, self._strangers)
 
