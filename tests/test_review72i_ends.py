@@ -24,18 +24,17 @@ a responder's as its message 1 came, an initiator's as message 2 came (`ChannelM
 from __future__ import annotations
 
 import asyncio
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
 from tests.support.parties import make_channel_party
 from tests.test_channel_manager import Net, run, until
-from tests.test_review71w_refuted import _send, _settle
-from tests.test_review71w_wave4a import _Chain, _connection, _link
+from tests.test_review71w_wave4a import _connection, _link
+from tests.test_review72c_notices import notices_over
 from troth.channel import ChannelState, SecureChannel
-from troth.node.channels import LISTENER, ChannelManager
-from troth.node.no_route import NoRouteNotices
-from troth.routing import Address, RoutedMessage, Router
+from troth.node.channels import LISTENER
+from troth.routing import Address, RoutedMessage
 
 _AT_B = Address("worker", "tcp-m-at-b")
 """b's connection to its member m (b puts it in the route of what m sends through it)."""
@@ -125,15 +124,7 @@ def test_a_member_with_no_return_route_is_not_sent_its_nodes_notice() -> None:
     relay's channel with `h` itself, never over the member's (before: the member's, as it
     came first, as in review 72c's notices 2 with one hop more)."""
 
-    async def test() -> None:
-        h, dead = _connection(), Address("worker", "tcp-dead")
-        member, link = _link(h.address, "member"), _link(h.address, "h-link")
-        member.peer_route = (h.address, Address("worker", "tcp-member-at-h"))
-        hub, router = _Chain((member, link)), Router()
-        router.unroutable = NoRouteNotices(cast("ChannelManager", hub)).unroutable
-        h.allow(dead)
-        await _send(router, h, dead, Address("worker", "tcp-z-at-h"))
-        await _settle()
-        assert [m.onward[0] for m in hub.sent] == [link.enc]
-
-    asyncio.run(test())
+    h = _connection()
+    member, link = _link(h.address, "member"), _link(h.address, "h-link")
+    member.peer_route = (h.address, Address("worker", "tcp-member-at-h"))
+    assert asyncio.run(notices_over(h, (member, link))) == [link.enc]
