@@ -31,13 +31,12 @@ from typing import Any
 
 from tests.support.channels import T
 from tests.support.parties import make_channel_party
-from tests.test_channel_manager import Net, echo, run, until
+from tests.test_channel_manager import Net, echo, run
 from tests.test_reconnect import until as until_net
 from tests.test_review55a_refuted import Stranger, with_stranger
 from tests.test_review65p_relays import _reach_b_then_refuse
 from tests.test_review66q_refuted import OTHER
-from tests.test_review72i_ends import _AT_B, _M_END, _member
-from troth.channel import ChannelState
+from tests.test_review72i_ends import _M_END, _Behind
 from troth.node.channels import LISTENER
 from troth.routing import Address, RoutedMessage, Source
 
@@ -90,10 +89,7 @@ def test_a_member_naming_a_channel_end_second_is_not_the_node() -> None:
         hub = await net.hub()
         b = await net.relayed(hub, "b")
         (connection,) = b.transport.connections()
-        channel = _member(net, hub, b, (_M_END,), opens=True)
-        (first,) = channel.outgoing()
-        await b.router.route(RoutedMessage((connection.address, LISTENER), (_AT_B, _M_END), first))
-        await until(lambda: channel.state is ChannelState.OPEN)
+        await _Behind(net, hub, b).open(_M_END)
         (theirs,) = hub.manager.ends.values()
         await b.manager.open((connection.address,))
         (mine,) = [e for e in hub.manager.ends.values() if e is not theirs]
