@@ -63,7 +63,7 @@ def test_a_sender_with_no_channel_of_its_own_at_the_hub_is_sent_no_notice(
         link = SimpleNamespace(
             direct=True,
             peer=object(),
-            peer_route=(sender.address, Address("worker", "link.dec")),
+            peer_route=(sender.address, Address("worker", "chan-000000000000001f.dec")),
             channel=SimpleNamespace(state=ChannelState.OPEN),
             enc=Address("worker", "link.enc"),
         )

@@ -17,6 +17,7 @@ relaywait 1), along a chain of relays.
 from __future__ import annotations
 
 import asyncio
+from hashlib import sha256
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
 
@@ -52,11 +53,13 @@ def _connection() -> Connection:
 
 
 def _link(connection: Address, name: str) -> Any:
-    """The hub's open direct channel with the node at the other end of `connection`."""
+    """The hub's open direct channel with the node at the other end of `connection` (its peer
+    route: the connection and that node's channel end, a reply address as a node names it)."""
+    reply = Address("worker", f"chan-{sha256(name.encode()).hexdigest()[:16]}.dec")
     return SimpleNamespace(
         direct=True,
         peer=object(),
-        peer_route=(connection, Address("worker", f"{name}.dec")),
+        peer_route=(connection, reply),
         channel=SimpleNamespace(state=ChannelState.OPEN),
         enc=Address("worker", f"{name}.enc"),
         name=name,

@@ -22,6 +22,7 @@ from tests.test_review71w_wave4a import _Chain, _connection, _link
 from troth.node.no_route import NoRouteNotices
 from troth.routing import Address, AllowSet, RoutedMessage, Router
 from troth.routing.notice import NOTICE_SERVICE, no_route
+from troth.transport.connection import Connection
 
 if TYPE_CHECKING:
     from troth.node.channel_ends import ChannelEnd
@@ -64,17 +65,22 @@ def test_a_notice_for_a_connection_goes_to_the_node_at_its_other_end_only() -> N
     `h` holds with this relay over the same connection (before: whichever of them came first,
     so that member got another party's return route and the node its notice never)."""
 
-    async def test() -> None:
-        h, dead = _connection(), Address("worker", "tcp-dead")
-        member, link = _behind(h.address, "member"), _link(h.address, "h-link")
-        hub, router = _Chain((member, link)), Router()
-        router.unroutable = NoRouteNotices(cast("ChannelManager", hub)).unroutable
-        h.allow(dead)
-        await _send(router, h, dead, Address("worker", "tcp-z-at-h"))
-        await _settle()
-        assert [m.onward[0] for m in hub.sent] == [link.enc]
+    h = _connection()
+    member, link = _behind(h.address, "member"), _link(h.address, "h-link")
+    assert asyncio.run(notices_over(h, (member, link))) == [link.enc]
 
-    asyncio.run(test())
+
+async def notices_over(h: Connection, ends: tuple[Any, ...]) -> list[Address]:
+    """The channels (their `.enc`) of `ends` (this relay's, over connection `h`) the notice
+    goes over when a packet from a party behind the node at the other end of `h` is dropped for
+    a hop `h` reached that no worker serves."""
+    dead = Address("worker", "tcp-dead")
+    hub, router = _Chain(ends), Router()
+    router.unroutable = NoRouteNotices(cast("ChannelManager", hub)).unroutable
+    h.allow(dead)
+    await _send(router, h, dead, Address("worker", "tcp-z-at-h"))
+    await _settle()
+    return [m.onward[0] for m in hub.sent]
 
 
 def test_a_notice_from_a_party_behind_the_node_at_the_other_end_is_not_taken() -> None:

@@ -77,10 +77,14 @@ class ChannelEnd(AllowSetSource):
         # message 2 (initiators): it holds this end's `.dec` until the end is forgotten
         self.direct = False
         """Whether the peer is the other end of the connection this channel runs over, as
-        this node knows it (not from the peer route, whose hops past the first are the peer's
-        to choose): a channel it opened to a one-hop route (`/tcp/hub:4000`), or one a peer
-        opened over a connection that peer made to this node. Only then does the channel's
-        silence say the connection is dead (`ChannelManager.silent_hooks`)."""
+        this node knows it (not from the peer route's length, whose hops past the first are the
+        peer's to choose): a channel it opened to a one-hop route (`/tcp/hub:4000`), or one a
+        peer opened over a connection that peer made to this node, and in both its peer route
+        that connection and a channel end's reply address (`channel_sources.from_other_end`:
+        a party the node at the other end forwards for, or that answers one of this node's
+        relay names past it, has the node's connection to it there, put by the node itself;
+        review 72i, ends 1). Only then does the channel's silence say the connection is dead
+        (`ChannelManager.silent_hooks`)."""
         self.source_key = source_key  # who sent message 1, for the per-source handshake limit
         token = os.urandom(8).hex()
         self.id = f"chan-{token}"

@@ -14,7 +14,14 @@ from troth.node.shares import LOCAL, STRANGERS, authorities_of
 from troth.routing import Route, Source
 from troth.transport.connection import Connection, relayed_network, source_network
 
-__all__ = ["LOCAL_ONLY", "STRANGERS_ONLY", "counts_against", "own_link", "source_network_of"]
+__all__ = [
+    "LOCAL_ONLY",
+    "STRANGERS_ONLY",
+    "counts_against",
+    "from_other_end",
+    "own_link",
+    "source_network_of",
+]
 
 
 def counts_against(peer: VerifiedPeer, source_key: str, own: bool) -> frozenset[bytes]:
@@ -36,9 +43,18 @@ def own_link(source: Source | None, return_route: Route) -> bool:
     that names no reply address of its own arrives with two hops too, the second the relay's
     connection to it, not a channel end's (review 54o, channels 1: such strangers took the
     places kept for members and never gave way)."""
-    if not isinstance(source, Connection) or not source.outgoing or len(return_route) != 2:
-        return False
-    return is_channel_reply(return_route[1])
+    return isinstance(source, Connection) and source.outgoing and from_other_end(return_route)
+
+
+def from_other_end(route: Route) -> bool:
+    """Whether a channel's peer route `route` (the return route its message 1 or 2 came with,
+    the connection first) reaches the node at the other end of that connection with nothing
+    between: the connection and that node's own channel end (`is_channel_reply`). A party
+    behind that node, its channel come over the same connection (a member the node forwards
+    for: review 66q), has the node's connection to it between, which the node puts in the route
+    itself, whatever return route the party named, none included (review 54o, channels 1;
+    review 72i, ends 1)."""
+    return len(route) == 2 and is_channel_reply(route[1])
 
 
 STRANGERS_ONLY: Final = frozenset({STRANGERS})

@@ -80,7 +80,13 @@ from troth.node.channel_limits import (
     PeerReassembly,
 )
 from troth.node.channel_pins import ChannelPins, Pins
-from troth.node.channel_sources import STRANGERS_ONLY, counts_against, own_link, source_network_of
+from troth.node.channel_sources import (
+    STRANGERS_ONLY,
+    counts_against,
+    from_other_end,
+    own_link,
+    source_network_of,
+)
 from troth.node.member_channels import UNSHOWN, MemberChannels, shows_fewer
 from troth.node.member_reassembly import MemberBytes
 from troth.node.no_route import NoRouteNotices
@@ -229,7 +235,8 @@ class ChannelManager:
             me=me or self.me(), trust=trust or self.trust(), settings=self.settings
         )
         end = self._add(channel, ())
-        end.direct = len(route) == 1  # the listener at the end of our own connection
+        end.direct = len(route) == 1  # the listener at the end of our own connection (when
+        # the node there answers: `_track`)
         (first,) = channel.outgoing()
         timeout = self.limits.handshake_timeout
         opening = self._opening_over.setdefault(route[0], set())
@@ -280,7 +287,11 @@ class ChannelManager:
             settings=self.settings,
         )
         end = self._add(channel, message.return_route, source, source_key)
-        end.direct = isinstance(source, Connection) and not source.outgoing  # it connected
+        end.direct = (  # it connected, and sent this itself (not a member it forwards for:
+            isinstance(source, Connection)  # review 72i, ends 1)
+            and not source.outgoing
+            and from_other_end(message.return_route)
+        )
         self._half_open[end] = trust
         self._networks[end] = network
         self._per_source[source_key] += 1
@@ -393,9 +404,14 @@ class ChannelManager:
         return end
 
     def _track(self, end: ChannelEnd) -> None:
-        """Index `end` by the connection it runs over, once its peer route is known."""
+        """Index `end` by the connection it runs over, once its peer route is known; a channel
+        this node opened to a one-hop route is `direct` only when the peer that answered is the
+        node at the other end of that hop (`from_other_end`): a relay name's hop reaches a
+        member behind another node too (review 72i, ends 1)."""
         if end.peer_route and end.enc in self.ends:  # (not one forgotten already)
             self._over.setdefault(end.peer_route[0], set()).add(end)
+            if end.channel.initiator:
+                end.direct = end.direct and from_other_end(end.peer_route)
 
     # -- events ----------------------------------------------------------------------------------
 

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Final
 from troth import limits
 from troth.channel import ChannelState
 from troth.errors import ChannelFailure, DecodeError, TrothError
+from troth.node.channel_sources import from_other_end
 from troth.node.notice_budgets import NoticeBudgets
 from troth.node.services.calls import forget_calls
 from troth.routing import Address, Route, RoutedMessage, Source
@@ -220,11 +221,13 @@ class NoRouteNotices:
 def _at_other_end(end: ChannelEnd) -> bool:
     """Whether `end`'s peer is the node at the other end of the connection the channel runs
     over: a `direct` channel whose peer route is that connection and the peer's channel end,
-    nothing between. A party behind that node whose channel came over the same connection (a
-    member of it that reached this node through it: review 66q) is `direct` here too, but its
-    node's connection to it is in between, which it cannot take out of the route (review 72c,
-    notices 2: it was sent the node's notices and its own were taken as the node's)."""
-    return end.direct and len(end.peer_route) == 2
+    nothing between (`from_other_end`). A party behind that node whose channel came over the
+    same connection (a member of it that reached this node through it: review 66q) has its
+    node's connection to it in between, which it cannot take out of the route (review 72c,
+    notices 2: it was sent the node's notices and its own were taken as the node's), nor make
+    the second hop by naming no return route of its own: that is a connection's, not a channel
+    end's (review 72i, ends 1)."""
+    return end.direct and from_other_end(end.peer_route)
 
 
 def _local(route: Route) -> bool:
