@@ -10,7 +10,7 @@ the REPLAYED prove path (troth.trace.replayed), as merged from review 71g.
    of each row's stored envelope (its payload and the retired key's signature, a value no
    writer without the key can choose beforehand), computed by the rotation from the
    envelope it reads, and the outbox checks the verified row's envelope against it
-   (ticket type application/vnd.troth.outbox-resign.v2).
+   (ticket type application/vnd.troth.outbox-resign.v2; `.v3` since review 72j, rotated 3).
 2. (the ticket as a signed troth format) A golden vector: tests/vectors/trace/ticket_vectors.json
    (tests/vectors/trace/generate_ticket.py), rebuilt byte for byte and read back as the
    outbox reads a ticket.
@@ -149,7 +149,7 @@ def test_the_ticket_vector_regenerates_byte_for_byte() -> None:
     hashes of the trace vectors' envelopes."""
     assert build_ticket() == TICKET
     agent, hashes = bytes.fromhex(TICKET["agent"]), bytes.fromhex(TICKET["hashes"])
-    assert TICKET["payload_type"] == TICKET_TYPE == "application/vnd.troth.outbox-resign.v2"
+    assert TICKET["payload_type"] == TICKET_TYPE == "application/vnd.troth.outbox-resign.v3"
     assert pae(TICKET_TYPE, agent + hashes).hex() == TICKET["signed"]
     envelopes = [sha256(record["envelope"].encode()).hex() for record in TRACE["records"][:2]]
     assert TICKET["envelope_hashes"] == envelopes
@@ -180,7 +180,8 @@ def test_the_stored_ticket_vector_is_read_as_the_outbox_reads_it(edit: str | Non
     finally:
         db.close()
     hashes = {bytes.fromhex(h) for h in TICKET["envelope_hashes"]}
-    assert listed == (hashes if edit is None else frozenset())
+    assert listed.hashes == (hashes if edit is None else frozenset())
+    assert listed.change is None  # a .v3 ticket: of any key (review 72j, rotated 3)
 
 
 def test_formats_md_names_the_tickets_type_and_signed_bytes() -> None:

@@ -110,7 +110,7 @@ from troth.trace.batcher import (
 )
 from troth.trace.outbox_redact import redact_outbox, scrub_quietly
 from troth.trace.outbox_store import OutboxRow, OutboxStore, Tail, row_size
-from troth.trace.outbox_tickets import read_ticket, ticket_key
+from troth.trace.outbox_tickets import Listed, read_ticket, ticket_key
 from troth.trace.record import Kind
 from troth.trace.recorder import RandomPool, SignerCache
 from troth.trace.replayed import logged_index
@@ -487,7 +487,7 @@ class TraceOutbox:
         rows = self.store.first(agent, self.batch_records)
         if not renewed and self._behind(signer, rows):  # as the rows stand in this
             raise _SignerBehind  # transaction
-        listed: frozenset[bytes] | None = None  # the rotation's ticket, read when needed
+        listed: Listed | None = None  # the rotation's ticket, read when needed
         for row in rows:
             if not row.stale:
                 before = Tail(row.seq, row.hash, row.time)
@@ -511,8 +511,8 @@ class TraceOutbox:
                     # review 71g, outbox2 1); any other is a thief's (review 68r, outbox 1)
                     if listed is None:
                         listed = read_ticket(self.store.db, signer.identity)
-                    if sha256(row.envelope) not in listed:  # the envelope verified (review
-                        # 71o, wave2e 1: not the payload's hash, a writer's choice before)
+                    if not listed.lists(sha256(row.envelope), checked.epoch.change):  # the
+                        # envelope verified (review 71o, wave2e 1: not the payload's hash)
                         raise TraceError(_F.ATTESTATION_STALE, _RETIRED)
                 record = checked.record
                 verified = resign_record(

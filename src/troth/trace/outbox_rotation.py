@@ -62,7 +62,7 @@ from troth.storage import SqliteDatabase
 from troth.trace.batcher import resign_time
 from troth.trace.dsse import decode_envelope
 from troth.trace.outbox_store import OutboxRow, OutboxStore, mark_rotated
-from troth.trace.outbox_tickets import drop_ticket, read_ticket, write_ticket
+from troth.trace.outbox_tickets import Listed, drop_ticket, read_ticket, write_ticket
 from troth.trace.signing import KeyEpoch, keyid_of, resign_record, resolve_key, verify_envelope
 from troth.trace.stored import decode_disclosures
 
@@ -154,7 +154,7 @@ def _left(
     agent: bytes,
     of_key_before: _KeyBefore,
     left: int | None,
-    listed: frozenset[bytes],
+    listed: Listed,
 ) -> tuple[list[bytes], int | None]:
     """The hashes of `agent`'s rows the outbox signs again after the rotation: those of the
     key current before it from position `left` on (None: none), and those `listed` by the
@@ -162,8 +162,12 @@ def _left(
     SHA-256 of the row's envelope as stored, never its `hash` column (a writer's choice:
     review 71o, wave2e 1). Only positions, envelopes and attestations are read (a page at a
     time): an outbox full of the retired key's rows costs the rotation no signature, and
-    hashing its TRACE_OUTBOX_BYTES (review 71g, outbox2 1)."""
-    kept: list[bytes] = []
+    hashing its TRACE_OUTBOX_BYTES (review 71g, outbox2 1). Each hash is listed once, at most
+    TRACE_OUTBOX_RECORDS of them, the rows in order (what `read_ticket` takes; an outbox holds
+    no more of the agent's own): rows a writer of node.db planted past the bound (copies of an
+    envelope, junk naming the key) pushed the ticket past it, and it listed none (review 72j,
+    rotated 2)."""
+    kept: dict[bytes, None] = {}  # in order, each once
     start: int | None = None
     after = -1 if listed or left is None else left - 1  # none listed: from `left` on only
     while page := store.db.run_rows(_KEYS, (agent, after, limits.MAX_TRACE_SUBMIT_RECORDS)):
@@ -172,11 +176,15 @@ def _left(
             digest = sha256(envelope)
             mine = left is not None and pos >= left and of_key_before(attestation)
             mine = mine and _names(envelope, attestation)  # review 72e, tickets 1
-            if mine or digest in listed:
-                kept.append(digest)
+            carried = not mine and digest in listed.hashes  # a .v2 ticket's: of one change
+            carried = carried and listed.lists(digest, of_key_before.named(envelope, attestation))
+            if (mine or carried) and digest not in kept:
+                if len(kept) >= limits.TRACE_OUTBOX_RECORDS:
+                    return list(kept), start  # the rest set aside as they come up
+                kept[digest] = None
                 start = pos if start is None else start
         after = page[-1][0]
-    return kept, start
+    return list(kept), start
 
 
 def _names(envelope: bytes, attestation: bytes) -> bool:
@@ -200,19 +208,29 @@ class _KeyBefore:
 
     def __init__(self, before: VerifiedIdentity) -> None:
         self._before = before
-        self._known: dict[bytes, bool] = {}
+        self._known: dict[bytes, KeyEpoch | None] = {}
 
     def __call__(self, attestation: bytes) -> bool:
-        known = self._known.get(attestation)
-        if known is None:
-            try:
-                known = resolve_key(self._before, attestation).is_current
-            except TraceError:
-                known = False
-            if len(self._known) >= limits.MAX_TRACE_SUBMIT_KEYS:
-                self._known.clear()
-            self._known[attestation] = known
-        return known
+        epoch = self._epoch(attestation)
+        return epoch is not None and epoch.is_current
+
+    def named(self, envelope: bytes, attestation: bytes) -> int | None:
+        """The change of the history the key `envelope` names (by `attestation`, its keyid's)
+        was attested under (None: it names no key of the history, or another one's)."""
+        epoch = self._epoch(attestation) if _names(envelope, attestation) else None
+        return None if epoch is None else epoch.change
+
+    def _epoch(self, attestation: bytes) -> KeyEpoch | None:
+        if attestation in self._known:
+            return self._known[attestation]
+        try:
+            epoch: KeyEpoch | None = resolve_key(self._before, attestation)
+        except TraceError:
+            epoch = None
+        if len(self._known) >= limits.MAX_TRACE_SUBMIT_KEYS:
+            self._known.clear()
+        self._known[attestation] = epoch
+        return epoch
 
 
 def _set_aside_compromised(store: OutboxStore, before: VerifiedIdentity, now: int) -> None:

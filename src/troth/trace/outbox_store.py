@@ -59,6 +59,7 @@ from troth import limits
 from troth.crypto import sha256
 from troth.errors import ConflictError, StorageError, TraceError
 from troth.storage import SqliteDatabase
+from troth.storage.row_types import stored_whole, whole_sql
 from troth.trace.record import encode_disclosures
 from troth.trace.signing import VerifiedRecord, open_envelope
 from troth.trace.stored import decode_disclosures
@@ -100,6 +101,7 @@ _ROTATED: Final = (
     "CREATE TABLE IF NOT EXISTS trace_outbox_rotated (agent BLOB PRIMARY KEY, "
     "changes INTEGER NOT NULL)",
 )
+_ROTATED_COUNT: Final = f"SELECT {whole_sql('changes')} FROM trace_outbox_rotated WHERE agent = ?"  # noqa: S608
 _RECOUNT: Final = (
     "DELETE FROM trace_outbox_members",
     "INSERT INTO trace_outbox_members SELECT source, COUNT(*), SUM(size) "
@@ -303,11 +305,18 @@ class OutboxStore:
 
     def rotated(self, agent: bytes) -> int:
         """How many of `agent`'s changes a rotation retired the key of (0: none recorded): a
-        signer whose history holds no more predates it."""
-        row = self.db.fetch_one(
-            "SELECT CAST(changes AS INTEGER) FROM trace_outbox_rotated WHERE agent = ?", (agent,)
-        )
-        return 0 if row is None else int(row[0])
+        signer whose history holds no more predates it. Read as its type says: StorageError
+        (node.db damaged) for anything but a whole number not below 0 (review 72j, rotated 1:
+        a NULL failed `add` with a bare TypeError, a text was cast to some number)."""
+        row = self.db.fetch_one(_ROTATED_COUNT, (agent,))
+        if row is None:
+            return 0
+        changes = stored_whole(row[0], "trace_outbox_rotated count", self.db.path)
+        if changes < 0:
+            raise StorageError(
+                f"{self.db.path} is damaged: its trace_outbox_rotated count is {changes}"
+            )
+        return changes
 
     def head(self, agent: bytes) -> Tail | None:
         """The head the service last reported for `agent` (None: none, or its log has none)."""

@@ -31,6 +31,15 @@ a ticket it writes or edits does not verify under the current key; one of the ag
 records listed, put back after it was delivered, is only the agent's record again (the log
 answers it already, or refuses it REPLAYED: nothing of the thief's).
 
+The ticket's type is `.v3` since that fix (review 72j, rotated 3): a `.v2` ticket, written
+before it, may list a thief's envelope of a key retired before (planted under the retired key's
+column). A `.v2` ticket still verifies (rows queued across an upgrade are not lost), but lists
+only an envelope signed by a key of the change before its signer's (the key its rotation
+retired), as the outbox and a later rotation carrying it read it: the rows it carried from an
+earlier ticket are set aside when they come up (as are those it listed when its rotation made
+two changes, the key's type changed: the retired key's change is not the one before), the
+agent's and a thief's being told apart by nothing a `.v2` ticket holds.
+
 A rotation makes the ticket anew: the hashes it leaves, and those of the ticket before it
 (verified under the key it retires) still queued; none left, it deletes it. A compromised
 rotation deletes it (the key that signed it is the thief's: the rows it lists, of a key
@@ -47,21 +56,34 @@ steps loses nothing (the rows stay queued, the ticket in node.db).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Final
 
 from troth import limits
-from troth.crypto import verify_signature
+from troth.crypto import PublicKey, verify_signature
 from troth.errors import CryptoError, TraceError
 from troth.identity import Signer, VerifiedIdentity
 from troth.storage import SqliteDatabase
 from troth.trace.dsse import pae
 from troth.trace.signing import resolve_key
 
-__all__ = ["TICKET_TYPE", "drop_ticket", "read_ticket", "ticket_key", "write_ticket"]
+__all__ = [
+    "LEGACY_TICKET_TYPE",
+    "TICKET_TYPE",
+    "Listed",
+    "drop_ticket",
+    "read_ticket",
+    "ticket_key",
+    "write_ticket",
+]
 
-TICKET_TYPE: Final = "application/vnd.troth.outbox-resign.v2"
+TICKET_TYPE: Final = "application/vnd.troth.outbox-resign.v3"
 """The payload type a ticket's signature is over (with the agent's digest and the hashes of
-envelopes; `.v1` listed payload hashes: review 71o, wave2e 1)."""
+envelopes, each naming the key its rotation retired; `.v1` listed payload hashes: review 71o,
+wave2e 1; `.v2`, `LEGACY_TICKET_TYPE`, any envelope: review 72j, rotated 3)."""
+LEGACY_TICKET_TYPE: Final = "application/vnd.troth.outbox-resign.v2"
+"""The type of a ticket written before review 72e, tickets 1 (module docstring): read as listing
+only envelopes of the key its rotation retired."""
 _HASH: Final = 32
 _SCHEMA: Final = (
     "CREATE TABLE IF NOT EXISTS trace_outbox_resign (agent BLOB PRIMARY KEY, "
@@ -71,8 +93,26 @@ _SIZE: Final = "SELECT length(CAST(hashes AS BLOB)) FROM trace_outbox_resign WHE
 _EXISTS: Final = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trace_outbox_resign'"
 
 
-def _signed(agent: bytes, hashes: bytes) -> bytes:
-    return pae(TICKET_TYPE, agent + hashes)
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """The hashes of envelopes an agent's ticket lists (`read_ticket`), and of which key."""
+
+    hashes: frozenset[bytes] = frozenset()
+    change: int | None = None
+    """None: of any key of the agent's (a `.v3` ticket); else only of a key attested under this
+    change (a `.v2` ticket: the key its rotation retired; review 72j, rotated 3)."""
+
+    def __bool__(self) -> bool:
+        return bool(self.hashes)
+
+    def lists(self, digest: bytes, change: int | None) -> bool:
+        """Whether an envelope hashing to `digest`, signed by a key attested under `change`
+        (None: not one of the agent's history), is listed."""
+        return digest in self.hashes and (self.change is None or change == self.change)
+
+
+def _signed(agent: bytes, hashes: bytes, kind: str = TICKET_TYPE) -> bytes:
+    return pae(kind, agent + hashes)
 
 
 def write_ticket(db: SqliteDatabase, agent: bytes, signer: Signer, hashes: Sequence[bytes]) -> None:
@@ -107,31 +147,44 @@ def ticket_key(db: SqliteDatabase, agent: bytes) -> bytes | None:
     return None if row is None else bytes(row[0])
 
 
-def read_ticket(db: SqliteDatabase, identity: VerifiedIdentity) -> frozenset[bytes]:
+def read_ticket(db: SqliteDatabase, identity: VerifiedIdentity) -> Listed:
     """The hashes `identity`'s ticket lists when it is signed by a key attested under the
     current change of `identity`'s history; none otherwise (no ticket, one of a key retired
     since or of no change of the history, a signature that does not verify, a malformed one:
     its rows are set aside as they come up). At most TRACE_OUTBOX_RECORDS hashes are read:
-    a longer one is none (a writer of node.db's)."""
+    a longer one is none (a writer of node.db's). A `.v2` ticket lists only envelopes of a key
+    of the change before its signer's (module docstring; review 72j, rotated 3)."""
     agent = identity.identifier.digest
     if not db.run_rows(_EXISTS):
-        return frozenset()
+        return Listed()
     size = db.fetch_one(_SIZE, (agent,))
     if size is None or not 0 < int(size[0] or 0) <= limits.TRACE_OUTBOX_RECORDS * _HASH:
-        return frozenset()  # none, or more than an outbox holds (a writer of node.db's)
+        return Listed()  # none, or more than an outbox holds (a writer of node.db's)
     row = db.fetch_one(
         "SELECT CAST(hashes AS BLOB), CAST(signature AS BLOB), CAST(attestation AS BLOB) "
         "FROM trace_outbox_resign WHERE agent = ?",
         (agent,),
     )
     if row is None:
-        return frozenset()
+        return Listed()
     hashes, signature, attestation = (bytes(value) for value in row)
     try:
         epoch = resolve_key(identity, attestation)  # made under a change in the history
         if not epoch.is_current or len(hashes) % _HASH:
-            return frozenset()
-        verify_signature(epoch.key, signature, _signed(agent, hashes))
+            return Listed()
+        current = _of_current_type(epoch.key, signature, agent, hashes)
     except (TraceError, CryptoError):
-        return frozenset()
-    return frozenset(hashes[n : n + _HASH] for n in range(0, len(hashes), _HASH))
+        return Listed()
+    listed = frozenset(hashes[n : n + _HASH] for n in range(0, len(hashes), _HASH))
+    return Listed(listed, None if current else epoch.change - 1)
+
+
+def _of_current_type(key: PublicKey, signature: bytes, agent: bytes, hashes: bytes) -> bool:
+    """Whether `signature` by `key` is a `.v3` ticket's (False: a `.v2` one's); CryptoError
+    when it is neither."""
+    try:
+        verify_signature(key, signature, _signed(agent, hashes))
+    except CryptoError:
+        verify_signature(key, signature, _signed(agent, hashes, LEGACY_TICKET_TYPE))
+        return False
+    return True

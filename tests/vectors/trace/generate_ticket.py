@@ -5,7 +5,7 @@
 
 The ticket of trace_vectors.json's agent, signed by its fixed signing key (Ed25519 is
 deterministic), listing the SHA-256 of the envelopes of its two records: its signed bytes
-are the DSSE PAE of payload type `application/vnd.troth.outbox-resign.v2` over the agent's
+are the DSSE PAE of payload type `application/vnd.troth.outbox-resign.v3` over the agent's
 identifier digest (32 bytes) followed by the hashes (32 bytes each).
 tests/test_review71o_wave2e.py rebuilds it byte for byte and reads the stored row back as the
 outbox does (`read_ticket`).
