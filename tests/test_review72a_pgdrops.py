@@ -1,0 +1,115 @@
+"""Review 72a, pgdrops: a lease holder's objects against the revocation's bounded drops
+(postgres_drops.py; PostgreSQL tests: TROTH_REQUIRE_PG=1). Each left objects of the lease's
+role to `DROP OWNED`, which drops all that is left in one transaction: thousands of them fill
+the server's lock table at each retry (71b pglease 2's failure, by other roads).
+
+pgdrops 1: two tables, each column's default taking the next value of a sequence the other
+owns: neither could be dropped alone (each drops the sequence the other's default needs), a
+ring left to DROP OWNED. A column's default is now dropped first, on its own.
+
+pgdrops 2: another role's objects that depend on the lease's through another (a view over its
+view on the lease's table) or as a part of its own table (a column default calling the lease's
+function, a foreign key to the lease's table) left the lease's objects to DROP OWNED's CASCADE.
+They are now dropped with the lease's, before them, a batch at a time (what CASCADE dropped:
+the default and the foreign key, not their tables), and nothing of the other role's that does
+not depend on the lease's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.support.leases import LeaseWorld
+from tests.test_review71r_pglease import after_drops, owned_after_drops
+from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
+    OrdersDb,
+    orders,
+    world,
+)
+
+_RING = (
+    "CREATE TABLE r1 (a int)",
+    "CREATE TABLE r2 (a int)",
+    "CREATE SEQUENCE s1 OWNED BY r1.a",
+    "CREATE SEQUENCE s2 OWNED BY r2.a",
+    "ALTER TABLE r1 ALTER a SET DEFAULT nextval('s2')",
+    "ALTER TABLE r2 ALTER a SET DEFAULT nextval('s1')",
+)
+
+
+def test_a_ring_of_tables_through_each_others_sequences_is_not_left_to_drop_owned(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+) -> None:
+    """72a pgdrops 1: two tables each taking the next value of the other's sequence: the drops
+    leave the role owning nothing but its schema (they left both tables, and thousands of such
+    rings, to DROP OWNED)."""
+    assert owned_after_drops(tmp_path, world, orders, _RING) == 1
+
+
+_LENT = (  # the lease's table and function, its schema usable and its table referable by all
+    "CREATE TABLE t (a int PRIMARY KEY)",
+    "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    'GRANT USAGE ON SCHEMA "{role}" TO PUBLIC',
+    "GRANT SELECT, REFERENCES ON t TO PUBLIC",
+)
+_ON_LENT = (  # another lease's objects: some depend on the lease's, some do not
+    'CREATE VIEW w1 AS SELECT a FROM "{role}".t',
+    "CREATE VIEW w2 AS SELECT a FROM w1",
+    'CREATE TABLE keep (a int DEFAULT "{role}".f(), b int REFERENCES "{role}".t)',
+    "CREATE TABLE own (a int)",
+    "CREATE VIEW solo AS SELECT a FROM own",
+)
+_LEFT = (  # the other lease's relations, defaults and constraints left, and what the lease owns
+    "SELECT (SELECT array_agg(relname::text ORDER BY relname) FROM pg_class"
+    " WHERE relowner = %(other)s::regrole AND relkind IN ('r', 'v')),"
+    " (SELECT count(*) FROM pg_attrdef"
+    " WHERE adrelid = (SELECT oid FROM pg_class WHERE relname = 'keep')),"
+    " (SELECT count(*) FROM pg_constraint"
+    " WHERE conrelid = (SELECT oid FROM pg_class WHERE relname = 'keep')),"
+    " (SELECT count(*) FROM pg_shdepend WHERE refobjid = %(role)s::regrole AND deptype = 'o'"
+    " AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database()))"
+)
+
+
+def test_another_leases_objects_on_the_leases_go_first_and_no_others(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+) -> None:
+    """72a pgdrops 2: another lease's view over its view on the lease's table, and its table's
+    default calling the lease's function and foreign key to the lease's table: the drops leave
+    the lease's role owning nothing but its schema (they left its table and function to DROP
+    OWNED's CASCADE), the other lease its tables and its view on its own table, without the
+    default and foreign key (what CASCADE dropped)."""
+    left = after_drops(tmp_path, world, orders, _LENT, _ON_LENT, _LEFT)
+    assert left == [(["keep", "own", "solo"], 0, 0, 1)]
+
+
+_TYPED = ("CREATE TYPE mood AS ENUM ('a')", 'GRANT USAGE ON SCHEMA "{role}" TO PUBLIC')
+_COLUMNS = (  # another lease's tables, a column each of the lease's type (or its array)
+    'CREATE TABLE k1 (a int, m "{role}".mood)',
+    'CREATE TABLE k2 (a int, m "{role}".mood[])',
+)
+_COLUMNS_LEFT = (  # the other lease's columns left, and what the lease owns
+    "SELECT (SELECT array_agg(c.relname || '.' || a.attname ORDER BY c.relname, a.attname)"
+    " FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+    " WHERE c.relowner = %(other)s::regrole AND c.relkind = 'r' AND a.attnum > 0"
+    " AND NOT a.attisdropped),"
+    " (SELECT count(*) FROM pg_shdepend WHERE refobjid = %(role)s::regrole AND deptype = 'o'"
+    " AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database()))"
+)
+
+
+def test_another_leases_columns_of_the_leases_type_go_first(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+) -> None:
+    """72a pgdrops 3: another lease's tables with a column of the lease's enum type (or an
+    array of it): the drops leave the lease's role owning nothing but its schema (they left
+    the type to DROP OWNED's CASCADE, which drops the columns, one lock per table all in one
+    transaction), the other lease its tables without those columns (what CASCADE dropped)."""
+    left = after_drops(tmp_path, world, orders, _TYPED, _COLUMNS, _COLUMNS_LEFT)
+    assert left == [(["k1.a", "k2.a"], 1)]
