@@ -87,6 +87,27 @@ def test_another_leases_objects_on_the_leases_go_first_and_no_others(
     assert left == [(["keep", "own", "solo"], 0, 0, 1)]
 
 
+_CYCLE = (  # a view reading a function that returns the view's rows, and one more such pair
+    "CREATE VIEW v1 AS SELECT 1 AS a",
+    "CREATE FUNCTION h1() RETURNS SETOF v1 LANGUAGE sql AS 'SELECT 1'",
+    "CREATE OR REPLACE VIEW v1 AS SELECT a FROM h1()",
+    "CREATE VIEW v2 AS SELECT 1 AS a",
+    "CREATE FUNCTION h2() RETURNS SETOF v2 LANGUAGE sql AS 'SELECT 1'",
+    "CREATE OR REPLACE VIEW v2 AS SELECT a FROM h2()",
+)
+
+
+def test_objects_depending_on_each_other_are_not_left_to_drop_owned(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+) -> None:
+    """72a pgdrops 4: two views, each reading a function that returns its rows (a cycle of
+    dependencies: neither can be dropped alone): the drops leave the role owning nothing but
+    its schema (they left both pairs, and thousands of such pairs, to DROP OWNED)."""
+    assert owned_after_drops(tmp_path, world, orders, _CYCLE) == 1
+
+
 _TYPED = ("CREATE TYPE mood AS ENUM ('a')", 'GRANT USAGE ON SCHEMA "{role}" TO PUBLIC')
 _COLUMNS = (  # another lease's tables, a column each of the lease's type (or its array)
     'CREATE TABLE k1 (a int, m "{role}".mood)',

@@ -7,18 +7,22 @@ any schema another lease let it create in: 8000 enum types (a transaction each) 
 `DROP OWNED` "out of shared memory" at every retry, the lease REVOKING for good, each retry
 filling the table every session of the cluster needs (review 71b, pglease 2).
 
-`drop_objects` drops, kind by kind, bottom up (what hangs on a relation: triggers, policies,
-rules, constraints, statistics; then relations, casts, operators, routines, types, collations,
-conversions, text search configurations and dictionaries), newest first (an object depends on
-older ones), each object owned by the role or in a schema it owns (another role's object there
-would be dropped by `DROP OWNED`'s CASCADE anyway), `DROP_BATCH_LOCKS` locks to a transaction
-(an object weighs one and one more per object depending on it, pg_depend; one that weighs more
-than a batch goes alone: left to `DROP OWNED`, seven tables of 1001 identity columns filled
-its lock table, review 71r pglease 5). One that cannot be
-dropped on its own (another role's object depends on it, an inherited constraint, ...) is
-left to `DROP OWNED`; one that another of the role's needs, made against that order (a newer
-function taking an older table's row type), goes in another sweep over the kinds, made while
-a sweep drops something and leaves something, `DROP_SWEEPS` at most (review 71r, pglease 1).
+`drop_objects` drops each object owned by the role or in a schema it owns (another role's
+object there would be dropped by `DROP OWNED`'s CASCADE anyway) and, under a superuser admin,
+another role's object that depends on one of those through any chain (a view over a view on
+the lease's table, a column default calling its function, a foreign key to its table, a column
+of its type: what the CASCADE drops, no more; review 72a, pgdrops 2 and 3, 71r pglease 3),
+each before those it depends on (pg_depend: review 72a, 71r pglease 2), then kind by kind,
+bottom up (columns of another's table; what hangs on a relation: triggers, policies, rules,
+constraints, column defaults, statistics; then relations, casts, operators, routines, types,
+collations, conversions, text search configurations and dictionaries), newest first,
+`DROP_BATCH_LOCKS` locks to a transaction (an object weighs one and one more per object
+depending on it, pg_depend; one that weighs more than a batch goes alone: left to `DROP
+OWNED`, seven tables of 1001 identity columns filled its lock table, review 71r pglease 5).
+Objects that depend on each other (a cycle: a view reading a function that returns its rows)
+go last, each with CASCADE. One that cannot be dropped on its own (an inherited constraint,
+...) is left to `DROP OWNED`; a round that drops something and leaves something (a dependency
+the order missed) is followed by another, `DROP_SWEEPS` at most (review 71r, pglease 1).
 A lock that cannot be had (`lock_timeout`), a cancelled statement or an admin that may not
 drop it (no superuser) stops the step: `DROP OWNED` fails alike (or does what the admin may)
 and the revocation is retried. Its routines go before its large objects are unlinked: a
@@ -389,13 +393,13 @@ _REACH: Final = (
     "WITH RECURSIVE r(c, o) AS (SELECT s.classid, s.objid FROM pg_shdepend s"  # noqa: S608
     " WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = " + _R + " AND s.deptype = 'o'"
     " AND s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
-    " UNION SELECT CASE WHEN d.classid = r.c AND d.objid = r.o THEN d.refclassid"
-    " ELSE d.classid END, CASE WHEN d.classid = r.c AND d.objid = r.o THEN d.refobjid"
-    " ELSE d.objid END FROM r JOIN pg_depend d ON (d.refclassid = r.c AND d.refobjid = r.o"
-    " AND (d.deptype IN ('i', 'a') OR (d.deptype = 'n' AND d.objsubid = 0)))"
-    " OR (d.classid = r.c AND d.objid = r.o AND d.deptype = 'i'))"
-    " SELECT r.c, r.o FROM r WHERE NOT EXISTS (SELECT 1 FROM pg_shdepend s"
-    " WHERE s.classid = r.c AND s.objid = r.o AND s.deptype = 'o' AND s.refobjid = " + _R + ")"
+    " UNION SELECT coalesce(w.refclassid, d.classid), coalesce(w.refobjid, d.objid) FROM r"
+    " JOIN pg_depend d ON d.refclassid = r.c AND d.refobjid = r.o LEFT JOIN LATERAL"
+    " (SELECT u.refclassid, u.refobjid FROM pg_depend u WHERE d.deptype = 'n'"
+    " AND u.classid = d.classid AND u.objid = d.objid AND u.deptype = 'i' LIMIT 1) w ON TRUE"
+    " WHERE d.deptype IN ('i', 'a') OR (d.deptype = 'n' AND d.objsubid = 0))"
+    " (SELECT r.c, r.o FROM r EXCEPT SELECT s.classid, s.objid FROM pg_shdepend s"
+    " WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = " + _R + " AND s.deptype = 'o')"
     " LIMIT %(limit)s"
 )
 
@@ -453,9 +457,14 @@ def _objects(conn: Any, role: str, catalogs: dict[str, int]) -> list[_Object]:
     (superuser,) = conn.execute(
         "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
     ).fetchone()
-    reached = conn.execute(_REACH, {"role": role, "limit": DROP_ROUND_OBJECTS}) if superuser else []
-    for classid, objid in reached:
-        theirs.setdefault(int(classid), []).append(int(objid))
+    if superuser:
+        with conn.transaction():
+            # each step an index lookup: a hash join scans pg_depend whole at each (a chain of
+            # 7000 views, 7000 scans)
+            conn.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
+            reached = conn.execute(_REACH, {"role": role, "limit": DROP_ROUND_OBJECTS}).fetchall()
+        for classid, objid in reached:
+            theirs.setdefault(int(classid), []).append(int(objid))
     found: list[_Object] = []
     for kind, (catalog, query, _statement) in enumerate(_KINDS):
         before = _LAST_OID
@@ -472,9 +481,10 @@ def _objects(conn: Any, role: str, catalogs: dict[str, int]) -> list[_Object]:
     return found
 
 
-def _order(conn: Any, found: list[_Object]) -> list[_Object]:
+def _order(conn: Any, found: list[_Object]) -> list[tuple[_Object, bool]]:
     """`found`, each object before those it depends on, kind by kind and newest first among
-    those free; those in a cycle last, in that order."""
+    those free; those in a cycle last, in that order, with CASCADE (True: review 72a, pgdrops
+    4)."""
     rank = {item.key: (item.kind, -item.key[1], i) for i, item in enumerate(found)}
     objects = [item.key for item in found if item.key[0]]  # not a column (`_COLUMNS`)
     edges = conn.execute(
@@ -489,16 +499,16 @@ def _order(conn: Any, found: list[_Object]) -> list[_Object]:
             held[referenced] += 1
     free = [rank[key] for key, count in held.items() if not count]
     heapq.heapify(free)
-    ordered: list[_Object] = []
+    ordered: list[tuple[_Object, bool]] = []
     while free:
         item = found[heapq.heappop(free)[2]]
-        ordered.append(item)
+        ordered.append((item, False))
         for referenced in needs.get(item.key, ()):
             held[referenced] -= 1
             if not held[referenced]:
                 heapq.heappush(free, rank[referenced])
     cycle = sorted(rank[key] for key, count in held.items() if count)
-    return ordered + [found[i] for _kind, _oid, i in cycle]
+    return ordered + [(found[i], True) for _kind, _oid, i in cycle]
 
 
 def _drop_ordered(conn: Any, found: list[_Object]) -> list[int] | None:
@@ -507,7 +517,7 @@ def _drop_ordered(conn: Any, found: list[_Object]) -> list[int] | None:
     tally = [0, 0]
     batch: list[Any] = []
     weight = 0
-    for item in [*_order(conn, found), None]:
+    for item, cascade in [*_order(conn, found), (None, False)]:
         # one weighing more than a batch goes alone (DROP OWNED would take it with all the
         # rest: review 71r, pglease 5)
         if item is None or (weight and weight + item.weight > DROP_BATCH_LOCKS):
@@ -518,10 +528,14 @@ def _drop_ordered(conn: Any, found: list[_Object]) -> list[int] | None:
             tally[1] += len(batch) - done
             batch, weight = [], 0
         if item is not None:
-            statement = _KINDS[item.kind][2](item.names)
+            make = _KINDS[item.kind][2]
+            statement = make(item.names)
             weight += item.weight
             if statement is not None:
-                batch.append(statement)
+                # what depends on it is the role's or depends on the role's (DROP OWNED's
+                # CASCADE drops it alike); a column default has no dependents
+                cascade = cascade and make is not _default
+                batch.append(statement + _sql(" CASCADE") if cascade else statement)
     return tally
 
 
