@@ -56,18 +56,20 @@ def after_drops(
     mine: Sequence[str],
     theirs: Sequence[str] = (),
     query: str = _OWNED,
+    then: Sequence[str] = (),
 ) -> list[tuple[Any, ...]]:
     """`query`'s rows (`%(role)s`, `%(other)s`: the two leases' roles) in `orders`' database
-    after a lease ran `mine`, another lease `theirs` (`{role}`: the first lease's role), and
-    the revocation's drops for the first (`postgres_drops.drop_objects`)."""
+    after a lease ran `mine`, another lease `theirs`, the first `then` (`{role}`, `{other}`:
+    the leases' roles), and the revocation's drops for the first
+    (`postgres_drops.drop_objects`)."""
     broker = setup(tmp_path, world, orders)
     try:
         leases = two_leases(broker, world.credential_a(), SECRET, now(), "orders:read")
         role, other = (str(issued.lease.engine_ref) for issued in leases)
-        for issued, statements in zip(leases, (mine, theirs), strict=True):
+        for issued, statements in zip((*leases, leases[0]), (mine, theirs, then), strict=True):
             with login(orders, issued.credential.reveal()) as session:
                 for statement in statements:
-                    session.execute(statement.replace("{role}", role))
+                    session.execute(statement.replace("{role}", role).replace("{other}", other))
         with orders.server.connect(dbname=orders.dbname) as admin:
             postgres_drops.drop_objects(admin, role)
             rows: list[tuple[Any, ...]] = admin.execute(

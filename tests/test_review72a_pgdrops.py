@@ -87,6 +87,42 @@ def test_another_leases_objects_on_the_leases_go_first_and_no_others(
     assert left == [(["keep", "own", "solo"], 0, 0, 1)]
 
 
+_TRIGGER_FN = (
+    "CREATE FUNCTION trf() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END'",
+    'GRANT USAGE ON SCHEMA "{role}" TO PUBLIC',
+)
+_LET = (  # another lease lets all make triggers on its table and reference it
+    "CREATE TABLE own (a int PRIMARY KEY)",
+    "GRANT TRIGGER, REFERENCES ON own TO PUBLIC",
+    'GRANT USAGE ON SCHEMA "{other}" TO PUBLIC',
+)
+_ON_THEIRS = (  # the lease's trigger on the other's table, its foreign key to it
+    'CREATE TRIGGER tg BEFORE INSERT ON "{other}".own FOR EACH ROW EXECUTE FUNCTION trf()',
+    'CREATE TABLE fk (a int REFERENCES "{other}".own)',
+)
+_OWN_LEFT = (  # the other lease's tables, their triggers of its own, and what the lease owns
+    "SELECT (SELECT array_agg(relname::text) FROM pg_class"
+    " WHERE relowner = %(other)s::regrole AND relkind = 'r'),"
+    " (SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal),"
+    " (SELECT count(*) FROM pg_shdepend WHERE refobjid = %(role)s::regrole AND deptype = 'o'"
+    " AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database()))"
+)
+
+
+def test_the_leases_trigger_on_another_leases_table_goes_and_the_table_stays(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+) -> None:
+    """72a pgdrops 2: the lease's trigger on another lease's table (which let all make them),
+    calling the lease's function: the drops leave the lease's role owning nothing but its
+    schema (they left the function to DROP OWNED's CASCADE), the other lease its table (which
+    the lease's foreign key references: the reach never goes from the lease's objects to what
+    they depend on), without the trigger."""
+    left = after_drops(tmp_path, world, orders, _TRIGGER_FN, _LET, _OWN_LEFT, _ON_THEIRS)
+    assert left == [(["own"], 0, 1)]
+
+
 _CYCLE = (  # a view reading a function that returns the view's rows, and one more such pair
     "CREATE VIEW v1 AS SELECT 1 AS a",
     "CREATE FUNCTION h1() RETURNS SETOF v1 LANGUAGE sql AS 'SELECT 1'",
