@@ -57,11 +57,12 @@ def after_drops(
     theirs: Sequence[str] = (),
     query: str = _OWNED,
     then: Sequence[str] = (),
+    as_role: str | None = None,
 ) -> list[tuple[Any, ...]]:
     """`query`'s rows (`%(role)s`, `%(other)s`: the two leases' roles) in `orders`' database
     after a lease ran `mine`, another lease `theirs`, the first `then` (`{role}`, `{other}`:
     the leases' roles), and the revocation's drops for the first
-    (`postgres_drops.drop_objects`)."""
+    (`postgres_drops.drop_objects`; by `as_role`, made a member of the first's, when given)."""
     broker = setup(tmp_path, world, orders)
     try:
         leases = two_leases(broker, world.credential_a(), SECRET, now(), "orders:read")
@@ -71,7 +72,11 @@ def after_drops(
                 for statement in statements:
                     session.execute(statement.replace("{role}", role).replace("{other}", other))
         with orders.server.connect(dbname=orders.dbname) as admin:
+            if as_role is not None:
+                admin.execute(f'GRANT "{role}" TO "{as_role}"')
+                admin.execute(f'SET ROLE "{as_role}"')
             postgres_drops.drop_objects(admin, role)
+            admin.execute("RESET ROLE")
             rows: list[tuple[Any, ...]] = admin.execute(
                 query, {"role": role, "other": other}
             ).fetchall()

@@ -227,7 +227,7 @@ def _named(verb: str) -> Callable[[tuple[Any, ...]], Any]:
 
 def _default(row: tuple[Any, ...]) -> Any:
     schema, relation, column = row
-    return _sql("ALTER TABLE {} ALTER COLUMN {} DROP DEFAULT").format(
+    return _sql("ALTER TABLE IF EXISTS {} ALTER COLUMN {} DROP DEFAULT").format(
         _ident(schema, relation), _ident(column)
     )
 
@@ -428,8 +428,9 @@ class _Object:
 def drop_objects(conn: Any, role: str) -> None:
     """Drop the objects `role` owns or its schemas hold in the connection's database, and
     another role's that depend on them, `DROP_BATCH_LOCKS` locks to a transaction, before `DROP
-    OWNED BY role` (review 71b, pglease 2): each before those it depends on (pg_depend, review
-    72a, pgdrops 1), then kind by kind, newest first. Stops at a lock it cannot have, a
+    OWNED BY role` (review 71b, pglease 2; 72a, pgdrops 2 and 3): each before those it depends
+    on (pg_depend: 71r pglease 2), then kind by kind, newest first, those depending on each
+    other last, with CASCADE (72a, pgdrops 4). Stops at a lock it cannot have, a
     cancelled statement or an object the admin may not drop: DROP OWNED then fails alike (or
     does what the admin may), retried. A round that dropped something and left something (a
     dependency the order missed) is followed by another, `DROP_SWEEPS` at most, and by
