@@ -18,6 +18,9 @@ not depend on the lease's.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tests.support.leases import LeaseWorld
 from tests.test_review71r_pglease import after_drops, owned_after_drops
@@ -26,6 +29,7 @@ from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` a
     orders,
     world,
 )
+from troth.secrets.engines import postgres_drops
 
 _RING = (
     "CREATE TABLE r1 (a int)",
@@ -170,3 +174,32 @@ def test_another_leases_columns_of_the_leases_type_go_first(
     transaction), the other lease its tables without those columns (what CASCADE dropped)."""
     left = after_drops(tmp_path, world, orders, _TYPED, _COLUMNS, _COLUMNS_LEFT)
     assert left == [(["k1.a", "k2.a"], 1)]
+
+
+_CANCELLED = (  # a statement cancelled past its timeout (SQLSTATE 57014), deterministically
+    "CREATE FUNCTION pg_temp.cancelled() RETURNS TABLE (c oid, o oid) LANGUAGE plpgsql"
+    " AS $$BEGIN RAISE EXCEPTION 'timeout' USING ERRCODE = '57014'; END$$"
+)
+
+
+def test_a_reach_past_the_statement_timeout_leaves_the_drops_as_they_were(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """72a pgdrops 2 (the reach's bound): the query reading another role's objects that
+    depend on the lease's, cancelled (past the statement timeout, a lease of a million
+    objects): the drops go on without them, as before 72a (the lease's objects but the table
+    the other's views read; they raised, failing the revocation at each retry)."""
+
+    def cancelling(conn: Any, role: str) -> None:
+        conn.execute(_CANCELLED)
+        real(conn, role)
+
+    real = postgres_drops.drop_objects
+    monkeypatch.setattr(postgres_drops, "_REACH", "SELECT * FROM pg_temp.cancelled()")
+    monkeypatch.setattr(postgres_drops, "drop_objects", cancelling)
+    views = [_ON_LENT[0]]
+    left = after_drops(tmp_path, world, orders, _LENT, views, _LEFT.replace("keep", "t"))
+    assert left == [(["w1"], 0, 0, 2)]  # its table (its key dropped) and schema left

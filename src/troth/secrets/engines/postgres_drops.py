@@ -459,11 +459,7 @@ def _objects(conn: Any, role: str, catalogs: dict[str, int]) -> list[_Object]:
         "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
     ).fetchone()
     if superuser:
-        with conn.transaction():
-            # each step an index lookup: a hash join scans pg_depend whole at each (a chain of
-            # 7000 views, 7000 scans)
-            conn.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
-            reached = conn.execute(_REACH, {"role": role, "limit": DROP_ROUND_OBJECTS}).fetchall()
+        reached = _read(conn, _REACH, {"role": role, "limit": DROP_ROUND_OBJECTS}, plain=True)
         for classid, objid in reached:
             theirs.setdefault(int(classid), []).append(int(objid))
     found: list[_Object] = []
@@ -482,15 +478,32 @@ def _objects(conn: Any, role: str, catalogs: dict[str, int]) -> list[_Object]:
     return found
 
 
+def _read(conn: Any, query: str, params: dict[str, Any], *, plain: bool = False) -> list[Any]:
+    """`query`'s rows, none when it ran past the statement timeout (the drops go on as they
+    did without it: kind by kind, the role's objects only); `plain`: each step of a recursive
+    query an index lookup (a hash join scans pg_depend whole at each: a chain of 7000 views,
+    7000 scans)."""
+    import psycopg
+
+    try:
+        with conn.transaction():
+            if plain:
+                conn.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
+            rows: list[Any] = conn.execute(query, params).fetchall()
+            return rows
+    except psycopg.errors.QueryCanceled:
+        return []
+
+
 def _order(conn: Any, found: list[_Object]) -> list[tuple[_Object, bool]]:
     """`found`, each object before those it depends on, kind by kind and newest first among
     those free; those in a cycle last, in that order, with CASCADE (True: review 72a, pgdrops
     4)."""
     rank = {item.key: (item.kind, -item.key[1], i) for i, item in enumerate(found)}
     objects = [item.key for item in found if item.key[0]]  # not a column (`_COLUMNS`)
-    edges = conn.execute(
-        _EDGES, {"c": [key[0] for key in objects], "o": [key[1] for key in objects]}
-    ).fetchall()
+    edges = _read(
+        conn, _EDGES, {"c": [key[0] for key in objects], "o": [key[1] for key in objects]}
+    )
     needs: dict[tuple[int, int], list[tuple[int, int]]] = {}
     held = dict.fromkeys(rank, 0)  # how many of `found` depend on it
     for dc, do, rc, ro in edges:
