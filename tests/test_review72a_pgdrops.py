@@ -203,3 +203,21 @@ def test_a_reach_past_the_statement_timeout_leaves_the_drops_as_they_were(
     views = [_ON_LENT[0]]
     left = after_drops(tmp_path, world, orders, _LENT, views, _LEFT.replace("keep", "t"))
     assert left == [(["w1"], 0, 0, 2)]  # its table (its key dropped) and schema left
+
+
+def test_a_lease_of_more_objects_than_a_round_takes_more_rounds(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """72a pgdrops (the rounds' bound): a round reads, orders and drops `DROP_ROUND_OBJECTS`
+    at most (4 here); 13 enum types take 4 rounds, past `DROP_SWEEPS` (3), within
+    `DROP_ROUNDS` (5 here): the role owns nothing but its schema."""
+    monkeypatch.setattr(postgres_drops, "DROP_ROUND_OBJECTS", 4)
+    monkeypatch.setattr(postgres_drops, "DROP_ROUNDS", 5)
+    types = [
+        "DO $$BEGIN FOR i IN 1..13 LOOP EXECUTE format('CREATE TYPE e%s AS ENUM ()', i);"
+        " END LOOP; END$$"
+    ]
+    assert owned_after_drops(tmp_path, world, orders, types) == 1
