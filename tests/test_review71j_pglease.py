@@ -197,13 +197,13 @@ def test_each_kind_goes_in_its_own_step(
         with login(orders, issued.credential.reveal()) as session:
             for statement in _ZOO:
                 session.execute(statement)
-        params = {"role": role, "before": 1 << 32, "limit": 1000}
+        params = {"role": role, "before": 1 << 62, "limit": 1000, "theirs": [], "others": True}
         left = []
         with orders.server.connect(dbname=orders.dbname) as admin:
             for kind in postgres_drops._KINDS:
                 monkeypatch.setattr(postgres_drops, "_KINDS", (kind,))
                 postgres_drops.drop_objects(admin, role)
-                left += admin.execute(kind[0], params).fetchall()
+                left += admin.execute(kind[1], params).fetchall()  # (catalog, query, statement)
             (owned,) = admin.execute(
                 "SELECT count(*) FROM pg_shdepend WHERE refobjid = %s::regrole AND deptype = 'o'"
                 " AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",

@@ -9,10 +9,11 @@ that order (a function taking a table's row type, newer than the table; an older
 replaced to read a newer table) left every such table. The drops now sweep again while a
 sweep dropped something and left something, at most `DROP_SWEEPS` times.
 
-pglease 2 (open, xfail): a chain against that order deeper than the sweeps.
+pglease 2 (fixed in review 72a): a chain against that order deeper than the sweeps.
 
-pglease 3 (open, xfail): another role's objects on the lease's (another lease's 7000 views on
-the lease's table, in the schema it let PUBLIC use) go with `DROP OWNED`'s CASCADE, all at once.
+pglease 3 (fixed in review 72a): another role's objects on the lease's (another lease's 7000
+views on the lease's table, in the schema it let PUBLIC use) went with `DROP OWNED`'s CASCADE,
+all at once.
 
 pglease 4: a partitioned table depends internally on its own key columns: read as a part of
 another object, it was never dropped by the drops. A dependency on itself is now no part.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,6 +43,47 @@ from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` a
 )
 from troth.secrets.engines import postgres_drops
 
+_OWNED = (  # what a role owns in the database (pg_shdepend; 1: its schema)
+    "SELECT count(*) FROM pg_shdepend WHERE refobjid = %(role)s::regrole AND deptype = 'o'"
+    " AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+
+
+def after_drops(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+    mine: Sequence[str],
+    theirs: Sequence[str] = (),
+    query: str = _OWNED,
+    then: Sequence[str] = (),
+    as_role: str | None = None,
+) -> list[tuple[Any, ...]]:
+    """`query`'s rows (`%(role)s`, `%(other)s`: the two leases' roles) in `orders`' database
+    after a lease ran `mine`, another lease `theirs`, the first `then` (`{role}`, `{other}`:
+    the leases' roles), and the revocation's drops for the first
+    (`postgres_drops.drop_objects`; by `as_role`, made a member of the first's, when given)."""
+    broker = setup(tmp_path, world, orders)
+    try:
+        leases = two_leases(broker, world.credential_a(), SECRET, now(), "orders:read")
+        role, other = (str(issued.lease.engine_ref) for issued in leases)
+        for issued, statements in zip((*leases, leases[0]), (mine, theirs, then), strict=True):
+            with login(orders, issued.credential.reveal()) as session:
+                for statement in statements:
+                    session.execute(statement.replace("{role}", role).replace("{other}", other))
+        with orders.server.connect(dbname=orders.dbname) as admin:
+            if as_role is not None:
+                admin.execute(f'GRANT "{role}" TO "{as_role}"')
+                admin.execute(f'SET ROLE "{as_role}"')
+            postgres_drops.drop_objects(admin, role)
+            admin.execute("RESET ROLE")
+            rows: list[tuple[Any, ...]] = admin.execute(
+                query, {"role": role, "other": other}
+            ).fetchall()
+            return rows
+    finally:
+        broker.close()
+
 
 def owned_after_drops(
     tmp_path: Path,
@@ -51,25 +94,9 @@ def owned_after_drops(
 ) -> int:
     """What a lease's role owns in `orders`' database (pg_shdepend; 1: its schema) after the
     lease ran `mine`, another lease `theirs` (`{role}`: the first lease's role), and the
-    revocation's drops for the first (`postgres_drops.drop_objects`)."""
-    broker = setup(tmp_path, world, orders)
-    try:
-        leases = two_leases(broker, world.credential_a(), SECRET, now(), "orders:read")
-        role = str(leases[0].lease.engine_ref)
-        for issued, statements in zip(leases, (mine, theirs), strict=True):
-            with login(orders, issued.credential.reveal()) as session:
-                for statement in statements:
-                    session.execute(statement.replace("{role}", role))
-        with orders.server.connect(dbname=orders.dbname) as admin:
-            postgres_drops.drop_objects(admin, role)
-            (count,) = admin.execute(
-                "SELECT count(*) FROM pg_shdepend WHERE refobjid = %s::regrole AND deptype = 'o'"
-                " AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
-                (role,),
-            ).fetchone()
-        return int(count)
-    finally:
-        broker.close()
+    revocation's drops for the first (`after_drops`)."""
+    ((count,),) = after_drops(tmp_path, world, orders, mine, theirs)
+    return int(count)
 
 
 _AGAINST_ORDER = (  # each leaves an older object another of the lease's newer ones needs
@@ -102,19 +129,15 @@ def _chain(depth: int) -> list[str]:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="71r pglease 2: a chain made against the drop order deeper than DROP_SWEEPS leaves "
-    "its rest to DROP OWNED (a sound fix orders the drops by pg_depend, leaves first)",
-)
 def test_a_chain_deeper_than_the_sweeps_is_not_left_to_drop_owned(
     tmp_path: Path,
     world: LeaseWorld,  # noqa: F811
     orders: OrdersDb,  # noqa: F811
 ) -> None:
     """71r pglease 2: DROP_SWEEPS + 2 views, each older one reading the next newer one: the
-    drops leave the role owning nothing but its schema (they leave the chain's last two, and
-    thousands of such chains fill DROP OWNED's lock table)."""
+    drops leave the role owning nothing but its schema (they left the chain's last two, and
+    thousands of such chains fill DROP OWNED's lock table). Fixed in review 72a: the drops go
+    in pg_depend's order, each object before those it depends on."""
     chain = _chain(postgres_drops.DROP_SWEEPS + 2)
     assert owned_after_drops(tmp_path, world, orders, chain) == 1
 
@@ -126,11 +149,6 @@ _VIEWS_ON = (  # the other lease's views (in its own schema) on the lease's tabl
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="71r pglease 3: another role's objects that depend on the lease's are left to DROP "
-    "OWNED's CASCADE, all in one transaction (a fix drops them a batch at a time first)",
-)
 def test_another_leases_views_on_the_leases_table_are_not_left_to_drop_owned(
     tmp_path: Path,
     world: LeaseWorld,  # noqa: F811
@@ -141,7 +159,8 @@ def test_another_leases_views_on_the_leases_table_are_not_left_to_drop_owned(
     it (batches of 10 locks here): the drops leave the table (dropping it alone fails on the
     views) and DROP OWNED's CASCADE drops the 30 views in one transaction (7000 of them, some
     seconds' work for the other lease, fill the lock table at each retry, REVOKING while that
-    lease lives)."""
+    lease lives). Fixed in review 72a: what depends on the lease's objects is dropped with
+    them, a batch at a time, before them."""
     monkeypatch.setattr(postgres_drops, "DROP_BATCH_LOCKS", 10)
     assert owned_after_drops(tmp_path, world, orders, _SHARED, [_VIEWS_ON]) == 1
 
