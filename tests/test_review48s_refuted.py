@@ -326,6 +326,16 @@ def test_one_member_enrolling_twice_at_once_holds_one_credential() -> None:
 # -- the hub stopped cleanly (`troth node stop`), down a while, started on the same port ------
 
 
+def _until_attempts(name: str, attempts: int, within: float = 60.0) -> None:
+    """Until node `name`'s one link has failed `attempts` reconnect attempts in a row (its
+    `node status`, asked in this process: the count starts again at 0 once it connects);
+    fails after `within` s."""
+    start = time.monotonic()
+    while (link := in_process_json("node", "status", name)["links"][0])["attempts"] < attempts:
+        assert time.monotonic() - start < within, link
+        time.sleep(0.1)
+
+
 def test_a_hub_stopped_cleanly_and_started_again_gets_its_members_back(
     fast_nodes: str,  # noqa: F811
 ) -> None:
@@ -338,7 +348,8 @@ def test_a_hub_stopped_cleanly_and_started_again_gets_its_members_back(
         until_sent(f"{route}/relay/{name}/service/echo", "before", RELAY_BACK, send_here)
     before = {name: in_process_json("node", "status", name)["pid"] for name in ("b1", "b2")}
     troth("node", "stop", "hub")
-    time.sleep(3)  # several failed attempts at the capped backoff (not a timing assertion)
+    for name in ("b1", "b2"):  # several failed attempts, the later ones at the capped backoff
+        _until_attempts(name, 3)  # (waited for as they happen: a fixed 3 s sleep before, 72f ci)
     down = send_here(f"{route}/relay/b1/service/echo", "x")
     assert down.returncode != 0
     troth("node", "start", "hub")  # the same port (recorded in its node.json)
