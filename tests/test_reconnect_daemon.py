@@ -87,6 +87,15 @@ def send_here(to: str, text: str) -> subprocess.CompletedProcess[str]:
     return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
 
 
+def start_here(name: str, *args: str, **environ: str) -> None:
+    """`troth node start NAME ARGS` run in this process, `environ` set for it (and so for the
+    node process it spawns, as from a shell): the node is a process of its own as ever; only
+    the interpreter a `troth` process of its own started for the command is saved (72f ci)."""
+    args = ("node", "start", name, *args)
+    begun = CliRunner().invoke(troth_cli, list(args), env=environ, catch_exceptions=False)
+    assert begun.exit_code == 0, (args, begun.stdout, begun.stderr)
+
+
 def in_thread(*args: str) -> int:
     """`troth ARGS` run in this process from a thread of its own (the SIGKILL loop's traffic;
     72f ci: an interpreter started for each kept a core busy through the loop, the hub's
@@ -138,19 +147,18 @@ def fast_nodes(troth_home: Path) -> Iterator[str]:
 
 
 def _nodes(**b_environ: str) -> Iterator[str]:
-    """The set-up's commands run in this process (tests.support.cli), but for the daemons'
-    starts: an interpreter started for each was most of the set-up's time."""
+    """The set-up's commands run in this process (tests.support.cli; the daemons' starts too,
+    start_here, 72f ci): an interpreter started for each was most of the set-up's time."""
     started: list[str] = []
     try:
         run("authority", "create", "hub")
         hub = f"/tcp/127.0.0.1:{free_port()}"
-        troth("node", "start", "hub", "--tcp-listen", hub[5:])
+        start_here("hub", "--tcp-listen", hub[5:])
         started.append("hub")
         for name in ("a", "b1", "b2"):
             run("node", "create", name)
         for name in ("b1", "b2"):
-            begun = cli("node", "start", name, **b_environ)
-            assert begun.returncode == 0, (name, begun.stdout, begun.stderr)
+            start_here(name, **b_environ)
             started.append(name)
         for name, relay in (("a", None), ("b1", "*"), ("b2", "*")):
             attributes = ["--attr", "agents.team=x"]

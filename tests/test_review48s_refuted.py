@@ -30,6 +30,7 @@ from tests.test_reconnect_daemon import (  # noqa: F401 (the fixture)
     fast_nodes,
     free_port,
     send_here,
+    start_here,
     troth,
     until_sent,
 )
@@ -208,12 +209,20 @@ class HalfOpen(threading.Thread):
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
 
     def cut(self) -> None:
+        """Cut every connection open now; returns once done (72f ci: `fresh` was cleared
+        later, in the proxy's thread, and a wait for it right after the cut could return at
+        once, the link not yet lost: the next send went into the half-open connection and
+        waited out its 10 s)."""
+        done = threading.Event()
+
         def all_() -> None:
             for event in self.cuts:
                 event.set()
             self.fresh.clear()
+            done.set()
 
         self.loop.call_soon_threadsafe(all_)
+        assert done.wait(10)
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.server.close)
@@ -240,9 +249,9 @@ class HalfOpen(threading.Thread):
 
 
 def started_with(name: str, *args: str) -> None:
-    """`troth node start NAME ARGS` with the QUICK keepalive and backoff."""
-    begun = cli("node", "start", name, *args, **QUICK)
-    assert begun.returncode == 0, (name, begun.stdout, begun.stderr)
+    """`troth node start NAME ARGS` with the QUICK keepalive and backoff (run in this process:
+    start_here)."""
+    start_here(name, *args, **QUICK)
 
 
 @pytest.fixture
@@ -294,6 +303,14 @@ def test_a_half_open_connection_is_noticed_and_the_relay_comes_back(
     # b noticed by its keepalive and connected again: waited for as it happens (71m, ci: a
     # message sent into the half-open connection waited out its 10 s timeout)
     assert proxy.fresh.wait(WITHIN)
+    # ... and restored the link over it: its relay created again (72f ci: a message sent
+    # between the fresh connection and the relay's creation went to the half-open one, 10 s)
+    start = time.monotonic()
+    while {row["state"] for row in in_process_json("node", "status", "b")["links"]} != {
+        "connected"
+    }:
+        assert time.monotonic() - start < WITHIN, "b's links not restored"
+        time.sleep(0.05)
     until_sent(to_b, "after", WITHIN, send_here)  # b holds its relay again
     assert proxy.connections > before  # through a fresh connection
     links = in_process_json("node", "status", "b")["links"]
