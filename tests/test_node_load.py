@@ -37,6 +37,7 @@ from tests.support.load import (
     timed_echo,
 )
 from troth.node.channels import ChannelEnd
+from troth.node.daemon import control, node_status
 from troth.routing import Address, Router
 from troth.transport import TcpSettings, TcpTransport
 
@@ -171,7 +172,13 @@ def test_incomplete_reassemblies_bounded_per_peer_and_node_and_expired_by_timer(
             seconds = await asyncio.to_thread(timed_echo, echo_route(net.hub.address))
             assert seconds < LIVENESS
             during = net.hub.rss()
-            await asyncio.sleep(timeout + 2)  # the timer gives the incomplete messages up
+            # the timer gives the incomplete messages up: waited for as it happens (a fixed
+            # timeout + 2 s before, 72f ci). Each held message is 16 MiB but its last packet,
+            # so the n (<= 4) held are all given up once the node released over n x 15 MiB.
+            deadline = time.monotonic() + timeout + 30  # (a bound for a failure only)
+            while await asyncio.to_thread(expired, nodes, net.hub.name) <= len(held) * 15 * MiB:
+                assert time.monotonic() < deadline, "the incomplete messages were kept"
+                await asyncio.sleep(0.2)
             again = []
             for stranger, end in held:
                 await stranger.hold_incomplete(end, 16 * MiB)
@@ -187,6 +194,13 @@ def test_incomplete_reassemblies_bounded_per_peer_and_node_and_expired_by_timer(
     assert during - before < 96 * MiB, (before, during)  # 4 x 32 MiB without the node's bound
     assert all(again), again  # the timer released both budgets, the peers' and the node's
     assert net.hub.rss() - before < 96 * MiB
+
+
+def expired(nodes: Nodes, name: str) -> int:
+    """The bytes of incomplete messages node `name` gave up at their reassembly timeout
+    (`troth node status --json`: counters, channels)."""
+    answer = control(nodes.home, name, "status", {}, status=node_status(nodes.home, name))
+    return int(answer["counters"]["channels"]["reassembly_expired_bytes"])
 
 
 def test_junk_injected_at_a_relayed_nodes_channel_ends_closes_nothing(nodes: Nodes) -> None:

@@ -25,6 +25,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.support.cli import run, run_json
+from tests.support.processes import until_ended
 from troth.cli.main import cli as troth_cli
 from troth.node.channels import ChannelLimits
 from troth.node.daemon import control, node_status, start_daemon
@@ -71,15 +72,7 @@ def kill_hub() -> None:
         return
     except ChildProcessError:
         pass  # one a `troth node start` process started: init reaps it
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:  # gone, or a zombie (its parent is init: it may reap late)
-            if Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].startswith("Z"):
-                return
-        except FileNotFoundError:
-            return
-        time.sleep(0.02)
-    pytest.fail(f"hub {pid} survived SIGKILL")
+    until_ended(pid)  # gone, or a zombie (its parent is init: it may reap late)
 
 
 def send(to: str, text: str) -> subprocess.CompletedProcess[str]:
@@ -92,6 +85,24 @@ def send_here(to: str, text: str) -> subprocess.CompletedProcess[str]:
     args = ["message", "send", to, text, "--node", "a", "--json"]
     result = CliRunner().invoke(troth_cli, args, catch_exceptions=False)
     return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+
+def start_here(name: str, *args: str, **environ: str) -> None:
+    """`troth node start NAME ARGS` run in this process, `environ` set for it (and so for the
+    node process it spawns, as from a shell): the node is a process of its own as ever; only
+    the interpreter a `troth` process of its own started for the command is saved (72f ci)."""
+    args = ("node", "start", name, *args)
+    begun = CliRunner().invoke(troth_cli, list(args), env=environ, catch_exceptions=False)
+    assert begun.exit_code == 0, (args, begun.stdout, begun.stderr)
+
+
+def in_thread(*args: str) -> int:
+    """`troth ARGS` run in this process from a thread of its own (the SIGKILL loop's traffic;
+    72f ci: an interpreter started for each kept a core busy through the loop, the hub's
+    restarts waiting on it): its exit code, an exception an exit code of 1 as in a process of
+    its own. Output is left unread (the CLI runner swaps sys.stdout: the main thread does not
+    print meanwhile)."""
+    return CliRunner().invoke(troth_cli, list(args), catch_exceptions=True).exit_code
 
 
 def until_sent(
@@ -136,19 +147,18 @@ def fast_nodes(troth_home: Path) -> Iterator[str]:
 
 
 def _nodes(**b_environ: str) -> Iterator[str]:
-    """The set-up's commands run in this process (tests.support.cli), but for the daemons'
-    starts: an interpreter started for each was most of the set-up's time."""
+    """The set-up's commands run in this process (tests.support.cli; the daemons' starts too,
+    start_here, 72f ci): an interpreter started for each was most of the set-up's time."""
     started: list[str] = []
     try:
         run("authority", "create", "hub")
         hub = f"/tcp/127.0.0.1:{free_port()}"
-        troth("node", "start", "hub", "--tcp-listen", hub[5:])
+        start_here("hub", "--tcp-listen", hub[5:])
         started.append("hub")
         for name in ("a", "b1", "b2"):
             run("node", "create", name)
         for name in ("b1", "b2"):
-            begun = cli("node", "start", name, **b_environ)
-            assert begun.returncode == 0, (name, begun.stdout, begun.stderr)
+            start_here(name, **b_environ)
             started.append(name)
         for name, relay in (("a", None), ("b1", "*"), ("b2", "*")):
             attributes = ["--attr", "agents.team=x"]
@@ -224,13 +234,14 @@ class Traffic(threading.Thread):
                 owner = ("b1", "b2")[created % 2]
                 name = f"{owner}-{created}"
                 created += 1
-                if cli("relay", "create", name, "--at", self.hub, "--node", owner).returncode:
+                if in_thread("relay", "create", name, "--at", self.hub, "--node", owner):
                     continue
                 with self.lock:
                     self.acknowledged.add(name)
             else:
                 name = self.rng.choice(sorted(self.names()))
-                if send(f"{self.hub}/relay/{name}/service/echo", name).returncode == 0:
+                to = f"{self.hub}/relay/{name}/service/echo"
+                if in_thread("message", "send", to, name, "--node", "a", "--json") == 0:
                     self.answered += 1
 
 
@@ -258,12 +269,13 @@ def test_twenty_kills_of_the_hub_at_random_moments(fast_nodes: str, troth_home: 
     finally:
         traffic.done.set()
         traffic.join(60)
+    assert not traffic.is_alive()  # (its commands share this process's sys.stdout swaps)
 
     acknowledged = traffic.names()
     assert len(acknowledged) > 2
     assert traffic.answered > 0
     for name in [*sorted(acknowledged)[:: max(1, len(acknowledged) // 5)], "b1", "b2"]:
-        until_sent(f"{hub}/relay/{name}/service/echo", name, bound)
+        until_sent(f"{hub}/relay/{name}/service/echo", name, bound, send_here)
     database = sqlite3.connect(troth_home / "nodes" / "hub" / "node.db")
     assert database.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     database.close()

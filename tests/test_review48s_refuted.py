@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import enroll_driver
 from tests.support.cli import run as in_process
 from tests.support.cli import run_json as in_process_json
 from tests.test_reconnect_daemon import (  # noqa: F401 (the fixture)
@@ -30,6 +31,7 @@ from tests.test_reconnect_daemon import (  # noqa: F401 (the fixture)
     fast_nodes,
     free_port,
     send_here,
+    start_here,
     troth,
     until_sent,
 )
@@ -47,7 +49,7 @@ from tests.test_resilience_enrollment import (  # noqa: F401 (the fixture)
     run,
 )
 from troth.credentials import Attributes
-from troth.errors import AuthorityFailure
+from troth.errors import AuthorityFailure, TrothError
 from troth.faults import CRASH_EXIT_CODE
 from troth.node import init_node, open_node
 from troth.storage import SqliteAuthorityStore
@@ -64,7 +66,15 @@ def thief(name: str = "thief") -> bytes:
 
 
 def thief_enrolls(ticket: str, name: str = "thief") -> subprocess.CompletedProcess[str]:
-    return run(["-m", "tests.support.enroll_driver", name, name, ticket], code=None)
+    """The thief's enrollment over TCP (`driver`'s, tests.support.enroll_driver) run in this
+    process since it is not to crash (72f ci: an interpreter started for each): exit code 0
+    and its JSON, or 1 and the error as the process's last line of stderr showed it."""
+    args = ["enroll_driver", name, name, ticket]
+    try:
+        done = asyncio.run(enroll_driver.run(name, name, ticket))
+    except TrothError as exc:
+        return subprocess.CompletedProcess(args, 1, "", f"{type(exc).__name__}: {exc}\n")
+    return subprocess.CompletedProcess(args, 0, json.dumps(done), "")
 
 
 def check_thief_got_nothing(setup: Enrollment, stolen: bytes, tried: str) -> None:
@@ -208,12 +218,20 @@ class HalfOpen(threading.Thread):
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
 
     def cut(self) -> None:
+        """Cut every connection open now; returns once done (72f ci: `fresh` was cleared
+        later, in the proxy's thread, and a wait for it right after the cut could return at
+        once, the link not yet lost: the next send went into the half-open connection and
+        waited out its 10 s)."""
+        done = threading.Event()
+
         def all_() -> None:
             for event in self.cuts:
                 event.set()
             self.fresh.clear()
+            done.set()
 
         self.loop.call_soon_threadsafe(all_)
+        assert done.wait(10)
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.server.close)
@@ -240,9 +258,9 @@ class HalfOpen(threading.Thread):
 
 
 def started_with(name: str, *args: str) -> None:
-    """`troth node start NAME ARGS` with the QUICK keepalive and backoff."""
-    begun = cli("node", "start", name, *args, **QUICK)
-    assert begun.returncode == 0, (name, begun.stdout, begun.stderr)
+    """`troth node start NAME ARGS` with the QUICK keepalive and backoff (run in this process:
+    start_here)."""
+    start_here(name, *args, **QUICK)
 
 
 @pytest.fixture
@@ -294,6 +312,14 @@ def test_a_half_open_connection_is_noticed_and_the_relay_comes_back(
     # b noticed by its keepalive and connected again: waited for as it happens (71m, ci: a
     # message sent into the half-open connection waited out its 10 s timeout)
     assert proxy.fresh.wait(WITHIN)
+    # ... and restored the link over it: its relay created again (72f ci: a message sent
+    # between the fresh connection and the relay's creation went to the half-open one, 10 s)
+    start = time.monotonic()
+    while {row["state"] for row in in_process_json("node", "status", "b")["links"]} != {
+        "connected"
+    }:
+        assert time.monotonic() - start < WITHIN, "b's links not restored"
+        time.sleep(0.05)
     until_sent(to_b, "after", WITHIN, send_here)  # b holds its relay again
     assert proxy.connections > before  # through a fresh connection
     links = in_process_json("node", "status", "b")["links"]
@@ -326,6 +352,16 @@ def test_one_member_enrolling_twice_at_once_holds_one_credential() -> None:
 # -- the hub stopped cleanly (`troth node stop`), down a while, started on the same port ------
 
 
+def _until_attempts(name: str, attempts: int, within: float = 60.0) -> None:
+    """Until node `name`'s one link has failed `attempts` reconnect attempts in a row (its
+    `node status`, asked in this process: the count starts again at 0 once it connects);
+    fails after `within` s."""
+    start = time.monotonic()
+    while (link := in_process_json("node", "status", name)["links"][0])["attempts"] < attempts:
+        assert time.monotonic() - start < within, link
+        time.sleep(0.1)
+
+
 def test_a_hub_stopped_cleanly_and_started_again_gets_its_members_back(
     fast_nodes: str,  # noqa: F811
 ) -> None:
@@ -338,7 +374,8 @@ def test_a_hub_stopped_cleanly_and_started_again_gets_its_members_back(
         until_sent(f"{route}/relay/{name}/service/echo", "before", RELAY_BACK, send_here)
     before = {name: in_process_json("node", "status", name)["pid"] for name in ("b1", "b2")}
     troth("node", "stop", "hub")
-    time.sleep(3)  # several failed attempts at the capped backoff (not a timing assertion)
+    for name in ("b1", "b2"):  # several failed attempts, the later ones at the capped backoff
+        _until_attempts(name, 3)  # (waited for as they happen: a fixed 3 s sleep before, 72f ci)
     down = send_here(f"{route}/relay/b1/service/echo", "x")
     assert down.returncode != 0
     troth("node", "start", "hub")  # the same port (recorded in its node.json)

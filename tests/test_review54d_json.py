@@ -124,8 +124,8 @@ def test_the_local_gate_of_an_upstream_writing_bytes_not_utf_8_is_a_typed_error(
     upstream = [
         sys.executable,
         "-c",
-        "import sys, time; sys.stdout.buffer.write(b'\\xff\\n'); sys.stdout.flush(); "
-        "time.sleep(1000)",
+        "import sys; sys.stdout.buffer.write(b'\\xff\\n'); sys.stdout.flush(); "
+        "sys.stdin.buffer.read()",  # alive until the gate closes its stdin (_writes)
     ]
     with pytest.raises(OSError, match=r"failed: it wrote bytes that are not UTF-8"):
         anyio.run(local.serve_local_gate, home(), DEFAULT_NODE, "someone", upstream)
@@ -138,11 +138,13 @@ _NOTICE = b'{"jsonrpc":"2.0","method":"notifications/message","params":{"level":
 
 def _writes(*pieces: str) -> list[str]:
     """A Python command writing the bytes each expression of `pieces` makes on its stdout, one
-    write each, then waiting."""
-    code = "import sys, time\n"
+    write each, then waiting until its stdin closes: alive as long as the session, and gone as
+    the session's end closes its stdin, as an upstream that minds its stdin (MCP's stdio
+    shutdown), not after the SDK's 2 s grace and a kill (a sleep before, 72f ci)."""
+    code = "import sys\n"
     for piece in pieces:
         code += f"sys.stdout.buffer.write({piece}); sys.stdout.flush()\n"
-    return [sys.executable, "-c", code + "time.sleep(1000)\n"]
+    return [sys.executable, "-c", code + "sys.stdin.buffer.read()\n"]
 
 
 def test_an_upstream_line_over_the_limit_is_dropped_and_the_next_read() -> None:

@@ -24,7 +24,7 @@ from tests.support.forked import ForkedCall
 from tests.support.nodes import HUB, MemNet, ask_authority, run_memnet
 from tests.support.relayed import relayed_b
 from tests.test_reconnect import TO_B, crash_and_restart_hub, link_state, until
-from tests.test_reconnect_daemon import HANDSHAKE, _nodes, relays_up, until_sent
+from tests.test_reconnect_daemon import HANDSHAKE, _nodes, relays_up, send_here, until_sent
 from tests.test_resilience_enrollment import Hub, hub, prepare  # noqa: F401
 from troth.authority.client import enroll_request
 from troth.authority.tickets import Ticket, new_code
@@ -165,6 +165,12 @@ def _link_lost(home: Path, name: str) -> Callable[[], bool]:
     return lost
 
 
+def _open_channels(home: Path, name: str) -> set[str]:
+    """The ids of node `name`'s open channels (`troth channel list`, asked in this process)."""
+    rows = control(home, name, "channel.list", {}, status=node_status(home, name))
+    return {str(row["id"]) for row in rows if row["state"] == "open"}
+
+
 def _until(condition: Callable[[], bool], within: float, what: str) -> None:
     start = time.monotonic()
     while not condition():
@@ -184,8 +190,12 @@ def test_a_paused_node_gets_its_relays_back_once_resumed(
     them, and the new channels' relay names stay up: the relays answer within the documented
     bound (docs/protocols.md, "Reconnecting") and keep answering."""
     route = paused_nodes
-    until_sent(f"{route}/relay/b1/service/echo", "before", 5)
+    # every send in this process (send_here: an interpreter started for each was most of their
+    # time, 72f ci); the daemons are real processes as before
+    until_sent(f"{route}/relay/b1/service/echo", "before", 5, send_here)
     pid = node_status(troth_home, paused)["pid"]
+    old = _open_channels(troth_home, paused)  # what the paused node finds silent once resumed
+    assert old
     os.kill(pid, signal.SIGSTOP)
     try:  # the keepalive noticed the silence
         if paused == "hub":
@@ -196,12 +206,15 @@ def test_a_paused_node_gets_its_relays_back_once_resumed(
     finally:
         os.kill(pid, signal.SIGCONT)
     for name in ("b1", "b2"):
-        until_sent(f"{route}/relay/{name}/service/echo", name, MAX_DELAY + HANDSHAKE)
-    deadline = time.monotonic() + 6 * KEEPALIVE  # past the resumed node's keepalive timeout
-    while time.monotonic() < deadline:
-        assert relays_up({"b1", "b2"})
-        time.sleep(0.2)
-    until_sent(f"{route}/relay/b1/service/echo", "still", 1)
+        until_sent(f"{route}/relay/{name}/service/echo", name, MAX_DELAY + HANDSHAKE, send_here)
+
+    def old_ones_closed() -> bool:  # up all along, as the resumed node closes its old channels
+        assert relays_up({"b1", "b2"})  # (waited for as it happens: a fixed window of 6 *
+        return not old & _open_channels(troth_home, paused)  # KEEPALIVE before, 72f ci)
+
+    _until(old_ones_closed, 10 * KEEPALIVE + HANDSHAKE, "the resumed node's old channels closed")
+    assert relays_up({"b1", "b2"})  # and after
+    until_sent(f"{route}/relay/b1/service/echo", "still", 1, send_here)
 
 
 ALLOWED = {(0, 0, 0), (0, 1, 0), (0, 1, 1), (1, 0, 1)}

@@ -8,13 +8,12 @@ counts 127.0.0.0/8 as one), so that "per source address" limits meet several sou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import resource
 import selectors
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -22,11 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from tests.support.cli import run, run_json
 from tests.support.parties import make_channel_party
 from tests.support.sources import node_environment
 from troth.channel import AnyAuthenticatedIdentity, ChannelTrust
+from troth.cli.main import cli as troth_cli
 from troth.node.channels import ChannelEnd, ChannelManager
 from troth.node.services import call
 from troth.routing import Address, RoutedMessage, Router, parse_route
@@ -96,20 +97,16 @@ class Nodes:
         that the node process inherits; the node names each loopback address a source of its own
         (`node_environment`: the attackers' sockets stand for remote hosts) unless
         `loopback_apart` is False (the node's own rule: 127.0.0.0/8 one source)."""
-        command = [sys.executable, "-m", "troth.cli.main", "node", "start", name, "--json"]
+        # run in this process, the environment and descriptor limit set for it and so for the
+        # node process it spawns (72f ci: a `troth` process of its own for each start was an
+        # interpreter's start and imports more, ~1 s of the serial load run's each)
+        command = ["node", "start", name, "--json"]
         if listen:
             command += ["--tcp-listen", "127.0.0.1:0"]
-        result = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=(node_environment if loopback_apart else dict)(
-                {**os.environ, **(environment or {})}
-            ),
-            preexec_fn=None if max_files is None else lambda: limit_descriptors(max_files),
-        )
-        assert result.returncode == 0, (result.stdout, result.stderr)
+        env = (node_environment if loopback_apart else dict)({**os.environ, **(environment or {})})
+        with descriptors_limited(max_files):
+            result = CliRunner().invoke(troth_cli, command, env=env, catch_exceptions=False)
+        assert result.exit_code == 0, (result.stdout, result.stderr)
         self.started.append(name)
         status = json.loads(result.stdout)
         log = self.home / "nodes" / name / "node.log"
@@ -123,6 +120,19 @@ class Nodes:
 
 
 NOFILE = resource.RLIMIT_NOFILE
+
+
+@contextlib.contextmanager
+def descriptors_limited(count: int | None) -> Iterator[None]:
+    """`ulimit -n COUNT` for this process meanwhile (what it spawns keeps it), then the limit it
+    had (None: as it is)."""
+    before = resource.getrlimit(NOFILE)
+    if count is not None:
+        limit_descriptors(count)
+    try:
+        yield
+    finally:
+        resource.setrlimit(NOFILE, before)
 
 
 def limit_descriptors(count: int) -> None:

@@ -1,9 +1,12 @@
-"""Running what may kill its process (a native stack overflow in cedarpy) in a child process."""
+"""Running what may kill its process (a native stack overflow in cedarpy) in a child process;
+waiting for a process to end."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 
 def survives(program: str, *args: str, timeout: float = 300) -> str:
@@ -41,3 +44,22 @@ def cedar_child(body: str) -> str:
     sys.argv) between an address-space limit of 1 GiB and the compile, whose outcome it prints:
     "compiled", or "refused" and the refusal's reason (its message on stderr)."""
     return _CEDAR_HEAD + body + _CEDAR_TAIL
+
+
+def ended(pid: int) -> bool:
+    """Whether process `pid` has ended: gone, or a zombie (nothing of it left but its exit
+    status: no descriptor, no lock, no socket). A daemon's parent is init, which may reap it
+    late (1.5 s in the CI's container: a wait for `pid` to be gone waited that out, 72f ci)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def until_ended(pid: int, within: float = 10.0) -> None:
+    """Return once process `pid` has ended (`ended`); AssertionError after `within` s."""
+    deadline = time.monotonic() + within
+    while not ended(pid):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"process {pid} did not end within {within:g} s")
+        time.sleep(0.02)
