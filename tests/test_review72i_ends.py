@@ -20,13 +20,12 @@ the connection and a channel end's reply address, nothing between
 (`troth.node.channel_sources.from_other_end`, as `own_link` judges a connection this node made):
 a responder's as its message 1 came, an initiator's as message 2 came (`ChannelManager._track`).
 
-Ends 2 (low-medium, a strict xfail: not fixed here). The same assumption in the per-source
-channel limits: the hub counts every channel opened over a connection it accepted against the
-connecting host (`Connection.origin`), members that node forwards over it (review 66q)
-included, so they can hold the node's whole budget there and its own next channel (a renewed
-channel key's, an agent identity's) is refused. Counting them apart (a second budget per host
-for what does not come from the node itself, `from_other_end` false) gives a client connected
-straight twice the channels per host: a decision for the lead.
+Ends 2 (low-medium): the same assumption in the per-source channel limits: the hub counted every
+channel opened over a connection it accepted against the connecting host, members that node
+forwards over it included, so they could hold its whole budget there and refuse its own next
+channel. Kept as a strict xfail here; fixed by review 72p (ends2 1,
+tests/test_review72p_ends2.py: the parties behind a node hold at most the limit less the room
+kept for the node's own).
 """
 
 from __future__ import annotations
@@ -41,7 +40,7 @@ from tests.test_channel_manager import Net, run, until
 from tests.test_review71w_wave4a import _connection, _link
 from tests.test_review72c_notices import notices_over
 from troth.channel import ChannelState, SecureChannel
-from troth.node.channels import LISTENER, ChannelLimits
+from troth.node.channels import LISTENER
 from troth.routing import Address, RoutedMessage
 
 _AT_B = Address("worker", "tcp-m-at-b")
@@ -158,30 +157,3 @@ def test_a_member_with_no_return_route_is_not_sent_its_nodes_notice() -> None:
     member, link = _link(h.address, "member"), _link(h.address, "h-link")
     member.peer_route = (h.address, Address("worker", "tcp-member-at-h"))
     assert asyncio.run(notices_over(h, (member, link))) == [link.enc]
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="72i ends 2: a relay node counts every channel over a connection it accepted as the "
-    "connecting host's, members forwarded by that node included (a source limits question "
-    "left to the lead: counting them apart doubles what one host may hold)",
-)
-def test_members_behind_the_node_that_connected_leave_it_room_for_its_own_channel() -> None:
-    """Ends 2 (low-medium: a member holding its node's channel budget at a relay node). The hub
-    counts every channel a peer opens over a connection it accepted against that connection's
-    host (`Connection.origin`), up to `max_channels_per_source`; members b forwards over its
-    connection (review 66q) count as b. Two of them (the hub's limit here two; 256 by default,
-    four free identities of one member) hold it: b's own channel to the hub (a new one for a
-    renewed channel key, an agent identity's) is refused, message 1 dropped, and b's open
-    fails at its handshake timeout."""
-
-    async def test(net: Net) -> None:
-        hub = await net.hub(limits=ChannelLimits(max_channels_per_source=2))
-        b = await net.relayed(hub, "b", limits=ChannelLimits(handshake_timeout=1.0))
-        behind = _Behind(net, hub, b)
-        for number in range(2):
-            await behind.open(Address("worker", f"chan-{number:016x}.dec"))
-        own = await b.manager.open((behind.connection.address,))
-        assert own.channel.state is ChannelState.OPEN
-
-    run(test)

@@ -18,6 +18,7 @@ __all__ = [
     "MAX_HANDSHAKE_SOURCES",
     "MAX_HANDSHAKE_TIMEOUT",
     "RETIRED_CHANNEL_KEY_GRACE",
+    "SOURCE_CHANNELS_KEPT_FOR_OWN",
 ]
 
 HANDSHAKE_BURST: Final = 256
@@ -63,3 +64,11 @@ MAX_HANDSHAKE_TIMEOUT: Final = RETIRED_CHANNEL_KEY_GRACE - IDENTITY_CACHE
 taking the node's cached identity up to IDENTITY_CACHE after another process's renewal
 replaced its key does its DH within the key's grace. The grace alone (review 69v, wave4a 2) let
 it come a minute after the key was deleted (review 70a, chkeys 3)."""
+
+SOURCE_CHANNELS_KEPT_FOR_OWN: Final = 16
+"""Of the channels one source may hold to a node (`ChannelLimits.max_channels_per_source`, 256
+by default), how many are kept for the node at the other end of a connection itself (at most
+half the limit): the parties behind it, whose channels come over its connection (members it
+forwards for) and count as its host, may hold the rest, not all of it, so they cannot refuse
+its own next channel there (a renewed channel key's, an agent identity's). Within the limit,
+not added to it: one host holds no more in total (review 72p, ends2 1)."""

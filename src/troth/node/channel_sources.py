@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from troth import limits
 from troth.channel import VerifiedPeer
 from troth.node.access import PeerCaller
 from troth.node.channel_ends import is_channel_reply
@@ -17,7 +18,9 @@ from troth.transport.connection import Connection, relayed_network, source_netwo
 __all__ = [
     "LOCAL_ONLY",
     "STRANGERS_ONLY",
+    "behind_other_end",
     "counts_against",
+    "forwarded_room",
     "from_other_end",
     "own_link",
     "source_network_of",
@@ -55,6 +58,29 @@ def from_other_end(route: Route) -> bool:
     itself, whatever return route the party named, none included (review 54o, channels 1;
     review 72i, ends 1)."""
     return len(route) == 2 and is_channel_reply(route[1])
+
+
+def behind_other_end(source: Source | None, return_route: Route, source_key: str) -> bool:
+    """Whether a message 1 with `return_route` that came over connection `source` was sent by
+    a party behind the node at the other end of it (`from_other_end` false: a member that node
+    forwards for, review 66q) and counts under the same source key as that node's own channels
+    (`source_key`, `Connection.origin`'s): an accepted connection's host, or a connection this
+    node made when the relay there named no connection of its own to the sender. Such a party
+    may hold only `forwarded_room` of the source's limit (review 72p, ends2 1); a sender a
+    relay tagged counts under its own host's key, with the whole limit."""
+    if not isinstance(source, Connection) or from_other_end(return_route):
+        return False
+    return not source.outgoing or source_key == str(source.address)
+
+
+def forwarded_room(limit: int) -> int:
+    """How many of a source's `limit` channels (`max_channels_per_source`) the parties behind
+    the node at the other end of a connection may hold, their channels come over it
+    (`from_other_end` false: members it forwards for, review 66q, all counted as its host): the
+    limit less `limits.SOURCE_CHANNELS_KEPT_FOR_OWN`, at most half of it kept, so they cannot
+    hold all of it and refuse the node's own next channel; the node's own may use the whole
+    limit, so one source holds no more in total (review 72p, ends2 1)."""
+    return limit - min(limits.SOURCE_CHANNELS_KEPT_FOR_OWN, limit // 2)
 
 
 STRANGERS_ONLY: Final = frozenset({STRANGERS})

@@ -82,7 +82,9 @@ from troth.node.channel_limits import (
 from troth.node.channel_pins import ChannelPins, Pins
 from troth.node.channel_sources import (
     STRANGERS_ONLY,
+    behind_other_end,
     counts_against,
+    forwarded_room,
     from_other_end,
     own_link,
     source_network_of,
@@ -270,7 +272,8 @@ class ChannelManager:
             # not one per reply address of its channels (review 54o, channels 3)
             source_key = str(source.address)
         network = source_network_of(source_key)
-        self._make_room(source_key, network, rated=source is not None)
+        forwarded = behind_other_end(source, message.return_route, source_key)
+        self._make_room(source_key, network, rated=source is not None, forwarded=forwarded)
         trust = self.trust()
         limited = ChannelsPerPeer(
             trust.policy,
@@ -309,12 +312,17 @@ class ChannelManager:
         if end.channel.state is ChannelState.AWAITING_MESSAGE_1:  # message 1 was unusable
             self._forget(end)
 
-    def _make_room(self, source_key: str, network: str, *, rated: bool = True) -> None:
+    def _make_room(
+        self, source_key: str, network: str, *, rated: bool = True, forwarded: bool = False
+    ) -> None:
         """Room for one more half-open handshake from a source (RoutingError when none); one
         of its network's handshake budget spent (`rated`: not for the node's own), once the
         source's own limits let it in (review 57c, handshakes 1: what they refuse costs the
-        node nothing, and spent no budget, so one source's flood leaves its neighbours' own)."""
-        if self._per_source[source_key] >= self.limits.max_channels_per_source:
+        node nothing, and spent no budget, so one source's flood leaves its neighbours' own).
+        `forwarded`: from a party behind the node at the other end of a connection, which may
+        hold only `forwarded_room` of the source's limit (review 72p, ends2 1)."""
+        limit = self.limits.max_channels_per_source
+        if self._per_source[source_key] >= (forwarded_room(limit) if forwarded else limit):
             self.counters.refused_channels_per_source += 1
             self._note("refused a handshake: %s holds its channels' limit", source_key)
             raise RoutingError("too many channels from this source")
