@@ -44,6 +44,7 @@ from troth.errors import StorageError
 from troth.trace.dsse import decode_envelope, encode_envelope, pae
 from troth.trace.outbox_tickets import LEGACY_TICKET_TYPE, read_ticket
 from troth.trace.record import PAYLOAD_TYPE
+from troth.trace.signing import VerifiedRecord
 
 
 def copied(rotated: Rotated, record: str, name: str, envelope: bytes) -> None:
@@ -151,6 +152,22 @@ def legacy_ticket(rotated: Rotated, hashes: Sequence[bytes]) -> None:
         )
 
 
+def carried_by_a_legacy_ticket(rotated: Rotated) -> VerifiedRecord:
+    """A thief holding K0 (`rotated`'s first rotation retired it) plants its record under the
+    current key's column; a second rotation's ticket is put as the code before 72e's fix
+    wrote it (`.v2`, the thief's envelope listed); a third rotation carries it; the thief
+    puts K0's attestation in the column. Its record."""
+    forged = forged_by_thief(rotated)
+    planted(rotated, forged)
+    under_column(rotated, forged, rotated.agent.signer(NOW - 50).attestation)
+    rotated.rotate(NOW - 40)
+    listed = read_ticket(rotated.db, rotated.agent.identity).hashes
+    legacy_ticket(rotated, [*listed, sha256(forged.envelope)])
+    rotated.rotate(NOW - 30)
+    under_column(rotated, forged, forged.attestation)
+    return forged
+
+
 def test_a_ticket_written_before_72e_does_not_launder_a_thiefs_record(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -163,14 +180,7 @@ def test_a_ticket_written_before_72e_does_not_launder_a_thiefs_record(
     told apart by nothing a `.v2` ticket holds: deny when in doubt)."""
     rotated = Rotated(tmp_path, monkeypatch)
     try:
-        forged = forged_by_thief(rotated)
-        planted(rotated, forged)
-        under_column(rotated, forged, rotated.agent.signer(NOW - 50).attestation)
-        rotated.rotate(NOW - 40)
-        listed = read_ticket(rotated.db, rotated.agent.identity).hashes
-        legacy_ticket(rotated, [*listed, sha256(forged.envelope)])
-        rotated.rotate(NOW - 30)
-        under_column(rotated, forged, forged.attestation)
+        forged = carried_by_a_legacy_ticket(rotated)
         assert (forged.record.id, True) not in rotated.sent()
         carried = rotated.ids[1]  # K0's, listed by the first ticket, carried by the .v2 one
         stale = F.ATTESTATION_STALE.value

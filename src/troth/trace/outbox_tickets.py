@@ -34,11 +34,13 @@ answers it already, or refuses it REPLAYED: nothing of the thief's).
 The ticket's type is `.v3` since that fix (review 72j, rotated 3): a `.v2` ticket, written
 before it, may list a thief's envelope of a key retired before (planted under the retired key's
 column). A `.v2` ticket still verifies (rows queued across an upgrade are not lost), but lists
-only an envelope signed by a key of the change before its signer's (the key its rotation
-retired), as the outbox and a later rotation carrying it read it: the rows it carried from an
-earlier ticket are set aside when they come up (as are those it listed when its rotation made
-two changes, the key's type changed: the retired key's change is not the one before), the
-agent's and a thief's being told apart by nothing a `.v2` ticket holds.
+only an envelope signed by a key of the change its signer's rotation retired the key of, as
+the outbox and a later rotation carrying it read it: the rows it carried from an earlier ticket
+are set aside when they come up, the agent's and a thief's being told apart by nothing a `.v2`
+ticket holds. That change is the one before the signer's, or the one before that when the
+rotation went to another key type (`_retired_change`: two changes in one transaction, the
+first an intermediate one under which no key of the agent's signed; taken for the retired
+key's, every row the ticket listed was set aside: review 72o, tickets3 1).
 
 A rotation makes the ticket anew: the hashes it leaves, and those of the ticket before it
 (verified under the key it retires) still queued; none left, it deletes it. A compromised
@@ -176,7 +178,7 @@ def read_ticket(db: SqliteDatabase, identity: VerifiedIdentity) -> Listed:
     except (TraceError, CryptoError):
         return Listed()
     listed = frozenset(hashes[n : n + _HASH] for n in range(0, len(hashes), _HASH))
-    return Listed(listed, None if current else epoch.change - 1)
+    return Listed(listed, None if current else _retired_change(identity, epoch.change))
 
 
 def _of_current_type(key: PublicKey, signature: bytes, agent: bytes, hashes: bytes) -> bool:
@@ -188,3 +190,21 @@ def _of_current_type(key: PublicKey, signature: bytes, agent: bytes, hashes: byt
         verify_signature(key, signature, _signed(agent, hashes, LEGACY_TICKET_TYPE))
         return False
     return True
+
+
+def _retired_change(identity: VerifiedIdentity, change: int) -> int:
+    """The change whose key the rotation that made `change` (a change `identity`'s history
+    holds) retired: the one before it, unless that one is a rotation to another key type's
+    intermediate change (troth.identity's `rotate`: made in the same second, its primary key
+    of the type the rotation left; no key of the agent's signed under it, and its primary key,
+    the committed one, is in any copy of the vault from before), then the one before that
+    (review 72o, tickets3 1). A history checkpointed at `change` holds none before it: the one
+    before (its keys resolve under no change of the history: their rows are set aside)."""
+    position = change - identity.first_index
+    if position < 1:
+        return change - 1
+    made, before = identity.changes[position].body, identity.changes[position - 1].body
+    intermediate = before.created_at == made.created_at and (
+        before.primary_key.key_type is not made.primary_key.key_type
+    )
+    return change - 2 if intermediate else change - 1
