@@ -8,6 +8,11 @@ pgorder 1: a generated column of another lease's table computed by the lease's f
 through its type) depends on it automatically, as a column: `DROP OWNED`'s CASCADE drops the
 column, the drops' reach of another role's objects took the whole table (`DROP TABLE`, its
 rows lost). The reach now takes no column's dependency (left to `DROP OWNED`'s CASCADE).
+
+pgorder 2: another lease's parent table (or partitioned table) with a column default calling
+the lease's function: the drops' `ALTER TABLE ... ALTER COLUMN ... DROP DEFAULT` recursed into
+its children (partitions), dropping their own defaults, which CASCADE keeps. It is now `ALTER
+TABLE ONLY`.
 """
 
 from __future__ import annotations
@@ -98,4 +103,31 @@ def test_a_generated_column_on_the_leases_function_goes_not_its_table(
         tmp_path, world, orders, monkeypatch, _IMMUTABLE, _GENERATED
     )
     assert {"keep.a", "kept.a"} <= cascade
+    assert cascade - dropped == set()
+
+
+_CHILDREN = (  # another lease's parent tables with a default calling the lease's function,
+    # their child and partition with defaults of their own
+    'CREATE TABLE p (a int DEFAULT "{role}".f(1))',
+    "CREATE TABLE c (b int) INHERITS (p)",
+    "ALTER TABLE c ALTER a SET DEFAULT 42",
+    'CREATE TABLE pp (a int DEFAULT "{role}".f(1)) PARTITION BY LIST (a)',
+    "CREATE TABLE pp1 PARTITION OF pp (a DEFAULT 7) FOR VALUES IN (1)",
+)
+
+
+def test_a_default_on_the_leases_function_goes_not_its_childrens_own(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """72n pgorder 2: another lease's parent table (and partitioned table) with a column
+    default calling the lease's function, a child (a partition) with a default of its own:
+    CASCADE drops the parents' defaults and keeps the children's; the drops' `ALTER TABLE`
+    recursed into the children, dropping theirs."""
+    cascade, dropped = cascade_and_drops(
+        tmp_path, world, orders, monkeypatch, _IMMUTABLE, _CHILDREN
+    )
+    assert {"c.a default", "pp1.a default", "p.a"} <= cascade
     assert cascade - dropped == set()

@@ -226,8 +226,10 @@ def _named(verb: str) -> Callable[[tuple[Any, ...]], Any]:
 
 
 def _default(row: tuple[Any, ...]) -> Any:
+    """ONLY: a child's (a partition's) default of its own stays (each default is an object of
+    its own, found alike when it depends on the role's: review 72n, pgorder 2)."""
     schema, relation, column = row
-    return _sql("ALTER TABLE IF EXISTS {} ALTER COLUMN {} DROP DEFAULT").format(
+    return _sql("ALTER TABLE IF EXISTS ONLY {} ALTER COLUMN {} DROP DEFAULT").format(
         _ident(schema, relation), _ident(column)
     )
 
