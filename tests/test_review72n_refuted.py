@@ -103,3 +103,31 @@ def test_a_cycle_cascades_no_further_than_cascade(
     assert {"admins.a", "keep.a"} <= cascade
     assert "adminv.a" not in cascade
     assert cascade - dropped == set()
+
+
+_ODD = '"k""%s{}\'"'  # k"%s{}'
+_TYPED_CHILDREN = (  # another lease's tables with columns of the lease's types, odd names
+    f'CREATE TABLE {_ODD} ({_ODD} "{{role}}".mood, a int DEFAULT "{{role}}".f(1)'
+    f' CONSTRAINT {_ODD} CHECK ("{{role}}".f(a) > 0))',
+    f"CREATE TABLE kid (b int) INHERITS ({_ODD})",
+    'CREATE TABLE loc (m "{role}".mood, b int)',
+    'CREATE TABLE loc2 (m "{role}".mood, c int) INHERITS (loc)',  # merged, local
+)
+
+
+def test_columns_and_defaults_of_odd_names_and_children_go_as_with_cascade(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """72n refuted: another lease's tables with a column of the lease's enum, a default and a
+    check calling its function, named with a double quote, `%s`, braces and a quote, an
+    inheriting child, and a child whose column of the enum is its own too (merged): `DROP
+    COLUMN`, `DROP DEFAULT` and `DROP CONSTRAINT` (recursing into children) leave what CASCADE
+    leaves, the tables' other columns."""
+    cascade, dropped = cascade_and_drops(
+        tmp_path, world, orders, monkeypatch, _LEASES, _TYPED_CHILDREN
+    )
+    assert {"kid.b", "loc.b", "loc2.c"} <= cascade
+    assert cascade - dropped == set()
