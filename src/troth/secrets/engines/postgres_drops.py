@@ -400,7 +400,8 @@ _REACH: Final = (
     " UNION SELECT coalesce(w.refclassid, d.classid), coalesce(w.refobjid, d.objid) FROM r"
     " JOIN pg_depend d ON d.refclassid = r.c AND d.refobjid = r.o LEFT JOIN LATERAL"
     " (SELECT u.refclassid, u.refobjid, u.refobjsubid FROM pg_depend u WHERE d.deptype = 'n'"
-    " AND u.classid = d.classid AND u.objid = d.objid AND u.deptype = 'i' LIMIT 1) w ON TRUE"
+    " AND u.classid = d.classid AND u.objid = d.objid AND u.deptype = 'i'"
+    " ORDER BY u.refobjsubid DESC LIMIT 1) w ON TRUE"  # a column's part: no whole of it
     " WHERE d.deptype IN ('i', 'a', 'n') AND d.objsubid = 0 AND coalesce(w.refobjsubid, 0) = 0)"
     " (SELECT r.c, r.o FROM r EXCEPT SELECT s.classid, s.objid FROM pg_shdepend s"
     " WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = " + _R + " AND s.deptype = 'o')"
