@@ -226,8 +226,10 @@ def _named(verb: str) -> Callable[[tuple[Any, ...]], Any]:
 
 
 def _default(row: tuple[Any, ...]) -> Any:
+    """ONLY: a child's (a partition's) default of its own stays (each default is an object of
+    its own, found alike when it depends on the role's: review 72n, pgorder 2)."""
     schema, relation, column = row
-    return _sql("ALTER TABLE IF EXISTS {} ALTER COLUMN {} DROP DEFAULT").format(
+    return _sql("ALTER TABLE IF EXISTS ONLY {} ALTER COLUMN {} DROP DEFAULT").format(
         _ident(schema, relation), _ident(column)
     )
 
@@ -386,18 +388,21 @@ _KINDS: Final[tuple[tuple[str, str, Callable[[tuple[Any, ...]], Any]], ...]] = (
 # another role's objects that depend on the role's, through any chain (review 72a, pgdrops 2):
 # from what the role owns (its schemas: what is in them), each object's parts (its internal and
 # automatic dependents: a table's row type, indexes, sequences, constraints, a view's rule),
-# each object that depends on one of them (a column of another's table does not: CASCADE would
-# drop the column, not the table) and the object such a part is internally of (a view, for
-# its rule); UNION visits each object once
+# each object that depends on one of them and the object such a part is internally of (a view,
+# for its rule); never a column of another's table (CASCADE drops the column, not the table:
+# its type's, `_COLUMNS`), nor what is a part of such a column (a generated column's
+# expression, calling the lease's function: review 72n, pgorder 1, left to DROP OWNED's
+# CASCADE, which drops the column); UNION visits each object once
 _REACH: Final = (
     "WITH RECURSIVE r(c, o) AS (SELECT s.classid, s.objid FROM pg_shdepend s"  # noqa: S608
     " WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = " + _R + " AND s.deptype = 'o'"
     " AND s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
     " UNION SELECT coalesce(w.refclassid, d.classid), coalesce(w.refobjid, d.objid) FROM r"
     " JOIN pg_depend d ON d.refclassid = r.c AND d.refobjid = r.o LEFT JOIN LATERAL"
-    " (SELECT u.refclassid, u.refobjid FROM pg_depend u WHERE d.deptype = 'n'"
-    " AND u.classid = d.classid AND u.objid = d.objid AND u.deptype = 'i' LIMIT 1) w ON TRUE"
-    " WHERE d.deptype IN ('i', 'a') OR (d.deptype = 'n' AND d.objsubid = 0))"
+    " (SELECT u.refclassid, u.refobjid, u.refobjsubid FROM pg_depend u WHERE d.deptype = 'n'"
+    " AND u.classid = d.classid AND u.objid = d.objid AND u.deptype = 'i'"
+    " ORDER BY u.refobjsubid DESC LIMIT 1) w ON TRUE"  # a column's part: no whole of it
+    " WHERE d.deptype IN ('i', 'a', 'n') AND d.objsubid = 0 AND coalesce(w.refobjsubid, 0) = 0)"
     " (SELECT r.c, r.o FROM r EXCEPT SELECT s.classid, s.objid FROM pg_shdepend s"
     " WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = " + _R + " AND s.deptype = 'o')"
     " LIMIT %(limit)s"
