@@ -14,7 +14,7 @@
   `starts_with`): the admin's sessions search `pg_catalog` only, so it is never called.
 - 70z's open GRANT made in a savepoint it keeps: `xmax` holds the subtransaction's id, whose
   lock the session holds too; found, ended (the updaters CTE on PostgreSQL 15; a released
-  savepoint is pglease 5).
+  savepoint is pglease 5, closed by review 72q).
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def test_a_grant_to_the_lease_in_a_savepoint_cannot_keep_it_revoking(
     """71b refuted: 70z's attack (another lease's open GRANT widening one to the lease) made
     in a savepoint it keeps: the ACL row's `xmax` is the subtransaction's id, whose lock its
     session holds too (pg_locks), so it is found and ended on PostgreSQL 15 (a released
-    savepoint: pglease 5)."""
+    savepoint: pglease 5, closed by review 72q)."""
     grant_in_savepoint(tmp_path, world, orders, monkeypatch, release=False)
 
 
@@ -144,9 +144,11 @@ def grant_in_savepoint(
     monkeypatch: pytest.MonkeyPatch,
     *,
     release: bool,
+    lock_ms: int = 300,
 ) -> None:
-    """70z's attack in a savepoint (`release`d or not): the lease ends REVOKED past it."""
-    monkeypatch.setattr(limits, "POSTGRES_LOCK_TIMEOUT_MS", 300)
+    """70z's attack in a savepoint (`release`d or not): the lease ends REVOKED past it (the
+    revocation's statements waiting `lock_ms` at most for a lock)."""
+    monkeypatch.setattr(limits, "POSTGRES_LOCK_TIMEOUT_MS", lock_ms)
     broker = setup(tmp_path, world, orders)
     agent = world.credential_a()
     first, second = (broker.issue(agent, SECRET, scope=["orders:write"], now=now()) for _ in "12")

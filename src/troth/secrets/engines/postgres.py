@@ -64,6 +64,7 @@ from troth.secrets.engines import outages
 from troth.secrets.engines import postgres_drops as drops
 from troth.secrets.engines import postgres_grants as grants
 from troth.secrets.engines import postgres_locks as locks
+from troth.secrets.engines import postgres_waits as waits
 from troth.secrets.engines.postgres_grants import Privilege
 from troth.secrets.lease import LeaseCredential, LeaseHandle, SecretValue
 
@@ -298,14 +299,16 @@ class PostgresEngine:
         listed = [(database, True) for database in _databases(settings)]
         for database, keep in listed + [(database, False) for database in sorted(elsewhere)]:
             with self._admin(settings, database, upstream, "drop owned", keep=keep) as conn:
-                self._drop_in(conn, ref, settings)
+                self._drop_in(conn, ref, settings, upstream)
         # another role's transaction recording a grant to it (any role may, for itself:
         # ALTER DEFAULT PRIVILEGES ... TO it) locks the role: DROP ROLE waited (review 69r)
         self._end_role_lockers(settings, ref, upstream)
         with self._admin(settings, settings["dbname"], upstream, "drop role") as conn:
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(role))
 
-    def _drop_in(self, conn: Any, role: str, settings: Mapping[str, Any]) -> None:
+    def _drop_in(
+        self, conn: Any, role: str, settings: Mapping[str, Any], upstream: SecretValue
+    ) -> None:
         """Take what `role` holds and made in the connection's database. Another role's session
         holding a lock on what the lease owns (a live lease reading the table it let PUBLIC
         read) would keep DROP OWNED failing for good (review 44b, postgres 1): those sessions
@@ -316,12 +319,20 @@ class PostgresEngine:
         all it drops at once (review 71b, pglease 1 and 2), its routines first (one any role may
         call made large objects as the role while they were unlinked: review 71j, pglease 6).
         Then DROP OWNED: dropped, never REASSIGNed to the admin, as a SECURITY DEFINER function
-        the lease wrote would then run with the admin's rights for every later caller."""
-        locks.end_lock_holders(conn, role, self.lease_roles, settings["terminate_wait_ms"])
-        grants.apply(conn, "REVOKE", role, grants.held(conn, role, shared=False))
-        drops.drop_objects(conn, role)
-        locks.unlink_large_objects(conn, role)
-        drops.drop_owned(conn, role, self.role_prefix)
+        the lease wrote would then run with the admin's rights for every later caller. All of it
+        watched (`postgres_waits`): a lease whose open transaction updated a row a statement
+        changes, in a savepoint it released, is found only by the statement's wait (review 72q,
+        savepoint 1; 71b pglease 5)."""
+        import psycopg
+
+        wait_ms, database = settings["terminate_wait_ms"], conn.info.dbname
+        watcher = lambda: self._connect(psycopg, settings, database, upstream.reveal())  # noqa: E731
+        with waits.watching(watcher, conn.info.backend_pid, self.lease_roles, wait_ms):
+            locks.end_lock_holders(conn, role, self.lease_roles, wait_ms)
+            grants.apply(conn, "REVOKE", role, grants.held(conn, role, shared=False))
+            drops.drop_objects(conn, role)
+            locks.unlink_large_objects(conn, role)
+            drops.drop_owned(conn, role, self.role_prefix)
 
     def _strip(self, settings: Mapping[str, Any], role: str, upstream: SecretValue) -> None:
         """Take `role`'s memberships, privileges and objects (in the shared catalogs and in each
@@ -338,7 +349,7 @@ class PostgresEngine:
         for database in _databases(settings):
             try:
                 with self._admin(settings, database, upstream, "drop owned") as conn:
-                    self._drop_in(conn, role, settings)
+                    self._drop_in(conn, role, settings, upstream)
             except SecretError:
                 continue
 

@@ -1,0 +1,109 @@
+"""The transactions a postgres revocation's statement waits on, found while it waits
+(troth.secrets.engines.postgres; review 72q, savepoint 1).
+
+A row another transaction updated and has not ended (a catalog row `DROP OWNED` deletes, an
+ACL row its `REVOKE` changes, a data row of a large object it unlinks) carries that
+transaction's id in its `xmax`, which `postgres_locks.LOCK_HOLDERS` matches against the
+transaction ids pg_locks names (reviews 70w, 70z, 71b pglease 3). An update made in a
+savepoint carries the subtransaction's id instead, and once the savepoint is released that id's
+lock is gone from pg_locks: a waiter on the row finds the top transaction through pg_subtrans,
+which SQL cannot read, so nothing named the holder, and the revocation waited its lock timeout
+at every retry, REVOKING for as long as the holder kept its transaction open, or for good once
+prepared (review 71b, pglease 5; review 72q, savepoint 1). So while a revocation's statements
+run in a database (`watching`), a second admin session of that database looks at the first:
+when it waits on a transaction, its ungranted `transactionid` lock in pg_locks names the
+transaction the server found, and the session holding that lock is ended (a prepared
+transaction, which has none, rolled back), when it is a lease role's (`leases`, as
+`LOCK_HOLDERS`): another role's (an application's) is left, the statement fails its lock
+timeout and the revocation is retried (review 69w, wave4b 1). Only what the statement waits on
+ends: nothing is guessed from ids."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Final
+
+from troth import limits
+from troth.secrets.engines import postgres_locks as locks
+
+__all__ = ["WAITED_ON", "WATCH_POLL_MS", "WATCH_START_DIVISOR", "end_waited_on", "watching"]
+
+WATCH_START_DIVISOR: Final = 20
+"""The watcher connects once a revocation's statements have run the lock timeout they may
+wait (`limits.POSTGRES_LOCK_TIMEOUT_MS`) divided by this (250 ms of 5 s): far past most
+(under 100 ms), far before a waiting one fails."""
+WATCH_POLL_MS: Final = 20
+"""Milliseconds between two looks of the watcher at the statement's session."""
+
+_WAITING: Final = (
+    "SELECT 1 FROM pg_stat_activity WHERE pid = %s"
+    " AND wait_event_type = 'Lock' AND wait_event = 'transactionid'"
+)
+WAITED_ON: Final = (
+    # the transaction the session `pid` waits on (the top one of a released savepoint's, or a
+    # savepoint still open), and whoever holds its lock: a session, or a prepared transaction
+    # of this database (no pid)
+    "SELECT h.pid, p.gid FROM pg_locks w JOIN pg_locks h ON h.locktype = 'transactionid'"
+    " AND h.transactionid = w.transactionid AND h.granted"
+    " LEFT JOIN pg_prepared_xacts p ON h.pid IS NULL AND p.transaction = h.transactionid"
+    " AND p.database = current_database() "
+    "WHERE w.pid = %s AND w.locktype = 'transactionid' AND NOT w.granted"
+    " AND (h.pid IS NOT NULL OR p.gid IS NOT NULL)"
+    " AND COALESCE(CASE WHEN p.gid IS NOT NULL THEN p.owner::text"
+    " ELSE (SELECT a.usename::text FROM pg_stat_activity a WHERE a.pid = h.pid) END, '') ~ %s"
+)
+
+
+def end_waited_on(conn: Any, pid: int, leases: str, wait_ms: int) -> None:
+    """End the session (roll back the prepared transaction) holding the transaction session
+    `pid` waits on, a lease role's (`leases`) only; nothing when it waits on none (the cheap
+    look first: reading pg_locks takes the server's lock table partitions)."""
+    if conn.execute(_WAITING, (pid,)).fetchone() is None:
+        return
+    for holder, gid in conn.execute(WAITED_ON, (pid, leases)).fetchall():
+        if holder is None:
+            locks.roll_back_prepared(conn, gid)
+        else:
+            locks.terminate(conn, holder, wait_ms)
+
+
+def _watch(
+    connect: Callable[[], Any], pid: int, leases: str, wait_ms: int, done: threading.Event
+) -> None:
+    import psycopg
+
+    if done.wait(limits.POSTGRES_LOCK_TIMEOUT_MS / WATCH_START_DIVISOR / 1000):
+        return
+    try:
+        conn = connect()
+    except psycopg.Error:
+        return  # nothing watched: the statement fails its lock timeout, retried
+    try:
+        while not done.is_set():
+            end_waited_on(conn, pid, leases, wait_ms)
+            done.wait(WATCH_POLL_MS / 1000)
+    except psycopg.Error:
+        return
+    finally:
+        conn.close()
+
+
+@contextmanager
+def watching(connect: Callable[[], Any], pid: int, leases: str, wait_ms: int) -> Iterator[None]:
+    """While the block runs its statements in session `pid`, a thread with its own admin
+    session (`connect()`, to the same database, opened only if the block runs past the lock
+    timeout / `WATCH_START_DIVISOR`) ends what it waits on every `WATCH_POLL_MS`
+    (`end_waited_on`). The block ends when the thread has (after a look at most, or its
+    connection's timeout)."""
+    done = threading.Event()
+    watcher = threading.Thread(
+        target=_watch, args=(connect, pid, leases, wait_ms, done), name="troth-pg-waits"
+    )
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
