@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.traces import DAY, Held
+from tests.support.traces import Held
 from tests.test_review71g_outbox2 import Rotated
 from tests.test_review72j_rotated import legacy_ticket
 from tests.test_trace_service import NOW
 from troth.crypto import KeyType
-from troth.identity import Checkpoint, rotate_identity
+from troth.identity import Checkpoint
 from troth.trace.outbox_rotation import resign_for_rotation
 from troth.trace.outbox_tickets import _retired_change, read_ticket
 
@@ -36,17 +36,7 @@ def to_key_type(agent: Held, wanted: KeyType, at: int) -> None:
     """`agent` rotated at `at` to a key of type `wanted`: two changes, as troth.identity's
     `rotate --key-type` appends them in one transaction (the first reveals the committed key
     while committing to one of `wanted`, the second reveals that one)."""
-    for _ in range(2):
-        held = agent.held
-        agent.held = rotate_identity(
-            agent.vault,
-            held.identity,
-            held.primary,
-            held.next_key,
-            now=at,
-            valid_for=3650 * DAY,
-            next_type=wanted,
-        )
+    agent.rotate_twice(wanted, (at, at))
 
 
 class RotatedToP256(Rotated):

@@ -109,7 +109,7 @@ class Held:
             )
         return signer
 
-    def rotate(self, now: int) -> None:
+    def rotate(self, now: int, next_type: KeyType | None = None) -> None:
         self.held = rotate_identity(
             self.vault,
             self.held.identity,
@@ -117,7 +117,18 @@ class Held:
             self.held.next_key,
             now=now,
             valid_for=3650 * DAY,
+            next_type=next_type,
         )
+
+    def rotate_twice(self, wanted: KeyType, times: tuple[int, int]) -> HeldIdentity:
+        """Two changes, dated `times`, as troth.identity's `rotate --key-type` (or
+        `--compromised`) appends them: the first reveals the committed key while committing to
+        one of type `wanted`, the second reveals that one. The identity and keys as they were
+        after the first (its primary key, the committed one, a copy of the vault holds)."""
+        self.rotate(times[0], wanted)
+        first = self.held
+        self.rotate(times[1], wanted)
+        return first
 
 
 def open_log(path: Path, clock: FixedClock, owner: Held | None = None) -> TraceLog:

@@ -40,7 +40,9 @@ are set aside when they come up, the agent's and a thief's being told apart by n
 ticket holds. That change is the one before the signer's, or the one before that when the
 rotation went to another key type (`_retired_change`: two changes in one transaction, the
 first an intermediate one under which no key of the agent's signed; taken for the retired
-key's, every row the ticket listed was set aside: review 72o, tickets3 1).
+key's, every row the ticket listed was set aside: review 72o, tickets3 1). The intermediate
+change is told by what it commits to, a key of another type than its own primary key (the
+key the next change reveals), never by the time (review 72s, retired 1).
 
 A rotation makes the ticket anew: the hashes it leaves, and those of the ticket before it
 (verified under the key it retires) still queued; none left, it deletes it. A compromised
@@ -194,17 +196,19 @@ def _of_current_type(key: PublicKey, signature: bytes, agent: bytes, hashes: byt
 
 def _retired_change(identity: VerifiedIdentity, change: int) -> int:
     """The change whose key the rotation that made `change` (a change `identity`'s history
-    holds) retired: the one before it, unless that one is a rotation to another key type's
-    intermediate change (troth.identity's `rotate`: made in the same second, its primary key
-    of the type the rotation left; no key of the agent's signed under it, and its primary key,
-    the committed one, is in any copy of the vault from before), then the one before that
-    (review 72o, tickets3 1). A history checkpointed at `change` holds none before it: the one
-    before (its keys resolve under no change of the history: their rows are set aside)."""
+    holds) retired: the one before it, unless that one committed to a key of another type than
+    its own primary key (its next-key digest, type-prefixed, is of the key `change` reveals:
+    the history's verification checked it), then the one before that. troth.identity's
+    `rotate` commits to a key of another type only in the first of the two changes of a
+    rotation to another key type, an intermediate one no key of the agent's signed under (its
+    primary key, the committed one, is in any copy of the vault from before): every other
+    change commits to a key of its own type (review 72o, tickets3 1; read from the commitment,
+    not from the two changes' created_at, which nothing in the format ties: review 72s, retired
+    1). A history checkpointed at `change` holds none before it: the one before (its keys
+    resolve under no change of the history: their rows are set aside)."""
     position = change - identity.first_index
     if position < 1:
         return change - 1
     made, before = identity.changes[position].body, identity.changes[position - 1].body
-    intermediate = before.created_at == made.created_at and (
-        before.primary_key.key_type is not made.primary_key.key_type
-    )
+    intermediate = before.primary_key.key_type is not made.primary_key.key_type
     return change - 2 if intermediate else change - 1
