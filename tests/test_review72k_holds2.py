@@ -20,6 +20,13 @@ attacked as a writer of node.db or a holder of a stolen backup put back.
    damaged row failed the rekey (VaultError: nothing skipped or lost), but a sealed value of
    any size was fetched whole, a thousand rows at a time, and TEXT that is not UTF-8 failed
    the statement naming no row. Now StorageError naming the key, nothing past the bound read.
+4. (a copy's trigger undid the restore's holds, medium) A copy of node.db put back carrying
+   a trigger (any process that wrote the copy, or the backup, before it was put back) ran in
+   the restore's own transaction: one deleting each `identity_restore_holds` row as it was
+   written left no identity held, and one rotated after the copy was taken signed with the
+   keys its rotation retired; so for any scope's fail-closed writes. troth makes no trigger in
+   node.db but the secrets audit log's two: a restore found on a copy holding another is
+   refused (StorageError naming it, nothing recorded) until it is dropped.
 """
 
 from __future__ import annotations
@@ -29,7 +36,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.backups import node_db, thief_copy
+from tests.conftest import NOW
+from tests.support.backups import node_db, restores_found, thief_copy
+from tests.test_review57i_restore import _refused, _restored_after_rotation
 from tests.test_review58b_release import _release, _remote_acme
 from tests.test_review72b_release import early_hold, edit, member_copied
 from troth.errors import StorageError
@@ -123,3 +132,28 @@ def test_a_rekey_reads_a_damaged_vault_row_typed_and_bounded(
     with pytest.raises(StorageError, match=f"damaged: its sealed key {_KEY:016x}'s"):
         SqliteKeyStore(db).sealed_keys_after(0, 10)
     db.close()
+
+
+def test_a_trigger_in_the_copy_does_not_undo_the_restores_holds(troth_home: Path) -> None:
+    """72k holds2 4: a copy put back carrying a trigger that deletes each hold as the restore
+    writes it (`identity_restore_holds` made in the copy, with it): the restore was found
+    and recorded, no identity held, and `courier`, rotated after the copy was taken, signed
+    with the keys its rotation retired. A copy of node.db made by troth holds no trigger but
+    the audit log's: now a restore found on a copy holding another refuses it (StorageError
+    naming the trigger, nothing recorded: found again once it is dropped, then held)."""
+    path = _restored_after_rotation(troth_home)
+    edit(
+        path,
+        *early_hold(b"\x00")[:1],
+        (
+            "CREATE TRIGGER gone AFTER INSERT ON identity_restore_holds "
+            "BEGIN DELETE FROM identity_restore_holds WHERE identifier = new.identifier; END",
+            (),
+        ),
+    )
+    with open_node("laptop") as node, pytest.raises(StorageError, match="trigger 'gone'"):
+        node.identities.signer("courier", now=NOW + 30)
+    assert restores_found(path) == []
+    edit(path, ("DROP TRIGGER gone", ()))
+    with open_node("laptop") as node:
+        _refused(lambda: node.identities.signer("courier", now=NOW + 30))
