@@ -27,6 +27,11 @@ attacked as a writer of node.db or a holder of a stolen backup put back.
    keys its rotation retired; so for any scope's fail-closed writes. troth makes no trigger in
    node.db but the secrets audit log's two: a restore found on a copy holding another is
    refused (StorageError naming it, nothing recorded) until it is dropped.
+5. (a copy's hold table made otherwise dropped holds, medium) So too a copy holding
+   `identity_restore_holds` made with `held_at UNIQUE ON CONFLICT REPLACE`: the restore holds
+   every identity at one time, so each row it wrote replaced the one before, one identity
+   held of all (`voided` counting them all). A restore found on a copy holding a table the
+   restores write made as troth never makes it (or a view of its name) is refused so too.
 """
 
 from __future__ import annotations
@@ -157,3 +162,27 @@ def test_a_trigger_in_the_copy_does_not_undo_the_restores_holds(troth_home: Path
     edit(path, ("DROP TRIGGER gone", ()))
     with open_node("laptop") as node:
         _refused(lambda: node.identities.signer("courier", now=NOW + 30))
+
+
+def test_a_hold_table_made_otherwise_in_the_copy_does_not_drop_holds(troth_home: Path) -> None:
+    """72k holds2 5: a copy put back holding `identity_restore_holds` made with `held_at
+    UNIQUE ON CONFLICT REPLACE`: the restore holds every identity at one time, so each row it
+    wrote replaced the one before, one identity held of two (`voided` 2 all the same), and
+    `courier`, rotated after the copy was taken, signed with the keys its rotation retired.
+    Now a restore found on a copy holding one of the tables the restores write made as troth
+    never makes it is refused (StorageError naming it, nothing recorded) until it is dropped
+    (the restore makes it again and holds every identity)."""
+    path = _restored_after_rotation(troth_home)
+    replacing = "held_at INTEGER NOT NULL UNIQUE ON CONFLICT REPLACE"
+    made = early_hold(b"\x00")[0][0].replace("held_at INTEGER NOT NULL", replacing)
+    edit(path, (made, ()))
+    with (
+        open_node("laptop") as node,
+        pytest.raises(StorageError, match="'identity_restore_holds'"),
+    ):
+        node.identities.signer("courier", now=NOW + 30)
+    assert restores_found(path) == []
+    edit(path, ("DROP TABLE identity_restore_holds", ()))
+    with open_node("laptop") as node:
+        for name in ("courier", "clerk"):
+            _refused(lambda name=name: node.identities.signer(name, now=NOW + 30))

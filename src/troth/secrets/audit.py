@@ -20,7 +20,7 @@ from troth.identity import Identifier
 from troth.secrets.lease import LeaseHandle
 from troth.secrets.store import sql_blob
 from troth.storage import SqliteDatabase
-from troth.storage.triggers import AUDIT_TABLE, AUDIT_TRIGGERS
+from troth.storage.planted import AUDIT_TABLE, AUDIT_TRIGGERS
 
 __all__ = ["AuditEvent", "AuditHasher", "AuditKind", "AuditSink", "SqliteAuditLog"]
 
@@ -100,7 +100,7 @@ class AuditHasher:
 
 
 _KIND_TEXT: Final = {kind: kind.value for kind in AuditKind}  # (an enum's .value is slow)
-_SCHEMA: Final = ";\n".join((AUDIT_TABLE, *AUDIT_TRIGGERS))  # its triggers: troth.storage.triggers
+_SCHEMA: Final = ";\n".join((AUDIT_TABLE, *AUDIT_TRIGGERS))  # its triggers: troth.storage.planted
 
 
 class SqliteAuditLog:

@@ -101,6 +101,7 @@ from troth.storage.guard_codec import (
 )
 from troth.storage.guard_file import Evicted, GuardFiles, guard_files
 from troth.storage.peers import Turns
+from troth.storage.planted import planted_triggers
 from troth.storage.raised_times import (
     COUNT,
     COUNT_DATED,
@@ -122,7 +123,6 @@ from troth.storage.store_id import (
     mark_foreign,
     read_store_id,
 )
-from troth.storage.triggers import planted_triggers
 
 __all__ = [
     "GUARD_BOUND_SLOT_BYTES",

@@ -1,5 +1,6 @@
-"""The triggers troth makes in node.db, and any other a restored copy holds (review 72k,
-holds2 4; docs/storage.md, "Rollback guard").
+"""What a restored copy of node.db may carry that troth never makes, refused when the restore
+is found (review 72k, holds2 4 and 5; docs/storage.md, "Rollback guard"): a trigger, and a
+table a restore writes made otherwise.
 
 A trigger runs with every write to its table, in the writer's transaction: one a copy of
 node.db carries when it is put back (made in the copy, say, with the table it fires on)
@@ -7,7 +8,10 @@ undoes what the restore found fails closed on as it is written (an identity's ho
 the restore writes it: the identity the copy holds, rotated since, signed with the keys its
 rotation retired), or later, with any write. troth makes two, the secrets audit log's
 (`secret_audit`: no row updated or deleted); a restore found on a copy holding any other is
-refused (`RollbackGuard.check`), nothing recorded, until the operator drops it.
+refused (`RollbackGuard.check`), nothing recorded, until the operator drops it. So too a
+table the restore writes (`identity_restore_holds`, `authority_restore_hold`, ...) the copy
+holds made otherwise (`check_made`): one whose `held_at` is `UNIQUE ON CONFLICT REPLACE` kept
+one identity's hold of all those the restore wrote at one time.
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ import functools
 import sqlite3
 from typing import Final
 
+from troth.errors import StorageError
 from troth.storage.row_types import text_sql
 from troth.storage.sqlite import SqliteDatabase
 
-__all__ = ["AUDIT_TABLE", "AUDIT_TRIGGERS", "planted_triggers"]
+__all__ = ["AUDIT_TABLE", "AUDIT_TRIGGERS", "check_made", "planted_triggers"]
 
 AUDIT_TABLE: Final = (
     "CREATE TABLE IF NOT EXISTS secret_audit (\n"
@@ -65,3 +70,38 @@ def planted_triggers(db: SqliteDatabase) -> list[str]:
         for name, sql in db.fetch_all(_TRIGGERS)
         if sql not in made
     ]
+
+
+_SCHEMA_ROW: Final = (
+    f"SELECT type, {text_sql('sql', _TRIGGER_TEXT_BYTES)} FROM sqlite_master WHERE name = ?"  # noqa: S608
+)
+
+
+@functools.cache
+def _made_table(create: str) -> tuple[str, bytes]:
+    """The name of the table `create` makes, and the text SQLite keeps of it."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute(create)
+        ((name, sql),) = conn.execute(
+            f"SELECT name, {text_sql('sql', _TRIGGER_TEXT_BYTES)} FROM sqlite_master "  # noqa: S608
+            "WHERE type = 'table'"
+        ).fetchall()
+        return str(name), bytes(sql)
+    finally:
+        conn.close()
+
+
+def check_made(db: SqliteDatabase, create: str) -> None:
+    """Before a restore found writes the table `create` makes (`CREATE TABLE IF NOT EXISTS`):
+    StorageError where `db` holds that name made otherwise (another definition, a view), which
+    may undo what the restore holds (module docstring); none, or troth's, passes."""
+    name, made = _made_table(create)
+    row = db.fetch_one(_SCHEMA_ROW, (name,))
+    if row is None or (row[0] == "table" and row[1] == made):
+        return
+    raise StorageError(
+        f"{db.path} is a restored copy holding {name!r} made as troth never makes it: it may "
+        f"undo what the restore holds; drop it (sqlite3 node.db 'DROP {str(row[0]).upper()} "
+        f'{name}\') and open node.db again (docs/storage.md, "Rollback guard")'
+    )
