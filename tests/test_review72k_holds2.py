@@ -32,11 +32,16 @@ attacked as a writer of node.db or a holder of a stolen backup put back.
    every identity at one time, so each row it wrote replaced the one before, one identity
    held of all (`voided` counting them all). A restore found on a copy holding a table the
    restores write made as troth never makes it (or a view of its name) is refused so too.
+6. (a damaged vault row a bare TypeError, low; beside 3) A key cached by one thread, used
+   from another after its row's sealed value became an INTEGER or REAL: the check that the
+   cached key is still its row's sliced the value, a bare TypeError out of sign. Now no row
+   of the key: loaded again, VaultError.
 """
 
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -46,10 +51,12 @@ from tests.support.backups import node_db, restores_found, thief_copy
 from tests.test_review57i_restore import _refused, _restored_after_rotation
 from tests.test_review58b_release import _release, _remote_acme
 from tests.test_review72b_release import early_hold, edit, member_copied
-from troth.errors import StorageError
+from troth.crypto import KeyType
+from troth.errors import StorageError, VaultError
 from troth.node import open_node
 from troth.storage import SqliteDatabase
 from troth.storage.sqlite_stores import SqliteKeyStore
+from troth.vault import KeyPurpose, SoftwareVault
 
 DAY = 86_400
 
@@ -186,3 +193,24 @@ def test_a_hold_table_made_otherwise_in_the_copy_does_not_drop_holds(troth_home:
     with open_node("laptop") as node:
         for name in ("courier", "clerk"):
             _refused(lambda name=name: node.identities.signer(name, now=NOW + 30))
+
+
+@pytest.mark.parametrize("sealed", [7, 2.5])
+def test_a_cached_keys_row_damaged_is_a_vault_error_in_another_thread(
+    tmp_path: Path, sealed: object
+) -> None:
+    """72k holds2 6: a key cached by one thread, its row's sealed value then an INTEGER or REAL
+    in node.db (written by another connection), used from another thread: whether the cached
+    key was still its row's (`SoftwareVault._live`, the look-up by key number) sliced the
+    stored value: a bare TypeError ('int' object is not subscriptable) out of sign (a TEXT one
+    sliced, compared as no nonce: VaultError). Now a row whose sealed value is not bytes is
+    not the cached key's: loaded again, refused VaultError (its record does not match)."""
+    path = tmp_path / "node.db"
+    db = SqliteDatabase(path)
+    vault = SoftwareVault(SqliteKeyStore(db), bytes(range(32)))
+    handle = vault.generate(KeyType.ED25519, KeyPurpose.SIGNING)
+    vault.sign(handle, b"cached")
+    edit(path, ("UPDATE vault_keys SET sealed = ?", (sealed,)))
+    with ThreadPoolExecutor(1) as other, pytest.raises(VaultError):
+        other.submit(vault.sign, handle, b"data").result()
+    db.close()
