@@ -60,15 +60,18 @@ def edit(db: Path, *statements: tuple[str, tuple[object, ...]]) -> None:
         conn.close()
 
 
-def early_hold(identifier: bytes) -> tuple[tuple[str, tuple[object, ...]], ...]:
-    """The statements that give a copy a hold of `identifier` dated 0 (`edit`)."""
+def early_hold(
+    identifier: bytes, held_at: object = 0
+) -> tuple[tuple[str, tuple[object, ...]], ...]:
+    """The statements that give a copy a hold of `identifier` dated `held_at`, default 0 (any
+    value SQLite binds: a damaged time too; `edit`)."""
     return (
         (
             "CREATE TABLE identity_restore_holds (identifier BLOB PRIMARY KEY, "
             "held_at INTEGER NOT NULL)",
             (),
         ),
-        ("INSERT INTO identity_restore_holds VALUES (?, 0)", (identifier,)),
+        ("INSERT INTO identity_restore_holds VALUES (?, ?)", (identifier, held_at)),
     )
 
 

@@ -42,6 +42,7 @@ from typing import Final
 
 from troth.clock import Clock, SystemClock
 from troth.errors import IdentityError, IdentityFailure, StorageError
+from troth.storage.planted import check_made
 from troth.storage.rollback import Restored, RollbackGuard
 from troth.storage.row_types import stored_whole, whole_sql
 from troth.storage.sqlite import SqliteDatabase
@@ -124,6 +125,8 @@ class RestoredIdentities:
         # bound as the statement's parameter failed it: review 57r, clock 1)
 
         def hold_all() -> int:
+            for create in (_CREATE, _CREATE_FEEDS, _CREATE_ROTATED):  # troth's, or none (review
+                check_made(self._db, create)  # 72k, holds2 5: one made otherwise dropped holds)
             self._db.execute(_CREATE)
             # the date of each feed the copy holds, kept: a release counts only a feed of an
             # authority issued after both the hold and the copy's own feed of it

@@ -34,7 +34,9 @@ rotated refuses the release even then. A hold whose time node.db holds damaged i
 the same: no feed node.db holds counts after it, one the release pulls does, else the vouch
 (review 71q, wave3a 1: the release failed with StorageError, vouched too); so too where what
 the restore kept of the copy (its feeds' dates, the last rotation it lacks) is damaged (review
-71x, wave4b 2).
+71x, wave4b 2). A refusal says when no feed the node's rounds pull can count yet: a date the
+release counts from ahead of the clock (named, and what releases before it), or damaged
+(review 72k, holds2 1 and 2: it sent the operator to the node's rounds, to no avail).
 """
 
 from __future__ import annotations
@@ -63,6 +65,9 @@ _UNREADABLE: Final = (1 << 63) - 1
 """The time of a hold node.db holds damaged (not a whole number): still a hold, after which no
 feed node.db holds is dated (a feed pulled by the release is), so the vouch releases it where
 no pull can (review 71q, wave3a 1)."""
+_PULL_OR_VOUCH: Final = (
+    "only a pull from the node hosting the authority on this machine, or the vouch, releases it"
+)
 _ENDED = (
     "its feed revokes the identity's membership (every member credential of it held here, or "
     "the identity): the authority refuses a rotation's announcement from one no member, so "
@@ -185,10 +190,17 @@ def _asked(
     issued_at = None if feed is None or not feed.complete else feed.issued_at
     # later than the hold and than the copy's own feed of this authority (review 59f, restore
     # 1: the newest feed of any authority dated the hold for all)
-    copy = _kept(lambda: copy_feed_issued(node.db, authority.digest))
-    floor = max(held_at, copy or held_at, _after_rotation(node) or held_at)
+    floor = max(_dated_after(node, authority, held_at), _after_rotation(node) or held_at)
     fresh = issued_at is not None and issued_at > floor
     return FeedEvidence(authority, fresh, issued_at=issued_at, error=error)
+
+
+def _dated_after(node: Node, authority: Identifier, held_at: int) -> int:
+    """The later of the hold's time and the restored copy's own feed of `authority` (review
+    59f, restore 1: the newest feed of any authority dated the hold for all): a held feed of it
+    counts only issued after it (`_UNREADABLE`: node.db holds one damaged)."""
+    copy = _kept(lambda: copy_feed_issued(node.db, authority.digest))
+    return max(held_at, copy or held_at)
 
 
 def _after_rotation(node: Node) -> int | None:
@@ -255,7 +267,8 @@ def _refusal(
             if f.error == _ENDED
             else f"no feed of it pulled ({f.error}): run this again once one can be"
             if f.error is not None
-            else f"{_held(node, f, held_at)}, and it is not on this machine: {remote}"
+            else f"{_held(node, f, held_at)}, and it is not on this machine: "
+            + (ahead or _not_yet(node, f.authority, held_at, now, remote) or remote)
         )
         for f in missing
     )
@@ -279,14 +292,32 @@ def _dated_ahead(node: Node, now: int) -> str | None:
     if rotated == _UNREADABLE:
         return (
             "node.db holds what the restore found of the copy damaged, so no feed held counts: "
-            "only a pull from the node hosting the authority on this machine, or the vouch, "
-            "releases it"
+            f"{_PULL_OR_VOUCH}"
         )
     return (
         f"the last rotation the restored copy lacks is dated {rotated}, ahead of this clock "
         f"({now}: a rotation made while the clock was ahead), so no feed held counts until "
-        f"{rotated + limits.RESTORE_ROTATION_MARGIN_SECONDS}: only a pull from the node hosting "
-        "the authority on this machine, or the vouch, releases it before then"
+        f"{rotated + limits.RESTORE_ROTATION_MARGIN_SECONDS}: {_PULL_OR_VOUCH} before then"
+    )
+
+
+def _not_yet(node: Node, authority: Identifier, held_at: int, now: int, then: str) -> str | None:
+    """Why no feed of `authority` the node's rounds pull counts yet: the hold, or the restored
+    copy's own feed of it, is dated ahead of the clock `now` (a hold the copy held already,
+    dated by a restore found while the clock was ahead, is kept: review 72b, release 6), what
+    releases it before then and what after (`then`); or node.db holds it damaged; None: one
+    pulled soon counts (review 72k, holds2 1 and 2: the refusal sent the operator to let the
+    node pull its feeds and run the release again, refused the same way until that date, or
+    for good)."""
+    after = _dated_after(node, authority, held_at)
+    if after <= now:
+        return None
+    if after == _UNREADABLE:
+        return f"no feed held counts after a date node.db holds damaged: {_PULL_OR_VOUCH}"
+    return (
+        f"no feed held of it counts until after {after}, ahead of this clock ({now}: the hold, "
+        f"or the restored copy's own feed of it, dated by a clock ahead): until then "
+        f"{_PULL_OR_VOUCH}; after then, {then}"
     )
 
 
@@ -294,6 +325,10 @@ def _held(node: Node, evidence: FeedEvidence, held_at: int) -> str:
     issued_at = evidence.issued_at
     if issued_at is None:
         return "no complete feed of it held"
+    if held_at == _UNREADABLE:  # (review 72k, holds2 2: it was "before the hold")
+        return (
+            f"the feed of it held was issued at {issued_at}; node.db holds the hold's time damaged"
+        )
     if issued_at <= held_at:
         return f"the feed of it held was issued at {issued_at}, before the hold"
     # after a hold found with the clock behind (review 59j, release 1: it was said to be

@@ -20,6 +20,7 @@ from troth.identity import Identifier
 from troth.secrets.lease import LeaseHandle
 from troth.secrets.store import sql_blob
 from troth.storage import SqliteDatabase
+from troth.storage.planted import AUDIT_TABLE, AUDIT_TRIGGERS
 
 __all__ = ["AuditEvent", "AuditHasher", "AuditKind", "AuditSink", "SqliteAuditLog"]
 
@@ -99,16 +100,7 @@ class AuditHasher:
 
 
 _KIND_TEXT: Final = {kind: kind.value for kind in AuditKind}  # (an enum's .value is slow)
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS secret_audit (
-    seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, kind TEXT NOT NULL,
-    identity BLOB, secret TEXT, lease BLOB, detail TEXT NOT NULL, digest BLOB
-);
-CREATE TRIGGER IF NOT EXISTS secret_audit_no_update BEFORE UPDATE ON secret_audit
-BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS secret_audit_no_delete BEFORE DELETE ON secret_audit
-BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END
-"""
+_SCHEMA: Final = ";\n".join((AUDIT_TABLE, *AUDIT_TRIGGERS))  # its triggers: troth.storage.planted
 
 
 class SqliteAuditLog:

@@ -16,6 +16,7 @@ from troth.storage.base import (
     MemberRecord,
     RevocationRecord,
 )
+from troth.storage.planted import check_made
 from troth.storage.rollback import Restored, RollbackGuard
 from troth.storage.row_types import (
     blob_sql,
@@ -168,7 +169,9 @@ class SqliteAuthorityStore:
 
     def _place_hold(self, now: int) -> None:
         """Hold the authority (`restore_held`), in the caller's transaction; the earliest
-        hold kept."""
+        hold kept; the tables troth's, or none (review 72k, holds2 5)."""
+        for create in (_CREATE_HOLD, _CREATE_AGAIN):
+            check_made(self._db, create)
         self._db.execute(_CREATE_HOLD)
         self._db.execute(_HOLD, (now,))
 

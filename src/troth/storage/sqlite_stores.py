@@ -120,12 +120,23 @@ class SqliteKeyStore:
         self._db.execute("INSERT OR REPLACE INTO vault_meta VALUES (?, ?)", (name, value))
 
     def sealed_keys_after(self, key_number: int, limit: int) -> list[tuple[int, int, int, bytes]]:
-        found = self._db.fetch_all(
-            "SELECT key_id, key_type, purpose, sealed FROM vault_keys WHERE key_id > ? "
-            "ORDER BY key_id LIMIT ?",
-            (key_number, limit),
-        )
-        return [(row[0], row[1], row[2], row[3]) for row in found]
+        """The rows a rekey re-seals, typed and bounded (review 72k, holds2 3: a sealed value
+        of any size was fetched whole, a thousand rows at a time, TEXT not UTF-8 failed the
+        statement naming no row): StorageError naming the key of a damaged one."""
+        found = self._db.fetch_all(_SEALED_AFTER, (key_number, limit))
+        path = self._db.path
+        rows = []
+        for number, key_type, purpose, sealed in found:
+            key = f"sealed key {number:016x}'s"  # key_id: an INTEGER PRIMARY KEY, a rowid
+            rows.append(
+                (
+                    number,
+                    stored_whole(key_type, f"{key} type", path),
+                    stored_whole(purpose, f"{key} purpose", path),
+                    stored_blob(sealed, f"{key} sealed value", path, _SEALED_KEY_BYTES),
+                )
+            )
+        return rows
 
     def replace_sealed_keys(self, rows: Sequence[tuple[int, bytes]]) -> None:
         with self._db.transaction():
@@ -139,6 +150,12 @@ _VAULT_META_BYTES = 1024  # a key check value, a rekey's tag or mark: tens of by
 _VAULT_META = f"SELECT {blob_sql('value', _VAULT_META_BYTES)} FROM vault_meta WHERE name = ?"  # noqa: S608
 """A vault's row, typed and bounded (review 71c, rows 4: `bytes()` of a TEXT one failed each
 opening of the node bare, of an INTEGER n made n bytes)."""
+_SEALED_KEY_BYTES = 1024  # a sealed key: version, nonce, a 32-byte key and its tag (61 bytes)
+_SEALED_AFTER = (
+    f"SELECT key_id, {whole_sql('key_type')}, {whole_sql('purpose')}, "  # noqa: S608
+    f"{blob_sql('sealed', _SEALED_KEY_BYTES)} FROM vault_keys WHERE key_id > ? "
+    "ORDER BY key_id LIMIT ?"
+)
 _BATCH = 500  # identifiers per IN (...) query, well below SQLite's limit on parameters
 _INSERT_ROWS = 128  # rows per multi-row INSERT: under 999 parameters (SQLite before 3.32)
 

@@ -480,8 +480,13 @@ class SoftwareVault:
         if key_id in seen.live:
             return True
         row = store.get_sealed_key(int(key_id, 16))  # key ids: _key_number's spelling
-        if row is None or row[2][1 : 1 + Aead.NONCE_SIZE] != self._rows.get(key_id):
-            return False  # deleted, or its number given to another key (review 50h, vault 1)
+        # deleted, its number given to another key (review 50h, vault 1), or damaged: not bytes
+        # (review 72k, holds2 6: slicing it was a bare TypeError out of sign)
+        sealed = None if row is None else row[2]
+        if not isinstance(sealed, bytes):
+            return False
+        if sealed[1 : 1 + Aead.NONCE_SIZE] != self._rows.get(key_id):
+            return False
         seen.live.add(key_id)
         return True
 
