@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.parties import make_channel_party
 from tests.test_channel_manager import Net, run, until
 from tests.test_review72i_ends import _Behind
 from tests.test_review72p_ends2 import _fill
@@ -59,5 +60,28 @@ def test_room_closed_is_given_back_and_the_count_does_not_drift() -> None:
         await until(lambda: not hub.manager.ends)
         assert not hub.manager._per_source
         assert await _fill(hub, behind) == forwarded_room(4)
+
+    run(test)
+
+
+def test_an_agent_identitys_channel_through_its_node_is_the_nodes_own() -> None:
+    """72r refuted: b's members fill their room; a channel b opens to the hub over its own
+    connection showing another identity (an agent identity b holds: `me=`) is b's own, not
+    a party's behind it (its message 1 names b's channel end, nothing between), and opens in the
+    room kept."""
+
+    async def test(net: Net) -> None:
+        hub = await net.hub(limits=ChannelLimits(max_channels_per_source=4))
+        b = await net.relayed(hub, "b", limits=ChannelLimits(handshake_timeout=2.0))
+        behind = _Behind(net, hub, b)
+        assert await _fill(hub, behind) == forwarded_room(4)
+        agent = make_channel_party(net.world.vault, now=net.clock.now)
+        me = agent.me((net.world.credential(agent),))
+        end = await b.manager.open((behind.connection.address,), me=me)
+        assert end.channel.state is ChannelState.OPEN
+        (at_hub,) = [e for e in hub.manager.ends.values() if e.peer_route[1] == end.dec]
+        assert at_hub.peer is not None
+        assert at_hub.peer.identifier == agent.identifier
+        assert at_hub.direct
 
     run(test)
