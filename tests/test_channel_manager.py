@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.channels import T, World, make_world, packet
+from tests.support.channels import T, World, channel_reply, make_world, packet
 from tests.support.parties import ChannelParty, make_channel_party
 from troth.channel import ChannelSettings, ChannelState, split_packet
 from troth.errors import ChannelError, ChannelFailure, ConfigError
@@ -162,10 +162,12 @@ def attacker(net: Net) -> Router:
 
 
 def message_1(reply: str) -> RoutedMessage:
-    """A fresh, valid handshake message 1 to the hub's listener (what a flood sends)."""
+    """A fresh, valid handshake message 1 to the hub's listener (what a flood sends), its reply
+    address a channel end's (`channel_reply`: the node at the other end itself, its source's
+    whole limits)."""
     e = EphemeralKey().public_key.data
     listener = parse_route(f"{HUB}/service/channels")
-    return RoutedMessage(listener, (Address("worker", reply),), packet(b"\x01" + e))
+    return RoutedMessage(listener, (channel_reply(reply),), packet(b"\x01" + e))
 
 
 def only_end(peer: Peer) -> ChannelEnd:

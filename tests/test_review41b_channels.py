@@ -16,7 +16,7 @@ import asyncio
 
 import pytest
 
-from tests.support.channels import T
+from tests.support.channels import T, channel_reply
 from tests.support.parties import make_channel_party
 from tests.test_channel_manager import HUB, Net, message_1, run, until
 from troth.channel import ChannelSettings, ChannelState, Closed, SecureChannel
@@ -39,7 +39,7 @@ class StalledPeer:
         self.inbox: asyncio.Queue[tuple[Route, bytes]] = asyncio.Queue()
         self.stalled = 0
         self.router.register(Address("worker", "dec"), self._dec)
-        self.router.register(Address("worker", "stall"), self._stall)
+        self.router.register(channel_reply("stall"), self._stall)  # (`message_1`'s reply)
 
     async def _dec(self, message: RoutedMessage, source: Source | None) -> None:
         await self.inbox.put((message.return_route, bytes(message.payload)))

@@ -3,6 +3,7 @@ memory (tests/test_channel_*.py)."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from tests.support.parties import (
@@ -119,6 +120,15 @@ def closed(events: list[Event]) -> Closed:
 def dropped(events: list[Event]) -> list[DropReason]:
     """The reasons of the Dropped events."""
     return [e.reason for e in events if isinstance(e, Dropped)]
+
+
+def channel_reply(name: str) -> Address:
+    """A reply address named as a node names its channel end's (`/worker/chan-<16 hex>.dec`,
+    the hex from `name`): a message 1 naming it over a connection is the node at the other end
+    itself, which may use its source's whole limits; one naming anything else is a party behind
+    that node, held to less (`channel_sources.forwarded_room`; review 72p, ends2 1; review 72r,
+    room 1)."""
+    return Address("worker", f"chan-{hashlib.sha256(name.encode()).hexdigest()[:16]}.dec")
 
 
 def packet(*frames: bytes | memoryview) -> bytes:

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from tests.support.channels import channel_reply
 from tests.support.cli import run, run_json
 from tests.support.parties import make_channel_party
 from tests.support.sources import node_environment
@@ -216,9 +217,10 @@ def garbage_frame(size: int) -> bytes:
 def message_1(reply_to: str) -> bytes:
     """A TCP frame carrying a fresh, valid handshake message 1 to the node's channel listener
     (a packet of one 33-byte frame: type 1, an ephemeral X25519 public key), answers to be
-    routed back to `/worker/<reply_to>`."""
+    routed back to a channel end's reply address made of `reply_to` (`channel_reply`: the
+    node at the other end itself, its source's whole limits; review 72r, room 1)."""
     packet = b"\x00\x21\x01" + os.urandom(32)
-    return frame(RoutedMessage((CHANNELS,), (Address("worker", reply_to),), packet).encode())
+    return frame(RoutedMessage((CHANNELS,), (channel_reply(reply_to),), packet).encode())
 
 
 def _readable(sockets: Iterable[socket.socket], timeout: float) -> list[socket.socket]:

@@ -71,4 +71,5 @@ by default), how many are kept for the node at the other end of a connection its
 half the limit): the parties behind it, whose channels come over its connection (members it
 forwards for) and count as its host, may hold the rest, not all of it, so they cannot refuse
 its own next channel there (a renewed channel key's, an agent identity's). Within the limit,
-not added to it: one host holds no more in total (review 72p, ends2 1)."""
+not added to it: one host holds no more in total (review 72p, ends2 1). Likewise of its
+handshakes in progress (`max_half_open_per_source`, 16: half of it kept; review 72r, room 1)."""

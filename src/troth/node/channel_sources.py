@@ -79,7 +79,8 @@ def forwarded_room(limit: int) -> int:
     (`from_other_end` false: members it forwards for, review 66q, all counted as its host): the
     limit less `limits.SOURCE_CHANNELS_KEPT_FOR_OWN`, at most half of it kept, so they cannot
     hold all of it and refuse the node's own next channel; the node's own may use the whole
-    limit, so one source holds no more in total (review 72p, ends2 1)."""
+    limit, so one source holds no more in total (review 72p, ends2 1). The same of its
+    handshakes in progress (`max_half_open_per_source`; review 72r, room 1)."""
     return limit - min(limits.SOURCE_CHANNELS_KEPT_FOR_OWN, limit // 2)
 
 

@@ -89,6 +89,7 @@ from troth.node.channel_sources import (
     own_link,
     source_network_of,
 )
+from troth.node.half_open import half_open_victim
 from troth.node.member_channels import UNSHOWN, MemberChannels, shows_fewer
 from troth.node.member_reassembly import MemberBytes
 from troth.node.no_route import NoRouteNotices
@@ -320,14 +321,17 @@ class ChannelManager:
         source's own limits let it in (review 57c, handshakes 1: what they refuse costs the
         node nothing, and spent no budget, so one source's flood leaves its neighbours' own).
         `forwarded`: from a party behind the node at the other end of a connection, which may
-        hold only `forwarded_room` of the source's limit (review 72p, ends2 1)."""
+        hold only `forwarded_room` of the source's limit (review 72p, ends2 1) and of its
+        handshakes in progress (review 72r, room 1: the members held them all, refusing the
+        node's own message 1). Past the node's half-open total, `half_open_victim` gives way."""
         limit = self.limits.max_channels_per_source
         if self._per_source[source_key] >= (forwarded_room(limit) if forwarded else limit):
             self.counters.refused_channels_per_source += 1
             self._note("refused a handshake: %s holds its channels' limit", source_key)
             raise RoutingError("too many channels from this source")
         held = sum(1 for end in self._half_open if end.source_key == source_key)
-        if held >= self.limits.max_half_open_per_source:
+        most = self.limits.max_half_open_per_source  # (the same room kept: review 72r, room 1)
+        if held >= (forwarded_room(most) if forwarded else most):
             self.counters.refused_half_open_per_source += 1
             self._note("refused a handshake: %s has %d in progress", source_key, held)
             raise RoutingError("too many handshakes in progress from this source")
@@ -337,26 +341,7 @@ class ChannelManager:
             raise RoutingError("too many handshakes from this network")
         if len(self._half_open) < self.limits.max_half_open:
             return
-        # The oldest handshake of the sources holding the most goes (this source's own when
-        # it is one of them): with every source at one, the oldest of all. A genuine handshake
-        # finishes within a round trip, so keeping newcomers out takes max_half_open messages
-        # 1 per round trip; refusing the newcomer when no source held more than its own would
-        # let sources holding one each (256 networks: one IPv6 /56) lock every newcomer out
-        # for one message 1 each per handshake timeout (review 34e, handshakes 2). Networks
-        # first (`source_network`): the sources of one network each holding one were never
-        # "the most", and their messages 1 evicted another network's handshakes, so the
-        # network holding the most gives up its own (review 53g, handshakes 1).
-        held_by = collections.Counter(self._networks.values())
-        most = max(held_by.values())
-        if held_by[network] != most:  # another network holds more: its handshakes go
-            network = next(n for n in self._networks.values() if held_by[n] == most)
-        ends = [end for end in self._half_open if self._networks[end] == network]
-        sources = collections.Counter(end.source_key for end in ends)
-        most = max(sources.values())
-        if sources[source_key] == most:  # this source is among the largest: its own oldest
-            victim = next(end for end in ends if end.source_key == source_key)
-        else:
-            victim = next(end for end in ends if sources[end.source_key] == most)
+        victim = half_open_victim(self._networks, source_key, network)  # (its order: there)
         self.counters.evicted_half_open += 1
         self._on_closed(victim, victim.channel.close(ChannelFailure.TIMEOUT, "evicted"))
 

@@ -1,0 +1,36 @@
+"""Which half-open handshake gives way for a newcomer's when a node's table of them is full
+(troth.node.channels, `ChannelManager._make_room`; docs/protocols.md, "Limits")."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Mapping
+
+from troth.node.channel_ends import ChannelEnd
+
+__all__ = ["half_open_victim"]
+
+
+def half_open_victim(
+    networks: Mapping[ChannelEnd, str], source_key: str, network: str
+) -> ChannelEnd:
+    """The handshake to give up (`networks`: each half-open end's network, oldest first) for a
+    newcomer's message 1 from `source_key` in `network`: the oldest handshake of the sources
+    holding the most (this source's own when it is one of them); with every source at one, the
+    oldest of all. A genuine handshake finishes within a round trip, so keeping newcomers out
+    takes a full table of messages 1 per round trip; refusing the newcomer when no source held
+    more than its own would let sources holding one each (256 networks: one IPv6 /56) lock
+    every newcomer out for one message 1 each per handshake timeout (review 34e, handshakes 2).
+    Networks first (`channel_sources.source_network_of`): the sources of one network each
+    holding one were never "the most", and their messages 1 evicted another network's
+    handshakes, so the network holding the most gives up its own (review 53g, handshakes 1)."""
+    held_by = collections.Counter(networks.values())
+    most = max(held_by.values())
+    if held_by[network] != most:  # another network holds more: its handshakes go
+        network = next(n for n in networks.values() if held_by[n] == most)
+    ends = [end for end, of in networks.items() if of == network]
+    sources = collections.Counter(end.source_key for end in ends)
+    most = max(sources.values())
+    if sources[source_key] == most:  # this source is among the largest: its own oldest
+        return next(end for end in ends if end.source_key == source_key)
+    return next(end for end in ends if sources[end.source_key] == most)
