@@ -10,6 +10,12 @@ left open) opened a second session granting it again, which queued on the row, a
 revocation's statement waited on the queued session's tuple lock, unwatched, failing its lock
 timeout at every retry: REVOKING for as long as the two sessions stayed. The queued session is
 a lease's too, and ended: then the statement waits on the transaction, whose session is ended.
+
+watcher 2: the watcher's timing (its start, a twentieth of the lock timeout, and its poll) was
+named in `postgres_waits`, not in `troth.limits`.
+
+watcher 3: watcher 1 with an application's session queued on the row: it is left, and the
+statement waited on it only; the lease's transaction it waits on is now ended too.
 """
 
 from __future__ import annotations
@@ -38,11 +44,8 @@ from troth import limits
 _LOCK_MS = 3000
 
 
-def _queued(orders: OrdersDb, credential: dict[str, Any], statement: str) -> Any:  # noqa: F811
-    """A session of `credential` running `statement`, returned once it waits for a lock."""
-    session = login(orders, credential)
-    pid = session.info.backend_pid
-    session.pgconn.send_query(statement.encode())
+def _seen_waiting(orders: OrdersDb, pid: int) -> None:  # noqa: F811
+    """Return once session `pid` waits for a lock."""
     deadline = time.monotonic() + 10
     with orders.server.connect(dbname=orders.dbname) as admin:
         while time.monotonic() < deadline:  # no timing asserted: the wait is seen
@@ -51,9 +54,17 @@ def _queued(orders: OrdersDb, credential: dict[str, Any], statement: str) -> Any
                 (pid,),
             ).fetchone()
             if found is not None:
-                return session
+                return
             time.sleep(0.002)
     raise AssertionError("the queued statement never waited")
+
+
+def _queued(orders: OrdersDb, credential: dict[str, Any], statement: str) -> Any:  # noqa: F811
+    """A session of `credential` running `statement`, returned once it waits for a lock."""
+    session = login(orders, credential)
+    session.pgconn.send_query(statement.encode())
+    _seen_waiting(orders, session.info.backend_pid)
+    return session
 
 
 def test_a_session_queued_on_the_held_row_cannot_keep_it_revoking(
@@ -116,3 +127,53 @@ def test_the_watchers_timing_is_named_in_troth_limits(monkeypatch: pytest.Monkey
 
     with waits.watching(connect, 1, "^tl_", 100):
         assert connected.wait(5)
+
+
+def test_an_application_queued_on_the_held_row_cannot_keep_it_revoking(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """72u watcher 3: watcher 1 with an application's session (no lease's) queued on the row
+    the second lease holds: the revocation's statement waited on the application's row lock,
+    which is left, and the lease's transaction it waits on was never looked at: REVOKING for as
+    long as the lease kept it open. The watcher follows the queue to the transaction the
+    queued session waits on: the lease's session is ended, the application's statement goes
+    through and is left (the revocation's statement, failing on its change, is retried), and
+    the sweep ends the revocation REVOKED."""
+    import psycopg
+
+    from troth.secrets import LeaseState
+
+    monkeypatch.setattr(limits, "POSTGRES_LOCK_TIMEOUT_MS", _LOCK_MS)
+    broker = setup(tmp_path, world, orders)
+    agent = world.credential_a()
+    first, second = (broker.issue(agent, SECRET, scope=["orders:write"], now=now()) for _ in "12")
+    role, other = str(first.lease.engine_ref), str(second.lease.engine_ref)
+    with login(orders, first.credential.reveal()) as session:
+        session.execute(f'GRANT USAGE ON SCHEMA "{role}" TO "{other}" WITH GRANT OPTION')
+    grant = f'GRANT USAGE ON SCHEMA "{role}" TO PUBLIC'
+    holder = login(orders, second.credential.reveal())
+    app = orders.server.connect(dbname=orders.dbname)
+    try:
+        holder.execute("BEGIN")
+        for statement in ["SAVEPOINT s", grant, "RELEASE SAVEPOINT s"]:
+            holder.execute(statement)
+        app.pgconn.send_query(grant.encode())
+        _seen_waiting(orders, app.info.backend_pid)
+        broker.revoke(agent, first.lease_id, now=now())
+        with pytest.raises(psycopg.OperationalError):  # the lease's session ended
+            holder.execute("SELECT 1")
+        while app.pgconn.get_result() is not None:  # its statement went through
+            pass
+        assert app.execute("SELECT 1").fetchone() == (1,)  # its session lives
+        broker.sweep(now() + 3600)
+        swept = broker.book.lease(first.lease.handle)
+        assert swept is not None
+        assert swept.state is LeaseState.REVOKED
+    finally:
+        holder.close()
+        app.close()
+        broker.sweep(now() + 3600)
+        broker.close()

@@ -55,13 +55,13 @@ WAITED_ON: Final = (
 
 QUEUED_BEFORE: Final = (
     # the sessions holding the row lock (`tuple`) session `pid` waits for: each queued before it
-    # to change the row, waiting on the transaction that changed it (review 72u, watcher 1)
-    "SELECT DISTINCT h.pid FROM pg_locks w JOIN pg_locks h ON h.locktype = 'tuple' AND h.granted"
-    " AND h.database IS NOT DISTINCT FROM w.database AND h.relation = w.relation"
-    " AND h.page = w.page AND h.tuple = w.tuple"
+    # to change the row, waiting on the transaction that changed it (review 72u, watcher 1),
+    # and whether it is a lease role's
+    "SELECT DISTINCT h.pid, a.usename::text ~ %s FROM pg_locks w JOIN pg_locks h"
+    " ON h.locktype = 'tuple' AND h.granted AND h.database IS NOT DISTINCT FROM w.database"
+    " AND h.relation = w.relation AND h.page = w.page AND h.tuple = w.tuple"
     " JOIN pg_stat_activity a ON a.pid = h.pid "
     "WHERE w.pid = %s AND w.locktype = 'tuple' AND NOT w.granted AND h.pid <> w.pid"
-    " AND a.usename::text ~ %s"
 )
 
 
@@ -70,16 +70,28 @@ def end_waited_on(conn: Any, pid: int, leases: str, wait_ms: int) -> None:
     `pid` waits on, a lease role's (`leases`) only; nothing when it waits on none (the cheap
     look first: reading pg_locks takes the server's lock table partitions). A statement
     wanting a row that another session already waits to change waits on that session's row
-    lock (`tuple`), not on the transaction: that queued session is ended, a lease role's only
-    (review 72u, watcher 1: a lease's second session queued on its held row kept the statement
-    unwatched), and the statement then waits on the transaction, ended at the next look."""
+    lock (`tuple`), not on the transaction (review 72u, watcher 1: a session queued on the held
+    row, a lease's or an application's, kept the statement unwatched at every retry): the
+    queued session is ended, a lease role's, and the statement then waits on the transaction,
+    looked at next; another role's is left, and the transaction it waits on is ended alike
+    (watcher 3): its change goes through first, and the statement, failing on it ("tuple
+    concurrently updated") or on its lock timeout, is retried with the revocation."""
     waiting = conn.execute(_WAITING, (pid,)).fetchone()
     if waiting is None:
         return
-    if waiting[0] == "tuple":
-        for (queued,) in conn.execute(QUEUED_BEFORE, (pid, leases)).fetchall():
-            locks.terminate(conn, queued, wait_ms)
+    if waiting[0] != "tuple":
+        _end_holders(conn, pid, leases, wait_ms)
         return
+    for queued, lease in conn.execute(QUEUED_BEFORE, (leases, pid)).fetchall():
+        if lease:
+            locks.terminate(conn, queued, wait_ms)
+        else:
+            _end_holders(conn, queued, leases, wait_ms)
+
+
+def _end_holders(conn: Any, pid: int, leases: str, wait_ms: int) -> None:
+    """End the lease role's session (roll back its prepared transaction) holding the
+    transaction session `pid` waits on, if any (`WAITED_ON`)."""
     for holder, gid in conn.execute(WAITED_ON, (pid, leases)).fetchall():
         if holder is None:
             locks.roll_back_prepared(conn, gid)
