@@ -38,6 +38,7 @@ def test_every_limit_of_a_submodule_is_troth_limits_own() -> None:
         "troth.limits.otel",  # review 57h, otel 4
         "troth.limits.postgres",  # review 60l, postgres 1
         "troth.limits.postgres_leases",  # review 61e, postgres 1
+        "troth.limits.postgres_waits",  # review 72u, watcher 2
         "troth.limits.restore",  # review 60a, release 1
         "troth.limits.rotation",  # review 59m, rotation 1
         "troth.limits.routing",  # review 55a, budget 2

@@ -40,6 +40,7 @@ from troth.limits.mcp_sessions import *  # noqa: F403
 from troth.limits.otel import *  # noqa: F403
 from troth.limits.postgres import *  # noqa: F403
 from troth.limits.postgres_leases import *  # noqa: F403
+from troth.limits.postgres_waits import *  # noqa: F403
 from troth.limits.restore import *  # noqa: F403
 from troth.limits.rotation import *  # noqa: F403
 from troth.limits.routing import *  # noqa: F403

@@ -28,18 +28,16 @@ from typing import Any, Final
 from troth import limits
 from troth.secrets.engines import postgres_locks as locks
 
-__all__ = ["WAITED_ON", "WATCH_POLL_MS", "WATCH_START_DIVISOR", "end_waited_on", "watching"]
-
-WATCH_START_DIVISOR: Final = 20
-"""The watcher connects once a revocation's statements have run the lock timeout they may
-wait (`limits.POSTGRES_LOCK_TIMEOUT_MS`) divided by this (250 ms of 5 s): far past most
-(under 100 ms), far before a waiting one fails."""
-WATCH_POLL_MS: Final = 20
-"""Milliseconds between two looks of the watcher at the statement's session."""
+__all__ = [
+    "QUEUED_BEFORE",
+    "WAITED_ON",
+    "end_waited_on",
+    "watching",
+]
 
 _WAITING: Final = (
-    "SELECT 1 FROM pg_stat_activity WHERE pid = %s"
-    " AND wait_event_type = 'Lock' AND wait_event = 'transactionid'"
+    "SELECT wait_event FROM pg_stat_activity WHERE pid = %s"
+    " AND wait_event_type = 'Lock' AND wait_event IN ('transactionid', 'tuple')"
 )
 WAITED_ON: Final = (
     # the transaction the session `pid` waits on (the top one of a released savepoint's, or a
@@ -55,13 +53,45 @@ WAITED_ON: Final = (
     " ELSE (SELECT a.usename::text FROM pg_stat_activity a WHERE a.pid = h.pid) END, '') ~ %s"
 )
 
+QUEUED_BEFORE: Final = (
+    # the sessions holding the row lock (`tuple`) session `pid` waits for: each queued before it
+    # to change the row, waiting on the transaction that changed it (review 72u, watcher 1),
+    # and whether it is a lease role's
+    "SELECT DISTINCT h.pid, a.usename::text ~ %s FROM pg_locks w JOIN pg_locks h"
+    " ON h.locktype = 'tuple' AND h.granted AND h.database IS NOT DISTINCT FROM w.database"
+    " AND h.relation = w.relation AND h.page = w.page AND h.tuple = w.tuple"
+    " JOIN pg_stat_activity a ON a.pid = h.pid "
+    "WHERE w.pid = %s AND w.locktype = 'tuple' AND NOT w.granted AND h.pid <> w.pid"
+)
+
 
 def end_waited_on(conn: Any, pid: int, leases: str, wait_ms: int) -> None:
     """End the session (roll back the prepared transaction) holding the transaction session
     `pid` waits on, a lease role's (`leases`) only; nothing when it waits on none (the cheap
-    look first: reading pg_locks takes the server's lock table partitions)."""
-    if conn.execute(_WAITING, (pid,)).fetchone() is None:
+    look first: reading pg_locks takes the server's lock table partitions). A statement
+    wanting a row that another session already waits to change waits on that session's row
+    lock (`tuple`), not on the transaction (review 72u, watcher 1: a session queued on the held
+    row, a lease's or an application's, kept the statement unwatched at every retry): the
+    queued session is ended, a lease role's, and the statement then waits on the transaction,
+    looked at next; another role's is left, and the transaction it waits on is ended alike
+    (watcher 3): its change goes through first, and the statement, failing on it ("tuple
+    concurrently updated") or on its lock timeout, is retried with the revocation."""
+    waiting = conn.execute(_WAITING, (pid,)).fetchone()
+    if waiting is None:
         return
+    if waiting[0] != "tuple":
+        _end_holders(conn, pid, leases, wait_ms)
+        return
+    for queued, lease in conn.execute(QUEUED_BEFORE, (leases, pid)).fetchall():
+        if lease:
+            locks.terminate(conn, queued, wait_ms)
+        else:
+            _end_holders(conn, queued, leases, wait_ms)
+
+
+def _end_holders(conn: Any, pid: int, leases: str, wait_ms: int) -> None:
+    """End the lease role's session (roll back its prepared transaction) holding the
+    transaction session `pid` waits on, if any (`WAITED_ON`)."""
     for holder, gid in conn.execute(WAITED_ON, (pid, leases)).fetchall():
         if holder is None:
             locks.roll_back_prepared(conn, gid)
@@ -74,7 +104,7 @@ def _watch(
 ) -> None:
     import psycopg
 
-    if done.wait(limits.POSTGRES_LOCK_TIMEOUT_MS / WATCH_START_DIVISOR / 1000):
+    if done.wait(limits.POSTGRES_LOCK_TIMEOUT_MS / limits.POSTGRES_WATCH_START_DIVISOR / 1000):
         return
     try:
         conn = connect()
@@ -83,7 +113,7 @@ def _watch(
     try:
         while not done.is_set():
             end_waited_on(conn, pid, leases, wait_ms)
-            done.wait(WATCH_POLL_MS / 1000)
+            done.wait(limits.POSTGRES_WATCH_POLL_MS / 1000)
     except psycopg.Error:
         return
     finally:
@@ -94,9 +124,9 @@ def _watch(
 def watching(connect: Callable[[], Any], pid: int, leases: str, wait_ms: int) -> Iterator[None]:
     """While the block runs its statements in session `pid`, a thread with its own admin
     session (`connect()`, to the same database, opened only if the block runs past the lock
-    timeout / `WATCH_START_DIVISOR`) ends what it waits on every `WATCH_POLL_MS`
-    (`end_waited_on`). The block ends when the thread has (after a look at most, or its
-    connection's timeout)."""
+    timeout / `limits.POSTGRES_WATCH_START_DIVISOR`) ends what it waits on every
+    `limits.POSTGRES_WATCH_POLL_MS` (`end_waited_on`). The block ends when the thread has
+    (after a look at most, or its connection's timeout)."""
     done = threading.Event()
     watcher = threading.Thread(
         target=_watch, args=(connect, pid, leases, wait_ms, done), name="troth-pg-waits"
