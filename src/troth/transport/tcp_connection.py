@@ -9,7 +9,7 @@ import collections
 import collections.abc
 import contextlib
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from troth import limits
 from troth.errors import (
@@ -32,7 +32,15 @@ from troth.transport.settings import QUEUED_FRAME_COST
 if TYPE_CHECKING:
     from troth.transport.tcp import TcpTransport
 
-__all__ = ["CORK_LIMIT", "CUT_BATCH", "EAGER_LIMIT", "ROUTE_BATCH", "TcpConnection"]
+__all__ = [
+    "CORK_LIMIT",
+    "CUT_BATCH",
+    "EAGER_LIMIT",
+    "ROUTE_BATCH",
+    "SPLIT_FRAME_COST",
+    "SPLIT_FROM",
+    "TcpConnection",
+]
 
 log = logging.getLogger("troth.transport.tcp")
 CORK_LIMIT = 64 * 1024
@@ -58,6 +66,36 @@ CUT_BATCH = 1024
 """The most frames cut out of a read in one turn of the event loop: the rest wait in the read
 buffer, the connection reading nothing more, and are cut a batch a turn (review 57c, transport
 2: a 512 KiB read of empty frames, ~100,000 of them, was cut in one callback)."""
+
+
+SPLIT_FROM = 16 * 1024
+"""A frame queued while the write buffer is full whose payload is at least this large is held
+as its header and its payload apart, not joined: the join copied every payload byte once more
+before the write copied them into the event loop's buffer (review 72m, bulk 1). A smaller one
+is joined (one object, what `QUEUED_FRAME_COST` counts)."""
+
+SPLIT_FRAME_COST = 512
+"""What a frame held apart costs beyond its header and the whole object its payload is a view
+of (both counted: a relayed payload keeps the frame it came in alive): the tuple holding them,
+the header's bytes object and the payload's view (~300 bytes on 64-bit CPython)."""
+
+_LARGEST_FRAME_COST: Final = limits.MAX_TRANSPORT_FRAME + FRAME_HEADER.size + QUEUED_FRAME_COST
+"""What the largest joined frame costs: a frame held apart is never charged more (it is joined
+instead), so one always fits an empty queue, as the settings check (TcpSettings)."""
+
+_Queued = bytes | tuple[bytes, Buffer, int]
+"""A queued frame: joined, or its header, its payload and its charge (`_queued_frame`)."""
+
+
+def _queued_frame(head: bytes, payload: Buffer) -> tuple[_Queued, int]:
+    """A frame to queue (header and payload, `SPLIT_FROM`), and what it is charged."""
+    base = payload.obj if type(payload) is memoryview else payload
+    if len(payload) >= SPLIT_FROM and base is not None:  # (a view of no object: joined)
+        charge = len(head) + memoryview(base).nbytes + QUEUED_FRAME_COST + SPLIT_FRAME_COST
+        if charge <= _LARGEST_FRAME_COST:
+            return (head, payload, charge), charge
+    frame = b"".join((head, payload))
+    return frame, len(frame) + QUEUED_FRAME_COST
 
 
 class TcpConnection(Connection, asyncio.BufferedProtocol):
@@ -94,7 +132,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         self._writable = True  # False while the socket's write buffer is over its limit
         self._held_back = False  # not writable for the node-wide budget (`_wrote`)
         self._write_waiters: list[asyncio.Future[None]] = []  # senders waiting for the queue
-        self._queue: collections.deque[bytes] = collections.deque()  # frames waiting for the
+        self._queue: collections.deque[_Queued] = collections.deque()  # frames waiting for the
         # write buffer to drain (bounded: `_enqueue`)
         self._queued = 0  # their bytes
         self._stalled = False  # the peer took (next to) nothing in `stall_timeout`: its frames
@@ -308,8 +346,8 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         self._stalled = False
         while queue and self._writable and socket is not None:  # pause_writing may stop it
             frame = queue.popleft()
-            self._dequeued(len(frame) + QUEUED_FRAME_COST)
-            socket.write(frame)
+            self._dequeued(len(frame) + QUEUED_FRAME_COST if isinstance(frame, bytes) else frame[2])
+            self._write_queued(socket, frame)
             self._wrote()
         self._wake()
 
@@ -545,7 +583,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         if self._stalled:
             self._stalled_drop()
         if self._queue or not self._writable:
-            await self._enqueue(b"".join((head, message.payload)))
+            await self._enqueue(head, message.payload)
             return
         reading = self.owner.reading
         if reading is None and self._cork is None:  # the first frame of this loop iteration
@@ -563,13 +601,17 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
                 self._write_corked()
         self.frames_sent += 1
 
-    async def _enqueue(self, frame: bytes) -> None:
-        """Queue a frame for the write buffer, at once while this queue and all of them hold
-        less than their bounds (each frame counted with `QUEUED_FRAME_COST`, what holding it
-        costs beyond its bytes); else wait for room while the peer reads (a future, not
-        `asyncio.timeout`: a read callback's routing has no task). The timers end the wait:
-        a peer that stalls has its frame dropped (Congested), one not reading is closed."""
-        owner, size = self.owner, len(frame) + QUEUED_FRAME_COST
+    async def _enqueue(self, head: bytes, payload: Buffer) -> None:
+        """Queue a frame (`head` || `payload`) for the write buffer, at once while this queue
+        and all of them hold less than their bounds (each frame counted with what holding it
+        costs beyond its bytes: `QUEUED_FRAME_COST`, `SPLIT_FRAME_COST`); else wait for room
+        while the peer reads (a future, not `asyncio.timeout`: a read callback's routing has no
+        task). The timers end the wait: a peer that stalls has its frame dropped (Congested),
+        one not reading is closed. A large payload is held as it is, not copied (`SPLIT_FROM`):
+        whoever sent it does not change it afterwards (as a frame corked until the loop
+        iteration ends is held)."""
+        owner = self.owner
+        frame, size = _queued_frame(head, payload)
         settings = owner.settings
         self._write_corked()  # what was sent before goes first
         while True:
@@ -578,7 +620,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
             if self._stalled:
                 self._stalled_drop()
             if not self._queue and self._writable:  # drained meanwhile
-                self._socket.write(frame)
+                self._write_queued(self._socket, frame)
                 self._wrote()
                 break
             room = (
@@ -647,6 +689,13 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
             self._unsent_at_check += len(payload)  # counts the payload as unsent too
         socket.write(payload)
 
+    def _write_queued(self, socket: asyncio.Transport, frame: _Queued) -> None:
+        """Write a frame of the queue (`_queued_frame`)."""
+        if isinstance(frame, bytes):
+            socket.write(frame)
+        else:
+            self._write_frame(socket, frame[0], frame[1])
+
     def _abort(self) -> None:
         if self._socket is not None:
             self._socket.abort()
@@ -657,7 +706,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         if self._socket is not None:
             self._write_corked()
             for frame in self._queue:  # sent: written before the connection closes
-                self._socket.write(frame)
+                self._write_queued(self._socket, frame)
             self._drop_queue()  # (in the socket's buffer now: written within the write
             # timeout, or the connection is dropped)
             self.owner.budget.count(self)  # (until it is lost)
