@@ -143,7 +143,9 @@ _RELATIONS: Final = (
     " c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
     " WHERE (c.relowner = " + _R + " OR c.relnamespace IN " + _MINE + " OR " + _theirs("c") + ")"
     " AND c.relkind IN ('v', 'm', 'i', 'I', 'r', 'p', 'f', 'S')"
-    # an index backing a constraint goes with it, an attached partition's with its parent's
+    # an index backing a constraint goes with it, an attached partition's with its parent's, a
+    # TOAST table's with its table (a system catalog's: review 72t, cascade 2)
+    " AND c.relnamespace <> 'pg_toast'::regnamespace"
     " AND NOT (c.relkind IN ('i', 'I') AND (c.relispartition"
     " OR EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = c.oid)))"
     " AND " + _whole("pg_class", "c") + _page("c")
@@ -392,7 +394,8 @@ _KINDS: Final[tuple[tuple[str, str, Callable[[tuple[Any, ...]], Any]], ...]] = (
 # for its rule); never a column of another's table (CASCADE drops the column, not the table:
 # its type's, `_COLUMNS`), nor what is a part of such a column (a generated column's
 # expression, calling the lease's function: review 72n, pgorder 1, left to DROP OWNED's
-# CASCADE, which drops the column); UNION visits each object once
+# CASCADE, which drops the column), but a view's column (CASCADE drops the view; PostgreSQL
+# 15's failed on one in a cycle, review 72t, cascade 1); UNION visits each object once
 _REACH: Final = (
     "WITH RECURSIVE r(c, o) AS (SELECT s.classid, s.objid FROM pg_shdepend s"  # noqa: S608
     " WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = " + _R + " AND s.deptype = 'o'"
@@ -402,7 +405,10 @@ _REACH: Final = (
     " (SELECT u.refclassid, u.refobjid, u.refobjsubid FROM pg_depend u WHERE d.deptype = 'n'"
     " AND u.classid = d.classid AND u.objid = d.objid AND u.deptype = 'i'"
     " ORDER BY u.refobjsubid DESC LIMIT 1) w ON TRUE"  # a column's part: no whole of it
-    " WHERE d.deptype IN ('i', 'a', 'n') AND d.objsubid = 0 AND coalesce(w.refobjsubid, 0) = 0)"
+    " WHERE d.deptype IN ('i', 'a', 'n') AND coalesce(w.refobjsubid, 0) = 0 AND (d.objsubid = 0"
+    # a view's column (of the role's type): CASCADE drops the view (review 72t, cascade 1)
+    " OR (d.classid = 'pg_class'::regclass AND (SELECT relkind FROM pg_class WHERE oid = d.objid)"
+    " = 'v')))"
     " (SELECT r.c, r.o FROM r EXCEPT SELECT s.classid, s.objid FROM pg_shdepend s"
     " WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = " + _R + " AND s.deptype = 'o')"
     " LIMIT %(limit)s"
