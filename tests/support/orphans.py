@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.postgres import PgServer
+from tests.support.postgres import postmaster
 from troth.node import init_node
 from troth.node.daemon import start_daemon, stop_daemon
 
@@ -30,20 +30,12 @@ def _report(pids: dict[str, int], scratch: str) -> None:
     path.with_suffix(".part").rename(path)  # whole or not at all
 
 
-def _postmaster(pg_server: PgServer) -> int:
-    """The pid of the PostgreSQL server's postmaster: its backend's parent (proc(5))."""
-    with pg_server.connect() as connection:  # read while the backend lives (it ends with it)
-        backend = connection.execute("SELECT pg_backend_pid()").fetchone()[0]
-        stat = Path(f"/proc/{backend}/stat").read_bytes()
-    return int(stat[stat.rfind(b")") + 2 :].split()[1])
-
-
 def scenario_started(troth_home: Path, request: pytest.FixtureRequest) -> None:
     """A node daemon, started as the tests start one (`start_daemon`, stopped in `finally`),
     and with $ORPHAN_POSTGRES the session's PostgreSQL server (tests/support/postgres.py)."""
     pids: dict[str, int] = {}
     if os.environ.get(WITH_POSTGRES) == "1":
-        pids["postmaster"] = _postmaster(request.getfixturevalue("pg_server"))
+        pids["postmaster"] = postmaster(request.getfixturevalue("pg_server"))
     init_node("n")
     status = start_daemon(troth_home, "n", None)
     try:

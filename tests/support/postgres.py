@@ -124,6 +124,14 @@ def pg_server(request: pytest.FixtureRequest) -> PgServer:
     return PgServer(proc.host, proc.port, proc.user, ADMIN_PASSWORD, "postgres")
 
 
+def postmaster(pg_server: PgServer) -> int:
+    """The pid of the PostgreSQL server's postmaster: its backend's parent (proc(5))."""
+    with pg_server.connect() as connection:  # read while the backend lives (it ends with it)
+        backend = connection.execute("SELECT pg_backend_pid()").fetchone()[0]
+        stat = Path(f"/proc/{backend}/stat").read_bytes()
+    return int(stat[stat.rfind(b")") + 2 :].split()[1])
+
+
 def assert_revoked_past_holder(
     broker: Any,
     agent: Any,
