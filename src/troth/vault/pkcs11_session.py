@@ -142,8 +142,19 @@ def forget_forked(sessions: dict[Any, SharedSession]) -> None:
         del sessions[key]
 
 
-_HELD: list[threading.RLock] = []
-"""The locks `hold_sessions` took for a fork, released after it."""
+class _Held(threading.local):
+    """The locks `hold_sessions` took for a fork, released after it: the forking thread's own
+    (lead, session 72, pkcs11 fork 1: one list of the process, so the first of two threads
+    forking at once popped, and released from its thread, what the second had just taken
+    (RuntimeError in the after-fork hook), and the second kept the table's lock for good: the
+    next fork of the process waited for ever). A forked child goes on in the thread that
+    forked, with its list."""
+
+    def __init__(self) -> None:
+        self.locks: list[threading.RLock] = []
+
+
+_HELD: Final = _Held()
 
 
 def hold_sessions(sessions: dict[Any, SharedSession], table_lock: threading.RLock) -> None:
@@ -162,16 +173,17 @@ def hold_sessions(sessions: dict[Any, SharedSession], table_lock: threading.RLoc
     handler, run between two bytecodes of a signature) takes it again (review 68d, pkcs11 2:
     it waited for ever for itself, and with the table's lock held every vault of the process)."""
     table_lock.acquire()
-    _HELD.append(table_lock)
+    _HELD.locks.append(table_lock)
     for shared in [shared for shared in list(sessions.values()) if shared.pid == os.getpid()]:
         shared.lock.acquire()
-        _HELD.append(shared.lock)
+        _HELD.locks.append(shared.lock)
 
 
 def release_held() -> None:
-    """After a fork, in the parent and the child: release what `hold_sessions` took."""
-    while _HELD:
-        _HELD.pop().release()
+    """After a fork, in the parent and the child: release what `hold_sessions` took in this
+    thread."""
+    while _HELD.locks:
+        _HELD.locks.pop().release()
 
 
 class SharedSession:
