@@ -14,6 +14,7 @@ pass, which changes no promise (benchmarks/README.md, "Pass 72m").
 from __future__ import annotations
 
 import asyncio
+import sys
 
 from tests.test_transport_tcp import Streams, answer, until
 from tests.test_transport_tcp_queue import accepted, narrow_client, narrow_server_side, run
@@ -32,8 +33,8 @@ _SETTINGS = TcpSettings(write_buffer=65536, max_queued_bytes=512 * 1024)
 def test_a_large_payload_is_queued_apart_and_charged_what_it_keeps_alive() -> None:
     """bulk 1: a small frame is joined (charged its bytes and `QUEUED_FRAME_COST`, as before);
     a large one is held as it is (the very object, no copy), charged its header, the whole
-    object its payload views, and both costs; one whose charge would pass the largest joined
-    frame's is joined."""
+    object its payload views (as allocated: 72w transport 1), and both costs; one whose charge
+    would pass the largest joined frame's is joined."""
     small = bytes(100)
     queued, charge = _queued_frame(_HEAD, small)
     assert queued == _HEAD + small
@@ -45,14 +46,14 @@ def test_a_large_payload_is_queued_apart_and_charged_what_it_keeps_alive() -> No
     assert queued[0] is _HEAD
     assert queued[1] is packet
     assert queued[2] == charge
-    assert charge == len(_HEAD) + len(packet) + QUEUED_FRAME_COST + SPLIT_FRAME_COST
+    assert charge == len(_HEAD) + sys.getsizeof(packet) + QUEUED_FRAME_COST + SPLIT_FRAME_COST
 
     body = bytes(8_000 + 60_000)  # a relayed frame: its old route header, then the payload
     view = memoryview(body)[8_000:]
     queued, charge = _queued_frame(_HEAD, view)
     assert isinstance(queued, tuple)
     assert queued[1] is view
-    assert charge == len(_HEAD) + len(body) + QUEUED_FRAME_COST + SPLIT_FRAME_COST
+    assert charge == len(_HEAD) + sys.getsizeof(body) + QUEUED_FRAME_COST + SPLIT_FRAME_COST
 
     huge = memoryview(bytes(2 * limits.MAX_TRANSPORT_FRAME))[:SPLIT_FROM]  # keeps too much
     queued, charge = _queued_frame(_HEAD, huge)

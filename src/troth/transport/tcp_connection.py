@@ -9,6 +9,7 @@ import collections
 import collections.abc
 import contextlib
 import logging
+import sys
 from typing import TYPE_CHECKING, Final
 
 from troth import limits
@@ -88,10 +89,13 @@ _Queued = bytes | tuple[bytes, Buffer, int]
 
 
 def _queued_frame(head: bytes, payload: Buffer) -> tuple[_Queued, int]:
-    """A frame to queue (header and payload, `SPLIT_FROM`), and what it is charged."""
+    """A frame to queue (header and payload, `SPLIT_FROM`), and what it is charged: the object
+    its payload views as allocated (review 72w, transport 1: a channel's large decrypted frame
+    keeps `IN_PLACE_ROOM` allocated past its length, and was charged its length)."""
     base = payload.obj if type(payload) is memoryview else payload
     if len(payload) >= SPLIT_FROM and base is not None:  # (a view of no object: joined)
-        charge = len(head) + memoryview(base).nbytes + QUEUED_FRAME_COST + SPLIT_FRAME_COST
+        held = max(memoryview(base).nbytes, sys.getsizeof(base))  # (a bytearray's room too)
+        charge = len(head) + held + QUEUED_FRAME_COST + SPLIT_FRAME_COST
         if charge <= _LARGEST_FRAME_COST:
             return (head, payload, charge), charge
     frame = b"".join((head, payload))

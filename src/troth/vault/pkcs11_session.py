@@ -148,10 +148,12 @@ class _Held(threading.local):
     forking at once popped, and released from its thread, what the second had just taken
     (RuntimeError in the after-fork hook), and the second kept the table's lock for good: the
     next fork of the process waited for ever). A forked child goes on in the thread that
-    forked, with its list."""
+    forked, with its list. One list a hold (review 72w, pkcs11 1): a fork within a fork's
+    before-hook (a signal handler's, between two bytecodes of `hold_sessions`) released, after
+    it, the outer fork's locks too, which then went on without the table's lock."""
 
     def __init__(self) -> None:
-        self.locks: list[threading.RLock] = []
+        self.holds: list[list[threading.RLock]] = []
 
 
 _HELD: Final = _Held()
@@ -172,18 +174,22 @@ def hold_sessions(sessions: dict[Any, SharedSession], table_lock: threading.RLoc
     thread's lock). The locks are re-entrant: a thread that forks while it holds one (a signal
     handler, run between two bytecodes of a signature) takes it again (review 68d, pkcs11 2:
     it waited for ever for itself, and with the table's lock held every vault of the process)."""
+    held: list[threading.RLock] = []
+    _HELD.holds.append(held)
     table_lock.acquire()
-    _HELD.locks.append(table_lock)
+    held.append(table_lock)
     for shared in [shared for shared in list(sessions.values()) if shared.pid == os.getpid()]:
         shared.lock.acquire()
-        _HELD.locks.append(shared.lock)
+        held.append(shared.lock)
 
 
 def release_held() -> None:
-    """After a fork, in the parent and the child: release what `hold_sessions` took in this
-    thread."""
-    while _HELD.locks:
-        _HELD.locks.pop().release()
+    """After a fork, in the parent and the child: release what this thread's last
+    `hold_sessions` took (that fork's)."""
+    if _HELD.holds:
+        held = _HELD.holds.pop()
+        while held:
+            held.pop().release()
 
 
 class SharedSession:
