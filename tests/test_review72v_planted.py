@@ -1,0 +1,106 @@
+"""Review 72v, planted: what else a copy of node.db put back may carry, beyond a trigger and the
+restore's own tables made otherwise (72k holds2 4, 5), that changes what the restore reads or
+writes (docs/storage.md, "Rollback guard")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+import pytest
+
+import troth
+from tests.conftest import NOW
+from tests.support.backups import copy_db, node_db, release_authority, restore_db, restores_found
+from tests.test_review57i_restore import _refused, _restored_after_rotation
+from tests.test_review72b_release import edit
+from troth.errors import AuthorityError, StorageError
+from troth.node import open_node
+
+_COLUMNS = (
+    "identifier, history, changes, updated_at, name, created_at, next_key, change_rows, linked"
+)
+
+
+def test_a_view_in_the_copy_does_not_hide_identities_from_the_hold(troth_home: Path) -> None:
+    """72v planted 1: a copy put back with `identities` renamed and a VIEW of that name in its
+    place, showing each identity's `primary_key` only once the identity scope's restore is
+    recorded (`rollback_counters.restored_at`, written after the holds): the restore held no
+    identity (its hold reads `identities ... WHERE primary_key IS NOT NULL`), and `courier`,
+    rotated after the copy was taken, signed with the keys its rotation retired. troth makes
+    no view: now a restore found on a copy holding one is refused (StorageError naming it,
+    nothing recorded) until it is dropped."""
+    path = _restored_after_rotation(troth_home)
+    edit(
+        path,
+        ("ALTER TABLE identities RENAME TO kept", ()),
+        (
+            f"CREATE VIEW identities AS SELECT {_COLUMNS}, CASE WHEN (SELECT restored_at FROM "  # noqa: S608
+            "rollback_counters WHERE scope = 'identity') IS NULL THEN NULL ELSE primary_key "
+            "END AS primary_key FROM kept",
+            (),
+        ),
+    )
+    with open_node("laptop") as node, pytest.raises(StorageError, match="view 'identities'"):
+        node.identities.signer("courier", now=NOW + 30)
+    assert restores_found(path) == []
+    edit(path, ("DROP VIEW identities", ()), ("ALTER TABLE kept RENAME TO identities", ()))
+    with open_node("laptop") as node:
+        for name in ("courier", "clerk"):
+            _refused(lambda name=name: node.identities.signer(name, now=NOW + 30))
+
+
+_TICKETS: Final = (
+    "CREATE TABLE t2 (code_hash BLOB PRIMARY KEY, attributes BLOB NOT NULL, uses_left INTEGER "
+    "NOT NULL, expires_at INTEGER NOT NULL, created_by BLOB NOT NULL, created_at INTEGER NOT "
+    "NULL, uses INTEGER{})"
+)
+
+
+def _tickets_made(path: Path, clause: str) -> None:
+    """The tickets of node.db at `path` in a table made again with `clause` after its columns."""
+    edit(
+        path,
+        *(
+            (sql, ())
+            for sql in (
+                _TICKETS.format(clause),
+                "INSERT INTO t2 SELECT * FROM tickets",
+                "DROP TABLE tickets",
+                "ALTER TABLE t2 RENAME TO tickets",
+            )
+        ),
+    )
+
+
+def test_a_conflict_clause_in_the_copy_does_not_keep_a_ticket(
+    troth_home: Path, tmp_path: Path
+) -> None:
+    """72v planted 2: a copy put back holding `tickets` made with `UNIQUE (uses_left) ON
+    CONFLICT IGNORE`, a used ticket in it: the restore's `UPDATE tickets SET uses_left = 0`
+    was ignored for a ticket of two uses (its 0 conflicted with the used one's), `voided` 0,
+    and once the operator released the authority's hold that ticket, redeemed twice after
+    the copy was taken, was redeemed a third time. troth's tables carry no conflict clause:
+    now a restore found on a copy whose tables do is refused (StorageError naming the table,
+    nothing recorded) until the table is made again without it."""
+    with troth.Node.open("acme") as acme:
+        authority = acme.create_authority()
+        used = authority.ticket({"team.name": "x"})
+        later = authority.ticket({"team.name": "y"}, uses=2)
+    with troth.Node.open("a") as a:
+        a.enroll(used)
+    path = node_db(troth_home, "acme")
+    copy = tmp_path / "acme.db"
+    copy_db(path, copy)
+    for name in ("b", "c"):
+        with troth.Node.open(name) as node:
+            node.enroll(later)
+    _tickets_made(copy, ", UNIQUE (uses_left) ON CONFLICT IGNORE")
+    restore_db(path, copy)
+    with pytest.raises(StorageError, match="table 'tickets'"):
+        release_authority(troth_home, "acme")
+    assert restores_found(path) == []
+    _tickets_made(path, "")
+    assert release_authority(troth_home, "acme") is not None  # the restore found, held
+    with troth.Node.open("d") as d, pytest.raises(AuthorityError):
+        d.enroll(later)
