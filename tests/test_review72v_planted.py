@@ -22,6 +22,18 @@ _COLUMNS = (
 )
 
 
+def refused_until_fixed(path: Path, match: str, *fixes: tuple[str, tuple[object, ...]]) -> None:
+    """node `laptop`'s restore of `path` refused (StorageError matching `match`, nothing
+    recorded) until `fixes` are run on it: then found, and `courier` and `clerk` held."""
+    with open_node("laptop") as node, pytest.raises(StorageError, match=match):
+        node.identities.signer("courier", now=NOW + 30)
+    assert restores_found(path) == []
+    edit(path, *fixes)
+    with open_node("laptop") as node:
+        for name in ("courier", "clerk"):
+            _refused(lambda name=name: node.identities.signer(name, now=NOW + 30))
+
+
 def test_a_view_in_the_copy_does_not_hide_identities_from_the_hold(troth_home: Path) -> None:
     """72v planted 1: a copy put back with `identities` renamed and a VIEW of that name in its
     place, showing each identity's `primary_key` only once the identity scope's restore is
@@ -41,13 +53,12 @@ def test_a_view_in_the_copy_does_not_hide_identities_from_the_hold(troth_home: P
             (),
         ),
     )
-    with open_node("laptop") as node, pytest.raises(StorageError, match="view 'identities'"):
-        node.identities.signer("courier", now=NOW + 30)
-    assert restores_found(path) == []
-    edit(path, ("DROP VIEW identities", ()), ("ALTER TABLE kept RENAME TO identities", ()))
-    with open_node("laptop") as node:
-        for name in ("courier", "clerk"):
-            _refused(lambda name=name: node.identities.signer(name, now=NOW + 30))
+    refused_until_fixed(
+        path,
+        "view 'identities'",
+        ("DROP VIEW identities", ()),
+        ("ALTER TABLE kept RENAME TO identities", ()),
+    )
 
 
 _TICKETS: Final = (
@@ -104,3 +115,26 @@ def test_a_conflict_clause_in_the_copy_does_not_keep_a_ticket(
     assert release_authority(troth_home, "acme") is not None  # the restore found, held
     with troth.Node.open("d") as d, pytest.raises(AuthorityError):
         d.enroll(later)
+
+
+def test_a_restore_table_named_in_another_case_is_checked(troth_home: Path) -> None:
+    """72v planted 3: `check_made` looked its table up by its name as troth spells it
+    (`name = ?`, case-sensitive) where SQLite takes names in any case: a copy holding
+    `IDENTITY_RESTORE_HOLDS` made otherwise passed it, and the restore wrote that table.
+    (A definition that drops holds, a conflict clause, is refused by planted 2 now; this one,
+    `held_at` with a default, drops none.) Now looked up in any case, refused as made
+    otherwise (StorageError naming it, nothing recorded) until dropped."""
+    path = _restored_after_rotation(troth_home)
+    edit(
+        path,
+        (
+            "CREATE TABLE IDENTITY_RESTORE_HOLDS (identifier BLOB PRIMARY KEY, "
+            "held_at INTEGER NOT NULL DEFAULT 0)",
+            (),
+        ),
+    )
+    refused_until_fixed(
+        path,
+        "'identity_restore_holds' made as troth never",
+        ("DROP TABLE identity_restore_holds", ()),
+    )

@@ -142,7 +142,8 @@ def _words(sql: str) -> Iterator[str]:
 
 
 _SCHEMA_ROW: Final = (
-    f"SELECT type, {text_sql('sql', _TRIGGER_TEXT_BYTES)} FROM sqlite_master WHERE name = ?"  # noqa: S608
+    f"SELECT type, {text_sql('sql', _TRIGGER_TEXT_BYTES)} FROM sqlite_master "  # noqa: S608
+    "WHERE name = ? COLLATE NOCASE"  # SQLite's names: any case (ASCII), 72v planted 3
 )
 
 
