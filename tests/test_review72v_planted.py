@@ -15,7 +15,9 @@ from tests.support.backups import copy_db, node_db, release_authority, restore_d
 from tests.test_review57i_restore import _refused, _restored_after_rotation
 from tests.test_review72b_release import edit
 from troth.errors import AuthorityError, StorageError
+from troth.gates import SqliteBundleTable
 from troth.node import open_node
+from troth.storage import SqliteDatabase
 
 _COLUMNS = (
     "identifier, history, changes, updated_at, name, created_at, next_key, change_rows, linked"
@@ -138,3 +140,44 @@ def test_a_restore_table_named_in_another_case_is_checked(troth_home: Path) -> N
         "'identity_restore_holds' made as troth never",
         ("DROP TABLE identity_restore_holds", ()),
     )
+
+
+_A, _B = b"\x01" * 32, b"\x02" * 32
+_CASCADING: Final[tuple[tuple[str, tuple[object, ...]], ...]] = (
+    (
+        "CREATE TABLE held (authority BLOB PRIMARY KEY, link BLOB DEFAULT x'"
+        + _A.hex()
+        + "' REFERENCES held (authority) ON DELETE CASCADE) WITHOUT ROWID",
+        (),
+    ),
+    ("INSERT INTO held (authority, link) VALUES (?, NULL)", (_A,)),
+    ("DROP TABLE gates_policy_held_back", ()),
+    ("ALTER TABLE held RENAME TO gates_policy_held_back", ()),
+)
+
+
+def test_a_foreign_key_action_in_the_copy_does_not_release_held_bundles(tmp_path: Path) -> None:
+    """72v planted 4: a copy put back holding `gates_policy_held_back` made with a column
+    defaulting to authority A's key, `REFERENCES gates_policy_held_back ON DELETE CASCADE`
+    (A held back in it already): the policy restore held back A and B, each row it wrote
+    linked to A's, and the operator's push of A's newest (`confirm`) deleted A's row and with
+    it B's: B's bundle, the copy's, signed up from without the operator's word. troth's
+    tables carry no foreign-key action: now a restore found on a copy whose tables do is
+    refused (StorageError naming the table, nothing recorded)."""
+    path, copy = tmp_path / "node.db", tmp_path / "copy.db"
+    db = SqliteDatabase(path)
+    table = SqliteBundleTable(db, now=1)
+    for authority in (_A, _B):
+        table.save_if_newer(authority, 1, authority, 1)
+    copy_db(path, copy)
+    table.save_if_newer(_B, 2, _B, 2)
+    db.close()
+    edit(copy, *_CASCADING)
+    restore_db(path, copy)
+    db = SqliteDatabase(path)
+    try:
+        with pytest.raises(StorageError, match="table 'gates_policy_held_back'"):
+            SqliteBundleTable(db, now=3)
+        assert restores_found(path) == []
+    finally:
+        db.close()

@@ -18,7 +18,10 @@ through a view hiding each identity's key until the restore was recorded) held n
 table of any name defined with a conflict clause (`ON CONFLICT IGNORE`, `REPLACE`, ...: troth
 writes none in a table, its statements say how each conflict goes): the restore's `UPDATE
 tickets SET uses_left = 0` was ignored for a ticket whose 0 a used one's `UNIQUE (uses_left)
-ON CONFLICT IGNORE` conflicted with, and it was redeemed again (review 72v, planted 2).
+ON CONFLICT IGNORE` conflicted with, and it was redeemed again (review 72v, planted 2). So
+too a foreign-key action (`ON DELETE CASCADE`, ...; troth writes none, and node.db's
+connections enforce foreign keys): the policy restore's held-back rows, each defaulting to a
+link to one authority's row, went with it when the operator confirmed that one (planted 4).
 """
 
 from __future__ import annotations
@@ -81,36 +84,48 @@ _TABLES: Final = (
 def planted(db: SqliteDatabase) -> list[str]:
     """What `db` holds that troth does not make, each shown as its kind and name ("trigger
     'gone'"), in order: a trigger not troth's (its audit log's, word for word), a view (troth
-    makes none), a table defined with a conflict clause (or whose definition is not UTF-8 text
-    of at most 64 KiB); a name that is not text of at most 4 KiB shown as its type."""
+    makes none), a table defined with a conflict clause or a foreign-key action (or whose
+    definition is not UTF-8 text of at most 64 KiB); a name not text of at most 4 KiB shown
+    as its type."""
     made = _made()
     found = [
         f"{kind} {_shown(name)}"
         for kind, name, sql in db.fetch_all(_TRIGGERS)
         if kind != "trigger" or sql not in made
     ]
-    return found + [
-        f"table {_shown(name)} (a conflict clause)"
-        for name, sql in db.fetch_all(_TABLES)
-        if _conflict_clause(sql)
-    ]
+    for name, sql in db.fetch_all(_TABLES):
+        clause = _clause(sql)
+        if clause is not None:
+            found.append(f"table {_shown(name)} ({clause})")
+    return found
 
 
 def _shown(name: object) -> str:
     return repr(name.decode(errors="replace") if isinstance(name, bytes) else str(name))
 
 
-def _conflict_clause(sql: object) -> bool:
-    """Whether the text of a table's definition `sql` (its bytes, from `text_sql`) says how a
-    conflict goes (`ON CONFLICT`, outside quotes and comments), or is not readable."""
+def _clause(sql: object) -> str | None:
+    """What in the text of a table's definition `sql` (its bytes, from `text_sql`) says what
+    a write does beyond the write (outside quotes and comments): "a conflict clause" (`ON
+    CONFLICT`), "a foreign-key action" (`ON DELETE`, `ON UPDATE`), "its definition
+    unreadable"; None: nothing."""
     try:
         text = sql.decode() if isinstance(sql, bytes) else None
     except UnicodeDecodeError:
         text = None
     if text is None:
-        return True
-    words = list(_words(text))
-    return ("ON", "CONFLICT") in itertools.pairwise(words)
+        return "its definition unreadable"
+    for first, second in itertools.pairwise(_words(text)):
+        if first == "ON" and second in _CLAUSES:
+            return _CLAUSES[second]
+    return None
+
+
+_CLAUSES: Final = {
+    "CONFLICT": "a conflict clause",
+    "DELETE": "a foreign-key action",
+    "UPDATE": "a foreign-key action",
+}
 
 
 def _words(sql: str) -> Iterator[str]:
