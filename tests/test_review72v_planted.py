@@ -70,7 +70,7 @@ _TICKETS: Final = (
 )
 
 
-def _tickets_made(path: Path, clause: str) -> None:
+def tickets_made(path: Path, clause: str) -> None:
     """The tickets of node.db at `path` in a table made again with `clause` after its columns."""
     edit(
         path,
@@ -108,12 +108,12 @@ def test_a_conflict_clause_in_the_copy_does_not_keep_a_ticket(
     for name in ("b", "c"):
         with troth.Node.open(name) as node:
             node.enroll(later)
-    _tickets_made(copy, ", UNIQUE (uses_left) ON CONFLICT IGNORE")
+    tickets_made(copy, ", UNIQUE (uses_left) ON CONFLICT IGNORE")
     restore_db(path, copy)
     with pytest.raises(StorageError, match="table 'tickets'"):
         release_authority(troth_home, "acme")
     assert restores_found(path) == []
-    _tickets_made(path, "")
+    tickets_made(path, "")
     assert release_authority(troth_home, "acme") is not None  # the restore found, held
     with troth.Node.open("d") as d, pytest.raises(AuthorityError):
         d.enroll(later)

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
+import troth
 from tests.conftest import NOW
-from tests.support.backups import restores_found
+from tests.support.backups import copy_db, node_db, release_authority, restore_db, restores_found
 from tests.test_review57i_restore import _refused, _restored_after_rotation
 from tests.test_review72b_release import early_hold, edit
-from troth.errors import StorageError
+from tests.test_review72v_planted import tickets_made
+from troth.errors import AuthorityError, StorageError
 from troth.node import open_node
 from troth.storage import SqliteDatabase
 from troth.storage.planted import planted
@@ -67,3 +69,27 @@ def test_a_unique_index_on_the_holds_fails_the_restore_closed(troth_home: Path) 
     with open_node("laptop") as node:
         for name in ("courier", "clerk"):
             _refused(lambda name=name: node.identities.signer(name, now=NOW + 30))
+
+
+def test_a_check_in_the_copy_fails_the_authority_restore_closed(
+    troth_home: Path, tmp_path: Path
+) -> None:
+    """72v refuted: a copy put back holding `tickets` made with `CHECK (uses_left <> 0)` (a
+    CHECK, a generated column, STRICT or a type change can make a write fail, never skip or
+    undo it): the restore's `SET uses_left = 0` fails its transaction (StorageError), nothing
+    recorded, so the authority stays failed closed (the ticket redeemed after the copy is not
+    redeemed again) until the table is made again."""
+    with troth.Node.open("acme") as acme:
+        later = acme.create_authority().ticket({"team.name": "y"}, uses=2)
+    path = node_db(troth_home, "acme")
+    copy = tmp_path / "acme.db"
+    copy_db(path, copy)
+    with troth.Node.open("b") as b:
+        b.enroll(later)
+    tickets_made(copy, ", CHECK (uses_left <> 0)")
+    restore_db(path, copy)
+    with pytest.raises(StorageError):
+        release_authority(troth_home, "acme")
+    with troth.Node.open("c") as c, pytest.raises((AuthorityError, StorageError)):
+        c.enroll(later)
+    assert restores_found(path) == []
