@@ -11,20 +11,32 @@ rotation retired), or later, with any write. troth makes two, the secrets audit 
 refused (`RollbackGuard.check`), nothing recorded, until the operator drops it. So too a
 table the restore writes (`identity_restore_holds`, `authority_restore_hold`, ...) the copy
 holds made otherwise (`check_made`): one whose `held_at` is `UNIQUE ON CONFLICT REPLACE` kept
-one identity's hold of all those the restore wrote at one time.
+one identity's hold of all those the restore wrote at one time. And a view: troth makes none,
+and one in the name of a table the restore reads (`identities`, renamed in the copy, shown
+through a view hiding each identity's key until the restore was recorded) held no identity
+(review 72v, planted 1): a restore found on a copy holding any view is refused too. And a
+table of any name defined with a conflict clause (`ON CONFLICT IGNORE`, `REPLACE`, ...: troth
+writes none in a table, its statements say how each conflict goes): the restore's `UPDATE
+tickets SET uses_left = 0` was ignored for a ticket whose 0 a used one's `UNIQUE (uses_left)
+ON CONFLICT IGNORE` conflicted with, and it was redeemed again (review 72v, planted 2). So
+too a foreign-key action (`ON DELETE CASCADE`, ...; troth writes none, and node.db's
+connections enforce foreign keys): the policy restore's held-back rows, each defaulting to a
+link to one authority's row, went with it when the operator confirmed that one (planted 4).
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import sqlite3
+from collections.abc import Iterator
 from typing import Final
 
 from troth.errors import StorageError
 from troth.storage.row_types import text_sql
 from troth.storage.sqlite import SqliteDatabase
 
-__all__ = ["AUDIT_TABLE", "AUDIT_TRIGGERS", "check_made", "planted_triggers"]
+__all__ = ["AUDIT_TABLE", "AUDIT_TRIGGERS", "check_made", "planted"]
 
 AUDIT_TABLE: Final = (
     "CREATE TABLE IF NOT EXISTS secret_audit (\n"
@@ -41,9 +53,9 @@ AUDIT_TRIGGERS: Final = tuple(
 """The triggers troth makes: the audit log's rows are never updated nor deleted."""
 _TRIGGER_TEXT_BYTES: Final = 4096  # troth's are ~120 bytes; a longer one is another
 _TRIGGERS: Final = (
-    f"SELECT {text_sql('name', _TRIGGER_TEXT_BYTES)}, "  # noqa: S608
-    f"{text_sql('sql', _TRIGGER_TEXT_BYTES)} FROM sqlite_master WHERE type = 'trigger' "
-    "ORDER BY name"
+    f"SELECT type, {text_sql('name', _TRIGGER_TEXT_BYTES)}, "  # noqa: S608
+    f"{text_sql('sql', _TRIGGER_TEXT_BYTES)} FROM sqlite_master "
+    "WHERE type IN ('trigger', 'view') ORDER BY type, name"
 )
 
 
@@ -56,24 +68,97 @@ def _made() -> frozenset[bytes]:
         for statement in AUDIT_TRIGGERS:
             conn.execute(statement)
         rows = conn.execute(_TRIGGERS).fetchall()
-        return frozenset(sql for _, sql in rows if isinstance(sql, bytes))
+        return frozenset(sql for _, _, sql in rows if isinstance(sql, bytes))
     finally:
         conn.close()
 
 
-def planted_triggers(db: SqliteDatabase) -> list[str]:
-    """The names of the triggers `db` holds that troth does not make (its audit log's, word
-    for word), in order; a name that is not text of at most 4 KiB shown as its type."""
+_TABLE_TEXT_BYTES: Final = 65536  # troth's are < 2 KiB; a longer one is another's
+_TABLES: Final = (
+    f"SELECT {text_sql('name', _TRIGGER_TEXT_BYTES)}, "  # noqa: S608
+    f"{text_sql('sql', _TABLE_TEXT_BYTES)} FROM sqlite_master WHERE type = 'table' "
+    "ORDER BY name"
+)
+
+
+def planted(db: SqliteDatabase) -> list[str]:
+    """What `db` holds that troth does not make, each shown as its kind and name ("trigger
+    'gone'"), in order: a trigger not troth's (its audit log's, word for word), a view (troth
+    makes none), a table defined with a conflict clause or a foreign-key action (or whose
+    definition is not UTF-8 text of at most 64 KiB); a name not text of at most 4 KiB shown
+    as its type."""
     made = _made()
-    return [
-        name.decode(errors="replace") if isinstance(name, bytes) else str(name)
-        for name, sql in db.fetch_all(_TRIGGERS)
-        if sql not in made
+    found = [
+        f"{kind} {_shown(name)}"
+        for kind, name, sql in db.fetch_all(_TRIGGERS)
+        if kind != "trigger" or sql not in made
     ]
+    for name, sql in db.fetch_all(_TABLES):
+        clause = _clause(sql)
+        if clause is not None:
+            found.append(f"table {_shown(name)} ({clause})")
+    return found
+
+
+def _shown(name: object) -> str:
+    return repr(name.decode(errors="replace") if isinstance(name, bytes) else str(name))
+
+
+def _clause(sql: object) -> str | None:
+    """What in the text of a table's definition `sql` (its bytes, from `text_sql`) says what
+    a write does beyond the write (outside quotes and comments): "a conflict clause" (`ON
+    CONFLICT`), "a foreign-key action" (`ON DELETE`, `ON UPDATE`), "its definition
+    unreadable"; None: nothing."""
+    try:
+        text = sql.decode() if isinstance(sql, bytes) else None
+    except UnicodeDecodeError:
+        text = None
+    if text is None:
+        return "its definition unreadable"
+    for first, second in itertools.pairwise(_words(text)):
+        if first == "ON" and second in _CLAUSES:
+            return _CLAUSES[second]
+    return None
+
+
+_CLAUSES: Final = {
+    "CONFLICT": "a conflict clause",
+    "DELETE": "a foreign-key action",
+    "UPDATE": "a foreign-key action",
+}
+
+
+def _words(sql: str) -> Iterator[str]:
+    """The bare words of the SQL text `sql`, upper-cased: strings, quoted names and comments
+    skipped; a quote never closed ends them as a conflict clause would (read as one)."""
+    i, n = 0, len(sql)
+    while i < n:
+        c = sql[i]
+        if c in "'\"`[":
+            close, j = ("]" if c == "[" else c), i + 1
+            while (j := sql.find(close, j)) >= 0 and close != "]" and sql.startswith(close, j + 1):
+                j += 2  # a quote doubled inside the quotes
+            if j < 0:
+                yield from ("ON", "CONFLICT")
+                return
+            i = j + 1
+        elif sql.startswith(("--", "/*"), i):
+            end = "\n" if c == "-" else "*/"
+            j = sql.find(end, i + 2)
+            i = n if j < 0 else j + len(end)
+        elif c.isalnum() or c in "_$" or ord(c) > 127:
+            j = i
+            while j < n and (sql[j].isalnum() or sql[j] in "_$" or ord(sql[j]) > 127):
+                j += 1
+            yield sql[i:j].upper()
+            i = j
+        else:
+            i += 1
 
 
 _SCHEMA_ROW: Final = (
-    f"SELECT type, {text_sql('sql', _TRIGGER_TEXT_BYTES)} FROM sqlite_master WHERE name = ?"  # noqa: S608
+    f"SELECT type, {text_sql('sql', _TRIGGER_TEXT_BYTES)} FROM sqlite_master "  # noqa: S608
+    "WHERE name = ? COLLATE NOCASE"  # SQLite's names: any case (ASCII), 72v planted 3
 )
 
 

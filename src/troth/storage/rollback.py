@@ -101,7 +101,7 @@ from troth.storage.guard_codec import (
 )
 from troth.storage.guard_file import Evicted, GuardFiles, guard_files
 from troth.storage.peers import Turns
-from troth.storage.planted import planted_triggers
+from troth.storage.planted import planted
 from troth.storage.raised_times import (
     COUNT,
     COUNT_DATED,
@@ -535,14 +535,14 @@ class RollbackGuard:
             another = self._foreign(state)
             if not another and ((row is None) if known is None else (counter >= known)):
                 return None
-            planted = planted_triggers(self._db)  # (review 72k, holds2 4: one undid the holds)
-            if planted:
+            made = planted(self._db)  # (review 72k, holds2 4: a trigger undid the holds; 72v,
+            if made:  # planted 1: a view hid the identities they hold)
                 raise StorageError(
                     f"{self._db.path} is a restored copy holding "
-                    + ", ".join(f"trigger {name!r}" for name in planted)
+                    + ", ".join(made)
                     + ", which troth never makes: it may undo what the restore fails closed on; "
-                    "drop it (sqlite3 node.db 'DROP TRIGGER name') and open node.db again "
-                    '(docs/storage.md, "Rollback guard")'
+                    "drop it (sqlite3 node.db 'DROP TRIGGER name', 'DROP VIEW name') and open "
+                    'node.db again (docs/storage.md, "Rollback guard")'
                 )
             if another:
                 self._adopt(state, now)
