@@ -4,6 +4,7 @@ not work (each passes on the code as it is; kept so a change that makes one work
 
 from __future__ import annotations
 
+from tests.support.channels import channel_reply
 from tests.test_review72p_ends2 import _connection
 from troth.node.channel_sources import behind_other_end, from_other_end
 from troth.routing import Address, RoutedMessage
@@ -62,3 +63,15 @@ def test_a_direct_client_naming_a_channel_end_gets_the_whole_limit() -> None:
     assert not behind_other_end(hub_side, own, "tcp 198.51.100.7")
     other = _at_hub((Address("worker", "client-reply"),), hub_side.address)
     assert behind_other_end(hub_side, other, "tcp 198.51.100.7")
+
+
+def test_the_load_tests_flood_is_the_strongest_attacker_of_one_address() -> None:
+    """72x refuted 4: the hostile-load flood (`tests.support.load.message_1`) names a channel
+    end's reply address (`channel_reply`), so each flooding address counts as the node at the
+    other end itself, with its source's whole 16 handshakes in progress, not the 8 of a party
+    behind it: `-m load` still tests the worst one address can do (issue #8: a flood from one
+    address must not lock out others; `test_a_handshake_flood_leaves_room_for_a_legitimate_
+    handshake` passes), not a weaker attacker."""
+    hub_side = _accepted()
+    route = _at_hub((channel_reply("flood-1"),), hub_side.address)
+    assert not behind_other_end(hub_side, route, "tcp 198.51.100.7")
