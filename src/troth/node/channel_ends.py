@@ -75,6 +75,8 @@ class ChannelEnd(AllowSetSource):
         self.peer_route = peer_route
         self.source = source  # the connection that brought message 1 (responders), or
         # message 2 (initiators): it holds this end's `.dec` until the end is forgotten
+        self.forwarded = False  # its message 1 a party's behind the node at the other end
+        # (`channel_sources.behind_other_end`): what such a party's may evict (review 72x)
         self.direct = False
         """Whether the peer is the other end of the connection this channel runs over, as
         this node knows it (not from the peer route's length, whose hops past the first are the

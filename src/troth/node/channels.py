@@ -296,6 +296,7 @@ class ChannelManager:
             and not source.outgoing
             and from_other_end(message.return_route)
         )
+        end.forwarded = forwarded
         self._half_open[end] = trust
         self._networks[end] = network
         self._per_source[source_key] += 1
@@ -323,7 +324,8 @@ class ChannelManager:
         `forwarded`: from a party behind the node at the other end of a connection, which may
         hold only `forwarded_room` of the source's limit (review 72p, ends2 1) and of its
         handshakes in progress (review 72r, room 1: the members held them all, refusing the
-        node's own message 1). Past the node's half-open total, `half_open_victim` gives way."""
+        node's own message 1). Past the node's half-open total, `half_open_victim` gives way
+        (never the node's own for such a party's: review 72x, halfopen 1)."""
         limit = self.limits.max_channels_per_source
         if self._per_source[source_key] >= (forwarded_room(limit) if forwarded else limit):
             self.counters.refused_channels_per_source += 1
@@ -341,7 +343,10 @@ class ChannelManager:
             raise RoutingError("too many handshakes from this network")
         if len(self._half_open) < self.limits.max_half_open:
             return
-        victim = half_open_victim(self._networks, source_key, network)  # (its order: there)
+        victim = half_open_victim(self._networks, source_key, network, forwarded=forwarded)
+        if victim is None:  # only the node's own would give way (review 72x, halfopen 1)
+            self.counters.refused_half_open_per_source += 1
+            raise RoutingError("too many handshakes in progress from this source")
         self.counters.evicted_half_open += 1
         self._on_closed(victim, victim.channel.close(ChannelFailure.TIMEOUT, "evicted"))
 

@@ -12,8 +12,8 @@ __all__ = ["half_open_victim"]
 
 
 def half_open_victim(
-    networks: Mapping[ChannelEnd, str], source_key: str, network: str
-) -> ChannelEnd:
+    networks: Mapping[ChannelEnd, str], source_key: str, network: str, *, forwarded: bool = False
+) -> ChannelEnd | None:
     """The handshake to give up (`networks`: each half-open end's network, oldest first) for a
     newcomer's message 1 from `source_key` in `network`: the oldest handshake of the sources
     holding the most (this source's own when it is one of them); with every source at one, the
@@ -23,7 +23,11 @@ def half_open_victim(
     every newcomer out for one message 1 each per handshake timeout (review 34e, handshakes 2).
     Networks first (`channel_sources.source_network_of`): the sources of one network each
     holding one were never "the most", and their messages 1 evicted another network's
-    handshakes, so the network holding the most gives up its own (review 53g, handshakes 1)."""
+    handshakes, so the network holding the most gives up its own (review 53g, handshakes 1).
+    `forwarded`: the newcomer is a party behind the node at the other end of a connection
+    (`channel_sources.behind_other_end`); of its own source it evicts only such a party's
+    handshake, never the node's own (the room kept for it, review 72r, room 1): None when
+    there is none (review 72x, halfopen 1: a member's message 1 evicted its node's own)."""
     held_by = collections.Counter(networks.values())
     most = max(held_by.values())
     if held_by[network] != most:  # another network holds more: its handshakes go
@@ -32,5 +36,6 @@ def half_open_victim(
     sources = collections.Counter(end.source_key for end in ends)
     most = max(sources.values())
     if sources[source_key] == most:  # this source is among the largest: its own oldest
-        return next(end for end in ends if end.source_key == source_key)
+        own = (end for end in ends if end.source_key == source_key)
+        return next((end for end in own if end.forwarded or not forwarded), None)
     return next(end for end in ends if sources[end.source_key] == most)
