@@ -67,6 +67,31 @@ def _queued(orders: OrdersDb, credential: dict[str, Any], statement: str) -> Any
     return session
 
 
+def granting_leases(broker: Any, world: LeaseWorld, orders: OrdersDb) -> tuple[Any, Any, Any, str]:  # noqa: F811
+    """Two leases of one agent, the second let grant USAGE on the first's schema: (the agent,
+    the first, the second, that GRANT to PUBLIC)."""
+    agent = world.credential_a()
+    first, second = (broker.issue(agent, SECRET, scope=["orders:write"], now=now()) for _ in "12")
+    role, other = str(first.lease.engine_ref), str(second.lease.engine_ref)
+    with login(orders, first.credential.reveal()) as session:
+        session.execute(f'GRANT USAGE ON SCHEMA "{role}" TO "{other}" WITH GRANT OPTION')
+    return agent, first, second, f'GRANT USAGE ON SCHEMA "{role}" TO PUBLIC'
+
+
+def went_through_then_revoked(broker: Any, first: Any, session: Any) -> None:
+    """`session`'s sent statement went through and the session lives; the sweep then ends the
+    `first` lease REVOKED."""
+    from troth.secrets import LeaseState
+
+    while session.pgconn.get_result() is not None:  # its statement went through
+        pass
+    assert session.execute("SELECT 1").fetchone() == (1,)  # its session lives
+    broker.sweep(now() + 3600)
+    swept = broker.book.lease(first.lease.handle)
+    assert swept is not None
+    assert swept.state is LeaseState.REVOKED
+
+
 def test_a_session_queued_on_the_held_row_cannot_keep_it_revoking(
     tmp_path: Path,
     world: LeaseWorld,  # noqa: F811
@@ -82,12 +107,7 @@ def test_a_session_queued_on_the_held_row_cannot_keep_it_revoking(
 
     monkeypatch.setattr(limits, "POSTGRES_LOCK_TIMEOUT_MS", _LOCK_MS)
     broker = setup(tmp_path, world, orders)
-    agent = world.credential_a()
-    first, second = (broker.issue(agent, SECRET, scope=["orders:write"], now=now()) for _ in "12")
-    role, other = str(first.lease.engine_ref), str(second.lease.engine_ref)
-    with login(orders, first.credential.reveal()) as session:
-        session.execute(f'GRANT USAGE ON SCHEMA "{role}" TO "{other}" WITH GRANT OPTION')
-    grant = f'GRANT USAGE ON SCHEMA "{role}" TO PUBLIC'
+    agent, first, second, grant = granting_leases(broker, world, orders)
     holder = login(orders, second.credential.reveal())
     queued: Any = None
     try:
@@ -144,16 +164,9 @@ def test_an_application_queued_on_the_held_row_cannot_keep_it_revoking(
     the sweep ends the revocation REVOKED."""
     import psycopg
 
-    from troth.secrets import LeaseState
-
     monkeypatch.setattr(limits, "POSTGRES_LOCK_TIMEOUT_MS", _LOCK_MS)
     broker = setup(tmp_path, world, orders)
-    agent = world.credential_a()
-    first, second = (broker.issue(agent, SECRET, scope=["orders:write"], now=now()) for _ in "12")
-    role, other = str(first.lease.engine_ref), str(second.lease.engine_ref)
-    with login(orders, first.credential.reveal()) as session:
-        session.execute(f'GRANT USAGE ON SCHEMA "{role}" TO "{other}" WITH GRANT OPTION')
-    grant = f'GRANT USAGE ON SCHEMA "{role}" TO PUBLIC'
+    agent, first, second, grant = granting_leases(broker, world, orders)
     holder = login(orders, second.credential.reveal())
     app = orders.server.connect(dbname=orders.dbname)
     try:
@@ -165,13 +178,7 @@ def test_an_application_queued_on_the_held_row_cannot_keep_it_revoking(
         broker.revoke(agent, first.lease_id, now=now())
         with pytest.raises(psycopg.OperationalError):  # the lease's session ended
             holder.execute("SELECT 1")
-        while app.pgconn.get_result() is not None:  # its statement went through
-            pass
-        assert app.execute("SELECT 1").fetchone() == (1,)  # its session lives
-        broker.sweep(now() + 3600)
-        swept = broker.book.lease(first.lease.handle)
-        assert swept is not None
-        assert swept.state is LeaseState.REVOKED
+        went_through_then_revoked(broker, first, app)
     finally:
         holder.close()
         app.close()

@@ -394,8 +394,10 @@ _KINDS: Final[tuple[tuple[str, str, Callable[[tuple[Any, ...]], Any]], ...]] = (
 # for its rule); never a column of another's table (CASCADE drops the column, not the table:
 # its type's, `_COLUMNS`), nor what is a part of such a column (a generated column's
 # expression, calling the lease's function: review 72n, pgorder 1, left to DROP OWNED's
-# CASCADE, which drops the column), but a view's column (CASCADE drops the view; PostgreSQL
-# 15's failed on one in a cycle, review 72t, cascade 1); UNION visits each object once
+# CASCADE, which drops the column), but a view's or a materialized view's column (CASCADE
+# drops it whole; PostgreSQL 15's failed on a view's in a cycle, review 72t, cascade 1; a
+# materialized view's was left, with the type, to DROP OWNED: review 72y, pgend 2); UNION
+# visits each object once
 _REACH: Final = (
     "WITH RECURSIVE r(c, o) AS (SELECT s.classid, s.objid FROM pg_shdepend s"  # noqa: S608
     " WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = " + _R + " AND s.deptype = 'o'"
@@ -406,9 +408,10 @@ _REACH: Final = (
     " AND u.classid = d.classid AND u.objid = d.objid AND u.deptype = 'i'"
     " ORDER BY u.refobjsubid DESC LIMIT 1) w ON TRUE"  # a column's part: no whole of it
     " WHERE d.deptype IN ('i', 'a', 'n') AND coalesce(w.refobjsubid, 0) = 0 AND (d.objsubid = 0"
-    # a view's column (of the role's type): CASCADE drops the view (review 72t, cascade 1)
+    # a view's column (of the role's type): CASCADE drops the view (review 72t, cascade 1), a
+    # materialized view's alike (review 72y, pgend 2)
     " OR (d.classid = 'pg_class'::regclass AND (SELECT relkind FROM pg_class WHERE oid = d.objid)"
-    " = 'v')))"
+    " IN ('v', 'm'))))"
     " (SELECT r.c, r.o FROM r EXCEPT SELECT s.classid, s.objid FROM pg_shdepend s"
     " WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = " + _R + " AND s.deptype = 'o')"
     " LIMIT %(limit)s"

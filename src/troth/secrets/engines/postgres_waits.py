@@ -71,11 +71,14 @@ def end_waited_on(conn: Any, pid: int, leases: str, wait_ms: int) -> None:
     look first: reading pg_locks takes the server's lock table partitions). A statement
     wanting a row that another session already waits to change waits on that session's row
     lock (`tuple`), not on the transaction (review 72u, watcher 1: a session queued on the held
-    row, a lease's or an application's, kept the statement unwatched at every retry): the
-    queued session is ended, a lease role's, and the statement then waits on the transaction,
-    looked at next; another role's is left, and the transaction it waits on is ended alike
-    (watcher 3): its change goes through first, and the statement, failing on it ("tuple
-    concurrently updated") or on its lock timeout, is retried with the revocation."""
+    row, a lease's or an application's, kept the statement unwatched at every retry): the lease
+    role's transaction the queued session waits on is ended, and the queued session with it, a
+    lease role's, the statement then waiting on the transaction, looked at next; another
+    role's is left (watcher 3): its change goes through first, and the statement, failing on
+    it ("tuple concurrently updated") or on its lock timeout, is retried with the revocation.
+    A lease's session queued behind another role's transaction (an application's, never
+    ended) is left (review 72y, pgend 1: it was ended, its statement lost, for nothing, the
+    statement then waiting on that transaction)."""
     waiting = conn.execute(_WAITING, (pid,)).fetchone()
     if waiting is None:
         return
@@ -83,16 +86,21 @@ def end_waited_on(conn: Any, pid: int, leases: str, wait_ms: int) -> None:
         _end_holders(conn, pid, leases, wait_ms)
         return
     for queued, lease in conn.execute(QUEUED_BEFORE, (leases, pid)).fetchall():
-        if lease:
+        holders = conn.execute(WAITED_ON, (queued, leases)).fetchall()
+        if lease and holders:
             locks.terminate(conn, queued, wait_ms)
-        else:
-            _end_holders(conn, queued, leases, wait_ms)
+        _end(conn, holders, wait_ms)
 
 
 def _end_holders(conn: Any, pid: int, leases: str, wait_ms: int) -> None:
     """End the lease role's session (roll back its prepared transaction) holding the
     transaction session `pid` waits on, if any (`WAITED_ON`)."""
-    for holder, gid in conn.execute(WAITED_ON, (pid, leases)).fetchall():
+    _end(conn, conn.execute(WAITED_ON, (pid, leases)).fetchall(), wait_ms)
+
+
+def _end(conn: Any, holders: list[tuple[Any, Any]], wait_ms: int) -> None:
+    """End each session (roll back each prepared transaction, no pid) of `WAITED_ON`'s rows."""
+    for holder, gid in holders:
         if holder is None:
             locks.roll_back_prepared(conn, gid)
         else:
