@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-import troth
-from tests.support.backups import copy_db, node_db, release_authority, restore_db, restores_found
-from tests.test_review72v_planted import tickets_made
+from tests.support.backups import release_authority, restore_db, restores_found
+from tests.test_review72v_planted import ticket_kept
 from troth.errors import StorageError
 
 
@@ -39,19 +38,7 @@ def test_a_conflict_clause_in_a_utf16_copy_is_found(troth_home: Path, tmp_path: 
     0` was ignored for a ticket of two uses, which once the authority's hold was released was
     redeemed a third time. troth makes node.db in UTF-8 only: now a restore found on a copy
     in another encoding is refused (StorageError naming it, nothing recorded)."""
-    with troth.Node.open("acme") as acme:
-        authority = acme.create_authority()
-        used = authority.ticket({"team.name": "x"})
-        later = authority.ticket({"team.name": "y"}, uses=2)
-    with troth.Node.open("a") as a:
-        a.enroll(used)
-    path = node_db(troth_home, "acme")
-    copy = tmp_path / "acme.db"
-    copy_db(path, copy)
-    for name in ("b", "c"):
-        with troth.Node.open(name) as node:
-            node.enroll(later)
-    tickets_made(copy, ", UNIQUE (uses_left) ON CONFLICT IGNORE")
+    path, copy, _ = ticket_kept(troth_home, tmp_path)
     utf16(copy)
     restore_db(path, copy)
     with pytest.raises(StorageError, match="UTF-16le"):
