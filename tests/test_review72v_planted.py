@@ -86,16 +86,10 @@ def tickets_made(path: Path, clause: str) -> None:
     )
 
 
-def test_a_conflict_clause_in_the_copy_does_not_keep_a_ticket(
-    troth_home: Path, tmp_path: Path
-) -> None:
-    """72v planted 2: a copy put back holding `tickets` made with `UNIQUE (uses_left) ON
-    CONFLICT IGNORE`, a used ticket in it: the restore's `UPDATE tickets SET uses_left = 0`
-    was ignored for a ticket of two uses (its 0 conflicted with the used one's), `voided` 0,
-    and once the operator released the authority's hold that ticket, redeemed twice after
-    the copy was taken, was redeemed a third time. troth's tables carry no conflict clause:
-    now a restore found on a copy whose tables do is refused (StorageError naming the table,
-    nothing recorded) until the table is made again without it."""
+def ticket_kept(troth_home: Path, tmp_path: Path) -> tuple[Path, Path, str]:
+    """Node `acme`'s node.db, a copy of it taken after one ticket was used and before another,
+    of two uses, was used twice, its tickets made again with `UNIQUE (uses_left) ON CONFLICT
+    IGNORE`; and that other ticket."""
     with troth.Node.open("acme") as acme:
         authority = acme.create_authority()
         used = authority.ticket({"team.name": "x"})
@@ -109,6 +103,20 @@ def test_a_conflict_clause_in_the_copy_does_not_keep_a_ticket(
         with troth.Node.open(name) as node:
             node.enroll(later)
     tickets_made(copy, ", UNIQUE (uses_left) ON CONFLICT IGNORE")
+    return path, copy, later
+
+
+def test_a_conflict_clause_in_the_copy_does_not_keep_a_ticket(
+    troth_home: Path, tmp_path: Path
+) -> None:
+    """72v planted 2: a copy put back holding `tickets` made with `UNIQUE (uses_left) ON
+    CONFLICT IGNORE`, a used ticket in it: the restore's `UPDATE tickets SET uses_left = 0`
+    was ignored for a ticket of two uses (its 0 conflicted with the used one's), `voided` 0,
+    and once the operator released the authority's hold that ticket, redeemed twice after
+    the copy was taken, was redeemed a third time. troth's tables carry no conflict clause:
+    now a restore found on a copy whose tables do is refused (StorageError naming the table,
+    nothing recorded) until the table is made again without it."""
+    path, copy, later = ticket_kept(troth_home, tmp_path)
     restore_db(path, copy)
     with pytest.raises(StorageError, match="table 'tickets'"):
         release_authority(troth_home, "acme")
@@ -156,14 +164,9 @@ _CASCADING: Final[tuple[tuple[str, tuple[object, ...]], ...]] = (
 )
 
 
-def test_a_foreign_key_action_in_the_copy_does_not_release_held_bundles(tmp_path: Path) -> None:
-    """72v planted 4: a copy put back holding `gates_policy_held_back` made with a column
-    defaulting to authority A's key, `REFERENCES gates_policy_held_back ON DELETE CASCADE`
-    (A held back in it already): the policy restore held back A and B, each row it wrote
-    linked to A's, and the operator's push of A's newest (`confirm`) deleted A's row and with
-    it B's: B's bundle, the copy's, signed up from without the operator's word. troth's
-    tables carry no foreign-key action: now a restore found on a copy whose tables do is
-    refused (StorageError naming the table, nothing recorded)."""
+def policy_copy_restored(tmp_path: Path, *edits: tuple[str, tuple[object, ...]]) -> Path:
+    """node.db in `tmp_path` holding bundles of `_A` and `_B`, put back to a copy taken before
+    `_B`'s second, edited with `edits` first: its policy restore is found when it opens."""
     path, copy = tmp_path / "node.db", tmp_path / "copy.db"
     db = SqliteDatabase(path)
     table = SqliteBundleTable(db, now=1)
@@ -172,8 +175,20 @@ def test_a_foreign_key_action_in_the_copy_does_not_release_held_bundles(tmp_path
     copy_db(path, copy)
     table.save_if_newer(_B, 2, _B, 2)
     db.close()
-    edit(copy, *_CASCADING)
+    edit(copy, *edits)
     restore_db(path, copy)
+    return path
+
+
+def test_a_foreign_key_action_in_the_copy_does_not_release_held_bundles(tmp_path: Path) -> None:
+    """72v planted 4: a copy put back holding `gates_policy_held_back` made with a column
+    defaulting to authority A's key, `REFERENCES gates_policy_held_back ON DELETE CASCADE`
+    (A held back in it already): the policy restore held back A and B, each row it wrote
+    linked to A's, and the operator's push of A's newest (`confirm`) deleted A's row and with
+    it B's: B's bundle, the copy's, signed up from without the operator's word. troth's
+    tables carry no foreign-key action: now a restore found on a copy whose tables do is
+    refused (StorageError naming the table, nothing recorded)."""
+    path = policy_copy_restored(tmp_path, *_CASCADING)
     db = SqliteDatabase(path)
     try:
         with pytest.raises(StorageError, match="table 'gates_policy_held_back'"):

@@ -22,6 +22,8 @@ ON CONFLICT IGNORE` conflicted with, and it was redeemed again (review 72v, plan
 too a foreign-key action (`ON DELETE CASCADE`, ...; troth writes none, and node.db's
 connections enforce foreign keys): the policy restore's held-back rows, each defaulting to a
 link to one authority's row, went with it when the operator confirmed that one (planted 4).
+And a copy made again in UTF-16 (`PRAGMA encoding`): troth makes node.db in UTF-8, and the
+definitions' UTF-16 bytes, read as UTF-8, held no clause (review 72z, planted2 1).
 """
 
 from __future__ import annotations
@@ -86,9 +88,13 @@ def planted(db: SqliteDatabase) -> list[str]:
     'gone'"), in order: a trigger not troth's (its audit log's, word for word), a view (troth
     makes none), a table defined with a conflict clause or a foreign-key action (or whose
     definition is not UTF-8 text of at most 64 KiB); a name not text of at most 4 KiB shown
-    as its type."""
+    as its type. First a database encoded other than UTF-8 (troth makes node.db in UTF-8:
+    the definitions' bytes in UTF-16 read as UTF-8 held no word longer than a letter, review
+    72z, planted2 1)."""
     made = _made()
-    found = [
+    encoding = db.fetch_one("PRAGMA encoding")
+    found = [] if encoding == ("UTF-8",) else [f"a database encoded {_shown(encoding[0])}"]
+    found += [
         f"{kind} {_shown(name)}"
         for kind, name, sql in db.fetch_all(_TRIGGERS)
         if kind != "trigger" or sql not in made
