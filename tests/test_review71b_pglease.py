@@ -44,7 +44,7 @@ kind by kind in bounded transactions first (postgres_drops.py).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -53,8 +53,8 @@ import psycopg
 import pytest
 
 from tests.support.leases import LeaseWorld
-from tests.support.postgres import assert_revoked_past_holder, drop_flooded
-from tests.test_review71b_refuted import grant_in_savepoint
+from tests.support.postgres import drop_flooded
+from tests.test_review71b_refuted import grant_in_savepoint, revoked_past_second
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
     SECRET,
     OrdersDb,
@@ -142,30 +142,30 @@ def test_an_open_write_to_the_leases_large_object_cannot_keep_it_revoking(
     waited on the data row, failed its lock timeout at every retry, REVOKING. It ends REVOKED,
     the writer ended (its prepared transaction rolled back)."""
     monkeypatch.setattr(limits, "POSTGRES_LOCK_TIMEOUT_MS", 300)  # the step it blocks fails fast
-    broker = setup(tmp_path, world, orders)
-    agent = world.credential_a()
-    first, second = (broker.issue(agent, SECRET, scope=["orders:read"], now=now()) for _ in "12")
-    other = str(second.lease.engine_ref)
-    holder = login(orders, second.credential.reveal())
-    try:
+    large_object_written(
+        tmp_path, world, orders, lambda put: [put], "review71b_pglease3" if prepared else None
+    )
+
+
+def large_object_written(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+    wrapped: Callable[[str], list[str]],
+    prepare_as: str | None,
+) -> None:
+    """The first lease lets the second write its large object; the second writes it (`lo_put`,
+    in the statements `wrapped` makes of it) and holds that open: the first ends REVOKED."""
+
+    def held(holder: psycopg.Connection[Any], role: str, other: str, first: Any) -> list[str]:
         with login(orders, first.credential.reveal()) as session:
             (oid,) = session.execute("SELECT lo_from_bytea(0, 'kept')").fetchone()
             session.execute(f'GRANT SELECT, UPDATE ON LARGE OBJECT {oid} TO "{other}"')
-        assert_revoked_past_holder(
-            broker,
-            agent,
-            first.lease_id,
-            orders,
-            holder,
-            [f"SELECT lo_put({oid}, 0, 'held')"],
-            at=now(),
-            prepare_as="review71b_pglease3" if prepared else None,
-        )
-    finally:
-        holder.close()
-        orders.server.end_prepared(orders.dbname, "review71b_pglease3")
-        broker.sweep(now() + 3600)
-        broker.close()
+        return wrapped(f"SELECT lo_put({oid}, 0, 'held')")
+
+    revoked_past_second(
+        tmp_path, world, orders, scope="orders:read", held=held, prepare_as=prepare_as
+    )
 
 
 # libxml's XPath takes no interrupt: seconds of a session `pg_terminate_backend` cannot end

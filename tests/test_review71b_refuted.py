@@ -19,7 +19,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -149,25 +151,54 @@ def grant_in_savepoint(
     """70z's attack in a savepoint (`release`d or not): the lease ends REVOKED past it (the
     revocation's statements waiting `lock_ms` at most for a lock)."""
     monkeypatch.setattr(limits, "POSTGRES_LOCK_TIMEOUT_MS", lock_ms)
-    broker = setup(tmp_path, world, orders)
-    agent = world.credential_a()
-    first, second = (broker.issue(agent, SECRET, scope=["orders:write"], now=now()) for _ in "12")
-    role, other = str(first.lease.engine_ref), str(second.lease.engine_ref)
-    holder = login(orders, second.credential.reveal())
-    try:
+
+    def held(holder: psycopg.Connection[Any], role: str, other: str, first: Any) -> list[str]:
         holder.execute(f'CREATE TABLE "{other}".t (x int)')
         holder.execute(f'GRANT SELECT ON "{other}".t TO "{role}"')
         opened = ["SAVEPOINT s", f'GRANT INSERT ON "{other}".t TO "{role}"']
+        return [*opened, "RELEASE SAVEPOINT s"] if release else opened
+
+    revoked_past_second(tmp_path, world, orders, scope="orders:write", held=held)
+
+
+Held = Callable[["psycopg.Connection[Any]", str, str, Any], list[str]]
+"""What the second lease's session does before the first's revocation (its connection, the
+first's role, its own role, the first's issued lease): the statements it then holds open."""
+
+
+def revoked_past_second(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+    *,
+    scope: str,
+    held: Held,
+    prepare_as: str | None = None,
+) -> None:
+    """Two leases of one agent (`scope`); the second's session runs `held` and holds its
+    statements open (prepared as `prepare_as`): the first's revocation ends REVOKED past it
+    (`assert_revoked_past_holder`); the session closed, the prepared transaction ended, the
+    second lease swept after."""
+    broker = setup(tmp_path, world, orders)
+    agent = world.credential_a()
+    first, second = (broker.issue(agent, SECRET, scope=[scope], now=now()) for _ in "12")
+    role, other = str(first.lease.engine_ref), str(second.lease.engine_ref)
+    holder = login(orders, second.credential.reveal())
+    try:
+        statements = held(holder, role, other, first)
         assert_revoked_past_holder(
             broker,
             agent,
             first.lease_id,
             orders,
             holder,
-            [*opened, "RELEASE SAVEPOINT s"] if release else opened,
+            statements,
             at=now(),
+            prepare_as=prepare_as,
         )
     finally:
         holder.close()
+        if prepare_as is not None:
+            orders.server.end_prepared(orders.dbname, prepare_as)
         broker.sweep(now() + 3600)
         broker.close()

@@ -19,11 +19,15 @@ timeout as before, and the sweep finishes the revocation once it committed.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
 from tests.support.leases import LeaseWorld
-from tests.support.postgres import assert_commits_then_revoked, assert_revoked_past_holder
+from tests.support.postgres import assert_commits_then_revoked
+from tests.test_review71b_pglease import large_object_written
+from tests.test_review71b_refuted import revoked_past_second
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
     SECRET,
     OrdersDb,
@@ -39,6 +43,14 @@ from troth.secrets import LeaseState
 # the revocation's statement waits this long for the row: far longer than the watcher takes to
 # see it waiting, so the tests do not race it (a failure takes this long, once)
 _LOCK_MS = 3000
+
+
+_PREPARED = "review72q_savepoint1"
+
+
+def _prepared(prepared: bool) -> str | None:
+    """The name the holder's transaction is prepared as (None: left open)."""
+    return _PREPARED if prepared else None
 
 
 def _released(statement: str) -> list[str]:
@@ -59,29 +71,15 @@ def test_a_released_grant_on_the_leases_schema_cannot_keep_it_revoking(
     prepared): `DROP OWNED` waited on the schema's row, REVOKING. It ends REVOKED, the holder
     ended (its prepared transaction rolled back)."""
     monkeypatch.setattr(limits, "POSTGRES_LOCK_TIMEOUT_MS", _LOCK_MS)
-    broker = setup(tmp_path, world, orders)
-    agent = world.credential_a()
-    first, second = (broker.issue(agent, SECRET, scope=["orders:write"], now=now()) for _ in "12")
-    role, other = str(first.lease.engine_ref), str(second.lease.engine_ref)
-    with login(orders, first.credential.reveal()) as session:
-        session.execute(f'GRANT USAGE ON SCHEMA "{role}" TO "{other}" WITH GRANT OPTION')
-    holder = login(orders, second.credential.reveal())
-    try:
-        assert_revoked_past_holder(
-            broker,
-            agent,
-            first.lease_id,
-            orders,
-            holder,
-            _released(f'GRANT USAGE ON SCHEMA "{role}" TO PUBLIC'),
-            at=now(),
-            prepare_as="review72q_savepoint1" if prepared else None,
-        )
-    finally:
-        holder.close()
-        orders.server.end_prepared(orders.dbname, "review72q_savepoint1")
-        broker.sweep(now() + 3600)
-        broker.close()
+
+    def held(holder: psycopg.Connection[Any], role: str, other: str, first: Any) -> list[str]:
+        with login(orders, first.credential.reveal()) as session:
+            session.execute(f'GRANT USAGE ON SCHEMA "{role}" TO "{other}" WITH GRANT OPTION')
+        return _released(f'GRANT USAGE ON SCHEMA "{role}" TO PUBLIC')
+
+    revoked_past_second(
+        tmp_path, world, orders, scope="orders:write", held=held, prepare_as=_prepared(prepared)
+    )
 
 
 @pytest.mark.parametrize("prepared", [False, True])
@@ -97,30 +95,7 @@ def test_a_released_write_to_the_leases_large_object_cannot_keep_it_revoking(
     unlink waited on the data row, REVOKING. It ends REVOKED, the writer ended (its prepared
     transaction rolled back)."""
     monkeypatch.setattr(limits, "POSTGRES_LOCK_TIMEOUT_MS", _LOCK_MS)
-    broker = setup(tmp_path, world, orders)
-    agent = world.credential_a()
-    first, second = (broker.issue(agent, SECRET, scope=["orders:read"], now=now()) for _ in "12")
-    other = str(second.lease.engine_ref)
-    holder = login(orders, second.credential.reveal())
-    try:
-        with login(orders, first.credential.reveal()) as session:
-            (oid,) = session.execute("SELECT lo_from_bytea(0, 'kept')").fetchone()
-            session.execute(f'GRANT SELECT, UPDATE ON LARGE OBJECT {oid} TO "{other}"')
-        assert_revoked_past_holder(
-            broker,
-            agent,
-            first.lease_id,
-            orders,
-            holder,
-            _released(f"SELECT lo_put({oid}, 0, 'held')"),
-            at=now(),
-            prepare_as="review72q_savepoint1" if prepared else None,
-        )
-    finally:
-        holder.close()
-        orders.server.end_prepared(orders.dbname, "review72q_savepoint1")
-        broker.sweep(now() + 3600)
-        broker.close()
+    large_object_written(tmp_path, world, orders, _released, _prepared(prepared))
 
 
 def test_a_prepared_released_grant_to_the_lease_cannot_keep_it_revoking(
@@ -134,29 +109,15 @@ def test_a_prepared_released_grant_to_the_lease_cannot_keep_it_revoking(
     revocation's REVOKE waited on the row for good, REVOKING. It ends REVOKED, the prepared
     transaction rolled back."""
     monkeypatch.setattr(limits, "POSTGRES_LOCK_TIMEOUT_MS", _LOCK_MS)
-    broker = setup(tmp_path, world, orders)
-    agent = world.credential_a()
-    first, second = (broker.issue(agent, SECRET, scope=["orders:write"], now=now()) for _ in "12")
-    role, other = str(first.lease.engine_ref), str(second.lease.engine_ref)
-    holder = login(orders, second.credential.reveal())
-    try:
+
+    def held(holder: psycopg.Connection[Any], role: str, other: str, first: Any) -> list[str]:
         holder.execute(f'CREATE TABLE "{other}".t (x int)')
         holder.execute(f'GRANT SELECT ON "{other}".t TO "{role}"')
-        assert_revoked_past_holder(
-            broker,
-            agent,
-            first.lease_id,
-            orders,
-            holder,
-            _released(f'GRANT INSERT ON "{other}".t TO "{role}"'),
-            at=now(),
-            prepare_as="review72q_savepoint1",
-        )
-    finally:
-        holder.close()
-        orders.server.end_prepared(orders.dbname, "review72q_savepoint1")
-        broker.sweep(now() + 3600)
-        broker.close()
+        return _released(f'GRANT INSERT ON "{other}".t TO "{role}"')
+
+    revoked_past_second(
+        tmp_path, world, orders, scope="orders:write", held=held, prepare_as=_PREPARED
+    )
 
 
 def test_an_applications_released_grant_to_the_lease_is_left_to_commit(
