@@ -143,6 +143,9 @@ def _is_our_node(pid: int, name: str, directory: Path) -> bool:
             # systems, where the node's own lock matched nothing (review 35b, node home 1)
             return _holds_flock_on(pid, directory / "node.lock")
         words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:  # gone since `_alive` (a killed node's zombie reaped meanwhile:
+        # it was taken for a running node, lead session 72), unless there is no /proc at all
+        return not Path("/proc/self").exists()
     except OSError:
         return True  # no /proc: trust the pid file
     started = b"troth.node" in words or (b"node" in words and b"start" in words)  # foreground
