@@ -4,12 +4,17 @@ queues apart that did not work, kept as guards (each bounded: a hang fails, it n
 from __future__ import annotations
 
 import asyncio
+import importlib
+import logging
 import multiprocessing
 import os
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -22,6 +27,7 @@ from troth.transport import TcpSettings, TcpTransport
 from troth.transport.tcp import TcpConnection
 from troth.transport.tcp_connection import SPLIT_FROM
 from troth.vault import KeyHandle, KeyPurpose
+from troth.vault import pkcs11 as pkcs11_vault
 from troth.vault.pkcs11 import Pkcs11Vault
 
 __all__ = ["vault_fixture"]
@@ -128,3 +134,58 @@ def test_split_frames_queued_are_given_back_once_on_close_and_on_reset() -> None
         await transport.close()
 
     asyncio.run(main())
+
+
+class _Waited:
+    """A session's lock that says when a thread other than its holder waits for it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.waited = threading.Event()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if not self.lock.acquire(blocking=False):
+            self.waited.set()
+            return self.lock.acquire(blocking, timeout)
+        return True
+
+    def release(self) -> None:
+        self.lock.release()
+
+
+@needs_fork
+def test_a_signer_importing_and_logging_while_a_fork_waits_for_its_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """73d refuted: a thread forks while another holds a session's lock, and the holder then
+    imports a module not yet imported and takes logging's lock (each held by a forking thread
+    from its fork hooks on): the fork's hook runs before CPython takes the import lock, and
+    before logging's hook (registered first, run after), so the holder goes on, lets go, and
+    the fork ends; tried with a real os.fork from a thread, all bounded by GUARD."""
+    session = SimpleNamespace(lock=_Waited(), pid=os.getpid())
+    monkeypatch.setitem(pkcs11_vault._SESSIONS, ("73d", "waited"), session)
+    (tmp_path / "troth_73d_fresh.py").write_text("VALUE = 7\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "troth_73d_fresh", raising=False)
+    done: list[str] = []
+
+    def holder() -> None:
+        with session.lock.lock:  # an operation in flight
+            session.lock.waited.wait(GUARD)  # the fork waits for it now
+            done.append(str(importlib.import_module("troth_73d_fresh").VALUE))
+            logging.getLogger("troth.review73d.fresh").debug("logged")
+        done.append("released")
+
+    def forker() -> None:
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        done.append(f"exit {os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])}")
+
+    threads = [threading.Thread(target=run, daemon=True) for run in (holder, forker)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(GUARD)
+    assert not any(thread.is_alive() for thread in threads)
+    assert done == ["7", "released", "exit 0"]
