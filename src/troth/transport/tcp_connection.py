@@ -40,6 +40,7 @@ __all__ = [
     "ROUTE_BATCH",
     "SPLIT_FRAME_COST",
     "SPLIT_FROM",
+    "WRITE_KEEPS_OBJECTS",
     "TcpConnection",
 ]
 
@@ -79,6 +80,15 @@ SPLIT_FRAME_COST = 512
 """What a frame held apart costs beyond its header and the whole object its payload is a view
 of (both counted: a relayed payload keeps the frame it came in alive): the tuple holding them,
 the header's bytes object and the payload's view (~300 bytes on 64-bit CPython)."""
+
+WRITE_KEEPS_OBJECTS: Final = sys.version_info >= (3, 12)
+"""Whether the event loop's write buffer keeps the objects written (CPython 3.12's selector
+transport: a deque of them, sent with sendmsg) instead of copying their bytes (3.11: one
+bytearray). A payload written apart from its header (`_write_frame`) is then kept as it is:
+a view kept the whole object it views alive, counted as its length (review 73d, forks 2: a
+relayed 100-byte message kept the 60 KiB frame it came in, `write_buffer` holding hundreds of
+MiB for a slow reader), and a bytearray changed after the write was sent as changed. So one
+that is not `bytes` is joined to its header there (one copy, as 3.11's write made)."""
 
 _LARGEST_FRAME_COST: Final = limits.MAX_TRANSPORT_FRAME + FRAME_HEADER.size + QUEUED_FRAME_COST
 """What the largest joined frame costs: a frame held apart is never charged more (it is joined
@@ -683,8 +693,12 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         """Write one frame, its header and its payload: joined when the event loop's write
         buffer is empty (the write tries the socket at once, and one system call takes the
         frame); else the two are written apart, since the write only appends to that buffer
-        (joining them first copied every payload byte once more: review 69h, bulk 1)."""
-        if not socket.get_write_buffer_size():
+        (joining them first copied every payload byte once more: review 69h, bulk 1), unless
+        that buffer keeps the objects written and the payload is not `bytes` (a view or a
+        bytearray: `WRITE_KEEPS_OBJECTS`)."""
+        if not socket.get_write_buffer_size() or (
+            WRITE_KEEPS_OBJECTS and type(payload) is not bytes
+        ):
             socket.write(b"".join((head, payload)))
             return
         writable = self._writable

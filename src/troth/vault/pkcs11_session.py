@@ -4,8 +4,10 @@ from troth.vault.pkcs11 (review 64f), which opens, revives and closes it."""
 
 from __future__ import annotations
 
+import operator
 import os
 import threading
+from collections.abc import Iterator
 from typing import Any, Final
 
 from troth.errors import ConfigError, VaultError
@@ -143,20 +145,30 @@ def forget_forked(sessions: dict[Any, SharedSession]) -> None:
 
 
 class _Held(threading.local):
-    """The locks `hold_sessions` took for a fork, released after it: the forking thread's own
+    """The holds `hold_sessions` took for a fork, released after it: the forking thread's own
     (lead, session 72, pkcs11 fork 1: one list of the process, so the first of two threads
     forking at once popped, and released from its thread, what the second had just taken
     (RuntimeError in the after-fork hook), and the second kept the table's lock for good: the
     next fork of the process waited for ever). A forked child goes on in the thread that
-    forked, with its list. One list a hold (review 72w, pkcs11 1): a fork within a fork's
+    forked, with its list. One entry a hold (review 72w, pkcs11 1): a fork within a fork's
     before-hook (a signal handler's, between two bytecodes of `hold_sessions`) released, after
-    it, the outer fork's locks too, which then went on without the table's lock."""
+    it, the outer fork's locks too, which then went on without the table's lock. An entry is
+    the hold's release (`_releasing`), made before it takes any lock."""
 
     def __init__(self) -> None:
-        self.holds: list[list[threading.RLock]] = []
+        self.holds: list[Iterator[None]] = []
 
 
 _HELD: Final = _Held()
+_BOTTOM: Final = object()  # under a hold's locks: its release stops there (`_releasing`)
+_take: Final = operator.methodcaller("acquire")
+_give: Final = operator.methodcaller("release")
+
+
+def _releasing(held: list[object]) -> Iterator[None]:
+    """What releases the locks `held` lists, last first, each unlisted and released in one
+    C call (no bytecode, where a signal handler runs, between the two): run by `release_held`."""
+    return map(_give, iter(held.pop, _BOTTOM))
 
 
 def hold_sessions(sessions: dict[Any, SharedSession], table_lock: threading.RLock) -> None:
@@ -173,23 +185,28 @@ def hold_sessions(sessions: dict[Any, SharedSession], table_lock: threading.RLoc
     review 67r, pkcs11 1, a logging handler that forked waited here for ever for its own
     thread's lock). The locks are re-entrant: a thread that forks while it holds one (a signal
     handler, run between two bytecodes of a signature) takes it again (review 68d, pkcs11 2:
-    it waited for ever for itself, and with the table's lock held every vault of the process)."""
-    held: list[threading.RLock] = []
-    _HELD.holds.append(held)
-    table_lock.acquire()
-    held.append(table_lock)
-    for shared in [shared for shared in list(sessions.values()) if shared.pid == os.getpid()]:
-        shared.lock.acquire()
-        held.append(shared.lock)
+    it waited for ever for itself, and with the table's lock held every vault of the process).
+    Each lock is listed by the C call that takes it (`filter` in `list.extend`), so a signal
+    handler that raises here (CPython forks on after a hook's exception) leaves none taken
+    unlisted (review 73d, forks 1: Ctrl-C while a fork waited for a long signature, taken by the
+    signing thread, ran its handler in this thread just after the acquire returned, and the
+    session's lock was held for good: the next signature on it waited for ever)."""
+    held: list[object] = [_BOTTOM]
+    _HELD.holds.append(_releasing(held))
+    held.extend(filter(_take, (table_lock,)))
+    mine = [shared.lock for shared in list(sessions.values()) if shared.pid == os.getpid()]
+    held.extend(filter(_take, mine))
 
 
 def release_held() -> None:
     """After a fork, in the parent and the child: release what this thread's last
-    `hold_sessions` took (that fork's)."""
-    if _HELD.holds:
-        held = _HELD.holds.pop()
-        while held:
-            held.pop().release()
+    `hold_sessions` took (that fork's). No call before the one that releases (a signal
+    handler runs after a call: review 73d, forks 1)."""
+    holds = _HELD.holds
+    if holds:
+        releasing = holds[-1]
+        del holds[-1]
+        any(releasing)
 
 
 class SharedSession:
