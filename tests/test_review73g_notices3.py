@@ -13,23 +13,41 @@ as a stranger connecting directly (each test failed before its fix).
    mark) spent H's own share: H's own calls to a restarted member waited their timeout, told
    nothing. Now a route is that node's own only when `from_other_end` says so; any other spends
    the share of the hop that node put second (its connection to the party, by host).
+2. (low-medium: members evicting their node's own channel; strict xfail, its fix in
+   node/channels.py, another helper's file this session) At the node's cap on open channels,
+   a stranger newcomer takes the place of a stranger's channel of the network, then the source,
+   holding the most (its own when among the most), the oldest (review 54k, channels 1). The
+   parties behind node b, over b's connection, count as b's host (`Connection.origin`), as b's
+   own channels do: when b is a stranger at the hub (its authority not one the hub trusts) and
+   so are its members there, they make b's host the source holding the most and each one more
+   takes the place of its oldest channel, b's own (its relay names there with it), as often
+   as they like. Reviews 72p, 72r and 72x kept b room in the per-source channel and half-open
+   limits, not at the cap. The fix (for the lead, after 73c): `_take_place` files a channel
+   whose message 1 was `forwarded` under a source of its own (`<source key> behind`), its
+   network unchanged, so the members' own channels give way first.
+
+Also reproduced, not counted again: review 72r's room 2 (its strict xfail in
+tests/test_review72r_room.py): the members spend the handshake-rate share of b's host. A key of
+their own (tried) would give one host two shares, its network's whole refill, against review
+57u; a reserve in the host's share that only b's own may take would not.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
-from typing import Any, cast
 
 import pytest
 
 import troth.node.notice_budgets as notice_budgets
-from tests.test_channel_manager import Net, run, until
+from tests.support.parties import make_channel_party
+from tests.test_channel_manager import Net, run
 from tests.test_review71w_refuted import _hub, _settle
 from tests.test_review71w_wave4a import _connection
+from tests.test_review72i_ends import _Behind
+from troth.channel import AnyAuthenticatedIdentity, ChannelState, SecureChannel
 from troth.errors import RoutingError
 from troth.limits import NOTICE_BURST
-from troth.node.channels import _MESSAGE_1, LISTENER, ChannelLimits
+from troth.node.channels import ChannelLimits
 from troth.routing import Address, RoutedMessage, Router
 from troth.routing.notice import parse_no_route
 from troth.transport.connection import Connection
@@ -72,75 +90,44 @@ def test_a_member_naming_no_reply_address_spends_its_own_share_not_the_hubs(
     asyncio.run(test())
 
 
-# -- 2: the handshake rate a node's members spend for it ----------------------------------------
+# -- 2: the places a node's members take from it at the node's cap ------------------------------
 
 
-class _Member:
-    """A party behind b, sending messages 1 to the hub over b's connection (b puts its
-    connection to it in the route, as a relay does), or b itself sending its own; what the
-    hub answers is dropped at b (no handshake is finished: the openings are never given back)."""
+class _Strangers(_Behind):
+    """Parties behind b that show no chain (strangers at the hub)."""
 
-    def __init__(self, hub: Any, b: Any) -> None:
-        self.hub, self.b = hub, b
-        (self.connection,) = b.transport.connections()
-        self.connection.allowed.permit(_AT_HUB)
-        self.sent = 0
-        b.router.register(_AT_HUB, self._sink)
-
-    async def _sink(self, message: RoutedMessage, source: object) -> None:
-        pass
-
-    async def opens(self, *, own: bool = False) -> bool:
-        """Send one message 1 (`own`: b's own, from a channel end of b's); whether the hub took
-        it up (else it refused it at its handshake rate)."""
-        counters = self.hub.manager.counters
-        started, refused = counters.handshakes_started, counters.refused_handshake_rate
-        self.sent += 1
-        reply = Address("worker", f"chan-{self.sent:016x}.dec")
-        self.b.router.register(reply, self._sink)
-        back = (reply,) if own else (_AT_HUB, reply)
-        first = _MESSAGE_1 + bytes(range(32))
-        message = RoutedMessage((self.connection.address, LISTENER), back, first)
-        await self.b.router.route(message)
-        await until(
-            lambda: (
-                counters.handshakes_started > started or counters.refused_handshake_rate > refused
-            )
-        )
-        return bool(counters.handshakes_started > started)
-
-    async def drain(self) -> None:
-        """Messages 1 until the hub refuses one at its handshake rate."""
-        for _ in range(8):
-            if not await self.opens():
-                return
-        raise AssertionError("never refused")
+    def channel(self, reply: Address | None, *, opens: bool) -> SecureChannel:
+        party = make_channel_party(self.net.world.vault, now=self.net.clock.now)
+        channel = SecureChannel(initiator=opens, me=party.me(()), trust=self.net.world.trust())
+        self.channels[reply] = (channel, reply)
+        return channel
 
 
 @pytest.mark.xfail(
     strict=True,
     reason="73g notices3 2: the fix is in node/channels.py (73c's file this session): "
-    "`_make_room` spends a forwarded message 1's opening under a key of its own",
+    "`_take_place` files a forwarded channel under a source of its own",
 )
-def test_members_spending_the_handshake_rate_leave_the_nodes_own_openings() -> None:
-    """73g notices3 2: b's members flood the hub with messages 1 over b's connection and never
-    finish them, refused at the hub's handshake rate each second; b's own message 1 is still
-    taken up within the next second's refill (before: they spent the share of b's host, which
-    b's own draws on too, and b's own was refused, its open failing at its handshake timeout,
-    for as long as they kept it up; reviews 72p and 72r kept b room in the channel and
-    half-open limits, not in the rate)."""
+def test_members_at_the_cap_never_evict_the_nodes_own_channel() -> None:
+    """73g notices3 2: b, a stranger at the hub (its authority not one the hub trusts), holds
+    its own channel there; strangers behind b fill the hub's places for strangers over b's
+    connection, and one more opens: the channel that gives way is one of theirs, never b's own
+    (before: they counted as b's host, the source holding the most, whose oldest channel gave
+    way: b's own, with its relay names there, as often as they liked)."""
 
     async def test(net: Net) -> None:
-        hub = await net.hub(limits=ChannelLimits(handshake_burst=4, handshake_rate=2))
-        b = await net.relayed(hub, "b")
-        member = _Member(hub, b)
-        loop = asyncio.get_running_loop()
-        real, offset = loop.time, [0.0]
-        offset[0] = math.ceil(real()) - real() + 0.01  # a whole second ahead of the rates'
-        cast("Any", loop).time = lambda: real() + offset[0]  # next refill, then one refill
-        await member.drain()
-        offset[0] += 1.0
-        await member.drain()
-        assert await member.opens(own=True)
+        hub = await net.hub(limits=ChannelLimits(max_open_channels=8))
+        hub.manager.trust = lambda: net.world.trust(AnyAuthenticatedIdentity())
+        party = make_channel_party(net.world.vault, now=net.clock.now)
+        b = await net.relayed(hub, "b", party=party)
+        b.manager.me = lambda: party.me(())
+        behind = _Strangers(net, hub, b)
+        own = await b.manager.open((behind.connection.address,))
+        (at_hub,) = hub.manager.ends.values()
+        for number in range(6):  # the strangers' other places (5 of 6), then one more
+            await behind.open(Address("worker", f"chan-{number:016x}.dec"))
+        assert hub.manager.counters.evicted_open == 1
+        assert at_hub.enc in hub.manager.ends
+        assert own.channel.state is ChannelState.OPEN
 
     run(test)
