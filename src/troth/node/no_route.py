@@ -95,8 +95,10 @@ class NoRouteNotices:
             return
         via = route[0]
         # the budget first: finding the channel looks at every channel over the connection;
-        # the packet's source: the connection it came on at the node before, or that node
-        spender = route[1] if len(route) > 2 else via
+        # the packet's source: the connection it came on at the node before, or that node for
+        # its own (`from_other_end`: not by the route's length, a party behind it naming no
+        # reply address has two hops too; review 73g, notices3 1)
+        spender = via if from_other_end(route) else route[1]
         if not self.take(via, asyncio.get_running_loop().time(), spender):
             return
         end = self._direct_end(via)
