@@ -24,6 +24,13 @@ connections enforce foreign keys): the policy restore's held-back rows, each def
 link to one authority's row, went with it when the operator confirmed that one (planted 4).
 And a copy made again in UTF-16 (`PRAGMA encoding`): troth makes node.db in UTF-8, and the
 definitions' UTF-16 bytes, read as UTF-8, held no clause (review 72z, planted2 1).
+And a UNIQUE index troth does not make (it makes two, `identities_name` and
+`revocations_once`, compared by what they keep unique: `_unique`): an index carries no
+conflict clause, but a write with `INSERT OR IGNORE`, `OR REPLACE` or `ON CONFLICT DO NOTHING`
+(no target) meets every uniqueness: one on `authority_revoke_again (kind)`, a table
+`check_made` compares, kept one identity of each kind the authority's hold was given to
+revoke again (review 73a, planted3 1). An index that is not UNIQUE changes no row written
+or read, only how it is found.
 """
 
 from __future__ import annotations
@@ -31,12 +38,13 @@ from __future__ import annotations
 import functools
 import itertools
 import sqlite3
-from collections.abc import Iterator
-from typing import Final
+from collections.abc import Callable, Iterator
+from typing import Any, Final
 
 from troth.errors import StorageError
 from troth.storage.row_types import text_sql
 from troth.storage.sqlite import SqliteDatabase
+from troth.storage.sqlite_schema import NODE_MIGRATIONS
 
 __all__ = ["AUDIT_TABLE", "AUDIT_TRIGGERS", "check_made", "planted"]
 
@@ -83,14 +91,72 @@ _TABLES: Final = (
 )
 
 
+_UNIQUE: Final = (
+    f"SELECT {text_sql('m.name', _TRIGGER_TEXT_BYTES)}, "  # noqa: S608
+    f"{text_sql('m.sql', _TABLE_TEXT_BYTES)}, m.name, m.tbl_name FROM sqlite_master AS m "
+    "JOIN pragma_index_list(m.tbl_name) AS i ON i.name = m.name "
+    "WHERE m.type = 'index' AND i.\"unique\" AND i.origin = 'c' ORDER BY m.name"
+)
+"""Each UNIQUE index made by `CREATE UNIQUE INDEX` (SQLite's word: `pragma_index_list`): its
+name and text, as read, and as SQLite names it and its table (a table's own UNIQUE is its
+definition's, read with it)."""
+_KEY: Final = 'SELECT name, "desc", coll FROM pragma_index_xinfo(?) WHERE key ORDER BY seqno'
+"""The columns an index keys (an expression's name NULL), each's order and collation."""
+_Fetch = Callable[[str, tuple[object, ...]], list[Any]]
+_Unique = tuple[str, tuple[tuple[object, ...], ...], tuple[str | None, ...] | None]
+
+
+def _unique(fetch: _Fetch, name: object, table: object, sql: object) -> _Unique | None:
+    """What the UNIQUE index `name` of `table` (`sql`, its text's bytes) keeps unique, as SQLite
+    applies it: its table's name folded (ASCII, as SQLite's names), each key column's name,
+    order and collation (`pragma_index_xinfo`: the column's own when the index names none),
+    and the words of its partial clause (after WHERE); None: unreadable. Its text is not
+    compared whole: `ALTER TABLE ... RENAME` writes the table's name in it again, quoted
+    (72v planted 1's `identities` renamed and renamed back)."""
+    try:
+        text = sql.decode() if isinstance(sql, bytes) else None
+    except UnicodeDecodeError:
+        text = None
+    if text is None or not isinstance(name, str) or not isinstance(table, str):
+        return None
+    tokens = list(_tokens(text))
+    where = tokens.index("WHERE") if "WHERE" in tokens else len(tokens)
+    keyed = tuple(tuple(row) for row in fetch(_KEY, (name,)))
+    return table.encode().lower().decode(), keyed, tuple(tokens[where + 1 :])
+
+
+@functools.cache
+def _made_unique() -> frozenset[_Unique | None]:
+    """What each UNIQUE index troth makes in node.db keeps unique (`_unique`; its migrations':
+    `identities_name`, `revocations_once`), as every troth that migrated node.db made it."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        for migration in NODE_MIGRATIONS:
+            if callable(migration):
+                migration(conn)
+                continue
+            for statement in migration.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+
+        def fetch(sql: str, params: tuple[object, ...]) -> list[Any]:
+            return conn.execute(sql, params).fetchall()
+
+        rows = fetch(_UNIQUE, ())
+        return frozenset(_unique(fetch, name, table, sql) for _, sql, name, table in rows)
+    finally:
+        conn.close()
+
+
 def planted(db: SqliteDatabase) -> list[str]:
     """What `db` holds that troth does not make, each shown as its kind and name ("trigger
-    'gone'"), in order: a trigger not troth's (its audit log's, word for word), a view (troth
-    makes none), a table defined with a conflict clause or a foreign-key action (or whose
-    definition is not UTF-8 text of at most 64 KiB); a name not text of at most 4 KiB shown
-    as its type. First a database encoded other than UTF-8 (troth makes node.db in UTF-8:
-    the definitions' bytes in UTF-16 read as UTF-8 held no word longer than a letter, review
-    72z, planted2 1)."""
+        'gone'"), in order: a trigger not troth's (its audit log's, word for word), a view (troth
+        makes none), a table defined with a conflict clause or a foreign-key action (or whose
+        definition is not UTF-8 text of at most 64 KiB); a name not text of at most 4 KiB shown
+        as its type. First a database encoded other than UTF-8 (troth makes node.db in UTF-8:
+        the definitions' bytes in UTF-16 read as UTF-8 held no word longer than a letter, review
+        72z, planted2 1); last a UNIQUE index keeping unique what none of troth's does (its
+    table, key columns, their order and collation, partial clause: 73a, planted3 1)."""
     made = _made()
     encoding = db.fetch_one("PRAGMA encoding")
     found = [] if encoding == ("UTF-8",) else [f"a database encoded {_shown(encoding[0])}"]
@@ -103,6 +169,12 @@ def planted(db: SqliteDatabase) -> list[str]:
         clause = _clause(sql)
         if clause is not None:
             found.append(f"table {_shown(name)} ({clause})")
+    made_unique = _made_unique()  # 73a planted3 1: untargeted DO NOTHING dropped rows by it
+    found += [
+        f"index {_shown(shown)}"
+        for shown, sql, name, table in db.fetch_all(_UNIQUE)
+        if _unique(db.fetch_all, name, table, sql) not in made_unique
+    ]
     return found
 
 
@@ -137,6 +209,18 @@ _CLAUSES: Final = {
 def _words(sql: str) -> Iterator[str]:
     """The bare words of the SQL text `sql`, upper-cased: strings, quoted names and comments
     skipped; a quote never closed ends them as a conflict clause would (read as one)."""
+    for token in _tokens(sql):
+        if token is None:
+            yield from ("ON", "CONFLICT")
+            return
+        if token[0].isalnum() or token[0] in "_$" or ord(token[0]) > 127:
+            yield token
+
+
+def _tokens(sql: str) -> Iterator[str | None]:
+    """The tokens of the SQL text `sql`: each bare word upper-cased, each string or quoted name
+    as written (its quotes too), each other character but space; comments skipped; None for a
+    quote never closed, then no more."""
     i, n = 0, len(sql)
     while i < n:
         c = sql[i]
@@ -145,8 +229,9 @@ def _words(sql: str) -> Iterator[str]:
             while (j := sql.find(close, j)) >= 0 and close != "]" and sql.startswith(close, j + 1):
                 j += 2  # a quote doubled inside the quotes
             if j < 0:
-                yield from ("ON", "CONFLICT")
+                yield None
                 return
+            yield sql[i : j + 1]
             i = j + 1
         elif sql.startswith(("--", "/*"), i):
             end = "\n" if c == "-" else "*/"
@@ -159,6 +244,8 @@ def _words(sql: str) -> Iterator[str]:
             yield sql[i:j].upper()
             i = j
         else:
+            if not c.isspace():
+                yield c
             i += 1
 
 
