@@ -59,17 +59,18 @@ steps loses nothing (the rows stay queued, the ticket in node.db).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from troth import limits
-from troth.crypto import PublicKey, verify_signature
-from troth.errors import CryptoError, TraceError
+from troth.crypto import PublicKey, sha256, verify_signature
+from troth.errors import CryptoError, TraceError, TraceFailure
 from troth.identity import Signer, VerifiedIdentity
 from troth.storage import SqliteDatabase
 from troth.trace.dsse import pae
-from troth.trace.signing import resolve_key
+from troth.trace.record import Disclosure
+from troth.trace.signing import VerifiedRecord, resolve_key, verify_envelope
 
 __all__ = [
     "LEGACY_TICKET_TYPE",
@@ -78,6 +79,7 @@ __all__ = [
     "drop_ticket",
     "read_ticket",
     "ticket_key",
+    "verify_queued",
     "write_ticket",
 ]
 
@@ -89,6 +91,10 @@ LEGACY_TICKET_TYPE: Final = "application/vnd.troth.outbox-resign.v2"
 """The type of a ticket written before review 72e, tickets 1 (module docstring): read as listing
 only envelopes of the key its rotation retired."""
 _HASH: Final = 32
+_RETIRED: Final = (
+    "signed by a key an older change retired: never signed again by the current key "
+    "(troth.trace.outbox_rotation)"
+)
 _SCHEMA: Final = (
     "CREATE TABLE IF NOT EXISTS trace_outbox_resign (agent BLOB PRIMARY KEY, "
     "hashes BLOB NOT NULL, signature BLOB NOT NULL, attestation BLOB NOT NULL)"
@@ -212,3 +218,35 @@ def _retired_change(identity: VerifiedIdentity, change: int) -> int:
     made, before = identity.changes[position].body, identity.changes[position - 1].body
     intermediate = before.primary_key.key_type is not made.primary_key.key_type
     return change - 2 if intermediate else change - 1
+
+
+def verify_queued(
+    envelope: bytes,
+    identity: VerifiedIdentity,
+    attestation: bytes,
+    disclosures: Mapping[str, Disclosure],
+    listed: Callable[[], Listed],
+) -> VerifiedRecord:
+    """A queued row's `envelope` verified as `identity`'s, for the outbox to sign it again
+    with the current key: one of a key a rotation retired only when `listed()` (the agent's
+    ticket, `read_ticket`) lists it (TraceError ATTESTATION_STALE), then whenever it is dated:
+    the rotation hashed it while its key was current (a record made while the node's clock
+    ran ahead, dated after the rotation, was set aside KEY_RETIRED: review 73e, tickets4 1).
+    TraceError for any other failure, as `verify_envelope` raises it."""
+    try:
+        checked = verify_envelope(
+            envelope, signer=identity, attestation=attestation, disclosures=disclosures
+        )
+    except TraceError as exc:
+        if exc.reason is not TraceFailure.KEY_RETIRED or sha256(envelope) not in listed().hashes:
+            raise
+        checked = verify_envelope(
+            envelope,
+            signer=identity,
+            attestation=attestation,
+            disclosures=disclosures,
+            retired=False,
+        )
+    if not checked.epoch.is_current and not listed().lists(sha256(envelope), checked.epoch.change):
+        raise TraceError(TraceFailure.ATTESTATION_STALE, _RETIRED)
+    return checked
