@@ -186,10 +186,9 @@ def test_an_outbox_killed_at_any_statement_of_its_resign_of_listed_rows_loses_no
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Tried (2: a crash between the rotation's commit and the re-sign): three rows of K0,
-    the rotation (bound 1) lists two; a process sending the outbox (signing the listed rows
-    again, a batch a transaction) killed at each of its SQLite statements in turn: the rows
-    and the ticket are as a statement left them, and every row goes under K1, none set
-    aside."""
+    the rotation (bound 1) lists two; a process sending the outbox (signing the stale rows
+    again, the listed ones among them, in one transaction) killed at each of its SQLite
+    statements in turn, then one that finishes: every row goes under K1, none set aside."""
     rotated = Rotated(tmp_path, monkeypatch, queued=3)
     try:
 
@@ -198,14 +197,17 @@ def test_an_outbox_killed_at_any_statement_of_its_resign_of_listed_rows_loses_no
                 SqliteDatabase(rotated.path),
                 rotated.agent.identifier,
                 lambda now: rotated.agent.signer(now),
-                batch_records=1,
             )
-            outbox.next_batch(NOW)
+            assert outbox.next_batch(NOW) is not None
 
-        statement = 1
-        while killed_after(statement, send) == CRASH_EXIT_CODE:
+        statement, code = 0, CRASH_EXIT_CODE
+        while code == CRASH_EXIT_CODE:
             statement += 1
+            code = killed_after(statement, send)
+        assert code == 0
         assert statement > 5  # killed at each statement before the run that finished
+        rows = rotated.outbox.store.first(rotated.agent.identifier.digest, 10)
+        assert not any(row.stale for row in rows)  # signed again by the run that finished
         assert rotated.sent() == [(i, True) for i in rotated.ids]
         assert rotated.refused() == []
     finally:
