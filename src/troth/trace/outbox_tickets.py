@@ -29,7 +29,10 @@ key, dated before the rotation) is not listed, so it is set aside as before (a r
 column is not trusted: the hash is the verified envelope's, at the rotation and at the outbox);
 a ticket it writes or edits does not verify under the current key; one of the agent's own
 records listed, put back after it was delivered, is only the agent's record again (the log
-answers it already, or refuses it REPLAYED: nothing of the thief's).
+answers it already, or refuses it REPLAYED: nothing of the thief's). A listed row is verified
+whatever time it bears, its key's retirement not checked (`verify_queued`): the rotation hashed
+it while its key was current (a record made while the node's clock ran ahead, dated after the
+rotation, was set aside KEY_RETIRED: review 73e, tickets4 1).
 
 The ticket's type is `.v3` since that fix (review 72j, rotated 3): a `.v2` ticket, written
 before it, may list a thief's envelope of a key retired before (planted under the retired key's
