@@ -49,10 +49,15 @@ _TICKETS: Final = "SELECT 1 FROM sqlite_master WHERE name = 'trace_outbox_resign
 class Rotated:
     """An agent's outbox in node.db with `queued` records of its key, then a rotation at NOW -
     50 that signs at most `bound` of them again (MAX_ROTATION_RESIGNED_RECORDS); `stolen` is
-    the retired key (a thief's copy)."""
+    the retired key (a thief's copy); the records are made from `made` on, a second apart."""
 
     def __init__(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, queued: int = 2, bound: int = 1
+        self,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        queued: int = 2,
+        bound: int = 1,
+        made: int = NOW - 100,
     ) -> None:
         monkeypatch.setattr(limits, "MAX_ROTATION_RESIGNED_RECORDS", bound, raising=False)
         self.path = tmp_path / "node.db"
@@ -61,7 +66,7 @@ class Rotated:
         self.db = SqliteDatabase(self.path)
         self.outbox = self.open(self.db)
         self.ids = [
-            self.outbox.add(tool("refund", n=n), now=NOW - 100 + n).record for n in range(queued)
+            self.outbox.add(tool("refund", n=n), now=made + n).record for n in range(queued)
         ]
         self.rotate(NOW - 50)
 

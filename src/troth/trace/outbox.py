@@ -84,6 +84,7 @@ it waits for the database.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -110,7 +111,7 @@ from troth.trace.batcher import (
 )
 from troth.trace.outbox_redact import redact_outbox, scrub_quietly
 from troth.trace.outbox_store import OutboxRow, OutboxStore, Tail, row_size
-from troth.trace.outbox_tickets import Listed, read_ticket, ticket_key
+from troth.trace.outbox_tickets import read_ticket, ticket_key, verify_queued
 from troth.trace.record import Kind
 from troth.trace.recorder import RandomPool, SignerCache
 from troth.trace.replayed import logged_index
@@ -121,7 +122,6 @@ from troth.trace.signing import (
     resign_record,
     resolve_key,
     sign_next,
-    verify_envelope,
 )
 from troth.trace.stored import decode_disclosures
 from troth.trace.submit import (
@@ -142,10 +142,6 @@ _T = TypeVar("_T")
 SCRUB_SECONDS: Final = 5
 """While records stay queued, a delivery truncates node.db's WAL at most this often (seconds);
 a delivery that leaves none queued always does (module docstring, "Disclosed values")."""
-_RETIRED: Final = (
-    "signed by a key an older change retired: never signed again by the current key "
-    "(troth.trace.outbox_rotation)"
-)
 
 
 class _SignerBehind(Exception):
@@ -307,9 +303,15 @@ class TraceOutbox:
         source: bytes | None,
         told: bool,
     ) -> VerifiedRecord:
-        if self.store.rotated(agent) >= signer.identity.change_count:  # a rotation retired its
-            if told:  # key since it was fetched: asked again (review 72e, tickets 2)
-                raise TraceError(_F.ATTESTATION_STALE, "the signer predates a rotation")
+        rotated, held = self.store.rotated(agent), signer.identity.change_count
+        if rotated >= held:  # a rotation retired its key since it was fetched: asked again
+            if told:  # (review 72e, tickets 2); a count past the history: review 73e refuted
+                raise TraceError(
+                    _F.ATTESTATION_STALE,
+                    f"the signer predates a rotation: node.db's trace_outbox_rotated says "
+                    f"{rotated} changes retired, the agent's history holds {held} (until its "
+                    "next rotation writes it again)",
+                )
             raise _SignerBehind
         bounds = [self._bound(self.store.usage(), 100, "")]
         if content.kind is Kind.DENIAL:  # refusals leave the rest to what the node does
@@ -487,7 +489,8 @@ class TraceOutbox:
         rows = self.store.first(agent, self.batch_records)
         if not renewed and self._behind(signer, rows):  # as the rows stand in this
             raise _SignerBehind  # transaction
-        listed: Listed | None = None  # the rotation's ticket, read when needed
+        listed = functools.cache(lambda: read_ticket(self.store.db, signer.identity))  # the
+        # rotation's ticket, read when needed
         for row in rows:
             if not row.stale:
                 before = Tail(row.seq, row.hash, row.time)
@@ -499,22 +502,12 @@ class TraceOutbox:
                 disclosures = decode_disclosures(row.disclosures)
                 # the agent's own, as stored: a row planted or edited in node.db by a writer
                 # without the agent's key is never signed by it (review 55b, outbox 1)
-                checked = verify_envelope(
-                    row.envelope,
-                    signer=signer.identity,
-                    attestation=row.attestation,
-                    disclosures=disclosures,
-                )
-                if not resolve_key(signer.identity, row.attestation).is_current:
-                    # a key a rotation retired: the rotation signed the honest rows again, or
-                    # listed them in its ticket (troth.trace.outbox_rotation, outbox_tickets:
-                    # review 71g, outbox2 1); any other is a thief's (review 68r, outbox 1)
-                    if listed is None:
-                        listed = read_ticket(self.store.db, signer.identity)
-                    if not listed.lists(sha256(row.envelope), checked.epoch.change):  # the
-                        # envelope verified (review 71o, wave2e 1: not the payload's hash)
-                        raise TraceError(_F.ATTESTATION_STALE, _RETIRED)
-                record = checked.record
+                # of a key a rotation retired: only when its ticket lists it (the rotation
+                # signed the other honest rows again: troth.trace.outbox_rotation; any other
+                # is a thief's, review 68r, outbox 1), verified (review 71o, wave2e 1)
+                record = verify_queued(
+                    row.envelope, signer.identity, row.attestation, disclosures, listed
+                ).record
                 verified = resign_record(
                     signer,
                     record,

@@ -109,7 +109,6 @@ def resign_for_rotation(
         for row in _rows(store, digest):
             if fresh is None:
                 fresh = signer()
-            identity = fresh.identity
             if not of_key_before(row.attestation):
                 continue  # the new key's, or a key retired before (a thief's, if queued)
             if taken >= limits.MAX_ROTATION_RESIGNED_RECORDS:
@@ -118,13 +117,13 @@ def resign_for_rotation(
             taken += 1
             try:
                 disclosures = decode_disclosures(row.disclosures)
-                record = verify_envelope(
-                    row.envelope,
-                    signer=identity,
+                record = verify_envelope(  # under the history whose key it is: in node.db
+                    row.envelope,  # while it was current, whatever its date (review 73e,
+                    signer=before,  # tickets4 1: one dated after the rotation was set aside)
                     attestation=row.attestation,
                     disclosures=disclosures,
                 ).record
-                epoch = epoch or resolve_key(identity, fresh.attestation)
+                epoch = epoch or resolve_key(fresh.identity, fresh.attestation)
                 verified = resign_record(
                     fresh,
                     record,

@@ -29,7 +29,10 @@ key, dated before the rotation) is not listed, so it is set aside as before (a r
 column is not trusted: the hash is the verified envelope's, at the rotation and at the outbox);
 a ticket it writes or edits does not verify under the current key; one of the agent's own
 records listed, put back after it was delivered, is only the agent's record again (the log
-answers it already, or refuses it REPLAYED: nothing of the thief's).
+answers it already, or refuses it REPLAYED: nothing of the thief's). A listed row is verified
+whatever time it bears, its key's retirement not checked (`verify_queued`): the rotation hashed
+it while its key was current (a record made while the node's clock ran ahead, dated after the
+rotation, was set aside KEY_RETIRED: review 73e, tickets4 1).
 
 The ticket's type is `.v3` since that fix (review 72j, rotated 3): a `.v2` ticket, written
 before it, may list a thief's envelope of a key retired before (planted under the retired key's
@@ -59,17 +62,18 @@ steps loses nothing (the rows stay queued, the ticket in node.db).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from troth import limits
-from troth.crypto import PublicKey, verify_signature
-from troth.errors import CryptoError, TraceError
+from troth.crypto import PublicKey, sha256, verify_signature
+from troth.errors import CryptoError, TraceError, TraceFailure
 from troth.identity import Signer, VerifiedIdentity
 from troth.storage import SqliteDatabase
 from troth.trace.dsse import pae
-from troth.trace.signing import resolve_key
+from troth.trace.record import Disclosure
+from troth.trace.signing import VerifiedRecord, resolve_key, verify_envelope
 
 __all__ = [
     "LEGACY_TICKET_TYPE",
@@ -78,6 +82,7 @@ __all__ = [
     "drop_ticket",
     "read_ticket",
     "ticket_key",
+    "verify_queued",
     "write_ticket",
 ]
 
@@ -89,6 +94,10 @@ LEGACY_TICKET_TYPE: Final = "application/vnd.troth.outbox-resign.v2"
 """The type of a ticket written before review 72e, tickets 1 (module docstring): read as listing
 only envelopes of the key its rotation retired."""
 _HASH: Final = 32
+_RETIRED: Final = (
+    "signed by a key an older change retired: never signed again by the current key "
+    "(troth.trace.outbox_rotation)"
+)
 _SCHEMA: Final = (
     "CREATE TABLE IF NOT EXISTS trace_outbox_resign (agent BLOB PRIMARY KEY, "
     "hashes BLOB NOT NULL, signature BLOB NOT NULL, attestation BLOB NOT NULL)"
@@ -212,3 +221,35 @@ def _retired_change(identity: VerifiedIdentity, change: int) -> int:
     made, before = identity.changes[position].body, identity.changes[position - 1].body
     intermediate = before.primary_key.key_type is not made.primary_key.key_type
     return change - 2 if intermediate else change - 1
+
+
+def verify_queued(
+    envelope: bytes,
+    identity: VerifiedIdentity,
+    attestation: bytes,
+    disclosures: Mapping[str, Disclosure],
+    listed: Callable[[], Listed],
+) -> VerifiedRecord:
+    """A queued row's `envelope` verified as `identity`'s, for the outbox to sign it again
+    with the current key: one of a key a rotation retired only when `listed()` (the agent's
+    ticket, `read_ticket`) lists it (TraceError ATTESTATION_STALE), then whenever it is dated:
+    the rotation hashed it while its key was current (a record made while the node's clock
+    ran ahead, dated after the rotation, was set aside KEY_RETIRED: review 73e, tickets4 1).
+    TraceError for any other failure, as `verify_envelope` raises it."""
+    try:
+        checked = verify_envelope(
+            envelope, signer=identity, attestation=attestation, disclosures=disclosures
+        )
+    except TraceError as exc:
+        if exc.reason is not TraceFailure.KEY_RETIRED or sha256(envelope) not in listed().hashes:
+            raise
+        checked = verify_envelope(
+            envelope,
+            signer=identity,
+            attestation=attestation,
+            disclosures=disclosures,
+            retired=False,
+        )
+    if not checked.epoch.is_current and not listed().lists(sha256(envelope), checked.epoch.change):
+        raise TraceError(TraceFailure.ATTESTATION_STALE, _RETIRED)
+    return checked

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from troth import limits
@@ -446,16 +446,20 @@ def verify_envelope(
     signer: VerifiedIdentity,
     attestation: bytes,
     disclosures: Mapping[str, Disclosure] | None = None,
+    retired: bool = True,
 ) -> VerifiedRecord:
     """Verify a record submitted as envelope bytes: it decodes in canonical form, names
     `signer` and the key `attestation` attests, the key could sign at the record's time, the
-    signature verifies, and every disclosure matches its commitment."""
+    signature verifies, and every disclosure matches its commitment. `retired` False: the
+    time the key's change was followed is not checked (a row a rotation's ticket lists, in
+    node.db while its key was current: troth.trace.outbox_tickets; review 73e, tickets4 1)."""
     record, payload, signature, keyid = open_envelope(data)
     if record.agent != signer.identifier:
         raise TraceError(_F.SIGNER_INVALID, "the record names another agent", record=record.id)
     if keyid != keyid_of(attestation):
         raise TraceError(_F.UNKNOWN_KEY, "the attestation given is not the record's key")
     epoch = resolve_key(signer, attestation)
+    epoch = epoch if retired else replace(epoch, retired_at=None)
     epoch.check_time(record.time)
     check_signature(epoch, payload, signature)
     given = dict(disclosures or {})
