@@ -26,6 +26,13 @@ holding the most (`half_open_victim`). The members behind a node made its source
 evicted that source's oldest: the node's own handshake when it was older than theirs, as they
 arranged by sending theirs after it (review 72x kept the node's own from its members' messages
 1 only). Now, of the source that gives way, a party behind a node's handshake goes first.
+
+Rooms 4 (low: rooms 2's fix one budget over). The parties behind a node spent its source's
+share only down to the part kept for the node's own, but the network's budget (its /24) to
+nothing: the members behind two nodes of one network (an organisation's behind one NAT), from
+anywhere, spent it all between them, and both nodes' own messages 1 were dropped though each
+node's share kept room (what only two flooding addresses within the /24 could do before). Now
+they spend the network's budget too only down to the same part kept.
 """
 
 from __future__ import annotations
@@ -37,11 +44,14 @@ import pytest
 
 from tests.test_channel_manager import Net, attacker, message_1, run, until
 from tests.test_review72i_ends import _Behind
+from tests.test_review72r_room import _FrozenLoop
 from tests.test_review72x_halfopen import _OWN, _message_1, _silent
 from troth.channel import ChannelState, SecureChannel
+from troth.node import opening_rates
 from troth.node.channel_limits import ChannelCounters
 from troth.node.channel_sources import forwarded_room
 from troth.node.channels import LISTENER, ChannelLimits
+from troth.node.opening_rates import OpeningRates
 from troth.routing import Address
 
 _LIMIT = 4
@@ -121,3 +131,20 @@ def test_a_strangers_message_1_evicts_a_member_before_the_nodes_own_handshake() 
         assert members[0] not in routes
 
     run(test)
+
+
+def test_members_behind_two_nodes_of_a_network_leave_them_openings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rooms 4: the members behind nodes b and c (two hosts of one /24) send messages 1 that
+    never complete until each is refused; b's own and c's own messages 1 are still taken up
+    (before: the members' took the network's whole burst, 240 for b's and 16 for c's, and both
+    nodes' own were refused)."""
+    monkeypatch.setattr(opening_rates, "asyncio", _FrozenLoop)
+    rates = OpeningRates(rate=64, burst=256)
+    network = "tcp 192.0.2.0/24"
+    for source in ("tcp 192.0.2.7", "tcp 192.0.2.8"):
+        while rates.take(source, network, forwarded=True):
+            pass
+    assert rates.take("tcp 192.0.2.7", network)
+    assert rates.take("tcp 192.0.2.8", network)

@@ -75,16 +75,17 @@ class OpeningRates:
         """Spend one opening of `source`'s share and of `network`'s budget (False, nothing
         spent, when either has none). `forwarded`: for a party behind the node whose own
         channels count under `source` (`channel_sources.behind_other_end`), which spends the
-        share only down to the part kept for that node's own (`forwarded_room` of the burst:
-        16 of 256, half of a burst under 32). The same share, not one of their own, so the
-        source opens no more than before in all (review 73c, rooms 2: review 72r's room 2,
-        where such parties' messages 1 that never complete spent it all and the node's own
-        was refused)."""
+        share, and the network's budget, only down to the part kept for the node's own
+        (`forwarded_room` of the burst: 16 of 256, half of a burst under 32). The same
+        budgets, not ones of their own, so the source opens no more than before in all
+        (review 73c, rooms 2: review 72r's room 2, where such parties' messages 1 that never
+        complete spent the share and the node's own was refused; rooms 4: the network's,
+        which the members behind two nodes of one /24 spent between them)."""
         now = int(asyncio.get_running_loop().time())
         keep = self._kept if forwarded else 0
         if not self._sources.take(source, 1, now=now, keep=keep):
             return False
-        if self._budgets.take(network, 1, now=now):
+        if self._budgets.take(network, 1, now=now, keep=keep):  # (the network's: rooms 4)
             return True
         self._sources.refund(source, 1, now=now)
         return False
