@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_review72i_ends import _AT_B
+from tests.test_channel_manager import Net, run
+from tests.test_review72i_ends import _AT_B, _Behind
 from tests.test_review72p_ends2 import _connection
+from tests.test_review73c_rooms import _LIMIT, _fill
 from troth import limits
 from troth.node import opening_rates
 from troth.node.channel_sources import behind_other_end, forwarded_room
+from troth.node.channels import ChannelLimits
 from troth.node.opening_rates import OpeningRates
 from troth.routing import Address
 
@@ -94,3 +97,26 @@ def test_a_refused_forwarded_opening_spends_nothing(monkeypatch: pytest.MonkeyPa
         assert not rates.take("tcp 192.0.2.7", "tcp 192.0.2.0/24", forwarded=True)
     neighbour = [rates.take("tcp 192.0.2.9", "tcp 192.0.2.0/24") for _ in range(4)]
     assert neighbour == [True, True, False, False]  # the network's 4 less the members' 2
+
+
+def test_a_relayed_senders_room_comes_back_when_the_connection_resets() -> None:
+    """73c refuted 4: the members behind b, reached through the relay, fill their room at a
+    and leave their handshakes in progress; a's connection to the relay resets: a counts
+    nothing left for b's key (no channel nor handshake), so no room is lost for good."""
+
+    async def test(net: Net) -> None:
+        hub = await net.hub()
+        limits = ChannelLimits(max_half_open_per_source=_LIMIT)
+        a = await net.relayed(hub, "a", limits=limits)
+        b = await net.relayed(hub, "b", limits=ChannelLimits(handshake_timeout=2.0))
+        behind = _Behind(net, hub, b)
+        assert await _fill(a, behind, answer=False) == forwarded_room(_LIMIT)
+        (connection,) = a.transport.connections()
+        await connection.close()  # (the node's transport tells its channels: as it does)
+        a.manager.connection_lost(connection.address)
+        assert not a.manager.ends
+        assert not a.manager._per_source
+        assert not a.manager._half_open
+        assert not a.manager._networks
+
+    run(test)
