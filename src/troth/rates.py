@@ -39,11 +39,13 @@ class ByteBudgets:
         then is refused without another scan (review 60f, budgets 1: one whole-table scan per
         refused newcomer)."""
 
-    def take(self, source: Hashable, amount: int, *, now: int) -> bool:
+    def take(self, source: Hashable, amount: int, *, now: int, keep: int = 0) -> bool:
         """Spend `amount` bytes of `source`'s budget; False (nothing spent) when it lacks them
-        (`take_all` of one source, without its loop: every lease issue takes two)."""
+        (`take_all` of one source, without its loop: every lease issue takes two), or would
+        have fewer than `keep` left (a part of the same budget kept for another of its users:
+        troth.node.opening_rates, review 73c, rooms 2)."""
         bucket = self._bucket(source, now)
-        if bucket is None or amount > bucket.level:
+        if bucket is None or amount + keep > bucket.level:
             return False
         bucket.level -= amount
         return True

@@ -72,4 +72,5 @@ half the limit): the parties behind it, whose channels come over its connection 
 forwards for) and count as its host, may hold the rest, not all of it, so they cannot refuse
 its own next channel there (a renewed channel key's, an agent identity's). Within the limit,
 not added to it: one host holds no more in total (review 72p, ends2 1). Likewise of its
-handshakes in progress (`max_half_open_per_source`, 16: half of it kept; review 72r, room 1)."""
+handshakes in progress (`max_half_open_per_source`, 16: half of it kept; review 72r, room 1)
+and of its share of the handshake rate (HANDSHAKE_BURST: 16 of 256 kept; review 73c, rooms 2)."""

@@ -62,15 +62,21 @@ def from_other_end(route: Route) -> bool:
 
 def behind_other_end(source: Source | None, return_route: Route, source_key: str) -> bool:
     """Whether a message 1 with `return_route` that came over connection `source` was sent by
-    a party behind the node at the other end of it (`from_other_end` false: a member that node
-    forwards for, review 66q) and counts under the same source key as that node's own channels
-    (`source_key`, `Connection.origin`'s): an accepted connection's host, or a connection this
-    node made when the relay there named no connection of its own to the sender. Such a party
-    may hold only `forwarded_room` of the source's limit (review 72p, ends2 1); a sender a
-    relay tagged counts under its own host's key, with the whole limit."""
+    a party behind the node whose own channels count under the same source key (`source_key`,
+    `Connection.origin`'s), not by that node: behind the node at the other end of the
+    connection (`from_other_end` false: a member that node forwards for, review 66q), counted
+    as an accepted connection's host or, over a connection this node made, as that connection
+    when the relay there named no connection of its own to the sender; or behind a sender the
+    relay at the other end names by its connection to it (`return_route[1]`: the key of that
+    sender's own channels, the relay's connection to it and its channel end's reply address,
+    `from_other_end` of the route past this node's connection; review 73c, rooms 1: members
+    behind a node reached through a relay held its whole limit). Such a party may hold only
+    `forwarded_room` of the source's limit (review 72p, ends2 1)."""
     if not isinstance(source, Connection) or from_other_end(return_route):
         return False
-    return not source.outgoing or source_key == str(source.address)
+    if source.outgoing and source_key != str(source.address):  # a sender the relay names
+        return not from_other_end(return_route[1:])
+    return True
 
 
 def forwarded_room(limit: int) -> int:
@@ -80,7 +86,8 @@ def forwarded_room(limit: int) -> int:
     limit less `limits.SOURCE_CHANNELS_KEPT_FOR_OWN`, at most half of it kept, so they cannot
     hold all of it and refuse the node's own next channel; the node's own may use the whole
     limit, so one source holds no more in total (review 72p, ends2 1). The same of its
-    handshakes in progress (`max_half_open_per_source`; review 72r, room 1)."""
+    handshakes in progress (`max_half_open_per_source`; review 72r, room 1) and of its share
+    of the handshake rate (`handshake_burst`, troth.node.opening_rates; review 73c, rooms 2)."""
     return limit - min(limits.SOURCE_CHANNELS_KEPT_FOR_OWN, limit // 2)
 
 

@@ -337,7 +337,7 @@ class ChannelManager:
             self.counters.refused_half_open_per_source += 1
             self._note("refused a handshake: %s has %d in progress", source_key, held)
             raise RoutingError("too many handshakes in progress from this source")
-        if rated and not self._openings.take(source_key, network):
+        if rated and not self._openings.take(source_key, network, forwarded=forwarded):
             self.counters.refused_handshake_rate += 1
             self._note("refused a handshake: %s past its handshake rate", network)
             raise RoutingError("too many handshakes from this network")

@@ -27,7 +27,10 @@ def half_open_victim(
     `forwarded`: the newcomer is a party behind the node at the other end of a connection
     (`channel_sources.behind_other_end`); of its own source it evicts only such a party's
     handshake, never the node's own (the room kept for it, review 72r, room 1): None when
-    there is none (review 72x, halfopen 1: a member's message 1 evicted its node's own)."""
+    there is none (review 72x, halfopen 1: a member's message 1 evicted its node's own). Of
+    the sources that give way, such a party's handshake goes first, whoever the newcomer is:
+    the parties behind a node made its source the largest, and a message 1 from elsewhere
+    evicted that node's own, the oldest of it (review 73c, rooms 3)."""
     held_by = collections.Counter(networks.values())
     most = max(held_by.values())
     if held_by[network] != most:  # another network holds more: its handshakes go
@@ -35,7 +38,9 @@ def half_open_victim(
     ends = [end for end, of in networks.items() if of == network]
     sources = collections.Counter(end.source_key for end in ends)
     most = max(sources.values())
-    if sources[source_key] == most:  # this source is among the largest: its own oldest
-        own = (end for end in ends if end.source_key == source_key)
-        return next((end for end in own if end.forwarded or not forwarded), None)
-    return next(end for end in ends if sources[end.source_key] == most)
+    own = sources[source_key] == most  # this source is among the largest: its own oldest
+    ends = [
+        e for e in ends if (e.source_key == source_key if own else sources[e.source_key] == most)
+    ]
+    behind = next((end for end in ends if end.forwarded), None)
+    return behind if behind is not None or (own and forwarded) else ends[0]

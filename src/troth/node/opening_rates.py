@@ -13,6 +13,7 @@ import itertools
 from typing import Final
 
 from troth import limits as protocol_limits
+from troth.node.channel_sources import forwarded_room
 from troth.rates import ByteBudgets
 
 __all__ = ["ROOM_SHARE", "OpeningRates"]
@@ -52,7 +53,7 @@ class OpeningRates:
     back (`give_back`): completed handshakes are an authenticated peer's, bounded by the
     per-peer and per-source channel limits."""
 
-    __slots__ = ("_budgets", "_sources")
+    __slots__ = ("_budgets", "_kept", "_sources")
 
     def __init__(self, *, rate: int, burst: int) -> None:
         self._budgets = _Budgets(
@@ -68,14 +69,23 @@ class OpeningRates:
             max_sources=protocol_limits.MAX_HANDSHAKE_SOURCES,
             evict=True,
         )
+        self._kept = burst - forwarded_room(burst)  # (of a source's share: `take`)
 
-    def take(self, source: str, network: str) -> bool:
+    def take(self, source: str, network: str, *, forwarded: bool = False) -> bool:
         """Spend one opening of `source`'s share and of `network`'s budget (False, nothing
-        spent, when either has none)."""
+        spent, when either has none). `forwarded`: for a party behind the node whose own
+        channels count under `source` (`channel_sources.behind_other_end`), which spends the
+        share, and the network's budget, only down to the part kept for the node's own
+        (`forwarded_room` of the burst: 16 of 256, half of a burst under 32). The same
+        budgets, not ones of their own, so the source opens no more than before in all
+        (review 73c, rooms 2: review 72r's room 2, where such parties' messages 1 that never
+        complete spent the share and the node's own was refused; rooms 4: the network's,
+        which the members behind two nodes of one /24 spent between them)."""
         now = int(asyncio.get_running_loop().time())
-        if not self._sources.take(source, 1, now=now):
+        keep = self._kept if forwarded else 0
+        if not self._sources.take(source, 1, now=now, keep=keep):
             return False
-        if self._budgets.take(network, 1, now=now):
+        if self._budgets.take(network, 1, now=now, keep=keep):  # (the network's: rooms 4)
             return True
         self._sources.refund(source, 1, now=now)
         return False
