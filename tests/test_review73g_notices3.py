@@ -13,8 +13,8 @@ as a stranger connecting directly (each test failed before its fix).
    mark) spent H's own share: H's own calls to a restarted member waited their timeout, told
    nothing. Now a route is that node's own only when `from_other_end` says so; any other spends
    the share of the hop that node put second (its connection to the party, by host).
-2. (low-medium: members evicting their node's own channel; strict xfail, its fix in
-   node/channels.py, another helper's file this session) At the node's cap on open channels,
+2. (low-medium: members evicting their node's own channel; a strict xfail until the lead's
+   fix, in node/channels.py, another helper's file then) At the node's cap on open channels,
    a stranger newcomer takes the place of a stranger's channel of the network, then the source,
    holding the most (its own when among the most), the oldest (review 54k, channels 1). The
    parties behind node b, over b's connection, count as b's host (`Connection.origin`), as b's
@@ -22,9 +22,9 @@ as a stranger connecting directly (each test failed before its fix).
    so are its members there, they make b's host the source holding the most and each one more
    takes the place of its oldest channel, b's own (its relay names there with it), as often
    as they like. Reviews 72p, 72r and 72x kept b room in the per-source channel and half-open
-   limits, not at the cap. The fix (for the lead, after 73c): `_take_place` files a channel
-   whose message 1 was `forwarded` under a source of its own (`<source key> behind`), its
-   network unchanged, so the members' own channels give way first.
+   limits, not at the cap. Now `_take_place` files a channel whose message 1 was
+   `forwarded` under a source of its own (`<source key> behind`), its network unchanged, so
+   the members' own channels give way first.
 
 Also reproduced, not counted again: review 72r's room 2 (its strict xfail in
 tests/test_review72r_room.py): the members spend the handshake-rate share of b's host. A key of
@@ -103,11 +103,6 @@ class _Strangers(_Behind):
         return channel
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="73g notices3 2: the fix is in node/channels.py (73c's file this session): "
-    "`_take_place` files a forwarded channel under a source of its own",
-)
 def test_members_at_the_cap_never_evict_the_nodes_own_channel() -> None:
     """73g notices3 2: b, a stranger at the hub (its authority not one the hub trusts), holds
     its own channel there; strangers behind b fill the hub's places for strangers over b's

@@ -517,10 +517,12 @@ class ChannelManager:
         the node's cap on open channels (`troth.node.channel_cap`): a stranger's channel may
         give way for it (closed, its CLOSE sent in a task of its own), or it is closed (`peer
         not allowed`)."""
-        source = end.source_key
         if network is None:
-            network = source_network_of(source)
-        counted = counts_against(peer, source, own_link(end.source, end.peer_route))
+            network = source_network_of(end.source_key)
+        counted = counts_against(peer, end.source_key, own_link(end.source, end.peer_route))
+        # parties behind a node fill a source of their own here: the one that gives way when
+        # they hold the most, not the node's own channels (review 73g, notices3 2)
+        source = f"{end.source_key} behind" if end.forwarded else end.source_key
         stranger = counted == STRANGERS_ONLY
         place = self._open.place(
             stranger=stranger, source=source, network=network, authorities=counted
