@@ -4,6 +4,7 @@ TROTH_REQUIRE_PG=1)."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,8 @@ def test_a_lease_acts_as_no_other_role(
     is judged by a login role (`usename`) that is not the role acting: `SET ROLE` to its
     template, to the admin or to another lease's role, and `SET SESSION AUTHORIZATION`, are
     all refused (a lease is a member of no role and no superuser); its prepared transaction's
-    owner is its own role."""
+    owner is its own role. Nor may it grant on a database (a shared catalog's row, which no
+    look of the revocation follows) to another lease: its privileges are never grantable."""
     import psycopg
 
     broker = setup(tmp_path, world, orders)
@@ -47,12 +49,21 @@ def test_a_lease_acts_as_no_other_role(
                 for statement in [f'SET ROLE "{target}"', f'SET SESSION AUTHORIZATION "{target}"']:
                     with pytest.raises(psycopg.errors.InsufficientPrivilege):
                         session.execute(statement)
+            with contextlib.suppress(psycopg.errors.InsufficientPrivilege):  # or a warning
+                session.execute(
+                    f'GRANT CONNECT, TEMPORARY ON DATABASE {orders.dbname} TO "{other}"'
+                )
             session.execute("BEGIN")
             session.execute(f'LOCK TABLE "{role}".t IN ACCESS SHARE MODE')
             session.execute("PREPARE TRANSACTION 'own-73b'")
         with orders.server.connect(dbname=orders.dbname) as admin:
             owner = admin.execute("SELECT owner FROM pg_prepared_xacts WHERE gid = 'own-73b'")
             assert owner.fetchone() == (role,)
+            acl = admin.execute(
+                "SELECT coalesce(datacl::text, '') FROM pg_database WHERE datname = %s",
+                (orders.dbname,),
+            ).fetchone()
+            assert other not in acl[0]
     finally:
         orders.server.end_prepared(orders.dbname, "own-73b")
         broker.sweep(now() + 3600)
