@@ -327,7 +327,7 @@ class PostgresEngine:
 
         wait_ms, database = settings["terminate_wait_ms"], conn.info.dbname
         watcher = lambda: self._connect(psycopg, settings, database, upstream.reveal())  # noqa: E731
-        with waits.watching(watcher, conn.info.backend_pid, self.lease_roles, wait_ms):
+        with waits.watching(watcher, conn.info.backend_pid, self.lease_roles, wait_ms, role):
             locks.end_lock_holders(conn, role, self.lease_roles, wait_ms)
             grants.apply(conn, "REVOKE", role, grants.held(conn, role, shared=False))
             drops.drop_objects(conn, role)
@@ -366,10 +366,11 @@ class PostgresEngine:
         its own, `DROP ROLE` failing meanwhile (review 69w, wave4b 1)."""
         with self._admin(settings, settings["dbname"], upstream, "end role lockers") as conn:
             holders = conn.execute(locks.ROLE_LOCKERS, (role, self.lease_roles)).fetchall()
-            for pid, _gid, _database in holders:
+            for pid, _gid, _database, started in holders:
                 if pid is not None:
-                    locks.terminate(conn, pid, settings["terminate_wait_ms"])
-        for pid, gid, database in holders:
+                    wait_ms = settings["terminate_wait_ms"]
+                    locks.terminate(conn, pid, started, self.lease_roles, wait_ms)
+        for pid, gid, database, _started in holders:
             if pid is None:
                 listed = database in _databases(settings)
                 with self._admin(settings, database, upstream, "roll back", keep=listed) as conn:

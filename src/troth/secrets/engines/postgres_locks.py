@@ -110,7 +110,9 @@ LOCK_HOLDERS: Final = (
     " AND s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())) "
     # a session (its pid), or a prepared transaction (no pid: its gid; review 69r, leases 3)
     # (its xid's lock carries the virtual transaction id its relation locks keep)
-    "SELECT DISTINCT l.pid, p.gid FROM pg_locks l LEFT JOIN (pg_locks x JOIN pg_prepared_xacts p"
+    # (and a session's start: `terminate` ends it only if it is still that session)
+    "SELECT DISTINCT l.pid, p.gid, (SELECT a.backend_start FROM pg_stat_activity a"
+    " WHERE a.pid = l.pid) FROM pg_locks l LEFT JOIN (pg_locks x JOIN pg_prepared_xacts p"
     " ON p.transaction = x.transactionid) ON l.pid IS NULL AND x.pid IS NULL"
     " AND x.locktype = 'transactionid' AND x.virtualtransaction = l.virtualtransaction "
     "WHERE l.locktype IN ('relation', 'object', 'transactionid') "
@@ -154,13 +156,23 @@ def lock_holders(conn: Any) -> str:
     return LOCK_HOLDERS.replace("/*large object data*/", _LO_DATA if readable else "")
 
 
-def terminate(conn: Any, pid: int, wait_ms: int) -> None:
-    """End session `pid`; one not ours to signal (a superuser's, when the admin is not one) is
-    left: the statement it blocks waits its lock timeout, fails and is retried."""
+_TERMINATE: Final = (
+    "SELECT pg_terminate_backend(pid, %s) FROM pg_stat_activity"
+    " WHERE pid = %s AND backend_start IS NOT DISTINCT FROM %s AND usename::text ~ %s"
+)
+
+
+def terminate(conn: Any, pid: int, started: Any, leases: str, wait_ms: int) -> None:
+    """End session `pid`, read as a lease role's session started at `started` (its
+    `backend_start`), if it still is one in the statement that signals it: a session that ended
+    meanwhile left its pid to the next one the server started, an application's or another
+    lease's, which was ended in its place (review 73b, pgwatch 1). One not ours to signal (a
+    superuser's, when the admin is not one) is left: the statement it blocks waits its lock
+    timeout, fails and is retried."""
     import psycopg
 
     try:
-        conn.execute("SELECT pg_terminate_backend(%s, %s)", (pid, wait_ms))
+        conn.execute(_TERMINATE, (wait_ms, pid, started, leases))
     except psycopg.Error:
         return
 
@@ -168,7 +180,8 @@ def terminate(conn: Any, pid: int, wait_ms: int) -> None:
 ROLE_LOCKERS: Final = (
     # a session (its pid) or a prepared transaction (no pid: its gid and database, found by its
     # xid's lock, which carries the virtual transaction id its other locks keep)
-    "SELECT DISTINCT l.pid, p.gid, p.database FROM pg_locks l LEFT JOIN (pg_locks x"
+    "SELECT DISTINCT l.pid, p.gid, p.database, (SELECT a.backend_start FROM pg_stat_activity a"
+    " WHERE a.pid = l.pid) FROM pg_locks l LEFT JOIN (pg_locks x"
     " JOIN pg_prepared_xacts p ON p.transaction = x.transactionid) ON l.pid IS NULL"
     " AND x.pid IS NULL AND x.locktype = 'transactionid'"
     " AND x.virtualtransaction = l.virtualtransaction "
@@ -197,11 +210,11 @@ def end_lock_holders(conn: Any, role: str, leases: str, wait_ms: int) -> None:
     A prepared transaction holding such a lock has no session: it is rolled back (review 69r,
     leases 3: it kept the revocation failing for as long as its owner liked), if a lease role
     prepared it: another role's is left (review 69w, wave4b 1)."""
-    for pid, gid in conn.execute(lock_holders(conn), (role, leases)).fetchall():
+    for pid, gid, started in conn.execute(lock_holders(conn), (role, leases)).fetchall():
         if pid is None:  # a prepared transaction: no session to end (review 69r, leases 3)
             roll_back_prepared(conn, gid)
             continue
-        terminate(conn, pid, wait_ms)
+        terminate(conn, pid, started, leases, wait_ms)
 
 
 LO_UNLINK_BATCH: Final = 1000

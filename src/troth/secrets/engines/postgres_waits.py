@@ -16,7 +16,9 @@ transaction the server found, and the session holding that lock is ended (a prep
 transaction, which has none, rolled back), when it is a lease role's (`leases`, as
 `LOCK_HOLDERS`): another role's (an application's) is left, the statement fails its lock
 timeout and the revocation is retried (review 69w, wave4b 1). Only what the statement waits on
-ends: nothing is guessed from ids."""
+ends: nothing is guessed from ids. A wait for a relation or a schema runs
+`locks.end_lock_holders` again (review 73b, pgwatch 2), and a session is ended only while it
+is the one read, a lease role's (`locks.terminate`; review 73b, pgwatch 1)."""
 
 from __future__ import annotations
 
@@ -37,13 +39,15 @@ __all__ = [
 
 _WAITING: Final = (
     "SELECT wait_event FROM pg_stat_activity WHERE pid = %s"
-    " AND wait_event_type = 'Lock' AND wait_event IN ('transactionid', 'tuple')"
+    " AND wait_event_type = 'Lock'"
+    " AND wait_event IN ('transactionid', 'tuple', 'relation', 'object')"
 )
 WAITED_ON: Final = (
     # the transaction the session `pid` waits on (the top one of a released savepoint's, or a
     # savepoint still open), and whoever holds its lock: a session, or a prepared transaction
-    # of this database (no pid)
-    "SELECT h.pid, p.gid FROM pg_locks w JOIN pg_locks h ON h.locktype = 'transactionid'"
+    # of this database (no pid), and a session's start (`locks.terminate`)
+    "SELECT h.pid, p.gid, (SELECT a.backend_start FROM pg_stat_activity a WHERE a.pid = h.pid)"
+    " FROM pg_locks w JOIN pg_locks h ON h.locktype = 'transactionid'"
     " AND h.transactionid = w.transactionid AND h.granted"
     " LEFT JOIN pg_prepared_xacts p ON h.pid IS NULL AND p.transaction = h.transactionid"
     " AND p.database = current_database() "
@@ -56,8 +60,8 @@ WAITED_ON: Final = (
 QUEUED_BEFORE: Final = (
     # the sessions holding the row lock (`tuple`) session `pid` waits for: each queued before it
     # to change the row, waiting on the transaction that changed it (review 72u, watcher 1),
-    # and whether it is a lease role's
-    "SELECT DISTINCT h.pid, a.usename::text ~ %s FROM pg_locks w JOIN pg_locks h"
+    # whether it is a lease role's, and its start (`locks.terminate`)
+    "SELECT DISTINCT h.pid, a.usename::text ~ %s, a.backend_start FROM pg_locks w JOIN pg_locks h"
     " ON h.locktype = 'tuple' AND h.granted AND h.database IS NOT DISTINCT FROM w.database"
     " AND h.relation = w.relation AND h.page = w.page AND h.tuple = w.tuple"
     " JOIN pg_stat_activity a ON a.pid = h.pid "
@@ -65,7 +69,22 @@ QUEUED_BEFORE: Final = (
 )
 
 
-def end_waited_on(conn: Any, pid: int, leases: str, wait_ms: int) -> None:
+_WAITED_FOR: Final = (
+    # the relation or object (a schema) session `pid` waits to lock
+    "SELECT locktype, database, relation, classid, objid, objsubid FROM pg_locks"
+    " WHERE pid = %s AND NOT granted AND locktype IN ('relation', 'object')"
+)
+
+
+def end_waited_on(
+    conn: Any,
+    pid: int,
+    leases: str,
+    wait_ms: int,
+    *,
+    role: str | None = None,
+    followed: set[tuple[Any, ...]] | None = None,
+) -> None:
     """End the session (roll back the prepared transaction) holding the transaction session
     `pid` waits on, a lease role's (`leases`) only; nothing when it waits on none (the cheap
     look first: reading pg_locks takes the server's lock table partitions). A statement
@@ -78,37 +97,66 @@ def end_waited_on(conn: Any, pid: int, leases: str, wait_ms: int) -> None:
     it ("tuple concurrently updated") or on its lock timeout, is retried with the revocation.
     A lease's session queued behind another role's transaction (an application's, never
     ended) is left (review 72y, pgend 1: it was ended, its statement lost, for nothing, the
-    statement then waiting on that transaction)."""
+    statement then waiting on that transaction). A statement waiting for a relation or a
+    schema (`object`) waits on the sessions holding a lock on it: `locks.end_lock_holders` of
+    the revoked `role` runs again, once for each relation (schema) waited for (`followed`, the
+    watcher's), ending the lease sessions holding what the revocation drops or alters (review
+    73b, pgwatch 2: one another lease took just after it looked, the statement failing its
+    lock timeout at each retry the lease won that window); a lease's session holding a table
+    the lease's own objects merely use (a foreign key's) is left, as there (review 44b)."""
     waiting = conn.execute(_WAITING, (pid,)).fetchone()
     if waiting is None:
         return
-    if waiting[0] != "tuple":
-        _end_holders(conn, pid, leases, wait_ms)
+    if waiting[0] in ("relation", "object"):
+        if role is not None:
+            _end_lock_holders(conn, pid, role, leases, wait_ms, followed)
         return
-    for queued, lease in conn.execute(QUEUED_BEFORE, (leases, pid)).fetchall():
+    if waiting[0] != "tuple":
+        _end(conn, conn.execute(WAITED_ON, (pid, leases)).fetchall(), leases, wait_ms)
+        return
+    for queued, lease, started in conn.execute(QUEUED_BEFORE, (leases, pid)).fetchall():
         holders = conn.execute(WAITED_ON, (queued, leases)).fetchall()
         if lease and holders:
-            locks.terminate(conn, queued, wait_ms)
-        _end(conn, holders, wait_ms)
+            locks.terminate(conn, queued, started, leases, wait_ms)
+        _end(conn, holders, leases, wait_ms)
 
 
-def _end_holders(conn: Any, pid: int, leases: str, wait_ms: int) -> None:
-    """End the lease role's session (roll back its prepared transaction) holding the
-    transaction session `pid` waits on, if any (`WAITED_ON`)."""
-    _end(conn, conn.execute(WAITED_ON, (pid, leases)).fetchall(), wait_ms)
+def _end_lock_holders(
+    conn: Any,
+    pid: int,
+    role: str,
+    leases: str,
+    wait_ms: int,
+    followed: set[tuple[Any, ...]] | None,
+) -> None:
+    """`locks.end_lock_holders` of `role` once for each relation (schema) session `pid` waits
+    for that `followed` (then holding it) does not hold yet: its holders ended, the statement
+    takes the lock before any later one (the lock's queue)."""
+    seen = set() if followed is None else followed
+    waited = set(conn.execute(_WAITED_FOR, (pid,)).fetchall())
+    if waited - seen:
+        seen.update(waited)
+        locks.end_lock_holders(conn, role, leases, wait_ms)
 
 
-def _end(conn: Any, holders: list[tuple[Any, Any]], wait_ms: int) -> None:
-    """End each session (roll back each prepared transaction, no pid) of `WAITED_ON`'s rows."""
-    for holder, gid in holders:
+def _end(conn: Any, holders: list[tuple[Any, Any, Any]], leases: str, wait_ms: int) -> None:
+    """End each session (roll back each prepared transaction, no pid) of `WAITED_ON`'s rows,
+    a session only while it is the lease role's that was read
+    (`locks.terminate`; review 73b, pgwatch 1)."""
+    for holder, gid, started in holders:
         if holder is None:
             locks.roll_back_prepared(conn, gid)
         else:
-            locks.terminate(conn, holder, wait_ms)
+            locks.terminate(conn, holder, started, leases, wait_ms)
 
 
 def _watch(
-    connect: Callable[[], Any], pid: int, leases: str, wait_ms: int, done: threading.Event
+    connect: Callable[[], Any],
+    pid: int,
+    leases: str,
+    wait_ms: int,
+    role: str | None,
+    done: threading.Event,
 ) -> None:
     import psycopg
 
@@ -118,9 +166,10 @@ def _watch(
         conn = connect()
     except psycopg.Error:
         return  # nothing watched: the statement fails its lock timeout, retried
+    followed: set[tuple[Any, ...]] = set()
     try:
         while not done.is_set():
-            end_waited_on(conn, pid, leases, wait_ms)
+            end_waited_on(conn, pid, leases, wait_ms, role=role, followed=followed)
             done.wait(limits.POSTGRES_WATCH_POLL_MS / 1000)
     except psycopg.Error:
         return
@@ -129,15 +178,18 @@ def _watch(
 
 
 @contextmanager
-def watching(connect: Callable[[], Any], pid: int, leases: str, wait_ms: int) -> Iterator[None]:
+def watching(
+    connect: Callable[[], Any], pid: int, leases: str, wait_ms: int, role: str | None = None
+) -> Iterator[None]:
     """While the block runs its statements in session `pid`, a thread with its own admin
     session (`connect()`, to the same database, opened only if the block runs past the lock
     timeout / `limits.POSTGRES_WATCH_START_DIVISOR`) ends what it waits on every
-    `limits.POSTGRES_WATCH_POLL_MS` (`end_waited_on`). The block ends when the thread has
+    `limits.POSTGRES_WATCH_POLL_MS` (`end_waited_on`; the lock holders of `role`, the role
+    the block revokes, when it waits for a relation). The block ends when the thread has
     (after a look at most, or its connection's timeout)."""
     done = threading.Event()
     watcher = threading.Thread(
-        target=_watch, args=(connect, pid, leases, wait_ms, done), name="troth-pg-waits"
+        target=_watch, args=(connect, pid, leases, wait_ms, role, done), name="troth-pg-waits"
     )
     watcher.start()
     try:
