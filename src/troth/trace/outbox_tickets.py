@@ -30,9 +30,15 @@ column is not trusted: the hash is the verified envelope's, at the rotation and 
 a ticket it writes or edits does not verify under the current key; one of the agent's own
 records listed, put back after it was delivered, is only the agent's record again (the log
 answers it already, or refuses it REPLAYED: nothing of the thief's). A listed row is verified
-whatever time it bears, its key's retirement not checked (`verify_queued`): the rotation hashed
-it while its key was current (a record made while the node's clock ran ahead, dated after the
-rotation, was set aside KEY_RETIRED: review 73e, tickets4 1).
+whatever time it bears, its key's retirement not checked (`verify_queued`, by
+`troth.trace.signing.verify_listed_envelope`, which troth.trace does not export: review 73i,
+listed 1): the rotation hashed it while its key was current (a record made while the node's
+clock ran ahead, dated after the rotation, was set aside KEY_RETIRED: review 73e, tickets4 1).
+Its attestation's window is checked as ever (a listed row of the year 2100 is set aside), and
+it is dated anew when signed again: a row the thief holding the key planted before the
+rotation, dated after it, is carried as one it dated before always was (a routine rotation
+trusts the key it retires: `--compromised` is for a stolen one), and its date never reaches
+the log (review 73i, refuted).
 
 The ticket's type is `.v3` since that fix (review 72j, rotated 3): a `.v2` ticket, written
 before it, may list a thief's envelope of a key retired before (planted under the retired key's
@@ -73,7 +79,12 @@ from troth.identity import Signer, VerifiedIdentity
 from troth.storage import SqliteDatabase
 from troth.trace.dsse import pae
 from troth.trace.record import Disclosure
-from troth.trace.signing import VerifiedRecord, resolve_key, verify_envelope
+from troth.trace.signing import (
+    VerifiedRecord,
+    resolve_key,
+    verify_envelope,
+    verify_listed_envelope,
+)
 
 __all__ = [
     "LEGACY_TICKET_TYPE",
@@ -243,12 +254,8 @@ def verify_queued(
     except TraceError as exc:
         if exc.reason is not TraceFailure.KEY_RETIRED or sha256(envelope) not in listed().hashes:
             raise
-        checked = verify_envelope(
-            envelope,
-            signer=identity,
-            attestation=attestation,
-            disclosures=disclosures,
-            retired=False,
+        checked = verify_listed_envelope(
+            envelope, signer=identity, attestation=attestation, disclosures=disclosures
         )
     if not checked.epoch.is_current and not listed().lists(sha256(envelope), checked.epoch.change):
         raise TraceError(TraceFailure.ATTESTATION_STALE, _RETIRED)

@@ -65,6 +65,7 @@ __all__ = [
     "sign_record",
     "signed_again",
     "verify_envelope",
+    "verify_listed_envelope",
 ]
 
 _F = TraceFailure
@@ -446,13 +447,36 @@ def verify_envelope(
     signer: VerifiedIdentity,
     attestation: bytes,
     disclosures: Mapping[str, Disclosure] | None = None,
-    retired: bool = True,
 ) -> VerifiedRecord:
     """Verify a record submitted as envelope bytes: it decodes in canonical form, names
     `signer` and the key `attestation` attests, the key could sign at the record's time, the
-    signature verifies, and every disclosure matches its commitment. `retired` False: the
-    time the key's change was followed is not checked (a row a rotation's ticket lists, in
-    node.db while its key was current: troth.trace.outbox_tickets; review 73e, tickets4 1)."""
+    signature verifies, and every disclosure matches its commitment."""
+    return _verify(data, signer, attestation, disclosures, retired=True)
+
+
+def verify_listed_envelope(
+    data: bytes,
+    *,
+    signer: VerifiedIdentity,
+    attestation: bytes,
+    disclosures: Mapping[str, Disclosure] | None = None,
+) -> VerifiedRecord:
+    """`verify_envelope` but for the time the key's change was followed, not checked: for the
+    trace outbox only, a row a rotation's ticket lists (in node.db while its key was current:
+    troth.trace.outbox_tickets.verify_queued; review 73e, tickets4 1). troth.trace does not
+    export it: a verifier of records it is sent never skips the retirement (review 73i,
+    listed 1: `verify_envelope(retired=False)` did)."""
+    return _verify(data, signer, attestation, disclosures, retired=False)
+
+
+def _verify(
+    data: bytes,
+    signer: VerifiedIdentity,
+    attestation: bytes,
+    disclosures: Mapping[str, Disclosure] | None,
+    *,
+    retired: bool,
+) -> VerifiedRecord:
     record, payload, signature, keyid = open_envelope(data)
     if record.agent != signer.identifier:
         raise TraceError(_F.SIGNER_INVALID, "the record names another agent", record=record.id)
