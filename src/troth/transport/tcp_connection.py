@@ -40,8 +40,8 @@ __all__ = [
     "ROUTE_BATCH",
     "SPLIT_FRAME_COST",
     "SPLIT_FROM",
-    "WRITE_KEEPS_OBJECTS",
     "TcpConnection",
+    "write_copies",
 ]
 
 log = logging.getLogger("troth.transport.tcp")
@@ -81,14 +81,20 @@ SPLIT_FRAME_COST = 512
 of (both counted: a relayed payload keeps the frame it came in alive): the tuple holding them,
 the header's bytes object and the payload's view (~300 bytes on 64-bit CPython)."""
 
-WRITE_KEEPS_OBJECTS: Final = sys.version_info >= (3, 12)
-"""Whether the event loop's write buffer keeps the objects written (CPython 3.12's selector
-transport: a deque of them, sent with sendmsg) instead of copying their bytes (3.11: one
-bytearray). A payload written apart from its header (`_write_frame`) is then kept as it is:
-a view kept the whole object it views alive, counted as its length (review 73d, forks 2: a
-relayed 100-byte message kept the 60 KiB frame it came in, `write_buffer` holding hundreds of
-MiB for a slow reader), and a bytearray changed after the write was sent as changed. So one
-that is not `bytes` is joined to its header there (one copy, as 3.11's write made)."""
+
+def write_copies(transport: asyncio.BaseTransport) -> bool:
+    """Whether `transport`'s write copies the bytes written into its write buffer (CPython
+    3.11's selector transport: one bytearray) rather than keeping the objects written (3.12's:
+    a deque of them, sent with sendmsg; uvloop's on every version, until libuv sent them). A
+    payload written apart from its header (`_write_frame`) is kept as it is by the latter: a
+    view kept the whole object it views alive, counted as its length (review 73d, forks 2: a
+    relayed 100-byte message kept the 60 KiB frame it came in, `write_buffer` holding hundreds
+    of MiB for a slow reader), and a bytearray changed after the write was sent as changed. So
+    one that is not `bytes` is joined to its header there (one copy, as 3.11's write made).
+    Asked of the transport, not the Python version (review 73j, forks2 2: 73d's flag, 3.12 and
+    later, missed uvloop's on 3.11): only a bytearray write buffer is known to copy."""
+    return type(getattr(transport, "_buffer", None)) is bytearray
+
 
 _LARGEST_FRAME_COST: Final = limits.MAX_TRANSPORT_FRAME + FRAME_HEADER.size + QUEUED_FRAME_COST
 """What the largest joined frame costs: a frame held apart is never charged more (it is joined
@@ -158,6 +164,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         # `write_timeout` to be written (review 26a, queue 3)
         self._why_closed = "closed"
         self._corked: list[bytes | bytearray | memoryview] = []  # frames not yet written
+        self._write_copies = True  # the transport's write copies what it is given (`write_copies`)
         self._corked_size = 0
         self._cork: asyncio.Handle | None = None  # set once a frame left in this iteration
         self._consumer: asyncio.Task[None] | None = None
@@ -185,6 +192,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         if not isinstance(transport, asyncio.Transport):
             raise TypeError("a TCP connection needs a stream transport")
         self._socket = transport
+        self._write_copies = write_copies(transport)
         loop = asyncio.get_running_loop()
         self._time = loop.time
         self.liveness.opened(loop.time())
@@ -695,9 +703,9 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         frame); else the two are written apart, since the write only appends to that buffer
         (joining them first copied every payload byte once more: review 69h, bulk 1), unless
         that buffer keeps the objects written and the payload is not `bytes` (a view or a
-        bytearray: `WRITE_KEEPS_OBJECTS`)."""
+        bytearray: `write_copies`)."""
         if not socket.get_write_buffer_size() or (
-            WRITE_KEEPS_OBJECTS and type(payload) is not bytes
+            not self._write_copies and type(payload) is not bytes
         ):
             socket.write(b"".join((head, payload)))
             return

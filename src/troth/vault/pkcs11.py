@@ -121,15 +121,18 @@ _SESSIONS_LOCK = threading.RLock()  # (re-entrant: `hold_sessions`)
 
 def _unlock_in_child() -> None:
     """A forked child's own `_SESSIONS_LOCK`: the parent's copy may be held by a thread the
-    child does not have, and its first open waited for ever (review 67b, pkcs11 4)."""
+    child does not have, and its first open waited for ever (review 67b, pkcs11 4). (The
+    fork's hold is released before, by `release_held`: a chain of C calls, where a signal
+    handler raising at this function's first instruction would have left it held.)"""
     global _SESSIONS_LOCK  # the one lock, replaced in the child only
     _SESSIONS_LOCK = threading.RLock()
-    release_held()
 
 
 if hasattr(os, "register_at_fork"):  # no operation in flight at a fork (review 67j, pkcs11 2)
     os.register_at_fork(
-        before=lambda: hold_sessions(_SESSIONS, _SESSIONS_LOCK), after_in_parent=release_held
+        before=lambda: hold_sessions(_SESSIONS, _SESSIONS_LOCK),
+        after_in_parent=release_held,
+        after_in_child=release_held,
     )
     os.register_at_fork(after_in_child=_unlock_in_child)
 

@@ -4,6 +4,8 @@ from troth.vault.pkcs11 (review 64f), which opens, revives and closes it."""
 
 from __future__ import annotations
 
+import functools
+import itertools
 import operator
 import os
 import threading
@@ -153,22 +155,21 @@ class _Held(threading.local):
     forked, with its list. One entry a hold (review 72w, pkcs11 1): a fork within a fork's
     before-hook (a signal handler's, between two bytecodes of `hold_sessions`) released, after
     it, the outer fork's locks too, which then went on without the table's lock. An entry is
-    the hold's release (`_releasing`), made before it takes any lock."""
+    the hold's release (made before it takes any lock), which unlists it first.
+    `release_last` runs the last entry, if any, with no bytecode: each of its calls takes the
+    list's last entry (`next(reversed(holds), ())`) and runs it (`any`)."""
 
     def __init__(self) -> None:
         self.holds: list[Iterator[None]] = []
+        lasts = map(next, map(reversed, itertools.repeat(self.holds)), itertools.repeat(()))
+        self.release_last: Final = functools.partial(next, map(any, lasts))
 
 
 _HELD: Final = _Held()
-_BOTTOM: Final = object()  # under a hold's locks: its release stops there (`_releasing`)
+_BOTTOM: Final = object()  # under a hold's locks: its release stops there
+_LAST: Final = slice(-1, None)
 _take: Final = operator.methodcaller("acquire")
 _give: Final = operator.methodcaller("release")
-
-
-def _releasing(held: list[object]) -> Iterator[None]:
-    """What releases the locks `held` lists, last first, each unlisted and released in one
-    C call (no bytecode, where a signal handler runs, between the two): run by `release_held`."""
-    return map(_give, iter(held.pop, _BOTTOM))
 
 
 def hold_sessions(sessions: dict[Any, SharedSession], table_lock: threading.RLock) -> None:
@@ -191,22 +192,21 @@ def hold_sessions(sessions: dict[Any, SharedSession], table_lock: threading.RLoc
     unlisted (review 73d, forks 1: Ctrl-C while a fork waited for a long signature, taken by the
     signing thread, ran its handler in this thread just after the acquire returned, and the
     session's lock was held for good: the next signature on it waited for ever)."""
+    holds = _HELD.holds
     held: list[object] = [_BOTTOM]
-    _HELD.holds.append(_releasing(held))
+    unlist = map(operator.delitem, (holds,), (_LAST,))  # (run as the last entry: `_Held`)
+    holds.append(itertools.chain(unlist, map(_give, iter(held.pop, _BOTTOM))))
     held.extend(filter(_take, (table_lock,)))
     mine = [shared.lock for shared in list(sessions.values()) if shared.pid == os.getpid()]
     held.extend(filter(_take, mine))
 
 
-def release_held() -> None:
-    """After a fork, in the parent and the child: release what this thread's last
-    `hold_sessions` took (that fork's). No call before the one that releases (a signal
-    handler runs after a call: review 73d, forks 1)."""
-    holds = _HELD.holds
-    if holds:
-        releasing = holds[-1]
-        del holds[-1]
-        any(releasing)
+release_held: Final = functools.partial(operator.methodcaller("release_last"), _HELD)
+"""After a fork, in the parent and the child: release what this thread's last `hold_sessions`
+took (that fork's), unlisted first, last lock first. A chain of C calls, not a function: a
+signal handler runs at a function's first instruction, and one raising there (a signal that
+came during the fork, or in a hook written in C before this one) left the hold listed and its
+locks held for good (review 73j, forks2 1: CPython reports a hook's exception and goes on)."""
 
 
 class SharedSession:
