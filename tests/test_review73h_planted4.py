@@ -15,6 +15,7 @@ from troth.storage import SqliteDatabase
 from troth.storage.base import MemberRecord
 from troth.storage.planted import planted
 from troth.storage.sqlite_authority import SqliteAuthorityStore
+from troth.storage.sqlite_stores import SqliteIdentityStore
 
 _MEMBERS = (
     "CREATE TABLE members (identifier BLOB {}, attributes BLOB NOT NULL, "
@@ -83,5 +84,24 @@ def test_a_lazily_made_table_made_again_is_refused(tmp_path: Path) -> None:
     db = SqliteDatabase(path)
     try:
         assert planted(db) == ["table 'trace_outbox_held' (a UNIQUE or PRIMARY KEY not troth's)"]
+    finally:
+        db.close()
+
+
+def test_a_unique_index_of_troths_dropped_is_refused(tmp_path: Path) -> None:
+    """73h planted4 4: a copy holding `identities` as troth makes it but not its UNIQUE index
+    `identities_name` (dropped): 73a's rule refuses an index troth does not make, not one it
+    makes gone, so a second local identity took a name one already had (no ConflictError) and
+    the name found the first. A table troth's migrations make without one of troth's UNIQUE
+    indexes is refused too."""
+    db = SqliteDatabase(edited_node_db(tmp_path, "DROP INDEX identities_name"))
+    try:
+        store = SqliteIdentityStore(db)
+        store.add_locals([(_X, b"h", "alice", "k1", "n1", NOW)])
+        store.add_locals([(b"\x02" * 32, b"h", "alice", "k2", "n2", NOW)])
+        found = store.find_local(name="alice")
+        assert found is not None
+        assert found.identifier == _X
+        assert planted(db) == ["table 'identities' (troth's UNIQUE index 'identities_name' gone)"]
     finally:
         db.close()

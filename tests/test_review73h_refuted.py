@@ -72,12 +72,13 @@ def test_a_unique_index_not_troths_is_refused_however_written(
     tmp_path: Path, name: str, index: str
 ) -> None:
     """73h refuted (73a planted3 1's rule): a UNIQUE index on an expression, made with odd
-    spacing and case and IF NOT EXISTS; one named as troth's `identities_name` (dropped) that
-    keeps all names unique (no partial clause); one with troth's key and a partial clause
-    holding more words: each is refused."""
-    drop = "DROP INDEX identities_name" if name == "identities_name" else "SELECT 1"
-    path = edited_node_db(tmp_path, drop, index)
-    assert _planted(path) == [f"index {name!r}"]
+    spacing and case and IF NOT EXISTS; one named as troth's `identities_name` (dropped, also
+    found gone: 73h planted4 4) that keeps all names unique (no partial clause); one with
+    troth's key and a partial clause holding more words: each is refused."""
+    dropped = name == "identities_name"
+    path = edited_node_db(tmp_path, "DROP INDEX identities_name" if dropped else "SELECT 1", index)
+    gone = ["table 'identities' (troth's UNIQUE index 'identities_name' gone)"] if dropped else []
+    assert _planted(path) == [f"index {name!r}", *gone]
 
 
 def test_an_index_moved_to_another_table_in_the_schema_fails_closed(tmp_path: Path) -> None:

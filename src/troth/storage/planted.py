@@ -34,8 +34,10 @@ or read, only how it is found. So too a table troth's migrations make whose own 
 (its UNIQUE and PRIMARY KEY, the column its rowid is named by: `_own`) is not what troth
 makes it: `members` made again keyed by `added_by` lost a member to the next one that hand
 enrolled (`INSERT OR REPLACE`), and made with no key kept a member's old attributes beside
-its new, read first (review 73h, planted4 1-2). The tables troth makes lazily, in modules
-above this one, are not compared (73h planted4 3).
+its new, read first (review 73h, planted4 1-2). And one of troth's tables without one of its
+UNIQUE indexes: `identities` without `identities_name` let a second local identity take a name
+one had, and the name found the first (73h planted4 4). The tables troth makes lazily, in
+modules above this one, are not compared (73h planted4 3).
 """
 
 from __future__ import annotations
@@ -157,11 +159,12 @@ def _folded(name: str) -> str:
 
 
 @functools.cache
-def _migrated() -> tuple[frozenset[_Unique | None], dict[str, frozenset[_Own]]]:
+def _migrated() -> tuple[dict[_Unique | None, str], dict[str, frozenset[_Own]]]:
     """What troth's migrations of node.db make unique, as every troth that migrated node.db
-    made it: each UNIQUE index's (`_unique`; `identities_name`, `revocations_once`), and each
-    table's own (`_own`, by its name folded), before and after the table a store rebuilds
-    when opened (`PENDING_BY_TICKET`: either is troth's). Run once a process, in memory."""
+    made it: each UNIQUE index's (`_unique`, to its name: `identities_name`,
+    `revocations_once`), and each table's own (`_own`, by its name folded), before and after
+    the table a store rebuilds when opened (`PENDING_BY_TICKET`: either is troth's). Run once
+    a process, in memory."""
     conn = sqlite3.connect(":memory:")
     try:
         for migration in NODE_MIGRATIONS:
@@ -175,9 +178,9 @@ def _migrated() -> tuple[frozenset[_Unique | None], dict[str, frozenset[_Own]]]:
         def fetch(sql: str, params: tuple[object, ...]) -> list[Any]:
             return conn.execute(sql, params).fetchall()
 
-        indexes = frozenset(
-            _unique(fetch, name, table, sql) for _, sql, name, table in fetch(_UNIQUE, ())
-        )
+        indexes = {
+            _unique(fetch, name, table, sql): name for _, sql, name, table in fetch(_UNIQUE, ())
+        }
         tables: dict[str, set[_Own]] = {}
         for rebuild in ((), PENDING_BY_TICKET):
             for statement in rebuild:
@@ -197,9 +200,10 @@ def planted(db: SqliteDatabase) -> list[str]:
     as its type. First a database encoded other than UTF-8 (troth makes node.db in UTF-8:
     the definitions' bytes in UTF-16 read as UTF-8 held no word longer than a letter, review
     72z, planted2 1); then a table troth's migrations make whose own UNIQUE or PRIMARY KEY
-    is not troth's (73h, planted4 1); last a UNIQUE index keeping unique what none of
+    is not troth's (73h, planted4 1); then a UNIQUE index keeping unique what none of
     troth's does (its table, key columns, their order and collation, partial clause: 73a,
-    planted3 1)."""
+    planted3 1); last a table of troth's without one of troth's UNIQUE indexes (73h,
+    planted4 4)."""
     made = _made()
     encoding = db.fetch_one("PRAGMA encoding")
     found = [] if encoding == ("UTF-8",) else [f"a database encoded {_shown(encoding[0])}"]
@@ -212,15 +216,24 @@ def planted(db: SqliteDatabase) -> list[str]:
         clause = _clause(sql)
         if clause is not None:
             found.append(f"table {_shown(name)} ({clause})")
-    made_unique, made_own = _migrated()  # 73a planted3 1: untargeted DO NOTHING dropped rows
+    made_unique, made_own = _migrated()
+    tables: dict[str, str] = {}  # troth's tables `db` holds, by their names folded
     for (name,) in db.fetch_all(_TABLE_NAMES):  # 73h planted4 1: OR REPLACE deleted rows by it
         troths = made_own.get(_folded(name)) if isinstance(name, str) else None
-        if troths is not None and _own(db.fetch_all, name) not in troths:
-            found.append(f"table {_shown(name)} (a UNIQUE or PRIMARY KEY not troth's)")
-    found += [
-        f"index {_shown(shown)}"
-        for shown, sql, name, table in db.fetch_all(_UNIQUE)
-        if _unique(db.fetch_all, name, table, sql) not in made_unique
+        if troths is not None:
+            tables[_folded(name)] = name
+            if _own(db.fetch_all, name) not in troths:
+                found.append(f"table {_shown(name)} (a UNIQUE or PRIMARY KEY not troth's)")
+    uniques: set[_Unique | None] = set()
+    for shown, sql, name, table in db.fetch_all(_UNIQUE):
+        unique = _unique(db.fetch_all, name, table, sql)
+        uniques.add(unique)
+        if unique not in made_unique:  # 73a planted3 1: untargeted DO NOTHING dropped rows
+            found.append(f"index {_shown(shown)}")
+    found += [  # 73h planted4 4: a second identity took a name one had
+        f"table {_shown(tables[unique[0]])} (troth's UNIQUE index {index!r} gone)"
+        for unique, index in made_unique.items()
+        if unique is not None and unique[0] in tables and unique not in uniques
     ]
     return found
 
