@@ -30,7 +30,14 @@ conflict clause, but a write with `INSERT OR IGNORE`, `OR REPLACE` or `ON CONFLI
 (no target) meets every uniqueness: one on `authority_revoke_again (kind)`, a table
 `check_made` compares, kept one identity of each kind the authority's hold was given to
 revoke again (review 73a, planted3 1). An index that is not UNIQUE changes no row written
-or read, only how it is found.
+or read, only how it is found. So too a table troth's migrations make whose own uniqueness
+(its UNIQUE and PRIMARY KEY, the column its rowid is named by: `_own`) is not what troth
+makes it: `members` made again keyed by `added_by` lost a member to the next one that hand
+enrolled (`INSERT OR REPLACE`), and made with no key kept a member's old attributes beside
+its new, read first (review 73h, planted4 1-2). And one of troth's tables without one of its
+UNIQUE indexes: `identities` without `identities_name` let a second local identity take a name
+one had, and the name found the first (73h planted4 4). The tables troth makes lazily, in
+modules above this one, are not compared (73h planted4 3).
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ from typing import Any, Final
 from troth.errors import StorageError
 from troth.storage.row_types import text_sql
 from troth.storage.sqlite import SqliteDatabase
-from troth.storage.sqlite_schema import NODE_MIGRATIONS
+from troth.storage.sqlite_schema import NODE_MIGRATIONS, PENDING_BY_TICKET
 
 __all__ = ["AUDIT_TABLE", "AUDIT_TRIGGERS", "check_made", "planted"]
 
@@ -122,13 +129,42 @@ def _unique(fetch: _Fetch, name: object, table: object, sql: object) -> _Unique 
     tokens = list(_tokens(text))
     where = tokens.index("WHERE") if "WHERE" in tokens else len(tokens)
     keyed = tuple(tuple(row) for row in fetch(_KEY, (name,)))
-    return table.encode().lower().decode(), keyed, tuple(tokens[where + 1 :])
+    return _folded(table), keyed, tuple(tokens[where + 1 :])
+
+
+_OWN: Final = (
+    "SELECT origin, name FROM pragma_index_list(?) WHERE \"unique\" AND origin IN ('u', 'pk')"
+)
+"""Each uniqueness a table's definition makes with an index (its UNIQUE, its PRIMARY KEY)."""
+_PK: Final = "SELECT name FROM pragma_table_info(?) WHERE pk ORDER BY pk"
+_TABLE_NAMES: Final = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+_Own = frozenset[tuple[object, ...]]
+
+
+def _own(fetch: _Fetch, table: str) -> _Own:
+    """What the definition of `table` keeps unique (73h planted4 1): each of its UNIQUE and its
+    PRIMARY KEY (origin, key columns with order and collation: `pragma_index_xinfo`), or the
+    column its rowid is named by (a rowid table's INTEGER PRIMARY KEY: no index)."""
+    own = {
+        (origin, tuple(tuple(row) for row in fetch(_KEY, (name,))))
+        for origin, name in fetch(_OWN, (table,))
+    }
+    if not any(origin == "pk" for origin, _ in own):
+        own.add(("rowid", tuple(row[0] for row in fetch(_PK, (table,)))))
+    return frozenset(own)
+
+
+def _folded(name: str) -> str:
+    return name.encode().lower().decode()  # SQLite's names: ASCII case folded
 
 
 @functools.cache
-def _made_unique() -> frozenset[_Unique | None]:
-    """What each UNIQUE index troth makes in node.db keeps unique (`_unique`; its migrations':
-    `identities_name`, `revocations_once`), as every troth that migrated node.db made it."""
+def _migrated() -> tuple[dict[_Unique | None, str], dict[str, frozenset[_Own]]]:
+    """What troth's migrations of node.db make unique, as every troth that migrated node.db
+    made it: each UNIQUE index's (`_unique`, to its name: `identities_name`,
+    `revocations_once`), and each table's own (`_own`, by its name folded), before and after
+    the table a store rebuilds when opened (`PENDING_BY_TICKET`: either is troth's). Run once
+    a process, in memory."""
     conn = sqlite3.connect(":memory:")
     try:
         for migration in NODE_MIGRATIONS:
@@ -142,21 +178,32 @@ def _made_unique() -> frozenset[_Unique | None]:
         def fetch(sql: str, params: tuple[object, ...]) -> list[Any]:
             return conn.execute(sql, params).fetchall()
 
-        rows = fetch(_UNIQUE, ())
-        return frozenset(_unique(fetch, name, table, sql) for _, sql, name, table in rows)
+        indexes = {
+            _unique(fetch, name, table, sql): name for _, sql, name, table in fetch(_UNIQUE, ())
+        }
+        tables: dict[str, set[_Own]] = {}
+        for rebuild in ((), PENDING_BY_TICKET):
+            for statement in rebuild:
+                conn.execute(statement)
+            for (name,) in fetch(_TABLE_NAMES, ()):
+                tables.setdefault(_folded(name), set()).add(_own(fetch, name))
+        return indexes, {name: frozenset(own) for name, own in tables.items()}
     finally:
         conn.close()
 
 
 def planted(db: SqliteDatabase) -> list[str]:
     """What `db` holds that troth does not make, each shown as its kind and name ("trigger
-        'gone'"), in order: a trigger not troth's (its audit log's, word for word), a view (troth
-        makes none), a table defined with a conflict clause or a foreign-key action (or whose
-        definition is not UTF-8 text of at most 64 KiB); a name not text of at most 4 KiB shown
-        as its type. First a database encoded other than UTF-8 (troth makes node.db in UTF-8:
-        the definitions' bytes in UTF-16 read as UTF-8 held no word longer than a letter, review
-        72z, planted2 1); last a UNIQUE index keeping unique what none of troth's does (its
-    table, key columns, their order and collation, partial clause: 73a, planted3 1)."""
+    'gone'"), in order: a trigger not troth's (its audit log's, word for word), a view (troth
+    makes none), a table defined with a conflict clause or a foreign-key action (or whose
+    definition is not UTF-8 text of at most 64 KiB); a name not text of at most 4 KiB shown
+    as its type. First a database encoded other than UTF-8 (troth makes node.db in UTF-8:
+    the definitions' bytes in UTF-16 read as UTF-8 held no word longer than a letter, review
+    72z, planted2 1); then a table troth's migrations make whose own UNIQUE or PRIMARY KEY
+    is not troth's (73h, planted4 1); then a UNIQUE index keeping unique what none of
+    troth's does (its table, key columns, their order and collation, partial clause: 73a,
+    planted3 1); last a table of troth's without one of troth's UNIQUE indexes (73h,
+    planted4 4)."""
     made = _made()
     encoding = db.fetch_one("PRAGMA encoding")
     found = [] if encoding == ("UTF-8",) else [f"a database encoded {_shown(encoding[0])}"]
@@ -169,11 +216,24 @@ def planted(db: SqliteDatabase) -> list[str]:
         clause = _clause(sql)
         if clause is not None:
             found.append(f"table {_shown(name)} ({clause})")
-    made_unique = _made_unique()  # 73a planted3 1: untargeted DO NOTHING dropped rows by it
-    found += [
-        f"index {_shown(shown)}"
-        for shown, sql, name, table in db.fetch_all(_UNIQUE)
-        if _unique(db.fetch_all, name, table, sql) not in made_unique
+    made_unique, made_own = _migrated()
+    tables: dict[str, str] = {}  # troth's tables `db` holds, by their names folded
+    for (name,) in db.fetch_all(_TABLE_NAMES):  # 73h planted4 1: OR REPLACE deleted rows by it
+        troths = made_own.get(_folded(name)) if isinstance(name, str) else None
+        if troths is not None:
+            tables[_folded(name)] = name
+            if _own(db.fetch_all, name) not in troths:
+                found.append(f"table {_shown(name)} (a UNIQUE or PRIMARY KEY not troth's)")
+    uniques: set[_Unique | None] = set()
+    for shown, sql, name, table in db.fetch_all(_UNIQUE):
+        unique = _unique(db.fetch_all, name, table, sql)
+        uniques.add(unique)
+        if unique not in made_unique:  # 73a planted3 1: untargeted DO NOTHING dropped rows
+            found.append(f"index {_shown(shown)}")
+    found += [  # 73h planted4 4: a second identity took a name one had
+        f"table {_shown(tables[unique[0]])} (troth's UNIQUE index {index!r} gone)"
+        for unique, index in made_unique.items()
+        if unique is not None and unique[0] in tables and unique not in uniques
     ]
     return found
 

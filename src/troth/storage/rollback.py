@@ -542,9 +542,9 @@ class RollbackGuard:
                     + ", ".join(made)
                     + ", which troth never makes: it may undo what the restore fails closed on; "
                     "drop it (sqlite3 node.db 'DROP TRIGGER name', 'DROP VIEW name', 'DROP INDEX "
-                    "name'; a table "
-                    "made again without the clause, a database in UTF-8 with .dump) and open "
-                    'node.db again (docs/storage.md, "Rollback guard")'
+                    "name'; a table made again without the clause, a table or index made again "
+                    "as troth makes it, a database in UTF-8 with .dump) and open node.db again "
+                    '(docs/storage.md, "Rollback guard")'
                 )
             if another:
                 self._adopt(state, now)

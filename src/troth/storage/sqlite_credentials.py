@@ -21,6 +21,7 @@ from troth.storage.row_types import (
 )
 from troth.storage.sqlite import SqliteDatabase
 from troth.storage.sqlite_authority import _DIGEST_BYTES, _FEED_ROW, _digest, _rows
+from troth.storage.sqlite_schema import PENDING_BY_TICKET
 
 __all__ = ["SqliteCredentialStore"]
 
@@ -39,26 +40,7 @@ _SYNCS_DUE: Final = (
     f"{text_sql(_DUE_ADDRESS, _ADDRESS_BYTES)} FROM feed_syncs_due GROUP BY authority"
 )
 
-_PENDING_BY_TICKET: Final = (
-    """
-    CREATE TABLE pending_enrollments_by_ticket (
-        identifier BLOB NOT NULL, authority BLOB NOT NULL, ticket TEXT NOT NULL,
-        address TEXT NOT NULL, started_at INTEGER NOT NULL,
-        PRIMARY KEY (identifier, authority, ticket)
-    )
-    """,
-    "INSERT INTO pending_enrollments_by_ticket "
-    "SELECT identifier, authority, ticket, address, started_at FROM pending_enrollments "
-    "ORDER BY started_at",
-    "DROP TABLE pending_enrollments",
-    "ALTER TABLE pending_enrollments_by_ticket RENAME TO pending_enrollments",
-)
-"""Review 61l, enrollment 1: one pending enrollment per identity, authority and TICKET (it was
-one per identity and authority, so an enrollment with another ticket replaced the record of
-one whose member the authority may have made, its answer lost). The table rebuilt with that
-key, its rows kept (their rowids, the order they were recorded in, follow `started_at`), when
-the store is opened on a node.db made before it, as a migration is (`SqliteDatabase`); the
-columns are the same, so an earlier troth still reads and writes it."""
+_PENDING_BY_TICKET = PENDING_BY_TICKET  # review 61l: made here, in sqlite_schema for planted
 
 
 def _keyed_by_ticket(db: SqliteDatabase) -> bool:

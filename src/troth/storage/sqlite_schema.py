@@ -16,7 +16,7 @@ from typing import Final
 
 from troth.storage.raised_times import keep_raise_times_in_counts
 
-__all__ = ["NODE_MIGRATIONS", "Migration"]
+__all__ = ["NODE_MIGRATIONS", "PENDING_BY_TICKET", "Migration"]
 
 Migration = str | Callable[[sqlite3.Connection], None]
 """One schema migration: SQL statements (separated by `;`), or a function that migrates
@@ -300,3 +300,25 @@ NODE_MIGRATIONS: Final[tuple[Migration, ...]] = (
     """,
     _share_ticket_quotas,  # review 71e, quota (70q feeds 2): a ticket's members share a quota
 )
+
+PENDING_BY_TICKET: Final = (
+    """
+    CREATE TABLE pending_enrollments_by_ticket (
+        identifier BLOB NOT NULL, authority BLOB NOT NULL, ticket TEXT NOT NULL,
+        address TEXT NOT NULL, started_at INTEGER NOT NULL,
+        PRIMARY KEY (identifier, authority, ticket)
+    )
+    """,
+    "INSERT INTO pending_enrollments_by_ticket "
+    "SELECT identifier, authority, ticket, address, started_at FROM pending_enrollments "
+    "ORDER BY started_at",
+    "DROP TABLE pending_enrollments",
+    "ALTER TABLE pending_enrollments_by_ticket RENAME TO pending_enrollments",
+)
+"""Review 61l, enrollment 1: one pending enrollment per identity, authority and TICKET (it was
+one per identity and authority, so an enrollment with another ticket replaced the record of
+one whose member the authority may have made, its answer lost). The table rebuilt with that
+key, its rows kept (their rowids, the order they were recorded in, follow `started_at`), when
+the store is opened on a node.db made before it (troth.storage.sqlite_credentials), as a
+migration is (`SqliteDatabase`); the columns are the same, so an earlier troth still reads and
+writes it. Either key is troth's (troth.storage.planted)."""
