@@ -23,6 +23,14 @@ than its members (and before the split, of b's source, its oldest, b's own). b's
 as many as theirs. Now a party behind a node takes the place of a party behind a node of its
 own source only; with none, it is refused (`peer not allowed`), as a member's message 1 is in
 the half-open table (review 72x, halfopen 1).
+
+Kept 3 (low: the handshake budget spent on a message 1 refused). Past the node-wide half-open
+table, a party behind a node whose source holds no handshake of such a party to give way is
+refused (review 72x, halfopen 1: never its node's own), but its opening of the handshake rate
+was taken first, and not given back: each refused message 1, costing the node nothing, spent
+its source's share and its network's budget down to the part kept (73c rooms 2 and 4), and
+the node's neighbours on its /24 were refused for rate (review 57c: what a source's own limits
+refuse spends nothing). Now the opening is given back as the message 1 is refused.
 """
 
 from __future__ import annotations
@@ -33,8 +41,11 @@ from tests.support.parties import make_channel_party
 from tests.test_channel_manager import Net, run, until
 from tests.test_review53o_refuted import AdmitAnyone
 from tests.test_review54k_channels import open_as_stranger
+from tests.test_review72i_ends import _Behind
+from tests.test_review72x_halfopen import _OWN, _message_1
 from tests.test_review73g_notices3 import _Strangers
 from troth.channel import AnyAuthenticatedIdentity, ChannelState, SecureChannel
+from troth.node.channel_limits import ChannelCounters
 from troth.node.channels import LISTENER, ChannelLimits
 from troth.routing import Address
 
@@ -44,6 +55,10 @@ _CAP = ChannelLimits(max_open_channels=8)
 
 def _reply(number: int) -> Address:
     return Address("worker", f"chan-{number:016x}.dec")
+
+
+def _refused(counters: ChannelCounters) -> int:
+    return counters.refused_half_open_per_source + counters.refused_handshake_rate
 
 
 def _held(hub: Any, host: str) -> int:
@@ -103,5 +118,32 @@ def test_a_party_behind_a_node_never_takes_the_place_of_its_own_channel() -> Non
             assert (await _opened(behind, _reply(number))).closed
         assert hub.manager.counters.evicted_open == 0
         assert all(end.channel.state is ChannelState.OPEN for end in own)
+
+    run(test)
+
+
+def test_a_message_1_refused_past_the_table_spends_no_opening() -> None:
+    """Kept 3: the hub's half-open table holds one handshake, b's own; six members' messages 1
+    behind b are refused (none of theirs to give way); a neighbour of b's /24 then still takes
+    up the network's openings b's own left (before: the members' refused messages had spent
+    them down to the part kept, 4 of 8, and the neighbour had 3 at most, a second's refill
+    included)."""
+
+    async def test(net: Net) -> None:
+        limits = ChannelLimits(max_half_open=1, handshake_burst=8, handshake_rate=1)
+        hub = await net.hub(limits=limits)
+        b = await net.relayed(hub, "b", limits=ChannelLimits(handshake_timeout=2.0))
+        behind = _Behind(net, hub, b)
+        await _message_1(hub, behind, _OWN, own=True, sent=1)
+        counters = hub.manager.counters
+        for sent in range(1, 7):
+            channel = behind.channel(_reply(sent), opens=True)
+            (first,) = channel.outgoing()
+            await behind._send(first, (behind.connection.address, LISTENER), _reply(sent))
+            await until(lambda: _refused(counters) >= sent)  # noqa: B023 (awaited here)
+        assert counters.refused_half_open_per_source == 6  # (before: 3, then 3 for rate)
+        (network,) = hub.manager._networks.values()
+        openings = hub.manager._openings
+        assert sum(openings.take("memory 10.0.0.3", network) for _ in range(16)) >= 7
 
     run(test)

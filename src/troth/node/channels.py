@@ -344,8 +344,10 @@ class ChannelManager:
         if len(self._half_open) < self.limits.max_half_open:
             return
         victim = half_open_victim(self._networks, source_key, network, forwarded=forwarded)
-        if victim is None:  # only the node's own would give way (review 72x, halfopen 1)
-            self.counters.refused_half_open_per_source += 1
+        if victim is None:  # only the node's own would give way (review 72x, halfopen 1):
+            self.counters.refused_half_open_per_source += 1  # its opening given back (review
+            if rated:  # 73k, kept 3: refused, it spent the budget of the node's neighbours)
+                self._openings.give_back(source_key, network)
             raise RoutingError("too many handshakes in progress from this source")
         self.counters.evicted_half_open += 1
         self._on_closed(victim, victim.channel.close(ChannelFailure.TIMEOUT, "evicted"))
