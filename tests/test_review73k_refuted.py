@@ -5,6 +5,9 @@ not work (each passes on the code as it is; kept so a change that makes one work
 from __future__ import annotations
 
 import random
+from collections import Counter
+from dataclasses import dataclass
+from typing import cast
 
 import pytest
 
@@ -12,7 +15,9 @@ from tests.test_review72p_ends2 import _connection
 from tests.test_review73c_refuted import _REPLY, _Clock
 from troth.node import opening_rates
 from troth.node.channel_cap import OpenChannels, Opener
+from troth.node.channel_ends import ChannelEnd
 from troth.node.channel_sources import behind_other_end, forwarded_room
+from troth.node.half_open import half_open_victim
 from troth.node.opening_rates import OpeningRates
 from troth.routing import Address
 
@@ -108,3 +113,31 @@ def test_a_party_behind_a_node_never_takes_its_nodes_place_at_the_cap() -> None:
         cap.discard(end)
     assert not cap._behind
     assert not len(cap)
+
+
+@dataclass(eq=False)
+class _End:
+    """What `half_open_victim` reads of a half-open end."""
+
+    source_key: str
+    forwarded: bool
+
+
+def test_parties_behind_a_node_giving_way_first_gain_a_tied_neighbour_one_at_most() -> None:
+    """73k refuted 4 (the half-open table, 73c rooms 3): of the sources tied at the most, a
+    party behind a node's handshake gives way first, even a newer one than a neighbour's own
+    (a tie-break across sources, not within one). Host J, all its own, and node b, half its
+    handshakes its members', hold the table of one /24 equally; newcomers from other networks
+    each evict one, and J and b refill it in turn: J never holds more than one above b."""
+    networks: dict[ChannelEnd, str] = {}
+    for number in range(8):
+        networks[cast(ChannelEnd, _End("J", False))] = _NET
+        networks[cast(ChannelEnd, _End("b", number % 2 == 1))] = _NET
+    for turn in range(200):
+        victim = half_open_victim(networks, "x", "tcp 198.51.100.0/24")
+        assert victim is not None
+        del networks[victim]
+        held = Counter(end.source_key for end in networks)
+        assert held["J"] - held["b"] <= 1
+        refill = "J" if held["J"] < held["b"] else "b"
+        networks[cast(ChannelEnd, _End(refill, refill == "b" and turn % 2 == 0))] = _NET
