@@ -22,7 +22,8 @@ than its members (and before the split, of b's source, its oldest, b's own). b's
 (strangers the hub admits, free to mint) evicted b's own channels one per handshake, down to
 as many as theirs. Now a party behind a node takes the place of a party behind a node of its
 own source only; with none, it is refused (`peer not allowed`), as a member's message 1 is in
-the half-open table (review 72x, halfopen 1).
+the half-open table (review 72x, halfopen 1), at message 3 as at take-in (`admits` agreeing
+with `place`: the fix's first version, among members' channels, admitted it at message 3).
 
 Kept 3 (low: the handshake budget spent on a message 1 refused). Past the node-wide half-open
 table, a party behind a node whose source holds no handshake of such a party to give way is
@@ -45,6 +46,7 @@ from tests.test_review72i_ends import _Behind
 from tests.test_review72x_halfopen import _OWN, _message_1
 from tests.test_review73g_notices3 import _Strangers
 from troth.channel import AnyAuthenticatedIdentity, ChannelState, SecureChannel
+from troth.node.channel_cap import OpenChannels, Opener
 from troth.node.channel_limits import ChannelCounters
 from troth.node.channels import LISTENER, ChannelLimits
 from troth.routing import Address
@@ -147,3 +149,22 @@ def test_a_message_1_refused_past_the_table_spends_no_opening() -> None:
         assert sum(openings.take("memory 10.0.0.3", network) for _ in range(16)) >= 7
 
     run(test)
+
+
+def test_at_message_3_the_cap_refuses_the_party_behind_a_node_it_refuses_at_take_in() -> None:
+    """Kept 2 (`admits` agreeing with `place`, sans-IO): members alone hold the cap (6; one
+    authority trusted: shares of 2), authority a1 over its share, its source holding the most
+    s0, all s0's own; a member of a0 (within its share) behind the node of s0 opens one: it is
+    refused at message 3 as it is at take-in (before: admitted at message 3, its handshake
+    completed for nothing, then closed; review 54w, channels 1)."""
+    cap: OpenChannels[int] = OpenChannels(6, lambda: 1)
+    a0, a1 = frozenset({b"a0"}), frozenset({b"a1"})
+    held = [(a0, "s1", False), (a1, "s0", False), (a1, "s0", False), (a1, "s0", False)]
+    held += [(a1, "s1", False), (a1, "s1", True)]
+    for end, (authorities, source, behind) in enumerate(held):
+        cap.add(
+            end, stranger=False, source=source, network="n", authorities=authorities, behind=behind
+        )
+    newcomer = Opener(stranger=False, source="s0", network="n", authorities=a0, behind=True)
+    assert not cap.place(**newcomer).admitted
+    assert not cap.admits(**newcomer)

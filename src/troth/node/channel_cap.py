@@ -136,18 +136,22 @@ class OpenChannels(Generic[E]):
     ) -> bool:
         """Whether a channel of a stranger (`stranger`) or a member of `authorities` (as for
         `place`) finds room, at once, in a stranger's place, or with its authorities within
-        their share and an authority over its share to give way, without picking a member's
-        place (`place` does: the handshake's check at message 3 needs only this; review 54o,
-        channels 2; review 54r, channels 1). It agrees with `place`: a member it admits is not
-        refused as its channel is taken in, its handshake completed for nothing (review 54w,
-        channels 1: with no authority over its share it was, each time)."""
+        their share and an authority over its share to give way, without picking that place
+        (`place` does: the handshake's check at message 3 needs only this; review 54o,
+        channels 2; review 54r, channels 1), but for a party behind a node (`behind`), which
+        may find none of its own source's to give way (review 73k, kept 2). It agrees with
+        `place`: a member it admits is not refused as its channel is taken in, its handshake
+        completed for nothing (review 54w, channels 1: with no authority over its share it
+        was, each time)."""
         if self._room(stranger):
             return True
         if self.strangers and not behind:
             return True  # a stranger's place gives way (picked once, as it is taken: `place`)
         if self.strangers and self._victim(stranger, source, network, behind) is not None:
             return True
-        return not stranger and self._shares.room(authorities, self.limit) and bool(self._over())
+        if stranger or not self._shares.room(authorities, self.limit):
+            return False
+        return bool(self._over()) if not behind else self._members_victim(source, True) is not None
 
     def place(
         self,
