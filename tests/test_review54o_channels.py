@@ -88,9 +88,9 @@ def test_a_newcomer_at_the_cap_picks_its_victim_once() -> None:
         picked = []
         victim = cap._victim
 
-        def counted(source: str | None, network: str | None) -> ChannelEnd:
+        def counted(stranger: bool, source: str, network: str, behind: bool) -> ChannelEnd | None:
             picked.append(source)
-            return victim(source, network)
+            return victim(stranger, source, network, behind)
 
         cap._victim = counted  # type: ignore[method-assign]
         await open_stranger(net, "10.40.9.1")
@@ -173,14 +173,17 @@ def test_the_kept_counts_pick_the_victim_the_scan_picked() -> None:
         authorities = frozenset() if stranger else rng.choice(AUTHORITIES)
         if cap.strangers:
             for asker, at in ((source, network), (None, None)):
-                assert cap._victim(asker, at) == reference_victim(held, asker, at)
+                victim = cap._victim(asker is not None, source, network, False)
+                assert victim == reference_victim(held, asker, at)
         giving = [m for m in members if m[2] and LOCAL not in m[2]]
         expected = reference_members_victim(giving, 4)
-        assert cap._members_victim() == expected
+        assert cap._members_victim(source, False) == expected
         place = cap.place(
             stranger=stranger, source=source, network=network, authorities=authorities
         )
-        admits = cap.admits(stranger=stranger, authorities=authorities)
+        admits = cap.admits(
+            stranger=stranger, source=source, network=network, authorities=authorities
+        )
         assert place.admitted == admits  # never admitted at message 3, refused at take-in
         if place.victim is not None:
             in_members_place += not cap.strangers

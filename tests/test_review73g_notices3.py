@@ -22,9 +22,10 @@ as a stranger connecting directly (each test failed before its fix).
    so are its members there, they make b's host the source holding the most and each one more
    takes the place of its oldest channel, b's own (its relay names there with it), as often
    as they like. Reviews 72p, 72r and 72x kept b room in the per-source channel and half-open
-   limits, not at the cap. Now `_take_place` files a channel whose message 1 was
-   `forwarded` under a source of its own (`<source key> behind`), its network unchanged, so
-   the members' own channels give way first.
+   limits, not at the cap. Now, within the source that gives way, a channel whose message 1
+   was `forwarded` gives way first, and a forwarded newcomer never takes its node's own place
+   (review 73k, kept 1 and 2: the lead's first fix, a source of their own, `<source key>
+   behind`, gave one host two sources in the ranking).
 
 Also reproduced, not counted again: review 72r's room 2 (its strict xfail in
 tests/test_review72r_room.py): the members spend the handshake-rate share of b's host. A key of

@@ -16,7 +16,13 @@ they had sources. Now the channels peers opened are at most `limit` together, an
 - at its bound, a newcomer takes the place of a stranger's channel: of the network holding the
   most stranger channels (`source_network`: the addresses of an IPv4 /24, the /64s of an IPv6
   /48), the source holding the most, its oldest; a stranger newcomer's own network and source
-  when they are among the most (a flood from one source churns its own channels). Not the least
+  when they are among the most (a flood from one source churns its own channels). Within the
+  source that gives way, a party's behind the node at the other end of a connection (`behind`:
+  its message 1 forwarded by that node, `channel_sources.behind_other_end`) goes first, and
+  such a party never takes the place of that node's own channel: with no party behind of its
+  source to give way, it is refused (review 73k, kept 2; a source of their own, `<source>
+  behind`, let one host hold two sources in the ranking and twice its neighbours' places:
+  kept 1). Not the least
   recently active: a PING keeps a channel active for nothing, so an attacker's channels would
   stay and quiet honest strangers' go;
 - with no stranger's channel to give way (members and local callers hold the whole cap), a
@@ -39,12 +45,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypedDict, TypeVar
 
 from troth.node.shares import LOCAL, STRANGERS, Shares
 from troth.ranked import Ranked
 
-__all__ = ["OpenChannels", "Place"]
+__all__ = ["OpenChannels", "Opener", "Place"]
 
 E = TypeVar("E", bound=Hashable)
 K = TypeVar("K", bound=Any)  # a network, a source (str), an authority (bytes): ordered
@@ -57,12 +63,23 @@ class _Held:
     network: str
     authorities: frozenset[bytes]  # what it counts against (STRANGERS for a stranger)
     seq: int  # its order of opening (the oldest the lowest)
+    behind: bool  # a party's behind the node at the other end of a connection (73k, kept)
 
     @property
     def gives_way(self) -> bool:
         """Whether a member of an authority within its share may take its place: a member's
         channel (not a stranger's, a local caller's, one counting against no authority)."""
         return not self.stranger and bool(self.authorities) and LOCAL not in self.authorities
+
+
+class Opener(TypedDict):
+    """Who opens a channel, as `OpenChannels.place`, `add` and `admits` take it (keywords)."""
+
+    stranger: bool
+    source: str
+    network: str
+    authorities: frozenset[bytes]
+    behind: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +108,9 @@ class OpenChannels(Generic[E]):
         self._members: Ranked[bytes, E] = Ranked(self._seq_of)  # members' that give way
         self._member_sources: dict[bytes, Ranked[str, E]] = {}  # by authority, then source
         self._shares = Shares(trusted)  # the places each authority holds (review 54r)
+        self._behind: dict[tuple[Any, str], dict[E, None]] = {}
+        """The channels of parties behind a node, by network or authority and source, oldest
+        first: within the source that gives way, they go first (review 73k, kept 1 and 2)."""
         self.strangers = 0
         """Strangers' channels held now."""
 
@@ -105,17 +125,33 @@ class OpenChannels(Generic[E]):
     def __contains__(self, end: object) -> bool:
         return end in self._held
 
-    def admits(self, *, stranger: bool, authorities: frozenset[bytes] = frozenset()) -> bool:
+    def admits(
+        self,
+        *,
+        stranger: bool,
+        source: str = "",
+        network: str = "",
+        authorities: frozenset[bytes] = frozenset(),
+        behind: bool = False,
+    ) -> bool:
         """Whether a channel of a stranger (`stranger`) or a member of `authorities` (as for
         `place`) finds room, at once, in a stranger's place, or with its authorities within
         their share and an authority over its share to give way, without picking that place
         (`place` does: the handshake's check at message 3 needs only this; review 54o,
-        channels 2; review 54r, channels 1). It agrees with `place`: a member it admits is not
-        refused as its channel is taken in, its handshake completed for nothing (review 54w,
-        channels 1: with no authority over its share it was, each time)."""
-        if self._room(stranger) or self.strangers > 0:
+        channels 2; review 54r, channels 1), but for a party behind a node (`behind`), which
+        may find none of its own source's to give way (review 73k, kept 2). It agrees with
+        `place`: a member it admits is not refused as its channel is taken in, its handshake
+        completed for nothing (review 54w, channels 1: with no authority over its share it
+        was, each time)."""
+        if self._room(stranger):
             return True
-        return not stranger and self._shares.room(authorities, self.limit) and bool(self._over())
+        if self.strangers and not behind:
+            return True  # a stranger's place gives way (picked once, as it is taken: `place`)
+        if self.strangers and self._victim(stranger, source, network, behind) is not None:
+            return True
+        if stranger or not self._shares.room(authorities, self.limit):
+            return False
+        return bool(self._over()) if not behind else self._members_victim(source, True) is not None
 
     def place(
         self,
@@ -124,20 +160,22 @@ class OpenChannels(Generic[E]):
         source: str,
         network: str,
         authorities: frozenset[bytes] = frozenset(),
+        behind: bool = False,
     ) -> Place[E]:
         """Whether a channel opened from `source` (of `network`) by a stranger (`stranger`) or
         a member of `authorities` ({LOCAL}: a local caller, the node at the other end of this
         node's own connection; none: counting against no authority) finds room: at once, after
-        a stranger's or an authority's channel gives way, or not at all."""
+        a stranger's or an authority's channel gives way, or not at all. `behind`: opened by
+        a party behind the node at the other end of a connection (module docstring)."""
         if self._room(stranger):
             return Place(True)
         if self.strangers:
-            return Place(
-                True, self._victim(source if stranger else None, network if stranger else None)
-            )
+            victim = self._victim(stranger, source, network, behind)
+            if victim is not None:
+                return Place(True, victim)
         if stranger or not self._shares.room(authorities, self.limit):
             return Place(False)  # at the cap, its authorities all at their share or past it
-        victim = self._members_victim()
+        victim = self._members_victim(source, behind)
         return Place(victim is not None, victim)
 
     def _room(self, stranger: bool) -> bool:
@@ -152,12 +190,13 @@ class OpenChannels(Generic[E]):
         source: str,
         network: str,
         authorities: frozenset[bytes] = frozenset(),
+        behind: bool = False,
     ) -> None:
         """`end` opened and holds a place (after `place` admitted it)."""
         if end in self._held:
             return
         counted = _STRANGERS if stranger else authorities
-        held = _Held(stranger, source, network, counted, next(self._seq))
+        held = _Held(stranger, source, network, counted, next(self._seq), behind)
         self._held[end] = held
         self._shares.take(counted)
         if stranger:
@@ -166,6 +205,8 @@ class OpenChannels(Generic[E]):
         elif held.gives_way:
             for authority in counted:
                 _file(self._members, self._member_sources, authority, source, end)
+        for group in self._groups(held) if behind else ():
+            self._behind.setdefault((group, source), {})[end] = None
 
     def discard(self, end: E) -> None:
         """`end` closed: its place is given back (nothing for one that held none). It is taken
@@ -176,6 +217,11 @@ class OpenChannels(Generic[E]):
         if held is None:
             return
         self._shares.release(held.authorities)
+        for group in self._groups(held) if held.behind else ():
+            ends = self._behind[group, held.source]
+            del ends[end]
+            if not ends:
+                del self._behind[group, held.source]
         if held.stranger:
             self.strangers -= 1
             _unfile(self._networks, self._sources, held.network, held.source, end)
@@ -188,19 +234,39 @@ class OpenChannels(Generic[E]):
         """`end`'s order of opening."""
         return self._held[end].seq
 
-    def _victim(self, source: str | None, network: str | None) -> E:
-        """The strangers' channel that gives way: of the network holding the most (`network`,
-        the newcomer's, when it is among them; else the one of those whose oldest channel is
-        the oldest), the source holding the most (`source` likewise), its oldest."""
-        network = self._networks.most(network)
-        sources = self._sources[network]
-        return next(iter(sources.groups[sources.most(source)]))
+    def _groups(self, held: _Held) -> tuple[Any, ...]:
+        """The groups a channel is ranked in: its network (a stranger's), its authorities (a
+        member's that gives way), none."""
+        if held.stranger:
+            return (held.network,)
+        return tuple(held.authorities) if held.gives_way else ()
 
-    def _members_victim(self) -> E | None:
-        """The member's channel that gives way for a member of an authority within its share:
-        of the authority holding the most over its share (among equals, the one whose oldest
-        channel is the oldest, then the lowest digest), the source holding the most, its
-        oldest; None when no authority is over its share (review 54r, channels 1)."""
+    def _victim(self, stranger: bool, source: str, network: str, behind: bool) -> E | None:
+        """The strangers' channel that gives way for a newcomer from `source` (of `network`;
+        a stranger's, `stranger`, or a member's): of the network holding the most (a
+        stranger's own when it is among them; else the one of those whose oldest channel is
+        the oldest), the source holding the most (likewise), its oldest (`_of`)."""
+        network_of = self._networks.most(network if stranger else None)
+        sources = self._sources[network_of]
+        chosen = sources.most(source if stranger else None)
+        return self._of(sources.groups[chosen], (network_of, chosen), source, behind)
+
+    def _of(self, ends: dict[E, None], key: tuple[Any, str], source: str, behind: bool) -> E | None:
+        """The channel of source `key[1]` (`ends`, oldest first) that gives way for a newcomer
+        from `source` (`behind`: a party behind a node): a party behind a node's first, the
+        oldest; else the oldest, but for a party behind a node of that same source, for whom
+        none gives way (review 73k, kept 2: its node's own channel gave way to it)."""
+        parties = self._behind.get(key)
+        if parties:
+            return next(iter(parties))
+        return None if behind and key[1] == source else next(iter(ends))
+
+    def _members_victim(self, source: str, behind: bool) -> E | None:
+        """The member's channel that gives way for a member of an authority within its share
+        (from `source`, `behind` as for `place`): of the authority holding the most over its
+        share (among equals, the one whose oldest channel is the oldest, then the lowest
+        digest), the source holding the most, its oldest (`_of`); None when no authority is
+        over its share (review 54r, channels 1)."""
         over = self._over()
         if not over:
             return None
@@ -210,7 +276,8 @@ class OpenChannels(Generic[E]):
             key=lambda a: (self._held[next(iter(over[a]))].seq, a),
         )
         sources = self._member_sources[authority]
-        return next(iter(sources.groups[sources.most(None)]))
+        chosen = sources.most(None)
+        return self._of(sources.groups[chosen], (authority, chosen), source, behind)
 
     def _over(self) -> dict[bytes, dict[E, None]]:
         """The members' channels that give way, of each authority holding more than its share

@@ -70,7 +70,7 @@ from troth.errors import (
 )
 from troth.identity import Identifier
 from troth.node.access import PeerCaller, member_accounts
-from troth.node.channel_cap import OpenChannels
+from troth.node.channel_cap import OpenChannels, Opener
 from troth.node.channel_ends import ChannelEnd, caller_of
 from troth.node.channel_limits import (
     CHANNELS_ENVIRONMENT_PREFIX,
@@ -282,7 +282,7 @@ class ChannelManager:
             self.limits.max_channels_per_peer,
             member_count=self._channels_opened_by_member,
             member_limit=self.limits.max_channels_per_member,
-            room=lambda peer: self._room(peer, source_key, own),
+            room=lambda peer: self._room(peer, source_key, own, network, forwarded),
         )
         channel = SecureChannel(
             initiator=False,
@@ -344,8 +344,10 @@ class ChannelManager:
         if len(self._half_open) < self.limits.max_half_open:
             return
         victim = half_open_victim(self._networks, source_key, network, forwarded=forwarded)
-        if victim is None:  # only the node's own would give way (review 72x, halfopen 1)
-            self.counters.refused_half_open_per_source += 1
+        if victim is None:  # only the node's own would give way (review 72x, halfopen 1):
+            self.counters.refused_half_open_per_source += 1  # its opening given back (review
+            if rated:  # 73k, kept 3: refused, it spent the budget of the node's neighbours)
+                self._openings.give_back(source_key, network)
             raise RoutingError("too many handshakes in progress from this source")
         self.counters.evicted_half_open += 1
         self._on_closed(victim, victim.channel.close(ChannelFailure.TIMEOUT, "evicted"))
@@ -499,16 +501,17 @@ class ChannelManager:
         if not end.channel.initiator and not end.established.done():
             end.established.set_result(peer)
 
-    def _room(self, peer: VerifiedPeer, source_key: str, own: bool) -> bool:
-        """Whether `peer`, opening a channel from `source_key` (`own`: at the other end of a
-        connection this node made), finds room under the node's cap on open
-        channels (its handshake's policy asks at message 3; the place is taken, checked again,
-        as the channel is taken in: `_take_place`)."""
-        counted = counts_against(peer, source_key, own)
-        if self._open.admits(stranger=counted == STRANGERS_ONLY, authorities=counted):
+    def _room(self, peer: VerifiedPeer, key: str, own: bool, net: str, behind: bool) -> bool:
+        """Whether `peer`, opening a channel from source `key` of network `net` (`own`: at the
+        other end of a connection this node made; `behind`: `ChannelEnd.forwarded`), finds room
+        under the node's cap on open channels (its handshake's policy asks at message 3; the
+        place is taken, checked again, as the channel is taken in: `_take_place`)."""
+        counted = counts_against(peer, key, own)
+        stranger, room = counted == STRANGERS_ONLY, self._open.admits
+        if room(stranger=stranger, source=key, network=net, authorities=counted, behind=behind):
             return True  # the place is picked as the channel is taken in (54o, channels 2)
         self.counters.refused_open += 1
-        self._note("refused a channel from %s: the node holds its most channels", source_key)
+        self._note("refused a channel from %s: the node holds its most channels", key)
         return False
 
     def _take_place(self, end: ChannelEnd, peer: VerifiedPeer, network: str | None) -> bool:
@@ -520,13 +523,16 @@ class ChannelManager:
         if network is None:
             network = source_network_of(end.source_key)
         counted = counts_against(peer, end.source_key, own_link(end.source, end.peer_route))
-        # parties behind a node fill a source of their own here: the one that gives way when
-        # they hold the most, not the node's own channels (review 73g, notices3 2)
-        source = f"{end.source_key} behind" if end.forwarded else end.source_key
-        stranger = counted == STRANGERS_ONLY
-        place = self._open.place(
-            stranger=stranger, source=source, network=network, authorities=counted
+        # parties behind a node give way first within their source, never for them its own
+        # (review 73g, notices3 2; review 73k, kept 1: a source of their own was a second one)
+        where = Opener(
+            stranger=counted == STRANGERS_ONLY,
+            source=end.source_key,
+            network=network,
+            authorities=counted,
+            behind=end.forwarded,
         )
+        place = self._open.place(**where)
         if not place.admitted:
             self.counters.refused_open += 1
             detail = "this node holds its most channels"
@@ -542,7 +548,7 @@ class ChannelManager:
             self._flushing.add(task)
             task.add_done_callback(self._flushing.discard)
             self._on_closed(victim, event)
-        self._open.add(end, stranger=stranger, source=source, network=network, authorities=counted)
+        self._open.add(end, **where)
         return True
 
     def _on_closed(self, end: ChannelEnd, event: Closed) -> None:
