@@ -115,7 +115,9 @@ def test_a_lease_retaking_the_lock_after_each_end_is_outrun(
     first, second = granted_table(broker, agent, orders)
     role = str(first.lease.engine_ref)
     lock = f'LOCK TABLE "{role}".t IN ACCESS SHARE MODE'
-    real, sessions, threads = locks.end_lock_holders, [], []
+    real = locks.end_lock_holders
+    sessions: list[Any] = []
+    threads: list[threading.Thread] = []
 
     def then_retaken(conn: Any, dropped: str, leases: str, wait_ms: int) -> None:
         real(conn, dropped, leases, wait_ms)
