@@ -144,3 +144,35 @@ def test_a_lease_retaking_the_lock_after_each_end_is_outrun(
             session.close()
         broker.sweep(now() + 3600)
         broker.close()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "troth_lease_x",
+        "tl_" + "0" * 7 + "_" + "0" * 32,  # a broker id one digit short
+        "tl_" + "0" * 8 + "_" + "0" * 31,
+        "tl_" + "0" * 8 + "_" + "0" * 33,
+        "tl_ABCDEF00_" + "0" * 32,  # hex in capitals (a quoted identifier)
+        "tl_" + "0" * 8 + "_" + "0" * 32 + "\n",  # a line more: `$` is the string's end
+        "xtl_" + "0" * 8 + "_" + "0" * 32,
+        "tl_" + "0" * 8 + "_" + "0" * 32 + "|x",
+    ],
+)
+def test_no_role_name_but_a_brokers_matches_the_leases_pattern(
+    pg_server: PgServer, name: str
+) -> None:
+    """73l refuted: an application's (an administrator's) role taken for a lease's by
+    `usename ~ leases` (`locks.terminate`, LOCK_HOLDERS, WAITED_ON) and its session ended by a
+    revocation: the pattern, anchored in both alternatives, matches only `tl_<8 hex>_<32
+    hex>` (a broker's role; the roles of a cluster are the operator's to name, and no lease
+    may create or rename one: no CREATEROLE is ever copied), under PostgreSQL's regular
+    expressions, where `$` is the end of the string (a name ending in a line feed does not
+    match, as it would under Python's `$`)."""
+    from troth.secrets.engines.postgres import PostgresEngine
+
+    leases = PostgresEngine("tl_0123abcd_").lease_roles
+    with pg_server.connect() as admin:
+        match = "SELECT %s::text ~ %s, %s::text ~ %s"
+        lease = "tl_0123abcd_" + "f" * 32
+        assert admin.execute(match, (name, leases, lease, leases)).fetchone() == (False, True)
