@@ -17,6 +17,10 @@ another role's object still depended on the lease's, the next batch of the drops
 the same relation again, which a lease's session queued behind the first statement had taken
 once it ended, was not followed, and failed its lock timeout at each retry. It is now
 followed once per relation and transaction of the revocation's session.
+
+pgwatch 3: likewise within one transaction: a first wait for a weak lock on the table (a
+read), its holder ended, let another lease's weak lock by, and the same transaction's wait for
+a strong lock on it (the drop) was left. Followed once per relation, mode and transaction.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ def _roles(pg_server: PgServer) -> Iterator[Any]:
             f" GRANT pg_signal_backend TO {_ADMIN}; CREATE ROLE {_REVOKED};"
             f" CREATE ROLE {_FIRST} LOGIN PASSWORD 'x'; CREATE ROLE {_SECOND} LOGIN PASSWORD 'x';"
             f" CREATE TABLE t73l (a int); ALTER TABLE t73l OWNER TO {_REVOKED};"
-            f" GRANT SELECT ON t73l TO {_FIRST}, {_SECOND}"
+            f" GRANT SELECT, UPDATE ON t73l TO {_FIRST}, {_SECOND}"
         )
         try:
             yield su
@@ -112,13 +116,14 @@ def _waiting(conn: Any, pid: int) -> None:
     pytest.fail("the revocation's statement never waited")
 
 
-def _locking(revocation: Any, watcher: Any, followed: set[Any]) -> None:
-    """In `revocation`, a transaction locking `t73l` as a drop does, its wait followed by the
-    watcher's `end_waited_on` (`followed` shared by the block)."""
+def _locking(
+    revocation: Any, watcher: Any, followed: set[Any], mode: str = "ACCESS EXCLUSIVE"
+) -> None:
+    """In `revocation`'s transaction, a statement locking `t73l` in `mode` (as a drop does),
+    its wait followed by the watcher's `end_waited_on` (`followed` shared by the block)."""
     statement = threading.Thread(
-        target=revocation.execute, args=("LOCK TABLE t73l IN ACCESS EXCLUSIVE MODE",)
+        target=revocation.execute, args=(f"LOCK TABLE t73l IN {mode} MODE",)
     )
-    revocation.execute("BEGIN")
     statement.start()
     try:
         _waiting(watcher, revocation.info.backend_pid)
@@ -126,7 +131,6 @@ def _locking(revocation: Any, watcher: Any, followed: set[Any]) -> None:
         waits.end_waited_on(watcher, pid, _LEASES, 1000, role=_REVOKED, followed=followed)
     finally:
         statement.join(timeout=10)
-    revocation.execute("COMMIT")
 
 
 def test_a_relation_waited_for_again_in_a_later_transaction_is_followed(
@@ -143,8 +147,37 @@ def test_a_relation_waited_for_again_in_a_later_transaction_is_followed(
         watcher = stack.enter_context(pg_server.connect())
         followed: set[Any] = set()
         first = _lease(pg_server, _FIRST, stack)
+        revocation.execute("BEGIN")
         _locking(revocation, watcher, followed)
+        revocation.execute("COMMIT")
+        assert not _alive(first)
+        second = _lease(pg_server, _SECOND, stack)
+        revocation.execute("BEGIN")
+        _locking(revocation, watcher, followed)
+        revocation.execute("COMMIT")
+        assert not _alive(second)
+
+
+def test_a_stronger_lock_waited_for_in_the_same_transaction_is_followed(
+    pg_server: PgServer,
+) -> None:
+    """73l pgwatch 3: the revocation's transaction waits for a weaker lock on the revoked
+    lease's table (a read of it) behind a lease's session holding a strong one, which the
+    watcher ends; another lease's session then takes a weak lock (granted: it conflicts with
+    nothing held nor waited for), and the same transaction waits for a strong lock on the
+    table (its drop): the watcher, having followed that relation in that transaction,
+    left it, and the statement failed its lock timeout. Now each mode waited for is followed."""
+    with _roles(pg_server), ExitStack() as stack:
+        revocation = stack.enter_context(pg_server.connect(options="-c lock_timeout=3000"))
+        watcher = stack.enter_context(pg_server.connect())
+        followed: set[Any] = set()
+        first = stack.enter_context(pg_server.connect(user=_FIRST, password="x"))
+        first.execute("BEGIN")
+        first.execute("LOCK TABLE t73l IN ACCESS EXCLUSIVE MODE")
+        revocation.execute("BEGIN")
+        _locking(revocation, watcher, followed, "ACCESS SHARE")
         assert not _alive(first)
         second = _lease(pg_server, _SECOND, stack)
         _locking(revocation, watcher, followed)
+        revocation.execute("COMMIT")
         assert not _alive(second)

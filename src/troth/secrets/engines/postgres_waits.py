@@ -17,9 +17,10 @@ transaction, which has none, rolled back), when it is a lease role's (`leases`, 
 `LOCK_HOLDERS`): another role's (an application's) is left, the statement fails its lock
 timeout and the revocation is retried (review 69w, wave4b 1). Only what the statement waits on
 ends: nothing is guessed from ids. A wait for a relation or a schema runs
-`locks.end_lock_holders` again (review 73b, pgwatch 2; in each transaction: review 73l,
-pgwatch 2), and a session is ended only while it is the one read, a lease role's, in the
-transaction read (`locks.terminate`; review 73b, pgwatch 1; review 73l, pgwatch 1)."""
+`locks.end_lock_holders` again (review 73b, pgwatch 2; for each mode, in each transaction:
+review 73l, pgwatch 2 and 3), and a session is ended only while it is the one read, a lease
+role's, in the transaction read (`locks.terminate`; review 73b, pgwatch 1; review 73l,
+pgwatch 1)."""
 
 from __future__ import annotations
 
@@ -72,9 +73,9 @@ QUEUED_BEFORE: Final = (
 
 
 _WAITED_FOR: Final = (
-    # the relation or object (a schema) session `pid` waits to lock, and in which of its
-    # transactions (review 73l, pgwatch 2)
-    "SELECT locktype, database, relation, classid, objid, objsubid, virtualtransaction"
+    # the relation or object (a schema) session `pid` waits to lock, in which mode and in
+    # which of its transactions (review 73l, pgwatch 2 and 3)
+    "SELECT locktype, database, relation, classid, objid, objsubid, mode, virtualtransaction"
     " FROM pg_locks"
     " WHERE pid = %s AND NOT granted AND locktype IN ('relation', 'object')"
 )
@@ -103,9 +104,10 @@ def end_waited_on(
     ended) is left (review 72y, pgend 1: it was ended, its statement lost, for nothing, the
     statement then waiting on that transaction). A statement waiting for a relation or a
     schema (`object`) waits on the sessions holding a lock on it: `locks.end_lock_holders` of
-    the revoked `role` runs again, once for each relation (schema) waited for in each of the
-    session's transactions (`followed`, the watcher's; review 73l, pgwatch 2: a later
-    statement waiting for one again, DROP OWNED's retry with CASCADE, was left), ending the
+    the revoked `role` runs again, once for each relation (schema) and mode waited for in each
+    of the session's transactions (`followed`, the watcher's; review 73l, pgwatch 2 and 3: a
+    later statement waiting for one again, DROP OWNED's retry with CASCADE, or a stronger
+    mode of it in the same transaction, was left), ending the
     lease sessions holding what the revocation drops or alters (review 73b, pgwatch 2: one
     another lease took just after it looked, the statement failing its lock timeout at each
     retry the lease won that window); a lease's session holding a table the lease's own
@@ -135,12 +137,14 @@ def _end_lock_holders(
     wait_ms: int,
     followed: set[tuple[Any, ...]] | None,
 ) -> None:
-    """`locks.end_lock_holders` of `role` once for each relation (schema) session `pid` waits
-    for in a transaction, that `followed` (then holding it) does not hold yet: its holders
-    ended, the statement takes the lock before any later one (the lock's queue) and keeps it
-    until its transaction ends. A later transaction of the block waits for it anew, behind
-    whoever queued meanwhile (review 73l, pgwatch 2): followed again, the set growing by one
-    key per relation waited for and transaction, each run bounded by its statement's."""
+    """`locks.end_lock_holders` of `role` once for each relation (schema) and lock mode session
+    `pid` waits for in a transaction, that `followed` (then holding it) does not hold yet: its
+    holders ended, the statement takes the lock before any later one (the lock's queue) and
+    keeps it until its transaction ends. A later transaction of the block waits for it anew,
+    behind whoever queued meanwhile (review 73l, pgwatch 2), and so does a stronger mode in
+    the same transaction, behind whoever took a weaker one its first lock let by (pgwatch 3):
+    followed again, the set growing by one key per relation, mode (eight) and transaction
+    waited for, each run bounded by its statement's."""
     seen = set() if followed is None else followed
     waited = set(conn.execute(_WAITED_FOR, (pid,)).fetchall())
     if waited - seen:
