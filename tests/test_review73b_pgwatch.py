@@ -75,18 +75,21 @@ class _ReadBefore:
 
 _BEFORE = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 """The start of the lease session read at the pid (ended since)."""
+_TRANSACTION = "999/1"
+"""Its transaction read (virtual transaction id: review 73l, pgwatch 1)."""
 _REUSED = "tl_73b00000_" + "0" * 32  # a lease role's name
 
 
 def _watcher_read(pid: int) -> dict[str, list[tuple[Any, ...]]]:
     waiting = "SELECT wait_event FROM pg_stat_activity"
-    return {waiting: [("transactionid",)], waits.WAITED_ON[:40]: [(pid, None, _BEFORE)]}
+    read = [(pid, None, _BEFORE, _TRANSACTION)]
+    return {waiting: [("transactionid",)], waits.WAITED_ON[:40]: read}
 
 
 def _holders_read(pid: int) -> dict[str, list[tuple[Any, ...]]]:
     return {
         "SELECT has_table_privilege": [(False,)],
-        locks.LOCK_HOLDERS[:40]: [(pid, None, _BEFORE)],
+        locks.LOCK_HOLDERS[:40]: [(pid, None, _BEFORE, _TRANSACTION)],
     }
 
 

@@ -366,11 +366,11 @@ class PostgresEngine:
         its own, `DROP ROLE` failing meanwhile (review 69w, wave4b 1)."""
         with self._admin(settings, settings["dbname"], upstream, "end role lockers") as conn:
             holders = conn.execute(locks.ROLE_LOCKERS, (role, self.lease_roles)).fetchall()
-            for pid, _gid, _database, started in holders:
+            for pid, _gid, _database, started, vxid in holders:
                 if pid is not None:
                     wait_ms = settings["terminate_wait_ms"]
-                    locks.terminate(conn, pid, started, self.lease_roles, wait_ms)
-        for pid, gid, database, _started in holders:
+                    locks.terminate(conn, pid, started, vxid, self.lease_roles, wait_ms)
+        for pid, gid, database, _started, _vxid in holders:
             if pid is None:
                 listed = database in _databases(settings)
                 with self._admin(settings, database, upstream, "roll back", keep=listed) as conn:

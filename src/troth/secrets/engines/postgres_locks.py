@@ -110,10 +110,12 @@ LOCK_HOLDERS: Final = (
     " AND s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())) "
     # a session (its pid), or a prepared transaction (no pid: its gid; review 69r, leases 3)
     # (its xid's lock carries the virtual transaction id its relation locks keep)
-    # (and a session's start: `terminate` ends it only if it is still that session)
+    # (and a session's start and transaction: `terminate` ends it only if it is still that
+    # session, in that transaction)
     "SELECT DISTINCT l.pid, p.gid, (SELECT a.backend_start FROM pg_stat_activity a"
-    " WHERE a.pid = l.pid) FROM pg_locks l LEFT JOIN (pg_locks x JOIN pg_prepared_xacts p"
-    " ON p.transaction = x.transactionid) ON l.pid IS NULL AND x.pid IS NULL"
+    " WHERE a.pid = l.pid), l.virtualtransaction FROM pg_locks l"
+    " LEFT JOIN (pg_locks x JOIN pg_prepared_xacts p ON p.transaction = x.transactionid)"
+    " ON l.pid IS NULL AND x.pid IS NULL"
     " AND x.locktype = 'transactionid' AND x.virtualtransaction = l.virtualtransaction "
     "WHERE l.locktype IN ('relation', 'object', 'transactionid') "
     "AND (l.pid <> pg_backend_pid() OR p.gid IS NOT NULL) "
@@ -157,22 +159,30 @@ def lock_holders(conn: Any) -> str:
 
 
 _TERMINATE: Final = (
-    "SELECT pg_terminate_backend(pid, %s) FROM pg_stat_activity"
-    " WHERE pid = %s AND backend_start IS NOT DISTINCT FROM %s AND usename::text ~ %s"
+    "SELECT pg_terminate_backend(a.pid, %s) FROM pg_stat_activity a"
+    " WHERE a.pid = %s AND a.backend_start IS NOT DISTINCT FROM %s AND a.usename::text ~ %s"
+    " AND %s IN (SELECT k.virtualtransaction FROM pg_locks k WHERE k.pid = a.pid)"
 )
 
 
-def terminate(conn: Any, pid: int, started: Any, leases: str, wait_ms: int) -> None:
+def terminate(conn: Any, pid: int, started: Any, vxid: str, leases: str, wait_ms: int) -> None:
     """End session `pid`, read as a lease role's session started at `started` (its
-    `backend_start`), if it still is one in the statement that signals it: a session that ended
-    meanwhile left its pid to the next one the server started, an application's or another
-    lease's, which was ended in its place (review 73b, pgwatch 1). One not ours to signal (a
-    superuser's, when the admin is not one) is left: the statement it blocks waits its lock
-    timeout, fails and is retried."""
+    `backend_start`) in transaction `vxid` (its virtual transaction id, pg_locks'), if it still
+    is one in the statement that signals it: a session that ended meanwhile left its pid to
+    the next one the server started, an application's or another lease's, which was ended in
+    its place (review 73b, pgwatch 1). The start alone told them apart for a superuser only:
+    pg_stat_activity shows another role's `backend_start` only to a superuser, a member of
+    pg_read_all_stats or of that role, and an admin that is none read NULL, which matched any
+    session at the pid (review 73l, pgwatch 1); pg_locks is every role's to read, and a
+    virtual transaction id names one transaction of the cluster (its backend slot and the
+    slot's counter, which the server carries across the sessions using the slot). A session
+    whose transaction ended meanwhile holds what was read no more and is left. One not ours to
+    signal (a superuser's, when the admin is not one) is left: the statement it blocks waits
+    its lock timeout, fails and is retried."""
     import psycopg
 
     try:
-        conn.execute(_TERMINATE, (wait_ms, pid, started, leases))
+        conn.execute(_TERMINATE, (wait_ms, pid, started, leases, vxid))
     except psycopg.Error:
         return
 
@@ -181,7 +191,7 @@ ROLE_LOCKERS: Final = (
     # a session (its pid) or a prepared transaction (no pid: its gid and database, found by its
     # xid's lock, which carries the virtual transaction id its other locks keep)
     "SELECT DISTINCT l.pid, p.gid, p.database, (SELECT a.backend_start FROM pg_stat_activity a"
-    " WHERE a.pid = l.pid) FROM pg_locks l LEFT JOIN (pg_locks x"
+    " WHERE a.pid = l.pid), l.virtualtransaction FROM pg_locks l LEFT JOIN (pg_locks x"
     " JOIN pg_prepared_xacts p ON p.transaction = x.transactionid) ON l.pid IS NULL"
     " AND x.pid IS NULL AND x.locktype = 'transactionid'"
     " AND x.virtualtransaction = l.virtualtransaction "
@@ -210,11 +220,11 @@ def end_lock_holders(conn: Any, role: str, leases: str, wait_ms: int) -> None:
     A prepared transaction holding such a lock has no session: it is rolled back (review 69r,
     leases 3: it kept the revocation failing for as long as its owner liked), if a lease role
     prepared it: another role's is left (review 69w, wave4b 1)."""
-    for pid, gid, started in conn.execute(lock_holders(conn), (role, leases)).fetchall():
+    for pid, gid, started, vxid in conn.execute(lock_holders(conn), (role, leases)).fetchall():
         if pid is None:  # a prepared transaction: no session to end (review 69r, leases 3)
             roll_back_prepared(conn, gid)
             continue
-        terminate(conn, pid, started, leases, wait_ms)
+        terminate(conn, pid, started, vxid, leases, wait_ms)
 
 
 LO_UNLINK_BATCH: Final = 1000

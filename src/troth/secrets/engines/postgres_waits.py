@@ -17,8 +17,10 @@ transaction, which has none, rolled back), when it is a lease role's (`leases`, 
 `LOCK_HOLDERS`): another role's (an application's) is left, the statement fails its lock
 timeout and the revocation is retried (review 69w, wave4b 1). Only what the statement waits on
 ends: nothing is guessed from ids. A wait for a relation or a schema runs
-`locks.end_lock_holders` again (review 73b, pgwatch 2), and a session is ended only while it
-is the one read, a lease role's (`locks.terminate`; review 73b, pgwatch 1)."""
+`locks.end_lock_holders` again (review 73b, pgwatch 2; for each mode, in each transaction:
+review 73l, pgwatch 2 and 3), and a session is ended only while it is the one read, a lease
+role's, in the transaction read (`locks.terminate`; review 73b, pgwatch 1; review 73l,
+pgwatch 1)."""
 
 from __future__ import annotations
 
@@ -45,9 +47,9 @@ _WAITING: Final = (
 WAITED_ON: Final = (
     # the transaction the session `pid` waits on (the top one of a released savepoint's, or a
     # savepoint still open), and whoever holds its lock: a session, or a prepared transaction
-    # of this database (no pid), and a session's start (`locks.terminate`)
-    "SELECT h.pid, p.gid, (SELECT a.backend_start FROM pg_stat_activity a WHERE a.pid = h.pid)"
-    " FROM pg_locks w JOIN pg_locks h ON h.locktype = 'transactionid'"
+    # of this database (no pid), and a session's start and transaction (`locks.terminate`)
+    "SELECT h.pid, p.gid, (SELECT a.backend_start FROM pg_stat_activity a WHERE a.pid = h.pid),"
+    " h.virtualtransaction FROM pg_locks w JOIN pg_locks h ON h.locktype = 'transactionid'"
     " AND h.transactionid = w.transactionid AND h.granted"
     " LEFT JOIN pg_prepared_xacts p ON h.pid IS NULL AND p.transaction = h.transactionid"
     " AND p.database = current_database() "
@@ -60,8 +62,9 @@ WAITED_ON: Final = (
 QUEUED_BEFORE: Final = (
     # the sessions holding the row lock (`tuple`) session `pid` waits for: each queued before it
     # to change the row, waiting on the transaction that changed it (review 72u, watcher 1),
-    # whether it is a lease role's, and its start (`locks.terminate`)
-    "SELECT DISTINCT h.pid, a.usename::text ~ %s, a.backend_start FROM pg_locks w JOIN pg_locks h"
+    # whether it is a lease role's, and its start and transaction (`locks.terminate`)
+    "SELECT DISTINCT h.pid, a.usename::text ~ %s, a.backend_start, h.virtualtransaction"
+    " FROM pg_locks w JOIN pg_locks h"
     " ON h.locktype = 'tuple' AND h.granted AND h.database IS NOT DISTINCT FROM w.database"
     " AND h.relation = w.relation AND h.page = w.page AND h.tuple = w.tuple"
     " JOIN pg_stat_activity a ON a.pid = h.pid "
@@ -70,8 +73,10 @@ QUEUED_BEFORE: Final = (
 
 
 _WAITED_FOR: Final = (
-    # the relation or object (a schema) session `pid` waits to lock
-    "SELECT locktype, database, relation, classid, objid, objsubid FROM pg_locks"
+    # the relation or object (a schema) session `pid` waits to lock, in which mode and in
+    # which of its transactions (review 73l, pgwatch 2 and 3)
+    "SELECT locktype, database, relation, classid, objid, objsubid, mode, virtualtransaction"
+    " FROM pg_locks"
     " WHERE pid = %s AND NOT granted AND locktype IN ('relation', 'object')"
 )
 
@@ -99,11 +104,14 @@ def end_waited_on(
     ended) is left (review 72y, pgend 1: it was ended, its statement lost, for nothing, the
     statement then waiting on that transaction). A statement waiting for a relation or a
     schema (`object`) waits on the sessions holding a lock on it: `locks.end_lock_holders` of
-    the revoked `role` runs again, once for each relation (schema) waited for (`followed`, the
-    watcher's), ending the lease sessions holding what the revocation drops or alters (review
-    73b, pgwatch 2: one another lease took just after it looked, the statement failing its
-    lock timeout at each retry the lease won that window); a lease's session holding a table
-    the lease's own objects merely use (a foreign key's) is left, as there (review 44b)."""
+    the revoked `role` runs again, once for each relation (schema) and mode waited for in each
+    of the session's transactions (`followed`, the watcher's; review 73l, pgwatch 2 and 3: a
+    later statement waiting for one again, DROP OWNED's retry with CASCADE, or a stronger
+    mode of it in the same transaction, was left), ending the
+    lease sessions holding what the revocation drops or alters (review 73b, pgwatch 2: one
+    another lease took just after it looked, the statement failing its lock timeout at each
+    retry the lease won that window); a lease's session holding a table the lease's own
+    objects merely use (a foreign key's) is left, as there (review 44b)."""
     waiting = conn.execute(_WAITING, (pid,)).fetchone()
     if waiting is None:
         return
@@ -114,10 +122,10 @@ def end_waited_on(
     if waiting[0] != "tuple":
         _end(conn, conn.execute(WAITED_ON, (pid, leases)).fetchall(), leases, wait_ms)
         return
-    for queued, lease, started in conn.execute(QUEUED_BEFORE, (leases, pid)).fetchall():
+    for queued, lease, started, vxid in conn.execute(QUEUED_BEFORE, (leases, pid)).fetchall():
         holders = conn.execute(WAITED_ON, (queued, leases)).fetchall()
         if lease and holders:
-            locks.terminate(conn, queued, started, leases, wait_ms)
+            locks.terminate(conn, queued, started, vxid, leases, wait_ms)
         _end(conn, holders, leases, wait_ms)
 
 
@@ -129,9 +137,14 @@ def _end_lock_holders(
     wait_ms: int,
     followed: set[tuple[Any, ...]] | None,
 ) -> None:
-    """`locks.end_lock_holders` of `role` once for each relation (schema) session `pid` waits
-    for that `followed` (then holding it) does not hold yet: its holders ended, the statement
-    takes the lock before any later one (the lock's queue)."""
+    """`locks.end_lock_holders` of `role` once for each relation (schema) and lock mode session
+    `pid` waits for in a transaction, that `followed` (then holding it) does not hold yet: its
+    holders ended, the statement takes the lock before any later one (the lock's queue) and
+    keeps it until its transaction ends. A later transaction of the block waits for it anew,
+    behind whoever queued meanwhile (review 73l, pgwatch 2), and so does a stronger mode in
+    the same transaction, behind whoever took a weaker one its first lock let by (pgwatch 3):
+    followed again, the set growing by one key per relation, mode (eight) and transaction
+    waited for, each run bounded by its statement's."""
     seen = set() if followed is None else followed
     waited = set(conn.execute(_WAITED_FOR, (pid,)).fetchall())
     if waited - seen:
@@ -139,15 +152,15 @@ def _end_lock_holders(
         locks.end_lock_holders(conn, role, leases, wait_ms)
 
 
-def _end(conn: Any, holders: list[tuple[Any, Any, Any]], leases: str, wait_ms: int) -> None:
+def _end(conn: Any, holders: list[tuple[Any, ...]], leases: str, wait_ms: int) -> None:
     """End each session (roll back each prepared transaction, no pid) of `WAITED_ON`'s rows,
-    a session only while it is the lease role's that was read
-    (`locks.terminate`; review 73b, pgwatch 1)."""
-    for holder, gid, started in holders:
+    a session only while it is the lease role's that was read, in the transaction read
+    (`locks.terminate`; review 73b, pgwatch 1; review 73l, pgwatch 1)."""
+    for holder, gid, started, vxid in holders:
         if holder is None:
             locks.roll_back_prepared(conn, gid)
         else:
-            locks.terminate(conn, holder, started, leases, wait_ms)
+            locks.terminate(conn, holder, started, vxid, leases, wait_ms)
 
 
 def _watch(
