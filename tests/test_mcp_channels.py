@@ -5,9 +5,7 @@ end-to-end test per mode (real processes, real MCP clients)."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +15,7 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 
-from tests.support.cli import run, run_json
+from tests.support.cli import run, run_json, stop_here
 from tests.support.gates import POLICIES, TOOLS
 from tests.support.mcp_orders import names, orders_server, text
 from tests.support.nodes import HUB, MemNet, route, run_memnet
@@ -194,21 +192,11 @@ def test_sessions_per_peer_are_bounded(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def cli(*args: str, code: int = 0) -> Any:
-    """`troth ARGS`, its exit code checked (its JSON with --json): a node's start and stop in
-    a process of its own (the daemons are the real nodes the stdio tests drive), every other
-    command in this process (tests.support.cli: an interpreter started for each was most of the
-    set-up's time, 71m ci)."""
-    if args[:2] not in (("node", "start"), ("node", "stop")):
-        return run_json(*args[:-1], code=code) if args[-1] == "--json" else run(*args, code=code)
-    result = subprocess.run(
-        [sys.executable, "-m", "troth.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=os.environ.copy(),
-    )
-    assert result.returncode == code, (args, result.stdout, result.stderr)
-    return json.loads(result.stdout) if "--json" in args and result.stdout else result
+    """`troth ARGS` in this process (tests.support.cli), its exit code checked (its JSON with
+    --json). The daemons are the real nodes the stdio tests drive: `node start` spawns each in a
+    process of its own from this process as from a shell (an interpreter started for each
+    command was most of the set-up's time: 71m ci for the others, 73f ci for start and stop)."""
+    return run_json(*args[:-1], code=code) if args[-1] == "--json" else run(*args, code=code)
 
 
 def stdio(*args: str) -> StdioServerParameters:
@@ -319,11 +307,7 @@ def hub_and_agent(troth_home: Path) -> Iterator[str]:
         yield hub
     finally:
         for name in started:
-            subprocess.run(
-                [sys.executable, "-m", "troth.cli.main", "node", "stop", name],
-                capture_output=True,
-                timeout=60,
-            )
+            stop_here(name)
 
 
 def test_troth_mcp_serve_and_connect_end_to_end_over_stdio(hub_and_agent: str) -> None:

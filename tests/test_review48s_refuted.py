@@ -25,14 +25,12 @@ import pytest
 from tests.support import enroll_driver
 from tests.support.cli import run as in_process
 from tests.support.cli import run_json as in_process_json
+from tests.support.cli import start_here, stop_here
 from tests.test_reconnect_daemon import (  # noqa: F401 (the fixture)
     RELAY_BACK,
-    cli,
     fast_nodes,
     free_port,
     send_here,
-    start_here,
-    troth,
     until_sent,
 )
 from tests.test_resilience_enrollment import (  # noqa: F401 (the fixture)
@@ -291,7 +289,7 @@ def network(troth_home: Path) -> Iterator[tuple[str, HalfOpen]]:
         yield hub, proxy
     finally:
         for name in started:
-            cli("node", "stop", name)
+            stop_here(name)
         if proxy is not None:
             proxy.stop()
 
@@ -373,12 +371,12 @@ def test_a_hub_stopped_cleanly_and_started_again_gets_its_members_back(
     for name in ("b1", "b2"):
         until_sent(f"{route}/relay/{name}/service/echo", "before", RELAY_BACK, send_here)
     before = {name: in_process_json("node", "status", name)["pid"] for name in ("b1", "b2")}
-    troth("node", "stop", "hub")
+    in_process("node", "stop", "hub")
     for name in ("b1", "b2"):  # several failed attempts, the later ones at the capped backoff
         _until_attempts(name, 3)  # (waited for as they happen: a fixed 3 s sleep before, 72f ci)
     down = send_here(f"{route}/relay/b1/service/echo", "x")
     assert down.returncode != 0
-    troth("node", "start", "hub")  # the same port (recorded in its node.json)
+    start_here("hub")  # the same port (recorded in its node.json)
     for name in ("b1", "b2"):
         until_sent(f"{route}/relay/{name}/service/echo", "after", 60.0, send_here)
         assert in_process_json("node", "status", name)["pid"] == before[name]

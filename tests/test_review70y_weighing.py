@@ -22,13 +22,26 @@ from tests.test_review70u_refuted import _SHAPES
 from troth import limits
 
 _OVER = limits.MAX_TOOL_ARGUMENT_VALUES * 20
-_DENSE: dict[str, Any] = {
-    "zeros": {"x": [0] * _OVER},
-    "empty lists": {"x": [[] for _ in range(_OVER)]},
-    "one-member objects": {"x": [{"": 0} for _ in range(_OVER)]},
-    "objects of an object": {"x": [{"": {}} for _ in range(_OVER // 4)]},
-    "wide": {f"{i:x}": [] for i in range(_OVER)},
-}
+
+
+def _dense(over: int) -> dict[str, dict[str, Any]]:
+    """The densest shapes measured, of `over` values (a quarter as many objects of an object)."""
+    return {
+        "zeros": {"x": [0] * over},
+        "empty lists": {"x": [[] for _ in range(over)]},
+        "one-member objects": {"x": [{"": 0} for _ in range(over)]},
+        "objects of an object": {"x": [{"": {}} for _ in range(over // 4)]},
+        "wide": {f"{i:x}": [] for i in range(over)},
+    }
+
+
+_DENSE = _dense(_OVER)
+_WALKED = 4 * limits.MAX_TOOL_ARGUMENT_VALUES
+"""The walk tests' size: their bound is exact at any size well past the limit. At 4x the whole
+walk (before weighing 1) visits over 1.4 times the bound in every shape (objects of an object,
+the fewest: 3 visits for each of its 16,384 objects; the others at least 1 for each of 65,536
+values); building and encoding 20x frames was most of their time (73f ci). The weights
+(tracemalloc against the frame's bytes) are still measured at 20x (`_DENSE`)."""
 
 
 def visits(monkeypatch: pytest.MonkeyPatch, frame: bytes) -> tuple[int, bool]:
@@ -59,7 +72,7 @@ def test_weighing_1_an_over_limit_calls_walk_is_bounded(
     """70y weighing 1: a tools/call of ~330,000 values (over MAX_TOOL_ARGUMENT_VALUES) was
     weighed value by value, all of them (~twice the CPU its charge pays for); its walk now
     visits at most one value past the limit, each with its key (and the rest of the request)."""
-    seen, taken = visits(monkeypatch, call_frame(_DENSE[shape]))
+    seen, taken = visits(monkeypatch, call_frame(_dense(_WALKED)[shape]))
     assert taken  # one of any weight when the session holds none
     assert seen <= 2 * (limits.MAX_TOOL_ARGUMENT_VALUES + 2) + 16
 
@@ -97,6 +110,6 @@ def test_weighing_1_an_array_of_arguments_is_walked_no_further() -> None:
     """70y weighing 1: a tools/call whose arguments are an array of ~330,000 values (charged
     nothing for its values, refused by the SDK as it is served) was walked whole too."""
     with pytest.MonkeyPatch.context() as patch:
-        seen, taken = visits(patch, call_frame([0] * _OVER))
+        seen, taken = visits(patch, call_frame([0] * _WALKED))
     assert taken
     assert seen <= 2 * (limits.MAX_TOOL_ARGUMENT_VALUES + 2) + 16

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_reconnect_daemon import cli, free_port, troth, troth_json
+from tests.support.cli import run, run_json, start_here, stop_here
+from tests.test_reconnect_daemon import free_port
 from troth.clock import SystemClock
 from troth.identity import Identifier
 from troth.node import open_node
@@ -42,14 +43,14 @@ def hub(troth_home: Path) -> Iterator[str]:
     """The hub (authority, trace service) listening on TCP, and node `agent`, enrolled with
     it, whose node.json sends its traces there. Yields the hub's route."""
     try:
-        troth("authority", "create", "hub")
+        run("authority", "create", "hub")
         route = f"/tcp/127.0.0.1:{free_port()}"
-        troth("node", "start", "hub", "--tcp-listen", route[5:])
-        troth("node", "create", "agent")
-        ticket = troth_json(
+        start_here("hub", "--tcp-listen", route[5:])
+        run("node", "create", "agent")
+        ticket = run_json(
             "authority", "ticket", "create", "--authority", "hub", "--attr", "agents.team=x"
         )
-        troth("enroll", ticket["ticket"], "--as", "agent", "--node", "agent")
+        run("enroll", ticket["ticket"], "--as", "agent", "--node", "agent")
         path = troth_home / "nodes" / "agent" / "node.json"
         config = NodeConfig.from_json(path.read_bytes(), path)
         traced = dataclasses.replace(config, traces=f"{route}/service/trace")
@@ -57,7 +58,7 @@ def hub(troth_home: Path) -> Iterator[str]:
         yield route
     finally:
         for name in ("agent", "hub"):
-            cli("node", "stop", name)
+            stop_here(name)
 
 
 class Worker:
@@ -107,7 +108,7 @@ class Worker:
 
 
 def outbox_status() -> dict[str, int]:
-    status = troth_json("node", "status", "agent")
+    status = run_json("node", "status", "agent")
     return dict(status["traces"]["outbox"])
 
 
@@ -121,18 +122,18 @@ def test_records_acknowledged_before_sigkills_are_delivered_once(
         worker.kill_after(rng.randint(40, PER_ROUND - 40))
         acknowledged += worker.acknowledged
 
-    (held,) = troth_json("trace", "outbox", "--node", "agent")["agents"]
+    (held,) = run_json("trace", "outbox", "--node", "agent")["agents"]
     assert held["queued"] > 0  # the last kill left records unsent (made in its last 0.2 s)
-    troth("node", "start", "agent")  # the daemon resumes sending the outbox
+    start_here("agent")  # the daemon resumes sending the outbox
     deadline = time.monotonic() + 60
     while (shown := outbox_status())["queued"]:
         assert time.monotonic() < deadline, shown
         time.sleep(0.2)
     assert shown["refused"] == 0
-    text = troth("node", "status", "agent").stdout
+    text = run("node", "status", "agent").stdout
     assert f"to {hub}/service/trace; outbox: 0 queued" in text
-    troth("node", "stop", "agent")
-    troth("node", "stop", "hub")
+    run("node", "stop", "agent")
+    run("node", "stop", "hub")
 
     with open_node("agent", home=troth_home) as node:
         agent = Identifier(node.identities.find("agent").identifier)

@@ -24,6 +24,24 @@ def run_json(*args: str, code: int = 0) -> Any:
     return json.loads(run(*args, "--json", code=code).stdout)
 
 
+def start_here(name: str, *args: str, **environ: str) -> None:
+    """`troth node start NAME ARGS` run in this process, `environ` set for it (and so for the
+    node process it spawns, as from a shell): the node is a process of its own as ever; only
+    the interpreter a `troth` process of its own started for the command is saved (72f ci).
+    A crash point (`CRASH_ENV`) given in `environ` arms the node, not this process (troth.faults
+    reads it once, at import)."""
+    args = ("node", "start", name, *args)
+    begun = CliRunner().invoke(cli, list(args), env=environ, catch_exceptions=False)
+    assert begun.exit_code == 0, (args, begun.stdout, begun.stderr)
+
+
+def stop_here(name: str) -> None:
+    """`troth node stop NAME` run in this process, its exit code not checked (a node that
+    crashed, or never started, is simply not running; 73f ci: an interpreter started for the
+    command was most of a teardown's time)."""
+    CliRunner().invoke(cli, ["node", "stop", name])
+
+
 def troth_process(
     *args: str,
     crash: str | None = None,
