@@ -70,7 +70,12 @@ def test_a_primary_key_dropped_in_a_table_made_again_is_refused(tmp_path: Path) 
     reason="73h planted4 3: the tables troth makes lazily, outside NODE_MIGRATIONS (the trace "
     "outbox's, the secrets store's, the gates' ...), are made in a dozen modules above storage; "
     "their own UNIQUE / PRIMARY KEY is compared with nothing (73a's rule still refuses a UNIQUE "
-    "index on them)",
+    "index on them). Bounded (73p planted5): no write a restore found makes to one of them "
+    "resolves conflicts untargeted (restore holds compared whole by check_made; "
+    "gates_policy_held_back, rollback_store/_foreign, trace_outbox_agents: upserts on troth's "
+    "key; secret_leases, secret_audit, trace_outbox: plain UPDATE/INSERT), so a key not troth's "
+    "fails the restore, never skips a row; what is left is the later writes (INSERT OR REPLACE "
+    "INTO trace_outbox_held, ...) on a copy's table keyed otherwise",
 )
 def test_a_lazily_made_table_made_again_is_refused(tmp_path: Path) -> None:
     """73h planted4 3: a copy holding `trace_outbox_held` made with `reason TEXT UNIQUE`:

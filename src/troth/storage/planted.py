@@ -37,7 +37,9 @@ enrolled (`INSERT OR REPLACE`), and made with no key kept a member's old attribu
 its new, read first (review 73h, planted4 1-2). And one of troth's tables without one of its
 UNIQUE indexes: `identities` without `identities_name` let a second local identity take a name
 one had, and the name found the first (73h planted4 4). The tables troth makes lazily, in
-modules above this one, are not compared (73h planted4 3).
+modules above this one, are not compared (73h planted4 3); a restore's own writes to them
+resolve no conflict untargeted (upserts on troth's keys, plain writes), so a key not troth's
+fails the restore rather than skipping a row (review 73p, planted5).
 """
 
 from __future__ import annotations

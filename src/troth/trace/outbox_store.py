@@ -661,7 +661,20 @@ class OutboxStore:
             )
 
     def _ensure(self, agent: bytes) -> None:
-        self.db.execute("INSERT OR IGNORE INTO trace_outbox_agents (agent) VALUES (?)", (agent,))
+        """`agent`'s count row, made unless there. An upsert on the agent (troth's key of the
+        table in every version), not `INSERT OR IGNORE`, which met every uniqueness the table
+        holds: a restored copy's made with `queued UNIQUE` and a row counting 0 had the row
+        ignored, no record counted, the outbox unbounded (review 73p, planted5 1)."""
+        try:
+            self.db.execute(
+                "INSERT INTO trace_outbox_agents (agent) VALUES (?) ON CONFLICT (agent) DO NOTHING",
+                (agent,),
+            )
+        except ConflictError as exc:  # a uniqueness troth does not make (a copy's)
+            raise StorageError(
+                f"{self.db.path}: trace_outbox_agents holds a uniqueness troth never makes "
+                f'({exc}): make it again as troth makes it (docs/storage.md, "Rollback guard")'
+            ) from exc
 
     def _count(
         self,
