@@ -20,11 +20,25 @@ transaction's gid). The rollback now runs as the lease role read: another role's
 from __future__ import annotations
 
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.support.leases import LeaseWorld
 from tests.support.postgres import PgServer
+from tests.test_review56b_postgres import drop_leases, plain_admin
 from tests.test_review73b_pgwatch import _ReadBefore
 from tests.test_review73l_pgwatch import _ADMIN, _FIRST, _LEASES, _REVOKED, _lease, _roles
+from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
+    SECRET,
+    OrdersDb,
+    login,
+    now,
+    orders,
+    setup,
+    world,
+)
 from troth.secrets.engines import postgres_locks as locks
 
 _GID = "g73q_pgwatch3"
@@ -76,3 +90,36 @@ def test_a_gid_read_as_a_lease_is_not_rolled_back_as_another_roles(pg_server: Pg
             assert pg_server.prepared(pg_server.dbname, _GID)
         finally:
             pg_server.end_prepared(pg_server.dbname, _GID)
+
+
+def test_a_revoked_leases_prepared_row_lock_is_rolled_back_by_an_admin_that_is_no_superuser(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+) -> None:
+    """73q pgwatch3 1, the revoked lease's own (review 69r, leases 1, under an admin that is
+    no superuser): the lease changes its password in a transaction it prepares, holding its
+    role's row; the revocation's `ROLLBACK PREPARED`, as the admin, was refused, `NOLOGIN`
+    failed its three rounds, and the role kept logging in. Now rolled back as the role: it
+    logs in no more (the revocation itself stays REVOKING on PostgreSQL 15, where `DROP
+    OWNED` needs the role's privileges: docs/secrets.md)."""
+    import psycopg
+
+    admin = plain_admin(orders)
+    broker = setup(tmp_path, world, orders, user=admin)
+    agent = world.credential_a()
+    issued = broker.issue(agent, SECRET, scope=["orders:read"], now=now())
+    credential = issued.credential.reveal()
+    try:
+        with login(orders, credential) as session:
+            session.execute("BEGIN")
+            session.execute(f"ALTER ROLE {credential['user']} PASSWORD 'held'")
+            session.execute(f"PREPARE TRANSACTION '{_GID}'")
+        broker.revoke(agent, issued.lease_id, now=now())
+        assert not orders.server.prepared(orders.dbname, _GID)
+        with pytest.raises(psycopg.OperationalError):
+            login(orders, credential).close()
+    finally:
+        orders.server.end_prepared(orders.dbname, _GID)
+        broker.close()
+        drop_leases(orders, admin, broker)
