@@ -8,6 +8,8 @@ import threading
 from contextlib import ExitStack
 from typing import Any
 
+import pytest
+
 from tests.support.postgres import PgServer
 from tests.test_review73l_pgwatch import (
     _ADMIN,
@@ -20,6 +22,7 @@ from tests.test_review73l_pgwatch import (
     _waiting,
 )
 from troth.secrets.engines import postgres_locks as locks
+from troth.secrets.engines import postgres_waits as waits
 
 _OWN_VXID = (
     "SELECT virtualtransaction FROM pg_locks"
@@ -113,3 +116,66 @@ def test_a_lease_committing_and_locking_again_in_a_new_transaction_queues(
         held = "SELECT granted FROM pg_locks WHERE pid = %s AND relation = 't73l'::regclass"
         assert first.execute(held, (revocation.info.backend_pid,)).fetchall() == [(True,)]
         revocation.execute("ROLLBACK")
+
+
+_TABLES = ("t73q_1", "t73q_2", "t73q_3")
+
+
+def _relocked(pg_server: PgServer, stack: ExitStack) -> Any:
+    """A new session of the first lease, locking each of `_TABLES` it may have at once."""
+    import psycopg
+
+    session = _lease(pg_server, _FIRST, stack, lock=False)
+    session.execute("BEGIN")
+    for table in _TABLES:
+        session.execute("SAVEPOINT s")
+        try:
+            session.execute(f"LOCK TABLE {table} IN ACCESS SHARE MODE NOWAIT")
+        except psycopg.errors.LockNotAvailable:
+            session.execute("ROLLBACK TO SAVEPOINT s")
+    return session
+
+
+def test_the_watchers_runs_under_a_lease_relocking_each_relation_are_one_per_relation(
+    pg_server: PgServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """73q refuted: another lease re-locking each relation the revoked lease owns after each
+    of the watcher's `end_lock_holders` (a new session each time), to make it run LOCK_HOLDERS
+    (the heaviest query of the revocation) without end while one statement drops them. Each
+    run ends every holder of every such relation; the statement then waits for the next
+    relation (a new key: 73l pgwatch 2 and 3), never again for one it has: one run per
+    relation at most, and the statement ends (its `statement_timeout` bounds it anyway)."""
+    sessions: list[Any] = []
+    real = locks.end_lock_holders
+
+    with _roles(pg_server) as su, ExitStack() as stack:
+        for table in _TABLES:
+            su.execute(f"CREATE TABLE {table} (a int); ALTER TABLE {table} OWNER TO {_REVOKED}")
+            su.execute(f"GRANT SELECT ON {table} TO {_FIRST}")
+        stack.callback(su.execute, f"DROP TABLE {', '.join(_TABLES)}")  # the sessions gone
+
+        def then_relocked(conn: Any, role: str, leases: str, wait_ms: int) -> None:
+            real(conn, role, leases, wait_ms)
+            sessions.append(_relocked(pg_server, stack))
+
+        monkeypatch.setattr(locks, "end_lock_holders", then_relocked)
+        sessions.append(_relocked(pg_server, stack))
+        revocation = stack.enter_context(pg_server.connect(options="-c lock_timeout=3000"))
+        watcher = stack.enter_context(pg_server.connect())
+        pid, followed = revocation.info.backend_pid, set[Any]()
+        statement = threading.Thread(
+            target=revocation.execute,
+            args=(f"LOCK TABLE {', '.join(_TABLES)} IN ACCESS EXCLUSIVE MODE",),
+        )
+        revocation.execute("BEGIN")
+        statement.start()
+        for _ in range(100_000):
+            if not statement.is_alive():
+                break
+            waits.end_waited_on(watcher, pid, _LEASES, 1000, role=_REVOKED, followed=followed)
+        statement.join(timeout=10)
+        held = "SELECT count(*) FROM pg_locks WHERE pid = %s AND mode = 'AccessExclusiveLock'"
+        assert watcher.execute(held, (pid,)).fetchone() == (len(_TABLES),)
+        alive = [_alive(session) for session in sessions]  # each run's, the last unended
+        assert alive == [False] * (len(sessions) - 1) + [True]
+        assert 2 <= len(sessions) <= len(_TABLES) + 1
