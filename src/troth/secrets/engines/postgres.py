@@ -374,7 +374,7 @@ class PostgresEngine:
             if pid is None:
                 listed = database in _databases(settings)
                 with self._admin(settings, database, upstream, "roll back", keep=listed) as conn:
-                    locks.roll_back_prepared(conn, gid)
+                    locks.roll_back_prepared(conn, gid, self.lease_roles)
 
     def _shut_out(self, settings: Mapping[str, Any], role: str, upstream: SecretValue) -> None:
         """End `role`'s sessions, roll back its prepared transactions, make it NOLOGIN, end any
@@ -405,7 +405,7 @@ class PostgresEngine:
             for database, gid in prepared:
                 listed = database in _databases(settings)
                 with self._admin(settings, database, upstream, "roll back", keep=listed) as conn:
-                    locks.roll_back_prepared(conn, gid)
+                    locks.roll_back_prepared(conn, gid, self.lease_roles)
             with self._admin(settings, dbname, upstream, "revoke login") as conn:
                 try:
                     _short_wait(conn, nologin)

@@ -35,17 +35,45 @@ PREPARED_BY: Final = (
 )
 
 
-def roll_back_prepared(conn: Any, gid: str) -> None:
-    """Roll back the prepared transaction `gid` of the connection's database: one finished
-    meanwhile is done; one the admin may not end (no superuser, not its owner) is left: the
+_PREPARED_OWNER: Final = (
+    "SELECT owner::text FROM pg_prepared_xacts"
+    " WHERE gid = %s AND database = current_database() AND owner::text ~ %s"
+)
+
+
+def roll_back_prepared(conn: Any, gid: str, leases: str) -> None:
+    """Roll back the prepared transaction `gid` of the connection's database, a lease role's
+    (`leases`), as that role (`SET ROLE`): `ROLLBACK PREPARED` is its owner's or a
+    superuser's. So an admin that is no superuser rolls it back too, granting itself the lease
+    role (CREATEROLE may) for that statement: it was left, and a lease's prepared lock on what
+    the revocation drops failed its lock timeout at every retry (review 73q, pgwatch3 1). And
+    only the lease role's is rolled back: as the admin, a transaction its owner committed
+    after the read, another role's (an application's) then prepared under the same gid, was
+    rolled back in its place (pgwatch3 2); as the owner read, it is refused. One finished
+    meanwhile is done; one the admin may not end (it may not have the role) is left: the
     statement it blocks fails, and the revocation is retried."""
     import psycopg
     from psycopg import sql
 
+    found = conn.execute(_PREPARED_OWNER, (gid, leases)).fetchone()
+    if found is None:
+        return
+    owner = sql.Identifier(found[0])
+    granted = False
     try:
+        try:
+            conn.execute(sql.SQL("SET ROLE {}").format(owner))
+        except psycopg.errors.InsufficientPrivilege:
+            conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(owner))
+            granted = True
+            conn.execute(sql.SQL("SET ROLE {}").format(owner))
         conn.execute(sql.SQL("ROLLBACK PREPARED {}").format(sql.Literal(gid)))
     except (psycopg.errors.UndefinedObject, psycopg.errors.InsufficientPrivilege):
         return
+    finally:
+        conn.execute("RESET ROLE")
+        if granted:
+            conn.execute(sql.SQL("REVOKE {} FROM CURRENT_USER").format(owner))
 
 
 LOCK_HOLDERS: Final = (
@@ -222,7 +250,7 @@ def end_lock_holders(conn: Any, role: str, leases: str, wait_ms: int) -> None:
     prepared it: another role's is left (review 69w, wave4b 1)."""
     for pid, gid, started, vxid in conn.execute(lock_holders(conn), (role, leases)).fetchall():
         if pid is None:  # a prepared transaction: no session to end (review 69r, leases 3)
-            roll_back_prepared(conn, gid)
+            roll_back_prepared(conn, gid, leases)
             continue
         terminate(conn, pid, started, vxid, leases, wait_ms)
 
