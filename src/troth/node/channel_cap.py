@@ -22,7 +22,8 @@ they had sources. Now the channels peers opened are at most `limit` together, an
   such a party never takes the place of that node's own channel: with no party behind of its
   source to give way, it is refused (review 73k, kept 2; a source of their own, `<source>
   behind`, let one host hold two sources in the ranking and twice its neighbours' places:
-  kept 1). Not the least
+  kept 1), a member too, never let to take a member's place instead (review 73o, cap2 1: it
+  took another host's, where before its node's own stranger channel gave way). Not the least
   recently active: a PING keeps a channel active for nothing, so an attacker's channels would
   stay and quiet honest strangers' go;
 - with no stranger's channel to give way (members and local callers hold the whole cap), a
@@ -139,16 +140,15 @@ class OpenChannels(Generic[E]):
         their share and an authority over its share to give way, without picking that place
         (`place` does: the handshake's check at message 3 needs only this; review 54o,
         channels 2; review 54r, channels 1), but for a party behind a node (`behind`), which
-        may find none of its own source's to give way (review 73k, kept 2). It agrees with
+        may find none of its own source's to give way (review 73k, kept 2), nor then a
+        member's while strangers' channels are held (review 73o, cap2 1). It agrees with
         `place`: a member it admits is not refused as its channel is taken in, its handshake
         completed for nothing (review 54w, channels 1: with no authority over its share it
         was, each time)."""
         if self._room(stranger):
             return True
-        if self.strangers and not behind:
-            return True  # a stranger's place gives way (picked once, as it is taken: `place`)
-        if self.strangers and self._victim(stranger, source, network, behind) is not None:
-            return True
+        if self.strangers:  # a stranger's place gives way (picked once, as it is taken: `place`)
+            return not behind or self._victim(stranger, source, network, behind) is not None
         if stranger or not self._shares.room(authorities, self.limit):
             return False
         return bool(self._over()) if not behind else self._members_victim(source, True) is not None
@@ -169,10 +169,9 @@ class OpenChannels(Generic[E]):
         a party behind the node at the other end of a connection (module docstring)."""
         if self._room(stranger):
             return Place(True)
-        if self.strangers:
+        if self.strangers:  # never a member's place while a stranger's is held (73o, cap2 1)
             victim = self._victim(stranger, source, network, behind)
-            if victim is not None:
-                return Place(True, victim)
+            return Place(victim is not None, victim)
         if stranger or not self._shares.room(authorities, self.limit):
             return Place(False)  # at the cap, its authorities all at their share or past it
         victim = self._members_victim(source, behind)
