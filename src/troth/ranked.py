@@ -61,6 +61,25 @@ class Ranked(Generic[K, E]):
             heapq.heappop(heap)
         return heap[0][1]
 
+    def most_but(self, skip: K) -> K | None:
+        """The key holding the most with `skip`'s group set aside (among equals, the one whose
+        oldest is the oldest); None when `skip` is the only key (review 73r, cap3 1: the
+        strangers' channel that gives way for a member behind a node, that node's own kept)."""
+        skipped = len(self.groups.get(skip, ()))
+        for size in sorted(self._sizes, reverse=True):
+            if size == skipped and self._sizes[size] == 1:
+                continue
+            heap, aside = self._heaps[size], []
+            while not self._live(heap[0], size) or heap[0][1] == skip:
+                entry = heapq.heappop(heap)
+                if self._live(entry, size):
+                    aside.append(entry)
+            key: K = heap[0][1]
+            for entry in aside:
+                heapq.heappush(heap, entry)
+            return key
+        return None
+
     def entries(self) -> int:
         """The heaps' entries, stale ones included (bounded: tests)."""
         return sum(len(heap) for heap in self._heaps.values())

@@ -22,7 +22,10 @@ they had sources. Now the channels peers opened are at most `limit` together, an
   such a party never takes the place of that node's own channel: with no party behind of its
   source to give way, it is refused (review 73k, kept 2; a source of their own, `<source>
   behind`, let one host hold two sources in the ranking and twice its neighbours' places:
-  kept 1), a member too, never let to take a member's place instead (review 73o, cap2 1: it
+  kept 1), but for a member: its node's own set aside, the strangers' channel that gives way
+  then goes (review 73r, cap3 1: a member's channel never joins the strangers' ranking, so
+  every member behind that node was refused while it held the most), and with none but its
+  node's own it is refused, never let to take a member's place instead (review 73o, cap2 1: it
   took another host's, where before its node's own stranger channel gave way). Not the least
   recently active: a PING keeps a channel active for nothing, so an attacker's channels would
   stay and quiet honest strangers' go;
@@ -140,8 +143,9 @@ class OpenChannels(Generic[E]):
         their share and an authority over its share to give way, without picking that place
         (`place` does: the handshake's check at message 3 needs only this; review 54o,
         channels 2; review 54r, channels 1), but for a party behind a node (`behind`), which
-        may find none of its own source's to give way (review 73k, kept 2), nor then a
-        member's while strangers' channels are held (review 73o, cap2 1). It agrees with
+        may find none of its own source's to give way (review 73k, kept 2; a member: none
+        but its node's own, review 73r, cap3 1), nor then a member's while strangers'
+        channels are held (review 73o, cap2 1). It agrees with
         `place`: a member it admits is not refused as its channel is taken in, its handshake
         completed for nothing (review 54w, channels 1: with no authority over its share it
         was, each time)."""
@@ -244,10 +248,24 @@ class OpenChannels(Generic[E]):
         """The strangers' channel that gives way for a newcomer from `source` (of `network`;
         a stranger's, `stranger`, or a member's): of the network holding the most (a
         stranger's own when it is among them; else the one of those whose oldest channel is
-        the oldest), the source holding the most (likewise), its oldest (`_of`)."""
+        the oldest), the source holding the most (likewise), its oldest (`_of`). For a member
+        behind a node whose own source that is, none of its parties in it, that node's own are
+        set aside: the source holding the most after it in its network, else the network
+        holding the most after that one (review 73r, cap3 1: a member's channel never joins
+        the strangers' ranking, so refused, every member behind that node was, for as long as
+        it held the most, strangers spread one a network holding the rest of the cap)."""
         network_of = self._networks.most(network if stranger else None)
         sources = self._sources[network_of]
         chosen = sources.most(source if stranger else None)
+        own = chosen == source and (network_of, source) not in self._behind
+        if behind and not stranger and own:  # its node's own set aside (73r, cap3 1)
+            other = sources.most_but(source)
+            if other is None:
+                if (next_network := self._networks.most_but(network_of)) is None:
+                    return None  # the strangers' channels all its node's own
+                network_of, sources = next_network, self._sources[next_network]
+                other = sources.most(None)
+            chosen = other
         return self._of(sources.groups[chosen], (network_of, chosen), source, behind)
 
     def _of(self, ends: dict[E, None], key: tuple[Any, str], source: str, behind: bool) -> E | None:
