@@ -41,7 +41,7 @@ import pytest
 
 import troth.node.notice_budgets as notice_budgets
 from tests.support.parties import make_channel_party
-from tests.test_channel_manager import Net, run
+from tests.test_channel_manager import Net, Peer, run
 from tests.test_review71w_refuted import _hub, _settle
 from tests.test_review71w_wave4a import _connection
 from tests.test_review72i_ends import _Behind
@@ -104,6 +104,17 @@ class _Strangers(_Behind):
         return channel
 
 
+async def stranger_relayed(net: Net) -> tuple[Peer, Peer]:
+    """A hub with a cap of 8 open channels (strangers' part 6) admitting strangers, and b
+    relayed by it, a stranger there (its identity shows no chain)."""
+    hub = await net.hub(limits=ChannelLimits(max_open_channels=8))
+    hub.manager.trust = lambda: net.world.trust(AnyAuthenticatedIdentity())
+    party = make_channel_party(net.world.vault, now=net.clock.now)
+    b = await net.relayed(hub, "b", party=party)
+    b.manager.me = lambda: party.me(())
+    return hub, b
+
+
 def test_members_at_the_cap_never_evict_the_nodes_own_channel() -> None:
     """73g notices3 2: b, a stranger at the hub (its authority not one the hub trusts), holds
     its own channel there; strangers behind b fill the hub's places for strangers over b's
@@ -112,11 +123,7 @@ def test_members_at_the_cap_never_evict_the_nodes_own_channel() -> None:
     way: b's own, with its relay names there, as often as they liked)."""
 
     async def test(net: Net) -> None:
-        hub = await net.hub(limits=ChannelLimits(max_open_channels=8))
-        hub.manager.trust = lambda: net.world.trust(AnyAuthenticatedIdentity())
-        party = make_channel_party(net.world.vault, now=net.clock.now)
-        b = await net.relayed(hub, "b", party=party)
-        b.manager.me = lambda: party.me(())
+        hub, b = await stranger_relayed(net)
         behind = _Strangers(net, hub, b)
         own = await b.manager.open((behind.connection.address,))
         (at_hub,) = hub.manager.ends.values()

@@ -98,8 +98,9 @@ def test_the_index_and_the_ranking_agree_with_the_channels_in_every_state(
     before its fix); a newcomer not behind a node is admitted exactly when it is with none of
     the held channels behind a node, its victim of the same source and class (the parties
     behind b lock no other host's newcomer out, and change only which channel of the chosen
-    source goes); one behind a node is admitted only where it would be as its node's own.
-    Everything closed, nothing is left."""
+    source goes); one behind a node is admitted only where it would be as its node's own; a
+    member behind a node, strangers' channels held besides its node's own, is admitted (73r
+    cap3 1, found by this test too before its fix). Everything closed, nothing is left."""
     cap: OpenChannels[int] = OpenChannels(limit, lambda: trusted)
     rng = random.Random(seed)
     ends = 0
@@ -122,6 +123,10 @@ def test_the_index_and_the_ranking_agree_with_the_channels_in_every_state(
             strangers = cap.strangers
             admits, place = cap.admits(**where), cap.place(**where)
             assert place.admitted == admits
+            kept = cap._held.values()
+            own = sum(h.stranger and not h.behind and h.source == where["source"] for h in kept)
+            if where["behind"] and not where["stranger"] and strangers > own:
+                assert place.admitted  # b's own set aside, another's goes (73r, cap3 1)
             victim = None if place.victim is None else cap._held[place.victim]
             if victim is not None:
                 assert not (

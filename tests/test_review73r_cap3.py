@@ -18,7 +18,14 @@ from __future__ import annotations
 import itertools
 import random
 
+from tests.test_channel_manager import Net, run, until
+from tests.test_review54k_channels import open_as_stranger
+from tests.test_review72i_ends import _Behind
+from tests.test_review73g_notices3 import stranger_relayed
+from tests.test_review73k_kept import _reply
+from troth.channel import ChannelState
 from troth.node.channel_cap import OpenChannels, Opener
+from troth.node.channels import LISTENER
 from troth.ranked import Ranked
 
 A0 = frozenset({b"a0"})
@@ -118,3 +125,30 @@ def test_the_key_holding_the_most_but_one_is_the_scans() -> None:
         before = ranked.most(None) if held else None
         assert ranked.most_but(skip) == (min(rest)[2] if rest else None)
         assert (ranked.most(None) if held else None) == before
+
+
+def test_a_member_behind_a_relayed_node_gets_a_strangers_place_in_process() -> None:
+    """Cap3 1, through the channel manager and one relayed node: the hub's cap 8 (strangers'
+    part 6); b (a stranger at the hub, 10.0.0.2) holds two channels of its own, strangers one
+    each from four other /24s, two members behind b the kept quarter; a third member behind b
+    opens one: open, a spread stranger's channel evicted, b's own both open (before: refused,
+    `peer not allowed`, none evicted)."""
+
+    async def test(net: Net) -> None:
+        hub, b = await stranger_relayed(net)
+        behind = _Behind(net, hub, b)
+        own = [await b.manager.open((behind.connection.address,)) for _ in range(2)]
+        for network in range(4):
+            await open_as_stranger(net, net.peer(f"10.7.{network}.1"))
+        for number in range(2):
+            await behind.open(_reply(number))
+        assert len(hub.manager.ends) == 8
+        channel = behind.channel(_reply(2), opens=True)
+        (first,) = channel.outgoing()
+        await behind._send(first, (behind.connection.address, LISTENER), _reply(2))
+        await until(lambda: channel.state is ChannelState.OPEN or channel.closed)
+        assert channel.state is ChannelState.OPEN
+        assert hub.manager.counters.evicted_open == 1
+        assert all(end.channel.state is ChannelState.OPEN for end in own)
+
+    run(test)
