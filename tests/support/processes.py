@@ -3,6 +3,7 @@ waiting for a process to end."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -48,10 +49,14 @@ def cedar_child(body: str) -> str:
 
 def ended(pid: int) -> bool:
     """Whether process `pid` has ended: gone, or a zombie (nothing of it left but its exit
-    status: no descriptor, no lock, no socket). A daemon's parent is init, which may reap it
-    late (1.5 s in the CI's container: a wait for `pid` to be gone waited that out, 72f ci)."""
+    status: no descriptor, no lock, no socket) with no other thread left. A daemon's parent is
+    init, which may reap it late (1.5 s in the CI's container: a wait for `pid` to be gone
+    waited that out, 72f ci). Its main thread is a zombie as soon as it ended, while the
+    process's other threads, killed too, may still be exiting, its descriptors and locks with
+    them (lead, session 73: `troth node status` rightly saw node.lock held then)."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state in ("Z", "X") and len(os.listdir(f"/proc/{pid}/task")) <= 1
     except FileNotFoundError:
         return True
 
