@@ -31,17 +31,23 @@ __all__ = [
 ]
 
 PREPARED_BY: Final = (
-    "SELECT database, gid FROM pg_prepared_xacts WHERE owner = %s ORDER BY database, gid"
+    # and each one's virtual transaction id (its xid's lock's, pg_locks'): `roll_back_prepared`
+    # rolls back that transaction only (review 73s, prepared 1)
+    "SELECT p.database, p.gid, x.virtualtransaction FROM pg_prepared_xacts p JOIN pg_locks x"
+    " ON x.locktype = 'transactionid' AND x.transactionid = p.transaction AND x.pid IS NULL"
+    " WHERE p.owner = %s ORDER BY p.database, p.gid"
 )
 
 
 _PREPARED_OWNER: Final = (
-    "SELECT owner::text FROM pg_prepared_xacts"
-    " WHERE gid = %s AND database = current_database() AND owner::text ~ %s"
+    "SELECT p.owner::text FROM pg_prepared_xacts p"
+    " WHERE p.gid = %s AND p.database = current_database() AND p.owner::text ~ %s"
+    " AND %s IN (SELECT x.virtualtransaction FROM pg_locks x WHERE x.pid IS NULL"
+    " AND x.locktype = 'transactionid' AND x.transactionid = p.transaction)"
 )
 
 
-def roll_back_prepared(conn: Any, gid: str, leases: str) -> None:
+def roll_back_prepared(conn: Any, gid: str, leases: str, vxid: str) -> None:
     """Roll back the prepared transaction `gid` of the connection's database, a lease role's
     (`leases`), as that role (`SET ROLE`): `ROLLBACK PREPARED` is its owner's or a
     superuser's. So an admin that is no superuser rolls it back too, granting itself the lease
@@ -51,11 +57,15 @@ def roll_back_prepared(conn: Any, gid: str, leases: str) -> None:
     after the read, another role's (an application's) then prepared under the same gid, was
     rolled back in its place (pgwatch3 2); as the owner read, it is refused. One finished
     meanwhile is done; one the admin may not end (it may not have the role) is left: the
-    statement it blocks fails, and the revocation is retried."""
+    statement it blocks fails, and the revocation is retried. And only the transaction read,
+    `vxid` (its virtual transaction id, pg_locks', which names one transaction of the cluster):
+    the owner re-read was any lease role's, and another lease's transaction prepared under
+    the gid after the one read committed (another agent's writes, locking nothing of the
+    revoked lease's) was rolled back in its place (review 73s, prepared 1)."""
     import psycopg
     from psycopg import sql
 
-    found = conn.execute(_PREPARED_OWNER, (gid, leases)).fetchone()
+    found = conn.execute(_PREPARED_OWNER, (gid, leases, vxid)).fetchone()
     if found is None:
         return
     owner = sql.Identifier(found[0])
@@ -250,7 +260,7 @@ def end_lock_holders(conn: Any, role: str, leases: str, wait_ms: int) -> None:
     prepared it: another role's is left (review 69w, wave4b 1)."""
     for pid, gid, started, vxid in conn.execute(lock_holders(conn), (role, leases)).fetchall():
         if pid is None:  # a prepared transaction: no session to end (review 69r, leases 3)
-            roll_back_prepared(conn, gid, leases)
+            roll_back_prepared(conn, gid, leases, vxid)
             continue
         terminate(conn, pid, started, vxid, leases, wait_ms)
 

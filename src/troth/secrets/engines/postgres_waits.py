@@ -158,7 +158,7 @@ def _end(conn: Any, holders: list[tuple[Any, ...]], leases: str, wait_ms: int) -
     (`locks.terminate`; review 73b, pgwatch 1; review 73l, pgwatch 1)."""
     for holder, gid, started, vxid in holders:
         if holder is None:
-            locks.roll_back_prepared(conn, gid, leases)
+            locks.roll_back_prepared(conn, gid, leases, vxid)
         else:
             locks.terminate(conn, holder, started, vxid, leases, wait_ms)
 
