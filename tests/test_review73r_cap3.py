@@ -86,11 +86,12 @@ def test_members_behind_a_node_flooding_never_take_its_own_places() -> None:
     assert cap.place(**own).victim == 0
 
 
-def test_the_next_source_of_b_s_network_gives_way_before_another_network() -> None:
+def test_the_network_holding_the_most_without_b_s_own_gives_way() -> None:
     """Cap3 1: b's network also holds a neighbour's single channel, another network two
-    strangers' channels of one source each: a member behind b takes the neighbour's place
-    (the source holding the most after b's in the network holding the most), as a member not
-    behind b would b's own oldest."""
+    strangers' channels of one source each: a member behind b takes the other network's
+    oldest's place (it holds the most with b's own set aside: review 73u, cap4 1, where the
+    neighbour's went, b's own ranking b's network), a member not behind b b's own oldest; with
+    the other network down to one, b's network, its neighbour's channel the oldest, gives way."""
     cap: OpenChannels[int] = OpenChannels(8)
     for end in range(3):
         cap.add(end, stranger=True, source="b", network="nb")
@@ -100,9 +101,12 @@ def test_the_next_source_of_b_s_network_gives_way_before_another_network() -> No
     for end in (6, 7):
         cap.add(end, stranger=False, source="m", network="nm", authorities=A0)
     member = Opener(stranger=False, source="b", network="nb", authorities=A0, behind=True)
-    assert cap.place(**member).victim == 3
+    assert cap.place(**member).victim == 4
     elsewhere = Opener(stranger=False, source="f", network="nf", authorities=A0, behind=False)
     assert cap.place(**elsewhere).victim == 0
+    cap.discard(5)
+    cap.add(8, stranger=False, source="m", network="nm", authorities=A0)
+    assert cap.place(**member).victim == 3
 
 
 def test_the_key_holding_the_most_but_one_is_the_scans() -> None:

@@ -22,9 +22,10 @@ they had sources. Now the channels peers opened are at most `limit` together, an
   such a party never takes the place of that node's own channel: with no party behind of its
   source to give way, it is refused (review 73k, kept 2; a source of their own, `<source>
   behind`, let one host hold two sources in the ranking and twice its neighbours' places:
-  kept 1), but for a member: its node's own set aside, the strangers' channel that gives way
-  then goes (review 73r, cap3 1: a member's channel never joins the strangers' ranking, so
-  every member behind that node was refused while it held the most), and with none but its
+  kept 1), but for a member: its node's own set aside (in the networks' ranking too: review
+  73u, cap4 1), the strangers' channel that gives way then goes (review 73r, cap3 1: a
+  member's channel never joins the strangers' ranking, so every member behind that node was
+  refused while it held the most), and with none but its
   node's own it is refused, never let to take a member's place instead (review 73o, cap2 1: it
   took another host's, where before its node's own stranger channel gave way). Not the least
   recently active: a PING keeps a channel active for nothing, so an attacker's channels would
@@ -250,8 +251,8 @@ class OpenChannels(Generic[E]):
         stranger's own when it is among them; else the one of those whose oldest channel is
         the oldest), the source holding the most (likewise), its oldest (`_of`). For a member
         behind a node whose own source that is, none of its parties in it, that node's own are
-        set aside: the source holding the most after it in its network, else the network
-        holding the most after that one (review 73r, cap3 1: a member's channel never joins
+        set aside (`_set_aside`): the network holding the most without them, the source
+        holding the most in it (review 73r, cap3 1: a member's channel never joins
         the strangers' ranking, so refused, every member behind that node was, for as long as
         it held the most, strangers spread one a network holding the rest of the cap)."""
         network_of = self._networks.most(network if stranger else None)
@@ -259,14 +260,39 @@ class OpenChannels(Generic[E]):
         chosen = sources.most(source if stranger else None)
         own = chosen == source and (network_of, source) not in self._behind
         if behind and not stranger and own:  # its node's own set aside (73r, cap3 1)
-            other = sources.most_but(source)
-            if other is None:
-                if (next_network := self._networks.most_but(network_of)) is None:
-                    return None  # the strangers' channels all its node's own
-                network_of, sources = next_network, self._sources[next_network]
-                other = sources.most(None)
-            chosen = other
+            aside = self._set_aside(network_of, source)
+            if aside is None:
+                return None  # the strangers' channels all its node's own
+            network_of, chosen = aside
+            sources = self._sources[network_of]
         return self._of(sources.groups[chosen], (network_of, chosen), source, behind)
+
+    def _set_aside(self, network: str, source: str) -> tuple[str, str] | None:
+        """The network and source that give way for a member behind the node at `source` (the
+        source holding the most in `network`, the network holding the most), that node's own
+        set aside in the networks' ranking too: `network` ranked by what it holds besides
+        them (review 73u, cap4 1: counted, they kept `network` the top, and a neighbour there
+        holding one channel gave way to its members round after round while another
+        network's sources holding two stayed); None when they are all the strangers'. Its
+        cost: the ranking's, and a walk past that node's own (within the per-source limit) to
+        `network`'s oldest besides them."""
+        networks, sources = self._networks, self._sources[network]
+        ends = networks.groups[network]
+        rest = len(ends) - len(sources.groups[source])
+        other = networks.most_but(network)
+        if rest:
+            oldest = next(self._held[e].seq for e in ends if self._held[e].source != source)
+            nearest = sources.most_but(source)
+            if nearest is not None and (
+                other is None or (-rest, oldest, network) < self._rank(other)
+            ):
+                return network, nearest
+        return None if other is None else (other, self._sources[other].most(None))
+
+    def _rank(self, network: str) -> tuple[int, int, str]:
+        """`network`'s place in the strangers' ranking (the lowest the most: `Ranked.most`)."""
+        ends = self._networks.groups[network]
+        return -len(ends), self._seq_of(next(iter(ends))), network
 
     def _of(self, ends: dict[E, None], key: tuple[Any, str], source: str, behind: bool) -> E | None:
         """The channel of source `key[1]` (`ends`, oldest first) that gives way for a newcomer
