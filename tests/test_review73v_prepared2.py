@@ -2,15 +2,14 @@
 (troth.secrets.engines.postgres_locks.roll_back_prepared) across a server restart
 (PostgreSQL tests: TROTH_REQUIRE_PG=1).
 
-prepared2 1 (xfail): a prepared transaction's virtual transaction id is its backend's
+prepared2 1: a prepared transaction's virtual transaction id is its backend's
 (`<slot>/<local counter>`, cloned at PREPARE) until a restart, and the server counts the slots'
 local transactions anew from 1 after one. A revocation reads a gid and its vxid (PREPARED_BY on
 one admin session) and rolls it back on another (`_admin` per database, reopened when the
 server ended the kept one): a restart between the two, the transaction read committed by its
 owner, and another lease's transaction prepared under the gid in the same slot at the same
-count, is rolled back in its place (another agent's writes). The xid (never reused: the
-prepared transaction holds the horizon back) would tell them apart; the reads and
-`roll_back_prepared` carry the vxid only.
+count, was rolled back in its place (another agent's writes). A prepared transaction is read
+and rolled back by its xid now, never another transaction's.
 """
 
 from __future__ import annotations
@@ -38,17 +37,12 @@ def _session_in_slot(pg_server: PgServer, role: str, slot: str, stack: ExitStack
     raise AssertionError(f"no session in slot {slot}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="73v prepared2 1: a vxid read before a server restart names another prepared"
-    " transaction after it (the slots' counters restart); the xid is not carried",
-)
 def test_a_vxid_read_before_a_restart_does_not_roll_back_another_leases(
     pg_server: PgServer, request: pytest.FixtureRequest
 ) -> None:
     """73v prepared2 1: `_FIRST`'s prepared transaction read (gid, vxid `N/M`), committed; the
     server restarts; `_SECOND` prepares under the gid in slot N at count M, and the rollback
-    of the vxid read takes it."""
+    of the transaction read took it. Now it is left."""
     proc = request.getfixturevalue("troth_pg_proc")
     with _roles(pg_server), ExitStack() as stack:
         try:
@@ -56,10 +50,10 @@ def test_a_vxid_read_before_a_restart_does_not_roll_back_another_leases(
             for _ in range(20):  # a count the slot's new session starts below after the restart
                 first.execute("SELECT 1")
             first.execute("BEGIN")
-            first.execute("SELECT 1")
+            vxid = first.execute(_OWN_VXID).fetchone()[0]  # the prepared one's until a restart
             first.execute(f"PREPARE TRANSACTION '{_GID}'")
             with pg_server.connect() as su:
-                ((_, _, vxid),) = su.execute(locks.PREPARED_BY, (_FIRST,)).fetchall()
+                ((_, _, read),) = su.execute(locks.PREPARED_BY, (_FIRST,)).fetchall()
             pg_server.end_prepared(pg_server.dbname, _GID, "COMMIT")
             proc.stop()
             proc.start()
@@ -71,7 +65,7 @@ def test_a_vxid_read_before_a_restart_does_not_roll_back_another_leases(
             assert second.execute(_OWN_VXID).fetchone()[0] == vxid
             second.execute(f"PREPARE TRANSACTION '{_GID}'")
             with pg_server.connect() as admin:
-                locks.roll_back_prepared(admin, _GID, _LEASES, vxid)
+                locks.roll_back_prepared(admin, _GID, _LEASES, read)
             assert pg_server.prepared(pg_server.dbname, _GID)
         finally:
             pg_server.end_prepared(pg_server.dbname, _GID)
