@@ -56,14 +56,15 @@ def _roles(pg_server: PgServer) -> Iterator[Any]:
         )
         try:
             yield su
-        finally:
-            for role in (_FIRST, _SECOND):
-                ended = "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
-                su.execute(ended + " WHERE usename = %s", (role,))
-            su.execute(
-                f"DROP TABLE t73l; DROP ROLE {_FIRST}; DROP ROLE {_SECOND};"
-                f" DROP ROLE {_REVOKED}; DROP ROLE {_ADMIN}"
-            )
+        finally:  # a session of its own: a test may have restarted the server (73v refuted 2)
+            with pg_server.connect() as clean:
+                for role in (_FIRST, _SECOND):
+                    ended = "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
+                    clean.execute(ended + " WHERE usename = %s", (role,))
+                clean.execute(
+                    f"DROP TABLE t73l; DROP ROLE {_FIRST}; DROP ROLE {_SECOND};"
+                    f" DROP ROLE {_REVOKED}; DROP ROLE {_ADMIN}"
+                )
 
 
 def _lease(pg_server: PgServer, role: str, stack: ExitStack, *, lock: bool = True) -> Any:

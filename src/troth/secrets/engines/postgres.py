@@ -370,11 +370,11 @@ class PostgresEngine:
                 if pid is not None:
                     wait_ms = settings["terminate_wait_ms"]
                     locks.terminate(conn, pid, started, vxid, self.lease_roles, wait_ms)
-        for pid, gid, database, _started, vxid in holders:
+        for pid, gid, database, _started, xid in holders:
             if pid is None:
                 listed = database in _databases(settings)
                 with self._admin(settings, database, upstream, "roll back", keep=listed) as conn:
-                    locks.roll_back_prepared(conn, gid, self.lease_roles, vxid)
+                    locks.roll_back_prepared(conn, gid, self.lease_roles, xid)
 
     def _shut_out(self, settings: Mapping[str, Any], role: str, upstream: SecretValue) -> None:
         """End `role`'s sessions, roll back its prepared transactions, make it NOLOGIN, end any
@@ -402,10 +402,10 @@ class PostgresEngine:
                 # the step after it waits for them
                 _end_sessions(conn, role, wait_ms, strict=False)
                 prepared = conn.execute(locks.PREPARED_BY, (role,)).fetchall()
-            for database, gid, vxid in prepared:
+            for database, gid, xid in prepared:
                 listed = database in _databases(settings)
                 with self._admin(settings, database, upstream, "roll back", keep=listed) as conn:
-                    locks.roll_back_prepared(conn, gid, self.lease_roles, vxid)
+                    locks.roll_back_prepared(conn, gid, self.lease_roles, xid)
             with self._admin(settings, dbname, upstream, "revoke login") as conn:
                 try:
                     _short_wait(conn, nologin)

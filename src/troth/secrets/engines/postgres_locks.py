@@ -31,10 +31,9 @@ __all__ = [
 ]
 
 PREPARED_BY: Final = (
-    # and each one's virtual transaction id (its xid's lock's, pg_locks'): `roll_back_prepared`
-    # rolls back that transaction only (review 73s, prepared 1)
-    "SELECT p.database, p.gid, x.virtualtransaction FROM pg_prepared_xacts p JOIN pg_locks x"
-    " ON x.locktype = 'transactionid' AND x.transactionid = p.transaction AND x.pid IS NULL"
+    # and each one's xid: `roll_back_prepared` rolls back that transaction only (review 73s,
+    # prepared 1; its xid, not its vxid: review 73v, prepared2 1)
+    "SELECT p.database, p.gid, p.transaction::text FROM pg_prepared_xacts p"
     " WHERE p.owner = %s ORDER BY p.database, p.gid"
 )
 
@@ -42,12 +41,11 @@ PREPARED_BY: Final = (
 _PREPARED_OWNER: Final = (
     "SELECT p.owner::text FROM pg_prepared_xacts p"
     " WHERE p.gid = %s AND p.database = current_database() AND p.owner::text ~ %s"
-    " AND %s IN (SELECT x.virtualtransaction FROM pg_locks x WHERE x.pid IS NULL"
-    " AND x.locktype = 'transactionid' AND x.transactionid = p.transaction)"
+    " AND p.transaction::text = %s"
 )
 
 
-def roll_back_prepared(conn: Any, gid: str, leases: str, vxid: str) -> None:
+def roll_back_prepared(conn: Any, gid: str, leases: str, xid: str) -> None:
     """Roll back the prepared transaction `gid` of the connection's database, a lease role's
     (`leases`), as that role (`SET ROLE`): `ROLLBACK PREPARED` is its owner's or a
     superuser's. So an admin that is no superuser rolls it back too, granting itself the lease
@@ -58,14 +56,18 @@ def roll_back_prepared(conn: Any, gid: str, leases: str, vxid: str) -> None:
     rolled back in its place (pgwatch3 2); as the owner read, it is refused. One finished
     meanwhile is done; one the admin may not end (it may not have the role) is left: the
     statement it blocks fails, and the revocation is retried. And only the transaction read,
-    `vxid` (its virtual transaction id, pg_locks', which names one transaction of the cluster):
-    the owner re-read was any lease role's, and another lease's transaction prepared under
-    the gid after the one read committed (another agent's writes, locking nothing of the
-    revoked lease's) was rolled back in its place (review 73s, prepared 1)."""
+    `xid` (its transaction id): the owner re-read was any lease role's, and another lease's
+    transaction prepared under the gid after the one read committed (another agent's writes,
+    locking nothing of the revoked lease's) was rolled back in its place (review 73s,
+    prepared 1). Not its virtual transaction id: a prepared transaction's is its backend's
+    (slot and count), and the slots' counts start anew when the server restarts, so one read
+    before a restart (the rollback is on another admin session, reopened) named another
+    lease's transaction prepared under the gid in that slot at that count after it, rolled
+    back in its place (review 73v, prepared2 1); an xid is never another transaction's."""
     import psycopg
     from psycopg import sql
 
-    found = conn.execute(_PREPARED_OWNER, (gid, leases, vxid)).fetchone()
+    found = conn.execute(_PREPARED_OWNER, (gid, leases, xid)).fetchone()
     if found is None:
         return
     owner = sql.Identifier(found[0])
@@ -150,8 +152,10 @@ LOCK_HOLDERS: Final = (
     # (its xid's lock carries the virtual transaction id its relation locks keep)
     # (and a session's start and transaction: `terminate` ends it only if it is still that
     # session, in that transaction)
+    # (a prepared transaction's xid instead: `roll_back_prepared`; review 73v, prepared2 1)
     "SELECT DISTINCT l.pid, p.gid, (SELECT a.backend_start FROM pg_stat_activity a"
-    " WHERE a.pid = l.pid), l.virtualtransaction FROM pg_locks l"
+    " WHERE a.pid = l.pid), CASE WHEN p.gid IS NULL THEN l.virtualtransaction"
+    " ELSE p.transaction::text END FROM pg_locks l"
     " LEFT JOIN (pg_locks x JOIN pg_prepared_xacts p ON p.transaction = x.transactionid)"
     " ON l.pid IS NULL AND x.pid IS NULL"
     " AND x.locktype = 'transactionid' AND x.virtualtransaction = l.virtualtransaction "
@@ -227,9 +231,12 @@ def terminate(conn: Any, pid: int, started: Any, vxid: str, leases: str, wait_ms
 
 ROLE_LOCKERS: Final = (
     # a session (its pid) or a prepared transaction (no pid: its gid and database, found by its
-    # xid's lock, which carries the virtual transaction id its other locks keep)
+    # xid's lock, which carries the virtual transaction id its other locks keep); a session's
+    # transaction read (its vxid: `terminate`), a prepared one's (its xid: `roll_back_prepared`;
+    # review 73v, prepared2 1)
     "SELECT DISTINCT l.pid, p.gid, p.database, (SELECT a.backend_start FROM pg_stat_activity a"
-    " WHERE a.pid = l.pid), l.virtualtransaction FROM pg_locks l LEFT JOIN (pg_locks x"
+    " WHERE a.pid = l.pid), CASE WHEN p.gid IS NULL THEN l.virtualtransaction"
+    " ELSE p.transaction::text END FROM pg_locks l LEFT JOIN (pg_locks x"
     " JOIN pg_prepared_xacts p ON p.transaction = x.transactionid) ON l.pid IS NULL"
     " AND x.pid IS NULL AND x.locktype = 'transactionid'"
     " AND x.virtualtransaction = l.virtualtransaction "

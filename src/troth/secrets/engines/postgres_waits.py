@@ -47,9 +47,11 @@ _WAITING: Final = (
 WAITED_ON: Final = (
     # the transaction the session `pid` waits on (the top one of a released savepoint's, or a
     # savepoint still open), and whoever holds its lock: a session, or a prepared transaction
-    # of this database (no pid), and a session's start and transaction (`locks.terminate`)
+    # of this database (no pid), and a session's start and transaction (`locks.terminate`), a
+    # prepared one's xid (`locks.roll_back_prepared`; review 73v, prepared2 1)
     "SELECT h.pid, p.gid, (SELECT a.backend_start FROM pg_stat_activity a WHERE a.pid = h.pid),"
-    " h.virtualtransaction FROM pg_locks w JOIN pg_locks h ON h.locktype = 'transactionid'"
+    " CASE WHEN p.gid IS NULL THEN h.virtualtransaction ELSE p.transaction::text END"
+    " FROM pg_locks w JOIN pg_locks h ON h.locktype = 'transactionid'"
     " AND h.transactionid = w.transactionid AND h.granted"
     " LEFT JOIN pg_prepared_xacts p ON h.pid IS NULL AND p.transaction = h.transactionid"
     " AND p.database = current_database() "
