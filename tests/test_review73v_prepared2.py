@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.postgres import PgServer
+from tests.support.postgres import PgServer, restart
 from tests.test_review73l_pgwatch import _FIRST, _LEASES, _SECOND, _lease, _roles
 from troth.secrets.engines import postgres_locks as locks
 
@@ -55,8 +55,7 @@ def test_a_vxid_read_before_a_restart_does_not_roll_back_another_leases(
             with pg_server.connect() as su:
                 ((_, _, read),) = su.execute(locks.PREPARED_BY, (_FIRST,)).fetchall()
             pg_server.end_prepared(pg_server.dbname, _GID, "COMMIT")
-            proc.stop()
-            proc.start()
+            restart(proc, pg_server)
             slot, count = vxid.split("/")
             second = _session_in_slot(pg_server, _SECOND, slot, stack)
             while int(second.execute(_OWN_VXID).fetchone()[0].split("/")[1]) < int(count) - 1:

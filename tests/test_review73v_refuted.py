@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.leases import LeaseWorld
-from tests.support.postgres import PgServer
+from tests.support.postgres import PgServer, restart
 from tests.test_review73l_pgwatch import _FIRST, _LEASES, _REVOKED, _lease, _roles
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
     SECRET,
@@ -67,8 +67,7 @@ def test_a_prepared_transaction_recovered_after_a_restart_is_rolled_back(
             lease = _lease(pg_server, _FIRST, stack)
             lease.execute(f"PREPARE TRANSACTION '{_GID}'")
             lease.close()
-            proc.stop()
-            proc.start()
+            restart(proc, pg_server)
             su = stack.enter_context(pg_server.connect())
             read = su.execute(locks.lock_holders(su), (_REVOKED, _LEASES)).fetchall()
             assert [row[1] for row in read] == [_GID]
@@ -123,9 +122,7 @@ def test_a_revocation_after_a_restart_rolls_back_the_leases_prepared_transaction
         holder.execute(f"PREPARE TRANSACTION '{_GID}'")
     finally:
         holder.close()
-    proc = request.getfixturevalue("troth_pg_proc")
-    proc.stop()
-    proc.start()
+    restart(request.getfixturevalue("troth_pg_proc"), orders.server)
     try:
         revoked = broker.revoke(agent, issued.lease_id, now=now())
         assert revoked.state is LeaseState.REVOKED

@@ -11,6 +11,7 @@ import importlib
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,6 +127,26 @@ def pg_server(request: pytest.FixtureRequest) -> PgServer:
         _missing("running as root needs runuser to start PostgreSQL as 'postgres'")
     proc = request.getfixturevalue("troth_pg_proc")
     return PgServer(proc.host, proc.port, proc.user, ADMIN_PASSWORD, "postgres")
+
+
+def restart(proc: Any, pg_server: PgServer, within: float = 60.0) -> None:
+    """Stop and start the session's server (`troth_pg_proc`), then wait until it takes
+    connections: its start returns once the postmaster runs, while it may still refuse them
+    ("the database system is starting up"; a fresh-clone CI run under load failed so, and
+    every PostgreSQL test of that worker after it). AssertionError after `within` s."""
+    import psycopg
+
+    proc.stop()
+    proc.start()
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            with pg_server.connect():
+                return
+        except psycopg.OperationalError as refused:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no connection within {within:g} s") from refused
+            time.sleep(0.05)
 
 
 def postmaster(pg_server: PgServer) -> int:
