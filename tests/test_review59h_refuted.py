@@ -55,6 +55,7 @@ def test_every_way_a_request_ends_gives_its_room_back_once(
     upstream, client, recorder = Blocking(), Client(), ListRecorder()
     sent: list[int] = []
     later: list[int] = []  # answered "send later": never decided
+    answered = sorted([0, 1, 3, 4, 5, 6, 7, 999, *range(100, 100 + HELD - 2)])
 
     async def main() -> None:
         async with served(client.way_back, upstream, recorder, client.release) as (inbound, _):
@@ -95,9 +96,9 @@ def test_every_way_a_request_ends_gives_its_room_back_once(
             assert len(rooms[0]._promises) == limits.MAX_MCP_CALLS_PER_SESSION
             upstream.release.set()
             await client.asked(inbound, _ping(7))
-            with anyio.fail_after(5):
-                while len(_answers(client.frames)) < HELD + 4:
-                    await anyio.sleep(0.01)
+            # every answer (HELD + 4 left the last two, each judged on a gate thread, holding
+            # their room: review 73w, flake59h 3)
+            await until(lambda: len(_answers(client.frames)) == len(answered))
             for _ in range(5):
                 await _settle()
             sent.extend(a["id"] for a in _answers(client.frames))
@@ -105,7 +106,7 @@ def test_every_way_a_request_ends_gives_its_room_back_once(
             assert (rooms[0].bytes, rooms[0].frames, len(rooms[0]._promises)) == (0, 0, 0)
 
     anyio.run(main)
-    assert sorted(sent) == sorted([0, 1, 3, 4, 5, 6, 7, 999, *range(100, 100 + HELD - 2)])
+    assert sorted(sent) == answered
     calls = [1, 3, 4, *range(100, 100 + HELD - 2)]
     expected = sorted(
         [("lookup_order", "allowed")] * (len(calls) - 1)

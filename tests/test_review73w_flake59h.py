@@ -20,7 +20,11 @@ thread, and counts as in progress in its session meanwhile (`_InProgress`, gate.
 `on_call_tool`'s `with held`). The scenario then fills the session to its
 MAX_MCP_CALLS_PER_SESSION + MAX_MCP_QUEUE at once: with a slow thread the last range calls are
 answered "send later" (never decided, never recorded), which `sent` (ids only) did not tell
-from an answer."""
+from an answer.
+
+flake59h 3 (found with every gate job delayed a little): the scenario waited for HELD + 4 of its
+HELD + 6 answers before it checked that no room was promised any more; a range call still
+being judged on a slow gate thread held its room."""
 
 from __future__ import annotations
 
@@ -112,5 +116,20 @@ def test_cancelled_calls_writing_their_records_leave_the_session_room(
         return offered if job.kept and _order(job) in ("o2", "o3") else None
 
     monkeypatch.setattr(scenario, "offer", offering)
+    _held_take(monkeypatch, hold)
+    scenario.test_every_way_a_request_ends_gives_its_room_back_once(monkeypatch)
+
+
+def test_the_last_range_call_judged_late_is_waited_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """73w flake59h 3 (found running the scenario with every gate job delayed a little): the
+    scenario waited for HELD + 4 answers of its HELD + 6, then a few event-loop turns, and
+    found no room promised: the judge of its last range call, held on its gate thread, still
+    held its room (the scenario must wait for every answer)."""
+    last = 100 + scenario.HELD - 3
+    never = threading.Event()
+
+    def hold(job: _Job[Any]) -> threading.Event | None:
+        return never if not job.kept and _order(job) == f"o{last}" else None
+
     _held_take(monkeypatch, hold)
     scenario.test_every_way_a_request_ends_gives_its_room_back_once(monkeypatch)
