@@ -1,6 +1,6 @@
 """Review 73x, last: review 73u's victim for a member behind a node at the node's cap on open
-channels (`troth.node.channel_cap.OpenChannels._victim`), attacked. Report only: kept as a
-strict xfail for the next session.
+channels (`troth.node.channel_cap.OpenChannels._victim`), attacked (a strict xfail at first;
+fixed by the lead: b's own set aside whenever b's source is in the network holding the most).
 
 Last 1 (low: a neighbour churned by a node's members, 73u cap4 1 again). For a member behind
 node b, b's own strangers' channels are set aside in the networks' ranking (`_set_aside`) only
@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import itertools
 import random
-
-import pytest
 
 from tests.test_review73o_refuted import _opener
 from tests.test_review73u_cap4 import _without
@@ -38,10 +36,6 @@ def table(layout: tuple[tuple[str, str, int], ...], limit: int) -> OpenChannels[
     return cap
 
 
-_REASON = "73x last 1: b's own counted for b's network when another of its sources is chosen"
-
-
-@pytest.mark.xfail(strict=True, reason=_REASON)
 def test_a_neighbour_as_old_as_b_pays_for_b_s_members_though_another_network_holds_more() -> None:
     """73x last 1: cap 16 (strangers' part 12): nb holds c's two (the oldest) and b's own two,
     nd three sources of one; members of a0 the rest. A member behind b: nb holds four with b's
@@ -59,7 +53,6 @@ def test_a_neighbour_as_old_as_b_pays_for_b_s_members_though_another_network_hol
     assert cap._held[victim].source == "d"
 
 
-@pytest.mark.xfail(strict=True, reason=_REASON)
 def test_a_member_behind_b_gets_the_victim_as_if_b_s_own_were_not_held_whichever_source_leads() -> (
     None
 ):

@@ -258,7 +258,7 @@ class OpenChannels(Generic[E]):
         network_of = self._networks.most(network if stranger else None)
         sources = self._sources[network_of]
         chosen = sources.most(source if stranger else None)
-        own = chosen == source and (network_of, source) not in self._behind
+        own = source in sources.groups and (network_of, source) not in self._behind
         if behind and not stranger and own:  # its node's own set aside (73r, cap3 1)
             aside = self._set_aside(network_of, source)
             if aside is None:
