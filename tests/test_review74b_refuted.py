@@ -103,3 +103,22 @@ def test_a_leases_prepared_hold_on_its_own_role_does_not_stop_the_grant(
             assert admin.execute(_MEMBER, (_FIRST,)).fetchone() == (False, _ADMIN)
         finally:
             pg_server.end_prepared(pg_server.dbname, _GIDS[0])
+
+
+def test_an_admin_refused_the_grant_is_no_error(pg_server: PgServer) -> None:
+    """Tried: an admin that may not grant itself the lease role (no CREATEROLE), its REVOKE,
+    made now even when the GRANT did not answer (pgwatch4 4), refused too and raised out of
+    `finally`. Refused, it is no error: the prepared transaction is left (the statement it
+    blocks fails its lock timeout, retried), the connection the admin's."""
+    weak = "admin74b_weak"
+    with _roles(pg_server) as su, ExitStack() as stack:
+        su.execute(f"CREATE ROLE {weak} LOGIN PASSWORD '{pg_server.password}'")
+        stack.callback(su.execute, f"DROP ROLE {weak}")
+        try:
+            _lease(pg_server, _FIRST, stack).execute(f"PREPARE TRANSACTION '{_GIDS[0]}'")
+            admin = stack.enter_context(pg_server.connect(user=weak))
+            locks.end_lock_holders(admin, _REVOKED, _LEASES, 1000)
+            assert pg_server.prepared(pg_server.dbname, _GIDS[0])
+            assert admin.execute(_MEMBER, (_FIRST,)).fetchone() == (False, weak)
+        finally:
+            pg_server.end_prepared(pg_server.dbname, _GIDS[0])
