@@ -63,7 +63,8 @@ def roll_back_prepared(conn: Any, gid: str, leases: str, xid: str) -> None:
     (slot and count), and the slots' counts start anew when the server restarts, so one read
     before a restart (the rollback is on another admin session, reopened) named another
     lease's transaction prepared under the gid in that slot at that count after it, rolled
-    back in its place (review 73v, prepared2 1); an xid is never another transaction's."""
+    back in its place (review 73v, prepared2 1); an xid is never another transaction's. Looked
+    for again as the owner just before the rollback (review 74b, pgwatch4 1)."""
     import psycopg
     from psycopg import sql
 
@@ -76,16 +77,39 @@ def roll_back_prepared(conn: Any, gid: str, leases: str, xid: str) -> None:
         try:
             conn.execute(sql.SQL("SET ROLE {}").format(owner))
         except psycopg.errors.InsufficientPrivilege:
-            conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(owner))
+            # revoked after even when the GRANT's answer never came: the server committed it
+            # and an interrupt (a daemon's shutdown) ended the wait for it, the admin left a
+            # member of a live lease's role (review 74b, pgwatch4 4)
             granted = True
+            conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(owner))
             conn.execute(sql.SQL("SET ROLE {}").format(owner))
+        # read again as the owner, just before the rollback: between the read above and its
+        # SET ROLE (a GRANT committed and another SET ROLE for an admin that is no superuser)
+        # the owner committed the transaction read and prepared another under the gid, which
+        # was rolled back in its place (review 74b, pgwatch4 1)
+        if conn.execute(_PREPARED_OWNER, (gid, leases, xid)).fetchone() is None:
+            return
         conn.execute(sql.SQL("ROLLBACK PREPARED {}").format(sql.Literal(gid)))
     except (psycopg.errors.UndefinedObject, psycopg.errors.InsufficientPrivilege):
         return
     finally:
         conn.execute("RESET ROLE")
         if granted:
-            conn.execute(sql.SQL("REVOKE {} FROM CURRENT_USER").format(owner))
+            _revoke_membership(conn, owner)
+
+
+def _revoke_membership(conn: Any, owner: Any) -> None:
+    """REVOKE the admin's temporary membership in role `owner`, which a role's DROP took with
+    it when another broker revoked that lease meanwhile: "role does not exist" stopped the
+    revocation's watcher, or failed the revocation (review 74b, pgwatch4 2). An admin refused
+    the GRANT (no CREATEROLE) is refused the REVOKE too: it has nothing to revoke."""
+    import psycopg
+    from psycopg import sql
+
+    try:
+        conn.execute(sql.SQL("REVOKE {} FROM CURRENT_USER").format(owner))
+    except (psycopg.errors.UndefinedObject, psycopg.errors.InsufficientPrivilege):
+        return
 
 
 LOCK_HOLDERS: Final = (
