@@ -274,12 +274,13 @@ class OpenChannels(Generic[E]):
         not held: `network` ranked by what it holds besides them, `source` by its parties
         (review 73r, cap3 1; 73u, cap4 1; 73x, last 1; 74a, cap5 1: with one of its parties
         held, they counted); None when they are all the strangers' channels. Its cost: the
-        rankings', and a walk past them (within the per-source limit) to `network`'s oldest
-        besides them."""
+        rankings', and a walk past them (at most the per-source limit, 256) to `network`'s
+        oldest besides them."""
         ends = self._networks.groups[network]
         parties = self._behind.get((network, source), {})
         rest = len(ends) - self._own(network, source)
-        oldest = next((self._held[e].seq for e in ends if self._not_own(e, source)), 0)
+        kept = (h for h in map(self._held.__getitem__, ends) if h.behind or h.source != source)
+        oldest = next((h.seq for h in kept), 0)  # (0: none, `network` set aside whole)
         network_of = self._networks.most_as(network, rest, oldest)
         if network_of is None:
             return None
@@ -289,14 +290,9 @@ class OpenChannels(Generic[E]):
         else:
             first = self._seq_of(next(iter(parties))) if parties else 0
             chosen = sources.most_as(source, len(parties), first)
-        if chosen is None:  # (none: `network` held besides them)
+        if chosen is None:  # (not met: `network` holds channels besides them)
             return None
         return self._of(sources.groups[chosen], (network_of, chosen), source, True)
-
-    def _not_own(self, end: E, source: str) -> bool:
-        """Whether `end` is not one of `source`'s own channels."""
-        held = self._held[end]
-        return held.behind or held.source != source
 
     def _of(self, ends: dict[E, None], key: tuple[Any, str], source: str, behind: bool) -> E | None:
         """The channel of source `key[1]` (`ends`, oldest first) that gives way for a newcomer
