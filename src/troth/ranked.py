@@ -80,6 +80,18 @@ class Ranked(Generic[K, E]):
             return key
         return None
 
+    def most_as(self, key: K, size: int, oldest: int) -> K | None:
+        """The key holding the most were `key`'s group `size` things, the oldest's order
+        `oldest` (0 things: set aside; `most_but`); None when there is none (review 74a, cap5:
+        the ranking with a node's own channels set aside, without a scan)."""
+        other = self.most_but(key)
+        if not size:
+            return other
+        if other is None:
+            return key
+        ends = self.groups[other]
+        return key if (-size, oldest) < (-len(ends), self._seq(next(iter(ends)))) else other
+
     def entries(self) -> int:
         """The heaps' entries, stale ones included (bounded: tests)."""
         return sum(len(heap) for heap in self._heaps.values())

@@ -18,23 +18,26 @@ they had sources. Now the channels peers opened are at most `limit` together, an
   /48), the source holding the most, its oldest; a stranger newcomer's own network and source
   when they are among the most (a flood from one source churns its own channels). Within the
   source that gives way, a party's behind the node at the other end of a connection (`behind`:
-  its message 1 forwarded by that node, `channel_sources.behind_other_end`) goes first, and
-  such a party never takes the place of that node's own channel: with no party behind of its
-  source to give way, it is refused (review 73k, kept 2; a source of their own, `<source>
-  behind`, let one host hold two sources in the ranking and twice its neighbours' places:
-  kept 1), but for a member: its node's own set aside (in the networks' ranking too: review
-  73u, cap4 1), the strangers' channel that gives way then goes (review 73r, cap3 1: a
-  member's channel never joins the strangers' ranking, so every member behind that node was
-  refused while it held the most), and with none but its
-  node's own it is refused, never let to take a member's place instead (review 73o, cap2 1: it
-  took another host's, where before its node's own stranger channel gave way). Not the least
-  recently active: a PING keeps a channel active for nothing, so an attacker's channels would
-  stay and quiet honest strangers' go;
+  its message 1 forwarded by that node, `channel_sources.behind_other_end`) goes first, the
+  oldest (a source of their own, `<source> behind`, let one host hold two sources in the
+  ranking and twice its neighbours' places: review 73k, kept 1). A party behind node b never
+  takes the place of b's own channels (those of its source not behind a node; kept 2): a
+  stranger is refused where one of them would go (b's parties churn b's parties, never b's
+  own); a member, whose channel never joins the strangers' ranking, takes the place of the
+  channel that would give way for a member from elsewhere were b's own not held (the ranking
+  with them set aside), refused when they are all the strangers' channels, never let to take
+  a member's place instead (review 73o, cap2 1: it took another host's). Review 73r, cap3 1:
+  refused, every member behind b was while b held the most; 73u, cap4 1, 73x, last 1, and 74a,
+  cap5 1: counted for b's network (74a: while one of b's parties was held there), b's own made
+  a neighbour of b pay for b's members while another network holding more without them stayed.
+  Not the least recently active: a PING keeps a channel active for nothing, so an attacker's
+  channels would stay and quiet honest strangers' go;
 - with no stranger's channel to give way (members and local callers hold the whole cap), a
   member of an authority within its share of the cap ("Shares of node-wide pools",
   `troth.node.shares`: the rule of the other node-wide pools, its code) takes the place of a
   channel of the authority holding the most over its share: its source holding the most, its
-  oldest (review 54r, channels 1: an authority mints members for free, so one authority's
+  oldest, a party's behind a node first (and, as above, b's own never for a party behind b:
+  refused) (review 54r, channels 1: an authority mints members for free, so one authority's
   members held the kept quarter and every stranger's place besides, and every other
   authority's members were refused). Local callers' channels and those of the nodes at the
   other end of this node's own connections count against the local callers' share and never
@@ -246,53 +249,50 @@ class OpenChannels(Generic[E]):
         return tuple(held.authorities) if held.gives_way else ()
 
     def _victim(self, stranger: bool, source: str, network: str, behind: bool) -> E | None:
-        """The strangers' channel that gives way for a newcomer from `source` (of `network`;
-        a stranger's, `stranger`, or a member's): of the network holding the most (a
-        stranger's own when it is among them; else the one of those whose oldest channel is
-        the oldest), the source holding the most (likewise), its oldest (`_of`). For a member
-        behind a node whose own source that is, none of its parties in it, that node's own are
-        set aside (`_set_aside`): the network holding the most without them, the source
-        holding the most in it (review 73r, cap3 1: a member's channel never joins
-        the strangers' ranking, so refused, every member behind that node was, for as long as
-        it held the most, strangers spread one a network holding the rest of the cap)."""
+        """The strangers' channel that gives way for a newcomer from `source` (of `network`; a
+        stranger's, `stranger`, or a member's): of the network holding the most (a stranger's
+        own when among them; else the one whose oldest is the oldest), the source holding the
+        most in it (likewise), its channel that gives way (`_of`); for a member behind node b
+        holding channels of its own, the same with them set aside (`_aside`)."""
+        if behind and not stranger and self._own(network, source):
+            return self._aside(network, source)
         network_of = self._networks.most(network if stranger else None)
         sources = self._sources[network_of]
         chosen = sources.most(source if stranger else None)
-        own = source in sources.groups and (network_of, source) not in self._behind
-        if behind and not stranger and own:  # its node's own set aside (73r, cap3 1)
-            aside = self._set_aside(network_of, source)
-            if aside is None:
-                return None  # the strangers' channels all its node's own
-            network_of, chosen = aside
-            sources = self._sources[network_of]
         return self._of(sources.groups[chosen], (network_of, chosen), source, behind)
 
-    def _set_aside(self, network: str, source: str) -> tuple[str, str] | None:
-        """The network and source that give way for a member behind the node at `source` (the
-        source holding the most in `network`, the network holding the most), that node's own
-        set aside in the networks' ranking too: `network` ranked by what it holds besides
-        them (review 73u, cap4 1: counted, they kept `network` the top, and a neighbour there
-        holding one channel gave way to its members round after round while another
-        network's sources holding two stayed); None when they are all the strangers'. Its
-        cost: the ranking's, and a walk past that node's own (within the per-source limit) to
-        `network`'s oldest besides them."""
-        networks, sources = self._networks, self._sources[network]
-        ends = networks.groups[network]
-        rest = len(ends) - len(sources.groups[source])
-        other = networks.most_but(network)
-        if rest:
-            oldest = next(self._held[e].seq for e in ends if self._held[e].source != source)
-            nearest = sources.most_but(source)
-            if nearest is not None and (
-                other is None or (-rest, oldest, network) < self._rank(other)
-            ):
-                return network, nearest
-        return None if other is None else (other, self._sources[other].most(None))
+    def _own(self, network: str, source: str) -> int:
+        """How many strangers' channels `source` (of `network`) holds of its own, not a
+        party's behind the node there."""
+        sources = self._sources.get(network)
+        held = len(sources.groups.get(source, ())) if sources is not None else 0
+        return held - len(self._behind.get((network, source), ()))
 
-    def _rank(self, network: str) -> tuple[int, int, str]:
-        """`network`'s place in the strangers' ranking (the lowest the most: `Ranked.most`)."""
+    def _aside(self, network: str, source: str) -> E | None:
+        """The strangers' channel that gives way for a member behind the node at `source` (of
+        `network`) with that node's own set aside, as for a member from elsewhere were they
+        not held: `network` ranked by what it holds besides them, `source` by its parties
+        (review 73r, cap3 1; 73u, cap4 1; 73x, last 1; 74a, cap5 1: with one of its parties
+        held, they counted); None when they are all the strangers' channels. Its cost: the
+        rankings', and a walk past them (at most the per-source limit, 256) to `network`'s
+        oldest besides them."""
         ends = self._networks.groups[network]
-        return -len(ends), self._seq_of(next(iter(ends))), network
+        parties = self._behind.get((network, source), {})
+        rest = len(ends) - self._own(network, source)
+        kept = (h for h in map(self._held.__getitem__, ends) if h.behind or h.source != source)
+        oldest = next((h.seq for h in kept), 0)  # (0: none, `network` set aside whole)
+        network_of = self._networks.most_as(network, rest, oldest)
+        if network_of is None:
+            return None
+        sources = self._sources[network_of]
+        if network_of != network:
+            chosen: str | None = sources.most(None)
+        else:
+            first = self._seq_of(next(iter(parties))) if parties else 0
+            chosen = sources.most_as(source, len(parties), first)
+        if chosen is None:  # (not met: `network` holds channels besides them)
+            return None
+        return self._of(sources.groups[chosen], (network_of, chosen), source, True)
 
     def _of(self, ends: dict[E, None], key: tuple[Any, str], source: str, behind: bool) -> E | None:
         """The channel of source `key[1]` (`ends`, oldest first) that gives way for a newcomer
