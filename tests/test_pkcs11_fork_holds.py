@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from troth.vault.pkcs11_session import hold_sessions, release_held
+from troth.vault.pkcs11_fork import hold_sessions, release_held
 
 GUARD = 10.0
 

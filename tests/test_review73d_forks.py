@@ -29,7 +29,7 @@ from types import FrameType
 from typing import Any
 
 from tests.test_review72w_split import _held_here, _Session
-from troth.vault.pkcs11_session import hold_sessions, release_held
+from troth.vault.pkcs11_fork import hold_sessions, release_held
 
 _SIGNAL_POINTS = ("CALL", "JUMP_BACKWARD", "POP_JUMP_BACKWARD")
 """The instructions after which CPython runs a pending signal's Python handler (its eval

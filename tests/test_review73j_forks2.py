@@ -38,7 +38,7 @@ from tests.test_review72w_split import _held_here, _Session
 from troth.routing import RoutedMessage, Router
 from troth.transport import TcpSettings, TcpTransport
 from troth.transport.tcp import TcpConnection
-from troth.vault.pkcs11_session import _HELD, hold_sessions, release_held
+from troth.vault.pkcs11_fork import _HELD, hold_sessions, release_held
 
 
 class _Signal(Exception):
