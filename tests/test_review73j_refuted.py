@@ -28,7 +28,7 @@ from troth.vault import pkcs11 as vaults
 from troth.vault.pkcs11 import Pkcs11Vault
 
 module, label, pin = sys.argv[1:4]
-lines, first = inspect.getsourcelines(pkcs11_fork.hold_sessions)
+lines, first = inspect.getsourcelines(pkcs11_fork._take_held)
 waiting_at = first + next(n for n, line in enumerate(lines) if "filter(_take, mine)" in line)
 raised = []
 sys.unraisablehook = lambda report: raised.append(report.exc_type.__name__)
@@ -43,7 +43,7 @@ def interrupt(to_main):
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:  # until the fork waits inside its C call
             frame = sys._current_frames().get(main)
-            if frame.f_code.co_name == "hold_sessions" and frame.f_lineno == waiting_at:
+            if frame.f_code.co_name == "_take_held" and frame.f_lineno == waiting_at:
                 break
             time.sleep(0.001)
         # to the forking thread: its wait is interrupted, the handler raises inside acquire;

@@ -119,7 +119,7 @@ a vault opened after every one of it closed logs in to no other (review 67b, pkc
 _SESSIONS_LOCK = threading.RLock()  # (re-entrant: `hold_sessions`)
 
 
-watch_forks(sys.modules[__name__])  # its fork hooks (troth.vault.pkcs11_fork)
+_FORK_HOOKS: Final = watch_forks(sys.modules[__name__])  # (troth.vault.pkcs11_fork)
 
 
 class Pkcs11Vault:
